@@ -1,0 +1,76 @@
+# browserfarm's dev loop. `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+
+GOOGLE_API_PROTOS := annotations http httpbody field_behavior
+PROTO_SOURCES := $(shell find protos -name '*.proto')
+PROTO_STAMP := libs/protos/src/farm/.generated
+PROTO_DEPS := build/proto-deps/google/api
+SYNC_STAMP := $(VENV)/.synced
+
+.PHONY: help setup run test test-fast lint format protos chromium bench clean
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
+
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet uv==$(UV_VERSION)
+
+$(SYNC_STAMP): $(BIN)/uv uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
+	$(BIN)/uv sync --frozen --all-packages --inexact
+	touch $@
+
+chromium: ## Install Debian's chromium if /usr/bin/chromium is missing.
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium; }
+
+$(PROTO_STAMP): $(PROTO_SOURCES) buf.yaml buf.gen.yaml tools/protoc_gen_grpc_python.py $(SYNC_STAMP)
+	mkdir -p $(PROTO_DEPS)
+	for name in $(GOOGLE_API_PROTOS); do \
+		cp $$($(BIN)/python -c 'import google.api, os; print(os.path.dirname(google.api.__file__))')/$$name.proto $(PROTO_DEPS)/; \
+	done
+	find libs/protos/src/farm -name '*_pb2*.py*' -delete
+	$(BIN)/buf generate
+	$(BIN)/buf build --exclude-source-info -o envoy/farm.binpb
+	touch $@
+
+protos: $(PROTO_STAMP) ## Generate the Python stubs and Envoy's descriptor set from protos/.
+
+setup: $(SYNC_STAMP) chromium protos ## Virtualenv, packages, chromium and stubs: what run and test need.
+
+run: setup ## Start the whole farm on this machine (farm up; ARGS="--agents 2" passes options).
+	$(BIN)/farm up $(ARGS)
+
+lint: setup ## buf lint and format, ruff lint and format, mypy.
+	$(BIN)/buf lint
+	$(BIN)/buf format --diff --exit-code protos
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup ## Rewrite protos and Python in the house style.
+	$(BIN)/buf format -w protos
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint ## The whole suite: lint, unit, integration and end-to-end tests.
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: setup ## Unit tests only.
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+bench: setup ## Benchmarks: figures printed against a baseline in the same run.
+	$(BIN)/python bench/screenshots.py $(ARGS)
+
+clean: ## Remove the virtualenv, build outputs and generated stubs (not .farm/).
+	rm -rf $(VENV) build envoy/farm.binpb
+	find libs/protos/src/farm -name '*_pb2*.py*' -delete
+	rm -f $(PROTO_STAMP)

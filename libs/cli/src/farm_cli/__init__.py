@@ -1,0 +1,1 @@
+"""The farm command: the local launcher (farm up) and the user CLI."""

@@ -1,0 +1,1 @@
+"""What the browserfarm services share: settings, gRPC bootstrap, identity, NATS and SQL."""

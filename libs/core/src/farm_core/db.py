@@ -1,0 +1,105 @@
+"""SQL shared by the services that own tables: engines, UTC timestamps, Alembic migrations.
+
+SQLite (a WAL-mode file under FARM_HOME) by default; PostgreSQL when DATABASE_URL
+is set. Each service keeps its own tables and its own Alembic version table, so
+all of them can share one PostgreSQL database.
+"""
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.types import TypeDecorator
+
+
+def async_database_url(url: str | None, default_sqlite_path: Path) -> str:
+    """The SQLAlchemy async URL for `url`, or for a SQLite file when `url` is empty."""
+    if not url:
+        default_sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite+aiosqlite:///{default_sqlite_path}"
+    for plain, driver in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers work while one writer commits; busy_timeout makes a second
+    # writer wait instead of failing at once.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine for `url`, with SQLite tuned for several concurrent tasks."""
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp stored as UTC and always read back timezone-aware (SQLite forgets)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UtcDateTime column")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if not isinstance(value, dt.datetime):
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+async def migrate(engine: AsyncEngine, script_location: str, version_table: str) -> None:
+    """Upgrades the database to the newest revision in `script_location` ("pkg:dir")."""
+    config = Config()
+    config.set_main_option("script_location", script_location)
+    config.attributes["version_table"] = version_table
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade, config)
+
+
+def _upgrade(connection: Connection, config: Config) -> None:
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def run_migrations(target_metadata: MetaData) -> None:
+    """The body of each service's Alembic env.py: migrate on the connection `migrate` gave."""
+    connection = context.config.attributes["connection"]
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        version_table=context.config.attributes["version_table"],
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()

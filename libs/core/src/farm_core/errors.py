@@ -1,0 +1,68 @@
+"""Typed domain errors, each carrying the gRPC status code it maps to."""
+
+import grpc
+
+
+class FarmError(Exception):
+    """A failure a caller should see as a gRPC status with this message."""
+
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(FarmError):
+    """The request is malformed; the message starts with the offending field."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+class NotFound(FarmError):
+    """The object does not exist, or belongs to another tenant."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+    def __init__(self, kind: str, object_id: str) -> None:
+        super().__init__(f"{kind} {object_id!r} not found")
+
+
+class AlreadyExists(FarmError):
+    """The object to create exists already."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class Unauthenticated(FarmError):
+    """No credentials, or credentials that are not valid."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(FarmError):
+    """Valid credentials without the scope the call needs."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class FailedPrecondition(FarmError):
+    """The object is not in a state that allows the call."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class ResourceExhausted(FarmError):
+    """A limit or quota was reached."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class Unavailable(FarmError):
+    """A part the call needs is down; the caller may retry."""
+
+    code = grpc.StatusCode.UNAVAILABLE

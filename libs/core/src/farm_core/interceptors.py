@@ -1,0 +1,200 @@
+"""gRPC server interceptors written once for every service: metrics, errors, identity."""
+
+import contextlib
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import grpc
+from prometheus_client import Counter, Histogram
+
+from farm_core.errors import FarmError
+from farm_core.identity import (
+    IDENTITY_HEADER,
+    IdentityCodec,
+    reset_current_identity,
+    set_current_identity,
+)
+from farm_core.scopes import OPEN_METHOD_PREFIXES
+
+log = logging.getLogger(__name__)
+
+Around = Callable[
+    [grpc.aio.ServicerContext[Any, Any]], contextlib.AbstractAsyncContextManager[None]
+]
+Continuation = Callable[[grpc.HandlerCallDetails], Any]
+
+ANY_IDENTITY: str = ""
+"""A method-scope rule meaning: any valid identity may call it."""
+
+NO_IDENTITY: str = "<no identity>"
+"""A method-scope rule meaning: callable without an identity (Envoy's ext_authz check)."""
+
+rpc_handled = Counter(
+    "farm_grpc_server_handled_total", "RPCs handled, by method and outcome.", ["method", "code"]
+)
+rpc_seconds = Histogram(
+    "farm_grpc_server_handling_seconds", "Time to handle an RPC, by method.", ["method"]
+)
+
+
+def wrap_handler(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMethodHandler:
+    """Returns `handler` with every call run inside the async context `around(context)`."""
+
+    async def run_stream(result: Any) -> AsyncIterator[Any]:
+        if inspect.isasyncgen(result):
+            async for response in result:
+                yield response
+        else:
+            await result
+
+    if handler.unary_unary:
+        unary_unary = handler.unary_unary
+
+        async def call_unary_unary(request: Any, context: Any) -> Any:
+            async with around(context):
+                return await unary_unary(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            call_unary_unary, handler.request_deserializer, handler.response_serializer
+        )
+    if handler.unary_stream:
+        unary_stream = handler.unary_stream
+
+        async def call_unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
+            async with around(context):
+                async for response in run_stream(unary_stream(request, context)):
+                    yield response
+
+        return grpc.unary_stream_rpc_method_handler(
+            call_unary_stream, handler.request_deserializer, handler.response_serializer
+        )
+    if handler.stream_unary:
+        stream_unary = handler.stream_unary
+
+        async def call_stream_unary(requests: Any, context: Any) -> Any:
+            async with around(context):
+                return await stream_unary(requests, context)
+
+        return grpc.stream_unary_rpc_method_handler(
+            call_stream_unary, handler.request_deserializer, handler.response_serializer
+        )
+    stream_stream = handler.stream_stream
+
+    async def call_stream_stream(requests: Any, context: Any) -> AsyncIterator[Any]:
+        async with around(context):
+            async for response in run_stream(stream_stream(requests, context)):
+                yield response
+
+    return grpc.stream_stream_rpc_method_handler(
+        call_stream_stream, handler.request_deserializer, handler.response_serializer
+    )
+
+
+def _is_open(method: str) -> bool:
+    return method.startswith(OPEN_METHOD_PREFIXES)
+
+
+class MetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Counts RPCs and times them, by method and status code."""
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
+        handler: grpc.RpcMethodHandler | None = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or _is_open(method):
+            return handler
+
+        @contextlib.asynccontextmanager
+        async def measured(context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                yield
+            except BaseException:
+                status = context.code()
+                code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
+                raise
+            finally:
+                rpc_seconds.labels(method).observe(time.perf_counter() - started)
+                rpc_handled.labels(method, code).inc()
+
+        return wrap_handler(handler, measured)
+
+
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+    """Turns typed domain errors into gRPC statuses; anything else is INTERNAL, logged once."""
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
+        handler: grpc.RpcMethodHandler | None = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or _is_open(method):
+            return handler
+
+        @contextlib.asynccontextmanager
+        async def mapped(context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+            try:
+                yield
+            except FarmError as error:
+                await context.abort(error.code, error.message)
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                log.exception("%s failed", method)
+                await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}")
+
+        return wrap_handler(handler, mapped)
+
+
+class IdentityInterceptor(grpc.aio.ServerInterceptor):
+    """Admits a call only with a valid identity token holding the method's scope.
+
+    `method_scopes` maps each full method name ("/farm.tasks.v1.TaskService/GetTask")
+    to the scope it needs, or ANY_IDENTITY. A method with no rule is refused, so a
+    new RPC cannot go out unprotected.
+    """
+
+    def __init__(self, codec: IdentityCodec, method_scopes: Mapping[str, str]) -> None:
+        self._codec = codec
+        self._method_scopes = dict(method_scopes)
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
+        handler: grpc.RpcMethodHandler | None = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or _is_open(method) or self._method_scopes.get(method) == NO_IDENTITY:
+            return handler
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        token = metadata.get(IDENTITY_HEADER)
+
+        @contextlib.asynccontextmanager
+        async def admitted(context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+            required = self._method_scopes.get(method)
+            if required is None:
+                await context.abort(
+                    grpc.StatusCode.PERMISSION_DENIED, f"{method} has no access rule"
+                )
+            if not isinstance(token, str) or not token:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing caller identity")
+            try:
+                identity = self._codec.decode(str(token))
+            except FarmError as error:
+                await context.abort(error.code, error.message)
+            if required != ANY_IDENTITY and not identity.has_scope(str(required)):
+                await context.abort(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"this API key lacks the scope {required!r} that {method} needs",
+                )
+            binding = set_current_identity(identity)
+            try:
+                yield
+            finally:
+                reset_current_identity(binding)
+
+        return wrap_handler(handler, admitted)

@@ -1,0 +1,142 @@
+"""The NATS layout shared by the scheduler and the agents: streams, subjects, connections.
+
+Work: stream FARM_TASKS (work-queue retention) on `tasks.<region>.<priority>`,
+published once per task with `Nats-Msg-Id` = task id. Events: stream FARM_EVENTS
+on `events.tasks.<task_id>`, which the scheduler applies to its database and
+watchers follow live. Cancels: `control.cancel.<task_id>` to running agents, and
+the key-value bucket `farm_cancelled` for agents that have not started the task.
+"""
+
+import logging
+from dataclasses import dataclass
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.kv import KeyValue
+
+from farm.tasks.v1 import tasks_pb2
+
+log = logging.getLogger(__name__)
+
+TASK_STREAM = "FARM_TASKS"
+EVENT_STREAM = "FARM_EVENTS"
+CANCEL_BUCKET = "farm_cancelled"
+ANY_REGION = "any"
+
+PRIORITY_TOKENS: dict[int, str] = {
+    tasks_pb2.PRIORITY_HIGH: "high",
+    tasks_pb2.PRIORITY_NORMAL: "normal",
+    tasks_pb2.PRIORITY_LOW: "low",
+}
+
+
+@dataclass(frozen=True)
+class QueueLimits:
+    """Retention of the streams; the defaults suit one machine."""
+
+    task_max_age_seconds: float = 7 * 24 * 3600
+    event_max_age_seconds: float = 24 * 3600
+    duplicate_window_seconds: float = 120
+    cancel_ttl_seconds: float = 24 * 3600
+
+
+def task_subject(region: str, priority: int) -> str:
+    """The subject a task of `region` ("" for any) and `priority` is published on."""
+    return f"tasks.{region or ANY_REGION}.{PRIORITY_TOKENS[priority]}"
+
+
+def event_subject(task_id: str) -> str:
+    """The subject an agent reports a task's events on."""
+    return f"events.tasks.{task_id}"
+
+
+def cancel_subject(task_id: str) -> str:
+    """The subject that tells a running agent to stop a task."""
+    return f"control.cancel.{task_id}"
+
+
+async def connect(url: str, name: str) -> Client:
+    """Connects to NATS, reconnecting for ever when the server goes away."""
+
+    async def on_disconnected() -> None:
+        log.warning("NATS disconnected; reconnecting")
+
+    async def on_reconnected() -> None:
+        log.info("NATS reconnected")
+
+    async def on_error(error: Exception) -> None:
+        log.warning("NATS error: %s", error)
+
+    return await nats.connect(
+        servers=[server.strip() for server in url.split(",") if server.strip()],
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
+        disconnected_cb=on_disconnected,
+        reconnected_cb=on_reconnected,
+        error_cb=on_error,
+    )
+
+
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    try:
+        await js.stream_info(str(config.name))
+    except NotFoundError:
+        try:
+            await js.add_stream(config)
+            return
+        except BadRequestError:
+            # Another process created it between our look and our add.
+            pass
+    await js.update_stream(config)
+
+
+async def ensure_streams(js: JetStreamContext, limits: QueueLimits | None = None) -> None:
+    """Creates or updates the task and event streams; safe to call from every process."""
+    limits = limits or QueueLimits()
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=TASK_STREAM,
+            subjects=["tasks.>"],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            max_age=limits.task_max_age_seconds,
+            duplicate_window=limits.duplicate_window_seconds,
+            discard=DiscardPolicy.OLD,
+        ),
+    )
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=EVENT_STREAM,
+            subjects=["events.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=limits.event_max_age_seconds,
+            duplicate_window=limits.duplicate_window_seconds,
+        ),
+    )
+
+
+async def cancel_bucket(js: JetStreamContext, limits: QueueLimits | None = None) -> KeyValue:
+    """The key-value bucket of cancelled task ids, created on first use."""
+    limits = limits or QueueLimits()
+    try:
+        return await js.key_value(CANCEL_BUCKET)
+    except NotFoundError:
+        return await js.create_key_value(
+            KeyValueConfig(
+                bucket=CANCEL_BUCKET, ttl=limits.cancel_ttl_seconds, storage=StorageType.FILE
+            )
+        )

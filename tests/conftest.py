@@ -1,0 +1,126 @@
+"""Fixtures shared by every level of tests: free ports and the real infrastructure.
+
+Each fixture starts a real process (nats-server, SeaweedFS) on free ports on
+127.0.0.1 with its state in a temporary directory, and stops it by PID.
+"""
+
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from farm_cli.launcher import infra
+from farm_cli.launcher.processes import ManagedProcess, free_port, wait_until
+
+POSTGRES_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    return free_port()
+
+
+@dataclass(frozen=True)
+class NatsServer:
+    """A running nats-server with JetStream."""
+
+    url: str
+    process: ManagedProcess
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A nats-server with JetStream for the whole session."""
+    state = tmp_path_factory.mktemp("nats")
+    ports = infra.NatsPorts(client=free_port(), monitor=free_port())
+    process = ManagedProcess(infra.nats_spec(ports, state / "data"), state, state)
+    process.start()
+    try:
+        wait_until(lambda: infra.nats_ready(ports), timeout=30, what="nats-server", process=process)
+        yield NatsServer(url=f"nats://127.0.0.1:{ports.client}", process=process)
+    finally:
+        process.stop(timeout=5)
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A running SeaweedFS S3 gateway with a bucket ready."""
+
+    endpoint: str
+    credentials: infra.S3Credentials
+    bucket: str
+    process: ManagedProcess
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """SeaweedFS (master, volume, filer, S3) for the whole session."""
+    state = tmp_path_factory.mktemp("seaweedfs")
+    ports = infra.SeaweedPorts(*(free_port() for _ in range(8)))
+    credentials = infra.S3Credentials("farm-test", secrets.token_hex(16))
+    process = ManagedProcess(infra.seaweedfs_spec(ports, state, credentials), state, state)
+    endpoint = f"http://127.0.0.1:{ports.s3}"
+    process.start()
+    try:
+        wait_until(
+            lambda: infra.s3_ready(endpoint, credentials, "farm-test"),
+            timeout=90,
+            what="SeaweedFS S3",
+            process=process,
+            interval=0.3,
+        )
+        yield S3Server(endpoint, credentials, "farm-test", process)
+    finally:
+        # Test data is thrown away: no need to wait out weed's slow graceful stop.
+        process.stop(timeout=2)
+        infra.remove_seaweedfs_sockets(ports)
+
+
+def _postgres_reachable() -> bool:
+    host_port = POSTGRES_URL.split("@", 1)[-1].split("/", 1)[0]
+    host, _, port_text = host_port.partition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port_text or 5432)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database (dropped afterwards), as a plain postgresql:// URL.
+
+    Uses DATABASE_URL's server when set, else the machine's 127.0.0.1:5432; skips
+    when neither answers.
+    """
+    if not _postgres_reachable():
+        pytest.skip(f"no PostgreSQL at {POSTGRES_URL}")
+    name = f"farm_test_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = POSTGRES_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        admin = await asyncpg.connect(POSTGRES_URL)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+def farm_home(tmp_path: Path) -> Path:
+    """An empty FARM_HOME for one test."""
+    home = tmp_path / "farm-home"
+    home.mkdir()
+    return home

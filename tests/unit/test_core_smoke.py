@@ -1,0 +1,34 @@
+import pytest
+
+from farm_core.errors import InvalidArgument, Unauthenticated
+from farm_core.identity import Identity, IdentityCodec
+from farm_core.paging import Cursor, decode_cursor, encode_cursor, page_size
+from farm_core.db import utcnow
+
+
+def test_identity_round_trips_through_a_signed_token() -> None:
+    codec = IdentityCodec("s" * 40)
+    identity = Identity("acme", "key_1", frozenset({"tasks.read"}), "ci")
+    assert codec.decode(codec.encode(identity)) == identity
+
+
+def test_token_signed_with_another_secret_is_refused() -> None:
+    token = IdentityCodec("a" * 40).encode(Identity("acme", "k", frozenset()))
+    with pytest.raises(Unauthenticated):
+        IdentityCodec("b" * 40).decode(token)
+
+
+def test_expired_token_is_refused() -> None:
+    codec = IdentityCodec("s" * 40, ttl_seconds=-10)
+    with pytest.raises(Unauthenticated):
+        codec.decode(codec.encode(Identity("acme", "k", frozenset())))
+
+
+def test_page_token_round_trips_and_garbage_names_the_field() -> None:
+    cursor = Cursor(utcnow(), "abc")
+    assert decode_cursor(encode_cursor(cursor)) == cursor
+    with pytest.raises(InvalidArgument, match="^page_token:"):
+        decode_cursor("not-a-token")
+    with pytest.raises(InvalidArgument, match="^page_size:"):
+        page_size(5000)
+    assert page_size(0) == 50
