@@ -40,46 +40,71 @@ class Service(Protocol):
         """Releases what start() opened."""
 
 
+class ServiceHost:
+    """One service's running gRPC server: health, reflection, interceptors, graceful stop.
+
+    `serve` runs it until a signal; tests start and stop it in-process.
+    """
+
+    def __init__(self, service: Service, settings: FarmSettings, port: int) -> None:
+        self.service = service
+        self.settings = settings
+        self.port = port
+        self._health = health.aio.HealthServicer()
+        self._server = grpc.aio.server(
+            interceptors=[
+                MetricsInterceptor(),
+                ErrorMappingInterceptor(),
+                IdentityInterceptor(
+                    IdentityCodec(settings.resolved_identity_secret()), service.method_scopes
+                ),
+            ],
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+
+    @property
+    def address(self) -> str:
+        """host:port the server listens on."""
+        return f"{self.settings.host}:{self.port}"
+
+    async def start(self) -> None:
+        """Starts the service, then serves it; health says SERVING once all is up."""
+        await self.service.start()
+        names = list(self.service.register(self._server))
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection(
+            [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
+        )
+        if self._server.add_insecure_port(self.address) == 0:
+            raise OSError(f"{self.service.name} cannot listen on {self.address}")
+        await self._server.start()
+        for name in ["", *names]:
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("%s serving gRPC on %s", self.service.name, self.address)
+
+    async def stop(self, grace_seconds: float) -> None:
+        """Health NOT_SERVING, drain the service and in-flight RPCs, then close."""
+        log.info("%s stopping: draining for up to %.0f s", self.service.name, grace_seconds)
+        await self._health.enter_graceful_shutdown()
+        await asyncio.gather(self.service.drain(grace_seconds), self._server.stop(grace_seconds))
+        await self.service.close()
+        log.info("%s stopped", self.service.name)
+
+
 async def serve(service: Service, settings: FarmSettings, port: int, metrics_port: int) -> None:
     """Serves `service` on `port` until SIGTERM or SIGINT, then drains and stops it."""
     configure_logging(service.name, settings.log_level)
     if metrics_port:
         start_http_server(metrics_port, addr=settings.host)
-    codec = IdentityCodec(settings.resolved_identity_secret())
-    server = grpc.aio.server(
-        interceptors=[
-            MetricsInterceptor(),
-            ErrorMappingInterceptor(),
-            IdentityInterceptor(codec, service.method_scopes),
-        ],
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ],
-    )
-    await service.start()
-    names = list(service.register(server))
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ["", *names]:
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection(
-        [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
-    address = f"{settings.host}:{port}"
-    if server.add_insecure_port(address) == 0:
-        raise OSError(f"{service.name} cannot listen on {address}")
-    await server.start()
-    log.info("%s serving gRPC on %s (metrics on %s)", service.name, address, metrics_port)
-
+        log.info("%s metrics on http://%s:%d/metrics", service.name, settings.host, metrics_port)
+    host = ServiceHost(service, settings, port)
+    await host.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
-
-    log.info("%s stopping: draining for up to %.0f s", service.name, settings.grace_seconds)
-    await health_servicer.enter_graceful_shutdown()
-    await asyncio.gather(service.drain(settings.grace_seconds), server.stop(settings.grace_seconds))
-    await service.close()
-    log.info("%s stopped", service.name)
+    await host.stop(settings.grace_seconds)
