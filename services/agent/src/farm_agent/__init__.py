@@ -1,0 +1,1 @@
+"""The browser agent: pulls tasks from NATS and runs them in Chromium through Playwright."""

@@ -1,0 +1,1 @@
+"""The scheduler service: accepts tasks, queues them on JetStream, tracks their state."""

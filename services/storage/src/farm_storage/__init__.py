@@ -1,0 +1,1 @@
+"""The storage service: artifact metadata in SQL and bytes in S3."""

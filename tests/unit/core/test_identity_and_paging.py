@@ -1,9 +1,9 @@
 import pytest
 
+from farm_core.db import utcnow
 from farm_core.errors import InvalidArgument, Unauthenticated
 from farm_core.identity import Identity, IdentityCodec
 from farm_core.paging import Cursor, decode_cursor, encode_cursor, page_size
-from farm_core.db import utcnow
 
 
 def test_identity_round_trips_through_a_signed_token() -> None:
@@ -27,8 +27,8 @@ def test_expired_token_is_refused() -> None:
 def test_page_token_round_trips_and_garbage_names_the_field() -> None:
     cursor = Cursor(utcnow(), "abc")
     assert decode_cursor(encode_cursor(cursor)) == cursor
-    with pytest.raises(InvalidArgument, match="^page_token:"):
+    with pytest.raises(InvalidArgument, match=r"^page_token:"):
         decode_cursor("not-a-token")
-    with pytest.raises(InvalidArgument, match="^page_size:"):
+    with pytest.raises(InvalidArgument, match=r"^page_size:"):
         page_size(5000)
     assert page_size(0) == 50

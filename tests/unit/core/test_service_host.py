@@ -1,0 +1,118 @@
+"""The shared server bootstrap: identity and scope checks, error mapping, health."""
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from farm.auth.v1 import auth_pb2, auth_pb2_grpc
+from farm_cli.launcher.processes import free_port
+from farm_core.errors import InvalidArgument
+from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec, current_identity
+from farm_core.interceptors import ANY_IDENTITY
+from farm_core.server import ServiceHost
+from farm_core.settings import FarmSettings
+
+SECRET = "t" * 40
+WHOAMI = "/farm.auth.v1.AuthService/WhoAmI"
+LIST_KEYS = "/farm.auth.v1.AuthService/ListApiKeys"
+
+
+class EchoAuth(auth_pb2_grpc.AuthServiceServicer):
+    async def WhoAmI(self, request: auth_pb2.WhoAmIRequest, context: object) -> object:
+        identity = current_identity()
+        return auth_pb2.WhoAmIResponse(tenant=identity.tenant, key_id=identity.key_id)
+
+    async def ListApiKeys(self, request: auth_pb2.ListApiKeysRequest, context: object) -> object:
+        raise InvalidArgument("pageSize", "too big")
+
+
+class EchoService:
+    name = "echo"
+    method_scopes: Mapping[str, str] = {WHOAMI: ANY_IDENTITY, LIST_KEYS: "admin"}
+
+    async def start(self) -> None:
+        pass
+
+    def register(self, server: grpc.aio.Server) -> Sequence[str]:
+        auth_pb2_grpc.add_AuthServiceServicer_to_server(EchoAuth(), server)
+        return ["farm.auth.v1.AuthService"]
+
+    async def drain(self, grace_seconds: float) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+async def channel(tmp_path: Path) -> AsyncIterator[grpc.aio.Channel]:
+    settings = FarmSettings(FARM_HOME=tmp_path, FARM_IDENTITY_SECRET=SECRET)
+    host = ServiceHost(EchoService(), settings, free_port())
+    await host.start()
+    async with grpc.aio.insecure_channel(host.address) as channel:
+        yield channel
+    await host.stop(1)
+
+
+def token(*scopes: str) -> tuple[tuple[str, str]]:
+    identity = Identity("acme", "key_1", frozenset(scopes))
+    return ((IDENTITY_HEADER, IdentityCodec(SECRET).encode(identity)),)
+
+
+async def test_call_with_a_valid_identity_sees_it(channel: grpc.aio.Channel) -> None:
+    stub = auth_pb2_grpc.AuthServiceStub(channel)
+    reply = await stub.WhoAmI(auth_pb2.WhoAmIRequest(), metadata=token())
+    assert (reply.tenant, reply.key_id) == ("acme", "key_1")
+
+
+async def test_call_without_identity_is_unauthenticated(channel: grpc.aio.Channel) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await auth_pb2_grpc.AuthServiceStub(channel).WhoAmI(auth_pb2.WhoAmIRequest())
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_forged_identity_is_unauthenticated(channel: grpc.aio.Channel) -> None:
+    forged = IdentityCodec("f" * 40).encode(Identity("acme", "k", frozenset({"admin"})))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await auth_pb2_grpc.AuthServiceStub(channel).WhoAmI(
+            auth_pb2.WhoAmIRequest(), metadata=((IDENTITY_HEADER, forged),)
+        )
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_missing_scope_is_permission_denied(channel: grpc.aio.Channel) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await auth_pb2_grpc.AuthServiceStub(channel).ListApiKeys(
+            auth_pb2.ListApiKeysRequest(), metadata=token("tasks.read")
+        )
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "admin" in (caught.value.details() or "")
+
+
+async def test_domain_error_maps_to_its_status_naming_the_field(
+    channel: grpc.aio.Channel,
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await auth_pb2_grpc.AuthServiceStub(channel).ListApiKeys(
+            auth_pb2.ListApiKeysRequest(), metadata=token("admin")
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details() == "pageSize: too big"
+
+
+async def test_method_without_a_rule_is_refused(channel: grpc.aio.Channel) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await auth_pb2_grpc.AuthServiceStub(channel).RevokeApiKey(
+            auth_pb2.RevokeApiKeyRequest(id="x"), metadata=token("admin")
+        )
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_health_is_open_and_serving(channel: grpc.aio.Channel) -> None:
+    reply = await health_pb2_grpc.HealthStub(channel).Check(
+        health_pb2.HealthCheckRequest(service="farm.auth.v1.AuthService")
+    )
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
