@@ -9,10 +9,12 @@ UV_VERSION := 0.13.9
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
-GOOGLE_API_PROTOS := annotations http httpbody field_behavior
+# google/api and google/rpc protos our protos (and Envoy's transcoder) need, copied
+# from the installed googleapis-common-protos package.
+GOOGLE_PROTOS := api/annotations api/http api/httpbody api/field_behavior rpc/status
 PROTO_SOURCES := $(shell find protos -name '*.proto')
 PROTO_STAMP := libs/protos/src/farm/.generated
-PROTO_DEPS := build/proto-deps/google/api
+PROTO_DEPS := build/proto-deps
 SYNC_STAMP := $(VENV)/.synced
 
 .PHONY: help setup run test test-fast lint format protos chromium bench clean
@@ -33,9 +35,10 @@ chromium: ## Install Debian's chromium if /usr/bin/chromium is missing.
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium; }
 
 $(PROTO_STAMP): $(PROTO_SOURCES) buf.yaml buf.gen.yaml tools/protoc_gen_grpc_python.py $(SYNC_STAMP)
-	mkdir -p $(PROTO_DEPS)
-	for name in $(GOOGLE_API_PROTOS); do \
-		cp $$($(BIN)/python -c 'import google.api, os; print(os.path.dirname(google.api.__file__))')/$$name.proto $(PROTO_DEPS)/; \
+	google_dir=$$($(BIN)/python -c 'import google.api, os; print(os.path.dirname(os.path.dirname(google.api.__file__)))'); \
+	for name in $(GOOGLE_PROTOS); do \
+		mkdir -p $(PROTO_DEPS)/google/$$(dirname $$name); \
+		cp $$google_dir/$$name.proto $(PROTO_DEPS)/google/$$name.proto; \
 	done
 	find libs/protos/src/farm -name '*_pb2*.py*' -delete
 	$(BIN)/buf generate
