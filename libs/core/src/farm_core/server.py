@@ -18,7 +18,8 @@ from farm_core.settings import FarmSettings
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# Above the largest artifact (64 MiB by default) plus the message around it.
+MAX_MESSAGE_BYTES = 80 * 1024 * 1024
 
 
 class Service(Protocol):
