@@ -1,0 +1,99 @@
+"""The storage service's RPC handlers: validate the request, act on the library, answer."""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from google.api import httpbody_pb2  # type: ignore[import-untyped]
+
+from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc, ingest_pb2, ingest_pb2_grpc
+from farm.tasks.v1 import tasks_pb2
+from farm_core.errors import InvalidArgument
+from farm_core.identity import current_identity
+from farm_core.paging import Cursor, decode_cursor, encode_cursor, page_size
+from farm_core.timestamps import to_timestamp
+from farm_storage.ingest import receive_upload
+from farm_storage.library import ArtifactLibrary
+from farm_storage.store import ArtifactRecord
+
+
+def artifact_message(record: ArtifactRecord) -> artifacts_pb2.Artifact:
+    """The API's view of a stored artifact."""
+    return artifacts_pb2.Artifact(
+        id=record.id,
+        task_id=record.task_id,
+        kind=tasks_pb2.ArtifactKind.Value(record.kind),
+        content_type=record.content_type,
+        size_bytes=record.size_bytes,
+        sha256=record.sha256,
+        create_time=to_timestamp(record.create_time),
+        tenant=record.tenant,
+        name=record.name,
+    )
+
+
+def _artifact_id(artifact_id: str) -> str:
+    if not artifact_id:
+        raise InvalidArgument("id", "must be set")
+    return artifact_id
+
+
+class ArtifactApi(artifacts_pb2_grpc.ArtifactServiceServicer):
+    """farm.storage.v1.ArtifactService: the caller's tenant's artifacts."""
+
+    def __init__(self, library: ArtifactLibrary) -> None:
+        self._library = library
+
+    async def GetArtifact(
+        self, request: artifacts_pb2.GetArtifactRequest, context: Any
+    ) -> artifacts_pb2.Artifact:
+        record = await self._library.get(current_identity().tenant, _artifact_id(request.id))
+        return artifact_message(record)
+
+    async def GetArtifactContent(
+        self, request: artifacts_pb2.GetArtifactContentRequest, context: Any
+    ) -> httpbody_pb2.HttpBody:
+        record, data = await self._library.content(
+            current_identity().tenant, _artifact_id(request.id)
+        )
+        return httpbody_pb2.HttpBody(content_type=record.content_type, data=data)
+
+    async def ListArtifacts(
+        self, request: artifacts_pb2.ListArtifactsRequest, context: Any
+    ) -> artifacts_pb2.ListArtifactsResponse:
+        size = page_size(request.page_size, "pageSize")
+        after = decode_cursor(request.page_token, "pageToken")
+        # One row more than the page tells whether another page follows.
+        records = await self._library.page(
+            current_identity().tenant, request.task_id, size + 1, after
+        )
+        page, more = records[:size], len(records) > size
+        last = page[-1] if page else None
+        next_token = (
+            encode_cursor(Cursor(last.create_time, last.id)) if more and last is not None else ""
+        )
+        return artifacts_pb2.ListArtifactsResponse(
+            artifacts=[artifact_message(record) for record in page], next_page_token=next_token
+        )
+
+    async def DeleteArtifact(
+        self, request: artifacts_pb2.DeleteArtifactRequest, context: Any
+    ) -> artifacts_pb2.DeleteArtifactResponse:
+        await self._library.delete(current_identity().tenant, _artifact_id(request.id))
+        return artifacts_pb2.DeleteArtifactResponse()
+
+
+class IngestApi(ingest_pb2_grpc.ArtifactIngestServiceServicer):
+    """farm.storage.v1.ArtifactIngestService: the agents' uploads."""
+
+    def __init__(self, library: ArtifactLibrary, max_artifact_bytes: int) -> None:
+        self._library = library
+        self._max_artifact_bytes = max_artifact_bytes
+
+    async def UploadArtifact(
+        self,
+        request_iterator: AsyncIterator[ingest_pb2.UploadArtifactRequest],
+        context: Any,
+    ) -> ingest_pb2.UploadArtifactResponse:
+        upload = await receive_upload(request_iterator, self._max_artifact_bytes)
+        record = await self._library.store_upload(upload)
+        return ingest_pb2.UploadArtifactResponse(artifact=artifact_message(record))

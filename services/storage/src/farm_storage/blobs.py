@@ -1,0 +1,158 @@
+"""Artifacts' bytes in an S3 bucket, through the blocking minio client run in a bounded pool."""
+
+import asyncio
+import functools
+import io
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import urllib3
+from minio import Minio
+from minio.error import InvalidResponseError, S3Error, ServerError
+from minio.helpers import MAX_PART_SIZE
+
+from farm_core.errors import Unavailable
+from farm_storage.settings import StorageSettings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CONNECT_TIMEOUT_SECONDS = 3.0
+FIRST_RETRY_DELAY_SECONDS = 0.2
+MAX_RETRY_DELAY_SECONDS = 2.0
+_BUCKET_TAKEN = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
+_MISSING_OBJECT = frozenset({"NoSuchKey", "NoSuchObject"})
+_S3_BUSY = frozenset({"InternalError", "ServiceUnavailable", "SlowDown"})
+
+
+class BlobMissing(LookupError):
+    """The object is not in the bucket."""
+
+
+def object_key(tenant: str, task_id: str, name: str) -> str:
+    """The S3 key of an artifact's bytes."""
+    return f"{tenant}/{task_id}/{name}"
+
+
+def s3_connections(settings: StorageSettings) -> urllib3.PoolManager:
+    """HTTP connections to S3 that fail fast: bounded timeouts, one retry of a refused connect."""
+    return urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=settings.s3_timeout_seconds),
+        # Only a connection that never reached the server is retried: a request the
+        # server may have processed is the caller's to retry.
+        retries=urllib3.Retry(total=1, read=0, redirect=0, status=0),
+        maxsize=settings.s3_threads,
+    )
+
+
+def s3_client(settings: StorageSettings, connections: urllib3.PoolManager) -> Minio:
+    """A minio client for `settings.s3_endpoint` (http:// or https://) over `connections`."""
+    secure = settings.s3_endpoint.startswith("https://")
+    address = settings.s3_endpoint.split("://", 1)[-1].rstrip("/")
+    return Minio(
+        address,
+        access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key.get_secret_value(),
+        secure=secure,
+        region=settings.s3_region or None,
+        http_client=connections,
+    )
+
+
+class BlobStore:
+    """One bucket's objects; every call runs on a pool of `s3_threads` threads."""
+
+    def __init__(self, settings: StorageSettings) -> None:
+        self._settings = settings
+        self._bucket = settings.s3_bucket
+        self._connections = s3_connections(settings)
+        self._client = s3_client(settings, self._connections)
+        self._executor = ThreadPoolExecutor(settings.s3_threads, thread_name_prefix="s3")
+
+    async def start(self) -> None:
+        """Makes the bucket if missing, retrying while S3 comes up; Unavailable if it never does."""
+        deadline = time.monotonic() + self._settings.s3_ready_timeout_seconds
+        delay = FIRST_RETRY_DELAY_SECONDS
+        while True:
+            try:
+                await self._call(self._ensure_bucket)
+                return
+            # A starting S3 server may also answer with S3 errors until it is ready.
+            except (Unavailable, S3Error) as error:
+                if time.monotonic() + delay > deadline:
+                    raise Unavailable(
+                        f"S3 at {self._settings.s3_endpoint} did not make bucket "
+                        f"{self._bucket!r} within {self._settings.s3_ready_timeout_seconds:.0f}"
+                        f" s: {error}"
+                    ) from error
+                log.info("waiting for S3 at %s: %s", self._settings.s3_endpoint, error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RETRY_DELAY_SECONDS)
+
+    async def close(self) -> None:
+        """Waits for running calls, then releases the threads and connections."""
+        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        self._connections.clear()
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        """Writes `data` at `key`, replacing what was there."""
+        await self._call(self._put, key, data, content_type)
+
+    async def get(self, key: str) -> bytes:
+        """The bytes at `key`; BlobMissing if there are none."""
+        return await self._call(self._get, key)
+
+    async def remove(self, key: str) -> None:
+        """Deletes the object at `key`; nothing happens if there is none."""
+        await self._call(self._client.remove_object, self._bucket, key)
+
+    async def _call(self, function: Callable[..., T], *args: object) -> T:
+        """Runs a blocking client call on the pool; S3 being unreachable is Unavailable."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, functools.partial(function, *args))
+        except S3Error as error:
+            if error.code in _S3_BUSY:
+                raise Unavailable(f"S3 failed: {error.code}: {error.message}") from error
+            raise
+        except (ServerError, InvalidResponseError, urllib3.exceptions.HTTPError, OSError) as error:
+            raise Unavailable(f"S3 is unavailable: {error}") from error
+
+    def _ensure_bucket(self) -> None:
+        if self._client.bucket_exists(self._bucket):
+            return
+        try:
+            self._client.make_bucket(self._bucket, location=self._settings.s3_region or None)
+        except S3Error as error:
+            # Another replica made it between our check and our call.
+            if error.code not in _BUCKET_TAKEN:
+                raise
+        log.info("made S3 bucket %r", self._bucket)
+
+    def _put(self, key: str, data: bytes, content_type: str) -> None:
+        # One PUT, not a multipart upload, so a failure leaves no stray parts behind.
+        self._client.put_object(
+            self._bucket,
+            key,
+            io.BytesIO(data),
+            len(data),
+            content_type=content_type,
+            part_size=MAX_PART_SIZE,
+        )
+
+    def _get(self, key: str) -> bytes:
+        try:
+            response = self._client.get_object(self._bucket, key)
+        except S3Error as error:
+            if error.code in _MISSING_OBJECT:
+                raise BlobMissing(key) from error
+            raise
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()

@@ -1,0 +1,90 @@
+"""Artifacts of every tenant: metadata in SQL and bytes in S3, kept consistent."""
+
+import logging
+
+from prometheus_client import Counter
+
+from farm_core.errors import FarmError, NotFound
+from farm_core.paging import Cursor
+from farm_storage.blobs import BlobMissing, BlobStore, object_key
+from farm_storage.ingest import ReceivedUpload
+from farm_storage.store import (
+    ArtifactContent,
+    ArtifactRecord,
+    ArtifactStore,
+    owned_by_another_tenant,
+)
+
+log = logging.getLogger(__name__)
+
+uploads_total = Counter("farm_storage_uploads_total", "Artifacts stored, by kind.", ["kind"])
+upload_bytes_total = Counter(
+    "farm_storage_upload_bytes_total", "Bytes of artifacts stored, by kind.", ["kind"]
+)
+
+
+class ArtifactLibrary:
+    """Stores, reads and deletes artifacts so that metadata never points at missing bytes."""
+
+    def __init__(self, store: ArtifactStore, blobs: BlobStore) -> None:
+        self._store = store
+        self._blobs = blobs
+
+    async def store_upload(self, upload: ReceivedUpload) -> ArtifactRecord:
+        """Stores an upload's bytes, then its metadata; replaces an earlier (task, name)."""
+        key = object_key(upload.tenant, upload.task_id, upload.name)
+        earlier = await self._store.find(upload.task_id, upload.name)
+        if earlier is not None and earlier.tenant != upload.tenant:
+            raise owned_by_another_tenant(upload.task_id, upload.name)
+        await self._blobs.put(key, upload.data, upload.content_type)
+        content = ArtifactContent(
+            tenant=upload.tenant,
+            task_id=upload.task_id,
+            name=upload.name,
+            kind=upload.kind,
+            content_type=upload.content_type,
+            size_bytes=len(upload.data),
+            sha256=upload.sha256,
+            object_key=key,
+        )
+        try:
+            record = await self._store.save(content)
+        except Exception:
+            # An earlier row still points at the key (now holding the new bytes), so
+            # those bytes stay; a new artifact's bytes go, as no row points at them.
+            if earlier is None or earlier.object_key != key:
+                await self._discard(key)
+            raise
+        uploads_total.labels(record.kind).inc()
+        upload_bytes_total.labels(record.kind).inc(record.size_bytes)
+        return record
+
+    async def get(self, tenant: str, artifact_id: str) -> ArtifactRecord:
+        """The tenant's artifact; NotFound if absent or another tenant's."""
+        return await self._store.get(tenant, artifact_id)
+
+    async def content(self, tenant: str, artifact_id: str) -> tuple[ArtifactRecord, bytes]:
+        """The tenant's artifact and its bytes."""
+        record = await self._store.get(tenant, artifact_id)
+        try:
+            data = await self._blobs.get(record.object_key)
+        except BlobMissing as error:
+            raise NotFound("content of artifact", artifact_id) from error
+        return record, data
+
+    async def page(
+        self, tenant: str, task_id: str, size: int, after: Cursor | None
+    ) -> list[ArtifactRecord]:
+        """Up to `size` of the tenant's artifacts (of `task_id` if set), newest first."""
+        return await self._store.page(tenant, task_id, size, after)
+
+    async def delete(self, tenant: str, artifact_id: str) -> None:
+        """Deletes the tenant's artifact: the row goes only once its bytes are gone."""
+        async with self._store.deleting(tenant, artifact_id) as record:
+            await self._blobs.remove(record.object_key)
+
+    async def _discard(self, key: str) -> None:
+        try:
+            await self._blobs.remove(key)
+        except FarmError as error:
+            log.warning("could not remove the unreferenced S3 object %r: %s", key, error)

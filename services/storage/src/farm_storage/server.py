@@ -1,0 +1,59 @@
+"""The storage service as farm_core.server runs it: SQL and S3 opened, servicers registered."""
+
+from collections.abc import Mapping, Sequence
+
+import grpc
+
+from farm.storage.v1 import artifacts_pb2_grpc, ingest_pb2_grpc
+from farm_core.scopes import Scope
+from farm_storage.api import ArtifactApi, IngestApi
+from farm_storage.blobs import BlobStore
+from farm_storage.library import ArtifactLibrary
+from farm_storage.settings import StorageSettings
+from farm_storage.store import ArtifactStore
+
+ARTIFACT_SERVICE = "farm.storage.v1.ArtifactService"
+INGEST_SERVICE = "farm.storage.v1.ArtifactIngestService"
+
+
+class StorageService:
+    """Artifacts: ArtifactService for users, ArtifactIngestService for agents."""
+
+    name = "storage"
+    method_scopes: Mapping[str, str] = {
+        f"/{ARTIFACT_SERVICE}/GetArtifact": Scope.ARTIFACTS_READ,
+        f"/{ARTIFACT_SERVICE}/GetArtifactContent": Scope.ARTIFACTS_READ,
+        f"/{ARTIFACT_SERVICE}/ListArtifacts": Scope.ARTIFACTS_READ,
+        f"/{ARTIFACT_SERVICE}/DeleteArtifact": Scope.TASKS_WRITE,
+        f"/{INGEST_SERVICE}/UploadArtifact": Scope.INTERNAL,
+    }
+
+    def __init__(self, settings: StorageSettings) -> None:
+        self._settings = settings
+        self._store = ArtifactStore(settings.resolved_database_url())
+        self._blobs = BlobStore(settings)
+        self._library = ArtifactLibrary(self._store, self._blobs)
+
+    async def start(self) -> None:
+        try:
+            await self._store.start()
+            await self._blobs.start()
+        except BaseException:
+            await self.close()
+            raise
+
+    def register(self, server: grpc.aio.Server) -> Sequence[str]:
+        artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server(ArtifactApi(self._library), server)
+        ingest_pb2_grpc.add_ArtifactIngestServiceServicer_to_server(
+            IngestApi(self._library, self._settings.max_artifact_bytes), server
+        )
+        return [ARTIFACT_SERVICE, INGEST_SERVICE]
+
+    async def drain(self, grace_seconds: float) -> None:
+        # Storage takes no work of its own: the gRPC server's graceful stop lets
+        # uploads and reads in flight finish.
+        return
+
+    async def close(self) -> None:
+        await self._blobs.close()
+        await self._store.close()

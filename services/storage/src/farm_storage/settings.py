@@ -1,0 +1,62 @@
+"""The storage service's settings, read from the environment (prefix FARM_STORAGE_)."""
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from farm_core.db import async_database_url
+from farm_core.settings import FarmSettings
+
+
+class StorageSettings(FarmSettings):
+    """Where the storage service listens, its SQL database and its S3 bucket."""
+
+    model_config = SettingsConfigDict(env_prefix="FARM_STORAGE_", extra="ignore", frozen=True)
+
+    port: int = Field(default=7102, description="gRPC port.")
+    metrics_port: int = Field(default=7202, description="Prometheus /metrics port; 0 is off.")
+    database_url: str = Field(
+        default="",
+        validation_alias=AliasChoices("FARM_STORAGE_DATABASE_URL", "DATABASE_URL"),
+        description="SQL database; empty: a SQLite file under FARM_HOME/data.",
+    )
+    s3_endpoint: str = Field(
+        default="http://127.0.0.1:7304",
+        validation_alias=AliasChoices("FARM_STORAGE_S3_ENDPOINT", "S3_ENDPOINT"),
+        description="S3 endpoint, http:// or https://.",
+    )
+    s3_access_key: str = Field(
+        default="",
+        validation_alias=AliasChoices("FARM_STORAGE_S3_ACCESS_KEY", "S3_ACCESS_KEY"),
+    )
+    s3_secret_key: SecretStr = Field(
+        default=SecretStr(""),
+        validation_alias=AliasChoices("FARM_STORAGE_S3_SECRET_KEY", "S3_SECRET_KEY"),
+    )
+    s3_bucket: str = Field(
+        default="farm-artifacts",
+        validation_alias=AliasChoices("FARM_STORAGE_S3_BUCKET", "S3_BUCKET"),
+        description="Bucket the artifacts' bytes go to; made at start if missing.",
+    )
+    s3_region: str = Field(
+        default="",
+        validation_alias=AliasChoices("FARM_STORAGE_S3_REGION", "S3_REGION"),
+        description="S3 region; empty lets the client ask the server.",
+    )
+    s3_threads: int = Field(
+        default=8, ge=1, description="Threads that run the blocking S3 client's calls."
+    )
+    s3_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="How long one S3 request may wait for an answer."
+    )
+    s3_ready_timeout_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long start() retries making the bucket while S3 comes up.",
+    )
+    max_artifact_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1, description="Uploads larger than this are refused."
+    )
+
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy async URL of the database (SQLite under FARM_HOME by default)."""
+        return async_database_url(self.database_url, self.database_path("storage"))

@@ -1,0 +1,143 @@
+"""The storage service run in-process against real SeaweedFS, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from minio import Minio
+
+from farm.storage.v1 import artifacts_pb2_grpc, ingest_pb2, ingest_pb2_grpc
+from farm.tasks.v1 import tasks_pb2
+from farm_cli.launcher import infra
+from farm_cli.launcher.processes import free_port
+from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
+from farm_core.server import ServiceHost
+from farm_storage.server import StorageService
+from farm_storage.settings import StorageSettings
+from tests.conftest import S3Server
+
+SECRET = "s" * 40
+MAX_ARTIFACT_BYTES = 256 * 1024
+RPC_TIMEOUT = 10.0
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+def token(tenant: str, *scopes: str) -> Metadata:
+    """Call metadata vouching for a key of `tenant` with `scopes`."""
+    identity = Identity(tenant, f"key_{tenant}", frozenset(scopes))
+    return ((IDENTITY_HEADER, IdentityCodec(SECRET).encode(identity)),)
+
+
+AGENT = token("farm", "internal")
+
+
+def storage_settings(
+    farm_home: Path, database_url: str, s3: S3Server, bucket: str
+) -> StorageSettings:
+    """Settings of a storage service on `database_url` and `bucket` of `s3`."""
+    return StorageSettings(
+        FARM_HOME=farm_home,
+        FARM_IDENTITY_SECRET=SECRET,
+        FARM_STORAGE_DATABASE_URL=database_url,
+        FARM_STORAGE_S3_ENDPOINT=s3.endpoint,
+        FARM_STORAGE_S3_ACCESS_KEY=s3.credentials.access_key,
+        FARM_STORAGE_S3_SECRET_KEY=s3.credentials.secret_key,
+        FARM_STORAGE_S3_BUCKET=bucket,
+        max_artifact_bytes=MAX_ARTIFACT_BYTES,
+        s3_ready_timeout_seconds=30,
+    )
+
+
+@dataclass(frozen=True)
+class Storage:
+    """A running storage service, its stubs, and direct access to its bucket."""
+
+    artifacts: artifacts_pb2_grpc.ArtifactServiceAsyncStub
+    ingest: ingest_pb2_grpc.ArtifactIngestServiceAsyncStub
+    s3: Minio
+    bucket: str
+    tenant: str
+    database_url: str
+
+    async def upload(
+        self,
+        task_id: str,
+        name: str,
+        data: bytes,
+        *,
+        chunk_bytes: int = 16 * 1024,
+        content_type: str = "image/png",
+        kind: tasks_pb2.ArtifactKind.ValueType = tasks_pb2.ARTIFACT_KIND_SCREENSHOT,
+        tenant: str | None = None,
+        metadata: Metadata = AGENT,
+    ) -> ingest_pb2.UploadArtifactResponse:
+        """Uploads `data` as the agents do: a header, then chunks."""
+        header = ingest_pb2.UploadHeader(
+            tenant=tenant or self.tenant,
+            task_id=task_id,
+            name=name,
+            kind=kind,
+            content_type=content_type,
+        )
+        return await self.send([header], data, chunk_bytes=chunk_bytes, metadata=metadata)
+
+    async def send(
+        self,
+        headers: list[ingest_pb2.UploadHeader],
+        data: bytes,
+        *,
+        chunk_bytes: int = 16 * 1024,
+        metadata: Metadata = AGENT,
+    ) -> ingest_pb2.UploadArtifactResponse:
+        """Sends one message per header, then `data` in chunks."""
+
+        async def requests() -> AsyncIterator[ingest_pb2.UploadArtifactRequest]:
+            for header in headers:
+                yield ingest_pb2.UploadArtifactRequest(header=header)
+            for start in range(0, len(data), chunk_bytes):
+                yield ingest_pb2.UploadArtifactRequest(chunk=data[start : start + chunk_bytes])
+
+        return await self.ingest.UploadArtifact(requests(), metadata=metadata, timeout=RPC_TIMEOUT)
+
+    def object_names(self, prefix: str) -> list[str]:
+        """Names of the bucket's objects under `prefix`, straight from S3."""
+        return [
+            str(found.object_name)
+            for found in self.s3.list_objects(self.bucket, prefix=prefix, recursive=True)
+        ]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """The storage service's database: its default SQLite file, or a fresh PostgreSQL one."""
+    if request.param == "sqlite":
+        return ""
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+async def storage(
+    seaweedfs: S3Server, farm_home: Path, database_url: str
+) -> AsyncIterator[Storage]:
+    """A storage service on the session's bucket; the test acts as a fresh tenant."""
+    settings = storage_settings(farm_home, database_url, seaweedfs, seaweedfs.bucket)
+    host = ServiceHost(StorageService(settings), settings, free_port())
+    await host.start()
+    try:
+        async with grpc.aio.insecure_channel(host.address) as channel:
+            yield Storage(
+                artifacts=artifacts_pb2_grpc.ArtifactServiceStub(channel),
+                ingest=ingest_pb2_grpc.ArtifactIngestServiceStub(channel),
+                s3=infra.s3_client(seaweedfs.endpoint, seaweedfs.credentials),
+                bucket=seaweedfs.bucket,
+                tenant=f"tenant-{secrets.token_hex(4)}",
+                database_url=settings.resolved_database_url(),
+            )
+    finally:
+        await host.stop(1)

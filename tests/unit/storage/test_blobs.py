@@ -1,0 +1,31 @@
+"""The S3 side's start-up: it waits for S3 only as long as it is told to."""
+
+import time
+from pathlib import Path
+
+import pytest
+
+from farm_cli.launcher.processes import free_port
+from farm_core.errors import Unavailable
+from farm_storage.blobs import BlobStore, object_key
+from farm_storage.settings import StorageSettings
+
+
+def test_object_key_is_tenant_task_name() -> None:
+    assert object_key("acme", "task_1", "screenshot") == "acme/task_1/screenshot"
+
+
+async def test_start_gives_up_when_s3_never_answers(tmp_path: Path) -> None:
+    settings = StorageSettings(
+        FARM_HOME=tmp_path,
+        FARM_STORAGE_S3_ENDPOINT=f"http://127.0.0.1:{free_port()}",
+        s3_ready_timeout_seconds=1.0,
+    )
+    blobs = BlobStore(settings)
+    started = time.monotonic()
+    try:
+        with pytest.raises(Unavailable, match="did not make bucket 'farm-artifacts' within 1 s"):
+            await blobs.start()
+    finally:
+        await blobs.close()
+    assert time.monotonic() - started < 5
