@@ -1,0 +1,112 @@
+"""Envoy's ext_authz check: an API key in, a signed identity header (or a 401) out."""
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from envoy.config.core.v3 import base_pb2
+from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
+from envoy.type.v3 import http_status_pb2
+from google.rpc import code_pb2, status_pb2  # type: ignore[import-untyped]
+from prometheus_client import Counter
+
+from farm_auth.keys import MISSING_KEY, NOT_BEARER, KeyRefused
+from farm_auth.verifier import KeyVerifier
+from farm_core.identity import IDENTITY_HEADER, IdentityCodec
+
+AUTHORIZATION_HEADER = "authorization"
+OUTCOMES = ("allowed", "missing", "malformed", "unknown", "revoked", "expired", "error")
+
+checks_total = Counter(
+    "farm_auth_checks_total", "Envoy's checks of API keys, by outcome.", ["outcome"]
+)
+for _outcome in OUTCOMES:
+    checks_total.labels(_outcome)
+
+
+def bearer_key(authorization: str | None) -> str:
+    """The key in an `authorization: Bearer <key>` value; raises KeyRefused if there is none."""
+    if authorization is None or not authorization.strip():
+        raise KeyRefused("missing", MISSING_KEY)
+    scheme, _, credential = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise KeyRefused("malformed", NOT_BEARER)
+    key = credential.strip()
+    if not key:
+        raise KeyRefused("missing", MISSING_KEY)
+    return key
+
+
+def request_header(request: external_auth_pb2.CheckRequest, name: str) -> str | None:
+    """The value of header `name` (lower-case) of the request Envoy asks about."""
+    http = request.attributes.request.http
+    headers: Mapping[str, str] = http.headers
+    if name in headers:
+        return headers[name]
+    # Envoy sends header_map instead of headers when told to encode raw headers.
+    for header in http.header_map.headers:
+        if header.key.lower() == name:
+            return str(header.raw_value.decode() if header.raw_value else header.value)
+    return None
+
+
+def allowed(identity_token: str) -> external_auth_pb2.CheckResponse:
+    """Envoy's answer for a valid key: pass, with the identity, without the raw key."""
+    return external_auth_pb2.CheckResponse(
+        status=status_pb2.Status(code=code_pb2.OK),
+        ok_response=external_auth_pb2.OkHttpResponse(
+            headers=[
+                base_pb2.HeaderValueOption(
+                    header=base_pb2.HeaderValue(key=IDENTITY_HEADER, value=identity_token),
+                    append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+                )
+            ],
+            headers_to_remove=[AUTHORIZATION_HEADER],
+        ),
+    )
+
+
+def denied(message: str) -> external_auth_pb2.CheckResponse:
+    """Envoy's answer for a missing or invalid key: 401 with a JSON body saying why."""
+    return external_auth_pb2.CheckResponse(
+        status=status_pb2.Status(code=code_pb2.UNAUTHENTICATED, message=message),
+        denied_response=external_auth_pb2.DeniedHttpResponse(
+            status=http_status_pb2.HttpStatus(code=http_status_pb2.Unauthorized),
+            headers=[
+                _header("content-type", "application/json"),
+                _header("www-authenticate", "Bearer"),
+            ],
+            body=json.dumps({"code": code_pb2.UNAUTHENTICATED, "message": message}),
+        ),
+    )
+
+
+def _header(key: str, value: str) -> base_pb2.HeaderValueOption:
+    return base_pb2.HeaderValueOption(
+        header=base_pb2.HeaderValue(key=key, value=value),
+        append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+    )
+
+
+class AuthorizationApi(external_auth_pb2_grpc.AuthorizationServicer):
+    """envoy.service.auth.v3.Authorization: Envoy asks it about every request."""
+
+    def __init__(self, verifier: KeyVerifier, codec: IdentityCodec) -> None:
+        self._verifier = verifier
+        self._codec = codec
+
+    async def Check(
+        self, request: external_auth_pb2.CheckRequest, context: Any
+    ) -> external_auth_pb2.CheckResponse:
+        try:
+            key = bearer_key(request_header(request, AUTHORIZATION_HEADER))
+            identity = await self._verifier.verify(key)
+        except KeyRefused as refused:
+            checks_total.labels(refused.outcome).inc()
+            return denied(refused.message)
+        except Exception:
+            # The error interceptor logs it; Envoy answers 503 (never lets it through).
+            checks_total.labels("error").inc()
+            raise
+        checks_total.labels("allowed").inc()
+        return allowed(self._codec.encode(identity))

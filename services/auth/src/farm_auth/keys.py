@@ -1,0 +1,175 @@
+"""API keys as a domain: new secrets and ids, keyed hashes, request rules, why a key is refused."""
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from farm_core.errors import InvalidArgument, Unauthenticated
+from farm_core.identity import Identity
+from farm_core.scopes import PUBLIC_SCOPES
+
+SECRET_PREFIX = "bf_"
+BOOTSTRAP_KEY_NAME = "bootstrap-admin"
+MAX_NAME_CHARS = 100
+MAX_TTL_SECONDS = 10 * 365 * 24 * 60 * 60
+TENANT_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+MISSING_KEY = "missing API key: send authorization: Bearer <key>"
+NOT_BEARER = "authorization must use the Bearer scheme: send authorization: Bearer <key>"
+UNKNOWN_KEY = "unknown API key"
+REVOKED_KEY = "API key revoked"
+EXPIRED_KEY = "API key expired"
+
+
+def new_secret() -> str:
+    """A fresh API key secret; it is shown to its owner once and never stored."""
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_key_id() -> str:
+    """A fresh API key id: `key_` and 16 hex digits."""
+    return f"key_{secrets.token_hex(8)}"
+
+
+class SecretHasher:
+    """Keyed hashes of secrets (HMAC-SHA256 with a pepper), so a leaked table reveals no key."""
+
+    def __init__(self, pepper: str) -> None:
+        if not pepper:
+            raise ValueError("the pepper must not be empty")
+        self._pepper = pepper.encode()
+
+    def hash(self, secret: str) -> str:
+        """The stored form of `secret`: 64 hex digits, the same for the same secret."""
+        return hmac.new(self._pepper, secret.encode(), hashlib.sha256).hexdigest()
+
+    def matches(self, secret: str, secret_hash: str) -> bool:
+        """Whether `secret` hashes to `secret_hash`, in time that does not depend on where."""
+        return hmac.compare_digest(self.hash(secret), secret_hash)
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """An API key as stored: everything but its secret, of which only the hash is kept."""
+
+    id: str
+    tenant: str
+    name: str
+    scopes: tuple[str, ...]
+    secret_hash: str
+    create_time: dt.datetime
+    expire_time: dt.datetime | None = None
+    revoke_time: dt.datetime | None = None
+
+    def identity(self) -> Identity:
+        """Who a request made with this key is."""
+        return Identity(self.tenant, self.id, frozenset(self.scopes), self.name)
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """A validated CreateApiKey request; an empty tenant means the caller's."""
+
+    name: str
+    scopes: tuple[str, ...]
+    tenant: str
+    lifetime: dt.timedelta | None
+
+
+class KeyRefused(Unauthenticated):
+    """A request's key is missing or not valid; `outcome` names why, for metrics."""
+
+    def __init__(self, outcome: str, message: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+def refusal(record: KeyRecord, now: dt.datetime) -> KeyRefused | None:
+    """Why `record` may not be used at `now`, or None when it may."""
+    if record.revoke_time is not None:
+        return KeyRefused("revoked", REVOKED_KEY)
+    if record.expire_time is not None and record.expire_time <= now:
+        return KeyRefused("expired", EXPIRED_KEY)
+    return None
+
+
+def validate_name(name: str) -> str:
+    """The key's name, 1 to 100 characters, not only blanks."""
+    if not 1 <= len(name) <= MAX_NAME_CHARS:
+        raise InvalidArgument("name", f"must be 1 to {MAX_NAME_CHARS} characters, got {len(name)}")
+    if not name.strip():
+        raise InvalidArgument("name", "must not be only blanks")
+    if name == BOOTSTRAP_KEY_NAME:
+        raise InvalidArgument("name", f"{name!r} is reserved for the key FARM_ADMIN_KEY sets")
+    return name
+
+
+def validate_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
+    """At least one public scope, none twice, in the order given."""
+    listed = tuple(scopes)
+    if not listed:
+        raise InvalidArgument("scopes", f"must name at least one of {_public_scopes()}")
+    for scope in listed:
+        if scope not in PUBLIC_SCOPES:
+            raise InvalidArgument("scopes", f"unknown scope {scope!r}; one of {_public_scopes()}")
+    repeated = sorted({scope for scope in listed if listed.count(scope) > 1})
+    if repeated:
+        raise InvalidArgument("scopes", f"{repeated[0]!r} is listed more than once")
+    return listed
+
+
+def validate_ttl(ttl_seconds: int) -> dt.timedelta | None:
+    """The key's lifetime: None (never expires) for 0, else 1 s to 10 years."""
+    if not 0 <= ttl_seconds <= MAX_TTL_SECONDS:
+        raise InvalidArgument(
+            "ttlSeconds",
+            f"must be between 0 (never expires) and {MAX_TTL_SECONDS} (10 years), "
+            f"got {ttl_seconds}",
+        )
+    return dt.timedelta(seconds=ttl_seconds) if ttl_seconds else None
+
+
+def validate_tenant(tenant: str) -> str:
+    """A tenant name (lower-case letters, digits, '-'; up to 63), or '' for the caller's."""
+    if tenant and not TENANT_PATTERN.fullmatch(tenant):
+        raise InvalidArgument(
+            "tenant",
+            f"must be 1 to 63 lower-case letters, digits or '-', starting with a letter "
+            f"or digit, got {tenant!r}",
+        )
+    return tenant
+
+
+def validate_spec(name: str, scopes: Iterable[str], tenant: str, ttl_seconds: int) -> KeySpec:
+    """The CreateApiKey request's fields checked, each error naming its field."""
+    return KeySpec(
+        name=validate_name(name),
+        scopes=validate_scopes(scopes),
+        tenant=validate_tenant(tenant),
+        lifetime=validate_ttl(ttl_seconds),
+    )
+
+
+def issue_key(
+    spec: KeySpec, tenant: str, hasher: SecretHasher, now: dt.datetime
+) -> tuple[KeyRecord, str]:
+    """A new key of `tenant` from `spec`, and its secret (which is not in the record)."""
+    secret = new_secret()
+    record = KeyRecord(
+        id=new_key_id(),
+        tenant=tenant,
+        name=spec.name,
+        scopes=spec.scopes,
+        secret_hash=hasher.hash(secret),
+        create_time=now,
+        expire_time=now + spec.lifetime if spec.lifetime is not None else None,
+    )
+    return record, secret
+
+
+def _public_scopes() -> str:
+    return ", ".join(sorted(PUBLIC_SCOPES))

@@ -1,0 +1,41 @@
+"""The auth service's tables: tenants and their API keys (hashed, never the secrets)."""
+
+import datetime as dt
+
+from sqlalchemy import JSON, ForeignKey, Index, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from farm_core.db import UtcDateTime
+
+
+class Base(DeclarativeBase):
+    """The auth service's SQLAlchemy metadata."""
+
+
+class TenantRow(Base):
+    """A tenant: every key, task and artifact belongs to one."""
+
+    __tablename__ = "tenants"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class ApiKeyRow(Base):
+    """An API key of a tenant; `secret_hash` is the keyed hash its lookups go by."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        Index("ix_api_keys_secret_hash", "secret_hash", unique=True),
+        Index("ix_api_keys_tenant_create_time", "tenant", "create_time"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(63), ForeignKey("tenants.name"))
+    name: Mapped[str] = mapped_column(String(100))
+    # A JSON list of scope names, e.g. ["tasks.read", "tasks.write"].
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    expire_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    revoke_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)

@@ -1,0 +1,90 @@
+"""Turns an API key secret into the identity it stands for, with a short-lived cache."""
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from farm_auth.keys import UNKNOWN_KEY, KeyRecord, KeyRefused, SecretHasher, refusal
+from farm_auth.store import KeyStore
+from farm_core.db import utcnow
+from farm_core.identity import Identity
+
+
+@dataclass(frozen=True)
+class _Remembered:
+    record: KeyRecord
+    fresh_until: float
+
+
+class KeyCache:
+    """Valid keys looked up lately, by secret hash; each entry trusted for `seconds` at most.
+
+    Bounded: past `max_entries` the entry remembered longest ago is dropped.
+    """
+
+    def __init__(
+        self, seconds: float, max_entries: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._seconds = seconds
+        self._max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[str, _Remembered] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, secret_hash: str) -> KeyRecord | None:
+        """The key remembered for `secret_hash` if it is still fresh, else None."""
+        remembered = self._entries.get(secret_hash)
+        if remembered is None:
+            return None
+        if remembered.fresh_until <= self._clock():
+            del self._entries[secret_hash]
+            return None
+        return remembered.record
+
+    def put(self, record: KeyRecord) -> None:
+        """Remembers `record` for the cache's lifetime."""
+        if self._seconds <= 0 or self._max_entries <= 0:
+            return
+        self._entries.pop(record.secret_hash, None)
+        self._entries[record.secret_hash] = _Remembered(record, self._clock() + self._seconds)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+
+    def forget(self, secret_hash: str) -> None:
+        """Drops what is remembered for `secret_hash`."""
+        self._entries.pop(secret_hash, None)
+
+
+class KeyVerifier:
+    """Checks API key secrets against the store: unknown, revoked, expired, or whose."""
+
+    def __init__(self, store: KeyStore, hasher: SecretHasher, cache: KeyCache) -> None:
+        self._store = store
+        self._hasher = hasher
+        self._cache = cache
+
+    async def verify(self, secret: str) -> Identity:
+        """The identity `secret` stands for; raises KeyRefused saying why it does not."""
+        secret_hash = self._hasher.hash(secret)
+        cached = self._cache.get(secret_hash)
+        record = cached or await self._look_up(secret, secret_hash)
+        refused = refusal(record, utcnow())
+        if refused is not None:
+            self._cache.forget(secret_hash)
+            raise refused
+        if cached is None:
+            self._cache.put(record)
+        return record.identity()
+
+    async def _look_up(self, secret: str, secret_hash: str) -> KeyRecord:
+        record = await self._store.find_by_hash(secret_hash)
+        if record is None or not self._hasher.matches(secret, record.secret_hash):
+            raise KeyRefused("unknown", UNKNOWN_KEY)
+        return record
+
+    def forget(self, record: KeyRecord) -> None:
+        """Stops trusting what this process remembers of `record` (it was just revoked)."""
+        self._cache.forget(record.secret_hash)

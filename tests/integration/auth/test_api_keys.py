@@ -1,0 +1,135 @@
+"""AuthService over gRPC: creating, listing and revoking keys, tenants kept apart."""
+
+import grpc
+import pytest
+from sqlalchemy import text
+
+from farm.auth.v1 import auth_pb2
+from farm_core.db import create_engine
+from tests.integration.auth.conftest import RPC_TIMEOUT, Auth
+
+pytestmark = pytest.mark.integration
+
+
+async def test_create_returns_the_secret_once(auth: Auth) -> None:
+    created = await auth.create_key(auth.admin_key, name="nightly", scopes=("tasks.write",))
+
+    key = created.api_key
+    assert created.secret.startswith("bf_")
+    assert key.id.startswith("key_")
+    assert (key.name, key.tenant, list(key.scopes)) == ("nightly", "default", ["tasks.write"])
+    assert key.HasField("create_time")
+    assert not key.HasField("expire_time")
+    assert not key.HasField("revoke_time")
+    listed = await auth.list_keys(auth.admin_key)
+    assert key in listed
+    assert created.secret not in str(listed)
+
+
+async def test_keys_are_listed_newest_first(auth: Auth) -> None:
+    first = await auth.create_key(auth.admin_key, name="first")
+    second = await auth.create_key(auth.admin_key, name="second")
+
+    listed = await auth.list_keys(auth.admin_key)
+
+    assert [key.name for key in listed] == ["second", "first", "bootstrap-admin"]
+    assert [key.id for key in listed[:2]] == [second.api_key.id, first.api_key.id]
+
+
+async def test_revoking_twice_returns_the_key_unchanged(auth: Auth) -> None:
+    created = await auth.create_key(auth.admin_key)
+
+    revoked = await auth.revoke(auth.admin_key, created.api_key.id)
+    again = await auth.revoke(auth.admin_key, created.api_key.id)
+
+    assert revoked.HasField("revoke_time")
+    assert again == revoked
+    (listed,) = [key for key in await auth.list_keys(auth.admin_key) if key.id == revoked.id]
+    assert listed == revoked
+
+
+async def test_unknown_key_id_is_not_found(auth: Auth) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await auth.revoke(auth.admin_key, "key_0000000000000000")
+
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_key_without_admin_cannot_manage_keys(auth: Auth) -> None:
+    reader = await auth.create_key(auth.admin_key, scopes=("tasks.read", "tasks.write"))
+
+    for call in (
+        auth.create_key(reader.secret),
+        auth.list_keys(reader.secret),
+        auth.revoke(reader.secret, reader.api_key.id),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "admin" in (caught.value.details() or "")
+
+
+async def test_bootstrap_admin_creates_an_isolated_tenant(auth: Auth) -> None:
+    acme_admin = await auth.create_key(
+        auth.admin_key, name="acme-admin", scopes=("admin",), tenant="acme"
+    )
+    acme_reader = await auth.create_key(acme_admin.secret, name="acme-reader")
+    default_key = await auth.create_key(auth.admin_key, name="default-reader")
+
+    acme_keys = await auth.list_keys(acme_admin.secret)
+    all_keys = await auth.list_keys(auth.admin_key)
+
+    assert acme_reader.api_key.tenant == "acme"
+    assert {key.id for key in acme_keys} == {acme_admin.api_key.id, acme_reader.api_key.id}
+    assert {key.tenant for key in all_keys} == {"acme", "default"}
+    assert default_key.api_key.id in {key.id for key in all_keys}
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await auth.revoke(acme_admin.secret, default_key.api_key.id)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert (await auth.identity(default_key.secret)).tenant == "default"
+    assert await tenant_names(auth) == {"acme", "default"}
+
+
+async def tenant_names(auth: Auth) -> set[str]:
+    engine = create_engine(auth.settings.resolved_database_url())
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(text("SELECT name FROM tenants"))
+            return {str(name) for (name,) in rows}
+    finally:
+        await engine.dispose()
+
+
+async def test_bootstrap_admin_may_revoke_any_tenants_key(auth: Auth) -> None:
+    other = await auth.create_key(auth.admin_key, tenant="other")
+
+    revoked = await auth.revoke(auth.admin_key, other.api_key.id)
+
+    assert (revoked.tenant, revoked.HasField("revoke_time")) == ("other", True)
+
+
+async def test_other_tenants_admin_cannot_name_another_tenant(auth: Auth) -> None:
+    acme_admin = await auth.create_key(auth.admin_key, scopes=("admin",), tenant="acme")
+
+    for tenant in ("default", "globex"):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await auth.create_key(acme_admin.secret, tenant=tenant)
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert (caught.value.details() or "").startswith("tenant: ")
+    same = await auth.create_key(acme_admin.secret, tenant="acme")
+    assert same.api_key.tenant == "acme"
+
+
+async def test_who_am_i_describes_the_callers_key(auth: Auth) -> None:
+    created = await auth.create_key(
+        auth.admin_key, name="me", scopes=("sessions", "script"), tenant="acme"
+    )
+
+    me = await auth.keys.WhoAmI(
+        auth_pb2.WhoAmIRequest(), metadata=await auth.as_key(created.secret), timeout=RPC_TIMEOUT
+    )
+
+    assert me.tenant == "acme"
+    assert me.key_id == created.api_key.id
+    assert me.key_name == "me"
+    assert sorted(me.scopes) == ["script", "sessions"]
