@@ -1,0 +1,199 @@
+"""A task's action on a loaded page: screenshot, pdf, content, extract or script."""
+
+import datetime as dt
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+from playwright.async_api import Page
+
+from farm.tasks.v1 import tasks_pb2
+from farm_agent import metrics
+from farm_agent.errors import ErrorCode, Stage, TaskFailure, failures_as
+
+TimeLeftMs = Callable[[], float]
+"""How many milliseconds a Playwright call may still wait."""
+
+DEFAULT_JPEG_QUALITY = 80
+DEFAULT_PAPER_FORMAT = "A4"
+
+# "a@href": the part after the last "@" is an attribute name when it looks like one.
+_ATTRIBUTE = re.compile(r"^(?P<selector>.+)@(?P<attribute>[A-Za-z_:][-A-Za-z0-9_:.]*)$")
+
+
+@dataclass(frozen=True)
+class CapturedArtifact:
+    """Bytes a task produced, to be stored under `name` before the result is reported."""
+
+    name: str
+    kind: "tasks_pb2.ArtifactKind.ValueType"
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class Capture:
+    """What an attempt produced: the result (without artifact refs yet) and the artifacts."""
+
+    result: tasks_pb2.TaskResult = field(default_factory=tasks_pb2.TaskResult)
+    artifacts: list[CapturedArtifact] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ExtractField:
+    """One extract rule parsed: "a@href[]" is selector "a", attribute "href", every match."""
+
+    selector: str
+    attribute: str | None
+    every_match: bool
+
+    @classmethod
+    def parse(cls, rule: str) -> "ExtractField":
+        """Parses "sel", "sel@attr", "sel[]" or "sel@attr[]"."""
+        every_match = rule.endswith("[]")
+        body = rule.removesuffix("[]") if every_match else rule
+        matched = _ATTRIBUTE.match(body)
+        if matched is None:
+            return cls(body, None, every_match)
+        return cls(matched["selector"], matched["attribute"], every_match)
+
+
+async def run_action(
+    page: Page, spec: tasks_pb2.TaskSpec, time_left_ms: TimeLeftMs, max_text_bytes: int
+) -> Capture:
+    """Does the spec's one action on the page."""
+    if spec.HasField("screenshot"):
+        return await screenshot(page, spec.screenshot, time_left_ms)
+    if spec.HasField("pdf"):
+        return await pdf(page, spec.pdf)
+    if spec.HasField("content"):
+        return await content(page, spec.content, time_left_ms, max_text_bytes)
+    if spec.HasField("extract"):
+        return await extract(page, spec.extract, time_left_ms, max_text_bytes)
+    if spec.HasField("script"):
+        return await script(page, spec.script, max_text_bytes)
+    raise TaskFailure(
+        ErrorCode.INTERNAL, "the task sets no action (screenshot, pdf, content, extract, script)"
+    )
+
+
+async def screenshot(
+    page: Page, options: tasks_pb2.ScreenshotOptions, time_left_ms: TimeLeftMs
+) -> Capture:
+    """A PNG or JPEG of the viewport, the full page or one element."""
+    jpeg = options.format == tasks_pb2.IMAGE_FORMAT_JPEG
+    settings: dict[str, Any] = {"type": "jpeg" if jpeg else "png", "timeout": time_left_ms()}
+    if jpeg:
+        settings["quality"] = options.quality or DEFAULT_JPEG_QUALITY
+    if options.selector:
+        with failures_as(Stage.SELECTOR, "screenshot.selector"):
+            image = await page.locator(options.selector).first.screenshot(**settings)
+    else:
+        with failures_as(Stage.CAPTURE, "screenshot"):
+            image = await page.screenshot(full_page=options.full_page, **settings)
+    metrics.screenshots_total.inc()
+    content_type = "image/jpeg" if jpeg else "image/png"
+    return Capture(
+        artifacts=[
+            CapturedArtifact("screenshot", tasks_pb2.ARTIFACT_KIND_SCREENSHOT, content_type, image)
+        ]
+    )
+
+
+async def pdf(page: Page, options: tasks_pb2.PdfOptions) -> Capture:
+    """The page printed to PDF."""
+    with failures_as(Stage.CAPTURE, "pdf"):
+        document = await page.pdf(
+            format=options.paper_format or DEFAULT_PAPER_FORMAT,
+            landscape=options.landscape,
+            print_background=options.print_background,
+        )
+    return Capture(
+        artifacts=[
+            CapturedArtifact("pdf", tasks_pb2.ARTIFACT_KIND_PDF, "application/pdf", document)
+        ]
+    )
+
+
+async def content(
+    page: Page, options: tasks_pb2.ContentOptions, time_left_ms: TimeLeftMs, max_text_bytes: int
+) -> Capture:
+    """The page's HTML or body text: cut in the result, whole in the artifact."""
+    with failures_as(Stage.CAPTURE, "content"):
+        if options.format == tasks_pb2.CONTENT_FORMAT_TEXT:
+            text = await page.inner_text("body", timeout=time_left_ms())
+            content_type = "text/plain; charset=utf-8"
+        else:
+            text = await page.content()
+            content_type = "text/html; charset=utf-8"
+    data = text.encode()
+    return Capture(
+        result=tasks_pb2.TaskResult(text=cut_utf8(data, max_text_bytes)),
+        artifacts=[
+            CapturedArtifact("content", tasks_pb2.ARTIFACT_KIND_CONTENT, content_type, data)
+        ],
+    )
+
+
+async def extract(
+    page: Page, options: tasks_pb2.ExtractOptions, time_left_ms: TimeLeftMs, max_bytes: int
+) -> Capture:
+    """Values by selector: first match's text or attribute (null if none), or lists of all."""
+    values: dict[str, Any] = {}
+    for name, rule in sorted(options.fields.items()):
+        parsed = ExtractField.parse(rule)
+        with failures_as(Stage.SELECTOR, f"extract.fields.{name}"):
+            values[name] = await _extract_one(page, parsed, time_left_ms)
+    return Capture(result=tasks_pb2.TaskResult(json=json_value(values, "extract", max_bytes)))
+
+
+async def _extract_one(page: Page, rule: ExtractField, time_left_ms: TimeLeftMs) -> Any:
+    matches = page.locator(rule.selector)
+    if rule.every_match:
+        if rule.attribute is None:
+            return await matches.all_inner_texts()
+        return await matches.evaluate_all(
+            "(elements, name) => elements.map((e) => e.getAttribute(name))", rule.attribute
+        )
+    if await matches.count() == 0:
+        return None
+    if rule.attribute is None:
+        return await matches.first.inner_text(timeout=time_left_ms())
+    return await matches.first.get_attribute(rule.attribute, timeout=time_left_ms())
+
+
+async def script(page: Page, options: tasks_pb2.ScriptOptions, max_bytes: int) -> Capture:
+    """The JSON value the page returns for the script's function expression."""
+    with failures_as(Stage.SCRIPT, "script.source"):
+        value = await page.evaluate(options.source)
+    return Capture(result=tasks_pb2.TaskResult(json=json_value(value, "script", max_bytes)))
+
+
+def json_value(value: Any, field_name: str, max_bytes: int) -> struct_pb2.Value:
+    """`value` as a protobuf Value; fails if it is not JSON or is larger than `max_bytes`."""
+    try:
+        encoded = json.dumps(value, allow_nan=False, default=_json_default)
+    except (TypeError, ValueError) as error:
+        code = ErrorCode.SCRIPT_FAILED if field_name == "script" else ErrorCode.INTERNAL
+        raise TaskFailure(code, f"{field_name}: the result is not JSON: {error}") from error
+    if len(encoded.encode()) > max_bytes:
+        raise TaskFailure(
+            ErrorCode.RESULT_TOO_LARGE,
+            f"{field_name}: the result is {len(encoded.encode())} bytes of JSON; "
+            f"the limit is {max_bytes}",
+        )
+    return json_format.Parse(encoded, struct_pb2.Value())
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} values cannot be returned")
+
+
+def cut_utf8(data: bytes, max_bytes: int) -> str:
+    """The first `max_bytes` bytes of UTF-8 `data` as text, never splitting a character."""
+    return data[:max_bytes].decode("utf-8", errors="ignore")

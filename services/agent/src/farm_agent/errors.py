@@ -1,0 +1,116 @@
+"""Why a task failed: stable error codes, and the mapping of browser errors onto them."""
+
+import contextlib
+from collections.abc import Iterator
+from enum import StrEnum
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+from farm.tasks.v1 import tasks_pb2
+
+
+class ErrorCode(StrEnum):
+    """The machine-readable `TaskError.code` values an agent reports."""
+
+    NAVIGATION_FAILED = "NAVIGATION_FAILED"
+    TIMEOUT = "TIMEOUT"
+    SELECTOR_NOT_FOUND = "SELECTOR_NOT_FOUND"
+    INVALID_DEVICE = "INVALID_DEVICE"
+    SCRIPT_FAILED = "SCRIPT_FAILED"
+    BROWSER_CRASHED = "BROWSER_CRASHED"
+    UPLOAD_FAILED = "UPLOAD_FAILED"
+    RESULT_TOO_LARGE = "RESULT_TOO_LARGE"
+    ATTEMPTS_EXHAUSTED = "ATTEMPTS_EXHAUSTED"
+    INTERNAL = "INTERNAL"
+
+
+RETRYABLE_CODES: frozenset[ErrorCode] = frozenset(
+    {ErrorCode.BROWSER_CRASHED, ErrorCode.UPLOAD_FAILED}
+)
+"""Failures of the agent rather than of the page: worth another attempt."""
+
+
+class TaskFailure(Exception):
+    """A task attempt that failed, with the code and message its FAILED event carries."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+    def to_proto(self) -> tasks_pb2.TaskError:
+        """The TaskError of this failure."""
+        return tasks_pb2.TaskError(code=self.code.value, message=self.message)
+
+
+class Stage(StrEnum):
+    """What the runner was doing when an error happened; decides its code."""
+
+    NAVIGATION = "navigation"
+    SELECTOR = "selector"
+    SCRIPT = "script"
+    CAPTURE = "capture"
+
+
+_CRASH_SIGNS = (
+    "target crashed",
+    "browser has been closed",
+    "browser has disconnected",
+    "target page, context or browser has been closed",
+    "browser closed",
+)
+_INVALID_SELECTOR_SIGNS = ("while parsing", "is not a valid selector", "unknown engine")
+
+
+def failure_from(error: Exception, stage: Stage, field: str) -> TaskFailure:
+    """The TaskFailure for `error` raised while doing `stage` for the spec's `field`."""
+    if isinstance(error, TaskFailure):
+        return error
+    if isinstance(error, PlaywrightError):
+        return _from_playwright(error, stage, field)
+    return TaskFailure(ErrorCode.INTERNAL, f"{field}: {type(error).__name__}: {error}")
+
+
+def _from_playwright(error: PlaywrightError, stage: Stage, field: str) -> TaskFailure:
+    detail = _first_line(error.message)
+    lowered = error.message.lower()
+    if any(sign in lowered for sign in _CRASH_SIGNS):
+        return TaskFailure(ErrorCode.BROWSER_CRASHED, f"the browser went away during {field}")
+    if stage is Stage.SELECTOR:
+        if isinstance(error, PlaywrightTimeoutError):
+            return TaskFailure(
+                ErrorCode.SELECTOR_NOT_FOUND, f"{field}: no matching element appeared ({detail})"
+            )
+        if any(sign in lowered for sign in _INVALID_SELECTOR_SIGNS):
+            return TaskFailure(ErrorCode.SELECTOR_NOT_FOUND, f"{field}: invalid selector: {detail}")
+        return TaskFailure(ErrorCode.INTERNAL, f"{field}: {detail}")
+    if stage is Stage.NAVIGATION:
+        if isinstance(error, PlaywrightTimeoutError):
+            return TaskFailure(ErrorCode.TIMEOUT, f"{field}: navigation timed out ({detail})")
+        return TaskFailure(ErrorCode.NAVIGATION_FAILED, f"{field}: {detail}")
+    if stage is Stage.SCRIPT:
+        return TaskFailure(ErrorCode.SCRIPT_FAILED, f"{field}: {detail}")
+    if isinstance(error, PlaywrightTimeoutError):
+        return TaskFailure(ErrorCode.TIMEOUT, f"{field}: {detail}")
+    return TaskFailure(ErrorCode.INTERNAL, f"{field}: {detail}")
+
+
+def _first_line(message: str) -> str:
+    """Playwright's message without its call log and without the 'Page.click: ' prefix."""
+    line = message.strip().splitlines()[0] if message.strip() else "unknown browser error"
+    api_call, separator, rest = line.partition(": ")
+    if separator and "." in api_call and " " not in api_call:
+        return rest
+    return line
+
+
+@contextlib.contextmanager
+def failures_as(stage: Stage, field: str) -> Iterator[None]:
+    """Turns any error in the block into the TaskFailure for `stage` and `field`."""
+    try:
+        yield
+    except TaskFailure:
+        raise
+    except Exception as error:
+        raise failure_from(error, stage, field) from error

@@ -1,0 +1,86 @@
+"""Reports a task's progress as AgentEvents on `events.tasks.<task_id>` (stream FARM_EVENTS)."""
+
+import uuid
+
+import nats.errors
+from google.protobuf.timestamp_pb2 import Timestamp
+from nats.js import JetStreamContext
+
+from farm.queue.v1 import queue_pb2
+from farm.tasks.v1 import tasks_pb2
+from farm_agent.actions import cut_utf8
+from farm_agent.errors import ErrorCode, TaskFailure
+from farm_core.queue import event_subject
+
+PUBLISH_TIMEOUT_SECONDS = 5.0
+
+
+class ReportFailed(Exception):
+    """An event could not be stored in JetStream; the task must not be acked."""
+
+
+class EventReporter:
+    """Publishes one agent's events, each with a unique id as `Nats-Msg-Id`."""
+
+    def __init__(self, js: JetStreamContext, agent_id: str, max_payload_bytes: int) -> None:
+        self._js = js
+        self._agent_id = agent_id
+        self._max_payload_bytes = max_payload_bytes
+
+    async def report(
+        self,
+        task_id: str,
+        status: "tasks_pb2.TaskStatus.ValueType",
+        attempt: int,
+        *,
+        result: tasks_pb2.TaskResult | None = None,
+        error: tasks_pb2.TaskError | None = None,
+    ) -> queue_pb2.AgentEvent:
+        """Publishes the event and waits for JetStream to store it; raises ReportFailed."""
+        event = queue_pb2.AgentEvent(
+            event_id=uuid.uuid4().hex,
+            task_id=task_id,
+            status=status,
+            agent_id=self._agent_id,
+            attempt=attempt,
+            time=_now(),
+            result=result,
+            error=error,
+        )
+        payload = self._fit(event)
+        try:
+            await self._js.publish(
+                event_subject(task_id),
+                payload,
+                timeout=PUBLISH_TIMEOUT_SECONDS,
+                headers={"Nats-Msg-Id": event.event_id},
+            )
+        except (nats.errors.Error, TimeoutError) as failure:
+            raise ReportFailed(
+                f"publishing the {tasks_pb2.TaskStatus.Name(status)} event of task {task_id} "
+                f"failed: {failure}"
+            ) from failure
+        return event
+
+    def _fit(self, event: queue_pb2.AgentEvent) -> bytes:
+        """The event's bytes, with the result's text cut so they fit in one NATS message."""
+        payload = event.SerializeToString()
+        overflow = len(payload) - self._max_payload_bytes
+        if overflow <= 0:
+            return payload
+        text = event.result.text.encode()
+        if len(text) < overflow:
+            raise TaskFailure(
+                ErrorCode.RESULT_TOO_LARGE,
+                f"the result is {len(payload)} bytes; a NATS message holds at most "
+                f"{self._max_payload_bytes}",
+            )
+        # The artifact keeps the whole text; leave room for the length prefix shrinking.
+        event.result.text = cut_utf8(text, len(text) - overflow - 16)
+        return event.SerializeToString()
+
+
+def _now() -> Timestamp:
+    stamp = Timestamp()
+    stamp.GetCurrentTime()
+    return stamp

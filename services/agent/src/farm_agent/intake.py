@@ -1,0 +1,292 @@
+"""Pulls tasks from JetStream by weighted priority and runs up to `concurrency` of them at once.
+
+One durable pull consumer per (region, priority), `agents-<region>-<priority>`, shared
+by every agent of that region. A core subscription to the same subjects is the
+doorbell that says which queue just got work, so an idle agent waits instead of
+polling; queues are still checked every `poll_seconds` for redelivered tasks.
+"""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+import nats.errors
+from google.protobuf.message import DecodeError
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from farm.queue.v1 import queue_pb2
+from farm_agent.attempt import AttemptTools, Runner, StopReason, TaskAttempt
+from farm_agent.events import EventReporter
+from farm_agent.priorities import PRECEDENCE, Priority, PriorityChooser
+from farm_agent.settings import AgentSettings
+from farm_agent.uploader import ArtifactUploader
+from farm_core.queue import ANY_REGION, TASK_STREAM, cancel_bucket, connect, ensure_streams
+
+log = logging.getLogger(__name__)
+
+CANCEL_SUBJECTS = "control.cancel.>"
+PRIORITY_TOKENS = frozenset(priority.value for priority in Priority)
+HAND_BACK_SECONDS = 5.0
+"""How long drain waits for stopped tasks to be handed back after the grace period."""
+
+
+def consumer_name(region: str, priority: Priority) -> str:
+    """The durable consumer shared by the agents of `region` for `priority`."""
+    return f"agents-{region}-{priority.value}"
+
+
+@dataclass(eq=False)
+class _Queue:
+    """One (region, priority) consumer and whether it may hold work."""
+
+    region: str
+    priority: Priority
+    subscription: JetStreamContext.PullSubscription
+    maybe_has_work: bool = True
+    rings: int = field(default=0)
+
+
+class WorkIntake:
+    """Fetches tasks for the agent's region and `any`, runs them, and drains on shutdown."""
+
+    def __init__(self, settings: AgentSettings, runner: Runner, uploader: ArtifactUploader) -> None:
+        self._settings = settings
+        self._runner = runner
+        self._uploader = uploader
+        self._chooser = PriorityChooser(settings.priority_weights)
+        self._regions = [ANY_REGION]
+        if settings.region and settings.region != ANY_REGION:
+            self._regions.insert(0, settings.region)
+        self._nc: Client | None = None
+        self._queues: dict[Priority, list[_Queue]] = {priority: [] for priority in PRECEDENCE}
+        self._subscriptions: list[Subscription] = []
+        self._running: dict[asyncio.Task[None], TaskAttempt] = {}
+        self._changed = asyncio.Condition()
+        self._stopping = False
+        self._fetching: asyncio.Task[None] | None = None
+        self._last_poll = time.monotonic()
+
+    @property
+    def running_tasks(self) -> list[str]:
+        """Ids of the tasks being worked on now."""
+        return [attempt.task_id for attempt in self._running.values()]
+
+    async def start(self) -> None:
+        """Connects to NATS, binds the consumers and starts fetching."""
+        settings = self._settings
+        self._nc = await connect(settings.nats_url, name=f"farm-agent-{settings.id}")
+        js = self._nc.jetstream()
+        await ensure_streams(js)
+        tools = AttemptTools(
+            runner=self._runner,
+            uploader=self._uploader,
+            reporter=EventReporter(js, settings.id, self._nc.max_payload),
+            cancelled_tasks=await cancel_bucket(js),
+            in_progress_seconds=settings.in_progress_seconds,
+            retry_delay_seconds=settings.retry_delay_seconds,
+            max_deliver=settings.max_deliver,
+        )
+        for region in self._regions:
+            for priority in PRECEDENCE:
+                self._queues[priority].append(await self._bind(js, region, priority))
+            self._subscriptions.append(
+                await self._nc.subscribe(f"tasks.{region}.*", cb=self._on_new_task)
+            )
+        self._subscriptions.append(await self._nc.subscribe(CANCEL_SUBJECTS, cb=self._on_cancel))
+        self._fetching = asyncio.create_task(self._fetch_loop(tools), name="agent-fetch")
+        log.info(
+            "pulling tasks of region(s) %s with weights high,normal,low = %s, %d at a time",
+            ",".join(self._regions),
+            ",".join(map(str, settings.priority_weights)),
+            settings.concurrency,
+        )
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Stops fetching, lets running tasks end within the grace, hands the rest back."""
+        async with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+        if self._fetching is not None:
+            await self._fetching
+        running = dict(self._running)
+        if not running:
+            log.info("drained: no task was running")
+            return
+        _, late = await asyncio.wait(running, timeout=grace_seconds)
+        for task in late:
+            running[task].stop(StopReason.SHUTDOWN)
+        if late:
+            await asyncio.wait(late, timeout=HAND_BACK_SECONDS)
+        log.info(
+            "drained: %d task(s) finished within %g s, %d handed back for redelivery",
+            len(running) - len(late),
+            grace_seconds,
+            len(late),
+        )
+
+    async def close(self) -> None:
+        """Stops everything still running and closes the NATS connection."""
+        if not self._stopping:
+            await self.drain(0)
+        for task in list(self._running):
+            task.cancel()
+        if self._running:
+            await asyncio.wait(list(self._running), timeout=HAND_BACK_SECONDS)
+        if self._nc is not None and not self._nc.is_closed:
+            # Not drain(): the pull subscriptions' expired fetches would hold it to its timeout.
+            try:
+                await self._nc.flush(timeout=int(HAND_BACK_SECONDS))
+            except (nats.errors.Error, TimeoutError) as error:
+                log.warning("acks and naks may be lost on close: %s", error)
+            await self._nc.close()
+
+    async def _bind(self, js: JetStreamContext, region: str, priority: Priority) -> _Queue:
+        name = consumer_name(region, priority)
+        await js.add_consumer(
+            TASK_STREAM,
+            ConsumerConfig(
+                name=name,
+                durable_name=name,
+                filter_subject=f"tasks.{region}.{priority.value}",
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=self._settings.ack_wait_seconds,
+                max_deliver=self._settings.max_deliver,
+            ),
+        )
+        subscription = await js.pull_subscribe_bind(durable=name, stream=TASK_STREAM)
+        return _Queue(region, priority, subscription)
+
+    async def _fetch_loop(self, tools: AttemptTools) -> None:
+        concurrency = self._settings.concurrency
+        while True:
+            async with self._changed:
+                await self._changed.wait_for(
+                    lambda: self._stopping or len(self._running) < concurrency
+                )
+            message = None if self._stopping else await self._next_message_or_none()
+            if message is None:
+                if self._stopping:
+                    return
+                continue
+            if self._stopping:
+                # Fetched as the drain began: hand it straight back.
+                try:
+                    await message.nak()
+                except nats.errors.Error as error:
+                    log.warning("could not hand back a task fetched during drain: %s", error)
+                return
+            attempt = TaskAttempt(message, tools)
+            task = asyncio.create_task(self._run(attempt), name=f"attempt-{attempt.task_id}")
+            self._running[task] = attempt
+
+    async def _run(self, attempt: TaskAttempt) -> None:
+        try:
+            await attempt.run()
+        except Exception:
+            log.exception("task %s: attempt failed unexpectedly", attempt.task_id)
+        finally:
+            async with self._changed:
+                this_task = asyncio.current_task()
+                if this_task is not None:
+                    self._running.pop(this_task, None)
+                self._changed.notify_all()
+
+    async def _next_message_or_none(self) -> Msg | None:
+        """The next message; None after an unexpected error, so the loop lives on."""
+        try:
+            return await self._next_message()
+        except Exception:
+            log.exception("fetching tasks failed; trying again shortly")
+            await asyncio.sleep(self._settings.fetch_wait_seconds)
+            return None
+
+    async def _next_message(self) -> Msg | None:
+        """The next task by weighted priority; waits for work; None once stopping."""
+        while not self._stopping:
+            if time.monotonic() - self._last_poll >= self._settings.poll_seconds:
+                self._mark_all_maybe_busy()
+            with_work = {priority for priority, queues in self._queues.items() if _any_work(queues)}
+            priority = self._chooser.pick(with_work)
+            if priority is None:
+                await self._wait_for_work()
+                continue
+            for queue in self._queues[priority]:
+                if queue.maybe_has_work:
+                    message = await self._fetch(queue)
+                    if message is not None:
+                        return message
+        return None
+
+    async def _fetch(self, queue: _Queue) -> Msg | None:
+        rings = queue.rings
+        try:
+            messages = await queue.subscription.fetch(1, timeout=self._settings.fetch_wait_seconds)
+        except TimeoutError:
+            messages = []
+        except nats.errors.Error as error:
+            name = consumer_name(queue.region, queue.priority)
+            log.warning("fetching from %s failed: %s", name, error)
+            await asyncio.sleep(self._settings.fetch_wait_seconds)
+            messages = []
+        if messages:
+            # JetStream says how many more wait behind this one: none, and the flag can go.
+            if messages[0].metadata.num_pending == 0 and queue.rings == rings:
+                queue.maybe_has_work = False
+            return messages[0]
+        # A task that rang during the fetch, or arrived after it timed out, keeps the flag.
+        if queue.rings == rings and queue.subscription.pending_msgs == 0:
+            queue.maybe_has_work = False
+        return None
+
+    async def _wait_for_work(self) -> None:
+        """Waits for a new-task signal, a stop, or the next poll of all queues."""
+        async with self._changed:
+            try:
+                async with asyncio.timeout(self._settings.poll_seconds):
+                    await self._changed.wait_for(
+                        lambda: (
+                            self._stopping
+                            or any(_any_work(queues) for queues in self._queues.values())
+                        )
+                    )
+            except TimeoutError:
+                self._mark_all_maybe_busy()
+
+    def _mark_all_maybe_busy(self) -> None:
+        """Redeliveries ring no bell: every queue is worth a look now and then."""
+        self._last_poll = time.monotonic()
+        for queues in self._queues.values():
+            for queue in queues:
+                queue.maybe_has_work = True
+
+    async def _on_new_task(self, message: Msg) -> None:
+        _, region, priority_token = message.subject.split(".", 2)
+        if priority_token not in PRIORITY_TOKENS:
+            return
+        async with self._changed:
+            for queue in self._queues[Priority(priority_token)]:
+                if queue.region == region:
+                    queue.rings += 1
+                    queue.maybe_has_work = True
+            self._changed.notify_all()
+
+    async def _on_cancel(self, message: Msg) -> None:
+        try:
+            task_id = queue_pb2.CancelNotice.FromString(message.data).task_id
+        except DecodeError:
+            task_id = ""
+        task_id = task_id or message.subject.removeprefix("control.cancel.")
+        for attempt in self._running.values():
+            if attempt.task_id == task_id:
+                log.info("cancel notice for running task %s: stopping it", task_id)
+                attempt.stop(StopReason.CANCELLED)
+
+
+def _any_work(queues: list[_Queue]) -> bool:
+    return any(queue.maybe_has_work for queue in queues)

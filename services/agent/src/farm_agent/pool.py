@@ -1,0 +1,309 @@
+"""A pool of headless Chromium browsers, each task in a fresh context of one of them."""
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
+from playwright.async_api import Error as PlaywrightError
+
+from farm_agent import metrics
+from farm_agent.errors import ErrorCode, Stage, TaskFailure, failure_from
+from farm_agent.settings import AgentSettings
+
+log = logging.getLogger(__name__)
+
+# Flags the farm's machines need: no sandbox (containers), no GPU, no /dev/shm (small in
+# containers), and nothing that phones home or prompts on first run.
+CHROMIUM_FLAGS: tuple[str, ...] = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+
+# Chromium binds a unix socket at $TMPDIR/org.chromium.Chromium.XXXXXX/SingletonSocket and
+# aborts at launch when that path is longer than a socket address holds (107 bytes).
+MAX_BROWSER_TMPDIR_CHARS = 107 - len("/org.chromium.Chromium.XXXXXX/SingletonSocket")
+
+
+@dataclass(eq=False)
+class _PooledBrowser:
+    """One running browser and what the pool knows about its use."""
+
+    browser: Browser
+    tasks_started: int = 0
+    leases: int = 0
+    idle_since: float = field(default_factory=time.monotonic)
+    retiring: bool = False
+
+    @property
+    def usable(self) -> bool:
+        return not self.retiring and self.browser.is_connected()
+
+
+class BrowserPool:
+    """Runs between min and max browsers; hands out fresh contexts and recycles browsers.
+
+    A browser is replaced after `tasks_per_browser` tasks or when it disconnects
+    (crash, killed process); browsers above the minimum close after being idle for
+    `browser_idle_seconds`. Chromium's profiles live in the agent's scratch directory,
+    which is removed on close.
+    """
+
+    def __init__(self, settings: AgentSettings) -> None:
+        self._settings = settings
+        self._scratch = settings.scratch_dir().resolve()
+        self._browser_tmp = self._scratch
+        self._playwright: Playwright | None = None
+        self._browsers: list[_PooledBrowser] = []
+        self._changed = asyncio.Condition()
+        self._maintenance: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def scratch_dir(self) -> Path:
+        """Where Chromium's profiles and temporary files go."""
+        return self._scratch
+
+    @property
+    def devices(self) -> Mapping[str, Mapping[str, Any]]:
+        """Playwright's device descriptors by name, e.g. "iPhone 13"."""
+        if self._playwright is None:
+            raise RuntimeError("the browser pool is not started")
+        return self._playwright.devices
+
+    @property
+    def running_browsers(self) -> int:
+        """Browsers running now."""
+        return len(self._browsers)
+
+    async def start(self) -> None:
+        """Starts Playwright's driver and the minimum number of browsers."""
+        await asyncio.to_thread(shutil.rmtree, self._scratch, True)
+        (self._scratch / "home").mkdir(parents=True)
+        if len(str(self._scratch)) > MAX_BROWSER_TMPDIR_CHARS:
+            self._browser_tmp = Path(await asyncio.to_thread(tempfile.mkdtemp, "", "farm-agent-"))
+            log.warning(
+                "the scratch directory %s is too deep for Chromium's socket path (over %d "
+                "characters); Chromium's own temporary files go to %s; a shorter FARM_HOME "
+                "keeps them under it",
+                self._scratch,
+                MAX_BROWSER_TMPDIR_CHARS,
+                self._browser_tmp,
+            )
+        # The driver makes Chromium's profile directories under its own TMPDIR.
+        previous = os.environ.get("TMPDIR")
+        os.environ["TMPDIR"] = str(self._scratch)
+        try:
+            self._playwright = await async_playwright().start()
+        finally:
+            if previous is None:
+                del os.environ["TMPDIR"]
+            else:
+                os.environ["TMPDIR"] = previous
+        async with self._changed:
+            await self._top_up()
+        self._maintenance = asyncio.create_task(self._maintain(), name="browser-pool-maintenance")
+        log.info(
+            "browser pool started: %d browser(s), %s, scratch %s",
+            len(self._browsers),
+            self._settings.chromium_path,
+            self._scratch,
+        )
+
+    @contextlib.asynccontextmanager
+    async def new_context(self, **options: Any) -> AsyncIterator[BrowserContext]:
+        """A fresh browser context with `options` (viewport, device...), closed afterwards."""
+        pooled, context = await self._open_context(options)
+        try:
+            yield context
+        finally:
+            await _close_quietly(context)
+            await self._release(pooled)
+
+    async def close(self) -> None:
+        """Closes every browser and Playwright, and removes the scratch directory."""
+        self._closed = True
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintenance
+        async with self._changed:
+            browsers, self._browsers = self._browsers, []
+            metrics.active_browsers.set(0)
+            self._changed.notify_all()
+        for pooled in browsers:
+            await _close_browser(pooled.browser)
+        if self._playwright is not None:
+            await self._playwright.stop()
+            self._playwright = None
+        await asyncio.to_thread(shutil.rmtree, self._scratch, True)
+        if self._browser_tmp != self._scratch:
+            await asyncio.to_thread(shutil.rmtree, self._browser_tmp, True)
+        log.info("browser pool closed")
+
+    async def _open_context(
+        self, options: Mapping[str, Any]
+    ) -> tuple[_PooledBrowser, BrowserContext]:
+        """A new context on a leased browser; a browser found dead is retired and another tried."""
+        for _ in range(2):
+            pooled = await self._lease()
+            try:
+                return pooled, await pooled.browser.new_context(**options)
+            except PlaywrightError as error:
+                failure = failure_from(error, Stage.CAPTURE, "browser context")
+                dead = failure.code is ErrorCode.BROWSER_CRASHED
+                if dead:
+                    pooled.retiring = True
+                await self._release(pooled)
+                if not dead:
+                    raise failure from error
+                log.warning("a browser was found dead when a task started; trying another")
+        raise TaskFailure(ErrorCode.BROWSER_CRASHED, "browsers keep dying as tasks start")
+
+    async def _lease(self) -> _PooledBrowser:
+        async with self._changed:
+            while True:
+                if self._closed:
+                    raise TaskFailure(ErrorCode.INTERNAL, "the agent is shutting down")
+                self._forget_disconnected()
+                pooled = await self._choose()
+                if pooled is not None:
+                    break
+                await self._changed.wait()
+            pooled.leases += 1
+            pooled.tasks_started += 1
+            if pooled.tasks_started >= self._settings.tasks_per_browser:
+                pooled.retiring = True
+            return pooled
+
+    async def _choose(self) -> _PooledBrowser | None:
+        """An idle browser, else a new one if below max, else the least busy; None: wait."""
+        usable = [pooled for pooled in self._browsers if pooled.usable]
+        idle = [pooled for pooled in usable if pooled.leases == 0]
+        if idle:
+            return idle[0]
+        if len(self._browsers) < self._settings.max_browsers:
+            return await self._launch()
+        return min(usable, key=lambda pooled: pooled.leases, default=None)
+
+    async def _release(self, pooled: _PooledBrowser) -> None:
+        async with self._changed:
+            pooled.leases -= 1
+            pooled.idle_since = time.monotonic()
+            retire = pooled.leases == 0 and not pooled.usable and pooled in self._browsers
+            if retire:
+                self._drop(pooled)
+            self._changed.notify_all()
+        if retire:
+            log.info(
+                "browser retired after %d task(s)%s",
+                pooled.tasks_started,
+                "" if pooled.browser.is_connected() else " (disconnected)",
+            )
+            await _close_browser(pooled.browser)
+
+    async def _launch(self) -> _PooledBrowser:
+        if self._playwright is None:
+            raise RuntimeError("the browser pool is not started")
+        home = self._scratch / "home"
+        try:
+            browser = await self._playwright.chromium.launch(
+                executable_path=self._settings.chromium_path,
+                headless=True,
+                args=list(CHROMIUM_FLAGS),
+                # Chromium keeps its NSS database and caches under HOME: keep them in scratch.
+                env={**os.environ, "TMPDIR": str(self._browser_tmp), "HOME": str(home)},
+            )
+        except PlaywrightError as error:
+            raise TaskFailure(
+                ErrorCode.BROWSER_CRASHED,
+                f"cannot launch Chromium {self._settings.chromium_path}: {error.message}",
+            ) from error
+        pooled = _PooledBrowser(browser)
+        browser.on("disconnected", lambda _: self._on_disconnected(pooled))
+        self._browsers.append(pooled)
+        metrics.active_browsers.set(len(self._browsers))
+        log.debug("browser launched (%d running)", len(self._browsers))
+        return pooled
+
+    def _on_disconnected(self, pooled: _PooledBrowser) -> None:
+        if pooled in self._browsers and not self._closed:
+            log.warning(
+                "a browser disconnected after %d task(s); it will be replaced",
+                pooled.tasks_started,
+            )
+            if pooled.leases == 0:
+                self._drop(pooled)
+
+    def _forget_disconnected(self) -> None:
+        for pooled in list(self._browsers):
+            if not pooled.browser.is_connected() and pooled.leases == 0:
+                self._drop(pooled)
+
+    def _drop(self, pooled: _PooledBrowser) -> None:
+        self._browsers.remove(pooled)
+        metrics.active_browsers.set(len(self._browsers))
+
+    async def _top_up(self) -> None:
+        """Launches browsers until `min_browsers` are usable; the caller holds the lock."""
+        while (
+            sum(pooled.usable for pooled in self._browsers) < self._settings.min_browsers
+            and len(self._browsers) < self._settings.max_browsers
+        ):
+            await self._launch()
+
+    async def _close_idle(self) -> None:
+        """Closes browsers idle for too long while more than the minimum run."""
+        now = time.monotonic()
+        to_close: list[_PooledBrowser] = []
+        async with self._changed:
+            self._forget_disconnected()
+            for pooled in list(self._browsers):
+                idle_for = now - pooled.idle_since
+                above_min = len(self._browsers) > self._settings.min_browsers
+                idle_too_long = idle_for >= self._settings.browser_idle_seconds
+                if above_min and pooled.leases == 0 and idle_too_long:
+                    self._drop(pooled)
+                    to_close.append(pooled)
+            await self._top_up()
+        for pooled in to_close:
+            log.info("closing a browser idle for %.0f s", now - pooled.idle_since)
+            await _close_browser(pooled.browser)
+
+    async def _maintain(self) -> None:
+        interval = min(self._settings.browser_idle_seconds / 2, 5.0)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._close_idle()
+            except TaskFailure as error:
+                log.warning("browser pool upkeep failed (retrying in %.0f s): %s", interval, error)
+
+
+async def _close_context_or_browser(closer: Any, what: str) -> None:
+    try:
+        await closer()
+    except PlaywrightError as error:
+        # Closing what a crashed or killed browser held fails; nothing is left to free.
+        log.debug("closing a %s failed: %s", what, error)
+
+
+async def _close_quietly(context: BrowserContext) -> None:
+    await _close_context_or_browser(context.close, "browser context")
+
+
+async def _close_browser(browser: Browser) -> None:
+    await _close_context_or_browser(browser.close, "browser")

@@ -1,0 +1,131 @@
+"""Runs one TaskSpec in a fresh browser context: navigate, run the steps, do the action."""
+
+import asyncio
+import logging
+import time
+from typing import Any, Literal
+
+from playwright.async_api import Page
+
+from farm.tasks.v1 import tasks_pb2
+from farm_agent import metrics
+from farm_agent.actions import Capture, run_action
+from farm_agent.errors import ErrorCode, Stage, TaskFailure, failures_as
+from farm_agent.pool import BrowserPool
+from farm_agent.settings import AgentSettings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_MS = 30_000
+DEFAULT_VIEWPORT = {"width": 1280, "height": 800}
+
+WaitUntil = Literal["load", "domcontentloaded", "networkidle"]
+_WAIT_UNTIL: dict[int, WaitUntil] = {
+    tasks_pb2.WAIT_UNTIL_UNSPECIFIED: "load",
+    tasks_pb2.WAIT_UNTIL_LOAD: "load",
+    tasks_pb2.WAIT_UNTIL_DOMCONTENTLOADED: "domcontentloaded",
+    tasks_pb2.WAIT_UNTIL_NETWORKIDLE: "networkidle",
+}
+
+
+class Budget:
+    """The time left in one attempt, handed to Playwright so its own waits end first.
+
+    Playwright's waits get the time left less a margin, so a missing element is
+    reported as SELECTOR_NOT_FOUND rather than as the attempt's TIMEOUT.
+    """
+
+    def __init__(self, total_seconds: float) -> None:
+        self._deadline = time.monotonic() + total_seconds
+        self._margin = min(1.0, total_seconds / 5)
+
+    def ms(self) -> float:
+        """Milliseconds a Playwright call may wait (never 0, which Playwright reads as no limit)."""
+        return max(1.0, (self._deadline - time.monotonic() - self._margin) * 1000)
+
+
+class TaskRunner:
+    """Runs task specs on the browser pool and returns what they captured."""
+
+    def __init__(self, pool: BrowserPool, settings: AgentSettings) -> None:
+        self._pool = pool
+        self._settings = settings
+
+    async def run(self, spec: tasks_pb2.TaskSpec) -> Capture:
+        """Runs `spec` within its timeoutMs; raises TaskFailure with a stable code."""
+        timeout_seconds = (spec.timeout_ms or DEFAULT_TIMEOUT_MS) / 1000
+        options = self.context_options(spec)
+        budget = Budget(timeout_seconds)
+        try:
+            async with asyncio.timeout(timeout_seconds):
+                async with self._pool.new_context(**options) as context:
+                    context.set_default_timeout(timeout_seconds * 1000)
+                    page = await context.new_page()
+                    return await self._run_on_page(page, spec, budget)
+        except TimeoutError as error:
+            raise TaskFailure(
+                ErrorCode.TIMEOUT, f"the task did not finish within its {timeout_seconds:g} s"
+            ) from error
+
+    def context_options(self, spec: tasks_pb2.TaskSpec) -> dict[str, Any]:
+        """The new_context options for the spec's device and viewport."""
+        options: dict[str, Any] = {}
+        if spec.device:
+            device = self._pool.devices.get(spec.device)
+            if device is None:
+                raise TaskFailure(
+                    ErrorCode.INVALID_DEVICE,
+                    f"device: {spec.device!r} is not a device Playwright knows, "
+                    "e.g. 'iPhone 13' or 'Pixel 7'",
+                )
+            options.update(
+                {name: value for name, value in device.items() if name != "default_browser_type"}
+            )
+        if spec.viewport.width and spec.viewport.height:
+            options["viewport"] = {"width": spec.viewport.width, "height": spec.viewport.height}
+        options.setdefault("viewport", DEFAULT_VIEWPORT)
+        return options
+
+    async def _run_on_page(self, page: Page, spec: tasks_pb2.TaskSpec, budget: Budget) -> Capture:
+        with failures_as(Stage.NAVIGATION, "url"):
+            response = await page.goto(
+                spec.url,
+                wait_until=_WAIT_UNTIL.get(spec.wait_until, "load"),
+                timeout=budget.ms(),
+            )
+        metrics.pages_scraped_total.inc()
+        for index, step in enumerate(spec.steps):
+            await run_step(page, step, f"steps[{index}]", budget)
+        capture = await run_action(page, spec, budget.ms, self._settings.max_result_text_bytes)
+        capture.result.http_status = response.status if response is not None else 0
+        capture.result.final_url = page.url
+        with failures_as(Stage.CAPTURE, "title"):
+            capture.result.title = await page.title()
+        return capture
+
+
+async def run_step(page: Page, step: tasks_pb2.Step, field: str, budget: Budget) -> None:
+    """Runs one step (click, fill, waitFor, press or scroll) on the page."""
+    if step.click:
+        with failures_as(Stage.SELECTOR, f"{field}.click"):
+            await page.locator(step.click).first.click(timeout=budget.ms())
+    elif step.HasField("fill"):
+        with failures_as(Stage.SELECTOR, f"{field}.fill.selector"):
+            await page.locator(step.fill.selector).first.fill(step.fill.value, timeout=budget.ms())
+    elif step.wait_for:
+        with failures_as(Stage.SELECTOR, f"{field}.waitFor"):
+            await page.locator(step.wait_for).first.wait_for(state="visible", timeout=budget.ms())
+    elif step.press:
+        with failures_as(Stage.CAPTURE, f"{field}.press"):
+            await page.keyboard.press(step.press)
+    elif step.scroll in ("bottom", "top"):
+        with failures_as(Stage.CAPTURE, f"{field}.scroll"):
+            await page.evaluate(
+                "(toBottom) => window.scrollTo(0, toBottom ? document.body.scrollHeight : 0)",
+                step.scroll == "bottom",
+            )
+    elif step.scroll:
+        with failures_as(Stage.SELECTOR, f"{field}.scroll"):
+            await page.locator(step.scroll).first.scroll_into_view_if_needed(timeout=budget.ms())
+    else:
+        raise TaskFailure(ErrorCode.INTERNAL, f"{field}: the step sets no action")

@@ -1,0 +1,59 @@
+"""The agent as a farm service: browser pool and task intake, with gRPC health only."""
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import grpc
+
+from farm_agent.intake import WorkIntake
+from farm_agent.pool import BrowserPool
+from farm_agent.runner import TaskRunner
+from farm_agent.settings import AgentSettings
+from farm_agent.uploader import ArtifactUploader, StorageUploader
+
+log = logging.getLogger(__name__)
+
+
+class AgentService:
+    """Runs tasks from NATS in Chromium; serves no RPC of its own besides health."""
+
+    name = "agent"
+    method_scopes: Mapping[str, str] = {}
+
+    def __init__(self, settings: AgentSettings, uploader: ArtifactUploader | None = None) -> None:
+        self.settings = settings
+        self.pool = BrowserPool(settings)
+        self._uploader = uploader
+        self.intake: WorkIntake | None = None
+
+    async def start(self) -> None:
+        """Starts the browsers, then pulls work."""
+        log.info(
+            "agent %s starting; pages may also reach: %s", self.settings.id, self.settings.allow
+        )
+        await self.pool.start()
+        if self._uploader is None:
+            self._uploader = StorageUploader(self.settings)
+        runner = TaskRunner(self.pool, self.settings)
+        self.intake = WorkIntake(self.settings, runner, self._uploader)
+        try:
+            await self.intake.start()
+        except BaseException:
+            await self.close()
+            raise
+
+    def register(self, server: grpc.aio.Server) -> Sequence[str]:
+        return []
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Stops fetching; running tasks finish within the grace or are handed back."""
+        if self.intake is not None:
+            await self.intake.drain(grace_seconds)
+
+    async def close(self) -> None:
+        """Closes NATS, the browsers and the storage connection."""
+        if self.intake is not None:
+            await self.intake.close()
+        await self.pool.close()
+        if self._uploader is not None:
+            await self._uploader.close()

@@ -1,0 +1,130 @@
+"""Stores a task's artifacts through the storage service's ArtifactIngestService."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import grpc
+
+from farm.storage.v1 import artifacts_pb2, ingest_pb2, ingest_pb2_grpc
+from farm.tasks.v1 import tasks_pb2
+from farm_agent.actions import CapturedArtifact
+from farm_agent.errors import ErrorCode, TaskFailure
+from farm_agent.settings import AgentSettings
+from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
+from farm_core.scopes import Scope
+
+log = logging.getLogger(__name__)
+
+
+class ArtifactUploader(Protocol):
+    """Stores one artifact of a task and returns its reference."""
+
+    async def upload(
+        self, tenant: str, task_id: str, artifact: CapturedArtifact
+    ) -> tasks_pb2.ArtifactRef:
+        """Stores `artifact`; raises TaskFailure(UPLOAD_FAILED) when it cannot."""
+        ...
+
+    async def close(self) -> None:
+        """Releases the connection."""
+        ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently an upload is retried while storage is unavailable."""
+
+    attempts: int = 5
+    first_delay_seconds: float = 0.2
+    max_delay_seconds: float = 5.0
+    call_timeout_seconds: float = 120.0
+
+    def delays(self) -> Iterator[float]:
+        """The waits between attempts: doubling from the first delay, capped."""
+        delay = self.first_delay_seconds
+        for _ in range(self.attempts - 1):
+            yield delay
+            delay = min(delay * 2, self.max_delay_seconds)
+
+
+def artifact_ref(artifact: artifacts_pb2.Artifact) -> tasks_pb2.ArtifactRef:
+    """The reference a task result carries for a stored artifact."""
+    return tasks_pb2.ArtifactRef(
+        id=artifact.id,
+        kind=artifact.kind,
+        content_type=artifact.content_type,
+        size_bytes=artifact.size_bytes,
+        sha256=artifact.sha256,
+    )
+
+
+class StorageUploader:
+    """Streams artifacts to storage as header + chunks, with the agent's internal identity."""
+
+    def __init__(self, settings: AgentSettings, retry: RetryPolicy | None = None) -> None:
+        self._agent_id = settings.id
+        self._chunk_bytes = settings.upload_chunk_bytes
+        self._address = settings.storage_address
+        self._codec = IdentityCodec(settings.resolved_identity_secret())
+        self._retry = retry or RetryPolicy()
+        self._channel = grpc.aio.insecure_channel(settings.storage_address)
+        self._stub = ingest_pb2_grpc.ArtifactIngestServiceStub(self._channel)
+
+    async def upload(
+        self, tenant: str, task_id: str, artifact: CapturedArtifact
+    ) -> tasks_pb2.ArtifactRef:
+        """Stores `artifact`, retrying while storage is UNAVAILABLE; raises TaskFailure."""
+        delays = self._retry.delays()
+        while True:
+            try:
+                response = await self._stub.UploadArtifact(
+                    self._requests(tenant, task_id, artifact),
+                    metadata=((IDENTITY_HEADER, self._token(tenant)),),
+                    timeout=self._retry.call_timeout_seconds,
+                )
+                return artifact_ref(response.artifact)
+            except grpc.aio.AioRpcError as error:
+                delay = next(delays, None)
+                if error.code() != grpc.StatusCode.UNAVAILABLE or delay is None:
+                    raise TaskFailure(
+                        ErrorCode.UPLOAD_FAILED,
+                        f"storing the {artifact.name} at {self._address} failed: "
+                        f"{error.code().name}: {error.details()}",
+                    ) from error
+                log.info(
+                    "storage unavailable for %s of task %s; retrying in %.1f s",
+                    artifact.name,
+                    task_id,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    async def close(self) -> None:
+        """Closes the gRPC channel."""
+        await self._channel.close()
+
+    def _token(self, tenant: str) -> str:
+        identity = Identity(
+            tenant=tenant, key_id=self._agent_id, scopes=frozenset({Scope.INTERNAL.value})
+        )
+        return self._codec.encode(identity)
+
+    async def _requests(
+        self, tenant: str, task_id: str, artifact: CapturedArtifact
+    ) -> AsyncIterator[ingest_pb2.UploadArtifactRequest]:
+        yield ingest_pb2.UploadArtifactRequest(
+            header=ingest_pb2.UploadHeader(
+                tenant=tenant,
+                task_id=task_id,
+                name=artifact.name,
+                kind=artifact.kind,
+                content_type=artifact.content_type,
+            )
+        )
+        for start in range(0, len(artifact.data), self._chunk_bytes):
+            yield ingest_pb2.UploadArtifactRequest(
+                chunk=artifact.data[start : start + self._chunk_bytes]
+            )

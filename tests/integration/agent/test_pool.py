@@ -1,0 +1,136 @@
+"""The browser pool: fresh contexts, recycling, crash recovery, idle closing, scratch space."""
+
+import os
+import signal
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+
+from farm.tasks.v1 import tasks_pb2
+from farm_agent.metrics import process_tree
+from farm_agent.pool import BrowserPool
+from farm_agent.runner import TaskRunner
+from farm_agent.settings import AgentSettings
+from tests.helpers import assert_eventually
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def short_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # A short FARM_HOME keeps Chromium's socket path under the scratch directory.
+    return tmp_path_factory.mktemp("h")
+
+
+@pytest.fixture
+async def pools(short_home: Path, make_settings) -> AsyncIterator[Callable[..., object]]:
+    started: list[BrowserPool] = []
+
+    async def start(**overrides: object) -> BrowserPool:
+        settings = make_settings(FARM_HOME=short_home, id=f"p{len(started)}", **overrides)
+        pool = BrowserPool(settings)
+        await pool.start()
+        started.append(pool)
+        return pool
+
+    yield start
+    for pool in started:
+        await pool.close()
+
+
+def browser_pids(scratch: Path) -> list[int]:
+    """PIDs of the main Chromium processes whose profiles live under `scratch`."""
+    found = []
+    for pid in process_tree(os.getpid()):
+        try:
+            arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        is_main = not any(argument.startswith(b"--type=") for argument in arguments)
+        if is_main and any(
+            argument.startswith(f"--user-data-dir={scratch}".encode()) for argument in arguments
+        ):
+            found.append(pid)
+    return found
+
+
+def own_resident_bytes() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def page_task(site, **fields: object) -> tasks_pb2.TaskSpec:
+    return tasks_pb2.TaskSpec(url=site.url("/page"), timeout_ms=10_000, **fields)
+
+
+async def test_each_task_gets_a_fresh_context(pools) -> None:
+    pool = await pools(max_browsers=1)
+    async with pool.new_context() as first:
+        await first.add_cookies([{"name": "seen", "value": "1", "url": "http://example.test/"}])
+        assert len(await first.cookies()) == 1
+    async with pool.new_context() as second:
+        assert second is not first
+        assert await second.cookies() == []
+        assert second.browser is first.browser
+
+
+async def test_a_browser_is_replaced_after_tasks_per_browser_tasks(pools) -> None:
+    pool = await pools(min_browsers=1, max_browsers=1, tasks_per_browser=2)
+    browsers = []
+    for _ in range(3):
+        async with pool.new_context() as context:
+            browsers.append(context.browser)
+    assert browsers[0] is browsers[1]
+    assert browsers[2] is not browsers[0]
+    assert not browsers[0].is_connected()
+    assert browsers[2].is_connected()
+    assert pool.running_browsers == 1
+
+
+async def test_a_killed_browser_is_replaced_and_the_next_task_succeeds(
+    pools, make_settings: Callable[..., AgentSettings], site
+) -> None:
+    pool = await pools(min_browsers=1, max_browsers=1)
+    runner = TaskRunner(pool, make_settings())
+    task = page_task(site, content=tasks_pb2.ContentOptions())
+    await runner.run(task)
+    [pid] = browser_pids(pool.scratch_dir)
+
+    os.kill(pid, signal.SIGKILL)
+
+    capture = await runner.run(task)
+    assert "Hello, farm" in capture.artifacts[0].data.decode()
+    [new_pid] = browser_pids(pool.scratch_dir)
+    assert new_pid != pid
+
+
+async def test_browsers_above_the_minimum_close_when_idle(pools) -> None:
+    pool = await pools(min_browsers=1, max_browsers=2, browser_idle_seconds=0.3)
+    async with pool.new_context() as first, pool.new_context() as second:
+        assert first.browser is not second.browser
+        assert pool.running_browsers == 2
+        assert REGISTRY.get_sample_value("agent_active_browsers") == 2
+    await assert_eventually(lambda: pool.running_browsers == 1, within=10)
+    assert REGISTRY.get_sample_value("agent_active_browsers") == 1
+
+
+async def test_chromium_keeps_its_files_in_the_agent_scratch_dir(pools, short_home: Path) -> None:
+    pool = await pools(max_browsers=1)
+    scratch = pool.scratch_dir
+    assert scratch == (short_home / "agents" / "p0" / "tmp").resolve()
+    async with pool.new_context():
+        profiles = [entry.name for entry in scratch.iterdir()]
+        assert any(name.startswith("playwright_chromiumdev_profile-") for name in profiles)
+        assert browser_pids(scratch)
+    await pool.close()
+    assert not scratch.exists()
+
+
+async def test_memory_gauge_counts_the_browser_processes(pools) -> None:
+    pool = await pools(max_browsers=1)
+    own_rss = own_resident_bytes()
+    async with pool.new_context():
+        memory = REGISTRY.get_sample_value("agent_memory_usage_bytes")
+    assert memory is not None
+    assert memory > own_rss + 10 * 1024 * 1024

@@ -1,0 +1,83 @@
+"""The agent as a service: health over gRPC, a task from NATS to storage and back as events."""
+
+import uuid
+from pathlib import Path
+
+import grpc
+import nats
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from nats.aio.msg import Msg
+
+from farm.queue.v1 import queue_pb2
+from farm.tasks.v1 import tasks_pb2
+from farm_agent.server import AgentService
+from farm_cli.launcher.processes import free_port
+from farm_core.queue import TASK_STREAM, ensure_streams, task_subject
+from farm_core.server import ServiceHost
+from tests.helpers import assert_eventually
+
+pytestmark = pytest.mark.integration
+
+
+async def test_agent_serves_health_and_runs_a_task_into_storage(
+    nats_server, fake_storage, make_settings, site, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    home: Path = tmp_path_factory.mktemp("s")
+    settings = make_settings(
+        FARM_HOME=home,
+        NATS_URL=nats_server.url,
+        id="served-agent",
+        region="eu",
+        storage_address=fake_storage.address,
+        allow="127.0.0.0/8,localhost",
+    )
+    host = ServiceHost(AgentService(settings), settings, free_port())
+    received: list[queue_pb2.AgentEvent] = []
+
+    async def on_event(message: Msg) -> None:
+        received.append(queue_pb2.AgentEvent.FromString(message.data))
+
+    nc = await nats.connect(nats_server.url)
+    await nc.subscribe("events.tasks.>", cb=on_event)
+    js = nc.jetstream()
+    await ensure_streams(js)
+    await host.start()
+    try:
+        async with grpc.aio.insecure_channel(host.address) as channel:
+            health = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest()
+            )
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+        task_id = f"task-{uuid.uuid4().hex[:12]}"
+        spec = tasks_pb2.TaskSpec(
+            url=site.url("/box"), screenshot=tasks_pb2.ScreenshotOptions(selector="#box")
+        )
+        item = queue_pb2.WorkItem(task_id=task_id, tenant="acme", spec=spec)
+        # The agent of region "eu" takes work of its own region as well as of "any".
+        await js.publish(
+            task_subject("eu", tasks_pb2.PRIORITY_HIGH),
+            item.SerializeToString(),
+            headers={"Nats-Msg-Id": task_id},
+        )
+
+        await assert_eventually(
+            lambda: any(event.status == tasks_pb2.TASK_STATUS_SUCCEEDED for event in received),
+            within=20,
+            message="task did not succeed",
+        )
+        final = received[-1]
+        assert final.task_id == task_id
+        assert final.agent_id == "served-agent"
+        [ref] = final.result.artifacts
+        [stored] = fake_storage.ingest.stored
+        assert ref.id == "artifact-1"
+        assert (stored.identity.tenant, stored.header.task_id) == ("acme", task_id)
+        assert b"".join(stored.chunks).startswith(b"\x89PNG")
+    finally:
+        await host.stop(2)
+        for consumer in ("agents-eu-high", "agents-eu-normal", "agents-eu-low"):
+            await js.delete_consumer(TASK_STREAM, consumer)
+        await nc.close()
+    assert not (home / "agents" / "served-agent").joinpath("tmp").exists()

@@ -1,0 +1,98 @@
+"""Uploading artifacts to the storage service: identity, chunks, retries, failures."""
+
+import hashlib
+from collections.abc import Callable
+
+import pytest
+
+from farm.tasks.v1 import tasks_pb2
+from farm_agent.actions import CapturedArtifact
+from farm_agent.errors import ErrorCode, TaskFailure
+from farm_agent.settings import AgentSettings
+from farm_agent.uploader import RetryPolicy, StorageUploader
+from farm_cli.launcher.processes import free_port
+
+pytestmark = pytest.mark.integration
+
+FAST_RETRY = RetryPolicy(attempts=3, first_delay_seconds=0.05, max_delay_seconds=0.1)
+SCREENSHOT = CapturedArtifact(
+    "screenshot", tasks_pb2.ARTIFACT_KIND_SCREENSHOT, "image/png", bytes(range(256)) * 2400
+)
+
+
+async def test_an_artifact_goes_as_header_then_chunks_with_the_agents_identity(
+    fake_storage, make_settings: Callable[..., AgentSettings]
+) -> None:
+    settings = make_settings(
+        id="agent-7", storage_address=fake_storage.address, upload_chunk_bytes=256 * 1024
+    )
+    uploader = StorageUploader(settings)
+    try:
+        ref = await uploader.upload("acme", "task-1", SCREENSHOT)
+    finally:
+        await uploader.close()
+
+    [stored] = fake_storage.ingest.stored
+    assert (stored.identity.tenant, stored.identity.key_id) == ("acme", "agent-7")
+    assert stored.identity.scopes == {"internal"}
+    assert (stored.header.tenant, stored.header.task_id, stored.header.name) == (
+        "acme",
+        "task-1",
+        "screenshot",
+    )
+    assert stored.header.kind == tasks_pb2.ARTIFACT_KIND_SCREENSHOT
+    assert stored.header.content_type == "image/png"
+    assert [len(chunk) for chunk in stored.chunks] == [262144, 262144, 90112]
+    assert b"".join(stored.chunks) == SCREENSHOT.data
+    assert ref == tasks_pb2.ArtifactRef(
+        id="artifact-1",
+        kind=tasks_pb2.ARTIFACT_KIND_SCREENSHOT,
+        content_type="image/png",
+        size_bytes=len(SCREENSHOT.data),
+        sha256=hashlib.sha256(SCREENSHOT.data).hexdigest(),
+    )
+
+
+async def test_unavailable_storage_is_retried_until_it_answers(
+    fake_storage, make_settings: Callable[..., AgentSettings]
+) -> None:
+    fake_storage.ingest.unavailable_left = 2
+    uploader = StorageUploader(make_settings(storage_address=fake_storage.address), FAST_RETRY)
+    try:
+        ref = await uploader.upload("acme", "task-2", SCREENSHOT)
+    finally:
+        await uploader.close()
+    assert ref.id == "artifact-1"
+    assert len(fake_storage.ingest.stored) == 1
+
+
+async def test_storage_down_for_every_retry_fails_with_upload_failed(
+    make_settings: Callable[..., AgentSettings],
+) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    uploader = StorageUploader(make_settings(storage_address=address), FAST_RETRY)
+    try:
+        with pytest.raises(TaskFailure) as caught:
+            await uploader.upload("acme", "task-3", SCREENSHOT)
+    finally:
+        await uploader.close()
+    assert caught.value.code is ErrorCode.UPLOAD_FAILED
+    assert "UNAVAILABLE" in caught.value.message
+    assert address in caught.value.message
+
+
+async def test_a_refused_identity_fails_at_once_without_retrying(
+    fake_storage, make_settings: Callable[..., AgentSettings]
+) -> None:
+    settings = make_settings(
+        storage_address=fake_storage.address, FARM_IDENTITY_SECRET="another-secret-" + "x" * 32
+    )
+    uploader = StorageUploader(settings, RetryPolicy(attempts=5, first_delay_seconds=30))
+    try:
+        with pytest.raises(TaskFailure) as caught:
+            await uploader.upload("acme", "task-4", SCREENSHOT)
+    finally:
+        await uploader.close()
+    assert caught.value.code is ErrorCode.UPLOAD_FAILED
+    assert "UNAUTHENTICATED" in caught.value.message
+    assert fake_storage.ingest.stored == []

@@ -1,0 +1,78 @@
+"""Browser errors become stable TaskError codes with readable messages."""
+
+import pytest
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+from farm_agent.errors import ErrorCode, Stage, TaskFailure, failure_from, failures_as
+
+CALL_LOG = "\nCall log:\n  - waiting for locator('#nope')\n"
+
+
+def test_a_selector_timeout_is_selector_not_found_naming_the_field() -> None:
+    error = PlaywrightTimeoutError("Locator.click: Timeout 2500ms exceeded." + CALL_LOG)
+    failure = failure_from(error, Stage.SELECTOR, "steps[1].click")
+    assert failure.code is ErrorCode.SELECTOR_NOT_FOUND
+    assert failure.message.startswith("steps[1].click: no matching element appeared")
+    assert "Call log" not in failure.message
+    assert "Locator.click" not in failure.message
+
+
+def test_an_unparsable_selector_is_selector_not_found() -> None:
+    error = PlaywrightError('Locator.count: Unexpected token "" while parsing css selector "h1["')
+    failure = failure_from(error, Stage.SELECTOR, "screenshot.selector")
+    assert failure.code is ErrorCode.SELECTOR_NOT_FOUND
+    assert "invalid selector" in failure.message
+
+
+def test_a_network_error_in_navigation_is_navigation_failed() -> None:
+    error = PlaywrightError(
+        "Page.goto: net::ERR_CONNECTION_REFUSED at http://127.0.0.1:9/" + CALL_LOG
+    )
+    failure = failure_from(error, Stage.NAVIGATION, "url")
+    assert failure.code is ErrorCode.NAVIGATION_FAILED
+    assert failure.message == "url: net::ERR_CONNECTION_REFUSED at http://127.0.0.1:9/"
+
+
+def test_a_navigation_timeout_is_timeout() -> None:
+    error = PlaywrightTimeoutError("Page.goto: Timeout 3000ms exceeded.")
+    assert failure_from(error, Stage.NAVIGATION, "url").code is ErrorCode.TIMEOUT
+
+
+def test_a_script_error_is_script_failed_with_its_message() -> None:
+    error = PlaywrightError("Page.evaluate: Error: boom\n    at eval (eval at evaluate)")
+    failure = failure_from(error, Stage.SCRIPT, "script.source")
+    assert failure.code is ErrorCode.SCRIPT_FAILED
+    assert failure.message == "script.source: Error: boom"
+
+
+@pytest.mark.parametrize("stage", list(Stage))
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Page.goto: Target crashed",
+        "Target page, context or browser has been closed",
+        "BrowserContext.new_page: Browser has been closed",
+    ],
+)
+def test_a_dead_browser_is_browser_crashed_whatever_the_stage(stage: Stage, message: str) -> None:
+    assert failure_from(PlaywrightError(message), stage, "x").code is ErrorCode.BROWSER_CRASHED
+
+
+def test_an_unknown_error_is_internal_and_names_its_type() -> None:
+    failure = failure_from(KeyError("width"), Stage.CAPTURE, "screenshot")
+    assert failure.code is ErrorCode.INTERNAL
+    assert failure.message == "screenshot: KeyError: 'width'"
+
+
+def test_a_task_failure_keeps_its_code() -> None:
+    original = TaskFailure(ErrorCode.INVALID_DEVICE, "device: 'Nokia 3310' is not known")
+    assert failure_from(original, Stage.SELECTOR, "x") is original
+
+
+def test_failures_as_turns_errors_of_the_block_into_task_failures() -> None:
+    with pytest.raises(TaskFailure) as caught, failures_as(Stage.SCRIPT, "script.source"):
+        raise PlaywrightError("Page.evaluate: ReferenceError: nope is not defined")
+    assert caught.value.code is ErrorCode.SCRIPT_FAILED
+    assert caught.value.to_proto().code == "SCRIPT_FAILED"
+    assert caught.value.to_proto().message == "script.source: ReferenceError: nope is not defined"

@@ -1,0 +1,98 @@
+"""Pure parts of shaping results: extract rules, JSON values, text cuts, upload retries, events."""
+
+from typing import Any
+
+import pytest
+from google.protobuf import json_format
+
+from farm.queue.v1 import queue_pb2
+from farm.tasks.v1 import tasks_pb2
+from farm_agent.actions import ExtractField, cut_utf8, json_value
+from farm_agent.errors import ErrorCode, TaskFailure
+from farm_agent.events import EventReporter
+from farm_agent.uploader import RetryPolicy
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        ("h1", ExtractField("h1", None, every_match=False)),
+        ("a@href", ExtractField("a", "href", every_match=False)),
+        ("li[]", ExtractField("li", None, every_match=True)),
+        ("a.next@data-id[]", ExtractField("a.next", "data-id", every_match=True)),
+        ('a[href^="mailto:x@y"]', ExtractField('a[href^="mailto:x@y"]', None, every_match=False)),
+    ],
+)
+def test_extract_rules_parse_into_selector_attribute_and_list(
+    rule: str, expected: ExtractField
+) -> None:
+    assert ExtractField.parse(rule) == expected
+
+
+def test_json_value_keeps_json_and_refuses_what_is_not() -> None:
+    value = json_value({"a": [1, "two", None, True]}, "script", 1000)
+    assert json_format.MessageToDict(value) == {"a": [1, "two", None, True]}
+    with pytest.raises(TaskFailure) as caught:
+        json_value(float("nan"), "script", 1000)
+    assert caught.value.code is ErrorCode.SCRIPT_FAILED
+
+
+def test_json_value_over_the_limit_is_result_too_large() -> None:
+    with pytest.raises(TaskFailure) as caught:
+        json_value(["x" * 100], "extract", 50)
+    assert caught.value.code is ErrorCode.RESULT_TOO_LARGE
+
+
+def test_cut_utf8_never_splits_a_character() -> None:
+    assert cut_utf8("héllo".encode(), 2) == "h"
+    assert cut_utf8("héllo".encode(), 3) == "hé"
+    assert cut_utf8(b"abc", 10) == "abc"
+
+
+def test_upload_retry_delays_double_and_are_capped_and_bounded() -> None:
+    policy = RetryPolicy(attempts=6, first_delay_seconds=0.5, max_delay_seconds=3.0)
+    assert list(policy.delays()) == [0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+class RecordingJetStream:
+    """Keeps what is published, as JetStream would store it."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, bytes, dict[str, str]]] = []
+
+    async def publish(self, subject: str, payload: bytes, **options: Any) -> None:
+        self.published.append((subject, payload, options["headers"]))
+
+
+async def test_an_event_carries_a_unique_id_as_its_message_id() -> None:
+    js = RecordingJetStream()
+    reporter = EventReporter(js, agent_id="agent-1", max_payload_bytes=1 << 20)  # type: ignore[arg-type]
+    first = await reporter.report("t1", tasks_pb2.TASK_STATUS_RUNNING, 2)
+    second = await reporter.report("t1", tasks_pb2.TASK_STATUS_RUNNING, 2)
+    (subject, payload, headers), _ = js.published
+    assert subject == "events.tasks.t1"
+    assert headers == {"Nats-Msg-Id": first.event_id}
+    assert first.event_id != second.event_id
+    event = queue_pb2.AgentEvent.FromString(payload)
+    assert (event.task_id, event.agent_id, event.attempt) == ("t1", "agent-1", 2)
+    assert event.time.seconds > 0
+
+
+async def test_an_event_too_big_for_nats_has_its_text_cut() -> None:
+    js = RecordingJetStream()
+    reporter = EventReporter(js, agent_id="a", max_payload_bytes=2000)  # type: ignore[arg-type]
+    result = tasks_pb2.TaskResult(text="x" * 5000, title="T")
+    await reporter.report("t", tasks_pb2.TASK_STATUS_SUCCEEDED, 1, result=result)
+    [(_, payload, _)] = js.published
+    assert len(payload) <= 2000
+    parsed = queue_pb2.AgentEvent.FromString(payload)
+    assert parsed.result.title == "T"
+    assert 1500 < len(parsed.result.text) < 2000
+
+
+async def test_a_json_result_too_big_for_nats_is_result_too_large() -> None:
+    reporter = EventReporter(RecordingJetStream(), agent_id="a", max_payload_bytes=500)  # type: ignore[arg-type]
+    result = tasks_pb2.TaskResult(json=json_value(["y" * 1000], "script", 10_000))
+    with pytest.raises(TaskFailure) as caught:
+        await reporter.report("t", tasks_pb2.TASK_STATUS_SUCCEEDED, 1, result=result)
+    assert caught.value.code is ErrorCode.RESULT_TOO_LARGE
