@@ -1,0 +1,1 @@
+"""Alembic migrations of the scheduler's tables (version table alembic_version_scheduler)."""

@@ -1,0 +1,53 @@
+"""The scheduler's settings, read from the environment (prefix FARM_SCHEDULER_)."""
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
+
+from farm_core.db import async_database_url
+from farm_core.settings import FarmSettings
+
+
+class SchedulerSettings(FarmSettings):
+    """Where the scheduler listens, its SQL database, and its limits and timings."""
+
+    model_config = SettingsConfigDict(env_prefix="FARM_SCHEDULER_", extra="ignore", frozen=True)
+
+    port: int = Field(default=7103, description="gRPC port.")
+    metrics_port: int = Field(default=7203, description="Prometheus /metrics port; 0 is off.")
+    database_url: str = Field(
+        default="",
+        validation_alias=AliasChoices("FARM_SCHEDULER_DATABASE_URL", "DATABASE_URL"),
+        description="SQL database; empty: a SQLite file under FARM_HOME/data.",
+    )
+    max_attempts_cap: int = Field(
+        default=10, ge=1, description="The largest maxAttempts a task may ask for."
+    )
+    default_timeout_ms: int = Field(
+        default=30000,
+        ge=1000,
+        le=300000,
+        description="An attempt's time limit when the task gives timeoutMs 0.",
+    )
+    run_queue_wait_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long RunTask waits for its task to start, on top of the task's timeout.",
+    )
+    republish_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often tasks accepted while NATS was unreachable are published again.",
+    )
+    publish_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="How long one JetStream publish may wait for its ack."
+    )
+    watch_poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="WatchTask and RunTask re-read the task at least this often, "
+        "in case a change was not heard over NATS.",
+    )
+
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy async URL of the database (SQLite under FARM_HOME by default)."""
+        return async_database_url(self.database_url, self.database_path("scheduler"))

@@ -1,0 +1,263 @@
+"""Checks a TaskSpec and fills in its defaults; each error names the field as sent in JSON."""
+
+import re
+from collections.abc import Iterable, Mapping
+from urllib.parse import urlsplit
+
+from farm.tasks.v1 import tasks_pb2
+from farm_core.errors import InvalidArgument
+
+MAX_URL_CHARS = 2048
+MAX_SELECTOR_CHARS = 1000
+MAX_DEVICE_CHARS = 100
+MAX_KEY_NAME_CHARS = 100
+MAX_FILL_VALUE_CHARS = 10000
+MAX_SCRIPT_CHARS = 100000
+MAX_STEPS = 50
+MAX_EXTRACT_FIELDS = 100
+MAX_EXTRACT_NAME_CHARS = 256
+MAX_LABELS = 32
+MAX_LABEL_VALUE_CHARS = 256
+MAX_IDEMPOTENCY_KEY_CHARS = 128
+MAX_VIEWPORT_PIXELS = 10000
+MIN_TIMEOUT_MS = 1000
+MAX_TIMEOUT_MS = 300000
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_VIEWPORT = (1280, 800)
+DEFAULT_JPEG_QUALITY = 80
+DEFAULT_PAPER_FORMAT = "A4"
+
+PAPER_FORMATS: Mapping[str, str] = {
+    name.lower(): name
+    for name in ("Letter", "Legal", "Tabloid", "Ledger", "A0", "A1", "A2", "A3", "A4", "A5", "A6")
+}
+"""Known paper formats by their lower-case name, mapped to their canonical spelling."""
+
+ACTIONS = ("screenshot", "pdf", "content", "extract", "script")
+REGION_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+LABEL_KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+
+# A step's fields by their proto name, with the lowerCamelCase name users send.
+_STEP_FIELDS: Mapping[str, str] = {
+    "click": "click",
+    "fill": "fill",
+    "wait_for": "waitFor",
+    "press": "press",
+    "scroll": "scroll",
+}
+
+
+def validate_spec(
+    spec: tasks_pb2.TaskSpec, *, max_attempts_cap: int, default_timeout_ms: int
+) -> tasks_pb2.TaskSpec:
+    """A copy of `spec` with its defaults filled in; InvalidArgument names the first bad field."""
+    checked = tasks_pb2.TaskSpec()
+    checked.CopyFrom(spec)
+    _check_url(checked.url)
+    _check_action(checked)
+    _check_steps(checked.steps)
+    _check_page(checked)
+    _check_limits(checked, max_attempts_cap=max_attempts_cap, default_timeout_ms=default_timeout_ms)
+    _check_routing(checked)
+    _check_labels(checked.labels)
+    _check_length("idempotencyKey", checked.idempotency_key, MAX_IDEMPOTENCY_KEY_CHARS)
+    return checked
+
+
+def check_label_key(field: str, key: str) -> None:
+    """Raises InvalidArgument(field) unless `key` is a valid label key."""
+    if not LABEL_KEY_PATTERN.fullmatch(key):
+        raise InvalidArgument(
+            field,
+            f"label key {key!r} must be 1 to 63 characters of a-z, 0-9, '_', '.', '-', "
+            "starting with a letter or digit",
+        )
+
+
+def _check_length(field: str, value: str, most: int) -> None:
+    if len(value) > most:
+        raise InvalidArgument(field, f"must be at most {most} characters, got {len(value)}")
+
+
+def _check_required(field: str, value: str, most: int) -> None:
+    if not value:
+        raise InvalidArgument(field, "is required")
+    _check_length(field, value, most)
+
+
+def _check_enum(field: str, value: int, known: Iterable[int]) -> None:
+    if value not in set(known):
+        raise InvalidArgument(field, f"has no value {value}")
+
+
+def _check_url(url: str) -> None:
+    if not url:
+        raise InvalidArgument("url", "is required")
+    _check_length("url", url, MAX_URL_CHARS)
+    if any(char.isspace() or ord(char) < 32 for char in url):
+        raise InvalidArgument("url", "must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        # .port raises ValueError for a port that is not a number from 0 to 65535.
+        _ = parts.port
+    except ValueError as error:
+        raise InvalidArgument("url", f"is not a valid URL: {error}") from error
+    if parts.scheme not in ("http", "https"):
+        raise InvalidArgument("url", f"must be http or https, got {parts.scheme or 'none'!r}")
+    if not parts.hostname:
+        raise InvalidArgument("url", "has no host")
+
+
+def _check_action(spec: tasks_pb2.TaskSpec) -> None:
+    chosen = [action for action in ACTIONS if spec.HasField(action)]  # type: ignore[arg-type]
+    if len(chosen) != 1:
+        got = ", ".join(chosen) if chosen else "none"
+        raise InvalidArgument(
+            "spec", f"exactly one action of {', '.join(ACTIONS)} must be set, got {got}"
+        )
+    if spec.HasField("screenshot"):
+        _check_screenshot(spec.screenshot)
+    elif spec.HasField("pdf"):
+        _check_pdf(spec.pdf)
+    elif spec.HasField("content"):
+        _check_enum("content.format", spec.content.format, tasks_pb2.ContentFormat.values())
+        if spec.content.format == tasks_pb2.CONTENT_FORMAT_UNSPECIFIED:
+            spec.content.format = tasks_pb2.CONTENT_FORMAT_HTML
+    elif spec.HasField("extract"):
+        _check_extract(spec.extract)
+    else:
+        _check_required("script.source", spec.script.source, MAX_SCRIPT_CHARS)
+
+
+def _check_screenshot(screenshot: tasks_pb2.ScreenshotOptions) -> None:
+    _check_enum("screenshot.format", screenshot.format, tasks_pb2.ImageFormat.values())
+    _check_length("screenshot.selector", screenshot.selector, MAX_SELECTOR_CHARS)
+    if screenshot.format == tasks_pb2.IMAGE_FORMAT_UNSPECIFIED:
+        screenshot.format = tasks_pb2.IMAGE_FORMAT_PNG
+    if screenshot.format != tasks_pb2.IMAGE_FORMAT_JPEG:
+        if screenshot.quality != 0:
+            raise InvalidArgument("screenshot.quality", "is only allowed with IMAGE_FORMAT_JPEG")
+        return
+    if screenshot.quality == 0:
+        screenshot.quality = DEFAULT_JPEG_QUALITY
+    elif not 1 <= screenshot.quality <= 100:
+        raise InvalidArgument(
+            "screenshot.quality", f"must be between 1 and 100, got {screenshot.quality}"
+        )
+
+
+def _check_pdf(pdf: tasks_pb2.PdfOptions) -> None:
+    if not pdf.paper_format:
+        pdf.paper_format = DEFAULT_PAPER_FORMAT
+        return
+    canonical = PAPER_FORMATS.get(pdf.paper_format.lower())
+    if canonical is None:
+        raise InvalidArgument(
+            "pdf.paperFormat",
+            f"must be one of {', '.join(PAPER_FORMATS.values())}, got {pdf.paper_format!r}",
+        )
+    pdf.paper_format = canonical
+
+
+def _check_extract(extract: tasks_pb2.ExtractOptions) -> None:
+    count = len(extract.fields)
+    if not 1 <= count <= MAX_EXTRACT_FIELDS:
+        raise InvalidArgument(
+            "extract.fields", f"must hold 1 to {MAX_EXTRACT_FIELDS} fields, got {count}"
+        )
+    for name, selector in extract.fields.items():
+        if not name:
+            raise InvalidArgument("extract.fields", "a field name is empty")
+        _check_length("extract.fields", name, MAX_EXTRACT_NAME_CHARS)
+        _check_required(f"extract.fields.{name}", selector, MAX_SELECTOR_CHARS)
+
+
+def _check_steps(steps: Iterable[tasks_pb2.Step]) -> None:
+    steps = list(steps)
+    if len(steps) > MAX_STEPS:
+        raise InvalidArgument("steps", f"must be at most {MAX_STEPS} steps, got {len(steps)}")
+    for index, step in enumerate(steps):
+        _check_step(f"steps[{index}]", step)
+
+
+def _check_step(path: str, step: tasks_pb2.Step) -> None:
+    chosen = [
+        json_name for proto_name, json_name in _STEP_FIELDS.items() if _is_set(step, proto_name)
+    ]
+    if len(chosen) != 1:
+        got = ", ".join(chosen) if chosen else "none"
+        raise InvalidArgument(
+            path, f"exactly one of {', '.join(_STEP_FIELDS.values())} must be set, got {got}"
+        )
+    _check_length(f"{path}.click", step.click, MAX_SELECTOR_CHARS)
+    _check_length(f"{path}.waitFor", step.wait_for, MAX_SELECTOR_CHARS)
+    _check_length(f"{path}.scroll", step.scroll, MAX_SELECTOR_CHARS)
+    _check_length(f"{path}.press", step.press, MAX_KEY_NAME_CHARS)
+    if step.HasField("fill"):
+        _check_required(f"{path}.fill.selector", step.fill.selector, MAX_SELECTOR_CHARS)
+        _check_length(f"{path}.fill.value", step.fill.value, MAX_FILL_VALUE_CHARS)
+
+
+def _is_set(step: tasks_pb2.Step, proto_name: str) -> bool:
+    if proto_name == "fill":
+        return step.HasField("fill")
+    return bool(getattr(step, proto_name))
+
+
+def _check_page(spec: tasks_pb2.TaskSpec) -> None:
+    _check_length("device", spec.device, MAX_DEVICE_CHARS)
+    if spec.HasField("viewport"):
+        for field, size in (("width", spec.viewport.width), ("height", spec.viewport.height)):
+            if not 1 <= size <= MAX_VIEWPORT_PIXELS:
+                raise InvalidArgument(
+                    f"viewport.{field}", f"must be between 1 and {MAX_VIEWPORT_PIXELS}, got {size}"
+                )
+    elif not spec.device:
+        spec.viewport.width, spec.viewport.height = DEFAULT_VIEWPORT
+    _check_enum("waitUntil", spec.wait_until, tasks_pb2.WaitUntil.values())
+    if spec.wait_until == tasks_pb2.WAIT_UNTIL_UNSPECIFIED:
+        spec.wait_until = tasks_pb2.WAIT_UNTIL_LOAD
+
+
+def _check_limits(
+    spec: tasks_pb2.TaskSpec, *, max_attempts_cap: int, default_timeout_ms: int
+) -> None:
+    if spec.timeout_ms == 0:
+        spec.timeout_ms = default_timeout_ms
+    elif not MIN_TIMEOUT_MS <= spec.timeout_ms <= MAX_TIMEOUT_MS:
+        raise InvalidArgument(
+            "timeoutMs",
+            f"must be 0 or between {MIN_TIMEOUT_MS} and {MAX_TIMEOUT_MS}, got {spec.timeout_ms}",
+        )
+    if spec.max_attempts == 0:
+        spec.max_attempts = min(DEFAULT_MAX_ATTEMPTS, max_attempts_cap)
+    elif not 1 <= spec.max_attempts <= max_attempts_cap:
+        raise InvalidArgument(
+            "maxAttempts",
+            f"must be 0 or between 1 and {max_attempts_cap}, got {spec.max_attempts}",
+        )
+
+
+def _check_routing(spec: tasks_pb2.TaskSpec) -> None:
+    _check_enum("priority", spec.priority, tasks_pb2.Priority.values())
+    if spec.priority == tasks_pb2.PRIORITY_UNSPECIFIED:
+        spec.priority = tasks_pb2.PRIORITY_NORMAL
+    if spec.region and not REGION_PATTERN.fullmatch(spec.region):
+        raise InvalidArgument(
+            "region",
+            f"must be empty or 1 to 32 characters of a-z, 0-9 and '-', "
+            f"starting with a letter or digit, got {spec.region!r}",
+        )
+
+
+def _check_labels(labels: Mapping[str, str]) -> None:
+    if len(labels) > MAX_LABELS:
+        raise InvalidArgument("labels", f"must be at most {MAX_LABELS} labels, got {len(labels)}")
+    for key, value in labels.items():
+        check_label_key("labels", key)
+        if len(value) > MAX_LABEL_VALUE_CHARS:
+            raise InvalidArgument(
+                "labels",
+                f"the value of {key!r} must be at most {MAX_LABEL_VALUE_CHARS} characters, "
+                f"got {len(value)}",
+            )

@@ -1,0 +1,253 @@
+"""The scheduler run in-process against the real nats-server, on SQLite or PostgreSQL.
+
+The test plays the agents: it pulls WorkItems from FARM_TASKS and publishes
+AgentEvents on `events.tasks.<id>`, as farm_agent does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import nats
+import pytest
+from google.protobuf import json_format
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.errors import NotFoundError
+
+from farm.queue.v1 import queue_pb2
+from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+from farm_cli.launcher.processes import free_port
+from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
+from farm_core.queue import EVENT_STREAM, TASK_STREAM, event_subject
+from farm_core.server import ServiceHost
+from farm_scheduler.events import DURABLE_NAME
+from farm_scheduler.server import SchedulerService
+from farm_scheduler.settings import SchedulerSettings
+from tests.conftest import NatsServer
+
+SECRET = "scheduler-test-secret-" + "s" * 24
+RPC_TIMEOUT = 10.0
+WRITE = ("tasks.write", "tasks.read")
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+def token(tenant: str, *scopes: str) -> Metadata:
+    """Call metadata vouching for a key of `tenant` with `scopes`."""
+    identity = Identity(tenant, f"key_{tenant}", frozenset(scopes))
+    return ((IDENTITY_HEADER, IdentityCodec(SECRET).encode(identity)),)
+
+
+def task_spec(**fields: Any) -> tasks_pb2.TaskSpec:
+    """A TaskSpec from its JSON form; a screenshot of example.com unless told otherwise."""
+    body: dict[str, Any] = {"url": "https://example.com/", "screenshot": {}, **fields}
+    return json_format.ParseDict(
+        {key: value for key, value in body.items() if value is not None}, tasks_pb2.TaskSpec()
+    )
+
+
+@dataclass
+class Queue:
+    """The test's own connection to NATS: the agents' side of the queue."""
+
+    nc: Client
+    js: JetStreamContext
+    agent_id: str = "agent-test"
+    _work: JetStreamContext.PullSubscription | None = None
+
+    async def subjects(self, stream: str = TASK_STREAM) -> dict[str, int]:
+        """Messages held by `stream`, by subject."""
+        info = await self.js.stream_info(stream, subjects_filter=">")
+        return dict(info.state.subjects or {})
+
+    async def take(self) -> queue_pb2.WorkItem:
+        """Pulls the next task as an agent does (and acks it)."""
+        if self._work is None:
+            await self.js.add_consumer(
+                TASK_STREAM,
+                ConsumerConfig(
+                    name="test-agent",
+                    durable_name="test-agent",
+                    filter_subject="tasks.>",
+                    ack_policy=AckPolicy.EXPLICIT,
+                ),
+            )
+            self._work = await self.js.pull_subscribe_bind(durable="test-agent", stream=TASK_STREAM)
+        [message] = await self._work.fetch(1, timeout=RPC_TIMEOUT)
+        await message.ack()
+        return queue_pb2.WorkItem.FromString(message.data)
+
+    async def report(
+        self,
+        task_id: str,
+        status: tasks_pb2.TaskStatus.ValueType,
+        attempt: int = 1,
+        *,
+        agent_id: str | None = None,
+        result: tasks_pb2.TaskResult | None = None,
+        error: tasks_pb2.TaskError | None = None,
+    ) -> queue_pb2.AgentEvent:
+        """Publishes an AgentEvent to FARM_EVENTS as an agent does."""
+        event = queue_pb2.AgentEvent(
+            event_id=uuid.uuid4().hex,
+            task_id=task_id,
+            status=status,
+            agent_id=agent_id or self.agent_id,
+            attempt=attempt,
+            result=result,
+            error=error,
+        )
+        event.time.GetCurrentTime()
+        await self.js.publish(
+            event_subject(task_id),
+            event.SerializeToString(),
+            headers={"Nats-Msg-Id": event.event_id},
+            timeout=RPC_TIMEOUT,
+        )
+        return event
+
+    async def events_applied(self) -> bool:
+        """Whether the scheduler has applied (and acked) every event in FARM_EVENTS."""
+        info = await self.js.consumer_info(EVENT_STREAM, DURABLE_NAME)
+        return info.num_pending == 0 and info.num_ack_pending == 0
+
+
+async def reset_streams(js: JetStreamContext) -> None:
+    """Deletes the farm's streams, so each test starts with empty ones and no consumers."""
+    for stream in (TASK_STREAM, EVENT_STREAM):
+        with contextlib.suppress(NotFoundError):
+            await js.delete_stream(stream)
+
+
+@pytest.fixture
+async def queue(nats_server: NatsServer) -> AsyncIterator[Queue]:
+    """The session's nats-server with fresh streams (deleted again afterwards)."""
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await reset_streams(js)
+    try:
+        yield Queue(nc, js)
+    finally:
+        await reset_streams(js)
+        await nc.drain()
+
+
+@dataclass
+class Scheduler:
+    """A running scheduler, a stub to call it, and the tenant the test acts as."""
+
+    service: SchedulerService
+    settings: SchedulerSettings
+    tasks: tasks_pb2_grpc.TaskServiceAsyncStub
+    tenant: str
+    scopes: tuple[str, ...] = WRITE
+
+    def auth(self, *scopes: str, tenant: str | None = None) -> Metadata:
+        """Metadata of the test's tenant (or `tenant`) with `scopes` (default: read, write)."""
+        return token(tenant or self.tenant, *(scopes or self.scopes))
+
+    async def create(self, **fields: Any) -> tasks_pb2.Task:
+        """CreateTask of task_spec(**fields)."""
+        return await self.tasks.CreateTask(
+            tasks_pb2.CreateTaskRequest(spec=task_spec(**fields)),
+            metadata=self.auth(),
+            timeout=RPC_TIMEOUT,
+        )
+
+    async def get(self, task_id: str) -> tasks_pb2.Task:
+        """GetTask as the test's tenant."""
+        return await self.tasks.GetTask(
+            tasks_pb2.GetTaskRequest(id=task_id), metadata=self.auth(), timeout=RPC_TIMEOUT
+        )
+
+    async def status(self, task_id: str) -> tasks_pb2.TaskStatus.ValueType:
+        """The task's status, through GetTask."""
+        return (await self.get(task_id)).status
+
+
+StartScheduler = Callable[..., Awaitable[Scheduler]]
+
+
+@dataclass
+class _Running:
+    hosts: list[ServiceHost] = field(default_factory=list)
+    channels: list[grpc.aio.Channel] = field(default_factory=list)
+
+
+@pytest.fixture
+def database_url() -> str:
+    """The scheduler's database: empty for its SQLite file under FARM_HOME."""
+    return ""
+
+
+@pytest.fixture
+async def start_scheduler(
+    queue: Queue, nats_server: NatsServer, farm_home: Path, database_url: str
+) -> AsyncIterator[StartScheduler]:
+    """Starts scheduler replicas sharing one database and NATS; stops them afterwards.
+
+    Watchers poll only once a minute, so a test that waits for a change proves
+    that the change woke them.
+    """
+    running = _Running()
+    tenant = f"tenant-{secrets.token_hex(4)}"
+
+    async def start(**overrides: Any) -> Scheduler:
+        values: dict[str, Any] = {
+            "FARM_HOME": farm_home,
+            "FARM_IDENTITY_SECRET": SECRET,
+            "NATS_URL": nats_server.url,
+            "FARM_SCHEDULER_DATABASE_URL": database_url,
+            "republish_interval_seconds": 0.2,
+            "watch_poll_seconds": 60,
+            **overrides,
+        }
+        settings = SchedulerSettings(**values)
+        service = SchedulerService(settings)
+        host = ServiceHost(service, settings, free_port())
+        await host.start()
+        running.hosts.append(host)
+        channel = grpc.aio.insecure_channel(host.address)
+        running.channels.append(channel)
+        return Scheduler(service, settings, tasks_pb2_grpc.TaskServiceStub(channel), tenant)
+
+    try:
+        yield start
+    finally:
+        for channel in running.channels:
+            await channel.close()
+        for host in reversed(running.hosts):
+            await host.stop(1)
+
+
+@pytest.fixture
+async def scheduler(start_scheduler: StartScheduler) -> Scheduler:
+    """One scheduler on the test's database and fresh streams."""
+    return await start_scheduler()
+
+
+def succeeded_result() -> tasks_pb2.TaskResult:
+    """A result as an agent reports it for a screenshot."""
+    return tasks_pb2.TaskResult(
+        artifacts=[
+            tasks_pb2.ArtifactRef(
+                id="art_1",
+                kind=tasks_pb2.ARTIFACT_KIND_SCREENSHOT,
+                content_type="image/png",
+                size_bytes=1234,
+                sha256="ab" * 32,
+            )
+        ],
+        http_status=200,
+        final_url="https://example.com/",
+        title="Example Domain",
+    )

@@ -1,0 +1,133 @@
+"""Tasks accepted while NATS is unreachable are published once it is back."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+
+from farm.tasks.v1 import tasks_pb2
+from farm_cli.launcher.processes import free_port
+from farm_core.queue import TASK_STREAM
+from farm_scheduler.validation import validate_spec
+from tests.conftest import NatsServer
+from tests.helpers import assert_eventually
+from tests.integration.scheduler.conftest import Queue, StartScheduler, task_spec
+
+pytestmark = pytest.mark.integration
+
+
+class CuttableLink:
+    """A TCP proxy to nats-server that the test can cut and mend, like a failing network."""
+
+    def __init__(self, target_port: int) -> None:
+        self.port = free_port()
+        self._target_port = target_port
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    async def mend(self) -> None:
+        """Accepts connections again."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        """Refuses new connections and drops the open ones."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._writers):
+            writer.close()
+        for pipe in list(self._pipes):
+            pipe.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(
+            "127.0.0.1", self._target_port
+        )
+        self._writers.update({writer, upstream_writer})
+        pipes = {
+            asyncio.create_task(self._pipe(reader, upstream_writer)),
+            asyncio.create_task(self._pipe(upstream_reader, writer)),
+        }
+        self._pipes.update(pipes)
+        await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        for pipe in pipes:
+            pipe.cancel()
+        await asyncio.gather(*pipes, return_exceptions=True)
+        self._pipes.difference_update(pipes)
+        for each in (writer, upstream_writer):
+            self._writers.discard(each)
+            each.close()
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+
+
+@pytest.fixture
+async def link(nats_server: NatsServer) -> AsyncIterator[CuttableLink]:
+    """A mended link to the session's nats-server; cut for good afterwards."""
+    link = CuttableLink(int(nats_server.url.rsplit(":", 1)[1]))
+    await link.mend()
+    try:
+        yield link
+    finally:
+        await link.cut()
+
+
+async def test_task_accepted_while_nats_is_unreachable_is_published_later(
+    start_scheduler: StartScheduler, queue: Queue, link: CuttableLink
+) -> None:
+    scheduler = await start_scheduler(NATS_URL=link.url, publish_timeout_seconds=1)
+    await link.cut()
+
+    task = await scheduler.create()
+
+    assert task.status == tasks_pb2.TASK_STATUS_QUEUED
+    assert await queue.subjects() == {}
+    stored = await scheduler.service.store.get(scheduler.tenant, task.id)
+    assert not stored.published
+
+    await link.mend()
+
+    async def published() -> bool:
+        record = await scheduler.service.store.get(scheduler.tenant, task.id)
+        return record.published
+
+    await assert_eventually(published, within=15, message="the task was not published")
+    assert await queue.subjects() == {"tasks.any.normal": 1}
+    message = await queue.js.get_last_msg(TASK_STREAM, "tasks.any.normal")
+    assert (message.headers or {}).get("Nats-Msg-Id") == task.id
+
+
+async def test_republisher_publishes_each_unpublished_queued_task_once(
+    start_scheduler: StartScheduler, queue: Queue
+) -> None:
+    # A long interval: the test runs the rounds itself.
+    scheduler = await start_scheduler(republish_interval_seconds=3600)
+    store, tenant = scheduler.service.store, scheduler.tenant
+    spec = validate_spec(task_spec(), max_attempts_cap=10, default_timeout_ms=30000)
+    # Stored but never published, as when NATS refused CreateTask's publish.
+    waiting, _ = await store.create(tenant, spec)
+    cancelled, _ = await store.create(tenant, spec)
+    await store.cancel(tenant, cancelled.id)
+    republisher = scheduler.service.republisher
+    assert republisher is not None
+
+    assert await republisher.republish_pending() == 1
+    assert await republisher.republish_pending() == 0
+
+    assert await queue.subjects() == {"tasks.any.normal": 1}
+    message = await queue.js.get_last_msg(TASK_STREAM, "tasks.any.normal")
+    assert (message.headers or {}).get("Nats-Msg-Id") == waiting.id
+    assert (await store.get(tenant, waiting.id)).published

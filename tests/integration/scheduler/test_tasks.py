@@ -1,0 +1,480 @@
+"""The scheduler's promises over gRPC, on the real nats-server and SQLite; the test is the agent."""
+
+import asyncio
+import re
+
+import grpc
+import pytest
+from nats.js.errors import KeyNotFoundError
+from prometheus_client import REGISTRY
+
+from farm.queue.v1 import queue_pb2
+from farm.tasks.v1 import tasks_pb2
+from farm_core.queue import TASK_STREAM, cancel_bucket, cancel_subject
+from tests.helpers import assert_eventually
+from tests.integration.scheduler.conftest import (
+    RPC_TIMEOUT,
+    Queue,
+    Scheduler,
+    StartScheduler,
+    succeeded_result,
+    task_spec,
+)
+
+pytestmark = pytest.mark.integration
+
+QUEUED = tasks_pb2.TASK_STATUS_QUEUED
+RUNNING = tasks_pb2.TASK_STATUS_RUNNING
+SUCCEEDED = tasks_pb2.TASK_STATUS_SUCCEEDED
+FAILED = tasks_pb2.TASK_STATUS_FAILED
+CANCELLED = tasks_pb2.TASK_STATUS_CANCELLED
+
+
+async def reaches(scheduler: Scheduler, task_id: str, status: int) -> None:
+    """Waits until GetTask reports `status`."""
+
+    async def check() -> bool:
+        return await scheduler.status(task_id) == status
+
+    await assert_eventually(check, message=f"task {task_id} never reached {status}")
+
+
+async def rpc_error(call: object) -> grpc.aio.AioRpcError:
+    """The error the awaited call fails with."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call  # type: ignore[misc]
+    return caught.value
+
+
+async def test_created_task_is_queued_and_published_once_with_its_id(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    task = await scheduler.create()
+
+    assert re.fullmatch(r"[0-9a-f]{32}", task.id)
+    assert (task.status, task.tenant, task.attempts) == (QUEUED, scheduler.tenant, 0)
+    assert task.spec.priority == tasks_pb2.PRIORITY_NORMAL
+    assert await queue.subjects() == {"tasks.any.normal": 1}
+    message = await queue.js.get_last_msg(TASK_STREAM, "tasks.any.normal")
+    assert (message.headers or {}).get("Nats-Msg-Id") == task.id
+    item = queue_pb2.WorkItem.FromString(message.data or b"")
+    assert (item.task_id, item.tenant, item.spec) == (task.id, scheduler.tenant, task.spec)
+    assert item.create_time == task.create_time
+
+
+async def test_region_and_priority_choose_the_subject(scheduler: Scheduler, queue: Queue) -> None:
+    task = await scheduler.create(region="eu", priority="PRIORITY_HIGH")
+
+    assert await queue.subjects() == {"tasks.eu.high": 1}
+    message = await queue.js.get_last_msg(TASK_STREAM, "tasks.eu.high")
+    assert (message.headers or {}).get("Nats-Msg-Id") == task.id
+
+
+async def test_agent_events_move_the_task_to_running_then_succeeded(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    task = await scheduler.create()
+    item = await queue.take()
+    assert item.task_id == task.id
+
+    await queue.report(task.id, RUNNING)
+    await reaches(scheduler, task.id, RUNNING)
+    running = await scheduler.get(task.id)
+    assert (running.attempts, running.agent_id) == (1, queue.agent_id)
+    assert running.HasField("start_time") and not running.HasField("finish_time")
+
+    await queue.report(task.id, SUCCEEDED, result=succeeded_result())
+    await reaches(scheduler, task.id, SUCCEEDED)
+    done = await scheduler.get(task.id)
+    assert done.result == succeeded_result()
+    assert done.finish_time.ToDatetime() >= done.start_time.ToDatetime()
+    assert not done.HasField("error")
+
+
+async def test_failed_task_keeps_the_agents_error(scheduler: Scheduler, queue: Queue) -> None:
+    task = await scheduler.create()
+    await queue.report(task.id, RUNNING)
+    error = tasks_pb2.TaskError(code="NAVIGATION_FAILED", message="net::ERR_NAME_NOT_RESOLVED")
+    await queue.report(task.id, FAILED, error=error)
+
+    await reaches(scheduler, task.id, FAILED)
+    assert (await scheduler.get(task.id)).error == error
+
+
+async def test_repeated_and_late_events_change_nothing(scheduler: Scheduler, queue: Queue) -> None:
+    task = await scheduler.create()
+    await queue.report(task.id, RUNNING)
+    await queue.report(task.id, SUCCEEDED, result=succeeded_result())
+    await reaches(scheduler, task.id, SUCCEEDED)
+    done = await scheduler.get(task.id)
+
+    # Redeliveries of the same reports, a late start and a contradicting end.
+    await queue.report(task.id, SUCCEEDED, result=tasks_pb2.TaskResult(http_status=500))
+    await queue.report(task.id, RUNNING)
+    await queue.report(task.id, RUNNING, attempt=2, agent_id="agent-late")
+    await queue.report(task.id, FAILED, error=tasks_pb2.TaskError(code="TIMEOUT"))
+    await assert_eventually(queue.events_applied, message="events not applied")
+
+    assert await scheduler.get(task.id) == done
+
+
+async def test_later_attempt_on_another_agent_is_recorded(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    task = await scheduler.create()
+    await queue.report(task.id, RUNNING, attempt=1, agent_id="agent-a")
+    await queue.report(task.id, RUNNING, attempt=2, agent_id="agent-b")
+
+    async def second_attempt() -> bool:
+        current = await scheduler.get(task.id)
+        return (current.attempts, current.agent_id) == (2, "agent-b")
+
+    await assert_eventually(second_attempt, message="the second attempt was not recorded")
+
+
+async def test_cancelled_queued_task_is_announced_to_agents_and_stays_cancelled(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    task = await scheduler.create()
+    notices = await queue.nc.subscribe(cancel_subject(task.id))
+
+    cancelled = await scheduler.tasks.CancelTask(
+        tasks_pb2.CancelTaskRequest(id=task.id), metadata=scheduler.auth(), timeout=RPC_TIMEOUT
+    )
+
+    assert cancelled.status == CANCELLED
+    assert cancelled.HasField("finish_time")
+    notice = await notices.next_msg(timeout=RPC_TIMEOUT)
+    assert queue_pb2.CancelNotice.FromString(notice.data).task_id == task.id
+    bucket = await cancel_bucket(queue.js)
+    assert (await bucket.get(task.id)).key == task.id
+
+    # An agent that took the task anyway reports it done: the cancel stands.
+    await queue.report(task.id, RUNNING)
+    await queue.report(task.id, SUCCEEDED, result=succeeded_result())
+    await assert_eventually(queue.events_applied, message="events not applied")
+    assert await scheduler.get(task.id) == cancelled
+
+
+async def test_cancel_of_an_ended_task_returns_it_unchanged(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    task = await scheduler.create()
+    await queue.report(task.id, SUCCEEDED, result=succeeded_result())
+    await reaches(scheduler, task.id, SUCCEEDED)
+    done = await scheduler.get(task.id)
+
+    answer = await scheduler.tasks.CancelTask(
+        tasks_pb2.CancelTaskRequest(id=task.id), metadata=scheduler.auth(), timeout=RPC_TIMEOUT
+    )
+
+    assert answer == done
+    bucket = await cancel_bucket(queue.js)
+    with pytest.raises(KeyNotFoundError):
+        await bucket.get(task.id)
+
+
+async def test_watch_streams_each_change_and_ends_on_the_final_state(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    task = await scheduler.create()
+    stream = scheduler.tasks.WatchTask(
+        tasks_pb2.WatchTaskRequest(id=task.id), metadata=scheduler.auth(), timeout=RPC_TIMEOUT
+    )
+    events = aiter(stream)
+
+    first = await anext(events)
+    assert (first.task_id, first.status, first.task.id) == (task.id, QUEUED, task.id)
+    assert first.time == task.create_time
+
+    await queue.report(task.id, RUNNING)
+    running = await anext(events)
+    assert (running.status, running.task.attempts) == (RUNNING, 1)
+    assert running.time == running.task.start_time
+
+    await queue.report(task.id, SUCCEEDED, result=succeeded_result())
+    done = await anext(events)
+    assert (done.status, done.task.result) == (SUCCEEDED, succeeded_result())
+    assert done.time == done.task.finish_time
+
+    with pytest.raises(StopAsyncIteration):
+        await anext(events)
+
+
+async def test_watch_of_an_ended_task_sends_it_once_and_ends(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    task = await scheduler.create()
+    await scheduler.tasks.CancelTask(
+        tasks_pb2.CancelTaskRequest(id=task.id), metadata=scheduler.auth(), timeout=RPC_TIMEOUT
+    )
+
+    events = [
+        event
+        async for event in scheduler.tasks.WatchTask(
+            tasks_pb2.WatchTaskRequest(id=task.id), metadata=scheduler.auth(), timeout=RPC_TIMEOUT
+        )
+    ]
+
+    assert [event.status for event in events] == [CANCELLED]
+
+
+async def test_watch_on_another_replica_hears_changes_applied_elsewhere(
+    start_scheduler: StartScheduler, queue: Queue
+) -> None:
+    applier = await start_scheduler()
+    watcher = await start_scheduler()
+    # The watching replica applies no events itself: every change comes from the other.
+    await watcher.service.drain(0)
+    task = await applier.create()
+    events = aiter(
+        watcher.tasks.WatchTask(
+            tasks_pb2.WatchTaskRequest(id=task.id), metadata=watcher.auth(), timeout=RPC_TIMEOUT
+        )
+    )
+    assert (await anext(events)).status == QUEUED
+
+    await queue.report(task.id, RUNNING)
+    assert (await anext(events)).status == RUNNING
+    await applier.tasks.CancelTask(
+        tasks_pb2.CancelTaskRequest(id=task.id), metadata=applier.auth(), timeout=RPC_TIMEOUT
+    )
+    assert (await anext(events)).status == CANCELLED
+
+
+async def test_run_task_returns_the_finished_task(scheduler: Scheduler, queue: Queue) -> None:
+    run = asyncio.ensure_future(
+        scheduler.tasks.RunTask(
+            tasks_pb2.RunTaskRequest(spec=task_spec()),
+            metadata=scheduler.auth(),
+            timeout=RPC_TIMEOUT,
+        )
+    )
+    item = await queue.take()
+    await queue.report(item.task_id, RUNNING)
+    assert not run.done()
+    await queue.report(item.task_id, SUCCEEDED, result=succeeded_result())
+
+    task = await asyncio.wait_for(run, RPC_TIMEOUT)
+
+    assert (task.id, task.status, task.result) == (item.task_id, SUCCEEDED, succeeded_result())
+
+
+async def test_run_task_returns_the_task_as_it_stands_when_its_time_is_up(
+    start_scheduler: StartScheduler, queue: Queue
+) -> None:
+    scheduler = await start_scheduler(run_queue_wait_seconds=0)
+
+    task = await scheduler.tasks.RunTask(
+        tasks_pb2.RunTaskRequest(spec=task_spec(timeoutMs=1000)),
+        metadata=scheduler.auth(),
+        timeout=RPC_TIMEOUT,
+    )
+
+    assert task.status == QUEUED
+    assert await queue.subjects() == {"tasks.any.normal": 1}
+
+
+async def test_list_pages_through_tasks_newest_first(scheduler: Scheduler) -> None:
+    created = [(await scheduler.create()).id for _ in range(5)]
+
+    pages: list[list[str]] = []
+    token = ""
+    for _ in range(5):
+        page = await scheduler.tasks.ListTasks(
+            tasks_pb2.ListTasksRequest(page_size=2, page_token=token),
+            metadata=scheduler.auth(),
+            timeout=RPC_TIMEOUT,
+        )
+        pages.append([task.id for task in page.tasks])
+        token = page.next_page_token
+        if not token:
+            break
+
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert [task_id for page in pages for task_id in page] == created[::-1]
+
+
+async def test_list_filters_by_status_and_labels(scheduler: Scheduler) -> None:
+    nightly_web = await scheduler.create(labels={"job": "nightly", "team": "web"})
+    nightly = await scheduler.create(labels={"job": "nightly"})
+    hourly = await scheduler.create(labels={"job": "hourly"})
+    await scheduler.tasks.CancelTask(
+        tasks_pb2.CancelTaskRequest(id=nightly.id), metadata=scheduler.auth(), timeout=RPC_TIMEOUT
+    )
+
+    async def listed(**request: object) -> list[str]:
+        page = await scheduler.tasks.ListTasks(
+            tasks_pb2.ListTasksRequest(**request),  # type: ignore[arg-type]
+            metadata=scheduler.auth(),
+            timeout=RPC_TIMEOUT,
+        )
+        return [task.id for task in page.tasks]
+
+    assert await listed(status=CANCELLED) == [nightly.id]
+    assert await listed(status=QUEUED) == [hourly.id, nightly_web.id]
+    assert await listed(label=["job=nightly"]) == [nightly.id, nightly_web.id]
+    assert await listed(label=["job=nightly", "team=web"]) == [nightly_web.id]
+    assert await listed(label=["job=nightly"], status=QUEUED) == [nightly_web.id]
+    assert await listed(label=["job=weekly"]) == []
+
+    error = await rpc_error(listed(label=["nightly"]))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (error.details() or "").startswith("label: ")
+
+
+async def test_same_idempotency_key_returns_the_first_task(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    first = await scheduler.create(idempotencyKey="nightly-2025-01-01")
+    again = await scheduler.create(idempotencyKey="nightly-2025-01-01", region="eu")
+    other_tenant = await scheduler.tasks.CreateTask(
+        tasks_pb2.CreateTaskRequest(spec=task_spec(idempotencyKey="nightly-2025-01-01")),
+        metadata=scheduler.auth("tasks.write", tenant="someone-else"),
+        timeout=RPC_TIMEOUT,
+    )
+
+    assert again == first
+    assert other_tenant.id != first.id
+    assert await queue.subjects() == {"tasks.any.normal": 2}
+
+
+async def test_another_tenants_task_is_not_found(scheduler: Scheduler) -> None:
+    task = await scheduler.create()
+    stranger = scheduler.auth("tasks.read", "tasks.write", tenant="someone-else")
+
+    for call in (
+        scheduler.tasks.GetTask(
+            tasks_pb2.GetTaskRequest(id=task.id), metadata=stranger, timeout=RPC_TIMEOUT
+        ),
+        scheduler.tasks.CancelTask(
+            tasks_pb2.CancelTaskRequest(id=task.id), metadata=stranger, timeout=RPC_TIMEOUT
+        ),
+    ):
+        assert (await rpc_error(call)).code() == grpc.StatusCode.NOT_FOUND
+    watch = scheduler.tasks.WatchTask(
+        tasks_pb2.WatchTaskRequest(id=task.id), metadata=stranger, timeout=RPC_TIMEOUT
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await anext(aiter(watch))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    listed = await scheduler.tasks.ListTasks(
+        tasks_pb2.ListTasksRequest(), metadata=stranger, timeout=RPC_TIMEOUT
+    )
+    assert list(listed.tasks) == []
+    assert (await scheduler.get(task.id)).status == QUEUED
+
+
+async def test_malformed_task_id_is_not_found(scheduler: Scheduler) -> None:
+    for task_id in ("*", "a b", "events.>", "0" * 33):
+        error = await rpc_error(scheduler.get(task_id))
+        assert error.code() == grpc.StatusCode.NOT_FOUND
+        watch = scheduler.tasks.WatchTask(
+            tasks_pb2.WatchTaskRequest(id=task_id), metadata=scheduler.auth(), timeout=RPC_TIMEOUT
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await anext(aiter(watch))
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    error = await rpc_error(scheduler.get(""))
+    assert (error.code(), error.details()) == (grpc.StatusCode.INVALID_ARGUMENT, "id: is required")
+
+
+async def test_script_needs_the_script_scope(scheduler: Scheduler, queue: Queue) -> None:
+    request = tasks_pb2.CreateTaskRequest(
+        spec=task_spec(screenshot=None, script={"source": "() => document.title"})
+    )
+
+    error = await rpc_error(
+        scheduler.tasks.CreateTask(
+            request, metadata=scheduler.auth("tasks.write"), timeout=RPC_TIMEOUT
+        )
+    )
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "script" in (error.details() or "")
+    assert await queue.subjects() == {}
+
+    task = await scheduler.tasks.CreateTask(
+        request, metadata=scheduler.auth("tasks.write", "script"), timeout=RPC_TIMEOUT
+    )
+    assert task.status == QUEUED
+
+
+async def test_methods_need_their_scopes(scheduler: Scheduler) -> None:
+    task = await scheduler.create()
+    reader, writer = scheduler.auth("tasks.read"), scheduler.auth("tasks.write")
+
+    denied = [
+        scheduler.tasks.CreateTask(
+            tasks_pb2.CreateTaskRequest(spec=task_spec()), metadata=reader, timeout=RPC_TIMEOUT
+        ),
+        scheduler.tasks.CancelTask(
+            tasks_pb2.CancelTaskRequest(id=task.id), metadata=reader, timeout=RPC_TIMEOUT
+        ),
+        scheduler.tasks.GetTask(
+            tasks_pb2.GetTaskRequest(id=task.id), metadata=writer, timeout=RPC_TIMEOUT
+        ),
+        scheduler.tasks.ListTasks(
+            tasks_pb2.ListTasksRequest(), metadata=writer, timeout=RPC_TIMEOUT
+        ),
+    ]
+    for call in denied:
+        assert (await rpc_error(call)).code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_invalid_spec_is_refused_and_nothing_is_written(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    for bad in (task_spec(timeoutMs=5), task_spec(url="ftp://example.com/")):
+        error = await rpc_error(
+            scheduler.tasks.CreateTask(
+                tasks_pb2.CreateTaskRequest(spec=bad),
+                metadata=scheduler.auth(),
+                timeout=RPC_TIMEOUT,
+            )
+        )
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (error.details() or "").startswith("url: ")
+
+    listed = await scheduler.tasks.ListTasks(
+        tasks_pb2.ListTasksRequest(), metadata=scheduler.auth(), timeout=RPC_TIMEOUT
+    )
+    assert list(listed.tasks) == []
+    assert await queue.subjects() == {}
+
+
+async def test_invalid_timeout_names_the_field(scheduler: Scheduler) -> None:
+    error = await rpc_error(scheduler.create(timeoutMs=5))
+
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == "timeoutMs: must be 0 or between 1000 and 300000, got 5"
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_metrics_count_tasks_and_time_their_queue_and_run(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    created = sample("farm_tasks_created_total", priority="low")
+    succeeded = sample("farm_tasks_finished_total", status="succeeded")
+    cancelled = sample("farm_tasks_finished_total", status="cancelled")
+    queued = sample("farm_task_queue_seconds_count", priority="low")
+    ran = sample("farm_task_run_seconds_count")
+
+    task = await scheduler.create(priority="PRIORITY_LOW")
+    await scheduler.create(priority="PRIORITY_LOW", idempotencyKey="same")
+    await scheduler.create(priority="PRIORITY_LOW", idempotencyKey="same")
+    other = await scheduler.create(priority="PRIORITY_LOW")
+    await scheduler.tasks.CancelTask(
+        tasks_pb2.CancelTaskRequest(id=other.id), metadata=scheduler.auth(), timeout=RPC_TIMEOUT
+    )
+    await queue.report(task.id, RUNNING)
+    await queue.report(task.id, SUCCEEDED, result=succeeded_result())
+    await reaches(scheduler, task.id, SUCCEEDED)
+
+    assert sample("farm_tasks_created_total", priority="low") == created + 3
+    assert sample("farm_tasks_finished_total", status="succeeded") == succeeded + 1
+    assert sample("farm_tasks_finished_total", status="cancelled") == cancelled + 1
+    assert sample("farm_task_queue_seconds_count", priority="low") == queued + 1
+    assert sample("farm_task_run_seconds_count") == ran + 1

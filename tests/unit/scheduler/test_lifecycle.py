@@ -1,0 +1,184 @@
+"""The task state machine: forward only, final states kept, repeated events harmless."""
+
+import datetime as dt
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from farm.queue.v1 import queue_pb2
+from farm.tasks.v1 import tasks_pb2
+from farm_core.timestamps import to_timestamp
+from farm_scheduler.lifecycle import FINAL_STATUSES, TaskState, apply_event, cancel, is_final
+
+T0 = dt.datetime(2025, 1, 1, 12, 0, tzinfo=dt.UTC)
+QUEUED = TaskState(status=tasks_pb2.TASK_STATUS_QUEUED)
+RUNNING = tasks_pb2.TASK_STATUS_RUNNING
+SUCCEEDED = tasks_pb2.TASK_STATUS_SUCCEEDED
+FAILED = tasks_pb2.TASK_STATUS_FAILED
+CANCELLED = tasks_pb2.TASK_STATUS_CANCELLED
+
+
+def event(
+    status: "tasks_pb2.TaskStatus.ValueType",
+    attempt: int = 1,
+    agent: str = "agent-a",
+    seconds: float = 1,
+    **fields: object,
+) -> queue_pb2.AgentEvent:
+    return queue_pb2.AgentEvent(
+        event_id=f"{status}-{attempt}-{agent}",
+        task_id="t1",
+        status=status,
+        agent_id=agent,
+        attempt=attempt,
+        time=to_timestamp(T0 + dt.timedelta(seconds=seconds)),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def run(state: TaskState, *events: queue_pb2.AgentEvent) -> TaskState:
+    """The state after `events`, each applied if it changes anything."""
+    for each in events:
+        state = apply_event(state, each, T0) or state
+    return state
+
+
+def at(seconds: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds)
+
+
+def test_running_event_starts_a_queued_task() -> None:
+    state = apply_event(QUEUED, event(RUNNING, seconds=2), T0)
+    assert state == TaskState(status=RUNNING, attempts=1, agent_id="agent-a", start_time=at(2))
+
+
+def test_succeeded_event_stores_the_result_and_finish_time() -> None:
+    result = tasks_pb2.TaskResult(http_status=200, final_url="https://example.com/")
+    state = run(QUEUED, event(RUNNING, seconds=2), event(SUCCEEDED, seconds=5, result=result))
+    assert (state.status, state.finish_time, state.start_time) == (SUCCEEDED, at(5), at(2))
+    assert tasks_pb2.TaskResult.FromString(state.result) == result
+
+
+def test_failed_event_keeps_the_error() -> None:
+    error = tasks_pb2.TaskError(code="NAVIGATION_FAILED", message="net::ERR_NAME_NOT_RESOLVED")
+    state = run(QUEUED, event(RUNNING), event(FAILED, seconds=3, error=error))
+    assert (state.status, state.error_code, state.error_message) == (
+        FAILED,
+        "NAVIGATION_FAILED",
+        "net::ERR_NAME_NOT_RESOLVED",
+    )
+    assert state.finish_time == at(3)
+
+
+def test_failed_event_without_a_code_still_says_it_failed() -> None:
+    state = run(QUEUED, event(RUNNING), event(FAILED))
+    assert state.error_code == "UNKNOWN"
+
+
+def test_repeated_running_event_changes_nothing() -> None:
+    started = run(QUEUED, event(RUNNING))
+    assert apply_event(started, event(RUNNING), T0) is None
+
+
+def test_later_attempt_updates_attempts_agent_and_start_time() -> None:
+    state = run(QUEUED, event(RUNNING), event(RUNNING, attempt=2, agent="agent-b", seconds=40))
+    assert (state.status, state.attempts, state.agent_id, state.start_time) == (
+        RUNNING,
+        2,
+        "agent-b",
+        at(40),
+    )
+
+
+def test_earlier_attempt_arriving_late_changes_nothing() -> None:
+    second = run(QUEUED, event(RUNNING, attempt=2, agent="agent-b"))
+    assert apply_event(second, event(RUNNING, attempt=1, agent="agent-a"), T0) is None
+
+
+@pytest.mark.parametrize("final", sorted(FINAL_STATUSES))
+@pytest.mark.parametrize("late", [RUNNING, SUCCEEDED, FAILED, CANCELLED])
+def test_final_state_never_changes(
+    final: "tasks_pb2.TaskStatus.ValueType", late: "tasks_pb2.TaskStatus.ValueType"
+) -> None:
+    ended = run(QUEUED, event(RUNNING), event(final, seconds=2))
+    assert ended.status == final
+    assert apply_event(ended, event(late, attempt=2, seconds=9), T0) is None
+    assert cancel(ended, at(10)) is None
+
+
+def test_running_event_after_success_out_of_order_changes_nothing() -> None:
+    state = run(QUEUED, event(SUCCEEDED, seconds=5), event(RUNNING, seconds=2))
+    assert (state.status, state.attempts, state.finish_time) == (SUCCEEDED, 1, at(5))
+
+
+def test_success_of_an_earlier_attempt_keeps_the_latest_agent() -> None:
+    state = run(
+        QUEUED,
+        event(RUNNING, attempt=1, agent="agent-a"),
+        event(RUNNING, attempt=2, agent="agent-b"),
+        event(SUCCEEDED, attempt=1, agent="agent-a"),
+    )
+    assert (state.status, state.attempts, state.agent_id) == (SUCCEEDED, 2, "agent-b")
+
+
+def test_failure_for_exhausted_attempts_does_not_count_an_attempt() -> None:
+    state = run(QUEUED, event(RUNNING, attempt=3), event(FAILED, attempt=4, agent="agent-z"))
+    assert (state.status, state.attempts) == (FAILED, 3)
+
+
+def test_agent_cancel_ends_the_task_without_counting_an_attempt() -> None:
+    state = run(QUEUED, event(CANCELLED, seconds=4))
+    assert (state.status, state.attempts, state.finish_time) == (CANCELLED, 0, at(4))
+
+
+def test_event_without_time_uses_the_time_it_was_received() -> None:
+    untimed = queue_pb2.AgentEvent(task_id="t1", status=RUNNING, agent_id="a", attempt=1)
+    state = apply_event(QUEUED, untimed, at(7))
+    assert state is not None and state.start_time == at(7)
+
+
+@pytest.mark.parametrize(
+    "status", [tasks_pb2.TASK_STATUS_UNSPECIFIED, tasks_pb2.TASK_STATUS_QUEUED]
+)
+def test_event_that_reports_no_progress_changes_nothing(
+    status: "tasks_pb2.TaskStatus.ValueType",
+) -> None:
+    assert apply_event(QUEUED, event(status), T0) is None
+
+
+@pytest.mark.parametrize("attempts", [0, 2])
+def test_cancel_ends_a_queued_or_running_task(attempts: int) -> None:
+    status = tasks_pb2.TASK_STATUS_QUEUED if attempts == 0 else RUNNING
+    state = cancel(TaskState(status=status, attempts=attempts), at(3))
+    assert state == TaskState(status=CANCELLED, attempts=attempts, finish_time=at(3))
+    assert is_final(state.status)
+
+
+events = st.builds(
+    event,
+    status=st.sampled_from([RUNNING, SUCCEEDED, FAILED, CANCELLED]),
+    attempt=st.integers(min_value=1, max_value=4),
+    agent=st.sampled_from(["agent-a", "agent-b"]),
+    seconds=st.integers(min_value=0, max_value=100),
+)
+
+
+@given(st.lists(events, max_size=8))
+def test_events_delivered_twice_end_as_if_delivered_once(
+    history: list[queue_pb2.AgentEvent],
+) -> None:
+    doubled = [each for each in history for _ in range(2)]
+    assert run(QUEUED, *doubled) == run(QUEUED, *history)
+
+
+@given(st.lists(events, max_size=8))
+def test_state_only_moves_forward(history: list[queue_pb2.AgentEvent]) -> None:
+    state = QUEUED
+    for each in history:
+        after = apply_event(state, each, T0)
+        if after is None:
+            continue
+        assert not is_final(state.status)
+        assert after.attempts >= state.attempts
+        state = after

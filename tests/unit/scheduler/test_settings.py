@@ -1,0 +1,36 @@
+"""The scheduler's settings: defaults for one machine, its own prefix, shared names."""
+
+from pathlib import Path
+
+import pytest
+
+from farm_scheduler.settings import SchedulerSettings
+
+
+def test_defaults_suit_one_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("FARM_SCHEDULER_DATABASE_URL", raising=False)
+    settings = SchedulerSettings(FARM_HOME=tmp_path)
+    assert (settings.port, settings.metrics_port) == (7103, 7203)
+    assert settings.max_attempts_cap == 10
+    assert settings.default_timeout_ms == 30000
+    assert settings.run_queue_wait_seconds == 60
+    assert settings.republish_interval_seconds == 5
+    assert settings.resolved_database_url() == (
+        f"sqlite+aiosqlite:///{tmp_path / 'data' / 'scheduler.db'}"
+    )
+
+
+def test_environment_sets_prefixed_and_shared_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FARM_SCHEDULER_PORT", "9103")
+    monkeypatch.setenv("FARM_SCHEDULER_MAX_ATTEMPTS_CAP", "4")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://db.example/farm")
+    settings = SchedulerSettings()
+    assert (settings.port, settings.max_attempts_cap) == (9103, 4)
+    assert settings.resolved_database_url() == "postgresql+asyncpg://db.example/farm"
+
+
+def test_scheduler_database_url_wins_over_the_shared_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://shared/farm")
+    monkeypatch.setenv("FARM_SCHEDULER_DATABASE_URL", "postgresql://own/scheduler")
+    assert SchedulerSettings().database_url == "postgresql://own/scheduler"
