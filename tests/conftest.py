@@ -16,6 +16,7 @@ import pytest
 
 from farm_cli.launcher import infra
 from farm_cli.launcher.processes import ManagedProcess, free_port, wait_until
+from tests.pages import Site, serve_site
 
 POSTGRES_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -124,3 +125,10 @@ def farm_home(tmp_path: Path) -> Path:
     home = tmp_path / "farm-home"
     home.mkdir()
     return home
+
+
+@pytest.fixture(scope="session")
+def site() -> Iterator[Site]:
+    """The test pages (tests/pages.py) on 127.0.0.1 at a free port, for the whole session."""
+    with serve_site() as served:
+        yield served
