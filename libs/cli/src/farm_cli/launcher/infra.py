@@ -147,6 +147,9 @@ def seaweedfs_spec(
             f"-master.port={ports.master}",
             f"-master.port.grpc={ports.master_grpc}",
             "-master.volumeSizeLimitMB=256",
+            # A lone master that resumes its raft state waits out an election
+            # before it serves; the default 10 s makes a restart take ~20 s.
+            "-master.electionTimeout=1s",
             f"-volume.port={ports.volume}",
             f"-volume.port.grpc={ports.volume_grpc}",
             "-volume.max=0",

@@ -1,0 +1,98 @@
+"""The CLI's connection to the farm: gRPC through Envoy with the caller's API key."""
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from farm.auth.v1 import auth_pb2_grpc
+from farm.storage.v1 import artifacts_pb2_grpc
+from farm.tasks.v1 import tasks_pb2_grpc
+from farm_cli.console import CliError
+from farm_cli.launcher.config import ProjectNotFound, find_project_root
+
+DEFAULT_FARM_URL = "127.0.0.1:8080"
+# An artifact is at most 64 MiB; its message adds a little.
+MAX_MESSAGE_BYTES = 65 * 1024 * 1024
+# How long one ordinary call may take.
+CALL_TIMEOUT = 30.0
+
+
+def farm_target(environ: Mapping[str, str]) -> tuple[str, bool]:
+    """host:port of the farm from FARM_URL (default 127.0.0.1:8080), and whether it is TLS."""
+    url = environ.get("FARM_URL") or DEFAULT_FARM_URL
+    secure = url.startswith("https://")
+    target = url.split("://", 1)[-1].rstrip("/")
+    if not target or "/" in target:
+        raise CliError(f"FARM_URL must be host:port or http(s)://host:port, got {url!r}")
+    return target, secure
+
+
+def admin_key_path(environ: Mapping[str, str], cwd: Path) -> Path:
+    """FARM_HOME/admin-key, FARM_HOME defaulting to the checkout's .farm."""
+    if environ.get("FARM_HOME"):
+        return (cwd / environ["FARM_HOME"]) / "admin-key"
+    return find_project_root(cwd) / ".farm" / "admin-key"
+
+
+def api_key(environ: Mapping[str, str], cwd: Path) -> str:
+    """The caller's API key: FARM_API_KEY, else the local farm's admin key file."""
+    if environ.get("FARM_API_KEY"):
+        return environ["FARM_API_KEY"].strip()
+    try:
+        path = admin_key_path(environ, cwd)
+    except ProjectNotFound as error:
+        raise CliError(f"no API key: set FARM_API_KEY ({error})") from error
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError as error:
+        raise CliError(
+            f"no API key: set FARM_API_KEY, or start the farm (`make run`) so that {path} exists"
+        ) from error
+
+
+@dataclass(frozen=True)
+class FarmConnection:
+    """Stubs of the public services on one channel, and the metadata every call carries."""
+
+    channel: grpc.Channel
+    metadata: tuple[tuple[str, str], ...]
+
+    @property
+    def tasks(self) -> tasks_pb2_grpc.TaskServiceStub:
+        """farm.tasks.v1.TaskService."""
+        return tasks_pb2_grpc.TaskServiceStub(self.channel)
+
+    @property
+    def artifacts(self) -> artifacts_pb2_grpc.ArtifactServiceStub:
+        """farm.storage.v1.ArtifactService."""
+        return artifacts_pb2_grpc.ArtifactServiceStub(self.channel)
+
+    @property
+    def auth(self) -> auth_pb2_grpc.AuthServiceStub:
+        """farm.auth.v1.AuthService."""
+        return auth_pb2_grpc.AuthServiceStub(self.channel)
+
+
+@contextmanager
+def connect(
+    environ: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[FarmConnection]:
+    """A connection to FARM_URL with `authorization: Bearer <key>`, closed on exit."""
+    env = os.environ if environ is None else environ
+    key = api_key(env, Path.cwd() if cwd is None else cwd)
+    target, secure = farm_target(env)
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ]
+    channel = (
+        grpc.secure_channel(target, grpc.ssl_channel_credentials(), options=options)
+        if secure
+        else grpc.insecure_channel(target, options=options)
+    )
+    with channel:
+        yield FarmConnection(channel, (("authorization", f"Bearer {key}"),))

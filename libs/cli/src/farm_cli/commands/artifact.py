@@ -1,0 +1,73 @@
+"""`farm artifact get|list`: the ArtifactService."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from farm.storage.v1 import artifacts_pb2
+from farm_cli.client import CALL_TIMEOUT, connect
+from farm_cli.console import CliError, print_message
+
+
+def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Adds `artifact` and its verbs."""
+    group = commands.add_parser("artifact", help="fetch what tasks produced")
+    verbs = group.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    get = verbs.add_parser("get", help="print an artifact's metadata, or with -o its bytes")
+    get.add_argument("id")
+    get.add_argument(
+        "-o", "--output", metavar="FILE", help="write the bytes to FILE (- for stdout)"
+    )
+    get.set_defaults(run=get_artifact)
+
+    listing = verbs.add_parser("list", help="list artifacts, newest first")
+    listing.add_argument("--task", default="", help="only this task's artifacts")
+    listing.add_argument("--page-size", type=int, default=0)
+    listing.add_argument("--page-token", default="")
+    listing.set_defaults(run=list_artifacts)
+
+
+def get_artifact(args: argparse.Namespace) -> int:
+    """GetArtifact, or GetArtifactContent written to a file or stdout."""
+    with connect() as farm:
+        if args.output is None:
+            request = artifacts_pb2.GetArtifactRequest(id=args.id)
+            artifact = farm.artifacts.GetArtifact(
+                request, metadata=farm.metadata, timeout=CALL_TIMEOUT
+            )
+            print_message(artifact)
+            return 0
+        content_request = artifacts_pb2.GetArtifactContentRequest(id=args.id)
+        body = farm.artifacts.GetArtifactContent(
+            content_request, metadata=farm.metadata, timeout=CALL_TIMEOUT
+        )
+    if args.output == "-":
+        sys.stdout.buffer.write(body.data)
+        sys.stdout.buffer.flush()
+    else:
+        write_file(Path(args.output), body.data)
+    return 0
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Writes `data` to `path` whole or not at all."""
+    draft = path.with_name(f".{path.name}.part")
+    try:
+        draft.write_bytes(data)
+        draft.replace(path)
+    except OSError as error:
+        draft.unlink(missing_ok=True)
+        raise CliError(f"cannot write {path}: {error.strerror}") from error
+
+
+def list_artifacts(args: argparse.Namespace) -> int:
+    """ListArtifacts."""
+    request = artifacts_pb2.ListArtifactsRequest(
+        task_id=args.task, page_size=args.page_size, page_token=args.page_token
+    )
+    with connect() as farm:
+        print_message(
+            farm.artifacts.ListArtifacts(request, metadata=farm.metadata, timeout=CALL_TIMEOUT)
+        )
+    return 0

@@ -1,0 +1,87 @@
+"""`farm envoy-config`: render the farm's Envoy configuration for an Envoy of one's own."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from farm_cli.console import CliError
+from farm_cli.launcher.config import FarmPorts, ProjectNotFound, find_project_root
+from farm_cli.launcher.envoy import SERVICE_CLUSTERS, Endpoint, EnvoySettings, render_envoy_config
+
+
+def host_port(text: str) -> Endpoint:
+    """An endpoint from HOST:PORT."""
+    host, separator, port = text.rpartition(":")
+    if not separator or not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return Endpoint(host.strip("[]"), int(port))
+
+
+def upstream(text: str) -> tuple[str, Endpoint]:
+    """A service replica from NAME=HOST:PORT, NAME being auth, storage or scheduler."""
+    name, separator, address = text.partition("=")
+    if not separator or name not in SERVICE_CLUSTERS:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=HOST:PORT with NAME one of {', '.join(SERVICE_CLUSTERS)}, got {text!r}"
+        )
+    return name, host_port(address)
+
+
+def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Adds `envoy-config`."""
+    render = commands.add_parser(
+        "envoy-config",
+        help="print the Envoy configuration for your own Envoy",
+        description="Renders envoy/envoy.yaml.j2. Each --upstream adds a replica; a service "
+        "without any gets the local farm's address. Host names are resolved by DNS "
+        "(STRICT_DNS), addresses are used as given (STATIC).",
+    )
+    render.add_argument("--listen", type=host_port, default=Endpoint("127.0.0.1", FarmPorts.envoy))
+    render.add_argument(
+        "--admin", type=host_port, default=Endpoint("127.0.0.1", FarmPorts.envoy_admin)
+    )
+    render.add_argument(
+        "--descriptor",
+        type=Path,
+        help="the descriptor set as Envoy will see it (default: envoy/farm.binpb here)",
+    )
+    render.add_argument(
+        "--upstream",
+        dest="upstreams",
+        type=upstream,
+        action="append",
+        default=[],
+        metavar="NAME=HOST:PORT",
+    )
+    render.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    render.set_defaults(run=print_envoy_config)
+
+
+def print_envoy_config(args: argparse.Namespace) -> int:
+    """Renders the configuration to stdout or --output."""
+    try:
+        root = find_project_root(Path.cwd())
+    except ProjectNotFound as error:
+        raise CliError(str(error)) from error
+    ports = FarmPorts()
+    local = {"auth": ports.auth, "storage": ports.storage, "scheduler": ports.scheduler}
+    upstreams: dict[str, list[Endpoint]] = {name: [] for name in SERVICE_CLUSTERS}
+    for name, endpoint in args.upstreams:
+        upstreams[name].append(endpoint)
+    for name, endpoints in upstreams.items():
+        if not endpoints:
+            endpoints.append(Endpoint("127.0.0.1", local[name]))
+    settings = EnvoySettings(
+        listen_address=args.listen.host,
+        listen_port=args.listen.port,
+        admin_address=args.admin.host,
+        admin_port=args.admin.port,
+        descriptor_path=args.descriptor or root / "envoy" / "farm.binpb",
+        upstreams=upstreams,
+    )
+    text = render_envoy_config(root / "envoy" / "envoy.yaml.j2", settings)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text)
+    return 0

@@ -1,0 +1,146 @@
+"""The TaskSpec a `farm task create|run` command line asks for: flags, or a JSON spec file."""
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Literal
+
+from google.protobuf import json_format
+
+from farm.tasks.v1 import tasks_pb2
+from farm_cli.console import CliError
+
+Action = Literal["screenshot", "pdf", "content", "extract", "script"]
+ACTIONS: tuple[Action, ...] = ("screenshot", "pdf", "content", "extract", "script")
+PRIORITIES = {
+    "high": tasks_pb2.PRIORITY_HIGH,
+    "normal": tasks_pb2.PRIORITY_NORMAL,
+    "low": tasks_pb2.PRIORITY_LOW,
+}
+IMAGE_FORMATS = {"png": tasks_pb2.IMAGE_FORMAT_PNG, "jpeg": tasks_pb2.IMAGE_FORMAT_JPEG}
+CONTENT_FORMATS = {"html": tasks_pb2.CONTENT_FORMAT_HTML, "text": tasks_pb2.CONTENT_FORMAT_TEXT}
+# The flags that shape a screenshot: argparse destination -> option string.
+SCREENSHOT_FLAGS = {
+    "full_page": "--full-page",
+    "image_format": "--format",
+    "selector": "--selector",
+}
+
+
+def viewport(text: str) -> tasks_pb2.Viewport:
+    """A viewport from WIDTHxHEIGHT, e.g. 1280x800."""
+    width, separator, height = text.lower().partition("x")
+    if not separator or not width.isdigit() or not height.isdigit():
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1280x800, got {text!r}")
+    return tasks_pb2.Viewport(width=int(width), height=int(height))
+
+
+def label(text: str) -> tuple[str, str]:
+    """A label from key=value."""
+    key, separator, value = text.partition("=")
+    if not separator or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key, value
+
+
+def add_task_spec_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that describe a task (shared by `task create` and `task run`)."""
+    parser.add_argument("url", nargs="?", help="the page to open (http or https)")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument(
+        "--screenshot", action="store_true", help="take a screenshot (the default action)"
+    )
+    action.add_argument("--pdf", action="store_true", help="print the page to PDF")
+    action.add_argument(
+        "--content", choices=sorted(CONTENT_FORMATS), help="return the page's html or text"
+    )
+    shot = parser.add_argument_group("screenshot options")
+    shot.add_argument("--full-page", action="store_true", help="capture the whole page")
+    shot.add_argument("--format", dest="image_format", choices=sorted(IMAGE_FORMATS))
+    shot.add_argument("--selector", help="capture only the first element matching this CSS")
+    parser.add_argument("--viewport", type=viewport, help="window size WIDTHxHEIGHT")
+    parser.add_argument("--priority", choices=list(PRIORITIES))
+    parser.add_argument("--timeout-ms", type=int, help="time limit of one attempt (ms)")
+    parser.add_argument(
+        "--label",
+        dest="labels",
+        type=label,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a label (repeatable)",
+    )
+    parser.add_argument(
+        "--spec",
+        metavar="FILE",
+        help="a TaskSpec as JSON (- reads stdin); its fields override the flags",
+    )
+
+
+def _screenshot_flags_given(args: argparse.Namespace) -> list[str]:
+    return [flag for dest, flag in SCREENSHOT_FLAGS.items() if getattr(args, dest)]
+
+
+def spec_from_flags(args: argparse.Namespace) -> tasks_pb2.TaskSpec:
+    """The TaskSpec the flags describe; the action is left unset if no flag names one."""
+    spec = tasks_pb2.TaskSpec(url=args.url or "")
+    shot_flags = _screenshot_flags_given(args)
+    if shot_flags and (args.pdf or args.content):
+        other = "--pdf" if args.pdf else "--content"
+        raise CliError(f"{', '.join(shot_flags)} only go with --screenshot, not with {other}")
+    if args.pdf:
+        spec.pdf.SetInParent()
+    elif args.content:
+        spec.content.format = CONTENT_FORMATS[args.content]
+    elif args.screenshot or shot_flags:
+        spec.screenshot.SetInParent()
+        spec.screenshot.full_page = args.full_page
+        if args.image_format:
+            spec.screenshot.format = IMAGE_FORMATS[args.image_format]
+        if args.selector:
+            spec.screenshot.selector = args.selector
+    if args.viewport is not None:
+        spec.viewport.CopyFrom(args.viewport)
+    if args.priority:
+        spec.priority = PRIORITIES[args.priority]
+    if args.timeout_ms is not None:
+        spec.timeout_ms = args.timeout_ms
+    for key, value in args.labels:
+        spec.labels[key] = value
+    return spec
+
+
+def read_spec_file(name: str) -> tasks_pb2.TaskSpec:
+    """A TaskSpec from a JSON file (proto3 JSON names), or from stdin for `-`."""
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).read_text()
+    except OSError as error:
+        raise CliError(f"--spec {name}: {error.strerror}") from error
+    try:
+        return json_format.Parse(text, tasks_pb2.TaskSpec())
+    except json_format.ParseError as error:
+        raise CliError(f"--spec {name}: {error}") from error
+
+
+def _has_action(spec: tasks_pb2.TaskSpec) -> bool:
+    return any(spec.HasField(action) for action in ACTIONS)
+
+
+def task_spec_from_args(args: argparse.Namespace) -> tasks_pb2.TaskSpec:
+    """The TaskSpec to send: the flags, overridden field by field by --spec's file.
+
+    An action in the file replaces the flags' action; without any action the task
+    takes a screenshot.
+    """
+    spec = spec_from_flags(args)
+    if args.spec:
+        from_file = read_spec_file(args.spec)
+        if _has_action(from_file):
+            for action in ACTIONS:
+                spec.ClearField(action)
+        spec.MergeFrom(from_file)
+    if not _has_action(spec):
+        spec.screenshot.SetInParent()
+    if not spec.url:
+        raise CliError('a URL is needed: give it as the first argument or as "url" in --spec')
+    return spec

@@ -1,0 +1,132 @@
+"""`farm up`: run the whole farm on this machine until Ctrl-C or SIGTERM."""
+
+import argparse
+import os
+import signal
+import sys
+from dataclasses import replace
+from types import FrameType
+
+from farm_cli.console import CliError
+from farm_cli.launcher.config import FarmConfig, FarmPorts, ProjectNotFound
+from farm_cli.launcher.farm import FarmInterrupted, LocalFarm
+from farm_cli.launcher.lock import FarmAlreadyRunning
+from farm_cli.launcher.processes import StartupError
+
+
+def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Adds `up`."""
+    up = commands.add_parser(
+        "up",
+        help="start the whole farm on this machine (Ctrl-C stops it)",
+        description="Starts NATS and SeaweedFS (unless NATS_URL / S3_ENDPOINT are set), the "
+        "auth, storage and scheduler services, the agents and Envoy; state under FARM_HOME "
+        "(default: .farm in the checkout). Every port can be moved with FARM_<WHAT>_PORT, "
+        "e.g. FARM_NATS_PORT, FARM_AUTH_PORT, FARM_SEAWEED_S3_PORT, FARM_AGENT_PORT (agent 1; "
+        "the others follow it).",
+    )
+    up.add_argument("--agents", type=int, default=1, help="browser agents to run (default 1)")
+    up.add_argument(
+        "--allow-private",
+        action="store_true",
+        help="let agents open loopback and private addresses (local test pages)",
+    )
+    up.add_argument("--envoy-port", type=int, help=f"HTTP/gRPC port (default {FarmPorts.envoy})")
+    up.add_argument(
+        "--envoy-admin-port", type=int, help=f"Envoy's admin port (default {FarmPorts.envoy_admin})"
+    )
+    up.add_argument(
+        "--infra-only",
+        action="store_true",
+        help="start only NATS, SeaweedFS and Envoy (to run the services by hand)",
+    )
+    up.set_defaults(run=run_up)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def banner(farm: LocalFarm) -> str:
+    """What `farm up` prints once the farm is up: the URL, the admin key, a curl to try."""
+    url = farm.envoy_url
+    key = farm.admin_key
+    if not farm.config.start_services:
+        return "\n".join(
+            [
+                "",
+                f"infrastructure is up (no services): Envoy at {url}",
+                f"  NATS_URL={farm.nats_url}",
+                f"  S3_ENDPOINT={farm.s3.endpoint} (key pair in {farm.home}/seaweedfs)",
+                f"  FARM_HOME={farm.home}",
+                "Ctrl-C stops it.",
+                "",
+            ]
+        )
+    return "\n".join(
+        [
+            "",
+            f"browserfarm is up at {url}",
+            f"  admin key: {key}",
+            f"             (kept in {farm.admin_key_path}, mode 0600; shown only here)",
+            "  try:",
+            f"    curl -s -H 'authorization: Bearer {key}' {url}/v1/whoami",
+            f"    curl -s -H 'authorization: Bearer {key}' "
+            f'-d \'{{"url": "https://example.com", "screenshot": {{}}}}\' {url}/v1/tasks:run',
+            f"  logs: {farm.log_dir}",
+            "Ctrl-C stops the farm.",
+            "",
+        ]
+    )
+
+
+def run_up(args: argparse.Namespace) -> int:
+    """Starts the farm, watches it until a signal, then stops it."""
+    try:
+        ports = FarmPorts.from_environment(os.environ)
+        if args.envoy_port is not None:
+            ports = replace(ports, envoy=args.envoy_port)
+        if args.envoy_admin_port is not None:
+            ports = replace(ports, envoy_admin=args.envoy_admin_port)
+        config = FarmConfig.from_environment(
+            agents=args.agents,
+            allow_private=args.allow_private,
+            ports=ports,
+            start_services=not args.infra_only,
+        )
+    except (ProjectNotFound, ValueError) as error:
+        raise CliError(str(error)) from error
+    farm = LocalFarm(config, report=_say)
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        farm.request_stop()
+
+    previous = {
+        signum: signal.signal(signum, request_stop) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        return _run(farm)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run(farm: LocalFarm) -> int:
+    try:
+        farm.start()
+    except FarmAlreadyRunning as error:
+        raise CliError(str(error)) from error
+    except FarmInterrupted:
+        _say("stopped before the farm was up")
+        return 1
+    except (StartupError, OSError) as error:
+        print(f"error: the farm did not start: {error}", file=sys.stderr)
+        return 1
+    _say(banner(farm))
+    try:
+        farm.supervise()
+        _say("stopping the farm")
+    finally:
+        farm.stop()
+    _say("the farm has stopped")
+    return 0

@@ -1,0 +1,21 @@
+"""`farm whoami`: the caller's tenant, key and scopes."""
+
+import argparse
+
+from farm.auth.v1 import auth_pb2
+from farm_cli.client import CALL_TIMEOUT, connect
+from farm_cli.console import print_message
+
+
+def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Adds `whoami`."""
+    whoami = commands.add_parser("whoami", help="show the caller's tenant, key and scopes")
+    whoami.set_defaults(run=who_am_i)
+
+
+def who_am_i(args: argparse.Namespace) -> int:
+    """WhoAmI."""
+    with connect() as farm:
+        request = auth_pb2.WhoAmIRequest()
+        print_message(farm.auth.WhoAmI(request, metadata=farm.metadata, timeout=CALL_TIMEOUT))
+    return 0

@@ -1,0 +1,44 @@
+"""What the CLI prints: messages as proto3 JSON on stdout, errors as `error: ...` on stderr."""
+
+import sys
+from typing import TextIO
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+CONNECTION_HINT = "is the farm running? Start it with `make run` (or `farm up`), or set FARM_URL"
+
+
+class CliError(Exception):
+    """A failure the user can act on, shown as `error: <message>` with exit code 1."""
+
+
+def message_json(message: Message, *, indent: int | None = 2) -> str:
+    """`message` as proto3 JSON (lowerCamelCase names, every field shown), like the HTTP API."""
+    return json_format.MessageToJson(
+        message,
+        indent=indent,
+        ensure_ascii=False,
+        always_print_fields_with_no_presence=True,
+    )
+
+
+def print_message(message: Message, *, one_line: bool = False, out: TextIO | None = None) -> None:
+    """Prints `message` as JSON: indented, or on one line (for streams, one event a line)."""
+    print(message_json(message, indent=None if one_line else 2), file=out or sys.stdout, flush=True)
+
+
+def rpc_error_text(error: grpc.RpcError) -> str:
+    """`error: <STATUS>: <message>`, with a hint when the farm could not be reached."""
+    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
+    details = (error.details() if isinstance(error, grpc.Call) else None) or str(error)
+    text = f"error: {code.name}: {details}"
+    if code is grpc.StatusCode.UNAVAILABLE and _unreachable(details):
+        text += f"\nhint: {CONNECTION_HINT}"
+    return text
+
+
+def _unreachable(details: str) -> bool:
+    lowered = details.lower()
+    return "connection refused" in lowered or "failed to connect" in lowered

@@ -1,0 +1,271 @@
+"""What the local farm runs with: the project root, FARM_HOME, ports, agents, external URLs."""
+
+import os
+import socket
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from farm_cli.launcher.infra import NatsPorts, S3Credentials, SeaweedPorts
+from farm_cli.launcher.processes import free_port
+
+# Files that mark the root of a browserfarm checkout.
+PROJECT_MARKERS = (Path("envoy/envoy.yaml.j2"), Path("buf.yaml"))
+
+# What `--allow-private` lets agents reach: loopback and the private ranges.
+PRIVATE_NETWORKS = (
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+)
+
+DEFAULT_S3_BUCKET = "farm-artifacts"
+
+
+class ProjectNotFound(RuntimeError):
+    """No browserfarm checkout contains the working directory."""
+
+
+def find_project_root(start: Path) -> Path:
+    """The nearest directory from `start` upward that holds the project's marker files."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if all((folder / marker).is_file() for marker in PROJECT_MARKERS):
+            return folder
+    markers = " and ".join(str(marker) for marker in PROJECT_MARKERS)
+    raise ProjectNotFound(
+        f"no browserfarm checkout found from {start} upward (looked for {markers}); "
+        "run this inside the repository or set FARM_HOME"
+    )
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port_block(count: int, taken: set[int], attempts: int = 100) -> int:
+    """The first of `count` consecutive free TCP ports on 127.0.0.1, none in `taken`."""
+    for _ in range(attempts):
+        first = free_port()
+        block = range(first, first + count)
+        if block[-1] > 65535 or taken.intersection(block):
+            continue
+        if all(_port_free(port) for port in block[1:]):
+            taken.update(block)
+            return first
+    raise OSError(f"no block of {count} free consecutive ports found")
+
+
+def _distinct_free_port(taken: set[int], attempts: int = 100) -> int:
+    """A free TCP port on 127.0.0.1 that is not in `taken` (then added to it)."""
+    for _ in range(attempts):
+        port = free_port()
+        if port not in taken:
+            taken.add(port)
+            return port
+    raise OSError("no free port found")
+
+
+# Agents' ports are consecutive from a base; this many are reserved for them.
+MAX_AGENTS = 10
+_AGENT_BASES = ("agent_base", "agent_metrics_base")
+
+
+@dataclass(frozen=True)
+class FarmPorts:
+    """Every port the local farm listens on (see docs/architecture.md)."""
+
+    envoy: int = 8080
+    envoy_admin: int = 9901
+    auth: int = 7101
+    storage: int = 7102
+    scheduler: int = 7103
+    auth_metrics: int = 7201
+    storage_metrics: int = 7202
+    scheduler_metrics: int = 7203
+    # Agent n (from 1) listens on agent_base + n - 1, its metrics on agent_metrics_base + n - 1.
+    agent_base: int = 7110
+    agent_metrics_base: int = 7210
+    nats: int = 7422
+    nats_monitor: int = 7822
+    seaweed_master: int = 7301
+    seaweed_volume: int = 7302
+    seaweed_filer: int = 7303
+    seaweed_s3: int = 7304
+    seaweed_master_grpc: int = 17301
+    seaweed_volume_grpc: int = 17302
+    seaweed_filer_grpc: int = 17303
+    seaweed_s3_grpc: int = 17304
+
+    @classmethod
+    def free(cls) -> "FarmPorts":
+        """Distinct ports that are free right now, for tests that run a farm beside others."""
+        taken: set[int] = set()
+        agent_base = _free_port_block(MAX_AGENTS, taken)
+        agent_metrics_base = _free_port_block(MAX_AGENTS, taken)
+        single = {
+            port_field.name: _distinct_free_port(taken)
+            for port_field in fields(cls)
+            if port_field.name not in _AGENT_BASES
+        }
+        return cls(agent_base=agent_base, agent_metrics_base=agent_metrics_base, **single)
+
+    @staticmethod
+    def variable(name: str) -> str:
+        """The environment variable that sets the port field `name`.
+
+        FARM_<FIELD>_PORT, so the services' own names (FARM_AUTH_PORT,
+        FARM_AGENT_METRICS_PORT, ...) mean the same to the launcher.
+        """
+        return f"FARM_{name.removesuffix('_base').upper()}_PORT"
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> "FarmPorts":
+        """The defaults, with each port whose variable is set in `environ` replaced."""
+        chosen: dict[str, int] = {}
+        for port_field in fields(cls):
+            text = environ.get(cls.variable(port_field.name), "").strip()
+            if not text:
+                continue
+            if not text.isdigit() or not 0 < int(text) < 65536:
+                raise ValueError(f"{cls.variable(port_field.name)} must be a port, got {text!r}")
+            chosen[port_field.name] = int(text)
+        return cls(**chosen)
+
+    def environment(self) -> dict[str, str]:
+        """The variables that make from_environment() return these ports."""
+        return {self.variable(f.name): str(getattr(self, f.name)) for f in fields(self)}
+
+    def agent(self, index: int) -> int:
+        """The gRPC (health) port of agent `index`, counted from 1."""
+        return self.agent_base + index - 1
+
+    def agent_metrics(self, index: int) -> int:
+        """The metrics port of agent `index`, counted from 1."""
+        return self.agent_metrics_base + index - 1
+
+    def nats_ports(self) -> NatsPorts:
+        """The embedded nats-server's ports."""
+        return NatsPorts(client=self.nats, monitor=self.nats_monitor)
+
+    def seaweed_ports(self) -> SeaweedPorts:
+        """SeaweedFS's ports."""
+        return SeaweedPorts(
+            master=self.seaweed_master,
+            volume=self.seaweed_volume,
+            filer=self.seaweed_filer,
+            s3=self.seaweed_s3,
+            master_grpc=self.seaweed_master_grpc,
+            volume_grpc=self.seaweed_volume_grpc,
+            filer_grpc=self.seaweed_filer_grpc,
+            s3_grpc=self.seaweed_s3_grpc,
+        )
+
+    def all_ports(self, agents: int) -> Iterator[tuple[str, int]]:
+        """(what, port) for every port a farm with `agents` agents listens on."""
+        for port_field in fields(self):
+            if port_field.name not in _AGENT_BASES:
+                yield port_field.name, getattr(self, port_field.name)
+        for index in range(1, agents + 1):
+            yield f"agent-{index}", self.agent(index)
+            yield f"agent-{index} metrics", self.agent_metrics(index)
+
+
+@dataclass(frozen=True)
+class FarmConfig:
+    """How to run the local farm: where, on which ports, with what given from outside."""
+
+    root: Path
+    home: Path
+    ports: FarmPorts = field(default_factory=FarmPorts)
+    agents: int = 1
+    # FARM_AGENT_ALLOW for the agents (comma-separated); None leaves their default.
+    agent_allow: str | None = None
+    # Infrastructure given by URL instead of started here.
+    nats_url: str | None = None
+    s3_endpoint: str | None = None
+    s3_credentials: S3Credentials | None = field(default=None, repr=False)
+    s3_bucket: str = DEFAULT_S3_BUCKET
+    database_url: str | None = field(default=None, repr=False)
+    admin_key: str | None = field(default=None, repr=False)
+    identity_secret: str | None = field(default=None, repr=False)
+    log_level: str = "INFO"
+    # False starts only NATS, SeaweedFS and Envoy (tests of the launcher itself).
+    start_services: bool = True
+    # How long a service may take to report SERVING.
+    service_timeout: float = 90.0
+    # weed's filer waits 15 s for its own S3 gateway's stream before it stops;
+    # tests that throw their data away need not wait that out.
+    seaweedfs_stop_timeout: float = 20.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.agents <= MAX_AGENTS:
+            raise ValueError(f"agents must be between 0 and {MAX_AGENTS}, got {self.agents}")
+        if self.s3_endpoint and self.s3_credentials is None:
+            raise ValueError("S3_ENDPOINT is set: S3_ACCESS_KEY and S3_SECRET_KEY must be too")
+
+    @property
+    def envoy_template(self) -> Path:
+        """The Envoy configuration template."""
+        return self.root / "envoy" / "envoy.yaml.j2"
+
+    @property
+    def descriptor_set(self) -> Path:
+        """The protos' descriptor set Envoy's transcoder reads (built by `make protos`)."""
+        return self.root / "envoy" / "farm.binpb"
+
+    @property
+    def envoy_url(self) -> str:
+        """Where clients reach the farm."""
+        return f"http://127.0.0.1:{self.ports.envoy}"
+
+    @classmethod
+    def from_environment(
+        cls,
+        *,
+        cwd: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        agents: int = 1,
+        allow_private: bool = False,
+        ports: FarmPorts | None = None,
+        start_services: bool = True,
+    ) -> "FarmConfig":
+        """The configuration `farm up` runs with: flags, then the environment, then defaults.
+
+        `ports` replaces the ports from the environment (FARM_<WHAT>_PORT) as a whole.
+        """
+        env = os.environ if environ is None else environ
+        base = Path.cwd() if cwd is None else cwd
+        root = find_project_root(base)
+        home = Path(env["FARM_HOME"]) if env.get("FARM_HOME") else root / ".farm"
+        if not home.is_absolute():
+            home = (base / home).resolve()
+        s3_endpoint = env.get("S3_ENDPOINT") or None
+        credentials = None
+        if s3_endpoint and env.get("S3_ACCESS_KEY") and env.get("S3_SECRET_KEY"):
+            credentials = S3Credentials(env["S3_ACCESS_KEY"], env["S3_SECRET_KEY"])
+        allow = ",".join(PRIVATE_NETWORKS) if allow_private else env.get("FARM_AGENT_ALLOW")
+        return cls(
+            root=root,
+            home=home,
+            ports=ports or FarmPorts.from_environment(env),
+            agents=agents,
+            agent_allow=allow or None,
+            nats_url=env.get("NATS_URL") or None,
+            s3_endpoint=s3_endpoint,
+            s3_credentials=credentials,
+            s3_bucket=env.get("S3_BUCKET") or DEFAULT_S3_BUCKET,
+            database_url=env.get("DATABASE_URL") or None,
+            admin_key=env.get("FARM_ADMIN_KEY") or None,
+            identity_secret=env.get("FARM_IDENTITY_SECRET") or None,
+            log_level=env.get("FARM_LOG_LEVEL") or "INFO",
+            start_services=start_services,
+        )

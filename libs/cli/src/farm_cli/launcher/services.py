@@ -1,0 +1,125 @@
+"""How the launcher runs the farm's own services: `python -m farm_<name>` with their settings."""
+
+import sys
+from dataclasses import dataclass
+
+from farm_cli.launcher.config import FarmConfig
+from farm_cli.launcher.infra import S3Credentials
+from farm_cli.launcher.processes import ProcessSpec
+
+HOST = "127.0.0.1"
+# A service drains for up to FARM_GRACE_SECONDS (20 s by default) on SIGTERM.
+SERVICE_STOP_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class S3Target:
+    """The S3 endpoint, key pair and bucket the storage service writes to."""
+
+    endpoint: str
+    credentials: S3Credentials
+    bucket: str
+
+
+@dataclass(frozen=True)
+class SharedSettings:
+    """What every service of one farm gets: where NATS is and the identity secret."""
+
+    nats_url: str
+    identity_secret: str
+
+
+@dataclass(frozen=True)
+class ServiceLaunch:
+    """One service process and the address its gRPC health answers on."""
+
+    spec: ProcessSpec
+    address: str
+
+
+def _python_module(name: str, env: dict[str, str], port: int) -> ServiceLaunch:
+    return ServiceLaunch(
+        spec=ProcessSpec(
+            name=name,
+            argv=[sys.executable, "-m", f"farm_{name.split('-')[0]}"],
+            env=env,
+            stop_timeout=SERVICE_STOP_TIMEOUT,
+        ),
+        address=f"{HOST}:{port}",
+    )
+
+
+def common_env(config: FarmConfig, shared: SharedSettings) -> dict[str, str]:
+    """The settings every service reads."""
+    return {
+        "FARM_HOME": str(config.home),
+        "NATS_URL": shared.nats_url,
+        "FARM_IDENTITY_SECRET": shared.identity_secret,
+        "FARM_LOG_LEVEL": config.log_level,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _database_env(config: FarmConfig) -> dict[str, str]:
+    return {"DATABASE_URL": config.database_url} if config.database_url else {}
+
+
+def core_service_launches(
+    config: FarmConfig, shared: SharedSettings, admin_key: str, s3: S3Target
+) -> list[ServiceLaunch]:
+    """auth, storage and scheduler, in the order they start."""
+    ports = config.ports
+    common = {**common_env(config, shared), **_database_env(config)}
+    return [
+        _python_module(
+            "auth",
+            {
+                **common,
+                "FARM_AUTH_PORT": str(ports.auth),
+                "FARM_AUTH_METRICS_PORT": str(ports.auth_metrics),
+                "FARM_ADMIN_KEY": admin_key,
+            },
+            ports.auth,
+        ),
+        _python_module(
+            "storage",
+            {
+                **common,
+                "FARM_STORAGE_PORT": str(ports.storage),
+                "FARM_STORAGE_METRICS_PORT": str(ports.storage_metrics),
+                "S3_ENDPOINT": s3.endpoint,
+                "S3_ACCESS_KEY": s3.credentials.access_key,
+                "S3_SECRET_KEY": s3.credentials.secret_key,
+                "S3_BUCKET": s3.bucket,
+            },
+            ports.storage,
+        ),
+        _python_module(
+            "scheduler",
+            {
+                **common,
+                "FARM_SCHEDULER_PORT": str(ports.scheduler),
+                "FARM_SCHEDULER_METRICS_PORT": str(ports.scheduler_metrics),
+            },
+            ports.scheduler,
+        ),
+    ]
+
+
+def agent_launches(config: FarmConfig, shared: SharedSettings) -> list[ServiceLaunch]:
+    """agent-1 … agent-N, each with its own id and ports, uploading to the storage service."""
+    ports = config.ports
+    launches = []
+    for index in range(1, config.agents + 1):
+        name = f"agent-{index}"
+        env = {
+            **common_env(config, shared),
+            "FARM_AGENT_ID": name,
+            "FARM_AGENT_PORT": str(ports.agent(index)),
+            "FARM_AGENT_METRICS_PORT": str(ports.agent_metrics(index)),
+            "FARM_AGENT_STORAGE_ADDRESS": f"{HOST}:{ports.storage}",
+        }
+        if config.agent_allow is not None:
+            env["FARM_AGENT_ALLOW"] = config.agent_allow
+        launches.append(_python_module(name, env, ports.agent(index)))
+    return launches

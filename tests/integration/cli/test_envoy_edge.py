@@ -1,0 +1,136 @@
+"""The farm's Envoy configuration, run for real in front of fake services."""
+
+import json
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+
+from farm.storage.v1 import ingest_pb2, ingest_pb2_grpc
+from farm_cli.main import main
+from tests.helpers import assert_eventually
+from tests.integration.cli.conftest import EdgeUnderTest
+from tests.unit.cli.fake_services import GOOD_KEY, IDENTITY_FOR_GOOD_KEY, PNG_BYTES
+
+pytestmark = pytest.mark.integration
+
+GOOD = {"authorization": f"Bearer {GOOD_KEY}"}
+
+
+def get(edge: EdgeUnderTest, path: str, **options: object) -> httpx.Response:
+    with httpx.Client(base_url=edge.url, timeout=10) as client:
+        return client.get(path, **options)  # type: ignore[arg-type]
+
+
+async def test_healthz_is_open_and_follows_the_services_health(edge: EdgeUnderTest) -> None:
+    await assert_eventually(lambda: get(edge, "/healthz").status_code == 200, within=15)
+    edge.fakes.set_serving(False)
+    try:
+        await assert_eventually(lambda: get(edge, "/healthz").status_code == 503, within=15)
+    finally:
+        edge.fakes.set_serving(True)
+    await assert_eventually(lambda: get(edge, "/healthz").status_code == 200, within=15)
+
+
+def test_http_json_call_is_authorized_transcoded_and_given_the_identity(
+    edge: EdgeUnderTest,
+) -> None:
+    response = get(edge, "/v1/whoami", headers=GOOD)
+    assert response.status_code == 200, response.text
+    # keyId echoes the x-farm-identity header the fake auth's Check added.
+    assert response.json() == {
+        "tenant": "acme",
+        "keyId": IDENTITY_FOR_GOOD_KEY,
+        "scopes": ["admin"],
+        "keyName": "",
+    }
+
+
+def test_zero_values_are_printed(edge: EdgeUnderTest) -> None:
+    task = get(edge, "/v1/tasks/t5", headers=GOOD).json()
+    assert task["id"] == "t5" and task["attempts"] == 0 and task["agentId"] == ""
+
+
+@pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer bf_wrong"}])
+def test_calls_without_a_valid_key_are_refused(
+    edge: EdgeUnderTest, headers: dict[str, str]
+) -> None:
+    before = len(edge.fakes.calls.seen)
+    response = get(edge, "/v1/tasks/t5", headers=headers)
+    assert response.status_code == 401
+    assert [name for name, *_ in edge.fakes.calls.seen[before:]] == ["Check"]
+
+
+def test_grpc_status_becomes_the_http_status(edge: EdgeUnderTest) -> None:
+    response = get(edge, "/v1/tasks/missing", headers=GOOD)
+    assert response.status_code == 404
+    assert response.json()["message"] == "task missing not found"
+
+
+def test_unknown_query_parameters_are_refused(edge: EdgeUnderTest) -> None:
+    assert get(edge, "/v1/tasks", params={"colour": "red"}, headers=GOOD).status_code == 400
+    listed = get(edge, "/v1/tasks", params={"pageSize": "2", "label": "a=b"}, headers=GOOD)
+    assert listed.status_code == 200
+
+
+def test_unknown_paths_are_not_found(edge: EdgeUnderTest) -> None:
+    assert get(edge, "/v1/nothing", headers=GOOD).status_code == 404
+    assert get(edge, "/admin", headers=GOOD).status_code == 404
+
+
+def test_request_bodies_over_1_mib_are_refused(edge: EdgeUnderTest) -> None:
+    body = json.dumps({"url": "https://example.com", "labels": {"x": "y" * (1024 * 1024)}})
+    with httpx.Client(base_url=edge.url, timeout=10) as client:
+        response = client.post("/v1/tasks", content=body, headers=GOOD)
+    assert response.status_code == 413
+    small = httpx.post(f"{edge.url}/v1/tasks", json={"url": "https://x"}, headers=GOOD)
+    assert small.status_code == 200 and small.json()["status"] == "TASK_STATUS_QUEUED"
+
+
+def test_artifact_content_comes_back_as_the_raw_bytes(edge: EdgeUnderTest) -> None:
+    response = get(edge, "/v1/artifacts/a1:content", headers=GOOD)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    assert response.content == PNG_BYTES
+
+
+@pytest.mark.parametrize("size", [8 * 1024 * 1024, 64 * 1024 * 1024])
+def test_large_artifacts_pass_whole_over_http_and_grpc(
+    edge: EdgeUnderTest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, size: int
+) -> None:
+    response = get(edge, f"/v1/artifacts/size-{size}:content", headers=GOOD)
+    assert response.status_code == 200
+    assert len(response.content) == size
+    monkeypatch.setenv("FARM_URL", edge.grpc_target)
+    monkeypatch.setenv("FARM_API_KEY", GOOD_KEY)
+    target = tmp_path / "big.bin"
+    assert main(["artifact", "get", f"size-{size}", "-o", str(target)]) == 0
+    assert target.stat().st_size == size
+
+
+def test_the_cli_works_through_envoy_over_grpc(
+    edge: EdgeUnderTest, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FARM_URL", edge.grpc_target)
+    monkeypatch.setenv("FARM_API_KEY", GOOD_KEY)
+    assert main(["task", "get", "t7"]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == "t7"
+    assert main(["task", "watch", "t7"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+    monkeypatch.setenv("FARM_API_KEY", "bf_wrong")
+    assert main(["task", "get", "t7"]) == 1
+    assert capsys.readouterr().err.startswith("error: UNAUTHENTICATED")
+
+
+def test_the_internal_ingest_service_is_not_routed(edge: EdgeUnderTest) -> None:
+    with grpc.insecure_channel(edge.grpc_target) as channel:
+        stub = ingest_pb2_grpc.ArtifactIngestServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.UploadArtifact(
+                iter([ingest_pb2.UploadArtifactRequest()]),
+                metadata=tuple(GOOD.items()),
+                timeout=10,
+            )
+    assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert all(name != "UploadArtifact" for name, *_ in edge.fakes.calls.seen)

@@ -1,0 +1,106 @@
+"""`farm up` as a user runs it: a real process, stopped by SIGTERM."""
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from farm_cli.launcher.config import FarmPorts
+from farm_cli.launcher.infra import binary
+from farm_cli.launcher.processes import wait_until
+from tests.integration.cli.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+# Variables that would make `farm up` use outside infrastructure or keys.
+OUTSIDE = ("NATS_URL", "S3_ENDPOINT", "DATABASE_URL", "FARM_ADMIN_KEY", "FARM_IDENTITY_SECRET")
+
+
+def running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def farm_env(farm_home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in OUTSIDE}
+    return {**env, **FarmPorts.free().environment(), "FARM_HOME": str(farm_home)}
+
+
+@pytest.fixture
+def farm_up(farm_env: dict[str, str], farm_home: Path) -> Iterator[subprocess.Popen[bytes]]:
+    output = (farm_home.parent / "farm-up.out").open("wb")
+    process = subprocess.Popen(
+        [binary("farm"), "up", "--infra-only"],
+        cwd=ROOT,
+        env=farm_env,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+        output.close()
+
+
+def output_of(farm_home: Path) -> str:
+    return (farm_home.parent / "farm-up.out").read_text()
+
+
+def test_sigterm_stops_every_process_and_removes_the_pid_files(
+    farm_up: subprocess.Popen[bytes], farm_env: dict[str, str], farm_home: Path
+) -> None:
+    wait_until(
+        lambda: "Ctrl-C stops it." in output_of(farm_home) or farm_up.poll() is not None,
+        timeout=90,
+        what="farm up",
+    )
+    assert farm_up.poll() is None, output_of(farm_home)
+    run_dir = farm_home / "run"
+    pids = {path.stem: int(path.read_text()) for path in run_dir.glob("*.pid")}
+    assert set(pids) == {"nats", "seaweedfs", "envoy"}
+    assert all(running(pid) for pid in pids.values())
+    assert (run_dir / "farm.lock").read_text().strip() == str(farm_up.pid)
+
+    second = subprocess.run(
+        [binary("farm"), "up", "--infra-only"],
+        cwd=ROOT,
+        env=farm_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert second.returncode == 1
+    assert f"a farm is already running with FARM_HOME {farm_home}" in second.stderr
+    assert all(running(pid) for pid in pids.values())
+
+    farm_up.send_signal(signal.SIGTERM)
+    assert farm_up.wait(timeout=60) == 0, output_of(farm_home)
+    assert not any(running(pid) for pid in pids.values())
+    assert list(run_dir.glob("*.pid")) == []
+    assert "the farm has stopped" in output_of(farm_home)
+
+
+def test_farm_up_outside_a_checkout_says_where_it_looked(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "FARM_HOME"}
+    result = subprocess.run(
+        [binary("farm"), "up"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: no browserfarm checkout found from")

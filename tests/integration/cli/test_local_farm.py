@@ -1,0 +1,115 @@
+"""LocalFarm with the real infrastructure: NATS, SeaweedFS and Envoy (services skipped)."""
+
+import io
+import os
+import signal
+import socket
+import stat
+from pathlib import Path
+
+import httpx
+import pytest
+
+from farm_cli.launcher import infra
+from farm_cli.launcher.config import FarmConfig
+from farm_cli.launcher.farm import LocalFarm
+from farm_cli.launcher.lock import FarmAlreadyRunning, FarmLock
+from farm_cli.launcher.processes import StartupError, port_open
+
+pytestmark = pytest.mark.integration
+
+INFRASTRUCTURE = ["nats", "seaweedfs", "envoy"]
+
+
+def running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def pid_files(home: Path) -> dict[str, int]:
+    return {path.stem: int(path.read_text()) for path in (home / "run").glob("*.pid")}
+
+
+def test_infrastructure_comes_up_and_stops_without_a_trace(infra_config: FarmConfig) -> None:
+    progress: list[str] = []
+    farm = LocalFarm(infra_config, report=progress.append)
+    farm.start()
+    try:
+        assert list(farm.processes) == INFRASTRUCTURE
+        recorded = pid_files(infra_config.home)
+        assert recorded == {name: farm.process(name).pid for name in INFRASTRUCTURE}
+        assert all(running(pid) for pid in recorded.values())
+        assert [line.split()[:2] for line in progress] == [[n, "ready"] for n in INFRASTRUCTURE]
+        assert infra.nats_ready(infra_config.ports.nats_ports())
+        assert infra.s3_ready(farm.s3.endpoint, farm.s3.credentials, "farm-artifacts")
+        # No service runs, so Envoy is up but reports the farm unhealthy.
+        assert httpx.get(f"{farm.envoy_url}/healthz", timeout=5).status_code == 503
+        assert stat.S_IMODE((infra_config.home / "admin-key").stat().st_mode) == 0o600
+        assert (infra_config.home / "envoy" / "envoy.yaml").is_file()
+        assert all((infra_config.home / "logs" / f"{n}.log").is_file() for n in INFRASTRUCTURE)
+    finally:
+        farm.stop()
+    assert pid_files(infra_config.home) == {}
+    assert not any(running(pid) for pid in recorded.values())
+    assert not port_open("127.0.0.1", infra_config.ports.envoy)
+    lock = FarmLock(infra_config.home / "run")
+    lock.acquire()
+    lock.release()
+
+
+def test_keys_and_stored_objects_survive_a_restart(infra_config: FarmConfig) -> None:
+    with LocalFarm(infra_config) as farm:
+        first_key, first_s3 = farm.admin_key, farm.s3
+        client = infra.s3_client(farm.s3.endpoint, farm.s3.credentials)
+        client.put_object("farm-artifacts", "t/kept", io.BytesIO(b"kept"), 4)
+    with LocalFarm(infra_config) as farm:
+        assert farm.admin_key == first_key
+        assert (infra_config.home / "admin-key").read_text().strip() == first_key
+        assert farm.s3.credentials == first_s3.credentials
+        client = infra.s3_client(farm.s3.endpoint, farm.s3.credentials)
+        stored = client.get_object("farm-artifacts", "t/kept")
+        try:
+            assert stored.read() == b"kept"
+        finally:
+            stored.close()
+            stored.release_conn()
+
+
+def test_a_second_launcher_on_the_same_home_refuses_and_touches_nothing(
+    infra_config: FarmConfig,
+) -> None:
+    with LocalFarm(infra_config) as first:
+        before = pid_files(infra_config.home)
+        with pytest.raises(FarmAlreadyRunning, match=f"launcher PID {os.getpid()}"):
+            LocalFarm(infra_config).start()
+        assert pid_files(infra_config.home) == before
+        assert all(process.alive() for process in first.processes.values())
+
+
+def test_a_failed_start_stops_what_it_started_and_shows_the_log(
+    infra_config: FarmConfig,
+) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", infra_config.ports.envoy))
+        squatter.listen()
+        farm = LocalFarm(infra_config)
+        with pytest.raises(StartupError) as failure:
+            farm.start()
+    assert "envoy" in str(failure.value)
+    assert "address already in use" in str(failure.value).lower()
+    assert pid_files(infra_config.home) == {}
+    assert not any(process.alive() for process in farm.processes.values())
+    assert not port_open("127.0.0.1", infra_config.ports.nats)
+
+
+def test_a_process_that_dies_is_reported_with_its_log(infra_config: FarmConfig) -> None:
+    reports: list[str] = []
+    with LocalFarm(infra_config, report=reports.append) as farm:
+        os.kill(farm.process("nats").pid, signal.SIGKILL)
+        farm.process("nats").stop(timeout=5)
+        assert farm.report_exits() == ["nats"]
+        assert farm.report_exits() == []
+    assert any(line.startswith("nats exited unexpectedly with code -9") for line in reports)

@@ -1,0 +1,239 @@
+"""In-process stand-ins for the farm's services, to test the CLI and Envoy's configuration.
+
+They answer the public RPCs with canned data and record what they were sent, and
+the fake auth service answers Envoy's ext_authz Check: GOOD_KEY passes (with an
+identity header), any other key is refused with 401.
+"""
+
+from collections.abc import Iterator
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from envoy.config.core.v3 import base_pb2
+from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
+from envoy.type.v3 import http_status_pb2
+from google.api import httpbody_pb2
+from google.rpc import code_pb2, status_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from farm.auth.v1 import auth_pb2, auth_pb2_grpc
+from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc, ingest_pb2, ingest_pb2_grpc
+from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+from farm_cli.launcher.processes import free_port
+
+GOOD_KEY = "bf_good-key"
+IDENTITY_FOR_GOOD_KEY = "identity-token-for-good-key"
+PNG_BYTES = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+
+
+@dataclass
+class Calls:
+    """What the fake services were sent: (method, request, metadata) in order."""
+
+    seen: list[tuple[str, Any, dict[str, str]]] = field(default_factory=list)
+
+    def record(self, method: str, request: Any, context: grpc.ServicerContext) -> None:
+        self.seen.append((method, request, dict(context.invocation_metadata())))
+
+    def last(self, method: str) -> tuple[Any, dict[str, str]]:
+        for name, request, metadata in reversed(self.seen):
+            if name == method:
+                return request, metadata
+        raise AssertionError(f"{method} was not called; calls: {[c[0] for c in self.seen]}")
+
+
+class FakeAuthorization(external_auth_pb2_grpc.AuthorizationServicer):
+    def __init__(self, calls: Calls) -> None:
+        self.calls = calls
+
+    def Check(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("Check", request, context)
+        headers = request.attributes.request.http.headers
+        if headers.get("authorization") == f"Bearer {GOOD_KEY}":
+            identity = base_pb2.HeaderValue(key="x-farm-identity", value=IDENTITY_FOR_GOOD_KEY)
+            return external_auth_pb2.CheckResponse(
+                status=status_pb2.Status(code=code_pb2.OK),
+                ok_response=external_auth_pb2.OkHttpResponse(
+                    headers=[base_pb2.HeaderValueOption(header=identity)]
+                ),
+            )
+        return external_auth_pb2.CheckResponse(
+            status=status_pb2.Status(code=code_pb2.UNAUTHENTICATED),
+            denied_response=external_auth_pb2.DeniedHttpResponse(
+                status=http_status_pb2.HttpStatus(code=http_status_pb2.Unauthorized),
+                body='{"code": 16, "message": "invalid API key"}',
+            ),
+        )
+
+
+class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
+    def __init__(self, calls: Calls) -> None:
+        self.calls = calls
+
+    def WhoAmI(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("WhoAmI", request, context)
+        metadata = dict(context.invocation_metadata())
+        return auth_pb2.WhoAmIResponse(
+            tenant="acme", key_id=metadata.get("x-farm-identity", ""), scopes=["admin"]
+        )
+
+    def CreateApiKey(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("CreateApiKey", request, context)
+        key = auth_pb2.ApiKey(id="key1", name=request.name, scopes=request.scopes)
+        return auth_pb2.CreateApiKeyResponse(api_key=key, secret="bf_new-secret")
+
+    def ListApiKeys(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("ListApiKeys", request, context)
+        return auth_pb2.ListApiKeysResponse(api_keys=[auth_pb2.ApiKey(id="key1")])
+
+    def RevokeApiKey(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("RevokeApiKey", request, context)
+        return auth_pb2.ApiKey(id=request.id)
+
+
+class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
+    """Task "missing" is NOT_FOUND; ListTasks has two pages (t1, t2 | t3)."""
+
+    def __init__(self, calls: Calls) -> None:
+        self.calls = calls
+
+    def CreateTask(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("CreateTask", request, context)
+        return tasks_pb2.Task(id="t1", status=tasks_pb2.TASK_STATUS_QUEUED, spec=request.spec)
+
+    def RunTask(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("RunTask", request, context)
+        return tasks_pb2.Task(id="t1", status=tasks_pb2.TASK_STATUS_SUCCEEDED, spec=request.spec)
+
+    def GetTask(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("GetTask", request, context)
+        if request.id == "missing":
+            context.abort(grpc.StatusCode.NOT_FOUND, "task missing not found")
+        return tasks_pb2.Task(id=request.id, status=tasks_pb2.TASK_STATUS_RUNNING)
+
+    def ListTasks(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("ListTasks", request, context)
+        if request.page_token == "":
+            tasks = [tasks_pb2.Task(id="t1"), tasks_pb2.Task(id="t2")]
+            return tasks_pb2.ListTasksResponse(tasks=tasks, next_page_token="page2")
+        return tasks_pb2.ListTasksResponse(tasks=[tasks_pb2.Task(id="t3")])
+
+    def CancelTask(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("CancelTask", request, context)
+        return tasks_pb2.Task(id=request.id, status=tasks_pb2.TASK_STATUS_CANCELLED)
+
+    def WatchTask(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        self.calls.record("WatchTask", request, context)
+        for status in (
+            tasks_pb2.TASK_STATUS_QUEUED,
+            tasks_pb2.TASK_STATUS_RUNNING,
+            tasks_pb2.TASK_STATUS_SUCCEEDED,
+        ):
+            yield tasks_pb2.TaskEvent(task_id=request.id, status=status)
+
+
+class FakeArtifacts(artifacts_pb2_grpc.ArtifactServiceServicer):
+    def __init__(self, calls: Calls) -> None:
+        self.calls = calls
+
+    def GetArtifact(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("GetArtifact", request, context)
+        return artifacts_pb2.Artifact(id=request.id, content_type="image/png", size_bytes=1)
+
+    def GetArtifactContent(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """Artifact "size-N" holds N bytes; any other holds PNG_BYTES."""
+        self.calls.record("GetArtifactContent", request, context)
+        if request.id.startswith("size-"):
+            data = bytes(range(256)) * (int(request.id.removeprefix("size-")) // 256)
+            return httpbody_pb2.HttpBody(content_type="application/octet-stream", data=data)
+        return httpbody_pb2.HttpBody(content_type="image/png", data=PNG_BYTES)
+
+    def ListArtifacts(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("ListArtifacts", request, context)
+        return artifacts_pb2.ListArtifactsResponse(
+            artifacts=[artifacts_pb2.Artifact(id="a1", task_id=request.task_id)]
+        )
+
+
+class FakeIngest(ingest_pb2_grpc.ArtifactIngestServiceServicer):
+    """Served by the fake storage so a test can show Envoy never routes to it."""
+
+    def __init__(self, calls: Calls) -> None:
+        self.calls = calls
+
+    def UploadArtifact(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Any:
+        self.calls.record("UploadArtifact", None, context)
+        return ingest_pb2.UploadArtifactResponse()
+
+
+@dataclass
+class FakeFarm:
+    """The three fake services, each on its own port, with health SERVING."""
+
+    auth_port: int
+    storage_port: int
+    scheduler_port: int
+    calls: Calls
+    servers: list[grpc.Server]
+    healths: list[health.HealthServicer]
+
+    def set_serving(self, serving: bool) -> None:
+        statuses = health_pb2.HealthCheckResponse
+        status = statuses.SERVING if serving else statuses.NOT_SERVING
+        for servicer in self.healths:
+            servicer.set("", status)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop(grace=None)
+
+
+def _server(port: int, *adders: Any) -> tuple[grpc.Server, health.HealthServicer]:
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=4),
+        options=[("grpc.max_send_message_length", 65 * 1024 * 1024)],
+    )
+    for add, servicer in adders:
+        add(servicer, server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    return server, health_servicer
+
+
+def start_fake_farm() -> FakeFarm:
+    """Starts fake auth (with ext_authz), storage (with ingest) and scheduler."""
+    calls = Calls()
+    ports = [free_port() for _ in range(3)]
+    auth = _server(
+        ports[0],
+        (external_auth_pb2_grpc.add_AuthorizationServicer_to_server, FakeAuthorization(calls)),
+        (auth_pb2_grpc.add_AuthServiceServicer_to_server, FakeAuth(calls)),
+    )
+    storage = _server(
+        ports[1],
+        (artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server, FakeArtifacts(calls)),
+        (ingest_pb2_grpc.add_ArtifactIngestServiceServicer_to_server, FakeIngest(calls)),
+    )
+    scheduler = _server(
+        ports[2], (tasks_pb2_grpc.add_TaskServiceServicer_to_server, FakeTasks(calls))
+    )
+    servers = [auth[0], storage[0], scheduler[0]]
+    healths = [auth[1], storage[1], scheduler[1]]
+    return FakeFarm(ports[0], ports[1], ports[2], calls, servers, healths)
+
+
+def start_single_server() -> tuple[grpc.Server, int, Calls]:
+    """All the fake public services on one port, as a client sees them behind Envoy."""
+    calls = Calls()
+    port = free_port()
+    server, _ = _server(
+        port,
+        (auth_pb2_grpc.add_AuthServiceServicer_to_server, FakeAuth(calls)),
+        (artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server, FakeArtifacts(calls)),
+        (tasks_pb2_grpc.add_TaskServiceServicer_to_server, FakeTasks(calls)),
+    )
+    return server, port, calls

@@ -1,0 +1,182 @@
+"""The user CLI against in-process fake services: what it sends, prints and exits with."""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from farm.tasks.v1 import tasks_pb2
+from farm_cli.launcher.processes import free_port
+from farm_cli.main import main
+from tests.unit.cli.fake_services import PNG_BYTES, Calls, start_single_server
+
+KEY = "bf_cli-test-key"
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[tuple[int, Calls]]:
+    server, port, calls = start_single_server()
+    yield port, calls
+    server.stop(grace=None)
+
+
+@pytest.fixture
+def calls(fake: tuple[int, Calls], monkeypatch: pytest.MonkeyPatch) -> Calls:
+    port, recorded = fake
+    monkeypatch.setenv("FARM_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("FARM_API_KEY", KEY)
+    return recorded
+
+
+def test_whoami_sends_the_api_key_and_prints_proto3_json(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["whoami"]) == 0
+    _, metadata = calls.last("WhoAmI")
+    assert metadata["authorization"] == f"Bearer {KEY}"
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == {"tenant": "acme", "keyId": "", "scopes": ["admin"], "keyName": ""}
+
+
+def test_the_admin_key_file_is_the_default_key(
+    calls: Calls, monkeypatch: pytest.MonkeyPatch, farm_home: Path
+) -> None:
+    (farm_home / "admin-key").write_text("bf_from-file\n")
+    monkeypatch.delenv("FARM_API_KEY")
+    monkeypatch.setenv("FARM_HOME", str(farm_home))
+    assert main(["whoami"]) == 0
+    assert calls.last("WhoAmI")[1]["authorization"] == "Bearer bf_from-file"
+
+
+def test_no_key_anywhere_is_a_clear_error(
+    calls: Calls,
+    monkeypatch: pytest.MonkeyPatch,
+    farm_home: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("FARM_API_KEY")
+    monkeypatch.setenv("FARM_HOME", str(farm_home))
+    assert main(["whoami"]) == 1
+    assert capsys.readouterr().err.startswith("error: no API key: set FARM_API_KEY")
+
+
+def test_a_grpc_error_prints_its_status_and_message(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["task", "get", "missing"]) == 1
+    assert capsys.readouterr().err == "error: NOT_FOUND: task missing not found\n"
+
+
+def test_a_farm_that_is_not_running_gets_a_hint(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FARM_URL", f"127.0.0.1:{free_port()}")
+    monkeypatch.setenv("FARM_API_KEY", KEY)
+    assert main(["whoami"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: UNAVAILABLE: ")
+    assert "make run" in err
+
+
+def test_task_create_sends_the_spec_and_prints_the_queued_task(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["task", "create", "https://example.com", "--pdf", "--label", "a=b"]) == 0
+    request, _ = calls.last("CreateTask")
+    assert request.spec.url == "https://example.com" and request.spec.HasField("pdf")
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["status"] == "TASK_STATUS_QUEUED"
+    assert printed["spec"]["labels"] == {"a": "b"}
+
+
+def test_task_run_exits_0_when_the_task_succeeded(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["task", "run", "https://example.com"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "TASK_STATUS_SUCCEEDED"
+
+
+def test_task_list_all_follows_every_page(calls: Calls, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["task", "list", "--all", "--status", "failed", "--label", "job=x"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert [task["id"] for task in printed["tasks"]] == ["t1", "t2", "t3"]
+    request, _ = calls.last("ListTasks")
+    assert request.status == tasks_pb2.TASK_STATUS_FAILED
+    assert list(request.label) == ["job=x"]
+
+
+def test_task_list_prints_one_page_with_its_token(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["task", "list", "--page-size", "2"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["nextPageToken"] == "page2"
+    assert calls.last("ListTasks")[0].page_size == 2
+
+
+def test_task_cancel(calls: Calls, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["task", "cancel", "t9"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "TASK_STATUS_CANCELLED"
+
+
+def test_task_watch_prints_one_event_a_line(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["task", "watch", "t1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["status"] for line in lines] == [
+        "TASK_STATUS_QUEUED",
+        "TASK_STATUS_RUNNING",
+        "TASK_STATUS_SUCCEEDED",
+    ]
+
+
+def test_artifact_get_writes_the_bytes_to_a_file(calls: Calls, tmp_path: Path) -> None:
+    target = tmp_path / "shot.png"
+    assert main(["artifact", "get", "a1", "-o", str(target)]) == 0
+    assert target.read_bytes() == PNG_BYTES
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_artifact_get_writes_the_bytes_to_stdout(
+    calls: Calls, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    assert main(["artifact", "get", "a1", "-o", "-"]) == 0
+    assert capsysbinary.readouterr().out == PNG_BYTES
+
+
+def test_artifact_get_without_output_prints_metadata(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["artifact", "get", "a1"]) == 0
+    assert json.loads(capsys.readouterr().out)["contentType"] == "image/png"
+
+
+def test_artifact_list_filters_by_task(calls: Calls, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["artifact", "list", "--task", "t1"]) == 0
+    assert json.loads(capsys.readouterr().out)["artifacts"][0]["taskId"] == "t1"
+
+
+def test_key_create_prints_the_secret_once_with_a_warning(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["key", "create", "ci", "--scope", "tasks.read", "tasks.write", "--scope", "admin"]
+    assert main(argv) == 0
+    request, _ = calls.last("CreateApiKey")
+    assert list(request.scopes) == ["tasks.read", "tasks.write", "admin"]
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["secret"] == "bf_new-secret"
+    assert "bf_new-secret" in captured.err and "NEVER shown again" in captured.err
+
+
+def test_key_create_needs_a_scope(calls: Calls) -> None:
+    with pytest.raises(SystemExit):
+        main(["key", "create", "ci"])
+
+
+def test_key_list_and_revoke(calls: Calls, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["key", "list"]) == 0
+    assert json.loads(capsys.readouterr().out)["apiKeys"][0]["id"] == "key1"
+    assert main(["key", "revoke", "key7"]) == 0
+    assert calls.last("RevokeApiKey")[0].id == "key7"

@@ -1,0 +1,204 @@
+"""The Envoy configuration rendered from envoy/envoy.yaml.j2."""
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from farm_cli.launcher.config import find_project_root
+from farm_cli.launcher.envoy import Endpoint, EnvoySettings, render_envoy_config
+from farm_cli.launcher.infra import binary
+from farm_cli.main import main
+
+ROOT = find_project_root(Path(__file__).parent)
+TEMPLATE = ROOT / "envoy" / "envoy.yaml.j2"
+DESCRIPTOR = ROOT / "envoy" / "farm.binpb"
+COMPOSE_CONFIG = ROOT / "envoy" / "compose" / "envoy.yaml"
+COMPOSE_RENDER_ARGS = [
+    "envoy-config",
+    "--listen",
+    "0.0.0.0:8080",
+    "--descriptor",
+    "/app/envoy/farm.binpb",
+    "--upstream",
+    "auth=auth:7101",
+    "--upstream",
+    "storage=storage:7102",
+    "--upstream",
+    "scheduler=scheduler:7103",
+]
+
+
+def settings(**changes: Any) -> EnvoySettings:
+    values: dict[str, Any] = {
+        "listen_port": 18080,
+        "admin_port": 19901,
+        "descriptor_path": DESCRIPTOR,
+        "upstreams": {
+            "auth": [Endpoint("127.0.0.1", 17101)],
+            "storage": [Endpoint("127.0.0.1", 17102)],
+            "scheduler": [Endpoint("127.0.0.1", 17103), Endpoint("127.0.0.2", 17104)],
+        },
+    }
+    values.update(changes)
+    return EnvoySettings(**values)
+
+
+def rendered(**changes: Any) -> dict[str, Any]:
+    loaded = yaml.safe_load(render_envoy_config(TEMPLATE, settings(**changes)))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def connection_manager(config: dict[str, Any]) -> dict[str, Any]:
+    (listener,) = config["static_resources"]["listeners"]
+    (chain,) = listener["filter_chains"]
+    (manager,) = chain["filters"]
+    typed: dict[str, Any] = manager["typed_config"]
+    return typed
+
+
+def clusters(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in config["static_resources"]["clusters"]}
+
+
+def routes(config: dict[str, Any]) -> list[dict[str, Any]]:
+    (host,) = connection_manager(config)["route_config"]["virtual_hosts"]
+    found: list[dict[str, Any]] = host["routes"]
+    return found
+
+
+def test_listener_and_admin_use_the_given_ports_on_loopback() -> None:
+    config = rendered()
+    (listener,) = config["static_resources"]["listeners"]
+    assert listener["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 18080}
+    assert config["admin"]["address"]["socket_address"] == {
+        "address": "127.0.0.1",
+        "port_value": 19901,
+    }
+    assert connection_manager(config)["codec_type"] == "AUTO"
+
+
+def test_filters_run_health_then_authz_then_transcoder_then_router() -> None:
+    names = [f["name"] for f in connection_manager(rendered())["http_filters"]]
+    assert names == [
+        "envoy.filters.http.health_check",
+        "envoy.filters.http.ext_authz",
+        "envoy.filters.http.grpc_json_transcoder",
+        "envoy.filters.http.router",
+    ]
+
+
+def test_health_check_needs_every_service_cluster() -> None:
+    (health, *_) = connection_manager(rendered())["http_filters"]
+    config = health["typed_config"]
+    assert config["pass_through_mode"] is False
+    assert set(config["cluster_min_healthy_percentages"]) == {"auth", "storage", "scheduler"}
+
+
+def test_authz_fails_closed_against_the_auth_cluster() -> None:
+    authz = connection_manager(rendered())["http_filters"][1]["typed_config"]
+    assert authz["grpc_service"]["envoy_grpc"]["cluster_name"] == "auth"
+    assert authz["failure_mode_allow"] is False
+    assert authz["transport_api_version"] == "V3"
+
+
+def test_transcoder_reads_the_given_descriptor_and_limits_bodies() -> None:
+    transcoder = connection_manager(rendered(descriptor_path=Path("/x y/farm.binpb")))[
+        "http_filters"
+    ][2]["typed_config"]
+    assert transcoder["proto_descriptor"] == "/x y/farm.binpb"
+    assert transcoder["services"] == [
+        "farm.tasks.v1.TaskService",
+        "farm.storage.v1.ArtifactService",
+        "farm.auth.v1.AuthService",
+    ]
+    assert transcoder["max_request_body_size"] == 1024 * 1024
+    assert transcoder["max_response_body_size"] == 64 * 1024 * 1024
+    assert transcoder["request_validation_options"]["reject_unknown_query_parameters"] is True
+
+
+def test_routes_send_each_service_to_its_cluster_and_never_the_ingest_service() -> None:
+    table = {
+        r["match"].get("path") or r["match"].get("prefix"): r.get("route", {}).get("cluster")
+        for r in routes(rendered())
+    }
+    assert table["/farm.tasks.v1.TaskService/"] == "scheduler"
+    assert table["/farm.storage.v1.ArtifactService/"] == "storage"
+    assert table["/farm.auth.v1.AuthService/"] == "auth"
+    assert not any("Ingest" in path for path in table)
+
+
+def test_run_task_outlives_its_300_s_limit_and_watch_never_times_out() -> None:
+    by_path = {r["match"].get("path"): r["route"] for r in routes(rendered()) if "route" in r}
+    run = by_path["/farm.tasks.v1.TaskService/RunTask"]
+    watch = by_path["/farm.tasks.v1.TaskService/WatchTask"]
+    assert run["timeout"] == "330s" and run["idle_timeout"] == "330s"
+    assert watch["timeout"] == "0s" and watch["idle_timeout"] == "0s"
+
+
+def test_healthz_route_turns_authz_off() -> None:
+    (healthz,) = [r for r in routes(rendered()) if r["match"].get("path") == "/healthz"]
+    per_filter = healthz["typed_per_filter_config"]["envoy.filters.http.ext_authz"]
+    assert per_filter["disabled"] is True
+
+
+def test_clusters_list_every_replica_with_health_checks_and_outlier_detection() -> None:
+    scheduler = clusters(rendered())["scheduler"]
+    endpoints = [
+        e["endpoint"]["address"]["socket_address"]
+        for e in scheduler["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    ]
+    assert endpoints == [
+        {"address": "127.0.0.1", "port_value": 17103},
+        {"address": "127.0.0.2", "port_value": 17104},
+    ]
+    assert scheduler["type"] == "STATIC"
+    assert scheduler["lb_policy"] == "LEAST_REQUEST"
+    assert "grpc_health_check" in scheduler["health_checks"][0]
+    assert scheduler["outlier_detection"]["consecutive_5xx"] > 0
+
+
+def test_named_hosts_make_dns_clusters() -> None:
+    upstreams = {name: [Endpoint(name, 7000)] for name in ("auth", "storage", "scheduler")}
+    assert {c["type"] for c in clusters(rendered(upstreams=upstreams)).values()} == {"STRICT_DNS"}
+
+
+def test_a_service_without_endpoints_is_refused() -> None:
+    with pytest.raises(ValueError, match="storage"):
+        settings(upstreams={"auth": [Endpoint("127.0.0.1", 1)], "scheduler": [Endpoint("a", 2)]})
+
+
+def test_compose_envoy_config_is_the_current_render(tmp_path: Path) -> None:
+    fresh = tmp_path / "envoy.yaml"
+    assert main([*COMPOSE_RENDER_ARGS, "-o", str(fresh)]) == 0
+    assert COMPOSE_CONFIG.read_text() == fresh.read_text(), (
+        "envoy/compose/envoy.yaml is stale; regenerate it with: farm "
+        + " ".join(COMPOSE_RENDER_ARGS)
+        + " -o envoy/compose/envoy.yaml"
+    )
+
+
+def envoy_validate(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [binary("envoy"), "--mode", "validate", "-c", str(path), "--disable-hot-restart"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("hosts", ["addresses", "names"])
+def test_envoy_accepts_the_rendered_config(tmp_path: Path, hosts: str) -> None:
+    changes: dict[str, Any] = {}
+    if hosts == "names":
+        changes["upstreams"] = {n: [Endpoint(n, 7000)] for n in ("auth", "storage", "scheduler")}
+    path = tmp_path / "envoy.yaml"
+    path.write_text(render_envoy_config(TEMPLATE, settings(**changes)))
+    result = envoy_validate(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK" in result.stdout

@@ -1,0 +1,126 @@
+"""The launcher's configuration: ports, the project root, FARM_HOME, what comes from outside."""
+
+from pathlib import Path
+
+import pytest
+
+from farm_cli.launcher.config import (
+    MAX_AGENTS,
+    PRIVATE_NETWORKS,
+    FarmConfig,
+    FarmPorts,
+    ProjectNotFound,
+    find_project_root,
+)
+from farm_cli.launcher.processes import port_open
+
+# PostgreSQL, MariaDB, Redis, RabbitMQ, MQTT and NATS run on this machine kind.
+TAKEN_BY_THE_MACHINE = {5432, 3306, 6379, 5672, 1883, 4222}
+
+
+def make_checkout(folder: Path) -> Path:
+    (folder / "envoy").mkdir(parents=True)
+    (folder / "envoy" / "envoy.yaml.j2").write_text("")
+    (folder / "buf.yaml").write_text("")
+    return folder
+
+
+def test_default_ports_are_the_documented_ones() -> None:
+    ports = FarmPorts()
+    assert (ports.envoy, ports.envoy_admin) == (8080, 9901)
+    assert (ports.auth, ports.storage, ports.scheduler) == (7101, 7102, 7103)
+    assert (ports.agent(1), ports.agent(3), ports.agent_metrics(2)) == (7110, 7112, 7211)
+    assert (ports.nats, ports.nats_monitor) == (7422, 7822)
+    assert ports.seaweed_ports().s3 == 7304
+
+
+def test_default_ports_are_unique_and_avoid_the_machines_services() -> None:
+    every = [port for _, port in FarmPorts().all_ports(agents=MAX_AGENTS)]
+    assert len(every) == len(set(every))
+    assert not TAKEN_BY_THE_MACHINE & set(every)
+
+
+def test_free_ports_are_unique_and_free() -> None:
+    ports = FarmPorts.free()
+    every = [port for _, port in ports.all_ports(agents=MAX_AGENTS)]
+    assert len(every) == len(set(every))
+    assert not any(port_open("127.0.0.1", port) for port in every)
+
+
+def test_each_port_can_be_set_by_its_variable() -> None:
+    ports = FarmPorts.from_environment(
+        {"FARM_AUTH_PORT": "17101", "FARM_AGENT_PORT": "17110", "FARM_NATS_MONITOR_PORT": "17822"}
+    )
+    assert (ports.auth, ports.agent(2), ports.nats_monitor) == (17101, 17111, 17822)
+    assert ports.storage == 7102
+    assert FarmPorts.from_environment(ports.environment()) == ports
+
+
+def test_a_port_variable_that_is_no_port_is_refused() -> None:
+    with pytest.raises(ValueError, match="FARM_ENVOY_PORT"):
+        FarmPorts.from_environment({"FARM_ENVOY_PORT": "eighty"})
+
+
+def test_project_root_is_found_from_a_subfolder(tmp_path: Path) -> None:
+    root = make_checkout(tmp_path / "repo")
+    deep = root / "services" / "agent"
+    deep.mkdir(parents=True)
+    assert find_project_root(deep) == root.resolve()
+
+
+def test_no_project_root_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ProjectNotFound, match=r"envoy/envoy\.yaml\.j2 and buf\.yaml"):
+        find_project_root(tmp_path)
+
+
+def test_farm_home_defaults_to_dot_farm_in_the_checkout(tmp_path: Path) -> None:
+    root = make_checkout(tmp_path / "repo")
+    config = FarmConfig.from_environment(cwd=root, environ={})
+    assert config.home == root.resolve() / ".farm"
+    assert config.descriptor_set == root.resolve() / "envoy" / "farm.binpb"
+
+
+def test_farm_home_from_the_environment_is_made_absolute(tmp_path: Path) -> None:
+    root = make_checkout(tmp_path / "repo")
+    config = FarmConfig.from_environment(cwd=root, environ={"FARM_HOME": "state"})
+    assert config.home == (root / "state").resolve()
+
+
+def test_allow_private_opens_loopback_and_private_ranges(tmp_path: Path) -> None:
+    root = make_checkout(tmp_path / "repo")
+    config = FarmConfig.from_environment(cwd=root, environ={}, allow_private=True)
+    assert config.agent_allow is not None
+    assert config.agent_allow.split(",") == list(PRIVATE_NETWORKS)
+    assert {"127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"} <= set(PRIVATE_NETWORKS)
+
+
+def test_external_infrastructure_comes_from_the_environment(tmp_path: Path) -> None:
+    root = make_checkout(tmp_path / "repo")
+    config = FarmConfig.from_environment(
+        cwd=root,
+        environ={
+            "NATS_URL": "nats://elsewhere:4222",
+            "S3_ENDPOINT": "https://s3.example",
+            "S3_ACCESS_KEY": "ak",
+            "S3_SECRET_KEY": "sk",
+            "DATABASE_URL": "postgresql://db/farm",
+            "FARM_ADMIN_KEY": "bf_given",
+        },
+    )
+    assert config.nats_url == "nats://elsewhere:4222"
+    assert config.s3_endpoint == "https://s3.example"
+    assert config.s3_credentials is not None and config.s3_credentials.secret_key == "sk"
+    assert config.database_url == "postgresql://db/farm"
+    assert config.admin_key == "bf_given"
+    assert "sk" not in repr(config) and "bf_given" not in repr(config)
+
+
+def test_s3_endpoint_without_keys_is_refused(tmp_path: Path) -> None:
+    root = make_checkout(tmp_path / "repo")
+    with pytest.raises(ValueError, match="S3_ACCESS_KEY"):
+        FarmConfig.from_environment(cwd=root, environ={"S3_ENDPOINT": "http://s3"})
+
+
+def test_agent_count_is_bounded(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="agents"):
+        FarmConfig(root=tmp_path, home=tmp_path, agents=MAX_AGENTS + 1)
