@@ -34,7 +34,9 @@ def token(tenant: str, *scopes: str) -> Metadata:
     return ((IDENTITY_HEADER, IdentityCodec(SECRET).encode(identity)),)
 
 
-AGENT = token("farm", "internal")
+def agent_token() -> Metadata:
+    """Call metadata of an agent uploading artifacts (minted fresh: tokens live 60 s)."""
+    return token("farm", "internal")
 
 
 def storage_settings(
@@ -75,7 +77,7 @@ class Storage:
         content_type: str = "image/png",
         kind: tasks_pb2.ArtifactKind.ValueType = tasks_pb2.ARTIFACT_KIND_SCREENSHOT,
         tenant: str | None = None,
-        metadata: Metadata = AGENT,
+        metadata: Metadata | None = None,
     ) -> ingest_pb2.UploadArtifactResponse:
         """Uploads `data` as the agents do: a header, then chunks."""
         header = ingest_pb2.UploadHeader(
@@ -93,7 +95,7 @@ class Storage:
         data: bytes,
         *,
         chunk_bytes: int = 16 * 1024,
-        metadata: Metadata = AGENT,
+        metadata: Metadata | None = None,
     ) -> ingest_pb2.UploadArtifactResponse:
         """Sends one message per header, then `data` in chunks."""
 
@@ -103,7 +105,9 @@ class Storage:
             for start in range(0, len(data), chunk_bytes):
                 yield ingest_pb2.UploadArtifactRequest(chunk=data[start : start + chunk_bytes])
 
-        return await self.ingest.UploadArtifact(requests(), metadata=metadata, timeout=RPC_TIMEOUT)
+        return await self.ingest.UploadArtifact(
+            requests(), metadata=metadata or agent_token(), timeout=RPC_TIMEOUT
+        )
 
     def object_names(self, prefix: str) -> list[str]:
         """Names of the bucket's objects under `prefix`, straight from S3."""

@@ -69,6 +69,15 @@ def test_denied_answer_is_a_401_with_a_json_body_and_challenge() -> None:
     assert json.loads(response.denied_response.body) == {"code": 16, "message": "unknown API key"}
 
 
+def test_denied_answer_to_a_grpc_caller_carries_the_bare_message() -> None:
+    response = denied("unknown API key", grpc_caller=True)
+
+    assert response.denied_response.status.code == http_status_pb2.Unauthorized
+    headers = {h.header.key: h.header.value for h in response.denied_response.headers}
+    assert headers["content-type"] == "text/plain"
+    assert response.denied_response.body == "unknown API key"
+
+
 def test_allowed_answer_overwrites_identity_and_drops_the_key() -> None:
     response = allowed("token-1")
 

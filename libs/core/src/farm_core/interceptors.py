@@ -189,7 +189,7 @@ class IdentityInterceptor(grpc.aio.ServerInterceptor):
             if required != ANY_IDENTITY and not identity.has_scope(str(required)):
                 await context.abort(
                     grpc.StatusCode.PERMISSION_DENIED,
-                    f"this API key lacks the scope {required!r} that {method} needs",
+                    f"this API key lacks the scope '{required}' that {method} needs",
                 )
             binding = set_current_identity(identity)
             try:

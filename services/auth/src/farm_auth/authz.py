@@ -66,17 +66,31 @@ def allowed(identity_token: str) -> external_auth_pb2.CheckResponse:
     )
 
 
-def denied(message: str) -> external_auth_pb2.CheckResponse:
-    """Envoy's answer for a missing or invalid key: 401 with a JSON body saying why."""
+def is_grpc(request: external_auth_pb2.CheckRequest) -> bool:
+    """Whether the checked request is a gRPC call (not HTTP/JSON)."""
+    return (request_header(request, "content-type") or "").startswith("application/grpc")
+
+
+def denied(message: str, *, grpc_caller: bool = False) -> external_auth_pb2.CheckResponse:
+    """Envoy's answer for a missing or invalid key: 401 saying why.
+
+    HTTP callers get a JSON body shaped like the transcoder's errors; for gRPC
+    callers Envoy turns the body into the status message, so it is the bare text.
+    """
+    if grpc_caller:
+        content_type, body = "text/plain", message
+    else:
+        content_type = "application/json"
+        body = json.dumps({"code": code_pb2.UNAUTHENTICATED, "message": message})
     return external_auth_pb2.CheckResponse(
         status=status_pb2.Status(code=code_pb2.UNAUTHENTICATED, message=message),
         denied_response=external_auth_pb2.DeniedHttpResponse(
             status=http_status_pb2.HttpStatus(code=http_status_pb2.Unauthorized),
             headers=[
-                _header("content-type", "application/json"),
+                _header("content-type", content_type),
                 _header("www-authenticate", "Bearer"),
             ],
-            body=json.dumps({"code": code_pb2.UNAUTHENTICATED, "message": message}),
+            body=body,
         ),
     )
 
@@ -103,7 +117,7 @@ class AuthorizationApi(external_auth_pb2_grpc.AuthorizationServicer):
             identity = await self._verifier.verify(key)
         except KeyRefused as refused:
             checks_total.labels(refused.outcome).inc()
-            return denied(refused.message)
+            return denied(refused.message, grpc_caller=is_grpc(request))
         except Exception:
             # The error interceptor logs it; Envoy answers 503 (never lets it through).
             checks_total.labels("error").inc()

@@ -1,0 +1,149 @@
+"""Who may do what at the edge: keys, scopes, expiry, revocation, tenants."""
+
+import time
+
+import grpc
+import httpx
+import pytest
+
+from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+from farm_cli.launcher.farm import LocalFarm
+from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
+from tests.e2e.conftest import Client, KeyFactory, http_client
+from tests.pages import Site
+
+pytestmark = pytest.mark.e2e
+
+
+def test_health_is_open_without_a_key(farm: LocalFarm) -> None:
+    assert httpx.get(f"{farm.envoy_url}/healthz", timeout=10).status_code == 200
+
+
+def test_a_call_without_a_key_is_401(farm: LocalFarm) -> None:
+    with http_client(farm, None) as http:
+        response = http.get("/v1/tasks")
+
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert "missing API key" in response.json()["message"]
+
+
+def test_an_unknown_key_is_401(farm: LocalFarm) -> None:
+    with http_client(farm, "bf_not-a-real-key") as http:
+        response = http.post("/v1/tasks", json={"url": "http://x.test", "content": {}})
+
+    assert response.status_code == 401
+    assert response.json()["message"] == "unknown API key"
+
+
+def test_a_grpc_call_without_a_key_is_unauthenticated(grpc_target: str) -> None:
+    with grpc.insecure_channel(grpc_target) as channel:
+        stub = tasks_pb2_grpc.TaskServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ListTasks(tasks_pb2.ListTasksRequest(), timeout=10)
+
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "missing API key" in (caught.value.details() or "")
+
+
+def test_a_forged_identity_header_does_not_get_in(farm: LocalFarm) -> None:
+    forged = IdentityCodec("f" * 48).encode(
+        Identity("default", "key_forged", frozenset({"admin", "tasks.read"}))
+    )
+    with httpx.Client(base_url=farm.envoy_url, timeout=10) as http:
+        response = http.get("/v1/tasks", headers={IDENTITY_HEADER: forged})
+
+    assert response.status_code == 401
+
+
+def test_a_revoked_key_stops_working_within_seconds(
+    farm: LocalFarm, admin: Client, make_key: KeyFactory
+) -> None:
+    key = make_key("tasks.read")
+    with http_client(farm, key.secret) as http:
+        assert http.get("/v1/tasks").status_code == 200
+
+        assert admin.http.delete(f"/v1/apiKeys/{key.api_key.id}").status_code == 200
+
+        deadline = time.monotonic() + 3
+        while (response := http.get("/v1/tasks")).status_code == 200:
+            assert time.monotonic() < deadline, "revoked key still accepted after 3 s"
+            time.sleep(0.1)
+    assert response.status_code == 401
+    assert response.json()["message"] == "API key revoked"
+
+
+def test_an_expired_key_is_401(farm: LocalFarm, make_key: KeyFactory) -> None:
+    key = make_key("tasks.read", ttl_seconds=1)
+    with http_client(farm, key.secret) as http:
+        deadline = time.monotonic() + 5
+        while (response := http.get("/v1/tasks")).status_code == 200:
+            assert time.monotonic() < deadline, "expired key still accepted after 5 s"
+            time.sleep(0.2)
+
+    assert response.status_code == 401
+    assert response.json()["message"] == "API key expired"
+
+
+def test_a_key_without_the_scope_is_403(farm: LocalFarm, make_key: KeyFactory) -> None:
+    key = make_key("tasks.read")
+    with http_client(farm, key.secret) as http:
+        response = http.post("/v1/tasks", json={"url": "http://x.test", "content": {}})
+
+    assert response.status_code == 403
+    assert "'tasks.write'" in response.json()["message"]
+
+
+def test_reading_artifacts_needs_its_own_scope(
+    farm: LocalFarm, admin: Client, make_key: KeyFactory, site: Site
+) -> None:
+    task = admin.run({"url": site.url("/page"), "screenshot": {}})
+    artifact_id = task["result"]["artifacts"][0]["id"]
+    key = make_key("tasks.read")
+
+    with http_client(farm, key.secret) as http:
+        assert http.get(f"/v1/tasks/{task['id']}").status_code == 200
+        assert http.get(f"/v1/artifacts/{artifact_id}:content").status_code == 403
+
+
+def test_a_script_needs_the_script_scope(farm: LocalFarm, make_key: KeyFactory) -> None:
+    key = make_key("tasks.write", "tasks.read")
+    with http_client(farm, key.secret) as http:
+        response = http.post(
+            "/v1/tasks", json={"url": "http://x.test", "script": {"source": "() => 1"}}
+        )
+
+    assert response.status_code == 403
+    assert "script" in response.json()["message"]
+
+
+def test_another_tenant_sees_none_of_this_tenants_objects(
+    farm: LocalFarm, admin: Client, make_key: KeyFactory, site: Site
+) -> None:
+    task = admin.run({"url": site.url("/page"), "screenshot": {}})
+    artifact_id = task["result"]["artifacts"][0]["id"]
+    other = make_key("tasks.read", "tasks.write", "artifacts.read", "admin", tenant="other-team")
+
+    with http_client(farm, other.secret) as http:
+        assert http.get("/v1/whoami").json()["tenant"] == "other-team"
+        assert http.get(f"/v1/tasks/{task['id']}").status_code == 404
+        assert http.post(f"/v1/tasks/{task['id']}:cancel").status_code == 404
+        assert http.get(f"/v1/artifacts/{artifact_id}").status_code == 404
+        assert http.get(f"/v1/artifacts/{artifact_id}:content").status_code == 404
+        listed = http.get("/v1/tasks", params={"pageSize": 1000}).json()["tasks"]
+        assert task["id"] not in {listed_task["id"] for listed_task in listed}
+        keys = http.get("/v1/apiKeys").json()["apiKeys"]
+        assert {key["tenant"] for key in keys} == {"other-team"}
+
+
+def test_a_tenant_admin_cannot_make_keys_for_another_tenant(
+    farm: LocalFarm, make_key: KeyFactory
+) -> None:
+    other = make_key("admin", tenant="other-team")
+    with http_client(farm, other.secret) as http:
+        response = http.post(
+            "/v1/apiKeys", json={"name": "sneaky", "scopes": ["admin"], "tenant": "default"}
+        )
+
+    assert response.status_code == 403
+    assert response.json()["message"].startswith("tenant:")

@@ -1,0 +1,100 @@
+"""Bad input at the edge: a 400 that names the field, and nothing half-written."""
+
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Client, unique_label
+
+pytestmark = pytest.mark.e2e
+
+GOOD: dict[str, Any] = {"url": "http://127.0.0.1:9/page", "screenshot": {}}
+
+# (what is wrong, the spec's changes, the field the message must start with)
+INVALID: list[tuple[str, dict[str, Any], str]] = [
+    ("no url", {"url": ""}, "url"),
+    ("not http", {"url": "ftp://example.com/file"}, "url"),
+    ("no host", {"url": "http:///path"}, "url"),
+    ("url too long", {"url": "http://example.com/" + "a" * 3000}, "url"),
+    ("two actions", {"pdf": {}}, "spec"),
+    ("quality with png", {"screenshot": {"quality": 50}}, "screenshot.quality"),
+    (
+        "quality out of range",
+        {"screenshot": {"format": "IMAGE_FORMAT_JPEG", "quality": 101}},
+        "screenshot.quality",
+    ),
+    ("viewport too wide", {"viewport": {"width": 20000, "height": 600}}, "viewport.width"),
+    ("timeout too short", {"timeoutMs": 5}, "timeoutMs"),
+    ("too many attempts", {"maxAttempts": 99}, "maxAttempts"),
+    ("bad region", {"region": "EU West"}, "region"),
+    ("bad label key", {"labels": {"Bad Key": "x"}}, "labels"),
+    ("empty step", {"steps": [{}]}, "steps[0]"),
+    ("unknown paper", {"screenshot": None, "pdf": {"paperFormat": "A99"}}, "pdf.paperFormat"),
+]
+
+
+def _spec(changes: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    spec = {**GOOD, **changes, "labels": {**labels, **changes.get("labels", {})}}
+    return {key: value for key, value in spec.items() if value is not None}
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"), [(c, f) for _, c, f in INVALID], ids=[name for name, _, _ in INVALID]
+)
+def test_an_invalid_field_is_a_400_naming_it(
+    admin: Client, changes: dict[str, Any], field: str
+) -> None:
+    label = unique_label()
+    response = admin.http.post("/v1/tasks", json=_spec(changes, label))
+
+    assert response.status_code == 400, response.text
+    assert response.json()["message"].startswith(field), response.json()
+    assert admin.http.get("/v1/tasks", params={"label": f"test={label['test']}"}).json() == {
+        "tasks": [],
+        "nextPageToken": "",
+    }
+
+
+def test_malformed_json_is_a_400(admin: Client) -> None:
+    response = admin.http.post(
+        "/v1/tasks",
+        content=b'{"url": "http://x.test", "screenshot": {',
+        headers={"content-type": "application/json"},
+    )
+
+    assert response.status_code == 400
+
+
+def test_an_unknown_enum_value_is_a_400_naming_the_field(admin: Client) -> None:
+    response = admin.http.post("/v1/tasks", json={**GOOD, "priority": "PRIORITY_URGENT"})
+
+    assert response.status_code == 400
+    assert "priority" in response.text
+
+
+def test_an_unknown_query_parameter_is_a_400(admin: Client) -> None:
+    response = admin.http.get("/v1/tasks", params={"pagesize": 5})
+
+    assert response.status_code == 400
+
+
+def test_an_oversized_body_is_refused_and_nothing_is_written(admin: Client) -> None:
+    label = unique_label()
+    spec = {**GOOD, "labels": {**label, "padding": "x" * (2 * 1024 * 1024)}}
+
+    response = admin.http.post("/v1/tasks", json=spec)
+
+    assert response.status_code == 413
+    listed = admin.http.get("/v1/tasks", params={"label": f"test={label['test']}"}).json()
+    assert listed["tasks"] == []
+
+
+def test_a_page_token_that_is_not_ours_is_a_400_naming_it(admin: Client) -> None:
+    response = admin.http.get("/v1/tasks", params={"pageToken": "garbage!"})
+
+    assert response.status_code == 400
+    assert response.json()["message"].startswith("pageToken")
+
+
+def test_an_unknown_path_is_a_404(admin: Client) -> None:
+    assert admin.http.get("/v1/nothing-here").status_code == 404

@@ -1,0 +1,132 @@
+"""The same farm through generated gRPC stubs and through the grpcurl binary."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import grpc
+import pytest
+
+from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc
+from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+from farm_cli.launcher.farm import LocalFarm
+from tests.e2e.conftest import ROOT, png_size
+from tests.pages import Site
+
+pytestmark = pytest.mark.e2e
+
+GRPCURL = str(ROOT / ".venv" / "bin" / "grpcurl")
+IMPORT_PATHS = [
+    "-import-path",
+    str(ROOT / "protos"),
+    "-import-path",
+    str(ROOT / "build" / "proto-deps"),
+]
+
+
+def bearer(farm: LocalFarm) -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {farm.admin_key}"),)
+
+
+def test_stubs_run_a_screenshot_and_fetch_its_bytes(
+    farm: LocalFarm, channel: grpc.Channel, site: Site
+) -> None:
+    spec = tasks_pb2.TaskSpec(
+        url=site.url("/page"),
+        screenshot=tasks_pb2.ScreenshotOptions(),
+        viewport=tasks_pb2.Viewport(width=500, height=400),
+    )
+    task = tasks_pb2_grpc.TaskServiceStub(channel).RunTask(
+        tasks_pb2.RunTaskRequest(spec=spec), metadata=bearer(farm), timeout=120
+    )
+
+    assert task.status == tasks_pb2.TASK_STATUS_SUCCEEDED, task.error
+    body = artifacts_pb2_grpc.ArtifactServiceStub(channel).GetArtifactContent(
+        artifacts_pb2.GetArtifactContentRequest(id=task.result.artifacts[0].id),
+        metadata=bearer(farm),
+        timeout=30,
+    )
+    assert body.content_type == "image/png"
+    assert png_size(body.data) == (500, 400)
+
+
+def test_stubs_watch_a_task_to_its_end(farm: LocalFarm, channel: grpc.Channel, site: Site) -> None:
+    stub = tasks_pb2_grpc.TaskServiceStub(channel)
+    spec = tasks_pb2.TaskSpec(url=site.url("/page"), content=tasks_pb2.ContentOptions())
+    task = stub.CreateTask(tasks_pb2.CreateTaskRequest(spec=spec), metadata=bearer(farm))
+
+    events = list(
+        stub.WatchTask(tasks_pb2.WatchTaskRequest(id=task.id), metadata=bearer(farm), timeout=60)
+    )
+
+    assert events[-1].status == tasks_pb2.TASK_STATUS_SUCCEEDED
+    assert events[-1].task.result.title == "Test page"
+
+
+def test_stubs_get_invalid_argument_naming_the_field(
+    farm: LocalFarm, channel: grpc.Channel
+) -> None:
+    spec = tasks_pb2.TaskSpec(url="gopher://example.com", content=tasks_pb2.ContentOptions())
+    with pytest.raises(grpc.RpcError) as caught:
+        tasks_pb2_grpc.TaskServiceStub(channel).CreateTask(
+            tasks_pb2.CreateTaskRequest(spec=spec), metadata=bearer(farm), timeout=10
+        )
+
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (caught.value.details() or "").startswith("url:")
+
+
+def grpcurl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [GRPCURL, *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_grpcurl_runs_a_task_with_the_protos(farm: LocalFarm, site: Site, tmp_path: Path) -> None:
+    target = farm.envoy_url.removeprefix("http://")
+    request = json.dumps({"spec": {"url": site.url("/page"), "pdf": {}}})
+
+    ran = grpcurl(
+        "-plaintext",
+        *IMPORT_PATHS,
+        "-proto",
+        "farm/tasks/v1/tasks.proto",
+        "-H",
+        f"authorization: Bearer {farm.admin_key}",
+        "-max-time",
+        "120",
+        "-d",
+        request,
+        target,
+        "farm.tasks.v1.TaskService/RunTask",
+    )
+
+    assert ran.returncode == 0, ran.stderr
+    task = json.loads(ran.stdout)
+    assert task["status"] == "TASK_STATUS_SUCCEEDED"
+    assert task["result"]["artifacts"][0]["contentType"] == "application/pdf"
+
+
+def test_grpcurl_without_a_key_is_refused(farm: LocalFarm) -> None:
+    target = farm.envoy_url.removeprefix("http://")
+
+    ran = grpcurl(
+        "-plaintext",
+        *IMPORT_PATHS,
+        "-proto",
+        "farm/auth/v1/auth.proto",
+        target,
+        "farm.auth.v1.AuthService/WhoAmI",
+    )
+
+    assert ran.returncode != 0
+    assert "Unauthenticated" in ran.stderr
+
+
+def test_grpcurl_lists_a_services_api_by_reflection(farm: LocalFarm) -> None:
+    listed = grpcurl("-plaintext", f"127.0.0.1:{farm.config.ports.scheduler}", "list")
+
+    assert listed.returncode == 0, listed.stderr
+    services = set(listed.stdout.split())
+    assert "farm.tasks.v1.TaskService" in services
+    assert "grpc.health.v1.Health" in services

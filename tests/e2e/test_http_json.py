@@ -1,0 +1,157 @@
+"""A user with curl: tasks and artifacts over HTTP/JSON through Envoy."""
+
+import json
+
+import pytest
+
+from tests.e2e.conftest import Client, png_size, unique_label
+from tests.pages import Site
+
+pytestmark = pytest.mark.e2e
+
+
+def test_screenshot_is_a_png_the_size_of_the_viewport(admin: Client, site: Site) -> None:
+    task = admin.run(
+        {"url": site.url("/page"), "screenshot": {}, "viewport": {"width": 640, "height": 480}}
+    )
+
+    assert task["status"] == "TASK_STATUS_SUCCEEDED", task
+    [artifact] = task["result"]["artifacts"]
+    assert artifact["kind"] == "ARTIFACT_KIND_SCREENSHOT"
+    content = admin.artifact_bytes(artifact["id"])
+    assert content.headers["content-type"] == "image/png"
+    assert png_size(content.content) == (640, 480)
+    assert int(artifact["sizeBytes"]) == len(content.content)
+
+
+def test_full_page_screenshot_of_a_tall_page_is_taller_than_the_viewport(
+    admin: Client, site: Site
+) -> None:
+    viewport = {"width": 800, "height": 600}
+    task = admin.run(
+        {"url": site.url("/tall"), "screenshot": {"fullPage": True}, "viewport": viewport}
+    )
+
+    assert task["status"] == "TASK_STATUS_SUCCEEDED", task
+    width, height = png_size(admin.artifact_bytes(task["result"]["artifacts"][0]["id"]).content)
+    assert width == 800
+    assert height > 3000
+
+
+def test_pdf_is_a_pdf(admin: Client, site: Site) -> None:
+    task = admin.run({"url": site.url("/page"), "pdf": {"paperFormat": "A4"}})
+
+    assert task["status"] == "TASK_STATUS_SUCCEEDED", task
+    [artifact] = task["result"]["artifacts"]
+    content = admin.artifact_bytes(artifact["id"])
+    assert content.headers["content-type"] == "application/pdf"
+    assert content.content.startswith(b"%PDF")
+
+
+def test_content_returns_the_pages_text(admin: Client, site: Site) -> None:
+    task = admin.run({"url": site.url("/page"), "content": {"format": "CONTENT_FORMAT_TEXT"}})
+
+    assert task["status"] == "TASK_STATUS_SUCCEEDED", task
+    assert "Hello, farm" in task["result"]["text"]
+    assert "<h1>" not in task["result"]["text"]
+    assert task["result"]["title"] == "Test page"
+    assert task["result"]["httpStatus"] == 200
+
+
+def test_run_task_returns_a_finished_task_with_its_timeline(admin: Client, site: Site) -> None:
+    task = admin.run({"url": site.url("/page"), "content": {}})
+
+    assert task["status"] == "TASK_STATUS_SUCCEEDED"
+    assert task["attempts"] == 1
+    assert task["agentId"].startswith("agent-")
+    assert task["createTime"] <= task["startTime"] <= task["finishTime"]
+    assert "<h1>Hello, farm</h1>" in task["result"]["text"]
+
+
+def test_create_poll_and_download_as_the_readme_shows(admin: Client, site: Site) -> None:
+    created = admin.create(
+        {"url": site.url("/page"), "screenshot": {"format": "IMAGE_FORMAT_JPEG"}}
+    )
+    assert created["status"] == "TASK_STATUS_QUEUED"
+
+    task = admin.wait(created["id"])
+
+    assert task["status"] == "TASK_STATUS_SUCCEEDED", task
+    content = admin.artifact_bytes(task["result"]["artifacts"][0]["id"])
+    assert content.headers["content-type"] == "image/jpeg"
+    assert content.content[:3] == b"\xff\xd8\xff"
+
+
+def test_artifacts_of_a_task_are_listed_and_can_be_deleted(admin: Client, site: Site) -> None:
+    task = admin.run({"url": site.url("/page"), "screenshot": {}})
+    listed = admin.http.get("/v1/artifacts", params={"taskId": task["id"]}).json()
+    [artifact] = listed["artifacts"]
+    assert artifact["taskId"] == task["id"]
+
+    assert admin.http.delete(f"/v1/artifacts/{artifact['id']}").status_code == 200
+
+    assert admin.http.get(f"/v1/artifacts/{artifact['id']}").status_code == 404
+
+
+def test_list_pages_through_every_task_once(admin: Client, site: Site) -> None:
+    label = unique_label()
+    created = {
+        admin.create({"url": site.url("/page"), "content": {}, "labels": label})["id"]
+        for _ in range(5)
+    }
+
+    seen: list[str] = []
+    token = ""
+    for _ in range(10):
+        params = {"pageSize": 2, "label": f"test={label['test']}", "pageToken": token}
+        page = admin.http.get("/v1/tasks", params=params).json()
+        assert len(page["tasks"]) <= 2
+        seen += [task["id"] for task in page["tasks"]]
+        token = page["nextPageToken"]
+        if not token:
+            break
+
+    assert sorted(seen) == sorted(created)
+
+
+def test_cancel_of_a_queued_task_means_no_agent_runs_it(admin: Client, site: Site) -> None:
+    # No agent serves this region, so the task waits in the queue.
+    task = admin.create({"url": site.url("/page"), "content": {}, "region": "nowhere"})
+
+    cancelled = admin.http.post(f"/v1/tasks/{task['id']}:cancel").json()
+
+    assert cancelled["status"] == "TASK_STATUS_CANCELLED"
+    assert admin.get(task["id"])["attempts"] == 0
+
+
+def test_cancel_of_a_running_task_stops_it(admin: Client, site: Site) -> None:
+    gate = f"cancel-{unique_label()['test']}"
+    task = admin.create({"url": site.url(f"/gate/{gate}"), "content": {}, "timeoutMs": 60000})
+    admin.wait_for_status(task["id"], "TASK_STATUS_RUNNING")
+
+    cancelled = admin.http.post(f"/v1/tasks/{task['id']}:cancel").json()
+    site.release(gate)
+
+    assert cancelled["status"] == "TASK_STATUS_CANCELLED"
+    final = admin.wait(task["id"])
+    assert final["status"] == "TASK_STATUS_CANCELLED"
+    assert "result" not in final or not final["result"]["artifacts"]
+
+
+def test_watch_streams_events_until_the_final_state(admin: Client, site: Site) -> None:
+    gate = f"watch-{unique_label()['test']}"
+    task = admin.create({"url": site.url(f"/gate/{gate}"), "content": {}})
+
+    statuses = []
+    with admin.http.stream("GET", f"/v1/tasks/{task['id']}:watch") as stream:
+        for line in stream.iter_lines():
+            if not line.strip():
+                continue
+            event = json.loads(line)
+            statuses.append(event["status"])
+            if event["status"] == "TASK_STATUS_RUNNING":
+                site.release(gate)
+
+    assert statuses[-1] == "TASK_STATUS_SUCCEEDED"
+    assert "TASK_STATUS_RUNNING" in statuses
+    assert statuses.count("TASK_STATUS_SUCCEEDED") == 1

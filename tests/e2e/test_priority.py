@@ -1,0 +1,75 @@
+"""Priorities through the whole farm: high work goes first, low work is never starved.
+
+Every agent slot is first filled with a task held open by a gate page, so the
+tasks created next wait in the queue; once the gates open, the order in which the
+queued tasks start shows how the agents chose.
+"""
+
+from collections.abc import Iterator
+
+import pytest
+
+from farm_cli.launcher.farm import LocalFarm
+from tests.e2e.conftest import Client, unique_label
+from tests.pages import Site
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+# Two agents (see the farm fixture) with the default concurrency of two each.
+SLOTS = 4
+
+
+@pytest.fixture
+def busy_farm(admin: Client, site: Site, farm: LocalFarm) -> Iterator[list[str]]:
+    """Holds every agent slot with a gated task; opens the gates when the test says so."""
+    gate = f"busy-{unique_label()['test']}"
+    holders = [
+        admin.create({"url": site.url(f"/gate/{gate}"), "content": {}, "timeoutMs": 60000})["id"]
+        for _ in range(SLOTS)
+    ]
+    for task_id in holders:
+        admin.wait_for_status(task_id, "TASK_STATUS_RUNNING")
+    yield [gate]
+    site.release(gate)
+    for task_id in holders:
+        admin.wait(task_id)
+
+
+def _start_order(admin: Client, task_ids: list[str]) -> list[str]:
+    finished = {task_id: admin.wait(task_id) for task_id in task_ids}
+    for task in finished.values():
+        assert task["status"] == "TASK_STATUS_SUCCEEDED", task
+    return sorted(task_ids, key=lambda task_id: finished[task_id]["startTime"])
+
+
+def spec(site: Site, priority: str) -> dict[str, object]:
+    return {"url": site.url("/page"), "content": {}, "priority": priority}
+
+
+def test_queued_high_tasks_start_before_earlier_low_ones(
+    admin: Client, site: Site, busy_farm: list[str]
+) -> None:
+    lows = [admin.create(spec(site, "PRIORITY_LOW"))["id"] for _ in range(2)]
+    highs = [admin.create(spec(site, "PRIORITY_HIGH"))["id"] for _ in range(6)]
+
+    site.release(busy_farm[0])
+    order = _start_order(admin, lows + highs)
+
+    # First in, first out would start both lows first. Each agent gives low one
+    # pick in ten, so of the two agents at most one low each precedes the last high.
+    last_high = max(order.index(task_id) for task_id in highs)
+    assert order[0] in highs
+    assert sum(order.index(task_id) < last_high for task_id in lows) <= 2
+
+
+def test_low_tasks_finish_while_high_tasks_keep_coming(
+    admin: Client, site: Site, busy_farm: list[str]
+) -> None:
+    low = admin.create(spec(site, "PRIORITY_LOW"))["id"]
+    highs = [admin.create(spec(site, "PRIORITY_HIGH"))["id"] for _ in range(20)]
+
+    site.release(busy_farm[0])
+    order = _start_order(admin, [low, *highs])
+
+    started_after_low = len(order) - 1 - order.index(low)
+    assert started_after_low > 0, "the low task waited until every high task had started"
