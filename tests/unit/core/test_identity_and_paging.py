@@ -3,7 +3,7 @@ import pytest
 from farm_core.db import utcnow
 from farm_core.errors import InvalidArgument, Unauthenticated
 from farm_core.identity import Identity, IdentityCodec
-from farm_core.paging import Cursor, decode_cursor, encode_cursor, page_size
+from farm_core.paging import Cursor, decode_cursor, encode_cursor, page_size, split_page
 
 
 def test_identity_round_trips_through_a_signed_token() -> None:
@@ -32,3 +32,15 @@ def test_page_token_round_trips_and_garbage_names_the_field() -> None:
     with pytest.raises(InvalidArgument, match=r"^page_size:"):
         page_size(5000)
     assert page_size(0) == 50
+
+
+def test_split_page_hands_out_a_token_only_when_a_row_is_left_over() -> None:
+    now = utcnow()
+    rows = [Cursor(now, f"id-{n}") for n in range(3)]
+
+    page, token = split_page(rows, 2, lambda row: row)
+    assert page == rows[:2]
+    assert decode_cursor(token) == rows[1]
+
+    assert split_page(rows[:2], 2, lambda row: row) == (rows[:2], "")
+    assert split_page([], 2, lambda row: row) == ([], "")

@@ -7,14 +7,18 @@ all of them can share one PostgreSQL database.
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import ColumnElement, DateTime, MetaData, Select, and_, event, or_
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
+
+from farm_core.paging import Cursor
+
+Query = TypeVar("Query", bound=Select[Any])
 
 
 def async_database_url(url: str | None, default_sqlite_path: Path) -> str:
@@ -103,3 +107,38 @@ def run_migrations(target_metadata: MetaData) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+class Database:
+    """One service's SQL database: its engine, brought to the newest migration on start."""
+
+    def __init__(self, url: str, migrations: str, version_table: str) -> None:
+        self.engine: AsyncEngine = create_engine(url)
+        self._migrations = migrations
+        self._version_table = version_table
+
+    async def start(self) -> None:
+        """Brings the tables up to the newest migration."""
+        await migrate(self.engine, self._migrations, self._version_table)
+
+    async def close(self) -> None:
+        """Closes the database connections."""
+        await self.engine.dispose()
+
+
+def newest_first(
+    query: Query,
+    create_time: ColumnElement[dt.datetime],
+    object_id: ColumnElement[str],
+    after: Cursor | None,
+    size: int,
+) -> Query:
+    """`query` limited to `size` rows, newest first, starting after the `after` row."""
+    if after is not None:
+        query = query.where(
+            or_(
+                create_time < after.create_time,
+                and_(create_time == after.create_time, object_id < after.object_id),
+            )
+        )
+    return query.order_by(create_time.desc(), object_id.desc()).limit(size)

@@ -4,9 +4,13 @@ import base64
 import binascii
 import datetime as dt
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from farm_core.errors import InvalidArgument
+
+Row = TypeVar("Row")
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -43,3 +47,15 @@ def decode_cursor(token: str, field: str = "page_token") -> Cursor | None:
         return Cursor(dt.datetime.fromisoformat(fields["t"]), str(fields["id"]))
     except (binascii.Error, ValueError, KeyError, TypeError) as error:
         raise InvalidArgument(field, "is not a token returned by this API") from error
+
+
+def split_page(
+    rows: Sequence[Row], size: int, cursor_of: Callable[[Row], Cursor]
+) -> tuple[list[Row], str]:
+    """The first `size` rows and the token of the next page ("" if none).
+
+    Fetch `size + 1` rows: the extra one only tells whether another page follows.
+    """
+    page = list(rows[:size])
+    more = len(rows) > size and bool(page)
+    return page, encode_cursor(cursor_of(page[-1])) if more else ""

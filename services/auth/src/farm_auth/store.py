@@ -6,11 +6,11 @@ from typing import Any, cast
 
 from sqlalchemy import Row, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm_auth.keys import KeyRecord
 from farm_auth.models import ApiKeyRow, TenantRow
-from farm_core.db import create_engine, migrate
+from farm_core.db import Database
 
 MIGRATIONS = "farm_auth:migrations"
 VERSION_TABLE = "alembic_version_auth"
@@ -37,23 +37,15 @@ def _values(record: KeyRecord) -> dict[str, Any]:
     }
 
 
-class KeyStore:
+class KeyStore(Database):
     """The tenants and api_keys tables of one database."""
 
     def __init__(self, database_url: str) -> None:
-        self._engine: AsyncEngine = create_engine(database_url)
-
-    async def start(self) -> None:
-        """Brings the tables up to the newest migration."""
-        await migrate(self._engine, MIGRATIONS, VERSION_TABLE)
-
-    async def close(self) -> None:
-        """Closes the database connections."""
-        await self._engine.dispose()
+        super().__init__(database_url, MIGRATIONS, VERSION_TABLE)
 
     async def create(self, record: KeyRecord) -> None:
         """Stores a new key, creating its tenant if it does not exist yet."""
-        async with self._engine.begin() as connection:
+        async with self.engine.begin() as connection:
             await _ensure_tenant(connection, record.tenant, record.create_time)
             await connection.execute(api_keys.insert().values(_values(record)))
 
@@ -63,14 +55,14 @@ class KeyStore:
         if tenant is not None:
             query = query.where(api_keys.c.tenant == tenant)
         query = query.order_by(api_keys.c.create_time.desc(), api_keys.c.id.desc())
-        async with self._engine.connect() as connection:
+        async with self.engine.connect() as connection:
             rows: Sequence[Row[Any]] = (await connection.execute(query)).all()
         return [_record(row) for row in rows]
 
     async def find_by_hash(self, secret_hash: str) -> KeyRecord | None:
         """The key whose secret hashes to `secret_hash`, or None."""
         query = select(api_keys).where(api_keys.c.secret_hash == secret_hash)
-        async with self._engine.connect() as connection:
+        async with self.engine.connect() as connection:
             row = (await connection.execute(query)).first()
         return None if row is None else _record(row)
 
@@ -82,7 +74,7 @@ class KeyStore:
             .order_by(api_keys.c.create_time, api_keys.c.id)
             .limit(1)
         )
-        async with self._engine.connect() as connection:
+        async with self.engine.connect() as connection:
             row = (await connection.execute(query)).first()
         return None if row is None else _record(row)
 
@@ -94,7 +86,7 @@ class KeyStore:
         owned = api_keys.c.id == key_id
         if tenant is not None:
             owned = owned & (api_keys.c.tenant == tenant)
-        async with self._engine.begin() as connection:
+        async with self.engine.begin() as connection:
             await connection.execute(
                 update(api_keys)
                 .where(owned, api_keys.c.revoke_time.is_(None))
@@ -105,7 +97,7 @@ class KeyStore:
 
     async def rekey(self, key_id: str, secret_hash: str, scopes: Sequence[str]) -> KeyRecord:
         """Gives key `key_id` a new secret and scopes, and makes it valid again (never expires)."""
-        async with self._engine.begin() as connection:
+        async with self.engine.begin() as connection:
             row = (
                 await connection.execute(
                     update(api_keys)
@@ -123,7 +115,7 @@ class KeyStore:
 
     async def set_scopes(self, key_id: str, scopes: Sequence[str]) -> KeyRecord:
         """Replaces the scopes of key `key_id`."""
-        async with self._engine.begin() as connection:
+        async with self.engine.begin() as connection:
             row = (
                 await connection.execute(
                     update(api_keys)

@@ -9,7 +9,7 @@ from typing import Any
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_core.errors import InvalidArgument, NotFound, PermissionDenied
 from farm_core.identity import current_identity
-from farm_core.paging import Cursor, decode_cursor, encode_cursor, page_size
+from farm_core.paging import Cursor, decode_cursor, page_size, split_page
 from farm_core.scopes import Scope
 from farm_core.timestamps import to_timestamp
 from farm_scheduler import metrics
@@ -98,7 +98,6 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
         labels = parse_label_filters(request.label)
         size = page_size(request.page_size, "pageSize")
         after = decode_cursor(request.page_token, "pageToken")
-        # One row more than the page tells whether another page follows.
         records = await self._store.page(
             current_identity().tenant,
             status=request.status,
@@ -106,8 +105,7 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
             size=size + 1,
             after=after,
         )
-        page, more = records[:size], len(records) > size
-        next_token = encode_cursor(Cursor(page[-1].create_time, page[-1].id)) if more else ""
+        page, next_token = split_page(records, size, lambda row: Cursor(row.create_time, row.id))
         return tasks_pb2.ListTasksResponse(
             tasks=[record.to_proto() for record in page], next_page_token=next_token
         )

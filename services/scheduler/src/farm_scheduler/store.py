@@ -7,13 +7,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Row, Select, Table, and_, false, insert, or_, select, update
+from sqlalchemy import Row, Select, Table, false, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_core.db import create_engine, migrate, utcnow
+from farm_core.db import Database, newest_first, utcnow
 from farm_core.errors import NotFound, Unavailable
 from farm_core.paging import Cursor
 from farm_core.timestamps import to_timestamp
@@ -79,19 +79,11 @@ def new_task_id() -> str:
     return uuid.uuid4().hex
 
 
-class TaskStore:
+class TaskStore(Database):
     """The tasks table of one database."""
 
     def __init__(self, database_url: str) -> None:
-        self._engine: AsyncEngine = create_engine(database_url)
-
-    async def start(self) -> None:
-        """Brings the tables up to the newest migration."""
-        await migrate(self._engine, MIGRATIONS, VERSION_TABLE)
-
-    async def close(self) -> None:
-        """Closes the database connections."""
-        await self._engine.dispose()
+        super().__init__(database_url, MIGRATIONS, VERSION_TABLE)
 
     async def create(self, tenant: str, spec: tasks_pb2.TaskSpec) -> tuple[TaskRecord, bool]:
         """Stores a new QUEUED task, unpublished; the task and whether it is new.
@@ -112,7 +104,7 @@ class TaskStore:
             state=TaskState(status=tasks_pb2.TASK_STATUS_QUEUED),
         )
         try:
-            async with self._engine.begin() as connection:
+            async with self.engine.begin() as connection:
                 await connection.execute(insert(tasks).values(_row_values(record)))
         except IntegrityError:
             # A concurrent create with the same key won the race: its task stands.
@@ -124,7 +116,7 @@ class TaskStore:
 
     async def get(self, tenant: str, task_id: str) -> TaskRecord:
         """The tenant's task `task_id`; NotFound if absent or another tenant's."""
-        async with self._engine.connect() as connection:
+        async with self.engine.connect() as connection:
             record = await _get(connection, task_id, tenant)
         if record is None:
             raise NotFound("task", task_id)
@@ -148,15 +140,7 @@ class TaskStore:
             query = query.where(tasks.c.status == tasks_pb2.TaskStatus.Name(status))
         for key, value in labels:
             query = query.where(tasks.c.labels[key].as_string() == value)
-        if after is not None:
-            query = query.where(
-                or_(
-                    tasks.c.create_time < after.create_time,
-                    and_(tasks.c.create_time == after.create_time, tasks.c.id < after.object_id),
-                )
-            )
-        query = query.order_by(tasks.c.create_time.desc(), tasks.c.id.desc()).limit(size)
-        return await self._all(query)
+        return await self._all(newest_first(query, tasks.c.create_time, tasks.c.id, after, size))
 
     async def unpublished(self, limit: int) -> list[TaskRecord]:
         """Up to `limit` QUEUED tasks JetStream has not stored yet, oldest first."""
@@ -170,7 +154,7 @@ class TaskStore:
 
     async def mark_published(self, task_id: str) -> None:
         """Notes that JetStream has stored the task's WorkItem."""
-        async with self._engine.begin() as connection:
+        async with self.engine.begin() as connection:
             await connection.execute(
                 update(tasks).where(tasks.c.id == task_id).values(published=True)
             )
@@ -195,7 +179,7 @@ class TaskStore:
         change: Callable[[TaskState], TaskState | None],
     ) -> TaskChange | None:
         for _ in range(MAX_TRANSITION_TRIES):
-            async with self._engine.begin() as connection:
+            async with self.engine.begin() as connection:
                 before = await _get(connection, task_id, tenant, for_update=True)
                 if before is None:
                     if tenant is not None:
@@ -225,7 +209,7 @@ class TaskStore:
         return found[0] if found else None
 
     async def _all(self, query: Select[Any]) -> list[TaskRecord]:
-        async with self._engine.connect() as connection:
+        async with self.engine.connect() as connection:
             rows = (await connection.execute(query)).all()
         return [_record(row) for row in rows]
 

@@ -9,7 +9,7 @@ from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc, ingest_pb2, inges
 from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument
 from farm_core.identity import current_identity
-from farm_core.paging import Cursor, decode_cursor, encode_cursor, page_size
+from farm_core.paging import Cursor, decode_cursor, page_size, split_page
 from farm_core.timestamps import to_timestamp
 from farm_storage.ingest import receive_upload
 from farm_storage.library import ArtifactLibrary
@@ -62,15 +62,10 @@ class ArtifactApi(artifacts_pb2_grpc.ArtifactServiceServicer):
     ) -> artifacts_pb2.ListArtifactsResponse:
         size = page_size(request.page_size, "pageSize")
         after = decode_cursor(request.page_token, "pageToken")
-        # One row more than the page tells whether another page follows.
         records = await self._library.page(
             current_identity().tenant, request.task_id, size + 1, after
         )
-        page, more = records[:size], len(records) > size
-        last = page[-1] if page else None
-        next_token = (
-            encode_cursor(Cursor(last.create_time, last.id)) if more and last is not None else ""
-        )
+        page, next_token = split_page(records, size, lambda row: Cursor(row.create_time, row.id))
         return artifacts_pb2.ListArtifactsResponse(
             artifacts=[artifact_message(record) for record in page], next_page_token=next_token
         )

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from typing import cast
 
-from sqlalchemy import Table, and_, delete, or_, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from farm_core.db import create_engine, migrate, utcnow
+from farm_core.db import Database, newest_first, utcnow
 from farm_core.errors import FailedPrecondition, NotFound
 from farm_core.paging import Cursor
 from farm_storage.models import ArtifactRow
@@ -62,29 +62,21 @@ def new_artifact_id() -> str:
     return f"art_{secrets.token_hex(12)}"
 
 
-class ArtifactStore:
+class ArtifactStore(Database):
     """The artifacts table of one database."""
 
     def __init__(self, database_url: str) -> None:
-        self._engine: AsyncEngine = create_engine(database_url)
-
-    async def start(self) -> None:
-        """Brings the tables up to the newest migration."""
-        await migrate(self._engine, MIGRATIONS, VERSION_TABLE)
-
-    async def close(self) -> None:
-        """Closes the database connections."""
-        await self._engine.dispose()
+        super().__init__(database_url, MIGRATIONS, VERSION_TABLE)
 
     async def get(self, tenant: str, artifact_id: str) -> ArtifactRecord:
         """The tenant's artifact `artifact_id`; NotFound if absent or another tenant's."""
-        async with self._engine.connect() as connection:
+        async with self.engine.connect() as connection:
             return await _get(connection, tenant, artifact_id)
 
     async def find(self, task_id: str, name: str) -> ArtifactRecord | None:
         """The artifact `name` of `task_id`, of any tenant, or None."""
         query = select(artifacts).where(artifacts.c.task_id == task_id, artifacts.c.name == name)
-        async with self._engine.connect() as connection:
+        async with self.engine.connect() as connection:
             row = (await connection.execute(query)).first()
         return None if row is None else ArtifactRecord(**row._asdict())
 
@@ -95,18 +87,8 @@ class ArtifactStore:
         query = select(artifacts).where(artifacts.c.tenant == tenant)
         if task_id:
             query = query.where(artifacts.c.task_id == task_id)
-        if after is not None:
-            query = query.where(
-                or_(
-                    artifacts.c.create_time < after.create_time,
-                    and_(
-                        artifacts.c.create_time == after.create_time,
-                        artifacts.c.id < after.object_id,
-                    ),
-                )
-            )
-        query = query.order_by(artifacts.c.create_time.desc(), artifacts.c.id.desc()).limit(size)
-        async with self._engine.connect() as connection:
+        query = newest_first(query, artifacts.c.create_time, artifacts.c.id, after, size)
+        async with self.engine.connect() as connection:
             rows = (await connection.execute(query)).all()
         return [ArtifactRecord(**row._asdict()) for row in rows]
 
@@ -120,7 +102,7 @@ class ArtifactStore:
             **asdict(content),
             "create_time": utcnow(),
         }
-        async with self._engine.begin() as connection:
+        async with self.engine.begin() as connection:
             insert = (
                 postgresql.insert(artifacts)
                 if connection.dialect.name == "postgresql"
@@ -148,7 +130,7 @@ class ArtifactStore:
 
         The row stays if the block raises (say, S3 refused to delete the bytes).
         """
-        async with self._engine.begin() as connection:
+        async with self.engine.begin() as connection:
             record = await _get(connection, tenant, artifact_id, for_update=True)
             await connection.execute(delete(artifacts).where(artifacts.c.id == artifact_id))
             yield record
