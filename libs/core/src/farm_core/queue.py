@@ -66,9 +66,12 @@ def cancel_subject(task_id: str) -> str:
 
 async def connect(url: str, name: str) -> Client:
     """Connects to NATS, reconnecting for ever when the server goes away."""
+    client: Client | None = None
 
     async def on_disconnected() -> None:
-        log.warning("NATS disconnected; reconnecting")
+        # The callback also fires when the service closes the connection itself.
+        if client is not None and not client.is_closed:
+            log.warning("NATS disconnected; reconnecting")
 
     async def on_reconnected() -> None:
         log.info("NATS reconnected")
@@ -76,7 +79,7 @@ async def connect(url: str, name: str) -> Client:
     async def on_error(error: Exception) -> None:
         log.warning("NATS error: %s", error)
 
-    return await nats.connect(
+    client = await nats.connect(
         servers=[server.strip() for server in url.split(",") if server.strip()],
         name=name,
         max_reconnect_attempts=-1,
@@ -86,6 +89,7 @@ async def connect(url: str, name: str) -> Client:
         reconnected_cb=on_reconnected,
         error_cb=on_error,
     )
+    return client
 
 
 async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
