@@ -46,8 +46,9 @@ class AgentSettings(FarmSettings):
     )
     allow: Annotated[AllowList, NoDecode] = Field(
         default=AllowList(),
-        description="Comma-separated CIDRs and host names the pages may reach despite the "
-        "default deny of loopback, private, link-local and metadata addresses.",
+        description="Comma-separated CIDRs and host names pages may reach despite the "
+        "deny of loopback, private, link-local and metadata addresses. Read and logged "
+        "at start; the guard that enforces the deny is not built yet.",
     )
     min_browsers: int = Field(default=1, ge=0, description="Browsers kept running when idle.")
     max_browsers: int = Field(default=2, ge=1, description="Most browsers running at once.")

@@ -1,0 +1,55 @@
+"""The docs name every setting the code reads, and the README keeps its promises."""
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import AliasChoices
+from pydantic_settings import BaseSettings
+
+from farm_agent.settings import AgentSettings
+from farm_auth.settings import AuthSettings
+from farm_cli.launcher.config import FarmPorts
+from farm_core.settings import FarmSettings
+from farm_scheduler.settings import SchedulerSettings
+from farm_storage.settings import StorageSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+OPERATIONS = (ROOT / "docs" / "operations.md").read_text()
+README = (ROOT / "README.md").read_text()
+
+
+def environment_names(settings: type[BaseSettings]) -> set[str]:
+    names = set()
+    for name, field in settings.model_fields.items():
+        if isinstance(field.validation_alias, AliasChoices):
+            names.update(str(choice) for choice in field.validation_alias.choices)
+        else:
+            names.add(f"{settings.model_config.get('env_prefix', '')}{name}".upper())
+    return names
+
+
+@pytest.mark.parametrize(
+    "settings", [FarmSettings, AuthSettings, StorageSettings, SchedulerSettings, AgentSettings]
+)
+def test_operations_doc_names_every_setting(settings: type[BaseSettings]) -> None:
+    missing = sorted(name for name in environment_names(settings) if f"`{name}`" not in OPERATIONS)
+    assert not missing, f"docs/operations.md does not mention {missing}"
+
+
+def test_operations_doc_names_every_port_variable() -> None:
+    names = {FarmPorts.variable(field) for field in FarmPorts.__dataclass_fields__}
+    missing = sorted(name for name in names if f"`{name}`" not in OPERATIONS)
+    assert not missing, f"docs/operations.md does not mention {missing}"
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    first_block = re.search(r"```sh\n(.*?)```", README, re.S)
+    assert first_block is not None
+    commands = [line.split("#")[0].strip() for line in first_block.group(1).splitlines()]
+    assert commands[:2] == ["make run", "make test"]
+
+
+def test_readme_links_only_to_docs_that_exist() -> None:
+    for link in re.findall(r"\]\((docs/[^)]+)\)", README):
+        assert (ROOT / link).exists(), link
