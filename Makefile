@@ -71,6 +71,7 @@ test-fast: setup ## Unit tests only.
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 bench: setup ## Benchmarks: figures printed against a baseline in the same run.
+	$(BIN)/python bench/pickup.py
 	$(BIN)/python bench/screenshots.py $(ARGS)
 
 clean: ## Remove the virtualenv, build outputs and generated stubs (not .farm/).

@@ -50,7 +50,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def create_engine(url: str) -> AsyncEngine:
     """An async engine for `url`, with SQLite tuned for several concurrent tasks."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url)
+        # SQLite has one writer per file. With several connections a second writer
+        # waits in SQLite's busy handler, which sleeps in steps of up to 100 ms; one
+        # connection instead queues the process's statements, in order, without sleeping.
+        engine = create_async_engine(url, pool_size=1, max_overflow=0)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)

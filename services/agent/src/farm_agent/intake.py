@@ -4,9 +4,16 @@ One durable pull consumer per (region, priority), `agents-<region>-<priority>`, 
 by every agent of that region. A core subscription to the same subjects is the
 doorbell that says which queue just got work, so an idle agent waits instead of
 polling; queues are still checked every `poll_seconds` for redelivered tasks.
+
+Each fetch is one request to the consumer's NEXT subject: `no_wait` when only the
+poll suggests work (answered at once, so an empty queue never holds up one with
+work), else with an `expires` that the server always answers (a message or a
+timeout status) before the request gives up, so no pull request outlives its
+fetch and no task is handed to a fetch that has stopped listening.
 """
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -33,6 +40,9 @@ CANCEL_SUBJECTS = "control.cancel.>"
 PRIORITY_TOKENS = frozenset(priority.value for priority in Priority)
 HAND_BACK_SECONDS = 5.0
 """How long drain waits for stopped tasks to be handed back after the grace period."""
+PROBE_REQUEST = json.dumps({"batch": 1, "no_wait": True}).encode()
+REPLY_MARGIN_SECONDS = 2.0
+"""Beyond a pull's expiry, how long to wait for the server's answer before giving up."""
 
 
 def consumer_name(region: str, priority: Priority) -> str:
@@ -46,9 +56,20 @@ class _Queue:
 
     region: str
     priority: Priority
-    subscription: JetStreamContext.PullSubscription
+    # Where the server answers this queue's pull requests: one answer per request.
+    inbox: Subscription
     maybe_has_work: bool = True
+    # Flagged only by the periodic poll (or at start), not by a doorbell or a known
+    # backlog: then a no_wait probe, as a waiting fetch on an empty queue would hold
+    # up queues with work.
+    probe_only: bool = True
     rings: int = field(default=0)
+
+    @property
+    def next_subject(self) -> str:
+        """The JetStream API subject that hands out this consumer's next message."""
+        name = consumer_name(self.region, self.priority)
+        return f"$JS.API.CONSUMER.MSG.NEXT.{TASK_STREAM}.{name}"
 
 
 class WorkIntake:
@@ -138,7 +159,7 @@ class WorkIntake:
         if self._running:
             await asyncio.wait(list(self._running), timeout=HAND_BACK_SECONDS)
         if self._nc is not None and not self._nc.is_closed:
-            # Not drain(): the pull subscriptions' expired fetches would hold it to its timeout.
+            # Flush first, so the last acks and naks reach the server.
             try:
                 await self._nc.flush(timeout=int(HAND_BACK_SECONDS))
             except (nats.errors.Error, TimeoutError) as error:
@@ -159,8 +180,11 @@ class WorkIntake:
                 max_deliver=self._settings.max_deliver,
             ),
         )
-        subscription = await js.pull_subscribe_bind(durable=name, stream=TASK_STREAM)
-        return _Queue(region, priority, subscription)
+        if self._nc is None:
+            raise RuntimeError("bind needs a NATS connection")
+        inbox = await self._nc.subscribe(self._nc.new_inbox())
+        self._subscriptions.append(inbox)
+        return _Queue(region, priority, inbox)
 
     async def _fetch_loop(self, tools: AttemptTools) -> None:
         concurrency = self._settings.concurrency
@@ -226,23 +250,37 @@ class WorkIntake:
     async def _fetch(self, queue: _Queue) -> Msg | None:
         rings = queue.rings
         try:
-            messages = await queue.subscription.fetch(1, timeout=self._settings.fetch_wait_seconds)
-        except TimeoutError:
-            messages = []
-        except nats.errors.Error as error:
+            message = await self._pull(queue)
+        except (nats.errors.Error, TimeoutError) as error:
             name = consumer_name(queue.region, queue.priority)
             log.warning("fetching from %s failed: %s", name, error)
             await asyncio.sleep(self._settings.fetch_wait_seconds)
-            messages = []
-        if messages:
+            return None
+        if message is not None:
             # JetStream says how many more wait behind this one: none, and the flag can go.
-            if messages[0].metadata.num_pending == 0 and queue.rings == rings:
+            if message.metadata.num_pending == 0 and queue.rings == rings:
                 queue.maybe_has_work = False
-            return messages[0]
-        # A task that rang during the fetch, or arrived after it timed out, keeps the flag.
-        if queue.rings == rings and queue.subscription.pending_msgs == 0:
+            else:
+                queue.probe_only = False
+            return message
+        # A task that rang during the fetch keeps the flag.
+        if queue.rings == rings:
             queue.maybe_has_work = False
         return None
+
+    async def _pull(self, queue: _Queue) -> Msg | None:
+        """The queue's next message: at once for a probe, else within fetch_wait_seconds."""
+        if self._nc is None:
+            return None
+        if queue.probe_only:
+            request, wait = PROBE_REQUEST, 0.0
+        else:
+            wait = self._settings.fetch_wait_seconds
+            request = json.dumps({"batch": 1, "expires": int(wait * 1_000_000_000)}).encode()
+        await self._nc.publish(queue.next_subject, request, reply=queue.inbox.subject)
+        reply = await queue.inbox.next_msg(timeout=wait + REPLY_MARGIN_SECONDS)
+        # A status (404 no messages, 408 request expired) instead of a task: none now.
+        return None if JetStreamContext.is_status_msg(reply) else reply
 
     async def _wait_for_work(self) -> None:
         """Waits for a new-task signal, a stop, or the next poll of all queues."""
@@ -263,7 +301,9 @@ class WorkIntake:
         self._last_poll = time.monotonic()
         for queues in self._queues.values():
             for queue in queues:
-                queue.maybe_has_work = True
+                if not queue.maybe_has_work:
+                    queue.maybe_has_work = True
+                    queue.probe_only = True
 
     async def _on_new_task(self, message: Msg) -> None:
         _, region, priority_token = message.subject.split(".", 2)
@@ -274,6 +314,7 @@ class WorkIntake:
                 if queue.region == region:
                     queue.rings += 1
                     queue.maybe_has_work = True
+                    queue.probe_only = False
             self._changed.notify_all()
 
     async def _on_cancel(self, message: Msg) -> None:

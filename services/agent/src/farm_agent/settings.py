@@ -78,7 +78,10 @@ class AgentSettings(FarmSettings):
         default=10, ge=1, description="Deliveries of one task before NATS gives up on it."
     )
     fetch_wait_seconds: float = Field(
-        default=0.5, gt=0, description="How long one fetch waits on a queue that may have work."
+        default=0.5,
+        gt=0,
+        description="How long a fetch waits on a queue a new-task signal pointed at "
+        "(the periodic look at other queues does not wait).",
     )
     poll_seconds: float = Field(
         default=2.0,
