@@ -376,7 +376,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--concurrency", type=_levels, default=[1, 2, 4], help="comma-separated levels, e.g. 1,2,4"
     )
     parser.add_argument(
-        "--agents", type=_bounded_int(1, MAX_AGENTS), default=2, help="agents of the bench's farm"
+        "--agents",
+        type=_bounded_int(1, MAX_AGENTS),
+        default=1,
+        help="agents of the bench's farm (default 1, as `farm up`)",
     )
     parser.add_argument(
         "--farm-url",

@@ -51,7 +51,12 @@ class AgentSettings(FarmSettings):
         "at start; the guard that enforces the deny is not built yet.",
     )
     min_browsers: int = Field(default=1, ge=0, description="Browsers kept running when idle.")
-    max_browsers: int = Field(default=2, ge=1, description="Most browsers running at once.")
+    max_browsers: int = Field(
+        default=1,
+        ge=1,
+        description="Most browsers running at once; concurrent tasks share a browser, each in "
+        "its own context. More browsers cost CPU: raise it on machines with cores to spare.",
+    )
     tasks_per_browser: int = Field(
         default=100, ge=1, description="Tasks after which a browser is replaced by a fresh one."
     )
