@@ -126,9 +126,22 @@ def test_issued_key_keeps_only_the_hash_of_its_secret() -> None:
     assert (record.tenant, record.name, record.scopes) == ("acme", "ci", ("tasks.read",))
     assert record.expire_time == NOW + dt.timedelta(seconds=60)
     assert record.revoke_time is None
-    identity = record.identity()
+    identity = record.identity("default")
     assert (identity.tenant, identity.key_id, identity.key_name) == ("acme", record.id, "ci")
     assert identity.scopes == frozenset({"tasks.read"})
+    assert not identity.operator
+
+
+def test_only_an_admin_of_the_bootstrap_tenant_is_an_operator() -> None:
+    hasher = SecretHasher("p" * 40)
+    admin_spec = validate_spec("ops", ["admin"], "", 0)
+    admin, _ = issue_key(admin_spec, "default", hasher, NOW)
+    tenant_admin, _ = issue_key(admin_spec, "acme", hasher, NOW)
+    reader, _ = issue_key(validate_spec("ro", ["tasks.read"], "", 0), "default", hasher, NOW)
+
+    assert admin.identity("default").operator
+    assert not tenant_admin.identity("default").operator
+    assert not reader.identity("default").operator
 
 
 def record(**changes: object) -> KeyRecord:

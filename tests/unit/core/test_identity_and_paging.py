@@ -12,6 +12,13 @@ def test_identity_round_trips_through_a_signed_token() -> None:
     assert codec.decode(codec.encode(identity)) == identity
 
 
+def test_the_operator_flag_travels_in_the_token() -> None:
+    codec = IdentityCodec("s" * 40)
+    operator = Identity("default", "key_1", frozenset({"admin"}), operator=True)
+    assert codec.decode(codec.encode(operator)).operator
+    assert not codec.decode(codec.encode(Identity("acme", "k", frozenset()))).operator
+
+
 def test_token_signed_with_another_secret_is_refused() -> None:
     token = IdentityCodec("a" * 40).encode(Identity("acme", "k", frozenset()))
     with pytest.raises(Unauthenticated):

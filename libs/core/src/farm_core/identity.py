@@ -31,6 +31,8 @@ class Identity:
     key_id: str
     scopes: frozenset[str]
     key_name: str = ""
+    # An admin of the bootstrap tenant: may manage what all tenants share (the fleet).
+    operator: bool = False
 
     def has_scope(self, scope: str) -> bool:
         """Whether the key carries `scope`."""
@@ -56,6 +58,7 @@ class IdentityCodec:
             "tenant": identity.tenant,
             "scopes": sorted(identity.scopes),
             "name": identity.key_name,
+            "op": identity.operator,
             "iat": int(now),
             "exp": int(now + self._ttl_seconds),
         }
@@ -79,6 +82,7 @@ class IdentityCodec:
             key_id=str(claims["sub"]),
             scopes=frozenset(str(s) for s in claims.get("scopes", [])),
             key_name=str(claims.get("name", "")),
+            operator=claims.get("op") is True,
         )
 
 

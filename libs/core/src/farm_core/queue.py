@@ -5,6 +5,8 @@ published once per task with `Nats-Msg-Id` = task id. Events: stream FARM_EVENTS
 on `events.tasks.<task_id>`, which the scheduler applies to its database and
 watchers follow live. Cancels: `control.cancel.<task_id>` to running agents, and
 the key-value bucket `farm_cancelled` for agents that have not started the task.
+Dead letters: stream FARM_DEAD on `dead.tasks.<task_id>`. Agents: heartbeats in the
+key-value bucket `farm_agents`, drain orders on `control.drain.<agent_id>`.
 """
 
 import logging
@@ -29,7 +31,9 @@ log = logging.getLogger(__name__)
 
 TASK_STREAM = "FARM_TASKS"
 EVENT_STREAM = "FARM_EVENTS"
+DEAD_STREAM = "FARM_DEAD"
 CANCEL_BUCKET = "farm_cancelled"
+AGENTS_BUCKET = "farm_agents"
 ANY_REGION = "any"
 
 PRIORITY_TOKENS: dict[int, str] = {
@@ -47,6 +51,9 @@ class QueueLimits:
     event_max_age_seconds: float = 24 * 3600
     duplicate_window_seconds: float = 120
     cancel_ttl_seconds: float = 24 * 3600
+    dead_max_age_seconds: float = 30 * 24 * 3600
+    # An agent that has not sent a heartbeat for this long is taken for gone.
+    agent_ttl_seconds: float = 30
 
 
 def task_subject(region: str, priority: int) -> str:
@@ -62,6 +69,16 @@ def event_subject(task_id: str) -> str:
 def cancel_subject(task_id: str) -> str:
     """The subject that tells a running agent to stop a task."""
     return f"control.cancel.{task_id}"
+
+
+def drain_subject(agent_id: str) -> str:
+    """The subject that tells one agent to drain."""
+    return f"control.drain.{agent_id}"
+
+
+def dead_subject(task_id: str) -> str:
+    """The subject a task that ran out of attempts is copied to."""
+    return f"dead.tasks.{task_id}"
 
 
 async def connect(url: str, name: str) -> Client:
@@ -106,7 +123,7 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
 
 
 async def ensure_streams(js: JetStreamContext, limits: QueueLimits | None = None) -> None:
-    """Creates or updates the task and event streams; safe to call from every process."""
+    """Creates or updates the task, event and dead-letter streams; safe from every process."""
     limits = limits or QueueLimits()
     await _ensure_stream(
         js,
@@ -123,6 +140,17 @@ async def ensure_streams(js: JetStreamContext, limits: QueueLimits | None = None
     await _ensure_stream(
         js,
         StreamConfig(
+            name=DEAD_STREAM,
+            subjects=["dead.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=limits.dead_max_age_seconds,
+            duplicate_window=limits.duplicate_window_seconds,
+        ),
+    )
+    await _ensure_stream(
+        js,
+        StreamConfig(
             name=EVENT_STREAM,
             subjects=["events.>"],
             retention=RetentionPolicy.LIMITS,
@@ -133,14 +161,30 @@ async def ensure_streams(js: JetStreamContext, limits: QueueLimits | None = None
     )
 
 
+async def _key_value(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
+    try:
+        return await js.key_value(config.bucket)
+    except NotFoundError:
+        return await js.create_key_value(config)
+
+
 async def cancel_bucket(js: JetStreamContext, limits: QueueLimits | None = None) -> KeyValue:
     """The key-value bucket of cancelled task ids, created on first use."""
     limits = limits or QueueLimits()
-    try:
-        return await js.key_value(CANCEL_BUCKET)
-    except NotFoundError:
-        return await js.create_key_value(
-            KeyValueConfig(
-                bucket=CANCEL_BUCKET, ttl=limits.cancel_ttl_seconds, storage=StorageType.FILE
-            )
-        )
+    return await _key_value(
+        js,
+        KeyValueConfig(
+            bucket=CANCEL_BUCKET, ttl=limits.cancel_ttl_seconds, storage=StorageType.FILE
+        ),
+    )
+
+
+async def agents_bucket(js: JetStreamContext, limits: QueueLimits | None = None) -> KeyValue:
+    """The key-value bucket of the agents' heartbeats (AgentHeartbeat by agent id)."""
+    limits = limits or QueueLimits()
+    return await _key_value(
+        js,
+        KeyValueConfig(
+            bucket=AGENTS_BUCKET, ttl=limits.agent_ttl_seconds, storage=StorageType.MEMORY
+        ),
+    )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from farm_core.errors import InvalidArgument, Unauthenticated
 from farm_core.identity import Identity
-from farm_core.scopes import PUBLIC_SCOPES
+from farm_core.scopes import PUBLIC_SCOPES, Scope
 
 SECRET_PREFIX = "bf_"
 BOOTSTRAP_KEY_NAME = "bootstrap-admin"
@@ -65,9 +65,15 @@ class KeyRecord:
     expire_time: dt.datetime | None = None
     revoke_time: dt.datetime | None = None
 
-    def identity(self) -> Identity:
-        """Who a request made with this key is."""
-        return Identity(self.tenant, self.id, frozenset(self.scopes), self.name)
+    def identity(self, bootstrap_tenant: str) -> Identity:
+        """Who a request made with this key is; an admin of `bootstrap_tenant` is an operator."""
+        return Identity(
+            self.tenant,
+            self.id,
+            frozenset(self.scopes),
+            self.name,
+            operator=self.tenant == bootstrap_tenant and Scope.ADMIN in self.scopes,
+        )
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ class AuthService:
             self._store,
             self._hasher,
             KeyCache(settings.key_cache_seconds, settings.key_cache_entries),
+            settings.bootstrap_tenant,
         )
         self._codec = IdentityCodec(identity_secret, settings.identity_ttl_seconds)
 

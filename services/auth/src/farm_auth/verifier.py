@@ -61,10 +61,13 @@ class KeyCache:
 class KeyVerifier:
     """Checks API key secrets against the store: unknown, revoked, expired, or whose."""
 
-    def __init__(self, store: KeyStore, hasher: SecretHasher, cache: KeyCache) -> None:
+    def __init__(
+        self, store: KeyStore, hasher: SecretHasher, cache: KeyCache, bootstrap_tenant: str
+    ) -> None:
         self._store = store
         self._hasher = hasher
         self._cache = cache
+        self._bootstrap_tenant = bootstrap_tenant
 
     async def verify(self, secret: str) -> Identity:
         """The identity `secret` stands for; raises KeyRefused saying why it does not."""
@@ -77,7 +80,7 @@ class KeyVerifier:
             raise refused
         if cached is None:
             self._cache.put(record)
-        return record.identity()
+        return record.identity(self._bootstrap_tenant)
 
     async def _look_up(self, secret: str, secret_hash: str) -> KeyRecord:
         record = await self._store.find_by_hash(secret_hash)
