@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 import yaml
+from google.api import annotations_pb2
+from google.protobuf import descriptor_pb2
 
 from farm_cli.launcher.config import find_project_root
 from farm_cli.launcher.envoy import Endpoint, EnvoySettings, render_envoy_config
@@ -110,11 +112,7 @@ def test_transcoder_reads_the_given_descriptor_and_limits_bodies() -> None:
         "http_filters"
     ][2]["typed_config"]
     assert transcoder["proto_descriptor"] == "/x y/farm.binpb"
-    assert transcoder["services"] == [
-        "farm.tasks.v1.TaskService",
-        "farm.storage.v1.ArtifactService",
-        "farm.auth.v1.AuthService",
-    ]
+    assert sorted(transcoder["services"]) == public_services()
     assert transcoder["max_request_body_size"] == 1024 * 1024
     assert transcoder["max_response_body_size"] == 64 * 1024 * 1024
     assert transcoder["request_validation_options"]["reject_unknown_query_parameters"] is True
@@ -128,7 +126,23 @@ def test_routes_send_each_service_to_its_cluster_and_never_the_ingest_service() 
     assert table["/farm.tasks.v1.TaskService/"] == "scheduler"
     assert table["/farm.storage.v1.ArtifactService/"] == "storage"
     assert table["/farm.auth.v1.AuthService/"] == "auth"
+    assert table["/farm.admin.v1.AdminService/"] == "scheduler"
+    assert all(f"/{service}/" in table for service in public_services())
     assert not any("Ingest" in path for path in table)
+
+
+def public_services() -> list[str]:
+    """Every service in the descriptor set with an HTTP mapping: what Envoy must expose."""
+    descriptors = descriptor_pb2.FileDescriptorSet.FromString(
+        (ROOT / "envoy" / "farm.binpb").read_bytes()
+    )
+    return sorted(
+        f"{file.package}.{service.name}"
+        for file in descriptors.file
+        if file.package.startswith("farm.")
+        for service in file.service
+        if any(method.options.HasExtension(annotations_pb2.http) for method in service.method)
+    )
 
 
 def test_run_task_outlives_its_300_s_limit_and_watch_never_times_out() -> None:
