@@ -7,6 +7,7 @@ AgentEvents on `events.tasks.<id>`, as farm_agent does.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,16 +24,26 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import NotFoundError
 
+from farm.admin.v1 import admin_pb2_grpc
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_cli.launcher.processes import free_port
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
-from farm_core.queue import EVENT_STREAM, TASK_STREAM, event_subject
+from farm_core.queue import (
+    AGENTS_BUCKET,
+    DEAD_STREAM,
+    EVENT_STREAM,
+    TASK_STREAM,
+    dead_subject,
+    event_subject,
+)
 from farm_core.server import ServiceHost
+from farm_core.timestamps import to_timestamp
 from farm_scheduler.events import DURABLE_NAME
 from farm_scheduler.server import SchedulerService
 from farm_scheduler.settings import SchedulerSettings
 from tests.conftest import NatsServer
+from tests.helpers import assert_eventually
 
 SECRET = "scheduler-test-secret-" + "s" * 24
 RPC_TIMEOUT = 10.0
@@ -41,9 +52,10 @@ WRITE = ("tasks.write", "tasks.read")
 Metadata = tuple[tuple[str, str], ...]
 
 
-def token(tenant: str, *scopes: str) -> Metadata:
-    """Call metadata vouching for a key of `tenant` with `scopes`."""
-    identity = Identity(tenant, f"key_{tenant}", frozenset(scopes))
+def token(tenant: str, *scopes: str, operator: bool = False) -> Metadata:
+    """Call metadata vouching for a key of `tenant` with `scopes` (of the bootstrap tenant
+    if `operator`)."""
+    identity = Identity(tenant, f"key_{tenant}", frozenset(scopes), operator=operator)
     return ((IDENTITY_HEADER, IdentityCodec(SECRET).encode(identity)),)
 
 
@@ -95,6 +107,7 @@ class Queue:
         agent_id: str | None = None,
         result: tasks_pb2.TaskResult | None = None,
         error: tasks_pb2.TaskError | None = None,
+        retry_time: dt.datetime | None = None,
     ) -> queue_pb2.AgentEvent:
         """Publishes an AgentEvent to FARM_EVENTS as an agent does."""
         event = queue_pb2.AgentEvent(
@@ -107,6 +120,8 @@ class Queue:
             error=error,
         )
         event.time.GetCurrentTime()
+        if retry_time is not None:
+            event.retry_time.CopyFrom(to_timestamp(retry_time))
         await self.js.publish(
             event_subject(task_id),
             event.SerializeToString(),
@@ -115,6 +130,15 @@ class Queue:
         )
         return event
 
+    async def dead_letter(self, task_id: str) -> Any:
+        """The DeadLetter message of `task_id` on FARM_DEAD, once the scheduler has sent it."""
+
+        async def sent() -> bool:
+            return (await self.subjects(DEAD_STREAM)).get(dead_subject(task_id), 0) > 0
+
+        await assert_eventually(sent, message=f"no dead letter of task {task_id}")
+        return await self.js.get_last_msg(DEAD_STREAM, dead_subject(task_id))
+
     async def events_applied(self) -> bool:
         """Whether the scheduler has applied (and acked) every event in FARM_EVENTS."""
         info = await self.js.consumer_info(EVENT_STREAM, DURABLE_NAME)
@@ -122,8 +146,8 @@ class Queue:
 
 
 async def reset_streams(js: JetStreamContext) -> None:
-    """Deletes the farm's streams, so each test starts with empty ones and no consumers."""
-    for stream in (TASK_STREAM, EVENT_STREAM):
+    """Deletes the farm's streams and agent registry, so each test starts with empty ones."""
+    for stream in (TASK_STREAM, EVENT_STREAM, DEAD_STREAM, f"KV_{AGENTS_BUCKET}"):
         with contextlib.suppress(NotFoundError):
             await js.delete_stream(stream)
 
@@ -148,12 +172,13 @@ class Scheduler:
     service: SchedulerService
     settings: SchedulerSettings
     tasks: tasks_pb2_grpc.TaskServiceAsyncStub
+    admin: admin_pb2_grpc.AdminServiceAsyncStub
     tenant: str
     scopes: tuple[str, ...] = WRITE
 
-    def auth(self, *scopes: str, tenant: str | None = None) -> Metadata:
+    def auth(self, *scopes: str, tenant: str | None = None, operator: bool = False) -> Metadata:
         """Metadata of the test's tenant (or `tenant`) with `scopes` (default: read, write)."""
-        return token(tenant or self.tenant, *(scopes or self.scopes))
+        return token(tenant or self.tenant, *(scopes or self.scopes), operator=operator)
 
     async def create(self, **fields: Any) -> tasks_pb2.Task:
         """CreateTask of task_spec(**fields)."""
@@ -208,6 +233,7 @@ async def start_scheduler(
             "NATS_URL": nats_server.url,
             "FARM_SCHEDULER_DATABASE_URL": database_url,
             "republish_interval_seconds": 0.2,
+            "deadline_sweep_interval_seconds": 0.1,
             "watch_poll_seconds": 60,
             **overrides,
         }
@@ -218,7 +244,13 @@ async def start_scheduler(
         running.hosts.append(host)
         channel = grpc.aio.insecure_channel(host.address)
         running.channels.append(channel)
-        return Scheduler(service, settings, tasks_pb2_grpc.TaskServiceStub(channel), tenant)
+        return Scheduler(
+            service,
+            settings,
+            tasks_pb2_grpc.TaskServiceStub(channel),
+            admin_pb2_grpc.AdminServiceStub(channel),
+            tenant,
+        )
 
     try:
         yield start
@@ -251,3 +283,23 @@ def succeeded_result() -> tasks_pb2.TaskResult:
         final_url="https://example.com/",
         title="Example Domain",
     )
+
+
+async def until(
+    scheduler: Scheduler, task_id: str, status: tasks_pb2.TaskStatus.ValueType, attempts: int
+) -> tasks_pb2.Task:
+    """Waits until GetTask reports `status` after `attempts` attempts; the task then."""
+
+    async def there() -> bool:
+        task = await scheduler.get(task_id)
+        return (task.status, task.attempts) == (status, attempts)
+
+    await assert_eventually(there, message=f"task {task_id} never reached {status}/{attempts}")
+    return await scheduler.get(task_id)
+
+
+async def rpc_error(call: Awaitable[object]) -> grpc.aio.AioRpcError:
+    """The error the awaited call fails with."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return caught.value

@@ -1,12 +1,15 @@
 """The scheduler on PostgreSQL: the same promises as on SQLite, on the other SQL dialect."""
 
 import asyncio
+import datetime as dt
 from pathlib import Path
 
 import pytest
 
+from farm.admin.v1 import admin_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_core.db import async_database_url
+from farm_core.db import async_database_url, utcnow
+from farm_core.timestamps import to_timestamp
 from farm_scheduler.store import TaskStore
 from farm_scheduler.validation import validate_spec
 from tests.helpers import assert_eventually
@@ -14,11 +17,18 @@ from tests.integration.scheduler.conftest import (
     RPC_TIMEOUT,
     Queue,
     Scheduler,
+    StartScheduler,
     succeeded_result,
     task_spec,
+    until,
 )
 
 pytestmark = pytest.mark.integration
+
+QUEUED = tasks_pb2.TASK_STATUS_QUEUED
+RUNNING = tasks_pb2.TASK_STATUS_RUNNING
+FAILED = tasks_pb2.TASK_STATUS_FAILED
+TIMEOUT = tasks_pb2.TaskError(code="TIMEOUT", message="navigation timed out", retryable=True)
 
 
 @pytest.fixture
@@ -88,3 +98,44 @@ async def test_concurrent_creates_with_one_key_make_one_task(postgres_url: str) 
 
     assert len({record.id for record, _ in results}) == 1
     assert sum(created for _, created in results) == 1
+
+
+async def test_retries_dead_letters_requeue_and_deadlines_on_postgresql(
+    start_scheduler: StartScheduler, queue: Queue
+) -> None:
+    scheduler = await start_scheduler(idempotency_window_seconds=1)
+    task = await scheduler.create(maxAttempts=2, idempotencyKey="once")
+    await queue.report(task.id, RUNNING, 1)
+    await until(scheduler, task.id, RUNNING, 1)
+    await queue.report(task.id, QUEUED, 1, error=TIMEOUT, retry_time=utcnow())
+    retrying = await until(scheduler, task.id, QUEUED, 1)
+    assert retrying.attempt_history[0].error == TIMEOUT and retrying.HasField("retry_time")
+    await queue.report(task.id, RUNNING, 2)
+    await until(scheduler, task.id, RUNNING, 2)
+    await queue.report(task.id, FAILED, 2, error=TIMEOUT)
+    await until(scheduler, task.id, FAILED, 2)
+
+    letters = await scheduler.admin.ListDeadLetters(
+        admin_pb2.ListDeadLettersRequest(), metadata=scheduler.auth("admin"), timeout=RPC_TIMEOUT
+    )
+    assert [letter.task.id for letter in letters.dead_letters] == [task.id]
+    message = await queue.dead_letter(task.id)
+    assert (message.headers or {}).get("Nats-Msg-Id") == f"{task.id}.dead.2"
+    requeued = await scheduler.admin.RequeueDeadLetter(
+        admin_pb2.RequeueDeadLetterRequest(task_id=task.id),
+        metadata=scheduler.auth("admin"),
+        timeout=RPC_TIMEOUT,
+    )
+    assert (requeued.status, requeued.attempts) == (QUEUED, 2)
+    await queue.report(task.id, RUNNING, 1)
+    await until(scheduler, task.id, RUNNING, 3)
+
+    async def key_names_a_new_task() -> bool:
+        return (await scheduler.create(idempotencyKey="once")).id != task.id
+
+    await assert_eventually(key_names_a_new_task, message="the key never named a new task")
+
+    deadline = to_timestamp(utcnow() + dt.timedelta(seconds=1)).ToJsonString()
+    expiring = await scheduler.create(deadline=deadline)
+    expired = await until(scheduler, expiring.id, FAILED, 0)
+    assert expired.error.code == "DEADLINE_EXCEEDED"

@@ -1,17 +1,23 @@
 """The task state machine: forward only, final states kept, repeated events harmless."""
 
-import datetime as dt
-
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_core.timestamps import to_timestamp
-from farm_scheduler.lifecycle import FINAL_STATUSES, TaskState, apply_event, cancel, is_final
+from farm_scheduler.lifecycle import (
+    FINAL_STATUSES,
+    Attempt,
+    TaskState,
+    apply_event,
+    cancel,
+    is_final,
+)
+from tests.unit.scheduler.agent_events import T0, at, event, retry_report, run
 
-T0 = dt.datetime(2025, 1, 1, 12, 0, tzinfo=dt.UTC)
+# No per-example deadline: the machine is shared, and a slow example is not a wrong one.
+unhurried = settings(deadline=None)
 QUEUED = TaskState(status=tasks_pb2.TASK_STATUS_QUEUED)
 RUNNING = tasks_pb2.TASK_STATUS_RUNNING
 SUCCEEDED = tasks_pb2.TASK_STATUS_SUCCEEDED
@@ -19,38 +25,15 @@ FAILED = tasks_pb2.TASK_STATUS_FAILED
 CANCELLED = tasks_pb2.TASK_STATUS_CANCELLED
 
 
-def event(
-    status: "tasks_pb2.TaskStatus.ValueType",
-    attempt: int = 1,
-    agent: str = "agent-a",
-    seconds: float = 1,
-    **fields: object,
-) -> queue_pb2.AgentEvent:
-    return queue_pb2.AgentEvent(
-        event_id=f"{status}-{attempt}-{agent}",
-        task_id="t1",
-        status=status,
-        agent_id=agent,
-        attempt=attempt,
-        time=to_timestamp(T0 + dt.timedelta(seconds=seconds)),
-        **fields,  # type: ignore[arg-type]
-    )
-
-
-def run(state: TaskState, *events: queue_pb2.AgentEvent) -> TaskState:
-    """The state after `events`, each applied if it changes anything."""
-    for each in events:
-        state = apply_event(state, each, T0) or state
-    return state
-
-
-def at(seconds: float) -> dt.datetime:
-    return T0 + dt.timedelta(seconds=seconds)
-
-
-def test_running_event_starts_a_queued_task() -> None:
+def test_running_event_starts_a_queued_task_and_opens_its_first_attempt() -> None:
     state = apply_event(QUEUED, event(RUNNING, seconds=2), T0)
-    assert state == TaskState(status=RUNNING, attempts=1, agent_id="agent-a", start_time=at(2))
+    assert state == TaskState(
+        status=RUNNING,
+        attempts=1,
+        agent_id="agent-a",
+        start_time=at(2),
+        history=(Attempt(1, agent_id="agent-a", start_time=at(2)),),
+    )
 
 
 def test_succeeded_event_stores_the_result_and_finish_time() -> None:
@@ -91,9 +74,21 @@ def test_later_attempt_updates_attempts_agent_and_start_time() -> None:
     )
 
 
-def test_earlier_attempt_arriving_late_changes_nothing() -> None:
-    second = run(QUEUED, event(RUNNING, attempt=2, agent="agent-b"))
-    assert apply_event(second, event(RUNNING, attempt=1, agent="agent-a"), T0) is None
+def test_earlier_attempt_arriving_late_is_recorded_without_moving_the_task_back() -> None:
+    second = run(QUEUED, event(RUNNING, attempt=2, agent="agent-b", seconds=5))
+    state = apply_event(second, event(RUNNING, attempt=1, agent="agent-a", seconds=1), T0)
+    assert state is not None
+    assert (state.status, state.attempts, state.agent_id, state.start_time) == (
+        RUNNING,
+        2,
+        "agent-b",
+        at(5),
+    )
+    assert [(each.number, each.agent_id) for each in state.history] == [
+        (1, "agent-a"),
+        (2, "agent-b"),
+    ]
+    assert apply_event(state, event(RUNNING, attempt=1, agent="agent-a", seconds=1), T0) is None
 
 
 @pytest.mark.parametrize("final", sorted(FINAL_STATUSES))
@@ -147,23 +142,36 @@ def test_event_that_reports_no_progress_changes_nothing(
     assert apply_event(QUEUED, event(status), T0) is None
 
 
-@pytest.mark.parametrize("attempts", [0, 2])
-def test_cancel_ends_a_queued_or_running_task(attempts: int) -> None:
-    status = tasks_pb2.TASK_STATUS_QUEUED if attempts == 0 else RUNNING
-    state = cancel(TaskState(status=status, attempts=attempts), at(3))
-    assert state == TaskState(status=CANCELLED, attempts=attempts, finish_time=at(3))
+def test_cancel_ends_a_queued_task() -> None:
+    state = cancel(QUEUED, at(3))
+    assert state == TaskState(status=CANCELLED, finish_time=at(3))
     assert is_final(state.status)
 
 
-events = st.builds(
-    event,
-    status=st.sampled_from([RUNNING, SUCCEEDED, FAILED, CANCELLED]),
-    attempt=st.integers(min_value=1, max_value=4),
-    agent=st.sampled_from(["agent-a", "agent-b"]),
-    seconds=st.integers(min_value=0, max_value=100),
+def test_cancel_ends_a_running_task_and_its_attempt() -> None:
+    running = run(QUEUED, event(RUNNING, seconds=1))
+    state = cancel(running, at(3))
+    assert state is not None
+    assert (state.status, state.attempts, state.finish_time) == (CANCELLED, 1, at(3))
+    assert state.history == (Attempt(1, agent_id="agent-a", start_time=at(1), finish_time=at(3)),)
+
+
+attempt_numbers = st.integers(min_value=1, max_value=4)
+agents = st.sampled_from(["agent-a", "agent-b"])
+moments = st.integers(min_value=0, max_value=100)
+events = st.one_of(
+    st.builds(
+        event,
+        status=st.sampled_from([RUNNING, SUCCEEDED, FAILED, CANCELLED]),
+        attempt=attempt_numbers,
+        agent=agents,
+        seconds=moments,
+    ),
+    st.builds(retry_report, attempt=attempt_numbers, agent=agents, seconds=moments),
 )
 
 
+@unhurried
 @given(st.lists(events, max_size=8))
 def test_events_delivered_twice_end_as_if_delivered_once(
     history: list[queue_pb2.AgentEvent],
@@ -172,6 +180,7 @@ def test_events_delivered_twice_end_as_if_delivered_once(
     assert run(QUEUED, *doubled) == run(QUEUED, *history)
 
 
+@unhurried
 @given(st.lists(events, max_size=8))
 def test_state_only_moves_forward(history: list[queue_pb2.AgentEvent]) -> None:
     state = QUEUED
@@ -182,3 +191,14 @@ def test_state_only_moves_forward(history: list[queue_pb2.AgentEvent]) -> None:
         assert not is_final(state.status)
         assert after.attempts >= state.attempts
         state = after
+
+
+@unhurried
+@given(st.lists(events, max_size=8))
+def test_history_holds_each_attempt_once_and_none_beyond_the_count(
+    history: list[queue_pb2.AgentEvent],
+) -> None:
+    state = run(QUEUED, *history)
+    numbers = [attempt.number for attempt in state.history]
+    assert numbers == sorted(set(numbers))
+    assert all(1 <= number <= state.attempts for number in numbers)

@@ -16,6 +16,9 @@ def test_defaults_suit_one_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert settings.default_timeout_ms == 30000
     assert settings.run_queue_wait_seconds == 60
     assert settings.republish_interval_seconds == 5
+    assert settings.idempotency_window_seconds == 86400
+    assert settings.deadline_sweep_interval_seconds == 1
+    assert settings.run_deadline_grace_seconds == 5
     assert settings.resolved_database_url() == (
         f"sqlite+aiosqlite:///{tmp_path / 'data' / 'scheduler.db'}"
     )
@@ -24,9 +27,11 @@ def test_defaults_suit_one_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 def test_environment_sets_prefixed_and_shared_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FARM_SCHEDULER_PORT", "9103")
     monkeypatch.setenv("FARM_SCHEDULER_MAX_ATTEMPTS_CAP", "4")
+    monkeypatch.setenv("FARM_SCHEDULER_IDEMPOTENCY_WINDOW_SECONDS", "60")
     monkeypatch.setenv("DATABASE_URL", "postgresql://db.example/farm")
     settings = SchedulerSettings()
     assert (settings.port, settings.max_attempts_cap) == (9103, 4)
+    assert settings.idempotency_window_seconds == 60
     assert settings.resolved_database_url() == "postgresql+asyncpg://db.example/farm"
 
 

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import grpc
 
-from farm_cli.commands import artifact, envoy_config, key, task, up, whoami
+from farm_cli.commands import agent, artifact, deadletter, envoy_config, key, task, up, whoami
 from farm_cli.console import CliError, rpc_error_text
 
-COMMAND_GROUPS = (up, task, artifact, key, whoami, envoy_config)
+COMMAND_GROUPS = (up, task, artifact, key, whoami, agent, deadletter, envoy_config)
 
 
 def build_parser() -> argparse.ArgumentParser:

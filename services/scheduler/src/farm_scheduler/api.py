@@ -2,33 +2,40 @@
 
 import asyncio
 import contextlib
+import datetime as dt
 import re
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+from farm_core.db import utcnow
 from farm_core.errors import InvalidArgument, NotFound, PermissionDenied
 from farm_core.identity import current_identity
 from farm_core.paging import Cursor, decode_cursor, page_size, split_page
 from farm_core.scopes import Scope
-from farm_core.timestamps import to_timestamp
+from farm_core.timestamps import from_timestamp, to_timestamp
 from farm_scheduler import metrics
+from farm_scheduler.changes import ChangeReporter
 from farm_scheduler.publisher import TaskPublisher
+from farm_scheduler.records import TaskRecord
 from farm_scheduler.settings import SchedulerSettings
-from farm_scheduler.store import TaskRecord, TaskStore
+from farm_scheduler.store import TaskStore
 from farm_scheduler.validation import check_label_key, validate_spec
 from farm_scheduler.watch import TaskWatch
 
 # Task ids are uuid4 hex; checking the form keeps other text out of NATS subjects.
 TASK_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
+# RunTask answers this long before the caller's own deadline, so the caller gets the task.
+RUN_ANSWER_MARGIN_SECONDS = 1.0
 
 
 def task_event(record: TaskRecord) -> tasks_pb2.TaskEvent:
     """The event that reports `record`'s current state."""
-    state = record.state
-    moment = state.finish_time or state.start_time or record.create_time
     return tasks_pb2.TaskEvent(
-        task_id=record.id, status=state.status, time=to_timestamp(moment), task=record.to_proto()
+        task_id=record.id,
+        status=record.state.status,
+        time=to_timestamp(record.change_time()),
+        task=record.to_proto(),
     )
 
 
@@ -44,13 +51,33 @@ def parse_label_filters(filters: Sequence[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def _task_id(task_id: str) -> str:
+def checked_task_id(task_id: str, field: str = "id") -> str:
     """The requested task id; one not in the form of ours names no task."""
     if not task_id:
-        raise InvalidArgument("id", "is required")
+        raise InvalidArgument(field, "is required")
     if not TASK_ID_PATTERN.fullmatch(task_id):
         raise NotFound("task", task_id[:64])
     return task_id
+
+
+def run_wait_seconds(
+    spec: tasks_pb2.TaskSpec,
+    queue_wait_seconds: float,
+    deadline_grace_seconds: float,
+    now: dt.datetime,
+) -> float:
+    """How long RunTask waits for its task to end.
+
+    Every attempt's time limit plus `queue_wait_seconds` (for the queue and the
+    pauses between attempts); with a deadline, at most until the deadline plus
+    `deadline_grace_seconds`.
+    """
+    attempts = max(spec.max_attempts, 1)
+    wait_seconds = attempts * spec.timeout_ms / 1000 + queue_wait_seconds
+    if spec.HasField("deadline"):
+        until_deadline = (from_timestamp(spec.deadline) - now).total_seconds()
+        wait_seconds = min(wait_seconds, max(until_deadline + deadline_grace_seconds, 0.0))
+    return wait_seconds
 
 
 class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
@@ -62,11 +89,13 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
         store: TaskStore,
         publisher: TaskPublisher,
         watch: TaskWatch,
+        changes: ChangeReporter,
     ) -> None:
         self._settings = settings
         self._store = store
         self._publisher = publisher
         self._watch = watch
+        self._changes = changes
 
     async def CreateTask(
         self, request: tasks_pb2.CreateTaskRequest, context: Any
@@ -77,7 +106,16 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
     async def RunTask(self, request: tasks_pb2.RunTaskRequest, context: Any) -> tasks_pb2.Task:
         created = await self._create(request.spec)
         tenant, task_id = created.tenant, created.id
-        wait_seconds = created.spec.timeout_ms / 1000 + self._settings.run_queue_wait_seconds
+        settings = self._settings
+        wait_seconds = run_wait_seconds(
+            created.spec,
+            settings.run_queue_wait_seconds,
+            settings.run_deadline_grace_seconds,
+            utcnow(),
+        )
+        remaining = context.time_remaining()
+        if remaining is not None:
+            wait_seconds = min(wait_seconds, max(remaining - RUN_ANSWER_MARGIN_SECONDS, 0.0))
         deadline = asyncio.get_running_loop().time() + wait_seconds
         latest = created
         updates = self._watch.follow(task_id, lambda: self._store.get(tenant, task_id), deadline)
@@ -87,7 +125,7 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
         return latest.to_proto()
 
     async def GetTask(self, request: tasks_pb2.GetTaskRequest, context: Any) -> tasks_pb2.Task:
-        record = await self._store.get(current_identity().tenant, _task_id(request.id))
+        record = await self._store.get(current_identity().tenant, checked_task_id(request.id))
         return record.to_proto()
 
     async def ListTasks(
@@ -113,19 +151,18 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
     async def CancelTask(
         self, request: tasks_pb2.CancelTaskRequest, context: Any
     ) -> tasks_pb2.Task:
-        tenant, task_id = current_identity().tenant, _task_id(request.id)
+        tenant, task_id = current_identity().tenant, checked_task_id(request.id)
         change = await self._store.cancel(tenant, task_id)
         if change is None:
             return (await self._store.get(tenant, task_id)).to_proto()
-        metrics.record_change(change)
-        await self._watch.announce(task_id)
+        await self._changes.report(change)
         await self._publisher.announce_cancel(task_id)
         return change.after.to_proto()
 
     async def WatchTask(
         self, request: tasks_pb2.WatchTaskRequest, context: Any
     ) -> AsyncIterator[tasks_pb2.TaskEvent]:
-        tenant, task_id = current_identity().tenant, _task_id(request.id)
+        tenant, task_id = current_identity().tenant, checked_task_id(request.id)
         updates = self._watch.follow(task_id, lambda: self._store.get(tenant, task_id))
         async with contextlib.aclosing(updates):
             async for record in updates:

@@ -108,7 +108,9 @@ class EventConsumer:
             await _settle(message.term(), message.subject)
             return
         try:
-            change = await self._store.apply_event(event, utcnow())
+            change = await self._store.apply_event(
+                event, utcnow(), message.metadata.sequence.stream
+            )
         except (SQLAlchemyError, OSError, Unavailable) as error:
             log.warning(
                 "applying event %s of task %s failed: %s", event.event_id, event.task_id, error

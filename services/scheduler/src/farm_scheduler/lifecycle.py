@@ -1,12 +1,19 @@
-"""The task state machine: QUEUED → RUNNING → SUCCEEDED | FAILED | CANCELLED.
+"""The task state machine: QUEUED → RUNNING → SUCCEEDED | FAILED | CANCELLED, with retries.
 
-Pure functions of a task's state and an event. Final states never change, and an
-event applied twice (or after a later one) changes nothing, so JetStream's
-at-least-once delivery of the agents' events is safe.
+A failed attempt that will be retried moves a RUNNING task back to QUEUED (with
+its retry time); the next attempt's RUNNING moves it on. Pure functions of a
+task's state and an event. Final states never change, and an event applied twice
+(or after a later one) changes nothing, so JetStream's at-least-once delivery of
+the agents' events is safe. Every attempt is kept in the task's history.
+
+Agents number the attempts of one queuing of a task from 1; after RequeueDeadLetter
+queued a task again, its new attempts are numbered after the earlier ones
+(`attempt_base` + the agent's number).
 """
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -16,15 +23,32 @@ from farm_core.timestamps import from_timestamp
 
 Status: TypeAlias = "tasks_pb2.TaskStatus.ValueType"
 
-FINAL_STATUSES: frozenset[Status] = frozenset(
-    {tasks_pb2.TASK_STATUS_SUCCEEDED, tasks_pb2.TASK_STATUS_FAILED, tasks_pb2.TASK_STATUS_CANCELLED}
-)
+QUEUED = tasks_pb2.TASK_STATUS_QUEUED
+RUNNING = tasks_pb2.TASK_STATUS_RUNNING
+SUCCEEDED = tasks_pb2.TASK_STATUS_SUCCEEDED
+FAILED = tasks_pb2.TASK_STATUS_FAILED
+CANCELLED = tasks_pb2.TASK_STATUS_CANCELLED
+FINAL_STATUSES: frozenset[Status] = frozenset({SUCCEEDED, FAILED, CANCELLED})
 UNKNOWN_ERROR_CODE = "UNKNOWN"
+DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt of a task: the agent that ran it, when, and its error if it failed."""
+
+    number: int
+    agent_id: str = ""
+    start_time: dt.datetime | None = None
+    finish_time: dt.datetime | None = None
+    error_code: str = ""
+    error_message: str = ""
+    retryable: bool = False
 
 
 @dataclass(frozen=True)
 class TaskState:
-    """The parts of a task that its events change."""
+    """The parts of a task that its events, cancels, deadline and requeues change."""
 
     status: Status
     attempts: int = 0
@@ -35,6 +59,17 @@ class TaskState:
     """The serialized farm.tasks.v1.TaskResult, empty until the task succeeds."""
     error_code: str = ""
     error_message: str = ""
+    error_retryable: bool = False
+    history: tuple[Attempt, ...] = ()
+    """Every attempt so far, by number."""
+    retry_time: dt.datetime | None = None
+    """Set while the task waits in the queue for a retry."""
+    dead_time: dt.datetime | None = None
+    """Set while the task is FAILED: when it was given up."""
+    attempt_base: int = 0
+    requeues: int = 0
+    requeue_time: dt.datetime | None = None
+    requeue_event_sequence: int = 0
 
 
 def is_final(status: Status) -> bool:
@@ -43,62 +78,242 @@ def is_final(status: Status) -> bool:
 
 
 def apply_event(
-    state: TaskState, event: queue_pb2.AgentEvent, received: dt.datetime
+    state: TaskState, event: queue_pb2.AgentEvent, received: dt.datetime, sequence: int = 0
 ) -> TaskState | None:
     """The state after an agent's `event`, or None when the event changes nothing.
 
     The event's own time counts; `received` stands in when the agent sent none.
+    `sequence` is the event's FARM_EVENTS stream sequence (0 when unknown).
     """
     if is_final(state.status):
         return None
     when = from_timestamp(event.time) if event.HasField("time") else received
+    if _predates_requeue(state, sequence, when):
+        return None
     # Attempts count from 1; an event without one is taken as the first.
-    attempt = max(event.attempt, 1)
-    if event.status == tasks_pb2.TASK_STATUS_RUNNING:
-        return _started(state, event.agent_id, attempt, when)
-    if event.status == tasks_pb2.TASK_STATUS_SUCCEEDED:
-        return dataclasses.replace(
-            _finished(state, event.status, when),
-            attempts=max(state.attempts, attempt),
-            agent_id=_latest_agent(state, event.agent_id, attempt),
-            result=event.result.SerializeToString(deterministic=True),
-        )
-    if event.status == tasks_pb2.TASK_STATUS_FAILED:
-        return dataclasses.replace(
-            _finished(state, event.status, when),
-            agent_id=_latest_agent(state, event.agent_id, attempt),
-            error_code=event.error.code or UNKNOWN_ERROR_CODE,
-            error_message=event.error.message,
-        )
-    if event.status == tasks_pb2.TASK_STATUS_CANCELLED:
-        return _finished(state, event.status, when)
-    return None
+    number = state.attempt_base + max(event.attempt, 1)
+    handler = _EVENT_HANDLERS.get(event.status)
+    if handler is None or (event.status == QUEUED and not event.HasField("error")):
+        # No progress to report (a QUEUED event means a failed attempt, with its error).
+        return None
+    after = handler(state, event, number, when)
+    return None if after == state else after
 
 
 def cancel(state: TaskState, now: dt.datetime) -> TaskState | None:
     """The state after a user cancels the task, or None if it has already ended."""
     if is_final(state.status):
         return None
-    return _finished(state, tasks_pb2.TASK_STATUS_CANCELLED, now)
+    return _ended(state, CANCELLED, now)
 
 
-def _started(state: TaskState, agent_id: str, attempt: int, when: dt.datetime) -> TaskState | None:
-    if state.status == tasks_pb2.TASK_STATUS_RUNNING and attempt <= state.attempts:
-        # A repeated or overtaken report of an attempt already known.
+def expire(state: TaskState, now: dt.datetime, deadline: dt.datetime) -> TaskState | None:
+    """The state of a task still queued at its deadline: FAILED, DEADLINE_EXCEEDED.
+
+    None unless the task is QUEUED (a running attempt is the agent's to stop).
+    """
+    if state.status != QUEUED:
         return None
     return dataclasses.replace(
-        state,
-        status=tasks_pb2.TASK_STATUS_RUNNING,
-        attempts=max(state.attempts, attempt),
-        agent_id=agent_id,
-        start_time=when,
+        _ended(state, FAILED, now),
+        error_code=DEADLINE_EXCEEDED,
+        error_message=f"the deadline {deadline.isoformat()} passed while the task was queued",
+        error_retryable=False,
+        dead_time=now,
     )
 
 
-def _finished(state: TaskState, status: Status, when: dt.datetime) -> TaskState:
-    return dataclasses.replace(state, status=status, finish_time=when)
+def requeue(state: TaskState, now: dt.datetime, event_sequence: int) -> TaskState | None:
+    """The state of a FAILED task queued again with a fresh set of attempts; None if not FAILED.
+
+    `event_sequence` is the last FARM_EVENTS sequence before the requeue: the
+    earlier attempts' events up to it change nothing afterwards.
+    """
+    if state.status != FAILED:
+        return None
+    last_attempt = max([state.attempts, *(attempt.number for attempt in state.history)])
+    return dataclasses.replace(
+        state,
+        status=QUEUED,
+        attempts=last_attempt,
+        attempt_base=last_attempt,
+        finish_time=None,
+        result=b"",
+        error_code="",
+        error_message="",
+        error_retryable=False,
+        retry_time=None,
+        dead_time=None,
+        requeues=state.requeues + 1,
+        requeue_time=now,
+        requeue_event_sequence=event_sequence,
+    )
+
+
+def _predates_requeue(state: TaskState, sequence: int, when: dt.datetime) -> bool:
+    """Whether the event was sent before the latest requeue, by an earlier attempt.
+
+    Both tests must hold: the stream order alone would misjudge a recreated stream,
+    the agent's clock alone an agent whose clock is behind.
+    """
+    return (
+        state.requeue_time is not None
+        and 0 < sequence <= state.requeue_event_sequence
+        and when <= state.requeue_time
+    )
+
+
+def _started(
+    state: TaskState, event: queue_pb2.AgentEvent, number: int, when: dt.datetime
+) -> TaskState:
+    history = _update_attempt(
+        state.history,
+        number,
+        lambda attempt: dataclasses.replace(
+            attempt,
+            agent_id=attempt.agent_id or event.agent_id,
+            start_time=attempt.start_time or when,
+        ),
+    )
+    if number <= state.attempts:
+        # A repeated or overtaken report of an attempt already known: history only.
+        return dataclasses.replace(state, history=history)
+    return dataclasses.replace(
+        state,
+        status=RUNNING,
+        attempts=number,
+        agent_id=event.agent_id,
+        start_time=when,
+        retry_time=None,
+        history=history,
+    )
+
+
+def _retrying(
+    state: TaskState, event: queue_pb2.AgentEvent, number: int, when: dt.datetime
+) -> TaskState:
+    error = event.error
+    history = _update_attempt(
+        state.history,
+        number,
+        lambda attempt: dataclasses.replace(
+            attempt,
+            agent_id=attempt.agent_id or event.agent_id,
+            finish_time=attempt.finish_time or when,
+            error_code=error.code or UNKNOWN_ERROR_CODE,
+            error_message=error.message,
+            retryable=error.retryable,
+        ),
+    )
+    if number < state.attempts or (number == state.attempts and state.status != RUNNING):
+        # An attempt that a later one overtook, or a repeated report: history only.
+        return dataclasses.replace(state, history=history)
+    return dataclasses.replace(
+        state,
+        status=QUEUED,
+        attempts=number,
+        agent_id=event.agent_id or state.agent_id,
+        retry_time=from_timestamp(event.retry_time) if event.HasField("retry_time") else None,
+        history=history,
+    )
+
+
+def _succeeded(
+    state: TaskState, event: queue_pb2.AgentEvent, number: int, when: dt.datetime
+) -> TaskState:
+    ended = _ended(state, SUCCEEDED, when)
+    history = _update_attempt(
+        ended.history,
+        number,
+        lambda attempt: dataclasses.replace(
+            attempt,
+            agent_id=attempt.agent_id or event.agent_id,
+            finish_time=attempt.finish_time or when,
+        ),
+    )
+    return dataclasses.replace(
+        ended,
+        attempts=max(state.attempts, number),
+        agent_id=_latest_agent(state, event.agent_id, number),
+        result=event.result.SerializeToString(deterministic=True),
+        history=history,
+    )
+
+
+def _failed(
+    state: TaskState, event: queue_pb2.AgentEvent, number: int, when: dt.datetime
+) -> TaskState:
+    error = event.error
+    code = error.code or UNKNOWN_ERROR_CODE
+    ended = _ended(state, FAILED, when)
+    history = ended.history
+    # A failure reported for an attempt that never started (attempts used up, the
+    # deadline passed) ends the task without counting an attempt.
+    if number <= state.attempts:
+        history = _update_attempt(
+            history,
+            number,
+            lambda attempt: dataclasses.replace(
+                attempt,
+                agent_id=attempt.agent_id or event.agent_id,
+                finish_time=attempt.finish_time or when,
+                error_code=code,
+                error_message=error.message,
+                retryable=error.retryable,
+            ),
+        )
+    return dataclasses.replace(
+        ended,
+        agent_id=_latest_agent(state, event.agent_id, number),
+        error_code=code,
+        error_message=error.message,
+        error_retryable=error.retryable,
+        dead_time=when,
+        history=history,
+    )
+
+
+def _cancelled_by_agent(
+    state: TaskState, event: queue_pb2.AgentEvent, number: int, when: dt.datetime
+) -> TaskState:
+    return _ended(state, CANCELLED, when)
+
+
+def _ended(state: TaskState, status: Status, when: dt.datetime) -> TaskState:
+    """`state` ended in `status` at `when`; a running attempt ends with it."""
+    history = state.history
+    if state.status == RUNNING:
+        history = _update_attempt(
+            history,
+            state.attempts,
+            lambda attempt: dataclasses.replace(attempt, finish_time=attempt.finish_time or when),
+        )
+    return dataclasses.replace(
+        state, status=status, finish_time=when, retry_time=None, history=history
+    )
+
+
+def _update_attempt(
+    history: tuple[Attempt, ...], number: int, change: Callable[[Attempt], Attempt]
+) -> tuple[Attempt, ...]:
+    """`history` with attempt `number` changed (added first if it is not there), by number."""
+    by_number = {attempt.number: attempt for attempt in history}
+    by_number[number] = change(by_number.get(number, Attempt(number)))
+    return tuple(by_number[key] for key in sorted(by_number))
 
 
 def _latest_agent(state: TaskState, agent_id: str, attempt: int) -> str:
     """The agent of the latest attempt: the reporting one unless an earlier attempt reports."""
     return agent_id if agent_id and attempt >= state.attempts else state.agent_id
+
+
+EventHandler: TypeAlias = Callable[[TaskState, queue_pb2.AgentEvent, int, dt.datetime], TaskState]
+"""Applies an event of attempt `number`, sent at `when`, to a task that has not ended."""
+
+_EVENT_HANDLERS: Mapping[Status, EventHandler] = {
+    RUNNING: _started,
+    QUEUED: _retrying,
+    SUCCEEDED: _succeeded,
+    FAILED: _failed,
+    CANCELLED: _cancelled_by_agent,
+}

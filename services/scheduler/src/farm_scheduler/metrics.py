@@ -1,17 +1,25 @@
-"""The scheduler's Prometheus metrics: tasks created and finished, queue and run times."""
+"""The scheduler's Prometheus metrics: tasks created, retried and finished, dead letters, times."""
 
 from prometheus_client import Counter, Histogram
 
 from farm.tasks.v1 import tasks_pb2
 from farm_core.queue import PRIORITY_TOKENS
 from farm_scheduler.lifecycle import is_final
-from farm_scheduler.store import TaskChange, TaskRecord
+from farm_scheduler.records import TaskRecord
+from farm_scheduler.store import TaskChange
 
 _SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 
 tasks_created = Counter("farm_tasks_created_total", "Tasks accepted, by priority.", ["priority"])
+tasks_retried = Counter(
+    "farm_tasks_retried_total",
+    "Failed attempts after which the task went back to the queue for another one.",
+)
 tasks_finished = Counter(
     "farm_tasks_finished_total", "Tasks that reached a final state, by state.", ["status"]
+)
+dead_letters = Counter(
+    "farm_dead_letters_total", "Tasks given up as FAILED (each one a dead letter)."
 )
 task_queue_seconds = Histogram(
     "farm_task_queue_seconds",
@@ -38,12 +46,26 @@ def record_created(record: TaskRecord) -> None:
 def record_change(change: TaskChange) -> None:
     """Counts and times a task's change of state."""
     before, after = change.before.state, change.after.state
-    if before.status == tasks_pb2.TASK_STATUS_QUEUED and after.start_time is not None:
+    if before.attempts == 0 and after.start_time is not None and before.start_time is None:
         waited = (after.start_time - change.after.create_time).total_seconds()
         task_queue_seconds.labels(priority=_priority(change.after)).observe(max(waited, 0.0))
+    if _retried(before.status, after.status, before.attempts, after.attempts):
+        tasks_retried.inc()
     if is_final(after.status):
         status = tasks_pb2.TaskStatus.Name(after.status).removeprefix("TASK_STATUS_").lower()
         tasks_finished.labels(status=status).inc()
+        if after.status == tasks_pb2.TASK_STATUS_FAILED:
+            dead_letters.inc()
         if after.start_time is not None and after.finish_time is not None:
             ran = (after.finish_time - after.start_time).total_seconds()
             task_run_seconds.observe(max(ran, 0.0))
+
+
+def _retried(
+    before_status: int, after_status: int, before_attempts: int, after_attempts: int
+) -> bool:
+    """Whether a change put a task back in the queue after a failed attempt (not a requeue)."""
+    queued, failed = tasks_pb2.TASK_STATUS_QUEUED, tasks_pb2.TASK_STATUS_FAILED
+    if after_status != queued or before_status == failed:
+        return False
+    return before_status != queued or after_attempts > before_attempts

@@ -1,9 +1,21 @@
-"""The scheduler's tables: one row per task, the source of truth for its state."""
+"""The scheduler's tables: one row per task (the source of truth for its state) and its attempts."""
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Index, Integer, LargeBinary, String, Text, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    false,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from farm_core.db import UtcDateTime
@@ -12,10 +24,15 @@ HAS_IDEMPOTENCY_KEY = text("idempotency_key <> ''")
 """Only tasks that carry an idempotency key are unique by it (a partial index).
 
 Lookups by key repeat this condition word for word, so that SQLite uses the index.
+A task whose key is older than the idempotency window gives it up (its column is
+emptied; its spec keeps the key), so that a new task can take it.
 """
-# The republisher's query, `published = false`, as each dialect writes it.
+# The republisher's queries, `published = false` and `dead_letter_pending = true`,
+# as each dialect writes them.
 _UNPUBLISHED_SQLITE = text("published = 0")
 _UNPUBLISHED_POSTGRESQL = text("published = false")
+DEAD_LETTER_PENDING_SQLITE = text("dead_letter_pending = 1")
+DEAD_LETTER_PENDING_POSTGRESQL = text("dead_letter_pending = true")
 
 
 class Base(DeclarativeBase):
@@ -43,6 +60,14 @@ class TaskRow(Base):
             sqlite_where=_UNPUBLISHED_SQLITE,
             postgresql_where=_UNPUBLISHED_POSTGRESQL,
         ),
+        Index("ix_tasks_status_deadline", "status", "deadline"),
+        Index("ix_tasks_tenant_dead_time_id", "tenant", "dead_time", "id"),
+        Index(
+            "ix_tasks_dead_letter_pending",
+            "dead_time",
+            sqlite_where=DEAD_LETTER_PENDING_SQLITE,
+            postgresql_where=DEAD_LETTER_PENDING_POSTGRESQL,
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -65,5 +90,42 @@ class TaskRow(Base):
     result: Mapped[bytes] = mapped_column(LargeBinary)
     error_code: Mapped[str] = mapped_column(String(64))
     error_message: Mapped[str] = mapped_column(Text)
-    # Whether JetStream has stored the task's WorkItem.
+    error_retryable: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # Whether JetStream has stored the task's WorkItem (of its latest queuing).
     published: Mapped[bool] = mapped_column(Boolean)
+    # The spec's deadline, as a column so that the sweeper finds expired tasks.
+    deadline: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # With status QUEUED after a failed attempt: when the agents get the task again.
+    retry_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # With status FAILED: when the task was given up (it is a dead letter).
+    dead_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # Whether its DeadLetter still has to be published to FARM_DEAD.
+    dead_letter_pending: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # Attempts made before the latest requeue; agents count theirs from 1 again.
+    attempt_base: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # How often RequeueDeadLetter queued the task again (names its WorkItem's Nats-Msg-Id).
+    requeues: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    requeue_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # The last FARM_EVENTS sequence before the latest requeue: events up to it (and
+    # dated before the requeue) belong to the earlier attempts.
+    requeue_event_sequence: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    # Bumped by every change of state: the compare-and-set of a transition.
+    revision: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+
+class AttemptRow(Base):
+    """One attempt of a task: the agent that ran it, when, and its error if it failed."""
+
+    __tablename__ = "task_attempts"
+
+    task_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    # From 1, continuing across requeues.
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(255))
+    start_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    finish_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    error_code: Mapped[str] = mapped_column(String(64))
+    error_message: Mapped[str] = mapped_column(Text)
+    retryable: Mapped[bool] = mapped_column(Boolean)

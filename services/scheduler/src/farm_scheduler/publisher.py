@@ -1,12 +1,12 @@
-"""Hands tasks to the agents over JetStream, once each, and tells them about cancels.
+"""Hands tasks to the agents over JetStream, once each; copies failed tasks to FARM_DEAD.
 
 A task is stored first and published second. When NATS is unreachable the task
 stays accepted and unpublished, and the republisher publishes it later; JetStream
-drops a second publish of the same task by its `Nats-Msg-Id`.
+drops a second publish of the same task by its `Nats-Msg-Id`. A task that ended
+FAILED is copied to the dead-letter stream the same way: marked pending in SQL,
+published, then marked done, so that no dead letter is lost while NATS is down.
 """
 
-import asyncio
-import contextlib
 import logging
 
 import nats.errors
@@ -16,9 +16,12 @@ from nats.js.kv import KeyValue
 from sqlalchemy.exc import SQLAlchemyError
 
 from farm.queue.v1 import queue_pb2
-from farm_core.queue import cancel_subject, task_subject
+from farm.tasks.v1 import tasks_pb2
+from farm_core.queue import cancel_subject, dead_subject, task_subject
 from farm_core.timestamps import to_timestamp
-from farm_scheduler.store import TaskRecord, TaskStore
+from farm_scheduler.periodic import Periodic
+from farm_scheduler.records import TaskRecord
+from farm_scheduler.store import TaskStore
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +38,23 @@ def work_item(record: TaskRecord) -> queue_pb2.WorkItem:
     )
 
 
+def dead_letter(record: TaskRecord) -> queue_pb2.DeadLetter:
+    """The copy of a FAILED task that goes to the dead-letter stream."""
+    state = record.state
+    letter = queue_pb2.DeadLetter(
+        item=work_item(record),
+        error=tasks_pb2.TaskError(
+            code=state.error_code, message=state.error_message, retryable=state.error_retryable
+        ),
+        attempts=state.attempts,
+    )
+    if state.dead_time is not None:
+        letter.dead_time.CopyFrom(to_timestamp(state.dead_time))
+    return letter
+
+
 class TaskPublisher:
-    """Publishes tasks' WorkItems and marks them published; announces cancels."""
+    """Publishes WorkItems and DeadLetters and marks them published; announces cancels."""
 
     def __init__(
         self,
@@ -53,24 +71,42 @@ class TaskPublisher:
 
     async def publish(self, record: TaskRecord) -> bool:
         """Publishes the task and marks it published; False if it is left for later."""
-        if not self._nc.is_connected:
-            log.info("NATS is unreachable: task %s will be published when it is back", record.id)
+        published = await self._publish(
+            "task",
+            record.id,
+            task_subject(record.spec.region, record.spec.priority),
+            work_item(record).SerializeToString(deterministic=True),
+            record.publish_id,
+        )
+        if not published:
             return False
         try:
-            await self._js.publish(
-                task_subject(record.spec.region, record.spec.priority),
-                work_item(record).SerializeToString(deterministic=True),
-                timeout=self._timeout_seconds,
-                headers={"Nats-Msg-Id": record.id},
-            )
-        except (nats.errors.Error, TimeoutError) as error:
-            log.warning("publishing task %s failed (%s); it will be retried", record.id, error)
-            return False
-        try:
-            await self._store.mark_published(record.id)
+            await self._store.mark_published(record.id, record.state.requeues)
         except SQLAlchemyError as error:
             # JetStream has the task; publishing it again later is deduplicated.
             log.warning("task %s is published but could not be marked so: %s", record.id, error)
+            return False
+        return True
+
+    async def publish_dead_letter(self, record: TaskRecord) -> bool:
+        """Copies the FAILED task to FARM_DEAD and marks it done; False if left for later."""
+        published = await self._publish(
+            "the dead letter of task",
+            record.id,
+            dead_subject(record.id),
+            dead_letter(record).SerializeToString(deterministic=True),
+            record.dead_letter_id,
+        )
+        if not published:
+            return False
+        try:
+            await self._store.mark_dead_letter_published(record.id, record.state.requeues)
+        except SQLAlchemyError as error:
+            log.warning(
+                "the dead letter of task %s is published but could not be marked so: %s",
+                record.id,
+                error,
+            )
             return False
         return True
 
@@ -87,46 +123,67 @@ class TaskPublisher:
             # the task change nothing.
             log.warning("telling the agents that task %s is cancelled failed: %s", task_id, error)
 
+    async def _publish(
+        self, what: str, task_id: str, subject: str, payload: bytes, message_id: str
+    ) -> bool:
+        if not self._nc.is_connected:
+            log.info("NATS is unreachable: %s %s will be published when it is back", what, task_id)
+            return False
+        try:
+            await self._js.publish(
+                subject,
+                payload,
+                timeout=self._timeout_seconds,
+                headers={"Nats-Msg-Id": message_id},
+            )
+        except (nats.errors.Error, TimeoutError) as error:
+            log.warning("publishing %s %s failed (%s); it will be retried", what, task_id, error)
+            return False
+        return True
+
 
 class Republisher:
-    """Every `interval_seconds`, publishes the QUEUED tasks JetStream has not stored yet."""
+    """Every `interval_seconds`, publishes what JetStream has not stored yet.
+
+    That is QUEUED tasks whose WorkItem, and FAILED tasks whose DeadLetter, could
+    not be published when they were stored.
+    """
 
     def __init__(self, store: TaskStore, publisher: TaskPublisher, interval_seconds: float) -> None:
         self._store = store
         self._publisher = publisher
-        self._interval_seconds = interval_seconds
-        self._stopping = asyncio.Event()
-        self._loop: asyncio.Task[None] | None = None
+        self._loop = Periodic("scheduler-republisher", self._round, interval_seconds)
 
     def start(self) -> None:
         """Starts the background loop."""
-        if self._loop is None:
-            self._loop = asyncio.create_task(self._run(), name="scheduler-republisher")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stops the loop after the round in progress, if any."""
-        self._stopping.set()
-        if self._loop is not None:
-            await self._loop
+        await self._loop.stop()
 
     async def republish_pending(self) -> int:
         """One round: publishes the pending tasks, oldest first; how many were published."""
         published = 0
         for record in await self._store.unpublished(REPUBLISH_BATCH):
-            if self._stopping.is_set() or not await self._publisher.publish(record):
+            if self._loop.stopping or not await self._publisher.publish(record):
                 break
             published += 1
         if published:
             log.info("published %d task(s) accepted while NATS was unreachable", published)
         return published
 
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._interval_seconds)
-            if self._stopping.is_set():
-                return
-            try:
-                await self.republish_pending()
-            except SQLAlchemyError as error:
-                log.warning("looking for unpublished tasks failed: %s", error)
+    async def republish_dead_letters(self) -> int:
+        """One round: publishes the pending dead letters, oldest first; how many were published."""
+        published = 0
+        for record in await self._store.pending_dead_letters(REPUBLISH_BATCH):
+            if self._loop.stopping or not await self._publisher.publish_dead_letter(record):
+                break
+            published += 1
+        if published:
+            log.info("published %d dead letter(s) held back while NATS was unreachable", published)
+        return published
+
+    async def _round(self) -> None:
+        await self.republish_pending()
+        await self.republish_dead_letters()

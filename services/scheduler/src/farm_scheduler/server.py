@@ -1,5 +1,6 @@
-"""The scheduler as farm_core.server runs it: SQL, NATS, the event consumer, the republisher."""
+"""The scheduler as farm_core.server runs it: SQL, NATS, the event consumer, background loops."""
 
+import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
 
@@ -7,24 +8,29 @@ import grpc
 import nats.errors
 from nats.aio.client import Client
 
+from farm.admin.v1 import admin_pb2_grpc
 from farm.tasks.v1 import tasks_pb2_grpc
-from farm_core.queue import cancel_bucket, connect, ensure_streams
+from farm_core.queue import agents_bucket, cancel_bucket, connect, ensure_streams
 from farm_core.scopes import Scope
-from farm_scheduler import metrics
+from farm_scheduler.admin import AdminApi
 from farm_scheduler.api import TaskApi
+from farm_scheduler.changes import ChangeReporter
 from farm_scheduler.events import EventConsumer
+from farm_scheduler.fleet import Fleet
 from farm_scheduler.publisher import Republisher, TaskPublisher
 from farm_scheduler.settings import SchedulerSettings
 from farm_scheduler.store import TaskChange, TaskStore
+from farm_scheduler.sweeper import DeadlineSweeper
 from farm_scheduler.watch import TaskWatch
 
 log = logging.getLogger(__name__)
 
 TASK_SERVICE = "farm.tasks.v1.TaskService"
+ADMIN_SERVICE = "farm.admin.v1.AdminService"
 
 
 class SchedulerService:
-    """Tasks: TaskService for users; work out to the agents and their events back in."""
+    """Tasks: TaskService and AdminService; work out to the agents and their events back in."""
 
     name = "scheduler"
     method_scopes: Mapping[str, str] = {
@@ -34,26 +40,41 @@ class SchedulerService:
         f"/{TASK_SERVICE}/GetTask": Scope.TASKS_READ,
         f"/{TASK_SERVICE}/ListTasks": Scope.TASKS_READ,
         f"/{TASK_SERVICE}/WatchTask": Scope.TASKS_READ,
+        f"/{ADMIN_SERVICE}/ListAgents": Scope.ADMIN,
+        f"/{ADMIN_SERVICE}/DrainAgent": Scope.ADMIN,
+        f"/{ADMIN_SERVICE}/ListDeadLetters": Scope.ADMIN,
+        f"/{ADMIN_SERVICE}/RequeueDeadLetter": Scope.ADMIN,
     }
 
     def __init__(self, settings: SchedulerSettings) -> None:
         self._settings = settings
-        self._store = TaskStore(settings.resolved_database_url())
+        self._store = TaskStore(
+            settings.resolved_database_url(),
+            dt.timedelta(seconds=settings.idempotency_window_seconds),
+        )
         self._watch = TaskWatch(settings.watch_poll_seconds)
         self._consumer = EventConsumer(self._store, self._applied)
         self._nc: Client | None = None
         self._publisher: TaskPublisher | None = None
+        self._changes: ChangeReporter | None = None
+        self._fleet: Fleet | None = None
         self._republisher: Republisher | None = None
+        self._sweeper: DeadlineSweeper | None = None
 
     @property
     def store(self) -> TaskStore:
-        """The tasks table."""
+        """The tasks and their attempts."""
         return self._store
 
     @property
     def republisher(self) -> Republisher | None:
-        """The loop that publishes tasks accepted while NATS was unreachable (once started)."""
+        """The loop that publishes what NATS could not take at once (once started)."""
         return self._republisher
+
+    @property
+    def sweeper(self) -> DeadlineSweeper | None:
+        """The loop that fails tasks still queued at their deadline (once started)."""
+        return self._sweeper
 
     async def start(self) -> None:
         settings = self._settings
@@ -65,28 +86,44 @@ class SchedulerService:
             self._publisher = TaskPublisher(
                 self._nc, await cancel_bucket(js), self._store, settings.publish_timeout_seconds
             )
+            self._changes = ChangeReporter(self._watch, self._publisher)
+            self._fleet = Fleet(self._nc, await agents_bucket(js), settings.publish_timeout_seconds)
             self._watch.attach(self._nc)
             await self._consumer.start(js)
             self._republisher = Republisher(
                 self._store, self._publisher, settings.republish_interval_seconds
             )
             self._republisher.start()
+            self._sweeper = DeadlineSweeper(
+                self._store,
+                self._publisher,
+                self._changes.report,
+                settings.deadline_sweep_interval_seconds,
+            )
+            self._sweeper.start()
         except BaseException:
             await self.close()
             raise
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
-        if self._publisher is None:
-            raise RuntimeError("the scheduler registers its servicer only after start()")
-        api = TaskApi(self._settings, self._store, self._publisher, self._watch)
-        tasks_pb2_grpc.add_TaskServiceServicer_to_server(api, server)
-        return [TASK_SERVICE]
+        if self._nc is None or self._publisher is None or self._changes is None:
+            raise RuntimeError("the scheduler registers its servicers only after start()")
+        if self._fleet is None:
+            raise RuntimeError("the scheduler registers its servicers only after start()")
+        tasks = TaskApi(self._settings, self._store, self._publisher, self._watch, self._changes)
+        tasks_pb2_grpc.add_TaskServiceServicer_to_server(tasks, server)
+        admin = AdminApi(
+            self._store, self._publisher, self._changes, self._fleet, self._nc.jetstream()
+        )
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)
+        return [TASK_SERVICE, ADMIN_SERVICE]
 
     async def drain(self, grace_seconds: float) -> None:
         # RPCs in flight are the gRPC server's to drain; here stop the background work.
         await self._consumer.stop(grace_seconds)
-        if self._republisher is not None:
-            await self._republisher.stop()
+        for loop in (self._republisher, self._sweeper):
+            if loop is not None:
+                await loop.stop()
 
     async def close(self) -> None:
         await self.drain(0)
@@ -99,5 +136,5 @@ class SchedulerService:
         await self._store.close()
 
     async def _applied(self, change: TaskChange) -> None:
-        metrics.record_change(change)
-        await self._watch.announce(change.after.id)
+        if self._changes is not None:
+            await self._changes.report(change)

@@ -31,7 +31,24 @@ class SchedulerSettings(FarmSettings):
     run_queue_wait_seconds: float = Field(
         default=60.0,
         ge=0,
-        description="How long RunTask waits for its task to start, on top of the task's timeout.",
+        description="How long RunTask waits for its task in the queue (and between its "
+        "attempts), on top of every attempt's timeout.",
+    )
+    run_deadline_grace_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long past a task's deadline RunTask still waits for its final state.",
+    )
+    idempotency_window_seconds: float = Field(
+        default=86400.0,
+        gt=0,
+        description="How long an idempotency key names its first task; after that the same "
+        "key creates a new task.",
+    )
+    deadline_sweep_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often tasks still queued at their deadline are failed.",
     )
     republish_interval_seconds: float = Field(
         default=5.0,

@@ -3,67 +3,43 @@
 import dataclasses
 import datetime as dt
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Row, Select, Table, false, insert, select, update
+from sqlalchemy import Select, Table, false, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import Database, newest_first, utcnow
-from farm_core.errors import NotFound, Unavailable
+from farm_core.errors import FailedPrecondition, NotFound, Unavailable
 from farm_core.paging import Cursor
-from farm_core.timestamps import to_timestamp
 from farm_scheduler import lifecycle
-from farm_scheduler.lifecycle import Status, TaskState
-from farm_scheduler.models import HAS_IDEMPOTENCY_KEY, TaskRow
+from farm_scheduler.lifecycle import Attempt, Status, TaskState
+from farm_scheduler.models import HAS_IDEMPOTENCY_KEY, AttemptRow, TaskRow
+from farm_scheduler.records import (
+    TaskRecord,
+    attempt_from_row,
+    attempt_values,
+    record_from_row,
+    row_values,
+    state_values,
+)
 
 MIGRATIONS = "farm_scheduler:migrations"
 VERSION_TABLE = "alembic_version_scheduler"
-# A state change is a compare-and-set on (status, attempts); a few retries absorb
+# A state change is a compare-and-set on the task's revision; a few retries absorb
 # a concurrent change (an agent's event racing a user's cancel).
 MAX_TRANSITION_TRIES = 5
+DEFAULT_IDEMPOTENCY_WINDOW = dt.timedelta(days=1)
 
 tasks = cast(Table, TaskRow.__table__)
+task_attempts = cast(Table, AttemptRow.__table__)
 _STATUS_QUEUED = tasks_pb2.TaskStatus.Name(tasks_pb2.TASK_STATUS_QUEUED)
-
-
-@dataclass(frozen=True)
-class TaskRecord:
-    """A task as stored: who owns it, what it asks for, and its state."""
-
-    id: str
-    tenant: str
-    spec: tasks_pb2.TaskSpec
-    create_time: dt.datetime
-    state: TaskState
-    published: bool = False
-
-    def to_proto(self) -> tasks_pb2.Task:
-        """The API's view of the task."""
-        state = self.state
-        task = tasks_pb2.Task(
-            id=self.id,
-            tenant=self.tenant,
-            status=state.status,
-            spec=self.spec,
-            attempts=state.attempts,
-            agent_id=state.agent_id,
-            create_time=to_timestamp(self.create_time),
-        )
-        if state.start_time is not None:
-            task.start_time.CopyFrom(to_timestamp(state.start_time))
-        if state.finish_time is not None:
-            task.finish_time.CopyFrom(to_timestamp(state.finish_time))
-        if state.status == tasks_pb2.TASK_STATUS_SUCCEEDED:
-            task.result.ParseFromString(state.result)
-        if state.error_code:
-            task.error.code = state.error_code
-            task.error.message = state.error_message
-        return task
+_STATUS_FAILED = tasks_pb2.TaskStatus.Name(tasks_pb2.TASK_STATUS_FAILED)
 
 
 @dataclass(frozen=True)
@@ -80,32 +56,53 @@ def new_task_id() -> str:
 
 
 class TaskStore(Database):
-    """The tasks table of one database."""
+    """The tasks and task_attempts tables of one database."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        idempotency_window: dt.timedelta = DEFAULT_IDEMPOTENCY_WINDOW,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
         super().__init__(database_url, MIGRATIONS, VERSION_TABLE)
+        self._idempotency_window = idempotency_window
+        self._clock = clock
 
     async def create(self, tenant: str, spec: tasks_pb2.TaskSpec) -> tuple[TaskRecord, bool]:
         """Stores a new QUEUED task, unpublished; the task and whether it is new.
 
-        A tenant's second task with the same idempotency key is not stored: the first
-        one is returned instead.
+        A tenant's second task with the same idempotency key within the idempotency
+        window is not stored: the first one is returned instead. After the window
+        the first task gives the key up and a new task takes it.
         """
         key = spec.idempotency_key
+        now = self._clock()
+        window_start = now - self._idempotency_window
         if key:
             earlier = await self._find_by_key(tenant, key)
-            if earlier is not None:
+            if earlier is not None and earlier.create_time > window_start:
                 return earlier, False
         record = TaskRecord(
             id=new_task_id(),
             tenant=tenant,
             spec=spec,
-            create_time=utcnow(),
+            create_time=now,
             state=TaskState(status=tasks_pb2.TASK_STATUS_QUEUED),
         )
         try:
             async with self.engine.begin() as connection:
-                await connection.execute(insert(tasks).values(_row_values(record)))
+                if key:
+                    await connection.execute(
+                        update(tasks)
+                        .where(
+                            tasks.c.tenant == tenant,
+                            tasks.c.idempotency_key == key,
+                            HAS_IDEMPOTENCY_KEY,
+                            tasks.c.create_time <= window_start,
+                        )
+                        .values(idempotency_key="")
+                    )
+                await connection.execute(insert(tasks).values(row_values(record)))
         except IntegrityError:
             # A concurrent create with the same key won the race: its task stands.
             earlier = await self._find_by_key(tenant, key) if key else None
@@ -142,6 +139,20 @@ class TaskStore(Database):
             query = query.where(tasks.c.labels[key].as_string() == value)
         return await self._all(newest_first(query, tasks.c.create_time, tasks.c.id, after, size))
 
+    async def dead_letters(
+        self, tenant: str, *, size: int, after: Cursor | None
+    ) -> list[TaskRecord]:
+        """Up to `size` of the tenant's FAILED tasks, most recently given up first, after `after`.
+
+        The cursor holds a task's dead time and id.
+        """
+        query = select(tasks).where(
+            tasks.c.tenant == tenant,
+            tasks.c.status == _STATUS_FAILED,
+            tasks.c.dead_time.is_not(None),
+        )
+        return await self._all(newest_first(query, tasks.c.dead_time, tasks.c.id, after, size))
+
     async def unpublished(self, limit: int) -> list[TaskRecord]:
         """Up to `limit` QUEUED tasks JetStream has not stored yet, oldest first."""
         query = (
@@ -152,31 +163,114 @@ class TaskStore(Database):
         )
         return await self._all(query)
 
-    async def mark_published(self, task_id: str) -> None:
-        """Notes that JetStream has stored the task's WorkItem."""
+    async def pending_dead_letters(self, limit: int) -> list[TaskRecord]:
+        """Up to `limit` FAILED tasks whose DeadLetter is not in FARM_DEAD yet, oldest first."""
+        query = (
+            select(tasks)
+            .where(tasks.c.dead_letter_pending == true(), tasks.c.status == _STATUS_FAILED)
+            .order_by(tasks.c.dead_time, tasks.c.id)
+            .limit(limit)
+        )
+        return await self._all(query)
+
+    async def mark_published(self, task_id: str, requeues: int) -> None:
+        """Notes that JetStream has stored the WorkItem of the task's queuing `requeues`."""
         async with self.engine.begin() as connection:
             await connection.execute(
-                update(tasks).where(tasks.c.id == task_id).values(published=True)
+                update(tasks)
+                .where(tasks.c.id == task_id, tasks.c.requeues == requeues)
+                .values(published=True)
             )
 
+    async def mark_dead_letter_published(self, task_id: str, requeues: int) -> None:
+        """Notes that FARM_DEAD has stored the DeadLetter of the task's queuing `requeues`."""
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                update(tasks)
+                .where(tasks.c.id == task_id, tasks.c.requeues == requeues)
+                .values(dead_letter_pending=False)
+            )
+
+    async def overdue(self, now: dt.datetime, limit: int) -> list[str]:
+        """Ids of up to `limit` QUEUED tasks whose deadline is `now` or earlier, earliest first."""
+        query = (
+            select(tasks.c.id)
+            .where(
+                tasks.c.status == _STATUS_QUEUED,
+                tasks.c.deadline.is_not(None),
+                tasks.c.deadline <= now,
+            )
+            .order_by(tasks.c.deadline)
+            .limit(limit)
+        )
+        async with self.engine.connect() as connection:
+            return list((await connection.execute(query)).scalars())
+
     async def apply_event(
-        self, event: queue_pb2.AgentEvent, received: dt.datetime
+        self, event: queue_pb2.AgentEvent, received: dt.datetime, sequence: int = 0
     ) -> TaskChange | None:
-        """Applies an agent's event; the change, or None for no change or an unknown task."""
+        """Applies an agent's event; the change, or None for no change or an unknown task.
+
+        `sequence` is the event's FARM_EVENTS stream sequence (0 when unknown).
+        """
         return await self._transition(
-            event.task_id, None, lambda state: lifecycle.apply_event(state, event, received)
+            event.task_id,
+            None,
+            lambda record: lifecycle.apply_event(record.state, event, received, sequence),
         )
 
     async def cancel(self, tenant: str, task_id: str) -> TaskChange | None:
         """Cancels the tenant's task; None if it had ended already. NotFound if there is none."""
-        now = utcnow()
-        return await self._transition(task_id, tenant, lambda state: lifecycle.cancel(state, now))
+        now = self._clock()
+        return await self._transition(
+            task_id, tenant, lambda record: lifecycle.cancel(record.state, now)
+        )
+
+    async def expire(self, task_id: str, now: dt.datetime) -> TaskChange | None:
+        """Fails the task if it is still QUEUED at its deadline; None if it is not."""
+
+        def expired(record: TaskRecord) -> TaskState | None:
+            deadline = record.deadline
+            if deadline is None or deadline > now:
+                return None
+            return lifecycle.expire(record.state, now, deadline)
+
+        return await self._transition(task_id, None, expired)
+
+    async def requeue(
+        self, tenant: str, task_id: str, now: dt.datetime, event_sequence: int
+    ) -> TaskChange:
+        """Queues the tenant's FAILED task again, unpublished, with a fresh set of attempts.
+
+        NotFound if there is no such task; FailedPrecondition if it is not FAILED or
+        its deadline has passed.
+        """
+
+        def requeued(record: TaskRecord) -> TaskState | None:
+            status = record.state.status
+            if status != tasks_pb2.TASK_STATUS_FAILED:
+                raise FailedPrecondition(
+                    f"task {task_id!r} is {tasks_pb2.TaskStatus.Name(status)}: "
+                    "only a FAILED task can be requeued"
+                )
+            deadline = record.deadline
+            if deadline is not None and deadline <= now:
+                raise FailedPrecondition(
+                    f"task {task_id!r} cannot be requeued: its deadline "
+                    f"{deadline.isoformat()} has passed"
+                )
+            return lifecycle.requeue(record.state, now, event_sequence)
+
+        change = await self._transition(task_id, tenant, requeued)
+        if change is None:
+            raise FailedPrecondition(f"task {task_id!r} could not be requeued")
+        return change
 
     async def _transition(
         self,
         task_id: str,
         tenant: str | None,
-        change: Callable[[TaskState], TaskState | None],
+        change: Callable[[TaskRecord], TaskState | None],
     ) -> TaskChange | None:
         for _ in range(MAX_TRANSITION_TRIES):
             async with self.engine.begin() as connection:
@@ -185,20 +279,23 @@ class TaskStore(Database):
                     if tenant is not None:
                         raise NotFound("task", task_id)
                     return None
-                state = change(before.state)
+                state = change(before)
                 if state is None:
                     return None
+                after = _changed(before, state)
                 swapped = await connection.execute(
                     update(tasks)
-                    .where(
-                        tasks.c.id == task_id,
-                        tasks.c.status == tasks_pb2.TaskStatus.Name(before.state.status),
-                        tasks.c.attempts == before.state.attempts,
+                    .where(tasks.c.id == task_id, tasks.c.revision == before.revision)
+                    .values(
+                        **state_values(state),
+                        published=after.published,
+                        dead_letter_pending=after.dead_letter_pending,
+                        revision=after.revision,
                     )
-                    .values(_state_values(state))
                 )
                 if swapped.rowcount == 1:
-                    return TaskChange(before, dataclasses.replace(before, state=state))
+                    await _save_history(connection, task_id, before.state.history, state.history)
+                    return TaskChange(before, after)
         raise Unavailable(f"task {task_id!r} kept changing while being updated; try again")
 
     async def _find_by_key(self, tenant: str, key: str) -> TaskRecord | None:
@@ -211,7 +308,27 @@ class TaskStore(Database):
     async def _all(self, query: Select[Any]) -> list[TaskRecord]:
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query)).all()
-        return [_record(row) for row in rows]
+            histories = await _histories(connection, [row.id for row in rows])
+        return [record_from_row(row._mapping, histories.get(row.id, ())) for row in rows]
+
+
+def _changed(before: TaskRecord, state: TaskState) -> TaskRecord:
+    """`before` in `state`, with what the change means for publishing."""
+    published, dead_letter_pending = before.published, before.dead_letter_pending
+    if state.requeues != before.state.requeues:
+        # A new queuing: its WorkItem is to be published under a new id.
+        published, dead_letter_pending = False, False
+    failed = tasks_pb2.TASK_STATUS_FAILED
+    if state.status == failed and before.state.status != failed:
+        # A new dead letter: to be copied to FARM_DEAD.
+        dead_letter_pending = True
+    return dataclasses.replace(
+        before,
+        state=state,
+        published=published,
+        dead_letter_pending=dead_letter_pending,
+        revision=before.revision + 1,
+    )
 
 
 async def _get(
@@ -223,56 +340,50 @@ async def _get(
     if for_update:
         query = query.with_for_update()
     row = (await connection.execute(query)).first()
-    return None if row is None else _record(row)
+    if row is None:
+        return None
+    histories = await _histories(connection, [task_id])
+    return record_from_row(row._mapping, histories.get(task_id, ()))
 
 
-def _record(row: Row[Any]) -> TaskRecord:
-    values = row._mapping
-    spec = tasks_pb2.TaskSpec()
-    spec.ParseFromString(values["spec"])
-    return TaskRecord(
-        id=values["id"],
-        tenant=values["tenant"],
-        spec=spec,
-        create_time=values["create_time"],
-        published=values["published"],
-        state=TaskState(
-            status=tasks_pb2.TaskStatus.Value(values["status"]),
-            attempts=values["attempts"],
-            agent_id=values["agent_id"],
-            start_time=values["start_time"],
-            finish_time=values["finish_time"],
-            result=values["result"],
-            error_code=values["error_code"],
-            error_message=values["error_message"],
-        ),
+async def _histories(
+    connection: AsyncConnection, task_ids: Sequence[str]
+) -> dict[str, tuple[Attempt, ...]]:
+    """The attempts of each of `task_ids` that has any, by number."""
+    if not task_ids:
+        return {}
+    query = (
+        select(task_attempts)
+        .where(task_attempts.c.task_id.in_(task_ids))
+        .order_by(task_attempts.c.task_id, task_attempts.c.attempt)
     )
+    histories: defaultdict[str, list[Attempt]] = defaultdict(list)
+    for row in await connection.execute(query):
+        histories[row.task_id].append(attempt_from_row(row._mapping))
+    return {task_id: tuple(attempts) for task_id, attempts in histories.items()}
 
 
-def _state_values(state: TaskState) -> dict[str, Any]:
-    return {
-        "status": tasks_pb2.TaskStatus.Name(state.status),
-        "attempts": state.attempts,
-        "agent_id": state.agent_id,
-        "start_time": state.start_time,
-        "finish_time": state.finish_time,
-        "result": state.result,
-        "error_code": state.error_code,
-        "error_message": state.error_message,
-    }
-
-
-def _row_values(record: TaskRecord) -> dict[str, Any]:
-    spec = record.spec
-    return {
-        "id": record.id,
-        "tenant": record.tenant,
-        "spec": spec.SerializeToString(deterministic=True),
-        "priority": tasks_pb2.Priority.Name(spec.priority),
-        "region": spec.region,
-        "labels": dict(spec.labels),
-        "idempotency_key": spec.idempotency_key,
-        "create_time": record.create_time,
-        "published": record.published,
-        **_state_values(record.state),
-    }
+async def _save_history(
+    connection: AsyncConnection,
+    task_id: str,
+    before: Sequence[Attempt],
+    after: Sequence[Attempt],
+) -> None:
+    """Writes the attempts that the change added or altered."""
+    known = {attempt.number: attempt for attempt in before}
+    for attempt in after:
+        earlier = known.get(attempt.number)
+        if earlier == attempt:
+            continue
+        values = attempt_values(task_id, attempt)
+        if earlier is None:
+            await connection.execute(insert(task_attempts).values(values))
+        else:
+            await connection.execute(
+                update(task_attempts)
+                .where(
+                    task_attempts.c.task_id == task_id,
+                    task_attempts.c.attempt == attempt.number,
+                )
+                .values(values)
+            )

@@ -1,11 +1,14 @@
 """Checks a TaskSpec and fills in its defaults; each error names the field as sent in JSON."""
 
+import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 from farm.tasks.v1 import tasks_pb2
+from farm_core.db import utcnow
 from farm_core.errors import InvalidArgument
+from farm_core.timestamps import from_timestamp
 
 MAX_URL_CHARS = 2048
 MAX_SELECTOR_CHARS = 1000
@@ -26,6 +29,7 @@ DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_VIEWPORT = (1280, 800)
 DEFAULT_JPEG_QUALITY = 80
 DEFAULT_PAPER_FORMAT = "A4"
+MAX_DEADLINE_AHEAD = dt.timedelta(hours=24)
 
 PAPER_FORMATS: Mapping[str, str] = {
     name.lower(): name
@@ -48,9 +52,16 @@ _STEP_FIELDS: Mapping[str, str] = {
 
 
 def validate_spec(
-    spec: tasks_pb2.TaskSpec, *, max_attempts_cap: int, default_timeout_ms: int
+    spec: tasks_pb2.TaskSpec,
+    *,
+    max_attempts_cap: int,
+    default_timeout_ms: int,
+    now: dt.datetime | None = None,
 ) -> tasks_pb2.TaskSpec:
-    """A copy of `spec` with its defaults filled in; InvalidArgument names the first bad field."""
+    """A copy of `spec` with its defaults filled in; InvalidArgument names the first bad field.
+
+    `now` (default: the current time) is what the deadline must come after.
+    """
     checked = tasks_pb2.TaskSpec()
     checked.CopyFrom(spec)
     _check_url(checked.url)
@@ -58,6 +69,7 @@ def validate_spec(
     _check_steps(checked.steps)
     _check_page(checked)
     _check_limits(checked, max_attempts_cap=max_attempts_cap, default_timeout_ms=default_timeout_ms)
+    _check_deadline(checked, utcnow() if now is None else now)
     _check_routing(checked)
     _check_labels(checked.labels)
     _check_length("idempotencyKey", checked.idempotency_key, MAX_IDEMPOTENCY_KEY_CHARS)
@@ -235,6 +247,24 @@ def _check_limits(
         raise InvalidArgument(
             "maxAttempts",
             f"must be 0 or between 1 and {max_attempts_cap}, got {spec.max_attempts}",
+        )
+
+
+def _check_deadline(spec: tasks_pb2.TaskSpec, now: dt.datetime) -> None:
+    if not spec.HasField("deadline"):
+        return
+    try:
+        deadline = from_timestamp(spec.deadline)
+    except (ValueError, OverflowError) as error:
+        raise InvalidArgument("deadline", f"is not a valid time: {error}") from error
+    if deadline <= now:
+        raise InvalidArgument(
+            "deadline", f"must be in the future, got {deadline.isoformat()} (now {now.isoformat()})"
+        )
+    if deadline > now + MAX_DEADLINE_AHEAD:
+        raise InvalidArgument(
+            "deadline",
+            f"must be at most 24 hours ahead, got {deadline.isoformat()} (now {now.isoformat()})",
         )
 
 

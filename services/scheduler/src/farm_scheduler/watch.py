@@ -20,7 +20,7 @@ from nats.aio.subscription import Subscription
 
 from farm_core.queue import event_subject
 from farm_scheduler.lifecycle import is_final
-from farm_scheduler.store import TaskRecord
+from farm_scheduler.records import TaskRecord
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,42 @@
+"""`farm agent list|drain`: the shared fleet of agents, through the AdminService."""
+
+import argparse
+
+from farm.admin.v1 import admin_pb2, admin_pb2_grpc
+from farm_cli.client import CALL_TIMEOUT, connect
+from farm_cli.console import print_message
+
+
+def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Adds `agent` and its verbs."""
+    group = commands.add_parser(
+        "agent", help="list and drain agents (needs the admin scope of the bootstrap tenant)"
+    )
+    verbs = group.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    listing = verbs.add_parser("list", help="list the agents that sent a heartbeat lately")
+    listing.set_defaults(run=list_agents)
+
+    drain = verbs.add_parser(
+        "drain", help="tell an agent to stop taking work, finish what it holds and exit"
+    )
+    drain.add_argument("id")
+    drain.set_defaults(run=drain_agent)
+
+
+def list_agents(args: argparse.Namespace) -> int:
+    """ListAgents."""
+    with connect() as farm:
+        admin = admin_pb2_grpc.AdminServiceStub(farm.channel)
+        request = admin_pb2.ListAgentsRequest()
+        print_message(admin.ListAgents(request, metadata=farm.metadata, timeout=CALL_TIMEOUT))
+    return 0
+
+
+def drain_agent(args: argparse.Namespace) -> int:
+    """DrainAgent."""
+    with connect() as farm:
+        admin = admin_pb2_grpc.AdminServiceStub(farm.channel)
+        request = admin_pb2.DrainAgentRequest(id=args.id)
+        print_message(admin.DrainAgent(request, metadata=farm.metadata, timeout=CALL_TIMEOUT))
+    return 0

@@ -1,0 +1,59 @@
+"""`farm deadletter list|requeue`: tasks that failed for good, through the AdminService."""
+
+import argparse
+
+from farm.admin.v1 import admin_pb2, admin_pb2_grpc
+from farm_cli.client import CALL_TIMEOUT, connect
+from farm_cli.console import CliError, print_message
+
+
+def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Adds `deadletter` and its verbs."""
+    group = commands.add_parser(
+        "deadletter", help="list and requeue failed tasks (needs the admin scope)"
+    )
+    verbs = group.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    listing = verbs.add_parser("list", help="list the tenant's failed tasks, newest first")
+    listing.add_argument("--page-size", type=int, default=0)
+    listing.add_argument("--page-token", default="")
+    listing.add_argument("--all", action="store_true", help="follow every page")
+    listing.set_defaults(run=list_dead_letters)
+
+    requeue = verbs.add_parser(
+        "requeue", help="queue a failed task again with a fresh set of attempts"
+    )
+    requeue.add_argument("task_id", metavar="TASK_ID")
+    requeue.set_defaults(run=requeue_dead_letter)
+
+
+def list_dead_letters(args: argparse.Namespace) -> int:
+    """ListDeadLetters: one page, or with --all every page in one list."""
+    request = admin_pb2.ListDeadLettersRequest(page_size=args.page_size, page_token=args.page_token)
+    with connect() as farm:
+        admin = admin_pb2_grpc.AdminServiceStub(farm.channel)
+        page = admin.ListDeadLetters(request, metadata=farm.metadata, timeout=CALL_TIMEOUT)
+        if args.all:
+            everything = admin_pb2.ListDeadLettersResponse(dead_letters=page.dead_letters)
+            seen_tokens = set()
+            while page.next_page_token:
+                if page.next_page_token in seen_tokens:
+                    raise CliError("the farm returned the same page token twice")
+                seen_tokens.add(page.next_page_token)
+                request.page_token = page.next_page_token
+                page = admin.ListDeadLetters(request, metadata=farm.metadata, timeout=CALL_TIMEOUT)
+                everything.dead_letters.extend(page.dead_letters)
+            page = everything
+    print_message(page)
+    return 0
+
+
+def requeue_dead_letter(args: argparse.Namespace) -> int:
+    """RequeueDeadLetter; prints the task, queued again."""
+    with connect() as farm:
+        admin = admin_pb2_grpc.AdminServiceStub(farm.channel)
+        request = admin_pb2.RequeueDeadLetterRequest(task_id=args.task_id)
+        print_message(
+            admin.RequeueDeadLetter(request, metadata=farm.metadata, timeout=CALL_TIMEOUT)
+        )
+    return 0

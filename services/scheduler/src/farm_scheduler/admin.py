@@ -1,0 +1,102 @@
+"""farm.admin.v1.AdminService handlers: the shared fleet, and the caller's tenant's dead letters."""
+
+import datetime as dt
+from typing import Any
+
+import nats.errors
+from nats.js import JetStreamContext
+
+from farm.admin.v1 import admin_pb2, admin_pb2_grpc
+from farm.tasks.v1 import tasks_pb2
+from farm_core.db import utcnow
+from farm_core.errors import PermissionDenied, Unavailable
+from farm_core.identity import current_identity
+from farm_core.paging import Cursor, decode_cursor, page_size, split_page
+from farm_core.queue import EVENT_STREAM
+from farm_core.timestamps import to_timestamp
+from farm_scheduler.api import checked_task_id
+from farm_scheduler.changes import ChangeReporter
+from farm_scheduler.fleet import Fleet
+from farm_scheduler.publisher import TaskPublisher
+from farm_scheduler.records import TaskRecord
+from farm_scheduler.store import TaskStore
+
+
+def _require_operator() -> None:
+    """Only an admin of the bootstrap tenant may act on what all tenants share."""
+    if not current_identity().operator:
+        raise PermissionDenied(
+            "only an admin of the bootstrap tenant may manage the shared fleet of agents"
+        )
+
+
+def _dead_time(record: TaskRecord) -> dt.datetime:
+    dead_time = record.state.dead_time
+    if dead_time is None:
+        raise ValueError(f"task {record.id} is listed as a dead letter without a dead time")
+    return dead_time
+
+
+def dead_letter(record: TaskRecord) -> admin_pb2.DeadLetter:
+    """The API's view of a FAILED task as a dead letter."""
+    return admin_pb2.DeadLetter(task=record.to_proto(), dead_time=to_timestamp(_dead_time(record)))
+
+
+class AdminApi(admin_pb2_grpc.AdminServiceServicer):
+    """farm.admin.v1.AdminService: the fleet (operators only) and dead letters (per tenant)."""
+
+    def __init__(
+        self,
+        store: TaskStore,
+        publisher: TaskPublisher,
+        changes: ChangeReporter,
+        fleet: Fleet,
+        js: JetStreamContext,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._changes = changes
+        self._fleet = fleet
+        self._js = js
+
+    async def ListAgents(
+        self, request: admin_pb2.ListAgentsRequest, context: Any
+    ) -> admin_pb2.ListAgentsResponse:
+        _require_operator()
+        return admin_pb2.ListAgentsResponse(agents=await self._fleet.agents())
+
+    async def DrainAgent(
+        self, request: admin_pb2.DrainAgentRequest, context: Any
+    ) -> admin_pb2.Agent:
+        _require_operator()
+        return await self._fleet.drain(request.id)
+
+    async def ListDeadLetters(
+        self, request: admin_pb2.ListDeadLettersRequest, context: Any
+    ) -> admin_pb2.ListDeadLettersResponse:
+        size = page_size(request.page_size, "pageSize")
+        after = decode_cursor(request.page_token, "pageToken")
+        records = await self._store.dead_letters(
+            current_identity().tenant, size=size + 1, after=after
+        )
+        page, next_token = split_page(
+            records, size, lambda record: Cursor(_dead_time(record), record.id)
+        )
+        return admin_pb2.ListDeadLettersResponse(
+            dead_letters=[dead_letter(record) for record in page], next_page_token=next_token
+        )
+
+    async def RequeueDeadLetter(
+        self, request: admin_pb2.RequeueDeadLetterRequest, context: Any
+    ) -> tasks_pb2.Task:
+        tenant, task_id = current_identity().tenant, checked_task_id(request.task_id, "taskId")
+        # The stream position before the requeue tells the earlier attempts' late
+        # events from the new ones.
+        try:
+            event_sequence = (await self._js.stream_info(EVENT_STREAM)).state.last_seq
+        except (nats.errors.Error, TimeoutError) as error:
+            raise Unavailable(f"NATS is unreachable; the task cannot be queued: {error}") from error
+        change = await self._store.requeue(tenant, task_id, utcnow(), event_sequence)
+        await self._changes.report(change)
+        await self._publisher.publish(change.after)
+        return change.after.to_proto()

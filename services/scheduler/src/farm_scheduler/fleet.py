@@ -1,0 +1,110 @@
+"""The agents as their heartbeats describe them, and drain orders to one of them."""
+
+import logging
+import re
+
+import nats.errors
+from google.protobuf.message import DecodeError
+from nats.aio.client import Client
+from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.kv import KeyValue
+
+from farm.admin.v1 import admin_pb2
+from farm.queue.v1 import queue_pb2
+from farm_core.errors import InvalidArgument, NotFound, Unavailable
+from farm_core.queue import drain_subject
+
+log = logging.getLogger(__name__)
+
+# Agent ids as the agents' settings allow them; also valid NATS key and subject tokens.
+AGENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,255}")
+
+
+def agent_from_heartbeat(heartbeat: queue_pb2.AgentHeartbeat) -> admin_pb2.Agent:
+    """The API's view of an agent from its latest heartbeat."""
+    agent = admin_pb2.Agent(
+        id=heartbeat.agent_id,
+        region=heartbeat.region,
+        concurrency=heartbeat.concurrency,
+        running_task_ids=heartbeat.running_task_ids,
+        draining=heartbeat.draining,
+    )
+    if heartbeat.HasField("start_time"):
+        agent.start_time.CopyFrom(heartbeat.start_time)
+    if heartbeat.HasField("heartbeat_time"):
+        agent.heartbeat_time.CopyFrom(heartbeat.heartbeat_time)
+    return agent
+
+
+def checked_agent_id(agent_id: str) -> str:
+    """The requested agent id; one not in the form of agents' ids names no agent."""
+    if not agent_id:
+        raise InvalidArgument("id", "is required")
+    if not AGENT_ID_PATTERN.fullmatch(agent_id) or agent_id.strip(".") != agent_id:
+        raise NotFound("agent", agent_id[:64])
+    return agent_id
+
+
+class Fleet:
+    """Reads the `farm_agents` bucket; publishes drain notices on `control.drain.<id>`."""
+
+    def __init__(self, nc: Client, heartbeats: KeyValue, timeout_seconds: float) -> None:
+        self._nc = nc
+        self._heartbeats = heartbeats
+        self._timeout_seconds = timeout_seconds
+
+    async def agents(self) -> list[admin_pb2.Agent]:
+        """Every agent that sent a heartbeat within the bucket's time to live, by id."""
+        try:
+            keys = await self._heartbeats.keys()
+        except NoKeysError:
+            return []
+        except (nats.errors.Error, TimeoutError) as error:
+            raise Unavailable(f"the agents' heartbeats cannot be read: {error}") from error
+        agents: dict[str, admin_pb2.Agent] = {}
+        for key in keys:
+            try:
+                agent = await self.agent(key)
+            except NotFound:
+                continue  # Its heartbeat expired since the keys were read.
+            agents[agent.id] = agent
+        return [agents[agent_id] for agent_id in sorted(agents)]
+
+    async def agent(self, agent_id: str) -> admin_pb2.Agent:
+        """The agent `agent_id` from its latest heartbeat; NotFound if it sent none lately."""
+        try:
+            entry = await self._heartbeats.get(checked_agent_id(agent_id))
+        except KeyNotFoundError as error:
+            raise NotFound("agent", agent_id) from error
+        except (nats.errors.Error, TimeoutError) as error:
+            raise Unavailable(f"the agents' heartbeats cannot be read: {error}") from error
+        agent = _decode(entry.key, entry.value)
+        if agent is None:
+            raise NotFound("agent", agent_id)
+        return agent
+
+    async def drain(self, agent_id: str) -> admin_pb2.Agent:
+        """Tells the agent to drain; the agent as its last heartbeat said, marked draining."""
+        agent = await self.agent(agent_id)
+        notice = queue_pb2.DrainNotice(agent_id=agent.id)
+        try:
+            await self._nc.publish(drain_subject(agent.id), notice.SerializeToString())
+            # The notice is plain NATS: flushed, it has reached the server.
+            await self._nc.flush(timeout=max(1, round(self._timeout_seconds)))
+        except (nats.errors.Error, TimeoutError) as error:
+            raise Unavailable(f"the drain notice to agent {agent.id!r} failed: {error}") from error
+        log.info("asked agent %s to drain", agent.id)
+        agent.draining = True
+        return agent
+
+
+def _decode(key: str, value: bytes | None) -> admin_pb2.Agent | None:
+    heartbeat = queue_pb2.AgentHeartbeat()
+    try:
+        heartbeat.ParseFromString(value or b"")
+    except DecodeError as error:
+        log.warning("ignoring the heartbeat under %r: not an AgentHeartbeat: %s", key, error)
+        return None
+    if not heartbeat.agent_id:
+        heartbeat.agent_id = key
+    return agent_from_heartbeat(heartbeat)
