@@ -83,11 +83,12 @@ def test_listener_and_admin_use_the_given_ports_on_loopback() -> None:
     assert connection_manager(config)["codec_type"] == "AUTO"
 
 
-def test_filters_run_health_then_authz_then_transcoder_then_router() -> None:
+def test_filters_run_health_then_authz_then_buffer_then_transcoder_then_router() -> None:
     names = [f["name"] for f in connection_manager(rendered())["http_filters"]]
     assert names == [
         "envoy.filters.http.health_check",
         "envoy.filters.http.ext_authz",
+        "envoy.filters.http.buffer",
         "envoy.filters.http.grpc_json_transcoder",
         "envoy.filters.http.router",
     ]
@@ -108,9 +109,9 @@ def test_authz_fails_closed_against_the_auth_cluster() -> None:
 
 
 def test_transcoder_reads_the_given_descriptor_and_limits_bodies() -> None:
-    transcoder = connection_manager(rendered(descriptor_path=Path("/x y/farm.binpb")))[
-        "http_filters"
-    ][2]["typed_config"]
+    filters = connection_manager(rendered(descriptor_path=Path("/x y/farm.binpb")))["http_filters"]
+    assert filters[2]["typed_config"]["max_request_bytes"] == 1024 * 1024
+    transcoder = filters[3]["typed_config"]
     assert transcoder["proto_descriptor"] == "/x y/farm.binpb"
     assert sorted(transcoder["services"]) == public_services()
     assert transcoder["max_request_body_size"] == 1024 * 1024
