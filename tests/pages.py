@@ -27,6 +27,19 @@ PAGES: dict[str, str] = {
           onclick="document.getElementById('out').textContent = 'You asked: ' +
                    document.getElementById('q').value">Go</button>
         <p id="out">nothing yet</p></body></html>""",
+    # Browser faults: a page that never stops its script, one that asks questions, one
+    # that opens a pop-up, one that allocates memory until its renderer dies.
+    "/hang": """<!doctype html><html><head><title>Hang</title></head><body>
+        <script>while (true) {}</script></body></html>""",
+    "/dialog": """<!doctype html><html><head><title>Dialog</title></head><body>
+        <script>alert("hello"); const sure = confirm("sure?"); const name = prompt("name?");
+        window.addEventListener("beforeunload", (event) => { event.preventDefault(); });
+        document.title = "confirm=" + sure + " prompt=" + name;</script></body></html>""",
+    "/popup": """<!doctype html><html><head><title>Opener</title></head><body>
+        <script>window.open("/page", "_blank");</script></body></html>""",
+    "/memory": """<!doctype html><html><head><title>Memory</title></head><body><script>
+        const kept = []; while (true) { kept.push(new Array(1000000).fill(Math.random())); }
+        </script></body></html>""",
 }
 
 
@@ -37,6 +50,10 @@ class Site:
     base_url: str
     gates: dict[str, threading.Event] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # /flaky/<name>: requests seen per name. /count/<name>: requests in flight and the most.
+    hits: dict[str, int] = field(default_factory=dict)
+    in_flight: dict[str, int] = field(default_factory=dict)
+    most_in_flight: dict[str, int] = field(default_factory=dict)
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -47,6 +64,23 @@ class Site:
 
     def release(self, name: str) -> None:
         self.gate(name).set()
+
+    def hit(self, name: str) -> int:
+        """Counts a request for `name`; returns how many came so far, this one included."""
+        with self.lock:
+            self.hits[name] = self.hits.get(name, 0) + 1
+            return self.hits[name]
+
+    def enter(self, name: str) -> None:
+        """A request for `name` begins: counts it in flight and keeps the most seen."""
+        with self.lock:
+            self.in_flight[name] = self.in_flight.get(name, 0) + 1
+            self.most_in_flight[name] = max(self.most_in_flight.get(name, 0), self.in_flight[name])
+
+    def leave(self, name: str) -> None:
+        """A request for `name` ends."""
+        with self.lock:
+            self.in_flight[name] -= 1
 
     def release_all(self) -> None:
         with self.lock:
@@ -65,6 +99,29 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
             elif url.path == "/slow":
                 time.sleep(int(parse_qs(url.query).get("ms", ["1000"])[0]) / 1000)
                 body = "<html><head><title>Slow</title></head><body>late</body></html>"
+            elif url.path.startswith("/status/"):
+                # /status/503: an error page with that status.
+                self.send_error(int(url.path.removeprefix("/status/")))
+                return
+            elif url.path.startswith("/flaky/"):
+                # /flaky/<name>?fails=2: 503 for the first two requests, then the page.
+                fails = int(parse_qs(url.query).get("fails", ["2"])[0])
+                if site.hit(url.path.removeprefix("/flaky/")) <= fails:
+                    self.send_error(503)
+                    return
+                body = "<html><head><title>Flaky</title></head><body>at last</body></html>"
+            elif url.path.startswith("/count/"):
+                # /count/<name>?ms=300: takes that long, counting requests in flight.
+                name = url.path.removeprefix("/count/")
+                site.enter(name)
+                try:
+                    time.sleep(int(parse_qs(url.query).get("ms", ["300"])[0]) / 1000)
+                finally:
+                    site.leave(name)
+                body = "<html><head><title>Counted</title></head><body>counted</body></html>"
+            elif url.path == "/download":
+                self._send(b"not a page", "application/octet-stream", attachment="file.bin")
+                return
             elif url.path in PAGES:
                 body = PAGES[url.path]
             else:
@@ -79,6 +136,14 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(data)
             except ConnectionError:
                 pass  # The browser gave up on a slow page (a timeout or cancel test).
+
+        def _send(self, data: bytes, content_type: str, attachment: str) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Disposition", f'attachment; filename="{attachment}"')
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
         def log_message(self, format: str, *args: object) -> None:
             pass

@@ -1,20 +1,50 @@
-"""Fixtures for the agent's tests: agent settings, a browser pool and a fake storage service."""
+"""Fixtures for the agent's tests: settings, browser pool, fake storage, the queue around intakes.
 
+Tasks go in as WorkItems on the farm's streams of a real nats-server; the intake's
+AgentEvents are collected as they come out.
+"""
+
+import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import nats
 import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
+from farm.queue.v1 import queue_pb2
 from farm.storage.v1 import artifacts_pb2, ingest_pb2, ingest_pb2_grpc
+from farm.tasks.v1 import tasks_pb2
+from farm_agent.actions import CapturedArtifact
+from farm_agent.buckets import BREAKERS_BUCKET, HOST_SLOTS_BUCKET, TASK_WAITS_BUCKET
+from farm_agent.errors import ErrorCode, TaskFailure
+from farm_agent.intake import WorkIntake, consumer_name
 from farm_agent.pool import BrowserPool
+from farm_agent.priorities import PRECEDENCE
+from farm_agent.runner import TaskRunner
 from farm_agent.settings import AgentSettings
+from farm_agent.uploader import ArtifactUploader
 from farm_cli.launcher.processes import free_port
 from farm_core.identity import Identity, current_identity
+from farm_core.queue import ANY_REGION, TASK_STREAM, ensure_streams, task_subject
 from farm_core.server import ServiceHost
 from farm_core.settings import FarmSettings
+from tests.helpers import assert_eventually
+
+QUEUED = tasks_pb2.TASK_STATUS_QUEUED
+RUNNING = tasks_pb2.TASK_STATUS_RUNNING
+SUCCEEDED = tasks_pb2.TASK_STATUS_SUCCEEDED
+FAILED = tasks_pb2.TASK_STATUS_FAILED
+CANCELLED = tasks_pb2.TASK_STATUS_CANCELLED
+FINAL = {SUCCEEDED, FAILED, CANCELLED}
+NORMAL = tasks_pb2.PRIORITY_NORMAL
 
 SECRET = "agent-test-secret-" + "s" * 32
 CHROMIUM = Path("/usr/bin/chromium")
@@ -29,6 +59,8 @@ def agent_settings(home: Path, **overrides: object) -> AgentSettings:
         "chromium_path": CHROMIUM,
         "min_browsers": 1,
         "max_browsers": 2,
+        # A page that allocates without end dies at this heap size, not at Chromium's 4 GiB.
+        "page_heap_mb": 128,
         **overrides,
     }
     return AgentSettings(**values)
@@ -152,3 +184,148 @@ async def fake_storage(tmp_path: Path) -> AsyncIterator[FakeStorage]:
         yield FakeStorage(host.address, service.ingest)
     finally:
         await host.stop(1)
+
+
+class FakeUploader:
+    """Stands in for the storage service: keeps uploads, can fail the next few."""
+
+    def __init__(self) -> None:
+        self.uploads: list[tuple[str, str, CapturedArtifact]] = []
+        self.failures_left = 0
+
+    async def upload(
+        self, tenant: str, task_id: str, artifact: CapturedArtifact
+    ) -> tasks_pb2.ArtifactRef:
+        if self.failures_left:
+            self.failures_left -= 1
+            raise TaskFailure(ErrorCode.UPLOAD_FAILED, "storage is down (test)")
+        self.uploads.append((tenant, task_id, artifact))
+        return tasks_pb2.ArtifactRef(
+            id=f"artifact-{len(self.uploads)}",
+            kind=artifact.kind,
+            content_type=artifact.content_type,
+            size_bytes=len(artifact.data),
+            sha256=hashlib.sha256(artifact.data).hexdigest(),
+        )
+
+    async def close(self) -> None:
+        pass
+
+
+class Events:
+    """Every AgentEvent published while the test runs, in arrival order."""
+
+    def __init__(self) -> None:
+        self.received: list[queue_pb2.AgentEvent] = []
+
+    async def on_message(self, message: Msg) -> None:
+        self.received.append(queue_pb2.AgentEvent.FromString(message.data))
+
+    def of(self, task_id: str) -> list[queue_pb2.AgentEvent]:
+        return [event for event in self.received if event.task_id == task_id]
+
+    def statuses(self, task_id: str) -> list[int]:
+        return [event.status for event in self.of(task_id)]
+
+    def started(self) -> list[str]:
+        return [event.task_id for event in self.received if event.status == RUNNING]
+
+    async def final(self, task_id: str, within: float = 20) -> queue_pb2.AgentEvent:
+        await assert_eventually(
+            lambda: any(status in FINAL for status in self.statuses(task_id)),
+            within=within,
+            message=f"task {task_id} did not end",
+        )
+        return next(event for event in self.of(task_id) if event.status in FINAL)
+
+
+@pytest.fixture
+async def nc(nats_server) -> AsyncIterator[Client]:
+    client = await nats.connect(nats_server.url)
+    try:
+        yield client
+    finally:
+        await client.drain()
+
+
+@pytest.fixture
+async def js(nc: Client) -> AsyncIterator[JetStreamContext]:
+    """JetStream with the farm's streams, and no agent consumers or tasks left from other tests."""
+    context = nc.jetstream()
+    await ensure_streams(context)
+    await _reset_queue(context)
+    yield context
+    await _reset_queue(context)
+
+
+async def _reset_queue(js: JetStreamContext) -> None:
+    """No agent consumers, tasks, breakers, host slots or wait counts left from other tests."""
+    for priority in PRECEDENCE:
+        with contextlib.suppress(NotFoundError):
+            await js.delete_consumer(TASK_STREAM, consumer_name(ANY_REGION, priority))
+    await js.purge_stream(TASK_STREAM)
+    for bucket in (BREAKERS_BUCKET, HOST_SLOTS_BUCKET, TASK_WAITS_BUCKET):
+        with contextlib.suppress(NotFoundError):
+            await js.delete_key_value(bucket)
+
+
+@pytest.fixture
+async def events(nc: Client) -> AsyncIterator[Events]:
+    collected = Events()
+    subscription = await nc.subscribe("events.tasks.>", cb=collected.on_message)
+    yield collected
+    await subscription.unsubscribe()
+
+
+@pytest.fixture
+def uploader() -> FakeUploader:
+    return FakeUploader()
+
+
+StartIntake = Callable[..., Awaitable[WorkIntake]]
+
+
+@pytest.fixture
+async def start_intake(
+    nats_server, js: JetStreamContext, shared_pool: BrowserPool, make_settings, uploader
+) -> AsyncIterator[StartIntake]:
+    """Starts intakes on the shared pool (id "agent-under-test" unless given); closes them."""
+    started: list[WorkIntake] = []
+
+    async def start(storage: ArtifactUploader | None = None, **overrides: object) -> WorkIntake:
+        settings = make_settings(
+            **{"NATS_URL": nats_server.url, "id": "agent-under-test", **overrides}
+        )
+        intake = WorkIntake(settings, TaskRunner(shared_pool, settings), storage or uploader)
+        await intake.start()
+        started.append(intake)
+        return intake
+
+    yield start
+    for intake in started:
+        await intake.close()
+
+
+async def publish(
+    js: JetStreamContext, spec: tasks_pb2.TaskSpec, priority: int = NORMAL, tenant: str = "acme"
+) -> str:
+    task_id = f"task-{uuid.uuid4().hex[:12]}"
+    item = queue_pb2.WorkItem(task_id=task_id, tenant=tenant, spec=spec)
+    await js.publish(
+        task_subject("", priority), item.SerializeToString(), headers={"Nats-Msg-Id": task_id}
+    )
+    return task_id
+
+
+def content_of(site, path: str = "/page", timeout_ms: int = 20_000) -> tasks_pb2.TaskSpec:
+    return tasks_pb2.TaskSpec(
+        url=site.url(path), timeout_ms=timeout_ms, content=tasks_pb2.ContentOptions()
+    )
+
+
+async def queued_tasks(js: JetStreamContext) -> int:
+    return (await js.stream_info(TASK_STREAM)).state.messages
+
+
+async def is_zero(count: Awaitable[int]) -> bool:
+    return await count == 0

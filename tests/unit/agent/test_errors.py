@@ -4,7 +4,15 @@ import pytest
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from farm_agent.errors import ErrorCode, Stage, TaskFailure, failure_from, failures_as
+from farm_agent.errors import (
+    ErrorCode,
+    Stage,
+    TaskFailure,
+    failure_from,
+    failures_as,
+    http_error,
+    is_retryable,
+)
 
 CALL_LOG = "\nCall log:\n  - waiting for locator('#nope')\n"
 
@@ -76,3 +84,56 @@ def test_failures_as_turns_errors_of_the_block_into_task_failures() -> None:
     assert caught.value.code is ErrorCode.SCRIPT_FAILED
     assert caught.value.to_proto().code == "SCRIPT_FAILED"
     assert caught.value.to_proto().message == "script.source: ReferenceError: nope is not defined"
+
+
+RETRYABLE = {"NAVIGATION_FAILED", "TIMEOUT", "BROWSER_CRASHED", "UPLOAD_FAILED", "CIRCUIT_OPEN"}
+FINAL = {
+    "SELECTOR_NOT_FOUND",
+    "INVALID_DEVICE",
+    "SCRIPT_FAILED",
+    "RESULT_TOO_LARGE",
+    "DEADLINE_EXCEEDED",
+    "DOWNLOAD_REFUSED",
+    "ATTEMPTS_EXHAUSTED",
+    "INTERNAL",
+}
+
+
+@pytest.mark.parametrize("code", sorted(RETRYABLE))
+def test_agent_and_network_failures_are_retryable(code: str) -> None:
+    failure = TaskFailure(ErrorCode(code), "x")
+    assert failure.retryable
+    assert failure.to_proto().retryable
+
+
+@pytest.mark.parametrize("code", sorted(FINAL))
+def test_failures_of_the_spec_or_the_task_are_final(code: str) -> None:
+    failure = TaskFailure(ErrorCode(code), "x")
+    assert not failure.retryable
+    assert not failure.to_proto().retryable
+
+
+def test_every_code_has_a_class() -> None:
+    assert {code.value for code in ErrorCode} == RETRYABLE | FINAL | {"HTTP_ERROR"}
+
+
+@pytest.mark.parametrize(("status", "retryable"), [(500, True), (503, True), (404, False)])
+def test_an_http_error_is_retryable_only_for_5xx(status: int, retryable: bool) -> None:
+    failure = http_error(status, "http://example.test/")
+    assert failure.code is ErrorCode.HTTP_ERROR
+    assert failure.retryable is retryable
+    assert is_retryable(ErrorCode.HTTP_ERROR, status) is retryable
+    assert f"HTTP {status}" in failure.message
+
+
+def test_a_navigation_that_is_a_download_is_refused_for_good() -> None:
+    error = PlaywrightError("Page.goto: Download is starting" + CALL_LOG)
+    failure = failure_from(error, Stage.NAVIGATION, "url")
+    assert failure.code is ErrorCode.DOWNLOAD_REFUSED
+    assert not failure.retryable
+
+
+def test_a_crashed_page_is_browser_crashed() -> None:
+    failure = failure_from(PlaywrightError("Page.goto: Page crashed"), Stage.NAVIGATION, "url")
+    assert failure.code is ErrorCode.BROWSER_CRASHED
+    assert failure.retryable

@@ -1,9 +1,18 @@
-"""One delivery of a task: check for a cancel, run it, store its artifacts, report, then ack."""
+"""One delivery of a task, from checks to ack, or to a hand-back for a retry or a wait.
+
+Checks (deadline, cancel, attempts left), the host's breaker and limits, the
+browser, storage, the event, then ack. A delivery is an attempt once the agent
+reports RUNNING; one handed back before (breaker open, host busy, agent draining)
+is a wait and does not count.
+"""
 
 import asyncio
+import datetime as dt
 import enum
 import logging
+import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,20 +26,37 @@ from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
 from farm_agent.actions import Capture
-from farm_agent.errors import RETRYABLE_CODES, ErrorCode, TaskFailure
+from farm_agent.breakers import BreakerBoard
+from farm_agent.buckets import host_key
+from farm_agent.circuit import Admission, Outcome, outcome_of
+from farm_agent.errors import ErrorCode, TaskFailure
 from farm_agent.events import EventReporter, ReportFailed
+from farm_agent.host_limits import HostLease, HostLimiter
+from farm_agent.retries import (
+    DEFAULT_TIMEOUT_MS,
+    Backoff,
+    Retry,
+    attempt_timeout_ms,
+    deadline_of,
+    deadline_passed,
+    max_attempts_of,
+    plan_after_failure,
+)
+from farm_agent.settings import AgentSettings
 from farm_agent.uploader import ArtifactUploader
+from farm_agent.waits import WaitLedger, wait_key
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_ATTEMPTS = 3
+# A trial is given up for lost (its agent died) after its time limit and this margin.
+TRIAL_MARGIN_SECONDS = 10.0
 
 
 class Runner(Protocol):
     """Runs a task spec in a browser."""
 
     async def run(self, spec: tasks_pb2.TaskSpec) -> Capture:
-        """Runs `spec`; raises TaskFailure."""
+        """Runs `spec` within its timeoutMs; raises TaskFailure."""
         ...
 
 
@@ -41,29 +67,45 @@ class StopReason(enum.Enum):
     SHUTDOWN = "the agent is shutting down"
 
 
+class WaitReason(enum.StrEnum):
+    """Why a delivery was handed back without using an attempt."""
+
+    BREAKER = "breaker_open"
+    HOST_BUSY = "host_limit"
+    DRAINING = "draining"
+
+
 @dataclass(frozen=True)
 class AttemptTools:
-    """What every attempt uses: the browser runner, storage, events, the cancel bucket."""
+    """What every attempt uses: browser, storage, events, the farm-wide buckets, settings."""
 
     runner: Runner
     uploader: ArtifactUploader
     reporter: EventReporter
     cancelled_tasks: KeyValue
-    in_progress_seconds: float
-    retry_delay_seconds: float
-    max_deliver: int
+    breakers: BreakerBoard
+    host_limits: HostLimiter
+    waits: WaitLedger
+    settings: AgentSettings
+    # Told that the message on a subject comes back after a delay, so it is fetched then.
+    expect_redelivery: Callable[[str, float], None]
 
 
 class TaskAttempt:
-    """Handles one delivered WorkItem from start to ack (or nak for redelivery)."""
+    """Handles one delivered WorkItem from start to ack, or to a nak for a retry or a wait."""
 
     def __init__(self, message: Msg, tools: AttemptTools) -> None:
         self._message = message
         self._tools = tools
-        self._started = time.monotonic()
+        self._started_at = time.monotonic()
         self._stop_reason: StopReason | None = None
-        self._work: asyncio.Task[tasks_pb2.TaskResult] | None = None
-        self.attempt = message.metadata.num_delivered
+        self._work: asyncio.Task[tasks_pb2.TaskResult | None] | None = None
+        self._running = False
+        self._cut_short_by_deadline = False
+        self._finished = False
+        self._wait_key = ""
+        self.deliveries = message.metadata.num_delivered
+        self.attempt = self.deliveries
         self.item = queue_pb2.WorkItem()
         try:
             self.item.ParseFromString(message.data)
@@ -76,105 +118,212 @@ class TaskAttempt:
         return self.item.task_id
 
     def stop(self, reason: StopReason) -> None:
-        """Stops the attempt's browser work; it then reports or hands the task back."""
+        """Stops the attempt's work; it then reports or hands the task back."""
         if self._stop_reason is None:
             self._stop_reason = reason
             if self._work is not None:
                 self._work.cancel()
 
     async def run(self) -> None:
-        """Runs the attempt to its end: acked, or nakked so that the task comes again."""
+        """Runs the delivery to its end: acked, or nakked so that the task comes again."""
         if not self.task_id:
             await self._message.term()
             return
+        keep_alive = asyncio.create_task(self._keep_alive())
         try:
             await self._run()
         except ReportFailed as error:
             log.warning("%s; task %s will be redelivered", error, self.task_id)
-            await self._finish("requeued", delay=self._tools.retry_delay_seconds)
+            await self._finish("requeued", delay=self._tools.settings.retry_delay_seconds)
+        finally:
+            keep_alive.cancel()
 
     async def _run(self) -> None:
         spec = self.item.spec
-        max_attempts = spec.max_attempts or DEFAULT_MAX_ATTEMPTS
+        deadline = deadline_of(spec)
+        max_attempts = max_attempts_of(spec)
+        self._wait_key = wait_key(self.task_id, self._message)
+        self.attempt = await self._tools.waits.attempt_number(self._wait_key, self.deliveries)
+        now = _utcnow()
+        if deadline is not None and now >= deadline:
+            await self._give_up(deadline_passed(deadline, now))
+            return
         if await self._cancelled_before_start():
             log.info("task %s was cancelled before it started", self.task_id)
             await self._report(tasks_pb2.TASK_STATUS_CANCELLED)
             await self._finish("cancelled")
             return
         if self.attempt > max_attempts:
-            failure = TaskFailure(
-                ErrorCode.ATTEMPTS_EXHAUSTED,
-                f"the task was delivered {self.attempt} times; maxAttempts is {max_attempts}",
+            await self._give_up(
+                TaskFailure(
+                    ErrorCode.ATTEMPTS_EXHAUSTED,
+                    f"maxAttempts is {max_attempts} and attempt {max_attempts} ended without a "
+                    "result (its agent died, was stopped or lost its connection)",
+                )
             )
-            await self._fail(failure)
             return
         if self._stop_reason is StopReason.SHUTDOWN:
-            await self._stopped()
+            await self._hand_back(WaitReason.DRAINING, 0, deadline)
             return
-        await self._report(tasks_pb2.TASK_STATUS_RUNNING)
-        self._work = asyncio.create_task(self._produce(), name=f"task-{self.task_id}")
+        self._work = asyncio.create_task(self._go(spec, deadline), name=f"task-{self.task_id}")
         if self._stop_reason is not None:
             self._work.cancel()
-        keep_alive = asyncio.create_task(self._keep_alive())
         try:
             result = await self._work
         except asyncio.CancelledError:
             if self._stop_reason is None:
                 raise
-            await self._stopped()
+            await self._stopped(deadline)
             return
         except TaskFailure as failure:
-            retry = failure.code in RETRYABLE_CODES and self.attempt < min(
-                max_attempts, self._tools.max_deliver
-            )
-            await self._fail(failure, retry=retry)
+            await self._after_failure(failure, max_attempts, deadline)
             return
-        finally:
-            keep_alive.cancel()
+        if result is None:
+            return
         try:
             await self._report(tasks_pb2.TASK_STATUS_SUCCEEDED, result=result)
         except TaskFailure as failure:
-            await self._fail(failure)
+            await self._give_up(failure)
             return
         await self._finish("succeeded")
+        await self._forget_waits()
 
-    async def _produce(self) -> tasks_pb2.TaskResult:
-        """Runs the spec and stores its artifacts; the result then names them."""
+    async def _go(
+        self, spec: tasks_pb2.TaskSpec, deadline: dt.datetime | None
+    ) -> tasks_pb2.TaskResult | None:
+        """Runs the spec past the host's breaker and limits and stores its artifacts.
+
+        None when the task was handed back to wait instead.
+        """
+        host = host_key(spec.url)
+        timeout_ms = attempt_timeout_ms(spec, _utcnow())
+        self._cut_short_by_deadline = timeout_ms < (spec.timeout_ms or DEFAULT_TIMEOUT_MS)
+        admission = await self._admit(host, timeout_ms)
+        if not admission.allowed:
+            if self._tools.settings.breaker_mode == "wait":
+                # Spread the waiting tasks, so they do not all come back at the same instant.
+                delay = admission.retry_after_seconds * random.uniform(1.0, 1.25)
+                await self._hand_back(WaitReason.BREAKER, delay, deadline)
+                return None
+            raise TaskFailure(
+                ErrorCode.CIRCUIT_OPEN,
+                f"url: the circuit breaker of {host} is open after repeated failures; a trial "
+                f"task may try it in {admission.retry_after_seconds:.1f} s",
+            )
+        outcome = Outcome.NEUTRAL
         try:
-            capture = await self._tools.runner.run(self.item.spec)
-        except TaskFailure:
-            raise
-        except Exception as error:
-            log.exception("task %s failed unexpectedly", self.task_id)
-            raise TaskFailure(ErrorCode.INTERNAL, f"{type(error).__name__}: {error}") from error
+            lease = await self._lease(host)
+            if isinstance(lease, float):
+                await self._hand_back(WaitReason.HOST_BUSY, lease, deadline)
+                return None
+            try:
+                await self._report(tasks_pb2.TASK_STATUS_RUNNING)
+                self._running = True
+                capture = await self._browse(spec, timeout_ms)
+                outcome = Outcome.SUCCESS
+            except TaskFailure as failure:
+                outcome = outcome_of(failure)
+                raise
+            finally:
+                if lease is not None:
+                    await lease.release()
+        finally:
+            if host:
+                await self._tools.breakers.record(host, admission, outcome)
         for artifact in capture.artifacts:
             ref = await self._tools.uploader.upload(self.item.tenant, self.task_id, artifact)
             capture.result.artifacts.append(ref)
         return capture.result
 
-    async def _stopped(self) -> None:
+    async def _admit(self, host: str, timeout_ms: int) -> Admission:
+        if not host:
+            return Admission(allowed=True)
+        trial_seconds = timeout_ms / 1000 + self._tools.settings.close_timeout_seconds
+        return await self._tools.breakers.admit(host, trial_seconds + TRIAL_MARGIN_SECONDS)
+
+    async def _lease(self, host: str) -> HostLease | float | None:
+        """A lease on the host's slots; a float is how long to wait; None: no host to limit."""
+        if not host:
+            return None
+        return await self._tools.host_limits.acquire(host, self._tools.settings.host_wait_seconds)
+
+    async def _browse(self, spec: tasks_pb2.TaskSpec, timeout_ms: int) -> Capture:
+        """Runs the spec in the browser within the attempt's time limit."""
+        if self._cut_short_by_deadline:
+            limited = tasks_pb2.TaskSpec()
+            limited.CopyFrom(spec)
+            limited.timeout_ms = timeout_ms
+            spec = limited
+        try:
+            return await self._tools.runner.run(spec)
+        except TaskFailure:
+            raise
+        except Exception as error:
+            log.exception("task %s failed unexpectedly", self.task_id)
+            raise TaskFailure(ErrorCode.INTERNAL, f"{type(error).__name__}: {error}") from error
+
+    async def _stopped(self, deadline: dt.datetime | None) -> None:
         if self._stop_reason is StopReason.CANCELLED:
             log.info("task %s stopped: cancelled", self.task_id)
             await self._report(tasks_pb2.TASK_STATUS_CANCELLED)
             await self._finish("cancelled")
-        else:
+        elif self._running:
             log.info("task %s handed back: the agent is shutting down", self.task_id)
             await self._finish("requeued", delay=0)
+        else:
+            await self._hand_back(WaitReason.DRAINING, 0, deadline)
 
-    async def _fail(self, failure: TaskFailure, *, retry: bool = False) -> None:
+    async def _after_failure(
+        self, failure: TaskFailure, max_attempts: int, deadline: dt.datetime | None
+    ) -> None:
+        """Retries the task after a backoff while it may, else fails it."""
         metrics.errors_total.labels(code=failure.code.value).inc()
-        if retry:
-            log.warning(
-                "task %s attempt %d failed (%s); it will be retried",
-                self.task_id,
-                self.attempt,
-                failure,
-            )
-            await self._finish("retried", delay=self._tools.retry_delay_seconds)
+        settings = self._tools.settings
+        plan = plan_after_failure(
+            failure,
+            self.attempt,
+            max_attempts,
+            _utcnow(),
+            deadline,
+            Backoff(settings.retry_base_seconds, settings.retry_max_seconds),
+            random.random(),
+            cut_short_by_deadline=self._cut_short_by_deadline,
+        )
+        if not isinstance(plan, Retry):
+            await self._give_up(plan.failure, counted=True)
             return
+        log.warning(
+            "task %s attempt %d of %d failed (%s); retrying in %.1f s",
+            self.task_id,
+            self.attempt,
+            max_attempts,
+            failure,
+            plan.delay_seconds,
+        )
+        await self._report(
+            tasks_pb2.TASK_STATUS_QUEUED, error=failure.to_proto(), retry_time=plan.retry_time
+        )
+        await self._finish("retried", delay=plan.delay_seconds)
+
+    async def _give_up(self, failure: TaskFailure, *, counted: bool = False) -> None:
+        if not counted:
+            metrics.errors_total.labels(code=failure.code.value).inc()
         log.info("task %s failed: %s", self.task_id, failure)
         await self._report(tasks_pb2.TASK_STATUS_FAILED, error=failure.to_proto())
         await self._finish("failed")
+        await self._forget_waits()
+
+    async def _hand_back(
+        self, reason: WaitReason, delay: float, deadline: dt.datetime | None
+    ) -> None:
+        """Hands the task back to be offered again after `delay`, without using an attempt."""
+        if deadline is not None:
+            # Back by its deadline at the latest, to be failed then rather than later.
+            delay = min(delay, max(0.0, (deadline - _utcnow()).total_seconds()))
+        metrics.task_waits_total.labels(reason=reason.value).inc()
+        log.debug("task %s waits %.2f s (%s)", self.task_id, delay, reason.value)
+        await self._tools.waits.add_wait(self._wait_key)
+        await self._finish("waited", delay=delay)
 
     async def _report(
         self,
@@ -182,24 +331,33 @@ class TaskAttempt:
         *,
         result: tasks_pb2.TaskResult | None = None,
         error: tasks_pb2.TaskError | None = None,
+        retry_time: dt.datetime | None = None,
     ) -> None:
         await self._tools.reporter.report(
-            self.task_id, status, self.attempt, result=result, error=error
+            self.task_id, status, self.attempt, result=result, error=error, retry_time=retry_time
         )
 
     async def _finish(self, status: str, *, delay: float | None = None) -> None:
         """Acks the message (delay None) or naks it for redelivery after `delay` seconds."""
+        if self._finished:
+            return
+        self._finished = True
         try:
             if delay is None:
                 await self._message.ack()
             else:
                 await self._message.nak(delay=delay or None)
+                self._tools.expect_redelivery(self._message.subject, delay)
         except nats.errors.Error as error:
             # The ack wait will expire and the task come again; its effects are idempotent.
             verb = "ack" if delay is None else "nak"
             log.warning("could not %s task %s: %s", verb, self.task_id, error)
         metrics.tasks_total.labels(status=status).inc()
-        metrics.task_duration_seconds.observe(time.monotonic() - self._started)
+        metrics.task_duration_seconds.observe(time.monotonic() - self._started_at)
+
+    async def _forget_waits(self) -> None:
+        if self.attempt < self.deliveries:
+            await self._tools.waits.forget(self._wait_key)
 
     async def _cancelled_before_start(self) -> bool:
         if self._stop_reason is StopReason.CANCELLED:
@@ -217,8 +375,12 @@ class TaskAttempt:
     async def _keep_alive(self) -> None:
         """Tells JetStream the task is still being worked on, so it is not redelivered."""
         while True:
-            await asyncio.sleep(self._tools.in_progress_seconds)
+            await asyncio.sleep(self._tools.settings.in_progress_seconds)
             try:
                 await self._message.in_progress()
             except nats.errors.Error as error:
                 log.warning("in-progress ack of task %s failed: %s", self.task_id, error)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

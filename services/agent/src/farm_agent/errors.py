@@ -1,4 +1,8 @@
-"""Why a task failed: stable error codes, and the mapping of browser errors onto them."""
+"""Why a task failed: stable error codes, their class, and browser errors mapped onto them.
+
+Each code is retryable (another attempt may succeed) or final; RETRYABLE_CODES is
+the one list of the retryable ones.
+"""
 
 import contextlib
 from collections.abc import Iterator
@@ -15,33 +19,72 @@ class ErrorCode(StrEnum):
 
     NAVIGATION_FAILED = "NAVIGATION_FAILED"
     TIMEOUT = "TIMEOUT"
+    BROWSER_CRASHED = "BROWSER_CRASHED"
+    UPLOAD_FAILED = "UPLOAD_FAILED"
+    HTTP_ERROR = "HTTP_ERROR"
+    CIRCUIT_OPEN = "CIRCUIT_OPEN"
     SELECTOR_NOT_FOUND = "SELECTOR_NOT_FOUND"
     INVALID_DEVICE = "INVALID_DEVICE"
     SCRIPT_FAILED = "SCRIPT_FAILED"
-    BROWSER_CRASHED = "BROWSER_CRASHED"
-    UPLOAD_FAILED = "UPLOAD_FAILED"
     RESULT_TOO_LARGE = "RESULT_TOO_LARGE"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    DOWNLOAD_REFUSED = "DOWNLOAD_REFUSED"
     ATTEMPTS_EXHAUSTED = "ATTEMPTS_EXHAUSTED"
     INTERNAL = "INTERNAL"
 
 
 RETRYABLE_CODES: frozenset[ErrorCode] = frozenset(
-    {ErrorCode.BROWSER_CRASHED, ErrorCode.UPLOAD_FAILED}
+    {
+        ErrorCode.NAVIGATION_FAILED,
+        ErrorCode.TIMEOUT,
+        ErrorCode.BROWSER_CRASHED,
+        ErrorCode.UPLOAD_FAILED,
+        ErrorCode.HTTP_ERROR,
+        ErrorCode.CIRCUIT_OPEN,
+    }
 )
-"""Failures of the agent rather than of the page: worth another attempt."""
+"""The codes another attempt may cure; every other code is final.
+
+HTTP_ERROR is retryable only for a 5xx answer: `http_error` decides per status.
+"""
+
+BREAKER_FAILURE_CODES: frozenset[ErrorCode] = frozenset(
+    {ErrorCode.NAVIGATION_FAILED, ErrorCode.TIMEOUT, ErrorCode.HTTP_ERROR}
+)
+"""Retryable failures that count against the target host's circuit breaker."""
+
+
+def is_retryable(code: ErrorCode, http_status: int = 0) -> bool:
+    """Whether a failure with `code` (and, for HTTP_ERROR, the page's status) may be retried."""
+    if code is ErrorCode.HTTP_ERROR:
+        return http_status >= 500
+    return code in RETRYABLE_CODES
 
 
 class TaskFailure(Exception):
-    """A task attempt that failed, with the code and message its FAILED event carries."""
+    """A task attempt that failed, with the code and message its event carries, and its class."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, *, http_status: int = 0) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.http_status = http_status
+        self.retryable = is_retryable(code, http_status)
 
     def to_proto(self) -> tasks_pb2.TaskError:
         """The TaskError of this failure."""
-        return tasks_pb2.TaskError(code=self.code.value, message=self.message)
+        return tasks_pb2.TaskError(
+            code=self.code.value, message=self.message, retryable=self.retryable
+        )
+
+
+def http_error(status: int, url: str) -> TaskFailure:
+    """The failure of a main document that answered `status` (4xx final, 5xx retryable)."""
+    return TaskFailure(
+        ErrorCode.HTTP_ERROR,
+        f"url: the page answered HTTP {status} ({url}) and failOnHttpError is set",
+        http_status=status,
+    )
 
 
 class Stage(StrEnum):
@@ -55,6 +98,7 @@ class Stage(StrEnum):
 
 _CRASH_SIGNS = (
     "target crashed",
+    "page crashed",
     "browser has been closed",
     "browser has disconnected",
     "target page, context or browser has been closed",
@@ -86,6 +130,10 @@ def _from_playwright(error: PlaywrightError, stage: Stage, field: str) -> TaskFa
             return TaskFailure(ErrorCode.SELECTOR_NOT_FOUND, f"{field}: invalid selector: {detail}")
         return TaskFailure(ErrorCode.INTERNAL, f"{field}: {detail}")
     if stage is Stage.NAVIGATION:
+        if "download is starting" in lowered:
+            return TaskFailure(
+                ErrorCode.DOWNLOAD_REFUSED, f"{field}: the page is a download; agents refuse them"
+            )
         if isinstance(error, PlaywrightTimeoutError):
             return TaskFailure(ErrorCode.TIMEOUT, f"{field}: navigation timed out ({detail})")
         return TaskFailure(ErrorCode.NAVIGATION_FAILED, f"{field}: {detail}")

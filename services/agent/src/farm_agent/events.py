@@ -1,5 +1,6 @@
 """Reports a task's progress as AgentEvents on `events.tasks.<task_id>` (stream FARM_EVENTS)."""
 
+import datetime as dt
 import uuid
 
 import nats.errors
@@ -35,8 +36,13 @@ class EventReporter:
         *,
         result: tasks_pb2.TaskResult | None = None,
         error: tasks_pb2.TaskError | None = None,
+        retry_time: dt.datetime | None = None,
     ) -> queue_pb2.AgentEvent:
-        """Publishes the event and waits for JetStream to store it; raises ReportFailed."""
+        """Publishes the event and waits for JetStream to store it; raises ReportFailed.
+
+        QUEUED with an error and `retry_time` says the attempt failed and the task is
+        offered again then.
+        """
         event = queue_pb2.AgentEvent(
             event_id=uuid.uuid4().hex,
             task_id=task_id,
@@ -47,6 +53,8 @@ class EventReporter:
             result=result,
             error=error,
         )
+        if retry_time is not None:
+            event.retry_time.FromDatetime(retry_time)
         payload = self._fit(event)
         try:
             await self._js.publish(

@@ -9,7 +9,12 @@ Each fetch is one request to the consumer's NEXT subject: `no_wait` when only th
 poll suggests work (answered at once, so an empty queue never holds up one with
 work), else with an `expires` that the server always answers (a message or a
 timeout status) before the request gives up, so no pull request outlives its
-fetch and no task is handed to a fetch that has stopped listening.
+fetch and no task is handed back to a fetch that has stopped listening. A task this
+agent hands back with a delay (a retry, a wait) rings its queue's bell when the
+delay is over.
+
+JetStream redelivers without limit: attempts are counted and bounded by the agent
+(each task's maxAttempts), and deliveries that only waited do not count.
 """
 
 import asyncio
@@ -27,11 +32,15 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from farm.queue.v1 import queue_pb2
-from farm_agent.attempt import AttemptTools, Runner, StopReason, TaskAttempt
+from farm_agent.attempt import AttemptTools, Runner, StopReason, TaskAttempt, WaitReason
+from farm_agent.breakers import BreakerBoard
 from farm_agent.events import EventReporter
+from farm_agent.host_limits import HostLimiter
+from farm_agent.metrics import task_waits_total
 from farm_agent.priorities import PRECEDENCE, Priority, PriorityChooser
 from farm_agent.settings import AgentSettings
 from farm_agent.uploader import ArtifactUploader
+from farm_agent.waits import WaitLedger, wait_key
 from farm_core.queue import ANY_REGION, TASK_STREAM, cancel_bucket, connect, ensure_streams
 
 log = logging.getLogger(__name__)
@@ -43,6 +52,8 @@ HAND_BACK_SECONDS = 5.0
 PROBE_REQUEST = json.dumps({"batch": 1, "no_wait": True}).encode()
 REPLY_MARGIN_SECONDS = 2.0
 """Beyond a pull's expiry, how long to wait for the server's answer before giving up."""
+REDELIVERY_MARGIN_SECONDS = 0.02
+"""A handed-back task's bell rings this long after its delay, once the server offers it."""
 
 
 def consumer_name(region: str, priority: Priority) -> str:
@@ -91,11 +102,26 @@ class WorkIntake:
         self._stopping = False
         self._fetching: asyncio.Task[None] | None = None
         self._last_poll = time.monotonic()
+        self._waits: WaitLedger | None = None
+        self._bells: set[asyncio.TimerHandle] = set()
+        self._rings: set[asyncio.Task[None]] = set()
 
     @property
     def running_tasks(self) -> list[str]:
         """Ids of the tasks being worked on now."""
         return [attempt.task_id for attempt in self._running.values()]
+
+    @property
+    def draining(self) -> bool:
+        """Whether the intake has stopped taking work."""
+        return self._stopping
+
+    @property
+    def connection(self) -> Client:
+        """The NATS connection (once started)."""
+        if self._nc is None:
+            raise RuntimeError("the intake is not started")
+        return self._nc
 
     async def start(self) -> None:
         """Connects to NATS, binds the consumers and starts fetching."""
@@ -103,14 +129,17 @@ class WorkIntake:
         self._nc = await connect(settings.nats_url, name=f"farm-agent-{settings.id}")
         js = self._nc.jetstream()
         await ensure_streams(js)
+        self._waits = await WaitLedger.open(js)
         tools = AttemptTools(
             runner=self._runner,
             uploader=self._uploader,
             reporter=EventReporter(js, settings.id, self._nc.max_payload),
             cancelled_tasks=await cancel_bucket(js),
-            in_progress_seconds=settings.in_progress_seconds,
-            retry_delay_seconds=settings.retry_delay_seconds,
-            max_deliver=settings.max_deliver,
+            breakers=await BreakerBoard.open(js, settings),
+            host_limits=await HostLimiter.open(js, settings),
+            waits=self._waits,
+            settings=settings,
+            expect_redelivery=self._ring_later,
         )
         for region in self._regions:
             for priority in PRECEDENCE:
@@ -154,6 +183,9 @@ class WorkIntake:
         """Stops everything still running and closes the NATS connection."""
         if not self._stopping:
             await self.drain(0)
+        for bell in self._bells:
+            bell.cancel()
+        self._bells.clear()
         for task in list(self._running):
             task.cancel()
         if self._running:
@@ -177,7 +209,7 @@ class WorkIntake:
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
                 ack_wait=self._settings.ack_wait_seconds,
-                max_deliver=self._settings.max_deliver,
+                max_deliver=-1,
             ),
         )
         if self._nc is None:
@@ -199,15 +231,25 @@ class WorkIntake:
                     return
                 continue
             if self._stopping:
-                # Fetched as the drain began: hand it straight back.
-                try:
-                    await message.nak()
-                except nats.errors.Error as error:
-                    log.warning("could not hand back a task fetched during drain: %s", error)
+                await self._hand_back_unstarted(message)
                 return
             attempt = TaskAttempt(message, tools)
             task = asyncio.create_task(self._run(attempt), name=f"attempt-{attempt.task_id}")
             self._running[task] = attempt
+
+    async def _hand_back_unstarted(self, message: Msg) -> None:
+        """Hands back a task fetched as the drain began; the delivery does not count."""
+        try:
+            task_id = queue_pb2.WorkItem.FromString(message.data).task_id
+        except DecodeError:
+            task_id = ""
+        task_waits_total.labels(reason=WaitReason.DRAINING.value).inc()
+        if self._waits is not None and task_id:
+            await self._waits.add_wait(wait_key(task_id, message))
+        try:
+            await message.nak()
+        except nats.errors.Error as error:
+            log.warning("could not hand back a task fetched during drain: %s", error)
 
     async def _run(self, attempt: TaskAttempt) -> None:
         try:
@@ -306,9 +348,29 @@ class WorkIntake:
                     queue.probe_only = True
 
     async def _on_new_task(self, message: Msg) -> None:
-        _, region, priority_token = message.subject.split(".", 2)
-        if priority_token not in PRIORITY_TOKENS:
+        await self._ring(message.subject)
+
+    def _ring_later(self, subject: str, delay: float) -> None:
+        """Rings the bell of the queue of `subject` once a task handed back with `delay` is due."""
+        if self._stopping:
             return
+        loop = asyncio.get_running_loop()
+
+        def ring() -> None:
+            self._bells.discard(bell)
+            task = loop.create_task(self._ring(subject))
+            self._rings.add(task)
+            task.add_done_callback(self._rings.discard)
+
+        bell = loop.call_later(delay + REDELIVERY_MARGIN_SECONDS, ring)
+        self._bells.add(bell)
+
+    async def _ring(self, subject: str) -> None:
+        """Marks the queue of a task subject as having work and wakes the fetch loop."""
+        parts = subject.split(".", 2)
+        if len(parts) != 3 or parts[2] not in PRIORITY_TOKENS:
+            return
+        _, region, priority_token = parts
         async with self._changed:
             for queue in self._queues[Priority(priority_token)]:
                 if queue.region == region:

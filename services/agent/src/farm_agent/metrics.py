@@ -15,6 +15,29 @@ task_duration_seconds = Histogram(
 pages_scraped_total = Counter("pages_scraped_total", "Pages navigated to successfully.")
 screenshots_total = Counter("screenshots_total", "Screenshots taken.")
 errors_total = Counter("agent_errors_total", "Failed task attempts, by error code.", ["code"])
+circuit_state = Gauge(
+    "agent_circuit_state",
+    "A target host's circuit breaker as this agent last saw it: 0 closed, 1 half-open, 2 open.",
+    ["host"],
+)
+circuit_transitions_total = Counter(
+    "agent_circuit_transitions_total",
+    "Breaker state changes this agent made, by host and the state entered.",
+    ["host", "state"],
+)
+task_waits_total = Counter(
+    "agent_task_waits_total",
+    "Deliveries handed back without using an attempt, by reason.",
+    ["reason"],
+)
+page_events_total = Counter(
+    "agent_page_events_total",
+    "Page events handled: dialogs dismissed, pop-ups closed, downloads refused, crashes.",
+    ["kind"],
+)
+browsers_killed_total = Counter(
+    "agent_browsers_killed_total", "Browsers killed because they could not close a context."
+)
 memory_usage_bytes = Gauge(
     "agent_memory_usage_bytes", "Resident memory of the agent and its browser processes."
 )

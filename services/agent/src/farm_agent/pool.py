@@ -5,8 +5,10 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from farm_agent import metrics
 from farm_agent.errors import ErrorCode, Stage, TaskFailure, failure_from
+from farm_agent.metrics import process_tree
 from farm_agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,8 @@ CHROMIUM_FLAGS: tuple[str, ...] = (
 # Chromium binds a unix socket at $TMPDIR/org.chromium.Chromium.XXXXXX/SingletonSocket and
 # aborts at launch when that path is longer than a socket address holds (107 bytes).
 MAX_BROWSER_TMPDIR_CHARS = 107 - len("/org.chromium.Chromium.XXXXXX/SingletonSocket")
+# A switch Chromium ignores, so that the agent can find a browser's process to kill it.
+MARKER_SWITCH = "--farm-browser"
 
 
 @dataclass(eq=False)
@@ -43,6 +48,7 @@ class _PooledBrowser:
     """One running browser and what the pool knows about its use."""
 
     browser: Browser
+    marker: str
     tasks_started: int = 0
     leases: int = 0
     idle_since: float = field(default_factory=time.monotonic)
@@ -58,8 +64,9 @@ class BrowserPool:
 
     A browser is replaced after `tasks_per_browser` tasks or when it disconnects
     (crash, killed process); browsers above the minimum close after being idle for
-    `browser_idle_seconds`. Chromium's profiles live in the agent's scratch directory,
-    which is removed on close.
+    `browser_idle_seconds`. A browser that cannot close a task's context within
+    `close_timeout_seconds` (a hung renderer) is killed and replaced. Chromium's
+    profiles live in the agent's scratch directory, which is removed on close.
     """
 
     def __init__(self, settings: AgentSettings) -> None:
@@ -130,7 +137,7 @@ class BrowserPool:
         try:
             yield context
         finally:
-            await _close_quietly(context)
+            await self._close_context(pooled, context)
             await self._release(pooled)
 
     async def close(self) -> None:
@@ -145,7 +152,7 @@ class BrowserPool:
             metrics.active_browsers.set(0)
             self._changed.notify_all()
         for pooled in browsers:
-            await _close_browser(pooled.browser)
+            await self._end_browser(pooled)
         if self._playwright is not None:
             await self._playwright.stop()
             self._playwright = None
@@ -153,6 +160,34 @@ class BrowserPool:
         if self._browser_tmp != self._scratch:
             await asyncio.to_thread(shutil.rmtree, self._browser_tmp, True)
         log.info("browser pool closed")
+
+    async def _close_context(self, pooled: _PooledBrowser, context: BrowserContext) -> None:
+        """Closes the context in bounded time; a browser that cannot is killed."""
+        try:
+            async with asyncio.timeout(self._settings.close_timeout_seconds):
+                await _close_quietly(context)
+            return
+        except TimeoutError:
+            log.warning(
+                "a task's context did not close within %g s; killing its browser",
+                self._settings.close_timeout_seconds,
+            )
+        pooled.retiring = True
+        metrics.browsers_killed_total.inc()
+        await self._end_browser(pooled)
+
+    async def _end_browser(self, pooled: _PooledBrowser) -> None:
+        """Ends a browser: closed if it answers in time, else its process is killed."""
+        try:
+            async with asyncio.timeout(self._settings.close_timeout_seconds):
+                await _close_browser(pooled.browser)
+            return
+        except TimeoutError:
+            pass
+        for pid in _browser_processes(pooled.marker):
+            log.warning("killing browser process %d", pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     async def _open_context(
         self, options: Mapping[str, Any]
@@ -213,17 +248,21 @@ class BrowserPool:
                 pooled.tasks_started,
                 "" if pooled.browser.is_connected() else " (disconnected)",
             )
-            await _close_browser(pooled.browser)
+            await self._end_browser(pooled)
 
     async def _launch(self) -> _PooledBrowser:
         if self._playwright is None:
             raise RuntimeError("the browser pool is not started")
         home = self._scratch / "home"
+        marker = uuid.uuid4().hex
+        arguments = [*CHROMIUM_FLAGS, f"{MARKER_SWITCH}={marker}"]
+        if self._settings.page_heap_mb:
+            arguments.append(f"--js-flags=--max-old-space-size={self._settings.page_heap_mb}")
         try:
             browser = await self._playwright.chromium.launch(
                 executable_path=self._settings.chromium_path,
                 headless=True,
-                args=list(CHROMIUM_FLAGS),
+                args=arguments,
                 # Chromium keeps its NSS database and caches under HOME: keep them in scratch.
                 env={**os.environ, "TMPDIR": str(self._browser_tmp), "HOME": str(home)},
             )
@@ -232,7 +271,7 @@ class BrowserPool:
                 ErrorCode.BROWSER_CRASHED,
                 f"cannot launch Chromium {self._settings.chromium_path}: {error.message}",
             ) from error
-        pooled = _PooledBrowser(browser)
+        pooled = _PooledBrowser(browser, marker)
         browser.on("disconnected", lambda _: self._on_disconnected(pooled))
         self._browsers.append(pooled)
         metrics.active_browsers.set(len(self._browsers))
@@ -281,7 +320,7 @@ class BrowserPool:
             await self._top_up()
         for pooled in to_close:
             log.info("closing a browser idle for %.0f s", now - pooled.idle_since)
-            await _close_browser(pooled.browser)
+            await self._end_browser(pooled)
 
     async def _maintain(self) -> None:
         interval = min(self._settings.browser_idle_seconds / 2, 5.0)
@@ -291,6 +330,20 @@ class BrowserPool:
                 await self._close_idle()
             except TaskFailure as error:
                 log.warning("browser pool upkeep failed (retrying in %.0f s): %s", interval, error)
+
+
+def _browser_processes(marker: str) -> list[int]:
+    """The agent's own Chromium processes launched with `marker` (the browser, not its children)."""
+    switch = f"{MARKER_SWITCH}={marker}".encode()
+    found = []
+    for pid in process_tree(os.getpid()):
+        try:
+            arguments = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if switch in arguments and b"--type=" not in arguments:
+            found.append(pid)
+    return found
 
 
 async def _close_context_or_browser(closer: Any, what: str) -> None:

@@ -10,13 +10,14 @@ from playwright.async_api import Page
 from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
 from farm_agent.actions import Capture, run_action
-from farm_agent.errors import ErrorCode, Stage, TaskFailure, failures_as
+from farm_agent.errors import ErrorCode, Stage, TaskFailure, failures_as, http_error
+from farm_agent.faults import CONTEXT_OPTIONS, PageGuard
 from farm_agent.pool import BrowserPool
+from farm_agent.retries import DEFAULT_TIMEOUT_MS
 from farm_agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT_MS = 30_000
 DEFAULT_VIEWPORT = {"width": 1280, "height": 800}
 
 WaitUntil = Literal["load", "domcontentloaded", "networkidle"]
@@ -52,16 +53,25 @@ class TaskRunner:
         self._settings = settings
 
     async def run(self, spec: tasks_pb2.TaskSpec) -> Capture:
-        """Runs `spec` within its timeoutMs; raises TaskFailure with a stable code."""
+        """Runs `spec` within its timeoutMs; raises TaskFailure with a stable code.
+
+        The page's dialogs, pop-ups, downloads and crashes are handled by a PageGuard;
+        closing the context is bounded by the pool, which kills a browser that hangs.
+        """
         timeout_seconds = (spec.timeout_ms or DEFAULT_TIMEOUT_MS) / 1000
         options = self.context_options(spec)
         budget = Budget(timeout_seconds)
         try:
             async with asyncio.timeout(timeout_seconds):
                 async with self._pool.new_context(**options) as context:
-                    context.set_default_timeout(timeout_seconds * 1000)
-                    page = await context.new_page()
-                    return await self._run_on_page(page, spec, budget)
+                    guard = PageGuard(context)
+                    try:
+                        context.set_default_timeout(timeout_seconds * 1000)
+                        page = await context.new_page()
+                        guard.watch(page)
+                        return await guard.run(self._run_on_page(page, spec, budget))
+                    finally:
+                        guard.stop()
         except TimeoutError as error:
             raise TaskFailure(
                 ErrorCode.TIMEOUT, f"the task did not finish within its {timeout_seconds:g} s"
@@ -69,7 +79,7 @@ class TaskRunner:
 
     def context_options(self, spec: tasks_pb2.TaskSpec) -> dict[str, Any]:
         """The new_context options for the spec's device and viewport."""
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = dict(CONTEXT_OPTIONS)
         if spec.device:
             device = self._pool.devices.get(spec.device)
             if device is None:
@@ -93,11 +103,14 @@ class TaskRunner:
                 wait_until=_WAIT_UNTIL.get(spec.wait_until, "load"),
                 timeout=budget.ms(),
             )
+        status = response.status if response is not None else 0
+        if spec.fail_on_http_error and status >= 400:
+            raise http_error(status, page.url)
         metrics.pages_scraped_total.inc()
         for index, step in enumerate(spec.steps):
             await run_step(page, step, f"steps[{index}]", budget)
         capture = await run_action(page, spec, budget.ms, self._settings.max_result_text_bytes)
-        capture.result.http_status = response.status if response is not None else 0
+        capture.result.http_status = status
         capture.result.final_url = page.url
         with failures_as(Stage.CAPTURE, "title"):
             capture.result.title = await page.title()

@@ -1,12 +1,13 @@
-"""The agent as a farm service: browser pool and task intake, with gRPC health only."""
+"""The agent as a farm service: browser pool, task intake and presence, with gRPC health only."""
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import grpc
 
 from farm_agent.intake import WorkIntake
 from farm_agent.pool import BrowserPool
+from farm_agent.presence import Presence, terminate_self
 from farm_agent.runner import TaskRunner
 from farm_agent.settings import AgentSettings
 from farm_agent.uploader import ArtifactUploader, StorageUploader
@@ -15,19 +16,30 @@ log = logging.getLogger(__name__)
 
 
 class AgentService:
-    """Runs tasks from NATS in Chromium; serves no RPC of its own besides health."""
+    """Runs tasks from NATS in Chromium; serves no RPC of its own besides health.
+
+    A DrainNotice for this agent calls `on_drain_notice`, by default a SIGTERM to
+    itself, so that `farm_core.server.serve` drains and exits as on any SIGTERM.
+    """
 
     name = "agent"
     method_scopes: Mapping[str, str] = {}
 
-    def __init__(self, settings: AgentSettings, uploader: ArtifactUploader | None = None) -> None:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        uploader: ArtifactUploader | None = None,
+        on_drain_notice: Callable[[], None] = terminate_self,
+    ) -> None:
         self.settings = settings
         self.pool = BrowserPool(settings)
         self._uploader = uploader
+        self._on_drain_notice = on_drain_notice
         self.intake: WorkIntake | None = None
+        self.presence: Presence | None = None
 
     async def start(self) -> None:
-        """Starts the browsers, then pulls work."""
+        """Starts the browsers, then pulls work and beats the heartbeat."""
         log.info(
             "agent %s starting; pages may also reach: %s", self.settings.id, self.settings.allow
         )
@@ -38,6 +50,10 @@ class AgentService:
         self.intake = WorkIntake(self.settings, runner, self._uploader)
         try:
             await self.intake.start()
+            self.presence = Presence(
+                self.settings, self.intake.connection, self.intake, self._on_drain_notice
+            )
+            await self.presence.start()
         except BaseException:
             await self.close()
             raise
@@ -47,11 +63,15 @@ class AgentService:
 
     async def drain(self, grace_seconds: float) -> None:
         """Stops fetching; running tasks finish within the grace or are handed back."""
+        if self.presence is not None:
+            await self.presence.begin_drain()
         if self.intake is not None:
             await self.intake.drain(grace_seconds)
 
     async def close(self) -> None:
-        """Closes NATS, the browsers and the storage connection."""
+        """Leaves the agents bucket, closes NATS, the browsers and the storage connection."""
+        if self.presence is not None:
+            await self.presence.close()
         if self.intake is not None:
             await self.intake.close()
         await self.pool.close()

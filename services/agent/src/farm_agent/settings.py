@@ -3,7 +3,7 @@
 import os
 import socket
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
@@ -79,9 +79,6 @@ class AgentSettings(FarmSettings):
     upload_chunk_bytes: int = Field(
         default=256 * 1024, ge=1024, description="Size of the chunks an artifact is sent in."
     )
-    max_deliver: int = Field(
-        default=10, ge=1, description="Deliveries of one task before NATS gives up on it."
-    )
     fetch_wait_seconds: float = Field(
         default=0.5,
         gt=0,
@@ -96,7 +93,69 @@ class AgentSettings(FarmSettings):
     retry_delay_seconds: float = Field(
         default=5.0,
         ge=0,
-        description="Delay before redelivering a task whose result was not stored or reported.",
+        description="Delay before redelivering a task whose event could not be published.",
+    )
+    retry_base_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="Delay before the first retry of a failed attempt; it doubles with each "
+        "further attempt, and each delay is scaled by a random factor in [0.5, 1.5].",
+    )
+    retry_max_seconds: float = Field(
+        default=60.0, gt=0, description="Cap on the doubling retry delay (before its jitter)."
+    )
+    breaker_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Consecutive retryable navigation failures (network error, timeout, HTTP "
+        "5xx) for one host, farm-wide, that open its circuit breaker.",
+    )
+    breaker_cooldown_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long an open breaker stays open before one trial task may try the host.",
+    )
+    breaker_mode: Literal["wait", "fail"] = Field(
+        default="wait",
+        description="What happens to a task for a host whose breaker is open: 'wait' hands it "
+        "back until the cool-down ends (no attempt used); 'fail' ends the attempt at once with "
+        "CIRCUIT_OPEN (retryable, an attempt used).",
+    )
+    host_max_concurrency: int = Field(
+        default=4, ge=1, description="Most tasks running at once for one host, farm-wide."
+    )
+    host_max_rate: float = Field(
+        default=10.0,
+        gt=0,
+        description="Most task starts per second for one host, farm-wide (bursts of up to one "
+        "second's worth).",
+    )
+    host_wait_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long a task over its host's limits waits in the agent before it is "
+        "handed back (no attempt used).",
+    )
+    host_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A running task's claim on its host's concurrency lapses after this long "
+        "unless renewed, so an agent that dies frees its share.",
+    )
+    heartbeat_seconds: float = Field(
+        default=5.0, gt=0, description="Interval of the agent's heartbeats (bucket farm_agents)."
+    )
+    close_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Time a task's browser context gets to close; a browser that cannot close "
+        "one in time is killed and replaced.",
+    )
+    page_heap_mb: int = Field(
+        default=1024,
+        ge=0,
+        description="JavaScript heap limit of each page's renderer in MiB, so a page that "
+        "allocates without end crashes alone (BROWSER_CRASHED); 0 keeps Chromium's default.",
     )
 
     @field_validator("allow", mode="before")

@@ -1,0 +1,131 @@
+"""The target hosts' circuit breakers, shared by the farm through the `farm_breakers` bucket.
+
+Each agent keeps what it last read of a host's breaker for a moment, so a task for
+a host whose breaker is closed costs no round trip; every change is a
+compare-and-set on the entry's revision.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import nats.errors
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
+
+from farm_agent import metrics
+from farm_agent.buckets import Contended, Versioned, breakers_bucket, compare_and_set, read
+from farm_agent.circuit import Admission, BreakerPolicy, Circuit, CircuitState, Outcome
+from farm_agent.settings import AgentSettings
+
+log = logging.getLogger(__name__)
+
+FRESH_SECONDS = 1.0
+"""How long an agent trusts what it read of a breaker; another agent's change shows after it."""
+
+
+@dataclass(frozen=True)
+class _Seen:
+    entry: Versioned[Circuit]
+    at: float
+
+
+class BreakerBoard:
+    """Asks and tells the farm-wide breaker of a host whether tasks may go there."""
+
+    @classmethod
+    async def open(cls, js: JetStreamContext, settings: AgentSettings) -> "BreakerBoard":
+        """The board on the farm's bucket, with the breaker settings."""
+        policy = BreakerPolicy(settings.breaker_failures, settings.breaker_cooldown_seconds)
+        return cls(await breakers_bucket(js), policy)
+
+    def __init__(self, kv: KeyValue, policy: BreakerPolicy) -> None:
+        self._kv = kv
+        self._policy = policy
+        self._seen: dict[str, _Seen] = {}
+        # Hosts with an `agent_circuit_state` series: those whose breaker ever left closed.
+        self._gauged: set[str] = set()
+
+    async def admit(self, host: str, trial_seconds: float) -> Admission:
+        """Whether a task may go to `host` now; a half-open breaker lets one trial through.
+
+        When the bucket cannot be reached the task goes ahead: a breaker protects
+        hosts, it must not stop the farm.
+        """
+        try:
+            known = await self._known(host)
+            circuit = known.value or Circuit()
+            if circuit.state is CircuitState.CLOSED:
+                return Admission(allowed=True)
+            admission = Admission(allowed=True)
+
+            def ask(current: Circuit | None) -> Circuit:
+                nonlocal admission
+                after, admission = (current or Circuit()).admit(
+                    time.time(), self._policy, trial_seconds
+                )
+                return after
+
+            await self._change(host, ask, known)
+            return admission
+        except (nats.errors.Error, TimeoutError, Contended) as error:
+            log.warning("breaker of %s unreadable; letting the task through: %s", host, error)
+            return Admission(allowed=True)
+
+    async def record(self, host: str, admission: Admission, outcome: Outcome) -> None:
+        """Tells the breaker of `host` how a task it admitted went."""
+        seen = self._seen.get(host)
+        fresh = seen is not None and time.monotonic() - seen.at < FRESH_SECONDS
+        if fresh and seen is not None and not admission.is_trial:
+            circuit = seen.entry.value or Circuit()
+            if circuit.record(outcome, time.time(), self._policy) == circuit:
+                return
+
+        def tell(current: Circuit | None) -> Circuit:
+            return (current or Circuit()).record(
+                outcome, time.time(), self._policy, admission.trial_id
+            )
+
+        try:
+            await self._change(host, tell, seen.entry if fresh and seen else None)
+        except (nats.errors.Error, TimeoutError, Contended) as error:
+            log.warning("could not tell the breaker of %s of a %s: %s", host, outcome.value, error)
+
+    async def _known(self, host: str) -> Versioned[Circuit]:
+        seen = self._seen.get(host)
+        if seen is not None and time.monotonic() - seen.at < FRESH_SECONDS:
+            return seen.entry
+        entry = await read(self._kv, host, Circuit.from_bytes)
+        self._remember(host, entry)
+        return entry
+
+    async def _change(
+        self,
+        host: str,
+        change: Callable[[Circuit | None], Circuit],
+        known: Versioned[Circuit] | None,
+    ) -> None:
+        before: list[CircuitState] = []
+
+        def tracked(current: Circuit | None) -> Circuit:
+            before.append((current or Circuit()).state)
+            return change(current)
+
+        stored = await compare_and_set(
+            self._kv, host, tracked, Circuit.from_bytes, Circuit.to_bytes, known
+        )
+        self._remember(host, stored)
+        after = (stored.value or Circuit()).state
+        if before and before[-1] is not after:
+            log.info(
+                "circuit breaker of %s: %s → %s", host, before[-1].name.lower(), after.name.lower()
+            )
+            metrics.circuit_transitions_total.labels(host=host, state=after.name.lower()).inc()
+
+    def _remember(self, host: str, entry: Versioned[Circuit]) -> None:
+        self._seen[host] = _Seen(entry, time.monotonic())
+        state = (entry.value or Circuit()).state
+        if state is not CircuitState.CLOSED or host in self._gauged:
+            self._gauged.add(host)
+            metrics.circuit_state.labels(host=host).set(state.value)

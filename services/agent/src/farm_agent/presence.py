@@ -1,0 +1,148 @@
+"""The agent's presence in the farm: heartbeats in the `farm_agents` bucket, drain orders.
+
+Every `heartbeat_seconds` the agent puts an AgentHeartbeat (id, region,
+concurrency, running tasks, whether it drains, start and heartbeat time) under its
+id; the bucket's time to live drops an agent that stopped beating, and a clean
+exit deletes its key. A DrainNotice on `control.drain.<id>` makes the agent drain
+as on SIGTERM.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable
+from typing import Protocol
+
+import nats.errors
+from google.protobuf.message import DecodeError
+from google.protobuf.timestamp_pb2 import Timestamp
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js.kv import KeyValue
+
+from farm.queue.v1 import queue_pb2
+from farm_agent.settings import AgentSettings
+from farm_core.queue import agents_bucket, drain_subject
+
+log = logging.getLogger(__name__)
+
+
+class Workload(Protocol):
+    """What a heartbeat tells of the agent's work."""
+
+    @property
+    def running_tasks(self) -> list[str]:
+        """Ids of the tasks held now."""
+        ...
+
+    @property
+    def draining(self) -> bool:
+        """Whether new work is refused."""
+        ...
+
+
+SIGNAL_HANDLER_RETRY_SECONDS = 0.5
+
+
+def terminate_self(tries_left: int = 60) -> None:
+    """Sends this process SIGTERM, so the server drains and exits as on any SIGTERM."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and tries_left > 0:
+        # The server is still starting and has not taken over SIGTERM: ask again shortly,
+        # rather than be killed outright by the default action.
+        asyncio.get_running_loop().call_later(
+            SIGNAL_HANDLER_RETRY_SECONDS, terminate_self, tries_left - 1
+        )
+        return
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+class Presence:
+    """Beats the agent's heartbeat and listens for drain orders addressed to it."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        connection: Client,
+        workload: Workload,
+        on_drain_notice: Callable[[], None],
+    ) -> None:
+        self._settings = settings
+        self._nc = connection
+        self._workload = workload
+        self._on_drain_notice = on_drain_notice
+        self._start_time = Timestamp()
+        self._start_time.GetCurrentTime()
+        self._draining = False
+        self._drain_ordered = False
+        self._agents: KeyValue | None = None
+        self._orders: Subscription | None = None
+        self._beating: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Beats the first heartbeat, then keeps beating; listens for drain orders."""
+        self._agents = await agents_bucket(self._nc.jetstream())
+        self._orders = await self._nc.subscribe(
+            drain_subject(self._settings.id), cb=self._on_drain_order
+        )
+        await self.beat()
+        self._beating = asyncio.create_task(self._beat_forever(), name="agent-heartbeat")
+
+    async def begin_drain(self) -> None:
+        """Says at once that the agent drains."""
+        self._draining = True
+        await self.beat()
+
+    async def beat(self) -> None:
+        """Puts the agent's heartbeat now; a failure is logged and the next beat tries again."""
+        if self._agents is None:
+            return
+        heartbeat = queue_pb2.AgentHeartbeat(
+            agent_id=self._settings.id,
+            region=self._settings.region,
+            concurrency=self._settings.concurrency,
+            running_task_ids=self._workload.running_tasks,
+            draining=self._draining or self._workload.draining,
+            start_time=self._start_time,
+        )
+        heartbeat.heartbeat_time.GetCurrentTime()
+        try:
+            await self._agents.put(self._settings.id, heartbeat.SerializeToString())
+        except (nats.errors.Error, TimeoutError) as error:
+            log.warning("heartbeat failed: %s", error)
+
+    async def close(self) -> None:
+        """Stops beating and listening, and removes the agent from the bucket."""
+        if self._beating is not None:
+            self._beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beating
+        if self._orders is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await self._orders.unsubscribe()
+        if self._agents is not None:
+            try:
+                await self._agents.delete(self._settings.id)
+            except (nats.errors.Error, TimeoutError) as error:
+                log.warning("could not remove the heartbeat (it expires): %s", error)
+
+    async def _beat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.heartbeat_seconds)
+            await self.beat()
+
+    async def _on_drain_order(self, message: Msg) -> None:
+        try:
+            agent_id = queue_pb2.DrainNotice.FromString(message.data).agent_id
+        except DecodeError:
+            agent_id = ""
+        if agent_id and agent_id != self._settings.id:
+            log.warning("ignoring a drain notice for agent %r on this agent's subject", agent_id)
+            return
+        if self._drain_ordered:
+            return
+        self._drain_ordered = True
+        log.info("drain notice received: draining and exiting")
+        self._on_drain_notice()

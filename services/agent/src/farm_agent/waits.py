@@ -1,0 +1,78 @@
+"""Counts the deliveries of each task that only waited, so they do not count as attempts.
+
+A delivery handed back because the host's breaker was open, the host was busy or
+the agent was draining is a wait; the task's attempt number is its delivery count
+less its waits. The count lives in the `farm_task_waits` bucket under the task id
+and the message's stream sequence (a task queued again is a new message, counted
+afresh), and is read only for a message delivered more than once.
+"""
+
+import logging
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
+
+from farm_agent.buckets import Contended, compare_and_set, is_valid_key, read, task_waits_bucket
+
+log = logging.getLogger(__name__)
+
+
+def wait_key(task_id: str, message: Msg) -> str:
+    """The key of one queuing of a task: its id and its message's stream sequence."""
+    return f"{task_id}.{message.metadata.sequence.stream}"
+
+
+def _decode(data: bytes) -> int:
+    return int(data.decode())
+
+
+def _encode(count: int) -> bytes:
+    return str(count).encode()
+
+
+def _one_more(count: int | None) -> int:
+    return (count or 0) + 1
+
+
+class WaitLedger:
+    """Reads and adds to the wait-only deliveries of tasks, by `wait_key`."""
+
+    @classmethod
+    async def open(cls, js: JetStreamContext) -> "WaitLedger":
+        """The ledger on the farm's bucket."""
+        return cls(await task_waits_bucket(js))
+
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+
+    async def attempt_number(self, key: str, deliveries: int) -> int:
+        """The attempt a delivery is: deliveries so far less those that only waited."""
+        if deliveries <= 1 or not is_valid_key(key):
+            return max(deliveries, 1)
+        try:
+            waits = (await read(self._kv, key, _decode)).value or 0
+        except (nats.errors.Error, TimeoutError) as error:
+            # Counting a wait as an attempt fails a task sooner; never later.
+            log.warning("could not read the waits of %s: %s", key, error)
+            waits = 0
+        return max(deliveries - waits, 1)
+
+    async def add_wait(self, key: str) -> None:
+        """Counts the current delivery of the task as a wait."""
+        if not is_valid_key(key):
+            return
+        try:
+            await compare_and_set(self._kv, key, _one_more, _decode, _encode)
+        except (nats.errors.Error, TimeoutError, Contended) as error:
+            log.warning("could not count a wait of %s (an attempt then): %s", key, error)
+
+    async def forget(self, key: str) -> None:
+        """Drops the task's count once it has ended."""
+        if not is_valid_key(key):
+            return
+        try:
+            await self._kv.purge(key)
+        except (nats.errors.Error, TimeoutError) as error:
+            log.debug("could not drop the waits of %s (they expire): %s", key, error)

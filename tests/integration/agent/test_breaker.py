@@ -1,0 +1,138 @@
+"""The farm-wide circuit breaker of a target host, against real pages and a real nats-server."""
+
+import asyncio
+import time
+
+import pytest
+from nats.js import JetStreamContext
+from prometheus_client import REGISTRY
+
+from farm.tasks.v1 import tasks_pb2
+from farm_agent.buckets import breakers_bucket
+from farm_agent.circuit import Circuit, CircuitState
+from tests.integration.agent.conftest import (
+    FAILED,
+    RUNNING,
+    SUCCEEDED,
+    Events,
+    StartIntake,
+    content_of,
+    publish,
+)
+
+pytestmark = pytest.mark.integration
+
+HOST = "127.0.0.1"
+COOLDOWN_SECONDS = 1.5
+
+
+def once(spec: tasks_pb2.TaskSpec) -> tasks_pb2.TaskSpec:
+    spec.max_attempts = 1
+    return spec
+
+
+def failing(site) -> tasks_pb2.TaskSpec:
+    spec = once(content_of(site, "/status/503", timeout_ms=5000))
+    spec.fail_on_http_error = True
+    return spec
+
+
+def circuit_gauge() -> float | None:
+    return REGISTRY.get_sample_value("agent_circuit_state", {"host": HOST})
+
+
+def transitions(state: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "agent_circuit_transitions_total", {"host": HOST, "state": state}
+    )
+    return value or 0.0
+
+
+def waits(reason: str) -> float:
+    return REGISTRY.get_sample_value("agent_task_waits_total", {"reason": reason}) or 0.0
+
+
+async def breaker(js: JetStreamContext) -> Circuit:
+    entry = await (await breakers_bucket(js)).get(HOST)
+    return Circuit.from_bytes(entry.value or b"")
+
+
+async def until_cooled_down(js: JetStreamContext) -> None:
+    """Sleeps out the open breaker's cool-down: the breaker's own clock, nothing to await."""
+    opened = await breaker(js)
+    assert opened.state is CircuitState.OPEN
+    await asyncio.sleep(max(0.0, opened.opened_at + COOLDOWN_SECONDS - time.time()) + 0.05)
+
+
+async def fail_on_the_host(js: JetStreamContext, events: Events, site, times: int) -> None:
+    for _ in range(times):
+        final = await events.final(await publish(js, failing(site)))
+        assert final.error.code == "HTTP_ERROR"
+
+
+async def test_in_fail_mode_an_open_breaker_fails_tasks_fast_until_a_trial_closes_it(
+    js, start_intake: StartIntake, events: Events, site
+) -> None:
+    await start_intake(
+        breaker_failures=3,
+        breaker_cooldown_seconds=COOLDOWN_SECONDS,
+        breaker_mode="fail",
+        concurrency=1,
+    )
+    opened, half_opened, closed = (
+        transitions("open"),
+        transitions("half_open"),
+        transitions("closed"),
+    )
+
+    await fail_on_the_host(js, events, site, times=2)
+    assert (await breaker(js)).state is CircuitState.CLOSED
+    await fail_on_the_host(js, events, site, times=1)
+    assert (await breaker(js)).state is CircuitState.OPEN
+    assert circuit_gauge() == CircuitState.OPEN.value
+
+    blocked_id = await publish(js, once(content_of(site)))
+    blocked = await events.final(blocked_id)
+    assert events.statuses(blocked_id) == [FAILED]
+    assert (blocked.error.code, blocked.error.retryable) == ("CIRCUIT_OPEN", True)
+    assert HOST in blocked.error.message
+
+    # After the cool-down one trial goes through; it fails, so the breaker opens again.
+    await until_cooled_down(js)
+    await fail_on_the_host(js, events, site, times=1)
+    assert (await breaker(js)).state is CircuitState.OPEN
+    reblocked = await events.final(await publish(js, once(content_of(site))))
+    assert reblocked.error.code == "CIRCUIT_OPEN"
+
+    # The next trial succeeds and closes it.
+    await until_cooled_down(js)
+    trial = await events.final(await publish(js, once(content_of(site))))
+    assert trial.status == SUCCEEDED
+    assert (await breaker(js)).state is CircuitState.CLOSED
+    assert circuit_gauge() == CircuitState.CLOSED.value
+    assert transitions("open") - opened == 2
+    assert transitions("half_open") - half_opened == 2
+    assert transitions("closed") - closed == 1
+
+
+async def test_in_wait_mode_a_task_waits_out_the_open_breaker_without_using_an_attempt(
+    js, start_intake: StartIntake, events: Events, site
+) -> None:
+    await start_intake(breaker_failures=2, breaker_cooldown_seconds=COOLDOWN_SECONDS, concurrency=1)
+    await fail_on_the_host(js, events, site, times=2)
+    opened = await breaker(js)
+    assert opened.state is CircuitState.OPEN
+    waited = waits("breaker_open")
+
+    task_id = await publish(js, once(content_of(site)))
+    final = await events.final(task_id, within=15)
+
+    assert final.status == SUCCEEDED
+    assert [(event.status, event.attempt) for event in events.of(task_id)] == [
+        (RUNNING, 1),
+        (SUCCEEDED, 1),
+    ]
+    started = events.of(task_id)[0].time.ToNanoseconds() / 1e9
+    assert started >= opened.opened_at + COOLDOWN_SECONDS
+    assert waits("breaker_open") > waited
+    assert (await breaker(js)).state is CircuitState.CLOSED

@@ -1,0 +1,177 @@
+"""Browser faults in real Chromium: each ends in a clear error and the next task still runs."""
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from google.protobuf import json_format
+from prometheus_client import REGISTRY
+
+from farm.tasks.v1 import tasks_pb2
+from farm_agent.errors import ErrorCode, TaskFailure
+from farm_agent.metrics import process_tree
+from farm_agent.pool import BrowserPool
+from farm_agent.runner import TaskRunner
+from farm_agent.settings import AgentSettings
+from tests.integration.agent.conftest import (
+    FAILED,
+    SUCCEEDED,
+    Events,
+    StartIntake,
+    content_of,
+    publish,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def runner(shared_pool: BrowserPool, make_settings: Callable[..., AgentSettings]) -> TaskRunner:
+    return TaskRunner(shared_pool, make_settings())
+
+
+def page_events(kind: str) -> float:
+    return REGISTRY.get_sample_value("agent_page_events_total", {"kind": kind}) or 0.0
+
+
+async def failure_of(runner: TaskRunner, spec: tasks_pb2.TaskSpec) -> TaskFailure:
+    with pytest.raises(TaskFailure) as caught:
+        await runner.run(spec)
+    return caught.value
+
+
+async def assert_next_task_runs(runner: TaskRunner, site) -> None:
+    capture = await runner.run(content_of(site))
+    assert capture.result.title == "Test page"
+
+
+async def test_a_renderer_crash_is_browser_crashed_and_the_next_task_runs(
+    runner: TaskRunner, site
+) -> None:
+    crashes = page_events("crash")
+    # chrome://crash kills the page's renderer, as a renderer bug or the OOM killer would.
+    failure = await failure_of(runner, tasks_pb2.TaskSpec(url="chrome://crash", timeout_ms=10_000))
+    assert failure.code is ErrorCode.BROWSER_CRASHED
+    assert failure.retryable
+    assert "crashed" in failure.message
+    assert page_events("crash") == crashes + 1
+    await assert_next_task_runs(runner, site)
+
+
+async def test_a_page_that_allocates_until_it_dies_is_browser_crashed(
+    runner: TaskRunner, site
+) -> None:
+    failure = await failure_of(runner, content_of(site, "/memory", timeout_ms=20_000))
+    assert failure.code is ErrorCode.BROWSER_CRASHED
+    await assert_next_task_runs(runner, site)
+
+
+async def test_a_hung_page_times_out_in_bounded_time_and_the_next_task_runs(
+    runner: TaskRunner, site
+) -> None:
+    began = time.monotonic()
+    failure = await failure_of(runner, content_of(site, "/hang", timeout_ms=2000))
+    assert failure.code is ErrorCode.TIMEOUT
+    assert failure.retryable
+    # The time limit, plus closing the context (bounded by close_timeout_seconds, 5 s).
+    assert time.monotonic() - began < 2 + 5 + 1
+    await assert_next_task_runs(runner, site)
+
+
+async def test_dialogs_are_answered_so_the_page_goes_on(runner: TaskRunner, site) -> None:
+    dialogs = page_events("dialog")
+    spec = tasks_pb2.TaskSpec(
+        url=site.url("/dialog"),
+        timeout_ms=10_000,
+        script=tasks_pb2.ScriptOptions(source="() => document.title"),
+    )
+    capture = await runner.run(spec)
+    assert json_format.MessageToJson(capture.result.json) == '"confirm=false prompt=null"'
+    assert page_events("dialog") == dialogs + 3
+
+
+async def test_pop_ups_are_closed_and_the_task_keeps_its_page(runner: TaskRunner, site) -> None:
+    popups = page_events("popup")
+    capture = await runner.run(content_of(site, "/popup"))
+    assert capture.result.title == "Opener"
+    assert page_events("popup") == popups + 1
+
+
+async def test_a_download_is_refused_for_good(runner: TaskRunner, site) -> None:
+    failure = await failure_of(runner, content_of(site, "/download"))
+    assert failure.code is ErrorCode.DOWNLOAD_REFUSED
+    assert not failure.retryable
+    await assert_next_task_runs(runner, site)
+
+
+async def test_a_crash_fails_the_task_with_its_code_and_the_agent_serves_the_next(
+    js, start_intake: StartIntake, events: Events, site
+) -> None:
+    await start_intake(concurrency=1)
+    crashing = content_of(site, "/memory")
+    crashing.max_attempts = 1
+    crashed = await events.final(await publish(js, crashing), within=30)
+    assert crashed.status == FAILED
+    assert (crashed.error.code, crashed.error.retryable) == ("BROWSER_CRASHED", True)
+
+    after = await events.final(await publish(js, content_of(site)))
+    assert after.status == SUCCEEDED
+
+
+@pytest.fixture
+async def stubborn_pool(
+    tmp_path_factory: pytest.TempPathFactory, make_settings: Callable[..., AgentSettings]
+) -> AsyncIterator[BrowserPool]:
+    """A pool of one browser that gives a context 0.5 s to close."""
+    settings = make_settings(
+        FARM_HOME=tmp_path_factory.mktemp("k"),
+        id="stubborn",
+        max_browsers=1,
+        close_timeout_seconds=0.5,
+    )
+    pool = BrowserPool(settings)
+    await pool.start()
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def main_browser_pids(scratch: Path) -> set[int]:
+    """PIDs of this test's main Chromium processes (those whose profile is under `scratch`)."""
+    found = set()
+    for pid in process_tree(os.getpid()):
+        try:
+            arguments = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if f"--user-data-dir={scratch}".encode() in arguments and b"--type=" not in arguments:
+            found.add(pid)
+    return found
+
+
+async def never() -> None:
+    await asyncio.Event().wait()
+
+
+async def test_a_browser_that_cannot_close_a_context_is_killed_and_replaced(
+    stubborn_pool: BrowserPool,
+) -> None:
+    killed = REGISTRY.get_sample_value("agent_browsers_killed_total") or 0.0
+    [stuck_pid] = main_browser_pids(stubborn_pool.scratch_dir)
+    began = time.monotonic()
+    async with stubborn_pool.new_context() as context:
+        stuck = context.browser
+        assert stuck is not None
+        # As with a renderer that hangs: neither the context nor the browser closes.
+        context.close = never  # type: ignore[method-assign]
+        stuck.close = never  # type: ignore[method-assign]
+
+    assert time.monotonic() - began < 5
+    assert REGISTRY.get_sample_value("agent_browsers_killed_total") == killed + 1
+    async with stubborn_pool.new_context() as fresh:
+        assert fresh.browser is not stuck
+        assert stuck_pid not in main_browser_pids(stubborn_pool.scratch_dir)

@@ -1,0 +1,55 @@
+"""Farm-wide politeness per host: two agents' intakes share one host's concurrency and rate."""
+
+import uuid
+
+import pytest
+
+from tests.integration.agent.conftest import (
+    SUCCEEDED,
+    Events,
+    StartIntake,
+    content_of,
+    publish,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def start_two_agents(start_intake: StartIntake, **limits: object) -> None:
+    for name in ("agent-a", "agent-b"):
+        await start_intake(id=name, concurrency=3, host_wait_seconds=0.3, **limits)
+
+
+async def test_two_agents_never_run_more_than_k_tasks_at_once_on_one_host(
+    js, start_intake: StartIntake, events: Events, site
+) -> None:
+    await start_two_agents(start_intake, host_max_concurrency=2, host_max_rate=100)
+    counter = uuid.uuid4().hex
+    task_ids = [await publish(js, content_of(site, f"/count/{counter}?ms=400")) for _ in range(8)]
+
+    for task_id in task_ids:
+        final = await events.final(task_id, within=60)
+        # Waiting for the host is no attempt.
+        assert (final.status, final.attempt) == (SUCCEEDED, 1)
+
+    assert site.most_in_flight[counter] == 2
+    # Both agents took part: the limit held across them, not only within one.
+    assert {event.agent_id for event in events.received} == {"agent-a", "agent-b"}
+
+
+async def test_task_starts_on_one_host_keep_to_the_rate(
+    js, start_intake: StartIntake, events: Events, site
+) -> None:
+    rate = 2.0
+    await start_two_agents(start_intake, host_max_concurrency=10, host_max_rate=rate)
+    task_ids = [await publish(js, content_of(site)) for _ in range(7)]
+
+    starts = []
+    for task_id in task_ids:
+        final = await events.final(task_id, within=60)
+        assert (final.status, final.attempt) == (SUCCEEDED, 1)
+        starts.append(events.of(task_id)[0].time.ToNanoseconds() / 1e9)
+
+    # A burst of one second's worth (2), then 2 per second: 5 more take at least 2.5 s.
+    starts.sort()
+    assert starts[-1] - starts[0] >= (len(starts) - rate) / rate - 0.2
