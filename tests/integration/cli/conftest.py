@@ -1,4 +1,6 @@
-"""Fixtures for the launcher's tests: a FarmConfig on free ports, an Envoy before fake services."""
+"""Fixtures for the launcher's tests: a FarmConfig on free ports, an Envoy before fake
+services, and stand-in packages that play the farm's services.
+"""
 
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,3 +70,52 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeUnderTest]:
     finally:
         process.stop(timeout=5)
         fakes.stop()
+
+
+STAND_IN = """
+import json, os, signal, threading, time
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2_grpc
+
+service = __package__.removeprefix("farm_")
+name = os.environ.get("FARM_AGENT_ID", service)
+record = Path(os.environ["STAND_IN_RECORD_DIR"])
+(record / f"{name}.env.json").write_text(json.dumps(dict(os.environ)))
+with (record / f"{name}.starts").open("a") as starts:
+    starts.write(f"{os.getpid()}\\n")
+stopping = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
+server.add_insecure_port("127.0.0.1:" + os.environ[f"FARM_{service.upper()}_PORT"])
+server.start()
+stopping.wait()
+(record / f"{name}.stopped").write_text(str(time.monotonic_ns()))
+server.stop(None)
+"""
+
+
+@pytest.fixture
+def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Packages farm_auth, farm_storage, farm_scheduler, farm_agent ahead of the real ones.
+
+    Each serves gRPC health on the port the launcher gives it, writes down the
+    environment it was started with (<name>.env.json) and its PID at each start
+    (<name>.starts), and on SIGTERM notes the time (<name>.stopped) and exits 0.
+    Returns the folder they write to.
+    """
+    packages = tmp_path / "stand-ins"
+    for service in ("auth", "storage", "scheduler", "agent"):
+        package = packages / f"farm_{service}"
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+        (package / "__main__.py").write_text(STAND_IN)
+    record = tmp_path / "record"
+    record.mkdir()
+    monkeypatch.setenv("PYTHONPATH", str(packages))
+    monkeypatch.setenv("STAND_IN_RECORD_DIR", str(record))
+    monkeypatch.delenv("FARM_ADMIN_KEY", raising=False)
+    return record

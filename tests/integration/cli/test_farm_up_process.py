@@ -56,7 +56,7 @@ def output_of(farm_home: Path) -> str:
     return (farm_home.parent / "farm-up.out").read_text()
 
 
-def test_sigterm_stops_every_process_and_removes_the_pid_files(
+def test_farm_up_restarts_a_killed_process_and_sigterm_stops_everything(
     farm_up: subprocess.Popen[bytes], farm_env: dict[str, str], farm_home: Path
 ) -> None:
     wait_until(
@@ -82,6 +82,13 @@ def test_sigterm_stops_every_process_and_removes_the_pid_files(
     )
     assert second.returncode == 1
     assert f"a farm is already running with FARM_HOME {farm_home}" in second.stderr
+    assert all(running(pid) for pid in pids.values())
+
+    os.kill(pids["nats"], signal.SIGKILL)
+    wait_until(lambda: "nats back up" in output_of(farm_home), timeout=60, what="nats restart")
+    assert "nats died (signal 9); restarting in 1 s" in output_of(farm_home)
+    pids = {path.stem: int(path.read_text()) for path in run_dir.glob("*.pid")}
+    assert set(pids) == {"nats", "seaweedfs", "envoy"}
     assert all(running(pid) for pid in pids.values())
 
     farm_up.send_signal(signal.SIGTERM)

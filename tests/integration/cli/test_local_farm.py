@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import httpx
+import nats
 import pytest
 
 from farm_cli.launcher import infra
@@ -15,6 +16,7 @@ from farm_cli.launcher.config import FarmConfig
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.lock import FarmAlreadyRunning, FarmLock
 from farm_cli.launcher.processes import StartupError, port_open
+from tests.helpers import assert_eventually
 
 pytestmark = pytest.mark.integration
 
@@ -105,11 +107,66 @@ def test_a_failed_start_stops_what_it_started_and_shows_the_log(
     assert not port_open("127.0.0.1", infra_config.ports.nats)
 
 
-def test_a_process_that_dies_is_reported_with_its_log(infra_config: FarmConfig) -> None:
+async def test_killed_nats_is_restarted_on_its_port_with_its_stream(
+    infra_config: FarmConfig,
+) -> None:
     reports: list[str] = []
     with LocalFarm(infra_config, report=reports.append) as farm:
-        os.kill(farm.process("nats").pid, signal.SIGKILL)
-        farm.process("nats").stop(timeout=5)
-        assert farm.report_exits() == ["nats"]
-        assert farm.report_exits() == []
-    assert any(line.startswith("nats exited unexpectedly with code -9") for line in reports)
+        await publish_to_a_stream(farm.nats_url, b"kept")
+        farm.start_supervisor(interval=0.1)
+        first_pid = farm.process("nats").pid
+        farm.kill("nats", signal.SIGKILL)
+        await assert_eventually(lambda: any("nats back up" in r for r in reports), within=30)
+        assert farm.process("nats").pid != first_pid
+        assert pid_files(infra_config.home)["nats"] == farm.process("nats").pid
+        assert await first_message_of_the_stream(farm.nats_url) == b"kept"
+    died = next(line for line in reports if line.startswith("nats died"))
+    assert died.startswith(
+        f"nats died (signal 9); restarting in 1 s; last lines of {farm.log_dir / 'nats.log'}"
+    )
+
+
+async def test_stopped_seaweedfs_and_nats_start_again_with_their_data(
+    infra_config: FarmConfig,
+) -> None:
+    with LocalFarm(infra_config) as farm:
+        farm.start_supervisor(interval=0.1)
+        client = infra.s3_client(farm.s3.endpoint, farm.s3.credentials)
+        client.put_object("farm-artifacts", "t/kept", io.BytesIO(b"kept"), 4)
+        await publish_to_a_stream(farm.nats_url, b"queued")
+
+        farm.stop_process("seaweedfs")
+        farm.stop_process("nats")
+        assert not infra.s3_ready(farm.s3.endpoint, farm.s3.credentials, "farm-artifacts")
+        assert not port_open("127.0.0.1", infra_config.ports.nats)
+        assert set(pid_files(infra_config.home)) == {"envoy"}
+
+        farm.start_process("nats")
+        farm.start_process("seaweedfs")
+        assert await first_message_of_the_stream(farm.nats_url) == b"queued"
+        stored = client.get_object("farm-artifacts", "t/kept")
+        try:
+            assert stored.read() == b"kept"
+        finally:
+            stored.close()
+            stored.release_conn()
+        assert set(pid_files(infra_config.home)) == set(INFRASTRUCTURE)
+
+
+async def publish_to_a_stream(nats_url: str, data: bytes) -> None:
+    connection = await nats.connect(nats_url)
+    try:
+        js = connection.jetstream()
+        await js.add_stream(name="KEPT", subjects=["kept.>"])
+        await js.publish("kept.one", data)
+    finally:
+        await connection.close()
+
+
+async def first_message_of_the_stream(nats_url: str) -> bytes:
+    connection = await nats.connect(nats_url)
+    try:
+        message = await connection.jetstream().get_msg("KEPT", seq=1)
+        return bytes(message.data or b"")
+    finally:
+        await connection.close()

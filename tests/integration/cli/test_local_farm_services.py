@@ -1,8 +1,4 @@
-"""LocalFarm with its services, played by stand-in packages that shadow farm_auth & co.
-
-Each stand-in serves gRPC health on the port the launcher gives it, writes down the
-environment it was started with, and notes when SIGTERM reached it.
-"""
+"""LocalFarm with its services, played by stand-in packages (see conftest.stand_ins)."""
 
 import json
 from dataclasses import replace
@@ -17,46 +13,6 @@ from farm_cli.launcher.farm import LocalFarm
 from tests.helpers import assert_eventually
 
 pytestmark = pytest.mark.integration
-
-STAND_IN = """
-import json, os, signal, threading, time
-from concurrent import futures
-from pathlib import Path
-
-import grpc
-from grpc_health.v1 import health, health_pb2_grpc
-
-service = __package__.removeprefix("farm_")
-name = os.environ.get("FARM_AGENT_ID", service)
-record = Path(os.environ["STAND_IN_RECORD_DIR"])
-(record / f"{name}.env.json").write_text(json.dumps(dict(os.environ)))
-stopping = threading.Event()
-signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
-server.add_insecure_port("127.0.0.1:" + os.environ[f"FARM_{service.upper()}_PORT"])
-server.start()
-stopping.wait()
-(record / f"{name}.stopped").write_text(str(time.monotonic_ns()))
-server.stop(None)
-"""
-
-
-@pytest.fixture
-def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Packages farm_auth, farm_storage, farm_scheduler, farm_agent ahead of the real ones."""
-    packages = tmp_path / "stand-ins"
-    for service in ("auth", "storage", "scheduler", "agent"):
-        package = packages / f"farm_{service}"
-        package.mkdir(parents=True)
-        (package / "__init__.py").write_text("")
-        (package / "__main__.py").write_text(STAND_IN)
-    record = tmp_path / "record"
-    record.mkdir()
-    monkeypatch.setenv("PYTHONPATH", str(packages))
-    monkeypatch.setenv("STAND_IN_RECORD_DIR", str(record))
-    monkeypatch.delenv("FARM_ADMIN_KEY", raising=False)
-    return record
 
 
 def started_with(record: Path, name: str) -> dict[str, str]:
@@ -77,6 +33,7 @@ async def test_services_and_agents_start_with_the_farms_settings_and_stop_in_rev
         agents=2,
         agent_allow=",".join(PRIVATE_NETWORKS),
         service_timeout=60,
+        service_env={"FARM_AGENT_ACK_WAIT_SECONDS": "5", "FARM_AUTH_PORT": "1"},
     )
     progress: list[str] = []
     with LocalFarm(config, report=progress.append) as farm:
@@ -93,9 +50,12 @@ async def test_services_and_agents_start_with_the_farms_settings_and_stop_in_rev
         names = ["auth", "storage", "scheduler", "agent-1", "agent-2"]
         envs = {name: started_with(stand_ins, name) for name in names}
         for env in envs.values():
+            assert env["FARM_AGENT_ACK_WAIT_SECONDS"] == "5"
             assert env["FARM_HOME"] == str(config.home)
             assert env["NATS_URL"] == f"nats://127.0.0.1:{ports.nats}"
             assert env["FARM_IDENTITY_SECRET"] == farm.identity_secret
+        # What the launcher wires wins over the extra environment.
+        assert envs["auth"]["FARM_AUTH_PORT"] == str(ports.auth)
         assert envs["auth"]["FARM_ADMIN_KEY"] == farm.admin_key
         assert envs["auth"]["FARM_AUTH_METRICS_PORT"] == str(ports.auth_metrics)
         assert envs["storage"]["S3_ENDPOINT"] == farm.s3.endpoint

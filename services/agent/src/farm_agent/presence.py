@@ -112,6 +112,14 @@ class Presence:
             await self._agents.put(self._settings.id, heartbeat.SerializeToString())
         except (nats.errors.Error, TimeoutError) as error:
             log.warning("heartbeat failed: %s", error)
+            await self._find_bucket_again()
+
+    async def _find_bucket_again(self) -> None:
+        """Binds the bucket anew, creating it if a nats-server without its data lost it."""
+        try:
+            self._agents = await agents_bucket(self._nc.jetstream())
+        except (nats.errors.Error, TimeoutError) as error:
+            log.warning("the heartbeat bucket is not reachable yet: %s", error)
 
     async def close(self) -> None:
         """Stops beating and listening, and removes the agent from the bucket."""

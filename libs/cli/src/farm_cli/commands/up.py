@@ -1,4 +1,8 @@
-"""`farm up`: run the whole farm on this machine until Ctrl-C or SIGTERM."""
+"""`farm up`: run the whole farm on this machine until Ctrl-C or SIGTERM.
+
+While it runs, a process that crashes is started again (1 s, 2 s, 4 s … up to 30 s
+apart) and the console says so; an agent that exits 0 was drained and stays down.
+"""
 
 import argparse
 import os
@@ -21,9 +25,10 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="start the whole farm on this machine (Ctrl-C stops it)",
         description="Starts NATS and SeaweedFS (unless NATS_URL / S3_ENDPOINT are set), the "
         "auth, storage and scheduler services, the agents and Envoy; state under FARM_HOME "
-        "(default: .farm in the checkout). Every port can be moved with FARM_<WHAT>_PORT, "
-        "e.g. FARM_NATS_PORT, FARM_AUTH_PORT, FARM_SEAWEED_S3_PORT, FARM_AGENT_PORT (agent 1; "
-        "the others follow it).",
+        "(default: .farm in the checkout). A process that crashes is restarted with backoff "
+        "(1 s, 2 s, 4 s ... up to 30 s); an agent drained on purpose (exit 0) is not. Every "
+        "port can be moved with FARM_<WHAT>_PORT, e.g. FARM_NATS_PORT, FARM_AUTH_PORT, "
+        "FARM_SEAWEED_S3_PORT, FARM_AGENT_PORT (agent 1; the others follow it).",
     )
     up.add_argument("--agents", type=int, default=1, help="browser agents to run (default 1)")
     up.add_argument(
@@ -74,6 +79,7 @@ def banner(farm: LocalFarm) -> str:
             f"    curl -s -H 'authorization: Bearer {key}' "
             f'-d \'{{"url": "https://example.com", "screenshot": {{}}}}\' {url}/v1/tasks:run',
             f"  logs: {farm.log_dir}",
+            "A process that crashes is restarted (1 s, 2 s, 4 s ... up to 30 s apart).",
             "Ctrl-C stops the farm.",
             "",
         ]

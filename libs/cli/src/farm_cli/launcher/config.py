@@ -8,6 +8,7 @@ from pathlib import Path
 
 from farm_cli.launcher.infra import NatsPorts, S3Credentials, SeaweedPorts
 from farm_cli.launcher.processes import free_port
+from farm_cli.launcher.supervisor import RestartPolicy
 
 # Files that mark the root of a browserfarm checkout.
 PROJECT_MARKERS = (Path("envoy/envoy.yaml.j2"), Path("buf.yaml"))
@@ -205,6 +206,12 @@ class FarmConfig:
     # weed's filer waits 15 s for its own S3 gateway's stream before it stops;
     # tests that throw their data away need not wait that out.
     seaweedfs_stop_timeout: float = 20.0
+    # More environment for every service process (auth, storage, scheduler, agents),
+    # e.g. {"FARM_AGENT_ACK_WAIT_SECONDS": "5"}; what the launcher itself sets (ports,
+    # ids, URLs, secrets) wins over it.
+    service_env: Mapping[str, str] = field(default_factory=dict)
+    # How soon a crashed process is started again (supervise() / start_supervisor()).
+    restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
 
     def __post_init__(self) -> None:
         if not 0 <= self.agents <= MAX_AGENTS:

@@ -1,12 +1,16 @@
 """The whole farm on one machine: NATS, SeaweedFS, the services, the agents and Envoy.
 
 `LocalFarm(config).start()` brings them up in order, each awaited ready; `stop()` takes
-them down in reverse. `farm up` drives it from the command line; tests drive it
-in-process.
+them down in reverse. While it runs, `supervise()` (`farm up`) or `start_supervisor()`
+(tests, benches) restarts a process that crashes (see supervisor.py). `farm up` drives
+it from the command line; tests drive it in-process, and may also kill, stop and start
+single processes to prove the farm survives it.
 """
 
 import functools
+import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -35,11 +39,14 @@ from farm_cli.launcher.services import (
     agent_launches,
     core_service_launches,
 )
+from farm_cli.launcher.supervisor import Phase, Role, Supervisor
 from farm_core.identity import load_or_create_secret
 
 NATS_TIMEOUT = 30.0
 SEAWEEDFS_TIMEOUT = 90.0
 ENVOY_TIMEOUT = 30.0
+# How long stop() waits for the supervising thread's current look to end.
+SUPERVISOR_JOIN_TIMEOUT = 30.0
 
 
 class FarmInterrupted(RuntimeError):
@@ -60,9 +67,15 @@ class LocalFarm:
         # Processes in the order they were started, grouped as they are stopped:
         # a group's members get SIGTERM together, so agents drain side by side.
         self._stop_groups: list[list[ManagedProcess]] = []
-        self._exits_reported: set[str] = set()
         self._stop_requested = False
         self._launched_at: dict[str, float] = {}
+        # How each process is probed for readiness and how its exit is treated.
+        self._readiness: dict[str, Callable[[], bool]] = {}
+        self._roles: dict[str, Role] = {}
+        self._timeouts: dict[str, float] = {}
+        self.supervisor = Supervisor(config.restart_policy, report)
+        self._supervisor_thread: threading.Thread | None = None
+        self._supervisor_halt = threading.Event()
         self._started_seaweedfs = False
         self._admin_key: str | None = None
         self._shared: SharedSettings | None = None
@@ -169,27 +182,74 @@ class LocalFarm:
         self._stop_requested = True
 
     def supervise(self, interval: float = 0.5) -> None:
-        """Watches the processes until request_stop(); reports each one that exits."""
+        """Watches the processes until request_stop(), restarting those that crash."""
         while not self._stop_requested:
-            self.report_exits()
+            self.supervisor.check()
             time.sleep(interval)
 
-    def report_exits(self) -> list[str]:
-        """Reports processes that ended since the last call (with their log's tail)."""
-        ended = []
-        for name, process in self.processes.items():
-            if name in self._exits_reported or process.alive():
-                continue
-            self._exits_reported.add(name)
-            ended.append(name)
-            self._report(
-                f"{name} exited unexpectedly with code {process.exit_code()}; "
-                f"last lines of {process.log_path}:\n{process.log_tail()}"
-            )
-        return ended
+    def start_supervisor(self, interval: float = 0.2) -> None:
+        """Supervises in a daemon thread until stop(), as supervise() does in the foreground."""
+        if self._supervisor_thread is not None:
+            raise RuntimeError("the farm is already supervised")
+        self._supervisor_halt.clear()
+        self._supervisor_thread = threading.Thread(
+            target=self._supervise_until_halted,
+            args=(interval,),
+            name="farm-supervisor",
+            daemon=True,
+        )
+        self._supervisor_thread.start()
+
+    def _supervise_until_halted(self, interval: float) -> None:
+        while not self._supervisor_halt.wait(interval):
+            self.supervisor.check()
+
+    def _stop_supervisor(self) -> None:
+        thread, self._supervisor_thread = self._supervisor_thread, None
+        if thread is not None:
+            self._supervisor_halt.set()
+            thread.join(timeout=SUPERVISOR_JOIN_TIMEOUT)
+
+    def kill(self, name: str, signum: int = signal.SIGKILL) -> None:
+        """Sends `signum` to the process `name` only (not its children), as a crash would."""
+        os.kill(self.process(name).pid, signum)
+
+    def stop_process(self, name: str) -> None:
+        """Stops `name` (SIGTERM, SIGKILL after its timeout) and keeps it down until started."""
+        process = self.process(name)
+        self.supervisor.hold(name)
+        began = time.monotonic()
+        code = process.stop()
+        if name == "seaweedfs":
+            infra.remove_seaweedfs_sockets(self.config.ports.seaweed_ports())
+        self._report(f"{name} stopped on request ({time.monotonic() - began:.1f} s, code {code})")
+
+    def start_process(self, name: str) -> None:
+        """Starts `name` again with the same command, ports and data; returns once it is ready.
+
+        For a process stopped by stop_process(), killed, or drained; raises
+        StartupError if it does not become ready within its start timeout.
+        """
+        process = self.process(name)
+        self.supervisor.start_now(name)
+        self._launched_at[name] = time.monotonic()
+        wait_until(
+            self._readiness[name],
+            timeout=self._timeouts[name],
+            what=name,
+            process=process,
+            interval=0.2,
+        )
+        self.supervisor.confirm_ready(name)
+
+    def phase(self, name: str) -> Phase:
+        """Where the process `name` stands for the supervisor (up, waiting to restart, …)."""
+        return self.supervisor.phase(name)
 
     def stop(self) -> None:
-        """Stops every process in reverse start order, SIGKILL after each one's timeout."""
+        """Stops supervising, then every process in reverse start order (SIGKILL after timeouts)."""
+        self._stop_supervisor()
+        self.supervisor.forget()
         while self._stop_groups:
             group = self._stop_groups.pop()
             began = time.monotonic()
@@ -202,7 +262,6 @@ class LocalFarm:
         if self._started_seaweedfs:
             infra.remove_seaweedfs_sockets(self.config.ports.seaweed_ports())
             self._started_seaweedfs = False
-        self._exits_reported.clear()
         self._stop_requested = False
         self._lock.release()
 
@@ -226,19 +285,19 @@ class LocalFarm:
     def _start_infrastructure(self) -> S3Target:
         """NATS and SeaweedFS (each unless given by URL), started side by side."""
         config = self.config
-        waits: list[tuple[ManagedProcess, Callable[[], bool], float]] = []
+        started: list[ManagedProcess] = []
         if config.nats_url is None:
             nats_ports = config.ports.nats_ports()
-            nats = self._launch(infra.nats_spec(nats_ports, self.home / "nats"))
-            waits.append((nats, functools.partial(infra.nats_ready, nats_ports), NATS_TIMEOUT))
+            ready = functools.partial(infra.nats_ready, nats_ports)
+            spec = infra.nats_spec(nats_ports, self.home / "nats")
+            started.append(self._launch(spec, ready, NATS_TIMEOUT, Role.INFRASTRUCTURE))
         if config.s3_endpoint is not None and config.s3_credentials is not None:
             s3 = S3Target(config.s3_endpoint, config.s3_credentials, config.s3_bucket)
         else:
             s3, seaweedfs = self._launch_seaweedfs()
-            s3_ready = functools.partial(infra.s3_ready, s3.endpoint, s3.credentials, s3.bucket)
-            waits.append((seaweedfs, s3_ready, SEAWEEDFS_TIMEOUT))
-        for process, ready, timeout in waits:
-            self._await_ready(process, ready, timeout)
+            started.append(seaweedfs)
+        for process in started:
+            self._await_ready(process)
         return s3
 
     def _launch_seaweedfs(self) -> tuple[S3Target, ManagedProcess]:
@@ -249,23 +308,37 @@ class LocalFarm:
         s3 = S3Target(f"http://{HOST}:{ports.seaweed_s3}", credentials, self.config.s3_bucket)
         self._started_seaweedfs = True
         spec = infra.seaweedfs_spec(ports.seaweed_ports(), state, credentials)
-        process = self._launch(replace(spec, stop_timeout=self.config.seaweedfs_stop_timeout))
+        ready = functools.partial(infra.s3_ready, s3.endpoint, s3.credentials, s3.bucket)
+        process = self._launch(
+            replace(spec, stop_timeout=self.config.seaweedfs_stop_timeout),
+            ready,
+            SEAWEEDFS_TIMEOUT,
+            Role.INFRASTRUCTURE,
+        )
         return s3, process
 
     def _start_services(self, shared: SharedSettings, s3: S3Target) -> None:
         """auth, storage and scheduler side by side, then the agents side by side."""
         core = core_service_launches(self.config, shared, self.admin_key, s3)
-        self._launch_services(core, stop_together=False)
-        self._launch_services(agent_launches(self.config, shared), stop_together=True)
+        self._launch_services(core, Role.SERVICE, stop_together=False)
+        agents = agent_launches(self.config, shared)
+        self._launch_services(agents, Role.AGENT, stop_together=True)
 
-    def _launch_services(self, launches: list[ServiceLaunch], *, stop_together: bool) -> None:
+    def _launch_services(
+        self, launches: list[ServiceLaunch], role: Role, *, stop_together: bool
+    ) -> None:
         started = [
-            (self._launch(launch.spec, join_group=stop_together and index > 0), launch.address)
+            self._launch(
+                launch.spec,
+                functools.partial(grpc_serving, launch.address),
+                self.config.service_timeout,
+                role,
+                join_group=stop_together and index > 0,
+            )
             for index, launch in enumerate(launches)
         ]
-        for process, address in started:
-            ready = functools.partial(grpc_serving, address)
-            self._await_ready(process, ready, self.config.service_timeout)
+        for process in started:
+            self._await_ready(process)
 
     def _start_envoy(self) -> None:
         ports = self.config.ports
@@ -279,28 +352,57 @@ class LocalFarm:
         config_path = write_envoy_config(
             self.config.envoy_template, settings, self.home / "envoy" / "envoy.yaml"
         )
-        envoy = self._launch(envoy_spec(config_path))
-        self._await_ready(envoy, lambda: envoy_ready(settings), ENVOY_TIMEOUT)
+        ready = functools.partial(envoy_ready, settings)
+        envoy = self._launch(envoy_spec(config_path), ready, ENVOY_TIMEOUT, Role.INFRASTRUCTURE)
+        self._await_ready(envoy)
 
-    def _launch(self, spec: ProcessSpec, *, join_group: bool = False) -> ManagedProcess:
-        """Starts `spec`, in a stop group of its own or in the last one."""
+    def _launch(
+        self,
+        spec: ProcessSpec,
+        ready: Callable[[], bool],
+        timeout: float,
+        role: Role,
+        *,
+        join_group: bool = False,
+    ) -> ManagedProcess:
+        """Starts `spec`, in a stop group of its own or in the last one.
+
+        `ready` says when it serves, within `timeout` seconds; `role` how the
+        supervisor treats its exit.
+        """
         process = ManagedProcess(spec, self.log_dir, self.run_dir)
         if not join_group or not self._stop_groups:
             self._stop_groups.append([])
         self._stop_groups[-1].append(process)
+        self._readiness[spec.name] = ready
+        self._roles[spec.name] = role
+        self._timeouts[spec.name] = timeout
         self._launched_at[spec.name] = time.monotonic()
         process.start()
         return process
 
-    def _await_ready(
-        self, process: ManagedProcess, ready: Callable[[], bool], timeout: float
-    ) -> None:
-        name = process.spec.name
+    def _await_ready(self, process: ManagedProcess) -> None:
+        """Waits until `process` is ready, then hands it to the supervisor."""
+        name = process.name
+        ready = self._readiness[name]
 
         def ready_unless_stopping() -> bool:
             if self._stop_requested:
                 raise FarmInterrupted(f"stop requested while waiting for {name}")
             return ready()
 
-        wait_until(ready_unless_stopping, timeout=timeout, what=name, process=process, interval=0.2)
+        wait_until(
+            ready_unless_stopping,
+            timeout=self._timeouts[name],
+            what=name,
+            process=process,
+            interval=0.2,
+        )
         self._report(f"{name} ready ({time.monotonic() - self._launched_at[name]:.1f} s)")
+        self.supervisor.watch(process, ready, self._roles[name], self._before_start(name))
+
+    def _before_start(self, name: str) -> Callable[[], None] | None:
+        """What must happen before `name` starts again: weed's stale sockets go."""
+        if name != "seaweedfs":
+            return None
+        return functools.partial(infra.remove_seaweedfs_sockets, self.config.ports.seaweed_ports())

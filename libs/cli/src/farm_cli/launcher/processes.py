@@ -33,8 +33,15 @@ class ManagedProcess:
         self.log_path = log_dir / f"{spec.name}.log"
         self.pid_path = run_dir / f"{spec.name}.pid"
         self._popen: subprocess.Popen[bytes] | None = None
+        # Whether the ended process's group was cleared: its PID may be reused later.
+        self._reaped = False
         log_dir.mkdir(parents=True, exist_ok=True)
         run_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def name(self) -> str:
+        """The process's name in the farm (nats, agent-1, ...)."""
+        return self.spec.name
 
     @property
     def pid(self) -> int:
@@ -44,7 +51,9 @@ class ManagedProcess:
         return self._popen.pid
 
     def start(self) -> None:
-        """Starts the process, appending its output to its log file."""
+        """Starts the process (again, once it has ended), appending its output to its log file."""
+        if self.alive():
+            raise RuntimeError(f"{self.spec.name} is already running (PID {self.pid})")
         env = {**os.environ, **self.spec.env}
         with self.log_path.open("ab") as log:
             self._popen = subprocess.Popen(
@@ -56,6 +65,7 @@ class ManagedProcess:
                 cwd=self.spec.cwd,
                 start_new_session=True,
             )
+        self._reaped = False
         self.pid_path.write_text(f"{self._popen.pid}\n")
 
     def exit_code(self) -> int | None:
@@ -83,10 +93,21 @@ class ManagedProcess:
         except subprocess.TimeoutExpired:
             self.signal(signal.SIGKILL)
             self._popen.wait(timeout=10)
-        # Children that outlived their parent in the same group.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self._popen.pid, signal.SIGKILL)
-        self.pid_path.unlink(missing_ok=True)
+        return self.reap()
+
+    def reap(self) -> int | None:
+        """Once the process has ended: kills what is left of its group, removes its pid file.
+
+        Returns the exit code (negative: the signal that ended it), or None while it runs.
+        """
+        if self._popen is None or self._popen.poll() is None:
+            return None
+        if not self._reaped:
+            self._reaped = True
+            # Children that outlived their parent in the same group.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._popen.pid, signal.SIGKILL)
+            self.pid_path.unlink(missing_ok=True)
         return self._popen.returncode
 
     def log_tail(self, lines: int = 20) -> str:

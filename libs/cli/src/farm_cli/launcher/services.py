@@ -50,8 +50,9 @@ def _python_module(name: str, env: dict[str, str], port: int) -> ServiceLaunch:
 
 
 def common_env(config: FarmConfig, shared: SharedSettings) -> dict[str, str]:
-    """The settings every service reads."""
+    """The settings every service reads, over the config's extra service environment."""
     return {
+        **config.service_env,
         "FARM_HOME": str(config.home),
         "NATS_URL": shared.nats_url,
         "FARM_IDENTITY_SECRET": shared.identity_secret,

@@ -1,0 +1,283 @@
+"""Restarts the farm's processes that die unexpectedly, with exponential backoff, and says so.
+
+The launcher calls `check()` a few times a second (from `farm up`'s main loop or a
+background thread). A process that ends with a non-zero code or by a signal is started
+again after 1 s, 2 s, 4 s … up to 30 s; once it has stayed up for a minute, its next
+crash waits 1 s again. A process that exits 0 stopped on purpose (an agent drained by
+`farm agent drain`, a service sent SIGTERM by hand) and is left alone, as is one held
+by `hold()` until `start_now()`.
+"""
+
+import enum
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+# 2**32 first delays is far beyond any cap; it keeps the power from overflowing.
+_MAX_DOUBLINGS = 32
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How soon a process that died is started again, and when it counts as healthy."""
+
+    first_delay: float = 1.0
+    max_delay: float = 30.0
+    # Up this long since its last start, a process's next crash waits first_delay again.
+    stable_after: float = 60.0
+    # A restarted process not ready within this is killed, which counts as another crash.
+    ready_timeout: float = 90.0
+
+    def __post_init__(self) -> None:
+        if self.first_delay <= 0 or self.max_delay < self.first_delay:
+            raise ValueError(
+                f"restart delays must satisfy 0 < first_delay <= max_delay, got "
+                f"{self.first_delay} and {self.max_delay}"
+            )
+        if self.stable_after <= 0 or self.ready_timeout <= 0:
+            raise ValueError("stable_after and ready_timeout must be positive")
+
+    def delay(self, crashes_in_a_row: int) -> float:
+        """The wait before restarting after the `crashes_in_a_row`th crash in a row (from 1)."""
+        doublings = min(max(crashes_in_a_row - 1, 0), _MAX_DOUBLINGS)
+        return float(min(self.first_delay * 2**doublings, self.max_delay))
+
+
+class Role(enum.Enum):
+    """What a process is to the farm; decides what its exit means and how loudly it is told."""
+
+    # Exit 0 is a drain on purpose (SIGTERM or `farm agent drain`).
+    AGENT = "agent"
+    SERVICE = "service"
+    # NATS, SeaweedFS, Envoy: nothing works without them, so their exits come with their log.
+    INFRASTRUCTURE = "infrastructure"
+
+
+class Phase(enum.Enum):
+    """Where a supervised process stands."""
+
+    STARTING = "starting"  # started again, not ready yet
+    UP = "up"
+    WAITING = "waiting"  # died; restarts when its backoff is over
+    ENDED = "ended"  # exited 0 on purpose; left alone
+    HELD = "held"  # stopped on request; left alone until start_now()
+
+
+class SupervisedProcess(Protocol):
+    """What the supervisor needs of a process (ManagedProcess has it)."""
+
+    @property
+    def name(self) -> str:
+        """The process's name in the farm."""
+        ...
+
+    @property
+    def pid(self) -> int:
+        """The running process's id."""
+        ...
+
+    @property
+    def log_path(self) -> Path:
+        """Where its output goes."""
+        ...
+
+    def start(self) -> None:
+        """Starts it (again)."""
+        ...
+
+    def alive(self) -> bool:
+        """Whether it runs."""
+        ...
+
+    def signal(self, signum: int) -> None:
+        """Sends `signum` to its process group."""
+        ...
+
+    def reap(self) -> int | None:
+        """After it ended: clears its group and pid file; returns its exit code."""
+        ...
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The end of its log."""
+        ...
+
+
+def describe_exit(code: int) -> str:
+    """'signal 9' for a process a signal ended, else 'exit code N'."""
+    return f"signal {-code}" if code < 0 else f"exit code {code}"
+
+
+@dataclass(eq=False)
+class _Watched:
+    process: SupervisedProcess
+    ready: Callable[[], bool]
+    role: Role
+    before_start: Callable[[], None] | None
+    phase: Phase
+    started_at: float
+    crashes_in_a_row: int = 0
+    restart_at: float = 0.0
+    restarts: int = 0
+
+
+class Supervisor:
+    """Watches processes that are up; restarts those that crash; reports each step."""
+
+    def __init__(
+        self,
+        policy: RestartPolicy,
+        report: Callable[[str], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.policy = policy
+        self._report = report
+        self._clock = clock
+        self._watched: dict[str, _Watched] = {}
+        # check() runs on the supervising thread, hold()/start_now() on the caller's.
+        self._lock = threading.RLock()
+
+    def watch(
+        self,
+        process: SupervisedProcess,
+        ready: Callable[[], bool],
+        role: Role,
+        before_start: Callable[[], None] | None = None,
+    ) -> None:
+        """Supervises `process`, which is up; `before_start` runs before each restart."""
+        with self._lock:
+            self._watched[process.name] = _Watched(
+                process, ready, role, before_start, Phase.UP, self._clock()
+            )
+
+    def forget(self) -> None:
+        """Stops supervising everything (the farm is stopping)."""
+        with self._lock:
+            self._watched.clear()
+
+    def phase(self, name: str) -> Phase:
+        """Where the process `name` stands."""
+        with self._lock:
+            return self._entry(name).phase
+
+    def restarts(self, name: str) -> int:
+        """How often the supervisor has started `name` again."""
+        with self._lock:
+            return self._entry(name).restarts
+
+    def check(self) -> None:
+        """One look at every process: notes exits, restarts those due, reports readiness."""
+        with self._lock:
+            for watched in list(self._watched.values()):
+                self._check_one(watched)
+
+    def hold(self, name: str) -> SupervisedProcess:
+        """Leaves `name` alone (a pending restart is cancelled) until start_now(name)."""
+        with self._lock:
+            watched = self._entry(name)
+            watched.phase = Phase.HELD
+            return watched.process
+
+    def start_now(self, name: str) -> SupervisedProcess:
+        """Starts `name` at once if it is not running (held, waiting or ended)."""
+        with self._lock:
+            watched = self._entry(name)
+            if watched.process.alive():
+                raise RuntimeError(f"{name} is already running (PID {watched.process.pid})")
+            watched.process.reap()
+            self._start(watched)
+            return watched.process
+
+    def confirm_ready(self, name: str) -> None:
+        """Records that `name`, started by start_now(), answered its readiness probe."""
+        with self._lock:
+            watched = self._entry(name)
+            if watched.phase is Phase.STARTING:
+                self._now_up(watched)
+
+    def _entry(self, name: str) -> _Watched:
+        try:
+            return self._watched[name]
+        except KeyError:
+            raise KeyError(f"no process called {name!r} is supervised") from None
+
+    def _check_one(self, watched: _Watched) -> None:
+        if watched.phase in (Phase.ENDED, Phase.HELD):
+            return
+        now = self._clock()
+        if watched.phase is Phase.WAITING:
+            if now >= watched.restart_at:
+                self._restart(watched)
+            return
+        if not watched.process.alive():
+            self._ended(watched, now)
+        elif watched.phase is Phase.STARTING:
+            if watched.ready():
+                self._now_up(watched)
+            elif now - watched.started_at > self.policy.ready_timeout:
+                self._report(
+                    f"{watched.process.name} not ready {self.policy.ready_timeout:.0f} s after "
+                    f"its restart; killing it"
+                )
+                watched.process.signal(signal.SIGKILL)
+
+    def _ended(self, watched: _Watched, now: float) -> None:
+        process = watched.process
+        code = process.reap()
+        if code is None:
+            return
+        if code == 0:
+            watched.phase = Phase.ENDED
+            self._report(self._stopped_on_purpose(watched))
+            return
+        if now - watched.started_at >= self.policy.stable_after:
+            watched.crashes_in_a_row = 0
+        watched.crashes_in_a_row += 1
+        delay = self.policy.delay(watched.crashes_in_a_row)
+        watched.phase = Phase.WAITING
+        watched.restart_at = now + delay
+        line = f"{process.name} died ({describe_exit(code)}); restarting in {delay:g} s"
+        if watched.role is Role.INFRASTRUCTURE or code > 0:
+            line += f"; last lines of {process.log_path}:\n{process.log_tail()}"
+        self._report(line)
+
+    def _stopped_on_purpose(self, watched: _Watched) -> str:
+        name = watched.process.name
+        if watched.role is Role.AGENT:
+            return f"{name} exited after draining (exit code 0); not restarting it"
+        line = f"{name} stopped by itself (exit code 0); not restarting it"
+        if watched.role is Role.INFRASTRUCTURE:
+            line += (
+                f"; the farm cannot work without it; last lines of "
+                f"{watched.process.log_path}:\n{watched.process.log_tail()}"
+            )
+        return line
+
+    def _restart(self, watched: _Watched) -> None:
+        try:
+            self._start(watched)
+        except OSError as error:
+            watched.crashes_in_a_row += 1
+            delay = self.policy.delay(watched.crashes_in_a_row)
+            watched.phase = Phase.WAITING
+            watched.restart_at = self._clock() + delay
+            self._report(
+                f"restarting {watched.process.name} failed ({error}); trying again in {delay:g} s"
+            )
+            return
+        watched.restarts += 1
+
+    def _start(self, watched: _Watched) -> None:
+        if watched.before_start is not None:
+            watched.before_start()
+        watched.process.start()
+        watched.phase = Phase.STARTING
+        watched.started_at = self._clock()
+
+    def _now_up(self, watched: _Watched) -> None:
+        watched.phase = Phase.UP
+        took = self._clock() - watched.started_at
+        self._report(f"{watched.process.name} back up ({took:.1f} s after its start)")

@@ -1,0 +1,300 @@
+"""Chaos: accepted tasks are never lost while parts of the farm die for real (issue 3).
+
+Each test runs a farm of its own (two agents with a 5 s ack wait, on free ports,
+supervised as `farm up` does), submits a batch of screenshot tasks against slow local
+pages through Envoy's HTTP/JSON API, breaks one part mid-batch with a real signal, and
+then checks every task of the batch: it ends in a final state, it is listed once, and
+a succeeded task has exactly one screenshot artifact, the one its result names.
+"""
+
+import asyncio
+import datetime as dt
+import secrets
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import pytest
+from nats.aio.msg import Msg
+
+from farm.queue.v1 import queue_pb2
+from farm.tasks.v1 import tasks_pb2
+from farm_cli.launcher.config import FarmConfig, FarmPorts, find_project_root
+from farm_cli.launcher.farm import LocalFarm
+from farm_cli.launcher.supervisor import Phase
+from tests.helpers import assert_eventually
+from tests.pages import Site
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ROOT = find_project_root(Path(__file__).parent)
+FINAL = {"TASK_STATUS_SUCCEEDED", "TASK_STATUS_FAILED", "TASK_STATUS_CANCELLED"}
+# Short waits everywhere, so a redelivery or a retry takes seconds, not minutes.
+CHAOS_ENV = {
+    "FARM_AGENT_ACK_WAIT_SECONDS": "5",
+    "FARM_AGENT_IN_PROGRESS_SECONDS": "1",
+    "FARM_AGENT_CONCURRENCY": "3",
+    "FARM_AGENT_RETRY_DELAY_SECONDS": "0.5",
+    "FARM_AGENT_RETRY_BASE_SECONDS": "0.2",
+    "FARM_AGENT_RETRY_MAX_SECONDS": "2",
+    # Every test page is on 127.0.0.1: per-host politeness must not be what limits a batch.
+    "FARM_AGENT_HOST_MAX_CONCURRENCY": "16",
+    "FARM_AGENT_HOST_MAX_RATE": "100",
+    "FARM_SCHEDULER_REPUBLISH_INTERVAL_SECONDS": "1",
+    "FARM_SCHEDULER_WATCH_POLL_SECONDS": "1",
+    "FARM_GRACE_SECONDS": "2",
+}
+VIEWPORT = {"width": 640, "height": 400}
+
+
+@pytest.fixture
+def chaos_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
+    """A farm for one test, supervised in the background, stopped by PID afterwards."""
+    config = FarmConfig(
+        root=ROOT,
+        # Short: Chromium's sockets live under FARM_HOME/agents/<id>/tmp.
+        home=tmp_path_factory.mktemp("chaos"),
+        ports=FarmPorts.free(),
+        agents=2,
+        agent_allow="127.0.0.0/8",
+        seaweedfs_stop_timeout=2.0,
+        service_env=CHAOS_ENV,
+    )
+    with LocalFarm(config) as farm:
+        farm.start_supervisor(interval=0.1)
+        yield farm
+
+
+@dataclass
+class Batch:
+    """One test's tasks, found again by a label only they carry."""
+
+    http: httpx.AsyncClient
+    label: str = field(default_factory=lambda: secrets.token_hex(6))
+    ids: list[str] = field(default_factory=list)
+
+    async def submit(self, count: int, url: str) -> None:
+        """Creates `count` screenshot tasks of `url` (CreateTask), ten at a time."""
+        spec = {"url": url, "screenshot": {}, "viewport": VIEWPORT, "labels": {"chaos": self.label}}
+
+        async def create() -> str:
+            response = await self.http.post("/v1/tasks", json=spec)
+            assert response.status_code == 200, response.text
+            return str(response.json()["id"])
+
+        for start in range(0, count, 10):
+            wave = [create() for _ in range(min(10, count - start))]
+            self.ids += await asyncio.gather(*wave)
+
+    async def listed(self, status: str = "") -> list[dict[str, Any]]:
+        """ListTasks of this batch (one page holds it all)."""
+        params = {"label": f"chaos={self.label}", "pageSize": "1000"}
+        if status:
+            params["status"] = status
+        response = await self.http.get("/v1/tasks", params=params)
+        assert response.status_code == 200, response.text
+        return list(response.json().get("tasks", []))
+
+    async def held_by(self, agent_id: str) -> list[str]:
+        """Ids of the batch's tasks the scheduler sees running on `agent_id`."""
+        running = await self.listed("TASK_STATUS_RUNNING")
+        return [task["id"] for task in running if task.get("agentId") == agent_id]
+
+    async def finished(self, *, within: float) -> dict[str, dict[str, Any]]:
+        """Every task of the batch once all are final; fails the test after `within` s."""
+        deadline = time.monotonic() + within
+        tasks: dict[str, dict[str, Any]] = {}
+        while True:
+            try:
+                tasks = {task["id"]: task for task in await self.listed()}
+            except (httpx.TransportError, AssertionError):
+                tasks = {}  # the edge answers again once the scheduler is back
+            mine = [tasks.get(task_id) for task_id in self.ids]
+            if all(task is not None and task["status"] in FINAL for task in mine):
+                return tasks
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"after {within} s, {len(self.ids)} submitted, {len(tasks)} listed: "
+                    f"{statuses(tasks)}"
+                )
+            await asyncio.sleep(0.5)
+
+    async def artifacts_of(self, task_id: str) -> list[dict[str, Any]]:
+        """ListArtifacts by task id."""
+        response = await self.http.get("/v1/artifacts", params={"taskId": task_id})
+        assert response.status_code == 200, response.text
+        return list(response.json().get("artifacts", []))
+
+    async def check_none_lost_none_twice(self, tasks: dict[str, dict[str, Any]]) -> None:
+        """The batch is what was submitted; each succeeded task has one screenshot, as named."""
+        assert sorted(tasks) == sorted(self.ids), "a task is missing, or one was created twice"
+        for task_id, task in tasks.items():
+            stored = await self.artifacts_of(task_id)
+            if task["status"] != "TASK_STATUS_SUCCEEDED":
+                assert len(stored) <= 1, (task, stored)
+                continue
+            named = task.get("result", {}).get("artifacts", [])
+            assert len(stored) == 1, f"task {task_id} has {len(stored)} artifacts: {stored}"
+            assert [a["id"] for a in named] == [stored[0]["id"]], (task, stored)
+            assert stored[0]["kind"] == "ARTIFACT_KIND_SCREENSHOT"
+
+
+def statuses(tasks: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """How many tasks end in each status (and with which error code)."""
+    counts: dict[str, int] = {}
+    for task in tasks.values():
+        key = task["status"] + (f" {task['error'].get('code')}" if task.get("error") else "")
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+@pytest.fixture
+async def batch(chaos_farm: LocalFarm) -> AsyncIterator[Batch]:
+    """An HTTP client of the chaos farm's Envoy with the admin key, and an empty batch."""
+    headers = {"authorization": f"Bearer {chaos_farm.admin_key}"}
+    async with httpx.AsyncClient(
+        base_url=chaos_farm.envoy_url, headers=headers, timeout=30
+    ) as http:
+        yield Batch(http)
+
+
+@dataclass
+class EventLog:
+    """The agents' events as NATS carries them, with the time each arrived."""
+
+    seen: list[tuple[float, queue_pb2.AgentEvent]] = field(default_factory=list)
+
+    async def record(self, message: Msg) -> None:
+        self.seen.append((time.monotonic(), queue_pb2.AgentEvent.FromString(message.data)))
+
+    def between(self, start: float, end: float) -> list[queue_pb2.AgentEvent]:
+        return [event for when, event in self.seen if start <= when <= end]
+
+
+async def until(check: Any, *, within: float, message: str) -> None:
+    """assert_eventually for blocking checks, run off the event loop."""
+
+    async def off_loop() -> bool:
+        return bool(await asyncio.to_thread(check))
+
+    await assert_eventually(off_loop, within=within, interval=0.1, message=message)
+
+
+@pytest.mark.timeout(150)
+async def test_killed_agent_tasks_are_finished_by_another_none_lost_none_twice(
+    chaos_farm: LocalFarm, batch: Batch, site: Site
+) -> None:
+    await batch.submit(100, site.url("/slow?ms=600"))
+    held: list[str] = []
+
+    async def agent_2_holds_tasks() -> bool:
+        nonlocal held
+        held = await batch.held_by("agent-2")
+        return bool(held)
+
+    await assert_eventually(agent_2_holds_tasks, within=60, message="agent-2 never ran a task")
+    chaos_farm.kill("agent-2", signal.SIGKILL)
+
+    tasks = await batch.finished(within=120)
+    assert statuses(tasks) == {"TASK_STATUS_SUCCEEDED": 100}
+    await batch.check_none_lost_none_twice(tasks)
+    # Redelivered after the ack wait: the held tasks ran again (on agent-1 or the
+    # restarted agent-2).
+    assert any(tasks[task_id]["attempts"] >= 2 for task_id in held), [tasks[i] for i in held]
+    assert chaos_farm.supervisor.restarts("agent-2") == 1
+
+
+@pytest.mark.timeout(150)
+async def test_killed_scheduler_comes_back_and_applies_what_happened_meanwhile(
+    chaos_farm: LocalFarm, batch: Batch, site: Site
+) -> None:
+    events = EventLog()
+    connection = await nats.connect(chaos_farm.nats_url)
+    try:
+        await connection.subscribe("events.tasks.>", cb=events.record)
+        await batch.submit(30, site.url("/slow?ms=800"))
+        await assert_eventually(
+            lambda: batch.listed("TASK_STATUS_SUCCEEDED"), within=60, message="nothing finished"
+        )
+        killed_at = time.monotonic()
+        chaos_farm.kill("scheduler", signal.SIGKILL)
+        await until(
+            lambda: (
+                chaos_farm.supervisor.restarts("scheduler") == 1
+                and chaos_farm.phase("scheduler") is Phase.UP
+            ),
+            within=60,
+            message="the supervisor did not bring the scheduler back",
+        )
+        back_at = time.monotonic()
+        tasks = await batch.finished(within=90)
+    finally:
+        await connection.close()
+
+    assert statuses(tasks) == {"TASK_STATUS_SUCCEEDED": 30}
+    await batch.check_none_lost_none_twice(tasks)
+    while_down = events.between(killed_at, back_at)
+    finished_while_down = {
+        event.task_id for event in while_down if event.status == tasks_pb2.TASK_STATUS_SUCCEEDED
+    }
+    assert finished_while_down, "no task finished while the scheduler was down"
+    for task_id in finished_while_down & set(batch.ids):
+        assert tasks[task_id]["status"] == "TASK_STATUS_SUCCEEDED"
+
+
+@pytest.mark.timeout(150)
+async def test_restarted_nats_loses_no_task_and_services_reconnect(
+    chaos_farm: LocalFarm, batch: Batch, site: Site
+) -> None:
+    await batch.submit(20, site.url("/slow?ms=800"))
+    await assert_eventually(
+        lambda: batch.listed("TASK_STATUS_RUNNING"), within=60, message="nothing started"
+    )
+    await asyncio.to_thread(chaos_farm.stop_process, "nats")
+    # Accepted while NATS is down: kept in SQL, published once it is back.
+    await batch.submit(10, site.url("/slow?ms=300"))
+    await asyncio.sleep(2)  # an outage that lasts: agents' acks and reports fail meanwhile
+    await asyncio.to_thread(chaos_farm.start_process, "nats")
+    restarted_at = dt.datetime.now(dt.UTC)
+
+    tasks = await batch.finished(within=120)
+    await batch.check_none_lost_none_twice(tasks)
+    assert statuses(tasks) == {"TASK_STATUS_SUCCEEDED": 30}
+    for name in ("auth", "storage", "scheduler", "agent-1", "agent-2"):
+        assert chaos_farm.phase(name) is Phase.UP, name
+
+    # The agents' heartbeats (ListAgents) come back too, within a few heartbeats.
+    beats: dict[str, str] = {}
+    deadline = time.monotonic() + 20
+    while not all(
+        beats.get(name) and dt.datetime.fromisoformat(beats[name]) > restarted_at
+        for name in ("agent-1", "agent-2")
+    ):
+        if time.monotonic() > deadline:
+            pytest.fail(f"no heartbeat since the NATS restart at {restarted_at}: {beats}")
+        await asyncio.sleep(1)
+        response = await batch.http.get("/v1/agents")
+        assert response.status_code == 200, response.text
+        beats = {a["id"]: a.get("heartbeatTime", "") for a in response.json().get("agents", [])}
+
+
+@pytest.mark.timeout(150)
+async def test_uploads_wait_while_seaweedfs_is_down_none_lost_none_twice(
+    chaos_farm: LocalFarm, batch: Batch, site: Site
+) -> None:
+    await batch.submit(20, site.url("/slow?ms=500"))
+    await assert_eventually(
+        lambda: batch.listed("TASK_STATUS_SUCCEEDED"), within=60, message="nothing finished"
+    )
+    await asyncio.to_thread(chaos_farm.stop_process, "seaweedfs")
+    await asyncio.sleep(3)  # uploads meet a storage that cannot store
+    await asyncio.to_thread(chaos_farm.start_process, "seaweedfs")
+
+    tasks = await batch.finished(within=120)
+    await batch.check_none_lost_none_twice(tasks)
+    assert statuses(tasks) == {"TASK_STATUS_SUCCEEDED": 20}

@@ -1,0 +1,239 @@
+"""The supervisor's rules, on stand-in processes and a clock the test moves."""
+
+from pathlib import Path
+
+import pytest
+
+from farm_cli.launcher.supervisor import Phase, RestartPolicy, Role, Supervisor
+
+
+class FakeProcess:
+    """A process whose life the test decides: it runs until the test makes it exit."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.pid = 1000
+        self.log_path = Path(f"/logs/{name}.log")
+        self.starts = 0
+        self.code: int | None = None
+        self.signals: list[int] = []
+
+    def start(self) -> None:
+        self.starts += 1
+        self.pid += 1
+        self.code = None
+
+    def alive(self) -> bool:
+        return self.code is None
+
+    def exit(self, code: int) -> None:
+        self.code = code
+
+    def signal(self, signum: int) -> None:
+        self.signals.append(signum)
+        self.code = -signum
+
+    def reap(self) -> int | None:
+        return self.code
+
+    def log_tail(self, lines: int = 20) -> str:
+        return f"the end of {self.name}'s log"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Harness:
+    def __init__(self, policy: RestartPolicy | None = None) -> None:
+        self.clock = Clock()
+        self.reports: list[str] = []
+        self.ready = True
+        self.supervisor = Supervisor(policy or RestartPolicy(), self.reports.append, self.clock)
+
+    def watch(self, name: str, role: Role = Role.AGENT) -> FakeProcess:
+        process = FakeProcess(name)
+        process.start()
+        self.supervisor.watch(process, lambda: self.ready, role)
+        return process
+
+    def after(self, seconds: float) -> None:
+        self.clock.now += seconds
+        self.supervisor.check()
+
+
+def test_delays_double_from_one_second_up_to_thirty() -> None:
+    policy = RestartPolicy()
+    assert [policy.delay(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
+    assert policy.delay(10_000) == 30
+
+
+@pytest.mark.parametrize(
+    ("first", "most"), [(0, 30), (-1, 30), (5, 1)], ids=["zero", "negative", "cap-below-first"]
+)
+def test_a_policy_that_makes_no_sense_is_refused(first: float, most: float) -> None:
+    with pytest.raises(ValueError, match="first_delay"):
+        RestartPolicy(first_delay=first, max_delay=most)
+
+
+def test_a_killed_agent_is_restarted_after_a_second_and_reported_back_up() -> None:
+    farm = Harness()
+    agent = farm.watch("agent-2")
+    agent.exit(-9)
+    farm.after(0.1)
+    assert farm.reports == ["agent-2 died (signal 9); restarting in 1 s"]
+    assert farm.supervisor.phase("agent-2") is Phase.WAITING
+    farm.after(0.5)
+    assert agent.starts == 1
+    farm.after(0.5)
+    assert agent.starts == 2
+    assert farm.supervisor.phase("agent-2") is Phase.STARTING
+    farm.after(0.2)
+    assert farm.reports[-1] == "agent-2 back up (0.2 s after its start)"
+    assert farm.supervisor.phase("agent-2") is Phase.UP
+    assert farm.supervisor.restarts("agent-2") == 1
+
+
+def test_crashes_in_a_row_wait_longer_each_time_up_to_the_cap() -> None:
+    farm = Harness(RestartPolicy(first_delay=1, max_delay=4, stable_after=60))
+    scheduler = farm.watch("scheduler", Role.SERVICE)
+    waits = []
+    for _ in range(5):
+        scheduler.exit(1)
+        farm.after(0.1)
+        waits.append(farm.reports[-1].split(";")[1].strip())
+        farm.after(10)  # the restart
+        farm.after(0.1)  # ready again, but not for long
+    assert waits == [f"restarting in {n} s" for n in (1, 2, 4, 4, 4)]
+
+
+def test_a_crash_after_a_long_healthy_run_waits_only_the_first_delay_again() -> None:
+    farm = Harness(RestartPolicy(first_delay=1, stable_after=60))
+    agent = farm.watch("agent-1")
+    for _ in range(3):
+        agent.exit(-9)
+        farm.after(0.1)
+        farm.after(10)
+    agent.exit(-9)
+    farm.after(0.1)
+    assert farm.reports[-1].endswith("restarting in 8 s")
+    farm.after(8)
+    farm.after(61)
+    agent.exit(-9)
+    farm.after(0.1)
+    assert farm.reports[-1] == "agent-1 died (signal 9); restarting in 1 s"
+
+
+def test_a_drained_agent_that_exits_zero_is_not_restarted() -> None:
+    farm = Harness()
+    agent = farm.watch("agent-1")
+    agent.exit(0)
+    farm.after(0.1)
+    farm.after(60)
+    assert agent.starts == 1
+    assert farm.supervisor.phase("agent-1") is Phase.ENDED
+    assert farm.reports == ["agent-1 exited after draining (exit code 0); not restarting it"]
+
+
+def test_a_service_that_fails_is_restarted_and_its_log_tail_shown() -> None:
+    farm = Harness()
+    storage = farm.watch("storage", Role.SERVICE)
+    storage.exit(3)
+    farm.after(0.1)
+    assert farm.reports[0].startswith("storage died (exit code 3); restarting in 1 s")
+    assert "the end of storage's log" in farm.reports[0]
+
+
+def test_infrastructure_exits_come_with_their_log() -> None:
+    farm = Harness()
+    nats = farm.watch("nats", Role.INFRASTRUCTURE)
+    envoy = farm.watch("envoy", Role.INFRASTRUCTURE)
+    nats.exit(-9)
+    envoy.exit(0)
+    farm.after(0.1)
+    died, stopped = farm.reports
+    assert died.startswith("nats died (signal 9); restarting in 1 s; last lines of /logs/nats.log")
+    assert "the end of nats's log" in died
+    assert stopped.startswith("envoy stopped by itself (exit code 0); not restarting it")
+    assert "the farm cannot work without it" in stopped
+
+
+def test_holding_a_process_during_its_backoff_cancels_the_restart() -> None:
+    farm = Harness()
+    agent = farm.watch("agent-1")
+    agent.exit(-9)
+    farm.after(0.1)
+    farm.supervisor.hold("agent-1")
+    farm.after(120)
+    assert agent.starts == 1
+    assert farm.supervisor.phase("agent-1") is Phase.HELD
+
+
+def test_forgetting_everything_during_a_backoff_cancels_the_restart() -> None:
+    farm = Harness()
+    agent = farm.watch("agent-1")
+    agent.exit(-9)
+    farm.after(0.1)
+    farm.supervisor.forget()
+    farm.after(120)
+    assert agent.starts == 1
+
+
+def test_a_held_process_started_on_request_is_watched_again() -> None:
+    farm = Harness()
+    seaweedfs = farm.watch("seaweedfs", Role.INFRASTRUCTURE)
+    farm.supervisor.hold("seaweedfs")
+    seaweedfs.exit(0)
+    farm.after(1)
+    assert farm.reports == []
+    farm.supervisor.start_now("seaweedfs")
+    farm.supervisor.confirm_ready("seaweedfs")
+    assert farm.supervisor.phase("seaweedfs") is Phase.UP
+    assert farm.reports == ["seaweedfs back up (0.0 s after its start)"]
+    seaweedfs.exit(-15)
+    farm.after(0.1)
+    assert farm.reports[-1].startswith("seaweedfs died (signal 15); restarting in 1 s")
+
+
+def test_starting_a_running_process_is_refused() -> None:
+    farm = Harness()
+    farm.watch("agent-1")
+    with pytest.raises(RuntimeError, match="agent-1 is already running"):
+        farm.supervisor.start_now("agent-1")
+
+
+def test_a_restart_that_never_becomes_ready_is_killed_and_counts_as_a_crash() -> None:
+    farm = Harness(RestartPolicy(ready_timeout=5))
+    agent = farm.watch("agent-1")
+    agent.exit(-9)
+    farm.after(0.1)
+    farm.ready = False
+    farm.after(1)
+    farm.after(6)
+    assert farm.reports[-1] == "agent-1 not ready 5 s after its restart; killing it"
+    farm.after(0.1)
+    assert farm.reports[-1] == "agent-1 died (signal 9); restarting in 2 s"
+
+
+def test_a_restart_that_cannot_exec_is_tried_again_later() -> None:
+    farm = Harness()
+    agent = farm.watch("agent-1")
+
+    def cannot_start() -> None:
+        raise FileNotFoundError("python vanished")
+
+    agent.exit(1)
+    farm.after(0.1)
+    agent.start = cannot_start  # type: ignore[method-assign]
+    farm.after(1)
+    assert farm.reports[-1] == "restarting agent-1 failed (python vanished); trying again in 2 s"
+    assert farm.supervisor.phase("agent-1") is Phase.WAITING
+
+
+def test_an_unknown_name_is_a_clear_error() -> None:
+    with pytest.raises(KeyError, match="no process called 'agent-9' is supervised"):
+        Harness().supervisor.hold("agent-9")
