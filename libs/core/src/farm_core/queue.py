@@ -187,6 +187,8 @@ async def agents_bucket(js: JetStreamContext, limits: QueueLimits | None = None)
         KeyValueConfig(
             # On disk, so a restarted nats-server still lists the agents (the ttl
             # keeps the bucket small).
-            bucket=AGENTS_BUCKET, ttl=limits.agent_ttl_seconds, storage=StorageType.FILE
+            bucket=AGENTS_BUCKET,
+            ttl=limits.agent_ttl_seconds,
+            storage=StorageType.FILE,
         ),
     )
