@@ -17,7 +17,7 @@ PROTO_STAMP := libs/protos/src/farm/.generated
 PROTO_DEPS := build/proto-deps
 SYNC_STAMP := $(VENV)/.synced
 
-.PHONY: help setup run test test-fast lint format protos chromium bench clean
+.PHONY: help setup run test test-fast lint format protos chromium bench bench-chaos clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -73,6 +73,9 @@ test-fast: setup ## Unit tests only.
 bench: setup ## Benchmarks: figures printed against a baseline in the same run.
 	$(BIN)/python bench/pickup.py
 	$(BIN)/python bench/screenshots.py $(ARGS)
+
+bench-chaos: setup ## Chaos soak: tasks while agents are SIGKILLed, against an undisturbed run.
+	$(BIN)/python bench/chaos.py $(ARGS)
 
 clean: ## Remove the virtualenv, build outputs and generated stubs (not .farm/).
 	rm -rf $(VENV) build envoy/farm.binpb
