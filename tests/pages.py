@@ -5,6 +5,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -119,10 +120,25 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 finally:
                     site.leave(name)
                 body = "<html><head><title>Counted</title></head><body>counted</body></html>"
+            elif url.path == "/redirect":
+                # /redirect?to=<url>: a 302 to that URL.
+                self.send_response(302)
+                self.send_header("Location", parse_qs(url.query)["to"][0])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            elif url.path == "/reach":
+                # /reach?to=http://host:port: an img, iframe, fetch and WebSocket to that origin.
+                body = reach_page(parse_qs(url.query)["to"][0])
+            elif url.path == "/webrtc":
+                # /webrtc?stun=host:port: gathers WebRTC candidates with that STUN server.
+                body = webrtc_page(parse_qs(url.query)["stun"][0])
             elif url.path == "/download":
                 self._send(b"not a page", "application/octet-stream", attachment="file.bin")
                 return
             elif url.path in PAGES:
+                # Counted under their path ("/hang"), apart from the names of /flaky/<name>.
+                site.hit(url.path)
                 body = PAGES[url.path]
             else:
                 self.send_error(404)
@@ -151,13 +167,45 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def reach_page(origin: str) -> str:
+    """A page whose img, iframe, fetch and WebSocket go to `origin`; #fetch and #ws tell how."""
+    websocket = "ws" + origin.removeprefix("http")
+    return f"""<!doctype html><html><head><title>Reach</title></head><body>
+        <img src="{escape(origin)}/img"><iframe src="{escape(origin)}/frame"></iframe>
+        <p id="fetch">pending</p><p id="ws">pending</p><script>
+        const show = (id, text) => {{ document.getElementById(id).textContent = text; }};
+        fetch({origin!r} + "/fetch").then((r) => r.text()).then((t) => show("fetch", "got " + t),
+            () => show("fetch", "failed"));
+        const socket = new WebSocket({websocket!r} + "/ws");
+        socket.onopen = () => socket.send("ping");
+        socket.onmessage = (event) => show("ws", "got " + event.data);
+        socket.onerror = () => show("ws", "failed");
+        </script></body></html>"""
+
+
+def webrtc_page(stun: str) -> str:
+    """A page that gathers ICE candidates with STUN server `stun`; #ice says how many."""
+    return f"""<!doctype html><html><head><title>WebRTC</title></head><body>
+        <p id="ice">pending</p><script>
+        const show = (text) => {{ document.getElementById("ice").textContent = text; }};
+        const peer = new RTCPeerConnection({{iceServers: [{{urls: {"stun:" + stun!r}}}]}});
+        let found = 0;
+        peer.onicecandidate = (event) => {{
+            if (event.candidate) {{ found += 1; }} else {{ show("done " + found); }}
+        }};
+        peer.createDataChannel("probe");
+        peer.createOffer().then((offer) => peer.setLocalDescription(offer));
+        setTimeout(() => show("gave up " + found), 3000);
+        </script></body></html>"""
+
+
 @contextlib.contextmanager
-def serve_site() -> Iterator[Site]:
-    """Serves the test pages on 127.0.0.1 at a free port until the block ends."""
+def serve_site(host: str = "127.0.0.1") -> Iterator[Site]:
+    """Serves the test pages on `host` (127.0.0.1) at a free port until the block ends."""
     site = Site(base_url="")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(site))
+    server = ThreadingHTTPServer((host, 0), _handler(site))
     server.daemon_threads = True
-    site.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    site.base_url = f"http://{host}:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, name="test-site", daemon=True)
     thread.start()
     try:

@@ -61,6 +61,8 @@ def agent_settings(home: Path, **overrides: object) -> AgentSettings:
         "max_browsers": 2,
         # A page that allocates without end dies at this heap size, not at Chromium's 4 GiB.
         "page_heap_mb": 128,
+        # The test site is on 127.0.0.1, which the egress guard refuses by default.
+        "allow": "127.0.0.0/8",
         **overrides,
     }
     return AgentSettings(**values)

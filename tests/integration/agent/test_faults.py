@@ -1,7 +1,9 @@
 """Browser faults in real Chromium: each ends in a clear error and the next task still runs."""
 
 import asyncio
+import contextlib
 import os
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -16,6 +18,7 @@ from farm_agent.metrics import process_tree
 from farm_agent.pool import BrowserPool
 from farm_agent.runner import TaskRunner
 from farm_agent.settings import AgentSettings
+from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import (
     FAILED,
     SUCCEEDED,
@@ -43,6 +46,16 @@ async def failure_of(runner: TaskRunner, spec: tasks_pb2.TaskSpec) -> TaskFailur
     return caught.value
 
 
+def renderer_processes() -> list[int]:
+    """This test process's Chromium renderers."""
+    found = []
+    for pid in process_tree(os.getpid()):
+        with contextlib.suppress(OSError):
+            if b"--type=renderer" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+    return found
+
+
 async def assert_next_task_runs(runner: TaskRunner, site) -> None:
     capture = await runner.run(content_of(site))
     assert capture.result.title == "Test page"
@@ -52,8 +65,15 @@ async def test_a_renderer_crash_is_browser_crashed_and_the_next_task_runs(
     runner: TaskRunner, site
 ) -> None:
     crashes = page_events("crash")
-    # chrome://crash kills the page's renderer, as a renderer bug or the OOM killer would.
-    failure = await failure_of(runner, tasks_pb2.TaskSpec(url="chrome://crash", timeout_ms=10_000))
+    # The renderer is killed while the page runs, as a renderer bug or the OOM killer would.
+    # (chrome://crash would do it too, but agents refuse every scheme but http and https.)
+    task = asyncio.create_task(failure_of(runner, content_of(site, "/hang", timeout_ms=15_000)))
+    await assert_eventually(lambda: site.hits.get("/hang", 0) > 0, message="/hang not loaded")
+    await asyncio.sleep(0.3)
+    for pid in renderer_processes():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    failure = await task
     assert failure.code is ErrorCode.BROWSER_CRASHED
     assert failure.retryable
     assert "crashed" in failure.message

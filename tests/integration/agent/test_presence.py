@@ -121,6 +121,7 @@ async def agent_process(
         "FARM_AGENT_METRICS_PORT": "0",
         "FARM_AGENT_HEARTBEAT_SECONDS": "0.3",
         "FARM_AGENT_PAGE_HEAP_MB": "128",
+        "FARM_AGENT_ALLOW": "127.0.0.0/8",
     }
     log = (home / "agent.log").open("wb")
     process = await asyncio.create_subprocess_exec(

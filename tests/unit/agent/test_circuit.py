@@ -124,6 +124,8 @@ def test_garbage_in_the_bucket_is_not_a_breaker() -> None:
         (TaskFailure(ErrorCode.SELECTOR_NOT_FOUND, "no element"), Outcome.SUCCESS),
         (TaskFailure(ErrorCode.BROWSER_CRASHED, "renderer died"), Outcome.NEUTRAL),
         (TaskFailure(ErrorCode.INVALID_DEVICE, "no such device"), Outcome.NEUTRAL),
+        # Refused by the agent before the host was asked: it says nothing of the host.
+        (TaskFailure(ErrorCode.BLOCKED_URL, "url: 127.0.0.1 is loopback"), Outcome.NEUTRAL),
     ],
 )
 def test_retryable_navigation_failures_count_against_the_host(

@@ -90,3 +90,29 @@ def test_bad_priority_weights_are_refused(monkeypatch: pytest.MonkeyPatch, weigh
 def test_max_browsers_below_min_is_refused() -> None:
     with pytest.raises(ValidationError, match="FARM_AGENT_MAX_BROWSERS"):
         AgentSettings(min_browsers=3, max_browsers=2)
+
+
+def test_the_farm_services_pages_may_not_reach_come_from_the_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NATS_URL", "nats://127.0.0.1:7422,tls://user:pw@nats.internal")
+    monkeypatch.setenv("FARM_AGENT_STORAGE_ADDRESS", "storage.internal:7102")
+    monkeypatch.setenv("FARM_AGENT_FARM_ADDRESSES", "127.0.0.1:7100, [::1]:7101")
+    services = AgentSettings(FARM_HOME="/srv/farm").farm_services()
+    assert {(service.host, service.port) for service in services} == {
+        ("127.0.0.1", 7110),
+        ("127.0.0.1", 7210),
+        ("storage.internal", 7102),
+        ("127.0.0.1", 7422),
+        ("nats.internal", 4222),
+        ("127.0.0.1", 7100),
+        ("::1", 7101),
+    }
+
+
+def test_a_farm_address_without_a_port_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FARM_AGENT_FARM_ADDRESSES", "envoy.internal")
+    with pytest.raises(ValidationError, match=r"FARM_AGENT_FARM_ADDRESSES: 'envoy\.internal'"):
+        AgentSettings()

@@ -221,6 +221,7 @@ class TaskAttempt:
                 self._running = True
                 capture = await self._browse(spec, timeout_ms)
                 outcome = Outcome.SUCCESS
+                self._log_blocked(capture)
             except TaskFailure as failure:
                 outcome = outcome_of(failure)
                 raise
@@ -234,6 +235,17 @@ class TaskAttempt:
             ref = await self._tools.uploader.upload(self.item.tenant, self.task_id, artifact)
             capture.result.artifacts.append(ref)
         return capture.result
+
+    def _log_blocked(self, capture: Capture) -> None:
+        """Logs the page's requests the egress guard refused, which did not fail the task."""
+        blocked = capture.result.blocked_requests
+        if blocked:
+            log.info(
+                "task %s: the egress guard refused %d of the page's requests: %s",
+                self.task_id,
+                len(blocked),
+                "; ".join(f"{request.target} ({request.message})" for request in blocked),
+            )
 
     async def _admit(self, host: str, timeout_ms: int) -> Admission:
         if not host:

@@ -35,7 +35,7 @@ class Outcome(enum.Enum):
 
 
 _SAYS_NOTHING_OF_THE_HOST = frozenset(
-    {ErrorCode.BROWSER_CRASHED, ErrorCode.INVALID_DEVICE, ErrorCode.INTERNAL}
+    {ErrorCode.BROWSER_CRASHED, ErrorCode.INVALID_DEVICE, ErrorCode.INTERNAL, ErrorCode.BLOCKED_URL}
 )
 
 

@@ -38,6 +38,11 @@ page_events_total = Counter(
 browsers_killed_total = Counter(
     "agent_browsers_killed_total", "Browsers killed because they could not close a context."
 )
+blocked_requests_total = Counter(
+    "farm_agent_blocked_requests_total",
+    "Requests of pages the egress guard refused, by reason (loopback, private, metadata...).",
+    ["reason"],
+)
 memory_usage_bytes = Gauge(
     "agent_memory_usage_bytes", "Resident memory of the agent and its browser processes."
 )

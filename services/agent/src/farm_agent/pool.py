@@ -18,6 +18,7 @@ from playwright.async_api import Browser, BrowserContext, Playwright, async_play
 from playwright.async_api import Error as PlaywrightError
 
 from farm_agent import metrics
+from farm_agent.egress import EgressProxy, farm_policy
 from farm_agent.errors import ErrorCode, Stage, TaskFailure, failure_from
 from farm_agent.metrics import process_tree
 from farm_agent.settings import AgentSettings
@@ -66,7 +67,8 @@ class BrowserPool:
     (crash, killed process); browsers above the minimum close after being idle for
     `browser_idle_seconds`. A browser that cannot close a task's context within
     `close_timeout_seconds` (a hung renderer) is killed and replaced. Chromium's
-    profiles live in the agent's scratch directory, which is removed on close.
+    profiles live in the agent's scratch directory, which is removed on close. Every
+    browser sends its requests through the pool's egress guard.
     """
 
     def __init__(self, settings: AgentSettings) -> None:
@@ -78,6 +80,7 @@ class BrowserPool:
         self._changed = asyncio.Condition()
         self._maintenance: asyncio.Task[None] | None = None
         self._closed = False
+        self._egress: EgressProxy | None = None
 
     @property
     def scratch_dir(self) -> Path:
@@ -92,12 +95,30 @@ class BrowserPool:
         return self._playwright.devices
 
     @property
+    def egress(self) -> EgressProxy:
+        """The egress guard the browsers' requests go through."""
+        if self._egress is None:
+            raise RuntimeError("the browser pool is not started")
+        return self._egress
+
+    @property
     def running_browsers(self) -> int:
         """Browsers running now."""
         return len(self._browsers)
 
     async def start(self) -> None:
-        """Starts Playwright's driver and the minimum number of browsers."""
+        """Starts the egress guard, Playwright's driver and the minimum number of browsers."""
+        policy = await farm_policy(
+            self._settings.allow,
+            self._settings.farm_services(),
+            timeout_seconds=self._settings.egress_connect_seconds,
+        )
+        self._egress = EgressProxy(
+            policy,
+            connect_timeout_seconds=self._settings.egress_connect_seconds,
+            listen_host=self._settings.egress_host,
+        )
+        await self._egress.start()
         await asyncio.to_thread(shutil.rmtree, self._scratch, True)
         (self._scratch / "home").mkdir(parents=True)
         if len(str(self._scratch)) > MAX_BROWSER_TMPDIR_CHARS:
@@ -156,6 +177,8 @@ class BrowserPool:
         if self._playwright is not None:
             await self._playwright.stop()
             self._playwright = None
+        if self._egress is not None:
+            await self._egress.close()
         await asyncio.to_thread(shutil.rmtree, self._scratch, True)
         if self._browser_tmp != self._scratch:
             await asyncio.to_thread(shutil.rmtree, self._browser_tmp, True)
@@ -255,7 +278,7 @@ class BrowserPool:
             raise RuntimeError("the browser pool is not started")
         home = self._scratch / "home"
         marker = uuid.uuid4().hex
-        arguments = [*CHROMIUM_FLAGS, f"{MARKER_SWITCH}={marker}"]
+        arguments = [*CHROMIUM_FLAGS, *self.egress.launch_arguments(), f"{MARKER_SWITCH}={marker}"]
         if self._settings.page_heap_mb:
             arguments.append(f"--js-flags=--max-old-space-size={self._settings.page_heap_mb}")
         try:

@@ -4,15 +4,18 @@ import asyncio
 import logging
 import time
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from playwright.async_api import Page
+from playwright.async_api import Page, Request
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
 from farm_agent.actions import Capture, run_action
+from farm_agent.egress import EgressSession
 from farm_agent.errors import ErrorCode, Stage, TaskFailure, failures_as, http_error
 from farm_agent.faults import CONTEXT_OPTIONS, PageGuard
 from farm_agent.pool import BrowserPool
+from farm_agent.proxy_wire import host_port
 from farm_agent.retries import DEFAULT_TIMEOUT_MS
 from farm_agent.settings import AgentSettings
 
@@ -57,21 +60,31 @@ class TaskRunner:
 
         The page's dialogs, pop-ups, downloads and crashes are handled by a PageGuard;
         closing the context is bounded by the pool, which kills a browser that hangs.
+        Every request of the page goes through an egress session of the task's own.
         """
         timeout_seconds = (spec.timeout_ms or DEFAULT_TIMEOUT_MS) / 1000
         options = self.context_options(spec)
         budget = Budget(timeout_seconds)
+        url = urlsplit(spec.url)
+        if url.scheme.lower() not in ("http", "https"):
+            raise TaskFailure(
+                ErrorCode.BLOCKED_URL,
+                f"url: the scheme {url.scheme or 'none'!r} is refused; only http and https",
+            )
         try:
-            async with asyncio.timeout(timeout_seconds):
-                async with self._pool.new_context(**options) as context:
-                    guard = PageGuard(context)
-                    try:
-                        context.set_default_timeout(timeout_seconds * 1000)
-                        page = await context.new_page()
-                        guard.watch(page)
-                        return await guard.run(self._run_on_page(page, spec, budget))
-                    finally:
-                        guard.stop()
+            async with (
+                asyncio.timeout(timeout_seconds),
+                self._pool.egress.session(f"the task for {spec.url[:200]}") as egress,
+                self._pool.new_context(**options, proxy=egress.proxy) as context,
+            ):
+                guard = PageGuard(context)
+                try:
+                    context.set_default_timeout(timeout_seconds * 1000)
+                    page = await context.new_page()
+                    guard.watch(page)
+                    return await guard.run(self._run_on_page(page, spec, budget, egress))
+                finally:
+                    guard.stop()
         except TimeoutError as error:
             raise TaskFailure(
                 ErrorCode.TIMEOUT, f"the task did not finish within its {timeout_seconds:g} s"
@@ -96,13 +109,26 @@ class TaskRunner:
         options.setdefault("viewport", DEFAULT_VIEWPORT)
         return options
 
-    async def _run_on_page(self, page: Page, spec: tasks_pb2.TaskSpec, budget: Budget) -> Capture:
-        with failures_as(Stage.NAVIGATION, "url"):
-            response = await page.goto(
-                spec.url,
-                wait_until=_WAIT_UNTIL.get(spec.wait_until, "load"),
-                timeout=budget.ms(),
-            )
+    async def _run_on_page(
+        self, page: Page, spec: tasks_pb2.TaskSpec, budget: Budget, egress: EgressSession
+    ) -> Capture:
+        navigation = _MainFrameNavigation(page)
+        try:
+            with failures_as(Stage.NAVIGATION, "url"):
+                response = await page.goto(
+                    spec.url,
+                    wait_until=_WAIT_UNTIL.get(spec.wait_until, "load"),
+                    timeout=budget.ms(),
+                )
+        except TaskFailure as failure:
+            raise navigation.blocked(egress, spec.url) or navigation.explained(
+                failure, egress
+            ) from failure
+        finally:
+            navigation.stop()
+        blocked = navigation.blocked(egress, spec.url)
+        if blocked is not None:
+            raise blocked
         status = response.status if response is not None else 0
         if spec.fail_on_http_error and status >= 400:
             raise http_error(status, page.url)
@@ -114,7 +140,66 @@ class TaskRunner:
         capture.result.final_url = page.url
         with failures_as(Stage.CAPTURE, "title"):
             capture.result.title = await page.title()
+        capture.result.blocked_requests.extend(
+            tasks_pb2.BlockedRequest(
+                target=blocked.target,
+                address=blocked.refusal.address,
+                reason=blocked.refusal.reason.value,
+                message=blocked.describe(),
+            )
+            for blocked in egress.blocked
+        )
         return capture
+
+
+class _MainFrameNavigation:
+    """The URLs the main frame asked for while the task's first navigation ran (redirects too)."""
+
+    def __init__(self, page: Page) -> None:
+        self._page = page
+        self.urls: list[str] = []
+        page.on("request", self._on_request)
+
+    def _on_request(self, request: Request) -> None:
+        if request.is_navigation_request() and request.frame == self._page.main_frame:
+            self.urls.append(request.url)
+
+    def stop(self) -> None:
+        """Stops noting requests: the navigation has ended."""
+        self._page.remove_listener("request", self._on_request)
+
+    def blocked(self, egress: EgressSession, first_url: str) -> TaskFailure | None:
+        """BLOCKED_URL when the egress guard refused the navigation or one of its redirects."""
+        for url in [first_url, *self.urls]:
+            host, port = _host_and_port(url)
+            refused = egress.refusal_for(host, port) if host else None
+            if refused is None:
+                continue
+            shown = url.split("?", 1)[0]
+            where = "url: " if url == first_url else f"url: redirected to {shown}: "
+            return TaskFailure(ErrorCode.BLOCKED_URL, where + refused.describe())
+        return None
+
+    def explained(self, failure: TaskFailure, egress: EgressSession) -> TaskFailure:
+        """The failure with the egress guard's reason added when it could not reach the host."""
+        if failure.code is not ErrorCode.NAVIGATION_FAILED:
+            return failure
+        for url in reversed(self.urls):
+            host, port = _host_and_port(url)
+            reason = egress.failures.get(host_port(host, port)) if host else None
+            if reason is not None:
+                return TaskFailure(failure.code, f"{failure.message} ({reason})")
+        return failure
+
+
+def _host_and_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return "", 0
+    default = 443 if parts.scheme in ("https", "wss") else 80
+    return parts.hostname or "", port or default
 
 
 async def run_step(page: Page, step: tasks_pb2.Step, field: str, budget: Budget) -> None:

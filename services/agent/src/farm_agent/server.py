@@ -41,7 +41,9 @@ class AgentService:
     async def start(self) -> None:
         """Starts the browsers, then pulls work and beats the heartbeat."""
         log.info(
-            "agent %s starting; pages may also reach: %s", self.settings.id, self.settings.allow
+            "agent %s starting; egress guard on, pages may also reach: %s",
+            self.settings.id,
+            self.settings.allow,
         )
         await self.pool.start()
         if self._uploader is None:

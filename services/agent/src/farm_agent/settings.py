@@ -1,5 +1,6 @@
 """The agent's settings, read from the environment (prefix FARM_AGENT_)."""
 
+import ipaddress
 import os
 import socket
 from pathlib import Path
@@ -8,10 +9,13 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from farm_agent.address_policy import FarmService
 from farm_agent.allowlist import AllowList
 from farm_core.settings import FarmSettings
 
 PriorityWeights = tuple[int, int, int]
+NATS_PORT = 4222
+"""NATS's port where a NATS_URL names none."""
 
 
 def _default_agent_id() -> str:
@@ -47,8 +51,26 @@ class AgentSettings(FarmSettings):
     allow: Annotated[AllowList, NoDecode] = Field(
         default=AllowList(),
         description="Comma-separated CIDRs and host names pages may reach despite the "
-        "deny of loopback, private, link-local and metadata addresses. Read and logged "
-        "at start; the guard that enforces the deny is not built yet.",
+        "deny of loopback, private, link-local, metadata, multicast and reserved addresses "
+        "(a host name entry opens that name whatever it resolves to). The farm's own "
+        "service ports stay refused.",
+    )
+    farm_addresses: str = Field(
+        default="",
+        description="Comma-separated host:port of further farm services pages must never "
+        "reach, even where FARM_AGENT_ALLOW opens their network (e.g. Envoy, the scheduler); "
+        "the agent's own ports, FARM_AGENT_STORAGE_ADDRESS and NATS_URL are always refused.",
+    )
+    egress_host: str = Field(
+        default="127.0.0.9",
+        description="Loopback address the egress guard listens on, a port per task. Apart from "
+        "127.0.0.1 so that its ports never take one picked there for a farm service; "
+        "127.0.0.1 is used where it cannot be bound.",
+    )
+    egress_connect_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long the egress guard waits to resolve a host and to connect to it.",
     )
     min_browsers: int = Field(default=1, ge=0, description="Browsers kept running when idle.")
     max_browsers: int = Field(
@@ -167,6 +189,47 @@ class AgentSettings(FarmSettings):
             except ValueError as error:
                 raise ValueError(f"FARM_AGENT_ALLOW: {error}") from error
         return value
+
+    @field_validator("egress_host")
+    @classmethod
+    def _check_egress_host(cls, value: str) -> str:
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError as error:
+            raise ValueError(f"FARM_AGENT_EGRESS_HOST: {value!r} is not an IP address") from error
+        if not address.is_loopback:
+            raise ValueError(f"FARM_AGENT_EGRESS_HOST: {value!r} is not a loopback address")
+        return value
+
+    @field_validator("farm_addresses")
+    @classmethod
+    def _check_farm_addresses(cls, value: str) -> str:
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                FarmService.parse(entry)
+            except ValueError as error:
+                raise ValueError(f"FARM_AGENT_FARM_ADDRESSES: {error}") from error
+        return value
+
+    def farm_services(self) -> list[FarmService]:
+        """Where the farm listens, pages may not: own ports, storage, NATS, FARM_ADDRESSES."""
+        services = [
+            FarmService(self.host, self.port),
+            FarmService.parse(self.storage_address),
+            *(
+                FarmService.parse(url, default_port=NATS_PORT)
+                for url in self.nats_url.split(",")
+                if url.strip()
+            ),
+            *(
+                FarmService.parse(entry)
+                for entry in self.farm_addresses.split(",")
+                if entry.strip()
+            ),
+        ]
+        if self.metrics_port:
+            services.append(FarmService(self.host, self.metrics_port))
+        return services
 
     @field_validator("priority_weights", mode="before")
     @classmethod

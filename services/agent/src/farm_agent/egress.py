@@ -1,0 +1,374 @@
+"""The agent's egress guard: an HTTP forward proxy on loopback for every browser request.
+
+Chromium sends each request to it (CONNECT for https and wss, absolute URIs for plain
+http and ws). The proxy resolves the host once, asks the AddressPolicy about every
+address, and connects to an address it allowed, so a host that resolves to a public
+address now and a private one later (DNS rebinding) cannot pass. Each task gets its
+own listener (an EgressSession), so the requests it refused are told to that task.
+"""
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from farm_agent import metrics
+from farm_agent.address_policy import (
+    AddressPolicy,
+    FarmService,
+    Reason,
+    Refusal,
+    embedded_ipv4,
+    farm_addresses_of,
+)
+from farm_agent.allowlist import AllowList, IpAddress
+from farm_agent.proxy_wire import (
+    CHUNK_BYTES,
+    RequestHead,
+    answer,
+    host_port,
+    relay,
+    split_authority,
+    target_host_port,
+)
+
+log = logging.getLogger(__name__)
+
+Resolver = Callable[[str, int], Awaitable[list[IpAddress]]]
+"""Resolves a host name (or an address literal) to the addresses a connection may use."""
+
+FALLBACK_LISTEN_HOST = "127.0.0.1"
+MAX_HEAD_BYTES = 64 * 1024
+# A task keeps the first this many distinct refusals; the metric counts them all.
+MAX_BLOCKED_KEPT = 100
+
+
+async def system_resolver(host: str, port: int) -> list[IpAddress]:
+    """The host's addresses from the system resolver, or the address itself for a literal."""
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses: list[IpAddress] = []
+    for _family, _type, _proto, _name, sockaddr in infos:
+        # A scoped IPv6 address ("fe80::1%eth0") keeps its scope out of the check.
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+async def farm_policy(
+    allow: AllowList,
+    services: Sequence[FarmService],
+    resolver: Resolver = system_resolver,
+    timeout_seconds: float = 10.0,
+) -> AddressPolicy:
+    """The policy for `allow`, with the farm's services resolved to the addresses they use."""
+    resolved: dict[FarmService, Sequence[IpAddress]] = {}
+    for service in services:
+        try:
+            resolved[service] = await asyncio.wait_for(
+                resolver(service.host, service.port), timeout_seconds
+            )
+        except (OSError, UnicodeError, TimeoutError) as error:
+            # Still refused by name; its addresses are refused by the default deny unless allowed.
+            log.warning("cannot resolve the farm's service %s: %s", service.host, error)
+    addresses, everywhere = farm_addresses_of(services, resolved)
+    return AddressPolicy(allow, frozenset(services), addresses, everywhere)
+
+
+@dataclass(frozen=True)
+class BlockedRequest:
+    """A request the proxy refused: what was asked for and the refusal."""
+
+    target: str
+    refusal: Refusal
+
+    def describe(self) -> str:
+        """The refusal as a sentence that names the host, the address and why."""
+        return self.refusal.describe()
+
+
+@dataclass
+class EgressSession:
+    """One task's listener: its port, the requests it refused and the connections it failed."""
+
+    label: str
+    host: str = FALLBACK_LISTEN_HOST
+    port: int = 0
+    blocked: list[BlockedRequest] = field(default_factory=list)
+    # "host:port" -> why the last connection to it failed (unresolvable, refused, timeout).
+    failures: dict[str, str] = field(default_factory=dict)
+    _connections: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def proxy(self) -> dict[str, str]:
+        """Playwright's `proxy` option of a browser context that uses this listener."""
+        return {"server": f"http://{self.host}:{self.port}"}
+
+    def refusal_for(self, host: str, port: int) -> BlockedRequest | None:
+        """The refusal of a request to `host`:`port`, if there was one."""
+        wanted = host_port(host, port)
+        for blocked in self.blocked:
+            if blocked.target == wanted or target_host_port(blocked.target) == wanted:
+                return blocked
+        return None
+
+    def record(self, blocked: BlockedRequest) -> bool:
+        """Keeps a refusal (once per target and reason); True if it was new."""
+        if any(
+            kept.target == blocked.target and kept.refusal == blocked.refusal
+            for kept in self.blocked
+        ):
+            return False
+        if len(self.blocked) < MAX_BLOCKED_KEPT:
+            self.blocked.append(blocked)
+        return True
+
+
+class EgressProxy:
+    """Listens on a loopback address, one port for the browsers' launch and one per task.
+
+    The address is apart from 127.0.0.1 by default, so that the ports it takes never
+    collide with ports a launcher picked on 127.0.0.1 for the farm's services; where
+    it cannot be bound, 127.0.0.1 is used.
+    """
+
+    def __init__(
+        self,
+        policy: AddressPolicy,
+        resolver: Resolver = system_resolver,
+        connect_timeout_seconds: float = 10.0,
+        listen_host: str = FALLBACK_LISTEN_HOST,
+    ) -> None:
+        self._policy = policy
+        self._resolver = resolver
+        self._connect_timeout = connect_timeout_seconds
+        self._listen_host = listen_host
+        self._servers: dict[int, asyncio.Server] = {}
+        self.default_session = EgressSession(label="browser")
+
+    @property
+    def policy(self) -> AddressPolicy:
+        """The policy every request is checked against."""
+        return self._policy
+
+    def launch_arguments(self) -> list[str]:
+        """Chromium flags that send every request, loopback too, through the default listener."""
+        return [
+            f"--proxy-server=http://{self._listen_host}:{self.default_session.port}",
+            # Chromium skips the proxy for loopback unless told: "<-loopback>" removes that.
+            "--proxy-bypass-list=<-loopback>",
+            # WebRTC may send UDP only through the proxy, which has none: no direct UDP.
+            "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+            # QUIC is UDP, which an HTTP proxy does not carry.
+            "--disable-quic",
+        ]
+
+    async def start(self) -> None:
+        """Opens the default listener, used by contexts that were given no session."""
+        await self._listen(self.default_session)
+
+    @contextlib.asynccontextmanager
+    async def session(self, label: str) -> AsyncIterator[EgressSession]:
+        """A listener of its own for one task; its connections end with the block."""
+        session = EgressSession(label=label)
+        await self._listen(session)
+        try:
+            yield session
+        finally:
+            await self._stop(session)
+
+    async def close(self) -> None:
+        """Stops the default listener (task sessions stop with their blocks)."""
+        await self._stop(self.default_session)
+
+    async def _listen(self, session: EgressSession) -> None:
+        def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.create_task(self._serve(session, reader, writer))
+            session._connections.add(task)
+            task.add_done_callback(session._connections.discard)
+
+        try:
+            server = await asyncio.start_server(
+                on_connection, self._listen_host, 0, limit=MAX_HEAD_BYTES, reuse_address=True
+            )
+        except OSError as error:
+            if self._listen_host == FALLBACK_LISTEN_HOST:
+                raise
+            log.warning(
+                "the egress guard cannot listen on %s (%s); it listens on %s instead",
+                self._listen_host,
+                error,
+                FALLBACK_LISTEN_HOST,
+            )
+            self._listen_host = FALLBACK_LISTEN_HOST
+            await self._listen(session)
+            return
+        session.host = self._listen_host
+        session.port = server.sockets[0].getsockname()[1]
+        self._servers[session.port] = server
+
+    async def _stop(self, session: EgressSession) -> None:
+        server = self._servers.pop(session.port, None)
+        if server is not None:
+            server.close()
+        for task in list(session._connections):
+            task.cancel()
+        if session._connections:
+            await asyncio.gather(*session._connections, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
+
+    async def _serve(
+        self, session: EgressSession, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self._connect_timeout)
+            request = RequestHead.parse(head)
+            if request is None:
+                await answer(writer, 400, "not an HTTP proxy request")
+            elif request.method == "CONNECT":
+                await self._tunnel(session, request, reader, writer)
+            else:
+                await self._forward(session, request, reader, writer)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+            pass
+        except (ConnectionError, OSError) as error:
+            log.debug("egress connection ended: %s", error)
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    async def _tunnel(
+        self,
+        session: EgressSession,
+        request: RequestHead,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        """CONNECT host:port: bytes both ways once the host passed, no TLS interception."""
+        try:
+            host, port = split_authority(request.target, default_port=443)
+        except ValueError:
+            await answer(writer, 400, f"bad CONNECT target {request.target!r}")
+            return
+        upstream = await self._open(session, request.target, host, port, writer)
+        if upstream is None:
+            return
+        writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+        await writer.drain()
+        await relay(reader, writer, *upstream)
+
+    async def _forward(
+        self,
+        session: EgressSession,
+        request: RequestHead,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        """A plain http (or ws) request in absolute form: sent on to the host, one a connection."""
+        url = urlsplit(request.target)
+        host = url.hostname or ""
+        if not host or url.scheme in ("https", "wss"):
+            await answer(writer, 400, f"{request.target!r}: send encrypted requests by CONNECT")
+            return
+        refusal = self._policy.check_scheme(host, url.scheme)
+        if refusal is not None:
+            self._refuse(session, request.target[:300], refusal)
+            await answer(writer, 403, refusal.describe())
+            return
+        try:
+            port = url.port or 80
+        except ValueError:
+            await answer(writer, 400, f"bad port in {request.target!r}")
+            return
+        target = request.target.split("?", 1)[0][:300]
+        upstream = await self._open(session, target, host, port, writer, answer_failures=False)
+        if upstream is None:
+            return
+        upstream_reader, upstream_writer = upstream
+        path = url.path or "/"
+        upstream_writer.write(request.origin_form(path + (f"?{url.query}" if url.query else "")))
+        await upstream_writer.drain()
+        await relay(reader, writer, upstream_reader, upstream_writer, rewrite_response=True)
+
+    async def _open(
+        self,
+        session: EgressSession,
+        target: str,
+        host: str,
+        port: int,
+        writer: asyncio.StreamWriter,
+        *,
+        answer_failures: bool = True,
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """A connection to a vetted address of `host`; None once refused or failed (answered)."""
+        name = host.strip("[]")
+        try:
+            addresses = await asyncio.wait_for(self._resolver(name, port), self._connect_timeout)
+        except (OSError, TimeoutError, UnicodeError) as error:
+            await self._failed(
+                session, host, port, f"{name} does not resolve ({error})", writer, answer_failures
+            )
+            return None
+        refusal = self._policy.check(name, port, addresses) or self._itself(name, port, addresses)
+        if refusal is None and not addresses:
+            await self._failed(
+                session, host, port, f"{name} has no address", writer, answer_failures
+            )
+            return None
+        if refusal is not None:
+            self._refuse(session, target, refusal)
+            await answer(writer, 403, refusal.describe())
+            return None
+        problems = []
+        for address in addresses:
+            try:
+                return await asyncio.wait_for(
+                    asyncio.open_connection(str(address), port, limit=CHUNK_BYTES),
+                    self._connect_timeout,
+                )
+            except (OSError, TimeoutError) as error:
+                problems.append(f"{address}: {error or type(error).__name__}")
+        reason = f"cannot connect to {host_port(name, port)} ({'; '.join(problems)})"
+        await self._failed(session, host, port, reason, writer, answer_failures)
+        return None
+
+    def _itself(self, host: str, port: int, addresses: Sequence[IpAddress]) -> Refusal | None:
+        """Refuses a request to one of the proxy's own listeners (a loop, or a way around it)."""
+        if port not in self._servers:
+            return None
+        own = ipaddress.ip_address(self._listen_host)
+        if any(address == own or embedded_ipv4(address) == [own] for address in addresses):
+            return Refusal(host, host_port(self._listen_host, port), Reason.FARM_SERVICE)
+        return None
+
+    async def _failed(
+        self,
+        session: EgressSession,
+        host: str,
+        port: int,
+        reason: str,
+        writer: asyncio.StreamWriter,
+        tell: bool,
+    ) -> None:
+        """Notes why a connection failed; a tunnel is answered 502, plain http just closed."""
+        session.failures[host_port(host.strip("[]"), port)] = reason
+        log.debug("egress of %s: %s", session.label, reason)
+        if tell:
+            await answer(writer, 502, reason)
+
+    def _refuse(self, session: EgressSession, target: str, refusal: Refusal) -> None:
+        metrics.blocked_requests_total.labels(reason=refusal.reason.value).inc()
+        if session.record(BlockedRequest(target, refusal)):
+            log.debug(
+                "refused a request of %s to %s: %s", session.label, target, refusal.describe()
+            )

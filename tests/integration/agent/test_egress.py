@@ -1,0 +1,351 @@
+"""The egress guard in real Chromium: what pages may not reach, and how a task tells it.
+
+The test site is served on 127.0.0.2 and only 127.0.0.2/32 is allowed, so requests to
+127.0.0.1, [::1] and localhost must be refused; listeners there record anything that
+reaches them (nothing may). Linux routes all of 127.0.0.0/8 to the loopback device.
+Private and metadata ranges (10.0.0.1, 169.254.169.254) are left to the unit tests of
+the policy and the proxy: a broken guard would send traffic off this machine.
+"""
+
+import asyncio
+import base64
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+
+from farm.tasks.v1 import tasks_pb2
+from farm_agent.errors import ErrorCode, TaskFailure
+from farm_agent.pool import BrowserPool
+from farm_agent.runner import TaskRunner
+from tests.integration.agent.conftest import (
+    CHROMIUM,
+    FAILED,
+    HAVE_CHROMIUM,
+    SUCCEEDED,
+    agent_settings,
+    publish,
+)
+from tests.pages import Site, serve_site
+
+pytestmark = pytest.mark.integration
+
+SITE_HOST = "127.0.0.2"
+WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+@dataclass
+class Listener:
+    """Answers HTTP with "ok" and WebSockets with "pong"; records every connection and path."""
+
+    host: str
+    port: int = 0
+    connections: int = 0
+    paths: list[str] = field(default_factory=list)
+    server: asyncio.Server | None = None
+
+    @property
+    def origin(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, self.host, 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+            self.paths.append(head.split(" ")[1])
+            headers = {
+                name.strip().lower(): value.strip()
+                for name, _, value in (line.partition(":") for line in head.split("\r\n")[1:])
+            }
+            if headers.get("upgrade", "").lower() == "websocket":
+                await _websocket_pong(reader, writer, headers["sec-websocket-key"])
+            else:
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                    b"Access-Control-Allow-Origin: *\r\nContent-Length: 2\r\n\r\nok"
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, KeyError):
+            pass
+        finally:
+            writer.close()
+
+
+async def _websocket_pong(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, key: str
+) -> None:
+    """Accepts the handshake, reads one (masked, short) frame and answers "pong"."""
+    accept = base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest()).decode()
+    writer.write(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Accept: {accept}\r\n\r\n".encode()
+    )
+    await writer.drain()
+    header = await reader.readexactly(2)
+    await reader.readexactly(4 + (header[1] & 0x7F))
+    writer.write(b"\x81\x04pong")
+    await writer.drain()
+    await reader.read(1024)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The refused loopback listeners, the allowed one on 127.0.0.2, and a farm service there."""
+
+    ipv4: Listener
+    ipv6: Listener
+    allowed: Listener
+    farm_service: Listener
+
+    def refused(self) -> list[Listener]:
+        return [self.ipv4, self.ipv6]
+
+
+@pytest.fixture(scope="module")
+async def targets() -> AsyncIterator[Targets]:
+    listeners = Targets(
+        Listener("127.0.0.1"), Listener("::1"), Listener(SITE_HOST), Listener(SITE_HOST)
+    )
+    for listener in (listeners.ipv4, listeners.ipv6, listeners.allowed, listeners.farm_service):
+        await listener.start()
+    yield listeners
+    for listener in (listeners.ipv4, listeners.ipv6, listeners.allowed, listeners.farm_service):
+        await listener.stop()
+
+
+@pytest.fixture(autouse=True)
+def nothing_reaches_refused_addresses(targets: Targets) -> Iterator[None]:
+    """After each test: no connection reached a refused listener or the farm service."""
+    yield
+    for listener in [*targets.refused(), targets.farm_service]:
+        assert listener.connections == 0, f"{listener.origin} was reached: {listener.paths}"
+
+
+@pytest.fixture(scope="module")
+async def guarded_pool(
+    tmp_path_factory: pytest.TempPathFactory, targets: Targets
+) -> AsyncIterator[BrowserPool]:
+    """A pool that may reach only 127.0.0.2, where one port is a farm service."""
+    if not HAVE_CHROMIUM:
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    settings = agent_settings(
+        tmp_path_factory.mktemp("g"),
+        id="guarded",
+        allow=f"{SITE_HOST}/32",
+        farm_addresses=f"{SITE_HOST}:{targets.farm_service.port}",
+    )
+    pool = BrowserPool(settings)
+    await pool.start()
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture(scope="module")
+def guarded_site() -> Iterator[Site]:
+    with serve_site(SITE_HOST) as site:
+        yield site
+
+
+@pytest.fixture
+def runner(guarded_pool: BrowserPool, make_settings) -> TaskRunner:
+    return TaskRunner(guarded_pool, make_settings())
+
+
+def reach(site: Site, origin: str) -> tasks_pb2.TaskSpec:
+    """Loads the page that reaches `origin` by img, iframe, fetch and WebSocket."""
+    return tasks_pb2.TaskSpec(
+        url=site.url(f"/reach?to={origin}"),
+        timeout_ms=15_000,
+        wait_until=tasks_pb2.WAIT_UNTIL_NETWORKIDLE,
+        steps=[
+            tasks_pb2.Step(wait_for="#fetch:not(:text('pending'))"),
+            tasks_pb2.Step(wait_for="#ws:not(:text('pending'))"),
+        ],
+        extract=tasks_pb2.ExtractOptions(fields={"fetch": "#fetch", "ws": "#ws"}),
+    )
+
+
+def blocked_count(reason: str) -> float:
+    value = REGISTRY.get_sample_value("farm_agent_blocked_requests_total", {"reason": reason})
+    return value or 0.0
+
+
+async def test_an_allowed_origin_is_reached_by_img_iframe_fetch_and_websocket(
+    runner: TaskRunner, guarded_site: Site, targets: Targets
+) -> None:
+    capture = await runner.run(reach(guarded_site, targets.allowed.origin))
+    assert capture.result.json.struct_value.fields["fetch"].string_value == "got ok"
+    assert capture.result.json.struct_value.fields["ws"].string_value == "got pong"
+    assert {"/img", "/frame", "/fetch", "/ws"} <= set(targets.allowed.paths)
+    assert list(capture.result.blocked_requests) == []
+
+
+@pytest.mark.parametrize("which", ["127.0.0.1", "[::1]", "localhost"])
+async def test_sub_resources_to_loopback_are_refused_and_listed_but_the_page_loads(
+    runner: TaskRunner, guarded_site: Site, targets: Targets, which: str
+) -> None:
+    listener = targets.ipv6 if which == "[::1]" else targets.ipv4
+    origin = f"http://{which}:{listener.port}"
+    before = blocked_count("loopback")
+    capture = await runner.run(reach(guarded_site, origin))
+    fields = capture.result.json.struct_value.fields
+    assert (fields["fetch"].string_value, fields["ws"].string_value) == ("failed", "failed")
+    assert capture.result.http_status == 200
+    blocked = {request.target: request for request in capture.result.blocked_requests}
+    # Plain http is seen whole; the WebSocket goes through CONNECT, seen as host:port.
+    assert {f"{origin}/img", f"{origin}/frame", f"{origin}/fetch"} <= set(blocked)
+    assert f"{which}:{listener.port}" in blocked
+    assert {request.reason for request in blocked.values()} == {"loopback"}
+    assert all("FARM_AGENT_ALLOW can open it" in r.message for r in blocked.values())
+    if which == "localhost":
+        assert "localhost resolves to" in blocked[f"{origin}/img"].message
+    assert blocked_count("loopback") - before >= 4
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("http://127.0.0.1:{v4}/", "url: 127.0.0.1 is a loopback address"),
+        ("https://127.0.0.1:{v4}/", "url: 127.0.0.1 is a loopback address"),
+        ("http://[::1]:{v6}/", "url: ::1 is a loopback address"),
+        ("http://localhost:{v4}/", "url: localhost resolves to 127.0.0.1, a loopback address"),
+    ],
+)
+async def test_a_first_navigation_to_loopback_fails_with_blocked_url(
+    runner: TaskRunner, targets: Targets, url: str, named: str
+) -> None:
+    spec = tasks_pb2.TaskSpec(
+        url=url.format(v4=targets.ipv4.port, v6=targets.ipv6.port),
+        timeout_ms=10_000,
+        content=tasks_pb2.ContentOptions(),
+    )
+    with pytest.raises(TaskFailure) as caught:
+        await runner.run(spec)
+    assert caught.value.code is ErrorCode.BLOCKED_URL
+    assert not caught.value.retryable
+    assert caught.value.message.startswith(named)
+    assert caught.value.message.endswith("FARM_AGENT_ALLOW can open it")
+
+
+async def test_a_redirect_to_loopback_fails_with_blocked_url(
+    runner: TaskRunner, guarded_site: Site, targets: Targets
+) -> None:
+    target = f"{targets.ipv4.origin}/secret"
+    spec = tasks_pb2.TaskSpec(
+        url=guarded_site.url(f"/redirect?to={target}"),
+        timeout_ms=10_000,
+        content=tasks_pb2.ContentOptions(),
+    )
+    with pytest.raises(TaskFailure) as caught:
+        await runner.run(spec)
+    assert caught.value.code is ErrorCode.BLOCKED_URL
+    assert caught.value.message == (
+        f"url: redirected to {target}: 127.0.0.1 is a loopback address; "
+        "FARM_AGENT_ALLOW can open it"
+    )
+
+
+async def test_a_farm_service_is_refused_though_its_network_is_allowed(
+    runner: TaskRunner, targets: Targets
+) -> None:
+    spec = tasks_pb2.TaskSpec(
+        url=targets.farm_service.origin + "/", timeout_ms=10_000, content=tasks_pb2.ContentOptions()
+    )
+    with pytest.raises(TaskFailure) as caught:
+        await runner.run(spec)
+    assert caught.value.code is ErrorCode.BLOCKED_URL
+    assert caught.value.message == (
+        f"url: {SITE_HOST}:{targets.farm_service.port} is one of the farm's own services; "
+        "FARM_AGENT_ALLOW cannot open it"
+    )
+
+
+async def test_a_non_http_url_fails_with_blocked_url(runner: TaskRunner) -> None:
+    spec = tasks_pb2.TaskSpec(url="file:///etc/hostname", content=tasks_pb2.ContentOptions())
+    with pytest.raises(TaskFailure) as caught:
+        await runner.run(spec)
+    assert caught.value.code is ErrorCode.BLOCKED_URL
+    assert caught.value.message == "url: the scheme 'file' is refused; only http and https"
+
+
+async def test_a_blocked_task_fails_at_once_without_a_retry(
+    start_intake, js, events, tmp_path: Path
+) -> None:
+    # The shared pool allows 127.0.0.0/8, but 127.0.0.1:7102 is its storage service.
+    await start_intake()
+    spec = tasks_pb2.TaskSpec(
+        url="http://127.0.0.1:7102/", max_attempts=3, content=tasks_pb2.ContentOptions()
+    )
+    task_id = await publish(js, spec)
+    final = await events.final(task_id)
+    assert final.status == FAILED
+    assert final.error.code == "BLOCKED_URL"
+    assert not final.error.retryable
+    assert "one of the farm's own services" in final.error.message
+    assert final.attempt == 1
+
+
+async def test_webrtc_sends_no_udp_to_a_stun_server_on_loopback(
+    runner: TaskRunner, guarded_site: Site
+) -> None:
+    received: list[tuple[str, int]] = []
+
+    class Recorder(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, address: tuple[str, int]) -> None:
+            received.append(address)
+
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        Recorder, local_addr=("127.0.0.1", 0)
+    )
+    try:
+        stun_port = transport.get_extra_info("sockname")[1]
+        capture = await runner.run(
+            tasks_pb2.TaskSpec(
+                url=guarded_site.url(f"/webrtc?stun=127.0.0.1:{stun_port}"),
+                timeout_ms=10_000,
+                steps=[tasks_pb2.Step(wait_for="#ice:not(:text('pending'))")],
+                extract=tasks_pb2.ExtractOptions(fields={"ice": "#ice"}),
+            )
+        )
+        assert capture.result.json.struct_value.fields["ice"].string_value == "done 0"
+        await asyncio.sleep(0.2)
+    finally:
+        transport.close()
+    assert received == []
+
+
+async def test_refused_sub_resources_are_in_the_tasks_result_and_the_agent_log(
+    start_intake, js, events, site: Site, caplog
+) -> None:
+    # The shared pool allows 127.0.0.0/8; 127.0.0.1:7102 is its storage service.
+    await start_intake()
+    spec = tasks_pb2.TaskSpec(
+        url=site.url("/reach?to=http://127.0.0.1:7102"),
+        timeout_ms=15_000,
+        wait_until=tasks_pb2.WAIT_UNTIL_NETWORKIDLE,
+        content=tasks_pb2.ContentOptions(),
+    )
+    with caplog.at_level(logging.INFO, logger="farm_agent.attempt"):
+        task_id = await publish(js, spec)
+        final = await events.final(task_id)
+    assert final.status == SUCCEEDED
+    targets = {request.target for request in final.result.blocked_requests}
+    assert "http://127.0.0.1:7102/img" in targets
+    assert "127.0.0.1:7102" in targets
+    assert {request.reason for request in final.result.blocked_requests} == {"farm_service"}
+    assert any(task_id in line and "http://127.0.0.1:7102/img" in line for line in caplog.messages)
