@@ -17,7 +17,7 @@ from farm_core.identity import (
     reset_current_identity,
     set_current_identity,
 )
-from farm_core.scopes import OPEN_METHOD_PREFIXES
+from farm_core.scopes import ANY_IDENTITY, NO_IDENTITY, OPEN_METHOD_PREFIXES
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +26,14 @@ Around = Callable[
 ]
 Continuation = Callable[[grpc.HandlerCallDetails], Any]
 
-ANY_IDENTITY: str = ""
-"""A method-scope rule meaning: any valid identity may call it."""
-
-NO_IDENTITY: str = "<no identity>"
-"""A method-scope rule meaning: callable without an identity (Envoy's ext_authz check)."""
+__all__ = [
+    "ANY_IDENTITY",
+    "NO_IDENTITY",
+    "ErrorMappingInterceptor",
+    "IdentityInterceptor",
+    "MetricsInterceptor",
+    "wrap_handler",
+]
 
 rpc_handled = Counter(
     "farm_grpc_server_handled_total", "RPCs handled, by method and outcome.", ["method", "code"]

@@ -7,6 +7,8 @@ watchers follow live. Cancels: `control.cancel.<task_id>` to running agents, and
 the key-value bucket `farm_cancelled` for agents that have not started the task.
 Dead letters: stream FARM_DEAD on `dead.tasks.<task_id>`. Agents: heartbeats in the
 key-value bucket `farm_agents`, drain orders on `control.drain.<agent_id>`.
+Audit: stream FARM_AUDIT on `audit.<source>`, AuditRecords the auth service writes
+to its database.
 """
 
 import logging
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 TASK_STREAM = "FARM_TASKS"
 EVENT_STREAM = "FARM_EVENTS"
 DEAD_STREAM = "FARM_DEAD"
+AUDIT_STREAM = "FARM_AUDIT"
 CANCEL_BUCKET = "farm_cancelled"
 AGENTS_BUCKET = "farm_agents"
 ANY_REGION = "any"
@@ -54,6 +57,8 @@ class QueueLimits:
     dead_max_age_seconds: float = 30 * 24 * 3600
     # An agent that has not sent a heartbeat for this long is taken for gone.
     agent_ttl_seconds: float = 30
+    # Audit records wait here until the auth service has written them to SQL.
+    audit_max_age_seconds: float = 7 * 24 * 3600
 
 
 def task_subject(region: str, priority: int) -> str:
@@ -79,6 +84,11 @@ def drain_subject(agent_id: str) -> str:
 def dead_subject(task_id: str) -> str:
     """The subject a task that ran out of attempts is copied to."""
     return f"dead.tasks.{task_id}"
+
+
+def audit_subject(source: str) -> str:
+    """The subject the part `source` ("scheduler", "edge", ...) publishes audit records on."""
+    return f"audit.{source}"
 
 
 async def connect(url: str, name: str) -> Client:
@@ -122,9 +132,26 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     await js.update_stream(config)
 
 
-async def ensure_streams(js: JetStreamContext, limits: QueueLimits | None = None) -> None:
-    """Creates or updates the task, event and dead-letter streams; safe from every process."""
+async def ensure_audit_stream(js: JetStreamContext, limits: QueueLimits | None = None) -> None:
+    """Creates or updates the audit stream; on disk, so records outlive an auth restart."""
     limits = limits or QueueLimits()
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=AUDIT_STREAM,
+            subjects=["audit.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=limits.audit_max_age_seconds,
+            duplicate_window=limits.duplicate_window_seconds,
+        ),
+    )
+
+
+async def ensure_streams(js: JetStreamContext, limits: QueueLimits | None = None) -> None:
+    """Creates or updates the task, event, dead-letter and audit streams; safe from any process."""
+    limits = limits or QueueLimits()
+    await ensure_audit_stream(js, limits)
     await _ensure_stream(
         js,
         StreamConfig(

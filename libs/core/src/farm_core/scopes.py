@@ -1,5 +1,7 @@
 """The scopes an API key can carry, and what a request must hold to call an RPC."""
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -25,3 +27,79 @@ OPEN_METHOD_PREFIXES: tuple[str, ...] = (
     "/grpc.reflection.v1alpha.ServerReflection/",
     "/grpc.reflection.v1.ServerReflection/",
 )
+
+ANY_IDENTITY: str = ""
+"""A method-scope rule meaning: any valid identity may call it."""
+
+NO_IDENTITY: str = "<no identity>"
+"""A method-scope rule meaning: callable without an identity (Envoy's ext_authz check)."""
+
+
+@dataclass(frozen=True)
+class RpcRule:
+    """What calling one RPC takes, and what the audit log records of it."""
+
+    # A Scope, ANY_IDENTITY or NO_IDENTITY.
+    scope: str
+    # Whether a call changes something: every such call is audited, not only refusals.
+    mutating: bool = False
+    # The request field (dotted path) naming the object the call is about.
+    target: str = ""
+    # The response field naming the object a create made, when the request names none.
+    created: str = ""
+
+
+_TASKS = "/farm.tasks.v1.TaskService/"
+_ADMIN = "/farm.admin.v1.AdminService/"
+_ARTIFACTS = "/farm.storage.v1.ArtifactService/"
+_INGEST = "/farm.storage.v1.ArtifactIngestService/"
+_AUTH = "/farm.auth.v1.AuthService/"
+_AUDIT = "/farm.audit.v1.AuditService/"
+_AUTHORIZATION = "/envoy.service.auth.v3.Authorization/"
+
+RPC_RULES: Mapping[str, RpcRule] = {
+    # Tasks (scheduler). A task with a `script` action also needs Scope.SCRIPT,
+    # which the scheduler checks on the request's content.
+    f"{_TASKS}CreateTask": RpcRule(Scope.TASKS_WRITE, mutating=True, created="id"),
+    f"{_TASKS}RunTask": RpcRule(Scope.TASKS_WRITE, mutating=True, created="id"),
+    f"{_TASKS}CancelTask": RpcRule(Scope.TASKS_WRITE, mutating=True, target="id"),
+    f"{_TASKS}GetTask": RpcRule(Scope.TASKS_READ, target="id"),
+    f"{_TASKS}ListTasks": RpcRule(Scope.TASKS_READ),
+    f"{_TASKS}WatchTask": RpcRule(Scope.TASKS_READ, target="id"),
+    # The fleet and dead letters (scheduler).
+    f"{_ADMIN}ListAgents": RpcRule(Scope.ADMIN),
+    f"{_ADMIN}DrainAgent": RpcRule(Scope.ADMIN, mutating=True, target="id"),
+    f"{_ADMIN}ListDeadLetters": RpcRule(Scope.ADMIN),
+    f"{_ADMIN}RequeueDeadLetter": RpcRule(Scope.ADMIN, mutating=True, target="task_id"),
+    # Artifacts (storage).
+    f"{_ARTIFACTS}GetArtifact": RpcRule(Scope.ARTIFACTS_READ, target="id"),
+    f"{_ARTIFACTS}GetArtifactContent": RpcRule(Scope.ARTIFACTS_READ, target="id"),
+    f"{_ARTIFACTS}ListArtifacts": RpcRule(Scope.ARTIFACTS_READ),
+    f"{_ARTIFACTS}DeleteArtifact": RpcRule(Scope.TASKS_WRITE, mutating=True, target="id"),
+    # Agents upload what tasks produced; the task that asked for it is audited.
+    f"{_INGEST}UploadArtifact": RpcRule(Scope.INTERNAL),
+    # Keys and tenants (auth).
+    f"{_AUTH}CreateApiKey": RpcRule(Scope.ADMIN, mutating=True, created="api_key.id"),
+    f"{_AUTH}ListApiKeys": RpcRule(Scope.ADMIN),
+    f"{_AUTH}RevokeApiKey": RpcRule(Scope.ADMIN, mutating=True, target="id"),
+    f"{_AUTH}WhoAmI": RpcRule(ANY_IDENTITY),
+    f"{_AUTH}UpdateApiKey": RpcRule(Scope.ADMIN, mutating=True, target="id"),
+    f"{_AUTH}RotateApiKey": RpcRule(Scope.ADMIN, mutating=True, target="id"),
+    # Any key may read its own tenant; the handler decides about others
+    # (storage reads a tenant's quotas with the internal scope).
+    f"{_AUTH}GetTenant": RpcRule(ANY_IDENTITY, target="name"),
+    f"{_AUTH}UpdateTenantLimits": RpcRule(Scope.ADMIN, mutating=True, target="name"),
+    f"{_AUDIT}ListAuditRecords": RpcRule(Scope.ADMIN),
+    # Envoy asks before anyone has an identity: this is where identities come from.
+    f"{_AUTHORIZATION}Check": RpcRule(NO_IDENTITY),
+}
+"""Every RPC the farm serves, by full method name. A method missing here is refused."""
+
+MUTATING_METHODS: frozenset[str] = frozenset(m for m, r in RPC_RULES.items() if r.mutating)
+"""The RPCs that change something: each call is written to the audit log."""
+
+
+def method_scopes(*services: str) -> dict[str, str]:
+    """The scope each method of `services` (full names, e.g. "farm.tasks.v1.TaskService") needs."""
+    prefixes = tuple(f"/{service}/" for service in services)
+    return {m: r.scope for m, r in RPC_RULES.items() if m.startswith(prefixes)}

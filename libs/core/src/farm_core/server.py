@@ -11,6 +11,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from farm_core.audit import AuditInterceptor
+from farm_core.audit_publisher import AuditPublisher
 from farm_core.identity import IdentityCodec
 from farm_core.interceptors import ErrorMappingInterceptor, IdentityInterceptor, MetricsInterceptor
 from farm_core.logs import configure_logging
@@ -20,6 +22,8 @@ log = logging.getLogger(__name__)
 
 # Above the largest artifact (64 MiB by default) plus the message around it.
 MAX_MESSAGE_BYTES = 80 * 1024 * 1024
+# How long a stopping service may spend sending the audit records it still holds.
+AUDIT_FLUSH_SECONDS = 5.0
 
 
 class Service(Protocol):
@@ -52,13 +56,14 @@ class ServiceHost:
         self.settings = settings
         self.port = port
         self._health = health.aio.HealthServicer()
+        codec = IdentityCodec(settings.resolved_identity_secret())
+        self.audit = AuditPublisher(settings.nats_url, service.name, settings.audit_queue_size)
         self._server = grpc.aio.server(
             interceptors=[
                 MetricsInterceptor(),
+                AuditInterceptor(service.name, codec, self.audit),
                 ErrorMappingInterceptor(),
-                IdentityInterceptor(
-                    IdentityCodec(settings.resolved_identity_secret()), service.method_scopes
-                ),
+                IdentityInterceptor(codec, service.method_scopes),
             ],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -91,6 +96,7 @@ class ServiceHost:
         log.info("%s stopping: draining for up to %.0f s", self.service.name, grace_seconds)
         await self._health.enter_graceful_shutdown()
         await asyncio.gather(self.service.drain(grace_seconds), self._server.stop(grace_seconds))
+        await self.audit.close(min(grace_seconds, AUDIT_FLUSH_SECONDS))
         await self.service.close()
         log.info("%s stopped", self.service.name)
 

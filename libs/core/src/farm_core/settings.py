@@ -46,6 +46,13 @@ class FarmSettings(BaseSettings):
         description="On SIGTERM, how long in-flight work may take before it is cancelled.",
     )
 
+    audit_queue_size: int = Field(
+        default=10_000,
+        ge=1,
+        validation_alias=AliasChoices("FARM_AUDIT_QUEUE_SIZE"),
+        description="Audit records a service holds while NATS is away; beyond, they are dropped.",
+    )
+
     def resolved_identity_secret(self) -> str:
         """The identity secret, from the environment or the shared file under FARM_HOME."""
         if self.identity_secret is not None:

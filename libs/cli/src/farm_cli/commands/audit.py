@@ -1,0 +1,80 @@
+"""`farm audit`: the audit log (changes and refused calls), through the AuditService."""
+
+import argparse
+import datetime as dt
+import re
+
+from farm.audit.v1 import audit_pb2, audit_pb2_grpc
+from farm_cli.client import CALL_TIMEOUT, connect
+from farm_cli.console import CliError, print_message
+
+DEFAULT_LIMIT = 50
+MAX_PAGE_SIZE = 1000
+_AGO = re.compile(r"^(\d+)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Adds `audit`."""
+    group = commands.add_parser(
+        "audit", help="list audit records, newest first (needs the admin scope)"
+    )
+    group.add_argument("--tenant", default="", help="only this tenant's records")
+    group.add_argument(
+        "--rpc", default="", help='only this method, e.g. "CreateTask" or its full name'
+    )
+    group.add_argument(
+        "--outcome", default="", help='only this outcome, e.g. "OK" or "PERMISSION_DENIED"'
+    )
+    group.add_argument(
+        "--since",
+        default="",
+        help='only records from then on: an RFC 3339 time or an age such as "30m", "2h", "7d"',
+    )
+    group.add_argument(
+        "--limit", type=int, default=DEFAULT_LIMIT, help="print at most this many records"
+    )
+    group.set_defaults(run=list_audit_records)
+
+
+def since_time(text: str, now: dt.datetime) -> dt.datetime | None:
+    """The moment `--since` names: an RFC 3339 time, or an age before `now`; None if empty."""
+    if not text:
+        return None
+    ago = _AGO.match(text.strip())
+    if ago:
+        return now - dt.timedelta(seconds=int(ago.group(1)) * _UNIT_SECONDS[ago.group(2)])
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError as error:
+        raise CliError(f'--since: not a time or an age like "2h": {text!r}') from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def list_audit_records(args: argparse.Namespace) -> int:
+    """ListAuditRecords, following pages until --limit records are in hand."""
+    if args.limit < 1:
+        raise CliError("--limit: must be at least 1")
+    request = audit_pb2.ListAuditRecordsRequest(
+        tenant=args.tenant, rpc=args.rpc, outcome=args.outcome.upper()
+    )
+    since = since_time(args.since, dt.datetime.now(dt.UTC))
+    if since is not None:
+        request.since.FromDatetime(since)
+    listed = audit_pb2.ListAuditRecordsResponse()
+    with connect() as farm:
+        audit = audit_pb2_grpc.AuditServiceStub(farm.channel)
+        seen_tokens: set[str] = set()
+        while True:
+            request.page_size = min(args.limit - len(listed.audit_records), MAX_PAGE_SIZE)
+            page = audit.ListAuditRecords(request, metadata=farm.metadata, timeout=CALL_TIMEOUT)
+            listed.audit_records.extend(page.audit_records)
+            if not page.next_page_token or len(listed.audit_records) >= args.limit:
+                listed.next_page_token = page.next_page_token
+                break
+            if page.next_page_token in seen_tokens:
+                raise CliError("the farm returned the same page token twice")
+            seen_tokens.add(page.next_page_token)
+            request.page_token = page.next_page_token
+    print_message(listed)
+    return 0

@@ -1,0 +1,160 @@
+"""Writes the farm's audit records to SQL: a durable pull consumer on FARM_AUDIT.
+
+Every service publishes its AuditRecords to the stream (farm_core.audit); this
+consumer stores them in batches and acks after the commit, so records published
+while auth was down are written when it is back. It also deletes records past
+their retention.
+"""
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable
+
+import nats.errors
+from google.protobuf.message import DecodeError
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from sqlalchemy.exc import SQLAlchemyError
+
+from farm.audit.v1 import audit_pb2
+from farm_auth.audit_log import AuditLog
+from farm_core.cancel import cancel_and_wait
+from farm_core.db import utcnow
+from farm_core.queue import AUDIT_STREAM, connect, ensure_audit_stream
+
+log = logging.getLogger(__name__)
+
+DURABLE_NAME = "auth-audit"
+FETCH_BATCH = 256
+FETCH_WAIT_SECONDS = 2.0
+ACK_WAIT_SECONDS = 30.0
+RETRY_SECONDS = 1.0
+PURGE_EVERY_SECONDS = 3600.0
+# How long a stop waits for a connect in progress, so its socket can be closed.
+CONNECT_WAIT_SECONDS = 0.05
+
+
+class AuditWriter:
+    """Pulls AuditRecords from JetStream and stores them; connects in the background."""
+
+    def __init__(self, audit_log: AuditLog, nats_url: str, retention_days: int) -> None:
+        self._log = audit_log
+        self._nats_url = nats_url
+        self._retention = dt.timedelta(days=retention_days) if retention_days else None
+        self._nc: Client | None = None
+        self._connecting: asyncio.Future[Client] | None = None
+        self._loop: asyncio.Task[None] | None = None
+        self._purged_at: dt.datetime | None = None
+
+    def start(self) -> None:
+        """Starts connecting and writing; never waits for NATS."""
+        self._loop = asyncio.create_task(self._run(), name="auth-audit")
+
+    async def stop(self) -> None:
+        """Stops writing; a batch fetched and not acked comes again after the ack wait."""
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            await cancel_and_wait(loop, "the audit writer")
+        connecting, self._connecting = self._connecting, None
+        if connecting is not None:
+            if not connecting.done():
+                await asyncio.wait({connecting}, timeout=CONNECT_WAIT_SECONDS)
+            await cancel_and_wait(connecting, "the audit writer's NATS connect")
+            if not connecting.cancelled() and connecting.exception() is None:
+                self._nc = connecting.result()
+        if self._nc is not None and not self._nc.is_closed:
+            await self._nc.close()
+        self._nc = None
+
+    async def _run(self) -> None:
+        subscription = await self._subscribe()
+        while True:
+            await self._purge_if_due()
+            try:
+                messages = await subscription.fetch(FETCH_BATCH, timeout=FETCH_WAIT_SECONDS)
+            except TimeoutError:
+                continue
+            except nats.errors.Error as error:
+                log.warning("fetching audit records failed: %s; retrying", error)
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            await self._store(messages)
+
+    async def _subscribe(self) -> JetStreamContext.PullSubscription:
+        """Binds the durable consumer, retrying until NATS answers."""
+        while True:
+            try:
+                # Shielded: a connect cut off half-way would leave its socket open.
+                self._connecting = asyncio.ensure_future(connect(self._nats_url, "auth-audit"))
+                self._nc = await asyncio.shield(self._connecting)
+                js = self._nc.jetstream()
+                await ensure_audit_stream(js)
+                await js.add_consumer(
+                    AUDIT_STREAM,
+                    ConsumerConfig(
+                        name=DURABLE_NAME,
+                        durable_name=DURABLE_NAME,
+                        ack_policy=AckPolicy.EXPLICIT,
+                        deliver_policy=DeliverPolicy.ALL,
+                        ack_wait=ACK_WAIT_SECONDS,
+                    ),
+                )
+                return await js.pull_subscribe_bind(durable=DURABLE_NAME, stream=AUDIT_STREAM)
+            except (nats.errors.Error, OSError, TimeoutError) as error:
+                log.warning("audit: NATS not ready (%s); retrying", error)
+                if self._nc is not None:
+                    await self._nc.close()
+                    self._nc = None
+                await asyncio.sleep(RETRY_SECONDS)
+
+    async def _store(self, messages: list[Msg]) -> None:
+        records: list[audit_pb2.AuditRecord] = []
+        parsed: list[Msg] = []
+        for message in messages:
+            record = audit_pb2.AuditRecord()
+            try:
+                record.ParseFromString(message.data)
+            except DecodeError as error:
+                log.error(
+                    "dropping a message on %s: not an AuditRecord: %s", message.subject, error
+                )
+                await _settle(message.term())
+                continue
+            records.append(record)
+            parsed.append(message)
+        try:
+            await self._log.add(records)
+        except (SQLAlchemyError, OSError) as error:
+            log.warning("storing %d audit records failed: %s; they come again", len(records), error)
+            for message in parsed:
+                await _settle(message.nak(delay=RETRY_SECONDS))
+            return
+        for message in parsed:
+            await _settle(message.ack())
+
+    async def _purge_if_due(self) -> None:
+        now = utcnow()
+        if self._retention is None or (
+            self._purged_at is not None
+            and (now - self._purged_at).total_seconds() < PURGE_EVERY_SECONDS
+        ):
+            return
+        self._purged_at = now
+        try:
+            deleted = await self._log.purge(now - self._retention)
+        except (SQLAlchemyError, OSError) as error:
+            log.warning("deleting old audit records failed: %s", error)
+            return
+        if deleted:
+            log.info("deleted %d audit records older than %s", deleted, self._retention)
+
+
+async def _settle(reply: Awaitable[None]) -> None:
+    """Sends an ack, nak or term; if it is lost, JetStream redelivers the record."""
+    try:
+        await reply
+    except nats.errors.Error as error:
+        log.warning("answering JetStream about an audit record failed: %s", error)

@@ -1,0 +1,88 @@
+"""AuditService (reading the audit log) and the audit of refusals at the edge."""
+
+import datetime as dt
+from typing import Any
+
+import grpc
+from envoy.service.auth.v3 import external_auth_pb2
+from google.rpc import code_pb2  # type: ignore[import-untyped]
+
+from farm.audit.v1 import audit_pb2, audit_pb2_grpc
+from farm_auth.audit_log import AuditFilter, AuditLog, record_cursor
+from farm_auth.authz import AuthorizationApi, request_header
+from farm_core.audit import AuditSink, audit_record
+from farm_core.errors import InvalidArgument, PermissionDenied
+from farm_core.identity import current_identity
+from farm_core.paging import decode_cursor, page_size, split_page
+from farm_core.scopes import Scope
+
+EDGE_SOURCE = "edge"
+# The headers a refusal at the edge is recorded with (the trace id comes from them).
+TRACE_HEADERS = ("traceparent", "x-request-id")
+OUTCOMES = frozenset(code.name for code in grpc.StatusCode)
+
+
+class AuditApi(audit_pb2_grpc.AuditServiceServicer):
+    """farm.audit.v1.AuditService: an admin reads its tenant's records; the operator all."""
+
+    def __init__(self, audit_log: AuditLog, bootstrap_tenant: str) -> None:
+        self._log = audit_log
+        self._bootstrap_tenant = bootstrap_tenant
+
+    async def ListAuditRecords(
+        self, request: audit_pb2.ListAuditRecordsRequest, context: Any
+    ) -> audit_pb2.ListAuditRecordsResponse:
+        caller = current_identity()
+        every_tenant = caller.tenant == self._bootstrap_tenant and caller.has_scope(Scope.ADMIN)
+        if request.tenant and request.tenant != caller.tenant and not every_tenant:
+            raise PermissionDenied(
+                f"tenant: only an admin of the bootstrap tenant {self._bootstrap_tenant!r} "
+                f"may read the audit records of another tenant than {caller.tenant!r}"
+            )
+        if request.outcome and request.outcome not in OUTCOMES:
+            raise InvalidArgument(
+                "outcome", f"must be OK or a gRPC status code name, got {request.outcome!r}"
+            )
+        size = page_size(request.page_size)
+        where = AuditFilter(
+            tenant=request.tenant or (None if every_tenant else caller.tenant),
+            rpc=request.rpc,
+            outcome=request.outcome,
+            since=request.since.ToDatetime(dt.UTC) if request.HasField("since") else None,
+        )
+        rows = await self._log.list(where, decode_cursor(request.page_token), size + 1)
+        page, next_token = split_page(rows, size, record_cursor)
+        return audit_pb2.ListAuditRecordsResponse(audit_records=page, next_page_token=next_token)
+
+
+class AuditedAuthorizationApi(AuthorizationApi):
+    """Envoy's key check, recording each refusal (401 or 429) to the audit log."""
+
+    def __init__(self, *args: Any, audit: AuditSink, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._audit = audit
+
+    async def Check(
+        self, request: external_auth_pb2.CheckRequest, context: Any
+    ) -> external_auth_pb2.CheckResponse:
+        response = await super().Check(request, context)
+        if response.status.code != code_pb2.OK:
+            self._audit.submit(edge_refusal(request, response))
+        return response
+
+
+def edge_refusal(
+    request: external_auth_pb2.CheckRequest, response: external_auth_pb2.CheckResponse
+) -> audit_pb2.AuditRecord:
+    """The audit record of a call Envoy refused because of its key (or its rate)."""
+    http = request.attributes.request.http
+    path = http.path.partition("?")[0]
+    grpc_call = (request_header(request, "content-type") or "").startswith("application/grpc")
+    headers = {name: request_header(request, name) or "" for name in TRACE_HEADERS}
+    return audit_record(
+        source=EDGE_SOURCE,
+        rpc=path if grpc_call else f"{http.method} {path}",
+        outcome=str(code_pb2.Code.Name(response.status.code)),
+        headers=headers,
+        message=response.status.message,
+    )

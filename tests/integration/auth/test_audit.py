@@ -1,0 +1,90 @@
+"""The audit log with a real nats-server: records outlive auth being down; edge refusals land."""
+
+import secrets
+from pathlib import Path
+
+import grpc
+import pytest
+
+from farm.audit.v1 import audit_pb2, audit_pb2_grpc
+from farm_core.audit import audit_record
+from farm_core.audit_publisher import AuditPublisher
+from tests.conftest import NatsServer
+from tests.helpers import assert_eventually
+from tests.integration.auth.conftest import (
+    RPC_TIMEOUT,
+    Auth,
+    auth_settings,
+    new_admin_key,
+    running_auth,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def records_of(auth: Auth, trace: str) -> list[audit_pb2.AuditRecord]:
+    """The records of trace `trace`, as the bootstrap admin lists them."""
+    async with grpc.aio.insecure_channel(auth.address) as channel:
+        reply = await audit_pb2_grpc.AuditServiceStub(channel).ListAuditRecords(
+            audit_pb2.ListAuditRecordsRequest(page_size=1000),
+            metadata=await auth.as_key(auth.admin_key),
+            timeout=RPC_TIMEOUT,
+        )
+    return [r for r in reply.audit_records if r.trace_id == trace]
+
+
+async def test_a_record_published_while_auth_is_down_is_written_once_it_is_back(
+    farm_home: Path, database_url: str, nats_server: NatsServer
+) -> None:
+    trace = secrets.token_hex(16)
+    publisher = AuditPublisher(nats_server.url, "scheduler", capacity=10)
+    publisher.submit(
+        audit_record(
+            source="scheduler",
+            rpc="/farm.tasks.v1.TaskService/CancelTask",
+            outcome="OK",
+            headers={"x-request-id": trace},
+            target="task_1",
+        )
+    )
+    await assert_eventually(lambda: publisher.pending == 0, within=10)
+    await publisher.close(grace_seconds=5)
+
+    settings = auth_settings(farm_home, database_url, new_admin_key(), NATS_URL=nats_server.url)
+    async with running_auth(settings) as auth:
+
+        async def written() -> bool:
+            return len(await records_of(auth, trace)) == 1
+
+        await assert_eventually(written, within=15)
+        [record] = await records_of(auth, trace)
+
+    assert (record.rpc, record.target, record.source) == (
+        "/farm.tasks.v1.TaskService/CancelTask",
+        "task_1",
+        "scheduler",
+    )
+
+
+async def test_a_refusal_at_the_edge_is_recorded_without_a_tenant(
+    farm_home: Path, database_url: str, nats_server: NatsServer
+) -> None:
+    settings = auth_settings(farm_home, database_url, new_admin_key(), NATS_URL=nats_server.url)
+    trace = secrets.token_hex(16)
+    async with running_auth(settings) as auth:
+        refused = await auth.check("Bearer bf_unknown", **{"x-request-id": trace})
+        assert refused.status.code != 0
+
+        async def written() -> bool:
+            return len(await records_of(auth, trace)) == 1
+
+        await assert_eventually(written, within=15)
+        [record] = await records_of(auth, trace)
+
+    assert (record.rpc, record.outcome, record.source, record.tenant) == (
+        "POST /v1/tasks",
+        "UNAUTHENTICATED",
+        "edge",
+        "",
+    )
+    assert record.message == "unknown API key"

@@ -1,0 +1,217 @@
+"""The audit interceptor records changes and refusals; its publisher never holds a call up."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from farm.audit.v1 import audit_pb2
+from farm.auth.v1 import auth_pb2, auth_pb2_grpc
+from farm_cli.launcher.processes import free_port
+from farm_core.audit import AuditInterceptor, audit_record, trace_id
+from farm_core.audit_publisher import AuditPublisher, audit_records_total
+from farm_core.errors import NotFound, ResourceExhausted
+from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
+from farm_core.interceptors import ErrorMappingInterceptor, IdentityInterceptor
+from farm_core.scopes import method_scopes
+from farm_core.server import ServiceHost
+from farm_core.settings import FarmSettings
+
+SECRET = "a" * 40
+AUTH = "/farm.auth.v1.AuthService/"
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+
+
+class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
+    async def CreateApiKey(self, request: Any, context: Any) -> auth_pb2.CreateApiKeyResponse:
+        if request.name == "too-many":
+            raise ResourceExhausted("keys: the tenant has too many")
+        return auth_pb2.CreateApiKeyResponse(api_key=auth_pb2.ApiKey(id="key_new"))
+
+    async def RevokeApiKey(self, request: Any, context: Any) -> auth_pb2.ApiKey:
+        raise NotFound("API key", request.id)
+
+    async def ListApiKeys(self, request: Any, context: Any) -> auth_pb2.ListApiKeysResponse:
+        return auth_pb2.ListApiKeysResponse()
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.records: list[audit_pb2.AuditRecord] = []
+
+    def submit(self, record: audit_pb2.AuditRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+async def audited() -> AsyncIterator[tuple[auth_pb2_grpc.AuthServiceStub, ListSink]]:
+    codec, sink = IdentityCodec(SECRET), ListSink()
+    server = grpc.aio.server(
+        interceptors=[
+            AuditInterceptor("auth", codec, sink),
+            ErrorMappingInterceptor(),
+            IdentityInterceptor(codec, method_scopes("farm.auth.v1.AuthService")),
+        ]
+    )
+    auth_pb2_grpc.add_AuthServiceServicer_to_server(FakeAuth(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield auth_pb2_grpc.AuthServiceStub(channel), sink
+    await server.stop(0)
+
+
+def caller(*scopes: str, **headers: str) -> tuple[tuple[str, str], ...]:
+    token = IdentityCodec(SECRET).encode(Identity("acme", "key_1", frozenset(scopes)))
+    return ((IDENTITY_HEADER, token), *headers.items())
+
+
+Audited = tuple[auth_pb2_grpc.AuthServiceStub, ListSink]
+
+
+async def test_a_successful_change_is_recorded_with_who_what_and_the_created_id(
+    audited: Audited,
+) -> None:
+    stub, sink = audited
+    await stub.CreateApiKey(
+        auth_pb2.CreateApiKeyRequest(name="ci"),
+        metadata=caller("admin", traceparent=f"00-{TRACE}-b7ad6b7169203331-01"),
+    )
+
+    [record] = sink.records
+    assert (record.tenant, record.key_id, record.rpc) == ("acme", "key_1", f"{AUTH}CreateApiKey")
+    assert (record.target, record.outcome, record.trace_id) == ("key_new", "OK", TRACE)
+    assert record.source == "auth" and record.id and record.time.seconds > 0
+
+
+async def test_a_failed_change_is_recorded_with_its_status_and_target(audited: Audited) -> None:
+    stub, sink = audited
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(id="key_9"), metadata=caller("admin"))
+
+    [record] = sink.records
+    assert (record.outcome, record.target) == ("NOT_FOUND", "key_9")
+    assert "key_9" in record.message
+
+
+async def test_a_successful_read_is_not_recorded(audited: Audited) -> None:
+    stub, sink = audited
+    await stub.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=caller("admin"))
+    assert sink.records == []
+
+
+async def test_a_read_without_the_scope_is_recorded_as_denied(audited: Audited) -> None:
+    stub, sink = audited
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=caller("tasks.read"))
+
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    [record] = sink.records
+    assert (record.rpc, record.outcome, record.key_id) == (
+        f"{AUTH}ListApiKeys",
+        "PERMISSION_DENIED",
+        "key_1",
+    )
+
+
+async def test_a_call_without_identity_is_recorded_as_unauthenticated(audited: Audited) -> None:
+    stub, sink = audited
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=(("x-request-id", "r-1"),))
+
+    [record] = sink.records
+    assert (record.outcome, record.key_id, record.tenant, record.trace_id) == (
+        "UNAUTHENTICATED",
+        "",
+        "",
+        "r-1",
+    )
+
+
+async def test_a_quota_refusal_is_recorded(audited: Audited) -> None:
+    stub, sink = audited
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.CreateApiKey(
+            auth_pb2.CreateApiKeyRequest(name="too-many"), metadata=caller("admin")
+        )
+    assert [r.outcome for r in sink.records] == ["RESOURCE_EXHAUSTED"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"traceparent": f"00-{TRACE}-b7ad6b7169203331-01", "x-request-id": "r"}, TRACE),
+        ({"traceparent": "garbage", "x-request-id": "req-7"}, "req-7"),
+    ],
+)
+def test_the_trace_id_comes_from_the_headers(headers: Mapping[str, str], expected: str) -> None:
+    assert trace_id(headers) == expected
+
+
+def test_a_call_without_trace_headers_gets_a_fresh_trace_id() -> None:
+    first, second = trace_id({}), trace_id({})
+    assert len(first) == 32 and first != second
+
+
+def dropped() -> float:
+    return audit_records_total.labels("dropped")._value.get()
+
+
+async def test_publishing_never_blocks_a_call_while_nats_is_down() -> None:
+    publisher = AuditPublisher(f"nats://127.0.0.1:{free_port()}", "test", capacity=10)
+    before = dropped()
+    started = time.perf_counter()
+    for number in range(1000):
+        publisher.submit(audit_record(source="test", rpc=f"/x/{number}", outcome="OK", headers={}))
+    elapsed = time.perf_counter() - started
+    await asyncio.sleep(0.2)
+    await asyncio.wait_for(publisher.close(grace_seconds=30), timeout=5)
+
+    assert elapsed < 0.5
+    # The queue holds 10; the rest are dropped and counted at once, the 10 at the stop.
+    assert dropped() - before == 1000
+
+
+class SilentService:
+    name = "silent"
+    method_scopes: Mapping[str, str] = method_scopes("farm.auth.v1.AuthService")
+
+    async def start(self) -> None:
+        pass
+
+    def register(self, server: grpc.aio.Server) -> Sequence[str]:
+        auth_pb2_grpc.add_AuthServiceServicer_to_server(FakeAuth(), server)
+        return ["farm.auth.v1.AuthService"]
+
+    async def drain(self, grace_seconds: float) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_service_answers_changes_at_once_with_nats_down(tmp_path: Path) -> None:
+    settings = FarmSettings(
+        FARM_HOME=tmp_path,
+        FARM_IDENTITY_SECRET=SECRET,
+        NATS_URL=f"nats://127.0.0.1:{free_port()}",
+        FARM_AUDIT_QUEUE_SIZE=5,
+    )
+    host = ServiceHost(SilentService(), settings, free_port())
+    await host.start()
+    try:
+        async with grpc.aio.insecure_channel(host.address) as channel:
+            stub = auth_pb2_grpc.AuthServiceStub(channel)
+            started = time.perf_counter()
+            for _ in range(20):
+                await stub.CreateApiKey(
+                    auth_pb2.CreateApiKeyRequest(name="ci"), metadata=caller("admin"), timeout=5
+                )
+            assert time.perf_counter() - started < 5
+        assert host.audit.pending == 5
+    finally:
+        await asyncio.wait_for(host.stop(1), timeout=10)
