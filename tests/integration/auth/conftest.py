@@ -52,6 +52,8 @@ class Auth:
     authorization: external_auth_pb2_grpc.AuthorizationStub
     admin_key: str
     settings: AuthSettings
+    # host:port of the service, for other services that call it.
+    address: str = ""
 
     async def check(
         self, authorization: str | None, **headers: str
@@ -133,6 +135,7 @@ async def running_auth(settings: AuthSettings) -> AsyncIterator[Auth]:
                 authorization=external_auth_pb2_grpc.AuthorizationStub(channel),
                 admin_key=settings.resolved_admin_key() or "",
                 settings=settings,
+                address=host.address,
             )
     finally:
         await host.stop(1)

@@ -92,6 +92,23 @@ class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
         self.calls.record("RevokeApiKey", request, context)
         return auth_pb2.ApiKey(id=request.id)
 
+    def RotateApiKey(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("RotateApiKey", request, context)
+        key = auth_pb2.ApiKey(id=request.id)
+        return auth_pb2.CreateApiKeyResponse(api_key=key, secret="bf_rotated-secret")
+
+    def UpdateApiKey(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("UpdateApiKey", request, context)
+        return auth_pb2.ApiKey(id=request.id)
+
+    def GetTenant(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("GetTenant", request, context)
+        return auth_pb2.Tenant(name=request.name)
+
+    def UpdateTenantLimits(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("UpdateTenantLimits", request, context)
+        return auth_pb2.Tenant(name=request.name)
+
 
 class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
     """Task "missing" is NOT_FOUND; ListTasks has two pages (t1, t2 | t3)."""

@@ -180,3 +180,34 @@ def test_key_list_and_revoke(calls: Calls, capsys: pytest.CaptureFixture[str]) -
     assert json.loads(capsys.readouterr().out)["apiKeys"][0]["id"] == "key1"
     assert main(["key", "revoke", "key7"]) == 0
     assert calls.last("RevokeApiKey")[0].id == "key7"
+
+
+def test_key_rotate_shows_the_new_secret_once_and_sends_the_grace(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["key", "rotate", "key7", "--grace-seconds", "0"]) == 0
+    request, _ = calls.last("RotateApiKey")
+    assert request.id == "key7" and request.HasField("grace_seconds")
+    assert request.grace_seconds == 0
+    assert "bf_rotated-secret" in capsys.readouterr().err
+    assert main(["key", "rotate", "key7"]) == 0
+    assert not calls.last("RotateApiKey")[0].HasField("grace_seconds")
+
+
+def test_key_rate_sends_only_the_limits_given(calls: Calls) -> None:
+    assert main(["key", "rate", "key7", "--burst", "9"]) == 0
+    request, _ = calls.last("UpdateApiKey")
+    assert request.HasField("rate_limit_burst") and request.rate_limit_burst == 9
+    assert not request.HasField("rate_limit_per_second")
+
+
+def test_tenant_limits_sends_only_the_quotas_given(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["tenant", "limits", "acme", "--max-queued-tasks", "0"]) == 0
+    request, _ = calls.last("UpdateTenantLimits")
+    assert request.name == "acme" and request.HasField("max_queued_tasks")
+    assert not request.HasField("max_artifact_bytes")
+    assert json.loads(capsys.readouterr().out)["name"] == "acme"
+    assert main(["tenant", "get", "acme"]) == 0
+    assert calls.last("GetTenant")[0].name == "acme"

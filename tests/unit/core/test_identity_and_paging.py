@@ -4,6 +4,7 @@ from farm_core.db import utcnow
 from farm_core.errors import InvalidArgument, Unauthenticated
 from farm_core.identity import Identity, IdentityCodec
 from farm_core.paging import Cursor, decode_cursor, encode_cursor, page_size, split_page
+from farm_core.quotas import TenantQuotas
 
 
 def test_identity_round_trips_through_a_signed_token() -> None:
@@ -17,6 +18,14 @@ def test_the_operator_flag_travels_in_the_token() -> None:
     operator = Identity("default", "key_1", frozenset({"admin"}), operator=True)
     assert codec.decode(codec.encode(operator)).operator
     assert not codec.decode(codec.encode(Identity("acme", "k", frozenset()))).operator
+
+
+def test_the_tenants_quotas_travel_in_the_token() -> None:
+    codec = IdentityCodec("s" * 40)
+    quotas = TenantQuotas(max_queued_tasks=5, max_running_tasks=0, max_artifact_bytes=1024)
+    identity = Identity("acme", "key_1", frozenset(), quotas=quotas)
+    assert codec.decode(codec.encode(identity)).quotas == quotas
+    assert codec.decode(codec.encode(Identity("acme", "k", frozenset()))).quotas is None
 
 
 def test_token_signed_with_another_secret_is_refused() -> None:

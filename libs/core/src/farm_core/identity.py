@@ -16,6 +16,7 @@ from pathlib import Path
 import jwt
 
 from farm_core.errors import Unauthenticated
+from farm_core.quotas import TenantQuotas
 
 IDENTITY_HEADER = "x-farm-identity"
 _ISSUER = "farm-auth"
@@ -33,6 +34,8 @@ class Identity:
     key_name: str = ""
     # An admin of the bootstrap tenant: may manage what all tenants share (the fleet).
     operator: bool = False
+    # The tenant's quotas in force; None when the token carries none (no quota applies).
+    quotas: TenantQuotas | None = None
 
     def has_scope(self, scope: str) -> bool:
         """Whether the key carries `scope`."""
@@ -62,6 +65,8 @@ class IdentityCodec:
             "iat": int(now),
             "exp": int(now + self._ttl_seconds),
         }
+        if identity.quotas is not None:
+            claims["quota"] = identity.quotas.to_claims()
         return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
 
     def decode(self, token: str) -> Identity:
@@ -77,12 +82,14 @@ class IdentityCodec:
             )
         except jwt.PyJWTError as error:
             raise Unauthenticated(f"identity token refused: {error}") from error
+        quota = claims.get("quota")
         return Identity(
             tenant=str(claims["tenant"]),
             key_id=str(claims["sub"]),
             scopes=frozenset(str(s) for s in claims.get("scopes", [])),
             key_name=str(claims.get("name", "")),
             operator=claims.get("op") is True,
+            quotas=TenantQuotas.from_claims(quota) if isinstance(quota, dict) else None,
         )
 
 

@@ -30,6 +30,9 @@ class ErrorCode(StrEnum):
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     DOWNLOAD_REFUSED = "DOWNLOAD_REFUSED"
     ATTEMPTS_EXHAUSTED = "ATTEMPTS_EXHAUSTED"
+    # Storage refused an artifact: the tenant's byte quota (or the size limit) is reached.
+    QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
+    BLOCKED_URL = "BLOCKED_URL"
     INTERNAL = "INTERNAL"
 
 

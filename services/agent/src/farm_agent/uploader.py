@@ -87,6 +87,12 @@ class StorageUploader:
                 )
                 return artifact_ref(response.artifact)
             except grpc.aio.AioRpcError as error:
+                if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    # Another attempt would store the same bytes: the failure is final.
+                    raise TaskFailure(
+                        ErrorCode.QUOTA_EXCEEDED,
+                        f"storing the {artifact.name} was refused: {error.details()}",
+                    ) from error
                 delay = next(delays, None)
                 if error.code() != grpc.StatusCode.UNAVAILABLE or delay is None:
                     raise TaskFailure(

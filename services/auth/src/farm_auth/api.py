@@ -1,19 +1,37 @@
 """The AuthService RPC handlers: validate the request, act on the key store, answer."""
 
+import datetime as dt
 from typing import Any
 
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
-from farm_auth.keys import KeyRecord, SecretHasher, issue_key, validate_spec
-from farm_auth.store import KeyStore
+from farm_auth.keys import (
+    KeyRecord,
+    SecretHasher,
+    issue_key,
+    new_secret,
+    validate_spec,
+    validate_tenant,
+)
+from farm_auth.limits import (
+    LimitDefaults,
+    QuotaSetting,
+    RateSetting,
+    grace_seconds,
+    quotas_proto,
+    rate_setting_proto,
+    updated_quotas,
+    updated_rate,
+)
+from farm_auth.store import KeyStore, TenantRecord
 from farm_auth.verifier import KeyVerifier
 from farm_core.db import utcnow
-from farm_core.errors import InvalidArgument, NotFound, PermissionDenied
+from farm_core.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from farm_core.identity import Identity, current_identity
 from farm_core.scopes import Scope
 from farm_core.timestamps import to_timestamp
 
 
-def api_key_message(record: KeyRecord) -> auth_pb2.ApiKey:
+def api_key_message(record: KeyRecord, defaults: LimitDefaults) -> auth_pb2.ApiKey:
     """The API's view of a stored key (never its secret nor its hash)."""
     message = auth_pb2.ApiKey(
         id=record.id,
@@ -21,12 +39,43 @@ def api_key_message(record: KeyRecord) -> auth_pb2.ApiKey:
         tenant=record.tenant,
         scopes=record.scopes,
         create_time=to_timestamp(record.create_time),
+        rate_limit=rate_setting_proto(record.rate_setting),
+        effective_rate_limit=defaults.rate(record.rate_setting).to_proto(),
     )
     if record.expire_time is not None:
         message.expire_time.CopyFrom(to_timestamp(record.expire_time))
     if record.revoke_time is not None:
         message.revoke_time.CopyFrom(to_timestamp(record.revoke_time))
+    if record.previous_secret_expire_time is not None:
+        message.previous_secret_expire_time.CopyFrom(
+            to_timestamp(record.previous_secret_expire_time)
+        )
     return message
+
+
+def tenant_message(record: TenantRecord, defaults: LimitDefaults) -> auth_pb2.Tenant:
+    """The API's view of a tenant, with its quotas as set and as in force."""
+    return auth_pb2.Tenant(
+        name=record.name,
+        limits=quotas_proto(record.quotas),
+        effective_limits=quotas_proto(defaults.quotas(record.quotas)),
+        create_time=to_timestamp(record.create_time),
+    )
+
+
+def _key_id(key_id: str) -> str:
+    if not key_id:
+        raise InvalidArgument("id", "must be set")
+    return key_id
+
+
+def _tenant_name(name: str) -> str:
+    if not name:
+        raise InvalidArgument("name", "must be set")
+    try:
+        return validate_tenant(name)
+    except InvalidArgument as error:
+        raise InvalidArgument("name", error.message.removeprefix("tenant: ")) from error
 
 
 class AuthApi(auth_pb2_grpc.AuthServiceServicer):
@@ -38,11 +87,15 @@ class AuthApi(auth_pb2_grpc.AuthServiceServicer):
         hasher: SecretHasher,
         verifier: KeyVerifier,
         bootstrap_tenant: str,
+        defaults: LimitDefaults,
+        rotation_grace_seconds: float,
     ) -> None:
         self._store = store
         self._hasher = hasher
         self._verifier = verifier
         self._bootstrap_tenant = bootstrap_tenant
+        self._defaults = defaults
+        self._rotation_grace_seconds = rotation_grace_seconds
 
     def _manages_every_tenant(self, caller: Identity) -> bool:
         return caller.tenant == self._bootstrap_tenant and caller.has_scope(Scope.ADMIN)
@@ -50,6 +103,13 @@ class AuthApi(auth_pb2_grpc.AuthServiceServicer):
     def _visible_tenant(self, caller: Identity) -> str | None:
         """The tenant whose keys the caller sees, or None for all of them."""
         return None if self._manages_every_tenant(caller) else caller.tenant
+
+    def _require_operator(self, caller: Identity, what: str) -> None:
+        """Limits are the farm's to give: a tenant's own admin may not raise them."""
+        if not self._manages_every_tenant(caller):
+            raise PermissionDenied(
+                f"only an admin of the bootstrap tenant {self._bootstrap_tenant!r} may {what}"
+            )
 
     async def CreateApiKey(
         self, request: auth_pb2.CreateApiKeyRequest, context: Any
@@ -64,33 +124,106 @@ class AuthApi(auth_pb2_grpc.AuthServiceServicer):
             )
         record, secret = issue_key(spec, tenant, self._hasher, utcnow())
         await self._store.create(record)
-        return auth_pb2.CreateApiKeyResponse(api_key=api_key_message(record), secret=secret)
+        return auth_pb2.CreateApiKeyResponse(
+            api_key=api_key_message(record, self._defaults), secret=secret
+        )
 
     async def ListApiKeys(
         self, request: auth_pb2.ListApiKeysRequest, context: Any
     ) -> auth_pb2.ListApiKeysResponse:
         records = await self._store.list(self._visible_tenant(current_identity()))
-        return auth_pb2.ListApiKeysResponse(api_keys=[api_key_message(r) for r in records])
+        return auth_pb2.ListApiKeysResponse(
+            api_keys=[api_key_message(r, self._defaults) for r in records]
+        )
 
     async def RevokeApiKey(
         self, request: auth_pb2.RevokeApiKeyRequest, context: Any
     ) -> auth_pb2.ApiKey:
-        if not request.id:
-            raise InvalidArgument("id", "must be set")
         caller = current_identity()
-        record = await self._store.revoke(request.id, self._visible_tenant(caller), utcnow())
+        key_id = _key_id(request.id)
+        record = await self._store.revoke(key_id, self._visible_tenant(caller), utcnow())
         if record is None:
-            raise NotFound("API key", request.id)
+            raise NotFound("API key", key_id)
         self._verifier.forget(record)
-        return api_key_message(record)
+        return api_key_message(record, self._defaults)
 
     async def WhoAmI(
         self, request: auth_pb2.WhoAmIRequest, context: Any
     ) -> auth_pb2.WhoAmIResponse:
         caller = current_identity()
+        record = await self._store.get(caller.key_id, caller.tenant)
+        rate = self._defaults.rate(record.rate_setting if record else RateSetting())
         return auth_pb2.WhoAmIResponse(
             tenant=caller.tenant,
             key_id=caller.key_id,
             scopes=sorted(caller.scopes),
             key_name=caller.key_name,
+            rate_limit=rate.to_proto(),
+            tenant_limits=quotas_proto(caller.quotas) if caller.quotas else None,
         )
+
+    async def UpdateApiKey(
+        self, request: auth_pb2.UpdateApiKeyRequest, context: Any
+    ) -> auth_pb2.ApiKey:
+        caller = current_identity()
+        key_id = _key_id(request.id)
+        self._require_operator(caller, "change a key's rate limit")
+        record = await self._store.get(key_id, None)
+        if record is None:
+            raise NotFound("API key", key_id)
+        updated = await self._store.set_rate(
+            key_id, None, updated_rate(record.rate_setting, request)
+        )
+        if updated is None:
+            raise NotFound("API key", key_id)
+        self._verifier.forget(updated)
+        return api_key_message(updated, self._defaults)
+
+    async def RotateApiKey(
+        self, request: auth_pb2.RotateApiKeyRequest, context: Any
+    ) -> auth_pb2.CreateApiKeyResponse:
+        caller = current_identity()
+        key_id = _key_id(request.id)
+        grace = dt.timedelta(seconds=grace_seconds(request, self._rotation_grace_seconds))
+        tenant = self._visible_tenant(caller)
+        current = await self._store.get(key_id, tenant)
+        if current is None:
+            raise NotFound("API key", key_id)
+        if current.revoke_time is not None:
+            raise FailedPrecondition(f"API key {key_id!r} is revoked; create a new one")
+        secret = new_secret()
+        record = await self._store.rotate(
+            key_id, tenant, self._hasher.hash(secret), utcnow() + grace
+        )
+        if record is None:
+            raise FailedPrecondition(f"API key {key_id!r} is revoked; create a new one")
+        self._verifier.forget(record)
+        return auth_pb2.CreateApiKeyResponse(
+            api_key=api_key_message(record, self._defaults), secret=secret
+        )
+
+    async def GetTenant(self, request: auth_pb2.GetTenantRequest, context: Any) -> auth_pb2.Tenant:
+        caller = current_identity()
+        name = _tenant_name(request.name)
+        may_read = (
+            name == caller.tenant
+            or self._manages_every_tenant(caller)
+            or caller.has_scope(Scope.INTERNAL)
+        )
+        if not may_read:
+            raise NotFound("tenant", name)
+        record = await self._store.get_tenant(name)
+        if record is None:
+            raise NotFound("tenant", name)
+        return tenant_message(record, self._defaults)
+
+    async def UpdateTenantLimits(
+        self, request: auth_pb2.UpdateTenantLimitsRequest, context: Any
+    ) -> auth_pb2.Tenant:
+        caller = current_identity()
+        name = _tenant_name(request.name)
+        self._require_operator(caller, "change a tenant's quotas")
+        current = await self._store.get_tenant(name)
+        setting = updated_quotas(current.quotas if current else QuotaSetting(), request)
+        record = await self._store.set_quotas(name, setting, utcnow())
+        return tenant_message(record, self._defaults)

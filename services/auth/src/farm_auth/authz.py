@@ -11,11 +11,25 @@ from google.rpc import code_pb2, status_pb2  # type: ignore[import-untyped]
 from prometheus_client import Counter
 
 from farm_auth.keys import MISSING_KEY, NOT_BEARER, KeyRefused
+from farm_auth.ratelimit import FailedAuthLimiter, KeyRateLimiter, retry_after_header
 from farm_auth.verifier import KeyVerifier
 from farm_core.identity import IDENTITY_HEADER, IdentityCodec
 
 AUTHORIZATION_HEADER = "authorization"
-OUTCOMES = ("allowed", "missing", "malformed", "unknown", "revoked", "expired", "error")
+OUTCOMES = (
+    "allowed",
+    "missing",
+    "malformed",
+    "unknown",
+    "revoked",
+    "expired",
+    "rotated",
+    "rate_limited",
+    "address_blocked",
+    "error",
+)
+# Refusals that presented some credential: they count against the source address.
+FAILED_ATTEMPTS = frozenset({"malformed", "unknown", "revoked", "expired", "rotated"})
 
 checks_total = Counter(
     "farm_auth_checks_total", "Envoy's checks of API keys, by outcome.", ["outcome"]
@@ -71,25 +85,61 @@ def is_grpc(request: external_auth_pb2.CheckRequest) -> bool:
     return (request_header(request, "content-type") or "").startswith("application/grpc")
 
 
+def source_address(request: external_auth_pb2.CheckRequest) -> str:
+    """The IP address of the client Envoy is asking about; '' when Envoy sent none."""
+    return str(request.attributes.source.address.socket_address.address)
+
+
 def denied(message: str, *, grpc_caller: bool = False) -> external_auth_pb2.CheckResponse:
-    """Envoy's answer for a missing or invalid key: 401 saying why.
+    """Envoy's answer for a missing or invalid key: 401 saying why."""
+    return _refusal(
+        code_pb2.UNAUTHENTICATED,
+        http_status_pb2.Unauthorized,
+        message,
+        [_header("www-authenticate", "Bearer")],
+        grpc_caller=grpc_caller,
+    )
+
+
+def limited(
+    message: str, retry_after_seconds: float, *, grpc_caller: bool = False
+) -> external_auth_pb2.CheckResponse:
+    """Envoy's answer for a caller over a limit: 429 with Retry-After (RESOURCE_EXHAUSTED)."""
+    return _refusal(
+        code_pb2.RESOURCE_EXHAUSTED,
+        http_status_pb2.TooManyRequests,
+        message,
+        [_header("retry-after", retry_after_header(retry_after_seconds))],
+        grpc_caller=grpc_caller,
+    )
+
+
+def _refusal(
+    code: int,
+    http_status: int,
+    message: str,
+    headers: list[base_pb2.HeaderValueOption],
+    *,
+    grpc_caller: bool,
+) -> external_auth_pb2.CheckResponse:
+    """A denial with `http_status` for HTTP callers and status `code` for gRPC callers.
 
     HTTP callers get a JSON body shaped like the transcoder's errors; for gRPC
-    callers Envoy turns the body into the status message, so it is the bare text.
+    callers Envoy turns the body into the status message, so it is the bare text,
+    and the grpc-status header overrides the status Envoy would derive from the
+    HTTP status (which would make 429 UNAVAILABLE).
     """
     if grpc_caller:
         content_type, body = "text/plain", message
+        headers = [*headers, _header("grpc-status", str(code))]
     else:
         content_type = "application/json"
-        body = json.dumps({"code": code_pb2.UNAUTHENTICATED, "message": message})
+        body = json.dumps({"code": code, "message": message})
     return external_auth_pb2.CheckResponse(
-        status=status_pb2.Status(code=code_pb2.UNAUTHENTICATED, message=message),
+        status=status_pb2.Status(code=code, message=message),
         denied_response=external_auth_pb2.DeniedHttpResponse(
-            status=http_status_pb2.HttpStatus(code=http_status_pb2.Unauthorized),
-            headers=[
-                _header("content-type", content_type),
-                _header("www-authenticate", "Bearer"),
-            ],
+            status=http_status_pb2.HttpStatus(code=http_status),
+            headers=[_header("content-type", content_type), *headers],
             body=body,
         ),
     )
@@ -105,22 +155,48 @@ def _header(key: str, value: str) -> base_pb2.HeaderValueOption:
 class AuthorizationApi(external_auth_pb2_grpc.AuthorizationServicer):
     """envoy.service.auth.v3.Authorization: Envoy asks it about every request."""
 
-    def __init__(self, verifier: KeyVerifier, codec: IdentityCodec) -> None:
+    def __init__(
+        self,
+        verifier: KeyVerifier,
+        codec: IdentityCodec,
+        rates: KeyRateLimiter,
+        failures: FailedAuthLimiter,
+    ) -> None:
         self._verifier = verifier
         self._codec = codec
+        self._rates = rates
+        self._failures = failures
 
     async def Check(
         self, request: external_auth_pb2.CheckRequest, context: Any
     ) -> external_auth_pb2.CheckResponse:
+        grpc_caller = is_grpc(request)
+        address = source_address(request)
+        blocked_for = self._failures.blocked_for(address) if address else 0.0
+        if blocked_for > 0:
+            checks_total.labels("address_blocked").inc()
+            message = f"too many refused API keys from {address}; try again later"
+            return limited(message, blocked_for, grpc_caller=grpc_caller)
         try:
             key = bearer_key(request_header(request, AUTHORIZATION_HEADER))
-            identity = await self._verifier.verify(key)
+            verified = await self._verifier.verify_with_limits(key)
         except KeyRefused as refused:
             checks_total.labels(refused.outcome).inc()
-            return denied(refused.message, grpc_caller=is_grpc(request))
+            if address and refused.outcome in FAILED_ATTEMPTS:
+                self._failures.record_failure(address)
+            return denied(refused.message, grpc_caller=grpc_caller)
         except Exception:
             # The error interceptor logs it; Envoy answers 503 (never lets it through).
             checks_total.labels("error").inc()
             raise
+        identity, rate = verified.identity, verified.rate_limit
+        wait_seconds = self._rates.take(identity.key_id, rate.per_second, rate.burst)
+        if wait_seconds > 0:
+            checks_total.labels("rate_limited").inc()
+            message = (
+                f"API key {identity.key_id} is over its rate limit of {rate.per_second} "
+                f"requests a second (burst {rate.burst})"
+            )
+            return limited(message, wait_seconds, grpc_caller=grpc_caller)
         checks_total.labels("allowed").inc()
         return allowed(self._codec.encode(identity))

@@ -6,10 +6,12 @@ import hmac
 import re
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from farm_auth.limits import QuotaSetting, RateSetting
 from farm_core.errors import InvalidArgument, Unauthenticated
 from farm_core.identity import Identity
+from farm_core.quotas import TenantQuotas
 from farm_core.scopes import PUBLIC_SCOPES, Scope
 
 SECRET_PREFIX = "bf_"
@@ -23,6 +25,7 @@ NOT_BEARER = "authorization must use the Bearer scheme: send authorization: Bear
 UNKNOWN_KEY = "unknown API key"
 REVOKED_KEY = "API key revoked"
 EXPIRED_KEY = "API key expired"
+ROTATED_KEY = "API key rotated: this old secret's grace period is over; use the new secret"
 
 
 def new_secret() -> str:
@@ -64,8 +67,20 @@ class KeyRecord:
     create_time: dt.datetime
     expire_time: dt.datetime | None = None
     revoke_time: dt.datetime | None = None
+    rate_per_second: int | None = None
+    rate_burst: int | None = None
+    # The secret before the last rotation, and until when it still works.
+    previous_secret_hash: str | None = None
+    previous_secret_expire_time: dt.datetime | None = None
+    # The quotas its tenant has set, when looked up with the key (not a column of it).
+    tenant_quotas: QuotaSetting = field(default_factory=QuotaSetting, compare=False)
 
-    def identity(self, bootstrap_tenant: str) -> Identity:
+    @property
+    def rate_setting(self) -> RateSetting:
+        """The key's own rate limit setting."""
+        return RateSetting(self.rate_per_second, self.rate_burst)
+
+    def identity(self, bootstrap_tenant: str, quotas: TenantQuotas | None = None) -> Identity:
         """Who a request made with this key is; an admin of `bootstrap_tenant` is an operator."""
         return Identity(
             self.tenant,
@@ -73,6 +88,7 @@ class KeyRecord:
             frozenset(self.scopes),
             self.name,
             operator=self.tenant == bootstrap_tenant and Scope.ADMIN in self.scopes,
+            quotas=quotas,
         )
 
 
@@ -94,12 +110,22 @@ class KeyRefused(Unauthenticated):
         self.outcome = outcome
 
 
-def refusal(record: KeyRecord, now: dt.datetime) -> KeyRefused | None:
-    """Why `record` may not be used at `now`, or None when it may."""
+def refusal(
+    record: KeyRecord, now: dt.datetime, secret_hash: str | None = None
+) -> KeyRefused | None:
+    """Why `record` may not be used at `now` with the secret hashing to `secret_hash`, or None.
+
+    A `secret_hash` other than the key's current one is its previous secret,
+    valid until the rotation's grace period ends.
+    """
     if record.revoke_time is not None:
         return KeyRefused("revoked", REVOKED_KEY)
     if record.expire_time is not None and record.expire_time <= now:
         return KeyRefused("expired", EXPIRED_KEY)
+    if secret_hash is not None and secret_hash != record.secret_hash:
+        grace_end = record.previous_secret_expire_time
+        if secret_hash != record.previous_secret_hash or grace_end is None or grace_end <= now:
+            return KeyRefused("rotated", ROTATED_KEY)
     return None
 
 

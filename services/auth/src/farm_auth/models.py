@@ -2,7 +2,7 @@
 
 import datetime as dt
 
-from sqlalchemy import JSON, ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from farm_core.db import UtcDateTime
@@ -19,6 +19,10 @@ class TenantRow(Base):
 
     name: Mapped[str] = mapped_column(String(63), primary_key=True)
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # Quotas an admin set; NULL means the farm's default from the settings.
+    max_queued_tasks: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    max_running_tasks: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    max_artifact_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class ApiKeyRow(Base):
@@ -28,6 +32,7 @@ class ApiKeyRow(Base):
     __table_args__ = (
         Index("ix_api_keys_secret_hash", "secret_hash", unique=True),
         Index("ix_api_keys_tenant_create_time", "tenant", "create_time"),
+        Index("ix_api_keys_previous_secret_hash", "previous_secret_hash", unique=True),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -39,3 +44,11 @@ class ApiKeyRow(Base):
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     expire_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     revoke_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # Rate limit an admin set; NULL means the farm's default from the settings.
+    rate_per_second: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rate_burst: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The secret before the last rotation, valid until previous_secret_expire_time.
+    previous_secret_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    previous_secret_expire_time: Mapped[dt.datetime | None] = mapped_column(
+        UtcDateTime, nullable=True
+    )

@@ -5,34 +5,35 @@ from collections.abc import Mapping, Sequence
 import grpc
 from envoy.service.auth.v3 import external_auth_pb2_grpc
 
+from farm.audit.v1 import audit_pb2_grpc
 from farm.auth.v1 import auth_pb2_grpc
 from farm_auth.api import AuthApi
-from farm_auth.authz import AuthorizationApi
+from farm_auth.audit import AuditWriter
+from farm_auth.audit_api import EDGE_SOURCE, AuditApi, AuditedAuthorizationApi
+from farm_auth.audit_log import AuditLog
 from farm_auth.bootstrap import ensure_bootstrap_key
 from farm_auth.keys import SecretHasher
+from farm_auth.ratelimit import FailedAuthLimiter, KeyRateLimiter
 from farm_auth.settings import AuthSettings
 from farm_auth.store import KeyStore
 from farm_auth.verifier import KeyCache, KeyVerifier
+from farm_core.audit_publisher import AuditPublisher
 from farm_core.identity import IdentityCodec
-from farm_core.interceptors import ANY_IDENTITY, NO_IDENTITY
-from farm_core.scopes import Scope
+from farm_core.scopes import method_scopes
+from farm_core.server import AUDIT_FLUSH_SECONDS
 
 AUTH_SERVICE = "farm.auth.v1.AuthService"
 AUTHORIZATION_SERVICE = "envoy.service.auth.v3.Authorization"
+AUDIT_SERVICE = "farm.audit.v1.AuditService"
 
 
 class AuthService:
     """Tenants and API keys (AuthService) and Envoy's key check (Authorization)."""
 
     name = "auth"
-    method_scopes: Mapping[str, str] = {
-        f"/{AUTH_SERVICE}/CreateApiKey": Scope.ADMIN,
-        f"/{AUTH_SERVICE}/ListApiKeys": Scope.ADMIN,
-        f"/{AUTH_SERVICE}/RevokeApiKey": Scope.ADMIN,
-        f"/{AUTH_SERVICE}/WhoAmI": ANY_IDENTITY,
-        # Envoy asks before anyone has an identity: this is where identities come from.
-        f"/{AUTHORIZATION_SERVICE}/Check": NO_IDENTITY,
-    }
+    method_scopes: Mapping[str, str] = method_scopes(
+        AUTH_SERVICE, AUDIT_SERVICE, AUTHORIZATION_SERVICE
+    )
 
     def __init__(self, settings: AuthSettings) -> None:
         self._settings = settings
@@ -46,8 +47,15 @@ class AuthService:
             self._hasher,
             KeyCache(settings.key_cache_seconds, settings.key_cache_entries),
             settings.bootstrap_tenant,
+            settings.limit_defaults(),
         )
         self._codec = IdentityCodec(identity_secret, settings.identity_ttl_seconds)
+        self._audit_log = AuditLog(self._store.engine)
+        self._audit_writer = AuditWriter(
+            self._audit_log, settings.nats_url, settings.audit_retention_days
+        )
+        # Refusals at the edge never reach an interceptor: Check records them itself.
+        self._edge_audit = AuditPublisher(settings.nats_url, EDGE_SOURCE, settings.audit_queue_size)
 
     async def start(self) -> None:
         try:
@@ -57,19 +65,44 @@ class AuthService:
                 await ensure_bootstrap_key(
                     self._store, self._settings.bootstrap_tenant, admin_secret, self._hasher
                 )
+            self._audit_writer.start()
         except BaseException:
             await self.close()
             raise
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
         auth_pb2_grpc.add_AuthServiceServicer_to_server(
-            AuthApi(self._store, self._hasher, self._verifier, self._settings.bootstrap_tenant),
+            AuthApi(
+                self._store,
+                self._hasher,
+                self._verifier,
+                self._settings.bootstrap_tenant,
+                self._settings.limit_defaults(),
+                self._settings.rotation_grace_seconds,
+            ),
             server,
         )
-        external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
-            AuthorizationApi(self._verifier, self._codec), server
+        settings = self._settings
+        failures = FailedAuthLimiter(
+            settings.failed_auth_limit,
+            settings.failed_auth_window_seconds,
+            settings.failed_auth_block_seconds,
+            settings.failed_auth_addresses,
         )
-        return [AUTH_SERVICE, AUTHORIZATION_SERVICE]
+        external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
+            AuditedAuthorizationApi(
+                self._verifier,
+                self._codec,
+                KeyRateLimiter(settings.rate_limit_keys),
+                failures,
+                audit=self._edge_audit,
+            ),
+            server,
+        )
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(
+            AuditApi(self._audit_log, settings.bootstrap_tenant), server
+        )
+        return [AUTH_SERVICE, AUTHORIZATION_SERVICE, AUDIT_SERVICE]
 
     async def drain(self, grace_seconds: float) -> None:
         # Auth takes no work of its own: the gRPC server's graceful stop lets the
@@ -77,4 +110,6 @@ class AuthService:
         return
 
     async def close(self) -> None:
+        await self._edge_audit.close(AUDIT_FLUSH_SECONDS)
+        await self._audit_writer.stop()
         await self._store.close()

@@ -4,6 +4,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from farm_auth.keys import TENANT_PATTERN
+from farm_auth.limits import MAX_GRACE_SECONDS, MAX_RATE, LimitDefaults
 from farm_core.db import async_database_url
 from farm_core.settings import FarmSettings
 
@@ -41,12 +42,80 @@ class AuthSettings(FarmSettings):
         default=10_000, ge=0, description="How many looked-up keys Check remembers at most."
     )
 
+    rate_limit_per_second: int = Field(
+        default=50,
+        ge=1,
+        le=MAX_RATE,
+        description="Requests a second one API key may make on average, unless set per key.",
+    )
+    rate_limit_burst: int = Field(
+        default=100,
+        ge=1,
+        le=MAX_RATE,
+        description="Requests one API key may make at once after a pause, unless set per key.",
+    )
+    rate_limit_keys: int = Field(
+        default=100_000, ge=1, description="How many keys' rate buckets Check keeps at most."
+    )
+    max_queued_tasks: int = Field(
+        default=10_000,
+        ge=0,
+        description="Queued tasks a tenant may have, unless set per tenant; 0 is unlimited.",
+    )
+    max_running_tasks: int = Field(
+        default=1_000,
+        ge=0,
+        description="Running tasks a tenant may have, unless set per tenant; 0 is unlimited.",
+    )
+    max_artifact_bytes: int = Field(
+        default=10 * 1024**3,
+        ge=0,
+        description="Artifact bytes a tenant may store, unless set per tenant; 0 is unlimited.",
+    )
+    audit_retention_days: int = Field(
+        default=90,
+        ge=0,
+        description="How long audit records are kept in the database; 0 keeps them for ever.",
+    )
+    rotation_grace_seconds: int = Field(
+        default=86_400,
+        ge=0,
+        le=MAX_GRACE_SECONDS,
+        description="How long a rotated key's old secret keeps working, unless the call says.",
+    )
+    failed_auth_limit: int = Field(
+        default=20,
+        ge=0,
+        description="Refused keys one source address may send per window; 0 is unlimited.",
+    )
+    failed_auth_window_seconds: float = Field(
+        default=60.0, gt=0, description="The window failed_auth_limit counts in."
+    )
+    failed_auth_block_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long an address over failed_auth_limit gets 429, even with a valid key.",
+    )
+    failed_auth_addresses: int = Field(
+        default=100_000, ge=1, description="How many source addresses Check counts at most."
+    )
+
     @field_validator("bootstrap_tenant")
     @classmethod
     def _valid_tenant(cls, tenant: str) -> str:
         if not TENANT_PATTERN.fullmatch(tenant):
             raise ValueError(f"must match {TENANT_PATTERN.pattern}")
         return tenant
+
+    def limit_defaults(self) -> LimitDefaults:
+        """The rate limit and quotas of keys and tenants that set none of their own."""
+        return LimitDefaults(
+            rate_per_second=self.rate_limit_per_second,
+            rate_burst=self.rate_limit_burst,
+            max_queued_tasks=self.max_queued_tasks,
+            max_running_tasks=self.max_running_tasks,
+            max_artifact_bytes=self.max_artifact_bytes,
+        )
 
     def resolved_database_url(self) -> str:
         """The SQLAlchemy async URL of the database (SQLite under FARM_HOME by default)."""

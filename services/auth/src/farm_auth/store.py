@@ -2,13 +2,15 @@
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, select, update
+from sqlalchemy import Row, Table, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm_auth.keys import KeyRecord
+from farm_auth.limits import QuotaSetting, RateSetting
 from farm_auth.models import ApiKeyRow, TenantRow
 from farm_core.db import Database
 
@@ -19,9 +21,32 @@ tenants = cast(Table, TenantRow.__table__)
 api_keys = cast(Table, ApiKeyRow.__table__)
 
 
+QUOTA_COLUMNS = ("max_queued_tasks", "max_running_tasks", "max_artifact_bytes")
+
+
+@dataclass(frozen=True)
+class TenantRecord:
+    """A tenant as stored, with the quotas an admin set for it."""
+
+    name: str
+    create_time: dt.datetime
+    quotas: QuotaSetting
+
+
+def _quota_setting(values: dict[str, Any]) -> QuotaSetting:
+    return QuotaSetting(**{column: values.pop(column, None) for column in QUOTA_COLUMNS})
+
+
 def _record(row: Row[Any]) -> KeyRecord:
     values = row._asdict()
-    return KeyRecord(**{**values, "scopes": tuple(values["scopes"])})
+    quotas = _quota_setting(values)
+    return KeyRecord(**{**values, "scopes": tuple(values["scopes"]), "tenant_quotas": quotas})
+
+
+def _tenant(row: Row[Any]) -> TenantRecord:
+    values = row._asdict()
+    quotas = _quota_setting(values)
+    return TenantRecord(name=values["name"], create_time=values["create_time"], quotas=quotas)
 
 
 def _values(record: KeyRecord) -> dict[str, Any]:
@@ -34,6 +59,10 @@ def _values(record: KeyRecord) -> dict[str, Any]:
         "create_time": record.create_time,
         "expire_time": record.expire_time,
         "revoke_time": record.revoke_time,
+        "rate_per_second": record.rate_per_second,
+        "rate_burst": record.rate_burst,
+        "previous_secret_hash": record.previous_secret_hash,
+        "previous_secret_expire_time": record.previous_secret_expire_time,
     }
 
 
@@ -60,8 +89,20 @@ class KeyStore(Database):
         return [_record(row) for row in rows]
 
     async def find_by_hash(self, secret_hash: str) -> KeyRecord | None:
-        """The key whose secret hashes to `secret_hash`, or None."""
-        query = select(api_keys).where(api_keys.c.secret_hash == secret_hash)
+        """The key whose secret, or previous secret, hashes to `secret_hash`; or None.
+
+        The record carries its tenant's quotas.
+        """
+        query = (
+            select(api_keys, *(tenants.c[column] for column in QUOTA_COLUMNS))
+            .join(tenants, tenants.c.name == api_keys.c.tenant)
+            .where(
+                or_(
+                    api_keys.c.secret_hash == secret_hash,
+                    api_keys.c.previous_secret_hash == secret_hash,
+                )
+            )
+        )
         async with self.engine.connect() as connection:
             row = (await connection.execute(query)).first()
         return None if row is None else _record(row)
@@ -113,6 +154,83 @@ class KeyStore(Database):
             ).one()
         return _record(row)
 
+    async def get(self, key_id: str, tenant: str | None) -> KeyRecord | None:
+        """Key `key_id` of `tenant` (of any tenant for None), or None."""
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(select(api_keys).where(_owned(key_id, tenant)))).first()
+        return None if row is None else _record(row)
+
+    async def set_rate(
+        self, key_id: str, tenant: str | None, setting: RateSetting
+    ) -> KeyRecord | None:
+        """Sets the rate limit of key `key_id` of `tenant`; None when there is no such key."""
+        return await self._update_key(
+            key_id,
+            tenant,
+            {"rate_per_second": setting.per_second, "rate_burst": setting.burst},
+        )
+
+    async def rotate(
+        self, key_id: str, tenant: str | None, secret_hash: str, grace_end: dt.datetime
+    ) -> KeyRecord | None:
+        """Gives key `key_id` the secret `secret_hash`, the old one working until `grace_end`.
+
+        Returns None when there is no such key, or it is revoked.
+        """
+        owned = _owned(key_id, tenant) & api_keys.c.revoke_time.is_(None)
+        async with self.engine.begin() as connection:
+            row = (
+                await connection.execute(
+                    update(api_keys)
+                    .where(owned)
+                    .values(
+                        previous_secret_hash=api_keys.c.secret_hash,
+                        previous_secret_expire_time=grace_end,
+                        secret_hash=secret_hash,
+                    )
+                    .returning(*api_keys.c)
+                )
+            ).first()
+        return None if row is None else _record(row)
+
+    async def get_tenant(self, name: str) -> TenantRecord | None:
+        """Tenant `name`, or None."""
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(select(tenants).where(tenants.c.name == name))).first()
+        return None if row is None else _tenant(row)
+
+    async def set_quotas(self, name: str, setting: QuotaSetting, now: dt.datetime) -> TenantRecord:
+        """Sets the quotas of tenant `name`, creating it if it does not exist yet."""
+        async with self.engine.begin() as connection:
+            await _ensure_tenant(connection, name, now)
+            row = (
+                await connection.execute(
+                    update(tenants)
+                    .where(tenants.c.name == name)
+                    .values(
+                        max_queued_tasks=setting.max_queued_tasks,
+                        max_running_tasks=setting.max_running_tasks,
+                        max_artifact_bytes=setting.max_artifact_bytes,
+                    )
+                    .returning(*tenants.c)
+                )
+            ).one()
+        return _tenant(row)
+
+    async def _update_key(
+        self, key_id: str, tenant: str | None, values: dict[str, Any]
+    ) -> KeyRecord | None:
+        async with self.engine.begin() as connection:
+            row = (
+                await connection.execute(
+                    update(api_keys)
+                    .where(_owned(key_id, tenant))
+                    .values(**values)
+                    .returning(*api_keys.c)
+                )
+            ).first()
+        return None if row is None else _record(row)
+
     async def set_scopes(self, key_id: str, scopes: Sequence[str]) -> KeyRecord:
         """Replaces the scopes of key `key_id`."""
         async with self.engine.begin() as connection:
@@ -125,6 +243,12 @@ class KeyStore(Database):
                 )
             ).one()
         return _record(row)
+
+
+def _owned(key_id: str, tenant: str | None) -> Any:
+    """The condition: the key is `key_id`, of `tenant` (of any tenant for None)."""
+    owned = api_keys.c.id == key_id
+    return owned if tenant is None else owned & (api_keys.c.tenant == tenant)
 
 
 async def _ensure_tenant(connection: AsyncConnection, tenant: str, now: dt.datetime) -> None:

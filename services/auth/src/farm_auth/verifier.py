@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from farm_auth.keys import UNKNOWN_KEY, KeyRecord, KeyRefused, SecretHasher, refusal
+from farm_auth.limits import LimitDefaults, RateLimit
 from farm_auth.store import KeyStore
 from farm_core.db import utcnow
 from farm_core.identity import Identity
@@ -44,12 +45,13 @@ class KeyCache:
             return None
         return remembered.record
 
-    def put(self, record: KeyRecord) -> None:
-        """Remembers `record` for the cache's lifetime."""
+    def put(self, record: KeyRecord, secret_hash: str | None = None) -> None:
+        """Remembers `record` under `secret_hash` (its current one by default) for a while."""
         if self._seconds <= 0 or self._max_entries <= 0:
             return
-        self._entries.pop(record.secret_hash, None)
-        self._entries[record.secret_hash] = _Remembered(record, self._clock() + self._seconds)
+        secret_hash = secret_hash or record.secret_hash
+        self._entries.pop(secret_hash, None)
+        self._entries[secret_hash] = _Remembered(record, self._clock() + self._seconds)
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
 
@@ -58,36 +60,63 @@ class KeyCache:
         self._entries.pop(secret_hash, None)
 
 
+@dataclass(frozen=True)
+class Verified:
+    """A valid key: who it is (with its tenant's quotas) and its rate limit in force."""
+
+    identity: Identity
+    rate_limit: RateLimit
+
+
 class KeyVerifier:
-    """Checks API key secrets against the store: unknown, revoked, expired, or whose."""
+    """Checks API key secrets against the store: unknown, revoked, expired, rotated, or whose."""
 
     def __init__(
-        self, store: KeyStore, hasher: SecretHasher, cache: KeyCache, bootstrap_tenant: str
+        self,
+        store: KeyStore,
+        hasher: SecretHasher,
+        cache: KeyCache,
+        bootstrap_tenant: str,
+        defaults: LimitDefaults,
     ) -> None:
         self._store = store
         self._hasher = hasher
         self._cache = cache
         self._bootstrap_tenant = bootstrap_tenant
+        self._defaults = defaults
 
     async def verify(self, secret: str) -> Identity:
         """The identity `secret` stands for; raises KeyRefused saying why it does not."""
+        return (await self.verify_with_limits(secret)).identity
+
+    async def verify_with_limits(self, secret: str) -> Verified:
+        """The identity and rate limit `secret` stands for; raises KeyRefused if none."""
         secret_hash = self._hasher.hash(secret)
         cached = self._cache.get(secret_hash)
         record = cached or await self._look_up(secret, secret_hash)
-        refused = refusal(record, utcnow())
+        refused = refusal(record, utcnow(), secret_hash)
         if refused is not None:
             self._cache.forget(secret_hash)
             raise refused
         if cached is None:
-            self._cache.put(record)
-        return record.identity(self._bootstrap_tenant)
+            self._cache.put(record, secret_hash)
+        quotas = self._defaults.quotas(record.tenant_quotas)
+        return Verified(
+            identity=record.identity(self._bootstrap_tenant, quotas),
+            rate_limit=self._defaults.rate(record.rate_setting),
+        )
 
     async def _look_up(self, secret: str, secret_hash: str) -> KeyRecord:
         record = await self._store.find_by_hash(secret_hash)
-        if record is None or not self._hasher.matches(secret, record.secret_hash):
+        if record is None:
+            raise KeyRefused("unknown", UNKNOWN_KEY)
+        hashes = (record.secret_hash, record.previous_secret_hash or "")
+        if not any(self._hasher.matches(secret, known) for known in hashes):
             raise KeyRefused("unknown", UNKNOWN_KEY)
         return record
 
     def forget(self, record: KeyRecord) -> None:
-        """Stops trusting what this process remembers of `record` (it was just revoked)."""
+        """Stops trusting what this process remembers of `record` (revoked, rotated, changed)."""
         self._cache.forget(record.secret_hash)
+        if record.previous_secret_hash:
+            self._cache.forget(record.previous_secret_hash)

@@ -178,7 +178,7 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
             max_attempts_cap=self._settings.max_attempts_cap,
             default_timeout_ms=self._settings.default_timeout_ms,
         )
-        record, created = await self._store.create(identity.tenant, checked)
+        record, created = await self._store.create(identity.tenant, checked, identity.quotas)
         if created:
             metrics.record_created(record)
             await self._publisher.publish(record)

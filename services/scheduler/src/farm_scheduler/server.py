@@ -11,7 +11,7 @@ from nats.aio.client import Client
 from farm.admin.v1 import admin_pb2_grpc
 from farm.tasks.v1 import tasks_pb2_grpc
 from farm_core.queue import agents_bucket, cancel_bucket, connect, ensure_streams
-from farm_core.scopes import Scope
+from farm_core.scopes import method_scopes
 from farm_scheduler.admin import AdminApi
 from farm_scheduler.api import TaskApi
 from farm_scheduler.changes import ChangeReporter
@@ -33,18 +33,7 @@ class SchedulerService:
     """Tasks: TaskService and AdminService; work out to the agents and their events back in."""
 
     name = "scheduler"
-    method_scopes: Mapping[str, str] = {
-        f"/{TASK_SERVICE}/CreateTask": Scope.TASKS_WRITE,
-        f"/{TASK_SERVICE}/RunTask": Scope.TASKS_WRITE,
-        f"/{TASK_SERVICE}/CancelTask": Scope.TASKS_WRITE,
-        f"/{TASK_SERVICE}/GetTask": Scope.TASKS_READ,
-        f"/{TASK_SERVICE}/ListTasks": Scope.TASKS_READ,
-        f"/{TASK_SERVICE}/WatchTask": Scope.TASKS_READ,
-        f"/{ADMIN_SERVICE}/ListAgents": Scope.ADMIN,
-        f"/{ADMIN_SERVICE}/DrainAgent": Scope.ADMIN,
-        f"/{ADMIN_SERVICE}/ListDeadLetters": Scope.ADMIN,
-        f"/{ADMIN_SERVICE}/RequeueDeadLetter": Scope.ADMIN,
-    }
+    method_scopes: Mapping[str, str] = method_scopes(TASK_SERVICE, ADMIN_SERVICE)
 
     def __init__(self, settings: SchedulerSettings) -> None:
         self._settings = settings

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, false, insert, select, true, update
+from sqlalchemy import Select, Table, false, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -17,9 +17,11 @@ from farm.tasks.v1 import tasks_pb2
 from farm_core.db import Database, newest_first, utcnow
 from farm_core.errors import FailedPrecondition, NotFound, Unavailable
 from farm_core.paging import Cursor
+from farm_core.quotas import TenantQuotas
 from farm_scheduler import lifecycle
 from farm_scheduler.lifecycle import Attempt, Status, TaskState
 from farm_scheduler.models import HAS_IDEMPOTENCY_KEY, AttemptRow, TaskRow
+from farm_scheduler.quotas import check_task_quotas
 from farm_scheduler.records import (
     TaskRecord,
     attempt_from_row,
@@ -40,6 +42,7 @@ tasks = cast(Table, TaskRow.__table__)
 task_attempts = cast(Table, AttemptRow.__table__)
 _STATUS_QUEUED = tasks_pb2.TaskStatus.Name(tasks_pb2.TASK_STATUS_QUEUED)
 _STATUS_FAILED = tasks_pb2.TaskStatus.Name(tasks_pb2.TASK_STATUS_FAILED)
+_STATUS_RUNNING = tasks_pb2.TaskStatus.Name(tasks_pb2.TASK_STATUS_RUNNING)
 
 
 @dataclass(frozen=True)
@@ -68,12 +71,15 @@ class TaskStore(Database):
         self._idempotency_window = idempotency_window
         self._clock = clock
 
-    async def create(self, tenant: str, spec: tasks_pb2.TaskSpec) -> tuple[TaskRecord, bool]:
+    async def create(
+        self, tenant: str, spec: tasks_pb2.TaskSpec, quotas: TenantQuotas | None = None
+    ) -> tuple[TaskRecord, bool]:
         """Stores a new QUEUED task, unpublished; the task and whether it is new.
 
         A tenant's second task with the same idempotency key within the idempotency
         window is not stored: the first one is returned instead. After the window
-        the first task gives the key up and a new task takes it.
+        the first task gives the key up and a new task takes it. With `quotas`, a
+        tenant at its queued or running quota gets ResourceExhausted.
         """
         key = spec.idempotency_key
         now = self._clock()
@@ -102,6 +108,9 @@ class TaskStore(Database):
                         )
                         .values(idempotency_key="")
                     )
+                if quotas is not None:
+                    queued, running = await _active_counts(connection, tenant)
+                    check_task_quotas(tenant, queued, running, quotas)
                 await connection.execute(insert(tasks).values(row_values(record)))
         except IntegrityError:
             # A concurrent create with the same key won the race: its task stands.
@@ -329,6 +338,17 @@ def _changed(before: TaskRecord, state: TaskState) -> TaskRecord:
         dead_letter_pending=dead_letter_pending,
         revision=before.revision + 1,
     )
+
+
+async def _active_counts(connection: AsyncConnection, tenant: str) -> tuple[int, int]:
+    """How many of `tenant`'s tasks are QUEUED and how many RUNNING."""
+    query = (
+        select(tasks.c.status, func.count())
+        .where(tasks.c.tenant == tenant, tasks.c.status.in_([_STATUS_QUEUED, _STATUS_RUNNING]))
+        .group_by(tasks.c.status)
+    )
+    counts = {status: count for status, count in (await connection.execute(query)).all()}
+    return counts.get(_STATUS_QUEUED, 0), counts.get(_STATUS_RUNNING, 0)
 
 
 async def _get(

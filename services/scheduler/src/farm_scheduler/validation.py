@@ -1,4 +1,8 @@
-"""Checks a TaskSpec and fills in its defaults; each error names the field as sent in JSON."""
+"""Checks a TaskSpec and fills in its defaults; each error names the field as sent in JSON.
+
+The MAX_/MIN_ constants below are every size limit a TaskSpec has, all in this one
+place; docs/api.md lists them (a test checks the two agree).
+"""
 
 import datetime as dt
 import re
@@ -20,7 +24,9 @@ MAX_STEPS = 50
 MAX_EXTRACT_FIELDS = 100
 MAX_EXTRACT_NAME_CHARS = 256
 MAX_LABELS = 32
+MAX_LABEL_KEY_CHARS = 63
 MAX_LABEL_VALUE_CHARS = 256
+MAX_REGION_CHARS = 32
 MAX_IDEMPOTENCY_KEY_CHARS = 128
 MAX_VIEWPORT_PIXELS = 10000
 MIN_TIMEOUT_MS = 1000
@@ -38,8 +44,8 @@ PAPER_FORMATS: Mapping[str, str] = {
 """Known paper formats by their lower-case name, mapped to their canonical spelling."""
 
 ACTIONS = ("screenshot", "pdf", "content", "extract", "script")
-REGION_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
-LABEL_KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+REGION_PATTERN = re.compile(rf"^[a-z0-9][a-z0-9-]{{0,{MAX_REGION_CHARS - 1}}}$")
+LABEL_KEY_PATTERN = re.compile(rf"^[a-z0-9][a-z0-9_.-]{{0,{MAX_LABEL_KEY_CHARS - 1}}}$")
 
 # A step's fields by their proto name, with the lowerCamelCase name users send.
 _STEP_FIELDS: Mapping[str, str] = {
@@ -81,7 +87,8 @@ def check_label_key(field: str, key: str) -> None:
     if not LABEL_KEY_PATTERN.fullmatch(key):
         raise InvalidArgument(
             field,
-            f"label key {key!r} must be 1 to 63 characters of a-z, 0-9, '_', '.', '-', "
+            f"label key {key!r} must be 1 to {MAX_LABEL_KEY_CHARS} characters of a-z, 0-9, "
+            "'_', '.', '-', "
             "starting with a letter or digit",
         )
 
@@ -275,7 +282,7 @@ def _check_routing(spec: tasks_pb2.TaskSpec) -> None:
     if spec.region and not REGION_PATTERN.fullmatch(spec.region):
         raise InvalidArgument(
             "region",
-            f"must be empty or 1 to 32 characters of a-z, 0-9 and '-', "
+            f"must be empty or 1 to {MAX_REGION_CHARS} characters of a-z, 0-9 and '-', "
             f"starting with a letter or digit, got {spec.region!r}",
         )
 

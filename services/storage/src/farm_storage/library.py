@@ -8,6 +8,7 @@ from farm_core.errors import FarmError, NotFound
 from farm_core.paging import Cursor
 from farm_storage.blobs import BlobMissing, BlobStore, object_key
 from farm_storage.ingest import ReceivedUpload
+from farm_storage.quotas import TenantQuotaSource, check_byte_quota
 from farm_storage.store import (
     ArtifactContent,
     ArtifactRecord,
@@ -26,9 +27,12 @@ upload_bytes_total = Counter(
 class ArtifactLibrary:
     """Stores, reads and deletes artifacts so that metadata never points at missing bytes."""
 
-    def __init__(self, store: ArtifactStore, blobs: BlobStore) -> None:
+    def __init__(
+        self, store: ArtifactStore, blobs: BlobStore, quotas: TenantQuotaSource | None = None
+    ) -> None:
         self._store = store
         self._blobs = blobs
+        self._quotas = quotas
 
     async def store_upload(self, upload: ReceivedUpload) -> ArtifactRecord:
         """Stores an upload's bytes, then its metadata; replaces an earlier (task, name)."""
@@ -36,6 +40,7 @@ class ArtifactLibrary:
         earlier = await self._store.find(upload.task_id, upload.name)
         if earlier is not None and earlier.tenant != upload.tenant:
             raise owned_by_another_tenant(upload.task_id, upload.name)
+        await self._check_quota(upload, earlier)
         await self._blobs.put(key, upload.data, upload.content_type)
         content = ArtifactContent(
             tenant=upload.tenant,
@@ -58,6 +63,21 @@ class ArtifactLibrary:
         uploads_total.labels(record.kind).inc()
         upload_bytes_total.labels(record.kind).inc(record.size_bytes)
         return record
+
+    async def _check_quota(self, upload: ReceivedUpload, earlier: ArtifactRecord | None) -> None:
+        """Refuses an upload that would put its tenant over its byte quota.
+
+        Two uploads at the same moment may both pass: the quota is a bound for
+        the next upload, not a lock.
+        """
+        if self._quotas is None:
+            return
+        limit = await self._quotas.max_artifact_bytes(upload.tenant)
+        if not limit:
+            return
+        stored = await self._store.stored_bytes(upload.tenant)
+        replaced = earlier.size_bytes if earlier is not None else 0
+        check_byte_quota(upload.tenant, stored - replaced, len(upload.data), limit)
 
     async def get(self, tenant: str, artifact_id: str) -> ArtifactRecord:
         """The tenant's artifact; NotFound if absent or another tenant's."""

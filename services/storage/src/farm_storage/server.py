@@ -5,10 +5,12 @@ from collections.abc import Mapping, Sequence
 import grpc
 
 from farm.storage.v1 import artifacts_pb2_grpc, ingest_pb2_grpc
-from farm_core.scopes import Scope
+from farm_core.identity import IdentityCodec
+from farm_core.scopes import method_scopes
 from farm_storage.api import ArtifactApi, IngestApi
 from farm_storage.blobs import BlobStore
 from farm_storage.library import ArtifactLibrary
+from farm_storage.quotas import TenantQuotaSource
 from farm_storage.settings import StorageSettings
 from farm_storage.store import ArtifactStore
 
@@ -20,19 +22,22 @@ class StorageService:
     """Artifacts: ArtifactService for users, ArtifactIngestService for agents."""
 
     name = "storage"
-    method_scopes: Mapping[str, str] = {
-        f"/{ARTIFACT_SERVICE}/GetArtifact": Scope.ARTIFACTS_READ,
-        f"/{ARTIFACT_SERVICE}/GetArtifactContent": Scope.ARTIFACTS_READ,
-        f"/{ARTIFACT_SERVICE}/ListArtifacts": Scope.ARTIFACTS_READ,
-        f"/{ARTIFACT_SERVICE}/DeleteArtifact": Scope.TASKS_WRITE,
-        f"/{INGEST_SERVICE}/UploadArtifact": Scope.INTERNAL,
-    }
+    method_scopes: Mapping[str, str] = method_scopes(ARTIFACT_SERVICE, INGEST_SERVICE)
 
     def __init__(self, settings: StorageSettings) -> None:
         self._settings = settings
         self._store = ArtifactStore(settings.resolved_database_url())
         self._blobs = BlobStore(settings)
-        self._library = ArtifactLibrary(self._store, self._blobs)
+        self._quotas = (
+            TenantQuotaSource(
+                settings.auth_address,
+                IdentityCodec(settings.resolved_identity_secret()),
+                settings.quota_cache_seconds,
+            )
+            if settings.auth_address
+            else None
+        )
+        self._library = ArtifactLibrary(self._store, self._blobs, self._quotas)
 
     async def start(self) -> None:
         try:
@@ -55,5 +60,7 @@ class StorageService:
         return
 
     async def close(self) -> None:
+        if self._quotas is not None:
+            await self._quotas.close()
         await self._blobs.close()
         await self._store.close()

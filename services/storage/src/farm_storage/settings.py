@@ -56,6 +56,14 @@ class StorageSettings(FarmSettings):
     max_artifact_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1, description="Uploads larger than this are refused."
     )
+    auth_address: str = Field(
+        default="",
+        description="host:port of the auth service, asked for tenants' artifact byte quotas; "
+        "empty: byte quotas are not enforced.",
+    )
+    quota_cache_seconds: float = Field(
+        default=5.0, ge=0, description="How long a tenant's byte quota read from auth is used."
+    )
 
     def resolved_database_url(self) -> str:
         """The SQLAlchemy async URL of the database (SQLite under FARM_HOME by default)."""

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from typing import cast
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -79,6 +79,14 @@ class ArtifactStore(Database):
         async with self.engine.connect() as connection:
             row = (await connection.execute(query)).first()
         return None if row is None else ArtifactRecord(**row._asdict())
+
+    async def stored_bytes(self, tenant: str) -> int:
+        """The bytes of all of `tenant`'s artifacts."""
+        query = select(func.coalesce(func.sum(artifacts.c.size_bytes), 0)).where(
+            artifacts.c.tenant == tenant
+        )
+        async with self.engine.connect() as connection:
+            return int((await connection.execute(query)).scalar_one())
 
     async def page(
         self, tenant: str, task_id: str, size: int, after: Cursor | None

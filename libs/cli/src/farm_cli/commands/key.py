@@ -1,4 +1,4 @@
-"""`farm key create|list|revoke`: API keys, through the AuthService."""
+"""`farm key create|list|revoke|rotate|rate`: API keys, through the AuthService."""
 
 import argparse
 import sys
@@ -34,6 +34,26 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     revoke.add_argument("id")
     revoke.set_defaults(run=revoke_key)
 
+    rotate = verbs.add_parser(
+        "rotate", help="give an API key a new secret, shown once; the old one works for a while"
+    )
+    rotate.add_argument("id")
+    rotate.add_argument(
+        "--grace-seconds",
+        type=int,
+        default=None,
+        help="how long the old secret keeps working (default: the farm's, 1 day)",
+    )
+    rotate.set_defaults(run=rotate_key)
+
+    rate = verbs.add_parser(
+        "rate", help="set an API key's rate limit (0: the farm's default; operators only)"
+    )
+    rate.add_argument("id")
+    rate.add_argument("--per-second", type=int, default=None, help="requests a second")
+    rate.add_argument("--burst", type=int, default=None, help="requests at once")
+    rate.set_defaults(run=set_key_rate)
+
 
 def create_key(args: argparse.Namespace) -> int:
     """CreateApiKey; the response (with the secret) on stdout, a warning on stderr."""
@@ -42,6 +62,12 @@ def create_key(args: argparse.Namespace) -> int:
     )
     with connect() as farm:
         created = farm.auth.CreateApiKey(request, metadata=farm.metadata, timeout=CALL_TIMEOUT)
+    show_secret(created)
+    return 0
+
+
+def show_secret(created: auth_pb2.CreateApiKeyResponse) -> None:
+    """The response (with the secret) on stdout, and a warning to store it on stderr."""
     print_message(created)
     rule = "=" * 72
     print(
@@ -52,7 +78,6 @@ def create_key(args: argparse.Namespace) -> int:
         f"{rule}",
         file=sys.stderr,
     )
-    return 0
 
 
 def list_keys(args: argparse.Namespace) -> int:
@@ -68,4 +93,27 @@ def revoke_key(args: argparse.Namespace) -> int:
     with connect() as farm:
         request = auth_pb2.RevokeApiKeyRequest(id=args.id)
         print_message(farm.auth.RevokeApiKey(request, metadata=farm.metadata, timeout=CALL_TIMEOUT))
+    return 0
+
+
+def rotate_key(args: argparse.Namespace) -> int:
+    """RotateApiKey; the new secret is shown as CreateApiKey's is."""
+    request = auth_pb2.RotateApiKeyRequest(id=args.id)
+    if args.grace_seconds is not None:
+        request.grace_seconds = args.grace_seconds
+    with connect() as farm:
+        rotated = farm.auth.RotateApiKey(request, metadata=farm.metadata, timeout=CALL_TIMEOUT)
+    show_secret(rotated)
+    return 0
+
+
+def set_key_rate(args: argparse.Namespace) -> int:
+    """UpdateApiKey with the rate limit fields given."""
+    request = auth_pb2.UpdateApiKeyRequest(id=args.id)
+    if args.per_second is not None:
+        request.rate_limit_per_second = args.per_second
+    if args.burst is not None:
+        request.rate_limit_burst = args.burst
+    with connect() as farm:
+        print_message(farm.auth.UpdateApiKey(request, metadata=farm.metadata, timeout=CALL_TIMEOUT))
     return 0

@@ -1,0 +1,264 @@
+"""Rate limits, quotas and the key lifecycle, through the real Envoy, as a caller meets them."""
+
+import secrets
+import time
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+
+from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+from farm_cli.launcher.farm import LocalFarm
+from tests.e2e.conftest import Client, KeyFactory, http_client, unique_label
+from tests.pages import Site
+
+pytestmark = pytest.mark.e2e
+
+# No agent serves this region: a task there stays queued until cancelled.
+NOWHERE = "quota-nowhere"
+
+
+def new_tenant() -> str:
+    """A tenant no other test uses."""
+    return f"quota-{secrets.token_hex(4)}"
+
+
+def set_rate(admin: Client, key_id: str, per_second: int, burst: int) -> None:
+    """UpdateApiKey over HTTP/JSON, as an operator."""
+    body = {"rateLimitPerSecond": per_second, "rateLimitBurst": burst}
+    response = admin.http.patch(f"/v1/apiKeys/{key_id}", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["effectiveRateLimit"] == {"perSecond": per_second, "burst": burst}
+
+
+def set_quotas(admin: Client, tenant: str, **quotas: int) -> dict[str, Any]:
+    """UpdateTenantLimits over HTTP/JSON, as an operator."""
+    response = admin.http.patch(f"/v1/tenants/{tenant}/limits", json=quotas)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def test_a_key_over_its_rate_gets_429_with_retry_after(
+    farm: LocalFarm, admin: Client, make_key: KeyFactory
+) -> None:
+    key = make_key("tasks.read")
+    set_rate(admin, key.api_key.id, per_second=1, burst=2)
+
+    with http_client(farm, key.secret) as http:
+        statuses = [http.get("/v1/tasks").status_code for _ in range(2)]
+        refused = http.get("/v1/tasks")
+
+    assert statuses == [200, 200]
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["code"] == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    assert "rate limit of 1 requests a second (burst 2)" in refused.json()["message"]
+
+
+def test_a_grpc_caller_over_its_rate_gets_resource_exhausted(
+    grpc_target: str, admin: Client, make_key: KeyFactory
+) -> None:
+    key = make_key("tasks.read")
+    set_rate(admin, key.api_key.id, per_second=1, burst=1)
+    metadata = (("authorization", f"Bearer {key.secret}"),)
+
+    with grpc.insecure_channel(grpc_target) as channel:
+        stub = tasks_pb2_grpc.TaskServiceStub(channel)
+        stub.ListTasks(tasks_pb2.ListTasksRequest(), metadata=metadata, timeout=10)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ListTasks(tasks_pb2.ListTasksRequest(), metadata=metadata, timeout=10)
+
+    # Without the grpc-status header in the denial Envoy would map 429 to UNAVAILABLE.
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "over its rate limit" in (caught.value.details() or "")
+
+
+def test_whoami_shows_the_limits_in_force(
+    farm: LocalFarm, admin: Client, make_key: KeyFactory
+) -> None:
+    tenant = new_tenant()
+    key = make_key("tasks.read", tenant=tenant)
+    set_rate(admin, key.api_key.id, per_second=7, burst=9)
+    set_quotas(admin, tenant, maxQueuedTasks=3)
+
+    with http_client(farm, key.secret) as http:
+        me = http.get("/v1/whoami").json()
+
+    assert me["rateLimit"] == {"perSecond": 7, "burst": 9}
+    assert me["tenantLimits"]["maxQueuedTasks"] == "3"
+    assert int(me["tenantLimits"]["maxArtifactBytes"]) > 0  # the farm's default
+
+
+def test_only_an_operator_may_change_limits(farm: LocalFarm, make_key: KeyFactory) -> None:
+    tenant = new_tenant()
+    tenant_admin = make_key("admin", tenant=tenant)
+
+    with http_client(farm, tenant_admin.secret) as http:
+        raised = http.patch(f"/v1/tenants/{tenant}/limits", json={"maxQueuedTasks": 10**6})
+        faster = http.patch(f"/v1/apiKeys/{tenant_admin.api_key.id}", json={"rateLimitBurst": 9})
+        own = http.get(f"/v1/tenants/{tenant}")
+
+    assert raised.status_code == 403
+    assert faster.status_code == 403
+    assert own.status_code == 200 and own.json()["name"] == tenant
+
+
+def test_the_queued_quota_admits_exactly_its_number_of_tasks(
+    farm: LocalFarm,
+    grpc_target: str,
+    admin: Client,
+    make_key: KeyFactory,
+) -> None:
+    tenant = new_tenant()
+    key = make_key("tasks.write", "tasks.read", tenant=tenant)
+    set_quotas(admin, tenant, maxQueuedTasks=2)
+    spec = {"url": "http://quota.invalid/", "content": {}, "region": NOWHERE}
+
+    with http_client(farm, key.secret) as http:
+        queued = [http.post("/v1/tasks", json=spec) for _ in range(2)]
+        refused = http.post("/v1/tasks", json=spec)
+        refused_run = http.post("/v1/tasks:run", json=spec)
+        for response in queued:
+            assert response.status_code == 200, response.text
+        grpc_refusal = create_over_grpc(grpc_target, key.secret)
+        for response in queued:
+            http.post(f"/v1/tasks/{response.json()['id']}:cancel")
+
+    assert refused.status_code == 429
+    assert refused.json()["message"].startswith("quota maxQueuedTasks: ")
+    assert refused_run.status_code == 429
+    assert grpc_refusal.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "maxQueuedTasks" in (grpc_refusal.details() or "")
+
+
+def create_over_grpc(grpc_target: str, secret: str) -> grpc.RpcError:
+    """CreateTask over gRPC of a task no agent takes; the error it must raise."""
+    spec = tasks_pb2.TaskSpec(
+        url="http://quota.invalid/", content=tasks_pb2.ContentOptions(), region=NOWHERE
+    )
+    with grpc.insecure_channel(grpc_target) as channel:
+        stub = tasks_pb2_grpc.TaskServiceStub(channel)
+        metadata = (("authorization", f"Bearer {secret}"),)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.CreateTask(tasks_pb2.CreateTaskRequest(spec=spec), metadata=metadata, timeout=10)
+    return caught.value
+
+
+def test_the_running_quota_refuses_a_new_task_while_it_is_full(
+    farm: LocalFarm,
+    admin: Client,
+    make_key: KeyFactory,
+    site: Site,
+) -> None:
+    tenant = new_tenant()
+    key = make_key("tasks.write", "tasks.read", tenant=tenant)
+    set_quotas(admin, tenant, maxRunningTasks=1)
+    gate = f"quota-{unique_label()['test']}"
+
+    with http_client(farm, key.secret) as http:
+        client = Client(http, key.secret)
+        running = client.create({"url": site.url(f"/gate/{gate}"), "content": {}})
+        try:
+            client.wait_for_status(running["id"], "TASK_STATUS_RUNNING")
+            refused = http.post("/v1/tasks", json={"url": site.url("/page"), "content": {}})
+        finally:
+            site.release(gate)
+        assert client.wait(running["id"])["status"] == "TASK_STATUS_SUCCEEDED"
+        admitted = http.post("/v1/tasks", json={"url": site.url("/page"), "content": {}})
+
+    assert refused.status_code == 429
+    assert refused.json()["message"].startswith("quota maxRunningTasks: ")
+    assert admitted.status_code == 200, admitted.text
+
+
+def test_the_byte_quota_stores_up_to_exactly_its_size_then_fails_the_task(
+    farm: LocalFarm, admin: Client, make_key: KeyFactory, site: Site
+) -> None:
+    content = {"url": site.url("/page"), "content": {}}
+    size = int(admin.run(content)["result"]["artifacts"][0]["sizeBytes"])
+    tenant = new_tenant()
+    key = make_key("tasks.write", "tasks.read", tenant=tenant)
+    set_quotas(admin, tenant, maxArtifactBytes=2 * size)
+
+    with http_client(farm, key.secret) as http:
+        client = Client(http, key.secret)
+        stored = [client.run(content) for _ in range(2)]
+        over = client.run(content)
+
+    assert [task["status"] for task in stored] == ["TASK_STATUS_SUCCEEDED"] * 2
+    assert over["status"] == "TASK_STATUS_FAILED", over
+    assert over["attempts"] == 1
+    assert over["error"]["code"] == "QUOTA_EXCEEDED"
+    assert not over["error"].get("retryable", False)
+    assert "quota maxArtifactBytes" in over["error"]["message"]
+
+
+def test_a_revoked_key_is_refused_by_the_very_next_call(
+    farm: LocalFarm, admin: Client, make_key: KeyFactory
+) -> None:
+    key = make_key("tasks.read")
+    with http_client(farm, key.secret) as http:
+        assert http.get("/v1/tasks").status_code == 200  # now in auth's key cache
+
+        assert admin.http.delete(f"/v1/apiKeys/{key.api_key.id}").status_code == 200
+        revoked_at = time.monotonic()
+        response = http.get("/v1/tasks")
+
+    assert time.monotonic() - revoked_at < 1.0
+    assert response.status_code == 401
+    assert response.json()["message"] == "API key revoked"
+
+
+def test_a_rotated_key_has_a_new_secret_and_the_old_one_works_until_the_grace_ends(
+    farm: LocalFarm, admin: Client, make_key: KeyFactory
+) -> None:
+    key = make_key("tasks.read")
+    with http_client(farm, key.secret) as old:
+        assert old.get("/v1/tasks").status_code == 200  # now in auth's key cache
+
+        response = admin.http.post(f"/v1/apiKeys/{key.api_key.id}:rotate", json={"graceSeconds": 2})
+        assert response.status_code == 200, response.text
+        rotated_at = time.monotonic()
+        rotated = response.json()
+        assert rotated["secret"] != key.secret and rotated["apiKey"]["id"] == key.api_key.id
+
+        with http_client(farm, rotated["secret"]) as new:
+            assert new.get("/v1/tasks").status_code == 200
+        assert old.get("/v1/tasks").status_code == 200
+        assert time.monotonic() - rotated_at < 2.0, "too slow to see the grace period"
+
+        deadline = rotated_at + 3.0
+        while (late := old.get("/v1/tasks")).status_code == 200:
+            assert time.monotonic() < deadline, "old secret still accepted 1 s after its grace"
+            time.sleep(0.05)
+        refused_after = time.monotonic() - rotated_at
+
+    assert late.status_code == 401
+    assert "rotated" in late.json()["message"]
+    assert refused_after >= 1.9
+
+
+def test_an_address_with_too_many_refused_keys_gets_429_even_with_a_valid_key(
+    farm: LocalFarm, admin: Client
+) -> None:
+    # A source address of its own, so no other test is blocked.
+    octets = (secrets.randbelow(200) + 20, secrets.randbelow(250) + 1, secrets.randbelow(250) + 1)
+    address = "127." + ".".join(str(octet) for octet in octets)
+    transport = httpx.HTTPTransport(local_address=address)
+    with httpx.Client(base_url=farm.envoy_url, transport=transport, timeout=10) as http:
+        # A forged x-forwarded-for does not make a guesser look like many addresses.
+        wrong = [
+            {"authorization": "Bearer bf_wrong-guess", "x-forwarded-for": f"203.0.113.{n}"}
+            for n in range(21)
+        ]
+        statuses = [http.get("/v1/tasks", headers=wrong[n]).status_code for n in range(20)]
+        over = http.get("/v1/tasks", headers=wrong[20])
+        right = http.get("/v1/tasks", headers={"authorization": f"Bearer {admin.key}"})
+
+    assert statuses == [401] * 20
+    assert over.status_code == 401  # the 21st refusal is what blocks the address
+    assert right.status_code == 429
+    assert int(right.headers["retry-after"]) > 0
+    assert "too many refused API keys" in right.json()["message"]
+    assert admin.http.get("/v1/tasks").status_code == 200  # other addresses are not blocked

@@ -1,0 +1,190 @@
+"""Limits and the key lifecycle in the auth service: set, shown, vouched for, enforced in Check."""
+
+import asyncio
+import json
+from pathlib import Path
+
+import grpc
+import pytest
+from envoy.service.auth.v3 import external_auth_pb2
+
+from farm.auth.v1 import auth_pb2
+from farm_core.quotas import TenantQuotas
+from tests.integration.auth.conftest import (
+    RPC_TIMEOUT,
+    Auth,
+    auth_settings,
+    new_admin_key,
+    running_auth,
+)
+
+pytestmark = pytest.mark.integration
+
+RESOURCE_EXHAUSTED = 8
+HTTP_TOO_MANY_REQUESTS = 429
+
+
+async def check_from(auth: Auth, address: str, secret: str) -> external_auth_pb2.CheckResponse:
+    """Check as Envoy asks it for a request from `address` with `secret`."""
+    request = external_auth_pb2.CheckRequest()
+    request.attributes.source.address.socket_address.address = address
+    request.attributes.request.http.headers["authorization"] = f"Bearer {secret}"
+    reply: external_auth_pb2.CheckResponse = await auth.authorization.Check(
+        request, timeout=RPC_TIMEOUT
+    )
+    return reply
+
+
+def denial(reply: external_auth_pb2.CheckResponse) -> tuple[int, dict[str, str]]:
+    """The HTTP status and headers of a denied Check."""
+    denied = reply.denied_response
+    return denied.status.code, {option.header.key: option.header.value for option in denied.headers}
+
+
+async def test_tenant_quotas_set_by_an_operator_travel_in_the_identity(auth: Auth) -> None:
+    created = await auth.create_key(auth.admin_key, tenant="acme")
+
+    tenant = await auth.keys.UpdateTenantLimits(
+        auth_pb2.UpdateTenantLimitsRequest(name="acme", max_queued_tasks=5, max_artifact_bytes=9),
+        metadata=await auth.as_key(auth.admin_key),
+        timeout=RPC_TIMEOUT,
+    )
+    await asyncio.sleep(auth.settings.key_cache_seconds)  # the key was looked up before
+
+    assert tenant.limits == auth_pb2.TenantLimits(max_queued_tasks=5, max_artifact_bytes=9)
+    assert tenant.effective_limits.max_running_tasks == auth.settings.max_running_tasks
+    assert (await auth.identity(created.secret)).quotas == TenantQuotas(
+        max_queued_tasks=5,
+        max_running_tasks=auth.settings.max_running_tasks,
+        max_artifact_bytes=9,
+    )
+
+
+async def test_unset_fields_stay_and_zero_returns_to_the_default(auth: Auth) -> None:
+    metadata = await auth.as_key(auth.admin_key)
+    await auth.keys.UpdateTenantLimits(
+        auth_pb2.UpdateTenantLimitsRequest(name="acme", max_queued_tasks=5, max_running_tasks=2),
+        metadata=metadata,
+        timeout=RPC_TIMEOUT,
+    )
+    tenant = await auth.keys.UpdateTenantLimits(
+        auth_pb2.UpdateTenantLimitsRequest(name="acme", max_queued_tasks=0),
+        metadata=metadata,
+        timeout=RPC_TIMEOUT,
+    )
+
+    assert tenant.limits == auth_pb2.TenantLimits(max_running_tasks=2)
+    assert tenant.effective_limits.max_queued_tasks == auth.settings.max_queued_tasks
+
+
+async def test_a_tenant_admin_may_read_but_not_raise_its_own_quotas(auth: Auth) -> None:
+    tenant_admin = await auth.create_key(auth.admin_key, scopes=("admin",), tenant="acme")
+    metadata = await auth.as_key(tenant_admin.secret)
+
+    own = await auth.keys.GetTenant(
+        auth_pb2.GetTenantRequest(name="acme"), metadata=metadata, timeout=RPC_TIMEOUT
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await auth.keys.UpdateTenantLimits(
+            auth_pb2.UpdateTenantLimitsRequest(name="acme", max_queued_tasks=10**9),
+            metadata=metadata,
+            timeout=RPC_TIMEOUT,
+        )
+    with pytest.raises(grpc.aio.AioRpcError) as other:
+        await auth.keys.GetTenant(
+            auth_pb2.GetTenantRequest(name="default"), metadata=metadata, timeout=RPC_TIMEOUT
+        )
+
+    assert own.name == "acme"
+    assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert other.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_bad_limit_names_its_field(auth: Auth) -> None:
+    created = await auth.create_key(auth.admin_key)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await auth.keys.UpdateApiKey(
+            auth_pb2.UpdateApiKeyRequest(id=created.api_key.id, rate_limit_burst=-1),
+            metadata=await auth.as_key(auth.admin_key),
+            timeout=RPC_TIMEOUT,
+        )
+
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (raised.value.details() or "").startswith("rateLimitBurst: ")
+
+
+async def test_check_refuses_a_key_over_its_rate_with_429_and_retry_after(auth: Auth) -> None:
+    created = await auth.create_key(auth.admin_key)
+    updated = await auth.keys.UpdateApiKey(
+        auth_pb2.UpdateApiKeyRequest(
+            id=created.api_key.id, rate_limit_per_second=1, rate_limit_burst=2
+        ),
+        metadata=await auth.as_key(auth.admin_key),
+        timeout=RPC_TIMEOUT,
+    )
+    assert updated.effective_rate_limit == auth_pb2.RateLimit(per_second=1, burst=2)
+
+    replies = [await auth.check(f"Bearer {created.secret}") for _ in range(3)]
+    grpc_reply = await auth.check(
+        f"Bearer {created.secret}", **{"content-type": "application/grpc"}
+    )
+
+    assert [reply.status.code for reply in replies[:2]] == [0, 0]
+    status, headers = denial(replies[2])
+    assert (replies[2].status.code, status) == (RESOURCE_EXHAUSTED, HTTP_TOO_MANY_REQUESTS)
+    assert headers["retry-after"] == "1"
+    assert json.loads(replies[2].denied_response.body)["code"] == RESOURCE_EXHAUSTED
+    assert denial(grpc_reply)[1]["grpc-status"] == str(RESOURCE_EXHAUSTED)
+
+
+async def test_a_rotated_keys_old_secret_works_only_for_its_grace(auth: Auth) -> None:
+    created = await auth.create_key(auth.admin_key, tenant="acme")
+    await auth.identity(created.secret)  # now in the key cache
+
+    rotated = await auth.keys.RotateApiKey(
+        auth_pb2.RotateApiKeyRequest(id=created.api_key.id, grace_seconds=1),
+        metadata=await auth.as_key(auth.admin_key),
+        timeout=RPC_TIMEOUT,
+    )
+
+    assert rotated.secret != created.secret
+    assert rotated.api_key.HasField("previous_secret_expire_time")
+    assert (await auth.identity(rotated.secret)).key_id == created.api_key.id
+    assert (await auth.identity(created.secret)).key_id == created.api_key.id
+    await asyncio.sleep(1.1)
+    refused = await auth.check(f"Bearer {created.secret}")
+    assert refused.denied_response.status.code == 401
+    assert "rotated" in refused.status.message
+    assert (await auth.identity(rotated.secret)).tenant == "acme"
+
+
+async def test_a_revoked_key_cannot_be_rotated(auth: Auth) -> None:
+    created = await auth.create_key(auth.admin_key)
+    await auth.revoke(auth.admin_key, created.api_key.id)
+
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await auth.keys.RotateApiKey(
+            auth_pb2.RotateApiKeyRequest(id=created.api_key.id),
+            metadata=await auth.as_key(auth.admin_key),
+            timeout=RPC_TIMEOUT,
+        )
+
+    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_an_address_over_its_failed_attempts_is_blocked_even_with_a_valid_key(
+    farm_home: Path,
+) -> None:
+    settings = auth_settings(farm_home, "", new_admin_key(), failed_auth_limit=3)
+    async with running_auth(settings) as auth:
+        for _ in range(4):
+            wrong = await check_from(auth, "10.1.2.3", "bf_wrong")
+            assert denial(wrong)[0] == 401
+
+        blocked = await check_from(auth, "10.1.2.3", auth.admin_key)
+        elsewhere = await check_from(auth, "10.1.2.4", auth.admin_key)
+
+    status, headers = denial(blocked)
+    assert status == HTTP_TOO_MANY_REQUESTS
+    assert int(headers["retry-after"]) == 60
+    assert elsewhere.status.code == 0

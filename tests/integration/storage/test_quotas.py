@@ -1,0 +1,93 @@
+"""Tenants' artifact byte quotas: storage asks a real auth service and counts in SQL."""
+
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from farm.auth.v1 import auth_pb2
+from farm.storage.v1 import artifacts_pb2_grpc, ingest_pb2_grpc
+from farm_auth.settings import AuthSettings
+from farm_cli.launcher import infra
+from farm_cli.launcher.processes import free_port
+from farm_core.server import ServiceHost
+from farm_storage.server import StorageService
+from tests.conftest import S3Server
+from tests.integration.auth.conftest import RPC_TIMEOUT, Auth, new_admin_key, running_auth
+from tests.integration.storage.conftest import SECRET, Storage, storage_settings
+
+pytestmark = pytest.mark.integration
+
+QUOTA = 100
+
+
+@dataclass(frozen=True)
+class QuotaFarm:
+    """Auth and storage sharing one identity secret; `storage.tenant` has a 100-byte quota."""
+
+    auth: Auth
+    storage: Storage
+
+
+@pytest.fixture
+async def quota_farm(
+    seaweedfs: S3Server, farm_home: Path, database_url: str
+) -> AsyncIterator[QuotaFarm]:
+    """A real auth service and a storage service that asks it for byte quotas."""
+    auth_settings = AuthSettings(
+        FARM_HOME=farm_home, FARM_IDENTITY_SECRET=SECRET, FARM_ADMIN_KEY=new_admin_key()
+    )
+    async with running_auth(auth_settings) as auth:
+        tenant = f"tenant-{secrets.token_hex(4)}"
+        await auth.keys.UpdateTenantLimits(
+            auth_pb2.UpdateTenantLimitsRequest(name=tenant, max_artifact_bytes=QUOTA),
+            metadata=await auth.as_key(auth.admin_key),
+            timeout=RPC_TIMEOUT,
+        )
+        settings = storage_settings(farm_home, database_url, seaweedfs, seaweedfs.bucket)
+        settings = settings.model_copy(update={"auth_address": auth.address})
+        host = ServiceHost(StorageService(settings), settings, free_port())
+        await host.start()
+        try:
+            async with grpc.aio.insecure_channel(host.address) as channel:
+                storage = Storage(
+                    artifacts=artifacts_pb2_grpc.ArtifactServiceStub(channel),
+                    ingest=ingest_pb2_grpc.ArtifactIngestServiceStub(channel),
+                    s3=infra.s3_client(seaweedfs.endpoint, seaweedfs.credentials),
+                    bucket=seaweedfs.bucket,
+                    tenant=tenant,
+                    database_url=settings.resolved_database_url(),
+                )
+                yield QuotaFarm(auth, storage)
+        finally:
+            await host.stop(1)
+
+
+async def test_uploads_up_to_exactly_the_quota_pass_and_one_byte_more_is_refused(
+    quota_farm: QuotaFarm,
+) -> None:
+    storage = quota_farm.storage
+    await storage.upload("task-1", "shot", b"a" * 60)
+    # Replacing an artifact counts its new size only: 100 bytes stored, the quota exactly.
+    await storage.upload("task-1", "shot", b"b" * 70)
+    await storage.upload("task-2", "shot", b"c" * 30)
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await storage.upload("task-3", "shot", b"d")
+
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert (caught.value.details() or "").startswith(
+        f"quota maxArtifactBytes: tenant '{storage.tenant}' stores 100 bytes"
+    )
+
+
+async def test_another_tenant_is_not_held_by_this_tenants_quota(quota_farm: QuotaFarm) -> None:
+    storage = quota_farm.storage
+    await storage.upload("task-1", "shot", b"a" * QUOTA)
+
+    response = await storage.upload("task-9", "shot", b"b" * 200, tenant="someone-else")
+
+    assert response.artifact.size_bytes == 200
