@@ -3,6 +3,7 @@ services, and stand-in packages that play the farm's services.
 """
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from farm_cli.launcher.envoy import (
     write_envoy_config,
 )
 from farm_cli.launcher.processes import ManagedProcess, free_port, wait_until
+from farm_cli.launcher.tls import TlsFiles, load_or_create_local_tls
 from tests.unit.cli.fake_services import FakeFarm, start_fake_farm
 
 ROOT = find_project_root(Path(__file__).parent)
@@ -43,12 +45,13 @@ class EdgeUnderTest:
     grpc_target: str
     fakes: FakeFarm
     process: ManagedProcess
+    # The listener's certificate and CA when it serves TLS.
+    tls: TlsFiles | None = None
 
 
-@pytest.fixture(scope="module")
-def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeUnderTest]:
-    """The rendered Envoy before fake auth (with ext_authz), storage and scheduler."""
-    state = tmp_path_factory.mktemp("edge")
+@contextmanager
+def running_edge(state: Path, tls: TlsFiles | None = None) -> Iterator[EdgeUnderTest]:
+    """Envoy rendered into `state` before fresh fakes; TLS-only with `tls`."""
     fakes = start_fake_farm()
     settings = EnvoySettings(
         listen_port=free_port(),
@@ -59,6 +62,8 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeUnderTest]:
             "storage": [Endpoint("127.0.0.1", fakes.storage_port)],
             "scheduler": [Endpoint("127.0.0.1", fakes.scheduler_port)],
         },
+        tls_cert_path=tls.cert if tls else None,
+        tls_key_path=tls.key if tls else None,
     )
     config = write_envoy_config(ROOT / "envoy" / "envoy.yaml.j2", settings, state / "envoy.yaml")
     process = ManagedProcess(envoy_spec(config), state, state)
@@ -66,10 +71,26 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeUnderTest]:
     try:
         wait_until(lambda: envoy_ready(settings), timeout=30, what="envoy", process=process)
         target = f"127.0.0.1:{settings.listen_port}"
-        yield EdgeUnderTest(f"http://{target}", target, fakes, process)
+        scheme = "https" if tls else "http"
+        yield EdgeUnderTest(f"{scheme}://{target}", target, fakes, process, tls)
     finally:
         process.stop(timeout=5)
         fakes.stop()
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeUnderTest]:
+    """The rendered Envoy before fake auth (with ext_authz), storage and scheduler."""
+    with running_edge(tmp_path_factory.mktemp("edge")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def tls_edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeUnderTest]:
+    """As `edge`, its listener serving TLS only with a certificate of a fresh local CA."""
+    state = tmp_path_factory.mktemp("tls-edge")
+    with running_edge(state, load_or_create_local_tls(state / "tls")) as running:
+        yield running
 
 
 STAND_IN = """

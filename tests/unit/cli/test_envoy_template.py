@@ -83,12 +83,12 @@ def test_listener_and_admin_use_the_given_ports_on_loopback() -> None:
     assert connection_manager(config)["codec_type"] == "AUTO"
 
 
-def test_filters_run_health_then_authz_then_buffer_then_transcoder_then_router() -> None:
+def test_filters_run_health_then_buffer_then_authz_then_transcoder_then_router() -> None:
     names = [f["name"] for f in connection_manager(rendered())["http_filters"]]
     assert names == [
         "envoy.filters.http.health_check",
-        "envoy.filters.http.ext_authz",
         "envoy.filters.http.buffer",
+        "envoy.filters.http.ext_authz",
         "envoy.filters.http.grpc_json_transcoder",
         "envoy.filters.http.router",
     ]
@@ -102,7 +102,7 @@ def test_health_check_needs_every_service_cluster() -> None:
 
 
 def test_authz_fails_closed_against_the_auth_cluster() -> None:
-    authz = connection_manager(rendered())["http_filters"][1]["typed_config"]
+    authz = connection_manager(rendered())["http_filters"][2]["typed_config"]
     assert authz["grpc_service"]["envoy_grpc"]["cluster_name"] == "auth"
     assert authz["failure_mode_allow"] is False
     assert authz["transport_api_version"] == "V3"
@@ -110,7 +110,7 @@ def test_authz_fails_closed_against_the_auth_cluster() -> None:
 
 def test_transcoder_reads_the_given_descriptor_and_limits_bodies() -> None:
     filters = connection_manager(rendered(descriptor_path=Path("/x y/farm.binpb")))["http_filters"]
-    assert filters[2]["typed_config"]["max_request_bytes"] == 1024 * 1024
+    assert filters[1]["typed_config"]["max_request_bytes"] == 1024 * 1024
     transcoder = filters[3]["typed_config"]
     assert transcoder["proto_descriptor"] == "/x y/farm.binpb"
     assert sorted(transcoder["services"]) == public_services()

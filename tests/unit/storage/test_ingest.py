@@ -49,6 +49,15 @@ async def test_empty_artifact_is_accepted() -> None:
     assert upload.sha256 == hashlib.sha256(b"").hexdigest()
 
 
+async def test_exactly_the_limit_is_accepted() -> None:
+    upload = await receive_upload(
+        stream(ingest_pb2.UploadArtifactRequest(header=HEADER), chunk(b"abc"), chunk(b"d")),
+        max_bytes=4,
+    )
+
+    assert upload.data == b"abcd"
+
+
 async def test_one_byte_over_the_limit_is_refused() -> None:
     with pytest.raises(ResourceExhausted, match=r"^artifact exceeds 4 bytes$"):
         await receive_upload(

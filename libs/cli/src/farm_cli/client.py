@@ -21,6 +21,17 @@ MAX_MESSAGE_BYTES = 65 * 1024 * 1024
 CALL_TIMEOUT = 30.0
 
 
+def channel_credentials(environ: Mapping[str, str]) -> grpc.ChannelCredentials:
+    """TLS credentials trusting FARM_CA_FILE if set (a local farm's CA), else the system's."""
+    ca_file = environ.get("FARM_CA_FILE", "").strip()
+    if not ca_file:
+        return grpc.ssl_channel_credentials()
+    try:
+        return grpc.ssl_channel_credentials(root_certificates=Path(ca_file).read_bytes())
+    except OSError as error:
+        raise CliError(f"FARM_CA_FILE {ca_file!r} cannot be read: {error}") from error
+
+
 def farm_target(environ: Mapping[str, str]) -> tuple[str, bool]:
     """host:port of the farm from FARM_URL (default 127.0.0.1:8080), and whether it is TLS."""
     url = environ.get("FARM_URL") or DEFAULT_FARM_URL
@@ -90,7 +101,7 @@ def connect(
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ]
     channel = (
-        grpc.secure_channel(target, grpc.ssl_channel_credentials(), options=options)
+        grpc.secure_channel(target, channel_credentials(env), options=options)
         if secure
         else grpc.insecure_channel(target, options=options)
     )

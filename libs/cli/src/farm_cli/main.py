@@ -6,10 +6,32 @@ from collections.abc import Sequence
 
 import grpc
 
-from farm_cli.commands import agent, artifact, deadletter, envoy_config, key, task, up, whoami
+from farm_cli.commands import (
+    agent,
+    artifact,
+    audit,
+    deadletter,
+    envoy_config,
+    key,
+    task,
+    tenant,
+    up,
+    whoami,
+)
 from farm_cli.console import CliError, rpc_error_text
 
-COMMAND_GROUPS = (up, task, artifact, key, whoami, agent, deadletter, envoy_config)
+COMMAND_GROUPS = (
+    up,
+    task,
+    artifact,
+    key,
+    tenant,
+    whoami,
+    agent,
+    deadletter,
+    audit,
+    envoy_config,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="farm",
         description="browserfarm: headless Chromium as a service. The API commands reach "
-        "FARM_URL (default 127.0.0.1:8080) with the key in FARM_API_KEY "
+        "FARM_URL (default 127.0.0.1:8080; https://host:port for TLS, trusting the CA in "
+        "FARM_CA_FILE if set) with the key in FARM_API_KEY "
         "(default: the local farm's admin key). Output is JSON.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -11,6 +11,7 @@ from farm_core.errors import InvalidArgument
 from farm_core.identity import current_identity
 from farm_core.paging import Cursor, decode_cursor, page_size, split_page
 from farm_core.timestamps import to_timestamp
+from farm_storage.download import content_headers
 from farm_storage.ingest import receive_upload
 from farm_storage.library import ArtifactLibrary
 from farm_storage.store import ArtifactRecord
@@ -55,6 +56,7 @@ class ArtifactApi(artifacts_pb2_grpc.ArtifactServiceServicer):
         record, data = await self._library.content(
             current_identity().tenant, _artifact_id(request.id)
         )
+        await context.send_initial_metadata(content_headers(record))
         return httpbody_pb2.HttpBody(content_type=record.content_type, data=data)
 
     async def ListArtifacts(

@@ -53,6 +53,12 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         default=[],
         metavar="NAME=HOST:PORT",
     )
+    render.add_argument(
+        "--tls-cert",
+        type=Path,
+        help="the listener's certificate chain (PEM, path as Envoy sees it): serve TLS only",
+    )
+    render.add_argument("--tls-key", type=Path, help="the key of --tls-cert (PEM)")
     render.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     render.set_defaults(run=print_envoy_config)
 
@@ -71,6 +77,8 @@ def print_envoy_config(args: argparse.Namespace) -> int:
     for name, endpoints in upstreams.items():
         if not endpoints:
             endpoints.append(Endpoint("127.0.0.1", local[name]))
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise CliError("--tls-cert and --tls-key go together")
     settings = EnvoySettings(
         listen_address=args.listen.host,
         listen_port=args.listen.port,
@@ -78,6 +86,8 @@ def print_envoy_config(args: argparse.Namespace) -> int:
         admin_port=args.admin.port,
         descriptor_path=args.descriptor or root / "envoy" / "farm.binpb",
         upstreams=upstreams,
+        tls_cert_path=args.tls_cert,
+        tls_key_path=args.tls_key,
     )
     text = render_envoy_config(root / "envoy" / "envoy.yaml.j2", settings)
     if args.output is None:

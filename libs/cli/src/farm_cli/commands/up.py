@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from dataclasses import replace
+from pathlib import Path
 from types import FrameType
 
 from farm_cli.console import CliError
@@ -16,6 +17,7 @@ from farm_cli.launcher.config import FarmConfig, FarmPorts, ProjectNotFound
 from farm_cli.launcher.farm import FarmInterrupted, LocalFarm
 from farm_cli.launcher.lock import FarmAlreadyRunning
 from farm_cli.launcher.processes import StartupError
+from farm_cli.launcher.tls import TlsFiles
 
 
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -41,6 +43,20 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "--envoy-admin-port", type=int, help=f"Envoy's admin port (default {FarmPorts.envoy_admin})"
     )
     up.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS and gRPC over TLS only, with a certificate from a local CA made "
+        "once under FARM_HOME/tls (clients trust its ca.pem)",
+    )
+    up.add_argument(
+        "--tls-cert",
+        type=Path,
+        help="serve TLS with this certificate chain (PEM) instead; env FARM_ENVOY_TLS_CERT",
+    )
+    up.add_argument(
+        "--tls-key", type=Path, help="the key of --tls-cert (PEM); env FARM_ENVOY_TLS_KEY"
+    )
+    up.add_argument(
         "--infra-only",
         action="store_true",
         help="start only NATS, SeaweedFS and Envoy (to run the services by hand)",
@@ -56,11 +72,15 @@ def banner(farm: LocalFarm) -> str:
     """What `farm up` prints once the farm is up: the URL, the admin key, a curl to try."""
     url = farm.envoy_url
     key = farm.admin_key
+    tls = tls_lines(farm.tls_files)
+    ca = farm.tls_files.ca if farm.tls_files else None
+    curl = f"curl -s --cacert {ca}" if ca else "curl -s"
     if not farm.config.start_services:
         return "\n".join(
             [
                 "",
                 f"infrastructure is up (no services): Envoy at {url}",
+                *tls,
                 f"  NATS_URL={farm.nats_url}",
                 f"  S3_ENDPOINT={farm.s3.endpoint} (key pair in {farm.home}/seaweedfs)",
                 f"  FARM_HOME={farm.home}",
@@ -72,11 +92,12 @@ def banner(farm: LocalFarm) -> str:
         [
             "",
             f"browserfarm is up at {url}",
+            *tls,
             f"  admin key: {key}",
             f"             (kept in {farm.admin_key_path}, mode 0600; shown only here)",
             "  try:",
-            f"    curl -s -H 'authorization: Bearer {key}' {url}/v1/whoami",
-            f"    curl -s -H 'authorization: Bearer {key}' "
+            f"    {curl} -H 'authorization: Bearer {key}' {url}/v1/whoami",
+            f"    {curl} -H 'authorization: Bearer {key}' "
             f'-d \'{{"url": "https://example.com", "screenshot": {{}}}}\' {url}/v1/tasks:run',
             f"  logs: {farm.log_dir}",
             "A process that crashes is restarted (1 s, 2 s, 4 s ... up to 30 s apart).",
@@ -84,6 +105,18 @@ def banner(farm: LocalFarm) -> str:
             "",
         ]
     )
+
+
+def tls_lines(files: TlsFiles | None) -> list[str]:
+    """The banner's lines on TLS: which certificate, and what clients must trust."""
+    if files is None:
+        return []
+    if files.ca is None:
+        return [f"  TLS certificate: {files.cert}"]
+    return [
+        f"  TLS: certificate from the local CA {files.ca}",
+        f"       (curl --cacert, FARM_CA_FILE={files.ca} for the farm CLI)",
+    ]
 
 
 def run_up(args: argparse.Namespace) -> int:
@@ -99,6 +132,9 @@ def run_up(args: argparse.Namespace) -> int:
             allow_private=args.allow_private,
             ports=ports,
             start_services=not args.infra_only,
+            tls=args.tls,
+            tls_cert=args.tls_cert.resolve() if args.tls_cert else None,
+            tls_key=args.tls_key.resolve() if args.tls_key else None,
         )
     except (ProjectNotFound, ValueError) as error:
         raise CliError(str(error)) from error

@@ -212,12 +212,23 @@ class FarmConfig:
     service_env: Mapping[str, str] = field(default_factory=dict)
     # How soon a crashed process is started again (supervise() / start_supervisor()).
     restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
+    # Envoy's listener serves TLS: with tls_cert/tls_key (PEM) if given, else with a
+    # certificate from the local CA made under FARM_HOME/tls.
+    tls: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.agents <= MAX_AGENTS:
             raise ValueError(f"agents must be between 0 and {MAX_AGENTS}, got {self.agents}")
         if self.s3_endpoint and self.s3_credentials is None:
             raise ValueError("S3_ENDPOINT is set: S3_ACCESS_KEY and S3_SECRET_KEY must be too")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError(
+                "FARM_ENVOY_TLS_CERT and FARM_ENVOY_TLS_KEY (--tls-cert, --tls-key) go together"
+            )
+        if self.tls_cert is not None and not self.tls:
+            raise ValueError("a TLS certificate is given but TLS is off")
 
     @property
     def envoy_template(self) -> Path:
@@ -230,9 +241,15 @@ class FarmConfig:
         return self.root / "envoy" / "farm.binpb"
 
     @property
+    def tls_home(self) -> Path:
+        """Where the local CA and the server certificate made for `tls` live."""
+        return self.home / "tls"
+
+    @property
     def envoy_url(self) -> str:
         """Where clients reach the farm."""
-        return f"http://127.0.0.1:{self.ports.envoy}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.ports.envoy}"
 
     @classmethod
     def from_environment(
@@ -244,10 +261,15 @@ class FarmConfig:
         allow_private: bool = False,
         ports: FarmPorts | None = None,
         start_services: bool = True,
+        tls: bool = False,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
     ) -> "FarmConfig":
         """The configuration `farm up` runs with: flags, then the environment, then defaults.
 
         `ports` replaces the ports from the environment (FARM_<WHAT>_PORT) as a whole.
+        TLS is on with `tls`, or when a certificate is given (flags, else
+        FARM_ENVOY_TLS_CERT and FARM_ENVOY_TLS_KEY).
         """
         env = os.environ if environ is None else environ
         base = Path.cwd() if cwd is None else cwd
@@ -260,6 +282,8 @@ class FarmConfig:
         if s3_endpoint and env.get("S3_ACCESS_KEY") and env.get("S3_SECRET_KEY"):
             credentials = S3Credentials(env["S3_ACCESS_KEY"], env["S3_SECRET_KEY"])
         allow = ",".join(PRIVATE_NETWORKS) if allow_private else env.get("FARM_AGENT_ALLOW")
+        cert = tls_cert or _path_from(env, "FARM_ENVOY_TLS_CERT", base)
+        key = tls_key or _path_from(env, "FARM_ENVOY_TLS_KEY", base)
         return cls(
             root=root,
             home=home,
@@ -275,4 +299,13 @@ class FarmConfig:
             identity_secret=env.get("FARM_IDENTITY_SECRET") or None,
             log_level=env.get("FARM_LOG_LEVEL") or "INFO",
             start_services=start_services,
+            tls=tls or cert is not None or key is not None,
+            tls_cert=cert,
+            tls_key=key,
         )
+
+
+def _path_from(environ: Mapping[str, str], name: str, base: Path) -> Path | None:
+    """The path in variable `name`, made absolute against `base`; None if unset."""
+    text = environ.get(name, "").strip()
+    return (base / text).resolve() if text else None

@@ -46,11 +46,22 @@ class EnvoySettings:
     admin_address: str = "127.0.0.1"
     max_request_bytes: int = MAX_REQUEST_BYTES
     max_response_bytes: int = MAX_RESPONSE_BYTES
+    # The listener's certificate chain and key (PEM, paths as Envoy sees them); both or
+    # neither: with them the listener speaks only TLS (ALPN h2 and http/1.1).
+    tls_cert_path: Path | None = None
+    tls_key_path: Path | None = None
 
     def __post_init__(self) -> None:
         missing = [name for name in SERVICE_CLUSTERS if not self.upstreams.get(name)]
         if missing:
             raise ValueError(f"no endpoints given for {', '.join(missing)}")
+        if (self.tls_cert_path is None) != (self.tls_key_path is None):
+            raise ValueError("a TLS certificate needs its key and a key its certificate")
+
+    @property
+    def tls(self) -> bool:
+        """Whether the listener serves TLS."""
+        return self.tls_cert_path is not None
 
 
 def render_envoy_config(template: Path, settings: EnvoySettings) -> str:
@@ -79,6 +90,8 @@ def render_envoy_config(template: Path, settings: EnvoySettings) -> str:
         descriptor_path=str(settings.descriptor_path),
         max_request_bytes=settings.max_request_bytes,
         max_response_bytes=settings.max_response_bytes,
+        tls_cert_path=str(settings.tls_cert_path or ""),
+        tls_key_path=str(settings.tls_key_path or ""),
         clusters=clusters,
     )
 

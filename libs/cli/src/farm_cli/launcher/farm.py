@@ -40,6 +40,7 @@ from farm_cli.launcher.services import (
     core_service_launches,
 )
 from farm_cli.launcher.supervisor import Phase, Role, Supervisor
+from farm_cli.launcher.tls import TlsFiles, load_or_create_local_tls
 from farm_core.identity import load_or_create_secret
 
 NATS_TIMEOUT = 30.0
@@ -80,6 +81,7 @@ class LocalFarm:
         self._admin_key: str | None = None
         self._shared: SharedSettings | None = None
         self._s3: S3Target | None = None
+        self._tls: TlsFiles | None = None
 
     @property
     def home(self) -> Path:
@@ -100,6 +102,11 @@ class LocalFarm:
     def envoy_url(self) -> str:
         """Where clients reach the farm (HTTP/JSON and gRPC)."""
         return self.config.envoy_url
+
+    @property
+    def tls_files(self) -> TlsFiles | None:
+        """Envoy's certificate and key (and the local CA, if it made them); None without TLS."""
+        return self._tls
 
     @property
     def admin_key_path(self) -> Path:
@@ -167,6 +174,7 @@ class LocalFarm:
             check_no_leftovers(self.run_dir)
             self._check_project_files()
             self._shared = shared = self._prepare_home()
+            self._tls = self._prepare_tls()
             self._s3 = s3 = self._start_infrastructure()
             if self.config.start_services:
                 self._start_services(shared, s3)
@@ -282,6 +290,17 @@ class LocalFarm:
         nats_url = self.config.nats_url or f"nats://{HOST}:{self.config.ports.nats}"
         return SharedSettings(nats_url=nats_url, identity_secret=secret)
 
+    def _prepare_tls(self) -> TlsFiles | None:
+        """The given certificate (checked to exist), the local CA's (made once), or None."""
+        config = self.config
+        if not config.tls:
+            return None
+        if config.tls_cert is not None and config.tls_key is not None:
+            files = TlsFiles(cert=config.tls_cert, key=config.tls_key)
+            files.check()
+            return files
+        return load_or_create_local_tls(config.tls_home)
+
     def _start_infrastructure(self) -> S3Target:
         """NATS and SeaweedFS (each unless given by URL), started side by side."""
         config = self.config
@@ -348,6 +367,8 @@ class LocalFarm:
             admin_port=ports.envoy_admin,
             descriptor_path=self.config.descriptor_set,
             upstreams={name: [Endpoint(HOST, service_ports[name])] for name in SERVICE_CLUSTERS},
+            tls_cert_path=self._tls.cert if self._tls else None,
+            tls_key_path=self._tls.key if self._tls else None,
         )
         config_path = write_envoy_config(
             self.config.envoy_template, settings, self.home / "envoy" / "envoy.yaml"

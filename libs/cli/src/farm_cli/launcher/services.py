@@ -88,6 +88,8 @@ def core_service_launches(
                 **common,
                 "FARM_STORAGE_PORT": str(ports.storage),
                 "FARM_STORAGE_METRICS_PORT": str(ports.storage_metrics),
+                # Storage asks auth for tenants' artifact byte quotas.
+                "FARM_STORAGE_AUTH_ADDRESS": f"{HOST}:{ports.auth}",
                 "S3_ENDPOINT": s3.endpoint,
                 "S3_ACCESS_KEY": s3.credentials.access_key,
                 "S3_SECRET_KEY": s3.credentials.secret_key,
