@@ -68,6 +68,10 @@ async def test_services_and_agents_start_with_the_farms_settings_and_stop_in_rev
             assert agent["FARM_AGENT_METRICS_PORT"] == str(ports.agent_metrics(index))
             assert agent["FARM_AGENT_STORAGE_ADDRESS"] == f"127.0.0.1:{ports.storage}"
             assert agent["FARM_AGENT_ALLOW"] == config.agent_allow
+            refused = set(agent["FARM_AGENT_FARM_ADDRESSES"].split(","))
+            for port in (ports.envoy, ports.envoy_admin, ports.auth, ports.scheduler, ports.nats):
+                assert f"127.0.0.1:{port}" in refused
+            assert f"127.0.0.1:{ports.agent(2)}" in refused
         assert "FARM_ADMIN_KEY" not in envs["agent-1"]
     order = sorted(names, key=lambda name: stopped_at(stand_ins, name))
     assert set(order[:2]) == {"agent-1", "agent-2"}

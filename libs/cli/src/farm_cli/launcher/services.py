@@ -121,6 +121,11 @@ def agent_launches(config: FarmConfig, shared: SharedSettings) -> list[ServiceLa
             "FARM_AGENT_PORT": str(ports.agent(index)),
             "FARM_AGENT_METRICS_PORT": str(ports.agent_metrics(index)),
             "FARM_AGENT_STORAGE_ADDRESS": f"{HOST}:{ports.storage}",
+            # Every port of the farm, so that pages stay away from Envoy, the
+            # services and NATS even where --allow-private opens loopback.
+            "FARM_AGENT_FARM_ADDRESSES": ",".join(
+                f"{HOST}:{port}" for _, port in ports.all_ports(config.agents)
+            ),
         }
         if config.agent_allow is not None:
             env["FARM_AGENT_ALLOW"] = config.agent_allow
