@@ -4,7 +4,8 @@ import argparse
 
 from farm.admin.v1 import admin_pb2, admin_pb2_grpc
 from farm_cli.client import CALL_TIMEOUT, connect
-from farm_cli.console import CliError, print_message
+from farm_cli.console import print_message
+from farm_cli.pages import every_page
 
 
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -32,18 +33,14 @@ def list_dead_letters(args: argparse.Namespace) -> int:
     request = admin_pb2.ListDeadLettersRequest(page_size=args.page_size, page_token=args.page_token)
     with connect() as farm:
         admin = admin_pb2_grpc.AdminServiceStub(farm.channel)
-        page = admin.ListDeadLetters(request, metadata=farm.metadata, timeout=CALL_TIMEOUT)
-        if args.all:
-            everything = admin_pb2.ListDeadLettersResponse(dead_letters=page.dead_letters)
-            seen_tokens = set()
-            while page.next_page_token:
-                if page.next_page_token in seen_tokens:
-                    raise CliError("the farm returned the same page token twice")
-                seen_tokens.add(page.next_page_token)
-                request.page_token = page.next_page_token
-                page = admin.ListDeadLetters(request, metadata=farm.metadata, timeout=CALL_TIMEOUT)
-                everything.dead_letters.extend(page.dead_letters)
-            page = everything
+
+        def call(request: admin_pb2.ListDeadLettersRequest) -> admin_pb2.ListDeadLettersResponse:
+            page: admin_pb2.ListDeadLettersResponse = admin.ListDeadLetters(
+                request, metadata=farm.metadata, timeout=CALL_TIMEOUT
+            )
+            return page
+
+        page = every_page(call, request, "dead_letters") if args.all else call(request)
     print_message(page)
     return 0
 

@@ -5,7 +5,8 @@ import argparse
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import CALL_TIMEOUT, connect
 from farm_cli.commands.task_spec import add_task_spec_arguments, label, task_spec_from_args
-from farm_cli.console import CliError, print_message
+from farm_cli.console import print_message
+from farm_cli.pages import every_page
 
 # RunTask waits up to the task's 300 s limit; Envoy's route allows 330 s.
 RUN_TIMEOUT = 330.0
@@ -90,18 +91,14 @@ def list_tasks(args: argparse.Namespace) -> int:
         label=[f"{key}={value}" for key, value in args.labels],
     )
     with connect() as farm:
-        page = farm.tasks.ListTasks(request, metadata=farm.metadata, timeout=CALL_TIMEOUT)
-        if args.all:
-            everything = tasks_pb2.ListTasksResponse(tasks=page.tasks)
-            seen_tokens = set()
-            while page.next_page_token:
-                if page.next_page_token in seen_tokens:
-                    raise CliError("the farm returned the same page token twice")
-                seen_tokens.add(page.next_page_token)
-                request.page_token = page.next_page_token
-                page = farm.tasks.ListTasks(request, metadata=farm.metadata, timeout=CALL_TIMEOUT)
-                everything.tasks.extend(page.tasks)
-            page = everything
+
+        def call(request: tasks_pb2.ListTasksRequest) -> tasks_pb2.ListTasksResponse:
+            page: tasks_pb2.ListTasksResponse = farm.tasks.ListTasks(
+                request, metadata=farm.metadata, timeout=CALL_TIMEOUT
+            )
+            return page
+
+        page = every_page(call, request, "tasks") if args.all else call(request)
     print_message(page)
     return 0
 
