@@ -17,6 +17,7 @@ from farm_core.identity import IdentityCodec
 from farm_core.interceptors import ErrorMappingInterceptor, IdentityInterceptor, MetricsInterceptor
 from farm_core.logs import configure_logging
 from farm_core.settings import FarmSettings
+from farm_core.transport import add_port
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +85,13 @@ class ServiceHost:
         reflection.enable_server_reflection(
             [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
         )
-        if self._server.add_insecure_port(self.address) == 0:
+        if add_port(self._server, self.address, self.settings.internal_tls()) == 0:
             raise OSError(f"{self.service.name} cannot listen on {self.address}")
         await self._server.start()
         for name in ["", *names]:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("%s serving gRPC on %s", self.service.name, self.address)
+        mode = "mutual TLS" if self.settings.internal_tls_cert else "plaintext"
+        log.info("%s serving gRPC (%s) on %s", self.service.name, mode, self.address)
 
     async def stop(self, grace_seconds: float) -> None:
         """Health NOT_SERVING, drain the service and in-flight RPCs, then close."""

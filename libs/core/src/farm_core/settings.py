@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from farm_core.identity import load_or_create_secret
+from farm_core.transport import InternalTls
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:7422"
 
@@ -52,6 +53,44 @@ class FarmSettings(BaseSettings):
         validation_alias=AliasChoices("FARM_AUDIT_QUEUE_SIZE"),
         description="Audit records a service holds while NATS is away; beyond, they are dropped.",
     )
+
+    internal_tls_cert: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FARM_INTERNAL_TLS_CERT"),
+        description=(
+            "PEM certificate chain this service serves and calls other services with "
+            "(mutual TLS); with FARM_INTERNAL_TLS_KEY and FARM_INTERNAL_TLS_CA."
+        ),
+    )
+    internal_tls_key: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FARM_INTERNAL_TLS_KEY"),
+        description="PEM private key of FARM_INTERNAL_TLS_CERT.",
+    )
+    internal_tls_ca: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FARM_INTERNAL_TLS_CA"),
+        description="PEM CA that signs the farm's internal certificates; callers must show one.",
+    )
+
+    @model_validator(mode="after")
+    def _internal_tls_complete(self) -> "FarmSettings":
+        given = {
+            "FARM_INTERNAL_TLS_CERT": self.internal_tls_cert,
+            "FARM_INTERNAL_TLS_KEY": self.internal_tls_key,
+            "FARM_INTERNAL_TLS_CA": self.internal_tls_ca,
+        }
+        missing = [name for name, value in given.items() if value is None]
+        if 0 < len(missing) < len(given):
+            raise ValueError(f"internal TLS needs all three settings; missing {', '.join(missing)}")
+        return self
+
+    def internal_tls(self) -> InternalTls | None:
+        """The certificates for mutual TLS between services, read now; None when not set."""
+        if self.internal_tls_cert is None or self.internal_tls_key is None:
+            return None
+        assert self.internal_tls_ca is not None  # checked with the other two
+        return InternalTls.load(self.internal_tls_cert, self.internal_tls_key, self.internal_tls_ca)
 
     def resolved_identity_secret(self) -> str:
         """The identity secret, from the environment or the shared file under FARM_HOME."""

@@ -15,6 +15,7 @@ from farm_agent.errors import ErrorCode, TaskFailure
 from farm_agent.settings import AgentSettings
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
 from farm_core.scopes import Scope
+from farm_core.transport import aio_channel
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class StorageUploader:
         self._address = settings.storage_address
         self._codec = IdentityCodec(settings.resolved_identity_secret())
         self._retry = retry or RetryPolicy()
-        self._channel = grpc.aio.insecure_channel(settings.storage_address)
+        self._channel = aio_channel(settings.storage_address, settings.internal_tls())
         self._stub = ingest_pb2_grpc.ArtifactIngestServiceStub(self._channel)
 
     async def upload(

@@ -9,6 +9,7 @@ from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm_core.errors import ResourceExhausted, Unavailable
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
 from farm_core.scopes import Scope
+from farm_core.transport import InternalTls, aio_channel
 
 CALL_TIMEOUT_SECONDS = 5.0
 
@@ -31,8 +32,10 @@ class TenantQuotaSource:
         codec: IdentityCodec,
         cache_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        tls: InternalTls | None = None,
     ) -> None:
         self._address = auth_address
+        self._tls = tls
         self._codec = codec
         self._cache_seconds = cache_seconds
         self._clock = clock
@@ -59,7 +62,7 @@ class TenantQuotaSource:
             Identity(tenant=tenant, key_id="storage", scopes=frozenset({Scope.INTERNAL.value}))
         )
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self._address)
+            self._channel = aio_channel(self._address, self._tls)
         stub = auth_pb2_grpc.AuthServiceStub(self._channel)
         try:
             reply: auth_pb2.Tenant = await stub.GetTenant(

@@ -33,6 +33,7 @@ class StorageService:
                 settings.auth_address,
                 IdentityCodec(settings.resolved_identity_secret()),
                 settings.quota_cache_seconds,
+                tls=settings.internal_tls(),
             )
             if settings.auth_address
             else None

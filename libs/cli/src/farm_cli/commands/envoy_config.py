@@ -59,6 +59,15 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="the listener's certificate chain (PEM, path as Envoy sees it): serve TLS only",
     )
     render.add_argument("--tls-key", type=Path, help="the key of --tls-cert (PEM)")
+    render.add_argument(
+        "--upstream-tls-cert",
+        type=Path,
+        help="Envoy's client certificate for services run with FARM_INTERNAL_TLS_* (PEM)",
+    )
+    render.add_argument("--upstream-tls-key", type=Path, help="the key of --upstream-tls-cert")
+    render.add_argument(
+        "--upstream-tls-ca", type=Path, help="the CA that signed the services' certificates"
+    )
     render.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     render.set_defaults(run=print_envoy_config)
 
@@ -79,6 +88,9 @@ def print_envoy_config(args: argparse.Namespace) -> int:
             endpoints.append(Endpoint("127.0.0.1", local[name]))
     if (args.tls_cert is None) != (args.tls_key is None):
         raise CliError("--tls-cert and --tls-key go together")
+    upstream_tls = (args.upstream_tls_cert, args.upstream_tls_key, args.upstream_tls_ca)
+    if any(path is None for path in upstream_tls) and any(p is not None for p in upstream_tls):
+        raise CliError("--upstream-tls-cert, --upstream-tls-key and --upstream-tls-ca go together")
     settings = EnvoySettings(
         listen_address=args.listen.host,
         listen_port=args.listen.port,
@@ -88,6 +100,9 @@ def print_envoy_config(args: argparse.Namespace) -> int:
         upstreams=upstreams,
         tls_cert_path=args.tls_cert,
         tls_key_path=args.tls_key,
+        upstream_cert_path=args.upstream_tls_cert,
+        upstream_key_path=args.upstream_tls_key,
+        upstream_ca_path=args.upstream_tls_ca,
     )
     text = render_envoy_config(root / "envoy" / "envoy.yaml.j2", settings)
     if args.output is None:

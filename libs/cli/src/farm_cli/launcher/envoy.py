@@ -50,6 +50,11 @@ class EnvoySettings:
     # neither: with them the listener speaks only TLS (ALPN h2 and http/1.1).
     tls_cert_path: Path | None = None
     tls_key_path: Path | None = None
+    # The client certificate, key and CA (PEM, paths as Envoy sees them) for mutual TLS
+    # to the services; all three or none: with them Envoy calls the services over TLS.
+    upstream_cert_path: Path | None = None
+    upstream_key_path: Path | None = None
+    upstream_ca_path: Path | None = None
 
     def __post_init__(self) -> None:
         missing = [name for name in SERVICE_CLUSTERS if not self.upstreams.get(name)]
@@ -57,6 +62,9 @@ class EnvoySettings:
             raise ValueError(f"no endpoints given for {', '.join(missing)}")
         if (self.tls_cert_path is None) != (self.tls_key_path is None):
             raise ValueError("a TLS certificate needs its key and a key its certificate")
+        upstream = (self.upstream_cert_path, self.upstream_key_path, self.upstream_ca_path)
+        if any(path is None for path in upstream) and any(path is not None for path in upstream):
+            raise ValueError("mutual TLS to the services needs a certificate, its key and the CA")
 
     @property
     def tls(self) -> bool:
@@ -92,6 +100,9 @@ def render_envoy_config(template: Path, settings: EnvoySettings) -> str:
         max_response_bytes=settings.max_response_bytes,
         tls_cert_path=str(settings.tls_cert_path or ""),
         tls_key_path=str(settings.tls_key_path or ""),
+        upstream_cert_path=str(settings.upstream_cert_path or ""),
+        upstream_key_path=str(settings.upstream_key_path or ""),
+        upstream_ca_path=str(settings.upstream_ca_path or ""),
         clusters=clusters,
     )
 

@@ -40,8 +40,13 @@ from farm_cli.launcher.services import (
     core_service_launches,
 )
 from farm_cli.launcher.supervisor import Phase, Role, Supervisor
-from farm_cli.launcher.tls import TlsFiles, load_or_create_local_tls
+from farm_cli.launcher.tls import (
+    TlsFiles,
+    load_or_create_internal_tls,
+    load_or_create_local_tls,
+)
 from farm_core.identity import load_or_create_secret
+from farm_core.transport import InternalTls
 
 NATS_TIMEOUT = 30.0
 SEAWEEDFS_TIMEOUT = 90.0
@@ -107,6 +112,11 @@ class LocalFarm:
     def tls_files(self) -> TlsFiles | None:
         """Envoy's certificate and key (and the local CA, if it made them); None without TLS."""
         return self._tls
+
+    @property
+    def internal_tls_files(self) -> TlsFiles | None:
+        """The services' mutual-TLS certificate, key and CA (on with TLS); None without."""
+        return self._shared.internal_tls if self._shared is not None else None
 
     @property
     def admin_key_path(self) -> Path:
@@ -288,7 +298,9 @@ class LocalFarm:
         self._admin_key = resolve_admin_key(self.admin_key_path, self.config.admin_key)
         secret = self.config.identity_secret or load_or_create_secret(self.home / "identity-secret")
         nats_url = self.config.nats_url or f"nats://{HOST}:{self.config.ports.nats}"
-        return SharedSettings(nats_url=nats_url, identity_secret=secret)
+        # With TLS at the edge, the services also speak mutual TLS among themselves.
+        internal = load_or_create_internal_tls(self.config.tls_home) if self.config.tls else None
+        return SharedSettings(nats_url=nats_url, identity_secret=secret, internal_tls=internal)
 
     def _prepare_tls(self) -> TlsFiles | None:
         """The given certificate (checked to exist), the local CA's (made once), or None."""
@@ -346,10 +358,12 @@ class LocalFarm:
     def _launch_services(
         self, launches: list[ServiceLaunch], role: Role, *, stop_together: bool
     ) -> None:
+        files = self.internal_tls_files
+        tls = InternalTls.load(files.cert, files.key, files.ca) if files and files.ca else None
         started = [
             self._launch(
                 launch.spec,
-                functools.partial(grpc_serving, launch.address),
+                functools.partial(grpc_serving, launch.address, tls),
                 self.config.service_timeout,
                 role,
                 join_group=stop_together and index > 0,
@@ -362,6 +376,8 @@ class LocalFarm:
     def _start_envoy(self) -> None:
         ports = self.config.ports
         service_ports = {"auth": ports.auth, "storage": ports.storage, "scheduler": ports.scheduler}
+        # Envoy calls the services with the same mutual-TLS certificate they use.
+        internal = self.internal_tls_files
         settings = EnvoySettings(
             listen_port=ports.envoy,
             admin_port=ports.envoy_admin,
@@ -369,6 +385,9 @@ class LocalFarm:
             upstreams={name: [Endpoint(HOST, service_ports[name])] for name in SERVICE_CLUSTERS},
             tls_cert_path=self._tls.cert if self._tls else None,
             tls_key_path=self._tls.key if self._tls else None,
+            upstream_cert_path=internal.cert if internal else None,
+            upstream_key_path=internal.key if internal else None,
+            upstream_ca_path=internal.ca if internal else None,
         )
         config_path = write_envoy_config(
             self.config.envoy_template, settings, self.home / "envoy" / "envoy.yaml"

@@ -6,10 +6,15 @@ import urllib.request
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from farm_core.transport import InternalTls, sync_channel
 
-def grpc_serving(address: str, timeout: float = 1.0) -> bool:
-    """Whether the gRPC server at host:port reports the overall service ("") SERVING."""
-    with grpc.insecure_channel(address) as channel:
+
+def grpc_serving(address: str, tls: InternalTls | None = None, timeout: float = 1.0) -> bool:
+    """Whether the gRPC server at host:port reports the overall service ("") SERVING.
+
+    With `tls` the probe speaks mutual TLS, as the farm's services do when it is on.
+    """
+    with sync_channel(address, tls) as channel:
         try:
             answer = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from farm_cli.launcher.config import FarmConfig
 from farm_cli.launcher.infra import S3Credentials
 from farm_cli.launcher.processes import ProcessSpec
+from farm_cli.launcher.tls import TlsFiles
 
 HOST = "127.0.0.1"
 # A service drains for up to FARM_GRACE_SECONDS (20 s by default) on SIGTERM.
@@ -23,10 +24,12 @@ class S3Target:
 
 @dataclass(frozen=True)
 class SharedSettings:
-    """What every service of one farm gets: where NATS is and the identity secret."""
+    """What every service of one farm gets: NATS, the identity secret, mutual-TLS files."""
 
     nats_url: str
     identity_secret: str
+    # The certificate every service serves and calls the others with; None: plaintext.
+    internal_tls: TlsFiles | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,17 @@ def common_env(config: FarmConfig, shared: SharedSettings) -> dict[str, str]:
         "FARM_IDENTITY_SECRET": shared.identity_secret,
         "FARM_LOG_LEVEL": config.log_level,
         "PYTHONUNBUFFERED": "1",
+        **_internal_tls_env(shared.internal_tls),
+    }
+
+
+def _internal_tls_env(files: TlsFiles | None) -> dict[str, str]:
+    if files is None or files.ca is None:
+        return {}
+    return {
+        "FARM_INTERNAL_TLS_CERT": str(files.cert),
+        "FARM_INTERNAL_TLS_KEY": str(files.key),
+        "FARM_INTERNAL_TLS_CA": str(files.ca),
     }
 
 

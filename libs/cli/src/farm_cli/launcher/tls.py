@@ -1,4 +1,7 @@
-"""The local farm's TLS: a CA and a server certificate for 127.0.0.1/localhost, made once."""
+"""The local farm's TLS: a CA, Envoy's server certificate and the services' mutual-TLS one.
+
+All are made once under FARM_HOME/tls for 127.0.0.1, ::1 and localhost.
+"""
 
 import datetime as dt
 import ipaddress
@@ -14,7 +17,7 @@ from farm_cli.launcher.credentials import write_private
 
 CA_DAYS = 3650
 SERVER_DAYS = 825
-# A server certificate this close to its end is issued again at the next start.
+# A certificate this close to its end is issued again at the next start.
 RENEW_BEFORE = dt.timedelta(days=30)
 # The names the local farm is reached by; nothing else is put in its certificate.
 SERVER_DNS_NAMES = ("localhost",)
@@ -37,16 +40,36 @@ class TlsFiles:
 
 
 def load_or_create_local_tls(folder: Path, now: dt.datetime | None = None) -> TlsFiles:
-    """The local CA and its server certificate under `folder`, created on first use.
+    """The local CA and Envoy's server certificate under `folder`, created on first use.
 
     Keys are written with mode 0600. The CA is kept as long as it exists, so
     clients that trust ca.pem keep trusting the farm across restarts; the server
     certificate is issued again by that CA once it is within RENEW_BEFORE of its end.
     `now` (default: the current time) is when that is judged.
     """
+    return _load_or_issue(folder, "server", (ExtendedKeyUsageOID.SERVER_AUTH,), now)
+
+
+def load_or_create_internal_tls(folder: Path, now: dt.datetime | None = None) -> TlsFiles:
+    """The certificate the local farm's services serve and call each other with (mutual TLS).
+
+    Issued by the same local CA as Envoy's (made under `folder` if missing), for
+    both server and client use, and renewed like it.
+    """
+    usages = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
+    return _load_or_issue(folder, "internal", usages, now)
+
+
+def _load_or_issue(
+    folder: Path,
+    stem: str,
+    usages: tuple[x509.ObjectIdentifier, ...],
+    now: dt.datetime | None,
+) -> TlsFiles:
+    """The certificate `stem`.pem and its key under `folder`, issued by the local CA."""
     now = dt.datetime.now(dt.UTC) if now is None else now
     files = TlsFiles(
-        cert=folder / "server.pem", key=folder / "server-key.pem", ca=folder / "ca.pem"
+        cert=folder / f"{stem}.pem", key=folder / f"{stem}-key.pem", ca=folder / "ca.pem"
     )
     ca_path, ca_key_path = folder / "ca.pem", folder / "ca-key.pem"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -60,13 +83,16 @@ def load_or_create_local_tls(folder: Path, now: dt.datetime | None = None) -> Tl
         ca_cert = _ca_certificate(ca_key, now)
         write_private(ca_key_path, _key_pem(ca_key))
         ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-        files.cert.unlink(missing_ok=True)
+        # Whatever an earlier CA signed is worthless now.
+        for earlier in folder.glob("*.pem"):
+            if earlier not in (ca_path, ca_key_path) and not earlier.name.endswith("-key.pem"):
+                earlier.unlink()
     if _still_good(files, now):
         return files
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    server_cert = _server_certificate(server_key, ca_key, ca_cert, now)
-    write_private(files.key, _key_pem(server_key))
-    files.cert.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = _leaf_certificate(key, ca_key, ca_cert, usages, now)
+    write_private(files.key, _key_pem(key))
+    files.cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     return files
 
 
@@ -108,10 +134,11 @@ def _ca_certificate(key: ec.EllipticCurvePrivateKey, now: dt.datetime) -> x509.C
     )
 
 
-def _server_certificate(
+def _leaf_certificate(
     key: ec.EllipticCurvePrivateKey,
     ca_key: ec.EllipticCurvePrivateKey,
     ca_cert: x509.Certificate,
+    usages: tuple[x509.ObjectIdentifier, ...],
     now: dt.datetime,
 ) -> x509.Certificate:
     names: list[x509.GeneralName] = [x509.DNSName(name) for name in SERVER_DNS_NAMES]
@@ -127,7 +154,7 @@ def _server_certificate(
         .not_valid_after(now + dt.timedelta(days=SERVER_DAYS))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,

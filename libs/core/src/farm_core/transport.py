@@ -1,0 +1,78 @@
+"""How the farm's services reach each other over gRPC: plaintext, or mutual TLS.
+
+With FARM_INTERNAL_TLS_CERT, FARM_INTERNAL_TLS_KEY and FARM_INTERNAL_TLS_CA set,
+every service serves only TLS and asks each caller for a certificate signed by
+that CA, and every internal client (agent → storage, storage → auth, the
+launcher's health probes) presents the same kind of certificate.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+ChannelOptions = Sequence[tuple[str, int | str]]
+
+
+@dataclass(frozen=True)
+class InternalTls:
+    """The PEM certificate chain and key this process presents, and the CA it trusts."""
+
+    cert_chain: bytes
+    private_key: bytes
+    ca: bytes
+
+    @classmethod
+    def load(cls, cert: Path, key: Path, ca: Path) -> "InternalTls":
+        """Reads the three PEM files; OSError names the setting whose file is unreadable."""
+        contents = []
+        for setting, path in (
+            ("FARM_INTERNAL_TLS_CERT", cert),
+            ("FARM_INTERNAL_TLS_KEY", key),
+            ("FARM_INTERNAL_TLS_CA", ca),
+        ):
+            try:
+                contents.append(path.read_bytes())
+            except OSError as error:
+                raise OSError(f"{setting}: cannot read {path}: {error.strerror}") from error
+        return cls(*contents)
+
+    def server_credentials(self) -> grpc.ServerCredentials:
+        """TLS that refuses callers without a certificate from the CA."""
+        return grpc.ssl_server_credentials(
+            [(self.private_key, self.cert_chain)],
+            root_certificates=self.ca,
+            require_client_auth=True,
+        )
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        """TLS that checks the server against the CA and presents this certificate."""
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.ca,
+            private_key=self.private_key,
+            certificate_chain=self.cert_chain,
+        )
+
+
+def add_port(server: grpc.aio.Server, address: str, tls: InternalTls | None) -> int:
+    """Listens on `address` (TLS with `tls`); the port bound, 0 if it could not bind."""
+    if tls is None:
+        return int(server.add_insecure_port(address))
+    return int(server.add_secure_port(address, tls.server_credentials()))
+
+
+def aio_channel(
+    address: str, tls: InternalTls | None, options: ChannelOptions = ()
+) -> grpc.aio.Channel:
+    """An asyncio channel to another service (TLS with `tls`)."""
+    if tls is None:
+        return grpc.aio.insecure_channel(address, options=options)
+    return grpc.aio.secure_channel(address, tls.channel_credentials(), options=options)
+
+
+def sync_channel(address: str, tls: InternalTls | None) -> grpc.Channel:
+    """A blocking channel to a service (TLS with `tls`), for probes and tools."""
+    if tls is None:
+        return grpc.insecure_channel(address)
+    return grpc.secure_channel(address, tls.channel_credentials())
