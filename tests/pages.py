@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote, urlparse
 
 PAGES: dict[str, str] = {
     "/page": """<!doctype html><html><head><title>Test page</title></head><body>
@@ -128,8 +128,16 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 self.end_headers()
                 return
             elif url.path == "/reach":
-                # /reach?to=http://host:port: an img, iframe, fetch and WebSocket to that origin.
+                # /reach?to=http://host:port: an img, iframe, fetch, XHR and WebSocket there.
                 body = reach_page(parse_qs(url.query)["to"][0])
+            elif url.path == "/service-worker":
+                # /service-worker?to=http://host:port: a service worker that fetches from there.
+                body = service_worker_page(parse_qs(url.query)["to"][0])
+            elif url.path == "/sw.js":
+                self._send(
+                    service_worker_script(parse_qs(url.query)["to"][0]).encode(), "text/javascript"
+                )
+                return
             elif url.path == "/webrtc":
                 # /webrtc?stun=host:port: gathers WebRTC candidates with that STUN server.
                 body = webrtc_page(parse_qs(url.query)["stun"][0])
@@ -153,10 +161,11 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
             except ConnectionError:
                 pass  # The browser gave up on a slow page (a timeout or cancel test).
 
-        def _send(self, data: bytes, content_type: str, attachment: str) -> None:
+        def _send(self, data: bytes, content_type: str, attachment: str = "") -> None:
             self.send_response(200)
             self.send_header("Content-Type", content_type)
-            self.send_header("Content-Disposition", f'attachment; filename="{attachment}"')
+            if attachment:
+                self.send_header("Content-Disposition", f'attachment; filename="{attachment}"')
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -168,19 +177,71 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
 
 
 def reach_page(origin: str) -> str:
-    """A page whose img, iframe, fetch and WebSocket go to `origin`; #fetch and #ws tell how."""
+    """A page whose img, iframe, fetch, XHR and WebSocket go to `origin`; #fetch, #xhr, #ws tell."""
     websocket = "ws" + origin.removeprefix("http")
     return f"""<!doctype html><html><head><title>Reach</title></head><body>
         <img src="{escape(origin)}/img"><iframe src="{escape(origin)}/frame"></iframe>
-        <p id="fetch">pending</p><p id="ws">pending</p><script>
+        <p id="fetch">pending</p><p id="xhr">pending</p><p id="ws">pending</p><script>
         const show = (id, text) => {{ document.getElementById(id).textContent = text; }};
         fetch({origin!r} + "/fetch").then((r) => r.text()).then((t) => show("fetch", "got " + t),
             () => show("fetch", "failed"));
+        const xhr = new XMLHttpRequest();
+        xhr.open("GET", {origin!r} + "/xhr");
+        xhr.timeout = 5000;
+        xhr.onload = () => show("xhr", "got " + xhr.responseText);
+        xhr.onerror = xhr.ontimeout = () => show("xhr", "failed");
+        xhr.send();
         const socket = new WebSocket({websocket!r} + "/ws");
         socket.onopen = () => socket.send("ping");
         socket.onmessage = (event) => show("ws", "got " + event.data);
         socket.onerror = () => show("ws", "failed");
         </script></body></html>"""
+
+
+def service_worker_page(origin: str) -> str:
+    """Registers /sw.js for `origin`, then tells in #sw what the worker's fetches got.
+
+    #through tells how the page's own fetch to `origin` ended once the worker handled it.
+    """
+    script = "/sw.js?to=" + quote(origin, safe="")
+    return f"""<!doctype html><html><head><title>Service worker</title></head><body>
+        <p id="sw">pending</p><p id="through">pending</p><script>
+        const show = (id, text) => {{ document.getElementById(id).textContent = text; }};
+        const controlled = () => navigator.serviceWorker.controller ? Promise.resolve() :
+            new Promise((done) => navigator.serviceWorker.oncontrollerchange = done);
+        navigator.serviceWorker.register({script!r}, {{scope: "/"}})
+            .then(() => navigator.serviceWorker.ready).then(controlled)
+            .then(() => fetch("/sw-report")).then((r) => r.text()).then((t) => show("sw", t))
+            .then(() => fetch({origin!r} + "/through"))
+            .then((r) => r.text()).then((t) => show("through", "got " + t),
+                () => show("through", "failed"))
+            .catch((error) => {{ show("sw", "error " + error); show("through", "skipped"); }});
+        </script></body></html>"""
+
+
+def service_worker_script(origin: str) -> str:
+    """A service worker whose importScripts, install and fetch handlers ask `origin`."""
+    return f"""
+        const to = {origin!r};
+        const got = (promise) => promise.then((r) => r.text())
+            .then((t) => "got " + t, () => "failed");
+        let imported = "got it";
+        try {{ importScripts(to + "/sw-import.js"); }} catch (error) {{ imported = "failed"; }}
+        let installed = "pending";
+        self.addEventListener("install", (event) => {{
+            self.skipWaiting();
+            event.waitUntil(got(fetch(to + "/sw-install")).then((t) => {{ installed = t; }}));
+        }});
+        self.addEventListener("activate", (event) => event.waitUntil(self.clients.claim()));
+        self.addEventListener("fetch", (event) => {{
+            if (new URL(event.request.url).pathname === "/sw-report") {{
+                event.respondWith(got(fetch(to + "/sw-fetch")).then((fetched) => new Response(
+                    `import ${{imported}}, install ${{installed}}, fetch ${{fetched}}`)));
+            }} else {{
+                event.respondWith(fetch(event.request));
+            }}
+        }});
+        """
 
 
 def webrtc_page(stun: str) -> str:

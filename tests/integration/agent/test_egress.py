@@ -3,8 +3,8 @@
 The test site is served on 127.0.0.2 and only 127.0.0.2/32 is allowed, so requests to
 127.0.0.1, [::1] and localhost must be refused; listeners there record anything that
 reaches them (nothing may). Linux routes all of 127.0.0.0/8 to the loopback device.
-Private and metadata ranges (10.0.0.1, 169.254.169.254) are left to the unit tests of
-the policy and the proxy: a broken guard would send traffic off this machine.
+Private and metadata addresses (10.0.0.1, 169.254.169.254, fd00:ec2::254), host names
+that resolve to them, and service workers are tested in test_egress_private.py.
 """
 
 import asyncio

@@ -82,8 +82,7 @@ class Refusal:
             what = "one of the farm's own services; FARM_AGENT_ALLOW cannot open it"
         else:
             what = f"{_WHAT[self.reason]}; FARM_AGENT_ALLOW can open it"
-        bare_address = self.address.rsplit(":", 1)[0].strip("[]")
-        if self.host.strip("[]") in (self.address, bare_address):
+        if _is_address(self.host.strip("[]")):
             return f"{self.address} is {what}"
         return f"{self.host} resolves to {self.address}, {what}"
 
@@ -194,3 +193,12 @@ def farm_addresses_of(
                 everywhere.add(service.port)
             pairs.add((address, service.port))
     return frozenset(pairs), frozenset(everywhere)
+
+
+def _is_address(host: str) -> bool:
+    """Whether `host` is an IP address literal (in any form Python reads) rather than a name."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

@@ -170,13 +170,15 @@ class _MainFrameNavigation:
 
     def blocked(self, egress: EgressSession, first_url: str) -> TaskFailure | None:
         """BLOCKED_URL when the egress guard refused the navigation or one of its redirects."""
-        for url in [first_url, *self.urls]:
+        # Chromium's first request is the task's URL in its canonical form (a decimal
+        # or hex IPv4 address spelled out), not a redirect; later ones are redirects.
+        for index, url in enumerate([first_url, *self.urls]):
             host, port = _host_and_port(url)
             refused = egress.refusal_for(host, port) if host else None
             if refused is None:
                 continue
             shown = url.split("?", 1)[0]
-            where = "url: " if url == first_url else f"url: redirected to {shown}: "
+            where = "url: " if index <= 1 else f"url: redirected to {shown}: "
             return TaskFailure(ErrorCode.BLOCKED_URL, where + refused.describe())
         return None
 
