@@ -23,7 +23,12 @@ from farm.queue.v1 import queue_pb2
 from farm.storage.v1 import artifacts_pb2, ingest_pb2, ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.actions import CapturedArtifact
-from farm_agent.buckets import BREAKERS_BUCKET, HOST_SLOTS_BUCKET, TASK_WAITS_BUCKET
+from farm_agent.buckets import (
+    BREAKERS_BUCKET,
+    HOST_SLOTS_BUCKET,
+    TASK_WAITS_BUCKET,
+    TENANT_SLOTS_BUCKET,
+)
 from farm_agent.errors import ErrorCode, TaskFailure
 from farm_agent.intake import WorkIntake, consumer_name
 from farm_agent.pool import BrowserPool
@@ -261,12 +266,12 @@ async def js(nc: Client) -> AsyncIterator[JetStreamContext]:
 
 
 async def _reset_queue(js: JetStreamContext) -> None:
-    """No agent consumers, tasks, breakers, host slots or wait counts left from other tests."""
+    """No agent consumers, tasks, breakers, host or tenant slots or wait counts left over."""
     for priority in PRECEDENCE:
         with contextlib.suppress(NotFoundError):
             await js.delete_consumer(TASK_STREAM, consumer_name(ANY_REGION, priority))
     await js.purge_stream(TASK_STREAM)
-    for bucket in (BREAKERS_BUCKET, HOST_SLOTS_BUCKET, TASK_WAITS_BUCKET):
+    for bucket in (BREAKERS_BUCKET, HOST_SLOTS_BUCKET, TENANT_SLOTS_BUCKET, TASK_WAITS_BUCKET):
         with contextlib.suppress(NotFoundError):
             await js.delete_key_value(bucket)
 
@@ -309,10 +314,16 @@ async def start_intake(
 
 
 async def publish(
-    js: JetStreamContext, spec: tasks_pb2.TaskSpec, priority: int = NORMAL, tenant: str = "acme"
+    js: JetStreamContext,
+    spec: tasks_pb2.TaskSpec,
+    priority: int = NORMAL,
+    tenant: str = "acme",
+    tenant_max_running: int = 0,
 ) -> str:
     task_id = f"task-{uuid.uuid4().hex[:12]}"
-    item = queue_pb2.WorkItem(task_id=task_id, tenant=tenant, spec=spec)
+    item = queue_pb2.WorkItem(
+        task_id=task_id, tenant=tenant, spec=spec, tenant_max_running=tenant_max_running
+    )
     await js.publish(
         task_subject("", priority), item.SerializeToString(), headers={"Nats-Msg-Id": task_id}
     )

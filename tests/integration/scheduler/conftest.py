@@ -6,6 +6,7 @@ AgentEvents on `events.tasks.<id>`, as farm_agent does.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import secrets
@@ -37,6 +38,7 @@ from farm_core.queue import (
     dead_subject,
     event_subject,
 )
+from farm_core.quotas import TenantQuotas
 from farm_core.server import ServiceHost
 from farm_core.timestamps import to_timestamp
 from farm_scheduler.events import DURABLE_NAME
@@ -52,10 +54,14 @@ WRITE = ("tasks.write", "tasks.read")
 Metadata = tuple[tuple[str, str], ...]
 
 
-def token(tenant: str, *scopes: str, operator: bool = False) -> Metadata:
+def token(
+    tenant: str, *scopes: str, operator: bool = False, quotas: TenantQuotas | None = None
+) -> Metadata:
     """Call metadata vouching for a key of `tenant` with `scopes` (of the bootstrap tenant
-    if `operator`)."""
-    identity = Identity(tenant, f"key_{tenant}", frozenset(scopes), operator=operator)
+    if `operator`) and the tenant's `quotas`."""
+    identity = Identity(
+        tenant, f"key_{tenant}", frozenset(scopes), operator=operator, quotas=quotas
+    )
     return ((IDENTITY_HEADER, IdentityCodec(SECRET).encode(identity)),)
 
 
@@ -176,17 +182,37 @@ class Scheduler:
     tenant: str
     scopes: tuple[str, ...] = WRITE
 
-    def auth(self, *scopes: str, tenant: str | None = None, operator: bool = False) -> Metadata:
+    def auth(
+        self,
+        *scopes: str,
+        tenant: str | None = None,
+        operator: bool = False,
+        quotas: TenantQuotas | None = None,
+    ) -> Metadata:
         """Metadata of the test's tenant (or `tenant`) with `scopes` (default: read, write)."""
-        return token(tenant or self.tenant, *(scopes or self.scopes), operator=operator)
+        return token(
+            tenant or self.tenant, *(scopes or self.scopes), operator=operator, quotas=quotas
+        )
 
-    async def create(self, **fields: Any) -> tasks_pb2.Task:
-        """CreateTask of task_spec(**fields)."""
+    async def create(self, quotas: TenantQuotas | None = None, **fields: Any) -> tasks_pb2.Task:
+        """CreateTask of task_spec(**fields), by a tenant with `quotas` if given."""
         return await self.tasks.CreateTask(
             tasks_pb2.CreateTaskRequest(spec=task_spec(**fields)),
-            metadata=self.auth(),
+            metadata=self.auth(quotas=quotas),
             timeout=RPC_TIMEOUT,
         )
+
+    async def create_at_once(self, count: int, quotas: TenantQuotas) -> list[grpc.StatusCode]:
+        """Sends `count` CreateTasks concurrently; each one's status code."""
+
+        async def one() -> grpc.StatusCode:
+            try:
+                await self.create(quotas)
+            except grpc.aio.AioRpcError as error:
+                return error.code()
+            return grpc.StatusCode.OK
+
+        return list(await asyncio.gather(*(one() for _ in range(count))))
 
     async def get(self, task_id: str) -> tasks_pb2.Task:
         """GetTask as the test's tenant."""

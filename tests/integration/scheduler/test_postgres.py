@@ -4,11 +4,13 @@ import asyncio
 import datetime as dt
 from pathlib import Path
 
+import grpc
 import pytest
 
 from farm.admin.v1 import admin_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import async_database_url, utcnow
+from farm_core.quotas import TenantQuotas
 from farm_core.timestamps import to_timestamp
 from farm_scheduler.store import TaskStore
 from farm_scheduler.validation import validate_spec
@@ -98,6 +100,31 @@ async def test_concurrent_creates_with_one_key_make_one_task(postgres_url: str) 
 
     assert len({record.id for record, _ in results}) == 1
     assert sum(created for _, created in results) == 1
+
+
+async def test_concurrent_creates_never_pass_the_queued_quota_on_postgresql(
+    start_scheduler: StartScheduler,
+) -> None:
+    # Two replicas on one database: only the database's lock can serialise them.
+    replicas = [await start_scheduler(), await start_scheduler()]
+    quotas = TenantQuotas(max_queued_tasks=5)
+
+    codes = [
+        code
+        for batch in await asyncio.gather(
+            *(replica.create_at_once(10, quotas) for replica in replicas)
+        )
+        for code in batch
+    ]
+
+    assert codes.count(grpc.StatusCode.OK) == 5
+    assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 15
+    listed = await replicas[0].tasks.ListTasks(
+        tasks_pb2.ListTasksRequest(page_size=100),
+        metadata=replicas[0].auth(),
+        timeout=RPC_TIMEOUT,
+    )
+    assert len(listed.tasks) == 5
 
 
 async def test_retries_dead_letters_requeue_and_deadlines_on_postgresql(

@@ -104,6 +104,8 @@ async def test_upgrade_keeps_the_tasks_and_makes_earlier_failures_dead_letters(
         None,
     )
     assert [letter.id for letter in letters] == ["f" * 32]
+    # Accepted before tasks carried their tenant's running quota: unlimited.
+    assert queued.tenant_max_running == 0
 
 
 async def test_downgrade_returns_to_the_first_revision(first_revision_database: str) -> None:

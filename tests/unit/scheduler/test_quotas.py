@@ -1,25 +1,75 @@
-"""A tenant's task quotas: at the quota a new task is refused, below it accepted."""
+"""Task quotas: at the queued quota a task is refused; the running quota never refuses."""
+
+import asyncio
 
 import pytest
 
 from farm_core.errors import ResourceExhausted
 from farm_core.quotas import TenantQuotas
-from farm_scheduler.quotas import check_task_quotas
+from farm_scheduler.quota_locks import TenantLocks, advisory_key
+from farm_scheduler.quotas import MAX_INT32, check_task_quotas, running_limit
 
 
-def test_below_each_quota_a_task_is_accepted() -> None:
-    check_task_quotas("acme", queued=2, running=4, quotas=TenantQuotas(3, 5, 0))
+def test_below_the_queued_quota_a_task_is_accepted() -> None:
+    check_task_quotas("acme", queued=2, quotas=TenantQuotas(3, 5, 0))
 
 
 def test_at_the_queued_quota_a_task_is_refused_naming_it() -> None:
     with pytest.raises(ResourceExhausted, match=r"^quota maxQueuedTasks: tenant 'acme' has 3"):
-        check_task_quotas("acme", queued=3, running=0, quotas=TenantQuotas(3, 5, 0))
+        check_task_quotas("acme", queued=3, quotas=TenantQuotas(3, 5, 0))
 
 
-def test_at_the_running_quota_a_task_is_refused_naming_it() -> None:
-    with pytest.raises(ResourceExhausted, match=r"^quota maxRunningTasks: "):
-        check_task_quotas("acme", queued=0, running=5, quotas=TenantQuotas(3, 5, 0))
+def test_the_running_quota_refuses_no_task() -> None:
+    check_task_quotas("acme", queued=0, quotas=TenantQuotas(3, 1, 0))
 
 
 def test_a_zero_quota_is_unlimited() -> None:
-    check_task_quotas("acme", queued=10**6, running=10**6, quotas=TenantQuotas())
+    check_task_quotas("acme", queued=10**6, quotas=TenantQuotas())
+
+
+@pytest.mark.parametrize(
+    ("quotas", "limit"),
+    [
+        (None, 0),
+        (TenantQuotas(), 0),
+        (TenantQuotas(max_running_tasks=7), 7),
+        (TenantQuotas(max_running_tasks=2**40), MAX_INT32),
+    ],
+)
+def test_a_task_carries_the_running_quota_as_an_int32(
+    quotas: TenantQuotas | None, limit: int
+) -> None:
+    assert running_limit(quotas) == limit
+
+
+def test_advisory_keys_are_stable_int32s_that_tell_tenants_apart() -> None:
+    keys = {advisory_key(f"tenant-{index}") for index in range(1000)}
+    assert len(keys) == 1000
+    assert all(-(2**31) <= key < 2**31 for key in keys)
+    assert advisory_key("acme") == advisory_key("acme")
+
+
+async def test_tenant_locks_serialise_one_tenant_and_are_dropped_when_free() -> None:
+    locks = TenantLocks()
+    inside, most_inside = 0, 0
+
+    async def hold(tenant: str) -> None:
+        nonlocal inside, most_inside
+        async with locks.hold(tenant):
+            inside += 1
+            most_inside = max(most_inside, inside)
+            await asyncio.sleep(0.001)
+            inside -= 1
+
+    await asyncio.gather(*(hold("acme") for _ in range(20)))
+    assert most_inside == 1
+    assert len(locks) == 0
+
+
+async def test_tenant_locks_let_other_tenants_through() -> None:
+    locks = TenantLocks()
+    async with locks.hold("acme"):
+        async with asyncio.timeout(1):
+            async with locks.hold("globex"):
+                assert len(locks) == 2
+    assert len(locks) == 0

@@ -1,9 +1,9 @@
 """One delivery of a task, from checks to ack, or to a hand-back for a retry or a wait.
 
-Checks (deadline, cancel, attempts left), the host's breaker and limits, the
-browser, storage, the event, then ack. A delivery is an attempt once the agent
-reports RUNNING; one handed back before (breaker open, host busy, agent draining)
-is a wait and does not count.
+Checks (deadline, cancel, attempts left), the tenant's running limit, the host's
+breaker and limits, the browser, storage, the event, then ack. A delivery is an
+attempt once the agent reports RUNNING; one handed back before (tenant busy,
+breaker open, host busy, agent draining) is a wait and does not count.
 """
 
 import asyncio
@@ -27,11 +27,11 @@ from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
 from farm_agent.actions import Capture
 from farm_agent.breakers import BreakerBoard
-from farm_agent.buckets import host_key
+from farm_agent.buckets import host_key, tenant_key
 from farm_agent.circuit import Admission, Outcome, outcome_of
 from farm_agent.errors import ErrorCode, TaskFailure
 from farm_agent.events import EventReporter, ReportFailed
-from farm_agent.host_limits import HostLease, HostLimiter
+from farm_agent.leases import Lease, SlotLimiter
 from farm_agent.retries import (
     DEFAULT_TIMEOUT_MS,
     Backoff,
@@ -43,6 +43,7 @@ from farm_agent.retries import (
     plan_after_failure,
 )
 from farm_agent.settings import AgentSettings
+from farm_agent.slots import SlotLimits
 from farm_agent.uploader import ArtifactUploader
 from farm_agent.waits import WaitLedger, wait_key
 
@@ -72,6 +73,7 @@ class WaitReason(enum.StrEnum):
 
     BREAKER = "breaker_open"
     HOST_BUSY = "host_limit"
+    TENANT_BUSY = "tenant_limit"
     DRAINING = "draining"
 
 
@@ -84,7 +86,8 @@ class AttemptTools:
     reporter: EventReporter
     cancelled_tasks: KeyValue
     breakers: BreakerBoard
-    host_limits: HostLimiter
+    host_limits: SlotLimiter
+    tenant_limits: SlotLimiter
     waits: WaitLedger
     settings: AgentSettings
     # Told that the message on a subject comes back after a delay, so it is fetched then.
@@ -191,6 +194,26 @@ class TaskAttempt:
     async def _go(
         self, spec: tasks_pb2.TaskSpec, deadline: dt.datetime | None
     ) -> tasks_pb2.TaskResult | None:
+        """Runs the spec within its tenant's running limit; None if handed back to wait.
+
+        The tenant's slot is taken first, so a tenant's queued tasks use no host's
+        rate tokens, and is held until the artifacts are stored.
+        """
+        lease = await self._tenant_lease()
+        if isinstance(lease, float):
+            # Leases end as tasks finish; spread the waiting tasks' returns.
+            delay = max(lease, self._tools.settings.tenant_wait_seconds * random.uniform(1, 1.5))
+            await self._hand_back(WaitReason.TENANT_BUSY, delay, deadline)
+            return None
+        try:
+            return await self._go_on_host(spec, deadline)
+        finally:
+            if lease is not None:
+                await lease.release()
+
+    async def _go_on_host(
+        self, spec: tasks_pb2.TaskSpec, deadline: dt.datetime | None
+    ) -> tasks_pb2.TaskResult | None:
         """Runs the spec past the host's breaker and limits and stores its artifacts.
 
         None when the task was handed back to wait instead.
@@ -253,11 +276,24 @@ class TaskAttempt:
         trial_seconds = timeout_ms / 1000 + self._tools.settings.close_timeout_seconds
         return await self._tools.breakers.admit(host, trial_seconds + TRIAL_MARGIN_SECONDS)
 
-    async def _lease(self, host: str) -> HostLease | float | None:
+    async def _lease(self, host: str) -> Lease | float | None:
         """A lease on the host's slots; a float is how long to wait; None: no host to limit."""
         if not host:
             return None
-        return await self._tools.host_limits.acquire(host, self._tools.settings.host_wait_seconds)
+        settings = self._tools.settings
+        limits = SlotLimits(
+            settings.host_max_concurrency, settings.host_max_rate, settings.host_lease_seconds
+        )
+        return await self._tools.host_limits.acquire(host, limits, settings.host_wait_seconds)
+
+    async def _tenant_lease(self) -> Lease | float | None:
+        """One of the tenant's running slots; a float: it runs its limit; None: no limit."""
+        tenant, limit = tenant_key(self.item.tenant), self.item.tenant_max_running
+        if not tenant or limit <= 0:
+            return None
+        limits = SlotLimits(limit, None, self._tools.settings.tenant_lease_seconds)
+        # No waiting in the agent: a tenant's backlog must not fill the agents' places.
+        return await self._tools.tenant_limits.acquire(tenant, limits, 0)
 
     async def _browse(self, spec: tasks_pb2.TaskSpec, timeout_ms: int) -> Capture:
         """Runs the spec in the browser within the attempt's time limit."""

@@ -1,10 +1,11 @@
 """The NATS key-value buckets the agents share, and compare-and-set updates of their entries.
 
 `farm_breakers`: each target host's circuit breaker. `farm_host_slots`: each target
-host's concurrency leases and rate tokens. `farm_task_waits`: how many deliveries
-of a task only waited (breaker open, host busy, agent draining), so that they do
-not count as attempts. Keys are host names or task ids; every update names the
-revision it read, so agents never lose each other's updates.
+host's concurrency leases and rate tokens. `farm_tenant_slots`: each tenant's
+running-task leases (its maxRunningTasks). `farm_task_waits`: how many deliveries
+of a task only waited (breaker open, host or tenant busy, agent draining), so that
+they do not count as attempts. Keys are host names, tenant names or task ids; every
+update names the revision it read, so agents never lose each other's updates.
 """
 
 import logging
@@ -25,8 +26,9 @@ log = logging.getLogger(__name__)
 
 BREAKERS_BUCKET = "farm_breakers"
 HOST_SLOTS_BUCKET = "farm_host_slots"
+TENANT_SLOTS_BUCKET = "farm_tenant_slots"
 TASK_WAITS_BUCKET = "farm_task_waits"
-# An entry not written for this long is dropped: a breaker is closed again, a host's slots fresh.
+# An entry not written for this long is dropped: a breaker is closed again, slots fresh.
 HOST_STATE_TTL_SECONDS = 24 * 3600.0
 # Attempts to apply a change while other agents keep changing the same entry.
 CAS_TRIES = 10
@@ -82,6 +84,19 @@ async def host_slots_bucket(js: JetStreamContext) -> KeyValue:
     )
 
 
+async def tenant_slots_bucket(js: JetStreamContext) -> KeyValue:
+    """The bucket of the tenants' running-task leases."""
+    return await _key_value(
+        js,
+        KeyValueConfig(
+            bucket=TENANT_SLOTS_BUCKET,
+            ttl=HOST_STATE_TTL_SECONDS,
+            storage=StorageType.FILE,
+            direct=True,
+        ),
+    )
+
+
 async def task_waits_bucket(js: JetStreamContext) -> KeyValue:
     """The bucket of tasks' wait-only deliveries, kept as long as a task may stay queued."""
     return await _key_value(
@@ -102,6 +117,11 @@ def host_key(url: str) -> str:
     except ValueError:
         return ""
     return _KEY_UNSAFE.sub("_", host.strip(".").lower())
+
+
+def tenant_key(tenant: str) -> str:
+    """The key of a tenant's entry; "" when its name cannot be one."""
+    return tenant if is_valid_key(tenant) else ""
 
 
 def is_valid_key(key: str) -> bool:

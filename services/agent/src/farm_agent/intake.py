@@ -34,8 +34,9 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from farm.queue.v1 import queue_pb2
 from farm_agent.attempt import AttemptTools, Runner, StopReason, TaskAttempt, WaitReason
 from farm_agent.breakers import BreakerBoard
+from farm_agent.buckets import host_slots_bucket, tenant_slots_bucket
 from farm_agent.events import EventReporter
-from farm_agent.host_limits import HostLimiter
+from farm_agent.leases import SlotLimiter
 from farm_agent.metrics import task_waits_total
 from farm_agent.priorities import PRECEDENCE, Priority, PriorityChooser
 from farm_agent.settings import AgentSettings
@@ -136,7 +137,8 @@ class WorkIntake:
             reporter=EventReporter(js, settings.id, self._nc.max_payload),
             cancelled_tasks=await cancel_bucket(js),
             breakers=await BreakerBoard.open(js, settings),
-            host_limits=await HostLimiter.open(js, settings),
+            host_limits=SlotLimiter(await host_slots_bucket(js), "host"),
+            tenant_limits=SlotLimiter(await tenant_slots_bucket(js), "tenant"),
             waits=self._waits,
             settings=settings,
             expect_redelivery=self._ring_later,

@@ -164,6 +164,18 @@ class AgentSettings(FarmSettings):
         description="A running task's claim on its host's concurrency lapses after this long "
         "unless renewed, so an agent that dies frees its share.",
     )
+    tenant_wait_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How long a task is handed back for when its tenant already runs its "
+        "maxRunningTasks, farm-wide (no attempt used; the task stays QUEUED).",
+    )
+    tenant_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A running task's claim on one of its tenant's maxRunningTasks lapses after "
+        "this long unless renewed, so an agent that dies frees its share.",
+    )
     heartbeat_seconds: float = Field(
         default=5.0, gt=0, description="Interval of the agent's heartbeats (bucket farm_agents)."
     )

@@ -1,10 +1,10 @@
 """Counts the deliveries of each task that only waited, so they do not count as attempts.
 
-A delivery handed back because the host's breaker was open, the host was busy or
-the agent was draining is a wait; the task's attempt number is its delivery count
-less its waits. The count lives in the `farm_task_waits` bucket under the task id
-and the message's stream sequence (a task queued again is a new message, counted
-afresh), and is read only for a message delivered more than once.
+A delivery handed back because the host's breaker was open, the host or the
+tenant was busy or the agent was draining is a wait; the task's attempt number is
+its delivery count less its waits. The count lives in the `farm_task_waits` bucket
+under the task id and the message's stream sequence (a task queued again is a new
+message, counted afresh), and is read only for a message delivered more than once.
 """
 
 import logging

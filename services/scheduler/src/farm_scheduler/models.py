@@ -111,6 +111,9 @@ class TaskRow(Base):
     requeue_event_sequence: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     # Bumped by every change of state: the compare-and-set of a transition.
     revision: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # The creating tenant's maxRunningTasks (0 unlimited), handed to the agents in every
+    # WorkItem of the task, republished ones too; NULL for tasks older than the column.
+    tenant_max_running: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class AttemptRow(Base):

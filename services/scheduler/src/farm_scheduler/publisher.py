@@ -35,6 +35,7 @@ def work_item(record: TaskRecord) -> queue_pb2.WorkItem:
         tenant=record.tenant,
         spec=record.spec,
         create_time=to_timestamp(record.create_time),
+        tenant_max_running=record.tenant_max_running,
     )
 
 

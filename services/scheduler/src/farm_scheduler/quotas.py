@@ -1,17 +1,26 @@
-"""A tenant's task quotas: whether one more task may be accepted."""
+"""A tenant's task quotas: whether one more task may be accepted, and the limit it carries.
+
+Only maxQueuedTasks refuses tasks. maxRunningTasks never does: each task carries it
+to the agents (WorkItem.tenant_max_running), which hold the tenant's further tasks
+queued while that many run.
+"""
 
 from farm_core.errors import ResourceExhausted
 from farm_core.quotas import TenantQuotas
 
+MAX_INT32 = 2**31 - 1
 
-def check_task_quotas(tenant: str, queued: int, running: int, quotas: TenantQuotas) -> None:
-    """Raises ResourceExhausted naming the quota when `tenant` is at one (0 is unlimited)."""
-    for quota, count, what, limit in (
-        ("maxQueuedTasks", queued, "queued", quotas.max_queued_tasks),
-        ("maxRunningTasks", running, "running", quotas.max_running_tasks),
-    ):
-        if limit and count >= limit:
-            raise ResourceExhausted(
-                f"quota {quota}: tenant {tenant!r} has {count} {what} tasks, its quota is "
-                f"{limit}; wait for some to finish or ask an operator to raise it"
-            )
+
+def check_task_quotas(tenant: str, queued: int, quotas: TenantQuotas) -> None:
+    """Raises ResourceExhausted naming maxQueuedTasks when `tenant` is at it (0 is unlimited)."""
+    limit = quotas.max_queued_tasks
+    if limit and queued >= limit:
+        raise ResourceExhausted(
+            f"quota maxQueuedTasks: tenant {tenant!r} has {queued} queued tasks, its quota is "
+            f"{limit}; wait for some to start or ask an operator to raise it"
+        )
+
+
+def running_limit(quotas: TenantQuotas | None) -> int:
+    """The tenant's maxRunningTasks as a WorkItem carries it (an int32; 0 is unlimited)."""
+    return min(quotas.max_running_tasks, MAX_INT32) if quotas is not None else 0

@@ -25,6 +25,8 @@ class TaskRecord:
     dead_letter_pending: bool = False
     """Whether its DeadLetter still has to be published to FARM_DEAD."""
     revision: int = 0
+    tenant_max_running: int = 0
+    """The tenant's maxRunningTasks when the task was accepted, for the agents; 0 unlimited."""
 
     @property
     def deadline(self) -> dt.datetime | None:
@@ -119,6 +121,7 @@ def record_from_row(values: RowMapping, history: tuple[Attempt, ...]) -> TaskRec
         published=values["published"],
         dead_letter_pending=values["dead_letter_pending"],
         revision=values["revision"],
+        tenant_max_running=values["tenant_max_running"] or 0,
         state=TaskState(
             status=tasks_pb2.TaskStatus.Value(values["status"]),
             attempts=values["attempts"],
@@ -190,6 +193,7 @@ def row_values(record: TaskRecord) -> dict[str, Any]:
         "published": record.published,
         "dead_letter_pending": record.dead_letter_pending,
         "revision": record.revision,
+        "tenant_max_running": record.tenant_max_running,
         **state_values(record.state),
     }
 

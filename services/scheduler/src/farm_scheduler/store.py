@@ -1,5 +1,6 @@
 """Tasks in SQL: creation with idempotency keys, tenant-scoped reads, pages, state changes."""
 
+import contextlib
 import dataclasses
 import datetime as dt
 import uuid
@@ -21,7 +22,8 @@ from farm_core.quotas import TenantQuotas
 from farm_scheduler import lifecycle
 from farm_scheduler.lifecycle import Attempt, Status, TaskState
 from farm_scheduler.models import HAS_IDEMPOTENCY_KEY, AttemptRow, TaskRow
-from farm_scheduler.quotas import check_task_quotas
+from farm_scheduler.quota_locks import TenantLocks, lock_tenant_in_transaction
+from farm_scheduler.quotas import check_task_quotas, running_limit
 from farm_scheduler.records import (
     TaskRecord,
     attempt_from_row,
@@ -42,7 +44,6 @@ tasks = cast(Table, TaskRow.__table__)
 task_attempts = cast(Table, AttemptRow.__table__)
 _STATUS_QUEUED = tasks_pb2.TaskStatus.Name(tasks_pb2.TASK_STATUS_QUEUED)
 _STATUS_FAILED = tasks_pb2.TaskStatus.Name(tasks_pb2.TASK_STATUS_FAILED)
-_STATUS_RUNNING = tasks_pb2.TaskStatus.Name(tasks_pb2.TASK_STATUS_RUNNING)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class TaskStore(Database):
         super().__init__(database_url, MIGRATIONS, VERSION_TABLE)
         self._idempotency_window = idempotency_window
         self._clock = clock
+        # SQLite has no advisory locks; its one writer at a time makes a lock in this
+        # process enough.
+        self._tenant_locks = TenantLocks() if self.engine.dialect.name == "sqlite" else None
 
     async def create(
         self, tenant: str, spec: tasks_pb2.TaskSpec, quotas: TenantQuotas | None = None
@@ -79,7 +83,9 @@ class TaskStore(Database):
         A tenant's second task with the same idempotency key within the idempotency
         window is not stored: the first one is returned instead. After the window
         the first task gives the key up and a new task takes it. With `quotas`, a
-        tenant at its queued or running quota gets ResourceExhausted.
+        tenant at its queued quota gets ResourceExhausted; creates of one tenant
+        with a queued quota are serialised, so concurrent ones cannot overshoot it.
+        The task keeps the tenant's running quota for the agents.
         """
         key = spec.idempotency_key
         now = self._clock()
@@ -94,30 +100,47 @@ class TaskStore(Database):
             spec=spec,
             create_time=now,
             state=TaskState(status=tasks_pb2.TASK_STATUS_QUEUED),
+            tenant_max_running=running_limit(quotas),
         )
+        limited = quotas is not None and quotas.max_queued_tasks > 0
         try:
-            async with self.engine.begin() as connection:
-                if key:
-                    await connection.execute(
-                        update(tasks)
-                        .where(
-                            tasks.c.tenant == tenant,
-                            tasks.c.idempotency_key == key,
-                            HAS_IDEMPOTENCY_KEY,
-                            tasks.c.create_time <= window_start,
-                        )
-                        .values(idempotency_key="")
-                    )
-                if quotas is not None:
-                    queued, running = await _active_counts(connection, tenant)
-                    check_task_quotas(tenant, queued, running, quotas)
-                await connection.execute(insert(tasks).values(row_values(record)))
+            async with self._create_lock(tenant if limited else None):
+                return await self._insert(record, quotas if limited else None, window_start)
         except IntegrityError:
             # A concurrent create with the same key won the race: its task stands.
             earlier = await self._find_by_key(tenant, key) if key else None
             if earlier is None:
                 raise
             return earlier, False
+
+    def _create_lock(self, tenant: str | None) -> contextlib.AbstractAsyncContextManager[None]:
+        """The in-process lock of the tenant's creates on SQLite; none elsewhere or unlimited."""
+        if tenant is None or self._tenant_locks is None:
+            return contextlib.nullcontext()
+        return self._tenant_locks.hold(tenant)
+
+    async def _insert(
+        self, record: TaskRecord, quotas: TenantQuotas | None, window_start: dt.datetime
+    ) -> tuple[TaskRecord, bool]:
+        """Counts against `quotas` and inserts the task in one transaction."""
+        tenant, key = record.tenant, record.spec.idempotency_key
+        async with self.engine.begin() as connection:
+            if quotas is not None:
+                await lock_tenant_in_transaction(connection, tenant)
+            if key:
+                await connection.execute(
+                    update(tasks)
+                    .where(
+                        tasks.c.tenant == tenant,
+                        tasks.c.idempotency_key == key,
+                        HAS_IDEMPOTENCY_KEY,
+                        tasks.c.create_time <= window_start,
+                    )
+                    .values(idempotency_key="")
+                )
+            if quotas is not None:
+                check_task_quotas(tenant, await _queued_count(connection, tenant), quotas)
+            await connection.execute(insert(tasks).values(row_values(record)))
         return record, True
 
     async def get(self, tenant: str, task_id: str) -> TaskRecord:
@@ -340,15 +363,10 @@ def _changed(before: TaskRecord, state: TaskState) -> TaskRecord:
     )
 
 
-async def _active_counts(connection: AsyncConnection, tenant: str) -> tuple[int, int]:
-    """How many of `tenant`'s tasks are QUEUED and how many RUNNING."""
-    query = (
-        select(tasks.c.status, func.count())
-        .where(tasks.c.tenant == tenant, tasks.c.status.in_([_STATUS_QUEUED, _STATUS_RUNNING]))
-        .group_by(tasks.c.status)
-    )
-    counts = {status: count for status, count in (await connection.execute(query)).all()}
-    return counts.get(_STATUS_QUEUED, 0), counts.get(_STATUS_RUNNING, 0)
+async def _queued_count(connection: AsyncConnection, tenant: str) -> int:
+    """How many of `tenant`'s tasks are QUEUED."""
+    query = select(func.count()).where(tasks.c.tenant == tenant, tasks.c.status == _STATUS_QUEUED)
+    return int((await connection.execute(query)).scalar_one())
 
 
 async def _get(

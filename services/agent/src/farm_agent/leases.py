@@ -1,0 +1,126 @@
+"""Farm-wide leases on slots kept in a key-value bucket: per target host, per tenant.
+
+A task takes a lease (one of the key's concurrency slots, and a rate token if the
+limits have a rate) before it starts, renews it while it runs and gives it back
+when it ends. Every change is a compare-and-set on the entry's revision; the
+agent keeps the entry it last wrote, so with no other agent on the key a start
+costs one round trip. The limits come with each call, so each key may have its own.
+"""
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from typing import Literal
+
+import nats.errors
+from nats.js.kv import KeyValue
+
+from farm_agent.buckets import Contended, Versioned, compare_and_set
+from farm_agent.slots import SlotLimits, Slots
+
+log = logging.getLogger(__name__)
+
+UNREACHABLE_RETRY_SECONDS = 1.0
+"""When the bucket cannot be reached, how soon the task is offered again."""
+
+
+class Lease:
+    """A running task's claim on one of a key's slots, renewed until given back."""
+
+    def __init__(self, limiter: "SlotLimiter", key: str, lease_id: str, limits: SlotLimits) -> None:
+        self.key = key
+        self.lease_id = lease_id
+        self.limits = limits
+        self._limiter = limiter
+        self._renewing = asyncio.create_task(self._renew(), name=f"lease-{key}")
+
+    async def release(self) -> None:
+        """Gives the slot back (if this fails, the lease lapses on its own)."""
+        self._renewing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._renewing
+        await self._limiter.update(self.key, self.lease_id, self.limits, "give_back")
+
+    async def _renew(self) -> None:
+        interval = self.limits.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            await self._limiter.update(self.key, self.lease_id, self.limits, "renew")
+
+
+class SlotLimiter:
+    """Hands out leases on the keys of one bucket (hosts, tenants) within given limits."""
+
+    def __init__(self, kv: KeyValue, what: str) -> None:
+        self._kv = kv
+        self._what = what
+        self._known: dict[str, Versioned[Slots]] = {}
+
+    async def acquire(self, key: str, limits: SlotLimits, patience_seconds: float) -> Lease | float:
+        """A lease on `key`, waiting up to `patience_seconds` in the agent for one.
+
+        Without a lease by then: how long to wait before asking again.
+        """
+        lease_id = uuid.uuid4().hex
+        give_up_at = time.monotonic() + patience_seconds
+        while True:
+            try:
+                wait = await self._try_take(key, lease_id, limits)
+            except (nats.errors.Error, TimeoutError, Contended) as error:
+                log.warning("could not take a slot of %s %s: %s", self._what, key, error)
+                return UNREACHABLE_RETRY_SECONDS
+            if wait <= 0:
+                return Lease(self, key, lease_id, limits)
+            # Spread the agents that wait for the same slot.
+            wait *= random.uniform(1.0, 1.5)
+            if time.monotonic() + wait > give_up_at:
+                return wait
+            await asyncio.sleep(wait)
+
+    async def update(
+        self, key: str, lease_id: str, limits: SlotLimits, how: Literal["renew", "give_back"]
+    ) -> None:
+        """Renews ("renew") or ends ("give_back") a lease; failures are logged, leases lapse."""
+
+        def change(current: Slots | None) -> Slots | None:
+            now = time.time()
+            if current is None:
+                return (
+                    None
+                    if how == "give_back"
+                    else Slots.fresh(now, limits).renew(lease_id, now, limits)
+                )
+            if how == "give_back":
+                return current.give_back(lease_id, now, limits)
+            return current.renew(lease_id, now, limits)
+
+        try:
+            self._known[key] = await compare_and_set(
+                self._kv, key, change, Slots.from_bytes, Slots.to_bytes, self._known.get(key)
+            )
+        except (nats.errors.Error, TimeoutError, Contended) as error:
+            log.warning(
+                "could not %s the lease on %s %s: %s", how.replace("_", " "), self._what, key, error
+            )
+
+    async def _try_take(self, key: str, lease_id: str, limits: SlotLimits) -> float:
+        """0 once a lease (and a token) is taken; else the wait the slots suggest."""
+        wait = 0.0
+
+        def take(current: Slots | None) -> Slots | None:
+            nonlocal wait
+            now = time.time()
+            slots = current if current is not None else Slots.fresh(now, limits)
+            after, wait = slots.take(lease_id, now, limits)
+            return after if wait <= 0 else None
+
+        known = self._known.get(key)
+        stored = await compare_and_set(self._kv, key, take, Slots.from_bytes, Slots.to_bytes, known)
+        if wait > 0 and known is not None:
+            # Refused on what this agent last wrote: others may have freed slots since.
+            stored = await compare_and_set(self._kv, key, take, Slots.from_bytes, Slots.to_bytes)
+        self._known[key] = stored
+        return wait

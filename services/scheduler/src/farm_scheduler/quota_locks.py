@@ -1,0 +1,62 @@
+"""Serialises one tenant's task creates, so that a quota's count and the insert cannot race.
+
+On PostgreSQL a transaction-scoped advisory lock keyed by the tenant, which holds
+across scheduler replicas and ends with the transaction. On SQLite, which has one
+writer per file and one scheduler process per file, an in-process lock per tenant.
+"""
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+# Advisory lock keys are shared by everything in one PostgreSQL database: the
+# first key names this use, the second the tenant.
+ADVISORY_NAMESPACE = 0x46514C4B  # "FQLK"
+
+
+def advisory_key(tenant: str) -> int:
+    """The tenant's advisory lock key: a stable signed 32-bit hash of its name."""
+    digest = hashlib.sha256(tenant.encode()).digest()
+    return int.from_bytes(digest[:4], "big", signed=True)
+
+
+async def lock_tenant_in_transaction(connection: AsyncConnection, tenant: str) -> None:
+    """On PostgreSQL, waits for and takes the tenant's lock until the transaction ends."""
+    if connection.dialect.name == "postgresql":
+        await connection.execute(
+            select(func.pg_advisory_xact_lock(ADVISORY_NAMESPACE, advisory_key(tenant)))
+        )
+
+
+@dataclass
+class _Held:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+class TenantLocks:
+    """In-process locks by tenant, each kept only while a create holds or awaits it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, _Held] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, tenant: str) -> AsyncIterator[None]:
+        """Holds the tenant's lock for the block."""
+        held = self._locks.setdefault(tenant, _Held())
+        held.users += 1
+        try:
+            async with held.lock:
+                yield
+        finally:
+            held.users -= 1
+            if held.users == 0:
+                del self._locks[tenant]

@@ -1,0 +1,112 @@
+"""A tenant's maxRunningTasks, held farm-wide by the agents: its other tasks wait queued."""
+
+import time
+import uuid
+
+import pytest
+from nats.js import JetStreamContext
+from prometheus_client import REGISTRY
+
+from farm.tasks.v1 import tasks_pb2
+from farm_agent.buckets import tenant_slots_bucket
+from farm_agent.slots import Slots
+from tests.integration.agent.conftest import (
+    RUNNING,
+    SUCCEEDED,
+    Events,
+    StartIntake,
+    content_of,
+    publish,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def tenant_waits() -> float:
+    """Deliveries handed back so far because their tenant ran its limit (in this process)."""
+    return REGISTRY.get_sample_value("agent_task_waits_total", {"reason": "tenant_limit"}) or 0.0
+
+
+def one_attempt(spec: tasks_pb2.TaskSpec) -> tasks_pb2.TaskSpec:
+    """`spec` with a single attempt: a wait that counted as one would fail the task."""
+    spec.max_attempts = 1
+    return spec
+
+
+async def start_two_agents(start_intake: StartIntake) -> None:
+    for name in ("agent-a", "agent-b"):
+        await start_intake(
+            id=name,
+            concurrency=3,
+            host_max_concurrency=10,
+            host_max_rate=100,
+            tenant_wait_seconds=0.2,
+        )
+
+
+async def test_a_tenants_tasks_never_run_more_than_its_limit_at_once(
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site
+) -> None:
+    await start_two_agents(start_intake)
+    counter = uuid.uuid4().hex
+    waits_before = tenant_waits()
+    task_ids = [
+        await publish(
+            js,
+            one_attempt(content_of(site, f"/count/{counter}?ms=1500")),
+            tenant="acme",
+            tenant_max_running=1,
+        )
+        for _ in range(3)
+    ]
+
+    for task_id in task_ids:
+        final = await events.final(task_id, within=60)
+        # Waiting for the tenant's slot is no attempt: the single attempt succeeded.
+        assert (final.status, final.attempt) == (SUCCEEDED, 1)
+
+    assert site.most_in_flight[counter] == 1
+    assert tenant_waits() > waits_before
+    # Each ran once: a held task reported nothing until it ran.
+    assert [events.statuses(task_id).count(RUNNING) for task_id in task_ids] == [1, 1, 1]
+
+
+async def test_a_tenant_without_a_limit_is_not_held_nor_by_a_busy_neighbour(
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site
+) -> None:
+    await start_intake(concurrency=4, host_max_concurrency=10, host_max_rate=100)
+    limited, free = uuid.uuid4().hex, uuid.uuid4().hex
+    waits_before = tenant_waits()
+    busy = await publish(
+        js, content_of(site, f"/count/{limited}?ms=1500"), tenant="acme", tenant_max_running=1
+    )
+    task_ids = [
+        await publish(js, content_of(site, f"/count/{free}?ms=1000"), tenant="globex")
+        for _ in range(3)
+    ]
+
+    for task_id in [busy, *task_ids]:
+        final = await events.final(task_id, within=60)
+        assert (final.status, final.attempt) == (SUCCEEDED, 1)
+
+    # Run side by side (as far as the shared browsers allow), and never handed back.
+    assert site.most_in_flight[free] >= 2
+    assert tenant_waits() == waits_before
+
+
+async def test_the_slot_of_an_agent_that_died_lapses(
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site
+) -> None:
+    # A lease that its agent, now dead, will never renew nor give back.
+    lapses_at = time.time() + 1.5
+    slots = await tenant_slots_bucket(js)
+    await slots.put("acme", Slots(leases={"dead-agent": lapses_at}).to_bytes())
+    await start_intake(tenant_wait_seconds=0.2)
+
+    task_id = await publish(js, one_attempt(content_of(site)), tenant="acme", tenant_max_running=1)
+
+    final = await events.final(task_id, within=30)
+    assert (final.status, final.attempt) == (SUCCEEDED, 1)
+    started = events.of(task_id)[0]
+    assert started.status == RUNNING
+    assert started.time.ToNanoseconds() / 1e9 >= lapses_at - 0.05

@@ -1,0 +1,73 @@
+"""Task quotas at the API: maxQueuedTasks holds under concurrent creates; maxRunningTasks
+refuses nothing and travels to the agents with each task."""
+
+import grpc
+import pytest
+
+from farm.tasks.v1 import tasks_pb2
+from farm_core.quotas import TenantQuotas
+from farm_scheduler.validation import validate_spec
+from tests.integration.scheduler.conftest import (
+    Queue,
+    Scheduler,
+    StartScheduler,
+    rpc_error,
+    task_spec,
+)
+
+pytestmark = pytest.mark.integration
+
+OK, EXHAUSTED = grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_concurrent_creates_never_pass_the_queued_quota(scheduler: Scheduler) -> None:
+    codes = await scheduler.create_at_once(20, TenantQuotas(max_queued_tasks=5))
+
+    assert sorted(codes, key=str) == sorted([OK] * 5 + [EXHAUSTED] * 15, key=str)
+    listed = await scheduler.tasks.ListTasks(
+        tasks_pb2.ListTasksRequest(page_size=100), metadata=scheduler.auth(), timeout=10
+    )
+    assert len(listed.tasks) == 5
+
+
+async def test_the_queued_quota_error_names_the_quota(scheduler: Scheduler) -> None:
+    quotas = TenantQuotas(max_queued_tasks=1)
+    await scheduler.create(quotas)
+
+    refused = await rpc_error(scheduler.create(quotas))
+
+    assert refused.code() == EXHAUSTED
+    assert (refused.details() or "").startswith(
+        f"quota maxQueuedTasks: tenant {scheduler.tenant!r} has 1 queued tasks, its quota is 1"
+    )
+
+
+async def test_the_running_quota_refuses_no_task_and_rides_on_each_work_item(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    quotas = TenantQuotas(max_queued_tasks=10, max_running_tasks=1)
+    created = [await scheduler.create(quotas) for _ in range(3)]
+    unlimited = await scheduler.create()
+
+    items = {item.task_id: item for item in [await queue.take() for _ in range(4)]}
+    assert [items[task.id].tenant_max_running for task in created] == [1, 1, 1]
+    assert items[unlimited.id].tenant_max_running == 0
+
+
+async def test_a_republished_task_keeps_its_tenants_running_quota(
+    start_scheduler: StartScheduler, queue: Queue
+) -> None:
+    # A long interval: the test runs the round itself.
+    scheduler = await start_scheduler(republish_interval_seconds=3600)
+    spec = validate_spec(task_spec(), max_attempts_cap=10, default_timeout_ms=30000)
+    # Stored but never published, as when NATS refused CreateTask's publish.
+    record, _ = await scheduler.service.store.create(
+        scheduler.tenant, spec, TenantQuotas(max_running_tasks=3)
+    )
+    republisher = scheduler.service.republisher
+    assert republisher is not None
+
+    assert await republisher.republish_pending() == 1
+
+    item = await queue.take()
+    assert (item.task_id, item.tenant_max_running) == (record.id, 3)
