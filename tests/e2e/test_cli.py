@@ -16,12 +16,14 @@ pytestmark = pytest.mark.e2e
 FARM = str(ROOT / ".venv" / "bin" / "farm")
 
 
-def farm_command(farm: LocalFarm, *args: str) -> subprocess.CompletedProcess[str]:
-    """Runs `farm ARGS` against the test farm with its admin key."""
+def farm_command(
+    farm: LocalFarm, *args: str, key: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Runs `farm ARGS` against the test farm with `key` (default: its admin key)."""
     environment = {
         **os.environ,
         "FARM_URL": farm.envoy_url.removeprefix("http://"),
-        "FARM_API_KEY": farm.admin_key,
+        "FARM_API_KEY": key or farm.admin_key,
     }
     return subprocess.run(
         [FARM, *args], capture_output=True, text=True, env=environment, timeout=120, check=False

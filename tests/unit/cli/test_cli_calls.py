@@ -201,6 +201,13 @@ def test_key_rate_sends_only_the_limits_given(calls: Calls) -> None:
     assert not request.HasField("rate_limit_per_second")
 
 
+def test_the_largest_numbers_that_fit_their_fields_are_sent(calls: Calls) -> None:
+    assert main(["key", "rate", "key7", "--burst", str(2**31 - 1)]) == 0
+    assert calls.last("UpdateApiKey")[0].rate_limit_burst == 2**31 - 1
+    assert main(["tenant", "limits", "acme", "--max-artifact-bytes", str(2**63 - 1)]) == 0
+    assert calls.last("UpdateTenantLimits")[0].max_artifact_bytes == 2**63 - 1
+
+
 def test_tenant_limits_sends_only_the_quotas_given(
     calls: Calls, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -211,3 +218,12 @@ def test_tenant_limits_sends_only_the_quotas_given(
     assert json.loads(capsys.readouterr().out)["name"] == "acme"
     assert main(["tenant", "get", "acme"]) == 0
     assert calls.last("GetTenant")[0].name == "acme"
+
+
+def test_tenant_limits_without_a_quota_is_refused_before_any_call(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = len(calls.seen)
+    assert main(["tenant", "limits", "acme"]) == 1
+    assert "give at least one of --max-queued-tasks" in capsys.readouterr().err
+    assert calls.seen[before:] == []

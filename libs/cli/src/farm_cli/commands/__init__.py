@@ -1,1 +1,4 @@
-"""The `farm` command groups, one module each: up, task, artifact, key, whoami, envoy-config."""
+"""The `farm` command groups, one module each.
+
+up, task, artifact, key, tenant, whoami, agent, deadletter, audit, envoy-config.
+"""

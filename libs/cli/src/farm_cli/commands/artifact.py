@@ -6,6 +6,7 @@ from pathlib import Path
 
 from farm.storage.v1 import artifacts_pb2
 from farm_cli.client import CALL_TIMEOUT, connect
+from farm_cli.commands.ranges import INT32_MAX, whole_number
 from farm_cli.console import CliError, print_message
 
 
@@ -23,7 +24,7 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
     listing = verbs.add_parser("list", help="list artifacts, newest first")
     listing.add_argument("--task", default="", help="only this task's artifacts")
-    listing.add_argument("--page-size", type=int, default=0)
+    listing.add_argument("--page-size", type=whole_number(INT32_MAX), default=0)
     listing.add_argument("--page-token", default="")
     listing.set_defaults(run=list_artifacts)
 

@@ -19,7 +19,12 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     group = commands.add_parser(
         "audit", help="list audit records, newest first (needs the admin scope)"
     )
-    group.add_argument("--tenant", default="", help="only this tenant's records")
+    group.add_argument(
+        "--tenant",
+        default="",
+        help="only calls made with this tenant's keys (an operator's change to a tenant "
+        "is listed under the operator's tenant, with the tenant as its target)",
+    )
     group.add_argument(
         "--rpc", default="", help='only this method, e.g. "CreateTask" or its full name'
     )
@@ -33,6 +38,11 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     group.add_argument(
         "--limit", type=int, default=DEFAULT_LIMIT, help="print at most this many records"
+    )
+    group.add_argument(
+        "--page-token",
+        default="",
+        help="continue from the nextPageToken an earlier listing printed",
     )
     group.set_defaults(run=list_audit_records)
 
@@ -56,7 +66,7 @@ def list_audit_records(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise CliError("--limit: must be at least 1")
     request = audit_pb2.ListAuditRecordsRequest(
-        tenant=args.tenant, rpc=args.rpc, outcome=args.outcome.upper()
+        tenant=args.tenant, rpc=args.rpc, outcome=args.outcome.upper(), page_token=args.page_token
     )
     since = since_time(args.since, dt.datetime.now(dt.UTC))
     if since is not None:

@@ -4,6 +4,7 @@ import argparse
 
 from farm.admin.v1 import admin_pb2, admin_pb2_grpc
 from farm_cli.client import CALL_TIMEOUT, connect
+from farm_cli.commands.ranges import INT32_MAX, whole_number
 from farm_cli.console import print_message
 from farm_cli.pages import every_page
 
@@ -16,7 +17,7 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     verbs = group.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     listing = verbs.add_parser("list", help="list the tenant's failed tasks, newest first")
-    listing.add_argument("--page-size", type=int, default=0)
+    listing.add_argument("--page-size", type=whole_number(INT32_MAX), default=0)
     listing.add_argument("--page-token", default="")
     listing.add_argument("--all", action="store_true", help="follow every page")
     listing.set_defaults(run=list_dead_letters)

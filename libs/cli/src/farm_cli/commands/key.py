@@ -5,6 +5,7 @@ import sys
 
 from farm.auth.v1 import auth_pb2
 from farm_cli.client import CALL_TIMEOUT, connect
+from farm_cli.commands.ranges import INT32_MAX, INT64_MAX, whole_number
 from farm_cli.console import print_message
 
 
@@ -25,7 +26,9 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="tasks.write tasks.read script sessions artifacts.read admin",
     )
     create.add_argument("--tenant", default="", help="default: the caller's tenant")
-    create.add_argument("--ttl-seconds", type=int, default=0, help="default: never expires")
+    create.add_argument(
+        "--ttl-seconds", type=whole_number(INT64_MAX), default=0, help="default: never expires"
+    )
     create.set_defaults(run=create_key)
 
     verbs.add_parser("list", help="list API keys").set_defaults(run=list_keys)
@@ -40,7 +43,7 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     rotate.add_argument("id")
     rotate.add_argument(
         "--grace-seconds",
-        type=int,
+        type=whole_number(INT64_MAX),
         default=None,
         help="how long the old secret keeps working (default: the farm's, 1 day)",
     )
@@ -50,8 +53,12 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "rate", help="set an API key's rate limit (0: the farm's default; operators only)"
     )
     rate.add_argument("id")
-    rate.add_argument("--per-second", type=int, default=None, help="requests a second")
-    rate.add_argument("--burst", type=int, default=None, help="requests at once")
+    rate.add_argument(
+        "--per-second", type=whole_number(INT32_MAX), default=None, help="requests a second"
+    )
+    rate.add_argument(
+        "--burst", type=whole_number(INT32_MAX), default=None, help="requests at once"
+    )
     rate.set_defaults(run=set_key_rate)
 
 

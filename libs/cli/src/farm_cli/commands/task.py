@@ -4,6 +4,7 @@ import argparse
 
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import CALL_TIMEOUT, connect
+from farm_cli.commands.ranges import INT32_MAX, whole_number
 from farm_cli.commands.task_spec import add_task_spec_arguments, label, task_spec_from_args
 from farm_cli.console import print_message
 from farm_cli.pages import every_page
@@ -43,7 +44,7 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     listing.add_argument(
         "--label", dest="labels", type=label, action="append", default=[], metavar="KEY=VALUE"
     )
-    listing.add_argument("--page-size", type=int, default=0)
+    listing.add_argument("--page-size", type=whole_number(INT32_MAX), default=0)
     listing.add_argument("--page-token", default="")
     listing.add_argument("--all", action="store_true", help="follow every page")
     listing.set_defaults(run=list_tasks)

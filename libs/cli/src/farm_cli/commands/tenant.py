@@ -4,7 +4,8 @@ import argparse
 
 from farm.auth.v1 import auth_pb2
 from farm_cli.client import CALL_TIMEOUT, connect
-from farm_cli.console import print_message
+from farm_cli.commands.ranges import INT64_MAX, whole_number
+from farm_cli.console import CliError, print_message
 
 
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -22,9 +23,8 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "(operators only)",
     )
     limits.add_argument("name")
-    limits.add_argument("--max-queued-tasks", type=int, default=None)
-    limits.add_argument("--max-running-tasks", type=int, default=None)
-    limits.add_argument("--max-artifact-bytes", type=int, default=None)
+    for quota in ("--max-queued-tasks", "--max-running-tasks", "--max-artifact-bytes"):
+        limits.add_argument(quota, type=whole_number(INT64_MAX), default=None)
     limits.set_defaults(run=set_tenant_limits)
 
 
@@ -39,10 +39,16 @@ def get_tenant(args: argparse.Namespace) -> int:
 def set_tenant_limits(args: argparse.Namespace) -> int:
     """UpdateTenantLimits with the quotas given."""
     request = auth_pb2.UpdateTenantLimitsRequest(name=args.name)
-    for field in ("max_queued_tasks", "max_running_tasks", "max_artifact_bytes"):
-        value = getattr(args, field)
-        if value is not None:
-            setattr(request, field, value)
+    fields = ("max_queued_tasks", "max_running_tasks", "max_artifact_bytes")
+    given = {field: getattr(args, field) for field in fields if getattr(args, field) is not None}
+    if not given:
+        # Without one the call would only create the tenant: a typo in NAME would go unseen.
+        raise CliError(
+            "tenant limits: give at least one of --max-queued-tasks, --max-running-tasks, "
+            "--max-artifact-bytes (see `farm tenant get NAME` for the current ones)"
+        )
+    for field, value in given.items():
+        setattr(request, field, value)
     with connect() as farm:
         reply = farm.auth.UpdateTenantLimits(request, metadata=farm.metadata, timeout=CALL_TIMEOUT)
     print_message(reply)

@@ -1,0 +1,26 @@
+"""argparse types for whole-number options that must fit the proto field they fill."""
+
+import argparse
+from collections.abc import Callable
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+
+def whole_number(most: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from 0 to `most`, else a usage error.
+
+    Without it a value too big for the field crashes the CLI when the request is built;
+    the farm still checks the narrower bounds each field has.
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from error
+        if not 0 <= value <= most:
+            raise argparse.ArgumentTypeError(f"must be from 0 to {most}, got {value}")
+        return value
+
+    return parse

@@ -1,0 +1,48 @@
+"""Whole-number options of the `farm` commands: a usage error, not a crash, when a value
+cannot fill its proto field."""
+
+import pytest
+
+from farm_cli.main import main
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (
+            ["key", "rate", "key7", "--burst", "3000000000"],
+            "argument --burst: must be from 0 to 2147483647, got 3000000000",
+        ),
+        (
+            ["key", "rate", "key7", "--per-second", "-1"],
+            "argument --per-second: must be from 0 to 2147483647, got -1",
+        ),
+        (
+            ["key", "rotate", "key7", "--grace-seconds", "1e3"],
+            "argument --grace-seconds: not a whole number: '1e3'",
+        ),
+        (
+            ["key", "create", "k", "--scope", "admin", "--ttl-seconds", str(2**63)],
+            f"argument --ttl-seconds: must be from 0 to {2**63 - 1}, got {2**63}",
+        ),
+        (
+            ["tenant", "limits", "acme", "--max-artifact-bytes", str(10**20)],
+            f"argument --max-artifact-bytes: must be from 0 to {2**63 - 1}, got {10**20}",
+        ),
+        *(
+            (
+                [*command, "list", "--page-size", "3000000000"],
+                "argument --page-size: must be from 0 to 2147483647, got 3000000000",
+            )
+            for command in (["task"], ["artifact"], ["deadletter"])
+        ),
+    ],
+)
+def test_a_number_that_does_not_fit_is_a_usage_error_naming_the_option(
+    argv: list[str], error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.endswith(f": error: {error}\n")
