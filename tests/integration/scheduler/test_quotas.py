@@ -1,6 +1,8 @@
 """Task quotas at the API: maxQueuedTasks holds under concurrent creates; maxRunningTasks
 refuses nothing and travels to the agents with each task."""
 
+import asyncio
+
 import grpc
 import pytest
 
@@ -28,6 +30,21 @@ async def test_concurrent_creates_never_pass_the_queued_quota(scheduler: Schedul
         tasks_pb2.ListTasksRequest(page_size=100), metadata=scheduler.auth(), timeout=10
     )
     assert len(listed.tasks) == 5
+
+
+async def test_repeats_of_one_idempotency_key_at_the_quota_get_the_one_task(
+    scheduler: Scheduler,
+) -> None:
+    quotas = TenantQuotas(max_queued_tasks=1)
+
+    # The last place goes to one of them; the others are repeats of it, not refusals.
+    tasks = await asyncio.gather(
+        *(scheduler.create(quotas, idempotencyKey="order-17") for _ in range(4))
+    )
+
+    assert len({task.id for task in tasks}) == 1
+    refused = await rpc_error(scheduler.create(quotas, idempotencyKey="order-18"))
+    assert refused.code() == EXHAUSTED
 
 
 async def test_the_queued_quota_error_names_the_quota(scheduler: Scheduler) -> None:

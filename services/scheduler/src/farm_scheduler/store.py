@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import Database, newest_first, utcnow
-from farm_core.errors import FailedPrecondition, NotFound, Unavailable
+from farm_core.errors import FailedPrecondition, NotFound, ResourceExhausted, Unavailable
 from farm_core.paging import Cursor
 from farm_core.quotas import TenantQuotas
 from farm_scheduler import lifecycle
@@ -110,6 +110,13 @@ class TaskStore(Database):
             # A concurrent create with the same key won the race: its task stands.
             earlier = await self._find_by_key(tenant, key) if key else None
             if earlier is None:
+                raise
+            return earlier, False
+        except ResourceExhausted:
+            # A concurrent create with the same key may have taken the last place: a
+            # repeat of an accepted task gets that task, not a refusal.
+            earlier = await self._find_by_key(tenant, key) if key else None
+            if earlier is None or earlier.create_time <= window_start:
                 raise
             return earlier, False
 
