@@ -1,5 +1,7 @@
 """Tenants' artifact byte quotas: storage asks a real auth service and counts in SQL."""
 
+import asyncio
+import datetime as dt
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -7,14 +9,17 @@ from pathlib import Path
 
 import grpc
 import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from farm.auth.v1 import auth_pb2
-from farm.storage.v1 import artifacts_pb2_grpc, ingest_pb2_grpc
+from farm.storage.v1 import artifacts_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 from farm_auth.settings import AuthSettings
 from farm_cli.launcher import infra
 from farm_cli.launcher.processes import free_port
 from farm_core.server import ServiceHost
 from farm_storage.server import StorageService
+from farm_storage.store import reservations
 from tests.conftest import S3Server
 from tests.integration.auth.conftest import RPC_TIMEOUT, Auth, new_admin_key, running_auth
 from tests.integration.storage.conftest import SECRET, Storage, storage_settings
@@ -91,3 +96,70 @@ async def test_another_tenant_is_not_held_by_this_tenants_quota(quota_farm: Quot
     response = await storage.upload("task-9", "shot", b"b" * 200, tenant="someone-else")
 
     assert response.artifact.size_bytes == 200
+
+
+async def reservation_rows(storage: Storage) -> list[tuple[str, int]]:
+    """(tenant, size_bytes) of every byte reservation in the storage database."""
+    engine = create_async_engine(storage.database_url)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                select(reservations.c.tenant, reservations.c.size_bytes)
+            )
+            return [(row.tenant, row.size_bytes) for row in rows]
+    finally:
+        await engine.dispose()
+
+
+async def reserve_directly(storage: Storage, size_bytes: int, expire_time: dt.datetime) -> None:
+    """A reservation as an upload under way (or one whose process died) leaves it."""
+    engine = create_async_engine(storage.database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                insert(reservations).values(
+                    id=f"res_{secrets.token_hex(6)}",
+                    tenant=storage.tenant,
+                    size_bytes=size_bytes,
+                    expire_time=expire_time,
+                )
+            )
+    finally:
+        await engine.dispose()
+
+
+async def test_concurrent_uploads_never_pass_the_byte_quota(quota_farm: QuotaFarm) -> None:
+    storage = quota_farm.storage
+
+    outcomes = await asyncio.gather(
+        *(storage.upload(f"task-{n}", "shot", b"x" * 30) for n in range(10)),
+        return_exceptions=True,
+    )
+
+    stored = [o for o in outcomes if isinstance(o, ingest_pb2.UploadArtifactResponse)]
+    refused = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    assert len(stored) == QUOTA // 30 and len(refused) == 10 - QUOTA // 30, outcomes
+    assert {error.code() for error in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    # Every reservation ended: with its artifact saved, or never made when refused.
+    assert await reservation_rows(storage) == []
+
+
+async def test_bytes_reserved_by_an_upload_under_way_count_until_they_lapse(
+    quota_farm: QuotaFarm,
+) -> None:
+    storage = quota_farm.storage
+    now = dt.datetime.now(dt.UTC)
+    await reserve_directly(storage, 50, now + dt.timedelta(minutes=5))
+    await reserve_directly(storage, QUOTA, now - dt.timedelta(seconds=1))  # lapsed
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await storage.upload("task-1", "shot", b"a" * 60)
+    response = await storage.upload("task-2", "shot", b"b" * 50)
+
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "and 50 in uploads under way; 60 more would pass its quota of 100" in (
+        caught.value.details() or ""
+    )
+    assert response.artifact.size_bytes == 50
+    # The lapsed reservation was cleared; the live one is still held.
+    assert await reservation_rows(storage) == [(storage.tenant, 50)]

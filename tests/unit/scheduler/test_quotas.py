@@ -6,7 +6,7 @@ import pytest
 
 from farm_core.errors import ResourceExhausted
 from farm_core.quotas import TenantQuotas
-from farm_scheduler.quota_locks import TenantLocks, advisory_key
+from farm_core.tenant_locks import TenantLocks, advisory_key
 from farm_scheduler.quotas import MAX_INT32, check_task_quotas, running_limit
 
 

@@ -19,10 +19,10 @@ from farm_core.db import Database, newest_first, utcnow
 from farm_core.errors import FailedPrecondition, NotFound, ResourceExhausted, Unavailable
 from farm_core.paging import Cursor
 from farm_core.quotas import TenantQuotas
+from farm_core.tenant_locks import TenantLocks, lock_tenant_in_transaction
 from farm_scheduler import lifecycle
 from farm_scheduler.lifecycle import Attempt, Status, TaskState
 from farm_scheduler.models import HAS_IDEMPOTENCY_KEY, AttemptRow, TaskRow
-from farm_scheduler.quota_locks import TenantLocks, lock_tenant_in_transaction
 from farm_scheduler.quotas import check_task_quotas, running_limit
 from farm_scheduler.records import (
     TaskRecord,

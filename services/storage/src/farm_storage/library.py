@@ -8,7 +8,7 @@ from farm_core.errors import FarmError, NotFound
 from farm_core.paging import Cursor
 from farm_storage.blobs import BlobMissing, BlobStore, object_key
 from farm_storage.ingest import ReceivedUpload
-from farm_storage.quotas import TenantQuotaSource, check_byte_quota
+from farm_storage.quotas import TenantQuotaSource
 from farm_storage.store import (
     ArtifactContent,
     ArtifactRecord,
@@ -35,12 +35,33 @@ class ArtifactLibrary:
         self._quotas = quotas
 
     async def store_upload(self, upload: ReceivedUpload) -> ArtifactRecord:
-        """Stores an upload's bytes, then its metadata; replaces an earlier (task, name)."""
+        """Stores an upload's bytes, then its metadata; replaces an earlier (task, name).
+
+        With a byte quota, the upload's size is reserved first, so uploads at the same
+        moment cannot pass the quota together; a failed upload gives it back.
+        """
         key = object_key(upload.tenant, upload.task_id, upload.name)
         earlier = await self._store.find(upload.task_id, upload.name)
         if earlier is not None and earlier.tenant != upload.tenant:
             raise owned_by_another_tenant(upload.task_id, upload.name)
-        await self._check_quota(upload, earlier)
+        reservation = await self._reserve(upload, earlier)
+        try:
+            record = await self._store_reserved(upload, key, earlier, reservation)
+        except BaseException:
+            if reservation is not None:
+                await self._release(reservation)
+            raise
+        uploads_total.labels(record.kind).inc()
+        upload_bytes_total.labels(record.kind).inc(record.size_bytes)
+        return record
+
+    async def _store_reserved(
+        self,
+        upload: ReceivedUpload,
+        key: str,
+        earlier: ArtifactRecord | None,
+        reservation: str | None,
+    ) -> ArtifactRecord:
         await self._blobs.put(key, upload.data, upload.content_type)
         content = ArtifactContent(
             tenant=upload.tenant,
@@ -53,31 +74,30 @@ class ArtifactLibrary:
             object_key=key,
         )
         try:
-            record = await self._store.save(content)
+            return await self._store.save(content, reservation)
         except Exception:
             # An earlier row still points at the key (now holding the new bytes), so
             # those bytes stay; a new artifact's bytes go, as no row points at them.
             if earlier is None or earlier.object_key != key:
                 await self._discard(key)
             raise
-        uploads_total.labels(record.kind).inc()
-        upload_bytes_total.labels(record.kind).inc(record.size_bytes)
-        return record
 
-    async def _check_quota(self, upload: ReceivedUpload, earlier: ArtifactRecord | None) -> None:
-        """Refuses an upload that would put its tenant over its byte quota.
-
-        Two uploads at the same moment may both pass: the quota is a bound for
-        the next upload, not a lock.
-        """
+    async def _reserve(self, upload: ReceivedUpload, earlier: ArtifactRecord | None) -> str | None:
+        """Reserves the upload's bytes within its tenant's quota; None when it has none."""
         if self._quotas is None:
-            return
+            return None
         limit = await self._quotas.max_artifact_bytes(upload.tenant)
         if not limit:
-            return
-        stored = await self._store.stored_bytes(upload.tenant)
+            return None
         replaced = earlier.size_bytes if earlier is not None else 0
-        check_byte_quota(upload.tenant, stored - replaced, len(upload.data), limit)
+        return await self._store.reserve(upload.tenant, len(upload.data), replaced, limit)
+
+    async def _release(self, reservation: str) -> None:
+        try:
+            await self._store.release(reservation)
+        except Exception as error:
+            # It lapses by itself; the upload's own error is the one to report.
+            log.warning("could not release byte reservation %s (it lapses): %s", reservation, error)
 
     async def get(self, tenant: str, artifact_id: str) -> ArtifactRecord:
         """The tenant's artifact; NotFound if absent or another tenant's."""

@@ -1,4 +1,4 @@
-"""The storage service's tables: one row of metadata per stored artifact."""
+"""The storage service's tables: artifacts' metadata, and bytes reserved by uploads in flight."""
 
 import datetime as dt
 
@@ -32,3 +32,16 @@ class ArtifactRow(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     object_key: Mapped[str] = mapped_column(String(512))
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class ByteReservationRow(Base):
+    """Bytes an upload in flight counts against its tenant's quota until its row is saved."""
+
+    __tablename__ = "byte_reservations"
+    __table_args__ = (Index("ix_byte_reservations_tenant", "tenant"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    # A reservation whose upload died with its process stops counting then.
+    expire_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)

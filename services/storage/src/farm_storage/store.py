@@ -1,25 +1,36 @@
-"""Artifact metadata in SQL: lookups scoped to a tenant, keyset pages, upserts, deletes."""
+"""Artifact metadata in SQL, and the bytes uploads under way reserve of a tenant's quota.
+
+Lookups scoped to a tenant, keyset pages, upserts, deletes; reservations keep
+concurrent uploads within a byte quota.
+"""
 
 import contextlib
 import datetime as dt
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import Select, Table, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm_core.db import Database, newest_first, utcnow
 from farm_core.errors import FailedPrecondition, NotFound
 from farm_core.paging import Cursor
-from farm_storage.models import ArtifactRow
+from farm_core.tenant_locks import BYTES_NAMESPACE, TenantLocks, lock_tenant_in_transaction
+from farm_storage.models import ArtifactRow, ByteReservationRow
+from farm_storage.quotas import check_byte_quota
 
 MIGRATIONS = "farm_storage:migrations"
 VERSION_TABLE = "alembic_version_storage"
 
 artifacts = cast(Table, ArtifactRow.__table__)
+reservations = cast(Table, ByteReservationRow.__table__)
+
+# Far longer than an upload of the largest artifact takes; a reservation left by a
+# storage process that died stops counting after it.
+RESERVATION_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,8 @@ class ArtifactStore(Database):
 
     def __init__(self, database_url: str) -> None:
         super().__init__(database_url, MIGRATIONS, VERSION_TABLE)
+        # SQLite has no advisory locks; one storage process per file makes a lock here enough.
+        self._tenant_locks = TenantLocks() if self.engine.dialect.name == "sqlite" else None
 
     async def get(self, tenant: str, artifact_id: str) -> ArtifactRecord:
         """The tenant's artifact `artifact_id`; NotFound if absent or another tenant's."""
@@ -82,11 +95,53 @@ class ArtifactStore(Database):
 
     async def stored_bytes(self, tenant: str) -> int:
         """The bytes of all of `tenant`'s artifacts."""
-        query = select(func.coalesce(func.sum(artifacts.c.size_bytes), 0)).where(
-            artifacts.c.tenant == tenant
-        )
         async with self.engine.connect() as connection:
-            return int((await connection.execute(query)).scalar_one())
+            return await _sum(connection, _bytes_of(artifacts, tenant))
+
+    async def reserve(self, tenant: str, size_bytes: int, replaced_bytes: int, limit: int) -> str:
+        """Holds `size_bytes` of `tenant`'s byte quota `limit` for an upload; its id.
+
+        Under the tenant's lock, what the tenant stores (less `replaced_bytes`, the
+        artifact the upload replaces) and what its other uploads in flight hold must
+        leave room, else ResourceExhausted. Pass the id to save(), or to release() if
+        the upload fails.
+        """
+        reservation = f"res_{secrets.token_hex(12)}"
+        now = utcnow()
+        async with self._lock(tenant), self.engine.begin() as connection:
+            await lock_tenant_in_transaction(connection, tenant, BYTES_NAMESPACE)
+            await connection.execute(
+                delete(reservations).where(
+                    reservations.c.tenant == tenant, reservations.c.expire_time <= now
+                )
+            )
+            # One statement, one snapshot: a save that commits in between turns a
+            # reservation into an artifact, and two statements could see neither.
+            both = select(
+                _bytes_of(artifacts, tenant).scalar_subquery(),
+                _bytes_of(reservations, tenant).scalar_subquery(),
+            )
+            stored, in_flight = (int(n) for n in (await connection.execute(both)).one())
+            check_byte_quota(tenant, stored - replaced_bytes, size_bytes, limit, in_flight)
+            await connection.execute(
+                insert(reservations).values(
+                    id=reservation,
+                    tenant=tenant,
+                    size_bytes=size_bytes,
+                    expire_time=now + dt.timedelta(seconds=RESERVATION_SECONDS),
+                )
+            )
+        return reservation
+
+    async def release(self, reservation: str) -> None:
+        """Gives back the bytes an upload that failed had reserved."""
+        async with self.engine.begin() as connection:
+            await connection.execute(delete(reservations).where(reservations.c.id == reservation))
+
+    def _lock(self, tenant: str) -> contextlib.AbstractAsyncContextManager[None]:
+        if self._tenant_locks is None:
+            return contextlib.nullcontext()
+        return self._tenant_locks.hold(tenant)
 
     async def page(
         self, tenant: str, task_id: str, size: int, after: Cursor | None
@@ -100,10 +155,13 @@ class ArtifactStore(Database):
             rows = (await connection.execute(query)).all()
         return [ArtifactRecord(**row._asdict()) for row in rows]
 
-    async def save(self, content: ArtifactContent) -> ArtifactRecord:
+    async def save(
+        self, content: ArtifactContent, reservation: str | None = None
+    ) -> ArtifactRecord:
         """Stores `content` as a new artifact, or over the one with its (task_id, name).
 
         Replacing keeps the artifact's id; an artifact of another tenant is never replaced.
+        The `reservation` its upload held ends in the same transaction.
         """
         values = {
             "id": new_artifact_id(),
@@ -128,6 +186,10 @@ class ArtifactStore(Database):
                 where=artifacts.c.tenant == statement.excluded.tenant,
             ).returning(*artifacts.c)
             row = (await connection.execute(upsert)).first()
+            if row is not None and reservation is not None:
+                await connection.execute(
+                    delete(reservations).where(reservations.c.id == reservation)
+                )
         if row is None:
             raise owned_by_another_tenant(content.task_id, content.name)
         return ArtifactRecord(**row._asdict())
@@ -142,6 +204,15 @@ class ArtifactStore(Database):
             record = await _get(connection, tenant, artifact_id, for_update=True)
             await connection.execute(delete(artifacts).where(artifacts.c.id == artifact_id))
             yield record
+
+
+def _bytes_of(table: Table, tenant: str) -> Select[tuple[Any]]:
+    """The sum of `table`'s size_bytes over `tenant`'s rows (0 with none)."""
+    return select(func.coalesce(func.sum(table.c.size_bytes), 0)).where(table.c.tenant == tenant)
+
+
+async def _sum(connection: AsyncConnection, query: Select[tuple[Any]]) -> int:
+    return int((await connection.execute(query)).scalar_one())
 
 
 async def _get(

@@ -1,8 +1,9 @@
-"""Serialises one tenant's task creates, so that a quota's count and the insert cannot race.
+"""Serialises one tenant's quota checks, so that a count and the write after it cannot race.
 
 On PostgreSQL a transaction-scoped advisory lock keyed by the tenant, which holds
-across scheduler replicas and ends with the transaction. On SQLite, which has one
-writer per file and one scheduler process per file, an in-process lock per tenant.
+across replicas and ends with the transaction. On SQLite, which has one writer per
+file and one service process per file, an in-process lock per tenant. The scheduler
+uses them for task quotas, storage for byte quotas.
 """
 
 import asyncio
@@ -16,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 # Advisory lock keys are shared by everything in one PostgreSQL database: the
 # first key names this use, the second the tenant.
-ADVISORY_NAMESPACE = 0x46514C4B  # "FQLK"
+ADVISORY_NAMESPACE = 0x46514C4B  # "FQLK": the scheduler's task quotas
+BYTES_NAMESPACE = 0x4642514B  # "FBQK": storage's byte quotas
 
 
 def advisory_key(tenant: str) -> int:
@@ -25,11 +27,16 @@ def advisory_key(tenant: str) -> int:
     return int.from_bytes(digest[:4], "big", signed=True)
 
 
-async def lock_tenant_in_transaction(connection: AsyncConnection, tenant: str) -> None:
-    """On PostgreSQL, waits for and takes the tenant's lock until the transaction ends."""
+async def lock_tenant_in_transaction(
+    connection: AsyncConnection, tenant: str, namespace: int = ADVISORY_NAMESPACE
+) -> None:
+    """On PostgreSQL, waits for and takes the tenant's lock until the transaction ends.
+
+    `namespace` keeps apart the locks of different quotas (services may share a database).
+    """
     if connection.dialect.name == "postgresql":
         await connection.execute(
-            select(func.pg_advisory_xact_lock(ADVISORY_NAMESPACE, advisory_key(tenant)))
+            select(func.pg_advisory_xact_lock(namespace, advisory_key(tenant)))
         )
 
 
