@@ -62,10 +62,15 @@ class AuthSettings(FarmSettings):
         ge=0,
         description="Queued tasks a tenant may have, unless set per tenant; 0 is unlimited.",
     )
+    # Unlimited by default: a limited tenant's every task start, renewal and end is a
+    # compare-and-set on its one entry in farm_tenant_slots.
     max_running_tasks: int = Field(
-        default=1_000,
+        default=0,
         ge=0,
-        description="Running tasks a tenant may have, unless set per tenant; 0 is unlimited.",
+        description=(
+            "Running tasks a tenant may have at once, farm-wide, unless set per tenant; "
+            "past it its tasks wait queued; 0 is unlimited."
+        ),
     )
     max_artifact_bytes: int = Field(
         default=10 * 1024**3,
