@@ -51,63 +51,34 @@ class Versioned(Generic[Value]):
     revision: int
 
 
-async def _key_value(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
+async def _file_bucket(js: JetStreamContext, bucket: str, ttl: float) -> KeyValue:
+    """The file-backed bucket `bucket` (entries dropped after `ttl` s), created on first use."""
     try:
-        return await js.key_value(config.bucket)
+        return await js.key_value(bucket)
     except BucketNotFoundError:
-        return await js.create_key_value(config)
+        return await js.create_key_value(
+            KeyValueConfig(bucket=bucket, ttl=ttl, storage=StorageType.FILE, direct=True)
+        )
 
 
 async def breakers_bucket(js: JetStreamContext) -> KeyValue:
     """The bucket of the target hosts' circuit breakers, created on first use."""
-    return await _key_value(
-        js,
-        KeyValueConfig(
-            bucket=BREAKERS_BUCKET,
-            ttl=HOST_STATE_TTL_SECONDS,
-            storage=StorageType.FILE,
-            direct=True,
-        ),
-    )
+    return await _file_bucket(js, BREAKERS_BUCKET, HOST_STATE_TTL_SECONDS)
 
 
 async def host_slots_bucket(js: JetStreamContext) -> KeyValue:
     """The bucket of the target hosts' concurrency leases and rate tokens."""
-    return await _key_value(
-        js,
-        KeyValueConfig(
-            bucket=HOST_SLOTS_BUCKET,
-            ttl=HOST_STATE_TTL_SECONDS,
-            storage=StorageType.FILE,
-            direct=True,
-        ),
-    )
+    return await _file_bucket(js, HOST_SLOTS_BUCKET, HOST_STATE_TTL_SECONDS)
 
 
 async def tenant_slots_bucket(js: JetStreamContext) -> KeyValue:
     """The bucket of the tenants' running-task leases."""
-    return await _key_value(
-        js,
-        KeyValueConfig(
-            bucket=TENANT_SLOTS_BUCKET,
-            ttl=HOST_STATE_TTL_SECONDS,
-            storage=StorageType.FILE,
-            direct=True,
-        ),
-    )
+    return await _file_bucket(js, TENANT_SLOTS_BUCKET, HOST_STATE_TTL_SECONDS)
 
 
 async def task_waits_bucket(js: JetStreamContext) -> KeyValue:
     """The bucket of tasks' wait-only deliveries, kept as long as a task may stay queued."""
-    return await _key_value(
-        js,
-        KeyValueConfig(
-            bucket=TASK_WAITS_BUCKET,
-            ttl=QueueLimits().task_max_age_seconds,
-            storage=StorageType.FILE,
-            direct=True,
-        ),
-    )
+    return await _file_bucket(js, TASK_WAITS_BUCKET, QueueLimits().task_max_age_seconds)
 
 
 def host_key(url: str) -> str:
