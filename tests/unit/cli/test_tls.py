@@ -15,7 +15,11 @@ from farm_cli.commands.up import tls_lines
 from farm_cli.launcher.config import FarmConfig, find_project_root
 from farm_cli.launcher.envoy import Endpoint, EnvoySettings, render_envoy_config
 from farm_cli.launcher.farm import LocalFarm
-from farm_cli.launcher.tls import RENEW_BEFORE, load_or_create_local_tls
+from farm_cli.launcher.tls import (
+    RENEW_BEFORE,
+    load_or_create_internal_tls,
+    load_or_create_local_tls,
+)
 from farm_cli.main import build_parser
 
 ROOT = find_project_root(Path(__file__).parent)
@@ -184,3 +188,11 @@ def test_envoy_config_command_renders_tls(tmp_path: Path, monkeypatch: pytest.Mo
 def test_banner_names_the_ca_for_curl_and_the_cli(tmp_path: Path) -> None:
     text = "\n".join(tls_lines(load_or_create_local_tls(tmp_path / "tls")))
     assert str(tmp_path / "tls" / "ca.pem") in text and "FARM_CA_FILE=" in text
+
+
+def test_banner_names_the_services_certificate_when_they_speak_mutual_tls(tmp_path: Path) -> None:
+    edge = load_or_create_local_tls(tmp_path / "tls")
+    internal = load_or_create_internal_tls(tmp_path / "tls")
+    assert "mutual TLS" not in "\n".join(tls_lines(edge))
+    text = "\n".join(tls_lines(edge, internal))
+    assert f"services: mutual TLS with {internal.cert}" in text

@@ -72,7 +72,7 @@ def banner(farm: LocalFarm) -> str:
     """What `farm up` prints once the farm is up: the URL, the admin key, a curl to try."""
     url = farm.envoy_url
     key = farm.admin_key
-    tls = tls_lines(farm.tls_files)
+    tls = tls_lines(farm.tls_files, farm.internal_tls_files)
     ca = farm.tls_files.ca if farm.tls_files else None
     curl = f"curl -s --cacert {ca}" if ca else "curl -s"
     if not farm.config.start_services:
@@ -107,16 +107,20 @@ def banner(farm: LocalFarm) -> str:
     )
 
 
-def tls_lines(files: TlsFiles | None) -> list[str]:
-    """The banner's lines on TLS: which certificate, and what clients must trust."""
+def tls_lines(files: TlsFiles | None, internal: TlsFiles | None = None) -> list[str]:
+    """The banner's lines on TLS: which certificates, and what clients must trust."""
     if files is None:
         return []
     if files.ca is None:
-        return [f"  TLS certificate: {files.cert}"]
-    return [
-        f"  TLS: certificate from the local CA {files.ca}",
-        f"       (curl --cacert, FARM_CA_FILE={files.ca} for the farm CLI)",
-    ]
+        lines = [f"  TLS certificate: {files.cert}"]
+    else:
+        lines = [
+            f"  TLS: certificate from the local CA {files.ca}",
+            f"       (curl --cacert, FARM_CA_FILE={files.ca} for the farm CLI)",
+        ]
+    if internal is not None:
+        lines.append(f"  services: mutual TLS with {internal.cert}")
+    return lines
 
 
 def run_up(args: argparse.Namespace) -> int:
