@@ -139,3 +139,25 @@ def test_a_crashed_page_is_browser_crashed() -> None:
     failure = failure_from(PlaywrightError("Page.goto: Page crashed"), Stage.NAVIGATION, "url")
     assert failure.code is ErrorCode.BROWSER_CRASHED
     assert failure.retryable
+
+
+def test_a_capture_chromium_fails_is_retried_as_a_browser_failure() -> None:
+    error = PlaywrightError(
+        "Page.screenshot: Protocol error (Page.captureScreenshot): Unable to capture screenshot"
+    )
+
+    failure = failure_from(error, Stage.CAPTURE, "screenshot")
+
+    assert failure.code is ErrorCode.BROWSER_CRASHED and failure.retryable
+    assert failure.message == (
+        "screenshot: the browser failed: "
+        "Protocol error (Page.captureScreenshot): Unable to capture screenshot"
+    )
+
+
+def test_a_protocol_error_of_a_script_stays_the_scripts() -> None:
+    error = PlaywrightError(
+        "Page.evaluate: Protocol error (Runtime.callFunctionOn): Object reference chain is too long"
+    )
+
+    assert failure_from(error, Stage.SCRIPT, "script").code is ErrorCode.SCRIPT_FAILED

@@ -108,6 +108,8 @@ _CRASH_SIGNS = (
     "browser closed",
 )
 _INVALID_SELECTOR_SIGNS = ("while parsing", "is not a valid selector", "unknown engine")
+# In Playwright's message for a DevTools Protocol call Chromium answered with an error.
+_PROTOCOL_ERROR_SIGN = "protocol error ("
 
 
 def failure_from(error: Exception, stage: Stage, field: str) -> TaskFailure:
@@ -124,6 +126,10 @@ def _from_playwright(error: PlaywrightError, stage: Stage, field: str) -> TaskFa
     lowered = error.message.lower()
     if any(sign in lowered for sign in _CRASH_SIGNS):
         return TaskFailure(ErrorCode.BROWSER_CRASHED, f"the browser went away during {field}")
+    if stage is Stage.CAPTURE and _PROTOCOL_ERROR_SIGN in lowered:
+        # Chromium itself failed the call (e.g. "Unable to capture screenshot" when no
+        # frame comes under load): not the spec's fault, and another attempt mends it.
+        return TaskFailure(ErrorCode.BROWSER_CRASHED, f"{field}: the browser failed: {detail}")
     if stage is Stage.SELECTOR:
         if isinstance(error, PlaywrightTimeoutError):
             return TaskFailure(
