@@ -185,6 +185,16 @@ def blocked_count(reason: str) -> float:
     return value or 0.0
 
 
+async def blocked_url_message(runner: TaskRunner, url: str) -> str:
+    """Runs a task for `url`, which must fail with BLOCKED_URL, final; the failure's message."""
+    spec = tasks_pb2.TaskSpec(url=url, timeout_ms=10_000, content=tasks_pb2.ContentOptions())
+    with pytest.raises(TaskFailure) as caught:
+        await runner.run(spec)
+    assert caught.value.code is ErrorCode.BLOCKED_URL
+    assert not caught.value.retryable
+    return caught.value.message
+
+
 async def test_an_allowed_origin_is_reached_by_img_iframe_fetch_and_websocket(
     runner: TaskRunner, guarded_site: Site, targets: Targets
 ) -> None:
@@ -229,32 +239,19 @@ async def test_sub_resources_to_loopback_are_refused_and_listed_but_the_page_loa
 async def test_a_first_navigation_to_loopback_fails_with_blocked_url(
     runner: TaskRunner, targets: Targets, url: str, named: str
 ) -> None:
-    spec = tasks_pb2.TaskSpec(
-        url=url.format(v4=targets.ipv4.port, v6=targets.ipv6.port),
-        timeout_ms=10_000,
-        content=tasks_pb2.ContentOptions(),
+    message = await blocked_url_message(
+        runner, url.format(v4=targets.ipv4.port, v6=targets.ipv6.port)
     )
-    with pytest.raises(TaskFailure) as caught:
-        await runner.run(spec)
-    assert caught.value.code is ErrorCode.BLOCKED_URL
-    assert not caught.value.retryable
-    assert caught.value.message.startswith(named)
-    assert caught.value.message.endswith("FARM_AGENT_ALLOW can open it")
+    assert message.startswith(named)
+    assert message.endswith("FARM_AGENT_ALLOW can open it")
 
 
 async def test_a_redirect_to_loopback_fails_with_blocked_url(
     runner: TaskRunner, guarded_site: Site, targets: Targets
 ) -> None:
     target = f"{targets.ipv4.origin}/secret"
-    spec = tasks_pb2.TaskSpec(
-        url=guarded_site.url(f"/redirect?to={target}"),
-        timeout_ms=10_000,
-        content=tasks_pb2.ContentOptions(),
-    )
-    with pytest.raises(TaskFailure) as caught:
-        await runner.run(spec)
-    assert caught.value.code is ErrorCode.BLOCKED_URL
-    assert caught.value.message == (
+    message = await blocked_url_message(runner, guarded_site.url(f"/redirect?to={target}"))
+    assert message == (
         f"url: redirected to {target}: 127.0.0.1 is a loopback address; "
         "FARM_AGENT_ALLOW can open it"
     )
@@ -263,24 +260,16 @@ async def test_a_redirect_to_loopback_fails_with_blocked_url(
 async def test_a_farm_service_is_refused_though_its_network_is_allowed(
     runner: TaskRunner, targets: Targets
 ) -> None:
-    spec = tasks_pb2.TaskSpec(
-        url=targets.farm_service.origin + "/", timeout_ms=10_000, content=tasks_pb2.ContentOptions()
-    )
-    with pytest.raises(TaskFailure) as caught:
-        await runner.run(spec)
-    assert caught.value.code is ErrorCode.BLOCKED_URL
-    assert caught.value.message == (
+    message = await blocked_url_message(runner, targets.farm_service.origin + "/")
+    assert message == (
         f"url: {SITE_HOST}:{targets.farm_service.port} is one of the farm's own services; "
         "FARM_AGENT_ALLOW cannot open it"
     )
 
 
 async def test_a_non_http_url_fails_with_blocked_url(runner: TaskRunner) -> None:
-    spec = tasks_pb2.TaskSpec(url="file:///etc/hostname", content=tasks_pb2.ContentOptions())
-    with pytest.raises(TaskFailure) as caught:
-        await runner.run(spec)
-    assert caught.value.code is ErrorCode.BLOCKED_URL
-    assert caught.value.message == "url: the scheme 'file' is refused; only http and https"
+    message = await blocked_url_message(runner, "file:///etc/hostname")
+    assert message == "url: the scheme 'file' is refused; only http and https"
 
 
 async def test_a_blocked_task_fails_at_once_without_a_retry(

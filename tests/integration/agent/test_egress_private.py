@@ -20,7 +20,6 @@ from farm.tasks.v1 import tasks_pb2
 from farm_agent.actions import Capture
 from farm_agent.allowlist import IpAddress
 from farm_agent.egress import EgressProxy, system_resolver
-from farm_agent.errors import ErrorCode, TaskFailure
 from farm_agent.pool import BrowserPool
 from farm_agent.runner import TaskRunner
 from tests.integration.agent.conftest import (
@@ -33,6 +32,7 @@ from tests.integration.agent.test_egress import (
     SITE_HOST,
     Targets,
     blocked_count,
+    blocked_url_message,
     guarded_site,
     nothing_reaches_refused_addresses,
     reach,
@@ -219,12 +219,7 @@ async def test_sub_resources_to_private_and_metadata_addresses_are_refused_and_l
 async def test_a_first_navigation_to_a_private_or_metadata_address_fails_with_blocked_url(
     runner: TaskRunner, url: str, named: str
 ) -> None:
-    spec = tasks_pb2.TaskSpec(url=url, timeout_ms=10_000, content=tasks_pb2.ContentOptions())
-    with pytest.raises(TaskFailure) as caught:
-        await runner.run(spec)
-    assert caught.value.code is ErrorCode.BLOCKED_URL
-    assert not caught.value.retryable
-    assert caught.value.message == f"url: {named}; {ALLOW_SUFFIX}"
+    assert await blocked_url_message(runner, url) == f"url: {named}; {ALLOW_SUFFIX}"
 
 
 @pytest.mark.parametrize(
@@ -241,15 +236,12 @@ async def test_other_spellings_of_those_addresses_fail_with_blocked_url(
     runner: TaskRunner, url: str, what: str
 ) -> None:
     # Chromium sends the canonical form (169.254.169.254, [::ffff:a9fe:a9fe]) to the guard.
-    spec = tasks_pb2.TaskSpec(url=url, timeout_ms=10_000, content=tasks_pb2.ContentOptions())
-    with pytest.raises(TaskFailure) as caught:
-        await runner.run(spec)
-    assert caught.value.code is ErrorCode.BLOCKED_URL
-    assert caught.value.message.endswith(f"{what}; {ALLOW_SUFFIX}")
+    message = await blocked_url_message(runner, url)
+    assert message.endswith(f"{what}; {ALLOW_SUFFIX}")
     # Named as the address it is, not as a redirect nor as a name that resolves.
-    assert caught.value.message.startswith("url: ")
-    assert "redirected" not in caught.value.message
-    assert "resolves" not in caught.value.message
+    assert message.startswith("url: ")
+    assert "redirected" not in message
+    assert "resolves" not in message
 
 
 @pytest.mark.parametrize(
@@ -269,15 +261,8 @@ async def test_other_spellings_of_those_addresses_fail_with_blocked_url(
 async def test_a_redirect_to_a_private_or_metadata_address_fails_with_blocked_url(
     runner: TaskRunner, guarded_site: Site, target: str, named: str
 ) -> None:
-    spec = tasks_pb2.TaskSpec(
-        url=guarded_site.url(f"/redirect?to={target}"),
-        timeout_ms=10_000,
-        content=tasks_pb2.ContentOptions(),
-    )
-    with pytest.raises(TaskFailure) as caught:
-        await runner.run(spec)
-    assert caught.value.code is ErrorCode.BLOCKED_URL
-    assert caught.value.message == f"url: redirected to {target}: {named}; {ALLOW_SUFFIX}"
+    message = await blocked_url_message(runner, guarded_site.url(f"/redirect?to={target}"))
+    assert message == f"url: redirected to {target}: {named}; {ALLOW_SUFFIX}"
 
 
 def through_a_service_worker(site: Site, origin: str) -> tasks_pb2.TaskSpec:

@@ -12,9 +12,16 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from farm_agent.address_policy import AddressPolicy, FarmService, Reason
+from farm_agent.address_policy import AddressPolicy, FarmService, Reason, Refusal
 from farm_agent.allowlist import AllowList, IpAddress
-from farm_agent.egress import EgressProxy, EgressSession, farm_policy
+from farm_agent.egress import (
+    MAX_BLOCKED_KEPT,
+    BlockedRequest,
+    EgressProxy,
+    EgressSession,
+    farm_policy,
+)
+from farm_agent.proxy_wire import target_host_port, url_host_port
 
 ALLOWED = "127.0.0.2"
 # The proxy listens apart from 127.0.0.1, as agents do; the allow-list opens its address.
@@ -256,9 +263,11 @@ async def test_a_farm_service_is_refused_even_in_an_allowed_network(
 
 async def test_other_schemes_in_absolute_form_are_refused(make_session) -> None:
     session = await make_session(Resolver({}))
-    answer = await exchange(session, b"GET ftp://files.test/a HTTP/1.1\r\n\r\n")
+    answer = await exchange(session, b"GET ftp://files.test/a?key=secret HTTP/1.1\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 403 Forbidden")
-    assert session.blocked[0].refusal.reason is Reason.SCHEME
+    [blocked] = session.blocked
+    assert blocked.refusal.reason is Reason.SCHEME
+    assert blocked.target == "ftp://files.test/a"
 
 
 async def test_an_unreachable_host_is_noted_and_the_connection_closed(make_session) -> None:
@@ -325,3 +334,48 @@ async def test_farm_services_are_refused_by_the_addresses_their_names_resolve_to
     by_address = policy.check(ALLOWED, 7102, [ipaddress.ip_address(ALLOWED)])
     assert by_address is not None and by_address.reason is Reason.FARM_SERVICE
     assert policy.check(ALLOWED, 7103, [ipaddress.ip_address(ALLOWED)]) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "host_and_port", "target"),
+    [
+        ("http://a.test/x?y=1", ("a.test", 80), "a.test:80"),
+        ("https://a.test/", ("a.test", 443), "a.test:443"),
+        ("wss://a.test/", ("a.test", 443), "a.test:443"),
+        ("ws://a.test:8080/", ("a.test", 8080), "a.test:8080"),
+        ("http://[::1]:9/", ("::1", 9), "[::1]:9"),
+        ("http://a.test:99999/", ("", 0), "http://a.test:99999/"),
+    ],
+)
+def test_a_urls_host_and_port_use_the_schemes_default(
+    url: str, host_and_port: tuple[str, int], target: str
+) -> None:
+    assert url_host_port(url) == host_and_port
+    assert target_host_port(url) == target
+
+
+async def test_each_task_session_is_told_only_its_own_refusals_and_ends_with_its_block(
+    trap: Upstream,
+) -> None:
+    proxy = EgressProxy(AddressPolicy(ALLOW), Resolver({}), listen_host=LISTEN_HOST)
+    await proxy.start()
+    try:
+        async with proxy.session("task a") as first, proxy.session("task b") as second:
+            assert len({proxy.default_session.port, first.port, second.port}) == 3
+            refused = f"CONNECT 127.0.0.1:{trap.port} HTTP/1.1\r\n\r\n".encode()
+            assert (await exchange(first, refused)).startswith(b"HTTP/1.1 403 Forbidden")
+            assert [blocked.target for blocked in first.blocked] == [f"127.0.0.1:{trap.port}"]
+            assert second.blocked == [] and proxy.default_session.blocked == []
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection(first.host, first.port)
+    finally:
+        await proxy.close()
+
+
+def test_a_session_keeps_at_most_max_blocked_kept_refusals_yet_tells_each_new_one() -> None:
+    session = EgressSession(label="task")
+    refusal = Refusal("a.test", "127.0.0.1", Reason.LOOPBACK)
+    news = [session.record(BlockedRequest(f"a.test:{port}", refusal)) for port in range(150)]
+    assert all(news)
+    assert len(session.blocked) == MAX_BLOCKED_KEPT
+    assert not session.record(BlockedRequest("a.test:0", refusal))

@@ -280,9 +280,11 @@ class EgressProxy:
         if not host or url.scheme in ("https", "wss"):
             await answer(writer, 400, f"{request.target!r}: send encrypted requests by CONNECT")
             return
+        # The query stays out of the task's result and the logs; it may hold secrets.
+        target = request.target.split("?", 1)[0][:300]
         refusal = self._policy.check_scheme(host, url.scheme)
         if refusal is not None:
-            self._refuse(session, request.target[:300], refusal)
+            self._refuse(session, target, refusal)
             await answer(writer, 403, refusal.describe())
             return
         try:
@@ -290,7 +292,6 @@ class EgressProxy:
         except ValueError:
             await answer(writer, 400, f"bad port in {request.target!r}")
             return
-        target = request.target.split("?", 1)[0][:300]
         upstream = await self._open(session, target, host, port, writer, answer_failures=False)
         if upstream is None:
             return

@@ -63,16 +63,23 @@ def host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def url_host_port(url: str) -> tuple[str, int]:
+    """("host", port) of a URL, the scheme's default port if it names none; ("", 0) if bad."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return "", 0
+    default = 443 if parts.scheme in ("https", "wss") else 80
+    return parts.hostname or "", port or default
+
+
 def target_host_port(target: str) -> str:
     """The "host:port" of a refused target, which is "host:port" or an http URL."""
     if "://" not in target:
         return target
-    url = urlsplit(target)
-    try:
-        port = url.port or 80
-    except ValueError:
-        return target
-    return host_port(url.hostname or "", port)
+    host, port = url_host_port(target)
+    return host_port(host, port) if host else target
 
 
 def split_authority(authority: str, default_port: int) -> tuple[str, int]:

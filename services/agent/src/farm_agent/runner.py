@@ -15,7 +15,7 @@ from farm_agent.egress import EgressSession
 from farm_agent.errors import ErrorCode, Stage, TaskFailure, failures_as, http_error
 from farm_agent.faults import CONTEXT_OPTIONS, PageGuard
 from farm_agent.pool import BrowserPool
-from farm_agent.proxy_wire import host_port
+from farm_agent.proxy_wire import host_port, url_host_port
 from farm_agent.retries import DEFAULT_TIMEOUT_MS
 from farm_agent.settings import AgentSettings
 
@@ -173,7 +173,7 @@ class _MainFrameNavigation:
         # Chromium's first request is the task's URL in its canonical form (a decimal
         # or hex IPv4 address spelled out), not a redirect; later ones are redirects.
         for index, url in enumerate([first_url, *self.urls]):
-            host, port = _host_and_port(url)
+            host, port = url_host_port(url)
             refused = egress.refusal_for(host, port) if host else None
             if refused is None:
                 continue
@@ -187,21 +187,11 @@ class _MainFrameNavigation:
         if failure.code is not ErrorCode.NAVIGATION_FAILED:
             return failure
         for url in reversed(self.urls):
-            host, port = _host_and_port(url)
+            host, port = url_host_port(url)
             reason = egress.failures.get(host_port(host, port)) if host else None
             if reason is not None:
                 return TaskFailure(failure.code, f"{failure.message} ({reason})")
         return failure
-
-
-def _host_and_port(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        return "", 0
-    default = 443 if parts.scheme in ("https", "wss") else 80
-    return parts.hostname or "", port or default
 
 
 async def run_step(page: Page, step: tasks_pb2.Step, field: str, budget: Budget) -> None:
