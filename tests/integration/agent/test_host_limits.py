@@ -4,6 +4,9 @@ import uuid
 
 import pytest
 
+from farm_agent.buckets import host_slots_bucket
+from farm_agent.leases import Lease, SlotLimiter
+from farm_agent.slots import SlotLimits
 from tests.integration.agent.conftest import (
     SUCCEEDED,
     Events,
@@ -53,3 +56,20 @@ async def test_task_starts_on_one_host_keep_to_the_rate(
     # A burst of one second's worth (2), then 2 per second: 5 more take at least 2.5 s.
     starts.sort()
     assert starts[-1] - starts[0] >= (len(starts) - rate) / rate - 0.2
+
+
+async def test_a_limiter_remembers_only_its_latest_entries(js) -> None:
+    limiter = SlotLimiter(await host_slots_bucket(js), "host", remembered=3)
+    limits = SlotLimits(max_concurrency=1, max_rate=None, lease_seconds=30)
+    leases = []
+    for index in range(5):
+        lease = await limiter.acquire(f"host-{index}.test", limits, 0)
+        assert isinstance(lease, Lease)
+        leases.append(lease)
+
+    assert len(limiter) == 3
+    # A forgotten entry is read again: host-0 is still held, so a second lease waits.
+    assert not isinstance(await limiter.acquire("host-0.test", limits, 0), Lease)
+    for lease in leases:
+        await lease.release()
+    assert isinstance(await limiter.acquire("host-0.test", limits, 0), Lease)

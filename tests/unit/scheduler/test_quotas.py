@@ -1,12 +1,15 @@
 """Task quotas: at the queued quota a task is refused; the running quota never refuses."""
 
 import asyncio
+from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from farm_core.errors import ResourceExhausted
 from farm_core.quotas import TenantQuotas
-from farm_core.tenant_locks import TenantLocks, advisory_key
+from farm_core.tenant_locks import ADVISORY_NAMESPACE, TenantLocks, TenantQuotaLock, advisory_key
 from farm_scheduler.quotas import MAX_INT32, check_task_quotas, running_limit
 
 
@@ -73,3 +76,28 @@ async def test_tenant_locks_let_other_tenants_through() -> None:
             async with locks.hold("globex"):
                 assert len(locks) == 2
     assert len(locks) == 0
+
+
+async def test_quota_transactions_of_one_tenant_on_sqlite_run_one_at_a_time(
+    tmp_path: Path,
+) -> None:
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'quota.db'}")
+    quota_lock = TenantQuotaLock(engine, ADVISORY_NAMESPACE)
+    inside: dict[str, int] = {"acme": 0, "globex": 0}
+    most_inside: dict[str, int] = {"acme": 0, "globex": 0}
+
+    async def count(tenant: str) -> None:
+        async with quota_lock.transaction(tenant) as connection:
+            inside[tenant] += 1
+            most_inside[tenant] = max(most_inside[tenant], inside[tenant])
+            await connection.execute(text("SELECT 1"))
+            await asyncio.sleep(0.01)
+            inside[tenant] -= 1
+
+    try:
+        async with asyncio.timeout(10):
+            await asyncio.gather(*(count(tenant) for tenant in ["acme", "globex"] * 5))
+    finally:
+        await engine.dispose()
+
+    assert most_inside == {"acme": 1, "globex": 1}

@@ -17,6 +17,7 @@ import jwt
 
 from farm_core.errors import Unauthenticated
 from farm_core.quotas import TenantQuotas
+from farm_core.scopes import Scope
 
 IDENTITY_HEADER = "x-farm-identity"
 _ISSUER = "farm-auth"
@@ -40,6 +41,11 @@ class Identity:
     def has_scope(self, scope: str) -> bool:
         """Whether the key carries `scope`."""
         return scope in self.scopes
+
+    @classmethod
+    def internal(cls, tenant: str, caller: str) -> "Identity":
+        """A farm part (`caller`: an agent's id, "storage") acting for `tenant`: scope internal."""
+        return cls(tenant=tenant, key_id=caller, scopes=frozenset({Scope.INTERNAL.value}))
 
 
 class IdentityCodec:

@@ -3,7 +3,7 @@
 On PostgreSQL a transaction-scoped advisory lock keyed by the tenant, which holds
 across replicas and ends with the transaction. On SQLite, which has one writer per
 file and one service process per file, an in-process lock per tenant. The scheduler
-uses them for task quotas, storage for byte quotas.
+uses them for task quotas, storage for byte quotas, each through a TenantQuotaLock.
 """
 
 import asyncio
@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 # Advisory lock keys are shared by everything in one PostgreSQL database: the
 # first key names this use, the second the tenant.
@@ -67,3 +67,22 @@ class TenantLocks:
             held.users -= 1
             if held.users == 0:
                 del self._locks[tenant]
+
+
+class TenantQuotaLock:
+    """Transactions that hold a tenant's lock in one database, whichever its dialect."""
+
+    def __init__(self, engine: AsyncEngine, namespace: int) -> None:
+        self._engine = engine
+        self._namespace = namespace
+        self._local = TenantLocks() if engine.dialect.name == "sqlite" else None
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, tenant: str) -> AsyncIterator[AsyncConnection]:
+        """A transaction that holds `tenant`'s lock from its start to its end."""
+        async with contextlib.AsyncExitStack() as stack:
+            if self._local is not None:
+                await stack.enter_async_context(self._local.hold(tenant))
+            connection = await stack.enter_async_context(self._engine.begin())
+            await lock_tenant_in_transaction(connection, tenant, self._namespace)
+            yield connection

@@ -13,6 +13,7 @@ import logging
 import random
 import time
 import uuid
+from collections import OrderedDict
 from typing import Literal
 
 import nats.errors
@@ -24,6 +25,9 @@ from farm_agent.slots import SlotLimits, Slots
 log = logging.getLogger(__name__)
 
 UNREACHABLE_RETRY_SECONDS = 1.0
+# Entries (hosts, tenants) an agent remembers having written; an agent that has
+# visited more hosts re-reads the others, which costs one round trip each.
+REMEMBERED_ENTRIES = 1024
 """When the bucket cannot be reached, how soon the task is offered again."""
 
 
@@ -54,10 +58,22 @@ class Lease:
 class SlotLimiter:
     """Hands out leases on the keys of one bucket (hosts, tenants) within given limits."""
 
-    def __init__(self, kv: KeyValue, what: str) -> None:
+    def __init__(self, kv: KeyValue, what: str, remembered: int = REMEMBERED_ENTRIES) -> None:
         self._kv = kv
         self._what = what
-        self._known: dict[str, Versioned[Slots]] = {}
+        # The entries this agent last wrote, to try first; the ones used longest ago go.
+        self._known: OrderedDict[str, Versioned[Slots]] = OrderedDict()
+        self._remembered = remembered
+
+    def __len__(self) -> int:
+        """How many entries the limiter remembers."""
+        return len(self._known)
+
+    def _remember(self, key: str, entry: Versioned[Slots]) -> None:
+        self._known[key] = entry
+        self._known.move_to_end(key)
+        while len(self._known) > self._remembered:
+            self._known.popitem(last=False)
 
     async def acquire(self, key: str, limits: SlotLimits, patience_seconds: float) -> Lease | float:
         """A lease on `key`, waiting up to `patience_seconds` in the agent for one.
@@ -98,8 +114,11 @@ class SlotLimiter:
             return current.renew(lease_id, now, limits)
 
         try:
-            self._known[key] = await compare_and_set(
-                self._kv, key, change, Slots.from_bytes, Slots.to_bytes, self._known.get(key)
+            self._remember(
+                key,
+                await compare_and_set(
+                    self._kv, key, change, Slots.from_bytes, Slots.to_bytes, self._known.get(key)
+                ),
             )
         except (nats.errors.Error, TimeoutError, Contended) as error:
             log.warning(
@@ -122,5 +141,5 @@ class SlotLimiter:
         if wait > 0 and known is not None:
             # Refused on what this agent last wrote: others may have freed slots since.
             stored = await compare_and_set(self._kv, key, take, Slots.from_bytes, Slots.to_bytes)
-        self._known[key] = stored
+        self._remember(key, stored)
         return wait

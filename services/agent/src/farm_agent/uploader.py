@@ -14,7 +14,6 @@ from farm_agent.actions import CapturedArtifact
 from farm_agent.errors import ErrorCode, TaskFailure
 from farm_agent.settings import AgentSettings
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
-from farm_core.scopes import Scope
 from farm_core.transport import aio_channel
 
 log = logging.getLogger(__name__)
@@ -114,10 +113,7 @@ class StorageUploader:
         await self._channel.close()
 
     def _token(self, tenant: str) -> str:
-        identity = Identity(
-            tenant=tenant, key_id=self._agent_id, scopes=frozenset({Scope.INTERNAL.value})
-        )
-        return self._codec.encode(identity)
+        return self._codec.encode(Identity.internal(tenant, self._agent_id))
 
     async def _requests(
         self, tenant: str, task_id: str, artifact: CapturedArtifact

@@ -111,6 +111,13 @@ class AuthApi(auth_pb2_grpc.AuthServiceServicer):
                 f"only an admin of the bootstrap tenant {self._bootstrap_tenant!r} may {what}"
             )
 
+    def _changed(self, record: KeyRecord | None, key_id: str) -> auth_pb2.ApiKey:
+        """The API's view of a key just changed, dropped from Check's cache; NotFound for None."""
+        if record is None:
+            raise NotFound("API key", key_id)
+        self._verifier.forget(record)
+        return api_key_message(record, self._defaults)
+
     async def CreateApiKey(
         self, request: auth_pb2.CreateApiKeyRequest, context: Any
     ) -> auth_pb2.CreateApiKeyResponse:
@@ -142,10 +149,7 @@ class AuthApi(auth_pb2_grpc.AuthServiceServicer):
         caller = current_identity()
         key_id = _key_id(request.id)
         record = await self._store.revoke(key_id, self._visible_tenant(caller), utcnow())
-        if record is None:
-            raise NotFound("API key", key_id)
-        self._verifier.forget(record)
-        return api_key_message(record, self._defaults)
+        return self._changed(record, key_id)
 
     async def WhoAmI(
         self, request: auth_pb2.WhoAmIRequest, context: Any
@@ -174,10 +178,7 @@ class AuthApi(auth_pb2_grpc.AuthServiceServicer):
         updated = await self._store.set_rate(
             key_id, None, updated_rate(record.rate_setting, request)
         )
-        if updated is None:
-            raise NotFound("API key", key_id)
-        self._verifier.forget(updated)
-        return api_key_message(updated, self._defaults)
+        return self._changed(updated, key_id)
 
     async def RotateApiKey(
         self, request: auth_pb2.RotateApiKeyRequest, context: Any

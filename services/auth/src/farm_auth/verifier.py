@@ -85,12 +85,8 @@ class KeyVerifier:
         self._bootstrap_tenant = bootstrap_tenant
         self._defaults = defaults
 
-    async def verify(self, secret: str) -> Identity:
-        """The identity `secret` stands for; raises KeyRefused saying why it does not."""
-        return (await self.verify_with_limits(secret)).identity
-
-    async def verify_with_limits(self, secret: str) -> Verified:
-        """The identity and rate limit `secret` stands for; raises KeyRefused if none."""
+    async def verify(self, secret: str) -> Verified:
+        """The identity and rate limit `secret` stands for; raises KeyRefused saying why not."""
         secret_hash = self._hasher.hash(secret)
         cached = self._cache.get(secret_hash)
         record = cached or await self._look_up(secret, secret_hash)

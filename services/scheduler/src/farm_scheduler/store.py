@@ -1,6 +1,5 @@
 """Tasks in SQL: creation with idempotency keys, tenant-scoped reads, pages, state changes."""
 
-import contextlib
 import dataclasses
 import datetime as dt
 import uuid
@@ -19,7 +18,7 @@ from farm_core.db import Database, newest_first, utcnow
 from farm_core.errors import FailedPrecondition, NotFound, ResourceExhausted, Unavailable
 from farm_core.paging import Cursor
 from farm_core.quotas import TenantQuotas
-from farm_core.tenant_locks import TenantLocks, lock_tenant_in_transaction
+from farm_core.tenant_locks import ADVISORY_NAMESPACE, TenantQuotaLock
 from farm_scheduler import lifecycle
 from farm_scheduler.lifecycle import Attempt, Status, TaskState
 from farm_scheduler.models import HAS_IDEMPOTENCY_KEY, AttemptRow, TaskRow
@@ -71,9 +70,7 @@ class TaskStore(Database):
         super().__init__(database_url, MIGRATIONS, VERSION_TABLE)
         self._idempotency_window = idempotency_window
         self._clock = clock
-        # SQLite has no advisory locks; its one writer at a time makes a lock in this
-        # process enough.
-        self._tenant_locks = TenantLocks() if self.engine.dialect.name == "sqlite" else None
+        self._quota_lock = TenantQuotaLock(self.engine, ADVISORY_NAMESPACE)
 
     async def create(
         self, tenant: str, spec: tasks_pb2.TaskSpec, quotas: TenantQuotas | None = None
@@ -104,8 +101,7 @@ class TaskStore(Database):
         )
         limited = quotas is not None and quotas.max_queued_tasks > 0
         try:
-            async with self._create_lock(tenant if limited else None):
-                return await self._insert(record, quotas if limited else None, window_start)
+            return await self._insert(record, quotas if limited else None, window_start)
         except IntegrityError:
             # A concurrent create with the same key won the race: its task stands.
             earlier = await self._find_by_key(tenant, key) if key else None
@@ -120,20 +116,15 @@ class TaskStore(Database):
                 raise
             return earlier, False
 
-    def _create_lock(self, tenant: str | None) -> contextlib.AbstractAsyncContextManager[None]:
-        """The in-process lock of the tenant's creates on SQLite; none elsewhere or unlimited."""
-        if tenant is None or self._tenant_locks is None:
-            return contextlib.nullcontext()
-        return self._tenant_locks.hold(tenant)
-
     async def _insert(
         self, record: TaskRecord, quotas: TenantQuotas | None, window_start: dt.datetime
     ) -> tuple[TaskRecord, bool]:
-        """Counts against `quotas` and inserts the task in one transaction."""
+        """Checks `quotas` under the tenant's lock and inserts the task, in one transaction."""
         tenant, key = record.tenant, record.spec.idempotency_key
-        async with self.engine.begin() as connection:
-            if quotas is not None:
-                await lock_tenant_in_transaction(connection, tenant)
+        transaction = (
+            self._quota_lock.transaction(tenant) if quotas is not None else self.engine.begin()
+        )
+        async with transaction as connection:
             if key:
                 await connection.execute(
                     update(tasks)

@@ -8,7 +8,6 @@ import grpc
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm_core.errors import ResourceExhausted, Unavailable
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
-from farm_core.scopes import Scope
 from farm_core.transport import InternalTls, aio_channel
 
 CALL_TIMEOUT_SECONDS = 5.0
@@ -64,9 +63,7 @@ class TenantQuotaSource:
             await self._channel.close()
 
     async def _ask(self, tenant: str) -> int:
-        token = self._codec.encode(
-            Identity(tenant=tenant, key_id="storage", scopes=frozenset({Scope.INTERNAL.value}))
-        )
+        token = self._codec.encode(Identity.internal(tenant, "storage"))
         if self._channel is None:
             self._channel = aio_channel(self._address, self._tls)
         stub = auth_pb2_grpc.AuthServiceStub(self._channel)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from farm_core.db import Database, newest_first, utcnow
 from farm_core.errors import FailedPrecondition, NotFound
 from farm_core.paging import Cursor
-from farm_core.tenant_locks import BYTES_NAMESPACE, TenantLocks, lock_tenant_in_transaction
+from farm_core.tenant_locks import BYTES_NAMESPACE, TenantQuotaLock
 from farm_storage.models import ArtifactRow, ByteReservationRow
 from farm_storage.quotas import check_byte_quota
 
@@ -78,8 +78,7 @@ class ArtifactStore(Database):
 
     def __init__(self, database_url: str) -> None:
         super().__init__(database_url, MIGRATIONS, VERSION_TABLE)
-        # SQLite has no advisory locks; one storage process per file makes a lock here enough.
-        self._tenant_locks = TenantLocks() if self.engine.dialect.name == "sqlite" else None
+        self._quota_lock = TenantQuotaLock(self.engine, BYTES_NAMESPACE)
 
     async def get(self, tenant: str, artifact_id: str) -> ArtifactRecord:
         """The tenant's artifact `artifact_id`; NotFound if absent or another tenant's."""
@@ -93,11 +92,6 @@ class ArtifactStore(Database):
             row = (await connection.execute(query)).first()
         return None if row is None else ArtifactRecord(**row._asdict())
 
-    async def stored_bytes(self, tenant: str) -> int:
-        """The bytes of all of `tenant`'s artifacts."""
-        async with self.engine.connect() as connection:
-            return await _sum(connection, _bytes_of(artifacts, tenant))
-
     async def reserve(self, tenant: str, size_bytes: int, replaced_bytes: int, limit: int) -> str:
         """Holds `size_bytes` of `tenant`'s byte quota `limit` for an upload; its id.
 
@@ -108,8 +102,7 @@ class ArtifactStore(Database):
         """
         reservation = f"res_{secrets.token_hex(12)}"
         now = utcnow()
-        async with self._lock(tenant), self.engine.begin() as connection:
-            await lock_tenant_in_transaction(connection, tenant, BYTES_NAMESPACE)
+        async with self._quota_lock.transaction(tenant) as connection:
             await connection.execute(
                 delete(reservations).where(
                     reservations.c.tenant == tenant, reservations.c.expire_time <= now
@@ -137,11 +130,6 @@ class ArtifactStore(Database):
         """Gives back the bytes an upload that failed had reserved."""
         async with self.engine.begin() as connection:
             await connection.execute(delete(reservations).where(reservations.c.id == reservation))
-
-    def _lock(self, tenant: str) -> contextlib.AbstractAsyncContextManager[None]:
-        if self._tenant_locks is None:
-            return contextlib.nullcontext()
-        return self._tenant_locks.hold(tenant)
 
     async def page(
         self, tenant: str, task_id: str, size: int, after: Cursor | None
@@ -209,10 +197,6 @@ class ArtifactStore(Database):
 def _bytes_of(table: Table, tenant: str) -> Select[tuple[Any]]:
     """The sum of `table`'s size_bytes over `tenant`'s rows (0 with none)."""
     return select(func.coalesce(func.sum(table.c.size_bytes), 0)).where(table.c.tenant == tenant)
-
-
-async def _sum(connection: AsyncConnection, query: Select[tuple[Any]]) -> int:
-    return int((await connection.execute(query)).scalar_one())
 
 
 async def _get(
