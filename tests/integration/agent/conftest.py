@@ -18,6 +18,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
+from prometheus_client import REGISTRY
 
 from farm.queue.v1 import queue_pb2
 from farm.storage.v1 import artifacts_pb2, ingest_pb2, ingest_pb2_grpc
@@ -342,3 +343,14 @@ async def queued_tasks(js: JetStreamContext) -> int:
 
 async def is_zero(count: Awaitable[int]) -> bool:
     return await count == 0
+
+
+def once(spec: tasks_pb2.TaskSpec) -> tasks_pb2.TaskSpec:
+    """`spec` with a single attempt: a wait that counted as an attempt would fail the task."""
+    spec.max_attempts = 1
+    return spec
+
+
+def waits(reason: str) -> float:
+    """Deliveries handed back to wait for `reason` so far (in this process)."""
+    return REGISTRY.get_sample_value("agent_task_waits_total", {"reason": reason}) or 0.0

@@ -17,18 +17,15 @@ from tests.integration.agent.conftest import (
     Events,
     StartIntake,
     content_of,
+    once,
     publish,
+    waits,
 )
 
 pytestmark = pytest.mark.integration
 
 HOST = "127.0.0.1"
 COOLDOWN_SECONDS = 1.5
-
-
-def once(spec: tasks_pb2.TaskSpec) -> tasks_pb2.TaskSpec:
-    spec.max_attempts = 1
-    return spec
 
 
 def failing(site) -> tasks_pb2.TaskSpec:
@@ -46,10 +43,6 @@ def transitions(state: str) -> float:
         "agent_circuit_transitions_total", {"host": HOST, "state": state}
     )
     return value or 0.0
-
-
-def waits(reason: str) -> float:
-    return REGISTRY.get_sample_value("agent_task_waits_total", {"reason": reason}) or 0.0
 
 
 async def breaker(js: JetStreamContext) -> Circuit:

@@ -5,9 +5,7 @@ import uuid
 
 import pytest
 from nats.js import JetStreamContext
-from prometheus_client import REGISTRY
 
-from farm.tasks.v1 import tasks_pb2
 from farm_agent.buckets import tenant_slots_bucket
 from farm_agent.slots import Slots
 from tests.integration.agent.conftest import (
@@ -16,21 +14,12 @@ from tests.integration.agent.conftest import (
     Events,
     StartIntake,
     content_of,
+    once,
     publish,
+    waits,
 )
 
 pytestmark = pytest.mark.integration
-
-
-def tenant_waits() -> float:
-    """Deliveries handed back so far because their tenant ran its limit (in this process)."""
-    return REGISTRY.get_sample_value("agent_task_waits_total", {"reason": "tenant_limit"}) or 0.0
-
-
-def one_attempt(spec: tasks_pb2.TaskSpec) -> tasks_pb2.TaskSpec:
-    """`spec` with a single attempt: a wait that counted as one would fail the task."""
-    spec.max_attempts = 1
-    return spec
 
 
 async def start_two_agents(start_intake: StartIntake) -> None:
@@ -49,11 +38,11 @@ async def test_a_tenants_tasks_never_run_more_than_its_limit_at_once(
 ) -> None:
     await start_two_agents(start_intake)
     counter = uuid.uuid4().hex
-    waits_before = tenant_waits()
+    waits_before = waits("tenant_limit")
     task_ids = [
         await publish(
             js,
-            one_attempt(content_of(site, f"/count/{counter}?ms=1500")),
+            once(content_of(site, f"/count/{counter}?ms=1500")),
             tenant="acme",
             tenant_max_running=1,
         )
@@ -66,7 +55,7 @@ async def test_a_tenants_tasks_never_run_more_than_its_limit_at_once(
         assert (final.status, final.attempt) == (SUCCEEDED, 1)
 
     assert site.most_in_flight[counter] == 1
-    assert tenant_waits() > waits_before
+    assert waits("tenant_limit") > waits_before
     # Each ran once: a held task reported nothing until it ran.
     assert [events.statuses(task_id).count(RUNNING) for task_id in task_ids] == [1, 1, 1]
 
@@ -76,7 +65,7 @@ async def test_a_tenant_without_a_limit_is_not_held_nor_by_a_busy_neighbour(
 ) -> None:
     await start_intake(concurrency=4, host_max_concurrency=10, host_max_rate=100)
     limited, free = uuid.uuid4().hex, uuid.uuid4().hex
-    waits_before = tenant_waits()
+    waits_before = waits("tenant_limit")
     busy = await publish(
         js, content_of(site, f"/count/{limited}?ms=1500"), tenant="acme", tenant_max_running=1
     )
@@ -91,7 +80,7 @@ async def test_a_tenant_without_a_limit_is_not_held_nor_by_a_busy_neighbour(
 
     # Run side by side (as far as the shared browsers allow), and never handed back.
     assert site.most_in_flight[free] >= 2
-    assert tenant_waits() == waits_before
+    assert waits("tenant_limit") == waits_before
 
 
 async def test_the_slot_of_an_agent_that_died_lapses(
@@ -103,7 +92,7 @@ async def test_the_slot_of_an_agent_that_died_lapses(
     await slots.put("acme", Slots(leases={"dead-agent": lapses_at}).to_bytes())
     await start_intake(tenant_wait_seconds=0.2)
 
-    task_id = await publish(js, one_attempt(content_of(site)), tenant="acme", tenant_max_running=1)
+    task_id = await publish(js, once(content_of(site)), tenant="acme", tenant_max_running=1)
 
     final = await events.final(task_id, within=30)
     assert (final.status, final.attempt) == (SUCCEEDED, 1)
