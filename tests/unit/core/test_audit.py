@@ -20,6 +20,7 @@ from farm_core.interceptors import ErrorMappingInterceptor, IdentityInterceptor
 from farm_core.scopes import method_scopes
 from farm_core.server import ServiceHost
 from farm_core.settings import FarmSettings
+from tests.helpers import assert_eventually
 
 SECRET = "a" * 40
 AUTH = "/farm.auth.v1.AuthService/"
@@ -45,6 +46,15 @@ class ListSink:
 
     def submit(self, record: audit_pb2.AuditRecord) -> None:
         self.records.append(record)
+
+    async def recorded(self) -> list[audit_pb2.AuditRecord]:
+        """The records, once there is one.
+
+        An abort sends the status before it raises, so the caller can see a refusal
+        a moment before the interceptor around the handler records it.
+        """
+        await assert_eventually(lambda: bool(self.records), within=5, message="no audit record")
+        return self.records
 
 
 @pytest.fixture
@@ -93,7 +103,7 @@ async def test_a_failed_change_is_recorded_with_its_status_and_target(audited: A
     with pytest.raises(grpc.aio.AioRpcError):
         await stub.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(id="key_9"), metadata=caller("admin"))
 
-    [record] = sink.records
+    [record] = await sink.recorded()
     assert (record.outcome, record.target) == ("NOT_FOUND", "key_9")
     assert "key_9" in record.message
 
@@ -110,7 +120,7 @@ async def test_a_read_without_the_scope_is_recorded_as_denied(audited: Audited) 
         await stub.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=caller("tasks.read"))
 
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    [record] = sink.records
+    [record] = await sink.recorded()
     assert (record.rpc, record.outcome, record.key_id) == (
         f"{AUTH}ListApiKeys",
         "PERMISSION_DENIED",
@@ -123,7 +133,7 @@ async def test_a_call_without_identity_is_recorded_as_unauthenticated(audited: A
     with pytest.raises(grpc.aio.AioRpcError):
         await stub.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=(("x-request-id", "r-1"),))
 
-    [record] = sink.records
+    [record] = await sink.recorded()
     assert (record.outcome, record.key_id, record.tenant, record.trace_id) == (
         "UNAUTHENTICATED",
         "",
@@ -138,7 +148,7 @@ async def test_a_quota_refusal_is_recorded(audited: Audited) -> None:
         await stub.CreateApiKey(
             auth_pb2.CreateApiKeyRequest(name="too-many"), metadata=caller("admin")
         )
-    assert [r.outcome for r in sink.records] == ["RESOURCE_EXHAUSTED"]
+    assert [r.outcome for r in await sink.recorded()] == ["RESOURCE_EXHAUSTED"]
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,9 @@
 """The audit interceptor: every mutating call and every refused call becomes an AuditRecord."""
 
 import contextlib
-import inspect
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import grpc
@@ -13,9 +12,8 @@ from google.protobuf import timestamp_pb2
 from farm.audit.v1 import audit_pb2
 from farm_core.errors import FarmError
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
+from farm_core.interceptors import Continuation, ServerCall, wrap_handler
 from farm_core.scopes import NO_IDENTITY, OPEN_METHOD_PREFIXES, RPC_RULES, RpcRule
-
-Continuation = Callable[[grpc.HandlerCallDetails], Any]
 
 DENIALS: frozenset[grpc.StatusCode] = frozenset(
     {
@@ -28,6 +26,8 @@ DENIALS: frozenset[grpc.StatusCode] = frozenset(
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 _MAX_TEXT = 1000
+# The rule of a method missing from the rules: no scope, so only its refusal is recorded.
+_NO_RULE = RpcRule(scope="")
 
 
 class AuditSink(Protocol):
@@ -108,48 +108,43 @@ class AuditInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         handler: grpc.RpcMethodHandler | None = await continuation(handler_call_details)
         method = handler_call_details.method
-        rule = self._rules.get(method, RpcRule(scope=""))
+        rule = self._rules.get(method, _NO_RULE)
         if handler is None or method.startswith(OPEN_METHOD_PREFIXES) or rule.scope == NO_IDENTITY:
             return handler
-        headers = {
-            key: value
-            for key, value in (handler_call_details.invocation_metadata or ())
-            if isinstance(value, str)
-        }
+        metadata = handler_call_details.invocation_metadata or ()
 
         @contextlib.asynccontextmanager
-        async def audited(context: Any, request: Any) -> AsyncIterator[list[Any]]:
-            # The handler's response goes here, for the id of what a create made.
-            responses: list[Any] = []
+        async def audited(call: ServerCall) -> AsyncIterator[None]:
             try:
-                yield responses
+                yield
             except BaseException as error:
-                code = context.code()
+                code = call.context.code()
                 if not isinstance(code, grpc.StatusCode):
                     code = error.code if isinstance(error, FarmError) else grpc.StatusCode.UNKNOWN
                 if rule.mutating or code in DENIALS:
-                    details = context.details()
-                    self._record(method, rule, headers, request, None, code, str(details or ""))
+                    details = str(call.context.details() or "")
+                    self._record(method, rule, metadata, call.request, None, code, details)
                 raise
             if rule.mutating:
-                response = responses[0] if responses else None
-                code = context.code()
+                code = call.context.code()
                 if not isinstance(code, grpc.StatusCode):
                     code = grpc.StatusCode.OK
-                self._record(method, rule, headers, request, response, code, "")
+                self._record(method, rule, metadata, call.request, call.response, code, "")
 
-        return _wrap(handler, audited)
+        return wrap_handler(handler, audited)
 
     def _record(
         self,
         method: str,
         rule: RpcRule,
-        headers: Mapping[str, str],
+        metadata: Sequence[tuple[str, str | bytes]],
         request: Any,
         response: Any,
         code: grpc.StatusCode,
         message: str,
     ) -> None:
+        # The headers are read only here: most calls are reads that are not recorded.
+        headers = {key: value for key, value in metadata if isinstance(value, str)}
         target = field_text(request, rule.target) if rule.target and request is not None else ""
         if not target and rule.created and response is not None:
             target = field_text(response, rule.created)
@@ -173,63 +168,3 @@ class AuditInterceptor(grpc.aio.ServerInterceptor):
             return self._codec.decode(token)
         except FarmError:
             return None
-
-
-Audited = Callable[[Any, Any], contextlib.AbstractAsyncContextManager[list[Any]]]
-
-
-def _wrap(handler: grpc.RpcMethodHandler, audited: Audited) -> grpc.RpcMethodHandler:
-    """`handler` run inside `audited(context, request)`; streamed requests are not kept."""
-    if handler.unary_unary:
-        unary_unary = handler.unary_unary
-
-        async def call_unary_unary(request: Any, context: Any) -> Any:
-            async with audited(context, request) as responses:
-                response = await unary_unary(request, context)
-                responses.append(response)
-                return response
-
-        return grpc.unary_unary_rpc_method_handler(
-            call_unary_unary, handler.request_deserializer, handler.response_serializer
-        )
-    if handler.unary_stream:
-        unary_stream = handler.unary_stream
-
-        async def call_unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
-            async with audited(context, request):
-                result = unary_stream(request, context)
-                if inspect.isasyncgen(result):
-                    async for response in result:
-                        yield response
-                else:
-                    await result
-
-        return grpc.unary_stream_rpc_method_handler(
-            call_unary_stream, handler.request_deserializer, handler.response_serializer
-        )
-    if handler.stream_unary:
-        stream_unary = handler.stream_unary
-
-        async def call_stream_unary(requests: Any, context: Any) -> Any:
-            async with audited(context, None) as responses:
-                response = await stream_unary(requests, context)
-                responses.append(response)
-                return response
-
-        return grpc.stream_unary_rpc_method_handler(
-            call_stream_unary, handler.request_deserializer, handler.response_serializer
-        )
-    stream_stream = handler.stream_stream
-
-    async def call_stream_stream(requests: Any, context: Any) -> AsyncIterator[Any]:
-        async with audited(context, None):
-            result = stream_stream(requests, context)
-            if inspect.isasyncgen(result):
-                async for response in result:
-                    yield response
-            else:
-                await result
-
-    return grpc.stream_stream_rpc_method_handler(
-        call_stream_stream, handler.request_deserializer, handler.response_serializer
-    )

@@ -4,20 +4,18 @@ import asyncio
 import contextlib
 import logging
 
-from nats.aio.client import Client
 from nats.js import JetStreamContext
 from prometheus_client import Counter
 
 from farm.audit.v1 import audit_pb2
 from farm_core.cancel import cancel_and_wait
-from farm_core.queue import audit_subject, connect, ensure_audit_stream
+from farm_core.nats_link import NatsLink
+from farm_core.queue import audit_subject, ensure_audit_stream
 
 log = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT_SECONDS = 5.0
 RETRY_SECONDS = 1.0
-# How long a stop waits for a connect in progress, so its socket can be closed.
-CONNECT_WAIT_SECONDS = 0.05
 
 audit_records_total = Counter(
     "farm_audit_records_total",
@@ -38,12 +36,10 @@ class AuditPublisher:
     """
 
     def __init__(self, nats_url: str, source: str, capacity: int) -> None:
-        self._nats_url = nats_url
         self._subject = audit_subject(source)
+        self._nats = NatsLink(nats_url, f"audit-{self._subject}")
         self._queue: asyncio.Queue[audit_pb2.AuditRecord] = asyncio.Queue(maxsize=capacity)
         self._sender: asyncio.Task[None] | None = None
-        self._nc: Client | None = None
-        self._connecting: asyncio.Future[Client] | None = None
         self._dropped = 0
 
     def submit(self, record: audit_pb2.AuditRecord) -> None:
@@ -64,28 +60,14 @@ class AuditPublisher:
     async def close(self, grace_seconds: float) -> None:
         """Publishes what is queued for up to `grace_seconds`, then drops the rest."""
         if self._sender is not None:
-            if self._nc is not None and self._nc.is_connected:
+            if self._nats.is_connected:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._queue.join(), grace_seconds)
             await cancel_and_wait(self._sender, "the audit sender")
             self._sender = None
-        await self._settle_connect(grace_seconds)
+        await self._nats.close(grace_seconds)
         while not self._queue.empty():
             self._drop(self._queue.get_nowait(), "the service stopped")
-        if self._nc is not None and not self._nc.is_closed:
-            await self._nc.close()
-        self._nc = None
-
-    async def _settle_connect(self, grace_seconds: float) -> None:
-        """Lets a connect in progress finish (to close it), or cancels it after the grace."""
-        connecting, self._connecting = self._connecting, None
-        if connecting is None:
-            return
-        if not connecting.done():
-            await asyncio.wait({connecting}, timeout=min(grace_seconds, CONNECT_WAIT_SECONDS))
-        await cancel_and_wait(connecting, "a NATS connect for the audit")
-        if not connecting.cancelled() and connecting.exception() is None:
-            self._nc = connecting.result()
 
     def _drop(self, record: audit_pb2.AuditRecord, why: str) -> None:
         audit_records_total.labels("dropped").inc()
@@ -101,33 +83,13 @@ class AuditPublisher:
             )
 
     async def _send_all(self) -> None:
-        js = await self._jetstream()
+        js = await self._nats.open(_with_audit_stream)
         while True:
             record = await self._queue.get()
             try:
                 await self._publish(js, record)
             finally:
                 self._queue.task_done()
-
-    async def _jetstream(self) -> JetStreamContext:
-        """Connects and makes sure the stream exists, retrying until NATS answers."""
-        while True:
-            try:
-                # Shielded: a connect cut off half-way would leave its socket open;
-                # close() waits for it instead.
-                self._connecting = asyncio.ensure_future(
-                    connect(self._nats_url, f"audit-{self._subject}")
-                )
-                self._nc = await asyncio.shield(self._connecting)
-                js = self._nc.jetstream()
-                await ensure_audit_stream(js)
-                return js
-            except Exception as error:  # any failure means: try again later
-                log.warning("audit: NATS not reachable (%s); retrying", error)
-                if self._nc is not None:
-                    await self._nc.close()
-                    self._nc = None
-                await asyncio.sleep(RETRY_SECONDS)
 
     async def _publish(self, js: JetStreamContext, record: audit_pb2.AuditRecord) -> None:
         """Publishes `record`, retrying while NATS is away; the record id makes a retry safe."""
@@ -144,3 +106,9 @@ class AuditPublisher:
             except Exception as error:  # NATS away: keep the record, retry
                 log.warning("audit: publishing %s failed (%s); retrying", record.id, error)
                 await asyncio.sleep(RETRY_SECONDS)
+
+
+async def _with_audit_stream(js: JetStreamContext) -> JetStreamContext:
+    """`js`, once the audit stream exists."""
+    await ensure_audit_stream(js)
+    return js

@@ -5,6 +5,7 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -21,9 +22,19 @@ from farm_core.scopes import ANY_IDENTITY, NO_IDENTITY, OPEN_METHOD_PREFIXES
 
 log = logging.getLogger(__name__)
 
-Around = Callable[
-    [grpc.aio.ServicerContext[Any, Any]], contextlib.AbstractAsyncContextManager[None]
-]
+
+@dataclass
+class ServerCall:
+    """One call as an interceptor sees it around the handler."""
+
+    context: grpc.aio.ServicerContext[Any, Any]
+    # None when the requests are streamed: they are not kept.
+    request: Any = None
+    # Set once a unary response is made; streamed responses are not kept.
+    response: Any = None
+
+
+Around = Callable[[ServerCall], contextlib.AbstractAsyncContextManager[None]]
 Continuation = Callable[[grpc.HandlerCallDetails], Any]
 
 __all__ = [
@@ -32,6 +43,7 @@ __all__ = [
     "ErrorMappingInterceptor",
     "IdentityInterceptor",
     "MetricsInterceptor",
+    "ServerCall",
     "wrap_handler",
 ]
 
@@ -44,7 +56,7 @@ rpc_seconds = Histogram(
 
 
 def wrap_handler(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMethodHandler:
-    """Returns `handler` with every call run inside the async context `around(context)`."""
+    """Returns `handler` with every call run inside the async context `around(call)`."""
 
     async def run_stream(result: Any) -> AsyncIterator[Any]:
         if inspect.isasyncgen(result):
@@ -57,8 +69,10 @@ def wrap_handler(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMeth
         unary_unary = handler.unary_unary
 
         async def call_unary_unary(request: Any, context: Any) -> Any:
-            async with around(context):
-                return await unary_unary(request, context)
+            call = ServerCall(context, request)
+            async with around(call):
+                call.response = await unary_unary(request, context)
+                return call.response
 
         return grpc.unary_unary_rpc_method_handler(
             call_unary_unary, handler.request_deserializer, handler.response_serializer
@@ -67,7 +81,7 @@ def wrap_handler(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMeth
         unary_stream = handler.unary_stream
 
         async def call_unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
-            async with around(context):
+            async with around(ServerCall(context, request)):
                 async for response in run_stream(unary_stream(request, context)):
                     yield response
 
@@ -78,8 +92,10 @@ def wrap_handler(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMeth
         stream_unary = handler.stream_unary
 
         async def call_stream_unary(requests: Any, context: Any) -> Any:
-            async with around(context):
-                return await stream_unary(requests, context)
+            call = ServerCall(context)
+            async with around(call):
+                call.response = await stream_unary(requests, context)
+                return call.response
 
         return grpc.stream_unary_rpc_method_handler(
             call_stream_unary, handler.request_deserializer, handler.response_serializer
@@ -87,7 +103,7 @@ def wrap_handler(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMeth
     stream_stream = handler.stream_stream
 
     async def call_stream_stream(requests: Any, context: Any) -> AsyncIterator[Any]:
-        async with around(context):
+        async with around(ServerCall(context)):
             async for response in run_stream(stream_stream(requests, context)):
                 yield response
 
@@ -112,13 +128,13 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
             return handler
 
         @contextlib.asynccontextmanager
-        async def measured(context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        async def measured(call: ServerCall) -> AsyncIterator[None]:
             started = time.perf_counter()
             code = "OK"
             try:
                 yield
             except BaseException:
-                status = context.code()
+                status = call.context.code()
                 code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
                 raise
             finally:
@@ -140,16 +156,16 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
             return handler
 
         @contextlib.asynccontextmanager
-        async def mapped(context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        async def mapped(call: ServerCall) -> AsyncIterator[None]:
             try:
                 yield
             except FarmError as error:
-                await context.abort(error.code, error.message)
+                await call.context.abort(error.code, error.message)
             except grpc.aio.AbortError:
                 raise
             except Exception:
                 log.exception("%s failed", method)
-                await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}")
+                await call.context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}")
 
         return wrap_handler(handler, mapped)
 
@@ -177,7 +193,8 @@ class IdentityInterceptor(grpc.aio.ServerInterceptor):
         token = metadata.get(IDENTITY_HEADER)
 
         @contextlib.asynccontextmanager
-        async def admitted(context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        async def admitted(call: ServerCall) -> AsyncIterator[None]:
+            context = call.context
             required = self._method_scopes.get(method)
             if required is None:
                 await context.abort(

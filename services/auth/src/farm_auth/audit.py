@@ -13,7 +13,6 @@ from collections.abc import Awaitable
 
 import nats.errors
 from google.protobuf.message import DecodeError
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -23,7 +22,8 @@ from farm.audit.v1 import audit_pb2
 from farm_auth.audit_log import AuditLog
 from farm_core.cancel import cancel_and_wait
 from farm_core.db import utcnow
-from farm_core.queue import AUDIT_STREAM, connect, ensure_audit_stream
+from farm_core.nats_link import NatsLink
+from farm_core.queue import AUDIT_STREAM, ensure_audit_stream
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,6 @@ FETCH_WAIT_SECONDS = 2.0
 ACK_WAIT_SECONDS = 30.0
 RETRY_SECONDS = 1.0
 PURGE_EVERY_SECONDS = 3600.0
-# How long a stop waits for a connect in progress, so its socket can be closed.
-CONNECT_WAIT_SECONDS = 0.05
 
 
 class AuditWriter:
@@ -42,10 +40,8 @@ class AuditWriter:
 
     def __init__(self, audit_log: AuditLog, nats_url: str, retention_days: int) -> None:
         self._log = audit_log
-        self._nats_url = nats_url
+        self._nats = NatsLink(nats_url, DURABLE_NAME)
         self._retention = dt.timedelta(days=retention_days) if retention_days else None
-        self._nc: Client | None = None
-        self._connecting: asyncio.Future[Client] | None = None
         self._loop: asyncio.Task[None] | None = None
         self._purged_at: dt.datetime | None = None
 
@@ -58,19 +54,10 @@ class AuditWriter:
         loop, self._loop = self._loop, None
         if loop is not None:
             await cancel_and_wait(loop, "the audit writer")
-        connecting, self._connecting = self._connecting, None
-        if connecting is not None:
-            if not connecting.done():
-                await asyncio.wait({connecting}, timeout=CONNECT_WAIT_SECONDS)
-            await cancel_and_wait(connecting, "the audit writer's NATS connect")
-            if not connecting.cancelled() and connecting.exception() is None:
-                self._nc = connecting.result()
-        if self._nc is not None and not self._nc.is_closed:
-            await self._nc.close()
-        self._nc = None
+        await self._nats.close()
 
     async def _run(self) -> None:
-        subscription = await self._subscribe()
+        subscription = await self._nats.open(_subscribe)
         while True:
             await self._purge_if_due()
             try:
@@ -82,33 +69,6 @@ class AuditWriter:
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
             await self._store(messages)
-
-    async def _subscribe(self) -> JetStreamContext.PullSubscription:
-        """Binds the durable consumer, retrying until NATS answers."""
-        while True:
-            try:
-                # Shielded: a connect cut off half-way would leave its socket open.
-                self._connecting = asyncio.ensure_future(connect(self._nats_url, "auth-audit"))
-                self._nc = await asyncio.shield(self._connecting)
-                js = self._nc.jetstream()
-                await ensure_audit_stream(js)
-                await js.add_consumer(
-                    AUDIT_STREAM,
-                    ConsumerConfig(
-                        name=DURABLE_NAME,
-                        durable_name=DURABLE_NAME,
-                        ack_policy=AckPolicy.EXPLICIT,
-                        deliver_policy=DeliverPolicy.ALL,
-                        ack_wait=ACK_WAIT_SECONDS,
-                    ),
-                )
-                return await js.pull_subscribe_bind(durable=DURABLE_NAME, stream=AUDIT_STREAM)
-            except (nats.errors.Error, OSError, TimeoutError) as error:
-                log.warning("audit: NATS not ready (%s); retrying", error)
-                if self._nc is not None:
-                    await self._nc.close()
-                    self._nc = None
-                await asyncio.sleep(RETRY_SECONDS)
 
     async def _store(self, messages: list[Msg]) -> None:
         records: list[audit_pb2.AuditRecord] = []
@@ -150,6 +110,22 @@ class AuditWriter:
             return
         if deleted:
             log.info("deleted %d audit records older than %s", deleted, self._retention)
+
+
+async def _subscribe(js: JetStreamContext) -> JetStreamContext.PullSubscription:
+    """Binds the durable consumer, creating it (and the stream) if needed."""
+    await ensure_audit_stream(js)
+    await js.add_consumer(
+        AUDIT_STREAM,
+        ConsumerConfig(
+            name=DURABLE_NAME,
+            durable_name=DURABLE_NAME,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=ACK_WAIT_SECONDS,
+        ),
+    )
+    return await js.pull_subscribe_bind(durable=DURABLE_NAME, stream=AUDIT_STREAM)
 
 
 async def _settle(reply: Awaitable[None]) -> None:
