@@ -7,6 +7,7 @@ import re
 from farm.audit.v1 import audit_pb2, audit_pb2_grpc
 from farm_cli.client import CALL_TIMEOUT, connect
 from farm_cli.console import CliError, print_message
+from farm_cli.pages import every_page
 
 DEFAULT_LIMIT = 50
 MAX_PAGE_SIZE = 1000
@@ -71,20 +72,17 @@ def list_audit_records(args: argparse.Namespace) -> int:
     since = since_time(args.since, dt.datetime.now(dt.UTC))
     if since is not None:
         request.since.FromDatetime(since)
-    listed = audit_pb2.ListAuditRecordsResponse()
     with connect() as farm:
         audit = audit_pb2_grpc.AuditServiceStub(farm.channel)
-        seen_tokens: set[str] = set()
-        while True:
-            request.page_size = min(args.limit - len(listed.audit_records), MAX_PAGE_SIZE)
-            page = audit.ListAuditRecords(request, metadata=farm.metadata, timeout=CALL_TIMEOUT)
-            listed.audit_records.extend(page.audit_records)
-            if not page.next_page_token or len(listed.audit_records) >= args.limit:
-                listed.next_page_token = page.next_page_token
-                break
-            if page.next_page_token in seen_tokens:
-                raise CliError("the farm returned the same page token twice")
-            seen_tokens.add(page.next_page_token)
-            request.page_token = page.next_page_token
+
+        def call(request: audit_pb2.ListAuditRecordsRequest) -> audit_pb2.ListAuditRecordsResponse:
+            page: audit_pb2.ListAuditRecordsResponse = audit.ListAuditRecords(
+                request, metadata=farm.metadata, timeout=CALL_TIMEOUT
+            )
+            return page
+
+        listed = every_page(
+            call, request, "audit_records", limit=args.limit, page_size=MAX_PAGE_SIZE
+        )
     print_message(listed)
     return 0
