@@ -18,8 +18,9 @@ import httpx
 import pytest
 
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
-from farm_cli.launcher.config import FarmConfig, FarmPorts, find_project_root
+from farm_cli.launcher.config import find_project_root
 from farm_cli.launcher.farm import LocalFarm
+from tests.farms import whole_farm_config
 
 ROOT = find_project_root(Path(__file__).parent)
 FINAL_STATES = {"TASK_STATUS_SUCCEEDED", "TASK_STATUS_FAILED", "TASK_STATUS_CANCELLED"}
@@ -28,16 +29,7 @@ FINAL_STATES = {"TASK_STATUS_SUCCEEDED", "TASK_STATUS_FAILED", "TASK_STATUS_CANC
 @pytest.fixture(scope="session")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
     """The farm, started once for all end-to-end tests and stopped by PID at the end."""
-    config = FarmConfig(
-        root=ROOT,
-        # Short: Chromium's sockets live under FARM_HOME/agents/<id>/tmp.
-        home=tmp_path_factory.mktemp("farm"),
-        ports=FarmPorts.free(),
-        agents=2,
-        agent_allow="127.0.0.0/8",
-        seaweedfs_stop_timeout=2.0,
-    )
-    with LocalFarm(config) as running:
+    with LocalFarm(whole_farm_config(tmp_path_factory.mktemp("farm"))) as running:
         yield running
 
 

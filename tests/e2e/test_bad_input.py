@@ -1,9 +1,11 @@
 """Bad input at the edge: a 400 that names the field, and nothing half-written."""
 
+import json
 from typing import Any
 
 import pytest
 
+from farm_cli.launcher.envoy import MAX_REQUEST_BYTES
 from tests.e2e.conftest import Client, unique_label
 
 pytestmark = pytest.mark.e2e
@@ -87,6 +89,26 @@ def test_an_oversized_body_is_refused_and_nothing_is_written(admin: Client) -> N
     assert response.status_code == 413
     listed = admin.http.get("/v1/tasks", params={"label": f"test={label['test']}"}).json()
     assert listed["tasks"] == []
+
+
+@pytest.mark.parametrize(
+    ("size", "status"), [(MAX_REQUEST_BYTES, 400), (MAX_REQUEST_BYTES + 1, 413)]
+)
+def test_a_body_up_to_the_limit_reaches_the_api_and_one_byte_more_is_413(
+    admin: Client, size: int, status: int
+) -> None:
+    # Padded with JSON whitespace to the byte; the spec's own fault (timeoutMs)
+    # shows that the scheduler read it.
+    spec = json.dumps({**GOOD, "labels": unique_label(), "timeoutMs": 5}).encode()
+    body = spec + b" " * (size - len(spec))
+
+    response = admin.http.post(
+        "/v1/tasks", content=body, headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert response.json()["message"].startswith("timeoutMs")
 
 
 def test_a_page_token_that_is_not_ours_is_a_400_naming_it(admin: Client) -> None:

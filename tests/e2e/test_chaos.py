@@ -13,8 +13,7 @@ import secrets
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -24,15 +23,14 @@ from nats.aio.msg import Msg
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_cli.launcher.config import FarmConfig, FarmPorts, find_project_root
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.supervisor import Phase
+from tests.farms import whole_farm_config
 from tests.helpers import assert_eventually
 from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-ROOT = find_project_root(Path(__file__).parent)
 FINAL = {"TASK_STATUS_SUCCEEDED", "TASK_STATUS_FAILED", "TASK_STATUS_CANCELLED"}
 # Short waits everywhere, so a redelivery or a retry takes seconds, not minutes.
 CHAOS_ENV = {
@@ -55,16 +53,7 @@ VIEWPORT = {"width": 640, "height": 400}
 @pytest.fixture
 def chaos_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
     """A farm for one test, supervised in the background, stopped by PID afterwards."""
-    config = FarmConfig(
-        root=ROOT,
-        # Short: Chromium's sockets live under FARM_HOME/agents/<id>/tmp.
-        home=tmp_path_factory.mktemp("chaos"),
-        ports=FarmPorts.free(),
-        agents=2,
-        agent_allow="127.0.0.0/8",
-        seaweedfs_stop_timeout=2.0,
-        service_env=CHAOS_ENV,
-    )
+    config = replace(whole_farm_config(tmp_path_factory.mktemp("chaos")), service_env=CHAOS_ENV)
     with LocalFarm(config) as farm:
         farm.start_supervisor(interval=0.1)
         yield farm

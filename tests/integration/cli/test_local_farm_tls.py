@@ -1,14 +1,16 @@
-"""`farm up --tls`: the launcher makes a local CA once and Envoy serves only TLS with it."""
+"""`farm up --tls`: Envoy serves only TLS, with a local CA made once or the operator's own."""
 
 import ssl
 import stat
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
 
 from farm_cli.launcher.config import FarmConfig
 from farm_cli.launcher.farm import LocalFarm
+from farm_cli.launcher.tls import TlsFiles, load_or_create_local_tls
 
 pytestmark = pytest.mark.integration
 
@@ -33,3 +35,20 @@ def test_tls_farm_serves_https_with_its_local_ca_kept_across_restarts(
     with LocalFarm(config) as farm:
         assert farm.tls_files is not None and farm.tls_files.ca is not None
         assert farm.tls_files.ca.read_bytes() == first_ca
+
+
+def test_tls_farm_serves_the_operators_own_certificate(
+    infra_config: FarmConfig, tmp_path: Path
+) -> None:
+    own = load_or_create_local_tls(tmp_path / "operator")
+    assert own.ca is not None
+    config = replace(infra_config, tls=True, tls_cert=own.cert, tls_key=own.key)
+    with LocalFarm(config) as farm:
+        assert farm.tls_files == TlsFiles(cert=own.cert, key=own.key)
+        healthz = f"{farm.envoy_url}/healthz"
+        trusting = ssl.create_default_context(cafile=str(own.ca))
+        assert httpx.get(healthz, verify=trusting, timeout=5).status_code == 503
+        # Not a certificate of the farm's own CA (kept for the services' mutual TLS).
+        local_ca = ssl.create_default_context(cafile=str(config.tls_home / "ca.pem"))
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            httpx.get(healthz, verify=local_ca, timeout=5)

@@ -12,6 +12,7 @@ from google.protobuf import descriptor_pb2
 from farm_cli.launcher.config import find_project_root
 from farm_cli.launcher.envoy import Endpoint, EnvoySettings, render_envoy_config
 from farm_cli.launcher.infra import binary
+from farm_cli.launcher.tls import load_or_create_internal_tls, load_or_create_local_tls
 from farm_cli.main import main
 
 ROOT = find_project_root(Path(__file__).parent)
@@ -54,10 +55,15 @@ def rendered(**changes: Any) -> dict[str, Any]:
     return loaded
 
 
-def connection_manager(config: dict[str, Any]) -> dict[str, Any]:
+def filter_chain(config: dict[str, Any]) -> dict[str, Any]:
     (listener,) = config["static_resources"]["listeners"]
     (chain,) = listener["filter_chains"]
-    (manager,) = chain["filters"]
+    assert isinstance(chain, dict)
+    return chain
+
+
+def connection_manager(config: dict[str, Any]) -> dict[str, Any]:
+    (manager,) = filter_chain(config)["filters"]
     typed: dict[str, Any] = manager["typed_config"]
     return typed
 
@@ -186,6 +192,92 @@ def test_a_service_without_endpoints_is_refused() -> None:
         settings(upstreams={"auth": [Endpoint("127.0.0.1", 1)], "scheduler": [Endpoint("a", 2)]})
 
 
+EDGE_TLS: dict[str, Any] = {
+    "tls_cert_path": Path("/certs/farm.pem"),
+    "tls_key_path": Path("/certs/key.pem"),
+}
+UPSTREAM_TLS: dict[str, Any] = {
+    "upstream_cert_path": Path("/certs/internal.pem"),
+    "upstream_key_path": Path("/certs/internal-key.pem"),
+    "upstream_ca_path": Path("/certs/ca.pem"),
+}
+
+
+def test_without_certificates_the_listener_and_the_clusters_are_plain() -> None:
+    config = rendered()
+    assert "transport_socket" not in filter_chain(config)
+    assert not any("transport_socket" in cluster for cluster in clusters(config).values())
+
+
+def test_the_listener_serves_only_tls_with_alpn_h2_and_http11() -> None:
+    config = rendered(**EDGE_TLS)
+    socket = filter_chain(config)["transport_socket"]
+    assert socket["name"] == "envoy.transport_sockets.tls"
+    assert socket["typed_config"]["@type"].endswith("DownstreamTlsContext")
+    context = socket["typed_config"]["common_tls_context"]
+    assert context["alpn_protocols"] == ["h2", "http/1.1"]
+    assert context["tls_certificates"] == [
+        {
+            "certificate_chain": {"filename": "/certs/farm.pem"},
+            "private_key": {"filename": "/certs/key.pem"},
+        }
+    ]
+    # TLS at the edge alone does not change how Envoy calls the services.
+    assert not any("transport_socket" in cluster for cluster in clusters(config).values())
+
+
+def test_envoy_calls_every_service_with_its_client_certificate() -> None:
+    config = rendered(**UPSTREAM_TLS)
+    assert "transport_socket" not in filter_chain(config)
+    for cluster in clusters(config).values():
+        typed = cluster["transport_socket"]["typed_config"]
+        assert typed["@type"].endswith("UpstreamTlsContext")
+        context = typed["common_tls_context"]
+        assert context["alpn_protocols"] == ["h2"]
+        assert context["tls_certificates"] == [
+            {
+                "certificate_chain": {"filename": "/certs/internal.pem"},
+                "private_key": {"filename": "/certs/internal-key.pem"},
+            }
+        ]
+        assert context["validation_context"] == {"trusted_ca": {"filename": "/certs/ca.pem"}}
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"tls_cert_path": Path("/c.pem")}, "TLS certificate needs its key"),
+        ({"tls_key_path": Path("/k.pem")}, "TLS certificate needs its key"),
+        ({"upstream_cert_path": Path("/c.pem")}, "certificate, its key and the CA"),
+        (
+            {"upstream_cert_path": Path("/c.pem"), "upstream_key_path": Path("/k.pem")},
+            "certificate, its key and the CA",
+        ),
+    ],
+)
+def test_tls_files_given_in_part_are_refused(given: dict[str, Path], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        settings(**given)
+
+
+def test_envoy_config_command_takes_the_tls_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edge = ["--tls-cert", "/certs/farm.pem", "--tls-key", "/certs/key.pem"]
+    upstream = ["--upstream-tls-cert", "/certs/internal.pem"]
+    upstream += ["--upstream-tls-key", "/certs/internal-key.pem"]
+    output = tmp_path / "envoy.yaml"
+    args = [*COMPOSE_RENDER_ARGS, *edge, *upstream, "--upstream-tls-ca", "/certs/ca.pem"]
+    assert main([*args, "-o", str(output)]) == 0
+    config, expected = yaml.safe_load(output.read_text()), rendered(**EDGE_TLS, **UPSTREAM_TLS)
+    socket = filter_chain(expected)["transport_socket"]
+    assert filter_chain(config)["transport_socket"] == socket
+    upstream_socket = clusters(expected)["auth"]["transport_socket"]
+    assert [c["transport_socket"] for c in clusters(config).values()] == [upstream_socket] * 3
+    assert main([*COMPOSE_RENDER_ARGS, *upstream]) == 1
+    assert "certificate, its key and the CA" in capsys.readouterr().err
+
+
 def test_compose_envoy_config_is_the_current_render(tmp_path: Path) -> None:
     fresh = tmp_path / "envoy.yaml"
     assert main([*COMPOSE_RENDER_ARGS, "-o", str(fresh)]) == 0
@@ -207,11 +299,21 @@ def envoy_validate(path: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("hosts", ["addresses", "names"])
+@pytest.mark.parametrize("hosts", ["addresses", "names", "tls"])
 def test_envoy_accepts_the_rendered_config(tmp_path: Path, hosts: str) -> None:
     changes: dict[str, Any] = {}
     if hosts == "names":
         changes["upstreams"] = {n: [Endpoint(n, 7000)] for n in ("auth", "storage", "scheduler")}
+    if hosts == "tls":
+        edge = load_or_create_local_tls(tmp_path / "tls")
+        internal = load_or_create_internal_tls(tmp_path / "tls")
+        changes = {
+            "tls_cert_path": edge.cert,
+            "tls_key_path": edge.key,
+            "upstream_cert_path": internal.cert,
+            "upstream_key_path": internal.key,
+            "upstream_ca_path": internal.ca,
+        }
     path = tmp_path / "envoy.yaml"
     path.write_text(render_envoy_config(TEMPLATE, settings(**changes)))
     result = envoy_validate(path)

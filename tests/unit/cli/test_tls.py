@@ -1,29 +1,31 @@
-"""TLS of the local farm: the local CA, the flags and variables, and Envoy's listener."""
+"""TLS of the local farm: the local CA, the flags and variables, the banner.
+
+How Envoy is configured with the certificates: test_envoy_template.py.
+"""
 
 import argparse
 import datetime as dt
 import ipaddress
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from cryptography import x509
 
 from farm_cli.commands.up import tls_lines
 from farm_cli.launcher.config import FarmConfig, find_project_root
-from farm_cli.launcher.envoy import Endpoint, EnvoySettings, render_envoy_config
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.tls import (
     RENEW_BEFORE,
+    TlsFiles,
     load_or_create_internal_tls,
     load_or_create_local_tls,
 )
 from farm_cli.main import build_parser
 
 ROOT = find_project_root(Path(__file__).parent)
-TEMPLATE = ROOT / "envoy" / "envoy.yaml.j2"
 
 
 def test_local_ca_and_server_certificate_are_made_with_private_keys(tmp_path: Path) -> None:
@@ -43,25 +45,17 @@ def test_local_ca_and_server_certificate_are_made_with_private_keys(tmp_path: Pa
     ]
 
 
-def test_local_ca_is_made_once_and_reused(tmp_path: Path) -> None:
-    first = load_or_create_local_tls(tmp_path)
-    assert first.ca is not None
-    ca_pem, cert_pem = first.ca.read_bytes(), first.cert.read_bytes()
-    again = load_or_create_local_tls(tmp_path)
-    assert again == first
-    assert again.cert.read_bytes() == cert_pem
-    assert first.ca.read_bytes() == ca_pem
-
-
-def test_a_server_certificate_near_its_end_is_issued_again_by_the_same_ca(
-    tmp_path: Path,
+@pytest.mark.parametrize("load", [load_or_create_local_tls, load_or_create_internal_tls])
+def test_a_certificate_is_kept_then_issued_again_by_the_same_ca_near_its_end(
+    tmp_path: Path, load: Callable[..., TlsFiles]
 ) -> None:
-    first = load_or_create_local_tls(tmp_path)
+    first = load(tmp_path)
     assert first.ca is not None
     ca_pem, cert_pem = first.ca.read_bytes(), first.cert.read_bytes()
+    assert load(tmp_path) == first and first.cert.read_bytes() == cert_pem
     old = x509.load_pem_x509_certificate(cert_pem)
     later = old.not_valid_after_utc - RENEW_BEFORE + dt.timedelta(minutes=1)
-    renewed = load_or_create_local_tls(tmp_path, now=later)
+    renewed = load(tmp_path, now=later)
     assert renewed.ca is not None and renewed.ca.read_bytes() == ca_pem
     new = x509.load_pem_x509_certificate(renewed.cert.read_bytes())
     assert new.not_valid_after_utc > old.not_valid_after_utc
@@ -124,65 +118,6 @@ def test_a_missing_own_certificate_fails_before_anything_starts(tmp_path: Path) 
     with pytest.raises(FileNotFoundError, match=r"absent\.pem"):
         farm.start()
     assert farm.processes == {}
-
-
-def settings(**changes: Any) -> EnvoySettings:
-    values: dict[str, Any] = {
-        "listen_port": 18080,
-        "admin_port": 19901,
-        "descriptor_path": ROOT / "envoy" / "farm.binpb",
-        "upstreams": {name: [Endpoint("127.0.0.1", 17101)] for name in ("auth", "storage")}
-        | {"scheduler": [Endpoint("127.0.0.1", 17103)]},
-    }
-    values.update(changes)
-    return EnvoySettings(**values)
-
-
-def listener_chain(rendered: str) -> dict[str, Any]:
-    loaded = yaml.safe_load(rendered)
-    (listener,) = loaded["static_resources"]["listeners"]
-    (chain,) = listener["filter_chains"]
-    assert isinstance(chain, dict)
-    return chain
-
-
-def test_listener_is_plain_without_a_certificate() -> None:
-    assert "transport_socket" not in listener_chain(render_envoy_config(TEMPLATE, settings()))
-
-
-def test_listener_serves_tls_with_alpn_h2_and_http11() -> None:
-    chain = listener_chain(
-        render_envoy_config(
-            TEMPLATE,
-            settings(tls_cert_path=Path("/certs/farm.pem"), tls_key_path=Path("/certs/key.pem")),
-        )
-    )
-    socket = chain["transport_socket"]
-    assert socket["name"] == "envoy.transport_sockets.tls"
-    context = socket["typed_config"]["common_tls_context"]
-    assert context["alpn_protocols"] == ["h2", "http/1.1"]
-    assert context["tls_certificates"] == [
-        {
-            "certificate_chain": {"filename": "/certs/farm.pem"},
-            "private_key": {"filename": "/certs/key.pem"},
-        }
-    ]
-
-
-def test_envoy_settings_refuse_a_certificate_without_a_key() -> None:
-    with pytest.raises(ValueError, match="TLS certificate needs its key"):
-        settings(tls_cert_path=Path("/certs/farm.pem"))
-
-
-def test_envoy_config_command_renders_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(ROOT)
-    output = tmp_path / "envoy.yaml"
-    args = build_parser().parse_args(
-        ["envoy-config", "--tls-cert", "/c.pem", "--tls-key", "/k.pem", "-o", str(output)]
-    )
-    assert args.run(args) == 0
-    chain = listener_chain(output.read_text())
-    assert chain["transport_socket"]["typed_config"]["common_tls_context"]["tls_certificates"]
 
 
 def test_banner_names_the_ca_for_curl_and_the_cli(tmp_path: Path) -> None:

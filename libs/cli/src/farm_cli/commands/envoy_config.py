@@ -86,24 +86,22 @@ def print_envoy_config(args: argparse.Namespace) -> int:
     for name, endpoints in upstreams.items():
         if not endpoints:
             endpoints.append(Endpoint("127.0.0.1", local[name]))
-    if (args.tls_cert is None) != (args.tls_key is None):
-        raise CliError("--tls-cert and --tls-key go together")
-    upstream_tls = (args.upstream_tls_cert, args.upstream_tls_key, args.upstream_tls_ca)
-    if any(path is None for path in upstream_tls) and any(p is not None for p in upstream_tls):
-        raise CliError("--upstream-tls-cert, --upstream-tls-key and --upstream-tls-ca go together")
-    settings = EnvoySettings(
-        listen_address=args.listen.host,
-        listen_port=args.listen.port,
-        admin_address=args.admin.host,
-        admin_port=args.admin.port,
-        descriptor_path=args.descriptor or root / "envoy" / "farm.binpb",
-        upstreams=upstreams,
-        tls_cert_path=args.tls_cert,
-        tls_key_path=args.tls_key,
-        upstream_cert_path=args.upstream_tls_cert,
-        upstream_key_path=args.upstream_tls_key,
-        upstream_ca_path=args.upstream_tls_ca,
-    )
+    try:
+        settings = EnvoySettings(
+            listen_address=args.listen.host,
+            listen_port=args.listen.port,
+            admin_address=args.admin.host,
+            admin_port=args.admin.port,
+            descriptor_path=args.descriptor or root / "envoy" / "farm.binpb",
+            upstreams=upstreams,
+            tls_cert_path=args.tls_cert,
+            tls_key_path=args.tls_key,
+            upstream_cert_path=args.upstream_tls_cert,
+            upstream_key_path=args.upstream_tls_key,
+            upstream_ca_path=args.upstream_tls_ca,
+        )
+    except ValueError as error:  # the TLS files given only in part
+        raise CliError(str(error)) from error
     text = render_envoy_config(root / "envoy" / "envoy.yaml.j2", settings)
     if args.output is None:
         sys.stdout.write(text)

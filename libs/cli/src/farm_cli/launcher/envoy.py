@@ -66,11 +66,6 @@ class EnvoySettings:
         if any(path is None for path in upstream) and any(path is not None for path in upstream):
             raise ValueError("mutual TLS to the services needs a certificate, its key and the CA")
 
-    @property
-    def tls(self) -> bool:
-        """Whether the listener serves TLS."""
-        return self.tls_cert_path is not None
-
 
 def render_envoy_config(template: Path, settings: EnvoySettings) -> str:
     """The Envoy configuration (YAML) for `settings`, from the Jinja2 `template`."""

@@ -185,6 +185,10 @@ class LocalFarm:
             self._check_project_files()
             self._shared = shared = self._prepare_home()
             self._tls = self._prepare_tls()
+            if self._tls is not None:
+                # With TLS at the edge, the services also speak mutual TLS among themselves.
+                internal = load_or_create_internal_tls(self.config.tls_home)
+                self._shared = shared = replace(shared, internal_tls=internal)
             self._s3 = s3 = self._start_infrastructure()
             if self.config.start_services:
                 self._start_services(shared, s3)
@@ -298,9 +302,7 @@ class LocalFarm:
         self._admin_key = resolve_admin_key(self.admin_key_path, self.config.admin_key)
         secret = self.config.identity_secret or load_or_create_secret(self.home / "identity-secret")
         nats_url = self.config.nats_url or f"nats://{HOST}:{self.config.ports.nats}"
-        # With TLS at the edge, the services also speak mutual TLS among themselves.
-        internal = load_or_create_internal_tls(self.config.tls_home) if self.config.tls else None
-        return SharedSettings(nats_url=nats_url, identity_secret=secret, internal_tls=internal)
+        return SharedSettings(nats_url=nats_url, identity_secret=secret)
 
     def _prepare_tls(self) -> TlsFiles | None:
         """The given certificate (checked to exist), the local CA's (made once), or None."""
