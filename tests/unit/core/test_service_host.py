@@ -11,7 +11,7 @@ from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm_cli.launcher.processes import free_port
 from farm_core.errors import InvalidArgument
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec, current_identity
-from farm_core.interceptors import ANY_IDENTITY
+from farm_core.scopes import ANY_IDENTITY
 from farm_core.server import ServiceHost
 from farm_core.settings import FarmSettings
 

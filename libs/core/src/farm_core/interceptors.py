@@ -38,8 +38,6 @@ Around = Callable[[ServerCall], contextlib.AbstractAsyncContextManager[None]]
 Continuation = Callable[[grpc.HandlerCallDetails], Any]
 
 __all__ = [
-    "ANY_IDENTITY",
-    "NO_IDENTITY",
     "ErrorMappingInterceptor",
     "IdentityInterceptor",
     "MetricsInterceptor",
