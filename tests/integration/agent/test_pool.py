@@ -1,5 +1,6 @@
 """The browser pool: fresh contexts, recycling, crash recovery, idle closing, scratch space."""
 
+import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -134,3 +135,16 @@ async def test_memory_gauge_counts_the_browser_processes(pools) -> None:
         memory = REGISTRY.get_sample_value("agent_memory_usage_bytes")
     assert memory is not None
     assert memory > own_rss + 10 * 1024 * 1024
+
+
+async def test_a_pool_that_cannot_launch_chromium_closes_its_egress_listener(
+    short_home: Path, make_settings
+) -> None:
+    pool = BrowserPool(make_settings(FARM_HOME=short_home, chromium_path=Path("/bin/false")))
+    with pytest.raises(Exception, match="false"):
+        await pool.start()
+
+    listener = pool.egress.default_session
+    assert listener.port
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection(listener.host, listener.port)

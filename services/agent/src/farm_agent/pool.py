@@ -107,7 +107,17 @@ class BrowserPool:
         return len(self._browsers)
 
     async def start(self) -> None:
-        """Starts the egress guard, Playwright's driver and the minimum number of browsers."""
+        """Starts the egress guard, Playwright's driver and the minimum number of browsers.
+
+        A start that fails part way closes what it had opened.
+        """
+        try:
+            await self._start()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _start(self) -> None:
         policy = await farm_policy(
             self._settings.allow,
             self._settings.farm_services(),
