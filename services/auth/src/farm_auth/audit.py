@@ -2,8 +2,8 @@
 
 Every service publishes its AuditRecords to the stream (farm_core.audit); this
 consumer stores them in batches and acks after the commit, so records published
-while auth was down are written when it is back. It also deletes records past
-their retention.
+while auth was down are written when it is back. Apart from it, and whether NATS
+is reachable or not, records past their retention are deleted every hour.
 """
 
 import asyncio
@@ -42,24 +42,26 @@ class AuditWriter:
         self._log = audit_log
         self._nats = NatsLink(nats_url, DURABLE_NAME)
         self._retention = dt.timedelta(days=retention_days) if retention_days else None
-        self._loop: asyncio.Task[None] | None = None
-        self._purged_at: dt.datetime | None = None
+        self._loops: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        """Starts connecting and writing; never waits for NATS."""
-        self._loop = asyncio.create_task(self._run(), name="auth-audit")
+        """Starts connecting and writing, and the retention purge; never waits for NATS."""
+        self._loops.append(asyncio.create_task(self._run(), name="auth-audit"))
+        if self._retention is not None:
+            self._loops.append(
+                asyncio.create_task(self._purge_every(self._retention), name="auth-audit-purge")
+            )
 
     async def stop(self) -> None:
         """Stops writing; a batch fetched and not acked comes again after the ack wait."""
-        loop, self._loop = self._loop, None
-        if loop is not None:
+        loops, self._loops = self._loops, []
+        for loop in loops:
             await cancel_and_wait(loop, "the audit writer")
         await self._nats.close()
 
     async def _run(self) -> None:
         subscription = await self._nats.open(_subscribe)
         while True:
-            await self._purge_if_due()
             try:
                 messages = await subscription.fetch(FETCH_BATCH, timeout=FETCH_WAIT_SECONDS)
             except TimeoutError:
@@ -95,21 +97,16 @@ class AuditWriter:
         for message in parsed:
             await _settle(message.ack())
 
-    async def _purge_if_due(self) -> None:
-        now = utcnow()
-        if self._retention is None or (
-            self._purged_at is not None
-            and (now - self._purged_at).total_seconds() < PURGE_EVERY_SECONDS
-        ):
-            return
-        self._purged_at = now
-        try:
-            deleted = await self._log.purge(now - self._retention)
-        except (SQLAlchemyError, OSError) as error:
-            log.warning("deleting old audit records failed: %s", error)
-            return
-        if deleted:
-            log.info("deleted %d audit records older than %s", deleted, self._retention)
+    async def _purge_every(self, retention: dt.timedelta) -> None:
+        while True:
+            try:
+                deleted = await self._log.purge(utcnow() - retention)
+            except (SQLAlchemyError, OSError) as error:
+                log.warning("deleting old audit records failed: %s", error)
+            else:
+                if deleted:
+                    log.info("deleted %d audit records older than %s", deleted, retention)
+            await asyncio.sleep(PURGE_EVERY_SECONDS)
 
 
 async def _subscribe(js: JetStreamContext) -> JetStreamContext.PullSubscription:
