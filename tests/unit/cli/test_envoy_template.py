@@ -240,7 +240,30 @@ def test_envoy_calls_every_service_with_its_client_certificate() -> None:
                 "private_key": {"filename": "/certs/internal-key.pem"},
             }
         ]
-        assert context["validation_context"] == {"trusted_ca": {"filename": "/certs/ca.pem"}}
+        assert context["validation_context"]["trusted_ca"] == {"filename": "/certs/ca.pem"}
+
+
+def test_envoy_checks_that_a_service_certificate_names_the_endpoint_it_dialled() -> None:
+    upstreams = {
+        "auth": [Endpoint("auth.internal", 7101)],
+        "storage": [Endpoint("::1", 7102)],
+        "scheduler": [Endpoint("127.0.0.1", 7103), Endpoint("scheduler-2", 7104)],
+    }
+    config = rendered(upstreams=upstreams, **UPSTREAM_TLS)
+    names = {
+        name: cluster["transport_socket"]["typed_config"]["common_tls_context"][
+            "validation_context"
+        ]["match_typed_subject_alt_names"]
+        for name, cluster in clusters(config).items()
+    }
+    assert names == {
+        "auth": [{"san_type": "DNS", "matcher": {"exact": "auth.internal"}}],
+        "storage": [{"san_type": "IP_ADDRESS", "matcher": {"exact": "::1"}}],
+        "scheduler": [
+            {"san_type": "IP_ADDRESS", "matcher": {"exact": "127.0.0.1"}},
+            {"san_type": "DNS", "matcher": {"exact": "scheduler-2"}},
+        ],
+    }
 
 
 @pytest.mark.parametrize(
@@ -269,11 +292,17 @@ def test_envoy_config_command_takes_the_tls_flags(
     output = tmp_path / "envoy.yaml"
     args = [*COMPOSE_RENDER_ARGS, *edge, *upstream, "--upstream-tls-ca", "/certs/ca.pem"]
     assert main([*args, "-o", str(output)]) == 0
-    config, expected = yaml.safe_load(output.read_text()), rendered(**EDGE_TLS, **UPSTREAM_TLS)
+    compose_upstreams = {
+        name: [Endpoint(name, port)]
+        for name, port in (("auth", 7101), ("storage", 7102), ("scheduler", 7103))
+    }
+    config = yaml.safe_load(output.read_text())
+    expected = rendered(upstreams=compose_upstreams, **EDGE_TLS, **UPSTREAM_TLS)
     socket = filter_chain(expected)["transport_socket"]
     assert filter_chain(config)["transport_socket"] == socket
-    upstream_socket = clusters(expected)["auth"]["transport_socket"]
-    assert [c["transport_socket"] for c in clusters(config).values()] == [upstream_socket] * 3
+    assert [c["transport_socket"] for c in clusters(config).values()] == [
+        c["transport_socket"] for c in clusters(expected).values()
+    ]
     assert main([*COMPOSE_RENDER_ARGS, *upstream]) == 1
     assert "certificate, its key and the CA" in capsys.readouterr().err
 
