@@ -1,6 +1,7 @@
 """The agent's intake against a real nats-server: events, acks, priorities, cancels, drain."""
 
 import hashlib
+import logging
 import uuid
 
 import pytest
@@ -32,8 +33,9 @@ HIGH, LOW = tasks_pb2.PRIORITY_HIGH, tasks_pb2.PRIORITY_LOW
 
 
 async def test_a_task_reports_running_then_succeeded_and_is_acked(
-    js, start_intake, events: Events, uploader: FakeUploader, site
+    js, start_intake, events: Events, uploader: FakeUploader, site, caplog
 ) -> None:
+    caplog.set_level(logging.INFO, logger="farm_agent.attempt")
     await start_intake()
     task_id = await publish(js, content_of(site))
 
@@ -52,6 +54,11 @@ async def test_a_task_reports_running_then_succeeded_and_is_acked(
     assert ref.sha256 == hashlib.sha256(artifact.data).hexdigest()
     assert ref.content_type == "text/html; charset=utf-8"
     await assert_eventually(lambda: is_zero(queued_tasks(js)), message="task not acked")
+    # The agent's log at INFO follows the task, naming the host but not the URL's path.
+    logged = [record.getMessage() for record in caplog.records if task_id in record.getMessage()]
+    assert logged[0] == f"task {task_id} attempt 1 running on 127.0.0.1"
+    assert logged[-1].startswith(f"task {task_id} succeeded in ")
+    assert logged[-1].endswith(" s with 1 artifact(s)")
 
 
 async def test_a_failing_task_reports_failed_with_its_code_and_is_acked(

@@ -189,6 +189,12 @@ class TaskAttempt:
             await self._give_up(failure)
             return
         await self._finish("succeeded")
+        log.info(
+            "task %s succeeded in %.1f s with %d artifact(s)",
+            self.task_id,
+            time.monotonic() - self._started_at,
+            len(result.artifacts),
+        )
         await self._forget_waits()
 
     async def _go(
@@ -242,6 +248,8 @@ class TaskAttempt:
             try:
                 await self._report(tasks_pb2.TASK_STATUS_RUNNING)
                 self._running = True
+                # The host only: a URL's path and query may carry the tenant's secrets.
+                log.info("task %s attempt %d running on %s", self.task_id, self.attempt, host)
                 capture = await self._browse(spec, timeout_ms)
                 outcome = Outcome.SUCCESS
                 self._log_blocked(capture)
