@@ -1,15 +1,9 @@
 """The audit_records table: redeliveries stored once, filters, paging order, retention."""
 
 import datetime as dt
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from farm.audit.v1 import audit_pb2
 from farm_auth.audit_log import AuditFilter, AuditLog
-from farm_auth.store import KeyStore
-from farm_core.db import async_database_url
 
 NOW = dt.datetime(2026, 1, 2, 12, 0, tzinfo=dt.UTC)
 
@@ -23,14 +17,6 @@ def record(record_id: str, minutes_ago: int, **fields: str) -> audit_pb2.AuditRe
     )
     made.time.FromDatetime(NOW - dt.timedelta(minutes=minutes_ago))
     return made
-
-
-@pytest.fixture
-async def audit_log(tmp_path: Path) -> AsyncIterator[AuditLog]:
-    store = KeyStore(async_database_url("", tmp_path / "auth.db"))
-    await store.start()
-    yield AuditLog(store.engine)
-    await store.close()
 
 
 async def test_a_redelivered_record_is_stored_once(audit_log: AuditLog) -> None:

@@ -2,28 +2,15 @@
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from farm.audit.v1 import audit_pb2
 from farm_auth.audit import AuditWriter
 from farm_auth.audit_log import AuditFilter, AuditLog
-from farm_auth.store import KeyStore
-from farm_core.db import async_database_url, utcnow
+from farm_core.db import utcnow
 from tests.helpers import assert_eventually
 
 # Nothing listens on port 1: the writer's NATS connection keeps failing.
 UNREACHABLE_NATS = "nats://127.0.0.1:1"
-
-
-@pytest.fixture
-async def audit_log(tmp_path: Path) -> AsyncIterator[AuditLog]:
-    store = KeyStore(async_database_url("", tmp_path / "auth.db"))
-    await store.start()
-    yield AuditLog(store.engine)
-    await store.close()
 
 
 def record(record_id: str, days_ago: int) -> audit_pb2.AuditRecord:
