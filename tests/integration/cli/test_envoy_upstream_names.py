@@ -4,7 +4,6 @@ A certificate from the farm's internal CA is not enough: one issued for another
 name is refused, so a service's certificate cannot stand in for a different host.
 """
 
-import datetime as dt
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -13,8 +12,7 @@ import grpc
 import httpx
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from grpc_health.v1 import health, health_pb2_grpc
 
 from farm_cli.launcher.envoy import (
@@ -25,46 +23,19 @@ from farm_cli.launcher.envoy import (
     write_envoy_config,
 )
 from farm_cli.launcher.processes import ManagedProcess, free_port, wait_until
-from farm_cli.launcher.tls import TlsFiles, load_or_create_internal_tls
+from farm_cli.launcher.tls import load_or_create_internal_tls, load_or_issue
+from farm_core.transport import InternalTls
 from tests.helpers import assert_eventually
 from tests.integration.cli.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 
 
-def certificate_for(tls: TlsFiles, name: str, folder: Path) -> tuple[bytes, bytes]:
-    """A server certificate (PEM) and its key for DNS `name`, issued by `tls`'s CA."""
-    assert tls.ca is not None
-    ca_cert = x509.load_pem_x509_certificate(tls.ca.read_bytes())
-    ca_key = serialization.load_pem_private_key((folder / "ca-key.pem").read_bytes(), None)
-    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, name)]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM), key_pem
-
-
-def health_server(cert: bytes, key: bytes, ca: bytes) -> tuple[grpc.Server, int]:
-    """A gRPC health service on 127.0.0.1 serving mutual TLS with `cert`."""
+def health_server(tls: InternalTls) -> tuple[grpc.Server, int]:
+    """A gRPC health service on 127.0.0.1 serving mutual TLS as a farm service does."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
-    credentials = grpc.ssl_server_credentials([(key, cert)], ca, require_client_auth=True)
-    port = server.add_secure_port(f"127.0.0.1:{free_port()}", credentials)
+    port = server.add_secure_port(f"127.0.0.1:{free_port()}", tls.server_credentials())
     server.start()
     return server, port
 
@@ -76,12 +47,17 @@ def envoy_before_named_services(tmp_path: Path) -> Iterator[EnvoySettings]:
     folder = tmp_path / "tls"
     internal = load_or_create_internal_tls(folder)
     assert internal.ca is not None
-    ca = internal.ca.read_bytes()
-    named = (internal.cert.read_bytes(), internal.key.read_bytes())
-    misnamed = certificate_for(internal, "elsewhere.test", folder)
+    named = InternalTls.load(internal.cert, internal.key, internal.ca)
+    elsewhere = load_or_issue(
+        folder,
+        "elsewhere",
+        (ExtendedKeyUsageOID.SERVER_AUTH,),
+        x509.SubjectAlternativeName([x509.DNSName("elsewhere.test")]),
+    )
+    misnamed = InternalTls.load(elsewhere.cert, elsewhere.key, internal.ca)
     servers = {
-        service: health_server(*pair, ca)
-        for service, pair in (("auth", named), ("storage", misnamed), ("scheduler", named))
+        service: health_server(tls)
+        for service, tls in (("auth", named), ("storage", misnamed), ("scheduler", named))
     }
     settings = EnvoySettings(
         listen_port=free_port(),

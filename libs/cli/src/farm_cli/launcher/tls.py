@@ -47,7 +47,7 @@ def load_or_create_local_tls(folder: Path, now: dt.datetime | None = None) -> Tl
     certificate is issued again by that CA once it is within RENEW_BEFORE of its end.
     `now` (default: the current time) is when that is judged.
     """
-    return _load_or_issue(folder, "server", (ExtendedKeyUsageOID.SERVER_AUTH,), now)
+    return load_or_issue(folder, "server", (ExtendedKeyUsageOID.SERVER_AUTH,), now=now)
 
 
 def load_or_create_internal_tls(folder: Path, now: dt.datetime | None = None) -> TlsFiles:
@@ -57,16 +57,21 @@ def load_or_create_internal_tls(folder: Path, now: dt.datetime | None = None) ->
     both server and client use, and renewed like it.
     """
     usages = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
-    return _load_or_issue(folder, "internal", usages, now)
+    return load_or_issue(folder, "internal", usages, now=now)
 
 
-def _load_or_issue(
+def load_or_issue(
     folder: Path,
     stem: str,
     usages: tuple[x509.ObjectIdentifier, ...],
-    now: dt.datetime | None,
+    names: x509.SubjectAlternativeName | None = None,
+    now: dt.datetime | None = None,
 ) -> TlsFiles:
-    """The certificate `stem`.pem and its key under `folder`, issued by the local CA."""
+    """The certificate `stem`.pem and its key under `folder`, issued by the local CA.
+
+    The CA is made under `folder` if missing. `names` default to the local farm's
+    (SERVER_DNS_NAMES and SERVER_ADDRESSES).
+    """
     now = dt.datetime.now(dt.UTC) if now is None else now
     files = TlsFiles(
         cert=folder / f"{stem}.pem", key=folder / f"{stem}-key.pem", ca=folder / "ca.pem"
@@ -90,10 +95,17 @@ def _load_or_issue(
     if _still_good(files, now):
         return files
     key = ec.generate_private_key(ec.SECP256R1())
-    certificate = _leaf_certificate(key, ca_key, ca_cert, usages, now)
+    certificate = _leaf_certificate(key, ca_key, ca_cert, usages, names or local_names(), now)
     write_private(files.key, _key_pem(key))
     files.cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     return files
+
+
+def local_names() -> x509.SubjectAlternativeName:
+    """The names the local farm is reached by: localhost, 127.0.0.1 and ::1."""
+    names: list[x509.GeneralName] = [x509.DNSName(name) for name in SERVER_DNS_NAMES]
+    names += [x509.IPAddress(ipaddress.ip_address(address)) for address in SERVER_ADDRESSES]
+    return x509.SubjectAlternativeName(names)
 
 
 def _still_good(files: TlsFiles, now: dt.datetime) -> bool:
@@ -139,10 +151,9 @@ def _leaf_certificate(
     ca_key: ec.EllipticCurvePrivateKey,
     ca_cert: x509.Certificate,
     usages: tuple[x509.ObjectIdentifier, ...],
+    names: x509.SubjectAlternativeName,
     now: dt.datetime,
 ) -> x509.Certificate:
-    names: list[x509.GeneralName] = [x509.DNSName(name) for name in SERVER_DNS_NAMES]
-    names += [x509.IPAddress(ipaddress.ip_address(address)) for address in SERVER_ADDRESSES]
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     return (
         x509.CertificateBuilder()
@@ -153,7 +164,7 @@ def _leaf_certificate(
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=SERVER_DAYS))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(names, critical=False)
         .add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
