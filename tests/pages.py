@@ -50,7 +50,8 @@ class Site:
 
     base_url: str
     gates: dict[str, threading.Event] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Guards the counts below; notified whenever a /count request begins.
+    lock: threading.Condition = field(default_factory=threading.Condition)
     # /flaky/<name>: requests seen per name. /count/<name>: requests in flight and the most.
     hits: dict[str, int] = field(default_factory=dict)
     in_flight: dict[str, int] = field(default_factory=dict)
@@ -77,6 +78,12 @@ class Site:
         with self.lock:
             self.in_flight[name] = self.in_flight.get(name, 0) + 1
             self.most_in_flight[name] = max(self.most_in_flight.get(name, 0), self.in_flight[name])
+            self.lock.notify_all()
+
+    def await_company(self, name: str, count: int, timeout: float) -> None:
+        """Waits until `count` requests for `name` have been in flight at once, or `timeout`."""
+        with self.lock:
+            self.lock.wait_for(lambda: self.most_in_flight.get(name, 0) >= count, timeout)
 
     def leave(self, name: str) -> None:
         """A request for `name` ends."""
@@ -113,10 +120,18 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 body = "<html><head><title>Flaky</title></head><body>at last</body></html>"
             elif url.path.startswith("/count/"):
                 # /count/<name>?ms=300: takes that long, counting requests in flight.
+                # With &meet=2 it answers as soon as two have been in flight at once, and
+                # after `ms` at the latest: side by side is then shown however slowly a
+                # loaded machine sets up the tasks around the requests.
                 name = url.path.removeprefix("/count/")
+                query = parse_qs(url.query)
+                seconds = int(query.get("ms", ["300"])[0]) / 1000
                 site.enter(name)
                 try:
-                    time.sleep(int(parse_qs(url.query).get("ms", ["300"])[0]) / 1000)
+                    if "meet" in query:
+                        site.await_company(name, int(query["meet"][0]), timeout=seconds)
+                    else:
+                        time.sleep(seconds)
                 finally:
                     site.leave(name)
                 body = "<html><head><title>Counted</title></head><body>counted</body></html>"

@@ -70,7 +70,7 @@ async def test_a_tenant_without_a_limit_is_not_held_nor_by_a_busy_neighbour(
         js, content_of(site, f"/count/{limited}?ms=1500"), tenant="acme", tenant_max_running=1
     )
     task_ids = [
-        await publish(js, content_of(site, f"/count/{free}?ms=1000"), tenant="globex")
+        await publish(js, content_of(site, f"/count/{free}?ms=15000&meet=2"), tenant="globex")
         for _ in range(3)
     ]
 
