@@ -122,14 +122,18 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 # /count/<name>?ms=300: takes that long, counting requests in flight.
                 # With &meet=2 it answers as soon as two have been in flight at once, and
                 # after `ms` at the latest: side by side is then shown however slowly a
-                # loaded machine sets up the tasks around the requests.
+                # loaded machine sets up the tasks around the requests. &hold=1500 keeps
+                # each request at least that long even after the meeting.
                 name = url.path.removeprefix("/count/")
                 query = parse_qs(url.query)
                 seconds = int(query.get("ms", ["300"])[0]) / 1000
+                started = time.monotonic()
                 site.enter(name)
                 try:
                     if "meet" in query:
                         site.await_company(name, int(query["meet"][0]), timeout=seconds)
+                        held = int(query.get("hold", ["0"])[0]) / 1000
+                        time.sleep(max(0.0, held - (time.monotonic() - started)))
                     else:
                         time.sleep(seconds)
                 finally:

@@ -28,9 +28,11 @@ async def test_two_agents_never_run_more_than_k_tasks_at_once_on_one_host(
 ) -> None:
     await start_two_agents(start_intake, host_max_concurrency=2, host_max_rate=100)
     counter = uuid.uuid4().hex
-    # Each page takes long enough that two held slots overlap in their requests too, however
-    # slowly a loaded machine sets up each task's browser context around them.
-    task_ids = [await publish(js, content_of(site, f"/count/{counter}?ms=1500")) for _ in range(6)]
+    # Each page waits (15 s at most) until two are in flight, so the two held slots are seen
+    # together however slowly a loaded machine sets up the contexts around them, then holds
+    # 1.5 s more: a third let in beside them would be seen too.
+    page = f"/count/{counter}?ms=15000&meet=2&hold=1500"
+    task_ids = [await publish(js, content_of(site, page)) for _ in range(6)]
 
     for task_id in task_ids:
         final = await events.final(task_id, within=60)
