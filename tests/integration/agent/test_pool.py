@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from farm.tasks.v1 import tasks_pb2
+from farm_agent.errors import TaskFailure
 from farm_agent.metrics import process_tree
 from farm_agent.pool import BrowserPool
 from farm_agent.runner import TaskRunner
@@ -141,7 +142,7 @@ async def test_a_pool_that_cannot_launch_chromium_closes_its_egress_listener(
     short_home: Path, make_settings
 ) -> None:
     pool = BrowserPool(make_settings(FARM_HOME=short_home, chromium_path=Path("/bin/false")))
-    with pytest.raises(Exception, match="false"):
+    with pytest.raises(TaskFailure, match="cannot launch Chromium /bin/false"):
         await pool.start()
 
     listener = pool.egress.default_session

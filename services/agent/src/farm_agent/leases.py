@@ -25,10 +25,10 @@ from farm_agent.slots import SlotLimits, Slots
 log = logging.getLogger(__name__)
 
 UNREACHABLE_RETRY_SECONDS = 1.0
+"""When the bucket cannot be reached, how soon the task is offered again."""
 # Entries (hosts, tenants) an agent remembers having written; an agent that has
 # visited more hosts re-reads the others, which costs one round trip each.
 REMEMBERED_ENTRIES = 1024
-"""When the bucket cannot be reached, how soon the task is offered again."""
 
 
 class Lease:
