@@ -1,6 +1,6 @@
 """How fast an idle agent picks up a task: from publish to the agent's RUNNING event.
 
-Runs the agent's real work intake (farm_agent.intake.WorkIntake, concurrency 2) with
+Runs the agent's real work intake (farm_agent.work.intake.WorkIntake, concurrency 2) with
 a runner that only sleeps, against an embedded nats-server, fed by two clients that
 each publish a task and wait for it to finish before publishing the next (as two
 RunTask callers do). The baseline, in the same run, is a bare nats-py pull loop on
@@ -24,9 +24,9 @@ from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_agent.actions import Capture, CapturedArtifact
-from farm_agent.intake import WorkIntake
+from farm_agent.browser.actions import Capture, CapturedArtifact
 from farm_agent.settings import AgentSettings
+from farm_agent.work.intake import WorkIntake
 from farm_cli.launcher import infra
 from farm_cli.launcher.processes import ManagedProcess, free_port, wait_until
 from farm_core.queue import connect, task_subject

@@ -23,20 +23,20 @@ from prometheus_client import REGISTRY
 from farm.queue.v1 import queue_pb2
 from farm.storage.v1 import artifacts_pb2, ingest_pb2, ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2
-from farm_agent.actions import CapturedArtifact
-from farm_agent.buckets import (
+from farm_agent.browser.actions import CapturedArtifact
+from farm_agent.browser.pool import BrowserPool
+from farm_agent.browser.runner import TaskRunner
+from farm_agent.errors import ErrorCode, TaskFailure
+from farm_agent.kv import (
     BREAKERS_BUCKET,
     HOST_SLOTS_BUCKET,
     TASK_WAITS_BUCKET,
     TENANT_SLOTS_BUCKET,
 )
-from farm_agent.errors import ErrorCode, TaskFailure
-from farm_agent.intake import WorkIntake, consumer_name
-from farm_agent.pool import BrowserPool
-from farm_agent.priorities import PRECEDENCE
-from farm_agent.runner import TaskRunner
 from farm_agent.settings import AgentSettings
-from farm_agent.uploader import ArtifactUploader
+from farm_agent.work.intake import WorkIntake, consumer_name
+from farm_agent.work.priorities import PRECEDENCE
+from farm_agent.work.uploader import ArtifactUploader
 from farm_cli.launcher.processes import free_port
 from farm_core.identity import Identity, current_identity
 from farm_core.queue import ANY_REGION, TASK_STREAM, ensure_streams, task_subject

@@ -8,8 +8,8 @@ from nats.js import JetStreamContext
 from prometheus_client import REGISTRY
 
 from farm.tasks.v1 import tasks_pb2
-from farm_agent.buckets import breakers_bucket
-from farm_agent.circuit import Circuit, CircuitState
+from farm_agent.kv import breakers_bucket
+from farm_agent.limits.circuit import Circuit, CircuitState
 from tests.integration.agent.conftest import (
     FAILED,
     RUNNING,

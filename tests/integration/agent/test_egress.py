@@ -19,9 +19,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from farm.tasks.v1 import tasks_pb2
+from farm_agent.browser.pool import BrowserPool
+from farm_agent.browser.runner import TaskRunner
 from farm_agent.errors import ErrorCode, TaskFailure
-from farm_agent.pool import BrowserPool
-from farm_agent.runner import TaskRunner
 from tests.integration.agent.conftest import (
     CHROMIUM,
     FAILED,
@@ -329,7 +329,7 @@ async def test_refused_sub_resources_are_in_the_tasks_result_and_the_agent_log(
         wait_until=tasks_pb2.WAIT_UNTIL_NETWORKIDLE,
         content=tasks_pb2.ContentOptions(),
     )
-    with caplog.at_level(logging.INFO, logger="farm_agent.attempt"):
+    with caplog.at_level(logging.INFO, logger="farm_agent.work.attempt"):
         task_id = await publish(js, spec)
         final = await events.final(task_id)
     assert final.status == SUCCEEDED

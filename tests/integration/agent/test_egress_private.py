@@ -15,13 +15,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-import farm_agent.pool
+import farm_agent.browser.pool
 from farm.tasks.v1 import tasks_pb2
-from farm_agent.actions import Capture
-from farm_agent.allowlist import IpAddress
-from farm_agent.egress import EgressProxy, system_resolver
-from farm_agent.pool import BrowserPool
-from farm_agent.runner import TaskRunner
+from farm_agent.browser.actions import Capture
+from farm_agent.browser.pool import BrowserPool
+from farm_agent.browser.runner import TaskRunner
+from farm_agent.egress.allowlist import IpAddress
+from farm_agent.egress.proxy import EgressProxy, system_resolver
 from tests.integration.agent.conftest import (
     CHROMIUM,
     HAVE_CHROMIUM,
@@ -81,7 +81,7 @@ async def private_pool(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
     # The pool builds its guard in start(); the resolver is the guard's seam for DNS.
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(
-            farm_agent.pool,
+            farm_agent.browser.pool,
             "EgressProxy",
             functools.partial(EgressProxy, resolver=resolve_test_names),
         )

@@ -13,10 +13,10 @@ from google.protobuf import json_format
 from prometheus_client import REGISTRY
 
 from farm.tasks.v1 import tasks_pb2
+from farm_agent.browser.pool import BrowserPool
+from farm_agent.browser.runner import TaskRunner
 from farm_agent.errors import ErrorCode, TaskFailure
 from farm_agent.metrics import process_tree
-from farm_agent.pool import BrowserPool
-from farm_agent.runner import TaskRunner
 from farm_agent.settings import AgentSettings
 from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import (

@@ -4,9 +4,9 @@ import uuid
 
 import pytest
 
-from farm_agent.buckets import host_slots_bucket
-from farm_agent.leases import Lease, SlotLimiter
-from farm_agent.slots import SlotLimits
+from farm_agent.kv import host_slots_bucket
+from farm_agent.limits.leases import Lease, SlotLimiter
+from farm_agent.limits.slots import SlotLimits
 from tests.integration.agent.conftest import (
     SUCCEEDED,
     Events,

@@ -35,7 +35,7 @@ HIGH, LOW = tasks_pb2.PRIORITY_HIGH, tasks_pb2.PRIORITY_LOW
 async def test_a_task_reports_running_then_succeeded_and_is_acked(
     js, start_intake, events: Events, uploader: FakeUploader, site, caplog
 ) -> None:
-    caplog.set_level(logging.INFO, logger="farm_agent.attempt")
+    caplog.set_level(logging.INFO, logger="farm_agent.work.attempt")
     await start_intake()
     task_id = await publish(js, content_of(site))
 

@@ -8,7 +8,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from farm.tasks.v1 import tasks_pb2
-from farm_agent.uploader import RetryPolicy, StorageUploader
+from farm_agent.work.uploader import RetryPolicy, StorageUploader
 from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import (
     FAILED,

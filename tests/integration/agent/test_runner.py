@@ -7,10 +7,10 @@ import pytest
 from google.protobuf import json_format
 
 from farm.tasks.v1 import tasks_pb2
-from farm_agent.actions import Capture
+from farm_agent.browser.actions import Capture
+from farm_agent.browser.pool import BrowserPool
+from farm_agent.browser.runner import TaskRunner
 from farm_agent.errors import ErrorCode, TaskFailure
-from farm_agent.pool import BrowserPool
-from farm_agent.runner import TaskRunner
 from farm_agent.settings import AgentSettings
 
 pytestmark = pytest.mark.integration

@@ -6,8 +6,8 @@ import uuid
 import pytest
 from nats.js import JetStreamContext
 
-from farm_agent.buckets import tenant_slots_bucket
-from farm_agent.slots import Slots
+from farm_agent.kv import tenant_slots_bucket
+from farm_agent.limits.slots import Slots
 from tests.integration.agent.conftest import (
     RUNNING,
     SUCCEEDED,

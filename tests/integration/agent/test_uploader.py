@@ -6,10 +6,10 @@ from collections.abc import Callable
 import pytest
 
 from farm.tasks.v1 import tasks_pb2
-from farm_agent.actions import CapturedArtifact
+from farm_agent.browser.actions import CapturedArtifact
 from farm_agent.errors import ErrorCode, TaskFailure
 from farm_agent.settings import AgentSettings
-from farm_agent.uploader import RetryPolicy, StorageUploader
+from farm_agent.work.uploader import RetryPolicy, StorageUploader
 from farm_cli.launcher.processes import free_port
 
 pytestmark = pytest.mark.integration

@@ -2,7 +2,8 @@
 
 import pytest
 
-from farm_agent.circuit import (
+from farm_agent.errors import ErrorCode, TaskFailure, http_error
+from farm_agent.limits.circuit import (
     TRIAL_RECHECK_SECONDS,
     BreakerPolicy,
     Circuit,
@@ -10,7 +11,6 @@ from farm_agent.circuit import (
     Outcome,
     outcome_of,
 )
-from farm_agent.errors import ErrorCode, TaskFailure, http_error
 
 POLICY = BreakerPolicy(failures_to_open=3, cooldown_seconds=30)
 TRIAL_SECONDS = 60.0

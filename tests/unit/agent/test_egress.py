@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from farm_agent.address_policy import AddressPolicy, FarmService, Reason, Refusal
-from farm_agent.allowlist import AllowList, IpAddress
-from farm_agent.egress import (
+from farm_agent.egress.address_policy import AddressPolicy, FarmService, Reason, Refusal
+from farm_agent.egress.allowlist import AllowList, IpAddress
+from farm_agent.egress.proxy import (
     MAX_BLOCKED_KEPT,
     BlockedRequest,
     EgressProxy,
     EgressSession,
     farm_policy,
 )
-from farm_agent.proxy_wire import target_host_port, url_host_port
+from farm_agent.egress.proxy_wire import target_host_port, url_host_port
 
 ALLOWED = "127.0.0.2"
 # The proxy listens apart from 127.0.0.1, as agents do; the allow-list opens its address.

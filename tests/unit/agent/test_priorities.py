@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from farm_agent.priorities import Priority, PriorityChooser
+from farm_agent.work.priorities import Priority, PriorityChooser
 
 HIGH, NORMAL, LOW = Priority.HIGH, Priority.NORMAL, Priority.LOW
 ALL = {HIGH, NORMAL, LOW}

@@ -7,10 +7,10 @@ from google.protobuf import json_format
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_agent.actions import ExtractField, cut_utf8, json_value
+from farm_agent.browser.actions import ExtractField, cut_utf8, json_value
 from farm_agent.errors import ErrorCode, TaskFailure
-from farm_agent.events import EventReporter
-from farm_agent.uploader import RetryPolicy
+from farm_agent.work.events import EventReporter
+from farm_agent.work.uploader import RetryPolicy
 
 
 @pytest.mark.parametrize(

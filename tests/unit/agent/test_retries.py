@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.errors import ErrorCode, TaskFailure
-from farm_agent.retries import (
+from farm_agent.work.retries import (
     Backoff,
     GiveUp,
     Retry,

@@ -5,7 +5,7 @@ import ipaddress
 import pytest
 from pydantic import ValidationError
 
-from farm_agent.allowlist import AllowList
+from farm_agent.egress.allowlist import AllowList
 from farm_agent.settings import AgentSettings
 
 

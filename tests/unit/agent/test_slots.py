@@ -2,8 +2,8 @@
 
 import pytest
 
-from farm_agent.buckets import host_key, is_valid_key, tenant_key
-from farm_agent.slots import BUSY_RECHECK_SECONDS, SlotLimits, Slots
+from farm_agent.kv import host_key, is_valid_key, tenant_key
+from farm_agent.limits.slots import BUSY_RECHECK_SECONDS, SlotLimits, Slots
 
 LIMITS = SlotLimits(max_concurrency=2, max_rate=10, lease_seconds=30)
 

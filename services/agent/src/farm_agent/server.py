@@ -5,12 +5,12 @@ from collections.abc import Callable, Mapping, Sequence
 
 import grpc
 
-from farm_agent.intake import WorkIntake
-from farm_agent.pool import BrowserPool
+from farm_agent.browser.pool import BrowserPool
+from farm_agent.browser.runner import TaskRunner
 from farm_agent.presence import Presence, terminate_self
-from farm_agent.runner import TaskRunner
 from farm_agent.settings import AgentSettings
-from farm_agent.uploader import ArtifactUploader, StorageUploader
+from farm_agent.work.intake import WorkIntake
+from farm_agent.work.uploader import ArtifactUploader, StorageUploader
 
 log = logging.getLogger(__name__)
 

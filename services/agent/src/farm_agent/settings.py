@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from farm_agent.address_policy import FarmService
-from farm_agent.allowlist import AllowList
+from farm_agent.egress.address_policy import FarmService
+from farm_agent.egress.allowlist import AllowList
 from farm_core.settings import FarmSettings
 
 PriorityWeights = tuple[int, int, int]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from farm_agent import metrics
-from farm_agent.address_policy import (
+from farm_agent.egress.address_policy import (
     AddressPolicy,
     FarmService,
     Reason,
@@ -25,8 +25,8 @@ from farm_agent.address_policy import (
     embedded_ipv4,
     farm_addresses_of,
 )
-from farm_agent.allowlist import AllowList, IpAddress
-from farm_agent.proxy_wire import (
+from farm_agent.egress.allowlist import AllowList, IpAddress
+from farm_agent.egress.proxy_wire import (
     CHUNK_BYTES,
     RequestHead,
     answer,

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from farm_agent.allowlist import AllowList, IpAddress, IpNetwork
+from farm_agent.egress.allowlist import AllowList, IpAddress, IpNetwork
 
 ALLOWED_SCHEMES = frozenset({"http", "https", "ws", "wss"})
 """Schemes a page may use: web pages and WebSockets; everything else is refused."""

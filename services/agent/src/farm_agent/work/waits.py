@@ -14,7 +14,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from farm_agent.buckets import Contended, compare_and_set, is_valid_key, read, task_waits_bucket
+from farm_agent.kv import Contended, compare_and_set, is_valid_key, read, task_waits_bucket
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from typing import Literal
 import nats.errors
 from nats.js.kv import KeyValue
 
-from farm_agent.buckets import Contended, Versioned, compare_and_set
-from farm_agent.slots import SlotLimits, Slots
+from farm_agent.kv import Contended, Versioned, compare_and_set
+from farm_agent.limits.slots import SlotLimits, Slots
 
 log = logging.getLogger(__name__)
 

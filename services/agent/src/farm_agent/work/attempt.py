@@ -25,14 +25,16 @@ from nats.js.kv import KeyValue
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
-from farm_agent.actions import Capture
-from farm_agent.breakers import BreakerBoard
-from farm_agent.buckets import host_key, tenant_key
-from farm_agent.circuit import Admission, Outcome, outcome_of
+from farm_agent.browser.actions import Capture
 from farm_agent.errors import ErrorCode, TaskFailure
-from farm_agent.events import EventReporter, ReportFailed
-from farm_agent.leases import Lease, SlotLimiter
-from farm_agent.retries import (
+from farm_agent.kv import host_key, tenant_key
+from farm_agent.limits.breakers import BreakerBoard
+from farm_agent.limits.circuit import Admission, Outcome, outcome_of
+from farm_agent.limits.leases import Lease, SlotLimiter
+from farm_agent.limits.slots import SlotLimits
+from farm_agent.settings import AgentSettings
+from farm_agent.work.events import EventReporter, ReportFailed
+from farm_agent.work.retries import (
     DEFAULT_TIMEOUT_MS,
     Backoff,
     Retry,
@@ -42,10 +44,8 @@ from farm_agent.retries import (
     max_attempts_of,
     plan_after_failure,
 )
-from farm_agent.settings import AgentSettings
-from farm_agent.slots import SlotLimits
-from farm_agent.uploader import ArtifactUploader
-from farm_agent.waits import WaitLedger, wait_key
+from farm_agent.work.uploader import ArtifactUploader
+from farm_agent.work.waits import WaitLedger, wait_key
 
 log = logging.getLogger(__name__)
 

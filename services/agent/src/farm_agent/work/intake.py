@@ -32,16 +32,16 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from farm.queue.v1 import queue_pb2
-from farm_agent.attempt import AttemptTools, Runner, StopReason, TaskAttempt, WaitReason
-from farm_agent.breakers import BreakerBoard
-from farm_agent.buckets import host_slots_bucket, tenant_slots_bucket
-from farm_agent.events import EventReporter
-from farm_agent.leases import SlotLimiter
+from farm_agent.kv import host_slots_bucket, tenant_slots_bucket
+from farm_agent.limits.breakers import BreakerBoard
+from farm_agent.limits.leases import SlotLimiter
 from farm_agent.metrics import task_waits_total
-from farm_agent.priorities import PRECEDENCE, Priority, PriorityChooser
 from farm_agent.settings import AgentSettings
-from farm_agent.uploader import ArtifactUploader
-from farm_agent.waits import WaitLedger, wait_key
+from farm_agent.work.attempt import AttemptTools, Runner, StopReason, TaskAttempt, WaitReason
+from farm_agent.work.events import EventReporter
+from farm_agent.work.priorities import PRECEDENCE, Priority, PriorityChooser
+from farm_agent.work.uploader import ArtifactUploader
+from farm_agent.work.waits import WaitLedger, wait_key
 from farm_core.queue import ANY_REGION, TASK_STREAM, cancel_bucket, connect, ensure_streams
 
 log = logging.getLogger(__name__)

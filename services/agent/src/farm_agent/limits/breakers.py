@@ -15,8 +15,8 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from farm_agent import metrics
-from farm_agent.buckets import Contended, Versioned, breakers_bucket, compare_and_set, read
-from farm_agent.circuit import Admission, BreakerPolicy, Circuit, CircuitState, Outcome
+from farm_agent.kv import Contended, Versioned, breakers_bucket, compare_and_set, read
+from farm_agent.limits.circuit import Admission, BreakerPolicy, Circuit, CircuitState, Outcome
 from farm_agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)

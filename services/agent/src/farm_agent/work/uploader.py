@@ -10,7 +10,7 @@ import grpc
 
 from farm.storage.v1 import artifacts_pb2, ingest_pb2, ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2
-from farm_agent.actions import CapturedArtifact
+from farm_agent.browser.actions import CapturedArtifact
 from farm_agent.errors import ErrorCode, TaskFailure
 from farm_agent.settings import AgentSettings
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec

@@ -10,14 +10,14 @@ from playwright.async_api import Page, Request
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
-from farm_agent.actions import Capture, run_action
-from farm_agent.egress import EgressSession
+from farm_agent.browser.actions import Capture, run_action
+from farm_agent.browser.page_guard import CONTEXT_OPTIONS, PageGuard
+from farm_agent.browser.pool import BrowserPool
+from farm_agent.egress.proxy import EgressSession
+from farm_agent.egress.proxy_wire import host_port, url_host_port
 from farm_agent.errors import ErrorCode, Stage, TaskFailure, failures_as, http_error
-from farm_agent.faults import CONTEXT_OPTIONS, PageGuard
-from farm_agent.pool import BrowserPool
-from farm_agent.proxy_wire import host_port, url_host_port
-from farm_agent.retries import DEFAULT_TIMEOUT_MS
 from farm_agent.settings import AgentSettings
+from farm_agent.work.retries import DEFAULT_TIMEOUT_MS
 
 log = logging.getLogger(__name__)
 

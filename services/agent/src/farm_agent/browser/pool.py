@@ -18,7 +18,7 @@ from playwright.async_api import Browser, BrowserContext, Playwright, async_play
 from playwright.async_api import Error as PlaywrightError
 
 from farm_agent import metrics
-from farm_agent.egress import EgressProxy, farm_policy
+from farm_agent.egress.proxy import EgressProxy, farm_policy
 from farm_agent.errors import ErrorCode, Stage, TaskFailure, failure_from
 from farm_agent.metrics import process_tree
 from farm_agent.settings import AgentSettings

@@ -1,0 +1,1 @@
+"""Chromium: the browser pool, the page guard, the actions and the runner of one spec."""

@@ -1,0 +1,1 @@
+"""The egress guard: which addresses pages may reach, and the per-task proxy that enforces it."""
