@@ -29,7 +29,7 @@ from farm_agent.settings import AgentSettings
 from farm_agent.work.intake import WorkIntake
 from farm_cli.launcher import infra
 from farm_cli.launcher.processes import ManagedProcess, free_port, wait_until
-from farm_core.queue import connect, task_subject
+from farm_core.queue import TASK_EVENT_SUBJECTS, Priority, connect, task_subject
 
 CLIENTS = 2
 Publish = Callable[[str], Awaitable[None]]
@@ -101,7 +101,7 @@ async def agent_intake(nats_url: str, home: Path, tasks: int, work: float) -> li
         elif event.status == tasks_pb2.TASK_STATUS_SUCCEEDED:
             finished[event.task_id].set()
 
-    await client.subscribe("events.tasks.*", cb=on_event)
+    await client.subscribe(TASK_EVENT_SUBJECTS, cb=on_event)
 
     async def publish(task_id: str) -> None:
         item = queue_pb2.WorkItem(
@@ -110,7 +110,7 @@ async def agent_intake(nats_url: str, home: Path, tasks: int, work: float) -> li
             spec=tasks_pb2.TaskSpec(url="http://bench.test", content=tasks_pb2.ContentOptions()),
         )
         await js.publish(
-            task_subject("", tasks_pb2.PRIORITY_NORMAL),
+            task_subject("", Priority.NORMAL),
             item.SerializeToString(),
             headers={"Nats-Msg-Id": task_id},
         )

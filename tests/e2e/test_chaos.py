@@ -25,6 +25,7 @@ from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.supervisor import Phase
+from farm_core.queue import TASK_EVENT_SUBJECTS
 from tests.farms import whole_farm_config
 from tests.helpers import assert_eventually
 from tests.pages import Site
@@ -205,7 +206,7 @@ async def test_killed_scheduler_comes_back_and_applies_what_happened_meanwhile(
     events = EventLog()
     connection = await nats.connect(chaos_farm.nats_url)
     try:
-        await connection.subscribe("events.tasks.>", cb=events.record)
+        await connection.subscribe(TASK_EVENT_SUBJECTS, cb=events.record)
         await batch.submit(30, site.url("/slow?ms=800"))
         await assert_eventually(
             lambda: batch.listed("TASK_STATUS_SUCCEEDED"), within=60, message="nothing finished"

@@ -34,12 +34,20 @@ from farm_agent.kv import (
     TENANT_SLOTS_BUCKET,
 )
 from farm_agent.settings import AgentSettings
-from farm_agent.work.intake import WorkIntake, consumer_name
+from farm_agent.work.intake import WorkIntake
 from farm_agent.work.priorities import PRECEDENCE
 from farm_agent.work.uploader import ArtifactUploader
 from farm_cli.launcher.processes import free_port
 from farm_core.identity import Identity, current_identity
-from farm_core.queue import ANY_REGION, TASK_STREAM, ensure_streams, task_subject
+from farm_core.queue import (
+    ANY_REGION,
+    TASK_EVENT_SUBJECTS,
+    TASK_STREAM,
+    Priority,
+    consumer_name,
+    ensure_streams,
+    task_subject,
+)
 from farm_core.server import ServiceHost
 from farm_core.settings import FarmSettings
 from tests.helpers import assert_eventually
@@ -50,7 +58,7 @@ SUCCEEDED = tasks_pb2.TASK_STATUS_SUCCEEDED
 FAILED = tasks_pb2.TASK_STATUS_FAILED
 CANCELLED = tasks_pb2.TASK_STATUS_CANCELLED
 FINAL = {SUCCEEDED, FAILED, CANCELLED}
-NORMAL = tasks_pb2.PRIORITY_NORMAL
+NORMAL = Priority.NORMAL
 
 SECRET = "agent-test-secret-" + "s" * 32
 CHROMIUM = Path("/usr/bin/chromium")
@@ -280,7 +288,7 @@ async def _reset_queue(js: JetStreamContext) -> None:
 @pytest.fixture
 async def events(nc: Client) -> AsyncIterator[Events]:
     collected = Events()
-    subscription = await nc.subscribe("events.tasks.>", cb=collected.on_message)
+    subscription = await nc.subscribe(TASK_EVENT_SUBJECTS, cb=collected.on_message)
     yield collected
     await subscription.unsubscribe()
 
@@ -317,7 +325,7 @@ async def start_intake(
 async def publish(
     js: JetStreamContext,
     spec: tasks_pb2.TaskSpec,
-    priority: int = NORMAL,
+    priority: Priority = NORMAL,
     tenant: str = "acme",
     tenant_max_running: int = 0,
 ) -> str:

@@ -10,7 +10,7 @@ from nats.aio.client import Client
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_core.queue import cancel_bucket, cancel_subject, task_subject
+from farm_core.queue import Priority, cancel_bucket, cancel_subject, task_subject
 from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import (
     CANCELLED,
@@ -29,7 +29,7 @@ from tests.integration.agent.conftest import (
 
 pytestmark = pytest.mark.integration
 
-HIGH, LOW = tasks_pb2.PRIORITY_HIGH, tasks_pb2.PRIORITY_LOW
+HIGH, LOW = Priority.HIGH, Priority.LOW
 
 
 async def test_a_task_reports_running_then_succeeded_and_is_acked(

@@ -16,10 +16,9 @@ from nats.js.errors import KeyNotFoundError
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.server import AgentService
-from farm_agent.work.intake import consumer_name
 from farm_agent.work.priorities import PRECEDENCE
 from farm_cli.launcher.processes import free_port
-from farm_core.queue import TASK_STREAM, agents_bucket, drain_subject
+from farm_core.queue import TASK_STREAM, agents_bucket, consumer_name, drain_subject
 from farm_core.server import ServiceHost
 from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import (

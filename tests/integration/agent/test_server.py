@@ -13,7 +13,14 @@ from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.server import AgentService
 from farm_cli.launcher.processes import free_port
-from farm_core.queue import TASK_STREAM, ensure_streams, task_subject
+from farm_core.queue import (
+    TASK_EVENT_SUBJECTS,
+    TASK_STREAM,
+    Priority,
+    consumer_name,
+    ensure_streams,
+    task_subject,
+)
 from farm_core.server import ServiceHost
 from tests.helpers import assert_eventually
 
@@ -39,7 +46,7 @@ async def test_agent_serves_health_and_runs_a_task_into_storage(
         received.append(queue_pb2.AgentEvent.FromString(message.data))
 
     nc = await nats.connect(nats_server.url)
-    await nc.subscribe("events.tasks.>", cb=on_event)
+    await nc.subscribe(TASK_EVENT_SUBJECTS, cb=on_event)
     js = nc.jetstream()
     await ensure_streams(js)
     await host.start()
@@ -57,7 +64,7 @@ async def test_agent_serves_health_and_runs_a_task_into_storage(
         item = queue_pb2.WorkItem(task_id=task_id, tenant="acme", spec=spec)
         # The agent of region "eu" takes work of its own region as well as of "any".
         await js.publish(
-            task_subject("eu", tasks_pb2.PRIORITY_HIGH),
+            task_subject("eu", Priority.HIGH),
             item.SerializeToString(),
             headers={"Nats-Msg-Id": task_id},
         )
@@ -77,7 +84,7 @@ async def test_agent_serves_health_and_runs_a_task_into_storage(
         assert b"".join(stored.chunks).startswith(b"\x89PNG")
     finally:
         await host.stop(2)
-        for consumer in ("agents-eu-high", "agents-eu-normal", "agents-eu-low"):
-            await js.delete_consumer(TASK_STREAM, consumer)
+        for priority in Priority:
+            await js.delete_consumer(TASK_STREAM, consumer_name("eu", priority))
         await nc.close()
     assert not (home / "agents" / "served-agent").joinpath("tmp").exists()

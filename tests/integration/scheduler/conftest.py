@@ -32,6 +32,7 @@ from farm_cli.launcher.processes import free_port
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
 from farm_core.queue import (
     AGENTS_BUCKET,
+    ALL_TASK_SUBJECTS,
     DEAD_STREAM,
     EVENT_STREAM,
     TASK_STREAM,
@@ -95,7 +96,7 @@ class Queue:
                 ConsumerConfig(
                     name="test-agent",
                     durable_name="test-agent",
-                    filter_subject="tasks.>",
+                    filter_subject=ALL_TASK_SUBJECTS,
                     ack_policy=AckPolicy.EXPLICIT,
                 ),
             )

@@ -8,7 +8,7 @@ import pytest
 
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher.processes import free_port
-from farm_core.queue import TASK_STREAM
+from farm_core.queue import TASK_STREAM, Priority, task_subject
 from farm_scheduler.validation import validate_spec
 from tests.conftest import NatsServer
 from tests.helpers import assert_eventually
@@ -105,8 +105,8 @@ async def test_task_accepted_while_nats_is_unreachable_is_published_later(
         return record.published
 
     await assert_eventually(published, within=15, message="the task was not published")
-    assert await queue.subjects() == {"tasks.any.normal": 1}
-    message = await queue.js.get_last_msg(TASK_STREAM, "tasks.any.normal")
+    assert await queue.subjects() == {task_subject("", Priority.NORMAL): 1}
+    message = await queue.js.get_last_msg(TASK_STREAM, task_subject("", Priority.NORMAL))
     assert (message.headers or {}).get("Nats-Msg-Id") == task.id
 
 
@@ -127,7 +127,7 @@ async def test_republisher_publishes_each_unpublished_queued_task_once(
     assert await republisher.republish_pending() == 1
     assert await republisher.republish_pending() == 0
 
-    assert await queue.subjects() == {"tasks.any.normal": 1}
-    message = await queue.js.get_last_msg(TASK_STREAM, "tasks.any.normal")
+    assert await queue.subjects() == {task_subject("", Priority.NORMAL): 1}
+    message = await queue.js.get_last_msg(TASK_STREAM, task_subject("", Priority.NORMAL))
     assert (message.headers or {}).get("Nats-Msg-Id") == waiting.id
     assert (await store.get(tenant, waiting.id)).published

@@ -16,7 +16,14 @@ from farm.admin.v1 import admin_pb2
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
-from farm_core.queue import DEAD_STREAM, TASK_STREAM, cancel_bucket, dead_subject
+from farm_core.queue import (
+    DEAD_STREAM,
+    TASK_STREAM,
+    Priority,
+    cancel_bucket,
+    dead_subject,
+    task_subject,
+)
 from farm_core.timestamps import from_timestamp, to_timestamp
 from farm_scheduler.validation import validate_spec
 from tests.helpers import assert_eventually
@@ -196,7 +203,7 @@ async def test_requeued_dead_letter_is_published_again_and_continues_its_attempt
     assert (requeued.status, requeued.attempts, len(requeued.attempt_history)) == (QUEUED, 2, 2)
     assert not requeued.HasField("error") and not requeued.HasField("finish_time")
     assert await dead_letters(scheduler) == []
-    message = await queue.js.get_last_msg(TASK_STREAM, "tasks.any.normal")
+    message = await queue.js.get_last_msg(TASK_STREAM, task_subject("", Priority.NORMAL))
     assert (message.headers or {}).get("Nats-Msg-Id") == f"{failed.id}.r1"
     assert (await queue.take()).task_id == failed.id
 
@@ -221,7 +228,7 @@ async def test_requeue_of_a_task_that_has_not_failed_is_refused(
 
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "TASK_STATUS_QUEUED" in (error.details() or "")
-    assert await queue.subjects() == {"tasks.any.normal": 1}
+    assert await queue.subjects() == {task_subject("", Priority.NORMAL): 1}
     stranger = await rpc_error(requeue(scheduler, task.id, tenant="someone-else"))
     assert stranger.code() == grpc.StatusCode.NOT_FOUND
     malformed = await rpc_error(requeue(scheduler, "dead.>"))
@@ -325,4 +332,4 @@ async def test_idempotency_key_names_its_first_task_only_within_the_window(
     await assert_eventually(new_task_after_the_window, message="the key never named a new task")
     second = await scheduler.create(idempotencyKey="nightly")
     assert second.id != first.id
-    assert await queue.subjects() == {"tasks.any.normal": 2}
+    assert await queue.subjects() == {task_subject("", Priority.NORMAL): 2}

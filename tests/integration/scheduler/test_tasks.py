@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_core.queue import TASK_STREAM, cancel_bucket, cancel_subject
+from farm_core.queue import TASK_STREAM, Priority, cancel_bucket, cancel_subject, task_subject
 from tests.helpers import assert_eventually
 from tests.integration.scheduler.conftest import (
     RPC_TIMEOUT,
@@ -54,8 +54,8 @@ async def test_created_task_is_queued_and_published_once_with_its_id(
     assert re.fullmatch(r"[0-9a-f]{32}", task.id)
     assert (task.status, task.tenant, task.attempts) == (QUEUED, scheduler.tenant, 0)
     assert task.spec.priority == tasks_pb2.PRIORITY_NORMAL
-    assert await queue.subjects() == {"tasks.any.normal": 1}
-    message = await queue.js.get_last_msg(TASK_STREAM, "tasks.any.normal")
+    assert await queue.subjects() == {task_subject("", Priority.NORMAL): 1}
+    message = await queue.js.get_last_msg(TASK_STREAM, task_subject("", Priority.NORMAL))
     assert (message.headers or {}).get("Nats-Msg-Id") == task.id
     item = queue_pb2.WorkItem.FromString(message.data or b"")
     assert (item.task_id, item.tenant, item.spec) == (task.id, scheduler.tenant, task.spec)
@@ -65,8 +65,8 @@ async def test_created_task_is_queued_and_published_once_with_its_id(
 async def test_region_and_priority_choose_the_subject(scheduler: Scheduler, queue: Queue) -> None:
     task = await scheduler.create(region="eu", priority="PRIORITY_HIGH")
 
-    assert await queue.subjects() == {"tasks.eu.high": 1}
-    message = await queue.js.get_last_msg(TASK_STREAM, "tasks.eu.high")
+    assert await queue.subjects() == {task_subject("eu", Priority.HIGH): 1}
+    message = await queue.js.get_last_msg(TASK_STREAM, task_subject("eu", Priority.HIGH))
     assert (message.headers or {}).get("Nats-Msg-Id") == task.id
 
 
@@ -272,7 +272,7 @@ async def test_run_task_returns_the_task_as_it_stands_when_its_time_is_up(
     )
 
     assert task.status == QUEUED
-    assert await queue.subjects() == {"tasks.any.normal": 1}
+    assert await queue.subjects() == {task_subject("", Priority.NORMAL): 1}
 
 
 async def test_list_pages_through_tasks_newest_first(scheduler: Scheduler) -> None:
@@ -336,7 +336,7 @@ async def test_same_idempotency_key_returns_the_first_task(
 
     assert again == first
     assert other_tenant.id != first.id
-    assert await queue.subjects() == {"tasks.any.normal": 2}
+    assert await queue.subjects() == {task_subject("", Priority.NORMAL): 2}
 
 
 async def test_another_tenants_task_is_not_found(scheduler: Scheduler) -> None:

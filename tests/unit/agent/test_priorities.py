@@ -4,7 +4,8 @@ from collections import Counter
 
 import pytest
 
-from farm_agent.work.priorities import Priority, PriorityChooser
+from farm_agent.work.priorities import PriorityChooser
+from farm_core.queue import Priority
 
 HIGH, NORMAL, LOW = Priority.HIGH, Priority.NORMAL, Priority.LOW
 ALL = {HIGH, NORMAL, LOW}

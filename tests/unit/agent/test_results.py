@@ -11,6 +11,7 @@ from farm_agent.browser.actions import ExtractField, cut_utf8, json_value
 from farm_agent.errors import ErrorCode, TaskFailure
 from farm_agent.work.events import EventReporter
 from farm_agent.work.uploader import RetryPolicy
+from farm_core.queue import event_subject
 
 
 @pytest.mark.parametrize(
@@ -70,7 +71,7 @@ async def test_an_event_carries_a_unique_id_as_its_message_id() -> None:
     first = await reporter.report("t1", tasks_pb2.TASK_STATUS_RUNNING, 2)
     second = await reporter.report("t1", tasks_pb2.TASK_STATUS_RUNNING, 2)
     (subject, payload, headers), _ = js.published
-    assert subject == "events.tasks.t1"
+    assert subject == event_subject("t1")
     assert headers == {"Nats-Msg-Id": first.event_id}
     assert first.event_id != second.event_id
     event = queue_pb2.AgentEvent.FromString(payload)

@@ -1,23 +1,30 @@
-"""The NATS layout shared by the scheduler and the agents: streams, subjects, connections.
+"""The NATS contract between the scheduler and the agents: streams, subjects, consumers.
+
+Every subject, subject pattern, consumer name and priority token either side uses
+is spelled here, and only here.
 
 Work: stream FARM_TASKS (work-queue retention) on `tasks.<region>.<priority>`,
-published once per task with `Nats-Msg-Id` = task id. Events: stream FARM_EVENTS
-on `events.tasks.<task_id>`, which the scheduler applies to its database and
-watchers follow live. Cancels: `control.cancel.<task_id>` to running agents, and
-the key-value bucket `farm_cancelled` for agents that have not started the task.
-Dead letters: stream FARM_DEAD on `dead.tasks.<task_id>`. Agents: heartbeats in the
-key-value bucket `farm_agents`, drain orders on `control.drain.<agent_id>`.
-Audit: stream FARM_AUDIT on `audit.<source>`, AuditRecords the auth service writes
-to its database.
+published once per task with `Nats-Msg-Id` = task id; the agents of a region pull
+each (region, priority) with the durable consumer `agents-<region>-<priority>`.
+Events: stream FARM_EVENTS on `events.tasks.<task_id>`, which the scheduler applies
+to its database and watchers follow live. Cancels: `control.cancel.<task_id>` to
+running agents, and the key-value bucket `farm_cancelled` for agents that have not
+started the task. Dead letters: stream FARM_DEAD on `dead.tasks.<task_id>`.
+Agents: heartbeats in the key-value bucket `farm_agents`, drain orders on
+`control.drain.<agent_id>`. Audit: stream FARM_AUDIT on `audit.<source>`,
+AuditRecords the auth service writes to its database.
 """
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import (
+    DEFAULT_PREFIX,
     DiscardPolicy,
     KeyValueConfig,
     RetentionPolicy,
@@ -39,11 +46,31 @@ CANCEL_BUCKET = "farm_cancelled"
 AGENTS_BUCKET = "farm_agents"
 ANY_REGION = "any"
 
-PRIORITY_TOKENS: dict[int, str] = {
-    tasks_pb2.PRIORITY_HIGH: "high",
-    tasks_pb2.PRIORITY_NORMAL: "normal",
-    tasks_pb2.PRIORITY_LOW: "low",
+
+class Priority(StrEnum):
+    """A task priority as its token appears in task subjects and consumer names."""
+
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+PRIORITY_TOKENS: Mapping[int, Priority] = {
+    tasks_pb2.PRIORITY_HIGH: Priority.HIGH,
+    tasks_pb2.PRIORITY_NORMAL: Priority.NORMAL,
+    tasks_pb2.PRIORITY_LOW: Priority.LOW,
 }
+"""The token of each farm.tasks.v1.Priority (UNSPECIFIED has none: validation makes it NORMAL)."""
+
+ALL_TASK_SUBJECTS = "tasks.>"
+ALL_EVENT_SUBJECTS = "events.>"
+TASK_EVENT_SUBJECTS = "events.tasks.>"
+"""Every task's events: what the scheduler applies."""
+CANCEL_SUBJECTS = "control.cancel.>"
+"""Every task's cancel notice: what a running agent listens to."""
+ALL_DEAD_SUBJECTS = "dead.>"
+ALL_AUDIT_SUBJECTS = "audit.>"
+_CANCEL_PREFIX = "control.cancel."
 
 
 @dataclass(frozen=True)
@@ -61,9 +88,24 @@ class QueueLimits:
     audit_max_age_seconds: float = 7 * 24 * 3600
 
 
-def task_subject(region: str, priority: int) -> str:
+def task_subject(region: str, priority: Priority) -> str:
     """The subject a task of `region` ("" for any) and `priority` is published on."""
-    return f"tasks.{region or ANY_REGION}.{PRIORITY_TOKENS[priority]}"
+    return f"tasks.{region or ANY_REGION}.{priority.value}"
+
+
+def region_task_subjects(region: str) -> str:
+    """The subjects of every priority of `region`: the doorbell an idle agent listens to."""
+    return f"tasks.{region}.*"
+
+
+def consumer_name(region: str, priority: Priority) -> str:
+    """The durable consumer of `task_subject(region, priority)` the region's agents share."""
+    return f"agents-{region}-{priority.value}"
+
+
+def next_task_subject(region: str, priority: Priority) -> str:
+    """The JetStream API subject that hands out the next task of that consumer."""
+    return f"{DEFAULT_PREFIX}.CONSUMER.MSG.NEXT.{TASK_STREAM}.{consumer_name(region, priority)}"
 
 
 def event_subject(task_id: str) -> str:
@@ -73,7 +115,12 @@ def event_subject(task_id: str) -> str:
 
 def cancel_subject(task_id: str) -> str:
     """The subject that tells a running agent to stop a task."""
-    return f"control.cancel.{task_id}"
+    return f"{_CANCEL_PREFIX}{task_id}"
+
+
+def cancelled_task_id(subject: str) -> str:
+    """The task id a `cancel_subject` names ("" for another subject)."""
+    return subject.removeprefix(_CANCEL_PREFIX) if subject.startswith(_CANCEL_PREFIX) else ""
 
 
 def drain_subject(agent_id: str) -> str:
@@ -139,7 +186,7 @@ async def ensure_audit_stream(js: JetStreamContext, limits: QueueLimits | None =
         js,
         StreamConfig(
             name=AUDIT_STREAM,
-            subjects=["audit.>"],
+            subjects=[ALL_AUDIT_SUBJECTS],
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             max_age=limits.audit_max_age_seconds,
@@ -156,7 +203,7 @@ async def ensure_streams(js: JetStreamContext, limits: QueueLimits | None = None
         js,
         StreamConfig(
             name=TASK_STREAM,
-            subjects=["tasks.>"],
+            subjects=[ALL_TASK_SUBJECTS],
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
             max_age=limits.task_max_age_seconds,
@@ -168,7 +215,7 @@ async def ensure_streams(js: JetStreamContext, limits: QueueLimits | None = None
         js,
         StreamConfig(
             name=DEAD_STREAM,
-            subjects=["dead.>"],
+            subjects=[ALL_DEAD_SUBJECTS],
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             max_age=limits.dead_max_age_seconds,
@@ -179,7 +226,7 @@ async def ensure_streams(js: JetStreamContext, limits: QueueLimits | None = None
         js,
         StreamConfig(
             name=EVENT_STREAM,
-            subjects=["events.>"],
+            subjects=[ALL_EVENT_SUBJECTS],
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             max_age=limits.event_max_age_seconds,

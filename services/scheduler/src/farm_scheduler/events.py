@@ -19,13 +19,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from farm.queue.v1 import queue_pb2
 from farm_core.db import utcnow
 from farm_core.errors import Unavailable
-from farm_core.queue import EVENT_STREAM
+from farm_core.queue import EVENT_STREAM, TASK_EVENT_SUBJECTS
 from farm_scheduler.store import TaskChange, TaskStore
 
 log = logging.getLogger(__name__)
 
 DURABLE_NAME = "scheduler"
-EVENT_SUBJECTS = "events.tasks.>"
 FETCH_BATCH = 64
 FETCH_WAIT_SECONDS = 5.0
 ACK_WAIT_SECONDS = 30.0
@@ -53,7 +52,7 @@ class EventConsumer:
             ConsumerConfig(
                 name=DURABLE_NAME,
                 durable_name=DURABLE_NAME,
-                filter_subject=EVENT_SUBJECTS,
+                filter_subject=TASK_EVENT_SUBJECTS,
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
                 ack_wait=ACK_WAIT_SECONDS,

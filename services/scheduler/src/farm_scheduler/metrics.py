@@ -3,7 +3,7 @@
 from prometheus_client import Counter, Histogram
 
 from farm.tasks.v1 import tasks_pb2
-from farm_core.queue import PRIORITY_TOKENS
+from farm_core.queue import PRIORITY_TOKENS, Priority
 from farm_scheduler.lifecycle import is_final
 from farm_scheduler.records import TaskRecord
 from farm_scheduler.store import TaskChange
@@ -35,7 +35,7 @@ task_run_seconds = Histogram(
 
 
 def _priority(record: TaskRecord) -> str:
-    return PRIORITY_TOKENS.get(record.spec.priority, "normal")
+    return PRIORITY_TOKENS.get(record.spec.priority, Priority.NORMAL)
 
 
 def record_created(record: TaskRecord) -> None:

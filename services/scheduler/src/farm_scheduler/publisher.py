@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_core.queue import cancel_subject, dead_subject, task_subject
+from farm_core.queue import PRIORITY_TOKENS, cancel_subject, dead_subject, task_subject
 from farm_core.timestamps import to_timestamp
 from farm_scheduler.periodic import Periodic
 from farm_scheduler.records import TaskRecord
@@ -75,7 +75,7 @@ class TaskPublisher:
         published = await self._publish(
             "task",
             record.id,
-            task_subject(record.spec.region, record.spec.priority),
+            task_subject(record.spec.region, PRIORITY_TOKENS[record.spec.priority]),
             work_item(record).SerializeToString(deterministic=True),
             record.publish_id,
         )

@@ -1,7 +1,7 @@
 """Pulls tasks from JetStream by weighted priority and runs up to `concurrency` of them at once.
 
-One durable pull consumer per (region, priority), `agents-<region>-<priority>`, shared
-by every agent of that region. A core subscription to the same subjects is the
+One durable pull consumer per (region, priority) (`farm_core.queue.consumer_name`),
+shared by every agent of that region. A core subscription to the same subjects is the
 doorbell that says which queue just got work, so an idle agent waits instead of
 polling; queues are still checked every `poll_seconds` for redelivered tasks.
 
@@ -18,6 +18,7 @@ JetStream redelivers without limit: attempts are counted and bounded by the agen
 """
 
 import asyncio
+import itertools
 import json
 import logging
 import time
@@ -39,15 +40,26 @@ from farm_agent.metrics import task_waits_total
 from farm_agent.settings import AgentSettings
 from farm_agent.work.attempt import AttemptTools, Runner, StopReason, TaskAttempt, WaitReason
 from farm_agent.work.events import EventReporter
-from farm_agent.work.priorities import PRECEDENCE, Priority, PriorityChooser
+from farm_agent.work.priorities import PRECEDENCE, PriorityChooser
 from farm_agent.work.uploader import ArtifactUploader
 from farm_agent.work.waits import WaitLedger, wait_key
-from farm_core.queue import ANY_REGION, TASK_STREAM, cancel_bucket, connect, ensure_streams
+from farm_core.queue import (
+    ANY_REGION,
+    CANCEL_SUBJECTS,
+    TASK_STREAM,
+    Priority,
+    cancel_bucket,
+    cancelled_task_id,
+    connect,
+    consumer_name,
+    ensure_streams,
+    next_task_subject,
+    region_task_subjects,
+    task_subject,
+)
 
 log = logging.getLogger(__name__)
 
-CANCEL_SUBJECTS = "control.cancel.>"
-PRIORITY_TOKENS = frozenset(priority.value for priority in Priority)
 HAND_BACK_SECONDS = 5.0
 """How long drain waits for stopped tasks to be handed back after the grace period."""
 PROBE_REQUEST = json.dumps({"batch": 1, "no_wait": True}).encode()
@@ -55,11 +67,6 @@ REPLY_MARGIN_SECONDS = 2.0
 """Beyond a pull's expiry, how long to wait for the server's answer before giving up."""
 REDELIVERY_MARGIN_SECONDS = 0.02
 """A handed-back task's bell rings this long after its delay, once the server offers it."""
-
-
-def consumer_name(region: str, priority: Priority) -> str:
-    """The durable consumer shared by the agents of `region` for `priority`."""
-    return f"agents-{region}-{priority.value}"
 
 
 @dataclass(eq=False)
@@ -78,10 +85,9 @@ class _Queue:
     rings: int = field(default=0)
 
     @property
-    def next_subject(self) -> str:
-        """The JetStream API subject that hands out this consumer's next message."""
-        name = consumer_name(self.region, self.priority)
-        return f"$JS.API.CONSUMER.MSG.NEXT.{TASK_STREAM}.{name}"
+    def subject(self) -> str:
+        """The subject this queue's tasks are published on."""
+        return task_subject(self.region, self.priority)
 
 
 class WorkIntake:
@@ -147,7 +153,7 @@ class WorkIntake:
             for priority in PRECEDENCE:
                 self._queues[priority].append(await self._bind(js, region, priority))
             self._subscriptions.append(
-                await self._nc.subscribe(f"tasks.{region}.*", cb=self._on_new_task)
+                await self._nc.subscribe(region_task_subjects(region), cb=self._on_new_task)
             )
         self._subscriptions.append(await self._nc.subscribe(CANCEL_SUBJECTS, cb=self._on_cancel))
         self._fetching = asyncio.create_task(self._fetch_loop(tools), name="agent-fetch")
@@ -207,7 +213,7 @@ class WorkIntake:
             ConsumerConfig(
                 name=name,
                 durable_name=name,
-                filter_subject=f"tasks.{region}.{priority.value}",
+                filter_subject=task_subject(region, priority),
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
                 ack_wait=self._settings.ack_wait_seconds,
@@ -321,7 +327,8 @@ class WorkIntake:
         else:
             wait = self._settings.fetch_wait_seconds
             request = json.dumps({"batch": 1, "expires": int(wait * 1_000_000_000)}).encode()
-        await self._nc.publish(queue.next_subject, request, reply=queue.inbox.subject)
+        next_subject = next_task_subject(queue.region, queue.priority)
+        await self._nc.publish(next_subject, request, reply=queue.inbox.subject)
         reply = await queue.inbox.next_msg(timeout=wait + REPLY_MARGIN_SECONDS)
         # A status (404 no messages, 408 request expired) instead of a task: none now.
         return None if JetStreamContext.is_status_msg(reply) else reply
@@ -369,16 +376,15 @@ class WorkIntake:
 
     async def _ring(self, subject: str) -> None:
         """Marks the queue of a task subject as having work and wakes the fetch loop."""
-        parts = subject.split(".", 2)
-        if len(parts) != 3 or parts[2] not in PRIORITY_TOKENS:
+        queues = itertools.chain.from_iterable(self._queues.values())
+        rung = [queue for queue in queues if queue.subject == subject]
+        if not rung:
             return
-        _, region, priority_token = parts
         async with self._changed:
-            for queue in self._queues[Priority(priority_token)]:
-                if queue.region == region:
-                    queue.rings += 1
-                    queue.maybe_has_work = True
-                    queue.probe_only = False
+            for queue in rung:
+                queue.rings += 1
+                queue.maybe_has_work = True
+                queue.probe_only = False
             self._changed.notify_all()
 
     async def _on_cancel(self, message: Msg) -> None:
@@ -386,7 +392,7 @@ class WorkIntake:
             task_id = queue_pb2.CancelNotice.FromString(message.data).task_id
         except DecodeError:
             task_id = ""
-        task_id = task_id or message.subject.removeprefix("control.cancel.")
+        task_id = task_id or cancelled_task_id(message.subject)
         for attempt in self._running.values():
             if attempt.task_id == task_id:
                 log.info("cancel notice for running task %s: stopping it", task_id)

@@ -5,16 +5,8 @@ whenever it has work, so low work is never starved by a steady flow of high work
 """
 
 from collections.abc import Collection, Sequence
-from enum import StrEnum
 
-
-class Priority(StrEnum):
-    """A task priority as it appears in subjects and consumer names."""
-
-    HIGH = "high"
-    NORMAL = "normal"
-    LOW = "low"
-
+from farm_core.queue import Priority
 
 PRECEDENCE: tuple[Priority, ...] = (Priority.HIGH, Priority.NORMAL, Priority.LOW)
 """The fallback order when the chosen priority has no work."""
