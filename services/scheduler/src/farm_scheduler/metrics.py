@@ -3,7 +3,8 @@
 from prometheus_client import Counter, Histogram
 
 from farm.tasks.v1 import tasks_pb2
-from farm_core.queue import PRIORITY_TOKENS, Priority
+from farm_core.queue import PRIORITY_TOKENS
+from farm_core.task_defaults import DEFAULT_PRIORITY
 from farm_scheduler.lifecycle import is_final
 from farm_scheduler.records import TaskRecord
 from farm_scheduler.store import TaskChange
@@ -35,7 +36,7 @@ task_run_seconds = Histogram(
 
 
 def _priority(record: TaskRecord) -> str:
-    return PRIORITY_TOKENS.get(record.spec.priority, Priority.NORMAL)
+    return PRIORITY_TOKENS.get(record.spec.priority, PRIORITY_TOKENS[DEFAULT_PRIORITY])
 
 
 def record_created(record: TaskRecord) -> None:

@@ -5,6 +5,7 @@ from pydantic_settings import SettingsConfigDict
 
 from farm_core.db import async_database_url
 from farm_core.settings import FarmSettings
+from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
 
 
 class SchedulerSettings(FarmSettings):
@@ -23,7 +24,7 @@ class SchedulerSettings(FarmSettings):
         default=10, ge=1, description="The largest maxAttempts a task may ask for."
     )
     default_timeout_ms: int = Field(
-        default=30000,
+        default=DEFAULT_TIMEOUT_MS,
         ge=1000,
         le=300000,
         description="An attempt's time limit when the task gives timeoutMs 0.",

@@ -1,7 +1,8 @@
 """Checks a TaskSpec and fills in its defaults; each error names the field as sent in JSON.
 
 The MAX_/MIN_ constants below are every size limit a TaskSpec has, all in this one
-place; docs/api.md lists them (a test checks the two agree).
+place; docs/api.md lists them (a test checks the two agree). The defaults are the
+farm's, shared with the agents (`farm_core.task_defaults`).
 """
 
 import datetime as dt
@@ -12,6 +13,14 @@ from urllib.parse import urlsplit
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
 from farm_core.errors import InvalidArgument
+from farm_core.task_defaults import (
+    DEFAULT_JPEG_QUALITY,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_PAPER_FORMAT,
+    DEFAULT_PRIORITY,
+    DEFAULT_VIEWPORT,
+    DEFAULT_WAIT_UNTIL,
+)
 from farm_core.timestamps import from_timestamp
 
 MAX_URL_CHARS = 2048
@@ -31,10 +40,6 @@ MAX_IDEMPOTENCY_KEY_CHARS = 128
 MAX_VIEWPORT_PIXELS = 10000
 MIN_TIMEOUT_MS = 1000
 MAX_TIMEOUT_MS = 300000
-DEFAULT_MAX_ATTEMPTS = 3
-DEFAULT_VIEWPORT = (1280, 800)
-DEFAULT_JPEG_QUALITY = 80
-DEFAULT_PAPER_FORMAT = "A4"
 MAX_DEADLINE_AHEAD = dt.timedelta(hours=24)
 
 PAPER_FORMATS: Mapping[str, str] = {
@@ -235,7 +240,7 @@ def _check_page(spec: tasks_pb2.TaskSpec) -> None:
         spec.viewport.width, spec.viewport.height = DEFAULT_VIEWPORT
     _check_enum("waitUntil", spec.wait_until, tasks_pb2.WaitUntil.values())
     if spec.wait_until == tasks_pb2.WAIT_UNTIL_UNSPECIFIED:
-        spec.wait_until = tasks_pb2.WAIT_UNTIL_LOAD
+        spec.wait_until = DEFAULT_WAIT_UNTIL
 
 
 def _check_limits(
@@ -278,7 +283,7 @@ def _check_deadline(spec: tasks_pb2.TaskSpec, now: dt.datetime) -> None:
 def _check_routing(spec: tasks_pb2.TaskSpec) -> None:
     _check_enum("priority", spec.priority, tasks_pb2.Priority.values())
     if spec.priority == tasks_pb2.PRIORITY_UNSPECIFIED:
-        spec.priority = tasks_pb2.PRIORITY_NORMAL
+        spec.priority = DEFAULT_PRIORITY
     if spec.region and not REGION_PATTERN.fullmatch(spec.region):
         raise InvalidArgument(
             "region",

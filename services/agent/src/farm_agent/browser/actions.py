@@ -13,12 +13,10 @@ from playwright.async_api import Page
 from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
 from farm_agent.errors import ErrorCode, Stage, TaskFailure, failures_as
+from farm_core.task_defaults import DEFAULT_JPEG_QUALITY, DEFAULT_PAPER_FORMAT
 
 TimeLeftMs = Callable[[], float]
 """How many milliseconds a Playwright call may still wait."""
-
-DEFAULT_JPEG_QUALITY = 80
-DEFAULT_PAPER_FORMAT = "A4"
 
 # "a@href": the part after the last "@" is an attribute name when it looks like one.
 _ATTRIBUTE = re.compile(r"^(?P<selector>.+)@(?P<attribute>[A-Za-z_:][-A-Za-z0-9_:.]*)$")

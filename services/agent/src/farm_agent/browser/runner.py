@@ -17,15 +17,12 @@ from farm_agent.egress.proxy import EgressSession
 from farm_agent.egress.proxy_wire import host_port, url_host_port
 from farm_agent.errors import ErrorCode, Stage, TaskFailure, failures_as, http_error
 from farm_agent.settings import AgentSettings
-from farm_agent.work.retries import DEFAULT_TIMEOUT_MS
+from farm_core.task_defaults import DEFAULT_TIMEOUT_MS, DEFAULT_VIEWPORT, DEFAULT_WAIT_UNTIL
 
 log = logging.getLogger(__name__)
 
-DEFAULT_VIEWPORT = {"width": 1280, "height": 800}
-
 WaitUntil = Literal["load", "domcontentloaded", "networkidle"]
 _WAIT_UNTIL: dict[int, WaitUntil] = {
-    tasks_pb2.WAIT_UNTIL_UNSPECIFIED: "load",
     tasks_pb2.WAIT_UNTIL_LOAD: "load",
     tasks_pb2.WAIT_UNTIL_DOMCONTENTLOADED: "domcontentloaded",
     tasks_pb2.WAIT_UNTIL_NETWORKIDLE: "networkidle",
@@ -106,7 +103,7 @@ class TaskRunner:
             )
         if spec.viewport.width and spec.viewport.height:
             options["viewport"] = {"width": spec.viewport.width, "height": spec.viewport.height}
-        options.setdefault("viewport", DEFAULT_VIEWPORT)
+        options.setdefault("viewport", DEFAULT_VIEWPORT._asdict())
         return options
 
     async def _run_on_page(
@@ -117,7 +114,7 @@ class TaskRunner:
             with failures_as(Stage.NAVIGATION, "url"):
                 response = await page.goto(
                     spec.url,
-                    wait_until=_WAIT_UNTIL.get(spec.wait_until, "load"),
+                    wait_until=_WAIT_UNTIL.get(spec.wait_until, _WAIT_UNTIL[DEFAULT_WAIT_UNTIL]),
                     timeout=budget.ms(),
                 )
         except TaskFailure as failure:

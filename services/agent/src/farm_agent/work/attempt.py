@@ -35,7 +35,6 @@ from farm_agent.limits.slots import SlotLimits
 from farm_agent.settings import AgentSettings
 from farm_agent.work.events import EventReporter, ReportFailed
 from farm_agent.work.retries import (
-    DEFAULT_TIMEOUT_MS,
     Backoff,
     Retry,
     attempt_timeout_ms,
@@ -46,6 +45,7 @@ from farm_agent.work.retries import (
 )
 from farm_agent.work.uploader import ArtifactUploader
 from farm_agent.work.waits import WaitLedger, wait_key
+from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
 
 log = logging.getLogger(__name__)
 

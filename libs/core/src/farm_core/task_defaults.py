@@ -1,0 +1,33 @@
+"""A TaskSpec's defaults: what the scheduler fills in, and what an agent assumes for a field left 0.
+
+The scheduler stores every spec with its defaults filled in, so an agent's own
+fallbacks only matter for a spec that did not come through it; both read them here,
+so the two can never disagree. docs/api.md states them (a test checks).
+"""
+
+from typing import NamedTuple
+
+from farm.tasks.v1 import tasks_pb2
+
+
+class Viewport(NamedTuple):
+    """A browser window's size in CSS pixels."""
+
+    width: int
+    height: int
+
+
+DEFAULT_VIEWPORT = Viewport(width=1280, height=800)
+"""The window of a task that names neither a viewport nor a device."""
+DEFAULT_TIMEOUT_MS = 30_000
+"""One attempt's time limit when timeoutMs is 0 (FARM_SCHEDULER_DEFAULT_TIMEOUT_MS's default)."""
+DEFAULT_MAX_ATTEMPTS = 3
+"""Attempts of a task whose maxAttempts is 0 (the scheduler caps it further)."""
+DEFAULT_JPEG_QUALITY = 80
+"""The quality of a JPEG screenshot that gives none."""
+DEFAULT_PAPER_FORMAT = "A4"
+"""The paper of a PDF that names none."""
+DEFAULT_WAIT_UNTIL: "tasks_pb2.WaitUntil.ValueType" = tasks_pb2.WAIT_UNTIL_LOAD
+"""When a navigation counts as done if waitUntil is unspecified."""
+DEFAULT_PRIORITY: "tasks_pb2.Priority.ValueType" = tasks_pb2.PRIORITY_NORMAL
+"""The priority of a task that gives none."""

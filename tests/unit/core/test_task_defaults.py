@@ -1,0 +1,40 @@
+"""The TaskSpec defaults both services share are the ones docs/api.md promises."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from farm.tasks.v1 import tasks_pb2
+from farm_core import task_defaults
+
+ROOT = Path(__file__).resolve().parents[3]
+API_DOC = re.sub(r"\s+", " ", (ROOT / "docs" / "api.md").read_text())
+WAIT_UNTIL_WORDS = {tasks_pb2.WAIT_UNTIL_LOAD: "load"}
+PRIORITY_WORDS = {tasks_pb2.PRIORITY_NORMAL: "normal"}
+
+DOCUMENTED = {
+    "DEFAULT_VIEWPORT": "px each; default {0.width}\N{MULTIPLICATION SIGN}{0.height})",
+    "DEFAULT_TIMEOUT_MS": "`timeoutMs` (1000\N{EN DASH}300000; default {0};",
+    "DEFAULT_MAX_ATTEMPTS": "`maxAttempts` (1\N{EN DASH}10; default {0})",
+    "DEFAULT_JPEG_QUALITY": "`quality` (JPEG only, 1\N{EN DASH}100, default {0})",
+    "DEFAULT_PAPER_FORMAT": "`paperFormat` (`{0}`;",
+}
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTED))
+def test_the_api_doc_states_each_default(name: str) -> None:
+    phrase = DOCUMENTED[name].format(getattr(task_defaults, name))
+    assert phrase in API_DOC
+
+
+def test_the_api_doc_states_the_default_wait_and_priority() -> None:
+    wait_until = WAIT_UNTIL_WORDS[task_defaults.DEFAULT_WAIT_UNTIL]
+    priority = PRIORITY_WORDS[task_defaults.DEFAULT_PRIORITY]
+    assert f"`waitUntil` ({wait_until} \N{EM DASH} the default \N{EM DASH}," in API_DOC
+    assert f"{priority} \N{EM DASH} the default \N{EM DASH}" in API_DOC
+
+
+def test_every_default_is_documented() -> None:
+    names = {name for name in vars(task_defaults) if name.startswith("DEFAULT_")}
+    assert names == {*DOCUMENTED, "DEFAULT_WAIT_UNTIL", "DEFAULT_PRIORITY"}
