@@ -26,7 +26,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import CapturedArtifact
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import TaskRunner
-from farm_agent.errors import ErrorCode, TaskFailure
+from farm_agent.errors import TaskFailure
 from farm_agent.kv import (
     BREAKERS_BUCKET,
     HOST_SLOTS_BUCKET,
@@ -50,6 +50,7 @@ from farm_core.queue import (
 )
 from farm_core.server import ServiceHost
 from farm_core.settings import FarmSettings
+from farm_core.task_errors import ErrorCode
 from tests.helpers import assert_eventually
 
 QUEUED = tasks_pb2.TASK_STATUS_QUEUED

@@ -21,7 +21,8 @@ from prometheus_client import REGISTRY
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import TaskRunner
-from farm_agent.errors import ErrorCode, TaskFailure
+from farm_agent.errors import TaskFailure
+from farm_core.task_errors import ErrorCode
 from tests.integration.agent.conftest import (
     CHROMIUM,
     FAILED,

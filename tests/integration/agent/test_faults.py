@@ -15,9 +15,10 @@ from prometheus_client import REGISTRY
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import TaskRunner
-from farm_agent.errors import ErrorCode, TaskFailure
+from farm_agent.errors import TaskFailure
 from farm_agent.metrics import process_tree
 from farm_agent.settings import AgentSettings
+from farm_core.task_errors import ErrorCode
 from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import (
     FAILED,

@@ -10,8 +10,9 @@ from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import Capture
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import TaskRunner
-from farm_agent.errors import ErrorCode, TaskFailure
+from farm_agent.errors import TaskFailure
 from farm_agent.settings import AgentSettings
+from farm_core.task_errors import ErrorCode
 
 pytestmark = pytest.mark.integration
 

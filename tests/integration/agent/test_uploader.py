@@ -7,10 +7,11 @@ import pytest
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import CapturedArtifact
-from farm_agent.errors import ErrorCode, TaskFailure
+from farm_agent.errors import TaskFailure
 from farm_agent.settings import AgentSettings
 from farm_agent.work.uploader import RetryPolicy, StorageUploader
 from farm_cli.launcher.processes import free_port
+from farm_core.task_errors import ErrorCode
 
 pytestmark = pytest.mark.integration
 

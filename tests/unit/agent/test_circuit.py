@@ -2,7 +2,7 @@
 
 import pytest
 
-from farm_agent.errors import ErrorCode, TaskFailure, http_error
+from farm_agent.errors import TaskFailure, http_error
 from farm_agent.limits.circuit import (
     TRIAL_RECHECK_SECONDS,
     BreakerPolicy,
@@ -11,6 +11,7 @@ from farm_agent.limits.circuit import (
     Outcome,
     outcome_of,
 )
+from farm_core.task_errors import ErrorCode
 
 POLICY = BreakerPolicy(failures_to_open=3, cooldown_seconds=30)
 TRIAL_SECONDS = 60.0

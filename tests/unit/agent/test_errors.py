@@ -5,7 +5,6 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from farm_agent.errors import (
-    ErrorCode,
     Stage,
     TaskFailure,
     failure_from,
@@ -13,6 +12,7 @@ from farm_agent.errors import (
     http_error,
     is_retryable,
 )
+from farm_core.task_errors import ErrorCode
 
 CALL_LOG = "\nCall log:\n  - waiting for locator('#nope')\n"
 
@@ -98,6 +98,7 @@ FINAL = {
     "BLOCKED_URL",
     "QUOTA_EXCEEDED",
     "INTERNAL",
+    "UNKNOWN",
 }
 
 

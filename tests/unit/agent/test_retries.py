@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from farm.tasks.v1 import tasks_pb2
-from farm_agent.errors import ErrorCode, TaskFailure
+from farm_agent.errors import TaskFailure
 from farm_agent.work.retries import (
     Backoff,
     GiveUp,
@@ -19,6 +19,7 @@ from farm_agent.work.retries import (
     max_attempts_of,
     plan_after_failure,
 )
+from farm_core.task_errors import ErrorCode
 
 BACKOFF = Backoff(base_seconds=1.0, max_seconds=60.0)
 NOW = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.UTC)

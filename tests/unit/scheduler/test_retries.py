@@ -5,9 +5,9 @@ import datetime as dt
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
+from farm_core.task_errors import ErrorCode
 from farm_core.timestamps import to_timestamp
 from farm_scheduler.lifecycle import (
-    DEADLINE_EXCEEDED,
     Attempt,
     TaskState,
     apply_event,
@@ -16,6 +16,7 @@ from farm_scheduler.lifecycle import (
 )
 from tests.unit.scheduler.agent_events import T0, at, event, retry_report, run
 
+DEADLINE_EXCEEDED = ErrorCode.DEADLINE_EXCEEDED
 RUNNING = tasks_pb2.TASK_STATUS_RUNNING
 SUCCEEDED = tasks_pb2.TASK_STATUS_SUCCEEDED
 FAILED = tasks_pb2.TASK_STATUS_FAILED

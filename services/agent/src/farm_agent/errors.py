@@ -1,7 +1,8 @@
-"""Why a task failed: stable error codes, their class, and browser errors mapped onto them.
+"""How the agent classes the farm's error codes, and maps browser errors onto them.
 
-Each code is retryable (another attempt may succeed) or final; RETRYABLE_CODES is
-the one list of the retryable ones.
+The codes are the farm's (`farm_core.task_errors.ErrorCode`). Each is retryable
+(another attempt may succeed) or final; RETRYABLE_CODES is the one list of the
+retryable ones.
 """
 
 import contextlib
@@ -12,29 +13,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from farm.tasks.v1 import tasks_pb2
-
-
-class ErrorCode(StrEnum):
-    """The machine-readable `TaskError.code` values an agent reports."""
-
-    NAVIGATION_FAILED = "NAVIGATION_FAILED"
-    TIMEOUT = "TIMEOUT"
-    BROWSER_CRASHED = "BROWSER_CRASHED"
-    UPLOAD_FAILED = "UPLOAD_FAILED"
-    HTTP_ERROR = "HTTP_ERROR"
-    CIRCUIT_OPEN = "CIRCUIT_OPEN"
-    SELECTOR_NOT_FOUND = "SELECTOR_NOT_FOUND"
-    INVALID_DEVICE = "INVALID_DEVICE"
-    SCRIPT_FAILED = "SCRIPT_FAILED"
-    RESULT_TOO_LARGE = "RESULT_TOO_LARGE"
-    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
-    DOWNLOAD_REFUSED = "DOWNLOAD_REFUSED"
-    ATTEMPTS_EXHAUSTED = "ATTEMPTS_EXHAUSTED"
-    # Storage refused an artifact: the tenant's byte quota (or the size limit) is reached.
-    QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
-    BLOCKED_URL = "BLOCKED_URL"
-    INTERNAL = "INTERNAL"
-
+from farm_core.task_errors import ErrorCode
 
 RETRYABLE_CODES: frozenset[ErrorCode] = frozenset(
     {

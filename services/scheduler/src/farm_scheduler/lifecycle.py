@@ -19,6 +19,7 @@ from typing import TypeAlias
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
+from farm_core.task_errors import ErrorCode
 from farm_core.timestamps import from_timestamp
 
 Status: TypeAlias = "tasks_pb2.TaskStatus.ValueType"
@@ -29,8 +30,6 @@ SUCCEEDED = tasks_pb2.TASK_STATUS_SUCCEEDED
 FAILED = tasks_pb2.TASK_STATUS_FAILED
 CANCELLED = tasks_pb2.TASK_STATUS_CANCELLED
 FINAL_STATUSES: frozenset[Status] = frozenset({SUCCEEDED, FAILED, CANCELLED})
-UNKNOWN_ERROR_CODE = "UNKNOWN"
-DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
 
 
 @dataclass(frozen=True)
@@ -116,7 +115,7 @@ def expire(state: TaskState, now: dt.datetime, deadline: dt.datetime) -> TaskSta
         return None
     return dataclasses.replace(
         _ended(state, FAILED, now),
-        error_code=DEADLINE_EXCEEDED,
+        error_code=ErrorCode.DEADLINE_EXCEEDED.value,
         error_message=f"the deadline {deadline.isoformat()} passed while the task was queued",
         error_retryable=False,
         dead_time=now,
@@ -200,7 +199,7 @@ def _retrying(
             attempt,
             agent_id=attempt.agent_id or event.agent_id,
             finish_time=attempt.finish_time or when,
-            error_code=error.code or UNKNOWN_ERROR_CODE,
+            error_code=error.code or ErrorCode.UNKNOWN.value,
             error_message=error.message,
             retryable=error.retryable,
         ),
@@ -244,7 +243,7 @@ def _failed(
     state: TaskState, event: queue_pb2.AgentEvent, number: int, when: dt.datetime
 ) -> TaskState:
     error = event.error
-    code = error.code or UNKNOWN_ERROR_CODE
+    code = error.code or ErrorCode.UNKNOWN.value
     ended = _ended(state, FAILED, when)
     history = ended.history
     # A failure reported for an attempt that never started (attempts used up, the

@@ -12,8 +12,9 @@ from playwright.async_api import Page
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
-from farm_agent.errors import ErrorCode, Stage, TaskFailure, failures_as
+from farm_agent.errors import Stage, TaskFailure, failures_as
 from farm_core.task_defaults import DEFAULT_JPEG_QUALITY, DEFAULT_PAPER_FORMAT
+from farm_core.task_errors import ErrorCode
 
 TimeLeftMs = Callable[[], float]
 """How many milliseconds a Playwright call may still wait."""

@@ -17,7 +17,8 @@ from playwright.async_api import BrowserContext, Dialog, Download, Page
 from playwright.async_api import Error as PlaywrightError
 
 from farm_agent import metrics
-from farm_agent.errors import ErrorCode, TaskFailure
+from farm_agent.errors import TaskFailure
+from farm_core.task_errors import ErrorCode
 
 log = logging.getLogger(__name__)
 

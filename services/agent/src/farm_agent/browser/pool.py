@@ -19,9 +19,10 @@ from playwright.async_api import Error as PlaywrightError
 
 from farm_agent import metrics
 from farm_agent.egress.proxy import EgressProxy, farm_policy
-from farm_agent.errors import ErrorCode, Stage, TaskFailure, failure_from
+from farm_agent.errors import Stage, TaskFailure, failure_from
 from farm_agent.metrics import process_tree
 from farm_agent.settings import AgentSettings
+from farm_core.task_errors import ErrorCode
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,10 @@ from farm_agent.browser.page_guard import CONTEXT_OPTIONS, PageGuard
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.egress.proxy import EgressSession
 from farm_agent.egress.proxy_wire import host_port, url_host_port
-from farm_agent.errors import ErrorCode, Stage, TaskFailure, failures_as, http_error
+from farm_agent.errors import Stage, TaskFailure, failures_as, http_error
 from farm_agent.settings import AgentSettings
 from farm_core.task_defaults import DEFAULT_TIMEOUT_MS, DEFAULT_VIEWPORT, DEFAULT_WAIT_UNTIL
+from farm_core.task_errors import ErrorCode
 
 log = logging.getLogger(__name__)
 

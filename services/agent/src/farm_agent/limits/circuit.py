@@ -12,7 +12,8 @@ import json
 import uuid
 from dataclasses import dataclass, replace
 
-from farm_agent.errors import BREAKER_FAILURE_CODES, ErrorCode, TaskFailure
+from farm_agent.errors import BREAKER_FAILURE_CODES, TaskFailure
+from farm_core.task_errors import ErrorCode
 
 TRIAL_RECHECK_SECONDS = 2.0
 """While a trial runs, how soon a waiting task looks again (at most)."""

@@ -26,7 +26,7 @@ from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
 from farm_agent.browser.actions import Capture
-from farm_agent.errors import ErrorCode, TaskFailure
+from farm_agent.errors import TaskFailure
 from farm_agent.kv import host_key, tenant_key
 from farm_agent.limits.breakers import BreakerBoard
 from farm_agent.limits.circuit import Admission, Outcome, outcome_of
@@ -46,6 +46,7 @@ from farm_agent.work.retries import (
 from farm_agent.work.uploader import ArtifactUploader
 from farm_agent.work.waits import WaitLedger, wait_key
 from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
+from farm_core.task_errors import ErrorCode
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,9 @@ from nats.js import JetStreamContext
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import cut_utf8
-from farm_agent.errors import ErrorCode, TaskFailure
+from farm_agent.errors import TaskFailure
 from farm_core.queue import event_subject
+from farm_core.task_errors import ErrorCode
 
 PUBLISH_TIMEOUT_SECONDS = 5.0
 

@@ -8,8 +8,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from farm.tasks.v1 import tasks_pb2
-from farm_agent.errors import ErrorCode, TaskFailure
+from farm_agent.errors import TaskFailure
 from farm_core.task_defaults import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_MS
+from farm_core.task_errors import ErrorCode
 
 # 2**62 seconds is beyond any cap; a larger exponent would overflow a float.
 _MAX_EXPONENT = 62

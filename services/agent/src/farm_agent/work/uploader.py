@@ -11,9 +11,10 @@ import grpc
 from farm.storage.v1 import artifacts_pb2, ingest_pb2, ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import CapturedArtifact
-from farm_agent.errors import ErrorCode, TaskFailure
+from farm_agent.errors import TaskFailure
 from farm_agent.settings import AgentSettings
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
+from farm_core.task_errors import ErrorCode
 from farm_core.transport import aio_channel
 
 log = logging.getLogger(__name__)
