@@ -35,8 +35,8 @@ CLIENTS = 2
 Publish = Callable[[str], Awaitable[None]]
 
 
-class SleepingRunner:
-    """Stands in for the browser: each task takes `seconds`."""
+class SleepingSpecRunner:
+    """A SpecRunner that stands in for the browser: each task takes `seconds`."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -87,7 +87,7 @@ async def agent_intake(nats_url: str, home: Path, tasks: int, work: float) -> li
             "concurrency": CLIENTS,
         }
     )
-    intake = WorkIntake(settings, SleepingRunner(work), NoUploads())
+    intake = WorkIntake(settings, SleepingSpecRunner(work), NoUploads())
     await intake.start()
     client = await connect(nats_url, "bench-pickup")
     js = client.jetstream()

@@ -25,7 +25,7 @@ from farm.storage.v1 import artifacts_pb2, ingest_pb2, ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import CapturedArtifact
 from farm_agent.browser.pool import BrowserPool
-from farm_agent.browser.runner import TaskRunner
+from farm_agent.browser.runner import BrowserSpecRunner
 from farm_agent.errors import TaskFailure
 from farm_agent.kv import (
     BREAKERS_BUCKET,
@@ -313,7 +313,7 @@ async def start_intake(
         settings = make_settings(
             **{"NATS_URL": nats_server.url, "id": "agent-under-test", **overrides}
         )
-        intake = WorkIntake(settings, TaskRunner(shared_pool, settings), storage or uploader)
+        intake = WorkIntake(settings, BrowserSpecRunner(shared_pool, settings), storage or uploader)
         await intake.start()
         started.append(intake)
         return intake

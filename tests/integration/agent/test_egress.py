@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.pool import BrowserPool
-from farm_agent.browser.runner import TaskRunner
+from farm_agent.browser.runner import BrowserSpecRunner
 from farm_agent.errors import TaskFailure
 from farm_core.task_errors import ErrorCode
 from tests.integration.agent.conftest import (
@@ -163,8 +163,8 @@ def guarded_site() -> Iterator[Site]:
 
 
 @pytest.fixture
-def runner(guarded_pool: BrowserPool, make_settings) -> TaskRunner:
-    return TaskRunner(guarded_pool, make_settings())
+def runner(guarded_pool: BrowserPool, make_settings) -> BrowserSpecRunner:
+    return BrowserSpecRunner(guarded_pool, make_settings())
 
 
 def reach(site: Site, origin: str) -> tasks_pb2.TaskSpec:
@@ -186,7 +186,7 @@ def blocked_count(reason: str) -> float:
     return value or 0.0
 
 
-async def blocked_url_message(runner: TaskRunner, url: str) -> str:
+async def blocked_url_message(runner: BrowserSpecRunner, url: str) -> str:
     """Runs a task for `url`, which must fail with BLOCKED_URL, final; the failure's message."""
     spec = tasks_pb2.TaskSpec(url=url, timeout_ms=10_000, content=tasks_pb2.ContentOptions())
     with pytest.raises(TaskFailure) as caught:
@@ -197,7 +197,7 @@ async def blocked_url_message(runner: TaskRunner, url: str) -> str:
 
 
 async def test_an_allowed_origin_is_reached_by_img_iframe_fetch_and_websocket(
-    runner: TaskRunner, guarded_site: Site, targets: Targets
+    runner: BrowserSpecRunner, guarded_site: Site, targets: Targets
 ) -> None:
     capture = await runner.run(reach(guarded_site, targets.allowed.origin))
     assert capture.result.json.struct_value.fields["fetch"].string_value == "got ok"
@@ -208,7 +208,7 @@ async def test_an_allowed_origin_is_reached_by_img_iframe_fetch_and_websocket(
 
 @pytest.mark.parametrize("which", ["127.0.0.1", "[::1]", "localhost"])
 async def test_sub_resources_to_loopback_are_refused_and_listed_but_the_page_loads(
-    runner: TaskRunner, guarded_site: Site, targets: Targets, which: str
+    runner: BrowserSpecRunner, guarded_site: Site, targets: Targets, which: str
 ) -> None:
     listener = targets.ipv6 if which == "[::1]" else targets.ipv4
     origin = f"http://{which}:{listener.port}"
@@ -238,7 +238,7 @@ async def test_sub_resources_to_loopback_are_refused_and_listed_but_the_page_loa
     ],
 )
 async def test_a_first_navigation_to_loopback_fails_with_blocked_url(
-    runner: TaskRunner, targets: Targets, url: str, named: str
+    runner: BrowserSpecRunner, targets: Targets, url: str, named: str
 ) -> None:
     message = await blocked_url_message(
         runner, url.format(v4=targets.ipv4.port, v6=targets.ipv6.port)
@@ -248,7 +248,7 @@ async def test_a_first_navigation_to_loopback_fails_with_blocked_url(
 
 
 async def test_a_redirect_to_loopback_fails_with_blocked_url(
-    runner: TaskRunner, guarded_site: Site, targets: Targets
+    runner: BrowserSpecRunner, guarded_site: Site, targets: Targets
 ) -> None:
     target = f"{targets.ipv4.origin}/secret"
     message = await blocked_url_message(runner, guarded_site.url(f"/redirect?to={target}"))
@@ -259,7 +259,7 @@ async def test_a_redirect_to_loopback_fails_with_blocked_url(
 
 
 async def test_a_farm_service_is_refused_though_its_network_is_allowed(
-    runner: TaskRunner, targets: Targets
+    runner: BrowserSpecRunner, targets: Targets
 ) -> None:
     message = await blocked_url_message(runner, targets.farm_service.origin + "/")
     assert message == (
@@ -268,7 +268,7 @@ async def test_a_farm_service_is_refused_though_its_network_is_allowed(
     )
 
 
-async def test_a_non_http_url_fails_with_blocked_url(runner: TaskRunner) -> None:
+async def test_a_non_http_url_fails_with_blocked_url(runner: BrowserSpecRunner) -> None:
     message = await blocked_url_message(runner, "file:///etc/hostname")
     assert message == "url: the scheme 'file' is refused; only http and https"
 
@@ -291,7 +291,7 @@ async def test_a_blocked_task_fails_at_once_without_a_retry(
 
 
 async def test_webrtc_sends_no_udp_to_a_stun_server_on_loopback(
-    runner: TaskRunner, guarded_site: Site
+    runner: BrowserSpecRunner, guarded_site: Site
 ) -> None:
     received: list[tuple[str, int]] = []
 

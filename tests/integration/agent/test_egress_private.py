@@ -19,7 +19,7 @@ import farm_agent.browser.pool
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import Capture
 from farm_agent.browser.pool import BrowserPool
-from farm_agent.browser.runner import TaskRunner
+from farm_agent.browser.runner import BrowserSpecRunner
 from farm_agent.egress.allowlist import IpAddress
 from farm_agent.egress.proxy import EgressProxy, system_resolver
 from tests.integration.agent.conftest import (
@@ -93,8 +93,8 @@ async def private_pool(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
 
 
 @pytest.fixture
-def runner(private_pool: BrowserPool, make_settings: SettingsFactory) -> TaskRunner:
-    return TaskRunner(private_pool, make_settings())
+def runner(private_pool: BrowserPool, make_settings: SettingsFactory) -> BrowserSpecRunner:
+    return BrowserSpecRunner(private_pool, make_settings())
 
 
 def reach_with_xhr(site: Site, origin: str) -> tasks_pb2.TaskSpec:
@@ -113,7 +113,7 @@ def fields_of(capture: Capture) -> dict[str, str]:
 
 
 async def test_a_name_the_tests_resolve_to_the_allowed_site_is_reached(
-    runner: TaskRunner, guarded_site: Site, targets: Targets
+    runner: BrowserSpecRunner, guarded_site: Site, targets: Targets
 ) -> None:
     # The control: the injected DNS answers are what the guard connects to.
     spec = reach_with_xhr(guarded_site, f"http://allowed.test:{targets.allowed.port}")
@@ -178,7 +178,7 @@ async def test_a_name_the_tests_resolve_to_the_allowed_site_is_reached(
     ],
 )
 async def test_sub_resources_to_private_and_metadata_addresses_are_refused_and_listed(
-    runner: TaskRunner,
+    runner: BrowserSpecRunner,
     guarded_site: Site,
     origin: str,
     connect: str,
@@ -217,7 +217,7 @@ async def test_sub_resources_to_private_and_metadata_addresses_are_refused_and_l
     ],
 )
 async def test_a_first_navigation_to_a_private_or_metadata_address_fails_with_blocked_url(
-    runner: TaskRunner, url: str, named: str
+    runner: BrowserSpecRunner, url: str, named: str
 ) -> None:
     assert await blocked_url_message(runner, url) == f"url: {named}; {ALLOW_SUFFIX}"
 
@@ -233,7 +233,7 @@ async def test_a_first_navigation_to_a_private_or_metadata_address_fails_with_bl
     ],
 )
 async def test_other_spellings_of_those_addresses_fail_with_blocked_url(
-    runner: TaskRunner, url: str, what: str
+    runner: BrowserSpecRunner, url: str, what: str
 ) -> None:
     # Chromium sends the canonical form (169.254.169.254, [::ffff:a9fe:a9fe]) to the guard.
     message = await blocked_url_message(runner, url)
@@ -259,7 +259,7 @@ async def test_other_spellings_of_those_addresses_fail_with_blocked_url(
     ],
 )
 async def test_a_redirect_to_a_private_or_metadata_address_fails_with_blocked_url(
-    runner: TaskRunner, guarded_site: Site, target: str, named: str
+    runner: BrowserSpecRunner, guarded_site: Site, target: str, named: str
 ) -> None:
     message = await blocked_url_message(runner, guarded_site.url(f"/redirect?to={target}"))
     assert message == f"url: redirected to {target}: {named}; {ALLOW_SUFFIX}"
@@ -282,7 +282,7 @@ WORKER_PATHS = ("/sw-import.js", "/sw-install", "/sw-fetch", "/through")
 
 
 async def test_a_service_worker_reaches_an_allowed_origin(
-    runner: TaskRunner, guarded_site: Site, targets: Targets
+    runner: BrowserSpecRunner, guarded_site: Site, targets: Targets
 ) -> None:
     # The control: the worker runs and its fetches leave through the guard.
     capture = await runner.run(through_a_service_worker(guarded_site, targets.allowed.origin))
@@ -295,7 +295,7 @@ async def test_a_service_worker_reaches_an_allowed_origin(
 
 
 async def test_a_service_worker_cannot_reach_a_refused_loopback_listener(
-    runner: TaskRunner, guarded_site: Site, targets: Targets
+    runner: BrowserSpecRunner, guarded_site: Site, targets: Targets
 ) -> None:
     origin = targets.ipv4.origin
     capture = await runner.run(through_a_service_worker(guarded_site, origin))

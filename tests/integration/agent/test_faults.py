@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.pool import BrowserPool
-from farm_agent.browser.runner import TaskRunner
+from farm_agent.browser.runner import BrowserSpecRunner
 from farm_agent.errors import TaskFailure
 from farm_agent.metrics import process_tree
 from farm_agent.settings import AgentSettings
@@ -33,15 +33,17 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def runner(shared_pool: BrowserPool, make_settings: Callable[..., AgentSettings]) -> TaskRunner:
-    return TaskRunner(shared_pool, make_settings())
+def runner(
+    shared_pool: BrowserPool, make_settings: Callable[..., AgentSettings]
+) -> BrowserSpecRunner:
+    return BrowserSpecRunner(shared_pool, make_settings())
 
 
 def page_events(kind: str) -> float:
     return REGISTRY.get_sample_value("agent_page_events_total", {"kind": kind}) or 0.0
 
 
-async def failure_of(runner: TaskRunner, spec: tasks_pb2.TaskSpec) -> TaskFailure:
+async def failure_of(runner: BrowserSpecRunner, spec: tasks_pb2.TaskSpec) -> TaskFailure:
     with pytest.raises(TaskFailure) as caught:
         await runner.run(spec)
     return caught.value
@@ -57,13 +59,13 @@ def renderer_processes() -> list[int]:
     return found
 
 
-async def assert_next_task_runs(runner: TaskRunner, site) -> None:
+async def assert_next_task_runs(runner: BrowserSpecRunner, site) -> None:
     capture = await runner.run(content_of(site))
     assert capture.result.title == "Test page"
 
 
 async def test_a_renderer_crash_is_browser_crashed_and_the_next_task_runs(
-    runner: TaskRunner, site
+    runner: BrowserSpecRunner, site
 ) -> None:
     crashes = page_events("crash")
     # The renderer is killed while the page runs, as a renderer bug or the OOM killer would.
@@ -83,7 +85,7 @@ async def test_a_renderer_crash_is_browser_crashed_and_the_next_task_runs(
 
 
 async def test_a_page_that_allocates_until_it_dies_is_browser_crashed(
-    runner: TaskRunner, site
+    runner: BrowserSpecRunner, site
 ) -> None:
     failure = await failure_of(runner, content_of(site, "/memory", timeout_ms=20_000))
     assert failure.code is ErrorCode.BROWSER_CRASHED
@@ -91,7 +93,7 @@ async def test_a_page_that_allocates_until_it_dies_is_browser_crashed(
 
 
 async def test_a_hung_page_times_out_in_bounded_time_and_the_next_task_runs(
-    runner: TaskRunner, site
+    runner: BrowserSpecRunner, site
 ) -> None:
     began = time.monotonic()
     failure = await failure_of(runner, content_of(site, "/hang", timeout_ms=2000))
@@ -102,7 +104,7 @@ async def test_a_hung_page_times_out_in_bounded_time_and_the_next_task_runs(
     await assert_next_task_runs(runner, site)
 
 
-async def test_dialogs_are_answered_so_the_page_goes_on(runner: TaskRunner, site) -> None:
+async def test_dialogs_are_answered_so_the_page_goes_on(runner: BrowserSpecRunner, site) -> None:
     dialogs = page_events("dialog")
     spec = tasks_pb2.TaskSpec(
         url=site.url("/dialog"),
@@ -114,14 +116,16 @@ async def test_dialogs_are_answered_so_the_page_goes_on(runner: TaskRunner, site
     assert page_events("dialog") == dialogs + 3
 
 
-async def test_pop_ups_are_closed_and_the_task_keeps_its_page(runner: TaskRunner, site) -> None:
+async def test_pop_ups_are_closed_and_the_task_keeps_its_page(
+    runner: BrowserSpecRunner, site
+) -> None:
     popups = page_events("popup")
     capture = await runner.run(content_of(site, "/popup"))
     assert capture.result.title == "Opener"
     assert page_events("popup") == popups + 1
 
 
-async def test_a_download_is_refused_for_good(runner: TaskRunner, site) -> None:
+async def test_a_download_is_refused_for_good(runner: BrowserSpecRunner, site) -> None:
     failure = await failure_of(runner, content_of(site, "/download"))
     assert failure.code is ErrorCode.DOWNLOAD_REFUSED
     assert not failure.retryable

@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.pool import BrowserPool
-from farm_agent.browser.runner import TaskRunner
+from farm_agent.browser.runner import BrowserSpecRunner
 from farm_agent.errors import TaskFailure
 from farm_agent.metrics import process_tree
 from farm_agent.settings import AgentSettings
@@ -94,7 +94,7 @@ async def test_a_killed_browser_is_replaced_and_the_next_task_succeeds(
     pools, make_settings: Callable[..., AgentSettings], site
 ) -> None:
     pool = await pools(min_browsers=1, max_browsers=1)
-    runner = TaskRunner(pool, make_settings())
+    runner = BrowserSpecRunner(pool, make_settings())
     task = page_task(site, content=tasks_pb2.ContentOptions())
     await runner.run(task)
     [pid] = browser_pids(pool.scratch_dir)

@@ -9,7 +9,7 @@ from google.protobuf import json_format
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import Capture
 from farm_agent.browser.pool import BrowserPool
-from farm_agent.browser.runner import TaskRunner
+from farm_agent.browser.runner import BrowserSpecRunner
 from farm_agent.errors import TaskFailure
 from farm_agent.settings import AgentSettings
 from farm_core.task_errors import ErrorCode
@@ -41,15 +41,17 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
 
 
 @pytest.fixture
-def runner(shared_pool: BrowserPool, make_settings: Callable[..., AgentSettings]) -> TaskRunner:
-    return TaskRunner(shared_pool, make_settings(max_result_text_bytes=200))
+def runner(
+    shared_pool: BrowserPool, make_settings: Callable[..., AgentSettings]
+) -> BrowserSpecRunner:
+    return BrowserSpecRunner(shared_pool, make_settings(max_result_text_bytes=200))
 
 
 def spec(url: str, **fields: object) -> tasks_pb2.TaskSpec:
     return tasks_pb2.TaskSpec(url=url, timeout_ms=10_000, **fields)
 
 
-async def failure_of(runner: TaskRunner, task: tasks_pb2.TaskSpec) -> TaskFailure:
+async def failure_of(runner: BrowserSpecRunner, task: tasks_pb2.TaskSpec) -> TaskFailure:
     with pytest.raises(TaskFailure) as caught:
         await runner.run(task)
     return caught.value
@@ -60,7 +62,7 @@ def only_artifact(capture: Capture) -> bytes:
     return capture.artifacts[0].data
 
 
-async def test_screenshot_is_a_png_of_the_viewport_size(runner: TaskRunner, site) -> None:
+async def test_screenshot_is_a_png_of_the_viewport_size(runner: BrowserSpecRunner, site) -> None:
     capture = await runner.run(
         spec(
             site.url("/page"),
@@ -80,12 +82,14 @@ async def test_screenshot_is_a_png_of_the_viewport_size(runner: TaskRunner, site
     assert capture.result.title == "Test page"
 
 
-async def test_default_viewport_is_1280_by_800(runner: TaskRunner, site) -> None:
+async def test_default_viewport_is_1280_by_800(runner: BrowserSpecRunner, site) -> None:
     capture = await runner.run(spec(site.url("/page"), screenshot=tasks_pb2.ScreenshotOptions()))
     assert png_size(only_artifact(capture)) == (1280, 800)
 
 
-async def test_full_page_screenshot_is_taller_than_the_viewport(runner: TaskRunner, site) -> None:
+async def test_full_page_screenshot_is_taller_than_the_viewport(
+    runner: BrowserSpecRunner, site
+) -> None:
     capture = await runner.run(
         spec(
             site.url("/tall"),
@@ -98,7 +102,7 @@ async def test_full_page_screenshot_is_taller_than_the_viewport(runner: TaskRunn
     assert height > 3000
 
 
-async def test_jpeg_screenshot_has_the_viewport_size(runner: TaskRunner, site) -> None:
+async def test_jpeg_screenshot_has_the_viewport_size(runner: BrowserSpecRunner, site) -> None:
     capture = await runner.run(
         spec(
             site.url("/page"),
@@ -110,14 +114,14 @@ async def test_jpeg_screenshot_has_the_viewport_size(runner: TaskRunner, site) -
     assert jpeg_size(capture.artifacts[0].data) == (500, 300)
 
 
-async def test_selector_screenshot_has_the_element_size(runner: TaskRunner, site) -> None:
+async def test_selector_screenshot_has_the_element_size(runner: BrowserSpecRunner, site) -> None:
     capture = await runner.run(
         spec(site.url("/box"), screenshot=tasks_pb2.ScreenshotOptions(selector="#box"))
     )
     assert png_size(only_artifact(capture)) == (300, 200)
 
 
-async def test_device_emulation_uses_the_device_viewport(runner: TaskRunner, site) -> None:
+async def test_device_emulation_uses_the_device_viewport(runner: BrowserSpecRunner, site) -> None:
     capture = await runner.run(
         spec(site.url("/page"), screenshot=tasks_pb2.ScreenshotOptions(), device="iPhone 13")
     )
@@ -127,7 +131,7 @@ async def test_device_emulation_uses_the_device_viewport(runner: TaskRunner, sit
     assert abs(height - 664 * 3) <= 2
 
 
-async def test_pdf_is_a_pdf_document(runner: TaskRunner, site) -> None:
+async def test_pdf_is_a_pdf_document(runner: BrowserSpecRunner, site) -> None:
     capture = await runner.run(
         spec(
             site.url("/page"),
@@ -140,7 +144,7 @@ async def test_pdf_is_a_pdf_document(runner: TaskRunner, site) -> None:
 
 
 async def test_html_content_is_cut_in_the_result_and_whole_in_the_artifact(
-    runner: TaskRunner,
+    runner: BrowserSpecRunner,
     site,
 ) -> None:
     capture = await runner.run(spec(site.url("/page"), content=tasks_pb2.ContentOptions()))
@@ -152,7 +156,7 @@ async def test_html_content_is_cut_in_the_result_and_whole_in_the_artifact(
     assert capture.result.text == html.encode()[:200].decode()
 
 
-async def test_text_content_is_the_rendered_body_text(runner: TaskRunner, site) -> None:
+async def test_text_content_is_the_rendered_body_text(runner: BrowserSpecRunner, site) -> None:
     capture = await runner.run(
         spec(
             site.url("/form"),
@@ -165,7 +169,7 @@ async def test_text_content_is_the_rendered_body_text(runner: TaskRunner, site) 
     assert "<p" not in capture.artifacts[0].data.decode()
 
 
-async def test_extract_takes_text_attributes_and_lists(runner: TaskRunner, site) -> None:
+async def test_extract_takes_text_attributes_and_lists(runner: BrowserSpecRunner, site) -> None:
     fields = {
         "heading": "h1",
         "firstLink": "a@href",
@@ -188,7 +192,7 @@ async def test_extract_takes_text_attributes_and_lists(runner: TaskRunner, site)
     assert capture.artifacts == []
 
 
-async def test_script_returns_its_json_value(runner: TaskRunner, site) -> None:
+async def test_script_returns_its_json_value(runner: BrowserSpecRunner, site) -> None:
     source = "() => ({title: document.title, items: document.querySelectorAll('li').length})"
     capture = await runner.run(
         spec(site.url("/page"), script=tasks_pb2.ScriptOptions(source=source))
@@ -196,7 +200,7 @@ async def test_script_returns_its_json_value(runner: TaskRunner, site) -> None:
     assert json_format.MessageToDict(capture.result.json) == {"title": "Test page", "items": 3}
 
 
-async def test_fill_and_click_steps_change_the_page(runner: TaskRunner, site) -> None:
+async def test_fill_and_click_steps_change_the_page(runner: BrowserSpecRunner, site) -> None:
     steps = [
         tasks_pb2.Step(fill=tasks_pb2.FillStep(selector="#q", value="cheese")),
         tasks_pb2.Step(click="#go"),
@@ -214,7 +218,7 @@ async def test_fill_and_click_steps_change_the_page(runner: TaskRunner, site) ->
     assert json_format.MessageToDict(capture.result.json) == {"out": "You asked: cheese"}
 
 
-async def test_a_slow_page_fails_with_timeout(runner: TaskRunner, site) -> None:
+async def test_a_slow_page_fails_with_timeout(runner: BrowserSpecRunner, site) -> None:
     task = tasks_pb2.TaskSpec(
         url=site.url("/slow?ms=5000"), timeout_ms=1000, content=tasks_pb2.ContentOptions()
     )
@@ -222,7 +226,9 @@ async def test_a_slow_page_fails_with_timeout(runner: TaskRunner, site) -> None:
     assert failure.code is ErrorCode.TIMEOUT
 
 
-async def test_a_missing_element_fails_with_selector_not_found(runner: TaskRunner, site) -> None:
+async def test_a_missing_element_fails_with_selector_not_found(
+    runner: BrowserSpecRunner, site
+) -> None:
     task = tasks_pb2.TaskSpec(
         url=site.url("/page"),
         timeout_ms=2000,
@@ -235,7 +241,7 @@ async def test_a_missing_element_fails_with_selector_not_found(runner: TaskRunne
 
 
 async def test_a_missing_screenshot_element_fails_with_selector_not_found(
-    runner: TaskRunner,
+    runner: BrowserSpecRunner,
     site,
 ) -> None:
     task = tasks_pb2.TaskSpec(
@@ -248,7 +254,7 @@ async def test_a_missing_screenshot_element_fails_with_selector_not_found(
     assert failure.message.startswith("screenshot.selector:")
 
 
-async def test_an_unknown_device_fails_with_invalid_device(runner: TaskRunner, site) -> None:
+async def test_an_unknown_device_fails_with_invalid_device(runner: BrowserSpecRunner, site) -> None:
     failure = await failure_of(
         runner,
         spec(site.url("/page"), device="Nokia 3310", screenshot=tasks_pb2.ScreenshotOptions()),
@@ -257,7 +263,9 @@ async def test_an_unknown_device_fails_with_invalid_device(runner: TaskRunner, s
     assert "'Nokia 3310'" in failure.message
 
 
-async def test_an_unreachable_site_fails_with_navigation_failed(runner: TaskRunner, site) -> None:
+async def test_an_unreachable_site_fails_with_navigation_failed(
+    runner: BrowserSpecRunner, site
+) -> None:
     failure = await failure_of(
         runner, spec("http://127.0.0.1:9/", content=tasks_pb2.ContentOptions())
     )
@@ -265,7 +273,7 @@ async def test_an_unreachable_site_fails_with_navigation_failed(runner: TaskRunn
     assert "ERR_" in failure.message
 
 
-async def test_a_throwing_script_fails_with_script_failed(runner: TaskRunner, site) -> None:
+async def test_a_throwing_script_fails_with_script_failed(runner: BrowserSpecRunner, site) -> None:
     failure = await failure_of(
         runner,
         spec(
@@ -277,6 +285,8 @@ async def test_a_throwing_script_fails_with_script_failed(runner: TaskRunner, si
     assert "boom" in failure.message
 
 
-async def test_a_missing_page_still_succeeds_with_its_http_status(runner: TaskRunner, site) -> None:
+async def test_a_missing_page_still_succeeds_with_its_http_status(
+    runner: BrowserSpecRunner, site
+) -> None:
     capture = await runner.run(spec(site.url("/missing"), content=tasks_pb2.ContentOptions()))
     assert capture.result.http_status == 404

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 import grpc
 
 from farm_agent.browser.pool import BrowserPool
-from farm_agent.browser.runner import TaskRunner
+from farm_agent.browser.runner import BrowserSpecRunner
 from farm_agent.presence import Presence, terminate_self
 from farm_agent.settings import AgentSettings
 from farm_agent.work.intake import WorkIntake
@@ -48,7 +48,7 @@ class AgentService:
         await self.pool.start()
         if self._uploader is None:
             self._uploader = StorageUploader(self.settings)
-        runner = TaskRunner(self.pool, self.settings)
+        runner = BrowserSpecRunner(self.pool, self.settings)
         self.intake = WorkIntake(self.settings, runner, self._uploader)
         try:
             await self.intake.start()

@@ -46,8 +46,8 @@ class Budget:
         return max(1.0, (self._deadline - time.monotonic() - self._margin) * 1000)
 
 
-class TaskRunner:
-    """Runs task specs on the browser pool and returns what they captured."""
+class BrowserSpecRunner:
+    """Runs task specs on the browser pool and returns what they captured (a SpecRunner)."""
 
     def __init__(self, pool: BrowserPool, settings: AgentSettings) -> None:
         self._pool = pool

@@ -54,8 +54,8 @@ log = logging.getLogger(__name__)
 TRIAL_MARGIN_SECONDS = 10.0
 
 
-class Runner(Protocol):
-    """Runs a task spec in a browser."""
+class SpecRunner(Protocol):
+    """Runs a task spec and returns what it captured (BrowserSpecRunner does it in Chromium)."""
 
     async def run(self, spec: tasks_pb2.TaskSpec) -> Capture:
         """Runs `spec` within its timeoutMs; raises TaskFailure."""
@@ -82,7 +82,7 @@ class WaitReason(enum.StrEnum):
 class AttemptTools:
     """What every attempt uses: browser, storage, events, the farm-wide buckets, settings."""
 
-    runner: Runner
+    runner: SpecRunner
     uploader: ArtifactUploader
     reporter: EventReporter
     cancelled_tasks: KeyValue

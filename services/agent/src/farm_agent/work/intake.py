@@ -38,7 +38,7 @@ from farm_agent.limits.breakers import BreakerBoard
 from farm_agent.limits.leases import SlotLimiter
 from farm_agent.metrics import task_waits_total
 from farm_agent.settings import AgentSettings
-from farm_agent.work.attempt import AttemptTools, Runner, StopReason, TaskAttempt, WaitReason
+from farm_agent.work.attempt import AttemptTools, SpecRunner, StopReason, TaskAttempt, WaitReason
 from farm_agent.work.events import EventReporter
 from farm_agent.work.priorities import PRECEDENCE, PriorityChooser
 from farm_agent.work.uploader import ArtifactUploader
@@ -93,7 +93,9 @@ class _Queue:
 class WorkIntake:
     """Fetches tasks for the agent's region and `any`, runs them, and drains on shutdown."""
 
-    def __init__(self, settings: AgentSettings, runner: Runner, uploader: ArtifactUploader) -> None:
+    def __init__(
+        self, settings: AgentSettings, runner: SpecRunner, uploader: ArtifactUploader
+    ) -> None:
         self._settings = settings
         self._runner = runner
         self._uploader = uploader
