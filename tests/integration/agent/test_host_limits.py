@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from farm_agent.kv import host_slots_bucket
-from farm_agent.limits.leases import Lease, SlotLimiter
+from farm_agent.limits.leases import Busy, Lease, SlotLimiter
 from farm_agent.limits.slots import SlotLimits
 from tests.integration.agent.conftest import (
     SUCCEEDED,
@@ -73,7 +73,7 @@ async def test_a_limiter_remembers_only_its_latest_entries(js) -> None:
 
     assert len(limiter) == 3
     # A forgotten entry is read again: host-0 is still held, so a second lease waits.
-    assert not isinstance(await limiter.acquire("host-0.test", limits, 0), Lease)
+    assert isinstance(await limiter.acquire("host-0.test", limits, 0), Busy)
     for lease in leases:
         await lease.release()
     assert isinstance(await limiter.acquire("host-0.test", limits, 0), Lease)

@@ -4,7 +4,8 @@ A task takes a lease (one of the key's concurrency slots, and a rate token if th
 limits have a rate) before it starts, renews it while it runs and gives it back
 when it ends. Every change is a compare-and-set on the entry's revision; the
 agent keeps the entry it last wrote, so with no other agent on the key a start
-costs one round trip. The limits come with each call, so each key may have its own.
+costs one round trip. The limits come with each call, so each key may have its own. Asking gives a
+Lease, or Busy with how long to wait before asking again.
 """
 
 import asyncio
@@ -14,6 +15,7 @@ import random
 import time
 import uuid
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Literal
 
 import nats.errors
@@ -29,6 +31,13 @@ UNREACHABLE_RETRY_SECONDS = 1.0
 # Entries (hosts, tenants) an agent remembers having written; an agent that has
 # visited more hosts re-reads the others, which costs one round trip each.
 REMEMBERED_ENTRIES = 1024
+
+
+@dataclass(frozen=True)
+class Busy:
+    """No slot now (the key is at its limits, or its bucket unreachable): ask again later."""
+
+    retry_after_seconds: float
 
 
 class Lease:
@@ -75,11 +84,8 @@ class SlotLimiter:
         while len(self._known) > self._remembered:
             self._known.popitem(last=False)
 
-    async def acquire(self, key: str, limits: SlotLimits, patience_seconds: float) -> Lease | float:
-        """A lease on `key`, waiting up to `patience_seconds` in the agent for one.
-
-        Without a lease by then: how long to wait before asking again.
-        """
+    async def acquire(self, key: str, limits: SlotLimits, patience_seconds: float) -> Lease | Busy:
+        """A lease on `key`, waiting up to `patience_seconds` in the agent for one; else Busy."""
         lease_id = uuid.uuid4().hex
         give_up_at = time.monotonic() + patience_seconds
         while True:
@@ -87,13 +93,13 @@ class SlotLimiter:
                 wait = await self._try_take(key, lease_id, limits)
             except (nats.errors.Error, TimeoutError, Contended) as error:
                 log.warning("could not take a slot of %s %s: %s", self._what, key, error)
-                return UNREACHABLE_RETRY_SECONDS
+                return Busy(UNREACHABLE_RETRY_SECONDS)
             if wait <= 0:
                 return Lease(self, key, lease_id, limits)
             # Spread the agents that wait for the same slot.
             wait *= random.uniform(1.0, 1.5)
             if time.monotonic() + wait > give_up_at:
-                return wait
+                return Busy(wait)
             await asyncio.sleep(wait)
 
     async def update(

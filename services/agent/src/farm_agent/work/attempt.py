@@ -4,6 +4,10 @@ Checks (deadline, cancel, attempts left), the tenant's running limit, the host's
 breaker and limits, the browser, storage, the event, then ack. A delivery is an
 attempt once the agent reports RUNNING; one handed back before (tenant busy,
 breaker open, host busy, agent draining) is a wait and does not count.
+
+The steps, each inside the one before: `run` (keeps the delivery in progress) →
+`_run_checked` (deadline, cancel, attempts) → `_run_within_tenant_limit` →
+`_run_on_host` (breaker, host slot, artifacts stored) → `_browse`.
 """
 
 import asyncio
@@ -11,29 +15,21 @@ import datetime as dt
 import enum
 import logging
 import random
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
 
-import nats.errors
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
-from nats.js.errors import KeyNotFoundError
-from nats.js.kv import KeyValue
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
 from farm_agent.browser.actions import Capture
 from farm_agent.errors import TaskFailure
-from farm_agent.kv import host_key, tenant_key
-from farm_agent.limits.breakers import BreakerBoard
+from farm_agent.kv import host_key
 from farm_agent.limits.circuit import Admission, Outcome, outcome_of
-from farm_agent.limits.leases import Lease, SlotLimiter
-from farm_agent.limits.slots import SlotLimits
-from farm_agent.settings import AgentSettings
-from farm_agent.work.events import EventReporter, ReportFailed
+from farm_agent.limits.leases import Busy
+from farm_agent.work.attempt_tools import AttemptTools
+from farm_agent.work.delivery import Delivery, DeliveryOutcome
+from farm_agent.work.events import ReportFailed
 from farm_agent.work.retries import (
     Backoff,
     Retry,
@@ -43,23 +39,11 @@ from farm_agent.work.retries import (
     max_attempts_of,
     plan_after_failure,
 )
-from farm_agent.work.uploader import ArtifactUploader
-from farm_agent.work.waits import WaitLedger, wait_key
+from farm_agent.work.waits import WaitReason, wait_key
 from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
 from farm_core.task_errors import ErrorCode
 
 log = logging.getLogger(__name__)
-
-# A trial is given up for lost (its agent died) after its time limit and this margin.
-TRIAL_MARGIN_SECONDS = 10.0
-
-
-class SpecRunner(Protocol):
-    """Runs a task spec and returns what it captured (BrowserSpecRunner does it in Chromium)."""
-
-    async def run(self, spec: tasks_pb2.TaskSpec) -> Capture:
-        """Runs `spec` within its timeoutMs; raises TaskFailure."""
-        ...
 
 
 class StopReason(enum.Enum):
@@ -69,44 +53,16 @@ class StopReason(enum.Enum):
     SHUTDOWN = "the agent is shutting down"
 
 
-class WaitReason(enum.StrEnum):
-    """Why a delivery was handed back without using an attempt."""
-
-    BREAKER = "breaker_open"
-    HOST_BUSY = "host_limit"
-    TENANT_BUSY = "tenant_limit"
-    DRAINING = "draining"
-
-
-@dataclass(frozen=True)
-class AttemptTools:
-    """What every attempt uses: browser, storage, events, the farm-wide buckets, settings."""
-
-    runner: SpecRunner
-    uploader: ArtifactUploader
-    reporter: EventReporter
-    cancelled_tasks: KeyValue
-    breakers: BreakerBoard
-    host_limits: SlotLimiter
-    tenant_limits: SlotLimiter
-    waits: WaitLedger
-    settings: AgentSettings
-    # Told that the message on a subject comes back after a delay, so it is fetched then.
-    expect_redelivery: Callable[[str, float], None]
-
-
 class TaskAttempt:
     """Handles one delivered WorkItem from start to ack, or to a nak for a retry or a wait."""
 
     def __init__(self, message: Msg, tools: AttemptTools) -> None:
         self._message = message
         self._tools = tools
-        self._started_at = time.monotonic()
         self._stop_reason: StopReason | None = None
         self._work: asyncio.Task[tasks_pb2.TaskResult | None] | None = None
         self._running = False
         self._cut_short_by_deadline = False
-        self._finished = False
         self._wait_key = ""
         self.deliveries = message.metadata.num_delivered
         self.attempt = self.deliveries
@@ -115,6 +71,7 @@ class TaskAttempt:
             self.item.ParseFromString(message.data)
         except DecodeError as error:
             log.error("dropping a message that is not a WorkItem: %s", error)
+        self._delivery = Delivery(message, self.task_id, tools.bookkeeping.expect_redelivery)
 
     @property
     def task_id(self) -> str:
@@ -131,45 +88,33 @@ class TaskAttempt:
     async def run(self) -> None:
         """Runs the delivery to its end: acked, or nakked so that the task comes again."""
         if not self.task_id:
-            await self._message.term()
+            await self._delivery.refuse()
             return
-        keep_alive = asyncio.create_task(self._keep_alive())
+        keep_alive = asyncio.create_task(
+            self._delivery.keep_in_progress(self._tools.settings.in_progress_seconds)
+        )
         try:
-            await self._run()
+            await self._run_checked()
         except ReportFailed as error:
             log.warning("%s; task %s will be redelivered", error, self.task_id)
-            await self._finish("requeued", delay=self._tools.settings.retry_delay_seconds)
+            delay = self._tools.settings.retry_delay_seconds
+            await self._delivery.hand_back_after(delay, DeliveryOutcome.REQUEUED)
         finally:
             keep_alive.cancel()
 
-    async def _run(self) -> None:
+    async def _run_checked(self) -> None:
+        """Runs the task unless a check ends it first, and settles how the run ended."""
         spec = self.item.spec
         deadline = deadline_of(spec)
         max_attempts = max_attempts_of(spec)
         self._wait_key = wait_key(self.task_id, self._message)
-        self.attempt = await self._tools.waits.attempt_number(self._wait_key, self.deliveries)
-        now = _utcnow()
-        if deadline is not None and now >= deadline:
-            await self._give_up(deadline_passed(deadline, now))
+        waits = self._tools.bookkeeping.waits
+        self.attempt = await waits.attempt_number(self._wait_key, self.deliveries)
+        if await self._ended_before_start(deadline, max_attempts):
             return
-        if await self._cancelled_before_start():
-            log.info("task %s was cancelled before it started", self.task_id)
-            await self._report(tasks_pb2.TASK_STATUS_CANCELLED)
-            await self._finish("cancelled")
-            return
-        if self.attempt > max_attempts:
-            await self._give_up(
-                TaskFailure(
-                    ErrorCode.ATTEMPTS_EXHAUSTED,
-                    f"maxAttempts is {max_attempts} and attempt {max_attempts} ended without a "
-                    "result (its agent died, was stopped or lost its connection)",
-                )
-            )
-            return
-        if self._stop_reason is StopReason.SHUTDOWN:
-            await self._hand_back(WaitReason.DRAINING, 0, deadline)
-            return
-        self._work = asyncio.create_task(self._go(spec, deadline), name=f"task-{self.task_id}")
+        self._work = asyncio.create_task(
+            self._run_within_tenant_limit(spec, deadline), name=f"task-{self.task_id}"
+        )
         if self._stop_reason is not None:
             self._work.cancel()
         try:
@@ -182,23 +127,33 @@ class TaskAttempt:
         except TaskFailure as failure:
             await self._after_failure(failure, max_attempts, deadline)
             return
-        if result is None:
-            return
-        try:
-            await self._report(tasks_pb2.TASK_STATUS_SUCCEEDED, result=result)
-        except TaskFailure as failure:
-            await self._give_up(failure)
-            return
-        await self._finish("succeeded")
-        log.info(
-            "task %s succeeded in %.1f s with %d artifact(s)",
-            self.task_id,
-            time.monotonic() - self._started_at,
-            len(result.artifacts),
-        )
-        await self._forget_waits()
+        if result is not None:
+            await self._succeeded(result)
 
-    async def _go(
+    async def _ended_before_start(self, deadline: dt.datetime | None, max_attempts: int) -> bool:
+        """Ends or hands back a task that must not start now; False when it may start."""
+        now = _utcnow()
+        if deadline is not None and now >= deadline:
+            await self._give_up(deadline_passed(deadline, now))
+        elif await self._cancelled_before_start():
+            log.info("task %s was cancelled before it started", self.task_id)
+            await self._report(tasks_pb2.TASK_STATUS_CANCELLED)
+            await self._delivery.ack(DeliveryOutcome.CANCELLED)
+        elif self.attempt > max_attempts:
+            await self._give_up(
+                TaskFailure(
+                    ErrorCode.ATTEMPTS_EXHAUSTED,
+                    f"maxAttempts is {max_attempts} and attempt {max_attempts} ended without a "
+                    "result (its agent died, was stopped or lost its connection)",
+                )
+            )
+        elif self._stop_reason is StopReason.SHUTDOWN:
+            await self._hand_back_as_wait(WaitReason.DRAINING, 0, deadline)
+        else:
+            return False
+        return True
+
+    async def _run_within_tenant_limit(
         self, spec: tasks_pb2.TaskSpec, deadline: dt.datetime | None
     ) -> tasks_pb2.TaskResult | None:
         """Runs the spec within its tenant's running limit; None if handed back to wait.
@@ -206,19 +161,20 @@ class TaskAttempt:
         The tenant's slot is taken first, so a tenant's queued tasks use no host's
         rate tokens, and is held until the artifacts are stored.
         """
-        lease = await self._tenant_lease()
-        if isinstance(lease, float):
+        slot = await self._tools.limits.tenant_slot(self.item.tenant, self.item.tenant_max_running)
+        if isinstance(slot, Busy):
             # Leases end as tasks finish; spread the waiting tasks' returns.
-            delay = max(lease, self._tools.settings.tenant_wait_seconds * random.uniform(1, 1.5))
-            await self._hand_back(WaitReason.TENANT_BUSY, delay, deadline)
+            spread = self._tools.settings.tenant_wait_seconds * random.uniform(1, 1.5)
+            delay = max(slot.retry_after_seconds, spread)
+            await self._hand_back_as_wait(WaitReason.TENANT_BUSY, delay, deadline)
             return None
         try:
-            return await self._go_on_host(spec, deadline)
+            return await self._run_on_host(spec, deadline)
         finally:
-            if lease is not None:
-                await lease.release()
+            if slot is not None:
+                await slot.release()
 
-    async def _go_on_host(
+    async def _run_on_host(
         self, spec: tasks_pb2.TaskSpec, deadline: dt.datetime | None
     ) -> tasks_pb2.TaskResult | None:
         """Runs the spec past the host's breaker and limits and stores its artifacts.
@@ -228,43 +184,72 @@ class TaskAttempt:
         host = host_key(spec.url)
         timeout_ms = attempt_timeout_ms(spec, _utcnow())
         self._cut_short_by_deadline = timeout_ms < (spec.timeout_ms or DEFAULT_TIMEOUT_MS)
-        admission = await self._admit(host, timeout_ms)
+        admission = await self._tools.limits.admit_to_host(host, timeout_ms)
         if not admission.allowed:
-            if self._tools.settings.breaker_mode == "wait":
-                # Spread the waiting tasks, so they do not all come back at the same instant.
-                delay = admission.retry_after_seconds * random.uniform(1.0, 1.25)
-                await self._hand_back(WaitReason.BREAKER, delay, deadline)
-                return None
-            raise TaskFailure(
-                ErrorCode.CIRCUIT_OPEN,
-                f"url: the circuit breaker of {host} is open after repeated failures; a trial "
-                f"task may try it in {admission.retry_after_seconds:.1f} s",
-            )
+            await self._wait_for_breaker_or_fail(host, admission, deadline)
+            return None
         outcome = Outcome.NEUTRAL
         try:
-            lease = await self._lease(host)
-            if isinstance(lease, float):
-                await self._hand_back(WaitReason.HOST_BUSY, lease, deadline)
+            slot = await self._tools.limits.host_slot(host)
+            if isinstance(slot, Busy):
+                await self._hand_back_as_wait(
+                    WaitReason.HOST_BUSY, slot.retry_after_seconds, deadline
+                )
                 return None
             try:
-                await self._report(tasks_pb2.TASK_STATUS_RUNNING)
-                self._running = True
-                # The host only: a URL's path and query may carry the tenant's secrets.
-                log.info("task %s attempt %d running on %s", self.task_id, self.attempt, host)
-                capture = await self._browse(spec, timeout_ms)
+                capture = await self._browse(spec, host, timeout_ms)
                 outcome = Outcome.SUCCESS
-                self._log_blocked(capture)
             except TaskFailure as failure:
                 outcome = outcome_of(failure)
                 raise
             finally:
-                if lease is not None:
-                    await lease.release()
+                if slot is not None:
+                    await slot.release()
         finally:
-            if host:
-                await self._tools.breakers.record(host, admission, outcome)
+            await self._tools.limits.record(host, admission, outcome)
+        return await self._with_stored_artifacts(capture)
+
+    async def _wait_for_breaker_or_fail(
+        self, host: str, admission: Admission, deadline: dt.datetime | None
+    ) -> None:
+        """Hands the task back until the open breaker may let it in, or fails it CIRCUIT_OPEN."""
+        if self._tools.settings.breaker_mode == "wait":
+            # Spread the waiting tasks, so they do not all come back at the same instant.
+            delay = admission.retry_after_seconds * random.uniform(1.0, 1.25)
+            await self._hand_back_as_wait(WaitReason.BREAKER, delay, deadline)
+            return
+        raise TaskFailure(
+            ErrorCode.CIRCUIT_OPEN,
+            f"url: the circuit breaker of {host} is open after repeated failures; a trial "
+            f"task may try it in {admission.retry_after_seconds:.1f} s",
+        )
+
+    async def _browse(self, spec: tasks_pb2.TaskSpec, host: str, timeout_ms: int) -> Capture:
+        """Reports the attempt RUNNING and runs the spec in the browser within its time limit."""
+        await self._report(tasks_pb2.TASK_STATUS_RUNNING)
+        self._running = True
+        # The host only: a URL's path and query may carry the tenant's secrets.
+        log.info("task %s attempt %d running on %s", self.task_id, self.attempt, host)
+        if self._cut_short_by_deadline:
+            limited = tasks_pb2.TaskSpec()
+            limited.CopyFrom(spec)
+            limited.timeout_ms = timeout_ms
+            spec = limited
+        try:
+            capture = await self._tools.runner.run(spec)
+        except TaskFailure:
+            raise
+        except Exception as error:
+            log.exception("task %s failed unexpectedly", self.task_id)
+            raise TaskFailure(ErrorCode.INTERNAL, f"{type(error).__name__}: {error}") from error
+        self._log_blocked(capture)
+        return capture
+
+    async def _with_stored_artifacts(self, capture: Capture) -> tasks_pb2.TaskResult:
+        """The capture's result, with a reference to each of its artifacts, once stored."""
         for artifact in capture.artifacts:
-            ref = await self._tools.uploader.upload(self.item.tenant, self.task_id, artifact)
+            uploader = self._tools.reporting.uploader
+            ref = await uploader.upload(self.item.tenant, self.task_id, artifact)
             capture.result.artifacts.append(ref)
         return capture.result
 
@@ -279,56 +264,31 @@ class TaskAttempt:
                 "; ".join(f"{request.target} ({request.message})" for request in blocked),
             )
 
-    async def _admit(self, host: str, timeout_ms: int) -> Admission:
-        if not host:
-            return Admission(allowed=True)
-        trial_seconds = timeout_ms / 1000 + self._tools.settings.close_timeout_seconds
-        return await self._tools.breakers.admit(host, trial_seconds + TRIAL_MARGIN_SECONDS)
-
-    async def _lease(self, host: str) -> Lease | float | None:
-        """A lease on the host's slots; a float is how long to wait; None: no host to limit."""
-        if not host:
-            return None
-        settings = self._tools.settings
-        limits = SlotLimits(
-            settings.host_max_concurrency, settings.host_max_rate, settings.host_lease_seconds
-        )
-        return await self._tools.host_limits.acquire(host, limits, settings.host_wait_seconds)
-
-    async def _tenant_lease(self) -> Lease | float | None:
-        """One of the tenant's running slots; a float: it runs its limit; None: no limit."""
-        tenant, limit = tenant_key(self.item.tenant), self.item.tenant_max_running
-        if not tenant or limit <= 0:
-            return None
-        limits = SlotLimits(limit, None, self._tools.settings.tenant_lease_seconds)
-        # No waiting in the agent: a tenant's backlog must not fill the agents' places.
-        return await self._tools.tenant_limits.acquire(tenant, limits, 0)
-
-    async def _browse(self, spec: tasks_pb2.TaskSpec, timeout_ms: int) -> Capture:
-        """Runs the spec in the browser within the attempt's time limit."""
-        if self._cut_short_by_deadline:
-            limited = tasks_pb2.TaskSpec()
-            limited.CopyFrom(spec)
-            limited.timeout_ms = timeout_ms
-            spec = limited
+    async def _succeeded(self, result: tasks_pb2.TaskResult) -> None:
         try:
-            return await self._tools.runner.run(spec)
-        except TaskFailure:
-            raise
-        except Exception as error:
-            log.exception("task %s failed unexpectedly", self.task_id)
-            raise TaskFailure(ErrorCode.INTERNAL, f"{type(error).__name__}: {error}") from error
+            await self._report(tasks_pb2.TASK_STATUS_SUCCEEDED, result=result)
+        except TaskFailure as failure:
+            await self._give_up(failure)
+            return
+        await self._delivery.ack(DeliveryOutcome.SUCCEEDED)
+        log.info(
+            "task %s succeeded in %.1f s with %d artifact(s)",
+            self.task_id,
+            self._delivery.elapsed_seconds(),
+            len(result.artifacts),
+        )
+        await self._forget_waits()
 
     async def _stopped(self, deadline: dt.datetime | None) -> None:
         if self._stop_reason is StopReason.CANCELLED:
             log.info("task %s stopped: cancelled", self.task_id)
             await self._report(tasks_pb2.TASK_STATUS_CANCELLED)
-            await self._finish("cancelled")
+            await self._delivery.ack(DeliveryOutcome.CANCELLED)
         elif self._running:
             log.info("task %s handed back: the agent is shutting down", self.task_id)
-            await self._finish("requeued", delay=0)
+            await self._delivery.hand_back_after(0, DeliveryOutcome.REQUEUED)
         else:
-            await self._hand_back(WaitReason.DRAINING, 0, deadline)
+            await self._hand_back_as_wait(WaitReason.DRAINING, 0, deadline)
 
     async def _after_failure(
         self, failure: TaskFailure, max_attempts: int, deadline: dt.datetime | None
@@ -360,17 +320,17 @@ class TaskAttempt:
         await self._report(
             tasks_pb2.TASK_STATUS_QUEUED, error=failure.to_proto(), retry_time=plan.retry_time
         )
-        await self._finish("retried", delay=plan.delay_seconds)
+        await self._delivery.hand_back_after(plan.delay_seconds, DeliveryOutcome.RETRIED)
 
     async def _give_up(self, failure: TaskFailure, *, counted: bool = False) -> None:
         if not counted:
             metrics.errors_total.labels(code=failure.code.value).inc()
         log.info("task %s failed: %s", self.task_id, failure)
         await self._report(tasks_pb2.TASK_STATUS_FAILED, error=failure.to_proto())
-        await self._finish("failed")
+        await self._delivery.ack(DeliveryOutcome.FAILED)
         await self._forget_waits()
 
-    async def _hand_back(
+    async def _hand_back_as_wait(
         self, reason: WaitReason, delay: float, deadline: dt.datetime | None
     ) -> None:
         """Hands the task back to be offered again after `delay`, without using an attempt."""
@@ -379,8 +339,8 @@ class TaskAttempt:
             delay = min(delay, max(0.0, (deadline - _utcnow()).total_seconds()))
         metrics.task_waits_total.labels(reason=reason.value).inc()
         log.debug("task %s waits %.2f s (%s)", self.task_id, delay, reason.value)
-        await self._tools.waits.add_wait(self._wait_key)
-        await self._finish("waited", delay=delay)
+        await self._tools.bookkeeping.waits.add_wait(self._wait_key)
+        await self._delivery.hand_back_after(delay, DeliveryOutcome.WAITED)
 
     async def _report(
         self,
@@ -390,53 +350,18 @@ class TaskAttempt:
         error: tasks_pb2.TaskError | None = None,
         retry_time: dt.datetime | None = None,
     ) -> None:
-        await self._tools.reporter.report(
+        await self._tools.reporting.reporter.report(
             self.task_id, status, self.attempt, result=result, error=error, retry_time=retry_time
         )
 
-    async def _finish(self, status: str, *, delay: float | None = None) -> None:
-        """Acks the message (delay None) or naks it for redelivery after `delay` seconds."""
-        if self._finished:
-            return
-        self._finished = True
-        try:
-            if delay is None:
-                await self._message.ack()
-            else:
-                await self._message.nak(delay=delay or None)
-                self._tools.expect_redelivery(self._message.subject, delay)
-        except nats.errors.Error as error:
-            # The ack wait will expire and the task come again; its effects are idempotent.
-            verb = "ack" if delay is None else "nak"
-            log.warning("could not %s task %s: %s", verb, self.task_id, error)
-        metrics.tasks_total.labels(status=status).inc()
-        metrics.task_duration_seconds.observe(time.monotonic() - self._started_at)
-
     async def _forget_waits(self) -> None:
         if self.attempt < self.deliveries:
-            await self._tools.waits.forget(self._wait_key)
+            await self._tools.bookkeeping.waits.forget(self._wait_key)
 
     async def _cancelled_before_start(self) -> bool:
         if self._stop_reason is StopReason.CANCELLED:
             return True
-        try:
-            await self._tools.cancelled_tasks.get(self.task_id)
-        except KeyNotFoundError:
-            return False
-        except (nats.errors.Error, TimeoutError) as error:
-            # A cancel that arrives later still stops the task through control.cancel.
-            log.warning("could not check whether task %s is cancelled: %s", self.task_id, error)
-            return False
-        return True
-
-    async def _keep_alive(self) -> None:
-        """Tells JetStream the task is still being worked on, so it is not redelivered."""
-        while True:
-            await asyncio.sleep(self._tools.settings.in_progress_seconds)
-            try:
-                await self._message.in_progress()
-            except nats.errors.Error as error:
-                log.warning("in-progress ack of task %s failed: %s", self.task_id, error)
+        return await self._tools.bookkeeping.is_cancelled(self.task_id)
 
 
 def _utcnow() -> dt.datetime:

@@ -1,17 +1,14 @@
 """Pulls tasks from JetStream by weighted priority and runs up to `concurrency` of them at once.
 
-One durable pull consumer per (region, priority) (`farm_core.queue.consumer_name`),
-shared by every agent of that region. A core subscription to the same subjects is the
-doorbell that says which queue just got work, so an idle agent waits instead of
-polling; queues are still checked every `poll_seconds` for redelivered tasks.
+Each (region, priority) has one durable pull consumer, named by
+`farm_core.queue.consumer_name` and shared by every agent of that region. A core
+subscription to the same subjects is the doorbell that says which queue just got
+work, so an idle agent waits instead of polling; queues are still checked every
+`poll_seconds` for redelivered tasks.
 
-Each fetch is one request to the consumer's NEXT subject: `no_wait` when only the
-poll suggests work (answered at once, so an empty queue never holds up one with
-work), else with an `expires` that the server always answers (a message or a
-timeout status) before the request gives up, so no pull request outlives its
-fetch and no task is handed back to a fetch that has stopped listening. A task this
-agent hands back with a delay (a retry, a wait) rings its queue's bell when the
-delay is over.
+Each fetch is one pull (`work.consumers`), without waiting when only the poll
+suggests work. A task this agent hands back with a delay (a retry, a wait) rings
+its queue's bell when the delay is over.
 
 JetStream redelivers without limit: attempts are counted and bounded by the agent
 (each task's maxAttempts), and deliveries that only waited do not count.
@@ -19,75 +16,43 @@ JetStream redelivers without limit: attempts are counted and bounded by the agen
 
 import asyncio
 import itertools
-import json
 import logging
 import time
-from dataclasses import dataclass, field
 
 import nats.errors
 from google.protobuf.message import DecodeError
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from farm.queue.v1 import queue_pb2
-from farm_agent.kv import host_slots_bucket, tenant_slots_bucket
-from farm_agent.limits.breakers import BreakerBoard
-from farm_agent.limits.leases import SlotLimiter
+from farm_agent.limits.attempt_limits import AttemptLimits
 from farm_agent.metrics import task_waits_total
 from farm_agent.settings import AgentSettings
-from farm_agent.work.attempt import AttemptTools, SpecRunner, StopReason, TaskAttempt, WaitReason
+from farm_agent.work.attempt import StopReason, TaskAttempt
+from farm_agent.work.attempt_tools import AttemptTools, QueueBookkeeping, Reporting, SpecRunner
+from farm_agent.work.consumers import QueueConsumer
 from farm_agent.work.events import EventReporter
 from farm_agent.work.priorities import PRECEDENCE, PriorityChooser
 from farm_agent.work.uploader import ArtifactUploader
-from farm_agent.work.waits import WaitLedger, wait_key
+from farm_agent.work.waits import WaitLedger, WaitReason, wait_key
 from farm_core.queue import (
     ANY_REGION,
     CANCEL_SUBJECTS,
-    TASK_STREAM,
     Priority,
     cancel_bucket,
     cancelled_task_id,
     connect,
-    consumer_name,
     ensure_streams,
-    next_task_subject,
     region_task_subjects,
-    task_subject,
 )
 
 log = logging.getLogger(__name__)
 
 HAND_BACK_SECONDS = 5.0
 """How long drain waits for stopped tasks to be handed back after the grace period."""
-PROBE_REQUEST = json.dumps({"batch": 1, "no_wait": True}).encode()
-REPLY_MARGIN_SECONDS = 2.0
-"""Beyond a pull's expiry, how long to wait for the server's answer before giving up."""
 REDELIVERY_MARGIN_SECONDS = 0.02
 """A handed-back task's bell rings this long after its delay, once the server offers it."""
-
-
-@dataclass(eq=False)
-class _Queue:
-    """One (region, priority) consumer and whether it may hold work."""
-
-    region: str
-    priority: Priority
-    # Where the server answers this queue's pull requests: one answer per request.
-    inbox: Subscription
-    maybe_has_work: bool = True
-    # Flagged only by the periodic poll (or at start), not by a doorbell or a known
-    # backlog: then a no_wait probe, as a waiting fetch on an empty queue would hold
-    # up queues with work.
-    probe_only: bool = True
-    rings: int = field(default=0)
-
-    @property
-    def subject(self) -> str:
-        """The subject this queue's tasks are published on."""
-        return task_subject(self.region, self.priority)
 
 
 class WorkIntake:
@@ -104,7 +69,9 @@ class WorkIntake:
         if settings.region and settings.region != ANY_REGION:
             self._regions.insert(0, settings.region)
         self._nc: Client | None = None
-        self._queues: dict[Priority, list[_Queue]] = {priority: [] for priority in PRECEDENCE}
+        self._queues: dict[Priority, list[QueueConsumer]] = {
+            priority: [] for priority in PRECEDENCE
+        }
         self._subscriptions: list[Subscription] = []
         self._running: dict[asyncio.Task[None], TaskAttempt] = {}
         self._changed = asyncio.Condition()
@@ -141,19 +108,25 @@ class WorkIntake:
         self._waits = await WaitLedger.open(js)
         tools = AttemptTools(
             runner=self._runner,
-            uploader=self._uploader,
-            reporter=EventReporter(js, settings.id, self._nc.max_payload),
-            cancelled_tasks=await cancel_bucket(js),
-            breakers=await BreakerBoard.open(js, settings),
-            host_limits=SlotLimiter(await host_slots_bucket(js), "host"),
-            tenant_limits=SlotLimiter(await tenant_slots_bucket(js), "tenant"),
-            waits=self._waits,
+            limits=await AttemptLimits.open(js, settings),
+            reporting=Reporting(
+                uploader=self._uploader,
+                reporter=EventReporter(js, settings.id, self._nc.max_payload),
+            ),
+            bookkeeping=QueueBookkeeping(
+                cancelled_tasks=await cancel_bucket(js),
+                waits=self._waits,
+                expect_redelivery=self._ring_later,
+            ),
             settings=settings,
-            expect_redelivery=self._ring_later,
         )
         for region in self._regions:
             for priority in PRECEDENCE:
-                self._queues[priority].append(await self._bind(js, region, priority))
+                queue = await QueueConsumer.bind(
+                    self._nc, js, region, priority, settings.ack_wait_seconds
+                )
+                self._subscriptions.append(queue.inbox)
+                self._queues[priority].append(queue)
             self._subscriptions.append(
                 await self._nc.subscribe(region_task_subjects(region), cb=self._on_new_task)
             )
@@ -207,26 +180,6 @@ class WorkIntake:
             except (nats.errors.Error, TimeoutError) as error:
                 log.warning("acks and naks may be lost on close: %s", error)
             await self._nc.close()
-
-    async def _bind(self, js: JetStreamContext, region: str, priority: Priority) -> _Queue:
-        name = consumer_name(region, priority)
-        await js.add_consumer(
-            TASK_STREAM,
-            ConsumerConfig(
-                name=name,
-                durable_name=name,
-                filter_subject=task_subject(region, priority),
-                ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
-                ack_wait=self._settings.ack_wait_seconds,
-                max_deliver=-1,
-            ),
-        )
-        if self._nc is None:
-            raise RuntimeError("bind needs a NATS connection")
-        inbox = await self._nc.subscribe(self._nc.new_inbox())
-        self._subscriptions.append(inbox)
-        return _Queue(region, priority, inbox)
 
     async def _fetch_loop(self, tools: AttemptTools) -> None:
         concurrency = self._settings.concurrency
@@ -299,13 +252,12 @@ class WorkIntake:
                         return message
         return None
 
-    async def _fetch(self, queue: _Queue) -> Msg | None:
+    async def _fetch(self, queue: QueueConsumer) -> Msg | None:
         rings = queue.rings
         try:
-            message = await self._pull(queue)
+            message = await queue.pull(self._settings.fetch_wait_seconds)
         except (nats.errors.Error, TimeoutError) as error:
-            name = consumer_name(queue.region, queue.priority)
-            log.warning("fetching from %s failed: %s", name, error)
+            log.warning("fetching from %s failed: %s", queue.name, error)
             await asyncio.sleep(self._settings.fetch_wait_seconds)
             return None
         if message is not None:
@@ -319,21 +271,6 @@ class WorkIntake:
         if queue.rings == rings:
             queue.maybe_has_work = False
         return None
-
-    async def _pull(self, queue: _Queue) -> Msg | None:
-        """The queue's next message: at once for a probe, else within fetch_wait_seconds."""
-        if self._nc is None:
-            return None
-        if queue.probe_only:
-            request, wait = PROBE_REQUEST, 0.0
-        else:
-            wait = self._settings.fetch_wait_seconds
-            request = json.dumps({"batch": 1, "expires": int(wait * 1_000_000_000)}).encode()
-        next_subject = next_task_subject(queue.region, queue.priority)
-        await self._nc.publish(next_subject, request, reply=queue.inbox.subject)
-        reply = await queue.inbox.next_msg(timeout=wait + REPLY_MARGIN_SECONDS)
-        # A status (404 no messages, 408 request expired) instead of a task: none now.
-        return None if JetStreamContext.is_status_msg(reply) else reply
 
     async def _wait_for_work(self) -> None:
         """Waits for a new-task signal, a stop, or the next poll of all queues."""
@@ -401,5 +338,5 @@ class WorkIntake:
                 attempt.stop(StopReason.CANCELLED)
 
 
-def _any_work(queues: list[_Queue]) -> bool:
+def _any_work(queues: list[QueueConsumer]) -> bool:
     return any(queue.maybe_has_work for queue in queues)

@@ -7,6 +7,7 @@ under the task id and the message's stream sequence (a task queued again is a ne
 message, counted afresh), and is read only for a message delivered more than once.
 """
 
+import enum
 import logging
 
 import nats.errors
@@ -17,6 +18,15 @@ from nats.js.kv import KeyValue
 from farm_agent.kv import Contended, compare_and_set, is_valid_key, read, task_waits_bucket
 
 log = logging.getLogger(__name__)
+
+
+class WaitReason(enum.StrEnum):
+    """Why a delivery was handed back without using an attempt (`agent_task_waits_total`)."""
+
+    BREAKER = "breaker_open"
+    HOST_BUSY = "host_limit"
+    TENANT_BUSY = "tenant_limit"
+    DRAINING = "draining"
 
 
 def wait_key(task_id: str, message: Msg) -> str:

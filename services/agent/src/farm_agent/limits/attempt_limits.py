@@ -1,0 +1,79 @@
+"""The farm-wide limits an attempt passes before its browser starts, in the order it meets them.
+
+First its tenant's running limit (the WorkItem's `tenant_max_running`), then its
+target host's circuit breaker, then the host's concurrency and rate. Each answers at
+once: a lease or an admission, or how long to wait before asking again. What the
+attempt does with a refusal (wait, or fail) is the attempt's call.
+"""
+
+from nats.js import JetStreamContext
+
+from farm_agent.kv import host_slots_bucket, tenant_key, tenant_slots_bucket
+from farm_agent.limits.breakers import BreakerBoard
+from farm_agent.limits.circuit import Admission, Outcome
+from farm_agent.limits.leases import Busy, Lease, SlotLimiter
+from farm_agent.limits.slots import SlotLimits
+from farm_agent.settings import AgentSettings
+
+TRIAL_MARGIN_SECONDS = 10.0
+"""A trial is given up for lost (its agent died) after its time limit and this margin."""
+
+
+class AttemptLimits:
+    """Asks the farm's breakers and slot buckets whether an attempt may go ahead now."""
+
+    @classmethod
+    async def open(cls, js: JetStreamContext, settings: AgentSettings) -> "AttemptLimits":
+        """The limits on the farm's buckets, with the agent's settings."""
+        return cls(
+            breakers=await BreakerBoard.open(js, settings),
+            host_limits=SlotLimiter(await host_slots_bucket(js), "host"),
+            tenant_limits=SlotLimiter(await tenant_slots_bucket(js), "tenant"),
+            settings=settings,
+        )
+
+    def __init__(
+        self,
+        breakers: BreakerBoard,
+        host_limits: SlotLimiter,
+        tenant_limits: SlotLimiter,
+        settings: AgentSettings,
+    ) -> None:
+        self._breakers = breakers
+        self._host_limits = host_limits
+        self._tenant_limits = tenant_limits
+        self._settings = settings
+
+    async def tenant_slot(self, tenant: str, max_running: int) -> Lease | Busy | None:
+        """One of the tenant's running slots; Busy: it runs its limit; None: it has no limit."""
+        key = tenant_key(tenant)
+        if not key or max_running <= 0:
+            return None
+        limits = SlotLimits(max_running, None, self._settings.tenant_lease_seconds)
+        # No waiting in the agent: a tenant's backlog must not fill the agents' places.
+        return await self._tenant_limits.acquire(key, limits, 0)
+
+    async def admit_to_host(self, host: str, timeout_ms: int) -> Admission:
+        """Whether the breaker of `host` lets an attempt of `timeout_ms` through now.
+
+        With no host (`kv.host_key` of the task's URL is "") there is no breaker to ask.
+        """
+        if not host:
+            return Admission(allowed=True)
+        trial_seconds = timeout_ms / 1000 + self._settings.close_timeout_seconds
+        return await self._breakers.admit(host, trial_seconds + TRIAL_MARGIN_SECONDS)
+
+    async def host_slot(self, host: str) -> Lease | Busy | None:
+        """One of the host's slots; Busy: not within host_wait_seconds; None: no host to limit."""
+        if not host:
+            return None
+        settings = self._settings
+        limits = SlotLimits(
+            settings.host_max_concurrency, settings.host_max_rate, settings.host_lease_seconds
+        )
+        return await self._host_limits.acquire(host, limits, settings.host_wait_seconds)
+
+    async def record(self, host: str, admission: Admission, outcome: Outcome) -> None:
+        """Tells the breaker of `host` how an attempt it admitted went."""
+        if host:
+            await self._breakers.record(host, admission, outcome)

@@ -1,0 +1,71 @@
+"""What a task attempt is handed, grouped by job: the runner, limits, reporting, bookkeeping.
+
+The intake builds one AttemptTools when it starts and gives it to every attempt.
+"""
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+import nats.errors
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from farm.tasks.v1 import tasks_pb2
+from farm_agent.browser.actions import Capture
+from farm_agent.limits.attempt_limits import AttemptLimits
+from farm_agent.settings import AgentSettings
+from farm_agent.work.delivery import ExpectRedelivery
+from farm_agent.work.events import EventReporter
+from farm_agent.work.uploader import ArtifactUploader
+from farm_agent.work.waits import WaitLedger
+
+log = logging.getLogger(__name__)
+
+
+class SpecRunner(Protocol):
+    """Runs a task spec and returns what it captured (BrowserSpecRunner does it in Chromium)."""
+
+    async def run(self, spec: tasks_pb2.TaskSpec) -> Capture:
+        """Runs `spec` within its timeoutMs; raises TaskFailure."""
+        ...
+
+
+@dataclass(frozen=True)
+class Reporting:
+    """Where an attempt's results go: artifacts to storage, events to the scheduler."""
+
+    uploader: ArtifactUploader
+    reporter: EventReporter
+
+
+@dataclass(frozen=True)
+class QueueBookkeeping:
+    """What the farm keeps beside the task queue: cancelled tasks, waits, due redeliveries."""
+
+    cancelled_tasks: KeyValue
+    waits: WaitLedger
+    expect_redelivery: ExpectRedelivery
+
+    async def is_cancelled(self, task_id: str) -> bool:
+        """Whether the task's id is in the bucket of cancelled tasks (False if unreadable)."""
+        try:
+            await self.cancelled_tasks.get(task_id)
+        except KeyNotFoundError:
+            return False
+        except (nats.errors.Error, TimeoutError) as error:
+            # A cancel that arrives later still stops the task through its cancel subject.
+            log.warning("could not check whether task %s is cancelled: %s", task_id, error)
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class AttemptTools:
+    """What every attempt uses: the runner, the farm's limits, reporting, bookkeeping, settings."""
+
+    runner: SpecRunner
+    limits: AttemptLimits
+    reporting: Reporting
+    bookkeeping: QueueBookkeeping
+    settings: AgentSettings

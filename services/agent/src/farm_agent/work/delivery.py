@@ -1,0 +1,94 @@
+"""One JetStream delivery of a task: kept in progress while worked on, then answered once.
+
+The answer is an ack (the task is done with here) or a nak with a delay (the task
+comes again then); either way it is counted once in `agent_tasks_total` under the
+delivery's outcome.
+"""
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import nats.errors
+from nats.aio.msg import Msg
+
+from farm_agent import metrics
+
+log = logging.getLogger(__name__)
+
+ExpectRedelivery = Callable[[str, float], None]
+"""Told that the message on a subject comes back after a delay, so it is fetched then."""
+
+
+class DeliveryOutcome(enum.StrEnum):
+    """How a delivery ended, valued as the `status` label of `agent_tasks_total`."""
+
+    SUCCEEDED = "succeeded"
+    """Acked: the task succeeded."""
+    FAILED = "failed"
+    """Acked: the task failed for good."""
+    CANCELLED = "cancelled"
+    """Acked: the task was cancelled."""
+    RETRIED = "retried"
+    """Nakked: a failed attempt is tried again after a backoff."""
+    WAITED = "waited"
+    """Nakked: handed back to wait, without using an attempt."""
+    REQUEUED = "requeued"
+    """Nakked: cut off by the agent's shutdown, or its event could not be published."""
+
+
+class Delivery:
+    """A delivered task message and its one answer, ack or nak."""
+
+    def __init__(self, message: Msg, task_id: str, expect_redelivery: ExpectRedelivery) -> None:
+        self._message = message
+        self._task_id = task_id
+        self._expect_redelivery = expect_redelivery
+        self._answered = False
+        self._started_at = time.monotonic()
+
+    def elapsed_seconds(self) -> float:
+        """Seconds since the agent took the delivery."""
+        return time.monotonic() - self._started_at
+
+    async def ack(self, outcome: DeliveryOutcome) -> None:
+        """Acks the message: the task is done with here and is not delivered again."""
+        await self._answer(outcome, "ack", self._message.ack)
+
+    async def hand_back_after(self, delay_seconds: float, outcome: DeliveryOutcome) -> None:
+        """Naks the message, so that the task is delivered again after `delay_seconds`."""
+
+        async def nak() -> None:
+            await self._message.nak(delay=delay_seconds or None)
+            self._expect_redelivery(self._message.subject, delay_seconds)
+
+        await self._answer(outcome, "nak", nak)
+
+    async def refuse(self) -> None:
+        """Terminates a message that holds no task: it is never delivered again."""
+        await self._message.term()
+
+    async def keep_in_progress(self, every_seconds: float) -> None:
+        """Tells JetStream the task is still being worked on, so it is not redelivered."""
+        while True:
+            await asyncio.sleep(every_seconds)
+            try:
+                await self._message.in_progress()
+            except nats.errors.Error as error:
+                log.warning("in-progress ack of task %s failed: %s", self._task_id, error)
+
+    async def _answer(
+        self, outcome: DeliveryOutcome, verb: str, send: Callable[[], Awaitable[None]]
+    ) -> None:
+        if self._answered:
+            return
+        self._answered = True
+        try:
+            await send()
+        except nats.errors.Error as error:
+            # The ack wait will expire and the task come again; its effects are idempotent.
+            log.warning("could not %s task %s: %s", verb, self._task_id, error)
+        metrics.tasks_total.labels(status=outcome.value).inc()
+        metrics.task_duration_seconds.observe(self.elapsed_seconds())

@@ -1,0 +1,86 @@
+"""A delivery is answered once, ack or nak, and counted under its outcome's metric label."""
+
+import nats.errors
+import pytest
+from prometheus_client import REGISTRY
+
+from farm_agent.work.delivery import Delivery, DeliveryOutcome
+
+
+class FakeMessage:
+    """A JetStream message that notes how it was answered."""
+
+    subject = "tasks.any.normal"
+
+    def __init__(self, fails: bool = False) -> None:
+        self.answers: list[tuple[str, float | None]] = []
+        self._fails = fails
+
+    async def ack(self) -> None:
+        self._answer("ack", None)
+
+    async def nak(self, delay: float | None = None) -> None:
+        self._answer("nak", delay)
+
+    def _answer(self, verb: str, delay: float | None) -> None:
+        if self._fails:
+            raise nats.errors.TimeoutError
+        self.answers.append((verb, delay))
+
+
+def counted(outcome: DeliveryOutcome) -> float:
+    """agent_tasks_total with this outcome's status label, as Prometheus scrapes it."""
+    return REGISTRY.get_sample_value("agent_tasks_total", {"status": outcome.value}) or 0.0
+
+
+def delivery(message: FakeMessage, redeliveries: list[tuple[str, float]]) -> Delivery:
+    def expect_redelivery(subject: str, delay: float) -> None:
+        redeliveries.append((subject, delay))
+
+    return Delivery(message, "task-1", expect_redelivery)  # type: ignore[arg-type]
+
+
+def test_the_outcomes_keep_their_metric_labels() -> None:
+    # Dashboards and alerts select agent_tasks_total by these values.
+    assert sorted(DeliveryOutcome) == sorted(
+        ["succeeded", "failed", "cancelled", "retried", "waited", "requeued"]
+    )
+
+
+async def test_an_ack_is_sent_and_counted_once() -> None:
+    message, redeliveries = FakeMessage(), []
+    before = counted(DeliveryOutcome.SUCCEEDED)
+    answered = delivery(message, redeliveries)
+
+    await answered.ack(DeliveryOutcome.SUCCEEDED)
+    await answered.ack(DeliveryOutcome.SUCCEEDED)
+    await answered.hand_back_after(5, DeliveryOutcome.RETRIED)
+
+    assert message.answers == [("ack", None)]
+    assert redeliveries == []
+    assert counted(DeliveryOutcome.SUCCEEDED) == before + 1
+
+
+@pytest.mark.parametrize(("delay", "sent"), [(2.5, 2.5), (0, None)])
+async def test_a_hand_back_naks_with_its_delay_and_expects_the_task_then(
+    delay: float, sent: float | None
+) -> None:
+    message, redeliveries = FakeMessage(), []
+    before = counted(DeliveryOutcome.WAITED)
+
+    await delivery(message, redeliveries).hand_back_after(delay, DeliveryOutcome.WAITED)
+
+    assert message.answers == [("nak", sent)]
+    assert redeliveries == [("tasks.any.normal", delay)]
+    assert counted(DeliveryOutcome.WAITED) == before + 1
+
+
+async def test_an_answer_nats_refuses_is_still_counted_and_not_retried() -> None:
+    message, redeliveries = FakeMessage(fails=True), []
+    before = counted(DeliveryOutcome.FAILED)
+    answered = delivery(message, redeliveries)
+
+    await answered.ack(DeliveryOutcome.FAILED)
+    await answered.ack(DeliveryOutcome.FAILED)
+
+    assert counted(DeliveryOutcome.FAILED) == before + 1
