@@ -5,12 +5,13 @@ import pytest
 from prometheus_client import REGISTRY
 
 from farm_agent.work.delivery import Delivery, DeliveryOutcome
+from farm_core.queue import Priority, task_subject
 
 
 class FakeMessage:
     """A JetStream message that notes how it was answered."""
 
-    subject = "tasks.any.normal"
+    subject = task_subject("", Priority.NORMAL)
 
     def __init__(self, fails: bool = False) -> None:
         self.answers: list[tuple[str, float | None]] = []
@@ -71,7 +72,7 @@ async def test_a_hand_back_naks_with_its_delay_and_expects_the_task_then(
     await delivery(message, redeliveries).hand_back_after(delay, DeliveryOutcome.WAITED)
 
     assert message.answers == [("nak", sent)]
-    assert redeliveries == [("tasks.any.normal", delay)]
+    assert redeliveries == [(FakeMessage.subject, delay)]
     assert counted(DeliveryOutcome.WAITED) == before + 1
 
 
