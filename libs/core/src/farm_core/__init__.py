@@ -1,1 +1,1 @@
-"""What the browserfarm services share: settings, gRPC bootstrap, identity, NATS and SQL."""
+"""What the browserfarm services share: settings, gRPC, identity, NATS, SQL, the task contract."""

@@ -1,1 +1,1 @@
-"""Farm-wide limits held in NATS KV: circuit breakers per host, host and tenant slots, leases."""
+"""Farm-wide limits in NATS KV: host breakers, host and tenant slots, what an attempt passes."""

@@ -1,1 +1,1 @@
-"""Task intake and one attempt's life: fetch by priority, run, retry, report, upload, ack."""
+"""Task intake and one attempt's life: pull by priority, run, retry, report, upload, ack or nak."""
