@@ -12,6 +12,7 @@ from google.protobuf.descriptor import MethodDescriptor
 
 from farm_core.scopes import RPC_RULES
 from tests.unit.core.test_rpc_rules import ALL_METHODS, full_name
+from tests.unit.markdown import heading_anchors
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -109,12 +110,6 @@ def test_the_handler_exists_and_serves_the_rpc(row: Row) -> None:
 def test_the_test_files_exist(row: Row) -> None:
     assert row.tests
     assert [path for path in row.tests if not (ROOT / path).is_file()] == []
-
-
-def heading_anchors(text: str) -> set[str]:
-    """The anchors GitHub gives the document's headings."""
-    headings = re.findall(r"^#+ (.+)$", text, flags=re.MULTILINE)
-    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
 
 
 @pytest.mark.parametrize("row", ROWS, ids=lambda row: row.rpc)
