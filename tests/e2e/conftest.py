@@ -7,7 +7,6 @@ come from tests/pages.py on 127.0.0.1, which the agents are allowed to reach.
 
 import secrets
 import struct
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +15,19 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm_cli.launcher.config import find_project_root
 from farm_cli.launcher.farm import LocalFarm
 from tests.farms import whole_farm_config
+from tests.helpers import eventually
+from tests.pages import Site
 
 ROOT = find_project_root(Path(__file__).parent)
 FINAL_STATES = {"TASK_STATUS_SUCCEEDED", "TASK_STATUS_FAILED", "TASK_STATUS_CANCELLED"}
+# Two agents (see the farm fixture) with the default concurrency of two each.
+AGENT_SLOTS = 4
 
 
 @pytest.fixture(scope="session")
@@ -60,22 +64,21 @@ class Client:
 
     def wait(self, task_id: str, *, within: float = 60.0) -> dict[str, Any]:
         """Polls GetTask until the task is final; fails after `within` seconds."""
-        deadline = time.monotonic() + within
-        while True:
-            task = self.get(task_id)
-            if task["status"] in FINAL_STATES:
-                return task
-            if time.monotonic() > deadline:
-                pytest.fail(f"task {task_id} still {task['status']} after {within} s")
-            time.sleep(0.1)
+        return self.wait_for_status(task_id, *FINAL_STATES, within=within)
 
-    def wait_for_status(self, task_id: str, status: str, *, within: float = 30.0) -> None:
-        """Polls GetTask until the task reaches `status`."""
-        deadline = time.monotonic() + within
-        while self.get(task_id)["status"] != status:
-            if time.monotonic() > deadline:
-                pytest.fail(f"task {task_id} not {status} after {within} s")
-            time.sleep(0.05)
+    def wait_for_status(self, task_id: str, *statuses: str, within: float = 30.0) -> dict[str, Any]:
+        """Polls GetTask until the task is in one of `statuses`; the task then."""
+
+        def arrived() -> dict[str, Any] | None:
+            task = self.get(task_id)
+            return task if task["status"] in statuses else None
+
+        return eventually(
+            arrived,
+            within=within,
+            interval=0.1,
+            message=lambda: f"task {task_id} still {self.get(task_id)['status']}, not {statuses}",
+        )
 
     def artifact_bytes(self, artifact_id: str) -> httpx.Response:
         """GetArtifactContent over HTTP: the raw bytes with their content type."""
@@ -95,6 +98,26 @@ def admin(farm: LocalFarm) -> Iterator[Client]:
     """The bootstrap admin key's client (tenant "default", every scope)."""
     with http_client(farm, farm.admin_key) as http:
         yield Client(http, farm.admin_key)
+
+
+@pytest.fixture
+def busy_agents(admin: Client, site: Site) -> Iterator[str]:
+    """Holds every agent slot with a task its gate page keeps open; yields the gate's name.
+
+    Tasks created meanwhile wait in the queue until the test opens the gate
+    (`site.release`); afterwards the gate is opened and the holding tasks are awaited.
+    """
+    gate = f"busy-{unique_label()['test']}"
+    holders = [
+        admin.create({"url": site.url(f"/gate/{gate}"), "content": {}, "timeoutMs": 60000})["id"]
+        for _ in range(AGENT_SLOTS)
+    ]
+    for task_id in holders:
+        admin.wait_for_status(task_id, "TASK_STATUS_RUNNING")
+    yield gate
+    site.release(gate)
+    for task_id in holders:
+        admin.wait(task_id)
 
 
 @pytest.fixture(scope="session")
@@ -136,6 +159,27 @@ class KeyFactory:
 def make_key(farm: LocalFarm, channel: grpc.Channel) -> KeyFactory:
     """Creates API keys: make_key("tasks.read", tenant="other")."""
     return KeyFactory(farm, channel)
+
+
+def refusal(http: httpx.Client) -> httpx.Response | None:
+    """ListTasks with `http`'s key: the answer if it was refused, None if it was served."""
+    response = http.get("/v1/tasks")
+    return None if response.status_code == 200 else response
+
+
+def agent_metric(farm: LocalFarm, name: str, **labels: str) -> float:
+    """Sample `name` with `labels` summed over the farm's agents, read from their /metrics."""
+    total = 0.0
+    for index in range(1, farm.config.agents + 1):
+        port = farm.config.ports.agent_metrics(index)
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        for family in text_string_to_metric_families(text):
+            total += sum(
+                sample.value
+                for sample in family.samples
+                if sample.name == name and labels.items() <= sample.labels.items()
+            )
+    return total
 
 
 def png_size(data: bytes) -> tuple[int, int]:

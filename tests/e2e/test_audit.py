@@ -12,6 +12,7 @@ from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import Client, KeyFactory, http_client
 from tests.e2e.test_cli import farm_command
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -30,20 +31,19 @@ def traced() -> tuple[str, dict[str, str]]:
 def audited(admin: Client, trace: str, *, within: float = 15.0, **query: str) -> list[Any]:
     """The audit records of trace `trace` (read by the bootstrap admin), once there are some.
 
-    Waits a little longer after the first one shows, so a second record would be seen.
+    Reads them again a moment after the first one shows, so a second record would be seen.
     """
-    deadline = time.monotonic() + within
-    while True:
+
+    def records() -> list[Any]:
         response = admin.http.get("/v1/auditRecords", params={"pageSize": 1000, **query})
         assert response.status_code == 200, response.text
-        found = [r for r in response.json()["auditRecords"] if r["traceId"] == trace]
-        if found:
-            time.sleep(0.5)
-            again = admin.http.get("/v1/auditRecords", params={"pageSize": 1000, **query})
-            return [r for r in again.json()["auditRecords"] if r["traceId"] == trace]
-        if time.monotonic() > deadline:
-            pytest.fail(f"no audit record of trace {trace} within {within} s")
-        time.sleep(0.1)
+        return [r for r in response.json()["auditRecords"] if r["traceId"] == trace]
+
+    eventually(records, within=within, interval=0.1, message=f"no audit record of trace {trace}")
+    # Showing that a record is there once means waiting: a duplicate, were there one,
+    # would be written with the first (records show up within about a second).
+    time.sleep(0.5)
+    return records()
 
 
 @pytest.fixture(scope="module")

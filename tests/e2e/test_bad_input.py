@@ -4,8 +4,11 @@ import json
 from typing import Any
 
 import pytest
+from google.protobuf import json_format
 
+from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher.envoy import MAX_REQUEST_BYTES
+from farm_scheduler.validation import MAX_URL_CHARS
 from tests.e2e.conftest import Client, unique_label
 
 pytestmark = pytest.mark.e2e
@@ -55,6 +58,34 @@ def test_an_invalid_field_is_a_400_naming_it(
         "tasks": [],
         "nextPageToken": "",
     }
+
+
+def test_a_spec_at_its_limits_is_stored_as_sent_with_the_defaults_filled_in(
+    admin: Client,
+) -> None:
+    label = unique_label()
+    origin = "http://127.0.0.1:9/"
+    sent: dict[str, Any] = {
+        "url": origin + "a" * (MAX_URL_CHARS - len(origin)),
+        "screenshot": {"format": "IMAGE_FORMAT_JPEG", "quality": 100, "selector": "#" * 1000},
+        "viewport": {"width": 10000, "height": 1},
+        "timeoutMs": 300000,
+        "maxAttempts": 10,
+        # No agent serves this region: the task stays queued until it is cancelled.
+        "region": "r" * 32,
+        "labels": {**label, "k" * 63: "v" * 256},
+        "idempotencyKey": label["test"].ljust(128, "k"),
+    }
+
+    created = admin.create(sent)
+    try:
+        stored = admin.get(created["id"])["spec"]
+    finally:
+        admin.http.post(f"/v1/tasks/{created['id']}:cancel")
+
+    defaults = {"priority": "PRIORITY_NORMAL", "waitUntil": "WAIT_UNTIL_LOAD"}
+    as_sent = json_format.ParseDict({**sent, **defaults}, tasks_pb2.TaskSpec())
+    assert json_format.ParseDict(stored, tasks_pb2.TaskSpec()) == as_sent
 
 
 def test_malformed_json_is_a_400(admin: Client) -> None:

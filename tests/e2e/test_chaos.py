@@ -97,22 +97,24 @@ class Batch:
 
     async def finished(self, *, within: float) -> dict[str, dict[str, Any]]:
         """Every task of the batch once all are final; fails the test after `within` s."""
-        deadline = time.monotonic() + within
         tasks: dict[str, dict[str, Any]] = {}
-        while True:
+
+        async def all_final() -> bool:
+            nonlocal tasks
             try:
                 tasks = {task["id"]: task for task in await self.listed()}
             except (httpx.TransportError, AssertionError):
                 tasks = {}  # the edge answers again once the scheduler is back
             mine = [tasks.get(task_id) for task_id in self.ids]
-            if all(task is not None and task["status"] in FINAL for task in mine):
-                return tasks
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"after {within} s, {len(self.ids)} submitted, {len(tasks)} listed: "
-                    f"{statuses(tasks)}"
-                )
-            await asyncio.sleep(0.5)
+            return all(task is not None and task["status"] in FINAL for task in mine)
+
+        await assert_eventually(
+            all_final,
+            within=within,
+            interval=0.5,
+            message=lambda: f"{len(self.ids)} submitted, {len(tasks)} listed: {statuses(tasks)}",
+        )
+        return tasks
 
     async def artifacts_of(self, task_id: str) -> list[dict[str, Any]]:
         """ListArtifacts by task id."""
@@ -248,7 +250,9 @@ async def test_restarted_nats_loses_no_task_and_services_reconnect(
     await asyncio.to_thread(chaos_farm.stop_process, "nats")
     # Accepted while NATS is down: kept in SQL, published once it is back.
     await batch.submit(10, site.url("/slow?ms=300"))
-    await asyncio.sleep(2)  # an outage that lasts: agents' acks and reports fail meanwhile
+    # The outage itself is under test, not a wait for something: it lasts, and agents'
+    # acks and reports fail meanwhile.
+    await asyncio.sleep(2)
     await asyncio.to_thread(chaos_farm.start_process, "nats")
     restarted_at = dt.datetime.now(dt.UTC)
 
@@ -260,17 +264,23 @@ async def test_restarted_nats_loses_no_task_and_services_reconnect(
 
     # The agents' heartbeats (ListAgents) come back too, within a few heartbeats.
     beats: dict[str, str] = {}
-    deadline = time.monotonic() + 20
-    while not all(
-        beats.get(name) and dt.datetime.fromisoformat(beats[name]) > restarted_at
-        for name in ("agent-1", "agent-2")
-    ):
-        if time.monotonic() > deadline:
-            pytest.fail(f"no heartbeat since the NATS restart at {restarted_at}: {beats}")
-        await asyncio.sleep(1)
+
+    async def both_beat_since_the_restart() -> bool:
+        nonlocal beats
         response = await batch.http.get("/v1/agents")
         assert response.status_code == 200, response.text
         beats = {a["id"]: a.get("heartbeatTime", "") for a in response.json().get("agents", [])}
+        return all(
+            beats.get(name) and dt.datetime.fromisoformat(beats[name]) > restarted_at
+            for name in ("agent-1", "agent-2")
+        )
+
+    await assert_eventually(
+        both_beat_since_the_restart,
+        within=20,
+        interval=1,
+        message=lambda: f"no heartbeat since the NATS restart at {restarted_at}: {beats}",
+    )
 
 
 @pytest.mark.timeout(150)
@@ -282,7 +292,9 @@ async def test_uploads_wait_while_seaweedfs_is_down_none_lost_none_twice(
         lambda: batch.listed("TASK_STATUS_SUCCEEDED"), within=60, message="nothing finished"
     )
     await asyncio.to_thread(chaos_farm.stop_process, "seaweedfs")
-    await asyncio.sleep(3)  # uploads meet a storage that cannot store
+    # The outage itself is under test, not a wait for something: while it lasts,
+    # uploads meet a storage that cannot store.
+    await asyncio.sleep(3)
     await asyncio.to_thread(chaos_farm.start_process, "seaweedfs")
 
     tasks = await batch.finished(within=120)

@@ -5,7 +5,6 @@ import datetime as dt
 import json
 import secrets
 import subprocess
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -16,6 +15,7 @@ from farm.auth.v1 import auth_pb2
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import KeyFactory, http_client
 from tests.e2e.test_cli import farm_command
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -68,16 +68,18 @@ def audited(
     within: float = 20.0,
 ) -> list[Record]:
     """`farm audit FILTERS` until `found` holds for what it prints (records arrive async)."""
-    deadline = time.monotonic() + within
-    while True:
-        records: list[Record] = printed(farm_command(farm, "audit", *filters, key=key))[
-            "auditRecords"
-        ]
-        if found(records):
-            return records
-        if time.monotonic() > deadline:
-            pytest.fail(f"`farm audit {' '.join(filters)}` still lacks the records: {records}")
-        time.sleep(0.2)
+    seen: list[Record] = []
+
+    def listed() -> list[Record] | None:
+        seen[:] = printed(farm_command(farm, "audit", *filters, key=key))["auditRecords"]
+        return list(seen) if found(seen) else None
+
+    return eventually(
+        listed,
+        within=within,
+        interval=0.2,
+        message=lambda: f"`farm audit {' '.join(filters)}` still lacks the records: {seen}",
+    )
 
 
 def test_an_operator_sets_a_tenants_quotas_and_get_and_whoami_show_them(
@@ -231,11 +233,12 @@ def test_key_rotate_prints_a_new_secret_and_the_old_one_works_until_the_grace_en
         new_status = new.get("/v1/whoami").status_code
         old_status = old.get("/v1/whoami").status_code
         assert dt.datetime.now(dt.UTC) < grace_end, "too slow to see the grace period"
-        while old.get("/v1/whoami").status_code == 200:
-            assert dt.datetime.now(dt.UTC) < grace_end + dt.timedelta(seconds=1), (
-                "old secret still accepted 1 s after its grace"
-            )
-            time.sleep(0.05)
+        late_by = (grace_end - dt.datetime.now(dt.UTC)).total_seconds() + 1
+        eventually(
+            lambda: old.get("/v1/whoami").status_code != 200,
+            within=late_by,
+            message="old secret still accepted 1 s after its grace",
+        )
         refused_at = dt.datetime.now(dt.UTC)
     late, as_new = side_by_side(farm, (key.secret, ("whoami",)), (new_secret, ("whoami",)))
 

@@ -155,6 +155,7 @@ def fuzzer(farm: LocalFarm, make_key: KeyFactory) -> Iterator[Client]:
 def _paced(send: Callable[[], httpx.Response]) -> httpx.Response:
     """send(), kept under the key's rate limit, and sent again while it answers 429."""
     for _ in range(RATE_LIMIT_TRIES):
+        # Pacing, not a wait for anything: the key's tokens refill meanwhile.
         time.sleep(PACE_SECONDS)
         response = send()
         if response.status_code != 429:

@@ -1,10 +1,13 @@
 """A user with curl: tasks and artifacts over HTTP/JSON through Envoy."""
 
 import json
+from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Client, png_size, unique_label
+from farm_cli.launcher.farm import LocalFarm
+from tests.e2e.conftest import Client, agent_metric, png_size, unique_label
+from tests.helpers import eventually
 from tests.pages import Site
 
 pytestmark = pytest.mark.e2e
@@ -114,28 +117,65 @@ def test_list_pages_through_every_task_once(admin: Client, site: Site) -> None:
     assert sorted(seen) == sorted(created)
 
 
-def test_cancel_of_a_queued_task_means_no_agent_runs_it(admin: Client, site: Site) -> None:
-    # No agent serves this region, so the task waits in the queue.
-    task = admin.create({"url": site.url("/page"), "content": {}, "region": "nowhere"})
+def cancel(admin: Client, task_id: str) -> dict[str, Any]:
+    """CancelTask over HTTP: the task as it stands after the cancel."""
+    response = admin.http.post(f"/v1/tasks/{task_id}:cancel")
+    assert response.status_code == 200, response.text
+    return dict(response.json())
 
-    cancelled = admin.http.post(f"/v1/tasks/{task['id']}:cancel").json()
+
+def agents_cancelled(farm: LocalFarm) -> float:
+    """Attempts the agents ended as cancelled (a running one stopped, or a queued one skipped)."""
+    return agent_metric(farm, "agent_tasks_total", status="cancelled")
+
+
+def test_cancel_of_a_queued_task_means_no_agent_runs_it(
+    farm: LocalFarm, admin: Client, site: Site, busy_agents: str
+) -> None:
+    # Every agent slot is held, so the task waits in the queue of a region agents serve.
+    page = f"cancelled-{unique_label()['test']}"
+    task = admin.create({"url": site.url(f"/flaky/{page}?fails=0"), "content": {}})
+    skipped = agents_cancelled(farm)
+
+    cancelled = cancel(admin, task["id"])
+    site.release(busy_agents)
+    # An agent takes the task off the queue, sees the cancel, and ends it unstarted.
+    eventually(
+        lambda: agents_cancelled(farm) > skipped,
+        within=30,
+        interval=0.2,
+        message="no agent took the cancelled task off the queue",
+    )
 
     assert cancelled["status"] == "TASK_STATUS_CANCELLED"
-    assert admin.get(task["id"])["attempts"] == 0
+    final = admin.get(task["id"])
+    assert (final["status"], final.get("attempts", 0)) == ("TASK_STATUS_CANCELLED", 0)
+    assert site.hits.get(page, 0) == 0
 
 
-def test_cancel_of_a_running_task_stops_it(admin: Client, site: Site) -> None:
+def test_cancel_of_a_running_task_stops_it(farm: LocalFarm, admin: Client, site: Site) -> None:
     gate = f"cancel-{unique_label()['test']}"
-    task = admin.create({"url": site.url(f"/gate/{gate}"), "content": {}, "timeoutMs": 60000})
+    task = admin.create({"url": site.url(f"/gate/{gate}"), "screenshot": {}, "timeoutMs": 60000})
     admin.wait_for_status(task["id"], "TASK_STATUS_RUNNING")
+    stopped = agents_cancelled(farm)
 
-    cancelled = admin.http.post(f"/v1/tasks/{task['id']}:cancel").json()
-    site.release(gate)
+    cancelled = cancel(admin, task["id"])
+    try:
+        # The gate still holds the page open: only the cancel can end the attempt now.
+        eventually(
+            lambda: agents_cancelled(farm) > stopped,
+            within=15,
+            interval=0.2,
+            message="the agent did not stop the cancelled task",
+        )
+    finally:
+        site.release(gate)
 
     assert cancelled["status"] == "TASK_STATUS_CANCELLED"
-    final = admin.wait(task["id"])
+    final = admin.get(task["id"])
     assert final["status"] == "TASK_STATUS_CANCELLED"
-    assert "result" not in final or not final["result"]["artifacts"]
+    assert "result" not in final
+    assert admin.http.get("/v1/artifacts", params={"taskId": task["id"]}).json()["artifacts"] == []
 
 
 def test_watch_streams_events_until_the_final_state(admin: Client, site: Site) -> None:

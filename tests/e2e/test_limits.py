@@ -11,7 +11,15 @@ import pytest
 
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.conftest import Client, KeyFactory, http_client, unique_label
+from tests.e2e.conftest import (
+    Client,
+    KeyFactory,
+    agent_metric,
+    http_client,
+    refusal,
+    unique_label,
+)
+from tests.helpers import eventually
 from tests.pages import Site
 
 pytestmark = pytest.mark.e2e
@@ -162,10 +170,19 @@ def test_the_running_quota_holds_a_second_task_queued_while_the_first_runs(
         running = client.create({"url": site.url(f"/gate/{gate}"), "content": {}})
         try:
             client.wait_for_status(running["id"], "TASK_STATUS_RUNNING")
+            handed_back = agent_metric(farm, "agent_task_waits_total", reason="tenant_limit")
             accepted = http.post("/v1/tasks", json={"url": site.url("/page"), "content": {}})
             assert accepted.status_code == 200, accepted.text
-            # Long enough for the agents to offer it more than once: each hands it back.
-            time.sleep(3)
+            # The agents take it more than once, and each time hand it back unstarted.
+            eventually(
+                lambda: (
+                    agent_metric(farm, "agent_task_waits_total", reason="tenant_limit")
+                    >= handed_back + 2
+                ),
+                within=30,
+                interval=0.2,
+                message="the agents did not hand the second task back twice",
+            )
             waiting = client.get(accepted.json()["id"])
             released_at = time.time()
         finally:
@@ -235,10 +252,11 @@ def test_a_rotated_key_has_a_new_secret_and_the_old_one_works_until_the_grace_en
         assert old.get("/v1/tasks").status_code == 200
         assert time.monotonic() - rotated_at < 2.0, "too slow to see the grace period"
 
-        deadline = rotated_at + 3.0
-        while (late := old.get("/v1/tasks")).status_code == 200:
-            assert time.monotonic() < deadline, "old secret still accepted 1 s after its grace"
-            time.sleep(0.05)
+        late = eventually(
+            lambda: refusal(old),
+            within=rotated_at + 3.0 - time.monotonic(),
+            message="old secret still accepted 1 s after its grace",
+        )
         refused_after = time.monotonic() - rotated_at
 
     assert late.status_code == 401

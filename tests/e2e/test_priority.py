@@ -5,35 +5,15 @@ tasks created next wait in the queue; once the gates open, the order in which th
 queued tasks start shows how the agents chose.
 """
 
-from collections.abc import Iterator
-
 import pytest
 
-from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.conftest import Client, unique_label
+from tests.e2e.conftest import Client
 from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-# Two agents (see the farm fixture) with the default concurrency of two each.
+# Two agents, one low pick in ten each (see the busy_agents fixture and the agents' weights).
 AGENTS = 2
-SLOTS = 4
-
-
-@pytest.fixture
-def busy_farm(admin: Client, site: Site, farm: LocalFarm) -> Iterator[list[str]]:
-    """Holds every agent slot with a gated task; opens the gates when the test says so."""
-    gate = f"busy-{unique_label()['test']}"
-    holders = [
-        admin.create({"url": site.url(f"/gate/{gate}"), "content": {}, "timeoutMs": 60000})["id"]
-        for _ in range(SLOTS)
-    ]
-    for task_id in holders:
-        admin.wait_for_status(task_id, "TASK_STATUS_RUNNING")
-    yield [gate]
-    site.release(gate)
-    for task_id in holders:
-        admin.wait(task_id)
 
 
 def _start_order(admin: Client, task_ids: list[str]) -> list[str]:
@@ -48,12 +28,12 @@ def spec(site: Site, priority: str) -> dict[str, object]:
 
 
 def test_queued_high_tasks_start_before_earlier_low_ones(
-    admin: Client, site: Site, busy_farm: list[str]
+    admin: Client, site: Site, busy_agents: str
 ) -> None:
     lows = [admin.create(spec(site, "PRIORITY_LOW"))["id"] for _ in range(4)]
     highs = [admin.create(spec(site, "PRIORITY_HIGH"))["id"] for _ in range(6)]
 
-    site.release(busy_farm[0])
+    site.release(busy_agents)
     order = _start_order(admin, lows + highs)
 
     # First in, first out would start all four lows first. Each agent gives low one
@@ -69,12 +49,12 @@ def test_queued_high_tasks_start_before_earlier_low_ones(
 
 
 def test_low_tasks_finish_while_high_tasks_keep_coming(
-    admin: Client, site: Site, busy_farm: list[str]
+    admin: Client, site: Site, busy_agents: str
 ) -> None:
     low = admin.create(spec(site, "PRIORITY_LOW"))["id"]
     highs = [admin.create(spec(site, "PRIORITY_HIGH"))["id"] for _ in range(20)]
 
-    site.release(busy_farm[0])
+    site.release(busy_agents)
     order = _start_order(admin, [low, *highs])
 
     started_after_low = len(order) - 1 - order.index(low)

@@ -13,6 +13,7 @@ from farm_cli.launcher.config import FarmPorts
 from farm_core.settings import FarmSettings
 from farm_scheduler.settings import SchedulerSettings
 from farm_storage.settings import StorageSettings
+from tests.unit.markdown import heading_anchors
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATIONS = (ROOT / "docs" / "operations.md").read_text()
@@ -50,6 +51,9 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert commands[:2] == ["make run", "make test"]
 
 
-def test_readme_links_only_to_docs_that_exist() -> None:
+def test_readme_links_only_to_docs_and_sections_that_exist() -> None:
     for link in re.findall(r"\]\((docs/[^)]+)\)", README):
-        assert (ROOT / link).exists(), link
+        path, _, anchor = link.partition("#")
+        assert (ROOT / path).exists(), link
+        if anchor:
+            assert anchor in heading_anchors((ROOT / path).read_text()), link

@@ -1,6 +1,5 @@
 """Limits and the key lifecycle in the auth service: set, shown, vouched for, enforced in Check."""
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -9,7 +8,10 @@ import pytest
 from envoy.service.auth.v3 import external_auth_pb2
 
 from farm.auth.v1 import auth_pb2
+from farm_core.db import utcnow
 from farm_core.quotas import TenantQuotas
+from farm_core.timestamps import from_timestamp
+from tests.helpers import assert_eventually
 from tests.integration.auth.conftest import (
     RPC_TIMEOUT,
     Auth,
@@ -49,14 +51,24 @@ async def test_tenant_quotas_set_by_an_operator_travel_in_the_identity(auth: Aut
         metadata=await auth.as_key(auth.admin_key),
         timeout=RPC_TIMEOUT,
     )
-    await asyncio.sleep(auth.settings.key_cache_seconds)  # the key was looked up before
-
-    assert tenant.limits == auth_pb2.TenantLimits(max_queued_tasks=5, max_artifact_bytes=9)
-    assert tenant.effective_limits.max_running_tasks == auth.settings.max_running_tasks
-    assert (await auth.identity(created.secret)).quotas == TenantQuotas(
+    expected = TenantQuotas(
         max_queued_tasks=5,
         max_running_tasks=auth.settings.max_running_tasks,
         max_artifact_bytes=9,
+    )
+
+    assert tenant.limits == auth_pb2.TenantLimits(max_queued_tasks=5, max_artifact_bytes=9)
+    assert tenant.effective_limits.max_running_tasks == auth.settings.max_running_tasks
+
+    async def vouched_for() -> bool:
+        return (await auth.identity(created.secret)).quotas == expected
+
+    # Within the key cache's lifetime: a key looked up before the change may be trusted
+    # as it was until then.
+    await assert_eventually(
+        vouched_for,
+        within=auth.settings.key_cache_seconds + 2,
+        message="the identity does not carry the new quotas",
     )
 
 
@@ -151,7 +163,16 @@ async def test_a_rotated_keys_old_secret_works_only_for_its_grace(auth: Auth) ->
     assert rotated.api_key.HasField("previous_secret_expire_time")
     assert (await auth.identity(rotated.secret)).key_id == created.api_key.id
     assert (await auth.identity(created.secret)).key_id == created.api_key.id
-    await asyncio.sleep(1.1)
+    grace_end = from_timestamp(rotated.api_key.previous_secret_expire_time)
+
+    async def old_secret_refused() -> bool:
+        reply = await auth.check(f"Bearer {created.secret}")
+        return reply.HasField("denied_response")
+
+    await assert_eventually(
+        old_secret_refused, within=5, message="the old secret is accepted past its grace"
+    )
+    assert utcnow() >= grace_end
     refused = await auth.check(f"Bearer {created.secret}")
     assert refused.denied_response.status.code == 401
     assert "rotated" in refused.status.message

@@ -1,11 +1,15 @@
-"""CreateApiKey and RevokeApiKey refuse bad requests with INVALID_ARGUMENT naming the field."""
+"""CreateApiKey and RevokeApiKey refuse bad requests with INVALID_ARGUMENT naming the field,
+and store a request at every bound as it was sent."""
 
+import datetime as dt
 from typing import Any
 
 import grpc
 import pytest
 
 from farm.auth.v1 import auth_pb2
+from farm_auth.keys import MAX_TTL_SECONDS
+from farm_core.scopes import PUBLIC_SCOPES
 from tests.integration.auth.conftest import RPC_TIMEOUT, Auth
 
 pytestmark = pytest.mark.integration
@@ -51,3 +55,21 @@ async def test_revoke_without_id_names_the_field(auth: Auth) -> None:
 
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert caught.value.details() == "id: must be set"
+
+
+async def test_a_request_at_every_bound_is_stored_as_sent(auth: Auth) -> None:
+    tenant = "a" * 63
+    created = await auth.create_key(
+        auth.admin_key,
+        name="n" * 100,
+        scopes=tuple(sorted(PUBLIC_SCOPES)),
+        tenant=tenant,
+        ttl_seconds=MAX_TTL_SECONDS,
+    )
+    tenant_admin = await auth.create_key(auth.admin_key, scopes=("admin",), tenant=tenant)
+
+    key = created.api_key
+    assert (key.name, key.tenant, sorted(key.scopes)) == ("n" * 100, tenant, sorted(PUBLIC_SCOPES))
+    lifetime = key.expire_time.ToDatetime() - key.create_time.ToDatetime()
+    assert lifetime == dt.timedelta(seconds=MAX_TTL_SECONDS)
+    assert key in await auth.list_keys(tenant_admin.secret)

@@ -10,7 +10,7 @@ import pytest
 
 from farm_cli.launcher.config import FarmPorts
 from farm_cli.launcher.infra import binary
-from farm_cli.launcher.processes import wait_until
+from tests.helpers import eventually
 from tests.integration.cli.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -59,10 +59,11 @@ def output_of(farm_home: Path) -> str:
 def test_farm_up_restarts_a_killed_process_and_sigterm_stops_everything(
     farm_up: subprocess.Popen[bytes], farm_env: dict[str, str], farm_home: Path
 ) -> None:
-    wait_until(
+    eventually(
         lambda: "Ctrl-C stops it." in output_of(farm_home) or farm_up.poll() is not None,
-        timeout=90,
-        what="farm up",
+        within=90,
+        interval=0.1,
+        message="farm up did not say it was up",
     )
     assert farm_up.poll() is None, output_of(farm_home)
     run_dir = farm_home / "run"
@@ -85,7 +86,12 @@ def test_farm_up_restarts_a_killed_process_and_sigterm_stops_everything(
     assert all(running(pid) for pid in pids.values())
 
     os.kill(pids["nats"], signal.SIGKILL)
-    wait_until(lambda: "nats back up" in output_of(farm_home), timeout=60, what="nats restart")
+    eventually(
+        lambda: "nats back up" in output_of(farm_home),
+        within=60,
+        interval=0.1,
+        message="nats was not restarted",
+    )
     assert "nats died (signal 9); restarting in 1 s" in output_of(farm_home)
     pids = {path.stem: int(path.read_text()) for path in run_dir.glob("*.pid")}
     assert set(pids) == {"nats", "seaweedfs", "envoy"}

@@ -7,10 +7,10 @@ internal certificate is refused by every service port.
 """
 
 import ssl
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -22,6 +22,7 @@ from farm_cli.launcher.health import grpc_serving
 from farm_cli.launcher.tls import load_or_create_internal_tls
 from farm_core.transport import InternalTls
 from tests.farms import whole_farm_config
+from tests.helpers import eventually
 from tests.pages import Site
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -76,10 +77,12 @@ def test_a_task_runs_end_to_end_over_mutual_tls(mtls_farm: LocalFarm, site: Site
         created = http.post("/v1/tasks", json={"url": site.url("/page"), "screenshot": {}})
         assert created.status_code == 200, created.text
         task_id = created.json()["id"]
-        deadline = time.monotonic() + 60
-        while (task := http.get(f"/v1/tasks/{task_id}").json())["status"] not in FINAL:
-            assert time.monotonic() < deadline, f"task still {task['status']}"
-            time.sleep(0.2)
+
+        def final() -> dict[str, Any] | None:
+            task: dict[str, Any] = http.get(f"/v1/tasks/{task_id}").json()
+            return task if task["status"] in FINAL else None
+
+        task = eventually(final, within=60, interval=0.2, message=f"task {task_id} not final")
         assert task["status"] == "TASK_STATUS_SUCCEEDED", task
         [artifact] = task["result"]["artifacts"]
         content = http.get(f"/v1/artifacts/{artifact['id']}:content")

@@ -5,7 +5,6 @@ and SeaweedFS, so a farm starts in a few seconds; the processes are real and so 
 the signals.
 """
 
-import asyncio
 import json
 import os
 import signal
@@ -129,8 +128,10 @@ async def test_an_agent_that_exits_zero_after_a_drain_stays_down_until_started(
     await assert_eventually(lambda: farm.phase("agent-1") is Phase.ENDED, within=20)
     assert console.has("agent-1 exited after draining (exit code 0); not restarting it")
     assert pid_file(farm, "agent-1") is None
-    # A restart would come after the first delay; proving it does not means waiting.
-    await asyncio.sleep(QUICK.first_delay * 3)
+    # A witness instead of a sleep: agent-2, killed after agent-1 ended, is restarted
+    # after the same first delay, so once it is back a restart of agent-1 would be too.
+    farm.kill("agent-2", signal.SIGKILL)
+    await assert_eventually(lambda: console.has("agent-2 back up"), within=20)
     assert len(starts(stand_ins, "agent-1")) == 1
     assert farm.phase("agent-1") is Phase.ENDED
 

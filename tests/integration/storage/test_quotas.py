@@ -75,14 +75,16 @@ async def test_uploads_up_to_exactly_the_quota_pass_and_one_byte_more_is_refused
     quota_farm: QuotaFarm,
 ) -> None:
     storage = quota_farm.storage
-    await storage.upload("task-1", "shot", b"a" * 60)
+    first = await storage.upload("task-1", "shot", b"a" * 60)
     # Replacing an artifact counts its new size only: 100 bytes stored, the quota exactly.
-    await storage.upload("task-1", "shot", b"b" * 70)
-    await storage.upload("task-2", "shot", b"c" * 30)
+    replaced = await storage.upload("task-1", "shot", b"b" * 70)
+    filling = await storage.upload("task-2", "shot", b"c" * 30)
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await storage.upload("task-3", "shot", b"d")
 
+    assert [first.artifact.size_bytes, replaced.artifact.size_bytes] == [60, 70]
+    assert filling.artifact.size_bytes == 30
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert (caught.value.details() or "").startswith(
         f"quota maxArtifactBytes: tenant '{storage.tenant}' stores 100 bytes"

@@ -1,7 +1,8 @@
 """The audit writer's retention purge runs on its own, whether NATS is reachable or not."""
 
-import asyncio
 import datetime as dt
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from farm.audit.v1 import audit_pb2
 from farm_auth.audit import AuditWriter
@@ -41,11 +42,30 @@ async def test_records_past_retention_are_deleted_while_nats_is_unreachable(
         await writer.stop()
 
 
-async def test_retention_zero_keeps_every_record(audit_log: AuditLog) -> None:
-    await audit_log.add([record("old", 3000)])
-    writer = AuditWriter(audit_log, UNREACHABLE_NATS, retention_days=0)
-    writer.start()
-    # Time enough for a purge that should not run to have run.
-    await asyncio.sleep(0.5)
-    await writer.stop()
-    assert await stored_ids(audit_log) == ["old"]
+class CountedPurges(AuditLog):
+    """An audit log that counts the purges asked of it."""
+
+    purges = 0
+
+    async def purge(self, before: dt.datetime) -> int:
+        self.purges += 1
+        return await super().purge(before)
+
+
+async def test_retention_zero_keeps_every_record(auth_engine: AsyncEngine) -> None:
+    kept, witness = CountedPurges(auth_engine), CountedPurges(auth_engine)
+    await kept.add([record("old", 3000)])
+    forever = AuditWriter(kept, UNREACHABLE_NATS, retention_days=0)
+    # A witness instead of a sleep: a writer started after it whose first purge (which
+    # spares a record of 3000 days) shows that a purge of `forever` would have run too.
+    purging = AuditWriter(witness, UNREACHABLE_NATS, retention_days=5000)
+    forever.start()
+    purging.start()
+    try:
+        await assert_eventually(lambda: witness.purges > 0, message="the witness never purged")
+    finally:
+        await forever.stop()
+        await purging.stop()
+
+    assert kept.purges == 0
+    assert await stored_ids(kept) == ["old"]

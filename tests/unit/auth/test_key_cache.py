@@ -44,8 +44,8 @@ def test_cache_is_bounded_and_drops_the_oldest_entry() -> None:
 
     assert len(cache) == 2
     assert cache.get("a") is None
-    assert cache.get("b") is not None
-    assert cache.get("c") is not None
+    assert cache.get("b") == record("b")
+    assert cache.get("c") == record("c")
 
 
 def test_forgotten_entry_is_looked_up_again() -> None:

@@ -74,6 +74,7 @@ def test_valid_request_is_accepted_as_given() -> None:
 def test_zero_ttl_means_never_expires_and_empty_tenant_means_callers() -> None:
     spec = validate_spec("x" * 100, sorted(PUBLIC_SCOPES), "", 0)
 
+    assert spec.scopes == tuple(sorted(PUBLIC_SCOPES))
     assert spec.lifetime is None
     assert spec.tenant == ""
 
@@ -109,9 +110,10 @@ def test_invalid_request_names_its_field(
     assert detail in caught.value.message
 
 
-def test_longest_allowed_values_pass() -> None:
+def test_longest_allowed_values_are_kept_as_given() -> None:
     spec = validate_spec("n" * 100, ["admin"], "a" * 63, MAX_TTL_SECONDS)
 
+    assert (spec.name, spec.scopes, spec.tenant) == ("n" * 100, ("admin",), "a" * 63)
     assert spec.lifetime == dt.timedelta(days=3650)
 
 

@@ -115,9 +115,13 @@ def test_task_list_prints_one_page_with_its_token(
     assert calls.last("ListTasks")[0].page_size == 2
 
 
-def test_task_cancel(calls: Calls, capsys: pytest.CaptureFixture[str]) -> None:
+def test_task_cancel_sends_the_id_and_prints_the_task(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["task", "cancel", "t9"]) == 0
-    assert json.loads(capsys.readouterr().out)["status"] == "TASK_STATUS_CANCELLED"
+    assert calls.last("CancelTask")[0].id == "t9"
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["id"], printed["status"]) == ("t9", "TASK_STATUS_CANCELLED")
 
 
 def test_task_watch_prints_one_event_a_line(

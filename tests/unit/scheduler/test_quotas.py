@@ -61,6 +61,8 @@ async def test_tenant_locks_serialise_one_tenant_and_are_dropped_when_free() -> 
         async with locks.hold(tenant):
             inside += 1
             most_inside = max(most_inside, inside)
+            # Not a wait for anything: the lock is held across a suspension, so the
+            # others would come in now if it let them.
             await asyncio.sleep(0.001)
             inside -= 1
 
@@ -91,6 +93,8 @@ async def test_quota_transactions_of_one_tenant_on_sqlite_run_one_at_a_time(
             inside[tenant] += 1
             most_inside[tenant] = max(most_inside[tenant], inside[tenant])
             await connection.execute(text("SELECT 1"))
+            # Not a wait for anything: the transaction stays open a moment, so the
+            # others would come in now if the lock let them.
             await asyncio.sleep(0.01)
             inside[tenant] -= 1
 

@@ -177,48 +177,73 @@ def test_spec_without_action_says_none_was_set() -> None:
     assert "got none" in caught.value.message
 
 
-VALID: list[tuple[str, tasks_pb2.TaskSpec]] = [
-    ("http url", spec(url="http://example.com")),
-    ("url with port and query", spec(url="https://example.com:8443/a?b=c#d")),
-    ("url of 2048 characters", spec(url="https://example.com/" + "a" * 2028)),
-    ("jpeg quality 1", spec(screenshot={"format": "IMAGE_FORMAT_JPEG", "quality": 1})),
-    ("jpeg quality 100", spec(screenshot={"format": "IMAGE_FORMAT_JPEG", "quality": 100})),
-    ("selector of 1000 characters", spec(screenshot={"selector": "a" * 1000})),
-    ("50 steps", spec(steps=steps(50))),
+# What a spec of spec() is stored as: its screenshot and every default filled in.
+STORED: dict[str, Any] = {
+    "screenshot": {"format": "IMAGE_FORMAT_PNG"},
+    "priority": "PRIORITY_NORMAL",
+    "waitUntil": "WAIT_UNTIL_LOAD",
+    "timeoutMs": DEFAULT_TIMEOUT_MS,
+    "maxAttempts": 3,
+    "viewport": {"width": 1280, "height": 800},
+}
+
+# (what is valid, the fields sent, the fields stored beyond the defaults and those sent)
+VALID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("http url", {"url": "http://example.com"}, {}),
+    ("url with port and query", {"url": "https://example.com:8443/a?b=c#d"}, {}),
+    ("url of 2048 characters", {"url": "https://example.com/" + "a" * 2028}, {}),
+    ("jpeg quality 1", {"screenshot": {"format": "IMAGE_FORMAT_JPEG", "quality": 1}}, {}),
+    ("jpeg quality 100", {"screenshot": {"format": "IMAGE_FORMAT_JPEG", "quality": 100}}, {}),
+    (
+        "selector of 1000 characters",
+        {"screenshot": {"selector": "a" * 1000}},
+        {"screenshot": {"selector": "a" * 1000, "format": "IMAGE_FORMAT_PNG"}},
+    ),
+    ("50 steps", {"steps": steps(50)}, {}),
     (
         "every kind of step",
-        spec(
-            steps=[
+        {
+            "steps": [
                 {"click": "#accept"},
                 {"fill": {"selector": "#q", "value": ""}},
                 {"waitFor": "#results"},
                 {"press": "Enter"},
                 {"scroll": "bottom"},
             ]
-        ),
+        },
+        {},
     ),
     (
         "100 extract fields",
-        spec(screenshot=None, extract={"fields": {f"f{i}": "h1" for i in range(100)}}),
+        {"screenshot": None, "extract": {"fields": {f"f{i}": "h1" for i in range(100)}}},
+        {},
     ),
-    ("script of 100000 characters", spec(screenshot=None, script={"source": "x" * 100000})),
-    ("smallest viewport", spec(viewport={"width": 1, "height": 1})),
-    ("largest viewport", spec(viewport={"width": 10000, "height": 10000})),
-    ("shortest timeout", spec(timeoutMs=1000)),
-    ("longest timeout", spec(timeoutMs=300000)),
-    ("attempts at the cap", spec(maxAttempts=CAP)),
-    ("one attempt", spec(maxAttempts=1)),
-    ("region", spec(region="eu-west-1")),
-    ("region of 32 characters", spec(region="r" * 32)),
-    ("32 labels", spec(labels={f"k{i}": "v" * 256 for i in range(32)})),
-    ("label key with dots", spec(labels={"team.owner_1-x": "a"})),
-    ("idempotency key of 128 characters", spec(idempotencyKey="k" * 128)),
+    (
+        "script of 100000 characters",
+        {"screenshot": None, "script": {"source": "x" * 100000}},
+        {},
+    ),
+    ("smallest viewport", {"viewport": {"width": 1, "height": 1}}, {}),
+    ("largest viewport", {"viewport": {"width": 10000, "height": 10000}}, {}),
+    ("shortest timeout", {"timeoutMs": 1000}, {}),
+    ("longest timeout", {"timeoutMs": 300000}, {}),
+    ("attempts at the cap", {"maxAttempts": CAP}, {}),
+    ("one attempt", {"maxAttempts": 1}, {}),
+    ("region", {"region": "eu-west-1"}, {}),
+    ("region of 32 characters", {"region": "r" * 32}, {}),
+    ("32 labels", {"labels": {f"k{i}": "v" * 256 for i in range(32)}}, {}),
+    ("label key with dots", {"labels": {"team.owner_1-x": "a"}}, {}),
+    ("idempotency key of 128 characters", {"idempotencyKey": "k" * 128}, {}),
 ]
 
 
-@pytest.mark.parametrize("task_spec", [s for _, s in VALID], ids=[name for name, _ in VALID])
-def test_valid_spec_is_accepted(task_spec: tasks_pb2.TaskSpec) -> None:
-    validate(task_spec)
+@pytest.mark.parametrize(
+    ("sent", "stored"), [(f, s) for _, f, s in VALID], ids=[name for name, _, _ in VALID]
+)
+def test_valid_spec_is_stored_as_sent_with_the_defaults_filled_in(
+    sent: dict[str, Any], stored: dict[str, Any]
+) -> None:
+    assert validate(spec(**sent)) == spec(**{**STORED, **sent, **stored})
 
 
 def test_defaults_are_filled_in() -> None:
