@@ -44,6 +44,8 @@ class Upstream:
     heads: list[bytes] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)
     connections: int = 0
+    # Connections it has finished with, so a test can wait until what reached it is recorded.
+    ended: int = 0
     server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -81,10 +83,11 @@ class Upstream:
                 await writer.drain()
                 if not self.keep_alive:
                     return
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, h11.RemoteProtocolError):
             pass
         finally:
             writer.close()
+            self.ended += 1
 
 
 async def read_body(head: bytes, reader: asyncio.StreamReader) -> bytes:

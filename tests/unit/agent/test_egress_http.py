@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from farm_agent.egress.proxy_wire import MAX_HEAD_BYTES
+from tests.helpers import assert_eventually
 from tests.unit.agent.test_egress import (
     ALLOWED,
     Resolver,
@@ -100,6 +101,21 @@ async def test_a_plain_http_request_body_reaches_the_host_whole_and_framed_once(
     assert sent_framing in sent
     if sent_framing == b"chunked":
         assert b"content-length" not in sent.lower()
+
+
+async def test_a_broken_chunked_body_ends_the_exchange_and_no_whole_request_reaches_the_host(
+    make_session, upstream: Upstream
+) -> None:
+    session = await make_session(Resolver({}))
+    request = (
+        f"POST http://{ALLOWED}:{upstream.port}/form HTTP/1.1\r\nHost: {ALLOWED}\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n3\r\nhel\r\nnot a chunk size\r\n"
+    )
+    answer = await exchange(session, request.encode())
+    assert answer == b""
+    await assert_eventually(lambda: upstream.ended == 1, within=5)
+    assert len(upstream.heads) == 1
+    assert upstream.bodies == []
 
 
 async def test_a_second_request_on_the_connection_goes_nowhere_and_is_checked_when_asked_anew(

@@ -5,6 +5,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Self
 from urllib.parse import SplitResult, urlsplit
 
 import h11
@@ -29,22 +30,14 @@ class HttpConnection:
     http: h11.Connection
 
     @classmethod
-    def from_browser(
-        cls, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> "HttpConnection":
+    def from_browser(cls, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Self:
         """Chromium's connection to the proxy, which sends requests."""
-        return cls(
-            reader, writer, h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
-        )
+        return cls(reader, writer, h11.Connection(h11.SERVER, MAX_HEAD_BYTES))
 
     @classmethod
-    def to_host(
-        cls, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> "HttpConnection":
+    def to_host(cls, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Self:
         """The proxy's connection to a host, which answers requests."""
-        return cls(
-            reader, writer, h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
-        )
+        return cls(reader, writer, h11.Connection(h11.CLIENT, MAX_HEAD_BYTES))
 
     async def next_event(self) -> h11.Event:
         """The next event from the peer, read from the socket as h11 needs it."""
@@ -118,7 +111,7 @@ async def exchange(
     browser: HttpConnection, request: h11.Request, url: SplitResult, host: HttpConnection
 ) -> None:
     """Sends a plain http request on to the host and its answer back; an upgrade then relays."""
-    await host.send(origin_request(request, url))
+    await host.send(_origin_request(request, url))
     upload = asyncio.create_task(_pass_body(browser, host))
     try:
         switched = await _pass_response(host, browser)
@@ -132,7 +125,7 @@ async def exchange(
         await relay(browser, host)
 
 
-def origin_request(request: h11.Request, url: SplitResult) -> h11.Request:
+def _origin_request(request: h11.Request, url: SplitResult) -> h11.Request:
     """The request as sent to the host: origin-form target, no hop headers, one request."""
     listed = {
         token.strip().lower()
