@@ -10,6 +10,7 @@ import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+import h11
 import pytest
 
 from farm_agent.egress.address_policy import AddressPolicy, FarmService, Reason, Refusal
@@ -31,13 +32,20 @@ ALLOW = AllowList.parse(f"{ALLOWED}/32,{LISTEN_HOST}/32")
 
 @dataclass
 class Upstream:
-    """A server that records what reached it: answers HTTP, a WebSocket upgrade, or echoes."""
+    """A server that records what reached it: answers HTTP, a WebSocket upgrade, or echoes.
+
+    It answers one request a connection, or with `keep_alive` every request sent on it.
+    """
 
     host: str
     echo: bool = False
+    keep_alive: bool = False
     port: int = 0
     heads: list[bytes] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
     connections: int = 0
+    # Connections it has finished with, so a test can wait until what reached it is recorded.
+    ended: int = 0
     server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -56,24 +64,43 @@ class Upstream:
                     writer.write(data)
                     await writer.drain()
                 return
-            head = await reader.readuntil(b"\r\n\r\n")
-            self.heads.append(head)
-            if b"upgrade: websocket" in head.lower():
-                writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n")
-                while data := await reader.read(1024):
-                    writer.write(data.upper())
-                    await writer.drain()
-                return
-            interim = b"HTTP/1.1 100 Continue\r\n\r\n" if b"expect: 100" in head.lower() else b""
-            writer.write(
-                interim + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n"
-                b"Keep-Alive: timeout=5\r\n\r\nhello"
-            )
-            await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                self.heads.append(head)
+                if b"upgrade: websocket" in head.lower():
+                    writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n")
+                    while data := await reader.read(1024):
+                        writer.write(data.upper())
+                        await writer.drain()
+                    return
+                if b"expect: 100" in head.lower():
+                    writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                self.bodies.append(await read_body(head, reader))
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n"
+                    b"Keep-Alive: timeout=5\r\n\r\nhello"
+                )
+                await writer.drain()
+                if not self.keep_alive:
+                    return
+        except (asyncio.IncompleteReadError, ConnectionError, h11.RemoteProtocolError):
             pass
         finally:
             writer.close()
+            self.ended += 1
+
+
+async def read_body(head: bytes, reader: asyncio.StreamReader) -> bytes:
+    """The body of the request with `head`, as a server that follows HTTP/1.1 reads it."""
+    server = h11.Connection(h11.SERVER)
+    server.receive_data(head)
+    body = b""
+    while not isinstance(event := server.next_event(), h11.EndOfMessage):
+        if event is h11.NEED_DATA:
+            server.receive_data(await reader.read(1024))
+        elif isinstance(event, h11.Data):
+            body += event.data
+    return body
 
 
 @pytest.fixture
@@ -162,6 +189,11 @@ def get(url: str, host: str) -> bytes:
     ).encode()
 
 
+def connect(authority: str) -> bytes:
+    """A CONNECT request as Chromium sends it, Host included (HTTP/1.1 requires one)."""
+    return f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode()
+
+
 async def test_a_host_is_resolved_once_and_the_vetted_address_is_the_one_connected(
     make_session, upstream: Upstream, trap: Upstream
 ) -> None:
@@ -226,7 +258,7 @@ async def test_connect_to_a_refused_address_is_answered_403(
 ) -> None:
     session = await make_session(Resolver({"localhost": [["127.0.0.1"]]}))
     authority = target.format(port=trap.port)
-    answer = await exchange(session, f"CONNECT {authority} HTTP/1.1\r\n\r\n".encode())
+    answer = await exchange(session, connect(authority))
     assert answer.startswith(b"HTTP/1.1 403 Forbidden")
     [blocked] = session.blocked
     assert blocked.target == authority
@@ -263,7 +295,9 @@ async def test_a_farm_service_is_refused_even_in_an_allowed_network(
 
 async def test_other_schemes_in_absolute_form_are_refused(make_session) -> None:
     session = await make_session(Resolver({}))
-    answer = await exchange(session, b"GET ftp://files.test/a?key=secret HTTP/1.1\r\n\r\n")
+    answer = await exchange(
+        session, b"GET ftp://files.test/a?key=secret HTTP/1.1\r\nHost: files.test\r\n\r\n"
+    )
     assert answer.startswith(b"HTTP/1.1 403 Forbidden")
     [blocked] = session.blocked
     assert blocked.refusal.reason is Reason.SCHEME
@@ -285,16 +319,14 @@ async def test_an_unreachable_host_is_noted_and_the_connection_closed(make_sessi
 async def test_a_refusal_is_kept_once_per_target(make_session, trap: Upstream) -> None:
     session = await make_session(Resolver({}))
     for _ in range(3):
-        await exchange(session, f"CONNECT 127.0.0.1:{trap.port} HTTP/1.1\r\n\r\n".encode())
+        await exchange(session, connect(f"127.0.0.1:{trap.port}"))
     assert len(session.blocked) == 1
 
 
 async def test_the_proxy_refuses_to_connect_to_itself(make_session) -> None:
     session = await make_session(Resolver({}))
     assert session.host == LISTEN_HOST
-    answer = await exchange(
-        session, f"CONNECT {LISTEN_HOST}:{session.port} HTTP/1.1\r\n\r\n".encode()
-    )
+    answer = await exchange(session, connect(f"{LISTEN_HOST}:{session.port}"))
     assert answer.startswith(b"HTTP/1.1 403 Forbidden")
     assert session.blocked[0].refusal.reason is Reason.FARM_SERVICE
 
@@ -362,7 +394,7 @@ async def test_each_task_session_is_told_only_its_own_refusals_and_ends_with_its
     try:
         async with proxy.session("task a") as first, proxy.session("task b") as second:
             assert len({proxy.default_session.port, first.port, second.port}) == 3
-            refused = f"CONNECT 127.0.0.1:{trap.port} HTTP/1.1\r\n\r\n".encode()
+            refused = connect(f"127.0.0.1:{trap.port}")
             assert (await exchange(first, refused)).startswith(b"HTTP/1.1 403 Forbidden")
             assert [blocked.target for blocked in first.blocked] == [f"127.0.0.1:{trap.port}"]
             assert second.blocked == [] and proxy.default_session.blocked == []

@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import h11
+
 from farm_agent import metrics
 from farm_agent.egress.address_policy import (
     AddressPolicy,
@@ -28,8 +30,8 @@ from farm_agent.egress.address_policy import (
 from farm_agent.egress.allowlist import AllowList, IpAddress
 from farm_agent.egress.proxy_wire import (
     CHUNK_BYTES,
-    RequestHead,
-    answer,
+    HttpConnection,
+    exchange,
     host_port,
     relay,
     split_authority,
@@ -42,7 +44,6 @@ Resolver = Callable[[str, int], Awaitable[list[IpAddress]]]
 """Resolves a host name (or an address literal) to the addresses a connection may use."""
 
 FALLBACK_LISTEN_HOST = "127.0.0.1"
-MAX_HEAD_BYTES = 64 * 1024
 # A task keeps the first this many distinct refusals; the metric counts them all.
 MAX_BLOCKED_KEPT = 100
 
@@ -197,7 +198,7 @@ class EgressProxy:
 
         try:
             server = await asyncio.start_server(
-                on_connection, self._listen_host, 0, limit=MAX_HEAD_BYTES, reuse_address=True
+                on_connection, self._listen_host, 0, reuse_address=True
             )
         except OSError as error:
             if self._listen_host == FALLBACK_LISTEN_HOST:
@@ -229,77 +230,76 @@ class EgressProxy:
     async def _serve(
         self, session: EgressSession, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        browser = HttpConnection.from_browser(reader, writer)
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self._connect_timeout)
-            request = RequestHead.parse(head)
-            if request is None:
-                await answer(writer, 400, "not an HTTP proxy request")
-            elif request.method == "CONNECT":
-                await self._tunnel(session, request, reader, writer)
+            try:
+                request = await asyncio.wait_for(browser.next_event(), self._connect_timeout)
+            except h11.RemoteProtocolError as error:
+                status = error.error_status_hint
+                await browser.answer(status, f"not an HTTP proxy request ({error})")
+                return
+            if not isinstance(request, h11.Request):  # closed without asking
+                return
+            target = request.target.decode("ascii")
+            if request.method == b"CONNECT":
+                await self._tunnel(session, target, browser)
             else:
-                await self._forward(session, request, reader, writer)
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+                await self._forward(session, request, target, browser)
+        except TimeoutError:
             pass
-        except (ConnectionError, OSError) as error:
+        except (h11.ProtocolError, ConnectionError, OSError) as error:
             log.debug("egress connection ended: %s", error)
         finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
+            await browser.close()
 
-    async def _tunnel(
-        self,
-        session: EgressSession,
-        request: RequestHead,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> None:
+    async def _tunnel(self, session: EgressSession, target: str, browser: HttpConnection) -> None:
         """CONNECT host:port: bytes both ways once the host passed, no TLS interception."""
         try:
-            host, port = split_authority(request.target, default_port=443)
+            host, port = split_authority(target, default_port=443)
         except ValueError:
-            await answer(writer, 400, f"bad CONNECT target {request.target!r}")
+            await browser.answer(400, f"bad CONNECT target {target!r}")
             return
-        upstream = await self._open(session, request.target, host, port, writer)
+        upstream = await self._open(session, target, host, port, browser)
         if upstream is None:
             return
-        writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
-        await writer.drain()
-        await relay(reader, writer, *upstream)
+        try:
+            await browser.send(
+                h11.Response(status_code=200, reason="Connection Established", headers=[])
+            )
+            await relay(browser, upstream)
+        finally:
+            await upstream.close()
 
     async def _forward(
-        self,
-        session: EgressSession,
-        request: RequestHead,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        self, session: EgressSession, request: h11.Request, target: str, browser: HttpConnection
     ) -> None:
         """A plain http (or ws) request in absolute form: sent on to the host, one a connection."""
-        url = urlsplit(request.target)
+        url = urlsplit(target)
         host = url.hostname or ""
         if not host or url.scheme in ("https", "wss"):
-            await answer(writer, 400, f"{request.target!r}: send encrypted requests by CONNECT")
+            await browser.answer(400, f"{target!r}: send encrypted requests by CONNECT")
             return
         # The query stays out of the task's result and the logs; it may hold secrets.
-        target = request.target.split("?", 1)[0][:300]
+        shown_target = target.split("?", 1)[0][:300]
         refusal = self._policy.check_scheme(host, url.scheme)
         if refusal is not None:
-            self._refuse(session, target, refusal)
-            await answer(writer, 403, refusal.describe())
+            self._refuse(session, shown_target, refusal)
+            await browser.answer(403, refusal.describe())
             return
         try:
             port = url.port or 80
         except ValueError:
-            await answer(writer, 400, f"bad port in {request.target!r}")
+            await browser.answer(400, f"bad port in {target!r}")
             return
-        upstream = await self._open(session, target, host, port, writer, answer_failures=False)
+        upstream = await self._open(
+            session, shown_target, host, port, browser, answer_failures=False
+        )
         if upstream is None:
             return
-        upstream_reader, upstream_writer = upstream
-        path = url.path or "/"
-        upstream_writer.write(request.origin_form(path + (f"?{url.query}" if url.query else "")))
-        await upstream_writer.drain()
-        await relay(reader, writer, upstream_reader, upstream_writer, rewrite_response=True)
+        try:
+            await exchange(browser, request, url, upstream)
+        finally:
+            await upstream.close()
 
     async def _open(
         self,
@@ -307,40 +307,41 @@ class EgressProxy:
         target: str,
         host: str,
         port: int,
-        writer: asyncio.StreamWriter,
+        browser: HttpConnection,
         *,
         answer_failures: bool = True,
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    ) -> HttpConnection | None:
         """A connection to a vetted address of `host`; None once refused or failed (answered)."""
         name = host.strip("[]")
         try:
             addresses = await asyncio.wait_for(self._resolver(name, port), self._connect_timeout)
         except (OSError, TimeoutError, UnicodeError) as error:
             await self._failed(
-                session, host, port, f"{name} does not resolve ({error})", writer, answer_failures
+                session, host, port, f"{name} does not resolve ({error})", browser, answer_failures
             )
             return None
         refusal = self._policy.check(name, port, addresses) or self._itself(name, port, addresses)
         if refusal is None and not addresses:
             await self._failed(
-                session, host, port, f"{name} has no address", writer, answer_failures
+                session, host, port, f"{name} has no address", browser, answer_failures
             )
             return None
         if refusal is not None:
             self._refuse(session, target, refusal)
-            await answer(writer, 403, refusal.describe())
+            await browser.answer(403, refusal.describe())
             return None
         problems = []
         for address in addresses:
             try:
-                return await asyncio.wait_for(
+                streams = await asyncio.wait_for(
                     asyncio.open_connection(str(address), port, limit=CHUNK_BYTES),
                     self._connect_timeout,
                 )
+                return HttpConnection.to_host(*streams)
             except (OSError, TimeoutError) as error:
                 problems.append(f"{address}: {error or type(error).__name__}")
         reason = f"cannot connect to {host_port(name, port)} ({'; '.join(problems)})"
-        await self._failed(session, host, port, reason, writer, answer_failures)
+        await self._failed(session, host, port, reason, browser, answer_failures)
         return None
 
     def _itself(self, host: str, port: int, addresses: Sequence[IpAddress]) -> Refusal | None:
@@ -358,14 +359,14 @@ class EgressProxy:
         host: str,
         port: int,
         reason: str,
-        writer: asyncio.StreamWriter,
+        browser: HttpConnection,
         tell: bool,
     ) -> None:
         """Notes why a connection failed; a tunnel is answered 502, plain http just closed."""
         session.failures[host_port(host.strip("[]"), port)] = reason
         log.debug("egress of %s: %s", session.label, reason)
         if tell:
-            await answer(writer, 502, reason)
+            await browser.answer(502, reason)
 
     def _refuse(self, session: EgressSession, target: str, refusal: Refusal) -> None:
         metrics.blocked_requests_total.labels(reason=refusal.reason.value).inc()

@@ -1,61 +1,78 @@
-"""HTTP/1.1 proxy plumbing for the egress guard: request heads, short answers, byte relays."""
+"""HTTP/1.1 of the egress guard, parsed and framed by h11: requests, short answers, relays."""
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from http import HTTPStatus
+from typing import Self
+from urllib.parse import SplitResult, urlsplit
+
+import h11
+
+log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
+# A request or response head still unfinished after this many bytes is refused (h11's limit).
+MAX_HEAD_BYTES = 64 * 1024
 # Headers that concern only the hop from Chromium to the proxy.
 _HOP_HEADERS = frozenset(
-    {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer"}
+    {b"connection", b"keep-alive", b"proxy-connection", b"proxy-authorization", b"te", b"trailer"}
 )
 
 
-@dataclass(frozen=True)
-class RequestHead:
-    """The request line and headers Chromium sent the proxy."""
+@dataclass
+class HttpConnection:
+    """One socket of the proxy and h11's state of the HTTP spoken on it."""
 
-    method: str
-    target: str
-    version: str
-    headers: list[tuple[str, str]]
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    http: h11.Connection
 
     @classmethod
-    def parse(cls, head: bytes) -> "RequestHead | None":
-        lines = head.decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ")
-        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
-            return None
-        headers = []
-        for line in lines[1:]:
-            if not line:
-                continue
-            name, separator, value = line.partition(":")
-            if not separator:
-                return None
-            headers.append((name.strip(), value.strip()))
-        return cls(parts[0].upper(), parts[1], parts[2], headers)
+    def from_browser(cls, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Self:
+        """Chromium's connection to the proxy, which sends requests."""
+        return cls(reader, writer, h11.Connection(h11.SERVER, MAX_HEAD_BYTES))
 
-    def origin_form(self, path: str) -> bytes:
-        """The request as sent to the host: origin-form path, no proxy headers, one request."""
-        listed = {
-            token.strip().lower()
-            for name, value in self.headers
-            if name.lower() == "connection"
-            for token in value.split(",")
-        }
-        upgrade = "upgrade" in listed and any(n.lower() == "upgrade" for n, _ in self.headers)
-        kept = [
-            (name, value)
-            for name, value in self.headers
-            if name.lower() not in _HOP_HEADERS and name.lower() not in listed - {"upgrade"}
-        ]
-        if not upgrade:
-            kept = [(name, value) for name, value in kept if name.lower() != "upgrade"]
-        kept.append(("Connection", "Upgrade" if upgrade else "close"))
-        lines = [f"{self.method} {path} {self.version}", *(f"{n}: {v}" for n, v in kept)]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    @classmethod
+    def to_host(cls, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Self:
+        """The proxy's connection to a host, which answers requests."""
+        return cls(reader, writer, h11.Connection(h11.CLIENT, MAX_HEAD_BYTES))
+
+    async def next_event(self) -> h11.Event:
+        """The next event from the peer, read from the socket as h11 needs it."""
+        while (event := self.http.next_event()) is h11.NEED_DATA:
+            self.http.receive_data(await self.reader.read(CHUNK_BYTES))
+        # The proxy stops asking at the end of a message or at a switch, before any pause.
+        assert isinstance(event, h11.Event), event
+        return event
+
+    async def send(self, *events: h11.Event) -> None:
+        """Writes `events` to the peer."""
+        for event in events:
+            self.writer.write(self.http.send(event) or b"")
+        await self.writer.drain()
+
+    async def answer(self, status: int, text: str) -> None:
+        """A short plain-text answer from the proxy itself; the connection closes after it."""
+        body = f"farm agent egress guard: {text}\n".encode()
+        head = h11.Response(
+            status_code=status,
+            reason=HTTPStatus(status).phrase,
+            headers=[
+                (b"Content-Type", b"text/plain; charset=utf-8"),
+                (b"Content-Length", str(len(body)).encode()),
+                (b"Connection", b"close"),
+            ],
+        )
+        with contextlib.suppress(ConnectionError, OSError):
+            await self.send(head, h11.Data(data=body), h11.EndOfMessage())
+
+    async def close(self) -> None:
+        """Closes the socket."""
+        self.writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await self.writer.wait_closed()
 
 
 def host_port(host: str, port: int) -> str:
@@ -90,66 +107,101 @@ def split_authority(authority: str, default_port: int) -> tuple[str, int]:
     return url.hostname, url.port or default_port
 
 
-async def answer(writer: asyncio.StreamWriter, status: int, text: str) -> None:
-    """A short plain-text answer from the proxy itself; the connection closes after it."""
-    phrase = {400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway"}[status]
-    body = f"farm agent egress guard: {text}\n".encode()
-    writer.write(
-        f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-        + body
-    )
-    with contextlib.suppress(ConnectionError, OSError):
-        await writer.drain()
-
-
-async def relay(
-    client_reader: asyncio.StreamReader,
-    client_writer: asyncio.StreamWriter,
-    upstream_reader: asyncio.StreamReader,
-    upstream_writer: asyncio.StreamWriter,
-    *,
-    rewrite_response: bool = False,
+async def exchange(
+    browser: HttpConnection, request: h11.Request, url: SplitResult, host: HttpConnection
 ) -> None:
-    """Copies bytes both ways until the host's side ends; then both connections close."""
-    upload = asyncio.create_task(pipe(client_reader, upstream_writer))
+    """Sends a plain http request on to the host and its answer back; an upgrade then relays."""
+    await host.send(_origin_request(request, url))
+    upload = asyncio.create_task(_pass_body(browser, host))
     try:
-        if rewrite_response:
-            await pass_response_head(upstream_reader, client_writer)
-        await pipe(upstream_reader, client_writer)
+        switched = await _pass_response(host, browser)
+        if switched:
+            await upload
+    finally:
+        upload.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await upload
+    if switched:
+        await relay(browser, host)
+
+
+def _origin_request(request: h11.Request, url: SplitResult) -> h11.Request:
+    """The request as sent to the host: origin-form target, no hop headers, one request."""
+    listed = {
+        token.strip().lower()
+        for name, value in request.headers
+        if name == b"connection"
+        for token in value.split(b",")
+    }
+    names = {name for name, _ in request.headers}
+    upgrade = b"upgrade" in listed and b"upgrade" in names
+    dropped = _HOP_HEADERS | (listed - {b"upgrade"}) | (set() if upgrade else {b"upgrade"})
+    if b"transfer-encoding" in names:
+        # The body goes on chunked; a length beside it would let the host read it otherwise.
+        dropped |= {b"content-length"}
+    headers = [
+        (name, value) for name, value in request.headers.raw_items() if name.lower() not in dropped
+    ]
+    if b"host" not in names:
+        headers.insert(0, (b"Host", url.netloc.rpartition("@")[2].encode()))
+    headers.append((b"Connection", b"Upgrade" if upgrade else b"close"))
+    target = (url.path or "/") + (f"?{url.query}" if url.query else "")
+    return h11.Request(method=request.method, target=target, headers=headers)
+
+
+async def _pass_body(browser: HttpConnection, host: HttpConnection) -> None:
+    """Passes the request's body on, framed anew; a broken one closes the host's connection."""
+    try:
+        while not isinstance(event := await browser.next_event(), h11.EndOfMessage):
+            await host.send(event)
+        await host.send(event)
+    except (h11.ProtocolError, ConnectionError, OSError) as error:
+        log.debug("egress request body ended: %s", error)
+        host.writer.close()
+
+
+async def _pass_response(host: HttpConnection, browser: HttpConnection) -> bool:
+    """Passes the host's answer on with `Connection: close`; True if it switched protocols.
+
+    Interim answers (100 Continue) pass as they are, up to the final one; a 101
+    switches the connection to the WebSocket.
+    """
+    while True:
+        event = await host.next_event()
+        if isinstance(event, h11.Response):
+            event = _closing(event)
+        await browser.send(event)
+        if isinstance(event, h11.InformationalResponse) and event.status_code == 101:
+            return True
+        if isinstance(event, h11.EndOfMessage):
+            return False
+
+
+def _closing(response: h11.Response) -> h11.Response:
+    """The response with `Connection: close`, so Chromium sends its next request anew."""
+    headers = [
+        (name, value)
+        for name, value in response.headers.raw_items()
+        if name.lower() not in (b"connection", b"keep-alive")
+    ]
+    return h11.Response(
+        status_code=response.status_code,
+        reason=response.reason,
+        headers=[*headers, (b"Connection", b"close")],
+    )
+
+
+async def relay(browser: HttpConnection, host: HttpConnection) -> None:
+    """Copies bytes both ways, those h11 read ahead first, until the host's side ends."""
+    host.writer.write(browser.http.trailing_data[0])
+    browser.writer.write(host.http.trailing_data[0])
+    upload = asyncio.create_task(pipe(browser.reader, host.writer))
+    try:
+        await pipe(host.reader, browser.writer)
     finally:
         upload.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
             await upload
-        upstream_writer.close()
-        with contextlib.suppress(ConnectionError, OSError):
-            await upstream_writer.wait_closed()
-
-
-async def pass_response_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """The response head with `Connection: close`, so Chromium sends its next request anew.
-
-    Interim answers (100 Continue) pass as they are, up to the final one; a 101 switches
-    the connection to the WebSocket and passes unchanged.
-    """
-    while True:
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = lines[0].split(" ", 2)[1] if lines[0].count(" ") else ""
-        if status == "101" or not status.startswith("1"):
-            break
-        writer.write(head)
-    if status == "101":
-        writer.write(head)
-        return
-    kept = [
-        line
-        for line in lines[1:]
-        if line and line.split(":", 1)[0].strip().lower() not in ("connection", "keep-alive")
-    ]
-    writer.write(
-        ("\r\n".join([lines[0], *kept, "Connection: close"]) + "\r\n\r\n").encode("latin-1")
-    )
 
 
 async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
