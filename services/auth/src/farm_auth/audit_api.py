@@ -13,7 +13,7 @@ from farm_auth.authz import AuthorizationApi, request_header
 from farm_core.audit import AuditSink, audit_record
 from farm_core.errors import InvalidArgument, PermissionDenied
 from farm_core.identity import current_identity
-from farm_core.paging import decode_cursor, page_size, split_page
+from farm_core.paging import read_page
 from farm_core.scopes import Scope
 
 EDGE_SOURCE = "edge"
@@ -43,15 +43,19 @@ class AuditApi(audit_pb2_grpc.AuditServiceServicer):
             raise InvalidArgument(
                 "outcome", f"must be OK or a gRPC status code name, got {request.outcome!r}"
             )
-        size = page_size(request.page_size)
         where = AuditFilter(
             tenant=request.tenant or (None if every_tenant else caller.tenant),
             rpc=request.rpc,
             outcome=request.outcome,
             since=request.since.ToDatetime(dt.UTC) if request.HasField("since") else None,
         )
-        rows = await self._log.list(where, decode_cursor(request.page_token), size + 1)
-        page, next_token = split_page(rows, size, record_cursor)
+        page, next_token = await read_page(
+            request,
+            lambda limit, after: self._log.list(where, after, limit),
+            record_cursor,
+            size_field="page_size",
+            token_field="page_token",
+        )
         return audit_pb2.ListAuditRecordsResponse(audit_records=page, next_page_token=next_token)
 
 

@@ -11,7 +11,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
 from farm_core.errors import PermissionDenied, Unavailable
 from farm_core.identity import current_identity
-from farm_core.paging import Cursor, decode_cursor, page_size, split_page
+from farm_core.paging import Cursor, read_page
 from farm_core.queue import EVENT_STREAM
 from farm_core.timestamps import to_timestamp
 from farm_scheduler.api import checked_task_id
@@ -74,13 +74,11 @@ class AdminApi(admin_pb2_grpc.AdminServiceServicer):
     async def ListDeadLetters(
         self, request: admin_pb2.ListDeadLettersRequest, context: Any
     ) -> admin_pb2.ListDeadLettersResponse:
-        size = page_size(request.page_size, "pageSize")
-        after = decode_cursor(request.page_token, "pageToken")
-        records = await self._store.dead_letters(
-            current_identity().tenant, size=size + 1, after=after
-        )
-        page, next_token = split_page(
-            records, size, lambda record: Cursor(_dead_time(record), record.id)
+        tenant = current_identity().tenant
+        page, next_token = await read_page(
+            request,
+            lambda limit, after: self._store.dead_letters(tenant, size=limit, after=after),
+            lambda record: Cursor(_dead_time(record), record.id),
         )
         return admin_pb2.ListDeadLettersResponse(
             dead_letters=[dead_letter(record) for record in page], next_page_token=next_token
