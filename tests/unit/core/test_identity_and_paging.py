@@ -4,8 +4,8 @@ import pytest
 
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
-from farm_core.errors import InvalidArgument, Unauthenticated
-from farm_core.identity import Identity, IdentityCodec
+from farm_core.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from farm_core.identity import Identity, IdentityCodec, require_operator
 from farm_core.paging import (
     DEFAULT_PAGE_SIZE,
     Cursor,
@@ -37,6 +37,21 @@ def test_the_tenants_quotas_travel_in_the_token() -> None:
     identity = Identity("acme", "key_1", frozenset(), quotas=quotas)
     assert codec.decode(codec.encode(identity)).quotas == quotas
     assert codec.decode(codec.encode(Identity("acme", "k", frozenset()))).quotas is None
+
+
+def test_only_an_operator_passes_require_operator_and_the_refusal_says_who_may() -> None:
+    admin = Identity("acme", "key_1", frozenset({"admin"}))
+    require_operator(Identity("default", "key_0", frozenset({"admin"}), operator=True), "x")
+
+    with pytest.raises(PermissionDenied) as plain:
+        require_operator(admin, "manage the fleet")
+    with pytest.raises(PermissionDenied) as named:
+        require_operator(admin, "read another tenant", "default", field="tenant")
+
+    assert plain.value.message == "only an admin of the bootstrap tenant may manage the fleet"
+    assert named.value.message == (
+        "tenant: only an admin of the bootstrap tenant 'default' may read another tenant"
+    )
 
 
 def test_token_signed_with_another_secret_is_refused() -> None:
