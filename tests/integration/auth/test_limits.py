@@ -109,6 +109,10 @@ async def test_a_tenant_admin_may_read_but_not_raise_its_own_quotas(auth: Auth) 
 
     assert own.name == "acme"
     assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert raised.value.details() == (
+        f"only an admin of the bootstrap tenant {auth.settings.bootstrap_tenant!r} "
+        "may change a tenant's quotas"
+    )
     assert other.value.code() == grpc.StatusCode.NOT_FOUND
 
 

@@ -1,9 +1,20 @@
+from collections.abc import Sequence
+
 import pytest
 
+from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
-from farm_core.errors import InvalidArgument, Unauthenticated
-from farm_core.identity import Identity, IdentityCodec
-from farm_core.paging import Cursor, decode_cursor, encode_cursor, page_size, split_page
+from farm_core.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from farm_core.identity import Identity, IdentityCodec, require_operator
+from farm_core.paging import (
+    DEFAULT_PAGE_SIZE,
+    Cursor,
+    decode_cursor,
+    encode_cursor,
+    page_size,
+    read_page,
+    split_page,
+)
 from farm_core.quotas import TenantQuotas
 
 
@@ -26,6 +37,21 @@ def test_the_tenants_quotas_travel_in_the_token() -> None:
     identity = Identity("acme", "key_1", frozenset(), quotas=quotas)
     assert codec.decode(codec.encode(identity)).quotas == quotas
     assert codec.decode(codec.encode(Identity("acme", "k", frozenset()))).quotas is None
+
+
+def test_only_an_operator_passes_require_operator_and_the_refusal_says_who_may() -> None:
+    admin = Identity("acme", "key_1", frozenset({"admin"}))
+    require_operator(Identity("default", "key_0", frozenset({"admin"}), operator=True), "x")
+
+    with pytest.raises(PermissionDenied) as plain:
+        require_operator(admin, "manage the fleet")
+    with pytest.raises(PermissionDenied) as named:
+        require_operator(admin, "read another tenant", "default", field="tenant")
+
+    assert plain.value.message == "only an admin of the bootstrap tenant may manage the fleet"
+    assert named.value.message == (
+        "tenant: only an admin of the bootstrap tenant 'default' may read another tenant"
+    )
 
 
 def test_token_signed_with_another_secret_is_refused() -> None:
@@ -60,3 +86,62 @@ def test_split_page_hands_out_a_token_only_when_a_row_is_left_over() -> None:
 
     assert split_page(rows[:2], 2, lambda row: row) == (rows[:2], "")
     assert split_page([], 2, lambda row: row) == ([], "")
+
+
+class Rows:
+    """Rows newest first, read as a store reads them: up to a limit, after a cursor."""
+
+    def __init__(self, count: int) -> None:
+        now = utcnow()
+        self.rows = [Cursor(now, f"id-{n}") for n in range(count)]
+        self.asked: list[tuple[int, Cursor | None]] = []
+
+    async def fetch(self, limit: int, after: Cursor | None) -> Sequence[Cursor]:
+        self.asked.append((limit, after))
+        start = self.rows.index(after) + 1 if after is not None else 0
+        return self.rows[start : start + limit]
+
+
+async def test_read_page_follows_its_tokens_through_every_row() -> None:
+    rows = Rows(5)
+    request = tasks_pb2.ListTasksRequest(page_size=2)
+    pages = []
+    while True:
+        page, token = await read_page(request, rows.fetch, lambda row: row)
+        pages.append(page)
+        if not token:
+            break
+        request.page_token = token
+
+    assert pages == [rows.rows[0:2], rows.rows[2:4], rows.rows[4:5]]
+    assert rows.asked == [(3, None), (3, rows.rows[1]), (3, rows.rows[3])]
+
+
+async def test_read_page_without_a_size_reads_the_default_page() -> None:
+    rows = Rows(DEFAULT_PAGE_SIZE + 1)
+    page, token = await read_page(tasks_pb2.ListTasksRequest(), rows.fetch, lambda row: row)
+    assert page == rows.rows[:DEFAULT_PAGE_SIZE]
+    assert decode_cursor(token) == rows.rows[DEFAULT_PAGE_SIZE - 1]
+
+
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [
+        (tasks_pb2.ListTasksRequest(page_size=-1), "pageSize"),
+        (tasks_pb2.ListTasksRequest(page_token="not-ours"), "pageToken"),
+    ],
+)
+async def test_read_page_refuses_a_bad_size_or_token_naming_it_and_reads_nothing(
+    bad: tasks_pb2.ListTasksRequest, named: str
+) -> None:
+    rows = Rows(3)
+    with pytest.raises(InvalidArgument, match=rf"^{named}: "):
+        await read_page(bad, rows.fetch, lambda row: row)
+    assert rows.asked == []
+
+
+async def test_read_page_names_the_fields_as_told() -> None:
+    rows = Rows(3)
+    too_big = tasks_pb2.ListTasksRequest(page_size=5000)
+    with pytest.raises(InvalidArgument, match=r"^page_size: "):
+        await read_page(too_big, rows.fetch, lambda row: row, size_field="page_size")

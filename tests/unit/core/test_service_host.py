@@ -18,6 +18,8 @@ from farm_core.settings import FarmSettings
 SECRET = "t" * 40
 WHOAMI = "/farm.auth.v1.AuthService/WhoAmI"
 LIST_KEYS = "/farm.auth.v1.AuthService/ListApiKeys"
+# Operators only (farm_core.scopes.RPC_RULES).
+UPDATE_LIMITS = "/farm.auth.v1.AuthService/UpdateTenantLimits"
 
 
 class EchoAuth(auth_pb2_grpc.AuthServiceServicer):
@@ -28,10 +30,19 @@ class EchoAuth(auth_pb2_grpc.AuthServiceServicer):
     async def ListApiKeys(self, request: auth_pb2.ListApiKeysRequest, context: object) -> object:
         raise InvalidArgument("pageSize", "too big")
 
+    async def UpdateTenantLimits(
+        self, request: auth_pb2.UpdateTenantLimitsRequest, context: object
+    ) -> object:
+        return auth_pb2.Tenant(name=request.name)
+
 
 class EchoService:
     name = "echo"
-    method_scopes: Mapping[str, str] = {WHOAMI: ANY_IDENTITY, LIST_KEYS: "admin"}
+    method_scopes: Mapping[str, str] = {
+        WHOAMI: ANY_IDENTITY,
+        LIST_KEYS: "admin",
+        UPDATE_LIMITS: "admin",
+    }
 
     async def start(self) -> None:
         pass
@@ -57,8 +68,8 @@ async def channel(tmp_path: Path) -> AsyncIterator[grpc.aio.Channel]:
     await host.stop(1)
 
 
-def token(*scopes: str) -> tuple[tuple[str, str]]:
-    identity = Identity("acme", "key_1", frozenset(scopes))
+def token(*scopes: str, operator: bool = False) -> tuple[tuple[str, str]]:
+    identity = Identity("acme", "key_1", frozenset(scopes), operator=operator)
     return ((IDENTITY_HEADER, IdentityCodec(SECRET).encode(identity)),)
 
 
@@ -116,3 +127,29 @@ async def test_health_is_open_and_serving(channel: grpc.aio.Channel) -> None:
         health_pb2.HealthCheckRequest(service="farm.auth.v1.AuthService")
     )
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_an_operator_only_rpc_refuses_an_admin_who_is_not_an_operator(
+    channel: grpc.aio.Channel,
+) -> None:
+    stub = auth_pb2_grpc.AuthServiceStub(channel)
+    request = auth_pb2.UpdateTenantLimitsRequest(name="acme")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.UpdateTenantLimits(request, metadata=token("admin"))
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert caught.value.details() == (
+        "only an admin of the bootstrap tenant may change a tenant's quotas"
+    )
+
+    reply = await stub.UpdateTenantLimits(request, metadata=token("admin", operator=True))
+    assert reply.name == "acme"
+
+
+async def test_an_operator_still_needs_the_rpcs_scope(channel: grpc.aio.Channel) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await auth_pb2_grpc.AuthServiceStub(channel).UpdateTenantLimits(
+            auth_pb2.UpdateTenantLimitsRequest(name="acme"),
+            metadata=token("tasks.read", operator=True),
+        )
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "lacks the scope 'admin'" in (caught.value.details() or "")

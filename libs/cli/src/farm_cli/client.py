@@ -1,24 +1,36 @@
-"""The CLI's connection to the farm: gRPC through Envoy with the caller's API key."""
+"""The CLI's connection to the farm: gRPC through Envoy with the caller's API key.
+
+A command builds its request, then makes its call with `call_and_print` (one reply
+printed as JSON), `list_and_print` (a List, one page or all of them) or `call_farm`
+(a reply it handles itself). A gRPC error ends the command in `main`.
+"""
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
+from farm.admin.v1 import admin_pb2_grpc
+from farm.audit.v1 import audit_pb2_grpc
 from farm.auth.v1 import auth_pb2_grpc
 from farm.storage.v1 import artifacts_pb2_grpc
 from farm.tasks.v1 import tasks_pb2_grpc
-from farm_cli.console import CliError
+from farm_cli.console import CliError, print_message
 from farm_cli.launcher.config import ProjectNotFound, find_project_root
+from farm_cli.pages import every_page
 
 DEFAULT_FARM_URL = "127.0.0.1:8080"
 # An artifact is at most 64 MiB; its message adds a little.
 MAX_MESSAGE_BYTES = 65 * 1024 * 1024
 # How long one ordinary call may take.
 CALL_TIMEOUT = 30.0
+
+Reply = TypeVar("Reply", bound=Message)
 
 
 def channel_credentials(environ: Mapping[str, str]) -> grpc.ChannelCredentials:
@@ -87,6 +99,26 @@ class FarmConnection:
         """farm.auth.v1.AuthService."""
         return auth_pb2_grpc.AuthServiceStub(self.channel)
 
+    @property
+    def admin(self) -> admin_pb2_grpc.AdminServiceStub:
+        """farm.admin.v1.AdminService."""
+        return admin_pb2_grpc.AdminServiceStub(self.channel)
+
+    @property
+    def audit(self) -> audit_pb2_grpc.AuditServiceStub:
+        """farm.audit.v1.AuditService."""
+        return audit_pb2_grpc.AuditServiceStub(self.channel)
+
+    def call(
+        self,
+        rpc: Callable[..., Reply],
+        request: Message,
+        *,
+        timeout: float = CALL_TIMEOUT,
+    ) -> Reply:
+        """`rpc` (one of the stubs' methods) called with `request` and the caller's key."""
+        return rpc(request, metadata=self.metadata, timeout=timeout)
+
 
 @contextmanager
 def connect(
@@ -107,3 +139,47 @@ def connect(
     )
     with channel:
         yield FarmConnection(channel, (("authorization", f"Bearer {key}"),))
+
+
+RpcOf: TypeAlias = Callable[[FarmConnection], Callable[..., Reply]]
+"""The RPC a command calls, picked from a connection: `lambda farm: farm.tasks.GetTask`."""
+
+
+def call_farm(rpc: RpcOf[Reply], request: Message, *, timeout: float = CALL_TIMEOUT) -> Reply:
+    """Connects, calls `rpc` with `request` and the caller's key, and returns the reply."""
+    with connect() as farm:
+        return farm.call(rpc(farm), request, timeout=timeout)
+
+
+def call_and_print(rpc: RpcOf[Message], request: Message) -> int:
+    """Calls `rpc` with `request` and prints the reply as JSON; the exit code, 0."""
+    print_message(call_farm(rpc, request))
+    return 0
+
+
+def list_and_print(
+    rpc: RpcOf[Message],
+    request: Message,
+    items: str,
+    *,
+    every: bool = True,
+    limit: int = 0,
+    page_size: int = 0,
+) -> int:
+    """Calls the List `rpc` and prints the reply as JSON; the exit code, 0.
+
+    With `every`, follows the page tokens and prints every page's `items` in one
+    reply (at most `limit` of them, asking pages of at most `page_size`; see
+    every_page); without, prints the one page `request` asks for.
+    """
+    with connect() as farm:
+
+        def call(page_request: Message) -> Message:
+            return farm.call(rpc(farm), page_request)
+
+        if every:
+            listed = every_page(call, request, items, limit=limit, page_size=page_size)
+        else:
+            listed = call(request)
+    print_message(listed)
+    return 0

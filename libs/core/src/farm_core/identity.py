@@ -15,7 +15,7 @@ from pathlib import Path
 
 import jwt
 
-from farm_core.errors import Unauthenticated
+from farm_core.errors import PermissionDenied, Unauthenticated
 from farm_core.quotas import TenantQuotas
 from farm_core.scopes import Scope
 
@@ -46,6 +46,21 @@ class Identity:
     def internal(cls, tenant: str, caller: str) -> "Identity":
         """A farm part (`caller`: an agent's id, "storage") acting for `tenant`: scope internal."""
         return cls(tenant=tenant, key_id=caller, scopes=frozenset({Scope.INTERNAL.value}))
+
+
+def require_operator(
+    identity: Identity, action: str, bootstrap_tenant: str = "", field: str = ""
+) -> None:
+    """PermissionDenied unless `identity` is an operator, the only one who may do `action`.
+
+    The refusal names the bootstrap tenant if `bootstrap_tenant` is given, and starts
+    with `field` if the request field that asked for it is given.
+    """
+    if identity.operator:
+        return
+    named = f" {bootstrap_tenant!r}" if bootstrap_tenant else ""
+    refusal = f"only an admin of the bootstrap tenant{named} may {action}"
+    raise PermissionDenied(f"{field}: {refusal}" if field else refusal)
 
 
 class IdentityCodec:

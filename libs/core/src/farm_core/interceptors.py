@@ -15,10 +15,11 @@ from farm_core.errors import FarmError
 from farm_core.identity import (
     IDENTITY_HEADER,
     IdentityCodec,
+    require_operator,
     reset_current_identity,
     set_current_identity,
 )
-from farm_core.scopes import ANY_IDENTITY, NO_IDENTITY, OPEN_METHOD_PREFIXES
+from farm_core.scopes import ANY_IDENTITY, NO_IDENTITY, OPEN_METHOD_PREFIXES, RPC_RULES, RpcRule
 
 log = logging.getLogger(__name__)
 
@@ -173,12 +174,21 @@ class IdentityInterceptor(grpc.aio.ServerInterceptor):
 
     `method_scopes` maps each full method name ("/farm.tasks.v1.TaskService/GetTask")
     to the scope it needs, or ANY_IDENTITY. A method with no rule is refused, so a
-    new RPC cannot go out unprotected.
+    new RPC cannot go out unprotected. A method whose rule in `rules` is operator_only
+    also needs an operator; its refusal names `bootstrap_tenant` if given.
     """
 
-    def __init__(self, codec: IdentityCodec, method_scopes: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        codec: IdentityCodec,
+        method_scopes: Mapping[str, str],
+        bootstrap_tenant: str = "",
+        rules: Mapping[str, RpcRule] = RPC_RULES,
+    ) -> None:
         self._codec = codec
         self._method_scopes = dict(method_scopes)
+        self._bootstrap_tenant = bootstrap_tenant
+        self._operator_actions = {m: r.operator_only for m, r in rules.items() if r.operator_only}
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -209,6 +219,13 @@ class IdentityInterceptor(grpc.aio.ServerInterceptor):
                     grpc.StatusCode.PERMISSION_DENIED,
                     f"this API key lacks the scope '{required}' that {method} needs",
                 )
+            if method in self._operator_actions:
+                try:
+                    require_operator(
+                        identity, self._operator_actions[method], self._bootstrap_tenant
+                    )
+                except FarmError as refusal:
+                    await context.abort(refusal.code, refusal.message)
             binding = set_current_identity(identity)
             try:
                 yield

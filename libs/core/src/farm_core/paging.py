@@ -1,12 +1,16 @@
-"""Page sizes and opaque page tokens for the List RPCs (newest first, keyset paging)."""
+"""Paging for the List RPCs (newest first, keyset paging): page sizes, opaque page tokens.
+
+A List handler calls `read_page` with the request and how to read its rows; the rest
+(the size check, the token's cursor, the one row too many, the next token) is here.
+"""
 
 import base64
 import binascii
 import datetime as dt
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from farm_core.errors import InvalidArgument
 
@@ -59,3 +63,36 @@ def split_page(
     page = list(rows[:size])
     more = len(rows) > size and bool(page)
     return page, encode_cursor(cursor_of(page[-1])) if more else ""
+
+
+class PageRequest(Protocol):
+    """What a List request says about its page."""
+
+    @property
+    def page_size(self) -> int:
+        """How many rows the page may hold; 0 means the default."""
+        ...
+
+    @property
+    def page_token(self) -> str:
+        """The next_page_token of the page before, or "" for the first page."""
+        ...
+
+
+async def read_page(
+    request: PageRequest,
+    fetch: Callable[[int, Cursor | None], Awaitable[Sequence[Row]]],
+    cursor_of: Callable[[Row], Cursor],
+    *,
+    size_field: str = "pageSize",
+    token_field: str = "pageToken",
+) -> tuple[list[Row], str]:
+    """The page `request` asks for, and the token of the next page ("" if none).
+
+    `fetch(limit, after)` reads up to `limit` rows following the cursor `after` (None:
+    from the first), in the List's order; `cursor_of` is a row's cursor. A bad size or
+    token is an InvalidArgument naming `size_field` or `token_field`.
+    """
+    size = page_size(request.page_size, size_field)
+    after = decode_cursor(request.page_token, token_field)
+    return split_page(await fetch(size + 1, after), size, cursor_of)

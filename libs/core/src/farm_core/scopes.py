@@ -47,6 +47,10 @@ class RpcRule:
     target: str = ""
     # The response field naming the object a create made, when the request names none.
     created: str = ""
+    # What only an operator (an admin of the bootstrap tenant) may do by this call, as
+    # its refusal says; empty: any caller with the scope. An RPC that needs an operator
+    # only for some requests (another tenant's keys) leaves the check to its handler.
+    operator_only: str = ""
 
 
 _TASKS = "/farm.tasks.v1.TaskService/"
@@ -56,6 +60,7 @@ _INGEST = "/farm.storage.v1.ArtifactIngestService/"
 _AUTH = "/farm.auth.v1.AuthService/"
 _AUDIT = "/farm.audit.v1.AuditService/"
 _AUTHORIZATION = "/envoy.service.auth.v3.Authorization/"
+_MANAGE_FLEET = "manage the shared fleet of agents"
 
 RPC_RULES: Mapping[str, RpcRule] = {
     # Tasks (scheduler). A task with a `script` action also needs Scope.SCRIPT,
@@ -67,8 +72,10 @@ RPC_RULES: Mapping[str, RpcRule] = {
     f"{_TASKS}ListTasks": RpcRule(Scope.TASKS_READ),
     f"{_TASKS}WatchTask": RpcRule(Scope.TASKS_READ, target="id"),
     # The fleet and dead letters (scheduler).
-    f"{_ADMIN}ListAgents": RpcRule(Scope.ADMIN),
-    f"{_ADMIN}DrainAgent": RpcRule(Scope.ADMIN, mutating=True, target="id"),
+    f"{_ADMIN}ListAgents": RpcRule(Scope.ADMIN, operator_only=_MANAGE_FLEET),
+    f"{_ADMIN}DrainAgent": RpcRule(
+        Scope.ADMIN, mutating=True, target="id", operator_only=_MANAGE_FLEET
+    ),
     f"{_ADMIN}ListDeadLetters": RpcRule(Scope.ADMIN),
     f"{_ADMIN}RequeueDeadLetter": RpcRule(Scope.ADMIN, mutating=True, target="task_id"),
     # Artifacts (storage).
@@ -83,12 +90,17 @@ RPC_RULES: Mapping[str, RpcRule] = {
     f"{_AUTH}ListApiKeys": RpcRule(Scope.ADMIN),
     f"{_AUTH}RevokeApiKey": RpcRule(Scope.ADMIN, mutating=True, target="id"),
     f"{_AUTH}WhoAmI": RpcRule(ANY_IDENTITY),
-    f"{_AUTH}UpdateApiKey": RpcRule(Scope.ADMIN, mutating=True, target="id"),
+    # Limits are the farm's to give: a tenant's own admin may not raise them.
+    f"{_AUTH}UpdateApiKey": RpcRule(
+        Scope.ADMIN, mutating=True, target="id", operator_only="change a key's rate limit"
+    ),
     f"{_AUTH}RotateApiKey": RpcRule(Scope.ADMIN, mutating=True, target="id"),
     # Any key may read its own tenant; the handler decides about others
     # (storage reads a tenant's quotas with the internal scope).
     f"{_AUTH}GetTenant": RpcRule(ANY_IDENTITY, target="name"),
-    f"{_AUTH}UpdateTenantLimits": RpcRule(Scope.ADMIN, mutating=True, target="name"),
+    f"{_AUTH}UpdateTenantLimits": RpcRule(
+        Scope.ADMIN, mutating=True, target="name", operator_only="change a tenant's quotas"
+    ),
     f"{_AUDIT}ListAuditRecords": RpcRule(Scope.ADMIN),
     # Envoy asks before anyone has an identity: this is where identities come from.
     f"{_AUTHORIZATION}Check": RpcRule(NO_IDENTITY),

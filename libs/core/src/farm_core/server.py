@@ -64,7 +64,7 @@ class ServiceHost:
                 MetricsInterceptor(),
                 AuditInterceptor(service.name, codec, self.audit),
                 ErrorMappingInterceptor(),
-                IdentityInterceptor(codec, service.method_scopes),
+                IdentityInterceptor(codec, service.method_scopes, settings.bootstrap_tenant_name()),
             ],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

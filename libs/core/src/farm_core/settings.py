@@ -98,6 +98,10 @@ class FarmSettings(BaseSettings):
             return self.identity_secret.get_secret_value()
         return load_or_create_secret(self.home / "identity-secret")
 
+    def bootstrap_tenant_name(self) -> str:
+        """The bootstrap tenant, for refusals of operator-only calls; "" if not configured here."""
+        return ""
+
     def database_path(self, service: str) -> Path:
         """The default SQLite file of `service` under FARM_HOME."""
         return self.home / "data" / f"{service}.db"

@@ -25,8 +25,8 @@ from farm_auth.limits import (
 from farm_auth.store import KeyStore, TenantRecord
 from farm_auth.verifier import KeyVerifier
 from farm_core.db import utcnow
-from farm_core.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from farm_core.identity import Identity, current_identity
+from farm_core.errors import FailedPrecondition, InvalidArgument, NotFound
+from farm_core.identity import Identity, current_identity, require_operator
 from farm_core.scopes import Scope
 from farm_core.timestamps import to_timestamp
 
@@ -97,19 +97,9 @@ class AuthApi(auth_pb2_grpc.AuthServiceServicer):
         self._defaults = defaults
         self._rotation_grace_seconds = rotation_grace_seconds
 
-    def _manages_every_tenant(self, caller: Identity) -> bool:
-        return caller.tenant == self._bootstrap_tenant and caller.has_scope(Scope.ADMIN)
-
     def _visible_tenant(self, caller: Identity) -> str | None:
-        """The tenant whose keys the caller sees, or None for all of them."""
-        return None if self._manages_every_tenant(caller) else caller.tenant
-
-    def _require_operator(self, caller: Identity, what: str) -> None:
-        """Limits are the farm's to give: a tenant's own admin may not raise them."""
-        if not self._manages_every_tenant(caller):
-            raise PermissionDenied(
-                f"only an admin of the bootstrap tenant {self._bootstrap_tenant!r} may {what}"
-            )
+        """The tenant whose keys the caller sees, or None (an operator's) for all of them."""
+        return None if caller.operator else caller.tenant
 
     def _changed(self, record: KeyRecord | None, key_id: str) -> auth_pb2.ApiKey:
         """The API's view of a key just changed, dropped from Check's cache; NotFound for None."""
@@ -124,10 +114,12 @@ class AuthApi(auth_pb2_grpc.AuthServiceServicer):
         caller = current_identity()
         spec = validate_spec(request.name, request.scopes, request.tenant, request.ttl_seconds)
         tenant = spec.tenant or caller.tenant
-        if tenant != caller.tenant and not self._manages_every_tenant(caller):
-            raise PermissionDenied(
-                f"tenant: only an admin of the bootstrap tenant {self._bootstrap_tenant!r} "
-                f"may create keys for another tenant than {caller.tenant!r}"
+        if tenant != caller.tenant:
+            require_operator(
+                caller,
+                f"create keys for another tenant than {caller.tenant!r}",
+                self._bootstrap_tenant,
+                field="tenant",
             )
         record, secret = issue_key(spec, tenant, self._hasher, utcnow())
         await self._store.create(record)
@@ -169,9 +161,8 @@ class AuthApi(auth_pb2_grpc.AuthServiceServicer):
     async def UpdateApiKey(
         self, request: auth_pb2.UpdateApiKeyRequest, context: Any
     ) -> auth_pb2.ApiKey:
-        caller = current_identity()
         key_id = _key_id(request.id)
-        self._require_operator(caller, "change a key's rate limit")
+        # Only an operator gets here (its RPC rule): any tenant's key.
         record = await self._store.get(key_id, None)
         if record is None:
             raise NotFound("API key", key_id)
@@ -206,11 +197,7 @@ class AuthApi(auth_pb2_grpc.AuthServiceServicer):
     async def GetTenant(self, request: auth_pb2.GetTenantRequest, context: Any) -> auth_pb2.Tenant:
         caller = current_identity()
         name = _tenant_name(request.name)
-        may_read = (
-            name == caller.tenant
-            or self._manages_every_tenant(caller)
-            or caller.has_scope(Scope.INTERNAL)
-        )
+        may_read = name == caller.tenant or caller.operator or caller.has_scope(Scope.INTERNAL)
         if not may_read:
             raise NotFound("tenant", name)
         record = await self._store.get_tenant(name)
@@ -221,9 +208,7 @@ class AuthApi(auth_pb2_grpc.AuthServiceServicer):
     async def UpdateTenantLimits(
         self, request: auth_pb2.UpdateTenantLimitsRequest, context: Any
     ) -> auth_pb2.Tenant:
-        caller = current_identity()
         name = _tenant_name(request.name)
-        self._require_operator(caller, "change a tenant's quotas")
         current = await self._store.get_tenant(name)
         setting = updated_quotas(current.quotas if current else QuotaSetting(), request)
         record = await self._store.set_quotas(name, setting, utcnow())

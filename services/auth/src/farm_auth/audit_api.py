@@ -11,10 +11,9 @@ from farm.audit.v1 import audit_pb2, audit_pb2_grpc
 from farm_auth.audit_log import AuditFilter, AuditLog, record_cursor
 from farm_auth.authz import AuthorizationApi, request_header
 from farm_core.audit import AuditSink, audit_record
-from farm_core.errors import InvalidArgument, PermissionDenied
-from farm_core.identity import current_identity
-from farm_core.paging import decode_cursor, page_size, split_page
-from farm_core.scopes import Scope
+from farm_core.errors import InvalidArgument
+from farm_core.identity import current_identity, require_operator
+from farm_core.paging import read_page
 
 EDGE_SOURCE = "edge"
 # The headers a refusal at the edge is recorded with (the trace id comes from them).
@@ -33,25 +32,30 @@ class AuditApi(audit_pb2_grpc.AuditServiceServicer):
         self, request: audit_pb2.ListAuditRecordsRequest, context: Any
     ) -> audit_pb2.ListAuditRecordsResponse:
         caller = current_identity()
-        every_tenant = caller.tenant == self._bootstrap_tenant and caller.has_scope(Scope.ADMIN)
-        if request.tenant and request.tenant != caller.tenant and not every_tenant:
-            raise PermissionDenied(
-                f"tenant: only an admin of the bootstrap tenant {self._bootstrap_tenant!r} "
-                f"may read the audit records of another tenant than {caller.tenant!r}"
+        if request.tenant and request.tenant != caller.tenant:
+            require_operator(
+                caller,
+                f"read the audit records of another tenant than {caller.tenant!r}",
+                self._bootstrap_tenant,
+                field="tenant",
             )
         if request.outcome and request.outcome not in OUTCOMES:
             raise InvalidArgument(
                 "outcome", f"must be OK or a gRPC status code name, got {request.outcome!r}"
             )
-        size = page_size(request.page_size)
         where = AuditFilter(
-            tenant=request.tenant or (None if every_tenant else caller.tenant),
+            tenant=request.tenant or (None if caller.operator else caller.tenant),
             rpc=request.rpc,
             outcome=request.outcome,
             since=request.since.ToDatetime(dt.UTC) if request.HasField("since") else None,
         )
-        rows = await self._log.list(where, decode_cursor(request.page_token), size + 1)
-        page, next_token = split_page(rows, size, record_cursor)
+        page, next_token = await read_page(
+            request,
+            lambda limit, after: self._log.list(where, after, limit),
+            record_cursor,
+            size_field="page_size",
+            token_field="page_token",
+        )
         return audit_pb2.ListAuditRecordsResponse(audit_records=page, next_page_token=next_token)
 
 

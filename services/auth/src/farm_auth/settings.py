@@ -112,6 +112,10 @@ class AuthSettings(FarmSettings):
             raise ValueError(f"must match {TENANT_PATTERN.pattern}")
         return tenant
 
+    def bootstrap_tenant_name(self) -> str:
+        """The bootstrap tenant: the refusals of operator-only calls name it."""
+        return self.bootstrap_tenant
+
     def limit_defaults(self) -> LimitDefaults:
         """The rate limit and quotas of keys and tenants that set none of their own."""
         return LimitDefaults(

@@ -11,7 +11,7 @@ from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_core.db import utcnow
 from farm_core.errors import InvalidArgument, NotFound, PermissionDenied
 from farm_core.identity import current_identity
-from farm_core.paging import Cursor, decode_cursor, page_size, split_page
+from farm_core.paging import Cursor, read_page
 from farm_core.scopes import Scope
 from farm_core.timestamps import from_timestamp, to_timestamp
 from farm_scheduler import metrics
@@ -134,16 +134,14 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
         if request.status not in tasks_pb2.TaskStatus.values():
             raise InvalidArgument("status", f"has no value {request.status}")
         labels = parse_label_filters(request.label)
-        size = page_size(request.page_size, "pageSize")
-        after = decode_cursor(request.page_token, "pageToken")
-        records = await self._store.page(
-            current_identity().tenant,
-            status=request.status,
-            labels=labels,
-            size=size + 1,
-            after=after,
+        tenant = current_identity().tenant
+        page, next_token = await read_page(
+            request,
+            lambda limit, after: self._store.page(
+                tenant, status=request.status, labels=labels, size=limit, after=after
+            ),
+            lambda record: Cursor(record.create_time, record.id),
         )
-        page, next_token = split_page(records, size, lambda row: Cursor(row.create_time, row.id))
         return tasks_pb2.ListTasksResponse(
             tasks=[record.to_proto() for record in page], next_page_token=next_token
         )

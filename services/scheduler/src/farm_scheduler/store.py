@@ -1,16 +1,17 @@
-"""Tasks in SQL: creation with idempotency keys, tenant-scoped reads, pages, state changes."""
+"""The scheduler's tasks: creation with idempotency keys, tenant-scoped reads, pages, state changes.
+
+How a task is read and written as rows (with its attempts) is in task_rows.py.
+"""
 
 import dataclasses
 import datetime as dt
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Select, Table, false, func, insert, select, true, update
+from sqlalchemy import Select, false, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
@@ -20,16 +21,18 @@ from farm_core.paging import Cursor
 from farm_core.quotas import TenantQuotas
 from farm_core.tenant_locks import ADVISORY_NAMESPACE, TenantQuotaLock
 from farm_scheduler import lifecycle
-from farm_scheduler.lifecycle import Attempt, Status, TaskState
-from farm_scheduler.models import HAS_IDEMPOTENCY_KEY, AttemptRow, TaskRow
+from farm_scheduler.lifecycle import Status, TaskState
+from farm_scheduler.models import HAS_IDEMPOTENCY_KEY
 from farm_scheduler.quotas import check_task_quotas, running_limit
-from farm_scheduler.records import (
-    TaskRecord,
-    attempt_from_row,
-    attempt_values,
-    record_from_row,
-    row_values,
-    state_values,
+from farm_scheduler.records import TaskRecord, row_values, state_values
+from farm_scheduler.task_rows import (
+    STATUS_FAILED,
+    STATUS_QUEUED,
+    queued_count,
+    read_task,
+    read_tasks,
+    save_history,
+    tasks,
 )
 
 MIGRATIONS = "farm_scheduler:migrations"
@@ -38,11 +41,6 @@ VERSION_TABLE = "alembic_version_scheduler"
 # a concurrent change (an agent's event racing a user's cancel).
 MAX_TRANSITION_TRIES = 5
 DEFAULT_IDEMPOTENCY_WINDOW = dt.timedelta(days=1)
-
-tasks = cast(Table, TaskRow.__table__)
-task_attempts = cast(Table, AttemptRow.__table__)
-_STATUS_QUEUED = tasks_pb2.TaskStatus.Name(tasks_pb2.TASK_STATUS_QUEUED)
-_STATUS_FAILED = tasks_pb2.TaskStatus.Name(tasks_pb2.TASK_STATUS_FAILED)
 
 
 @dataclass(frozen=True)
@@ -137,14 +135,14 @@ class TaskStore(Database):
                     .values(idempotency_key="")
                 )
             if quotas is not None:
-                check_task_quotas(tenant, await _queued_count(connection, tenant), quotas)
+                check_task_quotas(tenant, await queued_count(connection, tenant), quotas)
             await connection.execute(insert(tasks).values(row_values(record)))
         return record, True
 
     async def get(self, tenant: str, task_id: str) -> TaskRecord:
         """The tenant's task `task_id`; NotFound if absent or another tenant's."""
         async with self.engine.connect() as connection:
-            record = await _get(connection, task_id, tenant)
+            record = await read_task(connection, task_id, tenant)
         if record is None:
             raise NotFound("task", task_id)
         return record
@@ -178,7 +176,7 @@ class TaskStore(Database):
         """
         query = select(tasks).where(
             tasks.c.tenant == tenant,
-            tasks.c.status == _STATUS_FAILED,
+            tasks.c.status == STATUS_FAILED,
             tasks.c.dead_time.is_not(None),
         )
         return await self._all(newest_first(query, tasks.c.dead_time, tasks.c.id, after, size))
@@ -187,7 +185,7 @@ class TaskStore(Database):
         """Up to `limit` QUEUED tasks JetStream has not stored yet, oldest first."""
         query = (
             select(tasks)
-            .where(tasks.c.published == false(), tasks.c.status == _STATUS_QUEUED)
+            .where(tasks.c.published == false(), tasks.c.status == STATUS_QUEUED)
             .order_by(tasks.c.create_time, tasks.c.id)
             .limit(limit)
         )
@@ -197,7 +195,7 @@ class TaskStore(Database):
         """Up to `limit` FAILED tasks whose DeadLetter is not in FARM_DEAD yet, oldest first."""
         query = (
             select(tasks)
-            .where(tasks.c.dead_letter_pending == true(), tasks.c.status == _STATUS_FAILED)
+            .where(tasks.c.dead_letter_pending == true(), tasks.c.status == STATUS_FAILED)
             .order_by(tasks.c.dead_time, tasks.c.id)
             .limit(limit)
         )
@@ -226,7 +224,7 @@ class TaskStore(Database):
         query = (
             select(tasks.c.id)
             .where(
-                tasks.c.status == _STATUS_QUEUED,
+                tasks.c.status == STATUS_QUEUED,
                 tasks.c.deadline.is_not(None),
                 tasks.c.deadline <= now,
             )
@@ -304,7 +302,7 @@ class TaskStore(Database):
     ) -> TaskChange | None:
         for _ in range(MAX_TRANSITION_TRIES):
             async with self.engine.begin() as connection:
-                before = await _get(connection, task_id, tenant, for_update=True)
+                before = await read_task(connection, task_id, tenant, for_update=True)
                 if before is None:
                     if tenant is not None:
                         raise NotFound("task", task_id)
@@ -324,7 +322,7 @@ class TaskStore(Database):
                     )
                 )
                 if swapped.rowcount == 1:
-                    await _save_history(connection, task_id, before.state.history, state.history)
+                    await save_history(connection, task_id, before.state.history, state.history)
                     return TaskChange(before, after)
         raise Unavailable(f"task {task_id!r} kept changing while being updated; try again")
 
@@ -337,9 +335,7 @@ class TaskStore(Database):
 
     async def _all(self, query: Select[Any]) -> list[TaskRecord]:
         async with self.engine.connect() as connection:
-            rows = (await connection.execute(query)).all()
-            histories = await _histories(connection, [row.id for row in rows])
-        return [record_from_row(row._mapping, histories.get(row.id, ())) for row in rows]
+            return await read_tasks(connection, query)
 
 
 def _changed(before: TaskRecord, state: TaskState) -> TaskRecord:
@@ -359,67 +355,3 @@ def _changed(before: TaskRecord, state: TaskState) -> TaskRecord:
         dead_letter_pending=dead_letter_pending,
         revision=before.revision + 1,
     )
-
-
-async def _queued_count(connection: AsyncConnection, tenant: str) -> int:
-    """How many of `tenant`'s tasks are QUEUED."""
-    query = select(func.count()).where(tasks.c.tenant == tenant, tasks.c.status == _STATUS_QUEUED)
-    return int((await connection.execute(query)).scalar_one())
-
-
-async def _get(
-    connection: AsyncConnection, task_id: str, tenant: str | None, *, for_update: bool = False
-) -> TaskRecord | None:
-    query = select(tasks).where(tasks.c.id == task_id)
-    if tenant is not None:
-        query = query.where(tasks.c.tenant == tenant)
-    if for_update:
-        query = query.with_for_update()
-    row = (await connection.execute(query)).first()
-    if row is None:
-        return None
-    histories = await _histories(connection, [task_id])
-    return record_from_row(row._mapping, histories.get(task_id, ()))
-
-
-async def _histories(
-    connection: AsyncConnection, task_ids: Sequence[str]
-) -> dict[str, tuple[Attempt, ...]]:
-    """The attempts of each of `task_ids` that has any, by number."""
-    if not task_ids:
-        return {}
-    query = (
-        select(task_attempts)
-        .where(task_attempts.c.task_id.in_(task_ids))
-        .order_by(task_attempts.c.task_id, task_attempts.c.attempt)
-    )
-    histories: defaultdict[str, list[Attempt]] = defaultdict(list)
-    for row in await connection.execute(query):
-        histories[row.task_id].append(attempt_from_row(row._mapping))
-    return {task_id: tuple(attempts) for task_id, attempts in histories.items()}
-
-
-async def _save_history(
-    connection: AsyncConnection,
-    task_id: str,
-    before: Sequence[Attempt],
-    after: Sequence[Attempt],
-) -> None:
-    """Writes the attempts that the change added or altered."""
-    known = {attempt.number: attempt for attempt in before}
-    for attempt in after:
-        earlier = known.get(attempt.number)
-        if earlier == attempt:
-            continue
-        values = attempt_values(task_id, attempt)
-        if earlier is None:
-            await connection.execute(insert(task_attempts).values(values))
-        else:
-            await connection.execute(
-                update(task_attempts)
-                .where(
-                    task_attempts.c.task_id == task_id,
-                    task_attempts.c.attempt == attempt.number,
-                )
-                .values(values)
-            )

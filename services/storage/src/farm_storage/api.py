@@ -9,7 +9,7 @@ from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc, ingest_pb2, inges
 from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument
 from farm_core.identity import current_identity
-from farm_core.paging import Cursor, decode_cursor, page_size, split_page
+from farm_core.paging import Cursor, read_page
 from farm_core.timestamps import to_timestamp
 from farm_storage.download import content_headers
 from farm_storage.ingest import receive_upload
@@ -62,12 +62,12 @@ class ArtifactApi(artifacts_pb2_grpc.ArtifactServiceServicer):
     async def ListArtifacts(
         self, request: artifacts_pb2.ListArtifactsRequest, context: Any
     ) -> artifacts_pb2.ListArtifactsResponse:
-        size = page_size(request.page_size, "pageSize")
-        after = decode_cursor(request.page_token, "pageToken")
-        records = await self._library.page(
-            current_identity().tenant, request.task_id, size + 1, after
+        tenant = current_identity().tenant
+        page, next_token = await read_page(
+            request,
+            lambda limit, after: self._library.page(tenant, request.task_id, limit, after),
+            lambda record: Cursor(record.create_time, record.id),
         )
-        page, next_token = split_page(records, size, lambda row: Cursor(row.create_time, row.id))
         return artifacts_pb2.ListArtifactsResponse(
             artifacts=[artifact_message(record) for record in page], next_page_token=next_token
         )

@@ -2,9 +2,8 @@
 
 import argparse
 
-from farm.admin.v1 import admin_pb2, admin_pb2_grpc
-from farm_cli.client import CALL_TIMEOUT, connect
-from farm_cli.console import print_message
+from farm.admin.v1 import admin_pb2
+from farm_cli.client import call_and_print
 
 
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -26,17 +25,10 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 def list_agents(args: argparse.Namespace) -> int:
     """ListAgents."""
-    with connect() as farm:
-        admin = admin_pb2_grpc.AdminServiceStub(farm.channel)
-        request = admin_pb2.ListAgentsRequest()
-        print_message(admin.ListAgents(request, metadata=farm.metadata, timeout=CALL_TIMEOUT))
-    return 0
+    return call_and_print(lambda farm: farm.admin.ListAgents, admin_pb2.ListAgentsRequest())
 
 
 def drain_agent(args: argparse.Namespace) -> int:
     """DrainAgent."""
-    with connect() as farm:
-        admin = admin_pb2_grpc.AdminServiceStub(farm.channel)
-        request = admin_pb2.DrainAgentRequest(id=args.id)
-        print_message(admin.DrainAgent(request, metadata=farm.metadata, timeout=CALL_TIMEOUT))
-    return 0
+    request = admin_pb2.DrainAgentRequest(id=args.id)
+    return call_and_print(lambda farm: farm.admin.DrainAgent, request)

@@ -5,9 +5,9 @@ import sys
 from pathlib import Path
 
 from farm.storage.v1 import artifacts_pb2
-from farm_cli.client import CALL_TIMEOUT, connect
+from farm_cli.client import call_and_print, call_farm
 from farm_cli.commands.ranges import INT32_MAX, whole_number
-from farm_cli.console import CliError, print_message
+from farm_cli.console import CliError
 
 
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -31,18 +31,11 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 def get_artifact(args: argparse.Namespace) -> int:
     """GetArtifact, or GetArtifactContent written to a file or stdout."""
-    with connect() as farm:
-        if args.output is None:
-            request = artifacts_pb2.GetArtifactRequest(id=args.id)
-            artifact = farm.artifacts.GetArtifact(
-                request, metadata=farm.metadata, timeout=CALL_TIMEOUT
-            )
-            print_message(artifact)
-            return 0
-        content_request = artifacts_pb2.GetArtifactContentRequest(id=args.id)
-        body = farm.artifacts.GetArtifactContent(
-            content_request, metadata=farm.metadata, timeout=CALL_TIMEOUT
-        )
+    if args.output is None:
+        request = artifacts_pb2.GetArtifactRequest(id=args.id)
+        return call_and_print(lambda farm: farm.artifacts.GetArtifact, request)
+    content_request = artifacts_pb2.GetArtifactContentRequest(id=args.id)
+    body = call_farm(lambda farm: farm.artifacts.GetArtifactContent, content_request)
     if args.output == "-":
         sys.stdout.buffer.write(body.data)
         sys.stdout.buffer.flush()
@@ -67,8 +60,4 @@ def list_artifacts(args: argparse.Namespace) -> int:
     request = artifacts_pb2.ListArtifactsRequest(
         task_id=args.task, page_size=args.page_size, page_token=args.page_token
     )
-    with connect() as farm:
-        print_message(
-            farm.artifacts.ListArtifacts(request, metadata=farm.metadata, timeout=CALL_TIMEOUT)
-        )
-    return 0
+    return call_and_print(lambda farm: farm.artifacts.ListArtifacts, request)

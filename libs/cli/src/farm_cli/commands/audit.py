@@ -4,10 +4,9 @@ import argparse
 import datetime as dt
 import re
 
-from farm.audit.v1 import audit_pb2, audit_pb2_grpc
-from farm_cli.client import CALL_TIMEOUT, connect
-from farm_cli.console import CliError, print_message
-from farm_cli.pages import every_page
+from farm.audit.v1 import audit_pb2
+from farm_cli.client import list_and_print
+from farm_cli.console import CliError
 
 DEFAULT_LIMIT = 50
 MAX_PAGE_SIZE = 1000
@@ -72,17 +71,10 @@ def list_audit_records(args: argparse.Namespace) -> int:
     since = since_time(args.since, dt.datetime.now(dt.UTC))
     if since is not None:
         request.since.FromDatetime(since)
-    with connect() as farm:
-        audit = audit_pb2_grpc.AuditServiceStub(farm.channel)
-
-        def call(request: audit_pb2.ListAuditRecordsRequest) -> audit_pb2.ListAuditRecordsResponse:
-            page: audit_pb2.ListAuditRecordsResponse = audit.ListAuditRecords(
-                request, metadata=farm.metadata, timeout=CALL_TIMEOUT
-            )
-            return page
-
-        listed = every_page(
-            call, request, "audit_records", limit=args.limit, page_size=MAX_PAGE_SIZE
-        )
-    print_message(listed)
-    return 0
+    return list_and_print(
+        lambda farm: farm.audit.ListAuditRecords,
+        request,
+        "audit_records",
+        limit=args.limit,
+        page_size=MAX_PAGE_SIZE,
+    )

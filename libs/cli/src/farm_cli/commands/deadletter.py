@@ -2,11 +2,9 @@
 
 import argparse
 
-from farm.admin.v1 import admin_pb2, admin_pb2_grpc
-from farm_cli.client import CALL_TIMEOUT, connect
+from farm.admin.v1 import admin_pb2
+from farm_cli.client import call_and_print, list_and_print
 from farm_cli.commands.ranges import INT32_MAX, whole_number
-from farm_cli.console import print_message
-from farm_cli.pages import every_page
 
 
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -32,26 +30,12 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 def list_dead_letters(args: argparse.Namespace) -> int:
     """ListDeadLetters: one page, or with --all every page in one list."""
     request = admin_pb2.ListDeadLettersRequest(page_size=args.page_size, page_token=args.page_token)
-    with connect() as farm:
-        admin = admin_pb2_grpc.AdminServiceStub(farm.channel)
-
-        def call(request: admin_pb2.ListDeadLettersRequest) -> admin_pb2.ListDeadLettersResponse:
-            page: admin_pb2.ListDeadLettersResponse = admin.ListDeadLetters(
-                request, metadata=farm.metadata, timeout=CALL_TIMEOUT
-            )
-            return page
-
-        page = every_page(call, request, "dead_letters") if args.all else call(request)
-    print_message(page)
-    return 0
+    return list_and_print(
+        lambda farm: farm.admin.ListDeadLetters, request, "dead_letters", every=args.all
+    )
 
 
 def requeue_dead_letter(args: argparse.Namespace) -> int:
     """RequeueDeadLetter; prints the task, queued again."""
-    with connect() as farm:
-        admin = admin_pb2_grpc.AdminServiceStub(farm.channel)
-        request = admin_pb2.RequeueDeadLetterRequest(task_id=args.task_id)
-        print_message(
-            admin.RequeueDeadLetter(request, metadata=farm.metadata, timeout=CALL_TIMEOUT)
-        )
-    return 0
+    request = admin_pb2.RequeueDeadLetterRequest(task_id=args.task_id)
+    return call_and_print(lambda farm: farm.admin.RequeueDeadLetter, request)

@@ -4,7 +4,7 @@ import argparse
 import sys
 
 from farm.auth.v1 import auth_pb2
-from farm_cli.client import CALL_TIMEOUT, connect
+from farm_cli.client import call_and_print, call_farm
 from farm_cli.commands.ranges import INT32_MAX, INT64_MAX, whole_number
 from farm_cli.console import print_message
 
@@ -67,9 +67,7 @@ def create_key(args: argparse.Namespace) -> int:
     request = auth_pb2.CreateApiKeyRequest(
         name=args.name, scopes=args.scopes, tenant=args.tenant, ttl_seconds=args.ttl_seconds
     )
-    with connect() as farm:
-        created = farm.auth.CreateApiKey(request, metadata=farm.metadata, timeout=CALL_TIMEOUT)
-    show_secret(created)
+    show_secret(call_farm(lambda farm: farm.auth.CreateApiKey, request))
     return 0
 
 
@@ -89,18 +87,13 @@ def show_secret(created: auth_pb2.CreateApiKeyResponse) -> None:
 
 def list_keys(args: argparse.Namespace) -> int:
     """ListApiKeys."""
-    with connect() as farm:
-        request = auth_pb2.ListApiKeysRequest()
-        print_message(farm.auth.ListApiKeys(request, metadata=farm.metadata, timeout=CALL_TIMEOUT))
-    return 0
+    return call_and_print(lambda farm: farm.auth.ListApiKeys, auth_pb2.ListApiKeysRequest())
 
 
 def revoke_key(args: argparse.Namespace) -> int:
     """RevokeApiKey."""
-    with connect() as farm:
-        request = auth_pb2.RevokeApiKeyRequest(id=args.id)
-        print_message(farm.auth.RevokeApiKey(request, metadata=farm.metadata, timeout=CALL_TIMEOUT))
-    return 0
+    request = auth_pb2.RevokeApiKeyRequest(id=args.id)
+    return call_and_print(lambda farm: farm.auth.RevokeApiKey, request)
 
 
 def rotate_key(args: argparse.Namespace) -> int:
@@ -108,9 +101,7 @@ def rotate_key(args: argparse.Namespace) -> int:
     request = auth_pb2.RotateApiKeyRequest(id=args.id)
     if args.grace_seconds is not None:
         request.grace_seconds = args.grace_seconds
-    with connect() as farm:
-        rotated = farm.auth.RotateApiKey(request, metadata=farm.metadata, timeout=CALL_TIMEOUT)
-    show_secret(rotated)
+    show_secret(call_farm(lambda farm: farm.auth.RotateApiKey, request))
     return 0
 
 
@@ -121,6 +112,4 @@ def set_key_rate(args: argparse.Namespace) -> int:
         request.rate_limit_per_second = args.per_second
     if args.burst is not None:
         request.rate_limit_burst = args.burst
-    with connect() as farm:
-        print_message(farm.auth.UpdateApiKey(request, metadata=farm.metadata, timeout=CALL_TIMEOUT))
-    return 0
+    return call_and_print(lambda farm: farm.auth.UpdateApiKey, request)

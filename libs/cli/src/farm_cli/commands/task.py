@@ -3,11 +3,10 @@
 import argparse
 
 from farm.tasks.v1 import tasks_pb2
-from farm_cli.client import CALL_TIMEOUT, connect
+from farm_cli.client import call_and_print, call_farm, connect, list_and_print
 from farm_cli.commands.ranges import INT32_MAX, whole_number
 from farm_cli.commands.task_spec import add_task_spec_arguments, label, task_spec_from_args
 from farm_cli.console import print_message
-from farm_cli.pages import every_page
 
 # RunTask waits up to the task's 300 s limit; Envoy's route allows 330 s.
 RUN_TIMEOUT = 330.0
@@ -61,26 +60,21 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 def create_task(args: argparse.Namespace) -> int:
     """CreateTask."""
     request = tasks_pb2.CreateTaskRequest(spec=task_spec_from_args(args))
-    with connect() as farm:
-        print_message(farm.tasks.CreateTask(request, metadata=farm.metadata, timeout=CALL_TIMEOUT))
-    return 0
+    return call_and_print(lambda farm: farm.tasks.CreateTask, request)
 
 
 def run_task(args: argparse.Namespace) -> int:
     """RunTask; exits 1 if the task did not succeed."""
     request = tasks_pb2.RunTaskRequest(spec=task_spec_from_args(args))
-    with connect() as farm:
-        task = farm.tasks.RunTask(request, metadata=farm.metadata, timeout=RUN_TIMEOUT)
+    task: tasks_pb2.Task = call_farm(lambda farm: farm.tasks.RunTask, request, timeout=RUN_TIMEOUT)
     print_message(task)
     return 0 if task.status == tasks_pb2.TASK_STATUS_SUCCEEDED else 1
 
 
 def get_task(args: argparse.Namespace) -> int:
     """GetTask."""
-    with connect() as farm:
-        request = tasks_pb2.GetTaskRequest(id=args.id)
-        print_message(farm.tasks.GetTask(request, metadata=farm.metadata, timeout=CALL_TIMEOUT))
-    return 0
+    request = tasks_pb2.GetTaskRequest(id=args.id)
+    return call_and_print(lambda farm: farm.tasks.GetTask, request)
 
 
 def list_tasks(args: argparse.Namespace) -> int:
@@ -91,25 +85,13 @@ def list_tasks(args: argparse.Namespace) -> int:
         page_token=args.page_token,
         label=[f"{key}={value}" for key, value in args.labels],
     )
-    with connect() as farm:
-
-        def call(request: tasks_pb2.ListTasksRequest) -> tasks_pb2.ListTasksResponse:
-            page: tasks_pb2.ListTasksResponse = farm.tasks.ListTasks(
-                request, metadata=farm.metadata, timeout=CALL_TIMEOUT
-            )
-            return page
-
-        page = every_page(call, request, "tasks") if args.all else call(request)
-    print_message(page)
-    return 0
+    return list_and_print(lambda farm: farm.tasks.ListTasks, request, "tasks", every=args.all)
 
 
 def cancel_task(args: argparse.Namespace) -> int:
     """CancelTask."""
-    with connect() as farm:
-        request = tasks_pb2.CancelTaskRequest(id=args.id)
-        print_message(farm.tasks.CancelTask(request, metadata=farm.metadata, timeout=CALL_TIMEOUT))
-    return 0
+    request = tasks_pb2.CancelTaskRequest(id=args.id)
+    return call_and_print(lambda farm: farm.tasks.CancelTask, request)
 
 
 def watch_task(args: argparse.Namespace) -> int:

@@ -3,9 +3,9 @@
 import argparse
 
 from farm.auth.v1 import auth_pb2
-from farm_cli.client import CALL_TIMEOUT, connect
+from farm_cli.client import call_and_print
 from farm_cli.commands.ranges import INT64_MAX, whole_number
-from farm_cli.console import CliError, print_message
+from farm_cli.console import CliError
 
 
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -30,10 +30,8 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 def get_tenant(args: argparse.Namespace) -> int:
     """GetTenant."""
-    with connect() as farm:
-        request = auth_pb2.GetTenantRequest(name=args.name)
-        print_message(farm.auth.GetTenant(request, metadata=farm.metadata, timeout=CALL_TIMEOUT))
-    return 0
+    request = auth_pb2.GetTenantRequest(name=args.name)
+    return call_and_print(lambda farm: farm.auth.GetTenant, request)
 
 
 def set_tenant_limits(args: argparse.Namespace) -> int:
@@ -49,7 +47,4 @@ def set_tenant_limits(args: argparse.Namespace) -> int:
         )
     for field, value in given.items():
         setattr(request, field, value)
-    with connect() as farm:
-        reply = farm.auth.UpdateTenantLimits(request, metadata=farm.metadata, timeout=CALL_TIMEOUT)
-    print_message(reply)
-    return 0
+    return call_and_print(lambda farm: farm.auth.UpdateTenantLimits, request)

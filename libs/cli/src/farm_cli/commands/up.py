@@ -14,7 +14,8 @@ from types import FrameType
 
 from farm_cli.console import CliError
 from farm_cli.launcher.config import FarmConfig, FarmPorts, ProjectNotFound
-from farm_cli.launcher.farm import FarmInterrupted, LocalFarm
+from farm_cli.launcher.farm import LocalFarm
+from farm_cli.launcher.launched import FarmInterrupted
 from farm_cli.launcher.lock import FarmAlreadyRunning
 from farm_cli.launcher.processes import StartupError
 from farm_cli.launcher.tls import TlsFiles

@@ -3,8 +3,7 @@
 import argparse
 
 from farm.auth.v1 import auth_pb2
-from farm_cli.client import CALL_TIMEOUT, connect
-from farm_cli.console import print_message
+from farm_cli.client import call_and_print
 
 
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -15,7 +14,4 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 def who_am_i(args: argparse.Namespace) -> int:
     """WhoAmI."""
-    with connect() as farm:
-        request = auth_pb2.WhoAmIRequest()
-        print_message(farm.auth.WhoAmI(request, metadata=farm.metadata, timeout=CALL_TIMEOUT))
-    return 0
+    return call_and_print(lambda farm: farm.auth.WhoAmI, auth_pb2.WhoAmIRequest())

@@ -4,13 +4,13 @@
 them down in reverse. While it runs, `supervise()` (`farm up`) or `start_supervisor()`
 (tests, benches) restarts a process that crashes (see supervisor.py). `farm up` drives
 it from the command line; tests drive it in-process, and may also kill, stop and start
-single processes to prove the farm survives it.
+single processes to prove the farm survives it. The processes' bookkeeping (stop
+groups, readiness probes, timeouts) is in launched.py.
 """
 
 import functools
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -29,8 +29,9 @@ from farm_cli.launcher.envoy import (
     write_envoy_config,
 )
 from farm_cli.launcher.health import grpc_serving
+from farm_cli.launcher.launched import LaunchedProcesses
 from farm_cli.launcher.lock import FarmLock, check_no_leftovers
-from farm_cli.launcher.processes import ManagedProcess, ProcessSpec, wait_until
+from farm_cli.launcher.processes import ManagedProcess
 from farm_cli.launcher.services import (
     HOST,
     S3Target,
@@ -39,7 +40,7 @@ from farm_cli.launcher.services import (
     agent_launches,
     core_service_launches,
 )
-from farm_cli.launcher.supervisor import Phase, Role, Supervisor
+from farm_cli.launcher.supervisor import Phase, Role, SupervisingThread, Supervisor
 from farm_cli.launcher.tls import (
     TlsFiles,
     load_or_create_internal_tls,
@@ -55,10 +56,6 @@ ENVOY_TIMEOUT = 30.0
 SUPERVISOR_JOIN_TIMEOUT = 30.0
 
 
-class FarmInterrupted(RuntimeError):
-    """A stop was asked for while the farm was starting."""
-
-
 def _ignore(_: str) -> None:
     """Drops a progress line."""
 
@@ -70,18 +67,12 @@ class LocalFarm:
         self.config = config
         self._report = report
         self._lock = FarmLock(self.run_dir)
-        # Processes in the order they were started, grouped as they are stopped:
-        # a group's members get SIGTERM together, so agents drain side by side.
-        self._stop_groups: list[list[ManagedProcess]] = []
         self._stop_requested = False
-        self._launched_at: dict[str, float] = {}
-        # How each process is probed for readiness and how its exit is treated.
-        self._readiness: dict[str, Callable[[], bool]] = {}
-        self._roles: dict[str, Role] = {}
-        self._timeouts: dict[str, float] = {}
         self.supervisor = Supervisor(config.restart_policy, report)
-        self._supervisor_thread: threading.Thread | None = None
-        self._supervisor_halt = threading.Event()
+        self._supervising_thread = SupervisingThread(self.supervisor)
+        self._launched = LaunchedProcesses(
+            self.supervisor, self.log_dir, self.run_dir, report, lambda: self._stop_requested
+        )
         self._started_seaweedfs = False
         self._admin_key: str | None = None
         self._shared: SharedSettings | None = None
@@ -154,7 +145,7 @@ class LocalFarm:
     @property
     def processes(self) -> Mapping[str, ManagedProcess]:
         """The started processes by name, in start order."""
-        return {p.spec.name: p for group in self._stop_groups for p in group}
+        return self._launched.by_name()
 
     def process(self, name: str) -> ManagedProcess:
         """The started process called `name` (nats, seaweedfs, auth, agent-1, envoy, ...)."""
@@ -194,7 +185,7 @@ class LocalFarm:
                 self._start_services(shared, s3)
             self._start_envoy()
         except BaseException:
-            if self._stop_groups:
+            if self._launched.any_started:
                 self._report("the farm did not start; stopping what was started")
             self.stop()
             raise
@@ -211,26 +202,7 @@ class LocalFarm:
 
     def start_supervisor(self, interval: float = 0.2) -> None:
         """Supervises in a daemon thread until stop(), as supervise() does in the foreground."""
-        if self._supervisor_thread is not None:
-            raise RuntimeError("the farm is already supervised")
-        self._supervisor_halt.clear()
-        self._supervisor_thread = threading.Thread(
-            target=self._supervise_until_halted,
-            args=(interval,),
-            name="farm-supervisor",
-            daemon=True,
-        )
-        self._supervisor_thread.start()
-
-    def _supervise_until_halted(self, interval: float) -> None:
-        while not self._supervisor_halt.wait(interval):
-            self.supervisor.check()
-
-    def _stop_supervisor(self) -> None:
-        thread, self._supervisor_thread = self._supervisor_thread, None
-        if thread is not None:
-            self._supervisor_halt.set()
-            thread.join(timeout=SUPERVISOR_JOIN_TIMEOUT)
+        self._supervising_thread.start(interval)
 
     def kill(self, name: str, signum: int = signal.SIGKILL) -> None:
         """Sends `signum` to the process `name` only (not its children), as a crash would."""
@@ -252,17 +224,7 @@ class LocalFarm:
         For a process stopped by stop_process(), killed, or drained; raises
         StartupError if it does not become ready within its start timeout.
         """
-        process = self.process(name)
-        self.supervisor.start_now(name)
-        self._launched_at[name] = time.monotonic()
-        wait_until(
-            self._readiness[name],
-            timeout=self._timeouts[name],
-            what=name,
-            process=process,
-            interval=0.2,
-        )
-        self.supervisor.confirm_ready(name)
+        self._launched.start_again(name)
 
     def phase(self, name: str) -> Phase:
         """Where the process `name` stands for the supervisor (up, waiting to restart, …)."""
@@ -270,17 +232,9 @@ class LocalFarm:
 
     def stop(self) -> None:
         """Stops supervising, then every process in reverse start order (SIGKILL after timeouts)."""
-        self._stop_supervisor()
+        self._supervising_thread.stop(SUPERVISOR_JOIN_TIMEOUT)
         self.supervisor.forget()
-        while self._stop_groups:
-            group = self._stop_groups.pop()
-            began = time.monotonic()
-            for process in reversed(group):
-                process.signal(signal.SIGTERM)
-            for process in reversed(group):
-                process.stop()
-            names = ", ".join(p.spec.name for p in reversed(group))
-            self._report(f"{names} stopped ({time.monotonic() - began:.1f} s)")
+        self._launched.stop_all()
         if self._started_seaweedfs:
             infra.remove_seaweedfs_sockets(self.config.ports.seaweed_ports())
             self._started_seaweedfs = False
@@ -323,7 +277,7 @@ class LocalFarm:
             nats_ports = config.ports.nats_ports()
             ready = functools.partial(infra.nats_ready, nats_ports)
             spec = infra.nats_spec(nats_ports, self.home / "nats")
-            started.append(self._launch(spec, ready, NATS_TIMEOUT, Role.INFRASTRUCTURE))
+            started.append(self._launched.launch(spec, ready, NATS_TIMEOUT, Role.INFRASTRUCTURE))
         if config.s3_endpoint is not None and config.s3_credentials is not None:
             s3 = S3Target(config.s3_endpoint, config.s3_credentials, config.s3_bucket)
         else:
@@ -342,7 +296,7 @@ class LocalFarm:
         self._started_seaweedfs = True
         spec = infra.seaweedfs_spec(ports.seaweed_ports(), state, credentials)
         ready = functools.partial(infra.s3_ready, s3.endpoint, s3.credentials, s3.bucket)
-        process = self._launch(
+        process = self._launched.launch(
             replace(spec, stop_timeout=self.config.seaweedfs_stop_timeout),
             ready,
             SEAWEEDFS_TIMEOUT,
@@ -363,7 +317,7 @@ class LocalFarm:
         files = self.internal_tls_files
         tls = InternalTls.load(files.cert, files.key, files.ca) if files and files.ca else None
         started = [
-            self._launch(
+            self._launched.launch(
                 launch.spec,
                 functools.partial(grpc_serving, launch.address, tls),
                 self.config.service_timeout,
@@ -395,53 +349,14 @@ class LocalFarm:
             self.config.envoy_template, settings, self.home / "envoy" / "envoy.yaml"
         )
         ready = functools.partial(envoy_ready, settings)
-        envoy = self._launch(envoy_spec(config_path), ready, ENVOY_TIMEOUT, Role.INFRASTRUCTURE)
+        envoy = self._launched.launch(
+            envoy_spec(config_path), ready, ENVOY_TIMEOUT, Role.INFRASTRUCTURE
+        )
         self._await_ready(envoy)
-
-    def _launch(
-        self,
-        spec: ProcessSpec,
-        ready: Callable[[], bool],
-        timeout: float,
-        role: Role,
-        *,
-        join_group: bool = False,
-    ) -> ManagedProcess:
-        """Starts `spec`, in a stop group of its own or in the last one.
-
-        `ready` says when it serves, within `timeout` seconds; `role` how the
-        supervisor treats its exit.
-        """
-        process = ManagedProcess(spec, self.log_dir, self.run_dir)
-        if not join_group or not self._stop_groups:
-            self._stop_groups.append([])
-        self._stop_groups[-1].append(process)
-        self._readiness[spec.name] = ready
-        self._roles[spec.name] = role
-        self._timeouts[spec.name] = timeout
-        self._launched_at[spec.name] = time.monotonic()
-        process.start()
-        return process
 
     def _await_ready(self, process: ManagedProcess) -> None:
         """Waits until `process` is ready, then hands it to the supervisor."""
-        name = process.name
-        ready = self._readiness[name]
-
-        def ready_unless_stopping() -> bool:
-            if self._stop_requested:
-                raise FarmInterrupted(f"stop requested while waiting for {name}")
-            return ready()
-
-        wait_until(
-            ready_unless_stopping,
-            timeout=self._timeouts[name],
-            what=name,
-            process=process,
-            interval=0.2,
-        )
-        self._report(f"{name} ready ({time.monotonic() - self._launched_at[name]:.1f} s)")
-        self.supervisor.watch(process, ready, self._roles[name], self._before_start(name))
+        self._launched.await_ready(process, self._before_start(process.name))
 
     def _before_start(self, name: str) -> Callable[[], None] | None:
         """What must happen before `name` starts again: weed's stale sockets go."""

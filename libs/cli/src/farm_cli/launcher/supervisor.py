@@ -281,3 +281,33 @@ class Supervisor:
         watched.phase = Phase.UP
         took = self._clock() - watched.started_at
         self._report(f"{watched.process.name} back up ({took:.1f} s after its start)")
+
+
+class SupervisingThread:
+    """Calls a supervisor's check() from a daemon thread until stopped."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self._supervisor = supervisor
+        self._thread: threading.Thread | None = None
+        self._halt = threading.Event()
+
+    def start(self, interval: float) -> None:
+        """Checks every `interval` seconds from now on; RuntimeError if it already does."""
+        if self._thread is not None:
+            raise RuntimeError("the farm is already supervised")
+        self._halt.clear()
+        self._thread = threading.Thread(
+            target=self._check_until_halted, args=(interval,), name="farm-supervisor", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        """Stops checking; waits up to `timeout` seconds for the current check to end."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._halt.set()
+            thread.join(timeout=timeout)
+
+    def _check_until_halted(self, interval: float) -> None:
+        while not self._halt.wait(interval):
+            self._supervisor.check()

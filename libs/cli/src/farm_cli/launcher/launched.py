@@ -1,0 +1,132 @@
+"""The local farm's launched processes: started in stop groups, awaited ready, stopped in reverse.
+
+Each process is started with how to tell it is ready, how long it may take and its
+role; once ready it is handed to the supervisor, which restarts it if it crashes.
+"""
+
+import signal
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from farm_cli.launcher.processes import ManagedProcess, ProcessSpec, wait_until
+from farm_cli.launcher.supervisor import Role, Supervisor
+
+# How often a starting process's readiness probe is asked.
+READY_POLL_INTERVAL = 0.2
+
+
+class FarmInterrupted(RuntimeError):
+    """A stop was asked for while the farm was starting."""
+
+
+class LaunchedProcesses:
+    """The farm's processes in start order, each with its readiness probe, timeout and role."""
+
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        log_dir: Path,
+        run_dir: Path,
+        report: Callable[[str], None],
+        stop_requested: Callable[[], bool],
+    ) -> None:
+        self._supervisor = supervisor
+        self._log_dir = log_dir
+        self._run_dir = run_dir
+        self._report = report
+        self._stop_requested = stop_requested
+        # Processes in the order they were started, grouped as they are stopped:
+        # a group's members get SIGTERM together, so agents drain side by side.
+        self._stop_groups: list[list[ManagedProcess]] = []
+        self._launched_at: dict[str, float] = {}
+        # How each process is probed for readiness and how its exit is treated.
+        self._readiness: dict[str, Callable[[], bool]] = {}
+        self._roles: dict[str, Role] = {}
+        self._timeouts: dict[str, float] = {}
+
+    @property
+    def any_started(self) -> bool:
+        """Whether a process has been started and not stopped yet."""
+        return bool(self._stop_groups)
+
+    def by_name(self) -> Mapping[str, ManagedProcess]:
+        """The started processes by name, in start order."""
+        return {p.spec.name: p for group in self._stop_groups for p in group}
+
+    def launch(
+        self,
+        spec: ProcessSpec,
+        ready: Callable[[], bool],
+        timeout: float,
+        role: Role,
+        *,
+        join_group: bool = False,
+    ) -> ManagedProcess:
+        """Starts `spec`, in a stop group of its own or in the last one.
+
+        `ready` says when it serves, within `timeout` seconds; `role` how the
+        supervisor treats its exit.
+        """
+        process = ManagedProcess(spec, self._log_dir, self._run_dir)
+        if not join_group or not self._stop_groups:
+            self._stop_groups.append([])
+        self._stop_groups[-1].append(process)
+        self._readiness[spec.name] = ready
+        self._roles[spec.name] = role
+        self._timeouts[spec.name] = timeout
+        self._launched_at[spec.name] = time.monotonic()
+        process.start()
+        return process
+
+    def await_ready(
+        self, process: ManagedProcess, before_start: Callable[[], None] | None = None
+    ) -> None:
+        """Waits until `process` is ready, then hands it to the supervisor.
+
+        `before_start` runs before each restart. Raises FarmInterrupted if a stop
+        is requested meanwhile.
+        """
+        name = process.name
+        ready = self._readiness[name]
+
+        def ready_unless_stopping() -> bool:
+            if self._stop_requested():
+                raise FarmInterrupted(f"stop requested while waiting for {name}")
+            return ready()
+
+        wait_until(
+            ready_unless_stopping,
+            timeout=self._timeouts[name],
+            what=name,
+            process=process,
+            interval=READY_POLL_INTERVAL,
+        )
+        self._report(f"{name} ready ({time.monotonic() - self._launched_at[name]:.1f} s)")
+        self._supervisor.watch(process, ready, self._roles[name], before_start)
+
+    def start_again(self, name: str) -> None:
+        """Starts the stopped process `name` with the same command; returns once it is ready."""
+        process = self.by_name()[name]
+        self._supervisor.start_now(name)
+        self._launched_at[name] = time.monotonic()
+        wait_until(
+            self._readiness[name],
+            timeout=self._timeouts[name],
+            what=name,
+            process=process,
+            interval=READY_POLL_INTERVAL,
+        )
+        self._supervisor.confirm_ready(name)
+
+    def stop_all(self) -> None:
+        """Stops every process, group by group in reverse start order (SIGKILL after timeouts)."""
+        while self._stop_groups:
+            group = self._stop_groups.pop()
+            began = time.monotonic()
+            for process in reversed(group):
+                process.signal(signal.SIGTERM)
+            for process in reversed(group):
+                process.stop()
+            names = ", ".join(p.spec.name for p in reversed(group))
+            self._report(f"{names} stopped ({time.monotonic() - began:.1f} s)")

@@ -1,0 +1,93 @@
+"""Task rows in SQL with their attempts: a task read whole, the attempts a change wrote."""
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any, cast
+
+from sqlalchemy import Select, Table, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from farm.tasks.v1 import tasks_pb2
+from farm_scheduler.lifecycle import Attempt
+from farm_scheduler.models import AttemptRow, TaskRow
+from farm_scheduler.records import TaskRecord, attempt_from_row, attempt_values, record_from_row
+
+tasks = cast(Table, TaskRow.__table__)
+task_attempts = cast(Table, AttemptRow.__table__)
+STATUS_QUEUED = tasks_pb2.TaskStatus.Name(tasks_pb2.TASK_STATUS_QUEUED)
+STATUS_FAILED = tasks_pb2.TaskStatus.Name(tasks_pb2.TASK_STATUS_FAILED)
+
+
+async def read_tasks(connection: AsyncConnection, query: Select[Any]) -> list[TaskRecord]:
+    """The tasks `query` selects from the tasks table, each with its attempts."""
+    rows = (await connection.execute(query)).all()
+    histories = await _histories(connection, [row.id for row in rows])
+    return [record_from_row(row._mapping, histories.get(row.id, ())) for row in rows]
+
+
+async def read_task(
+    connection: AsyncConnection, task_id: str, tenant: str | None, *, for_update: bool = False
+) -> TaskRecord | None:
+    """The task `task_id` (of `tenant`, unless None) with its attempts; None if there is none.
+
+    With `for_update`, its row stays locked until the transaction ends.
+    """
+    query = select(tasks).where(tasks.c.id == task_id)
+    if tenant is not None:
+        query = query.where(tasks.c.tenant == tenant)
+    if for_update:
+        query = query.with_for_update()
+    row = (await connection.execute(query)).first()
+    if row is None:
+        return None
+    histories = await _histories(connection, [task_id])
+    return record_from_row(row._mapping, histories.get(task_id, ()))
+
+
+async def queued_count(connection: AsyncConnection, tenant: str) -> int:
+    """How many of `tenant`'s tasks are QUEUED."""
+    query = select(func.count()).where(tasks.c.tenant == tenant, tasks.c.status == STATUS_QUEUED)
+    return int((await connection.execute(query)).scalar_one())
+
+
+async def save_history(
+    connection: AsyncConnection,
+    task_id: str,
+    before: Sequence[Attempt],
+    after: Sequence[Attempt],
+) -> None:
+    """Writes the attempts that the change added or altered."""
+    known = {attempt.number: attempt for attempt in before}
+    for attempt in after:
+        earlier = known.get(attempt.number)
+        if earlier == attempt:
+            continue
+        values = attempt_values(task_id, attempt)
+        if earlier is None:
+            await connection.execute(insert(task_attempts).values(values))
+        else:
+            await connection.execute(
+                update(task_attempts)
+                .where(
+                    task_attempts.c.task_id == task_id,
+                    task_attempts.c.attempt == attempt.number,
+                )
+                .values(values)
+            )
+
+
+async def _histories(
+    connection: AsyncConnection, task_ids: Sequence[str]
+) -> dict[str, tuple[Attempt, ...]]:
+    """The attempts of each of `task_ids` that has any, by number."""
+    if not task_ids:
+        return {}
+    query = (
+        select(task_attempts)
+        .where(task_attempts.c.task_id.in_(task_ids))
+        .order_by(task_attempts.c.task_id, task_attempts.c.attempt)
+    )
+    histories: defaultdict[str, list[Attempt]] = defaultdict(list)
+    for row in await connection.execute(query):
+        histories[row.task_id].append(attempt_from_row(row._mapping))
+    return {task_id: tuple(attempts) for task_id, attempts in histories.items()}
