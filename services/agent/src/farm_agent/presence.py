@@ -25,6 +25,7 @@ from nats.js.kv import KeyValue
 
 from farm.queue.v1 import queue_pb2
 from farm_agent.settings import AgentSettings
+from farm_core.periodic import Periodic
 from farm_core.queue import agents_bucket, drain_subject
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class Presence:
         self._drain_ordered = False
         self._agents: KeyValue | None = None
         self._orders: Subscription | None = None
-        self._beating: asyncio.Task[None] | None = None
+        self._beating = Periodic("agent-heartbeat", self.beat, settings.heartbeat_seconds)
 
     async def start(self) -> None:
         """Beats the first heartbeat, then keeps beating; listens for drain orders."""
@@ -88,7 +89,7 @@ class Presence:
             drain_subject(self._settings.id), cb=self._on_drain_order
         )
         await self.beat()
-        self._beating = asyncio.create_task(self._beat_forever(), name="agent-heartbeat")
+        self._beating.start()
 
     async def begin_drain(self) -> None:
         """Says at once that the agent drains."""
@@ -123,10 +124,7 @@ class Presence:
 
     async def close(self) -> None:
         """Stops beating and listening, and removes the agent from the bucket."""
-        if self._beating is not None:
-            self._beating.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._beating
+        await self._beating.cancel()
         if self._orders is not None:
             with contextlib.suppress(nats.errors.Error):
                 await self._orders.unsubscribe()
@@ -135,11 +133,6 @@ class Presence:
                 await self._agents.delete(self._settings.id)
             except (nats.errors.Error, TimeoutError) as error:
                 log.warning("could not remove the heartbeat (it expires): %s", error)
-
-    async def _beat_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._settings.heartbeat_seconds)
-            await self.beat()
 
     async def _on_drain_order(self, message: Msg) -> None:
         try:

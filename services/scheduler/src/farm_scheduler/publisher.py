@@ -17,15 +17,18 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
+from farm_core.errors import Unavailable
+from farm_core.periodic import Periodic
 from farm_core.queue import cancel_subject, dead_subject, task_subject
 from farm_core.timestamps import to_timestamp
-from farm_scheduler.periodic import Periodic
 from farm_scheduler.records import TaskRecord
 from farm_scheduler.store import TaskStore
 
 log = logging.getLogger(__name__)
 
 REPUBLISH_BATCH = 100
+ROUND_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, OSError, Unavailable)
+"""What a round of the scheduler's background loops may fail with, to be tried next time."""
 
 
 def work_item(record: TaskRecord) -> queue_pb2.WorkItem:
@@ -153,7 +156,9 @@ class Republisher:
     def __init__(self, store: TaskStore, publisher: TaskPublisher, interval_seconds: float) -> None:
         self._store = store
         self._publisher = publisher
-        self._loop = Periodic("scheduler-republisher", self._round, interval_seconds)
+        self._loop = Periodic(
+            "scheduler-republisher", self._round, interval_seconds, survives=ROUND_ERRORS
+        )
 
     def start(self) -> None:
         """Starts the background loop."""
