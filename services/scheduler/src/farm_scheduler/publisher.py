@@ -8,6 +8,7 @@ published, then marked done, so that no dead letter is lost while NATS is down.
 """
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import nats.errors
 from nats.aio.client import Client
@@ -150,7 +151,9 @@ class Republisher:
     """Every `interval_seconds`, publishes what JetStream has not stored yet.
 
     That is QUEUED tasks whose WorkItem, and FAILED tasks whose DeadLetter, could
-    not be published when they were stored.
+    not be published when they were stored. The two are kept apart in SQL (a task
+    is first published, and may later be copied to FARM_DEAD) and are republished
+    by one loop, tasks first.
     """
 
     def __init__(self, store: TaskStore, publisher: TaskPublisher, interval_seconds: float) -> None:
@@ -170,24 +173,34 @@ class Republisher:
 
     async def republish_pending(self) -> int:
         """One round: publishes the pending tasks, oldest first; how many were published."""
-        published = 0
-        for record in await self._store.unpublished(REPUBLISH_BATCH):
-            if self._loop.stopping or not await self._publisher.publish(record):
-                break
-            published += 1
-        if published:
-            log.info("published %d task(s) accepted while NATS was unreachable", published)
-        return published
+        return await self._republish(
+            self._store.unpublished,
+            self._publisher.publish,
+            "task(s) accepted while NATS was unreachable",
+        )
 
     async def republish_dead_letters(self) -> int:
         """One round: publishes the pending dead letters, oldest first; how many were published."""
+        return await self._republish(
+            self._store.pending_dead_letters,
+            self._publisher.publish_dead_letter,
+            "dead letter(s) held back while NATS was unreachable",
+        )
+
+    async def _republish(
+        self,
+        pending: Callable[[int], Awaitable[list[TaskRecord]]],
+        publish: Callable[[TaskRecord], Awaitable[bool]],
+        what: str,
+    ) -> int:
+        """Publishes a batch of `pending` records in order, until NATS leaves one for later."""
         published = 0
-        for record in await self._store.pending_dead_letters(REPUBLISH_BATCH):
-            if self._loop.stopping or not await self._publisher.publish_dead_letter(record):
+        for record in await pending(REPUBLISH_BATCH):
+            if self._loop.stopping or not await publish(record):
                 break
             published += 1
         if published:
-            log.info("published %d dead letter(s) held back while NATS was unreachable", published)
+            log.info("published %d %s", published, what)
         return published
 
     async def _round(self) -> None:
