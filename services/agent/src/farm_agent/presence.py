@@ -7,11 +7,8 @@ exit deletes its key. A DrainNotice on `control.drain.<id>` makes the agent drai
 as on SIGTERM.
 """
 
-import asyncio
 import contextlib
 import logging
-import os
-import signal
 from collections.abc import Callable
 from typing import Protocol
 
@@ -43,21 +40,6 @@ class Workload(Protocol):
     def draining(self) -> bool:
         """Whether new work is refused."""
         ...
-
-
-SIGNAL_HANDLER_RETRY_SECONDS = 0.5
-
-
-def terminate_self(tries_left: int = 60) -> None:
-    """Sends this process SIGTERM, so the server drains and exits as on any SIGTERM."""
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and tries_left > 0:
-        # The server is still starting and has not taken over SIGTERM: ask again shortly,
-        # rather than be killed outright by the default action.
-        asyncio.get_running_loop().call_later(
-            SIGNAL_HANDLER_RETRY_SECONDS, terminate_self, tries_left - 1
-        )
-        return
-    os.kill(os.getpid(), signal.SIGTERM)
 
 
 class Presence:
