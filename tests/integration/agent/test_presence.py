@@ -67,8 +67,8 @@ async def test_heartbeats_say_what_the_agent_runs_and_a_drain_notice_reaches_it(
         concurrency=3,
         heartbeat_seconds=0.2,
     )
-    drain_notices: list[str] = []
-    service = AgentService(settings, on_drain_notice=lambda: drain_notices.append("drain"))
+    stop_requested = asyncio.Event()
+    service = AgentService(settings, on_drain_notice=stop_requested.set)
     host = ServiceHost(service, settings, free_port())
     gate = f"gate-{uuid.uuid4().hex[:8]}"
     await host.start()
@@ -91,7 +91,7 @@ async def test_heartbeats_say_what_the_agent_runs_and_a_drain_notice_reaches_it(
         await nc.publish(
             drain_subject(agent_id), queue_pb2.DrainNotice(agent_id=agent_id).SerializeToString()
         )
-        await assert_eventually(lambda: drain_notices == ["drain"], message="no drain notice")
+        await assert_eventually(stop_requested.is_set, message="the drain notice asked no stop")
         site.release(gate)
         assert (await events.final(task_id)).status == SUCCEEDED
     finally:

@@ -39,7 +39,7 @@ async def test_agent_serves_health_and_runs_a_task_into_storage(
         storage_address=fake_storage.address,
         allow="127.0.0.0/8,localhost",
     )
-    host = ServiceHost(AgentService(settings), settings, free_port())
+    host = ServiceHost(AgentService(settings, on_drain_notice=lambda: None), settings, free_port())
     received: list[queue_pb2.AgentEvent] = []
 
     async def on_event(message: Msg) -> None:

@@ -88,7 +88,9 @@ async def test_a_refused_identity_fails_at_once_without_retrying(
     settings = make_settings(
         storage_address=fake_storage.address, FARM_IDENTITY_SECRET="another-secret-" + "x" * 32
     )
-    uploader = StorageUploader(settings, RetryPolicy(attempts=5, first_delay_seconds=30))
+    uploader = StorageUploader(
+        settings, RetryPolicy(attempts=5, first_delay_seconds=30, max_delay_seconds=30)
+    )
     try:
         with pytest.raises(TaskFailure) as caught:
             await uploader.upload("acme", "task-4", SCREENSHOT)

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import grpc
 import pytest
 from google.protobuf import json_format
 
@@ -51,9 +52,42 @@ def test_cut_utf8_never_splits_a_character() -> None:
     assert cut_utf8(b"abc", 10) == "abc"
 
 
-def test_upload_retry_delays_double_and_are_capped_and_bounded() -> None:
+class Storage:
+    """Answers every upload attempt with the same gRPC error; counts the attempts."""
+
+    def __init__(self, code: grpc.StatusCode) -> None:
+        self.code = code
+        self.attempts = 0
+
+    async def upload(self) -> None:
+        self.attempts += 1
+        raise grpc.aio.AioRpcError(self.code, grpc.aio.Metadata(), grpc.aio.Metadata(), "(test)")
+
+
+async def upload_with_retries(policy: RetryPolicy, storage: Storage) -> list[float]:
+    """Runs the policy's retry loop around `storage`; the waits it slept."""
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await policy.retrying(lambda _: None, sleep)(storage.upload)
+    assert caught.value.code() == storage.code
+    return waits
+
+
+async def test_upload_retry_delays_double_and_are_capped_and_bounded() -> None:
     policy = RetryPolicy(attempts=6, first_delay_seconds=0.5, max_delay_seconds=3.0)
-    assert list(policy.delays()) == [0.5, 1.0, 2.0, 3.0, 3.0]
+    storage = Storage(grpc.StatusCode.UNAVAILABLE)
+    assert await upload_with_retries(policy, storage) == [0.5, 1.0, 2.0, 3.0, 3.0]
+    assert storage.attempts == 6
+
+
+async def test_only_unavailable_storage_is_retried() -> None:
+    storage = Storage(grpc.StatusCode.PERMISSION_DENIED)
+    assert await upload_with_retries(RetryPolicy(), storage) == []
+    assert storage.attempts == 1
 
 
 class RecordingJetStream:

@@ -1,6 +1,8 @@
-"""The shared server bootstrap: identity and scope checks, error mapping, health."""
+"""The shared server bootstrap: identity and scope checks, error mapping, health, stop."""
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -12,7 +14,7 @@ from farm_cli.launcher.processes import free_port
 from farm_core.errors import InvalidArgument
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec, current_identity
 from farm_core.scopes import ANY_IDENTITY
-from farm_core.server import ServiceHost
+from farm_core.server import ServiceHost, serve
 from farm_core.settings import FarmSettings
 
 SECRET = "t" * 40
@@ -153,3 +155,48 @@ async def test_an_operator_still_needs_the_rpcs_scope(channel: grpc.aio.Channel)
         )
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "lacks the scope 'admin'" in (caught.value.details() or "")
+
+
+class SelfStoppingService(EchoService):
+    """Asks to be stopped while it starts, as an agent does on an early drain notice."""
+
+    def __init__(self, request_stop: Callable[[], None]) -> None:
+        self._request_stop = request_stop
+        self.steps: list[str] = []
+
+    async def start(self) -> None:
+        self.steps.append("start")
+        self._request_stop()
+
+    async def drain(self, grace_seconds: float) -> None:
+        self.steps.append("drain")
+
+    async def close(self) -> None:
+        self.steps.append("close")
+
+
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    """Puts back the root logger that serve() configures for a service process."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    nats_level = logging.getLogger("nats").level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.getLogger("nats").setLevel(nats_level)
+
+
+@pytest.mark.usefixtures("logging_restored")
+async def test_serve_drains_and_closes_a_service_that_asks_to_stop(tmp_path: Path) -> None:
+    settings = FarmSettings(
+        FARM_HOME=tmp_path,
+        FARM_IDENTITY_SECRET=SECRET,
+        NATS_URL=f"nats://127.0.0.1:{free_port()}",
+        FARM_GRACE_SECONDS=1,
+    )
+    stop_requested = asyncio.Event()
+    service = SelfStoppingService(stop_requested.set)
+    async with asyncio.timeout(10):
+        await serve(service, settings, free_port(), 0, stop_requested)
+    assert service.steps == ["start", "drain", "close"]

@@ -103,17 +103,33 @@ class ServiceHost:
         log.info("%s stopped", self.service.name)
 
 
-async def serve(service: Service, settings: FarmSettings, port: int, metrics_port: int) -> None:
-    """Serves `service` on `port` until SIGTERM or SIGINT, then drains and stops it."""
+async def serve(
+    service: Service,
+    settings: FarmSettings,
+    port: int,
+    metrics_port: int,
+    stop_requested: asyncio.Event | None = None,
+) -> None:
+    """Serves `service` on `port` until SIGTERM, SIGINT or `stop_requested`, then drains it.
+
+    A service that may ask to be stopped (the agent, on a drain notice) is given
+    the event's `set` by whoever calls serve; a request made while the service
+    starts is answered once it has started.
+    """
     configure_logging(service.name, settings.log_level)
     if metrics_port:
         start_http_server(metrics_port, addr=settings.host)
         log.info("%s metrics on http://%s:%d/metrics", service.name, settings.host, metrics_port)
     host = ServiceHost(service, settings, port)
     await host.start()
-    stop = asyncio.Event()
+    stop = stop_requested or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for signum in signals:
         loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    await host.stop(settings.grace_seconds)
+    try:
+        await stop.wait()
+        await host.stop(settings.grace_seconds)
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)

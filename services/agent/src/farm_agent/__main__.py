@@ -7,10 +7,16 @@ from farm_agent.settings import AgentSettings
 from farm_core.server import serve
 
 
+async def serve_agent(settings: AgentSettings) -> None:
+    """Serves the agent until SIGTERM, SIGINT or a drain notice, then drains it."""
+    stop_requested = asyncio.Event()
+    service = AgentService(settings, on_drain_notice=stop_requested.set)
+    await serve(service, settings, settings.port, settings.metrics_port, stop_requested)
+
+
 def main() -> None:
-    """Reads the settings from the environment and serves until SIGTERM."""
-    settings = AgentSettings()
-    asyncio.run(serve(AgentService(settings), settings, settings.port, settings.metrics_port))
+    """Reads the settings from the environment and serves until SIGTERM or a drain notice."""
+    asyncio.run(serve_agent(AgentSettings()))
 
 
 if __name__ == "__main__":

@@ -7,11 +7,8 @@ exit deletes its key. A DrainNotice on `control.drain.<id>` makes the agent drai
 as on SIGTERM.
 """
 
-import asyncio
 import contextlib
 import logging
-import os
-import signal
 from collections.abc import Callable
 from typing import Protocol
 
@@ -25,6 +22,7 @@ from nats.js.kv import KeyValue
 
 from farm.queue.v1 import queue_pb2
 from farm_agent.settings import AgentSettings
+from farm_core.periodic import Periodic
 from farm_core.queue import agents_bucket, drain_subject
 
 log = logging.getLogger(__name__)
@@ -42,21 +40,6 @@ class Workload(Protocol):
     def draining(self) -> bool:
         """Whether new work is refused."""
         ...
-
-
-SIGNAL_HANDLER_RETRY_SECONDS = 0.5
-
-
-def terminate_self(tries_left: int = 60) -> None:
-    """Sends this process SIGTERM, so the server drains and exits as on any SIGTERM."""
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and tries_left > 0:
-        # The server is still starting and has not taken over SIGTERM: ask again shortly,
-        # rather than be killed outright by the default action.
-        asyncio.get_running_loop().call_later(
-            SIGNAL_HANDLER_RETRY_SECONDS, terminate_self, tries_left - 1
-        )
-        return
-    os.kill(os.getpid(), signal.SIGTERM)
 
 
 class Presence:
@@ -79,7 +62,7 @@ class Presence:
         self._drain_ordered = False
         self._agents: KeyValue | None = None
         self._orders: Subscription | None = None
-        self._beating: asyncio.Task[None] | None = None
+        self._beating = Periodic("agent-heartbeat", self.beat, settings.heartbeat_seconds)
 
     async def start(self) -> None:
         """Beats the first heartbeat, then keeps beating; listens for drain orders."""
@@ -88,7 +71,7 @@ class Presence:
             drain_subject(self._settings.id), cb=self._on_drain_order
         )
         await self.beat()
-        self._beating = asyncio.create_task(self._beat_forever(), name="agent-heartbeat")
+        self._beating.start()
 
     async def begin_drain(self) -> None:
         """Says at once that the agent drains."""
@@ -123,10 +106,7 @@ class Presence:
 
     async def close(self) -> None:
         """Stops beating and listening, and removes the agent from the bucket."""
-        if self._beating is not None:
-            self._beating.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._beating
+        await self._beating.cancel()
         if self._orders is not None:
             with contextlib.suppress(nats.errors.Error):
                 await self._orders.unsubscribe()
@@ -135,11 +115,6 @@ class Presence:
                 await self._agents.delete(self._settings.id)
             except (nats.errors.Error, TimeoutError) as error:
                 log.warning("could not remove the heartbeat (it expires): %s", error)
-
-    async def _beat_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._settings.heartbeat_seconds)
-            await self.beat()
 
     async def _on_drain_order(self, message: Msg) -> None:
         try:

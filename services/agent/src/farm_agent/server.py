@@ -7,7 +7,7 @@ import grpc
 
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import BrowserSpecRunner
-from farm_agent.presence import Presence, terminate_self
+from farm_agent.presence import Presence
 from farm_agent.settings import AgentSettings
 from farm_agent.work.intake import WorkIntake
 from farm_agent.work.uploader import ArtifactUploader, StorageUploader
@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 class AgentService:
     """Runs tasks from NATS in Chromium; serves no RPC of its own besides health.
 
-    A DrainNotice for this agent calls `on_drain_notice`, by default a SIGTERM to
-    itself, so that `farm_core.server.serve` drains and exits as on any SIGTERM.
+    A DrainNotice for this agent calls `on_drain_notice`; `python -m farm_agent` has
+    it ask `farm_core.server.serve` to stop, which drains and exits as on SIGTERM.
     """
 
     name = "agent"
@@ -29,7 +29,8 @@ class AgentService:
         self,
         settings: AgentSettings,
         uploader: ArtifactUploader | None = None,
-        on_drain_notice: Callable[[], None] = terminate_self,
+        *,
+        on_drain_notice: Callable[[], None],
     ) -> None:
         self.settings = settings
         self.pool = BrowserPool(settings)

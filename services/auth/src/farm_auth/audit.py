@@ -8,6 +8,7 @@ is reachable or not, records past their retention are deleted every hour.
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 from collections.abc import Awaitable
 
@@ -23,6 +24,7 @@ from farm_auth.audit_log import AuditLog
 from farm_core.cancel import cancel_and_wait
 from farm_core.db import utcnow
 from farm_core.nats_link import NatsLink
+from farm_core.periodic import Periodic
 from farm_core.queue import AUDIT_STREAM, ensure_audit_stream
 
 log = logging.getLogger(__name__)
@@ -41,22 +43,32 @@ class AuditWriter:
     def __init__(self, audit_log: AuditLog, nats_url: str, retention_days: int) -> None:
         self._log = audit_log
         self._nats = NatsLink(nats_url, DURABLE_NAME)
-        self._retention = dt.timedelta(days=retention_days) if retention_days else None
-        self._loops: list[asyncio.Task[None]] = []
+        self._writing: asyncio.Task[None] | None = None
+        self._purging = (
+            Periodic(
+                "auth-audit-purge",
+                functools.partial(self._purge, dt.timedelta(days=retention_days)),
+                PURGE_EVERY_SECONDS,
+                survives=(SQLAlchemyError, OSError),
+                first_round_at_once=True,
+            )
+            if retention_days
+            else None
+        )
 
     def start(self) -> None:
         """Starts connecting and writing, and the retention purge; never waits for NATS."""
-        self._loops.append(asyncio.create_task(self._run(), name="auth-audit"))
-        if self._retention is not None:
-            self._loops.append(
-                asyncio.create_task(self._purge_every(self._retention), name="auth-audit-purge")
-            )
+        self._writing = asyncio.create_task(self._run(), name="auth-audit")
+        if self._purging is not None:
+            self._purging.start()
 
     async def stop(self) -> None:
         """Stops writing; a batch fetched and not acked comes again after the ack wait."""
-        loops, self._loops = self._loops, []
-        for loop in loops:
-            await cancel_and_wait(loop, "the audit writer")
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await cancel_and_wait(writing, "the audit writer")
+        if self._purging is not None:
+            await self._purging.cancel()
         await self._nats.close()
 
     async def _run(self) -> None:
@@ -97,16 +109,10 @@ class AuditWriter:
         for message in parsed:
             await _settle(message.ack())
 
-    async def _purge_every(self, retention: dt.timedelta) -> None:
-        while True:
-            try:
-                deleted = await self._log.purge(utcnow() - retention)
-            except (SQLAlchemyError, OSError) as error:
-                log.warning("deleting old audit records failed: %s", error)
-            else:
-                if deleted:
-                    log.info("deleted %d audit records older than %s", deleted, retention)
-            await asyncio.sleep(PURGE_EVERY_SECONDS)
+    async def _purge(self, retention: dt.timedelta) -> None:
+        deleted = await self._log.purge(utcnow() - retention)
+        if deleted:
+            log.info("deleted %d audit records older than %s", deleted, retention)
 
 
 async def _subscribe(js: JetStreamContext) -> JetStreamContext.PullSubscription:

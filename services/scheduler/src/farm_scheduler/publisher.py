@@ -8,6 +8,7 @@ published, then marked done, so that no dead letter is lost while NATS is down.
 """
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import nats.errors
 from nats.aio.client import Client
@@ -17,15 +18,18 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
+from farm_core.errors import Unavailable
+from farm_core.periodic import Periodic
 from farm_core.queue import PRIORITY_TOKENS, cancel_subject, dead_subject, task_subject
 from farm_core.timestamps import to_timestamp
-from farm_scheduler.periodic import Periodic
 from farm_scheduler.records import TaskRecord
 from farm_scheduler.store import TaskStore
 
 log = logging.getLogger(__name__)
 
 REPUBLISH_BATCH = 100
+ROUND_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, OSError, Unavailable)
+"""What a round of the scheduler's background loops may fail with, to be tried next time."""
 
 
 def work_item(record: TaskRecord) -> queue_pb2.WorkItem:
@@ -147,13 +151,17 @@ class Republisher:
     """Every `interval_seconds`, publishes what JetStream has not stored yet.
 
     That is QUEUED tasks whose WorkItem, and FAILED tasks whose DeadLetter, could
-    not be published when they were stored.
+    not be published when they were stored. The two are kept apart in SQL (a task
+    is first published, and may later be copied to FARM_DEAD) and are republished
+    by one loop, tasks first.
     """
 
     def __init__(self, store: TaskStore, publisher: TaskPublisher, interval_seconds: float) -> None:
         self._store = store
         self._publisher = publisher
-        self._loop = Periodic("scheduler-republisher", self._round, interval_seconds)
+        self._loop = Periodic(
+            "scheduler-republisher", self._round, interval_seconds, survives=ROUND_ERRORS
+        )
 
     def start(self) -> None:
         """Starts the background loop."""
@@ -165,24 +173,34 @@ class Republisher:
 
     async def republish_pending(self) -> int:
         """One round: publishes the pending tasks, oldest first; how many were published."""
-        published = 0
-        for record in await self._store.unpublished(REPUBLISH_BATCH):
-            if self._loop.stopping or not await self._publisher.publish(record):
-                break
-            published += 1
-        if published:
-            log.info("published %d task(s) accepted while NATS was unreachable", published)
-        return published
+        return await self._republish(
+            self._store.unpublished,
+            self._publisher.publish,
+            "task(s) accepted while NATS was unreachable",
+        )
 
     async def republish_dead_letters(self) -> int:
         """One round: publishes the pending dead letters, oldest first; how many were published."""
+        return await self._republish(
+            self._store.pending_dead_letters,
+            self._publisher.publish_dead_letter,
+            "dead letter(s) held back while NATS was unreachable",
+        )
+
+    async def _republish(
+        self,
+        pending: Callable[[int], Awaitable[list[TaskRecord]]],
+        publish: Callable[[TaskRecord], Awaitable[bool]],
+        what: str,
+    ) -> int:
+        """Publishes a batch of `pending` records in order, until NATS leaves one for later."""
         published = 0
-        for record in await self._store.pending_dead_letters(REPUBLISH_BATCH):
-            if self._loop.stopping or not await self._publisher.publish_dead_letter(record):
+        for record in await pending(REPUBLISH_BATCH):
+            if self._loop.stopping or not await publish(record):
                 break
             published += 1
         if published:
-            log.info("published %d dead letter(s) held back while NATS was unreachable", published)
+            log.info("published %d %s", published, what)
         return published
 
     async def _round(self) -> None:

@@ -4,8 +4,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from farm_core.db import utcnow
-from farm_scheduler.periodic import Periodic
-from farm_scheduler.publisher import TaskPublisher
+from farm_core.periodic import Periodic
+from farm_scheduler.publisher import ROUND_ERRORS, TaskPublisher
 from farm_scheduler.store import TaskChange, TaskStore
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,9 @@ class DeadlineSweeper:
         self._store = store
         self._publisher = publisher
         self._on_change = on_change
-        self._loop = Periodic("scheduler-deadlines", self._round, interval_seconds)
+        self._loop = Periodic(
+            "scheduler-deadlines", self._round, interval_seconds, survives=ROUND_ERRORS
+        )
 
     def start(self) -> None:
         """Starts the background loop."""

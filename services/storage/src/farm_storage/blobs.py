@@ -4,7 +4,6 @@ import asyncio
 import functools
 import io
 import logging
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -13,7 +12,9 @@ import urllib3
 from minio import Minio
 from minio.error import InvalidResponseError, S3Error, ServerError
 from minio.helpers import MAX_PART_SIZE
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_before_delay
 
+from farm_core.backoff import DoublingWait
 from farm_core.errors import Unavailable
 from farm_storage.settings import StorageSettings
 
@@ -75,23 +76,26 @@ class BlobStore:
 
     async def start(self) -> None:
         """Makes the bucket if missing, retrying while S3 comes up; Unavailable if it never does."""
-        deadline = time.monotonic() + self._settings.s3_ready_timeout_seconds
-        delay = FIRST_RETRY_DELAY_SECONDS
-        while True:
-            try:
-                await self._call(self._ensure_bucket)
-                return
+        retrying = AsyncRetrying(
+            stop=stop_before_delay(self._settings.s3_ready_timeout_seconds),
+            wait=DoublingWait(FIRST_RETRY_DELAY_SECONDS, MAX_RETRY_DELAY_SECONDS),
             # A starting S3 server may also answer with S3 errors until it is ready.
-            except (Unavailable, S3Error) as error:
-                if time.monotonic() + delay > deadline:
-                    raise Unavailable(
-                        f"S3 at {self._settings.s3_endpoint} did not make bucket "
-                        f"{self._bucket!r} within {self._settings.s3_ready_timeout_seconds:.0f}"
-                        f" s: {error}"
-                    ) from error
-                log.info("waiting for S3 at %s: %s", self._settings.s3_endpoint, error)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_RETRY_DELAY_SECONDS)
+            retry=retry_if_exception_type((Unavailable, S3Error)),
+            before_sleep=self._waiting_for_s3,
+            reraise=True,
+        )
+        try:
+            await retrying(self._call, self._ensure_bucket)
+        except (Unavailable, S3Error) as error:
+            raise Unavailable(
+                f"S3 at {self._settings.s3_endpoint} did not make bucket "
+                f"{self._bucket!r} within {self._settings.s3_ready_timeout_seconds:.0f}"
+                f" s: {error}"
+            ) from error
+
+    def _waiting_for_s3(self, retry_state: RetryCallState) -> None:
+        error = retry_state.outcome.exception() if retry_state.outcome is not None else None
+        log.info("waiting for S3 at %s: %s", self._settings.s3_endpoint, error)
 
     async def close(self) -> None:
         """Waits for running calls, then releases the threads and connections."""

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-# 2**32 first delays is far beyond any cap; it keeps the power from overflowing.
-_MAX_DOUBLINGS = 32
+from farm_core.backoff import doubling_delay
 
 
 @dataclass(frozen=True)
@@ -43,8 +42,7 @@ class RestartPolicy:
 
     def delay(self, crashes_in_a_row: int) -> float:
         """The wait before restarting after the `crashes_in_a_row`th crash in a row (from 1)."""
-        doublings = min(max(crashes_in_a_row - 1, 0), _MAX_DOUBLINGS)
-        return float(min(self.first_delay * 2**doublings, self.max_delay))
+        return doubling_delay(self.first_delay, self.max_delay, crashes_in_a_row)
 
 
 class Role(enum.Enum):

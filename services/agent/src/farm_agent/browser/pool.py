@@ -22,6 +22,7 @@ from farm_agent.egress.proxy import EgressProxy, farm_policy
 from farm_agent.errors import Stage, TaskFailure, failure_from
 from farm_agent.metrics import process_tree
 from farm_agent.settings import AgentSettings
+from farm_core.periodic import Periodic
 from farm_core.task_errors import ErrorCode
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ CHROMIUM_FLAGS: tuple[str, ...] = (
 MAX_BROWSER_TMPDIR_CHARS = 107 - len("/org.chromium.Chromium.XXXXXX/SingletonSocket")
 # A switch Chromium ignores, so that the agent can find a browser's process to kill it.
 MARKER_SWITCH = "--farm-browser"
+# Idle browsers are looked for every half idle time, and at least this often.
+MAX_UPKEEP_INTERVAL_SECONDS = 5.0
 
 
 @dataclass(eq=False)
@@ -79,7 +82,12 @@ class BrowserPool:
         self._playwright: Playwright | None = None
         self._browsers: list[_PooledBrowser] = []
         self._changed = asyncio.Condition()
-        self._maintenance: asyncio.Task[None] | None = None
+        self._upkeep = Periodic(
+            "browser-pool-upkeep",
+            self._close_idle,
+            min(settings.browser_idle_seconds / 2, MAX_UPKEEP_INTERVAL_SECONDS),
+            survives=(TaskFailure,),
+        )
         self._closed = False
         self._egress: EgressProxy | None = None
 
@@ -154,7 +162,7 @@ class BrowserPool:
                 os.environ["TMPDIR"] = previous
         async with self._changed:
             await self._top_up()
-        self._maintenance = asyncio.create_task(self._maintain(), name="browser-pool-maintenance")
+        self._upkeep.start()
         log.info(
             "browser pool started: %d browser(s), %s, scratch %s",
             len(self._browsers),
@@ -175,10 +183,7 @@ class BrowserPool:
     async def close(self) -> None:
         """Closes every browser and Playwright, and removes the scratch directory."""
         self._closed = True
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._maintenance
+        await self._upkeep.cancel()
         async with self._changed:
             browsers, self._browsers = self._browsers, []
             metrics.active_browsers.set(0)
@@ -355,15 +360,6 @@ class BrowserPool:
         for pooled in to_close:
             log.info("closing a browser idle for %.0f s", now - pooled.idle_since)
             await self._end_browser(pooled)
-
-    async def _maintain(self) -> None:
-        interval = min(self._settings.browser_idle_seconds / 2, 5.0)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self._close_idle()
-            except TaskFailure as error:
-                log.warning("browser pool upkeep failed (retrying in %.0f s): %s", interval, error)
 
 
 def _browser_processes(marker: str) -> list[int]:

@@ -9,7 +9,6 @@ Lease, or Busy with how long to wait before asking again.
 """
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -23,6 +22,7 @@ from nats.js.kv import KeyValue
 
 from farm_agent.kv import Contended, Versioned, compare_and_set
 from farm_agent.limits.slots import SlotLimits, Slots
+from farm_core.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +48,16 @@ class Lease:
         self.lease_id = lease_id
         self.limits = limits
         self._limiter = limiter
-        self._renewing = asyncio.create_task(self._renew(), name=f"lease-{key}")
+        self._renewing = Periodic(f"lease-{key}", self._renew, limits.lease_seconds / 3)
+        self._renewing.start()
 
     async def release(self) -> None:
         """Gives the slot back (if this fails, the lease lapses on its own)."""
-        self._renewing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._renewing
+        await self._renewing.cancel()
         await self._limiter.update(self.key, self.lease_id, self.limits, "give_back")
 
     async def _renew(self) -> None:
-        interval = self.limits.lease_seconds / 3
-        while True:
-            await asyncio.sleep(interval)
-            await self._limiter.update(self.key, self.lease_id, self.limits, "renew")
+        await self._limiter.update(self.key, self.lease_id, self.limits, "renew")
 
 
 class SlotLimiter:

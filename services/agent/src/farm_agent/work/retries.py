@@ -9,11 +9,9 @@ from dataclasses import dataclass
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.errors import TaskFailure
+from farm_core.backoff import doubling_delay
 from farm_core.task_defaults import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_MS
 from farm_core.task_errors import ErrorCode
-
-# 2**62 seconds is beyond any cap; a larger exponent would overflow a float.
-_MAX_EXPONENT = 62
 
 
 @dataclass(frozen=True)
@@ -25,8 +23,7 @@ class Backoff:
 
     def delay(self, attempt: int, jitter: float) -> float:
         """The delay after failed attempt `attempt` (from 1); `jitter` in [0, 1] sets the factor."""
-        exponent = min(max(attempt, 1) - 1, _MAX_EXPONENT)
-        capped = min(self.max_seconds, self.base_seconds * 2.0**exponent)
+        capped = doubling_delay(self.base_seconds, self.max_seconds, attempt)
         return capped * (0.5 + min(max(jitter, 0.0), 1.0))
 
 

@@ -2,17 +2,19 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import grpc
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from farm.storage.v1 import artifacts_pb2, ingest_pb2, ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import CapturedArtifact
 from farm_agent.errors import TaskFailure
 from farm_agent.settings import AgentSettings
+from farm_core.backoff import DoublingWait
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
 from farm_core.task_errors import ErrorCode
 from farm_core.transport import aio_channel
@@ -43,12 +45,27 @@ class RetryPolicy:
     max_delay_seconds: float = 5.0
     call_timeout_seconds: float = 120.0
 
-    def delays(self) -> Iterator[float]:
-        """The waits between attempts: doubling from the first delay, capped."""
-        delay = self.first_delay_seconds
-        for _ in range(self.attempts - 1):
-            yield delay
-            delay = min(delay * 2, self.max_delay_seconds)
+    def retrying(
+        self,
+        before_sleep: Callable[[RetryCallState], None],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> AsyncRetrying:
+        """The loop of one upload: UNAVAILABLE is tried again after doubling waits, capped.
+
+        `before_sleep` hears of each retry; the error of the last attempt is raised.
+        """
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=DoublingWait(self.first_delay_seconds, self.max_delay_seconds),
+            retry=retry_if_exception(_storage_unavailable),
+            before_sleep=before_sleep,
+            sleep=sleep,
+            reraise=True,
+        )
+
+
+def _storage_unavailable(error: BaseException) -> bool:
+    return isinstance(error, grpc.aio.AioRpcError) and error.code() == grpc.StatusCode.UNAVAILABLE
 
 
 def artifact_ref(artifact: artifacts_pb2.Artifact) -> tasks_pb2.ArtifactRef:
@@ -78,40 +95,48 @@ class StorageUploader:
         self, tenant: str, task_id: str, artifact: CapturedArtifact
     ) -> tasks_pb2.ArtifactRef:
         """Stores `artifact`, retrying while storage is UNAVAILABLE; raises TaskFailure."""
-        delays = self._retry.delays()
-        while True:
-            try:
-                response = await self._stub.UploadArtifact(
-                    self._requests(tenant, task_id, artifact),
-                    metadata=((IDENTITY_HEADER, self._token(tenant)),),
-                    timeout=self._retry.call_timeout_seconds,
-                )
-                return artifact_ref(response.artifact)
-            except grpc.aio.AioRpcError as error:
-                if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                    # Another attempt would store the same bytes: the failure is final.
-                    raise TaskFailure(
-                        ErrorCode.QUOTA_EXCEEDED,
-                        f"storing the {artifact.name} was refused: {error.details()}",
-                    ) from error
-                delay = next(delays, None)
-                if error.code() != grpc.StatusCode.UNAVAILABLE or delay is None:
-                    raise TaskFailure(
-                        ErrorCode.UPLOAD_FAILED,
-                        f"storing the {artifact.name} at {self._address} failed: "
-                        f"{error.code().name}: {error.details()}",
-                    ) from error
-                log.info(
-                    "storage unavailable for %s of task %s; retrying in %.1f s",
-                    artifact.name,
-                    task_id,
-                    delay,
-                )
-                await asyncio.sleep(delay)
+
+        def announce_retry(retry_state: RetryCallState) -> None:
+            log.info(
+                "storage unavailable for %s of task %s; retrying in %.1f s",
+                artifact.name,
+                task_id,
+                retry_state.upcoming_sleep,
+            )
+
+        retrying = self._retry.retrying(announce_retry)
+        try:
+            response: ingest_pb2.UploadArtifactResponse = await retrying(
+                self._send, tenant, task_id, artifact
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                # Another attempt would store the same bytes: the failure is final.
+                raise TaskFailure(
+                    ErrorCode.QUOTA_EXCEEDED,
+                    f"storing the {artifact.name} was refused: {error.details()}",
+                ) from error
+            raise TaskFailure(
+                ErrorCode.UPLOAD_FAILED,
+                f"storing the {artifact.name} at {self._address} failed: "
+                f"{error.code().name}: {error.details()}",
+            ) from error
+        return artifact_ref(response.artifact)
 
     async def close(self) -> None:
         """Closes the gRPC channel."""
         await self._channel.close()
+
+    async def _send(
+        self, tenant: str, task_id: str, artifact: CapturedArtifact
+    ) -> ingest_pb2.UploadArtifactResponse:
+        """One attempt: the header and the chunks, with the agent's identity."""
+        response: ingest_pb2.UploadArtifactResponse = await self._stub.UploadArtifact(
+            self._requests(tenant, task_id, artifact),
+            metadata=((IDENTITY_HEADER, self._token(tenant)),),
+            timeout=self._retry.call_timeout_seconds,
+        )
+        return response
 
     def _token(self, tenant: str) -> str:
         return self._codec.encode(Identity.internal(tenant, self._agent_id))
