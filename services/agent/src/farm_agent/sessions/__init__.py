@@ -1,0 +1,1 @@
+"""Interactive sessions: a browser per session, driven by commands and by attached clients."""

@@ -1,0 +1,134 @@
+"""What an attached CDP client may ask of its session's browser.
+
+A session's browser is a Chromium process of its own, so a client sees and touches
+only that session's targets. What the filter keeps from it is the few commands
+that would reach past the browser: the agent's files (file chooser paths,
+extensions, DevTools resource loads), addresses the egress guard would refuse
+(remote target discovery, a context proxy of its own, port forwarding), the agent's
+disk (downloads) and CDP handed to page scripts. Everything else is passed on.
+"""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+CDP_SERVER_ERROR = -32000
+"""The JSON-RPC error code Chromium itself uses for a refused command."""
+
+REFUSED_METHODS: dict[str, str] = {
+    "Target.setRemoteLocations": "it makes the browser connect to addresses the egress guard "
+    "has not checked",
+    "Target.exposeDevToolsProtocol": "it hands the protocol to the page's own scripts",
+    "Tethering.bind": "it opens a port on the agent",
+    "Tethering.unbind": "it opens a port on the agent",
+    "DOM.setFileInputFiles": "it reads files from the agent's disk; set a file input's "
+    "content from the page instead",
+    "Network.loadNetworkResource": "it loads resources outside the egress guard",
+    "Browser.crash": "it would end the session's browser; close the session instead",
+    "Browser.crashGpuProcess": "it would end the session's browser; close the session instead",
+}
+"""Commands refused outright, with the reason given to the client."""
+
+REFUSED_DOMAINS: dict[str, str] = {
+    "Extensions": "extensions would be loaded from the agent's disk",
+    "PWA": "installing web apps writes to the agent's disk",
+    "Cast": "it discovers devices on the agent's network",
+}
+"""Whole protocol domains refused, with the reason."""
+
+NAVIGABLE_SCHEMES = frozenset({"http", "https", "about", "data", "blob", "javascript"})
+"""URL schemes a client may open; file:, chrome: and the like reach into the agent."""
+
+DOWNLOAD_METHODS = frozenset({"Browser.setDownloadBehavior", "Page.setDownloadBehavior"})
+PROXY_PARAMETERS = ("proxyServer", "proxyBypassList")
+
+
+@dataclass(frozen=True)
+class Forward:
+    """Send the message on to the browser (as given: it may have been rewritten)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Refuse:
+    """Answer the client with an error instead of sending the message on."""
+
+    reply: str
+
+
+@dataclass(frozen=True)
+class CloseSession:
+    """The client asked the browser to close: close the session, after answering."""
+
+    reply: str
+
+
+Decision = Forward | Refuse | CloseSession
+
+
+def decide(raw: str | bytes) -> Decision:
+    """What to do with one message from the client."""
+    try:
+        message = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return Refuse(_error_reply(None, None, "the message is not JSON"))
+    if not isinstance(message, dict):
+        return Refuse(_error_reply(None, None, "the message is not a JSON object"))
+    command_id, method, session = message.get("id"), message.get("method"), message.get("sessionId")
+    if not isinstance(command_id, int) or not isinstance(method, str):
+        return Refuse(
+            _error_reply(command_id, session, "a command needs an integer id and a method")
+        )
+    params = message.get("params")
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        return Refuse(_error_reply(command_id, session, f"{method}: params must be an object"))
+    reason = _refusal(method, params)
+    if reason is not None:
+        return Refuse(_error_reply(command_id, session, f"{method} is not allowed here: {reason}"))
+    if method == "Browser.close":
+        return CloseSession(_result_reply(command_id, session))
+    if method in DOWNLOAD_METHODS and params.get("behavior") not in (None, "deny", "default"):
+        # Downloads are refused as in tasks; clients (Playwright) set this on attach,
+        # so it is rewritten rather than refused.
+        message["params"] = {key: value for key, value in params.items() if key != "downloadPath"}
+        message["params"]["behavior"] = "deny"
+        return Forward(json.dumps(message))
+    return Forward(raw if isinstance(raw, str) else raw.decode())
+
+
+def _refusal(method: str, params: dict[str, Any]) -> str | None:
+    """Why `method` with `params` is refused; None if it may go on."""
+    if method in REFUSED_METHODS:
+        return REFUSED_METHODS[method]
+    domain = method.split(".", 1)[0]
+    if domain in REFUSED_DOMAINS:
+        return REFUSED_DOMAINS[domain]
+    if method == "Target.createBrowserContext" and any(p in params for p in PROXY_PARAMETERS):
+        return "a context's own proxy would bypass the egress guard"
+    if method in ("Page.navigate", "Target.createTarget"):
+        url = params.get("url", "")
+        scheme = urlsplit(url).scheme.lower() if isinstance(url, str) else ""
+        if scheme and scheme not in NAVIGABLE_SCHEMES:
+            return f"the scheme {scheme!r} is refused; only http and https pages"
+    return None
+
+
+def _error_reply(command_id: object, session: object, text: str) -> str:
+    reply: dict[str, Any] = {
+        "id": command_id if isinstance(command_id, int) else 0,
+        "error": {"code": CDP_SERVER_ERROR, "message": f"browserfarm: {text}"},
+    }
+    if isinstance(session, str):
+        reply["sessionId"] = session
+    return json.dumps(reply)
+
+
+def _result_reply(command_id: int, session: object) -> str:
+    reply: dict[str, Any] = {"id": command_id, "result": {}}
+    if isinstance(session, str):
+        reply["sessionId"] = session
+    return json.dumps(reply)

@@ -1,0 +1,125 @@
+"""What an attached CDP client may send to its session's browser."""
+
+import json
+
+import pytest
+
+from farm_agent.sessions.cdp_filter import (
+    CDP_SERVER_ERROR,
+    CloseSession,
+    Forward,
+    Refuse,
+    decide,
+)
+
+
+def command(method: str, params: object = None, **extra: object) -> str:
+    message: dict[str, object] = {"id": 7, "method": method, **extra}
+    if params is not None:
+        message["params"] = params
+    return json.dumps(message)
+
+
+def refused(decision: object) -> dict[str, object]:
+    assert isinstance(decision, Refuse), decision
+    reply = json.loads(decision.reply)
+    assert reply["error"]["code"] == CDP_SERVER_ERROR
+    return reply
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "Runtime.evaluate",
+        "Page.captureScreenshot",
+        "Target.getTargets",
+        "Target.createBrowserContext",
+        "Target.attachToTarget",
+        "Network.setCookies",
+        "Input.dispatchMouseEvent",
+    ],
+)
+def test_ordinary_commands_pass_unchanged(method: str) -> None:
+    raw = command(method, {"expression": "1"}, sessionId="S1")
+    assert decide(raw) == Forward(raw)
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "Target.setRemoteLocations",
+        "Target.exposeDevToolsProtocol",
+        "Tethering.bind",
+        "DOM.setFileInputFiles",
+        "Network.loadNetworkResource",
+        "Browser.crash",
+        "Extensions.loadUnpacked",
+        "PWA.install",
+        "Cast.enable",
+    ],
+)
+def test_commands_that_reach_past_the_browser_are_refused_with_their_id(method: str) -> None:
+    reply = refused(decide(command(method, {}, sessionId="S1")))
+    assert reply["id"] == 7
+    assert reply["sessionId"] == "S1"
+    assert method in reply["error"]["message"]
+
+
+def test_a_context_with_its_own_proxy_is_refused_but_a_plain_one_passes() -> None:
+    plain = command("Target.createBrowserContext", {"disposeOnDetach": True})
+    assert isinstance(decide(plain), Forward)
+    proxied = command("Target.createBrowserContext", {"proxyServer": "http://10.0.0.1:3128"})
+    assert "egress guard" in refused(decide(proxied))["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "allowed"),
+    [
+        ("Page.navigate", "https://example.com/", True),
+        ("Page.navigate", "about:blank", True),
+        ("Page.navigate", "data:text/html,<p>x</p>", True),
+        ("Page.navigate", "file:///etc/passwd", False),
+        ("Page.navigate", "FILE:///etc/passwd", False),
+        ("Page.navigate", "chrome://settings", False),
+        ("Target.createTarget", "view-source:https://example.com", False),
+        ("Target.createTarget", "http://example.com", True),
+    ],
+)
+def test_only_web_urls_are_opened(method: str, url: str, allowed: bool) -> None:
+    decision = decide(command(method, {"url": url}))
+    if allowed:
+        assert isinstance(decision, Forward)
+    else:
+        assert "scheme" in refused(decision)["error"]["message"]
+
+
+def test_downloads_are_turned_to_deny_without_the_clients_path() -> None:
+    raw = command(
+        "Browser.setDownloadBehavior",
+        {"behavior": "allowAndName", "downloadPath": "/tmp/x", "eventsEnabled": True},
+    )
+    decision = decide(raw)
+    assert isinstance(decision, Forward)
+    params = json.loads(decision.message)["params"]
+    assert params == {"behavior": "deny", "eventsEnabled": True}
+
+
+def test_browser_close_closes_the_session_and_answers_the_client() -> None:
+    decision = decide(command("Browser.close", sessionId="S2"))
+    assert isinstance(decision, CloseSession)
+    assert json.loads(decision.reply) == {"id": 7, "result": {}, "sessionId": "S2"}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "not json",
+        "[1, 2]",
+        json.dumps({"method": "Runtime.evaluate"}),
+        json.dumps({"id": 1}),
+        json.dumps({"id": 1, "method": "Page.navigate", "params": [1]}),
+        b"\xff\xfe",
+    ],
+)
+def test_malformed_messages_are_answered_with_an_error(raw: str | bytes) -> None:
+    refused(decide(raw))
