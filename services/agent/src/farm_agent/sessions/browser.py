@@ -1,0 +1,203 @@
+"""One session's own Chromium process, with a DevTools port for attached clients.
+
+Tasks share the pool's browsers; a session gets a process of its own, so that a
+client attached over CDP sees and touches only that session's targets. The agent
+itself drives it through Playwright over the same DevTools port (the browser's
+default context, whose pages the attached client sees too). Every request goes
+through the session's egress listener, given at launch.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from playwright.async_api import Browser, BrowserContext, Page, Playwright
+from playwright.async_api import Error as PlaywrightError
+
+from farm_agent.browser.pool import CHROMIUM_FLAGS
+from farm_agent.errors import ErrorCode, TaskFailure
+
+log = logging.getLogger(__name__)
+
+# What Playwright's own launch adds for automation; the session's browser is
+# launched by the agent, so it asks for them itself.
+AUTOMATION_FLAGS: tuple[str, ...] = (
+    "--headless",
+    "--hide-scrollbars",
+    "--mute-audio",
+    "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows",
+    "--disable-renderer-backgrounding",
+    "--disable-ipc-flooding-protection",
+    "--disable-hang-monitor",
+    "--disable-breakpad",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--no-default-browser-check",
+    "--password-store=basic",
+    "--use-mock-keychain",
+    "--force-color-profile=srgb",
+    "--remote-debugging-address=127.0.0.1",
+    "--remote-debugging-port=0",
+)
+PORT_FILE = "DevToolsActivePort"
+PORT_FILE_POLL_SECONDS = 0.02
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """How to start one session's browser."""
+
+    chromium_path: Path
+    # The session's own folder: its profile and its files, removed on close.
+    folder: Path
+    # Flags that send every request through the session's egress listener.
+    proxy_arguments: tuple[str, ...]
+    window_width: int = 1280
+    window_height: int = 800
+    user_agent: str = ""
+    extra_arguments: tuple[str, ...] = ()
+    start_timeout_seconds: float = 20.0
+    close_timeout_seconds: float = 5.0
+
+
+class SessionBrowser:
+    """A running session browser: its process, its DevTools endpoint, Playwright's view of it."""
+
+    def __init__(
+        self,
+        options: LaunchOptions,
+        process: asyncio.subprocess.Process,
+        debug_port: int,
+        browser_path: str,
+        browser: Browser,
+    ) -> None:
+        self.options = options
+        self.process = process
+        self.debug_port = debug_port
+        self._browser_path = browser_path
+        self.browser = browser
+
+    @property
+    def cdp_endpoint(self) -> str:
+        """The browser's own DevTools WebSocket (on the agent's loopback)."""
+        return f"ws://127.0.0.1:{self.debug_port}{self._browser_path}"
+
+    @property
+    def context(self) -> BrowserContext:
+        """The default context: the one an attached client sees first."""
+        return self.browser.contexts[0]
+
+    @property
+    def alive(self) -> bool:
+        """Whether the process runs and Playwright is still connected."""
+        return self.process.returncode is None and self.browser.is_connected()
+
+    def current_page(self) -> Page | None:
+        """The newest open page of the default context; None when all are closed."""
+        pages = [page for page in self.context.pages if not page.is_closed()]
+        return pages[-1] if pages else None
+
+    async def page(self) -> Page:
+        """The current page, a new one if every page was closed."""
+        page = self.current_page()
+        if page is None:
+            page = await self.context.new_page()
+        return page
+
+    @classmethod
+    async def launch(cls, playwright: Playwright, options: LaunchOptions) -> "SessionBrowser":
+        """Starts Chromium, waits for its DevTools port and connects Playwright to it."""
+        profile = options.folder / "profile"
+        home = options.folder / "home"
+        await asyncio.to_thread(_fresh_folders, profile, home)
+        arguments = [
+            *CHROMIUM_FLAGS,
+            *AUTOMATION_FLAGS,
+            *options.proxy_arguments,
+            f"--window-size={options.window_width},{options.window_height}",
+            f"--user-data-dir={profile}",
+            *([f"--user-agent={options.user_agent}"] if options.user_agent else []),
+            *options.extra_arguments,
+            "about:blank",
+        ]
+        try:
+            process = await asyncio.create_subprocess_exec(
+                str(options.chromium_path),
+                *arguments,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+                # Chromium keeps its NSS database and caches under HOME.
+                env={**os.environ, "HOME": str(home), "TMPDIR": str(home)},
+                start_new_session=True,
+            )
+        except OSError as error:
+            message = f"cannot launch Chromium {options.chromium_path}: {error}"
+            raise TaskFailure(ErrorCode.BROWSER_CRASHED, message) from error
+        try:
+            async with asyncio.timeout(options.start_timeout_seconds):
+                port, path = await _wait_for_port_file(profile / PORT_FILE, process)
+                browser = await playwright.chromium.connect_over_cdp(f"ws://127.0.0.1:{port}{path}")
+        except (TimeoutError, PlaywrightError, TaskFailure) as error:
+            await _end_process(process, options.close_timeout_seconds)
+            await asyncio.to_thread(shutil.rmtree, options.folder, True)
+            if isinstance(error, TaskFailure):
+                raise
+            raise TaskFailure(
+                ErrorCode.BROWSER_CRASHED,
+                f"the session's browser did not start within {options.start_timeout_seconds:g} s: "
+                f"{error}",
+            ) from error
+        return cls(options, process, port, path, browser)
+
+    async def close(self) -> None:
+        """Ends the browser (killed if it does not end in time) and removes its folder."""
+        with contextlib.suppress(PlaywrightError):
+            async with asyncio.timeout(self.options.close_timeout_seconds):
+                await self.browser.close()
+        await _end_process(self.process, self.options.close_timeout_seconds)
+        await asyncio.to_thread(shutil.rmtree, self.options.folder, True)
+
+
+def _fresh_folders(*folders: Path) -> None:
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+
+
+async def _wait_for_port_file(
+    port_file: Path, process: asyncio.subprocess.Process
+) -> tuple[int, str]:
+    """The DevTools port and browser path Chromium writes once it listens."""
+    while True:
+        if process.returncode is not None:
+            raise TaskFailure(
+                ErrorCode.BROWSER_CRASHED,
+                f"the session's browser exited at start with status {process.returncode}",
+            )
+        with contextlib.suppress(OSError, ValueError):
+            lines = (await asyncio.to_thread(port_file.read_text)).splitlines()
+            if len(lines) >= 2:
+                return int(lines[0]), lines[1]
+        await asyncio.sleep(PORT_FILE_POLL_SECONDS)
+
+
+async def _end_process(process: asyncio.subprocess.Process, timeout_seconds: float) -> None:
+    """SIGTERM to the browser's process group, SIGKILL after the timeout."""
+    if process.returncode is not None:
+        return
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signum)
+        try:
+            async with asyncio.timeout(timeout_seconds):
+                await process.wait()
+            return
+        except TimeoutError:
+            log.warning("a session browser (pid %d) did not end on signal %d", process.pid, signum)
