@@ -1,0 +1,169 @@
+"""The agent's HTTP port for sessions, reached only through Envoy: CDP sockets and live views.
+
+Envoy routes `/v1/sessions/{id}/cdp` and `/v1/sessions/{id}/live...` here after the
+auth service has checked the caller; the request carries the signed identity, which
+is verified again here, so a request that skipped the edge is refused. A session of
+another tenant, or one this agent does not hold, is 404.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Protocol
+
+from aiohttp import web
+
+from farm_agent.sessions.bridge import MAX_MESSAGE_BYTES, bridge, close_client
+from farm_agent.sessions.session import CloseReason, OpenSession
+from farm_core.errors import Unauthenticated
+from farm_core.identity import IDENTITY_HEADER, IdentityCodec
+from farm_core.scopes import Scope
+
+log = logging.getLogger(__name__)
+
+LIVE_ASSETS = {
+    "view.js": "text/javascript",
+    "view.css": "text/css",
+}
+# The live page loads only its own script, style and frames.
+LIVE_PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src blob:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
+class SessionLookup(Protocol):
+    """Finds the open sessions of this agent and closes them on request."""
+
+    def find(self, session_id: str) -> OpenSession | None:
+        """The open session with this id, if this agent holds it."""
+
+    async def close(self, session: OpenSession, reason: CloseReason) -> None:
+        """Closes the session (its browser, recording and route)."""
+
+
+class SessionEndpoints:
+    """An aiohttp server: the sessions' CDP WebSockets and live views."""
+
+    def __init__(self, sessions: SessionLookup, codec: IdentityCodec, host: str, port: int) -> None:
+        self._sessions = sessions
+        self._codec = codec
+        self._host = host
+        self._port = port
+        self._runner: web.AppRunner | None = None
+        app = web.Application()
+        app.router.add_get("/healthz", self._health)
+        app.router.add_get("/v1/sessions/{id}/cdp", self._guarded(self._cdp))
+        app.router.add_get("/v1/sessions/{id}/live", self._guarded(self._live_page))
+        app.router.add_get("/v1/sessions/{id}/live/frames", self._guarded(self._live_frames))
+        app.router.add_get("/v1/sessions/{id}/live/{asset}", self._guarded(self._live_asset))
+        self._app = app
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (the one chosen, when 0 was asked)."""
+        if self._runner is None or not self._runner.addresses:
+            return self._port
+        return int(self._runner.addresses[0][1])
+
+    async def start(self) -> None:
+        """Starts listening."""
+        self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        log.info("session endpoints on http://%s:%d", self._host, self.port)
+
+    async def close(self) -> None:
+        """Stops listening and ends open connections."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def _guarded(
+        self, handler: Callable[[web.Request, OpenSession], Awaitable[web.StreamResponse]]
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """The handler, called only for the caller's own session held here."""
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            try:
+                identity = self._codec.decode(request.headers.get(IDENTITY_HEADER, ""))
+            except Unauthenticated as error:
+                raise web.HTTPUnauthorized(text=f"{error}\n") from error
+            if not identity.has_scope(Scope.SESSIONS):
+                raise web.HTTPForbidden(text="the key lacks the scope 'sessions'\n")
+            session_id = request.match_info["id"]
+            session = self._sessions.find(session_id)
+            if session is None or session.tenant != identity.tenant or session.closing:
+                raise web.HTTPNotFound(text=f"session {session_id} is not open\n")
+            return await handler(request, session)
+
+        return guarded
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def _cdp(self, request: web.Request, session: OpenSession) -> web.StreamResponse:
+        client = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, autoping=True)
+        await client.prepare(request)
+        session.clients.add(client)
+        session.touch()
+
+        async def close_session() -> None:
+            await self._sessions.close(session, CloseReason.BROWSER_CLOSED)
+
+        try:
+            await bridge(client, session.browser.cdp_endpoint, session.touch, close_session)
+        except (OSError, ConnectionError) as error:
+            log.info("session %s: a CDP client's relay ended: %s", session.session_id, error)
+        finally:
+            session.clients.discard(client)
+            if not session.closing:
+                session.touch()
+            with contextlib.suppress(ConnectionError):
+                await close_client(client, "the session's browser connection ended")
+        return client
+
+    async def _live_page(self, request: web.Request, session: OpenSession) -> web.StreamResponse:
+        page = resources.files("farm_agent.sessions.live").joinpath("index.html").read_text()
+        return web.Response(
+            text=page,
+            content_type="text/html",
+            headers={"Content-Security-Policy": LIVE_PAGE_POLICY, "Cache-Control": "no-store"},
+        )
+
+    async def _live_asset(self, request: web.Request, session: OpenSession) -> web.StreamResponse:
+        name = request.match_info["asset"]
+        if name not in LIVE_ASSETS:
+            raise web.HTTPNotFound(text=f"no such file: {name}\n")
+        body = resources.files("farm_agent.sessions.live").joinpath(name).read_text()
+        return web.Response(
+            text=body,
+            content_type=LIVE_ASSETS[name],
+            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"},
+        )
+
+    async def _live_frames(self, request: web.Request, session: OpenSession) -> web.StreamResponse:
+        socket = web.WebSocketResponse(autoping=True, heartbeat=30)
+        await socket.prepare(request)
+        session.clients.add(socket)
+        viewer = await session.screencast.watch()
+
+        async def send_frames() -> None:
+            while True:
+                await socket.send_bytes(await viewer.next_frame())
+
+        sender = asyncio.create_task(send_frames())
+        try:
+            # The viewer sends nothing; reading notices when it goes away.
+            async for _ in socket:
+                pass
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await sender
+            session.clients.discard(socket)
+            await session.screencast.unwatch(viewer)
+        return socket

@@ -1,0 +1,83 @@
+"""One open session on this agent: its browser, egress listener, screencast, clients and clocks."""
+
+import asyncio
+import contextlib
+import enum
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from playwright.async_api import Page
+
+from farm.sessions.v1 import sessions_pb2
+from farm_agent.egress.proxy import EgressSession
+from farm_agent.sessions.bridge import close_client
+from farm_agent.sessions.browser import SessionBrowser
+from farm_agent.sessions.recorder import ScreenRecorder
+from farm_agent.sessions.screencast import Screencast
+
+
+class CloseReason(enum.StrEnum):
+    """Why a session closed, as Session.closeReason shows it."""
+
+    CLOSED_BY_USER = "CLOSED_BY_USER"
+    IDLE_TIMEOUT = "IDLE_TIMEOUT"
+    MAX_LIFETIME = "MAX_LIFETIME"
+    AGENT_LOST = "AGENT_LOST"
+    AGENT_DRAINING = "AGENT_DRAINING"
+    BROWSER_CRASHED = "BROWSER_CRASHED"
+    BROWSER_CLOSED = "BROWSER_CLOSED"
+
+
+@dataclass(eq=False)
+class OpenSession:
+    """A session whose browser runs here."""
+
+    session_id: str
+    tenant: str
+    spec: sessions_pb2.SessionSpec
+    browser: SessionBrowser
+    egress: EgressSession
+    screencast: Screencast
+    # Monotonic time at which the session ends whatever it does.
+    expires_at: float
+    recorder: ScreenRecorder | None = None
+    clock: Callable[[], float] = time.monotonic
+    commands: int = 0
+    last_activity: float = field(default=0.0)
+    closing: bool = False
+    clients: set[web.WebSocketResponse] = field(default_factory=set)
+    # One command at a time: they share the current page.
+    command_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        self.last_activity = self.clock()
+
+    def touch(self) -> None:
+        """Notes activity (a command, CDP traffic): the idle clock starts again."""
+        self.last_activity = self.clock()
+
+    def due_reason(self) -> CloseReason | None:
+        """Why the session must close now, if it must: idle, too old, or its browser died."""
+        now = self.clock()
+        if not self.browser.alive:
+            return CloseReason.BROWSER_CRASHED
+        if now >= self.expires_at:
+            return CloseReason.MAX_LIFETIME
+        if now - self.last_activity >= self.spec.idle_timeout_seconds:
+            return CloseReason.IDLE_TIMEOUT
+        return None
+
+    async def current_page(self) -> Page:
+        """The page commands act on (a new one if the client closed them all); it is cast live."""
+        page = await self.browser.page()
+        await self.screencast.follow(page)
+        return page
+
+    async def end_clients(self, reason: CloseReason) -> None:
+        """Ends every attached client's socket with a close frame that says why."""
+        clients, self.clients = self.clients, set()
+        for client in clients:
+            with contextlib.suppress(ConnectionError):
+                await close_client(client, f"session {self.session_id} closed: {reason.value}")
