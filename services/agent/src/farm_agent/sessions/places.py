@@ -1,0 +1,63 @@
+"""The agent's places: each running task and each open session takes one.
+
+Sessions and tasks share them so that together they never overcommit the machine.
+A session waiting for a place goes first: the intake takes no new task while one
+waits, so a steady flow of tasks cannot keep a session out.
+"""
+
+import asyncio
+
+
+class Places:
+    """`total` places, taken by tasks and sessions."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.tasks = 0
+        self.sessions = 0
+        self._sessions_waiting = 0
+        self._changed = asyncio.Condition()
+
+    @property
+    def free(self) -> int:
+        """Places neither a task nor a session holds."""
+        return self.total - self.tasks - self.sessions
+
+    def task_may_start(self) -> bool:
+        """Whether a new task may take a place now (no session waits for one)."""
+        return self.free > 0 and self._sessions_waiting == 0
+
+    async def take_for_task(self) -> None:
+        """Takes a place for a task, waiting for one."""
+        async with self._changed:
+            await self._changed.wait_for(self.task_may_start)
+            self.tasks += 1
+
+    async def take_for_session(self, wait_seconds: float) -> bool:
+        """Takes a place for a session within `wait_seconds`; False if none came free."""
+        async with self._changed:
+            self._sessions_waiting += 1
+            try:
+                async with asyncio.timeout(wait_seconds):
+                    await self._changed.wait_for(lambda: self.free > 0)
+            except TimeoutError:
+                return False
+            finally:
+                self._sessions_waiting -= 1
+                self._changed.notify_all()
+            self.sessions += 1
+            return True
+
+    async def give_back(self, *, session: bool) -> None:
+        """Frees a task's or a session's place."""
+        async with self._changed:
+            if session:
+                self.sessions -= 1
+            else:
+                self.tasks -= 1
+            self._changed.notify_all()
+
+    async def wait_for_change(self) -> None:
+        """Waits until a place is taken or given back."""
+        async with self._changed:
+            await self._changed.wait()
