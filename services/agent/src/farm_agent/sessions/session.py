@@ -42,12 +42,16 @@ class OpenSession:
     screencast: Screencast
     # Monotonic time at which the session ends whatever it does.
     expires_at: float
+    # What closes with the session: its browser, then its egress listener.
+    resources: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     recorder: ScreenRecorder | None = None
     clock: Callable[[], float] = time.monotonic
     commands: int = 0
     last_activity: float = field(default=0.0)
     closing: bool = False
     clients: set[web.WebSocketResponse] = field(default_factory=set)
+    # Small tasks of the session's (following a new page), cancelled when it closes.
+    background: set[asyncio.Task[None]] = field(default_factory=set)
     # One command at a time: they share the current page.
     command_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 

@@ -1,0 +1,380 @@
+"""The agent's sessions from open to close: browsers, routes for the edge, clocks, events.
+
+A session opens when the scheduler orders it (NATS request), takes one of the
+agent's places, and lives until it is closed: by the user, by its idle timeout or
+maximum lifetime (checked every `session_check_seconds`), when its browser dies,
+or when the agent drains. Closing ends its clients' sockets with a reason, stores
+its recording, removes its route from `farm_sessions` and publishes SessionClosed,
+which the scheduler applies to the session's row.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import nats.errors
+from google.protobuf.timestamp_pb2 import Timestamp
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page
+
+from farm.queue.v1 import queue_pb2
+from farm.tasks.v1 import tasks_pb2
+from farm_agent.browser.actions import CapturedArtifact
+from farm_agent.browser.pool import BrowserPool
+from farm_agent.errors import ErrorCode, TaskFailure
+from farm_agent.sessions.browser import LaunchOptions, SessionBrowser
+from farm_agent.sessions.places import Places
+from farm_agent.sessions.recorder import VIDEO_CONTENT_TYPE, RecordingFailed, ScreenRecorder
+from farm_agent.sessions.screencast import Screencast
+from farm_agent.sessions.session import CloseReason, OpenSession
+from farm_agent.settings import AgentSettings
+from farm_agent.work.uploader import ArtifactUploader
+
+log = logging.getLogger(__name__)
+
+PUBLISH_TRIES = 5
+PUBLISH_TIMEOUT_SECONDS = 5.0
+
+
+class SessionRefused(Exception):
+    """An order this agent cannot carry out; `code` and the message go back to the scheduler."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class SessionManager:
+    """Opens, holds and closes the sessions whose browsers run on this agent."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        pool: BrowserPool,
+        uploader: ArtifactUploader,
+        places: Places,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._uploader = uploader
+        self._places = places
+        self._clock = clock
+        self._sessions: dict[str, OpenSession] = {}
+        self._closing: dict[str, asyncio.Task[queue_pb2.SessionClosed]] = {}
+        self._changed = asyncio.Condition()
+        self._draining = False
+        self._js: JetStreamContext | None = None
+        self._routes: KeyValue | None = None
+        self.endpoint = ""
+
+    @property
+    def session_ids(self) -> list[str]:
+        """The sessions open here now."""
+        return list(self._sessions)
+
+    @property
+    def draining(self) -> bool:
+        """Whether new sessions are refused."""
+        return self._draining
+
+    def attach(self, js: JetStreamContext, routes: KeyValue, endpoint: str) -> None:
+        """Where events go, where routes are written, and the endpoint Envoy reaches."""
+        self._js = js
+        self._routes = routes
+        self.endpoint = endpoint
+
+    def find(self, session_id: str) -> OpenSession | None:
+        """The session open here with this id."""
+        return self._sessions.get(session_id)
+
+    def owned(self, session_id: str, tenant: str) -> OpenSession:
+        """The tenant's session open here; SessionRefused(SESSION_NOT_FOUND) otherwise."""
+        session = self._sessions.get(session_id)
+        if session is None or session.tenant != tenant or session.closing:
+            raise SessionRefused("SESSION_NOT_FOUND", f"session {session_id} is not open here")
+        return session
+
+    async def open(self, order: queue_pb2.OpenSessionOrder) -> None:
+        """Opens the ordered session; a repeated order for an open one changes nothing."""
+        if order.session_id in self._sessions:
+            return
+        if self._draining:
+            raise SessionRefused("AGENT_DRAINING", f"agent {self._settings.id} is draining")
+        if not await self._places.take_for_session(self._settings.session_place_wait_seconds):
+            raise SessionRefused(
+                "NO_CAPACITY", f"agent {self._settings.id} has no free place for a session"
+            )
+        try:
+            session = await self._launch(order)
+        except BaseException:
+            await self._places.give_back(session=True)
+            raise
+        async with self._changed:
+            self._sessions[order.session_id] = session
+            self._changed.notify_all()
+        try:
+            await self._write_route(session)
+        except BaseException:
+            await self.close(session, CloseReason.BROWSER_CRASHED)
+            raise
+        log.info(
+            "session %s opened for tenant %s (record=%s)",
+            session.session_id,
+            session.tenant,
+            session.spec.record,
+        )
+
+    async def close(self, session: OpenSession, reason: CloseReason) -> queue_pb2.SessionClosed:
+        """Closes a session once, however many ask; all get the same SessionClosed."""
+        task = self._closing.get(session.session_id)
+        if task is None:
+            session.closing = True
+            task = asyncio.create_task(self._close(session, reason))
+            self._closing[session.session_id] = task
+        return await asyncio.shield(task)
+
+    async def close_due(self) -> None:
+        """Closes every session that is idle too long, too old, or whose browser died."""
+        for session in list(self._sessions.values()):
+            reason = session.due_reason()
+            if reason is not None and not session.closing:
+                log.info("session %s closes: %s", session.session_id, reason.value)
+                await self.close(session, reason)
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Refuses new sessions, waits up to the grace for open ones, then closes them."""
+        self._draining = True
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace_seconds):
+                    await self._changed.wait_for(lambda: not self._sessions)
+        left = list(self._sessions.values())
+        for session in left:
+            await self.close(session, CloseReason.AGENT_DRAINING)
+        if left:
+            log.info("drained: %d session(s) closed (AGENT_DRAINING)", len(left))
+
+    async def _launch(self, order: queue_pb2.OpenSessionOrder) -> OpenSession:
+        spec = order.spec
+        folder = self._session_folder(order.session_id)
+        width, height, user_agent, scale = self._screen(spec.device, spec.viewport)
+        stack = contextlib.AsyncExitStack()
+        egress = await stack.enter_async_context(
+            self._pool.egress.session(f"session {order.session_id}")
+        )
+        try:
+            browser = await SessionBrowser.launch(
+                self._pool.playwright,
+                LaunchOptions(
+                    chromium_path=self._settings.chromium_path,
+                    folder=folder / "browser",
+                    proxy_arguments=tuple(self._pool.egress.launch_arguments(egress)),
+                    window_width=width,
+                    window_height=height,
+                    user_agent=user_agent,
+                    extra_arguments=(f"--force-device-scale-factor={scale}",) if scale else (),
+                    close_timeout_seconds=self._settings.close_timeout_seconds,
+                ),
+            )
+        except BaseException:
+            await stack.aclose()
+            raise
+        stack.push_async_callback(browser.close)
+        try:
+            page = await browser.page()
+            await page.set_viewport_size({"width": width, "height": height})
+            if order.profile_state:
+                await _load_profile(browser, order.profile_state)
+            screencast = Screencast(width, height)
+            session = OpenSession(
+                session_id=order.session_id,
+                tenant=order.tenant,
+                spec=spec,
+                browser=browser,
+                egress=egress,
+                screencast=screencast,
+                expires_at=self._clock() + _seconds_until(order.expire_time),
+                clock=self._clock,
+                resources=stack,
+            )
+            await screencast.follow(page)
+            if spec.record:
+                session.recorder = ScreenRecorder(folder / "frames")
+                await screencast.record_to(session.recorder.add)
+            browser.context.on("page", lambda new_page: self._follow(session, new_page))
+        except BaseException:
+            await stack.aclose()
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+            raise
+        return session
+
+    def _session_folder(self, session_id: str) -> Path:
+        return self._pool.scratch_dir / "sessions" / session_id
+
+    def _follow(self, session: OpenSession, page: Page) -> None:
+        """A page the client opened becomes the current one (cast live and recorded)."""
+        follow = asyncio.get_running_loop().create_task(session.screencast.follow(page))
+        session.background.add(follow)
+        follow.add_done_callback(session.background.discard)
+
+    def _screen(self, device: str, viewport: tasks_pb2.Viewport) -> tuple[int, int, str, float]:
+        """Width, height, user agent and scale factor (0: default) for the spec."""
+        width, height, user_agent, scale = 1280, 800, "", 0.0
+        if device:
+            descriptor = self._pool.devices.get(device)
+            if descriptor is None:
+                raise TaskFailure(
+                    ErrorCode.INVALID_DEVICE,
+                    f"device: {device!r} is not a device Playwright knows, e.g. 'iPhone 13'",
+                )
+            width = int(descriptor["viewport"]["width"])
+            height = int(descriptor["viewport"]["height"])
+            user_agent = str(descriptor.get("user_agent", ""))
+            scale = float(descriptor.get("device_scale_factor", 0.0))
+        if viewport.width and viewport.height:
+            width, height = viewport.width, viewport.height
+        return width, height, user_agent, scale
+
+    async def _write_route(self, session: OpenSession) -> None:
+        if self._routes is None:
+            raise RuntimeError("the session manager is not attached to NATS")
+        route = queue_pb2.SessionRoute(
+            session_id=session.session_id,
+            tenant=session.tenant,
+            agent_id=self._settings.id,
+            endpoint=self.endpoint,
+        )
+        await self._routes.put(session.session_id, route.SerializeToString())
+
+    async def _close(self, session: OpenSession, reason: CloseReason) -> queue_pb2.SessionClosed:
+        closed = queue_pb2.SessionClosed(
+            event_id=uuid.uuid4().hex,
+            session_id=session.session_id,
+            tenant=session.tenant,
+            agent_id=self._settings.id,
+            reason=reason.value,
+            commands=session.commands,
+        )
+        try:
+            await self._forget_route(session.session_id)
+            await session.end_clients(reason)
+            await session.screencast.close()
+            for task in list(session.background):
+                task.cancel()
+            if session.spec.profile and session.browser.alive:
+                closed.profile_state = await _save_profile(session)
+            await session.resources.aclose()
+            if session.recorder is not None:
+                recording = await self._store_recording(session)
+                if recording is not None:
+                    closed.recording.CopyFrom(recording)
+            closed.time.GetCurrentTime()
+            await self._publish_closed(closed)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, self._session_folder(session.session_id), True)
+            async with self._changed:
+                self._sessions.pop(session.session_id, None)
+                self._closing.pop(session.session_id, None)
+                self._changed.notify_all()
+            await self._places.give_back(session=True)
+        log.info(
+            "session %s closed (%s) after %d command(s)",
+            session.session_id,
+            reason.value,
+            session.commands,
+        )
+        return closed
+
+    async def _forget_route(self, session_id: str) -> None:
+        if self._routes is None:
+            return
+        try:
+            await self._routes.delete(session_id)
+        except (nats.errors.Error, TimeoutError) as error:
+            # The scheduler removes routes of closed sessions it finds left over.
+            log.warning("could not remove the route of session %s: %s", session_id, error)
+
+    async def _store_recording(self, session: OpenSession) -> tasks_pb2.ArtifactRef | None:
+        recorder = session.recorder
+        if recorder is None:
+            return None
+        folder = recorder.folder
+        try:
+            video = await recorder.encode(folder.parent / "recording.webm")
+            if video is None:
+                return None
+            data = await asyncio.to_thread(video.read_bytes)
+            artifact = CapturedArtifact(
+                "recording.webm", tasks_pb2.ARTIFACT_KIND_VIDEO, VIDEO_CONTENT_TYPE, data
+            )
+            return await self._uploader.upload(session.tenant, session.session_id, artifact)
+        except (RecordingFailed, TaskFailure, OSError) as error:
+            log.warning("session %s: the recording was not stored: %s", session.session_id, error)
+            return None
+        finally:
+            recorder.discard()
+
+    async def _publish_closed(self, closed: queue_pb2.SessionClosed) -> None:
+        if self._js is None:
+            return
+        subject = f"events.sessions.{closed.session_id}"
+        payload = closed.SerializeToString()
+        for attempt in range(1, PUBLISH_TRIES + 1):
+            try:
+                await self._js.publish(
+                    subject,
+                    payload,
+                    timeout=PUBLISH_TIMEOUT_SECONDS,
+                    headers={"Nats-Msg-Id": closed.event_id},
+                )
+                return
+            except (nats.errors.Error, TimeoutError) as error:
+                log.warning(
+                    "session %s: publishing its close failed (try %d of %d): %s",
+                    closed.session_id,
+                    attempt,
+                    PUBLISH_TRIES,
+                    error,
+                )
+                await asyncio.sleep(min(2.0**attempt / 4, 5.0))
+
+
+def _seconds_until(expire_time: Timestamp) -> float:
+    return max(0.0, expire_time.ToDatetime().timestamp() - time.time())
+
+
+async def _load_profile(browser: SessionBrowser, state: bytes) -> None:
+    """Puts a saved profile's cookies and local storage into the session's default context."""
+    saved = json.loads(state)
+    cookies = saved.get("cookies", [])
+    if cookies:
+        await browser.context.add_cookies(cookies)
+    origins = {
+        entry["origin"]: {item["name"]: item["value"] for item in entry.get("localStorage", [])}
+        for entry in saved.get("origins", [])
+    }
+    if origins:
+        # Local storage belongs to an origin's pages: filled in as each first loads.
+        await browser.context.add_init_script(
+            "(function(origins){const items=origins[location.origin];if(!items)return;"
+            "for(const [k,v] of Object.entries(items)){if(localStorage.getItem(k)===null)"
+            "localStorage.setItem(k,v);}})(" + json.dumps(origins) + ")"
+        )
+
+
+async def _save_profile(session: OpenSession) -> bytes:
+    try:
+        state = await session.browser.context.storage_state()
+    except PlaywrightError as error:
+        log.warning("session %s: its profile was not saved: %s", session.session_id, error)
+        return b""
+    return json.dumps(state).encode()
