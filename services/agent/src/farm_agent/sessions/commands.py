@@ -1,0 +1,72 @@
+"""One command on a session's current page: go to its URL if it has one, the steps, the action.
+
+The same steps and actions as a task's, run by the same code on the session's page
+rather than a fresh one. Commands of one session run one at a time; their
+artifacts are stored under the session's id, named after the command's number.
+"""
+
+import asyncio
+import dataclasses
+
+from farm.sessions.v1 import sessions_pb2
+from farm.tasks.v1 import tasks_pb2
+from farm_agent.browser.runner import Budget, browse
+from farm_agent.errors import ErrorCode, TaskFailure
+from farm_agent.sessions.session import OpenSession
+from farm_agent.work.retries import DEFAULT_TIMEOUT_MS
+from farm_agent.work.uploader import ArtifactUploader
+
+
+def command_spec(command: sessions_pb2.SessionCommand) -> tasks_pb2.TaskSpec:
+    """The command as the TaskSpec the runner's code reads (same field names)."""
+    spec = tasks_pb2.TaskSpec(
+        url=command.url,
+        steps=command.steps,
+        wait_until=command.wait_until,
+        timeout_ms=command.timeout_ms or DEFAULT_TIMEOUT_MS,
+        fail_on_http_error=command.fail_on_http_error,
+    )
+    for action in ("screenshot", "pdf", "content", "extract", "script"):
+        if command.HasField(action):
+            getattr(spec, action).CopyFrom(getattr(command, action))
+    return spec
+
+
+async def run_command(
+    session: OpenSession,
+    command: sessions_pb2.SessionCommand,
+    uploader: ArtifactUploader,
+    max_text_bytes: int,
+) -> tasks_pb2.TaskResult:
+    """Runs the command within its time limit; raises TaskFailure with a stable code."""
+    spec = command_spec(command)
+    timeout_seconds = spec.timeout_ms / 1000
+    async with session.command_lock:
+        session.touch()
+        try:
+            async with asyncio.timeout(timeout_seconds):
+                page = await session.current_page()
+                blocked_before = len(session.egress.blocked)
+                capture = await browse(
+                    page,
+                    spec,
+                    Budget(timeout_seconds),
+                    session.egress,
+                    max_text_bytes,
+                    navigate=bool(spec.url),
+                    blocked_since=blocked_before,
+                )
+        except TimeoutError as error:
+            raise TaskFailure(
+                ErrorCode.TIMEOUT, f"the command did not finish within its {timeout_seconds:g} s"
+            ) from error
+        finally:
+            session.touch()
+        session.commands += 1
+        number = session.commands
+        for artifact in capture.artifacts:
+            named = dataclasses.replace(artifact, name=f"command-{number}-{artifact.name}")
+            capture.result.artifacts.append(
+                await uploader.upload(session.tenant, session.session_id, named)
+            )
+    return capture.result

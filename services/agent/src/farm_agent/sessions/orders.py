@@ -1,0 +1,135 @@
+"""The scheduler's orders to this agent's sessions: NATS requests on `sessions.<agent_id>.*`.
+
+`open`, `run` and `close` each carry a farm.queue.v1 order and are answered with a
+SessionReply: what was done, or an error code and message. Orders run side by
+side (a browser starting must not hold up another session's command).
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import nats.errors
+from google.protobuf.message import DecodeError, Message
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from farm.queue.v1 import queue_pb2
+from farm_agent.errors import TaskFailure
+from farm_agent.sessions.commands import run_command
+from farm_agent.sessions.manager import SessionManager, SessionRefused
+from farm_agent.sessions.session import CloseReason
+from farm_agent.work.uploader import ArtifactUploader
+
+log = logging.getLogger(__name__)
+
+OrderMessage = TypeVar("OrderMessage", bound=Message)
+Handler = Callable[[bytes], Awaitable[queue_pb2.SessionReply]]
+
+
+class SessionOrders:
+    """Answers the session orders addressed to this agent."""
+
+    def __init__(
+        self,
+        connection: Client,
+        agent_id: str,
+        manager: SessionManager,
+        uploader: ArtifactUploader,
+        max_text_bytes: int,
+    ) -> None:
+        self._nc = connection
+        self._agent_id = agent_id
+        self._manager = manager
+        self._uploader = uploader
+        self._max_text_bytes = max_text_bytes
+        self._subscriptions: list[Subscription] = []
+        self._handling: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Subscribes to this agent's order subjects."""
+        handlers: dict[str, Handler] = {
+            "open": self._open,
+            "run": self._run,
+            "close": self._close,
+        }
+        for verb, handler in handlers.items():
+            subject = f"sessions.{self._agent_id}.{verb}"
+            self._subscriptions.append(
+                await self._nc.subscribe(subject, cb=self._dispatcher(verb, handler))
+            )
+
+    async def stop(self) -> None:
+        """Takes no more orders; lets orders in hand finish."""
+        for subscription in self._subscriptions:
+            try:
+                await subscription.unsubscribe()
+            except nats.errors.Error as error:
+                log.debug("unsubscribing from session orders failed: %s", error)
+        self._subscriptions.clear()
+        if self._handling:
+            await asyncio.wait(set(self._handling))
+
+    def _dispatcher(self, verb: str, handler: Handler) -> Callable[[Msg], Awaitable[None]]:
+        async def dispatch(message: Msg) -> None:
+            task = asyncio.get_running_loop().create_task(self._answer(verb, handler, message))
+            self._handling.add(task)
+            task.add_done_callback(self._handling.discard)
+
+        return dispatch
+
+    async def _answer(self, verb: str, handler: Handler, message: Msg) -> None:
+        try:
+            reply = await handler(message.data)
+        except SessionRefused as refusal:
+            reply = _error(refusal.code, str(refusal))
+        except TaskFailure as failure:
+            reply = queue_pb2.SessionReply(error=failure.to_proto())
+        except DecodeError as error:
+            reply = _error("INVALID_ORDER", f"the {verb} order is not a queue message: {error}")
+        except Exception as error:
+            log.exception("session order %s failed", verb)
+            reply = _error("INTERNAL", f"{type(error).__name__}: {error}")
+        if not message.reply:
+            return
+        try:
+            await message.respond(reply.SerializeToString())
+        except nats.errors.Error as error:
+            log.warning("could not answer a session %s order: %s", verb, error)
+
+    async def _open(self, data: bytes) -> queue_pb2.SessionReply:
+        order = _parse(queue_pb2.OpenSessionOrder(), data)
+        await self._manager.open(order)
+        return queue_pb2.SessionReply(endpoint=self._manager.endpoint)
+
+    async def _run(self, data: bytes) -> queue_pb2.SessionReply:
+        order = _parse(queue_pb2.SessionCommandOrder(), data)
+        session = self._manager.owned(order.session_id, order.tenant)
+        try:
+            result = await run_command(session, order.command, self._uploader, self._max_text_bytes)
+        except TaskFailure as failure:
+            if failure.code.value == "BROWSER_CRASHED":
+                await self._manager.close(session, CloseReason.BROWSER_CRASHED)
+            raise
+        return queue_pb2.SessionReply(result=result)
+
+    async def _close(self, data: bytes) -> queue_pb2.SessionReply:
+        order = _parse(queue_pb2.CloseSessionOrder(), data)
+        session = self._manager.owned(order.session_id, order.tenant)
+        try:
+            reason = CloseReason(order.reason or CloseReason.CLOSED_BY_USER)
+        except ValueError:
+            raise SessionRefused("INVALID_ORDER", f"no such close reason: {order.reason}") from None
+        closed = await self._manager.close(session, reason)
+        return queue_pb2.SessionReply(closed=closed)
+
+
+def _parse(message: OrderMessage, data: bytes) -> OrderMessage:
+    message.ParseFromString(data)
+    return message
+
+
+def _error(code: str, message: str) -> queue_pb2.SessionReply:
+    return queue_pb2.SessionReply(error={"code": code, "message": message})
