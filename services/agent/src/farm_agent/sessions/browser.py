@@ -13,13 +13,14 @@ import logging
 import os
 import shutil
 import signal
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from playwright.async_api import Browser, BrowserContext, Page, Playwright
 from playwright.async_api import Error as PlaywrightError
 
-from farm_agent.browser.pool import CHROMIUM_FLAGS
+from farm_agent.browser.pool import CHROMIUM_FLAGS, MAX_BROWSER_TMPDIR_CHARS
 from farm_agent.errors import ErrorCode, TaskFailure
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,10 @@ class SessionBrowser:
         debug_port: int,
         browser_path: str,
         browser: Browser,
+        temp_dir: Path,
     ) -> None:
         self.options = options
+        self._temp_dir = temp_dir
         self.process = process
         self.debug_port = debug_port
         self._browser_path = browser_path
@@ -116,6 +119,10 @@ class SessionBrowser:
         profile = options.folder / "profile"
         home = options.folder / "home"
         await asyncio.to_thread(_fresh_folders, profile, home)
+        temp_dir = home
+        if len(str(home)) > MAX_BROWSER_TMPDIR_CHARS:
+            # Chromium's singleton socket path must fit a socket address.
+            temp_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, "", "farm-session-"))
         arguments = [
             *CHROMIUM_FLAGS,
             *AUTOMATION_FLAGS,
@@ -134,10 +141,11 @@ class SessionBrowser:
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
                 # Chromium keeps its NSS database and caches under HOME.
-                env={**os.environ, "HOME": str(home), "TMPDIR": str(home)},
+                env={**os.environ, "HOME": str(home), "TMPDIR": str(temp_dir)},
                 start_new_session=True,
             )
         except OSError as error:
+            await asyncio.to_thread(_remove_folders, options.folder, temp_dir)
             message = f"cannot launch Chromium {options.chromium_path}: {error}"
             raise TaskFailure(ErrorCode.BROWSER_CRASHED, message) from error
         try:
@@ -146,7 +154,7 @@ class SessionBrowser:
                 browser = await playwright.chromium.connect_over_cdp(f"ws://127.0.0.1:{port}{path}")
         except (TimeoutError, PlaywrightError, TaskFailure) as error:
             await _end_process(process, options.close_timeout_seconds)
-            await asyncio.to_thread(shutil.rmtree, options.folder, True)
+            await asyncio.to_thread(_remove_folders, options.folder, temp_dir)
             if isinstance(error, TaskFailure):
                 raise
             raise TaskFailure(
@@ -154,7 +162,7 @@ class SessionBrowser:
                 f"the session's browser did not start within {options.start_timeout_seconds:g} s: "
                 f"{error}",
             ) from error
-        return cls(options, process, port, path, browser)
+        return cls(options, process, port, path, browser, temp_dir)
 
     async def close(self) -> None:
         """Ends the browser (killed if it does not end in time) and removes its folder."""
@@ -162,7 +170,12 @@ class SessionBrowser:
             async with asyncio.timeout(self.options.close_timeout_seconds):
                 await self.browser.close()
         await _end_process(self.process, self.options.close_timeout_seconds)
-        await asyncio.to_thread(shutil.rmtree, self.options.folder, True)
+        await asyncio.to_thread(_remove_folders, self.options.folder, self._temp_dir)
+
+
+def _remove_folders(*folders: Path) -> None:
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _fresh_folders(*folders: Path) -> None:

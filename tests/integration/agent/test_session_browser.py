@@ -1,0 +1,149 @@
+"""A session's own Chromium, reached by a CDP client through the bridge and its filter."""
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from playwright.async_api import Playwright, async_playwright
+
+from farm_agent.sessions.bridge import bridge, close_client
+from farm_agent.sessions.browser import LaunchOptions, SessionBrowser
+from tests.helpers import assert_eventually
+from tests.integration.agent.conftest import CHROMIUM, HAVE_CHROMIUM
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs Debian's chromium"),
+]
+
+
+@pytest.fixture
+async def playwright() -> AsyncIterator[Playwright]:
+    async with async_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture
+async def session_browser(playwright: Playwright, tmp_path: Path) -> AsyncIterator[SessionBrowser]:
+    browser = await SessionBrowser.launch(
+        playwright, LaunchOptions(CHROMIUM, tmp_path / "session", proxy_arguments=())
+    )
+    try:
+        yield browser
+    finally:
+        await browser.close()
+
+
+class Relay:
+    """An aiohttp server bridging clients to one session browser, noting close requests."""
+
+    def __init__(self, browser: SessionBrowser) -> None:
+        self.browser = browser
+        self.close_requests = 0
+        self.activity = 0
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        client = web.WebSocketResponse()
+        await client.prepare(request)
+
+        async def close_requested() -> None:
+            self.close_requests += 1
+
+        def touched() -> None:
+            self.activity += 1
+
+        await bridge(client, self.browser.cdp_endpoint, touched, close_requested)
+        await close_client(client, "relay ended")
+        return client
+
+
+@pytest.fixture
+async def relay(session_browser: SessionBrowser) -> AsyncIterator[Relay]:
+    relay = Relay(session_browser)
+    app = web.Application()
+    app.router.add_get("/cdp", relay.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    relay.url = f"ws://127.0.0.1:{port}/cdp"
+    try:
+        yield relay
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_client_drives_the_sessions_page_through_the_bridge(
+    relay: Relay, playwright: Playwright
+) -> None:
+    page = await relay.browser.page()
+    await page.goto("data:text/html,<title>the session's page</title>")
+    client = await playwright.chromium.connect_over_cdp(relay.url)
+    try:
+        pages = [p for context in client.contexts for p in context.pages]
+        assert [await p.title() for p in pages] == ["the session's page"]
+        await pages[0].evaluate("document.title = 'changed by the client'")
+        assert await page.title() == "changed by the client"
+        assert relay.activity > 0
+    finally:
+        await client.close()
+
+
+async def test_the_filter_refuses_file_urls_and_remote_locations(relay: Relay) -> None:
+    async with aiohttp.ClientSession() as http, http.ws_connect(relay.url) as socket:
+        await socket.send_str(
+            json.dumps(
+                {"id": 1, "method": "Target.createTarget", "params": {"url": "file:///etc/passwd"}}
+            )
+        )
+        reply = json.loads((await socket.receive()).data)
+        assert reply["id"] == 1 and "scheme" in reply["error"]["message"]
+        await socket.send_str(
+            json.dumps(
+                {
+                    "id": 2,
+                    "method": "Target.setRemoteLocations",
+                    "params": {"locations": [{"host": "10.0.0.1", "port": 9222}]},
+                }
+            )
+        )
+        reply = json.loads((await socket.receive()).data)
+        assert reply["id"] == 2 and "not allowed" in reply["error"]["message"]
+        await socket.send_str(json.dumps({"id": 3, "method": "Target.getTargets"}))
+        reply = json.loads((await socket.receive()).data)
+        assert [t["url"] for t in reply["result"]["targetInfos"] if t["type"] == "page"] == [
+            "about:blank"
+        ]
+
+
+async def test_browser_close_from_the_client_asks_for_the_session_to_close(
+    relay: Relay,
+) -> None:
+    async with aiohttp.ClientSession() as http, http.ws_connect(relay.url) as socket:
+        await socket.send_str(json.dumps({"id": 9, "method": "Browser.close"}))
+        reply = json.loads((await socket.receive()).data)
+        assert reply == {"id": 9, "result": {}}
+        closing = await socket.receive()
+        assert closing.type == aiohttp.WSMsgType.CLOSE
+        assert closing.extra == "relay ended"
+    await assert_eventually(lambda: relay.close_requests == 1, within=5)
+    # The filter answered for the browser: it still runs.
+    assert relay.browser.alive
+
+
+async def test_closing_the_session_browser_kills_its_process_and_removes_its_folder(
+    playwright: Playwright, tmp_path: Path
+) -> None:
+    folder = tmp_path / "gone"
+    browser = await SessionBrowser.launch(
+        playwright, LaunchOptions(CHROMIUM, folder, proxy_arguments=())
+    )
+    assert (folder / "profile").is_dir()
+    await browser.close()
+    assert browser.process.returncode is not None
+    assert not folder.exists()
