@@ -12,6 +12,7 @@ class TenantQuotas:
     max_queued_tasks: int = 0
     max_running_tasks: int = 0
     max_artifact_bytes: int = 0
+    max_open_sessions: int = 0
 
     def to_claims(self) -> dict[str, int]:
         """The quotas as the identity token's `quota` claim."""
@@ -21,7 +22,12 @@ class TenantQuotas:
     def from_claims(cls, claims: Mapping[str, Any]) -> "TenantQuotas":
         """The quotas in a `quota` claim; a missing or malformed entry is unlimited."""
         values = {}
-        for name in ("max_queued_tasks", "max_running_tasks", "max_artifact_bytes"):
+        for name in (
+            "max_queued_tasks",
+            "max_running_tasks",
+            "max_artifact_bytes",
+            "max_open_sessions",
+        ):
             value = claims.get(name, 0)
             values[name] = value if isinstance(value, int) and value > 0 else 0
         return cls(**values)

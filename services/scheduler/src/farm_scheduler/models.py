@@ -132,3 +132,42 @@ class AttemptRow(Base):
     error_code: Mapped[str] = mapped_column(String(64))
     error_message: Mapped[str] = mapped_column(Text)
     retryable: Mapped[bool] = mapped_column(Boolean)
+
+
+class SessionRow(Base):
+    """A session: where its browser runs, whether it is open, and how it ended."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (
+        Index("ix_sessions_tenant_create_time_id", "tenant", "create_time", "id"),
+        Index("ix_sessions_state_agent", "state", "agent_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    # The farm.sessions.v1.SessionState value's name, e.g. "SESSION_STATE_ACTIVE".
+    state: Mapped[str] = mapped_column(String(32))
+    # The serialized farm.sessions.v1.SessionSpec, with defaults filled in.
+    spec: Mapped[bytes] = mapped_column(LargeBinary)
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Empty while the session is being placed.
+    agent_id: Mapped[str] = mapped_column(String(255))
+    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    expire_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    close_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    close_reason: Mapped[str] = mapped_column(String(32))
+    commands: Mapped[int] = mapped_column(Integer)
+    # The serialized farm.tasks.v1.ArtifactRef of the recording; empty without one.
+    recording: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SessionProfileRow(Base):
+    """A tenant's saved browser profile: cookies and local storage, as Playwright stores them."""
+
+    __tablename__ = "session_profiles"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Playwright's storage state (JSON), as the session's browser left it.
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+    update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)

@@ -17,6 +17,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from farm.queue.v1 import queue_pb2
+from farm.tasks.v1 import tasks_pb2
 from farm_agent.errors import TaskFailure
 from farm_agent.sessions.commands import run_command
 from farm_agent.sessions.manager import SessionManager, SessionRefused
@@ -132,4 +133,4 @@ def _parse(message: OrderMessage, data: bytes) -> OrderMessage:
 
 
 def _error(code: str, message: str) -> queue_pb2.SessionReply:
-    return queue_pb2.SessionReply(error={"code": code, "message": message})
+    return queue_pb2.SessionReply(error=tasks_pb2.TaskError(code=code, message=message))

@@ -1,0 +1,75 @@
+"""The session contract shared by the scheduler, the agents and the edge.
+
+Orders: core NATS requests on `sessions.<agent_id>.open|run|close`, answered by a
+SessionReply. Closes: SessionClosed on `events.sessions.<session_id>` (stream
+FARM_EVENTS). Routes: the key-value bucket `farm_sessions`, session id →
+SessionRoute, which the agent holding the session writes and the edge reads.
+"""
+
+import enum
+import re
+
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import NotFoundError
+from nats.js.kv import KeyValue
+
+SESSIONS_BUCKET = "farm_sessions"
+SESSION_EVENTS = "events.sessions.>"
+"""The subjects of every session's SessionClosed events."""
+SESSION_ID_PATTERN = re.compile(r"ses_[0-9a-f]{16}")
+"""Session ids: "ses_" and 16 hex digits (also safe as NATS tokens and KV keys)."""
+
+
+class SessionOrder(enum.StrEnum):
+    """What the scheduler asks of the agent that holds (or will hold) a session."""
+
+    OPEN = "open"
+    RUN = "run"
+    CLOSE = "close"
+
+
+class CloseReason(enum.StrEnum):
+    """Why a session closed, as Session.closeReason shows it."""
+
+    CLOSED_BY_USER = "CLOSED_BY_USER"
+    IDLE_TIMEOUT = "IDLE_TIMEOUT"
+    MAX_LIFETIME = "MAX_LIFETIME"
+    AGENT_LOST = "AGENT_LOST"
+    AGENT_DRAINING = "AGENT_DRAINING"
+    BROWSER_CRASHED = "BROWSER_CRASHED"
+    BROWSER_CLOSED = "BROWSER_CLOSED"
+
+
+class Refusal(enum.StrEnum):
+    """SessionReply error codes for an order the agent did not carry out.
+
+    A command that ran and failed answers with a task error code instead
+    (farm_core.task_errors).
+    """
+
+    NO_CAPACITY = "NO_CAPACITY"
+    AGENT_DRAINING = "AGENT_DRAINING"
+    SESSION_NOT_FOUND = "SESSION_NOT_FOUND"
+    INVALID_ORDER = "INVALID_ORDER"
+    INTERNAL = "INTERNAL"
+
+
+def order_subject(agent_id: str, order: SessionOrder) -> str:
+    """The subject an order for the sessions of `agent_id` is sent on."""
+    return f"sessions.{agent_id}.{order.value}"
+
+
+def closed_subject(session_id: str) -> str:
+    """The subject a session's SessionClosed event is published on."""
+    return f"events.sessions.{session_id}"
+
+
+async def sessions_bucket(js: JetStreamContext) -> KeyValue:
+    """The `farm_sessions` bucket of SessionRoutes, created on first use (on disk)."""
+    try:
+        return await js.key_value(SESSIONS_BUCKET)
+    except NotFoundError:
+        return await js.create_key_value(
+            KeyValueConfig(bucket=SESSIONS_BUCKET, storage=StorageType.FILE)
+        )

@@ -1,0 +1,1 @@
+"""Sessions: SessionService, their rows, placing them on agents, orders to agents, closes."""

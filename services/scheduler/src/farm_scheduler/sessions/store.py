@@ -1,0 +1,204 @@
+"""Sessions in SQL: reservations under the tenant's quota, reads, pages, closes, profiles."""
+
+import datetime as dt
+import secrets
+from collections.abc import Callable
+from typing import cast
+
+from sqlalchemy import Table, case, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from farm.sessions.v1 import sessions_pb2
+from farm.tasks.v1 import tasks_pb2
+from farm_core.db import newest_first, utcnow
+from farm_core.errors import NotFound, ResourceExhausted
+from farm_core.paging import Cursor
+from farm_core.quotas import TenantQuotas
+from farm_core.tenant_locks import TenantQuotaLock
+from farm_scheduler.models import SessionProfileRow, SessionRow
+from farm_scheduler.sessions.records import (
+    ACTIVE,
+    CLOSED,
+    SessionRecord,
+    record_from_row,
+    row_values,
+)
+
+SESSIONS_NAMESPACE = 0x4653514B  # "FSQK": advisory locks of the sessions quota
+MAX_PROFILE_BYTES = 1024 * 1024
+"""A saved profile larger than this is not kept (cookies and local storage only)."""
+
+sessions = cast(Table, SessionRow.__table__)
+profiles = cast(Table, SessionProfileRow.__table__)
+
+
+def new_session_id() -> str:
+    """A fresh session id: "ses_" and 16 hex digits."""
+    return f"ses_{secrets.token_hex(8)}"
+
+
+def check_session_quota(tenant: str, open_sessions: int, quotas: TenantQuotas) -> None:
+    """Raises ResourceExhausted naming maxOpenSessions when `tenant` is at it (0 is unlimited)."""
+    limit = quotas.max_open_sessions
+    if limit and open_sessions >= limit:
+        raise ResourceExhausted(
+            f"quota maxOpenSessions: tenant {tenant!r} has {open_sessions} open sessions, its "
+            f"quota is {limit}; close one or ask an operator to raise it"
+        )
+
+
+class SessionStore:
+    """The sessions and session_profiles tables (in the scheduler's database)."""
+
+    def __init__(self, engine: AsyncEngine, clock: Callable[[], dt.datetime] = utcnow) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._quota_lock = TenantQuotaLock(engine, SESSIONS_NAMESPACE)
+
+    async def reserve(
+        self,
+        tenant: str,
+        spec: sessions_pb2.SessionSpec,
+        quotas: TenantQuotas | None,
+    ) -> SessionRecord:
+        """Stores a new ACTIVE session not yet placed on an agent, within the tenant's quota."""
+        now = self._clock()
+        record = SessionRecord(
+            id=new_session_id(),
+            tenant=tenant,
+            state=ACTIVE,
+            spec=spec,
+            agent_id="",
+            create_time=now,
+            expire_time=now + dt.timedelta(seconds=spec.max_lifetime_seconds),
+        )
+        async with self._quota_lock.transaction(tenant) as connection:
+            if quotas is not None:
+                check_session_quota(tenant, await _open_count(connection, tenant), quotas)
+            await connection.execute(insert(sessions).values(**row_values(record)))
+        return record
+
+    async def placed(self, record: SessionRecord, agent_id: str) -> SessionRecord:
+        """The reserved session, now held by `agent_id`."""
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                update(sessions).where(sessions.c.id == record.id).values(agent_id=agent_id)
+            )
+        return await self.get(record.tenant, record.id)
+
+    async def forget(self, record: SessionRecord) -> None:
+        """Removes a reservation that no agent could take."""
+        async with self._engine.begin() as connection:
+            await connection.execute(delete(sessions).where(sessions.c.id == record.id))
+
+    async def get(self, tenant: str, session_id: str) -> SessionRecord:
+        """The tenant's session; NotFound for another tenant's or none."""
+        async with self._engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(sessions).where(sessions.c.id == session_id, sessions.c.tenant == tenant)
+                )
+            ).first()
+        if row is None:
+            raise NotFound("session", session_id)
+        return record_from_row(row)
+
+    async def page(
+        self,
+        tenant: str,
+        state: "sessions_pb2.SessionState.ValueType",
+        size: int,
+        after: Cursor | None,
+    ) -> list[SessionRecord]:
+        """Up to `size` of the tenant's sessions, newest first, after the cursor's."""
+        query = select(sessions).where(sessions.c.tenant == tenant)
+        if state:
+            query = query.where(sessions.c.state == sessions_pb2.SessionState.Name(state))
+        query = newest_first(query, sessions.c.create_time, sessions.c.id, after, size)
+        async with self._engine.connect() as connection:
+            return [record_from_row(row) for row in await connection.execute(query)]
+
+    async def active(self) -> list[SessionRecord]:
+        """Every ACTIVE session placed on an agent, of every tenant."""
+        query = select(sessions).where(sessions.c.state == ACTIVE, sessions.c.agent_id != "")
+        async with self._engine.connect() as connection:
+            return [record_from_row(row) for row in await connection.execute(query)]
+
+    async def count_command(self, record: SessionRecord) -> None:
+        """Counts one more command run on the session."""
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                update(sessions)
+                .where(sessions.c.id == record.id)
+                .values(commands=sessions.c.commands + 1)
+            )
+
+    async def close(
+        self,
+        session_id: str,
+        reason: str,
+        *,
+        close_time: dt.datetime | None = None,
+        recording: tasks_pb2.ArtifactRef | None = None,
+        commands: int | None = None,
+    ) -> SessionRecord | None:
+        """Marks the session CLOSED; a session already closed keeps its first close.
+
+        Returns the session as it stands, None when there is no such session.
+        """
+        values: dict[str, object] = {
+            "state": CLOSED,
+            "close_reason": reason,
+            "close_time": close_time or self._clock(),
+        }
+        if recording is not None and recording.id:
+            values["recording"] = recording.SerializeToString()
+        if commands is not None:
+            values["commands"] = case(
+                (sessions.c.commands < commands, commands), else_=sessions.c.commands
+            )
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                update(sessions)
+                .where(sessions.c.id == session_id, sessions.c.state == ACTIVE)
+                .values(**values)
+            )
+            row = (
+                await connection.execute(select(sessions).where(sessions.c.id == session_id))
+            ).first()
+        return record_from_row(row) if row is not None else None
+
+    async def profile(self, tenant: str, name: str) -> bytes:
+        """The tenant's saved profile `name`; empty when there is none yet."""
+        async with self._engine.connect() as connection:
+            state = (
+                await connection.execute(
+                    select(profiles.c.state).where(
+                        profiles.c.tenant == tenant, profiles.c.name == name
+                    )
+                )
+            ).scalar()
+        return bytes(state) if state is not None else b""
+
+    async def save_profile(self, tenant: str, name: str, state: bytes) -> bool:
+        """Keeps `state` as the tenant's profile `name`; False when it is too large."""
+        if len(state) > MAX_PROFILE_BYTES:
+            return False
+        async with self._engine.begin() as connection:
+            changed = await connection.execute(
+                update(profiles)
+                .where(profiles.c.tenant == tenant, profiles.c.name == name)
+                .values(state=state, update_time=self._clock())
+            )
+            if changed.rowcount == 0:
+                await connection.execute(
+                    insert(profiles).values(
+                        tenant=tenant, name=name, state=state, update_time=self._clock()
+                    )
+                )
+        return True
+
+
+async def _open_count(connection: AsyncConnection, tenant: str) -> int:
+    query = select(func.count()).where(sessions.c.tenant == tenant, sessions.c.state == ACTIVE)
+    return int((await connection.execute(query)).scalar_one())
