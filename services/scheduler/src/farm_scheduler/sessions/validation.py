@@ -1,0 +1,109 @@
+"""Checks a SessionSpec or a SessionCommand and fills in defaults; errors name the JSON field.
+
+A command's steps and action are checked by the same code as a TaskSpec's; the
+session's own bounds (idle timeout, lifetime) come from the scheduler's settings.
+"""
+
+import re
+from dataclasses import dataclass
+
+from farm.sessions.v1 import sessions_pb2
+from farm.tasks.v1 import tasks_pb2
+from farm_core.errors import InvalidArgument
+from farm_scheduler.validation import (
+    ACTIONS,
+    MAX_DEVICE_CHARS,
+    check_action,
+    check_labels,
+    check_length,
+    check_region,
+    check_steps,
+    check_timeout,
+    check_url,
+    check_viewport,
+    check_wait_until,
+)
+
+PROFILE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class SessionBounds:
+    """The lifetimes a session may ask for, and what it gets when it asks for none."""
+
+    default_idle_timeout_seconds: int = 300
+    max_idle_timeout_seconds: int = 3600
+    default_max_lifetime_seconds: int = 3600
+    max_max_lifetime_seconds: int = 86400
+    min_seconds: int = 10
+
+
+def validate_session_spec(
+    spec: sessions_pb2.SessionSpec, bounds: SessionBounds
+) -> sessions_pb2.SessionSpec:
+    """A copy of `spec` with its defaults filled in; InvalidArgument names the first bad field."""
+    checked = sessions_pb2.SessionSpec()
+    checked.CopyFrom(spec)
+    check_length("device", checked.device, MAX_DEVICE_CHARS)
+    if checked.HasField("viewport"):
+        check_viewport(checked.viewport)
+    check_region(checked.region)
+    checked.idle_timeout_seconds = _seconds(
+        "idleTimeoutSeconds",
+        checked.idle_timeout_seconds,
+        bounds.default_idle_timeout_seconds,
+        bounds.min_seconds,
+        bounds.max_idle_timeout_seconds,
+    )
+    checked.max_lifetime_seconds = _seconds(
+        "maxLifetimeSeconds",
+        checked.max_lifetime_seconds,
+        bounds.default_max_lifetime_seconds,
+        bounds.min_seconds,
+        bounds.max_max_lifetime_seconds,
+    )
+    if checked.profile and not PROFILE_PATTERN.fullmatch(checked.profile):
+        raise InvalidArgument(
+            "profile",
+            "must be 1 to 64 characters of letters, digits, '.', '_' and '-', starting with a "
+            f"letter or digit, got {checked.profile!r}",
+        )
+    check_labels(checked.labels)
+    return checked
+
+
+def validate_command(
+    command: sessions_pb2.SessionCommand, default_timeout_ms: int
+) -> sessions_pb2.SessionCommand:
+    """A copy of `command` with its defaults filled in; InvalidArgument names the first bad field.
+
+    Unlike a task, a command may have no URL (it stays on the current page) and no
+    action (its steps are all it does).
+    """
+    checked = sessions_pb2.SessionCommand()
+    checked.CopyFrom(command)
+    if checked.url:
+        check_url(checked.url)
+    chosen = [action for action in ACTIONS if checked.HasField(action)]  # type: ignore[arg-type]
+    if len(chosen) > 1:
+        raise InvalidArgument(
+            "command",
+            f"at most one action of {', '.join(ACTIONS)} may be set, got {', '.join(chosen)}",
+        )
+    if chosen:
+        as_task = tasks_pb2.TaskSpec()
+        getattr(as_task, chosen[0]).CopyFrom(getattr(checked, chosen[0]))
+        check_action(as_task)
+        getattr(checked, chosen[0]).CopyFrom(getattr(as_task, chosen[0]))
+    check_steps(checked.steps)
+    checked.wait_until = check_wait_until(checked.wait_until)
+    checked.timeout_ms = check_timeout(checked.timeout_ms, default_timeout_ms)
+    return checked
+
+
+def _seconds(field: str, value: int, default: int, least: int, most: int) -> int:
+    if value == 0:
+        return default
+    if not least <= value <= most:
+        raise InvalidArgument(field, f"must be 0 or between {least} and {most}, got {value}")
+    return value
