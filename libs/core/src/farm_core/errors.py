@@ -66,3 +66,9 @@ class Unavailable(FarmError):
     """A part the call needs is down; the caller may retry."""
 
     code = grpc.StatusCode.UNAVAILABLE
+
+
+class DeadlineExceeded(FarmError):
+    """The work did not finish within its time limit."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED

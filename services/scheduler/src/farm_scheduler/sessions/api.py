@@ -1,0 +1,228 @@
+"""farm.sessions.v1.SessionService handlers: validate, act on the session and its agent, answer."""
+
+import logging
+from typing import Any
+
+from farm.queue.v1 import queue_pb2
+from farm.sessions.v1 import sessions_pb2, sessions_pb2_grpc
+from farm.tasks.v1 import tasks_pb2
+from farm_core.db import utcnow
+from farm_core.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+)
+from farm_core.identity import current_identity
+from farm_core.live_tokens import LiveTokenKind, encode_live_token
+from farm_core.paging import Cursor, decode_cursor, page_size, split_page
+from farm_core.scopes import Scope
+from farm_core.sessions import SESSION_ID_PATTERN, CloseReason, Refusal
+from farm_core.timestamps import to_timestamp
+from farm_scheduler.sessions.closer import SessionCloser
+from farm_scheduler.sessions.links import session_links
+from farm_scheduler.sessions.orders import AgentGone, AgentOrders, AgentSilent
+from farm_scheduler.sessions.placement import Candidate
+from farm_scheduler.sessions.records import SessionRecord
+from farm_scheduler.sessions.store import SessionStore
+from farm_scheduler.sessions.validation import (
+    SessionBounds,
+    validate_command,
+    validate_session_spec,
+)
+from farm_scheduler.settings import SchedulerSettings
+
+log = logging.getLogger(__name__)
+
+# A command's answer may take this long beyond its own time limit (uploads, the hop).
+COMMAND_ANSWER_MARGIN_SECONDS = 10.0
+# Refusals after which the next agent is tried; others are the caller's to fix.
+TRY_NEXT_AGENT = frozenset({Refusal.NO_CAPACITY, Refusal.AGENT_DRAINING, Refusal.INTERNAL})
+
+
+def checked_session_id(session_id: str) -> str:
+    """The requested session id; one not in the form of ours names no session."""
+    if not session_id:
+        raise InvalidArgument("id", "is required")
+    if not SESSION_ID_PATTERN.fullmatch(session_id):
+        raise NotFound("session", session_id[:64])
+    return session_id
+
+
+def command_error(error: tasks_pb2.TaskError) -> Exception:
+    """The gRPC error a failed command answers with; the message starts with its code."""
+    message = f"{error.code}: {error.message}"
+    if error.code == "TIMEOUT":
+        return DeadlineExceeded(message)
+    if error.code == "RESULT_TOO_LARGE":
+        return ResourceExhausted(message)
+    return FailedPrecondition(message)
+
+
+class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
+    """farm.sessions.v1.SessionService: the caller's tenant's sessions."""
+
+    def __init__(
+        self,
+        settings: SchedulerSettings,
+        store: SessionStore,
+        orders: AgentOrders,
+        closer: SessionCloser,
+        identity_secret: str,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._orders = orders
+        self._closer = closer
+        self._secret = identity_secret
+        self._bounds = SessionBounds(
+            default_idle_timeout_seconds=settings.session_idle_timeout_seconds,
+            max_idle_timeout_seconds=settings.session_max_idle_timeout_seconds,
+            default_max_lifetime_seconds=settings.session_lifetime_seconds,
+            max_max_lifetime_seconds=settings.session_max_lifetime_seconds,
+        )
+
+    async def CreateSession(
+        self, request: sessions_pb2.CreateSessionRequest, context: Any
+    ) -> sessions_pb2.Session:
+        identity = current_identity()
+        spec = validate_session_spec(request.spec, self._bounds)
+        record = await self._store.reserve(identity.tenant, spec, identity.quotas)
+        try:
+            placed = await self._place(record)
+        except BaseException:
+            await self._store.forget(record)
+            raise
+        return self._answer(placed)
+
+    async def GetSession(
+        self, request: sessions_pb2.GetSessionRequest, context: Any
+    ) -> sessions_pb2.Session:
+        record = await self._store.get(current_identity().tenant, checked_session_id(request.id))
+        return self._answer(record)
+
+    async def ListSessions(
+        self, request: sessions_pb2.ListSessionsRequest, context: Any
+    ) -> sessions_pb2.ListSessionsResponse:
+        if request.state not in sessions_pb2.SessionState.values():
+            raise InvalidArgument("state", f"has no value {request.state}")
+        size = page_size(request.page_size, "pageSize")
+        after = decode_cursor(request.page_token, "pageToken")
+        records = await self._store.page(current_identity().tenant, request.state, size + 1, after)
+        page, next_token = split_page(records, size, lambda row: Cursor(row.create_time, row.id))
+        return sessions_pb2.ListSessionsResponse(
+            sessions=[self._answer(record) for record in page], next_page_token=next_token
+        )
+
+    async def CloseSession(
+        self, request: sessions_pb2.CloseSessionRequest, context: Any
+    ) -> sessions_pb2.Session:
+        tenant = current_identity().tenant
+        record = await self._store.get(tenant, checked_session_id(request.id))
+        if record.active:
+            record = await self._closer.close_on_agent(record, CloseReason.CLOSED_BY_USER)
+        return self._answer(record)
+
+    async def RunSessionCommand(
+        self, request: sessions_pb2.RunSessionCommandRequest, context: Any
+    ) -> tasks_pb2.TaskResult:
+        identity = current_identity()
+        session_id = checked_session_id(request.id)
+        if request.command.HasField("script") and not identity.has_scope(Scope.SCRIPT):
+            raise PermissionDenied(
+                f"a command with a script needs the scope {Scope.SCRIPT.value!r}"
+            )
+        command = validate_command(request.command, self._settings.default_timeout_ms)
+        record = await self._store.get(identity.tenant, session_id)
+        self._require_active(record)
+        order = queue_pb2.SessionCommandOrder(
+            session_id=record.id, tenant=record.tenant, command=command
+        )
+        timeout = command.timeout_ms / 1000 + COMMAND_ANSWER_MARGIN_SECONDS
+        try:
+            reply = await self._orders.run(record.agent_id, order, timeout)
+        except AgentGone as gone:
+            self._require_active(await self._closer.agent_lost(record, str(gone)))
+            raise Unavailable(f"session {record.id}: {gone}") from gone
+        except AgentSilent as silent:
+            raise DeadlineExceeded(f"session {record.id}: {silent}") from silent
+        if reply.HasField("error"):
+            if reply.error.code == Refusal.SESSION_NOT_FOUND:
+                # The agent closed it (idle, lifetime) and its event is on its way.
+                self._require_active(await self._closer.settle_missing(record))
+            raise command_error(reply.error)
+        await self._store.count_command(record)
+        return reply.result
+
+    async def CreateViewToken(
+        self, request: sessions_pb2.CreateViewTokenRequest, context: Any
+    ) -> sessions_pb2.ViewToken:
+        identity = current_identity()
+        record = await self._store.get(identity.tenant, checked_session_id(request.id))
+        self._require_active(record)
+        token, expires = encode_live_token(
+            self._secret,
+            LiveTokenKind.VIEW,
+            record.id,
+            record.tenant,
+            utcnow(),
+            self._settings.view_token_ttl_seconds,
+        )
+        live_url = session_links(self._settings.public_url, record.id).live_url
+        return sessions_pb2.ViewToken(
+            token=token, url=f"{live_url}?token={token}", expire_time=to_timestamp(expires)
+        )
+
+    async def _place(self, record: SessionRecord) -> SessionRecord:
+        """Opens the session's browser on the best agent that takes it."""
+        spec = record.spec
+        order = queue_pb2.OpenSessionOrder(
+            session_id=record.id,
+            tenant=record.tenant,
+            spec=spec,
+            expire_time=to_timestamp(record.expire_time),
+        )
+        if spec.profile:
+            order.profile_state = await self._store.profile(record.tenant, spec.profile)
+        refusals: list[str] = []
+        for candidate in await self._closer.candidates(spec.region):
+            reply = await self._open_on(candidate, order, refusals)
+            if reply is not None:
+                return await self._store.placed(record, candidate.agent_id)
+        where = f"in region {spec.region!r}" if spec.region else "in the farm"
+        raise ResourceExhausted(
+            f"no agent {where} has a free place for a session"
+            + (f" ({'; '.join(refusals)})" if refusals else "")
+        )
+
+    async def _open_on(
+        self, candidate: Candidate, order: queue_pb2.OpenSessionOrder, refusals: list[str]
+    ) -> queue_pb2.SessionReply | None:
+        """The agent's reply if it opened the session; None (noted) if the next may try."""
+        try:
+            reply = await self._orders.open(candidate.agent_id, order)
+        except (AgentGone, AgentSilent) as error:
+            refusals.append(str(error))
+            return None
+        if not reply.HasField("error"):
+            return reply
+        if reply.error.code == "INVALID_DEVICE":
+            raise InvalidArgument("device", reply.error.message.removeprefix("device: "))
+        if reply.error.code in TRY_NEXT_AGENT:
+            refusals.append(f"{candidate.agent_id}: {reply.error.message}")
+            return None
+        raise FailedPrecondition(f"{reply.error.code}: {reply.error.message}")
+
+    def _require_active(self, record: SessionRecord | None) -> None:
+        if record is None:
+            raise NotFound("session", "")
+        if not record.active:
+            raise FailedPrecondition(
+                f"session {record.id} is closed ({record.close_reason or 'closed'})"
+            )
+
+    def _answer(self, record: SessionRecord) -> sessions_pb2.Session:
+        return record.to_proto(session_links(self._settings.public_url, record.id))

@@ -1,0 +1,157 @@
+"""How sessions end, as the scheduler records it: ordered closes, agents' reports, lost agents.
+
+Every way a session ends comes here: CloseSession (ordered to its agent, whose reply
+carries the SessionClosed), the agents' SessionClosed events (idle, lifetime, crash,
+drain), and the sweep that finds sessions whose agent stopped beating (AGENT_LOST)
+or that outlived their lifetime. Applying a close twice changes nothing.
+"""
+
+import datetime as dt
+import logging
+
+import nats.errors
+from google.protobuf.message import DecodeError
+from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.kv import KeyValue
+
+from farm.queue.v1 import queue_pb2
+from farm_core.db import utcnow
+from farm_core.errors import Unavailable
+from farm_core.sessions import CloseReason
+from farm_core.timestamps import from_timestamp
+from farm_scheduler.sessions.orders import AgentGone, AgentOrders, AgentSilent
+from farm_scheduler.sessions.placement import Candidate, candidates
+from farm_scheduler.sessions.records import SessionRecord
+from farm_scheduler.sessions.store import SessionStore
+
+log = logging.getLogger(__name__)
+
+LIFETIME_GRACE_SECONDS = 60.0
+"""How long past its lifetime a session may stay ACTIVE before the sweep ends it."""
+
+
+class SessionCloser:
+    """Records sessions' closes; finds the sessions of lost agents."""
+
+    def __init__(
+        self,
+        store: SessionStore,
+        orders: AgentOrders,
+        heartbeats: KeyValue,
+        routes: KeyValue,
+        agent_lost_seconds: float,
+    ) -> None:
+        self._store = store
+        self._orders = orders
+        self._heartbeats = heartbeats
+        self._routes = routes
+        self._agent_lost_seconds = agent_lost_seconds
+
+    async def candidates(self, region: str) -> list[Candidate]:
+        """The agents that may take a new session in `region`, best first."""
+        return candidates(
+            (await self._beats()).values(), region, utcnow(), self._agent_lost_seconds
+        )
+
+    async def close_on_agent(self, record: SessionRecord, reason: CloseReason) -> SessionRecord:
+        """Asks the session's agent to close it and records the close; a gone agent is lost."""
+        order = queue_pb2.CloseSessionOrder(
+            session_id=record.id, tenant=record.tenant, reason=reason.value
+        )
+        try:
+            reply = await self._orders.close(record.agent_id, order)
+        except AgentGone as gone:
+            return await self.agent_lost(record, str(gone))
+        except AgentSilent as silent:
+            raise Unavailable(f"session {record.id}: {silent}") from silent
+        if reply.HasField("closed"):
+            return await self.apply(reply.closed) or record
+        # The agent holds no such session: it ended it and its event is on the way.
+        return await self.settle_missing(record, reason)
+
+    async def settle_missing(
+        self, record: SessionRecord, reason: CloseReason = CloseReason.BROWSER_CLOSED
+    ) -> SessionRecord:
+        """A session its agent no longer holds: the close its event reports, else `reason`."""
+        current = await self._store.get(record.tenant, record.id)
+        if not current.active:
+            return current
+        closed = await self._store.close(record.id, reason.value)
+        await self._forget_route(record.id)
+        return closed or current
+
+    async def agent_lost(self, record: SessionRecord, why: str) -> SessionRecord:
+        """Closes a session whose agent is gone (AGENT_LOST)."""
+        log.warning("session %s: its agent %s is lost: %s", record.id, record.agent_id, why)
+        closed = await self._store.close(record.id, CloseReason.AGENT_LOST.value)
+        await self._forget_route(record.id)
+        return closed or record
+
+    async def apply(self, closed: queue_pb2.SessionClosed) -> SessionRecord | None:
+        """Records a SessionClosed (from an agent's reply or event); saves its profile."""
+        close_time = from_timestamp(closed.time) if closed.HasField("time") else None
+        record = await self._store.close(
+            closed.session_id,
+            closed.reason or CloseReason.BROWSER_CLOSED.value,
+            close_time=close_time,
+            recording=closed.recording if closed.HasField("recording") else None,
+            commands=closed.commands,
+        )
+        if record is not None and record.spec.profile and closed.profile_state:
+            saved = await self._store.save_profile(
+                record.tenant, record.spec.profile, closed.profile_state
+            )
+            if not saved:
+                log.warning(
+                    "session %s: profile %r not saved: its state is too large",
+                    record.id,
+                    record.spec.profile,
+                )
+        return record
+
+    async def sweep(self) -> None:
+        """Closes ACTIVE sessions whose agent stopped beating or that outlived their lifetime."""
+        beats = await self._beats()
+        now = utcnow()
+        for record in await self._store.active():
+            heartbeat = beats.get(record.agent_id)
+            age = (now - record.create_time).total_seconds()
+            if heartbeat is None or self._beat_is_stale(heartbeat, now):
+                await self.agent_lost(record, f"no heartbeat for {self._agent_lost_seconds:g} s")
+            elif record.id not in heartbeat.session_ids and age > 2 * self._agent_lost_seconds:
+                # Its agent beats without it: closed there, and its event was lost.
+                await self.settle_missing(record)
+            elif now > record.expire_time + dt.timedelta(seconds=LIFETIME_GRACE_SECONDS):
+                await self.close_on_agent(record, CloseReason.MAX_LIFETIME)
+
+    def _beat_is_stale(self, heartbeat: queue_pb2.AgentHeartbeat | None, now: dt.datetime) -> bool:
+        if heartbeat is None:
+            return True
+        if not heartbeat.HasField("heartbeat_time"):
+            return False
+        age = (now - from_timestamp(heartbeat.heartbeat_time)).total_seconds()
+        return age > self._agent_lost_seconds
+
+    async def _beats(self) -> dict[str, queue_pb2.AgentHeartbeat]:
+        """The latest heartbeat of every agent in the bucket, by agent id."""
+        try:
+            keys = await self._heartbeats.keys()
+        except NoKeysError:
+            return {}
+        except (nats.errors.Error, TimeoutError) as error:
+            raise Unavailable(f"the agents' heartbeats cannot be read: {error}") from error
+        beats: dict[str, queue_pb2.AgentHeartbeat] = {}
+        for key in keys:
+            try:
+                entry = await self._heartbeats.get(key)
+                heartbeat = queue_pb2.AgentHeartbeat.FromString(entry.value or b"")
+            except (KeyNotFoundError, DecodeError):
+                continue
+            beats[heartbeat.agent_id or key] = heartbeat
+        return beats
+
+    async def _forget_route(self, session_id: str) -> None:
+        try:
+            await self._routes.delete(session_id)
+        except (nats.errors.Error, TimeoutError) as error:
+            log.warning("could not remove the route of session %s: %s", session_id, error)
