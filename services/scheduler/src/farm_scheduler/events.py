@@ -32,42 +32,50 @@ RETRY_SECONDS = 1.0
 """Pause after NATS refused a fetch, and delay before an event that failed comes again."""
 
 
-class EventConsumer:
-    """Pulls AgentEvents, applies each to the store, and reports what changed."""
+class DurableConsumer:
+    """A durable pull consumer on FARM_EVENTS that hands each message to `handle`.
+
+    `handle` settles the message itself (ack, nak or term).
+    """
 
     def __init__(
-        self, store: TaskStore, on_change: Callable[[TaskChange], Awaitable[None]]
+        self, durable_name: str, subjects: str, handle: Callable[[Msg], Awaitable[None]]
     ) -> None:
-        self._store = store
-        self._on_change = on_change
+        self._durable_name = durable_name
+        self._subjects = subjects
+        self._handle_message = handle
         self._subscription: JetStreamContext.PullSubscription | None = None
         self._loop: asyncio.Task[None] | None = None
         self._stopping = False
         self._fetching = False
 
     async def start(self, js: JetStreamContext) -> None:
-        """Binds the durable consumer (creating it if needed) and starts applying events."""
+        """Binds the durable consumer (creating it if needed) and starts handling messages."""
         await js.add_consumer(
             EVENT_STREAM,
             ConsumerConfig(
-                name=DURABLE_NAME,
-                durable_name=DURABLE_NAME,
-                filter_subject=TASK_EVENT_SUBJECTS,
+                name=self._durable_name,
+                durable_name=self._durable_name,
+                filter_subject=self._subjects,
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
                 ack_wait=ACK_WAIT_SECONDS,
             ),
         )
-        self._subscription = await js.pull_subscribe_bind(durable=DURABLE_NAME, stream=EVENT_STREAM)
-        self._loop = asyncio.create_task(self._run(self._subscription), name="scheduler-events")
+        self._subscription = await js.pull_subscribe_bind(
+            durable=self._durable_name, stream=EVENT_STREAM
+        )
+        self._loop = asyncio.create_task(
+            self._run(self._subscription), name=f"{self._durable_name}-events"
+        )
 
     async def stop(self, grace_seconds: float) -> None:
-        """Stops fetching; lets the batch in hand be applied for up to `grace_seconds`."""
+        """Stops fetching; lets the batch in hand be handled for up to `grace_seconds`."""
         self._stopping = True
         loop, self._loop = self._loop, None
         if loop is not None:
             if self._fetching:
-                # Nothing is lost: an event fetched but not acked comes again after the ack wait.
+                # Nothing is lost: a message fetched but not acked comes again after the ack wait.
                 loop.cancel()
             done, _ = await asyncio.wait({loop}, timeout=grace_seconds)
             if not done:
@@ -80,7 +88,7 @@ class EventConsumer:
             try:
                 await subscription.unsubscribe()
             except nats.errors.Error as error:
-                log.warning("unsubscribing from the events failed: %s", error)
+                log.warning("unsubscribing from %s failed: %s", self._subjects, error)
 
     async def _run(self, subscription: JetStreamContext.PullSubscription) -> None:
         while not self._stopping:
@@ -90,13 +98,24 @@ class EventConsumer:
             except TimeoutError:
                 continue
             except nats.errors.Error as error:
-                log.warning("fetching events failed: %s; retrying", error)
+                log.warning("fetching %s failed: %s; retrying", self._subjects, error)
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
             finally:
                 self._fetching = False
             for message in messages:
-                await self._handle(message)
+                await self._handle_message(message)
+
+
+class EventConsumer(DurableConsumer):
+    """Pulls AgentEvents, applies each to the store, and reports what changed."""
+
+    def __init__(
+        self, store: TaskStore, on_change: Callable[[TaskChange], Awaitable[None]]
+    ) -> None:
+        super().__init__(DURABLE_NAME, TASK_EVENT_SUBJECTS, self._handle)
+        self._store = store
+        self._on_change = on_change
 
     async def _handle(self, message: Msg) -> None:
         event = queue_pb2.AgentEvent()
@@ -104,7 +123,7 @@ class EventConsumer:
             event.ParseFromString(message.data)
         except DecodeError as error:
             log.error("dropping a message on %s: not an AgentEvent: %s", message.subject, error)
-            await _settle(message.term(), message.subject)
+            await settle(message.term(), message.subject)
             return
         try:
             change = await self._store.apply_event(
@@ -114,19 +133,19 @@ class EventConsumer:
             log.warning(
                 "applying event %s of task %s failed: %s", event.event_id, event.task_id, error
             )
-            await _settle(message.nak(delay=RETRY_SECONDS), message.subject)
+            await settle(message.nak(delay=RETRY_SECONDS), message.subject)
             return
         except Exception:
             # Keep applying the other events; this one comes again after the delay.
             log.exception("applying event %s of task %s failed", event.event_id, event.task_id)
-            await _settle(message.nak(delay=RETRY_SECONDS), message.subject)
+            await settle(message.nak(delay=RETRY_SECONDS), message.subject)
             return
         if change is not None:
             await self._on_change(change)
-        await _settle(message.ack(), message.subject)
+        await settle(message.ack(), message.subject)
 
 
-async def _settle(reply: Awaitable[None], subject: str) -> None:
+async def settle(reply: Awaitable[None], subject: str) -> None:
     """Sends an ack, nak or term; if it is lost, JetStream redelivers the event."""
     try:
         await reply
