@@ -10,9 +10,10 @@ from google.rpc import code_pb2  # type: ignore[import-untyped]
 from farm.audit.v1 import audit_pb2, audit_pb2_grpc
 from farm_auth.audit_log import AuditFilter, AuditLog, record_cursor
 from farm_auth.authz import AuthorizationApi, request_header
+from farm_auth.session_check import session_target
 from farm_core.audit import AuditSink, audit_record
 from farm_core.errors import InvalidArgument
-from farm_core.identity import current_identity, require_operator
+from farm_core.identity import IDENTITY_HEADER, Identity, current_identity, require_operator
 from farm_core.paging import read_page
 
 EDGE_SOURCE = "edge"
@@ -60,7 +61,7 @@ class AuditApi(audit_pb2_grpc.AuditServiceServicer):
 
 
 class AuditedAuthorizationApi(AuthorizationApi):
-    """Envoy's key check, recording each refusal (401 or 429) to the audit log."""
+    """Envoy's key check, recording each refusal, and each attach to a session, to the audit log."""
 
     def __init__(self, *args: Any, audit: AuditSink, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -72,6 +73,14 @@ class AuditedAuthorizationApi(AuthorizationApi):
         response = await super().Check(request, context)
         if response.status.code != code_pb2.OK:
             self._audit.submit(edge_refusal(request, response))
+        elif response.HasField("dynamic_metadata") and _attaches(request):
+            # Let through to a session's browser: who attached is worth a record.
+            token = next(
+                h.header.value
+                for h in response.ok_response.headers
+                if h.header.key == IDENTITY_HEADER
+            )
+            self._audit.submit(session_attach(request, self._codec.decode(token)))
         return response
 
 
@@ -89,4 +98,27 @@ def edge_refusal(
         outcome=str(code_pb2.Code.Name(response.status.code)),
         headers=headers,
         message=response.status.message,
+    )
+
+
+def _attaches(request: external_auth_pb2.CheckRequest) -> bool:
+    target = session_target(request.attributes.request.http.path, None)
+    return target is not None and target.attach
+
+
+def session_attach(
+    request: external_auth_pb2.CheckRequest, identity: Identity
+) -> audit_pb2.AuditRecord:
+    """The audit record of a caller let through to a session's browser (CDP or live view)."""
+    http = request.attributes.request.http
+    path = http.path.partition("?")[0]
+    target = session_target(path, None)
+    headers = {name: request_header(request, name) or "" for name in TRACE_HEADERS}
+    return audit_record(
+        source=EDGE_SOURCE,
+        rpc=f"{http.method} {path}",
+        outcome=str(code_pb2.Code.Name(code_pb2.OK)),
+        headers=headers,
+        identity=identity,
+        target=target.session_id if target is not None else "",
     )

@@ -4,6 +4,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import grpc
 from envoy.config.core.v3 import base_pb2
 from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 from envoy.type.v3 import http_status_pb2
@@ -12,8 +13,10 @@ from prometheus_client import Counter
 
 from farm_auth.keys import MISSING_KEY, NOT_BEARER, KeyRefused
 from farm_auth.ratelimit import FailedAuthLimiter, KeyRateLimiter, retry_after_header
+from farm_auth.session_check import SessionAdmission, SessionTarget, session_target
 from farm_auth.verifier import KeyVerifier
-from farm_core.identity import IDENTITY_HEADER, IdentityCodec
+from farm_core.errors import FarmError
+from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
 
 AUTHORIZATION_HEADER = "authorization"
 OUTCOMES = (
@@ -26,6 +29,8 @@ OUTCOMES = (
     "rotated",
     "rate_limited",
     "address_blocked",
+    "forbidden",
+    "not_found",
     "error",
 )
 # Refusals that presented some credential: they count against the source address.
@@ -161,11 +166,13 @@ class AuthorizationApi(external_auth_pb2_grpc.AuthorizationServicer):
         codec: IdentityCodec,
         rates: KeyRateLimiter,
         failures: FailedAuthLimiter,
+        sessions: SessionAdmission | None = None,
     ) -> None:
         self._verifier = verifier
         self._codec = codec
         self._rates = rates
         self._failures = failures
+        self._sessions = sessions
 
     async def Check(
         self, request: external_auth_pb2.CheckRequest, context: Any
@@ -177,6 +184,21 @@ class AuthorizationApi(external_auth_pb2_grpc.AuthorizationServicer):
             checks_total.labels("address_blocked").inc()
             message = f"too many refused API keys from {address}; try again later"
             return limited(message, blocked_for, grpc_caller=grpc_caller)
+        http = request.attributes.request.http
+        target = session_target(http.path, request_header(request, "cookie"))
+        if target is not None and self._sessions is not None:
+            return await self._check_session(request, target, self._sessions)
+        verified = await self._verified(request, grpc_caller=grpc_caller)
+        if isinstance(verified, external_auth_pb2.CheckResponse):
+            return verified
+        checks_total.labels("allowed").inc()
+        return allowed(self._codec.encode(verified))
+
+    async def _verified(
+        self, request: external_auth_pb2.CheckRequest, *, grpc_caller: bool
+    ) -> Identity | external_auth_pb2.CheckResponse:
+        """The identity of the request's API key, or the refusal to answer with."""
+        address = source_address(request)
         try:
             key = bearer_key(request_header(request, AUTHORIZATION_HEADER))
             verified = await self._verifier.verify(key)
@@ -198,5 +220,53 @@ class AuthorizationApi(external_auth_pb2_grpc.AuthorizationServicer):
                 f"requests a second (burst {rate.burst})"
             )
             return limited(message, wait_seconds, grpc_caller=grpc_caller)
+        return identity
+
+    async def _check_session(
+        self,
+        request: external_auth_pb2.CheckRequest,
+        target: SessionTarget,
+        sessions: SessionAdmission,
+    ) -> external_auth_pb2.CheckResponse:
+        """A request for a session's browser: admitted to its agent, or refused."""
+        has_key = request_header(request, AUTHORIZATION_HEADER) is not None
+        try:
+            if has_key or not target.live:
+                verified = await self._verified(request, grpc_caller=False)
+                if isinstance(verified, external_auth_pb2.CheckResponse):
+                    return verified
+                admitted = await sessions.by_key(target, verified)
+            else:
+                admitted = await sessions.by_token(target)
+        except FarmError as error:
+            checks_total.labels(_SESSION_OUTCOMES.get(error.code, "error")).inc()
+            return refused(error)
         checks_total.labels("allowed").inc()
-        return allowed(self._codec.encode(identity))
+        response = allowed(self._codec.encode(admitted.identity))
+        response.dynamic_metadata.CopyFrom(admitted.metadata())
+        if admitted.set_cookie:
+            response.ok_response.response_headers_to_add.append(
+                _header("set-cookie", admitted.set_cookie)
+            )
+        return response
+
+
+_SESSION_OUTCOMES = {
+    grpc.StatusCode.UNAUTHENTICATED: "unknown",
+    grpc.StatusCode.PERMISSION_DENIED: "forbidden",
+    grpc.StatusCode.NOT_FOUND: "not_found",
+    grpc.StatusCode.UNAVAILABLE: "error",
+}
+_HTTP_STATUS = {
+    grpc.StatusCode.UNAUTHENTICATED: http_status_pb2.Unauthorized,
+    grpc.StatusCode.PERMISSION_DENIED: http_status_pb2.Forbidden,
+    grpc.StatusCode.NOT_FOUND: http_status_pb2.NotFound,
+    grpc.StatusCode.UNAVAILABLE: http_status_pb2.ServiceUnavailable,
+}
+
+
+def refused(error: FarmError) -> external_auth_pb2.CheckResponse:
+    """Envoy's answer for a request refused with `error` (HTTP callers: its status, JSON body)."""
+    http_status = _HTTP_STATUS.get(error.code, http_status_pb2.ServiceUnavailable)
+    headers = [_header("www-authenticate", "Bearer")] if http_status == 401 else []
+    return _refusal(error.code.value[0], http_status, error.message, headers, grpc_caller=False)

@@ -1,0 +1,148 @@
+"""The edge's check of a request for a session's browser: its CDP socket or its live view.
+
+Such a request needs a key with the scope `sessions` of the session's tenant, or,
+for the live view only, a view token (`?token=`, spent on first use and exchanged
+for a live ticket cookie) or that ticket. A session that no agent holds, or that
+belongs to another tenant, is 404. The answer tells Envoy which agent to send the
+request to (dynamic metadata `agent`, read by the original-destination cluster).
+"""
+
+import re
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+from urllib.parse import parse_qs, urlsplit
+
+from google.protobuf import struct_pb2
+
+from farm.queue.v1 import queue_pb2
+from farm_auth.session_routes import SessionRoutes
+from farm_core.db import utcnow
+from farm_core.errors import NotFound, PermissionDenied, Unauthenticated
+from farm_core.identity import Identity
+from farm_core.live_tokens import (
+    LIVE_COOKIE,
+    LiveToken,
+    LiveTokenKind,
+    decode_live_token,
+    encode_live_token,
+)
+from farm_core.scopes import Scope
+
+SESSION_PATH = re.compile(r"^/v1/sessions/(?P<id>[^/]+)/(?P<part>cdp|live(/[^/]*)?)$")
+AGENT_METADATA_KEY = "agent"
+"""The dynamic metadata entry that names the agent's endpoint (host:port) for Envoy."""
+
+
+@dataclass(frozen=True)
+class SessionTarget:
+    """A request for a session's browser: which session, and whether for its live view."""
+
+    session_id: str
+    live: bool
+    # The CDP socket or the live page itself, not one of the page's files or its frames.
+    attach: bool = True
+    query_token: str = ""
+    cookie_ticket: str = ""
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A request let through: as whom, to which agent, and a ticket cookie to set, if any."""
+
+    identity: Identity
+    route: queue_pb2.SessionRoute
+    set_cookie: str = ""
+
+    def metadata(self) -> struct_pb2.Struct:
+        """The dynamic metadata Envoy routes by."""
+        metadata = struct_pb2.Struct()
+        metadata.update({AGENT_METADATA_KEY: self.route.endpoint})
+        return metadata
+
+
+def session_target(path: str, cookie_header: str | None) -> SessionTarget | None:
+    """The session a request path names; None for any other request."""
+    parts = urlsplit(path)
+    matched = SESSION_PATH.fullmatch(parts.path)
+    if matched is None:
+        return None
+    live = matched["part"].startswith("live")
+    tokens = parse_qs(parts.query).get("token", []) if live else []
+    return SessionTarget(
+        session_id=matched["id"],
+        live=live,
+        attach=matched["part"] in ("cdp", "live"),
+        query_token=tokens[0] if tokens else "",
+        cookie_ticket=_cookie(cookie_header, LIVE_COOKIE) if live else "",
+    )
+
+
+class SessionAdmission:
+    """Admits callers to their own tenant's sessions' browsers."""
+
+    def __init__(self, routes: SessionRoutes, secret: str, ticket_ttl_seconds: float) -> None:
+        self._routes = routes
+        self._secret = secret
+        self._ticket_ttl_seconds = ticket_ttl_seconds
+
+    async def by_key(self, target: SessionTarget, identity: Identity) -> Admitted:
+        """A caller with an API key: the key needs the scope `sessions` and the tenant."""
+        if not identity.has_scope(Scope.SESSIONS):
+            raise PermissionDenied(
+                f"API key {identity.key_id} lacks the scope {Scope.SESSIONS.value!r}"
+            )
+        return Admitted(identity, await self._route(target.session_id, identity.tenant))
+
+    async def by_token(self, target: SessionTarget) -> Admitted:
+        """A browser opening the live view with a view token or the ticket it was given."""
+        if target.query_token:
+            token = self._decode(target.query_token, LiveTokenKind.VIEW, target.session_id)
+            if not await self._routes.spend(token.token_id):
+                raise Unauthenticated("this view token was used already; ask for a new one")
+            ticket, _ = encode_live_token(
+                self._secret,
+                LiveTokenKind.TICKET,
+                token.session_id,
+                token.tenant,
+                utcnow(),
+                self._ticket_ttl_seconds,
+            )
+            cookie = (
+                f"{LIVE_COOKIE}={ticket}; Path=/v1/sessions/{token.session_id}/live; "
+                f"Max-Age={int(self._ticket_ttl_seconds)}; HttpOnly; SameSite=Strict"
+            )
+        elif target.cookie_ticket:
+            token = self._decode(target.cookie_ticket, LiveTokenKind.TICKET, target.session_id)
+            cookie = ""
+        else:
+            raise Unauthenticated("no API key, view token or live ticket")
+        identity = Identity(
+            tenant=token.tenant,
+            key_id=f"live:{token.token_id[:12]}",
+            scopes=frozenset({Scope.SESSIONS.value}),
+        )
+        return Admitted(identity, await self._route(token.session_id, token.tenant), cookie)
+
+    def _decode(self, text: str, kind: LiveTokenKind, session_id: str) -> LiveToken:
+        token = decode_live_token(self._secret, text, kind)
+        if token.session_id != session_id:
+            raise Unauthenticated(f"this {kind.value} token is for another session")
+        return token
+
+    async def _route(self, session_id: str, tenant: str) -> queue_pb2.SessionRoute:
+        route = await self._routes.route(session_id)
+        if route is None or route.tenant != tenant:
+            raise NotFound("session", session_id[:64])
+        return route
+
+
+def _cookie(header: str | None, name: str) -> str:
+    if not header:
+        return ""
+    cookies: SimpleCookie = SimpleCookie()
+    try:
+        cookies.load(header)
+    except CookieError:
+        return ""
+    morsel = cookies.get(name)
+    return morsel.value if morsel is not None else ""

@@ -1,0 +1,97 @@
+"""Where sessions' browsers are, for the edge: the `farm_sessions` bucket, and spent view tokens.
+
+The auth service connects to NATS in the background (it starts without it); until
+the bucket is reachable, attaching to a session is refused as unavailable. View
+tokens are used once: each token id is created in `farm_view_tokens`, whose entries
+live as long as a token could.
+"""
+
+import asyncio
+import contextlib
+import logging
+
+import nats.errors
+from google.protobuf.message import DecodeError
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
+from nats.js.kv import KeyValue
+
+from farm.queue.v1 import queue_pb2
+from farm_core.errors import Unavailable
+from farm_core.nats_link import NatsLink
+from farm_core.sessions import sessions_bucket
+
+log = logging.getLogger(__name__)
+
+VIEW_TOKENS_BUCKET = "farm_view_tokens"
+
+
+class SessionRoutes:
+    """Reads SessionRoutes and spends view tokens, over a NATS connection of its own."""
+
+    def __init__(self, nats_url: str, view_token_ttl_seconds: float) -> None:
+        self._link = NatsLink(nats_url, "farm-auth-sessions")
+        self._view_token_ttl_seconds = view_token_ttl_seconds
+        self._buckets: tuple[KeyValue, KeyValue] | None = None
+        self._opening: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Connects in the background."""
+        self._opening = asyncio.create_task(self._open(), name="auth-session-routes")
+
+    async def close(self) -> None:
+        """Stops connecting and closes the connection."""
+        if self._opening is not None:
+            self._opening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._opening
+        await self._link.close()
+
+    async def route(self, session_id: str) -> queue_pb2.SessionRoute | None:
+        """The session's route; None when no agent holds it (closed, or never opened)."""
+        routes, _ = self._ready()
+        try:
+            entry = await routes.get(session_id)
+        except KeyNotFoundError:
+            return None
+        except (nats.errors.Error, TimeoutError) as error:
+            raise Unavailable(f"session routes cannot be read: {error}") from error
+        try:
+            return queue_pb2.SessionRoute.FromString(entry.value or b"")
+        except DecodeError as error:
+            log.warning("the route of session %s is not a SessionRoute: %s", session_id, error)
+            return None
+
+    async def spend(self, token_id: str) -> bool:
+        """Marks a view token used; False when it was used before."""
+        _, spent = self._ready()
+        try:
+            await spent.create(token_id, b"")
+        except KeyWrongLastSequenceError:
+            return False
+        except (nats.errors.Error, TimeoutError) as error:
+            raise Unavailable(f"view tokens cannot be checked: {error}") from error
+        return True
+
+    def _ready(self) -> tuple[KeyValue, KeyValue]:
+        if self._buckets is None:
+            raise Unavailable("the auth service is not connected to NATS yet")
+        return self._buckets
+
+    async def _open(self) -> None:
+        self._buckets = await self._link.open(self._prepare)
+
+    async def _prepare(self, js: JetStreamContext) -> tuple[KeyValue, KeyValue]:
+        routes = await sessions_bucket(js)
+        try:
+            spent = await js.key_value(VIEW_TOKENS_BUCKET)
+        except NotFoundError:
+            spent = await js.create_key_value(
+                KeyValueConfig(
+                    bucket=VIEW_TOKENS_BUCKET,
+                    ttl=self._view_token_ttl_seconds,
+                    storage=StorageType.FILE,
+                )
+            )
+        return routes, spent
