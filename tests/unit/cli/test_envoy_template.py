@@ -1,5 +1,6 @@
 """The Envoy configuration rendered from envoy/envoy.yaml.j2."""
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,14 @@ def connection_manager(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def clusters(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c["name"]: c for c in config["static_resources"]["clusters"]}
+    """The services' clusters (not the agents' session endpoints)."""
+    return {c["name"]: c for c in config["static_resources"]["clusters"] if c["name"] != "sessions"}
+
+
+def sessions_cluster(config: dict[str, Any]) -> dict[str, Any]:
+    (cluster,) = [c for c in config["static_resources"]["clusters"] if c["name"] == "sessions"]
+    assert isinstance(cluster, dict)
+    return cluster
 
 
 def routes(config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -129,6 +137,7 @@ def test_routes_send_each_service_to_its_cluster_and_never_the_ingest_service() 
     table = {
         r["match"].get("path") or r["match"].get("prefix"): r.get("route", {}).get("cluster")
         for r in routes(rendered())
+        if "safe_regex" not in r["match"]
     }
     assert table["/farm.tasks.v1.TaskService/"] == "scheduler"
     assert table["/farm.storage.v1.ArtifactService/"] == "storage"
@@ -158,6 +167,41 @@ def test_run_task_outlives_its_300_s_limit_and_watch_never_times_out() -> None:
     watch = by_path["/farm.tasks.v1.TaskService/WatchTask"]
     assert run["timeout"] == "330s" and run["idle_timeout"] == "330s"
     assert watch["timeout"] == "0s" and watch["idle_timeout"] == "0s"
+
+
+def test_session_browsers_go_to_the_agent_that_auth_names_with_no_timeout() -> None:
+    config = rendered()
+    (session_route,) = [r for r in routes(config) if "safe_regex" in r["match"]]
+    pattern = re.compile(session_route["match"]["safe_regex"]["regex"])
+    for path in (
+        "/v1/sessions/ses_0123456789abcdef/cdp",
+        "/v1/sessions/s/live",
+        "/v1/sessions/s/live/view.js",
+        "/v1/sessions/s/live/frames",
+    ):
+        assert pattern.fullmatch(path), path
+    for path in ("/v1/sessions/s", "/v1/sessions/s:run", "/v1/sessions/s/cdp/x", "/v1/tasks"):
+        assert not pattern.fullmatch(path), path
+    route = session_route["route"]
+    assert route["cluster"] == "sessions"
+    assert route["timeout"] == "0s" and route["idle_timeout"] == "0s"
+    assert route["upgrade_configs"] == [{"upgrade_type": "websocket", "enabled": True}]
+    off = session_route["typed_per_filter_config"]
+    assert off["envoy.filters.http.buffer"]["disabled"] is True
+    assert off["envoy.filters.http.grpc_json_transcoder"]["disabled"] is True
+    assert "envoy.filters.http.ext_authz" not in off
+    # Before the generic /v1/ route, which would send them to the transcoder.
+    prefixes = [r["match"].get("prefix") for r in routes(config)]
+    assert routes(config).index(session_route) < prefixes.index("/v1/")
+    cluster = sessions_cluster(config)
+    assert cluster["type"] == "ORIGINAL_DST"
+    assert cluster["original_dst_lb_config"] == {
+        "metadata_key": {"key": "envoy.filters.http.ext_authz", "path": [{"key": "agent"}]}
+    }
+    # Other routes keep WebSockets off.
+    assert connection_manager(config)["upgrade_configs"] == [
+        {"upgrade_type": "websocket", "enabled": False}
+    ]
 
 
 def test_healthz_route_turns_authz_off() -> None:
