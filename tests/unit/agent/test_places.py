@@ -2,7 +2,7 @@
 
 import asyncio
 
-from farm_agent.sessions.places import Places
+from farm_agent.places import Places
 from tests.helpers import assert_eventually
 
 
@@ -16,7 +16,8 @@ async def test_a_session_takes_a_free_place_and_gives_it_back() -> None:
 
 async def test_a_session_finds_no_place_while_tasks_hold_them_all() -> None:
     places = Places(1)
-    await places.take_for_task()
+    assert places.try_take_for_task()
+    assert not places.try_take_for_task()
     assert not await places.take_for_session(0.05)
     assert places.sessions == 0
     assert places.task_may_start() is False
@@ -24,13 +25,15 @@ async def test_a_session_finds_no_place_while_tasks_hold_them_all() -> None:
 
 async def test_a_waiting_session_gets_the_next_free_place_before_any_new_task() -> None:
     places = Places(1)
-    await places.take_for_task()
+    assert places.try_take_for_task()
     session = asyncio.create_task(places.take_for_session(5))
-    await assert_eventually(lambda: not places.task_may_start(), within=1)
-    task = asyncio.create_task(places.take_for_task())
+    await assert_eventually(lambda: places.sessions_waiting == 1, within=1)
+    waiting_task = asyncio.create_task(places.wait_for(places.task_may_start))
     await places.give_back(session=False)
     assert await session
-    assert not task.done()
+    assert not places.try_take_for_task()
+    assert not waiting_task.done()
     await places.give_back(session=True)
-    await asyncio.wait_for(task, 1)
+    await asyncio.wait_for(waiting_task, 1)
+    assert places.try_take_for_task()
     assert (places.tasks, places.sessions) == (1, 0)

@@ -24,6 +24,7 @@ DEFAULTS = LimitDefaults(
     max_queued_tasks=10,
     max_running_tasks=0,
     max_artifact_bytes=1000,
+    max_open_sessions=4,
 )
 NOW = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
 
@@ -31,7 +32,8 @@ NOW = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
 def test_unset_limits_take_the_farm_defaults() -> None:
     assert DEFAULTS.rate(RateSetting()) == RateLimit(50, 100)
     assert DEFAULTS.rate(RateSetting(per_second=2)) == RateLimit(2, 100)
-    assert DEFAULTS.quotas(QuotaSetting(max_running_tasks=3)) == TenantQuotas(10, 3, 1000)
+    assert DEFAULTS.quotas(QuotaSetting(max_running_tasks=3)) == TenantQuotas(10, 3, 1000, 4)
+    assert DEFAULTS.quotas(QuotaSetting(max_open_sessions=1)).max_open_sessions == 1
 
 
 def test_an_update_changes_only_the_fields_it_sets_and_0_means_default() -> None:
@@ -40,6 +42,8 @@ def test_an_update_changes_only_the_fields_it_sets_and_0_means_default() -> None
 
     quotas = auth_pb2.UpdateTenantLimitsRequest(name="acme", max_queued_tasks=4)
     assert updated_quotas(QuotaSetting(1, 2, 3), quotas) == QuotaSetting(4, 2, 3)
+    sessions = auth_pb2.UpdateTenantLimitsRequest(name="acme", max_open_sessions=2)
+    assert updated_quotas(QuotaSetting(1, 2, 3, 9), sessions) == QuotaSetting(1, 2, 3, 2)
 
 
 @pytest.mark.parametrize("value", [-1, 100_001])

@@ -59,6 +59,7 @@ _ARTIFACTS = "/farm.storage.v1.ArtifactService/"
 _INGEST = "/farm.storage.v1.ArtifactIngestService/"
 _AUTH = "/farm.auth.v1.AuthService/"
 _AUDIT = "/farm.audit.v1.AuditService/"
+_SESSIONS = "/farm.sessions.v1.SessionService/"
 _AUTHORIZATION = "/envoy.service.auth.v3.Authorization/"
 _MANAGE_FLEET = "manage the shared fleet of agents"
 
@@ -78,6 +79,13 @@ RPC_RULES: Mapping[str, RpcRule] = {
     ),
     f"{_ADMIN}ListDeadLetters": RpcRule(Scope.ADMIN),
     f"{_ADMIN}RequeueDeadLetter": RpcRule(Scope.ADMIN, mutating=True, target="task_id"),
+    # Sessions (scheduler). A command with a `script` action also needs Scope.SCRIPT.
+    f"{_SESSIONS}CreateSession": RpcRule(Scope.SESSIONS, mutating=True, created="id"),
+    f"{_SESSIONS}GetSession": RpcRule(Scope.SESSIONS, target="id"),
+    f"{_SESSIONS}ListSessions": RpcRule(Scope.SESSIONS),
+    f"{_SESSIONS}CloseSession": RpcRule(Scope.SESSIONS, mutating=True, target="id"),
+    f"{_SESSIONS}RunSessionCommand": RpcRule(Scope.SESSIONS, mutating=True, target="id"),
+    f"{_SESSIONS}CreateViewToken": RpcRule(Scope.SESSIONS, mutating=True, target="id"),
     # Artifacts (storage).
     f"{_ARTIFACTS}GetArtifact": RpcRule(Scope.ARTIFACTS_READ, target="id"),
     f"{_ARTIFACTS}GetArtifactContent": RpcRule(Scope.ARTIFACTS_READ, target="id"),

@@ -1,5 +1,6 @@
 """Settings every service shares, read from the environment with one-machine defaults."""
 
+import ssl
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
@@ -91,6 +92,17 @@ class FarmSettings(BaseSettings):
             return None
         assert self.internal_tls_ca is not None  # checked with the other two
         return InternalTls.load(self.internal_tls_cert, self.internal_tls_key, self.internal_tls_ca)
+
+    def internal_ssl_server(self) -> ssl.SSLContext | None:
+        """An SSL context for an HTTP endpoint inside the farm (mutual TLS); None when not set."""
+        if self.internal_tls_cert is None or self.internal_tls_key is None:
+            return None
+        context = ssl.create_default_context(
+            ssl.Purpose.CLIENT_AUTH, cafile=str(self.internal_tls_ca)
+        )
+        context.load_cert_chain(self.internal_tls_cert, self.internal_tls_key)
+        context.verify_mode = ssl.CERT_REQUIRED
+        return context
 
     def resolved_identity_secret(self) -> str:
         """The identity secret, from the environment or the shared file under FARM_HOME."""

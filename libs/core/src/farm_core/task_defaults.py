@@ -1,11 +1,11 @@
-"""A TaskSpec's defaults: what the scheduler fills in, and what an agent assumes for a field left 0.
+"""A TaskSpec's defaults and action names: what the scheduler fills in and the agent assumes.
 
 The scheduler stores every spec with its defaults filled in, so an agent's own
 fallbacks only matter for a spec that did not come through it; both read them here,
 so the two can never disagree. docs/api.md states them (a test checks).
 """
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from farm.tasks.v1 import tasks_pb2
 
@@ -31,3 +31,8 @@ DEFAULT_WAIT_UNTIL: "tasks_pb2.WaitUntil.ValueType" = tasks_pb2.WAIT_UNTIL_LOAD
 """When a navigation counts as done if waitUntil is unspecified."""
 DEFAULT_PRIORITY: "tasks_pb2.Priority.ValueType" = tasks_pb2.PRIORITY_NORMAL
 """The priority of a task that gives none."""
+
+ActionName = Literal["screenshot", "pdf", "content", "extract", "script"]
+ACTIONS: tuple[ActionName, ...] = ("screenshot", "pdf", "content", "extract", "script")
+"""A spec's actions, as fields of TaskSpec and SessionCommand: a task has exactly one, a
+session command at most one."""

@@ -1,7 +1,8 @@
 """The agent's presence in the farm: heartbeats in the `farm_agents` bucket, drain orders.
 
 Every `heartbeat_seconds` the agent puts an AgentHeartbeat (id, region,
-concurrency, running tasks, whether it drains, start and heartbeat time) under its
+concurrency, running tasks, open sessions and where Envoy reaches them, whether it
+drains, start and heartbeat time) under its
 id; the bucket's time to live drops an agent that stopped beating, and a clean
 exit deletes its key. A DrainNotice on `control.drain.<id>` makes the agent drain
 as on SIGTERM.
@@ -34,6 +35,16 @@ class Workload(Protocol):
     @property
     def running_tasks(self) -> list[str]:
         """Ids of the tasks held now."""
+        ...
+
+    @property
+    def session_ids(self) -> list[str]:
+        """Ids of the sessions open here now."""
+        ...
+
+    @property
+    def session_endpoint(self) -> str:
+        """host:port Envoy reaches the session endpoints at."""
         ...
 
     @property
@@ -87,6 +98,8 @@ class Presence:
             region=self._settings.region,
             concurrency=self._settings.concurrency,
             running_task_ids=self._workload.running_tasks,
+            session_ids=self._workload.session_ids,
+            session_endpoint=self._workload.session_endpoint,
             draining=self._draining or self._workload.draining,
             start_time=self._start_time,
         )

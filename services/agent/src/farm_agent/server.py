@@ -1,18 +1,50 @@
-"""The agent as a farm service: browser pool, task intake and presence, with gRPC health only."""
+"""The agent as a farm service: browser pool, task intake, sessions, presence; gRPC health only."""
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import grpc
 
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import BrowserSpecRunner
+from farm_agent.places import Places
 from farm_agent.presence import Presence
+from farm_agent.sessions.service import AgentSessions
 from farm_agent.settings import AgentSettings
 from farm_agent.work.intake import WorkIntake
 from farm_agent.work.uploader import ArtifactUploader, StorageUploader
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What the agent's heartbeat tells: its tasks, its sessions, whether it drains."""
+
+    intake: WorkIntake
+    sessions: AgentSessions
+
+    @property
+    def running_tasks(self) -> list[str]:
+        """Ids of the tasks held now."""
+        return self.intake.running_tasks
+
+    @property
+    def session_ids(self) -> list[str]:
+        """Ids of the sessions open here now."""
+        return self.sessions.session_ids
+
+    @property
+    def session_endpoint(self) -> str:
+        """host:port of the session endpoints."""
+        return self.sessions.endpoint
+
+    @property
+    def draining(self) -> bool:
+        """Whether new work is refused."""
+        return self.intake.draining or self.sessions.manager.draining
 
 
 class AgentService:
@@ -36,7 +68,9 @@ class AgentService:
         self.pool = BrowserPool(settings)
         self._uploader = uploader
         self._on_drain_notice = on_drain_notice
+        self.places = Places(settings.concurrency)
         self.intake: WorkIntake | None = None
+        self.sessions: AgentSessions | None = None
         self.presence: Presence | None = None
 
     async def start(self) -> None:
@@ -50,11 +84,16 @@ class AgentService:
         if self._uploader is None:
             self._uploader = StorageUploader(self.settings)
         runner = BrowserSpecRunner(self.pool, self.settings)
-        self.intake = WorkIntake(self.settings, runner, self._uploader)
+        self.intake = WorkIntake(self.settings, runner, self._uploader, self.places)
+        self.sessions = AgentSessions(self.settings, self.pool, self._uploader, self.places)
         try:
             await self.intake.start()
+            await self.sessions.start(self.intake.connection)
             self.presence = Presence(
-                self.settings, self.intake.connection, self.intake, self._on_drain_notice
+                self.settings,
+                self.intake.connection,
+                Workload(self.intake, self.sessions),
+                self._on_drain_notice,
             )
             await self.presence.start()
         except BaseException:
@@ -65,16 +104,22 @@ class AgentService:
         return []
 
     async def drain(self, grace_seconds: float) -> None:
-        """Stops fetching; running tasks finish within the grace or are handed back."""
+        """Stops taking work; tasks finish within the grace or are handed back; sessions close."""
         if self.presence is not None:
             await self.presence.begin_drain()
+        draining = []
         if self.intake is not None:
-            await self.intake.drain(grace_seconds)
+            draining.append(self.intake.drain(grace_seconds))
+        if self.sessions is not None:
+            draining.append(self.sessions.drain(grace_seconds))
+        await asyncio.gather(*draining)
 
     async def close(self) -> None:
-        """Leaves the agents bucket, closes NATS, the browsers and the storage connection."""
+        """Leaves the agents bucket, closes sessions, NATS, the browsers, the storage connection."""
         if self.presence is not None:
             await self.presence.close()
+        if self.sessions is not None:
+            await self.sessions.close()
         if self.intake is not None:
             await self.intake.close()
         await self.pool.close()

@@ -41,7 +41,11 @@ class AgentSettings(FarmSettings):
         pattern=r"^[A-Za-z0-9_-]*$",
         description="The region whose tasks it pulls besides `any`; empty: only `any`.",
     )
-    concurrency: int = Field(default=2, ge=1, description="Tasks run at the same time.")
+    concurrency: int = Field(
+        default=2,
+        ge=1,
+        description="Places for work: each running task and each open session takes one.",
+    )
     storage_address: str = Field(
         default="127.0.0.1:7102", description="host:port of the storage service's gRPC."
     )
@@ -175,6 +179,35 @@ class AgentSettings(FarmSettings):
         gt=0,
         description="A running task's claim on one of its tenant's maxRunningTasks lapses after "
         "this long unless renewed, so an agent that dies frees its share.",
+    )
+    session_port: int = Field(
+        default=7150,
+        ge=0,
+        description="Port of the sessions' CDP and live view endpoints, which Envoy reaches; "
+        "0 picks a free one.",
+    )
+    session_host: str = Field(
+        default="",
+        description="Address the session endpoints listen on; empty: the farm's host.",
+    )
+    session_advertise_host: str = Field(
+        default="",
+        description="Address Envoy reaches the session endpoints at (put in the sessions' "
+        "routes); empty: the listen address.",
+    )
+    session_place_wait_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a session being opened waits for a place held by a task.",
+    )
+    session_check_seconds: float = Field(
+        default=1.0, gt=0, description="How often sessions' idle and lifetime clocks are read."
+    )
+    session_drain_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="On drain, how long open sessions may go on before they are closed "
+        "(AGENT_DRAINING).",
     )
     heartbeat_seconds: float = Field(
         default=5.0, gt=0, description="Interval of the agent's heartbeats (bucket farm_agents)."

@@ -25,6 +25,7 @@ class QuotaSetting:
     max_queued_tasks: int | None = None
     max_running_tasks: int | None = None
     max_artifact_bytes: int | None = None
+    max_open_sessions: int | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class LimitDefaults:
     max_queued_tasks: int
     max_running_tasks: int
     max_artifact_bytes: int
+    max_open_sessions: int
 
     def rate(self, setting: RateSetting) -> RateLimit:
         """The rate limit in force for a key with `setting`."""
@@ -62,6 +64,7 @@ class LimitDefaults:
             max_queued_tasks=setting.max_queued_tasks or self.max_queued_tasks,
             max_running_tasks=setting.max_running_tasks or self.max_running_tasks,
             max_artifact_bytes=setting.max_artifact_bytes or self.max_artifact_bytes,
+            max_open_sessions=setting.max_open_sessions or self.max_open_sessions,
         )
 
 
@@ -76,6 +79,7 @@ def quotas_proto(quotas: TenantQuotas | QuotaSetting) -> auth_pb2.TenantLimits:
         max_queued_tasks=quotas.max_queued_tasks or 0,
         max_running_tasks=quotas.max_running_tasks or 0,
         max_artifact_bytes=quotas.max_artifact_bytes or 0,
+        max_open_sessions=quotas.max_open_sessions or 0,
     )
 
 
@@ -101,10 +105,11 @@ def updated_quotas(
     current: QuotaSetting, request: auth_pb2.UpdateTenantLimitsRequest
 ) -> QuotaSetting:
     """`current` with the fields UpdateTenantLimits sets replaced, each checked."""
-    queued, running, stored = (
+    queued, running, stored, sessions = (
         current.max_queued_tasks,
         current.max_running_tasks,
         current.max_artifact_bytes,
+        current.max_open_sessions,
     )
     if request.HasField("max_queued_tasks"):
         queued = _checked("maxQueuedTasks", request.max_queued_tasks)
@@ -112,7 +117,9 @@ def updated_quotas(
         running = _checked("maxRunningTasks", request.max_running_tasks)
     if request.HasField("max_artifact_bytes"):
         stored = _checked("maxArtifactBytes", request.max_artifact_bytes)
-    return QuotaSetting(queued, running, stored)
+    if request.HasField("max_open_sessions"):
+        sessions = _checked("maxOpenSessions", request.max_open_sessions)
+    return QuotaSetting(queued, running, stored, sessions)
 
 
 def grace_seconds(request: auth_pb2.RotateApiKeyRequest, default_seconds: float) -> float:

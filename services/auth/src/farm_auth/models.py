@@ -23,6 +23,7 @@ class TenantRow(Base):
     max_queued_tasks: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     max_running_tasks: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     max_artifact_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    max_open_sessions: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class ApiKeyRow(Base):

@@ -14,6 +14,8 @@ from farm_auth.audit_log import AuditLog
 from farm_auth.bootstrap import ensure_bootstrap_key
 from farm_auth.keys import SecretHasher
 from farm_auth.ratelimit import FailedAuthLimiter, KeyRateLimiter
+from farm_auth.session_check import SessionAdmission
+from farm_auth.session_routes import SessionRoutes
 from farm_auth.settings import AuthSettings
 from farm_auth.store import KeyStore
 from farm_auth.verifier import KeyCache, KeyVerifier
@@ -54,6 +56,10 @@ class AuthService:
         self._audit_writer = AuditWriter(
             self._audit_log, settings.nats_url, settings.audit_retention_days
         )
+        self._session_routes = SessionRoutes(settings.nats_url, settings.view_token_seconds)
+        self._session_admission = SessionAdmission(
+            self._session_routes, identity_secret, settings.live_ticket_seconds
+        )
         # Refusals at the edge never reach an interceptor: Check records them itself.
         self._edge_audit = AuditPublisher(settings.nats_url, EDGE_SOURCE, settings.audit_queue_size)
 
@@ -66,6 +72,7 @@ class AuthService:
                     self._store, self._settings.bootstrap_tenant, admin_secret, self._hasher
                 )
             self._audit_writer.start()
+            self._session_routes.start()
         except BaseException:
             await self.close()
             raise
@@ -95,6 +102,7 @@ class AuthService:
                 self._codec,
                 KeyRateLimiter(settings.rate_limit_keys),
                 failures,
+                self._session_admission,
                 audit=self._edge_audit,
             ),
             server,
@@ -110,6 +118,7 @@ class AuthService:
         return
 
     async def close(self) -> None:
+        await self._session_routes.close()
         await self._edge_audit.close(AUDIT_FLUSH_SECONDS)
         await self._audit_writer.stop()
         await self._store.close()

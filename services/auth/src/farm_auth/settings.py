@@ -77,6 +77,23 @@ class AuthSettings(FarmSettings):
         ge=0,
         description="Artifact bytes a tenant may store, unless set per tenant; 0 is unlimited.",
     )
+    max_open_sessions: int = Field(
+        default=5,
+        ge=0,
+        description="Sessions a tenant may have open at once, unless set per tenant; "
+        "0 is unlimited.",
+    )
+    view_token_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How long a spent live view token is remembered (at least the scheduler's "
+        "FARM_SCHEDULER_VIEW_TOKEN_TTL_SECONDS), so it cannot be used twice.",
+    )
+    live_ticket_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How long the cookie a view token is exchanged for opens the live view.",
+    )
     audit_retention_days: int = Field(
         default=90,
         ge=0,
@@ -124,6 +141,7 @@ class AuthSettings(FarmSettings):
             max_queued_tasks=self.max_queued_tasks,
             max_running_tasks=self.max_running_tasks,
             max_artifact_bytes=self.max_artifact_bytes,
+            max_open_sessions=self.max_open_sessions,
         )
 
     def resolved_database_url(self) -> str:

@@ -21,7 +21,12 @@ tenants = cast(Table, TenantRow.__table__)
 api_keys = cast(Table, ApiKeyRow.__table__)
 
 
-QUOTA_COLUMNS = ("max_queued_tasks", "max_running_tasks", "max_artifact_bytes")
+QUOTA_COLUMNS = (
+    "max_queued_tasks",
+    "max_running_tasks",
+    "max_artifact_bytes",
+    "max_open_sessions",
+)
 
 
 @dataclass(frozen=True)
@@ -211,6 +216,7 @@ class KeyStore(Database):
                         max_queued_tasks=setting.max_queued_tasks,
                         max_running_tasks=setting.max_running_tasks,
                         max_artifact_bytes=setting.max_artifact_bytes,
+                        max_open_sessions=setting.max_open_sessions,
                     )
                     .returning(*tenants.c)
                 )

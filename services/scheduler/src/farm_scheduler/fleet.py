@@ -28,6 +28,7 @@ def agent_from_heartbeat(heartbeat: queue_pb2.AgentHeartbeat) -> admin_pb2.Agent
         concurrency=heartbeat.concurrency,
         running_task_ids=heartbeat.running_task_ids,
         draining=heartbeat.draining,
+        session_ids=heartbeat.session_ids,
     )
     if heartbeat.HasField("start_time"):
         agent.start_time.CopyFrom(heartbeat.start_time)

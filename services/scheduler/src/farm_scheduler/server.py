@@ -7,17 +7,26 @@ from collections.abc import Mapping, Sequence
 import grpc
 import nats.errors
 from nats.aio.client import Client
+from nats.js import JetStreamContext
 
 from farm.admin.v1 import admin_pb2_grpc
+from farm.sessions.v1 import sessions_pb2_grpc
 from farm.tasks.v1 import tasks_pb2_grpc
 from farm_core.queue import agents_bucket, cancel_bucket, connect, ensure_streams
 from farm_core.scopes import method_scopes
+from farm_core.sessions import sessions_bucket
 from farm_scheduler.admin import AdminApi
 from farm_scheduler.api import TaskApi
 from farm_scheduler.changes import ChangeReporter
 from farm_scheduler.events import EventConsumer
 from farm_scheduler.fleet import Fleet
+from farm_scheduler.periodic import Periodic
 from farm_scheduler.publisher import Republisher, TaskPublisher
+from farm_scheduler.sessions.api import SessionApi
+from farm_scheduler.sessions.closer import SessionCloser
+from farm_scheduler.sessions.events import SessionEventConsumer
+from farm_scheduler.sessions.orders import AgentOrders
+from farm_scheduler.sessions.store import SessionStore
 from farm_scheduler.settings import SchedulerSettings
 from farm_scheduler.store import TaskChange, TaskStore
 from farm_scheduler.sweeper import DeadlineSweeper
@@ -27,13 +36,14 @@ log = logging.getLogger(__name__)
 
 TASK_SERVICE = "farm.tasks.v1.TaskService"
 ADMIN_SERVICE = "farm.admin.v1.AdminService"
+SESSION_SERVICE = "farm.sessions.v1.SessionService"
 
 
 class SchedulerService:
     """Tasks: TaskService and AdminService; work out to the agents and their events back in."""
 
     name = "scheduler"
-    method_scopes: Mapping[str, str] = method_scopes(TASK_SERVICE, ADMIN_SERVICE)
+    method_scopes: Mapping[str, str] = method_scopes(TASK_SERVICE, ADMIN_SERVICE, SESSION_SERVICE)
 
     def __init__(self, settings: SchedulerSettings) -> None:
         self._settings = settings
@@ -49,6 +59,11 @@ class SchedulerService:
         self._fleet: Fleet | None = None
         self._republisher: Republisher | None = None
         self._sweeper: DeadlineSweeper | None = None
+        self._sessions = SessionStore(self._store.engine)
+        self._session_closer: SessionCloser | None = None
+        self._session_events: SessionEventConsumer | None = None
+        self._session_sweeper: Periodic | None = None
+        self._agent_orders: AgentOrders | None = None
 
     @property
     def store(self) -> TaskStore:
@@ -90,9 +105,32 @@ class SchedulerService:
                 settings.deadline_sweep_interval_seconds,
             )
             self._sweeper.start()
+            await self._start_sessions(js)
         except BaseException:
             await self.close()
             raise
+
+    async def _start_sessions(self, js: JetStreamContext) -> None:
+        """The sessions' parts: orders to agents, their closes, the sweep for lost agents."""
+        settings = self._settings
+        if self._nc is None:
+            raise RuntimeError("sessions start after NATS")
+        self._agent_orders = AgentOrders(
+            self._nc, settings.session_open_timeout_seconds, settings.session_close_timeout_seconds
+        )
+        self._session_closer = SessionCloser(
+            self._sessions,
+            self._agent_orders,
+            await agents_bucket(js),
+            await sessions_bucket(js),
+            settings.session_agent_lost_seconds,
+        )
+        self._session_events = SessionEventConsumer(self._session_closer)
+        await self._session_events.start(js)
+        self._session_sweeper = Periodic(
+            "session-sweep", self._session_closer.sweep, settings.session_sweep_interval_seconds
+        )
+        self._session_sweeper.start()
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
         if self._nc is None or self._publisher is None or self._changes is None:
@@ -105,12 +143,24 @@ class SchedulerService:
             self._store, self._publisher, self._changes, self._fleet, self._nc.jetstream()
         )
         admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)
-        return [TASK_SERVICE, ADMIN_SERVICE]
+        if self._agent_orders is None or self._session_closer is None:
+            raise RuntimeError("the scheduler registers its servicers only after start()")
+        sessions = SessionApi(
+            self._settings,
+            self._sessions,
+            self._agent_orders,
+            self._session_closer,
+            self._settings.resolved_identity_secret(),
+        )
+        sessions_pb2_grpc.add_SessionServiceServicer_to_server(sessions, server)
+        return [TASK_SERVICE, ADMIN_SERVICE, SESSION_SERVICE]
 
     async def drain(self, grace_seconds: float) -> None:
         # RPCs in flight are the gRPC server's to drain; here stop the background work.
         await self._consumer.stop(grace_seconds)
-        for loop in (self._republisher, self._sweeper):
+        if self._session_events is not None:
+            await self._session_events.stop(grace_seconds)
+        for loop in (self._republisher, self._sweeper, self._session_sweeper):
             if loop is not None:
                 await loop.stop()
 

@@ -66,6 +66,49 @@ class SchedulerSettings(FarmSettings):
         "in case a change was not heard over NATS.",
     )
 
+    public_url: str = Field(
+        default="http://127.0.0.1:8080",
+        validation_alias=AliasChoices("FARM_SCHEDULER_PUBLIC_URL", "FARM_PUBLIC_URL"),
+        description="The edge's address as clients reach it; sessions' cdpUrl (ws:// or "
+        "wss://) and liveUrl are built from it.",
+    )
+    session_idle_timeout_seconds: int = Field(
+        default=300, ge=10, description="A session's idle timeout when it asks for none."
+    )
+    session_max_idle_timeout_seconds: int = Field(
+        default=3600, ge=10, description="The longest idle timeout a session may ask for."
+    )
+    session_lifetime_seconds: int = Field(
+        default=3600, ge=10, description="A session's maximum lifetime when it asks for none."
+    )
+    session_max_lifetime_seconds: int = Field(
+        default=86400, ge=10, description="The longest maximum lifetime a session may ask for."
+    )
+    session_open_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long an agent may take to open a session's browser before the "
+        "next agent is tried.",
+    )
+    session_close_timeout_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long an agent may take to close a session (its recording is encoded "
+        "and stored first).",
+    )
+    session_agent_lost_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="A session whose agent sent no heartbeat for this long is closed "
+        "(AGENT_LOST); agents beat every few seconds.",
+    )
+    session_sweep_interval_seconds: float = Field(
+        default=2.0, gt=0, description="How often sessions of lost agents are looked for."
+    )
+    view_token_ttl_seconds: float = Field(
+        default=300.0, gt=0, le=3600, description="How long a live view token may be used."
+    )
+
     def resolved_database_url(self) -> str:
         """The SQLAlchemy async URL of the database (SQLite under FARM_HOME by default)."""
         return async_database_url(self.database_url, self.database_path("scheduler"))

@@ -14,6 +14,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
 from farm_core.errors import InvalidArgument
 from farm_core.task_defaults import (
+    ACTIONS,
     DEFAULT_JPEG_QUALITY,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_PAPER_FORMAT,
@@ -48,7 +49,6 @@ PAPER_FORMATS: Mapping[str, str] = {
 }
 """Known paper formats by their lower-case name, mapped to their canonical spelling."""
 
-ACTIONS = ("screenshot", "pdf", "content", "extract", "script")
 REGION_PATTERN = re.compile(rf"^[a-z0-9][a-z0-9-]{{0,{MAX_REGION_CHARS - 1}}}$")
 LABEL_KEY_PATTERN = re.compile(rf"^[a-z0-9][a-z0-9_.-]{{0,{MAX_LABEL_KEY_CHARS - 1}}}$")
 
@@ -75,15 +75,15 @@ def validate_spec(
     """
     checked = tasks_pb2.TaskSpec()
     checked.CopyFrom(spec)
-    _check_url(checked.url)
+    check_url(checked.url)
     _check_action(checked)
-    _check_steps(checked.steps)
+    check_steps(checked.steps)
     _check_page(checked)
     _check_limits(checked, max_attempts_cap=max_attempts_cap, default_timeout_ms=default_timeout_ms)
     _check_deadline(checked, utcnow() if now is None else now)
     _check_routing(checked)
-    _check_labels(checked.labels)
-    _check_length("idempotencyKey", checked.idempotency_key, MAX_IDEMPOTENCY_KEY_CHARS)
+    check_labels(checked.labels)
+    check_length("idempotencyKey", checked.idempotency_key, MAX_IDEMPOTENCY_KEY_CHARS)
     return checked
 
 
@@ -98,7 +98,8 @@ def check_label_key(field: str, key: str) -> None:
         )
 
 
-def _check_length(field: str, value: str, most: int) -> None:
+def check_length(field: str, value: str, most: int) -> None:
+    """Raises InvalidArgument(field) when `value` is longer than `most` characters."""
     if len(value) > most:
         raise InvalidArgument(field, f"must be at most {most} characters, got {len(value)}")
 
@@ -106,7 +107,7 @@ def _check_length(field: str, value: str, most: int) -> None:
 def _check_required(field: str, value: str, most: int) -> None:
     if not value:
         raise InvalidArgument(field, "is required")
-    _check_length(field, value, most)
+    check_length(field, value, most)
 
 
 def _check_enum(field: str, value: int, known: Iterable[int]) -> None:
@@ -114,10 +115,11 @@ def _check_enum(field: str, value: int, known: Iterable[int]) -> None:
         raise InvalidArgument(field, f"has no value {value}")
 
 
-def _check_url(url: str) -> None:
+def check_url(url: str) -> None:
+    """Raises InvalidArgument("url") unless `url` is an http or https URL with a host."""
     if not url:
         raise InvalidArgument("url", "is required")
-    _check_length("url", url, MAX_URL_CHARS)
+    check_length("url", url, MAX_URL_CHARS)
     if any(char.isspace() or ord(char) < 32 for char in url):
         raise InvalidArgument("url", "must not contain spaces or control characters")
     try:
@@ -133,12 +135,17 @@ def _check_url(url: str) -> None:
 
 
 def _check_action(spec: tasks_pb2.TaskSpec) -> None:
-    chosen = [action for action in ACTIONS if spec.HasField(action)]  # type: ignore[arg-type]
+    chosen = [action for action in ACTIONS if spec.HasField(action)]
     if len(chosen) != 1:
         got = ", ".join(chosen) if chosen else "none"
         raise InvalidArgument(
             "spec", f"exactly one action of {', '.join(ACTIONS)} must be set, got {got}"
         )
+    check_action(spec)
+
+
+def check_action(spec: tasks_pb2.TaskSpec) -> None:
+    """Checks the options of the spec's action (if it has one) and fills in their defaults."""
     if spec.HasField("screenshot"):
         _check_screenshot(spec.screenshot)
     elif spec.HasField("pdf"):
@@ -149,13 +156,13 @@ def _check_action(spec: tasks_pb2.TaskSpec) -> None:
             spec.content.format = tasks_pb2.CONTENT_FORMAT_HTML
     elif spec.HasField("extract"):
         _check_extract(spec.extract)
-    else:
+    elif spec.HasField("script"):
         _check_required("script.source", spec.script.source, MAX_SCRIPT_CHARS)
 
 
 def _check_screenshot(screenshot: tasks_pb2.ScreenshotOptions) -> None:
     _check_enum("screenshot.format", screenshot.format, tasks_pb2.ImageFormat.values())
-    _check_length("screenshot.selector", screenshot.selector, MAX_SELECTOR_CHARS)
+    check_length("screenshot.selector", screenshot.selector, MAX_SELECTOR_CHARS)
     if screenshot.format == tasks_pb2.IMAGE_FORMAT_UNSPECIFIED:
         screenshot.format = tasks_pb2.IMAGE_FORMAT_PNG
     if screenshot.format != tasks_pb2.IMAGE_FORMAT_JPEG:
@@ -192,11 +199,12 @@ def _check_extract(extract: tasks_pb2.ExtractOptions) -> None:
     for name, selector in extract.fields.items():
         if not name:
             raise InvalidArgument("extract.fields", "a field name is empty")
-        _check_length("extract.fields", name, MAX_EXTRACT_NAME_CHARS)
+        check_length("extract.fields", name, MAX_EXTRACT_NAME_CHARS)
         _check_required(f"extract.fields.{name}", selector, MAX_SELECTOR_CHARS)
 
 
-def _check_steps(steps: Iterable[tasks_pb2.Step]) -> None:
+def check_steps(steps: Iterable[tasks_pb2.Step]) -> None:
+    """Raises InvalidArgument naming the first bad step (`steps[i]...`)."""
     steps = list(steps)
     if len(steps) > MAX_STEPS:
         raise InvalidArgument("steps", f"must be at most {MAX_STEPS} steps, got {len(steps)}")
@@ -213,13 +221,13 @@ def _check_step(path: str, step: tasks_pb2.Step) -> None:
         raise InvalidArgument(
             path, f"exactly one of {', '.join(_STEP_FIELDS.values())} must be set, got {got}"
         )
-    _check_length(f"{path}.click", step.click, MAX_SELECTOR_CHARS)
-    _check_length(f"{path}.waitFor", step.wait_for, MAX_SELECTOR_CHARS)
-    _check_length(f"{path}.scroll", step.scroll, MAX_SELECTOR_CHARS)
-    _check_length(f"{path}.press", step.press, MAX_KEY_NAME_CHARS)
+    check_length(f"{path}.click", step.click, MAX_SELECTOR_CHARS)
+    check_length(f"{path}.waitFor", step.wait_for, MAX_SELECTOR_CHARS)
+    check_length(f"{path}.scroll", step.scroll, MAX_SELECTOR_CHARS)
+    check_length(f"{path}.press", step.press, MAX_KEY_NAME_CHARS)
     if step.HasField("fill"):
         _check_required(f"{path}.fill.selector", step.fill.selector, MAX_SELECTOR_CHARS)
-        _check_length(f"{path}.fill.value", step.fill.value, MAX_FILL_VALUE_CHARS)
+        check_length(f"{path}.fill.value", step.fill.value, MAX_FILL_VALUE_CHARS)
 
 
 def _is_set(step: tasks_pb2.Step, proto_name: str) -> bool:
@@ -229,30 +237,49 @@ def _is_set(step: tasks_pb2.Step, proto_name: str) -> bool:
 
 
 def _check_page(spec: tasks_pb2.TaskSpec) -> None:
-    _check_length("device", spec.device, MAX_DEVICE_CHARS)
+    check_length("device", spec.device, MAX_DEVICE_CHARS)
     if spec.HasField("viewport"):
-        for field, size in (("width", spec.viewport.width), ("height", spec.viewport.height)):
-            if not 1 <= size <= MAX_VIEWPORT_PIXELS:
-                raise InvalidArgument(
-                    f"viewport.{field}", f"must be between 1 and {MAX_VIEWPORT_PIXELS}, got {size}"
-                )
+        check_viewport(spec.viewport)
     elif not spec.device:
         spec.viewport.width, spec.viewport.height = DEFAULT_VIEWPORT
-    _check_enum("waitUntil", spec.wait_until, tasks_pb2.WaitUntil.values())
-    if spec.wait_until == tasks_pb2.WAIT_UNTIL_UNSPECIFIED:
-        spec.wait_until = DEFAULT_WAIT_UNTIL
+    spec.wait_until = check_wait_until(spec.wait_until)
+
+
+def check_viewport(viewport: tasks_pb2.Viewport) -> None:
+    """Raises InvalidArgument unless both sides are within 1 and MAX_VIEWPORT_PIXELS."""
+    for field, size in (("width", viewport.width), ("height", viewport.height)):
+        if not 1 <= size <= MAX_VIEWPORT_PIXELS:
+            raise InvalidArgument(
+                f"viewport.{field}", f"must be between 1 and {MAX_VIEWPORT_PIXELS}, got {size}"
+            )
+
+
+def check_wait_until(
+    wait_until: "tasks_pb2.WaitUntil.ValueType",
+) -> "tasks_pb2.WaitUntil.ValueType":
+    """The waitUntil to use: the given one, or the default for unspecified."""
+    _check_enum("waitUntil", wait_until, tasks_pb2.WaitUntil.values())
+    if wait_until == tasks_pb2.WAIT_UNTIL_UNSPECIFIED:
+        return DEFAULT_WAIT_UNTIL
+    return wait_until
+
+
+def check_timeout(timeout_ms: int, default_timeout_ms: int) -> int:
+    """The time limit to use: the given timeoutMs within its bounds, or the default for 0."""
+    if timeout_ms == 0:
+        return default_timeout_ms
+    if not MIN_TIMEOUT_MS <= timeout_ms <= MAX_TIMEOUT_MS:
+        raise InvalidArgument(
+            "timeoutMs",
+            f"must be 0 or between {MIN_TIMEOUT_MS} and {MAX_TIMEOUT_MS}, got {timeout_ms}",
+        )
+    return timeout_ms
 
 
 def _check_limits(
     spec: tasks_pb2.TaskSpec, *, max_attempts_cap: int, default_timeout_ms: int
 ) -> None:
-    if spec.timeout_ms == 0:
-        spec.timeout_ms = default_timeout_ms
-    elif not MIN_TIMEOUT_MS <= spec.timeout_ms <= MAX_TIMEOUT_MS:
-        raise InvalidArgument(
-            "timeoutMs",
-            f"must be 0 or between {MIN_TIMEOUT_MS} and {MAX_TIMEOUT_MS}, got {spec.timeout_ms}",
-        )
+    spec.timeout_ms = check_timeout(spec.timeout_ms, default_timeout_ms)
     if spec.max_attempts == 0:
         spec.max_attempts = min(DEFAULT_MAX_ATTEMPTS, max_attempts_cap)
     elif not 1 <= spec.max_attempts <= max_attempts_cap:
@@ -284,15 +311,21 @@ def _check_routing(spec: tasks_pb2.TaskSpec) -> None:
     _check_enum("priority", spec.priority, tasks_pb2.Priority.values())
     if spec.priority == tasks_pb2.PRIORITY_UNSPECIFIED:
         spec.priority = DEFAULT_PRIORITY
-    if spec.region and not REGION_PATTERN.fullmatch(spec.region):
+    check_region(spec.region)
+
+
+def check_region(region: str) -> None:
+    """Raises InvalidArgument unless `region` is empty or a region name."""
+    if region and not REGION_PATTERN.fullmatch(region):
         raise InvalidArgument(
             "region",
             f"must be empty or 1 to {MAX_REGION_CHARS} characters of a-z, 0-9 and '-', "
-            f"starting with a letter or digit, got {spec.region!r}",
+            f"starting with a letter or digit, got {region!r}",
         )
 
 
-def _check_labels(labels: Mapping[str, str]) -> None:
+def check_labels(labels: Mapping[str, str]) -> None:
+    """Raises InvalidArgument unless the labels are within their count and sizes."""
     if len(labels) > MAX_LABELS:
         raise InvalidArgument("labels", f"must be at most {MAX_LABELS} labels, got {len(labels)}")
     for key, value in labels.items():

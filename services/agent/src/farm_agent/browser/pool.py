@@ -104,6 +104,13 @@ class BrowserPool:
         return self._playwright.devices
 
     @property
+    def playwright(self) -> Playwright:
+        """Playwright's driver, which sessions also connect their own browsers through."""
+        if self._playwright is None:
+            raise RuntimeError("the browser pool is not started")
+        return self._playwright
+
+    @property
     def egress(self) -> EgressProxy:
         """The egress guard the browsers' requests go through."""
         if self._egress is None:

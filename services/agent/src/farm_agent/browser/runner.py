@@ -17,7 +17,12 @@ from farm_agent.egress.proxy import EgressSession
 from farm_agent.egress.proxy_wire import host_port, url_host_port
 from farm_agent.errors import Stage, TaskFailure, failures_as, http_error
 from farm_agent.settings import AgentSettings
-from farm_core.task_defaults import DEFAULT_TIMEOUT_MS, DEFAULT_VIEWPORT, DEFAULT_WAIT_UNTIL
+from farm_core.task_defaults import (
+    ACTIONS,
+    DEFAULT_TIMEOUT_MS,
+    DEFAULT_VIEWPORT,
+    DEFAULT_WAIT_UNTIL,
+)
 from farm_core.task_errors import ErrorCode
 
 log = logging.getLogger(__name__)
@@ -80,7 +85,8 @@ class BrowserSpecRunner:
                     context.set_default_timeout(timeout_seconds * 1000)
                     page = await context.new_page()
                     guard.watch(page)
-                    return await guard.run(self._run_on_page(page, spec, budget, egress))
+                    max_text = self._settings.max_result_text_bytes
+                    return await guard.run(browse(page, spec, budget, egress, max_text))
                 finally:
                     guard.stop()
         except TimeoutError as error:
@@ -107,47 +113,71 @@ class BrowserSpecRunner:
         options.setdefault("viewport", DEFAULT_VIEWPORT._asdict())
         return options
 
-    async def _run_on_page(
-        self, page: Page, spec: tasks_pb2.TaskSpec, budget: Budget, egress: EgressSession
-    ) -> Capture:
-        navigation = _MainFrameNavigation(page)
-        try:
-            with failures_as(Stage.NAVIGATION, "url"):
-                response = await page.goto(
-                    spec.url,
-                    wait_until=_WAIT_UNTIL.get(spec.wait_until, _WAIT_UNTIL[DEFAULT_WAIT_UNTIL]),
-                    timeout=budget.ms(),
-                )
-        except TaskFailure as failure:
-            raise navigation.blocked(egress, spec.url) or navigation.explained(
-                failure, egress
-            ) from failure
-        finally:
-            navigation.stop()
-        blocked = navigation.blocked(egress, spec.url)
-        if blocked is not None:
-            raise blocked
-        status = response.status if response is not None else 0
-        if spec.fail_on_http_error and status >= 400:
-            raise http_error(status, page.url)
-        metrics.pages_scraped_total.inc()
-        for index, step in enumerate(spec.steps):
-            await run_step(page, step, f"steps[{index}]", budget)
-        capture = await run_action(page, spec, budget.ms, self._settings.max_result_text_bytes)
-        capture.result.http_status = status
-        capture.result.final_url = page.url
-        with failures_as(Stage.CAPTURE, "title"):
-            capture.result.title = await page.title()
-        capture.result.blocked_requests.extend(
-            tasks_pb2.BlockedRequest(
-                target=blocked.target,
-                address=blocked.refusal.address,
-                reason=blocked.refusal.reason.value,
-                message=blocked.describe(),
-            )
-            for blocked in egress.blocked
+
+async def browse(
+    page: Page,
+    spec: tasks_pb2.TaskSpec,
+    budget: Budget,
+    egress: EgressSession,
+    max_text_bytes: int,
+    *,
+    navigate: bool = True,
+    blocked_since: int = 0,
+) -> Capture:
+    """Goes to the spec's URL (when `navigate`), runs its steps and its action, if it has one.
+
+    The result lists the requests the egress guard refused from `blocked_since` on
+    (a session's page keeps one egress listener for all its commands).
+    """
+    status = await _navigate(page, spec, budget, egress) if navigate else 0
+    for index, step in enumerate(spec.steps):
+        await run_step(page, step, f"steps[{index}]", budget)
+    if any(spec.HasField(action) for action in ACTIONS):
+        capture = await run_action(page, spec, budget.ms, max_text_bytes)
+    else:
+        capture = Capture()
+    capture.result.http_status = status
+    capture.result.final_url = page.url
+    with failures_as(Stage.CAPTURE, "title"):
+        capture.result.title = await page.title()
+    capture.result.blocked_requests.extend(
+        tasks_pb2.BlockedRequest(
+            target=blocked.target,
+            address=blocked.refusal.address,
+            reason=blocked.refusal.reason.value,
+            message=blocked.describe(),
         )
-        return capture
+        for blocked in egress.blocked[blocked_since:]
+    )
+    return capture
+
+
+async def _navigate(
+    page: Page, spec: tasks_pb2.TaskSpec, budget: Budget, egress: EgressSession
+) -> int:
+    """Goes to the spec's URL; its HTTP status. The guard's refusals fail it with BLOCKED_URL."""
+    navigation = _MainFrameNavigation(page)
+    try:
+        with failures_as(Stage.NAVIGATION, "url"):
+            response = await page.goto(
+                spec.url,
+                wait_until=_WAIT_UNTIL.get(spec.wait_until, _WAIT_UNTIL[DEFAULT_WAIT_UNTIL]),
+                timeout=budget.ms(),
+            )
+    except TaskFailure as failure:
+        raise navigation.blocked(egress, spec.url) or navigation.explained(
+            failure, egress
+        ) from failure
+    finally:
+        navigation.stop()
+    blocked = navigation.blocked(egress, spec.url)
+    if blocked is not None:
+        raise blocked
+    status = response.status if response is not None else 0
+    if spec.fail_on_http_error and status >= 400:
+        raise http_error(status, page.url)
+    metrics.pages_scraped_total.inc()
+    return status
 
 
 class _MainFrameNavigation:

@@ -160,10 +160,14 @@ class EgressProxy:
         """The policy every request is checked against."""
         return self._policy
 
-    def launch_arguments(self) -> list[str]:
-        """Chromium flags that send every request, loopback too, through the default listener."""
+    def launch_arguments(self, session: EgressSession | None = None) -> list[str]:
+        """Chromium flags that send every request, loopback too, through `session`'s listener.
+
+        Without a session: the default listener, used by contexts given no proxy of their own.
+        """
+        listener = session or self.default_session
         return [
-            f"--proxy-server=http://{self._listen_host}:{self.default_session.port}",
+            f"--proxy-server=http://{self._listen_host}:{listener.port}",
             # Chromium skips the proxy for loopback unless told: "<-loopback>" removes that.
             "--proxy-bypass-list=<-loopback>",
             # WebRTC may send UDP only through the proxy, which has none: no direct UDP.

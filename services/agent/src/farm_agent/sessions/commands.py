@@ -11,10 +11,11 @@ import dataclasses
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.runner import Budget, browse
-from farm_agent.errors import ErrorCode, TaskFailure
+from farm_agent.errors import TaskFailure
 from farm_agent.sessions.session import OpenSession
-from farm_agent.work.retries import DEFAULT_TIMEOUT_MS
 from farm_agent.work.uploader import ArtifactUploader
+from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
+from farm_core.task_errors import ErrorCode
 
 
 def command_spec(command: sessions_pb2.SessionCommand) -> tasks_pb2.TaskSpec:

@@ -9,6 +9,7 @@ another tenant, or one this agent does not hold, is 404.
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Protocol
@@ -16,10 +17,11 @@ from typing import Protocol
 from aiohttp import web
 
 from farm_agent.sessions.bridge import MAX_MESSAGE_BYTES, bridge, close_client
-from farm_agent.sessions.session import CloseReason, OpenSession
+from farm_agent.sessions.session import OpenSession
 from farm_core.errors import Unauthenticated
 from farm_core.identity import IDENTITY_HEADER, IdentityCodec
 from farm_core.scopes import Scope
+from farm_core.sessions import CloseReason
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +42,23 @@ class SessionLookup(Protocol):
     def find(self, session_id: str) -> OpenSession | None:
         """The open session with this id, if this agent holds it."""
 
-    async def close(self, session: OpenSession, reason: CloseReason) -> None:
+    async def close(self, session: OpenSession, reason: CloseReason) -> object:
         """Closes the session (its browser, recording and route)."""
 
 
 class SessionEndpoints:
     """An aiohttp server: the sessions' CDP WebSockets and live views."""
 
-    def __init__(self, sessions: SessionLookup, codec: IdentityCodec, host: str, port: int) -> None:
+    def __init__(
+        self,
+        sessions: SessionLookup,
+        codec: IdentityCodec,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self._sessions = sessions
+        self._ssl_context = ssl_context
         self._codec = codec
         self._host = host
         self._port = port
@@ -72,9 +82,10 @@ class SessionEndpoints:
         """Starts listening."""
         self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
+        site = web.TCPSite(self._runner, self._host, self._port, ssl_context=self._ssl_context)
         await site.start()
-        log.info("session endpoints on http://%s:%d", self._host, self.port)
+        scheme = "https" if self._ssl_context is not None else "http"
+        log.info("session endpoints on %s://%s:%d", scheme, self._host, self.port)
 
     async def close(self) -> None:
         """Stops listening and ends open connections."""

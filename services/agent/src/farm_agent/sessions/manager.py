@@ -29,14 +29,16 @@ from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import CapturedArtifact
 from farm_agent.browser.pool import BrowserPool
-from farm_agent.errors import ErrorCode, TaskFailure
+from farm_agent.errors import TaskFailure
+from farm_agent.places import Places
 from farm_agent.sessions.browser import LaunchOptions, SessionBrowser
-from farm_agent.sessions.places import Places
 from farm_agent.sessions.recorder import VIDEO_CONTENT_TYPE, RecordingFailed, ScreenRecorder
 from farm_agent.sessions.screencast import Screencast
-from farm_agent.sessions.session import CloseReason, OpenSession
+from farm_agent.sessions.session import OpenSession
 from farm_agent.settings import AgentSettings
 from farm_agent.work.uploader import ArtifactUploader
+from farm_core.sessions import CloseReason, Refusal, closed_subject
+from farm_core.task_errors import ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ PUBLISH_TIMEOUT_SECONDS = 5.0
 class SessionRefused(Exception):
     """An order this agent cannot carry out; `code` and the message go back to the scheduler."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: Refusal, message: str) -> None:
         super().__init__(message)
         self.code = code
 
@@ -100,7 +102,9 @@ class SessionManager:
         """The tenant's session open here; SessionRefused(SESSION_NOT_FOUND) otherwise."""
         session = self._sessions.get(session_id)
         if session is None or session.tenant != tenant or session.closing:
-            raise SessionRefused("SESSION_NOT_FOUND", f"session {session_id} is not open here")
+            raise SessionRefused(
+                Refusal.SESSION_NOT_FOUND, f"session {session_id} is not open here"
+            )
         return session
 
     async def open(self, order: queue_pb2.OpenSessionOrder) -> None:
@@ -108,10 +112,10 @@ class SessionManager:
         if order.session_id in self._sessions:
             return
         if self._draining:
-            raise SessionRefused("AGENT_DRAINING", f"agent {self._settings.id} is draining")
+            raise SessionRefused(Refusal.AGENT_DRAINING, f"agent {self._settings.id} is draining")
         if not await self._places.take_for_session(self._settings.session_place_wait_seconds):
             raise SessionRefused(
-                "NO_CAPACITY", f"agent {self._settings.id} has no free place for a session"
+                Refusal.NO_CAPACITY, f"agent {self._settings.id} has no free place for a session"
             )
         try:
             session = await self._launch(order)
@@ -326,7 +330,7 @@ class SessionManager:
     async def _publish_closed(self, closed: queue_pb2.SessionClosed) -> None:
         if self._js is None:
             return
-        subject = f"events.sessions.{closed.session_id}"
+        subject = closed_subject(closed.session_id)
         payload = closed.SerializeToString()
         for attempt in range(1, PUBLISH_TRIES + 1):
             try:

@@ -21,8 +21,9 @@ from farm.tasks.v1 import tasks_pb2
 from farm_agent.errors import TaskFailure
 from farm_agent.sessions.commands import run_command
 from farm_agent.sessions.manager import SessionManager, SessionRefused
-from farm_agent.sessions.session import CloseReason
 from farm_agent.work.uploader import ArtifactUploader
+from farm_core.sessions import CloseReason, Refusal, SessionOrder, order_subject
+from farm_core.task_errors import ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +52,13 @@ class SessionOrders:
 
     async def start(self) -> None:
         """Subscribes to this agent's order subjects."""
-        handlers: dict[str, Handler] = {
-            "open": self._open,
-            "run": self._run,
-            "close": self._close,
+        handlers: dict[SessionOrder, Handler] = {
+            SessionOrder.OPEN: self._open,
+            SessionOrder.RUN: self._run,
+            SessionOrder.CLOSE: self._close,
         }
         for verb, handler in handlers.items():
-            subject = f"sessions.{self._agent_id}.{verb}"
+            subject = order_subject(self._agent_id, verb)
             self._subscriptions.append(
                 await self._nc.subscribe(subject, cb=self._dispatcher(verb, handler))
             )
@@ -73,7 +74,7 @@ class SessionOrders:
         if self._handling:
             await asyncio.wait(set(self._handling))
 
-    def _dispatcher(self, verb: str, handler: Handler) -> Callable[[Msg], Awaitable[None]]:
+    def _dispatcher(self, verb: SessionOrder, handler: Handler) -> Callable[[Msg], Awaitable[None]]:
         async def dispatch(message: Msg) -> None:
             task = asyncio.get_running_loop().create_task(self._answer(verb, handler, message))
             self._handling.add(task)
@@ -81,7 +82,7 @@ class SessionOrders:
 
         return dispatch
 
-    async def _answer(self, verb: str, handler: Handler, message: Msg) -> None:
+    async def _answer(self, verb: SessionOrder, handler: Handler, message: Msg) -> None:
         try:
             reply = await handler(message.data)
         except SessionRefused as refusal:
@@ -89,10 +90,12 @@ class SessionOrders:
         except TaskFailure as failure:
             reply = queue_pb2.SessionReply(error=failure.to_proto())
         except DecodeError as error:
-            reply = _error("INVALID_ORDER", f"the {verb} order is not a queue message: {error}")
+            reply = _error(
+                Refusal.INVALID_ORDER, f"the {verb} order is not a queue message: {error}"
+            )
         except Exception as error:
             log.exception("session order %s failed", verb)
-            reply = _error("INTERNAL", f"{type(error).__name__}: {error}")
+            reply = _error(Refusal.INTERNAL, f"{type(error).__name__}: {error}")
         if not message.reply:
             return
         try:
@@ -111,7 +114,7 @@ class SessionOrders:
         try:
             result = await run_command(session, order.command, self._uploader, self._max_text_bytes)
         except TaskFailure as failure:
-            if failure.code.value == "BROWSER_CRASHED":
+            if failure.code is ErrorCode.BROWSER_CRASHED:
                 await self._manager.close(session, CloseReason.BROWSER_CRASHED)
             raise
         return queue_pb2.SessionReply(result=result)
@@ -122,7 +125,9 @@ class SessionOrders:
         try:
             reason = CloseReason(order.reason or CloseReason.CLOSED_BY_USER)
         except ValueError:
-            raise SessionRefused("INVALID_ORDER", f"no such close reason: {order.reason}") from None
+            raise SessionRefused(
+                Refusal.INVALID_ORDER, f"no such close reason: {order.reason}"
+            ) from None
         closed = await self._manager.close(session, reason)
         return queue_pb2.SessionReply(closed=closed)
 
@@ -132,5 +137,5 @@ def _parse(message: OrderMessage, data: bytes) -> OrderMessage:
     return message
 
 
-def _error(code: str, message: str) -> queue_pb2.SessionReply:
+def _error(code: Refusal, message: str) -> queue_pb2.SessionReply:
     return queue_pb2.SessionReply(error=tasks_pb2.TaskError(code=code, message=message))

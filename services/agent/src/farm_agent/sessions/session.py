@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,18 +15,7 @@ from farm_agent.sessions.bridge import close_client
 from farm_agent.sessions.browser import SessionBrowser
 from farm_agent.sessions.recorder import ScreenRecorder
 from farm_agent.sessions.screencast import Screencast
-
-
-class CloseReason(enum.StrEnum):
-    """Why a session closed, as Session.closeReason shows it."""
-
-    CLOSED_BY_USER = "CLOSED_BY_USER"
-    IDLE_TIMEOUT = "IDLE_TIMEOUT"
-    MAX_LIFETIME = "MAX_LIFETIME"
-    AGENT_LOST = "AGENT_LOST"
-    AGENT_DRAINING = "AGENT_DRAINING"
-    BROWSER_CRASHED = "BROWSER_CRASHED"
-    BROWSER_CLOSED = "BROWSER_CLOSED"
+from farm_core.sessions import CloseReason
 
 
 @dataclass(eq=False)

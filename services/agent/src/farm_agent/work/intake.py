@@ -28,6 +28,7 @@ from nats.aio.subscription import Subscription
 from farm.queue.v1 import queue_pb2
 from farm_agent.limits.attempt_limits import AttemptLimits
 from farm_agent.metrics import task_waits_total
+from farm_agent.places import Places
 from farm_agent.settings import AgentSettings
 from farm_agent.work.attempt import StopReason, TaskAttempt
 from farm_agent.work.attempt_tools import AttemptTools, QueueBookkeeping, Reporting, SpecRunner
@@ -59,9 +60,14 @@ class WorkIntake:
     """Fetches tasks for the agent's region and `any`, runs them, and drains on shutdown."""
 
     def __init__(
-        self, settings: AgentSettings, runner: SpecRunner, uploader: ArtifactUploader
+        self,
+        settings: AgentSettings,
+        runner: SpecRunner,
+        uploader: ArtifactUploader,
+        places: Places | None = None,
     ) -> None:
         self._settings = settings
+        self._places = places or Places(settings.concurrency)
         self._runner = runner
         self._uploader = uploader
         self._chooser = PriorityChooser(settings.priority_weights)
@@ -144,6 +150,7 @@ class WorkIntake:
         async with self._changed:
             self._stopping = True
             self._changed.notify_all()
+        await self._places.notify()
         if self._fetching is not None:
             await self._fetching
         running = dict(self._running)
@@ -182,37 +189,38 @@ class WorkIntake:
             await self._nc.close()
 
     async def _fetch_loop(self, tools: AttemptTools) -> None:
-        concurrency = self._settings.concurrency
+        places = self._places
         while True:
-            async with self._changed:
-                await self._changed.wait_for(
-                    lambda: self._stopping or len(self._running) < concurrency
-                )
+            await places.wait_for(lambda: self._stopping or places.task_may_start())
             message = None if self._stopping else await self._next_message_or_none()
             if message is None:
                 if self._stopping:
                     return
                 continue
             if self._stopping:
-                await self._hand_back_unstarted(message)
+                await self._hand_back_unstarted(message, WaitReason.DRAINING)
                 return
+            if not places.try_take_for_task():
+                # A session took the place while the task was on its way.
+                await self._hand_back_unstarted(message, WaitReason.NO_PLACE)
+                continue
             attempt = TaskAttempt(message, tools)
             task = asyncio.create_task(self._run(attempt), name=f"attempt-{attempt.task_id}")
             self._running[task] = attempt
 
-    async def _hand_back_unstarted(self, message: Msg) -> None:
-        """Hands back a task fetched as the drain began; the delivery does not count."""
+    async def _hand_back_unstarted(self, message: Msg, reason: WaitReason) -> None:
+        """Hands back a task fetched but not started; the delivery does not count."""
         try:
             task_id = queue_pb2.WorkItem.FromString(message.data).task_id
         except DecodeError:
             task_id = ""
-        task_waits_total.labels(reason=WaitReason.DRAINING.value).inc()
+        task_waits_total.labels(reason=reason.value).inc()
         if self._waits is not None and task_id:
             await self._waits.add_wait(wait_key(task_id, message))
         try:
             await message.nak()
         except nats.errors.Error as error:
-            log.warning("could not hand back a task fetched during drain: %s", error)
+            log.warning("could not hand back a task fetched but not started: %s", error)
 
     async def _run(self, attempt: TaskAttempt) -> None:
         try:
@@ -225,6 +233,7 @@ class WorkIntake:
                 if this_task is not None:
                     self._running.pop(this_task, None)
                 self._changed.notify_all()
+            await self._places.give_back(session=False)
 
     async def _next_message_or_none(self) -> Msg | None:
         """The next message; None after an unexpected error, so the loop lives on."""

@@ -27,6 +27,8 @@ class WaitReason(enum.StrEnum):
     HOST_BUSY = "host_limit"
     TENANT_BUSY = "tenant_limit"
     DRAINING = "draining"
+    # A session took the agent's last free place while the task was being fetched.
+    NO_PLACE = "no_place"
 
 
 def wait_key(task_id: str, message: Msg) -> str:

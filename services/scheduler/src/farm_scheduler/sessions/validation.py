@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument
+from farm_core.task_defaults import ACTIONS
 from farm_scheduler.validation import (
-    ACTIONS,
     MAX_DEVICE_CHARS,
     check_action,
     check_labels,
@@ -84,7 +84,7 @@ def validate_command(
     checked.CopyFrom(command)
     if checked.url:
         check_url(checked.url)
-    chosen = [action for action in ACTIONS if checked.HasField(action)]  # type: ignore[arg-type]
+    chosen = [action for action in ACTIONS if checked.HasField(action)]
     if len(chosen) > 1:
         raise InvalidArgument(
             "command",

@@ -6,6 +6,7 @@ waits, so a steady flow of tasks cannot keep a session out.
 """
 
 import asyncio
+from collections.abc import Callable
 
 
 class Places:
@@ -19,6 +20,11 @@ class Places:
         self._changed = asyncio.Condition()
 
     @property
+    def sessions_waiting(self) -> int:
+        """Sessions waiting for a place now."""
+        return self._sessions_waiting
+
+    @property
     def free(self) -> int:
         """Places neither a task nor a session holds."""
         return self.total - self.tasks - self.sessions
@@ -27,11 +33,22 @@ class Places:
         """Whether a new task may take a place now (no session waits for one)."""
         return self.free > 0 and self._sessions_waiting == 0
 
-    async def take_for_task(self) -> None:
-        """Takes a place for a task, waiting for one."""
+    def try_take_for_task(self) -> bool:
+        """Takes a place for a task now if one may start; False if none is free."""
+        if not self.task_may_start():
+            return False
+        self.tasks += 1
+        return True
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Waits until `predicate()` holds; it is checked whenever a place changes hands."""
         async with self._changed:
-            await self._changed.wait_for(self.task_may_start)
-            self.tasks += 1
+            await self._changed.wait_for(predicate)
+
+    async def notify(self) -> None:
+        """Wakes the waiters to check their predicates again (something else changed)."""
+        async with self._changed:
+            self._changed.notify_all()
 
     async def take_for_session(self, wait_seconds: float) -> bool:
         """Takes a place for a session within `wait_seconds`; False if none came free."""
@@ -56,8 +73,3 @@ class Places:
             else:
                 self.tasks -= 1
             self._changed.notify_all()
-
-    async def wait_for_change(self) -> None:
-        """Waits until a place is taken or given back."""
-        async with self._changed:
-            await self._changed.wait()

@@ -1,0 +1,93 @@
+"""The agent's sessions as one part of the agent: manager, endpoints, orders and clocks."""
+
+import asyncio
+import contextlib
+import logging
+
+from nats.aio.client import Client
+
+from farm_agent.browser.pool import BrowserPool
+from farm_agent.places import Places
+from farm_agent.sessions.endpoints import SessionEndpoints
+from farm_agent.sessions.manager import SessionManager
+from farm_agent.sessions.orders import SessionOrders
+from farm_agent.settings import AgentSettings
+from farm_agent.work.uploader import ArtifactUploader
+from farm_core.identity import IdentityCodec
+from farm_core.sessions import sessions_bucket
+
+log = logging.getLogger(__name__)
+
+
+class AgentSessions:
+    """Opens sessions on the scheduler's orders and serves their browsers to Envoy."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        pool: BrowserPool,
+        uploader: ArtifactUploader,
+        places: Places,
+    ) -> None:
+        self._settings = settings
+        self.manager = SessionManager(settings, pool, uploader, places)
+        self._endpoints = SessionEndpoints(
+            self.manager,
+            IdentityCodec(settings.resolved_identity_secret()),
+            settings.session_host or settings.host,
+            settings.session_port,
+            settings.internal_ssl_server(),
+        )
+        self._uploader = uploader
+        self._orders: SessionOrders | None = None
+        self._clocks: asyncio.Task[None] | None = None
+
+    @property
+    def session_ids(self) -> list[str]:
+        """The sessions open here now."""
+        return self.manager.session_ids
+
+    @property
+    def endpoint(self) -> str:
+        """host:port Envoy reaches the session endpoints at."""
+        return self.manager.endpoint
+
+    async def start(self, connection: Client) -> None:
+        """Serves the endpoints, then takes orders and watches the sessions' clocks."""
+        await self._endpoints.start()
+        host = self._settings.session_advertise_host or self._settings.session_host
+        endpoint = f"{host or self._settings.host}:{self._endpoints.port}"
+        js = connection.jetstream()
+        self.manager.attach(js, await sessions_bucket(js), endpoint)
+        self._orders = SessionOrders(
+            connection,
+            self._settings.id,
+            self.manager,
+            self._uploader,
+            self._settings.max_result_text_bytes,
+        )
+        await self._orders.start()
+        self._clocks = asyncio.create_task(self._watch_clocks(), name="session-clocks")
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Takes no new sessions; open ones may go on for a while, then close (AGENT_DRAINING)."""
+        await self.manager.drain(min(grace_seconds, self._settings.session_drain_seconds))
+
+    async def close(self) -> None:
+        """Closes every session, stops taking orders and serving endpoints."""
+        if self._clocks is not None:
+            self._clocks.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._clocks
+        await self.manager.drain(0)
+        if self._orders is not None:
+            await self._orders.stop()
+        await self._endpoints.close()
+
+    async def _watch_clocks(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.session_check_seconds)
+            try:
+                await self.manager.close_due()
+            except Exception:
+                log.exception("closing sessions that are due failed; trying again")
