@@ -77,7 +77,7 @@ def _distinct_free_port(taken: set[int], attempts: int = 100) -> int:
 
 # Agents' ports are consecutive from a base; this many are reserved for them.
 MAX_AGENTS = 10
-_AGENT_BASES = ("agent_base", "agent_metrics_base")
+_AGENT_BASES = ("agent_base", "agent_metrics_base", "agent_session_base")
 
 
 @dataclass(frozen=True)
@@ -92,9 +92,11 @@ class FarmPorts:
     auth_metrics: int = 7201
     storage_metrics: int = 7202
     scheduler_metrics: int = 7203
-    # Agent n (from 1) listens on agent_base + n - 1, its metrics on agent_metrics_base + n - 1.
+    # Agent n (from 1) listens on agent_base + n - 1, its metrics on agent_metrics_base + n - 1,
+    # its sessions' CDP and live view endpoints on agent_session_base + n - 1.
     agent_base: int = 7110
     agent_metrics_base: int = 7210
+    agent_session_base: int = 7150
     nats: int = 7422
     nats_monitor: int = 7822
     seaweed_master: int = 7301
@@ -110,14 +112,13 @@ class FarmPorts:
     def free(cls) -> "FarmPorts":
         """Distinct ports that are free right now, for tests that run a farm beside others."""
         taken: set[int] = set()
-        agent_base = _free_port_block(MAX_AGENTS, taken)
-        agent_metrics_base = _free_port_block(MAX_AGENTS, taken)
+        blocks = {name: _free_port_block(MAX_AGENTS, taken) for name in _AGENT_BASES}
         single = {
             port_field.name: _distinct_free_port(taken)
             for port_field in fields(cls)
             if port_field.name not in _AGENT_BASES
         }
-        return cls(agent_base=agent_base, agent_metrics_base=agent_metrics_base, **single)
+        return cls(**blocks, **single)
 
     @staticmethod
     def variable(name: str) -> str:
@@ -153,6 +154,10 @@ class FarmPorts:
         """The metrics port of agent `index`, counted from 1."""
         return self.agent_metrics_base + index - 1
 
+    def agent_session(self, index: int) -> int:
+        """The session endpoints' port of agent `index`, counted from 1."""
+        return self.agent_session_base + index - 1
+
     def nats_ports(self) -> NatsPorts:
         """The embedded nats-server's ports."""
         return NatsPorts(client=self.nats, monitor=self.nats_monitor)
@@ -178,6 +183,7 @@ class FarmPorts:
         for index in range(1, agents + 1):
             yield f"agent-{index}", self.agent(index)
             yield f"agent-{index} metrics", self.agent_metrics(index)
+            yield f"agent-{index} sessions", self.agent_session(index)
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,8 @@ def core_service_launches(
                 **common,
                 "FARM_SCHEDULER_PORT": str(ports.scheduler),
                 "FARM_SCHEDULER_METRICS_PORT": str(ports.scheduler_metrics),
+                # Sessions' cdpUrl and liveUrl point at the edge.
+                "FARM_SCHEDULER_PUBLIC_URL": config.envoy_url,
             },
             ports.scheduler,
         ),
@@ -134,6 +136,7 @@ def agent_launches(config: FarmConfig, shared: SharedSettings) -> list[ServiceLa
             "FARM_AGENT_ID": name,
             "FARM_AGENT_PORT": str(ports.agent(index)),
             "FARM_AGENT_METRICS_PORT": str(ports.agent_metrics(index)),
+            "FARM_AGENT_SESSION_PORT": str(ports.agent_session(index)),
             "FARM_AGENT_STORAGE_ADDRESS": f"{HOST}:{ports.storage}",
             # Every port of the farm, so that pages stay away from Envoy, the
             # services and NATS even where --allow-private opens loopback.
