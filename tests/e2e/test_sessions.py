@@ -231,9 +231,17 @@ async def test_an_attached_client_cannot_reach_farm_or_private_addresses(
         try:
             page = browser.contexts[0].pages[0]
             nats_port = farm.config.ports.nats
-            for target in (f"http://127.0.0.1:{nats_port}/", "http://10.0.0.1/"):
-                with pytest.raises(Exception, match="ERR_"):
-                    await page.goto(target, timeout=10000)
+            for target, why in (
+                (f"http://127.0.0.1:{nats_port}/", "one of the farm's own services"),
+                ("http://10.0.0.1/", "private"),
+                ("http://169.254.169.254/latest/meta-data/", "cloud metadata"),
+            ):
+                # The egress guard answers in the proxy's place: no connection is made.
+                response = await page.goto(target, timeout=10000)
+                assert response is not None and response.status == 403, target
+                assert why in await page.text_content("body"), target
+            with pytest.raises(Exception, match="ERR_TUNNEL_CONNECTION_FAILED"):
+                await page.goto("https://10.0.0.1/", timeout=10000)
             # A context of its own with its own proxy is refused by the filter.
             with pytest.raises(Exception, match="egress guard"):
                 await browser.new_context(proxy={"server": "http://10.0.0.1:3128"})

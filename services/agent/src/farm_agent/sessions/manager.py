@@ -9,6 +9,7 @@ which the scheduler applies to the session's row.
 """
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -43,15 +44,23 @@ from farm_core.task_errors import ErrorCode
 log = logging.getLogger(__name__)
 
 PUBLISH_TRIES = 5
+REMEMBERED_CLOSES = 1024
+"""Closed sessions whose end the agent remembers, to answer late orders for them."""
 PUBLISH_TIMEOUT_SECONDS = 5.0
 
 
 class SessionRefused(Exception):
-    """An order this agent cannot carry out; `code` and the message go back to the scheduler."""
+    """An order this agent cannot carry out; `code` and the message go back to the scheduler.
 
-    def __init__(self, code: Refusal, message: str) -> None:
+    For a session that closed (or is closing) here, `closed` tells how it ended.
+    """
+
+    def __init__(
+        self, code: Refusal, message: str, closed: queue_pb2.SessionClosed | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
+        self.closed = closed
 
 
 class SessionManager:
@@ -72,6 +81,9 @@ class SessionManager:
         self._clock = clock
         self._sessions: dict[str, OpenSession] = {}
         self._closing: dict[str, asyncio.Task[queue_pb2.SessionClosed]] = {}
+        self._recently_closed: collections.OrderedDict[str, queue_pb2.SessionClosed] = (
+            collections.OrderedDict()
+        )
         self._changed = asyncio.Condition()
         self._draining = False
         self._js: JetStreamContext | None = None
@@ -98,14 +110,22 @@ class SessionManager:
         """The session open here with this id."""
         return self._sessions.get(session_id)
 
-    def owned(self, session_id: str, tenant: str) -> OpenSession:
-        """The tenant's session open here; SessionRefused(SESSION_NOT_FOUND) otherwise."""
+    async def held(self, session_id: str, tenant: str) -> OpenSession:
+        """The tenant's session open here; SessionRefused(SESSION_NOT_FOUND) otherwise.
+
+        A session that is closing is waited for; the refusal then carries how it
+        ended, as it does for one that closed here lately.
+        """
         session = self._sessions.get(session_id)
-        if session is None or session.tenant != tenant or session.closing:
-            raise SessionRefused(
-                Refusal.SESSION_NOT_FOUND, f"session {session_id} is not open here"
-            )
-        return session
+        if session is not None and session.tenant == tenant and not session.closing:
+            return session
+        closing = self._closing.get(session_id)
+        closed = await asyncio.shield(closing) if closing is not None else None
+        closed = closed or self._recently_closed.get(session_id)
+        if closed is not None and closed.tenant != tenant:
+            closed = None
+        message = f"session {session_id} is not open here"
+        raise SessionRefused(Refusal.SESSION_NOT_FOUND, message, closed)
 
     async def open(self, order: queue_pb2.OpenSessionOrder) -> None:
         """Opens the ordered session; a repeated order for an open one changes nothing."""
@@ -288,6 +308,7 @@ class SessionManager:
             async with self._changed:
                 self._sessions.pop(session.session_id, None)
                 self._closing.pop(session.session_id, None)
+                self._remember(closed)
                 self._changed.notify_all()
             await self._places.give_back(session=True)
         log.info(
@@ -297,6 +318,12 @@ class SessionManager:
             session.commands,
         )
         return closed
+
+    def _remember(self, closed: queue_pb2.SessionClosed) -> None:
+        """Keeps how a session ended, for orders that come after its close."""
+        self._recently_closed[closed.session_id] = closed
+        while len(self._recently_closed) > REMEMBERED_CLOSES:
+            self._recently_closed.popitem(last=False)
 
     async def _forget_route(self, session_id: str) -> None:
         if self._routes is None:

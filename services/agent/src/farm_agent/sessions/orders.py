@@ -87,6 +87,8 @@ class SessionOrders:
             reply = await handler(message.data)
         except SessionRefused as refusal:
             reply = _error(refusal.code, str(refusal))
+            if refusal.closed is not None:
+                reply.closed.CopyFrom(refusal.closed)
         except TaskFailure as failure:
             reply = queue_pb2.SessionReply(error=failure.to_proto())
         except DecodeError as error:
@@ -110,7 +112,7 @@ class SessionOrders:
 
     async def _run(self, data: bytes) -> queue_pb2.SessionReply:
         order = _parse(queue_pb2.SessionCommandOrder(), data)
-        session = self._manager.owned(order.session_id, order.tenant)
+        session = await self._manager.held(order.session_id, order.tenant)
         try:
             result = await run_command(session, order.command, self._uploader, self._max_text_bytes)
         except TaskFailure as failure:
@@ -121,13 +123,19 @@ class SessionOrders:
 
     async def _close(self, data: bytes) -> queue_pb2.SessionReply:
         order = _parse(queue_pb2.CloseSessionOrder(), data)
-        session = self._manager.owned(order.session_id, order.tenant)
         try:
             reason = CloseReason(order.reason or CloseReason.CLOSED_BY_USER)
         except ValueError:
             raise SessionRefused(
                 Refusal.INVALID_ORDER, f"no such close reason: {order.reason}"
             ) from None
+        try:
+            session = await self._manager.held(order.session_id, order.tenant)
+        except SessionRefused as refusal:
+            if refusal.closed is None:
+                raise
+            # Closed already (idle, lifetime...): that close is the answer.
+            return queue_pb2.SessionReply(closed=refusal.closed)
         closed = await self._manager.close(session, reason)
         return queue_pb2.SessionReply(closed=closed)
 

@@ -151,7 +151,9 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
             raise DeadlineExceeded(f"session {record.id}: {silent}") from silent
         if reply.HasField("error"):
             if reply.error.code == Refusal.SESSION_NOT_FOUND:
-                # The agent closed it (idle, lifetime) and its event is on its way.
+                # The agent closed it (idle, lifetime): its reply says how.
+                if reply.HasField("closed"):
+                    self._require_active(await self._closer.apply(reply.closed))
                 self._require_active(await self._closer.settle_missing(record))
             raise command_error(reply.error)
         await self._store.count_command(record)

@@ -66,17 +66,14 @@ class SessionCloser:
             raise Unavailable(f"session {record.id}: {silent}") from silent
         if reply.HasField("closed"):
             return await self.apply(reply.closed) or record
-        # The agent holds no such session: it ended it and its event is on the way.
-        return await self.settle_missing(record, reason)
+        return await self.settle_missing(record)
 
-    async def settle_missing(
-        self, record: SessionRecord, reason: CloseReason = CloseReason.BROWSER_CLOSED
-    ) -> SessionRecord:
-        """A session its agent no longer holds: the close its event reports, else `reason`."""
+    async def settle_missing(self, record: SessionRecord) -> SessionRecord:
+        """A session its agent knows nothing of (it restarted): lost, unless closed meanwhile."""
         current = await self._store.get(record.tenant, record.id)
         if not current.active:
             return current
-        closed = await self._store.close(record.id, reason.value)
+        closed = await self._store.close(record.id, CloseReason.AGENT_LOST.value)
         await self._forget_route(record.id)
         return closed or current
 
@@ -119,7 +116,7 @@ class SessionCloser:
             if heartbeat is None or self._beat_is_stale(heartbeat, now):
                 await self.agent_lost(record, f"no heartbeat for {self._agent_lost_seconds:g} s")
             elif record.id not in heartbeat.session_ids and age > 2 * self._agent_lost_seconds:
-                # Its agent beats without it: closed there, and its event was lost.
+                # Its agent beats without it: it restarted, or the close's event was lost.
                 await self.settle_missing(record)
             elif now > record.expire_time + dt.timedelta(seconds=LIFETIME_GRACE_SECONDS):
                 await self.close_on_agent(record, CloseReason.MAX_LIFETIME)
