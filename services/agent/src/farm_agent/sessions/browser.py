@@ -9,6 +9,7 @@ through the session's egress listener, given at launch.
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
@@ -48,6 +49,8 @@ AUTOMATION_FLAGS: tuple[str, ...] = (
     "--remote-debugging-port=0",
 )
 PORT_FILE = "DevToolsActivePort"
+PR_SET_PDEATHSIG = 1
+"""prctl(2): the signal a process gets when its parent dies."""
 PORT_FILE_POLL_SECONDS = 0.02
 
 
@@ -144,6 +147,7 @@ class SessionBrowser:
                 # Chromium keeps its NSS database and caches under HOME.
                 env={**os.environ, "HOME": str(home), "TMPDIR": str(temp_dir)},
                 start_new_session=True,
+                preexec_fn=_die_with_the_agent,
             )
         except OSError as error:
             await asyncio.to_thread(_remove_folders, options.folder, temp_dir)
@@ -172,6 +176,16 @@ class SessionBrowser:
                 await self.browser.close()
         await _end_process(self.process, self.options.close_timeout_seconds)
         await asyncio.to_thread(_remove_folders, self.options.folder, self._temp_dir)
+
+
+def _die_with_the_agent() -> None:
+    """In the browser's process before exec: killed when the agent dies, even by SIGKILL.
+
+    A task's browser ends when Playwright's pipe to it closes; a session's browser,
+    reached over a TCP port, would otherwise outlive an agent that was killed.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _remove_folders(*folders: Path) -> None:
