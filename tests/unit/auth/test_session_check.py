@@ -1,0 +1,145 @@
+"""Who the edge lets through to a session's browser, and to which agent."""
+
+import datetime as dt
+
+import pytest
+
+from farm.queue.v1 import queue_pb2
+from farm_auth.session_check import SessionAdmission, session_target
+from farm_core.errors import NotFound, PermissionDenied, Unauthenticated
+from farm_core.identity import Identity
+from farm_core.live_tokens import LIVE_COOKIE, LiveTokenKind, decode_live_token, encode_live_token
+
+SECRET = "s" * 48
+SESSION = "ses_0123456789abcdef"
+NOW = dt.datetime.now(dt.UTC)
+
+
+class Routes:
+    """SessionRoutes over a dict, spending token ids in a set."""
+
+    def __init__(self) -> None:
+        self.routes = {
+            SESSION: queue_pb2.SessionRoute(
+                session_id=SESSION, tenant="acme", agent_id="agent-1", endpoint="10.1.2.3:7150"
+            )
+        }
+        self.spent: set[str] = set()
+
+    async def route(self, session_id: str) -> queue_pb2.SessionRoute | None:
+        return self.routes.get(session_id)
+
+    async def spend(self, token_id: str) -> bool:
+        if token_id in self.spent:
+            return False
+        self.spent.add(token_id)
+        return True
+
+
+@pytest.fixture
+def admission() -> SessionAdmission:
+    return SessionAdmission(Routes(), SECRET, ticket_ttl_seconds=600)  # type: ignore[arg-type]
+
+
+def identity(tenant: str = "acme", *scopes: str) -> Identity:
+    return Identity(tenant=tenant, key_id="key_1", scopes=frozenset(scopes or ("sessions",)))
+
+
+def view_token(session_id: str = SESSION, tenant: str = "acme", ttl: float = 60) -> str:
+    return encode_live_token(SECRET, LiveTokenKind.VIEW, session_id, tenant, NOW, ttl)[0]
+
+
+@pytest.mark.parametrize(
+    ("path", "live", "attach"),
+    [
+        (f"/v1/sessions/{SESSION}/cdp", False, True),
+        (f"/v1/sessions/{SESSION}/live", True, True),
+        (f"/v1/sessions/{SESSION}/live/view.js", True, False),
+        (f"/v1/sessions/{SESSION}/live/frames", True, False),
+    ],
+)
+def test_session_paths_are_recognised(path: str, live: bool, attach: bool) -> None:
+    target = session_target(path, None)
+    assert target is not None
+    assert (target.session_id, target.live, target.attach) == (SESSION, live, attach)
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/sessions", f"/v1/sessions/{SESSION}", f"/v1/sessions/{SESSION}:run", "/v1/tasks"]
+)
+def test_other_paths_are_not_session_browsers(path: str) -> None:
+    assert session_target(path, None) is None
+
+
+def test_a_token_in_the_query_and_a_ticket_cookie_are_read_only_for_the_live_view() -> None:
+    target = session_target(f"/v1/sessions/{SESSION}/live?token=abc", f"{LIVE_COOKIE}=t1; x=y")
+    assert target is not None and (target.query_token, target.cookie_ticket) == ("abc", "t1")
+    cdp = session_target(f"/v1/sessions/{SESSION}/cdp?token=abc", f"{LIVE_COOKIE}=t1")
+    assert cdp is not None and (cdp.query_token, cdp.cookie_ticket) == ("", "")
+
+
+async def test_a_key_of_the_sessions_tenant_goes_to_its_agent(admission: SessionAdmission) -> None:
+    target = session_target(f"/v1/sessions/{SESSION}/cdp", None)
+    assert target is not None
+    admitted = await admission.by_key(target, identity())
+    assert admitted.route.endpoint == "10.1.2.3:7150"
+    assert dict(admitted.metadata()) == {"agent": "10.1.2.3:7150"}
+
+
+async def test_another_tenants_key_or_an_unknown_session_is_not_found(
+    admission: SessionAdmission,
+) -> None:
+    target = session_target(f"/v1/sessions/{SESSION}/cdp", None)
+    other = session_target("/v1/sessions/ses_ffffffffffffffff/cdp", None)
+    assert target is not None and other is not None
+    with pytest.raises(NotFound):
+        await admission.by_key(target, identity("other"))
+    with pytest.raises(NotFound):
+        await admission.by_key(other, identity())
+
+
+async def test_a_key_without_the_sessions_scope_is_refused(admission: SessionAdmission) -> None:
+    target = session_target(f"/v1/sessions/{SESSION}/cdp", None)
+    assert target is not None
+    with pytest.raises(PermissionDenied, match="'sessions'"):
+        await admission.by_key(target, identity("acme", "tasks.read"))
+
+
+async def test_a_view_token_opens_the_view_once_and_leaves_a_ticket_cookie(
+    admission: SessionAdmission,
+) -> None:
+    token = view_token()
+    target = session_target(f"/v1/sessions/{SESSION}/live?token={token}", None)
+    assert target is not None
+    admitted = await admission.by_token(target)
+    assert admitted.identity.tenant == "acme"
+    cookie = admitted.set_cookie
+    assert f"Path=/v1/sessions/{SESSION}/live" in cookie
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    ticket = cookie.split(";", 1)[0].removeprefix(f"{LIVE_COOKIE}=")
+    assert decode_live_token(SECRET, ticket, LiveTokenKind.TICKET).session_id == SESSION
+    with pytest.raises(Unauthenticated, match="used already"):
+        await admission.by_token(target)
+    # The ticket opens the page's files and frames without the token.
+    frames = session_target(f"/v1/sessions/{SESSION}/live/frames", f"{LIVE_COOKIE}={ticket}")
+    assert frames is not None
+    assert (await admission.by_token(frames)).set_cookie == ""
+
+
+async def test_tokens_for_another_session_expired_or_of_the_wrong_kind_are_refused(
+    admission: SessionAdmission,
+) -> None:
+    for token, problem in (
+        (view_token("ses_ffffffffffffffff"), "another session"),
+        (view_token(ttl=-5), "expired"),
+        (encode_live_token(SECRET, LiveTokenKind.TICKET, SESSION, "acme", NOW, 60)[0], "view"),
+        (encode_live_token("x" * 48, LiveTokenKind.VIEW, SESSION, "acme", NOW, 60)[0], "Signature"),
+    ):
+        target = session_target(f"/v1/sessions/{SESSION}/live?token={token}", None)
+        assert target is not None
+        with pytest.raises(Unauthenticated, match=problem):
+            await admission.by_token(target)
+    bare = session_target(f"/v1/sessions/{SESSION}/live", None)
+    assert bare is not None
+    with pytest.raises(Unauthenticated, match="no API key"):
+        await admission.by_token(bare)

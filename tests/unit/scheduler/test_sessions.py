@@ -1,0 +1,207 @@
+"""Sessions in the scheduler, as pure logic: validation, placement, links, command errors."""
+
+import datetime as dt
+
+import pytest
+
+from farm.queue.v1 import queue_pb2
+from farm.sessions.v1 import sessions_pb2
+from farm.tasks.v1 import tasks_pb2
+from farm_core.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
+from farm_core.quotas import TenantQuotas
+from farm_core.timestamps import to_timestamp
+from farm_scheduler.sessions.api import checked_session_id, command_error
+from farm_scheduler.sessions.links import session_links
+from farm_scheduler.sessions.placement import candidates, free_places
+from farm_scheduler.sessions.store import check_session_quota, new_session_id
+from farm_scheduler.sessions.validation import (
+    SessionBounds,
+    validate_command,
+    validate_session_spec,
+)
+
+NOW = dt.datetime(2026, 12, 4, 12, tzinfo=dt.UTC)
+BOUNDS = SessionBounds()
+
+
+def test_a_spec_without_lifetimes_gets_the_defaults_and_keeps_the_rest() -> None:
+    spec = sessions_pb2.SessionSpec(device="iPhone 13", record=True, labels={"team": "qa"})
+    checked = validate_session_spec(spec, BOUNDS)
+    assert checked.idle_timeout_seconds == BOUNDS.default_idle_timeout_seconds
+    assert checked.max_lifetime_seconds == BOUNDS.default_max_lifetime_seconds
+    assert (checked.device, checked.record, dict(checked.labels)) == (
+        "iPhone 13",
+        True,
+        {"team": "qa"},
+    )
+    assert spec.idle_timeout_seconds == 0, "the request is not changed"
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        (sessions_pb2.SessionSpec(idle_timeout_seconds=9), "idleTimeoutSeconds"),
+        (sessions_pb2.SessionSpec(idle_timeout_seconds=3601), "idleTimeoutSeconds"),
+        (sessions_pb2.SessionSpec(max_lifetime_seconds=86401), "maxLifetimeSeconds"),
+        (
+            sessions_pb2.SessionSpec(viewport=tasks_pb2.Viewport(width=10, height=0)),
+            "viewport.height",
+        ),
+        (sessions_pb2.SessionSpec(region="EU West"), "region"),
+        (sessions_pb2.SessionSpec(profile="a/b"), "profile"),
+        (sessions_pb2.SessionSpec(profile="x" * 65), "profile"),
+        (sessions_pb2.SessionSpec(device="d" * 101), "device"),
+        (sessions_pb2.SessionSpec(labels={"Bad Key": "v"}), "labels"),
+    ],
+)
+def test_a_bad_spec_names_its_field(spec: sessions_pb2.SessionSpec, field: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        validate_session_spec(spec, BOUNDS)
+    assert caught.value.field == field
+
+
+def test_lifetimes_at_their_bounds_are_kept() -> None:
+    spec = sessions_pb2.SessionSpec(idle_timeout_seconds=10, max_lifetime_seconds=86400)
+    checked = validate_session_spec(spec, BOUNDS)
+    assert (checked.idle_timeout_seconds, checked.max_lifetime_seconds) == (10, 86400)
+
+
+def test_a_command_may_have_no_url_and_no_action_and_gets_its_defaults() -> None:
+    command = sessions_pb2.SessionCommand(steps=[tasks_pb2.Step(click="#go")])
+    checked = validate_command(command, default_timeout_ms=30000)
+    assert checked.timeout_ms == 30000
+    assert checked.wait_until == tasks_pb2.WAIT_UNTIL_LOAD
+    assert list(checked.steps) == [tasks_pb2.Step(click="#go")]
+
+
+def test_a_commands_action_gets_the_same_defaults_as_a_tasks() -> None:
+    command = sessions_pb2.SessionCommand(
+        screenshot=tasks_pb2.ScreenshotOptions(format=tasks_pb2.IMAGE_FORMAT_JPEG)
+    )
+    checked = validate_command(command, default_timeout_ms=30000)
+    assert checked.screenshot.quality == 80
+    assert (
+        validate_command(
+            sessions_pb2.SessionCommand(pdf=tasks_pb2.PdfOptions(paper_format="letter")), 30000
+        ).pdf.paper_format
+        == "Letter"
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (sessions_pb2.SessionCommand(url="file:///etc/passwd"), "url: must be http or https"),
+        (
+            sessions_pb2.SessionCommand(
+                content=tasks_pb2.ContentOptions(), pdf=tasks_pb2.PdfOptions()
+            ),
+            "command: at most one action",
+        ),
+        (sessions_pb2.SessionCommand(steps=[tasks_pb2.Step()]), "steps[0]: exactly one of"),
+        (sessions_pb2.SessionCommand(timeout_ms=999), "timeoutMs: must be 0 or between"),
+        (
+            sessions_pb2.SessionCommand(script=tasks_pb2.ScriptOptions()),
+            "script.source: is required",
+        ),
+    ],
+)
+def test_a_bad_command_names_its_field(command: sessions_pb2.SessionCommand, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message.replace("[", r"\[").replace("]", r"\]")):
+        validate_command(command, default_timeout_ms=30000)
+
+
+def beat(
+    agent_id: str,
+    *,
+    concurrency: int = 2,
+    tasks: int = 0,
+    sessions: int = 0,
+    region: str = "",
+    draining: bool = False,
+    age_seconds: float = 1.0,
+    endpoint: str = "127.0.0.1:7150",
+) -> queue_pb2.AgentHeartbeat:
+    return queue_pb2.AgentHeartbeat(
+        agent_id=agent_id,
+        region=region,
+        concurrency=concurrency,
+        running_task_ids=[f"t{index}" for index in range(tasks)],
+        session_ids=[f"s{index}" for index in range(sessions)],
+        draining=draining,
+        session_endpoint=endpoint,
+        heartbeat_time=to_timestamp(NOW - dt.timedelta(seconds=age_seconds)),
+    )
+
+
+def test_the_agent_with_the_most_free_places_comes_first() -> None:
+    beats = [
+        beat("busy", concurrency=4, tasks=3),
+        beat("idle", concurrency=4),
+        beat("half", concurrency=4, tasks=1, sessions=1),
+    ]
+    assert [(c.agent_id, c.free_places) for c in candidates(beats, "", NOW, 15)] == [
+        ("idle", 4),
+        ("half", 2),
+        ("busy", 1),
+    ]
+
+
+def test_full_draining_stale_or_endpointless_agents_and_other_regions_are_left_out() -> None:
+    beats = [
+        beat("full", tasks=1, sessions=1),
+        beat("draining", draining=True),
+        beat("stale", age_seconds=20),
+        beat("old-agent", endpoint=""),
+        beat("eu", region="eu"),
+        beat("us", region="us"),
+    ]
+    assert [c.agent_id for c in candidates(beats, "us", NOW, 15)] == ["us"]
+    assert [c.agent_id for c in candidates(beats, "", NOW, 15)] == ["eu", "us"]
+    assert free_places(beat("x", concurrency=3, tasks=1, sessions=1)) == 1
+
+
+def test_links_follow_the_edges_public_address() -> None:
+    plain = session_links("http://127.0.0.1:8080", "ses_0123456789abcdef")
+    assert plain.cdp_url == "ws://127.0.0.1:8080/v1/sessions/ses_0123456789abcdef/cdp"
+    assert plain.live_url == "http://127.0.0.1:8080/v1/sessions/ses_0123456789abcdef/live"
+    behind = session_links("https://farm.example.com/browsers/", "ses_0123456789abcdef")
+    assert behind.cdp_url == "wss://farm.example.com/browsers/v1/sessions/ses_0123456789abcdef/cdp"
+    assert behind.live_url.startswith("https://farm.example.com/browsers/v1/sessions/")
+
+
+def test_session_ids_have_one_form_and_others_name_no_session() -> None:
+    session_id = new_session_id()
+    assert checked_session_id(session_id) == session_id
+    with pytest.raises(NotFound):
+        checked_session_id("ses_../../etc")
+    with pytest.raises(InvalidArgument):
+        checked_session_id("")
+
+
+def test_the_open_sessions_quota_refuses_at_the_limit_and_zero_is_unlimited() -> None:
+    check_session_quota("acme", 1, TenantQuotas(max_open_sessions=2))
+    with pytest.raises(ResourceExhausted, match="maxOpenSessions"):
+        check_session_quota("acme", 2, TenantQuotas(max_open_sessions=2))
+    check_session_quota("acme", 1000, TenantQuotas())
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        ("TIMEOUT", DeadlineExceeded),
+        ("RESULT_TOO_LARGE", ResourceExhausted),
+        ("SELECTOR_NOT_FOUND", FailedPrecondition),
+        ("BLOCKED_URL", FailedPrecondition),
+    ],
+)
+def test_a_failed_command_answers_with_its_code_first(code: str, error: type[Exception]) -> None:
+    mapped = command_error(tasks_pb2.TaskError(code=code, message="steps[0].click: none"))
+    assert isinstance(mapped, error)
+    assert str(mapped) == f"{code}: steps[0].click: none"
