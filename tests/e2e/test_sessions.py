@@ -334,6 +334,41 @@ async def test_the_live_view_shows_the_sessions_screen_in_a_browser(
         sessions.close(session["id"])
 
 
+def test_a_profile_carries_cookies_and_local_storage_to_the_next_session(
+    sessions: Sessions, site: Site
+) -> None:
+    profile = f"p-{time.monotonic_ns()}"
+    first = sessions.create(profile=profile)
+    sessions.run(
+        first["id"],
+        url=site.url("/page"),
+        script={
+            "source": "() => { document.cookie = 'who=farmer; max-age=3600'; "
+            "localStorage.setItem('kept', 'yes'); }"
+        },
+    )
+    sessions.close(first["id"])
+    second = sessions.create(profile=profile)
+    try:
+        result = sessions.run(
+            second["id"],
+            url=site.url("/page"),
+            script={"source": "() => [document.cookie, localStorage.getItem('kept')]"},
+        )
+    finally:
+        sessions.close(second["id"])
+    assert result["json"] == ["who=farmer", "yes"]
+    # Without the profile, a session starts clean.
+    clean = sessions.create()
+    try:
+        fresh = sessions.run(
+            clean["id"], url=site.url("/page"), script={"source": "() => document.cookie"}
+        )
+    finally:
+        sessions.close(clean["id"])
+    assert fresh["json"] == ""
+
+
 def test_sessions_over_grpc_are_listed_per_tenant(
     farm: LocalFarm, grpc_target: str, make_key: KeyFactory
 ) -> None:
