@@ -240,24 +240,34 @@ async def compare(
             await browser.close()
 
 
+class _PageServer(ThreadingHTTPServer):
+    """Serves one page."""
+
+    page = PAGE_HTML
+
+
 class _PageHandler(BaseHTTPRequestHandler):
-    """Answers every GET with the bench page."""
+    """Answers every GET with the server's page."""
+
+    server: _PageServer
 
     def do_GET(self) -> None:
+        page = self.server.page
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(PAGE_HTML)))
+        self.send_header("Content-Length", str(len(page)))
         self.end_headers()
-        self.wfile.write(PAGE_HTML)
+        self.wfile.write(page)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: one line per request would drown the results."""
 
 
 @contextlib.contextmanager
-def serve_page() -> Iterator[str]:
-    """The bench page on 127.0.0.1 at a free port, served from a thread; yields its URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _PageHandler)
+def serve_page(page: bytes = PAGE_HTML) -> Iterator[str]:
+    """`page` on 127.0.0.1 at a free port, served from a thread; yields its URL."""
+    server = _PageServer(("127.0.0.1", 0), _PageHandler)
+    server.page = page
     thread = threading.Thread(target=server.serve_forever, name="bench-page", daemon=True)
     thread.start()
     try:
