@@ -195,6 +195,13 @@ class AgentSettings(FarmSettings):
         description="Address Envoy reaches the session endpoints at (put in the sessions' "
         "routes); empty: the listen address.",
     )
+    session_spare_browsers: int = Field(
+        default=1,
+        ge=0,
+        le=8,
+        description="Session browsers kept started ahead, so that opening a session with the "
+        "default screen does not wait for Chromium; 0 starts each when its session opens.",
+    )
     session_place_wait_seconds: float = Field(
         default=5.0,
         ge=0,

@@ -11,19 +11,16 @@ which the scheduler applies to the session's row.
 import asyncio
 import collections
 import contextlib
-import json
 import logging
 import shutil
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import nats.errors
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
-from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
 
 from farm.queue.v1 import queue_pb2
@@ -32,14 +29,14 @@ from farm_agent.browser.actions import CapturedArtifact
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.errors import TaskFailure
 from farm_agent.places import Places
-from farm_agent.sessions.browser import LaunchOptions, SessionBrowser
+from farm_agent.sessions.profiles import load_profile, save_profile
 from farm_agent.sessions.recorder import VIDEO_CONTENT_TYPE, RecordingFailed, ScreenRecorder
 from farm_agent.sessions.screencast import Screencast
 from farm_agent.sessions.session import OpenSession
+from farm_agent.sessions.warm import DEFAULT_SCREEN, SpareBrowsers, screen_for, start_browser
 from farm_agent.settings import AgentSettings
 from farm_agent.work.uploader import ArtifactUploader
 from farm_core.sessions import CloseReason, Refusal, closed_subject
-from farm_core.task_errors import ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +86,12 @@ class SessionManager:
         self._js: JetStreamContext | None = None
         self._routes: KeyValue | None = None
         self.endpoint = ""
+        self._sessions_root = pool.scratch_dir / "sessions"
+        self._spares = SpareBrowsers(
+            lambda folder: start_browser(pool, settings, DEFAULT_SCREEN, folder),
+            self._sessions_root,
+            settings.session_spare_browsers,
+        )
 
     @property
     def session_ids(self) -> list[str]:
@@ -101,10 +104,14 @@ class SessionManager:
         return self._draining
 
     def attach(self, js: JetStreamContext, routes: KeyValue, endpoint: str) -> None:
-        """Where events go, where routes are written, and the endpoint Envoy reaches."""
+        """Where events go, where routes are written, and the endpoint Envoy reaches.
+
+        The spare browsers start then, in the background.
+        """
         self._js = js
         self._routes = routes
         self.endpoint = endpoint
+        self._spares.fill()
 
     def find(self, session_id: str) -> OpenSession | None:
         """The session open here with this id."""
@@ -181,6 +188,7 @@ class SessionManager:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(grace_seconds):
                     await self._changed.wait_for(lambda: not self._sessions)
+        await self._spares.close()
         left = list(self._sessions.values())
         for session in left:
             await self.close(session, CloseReason.AGENT_DRAINING)
@@ -189,84 +197,45 @@ class SessionManager:
 
     async def _launch(self, order: queue_pb2.OpenSessionOrder) -> OpenSession:
         spec = order.spec
-        folder = self._session_folder(order.session_id)
-        width, height, user_agent, scale = self._screen(spec.device, spec.viewport)
-        stack = contextlib.AsyncExitStack()
-        egress = await stack.enter_async_context(
-            self._pool.egress.session(f"session {order.session_id}")
-        )
-        try:
-            browser = await SessionBrowser.launch(
-                self._pool.playwright,
-                LaunchOptions(
-                    chromium_path=self._settings.chromium_path,
-                    folder=folder / "browser",
-                    proxy_arguments=tuple(self._pool.egress.launch_arguments(egress)),
-                    window_width=width,
-                    window_height=height,
-                    user_agent=user_agent,
-                    extra_arguments=(f"--force-device-scale-factor={scale}",) if scale else (),
-                    close_timeout_seconds=self._settings.close_timeout_seconds,
-                ),
+        screen = screen_for(spec.device, spec.viewport, self._pool.devices)
+        warm = await self._spares.take() if screen == DEFAULT_SCREEN else None
+        if warm is None:
+            warm = await start_browser(
+                self._pool, self._settings, screen, self._sessions_root / order.session_id
             )
-        except BaseException:
-            await stack.aclose()
-            raise
-        stack.push_async_callback(browser.close)
         try:
-            page = await browser.page()
-            await page.set_viewport_size({"width": width, "height": height})
+            page = await warm.browser.page()
+            await page.set_viewport_size({"width": screen.width, "height": screen.height})
             if order.profile_state:
-                await _load_profile(browser, order.profile_state)
-            screencast = Screencast(width, height)
+                await load_profile(warm.browser, order.profile_state)
             session = OpenSession(
                 session_id=order.session_id,
                 tenant=order.tenant,
                 spec=spec,
-                browser=browser,
-                egress=egress,
-                screencast=screencast,
+                browser=warm.browser,
+                egress=warm.egress,
+                screencast=Screencast(screen.width, screen.height),
                 expires_at=self._clock() + _seconds_until(order.expire_time),
+                folder=warm.folder,
                 clock=self._clock,
-                resources=stack,
+                resources=warm.resources,
             )
-            await screencast.follow(page)
+            await session.screencast.follow(page)
             if spec.record:
-                session.recorder = ScreenRecorder(folder / "frames")
-                await screencast.record_to(session.recorder.add)
-            browser.context.on("page", lambda new_page: self._follow(session, new_page))
+                session.recorder = ScreenRecorder(warm.folder / "frames")
+                await session.screencast.record_to(session.recorder.add)
+            warm.browser.context.on("page", lambda new_page: self._follow(session, new_page))
         except BaseException:
-            await stack.aclose()
-            await asyncio.to_thread(shutil.rmtree, folder, True)
+            await warm.resources.aclose()
+            await asyncio.to_thread(shutil.rmtree, warm.folder, True)
             raise
         return session
-
-    def _session_folder(self, session_id: str) -> Path:
-        return self._pool.scratch_dir / "sessions" / session_id
 
     def _follow(self, session: OpenSession, page: Page) -> None:
         """A page the client opened becomes the current one (cast live and recorded)."""
         follow = asyncio.get_running_loop().create_task(session.screencast.follow(page))
         session.background.add(follow)
         follow.add_done_callback(session.background.discard)
-
-    def _screen(self, device: str, viewport: tasks_pb2.Viewport) -> tuple[int, int, str, float]:
-        """Width, height, user agent and scale factor (0: default) for the spec."""
-        width, height, user_agent, scale = 1280, 800, "", 0.0
-        if device:
-            descriptor = self._pool.devices.get(device)
-            if descriptor is None:
-                raise TaskFailure(
-                    ErrorCode.INVALID_DEVICE,
-                    f"device: {device!r} is not a device Playwright knows, e.g. 'iPhone 13'",
-                )
-            width = int(descriptor["viewport"]["width"])
-            height = int(descriptor["viewport"]["height"])
-            user_agent = str(descriptor.get("user_agent", ""))
-            scale = float(descriptor.get("device_scale_factor", 0.0))
-        if viewport.width and viewport.height:
-            width, height = viewport.width, viewport.height
-        return width, height, user_agent, scale
 
     async def _write_route(self, session: OpenSession) -> None:
         if self._routes is None:
@@ -295,7 +264,7 @@ class SessionManager:
             for task in list(session.background):
                 task.cancel()
             if session.spec.profile and session.browser.alive:
-                closed.profile_state = await _save_profile(session)
+                closed.profile_state = await save_profile(session.browser, session.session_id)
             await session.resources.aclose()
             if session.recorder is not None:
                 recording = await self._store_recording(session)
@@ -304,7 +273,7 @@ class SessionManager:
             closed.time.GetCurrentTime()
             await self._publish_closed(closed)
         finally:
-            await asyncio.to_thread(shutil.rmtree, self._session_folder(session.session_id), True)
+            await asyncio.to_thread(shutil.rmtree, session.folder, True)
             async with self._changed:
                 self._sessions.pop(session.session_id, None)
                 self._closing.pop(session.session_id, None)
@@ -381,31 +350,3 @@ class SessionManager:
 
 def _seconds_until(expire_time: Timestamp) -> float:
     return max(0.0, expire_time.ToDatetime().timestamp() - time.time())
-
-
-async def _load_profile(browser: SessionBrowser, state: bytes) -> None:
-    """Puts a saved profile's cookies and local storage into the session's default context."""
-    saved = json.loads(state)
-    cookies = saved.get("cookies", [])
-    if cookies:
-        await browser.context.add_cookies(cookies)
-    origins = {
-        entry["origin"]: {item["name"]: item["value"] for item in entry.get("localStorage", [])}
-        for entry in saved.get("origins", [])
-    }
-    if origins:
-        # Local storage belongs to an origin's pages: filled in as each first loads.
-        await browser.context.add_init_script(
-            "(function(origins){const items=origins[location.origin];if(!items)return;"
-            "for(const [k,v] of Object.entries(items)){if(localStorage.getItem(k)===null)"
-            "localStorage.setItem(k,v);}})(" + json.dumps(origins) + ")"
-        )
-
-
-async def _save_profile(session: OpenSession) -> bytes:
-    try:
-        state = await session.browser.context.storage_state()
-    except PlaywrightError as error:
-        log.warning("session %s: its profile was not saved: %s", session.session_id, error)
-        return b""
-    return json.dumps(state).encode()

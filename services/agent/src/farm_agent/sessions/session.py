@@ -5,6 +5,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 from playwright.async_api import Page
@@ -30,6 +31,8 @@ class OpenSession:
     screencast: Screencast
     # Monotonic time at which the session ends whatever it does.
     expires_at: float
+    # The session's own folder (browser profile, recording frames), removed when it closes.
+    folder: Path
     # What closes with the session: its browser, then its egress listener.
     resources: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     recorder: ScreenRecorder | None = None

@@ -1,0 +1,164 @@
+"""Session browsers started ahead of time, so that opening a session does not wait for Chromium.
+
+Starting Chromium and connecting Playwright to it takes most of a second; an agent
+keeps `session_spare_browsers` of them ready (with the default screen, each with
+its egress listener), hands one to the next session that wants that screen, and
+starts another in the background.
+"""
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import shutil
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from farm.tasks.v1 import tasks_pb2
+from farm_agent.browser.pool import BrowserPool
+from farm_agent.egress.proxy import EgressSession
+from farm_agent.errors import TaskFailure
+from farm_agent.sessions.browser import LaunchOptions, SessionBrowser
+from farm_agent.settings import AgentSettings
+from farm_core.task_defaults import DEFAULT_VIEWPORT
+from farm_core.task_errors import ErrorCode
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Screen:
+    """What a session's browser is started with: its window, user agent and scale."""
+
+    width: int = DEFAULT_VIEWPORT.width
+    height: int = DEFAULT_VIEWPORT.height
+    user_agent: str = ""
+    # 0: Chromium's own.
+    scale: float = 0.0
+
+
+DEFAULT_SCREEN = Screen()
+
+
+def screen_for(
+    device: str, viewport: tasks_pb2.Viewport, devices: Mapping[str, Mapping[str, Any]]
+) -> Screen:
+    """The screen of a session with `device` (a Playwright device name) and `viewport`."""
+    screen = DEFAULT_SCREEN
+    if device:
+        descriptor = devices.get(device)
+        if descriptor is None:
+            raise TaskFailure(
+                ErrorCode.INVALID_DEVICE,
+                f"device: {device!r} is not a device Playwright knows, e.g. 'iPhone 13'",
+            )
+        screen = Screen(
+            width=int(descriptor["viewport"]["width"]),
+            height=int(descriptor["viewport"]["height"]),
+            user_agent=str(descriptor.get("user_agent", "")),
+            scale=float(descriptor.get("device_scale_factor", 0.0)),
+        )
+    if viewport.width and viewport.height:
+        screen = replace(screen, width=viewport.width, height=viewport.height)
+    return screen
+
+
+@dataclass(eq=False)
+class WarmBrowser:
+    """A started session browser with its egress listener, not yet any session's."""
+
+    browser: SessionBrowser
+    egress: EgressSession
+    # Closes the browser, then the egress listener.
+    resources: contextlib.AsyncExitStack
+    # The session's folder: the browser's profile, and a recording's frames.
+    folder: Path
+
+
+async def start_browser(
+    pool: BrowserPool, settings: AgentSettings, screen: Screen, folder: Path
+) -> WarmBrowser:
+    """Starts a session browser in `folder`, its requests through an egress listener of its own."""
+    stack = contextlib.AsyncExitStack()
+    egress = await stack.enter_async_context(pool.egress.session(f"session browser {folder.name}"))
+    try:
+        browser = await SessionBrowser.launch(
+            pool.playwright,
+            LaunchOptions(
+                chromium_path=settings.chromium_path,
+                folder=folder / "browser",
+                proxy_arguments=tuple(pool.egress.launch_arguments(egress)),
+                window_width=screen.width,
+                window_height=screen.height,
+                user_agent=screen.user_agent,
+                extra_arguments=(
+                    (f"--force-device-scale-factor={screen.scale}",) if screen.scale else ()
+                ),
+                close_timeout_seconds=settings.close_timeout_seconds,
+            ),
+        )
+    except BaseException:
+        await stack.aclose()
+        await asyncio.to_thread(shutil.rmtree, folder, True)
+        raise
+    stack.push_async_callback(browser.close)
+    return WarmBrowser(browser, egress, stack, folder)
+
+
+class SpareBrowsers:
+    """Keeps `count` browsers with the default screen ready for the next sessions."""
+
+    def __init__(self, start: Callable[[Path], Awaitable[WarmBrowser]], root: Path, count: int):
+        self._start = start
+        self._root = root
+        self._count = count
+        self._ready: list[WarmBrowser] = []
+        self._starting: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    def fill(self) -> None:
+        """Starts browsers in the background until `count` are ready or starting."""
+        while not self._closed and len(self._ready) + len(self._starting) < self._count:
+            task = asyncio.get_running_loop().create_task(self._start_one())
+            self._starting.add(task)
+            task.add_done_callback(self._starting.discard)
+
+    async def take(self) -> WarmBrowser | None:
+        """A ready browser (another one is started in its place); None when none is ready."""
+        while self._ready:
+            warm = self._ready.pop(0)
+            self.fill()
+            if warm.browser.alive:
+                return warm
+            await _discard(warm)
+        self.fill()
+        return None
+
+    async def close(self) -> None:
+        """Stops the browsers being started and closes the ready ones."""
+        self._closed = True
+        for task in list(self._starting):
+            task.cancel()
+        if self._starting:
+            await asyncio.wait(set(self._starting))
+        ready, self._ready = self._ready, []
+        for warm in ready:
+            await _discard(warm)
+
+    async def _start_one(self) -> None:
+        try:
+            warm = await self._start(self._root / f"spare-{secrets.token_hex(6)}")
+        except Exception as error:
+            log.warning("a spare session browser did not start: %s", error)
+            return
+        if self._closed:
+            await _discard(warm)
+            return
+        self._ready.append(warm)
+
+
+async def _discard(warm: WarmBrowser) -> None:
+    await warm.resources.aclose()
+    await asyncio.to_thread(shutil.rmtree, warm.folder, True)
