@@ -181,6 +181,7 @@ class Scheduler:
     tasks: tasks_pb2_grpc.TaskServiceAsyncStub
     admin: admin_pb2_grpc.AdminServiceAsyncStub
     tenant: str
+    channel: grpc.aio.Channel
     scopes: tuple[str, ...] = WRITE
 
     def auth(
@@ -277,6 +278,7 @@ async def start_scheduler(
             tasks_pb2_grpc.TaskServiceStub(channel),
             admin_pb2_grpc.AdminServiceStub(channel),
             tenant,
+            channel,
         )
 
     try:

@@ -1,0 +1,387 @@
+"""SessionService in the scheduler, with the real nats-server; the test plays the agents.
+
+A scripted agent beats its heartbeat into `farm_agents` and answers the orders on
+`sessions.<agent_id>.*` as the test tells it, so that placement, refusals, lost
+agents and closes can be shown one by one (the real agents are in tests/e2e).
+"""
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import grpc
+import pytest
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from farm.queue.v1 import queue_pb2
+from farm.sessions.v1 import sessions_pb2, sessions_pb2_grpc
+from farm.tasks.v1 import tasks_pb2
+from farm_core.queue import agents_bucket
+from farm_core.quotas import TenantQuotas
+from farm_core.sessions import SessionOrder, closed_subject
+from farm_core.timestamps import to_timestamp
+from tests.helpers import assert_eventually
+from tests.integration.scheduler.conftest import (
+    RPC_TIMEOUT,
+    Metadata,
+    Queue,
+    Scheduler,
+    StartScheduler,
+    rpc_error,
+    token,
+)
+
+pytestmark = pytest.mark.integration
+
+SESSIONS = ("sessions",)
+Answer = Callable[[SessionOrder, bytes], queue_pb2.SessionReply]
+
+
+def opened(_: SessionOrder, __: bytes) -> queue_pb2.SessionReply:
+    """An agent that opens every session and runs every command."""
+    return queue_pb2.SessionReply(
+        endpoint="127.0.0.1:9", result=tasks_pb2.TaskResult(title="Scripted page")
+    )
+
+
+def refused(code: str) -> Answer:
+    def answer(_: SessionOrder, __: bytes) -> queue_pb2.SessionReply:
+        return queue_pb2.SessionReply(error=tasks_pb2.TaskError(code=code, message=f"{code}!"))
+
+    return answer
+
+
+@dataclass
+class ScriptedAgent:
+    """A stand-in agent: a heartbeat and answers to its session orders."""
+
+    queue: Queue
+    agent_id: str
+    concurrency: int = 2
+    region: str = ""
+    answer: Answer = opened
+    orders: list[tuple[SessionOrder, bytes]] = field(default_factory=list)
+    session_ids: list[str] = field(default_factory=list)
+    _subscription: Subscription | None = None
+
+    async def start(self) -> "ScriptedAgent":
+        await self.beat()
+        self._subscription = await self.queue.nc.subscribe(
+            f"sessions.{self.agent_id}.*", cb=self._on_order
+        )
+        return self
+
+    async def beat(self, age_seconds: float = 0.0) -> None:
+        heartbeat = queue_pb2.AgentHeartbeat(
+            agent_id=self.agent_id,
+            region=self.region,
+            concurrency=self.concurrency,
+            session_ids=self.session_ids,
+            session_endpoint="127.0.0.1:9",
+            heartbeat_time=to_timestamp(
+                dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age_seconds)
+            ),
+        )
+        bucket = await agents_bucket(self.queue.js)
+        await bucket.put(self.agent_id, heartbeat.SerializeToString())
+
+    async def stop_answering(self) -> None:
+        if self._subscription is not None:
+            await self._subscription.unsubscribe()
+            self._subscription = None
+        await self.queue.nc.flush()
+
+    async def _on_order(self, message: Msg) -> None:
+        verb = SessionOrder(message.subject.rsplit(".", 1)[1])
+        self.orders.append((verb, message.data))
+        if verb is SessionOrder.OPEN:
+            self.session_ids.append(queue_pb2.OpenSessionOrder.FromString(message.data).session_id)
+        await message.respond(self.answer(verb, message.data).SerializeToString())
+
+
+@dataclass
+class Sessions:
+    """SessionService of the scheduler, as one tenant."""
+
+    stub: sessions_pb2_grpc.SessionServiceStub
+    metadata: Metadata
+
+    async def create(self, **spec: object) -> sessions_pb2.Session:
+        request = sessions_pb2.CreateSessionRequest(spec=sessions_pb2.SessionSpec(**spec))
+        return await self.stub.CreateSession(request, metadata=self.metadata, timeout=RPC_TIMEOUT)
+
+    async def get(self, session_id: str) -> sessions_pb2.Session:
+        request = sessions_pb2.GetSessionRequest(id=session_id)
+        return await self.stub.GetSession(request, metadata=self.metadata, timeout=RPC_TIMEOUT)
+
+    async def run(self, session_id: str, **command: object) -> tasks_pb2.TaskResult:
+        request = sessions_pb2.RunSessionCommandRequest(
+            id=session_id, command=sessions_pb2.SessionCommand(**command)
+        )
+        return await self.stub.RunSessionCommand(
+            request, metadata=self.metadata, timeout=RPC_TIMEOUT
+        )
+
+    async def close(self, session_id: str) -> sessions_pb2.Session:
+        request = sessions_pb2.CloseSessionRequest(id=session_id)
+        return await self.stub.CloseSession(request, metadata=self.metadata, timeout=RPC_TIMEOUT)
+
+    async def listed(self) -> list[str]:
+        response = await self.stub.ListSessions(
+            sessions_pb2.ListSessionsRequest(), metadata=self.metadata, timeout=RPC_TIMEOUT
+        )
+        return [session.id for session in response.sessions]
+
+
+@pytest.fixture
+async def scheduler(start_scheduler: StartScheduler) -> Scheduler:
+    return await start_scheduler(
+        session_agent_lost_seconds=1.5,
+        session_sweep_interval_seconds=0.2,
+        session_open_timeout_seconds=2,
+        session_close_timeout_seconds=2,
+    )
+
+
+def sessions_of(scheduler: Scheduler, quotas: TenantQuotas | None = None) -> Sessions:
+    return Sessions(
+        sessions_pb2_grpc.SessionServiceStub(scheduler.channel),
+        token(scheduler.tenant, *SESSIONS, "script", quotas=quotas),
+    )
+
+
+@pytest.fixture
+async def agents(queue: Queue) -> AsyncIterator[Callable[..., asyncio.Future[ScriptedAgent]]]:
+    started: list[ScriptedAgent] = []
+
+    def start(agent_id: str, **fields: object) -> asyncio.Future[ScriptedAgent]:
+        agent = ScriptedAgent(queue, agent_id, **fields)  # type: ignore[arg-type]
+        started.append(agent)
+        return asyncio.ensure_future(agent.start())
+
+    yield start
+    for agent in started:
+        await agent.stop_answering()
+
+
+async def test_a_session_opens_on_the_agent_with_the_most_free_places(
+    scheduler: Scheduler, agents: Callable[..., asyncio.Future[ScriptedAgent]]
+) -> None:
+    busy = await agents("busy", concurrency=2)
+    roomy = await agents("roomy", concurrency=4)
+    session = await sessions_of(scheduler).create(labels={"job": "x"})
+    assert session.state == sessions_pb2.SESSION_STATE_ACTIVE
+    assert session.agent_id == "roomy"
+    assert [verb for verb, _ in roomy.orders] == [SessionOrder.OPEN]
+    assert busy.orders == []
+    order = queue_pb2.OpenSessionOrder.FromString(roomy.orders[0][1])
+    assert order.session_id == session.id and order.tenant == scheduler.tenant
+    assert order.spec.idle_timeout_seconds == 300 and order.spec.labels == {"job": "x"}
+    assert session.cdp_url.endswith(f"/v1/sessions/{session.id}/cdp")
+
+
+async def test_a_refusal_sends_the_session_to_the_next_agent(
+    scheduler: Scheduler, agents: Callable[..., asyncio.Future[ScriptedAgent]]
+) -> None:
+    full = await agents("full", concurrency=4, answer=refused("NO_CAPACITY"))
+    other = await agents("other", concurrency=2)
+    session = await sessions_of(scheduler).create()
+    assert session.agent_id == "other"
+    assert len(full.orders) == 1 and len(other.orders) == 1
+
+
+async def test_no_agent_with_room_is_resource_exhausted_and_leaves_no_session(
+    scheduler: Scheduler, agents: Callable[..., asyncio.Future[ScriptedAgent]]
+) -> None:
+    await agents("full", answer=refused("NO_CAPACITY"))
+    eu = await agents("eu-agent", region="eu")
+    sessions = sessions_of(scheduler)
+    error = await rpc_error(sessions.create(region="us"))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "region 'us'" in (error.details() or "")
+    eu.answer = refused("AGENT_DRAINING")
+    error = await rpc_error(sessions.create())
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "full: NO_CAPACITY!" in (error.details() or "")
+    assert "eu-agent: AGENT_DRAINING!" in (error.details() or "")
+    assert await sessions.listed() == []
+
+
+async def test_an_unknown_device_is_invalid_argument_naming_the_field(
+    scheduler: Scheduler, agents: Callable[..., asyncio.Future[ScriptedAgent]]
+) -> None:
+    await agents("a", answer=refused("INVALID_DEVICE"))
+    sessions = sessions_of(scheduler)
+    error = await rpc_error(sessions.create(device="Nokia 3310"))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (error.details() or "").startswith("device: ")
+    assert await sessions.listed() == []
+
+
+async def test_concurrent_creates_cannot_pass_the_open_sessions_quota(
+    scheduler: Scheduler, agents: Callable[..., asyncio.Future[ScriptedAgent]]
+) -> None:
+    await agents("a", concurrency=20)
+    sessions = sessions_of(scheduler, TenantQuotas(max_open_sessions=2))
+
+    async def one() -> grpc.StatusCode:
+        try:
+            await sessions.create()
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+        return grpc.StatusCode.OK
+
+    codes = await asyncio.gather(*(one() for _ in range(6)))
+    assert sorted(code.name for code in codes) == ["OK"] * 2 + ["RESOURCE_EXHAUSTED"] * 4
+    open_ids = await sessions.listed()
+    await sessions.close(open_ids[0])
+    assert (await sessions.create()).state == sessions_pb2.SESSION_STATE_ACTIVE
+
+
+async def test_commands_go_to_the_sessions_agent_and_are_counted(
+    scheduler: Scheduler, agents: Callable[..., asyncio.Future[ScriptedAgent]]
+) -> None:
+    agent = await agents("a")
+    sessions = sessions_of(scheduler)
+    session = await sessions.create()
+    result = await sessions.run(
+        session.id, url="https://example.com/", steps=[tasks_pb2.Step(click="#go")]
+    )
+    assert result.title == "Scripted page"
+    verb, data = agent.orders[-1]
+    assert verb is SessionOrder.RUN
+    order = queue_pb2.SessionCommandOrder.FromString(data)
+    assert order.session_id == session.id and order.command.timeout_ms == 30000
+    assert (await sessions.get(session.id)).commands == 1
+
+
+async def test_a_failed_command_answers_with_its_code(
+    scheduler: Scheduler, agents: Callable[..., asyncio.Future[ScriptedAgent]]
+) -> None:
+    agent = await agents("a")
+    sessions = sessions_of(scheduler)
+    session = await sessions.create()
+    agent.answer = refused("SELECTOR_NOT_FOUND")
+    error = await rpc_error(sessions.run(session.id, steps=[tasks_pb2.Step(click="#x")]))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.details() == "SELECTOR_NOT_FOUND: SELECTOR_NOT_FOUND!"
+    agent.answer = refused("TIMEOUT")
+    error = await rpc_error(sessions.run(session.id))
+    assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert (await sessions.get(session.id)).commands == 0
+
+
+async def test_a_command_to_a_gone_agent_marks_the_session_agent_lost_at_once(
+    scheduler: Scheduler, agents: Callable[..., asyncio.Future[ScriptedAgent]]
+) -> None:
+    agent = await agents("a")
+    sessions = sessions_of(scheduler)
+    session = await sessions.create()
+    await agent.stop_answering()
+    error = await rpc_error(sessions.run(session.id))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "closed (AGENT_LOST)" in (error.details() or "")
+    closed = await sessions.get(session.id)
+    assert (closed.state, closed.close_reason) == (sessions_pb2.SESSION_STATE_CLOSED, "AGENT_LOST")
+    assert closed.cdp_url == ""
+
+
+async def test_a_session_whose_agent_stops_beating_is_closed_as_agent_lost(
+    scheduler: Scheduler, agents: Callable[..., asyncio.Future[ScriptedAgent]]
+) -> None:
+    agent = await agents("a")
+    sessions = sessions_of(scheduler)
+    session = await sessions.create()
+    await agent.beat()  # lists the session; then the agent falls silent
+
+    async def lost() -> bool:
+        return (await sessions.get(session.id)).close_reason == "AGENT_LOST"
+
+    await assert_eventually(lost, within=10, message="the session was not closed as lost")
+
+
+async def test_an_agents_close_event_records_reason_recording_and_profile(
+    scheduler: Scheduler, queue: Queue, agents: Callable[..., asyncio.Future[ScriptedAgent]]
+) -> None:
+    agent = await agents("a")
+    sessions = sessions_of(scheduler)
+    session = await sessions.create(profile="shopper")
+    assert queue_pb2.OpenSessionOrder.FromString(agent.orders[0][1]).profile_state == b""
+    closed = queue_pb2.SessionClosed(
+        event_id=uuid.uuid4().hex,
+        session_id=session.id,
+        tenant=scheduler.tenant,
+        agent_id="a",
+        reason="IDLE_TIMEOUT",
+        recording=tasks_pb2.ArtifactRef(id="art_video", kind=tasks_pb2.ARTIFACT_KIND_VIDEO),
+        profile_state=b'{"cookies": [], "origins": []}',
+        commands=3,
+    )
+    closed.time.GetCurrentTime()
+    for _ in range(2):  # a repeat changes nothing
+        await queue.js.publish(
+            closed_subject(session.id),
+            closed.SerializeToString(),
+            headers={"Nats-Msg-Id": uuid.uuid4().hex},
+        )
+
+    async def recorded() -> bool:
+        return (await sessions.get(session.id)).state == sessions_pb2.SESSION_STATE_CLOSED
+
+    await assert_eventually(recorded, within=10)
+    record = await sessions.get(session.id)
+    assert (record.close_reason, record.recording.id, record.commands) == (
+        "IDLE_TIMEOUT",
+        "art_video",
+        3,
+    )
+    await sessions.create(profile="shopper")
+    last_open = queue_pb2.OpenSessionOrder.FromString(agent.orders[-1][1])
+    assert last_open.profile_state == b'{"cookies": [], "origins": []}'
+
+
+async def test_close_goes_to_the_agent_and_a_closed_session_stays_closed(
+    scheduler: Scheduler, agents: Callable[..., asyncio.Future[ScriptedAgent]]
+) -> None:
+    agent = await agents("a")
+    sessions = sessions_of(scheduler)
+    session = await sessions.create()
+
+    def close_answer(verb: SessionOrder, data: bytes) -> queue_pb2.SessionReply:
+        if verb is not SessionOrder.CLOSE:
+            return opened(verb, data)
+        order = queue_pb2.CloseSessionOrder.FromString(data)
+        return queue_pb2.SessionReply(
+            closed=queue_pb2.SessionClosed(
+                session_id=order.session_id, tenant=order.tenant, reason=order.reason
+            )
+        )
+
+    agent.answer = close_answer
+    closed = await sessions.close(session.id)
+    assert (closed.state, closed.close_reason) == (
+        sessions_pb2.SESSION_STATE_CLOSED,
+        "CLOSED_BY_USER",
+    )
+    assert sum(verb is SessionOrder.CLOSE for verb, _ in agent.orders) == 1
+    assert (await sessions.close(session.id)).close_reason == "CLOSED_BY_USER"
+    assert sum(verb is SessionOrder.CLOSE for verb, _ in agent.orders) == 1
+
+
+async def test_another_tenant_finds_none_of_these_sessions(
+    scheduler: Scheduler, agents: Callable[..., asyncio.Future[ScriptedAgent]]
+) -> None:
+    await agents("a")
+    mine = await sessions_of(scheduler).create()
+    channel = scheduler.channel
+    theirs = Sessions(sessions_pb2_grpc.SessionServiceStub(channel), token("other", *SESSIONS))
+    for call in (theirs.get(mine.id), theirs.run(mine.id), theirs.close(mine.id)):
+        assert (await rpc_error(call)).code() == grpc.StatusCode.NOT_FOUND
+    assert await theirs.listed() == []
+    without_scope = Sessions(
+        sessions_pb2_grpc.SessionServiceStub(channel), token(scheduler.tenant, "tasks.write")
+    )
+    assert (await rpc_error(without_scope.get(mine.id))).code() == grpc.StatusCode.PERMISSION_DENIED
