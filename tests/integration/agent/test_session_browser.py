@@ -9,10 +9,16 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Playwright, async_playwright
 
+from farm.tasks.v1 import tasks_pb2
+from farm_agent.browser.pool import BrowserPool
+from farm_agent.browser.runner import BrowserSpecRunner
+from farm_agent.errors import TaskFailure
 from farm_agent.sessions.bridge import bridge, close_client
 from farm_agent.sessions.browser import LaunchOptions, SessionBrowser
+from farm_agent.sessions.warm import DEFAULT_SCREEN, start_browser
+from farm_core.task_errors import ErrorCode
 from tests.helpers import assert_eventually
-from tests.integration.agent.conftest import CHROMIUM, HAVE_CHROMIUM
+from tests.integration.agent.conftest import CHROMIUM, HAVE_CHROMIUM, agent_settings
 
 pytestmark = [
     pytest.mark.integration,
@@ -147,3 +153,30 @@ async def test_closing_the_session_browser_kills_its_process_and_removes_its_fol
     await browser.close()
     assert browser.process.returncode is not None
     assert not folder.exists()
+
+
+async def test_no_page_reaches_a_session_browsers_devtools_port_even_with_loopback_allowed(
+    shared_pool: BrowserPool, tmp_path: Path
+) -> None:
+    settings = agent_settings(tmp_path, allow="127.0.0.0/8")
+    first = await start_browser(shared_pool, settings, DEFAULT_SCREEN, tmp_path / "first")
+    second = await start_browser(shared_pool, settings, DEFAULT_SCREEN, tmp_path / "second")
+    try:
+        target = f"http://127.0.0.1:{first.browser.debug_port}/json/version"
+        page = await second.browser.page()
+        response = await page.goto(target)
+        assert response is not None and response.status == 403
+        assert "farm's own services" in (await page.text_content("body") or "")
+        assert second.egress.blocked[0].target == target
+        # A task's page in the pool is refused as well.
+        spec = tasks_pb2.TaskSpec(url=target, content=tasks_pb2.ContentOptions())
+        with pytest.raises(TaskFailure) as caught:
+            await BrowserSpecRunner(shared_pool, settings).run(spec)
+        assert caught.value.code is ErrorCode.BLOCKED_URL
+    finally:
+        await second.resources.aclose()
+        port = first.browser.debug_port
+        assert port in shared_pool.egress.guarded_ports
+        await first.resources.aclose()
+    # Once the browser has ended its port is no longer guarded (another may take it).
+    assert port not in shared_pool.egress.guarded_ports

@@ -153,12 +153,27 @@ class EgressProxy:
         self._connect_timeout = connect_timeout_seconds
         self._listen_host = listen_host
         self._servers: dict[int, asyncio.Server] = {}
+        # Loopback ports of the agent's own that come and go (sessions' DevTools ports).
+        self._guarded_ports: set[int] = set()
         self.default_session = EgressSession(label="browser")
 
     @property
     def policy(self) -> AddressPolicy:
         """The policy every request is checked against."""
         return self._policy
+
+    @property
+    def guarded_ports(self) -> frozenset[int]:
+        """The loopback ports guarded now besides the farm's own."""
+        return frozenset(self._guarded_ports)
+
+    def guard_port(self, port: int) -> None:
+        """Refuses pages the agent's loopback `port` from now on (a session's DevTools port)."""
+        self._guarded_ports.add(port)
+
+    def release_port(self, port: int) -> None:
+        """Stops guarding `port` (its listener has closed)."""
+        self._guarded_ports.discard(port)
 
     def launch_arguments(self, session: EgressSession | None = None) -> list[str]:
         """Chromium flags that send every request, loopback too, through `session`'s listener.
@@ -349,12 +364,14 @@ class EgressProxy:
         return None
 
     def _itself(self, host: str, port: int, addresses: Sequence[IpAddress]) -> Refusal | None:
-        """Refuses a request to one of the proxy's own listeners (a loop, or a way around it)."""
-        if port not in self._servers:
-            return None
-        own = ipaddress.ip_address(self._listen_host)
-        if any(address == own or embedded_ipv4(address) == [own] for address in addresses):
-            return Refusal(host, host_port(self._listen_host, port), Reason.FARM_SERVICE)
+        """Refuses a request to one of the agent's own listeners: the proxy's (a loop, or a way
+        around it) and the sessions' DevTools ports (a way into another session's browser)."""
+        if port in self._servers:
+            own = ipaddress.ip_address(self._listen_host)
+            if any(address == own or embedded_ipv4(address) == [own] for address in addresses):
+                return Refusal(host, host_port(self._listen_host, port), Reason.FARM_SERVICE)
+        if port in self._guarded_ports and any(_loopback(address) for address in addresses):
+            return Refusal(host, host_port(host, port), Reason.FARM_SERVICE)
         return None
 
     async def _failed(
@@ -378,3 +395,8 @@ class EgressProxy:
             log.debug(
                 "refused a request of %s to %s: %s", session.label, target, refusal.describe()
             )
+
+
+def _loopback(address: IpAddress) -> bool:
+    """Whether `address` (or the IPv4 address it embeds) is a loopback address."""
+    return address.is_loopback or any(inner.is_loopback for inner in embedded_ipv4(address))

@@ -103,6 +103,10 @@ async def start_browser(
         await stack.aclose()
         await asyncio.to_thread(shutil.rmtree, folder, True)
         raise
+    # Pages of any browser here must not reach this one's DevTools port, whatever
+    # FARM_AGENT_ALLOW opens (it is on loopback); guarded until the browser has ended.
+    pool.egress.guard_port(browser.debug_port)
+    stack.callback(pool.egress.release_port, browser.debug_port)
     stack.push_async_callback(browser.close)
     return WarmBrowser(browser, egress, stack, folder)
 
