@@ -364,8 +364,11 @@ class EgressProxy:
         return None
 
     def _itself(self, host: str, port: int, addresses: Sequence[IpAddress]) -> Refusal | None:
-        """Refuses a request to one of the agent's own listeners: the proxy's (a loop, or a way
-        around it) and the sessions' DevTools ports (a way into another session's browser)."""
+        """Refuses a request to one of the agent's own listeners.
+
+        The proxy's (a loop, or a way around it) and the sessions' DevTools ports (a way
+        into another session's browser).
+        """
         if port in self._servers:
             own = ipaddress.ip_address(self._listen_host)
             if any(address == own or embedded_ipv4(address) == [own] for address in addresses):

@@ -18,7 +18,7 @@ from farm_core.errors import (
 )
 from farm_core.identity import current_identity
 from farm_core.live_tokens import LiveTokenKind, encode_live_token
-from farm_core.paging import Cursor, decode_cursor, page_size, split_page
+from farm_core.paging import Cursor, read_page
 from farm_core.scopes import Scope
 from farm_core.sessions import SESSION_ID_PATTERN, CloseReason, Refusal
 from farm_core.timestamps import to_timestamp
@@ -109,10 +109,12 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
     ) -> sessions_pb2.ListSessionsResponse:
         if request.state not in sessions_pb2.SessionState.values():
             raise InvalidArgument("state", f"has no value {request.state}")
-        size = page_size(request.page_size, "pageSize")
-        after = decode_cursor(request.page_token, "pageToken")
-        records = await self._store.page(current_identity().tenant, request.state, size + 1, after)
-        page, next_token = split_page(records, size, lambda row: Cursor(row.create_time, row.id))
+        tenant = current_identity().tenant
+        page, next_token = await read_page(
+            request,
+            lambda limit, after: self._store.page(tenant, request.state, limit, after),
+            lambda record: Cursor(record.create_time, record.id),
+        )
         return sessions_pb2.ListSessionsResponse(
             sessions=[self._answer(record) for record in page], next_page_token=next_token
         )
