@@ -18,6 +18,7 @@ from google.protobuf.message import Message
 from farm.admin.v1 import admin_pb2_grpc
 from farm.audit.v1 import audit_pb2_grpc
 from farm.auth.v1 import auth_pb2_grpc
+from farm.sessions.v1 import sessions_pb2_grpc
 from farm.storage.v1 import artifacts_pb2_grpc
 from farm.tasks.v1 import tasks_pb2_grpc
 from farm_cli.console import CliError, print_message
@@ -98,6 +99,11 @@ class FarmConnection:
     def auth(self) -> auth_pb2_grpc.AuthServiceStub:
         """farm.auth.v1.AuthService."""
         return auth_pb2_grpc.AuthServiceStub(self.channel)
+
+    @property
+    def sessions(self) -> sessions_pb2_grpc.SessionServiceStub:
+        """farm.sessions.v1.SessionService."""
+        return sessions_pb2_grpc.SessionServiceStub(self.channel)
 
     @property
     def admin(self) -> admin_pb2_grpc.AdminServiceStub:

@@ -1,0 +1,188 @@
+"""`farm session create|run|get|list|close|view-token`: the SessionService."""
+
+import argparse
+
+from farm.sessions.v1 import sessions_pb2
+from farm.tasks.v1 import tasks_pb2
+from farm_cli.client import call_and_print, list_and_print
+from farm_cli.commands.ranges import INT32_MAX, whole_number
+from farm_cli.commands.task_spec import CONTENT_FORMATS, IMAGE_FORMATS, label, viewport
+from farm_cli.console import CliError
+
+# A command runs up to its 300 s limit; Envoy's route allows 330 s.
+RUN_TIMEOUT = 330.0
+# Opening may try several agents, each starting a browser.
+CREATE_TIMEOUT = 120.0
+STATES = {"active": sessions_pb2.SESSION_STATE_ACTIVE, "closed": sessions_pb2.SESSION_STATE_CLOSED}
+
+
+def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Adds `session` and its verbs."""
+    group = commands.add_parser(
+        "session", help="keep a browser across calls: open, drive, watch and close sessions"
+    )
+    verbs = group.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    create = verbs.add_parser("create", help="open a session and print it (cdpUrl, liveUrl)")
+    create.add_argument("--viewport", type=viewport, help="window size WIDTHxHEIGHT")
+    create.add_argument("--device", help='a device Playwright knows, e.g. "iPhone 13"')
+    create.add_argument("--region", default="", help="only agents of this region")
+    create.add_argument("--idle-timeout", type=whole_number(INT32_MAX), default=0, metavar="S")
+    create.add_argument("--max-lifetime", type=whole_number(INT32_MAX), default=0, metavar="S")
+    create.add_argument("--record", action="store_true", help="keep a video of the session")
+    create.add_argument("--profile", default="", help="start from (and save to) this profile")
+    create.add_argument(
+        "--label", dest="labels", type=label, action="append", default=[], metavar="KEY=VALUE"
+    )
+    create.set_defaults(run=create_session)
+
+    run = verbs.add_parser(
+        "run", help="run a command on the session's page: go to URL, the steps, the action"
+    )
+    run.add_argument("id")
+    run.add_argument("url", nargs="?", default="", help="go here first (else stay)")
+    _add_step_arguments(run)
+    action = run.add_mutually_exclusive_group()
+    action.add_argument("--screenshot", action="store_true", help="take a screenshot")
+    action.add_argument("--full-page", action="store_true", help="a screenshot of the whole page")
+    action.add_argument("--pdf", action="store_true", help="print the page to PDF")
+    action.add_argument("--content", choices=sorted(CONTENT_FORMATS), help="the html or text")
+    action.add_argument(
+        "--extract",
+        type=label,
+        action="append",
+        metavar="NAME=SELECTOR",
+        help="a value by selector (repeatable), e.g. title=h1 or links=a@href[]",
+    )
+    action.add_argument("--script", metavar="SOURCE", help='e.g. "() => document.title"')
+    run.add_argument("--format", dest="image_format", choices=sorted(IMAGE_FORMATS))
+    run.add_argument("--timeout-ms", type=whole_number(INT32_MAX), default=0)
+    run.set_defaults(run=run_command)
+
+    get = verbs.add_parser("get", help="print one session")
+    get.add_argument("id")
+    get.set_defaults(run=get_session)
+
+    listing = verbs.add_parser("list", help="list sessions, newest first")
+    listing.add_argument("--state", choices=list(STATES))
+    listing.add_argument("--page-size", type=whole_number(INT32_MAX), default=0)
+    listing.add_argument("--page-token", default="")
+    listing.add_argument("--all", action="store_true", help="follow every page")
+    listing.set_defaults(run=list_sessions)
+
+    close = verbs.add_parser("close", help="close a session (its recording is stored)")
+    close.add_argument("id")
+    close.set_defaults(run=close_session)
+
+    token = verbs.add_parser(
+        "view-token", help="a one-time URL that opens the session's live view in a browser"
+    )
+    token.add_argument("id")
+    token.set_defaults(run=view_token)
+
+
+def _add_step_arguments(parser: argparse.ArgumentParser) -> None:
+    """Step flags; each may repeat, and the steps run in the order given."""
+    steps = parser.add_argument_group("steps (in the order given)")
+    steps.add_argument("--click", dest="steps", type=_step("click"), action="append")
+    steps.add_argument(
+        "--fill", dest="steps", type=_fill_step, action="append", metavar="SELECTOR=VALUE"
+    )
+    steps.add_argument(
+        "--wait-for", dest="steps", type=_step("wait_for"), action="append", metavar="SELECTOR"
+    )
+    steps.add_argument("--press", dest="steps", type=_step("press"), action="append")
+    steps.add_argument(
+        "--scroll", dest="steps", type=_step("scroll"), action="append", metavar="WHERE"
+    )
+    parser.set_defaults(steps=[])
+
+
+def _step(field: str) -> "argparse._ActionType":
+    def parse(text: str) -> tasks_pb2.Step:
+        return tasks_pb2.Step(**{field: text})
+
+    return parse
+
+
+def _fill_step(text: str) -> tasks_pb2.Step:
+    selector, separator, value = text.partition("=")
+    if not separator or not selector:
+        raise argparse.ArgumentTypeError(f"expected SELECTOR=VALUE, got {text!r}")
+    return tasks_pb2.Step(fill=tasks_pb2.FillStep(selector=selector, value=value))
+
+
+def create_session(args: argparse.Namespace) -> int:
+    """CreateSession."""
+    spec = sessions_pb2.SessionSpec(
+        device=args.device or "",
+        region=args.region,
+        idle_timeout_seconds=args.idle_timeout,
+        max_lifetime_seconds=args.max_lifetime,
+        record=args.record,
+        profile=args.profile,
+        labels=dict(args.labels),
+    )
+    if args.viewport is not None:
+        spec.viewport.CopyFrom(args.viewport)
+    request = sessions_pb2.CreateSessionRequest(spec=spec)
+    return call_and_print(lambda farm: farm.sessions.CreateSession, request, CREATE_TIMEOUT)
+
+
+def command_from_args(args: argparse.Namespace) -> sessions_pb2.SessionCommand:
+    """The SessionCommand the flags describe."""
+    command = sessions_pb2.SessionCommand(
+        url=args.url, steps=args.steps, timeout_ms=args.timeout_ms
+    )
+    if args.image_format and not (args.screenshot or args.full_page):
+        raise CliError("--format goes with --screenshot or --full-page")
+    if args.screenshot or args.full_page:
+        command.screenshot.full_page = args.full_page
+        if args.image_format:
+            command.screenshot.format = IMAGE_FORMATS[args.image_format]
+        command.screenshot.SetInParent()
+    elif args.pdf:
+        command.pdf.SetInParent()
+    elif args.content:
+        command.content.format = CONTENT_FORMATS[args.content]
+    elif args.extract:
+        command.extract.fields.update(dict(args.extract))
+    elif args.script:
+        command.script.source = args.script
+    return command
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """RunSessionCommand: the command's result."""
+    request = sessions_pb2.RunSessionCommandRequest(id=args.id, command=command_from_args(args))
+    return call_and_print(lambda farm: farm.sessions.RunSessionCommand, request, RUN_TIMEOUT)
+
+
+def get_session(args: argparse.Namespace) -> int:
+    """GetSession."""
+    request = sessions_pb2.GetSessionRequest(id=args.id)
+    return call_and_print(lambda farm: farm.sessions.GetSession, request)
+
+
+def list_sessions(args: argparse.Namespace) -> int:
+    """ListSessions: one page, or with --all every page in one list."""
+    request = sessions_pb2.ListSessionsRequest(
+        state=STATES[args.state] if args.state else sessions_pb2.SESSION_STATE_UNSPECIFIED,
+        page_size=args.page_size,
+        page_token=args.page_token,
+    )
+    return list_and_print(
+        lambda farm: farm.sessions.ListSessions, request, "sessions", every=args.all
+    )
+
+
+def close_session(args: argparse.Namespace) -> int:
+    """CloseSession."""
+    request = sessions_pb2.CloseSessionRequest(id=args.id)
+    return call_and_print(lambda farm: farm.sessions.CloseSession, request, CREATE_TIMEOUT)
+
+
+def view_token(args: argparse.Namespace) -> int:
+    """CreateViewToken: the token and the live view URL that carries it."""
+    request = sessions_pb2.CreateViewTokenRequest(id=args.id)
+    return call_and_print(lambda farm: farm.sessions.CreateViewToken, request)
