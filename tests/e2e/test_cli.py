@@ -63,3 +63,34 @@ def test_an_error_is_one_readable_line_and_exit_code_1(farm: LocalFarm) -> None:
 
     assert result.returncode == 1
     assert result.stderr.strip().startswith("error: NOT_FOUND:")
+
+
+def test_a_session_from_the_command_line_keeps_its_page_between_commands(
+    farm: LocalFarm, site: Site
+) -> None:
+    created = farm_command(farm, "session", "create", "--viewport", "800x600", "--label", "cli=1")
+    assert created.returncode == 0, created.stderr
+    session = json.loads(created.stdout)
+    assert session["cdpUrl"].endswith(f"/v1/sessions/{session['id']}/cdp")
+    try:
+        filled = farm_command(
+            farm, "session", "run", session["id"], site.url("/form"), "--fill", "#q=from the CLI"
+        )
+        assert filled.returncode == 0, filled.stderr
+        assert json.loads(filled.stdout)["title"] == "Form"
+        read = farm_command(
+            farm, "session", "run", session["id"], "--click", "#go", "--extract", "out=#out"
+        )
+        assert read.returncode == 0, read.stderr
+        assert json.loads(read.stdout)["json"] == {"out": "You asked: from the CLI"}
+        listed = farm_command(farm, "session", "list", "--state", "active", "--all")
+        assert session["id"] in listed.stdout
+        token = farm_command(farm, "session", "view-token", session["id"])
+        assert json.loads(token.stdout)["url"].startswith(session["liveUrl"] + "?token=")
+    finally:
+        closed = farm_command(farm, "session", "close", session["id"])
+    assert closed.returncode == 0, closed.stderr
+    assert json.loads(closed.stdout)["closeReason"] == "CLOSED_BY_USER"
+    refused = farm_command(farm, "session", "run", session["id"], "--screenshot")
+    assert refused.returncode == 1
+    assert "closed (CLOSED_BY_USER)" in refused.stderr

@@ -157,9 +157,9 @@ def call_farm(rpc: RpcOf[Reply], request: Message, *, timeout: float = CALL_TIME
         return farm.call(rpc(farm), request, timeout=timeout)
 
 
-def call_and_print(rpc: RpcOf[Message], request: Message) -> int:
+def call_and_print(rpc: RpcOf[Message], request: Message, *, timeout: float = CALL_TIMEOUT) -> int:
     """Calls `rpc` with `request` and prints the reply as JSON; the exit code, 0."""
-    print_message(call_farm(rpc, request))
+    print_message(call_farm(rpc, request, timeout=timeout))
     return 0
 
 

@@ -13,6 +13,7 @@ from farm_cli.commands import (
     deadletter,
     envoy_config,
     key,
+    session,
     task,
     tenant,
     up,
@@ -23,6 +24,7 @@ from farm_cli.console import CliError, rpc_error_text
 COMMAND_GROUPS = (
     up,
     task,
+    session,
     artifact,
     key,
     tenant,

@@ -12,6 +12,7 @@ from nats.js import JetStreamContext
 from farm.admin.v1 import admin_pb2_grpc
 from farm.sessions.v1 import sessions_pb2_grpc
 from farm.tasks.v1 import tasks_pb2_grpc
+from farm_core.periodic import Periodic
 from farm_core.queue import agents_bucket, cancel_bucket, connect, ensure_streams
 from farm_core.scopes import method_scopes
 from farm_core.sessions import sessions_bucket
@@ -20,7 +21,6 @@ from farm_scheduler.api import TaskApi
 from farm_scheduler.changes import ChangeReporter
 from farm_scheduler.events import EventConsumer
 from farm_scheduler.fleet import Fleet
-from farm_scheduler.periodic import Periodic
 from farm_scheduler.publisher import Republisher, TaskPublisher
 from farm_scheduler.sessions.api import SessionApi
 from farm_scheduler.sessions.closer import SessionCloser

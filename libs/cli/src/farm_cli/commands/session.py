@@ -1,6 +1,7 @@
 """`farm session create|run|get|list|close|view-token`: the SessionService."""
 
 import argparse
+from collections.abc import Callable
 
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
@@ -98,9 +99,11 @@ def _add_step_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(steps=[])
 
 
-def _step(field: str) -> "argparse._ActionType":
+def _step(field: str) -> Callable[[str], tasks_pb2.Step]:
     def parse(text: str) -> tasks_pb2.Step:
-        return tasks_pb2.Step(**{field: text})
+        step = tasks_pb2.Step()
+        setattr(step, field, text)
+        return step
 
     return parse
 
@@ -126,7 +129,7 @@ def create_session(args: argparse.Namespace) -> int:
     if args.viewport is not None:
         spec.viewport.CopyFrom(args.viewport)
     request = sessions_pb2.CreateSessionRequest(spec=spec)
-    return call_and_print(lambda farm: farm.sessions.CreateSession, request, CREATE_TIMEOUT)
+    return call_and_print(lambda farm: farm.sessions.CreateSession, request, timeout=CREATE_TIMEOUT)
 
 
 def command_from_args(args: argparse.Namespace) -> sessions_pb2.SessionCommand:
@@ -155,7 +158,9 @@ def command_from_args(args: argparse.Namespace) -> sessions_pb2.SessionCommand:
 def run_command(args: argparse.Namespace) -> int:
     """RunSessionCommand: the command's result."""
     request = sessions_pb2.RunSessionCommandRequest(id=args.id, command=command_from_args(args))
-    return call_and_print(lambda farm: farm.sessions.RunSessionCommand, request, RUN_TIMEOUT)
+    return call_and_print(
+        lambda farm: farm.sessions.RunSessionCommand, request, timeout=RUN_TIMEOUT
+    )
 
 
 def get_session(args: argparse.Namespace) -> int:
@@ -179,7 +184,7 @@ def list_sessions(args: argparse.Namespace) -> int:
 def close_session(args: argparse.Namespace) -> int:
     """CloseSession."""
     request = sessions_pb2.CloseSessionRequest(id=args.id)
-    return call_and_print(lambda farm: farm.sessions.CloseSession, request, CREATE_TIMEOUT)
+    return call_and_print(lambda farm: farm.sessions.CloseSession, request, timeout=CREATE_TIMEOUT)
 
 
 def view_token(args: argparse.Namespace) -> int:

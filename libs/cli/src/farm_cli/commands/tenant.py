@@ -23,7 +23,12 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "(operators only)",
     )
     limits.add_argument("name")
-    for quota in ("--max-queued-tasks", "--max-running-tasks", "--max-artifact-bytes"):
+    for quota in (
+        "--max-queued-tasks",
+        "--max-running-tasks",
+        "--max-artifact-bytes",
+        "--max-open-sessions",
+    ):
         limits.add_argument(quota, type=whole_number(INT64_MAX), default=None)
     limits.set_defaults(run=set_tenant_limits)
 
@@ -37,13 +42,14 @@ def get_tenant(args: argparse.Namespace) -> int:
 def set_tenant_limits(args: argparse.Namespace) -> int:
     """UpdateTenantLimits with the quotas given."""
     request = auth_pb2.UpdateTenantLimitsRequest(name=args.name)
-    fields = ("max_queued_tasks", "max_running_tasks", "max_artifact_bytes")
+    fields = ("max_queued_tasks", "max_running_tasks", "max_artifact_bytes", "max_open_sessions")
     given = {field: getattr(args, field) for field in fields if getattr(args, field) is not None}
     if not given:
         # Without one the call would only create the tenant: a typo in NAME would go unseen.
         raise CliError(
             "tenant limits: give at least one of --max-queued-tasks, --max-running-tasks, "
-            "--max-artifact-bytes (see `farm tenant get NAME` for the current ones)"
+            "--max-artifact-bytes, --max-open-sessions (see `farm tenant get NAME` for the "
+            "current ones)"
         )
     for field, value in given.items():
         setattr(request, field, value)

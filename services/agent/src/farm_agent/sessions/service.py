@@ -1,7 +1,5 @@
 """The agent's sessions as one part of the agent: manager, endpoints, orders and clocks."""
 
-import asyncio
-import contextlib
 import logging
 
 from nats.aio.client import Client
@@ -14,6 +12,7 @@ from farm_agent.sessions.orders import SessionOrders
 from farm_agent.settings import AgentSettings
 from farm_agent.work.uploader import ArtifactUploader
 from farm_core.identity import IdentityCodec
+from farm_core.periodic import Periodic
 from farm_core.sessions import sessions_bucket
 
 log = logging.getLogger(__name__)
@@ -40,7 +39,9 @@ class AgentSessions:
         )
         self._uploader = uploader
         self._orders: SessionOrders | None = None
-        self._clocks: asyncio.Task[None] | None = None
+        self._clocks = Periodic(
+            "session-clocks", self.manager.close_due, settings.session_check_seconds
+        )
 
     @property
     def session_ids(self) -> list[str]:
@@ -67,7 +68,7 @@ class AgentSessions:
             self._settings.max_result_text_bytes,
         )
         await self._orders.start()
-        self._clocks = asyncio.create_task(self._watch_clocks(), name="session-clocks")
+        self._clocks.start()
 
     async def drain(self, grace_seconds: float) -> None:
         """Takes no new sessions; open ones may go on for a while, then close (AGENT_DRAINING)."""
@@ -75,19 +76,8 @@ class AgentSessions:
 
     async def close(self) -> None:
         """Closes every session, stops taking orders and serving endpoints."""
-        if self._clocks is not None:
-            self._clocks.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._clocks
+        await self._clocks.cancel()
         await self.manager.drain(0)
         if self._orders is not None:
             await self._orders.stop()
         await self._endpoints.close()
-
-    async def _watch_clocks(self) -> None:
-        while True:
-            await asyncio.sleep(self._settings.session_check_seconds)
-            try:
-                await self.manager.close_due()
-            except Exception:
-                log.exception("closing sessions that are due failed; trying again")
