@@ -17,7 +17,10 @@ PROTO_STAMP := libs/protos/src/farm/.generated
 PROTO_DEPS := build/proto-deps
 SYNC_STAMP := $(VENV)/.synced
 
-.PHONY: help setup run test test-fast lint format protos chromium bench bench-chaos clean
+PUPPETEER := tests/e2e/puppeteer
+PUPPETEER_STAMP := $(PUPPETEER)/node_modules/.installed
+
+.PHONY: help setup run test test-fast lint format protos chromium node-deps bench bench-chaos clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -67,7 +70,16 @@ format: setup ## Rewrite protos and Python in the house style.
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint ## The whole suite: lint, unit, integration and end-to-end tests.
+$(PUPPETEER_STAMP): $(PUPPETEER)/package.json $(PUPPETEER)/package-lock.json
+	@# Puppeteer attaches to a session in the end-to-end tests; its -core package
+	@# downloads no browser. Without Node.js that test is skipped and says so.
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix $(PUPPETEER) --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the Puppeteer session test will be skipped"; fi
+
+node-deps: $(PUPPETEER_STAMP) ## npm packages the tests use (Puppeteer), if Node.js is here.
+
+test: lint node-deps ## The whole suite: lint, unit, integration and end-to-end tests.
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: setup ## Unit tests only.
@@ -81,6 +93,6 @@ bench-chaos: setup ## Chaos soak: tasks while agents are SIGKILLed, against an u
 	$(BIN)/python bench/chaos.py $(ARGS)
 
 clean: ## Remove the virtualenv, build outputs and generated stubs (not .farm/).
-	rm -rf $(VENV) build envoy/farm.binpb
+	rm -rf $(VENV) build envoy/farm.binpb $(PUPPETEER)/node_modules
 	find libs/protos/src/farm -name '*_pb2*.py*' -delete
 	rm -f $(PROTO_STAMP)

@@ -6,6 +6,7 @@ are in test_session_faults.py, with a farm of their own.
 
 import asyncio
 import json
+import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -179,6 +180,43 @@ async def test_playwright_attaches_through_envoy_and_drives_the_sessions_page(
         # The command API sees what the attached client did.
         result = sessions.run(session["id"], extract={"fields": {"out": "#out"}})
         assert result["json"] == {"out": "You asked: typed over CDP"}
+    finally:
+        sessions.close(session["id"])
+
+
+PUPPETEER = Path(__file__).parent / "puppeteer"
+NODE = shutil.which("node")
+
+
+@pytest.mark.skipif(
+    NODE is None or not (PUPPETEER / "node_modules" / "puppeteer-core").is_dir(),
+    reason="needs Node.js and `make node-deps` (puppeteer-core)",
+)
+def test_puppeteer_connects_through_envoy_and_drives_the_sessions_page(
+    farm: LocalFarm, sessions: Sessions, site: Site
+) -> None:
+    session = sessions.create()
+    try:
+        assert NODE is not None
+        attached = subprocess.run(
+            [
+                NODE,
+                str(PUPPETEER / "attach.mjs"),
+                session["cdpUrl"],
+                farm.admin_key,
+                site.url("/form"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert attached.returncode == 0, attached.stderr
+        assert json.loads(attached.stdout) == {"title": "Form", "pages": 1}
+        value = sessions.run(
+            session["id"], script={"source": "() => document.querySelector('#q').value"}
+        )
+        assert value["json"] == "typed by puppeteer"
     finally:
         sessions.close(session["id"])
 
