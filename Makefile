@@ -88,6 +88,7 @@ test-fast: setup ## Unit tests only.
 bench: setup ## Benchmarks: figures printed against a baseline in the same run.
 	$(BIN)/python bench/pickup.py
 	$(BIN)/python bench/screenshots.py $(ARGS)
+	$(BIN)/python bench/sessions.py
 
 bench-chaos: setup ## Chaos soak: tasks while agents are SIGKILLed, against an undisturbed run.
 	$(BIN)/python bench/chaos.py $(ARGS)
