@@ -6,12 +6,14 @@ auth for the byte quota, each over mutual TLS; a caller without the farm's
 internal certificate is refused by every service port.
 """
 
+import json
 import ssl
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import grpc
 import httpx
 import pytest
@@ -102,3 +104,40 @@ def test_the_services_serve_only_mutual_tls(mtls_farm: LocalFarm, tmp_path: Path
             assert health_code(anonymous) == grpc.StatusCode.UNAVAILABLE, address
         with grpc.secure_channel(address, intruder.channel_credentials()) as foreign:
             assert health_code(foreign) == grpc.StatusCode.UNAVAILABLE, address
+
+
+async def test_a_sessions_cdp_socket_is_wss_and_its_agent_endpoint_takes_only_mutual_tls(
+    mtls_farm: LocalFarm, site: Site
+) -> None:
+    files = mtls_farm.tls_files
+    assert files is not None and files.ca is not None
+    trusting = ssl.create_default_context(cafile=str(files.ca))
+    headers = {"authorization": f"Bearer {mtls_farm.admin_key}"}
+    async with httpx.AsyncClient(
+        base_url=mtls_farm.envoy_url, verify=trusting, headers=headers, timeout=60
+    ) as http:
+        created = await http.post("/v1/sessions", json={})
+        assert created.status_code == 200, created.text
+        session = created.json()
+        assert session["cdpUrl"].startswith("wss://")
+        try:
+            run = await http.post(
+                f"/v1/sessions/{session['id']}:run", json={"url": site.url("/page")}
+            )
+            assert run.status_code == 200, run.text
+            async with (
+                aiohttp.ClientSession() as client,
+                client.ws_connect(session["cdpUrl"], headers=headers, ssl=trusting) as socket,
+            ):
+                await socket.send_str(json.dumps({"id": 1, "method": "Target.getTargets"}))
+                reply = json.loads((await socket.receive()).data)
+            pages = [t["url"] for t in reply["result"]["targetInfos"] if t["type"] == "page"]
+            assert pages == [site.url("/page")]
+        finally:
+            await http.post(f"/v1/sessions/{session['id']}:close")
+    endpoint = f"127.0.0.1:{mtls_farm.config.ports.agent_session(1)}"
+    async with aiohttp.ClientSession() as client:
+        with pytest.raises(aiohttp.ClientError):
+            await client.get(f"http://{endpoint}/healthz")
+        with pytest.raises(aiohttp.ClientError):
+            await client.get(f"https://{endpoint}/healthz", ssl=trusting)
