@@ -100,6 +100,8 @@ def test_an_operator_sets_a_tenants_quotas_and_get_and_whoami_show_them(
             "3",
             "--max-running-tasks",
             "2",
+            "--max-open-sessions",
+            "1",
             key=operator.secret,
         )
     )
@@ -107,12 +109,18 @@ def test_an_operator_sets_a_tenants_quotas_and_get_and_whoami_show_them(
         farm, (operator.secret, ("tenant", "get", tenant)), (member.secret, ("whoami",))
     )
 
-    in_force = {**default_limits, "maxQueuedTasks": "3", "maxRunningTasks": "2"}
+    in_force = {
+        **default_limits,
+        "maxQueuedTasks": "3",
+        "maxRunningTasks": "2",
+        "maxOpenSessions": "1",
+    }
     assert limited["name"] == tenant
     assert limited["limits"] == {
         "maxQueuedTasks": "3",
         "maxRunningTasks": "2",
         "maxArtifactBytes": "0",
+        "maxOpenSessions": "1",
     }
     assert limited["effectiveLimits"] == in_force
     assert int(in_force["maxArtifactBytes"]) > 0  # the farm's default
@@ -150,6 +158,7 @@ def test_a_quota_set_to_0_returns_to_the_default_and_the_others_stay(
         "maxQueuedTasks": "0",
         "maxRunningTasks": "0",
         "maxArtifactBytes": "4096",
+        "maxOpenSessions": "0",
     }
     assert int(reset["effectiveLimits"]["maxQueuedTasks"]) > 3
     assert reset["effectiveLimits"]["maxArtifactBytes"] == "4096"

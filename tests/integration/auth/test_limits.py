@@ -55,6 +55,7 @@ async def test_tenant_quotas_set_by_an_operator_travel_in_the_identity(auth: Aut
         max_queued_tasks=5,
         max_running_tasks=auth.settings.max_running_tasks,
         max_artifact_bytes=9,
+        max_open_sessions=auth.settings.max_open_sessions,
     )
 
     assert tenant.limits == auth_pb2.TenantLimits(max_queued_tasks=5, max_artifact_bytes=9)

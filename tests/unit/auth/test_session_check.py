@@ -12,7 +12,6 @@ from farm_core.live_tokens import LIVE_COOKIE, LiveTokenKind, decode_live_token,
 
 SECRET = "s" * 48
 SESSION = "ses_0123456789abcdef"
-NOW = dt.datetime.now(dt.UTC)
 
 
 class Routes:
@@ -46,7 +45,11 @@ def identity(tenant: str = "acme", *scopes: str) -> Identity:
 
 
 def view_token(session_id: str = SESSION, tenant: str = "acme", ttl: float = 60) -> str:
-    return encode_live_token(SECRET, LiveTokenKind.VIEW, session_id, tenant, NOW, ttl)[0]
+    return encode_live_token(SECRET, LiveTokenKind.VIEW, session_id, tenant, now(), ttl)[0]
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 @pytest.mark.parametrize(
@@ -132,8 +135,11 @@ async def test_tokens_for_another_session_expired_or_of_the_wrong_kind_are_refus
     for token, problem in (
         (view_token("ses_ffffffffffffffff"), "another session"),
         (view_token(ttl=-5), "expired"),
-        (encode_live_token(SECRET, LiveTokenKind.TICKET, SESSION, "acme", NOW, 60)[0], "view"),
-        (encode_live_token("x" * 48, LiveTokenKind.VIEW, SESSION, "acme", NOW, 60)[0], "Signature"),
+        (encode_live_token(SECRET, LiveTokenKind.TICKET, SESSION, "acme", now(), 60)[0], "view"),
+        (
+            encode_live_token("x" * 48, LiveTokenKind.VIEW, SESSION, "acme", now(), 60)[0],
+            "Signature",
+        ),
     ):
         target = session_target(f"/v1/sessions/{SESSION}/live?token={token}", None)
         assert target is not None

@@ -137,13 +137,15 @@ class SessionBrowser:
             *options.extra_arguments,
             "about:blank",
         ]
+        log_file = await asyncio.to_thread(open, options.folder / "chromium.log", "wb")
         try:
             process = await asyncio.create_subprocess_exec(
                 str(options.chromium_path),
                 *arguments,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
+                # What Chromium says goes to the session's folder, to explain a failed start.
+                stderr=log_file,
                 # Chromium keeps its NSS database and caches under HOME.
                 env={**os.environ, "HOME": str(home), "TMPDIR": str(temp_dir)},
                 start_new_session=True,
@@ -153,20 +155,25 @@ class SessionBrowser:
             await asyncio.to_thread(_remove_folders, options.folder, temp_dir)
             message = f"cannot launch Chromium {options.chromium_path}: {error}"
             raise TaskFailure(ErrorCode.BROWSER_CRASHED, message) from error
+        finally:
+            # The browser holds its own copy of the file.
+            log_file.close()
         try:
             async with asyncio.timeout(options.start_timeout_seconds):
                 port, path = await _wait_for_port_file(profile / PORT_FILE, process)
                 browser = await playwright.chromium.connect_over_cdp(f"ws://127.0.0.1:{port}{path}")
         except (TimeoutError, PlaywrightError, TaskFailure) as error:
             await _end_process(process, options.close_timeout_seconds)
+            said = await asyncio.to_thread(_last_lines, options.folder / "chromium.log")
             await asyncio.to_thread(_remove_folders, options.folder, temp_dir)
-            if isinstance(error, TaskFailure):
-                raise
-            raise TaskFailure(
-                ErrorCode.BROWSER_CRASHED,
-                f"the session's browser did not start within {options.start_timeout_seconds:g} s: "
-                f"{error}",
-            ) from error
+            problem = (
+                error.message
+                if isinstance(error, TaskFailure)
+                else f"the session's browser did not start within "
+                f"{options.start_timeout_seconds:g} s: {error}"
+            )
+            log.warning("%s; Chromium said: %s", problem, said or "nothing")
+            raise TaskFailure(ErrorCode.BROWSER_CRASHED, problem) from error
         return cls(options, process, port, path, browser, temp_dir)
 
     async def close(self) -> None:
@@ -186,6 +193,14 @@ def _die_with_the_agent() -> None:
     """
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _last_lines(path: Path, count: int = 5) -> str:
+    """The last lines of a log file, joined; empty when it cannot be read."""
+    try:
+        return " | ".join(path.read_text(errors="replace").splitlines()[-count:])
+    except OSError:
+        return ""
 
 
 def _remove_folders(*folders: Path) -> None:
