@@ -19,6 +19,7 @@ FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
 def jpeg_frames(folder: Path, count: int, size: str = "320x240") -> list[bytes]:
     """Distinct JPEG frames from ffmpeg's test pattern."""
+    folder.mkdir(parents=True, exist_ok=True)
     pattern = folder / "source-%02d.jpg"
     subprocess.run(
         [
@@ -53,7 +54,7 @@ def test_each_frame_lasts_until_the_next_and_the_last_one_second() -> None:
 
 
 def test_frames_past_the_bound_are_dropped(tmp_path: Path) -> None:
-    recorder = ScreenRecorder(tmp_path / "frames", max_frames=2)
+    recorder = ScreenRecorder(tmp_path / "frames", 320, 240, max_frames=2)
     for index in range(4):
         recorder.add(b"jpeg", float(index))
     assert recorder.frames == 2
@@ -61,8 +62,10 @@ def test_frames_past_the_bound_are_dropped(tmp_path: Path) -> None:
     assert not (tmp_path / "frames").exists()
 
 
-def test_frames_are_encoded_into_a_video_whose_first_frame_decodes(tmp_path: Path) -> None:
-    recorder = ScreenRecorder(tmp_path / "frames")
+def test_frames_of_any_size_make_a_video_of_the_viewports_size(tmp_path: Path) -> None:
+    recorder = ScreenRecorder(tmp_path / "frames", 321, 241)
+    # A first frame drawn before the viewport took effect, then frames of the viewport.
+    recorder.add(jpeg_frames(tmp_path / "early", 1, "640x200")[0], 99.0)
     for index, jpeg in enumerate(jpeg_frames(tmp_path, 3, "321x241")):
         recorder.add(jpeg, 100.0 + index * 0.5)
     video = asyncio.run(recorder.encode(tmp_path / "session.webm"))
@@ -90,4 +93,5 @@ def test_frames_are_encoded_into_a_video_whose_first_frame_decodes(tmp_path: Pat
 
 
 def test_no_frames_make_no_video(tmp_path: Path) -> None:
-    assert asyncio.run(ScreenRecorder(tmp_path / "frames").encode(tmp_path / "v.webm")) is None
+    recorder = ScreenRecorder(tmp_path / "frames", 320, 240)
+    assert asyncio.run(recorder.encode(tmp_path / "v.webm")) is None

@@ -153,9 +153,8 @@ def test_the_agent_with_the_most_free_places_comes_first() -> None:
     ]
 
 
-def test_full_draining_stale_or_endpointless_agents_and_other_regions_are_left_out() -> None:
+def test_draining_stale_or_endpointless_agents_and_other_regions_are_left_out() -> None:
     beats = [
-        beat("full", tasks=1, sessions=1),
         beat("draining", draining=True),
         beat("stale", age_seconds=20),
         beat("old-agent", endpoint=""),
@@ -165,6 +164,14 @@ def test_full_draining_stale_or_endpointless_agents_and_other_regions_are_left_o
     assert [c.agent_id for c in candidates(beats, "us", NOW, 15)] == ["us"]
     assert [c.agent_id for c in candidates(beats, "", NOW, 15)] == ["eu", "us"]
     assert free_places(beat("x", concurrency=3, tasks=1, sessions=1)) == 1
+
+
+def test_an_agent_that_looked_full_at_its_last_beat_is_still_tried_last() -> None:
+    beats = [beat("full", tasks=1, sessions=1), beat("free")]
+    assert [(c.agent_id, c.free_places) for c in candidates(beats, "", NOW, 15)] == [
+        ("free", 2),
+        ("full", 0),
+    ]
 
 
 def test_links_follow_the_edges_public_address() -> None:

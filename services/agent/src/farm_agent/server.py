@@ -96,6 +96,7 @@ class AgentService:
                 self._on_drain_notice,
             )
             await self.presence.start()
+            self.sessions.manager.on_change = self.presence.beat
         except BaseException:
             await self.close()
             raise

@@ -15,7 +15,7 @@ import logging
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import nats.errors
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -86,6 +86,8 @@ class SessionManager:
         self._js: JetStreamContext | None = None
         self._routes: KeyValue | None = None
         self.endpoint = ""
+        # Told when a session opens or closes: the heartbeat says so at once.
+        self.on_change: Callable[[], Awaitable[None]] | None = None
         self._sessions_root = pool.scratch_dir / "sessions"
         self._spares = SpareBrowsers(
             lambda folder: start_browser(pool, settings, DEFAULT_SCREEN, folder),
@@ -157,6 +159,7 @@ class SessionManager:
         except BaseException:
             await self.close(session, CloseReason.BROWSER_CRASHED)
             raise
+        await self._tell_change()
         log.info(
             "session %s opened for tenant %s (record=%s)",
             session.session_id,
@@ -222,7 +225,9 @@ class SessionManager:
             )
             await session.screencast.follow(page)
             if spec.record:
-                session.recorder = ScreenRecorder(warm.folder / "frames")
+                session.recorder = ScreenRecorder(
+                    warm.folder / "frames", screen.width, screen.height
+                )
                 await session.screencast.record_to(session.recorder.add)
             warm.browser.context.on("page", lambda new_page: self._follow(session, new_page))
         except BaseException:
@@ -280,6 +285,7 @@ class SessionManager:
                 self._remember(closed)
                 self._changed.notify_all()
             await self._places.give_back(session=True)
+        await self._tell_change()
         log.info(
             "session %s closed (%s) after %d command(s)",
             session.session_id,
@@ -287,6 +293,10 @@ class SessionManager:
             session.commands,
         )
         return closed
+
+    async def _tell_change(self) -> None:
+        if self.on_change is not None:
+            await self.on_change()
 
     def _remember(self, closed: queue_pb2.SessionClosed) -> None:
         """Keeps how a session ended, for orders that come after its close."""

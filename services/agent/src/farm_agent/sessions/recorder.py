@@ -31,6 +31,9 @@ class ScreenRecorder:
     """Frames of one session, in order, bounded in count and bytes."""
 
     folder: Path
+    # The video's size: the session's viewport (frames of another size are fitted in).
+    width: int
+    height: int
     max_frames: int = 20_000
     max_bytes: int = 512 * 1024 * 1024
     _times: list[float] = field(default_factory=list)
@@ -60,6 +63,7 @@ class ScreenRecorder:
         """Encodes the frames into `video` (WebM, VP8); None when no frame was kept."""
         if not self._times:
             return None
+        width, height = self.width // 2 * 2, self.height // 2 * 2
         playlist = self.folder / "frames.txt"
         playlist.write_text(concat_playlist(self._times))
         command = [
@@ -74,9 +78,12 @@ class ScreenRecorder:
             "0",
             "-i",
             str(playlist),
-            # VP8 needs even sizes; the first frame's size is kept for the whole video.
+            # Every frame fitted into the viewport's size (even, as VP8 needs): a frame
+            # drawn before the viewport took effect, or of a page the client resized,
+            # is scaled down and framed, not stretched.
             "-vf",
-            "scale=trunc(iw/2)*2:trunc(ih/2)*2,format=yuv420p",
+            f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
+            f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,format=yuv420p",
             "-fps_mode",
             "vfr",
             "-c:v",

@@ -27,10 +27,12 @@ def candidates(
     now: dt.datetime,
     fresh_seconds: float,
 ) -> list[Candidate]:
-    """Agents in `region` (any agent for "") with a free place, most free first.
+    """Agents in `region` (any agent for ""), most free places first.
 
     An agent that is draining, serves no session endpoint, or whose last heartbeat is
-    older than `fresh_seconds` is left out. Ties go to the agent with the fewer sessions.
+    older than `fresh_seconds` is left out. One whose heartbeat shows no free place is
+    still tried, last: a place may have come free since that beat, and the agent
+    itself knows. Ties go to the agent with the fewer sessions.
     """
     ranked: list[tuple[int, int, str]] = []
     for heartbeat in heartbeats:
@@ -43,6 +45,5 @@ def candidates(
             if age > fresh_seconds:
                 continue
         places = free_places(heartbeat)
-        if places > 0:
-            ranked.append((-places, len(heartbeat.session_ids), heartbeat.agent_id))
+        ranked.append((-places, len(heartbeat.session_ids), heartbeat.agent_id))
     return [Candidate(agent_id, -negative) for negative, _, agent_id in sorted(ranked)]
