@@ -3,13 +3,17 @@
 Four measures, each over N rounds after a warm-up, p50 and p95 in milliseconds:
 
 - open + attach + first page: CreateSession, `connect_over_cdp(cdpUrl)` through
-  Envoy, `page.goto` of a small local page. Bare: a new context and page on a running
-  browser, then the same goto.
+  Envoy, `page.goto` of a small local page (the session is closed after the clock
+  stops). Bare: a new context and page on a running browser, then the same goto.
+  Measured twice: with a pause between rounds, so that the agent's spare browser is
+  ready as it is for sessions that do not come back to back, and back to back, when
+  each open starts its own Chromium.
 - CDP round trip: `page.fill` + `page.evaluate` on the attached page. Bare: the same on
   a local page.
 - RunSessionCommand: a small script command over HTTP/JSON through Envoy (scheduler,
   NATS, agent, page and back). Bare: `page.evaluate` of the same script.
-- session life: create, one command (go to the page), close. Bare: new context, goto, close.
+- session life: create, one command (go to the page), close. Bare: new context, goto,
+  close.
 
 Unless `--farm-url` and `--key` are given it starts its own farm on free ports.
 
@@ -41,6 +45,8 @@ from screenshots import (
 CHROMIUM_PATH = Path("/usr/bin/chromium")
 WARMUP = 3
 SMALL_SCRIPT = "() => document.title.length"
+SPARE_READY_SECONDS = 2.0
+"""The pause between opens that lets the agent start its next spare browser."""
 
 
 @dataclass
@@ -56,15 +62,23 @@ class Timings:
         return ordered[rank]
 
 
-async def timed(rounds: int, action: Callable[[], Awaitable[None]]) -> Timings:
-    """Runs `action` WARMUP times unmeasured, then `rounds` times measured."""
-    for _ in range(WARMUP):
-        await action()
+async def timed(
+    rounds: int, action: Callable[[], Awaitable[object]], pause_seconds: float = 0.0
+) -> Timings:
+    """Runs `action` WARMUP times unmeasured, then `rounds` times measured.
+
+    An action may return a coroutine function: its cleanup, run after the clock stops.
+    """
     timings = Timings()
-    for _ in range(rounds):
+    for round_number in range(WARMUP + rounds):
+        await asyncio.sleep(pause_seconds)
         started = time.perf_counter()
-        await action()
-        timings.samples.append((time.perf_counter() - started) * 1000)
+        cleanup = await action()
+        elapsed = (time.perf_counter() - started) * 1000
+        if callable(cleanup):
+            await cleanup()
+        if round_number >= WARMUP:
+            timings.samples.append(elapsed)
     return timings
 
 
@@ -101,11 +115,20 @@ class FarmSessions:
         finally:
             await browser.close()
 
-    async def open_attach_first_page(self) -> None:
+    async def open_attach_first_page(self) -> Callable[[], Awaitable[None]]:
+        """Opens, attaches and loads a page; returns the cleanup (detach, close)."""
         session = await self.create()
-        async with self.attached(session) as page:
-            await page.goto(self.page_url)
-        await self.close(session["id"])
+        headers = {"authorization": f"Bearer {self.key}"}
+        browser = await self.playwright.chromium.connect_over_cdp(
+            session["cdpUrl"], headers=headers
+        )
+        await browser.contexts[0].pages[0].goto(self.page_url)
+
+        async def cleanup() -> None:
+            await browser.close()
+            await self.close(session["id"])
+
+        return cleanup
 
     async def life(self) -> None:
         session = await self.create()
@@ -113,12 +136,18 @@ class FarmSessions:
         await self.close(session["id"])
 
 
-async def bare_open_first_page(browser: Browser, url: str) -> None:
-    """A new context and page on a running browser, then the page."""
+async def bare_open_first_page(browser: Browser, url: str) -> Callable[[], Awaitable[None]]:
+    """A new context and page on a running browser, then the page; returns the cleanup."""
     context = await browser.new_context()
     page = await context.new_page()
     await page.goto(url)
-    await context.close()
+    return context.close
+
+
+async def bare_life(browser: Browser, url: str) -> None:
+    """A new context, the page, and the context closed."""
+    close = await bare_open_first_page(browser, url)
+    await close()
 
 
 async def round_trip(page: Page) -> None:
@@ -143,11 +172,19 @@ async def run(args: argparse.Namespace, farm_url: str, key: str, page_url: str) 
         )
         try:
             progress("open + attach + first page")
+            bare_open = await timed(args.n, lambda: bare_open_first_page(bare, form_url))
             rows.append(
                 (
-                    "open + attach + first page",
+                    "open + attach + first page (spare ready)",
+                    await timed(args.n, farm.open_attach_first_page, SPARE_READY_SECONDS),
+                    bare_open,
+                )
+            )
+            rows.append(
+                (
+                    "open + attach + first page (back to back)",
                     await timed(args.n, farm.open_attach_first_page),
-                    await timed(args.n, lambda: bare_open_first_page(bare, form_url)),
+                    bare_open,
                 )
             )
             progress("CDP round trip (fill + evaluate)")
@@ -176,7 +213,7 @@ async def run(args: argparse.Namespace, farm_url: str, key: str, page_url: str) 
                 (
                     "create → first command → close",
                     await timed(args.n, farm.life),
-                    await timed(args.n, lambda: bare_open_first_page(bare, form_url)),
+                    await timed(args.n, lambda: bare_life(bare, form_url)),
                 )
             )
         finally:
