@@ -32,7 +32,15 @@ DEFAULT_WAIT_UNTIL: "tasks_pb2.WaitUntil.ValueType" = tasks_pb2.WAIT_UNTIL_LOAD
 DEFAULT_PRIORITY: "tasks_pb2.Priority.ValueType" = tasks_pb2.PRIORITY_NORMAL
 """The priority of a task that gives none."""
 
-ActionName = Literal["screenshot", "pdf", "content", "extract", "script"]
-ACTIONS: tuple[ActionName, ...] = ("screenshot", "pdf", "content", "extract", "script")
+ActionName = Literal["screenshot", "pdf", "content", "extract", "script", "audit", "snapshot"]
+ACTIONS: tuple[ActionName, ...] = (
+    "screenshot",
+    "pdf",
+    "content",
+    "extract",
+    "script",
+    "audit",
+    "snapshot",
+)
 """A spec's actions, as fields of TaskSpec and SessionCommand: a task has exactly one, a
 session command at most one."""
