@@ -18,8 +18,10 @@ from farm_agent.sessions.cdp_filter import CloseSession, Forward, Refuse, decide
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+MAX_BROWSER_MESSAGE_BYTES = 256 * 1024 * 1024
 """A full-page screenshot of a long page can be large; CDP sends it as one message."""
+MAX_CLIENT_MESSAGE_BYTES = 16 * 1024 * 1024
+"""A client's commands are small; each is parsed by the filter, so they are bounded."""
 CLOSE_REASON_BYTES = 120
 """A WebSocket close reason holds at most 123 bytes."""
 
@@ -33,7 +35,9 @@ async def bridge(
     """Relays until either side closes; the browser's close ends the client's socket."""
     async with (
         aiohttp.ClientSession() as http,
-        http.ws_connect(browser_endpoint, max_msg_size=MAX_MESSAGE_BYTES, autoping=True) as browser,
+        http.ws_connect(
+            browser_endpoint, max_msg_size=MAX_BROWSER_MESSAGE_BYTES, autoping=True
+        ) as browser,
     ):
         to_browser = asyncio.create_task(
             _from_client(client, browser, on_activity, on_close_request)

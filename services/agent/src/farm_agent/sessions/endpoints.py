@@ -16,7 +16,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from farm_agent.sessions.bridge import MAX_MESSAGE_BYTES, bridge, close_client
+from farm_agent.sessions.bridge import MAX_CLIENT_MESSAGE_BYTES, bridge, close_client
 from farm_agent.sessions.session import OpenSession
 from farm_core.errors import Unauthenticated
 from farm_core.identity import IDENTITY_HEADER, IdentityCodec
@@ -117,7 +117,7 @@ class SessionEndpoints:
         return web.Response(text="ok\n")
 
     async def _cdp(self, request: web.Request, session: OpenSession) -> web.StreamResponse:
-        client = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, autoping=True)
+        client = web.WebSocketResponse(max_msg_size=MAX_CLIENT_MESSAGE_BYTES, autoping=True)
         await client.prepare(request)
         session.clients.add(client)
         session.touch()
