@@ -8,6 +8,7 @@ that asked for it. The buffers keep the newest records: a page that logs without
 end costs a bounded amount of memory.
 """
 
+import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -109,15 +110,20 @@ class ContextObserver:
 
     async def measure(self, recorded: list[RecordedRequest]) -> None:
         """Fills in the body and header sizes of the ended requests that lack them."""
-        for entry in recorded:
-            # A failed request's answer (if any) did not arrive whole, or was the guard's.
-            if not entry.ended or entry.failure or entry.response is None or entry.body_bytes >= 0:
-                continue
-            try:
-                sizes = await entry.request.sizes()
-            except PlaywrightError:
-                # Its page has closed since: the size is not known any more.
-                continue
+        # A failed request's answer (if any) did not arrive whole, or was the guard's.
+        unmeasured = [
+            entry
+            for entry in recorded
+            if entry.ended and not entry.failure and entry.response and entry.body_bytes < 0
+        ]
+        measured = await asyncio.gather(
+            *(entry.request.sizes() for entry in unmeasured), return_exceptions=True
+        )
+        for entry, sizes in zip(unmeasured, measured, strict=True):
+            if isinstance(sizes, PlaywrightError):
+                continue  # Its page has closed since: the size is not known any more.
+            if isinstance(sizes, BaseException):
+                raise sizes
             entry.body_bytes = sizes["responseBodySize"]
             entry.headers_bytes = sizes["responseHeadersSize"]
 
