@@ -41,6 +41,24 @@ PAGES: dict[str, str] = {
     "/memory": """<!doctype html><html><head><title>Memory</title></head><body><script>
         const kept = []; while (true) { kept.push(new Array(1000000).fill(Math.random())); }
         </script></body></html>""",
+    # What a result can collect: logs at each level and an uncaught error, a script that
+    # loads (and warns), an image that is missing, one the egress guard refuses (a
+    # metadata address), a cookie; every URL has a query holding a secret ("hush-…").
+    "/observed": """<!doctype html><html><head><title>Observed</title>
+        <script src="/observed.js?key=hush-script"></script></head><body>
+        <h1>Watched closely</h1><p>Text that paints.</p>
+        <img src="/missing.png?key=hush-missing" alt="">
+        <img src="http://169.254.169.254/refused.png?key=hush-refused" alt="">
+        <script>
+        console.log("a log"); console.info("an info"); console.debug("a debug");
+        console.error("an error");
+        document.cookie = "flavour=oat; path=/";
+        </script>
+        <script>throw new Error("boom");</script>
+        </body></html>""",
+}
+SCRIPTS: dict[str, str] = {
+    "/observed.js": 'console.warn("a warning from a script");',
 }
 
 
@@ -162,6 +180,9 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 body = webrtc_page(parse_qs(url.query)["stun"][0])
             elif url.path == "/download":
                 self._send(b"not a page", "application/octet-stream", attachment="file.bin")
+                return
+            elif url.path in SCRIPTS:
+                self._send(SCRIPTS[url.path].encode(), "text/javascript")
                 return
             elif url.path in PAGES:
                 # Counted under their path ("/hang"), apart from the names of /flaky/<name>.

@@ -11,6 +11,8 @@ from playwright.async_api import Page, Request
 from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
 from farm_agent.browser.actions import Capture, run_action
+from farm_agent.browser.collect import collect, observer_for
+from farm_agent.browser.observers import ContextObserver
 from farm_agent.browser.page_guard import CONTEXT_OPTIONS, PageGuard
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.egress.proxy import EgressSession
@@ -81,12 +83,15 @@ class BrowserSpecRunner:
                 self._pool.new_context(**options, proxy=egress.proxy) as context,
             ):
                 guard = PageGuard(context)
+                observer = observer_for(context, egress, spec.collect)
                 try:
                     context.set_default_timeout(timeout_seconds * 1000)
                     page = await context.new_page()
                     guard.watch(page)
                     max_text = self._settings.max_result_text_bytes
-                    return await guard.run(browse(page, spec, budget, egress, max_text))
+                    return await guard.run(
+                        browse(page, spec, budget, egress, max_text, observer=observer)
+                    )
                 finally:
                     guard.stop()
         except TimeoutError as error:
@@ -123,11 +128,13 @@ async def browse(
     *,
     navigate: bool = True,
     blocked_since: int = 0,
+    observer: ContextObserver | None = None,
 ) -> Capture:
     """Goes to the spec's URL (when `navigate`), runs its steps and its action, if it has one.
 
     The result lists the requests the egress guard refused from `blocked_since` on
-    (a session's page keeps one egress listener for all its commands).
+    (a session's page keeps one egress listener for all its commands), and what
+    `spec.collect` asks for, from `observer`'s records.
     """
     status = await _navigate(page, spec, budget, egress) if navigate else 0
     for index, step in enumerate(spec.steps):
@@ -140,6 +147,7 @@ async def browse(
     capture.result.final_url = page.url
     with failures_as(Stage.CAPTURE, "title"):
         capture.result.title = await page.title()
+    await collect(page, spec.collect, observer, capture)
     capture.result.blocked_requests.extend(
         tasks_pb2.BlockedRequest(
             target=blocked.target,

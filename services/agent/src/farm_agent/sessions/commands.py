@@ -26,6 +26,7 @@ def command_spec(command: sessions_pb2.SessionCommand) -> tasks_pb2.TaskSpec:
         wait_until=command.wait_until,
         timeout_ms=command.timeout_ms or DEFAULT_TIMEOUT_MS,
         fail_on_http_error=command.fail_on_http_error,
+        collect=command.collect,
     )
     for action in ("screenshot", "pdf", "content", "extract", "script"):
         if command.HasField(action):
@@ -56,6 +57,7 @@ async def run_command(
                     max_text_bytes,
                     navigate=bool(spec.url),
                     blocked_since=blocked_before,
+                    observer=session.observer,
                 )
         except TimeoutError as error:
             raise TaskFailure(

@@ -26,6 +26,7 @@ from playwright.async_api import Page
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import CapturedArtifact
+from farm_agent.browser.observers import ContextObserver
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.errors import TaskFailure
 from farm_agent.places import Places
@@ -220,6 +221,7 @@ class SessionManager:
                 screencast=Screencast(screen.width, screen.height),
                 expires_at=self._clock() + _seconds_until(order.expire_time),
                 folder=warm.folder,
+                observer=ContextObserver(warm.browser.context, warm.egress),
                 clock=self._clock,
                 resources=warm.resources,
             )

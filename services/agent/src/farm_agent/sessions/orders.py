@@ -101,9 +101,20 @@ class SessionOrders:
         if not message.reply:
             return
         try:
-            await message.respond(reply.SerializeToString())
+            await message.respond(self._fitting(reply).SerializeToString())
         except nats.errors.Error as error:
             log.warning("could not answer a session %s order: %s", verb, error)
+
+    def _fitting(self, reply: queue_pb2.SessionReply) -> queue_pb2.SessionReply:
+        """The reply, or RESULT_TOO_LARGE in its place when it does not fit one NATS message."""
+        size = reply.ByteSize()
+        if size <= self._nc.max_payload:
+            return reply
+        failure = TaskFailure(
+            ErrorCode.RESULT_TOO_LARGE,
+            f"the result is {size} bytes; a NATS message holds at most {self._nc.max_payload}",
+        )
+        return queue_pb2.SessionReply(error=failure.to_proto())
 
     async def _open(self, data: bytes) -> queue_pb2.SessionReply:
         order = _parse(queue_pb2.OpenSessionOrder(), data)

@@ -11,6 +11,7 @@ from aiohttp import web
 from playwright.async_api import Page
 
 from farm.sessions.v1 import sessions_pb2
+from farm_agent.browser.observers import ContextObserver
 from farm_agent.egress.proxy import EgressSession
 from farm_agent.sessions.bridge import close_client
 from farm_agent.sessions.browser import SessionBrowser
@@ -33,6 +34,8 @@ class OpenSession:
     expires_at: float
     # The session's own folder (browser profile, recording frames), removed when it closes.
     folder: Path
+    # The console messages and requests of the session's pages, for commands' `collect`.
+    observer: ContextObserver
     # What closes with the session: its browser, then its egress listener.
     resources: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     recorder: ScreenRecorder | None = None
