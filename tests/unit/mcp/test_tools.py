@@ -124,7 +124,9 @@ async def test_the_first_call_opens_one_session_and_later_calls_reuse_it(
     assert fill.steps[0].fill == tasks_pb2.FillStep(selector="#q", value="farm")
     # A snapshot reference as the model reads it becomes Playwright's aria-ref selector.
     assert click.steps[0].click == "aria-ref=e5"
-    assert all(c.timeout_ms == ToolLimits().command_ms for c in farm.commands)
+    assert navigate.timeout_ms == ToolLimits().command_ms
+    # An element that is not there is said within the shorter action limit.
+    assert fill.timeout_ms == click.timeout_ms == ToolLimits().action_ms
     assert farm.credentials[0] == (("authorization", "Bearer bf_test"),)
 
 

@@ -42,6 +42,9 @@ class ToolLimits:
     max_log_lines: int = 200
     # A screenshot larger than this is answered as a link instead of an image.
     max_image_bytes: int = 8 * 1024 * 1024
+    # How long a click, fill, hover or select waits for its element (timeoutMs): a
+    # model that guessed a selector wrong hears so soon, not at the call's limit.
+    action_ms: int = 10_000
 
     @property
     def command_ms(self) -> int:
@@ -67,15 +70,23 @@ class ToolRunner:
         self.limits = limits
 
     async def run(
-        self, ctx: ToolContext, build: Callable[[], sessions_pb2.SessionCommand]
+        self,
+        ctx: ToolContext,
+        build: Callable[[], sessions_pb2.SessionCommand],
+        *,
+        element_action: bool = False,
     ) -> tasks_pb2.TaskResult:
-        """Runs the command `build` makes; a ToolError saying what went wrong otherwise."""
+        """Runs the command `build` makes; a ToolError saying what went wrong otherwise.
+
+        An `element_action` (click, fill, ...) gets the shorter action_ms as its limit.
+        """
         browser = self.connections.browser(ctx)
         credentials = self.connections.credentials(ctx)
         with self.bounded():
             command = build()
             if not command.timeout_ms:
-                command.timeout_ms = self.limits.command_ms
+                limit = min(self.limits.action_ms, self.limits.command_ms)
+                command.timeout_ms = limit if element_action else self.limits.command_ms
             return await browser.run(command, credentials, self.limits.call_seconds)
 
     async def artifact(self, ctx: ToolContext, ref: tasks_pb2.ArtifactRef) -> Artifact:

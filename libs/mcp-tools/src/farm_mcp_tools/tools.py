@@ -65,7 +65,7 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
     @server.tool(annotations=ACTS, structured_output=False)
     async def click(selector: Selector, ctx: ToolContext) -> list[ContentBlock]:
         """Click an element (waiting until it can be clicked)."""
-        result = await runner.run(ctx, lambda: commands.click(selector))
+        result = await runner.run(ctx, lambda: commands.click(selector), element_action=True)
         return say(replies.done(f"Clicked {selector}.", result))
 
     @server.tool(annotations=ACTS, structured_output=False)
@@ -75,13 +75,13 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
         ctx: ToolContext,
     ) -> list[ContentBlock]:
         """Fill a text field (input, textarea or contenteditable) with a value."""
-        result = await runner.run(ctx, lambda: commands.fill(selector, value))
+        result = await runner.run(ctx, lambda: commands.fill(selector, value), element_action=True)
         return say(replies.done(f"Filled {selector}.", result))
 
     @server.tool(annotations=ACTS, structured_output=False)
     async def hover(selector: Selector, ctx: ToolContext) -> list[ContentBlock]:
         """Move the mouse over an element (menus, tooltips)."""
-        result = await runner.run(ctx, lambda: commands.hover(selector))
+        result = await runner.run(ctx, lambda: commands.hover(selector), element_action=True)
         return say(replies.done(f"Hovered over {selector}.", result))
 
     @server.tool(annotations=ACTS, structured_output=False)
@@ -94,7 +94,9 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
         ] = "",
     ) -> list[ContentBlock]:
         """Choose an option of a <select> element, by its value or its visible label."""
-        result = await runner.run(ctx, lambda: commands.select(selector, value, label))
+        result = await runner.run(
+            ctx, lambda: commands.select(selector, value, label), element_action=True
+        )
         return say(replies.done(f"Selected {value or label!r} in {selector}.", result))
 
     @server.tool(annotations=READ_ONLY, structured_output=False)
