@@ -4,7 +4,8 @@
   told to use a session-based revision: one connection drives one farm session,
   so this endpoint needs the Mcp-Session-Id. The SDK's own client then falls back
   to the initialize handshake by itself.
-- When a client ends its MCP session (DELETE), its browser is closed at once.
+- When a client ends its MCP session (DELETE), its browser is closed before the
+  answer goes out.
 """
 
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
@@ -36,18 +37,20 @@ class McpEndpoint:
         if scope["method"] != "DELETE" or not session_id:
             await self._sdk_endpoint(scope, receive, send)
             return
-        status = 0
+        # The SDK's answer is held until the browser is closed, so that a client
+        # that has seen its session end never finds its browser still open.
+        answer: list[Message] = []
 
-        async def noting_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
+        async def hold(message: Message) -> None:
+            answer.append(message)
 
-        await self._sdk_endpoint(scope, receive, noting_status)
+        await self._sdk_endpoint(scope, receive, hold)
+        status = next((int(m["status"]) for m in answer if m["type"] == "http.response.start"), 0)
         # Only the key that opened a session may end it; the SDK answers others 404.
         if 200 <= status < 300:
             await self._connections.end(session_id)
+        for message in answer:
+            await send(message)
 
 
 def _sessionless_refusal(version: str) -> Response:
