@@ -32,8 +32,9 @@ PAGES: dict[str, str] = {
     "/mcp/form": """<!doctype html><html><head><title>Order</title></head><body>
         <h1>Order fruit</h1>
         <form onsubmit="event.preventDefault();
-          document.getElementById('result').textContent = 'Ordered ' +
-            document.getElementById('fruit').value + ' for ' + document.getElementById('name').value;
+          const field = (id) => document.getElementById(id).value;
+          document.getElementById('result').textContent =
+            'Ordered ' + field('fruit') + ' for ' + field('name');
           console.error('order service unavailable');">
           <label>Name <input id="name"></label>
           <label>Fruit <select id="fruit"><option value="apple">Apple</option>
