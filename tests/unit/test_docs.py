@@ -11,6 +11,7 @@ from farm_agent.settings import AgentSettings
 from farm_auth.settings import AuthSettings
 from farm_cli.launcher.config import FarmPorts
 from farm_core.settings import FarmSettings
+from farm_mcp.settings import McpSettings
 from farm_scheduler.settings import SchedulerSettings
 from farm_storage.settings import StorageSettings
 from tests.unit.markdown import heading_anchors
@@ -31,7 +32,8 @@ def environment_names(settings: type[BaseSettings]) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "settings", [FarmSettings, AuthSettings, StorageSettings, SchedulerSettings, AgentSettings]
+    "settings",
+    [FarmSettings, AuthSettings, StorageSettings, SchedulerSettings, AgentSettings, McpSettings],
 )
 def test_operations_doc_names_every_setting(settings: type[BaseSettings]) -> None:
     missing = sorted(name for name in environment_names(settings) if f"`{name}`" not in OPERATIONS)

@@ -6,7 +6,13 @@ from pathlib import Path
 
 from farm_cli.console import CliError
 from farm_cli.launcher.config import FarmPorts, ProjectNotFound, find_project_root
-from farm_cli.launcher.envoy import SERVICE_CLUSTERS, Endpoint, EnvoySettings, render_envoy_config
+from farm_cli.launcher.envoy import (
+    MCP_CLUSTER,
+    SERVICE_CLUSTERS,
+    Endpoint,
+    EnvoySettings,
+    render_envoy_config,
+)
 
 
 def host_port(text: str) -> Endpoint:
@@ -18,11 +24,12 @@ def host_port(text: str) -> Endpoint:
 
 
 def upstream(text: str) -> tuple[str, Endpoint]:
-    """A service replica from NAME=HOST:PORT, NAME being auth, storage or scheduler."""
+    """A service replica from NAME=HOST:PORT, NAME being auth, storage, scheduler or mcp."""
     name, separator, address = text.partition("=")
-    if not separator or name not in SERVICE_CLUSTERS:
+    names = (*SERVICE_CLUSTERS, MCP_CLUSTER)
+    if not separator or name not in names:
         raise argparse.ArgumentTypeError(
-            f"expected NAME=HOST:PORT with NAME one of {', '.join(SERVICE_CLUSTERS)}, got {text!r}"
+            f"expected NAME=HOST:PORT with NAME one of {', '.join(names)}, got {text!r}"
         )
     return name, host_port(address)
 
@@ -33,8 +40,9 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "envoy-config",
         help="print the Envoy configuration for your own Envoy",
         description="Renders envoy/envoy.yaml.j2. Each --upstream adds a replica; a service "
-        "without any gets the local farm's address. Host names are resolved by DNS "
-        "(STRICT_DNS), addresses are used as given (STATIC).",
+        "without any gets the local farm's address, but for mcp: /mcp is routed only with "
+        "--upstream mcp=HOST:PORT. Host names are resolved by DNS (STRICT_DNS), addresses "
+        "are used as given (STATIC).",
     )
     render.add_argument("--listen", type=host_port, default=Endpoint("127.0.0.1", FarmPorts.envoy))
     render.add_argument(
@@ -82,7 +90,7 @@ def print_envoy_config(args: argparse.Namespace) -> int:
     local = {"auth": ports.auth, "storage": ports.storage, "scheduler": ports.scheduler}
     upstreams: dict[str, list[Endpoint]] = {name: [] for name in SERVICE_CLUSTERS}
     for name, endpoint in args.upstreams:
-        upstreams[name].append(endpoint)
+        upstreams.setdefault(name, []).append(endpoint)
     for name, endpoints in upstreams.items():
         if not endpoints:
             endpoints.append(Endpoint("127.0.0.1", local[name]))

@@ -89,9 +89,12 @@ class FarmPorts:
     auth: int = 7101
     storage: int = 7102
     scheduler: int = 7103
+    # The MCP service's HTTP port (/mcp behind Envoy, /healthz).
+    mcp: int = 7104
     auth_metrics: int = 7201
     storage_metrics: int = 7202
     scheduler_metrics: int = 7203
+    mcp_metrics: int = 7204
     # Agent n (from 1) listens on agent_base + n - 1, its metrics on agent_metrics_base + n - 1,
     # its sessions' CDP and live view endpoints on agent_session_base + n - 1.
     agent_base: int = 7110

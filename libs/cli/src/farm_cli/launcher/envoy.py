@@ -13,6 +13,8 @@ from farm_cli.launcher.processes import ProcessSpec, port_open
 
 # The services Envoy routes to, by cluster name.
 SERVICE_CLUSTERS = ("auth", "storage", "scheduler")
+# The MCP service (/mcp), routed only when its endpoints are given.
+MCP_CLUSTER = "mcp"
 
 MAX_REQUEST_BYTES = 1024 * 1024
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
@@ -36,7 +38,11 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class EnvoySettings:
-    """What the template needs: where Envoy listens, the descriptor set, the services."""
+    """What the template needs: where Envoy listens, the descriptor set, the services.
+
+    `upstreams` names the endpoints of each of SERVICE_CLUSTERS, and of MCP_CLUSTER
+    if /mcp is to be routed.
+    """
 
     listen_port: int
     admin_port: int
@@ -75,16 +81,8 @@ def render_envoy_config(template: Path, settings: EnvoySettings) -> str:
         keep_trailing_newline=True,
         autoescape=False,
     )
-    clusters = [
-        {
-            "name": name,
-            # Names (as in compose) are resolved and re-resolved; addresses are fixed.
-            "discovery": "STATIC" if all(e.is_ip() for e in endpoints) else "STRICT_DNS",
-            "endpoints": endpoints,
-        }
-        for name in SERVICE_CLUSTERS
-        for endpoints in [settings.upstreams[name]]
-    ]
+    clusters = [_cluster(name, settings.upstreams[name]) for name in SERVICE_CLUSTERS]
+    mcp_endpoints = settings.upstreams.get(MCP_CLUSTER, ())
     return environment.get_template(template.name).render(
         listen_address=settings.listen_address,
         listen_port=settings.listen_port,
@@ -99,7 +97,18 @@ def render_envoy_config(template: Path, settings: EnvoySettings) -> str:
         upstream_key_path=str(settings.upstream_key_path or ""),
         upstream_ca_path=str(settings.upstream_ca_path or ""),
         clusters=clusters,
+        mcp=_cluster(MCP_CLUSTER, mcp_endpoints) if mcp_endpoints else None,
     )
+
+
+def _cluster(name: str, endpoints: Sequence[Endpoint]) -> dict[str, object]:
+    """A cluster as the template reads it."""
+    return {
+        "name": name,
+        # Names (as in compose) are resolved and re-resolved; addresses are fixed.
+        "discovery": "STATIC" if all(e.is_ip() for e in endpoints) else "STRICT_DNS",
+        "endpoints": endpoints,
+    }
 
 
 def write_envoy_config(template: Path, settings: EnvoySettings, path: Path) -> Path:

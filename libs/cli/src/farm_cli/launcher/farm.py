@@ -11,6 +11,7 @@ groups, readiness probes, timeouts) is in launched.py.
 import functools
 import os
 import signal
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -21,6 +22,7 @@ from farm_cli.launcher import infra
 from farm_cli.launcher.config import FarmConfig
 from farm_cli.launcher.credentials import load_or_create_s3_credentials, resolve_admin_key
 from farm_cli.launcher.envoy import (
+    MCP_CLUSTER,
     SERVICE_CLUSTERS,
     Endpoint,
     EnvoySettings,
@@ -28,7 +30,7 @@ from farm_cli.launcher.envoy import (
     envoy_spec,
     write_envoy_config,
 )
-from farm_cli.launcher.health import grpc_serving
+from farm_cli.launcher.health import grpc_serving, http_ok
 from farm_cli.launcher.launched import LaunchedProcesses
 from farm_cli.launcher.lock import FarmLock, check_no_leftovers
 from farm_cli.launcher.processes import ManagedProcess
@@ -39,6 +41,7 @@ from farm_cli.launcher.services import (
     SharedSettings,
     agent_launches,
     core_service_launches,
+    mcp_launch,
 )
 from farm_cli.launcher.supervisor import Phase, Role, SupervisingThread, Supervisor
 from farm_cli.launcher.tls import (
@@ -307,6 +310,7 @@ class LocalFarm:
     def _start_services(self, shared: SharedSettings, s3: S3Target) -> None:
         """auth, storage and scheduler side by side, then the agents side by side."""
         core = core_service_launches(self.config, shared, self.admin_key, s3)
+        core.append(mcp_launch(self.config, shared))
         self._launch_services(core, Role.SERVICE, stop_together=False)
         agents = agent_launches(self.config, shared)
         self._launch_services(agents, Role.AGENT, stop_together=True)
@@ -319,7 +323,7 @@ class LocalFarm:
         started = [
             self._launched.launch(
                 launch.spec,
-                functools.partial(grpc_serving, launch.address, tls),
+                self._readiness(launch, tls),
                 self.config.service_timeout,
                 role,
                 join_group=stop_together and index > 0,
@@ -328,6 +332,19 @@ class LocalFarm:
         ]
         for process in started:
             self._await_ready(process)
+
+    def _readiness(self, launch: ServiceLaunch, tls: InternalTls | None) -> Callable[[], bool]:
+        """The probe that says `launch` is ready: gRPC health, or GET of its health path."""
+        if not launch.health_path:
+            return functools.partial(grpc_serving, launch.address, tls)
+        files = self.internal_tls_files
+        if files is None or files.ca is None:
+            return functools.partial(http_ok, f"http://{launch.address}{launch.health_path}")
+        # The service asks for the farm's client certificate, as the others do.
+        context = ssl.create_default_context(cafile=files.ca)
+        context.load_cert_chain(files.cert, files.key)
+        url = f"https://{launch.address}{launch.health_path}"
+        return functools.partial(http_ok, url, context=context)
 
     def _start_envoy(self) -> None:
         ports = self.config.ports
@@ -338,7 +355,10 @@ class LocalFarm:
             listen_port=ports.envoy,
             admin_port=ports.envoy_admin,
             descriptor_path=self.config.descriptor_set,
-            upstreams={name: [Endpoint(HOST, service_ports[name])] for name in SERVICE_CLUSTERS},
+            upstreams={
+                **{name: [Endpoint(HOST, service_ports[name])] for name in SERVICE_CLUSTERS},
+                **self._mcp_upstream(),
+            },
             tls_cert_path=self._tls.cert if self._tls else None,
             tls_key_path=self._tls.key if self._tls else None,
             upstream_cert_path=internal.cert if internal else None,
@@ -353,6 +373,12 @@ class LocalFarm:
             envoy_spec(config_path), ready, ENVOY_TIMEOUT, Role.INFRASTRUCTURE
         )
         self._await_ready(envoy)
+
+    def _mcp_upstream(self) -> dict[str, list[Endpoint]]:
+        """The MCP service for Envoy's /mcp route, when this farm runs its services."""
+        if not self.config.start_services:
+            return {}
+        return {MCP_CLUSTER: [Endpoint(HOST, self.config.ports.mcp)]}
 
     def _await_ready(self, process: ManagedProcess) -> None:
         """Waits until `process` is ready, then hands it to the supervisor."""

@@ -1,5 +1,6 @@
 """Readiness probes of the farm's processes: gRPC health for services, admin /ready for Envoy."""
 
+import ssl
 import urllib.error
 import urllib.request
 
@@ -24,10 +25,10 @@ def grpc_serving(address: str, tls: InternalTls | None = None, timeout: float = 
     return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def http_ok(url: str, timeout: float = 1.0) -> bool:
-    """Whether GET `url` answers 200."""
+def http_ok(url: str, timeout: float = 1.0, context: ssl.SSLContext | None = None) -> bool:
+    """Whether GET `url` answers 200 (over https with `context`, e.g. a client certificate)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False

@@ -1,7 +1,7 @@
 """How the launcher runs the farm's own services: `python -m farm_<name>` with their settings."""
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from farm_cli.launcher.config import FarmConfig
 from farm_cli.launcher.infra import S3Credentials
@@ -38,6 +38,8 @@ class ServiceLaunch:
 
     spec: ProcessSpec
     address: str
+    # An HTTP service (the MCP service) answers GET <health_path> on `address` instead.
+    health_path: str = ""
 
 
 def _python_module(name: str, env: dict[str, str], port: int) -> ServiceLaunch:
@@ -123,6 +125,25 @@ def core_service_launches(
             ports.scheduler,
         ),
     ]
+
+
+def mcp_launch(config: FarmConfig, shared: SharedSettings) -> ServiceLaunch:
+    """The MCP service: /mcp behind Envoy, calling the scheduler and storage."""
+    ports = config.ports
+    launch = _python_module(
+        "mcp",
+        {
+            **common_env(config, shared),
+            "FARM_MCP_PORT": str(ports.mcp),
+            "FARM_MCP_METRICS_PORT": str(ports.mcp_metrics),
+            "FARM_MCP_SCHEDULER_ADDRESS": f"{HOST}:{ports.scheduler}",
+            "FARM_MCP_STORAGE_ADDRESS": f"{HOST}:{ports.storage}",
+            # Artifact links in the tools' answers point at the edge.
+            "FARM_MCP_PUBLIC_URL": config.envoy_url,
+        },
+        ports.mcp,
+    )
+    return replace(launch, health_path="/healthz")
 
 
 def agent_launches(config: FarmConfig, shared: SharedSettings) -> list[ServiceLaunch]:

@@ -1,4 +1,4 @@
-"""A task's action on a loaded page: screenshot, pdf, content, extract or script."""
+"""A task's action on a loaded page: screenshot, pdf, content, extract, script or snapshot."""
 
 import datetime as dt
 import json
@@ -13,7 +13,7 @@ from playwright.async_api import Page
 from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
 from farm_agent.errors import Stage, TaskFailure, failures_as
-from farm_core.task_defaults import DEFAULT_JPEG_QUALITY, DEFAULT_PAPER_FORMAT
+from farm_core.task_defaults import ACTIONS, DEFAULT_JPEG_QUALITY, DEFAULT_PAPER_FORMAT
 from farm_core.task_errors import ErrorCode
 
 TimeLeftMs = Callable[[], float]
@@ -74,9 +74,9 @@ async def run_action(
         return await extract(page, spec.extract, time_left_ms, max_text_bytes)
     if spec.HasField("script"):
         return await script(page, spec.script, max_text_bytes)
-    raise TaskFailure(
-        ErrorCode.INTERNAL, "the task sets no action (screenshot, pdf, content, extract, script)"
-    )
+    if spec.HasField("snapshot"):
+        return await snapshot(page, time_left_ms, max_text_bytes)
+    raise TaskFailure(ErrorCode.INTERNAL, f"the task sets no action ({', '.join(ACTIONS)})")
 
 
 async def screenshot(
@@ -169,6 +169,17 @@ async def script(page: Page, options: tasks_pb2.ScriptOptions, max_bytes: int) -
     with failures_as(Stage.SCRIPT, "script.source"):
         value = await page.evaluate(options.source)
     return Capture(result=tasks_pb2.TaskResult(json=json_value(value, "script", max_bytes)))
+
+
+async def snapshot(page: Page, time_left_ms: TimeLeftMs, max_text_bytes: int) -> Capture:
+    """The page's accessibility tree, each element with a reference (`[ref=e5]`).
+
+    Playwright's snapshot for AI; the page keeps the references of its latest one,
+    so a later step of the same session can name an element "aria-ref=e5".
+    """
+    with failures_as(Stage.CAPTURE, "snapshot"):
+        tree = await page.aria_snapshot(mode="ai", timeout=time_left_ms())
+    return Capture(result=tasks_pb2.TaskResult(text=cut_utf8(tree.encode(), max_text_bytes)))
 
 
 def json_value(value: Any, field_name: str, max_bytes: int) -> struct_pb2.Value:

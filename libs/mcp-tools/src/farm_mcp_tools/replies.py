@@ -1,0 +1,162 @@
+"""What a tool answers: a command's TaskResult as text a model reads, and images.
+
+Pure functions. Large outputs (long content, PDFs, videos) are artifact links,
+`<public url>/v1/artifacts/{id}:content`, fetched with an API key that has
+`artifacts.read`.
+"""
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+
+from google.protobuf import json_format
+
+from farm.tasks.v1 import tasks_pb2
+
+ArtifactLink = Callable[[str], str]
+"""The artifact link of an artifact id."""
+
+AUDIT_NAMES = {
+    tasks_pb2.AUDIT_KIND_ACCESSIBILITY: "Accessibility",
+    tasks_pb2.AUDIT_KIND_PERFORMANCE: "Performance",
+    tasks_pb2.AUDIT_KIND_SEO: "SEO",
+    tasks_pb2.AUDIT_KIND_BEST_PRACTICES: "Best practices",
+}
+VIDEO_NAMES = {
+    tasks_pb2.VIDEO_FORMAT_UNSPECIFIED: "webm",
+    tasks_pb2.VIDEO_FORMAT_WEBM: "webm",
+    tasks_pb2.VIDEO_FORMAT_MP4: "mp4",
+    tasks_pb2.VIDEO_FORMAT_GIF: "gif",
+}
+
+
+def page_line(result: tasks_pb2.TaskResult) -> str:
+    """Where the browser is now: title and URL (and HTTP status after a navigation)."""
+    status = f" (HTTP {result.http_status})" if result.http_status else ""
+    return f'Page: "{result.title}" at {result.final_url}{status}'
+
+
+def blocked_lines(result: tasks_pb2.TaskResult) -> list[str]:
+    """The requests the farm's egress guard refused, one line each."""
+    if not result.blocked_requests:
+        return []
+    return [
+        "Requests the farm refused (the page loaded without them):",
+        *(f"- {blocked.message or blocked.target}" for blocked in result.blocked_requests),
+    ]
+
+
+def done(what: str, result: tasks_pb2.TaskResult) -> str:
+    """`what` happened, and where the browser is now."""
+    return "\n".join([what, page_line(result), *blocked_lines(result)])
+
+
+def artifact_of(
+    result: tasks_pb2.TaskResult, kind: "tasks_pb2.ArtifactKind.ValueType"
+) -> tasks_pb2.ArtifactRef | None:
+    """The result's first artifact of `kind`, if any."""
+    return next((ref for ref in result.artifacts if ref.kind == kind), None)
+
+
+def artifact_line(what: str, ref: tasks_pb2.ArtifactRef, link: ArtifactLink) -> str:
+    """A line naming an artifact and its link."""
+    return f"{what} ({ref.content_type}, {ref.size_bytes} bytes): {link(ref.id)}"
+
+
+def page_text(result: tasks_pb2.TaskResult, max_chars: int, link: ArtifactLink) -> str:
+    """The page's content, cut at `max_chars` with a link to the whole of it."""
+    text = result.text
+    ref = artifact_of(result, tasks_pb2.ARTIFACT_KIND_CONTENT)
+    whole = ref is None or ref.size_bytes <= len(text.encode())
+    if whole and len(text) <= max_chars:
+        return text
+    shown = text[:max_chars]
+    where = f"; all of it: {link(ref.id)}" if ref is not None else ""
+    return f"{shown}\n\n[cut after {len(shown)} characters{where}]"
+
+
+def json_text(value: object) -> str:
+    """A JSON value, indented."""
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def result_json(result: tasks_pb2.TaskResult) -> object:
+    """The result's `json` (an extract's values, a script's return value); None if unset."""
+    if not result.HasField("json"):
+        return None
+    return json_format.MessageToDict(result.json)
+
+
+def console_lines(messages: Iterable[tasks_pb2.ConsoleMessage], max_entries: int) -> str:
+    """Console messages, oldest first, the newest `max_entries` of them."""
+    kept = list(messages)[-max_entries:]
+    if not kept:
+        return "No console messages."
+    return "\n".join(
+        f"[{message.level}] {message.text}" + (f" ({message.source})" if message.source else "")
+        for message in kept
+    )
+
+
+def network_lines(requests: Iterable[tasks_pb2.NetworkRequest], max_entries: int) -> str:
+    """Requests, oldest first, the newest `max_entries` of them."""
+    kept = list(requests)[-max_entries:]
+    if not kept:
+        return "No requests."
+    return "\n".join(_request_line(request) for request in kept)
+
+
+def _request_line(request: tasks_pb2.NetworkRequest) -> str:
+    outcome = request.failure or str(request.status)
+    return (
+        f"{request.method} {request.url} -> {outcome} "
+        f"[{request.resource_type}, {request.duration_ms:.0f} ms, {request.size_bytes} bytes]"
+    )
+
+
+def failed(request: tasks_pb2.NetworkRequest) -> bool:
+    """Whether a request failed: no answer, or an HTTP error status."""
+    return bool(request.failure) or request.status >= 400
+
+
+def cookie_lines(cookies: Sequence[tasks_pb2.Cookie]) -> str:
+    """The page's cookies as JSON objects."""
+    if not cookies:
+        return "No cookies."
+    return json_text(
+        [json_format.MessageToDict(cookie, preserving_proto_field_name=True) for cookie in cookies]
+    )
+
+
+def audit_text(result: tasks_pb2.TaskResult) -> str:
+    """Each audit's score, and its failing checks with their fix hints, worst first."""
+    if not result.audit.results:
+        return done("The farm returned no audit findings.", result)
+    sections = [page_line(result)]
+    for audit in result.audit.results:
+        name = AUDIT_NAMES.get(audit.kind, "Audit")
+        lines = [
+            f"{name} audit: score {audit.score}/100, {audit.passed} checks passed, "
+            f"{len(audit.findings)} failed."
+        ]
+        for number, finding in enumerate(audit.findings, start=1):
+            where = f" Where: {', '.join(finding.targets)}." if finding.targets else ""
+            lines.append(
+                f"{number}. [{finding.impact or 'info'}] {finding.id}: {finding.title}"
+                f" Fix: {finding.hint}{where}"
+            )
+        sections.append("\n".join(lines))
+    return "\n\n".join(sections)
+
+
+def screencast_text(result: tasks_pb2.TaskResult, link: ArtifactLink) -> str:
+    """How the recording stands, and the video once it has stopped."""
+    status = result.screencast
+    state = "recording" if status.recording else "not recording"
+    lines = [
+        f"Screencast: {state} ({VIDEO_NAMES.get(status.format, 'webm')}), "
+        f"{status.frames} frames, {status.seconds:.1f} s."
+    ]
+    video = artifact_of(result, tasks_pb2.ARTIFACT_KIND_VIDEO)
+    if video is not None:
+        lines.append(artifact_line("Video", video, link))
+    return "\n".join(lines)

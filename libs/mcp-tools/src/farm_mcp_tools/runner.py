@@ -1,0 +1,129 @@
+"""How every tool call runs: find the connection's browser, bound the call, map the errors.
+
+A tool's errors are MCP tool errors (`isError`) whose text says what went wrong,
+in the farm's words where the farm refused; never a crash of the server.
+"""
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anyio
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+
+from farm.sessions.v1 import sessions_pb2
+from farm.tasks.v1 import tasks_pb2
+from farm_mcp_tools.browser import FarmBrowser, SessionEnded
+from farm_mcp_tools.commands import ArgumentError
+from farm_mcp_tools.farm import Artifact, Credentials, FarmCallFailed
+from farm_mcp_tools.replies import ArtifactLink
+
+ToolContext = Context[Any, Any]
+"""The MCP request context a tool is handed (it names the connection)."""
+
+# What a call keeps for itself around the farm command's own limit: opening the
+# session, fetching an image.
+CALL_MARGIN_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class ToolLimits:
+    """Bounds of every tool call and of what it answers."""
+
+    # A tool call, end to end: opening the session, the command, fetching an image.
+    call_seconds: float = 60.0
+    # Page content and results longer than this are cut (with a link to the whole).
+    max_text_chars: int = 20_000
+    # Console messages or requests shown by one call, the newest.
+    max_log_lines: int = 200
+    # A screenshot larger than this is answered as a link instead of an image.
+    max_image_bytes: int = 8 * 1024 * 1024
+    # How long a click, fill, hover or select waits for its element (timeoutMs): a
+    # model that guessed a selector wrong hears so soon, not at the call's limit.
+    action_ms: int = 10_000
+
+    @property
+    def command_ms(self) -> int:
+        """The farm command's own time limit (timeoutMs), within the call's."""
+        return max(1000, math.floor((self.call_seconds - CALL_MARGIN_SECONDS) * 1000))
+
+
+class Connections(Protocol):
+    """Which browser a tool call drives, and whose credentials it carries."""
+
+    def browser(self, ctx: ToolContext) -> FarmBrowser:
+        """The browser of the connection `ctx` came on (made on first use)."""
+
+    def credentials(self, ctx: ToolContext) -> Credentials:
+        """Who makes the call, as gRPC metadata for the farm."""
+
+
+class ToolRunner:
+    """Runs tools' commands on their connection's browser, within the limits."""
+
+    def __init__(self, connections: Connections, limits: ToolLimits) -> None:
+        self.connections = connections
+        self.limits = limits
+
+    async def run(
+        self,
+        ctx: ToolContext,
+        build: Callable[[], sessions_pb2.SessionCommand],
+        *,
+        element_action: bool = False,
+    ) -> tasks_pb2.TaskResult:
+        """Runs the command `build` makes; a ToolError saying what went wrong otherwise.
+
+        An `element_action` (click, fill, ...) gets the shorter action_ms as its limit.
+        """
+        browser = self.connections.browser(ctx)
+        credentials = self.connections.credentials(ctx)
+        with self.bounded():
+            command = build()
+            if not command.timeout_ms:
+                limit = min(self.limits.action_ms, self.limits.command_ms)
+                command.timeout_ms = limit if element_action else self.limits.command_ms
+            return await browser.run(command, credentials, self.limits.call_seconds)
+
+    async def artifact(self, ctx: ToolContext, ref: tasks_pb2.ArtifactRef) -> Artifact:
+        """The bytes of an artifact the tool's command made."""
+        browser = self.connections.browser(ctx)
+        with self.bounded(f"reading the artifact {ref.id} it made"):
+            return await browser.farm.artifact(
+                ref.id, self.connections.credentials(ctx), self.limits.call_seconds
+            )
+
+    async def close(self, ctx: ToolContext) -> sessions_pb2.Session | None:
+        """Closes the connection's farm session; the closed session, None if none was open."""
+        browser = self.connections.browser(ctx)
+        with self.bounded():
+            return await browser.close(self.connections.credentials(ctx), self.limits.call_seconds)
+
+    def link(self, ctx: ToolContext) -> ArtifactLink:
+        """The artifact link maker of the connection's farm."""
+        return self.connections.browser(ctx).farm.artifact_link
+
+    @contextmanager
+    def bounded(self, step: str = "") -> Iterator[None]:
+        """The call within its time limit, its failures as ToolErrors (after `step`, if given).
+
+        The SDK names the tool before the message: "Error executing tool click: ...".
+        """
+        started = time.monotonic()
+        prefix = f"{step}: " if step else ""
+        try:
+            with anyio.fail_after(self.limits.call_seconds):
+                yield
+        except TimeoutError as error:
+            raise ToolError(
+                f"{prefix}did not finish within the tool time limit of "
+                f"{self.limits.call_seconds:g} s ({time.monotonic() - started:.0f} s)"
+            ) from error
+        except FarmCallFailed as failure:
+            raise ToolError(f"{prefix}the farm refused: {failure}") from failure
+        except (SessionEnded, ArgumentError) as error:
+            raise ToolError(f"{prefix}{error}") from error

@@ -1,0 +1,228 @@
+"""The page tools: go, look, act and read (navigate, snapshot, click, screenshot, ...).
+
+Each tool's docstring and argument descriptions are what a model reads to choose
+and call it. Every selector argument takes CSS or a reference from `snapshot`.
+"""
+
+import base64
+from typing import Annotated
+
+from mcp.server.mcpserver import MCPServer
+from mcp.types import ContentBlock, ImageContent, TextContent, ToolAnnotations
+from pydantic import Field
+
+from farm.tasks.v1 import tasks_pb2
+from farm_mcp_tools import commands, replies
+from farm_mcp_tools.commands import ContentFormatName, ImageFormatName, WaitUntilName
+from farm_mcp_tools.runner import ToolContext, ToolRunner
+
+Selector = Annotated[
+    str,
+    Field(
+        description="CSS selector of the element (e.g. '#submit', 'form button'), or its "
+        "reference from the last snapshot (e.g. 'e5', shown there as [ref=e5])."
+    ),
+]
+READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=True)
+ACTS = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
+
+
+def say(body: str) -> list[ContentBlock]:
+    """One text block."""
+    return [TextContent(type="text", text=body)]
+
+
+def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
+    """Declares navigate, snapshot, click, fill, hover, select, wait_for, screenshot, ..."""
+
+    @server.tool(annotations=ACTS, structured_output=False)
+    async def navigate(
+        url: Annotated[str, Field(description="The http or https URL to open.")],
+        ctx: ToolContext,
+        wait_until: Annotated[
+            WaitUntilName,
+            Field(
+                description="When the page counts as loaded: the load event (default), "
+                "DOMContentLoaded, or no network traffic for 500 ms."
+            ),
+        ] = "load",
+    ) -> list[ContentBlock]:
+        """Open a URL in the browser. The browser (a farm session) opens on the first call."""
+        result = await runner.run(ctx, lambda: commands.navigate(url, wait_until))
+        return say(replies.done(f"Opened {url}.", result))
+
+    @server.tool(annotations=READ_ONLY, structured_output=False)
+    async def snapshot(ctx: ToolContext) -> list[ContentBlock]:
+        """The page's accessibility tree, each element with a reference like [ref=e5].
+
+        Every selector argument accepts such a reference ('e5'). Prefer it to a
+        screenshot for finding what to click or fill; take a new snapshot after the
+        page changes, as references point into the latest one.
+        """
+        result = await runner.run(ctx, commands.snapshot)
+        return say(f"{replies.page_line(result)}\n\n{result.text}")
+
+    @server.tool(annotations=ACTS, structured_output=False)
+    async def click(selector: Selector, ctx: ToolContext) -> list[ContentBlock]:
+        """Click an element (waiting until it can be clicked)."""
+        result = await runner.run(ctx, lambda: commands.click(selector), element_action=True)
+        return say(replies.done(f"Clicked {selector}.", result))
+
+    @server.tool(annotations=ACTS, structured_output=False)
+    async def fill(
+        selector: Selector,
+        value: Annotated[str, Field(description="The text to type; it replaces what was there.")],
+        ctx: ToolContext,
+    ) -> list[ContentBlock]:
+        """Fill a text field (input, textarea or contenteditable) with a value."""
+        result = await runner.run(ctx, lambda: commands.fill(selector, value), element_action=True)
+        return say(replies.done(f"Filled {selector}.", result))
+
+    @server.tool(annotations=ACTS, structured_output=False)
+    async def hover(selector: Selector, ctx: ToolContext) -> list[ContentBlock]:
+        """Move the mouse over an element (menus, tooltips)."""
+        result = await runner.run(ctx, lambda: commands.hover(selector), element_action=True)
+        return say(replies.done(f"Hovered over {selector}.", result))
+
+    @server.tool(annotations=ACTS, structured_output=False)
+    async def select(
+        selector: Selector,
+        ctx: ToolContext,
+        value: Annotated[str, Field(description="The option's value attribute.")] = "",
+        label: Annotated[
+            str, Field(description="The option's visible text, when no value is given.")
+        ] = "",
+    ) -> list[ContentBlock]:
+        """Choose an option of a <select> element, by its value or its visible label."""
+        result = await runner.run(
+            ctx, lambda: commands.select(selector, value, label), element_action=True
+        )
+        return say(replies.done(f"Selected {value or label!r} in {selector}.", result))
+
+    @server.tool(annotations=READ_ONLY, structured_output=False)
+    async def wait_for(
+        ctx: ToolContext,
+        selector: Annotated[
+            str,
+            Field(description="Wait until this element (CSS or snapshot reference) is visible."),
+        ] = "",
+        text: Annotated[
+            str, Field(description="Wait until this text is visible on the page.")
+        ] = "",
+        time_ms: Annotated[int, Field(description="Wait this many milliseconds.", ge=0)] = 0,
+        network_idle: Annotated[
+            bool, Field(description="Wait until the network has been idle for 500 ms.")
+        ] = False,
+    ) -> list[ContentBlock]:
+        """Wait for one thing: an element, a text, a quiet network, or a time."""
+        result = await runner.run(
+            ctx,
+            lambda: commands.wait_for(selector, text, time_ms, network_idle),
+        )
+        return say(replies.done("Done waiting.", result))
+
+    @server.tool(annotations=READ_ONLY, structured_output=False)
+    async def screenshot(
+        ctx: ToolContext,
+        selector: Annotated[
+            str,
+            Field(description="Only this element (CSS or snapshot reference); empty: the page."),
+        ] = "",
+        full_page: Annotated[
+            bool, Field(description="The whole scrollable page instead of the viewport.")
+        ] = False,
+        format: Annotated[ImageFormatName, Field(description="png (default) or jpeg.")] = "png",
+        quality: Annotated[int, Field(description="JPEG quality 1-100 (0: 80).", ge=0, le=100)] = 0,
+    ) -> list[ContentBlock]:
+        """A screenshot of the page (viewport, whole page or one element), as an image."""
+        result = await runner.run(
+            ctx,
+            lambda: commands.screenshot(selector, full_page, format, quality),
+        )
+        ref = replies.artifact_of(result, tasks_pb2.ARTIFACT_KIND_SCREENSHOT)
+        if ref is None:
+            return say(replies.done("The farm returned no screenshot.", result))
+        line = replies.artifact_line("Screenshot", ref, runner.link(ctx))
+        if ref.size_bytes > runner.limits.max_image_bytes:
+            return say(replies.done(f"{line}\nToo large to show here; open the link.", result))
+        image = await runner.artifact(ctx, ref)
+        encoded = base64.b64encode(image.data).decode()
+        return [
+            ImageContent(type="image", data=encoded, mime_type=ref.content_type),
+            TextContent(type="text", text=replies.done(line, result)),
+        ]
+
+    @server.tool(annotations=READ_ONLY, structured_output=False)
+    async def get_content(
+        ctx: ToolContext,
+        format: Annotated[
+            ContentFormatName,
+            Field(description="text: the visible text (default); html: the DOM."),
+        ] = "text",
+    ) -> list[ContentBlock]:
+        """The page's visible text or its HTML; long pages are cut, with a link to all of it."""
+        result = await runner.run(ctx, lambda: commands.content(format))
+        body = replies.page_text(result, runner.limits.max_text_chars, runner.link(ctx))
+        return say(f"{replies.page_line(result)}\n\n{body}")
+
+    @server.tool(annotations=READ_ONLY, structured_output=False)
+    async def extract(
+        fields: Annotated[
+            dict[str, str],
+            Field(
+                description="Result name to selector: 'h1' takes the first match's text, "
+                "'a@href' its attribute, a trailing '[]' ('li[]', 'a@href[]') every match."
+            ),
+        ],
+        ctx: ToolContext,
+    ) -> list[ContentBlock]:
+        """Read values from the page by CSS selectors, as JSON."""
+        result = await runner.run(ctx, lambda: commands.extract(fields))
+        return say(replies.json_text(replies.result_json(result)))
+
+    @server.tool(annotations=ACTS, structured_output=False)
+    async def evaluate(
+        script: Annotated[
+            str,
+            Field(
+                description="A JavaScript expression or function, e.g. 'document.title' or "
+                "'() => [...document.links].length'; its value must be JSON."
+            ),
+        ],
+        ctx: ToolContext,
+    ) -> list[ContentBlock]:
+        """Run JavaScript in the page and return its value as JSON (the key needs `script`)."""
+        result = await runner.run(ctx, lambda: commands.evaluate(script))
+        value = replies.json_text(replies.result_json(result))
+        return say(value[: runner.limits.max_text_chars])
+
+    @server.tool(annotations=READ_ONLY, structured_output=False)
+    async def pdf(
+        ctx: ToolContext,
+        paper_format: Annotated[
+            str, Field(description="Letter, Legal, Tabloid, Ledger or A0-A6 (default A4).")
+        ] = "A4",
+        landscape: Annotated[bool, Field(description="Landscape orientation.")] = False,
+        print_background: Annotated[
+            bool, Field(description="Print background colours and images.")
+        ] = True,
+    ) -> list[ContentBlock]:
+        """Print the page to PDF; answers a link to the PDF."""
+        result = await runner.run(
+            ctx, lambda: commands.pdf(paper_format, landscape, print_background)
+        )
+        ref = replies.artifact_of(result, tasks_pb2.ARTIFACT_KIND_PDF)
+        if ref is None:
+            return say(replies.done("The farm returned no PDF.", result))
+        return say(replies.done(replies.artifact_line("PDF", ref, runner.link(ctx)), result))
+
+    @server.tool(
+        annotations=ToolAnnotations(destructive_hint=True, open_world_hint=False),
+        structured_output=False,
+    )
+    async def close_browser(ctx: ToolContext) -> list[ContentBlock]:
+        """Close the browser (its farm session). The next tool call opens a new one."""
+        session = await runner.close(ctx)
+        if session is None:
+            return say("No browser was open.")
+        return say(f"Closed the browser (farm session {session.id}).")

@@ -1,0 +1,110 @@
+"""The browsers of the open MCP sessions, one each, keyed by their Mcp-Session-Id.
+
+A connection's browser (farm session) opens on its first tool call. It closes
+when the client ends the MCP session (DELETE /mcp), when it has had no tool call
+for the idle timeout (the farm closes an idle session by itself too), or when the
+service stops. Every farm call carries the caller's identity, signed anew so that
+a long tool call or a close long after the last request still carries a valid one.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
+from prometheus_client import Gauge
+from starlette.requests import Request
+
+from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
+from farm_mcp.identity import FarmUser
+from farm_mcp_tools.browser import BrowserSettings, FarmBrowser
+from farm_mcp_tools.farm import Credentials, FarmApi, FarmCallFailed
+from farm_mcp_tools.runner import ToolContext
+
+log = logging.getLogger(__name__)
+
+open_browsers = Gauge("farm_mcp_open_browsers", "Farm sessions held for MCP connections.")
+
+
+@dataclass
+class Held:
+    """A connection's browser and the identity of the key that opened it."""
+
+    browser: FarmBrowser
+    owner: Identity
+
+
+class HttpConnections:
+    """The MCP sessions' browsers (the tools' Connections for streamable HTTP)."""
+
+    def __init__(
+        self,
+        farm: FarmApi,
+        settings: BrowserSettings,
+        codec: IdentityCodec,
+        close_timeout: float,
+    ) -> None:
+        self._farm = farm
+        self._settings = settings
+        self._codec = codec
+        self._close_timeout = close_timeout
+        self._held: dict[str, Held] = {}
+
+    def browser(self, ctx: ToolContext) -> FarmBrowser:
+        """The browser of the MCP session `ctx` came on, made on its first call."""
+        session_id, user = _caller(ctx)
+        held = self._held.get(session_id)
+        if held is None:
+            held = Held(FarmBrowser(self._farm, self._settings), user.farm_identity)
+            self._held[session_id] = held
+            open_browsers.set(len(self._held))
+        return held.browser
+
+    def credentials(self, ctx: ToolContext) -> Credentials:
+        """The caller's identity, signed anew."""
+        return self._signed(_caller(ctx)[1].farm_identity)
+
+    async def end(self, session_id: str) -> None:
+        """Closes the browser of an MCP session that has ended, if it had one."""
+        held = self._held.pop(session_id, None)
+        open_browsers.set(len(self._held))
+        if held is None:
+            return
+        try:
+            await held.browser.close(self._signed(held.owner), self._close_timeout)
+        except FarmCallFailed as failure:
+            # The farm's own idle timeout ends the session in any case.
+            log.warning(
+                "could not close the farm session of MCP session %s: %s", session_id, failure
+            )
+
+    async def end_idle(self, idle_seconds: float) -> None:
+        """Closes the browsers that have had no tool call for `idle_seconds`."""
+        now = time.monotonic()
+        for session_id in [
+            session_id
+            for session_id, held in self._held.items()
+            if now - held.browser.last_used > idle_seconds
+        ]:
+            await self.end(session_id)
+
+    async def end_all(self) -> None:
+        """Closes every browser (the service is stopping)."""
+        for session_id in list(self._held):
+            await self.end(session_id)
+
+    def _signed(self, identity: Identity) -> Credentials:
+        return ((IDENTITY_HEADER, self._codec.encode(identity)),)
+
+
+def _caller(ctx: ToolContext) -> tuple[str, FarmUser]:
+    """The MCP session id and the admitted caller of the request `ctx` came with."""
+    request = ctx.request_context.request
+    if not isinstance(request, Request):
+        raise ToolError("this tool call came without an HTTP request")
+    session_id = request.headers.get(MCP_SESSION_ID_HEADER, "")
+    user = request.scope.get("user")
+    if not session_id or not isinstance(user, FarmUser):
+        raise ToolError("this tool call came without an MCP session or an admitted caller")
+    return session_id, user

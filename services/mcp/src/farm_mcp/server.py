@@ -1,0 +1,156 @@
+"""The MCP service's HTTP server: /mcp (streamable HTTP) and /healthz, run by uvicorn.
+
+Envoy routes /mcp here after its ext_authz check. The tools call the scheduler's
+SessionService and storage's ArtifactService over gRPC (mutual TLS when the farm
+runs with it) with the caller's identity. On SIGTERM, /healthz turns 503, uvicorn
+lets requests in flight finish within the grace period, and every browser still
+held is closed.
+"""
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from importlib.metadata import version
+
+import anyio
+import grpc
+import uvicorn
+from mcp.server.auth.middleware.bearer_auth import RequireAuthMiddleware
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+from mcp.server.transport_security import TransportSecuritySettings
+from prometheus_client import start_http_server
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from farm.sessions.v1 import sessions_pb2_grpc
+from farm.storage.v1 import artifacts_pb2_grpc
+from farm_core.identity import IdentityCodec
+from farm_core.logs import configure_logging
+from farm_core.transport import aio_channel
+from farm_mcp.connections import HttpConnections
+from farm_mcp.endpoint import McpEndpoint
+from farm_mcp.identity import REQUIRED_SCOPES, FarmIdentityBackend
+from farm_mcp.settings import McpSettings
+from farm_mcp_tools.browser import BrowserSettings
+from farm_mcp_tools.farm import CHANNEL_OPTIONS, FarmApi
+from farm_mcp_tools.runner import ToolLimits
+from farm_mcp_tools.server import build_server
+
+log = logging.getLogger(__name__)
+
+MCP_PATH = "/mcp"
+SERVICE_NAME = "mcp"
+
+
+@dataclass
+class Health:
+    """Whether the service takes requests: false once it has been asked to stop."""
+
+    serving: bool = False
+    channels: list[grpc.aio.Channel] = field(default_factory=list)
+
+
+def build_app(settings: McpSettings) -> Starlette:
+    """The Starlette application: /mcp behind the identity check, and /healthz."""
+    tls = settings.internal_tls()
+    scheduler = aio_channel(settings.scheduler_address, tls, CHANNEL_OPTIONS)
+    storage = aio_channel(settings.storage_address, tls, CHANNEL_OPTIONS)
+    farm = FarmApi(
+        sessions_pb2_grpc.SessionServiceStub(scheduler),
+        artifacts_pb2_grpc.ArtifactServiceStub(storage),
+        settings.public_url,
+    )
+    codec = IdentityCodec(settings.resolved_identity_secret())
+    connections = HttpConnections(
+        farm,
+        BrowserSettings(idle_timeout_seconds=settings.idle_timeout_seconds),
+        codec,
+        close_timeout=settings.tool_timeout_seconds,
+    )
+    limits = ToolLimits(
+        call_seconds=settings.tool_timeout_seconds, max_text_chars=settings.max_text_chars
+    )
+    mcp_server = build_server(connections, limits, version("farm-mcp"))
+    # Builds the SDK's session manager. Every request needs the farm's API key, which a
+    # web page cannot send for a user, so the SDK's DNS-rebinding guard (meant for
+    # servers open on localhost) is off: behind Envoy, Host names the edge.
+    mcp_server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        session_idle_timeout=settings.idle_timeout_seconds,
+        max_sessions=settings.max_connections,
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+    manager = mcp_server.session_manager
+    endpoint = McpEndpoint(StreamableHTTPASGIApp(manager), connections)
+    health = Health(channels=[scheduler, storage])
+
+    async def healthz(request: Request) -> Response:
+        status = "SERVING" if health.serving else "NOT_SERVING"
+        return JSONResponse({"status": status}, status_code=200 if health.serving else 503)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with manager.run(), anyio.create_task_group() as sweeper:
+            sweeper.start_soon(_sweep, connections, settings)
+            health.serving = True
+            log.info("mcp serving %s on %s:%d", MCP_PATH, settings.host, settings.port)
+            try:
+                yield
+            finally:
+                health.serving = False
+                sweeper.cancel_scope.cancel()
+                with anyio.CancelScope(shield=True):
+                    await connections.end_all()
+                    for channel in health.channels:
+                        await channel.close()
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route(MCP_PATH, RequireAuthMiddleware(endpoint, REQUIRED_SCOPES)),
+        ],
+        middleware=[Middleware(AuthenticationMiddleware, backend=FarmIdentityBackend(codec))],
+        lifespan=lifespan,
+    )
+
+
+async def _sweep(connections: HttpConnections, settings: McpSettings) -> None:
+    """Closes idle connections' browsers, every sweep_seconds."""
+    while True:
+        await anyio.sleep(settings.sweep_seconds)
+        await connections.end_idle(settings.idle_timeout_seconds)
+
+
+def serve(settings: McpSettings) -> None:
+    """Serves until SIGTERM or SIGINT, then drains for up to FARM_GRACE_SECONDS."""
+    configure_logging(SERVICE_NAME, settings.log_level)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.host)
+    asyncio.run(_serve(settings))
+
+
+async def _serve(settings: McpSettings) -> None:
+    # The app's gRPC channels belong to the loop they are made on: this one.
+    # With the farm's internal TLS, Envoy calls with its client certificate, as it
+    # calls the other services.
+    tls = settings.internal_tls_cert is not None
+    config = uvicorn.Config(
+        build_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.grace_seconds),
+        ssl_certfile=str(settings.internal_tls_cert) if tls else None,
+        ssl_keyfile=str(settings.internal_tls_key) if tls else None,
+        ssl_ca_certs=str(settings.internal_tls_ca) if tls else None,
+        ssl_cert_reqs=ssl.CERT_REQUIRED if tls else ssl.CERT_NONE,
+    )
+    await uvicorn.Server(config).serve()

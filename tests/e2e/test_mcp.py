@@ -1,0 +1,226 @@
+"""The MCP server through the whole farm, driven by the `mcp` package's own client.
+
+Over stdio (`farm mcp` spawned as an assistant would, reaching Envoy with FARM_URL
+and FARM_API_KEY) and over streamable HTTP at /mcp through Envoy. Each test uses a
+tenant of its own, so the sessions it lists are its connections' only.
+"""
+
+import base64
+import os
+import re
+import secrets
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import ImageContent, TextContent
+
+from farm_cli.launcher.farm import LocalFarm
+from tests.e2e.conftest import KeyFactory, http_client, png_size
+from tests.pages import Site
+from tests.unit.mcp.test_tools import TOOL_NAMES
+
+pytestmark = pytest.mark.e2e
+
+SCOPES = ("sessions", "artifacts.read", "script")
+Connect = Callable[[str], AbstractAsyncContextManager[Client]]
+
+
+def texts(result: Any) -> str:
+    return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
+
+
+async def call(client: Client, tool: str, **arguments: Any) -> str:
+    """Calls `tool` and returns its text; fails the test on a tool error."""
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, f"{tool} failed: {texts(result)}"
+    return texts(result)
+
+
+@pytest.fixture
+def tenant_key(make_key: KeyFactory) -> str:
+    """A key of a tenant of this test's own, with what the tools need."""
+    return make_key(*SCOPES, tenant=f"mcp-{secrets.token_hex(4)}").secret
+
+
+@pytest.fixture(params=["stdio", "http"])
+def connect(request: pytest.FixtureRequest, farm: LocalFarm) -> Connect:
+    """Opens one MCP connection with a key: `farm mcp` over stdio, or /mcp through Envoy."""
+    if request.param == "stdio":
+        return lambda key: stdio_connection(farm, key)
+    return lambda key: http_connection(farm, key)
+
+
+def stdio_connection(farm: LocalFarm, key: str) -> Client:
+    environment = {**os.environ, "FARM_URL": farm.envoy_url, "FARM_API_KEY": key}
+    command = StdioServerParameters(
+        command=sys.executable, args=["-m", "farm_cli.main", "mcp"], env=environment
+    )
+    return Client(command, read_timeout_seconds=120)
+
+
+@asynccontextmanager
+async def http_connection(farm: LocalFarm, key: str) -> AsyncIterator[Client]:
+    headers = {"authorization": f"Bearer {key}"}
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(120)) as http:
+        transport = streamable_http_client(f"{farm.envoy_url}/mcp", http_client=http)
+        async with Client(transport, read_timeout_seconds=120) as client:
+            yield client
+
+
+def active_sessions(farm: LocalFarm, key: str) -> list[str]:
+    with http_client(farm, key) as http:
+        response = http.get("/v1/sessions", params={"state": "SESSION_STATE_ACTIVE"})
+    assert response.status_code == 200, response.text
+    return [session["id"] for session in response.json().get("sessions", [])]
+
+
+async def test_every_tool_is_listed(connect: Connect, tenant_key: str) -> None:
+    async with connect(tenant_key) as client:
+        tools = (await client.list_tools()).tools
+    assert {tool.name for tool in tools} == TOOL_NAMES
+
+
+async def test_a_snapshots_references_drive_the_page(
+    connect: Connect, tenant_key: str, site: Site
+) -> None:
+    async with connect(tenant_key) as client:
+        opened = await call(client, "navigate", url=site.url("/form"))
+        assert 'Page: "Form"' in opened and "(HTTP 200)" in opened
+        tree = await call(client, "snapshot")
+        field = re.search(r"textbox \[ref=(e\d+)\]", tree)
+        button = re.search(r'button "Go" \[ref=(e\d+)\]', tree)
+        assert field and button, tree
+        await call(client, "fill", selector=field[1], value="farm")
+        await call(client, "click", selector=f"ref={button[1]}")
+        content = await call(client, "get_content")
+        assert "You asked: farm" in content
+        title = await call(client, "evaluate", script="document.title")
+        assert title == '"Form"'
+
+
+async def test_a_screenshot_comes_back_as_a_png_image(
+    connect: Connect, tenant_key: str, site: Site
+) -> None:
+    async with connect(tenant_key) as client:
+        await call(client, "navigate", url=site.url("/box"))
+        result = await client.call_tool("screenshot", {})
+    assert not result.is_error, texts(result)
+    image = next(block for block in result.content if isinstance(block, ImageContent))
+    assert image.mime_type == "image/png"
+    assert png_size(base64.b64decode(image.data)) == (1280, 800)
+    assert re.search(r"/v1/artifacts/[^/]+:content", texts(result))
+
+
+async def test_a_failed_step_is_a_tool_error_naming_the_farms_reason(
+    connect: Connect, tenant_key: str, site: Site
+) -> None:
+    async with connect(tenant_key) as client:
+        await call(client, "navigate", url=site.url("/form"))
+        result = await client.call_tool("click", {"selector": "#missing"})
+        still_there = await call(client, "get_content")
+    assert result.is_error
+    assert "SELECTOR_NOT_FOUND: steps[0].click" in texts(result)
+    assert "nothing yet" in still_there
+
+
+async def test_form_testing_workflow(connect: Connect, tenant_key: str, site: Site) -> None:
+    """The original design's form test: fill, choose, submit, read, look, check the console."""
+    async with connect(tenant_key) as client:
+        await call(client, "navigate", url=site.url("/mcp/form"))
+        await call(client, "fill", selector="#name", value="Ada")
+        await call(client, "select", selector="#fruit", value="pear")
+        await call(client, "click", selector="button[type=submit]")
+        result = await call(client, "extract", fields={"result": "#result"})
+        assert '"result": "Ordered pear for Ada"' in result
+        shot = await client.call_tool("screenshot", {"full_page": True})
+        assert any(isinstance(block, ImageContent) for block in shot.content), texts(shot)
+        errors = await call(client, "get_console_errors")
+        assert "order service unavailable" in errors
+
+
+async def test_accessibility_audit_workflow(connect: Connect, tenant_key: str, site: Site) -> None:
+    """The original design's audit: open the page, look at its tree, audit, read the findings."""
+    async with connect(tenant_key) as client:
+        await call(client, "navigate", url=site.url("/mcp/inaccessible"))
+        tree = await call(client, "snapshot")
+        assert "button" in tree
+        report = await call(client, "run_accessibility_audit")
+    assert re.search(r"Accessibility audit: score \d+/100", report), report
+    assert "image-alt" in report and "Fix:" in report
+    assert "button-name" in report
+
+
+async def test_one_connection_drives_one_session_and_closing_it_closes_the_session(
+    connect: Connect, tenant_key: str, farm: LocalFarm, site: Site
+) -> None:
+    assert active_sessions(farm, tenant_key) == []
+    async with connect(tenant_key) as first, connect(tenant_key) as second:
+        await call(first, "navigate", url=site.url("/page"))
+        await call(first, "snapshot")
+        [first_session] = active_sessions(farm, tenant_key)
+        await call(second, "navigate", url=site.url("/form"))
+        both = active_sessions(farm, tenant_key)
+        assert len(both) == 2 and first_session in both
+        # Each connection stays on its own page.
+        assert 'Page: "Test page"' in await call(first, "get_content")
+        assert 'Page: "Form"' in await call(second, "get_content")
+    assert active_sessions(farm, tenant_key) == []
+
+
+async def test_close_browser_ends_the_session_and_the_next_call_opens_another(
+    connect: Connect, tenant_key: str, farm: LocalFarm, site: Site
+) -> None:
+    async with connect(tenant_key) as client:
+        await call(client, "navigate", url=site.url("/page"))
+        [before] = active_sessions(farm, tenant_key)
+        assert await call(client, "close_browser") == f"Closed the browser (farm session {before})."
+        assert active_sessions(farm, tenant_key) == []
+        await call(client, "navigate", url=site.url("/page"))
+        [after] = active_sessions(farm, tenant_key)
+    assert after != before
+
+
+async def test_stdio_with_a_key_without_sessions_answers_tool_errors(
+    make_key: KeyFactory, site: Site, farm: LocalFarm
+) -> None:
+    key = make_key("tasks.read").secret
+    async with stdio_connection(farm, key) as client:
+        result = await client.call_tool("navigate", {"url": site.url("/page")})
+    assert result.is_error
+    assert "PERMISSION_DENIED" in texts(result) and "'sessions'" in texts(result)
+
+
+def test_http_refuses_a_key_without_sessions_and_a_request_without_a_key(
+    farm: LocalFarm, make_key: KeyFactory
+) -> None:
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"},
+        },
+    }
+    accept = {"accept": "application/json, text/event-stream"}
+    with http_client(farm, make_key("tasks.read", "artifacts.read").secret) as http:
+        refused = http.post("/mcp", json=initialize, headers=accept)
+    assert refused.status_code == 403
+    assert refused.json()["error"] == "insufficient_scope"
+    assert "sessions" in refused.json()["error_description"]
+    with http_client(farm, None) as http:
+        assert http.post("/mcp", json=initialize, headers=accept).status_code == 401
+    with http_client(farm, farm.admin_key) as http:
+        admitted = http.post("/mcp", json=initialize, headers=accept)
+        session_id = admitted.headers["mcp-session-id"]
+        ended = http.delete("/mcp", headers={**accept, "mcp-session-id": session_id})
+    assert admitted.status_code == 200, admitted.text
+    assert ended.status_code == 200, ended.text

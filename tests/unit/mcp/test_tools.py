@@ -1,0 +1,298 @@
+"""The MCP tools against a fake farm: names, arguments, the commands sent, answers, errors."""
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import pytest
+from mcp import Client
+from mcp.types import ImageContent, TextContent
+
+from farm.sessions.v1 import sessions_pb2
+from farm.tasks.v1 import tasks_pb2
+from farm_mcp_tools.browser import BrowserSettings, FarmBrowser
+from farm_mcp_tools.farm import Artifact, FarmCallFailed
+from farm_mcp_tools.runner import ToolLimits
+from farm_mcp_tools.server import build_server
+
+TOOL_NAMES = {
+    "navigate", "screenshot", "click", "fill", "hover", "select", "evaluate", "get_content",
+    "get_console_logs", "get_console_errors", "get_network_logs", "get_network_errors",
+    "run_accessibility_audit", "run_performance_audit", "run_seo_audit",
+    "run_best_practices_audit", "emulate_device", "reset_emulation", "start_screencast",
+    "stop_screencast", "screencast_status", "set_cookies", "get_cookies", "close_browser",
+    "snapshot", "pdf", "extract", "wait_for",
+}  # fmt: skip
+PNG = b"\x89PNG\r\n\x1a\nfake"
+
+
+@dataclass
+class FakeFarm:
+    """Answers like the farm: results queued by the test, commands kept."""
+
+    results: list[tasks_pb2.TaskResult | FarmCallFailed] = field(default_factory=list)
+    commands: list[sessions_pb2.SessionCommand] = field(default_factory=list)
+    opened: list[sessions_pb2.SessionSpec] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+    credentials: list[Any] = field(default_factory=list)
+
+    def artifact_link(self, artifact_id: str) -> str:
+        return f"http://farm/v1/artifacts/{artifact_id}:content"
+
+    async def open_session(self, spec: Any, credentials: Any, time_limit: float) -> Any:
+        self.opened.append(spec)
+        return sessions_pb2.Session(id=f"ses_{len(self.opened)}")
+
+    async def run_command(
+        self, session_id: str, command: Any, credentials: Any, time_limit: float
+    ) -> Any:
+        self.commands.append(command)
+        self.credentials.append(credentials)
+        answer = self.results.pop(0) if self.results else page_result()
+        if isinstance(answer, FarmCallFailed):
+            raise answer
+        return answer
+
+    async def close_session(self, session_id: str, credentials: Any, time_limit: float) -> Any:
+        self.closed.append(session_id)
+        return sessions_pb2.Session(id=session_id, state=sessions_pb2.SESSION_STATE_CLOSED)
+
+    async def artifact(self, artifact_id: str, credentials: Any, time_limit: float) -> Artifact:
+        return Artifact(PNG, "image/png")
+
+
+class OneConnection:
+    def __init__(self, browser: FarmBrowser) -> None:
+        self._browser = browser
+
+    def browser(self, ctx: Any) -> FarmBrowser:
+        return self._browser
+
+    def credentials(self, ctx: Any) -> Any:
+        return (("authorization", "Bearer bf_test"),)
+
+
+def page_result(**fields: Any) -> tasks_pb2.TaskResult:
+    return tasks_pb2.TaskResult(title="Form", final_url="http://site/form", **fields)
+
+
+@pytest.fixture
+def farm() -> FakeFarm:
+    return FakeFarm()
+
+
+@pytest.fixture
+def client_for(farm: FakeFarm) -> Any:
+    def make(limits: ToolLimits | None = None) -> Client:
+        browser = FarmBrowser(farm, BrowserSettings())  # type: ignore[arg-type]
+        return Client(build_server(OneConnection(browser), limits or ToolLimits()))
+
+    return make
+
+
+def texts(result: Any) -> str:
+    return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
+
+
+async def test_every_tool_of_the_contract_is_listed_with_described_arguments(
+    client_for: Any,
+) -> None:
+    async with client_for() as client:
+        listed = (await client.list_tools()).tools
+    assert {tool.name for tool in listed} == TOOL_NAMES
+    for tool in listed:
+        assert tool.description, tool.name
+        for name, schema in tool.input_schema.get("properties", {}).items():
+            assert schema.get("description"), f"{tool.name}.{name} has no description"
+    fill = next(tool for tool in listed if tool.name == "fill")
+    assert set(fill.input_schema["required"]) == {"selector", "value"}
+
+
+async def test_the_first_call_opens_one_session_and_later_calls_reuse_it(
+    client_for: Any, farm: FakeFarm
+) -> None:
+    async with client_for() as client:
+        await client.call_tool("navigate", {"url": "http://site/form"})
+        await client.call_tool("fill", {"selector": "#q", "value": "farm"})
+        await client.call_tool("click", {"selector": "e5"})
+    assert len(farm.opened) == 1
+    assert farm.opened[0].idle_timeout_seconds == BrowserSettings().idle_timeout_seconds
+    navigate, fill, click = farm.commands
+    assert navigate.url == "http://site/form"
+    assert navigate.wait_until == tasks_pb2.WAIT_UNTIL_LOAD
+    assert fill.steps[0].fill == tasks_pb2.FillStep(selector="#q", value="farm")
+    # A snapshot reference as the model reads it becomes Playwright's aria-ref selector.
+    assert click.steps[0].click == "aria-ref=e5"
+    assert navigate.timeout_ms == ToolLimits().command_ms
+    # An element that is not there is said within the shorter action limit.
+    assert fill.timeout_ms == click.timeout_ms == ToolLimits().action_ms
+    assert farm.credentials[0] == (("authorization", "Bearer bf_test"),)
+
+
+async def test_a_screenshot_is_an_image_with_its_artifact_link(
+    client_for: Any, farm: FakeFarm
+) -> None:
+    ref = tasks_pb2.ArtifactRef(
+        id="art_1", kind=tasks_pb2.ARTIFACT_KIND_SCREENSHOT, content_type="image/png", size_bytes=12
+    )
+    farm.results.append(page_result(artifacts=[ref]))
+    async with client_for() as client:
+        result = await client.call_tool("screenshot", {"full_page": True})
+    assert not result.is_error
+    image = next(block for block in result.content if isinstance(block, ImageContent))
+    assert base64.b64decode(image.data) == PNG
+    assert image.mime_type == "image/png"
+    assert "http://farm/v1/artifacts/art_1:content" in texts(result)
+    assert farm.commands[0].screenshot.full_page
+
+
+async def test_a_farm_refusal_is_a_tool_error_with_the_farms_words(
+    client_for: Any, farm: FakeFarm
+) -> None:
+    farm.results.append(
+        FarmCallFailed(
+            grpc.StatusCode.FAILED_PRECONDITION, "SELECTOR_NOT_FOUND: steps[0].click: #nope"
+        )
+    )
+    async with client_for() as client:
+        result = await client.call_tool("click", {"selector": "#nope"})
+    assert result.is_error
+    assert texts(result) == (
+        "Error executing tool click: the farm refused: "
+        "FAILED_PRECONDITION: SELECTOR_NOT_FOUND: steps[0].click: #nope"
+    )
+
+
+async def test_a_closed_session_is_said_and_the_next_call_opens_another(
+    client_for: Any, farm: FakeFarm
+) -> None:
+    farm.results.append(
+        FarmCallFailed(
+            grpc.StatusCode.FAILED_PRECONDITION, "session ses_1 is closed (IDLE_TIMEOUT)"
+        )
+    )
+    async with client_for() as client:
+        first = await client.call_tool("snapshot", {})
+        await client.call_tool("navigate", {"url": "http://site/form"})
+    assert first.is_error
+    assert "ses_1 is closed (IDLE_TIMEOUT)" in texts(first)
+    assert "the next tool call opens a new one" in texts(first)
+    assert len(farm.opened) == 2
+
+
+async def test_bad_arguments_are_tool_errors_before_any_farm_call(
+    client_for: Any, farm: FakeFarm
+) -> None:
+    async with client_for() as client:
+        select = await client.call_tool("select", {"selector": "#fruit"})
+        wait = await client.call_tool("wait_for", {"text": "x", "time_ms": 5})
+        emulate = await client.call_tool("emulate_device", {"width": 300})
+    assert select.is_error and "give the option's value or its label" in texts(select)
+    assert wait.is_error and "exactly one of selector, text, time_ms or network_idle" in texts(wait)
+    assert emulate.is_error and "width and height together" in texts(emulate)
+    assert farm.commands == []
+
+
+async def test_a_call_longer_than_the_tool_time_limit_is_a_tool_error(
+    client_for: Any, farm: FakeFarm
+) -> None:
+    async def hang(*args: Any) -> Any:
+        import anyio
+
+        await anyio.sleep(30)
+
+    farm.run_command = hang  # type: ignore[method-assign]
+    async with client_for(ToolLimits(call_seconds=0.3)) as client:
+        result = await client.call_tool("navigate", {"url": "http://site/slow"})
+    assert result.is_error
+    assert "did not finish within the tool time limit of 0.3 s" in texts(result)
+
+
+async def test_console_tools_keep_what_was_collected_since_the_browser_opened(
+    client_for: Any, farm: FakeFarm
+) -> None:
+    farm.results += [
+        page_result(console=[tasks_pb2.ConsoleMessage(level="log", text="ready")]),
+        page_result(
+            console=[tasks_pb2.ConsoleMessage(level="error", text="boom", source="app.js:3")]
+        ),
+        page_result(),
+    ]
+    async with client_for() as client:
+        first = await client.call_tool("get_console_logs", {})
+        errors = await client.call_tool("get_console_errors", {})
+        again = await client.call_tool("get_console_logs", {"level": "log"})
+    assert texts(first) == "[log] ready"
+    assert texts(errors) == "[error] boom (app.js:3)"
+    assert texts(again) == "[log] ready"
+    assert all(c.collect.console and not c.collect.network for c in farm.commands)
+
+
+async def test_network_errors_are_the_failed_requests(client_for: Any, farm: FakeFarm) -> None:
+    farm.results.append(
+        page_result(
+            network=[
+                tasks_pb2.NetworkRequest(method="GET", url="http://site/ok", status=200),
+                tasks_pb2.NetworkRequest(method="GET", url="http://site/missing", status=404),
+                tasks_pb2.NetworkRequest(
+                    method="GET", url="http://gone/x", failure="net::ERR_NAME_NOT_RESOLVED"
+                ),
+            ]
+        )
+    )
+    async with client_for() as client:
+        result = await client.call_tool("get_network_errors", {})
+    lines = texts(result).splitlines()
+    assert [line.split(" -> ")[0] for line in lines] == [
+        "GET http://site/missing",
+        "GET http://gone/x",
+    ]
+
+
+async def test_an_audit_answers_its_score_and_each_finding_with_its_fix(
+    client_for: Any, farm: FakeFarm
+) -> None:
+    finding = tasks_pb2.AuditFinding(
+        id="image-alt", title="Images must have alternate text.", impact="critical",
+        hint="Add an alt attribute.", targets=["img.hero"],
+    )  # fmt: skip
+    audit = tasks_pb2.AuditResult(
+        kind=tasks_pb2.AUDIT_KIND_ACCESSIBILITY, score=60, passed=9, findings=[finding]
+    )
+    farm.results.append(page_result(audit=tasks_pb2.AuditReport(results=[audit])))
+    async with client_for() as client:
+        result = await client.call_tool("run_accessibility_audit", {"url": "http://site/a11y"})
+    assert "Accessibility audit: score 60/100, 9 checks passed, 1 failed." in texts(result)
+    assert (
+        "1. [critical] image-alt: Images must have alternate text. "
+        "Fix: Add an alt attribute. Where: img.hero." in texts(result)
+    )
+    command = farm.commands[0]
+    assert command.url == "http://site/a11y"
+    assert list(command.audit.kinds) == [tasks_pb2.AUDIT_KIND_ACCESSIBILITY]
+
+
+async def test_long_content_is_cut_with_a_link_to_all_of_it(
+    client_for: Any, farm: FakeFarm
+) -> None:
+    ref = tasks_pb2.ArtifactRef(id="art_9", kind=tasks_pb2.ARTIFACT_KIND_CONTENT, size_bytes=5000)
+    farm.results.append(page_result(text="x" * 5000, artifacts=[ref]))
+    async with client_for(ToolLimits(max_text_chars=100)) as client:
+        result = await client.call_tool("get_content", {"format": "html"})
+    assert (
+        "x" * 100
+        + "\n\n[cut after 100 characters; all of it: http://farm/v1/artifacts/art_9:content]"
+        in texts(result)
+    )
+    assert farm.commands[0].content.format == tasks_pb2.CONTENT_FORMAT_HTML
+
+
+async def test_close_browser_closes_the_session_once(client_for: Any, farm: FakeFarm) -> None:
+    async with client_for() as client:
+        await client.call_tool("navigate", {"url": "http://site/form"})
+        closed = await client.call_tool("close_browser", {})
+        again = await client.call_tool("close_browser", {})
+    assert farm.closed == ["ses_1"]
+    assert texts(closed) == "Closed the browser (farm session ses_1)."
+    assert texts(again) == "No browser was open."
