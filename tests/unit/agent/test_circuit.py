@@ -133,13 +133,3 @@ def test_retryable_navigation_failures_count_against_the_host(
     failure: TaskFailure | None, outcome: Outcome
 ) -> None:
     assert outcome_of(failure) is outcome
-
-
-def test_the_scheduler_reads_the_breakers_the_agents_write() -> None:
-    opened = Circuit(CircuitState.OPEN, failures=4, opened_at=1_700_000_000.5, trial_id="x")
-    entry = read_breaker("example.com", opened.to_bytes())
-    assert entry == BreakerEntry("example.com", BreakerState.OPEN, 4, 1_700_000_000.5)
-    half_open = read_breaker("h", Circuit(CircuitState.HALF_OPEN).to_bytes())
-    assert half_open.state is BreakerState.HALF_OPEN
-    with pytest.raises(ValueError, match="not a breaker"):
-        read_breaker("h", b'{"state": "melted"}')
