@@ -14,7 +14,12 @@ from prometheus_client import start_http_server
 from farm_core.audit import AuditInterceptor
 from farm_core.audit_publisher import AuditPublisher
 from farm_core.identity import IdentityCodec
-from farm_core.interceptors import ErrorMappingInterceptor, IdentityInterceptor, MetricsInterceptor
+from farm_core.interceptors import (
+    ErrorMappingInterceptor,
+    IdentityInterceptor,
+    LogContextInterceptor,
+    MetricsInterceptor,
+)
 from farm_core.logs import configure_logging
 from farm_core.settings import FarmSettings
 from farm_core.transport import add_port
@@ -62,6 +67,7 @@ class ServiceHost:
         self._server = grpc.aio.server(
             interceptors=[
                 MetricsInterceptor(),
+                LogContextInterceptor(),
                 AuditInterceptor(service.name, codec, self.audit),
                 ErrorMappingInterceptor(),
                 IdentityInterceptor(codec, service.method_scopes, settings.bootstrap_tenant_name()),
@@ -116,7 +122,7 @@ async def serve(
     the event's `set` by whoever calls serve; a request made while the service
     starts is answered once it has started.
     """
-    configure_logging(service.name, settings.log_level)
+    configure_logging(service.name, settings.log_level, settings.log_format)
     if metrics_port:
         start_http_server(metrics_port, addr=settings.host)
         log.info("%s metrics on http://%s:%d/metrics", service.name, settings.host, metrics_port)
