@@ -9,22 +9,35 @@ import psutil
 
 from farm_agent.metrics import TreeCpu, disk_percent, process_tree, tree_resident_bytes
 
-BURN = "import time\nend = time.monotonic() + 0.5\nwhile time.monotonic() < end: pass"
+# Burns 0.3 s of CPU, says so, then waits to be killed (so that its CPU can be read).
+BURN = """
+import sys, time
+while time.process_time() < 0.3:
+    pass
+print("burnt", flush=True)
+time.sleep(60)
+"""
 
 
 def test_a_busy_child_shows_as_cpu_use() -> None:
     cpu = TreeCpu()
-    child = subprocess.Popen([sys.executable, "-c", BURN.replace("0.5", "2")])
+    with subprocess.Popen([sys.executable, "-c", BURN], stdout=subprocess.PIPE) as child:
+        used, elapsed = read_around_the_burn(cpu, child)
+    # The child's CPU between the two readings, whatever else the machine was doing.
+    cpu_seconds = used / 100 * (psutil.cpu_count() or 1) * elapsed
+    assert cpu_seconds > 0.15
+
+
+def read_around_the_burn(cpu: TreeCpu, child: "subprocess.Popen[bytes]") -> tuple[float, float]:
+    """The tree's CPU percent over the child's burn, and the seconds it took."""
     try:
         assert child.pid in process_tree(psutil.Process().pid)
         cpu.percent()
-        time.sleep(0.5)
-        used = cpu.percent()
+        began = time.monotonic()
+        assert child.stdout is not None and child.stdout.readline() == b"burnt\n"
+        return cpu.percent(), time.monotonic() - began
     finally:
         child.kill()
-        child.wait()
-    one_core = 100.0 / (psutil.cpu_count() or 1)
-    assert used > one_core / 4
 
 
 def test_memory_counts_this_process_at_least() -> None:
