@@ -48,6 +48,9 @@ blocked_requests_total = Counter(
 memory_usage_bytes = Gauge(
     "agent_memory_usage_bytes", "Resident memory of the agent and its browser processes."
 )
+machine_memory_bytes = Gauge(
+    "agent_machine_memory_bytes", "Total memory of the machine the agent runs on."
+)
 cpu_usage_percent = Gauge(
     "agent_cpu_usage_percent",
     "CPU the agent and its browser processes used since the previous scrape, in percent of "
@@ -122,6 +125,7 @@ def watch_resources(work_dir: Path) -> None:
     """Has the resource gauges read the machine at each scrape (memory, CPU, disk of `work_dir`)."""
     cpu = TreeCpu()
     memory_usage_bytes.set_function(tree_resident_bytes)
+    machine_memory_bytes.set_function(lambda: psutil.virtual_memory().total)
     cpu_usage_percent.set_function(cpu.percent)
     disk_usage_percent.set_function(lambda: disk_percent(work_dir))
 

@@ -1,4 +1,4 @@
-"""The whole farm on one machine: NATS, SeaweedFS, the services, the agents and Envoy.
+"""The whole farm on one machine: NATS, SeaweedFS, the services, the agents, Envoy, Prometheus.
 
 `LocalFarm(config).start()` brings them up in order, each awaited ready; `stop()` takes
 them down in reverse. While it runs, `supervise()` (`farm up`) or `start_supervisor()`
@@ -32,6 +32,7 @@ from farm_cli.launcher.health import grpc_serving
 from farm_cli.launcher.launched import LaunchedProcesses
 from farm_cli.launcher.lock import FarmLock, check_no_leftovers
 from farm_cli.launcher.processes import ManagedProcess
+from farm_cli.launcher.prometheus import prometheus_ready, prometheus_spec, write_prometheus_config
 from farm_cli.launcher.services import (
     HOST,
     S3Target,
@@ -52,6 +53,7 @@ from farm_core.transport import InternalTls
 NATS_TIMEOUT = 30.0
 SEAWEEDFS_TIMEOUT = 90.0
 ENVOY_TIMEOUT = 30.0
+PROMETHEUS_TIMEOUT = 30.0
 # How long stop() waits for the supervising thread's current look to end.
 SUPERVISOR_JOIN_TIMEOUT = 30.0
 
@@ -98,6 +100,11 @@ class LocalFarm:
     def envoy_url(self) -> str:
         """Where clients reach the farm (HTTP/JSON and gRPC)."""
         return self.config.envoy_url
+
+    @property
+    def prometheus_url(self) -> str | None:
+        """Where Prometheus answers (`observe`); None without it."""
+        return f"http://{HOST}:{self.config.ports.prometheus}" if self.config.observe else None
 
     @property
     def tls_files(self) -> TlsFiles | None:
@@ -184,6 +191,8 @@ class LocalFarm:
             if self.config.start_services:
                 self._start_services(shared, s3)
             self._start_envoy()
+            if self.config.observe:
+                self._start_prometheus()
         except BaseException:
             if self._launched.any_started:
                 self._report("the farm did not start; stopping what was started")
@@ -353,6 +362,16 @@ class LocalFarm:
             envoy_spec(config_path), ready, ENVOY_TIMEOUT, Role.INFRASTRUCTURE
         )
         self._await_ready(envoy)
+
+    def _start_prometheus(self) -> None:
+        """Prometheus scraping every process, with the farm's alert rules."""
+        folder = self.home / "prometheus"
+        config_file = write_prometheus_config(self.config, folder / "prometheus.yml")
+        port = self.config.ports.prometheus
+        spec = prometheus_spec(config_file, folder / "data", port)
+        ready = functools.partial(prometheus_ready, port)
+        process = self._launched.launch(spec, ready, PROMETHEUS_TIMEOUT, Role.INFRASTRUCTURE)
+        self._await_ready(process)
 
     def _await_ready(self, process: ManagedProcess) -> None:
         """Waits until `process` is ready, then hands it to the supervisor."""
