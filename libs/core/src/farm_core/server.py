@@ -9,7 +9,7 @@ from typing import Protocol
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import start_http_server
+from prometheus_client import disable_created_metrics, start_http_server
 
 from farm_core.audit import AuditInterceptor
 from farm_core.audit_publisher import AuditPublisher
@@ -124,6 +124,9 @@ async def serve(
     """
     configure_logging(service.name, settings.log_level, settings.log_format)
     if metrics_port:
+        # Each counter and histogram would also serve a `_created` series, which the
+        # text format makes a gauge of its own: twice the series, no use.
+        disable_created_metrics()
         start_http_server(metrics_port, addr=settings.host)
         log.info("%s metrics on http://%s:%d/metrics", service.name, settings.host, metrics_port)
     host = ServiceHost(service, settings, port)

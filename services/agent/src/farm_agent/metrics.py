@@ -67,7 +67,7 @@ places = Gauge(
     ["state"],
 )
 agent_info = Gauge(
-    "agent_info", "Always 1: the agent's id, region and version.", ["agent", "region", "version"]
+    "agent_info", "Always 1: the agent's id, region and version.", ["id", "region", "version"]
 )
 
 
@@ -139,7 +139,7 @@ def watch_work(
     open_sessions: Callable[[], int],
 ) -> None:
     """Has the work gauges read the agent's places and sessions at each scrape."""
-    agent_info.labels(agent=agent_id, region=region, version=version).set(1)
+    agent_info.labels(id=agent_id, region=region, version=version).set(1)
     places.labels(state="busy").set_function(busy_places)
     places.labels(state="free").set_function(free_places)
     sessions_open.set_function(open_sessions)
