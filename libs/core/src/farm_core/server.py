@@ -126,7 +126,7 @@ async def serve(
     if metrics_port:
         # Each counter and histogram would also serve a `_created` series, which the
         # text format makes a gauge of its own: twice the series, no use.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in the library
         start_http_server(metrics_port, addr=settings.host)
         log.info("%s metrics on http://%s:%d/metrics", service.name, settings.host, metrics_port)
     host = ServiceHost(service, settings, port)
