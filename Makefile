@@ -20,7 +20,7 @@ SYNC_STAMP := $(VENV)/.synced
 PUPPETEER := tests/e2e/puppeteer
 PUPPETEER_STAMP := $(PUPPETEER)/node_modules/.installed
 
-.PHONY: help setup run test test-fast lint format protos chromium node-deps bench bench-chaos clean
+.PHONY: help setup run test test-fast lint format protos chromium observe-deps node-deps bench bench-chaos clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -36,6 +36,10 @@ $(SYNC_STAMP): $(BIN)/uv uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml
 chromium: ## Install Debian's chromium if /usr/bin/chromium is missing.
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium; }
+
+observe-deps: ## Install Debian's prometheus (Prometheus, promtool) for `farm up --observe` and the rule tests.
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { $(SUDO) apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends prometheus; }
 
 $(PROTO_STAMP): $(PROTO_SOURCES) buf.yaml buf.gen.yaml tools/protoc_gen_grpc_python.py $(SYNC_STAMP)
 	google_dir=$$($(BIN)/python -c 'import google.api, os; print(os.path.dirname(os.path.dirname(google.api.__file__)))'); \
@@ -55,7 +59,9 @@ setup: $(SYNC_STAMP) chromium protos ## Virtualenv, packages, chromium and stubs
 	@# would cache their bytecode, and each start would compile them again.
 	$(BIN)/python -m compileall -q -j 0 libs services
 
-run: setup ## Start the whole farm on this machine (farm up; ARGS="--agents 2" passes options).
+run: setup ## Start the whole farm on this machine (farm up; ARGS="--agents 2 --observe" passes options).
+	@# Prometheus is installed only for a farm that asks for it.
+	$(if $(findstring --observe,$(ARGS)),@$(MAKE) --no-print-directory observe-deps)
 	$(BIN)/farm up $(ARGS)
 
 lint: setup ## buf lint and format, ruff lint and format, mypy.
@@ -79,7 +85,7 @@ $(PUPPETEER_STAMP): $(PUPPETEER)/package.json $(PUPPETEER)/package-lock.json
 
 node-deps: $(PUPPETEER_STAMP) ## npm packages the tests use (Puppeteer), if Node.js is here.
 
-test: lint node-deps ## The whole suite: lint, unit, integration and end-to-end tests.
+test: lint node-deps observe-deps ## The whole suite: lint, unit, integration and end-to-end tests.
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: setup ## Unit tests only.

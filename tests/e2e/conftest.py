@@ -6,9 +6,10 @@ come from tests/pages.py on 127.0.0.1, which the agents are allowed to reach.
 """
 
 import secrets
+import shutil
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,12 @@ AGENT_SLOTS = 4
 @pytest.fixture(scope="session")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
     """The farm, started once for all end-to-end tests and stopped by PID at the end."""
-    with LocalFarm(whole_farm_config(tmp_path_factory.mktemp("farm"))) as running:
+    # With Prometheus where `make observe-deps` installed it (make test does).
+    config = replace(
+        whole_farm_config(tmp_path_factory.mktemp("farm")),
+        observe=shutil.which("prometheus") is not None,
+    )
+    with LocalFarm(config) as running:
         yield running
 
 

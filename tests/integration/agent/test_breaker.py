@@ -34,14 +34,8 @@ def failing(site) -> tasks_pb2.TaskSpec:
     return spec
 
 
-def circuit_gauge() -> float | None:
-    return REGISTRY.get_sample_value("agent_circuit_state", {"host": HOST})
-
-
 def transitions(state: str) -> float:
-    value = REGISTRY.get_sample_value(
-        "agent_circuit_transitions_total", {"host": HOST, "state": state}
-    )
+    value = REGISTRY.get_sample_value("agent_circuit_transitions_total", {"state": state})
     return value or 0.0
 
 
@@ -82,7 +76,6 @@ async def test_in_fail_mode_an_open_breaker_fails_tasks_fast_until_a_trial_close
     assert (await breaker(js)).state is CircuitState.CLOSED
     await fail_on_the_host(js, events, site, times=1)
     assert (await breaker(js)).state is CircuitState.OPEN
-    assert circuit_gauge() == CircuitState.OPEN.value
 
     blocked_id = await publish(js, once(content_of(site)))
     blocked = await events.final(blocked_id)
@@ -102,7 +95,6 @@ async def test_in_fail_mode_an_open_breaker_fails_tasks_fast_until_a_trial_close
     trial = await events.final(await publish(js, once(content_of(site))))
     assert trial.status == SUCCEEDED
     assert (await breaker(js)).state is CircuitState.CLOSED
-    assert circuit_gauge() == CircuitState.CLOSED.value
     assert transitions("open") - opened == 2
     assert transitions("half_open") - half_opened == 2
     assert transitions("closed") - closed == 1

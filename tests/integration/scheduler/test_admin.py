@@ -22,12 +22,12 @@ STARTED = to_timestamp(dt.datetime(2025, 1, 1, 12, 0, tzinfo=dt.UTC))
 
 async def beat(queue: Queue, agent_id: str, **fields: object) -> queue_pb2.AgentHeartbeat:
     """Puts a heartbeat in the agents' bucket, as an agent does every few seconds."""
+    values: dict[str, object] = {"heartbeat_time": to_timestamp(utcnow()), **fields}
     heartbeat = queue_pb2.AgentHeartbeat(
         agent_id=agent_id,
         concurrency=2,
         start_time=STARTED,
-        heartbeat_time=to_timestamp(utcnow()),
-        **fields,  # type: ignore[arg-type]
+        **values,  # type: ignore[arg-type]
     )
     bucket = await agents_bucket(queue.js)
     await bucket.put(agent_id, heartbeat.SerializeToString())

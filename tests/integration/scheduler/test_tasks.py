@@ -461,6 +461,10 @@ async def test_metrics_count_tasks_and_time_their_queue_and_run(
     cancelled = sample("farm_tasks_finished_total", status="cancelled")
     queued = sample("farm_task_queue_seconds_count", priority="low")
     ran = sample("farm_task_run_seconds_count")
+    lived = sample("farm_task_end_to_end_seconds_count", priority="low", status="succeeded")
+    lived_cancelled = sample(
+        "farm_task_end_to_end_seconds_count", priority="low", status="cancelled"
+    )
 
     task = await scheduler.create(priority="PRIORITY_LOW")
     await scheduler.create(priority="PRIORITY_LOW", idempotencyKey="same")
@@ -478,3 +482,6 @@ async def test_metrics_count_tasks_and_time_their_queue_and_run(
     assert sample("farm_tasks_finished_total", status="cancelled") == cancelled + 1
     assert sample("farm_task_queue_seconds_count", priority="low") == queued + 1
     assert sample("farm_task_run_seconds_count") == ran + 1
+    end_to_end = ("farm_task_end_to_end_seconds_count", "low")
+    assert sample(end_to_end[0], priority=end_to_end[1], status="succeeded") == lived + 1
+    assert sample(end_to_end[0], priority=end_to_end[1], status="cancelled") == lived_cancelled + 1

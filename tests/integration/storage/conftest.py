@@ -53,6 +53,7 @@ def storage_settings(
         FARM_STORAGE_S3_BUCKET=bucket,
         max_artifact_bytes=MAX_ARTIFACT_BYTES,
         s3_ready_timeout_seconds=30,
+        gauges_interval_seconds=0.1,
     )
 
 

@@ -20,6 +20,7 @@ from farm_cli.launcher.processes import free_port
 from farm_core.server import ServiceHost
 from farm_storage.server import StorageService
 from tests.conftest import S3Server
+from tests.helpers import assert_eventually
 from tests.integration.storage.conftest import (
     MAX_ARTIFACT_BYTES,
     RPC_TIMEOUT,
@@ -147,6 +148,28 @@ async def test_delete_removes_bytes_and_metadata(storage: Storage) -> None:
             timeout=RPC_TIMEOUT,
         )
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_the_stored_gauges_count_artifacts_and_bytes_by_kind(storage: Storage) -> None:
+    kind = {"kind": "ARTIFACT_KIND_CONTENT"}
+
+    def stored() -> tuple[float | None, float | None]:
+        return (
+            REGISTRY.get_sample_value("farm_storage_artifacts", kind),
+            REGISTRY.get_sample_value("farm_storage_stored_bytes", kind),
+        )
+
+    html = {"content_type": "text/html", "kind": tasks_pb2.ARTIFACT_KIND_CONTENT}
+    first = (await storage.upload("task-1", "page.html", b"x" * 1000, **html)).artifact
+    await storage.upload("task-2", "page.html", b"y" * 500, **html)
+    await assert_eventually(lambda: stored() == (2, 1500), message=lambda: f"showed {stored()}")
+
+    await storage.artifacts.DeleteArtifact(
+        artifacts_pb2.DeleteArtifactRequest(id=first.id),
+        metadata=token(storage.tenant, "tasks.write"),
+        timeout=RPC_TIMEOUT,
+    )
+    await assert_eventually(lambda: stored() == (1, 500), message=lambda: f"showed {stored()}")
 
 
 async def test_another_tenant_gets_not_found_and_sees_nothing(storage: Storage) -> None:

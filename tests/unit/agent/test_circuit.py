@@ -11,6 +11,7 @@ from farm_agent.limits.circuit import (
     Outcome,
     outcome_of,
 )
+from farm_core.breakers import BreakerEntry, BreakerState, read_breaker
 from farm_core.task_errors import ErrorCode
 
 POLICY = BreakerPolicy(failures_to_open=3, cooldown_seconds=30)
@@ -133,3 +134,13 @@ def test_retryable_navigation_failures_count_against_the_host(
     failure: TaskFailure | None, outcome: Outcome
 ) -> None:
     assert outcome_of(failure) is outcome
+
+
+def test_the_scheduler_reads_the_breakers_the_agents_write() -> None:
+    opened = Circuit(CircuitState.OPEN, failures=4, opened_at=1_700_000_000.5, trial_id="x")
+    entry = read_breaker("example.com", opened.to_bytes())
+    assert entry == BreakerEntry("example.com", BreakerState.OPEN, 4, 1_700_000_000.5)
+    half_open = read_breaker("h", Circuit(CircuitState.HALF_OPEN).to_bytes())
+    assert half_open.state is BreakerState.HALF_OPEN
+    with pytest.raises(ValueError, match="not a breaker"):
+        read_breaker("h", b'{"state": "melted"}')

@@ -1,5 +1,6 @@
-"""`farm agent` and `farm deadletter` against an in-process fake AdminService."""
+"""`farm agent`, `farm deadletter` and `farm status` against an in-process fake AdminService."""
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from concurrent import futures
@@ -12,6 +13,7 @@ from farm.admin.v1 import admin_pb2, admin_pb2_grpc
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher.processes import free_port
 from farm_cli.main import main
+from farm_core.timestamps import to_timestamp
 from tests.unit.cli.fake_services import Calls
 
 KEY = "bf_admin-test-key"
@@ -57,6 +59,10 @@ class FakeAdmin(admin_pb2_grpc.AdminServiceServicer):
         ]
         return admin_pb2.ListDeadLettersResponse(dead_letters=letters, next_page_token=token)
 
+    def GetFleetStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("GetFleetStatus", request, context)
+        return fleet_status(request.window_minutes)
+
     def RequeueDeadLetter(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.calls.record("RequeueDeadLetter", request, context)
         if request.task_id == "queued":
@@ -65,6 +71,58 @@ class FakeAdmin(admin_pb2_grpc.AdminServiceServicer):
                 "task 'queued' is TASK_STATUS_QUEUED: only a FAILED task can be requeued",
             )
         return tasks_pb2.Task(id=request.task_id, status=tasks_pb2.TASK_STATUS_QUEUED, attempts=3)
+
+
+READ = dt.datetime(2026, 12, 1, 9, 30, 0, tzinfo=dt.UTC)
+
+
+def fleet_status(window_minutes: int) -> admin_pb2.FleetStatus:
+    """A farm with a busy agent, a lost one, a waiting queue and an open breaker."""
+    return admin_pb2.FleetStatus(
+        read_time=to_timestamp(READ),
+        agents=[
+            admin_pb2.Agent(
+                id="agent-1",
+                region="eu",
+                version="0.1.0",
+                concurrency=2,
+                busy_places=2,
+                browsers=2,
+                running_task_ids=["t1"],
+                session_ids=["s1"],
+                heartbeat_time=to_timestamp(READ - dt.timedelta(seconds=3)),
+            ),
+            admin_pb2.Agent(
+                id="agent-2",
+                concurrency=2,
+                lost=True,
+                heartbeat_time=to_timestamp(READ - dt.timedelta(seconds=20)),
+            ),
+        ],
+        queues=[
+            admin_pb2.QueueStatus(
+                region="any",
+                priority=tasks_pb2.PRIORITY_HIGH,
+                pending=4,
+                in_flight=1,
+                oldest_pending_age_seconds=330,
+            )
+        ],
+        tasks=admin_pb2.TaskCounts(
+            window_minutes=window_minutes or 15, queued=4, running=1, succeeded=9, failed=2
+        ),
+        open_breakers=[
+            admin_pb2.BreakerStatus(
+                host="down.example",
+                state="half_open",
+                failures=5,
+                open_time=to_timestamp(READ - dt.timedelta(seconds=45)),
+            )
+        ],
+        open_breaker_count=3,
+        dead_letters=admin_pb2.DeadLetterCounts(total=7, recent=2),
+        open_sessions=1,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +220,63 @@ def test_deadletter_requeue_of_a_task_that_did_not_fail_prints_why(
         "error: FAILED_PRECONDITION: task 'queued' is TASK_STATUS_QUEUED: "
         "only a FAILED task can be requeued\n"
     )
+
+
+def test_status_prints_each_part_of_the_farm_readably(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["status"]) == 0
+    printed = capsys.readouterr().out
+    assert calls.last("GetFleetStatus")[0].window_minutes == 0
+    assert printed.startswith("browserfarm at 2026-12-01 09:30:00 UTC\n")
+    lines = printed.splitlines()
+    assert "Agents: 2 (1 ready, 0 draining, 1 lost)" in lines
+    agent_1 = next(line.split() for line in lines if line.startswith("  agent-1"))
+    assert agent_1 == ["agent-1", "eu", "0.1.0", "ready", "2/2", "2", "1", "1", "3", "s", "ago"]
+    agent_2 = next(line.split() for line in lines if line.startswith("  agent-2"))
+    assert agent_2[:5] == ["agent-2", "any", "?", "LOST", "0/2"]
+    assert next(line.split() for line in lines if line.startswith("  any ")) == [
+        "any",
+        "high",
+        "4",
+        "1",
+        "5",
+        "min",
+    ]
+    assert (
+        "Tasks: 4 queued, 1 running now; in the last 15 min 9 succeeded, 2 failed, 0 cancelled"
+        in lines
+    )
+    assert "Circuit breakers: 3 not closed" in lines
+    assert next(line.split() for line in lines if "down.example" in line) == [
+        "down.example",
+        "half-open",
+        "5",
+        "45",
+        "s",
+        "ago",
+    ]
+    assert "  ... and 2 more" in lines
+    assert "Dead letters: 7 (2 in the last 15 min; `farm deadletter list`)" in lines
+    assert "Sessions open: 1" in lines
+
+
+def test_status_json_is_the_fleet_status_and_the_window_is_passed_on(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["status", "--json", "--window", "60"]) == 0
+    assert calls.last("GetFleetStatus")[0].window_minutes == 60
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["tasks"]["windowMinutes"] == 60
+    assert [agent["id"] for agent in printed["agents"]] == ["agent-1", "agent-2"]
+    assert printed["queues"][0]["priority"] == "PRIORITY_HIGH"
+    assert printed["openBreakers"][0]["host"] == "down.example"
+    assert printed["deadLetters"] == {"total": "7", "recent": "2"}
+
+
+def test_status_window_beyond_a_day_is_a_usage_error(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["status", "--window", "1441"])
+    assert "must be from 0 to 1440" in capsys.readouterr().err

@@ -113,6 +113,7 @@ def test_only_fleet_and_limit_changes_are_for_operators_and_they_need_the_admin_
     assert operator_only == {
         "/farm.admin.v1.AdminService/ListAgents",
         "/farm.admin.v1.AdminService/DrainAgent",
+        "/farm.admin.v1.AdminService/GetFleetStatus",
         "/farm.auth.v1.AuthService/UpdateApiKey",
         "/farm.auth.v1.AuthService/UpdateTenantLimits",
     }

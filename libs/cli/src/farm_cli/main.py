@@ -15,6 +15,7 @@ from farm_cli.commands import (
     key,
     mcp,
     session,
+    status,
     task,
     tenant,
     up,
@@ -24,6 +25,7 @@ from farm_cli.console import CliError, rpc_error_text
 
 COMMAND_GROUPS = (
     up,
+    status,
     task,
     session,
     mcp,
@@ -45,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="browserfarm: headless Chromium as a service. The API commands reach "
         "FARM_URL (default 127.0.0.1:8080; https://host:port for TLS, trusting the CA in "
         "FARM_CA_FILE if set) with the key in FARM_API_KEY "
-        "(default: the local farm's admin key). Output is JSON.",
+        "(default: the local farm's admin key). Output is JSON (`farm status`: tables, or "
+        "JSON with --json).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:

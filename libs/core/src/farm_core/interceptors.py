@@ -1,4 +1,4 @@
-"""gRPC server interceptors written once for every service: metrics, errors, identity."""
+"""gRPC server interceptors written once for every service: metrics, logs, errors, identity."""
 
 import contextlib
 import inspect
@@ -19,6 +19,7 @@ from farm_core.identity import (
     reset_current_identity,
     set_current_identity,
 )
+from farm_core.logs import log_context
 from farm_core.scopes import ANY_IDENTITY, NO_IDENTITY, OPEN_METHOD_PREFIXES, RPC_RULES, RpcRule
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ Continuation = Callable[[grpc.HandlerCallDetails], Any]
 __all__ = [
     "ErrorMappingInterceptor",
     "IdentityInterceptor",
+    "LogContextInterceptor",
     "MetricsInterceptor",
     "ServerCall",
     "wrap_handler",
@@ -141,6 +143,48 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                 rpc_handled.labels(method, code).inc()
 
         return wrap_handler(handler, measured)
+
+
+# What the target field (RpcRule.target) of a method's request names, by method or
+# service prefix: the call's log lines carry it as their task or session id.
+_LOGGED_TARGETS: Mapping[str, str] = {
+    "/farm.tasks.v1.TaskService/": "task",
+    "/farm.sessions.v1.SessionService/": "session",
+    "/farm.admin.v1.AdminService/RequeueDeadLetter": "task",
+}
+
+
+def logged_ids(
+    method: str, request: Any, rules: Mapping[str, RpcRule] = RPC_RULES
+) -> dict[str, str]:
+    """The task or session id a call of `method` with `request` is about, for log_context."""
+    rule = rules.get(method)
+    if rule is None or not rule.target or request is None:
+        return {}
+    for prefix, kind in _LOGGED_TARGETS.items():
+        if method.startswith(prefix):
+            target = getattr(request, rule.target, "")
+            return {f"{kind}_id": target} if isinstance(target, str) and target else {}
+    return {}
+
+
+class LogContextInterceptor(grpc.aio.ServerInterceptor):
+    """Every log line of a call about one task or session names it (see farm_core.logs)."""
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
+        handler: grpc.RpcMethodHandler | None = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or _is_open(method) or not RPC_RULES.get(method, RpcRule("")).target:
+            return handler
+
+        @contextlib.asynccontextmanager
+        async def bound(call: ServerCall) -> AsyncIterator[None]:
+            with log_context(**logged_ids(method, call.request)):
+                yield
+
+        return wrap_handler(handler, bound)
 
 
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):

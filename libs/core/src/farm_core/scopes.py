@@ -62,6 +62,7 @@ _AUDIT = "/farm.audit.v1.AuditService/"
 _SESSIONS = "/farm.sessions.v1.SessionService/"
 _AUTHORIZATION = "/envoy.service.auth.v3.Authorization/"
 _MANAGE_FLEET = "manage the shared fleet of agents"
+_SEE_FLEET = "see the status of the whole farm"
 
 RPC_RULES: Mapping[str, RpcRule] = {
     # Tasks (scheduler). A task with a `script` action also needs Scope.SCRIPT,
@@ -77,6 +78,7 @@ RPC_RULES: Mapping[str, RpcRule] = {
     f"{_ADMIN}DrainAgent": RpcRule(
         Scope.ADMIN, mutating=True, target="id", operator_only=_MANAGE_FLEET
     ),
+    f"{_ADMIN}GetFleetStatus": RpcRule(Scope.ADMIN, operator_only=_SEE_FLEET),
     f"{_ADMIN}ListDeadLetters": RpcRule(Scope.ADMIN),
     f"{_ADMIN}RequeueDeadLetter": RpcRule(Scope.ADMIN, mutating=True, target="task_id"),
     # Sessions (scheduler). A command with a `script` action also needs Scope.SCRIPT.

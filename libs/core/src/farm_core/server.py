@@ -9,12 +9,17 @@ from typing import Protocol
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import start_http_server
+from prometheus_client import disable_created_metrics, start_http_server
 
 from farm_core.audit import AuditInterceptor
 from farm_core.audit_publisher import AuditPublisher
 from farm_core.identity import IdentityCodec
-from farm_core.interceptors import ErrorMappingInterceptor, IdentityInterceptor, MetricsInterceptor
+from farm_core.interceptors import (
+    ErrorMappingInterceptor,
+    IdentityInterceptor,
+    LogContextInterceptor,
+    MetricsInterceptor,
+)
 from farm_core.logs import configure_logging
 from farm_core.settings import FarmSettings
 from farm_core.transport import add_port
@@ -62,6 +67,7 @@ class ServiceHost:
         self._server = grpc.aio.server(
             interceptors=[
                 MetricsInterceptor(),
+                LogContextInterceptor(),
                 AuditInterceptor(service.name, codec, self.audit),
                 ErrorMappingInterceptor(),
                 IdentityInterceptor(codec, service.method_scopes, settings.bootstrap_tenant_name()),
@@ -116,8 +122,11 @@ async def serve(
     the event's `set` by whoever calls serve; a request made while the service
     starts is answered once it has started.
     """
-    configure_logging(service.name, settings.log_level)
+    configure_logging(service.name, settings.log_level, settings.log_format)
     if metrics_port:
+        # Each counter and histogram would also serve a `_created` series, which the
+        # text format makes a gauge of its own: twice the series, no use.
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in the library
         start_http_server(metrics_port, addr=settings.host)
         log.info("%s metrics on http://%s:%d/metrics", service.name, settings.host, metrics_port)
     host = ServiceHost(service, settings, port)

@@ -7,6 +7,7 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from farm_core.identity import load_or_create_secret
+from farm_core.logs import LogFormat
 from farm_core.transport import InternalTls
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:7422"
@@ -42,6 +43,11 @@ class FarmSettings(BaseSettings):
         description="Address the service's gRPC and metrics servers listen on.",
     )
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("FARM_LOG_LEVEL"))
+    log_format: LogFormat = Field(
+        default=LogFormat.AUTO,
+        validation_alias=AliasChoices("FARM_LOG_FORMAT"),
+        description="Log lines as `json`, `text`, or `auto`: text on a terminal, JSON elsewhere.",
+    )
     grace_seconds: float = Field(
         default=20.0,
         validation_alias=AliasChoices("FARM_GRACE_SECONDS"),

@@ -20,11 +20,11 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from farm_core.breakers import BREAKERS_BUCKET
 from farm_core.queue import QueueLimits
 
 log = logging.getLogger(__name__)
 
-BREAKERS_BUCKET = "farm_breakers"
 HOST_SLOTS_BUCKET = "farm_host_slots"
 TENANT_SLOTS_BUCKET = "farm_tenant_slots"
 TASK_WAITS_BUCKET = "farm_task_waits"

@@ -1,8 +1,15 @@
-"""The agent's Prometheus metrics, and the memory its process tree uses."""
+"""The agent's Prometheus metrics, and what its process tree uses of the machine.
+
+Labels are bounded: statuses, error codes, reasons and kinds are fixed sets; no
+metric carries a URL, a host, a task or a session id. `agent_info` carries the
+agent's id, region and version, one series per agent process.
+"""
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 from prometheus_client import Counter, Gauge, Histogram
 
 active_browsers = Gauge("agent_active_browsers", "Chromium browsers running in this agent.")
@@ -15,15 +22,10 @@ task_duration_seconds = Histogram(
 pages_scraped_total = Counter("pages_scraped_total", "Pages navigated to successfully.")
 screenshots_total = Counter("screenshots_total", "Screenshots taken.")
 errors_total = Counter("agent_errors_total", "Failed task attempts, by error code.", ["code"])
-circuit_state = Gauge(
-    "agent_circuit_state",
-    "A target host's circuit breaker as this agent last saw it: 0 closed, 1 half-open, 2 open.",
-    ["host"],
-)
 circuit_transitions_total = Counter(
     "agent_circuit_transitions_total",
-    "Breaker state changes this agent made, by host and the state entered.",
-    ["host", "state"],
+    "Breaker state changes this agent made (any host), by the state entered.",
+    ["state"],
 )
 task_waits_total = Counter(
     "agent_task_waits_total",
@@ -46,47 +48,101 @@ blocked_requests_total = Counter(
 memory_usage_bytes = Gauge(
     "agent_memory_usage_bytes", "Resident memory of the agent and its browser processes."
 )
-
-_PROC = Path("/proc")
-_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
-
-
-def _parent_of(pid: int) -> int | None:
-    try:
-        stat = (_PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
-    return int(stat.rsplit(")", 1)[1].split()[1])
-
-
-def _resident_bytes(pid: int) -> int:
-    try:
-        return int((_PROC / str(pid) / "statm").read_text().split()[1]) * _PAGE_BYTES
-    except OSError:
-        return 0
+machine_memory_bytes = Gauge(
+    "agent_machine_memory_bytes", "Total memory of the machine the agent runs on."
+)
+cpu_usage_percent = Gauge(
+    "agent_cpu_usage_percent",
+    "CPU the agent and its browser processes used since the previous scrape, in percent of "
+    "all the machine's cores (0-100).",
+)
+disk_usage_percent = Gauge(
+    "agent_disk_usage_percent",
+    "Used space of the file system that holds the agent's working directory, in percent.",
+)
+sessions_open = Gauge("agent_sessions_open", "Sessions whose browser this agent holds now.")
+places = Gauge(
+    "agent_places",
+    "The agent's places (one per running task or open session), by state: busy or free.",
+    ["state"],
+)
+agent_info = Gauge(
+    "agent_info", "Always 1: the agent's id, region and version.", ["id", "region", "version"]
+)
 
 
 def process_tree(root: int) -> set[int]:
-    """`root` and all its descendants, as /proc shows them now."""
-    children: dict[int, list[int]] = {}
-    for entry in _PROC.iterdir():
-        if entry.name.isdigit():
-            parent = _parent_of(int(entry.name))
-            if parent is not None:
-                children.setdefault(parent, []).append(int(entry.name))
-    tree, pending = {root}, [root]
-    while pending:
-        for child in children.get(pending.pop(), []):
-            if child not in tree:
-                tree.add(child)
-                pending.append(child)
-    return tree
+    """`root` and all its descendants now; empty if `root` is gone."""
+    try:
+        parent = psutil.Process(root)
+        return {root, *(child.pid for child in parent.children(recursive=True))}
+    except psutil.Error:
+        return set()
 
 
 def tree_resident_bytes(root: int | None = None) -> int:
     """Resident memory of process `root` (default: this one) and its descendants, in bytes."""
-    return sum(_resident_bytes(pid) for pid in process_tree(root or os.getpid()))
+    total = 0
+    for pid in process_tree(root or os.getpid()):
+        try:
+            total += psutil.Process(pid).memory_info().rss
+        except psutil.Error:
+            continue  # Ended since the tree was read.
+    return total
+
+
+class TreeCpu:
+    """CPU use of a process tree between two readings, in percent of the machine's cores.
+
+    psutil measures a process's CPU from its previous reading, so the processes are
+    kept from one reading to the next; the first reading of a process counts 0.
+    """
+
+    def __init__(self, root: int | None = None) -> None:
+        self._root = root or os.getpid()
+        self._known: dict[int, psutil.Process] = {}
+
+    def percent(self) -> float:
+        """The tree's CPU since the previous call (0 on the first), 0 to 100."""
+        pids = process_tree(self._root)
+        self._known = {pid: self._known.get(pid) or psutil.Process(pid) for pid in pids}
+        used = 0.0
+        for process in self._known.values():
+            try:
+                used += process.cpu_percent(interval=None)
+            except psutil.Error:
+                continue
+        return min(100.0, used / (psutil.cpu_count() or 1))
+
+
+def disk_percent(path: Path) -> float:
+    """Used space of the file system holding `path` (or its nearest existing parent)."""
+    existing = next((folder for folder in (path, *path.parents) if folder.exists()), Path("/"))
+    return float(psutil.disk_usage(str(existing)).percent)
+
+
+def watch_resources(work_dir: Path) -> None:
+    """Has the resource gauges read the machine at each scrape (memory, CPU, disk of `work_dir`)."""
+    cpu = TreeCpu()
+    memory_usage_bytes.set_function(tree_resident_bytes)
+    machine_memory_bytes.set_function(lambda: psutil.virtual_memory().total)
+    cpu_usage_percent.set_function(cpu.percent)
+    disk_usage_percent.set_function(lambda: disk_percent(work_dir))
+
+
+def watch_work(
+    agent_id: str,
+    region: str,
+    version: str,
+    busy_places: Callable[[], int],
+    free_places: Callable[[], int],
+    open_sessions: Callable[[], int],
+) -> None:
+    """Has the work gauges read the agent's places and sessions at each scrape."""
+    agent_info.labels(id=agent_id, region=region, version=version).set(1)
+    places.labels(state="busy").set_function(busy_places)
+    places.labels(state="free").set_function(free_places)
+    sessions_open.set_function(open_sessions)
 
 
 memory_usage_bytes.set_function(tree_resident_bytes)

@@ -1,11 +1,11 @@
 """The agent's presence in the farm: heartbeats in the `farm_agents` bucket, drain orders.
 
-Every `heartbeat_seconds` the agent puts an AgentHeartbeat (id, region,
-concurrency, running tasks, open sessions and where Envoy reaches them, whether it
-drains, start and heartbeat time) under its
-id; the bucket's time to live drops an agent that stopped beating, and a clean
-exit deletes its key. A DrainNotice on `control.drain.<id>` makes the agent drain
-as on SIGTERM.
+Every `heartbeat_seconds` the agent puts an AgentHeartbeat (id, region, version,
+concurrency, places in use, browsers, running tasks, open sessions and where Envoy
+reaches them, whether it drains, start and heartbeat time) under its id; the
+bucket's time to live drops an agent that stopped beating, and a clean exit
+deletes its key. A DrainNotice on `control.drain.<id>` makes the agent drain as on
+SIGTERM.
 """
 
 import contextlib
@@ -22,6 +22,7 @@ from nats.aio.subscription import Subscription
 from nats.js.kv import KeyValue
 
 from farm.queue.v1 import queue_pb2
+from farm_agent import VERSION
 from farm_agent.settings import AgentSettings
 from farm_core.periodic import Periodic
 from farm_core.queue import agents_bucket, drain_subject
@@ -50,6 +51,16 @@ class Workload(Protocol):
     @property
     def draining(self) -> bool:
         """Whether new work is refused."""
+        ...
+
+    @property
+    def browsers(self) -> int:
+        """Chromium browsers running now."""
+        ...
+
+    @property
+    def busy_places(self) -> int:
+        """Places a running task or an open session holds now."""
         ...
 
 
@@ -102,6 +113,9 @@ class Presence:
             session_endpoint=self._workload.session_endpoint,
             draining=self._draining or self._workload.draining,
             start_time=self._start_time,
+            version=VERSION,
+            browsers=self._workload.browsers,
+            busy_places=self._workload.busy_places,
         )
         heartbeat.heartbeat_time.GetCurrentTime()
         try:

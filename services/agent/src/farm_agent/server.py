@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from farm_agent import VERSION, metrics
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import BrowserSpecRunner
 from farm_agent.places import Places
@@ -21,10 +22,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Workload:
-    """What the agent's heartbeat tells: its tasks, its sessions, whether it drains."""
+    """What the agent's heartbeat tells: tasks, sessions, places, browsers, whether it drains."""
 
     intake: WorkIntake
     sessions: AgentSessions
+    places: Places
+    pool: BrowserPool
 
     @property
     def running_tasks(self) -> list[str]:
@@ -45,6 +48,16 @@ class Workload:
     def draining(self) -> bool:
         """Whether new work is refused."""
         return self.intake.draining or self.sessions.manager.draining
+
+    @property
+    def browsers(self) -> int:
+        """Chromium browsers running now."""
+        return self.pool.running_browsers
+
+    @property
+    def busy_places(self) -> int:
+        """Places a running task or an open session holds now."""
+        return self.places.total - self.places.free
 
 
 class AgentService:
@@ -69,6 +82,7 @@ class AgentService:
         self._uploader = uploader
         self._on_drain_notice = on_drain_notice
         self.places = Places(settings.concurrency)
+        self._watch_metrics()
         self.intake: WorkIntake | None = None
         self.sessions: AgentSessions | None = None
         self.presence: Presence | None = None
@@ -89,17 +103,28 @@ class AgentService:
         try:
             await self.intake.start()
             await self.sessions.start(self.intake.connection)
+            workload = Workload(self.intake, self.sessions, self.places, self.pool)
             self.presence = Presence(
-                self.settings,
-                self.intake.connection,
-                Workload(self.intake, self.sessions),
-                self._on_drain_notice,
+                self.settings, self.intake.connection, workload, self._on_drain_notice
             )
             await self.presence.start()
             self.sessions.manager.on_change = self.presence.beat
         except BaseException:
             await self.close()
             raise
+
+    def _watch_metrics(self) -> None:
+        """Has the resource and work gauges read this agent at each scrape."""
+        places = self.places
+        metrics.watch_resources(self.settings.home / "agents" / self.settings.id)
+        metrics.watch_work(
+            self.settings.id,
+            self.settings.region,
+            VERSION,
+            busy_places=lambda: places.total - places.free,
+            free_places=lambda: places.free,
+            open_sessions=lambda: len(self.sessions.session_ids) if self.sessions else 0,
+        )
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
         return []

@@ -1,4 +1,4 @@
-"""farm.admin.v1.AdminService handlers: the shared fleet, and the caller's tenant's dead letters.
+"""farm.admin.v1.AdminService handlers: the fleet and its status, the tenant's dead letters.
 
 Only operators may manage the fleet: their RPC rules say so, and the identity check
 enforces it before a handler runs.
@@ -23,6 +23,8 @@ from farm_scheduler.changes import ChangeReporter
 from farm_scheduler.fleet import Fleet
 from farm_scheduler.publisher import TaskPublisher
 from farm_scheduler.records import TaskRecord
+from farm_scheduler.status.report import checked_window, fleet_status
+from farm_scheduler.status.snapshot import FleetReader
 from farm_scheduler.store import TaskStore
 
 
@@ -39,7 +41,7 @@ def dead_letter(record: TaskRecord) -> admin_pb2.DeadLetter:
 
 
 class AdminApi(admin_pb2_grpc.AdminServiceServicer):
-    """farm.admin.v1.AdminService: the fleet (operators only) and dead letters (per tenant)."""
+    """farm.admin.v1.AdminService: the fleet and its status (operators only), dead letters."""
 
     def __init__(
         self,
@@ -48,12 +50,14 @@ class AdminApi(admin_pb2_grpc.AdminServiceServicer):
         changes: ChangeReporter,
         fleet: Fleet,
         js: JetStreamContext,
+        reader: FleetReader,
     ) -> None:
         self._store = store
         self._publisher = publisher
         self._changes = changes
         self._fleet = fleet
         self._js = js
+        self._reader = reader
 
     async def ListAgents(
         self, request: admin_pb2.ListAgentsRequest, context: Any
@@ -64,6 +68,12 @@ class AdminApi(admin_pb2_grpc.AdminServiceServicer):
         self, request: admin_pb2.DrainAgentRequest, context: Any
     ) -> admin_pb2.Agent:
         return await self._fleet.drain(request.id)
+
+    async def GetFleetStatus(
+        self, request: admin_pb2.GetFleetStatusRequest, context: Any
+    ) -> admin_pb2.FleetStatus:
+        window = checked_window(request.window_minutes)
+        return fleet_status(await self._reader.read(window), window)
 
     async def ListDeadLetters(
         self, request: admin_pb2.ListDeadLettersRequest, context: Any

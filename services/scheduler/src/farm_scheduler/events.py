@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from farm.queue.v1 import queue_pb2
 from farm_core.db import utcnow
 from farm_core.errors import Unavailable
+from farm_core.logs import log_context
 from farm_core.queue import EVENT_STREAM, TASK_EVENT_SUBJECTS
 from farm_scheduler.store import TaskChange, TaskStore
 
@@ -125,6 +126,10 @@ class EventConsumer(DurableConsumer):
             log.error("dropping a message on %s: not an AgentEvent: %s", message.subject, error)
             await settle(message.term(), message.subject)
             return
+        with log_context(task_id=event.task_id):
+            await self._apply(event, message)
+
+    async def _apply(self, event: queue_pb2.AgentEvent, message: Msg) -> None:
         try:
             change = await self._store.apply_event(
                 event, utcnow(), message.metadata.sequence.stream

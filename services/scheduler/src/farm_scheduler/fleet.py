@@ -1,7 +1,9 @@
 """The agents as their heartbeats describe them, and drain orders to one of them."""
 
+import datetime as dt
 import logging
 import re
+from collections.abc import Callable
 
 import nats.errors
 from google.protobuf.message import DecodeError
@@ -11,6 +13,7 @@ from nats.js.kv import KeyValue
 
 from farm.admin.v1 import admin_pb2
 from farm.queue.v1 import queue_pb2
+from farm_core.db import utcnow
 from farm_core.errors import InvalidArgument, NotFound, Unavailable
 from farm_core.queue import drain_subject
 
@@ -20,8 +23,15 @@ log = logging.getLogger(__name__)
 AGENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,255}")
 
 
-def agent_from_heartbeat(heartbeat: queue_pb2.AgentHeartbeat) -> admin_pb2.Agent:
-    """The API's view of an agent from its latest heartbeat."""
+def agent_from_heartbeat(
+    heartbeat: queue_pb2.AgentHeartbeat, now: dt.datetime, lost_after_seconds: float
+) -> admin_pb2.Agent:
+    """The API's view of an agent from its latest heartbeat, read at `now`.
+
+    An agent whose heartbeat is older than `lost_after_seconds` is lost. Agents older
+    than the heartbeat's place counts count a place per running task and session.
+    """
+    busy = heartbeat.busy_places or len(heartbeat.running_task_ids) + len(heartbeat.session_ids)
     agent = admin_pb2.Agent(
         id=heartbeat.agent_id,
         region=heartbeat.region,
@@ -29,11 +39,17 @@ def agent_from_heartbeat(heartbeat: queue_pb2.AgentHeartbeat) -> admin_pb2.Agent
         running_task_ids=heartbeat.running_task_ids,
         draining=heartbeat.draining,
         session_ids=heartbeat.session_ids,
+        version=heartbeat.version,
+        browsers=heartbeat.browsers,
+        busy_places=busy,
+        free_places=max(0, heartbeat.concurrency - busy),
     )
     if heartbeat.HasField("start_time"):
         agent.start_time.CopyFrom(heartbeat.start_time)
     if heartbeat.HasField("heartbeat_time"):
         agent.heartbeat_time.CopyFrom(heartbeat.heartbeat_time)
+        beat = heartbeat.heartbeat_time.ToDatetime(dt.UTC)
+        agent.lost = (now - beat).total_seconds() > lost_after_seconds
     return agent
 
 
@@ -49,10 +65,19 @@ def checked_agent_id(agent_id: str) -> str:
 class Fleet:
     """Reads the `farm_agents` bucket; publishes drain notices on `control.drain.<id>`."""
 
-    def __init__(self, nc: Client, heartbeats: KeyValue, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        nc: Client,
+        heartbeats: KeyValue,
+        timeout_seconds: float,
+        lost_after_seconds: float,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
         self._nc = nc
         self._heartbeats = heartbeats
         self._timeout_seconds = timeout_seconds
+        self._lost_after_seconds = lost_after_seconds
+        self._clock = clock
 
     async def agents(self) -> list[admin_pb2.Agent]:
         """Every agent that sent a heartbeat within the bucket's time to live, by id."""
@@ -79,10 +104,10 @@ class Fleet:
             raise NotFound("agent", agent_id) from error
         except (nats.errors.Error, TimeoutError) as error:
             raise Unavailable(f"the agents' heartbeats cannot be read: {error}") from error
-        agent = _decode(entry.key, entry.value)
-        if agent is None:
+        heartbeat = _decode(entry.key, entry.value)
+        if heartbeat is None:
             raise NotFound("agent", agent_id)
-        return agent
+        return agent_from_heartbeat(heartbeat, self._clock(), self._lost_after_seconds)
 
     async def drain(self, agent_id: str) -> admin_pb2.Agent:
         """Tells the agent to drain; the agent as its last heartbeat said, marked draining."""
@@ -99,7 +124,7 @@ class Fleet:
         return agent
 
 
-def _decode(key: str, value: bytes | None) -> admin_pb2.Agent | None:
+def _decode(key: str, value: bytes | None) -> queue_pb2.AgentHeartbeat | None:
     heartbeat = queue_pb2.AgentHeartbeat()
     try:
         heartbeat.ParseFromString(value or b"")
@@ -108,4 +133,4 @@ def _decode(key: str, value: bytes | None) -> admin_pb2.Agent | None:
         return None
     if not heartbeat.agent_id:
         heartbeat.agent_id = key
-    return agent_from_heartbeat(heartbeat)
+    return heartbeat

@@ -1,4 +1,10 @@
-"""The scheduler's Prometheus metrics: tasks created, retried and finished, dead letters, times."""
+"""The scheduler's Prometheus metrics: tasks created, retried and finished, dead letters, times.
+
+A task's latency is three histograms: created → first attempt started
+(`farm_task_queue_seconds`), latest attempt started → ended (`farm_task_run_seconds`)
+and created → ended (`farm_task_end_to_end_seconds`). The fleet's gauges are in
+status/gauges.py.
+"""
 
 from prometheus_client import Counter, Histogram
 
@@ -33,6 +39,12 @@ task_run_seconds = Histogram(
     "Time from the start of a task's latest attempt to its end.",
     buckets=_SECONDS_BUCKETS,
 )
+task_end_to_end_seconds = Histogram(
+    "farm_task_end_to_end_seconds",
+    "Time from a task's creation to its final state, by priority and final status.",
+    ["priority", "status"],
+    buckets=_SECONDS_BUCKETS,
+)
 
 
 def _priority(record: TaskRecord) -> str:
@@ -60,6 +72,11 @@ def record_change(change: TaskChange) -> None:
         if after.start_time is not None and after.finish_time is not None:
             ran = (after.finish_time - after.start_time).total_seconds()
             task_run_seconds.observe(max(ran, 0.0))
+        if after.finish_time is not None:
+            lived = (after.finish_time - change.after.create_time).total_seconds()
+            task_end_to_end_seconds.labels(priority=_priority(change.after), status=status).observe(
+                max(lived, 0.0)
+            )
 
 
 def _retried(

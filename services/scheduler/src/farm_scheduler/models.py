@@ -61,6 +61,8 @@ class TaskRow(Base):
             postgresql_where=_UNPUBLISHED_POSTGRESQL,
         ),
         Index("ix_tasks_status_deadline", "status", "deadline"),
+        # The fleet status counts the tasks that ended lately, by state.
+        Index("ix_tasks_status_finish_time", "status", "finish_time"),
         Index("ix_tasks_tenant_dead_time_id", "tenant", "dead_time", "id"),
         Index(
             "ix_tasks_dead_letter_pending",

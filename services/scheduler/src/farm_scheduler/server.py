@@ -28,6 +28,8 @@ from farm_scheduler.sessions.events import SessionEventConsumer
 from farm_scheduler.sessions.orders import AgentOrders
 from farm_scheduler.sessions.store import SessionStore
 from farm_scheduler.settings import SchedulerSettings
+from farm_scheduler.status.gauges import FleetGauges
+from farm_scheduler.status.snapshot import FleetReader
 from farm_scheduler.store import TaskChange, TaskStore
 from farm_scheduler.sweeper import DeadlineSweeper
 from farm_scheduler.watch import TaskWatch
@@ -64,6 +66,8 @@ class SchedulerService:
         self._session_events: SessionEventConsumer | None = None
         self._session_sweeper: Periodic | None = None
         self._agent_orders: AgentOrders | None = None
+        self._fleet_reader: FleetReader | None = None
+        self._fleet_gauges: FleetGauges | None = None
 
     @property
     def store(self) -> TaskStore:
@@ -91,7 +95,12 @@ class SchedulerService:
                 self._nc, await cancel_bucket(js), self._store, settings.publish_timeout_seconds
             )
             self._changes = ChangeReporter(self._watch, self._publisher)
-            self._fleet = Fleet(self._nc, await agents_bucket(js), settings.publish_timeout_seconds)
+            self._fleet = Fleet(
+                self._nc,
+                await agents_bucket(js),
+                settings.publish_timeout_seconds,
+                settings.session_agent_lost_seconds,
+            )
             self._watch.attach(self._nc)
             await self._consumer.start(js)
             self._republisher = Republisher(
@@ -106,6 +115,11 @@ class SchedulerService:
             )
             self._sweeper.start()
             await self._start_sessions(js)
+            self._fleet_reader = FleetReader(self._fleet, js, self._store.engine, self._sessions)
+            self._fleet_gauges = FleetGauges(
+                self._fleet_reader, settings.fleet_gauges_interval_seconds
+            )
+            self._fleet_gauges.start()
         except BaseException:
             await self.close()
             raise
@@ -139,8 +153,15 @@ class SchedulerService:
             raise RuntimeError("the scheduler registers its servicers only after start()")
         tasks = TaskApi(self._settings, self._store, self._publisher, self._watch, self._changes)
         tasks_pb2_grpc.add_TaskServiceServicer_to_server(tasks, server)
+        if self._fleet_reader is None:
+            raise RuntimeError("the scheduler registers its servicers only after start()")
         admin = AdminApi(
-            self._store, self._publisher, self._changes, self._fleet, self._nc.jetstream()
+            self._store,
+            self._publisher,
+            self._changes,
+            self._fleet,
+            self._nc.jetstream(),
+            self._fleet_reader,
         )
         admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)
         if self._agent_orders is None or self._session_closer is None:
@@ -160,7 +181,7 @@ class SchedulerService:
         await self._consumer.stop(grace_seconds)
         if self._session_events is not None:
             await self._session_events.stop(grace_seconds)
-        for loop in (self._republisher, self._sweeper, self._session_sweeper):
+        for loop in (self._republisher, self._sweeper, self._session_sweeper, self._fleet_gauges):
             if loop is not None:
                 await loop.stop()
 

@@ -105,6 +105,12 @@ class SchedulerSettings(FarmSettings):
     session_sweep_interval_seconds: float = Field(
         default=2.0, gt=0, description="How often sessions of lost agents are looked for."
     )
+    fleet_gauges_interval_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often the fleet gauges (agents, queue depths and ages, breakers, "
+        "dead letters, open sessions) are read for /metrics.",
+    )
     view_token_ttl_seconds: float = Field(
         default=300.0, gt=0, le=3600, description="How long a live view token may be used."
     )

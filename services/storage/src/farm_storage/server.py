@@ -9,6 +9,7 @@ from farm_core.identity import IdentityCodec
 from farm_core.scopes import method_scopes
 from farm_storage.api import ArtifactApi, IngestApi
 from farm_storage.blobs import BlobStore
+from farm_storage.gauges import StorageGauges
 from farm_storage.library import ArtifactLibrary
 from farm_storage.quotas import TenantQuotaSource
 from farm_storage.settings import StorageSettings
@@ -39,11 +40,13 @@ class StorageService:
             else None
         )
         self._library = ArtifactLibrary(self._store, self._blobs, self._quotas)
+        self._gauges = StorageGauges(self._store, settings.gauges_interval_seconds)
 
     async def start(self) -> None:
         try:
             await self._store.start()
             await self._blobs.start()
+            self._gauges.start()
         except BaseException:
             await self.close()
             raise
@@ -58,9 +61,10 @@ class StorageService:
     async def drain(self, grace_seconds: float) -> None:
         # Storage takes no work of its own: the gRPC server's graceful stop lets
         # uploads and reads in flight finish.
-        return
+        await self._gauges.stop()
 
     async def close(self) -> None:
+        await self._gauges.stop()
         if self._quotas is not None:
             await self._quotas.close()
         await self._blobs.close()

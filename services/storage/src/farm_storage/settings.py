@@ -14,6 +14,11 @@ class StorageSettings(FarmSettings):
 
     port: int = Field(default=7102, description="gRPC port.")
     metrics_port: int = Field(default=7202, description="Prometheus /metrics port; 0 is off.")
+    gauges_interval_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often the stored artifacts and bytes (by kind) are counted for /metrics.",
+    )
     database_url: str = Field(
         default="",
         validation_alias=AliasChoices("FARM_STORAGE_DATABASE_URL", "DATABASE_URL"),

@@ -131,6 +131,15 @@ class ArtifactStore(Database):
         async with self.engine.begin() as connection:
             await connection.execute(delete(reservations).where(reservations.c.id == reservation))
 
+    async def stored_by_kind(self) -> dict[str, tuple[int, int]]:
+        """Every tenant's artifacts by kind: (how many, their bytes)."""
+        query = select(
+            artifacts.c.kind, func.count(), func.coalesce(func.sum(artifacts.c.size_bytes), 0)
+        ).group_by(artifacts.c.kind)
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(query)
+            return {str(kind): (int(count), int(size)) for kind, count, size in rows}
+
     async def page(
         self, tenant: str, task_id: str, size: int, after: Cursor | None
     ) -> list[ArtifactRecord]:

@@ -1,4 +1,4 @@
 """The `farm` command groups, one module each.
 
-up, task, artifact, key, tenant, whoami, agent, deadletter, audit, envoy-config.
+up, status, task, artifact, key, tenant, whoami, agent, deadletter, audit, envoy-config.
 """

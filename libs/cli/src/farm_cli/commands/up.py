@@ -58,6 +58,12 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "--tls-key", type=Path, help="the key of --tls-cert (PEM); env FARM_ENVOY_TLS_KEY"
     )
     up.add_argument(
+        "--observe",
+        action="store_true",
+        help=f"also run Prometheus on 127.0.0.1:{FarmPorts.prometheus} (FARM_PROMETHEUS_PORT) "
+        "scraping every process, with the farm's alert rules (make observe-deps installs it)",
+    )
+    up.add_argument(
         "--infra-only",
         action="store_true",
         help="start only NATS, SeaweedFS and Envoy (to run the services by hand)",
@@ -81,6 +87,7 @@ def banner(farm: LocalFarm) -> str:
             [
                 "",
                 f"infrastructure is up (no services): Envoy at {url}",
+                *([f"  prometheus: {farm.prometheus_url}"] if farm.prometheus_url else []),
                 *tls,
                 f"  NATS_URL={farm.nats_url}",
                 f"  S3_ENDPOINT={farm.s3.endpoint} (key pair in {farm.home}/seaweedfs)",
@@ -101,6 +108,8 @@ def banner(farm: LocalFarm) -> str:
             f"    {curl} -H 'authorization: Bearer {key}' "
             f'-d \'{{"url": "https://example.com", "screenshot": {{}}}}\' {url}/v1/tasks:run',
             f"  logs: {farm.log_dir}",
+            *([f"  prometheus: {farm.prometheus_url}"] if farm.prometheus_url else []),
+            "  status: farm status",
             "A process that crashes is restarted (1 s, 2 s, 4 s ... up to 30 s apart).",
             "Ctrl-C stops the farm.",
             "",
@@ -140,6 +149,7 @@ def run_up(args: argparse.Namespace) -> int:
             tls=args.tls,
             tls_cert=args.tls_cert.resolve() if args.tls_cert else None,
             tls_key=args.tls_key.resolve() if args.tls_key else None,
+            observe=args.observe,
         )
     except (ProjectNotFound, ValueError) as error:
         raise CliError(str(error)) from error

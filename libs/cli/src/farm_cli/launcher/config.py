@@ -102,6 +102,7 @@ class FarmPorts:
     agent_session_base: int = 7150
     nats: int = 7422
     nats_monitor: int = 7822
+    prometheus: int = 9090
     seaweed_master: int = 7301
     seaweed_volume: int = 7302
     seaweed_filer: int = 7303
@@ -226,6 +227,8 @@ class FarmConfig:
     tls: bool = False
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # Also run Prometheus on ports.prometheus, scraping every process (farm up --observe).
+    observe: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.agents <= MAX_AGENTS:
@@ -248,6 +251,11 @@ class FarmConfig:
     def descriptor_set(self) -> Path:
         """The protos' descriptor set Envoy's transcoder reads (built by `make protos`)."""
         return self.root / "envoy" / "farm.binpb"
+
+    @property
+    def prometheus_template(self) -> Path:
+        """The Prometheus configuration template (`--observe`)."""
+        return self.root / "deploy" / "prometheus" / "prometheus.yml.j2"
 
     @property
     def tls_home(self) -> Path:
@@ -273,6 +281,7 @@ class FarmConfig:
         tls: bool = False,
         tls_cert: Path | None = None,
         tls_key: Path | None = None,
+        observe: bool = False,
     ) -> "FarmConfig":
         """The configuration `farm up` runs with: flags, then the environment, then defaults.
 
@@ -311,6 +320,7 @@ class FarmConfig:
             tls=tls or cert is not None or key is not None,
             tls_cert=cert,
             tls_key=key,
+            observe=observe,
         )
 
 

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import jinja2
 
+from farm_cli.launcher.config import FarmConfig
 from farm_cli.launcher.health import http_ok
 from farm_cli.launcher.infra import binary
 from farm_cli.launcher.processes import ProcessSpec, port_open
+from farm_cli.launcher.services import HOST
+from farm_cli.launcher.tls import TlsFiles
 
 # The services Envoy routes to, by cluster name.
 SERVICE_CLUSTERS = ("auth", "storage", "scheduler")
@@ -146,3 +149,27 @@ def envoy_ready(settings: EnvoySettings) -> bool:
     """Whether Envoy is initialised (admin /ready) and its listener accepts connections."""
     admin = f"http://{settings.admin_address}:{settings.admin_port}/ready"
     return http_ok(admin) and port_open(settings.listen_address, settings.listen_port)
+
+
+def local_envoy_settings(
+    config: FarmConfig, edge_tls: TlsFiles | None, internal_tls: TlsFiles | None
+) -> EnvoySettings:
+    """Envoy for the local farm: its services on loopback, TLS at the edge and inside if set."""
+    ports = config.ports
+    service_ports = {"auth": ports.auth, "storage": ports.storage, "scheduler": ports.scheduler}
+    upstreams = {name: [Endpoint(HOST, service_ports[name])] for name in SERVICE_CLUSTERS}
+    if config.start_services:
+        # The MCP service for Envoy's /mcp route.
+        upstreams[MCP_CLUSTER] = [Endpoint(HOST, ports.mcp)]
+    return EnvoySettings(
+        listen_port=ports.envoy,
+        admin_port=ports.envoy_admin,
+        descriptor_path=config.descriptor_set,
+        upstreams=upstreams,
+        tls_cert_path=edge_tls.cert if edge_tls else None,
+        tls_key_path=edge_tls.key if edge_tls else None,
+        # Envoy calls the services with the same mutual-TLS certificate they use.
+        upstream_cert_path=internal_tls.cert if internal_tls else None,
+        upstream_key_path=internal_tls.key if internal_tls else None,
+        upstream_ca_path=internal_tls.ca if internal_tls else None,
+    )

@@ -1,4 +1,4 @@
-"""The whole farm on one machine: NATS, SeaweedFS, the services, the agents and Envoy.
+"""The whole farm on one machine: NATS, SeaweedFS, the services, the agents, Envoy, Prometheus.
 
 `LocalFarm(config).start()` brings them up in order, each awaited ready; `stop()` takes
 them down in reverse. While it runs, `supervise()` (`farm up`) or `start_supervisor()`
@@ -22,18 +22,16 @@ from farm_cli.launcher import infra
 from farm_cli.launcher.config import FarmConfig
 from farm_cli.launcher.credentials import load_or_create_s3_credentials, resolve_admin_key
 from farm_cli.launcher.envoy import (
-    MCP_CLUSTER,
-    SERVICE_CLUSTERS,
-    Endpoint,
-    EnvoySettings,
     envoy_ready,
     envoy_spec,
+    local_envoy_settings,
     write_envoy_config,
 )
 from farm_cli.launcher.health import grpc_serving, http_ok
 from farm_cli.launcher.launched import LaunchedProcesses
 from farm_cli.launcher.lock import FarmLock, check_no_leftovers
 from farm_cli.launcher.processes import ManagedProcess
+from farm_cli.launcher.prometheus import prometheus_ready, prometheus_spec, write_prometheus_config
 from farm_cli.launcher.services import (
     HOST,
     S3Target,
@@ -55,6 +53,7 @@ from farm_core.transport import InternalTls
 NATS_TIMEOUT = 30.0
 SEAWEEDFS_TIMEOUT = 90.0
 ENVOY_TIMEOUT = 30.0
+PROMETHEUS_TIMEOUT = 30.0
 # How long stop() waits for the supervising thread's current look to end.
 SUPERVISOR_JOIN_TIMEOUT = 30.0
 
@@ -101,6 +100,11 @@ class LocalFarm:
     def envoy_url(self) -> str:
         """Where clients reach the farm (HTTP/JSON and gRPC)."""
         return self.config.envoy_url
+
+    @property
+    def prometheus_url(self) -> str | None:
+        """Where Prometheus answers (`observe`); None without it."""
+        return f"http://{HOST}:{self.config.ports.prometheus}" if self.config.observe else None
 
     @property
     def tls_files(self) -> TlsFiles | None:
@@ -187,6 +191,8 @@ class LocalFarm:
             if self.config.start_services:
                 self._start_services(shared, s3)
             self._start_envoy()
+            if self.config.observe:
+                self._start_prometheus()
         except BaseException:
             if self._launched.any_started:
                 self._report("the farm did not start; stopping what was started")
@@ -347,24 +353,7 @@ class LocalFarm:
         return functools.partial(http_ok, url, context=context)
 
     def _start_envoy(self) -> None:
-        ports = self.config.ports
-        service_ports = {"auth": ports.auth, "storage": ports.storage, "scheduler": ports.scheduler}
-        # Envoy calls the services with the same mutual-TLS certificate they use.
-        internal = self.internal_tls_files
-        settings = EnvoySettings(
-            listen_port=ports.envoy,
-            admin_port=ports.envoy_admin,
-            descriptor_path=self.config.descriptor_set,
-            upstreams={
-                **{name: [Endpoint(HOST, service_ports[name])] for name in SERVICE_CLUSTERS},
-                **self._mcp_upstream(),
-            },
-            tls_cert_path=self._tls.cert if self._tls else None,
-            tls_key_path=self._tls.key if self._tls else None,
-            upstream_cert_path=internal.cert if internal else None,
-            upstream_key_path=internal.key if internal else None,
-            upstream_ca_path=internal.ca if internal else None,
-        )
+        settings = local_envoy_settings(self.config, self._tls, self.internal_tls_files)
         config_path = write_envoy_config(
             self.config.envoy_template, settings, self.home / "envoy" / "envoy.yaml"
         )
@@ -374,11 +363,15 @@ class LocalFarm:
         )
         self._await_ready(envoy)
 
-    def _mcp_upstream(self) -> dict[str, list[Endpoint]]:
-        """The MCP service for Envoy's /mcp route, when this farm runs its services."""
-        if not self.config.start_services:
-            return {}
-        return {MCP_CLUSTER: [Endpoint(HOST, self.config.ports.mcp)]}
+    def _start_prometheus(self) -> None:
+        """Prometheus scraping every process, with the farm's alert rules."""
+        folder = self.home / "prometheus"
+        config_file = write_prometheus_config(self.config, folder / "prometheus.yml")
+        port = self.config.ports.prometheus
+        spec = prometheus_spec(config_file, folder / "data", port)
+        ready = functools.partial(prometheus_ready, port)
+        process = self._launched.launch(spec, ready, PROMETHEUS_TIMEOUT, Role.INFRASTRUCTURE)
+        self._await_ready(process)
 
     def _await_ready(self, process: ManagedProcess) -> None:
         """Waits until `process` is ready, then hands it to the supervisor."""

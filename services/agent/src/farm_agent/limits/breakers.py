@@ -44,8 +44,6 @@ class BreakerBoard:
         self._kv = kv
         self._policy = policy
         self._seen: dict[str, _Seen] = {}
-        # Hosts with an `agent_circuit_state` series: those whose breaker ever left closed.
-        self._gauged: set[str] = set()
 
     async def admit(self, host: str, trial_seconds: float) -> Admission:
         """Whether a task may go to `host` now; a half-open breaker lets one trial through.
@@ -121,11 +119,7 @@ class BreakerBoard:
             log.info(
                 "circuit breaker of %s: %s → %s", host, before[-1].name.lower(), after.name.lower()
             )
-            metrics.circuit_transitions_total.labels(host=host, state=after.name.lower()).inc()
+            metrics.circuit_transitions_total.labels(state=after.name.lower()).inc()
 
     def _remember(self, host: str, entry: Versioned[Circuit]) -> None:
         self._seen[host] = _Seen(entry, time.monotonic())
-        state = (entry.value or Circuit()).state
-        if state is not CircuitState.CLOSED or host in self._gauged:
-            self._gauged.add(host)
-            metrics.circuit_state.labels(host=host).set(state.value)

@@ -20,7 +20,7 @@ TRIAL_RECHECK_SECONDS = 2.0
 
 
 class CircuitState(enum.IntEnum):
-    """A breaker's state, valued as the `agent_circuit_state` gauge shows it."""
+    """A breaker's state (kept by name in the farm-wide bucket)."""
 
     CLOSED = 0
     HALF_OPEN = 1
@@ -131,7 +131,7 @@ class Circuit:
         return replace(self, failures=failures)
 
     def to_bytes(self) -> bytes:
-        """The breaker as JSON, as kept in the farm-wide bucket."""
+        """The breaker as JSON, as kept in the farm-wide bucket (read by farm_core.breakers)."""
         return json.dumps(
             {
                 "state": self.state.name.lower(),

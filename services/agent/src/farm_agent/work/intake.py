@@ -37,6 +37,7 @@ from farm_agent.work.events import EventReporter
 from farm_agent.work.priorities import PRECEDENCE, PriorityChooser
 from farm_agent.work.uploader import ArtifactUploader
 from farm_agent.work.waits import WaitLedger, WaitReason, wait_key
+from farm_core.logs import log_context
 from farm_core.queue import (
     ANY_REGION,
     CANCEL_SUBJECTS,
@@ -224,7 +225,8 @@ class WorkIntake:
 
     async def _run(self, attempt: TaskAttempt) -> None:
         try:
-            await attempt.run()
+            with log_context(task_id=attempt.task_id):
+                await attempt.run()
         except Exception:
             log.exception("task %s: attempt failed unexpectedly", attempt.task_id)
         finally:

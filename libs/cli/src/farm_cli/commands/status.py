@@ -1,0 +1,163 @@
+"""`farm status`: the whole farm at a glance, through AdminService.GetFleetStatus.
+
+Readable tables by default (agents, queues, tasks, breakers, dead letters,
+sessions); `--json` prints the FleetStatus as the HTTP API returns it.
+"""
+
+import argparse
+import datetime as dt
+from collections.abc import Sequence
+
+from farm.admin.v1 import admin_pb2
+from farm.tasks.v1 import tasks_pb2
+from farm_cli.client import call_farm
+from farm_cli.commands.ranges import whole_number
+from farm_cli.console import print_message
+
+MAX_WINDOW_MINUTES = 1440
+
+
+def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Adds `status`."""
+    status = commands.add_parser(
+        "status",
+        help="the farm at a glance: agents, queues, recent tasks, breakers, dead letters "
+        "(needs the admin scope of the bootstrap tenant)",
+    )
+    status.add_argument("--json", action="store_true", help="print the FleetStatus as JSON")
+    status.add_argument(
+        "--window",
+        type=whole_number(MAX_WINDOW_MINUTES),
+        default=0,
+        metavar="MINUTES",
+        help="count the tasks that ended in the last MINUTES (1 to 1440; default 15)",
+    )
+    status.set_defaults(run=show_status)
+
+
+def show_status(args: argparse.Namespace) -> int:
+    """GetFleetStatus, printed as tables or as JSON."""
+    request = admin_pb2.GetFleetStatusRequest(window_minutes=args.window)
+    fleet = call_farm(lambda farm: farm.admin.GetFleetStatus, request)
+    if args.json:
+        print_message(fleet)
+    else:
+        print(render_status(fleet), flush=True)
+    return 0
+
+
+def render_status(fleet: admin_pb2.FleetStatus) -> str:
+    """The status as an operator reads it: one section per part of the farm."""
+    now = fleet.read_time.ToDatetime(dt.UTC)
+    window = fleet.tasks.window_minutes
+    sections = [
+        f"browserfarm at {now:%Y-%m-%d %H:%M:%S} UTC",
+        _agents(fleet.agents, now),
+        _queues(fleet.queues),
+        _tasks(fleet.tasks),
+        _breakers(fleet.open_breakers, fleet.open_breaker_count, now),
+        f"Dead letters: {fleet.dead_letters.total} "
+        f"({fleet.dead_letters.recent} in the last {window} min; `farm deadletter list`)",
+        f"Sessions open: {fleet.open_sessions}",
+    ]
+    return "\n\n".join(sections)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows in columns as wide as their widest cell, two spaces apart, indented."""
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+    return [
+        "  "
+        + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [headers, *rows]
+    ]
+
+
+def ago(moment: dt.datetime, now: dt.datetime) -> str:
+    """`3 s ago`, `4 min ago`, `2 h ago`."""
+    seconds = max(0, round((now - moment).total_seconds()))
+    return duration(seconds) + " ago"
+
+
+def duration(seconds: float) -> str:
+    """`12 s`, `4 min`, `2 h` (rounded down past the first unit)."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds // 60:.0f} min"
+    return f"{seconds // 3600:.0f} h"
+
+
+def agent_state(agent: admin_pb2.Agent) -> str:
+    """lost, draining or ready."""
+    if agent.lost:
+        return "LOST"
+    return "draining" if agent.draining else "ready"
+
+
+def _agents(agents: Sequence[admin_pb2.Agent], now: dt.datetime) -> str:
+    states = [agent_state(agent) for agent in agents]
+    counts = ", ".join(f"{states.count(s)} {s.lower()}" for s in ("ready", "draining", "LOST"))
+    title = f"Agents: {len(agents)} ({counts})"
+    if not agents:
+        return f"{title}\n  none: no agent has sent a heartbeat lately"
+    rows = [
+        [
+            agent.id,
+            agent.region or "any",
+            agent.version or "?",
+            state,
+            f"{agent.busy_places}/{agent.concurrency}",
+            str(agent.browsers),
+            str(len(agent.running_task_ids)),
+            str(len(agent.session_ids)),
+            ago(agent.heartbeat_time.ToDatetime(dt.UTC), now),
+        ]
+        for agent, state in zip(agents, states, strict=True)
+    ]
+    headers = ["ID", "REGION", "VERSION", "STATE", "BUSY", "BROWSERS", "TASKS", "SESSIONS"]
+    return "\n".join([title, *table([*headers, "LAST HEARTBEAT"], rows)])
+
+
+def _queues(queues: Sequence[admin_pb2.QueueStatus]) -> str:
+    if not queues:
+        return "Queues: none yet"
+    rows = [
+        [
+            queue.region,
+            tasks_pb2.Priority.Name(queue.priority).removeprefix("PRIORITY_").lower(),
+            str(queue.pending),
+            str(queue.in_flight),
+            duration(queue.oldest_pending_age_seconds) if queue.pending else "-",
+        ]
+        for queue in queues
+    ]
+    headers = ["REGION", "PRIORITY", "PENDING", "IN FLIGHT", "OLDEST WAITS"]
+    return "\n".join(["Queues:", *table(headers, rows)])
+
+
+def _tasks(counts: admin_pb2.TaskCounts) -> str:
+    return (
+        f"Tasks: {counts.queued} queued, {counts.running} running now; "
+        f"in the last {counts.window_minutes} min {counts.succeeded} succeeded, "
+        f"{counts.failed} failed, {counts.cancelled} cancelled"
+    )
+
+
+def _breakers(breakers: Sequence[admin_pb2.BreakerStatus], count: int, now: dt.datetime) -> str:
+    if not count:
+        return "Circuit breakers: none open"
+    rows = [
+        [
+            breaker.host,
+            breaker.state.replace("_", "-"),
+            str(breaker.failures),
+            ago(breaker.open_time.ToDatetime(dt.UTC), now)
+            if breaker.HasField("open_time")
+            else "-",
+        ]
+        for breaker in breakers
+    ]
+    more = [f"  ... and {count - len(breakers)} more"] if count > len(breakers) else []
+    lines = table(["HOST", "STATE", "FAILURES", "OPENED"], rows)
+    return "\n".join([f"Circuit breakers: {count} not closed", *lines, *more])
