@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
 from farm_core.paging import Cursor
+from farm_core.tracing import trace_engine
 
 Query = TypeVar("Query", bound=Select[Any])
 
@@ -121,8 +122,9 @@ class Database:
         self._version_table = version_table
 
     async def start(self) -> None:
-        """Brings the tables up to the newest migration."""
+        """Brings the tables up to the newest migration; then its statements are traced."""
         await migrate(self.engine, self._migrations, self._version_table)
+        trace_engine(self.engine)
 
     async def close(self) -> None:
         """Closes the database connections."""

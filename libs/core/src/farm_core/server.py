@@ -1,4 +1,4 @@
-"""Runs one service: gRPC with health, reflection and interceptors, /metrics, graceful stop."""
+"""Runs one service: gRPC with health, reflection, interceptors, /metrics, traces, graceful stop."""
 
 import asyncio
 import logging
@@ -22,6 +22,7 @@ from farm_core.interceptors import (
 )
 from farm_core.logs import configure_logging
 from farm_core.settings import FarmSettings
+from farm_core.tracing import configure_tracing, server_interceptors, shutdown_tracing
 from farm_core.transport import add_port
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ class ServiceHost:
         self.audit = AuditPublisher(settings.nats_url, service.name, settings.audit_queue_size)
         self._server = grpc.aio.server(
             interceptors=[
+                # Outermost, so that every other interceptor's work is in the call's span.
+                *server_interceptors(),
                 MetricsInterceptor(),
                 LogContextInterceptor(),
                 AuditInterceptor(service.name, codec, self.audit),
@@ -123,6 +126,7 @@ async def serve(
     starts is answered once it has started.
     """
     configure_logging(service.name, settings.log_level, settings.log_format)
+    configure_tracing(service.name)
     if metrics_port:
         # Each counter and histogram would also serve a `_created` series, which the
         # text format makes a gauge of its own: twice the series, no use.
@@ -142,3 +146,5 @@ async def serve(
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
+        # The last spans go out in a thread: the exporter's calls block.
+        await asyncio.to_thread(shutdown_tracing)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import grpc
 
+from farm_core.tracing import client_interceptors
+
 ChannelOptions = Sequence[tuple[str, int | str]]
 
 
@@ -65,10 +67,14 @@ def add_port(server: grpc.aio.Server, address: str, tls: InternalTls | None) -> 
 def aio_channel(
     address: str, tls: InternalTls | None, options: ChannelOptions = ()
 ) -> grpc.aio.Channel:
-    """An asyncio channel to another service (TLS with `tls`)."""
+    """An asyncio channel to another service (TLS with `tls`), its calls traced."""
     if tls is None:
-        return grpc.aio.insecure_channel(address, options=options)
-    return grpc.aio.secure_channel(address, tls.channel_credentials(), options=options)
+        return grpc.aio.insecure_channel(
+            address, options=options, interceptors=client_interceptors()
+        )
+    return grpc.aio.secure_channel(
+        address, tls.channel_credentials(), options=options, interceptors=client_interceptors()
+    )
 
 
 def sync_channel(address: str, tls: InternalTls | None) -> grpc.Channel:

@@ -17,10 +17,12 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy.exc import SQLAlchemyError
 
 from farm.queue.v1 import queue_pb2
+from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
 from farm_core.errors import Unavailable
 from farm_core.logs import log_context
 from farm_core.queue import EVENT_STREAM, TASK_EVENT_SUBJECTS
+from farm_core.trace_context import consuming
 from farm_scheduler.store import TaskChange, TaskStore
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ FETCH_WAIT_SECONDS = 5.0
 ACK_WAIT_SECONDS = 30.0
 RETRY_SECONDS = 1.0
 """Pause after NATS refused a fetch, and delay before an event that failed comes again."""
+_STATUSES = frozenset(tasks_pb2.TaskStatus.values())
 
 
 class DurableConsumer:
@@ -126,7 +129,16 @@ class EventConsumer(DurableConsumer):
             log.error("dropping a message on %s: not an AgentEvent: %s", message.subject, error)
             await settle(message.term(), message.subject)
             return
-        with log_context(task_id=event.task_id):
+        status = tasks_pb2.TaskStatus.Name(event.status) if event.status in _STATUSES else ""
+        with (
+            log_context(task_id=event.task_id),
+            consuming(
+                "task.event.apply",
+                message.subject,
+                message.headers,
+                attributes={"farm.task_id": event.task_id, "farm.status": status},
+            ),
+        ):
             await self._apply(event, message)
 
     async def _apply(self, event: queue_pb2.AgentEvent, message: Msg) -> None:

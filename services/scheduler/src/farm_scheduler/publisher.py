@@ -22,6 +22,7 @@ from farm_core.errors import Unavailable
 from farm_core.periodic import Periodic
 from farm_core.queue import PRIORITY_TOKENS, cancel_subject, dead_subject, task_subject
 from farm_core.timestamps import to_timestamp
+from farm_core.trace_context import producing
 from farm_scheduler.records import TaskRecord
 from farm_scheduler.store import TaskStore
 
@@ -41,6 +42,11 @@ def work_item(record: TaskRecord) -> queue_pb2.WorkItem:
         create_time=to_timestamp(record.create_time),
         tenant_max_running=record.tenant_max_running,
     )
+
+
+def _traced(record: TaskRecord) -> dict[str, str | int]:
+    """What a publish span of `record` says about it."""
+    return {"farm.task_id": record.id, "farm.requeues": record.state.requeues}
 
 
 def dead_letter(record: TaskRecord) -> queue_pb2.DeadLetter:
@@ -75,14 +81,21 @@ class TaskPublisher:
         self._timeout_seconds = timeout_seconds
 
     async def publish(self, record: TaskRecord) -> bool:
-        """Publishes the task and marks it published; False if it is left for later."""
-        published = await self._publish(
-            "task",
-            record.id,
-            task_subject(record.spec.region, PRIORITY_TOKENS[record.spec.priority]),
-            work_item(record).SerializeToString(deterministic=True),
-            record.publish_id,
-        )
+        """Publishes the task and marks it published; False if it is left for later.
+
+        The publish is a span of the task's trace; its headers carry it to the agent.
+        """
+        subject = task_subject(record.spec.region, PRIORITY_TOKENS[record.spec.priority])
+        with producing(
+            "task.publish", subject, parent=record.trace_parent, attributes=_traced(record)
+        ) as headers:
+            published = await self._publish(
+                "task",
+                record.id,
+                subject,
+                work_item(record).SerializeToString(deterministic=True),
+                {**headers, "Nats-Msg-Id": record.publish_id},
+            )
         if not published:
             return False
         try:
@@ -95,13 +108,17 @@ class TaskPublisher:
 
     async def publish_dead_letter(self, record: TaskRecord) -> bool:
         """Copies the FAILED task to FARM_DEAD and marks it done; False if left for later."""
-        published = await self._publish(
-            "the dead letter of task",
-            record.id,
-            dead_subject(record.id),
-            dead_letter(record).SerializeToString(deterministic=True),
-            record.dead_letter_id,
-        )
+        subject = dead_subject(record.id)
+        with producing(
+            "task.dead_letter", subject, parent=record.trace_parent, attributes=_traced(record)
+        ) as headers:
+            published = await self._publish(
+                "the dead letter of task",
+                record.id,
+                subject,
+                dead_letter(record).SerializeToString(deterministic=True),
+                {**headers, "Nats-Msg-Id": record.dead_letter_id},
+            )
         if not published:
             return False
         try:
@@ -129,7 +146,7 @@ class TaskPublisher:
             log.warning("telling the agents that task %s is cancelled failed: %s", task_id, error)
 
     async def _publish(
-        self, what: str, task_id: str, subject: str, payload: bytes, message_id: str
+        self, what: str, task_id: str, subject: str, payload: bytes, headers: dict[str, str]
     ) -> bool:
         if not self._nc.is_connected:
             log.info("NATS is unreachable: %s %s will be published when it is back", what, task_id)
@@ -139,7 +156,7 @@ class TaskPublisher:
                 subject,
                 payload,
                 timeout=self._timeout_seconds,
-                headers={"Nats-Msg-Id": message_id},
+                headers=headers,
             )
         except (nats.errors.Error, TimeoutError) as error:
             log.warning("publishing %s %s failed (%s); it will be retried", what, task_id, error)

@@ -8,6 +8,7 @@ from sqlalchemy import RowMapping
 
 from farm.tasks.v1 import tasks_pb2
 from farm_core.timestamps import from_timestamp, to_timestamp
+from farm_core.trace_context import trace_id_of
 from farm_scheduler.lifecycle import Attempt, TaskState
 
 
@@ -27,6 +28,8 @@ class TaskRecord:
     revision: int = 0
     tenant_max_running: int = 0
     """The tenant's maxRunningTasks when the task was accepted, for the agents; 0 unlimited."""
+    trace_parent: str = ""
+    """The W3C traceparent of the call that created it ("" untraced): its trace's root here."""
 
     @property
     def deadline(self) -> dt.datetime | None:
@@ -75,6 +78,7 @@ class TaskRecord:
             agent_id=state.agent_id,
             create_time=to_timestamp(self.create_time),
             attempt_history=[attempt_proto(attempt) for attempt in state.history],
+            trace_id=trace_id_of(self.trace_parent),
         )
         if state.start_time is not None:
             task.start_time.CopyFrom(to_timestamp(state.start_time))
@@ -122,6 +126,7 @@ def record_from_row(values: RowMapping, history: tuple[Attempt, ...]) -> TaskRec
         dead_letter_pending=values["dead_letter_pending"],
         revision=values["revision"],
         tenant_max_running=values["tenant_max_running"] or 0,
+        trace_parent=values["trace_parent"],
         state=TaskState(
             status=tasks_pb2.TaskStatus.Value(values["status"]),
             attempts=values["attempts"],
@@ -194,6 +199,7 @@ def row_values(record: TaskRecord) -> dict[str, Any]:
         "dead_letter_pending": record.dead_letter_pending,
         "revision": record.revision,
         "tenant_max_running": record.tenant_max_running,
+        "trace_parent": record.trace_parent,
         **state_values(record.state),
     }
 

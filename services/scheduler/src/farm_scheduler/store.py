@@ -20,6 +20,7 @@ from farm_core.errors import FailedPrecondition, NotFound, ResourceExhausted, Un
 from farm_core.paging import Cursor
 from farm_core.quotas import TenantQuotas
 from farm_core.tenant_locks import ADVISORY_NAMESPACE, TenantQuotaLock
+from farm_core.trace_context import traceparent
 from farm_scheduler import lifecycle
 from farm_scheduler.lifecycle import Status, TaskState
 from farm_scheduler.models import HAS_IDEMPOTENCY_KEY
@@ -80,7 +81,8 @@ class TaskStore(Database):
         the first task gives the key up and a new task takes it. With `quotas`, a
         tenant at its queued quota gets ResourceExhausted; creates of one tenant
         with a queued quota are serialised, so concurrent ones cannot overshoot it.
-        The task keeps the tenant's running quota for the agents.
+        The task keeps the tenant's running quota for the agents, and the current
+        trace context (the creating call's) as the parent of its publishes.
         """
         key = spec.idempotency_key
         now = self._clock()
@@ -96,6 +98,7 @@ class TaskStore(Database):
             create_time=now,
             state=TaskState(status=tasks_pb2.TASK_STATUS_QUEUED),
             tenant_max_running=running_limit(quotas),
+            trace_parent=traceparent(),
         )
         limited = quotas is not None and quotas.max_queued_tasks > 0
         try:

@@ -13,6 +13,7 @@ from farm_agent.browser.actions import cut_utf8
 from farm_agent.errors import TaskFailure
 from farm_core.queue import event_subject
 from farm_core.task_errors import ErrorCode
+from farm_core.trace_context import producing
 
 PUBLISH_TIMEOUT_SECONDS = 5.0
 
@@ -57,13 +58,16 @@ class EventReporter:
         if retry_time is not None:
             event.retry_time.FromDatetime(retry_time)
         payload = self._fit(event)
+        subject = event_subject(task_id)
+        traced = {"farm.task_id": task_id, "farm.status": tasks_pb2.TaskStatus.Name(status)}
         try:
-            await self._js.publish(
-                event_subject(task_id),
-                payload,
-                timeout=PUBLISH_TIMEOUT_SECONDS,
-                headers={"Nats-Msg-Id": event.event_id},
-            )
+            with producing("task.report", subject, attributes=traced) as headers:
+                await self._js.publish(
+                    subject,
+                    payload,
+                    timeout=PUBLISH_TIMEOUT_SECONDS,
+                    headers={**headers, "Nats-Msg-Id": event.event_id},
+                )
         except (nats.errors.Error, TimeoutError) as failure:
             raise ReportFailed(
                 f"publishing the {tasks_pb2.TaskStatus.Name(status)} event of task {task_id} "

@@ -8,6 +8,7 @@ from nats.aio.client import Client
 
 from farm.queue.v1 import queue_pb2
 from farm_core.sessions import SessionOrder, order_subject
+from farm_core.trace_context import producing
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +52,10 @@ class AgentOrders:
     ) -> queue_pb2.SessionReply:
         subject = order_subject(agent_id, verb)
         try:
-            answer = await self._nc.request(
-                subject, order.SerializeToString(), timeout=timeout_seconds
-            )
+            with producing(f"session.order.{verb.value}", subject) as headers:
+                answer = await self._nc.request(
+                    subject, order.SerializeToString(), timeout=timeout_seconds, headers=headers
+                )
         except nats.errors.NoRespondersError as error:
             raise AgentGone(f"agent {agent_id} does not answer (it is not running)") from error
         except TimeoutError as error:

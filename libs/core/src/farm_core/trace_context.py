@@ -1,0 +1,142 @@
+"""The W3C trace context over the hops no instrumentation package covers: NATS, and tasks.
+
+NATS messages carry it in their headers (`traceparent`, `tracestate`, as HTTP and
+gRPC do): `producing` wraps a publish in a PRODUCER span and gives the headers to
+send, `consuming` starts the CONSUMER span of a received message under the context
+its headers carry. The scheduler keeps a task's `traceparent`, so that every
+publish of the task (republished after an outage, requeued from the dead letters)
+joins the task's one trace. A client that starts a trace makes its `traceparent`
+with `new_traceparent`.
+"""
+
+import contextlib
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import AttributeValue
+
+from farm_core.tracing import logged_trace, tracer
+
+TRACEPARENT = "traceparent"
+"""The W3C header (and gRPC metadata key, and NATS header) that carries a trace context."""
+MESSAGING_SYSTEM = "messaging.system"
+MESSAGING_DESTINATION = "messaging.destination.name"
+
+_w3c = TraceContextTextMapPropagator()
+
+
+def traceparent(span_context: SpanContext | None = None) -> str:
+    """The `traceparent` of `span_context` (else the current span's); "" without a valid one."""
+    context = span_context or trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return ""
+    return (
+        f"00-{trace.format_trace_id(context.trace_id)}-"
+        f"{trace.format_span_id(context.span_id)}-{int(context.trace_flags):02x}"
+    )
+
+
+def span_context_of(written: str) -> SpanContext:
+    """The span context a `traceparent` names; an invalid one for "" or a malformed value."""
+    if not written:
+        return trace.INVALID_SPAN_CONTEXT
+    context = _w3c.extract({TRACEPARENT: written})
+    return trace.get_current_span(context).get_span_context()
+
+
+def trace_id_of(written: str) -> str:
+    """The 32 hex digits of the trace a `traceparent` belongs to; "" if it names none."""
+    context = span_context_of(written)
+    return trace.format_trace_id(context.trace_id) if context.is_valid else ""
+
+
+def new_traceparent() -> str:
+    """A `traceparent` that starts a new sampled trace (random ids, as W3C asks)."""
+    trace_id = span_id = 0
+    while not trace_id:
+        trace_id = secrets.randbits(128)
+    while not span_id:
+        span_id = secrets.randbits(64)
+    return f"00-{trace.format_trace_id(trace_id)}-{trace.format_span_id(span_id)}-01"
+
+
+def context_of(written: str) -> Context | None:
+    """A context whose parent is the span a `traceparent` names; None for "" (no parent)."""
+    return _w3c.extract({TRACEPARENT: written}) if written else None
+
+
+def outgoing_headers(headers: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`headers` plus the current trace context (the globally configured propagators)."""
+    carrier = dict(headers or {})
+    propagate.inject(carrier)
+    return carrier
+
+
+def incoming_context(headers: Mapping[str, str] | None) -> Context:
+    """The trace context a received message's headers carry (empty without one)."""
+    return propagate.extract(dict(headers or {}))
+
+
+@contextlib.contextmanager
+def producing(
+    name: str,
+    subject: str,
+    *,
+    parent: str = "",
+    attributes: Mapping[str, AttributeValue] | None = None,
+) -> Iterator[dict[str, str]]:
+    """A PRODUCER span around one NATS publish; yields the headers that carry its context.
+
+    Its parent is the span `parent` (a `traceparent`) names, else the current span;
+    with both, the current one is linked (an operator's requeue of a user's task).
+    """
+    context = context_of(parent)
+    current = trace.get_current_span().get_span_context()
+    links = [Link(current)] if context is not None and current.is_valid else []
+    span_attributes: dict[str, AttributeValue] = {
+        MESSAGING_SYSTEM: "nats",
+        MESSAGING_DESTINATION: subject,
+    }
+    span_attributes.update(attributes or {})
+    with tracer().start_as_current_span(
+        name, context=context, kind=SpanKind.PRODUCER, attributes=span_attributes, links=links
+    ):
+        yield outgoing_headers()
+
+
+@contextlib.contextmanager
+def consuming(
+    name: str,
+    subject: str,
+    headers: Mapping[str, str] | None,
+    *,
+    parent: SpanContext | None = None,
+    attributes: Mapping[str, AttributeValue] | None = None,
+) -> Iterator[Span]:
+    """The CONSUMER span of one received NATS message, current inside; logs carry its trace.
+
+    Its parent is the context the message's headers carry; given a `parent` span
+    (a session's), that is the parent instead and the message's context a link.
+    """
+    carried = incoming_context(headers)
+    links: Sequence[Link] = ()
+    if parent is not None and parent.is_valid:
+        carried_span = trace.get_current_span(carried).get_span_context()
+        links = [Link(carried_span)] if carried_span.is_valid else []
+        carried = trace.set_span_in_context(trace.NonRecordingSpan(parent))
+    span_attributes: dict[str, AttributeValue] = {
+        MESSAGING_SYSTEM: "nats",
+        MESSAGING_DESTINATION: subject,
+    }
+    span_attributes.update(attributes or {})
+    with (
+        tracer().start_as_current_span(
+            name, context=carried, kind=SpanKind.CONSUMER, attributes=span_attributes, links=links
+        ) as span,
+        logged_trace(),
+    ):
+        yield span

@@ -1,0 +1,202 @@
+"""Traces: the OpenTelemetry SDK set up once per process from the standard OTEL_* variables.
+
+`serve()` calls `configure_tracing` before a service starts. Tracing is on when
+OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) names an OTLP/gRPC
+receiver, and OTEL_SDK_DISABLED is not true nor OTEL_TRACES_EXPORTER `none`. The SDK
+reads the rest itself: OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, the sampler
+(OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG), the batching (OTEL_BSP_*) and the
+exporter's headers, timeout and TLS (OTEL_EXPORTER_OTLP_*).
+
+Off, nothing is installed: no exporter, no server interceptor, no SQL hooks; the
+farm's own spans come from the API's no-op tracer (non-recording, and a trace
+context that arrives still passes through, as W3C `traceparent` on gRPC metadata
+and NATS headers).
+"""
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import grpc
+from opentelemetry import trace
+from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
+from opentelemetry.instrumentation.grpc.filters import any_of, negate, service_name
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from farm_core.interceptors import Continuation, ServerCall, wrap_handler
+from farm_core.logs import trace_id_var
+
+log = logging.getLogger(__name__)
+
+TRACER_NAME = "farm"
+"""The instrumentation scope of every span the farm's own code starts."""
+
+_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+# Calls that are not work: Envoy's and the launcher's health checks (every 2 s per
+# cluster), and grpcurl's reflection.
+_UNTRACED_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection")
+
+
+class Instrumentor(Protocol):
+    """An OpenTelemetry instrumentation package's instrumentor (BaseInstrumentor)."""
+
+    is_instrumented_by_opentelemetry: bool
+
+    def instrument(self, **kwargs: Any) -> Any:
+        """Patches the library it instruments."""
+
+
+@dataclass
+class _Tracing:
+    provider: TracerProvider
+    service: str
+
+
+_tracing: _Tracing | None = None
+
+
+def tracing_wanted(environ: Mapping[str, str]) -> bool:
+    """Whether `environ` asks for traces: an OTLP endpoint, and the SDK not turned off."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    if environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+        return False
+    return any(environ.get(name, "").strip() for name in _ENDPOINT_VARIABLES)
+
+
+def configure_tracing(service: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Sets up the SDK for `service` ("scheduler", ...) when asked; whether tracing is on.
+
+    The service is named OTEL_SERVICE_NAME, else `farm-<service>`. Once on, a
+    second call changes nothing.
+    """
+    global _tracing
+    env = os.environ if environ is None else environ
+    if _tracing is not None:
+        return True
+    if not tracing_wanted(env):
+        return False
+    # Imported only when on: the exporter brings its own gRPC stubs.
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+        OTLPSpanExporter,
+    )
+
+    name = env.get("OTEL_SERVICE_NAME", "").strip() or f"farm-{service}"
+    provider = TracerProvider(
+        resource=Resource.create({SERVICE_NAME: name}), shutdown_on_exit=False
+    )
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    _tracing = _Tracing(provider, service)
+    endpoint = next(env[variable] for variable in _ENDPOINT_VARIABLES if env.get(variable))
+    log.info("%s sends traces to %s as %s", service, endpoint, name)
+    return True
+
+
+def tracing_enabled() -> bool:
+    """Whether this process records and exports spans."""
+    return _tracing is not None
+
+
+def shutdown_tracing() -> None:
+    """Exports the spans still held (bounded by the exporter's timeout) and stops tracing."""
+    global _tracing
+    if _tracing is None:
+        return
+    _tracing.provider.shutdown()
+    _tracing = None
+
+
+def tracer() -> trace.Tracer:
+    """The tracer of the farm's own spans (a no-op one while tracing is off)."""
+    return trace.get_tracer(TRACER_NAME)
+
+
+def instrument(instrumentor: Instrumentor) -> None:
+    """Installs an instrumentation package's instrumentor, once, when tracing is on."""
+    if _tracing is not None and not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument(tracer_provider=_tracing.provider)
+
+
+def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
+    """The gRPC server's tracing interceptors, outermost first; none while tracing is off.
+
+    A span per call (continuing the caller's `traceparent`), then the call's log
+    lines carry its trace id.
+    """
+    if _tracing is None:
+        return []
+    untraced = negate(any_of(*(service_name(name) for name in _UNTRACED_SERVICES)))
+    return [
+        # The instrumentation package has no type hints.
+        aio_server_interceptor(  # type: ignore[no-untyped-call]
+            tracer_provider=_tracing.provider, filter_=untraced
+        ),
+        TraceLogInterceptor(),
+    ]
+
+
+def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
+    """A channel's tracing interceptors: a span per call, its context sent as `traceparent`.
+
+    Channels are made before tracing is configured (in services' constructors), so
+    these follow the global provider: non-recording until it is set, and while
+    tracing is off they send on only a context that arrived from elsewhere.
+    """
+    interceptors: list[grpc.aio.ClientInterceptor] = aio_client_interceptors()  # type: ignore[no-untyped-call]
+    return interceptors
+
+
+def trace_engine(engine: Any) -> None:
+    """Traces the statements of a SQLAlchemy AsyncEngine, when tracing is on."""
+    if _tracing is None:
+        return
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+    from opentelemetry.metrics import get_meter
+
+    # EngineTracer hooks one engine; the instrumentor's own entry point does so for
+    # the first engine of a process only.
+    scope = SQLAlchemyInstrumentor.__module__
+    EngineTracer(  # type: ignore[no-untyped-call]
+        trace.get_tracer(scope, tracer_provider=_tracing.provider),
+        engine.sync_engine,
+        get_meter(scope).create_up_down_counter("db.client.connections.usage"),
+    )
+
+
+@contextlib.contextmanager
+def logged_trace() -> Iterator[None]:
+    """Log lines inside carry the current span's trace id (farm_core.logs)."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        yield
+        return
+    token = trace_id_var.set(trace.format_trace_id(context.trace_id))
+    try:
+        yield
+    finally:
+        trace_id_var.reset(token)
+
+
+class TraceLogInterceptor(grpc.aio.ServerInterceptor):
+    """Every log line of a traced call names its trace id; follows the tracing interceptor."""
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
+        handler: grpc.RpcMethodHandler | None = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+
+        @contextlib.asynccontextmanager
+        async def bound(call: ServerCall) -> AsyncIterator[None]:
+            with logged_trace():
+                yield
+
+        return wrap_handler(handler, bound)
