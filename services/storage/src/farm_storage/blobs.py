@@ -1,6 +1,11 @@
-"""Artifacts' bytes in an S3 bucket, through the blocking minio client run in a bounded pool."""
+"""Artifacts' bytes in an S3 bucket, through the blocking minio client run in a bounded pool.
+
+With tracing on, each S3 request is a span (OpenTelemetry's urllib3 instrumentation,
+under the call that asked for it: the pool's threads run in the caller's context).
+"""
 
 import asyncio
+import contextvars
 import functools
 import io
 import logging
@@ -12,10 +17,12 @@ import urllib3
 from minio import Minio
 from minio.error import InvalidResponseError, S3Error, ServerError
 from minio.helpers import MAX_PART_SIZE
+from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_before_delay
 
 from farm_core.backoff import DoublingWait
 from farm_core.errors import Unavailable
+from farm_core.tracing import instrument
 from farm_storage.settings import StorageSettings
 
 log = logging.getLogger(__name__)
@@ -76,6 +83,7 @@ class BlobStore:
 
     async def start(self) -> None:
         """Makes the bucket if missing, retrying while S3 comes up; Unavailable if it never does."""
+        instrument(URLLib3Instrumentor())
         retrying = AsyncRetrying(
             stop=stop_before_delay(self._settings.s3_ready_timeout_seconds),
             wait=DoublingWait(FIRST_RETRY_DELAY_SECONDS, MAX_RETRY_DELAY_SECONDS),
@@ -118,7 +126,9 @@ class BlobStore:
         """Runs a blocking client call on the pool; S3 being unreachable is Unavailable."""
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, functools.partial(function, *args))
+            return await loop.run_in_executor(
+                self._executor, contextvars.copy_context().run, functools.partial(function, *args)
+            )
         except S3Error as error:
             if error.code in _S3_BUSY:
                 raise Unavailable(f"S3 failed: {error.code}: {error.message}") from error

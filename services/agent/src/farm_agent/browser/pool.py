@@ -24,6 +24,7 @@ from farm_agent.metrics import process_tree
 from farm_agent.settings import AgentSettings
 from farm_core.periodic import Periodic
 from farm_core.task_errors import ErrorCode
+from farm_core.tracing import tracer
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,8 @@ class BrowserPool:
     @contextlib.asynccontextmanager
     async def new_context(self, **options: Any) -> AsyncIterator[BrowserContext]:
         """A fresh browser context with `options` (viewport, device...), closed afterwards."""
-        pooled, context = await self._open_context(options)
+        with tracer().start_as_current_span("browser.acquire"):
+            pooled, context = await self._open_context(options)
         try:
             yield context
         finally:

@@ -19,6 +19,7 @@ from farm_agent.egress.proxy import EgressSession
 from farm_agent.egress.proxy_wire import host_port, url_host_port
 from farm_agent.errors import Stage, TaskFailure, failures_as, http_error
 from farm_agent.settings import AgentSettings
+from farm_agent.traces import action_attributes, step_attributes
 from farm_core.task_defaults import (
     ACTIONS,
     DEFAULT_TIMEOUT_MS,
@@ -26,6 +27,7 @@ from farm_core.task_defaults import (
     DEFAULT_WAIT_UNTIL,
 )
 from farm_core.task_errors import ErrorCode
+from farm_core.tracing import tracer
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +138,16 @@ async def browse(
     (a session's page keeps one egress listener for all its commands), and what
     `spec.collect` asks for, from `observer`'s records.
     """
-    status = await _navigate(page, spec, budget, egress) if navigate else 0
+    status = 0
+    if navigate:
+        with tracer().start_as_current_span("page.navigate"):
+            status = await _navigate(page, spec, budget, egress)
     for index, step in enumerate(spec.steps):
-        await run_step(page, step, f"steps[{index}]", budget)
+        with tracer().start_as_current_span("page.step", attributes=step_attributes(step, index)):
+            await run_step(page, step, f"steps[{index}]", budget)
     if any(spec.HasField(action) for action in ACTIONS):
-        capture = await run_action(page, spec, budget.ms, max_text_bytes)
+        with tracer().start_as_current_span("page.capture", attributes=action_attributes(spec)):
+            capture = await run_action(page, spec, budget.ms, max_text_bytes)
     else:
         capture = Capture()
     capture.result.http_status = status

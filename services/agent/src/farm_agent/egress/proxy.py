@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import h11
+from opentelemetry import trace
 
 from farm_agent import metrics
 from farm_agent.egress.address_policy import (
@@ -106,6 +107,8 @@ class EgressSession:
     blocked: list[BlockedRequest] = field(default_factory=list)
     # "host:port" -> why the last connection to it failed (unresolvable, refused, timeout).
     failures: dict[str, str] = field(default_factory=dict)
+    # The span of the work this listener serves: each decision is one of its events.
+    span: trace.Span = trace.INVALID_SPAN
     _connections: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
@@ -198,7 +201,7 @@ class EgressProxy:
     @contextlib.asynccontextmanager
     async def session(self, label: str) -> AsyncIterator[EgressSession]:
         """A listener of its own for one task; its connections end with the block."""
-        session = EgressSession(label=label)
+        session = EgressSession(label=label, span=trace.get_current_span())
         await self._listen(session)
         try:
             yield session
@@ -349,6 +352,9 @@ class EgressProxy:
             self._refuse(session, target, refusal)
             await browser.answer(403, refusal.describe())
             return None
+        session.span.add_event(
+            "egress.allowed", {"farm.egress.target": host_port(name, port), **_tried(addresses)}
+        )
         problems = []
         for address in addresses:
             try:
@@ -387,17 +393,34 @@ class EgressProxy:
         tell: bool,
     ) -> None:
         """Notes why a connection failed; a tunnel is answered 502, plain http just closed."""
-        session.failures[host_port(host.strip("[]"), port)] = reason
+        target = host_port(host.strip("[]"), port)
+        session.failures[target] = reason
+        session.span.add_event(
+            "egress.failed", {"farm.egress.target": target, "farm.egress.reason": reason}
+        )
         log.debug("egress of %s: %s", session.label, reason)
         if tell:
             await browser.answer(502, reason)
 
     def _refuse(self, session: EgressSession, target: str, refusal: Refusal) -> None:
         metrics.blocked_requests_total.labels(reason=refusal.reason.value).inc()
+        session.span.add_event(
+            "egress.refused",
+            {
+                "farm.egress.target": target,
+                "farm.egress.address": refusal.address,
+                "farm.egress.reason": refusal.reason.value,
+            },
+        )
         if session.record(BlockedRequest(target, refusal)):
             log.debug(
                 "refused a request of %s to %s: %s", session.label, target, refusal.describe()
             )
+
+
+def _tried(addresses: Sequence[IpAddress]) -> dict[str, list[str]]:
+    """The addresses a connection may use, as an event's attribute."""
+    return {"farm.egress.addresses": [str(address) for address in addresses]}
 
 
 def _loopback(address: IpAddress) -> bool:

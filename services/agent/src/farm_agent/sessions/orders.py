@@ -21,6 +21,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_agent.errors import TaskFailure
 from farm_agent.sessions.commands import run_command
 from farm_agent.sessions.manager import SessionManager, SessionRefused
+from farm_agent.traces import SessionTraces
 from farm_agent.work.uploader import ArtifactUploader
 from farm_core.sessions import CloseReason, Refusal, SessionOrder, order_subject
 from farm_core.task_errors import ErrorCode
@@ -28,7 +29,7 @@ from farm_core.task_errors import ErrorCode
 log = logging.getLogger(__name__)
 
 OrderMessage = TypeVar("OrderMessage", bound=Message)
-Handler = Callable[[bytes], Awaitable[queue_pb2.SessionReply]]
+Handler = Callable[[Msg], Awaitable[queue_pb2.SessionReply]]
 
 
 class SessionOrders:
@@ -49,6 +50,7 @@ class SessionOrders:
         self._max_text_bytes = max_text_bytes
         self._subscriptions: list[Subscription] = []
         self._handling: set[asyncio.Task[None]] = set()
+        self._traces = SessionTraces()
 
     async def start(self) -> None:
         """Subscribes to this agent's order subjects."""
@@ -84,7 +86,7 @@ class SessionOrders:
 
     async def _answer(self, verb: SessionOrder, handler: Handler, message: Msg) -> None:
         try:
-            reply = await handler(message.data)
+            reply = await handler(message)
         except SessionRefused as refusal:
             reply = _error(refusal.code, str(refusal))
             if refusal.closed is not None:
@@ -116,24 +118,28 @@ class SessionOrders:
         )
         return queue_pb2.SessionReply(error=failure.to_proto())
 
-    async def _open(self, data: bytes) -> queue_pb2.SessionReply:
-        order = _parse(queue_pb2.OpenSessionOrder(), data)
-        await self._manager.open(order)
+    async def _open(self, message: Msg) -> queue_pb2.SessionReply:
+        order = _parse(queue_pb2.OpenSessionOrder(), message.data)
+        with self._traces.opening(order.session_id, message):
+            await self._manager.open(order)
         return queue_pb2.SessionReply(endpoint=self._manager.endpoint)
 
-    async def _run(self, data: bytes) -> queue_pb2.SessionReply:
-        order = _parse(queue_pb2.SessionCommandOrder(), data)
+    async def _run(self, message: Msg) -> queue_pb2.SessionReply:
+        order = _parse(queue_pb2.SessionCommandOrder(), message.data)
         session = await self._manager.held(order.session_id, order.tenant)
         try:
-            result = await run_command(session, order.command, self._uploader, self._max_text_bytes)
+            with self._traces.ordered("session.command", order.session_id, message, session.egress):
+                result = await run_command(
+                    session, order.command, self._uploader, self._max_text_bytes
+                )
         except TaskFailure as failure:
             if failure.code is ErrorCode.BROWSER_CRASHED:
                 await self._manager.close(session, CloseReason.BROWSER_CRASHED)
             raise
         return queue_pb2.SessionReply(result=result)
 
-    async def _close(self, data: bytes) -> queue_pb2.SessionReply:
-        order = _parse(queue_pb2.CloseSessionOrder(), data)
+    async def _close(self, message: Msg) -> queue_pb2.SessionReply:
+        order = _parse(queue_pb2.CloseSessionOrder(), message.data)
         try:
             reason = CloseReason(order.reason or CloseReason.CLOSED_BY_USER)
         except ValueError:
@@ -147,7 +153,9 @@ class SessionOrders:
                 raise
             # Closed already (idle, lifetime...): that close is the answer.
             return queue_pb2.SessionReply(closed=refusal.closed)
-        closed = await self._manager.close(session, reason)
+        with self._traces.ordered("session.close", order.session_id, message):
+            closed = await self._manager.close(session, reason)
+        self._traces.forget(order.session_id)
         return queue_pb2.SessionReply(closed=closed)
 
 

@@ -22,11 +22,12 @@ from nats.aio.msg import Msg
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
-from farm_agent.browser.actions import Capture
+from farm_agent.browser.actions import Capture, CapturedArtifact
 from farm_agent.errors import TaskFailure
 from farm_agent.kv import host_key
 from farm_agent.limits.circuit import Admission, Outcome, outcome_of
 from farm_agent.limits.leases import Busy
+from farm_agent.traces import attempt_span
 from farm_agent.work.attempt_tools import AttemptTools
 from farm_agent.work.delivery import Delivery, DeliveryOutcome
 from farm_agent.work.events import ReportFailed
@@ -42,6 +43,7 @@ from farm_agent.work.retries import (
 from farm_agent.work.waits import WaitReason, wait_key
 from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
 from farm_core.task_errors import ErrorCode
+from farm_core.tracing import tracer
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,7 @@ class TaskAttempt:
         except DecodeError as error:
             log.error("dropping a message that is not a WorkItem: %s", error)
         self._delivery = Delivery(message, self.task_id, tools.bookkeeping.expect_redelivery)
+        self._received = _utcnow()
 
     @property
     def task_id(self) -> str:
@@ -94,7 +97,12 @@ class TaskAttempt:
             self._delivery.keep_in_progress(self._tools.settings.in_progress_seconds)
         )
         try:
-            await self._run_checked()
+            with attempt_span(self._message, self.task_id, self._received) as span:
+                span.set_attribute("farm.agent_id", self._tools.settings.id)
+                try:
+                    await self._run_checked()
+                finally:
+                    span.set_attribute("farm.attempt", self.attempt)
         except ReportFailed as error:
             log.warning("%s; task %s will be redelivered", error, self.task_id)
             delay = self._tools.settings.retry_delay_seconds
@@ -236,7 +244,8 @@ class TaskAttempt:
             limited.timeout_ms = timeout_ms
             spec = limited
         try:
-            capture = await self._tools.runner.run(spec)
+            with tracer().start_as_current_span("browser.run", attributes={"farm.host": host}):
+                capture = await self._tools.runner.run(spec)
         except TaskFailure:
             raise
         except Exception as error:
@@ -249,7 +258,8 @@ class TaskAttempt:
         """The capture's result, with a reference to each of its artifacts, once stored."""
         for artifact in capture.artifacts:
             uploader = self._tools.reporting.uploader
-            ref = await uploader.upload(self.item.tenant, self.task_id, artifact)
+            with tracer().start_as_current_span("artifact.upload", attributes=_traced(artifact)):
+                ref = await uploader.upload(self.item.tenant, self.task_id, artifact)
             capture.result.artifacts.append(ref)
         return capture.result
 
@@ -362,6 +372,11 @@ class TaskAttempt:
         if self._stop_reason is StopReason.CANCELLED:
             return True
         return await self._tools.bookkeeping.is_cancelled(self.task_id)
+
+
+def _traced(artifact: CapturedArtifact) -> dict[str, str | int]:
+    """What an upload's span says of the artifact."""
+    return {"farm.artifact.name": artifact.name, "farm.artifact.bytes": len(artifact.data)}
 
 
 def _utcnow() -> dt.datetime:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import nats.errors
 from nats.aio.msg import Msg
+from opentelemetry import trace
 
 from farm_agent import metrics
 
@@ -85,6 +86,7 @@ class Delivery:
         if self._answered:
             return
         self._answered = True
+        trace.get_current_span().set_attribute("farm.outcome", outcome.value)
         try:
             await send()
         except nats.errors.Error as error:
