@@ -351,6 +351,32 @@ def test_envoy_config_command_takes_the_tls_flags(
     assert "certificate, its key and the CA" in capsys.readouterr().err
 
 
+def test_requests_are_traced_only_with_an_otlp_collector() -> None:
+    assert "tracing" not in connection_manager(rendered())
+    assert "otlp" not in {c["name"] for c in rendered()["static_resources"]["clusters"]}
+    config = rendered(otlp=Endpoint("127.0.0.1", 14317))
+    provider = connection_manager(config)["tracing"]["provider"]
+    assert provider["name"] == "envoy.tracers.opentelemetry"
+    assert provider["typed_config"]["grpc_service"]["envoy_grpc"]["cluster_name"] == "otlp"
+    assert provider["typed_config"]["service_name"] == "farm-envoy"
+    (otlp,) = [c for c in config["static_resources"]["clusters"] if c["name"] == "otlp"]
+    (endpoint,) = otlp["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    assert endpoint["endpoint"]["address"]["socket_address"] == {
+        "address": "127.0.0.1",
+        "port_value": 14317,
+    }
+    assert "http2_protocol_options" in str(otlp["typed_extension_protocol_options"])
+
+
+def test_envoy_config_command_takes_an_otlp_collector(tmp_path: Path) -> None:
+    output = tmp_path / "envoy.yaml"
+    assert main([*COMPOSE_RENDER_ARGS, "--otlp", "collector:4317", "-o", str(output)]) == 0
+    config = yaml.safe_load(output.read_text())
+    (otlp,) = [c for c in config["static_resources"]["clusters"] if c["name"] == "otlp"]
+    assert otlp["type"] == "STRICT_DNS"
+    assert "tracing" in connection_manager(config)
+
+
 def test_compose_envoy_config_is_the_current_render(tmp_path: Path) -> None:
     fresh = tmp_path / "envoy.yaml"
     assert main([*COMPOSE_RENDER_ARGS, "-o", str(fresh)]) == 0
@@ -372,7 +398,7 @@ def envoy_validate(path: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("hosts", ["addresses", "names", "tls"])
+@pytest.mark.parametrize("hosts", ["addresses", "names", "tls", "traced"])
 def test_envoy_accepts_the_rendered_config(tmp_path: Path, hosts: str) -> None:
     changes: dict[str, Any] = {}
     if hosts == "names":
@@ -387,6 +413,8 @@ def test_envoy_accepts_the_rendered_config(tmp_path: Path, hosts: str) -> None:
             "upstream_key_path": internal.key,
             "upstream_ca_path": internal.ca,
         }
+    if hosts == "traced":
+        changes["otlp"] = Endpoint("127.0.0.1", 4317)
     path = tmp_path / "envoy.yaml"
     path.write_text(render_envoy_config(TEMPLATE, settings(**changes)))
     result = envoy_validate(path)

@@ -2,7 +2,9 @@
 
 A command builds its request, then makes its call with `call_and_print` (one reply
 printed as JSON), `list_and_print` (a List, one page or all of them) or `call_farm`
-(a reply it handles itself). A gRPC error ends the command in `main`.
+(a reply it handles itself). A gRPC error ends the command in `main`. Every call of
+one command carries the same W3C `traceparent`: the caller's (TRACEPARENT), or a
+new trace's.
 """
 
 import os
@@ -24,6 +26,7 @@ from farm.tasks.v1 import tasks_pb2_grpc
 from farm_cli.console import CliError, print_message
 from farm_cli.launcher.config import ProjectNotFound, find_project_root
 from farm_cli.pages import every_page
+from farm_core.trace_context import TRACEPARENT, new_traceparent, span_context_of
 
 DEFAULT_FARM_URL = "127.0.0.1:8080"
 # An artifact is at most 64 MiB; its message adds a little.
@@ -144,7 +147,16 @@ def connect(
         else grpc.insecure_channel(target, options=options)
     )
     with channel:
-        yield FarmConnection(channel, (("authorization", f"Bearer {key}"),))
+        yield FarmConnection(
+            channel,
+            (("authorization", f"Bearer {key}"), (TRACEPARENT, call_traceparent(env))),
+        )
+
+
+def call_traceparent(environ: Mapping[str, str]) -> str:
+    """The trace a command's calls join: TRACEPARENT's when it names one, else a new one."""
+    given = environ.get("TRACEPARENT", "").strip()
+    return given if span_context_of(given).is_valid else new_traceparent()
 
 
 RpcOf: TypeAlias = Callable[[FarmConnection], Callable[..., Reply]]

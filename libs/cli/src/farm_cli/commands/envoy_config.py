@@ -76,6 +76,13 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     render.add_argument(
         "--upstream-tls-ca", type=Path, help="the CA that signed the services' certificates"
     )
+    render.add_argument(
+        "--otlp",
+        type=host_port,
+        metavar="HOST:PORT",
+        help="send the requests' spans to this OTLP/gRPC collector (Jaeger, Tempo, an "
+        "OpenTelemetry Collector); the services continue each request's trace",
+    )
     render.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     render.set_defaults(run=print_envoy_config)
 
@@ -107,6 +114,7 @@ def print_envoy_config(args: argparse.Namespace) -> int:
             upstream_cert_path=args.upstream_tls_cert,
             upstream_key_path=args.upstream_tls_key,
             upstream_ca_path=args.upstream_tls_ca,
+            otlp=args.otlp,
         )
     except ValueError as error:  # the TLS files given only in part
         raise CliError(str(error)) from error

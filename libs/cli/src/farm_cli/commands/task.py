@@ -1,4 +1,4 @@
-"""`farm task create|run|get|list|cancel|watch`: the TaskService."""
+"""`farm task create|run|get|list|cancel|watch|trace`: the TaskService, and a task's trace."""
 
 import argparse
 
@@ -6,6 +6,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import call_and_print, call_farm, connect, list_and_print
 from farm_cli.commands.ranges import INT32_MAX, whole_number
 from farm_cli.commands.task_spec import add_task_spec_arguments, label, task_spec_from_args
+from farm_cli.commands.task_trace import add_trace_parser
 from farm_cli.console import print_message
 
 # RunTask waits up to the task's 300 s limit; Envoy's route allows 330 s.
@@ -55,6 +56,8 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     watch = verbs.add_parser("watch", help="print the task's events (one JSON a line)")
     watch.add_argument("id")
     watch.set_defaults(run=watch_task)
+
+    add_trace_parser(verbs)
 
 
 def create_task(args: argparse.Namespace) -> int:

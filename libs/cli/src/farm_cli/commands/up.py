@@ -64,6 +64,13 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "scraping every process, with the farm's alert rules (make observe-deps installs it)",
     )
     up.add_argument(
+        "--traces",
+        action="store_true",
+        help=f"also run a trace sink on 127.0.0.1:{FarmPorts.traces} (FARM_TRACES_PORT) that "
+        "every process and Envoy send their spans to (OTLP/gRPC), kept under FARM_HOME/traces "
+        "for `farm task trace ID`; without it OTEL_EXPORTER_OTLP_ENDPOINT, if set, gets them",
+    )
+    up.add_argument(
         "--infra-only",
         action="store_true",
         help="start only NATS, SeaweedFS and Envoy (to run the services by hand)",
@@ -109,12 +116,22 @@ def banner(farm: LocalFarm) -> str:
             f'-d \'{{"url": "https://example.com", "screenshot": {{}}}}\' {url}/v1/tasks:run',
             f"  logs: {farm.log_dir}",
             *([f"  prometheus: {farm.prometheus_url}"] if farm.prometheus_url else []),
+            *trace_lines(farm),
             "  status: farm status",
             "A process that crashes is restarted (1 s, 2 s, 4 s ... up to 30 s apart).",
             "Ctrl-C stops the farm.",
             "",
         ]
     )
+
+
+def trace_lines(farm: LocalFarm) -> list[str]:
+    """The banner's line on traces: where spans go, and how to see a task's."""
+    if farm.traces_url is not None:
+        return [f"  traces: {farm.traces_url} -> {farm.config.traces_folder} (farm task trace ID)"]
+    if farm.config.trace_endpoint is not None:
+        return [f"  traces: sent to {farm.config.trace_endpoint}"]
+    return []
 
 
 def tls_lines(files: TlsFiles | None, internal: TlsFiles | None = None) -> list[str]:
@@ -150,6 +167,7 @@ def run_up(args: argparse.Namespace) -> int:
             tls_cert=args.tls_cert.resolve() if args.tls_cert else None,
             tls_key=args.tls_key.resolve() if args.tls_key else None,
             observe=args.observe,
+            traces=args.traces,
         )
     except (ProjectNotFound, ValueError) as error:
         raise CliError(str(error)) from error

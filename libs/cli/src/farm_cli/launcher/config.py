@@ -103,6 +103,8 @@ class FarmPorts:
     nats: int = 7422
     nats_monitor: int = 7822
     prometheus: int = 9090
+    # The local trace sink (--traces): OTLP/gRPC's usual port.
+    traces: int = 4317
     seaweed_master: int = 7301
     seaweed_volume: int = 7302
     seaweed_filer: int = 7303
@@ -229,6 +231,12 @@ class FarmConfig:
     tls_key: Path | None = None
     # Also run Prometheus on ports.prometheus, scraping every process (farm up --observe).
     observe: bool = False
+    # Also run the local trace sink on ports.traces, every process sending it its spans
+    # (farm up --traces); the files go under FARM_HOME/traces.
+    traces: bool = False
+    # Without `traces`: the OTLP/gRPC collector (http://host:port) every process and
+    # Envoy send their spans to, from OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT; None: none.
+    otlp_endpoint: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.agents <= MAX_AGENTS:
@@ -263,6 +271,18 @@ class FarmConfig:
         return self.home / "tls"
 
     @property
+    def trace_endpoint(self) -> str | None:
+        """Where the farm's processes send their spans: the local sink, a collector, or None."""
+        if self.traces:
+            return f"http://127.0.0.1:{self.ports.traces}"
+        return self.otlp_endpoint
+
+    @property
+    def traces_folder(self) -> Path:
+        """Where the local trace sink keeps its files (`traces`)."""
+        return self.home / "traces"
+
+    @property
     def envoy_url(self) -> str:
         """Where clients reach the farm."""
         scheme = "https" if self.tls else "http"
@@ -282,12 +302,14 @@ class FarmConfig:
         tls_cert: Path | None = None,
         tls_key: Path | None = None,
         observe: bool = False,
+        traces: bool = False,
     ) -> "FarmConfig":
         """The configuration `farm up` runs with: flags, then the environment, then defaults.
 
         `ports` replaces the ports from the environment (FARM_<WHAT>_PORT) as a whole.
         TLS is on with `tls`, or when a certificate is given (flags, else
-        FARM_ENVOY_TLS_CERT and FARM_ENVOY_TLS_KEY).
+        FARM_ENVOY_TLS_CERT and FARM_ENVOY_TLS_KEY). Without `traces`, spans go to
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT if set.
         """
         env = os.environ if environ is None else environ
         base = Path.cwd() if cwd is None else cwd
@@ -321,6 +343,12 @@ class FarmConfig:
             tls_cert=cert,
             tls_key=key,
             observe=observe,
+            traces=traces,
+            otlp_endpoint=(
+                env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                or None
+            ),
         )
 
 

@@ -18,6 +18,8 @@ from farm_cli.launcher.tls import TlsFiles
 SERVICE_CLUSTERS = ("auth", "storage", "scheduler")
 # The MCP service (/mcp), routed only when its endpoints are given.
 MCP_CLUSTER = "mcp"
+# The collector Envoy exports its spans to, when one is given.
+OTLP_CLUSTER = "otlp"
 
 MAX_REQUEST_BYTES = 1024 * 1024
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
@@ -64,6 +66,9 @@ class EnvoySettings:
     upstream_cert_path: Path | None = None
     upstream_key_path: Path | None = None
     upstream_ca_path: Path | None = None
+    # The OTLP/gRPC collector (host and port) Envoy sends the requests' spans to; None:
+    # Envoy traces nothing (the services still continue a caller's traceparent).
+    otlp: Endpoint | None = None
 
     def __post_init__(self) -> None:
         missing = [name for name in SERVICE_CLUSTERS if not self.upstreams.get(name)]
@@ -101,6 +106,7 @@ def render_envoy_config(template: Path, settings: EnvoySettings) -> str:
         upstream_ca_path=str(settings.upstream_ca_path or ""),
         clusters=clusters,
         mcp=_cluster(MCP_CLUSTER, mcp_endpoints) if mcp_endpoints else None,
+        otlp=_cluster(OTLP_CLUSTER, [settings.otlp]) if settings.otlp else None,
     )
 
 
@@ -151,6 +157,15 @@ def envoy_ready(settings: EnvoySettings) -> bool:
     return http_ok(admin) and port_open(settings.listen_address, settings.listen_port)
 
 
+def otlp_endpoint(url: str) -> Endpoint:
+    """The host and port of an OTLP/gRPC endpoint URL (http://host:port); ValueError if none."""
+    address = url.split("://", 1)[-1].split("/", 1)[0]
+    host, separator, port = address.rpartition(":")
+    if not separator or not host or not port.isdigit():
+        raise ValueError(f"an OTLP endpoint is http://HOST:PORT, got {url!r}")
+    return Endpoint(host.strip("[]"), int(port))
+
+
 def local_envoy_settings(
     config: FarmConfig, edge_tls: TlsFiles | None, internal_tls: TlsFiles | None
 ) -> EnvoySettings:
@@ -172,4 +187,5 @@ def local_envoy_settings(
         upstream_cert_path=internal_tls.cert if internal_tls else None,
         upstream_key_path=internal_tls.key if internal_tls else None,
         upstream_ca_path=internal_tls.ca if internal_tls else None,
+        otlp=otlp_endpoint(config.trace_endpoint) if config.trace_endpoint else None,
     )

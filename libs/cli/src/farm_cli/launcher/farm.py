@@ -1,5 +1,7 @@
 """The whole farm on one machine: NATS, SeaweedFS, the services, the agents, Envoy, Prometheus.
 
+With `traces`, the local trace sink starts first, so that every process finds it.
+
 `LocalFarm(config).start()` brings them up in order, each awaited ready; `stop()` takes
 them down in reverse. While it runs, `supervise()` (`farm up`) or `start_supervisor()`
 (tests, benches) restarts a process that crashes (see supervisor.py). `farm up` drives
@@ -40,6 +42,7 @@ from farm_cli.launcher.services import (
     agent_launches,
     core_service_launches,
     mcp_launch,
+    trace_sink_launch,
 )
 from farm_cli.launcher.supervisor import Phase, Role, SupervisingThread, Supervisor
 from farm_cli.launcher.tls import (
@@ -54,6 +57,7 @@ NATS_TIMEOUT = 30.0
 SEAWEEDFS_TIMEOUT = 90.0
 ENVOY_TIMEOUT = 30.0
 PROMETHEUS_TIMEOUT = 30.0
+TRACE_SINK_TIMEOUT = 30.0
 # How long stop() waits for the supervising thread's current look to end.
 SUPERVISOR_JOIN_TIMEOUT = 30.0
 
@@ -105,6 +109,11 @@ class LocalFarm:
     def prometheus_url(self) -> str | None:
         """Where Prometheus answers (`observe`); None without it."""
         return f"http://{HOST}:{self.config.ports.prometheus}" if self.config.observe else None
+
+    @property
+    def traces_url(self) -> str | None:
+        """Where the local trace sink takes spans (`traces`); None without it."""
+        return self.config.trace_endpoint if self.config.traces else None
 
     @property
     def tls_files(self) -> TlsFiles | None:
@@ -187,6 +196,8 @@ class LocalFarm:
                 # With TLS at the edge, the services also speak mutual TLS among themselves.
                 internal = load_or_create_internal_tls(self.config.tls_home)
                 self._shared = shared = replace(shared, internal_tls=internal)
+            if self.config.traces:
+                self._start_trace_sink()
             self._s3 = s3 = self._start_infrastructure()
             if self.config.start_services:
                 self._start_services(shared, s3)
@@ -362,6 +373,13 @@ class LocalFarm:
             envoy_spec(config_path), ready, ENVOY_TIMEOUT, Role.INFRASTRUCTURE
         )
         self._await_ready(envoy)
+
+    def _start_trace_sink(self) -> None:
+        """The local trace sink; it speaks plaintext gRPC on loopback, TLS or not."""
+        launch = trace_sink_launch(self.config)
+        ready = functools.partial(grpc_serving, launch.address, None)
+        process = self._launched.launch(launch.spec, ready, TRACE_SINK_TIMEOUT, Role.INFRASTRUCTURE)
+        self._await_ready(process)
 
     def _start_prometheus(self) -> None:
         """Prometheus scraping every process, with the farm's alert rules."""

@@ -11,6 +11,8 @@ from farm_cli.launcher.tls import TlsFiles
 HOST = "127.0.0.1"
 # A service drains for up to FARM_GRACE_SECONDS (20 s by default) on SIGTERM.
 SERVICE_STOP_TIMEOUT = 30.0
+TRACE_ENDPOINT_VARIABLE = "OTEL_EXPORTER_OTLP_ENDPOINT"
+LOCAL_SINK_EXPORT_DELAY_MS = 500
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ class ServiceLaunch:
 
 
 def _python_module(name: str, env: dict[str, str], port: int) -> ServiceLaunch:
+    if env.get(TRACE_ENDPOINT_VARIABLE):
+        # Tells one agent's spans from another's (all are the service farm-agent).
+        env = {"OTEL_RESOURCE_ATTRIBUTES": f"service.instance.id={name}", **env}
     return ServiceLaunch(
         spec=ProcessSpec(
             name=name,
@@ -57,6 +62,7 @@ def _python_module(name: str, env: dict[str, str], port: int) -> ServiceLaunch:
 def common_env(config: FarmConfig, shared: SharedSettings) -> dict[str, str]:
     """The settings every service reads, over the config's extra service environment."""
     return {
+        **trace_env(config),
         **config.service_env,
         "FARM_HOME": str(config.home),
         "NATS_URL": shared.nats_url,
@@ -65,6 +71,20 @@ def common_env(config: FarmConfig, shared: SharedSettings) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
         **_internal_tls_env(shared.internal_tls),
     }
+
+
+def trace_env(config: FarmConfig) -> dict[str, str]:
+    """The OTEL_* settings that send a service's spans where the farm's go; {} without."""
+    endpoint = config.trace_endpoint
+    if endpoint is None:
+        return {}
+    # The per-signal variable too: it wins over the general one in the SDK.
+    env = {TRACE_ENDPOINT_VARIABLE: endpoint, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": endpoint}
+    if config.traces:
+        # The local sink is read by `farm task trace` right after a task: spans go
+        # out every half second rather than every 5 s.
+        env["OTEL_BSP_SCHEDULE_DELAY"] = str(LOCAL_SINK_EXPORT_DELAY_MS)
+    return env
 
 
 def _internal_tls_env(files: TlsFiles | None) -> dict[str, str]:
@@ -125,6 +145,27 @@ def core_service_launches(
             ports.scheduler,
         ),
     ]
+
+
+def trace_sink_launch(config: FarmConfig) -> ServiceLaunch:
+    """The local trace sink (`--traces`): OTLP/gRPC on ports.traces, files under FARM_HOME."""
+    address = f"{HOST}:{config.ports.traces}"
+    return ServiceLaunch(
+        spec=ProcessSpec(
+            name="traces",
+            argv=[
+                sys.executable,
+                "-m",
+                "farm_cli.traces",
+                "--listen",
+                address,
+                "--folder",
+                str(config.traces_folder),
+            ],
+            stop_timeout=SERVICE_STOP_TIMEOUT,
+        ),
+        address=address,
+    )
 
 
 def mcp_launch(config: FarmConfig, shared: SharedSettings) -> ServiceLaunch:
