@@ -1,10 +1,15 @@
 """The configuration of a whole test farm, shared by the fixtures that start one."""
 
+from dataclasses import replace
 from pathlib import Path
 
 from farm_cli.launcher.config import FarmConfig, FarmPorts, find_project_root
 
 ROOT = find_project_root(Path(__file__).parent)
+
+# The spans a traced test farm's processes batch before sending them (the SDK's default
+# is 5 s): tests read them soon after the work.
+TEST_SPAN_EXPORT_DELAY_MS = 100
 
 
 def whole_farm_config(home: Path, agents: int = 2) -> FarmConfig:
@@ -22,4 +27,20 @@ def whole_farm_config(home: Path, agents: int = 2) -> FarmConfig:
         agent_allow="127.0.0.0/8",
         # Test data is thrown away: no need to wait out weed's slow graceful stop.
         seaweedfs_stop_timeout=2.0,
+    )
+
+
+def traced_farm_config(home: Path, agents: int = 1) -> FarmConfig:
+    """A whole farm that keeps every span: its trace sink (as `farm up --traces`) on a free
+    port, every service and Envoy sending to it within a tenth of a second."""
+    config = whole_farm_config(home, agents)
+    return replace(
+        config,
+        traces=True,
+        service_env={
+            **config.service_env,
+            "OTEL_BSP_SCHEDULE_DELAY": str(TEST_SPAN_EXPORT_DELAY_MS),
+            # A retried attempt comes back within a second.
+            "FARM_AGENT_RETRY_BASE_SECONDS": "0.2",
+        },
     )

@@ -16,17 +16,20 @@ and NATS headers).
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 from opentelemetry.instrumentation.grpc.filters import any_of, negate, service_name
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Link, SpanKind, TraceState
+from opentelemetry.util.types import Attributes
 
 from farm_core.interceptors import Continuation, ServerCall, wrap_handler
 from farm_core.logs import trace_id_var
@@ -49,6 +52,37 @@ class Instrumentor(Protocol):
 
     def instrument(self, **kwargs: Any) -> Any:
         """Patches the library it instruments."""
+
+
+class NoOrphanClients(sampling.Sampler):
+    """Drops client spans that would start a trace; asks `configured` about the rest.
+
+    A background loop's SQL statements and S3 requests (the republisher, the gauges)
+    belong to no task: each would be a trace of one span, every few seconds.
+    """
+
+    def __init__(self, configured: sampling.Sampler) -> None:
+        self._configured = configured
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> sampling.SamplingResult:
+        parent = trace.get_current_span(parent_context).get_span_context()
+        if kind is SpanKind.CLIENT and not parent.is_valid:
+            return sampling.SamplingResult(sampling.Decision.DROP)
+        return self._configured.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"NoOrphanClients{{{self._configured.get_description()}}}"
 
 
 @dataclass
@@ -87,8 +121,13 @@ def configure_tracing(service: str, environ: Mapping[str, str] | None = None) ->
     )
 
     name = env.get("OTEL_SERVICE_NAME", "").strip() or f"farm-{service}"
+    # The sampler OTEL_TRACES_SAMPLER names, as the SDK itself reads it.
+    configured = sampling._get_from_env_or_default()
+    # Shut down by serve() (shutdown_tracing), not at exit, where the loop is gone.
     provider = TracerProvider(
-        resource=Resource.create({SERVICE_NAME: name}), shutdown_on_exit=False
+        resource=Resource.create({SERVICE_NAME: name}),
+        sampler=NoOrphanClients(configured),
+        shutdown_on_exit=False,
     )
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)

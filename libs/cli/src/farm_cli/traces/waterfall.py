@@ -23,6 +23,8 @@ SHOWN_ATTRIBUTES = (
     "farm.artifact.name",
     "farm.host",
 )
+# Too long for a line: an exception event's traceback (its type and message show).
+HIDDEN_EVENT_ATTRIBUTES = frozenset({"exception.stacktrace", "exception.escaped"})
 NAME_WIDTH = 56
 MIN_BAR_WIDTH = 10
 
@@ -95,7 +97,9 @@ def _bar(span: SpanRecord, origin: int, total: int, width: int) -> str:
 
 def _event_line(event: SpanEvent, origin: int, indent: str) -> str:
     details = ", ".join(
-        f"{key.removeprefix('farm.')}={value}" for key, value in event.attributes.items()
+        f"{key.removeprefix('farm.')}={value}"
+        for key, value in event.attributes.items()
+        if key not in HIDDEN_EVENT_ATTRIBUTES
     )
     offset = duration_text(event.timeUnixNano - origin)
     return f"{offset:>10} {'':>10}  {'':<16} {indent}· {event.name} {details}".rstrip()
