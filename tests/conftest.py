@@ -13,6 +13,11 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.util._once import Once
 
 from farm_cli.launcher import infra
 from farm_cli.launcher.processes import ManagedProcess, free_port, wait_until
@@ -132,3 +137,23 @@ def site() -> Iterator[Site]:
     """The test pages (tests/pages.py) on 127.0.0.1 at a free port, for the whole session."""
     with serve_site() as served:
         yield served
+
+
+@pytest.fixture
+def recorded_spans() -> Iterator[InMemorySpanExporter]:
+    """The process's spans are recorded (the global tracer provider) while the test runs.
+
+    Afterwards the API is back to its no-op tracer, as in a service without an endpoint.
+    """
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    # The API lets a process set its provider once; tests set and clear it each time.
+    trace._TRACER_PROVIDER_SET_ONCE = Once()
+    trace.set_tracer_provider(provider)
+    try:
+        yield exporter
+    finally:
+        provider.shutdown()
+        trace._TRACER_PROVIDER_SET_ONCE = Once()
+        trace._TRACER_PROVIDER = None

@@ -25,6 +25,7 @@ from farm_cli.launcher.processes import free_port
 
 GOOD_KEY = "bf_good-key"
 IDENTITY_FOR_GOOD_KEY = "identity-token-for-good-key"
+TRACED_TASK_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
 
@@ -111,7 +112,7 @@ class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
 
 
 class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
-    """Task "missing" is NOT_FOUND; ListTasks has two pages (t1, t2 | t3)."""
+    """Task "missing" is NOT_FOUND, "traced" has a trace id; ListTasks has two pages."""
 
     def __init__(self, calls: Calls) -> None:
         self.calls = calls
@@ -128,7 +129,10 @@ class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
         self.calls.record("GetTask", request, context)
         if request.id == "missing":
             context.abort(grpc.StatusCode.NOT_FOUND, "task missing not found")
-        return tasks_pb2.Task(id=request.id, status=tasks_pb2.TASK_STATUS_RUNNING)
+        trace_id = TRACED_TASK_TRACE_ID if request.id == "traced" else ""
+        return tasks_pb2.Task(
+            id=request.id, status=tasks_pb2.TASK_STATUS_RUNNING, trace_id=trace_id
+        )
 
     def ListTasks(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.calls.record("ListTasks", request, context)

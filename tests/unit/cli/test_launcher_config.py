@@ -12,7 +12,16 @@ from farm_cli.launcher.config import (
     ProjectNotFound,
     find_project_root,
 )
+from farm_cli.launcher.infra import S3Credentials
 from farm_cli.launcher.processes import port_open
+from farm_cli.launcher.services import (
+    S3Target,
+    SharedSettings,
+    agent_launches,
+    core_service_launches,
+    trace_env,
+    trace_sink_launch,
+)
 
 # PostgreSQL, MariaDB, Redis, RabbitMQ, MQTT and NATS run on this machine kind.
 TAKEN_BY_THE_MACHINE = {5432, 3306, 6379, 5672, 1883, 4222}
@@ -124,3 +133,40 @@ def test_s3_endpoint_without_keys_is_refused(tmp_path: Path) -> None:
 def test_agent_count_is_bounded(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="agents"):
         FarmConfig(root=tmp_path, home=tmp_path, agents=MAX_AGENTS + 1)
+
+
+def test_spans_go_to_the_local_sink_with_traces_else_to_the_given_collector(
+    tmp_path: Path,
+) -> None:
+    root = make_checkout(tmp_path)
+    collector = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"}
+    plain = FarmConfig.from_environment(cwd=root, environ={})
+    assert plain.trace_endpoint is None
+    assert trace_env(plain) == {}
+    given = FarmConfig.from_environment(cwd=root, environ=collector)
+    assert given.trace_endpoint == "http://collector:4317"
+    traced = FarmConfig.from_environment(cwd=root, environ=collector, traces=True)
+    assert traced.trace_endpoint == f"http://127.0.0.1:{traced.ports.traces}"
+    assert traced.traces_folder == root / ".farm" / "traces"
+    assert trace_env(traced)["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] == traced.trace_endpoint
+
+
+def test_every_service_process_sends_its_spans_under_its_own_name(tmp_path: Path) -> None:
+    config = FarmConfig(
+        root=make_checkout(tmp_path),
+        home=tmp_path / "home",
+        agents=2,
+        traces=True,
+        service_env={"OTEL_BSP_SCHEDULE_DELAY": "100"},
+    )
+    shared = SharedSettings(nats_url="nats://127.0.0.1:7422", identity_secret="s")
+    s3 = S3Target("http://127.0.0.1:7304", S3Credentials("a", "b"), "bucket")
+    launches = [*core_service_launches(config, shared, "key", s3), *agent_launches(config, shared)]
+    for launch in launches:
+        env = launch.spec.env
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4317"
+        assert env["OTEL_BSP_SCHEDULE_DELAY"] == "100"
+        assert env["OTEL_RESOURCE_ATTRIBUTES"] == f"service.instance.id={launch.spec.name}"
+    sink = trace_sink_launch(config)
+    assert sink.address == "127.0.0.1:4317"
+    assert sink.spec.argv[-2:] == ["--folder", str(tmp_path / "home" / "traces")]

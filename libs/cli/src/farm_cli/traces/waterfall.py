@@ -114,7 +114,8 @@ def waterfall(spans: Sequence[SpanRecord], width: int = 140, events: bool = Fals
     total = max(end - origin, 1)
     services = sorted({span.service for span in spans})
     trace_ids = sorted({span.traceId for span in spans})
-    bar_width = max(MIN_BAR_WIDTH, width - (10 + 1 + 10 + 2 + 16 + 1 + NAME_WIDTH + 2))
+    # start, duration, service and name columns, then the bar between two "|".
+    bar_width = max(MIN_BAR_WIDTH, width - (10 + 1 + 10 + 2 + 16 + 1 + NAME_WIDTH + 3))
     lines = [
         f"trace {', '.join(trace_ids)}: {len(spans)} spans from {len(services)} services "
         f"({', '.join(services)}) over {duration_text(total)}",
