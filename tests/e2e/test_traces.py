@@ -1,0 +1,255 @@
+"""One trace per task across the whole farm, kept by the trace sink of `farm up --traces`.
+
+A farm of its own (one agent), every process and Envoy exporting to the launcher's
+OTLP/gRPC sink on a free port; the tests read the sink's files.
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from farm_cli.launcher.farm import LocalFarm
+from farm_cli.main import main
+from farm_cli.traces.spans import SpanRecord, kept_traces, read_trace
+from farm_core.trace_context import TRACEPARENT, new_traceparent, span_context_of
+from tests.e2e.conftest import Client, http_client, unique_label
+from tests.farms import traced_farm_config
+from tests.helpers import eventually
+from tests.pages import Site
+
+pytestmark = pytest.mark.e2e
+
+SPANS_WITHIN = 20.0
+
+
+@pytest.fixture(scope="module")
+def traced_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
+    with LocalFarm(traced_farm_config(tmp_path_factory.mktemp("traced"))) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(traced_farm: LocalFarm) -> Iterator[Client]:
+    with http_client(traced_farm, traced_farm.admin_key) as http:
+        yield Client(http, traced_farm.admin_key)
+
+
+class Trace:
+    """The spans of one trace the sink kept, looked up by name and parent."""
+
+    def __init__(self, spans: list[SpanRecord]) -> None:
+        self.spans = spans
+
+    def named(self, name: str, service: str = "") -> list[SpanRecord]:
+        return [
+            span
+            for span in self.spans
+            if span.name == name and (not service or span.service == service)
+        ]
+
+    def one(self, name: str, service: str = "") -> SpanRecord:
+        found = self.named(name, service)
+        assert len(found) == 1, f"{len(found)} spans {name!r} of {service or 'any service'}"
+        return found[0]
+
+    def children(self, parent: SpanRecord, name_prefix: str = "") -> list[SpanRecord]:
+        return [
+            span
+            for span in self.spans
+            if span.parentSpanId == parent.spanId and span.name.startswith(name_prefix)
+        ]
+
+
+def kept(farm: LocalFarm, trace_id: str, *names: str) -> Trace:
+    """The trace once the sink has a span of each of `names` (spans arrive as batches)."""
+
+    def complete() -> Trace | None:
+        spans = read_trace(farm.config.traces_folder, trace_id)
+        have = {span.name for span in spans}
+        return Trace(spans) if set(names) <= have else None
+
+    return eventually(
+        complete,
+        within=SPANS_WITHIN,
+        interval=0.1,
+        message=lambda: (
+            f"trace {trace_id} lacks some of {names}: has "
+            f"{sorted({s.name for s in read_trace(farm.config.traces_folder, trace_id)})}"
+        ),
+    )
+
+
+def kept_span(farm: LocalFarm, trace_id: str, span_id: str) -> SpanRecord:
+    """One span of a trace, once the sink has it."""
+
+    def found() -> SpanRecord | None:
+        spans = read_trace(farm.config.traces_folder, trace_id)
+        return next((span for span in spans if span.spanId == span_id), None)
+
+    return eventually(found, within=SPANS_WITHIN, message=f"span {span_id} of {trace_id}")
+
+
+def test_one_task_is_one_trace_from_the_caller_to_its_artifact(
+    traced_farm: LocalFarm, client: Client, site: Site
+) -> None:
+    caller = new_traceparent()
+    response = client.http.post(
+        "/v1/tasks:run",
+        json={"url": site.url("/page"), "screenshot": {}, "labels": unique_label()},
+        headers={TRACEPARENT: caller},
+    )
+    assert response.status_code == 200, response.text
+    task = response.json()
+    assert task["status"] == "TASK_STATUS_SUCCEEDED"
+    trace_id = task["traceId"]
+    assert trace_id == span_context_of(caller).trace_id.to_bytes(16, "big").hex()
+    run_task = "/farm.tasks.v1.TaskService/RunTask"
+    upload = "/farm.storage.v1.ArtifactIngestService/UploadArtifact"
+    # Envoy sends its spans every 5 s, the services' within a tenth of a second.
+    trace = kept(traced_farm, trace_id, "ingress", run_task, "task.attempt", "PUT", upload)
+    assert {span.service for span in trace.spans} == {
+        "farm-envoy",
+        "farm-auth",
+        "farm-scheduler",
+        "farm-agent",
+        "farm-storage",
+    }
+
+    # The edge continues the caller's span, asks auth, then calls the scheduler.
+    (ingress,) = [s for s in trace.spans if s.service == "farm-envoy" and s.kind == "SERVER"]
+    assert ingress.parentSpanId == caller.split("-")[2]
+    (authz,) = trace.children(ingress, "async envoy.service.auth.v3.Authorization.Check")
+    auth_check = trace.one("/envoy.service.auth.v3.Authorization/Check", "farm-auth")
+    assert auth_check.parentSpanId == authz.spanId
+    scheduler_call = trace.one(run_task, "farm-scheduler")
+    assert scheduler_call.parentSpanId == ingress.spanId
+    assert trace.children(scheduler_call, "INSERT"), "the task's row is written in the call"
+
+    # The publish hands the context to the agent over NATS.
+    (publish,) = trace.children(scheduler_call, "task.publish")
+    attempt = trace.one("task.attempt")
+    assert attempt.parentSpanId == publish.spanId
+    assert trace.one("task.queued").parentSpanId == publish.spanId
+    assert attempt.attributes["farm.outcome"] == "succeeded"
+    (browser,) = trace.children(attempt, "browser.run")
+    assert {span.name for span in trace.children(browser)} == {
+        "browser.acquire",
+        "page.navigate",
+        "page.capture",
+    }
+    assert any(event.name == "egress.allowed" for event in browser.events)
+
+    # The upload: the agent's call, storage's handling, its SQL and its S3 PUT.
+    (uploading,) = trace.children(attempt, "artifact.upload")
+    (client_call,) = trace.children(uploading, upload)
+    storage_call = trace.one(upload, "farm-storage")
+    assert storage_call.parentSpanId == client_call.spanId
+    assert trace.one("PUT", "farm-storage").parentSpanId == storage_call.spanId
+    assert trace.children(storage_call, "INSERT")
+
+    # Each event the agent reports is applied by the scheduler in the same trace.
+    for report in trace.named("task.report"):
+        assert report.parentSpanId == attempt.spanId
+        (applied,) = trace.children(report, "task.event.apply")
+        assert applied.service == "farm-scheduler"
+
+    # Every line the agent logged about the task names its trace.
+    lines = (traced_farm.log_dir / "agent-1.log").read_text().splitlines()
+    about_task = [line for line in lines if f'"task_id": "{task["id"]}"' in line]
+    assert about_task
+    assert all(f'"trace_id": "{trace_id}"' in line for line in about_task)
+
+
+def test_a_retried_task_shows_both_attempts_in_its_trace(
+    traced_farm: LocalFarm, client: Client, site: Site
+) -> None:
+    page = f"retried-{unique_label()['test']}"
+    task = client.run(
+        {
+            "url": site.url(f"/flaky/{page}?fails=1"),
+            "content": {},
+            "failOnHttpError": True,
+            "maxAttempts": 2,
+        }
+    )
+    assert task["status"] == "TASK_STATUS_SUCCEEDED"
+    assert task["attempts"] == 2
+
+    def both_attempts() -> Trace | None:
+        trace = kept(traced_farm, task["traceId"], "task.attempt")
+        return trace if len(trace.named("task.attempt")) == 2 else None
+
+    trace = eventually(both_attempts, within=SPANS_WITHIN, message="both attempts were not kept")
+    (publish,) = trace.named("task.publish")
+    first, second = sorted(trace.named("task.attempt"), key=lambda s: s.startTimeUnixNano)
+    assert (first.attributes["farm.attempt"], second.attributes["farm.attempt"]) == (1, 2)
+    assert (first.attributes["farm.outcome"], second.attributes["farm.outcome"]) == (
+        "retried",
+        "succeeded",
+    )
+    assert first.parentSpanId == second.parentSpanId == publish.spanId
+    (failed_run,) = trace.children(first, "browser.run")
+    assert failed_run.status == "ERROR"
+    assert "HTTP_ERROR" in failed_run.statusMessage
+    assert not trace.children(first, "artifact.upload")
+    assert trace.children(second, "artifact.upload")
+
+
+def test_a_session_is_one_trace_with_a_span_per_command(
+    traced_farm: LocalFarm, client: Client, site: Site
+) -> None:
+    http = client.http
+    session = http.post("/v1/sessions", json={}).json()
+    for _ in range(2):
+        ran = http.post(f"/v1/sessions/{session['id']}:run", json={"url": site.url("/page")})
+        assert ran.status_code == 200, ran.text
+    assert http.post(f"/v1/sessions/{session['id']}:close").status_code == 200
+
+    def session_trace() -> Trace | None:
+        for trace_id in kept_traces(traced_farm.config.traces_folder):
+            spans = read_trace(traced_farm.config.traces_folder, trace_id)
+            mine = [s for s in spans if s.attributes.get("farm.session_id") == session["id"]]
+            if len(mine) == 4:
+                return Trace(spans)
+        return None
+
+    trace = eventually(session_trace, within=SPANS_WITHIN, message="the session's spans")
+    create = trace.one("/farm.sessions.v1.SessionService/CreateSession", "farm-scheduler")
+    opened = trace.one("session.open", "farm-agent")
+    assert trace.children(create, "session.order.open")[0].spanId == opened.parentSpanId
+    commands = trace.named("session.command")
+    assert len(commands) == 2
+    for command in [*commands, trace.one("session.close")]:
+        assert command.parentSpanId == opened.spanId
+        ((linked_trace, linked_span),) = command.links
+        assert linked_trace != opened.traceId
+        # The link is the scheduler's order in the call's trace (sent once answered).
+        linked = kept_span(traced_farm, linked_trace, linked_span)
+        assert linked.name.startswith("session.order.")
+        assert linked.service == "farm-scheduler"
+    for command in commands:
+        assert {span.name for span in trace.children(command)} >= {"page.navigate"}
+
+
+def test_farm_task_trace_draws_the_task_as_a_waterfall(
+    traced_farm: LocalFarm,
+    client: Client,
+    site: Site,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    task = client.run({"url": site.url("/page"), "pdf": {}})
+    kept(traced_farm, task["traceId"], "ingress", "artifact.upload", "PUT")
+    monkeypatch.setenv("FARM_URL", traced_farm.envoy_url)
+    monkeypatch.setenv("FARM_API_KEY", traced_farm.admin_key)
+    monkeypatch.setenv("FARM_HOME", str(traced_farm.home))
+    monkeypatch.chdir(Path(traced_farm.home))
+    assert main(["task", "trace", task["id"], "--events"]) == 0
+    drawn = capsys.readouterr().out.splitlines()
+    assert drawn[0].startswith(f"trace {task['traceId']}: ")
+    assert "farm-envoy" in drawn[2]
+    rows = "\n".join(drawn)
+    for name in ("task.publish", "task.attempt", "page.capture (action=pdf)", "artifact.upload"):
+        assert name in rows
+    assert "· egress.allowed" in rows
