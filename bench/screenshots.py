@@ -279,8 +279,11 @@ def serve_page(page: bytes = PAGE_HTML) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def local_farm(agents: int) -> Iterator[LocalFarm]:
-    """A farm of its own on free ports in a short temporary FARM_HOME, stopped afterwards."""
+def local_farm(agents: int, *, traces: bool = False) -> Iterator[LocalFarm]:
+    """A farm of its own on free ports in a short temporary FARM_HOME, stopped afterwards.
+
+    With `traces`, every process exports its spans to the farm's trace sink.
+    """
     # Short: Chromium's sockets live under FARM_HOME/agents/<id>/tmp.
     home = Path(tempfile.mkdtemp(prefix="farm-bench-"))
     config = FarmConfig(
@@ -290,6 +293,7 @@ def local_farm(agents: int) -> Iterator[LocalFarm]:
         agents=agents,
         agent_allow="127.0.0.0/8",
         seaweedfs_stop_timeout=2.0,
+        traces=traces,
     )
     try:
         with LocalFarm(config, report=progress) as farm:
