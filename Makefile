@@ -20,7 +20,7 @@ SYNC_STAMP := $(VENV)/.synced
 PUPPETEER := tests/e2e/puppeteer
 PUPPETEER_STAMP := $(PUPPETEER)/node_modules/.installed
 
-.PHONY: help setup run test test-fast lint format protos chromium observe-deps node-deps bench bench-chaos clean
+.PHONY: help setup run test test-fast lint format protos chromium observe-deps node-deps bench bench-tracing bench-chaos clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -95,6 +95,9 @@ bench: setup ## Benchmarks: figures printed against a baseline in the same run.
 	$(BIN)/python bench/pickup.py
 	$(BIN)/python bench/screenshots.py $(ARGS)
 	$(BIN)/python bench/sessions.py
+
+bench-tracing: setup ## Tracing's cost: the screenshot bench through farms with traces off and on.
+	$(BIN)/python bench/tracing_cost.py $(ARGS)
 
 bench-chaos: setup ## Chaos soak: tasks while agents are SIGKILLed, against an undisturbed run.
 	$(BIN)/python bench/chaos.py $(ARGS)
