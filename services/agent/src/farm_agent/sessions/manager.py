@@ -28,10 +28,11 @@ from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import CapturedArtifact
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.errors import TaskFailure
+from farm_agent.media.encoder import EncodingFailed, video_type
+from farm_agent.media.recorder import ScreenRecorder
+from farm_agent.media.screencast import Screencast
 from farm_agent.places import Places
 from farm_agent.sessions.profiles import load_profile, save_profile
-from farm_agent.sessions.recorder import VIDEO_CONTENT_TYPE, RecordingFailed, ScreenRecorder
-from farm_agent.sessions.screencast import Screencast
 from farm_agent.sessions.session import OpenSession
 from farm_agent.sessions.warm import DEFAULT_SCREEN, SpareBrowsers, screen_for, start_browser
 from farm_agent.settings import AgentSettings
@@ -323,11 +324,12 @@ class SessionManager:
             if video is None:
                 return None
             data = await asyncio.to_thread(video.read_bytes)
+            content_type = video_type(tasks_pb2.VIDEO_FORMAT_WEBM).content_type
             artifact = CapturedArtifact(
-                "recording.webm", tasks_pb2.ARTIFACT_KIND_VIDEO, VIDEO_CONTENT_TYPE, data
+                "recording.webm", tasks_pb2.ARTIFACT_KIND_VIDEO, content_type, data
             )
             return await self._uploader.upload(session.tenant, session.session_id, artifact)
-        except (RecordingFailed, TaskFailure, OSError) as error:
+        except (EncodingFailed, TaskFailure, OSError) as error:
             log.warning("session %s: the recording was not stored: %s", session.session_id, error)
             return None
         finally:

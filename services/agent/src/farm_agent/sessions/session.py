@@ -12,10 +12,10 @@ from playwright.async_api import Page
 
 from farm.sessions.v1 import sessions_pb2
 from farm_agent.egress.proxy import EgressSession
+from farm_agent.media.recorder import ScreenRecorder
+from farm_agent.media.screencast import Screencast
 from farm_agent.sessions.bridge import close_client
 from farm_agent.sessions.browser import SessionBrowser
-from farm_agent.sessions.recorder import ScreenRecorder
-from farm_agent.sessions.screencast import Screencast
 from farm_core.sessions import CloseReason
 
 
