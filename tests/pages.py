@@ -41,6 +41,17 @@ PAGES: dict[str, str] = {
     "/memory": """<!doctype html><html><head><title>Memory</title></head><body><script>
         const kept = []; while (true) { kept.push(new Array(1000000).fill(Math.random())); }
         </script></body></html>""",
+    # A screen that changes over time, for screencasts: black, white, grey, then #done.
+    "/ticking": """<!doctype html><html><head><title>Ticking</title></head>
+        <body style="margin:0"><div id="screen" style="height:90vh;background:#000"></div>
+        <script>const colors = ["#000", "#fff", "#777", "#fff", "#000"]; let tick = 0;
+        const timer = setInterval(() => {
+          tick += 1; document.getElementById("screen").style.background = colors[tick];
+          if (tick === colors.length - 1) {
+            clearInterval(timer);
+            document.body.insertAdjacentHTML("beforeend", '<p id="done">done</p>');
+          }
+        }, 200);</script></body></html>""",
 }
 
 
