@@ -16,6 +16,7 @@ from farm_agent.media.recorder import ScreenRecorder
 from farm_agent.media.screencast import Screencast
 from farm_agent.sessions.bridge import close_client
 from farm_agent.sessions.browser import SessionBrowser
+from farm_agent.sessions.screencasts import SessionScreencasts
 from farm_core.sessions import CloseReason
 
 
@@ -33,6 +34,8 @@ class OpenSession:
     expires_at: float
     # The session's own folder (browser profile, recording frames), removed when it closes.
     folder: Path
+    # The screencasts its commands start and stop.
+    screencasts: SessionScreencasts
     # What closes with the session: its browser, then its egress listener.
     resources: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     recorder: ScreenRecorder | None = None
