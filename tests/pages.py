@@ -77,6 +77,17 @@ PAGES: dict[str, str] = {
 }
 SCRIPTS: dict[str, str] = {
     "/observed.js": 'console.warn("a warning from a script");',
+    # A screen that changes over time, for screencasts: black, white, grey, then #done.
+    "/ticking": """<!doctype html><html><head><title>Ticking</title></head>
+        <body style="margin:0"><div id="screen" style="height:90vh;background:#000"></div>
+        <script>const colors = ["#000", "#fff", "#777", "#fff", "#000"]; let tick = 0;
+        const timer = setInterval(() => {
+          tick += 1; document.getElementById("screen").style.background = colors[tick];
+          if (tick === colors.length - 1) {
+            clearInterval(timer);
+            document.body.insertAdjacentHTML("beforeend", '<p id="done">done</p>');
+          }
+        }, 200);</script></body></html>""",
 }
 
 

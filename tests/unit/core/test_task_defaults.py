@@ -35,6 +35,11 @@ def test_the_api_doc_states_the_default_wait_and_priority() -> None:
     assert f"{priority} \N{EM DASH} the default \N{EM DASH}" in API_DOC
 
 
+def test_the_api_doc_states_the_default_video_format() -> None:
+    name = tasks_pb2.VideoFormat.Name(task_defaults.DEFAULT_VIDEO_FORMAT)
+    assert f"`screencast` (`format`: `{name}` \N{EM DASH} the default \N{EM DASH}," in API_DOC
+
+
 def test_every_default_is_documented() -> None:
     names = {name for name in vars(task_defaults) if name.startswith("DEFAULT_")}
-    assert names == {*DOCUMENTED, "DEFAULT_WAIT_UNTIL", "DEFAULT_PRIORITY"}
+    assert names == {*DOCUMENTED, "DEFAULT_WAIT_UNTIL", "DEFAULT_PRIORITY", "DEFAULT_VIDEO_FORMAT"}

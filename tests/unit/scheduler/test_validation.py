@@ -360,3 +360,16 @@ def test_deadline_that_is_no_valid_time_is_refused() -> None:
 
 def test_no_deadline_stays_unset() -> None:
     assert not validate_at_noon(spec()).HasField("deadline")
+
+
+def test_a_screencast_without_a_format_is_stored_as_webm_and_a_given_one_is_kept() -> None:
+    assert validate(spec(screencast={})).screencast.format == tasks_pb2.VIDEO_FORMAT_WEBM
+    checked = validate(spec(screencast={"format": "VIDEO_FORMAT_GIF"}))
+    assert checked.screencast.format == tasks_pb2.VIDEO_FORMAT_GIF
+    assert not validate(spec()).HasField("screencast")
+
+
+def test_a_screencast_format_no_name_has_is_refused() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        validate(with_raw(lambda s: setattr(s.screencast, "format", 99)))
+    assert caught.value.field == "screencast.format"

@@ -31,6 +31,8 @@ DEFAULT_WAIT_UNTIL: "tasks_pb2.WaitUntil.ValueType" = tasks_pb2.WAIT_UNTIL_LOAD
 """When a navigation counts as done if waitUntil is unspecified."""
 DEFAULT_PRIORITY: "tasks_pb2.Priority.ValueType" = tasks_pb2.PRIORITY_NORMAL
 """The priority of a task that gives none."""
+DEFAULT_VIDEO_FORMAT: "tasks_pb2.VideoFormat.ValueType" = tasks_pb2.VIDEO_FORMAT_WEBM
+"""The format of a screencast that names none."""
 
 ActionName = Literal["screenshot", "pdf", "content", "extract", "script", "audit", "snapshot"]
 ACTIONS: tuple[ActionName, ...] = (

@@ -19,6 +19,7 @@ from farm_core.task_defaults import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_PAPER_FORMAT,
     DEFAULT_PRIORITY,
+    DEFAULT_VIDEO_FORMAT,
     DEFAULT_VIEWPORT,
     DEFAULT_WAIT_UNTIL,
 )
@@ -84,6 +85,10 @@ def validate_spec(
     _check_routing(checked)
     check_labels(checked.labels)
     check_length("idempotencyKey", checked.idempotency_key, MAX_IDEMPOTENCY_KEY_CHARS)
+    if checked.HasField("screencast"):
+        checked.screencast.format = check_video_format(
+            "screencast.format", checked.screencast.format
+        )
     return checked
 
 
@@ -262,6 +267,16 @@ def check_wait_until(
     if wait_until == tasks_pb2.WAIT_UNTIL_UNSPECIFIED:
         return DEFAULT_WAIT_UNTIL
     return wait_until
+
+
+def check_video_format(
+    field: str, video_format: "tasks_pb2.VideoFormat.ValueType"
+) -> "tasks_pb2.VideoFormat.ValueType":
+    """The screencast's format to use: the given one, or the default for unspecified."""
+    _check_enum(field, video_format, tasks_pb2.VideoFormat.values())
+    if video_format == tasks_pb2.VIDEO_FORMAT_UNSPECIFIED:
+        return DEFAULT_VIDEO_FORMAT
+    return video_format
 
 
 def check_timeout(timeout_ms: int, default_timeout_ms: int) -> int:

@@ -18,6 +18,8 @@ from farm_agent.browser.pool import BrowserPool
 from farm_agent.egress.proxy import EgressSession
 from farm_agent.egress.proxy_wire import host_port, url_host_port
 from farm_agent.errors import Stage, TaskFailure, failures_as, http_error
+from farm_agent.media.recorder import RecordingLimits
+from farm_agent.media.task_screencast import TaskScreencast
 from farm_agent.settings import AgentSettings
 from farm_core.task_defaults import (
     ACTIONS,
@@ -59,6 +61,7 @@ class BrowserSpecRunner:
     def __init__(self, pool: BrowserPool, settings: AgentSettings) -> None:
         self._pool = pool
         self._settings = settings
+        self._screencast_limits = RecordingLimits.of_screencasts(settings)
 
     async def run(self, spec: tasks_pb2.TaskSpec) -> Capture:
         """Runs `spec` within its timeoutMs; raises TaskFailure with a stable code.
@@ -66,6 +69,7 @@ class BrowserSpecRunner:
         The page's dialogs, pop-ups, downloads and crashes are handled by a PageGuard;
         closing the context is bounded by the pool, which kills a browser that hangs.
         Every request of the page goes through an egress session of the task's own.
+        With `screencast`, the page is recorded until the action is done (TaskScreencast).
         """
         timeout_seconds = (spec.timeout_ms or DEFAULT_TIMEOUT_MS) / 1000
         options = self.context_options(spec)
@@ -76,6 +80,9 @@ class BrowserSpecRunner:
                 ErrorCode.BLOCKED_URL,
                 f"url: the scheme {url.scheme or 'none'!r} is refused; only http and https",
             )
+        screencast = TaskScreencast(
+            spec, options["viewport"], self._pool.scratch_dir, self._screencast_limits
+        )
         try:
             async with (
                 asyncio.timeout(timeout_seconds),
@@ -88,16 +95,21 @@ class BrowserSpecRunner:
                     context.set_default_timeout(timeout_seconds * 1000)
                     page = await context.new_page()
                     guard.watch(page)
+                    await screencast.follow(page)
                     max_text = self._settings.max_result_text_bytes
-                    return await guard.run(
+                    capture = await guard.run(
                         browse(page, spec, budget, egress, max_text, observer=observer)
                     )
+                    await screencast.stop()
                 finally:
                     guard.stop()
+            return await screencast.add_video(capture)
         except TimeoutError as error:
             raise TaskFailure(
                 ErrorCode.TIMEOUT, f"the task did not finish within its {timeout_seconds:g} s"
             ) from error
+        finally:
+            await screencast.discard()
 
     def context_options(self, spec: tasks_pb2.TaskSpec) -> dict[str, Any]:
         """The new_context options for the spec's device and viewport."""

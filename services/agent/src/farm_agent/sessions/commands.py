@@ -3,6 +3,8 @@
 The same steps and actions as a task's, run by the same code on the session's page
 rather than a fresh one. Commands of one session run one at a time; their
 artifacts are stored under the session's id, named after the command's number.
+A command's `screencast.start` starts recording before the rest of the command,
+its `screencast.stop` stops after it; every result tells where the screencast stands.
 """
 
 import asyncio
@@ -48,6 +50,8 @@ async def run_command(
         try:
             async with asyncio.timeout(timeout_seconds):
                 page = await session.current_page()
+                if command.screencast.start:
+                    await session.screencasts.start(command.screencast.format)
                 blocked_before = len(session.egress.blocked)
                 capture = await browse(
                     page,
@@ -72,4 +76,21 @@ async def run_command(
             capture.result.artifacts.append(
                 await uploader.upload(session.tenant, session.session_id, named)
             )
+        if command.screencast.stop:
+            await _stop_screencast(session, uploader, capture.result)
+        capture.result.screencast.CopyFrom(session.screencasts.status())
     return capture.result
+
+
+async def _stop_screencast(
+    session: OpenSession, uploader: ArtifactUploader, result: tasks_pb2.TaskResult
+) -> None:
+    """Stops the session's screencast (outside the command's time limit: ffmpeg has its own)."""
+    try:
+        video = await session.screencasts.stop(
+            lambda artifact: uploader.upload(session.tenant, session.session_id, artifact)
+        )
+    finally:
+        session.touch()
+    if video is not None:
+        result.artifacts.append(video)

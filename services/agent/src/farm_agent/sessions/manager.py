@@ -29,10 +29,12 @@ from farm_agent.browser.actions import CapturedArtifact
 from farm_agent.browser.observers import ContextObserver
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.errors import TaskFailure
+from farm_agent.media.encoder import EncodingFailed, video_type
+from farm_agent.media.recorder import RecordingLimits, ScreenRecorder
+from farm_agent.media.screencast import Screencast
 from farm_agent.places import Places
 from farm_agent.sessions.profiles import load_profile, save_profile
-from farm_agent.sessions.recorder import VIDEO_CONTENT_TYPE, RecordingFailed, ScreenRecorder
-from farm_agent.sessions.screencast import Screencast
+from farm_agent.sessions.screencasts import SessionScreencasts
 from farm_agent.sessions.session import OpenSession
 from farm_agent.sessions.warm import DEFAULT_SCREEN, SpareBrowsers, screen_for, start_browser
 from farm_agent.settings import AgentSettings
@@ -90,6 +92,7 @@ class SessionManager:
         # Told when a session opens or closes: the heartbeat says so at once.
         self.on_change: Callable[[], Awaitable[None]] | None = None
         self._sessions_root = pool.scratch_dir / "sessions"
+        self._screencast_limits = RecordingLimits.of_screencasts(settings)
         self._spares = SpareBrowsers(
             lambda folder: start_browser(pool, settings, DEFAULT_SCREEN, folder),
             self._sessions_root,
@@ -212,16 +215,24 @@ class SessionManager:
             await page.set_viewport_size({"width": screen.width, "height": screen.height})
             if order.profile_state:
                 await load_profile(warm.browser, order.profile_state)
+            screencast = Screencast(screen.width, screen.height)
             session = OpenSession(
                 session_id=order.session_id,
                 tenant=order.tenant,
                 spec=spec,
                 browser=warm.browser,
                 egress=warm.egress,
-                screencast=Screencast(screen.width, screen.height),
+                screencast=screencast,
                 expires_at=self._clock() + _seconds_until(order.expire_time),
                 folder=warm.folder,
                 observer=ContextObserver(warm.browser.context, warm.egress),
+                screencasts=SessionScreencasts(
+                    order.session_id,
+                    screencast,
+                    warm.folder,
+                    (screen.width, screen.height),
+                    self._screencast_limits,
+                ),
                 clock=self._clock,
                 resources=warm.resources,
             )
@@ -277,6 +288,7 @@ class SessionManager:
                 recording = await self._store_recording(session)
                 if recording is not None:
                     closed.recording.CopyFrom(recording)
+            await self._store_screencast(session)
             closed.time.GetCurrentTime()
             await self._publish_closed(closed)
         finally:
@@ -325,15 +337,28 @@ class SessionManager:
             if video is None:
                 return None
             data = await asyncio.to_thread(video.read_bytes)
+            content_type = video_type(tasks_pb2.VIDEO_FORMAT_WEBM).content_type
             artifact = CapturedArtifact(
-                "recording.webm", tasks_pb2.ARTIFACT_KIND_VIDEO, VIDEO_CONTENT_TYPE, data
+                "recording.webm", tasks_pb2.ARTIFACT_KIND_VIDEO, content_type, data
             )
             return await self._uploader.upload(session.tenant, session.session_id, artifact)
-        except (RecordingFailed, TaskFailure, OSError) as error:
+        except (EncodingFailed, TaskFailure, OSError) as error:
             log.warning("session %s: the recording was not stored: %s", session.session_id, error)
             return None
         finally:
             recorder.discard()
+
+    async def _store_screencast(self, session: OpenSession) -> None:
+        """Stores the screencast a command started and none stopped (it ends with the session)."""
+        try:
+            video = await session.screencasts.stop(
+                lambda artifact: self._uploader.upload(session.tenant, session.session_id, artifact)
+            )
+        except TaskFailure as error:
+            log.warning("session %s: its screencast was not stored: %s", session.session_id, error)
+            return
+        if video is not None:
+            log.info("session %s: its screencast was stored as %s", session.session_id, video.id)
 
     async def _publish_closed(self, closed: queue_pb2.SessionClosed) -> None:
         if self._js is None:

@@ -13,10 +13,11 @@ from playwright.async_api import Page
 from farm.sessions.v1 import sessions_pb2
 from farm_agent.browser.observers import ContextObserver
 from farm_agent.egress.proxy import EgressSession
+from farm_agent.media.recorder import ScreenRecorder
+from farm_agent.media.screencast import Screencast
 from farm_agent.sessions.bridge import close_client
 from farm_agent.sessions.browser import SessionBrowser
-from farm_agent.sessions.recorder import ScreenRecorder
-from farm_agent.sessions.screencast import Screencast
+from farm_agent.sessions.screencasts import SessionScreencasts
 from farm_core.sessions import CloseReason
 
 
@@ -36,6 +37,8 @@ class OpenSession:
     folder: Path
     # The console messages and requests of the session's pages, for commands' `collect`.
     observer: ContextObserver
+    # The screencasts its commands start and stop.
+    screencasts: SessionScreencasts
     # What closes with the session: its browser, then its egress listener.
     resources: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     recorder: ScreenRecorder | None = None

@@ -20,6 +20,7 @@ from farm_scheduler.validation import (
     check_steps,
     check_timeout,
     check_url,
+    check_video_format,
     check_viewport,
     check_wait_until,
 )
@@ -98,7 +99,18 @@ def validate_command(
     check_steps(checked.steps)
     checked.wait_until = check_wait_until(checked.wait_until)
     checked.timeout_ms = check_timeout(checked.timeout_ms, default_timeout_ms)
+    if checked.HasField("screencast"):
+        _check_screencast(checked.screencast)
     return checked
+
+
+def _check_screencast(control: sessions_pb2.ScreencastControl) -> None:
+    if control.start and control.stop:
+        raise InvalidArgument("screencast", "start and stop may not both be set")
+    if control.start:
+        control.format = check_video_format("screencast.format", control.format)
+    elif control.format != tasks_pb2.VIDEO_FORMAT_UNSPECIFIED:
+        raise InvalidArgument("screencast.format", "is only allowed with start")
 
 
 def _seconds(field: str, value: int, default: int, least: int, most: int) -> int:
