@@ -74,9 +74,6 @@ PAGES: dict[str, str] = {
         </script>
         <script>throw new Error("boom");</script>
         </body></html>""",
-}
-SCRIPTS: dict[str, str] = {
-    "/observed.js": 'console.warn("a warning from a script");',
     # A screen that changes over time, for screencasts: black, white, grey, then #done.
     "/ticking": """<!doctype html><html><head><title>Ticking</title></head>
         <body style="margin:0"><div id="screen" style="height:90vh;background:#000"></div>
@@ -88,6 +85,9 @@ SCRIPTS: dict[str, str] = {
             document.body.insertAdjacentHTML("beforeend", '<p id="done">done</p>');
           }
         }, 200);</script></body></html>""",
+}
+SCRIPTS: dict[str, str] = {
+    "/observed.js": 'console.warn("a warning from a script");',
 }
 
 

@@ -6,6 +6,8 @@ AgentEvents are collected as they come out.
 
 import contextlib
 import hashlib
+import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from pathlib import Path
 import grpc
 import nats
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -21,6 +24,7 @@ from nats.js.errors import NotFoundError
 from prometheus_client import REGISTRY
 
 from farm.queue.v1 import queue_pb2
+from farm.sessions.v1 import sessions_pb2
 from farm.storage.v1 import artifacts_pb2, ingest_pb2, ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import CapturedArtifact
@@ -33,6 +37,9 @@ from farm_agent.kv import (
     TASK_WAITS_BUCKET,
     TENANT_SLOTS_BUCKET,
 )
+from farm_agent.places import Places
+from farm_agent.sessions.manager import SessionManager
+from farm_agent.sessions.session import OpenSession
 from farm_agent.settings import AgentSettings
 from farm_agent.work.intake import WorkIntake
 from farm_agent.work.priorities import PRECEDENCE
@@ -49,6 +56,7 @@ from farm_core.queue import (
     task_subject,
 )
 from farm_core.server import ServiceHost
+from farm_core.sessions import sessions_bucket
 from farm_core.settings import FarmSettings
 from farm_core.task_errors import ErrorCode
 from tests.helpers import assert_eventually
@@ -363,3 +371,42 @@ def once(spec: tasks_pb2.TaskSpec) -> tasks_pb2.TaskSpec:
 def waits(reason: str) -> float:
     """Deliveries handed back to wait for `reason` so far (in this process)."""
     return REGISTRY.get_sample_value("agent_task_waits_total", {"reason": reason}) or 0.0
+
+
+@pytest.fixture
+async def manager(
+    shared_pool: BrowserPool,
+    make_settings: Callable[..., AgentSettings],
+    js: JetStreamContext,
+    uploader: FakeUploader,
+) -> AsyncIterator[SessionManager]:
+    """A session manager on the shared pool, its routes in NATS; its sessions closed after."""
+    settings = make_settings(session_spare_browsers=0)
+    manager = SessionManager(settings, shared_pool, uploader, Places(2))
+    manager.attach(js, await sessions_bucket(js), "127.0.0.1:1")
+    try:
+        yield manager
+    finally:
+        await manager.drain(0)
+
+
+async def open_session(
+    manager: SessionManager, viewport: tasks_pb2.Viewport | None = None
+) -> OpenSession:
+    """Opens a session of tenant "acme" (320x240 unless told) as the scheduler's order would."""
+    expire_time = Timestamp()
+    expire_time.FromSeconds(int(time.time()) + 600)
+    order = queue_pb2.OpenSessionOrder(
+        session_id=f"ses_{secrets.token_hex(8)}",
+        tenant="acme",
+        spec=sessions_pb2.SessionSpec(
+            viewport=viewport or tasks_pb2.Viewport(width=320, height=240),
+            idle_timeout_seconds=600,
+            max_lifetime_seconds=600,
+        ),
+        expire_time=expire_time,
+    )
+    await manager.open(order)
+    session = manager.find(order.session_id)
+    assert session is not None
+    return session

@@ -1,25 +1,16 @@
 """A session's screencast, started and stopped by its commands, in a real session browser."""
 
-import secrets
-import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
-from nats.js import JetStreamContext
 
-from farm.queue.v1 import queue_pb2
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_agent.browser.pool import BrowserPool
-from farm_agent.places import Places
 from farm_agent.sessions.commands import run_command
 from farm_agent.sessions.manager import SessionManager
 from farm_agent.sessions.session import OpenSession
-from farm_agent.settings import AgentSettings
-from farm_core.sessions import CloseReason, sessions_bucket
-from tests.integration.agent.conftest import HAVE_CHROMIUM, FakeUploader
+from farm_core.sessions import CloseReason
+from tests.integration.agent.conftest import HAVE_CHROMIUM, FakeUploader, open_session
 from tests.pages import Site
 from tests.video import brightness, decoded_frames, distinct_frames, first_frame_size
 
@@ -29,41 +20,6 @@ pytestmark = [
 ]
 
 MAX_TEXT_BYTES = 10_000
-
-
-@pytest.fixture
-async def manager(
-    shared_pool: BrowserPool,
-    make_settings: Callable[..., AgentSettings],
-    js: JetStreamContext,
-    uploader: FakeUploader,
-) -> AsyncIterator[SessionManager]:
-    settings = make_settings(session_spare_browsers=0)
-    manager = SessionManager(settings, shared_pool, uploader, Places(2))
-    manager.attach(js, await sessions_bucket(js), "127.0.0.1:1")
-    try:
-        yield manager
-    finally:
-        await manager.drain(0)
-
-
-async def open_session(manager: SessionManager) -> OpenSession:
-    expire_time = Timestamp()
-    expire_time.FromSeconds(int(time.time()) + 600)
-    order = queue_pb2.OpenSessionOrder(
-        session_id=f"ses_{secrets.token_hex(8)}",
-        tenant="acme",
-        spec=sessions_pb2.SessionSpec(
-            viewport=tasks_pb2.Viewport(width=320, height=240),
-            idle_timeout_seconds=600,
-            max_lifetime_seconds=600,
-        ),
-        expire_time=expire_time,
-    )
-    await manager.open(order)
-    session = manager.find(order.session_id)
-    assert session is not None
-    return session
 
 
 async def run(
