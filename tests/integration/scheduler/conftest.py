@@ -19,7 +19,6 @@ from typing import Any
 import grpc
 import nats
 import pytest
-from google.protobuf import json_format
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
@@ -46,7 +45,7 @@ from farm_scheduler.events import DURABLE_NAME
 from farm_scheduler.server import SchedulerService
 from farm_scheduler.settings import SchedulerSettings
 from tests.conftest import NatsServer
-from tests.helpers import assert_eventually
+from tests.helpers import assert_eventually, task_spec
 
 SECRET = "scheduler-test-secret-" + "s" * 24
 RPC_TIMEOUT = 10.0
@@ -64,14 +63,6 @@ def token(
         tenant, f"key_{tenant}", frozenset(scopes), operator=operator, quotas=quotas
     )
     return ((IDENTITY_HEADER, IdentityCodec(SECRET).encode(identity)),)
-
-
-def task_spec(**fields: Any) -> tasks_pb2.TaskSpec:
-    """A TaskSpec from its JSON form; a screenshot of example.com unless told otherwise."""
-    body: dict[str, Any] = {"url": "https://example.com/", "screenshot": {}, **fields}
-    return json_format.ParseDict(
-        {key: value for key, value in body.items() if value is not None}, tasks_pb2.TaskSpec()
-    )
 
 
 @dataclass
