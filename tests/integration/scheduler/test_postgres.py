@@ -13,24 +13,22 @@ from farm_core.db import async_database_url, utcnow
 from farm_core.quotas import TenantQuotas
 from farm_core.timestamps import to_timestamp
 from farm_scheduler.store import TaskStore
-from farm_scheduler.validation import validate_spec
 from tests.helpers import assert_eventually
 from tests.integration.scheduler.conftest import (
+    FAILED,
+    QUEUED,
     RPC_TIMEOUT,
+    RUNNING,
+    TIMEOUT,
     Queue,
     Scheduler,
     StartScheduler,
+    stored_spec,
     succeeded_result,
-    task_spec,
     until,
 )
 
 pytestmark = pytest.mark.integration
-
-QUEUED = tasks_pb2.TASK_STATUS_QUEUED
-RUNNING = tasks_pb2.TASK_STATUS_RUNNING
-FAILED = tasks_pb2.TASK_STATUS_FAILED
-TIMEOUT = tasks_pb2.TaskError(code="TIMEOUT", message="navigation timed out", retryable=True)
 
 
 @pytest.fixture
@@ -91,9 +89,7 @@ async def test_concurrent_creates_with_one_key_make_one_task(postgres_url: str) 
     store = TaskStore(async_database_url(postgres_url, Path("unused.db")))
     await store.start()
     try:
-        spec = validate_spec(
-            task_spec(idempotencyKey="once"), max_attempts_cap=10, default_timeout_ms=30000
-        )
+        spec = stored_spec(idempotencyKey="once")
         results = await asyncio.gather(*(store.create("acme", spec) for _ in range(8)))
     finally:
         await store.close()

@@ -25,26 +25,25 @@ from farm_core.queue import (
     task_subject,
 )
 from farm_core.timestamps import from_timestamp, to_timestamp
-from farm_scheduler.validation import validate_spec
-from tests.helpers import assert_eventually
+from tests.helpers import assert_eventually, task_spec
 from tests.integration.scheduler.conftest import (
+    FAILED,
+    QUEUED,
     RPC_TIMEOUT,
+    RUNNING,
+    SUCCEEDED,
+    TIMEOUT,
     Queue,
     Scheduler,
     StartScheduler,
     rpc_error,
+    stored_spec,
     succeeded_result,
-    task_spec,
     until,
 )
 
 pytestmark = pytest.mark.integration
 
-QUEUED = tasks_pb2.TASK_STATUS_QUEUED
-RUNNING = tasks_pb2.TASK_STATUS_RUNNING
-SUCCEEDED = tasks_pb2.TASK_STATUS_SUCCEEDED
-FAILED = tasks_pb2.TASK_STATUS_FAILED
-TIMEOUT = tasks_pb2.TaskError(code="TIMEOUT", message="navigation timed out", retryable=True)
 SELECTOR = tasks_pb2.TaskError(code="SELECTOR_NOT_FOUND", message="#missing")
 ADMIN = "admin"
 
@@ -241,12 +240,11 @@ async def test_requeue_of_a_task_that_has_not_failed_is_refused(
 
 
 async def test_dead_letter_held_back_while_nats_is_down_is_published_later(
-    start_scheduler: StartScheduler, queue: Queue
+    hand_run_scheduler: Scheduler, queue: Queue
 ) -> None:
-    # A long interval: the test runs the rounds itself.
-    scheduler = await start_scheduler(republish_interval_seconds=3600)
+    scheduler = hand_run_scheduler
     store, tenant = scheduler.service.store, scheduler.tenant
-    spec = validate_spec(task_spec(), max_attempts_cap=10, default_timeout_ms=30000)
+    spec = stored_spec()
     record, _ = await store.create(tenant, spec)
     # Applied straight to SQL, as if NATS went away before the dead letter could go out.
     failure = queue_pb2.AgentEvent(

@@ -11,39 +11,23 @@ from prometheus_client import REGISTRY
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.queue import TASK_STREAM, Priority, cancel_bucket, cancel_subject, task_subject
-from tests.helpers import assert_eventually
+from tests.helpers import assert_eventually, task_spec
 from tests.integration.scheduler.conftest import (
+    CANCELLED,
+    FAILED,
+    QUEUED,
     RPC_TIMEOUT,
+    RUNNING,
+    SUCCEEDED,
     Queue,
     Scheduler,
     StartScheduler,
+    rpc_error,
     succeeded_result,
-    task_spec,
+    until,
 )
 
 pytestmark = pytest.mark.integration
-
-QUEUED = tasks_pb2.TASK_STATUS_QUEUED
-RUNNING = tasks_pb2.TASK_STATUS_RUNNING
-SUCCEEDED = tasks_pb2.TASK_STATUS_SUCCEEDED
-FAILED = tasks_pb2.TASK_STATUS_FAILED
-CANCELLED = tasks_pb2.TASK_STATUS_CANCELLED
-
-
-async def reaches(scheduler: Scheduler, task_id: str, status: int) -> None:
-    """Waits until GetTask reports `status`."""
-
-    async def check() -> bool:
-        return await scheduler.status(task_id) == status
-
-    await assert_eventually(check, message=f"task {task_id} never reached {status}")
-
-
-async def rpc_error(call: object) -> grpc.aio.AioRpcError:
-    """The error the awaited call fails with."""
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call  # type: ignore[misc]
-    return caught.value
 
 
 async def test_created_task_is_queued_and_published_once_with_its_id(
@@ -78,13 +62,13 @@ async def test_agent_events_move_the_task_to_running_then_succeeded(
     assert item.task_id == task.id
 
     await queue.report(task.id, RUNNING)
-    await reaches(scheduler, task.id, RUNNING)
+    await until(scheduler, task.id, RUNNING)
     running = await scheduler.get(task.id)
     assert (running.attempts, running.agent_id) == (1, queue.agent_id)
     assert running.HasField("start_time") and not running.HasField("finish_time")
 
     await queue.report(task.id, SUCCEEDED, result=succeeded_result())
-    await reaches(scheduler, task.id, SUCCEEDED)
+    await until(scheduler, task.id, SUCCEEDED)
     done = await scheduler.get(task.id)
     assert done.result == succeeded_result()
     assert done.finish_time.ToDatetime() >= done.start_time.ToDatetime()
@@ -97,7 +81,7 @@ async def test_failed_task_keeps_the_agents_error(scheduler: Scheduler, queue: Q
     error = tasks_pb2.TaskError(code="NAVIGATION_FAILED", message="net::ERR_NAME_NOT_RESOLVED")
     await queue.report(task.id, FAILED, error=error)
 
-    await reaches(scheduler, task.id, FAILED)
+    await until(scheduler, task.id, FAILED)
     assert (await scheduler.get(task.id)).error == error
 
 
@@ -105,7 +89,7 @@ async def test_repeated_and_late_events_change_nothing(scheduler: Scheduler, que
     task = await scheduler.create()
     await queue.report(task.id, RUNNING)
     await queue.report(task.id, SUCCEEDED, result=succeeded_result())
-    await reaches(scheduler, task.id, SUCCEEDED)
+    await until(scheduler, task.id, SUCCEEDED)
     done = await scheduler.get(task.id)
 
     # Redeliveries of the same reports, a late start and a contradicting end.
@@ -161,7 +145,7 @@ async def test_cancel_of_an_ended_task_returns_it_unchanged(
 ) -> None:
     task = await scheduler.create()
     await queue.report(task.id, SUCCEEDED, result=succeeded_result())
-    await reaches(scheduler, task.id, SUCCEEDED)
+    await until(scheduler, task.id, SUCCEEDED)
     done = await scheduler.get(task.id)
 
     answer = await scheduler.tasks.CancelTask(
@@ -471,7 +455,7 @@ async def test_metrics_count_tasks_and_time_their_queue_and_run(
     )
     await queue.report(task.id, RUNNING)
     await queue.report(task.id, SUCCEEDED, result=succeeded_result())
-    await reaches(scheduler, task.id, SUCCEEDED)
+    await until(scheduler, task.id, SUCCEEDED)
 
     assert sample("farm_tasks_created_total", priority="low") == created + 3
     assert sample("farm_tasks_finished_total", status="succeeded") == succeeded + 1
