@@ -193,11 +193,21 @@ class Scheduler:
             tenant or self.tenant, *(scopes or self.scopes), operator=operator, quotas=quotas
         )
 
-    async def create(self, quotas: TenantQuotas | None = None, **fields: Any) -> tasks_pb2.Task:
-        """CreateTask of task_spec(**fields), by a tenant with `quotas` if given."""
+    async def create(
+        self, quotas: TenantQuotas | None = None, metadata: Metadata | None = None, **fields: Any
+    ) -> tasks_pb2.Task:
+        """CreateTask of task_spec(**fields), by a tenant with `quotas` (or with `metadata`)."""
         return await self.tasks.CreateTask(
             tasks_pb2.CreateTaskRequest(spec=task_spec(**fields)),
-            metadata=self.auth(quotas=quotas),
+            metadata=metadata or self.auth(quotas=quotas),
+            timeout=RPC_TIMEOUT,
+        )
+
+    async def run(self, **fields: Any) -> tasks_pb2.Task:
+        """RunTask of task_spec(**fields) as the test's tenant."""
+        return await self.tasks.RunTask(
+            tasks_pb2.RunTaskRequest(spec=task_spec(**fields)),
+            metadata=self.auth(),
             timeout=RPC_TIMEOUT,
         )
 
@@ -213,10 +223,42 @@ class Scheduler:
 
         return list(await asyncio.gather(*(one() for _ in range(count))))
 
-    async def get(self, task_id: str) -> tasks_pb2.Task:
-        """GetTask as the test's tenant."""
+    async def get(self, task_id: str, metadata: Metadata | None = None) -> tasks_pb2.Task:
+        """GetTask as the test's tenant (or with `metadata`)."""
         return await self.tasks.GetTask(
-            tasks_pb2.GetTaskRequest(id=task_id), metadata=self.auth(), timeout=RPC_TIMEOUT
+            tasks_pb2.GetTaskRequest(id=task_id),
+            metadata=metadata or self.auth(),
+            timeout=RPC_TIMEOUT,
+        )
+
+    async def cancel(self, task_id: str, metadata: Metadata | None = None) -> tasks_pb2.Task:
+        """CancelTask as the test's tenant (or with `metadata`)."""
+        return await self.tasks.CancelTask(
+            tasks_pb2.CancelTaskRequest(id=task_id),
+            metadata=metadata or self.auth(),
+            timeout=RPC_TIMEOUT,
+        )
+
+    def watch(
+        self, task_id: str, metadata: Metadata | None = None
+    ) -> AsyncIterator[tasks_pb2.TaskEvent]:
+        """WatchTask's events as the test's tenant (or with `metadata`)."""
+        return aiter(
+            self.tasks.WatchTask(
+                tasks_pb2.WatchTaskRequest(id=task_id),
+                metadata=metadata or self.auth(),
+                timeout=RPC_TIMEOUT,
+            )
+        )
+
+    async def list_tasks(
+        self, metadata: Metadata | None = None, **request: Any
+    ) -> tasks_pb2.ListTasksResponse:
+        """ListTasks of `request`'s fields as the test's tenant (or with `metadata`)."""
+        return await self.tasks.ListTasks(
+            tasks_pb2.ListTasksRequest(**request),
+            metadata=metadata or self.auth(),
+            timeout=RPC_TIMEOUT,
         )
 
     async def status(self, task_id: str) -> tasks_pb2.TaskStatus.ValueType:

@@ -50,10 +50,8 @@ async def test_task_lifecycle_on_postgresql(scheduler: Scheduler, queue: Queue) 
     await assert_eventually(succeeded, message="the task did not succeed")
     done = await scheduler.get(task.id)
     assert (done.attempts, done.result) == (1, succeeded_result())
-    listed = await scheduler.tasks.ListTasks(
-        tasks_pb2.ListTasksRequest(status=tasks_pb2.TASK_STATUS_SUCCEEDED, label=["job=nightly"]),
-        metadata=scheduler.auth(),
-        timeout=RPC_TIMEOUT,
+    listed = await scheduler.list_tasks(
+        status=tasks_pb2.TASK_STATUS_SUCCEEDED, label=["job=nightly"]
     )
     assert [each.id for each in listed.tasks] == [task.id]
 
@@ -64,21 +62,9 @@ async def test_list_pages_and_idempotency_on_postgresql(scheduler: Scheduler, qu
     assert (await scheduler.create()).id not in created
     assert (await scheduler.create()).id not in created
 
-    first = await scheduler.tasks.ListTasks(
-        tasks_pb2.ListTasksRequest(page_size=3),
-        metadata=scheduler.auth(),
-        timeout=RPC_TIMEOUT,
-    )
-    second = await scheduler.tasks.ListTasks(
-        tasks_pb2.ListTasksRequest(page_size=3, page_token=first.next_page_token),
-        metadata=scheduler.auth(),
-        timeout=RPC_TIMEOUT,
-    )
-    third = await scheduler.tasks.ListTasks(
-        tasks_pb2.ListTasksRequest(page_size=3, page_token=second.next_page_token),
-        metadata=scheduler.auth(),
-        timeout=RPC_TIMEOUT,
-    )
+    first = await scheduler.list_tasks(page_size=3)
+    second = await scheduler.list_tasks(page_size=3, page_token=first.next_page_token)
+    third = await scheduler.list_tasks(page_size=3, page_token=second.next_page_token)
     ids = [each.id for page in (first, second, third) for each in page.tasks]
     assert len(ids) == len(set(ids)) == 7
     assert ids[2:][::-1] == created
@@ -115,11 +101,7 @@ async def test_concurrent_creates_never_pass_the_queued_quota_on_postgresql(
 
     assert codes.count(grpc.StatusCode.OK) == 5
     assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 15
-    listed = await replicas[0].tasks.ListTasks(
-        tasks_pb2.ListTasksRequest(page_size=100),
-        metadata=replicas[0].auth(),
-        timeout=RPC_TIMEOUT,
-    )
+    listed = await replicas[0].list_tasks(page_size=100)
     assert len(listed.tasks) == 5
 
 

@@ -6,7 +6,6 @@ import asyncio
 import grpc
 import pytest
 
-from farm.tasks.v1 import tasks_pb2
 from farm_core.quotas import TenantQuotas
 from tests.integration.scheduler.conftest import (
     Queue,
@@ -24,9 +23,7 @@ async def test_concurrent_creates_never_pass_the_queued_quota(scheduler: Schedul
     codes = await scheduler.create_at_once(20, TenantQuotas(max_queued_tasks=5))
 
     assert sorted(codes, key=str) == sorted([OK] * 5 + [EXHAUSTED] * 15, key=str)
-    listed = await scheduler.tasks.ListTasks(
-        tasks_pb2.ListTasksRequest(page_size=100), metadata=scheduler.auth(), timeout=10
-    )
+    listed = await scheduler.list_tasks(page_size=100)
     assert len(listed.tasks) == 5
 
 

@@ -25,7 +25,7 @@ from farm_core.queue import (
     task_subject,
 )
 from farm_core.timestamps import from_timestamp, to_timestamp
-from tests.helpers import assert_eventually, task_spec
+from tests.helpers import assert_eventually
 from tests.integration.scheduler.conftest import (
     FAILED,
     QUEUED,
@@ -95,11 +95,7 @@ async def test_two_retryable_failures_then_success_keep_three_attempts(
 ) -> None:
     retried = sample("farm_tasks_retried_total")
     task = await scheduler.create()
-    watch = aiter(
-        scheduler.tasks.WatchTask(
-            tasks_pb2.WatchTaskRequest(id=task.id), metadata=scheduler.auth(), timeout=RPC_TIMEOUT
-        )
-    )
+    watch = aiter(scheduler.watch(task.id))
     assert (await anext(watch)).status == QUEUED
 
     seen: list[tasks_pb2.TaskEvent] = []
@@ -137,21 +133,13 @@ async def test_two_retryable_failures_then_success_keep_three_attempts(
         each.HasField("start_time") and each.HasField("finish_time")
         for each in done.attempt_history
     )
-    listed = await scheduler.tasks.ListTasks(
-        tasks_pb2.ListTasksRequest(), metadata=scheduler.auth(), timeout=RPC_TIMEOUT
-    )
+    listed = await scheduler.list_tasks()
     assert list(listed.tasks) == [done]
     assert sample("farm_tasks_retried_total") == retried + 2
 
 
 async def test_run_task_waits_across_retries(scheduler: Scheduler, queue: Queue) -> None:
-    run = asyncio.ensure_future(
-        scheduler.tasks.RunTask(
-            tasks_pb2.RunTaskRequest(spec=task_spec()),
-            metadata=scheduler.auth(),
-            timeout=RPC_TIMEOUT,
-        )
-    )
+    run = asyncio.ensure_future(scheduler.run())
     item = await queue.take()
     await queue.report(item.task_id, RUNNING, 1)
     await retry(queue, item.task_id, 1)
@@ -298,11 +286,7 @@ async def test_run_task_returns_by_its_deadline(start_scheduler: StartScheduler)
     scheduler = await start_scheduler(run_deadline_grace_seconds=1)
     deadline = utcnow() + dt.timedelta(seconds=1)
 
-    task = await scheduler.tasks.RunTask(
-        tasks_pb2.RunTaskRequest(spec=task_spec(deadline=to_timestamp(deadline).ToJsonString())),
-        metadata=scheduler.auth(),
-        timeout=RPC_TIMEOUT,
-    )
+    task = await scheduler.run(deadline=to_timestamp(deadline).ToJsonString())
 
     assert (task.status, task.error.code) == (FAILED, "DEADLINE_EXCEEDED")
 
