@@ -1,90 +1,12 @@
 """`farm agent` and `farm deadletter` against an in-process fake AdminService."""
 
 import json
-from collections.abc import Iterator
-from concurrent import futures
-from typing import Any
 
-import grpc
 import pytest
 
-from farm.admin.v1 import admin_pb2, admin_pb2_grpc
-from farm.tasks.v1 import tasks_pb2
-from farm_cli.launcher.processes import free_port
 from farm_cli.main import main
+from tests.unit.cli.conftest import KEY
 from tests.unit.cli.fake_services import Calls
-
-KEY = "bf_admin-test-key"
-
-
-class FakeAdmin(admin_pb2_grpc.AdminServiceServicer):
-    """Agent "gone" is NOT_FOUND; "shared" needs an operator; dead letters come in two pages
-    (d1, d2 | d3); task "queued" cannot be requeued."""
-
-    def __init__(self, calls: Calls) -> None:
-        self.calls = calls
-
-    def ListAgents(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.calls.record("ListAgents", request, context)
-        agents = [
-            admin_pb2.Agent(id="host-a-1", concurrency=2),
-            admin_pb2.Agent(id="host-b-1", region="eu", running_task_ids=["t1"]),
-        ]
-        return admin_pb2.ListAgentsResponse(agents=agents)
-
-    def DrainAgent(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.calls.record("DrainAgent", request, context)
-        if request.id == "gone":
-            context.abort(grpc.StatusCode.NOT_FOUND, "agent 'gone' not found")
-        if request.id == "shared":
-            context.abort(
-                grpc.StatusCode.PERMISSION_DENIED,
-                "only an admin of the bootstrap tenant may manage the shared fleet of agents",
-            )
-        return admin_pb2.Agent(id=request.id, draining=True)
-
-    def ListDeadLetters(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.calls.record("ListDeadLetters", request, context)
-        if request.page_token == "":
-            ids, token = ["d1", "d2"], "page2"
-        else:
-            ids, token = ["d3"], ""
-        letters = [
-            admin_pb2.DeadLetter(
-                task=tasks_pb2.Task(id=task_id, status=tasks_pb2.TASK_STATUS_FAILED)
-            )
-            for task_id in ids
-        ]
-        return admin_pb2.ListDeadLettersResponse(dead_letters=letters, next_page_token=token)
-
-    def RequeueDeadLetter(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.calls.record("RequeueDeadLetter", request, context)
-        if request.task_id == "queued":
-            context.abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                "task 'queued' is TASK_STATUS_QUEUED: only a FAILED task can be requeued",
-            )
-        return tasks_pb2.Task(id=request.task_id, status=tasks_pb2.TASK_STATUS_QUEUED, attempts=3)
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[tuple[int, Calls]]:
-    calls = Calls()
-    port = free_port()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    admin_pb2_grpc.add_AdminServiceServicer_to_server(FakeAdmin(calls), server)
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    server.start()
-    yield port, calls
-    server.stop(grace=None)
-
-
-@pytest.fixture
-def calls(fake: tuple[int, Calls], monkeypatch: pytest.MonkeyPatch) -> Calls:
-    port, recorded = fake
-    monkeypatch.setenv("FARM_URL", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("FARM_API_KEY", KEY)
-    return recorded
 
 
 def test_agent_list_prints_the_agents(calls: Calls, capsys: pytest.CaptureFixture[str]) -> None:
