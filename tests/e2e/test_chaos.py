@@ -8,6 +8,7 @@ a succeeded task has exactly one screenshot artifact, the one its result names.
 """
 
 import asyncio
+import contextlib
 import datetime as dt
 import secrets
 import signal
@@ -168,6 +169,20 @@ class EventLog:
         return [event for when, event in self.seen if start <= when <= end]
 
 
+@contextlib.asynccontextmanager
+async def outage(farm: LocalFarm, name: str, *, seconds: float) -> AsyncIterator[None]:
+    """Stops process `name`, runs the block, and starts it again `seconds` after the block.
+
+    The outage itself is under test, not a wait for something: it lasts.
+    """
+    await asyncio.to_thread(farm.stop_process, name)
+    try:
+        yield
+        await asyncio.sleep(seconds)
+    finally:
+        await asyncio.to_thread(farm.start_process, name)
+
+
 async def until(check: Any, *, within: float, message: str) -> None:
     """assert_eventually for blocking checks, run off the event loop."""
 
@@ -247,13 +262,10 @@ async def test_restarted_nats_loses_no_task_and_services_reconnect(
     await assert_eventually(
         lambda: batch.listed("TASK_STATUS_RUNNING"), within=60, message="nothing started"
     )
-    await asyncio.to_thread(chaos_farm.stop_process, "nats")
-    # Accepted while NATS is down: kept in SQL, published once it is back.
-    await batch.submit(10, site.url("/slow?ms=300"))
-    # The outage itself is under test, not a wait for something: it lasts, and agents'
-    # acks and reports fail meanwhile.
-    await asyncio.sleep(2)
-    await asyncio.to_thread(chaos_farm.start_process, "nats")
+    async with outage(chaos_farm, "nats", seconds=2):
+        # Accepted while NATS is down: kept in SQL, published once it is back. Agents'
+        # acks and reports fail meanwhile.
+        await batch.submit(10, site.url("/slow?ms=300"))
     restarted_at = dt.datetime.now(dt.UTC)
 
     tasks = await batch.finished(within=120)
@@ -291,11 +303,8 @@ async def test_uploads_wait_while_seaweedfs_is_down_none_lost_none_twice(
     await assert_eventually(
         lambda: batch.listed("TASK_STATUS_SUCCEEDED"), within=60, message="nothing finished"
     )
-    await asyncio.to_thread(chaos_farm.stop_process, "seaweedfs")
-    # The outage itself is under test, not a wait for something: while it lasts,
-    # uploads meet a storage that cannot store.
-    await asyncio.sleep(3)
-    await asyncio.to_thread(chaos_farm.start_process, "seaweedfs")
+    async with outage(chaos_farm, "seaweedfs", seconds=3):
+        pass  # Uploads meanwhile meet a storage that cannot store.
 
     tasks = await batch.finished(within=120)
     await batch.check_none_lost_none_twice(tasks)
