@@ -9,7 +9,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Self, TypeVar
 
 import grpc
 import pytest
@@ -132,7 +132,7 @@ class TcpListener:
     """A TCP server on `host` at a free port that counts the connections reaching it.
 
     A subclass says how to answer one in `answer`; errors of a peer that goes away
-    mid-way end the connection quietly.
+    mid-way end the connection quietly. `async with` serves it for the block.
     """
 
     host: str
@@ -150,6 +150,13 @@ class TcpListener:
     async def stop(self) -> None:
         assert self.server is not None
         self.server.close()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
 
     async def answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         raise NotImplementedError

@@ -91,6 +91,12 @@ class Batch:
         assert response.status_code == 200, response.text
         return list(response.json().get("tasks", []))
 
+    async def some_reach(self, status: str) -> None:
+        """Waits, 60 s at most, until a task of the batch is listed in `status`."""
+        await assert_eventually(
+            lambda: self.listed(status), within=60, message=f"no task reached {status}"
+        )
+
     async def held_by(self, agent_id: str) -> list[str]:
         """Ids of the batch's tasks the scheduler sees running on `agent_id`."""
         running = await self.listed("TASK_STATUS_RUNNING")
@@ -225,9 +231,7 @@ async def test_killed_scheduler_comes_back_and_applies_what_happened_meanwhile(
     try:
         await connection.subscribe(TASK_EVENT_SUBJECTS, cb=events.record)
         await batch.submit(30, site.url("/slow?ms=800"))
-        await assert_eventually(
-            lambda: batch.listed("TASK_STATUS_SUCCEEDED"), within=60, message="nothing finished"
-        )
+        await batch.some_reach("TASK_STATUS_SUCCEEDED")
         killed_at = time.monotonic()
         chaos_farm.kill("scheduler", signal.SIGKILL)
         await until(
@@ -259,9 +263,7 @@ async def test_restarted_nats_loses_no_task_and_services_reconnect(
     chaos_farm: LocalFarm, batch: Batch, site: Site
 ) -> None:
     await batch.submit(20, site.url("/slow?ms=800"))
-    await assert_eventually(
-        lambda: batch.listed("TASK_STATUS_RUNNING"), within=60, message="nothing started"
-    )
+    await batch.some_reach("TASK_STATUS_RUNNING")
     async with outage(chaos_farm, "nats", seconds=2):
         # Accepted while NATS is down: kept in SQL, published once it is back. Agents'
         # acks and reports fail meanwhile.
@@ -300,9 +302,7 @@ async def test_uploads_wait_while_seaweedfs_is_down_none_lost_none_twice(
     chaos_farm: LocalFarm, batch: Batch, site: Site
 ) -> None:
     await batch.submit(20, site.url("/slow?ms=500"))
-    await assert_eventually(
-        lambda: batch.listed("TASK_STATUS_SUCCEEDED"), within=60, message="nothing finished"
-    )
+    await batch.some_reach("TASK_STATUS_SUCCEEDED")
     async with outage(chaos_farm, "seaweedfs", seconds=3):
         pass  # Uploads meanwhile meet a storage that cannot store.
 

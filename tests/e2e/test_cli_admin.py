@@ -178,11 +178,17 @@ def test_a_key_without_the_admin_scope_is_refused_every_admin_command(
     assert int(me["rateLimit"]["burst"]) < 1000
 
 
+def key_in_cache(farm: LocalFarm, make_key: KeyFactory) -> auth_pb2.CreateApiKeyResponse:
+    """A new tasks.read key that auth has checked once, so it is in auth's key cache."""
+    key = make_key("tasks.read")
+    farm_json(farm, "whoami", key=key.secret)
+    return key
+
+
 def test_key_rotate_prints_a_new_secret_and_the_old_one_works_until_the_grace_ends(
     farm: LocalFarm, operator: auth_pb2.CreateApiKeyResponse, make_key: KeyFactory
 ) -> None:
-    key = make_key("tasks.read")
-    farm_json(farm, "whoami", key=key.secret)  # now in auth's key cache
+    key = key_in_cache(farm, make_key)
 
     result = farm_command(
         farm, "key", "rotate", key.api_key.id, "--grace-seconds", "2", key=operator.secret
@@ -219,8 +225,7 @@ def test_key_rotate_prints_a_new_secret_and_the_old_one_works_until_the_grace_en
 def test_key_rotate_without_grace_refuses_the_old_secret_at_once(
     farm: LocalFarm, operator: auth_pb2.CreateApiKeyResponse, make_key: KeyFactory
 ) -> None:
-    key = make_key("tasks.read")
-    farm_json(farm, "whoami", key=key.secret)  # now in auth's key cache
+    key = key_in_cache(farm, make_key)
 
     rotated = farm_json(
         farm, "key", "rotate", key.api_key.id, "--grace-seconds", "0", key=operator.secret

@@ -83,27 +83,21 @@ async def read_body(head: bytes, reader: asyncio.StreamReader) -> bytes:
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[Upstream]:
-    server = Upstream(ALLOWED)
-    await server.start()
-    yield server
-    await server.stop()
+    async with Upstream(ALLOWED) as server:
+        yield server
 
 
 @pytest.fixture
 async def echo() -> AsyncIterator[Upstream]:
-    server = Upstream(ALLOWED, echo=True)
-    await server.start()
-    yield server
-    await server.stop()
+    async with Upstream(ALLOWED, echo=True) as server:
+        yield server
 
 
 @pytest.fixture
 async def trap() -> AsyncIterator[Upstream]:
     """A server on refused 127.0.0.1: nothing may reach it."""
-    server = Upstream("127.0.0.1")
-    await server.start()
-    yield server
-    await server.stop()
+    async with Upstream("127.0.0.1") as server:
+        yield server
     assert server.connections == 0, "a refused address was reached"
 
 

@@ -17,10 +17,8 @@ from tests.unit.agent.conftest import ALLOWED, Resolver, Upstream, connect, exch
 @pytest.fixture
 async def keep_alive_host() -> AsyncIterator[Upstream]:
     """A host that would serve (and record) any further request sent on a connection."""
-    server = Upstream(ALLOWED, keep_alive=True)
-    await server.start()
-    yield server
-    await server.stop()
+    async with Upstream(ALLOWED, keep_alive=True) as server:
+        yield server
 
 
 @pytest.mark.parametrize(

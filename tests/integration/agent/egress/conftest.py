@@ -93,11 +93,13 @@ async def targets() -> AsyncIterator[Targets]:
     listeners = Targets(
         Listener("127.0.0.1"), Listener("::1"), Listener(SITE_HOST), Listener(SITE_HOST)
     )
-    for listener in (listeners.ipv4, listeners.ipv6, listeners.allowed, listeners.farm_service):
-        await listener.start()
-    yield listeners
-    for listener in (listeners.ipv4, listeners.ipv6, listeners.allowed, listeners.farm_service):
-        await listener.stop()
+    async with (
+        listeners.ipv4,
+        listeners.ipv6,
+        listeners.allowed,
+        listeners.farm_service,
+    ):
+        yield listeners
 
 
 @pytest.fixture(autouse=True)
