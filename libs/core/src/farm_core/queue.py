@@ -13,6 +13,9 @@ started the task. Dead letters: stream FARM_DEAD on `dead.tasks.<task_id>`.
 Agents: heartbeats in the key-value bucket `farm_agents`, drain orders on
 `control.drain.<agent_id>`. Audit: stream FARM_AUDIT on `audit.<source>`,
 AuditRecords the auth service writes to its database.
+
+Beside the contract, what every NATS client of the farm does the same way: connect,
+fetch a batch in a pull loop, and settle (ack, nak, term) a message.
 """
 
 import asyncio
