@@ -9,7 +9,7 @@ import hashlib
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +44,6 @@ from farm_agent.settings import AgentSettings
 from farm_agent.work.intake import WorkIntake
 from farm_agent.work.priorities import PRECEDENCE
 from farm_agent.work.uploader import ArtifactUploader
-from farm_cli.launcher.processes import free_port
 from farm_core.identity import Identity, current_identity
 from farm_core.queue import (
     ANY_REGION,
@@ -55,11 +54,10 @@ from farm_core.queue import (
     ensure_streams,
     task_subject,
 )
-from farm_core.server import ServiceHost
 from farm_core.sessions import sessions_bucket
 from farm_core.settings import FarmSettings
 from farm_core.task_errors import ErrorCode
-from tests.helpers import assert_eventually
+from tests.helpers import StandInService, assert_eventually, serving
 
 QUEUED = tasks_pb2.TASK_STATUS_QUEUED
 RUNNING = tasks_pb2.TASK_STATUS_RUNNING
@@ -91,18 +89,25 @@ def agent_settings(home: Path, **overrides: object) -> AgentSettings:
     return AgentSettings(**values)
 
 
-@pytest.fixture(scope="module")
-async def shared_pool(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[BrowserPool]:
-    """One browser pool for a module's tests (launching Chromium takes a second)."""
+@contextlib.asynccontextmanager
+async def running_pool(settings: AgentSettings) -> AsyncIterator[BrowserPool]:
+    """A started browser pool, closed when the block ends; skips the test without Chromium."""
     if not HAVE_CHROMIUM:
         pytest.skip(f"no Chromium at {CHROMIUM}")
-    # A short FARM_HOME keeps Chromium's socket path under the scratch directory.
-    pool = BrowserPool(agent_settings(tmp_path_factory.mktemp("h"), id="shared"))
+    pool = BrowserPool(settings)
     await pool.start()
     try:
         yield pool
     finally:
         await pool.close()
+
+
+@pytest.fixture(scope="module")
+async def shared_pool(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[BrowserPool]:
+    """One browser pool for a module's tests (launching Chromium takes a second)."""
+    # A short FARM_HOME keeps Chromium's socket path under the scratch directory.
+    async with running_pool(agent_settings(tmp_path_factory.mktemp("h"), id="shared")) as pool:
+        yield pool
 
 
 class SettingsFactory:
@@ -166,29 +171,6 @@ class FakeIngest(ingest_pb2_grpc.ArtifactIngestServiceServicer):
         )
 
 
-class FakeStorageService:
-    """A farm service serving FakeIngest, with the real identity and scope checks."""
-
-    name = "fake-storage"
-    method_scopes: Mapping[str, str] = {UPLOAD_METHOD: "internal"}
-
-    def __init__(self) -> None:
-        self.ingest = FakeIngest()
-
-    async def start(self) -> None:
-        pass
-
-    def register(self, server: grpc.aio.Server) -> Sequence[str]:
-        ingest_pb2_grpc.add_ArtifactIngestServiceServicer_to_server(self.ingest, server)
-        return ["farm.storage.v1.ArtifactIngestService"]
-
-    async def drain(self, grace_seconds: float) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
-
-
 @dataclass(frozen=True)
 class FakeStorage:
     """The running fake storage service: where it listens and what it received."""
@@ -200,15 +182,17 @@ class FakeStorage:
 @pytest.fixture
 async def fake_storage(tmp_path: Path) -> AsyncIterator[FakeStorage]:
     """A storage stand-in on a free port that checks the `internal` scope like the real one."""
-    service = FakeStorageService()
-    host = ServiceHost(
-        service, FarmSettings(FARM_HOME=tmp_path, FARM_IDENTITY_SECRET=SECRET), free_port()
+    ingest = FakeIngest()
+    service = StandInService(
+        "fake-storage",
+        {UPLOAD_METHOD: "internal"},
+        ingest,
+        ingest_pb2_grpc.add_ArtifactIngestServiceServicer_to_server,
+        "farm.storage.v1.ArtifactIngestService",
     )
-    await host.start()
-    try:
-        yield FakeStorage(host.address, service.ingest)
-    finally:
-        await host.stop(1)
+    settings = FarmSettings(FARM_HOME=tmp_path, FARM_IDENTITY_SECRET=SECRET)
+    async with serving(service, settings) as host:
+        yield FakeStorage(host.address, ingest)
 
 
 class FakeUploader:
@@ -360,6 +344,12 @@ async def queued_tasks(js: JetStreamContext) -> int:
 
 async def is_zero(count: Awaitable[int]) -> bool:
     return await count == 0
+
+
+async def start_two_agents(start_intake: StartIntake, **settings: object) -> None:
+    """Starts the intakes of "agent-a" and "agent-b", three tasks at once each, on one pool."""
+    for name in ("agent-a", "agent-b"):
+        await start_intake(id=name, concurrency=3, **settings)
 
 
 def once(spec: tasks_pb2.TaskSpec) -> tasks_pb2.TaskSpec:

@@ -2,34 +2,23 @@
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import pytest
-from google.protobuf import json_format
 
 from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument
 from farm_scheduler import validation
-from farm_scheduler.validation import validate_spec
+from tests.helpers import task_spec
+from tests.unit.scheduler.conftest import CAP, validate
 
 ROOT = Path(__file__).resolve().parents[3]
-CAP = 10
-
-
-def spec(**fields: Any) -> tasks_pb2.TaskSpec:
-    """A TaskSpec from its JSON form; a screenshot of example.com unless told otherwise."""
-    body: dict[str, Any] = {"url": "https://example.com/", "screenshot": {}}
-    body.update(fields)
-    return json_format.ParseDict(
-        {k: v for k, v in body.items() if v is not None}, tasks_pb2.TaskSpec()
-    )
 
 
 def url_of(length: int) -> tasks_pb2.TaskSpec:
     prefix = "https://example.com/"
-    return spec(url=prefix + "a" * (length - len(prefix)))
+    return task_spec(url=prefix + "a" * (length - len(prefix)))
 
 
 @dataclass(frozen=True)
@@ -44,7 +33,7 @@ class Limit:
 
 
 def extract(**fields: str) -> tasks_pb2.TaskSpec:
-    return spec(screenshot=None, extract={"fields": fields})
+    return task_spec(screenshot=None, extract={"fields": fields})
 
 
 LIMITS: dict[str, Limit] = {
@@ -52,55 +41,55 @@ LIMITS: dict[str, Limit] = {
     "steps": Limit(
         "steps",
         validation.MAX_STEPS,
-        lambda n: spec(steps=[{"click": "#a"}] * n),
+        lambda n: task_spec(steps=[{"click": "#a"}] * n),
         lambda s: len(s.steps),
     ),
     "click selector": Limit(
         "steps[3].click",
         validation.MAX_SELECTOR_CHARS,
-        lambda n: spec(steps=[{"click": "#a"}] * 3 + [{"click": "a" * n}]),
+        lambda n: task_spec(steps=[{"click": "#a"}] * 3 + [{"click": "a" * n}]),
         lambda s: len(s.steps[3].click),
     ),
     "waitFor selector": Limit(
         "steps[0].waitFor",
         validation.MAX_SELECTOR_CHARS,
-        lambda n: spec(steps=[{"waitFor": "a" * n}]),
+        lambda n: task_spec(steps=[{"waitFor": "a" * n}]),
         lambda s: len(s.steps[0].wait_for),
     ),
     "scroll selector": Limit(
         "steps[0].scroll",
         validation.MAX_SELECTOR_CHARS,
-        lambda n: spec(steps=[{"scroll": "a" * n}]),
+        lambda n: task_spec(steps=[{"scroll": "a" * n}]),
         lambda s: len(s.steps[0].scroll),
     ),
     "fill selector": Limit(
         "steps[0].fill.selector",
         validation.MAX_SELECTOR_CHARS,
-        lambda n: spec(steps=[{"fill": {"selector": "a" * n, "value": "x"}}]),
+        lambda n: task_spec(steps=[{"fill": {"selector": "a" * n, "value": "x"}}]),
         lambda s: len(s.steps[0].fill.selector),
     ),
     "fill value": Limit(
         "steps[0].fill.value",
         validation.MAX_FILL_VALUE_CHARS,
-        lambda n: spec(steps=[{"fill": {"selector": "#q", "value": "x" * n}}]),
+        lambda n: task_spec(steps=[{"fill": {"selector": "#q", "value": "x" * n}}]),
         lambda s: len(s.steps[0].fill.value),
     ),
     "press key": Limit(
         "steps[0].press",
         validation.MAX_KEY_NAME_CHARS,
-        lambda n: spec(steps=[{"press": "K" * n}]),
+        lambda n: task_spec(steps=[{"press": "K" * n}]),
         lambda s: len(s.steps[0].press),
     ),
     "screenshot selector": Limit(
         "screenshot.selector",
         validation.MAX_SELECTOR_CHARS,
-        lambda n: spec(screenshot={"selector": "a" * n}),
+        lambda n: task_spec(screenshot={"selector": "a" * n}),
         lambda s: len(s.screenshot.selector),
     ),
     "script size": Limit(
         "script.source",
         validation.MAX_SCRIPT_CHARS,
-        lambda n: spec(screenshot=None, script={"source": "x" * n}),
+        lambda n: task_spec(screenshot=None, script={"source": "x" * n}),
         lambda s: len(s.script.source),
     ),
     "extract fields": Limit(
@@ -124,63 +113,61 @@ LIMITS: dict[str, Limit] = {
     "viewport width": Limit(
         "viewport.width",
         validation.MAX_VIEWPORT_PIXELS,
-        lambda n: spec(viewport={"width": n, "height": 1}),
+        lambda n: task_spec(viewport={"width": n, "height": 1}),
         lambda s: s.viewport.width,
     ),
     "viewport height": Limit(
         "viewport.height",
         validation.MAX_VIEWPORT_PIXELS,
-        lambda n: spec(viewport={"width": 1, "height": n}),
+        lambda n: task_spec(viewport={"width": 1, "height": n}),
         lambda s: s.viewport.height,
     ),
     "device name": Limit(
         "device",
         validation.MAX_DEVICE_CHARS,
-        lambda n: spec(device="d" * n),
+        lambda n: task_spec(device="d" * n),
         lambda s: len(s.device),
     ),
     "timeout": Limit(
         "timeoutMs",
         validation.MAX_TIMEOUT_MS,
-        lambda n: spec(timeoutMs=n),
+        lambda n: task_spec(timeoutMs=n),
         lambda s: s.timeout_ms,
     ),
     "labels count": Limit(
         "labels",
         validation.MAX_LABELS,
-        lambda n: spec(labels={f"k{i}": "v" for i in range(n)}),
+        lambda n: task_spec(labels={f"k{i}": "v" for i in range(n)}),
         lambda s: len(s.labels),
     ),
     "label key": Limit(
         "labels",
         validation.MAX_LABEL_KEY_CHARS,
-        lambda n: spec(labels={"k" * n: "v"}),
+        lambda n: task_spec(labels={"k" * n: "v"}),
         lambda s: len(next(iter(s.labels))),
     ),
     "label value": Limit(
         "labels",
         validation.MAX_LABEL_VALUE_CHARS,
-        lambda n: spec(labels={"job": "v" * n}),
+        lambda n: task_spec(labels={"job": "v" * n}),
         lambda s: len(s.labels["job"]),
     ),
     "idempotency key": Limit(
         "idempotencyKey",
         validation.MAX_IDEMPOTENCY_KEY_CHARS,
-        lambda n: spec(idempotencyKey="k" * n),
+        lambda n: task_spec(idempotencyKey="k" * n),
         lambda s: len(s.idempotency_key),
     ),
     "region": Limit(
         "region",
         validation.MAX_REGION_CHARS,
-        lambda n: spec(region="r" * n),
+        lambda n: task_spec(region="r" * n),
         lambda s: len(s.region),
     ),
-    "attempts": Limit("maxAttempts", CAP, lambda n: spec(maxAttempts=n), lambda s: s.max_attempts),
+    "attempts": Limit(
+        "maxAttempts", CAP, lambda n: task_spec(maxAttempts=n), lambda s: s.max_attempts
+    ),
 }
-
-
-def validate(task_spec: tasks_pb2.TaskSpec) -> tasks_pb2.TaskSpec:
-    return validate_spec(task_spec, max_attempts_cap=CAP, default_timeout_ms=30000)
 
 
 @pytest.mark.parametrize("limit", LIMITS.values(), ids=LIMITS.keys())
@@ -198,24 +185,9 @@ def test_one_over_the_limit_is_refused_naming_the_field_and_the_bound(limit: Lim
 
 
 LOWER_BOUNDS: dict[str, Limit] = {
-    "timeout": Limit(
-        "timeoutMs",
-        validation.MIN_TIMEOUT_MS,
-        lambda n: spec(timeoutMs=n),
-        lambda s: s.timeout_ms,
-    ),
-    "viewport width": Limit(
-        "viewport.width",
-        1,
-        lambda n: spec(viewport={"width": n, "height": 1}),
-        lambda s: s.viewport.width,
-    ),
-    "viewport height": Limit(
-        "viewport.height",
-        1,
-        lambda n: spec(viewport={"width": 1, "height": n}),
-        lambda s: s.viewport.height,
-    ),
+    "timeout": replace(LIMITS["timeout"], bound=validation.MIN_TIMEOUT_MS),
+    "viewport width": replace(LIMITS["viewport width"], bound=1),
+    "viewport height": replace(LIMITS["viewport height"], bound=1),
 }
 
 

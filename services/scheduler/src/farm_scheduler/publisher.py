@@ -7,8 +7,10 @@ FAILED is copied to the dead-letter stream the same way: marked pending in SQL,
 published, then marked done, so that no dead letter is lost while NATS is down.
 """
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import nats.errors
 from nats.aio.client import Client
@@ -58,6 +60,18 @@ def dead_letter(record: TaskRecord) -> queue_pb2.DeadLetter:
     return letter
 
 
+@dataclass(frozen=True)
+class _Outgoing:
+    """A message about a task for JetStream: what it is (for the logs), where, and its id."""
+
+    what: str
+    task_id: str
+    subject: str
+    payload: bytes
+    message_id: str
+    """Its Nats-Msg-Id, by which JetStream drops a second publish of it."""
+
+
 class TaskPublisher:
     """Publishes WorkItems and DeadLetters and marks them published; announces cancels."""
 
@@ -76,44 +90,30 @@ class TaskPublisher:
 
     async def publish(self, record: TaskRecord) -> bool:
         """Publishes the task and marks it published; False if it is left for later."""
-        published = await self._publish(
+        message = _Outgoing(
             "task",
             record.id,
             task_subject(record.spec.region, PRIORITY_TOKENS[record.spec.priority]),
             work_item(record).SerializeToString(deterministic=True),
             record.publish_id,
         )
-        if not published:
-            return False
-        try:
-            await self._store.mark_published(record.id, record.state.requeues)
-        except SQLAlchemyError as error:
-            # JetStream has the task; publishing it again later is deduplicated.
-            log.warning("task %s is published but could not be marked so: %s", record.id, error)
-            return False
-        return True
+        return await self._publish_then_mark(
+            message, functools.partial(self._store.mark_published, record.id, record.state.requeues)
+        )
 
     async def publish_dead_letter(self, record: TaskRecord) -> bool:
         """Copies the FAILED task to FARM_DEAD and marks it done; False if left for later."""
-        published = await self._publish(
+        message = _Outgoing(
             "the dead letter of task",
             record.id,
             dead_subject(record.id),
             dead_letter(record).SerializeToString(deterministic=True),
             record.dead_letter_id,
         )
-        if not published:
-            return False
-        try:
-            await self._store.mark_dead_letter_published(record.id, record.state.requeues)
-        except SQLAlchemyError as error:
-            log.warning(
-                "the dead letter of task %s is published but could not be marked so: %s",
-                record.id,
-                error,
-            )
-            return False
-        return True
+        mark = functools.partial(
+            self._store.mark_dead_letter_published, record.id, record.state.requeues
+        )
+        return await self._publish_then_mark(message, mark)
 
     async def announce_cancel(self, task_id: str) -> None:
         """Tells the agents the task is cancelled: in the bucket and on its cancel subject."""
@@ -128,18 +128,36 @@ class TaskPublisher:
             # the task change nothing.
             log.warning("telling the agents that task %s is cancelled failed: %s", task_id, error)
 
-    async def _publish(
-        self, what: str, task_id: str, subject: str, payload: bytes, message_id: str
+    async def _publish_then_mark(
+        self, message: _Outgoing, mark: Callable[[], Awaitable[None]]
     ) -> bool:
+        """Publishes `message`, then `mark`s it published in SQL; False if left for later."""
+        if not await self._publish(message):
+            return False
+        try:
+            await mark()
+        except SQLAlchemyError as error:
+            # JetStream has the message; publishing it again later is deduplicated.
+            log.warning(
+                "%s %s is published but could not be marked so: %s",
+                message.what,
+                message.task_id,
+                error,
+            )
+            return False
+        return True
+
+    async def _publish(self, message: _Outgoing) -> bool:
+        what, task_id = message.what, message.task_id
         if not self._nc.is_connected:
             log.info("NATS is unreachable: %s %s will be published when it is back", what, task_id)
             return False
         try:
             await self._js.publish(
-                subject,
-                payload,
+                message.subject,
+                message.payload,
                 timeout=self._timeout_seconds,
-                headers={"Nats-Msg-Id": message_id},
+                headers={"Nats-Msg-Id": message.message_id},
             )
         except (nats.errors.Error, TimeoutError) as error:
             log.warning("publishing %s %s failed (%s); it will be retried", what, task_id, error)

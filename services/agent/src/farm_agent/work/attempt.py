@@ -90,17 +90,13 @@ class TaskAttempt:
         if not self.task_id:
             await self._delivery.refuse()
             return
-        keep_alive = asyncio.create_task(
-            self._delivery.keep_in_progress(self._tools.settings.in_progress_seconds)
-        )
-        try:
-            await self._run_checked()
-        except ReportFailed as error:
-            log.warning("%s; task %s will be redelivered", error, self.task_id)
-            delay = self._tools.settings.retry_delay_seconds
-            await self._delivery.hand_back_after(delay, DeliveryOutcome.REQUEUED)
-        finally:
-            keep_alive.cancel()
+        async with self._delivery.kept_in_progress(self._tools.settings.in_progress_seconds):
+            try:
+                await self._run_checked()
+            except ReportFailed as error:
+                log.warning("%s; task %s will be redelivered", error, self.task_id)
+                delay = self._tools.settings.retry_delay_seconds
+                await self._delivery.hand_back_after(delay, DeliveryOutcome.REQUEUED)
 
     async def _run_checked(self) -> None:
         """Runs the task unless a check ends it first, and settles how the run ended."""
