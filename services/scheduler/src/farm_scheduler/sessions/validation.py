@@ -11,6 +11,7 @@ from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument
 from farm_core.task_defaults import ACTIONS
+from farm_scheduler.page_setup import check_page_setup
 from farm_scheduler.validation import (
     MAX_DEVICE_CHARS,
     check_action,
@@ -48,6 +49,8 @@ def validate_session_spec(
     if checked.HasField("viewport"):
         check_viewport(checked.viewport)
     check_region(checked.region)
+    if checked.HasField("setup"):
+        check_page_setup(checked.setup)
     checked.idle_timeout_seconds = _seconds(
         "idleTimeoutSeconds",
         checked.idle_timeout_seconds,
@@ -78,7 +81,7 @@ def validate_command(
     """A copy of `command` with its defaults filled in; InvalidArgument names the first bad field.
 
     Unlike a task, a command may have no URL (it stays on the current page) and no
-    action (its steps are all it does).
+    action (its steps, or its change of setup, are all it does).
     """
     checked = sessions_pb2.SessionCommand()
     checked.CopyFrom(command)
@@ -98,6 +101,11 @@ def validate_command(
     check_steps(checked.steps)
     checked.wait_until = check_wait_until(checked.wait_until)
     checked.timeout_ms = check_timeout(checked.timeout_ms, default_timeout_ms)
+    check_length("device", checked.device, MAX_DEVICE_CHARS)
+    if checked.HasField("viewport"):
+        check_viewport(checked.viewport)
+    if checked.HasField("setup"):
+        check_page_setup(checked.setup)
     return checked
 
 
