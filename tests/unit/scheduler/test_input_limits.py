@@ -129,12 +129,6 @@ LIMITS: dict[str, Limit] = {
         lambda n: spec(steps=[{"wait": {"text": "t" * n}}]),
         lambda s: len(s.steps[0].wait.text),
     ),
-    "wait time": Limit(
-        "steps[0].wait.ms",
-        validation.MAX_TIMEOUT_MS,
-        lambda n: spec(steps=[{"wait": {"ms": n}}]),
-        lambda s: s.steps[0].wait.ms,
-    ),
     "evaluate size": Limit(
         "steps[0].evaluate",
         validation.MAX_SCRIPT_CHARS,

@@ -85,6 +85,15 @@ def test_a_bad_step_is_refused_naming_its_field(step: dict[str, Any], message: s
     assert refusal(spec(steps=[step])).message.startswith(message)
 
 
+def test_a_wait_as_long_as_the_time_limit_is_refused() -> None:
+    assert validate(spec(timeoutMs=5000, steps=[{"wait": {"ms": 4999}}])).steps[0].wait.ms == 4999
+    refused = refusal(spec(timeoutMs=5000, steps=[{"click": "#a"}, {"wait": {"ms": 5000}}]))
+    assert refused.message == "steps[1].wait.ms: must be less than timeoutMs (5000), got 5000"
+    command = sessions_pb2.SessionCommand(steps=[tasks_pb2.Step(wait=tasks_pb2.WaitStep(ms=30000))])
+    with pytest.raises(InvalidArgument, match=r"steps\[0\]\.wait\.ms: must be less than timeoutMs"):
+        validate_command(command, default_timeout_ms=30000)
+
+
 def test_a_step_error_names_the_steps_index() -> None:
     steps = [{"click": "#a"}, {"hover": "#b"}, {"goto": "javascript:alert(1)"}]
     assert refusal(spec(steps=steps)).field == "steps[2].goto"

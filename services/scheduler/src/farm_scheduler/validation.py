@@ -100,6 +100,7 @@ def validate_spec(
     check_steps(checked.steps)
     _check_page(checked)
     _check_limits(checked, max_attempts_cap=max_attempts_cap, default_timeout_ms=default_timeout_ms)
+    check_waits(checked.steps, checked.timeout_ms)
     _check_deadline(checked, utcnow() if now is None else now)
     _check_routing(checked)
     check_labels(checked.labels)
@@ -264,6 +265,16 @@ def _check_step(path: str, step: tasks_pb2.Step) -> None:
     if step.HasField("wait"):
         _check_wait(f"{path}.wait", step.wait)
     check_length(f"{path}.evaluate", step.evaluate, MAX_SCRIPT_CHARS)
+
+
+def check_waits(steps: Iterable[tasks_pb2.Step], timeout_ms: int) -> None:
+    """Raises InvalidArgument for a wait step as long as the time limit (nothing would be left)."""
+    for index, step in enumerate(steps):
+        if step.wait.ms >= timeout_ms:
+            raise InvalidArgument(
+                f"steps[{index}].wait.ms",
+                f"must be less than timeoutMs ({timeout_ms}), got {step.wait.ms}",
+            )
 
 
 def _check_select(path: str, select: tasks_pb2.SelectStep) -> None:

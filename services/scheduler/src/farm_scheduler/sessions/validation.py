@@ -23,6 +23,7 @@ from farm_scheduler.validation import (
     check_url,
     check_viewport,
     check_wait_until,
+    check_waits,
 )
 
 PROFILE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -101,6 +102,7 @@ def validate_command(
     check_steps(checked.steps)
     checked.wait_until = check_wait_until(checked.wait_until)
     checked.timeout_ms = check_timeout(checked.timeout_ms, default_timeout_ms)
+    check_waits(checked.steps, checked.timeout_ms)
     check_length("device", checked.device, MAX_DEVICE_CHARS)
     if checked.HasField("viewport"):
         check_viewport(checked.viewport)
