@@ -7,7 +7,7 @@ session applies the same pieces to its running browser (`farm_agent.sessions.set
 """
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -104,15 +104,23 @@ class RequestBlocker:
             return True
         return self.trackers and is_tracker(urlsplit(url).hostname or "")
 
-    async def handle(self, route: Route) -> None:
-        """A route handler: aborts a refused request, hands any other one on."""
-        request = route.request
-        # The page (or the context) may close while a request waits here.
-        with contextlib.suppress(PlaywrightError):
-            if self.refuses(request.resource_type, request.url):
-                await route.abort("blockedbyclient")
-            else:
-                await route.fallback()
+    def route_handler(self) -> Callable[[Route], Awaitable[None]]:
+        """A route handler that aborts a refused request and hands any other one on.
+
+        A function of its own: Playwright marks a handler with an attribute, which
+        neither a frozen instance nor its bound methods take.
+        """
+
+        async def refuse_blocked(route: Route) -> None:
+            request = route.request
+            # The page (or the context) may close while a request waits here.
+            with contextlib.suppress(PlaywrightError):
+                if self.refuses(request.resource_type, request.url):
+                    await route.abort("blockedbyclient")
+                else:
+                    await route.fallback()
+
+        return refuse_blocked
 
 
 async def prepare_context(context: BrowserContext, setup: tasks_pb2.PageSetup) -> None:
@@ -122,4 +130,4 @@ async def prepare_context(context: BrowserContext, setup: tasks_pb2.PageSetup) -
             await context.add_cookies([playwright_cookie(cookie) for cookie in setup.cookies])
     blocker = RequestBlocker.of(setup)
     if blocker.active:
-        await context.route("**/*", blocker.handle)
+        await context.route("**/*", blocker.route_handler())
