@@ -105,22 +105,27 @@ class RequestBlocker:
         return self.trackers and is_tracker(urlsplit(url).hostname or "")
 
     def route_handler(self) -> Callable[[Route], Awaitable[None]]:
-        """A route handler that aborts a refused request and hands any other one on.
+        """A route handler that refuses what this blocker refuses.
 
         A function of its own: Playwright marks a handler with an attribute, which
         neither a frozen instance nor its bound methods take.
         """
 
         async def refuse_blocked(route: Route) -> None:
-            request = route.request
-            # The page (or the context) may close while a request waits here.
-            with contextlib.suppress(PlaywrightError):
-                if self.refuses(request.resource_type, request.url):
-                    await route.abort("blockedbyclient")
-                else:
-                    await route.fallback()
+            await answer_request(route, self)
 
         return refuse_blocked
+
+
+async def answer_request(route: Route, blocker: RequestBlocker) -> None:
+    """Aborts the route's request when `blocker` refuses it; hands any other one on."""
+    request = route.request
+    # The page (or the context) may close while a request waits here.
+    with contextlib.suppress(PlaywrightError):
+        if blocker.refuses(request.resource_type, request.url):
+            await route.abort("blockedbyclient")
+        else:
+            await route.fallback()
 
 
 async def prepare_context(context: BrowserContext, setup: tasks_pb2.PageSetup) -> None:

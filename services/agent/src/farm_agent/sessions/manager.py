@@ -33,6 +33,7 @@ from farm_agent.sessions.profiles import load_profile, save_profile
 from farm_agent.sessions.recorder import VIDEO_CONTENT_TYPE, RecordingFailed, ScreenRecorder
 from farm_agent.sessions.screencast import Screencast
 from farm_agent.sessions.session import OpenSession
+from farm_agent.sessions.setup import SessionSetup
 from farm_agent.sessions.warm import DEFAULT_SCREEN, SpareBrowsers, screen_for, start_browser
 from farm_agent.settings import AgentSettings
 from farm_agent.work.uploader import ArtifactUploader
@@ -208,7 +209,6 @@ class SessionManager:
             )
         try:
             page = await warm.browser.page()
-            await page.set_viewport_size({"width": screen.width, "height": screen.height})
             if order.profile_state:
                 await load_profile(warm.browser, order.profile_state)
             session = OpenSession(
@@ -220,8 +220,15 @@ class SessionManager:
                 screencast=Screencast(screen.width, screen.height),
                 expires_at=self._clock() + _seconds_until(order.expire_time),
                 folder=warm.folder,
+                setup=SessionSetup(warm.browser.context, self._pool.devices, spec),
                 clock=self._clock,
                 resources=warm.resources,
+            )
+            # The viewport, device and setup of the spec; pages opened later get them too.
+            await session.setup.open(page)
+            warm.browser.context.on(
+                "page",
+                lambda new_page: session.in_background(session.setup.cover_quietly(new_page)),
             )
             await session.screencast.follow(page)
             if spec.record:
