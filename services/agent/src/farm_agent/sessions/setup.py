@@ -215,11 +215,6 @@ class SessionSetup:
         # One change at a time; a page is covered between changes, never during one.
         self._lock = asyncio.Lock()
 
-    @property
-    def look(self) -> Look:
-        """The session's look now."""
-        return self._look
-
     async def open(self, page: Page) -> None:
         """Applies the SessionSpec's setup: the context's part, its cookies, the first page."""
         async with self._lock:
