@@ -1,10 +1,12 @@
 """A local web site for the tests' browsers: fixed pages, slow pages and gates."""
 
+import base64
 import contextlib
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.message import Message
 from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlparse
@@ -85,9 +87,41 @@ PAGES: dict[str, str] = {
             document.body.insertAdjacentHTML("beforeend", '<p id="done">done</p>');
           }
         }, 200);</script></body></html>""",
+    # The toolbox's steps: a hover menu, a select, check boxes, late text, a late fetch.
+    "/widgets": """<!doctype html><html><head><title>Widgets</title>
+        <style>#menu-items { display: none } #menu:hover #menu-items { display: block }</style>
+        </head><body>
+        <div id="menu">Menu<ul id="menu-items"><li id="item">Item</li></ul></div>
+        <select id="size"><option value="s">Small</option><option value="m">Medium</option>
+          <option value="l">Large</option></select>
+        <input type="checkbox" id="agree"><input type="checkbox" id="news" checked>
+        <input type="checkbox" id="locked" disabled><span id="hidden" hidden>hidden</span>
+        <button id="later" onclick="setTimeout(() => {
+            document.getElementById('late').textContent = 'Thank you for waiting'; }, 300)">
+          Later</button><p id="late"></p>
+        <button id="load" onclick="fetch('/slow?ms=600').then(() => {
+            document.getElementById('loaded').textContent = 'loaded'; })">Load</button>
+        <p id="loaded">not yet</p>
+        <p id="state"></p><script>
+        const state = () => { document.getElementById("state").textContent = [
+            document.getElementById("size").value, document.getElementById("agree").checked,
+            document.getElementById("news").checked].join(","); };
+        document.body.addEventListener("change", state); state();
+        </script></body></html>""",
 }
 SCRIPTS: dict[str, str] = {
     "/observed.js": 'console.warn("a warning from a script");',
+}
+
+GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
+"""A 1x1 GIF."""
+# /asset/<kind>: what the resources page loads, each counted under "asset/<kind>".
+ASSETS: dict[str, tuple[bytes, str]] = {
+    "image": (GIF, "image/gif"),
+    "tracker": (GIF, "image/gif"),
+    "style": (b"body { background: rgb(1, 2, 3) }", "text/css"),
+    "font": (b"not really a font", "font/woff2"),
+    "media": (b"not really a video", "video/webm"),
 }
 
 
@@ -207,6 +241,16 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
             elif url.path == "/webrtc":
                 # /webrtc?stun=host:port: gathers WebRTC candidates with that STUN server.
                 body = webrtc_page(parse_qs(url.query)["stun"][0])
+            elif url.path == "/echo":
+                body = echo_page(self.headers)
+            elif url.path == "/resources":
+                # /resources?tracker=http://host:port: an image, a stylesheet, a font, a
+                # video and a tracker pixel at that origin, each an /asset/<kind>.
+                body = resources_page(parse_qs(url.query).get("tracker", [""])[0])
+            elif url.path.startswith("/asset/") and url.path[7:] in ASSETS:
+                site.hit(url.path.removeprefix("/"))
+                self._send(*ASSETS[url.path[7:]])
+                return
             elif url.path == "/download":
                 self._send(b"not a page", "application/octet-stream", attachment="file.bin")
                 return
@@ -243,6 +287,50 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+def echo_page(headers: Message) -> str:
+    """The request's headers as the server got them (#h-*) and what the page's script sees."""
+    seen = {
+        "h-ua": headers.get("User-Agent", ""),
+        "h-lang": headers.get("Accept-Language", ""),
+        "h-test": headers.get("X-Farm-Test", ""),
+        "h-cookie": headers.get("Cookie", ""),
+    }
+    shown = "".join(f'<p id="{name}">{escape(value)}</p>' for name, value in seen.items())
+    return f"""<!doctype html><html><head><title>Echo</title>
+        <meta name="viewport" content="width=device-width"></head><body>{shown}
+        <p id="js">off</p><p id="ua"></p><p id="lang"></p><p id="tz"></p><p id="dpr"></p>
+        <p id="touch"></p><p id="width"></p><p id="cookie"></p><script>
+        const show = (id, value) => {{ document.getElementById(id).textContent = String(value); }};
+        show("js", "on"); show("ua", navigator.userAgent); show("lang", navigator.language);
+        show("tz", Intl.DateTimeFormat().resolvedOptions().timeZone);
+        show("dpr", devicePixelRatio); show("touch", navigator.maxTouchPoints);
+        show("width", innerWidth); show("cookie", document.cookie);
+        </script></body></html>"""
+
+
+def resources_page(tracker_origin: str) -> str:
+    """An image, a stylesheet, a font, a video and (with an origin) a tracker pixel there.
+
+    #image tells whether the image loaded; #tracker, the tracker pixel.
+    """
+    tracker = (
+        f'<img id="pixel" src="{escape(tracker_origin)}/asset/tracker" '
+        "onload=\"show('tracker', 'loaded')\" onerror=\"show('tracker', 'failed')\">"
+        if tracker_origin
+        else ""
+    )
+    return f"""<!doctype html><html><head><title>Resources</title>
+        <link rel="stylesheet" href="/asset/style">
+        <style>@font-face {{ font-family: Farm; src: url(/asset/font) }}
+        body {{ font-family: Farm }}</style><script>
+        const show = (id, text) => {{ document.getElementById(id).textContent = text; }};
+        </script></head><body><p>Text in a web font</p>
+        <p id="image">pending</p><p id="tracker">none</p>
+        <img src="/asset/image" onload="show('image', 'loaded')" onerror="show('image', 'failed')">
+        {tracker}<video src="/asset/media" preload="auto"></video>
+        </body></html>"""
 
 
 def reach_page(origin: str) -> str:

@@ -4,12 +4,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument
-from farm_scheduler import validation
+from farm_scheduler import page_setup, validation
 from tests.helpers import task_spec
 from tests.unit.scheduler.conftest import CAP, validate
 
@@ -34,6 +35,14 @@ class Limit:
 
 def extract(**fields: str) -> tasks_pb2.TaskSpec:
     return task_spec(screenshot=None, extract={"fields": fields})
+
+
+def setup(**fields: Any) -> tasks_pb2.TaskSpec:
+    return task_spec(setup=fields)
+
+
+def cookie(**fields: Any) -> tasks_pb2.TaskSpec:
+    return setup(cookies=[{"name": "a", "value": "b", "domain": "example.com", **fields}])
 
 
 LIMITS: dict[str, Limit] = {
@@ -79,6 +88,108 @@ LIMITS: dict[str, Limit] = {
         validation.MAX_KEY_NAME_CHARS,
         lambda n: task_spec(steps=[{"press": "K" * n}]),
         lambda s: len(s.steps[0].press),
+    ),
+    "hover selector": Limit(
+        "steps[0].hover",
+        validation.MAX_SELECTOR_CHARS,
+        lambda n: task_spec(steps=[{"hover": "a" * n}]),
+        lambda s: len(s.steps[0].hover),
+    ),
+    "select value": Limit(
+        "steps[0].select.value",
+        validation.MAX_OPTION_CHARS,
+        lambda n: task_spec(steps=[{"select": {"selector": "#s", "value": "v" * n}}]),
+        lambda s: len(s.steps[0].select.value),
+    ),
+    "select label": Limit(
+        "steps[0].select.label",
+        validation.MAX_OPTION_CHARS,
+        lambda n: task_spec(steps=[{"select": {"selector": "#s", "label": "l" * n}}]),
+        lambda s: len(s.steps[0].select.label),
+    ),
+    "goto url": Limit(
+        "steps[0].goto",
+        validation.MAX_URL_CHARS,
+        lambda n: task_spec(steps=[{"goto": url_of(n).url}]),
+        lambda s: len(s.steps[0].goto),
+    ),
+    "wait text": Limit(
+        "steps[0].wait.text",
+        validation.MAX_WAIT_TEXT_CHARS,
+        lambda n: task_spec(steps=[{"wait": {"text": "t" * n}}]),
+        lambda s: len(s.steps[0].wait.text),
+    ),
+    "evaluate size": Limit(
+        "steps[0].evaluate",
+        validation.MAX_SCRIPT_CHARS,
+        lambda n: task_spec(steps=[{"evaluate": "x" * n}]),
+        lambda s: len(s.steps[0].evaluate),
+    ),
+    "user agent": Limit(
+        "setup.userAgent",
+        page_setup.MAX_USER_AGENT_CHARS,
+        lambda n: setup(userAgent="u" * n),
+        lambda s: len(s.setup.user_agent),
+    ),
+    "headers count": Limit(
+        "setup.extraHeaders",
+        page_setup.MAX_HEADERS,
+        lambda n: setup(extraHeaders={f"x-h{i}": "v" for i in range(n)}),
+        lambda s: len(s.setup.extra_headers),
+    ),
+    "header name": Limit(
+        "setup.extraHeaders",
+        page_setup.MAX_HEADER_NAME_CHARS,
+        lambda n: setup(extraHeaders={"x" * n: "v"}),
+        lambda s: len(next(iter(s.setup.extra_headers))),
+    ),
+    "header value": Limit(
+        "setup.extraHeaders.x-a",
+        page_setup.MAX_HEADER_VALUE_CHARS,
+        lambda n: setup(extraHeaders={"x-a": "v" * n}),
+        lambda s: len(s.setup.extra_headers["x-a"]),
+    ),
+    "cookies count": Limit(
+        "setup.cookies",
+        page_setup.MAX_COOKIES,
+        lambda n: setup(cookies=[{"name": f"c{i}", "url": "https://a.com/"} for i in range(n)]),
+        lambda s: len(s.setup.cookies),
+    ),
+    "cookie name": Limit(
+        "setup.cookies[0].name",
+        page_setup.MAX_COOKIE_NAME_CHARS,
+        lambda n: cookie(name="n" * n),
+        lambda s: len(s.setup.cookies[0].name),
+    ),
+    "cookie value": Limit(
+        "setup.cookies[0].value",
+        page_setup.MAX_COOKIE_VALUE_CHARS,
+        lambda n: cookie(value="v" * n),
+        lambda s: len(s.setup.cookies[0].value),
+    ),
+    "cookie domain": Limit(
+        "setup.cookies[0].domain",
+        page_setup.MAX_COOKIE_DOMAIN_CHARS,
+        lambda n: cookie(domain="d" * n),
+        lambda s: len(s.setup.cookies[0].domain),
+    ),
+    "cookie path": Limit(
+        "setup.cookies[0].path",
+        page_setup.MAX_COOKIE_PATH_CHARS,
+        lambda n: cookie(path="/" + "p" * (n - 1)),
+        lambda s: len(s.setup.cookies[0].path),
+    ),
+    "cookie url": Limit(
+        "setup.cookies[0].url",
+        page_setup.MAX_COOKIE_URL_CHARS,
+        lambda n: setup(cookies=[{"name": "a", "url": url_of(n).url}]),
+        lambda s: len(s.setup.cookies[0].url),
+    ),
+    "device scale factor": Limit(
+        "setup.deviceScaleFactor",
+        page_setup.MAX_DEVICE_SCALE_FACTOR,
+        lambda n: setup(deviceScaleFactor=n),
+        lambda s: int(s.setup.device_scale_factor),
     ),
     "screenshot selector": Limit(
         "screenshot.selector",
@@ -210,7 +321,8 @@ def documented_limits() -> dict[str, int]:
 def test_docs_list_every_limit_with_its_value() -> None:
     constants = {
         name: value
-        for name, value in vars(validation).items()
+        for module in (validation, page_setup)
+        for name, value in vars(module).items()
         if re.fullmatch(r"(MAX|MIN)_[A-Z_]+", name) and isinstance(value, int)
     }
     assert documented_limits() == constants

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
+from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
 from farm_core.errors import InvalidArgument
@@ -24,12 +25,15 @@ from farm_core.task_defaults import (
     DEFAULT_WAIT_UNTIL,
 )
 from farm_core.timestamps import from_timestamp
+from farm_scheduler.page_setup import check_page_setup
 
 MAX_URL_CHARS = 2048
 MAX_SELECTOR_CHARS = 1000
 MAX_DEVICE_CHARS = 100
 MAX_KEY_NAME_CHARS = 100
 MAX_FILL_VALUE_CHARS = 10000
+MAX_OPTION_CHARS = 1000
+MAX_WAIT_TEXT_CHARS = 1000
 MAX_SCRIPT_CHARS = 100000
 MAX_STEPS = 50
 MAX_EXTRACT_FIELDS = 100
@@ -60,6 +64,22 @@ _STEP_FIELDS: Mapping[str, str] = {
     "wait_for": "waitFor",
     "press": "press",
     "scroll": "scroll",
+    "hover": "hover",
+    "select": "select",
+    "check": "check",
+    "uncheck": "uncheck",
+    "goto": "goto",
+    "wait": "wait",
+    "evaluate": "evaluate",
+}
+# The steps whose value is a selector (or, for scroll, "top" or "bottom").
+_SELECTOR_STEPS: Mapping[str, str] = {
+    "click": "click",
+    "wait_for": "waitFor",
+    "scroll": "scroll",
+    "hover": "hover",
+    "check": "check",
+    "uncheck": "uncheck",
 }
 
 
@@ -81,6 +101,7 @@ def validate_spec(
     check_steps(checked.steps)
     _check_page(checked)
     _check_limits(checked, max_attempts_cap=max_attempts_cap, default_timeout_ms=default_timeout_ms)
+    check_waits(checked.steps, checked.timeout_ms)
     _check_deadline(checked, utcnow() if now is None else now)
     _check_routing(checked)
     check_labels(checked.labels)
@@ -89,7 +110,17 @@ def validate_spec(
         checked.screencast.format = check_video_format(
             "screencast.format", checked.screencast.format
         )
+    if checked.HasField("setup"):
+        check_page_setup(checked.setup)
     return checked
+
+
+def runs_script(spec: tasks_pb2.TaskSpec | sessions_pb2.SessionCommand) -> bool:
+    """Whether the spec runs the caller's JavaScript (a script action or an evaluate step).
+
+    Such a task or command needs the `script` scope.
+    """
+    return spec.HasField("script") or any(step.evaluate for step in spec.steps)
 
 
 def check_label_key(field: str, key: str) -> None:
@@ -120,23 +151,23 @@ def _check_enum(field: str, value: int, known: Iterable[int]) -> None:
         raise InvalidArgument(field, f"has no value {value}")
 
 
-def check_url(url: str) -> None:
-    """Raises InvalidArgument("url") unless `url` is an http or https URL with a host."""
+def check_url(url: str, field: str = "url") -> None:
+    """Raises InvalidArgument(field) unless `url` is an http or https URL with a host."""
     if not url:
-        raise InvalidArgument("url", "is required")
-    check_length("url", url, MAX_URL_CHARS)
+        raise InvalidArgument(field, "is required")
+    check_length(field, url, MAX_URL_CHARS)
     if any(char.isspace() or ord(char) < 32 for char in url):
-        raise InvalidArgument("url", "must not contain spaces or control characters")
+        raise InvalidArgument(field, "must not contain spaces or control characters")
     try:
         parts = urlsplit(url)
         # .port raises ValueError for a port that is not a number from 0 to 65535.
         _ = parts.port
     except ValueError as error:
-        raise InvalidArgument("url", f"is not a valid URL: {error}") from error
+        raise InvalidArgument(field, f"is not a valid URL: {error}") from error
     if parts.scheme not in ("http", "https"):
-        raise InvalidArgument("url", f"must be http or https, got {parts.scheme or 'none'!r}")
+        raise InvalidArgument(field, f"must be http or https, got {parts.scheme or 'none'!r}")
     if not parts.hostname:
-        raise InvalidArgument("url", "has no host")
+        raise InvalidArgument(field, "has no host")
 
 
 def _check_action(spec: tasks_pb2.TaskSpec) -> None:
@@ -218,27 +249,58 @@ def check_steps(steps: Iterable[tasks_pb2.Step]) -> None:
 
 
 def _check_step(path: str, step: tasks_pb2.Step) -> None:
-    chosen = [
-        json_name for proto_name, json_name in _STEP_FIELDS.items() if _is_set(step, proto_name)
-    ]
+    given = {descriptor.name for descriptor, _ in step.ListFields()}
+    chosen = [json_name for proto_name, json_name in _STEP_FIELDS.items() if proto_name in given]
     if len(chosen) != 1:
         got = ", ".join(chosen) if chosen else "none"
         raise InvalidArgument(
             path, f"exactly one of {', '.join(_STEP_FIELDS.values())} must be set, got {got}"
         )
-    check_length(f"{path}.click", step.click, MAX_SELECTOR_CHARS)
-    check_length(f"{path}.waitFor", step.wait_for, MAX_SELECTOR_CHARS)
-    check_length(f"{path}.scroll", step.scroll, MAX_SELECTOR_CHARS)
+    for proto_name, json_name in _SELECTOR_STEPS.items():
+        # A selector may also be an accessibility snapshot reference, "aria-ref=e5".
+        check_length(f"{path}.{json_name}", getattr(step, proto_name), MAX_SELECTOR_CHARS)
     check_length(f"{path}.press", step.press, MAX_KEY_NAME_CHARS)
     if step.HasField("fill"):
         _check_required(f"{path}.fill.selector", step.fill.selector, MAX_SELECTOR_CHARS)
         check_length(f"{path}.fill.value", step.fill.value, MAX_FILL_VALUE_CHARS)
+    if step.HasField("select"):
+        _check_select(f"{path}.select", step.select)
+    if step.goto:
+        check_url(step.goto, f"{path}.goto")
+    if step.HasField("wait"):
+        _check_wait(f"{path}.wait", step.wait)
+    check_length(f"{path}.evaluate", step.evaluate, MAX_SCRIPT_CHARS)
 
 
-def _is_set(step: tasks_pb2.Step, proto_name: str) -> bool:
-    if proto_name == "fill":
-        return step.HasField("fill")
-    return bool(getattr(step, proto_name))
+def check_waits(steps: Iterable[tasks_pb2.Step], timeout_ms: int) -> None:
+    """Raises InvalidArgument for a wait step as long as the time limit (nothing would be left)."""
+    for index, step in enumerate(steps):
+        if step.wait.ms >= timeout_ms:
+            raise InvalidArgument(
+                f"steps[{index}].wait.ms",
+                f"must be less than timeoutMs ({timeout_ms}), got {step.wait.ms}",
+            )
+
+
+def _check_select(path: str, select: tasks_pb2.SelectStep) -> None:
+    _check_required(f"{path}.selector", select.selector, MAX_SELECTOR_CHARS)
+    if not select.value and not select.label:
+        raise InvalidArgument(path, "needs the option's value or its label")
+    check_length(f"{path}.value", select.value, MAX_OPTION_CHARS)
+    check_length(f"{path}.label", select.label, MAX_OPTION_CHARS)
+
+
+def _check_wait(path: str, wait: tasks_pb2.WaitStep) -> None:
+    given = (("text", bool(wait.text)), ("networkIdle", wait.network_idle), ("ms", wait.ms != 0))
+    chosen = [name for name, is_set in given if is_set]
+    if len(chosen) != 1:
+        got = ", ".join(chosen) if chosen else "none"
+        raise InvalidArgument(path, f"exactly one of text, networkIdle, ms must be set, got {got}")
+    check_length(f"{path}.text", wait.text, MAX_WAIT_TEXT_CHARS)
+    if wait.ms and not 1 <= wait.ms <= MAX_TIMEOUT_MS:
+        raise InvalidArgument(
+            f"{path}.ms", f"must be between 1 and {MAX_TIMEOUT_MS}, got {wait.ms}"
+        )
 
 
 def _check_page(spec: tasks_pb2.TaskSpec) -> None:

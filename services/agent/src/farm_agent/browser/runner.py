@@ -15,6 +15,8 @@ from farm_agent.browser.collect import collect, observer_for
 from farm_agent.browser.observers import ContextObserver
 from farm_agent.browser.page_guard import CONTEXT_OPTIONS, PageGuard
 from farm_agent.browser.pool import BrowserPool
+from farm_agent.browser.setup import context_options, prepare_context
+from farm_agent.browser.steps import run_step
 from farm_agent.egress.proxy import EgressSession
 from farm_agent.egress.proxy_wire import host_port, url_host_port
 from farm_agent.errors import Stage, TaskFailure, failures_as, http_error
@@ -74,12 +76,7 @@ class BrowserSpecRunner:
         timeout_seconds = (spec.timeout_ms or DEFAULT_TIMEOUT_MS) / 1000
         options = self.context_options(spec)
         budget = Budget(timeout_seconds)
-        url = urlsplit(spec.url)
-        if url.scheme.lower() not in ("http", "https"):
-            raise TaskFailure(
-                ErrorCode.BLOCKED_URL,
-                f"url: the scheme {url.scheme or 'none'!r} is refused; only http and https",
-            )
+        _check_scheme(spec.url, "url")
         screencast = TaskScreencast(
             spec, options["viewport"], self._pool.scratch_dir, self._screencast_limits
         )
@@ -93,6 +90,7 @@ class BrowserSpecRunner:
                 observer = observer_for(context, egress, spec.collect)
                 try:
                     context.set_default_timeout(timeout_seconds * 1000)
+                    await prepare_context(context, spec.setup)
                     page = await context.new_page()
                     guard.watch(page)
                     await screencast.follow(page)
@@ -112,7 +110,7 @@ class BrowserSpecRunner:
             await screencast.discard()
 
     def context_options(self, spec: tasks_pb2.TaskSpec) -> dict[str, Any]:
-        """The new_context options for the spec's device and viewport."""
+        """The new_context options for the spec's device, viewport and setup."""
         options: dict[str, Any] = dict(CONTEXT_OPTIONS)
         if spec.device:
             device = self._pool.devices.get(spec.device)
@@ -128,6 +126,7 @@ class BrowserSpecRunner:
         if spec.viewport.width and spec.viewport.height:
             options["viewport"] = {"width": spec.viewport.width, "height": spec.viewport.height}
         options.setdefault("viewport", DEFAULT_VIEWPORT._asdict())
+        options.update(context_options(spec.setup))
         return options
 
 
@@ -148,9 +147,14 @@ async def browse(
     (a session's page keeps one egress listener for all its commands), and what
     `spec.collect` asks for, from `observer`'s records.
     """
-    status = await _navigate(page, spec, budget, egress) if navigate else 0
+    status = await _navigate(page, spec.url, "url", spec, budget, egress) if navigate else 0
     for index, step in enumerate(spec.steps):
-        await run_step(page, step, f"steps[{index}]", budget)
+        field = f"steps[{index}]"
+        if step.goto:
+            # The main document changes: the result reports the new one's status.
+            status = await _navigate(page, step.goto, f"{field}.goto", spec, budget, egress)
+        else:
+            await run_step(page, step, field, budget.ms)
     if any(spec.HasField(action) for action in ACTIONS):
         capture = await run_action(page, spec, budget.ms, max_text_bytes)
     else:
@@ -172,25 +176,41 @@ async def browse(
     return capture
 
 
+def _check_scheme(url: str, field: str) -> None:
+    """BLOCKED_URL for a URL that is not http or https (the scheduler refuses them too)."""
+    scheme = urlsplit(url).scheme
+    if scheme.lower() not in ("http", "https"):
+        raise TaskFailure(
+            ErrorCode.BLOCKED_URL,
+            f"{field}: the scheme {scheme or 'none'!r} is refused; only http and https",
+        )
+
+
 async def _navigate(
-    page: Page, spec: tasks_pb2.TaskSpec, budget: Budget, egress: EgressSession
+    page: Page,
+    url: str,
+    field: str,
+    spec: tasks_pb2.TaskSpec,
+    budget: Budget,
+    egress: EgressSession,
 ) -> int:
-    """Goes to the spec's URL; its HTTP status. The guard's refusals fail it with BLOCKED_URL."""
+    """Goes to `url` (the spec's `field`); its HTTP status. The guard's refusals are BLOCKED_URL."""
+    _check_scheme(url, field)
     navigation = _MainFrameNavigation(page)
     try:
-        with failures_as(Stage.NAVIGATION, "url"):
+        with failures_as(Stage.NAVIGATION, field):
             response = await page.goto(
-                spec.url,
+                url,
                 wait_until=_WAIT_UNTIL.get(spec.wait_until, _WAIT_UNTIL[DEFAULT_WAIT_UNTIL]),
                 timeout=budget.ms(),
             )
     except TaskFailure as failure:
-        raise navigation.blocked(egress, spec.url) or navigation.explained(
+        raise navigation.blocked(egress, url, field) or navigation.explained(
             failure, egress
         ) from failure
     finally:
         navigation.stop()
-    blocked = navigation.blocked(egress, spec.url)
+    blocked = navigation.blocked(egress, url, field)
     if blocked is not None:
         raise blocked
     status = response.status if response is not None else 0
@@ -201,7 +221,7 @@ async def _navigate(
 
 
 class _MainFrameNavigation:
-    """The URLs the main frame asked for while the task's first navigation ran (redirects too)."""
+    """The URLs the main frame asked for while a navigation ran (redirects too)."""
 
     def __init__(self, page: Page) -> None:
         self._page = page
@@ -216,7 +236,7 @@ class _MainFrameNavigation:
         """Stops noting requests: the navigation has ended."""
         self._page.remove_listener("request", self._on_request)
 
-    def blocked(self, egress: EgressSession, first_url: str) -> TaskFailure | None:
+    def blocked(self, egress: EgressSession, first_url: str, field: str) -> TaskFailure | None:
         """BLOCKED_URL when the egress guard refused the navigation or one of its redirects."""
         # Chromium's first request is the task's URL in its canonical form (a decimal
         # or hex IPv4 address spelled out), not a redirect; later ones are redirects.
@@ -226,7 +246,7 @@ class _MainFrameNavigation:
             if refused is None:
                 continue
             shown = url.split("?", 1)[0]
-            where = "url: " if index <= 1 else f"url: redirected to {shown}: "
+            where = f"{field}: " if index <= 1 else f"{field}: redirected to {shown}: "
             return TaskFailure(ErrorCode.BLOCKED_URL, where + refused.describe())
         return None
 
@@ -240,30 +260,3 @@ class _MainFrameNavigation:
             if reason is not None:
                 return TaskFailure(failure.code, f"{failure.message} ({reason})")
         return failure
-
-
-async def run_step(page: Page, step: tasks_pb2.Step, field: str, budget: Budget) -> None:
-    """Runs one step (click, fill, waitFor, press or scroll) on the page."""
-    if step.click:
-        with failures_as(Stage.SELECTOR, f"{field}.click"):
-            await page.locator(step.click).first.click(timeout=budget.ms())
-    elif step.HasField("fill"):
-        with failures_as(Stage.SELECTOR, f"{field}.fill.selector"):
-            await page.locator(step.fill.selector).first.fill(step.fill.value, timeout=budget.ms())
-    elif step.wait_for:
-        with failures_as(Stage.SELECTOR, f"{field}.waitFor"):
-            await page.locator(step.wait_for).first.wait_for(state="visible", timeout=budget.ms())
-    elif step.press:
-        with failures_as(Stage.CAPTURE, f"{field}.press"):
-            await page.keyboard.press(step.press)
-    elif step.scroll in ("bottom", "top"):
-        with failures_as(Stage.CAPTURE, f"{field}.scroll"):
-            await page.evaluate(
-                "(toBottom) => window.scrollTo(0, toBottom ? document.body.scrollHeight : 0)",
-                step.scroll == "bottom",
-            )
-    elif step.scroll:
-        with failures_as(Stage.SELECTOR, f"{field}.scroll"):
-            await page.locator(step.scroll).first.scroll_into_view_if_needed(timeout=budget.ms())
-    else:
-        raise TaskFailure(ErrorCode.INTERNAL, f"{field}: the step sets no action")

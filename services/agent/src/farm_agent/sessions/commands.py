@@ -1,4 +1,4 @@
-"""One command on a session's current page: go to its URL if it has one, the steps, the action.
+"""One command on a session's current page: its setup change, its URL, the steps, the action.
 
 The same steps and actions as a task's, run by the same code on the session's page
 rather than a fresh one. Commands of one session run one at a time; their
@@ -50,6 +50,7 @@ async def run_command(
         try:
             async with asyncio.timeout(timeout_seconds):
                 page = await session.current_page()
+                await session.setup.change(command)
                 if command.screencast.start:
                     await session.screencasts.start(command.screencast.format)
                 blocked_before = len(session.egress.blocked)

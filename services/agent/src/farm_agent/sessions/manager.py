@@ -36,6 +36,7 @@ from farm_agent.places import Places
 from farm_agent.sessions.profiles import load_profile, save_profile
 from farm_agent.sessions.screencasts import SessionScreencasts
 from farm_agent.sessions.session import OpenSession
+from farm_agent.sessions.setup import SessionSetup
 from farm_agent.sessions.warm import DEFAULT_SCREEN, SpareBrowsers, screen_for, start_browser
 from farm_agent.settings import AgentSettings
 from farm_agent.work.uploader import ArtifactUploader
@@ -212,7 +213,6 @@ class SessionManager:
             )
         try:
             page = await warm.browser.page()
-            await page.set_viewport_size({"width": screen.width, "height": screen.height})
             if order.profile_state:
                 await load_profile(warm.browser, order.profile_state)
             screencast = Screencast(screen.width, screen.height)
@@ -233,8 +233,15 @@ class SessionManager:
                     (screen.width, screen.height),
                     self._screencast_limits,
                 ),
+                setup=SessionSetup(warm.browser.context, self._pool.devices, spec),
                 clock=self._clock,
                 resources=warm.resources,
+            )
+            # The viewport, device and setup of the spec; pages opened later get them too.
+            await session.setup.open(page)
+            warm.browser.context.on(
+                "page",
+                lambda new_page: session.in_background(session.setup.cover_quietly(new_page)),
             )
             await session.screencast.follow(page)
             if spec.record:

@@ -3,9 +3,10 @@
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from playwright.async_api import Page
@@ -18,6 +19,7 @@ from farm_agent.media.screencast import Screencast
 from farm_agent.sessions.bridge import close_client
 from farm_agent.sessions.browser import SessionBrowser
 from farm_agent.sessions.screencasts import SessionScreencasts
+from farm_agent.sessions.setup import SessionSetup
 from farm_core.sessions import CloseReason
 
 
@@ -39,6 +41,8 @@ class OpenSession:
     observer: ContextObserver
     # The screencasts its commands start and stop.
     screencasts: SessionScreencasts
+    # How its pages are set up (device, viewport, PageSetup), as opened and as changed since.
+    setup: SessionSetup
     # What closes with the session: its browser, then its egress listener.
     resources: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     recorder: ScreenRecorder | None = None
@@ -73,8 +77,15 @@ class OpenSession:
     async def current_page(self) -> Page:
         """The page commands act on (a new one if the client closed them all); it is cast live."""
         page = await self.browser.page()
+        await self.setup.cover(page)
         await self.screencast.follow(page)
         return page
+
+    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Runs `work` as one of the session's small tasks, cancelled when it closes."""
+        task = asyncio.get_running_loop().create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     async def end_clients(self, reason: CloseReason) -> None:
         """Ends every attached client's socket with a close frame that says why."""

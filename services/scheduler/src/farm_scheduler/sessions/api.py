@@ -34,6 +34,7 @@ from farm_scheduler.sessions.validation import (
     validate_session_spec,
 )
 from farm_scheduler.settings import SchedulerSettings
+from farm_scheduler.validation import runs_script
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +134,10 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
     ) -> tasks_pb2.TaskResult:
         identity = current_identity()
         session_id = checked_session_id(request.id)
-        if request.command.HasField("script") and not identity.has_scope(Scope.SCRIPT):
+        if runs_script(request.command) and not identity.has_scope(Scope.SCRIPT):
             raise PermissionDenied(
-                f"a command with a script needs the scope {Scope.SCRIPT.value!r}"
+                f"a command with a script or an evaluate step needs the scope "
+                f"{Scope.SCRIPT.value!r}"
             )
         command = validate_command(request.command, self._settings.default_timeout_ms)
         record = await self._store.get(identity.tenant, session_id)

@@ -11,6 +11,7 @@ from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument
 from farm_core.task_defaults import ACTIONS
+from farm_scheduler.page_setup import check_page_setup
 from farm_scheduler.validation import (
     MAX_DEVICE_CHARS,
     check_action,
@@ -23,6 +24,7 @@ from farm_scheduler.validation import (
     check_video_format,
     check_viewport,
     check_wait_until,
+    check_waits,
 )
 
 PROFILE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -49,6 +51,8 @@ def validate_session_spec(
     if checked.HasField("viewport"):
         check_viewport(checked.viewport)
     check_region(checked.region)
+    if checked.HasField("setup"):
+        check_page_setup(checked.setup)
     checked.idle_timeout_seconds = _seconds(
         "idleTimeoutSeconds",
         checked.idle_timeout_seconds,
@@ -79,7 +83,7 @@ def validate_command(
     """A copy of `command` with its defaults filled in; InvalidArgument names the first bad field.
 
     Unlike a task, a command may have no URL (it stays on the current page) and no
-    action (its steps are all it does).
+    action (its steps, or its change of setup, are all it does).
     """
     checked = sessions_pb2.SessionCommand()
     checked.CopyFrom(command)
@@ -101,6 +105,12 @@ def validate_command(
     checked.timeout_ms = check_timeout(checked.timeout_ms, default_timeout_ms)
     if checked.HasField("screencast"):
         _check_screencast(checked.screencast)
+    check_waits(checked.steps, checked.timeout_ms)
+    check_length("device", checked.device, MAX_DEVICE_CHARS)
+    if checked.HasField("viewport"):
+        check_viewport(checked.viewport)
+    if checked.HasField("setup"):
+        check_page_setup(checked.setup)
     return checked
 
 
