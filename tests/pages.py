@@ -1,6 +1,7 @@
 """A local web site for the tests' browsers: fixed pages, slow pages and gates."""
 
 import contextlib
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -8,6 +9,8 @@ from dataclasses import dataclass, field
 from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlparse
+
+from tests.audit_pages import AUDIT_HEADERS, AUDIT_PAGES, mixed_content_page
 
 PAGES: dict[str, str] = {
     "/page": """<!doctype html><html><head><title>Test page</title></head><body>
@@ -41,6 +44,7 @@ PAGES: dict[str, str] = {
     "/memory": """<!doctype html><html><head><title>Memory</title></head><body><script>
         const kept = []; while (true) { kept.push(new Array(1000000).fill(Math.random())); }
         </script></body></html>""",
+    **AUDIT_PAGES,
 }
 
 
@@ -160,6 +164,9 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
             elif url.path == "/webrtc":
                 # /webrtc?stun=host:port: gathers WebRTC candidates with that STUN server.
                 body = webrtc_page(parse_qs(url.query)["stun"][0])
+            elif url.path == "/audit/mixed":
+                # /audit/mixed?to=http://host:port: an image from there over plain http.
+                body = mixed_content_page(parse_qs(url.query)["to"][0])
             elif url.path == "/download":
                 self._send(b"not a page", "application/octet-stream", attachment="file.bin")
                 return
@@ -175,6 +182,8 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in AUDIT_HEADERS.get(url.path, []):
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
             except ConnectionError:
@@ -280,12 +289,18 @@ def webrtc_page(stun: str) -> str:
 
 
 @contextlib.contextmanager
-def serve_site(host: str = "127.0.0.1") -> Iterator[Site]:
-    """Serves the test pages on `host` (127.0.0.1) at a free port until the block ends."""
+def serve_site(host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> Iterator[Site]:
+    """Serves the test pages on `host` (127.0.0.1) at a free port until the block ends.
+
+    With `tls` (a server context) the site is https.
+    """
     site = Site(base_url="")
     server = ThreadingHTTPServer((host, 0), _handler(site))
     server.daemon_threads = True
-    site.base_url = f"http://{host}:{server.server_address[1]}"
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    scheme = "https" if tls else "http"
+    site.base_url = f"{scheme}://{host}:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, name="test-site", daemon=True)
     thread.start()
     try:

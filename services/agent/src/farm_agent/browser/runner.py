@@ -10,6 +10,7 @@ from playwright.async_api import Page, Request
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
+from farm_agent.audits.observer import PageObserver
 from farm_agent.browser.actions import Capture, run_action
 from farm_agent.browser.page_guard import CONTEXT_OPTIONS, PageGuard
 from farm_agent.browser.pool import BrowserPool
@@ -129,13 +130,19 @@ async def browse(
     The result lists the requests the egress guard refused from `blocked_since` on
     (a session's page keeps one egress listener for all its commands).
     """
-    status = await _navigate(page, spec, budget, egress) if navigate else 0
-    for index, step in enumerate(spec.steps):
-        await run_step(page, step, f"steps[{index}]", budget)
-    if any(spec.HasField(action) for action in ACTIONS):
-        capture = await run_action(page, spec, budget.ms, max_text_bytes)
-    else:
-        capture = Capture()
+    observer = PageObserver.for_spec(page, spec)
+    try:
+        status = await _navigate(page, spec, budget, egress) if navigate else 0
+        for index, step in enumerate(spec.steps):
+            await run_step(page, step, f"steps[{index}]", budget)
+        if any(spec.HasField(action) for action in ACTIONS):
+            seen = observer.seen if observer else None
+            capture = await run_action(page, spec, budget.ms, max_text_bytes, seen)
+        else:
+            capture = Capture()
+    finally:
+        if observer is not None:
+            observer.stop()
     capture.result.http_status = status
     capture.result.final_url = page.url
     with failures_as(Stage.CAPTURE, "title"):

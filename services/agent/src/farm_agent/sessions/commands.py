@@ -14,7 +14,7 @@ from farm_agent.browser.runner import Budget, browse
 from farm_agent.errors import TaskFailure
 from farm_agent.sessions.session import OpenSession
 from farm_agent.work.uploader import ArtifactUploader
-from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
+from farm_core.task_defaults import ACTIONS, DEFAULT_TIMEOUT_MS
 from farm_core.task_errors import ErrorCode
 
 
@@ -27,7 +27,7 @@ def command_spec(command: sessions_pb2.SessionCommand) -> tasks_pb2.TaskSpec:
         timeout_ms=command.timeout_ms or DEFAULT_TIMEOUT_MS,
         fail_on_http_error=command.fail_on_http_error,
     )
-    for action in ("screenshot", "pdf", "content", "extract", "script"):
+    for action in ACTIONS:
         if command.HasField(action):
             getattr(spec, action).CopyFrom(getattr(command, action))
     return spec
