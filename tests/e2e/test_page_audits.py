@@ -37,7 +37,7 @@ def test_an_audit_task_reports_each_kinds_score_and_failed_checks(
     seo, best = task["result"]["audit"]["results"]
     assert (seo["kind"], best["kind"]) == ("AUDIT_KIND_SEO", "AUDIT_KIND_BEST_PRACTICES")
     assert set(findings_of(best)) == OPEN_PAGE_FINDINGS
-    assert best.get("score", 0) == 0
+    assert best["score"] == 0
     cookie = findings_of(best)["cookie-httponly"]
     assert (cookie["impact"], cookie["targets"]) == ("critical", ["sessionid"])
     assert cookie["title"] and cookie["hint"]

@@ -1,5 +1,6 @@
 """The audits' checks and scores on given facts: headers, cookies, SEO facts, timings."""
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -334,3 +335,52 @@ def test_valid_hreflang_codes_pass() -> None:
         for code in ("de", "en-GB", "zh-Hant-TW", "es-419", "x-default")
     ]
     assert ids(seo_result(seo_facts(alternates=alternates), document())) == set()
+
+
+# --- every check is documented
+
+
+def every_failing_check() -> set[str]:
+    """The ids of every SEO, performance and best-practices check, each made to fail."""
+    seo = seo_result(
+        seo_facts(
+            title="Short",
+            descriptions=[],
+            robots=["noindex"],
+            canonicals=["/a", "/b"],
+            alternates=[{"hreflang": "??", "href": "/x", "selector": "#l"}],
+            headings=[
+                {"level": 1, "selector": "h1"},
+                {"level": 3, "selector": "h3"},
+                {"level": 1, "selector": "h1 + h1"},
+            ],
+            imagesWithoutAlt=["img"],
+            uncrawlableLinks=["a"],
+        ),
+        document(status=500),
+    )
+    untitled = seo_result(seo_facts(title=""), document())
+    slow = performance_result(
+        vitals(ttfb=9000, fcp=9000, lcp=9000, cls=9, load=9000), DEFAULT_PERFORMANCE_BUDGET
+    )
+    unsafe = best_practices_result(
+        PageSecurity(
+            document=document(
+                ("referrer-policy", "unsafe-url"),
+                ("set-cookie", "sessionid=1"),
+                ("set-cookie", "csrftoken=1; Secure"),
+            ),
+            secure_context=False,
+            insecure_urls=["http://cdn.test/a.js"],
+            console_errors=["boom"],
+        )
+    )
+    return {finding.id for result in (seo, untitled, slow, unsafe) for finding in result.findings}
+
+
+def test_docs_tasks_md_lists_every_check_by_its_id() -> None:
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "tasks.md").read_text()
+    audits = docs[docs.index("## Audits") :]
+    checks = every_failing_check()
+    assert len(checks) == 27
+    assert {check for check in checks if f"| `{check}` |" not in audits} == set()
