@@ -2,6 +2,7 @@
 
 import base64
 import contextlib
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -10,6 +11,8 @@ from email.message import Message
 from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlparse
+
+from tests.audit_pages import AUDIT_HEADERS, AUDIT_PAGES, mixed_content_page
 
 PAGES: dict[str, str] = {
     "/page": """<!doctype html><html><head><title>Test page</title></head><body>
@@ -108,6 +111,7 @@ PAGES: dict[str, str] = {
             document.getElementById("news").checked].join(","); };
         document.body.addEventListener("change", state); state();
         </script></body></html>""",
+    **AUDIT_PAGES,
 }
 SCRIPTS: dict[str, str] = {
     "/observed.js": 'console.warn("a warning from a script");',
@@ -251,6 +255,9 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 site.hit(url.path.removeprefix("/"))
                 self._send(*ASSETS[url.path[7:]])
                 return
+            elif url.path == "/audit/mixed":
+                # /audit/mixed?to=http://host:port: an image from there over plain http.
+                body = mixed_content_page(parse_qs(url.query)["to"][0])
             elif url.path == "/download":
                 self._send(b"not a page", "application/octet-stream", attachment="file.bin")
                 return
@@ -269,6 +276,8 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in AUDIT_HEADERS.get(url.path, []):
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
             except ConnectionError:
@@ -418,12 +427,18 @@ def webrtc_page(stun: str) -> str:
 
 
 @contextlib.contextmanager
-def serve_site(host: str = "127.0.0.1") -> Iterator[Site]:
-    """Serves the test pages on `host` (127.0.0.1) at a free port until the block ends."""
+def serve_site(host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> Iterator[Site]:
+    """Serves the test pages on `host` (127.0.0.1) at a free port until the block ends.
+
+    With `tls` (a server context) the site is https.
+    """
     site = Site(base_url="")
     server = ThreadingHTTPServer((host, 0), _handler(site))
     server.daemon_threads = True
-    site.base_url = f"http://{host}:{server.server_address[1]}"
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    scheme = "https" if tls else "http"
+    site.base_url = f"{scheme}://{host}:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, name="test-site", daemon=True)
     thread.start()
     try:

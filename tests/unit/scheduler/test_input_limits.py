@@ -278,6 +278,18 @@ LIMITS: dict[str, Limit] = {
     "attempts": Limit(
         "maxAttempts", CAP, lambda n: task_spec(maxAttempts=n), lambda s: s.max_attempts
     ),
+    "audit budget": Limit(
+        "audit.budget.lcpMs",
+        validation.MAX_AUDIT_BUDGET_MS,
+        lambda n: task_spec(screenshot=None, audit={"budget": {"lcpMs": n}}),
+        lambda s: s.audit.budget.lcp_ms,
+    ),
+    "audit budget cls": Limit(
+        "audit.budget.cls",
+        validation.MAX_AUDIT_BUDGET_CLS,
+        lambda n: task_spec(screenshot=None, audit={"budget": {"cls": n}}),
+        lambda s: int(s.audit.budget.cls),
+    ),
 }
 
 

@@ -16,9 +16,11 @@ from farm_core.db import utcnow
 from farm_core.errors import InvalidArgument
 from farm_core.task_defaults import (
     ACTIONS,
+    DEFAULT_AUDIT_KINDS,
     DEFAULT_JPEG_QUALITY,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_PAPER_FORMAT,
+    DEFAULT_PERFORMANCE_BUDGET,
     DEFAULT_PRIORITY,
     DEFAULT_VIDEO_FORMAT,
     DEFAULT_VIEWPORT,
@@ -47,6 +49,8 @@ MAX_VIEWPORT_PIXELS = 10000
 MIN_TIMEOUT_MS = 1000
 MAX_TIMEOUT_MS = 300000
 MAX_DEADLINE_AHEAD = dt.timedelta(hours=24)
+MAX_AUDIT_BUDGET_MS = 300000
+MAX_AUDIT_BUDGET_CLS = 10
 
 PAPER_FORMATS: Mapping[str, str] = {
     name.lower(): name
@@ -56,6 +60,14 @@ PAPER_FORMATS: Mapping[str, str] = {
 
 REGION_PATTERN = re.compile(rf"^[a-z0-9][a-z0-9-]{{0,{MAX_REGION_CHARS - 1}}}$")
 LABEL_KEY_PATTERN = re.compile(rf"^[a-z0-9][a-z0-9_.-]{{0,{MAX_LABEL_KEY_CHARS - 1}}}$")
+
+# A performance budget's millisecond fields by their proto name, with their JSON name.
+_BUDGET_MS_FIELDS: Mapping[str, str] = {
+    "ttfb_ms": "ttfbMs",
+    "fcp_ms": "fcpMs",
+    "lcp_ms": "lcpMs",
+    "load_ms": "loadMs",
+}
 
 # A step's fields by their proto name, with the lowerCamelCase name users send.
 _STEP_FIELDS: Mapping[str, str] = {
@@ -194,6 +206,8 @@ def check_action(spec: tasks_pb2.TaskSpec) -> None:
         _check_extract(spec.extract)
     elif spec.HasField("script"):
         _check_required("script.source", spec.script.source, MAX_SCRIPT_CHARS)
+    elif spec.HasField("audit"):
+        _check_audit(spec.audit)
 
 
 def _check_screenshot(screenshot: tasks_pb2.ScreenshotOptions) -> None:
@@ -237,6 +251,48 @@ def _check_extract(extract: tasks_pb2.ExtractOptions) -> None:
             raise InvalidArgument("extract.fields", "a field name is empty")
         check_length("extract.fields", name, MAX_EXTRACT_NAME_CHARS)
         _check_required(f"extract.fields.{name}", selector, MAX_SELECTOR_CHARS)
+
+
+def _check_audit(audit: tasks_pb2.AuditOptions) -> None:
+    """Kinds known and each named once (none: all four); a budget only for performance."""
+    for index, kind in enumerate(audit.kinds):
+        if kind == tasks_pb2.AUDIT_KIND_UNSPECIFIED or kind not in tasks_pb2.AuditKind.values():
+            raise InvalidArgument(
+                f"audit.kinds[{index}]",
+                f"must be one of {', '.join(map(tasks_pb2.AuditKind.Name, DEFAULT_AUDIT_KINDS))}, "
+                f"got {kind}",
+            )
+        if kind in audit.kinds[:index]:
+            raise InvalidArgument(
+                f"audit.kinds[{index}]", f"{tasks_pb2.AuditKind.Name(kind)} is named twice"
+            )
+    if not audit.kinds:
+        audit.kinds.extend(DEFAULT_AUDIT_KINDS)
+    if tasks_pb2.AUDIT_KIND_PERFORMANCE not in audit.kinds:
+        if audit.HasField("budget"):
+            raise InvalidArgument("audit.budget", "is only allowed with AUDIT_KIND_PERFORMANCE")
+        return
+    _check_budget(audit.budget)
+
+
+def _check_budget(budget: tasks_pb2.PerformanceBudget) -> None:
+    """Each budget field 0 (then its default is filled in) or within its bounds."""
+    for proto_name, json_name in _BUDGET_MS_FIELDS.items():
+        value = getattr(budget, proto_name)
+        if value == 0:
+            setattr(budget, proto_name, getattr(DEFAULT_PERFORMANCE_BUDGET, proto_name))
+        elif not 1 <= value <= MAX_AUDIT_BUDGET_MS:
+            raise InvalidArgument(
+                f"audit.budget.{json_name}",
+                f"must be 0 or between 1 and {MAX_AUDIT_BUDGET_MS}, got {value}",
+            )
+    if budget.cls == 0:
+        budget.cls = DEFAULT_PERFORMANCE_BUDGET.cls
+    elif not 0 < budget.cls <= MAX_AUDIT_BUDGET_CLS:
+        raise InvalidArgument(
+            "audit.budget.cls",
+            f"must be 0 or above 0 and at most {MAX_AUDIT_BUDGET_CLS}, got {budget.cls}",
+        )
 
 
 def check_steps(steps: Iterable[tasks_pb2.Step]) -> None:

@@ -1,4 +1,4 @@
-"""A task's action on a loaded page: screenshot, pdf, content, extract, script or snapshot."""
+"""A task's action on a loaded page: screenshot, pdf, content, extract, script, audit, snapshot."""
 
 import datetime as dt
 import json
@@ -12,6 +12,8 @@ from playwright.async_api import Page
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
+from farm_agent.audits.observer import Observations
+from farm_agent.audits.runner import run_audits
 from farm_agent.errors import Stage, TaskFailure, failures_as
 from farm_core.task_defaults import ACTIONS, DEFAULT_JPEG_QUALITY, DEFAULT_PAPER_FORMAT
 from farm_core.task_errors import ErrorCode
@@ -61,9 +63,13 @@ class ExtractField:
 
 
 async def run_action(
-    page: Page, spec: tasks_pb2.TaskSpec, time_left_ms: TimeLeftMs, max_text_bytes: int
+    page: Page,
+    spec: tasks_pb2.TaskSpec,
+    time_left_ms: TimeLeftMs,
+    max_text_bytes: int,
+    seen: Observations | None = None,
 ) -> Capture:
-    """Does the spec's one action on the page."""
+    """Does the spec's one action on the page; `seen`: the page's loading, for an audit."""
     if spec.HasField("screenshot"):
         return await screenshot(page, spec.screenshot, time_left_ms)
     if spec.HasField("pdf"):
@@ -76,6 +82,12 @@ async def run_action(
         return await script(page, spec.script, max_text_bytes)
     if spec.HasField("snapshot"):
         return await snapshot(page, time_left_ms, max_text_bytes)
+    if spec.HasField("audit"):
+        return Capture(
+            result=tasks_pb2.TaskResult(
+                audit=await run_audits(page, spec.audit, seen, time_left_ms)
+            )
+        )
     raise TaskFailure(ErrorCode.INTERNAL, f"the task sets no action ({', '.join(ACTIONS)})")
 
 

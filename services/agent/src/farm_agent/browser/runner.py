@@ -10,6 +10,7 @@ from playwright.async_api import Page, Request
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
+from farm_agent.audits.observer import PageObserver
 from farm_agent.browser.actions import Capture, run_action
 from farm_agent.browser.collect import collect, observer_for
 from farm_agent.browser.observers import ContextObserver
@@ -147,18 +148,24 @@ async def browse(
     (a session's page keeps one egress listener for all its commands), and what
     `spec.collect` asks for, from `observer`'s records.
     """
-    status = await _navigate(page, spec.url, "url", spec, budget, egress) if navigate else 0
-    for index, step in enumerate(spec.steps):
-        field = f"steps[{index}]"
-        if step.goto:
-            # The main document changes: the result reports the new one's status.
-            status = await _navigate(page, step.goto, f"{field}.goto", spec, budget, egress)
+    audit_observer = PageObserver.for_spec(page, spec)
+    try:
+        status = await _navigate(page, spec.url, "url", spec, budget, egress) if navigate else 0
+        for index, step in enumerate(spec.steps):
+            field = f"steps[{index}]"
+            if step.goto:
+                # The main document changes: the result reports the new one's status.
+                status = await _navigate(page, step.goto, f"{field}.goto", spec, budget, egress)
+            else:
+                await run_step(page, step, field, budget.ms)
+        if any(spec.HasField(action) for action in ACTIONS):
+            seen = audit_observer.seen if audit_observer else None
+            capture = await run_action(page, spec, budget.ms, max_text_bytes, seen)
         else:
-            await run_step(page, step, field, budget.ms)
-    if any(spec.HasField(action) for action in ACTIONS):
-        capture = await run_action(page, spec, budget.ms, max_text_bytes)
-    else:
-        capture = Capture()
+            capture = Capture()
+    finally:
+        if audit_observer is not None:
+            audit_observer.stop()
     capture.result.http_status = status
     capture.result.final_url = page.url
     with failures_as(Stage.CAPTURE, "title"):
