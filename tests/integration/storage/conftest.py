@@ -11,7 +11,13 @@ import grpc
 import pytest
 from minio import Minio
 
-from farm.storage.v1 import artifacts_pb2_grpc, ingest_pb2, ingest_pb2_grpc
+from farm.storage.v1 import (
+    artifacts_pb2_grpc,
+    baselines_pb2_grpc,
+    ingest_pb2,
+    ingest_pb2_grpc,
+    profiles_pb2_grpc,
+)
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher import infra
 from farm_cli.launcher.processes import free_port
@@ -62,6 +68,8 @@ class Storage:
 
     artifacts: artifacts_pb2_grpc.ArtifactServiceAsyncStub
     ingest: ingest_pb2_grpc.ArtifactIngestServiceAsyncStub
+    baselines: baselines_pb2_grpc.BaselineServiceAsyncStub
+    profiles: profiles_pb2_grpc.ProfileServiceAsyncStub
     s3: Minio
     bucket: str
     tenant: str
@@ -138,6 +146,8 @@ async def storage(
             yield Storage(
                 artifacts=artifacts_pb2_grpc.ArtifactServiceStub(channel),
                 ingest=ingest_pb2_grpc.ArtifactIngestServiceStub(channel),
+                baselines=baselines_pb2_grpc.BaselineServiceStub(channel),
+                profiles=profiles_pb2_grpc.ProfileServiceStub(channel),
                 s3=infra.s3_client(seaweedfs.endpoint, seaweedfs.credentials),
                 bucket=seaweedfs.bucket,
                 tenant=f"tenant-{secrets.token_hex(4)}",

@@ -13,7 +13,13 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from farm.auth.v1 import auth_pb2
-from farm.storage.v1 import artifacts_pb2_grpc, ingest_pb2, ingest_pb2_grpc
+from farm.storage.v1 import (
+    artifacts_pb2_grpc,
+    baselines_pb2_grpc,
+    ingest_pb2,
+    ingest_pb2_grpc,
+    profiles_pb2_grpc,
+)
 from farm_auth.settings import AuthSettings
 from farm_cli.launcher import infra
 from farm_cli.launcher.processes import free_port
@@ -61,6 +67,8 @@ async def quota_farm(
                 storage = Storage(
                     artifacts=artifacts_pb2_grpc.ArtifactServiceStub(channel),
                     ingest=ingest_pb2_grpc.ArtifactIngestServiceStub(channel),
+                    baselines=baselines_pb2_grpc.BaselineServiceStub(channel),
+                    profiles=profiles_pb2_grpc.ProfileServiceStub(channel),
                     s3=infra.s3_client(seaweedfs.endpoint, seaweedfs.credentials),
                     bucket=seaweedfs.bucket,
                     tenant=tenant,
