@@ -16,6 +16,7 @@ from farm_agent.browser.pool import BrowserPool
 from farm_agent.egress.proxy import EgressSession
 from farm_agent.egress.proxy_wire import host_port, url_host_port
 from farm_agent.errors import Stage, TaskFailure, failures_as, http_error
+from farm_agent.saved.profiles import ProfileToSave, load_profile, read_profile
 from farm_agent.settings import AgentSettings
 from farm_core.task_defaults import (
     ACTIONS,
@@ -58,8 +59,11 @@ class BrowserSpecRunner:
         self._pool = pool
         self._settings = settings
 
-    async def run(self, spec: tasks_pb2.TaskSpec) -> Capture:
+    async def run(self, spec: tasks_pb2.TaskSpec, profile_state: bytes = b"") -> Capture:
         """Runs `spec` within its timeoutMs; raises TaskFailure with a stable code.
+
+        The context starts from `profile_state` (a saved profile's cookies and local
+        storage); with `save_profile` the capture holds the context's state at the end.
 
         The page's dialogs, pop-ups, downloads and crashes are handled by a PageGuard;
         closing the context is bounded by the pool, which kills a browser that hangs.
@@ -83,10 +87,16 @@ class BrowserSpecRunner:
                 guard = PageGuard(context)
                 try:
                     context.set_default_timeout(timeout_seconds * 1000)
+                    if profile_state:
+                        await load_profile(context, profile_state)
                     page = await context.new_page()
                     guard.watch(page)
                     max_text = self._settings.max_result_text_bytes
-                    return await guard.run(browse(page, spec, budget, egress, max_text))
+                    capture = await guard.run(browse(page, spec, budget, egress, max_text))
+                    if spec.save_profile:
+                        state = await read_profile(context)
+                        capture.profile_to_save = ProfileToSave(spec.profile, state)
+                    return capture
                 finally:
                     guard.stop()
         except TimeoutError as error:

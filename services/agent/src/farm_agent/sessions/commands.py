@@ -6,14 +6,13 @@ artifacts are stored under the session's id, named after the command's number.
 """
 
 import asyncio
-import dataclasses
 
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.runner import Budget, browse
 from farm_agent.errors import TaskFailure
+from farm_agent.saved.keeper import CaptureKeeper
 from farm_agent.sessions.session import OpenSession
-from farm_agent.work.uploader import ArtifactUploader
 from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
 from farm_core.task_errors import ErrorCode
 
@@ -36,7 +35,7 @@ def command_spec(command: sessions_pb2.SessionCommand) -> tasks_pb2.TaskSpec:
 async def run_command(
     session: OpenSession,
     command: sessions_pb2.SessionCommand,
-    uploader: ArtifactUploader,
+    keeper: CaptureKeeper,
     max_text_bytes: int,
 ) -> tasks_pb2.TaskResult:
     """Runs the command within its time limit; raises TaskFailure with a stable code."""
@@ -64,10 +63,5 @@ async def run_command(
         finally:
             session.touch()
         session.commands += 1
-        number = session.commands
-        for artifact in capture.artifacts:
-            named = dataclasses.replace(artifact, name=f"command-{number}-{artifact.name}")
-            capture.result.artifacts.append(
-                await uploader.upload(session.tenant, session.session_id, named)
-            )
-    return capture.result
+        prefix = f"command-{session.commands}-"
+        return await keeper.keep(session.tenant, session.session_id, capture, prefix)

@@ -21,6 +21,7 @@ import nats.errors
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
+from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
 
 from farm.queue.v1 import queue_pb2
@@ -29,7 +30,8 @@ from farm_agent.browser.actions import CapturedArtifact
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.errors import TaskFailure
 from farm_agent.places import Places
-from farm_agent.sessions.profiles import load_profile, save_profile
+from farm_agent.saved.keeper import CaptureKeeper
+from farm_agent.saved.profiles import load_profile, read_profile
 from farm_agent.sessions.recorder import VIDEO_CONTENT_TYPE, RecordingFailed, ScreenRecorder
 from farm_agent.sessions.screencast import Screencast
 from farm_agent.sessions.session import OpenSession
@@ -69,11 +71,13 @@ class SessionManager:
         pool: BrowserPool,
         uploader: ArtifactUploader,
         places: Places,
+        keeper: CaptureKeeper,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._pool = pool
         self._uploader = uploader
+        self._keeper = keeper
         self._places = places
         self._clock = clock
         self._sessions: dict[str, OpenSession] = {}
@@ -209,8 +213,10 @@ class SessionManager:
         try:
             page = await warm.browser.page()
             await page.set_viewport_size({"width": screen.width, "height": screen.height})
-            if order.profile_state:
-                await load_profile(warm.browser, order.profile_state)
+            if spec.profile:
+                state = await self._keeper.load_profile(order.tenant, spec.profile)
+                if state:
+                    await load_profile(warm.browser.context, state)
             session = OpenSession(
                 session_id=order.session_id,
                 tenant=order.tenant,
@@ -269,7 +275,7 @@ class SessionManager:
             for task in list(session.background):
                 task.cancel()
             if session.spec.profile and session.browser.alive:
-                closed.profile_state = await save_profile(session.browser, session.session_id)
+                await self._save_profile(session)
             await session.resources.aclose()
             if session.recorder is not None:
                 recording = await self._store_recording(session)
@@ -293,6 +299,19 @@ class SessionManager:
             session.commands,
         )
         return closed
+
+    async def _save_profile(self, session: OpenSession) -> None:
+        """Saves the session's cookies and local storage to its profile; logs why if it cannot."""
+        try:
+            state = await read_profile(session.browser.context)
+            await self._keeper.save_profile(session.tenant, session.spec.profile, state)
+        except (PlaywrightError, TaskFailure) as error:
+            log.warning(
+                "session %s: profile %r was not saved: %s",
+                session.session_id,
+                session.spec.profile,
+                error,
+            )
 
     async def _tell_change(self) -> None:
         if self.on_change is not None:
