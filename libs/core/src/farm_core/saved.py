@@ -9,8 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from farm_core.errors import InvalidArgument
 
-PROFILE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-BASELINE_PATTERN = PROFILE_PATTERN
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_BASELINE_URL_CHARS = 2048
 DEFAULT_COMPARE_THRESHOLD = 0.001
 """The share of pixels that may differ when `compare.threshold` is 0."""
@@ -18,7 +17,7 @@ DEFAULT_COMPARE_THRESHOLD = 0.001
 
 def check_saved_name(field: str, name: str) -> str:
     """`name` if it is a valid profile or baseline name; InvalidArgument naming `field` if not."""
-    if not PROFILE_PATTERN.fullmatch(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise InvalidArgument(
             field,
             "must be 1 to 64 characters of letters, digits, '.', '_' and '-', starting with a "
