@@ -151,13 +151,17 @@ class StorageSavedState:
                 "storage unavailable for %s; retrying in %.1f s", what, retry_state.upcoming_sleep
             )
 
-        metadata = (
-            (IDENTITY_HEADER, self._codec.encode(Identity.internal(tenant, self._agent_id))),
-        )
-        try:
-            return await self._retry.retrying(announce_retry)(
-                method, request, metadata=metadata, timeout=self._retry.call_timeout_seconds
+        async def attempt() -> Reply:
+            # A fresh token each try: identity tokens live 60 s, retries may outlast one.
+            token = self._codec.encode(Identity.internal(tenant, self._agent_id))
+            return await method(
+                request,
+                metadata=((IDENTITY_HEADER, token),),
+                timeout=self._retry.call_timeout_seconds,
             )
+
+        try:
+            return await self._retry.retrying(announce_retry)(attempt)
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 raise _Missing(what) from error
