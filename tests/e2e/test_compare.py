@@ -8,6 +8,7 @@ import pytest
 
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import Client, KeyFactory, http_client, png_size
+from tests.e2e.test_sessions import Sessions
 from tests.pages import Site
 
 pytestmark = pytest.mark.e2e
@@ -151,3 +152,21 @@ def test_apps_times_viewports_is_one_batch_of_tasks(
     assert all(c["newBaseline"] for c in made)
     assert len({c["baselineId"] for c in made}) == 4
     assert all(c["passed"] and not c["newBaseline"] for c in compared)
+
+
+def test_a_session_command_compares_its_screenshot_too(
+    admin: Client, site: Site, baseline: str
+) -> None:
+    sessions = Sessions(admin.http)
+    session = sessions.create()
+    try:
+        compare = {"screenshot": {"compare": {"baseline": baseline}}}
+        first = sessions.run(session["id"], url=site.url("/visual?button=steelblue"), **compare)
+        changed = sessions.run(session["id"], url=site.url("/visual?button=crimson"), **compare)
+    finally:
+        sessions.close(session["id"])
+
+    assert first["comparison"]["newBaseline"] is True
+    assert changed["comparison"]["changed"] == BUY_BOX
+    diff = admin.http.get(f"/v1/artifacts/{changed['comparison']['diff']['id']}").json()
+    assert (diff["taskId"], diff["name"]) == (session["id"], "command-2-diff")
