@@ -74,6 +74,8 @@ class Storage:
     bucket: str
     tenant: str
     database_url: str
+    # host:port of the service, for clients that open their own channel (the agents').
+    address: str
 
     async def upload(
         self,
@@ -152,6 +154,7 @@ async def storage(
                 bucket=seaweedfs.bucket,
                 tenant=f"tenant-{secrets.token_hex(4)}",
                 database_url=settings.resolved_database_url(),
+                address=host.address,
             )
     finally:
         await host.stop(1)

@@ -73,6 +73,7 @@ async def quota_farm(
                     bucket=seaweedfs.bucket,
                     tenant=tenant,
                     database_url=settings.resolved_database_url(),
+                    address=host.address,
                 )
                 yield QuotaFarm(auth, storage)
         finally:
