@@ -18,15 +18,13 @@ from farm_agent.errors import TaskFailure
 from farm_agent.settings import AgentSettings
 from farm_agent.work.uploader import RetryPolicy
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
+from farm_core.server import MAX_MESSAGE_BYTES
 from farm_core.task_errors import ErrorCode
 from farm_core.transport import aio_channel
 
 log = logging.getLogger(__name__)
 
 Reply = TypeVar("Reply")
-
-MAX_MESSAGE_BYTES = 80 * 1024 * 1024
-"""A baseline's image comes in one answer: as large as the largest artifact, and some."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +94,7 @@ class StorageSavedState:
         self._channel = aio_channel(
             settings.storage_address,
             settings.internal_tls(),
+            # A baseline's image comes in one answer, as large as the services send.
             options=(("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),),
         )
         self._stub = ingest_pb2_grpc.ArtifactIngestServiceStub(self._channel)

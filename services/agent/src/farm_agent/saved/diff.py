@@ -16,10 +16,11 @@ PIXEL_TOLERANCE = 16
 """A pixel counts as changed when a colour channel moved by more than this (of 255)."""
 MASK_COLOR = (255, 0, 255)
 CHANGED_COLOR = (255, 0, 0)
-FADE = 0.25
-"""How much of the screenshot shows under the changes in the diff image."""
+FADE_SHIFT = 2
+"""The diff image shows the screenshot at a quarter of its contrast (a right shift by 2)."""
 
-Pixels = npt.NDArray[np.int16]
+# One byte a channel throughout: a full-page screenshot has tens of millions of pixels.
+Pixels = npt.NDArray[np.uint8]
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ def compare_images(
         # A box partly off the image is cut to it (a negative start would count from the end).
         left, top = max(box.x, 0), max(box.y, 0)
         masked[top : max(box.y + box.height, 0), left : max(box.x + box.width, 0)] = True
-    changed = (np.abs(baseline - screenshot).max(axis=2) > PIXEL_TOLERANCE) & ~masked
+    difference = np.maximum(baseline, screenshot) - np.minimum(baseline, screenshot)
+    changed = (difference.max(axis=2) > PIXEL_TOLERANCE) & ~masked
     count = int(changed.sum())
     if count == 0:
         return ImageDiff(ratio=0.0, changed=None, image=None)
@@ -78,7 +80,7 @@ def compare_images(
 
 def _pixels(png: bytes) -> Pixels:
     with Image.open(io.BytesIO(png)) as image:
-        return np.asarray(image.convert("RGB"), dtype=np.int16)
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
 def _size(pixels: Pixels) -> str:
@@ -101,7 +103,7 @@ def _diff_image(
     screenshot: Pixels, changed: npt.NDArray[np.bool_], masked: npt.NDArray[np.bool_]
 ) -> bytes:
     """The screenshot faded to white, with changed pixels and masks painted in."""
-    faded = (screenshot * FADE + 255 * (1 - FADE)).astype(np.uint8)
+    faded = 255 - ((255 - screenshot) >> FADE_SHIFT)
     faded[masked] = MASK_COLOR
     faded[changed] = CHANGED_COLOR
     output = io.BytesIO()
