@@ -18,7 +18,6 @@ from farm_agent.saved.keeper import CaptureKeeper
 from farm_agent.settings import AgentSettings
 from farm_agent.work.delivery import ExpectRedelivery
 from farm_agent.work.events import EventReporter
-from farm_agent.work.uploader import ArtifactUploader
 from farm_agent.work.waits import WaitLedger
 
 log = logging.getLogger(__name__)
@@ -34,12 +33,11 @@ class SpecRunner(Protocol):
 
 @dataclass(frozen=True)
 class Reporting:
-    """Where an attempt's results go: artifacts to storage, events to the scheduler."""
+    """Where an attempt's results go: what it captured to storage, events to the scheduler."""
 
-    uploader: ArtifactUploader
-    reporter: EventReporter
     # Stores a capture's artifacts, comparison and profile; loads profiles.
     keeper: CaptureKeeper
+    reporter: EventReporter
 
 
 @dataclass(frozen=True)

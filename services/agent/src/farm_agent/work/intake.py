@@ -72,8 +72,7 @@ class WorkIntake:
         self._settings = settings
         self._places = places or Places(settings.concurrency)
         self._runner = runner
-        self._uploader = uploader
-        # Without it, a task that compares a screenshot or uses a profile fails (INTERNAL).
+        # Without `saved`, a task that compares a screenshot or uses a profile fails (INTERNAL).
         self._keeper = CaptureKeeper(uploader, saved)
         self._chooser = PriorityChooser(settings.priority_weights)
         self._regions = [ANY_REGION]
@@ -121,9 +120,8 @@ class WorkIntake:
             runner=self._runner,
             limits=await AttemptLimits.open(js, settings),
             reporting=Reporting(
-                uploader=self._uploader,
-                reporter=EventReporter(js, settings.id, self._nc.max_payload),
                 keeper=self._keeper,
+                reporter=EventReporter(js, settings.id, self._nc.max_payload),
             ),
             bookkeeping=QueueBookkeeping(
                 cancelled_tasks=await cancel_bucket(js),
