@@ -111,6 +111,21 @@ PAGES: dict[str, str] = {
             document.getElementById("news").checked].join(","); };
         document.body.addEventListener("change", state); state();
         </script></body></html>""",
+    # Signing in sets a cookie and a local storage item; #state tells what the page finds.
+    "/login": """<!doctype html><html><head><title>Login</title></head><body>
+        <p id="state"></p><button id="sign-in" onclick="signIn()">Sign in</button><script>
+        function show() {
+          const cookie = document.cookie.includes("sid=ann") ? "cookie" : "no cookie";
+          const user = localStorage.getItem("user");
+          document.getElementById("state").textContent =
+            cookie + ", " + (user ? "local storage " + user : "no local storage");
+        }
+        function signIn() {
+          document.cookie = "sid=ann; path=/; max-age=3600";
+          localStorage.setItem("user", "ann");
+          show();
+        }
+        show();</script></body></html>""",
     **AUDIT_PAGES,
 }
 SCRIPTS: dict[str, str] = {
@@ -258,6 +273,9 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
             elif url.path == "/audit/mixed":
                 # /audit/mixed?to=http://host:port: an image from there over plain http.
                 body = mixed_content_page(parse_qs(url.query)["to"][0])
+            elif url.path == "/visual":
+                # /visual?button=red&stamp=12:00&height=1500: #buy, #stamp and height vary.
+                body = visual_page(parse_qs(url.query))
             elif url.path == "/download":
                 self._send(b"not a page", "application/octet-stream", attachment="file.bin")
                 return
@@ -340,6 +358,22 @@ def resources_page(tracker_origin: str) -> str:
         <img src="/asset/image" onload="show('image', 'loaded')" onerror="show('image', 'failed')">
         {tracker}<video src="/asset/media" preload="auto"></video>
         </body></html>"""
+
+
+def visual_page(query: dict[str, list[str]]) -> str:
+    """A fixed layout whose #buy colour (a CSS name), #stamp text and least height (px) vary."""
+    color = "".join(c for c in query.get("button", ["steelblue"])[0] if c.isalnum())
+    stamp = escape(query.get("stamp", ["09:00"])[0])
+    height = int(query.get("height", ["0"])[0])
+    return f"""<!doctype html><html><head><title>Visual</title><style>
+        body {{ margin: 0; font: 16px sans-serif; background: white; min-height: {height}px; }}
+        header {{ height: 60px; background: #223; }}
+        #buy {{ position: absolute; left: 100px; top: 200px; width: 120px; height: 40px;
+                background: {color}; border: 0; }}
+        #stamp {{ position: absolute; left: 400px; top: 200px; width: 100px; height: 40px;
+                  margin: 0; background: #eee; font-size: 28px; }}
+        </style></head><body><header></header><button id="buy"></button>
+        <p id="stamp">{stamp}</p></body></html>"""
 
 
 def reach_page(origin: str) -> str:

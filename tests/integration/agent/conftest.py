@@ -38,6 +38,7 @@ from farm_agent.kv import (
     TENANT_SLOTS_BUCKET,
 )
 from farm_agent.places import Places
+from farm_agent.saved.client import BaselineImage, BaselineKey, MadeBaseline
 from farm_agent.sessions.manager import SessionManager
 from farm_agent.sessions.session import OpenSession
 from farm_agent.settings import AgentSettings
@@ -221,6 +222,37 @@ class FakeUploader:
         pass
 
 
+class FakeSavedState:
+    """Stands in for storage's baselines and profiles: in memory, per tenant."""
+
+    def __init__(self, uploader: FakeUploader) -> None:
+        self._uploader = uploader
+        self.baselines: dict[tuple[str, BaselineKey], BaselineImage] = {}
+        self.profiles: dict[tuple[str, str], bytes] = {}
+
+    async def baseline_image(self, tenant: str, key: BaselineKey) -> BaselineImage | None:
+        return self.baselines.get((tenant, key))
+
+    async def create_baseline(
+        self, tenant: str, key: BaselineKey, artifact_id: str
+    ) -> MadeBaseline:
+        existing = self.baselines.get((tenant, key))
+        if existing is not None:
+            return MadeBaseline(existing.id, created=False)
+        number = int(artifact_id.removeprefix("artifact-"))
+        stored_tenant, _, artifact = self._uploader.uploads[number - 1]
+        assert stored_tenant == tenant, "a baseline made from another tenant's artifact"
+        made = BaselineImage(f"bsl_{len(self.baselines) + 1}", artifact.data)
+        self.baselines[(tenant, key)] = made
+        return MadeBaseline(made.id, created=True)
+
+    async def load_profile(self, tenant: str, name: str) -> bytes:
+        return self.profiles.get((tenant, name), b"")
+
+    async def save_profile(self, tenant: str, name: str, state: bytes) -> None:
+        self.profiles[(tenant, name)] = state
+
+
 class Events:
     """Every AgentEvent published while the test runs, in arrival order."""
 
@@ -291,12 +323,17 @@ def uploader() -> FakeUploader:
     return FakeUploader()
 
 
+@pytest.fixture
+def saved(uploader: FakeUploader) -> FakeSavedState:
+    return FakeSavedState(uploader)
+
+
 StartIntake = Callable[..., Awaitable[WorkIntake]]
 
 
 @pytest.fixture
 async def start_intake(
-    nats_server, js: JetStreamContext, shared_pool: BrowserPool, make_settings, uploader
+    nats_server, js: JetStreamContext, shared_pool: BrowserPool, make_settings, uploader, saved
 ) -> AsyncIterator[StartIntake]:
     """Starts intakes on the shared pool (id "agent-under-test" unless given); closes them."""
     started: list[WorkIntake] = []
@@ -305,7 +342,8 @@ async def start_intake(
         settings = make_settings(
             **{"NATS_URL": nats_server.url, "id": "agent-under-test", **overrides}
         )
-        intake = WorkIntake(settings, BrowserSpecRunner(shared_pool, settings), storage or uploader)
+        runner = BrowserSpecRunner(shared_pool, settings)
+        intake = WorkIntake(settings, runner, storage or uploader, saved=saved)
         await intake.start()
         started.append(intake)
         return intake

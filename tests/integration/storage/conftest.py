@@ -13,7 +13,14 @@ import grpc
 import pytest
 from minio import Minio
 
-from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc, ingest_pb2, ingest_pb2_grpc
+from farm.storage.v1 import (
+    artifacts_pb2,
+    artifacts_pb2_grpc,
+    baselines_pb2_grpc,
+    ingest_pb2,
+    ingest_pb2_grpc,
+    profiles_pb2_grpc,
+)
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher import infra
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
@@ -64,10 +71,14 @@ class Storage:
 
     artifacts: artifacts_pb2_grpc.ArtifactServiceAsyncStub
     ingest: ingest_pb2_grpc.ArtifactIngestServiceAsyncStub
+    baselines: baselines_pb2_grpc.BaselineServiceAsyncStub
+    profiles: profiles_pb2_grpc.ProfileServiceAsyncStub
     s3: Minio
     bucket: str
     tenant: str
     database_url: str
+    # host:port of the service, for clients that open their own channel (the agents').
+    address: str
 
     async def upload(
         self,
@@ -182,8 +193,11 @@ async def serving_storage(
         yield Storage(
             artifacts=artifacts_pb2_grpc.ArtifactServiceStub(channel),
             ingest=ingest_pb2_grpc.ArtifactIngestServiceStub(channel),
+            baselines=baselines_pb2_grpc.BaselineServiceStub(channel),
+            profiles=profiles_pb2_grpc.ProfileServiceStub(channel),
             s3=infra.s3_client(s3.endpoint, s3.credentials),
             bucket=settings.s3_bucket,
             tenant=tenant,
             database_url=settings.resolved_database_url(),
+            address=host.address,
         )

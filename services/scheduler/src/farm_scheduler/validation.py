@@ -14,6 +14,7 @@ from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
 from farm_core.errors import InvalidArgument
+from farm_core.saved import DEFAULT_COMPARE_THRESHOLD, check_saved_name
 from farm_core.task_defaults import (
     ACTIONS,
     DEFAULT_AUDIT_KINDS,
@@ -51,6 +52,7 @@ MAX_TIMEOUT_MS = 300000
 MAX_DEADLINE_AHEAD = dt.timedelta(hours=24)
 MAX_AUDIT_BUDGET_MS = 300000
 MAX_AUDIT_BUDGET_CLS = 10
+MAX_COMPARE_MASKS = 50
 
 PAPER_FORMATS: Mapping[str, str] = {
     name.lower(): name
@@ -124,6 +126,7 @@ def validate_spec(
         )
     if checked.HasField("setup"):
         check_page_setup(checked.setup)
+    _check_profile(checked)
     return checked
 
 
@@ -215,6 +218,8 @@ def _check_screenshot(screenshot: tasks_pb2.ScreenshotOptions) -> None:
     check_length("screenshot.selector", screenshot.selector, MAX_SELECTOR_CHARS)
     if screenshot.format == tasks_pb2.IMAGE_FORMAT_UNSPECIFIED:
         screenshot.format = tasks_pb2.IMAGE_FORMAT_PNG
+    if screenshot.HasField("compare"):
+        _check_compare(screenshot)
     if screenshot.format != tasks_pb2.IMAGE_FORMAT_JPEG:
         if screenshot.quality != 0:
             raise InvalidArgument("screenshot.quality", "is only allowed with IMAGE_FORMAT_JPEG")
@@ -225,6 +230,34 @@ def _check_screenshot(screenshot: tasks_pb2.ScreenshotOptions) -> None:
         raise InvalidArgument(
             "screenshot.quality", f"must be between 1 and 100, got {screenshot.quality}"
         )
+
+
+def _check_compare(screenshot: tasks_pb2.ScreenshotOptions) -> None:
+    """Checks a screenshot's comparison with its baseline (PNG only) and fills in its threshold."""
+    compare = screenshot.compare
+    check_saved_name("screenshot.compare.baseline", compare.baseline)
+    if screenshot.format != tasks_pb2.IMAGE_FORMAT_PNG:
+        raise InvalidArgument("screenshot.compare", "compares PNG screenshots only")
+    if not 0 <= compare.threshold <= 1:
+        raise InvalidArgument(
+            "screenshot.compare.threshold", f"must be between 0 and 1, got {compare.threshold}"
+        )
+    compare.threshold = compare.threshold or DEFAULT_COMPARE_THRESHOLD
+    if len(compare.mask) > MAX_COMPARE_MASKS:
+        raise InvalidArgument(
+            "screenshot.compare.mask",
+            f"must be at most {MAX_COMPARE_MASKS} selectors, got {len(compare.mask)}",
+        )
+    for index, selector in enumerate(compare.mask):
+        _check_required(f"screenshot.compare.mask[{index}]", selector, MAX_SELECTOR_CHARS)
+
+
+def _check_profile(spec: tasks_pb2.TaskSpec) -> None:
+    """Checks the profile a task starts from and saves to."""
+    if spec.profile:
+        check_saved_name("profile", spec.profile)
+    elif spec.save_profile:
+        raise InvalidArgument("saveProfile", "needs a profile to save to")
 
 
 def _check_pdf(pdf: tasks_pb2.PdfOptions) -> None:

@@ -23,6 +23,7 @@ from farm_agent.egress.proxy_wire import host_port, url_host_port
 from farm_agent.errors import Stage, TaskFailure, failures_as, http_error
 from farm_agent.media.recorder import RecordingLimits
 from farm_agent.media.task_screencast import TaskScreencast
+from farm_agent.saved.profiles import ProfileToSave, load_profile, read_profile
 from farm_agent.settings import AgentSettings
 from farm_core.task_defaults import (
     ACTIONS,
@@ -66,8 +67,11 @@ class BrowserSpecRunner:
         self._settings = settings
         self._screencast_limits = RecordingLimits.of_screencasts(settings)
 
-    async def run(self, spec: tasks_pb2.TaskSpec) -> Capture:
+    async def run(self, spec: tasks_pb2.TaskSpec, profile_state: bytes = b"") -> Capture:
         """Runs `spec` within its timeoutMs; raises TaskFailure with a stable code.
+
+        The context starts from `profile_state` (a saved profile's cookies and local
+        storage); with `save_profile` the capture holds the context's state at the end.
 
         The page's dialogs, pop-ups, downloads and crashes are handled by a PageGuard;
         closing the context is bounded by the pool, which kills a browser that hangs.
@@ -91,6 +95,8 @@ class BrowserSpecRunner:
                 observer = observer_for(context, egress, spec.collect)
                 try:
                     context.set_default_timeout(timeout_seconds * 1000)
+                    if profile_state:
+                        await load_profile(context, profile_state)
                     await prepare_context(context, spec.setup)
                     page = await context.new_page()
                     guard.watch(page)
@@ -100,6 +106,9 @@ class BrowserSpecRunner:
                         browse(page, spec, budget, egress, max_text, observer=observer)
                     )
                     await screencast.stop()
+                    if spec.save_profile:
+                        state = await read_profile(context)
+                        capture.profile_to_save = ProfileToSave(spec.profile, state)
                 finally:
                     guard.stop()
             return await screencast.add_video(capture)

@@ -8,14 +8,13 @@ its `screencast.stop` stops after it; every result tells where the screencast st
 """
 
 import asyncio
-import dataclasses
 
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.runner import Budget, browse
 from farm_agent.errors import TaskFailure
+from farm_agent.saved.keeper import CaptureKeeper
 from farm_agent.sessions.session import OpenSession
-from farm_agent.work.uploader import ArtifactUploader
 from farm_core.task_defaults import ACTIONS, DEFAULT_TIMEOUT_MS
 from farm_core.task_errors import ErrorCode
 
@@ -39,7 +38,7 @@ def command_spec(command: sessions_pb2.SessionCommand) -> tasks_pb2.TaskSpec:
 async def run_command(
     session: OpenSession,
     command: sessions_pb2.SessionCommand,
-    uploader: ArtifactUploader,
+    keeper: CaptureKeeper,
     max_text_bytes: int,
 ) -> tasks_pb2.TaskResult:
     """Runs the command within its time limit; raises TaskFailure with a stable code."""
@@ -71,25 +70,21 @@ async def run_command(
         finally:
             session.touch()
         session.commands += 1
-        number = session.commands
-        for artifact in capture.artifacts:
-            named = dataclasses.replace(artifact, name=f"command-{number}-{artifact.name}")
-            capture.result.artifacts.append(
-                await uploader.upload(session.tenant, session.session_id, named)
-            )
+        prefix = f"command-{session.commands}-"
+        result = await keeper.keep(session.tenant, session.session_id, capture, prefix)
         if command.screencast.stop:
-            await _stop_screencast(session, uploader, capture.result)
-        capture.result.screencast.CopyFrom(session.screencasts.status())
-    return capture.result
+            await _stop_screencast(session, keeper, result)
+        result.screencast.CopyFrom(session.screencasts.status())
+    return result
 
 
 async def _stop_screencast(
-    session: OpenSession, uploader: ArtifactUploader, result: tasks_pb2.TaskResult
+    session: OpenSession, keeper: CaptureKeeper, result: tasks_pb2.TaskResult
 ) -> None:
     """Stops the session's screencast (outside the command's time limit: ffmpeg has its own)."""
     try:
         video = await session.screencasts.stop(
-            lambda artifact: uploader.upload(session.tenant, session.session_id, artifact)
+            lambda artifact: keeper.upload(session.tenant, session.session_id, artifact)
         )
     finally:
         session.touch()

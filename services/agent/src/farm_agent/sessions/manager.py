@@ -21,6 +21,7 @@ import nats.errors
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
+from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
 
 from farm.queue.v1 import queue_pb2
@@ -33,13 +34,13 @@ from farm_agent.media.encoder import EncodingFailed, video_type
 from farm_agent.media.recorder import RecordingLimits, ScreenRecorder
 from farm_agent.media.screencast import Screencast
 from farm_agent.places import Places
-from farm_agent.sessions.profiles import load_profile, save_profile
+from farm_agent.saved.keeper import CaptureKeeper
+from farm_agent.saved.profiles import load_profile, read_profile
 from farm_agent.sessions.screencasts import SessionScreencasts
 from farm_agent.sessions.session import OpenSession
 from farm_agent.sessions.setup import SessionSetup
 from farm_agent.sessions.warm import DEFAULT_SCREEN, SpareBrowsers, screen_for, start_browser
 from farm_agent.settings import AgentSettings
-from farm_agent.work.uploader import ArtifactUploader
 from farm_core.sessions import CloseReason, Refusal, closed_subject
 
 log = logging.getLogger(__name__)
@@ -71,13 +72,13 @@ class SessionManager:
         self,
         settings: AgentSettings,
         pool: BrowserPool,
-        uploader: ArtifactUploader,
         places: Places,
+        keeper: CaptureKeeper,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._pool = pool
-        self._uploader = uploader
+        self._keeper = keeper
         self._places = places
         self._clock = clock
         self._sessions: dict[str, OpenSession] = {}
@@ -213,8 +214,10 @@ class SessionManager:
             )
         try:
             page = await warm.browser.page()
-            if order.profile_state:
-                await load_profile(warm.browser, order.profile_state)
+            if spec.profile:
+                state = await self._keeper.load_profile(order.tenant, spec.profile)
+                if state:
+                    await load_profile(warm.browser.context, state)
             screencast = Screencast(screen.width, screen.height)
             session = OpenSession(
                 session_id=order.session_id,
@@ -289,7 +292,7 @@ class SessionManager:
             for task in list(session.background):
                 task.cancel()
             if session.spec.profile and session.browser.alive:
-                closed.profile_state = await save_profile(session.browser, session.session_id)
+                await self._save_profile(session)
             await session.resources.aclose()
             if session.recorder is not None:
                 recording = await self._store_recording(session)
@@ -314,6 +317,19 @@ class SessionManager:
             session.commands,
         )
         return closed
+
+    async def _save_profile(self, session: OpenSession) -> None:
+        """Saves the session's cookies and local storage to its profile; logs why if it cannot."""
+        try:
+            state = await read_profile(session.browser.context)
+            await self._keeper.save_profile(session.tenant, session.spec.profile, state)
+        except (PlaywrightError, TaskFailure) as error:
+            log.warning(
+                "session %s: profile %r was not saved: %s",
+                session.session_id,
+                session.spec.profile,
+                error,
+            )
 
     async def _tell_change(self) -> None:
         if self.on_change is not None:
@@ -348,7 +364,7 @@ class SessionManager:
             artifact = CapturedArtifact(
                 "recording.webm", tasks_pb2.ARTIFACT_KIND_VIDEO, content_type, data
             )
-            return await self._uploader.upload(session.tenant, session.session_id, artifact)
+            return await self._keeper.upload(session.tenant, session.session_id, artifact)
         except (EncodingFailed, TaskFailure, OSError) as error:
             log.warning("session %s: the recording was not stored: %s", session.session_id, error)
             return None
@@ -359,7 +375,7 @@ class SessionManager:
         """Stores the screencast a command started and none stopped (it ends with the session)."""
         try:
             video = await session.screencasts.stop(
-                lambda artifact: self._uploader.upload(session.tenant, session.session_id, artifact)
+                lambda artifact: self._keeper.upload(session.tenant, session.session_id, artifact)
             )
         except TaskFailure as error:
             log.warning("session %s: its screencast was not stored: %s", session.session_id, error)

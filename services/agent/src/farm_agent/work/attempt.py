@@ -231,8 +231,12 @@ class TaskAttempt:
             limited.CopyFrom(spec)
             limited.timeout_ms = timeout_ms
             spec = limited
+        keeper = self._tools.reporting.keeper
+        profile_state = (
+            await keeper.load_profile(self.item.tenant, spec.profile) if spec.profile else b""
+        )
         try:
-            capture = await self._tools.runner.run(spec)
+            capture = await self._tools.runner.run(spec, profile_state)
         except TaskFailure:
             raise
         except Exception as error:
@@ -242,12 +246,8 @@ class TaskAttempt:
         return capture
 
     async def _with_stored_artifacts(self, capture: Capture) -> tasks_pb2.TaskResult:
-        """The capture's result, with a reference to each of its artifacts, once stored."""
-        for artifact in capture.artifacts:
-            uploader = self._tools.reporting.uploader
-            ref = await uploader.upload(self.item.tenant, self.task_id, artifact)
-            capture.result.artifacts.append(ref)
-        return capture.result
+        """The capture's result once its artifacts, comparison and profile are stored."""
+        return await self._tools.reporting.keeper.keep(self.item.tenant, self.task_id, capture)
 
     def _log_blocked(self, capture: Capture) -> None:
         """Logs the page's requests the egress guard refused, which did not fail the task."""

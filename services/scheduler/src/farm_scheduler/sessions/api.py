@@ -191,8 +191,6 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
             spec=spec,
             expire_time=to_timestamp(record.expire_time),
         )
-        if spec.profile:
-            order.profile_state = await self._store.profile(record.tenant, spec.profile)
         refusals: list[str] = []
         for candidate in await self._closer.candidates(spec.region):
             reply = await self._open_on(candidate, order, refusals)

@@ -4,12 +4,12 @@ A command's steps and action are checked by the same code as a TaskSpec's; the
 session's own bounds (idle timeout, lifetime) come from the scheduler's settings.
 """
 
-import re
 from dataclasses import dataclass
 
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument
+from farm_core.saved import check_saved_name
 from farm_core.task_defaults import ACTIONS
 from farm_scheduler.page_setup import check_page_setup
 from farm_scheduler.validation import (
@@ -26,8 +26,6 @@ from farm_scheduler.validation import (
     check_wait_until,
     check_waits,
 )
-
-PROFILE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -67,12 +65,8 @@ def validate_session_spec(
         bounds.min_seconds,
         bounds.max_max_lifetime_seconds,
     )
-    if checked.profile and not PROFILE_PATTERN.fullmatch(checked.profile):
-        raise InvalidArgument(
-            "profile",
-            "must be 1 to 64 characters of letters, digits, '.', '_' and '-', starting with a "
-            f"letter or digit, got {checked.profile!r}",
-        )
+    if checked.profile:
+        check_saved_name("profile", checked.profile)
     check_labels(checked.labels)
     return checked
 
