@@ -10,7 +10,7 @@ import pytest
 
 from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument
-from farm_scheduler import page_setup, validation
+from farm_scheduler import action_checks, field_checks, page_setup, step_checks, validation
 from tests.helpers import task_spec
 from tests.unit.scheduler.conftest import CAP, validate
 
@@ -46,82 +46,82 @@ def cookie(**fields: Any) -> tasks_pb2.TaskSpec:
 
 
 LIMITS: dict[str, Limit] = {
-    "url length": Limit("url", validation.MAX_URL_CHARS, url_of, lambda s: len(s.url)),
+    "url length": Limit("url", field_checks.MAX_URL_CHARS, url_of, lambda s: len(s.url)),
     "steps": Limit(
         "steps",
-        validation.MAX_STEPS,
+        step_checks.MAX_STEPS,
         lambda n: task_spec(steps=[{"click": "#a"}] * n),
         lambda s: len(s.steps),
     ),
     "click selector": Limit(
         "steps[3].click",
-        validation.MAX_SELECTOR_CHARS,
+        field_checks.MAX_SELECTOR_CHARS,
         lambda n: task_spec(steps=[{"click": "#a"}] * 3 + [{"click": "a" * n}]),
         lambda s: len(s.steps[3].click),
     ),
     "waitFor selector": Limit(
         "steps[0].waitFor",
-        validation.MAX_SELECTOR_CHARS,
+        field_checks.MAX_SELECTOR_CHARS,
         lambda n: task_spec(steps=[{"waitFor": "a" * n}]),
         lambda s: len(s.steps[0].wait_for),
     ),
     "scroll selector": Limit(
         "steps[0].scroll",
-        validation.MAX_SELECTOR_CHARS,
+        field_checks.MAX_SELECTOR_CHARS,
         lambda n: task_spec(steps=[{"scroll": "a" * n}]),
         lambda s: len(s.steps[0].scroll),
     ),
     "fill selector": Limit(
         "steps[0].fill.selector",
-        validation.MAX_SELECTOR_CHARS,
+        field_checks.MAX_SELECTOR_CHARS,
         lambda n: task_spec(steps=[{"fill": {"selector": "a" * n, "value": "x"}}]),
         lambda s: len(s.steps[0].fill.selector),
     ),
     "fill value": Limit(
         "steps[0].fill.value",
-        validation.MAX_FILL_VALUE_CHARS,
+        step_checks.MAX_FILL_VALUE_CHARS,
         lambda n: task_spec(steps=[{"fill": {"selector": "#q", "value": "x" * n}}]),
         lambda s: len(s.steps[0].fill.value),
     ),
     "press key": Limit(
         "steps[0].press",
-        validation.MAX_KEY_NAME_CHARS,
+        step_checks.MAX_KEY_NAME_CHARS,
         lambda n: task_spec(steps=[{"press": "K" * n}]),
         lambda s: len(s.steps[0].press),
     ),
     "hover selector": Limit(
         "steps[0].hover",
-        validation.MAX_SELECTOR_CHARS,
+        field_checks.MAX_SELECTOR_CHARS,
         lambda n: task_spec(steps=[{"hover": "a" * n}]),
         lambda s: len(s.steps[0].hover),
     ),
     "select value": Limit(
         "steps[0].select.value",
-        validation.MAX_OPTION_CHARS,
+        step_checks.MAX_OPTION_CHARS,
         lambda n: task_spec(steps=[{"select": {"selector": "#s", "value": "v" * n}}]),
         lambda s: len(s.steps[0].select.value),
     ),
     "select label": Limit(
         "steps[0].select.label",
-        validation.MAX_OPTION_CHARS,
+        step_checks.MAX_OPTION_CHARS,
         lambda n: task_spec(steps=[{"select": {"selector": "#s", "label": "l" * n}}]),
         lambda s: len(s.steps[0].select.label),
     ),
     "goto url": Limit(
         "steps[0].goto",
-        validation.MAX_URL_CHARS,
+        field_checks.MAX_URL_CHARS,
         lambda n: task_spec(steps=[{"goto": url_of(n).url}]),
         lambda s: len(s.steps[0].goto),
     ),
     "wait text": Limit(
         "steps[0].wait.text",
-        validation.MAX_WAIT_TEXT_CHARS,
+        step_checks.MAX_WAIT_TEXT_CHARS,
         lambda n: task_spec(steps=[{"wait": {"text": "t" * n}}]),
         lambda s: len(s.steps[0].wait.text),
     ),
     "evaluate size": Limit(
         "steps[0].evaluate",
-        validation.MAX_SCRIPT_CHARS,
+        field_checks.MAX_SCRIPT_CHARS,
         lambda n: task_spec(steps=[{"evaluate": "x" * n}]),
         lambda s: len(s.steps[0].evaluate),
     ),
@@ -193,31 +193,31 @@ LIMITS: dict[str, Limit] = {
     ),
     "screenshot selector": Limit(
         "screenshot.selector",
-        validation.MAX_SELECTOR_CHARS,
+        field_checks.MAX_SELECTOR_CHARS,
         lambda n: task_spec(screenshot={"selector": "a" * n}),
         lambda s: len(s.screenshot.selector),
     ),
     "script size": Limit(
         "script.source",
-        validation.MAX_SCRIPT_CHARS,
+        field_checks.MAX_SCRIPT_CHARS,
         lambda n: task_spec(screenshot=None, script={"source": "x" * n}),
         lambda s: len(s.script.source),
     ),
     "extract fields": Limit(
         "extract.fields",
-        validation.MAX_EXTRACT_FIELDS,
+        action_checks.MAX_EXTRACT_FIELDS,
         lambda n: extract(**{f"f{i}": "h1" for i in range(n)}),
         lambda s: len(s.extract.fields),
     ),
     "extract field name": Limit(
         "extract.fields",
-        validation.MAX_EXTRACT_NAME_CHARS,
+        action_checks.MAX_EXTRACT_NAME_CHARS,
         lambda n: extract(**{"f" * n: "h1"}),
         lambda s: len(next(iter(s.extract.fields))),
     ),
     "extract selector": Limit(
         "extract.fields.title",
-        validation.MAX_SELECTOR_CHARS,
+        field_checks.MAX_SELECTOR_CHARS,
         lambda n: extract(title="a" * n),
         lambda s: len(s.extract.fields["title"]),
     ),
@@ -241,7 +241,7 @@ LIMITS: dict[str, Limit] = {
     ),
     "timeout": Limit(
         "timeoutMs",
-        validation.MAX_TIMEOUT_MS,
+        field_checks.MAX_TIMEOUT_MS,
         lambda n: task_spec(timeoutMs=n),
         lambda s: s.timeout_ms,
     ),
@@ -280,13 +280,13 @@ LIMITS: dict[str, Limit] = {
     ),
     "audit budget": Limit(
         "audit.budget.lcpMs",
-        validation.MAX_AUDIT_BUDGET_MS,
+        action_checks.MAX_AUDIT_BUDGET_MS,
         lambda n: task_spec(screenshot=None, audit={"budget": {"lcpMs": n}}),
         lambda s: s.audit.budget.lcp_ms,
     ),
     "audit budget cls": Limit(
         "audit.budget.cls",
-        validation.MAX_AUDIT_BUDGET_CLS,
+        action_checks.MAX_AUDIT_BUDGET_CLS,
         lambda n: task_spec(screenshot=None, audit={"budget": {"cls": n}}),
         lambda s: int(s.audit.budget.cls),
     ),
@@ -308,7 +308,7 @@ def test_one_over_the_limit_is_refused_naming_the_field_and_the_bound(limit: Lim
 
 
 LOWER_BOUNDS: dict[str, Limit] = {
-    "timeout": replace(LIMITS["timeout"], bound=validation.MIN_TIMEOUT_MS),
+    "timeout": replace(LIMITS["timeout"], bound=field_checks.MIN_TIMEOUT_MS),
     "viewport width": replace(LIMITS["viewport width"], bound=1),
     "viewport height": replace(LIMITS["viewport height"], bound=1),
 }
@@ -333,7 +333,7 @@ def documented_limits() -> dict[str, int]:
 def test_docs_list_every_limit_with_its_value() -> None:
     constants = {
         name: value
-        for module in (validation, page_setup)
+        for module in (validation, field_checks, step_checks, action_checks, page_setup)
         for name, value in vars(module).items()
         if re.fullmatch(r"(MAX|MIN)_[A-Z_]+", name) and isinstance(value, int)
     }

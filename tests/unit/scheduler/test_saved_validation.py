@@ -8,8 +8,10 @@ from google.protobuf import json_format
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument
+from farm_scheduler.action_checks import MAX_COMPARE_MASKS
+from farm_scheduler.field_checks import MAX_SELECTOR_CHARS
 from farm_scheduler.sessions.validation import validate_command
-from farm_scheduler.validation import MAX_COMPARE_MASKS, MAX_SELECTOR_CHARS, validate_spec
+from farm_scheduler.validation import validate_spec
 
 
 def validate(**fields: Any) -> tasks_pb2.TaskSpec:

@@ -11,20 +11,18 @@ from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument
 from farm_core.saved import check_saved_name
 from farm_core.task_defaults import ACTIONS
+from farm_scheduler.action_checks import check_action
+from farm_scheduler.field_checks import check_length, check_url
 from farm_scheduler.page_setup import check_page_setup
+from farm_scheduler.step_checks import check_steps, check_waits
 from farm_scheduler.validation import (
     MAX_DEVICE_CHARS,
-    check_action,
     check_labels,
-    check_length,
     check_region,
-    check_steps,
     check_timeout,
-    check_url,
     check_video_format,
     check_viewport,
     check_wait_until,
-    check_waits,
 )
 
 
