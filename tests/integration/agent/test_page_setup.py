@@ -23,7 +23,8 @@ from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import BrowserSpecRunner
 from farm_agent.browser.trackers import is_tracker
 from farm_agent.egress.allowlist import IpAddress
-from farm_agent.egress.proxy import EgressProxy, system_resolver
+from farm_agent.egress.proxy import EgressProxy
+from farm_agent.egress.resolution import system_resolver
 from farm_agent.settings import AgentSettings
 from tests.integration.agent.conftest import CHROMIUM, HAVE_CHROMIUM, agent_settings
 from tests.pages import Site

@@ -14,9 +14,9 @@ from farm_agent.egress.proxy import (
     BlockedRequest,
     EgressProxy,
     EgressSession,
-    farm_policy,
 )
 from farm_agent.egress.proxy_wire import target_host_port, url_host_port
+from farm_agent.egress.resolution import farm_policy
 from tests.unit.agent.conftest import (
     ALLOW,
     ALLOWED,

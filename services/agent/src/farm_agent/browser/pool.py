@@ -18,7 +18,8 @@ from playwright.async_api import Browser, BrowserContext, Playwright, async_play
 from playwright.async_api import Error as PlaywrightError
 
 from farm_agent import metrics
-from farm_agent.egress.proxy import EgressProxy, farm_policy
+from farm_agent.egress.proxy import EgressProxy
+from farm_agent.egress.resolution import farm_policy
 from farm_agent.errors import Stage, TaskFailure, failure_from
 from farm_agent.metrics import process_tree
 from farm_agent.settings import AgentSettings
