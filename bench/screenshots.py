@@ -34,7 +34,7 @@ import httpx
 from playwright.async_api import Browser, ViewportSize, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from farm_agent.browser.pool import CHROMIUM_FLAGS
+from farm_agent.browser.chromium import CHROMIUM_FLAGS
 from farm_agent.settings import AgentSettings
 from farm_cli.launcher.config import MAX_AGENTS
 

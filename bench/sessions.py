@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 from playwright.async_api import Browser, Page, Playwright, async_playwright
 
-from farm_agent.browser.pool import CHROMIUM_FLAGS
+from farm_agent.browser.chromium import CHROMIUM_FLAGS
 
 sys.path.insert(0, str(Path(__file__).parent))
 from harness import local_farm, progress_reporter, serve_page
