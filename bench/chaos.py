@@ -32,24 +32,19 @@ import contextlib
 import os
 import random
 import secrets
-import shutil
 import signal
-import sys
-import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from farm_cli.launcher.config import MAX_AGENTS, FarmConfig, FarmPorts, find_project_root
+from farm_cli.launcher.config import MAX_AGENTS
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.supervisor import Phase, RestartPolicy
+
+from harness import bounded, local_farm, progress_reporter, serve_page
 
 MAX_TASKS = 1000
 FINAL = frozenset({"TASK_STATUS_SUCCEEDED", "TASK_STATUS_FAILED", "TASK_STATUS_CANCELLED"})
@@ -68,15 +63,11 @@ FARM_ENV = {
     "FARM_GRACE_SECONDS": "2",
 }
 VIEWPORT = {"width": 640, "height": 400}
+progress = progress_reporter("chaos")
 PAGE_HTML = b"""<!doctype html><html><head><meta charset="utf-8"><title>Chaos page</title>
 </head><body style="font-family:sans-serif"><h1>browserfarm chaos bench</h1>
 <p>A small page that answers after a delay, so tasks are in flight when agents die.</p>
 </body></html>"""
-
-
-def progress(line: str) -> None:
-    """A progress line on stderr, so stdout holds only the results."""
-    print(f"[chaos] {line}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -324,105 +315,36 @@ def details(results: list[RunResult]) -> str:
     return "\n".join(lines)
 
 
-class _PageHandler(BaseHTTPRequestHandler):
-    """Answers every GET with the bench page after the server's delay."""
-
-    delay_seconds = 0.0
-
-    def do_GET(self) -> None:
-        time.sleep(self.delay_seconds)
-        try:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(PAGE_HTML)))
-            self.end_headers()
-            self.wfile.write(PAGE_HTML)
-        except ConnectionError:
-            pass  # The browser went away: its agent was killed.
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: one line per request would drown the progress."""
-
-
-@contextlib.contextmanager
-def serve_page(delay_ms: int) -> Iterator[str]:
-    """The bench page on 127.0.0.1 at a free port, answering after `delay_ms`; its URL."""
-    handler = type("SlowPage", (_PageHandler,), {"delay_seconds": delay_ms / 1000})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="chaos-page", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/chaos"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-@contextlib.contextmanager
-def local_farm(agents: int, stable_after: float) -> Iterator[LocalFarm]:
-    """A supervised farm of its own on free ports in a short temporary FARM_HOME."""
-    # Short: Chromium's sockets live under FARM_HOME/agents/<id>/tmp.
-    home = Path(tempfile.mkdtemp(prefix="farm-chaos-"))
-    config = FarmConfig(
-        root=find_project_root(Path(__file__).parent),
-        home=home,
-        ports=FarmPorts.free(),
-        agents=agents,
-        agent_allow="127.0.0.0/8",
-        seaweedfs_stop_timeout=2.0,
-        service_env=FARM_ENV,
-        restart_policy=RestartPolicy(stable_after=stable_after),
-    )
-    try:
-        with LocalFarm(config, report=progress) as farm:
-            farm.start_supervisor()
-            yield farm
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
-
-
-def _bounded(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}, got {text}")
-        return value
-
-    return parse
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
-        "--tasks", type=_bounded(int, 1, MAX_TASKS), default=300, help="tasks per run"
+        "--tasks", type=bounded(int, 1, MAX_TASKS), default=300, help="tasks per run"
     )
     parser.add_argument(
         "--kill-every",
-        type=_bounded(float, 1, 600),
+        type=bounded(float, 1, 600),
         default=5.0,
         help="seconds between agent kills in the chaos run (default 5)",
     )
     parser.add_argument(
-        "--agents", type=_bounded(int, 1, MAX_AGENTS), default=2, help="agents (default 2)"
+        "--agents", type=bounded(int, 1, MAX_AGENTS), default=2, help="agents (default 2)"
     )
     parser.add_argument(
-        "--page-ms", type=_bounded(int, 0, 10_000), default=300, help="page delay (default 300)"
+        "--page-ms", type=bounded(int, 0, 10_000), default=300, help="page delay (default 300)"
     )
     parser.add_argument(
-        "--max-attempts", type=_bounded(int, 1, 10), default=3, help="maxAttempts of each task"
+        "--max-attempts", type=bounded(int, 1, 10), default=3, help="maxAttempts of each task"
     )
     parser.add_argument(
         "--deadline",
-        type=_bounded(float, 10, 3600),
+        type=bounded(float, 10, 3600),
         default=600.0,
         help="seconds a run may take before unfinished tasks count as lost (default 600)",
     )
     parser.add_argument(
         "--stable-after",
-        type=_bounded(float, 1, 600),
+        type=bounded(float, 1, 600),
         default=10.0,
         help="seconds up after which a restarted agent's next crash waits 1 s again "
         "(default 10; farm up: 60)",
@@ -435,7 +357,14 @@ def main(argv: list[str] | None = None) -> None:
     """Runs the baseline and the chaos run and prints the table."""
     args = parse_args(argv)
     load_before = os.getloadavg()[0]
-    with serve_page(args.page_ms) as page_url, local_farm(args.agents, args.stable_after) as farm:
+    restarts = RestartPolicy(stable_after=args.stable_after)
+    with (
+        serve_page(PAGE_HTML, "/chaos", args.page_ms) as page_url,
+        local_farm(
+            args.agents, "chaos", progress, service_env=FARM_ENV, restart_policy=restarts
+        ) as farm,
+    ):
+        farm.start_supervisor()
         results = asyncio.run(soak(farm, page_url, args))
     print(table(results))
     print()

@@ -22,15 +22,10 @@ import asyncio
 import contextlib
 import math
 import os
-import shutil
 import statistics
-import sys
-import tempfile
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,10 +34,11 @@ import httpx
 from playwright.async_api import Browser, ViewportSize, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from farm_agent.browser.pool import CHROMIUM_FLAGS
+from farm_agent.browser.chromium import CHROMIUM_FLAGS
 from farm_agent.settings import AgentSettings
-from farm_cli.launcher.config import MAX_AGENTS, FarmConfig, FarmPorts, find_project_root
-from farm_cli.launcher.farm import LocalFarm
+from farm_cli.launcher.config import MAX_AGENTS
+
+from harness import bounded, local_farm, progress_reporter, serve_page
 
 MAX_TASKS = 1000
 MAX_CONCURRENCY = 32
@@ -57,6 +53,7 @@ REQUEST_TIMEOUT_SECONDS = TASK_TIMEOUT_MS / 1000 + 15
 WARMUP_ROUNDS = 2
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
+progress = progress_reporter("bench")
 PAGE_HTML = b"""<!doctype html><html><head><meta charset="utf-8"><title>Bench page</title>
 <style>body{font-family:sans-serif;margin:40px} .card{display:inline-block;width:220px;
 height:120px;margin:8px;border-radius:8px;background:linear-gradient(#4a7,#27a)}</style>
@@ -240,73 +237,6 @@ async def compare(
             await browser.close()
 
 
-class _PageServer(ThreadingHTTPServer):
-    """Serves one page."""
-
-    page = PAGE_HTML
-
-
-class _PageHandler(BaseHTTPRequestHandler):
-    """Answers every GET with the server's page."""
-
-    server: _PageServer
-
-    def do_GET(self) -> None:
-        page = self.server.page
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(page)))
-        self.end_headers()
-        self.wfile.write(page)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: one line per request would drown the results."""
-
-
-@contextlib.contextmanager
-def serve_page(page: bytes = PAGE_HTML) -> Iterator[str]:
-    """`page` on 127.0.0.1 at a free port, served from a thread; yields its URL."""
-    server = _PageServer(("127.0.0.1", 0), _PageHandler)
-    server.page = page
-    thread = threading.Thread(target=server.serve_forever, name="bench-page", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/bench"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-@contextlib.contextmanager
-def local_farm(agents: int, *, traces: bool = False) -> Iterator[LocalFarm]:
-    """A farm of its own on free ports in a short temporary FARM_HOME, stopped afterwards.
-
-    With `traces`, every process exports its spans to the farm's trace sink.
-    """
-    # Short: Chromium's sockets live under FARM_HOME/agents/<id>/tmp.
-    home = Path(tempfile.mkdtemp(prefix="farm-bench-"))
-    config = FarmConfig(
-        root=find_project_root(Path(__file__).parent),
-        home=home,
-        ports=FarmPorts.free(),
-        agents=agents,
-        agent_allow="127.0.0.0/8",
-        seaweedfs_stop_timeout=2.0,
-        traces=traces,
-    )
-    try:
-        with LocalFarm(config, report=progress) as farm:
-            yield farm
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
-
-
-def progress(line: str) -> None:
-    """A progress line on stderr, so stdout holds only the results."""
-    print(f"[bench] {line}", file=sys.stderr, flush=True)
-
-
 def _ms(value: float) -> str:
     return "—" if math.isnan(value) else f"{value:.0f}"
 
@@ -360,18 +290,8 @@ def own_farm_description(agents: int) -> str:
     )
 
 
-def _bounded_int(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = int(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {value}")
-        return value
-
-    return parse
-
-
 def _levels(text: str) -> list[int]:
-    parse = _bounded_int(1, MAX_CONCURRENCY)
+    parse = bounded(int, 1, MAX_CONCURRENCY)
     return sorted({parse(part.strip()) for part in text.split(",") if part.strip()})
 
 
@@ -385,13 +305,13 @@ def _local_url(text: str) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line; --farm-url and --key go together."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--n", type=_bounded_int(1, MAX_TASKS), default=60, help="tasks per cell")
+    parser.add_argument("--n", type=bounded(int, 1, MAX_TASKS), default=60, help="tasks per cell")
     parser.add_argument(
         "--concurrency", type=_levels, default=[1, 2, 4], help="comma-separated levels, e.g. 1,2,4"
     )
     parser.add_argument(
         "--agents",
-        type=_bounded_int(1, MAX_AGENTS),
+        type=bounded(int, 1, MAX_AGENTS),
         default=1,
         help="agents of the bench's farm (default 1, as `farm up`)",
     )
@@ -415,9 +335,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     load_before = os.getloadavg()[0]
     with contextlib.ExitStack() as stack:
-        page_url = stack.enter_context(serve_page())
+        page_url = stack.enter_context(serve_page(PAGE_HTML, "/bench"))
         if args.farm_url is None:
-            farm = stack.enter_context(local_farm(args.agents))
+            farm = stack.enter_context(local_farm(args.agents, "bench", progress))
             farm_url, key = farm.envoy_url, farm.admin_key
             description = own_farm_description(args.agents)
         else:

@@ -33,15 +33,12 @@ from typing import Any
 import httpx
 from playwright.async_api import Browser, Page, Playwright, async_playwright
 
-from farm_agent.browser.pool import CHROMIUM_FLAGS
+from farm_agent.browser.chromium import CHROMIUM_FLAGS
 
 sys.path.insert(0, str(Path(__file__).parent))
-from screenshots import (
-    local_farm,
-    progress,
-    serve_page,
-)
+from harness import local_farm, progress_reporter, serve_page
 
+progress = progress_reporter("sessions")
 CHROMIUM_PATH = Path("/usr/bin/chromium")
 WARMUP = 3
 SMALL_SCRIPT = "() => document.title.length"
@@ -156,9 +153,8 @@ async def round_trip(page: Page) -> None:
     await page.evaluate(SMALL_SCRIPT)
 
 
-async def run(args: argparse.Namespace, farm_url: str, key: str, page_url: str) -> str:
+async def run(args: argparse.Namespace, farm_url: str, key: str, form_url: str) -> str:
     """Every measure both ways; the results as a Markdown table."""
-    form_url = page_url + "?form"
     rows: list[tuple[str, Timings, Timings]] = []
     async with (
         async_playwright() as playwright,
@@ -263,15 +259,15 @@ def farm_and_key(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
     if args.farm_url and args.key:
         yield args.farm_url, args.key
         return
-    with local_farm(agents=1) as farm:
+    with local_farm(1, "sessions", progress) as farm:
         yield farm.envoy_url, farm.admin_key
 
 
 def main(argv: list[str] | None = None) -> None:
     """Runs the bench and prints its table."""
     args = parse_args(argv)
-    with serve_page(FORM_PAGE) as page_url, farm_and_key(args) as (farm_url, key):
-        print(asyncio.run(run(args, farm_url, key, page_url)))
+    with serve_page(FORM_PAGE, "/form") as form_url, farm_and_key(args) as (farm_url, key):
+        print(asyncio.run(run(args, farm_url, key, form_url)))
 
 
 if __name__ == "__main__":

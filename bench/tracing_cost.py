@@ -22,24 +22,25 @@ import httpx
 from screenshots import (
     CHROMIUM_PATH,
     MAX_TASKS,
+    PAGE_HTML,
     REQUEST_TIMEOUT_SECONDS,
     FarmShooter,
     Row,
-    _bounded_int,
     _levels,
     _ratio,
     _row,
-    local_farm,
     machine_facts,
     measure,
     own_farm_description,
-    progress,
-    serve_page,
     warm_up,
 )
 
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.traces.spans import kept_traces, read_trace
+
+from harness import bounded, local_farm, progress_reporter, serve_page
+
+progress = progress_reporter("tracing")
 
 
 def farm_client(farm: LocalFarm, connections: int) -> httpx.AsyncClient:
@@ -121,7 +122,7 @@ def chromium_version() -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--n", type=_bounded_int(1, MAX_TASKS), default=60, help="tasks per cell")
+    parser.add_argument("--n", type=bounded(int, 1, MAX_TASKS), default=60, help="tasks per cell")
     parser.add_argument(
         "--concurrency", type=_levels, default=[1, 2, 4], help="comma-separated levels, e.g. 1,2,4"
     )
@@ -136,9 +137,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     load_before = os.getloadavg()[0]
     with contextlib.ExitStack() as stack:
-        page_url = stack.enter_context(serve_page())
-        untraced = stack.enter_context(local_farm(1))
-        traced = stack.enter_context(local_farm(1, traces=True))
+        page_url = stack.enter_context(serve_page(PAGE_HTML, "/bench"))
+        untraced = stack.enter_context(local_farm(1, "tracing-off", progress))
+        traced = stack.enter_context(local_farm(1, "tracing-on", progress, traces=True))
         rows = asyncio.run(compare(untraced, traced, page_url, args.n, args.concurrency))
         # The last spans leave within the services' batch delay, Envoy's within 5 s.
         spans, traces = kept_spans(traced.config.traces_folder)

@@ -1,15 +1,24 @@
-"""Helpers for tests: bounded waiting for a condition, in async tests and in blocking ones.
+"""Helpers for tests of every level: bounded waits, TaskSpecs, services and listeners.
 
-Every test that waits for something to happen uses one of these two, never a loop of
-its own: `assert_eventually` in a coroutine, `eventually` in a plain function.
+Every test that waits for something to happen uses one of the two waits, never a loop
+of its own: `assert_eventually` in a coroutine, `eventually` in a plain function.
 """
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
-from typing import NoReturn, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn, Self, TypeVar
 
+import grpc
 import pytest
+from google.protobuf import json_format
+
+from farm.tasks.v1 import tasks_pb2
+from farm_cli.launcher.processes import free_port
+from farm_core.server import Service, ServiceHost
+from farm_core.settings import FarmSettings
 
 Found = TypeVar("Found")
 
@@ -61,3 +70,103 @@ def eventually(
         if time.monotonic() > deadline:
             _fail(message, within)
         time.sleep(interval)
+
+
+def task_spec(**fields: Any) -> tasks_pb2.TaskSpec:
+    """A TaskSpec from its JSON form; a screenshot of example.com unless told otherwise.
+
+    A field given as None is left out (`screenshot=None` for a spec without one).
+    """
+    body: dict[str, Any] = {"url": "https://example.com/", "screenshot": {}, **fields}
+    return json_format.ParseDict(
+        {key: value for key, value in body.items() if value is not None}, tasks_pb2.TaskSpec()
+    )
+
+
+# A stop takes the grace and, with NATS away, the audit flush; a hung one fails the test.
+STOP_WITHIN_SECONDS = 30.0
+
+
+@contextlib.asynccontextmanager
+async def serving(service: Service, settings: FarmSettings) -> AsyncIterator[ServiceHost]:
+    """`service` served in-process on a free port until the block ends."""
+    host = ServiceHost(service, settings, free_port())
+    await host.start()
+    try:
+        yield host
+    finally:
+        async with asyncio.timeout(STOP_WITHIN_SECONDS):
+            await host.stop(1)
+
+
+AddServicer = Callable[[Any, grpc.aio.Server], None]
+
+
+@dataclass
+class StandInService:
+    """A farm service for tests: one servicer behind the real server's checks; no state."""
+
+    name: str
+    method_scopes: Mapping[str, str]
+    servicer: Any
+    add_servicer: AddServicer
+    service_name: str
+    """The full name of the servicer's gRPC service, e.g. "farm.auth.v1.AuthService"."""
+
+    async def start(self) -> None:
+        """Nothing to connect."""
+
+    def register(self, server: grpc.aio.Server) -> Sequence[str]:
+        self.add_servicer(self.servicer, server)
+        return [self.service_name]
+
+    async def drain(self, grace_seconds: float) -> None:
+        """No work in flight."""
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+@dataclass
+class TcpListener:
+    """A TCP server on `host` at a free port that counts the connections reaching it.
+
+    A subclass says how to answer one in `answer`; errors of a peer that goes away
+    mid-way end the connection quietly. `async with` serves it for the block.
+    """
+
+    host: str
+    port: int = 0
+    connections: int = 0
+    # Connections it has finished with, so a test can wait until what reached it is recorded.
+    ended: int = 0
+    server: asyncio.Server | None = None
+    quiet_errors: tuple[type[Exception], ...] = (asyncio.IncompleteReadError, ConnectionError)
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, self.host, 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            await self.answer(reader, writer)
+        except self.quiet_errors:
+            pass
+        finally:
+            writer.close()
+            self.ended += 1

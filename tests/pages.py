@@ -1,13 +1,18 @@
 """A local web site for the tests' browsers: fixed pages, slow pages and gates."""
 
+import base64
 import contextlib
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.message import Message
 from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlparse
+
+from tests.audit_pages import AUDIT_HEADERS, AUDIT_PAGES, mixed_content_page
 
 PAGES: dict[str, str] = {
     "/page": """<!doctype html><html><head><title>Test page</title></head><body>
@@ -74,9 +79,68 @@ PAGES: dict[str, str] = {
         </script>
         <script>throw new Error("boom");</script>
         </body></html>""",
+    # A screen that changes over time, for screencasts: black, white, grey, then #done.
+    "/ticking": """<!doctype html><html><head><title>Ticking</title></head>
+        <body style="margin:0"><div id="screen" style="height:90vh;background:#000"></div>
+        <script>const colors = ["#000", "#fff", "#777", "#fff", "#000"]; let tick = 0;
+        const timer = setInterval(() => {
+          tick += 1; document.getElementById("screen").style.background = colors[tick];
+          if (tick === colors.length - 1) {
+            clearInterval(timer);
+            document.body.insertAdjacentHTML("beforeend", '<p id="done">done</p>');
+          }
+        }, 200);</script></body></html>""",
+    # The toolbox's steps: a hover menu, a select, check boxes, late text, a late fetch.
+    "/widgets": """<!doctype html><html><head><title>Widgets</title>
+        <style>#menu-items { display: none } #menu:hover #menu-items { display: block }</style>
+        </head><body>
+        <div id="menu">Menu<ul id="menu-items"><li id="item">Item</li></ul></div>
+        <select id="size"><option value="s">Small</option><option value="m">Medium</option>
+          <option value="l">Large</option></select>
+        <input type="checkbox" id="agree"><input type="checkbox" id="news" checked>
+        <input type="checkbox" id="locked" disabled><span id="hidden" hidden>hidden</span>
+        <button id="later" onclick="setTimeout(() => {
+            document.getElementById('late').textContent = 'Thank you for waiting'; }, 300)">
+          Later</button><p id="late"></p>
+        <button id="load" onclick="fetch('/slow?ms=600').then(() => {
+            document.getElementById('loaded').textContent = 'loaded'; })">Load</button>
+        <p id="loaded">not yet</p>
+        <p id="state"></p><script>
+        const state = () => { document.getElementById("state").textContent = [
+            document.getElementById("size").value, document.getElementById("agree").checked,
+            document.getElementById("news").checked].join(","); };
+        document.body.addEventListener("change", state); state();
+        </script></body></html>""",
+    # Signing in sets a cookie and a local storage item; #state tells what the page finds.
+    "/login": """<!doctype html><html><head><title>Login</title></head><body>
+        <p id="state"></p><button id="sign-in" onclick="signIn()">Sign in</button><script>
+        function show() {
+          const cookie = document.cookie.includes("sid=ann") ? "cookie" : "no cookie";
+          const user = localStorage.getItem("user");
+          document.getElementById("state").textContent =
+            cookie + ", " + (user ? "local storage " + user : "no local storage");
+        }
+        function signIn() {
+          document.cookie = "sid=ann; path=/; max-age=3600";
+          localStorage.setItem("user", "ann");
+          show();
+        }
+        show();</script></body></html>""",
+    **AUDIT_PAGES,
 }
 SCRIPTS: dict[str, str] = {
     "/observed.js": 'console.warn("a warning from a script");',
+}
+
+GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
+"""A 1x1 GIF."""
+# /asset/<kind>: what the resources page loads, each counted under "asset/<kind>".
+ASSETS: dict[str, tuple[bytes, str]] = {
+    "image": (GIF, "image/gif"),
+    "tracker": (GIF, "image/gif"),
+    "style": (b"body { background: rgb(1, 2, 3) }", "text/css"),
+    "font": (b"not really a font", "font/woff2"),
+    "media": (b"not really a video", "video/webm"),
 }
 
 
@@ -196,6 +260,22 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
             elif url.path == "/webrtc":
                 # /webrtc?stun=host:port: gathers WebRTC candidates with that STUN server.
                 body = webrtc_page(parse_qs(url.query)["stun"][0])
+            elif url.path == "/echo":
+                body = echo_page(self.headers)
+            elif url.path == "/resources":
+                # /resources?tracker=http://host:port: an image, a stylesheet, a font, a
+                # video and a tracker pixel at that origin, each an /asset/<kind>.
+                body = resources_page(parse_qs(url.query).get("tracker", [""])[0])
+            elif url.path.startswith("/asset/") and url.path[7:] in ASSETS:
+                site.hit(url.path.removeprefix("/"))
+                self._send(*ASSETS[url.path[7:]])
+                return
+            elif url.path == "/audit/mixed":
+                # /audit/mixed?to=http://host:port: an image from there over plain http.
+                body = mixed_content_page(parse_qs(url.query)["to"][0])
+            elif url.path == "/visual":
+                # /visual?button=red&stamp=12:00&height=1500: #buy, #stamp and height vary.
+                body = visual_page(parse_qs(url.query))
             elif url.path == "/download":
                 self._send(b"not a page", "application/octet-stream", attachment="file.bin")
                 return
@@ -214,6 +294,8 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in AUDIT_HEADERS.get(url.path, []):
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
             except ConnectionError:
@@ -232,6 +314,66 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+def echo_page(headers: Message) -> str:
+    """The request's headers as the server got them (#h-*) and what the page's script sees."""
+    seen = {
+        "h-ua": headers.get("User-Agent", ""),
+        "h-lang": headers.get("Accept-Language", ""),
+        "h-test": headers.get("X-Farm-Test", ""),
+        "h-cookie": headers.get("Cookie", ""),
+    }
+    shown = "".join(f'<p id="{name}">{escape(value)}</p>' for name, value in seen.items())
+    return f"""<!doctype html><html><head><title>Echo</title>
+        <meta name="viewport" content="width=device-width"></head><body>{shown}
+        <p id="js">off</p><p id="ua"></p><p id="lang"></p><p id="tz"></p><p id="dpr"></p>
+        <p id="touch"></p><p id="width"></p><p id="cookie"></p><script>
+        const show = (id, value) => {{ document.getElementById(id).textContent = String(value); }};
+        show("js", "on"); show("ua", navigator.userAgent); show("lang", navigator.language);
+        show("tz", Intl.DateTimeFormat().resolvedOptions().timeZone);
+        show("dpr", devicePixelRatio); show("touch", navigator.maxTouchPoints);
+        show("width", innerWidth); show("cookie", document.cookie);
+        </script></body></html>"""
+
+
+def resources_page(tracker_origin: str) -> str:
+    """An image, a stylesheet, a font, a video and (with an origin) a tracker pixel there.
+
+    #image tells whether the image loaded; #tracker, the tracker pixel.
+    """
+    tracker = (
+        f'<img id="pixel" src="{escape(tracker_origin)}/asset/tracker" '
+        "onload=\"show('tracker', 'loaded')\" onerror=\"show('tracker', 'failed')\">"
+        if tracker_origin
+        else ""
+    )
+    return f"""<!doctype html><html><head><title>Resources</title>
+        <link rel="stylesheet" href="/asset/style">
+        <style>@font-face {{ font-family: Farm; src: url(/asset/font) }}
+        body {{ font-family: Farm }}</style><script>
+        const show = (id, text) => {{ document.getElementById(id).textContent = text; }};
+        </script></head><body><p>Text in a web font</p>
+        <p id="image">pending</p><p id="tracker">none</p>
+        <img src="/asset/image" onload="show('image', 'loaded')" onerror="show('image', 'failed')">
+        {tracker}<video src="/asset/media" preload="auto"></video>
+        </body></html>"""
+
+
+def visual_page(query: dict[str, list[str]]) -> str:
+    """A fixed layout whose #buy colour (a CSS name), #stamp text and least height (px) vary."""
+    color = "".join(c for c in query.get("button", ["steelblue"])[0] if c.isalnum())
+    stamp = escape(query.get("stamp", ["09:00"])[0])
+    height = int(query.get("height", ["0"])[0])
+    return f"""<!doctype html><html><head><title>Visual</title><style>
+        body {{ margin: 0; font: 16px sans-serif; background: white; min-height: {height}px; }}
+        header {{ height: 60px; background: #223; }}
+        #buy {{ position: absolute; left: 100px; top: 200px; width: 120px; height: 40px;
+                background: {color}; border: 0; }}
+        #stamp {{ position: absolute; left: 400px; top: 200px; width: 100px; height: 40px;
+                  margin: 0; background: #eee; font-size: 28px; }}
+        </style></head><body><header></header><button id="buy"></button>
+        <p id="stamp">{stamp}</p></body></html>"""
 
 
 def reach_page(origin: str) -> str:
@@ -319,12 +461,18 @@ def webrtc_page(stun: str) -> str:
 
 
 @contextlib.contextmanager
-def serve_site(host: str = "127.0.0.1") -> Iterator[Site]:
-    """Serves the test pages on `host` (127.0.0.1) at a free port until the block ends."""
+def serve_site(host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> Iterator[Site]:
+    """Serves the test pages on `host` (127.0.0.1) at a free port until the block ends.
+
+    With `tls` (a server context) the site is https.
+    """
     site = Site(base_url="")
     server = ThreadingHTTPServer((host, 0), _handler(site))
     server.daemon_threads = True
-    site.base_url = f"http://{host}:{server.server_address[1]}"
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    scheme = "https" if tls else "http"
+    site.base_url = f"{scheme}://{host}:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, name="test-site", daemon=True)
     thread.start()
     try:

@@ -5,10 +5,14 @@ agents, Envoy) on free ports, started the way `farm up` starts it; the test page
 come from tests/pages.py on 127.0.0.1, which the agents are allowed to reach.
 """
 
+import json
+import os
 import secrets
 import shutil
 import struct
+import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -165,6 +169,58 @@ class KeyFactory:
 def make_key(farm: LocalFarm, channel: grpc.Channel) -> KeyFactory:
     """Creates API keys: make_key("tasks.read", tenant="other")."""
     return KeyFactory(farm, channel)
+
+
+FARM = str(ROOT / ".venv" / "bin" / "farm")
+
+
+def farm_command(
+    farm: LocalFarm, *args: str, key: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Runs `farm ARGS` against the test farm with `key` (default: its admin key)."""
+    environment = {
+        **os.environ,
+        "FARM_URL": farm.envoy_url.removeprefix("http://"),
+        "FARM_API_KEY": key or farm.admin_key,
+    }
+    return subprocess.run(
+        [FARM, *args], capture_output=True, text=True, env=environment, timeout=120, check=False
+    )
+
+
+def printed(result: subprocess.CompletedProcess[str]) -> Any:
+    """The JSON a `farm` command printed, after checking it succeeded."""
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def farm_json(farm: LocalFarm, *args: str, key: str | None = None) -> Any:
+    """The JSON `farm ARGS` printed (run as farm_command runs it), after checking it succeeded."""
+    return printed(farm_command(farm, *args, key=key))
+
+
+def side_by_side(farm: LocalFarm, *runs: tuple[str, tuple[str, ...]]) -> list[Any]:
+    """Runs `farm` commands, each (key, args), side by side: each takes ~1 s to start."""
+    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        return list(pool.map(lambda run: farm_command(farm, *run[1], key=run[0]), runs))
+
+
+def at_once(farm: LocalFarm, *commands: tuple[str, ...], key: str) -> list[Any]:
+    """Runs several `farm` commands with one key side by side."""
+    return side_by_side(farm, *((key, command) for command in commands))
+
+
+def refused(result: subprocess.CompletedProcess[str]) -> str:
+    """The one error line of a refused command, after checking it failed cleanly."""
+    assert result.returncode == 1, result.stdout
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    return result.stderr.strip()
+
+
+def new_tenant(prefix: str) -> str:
+    """A tenant name no other test uses."""
+    return f"{prefix}-{secrets.token_hex(4)}"
 
 
 def refusal(http: httpx.Client) -> httpx.Response | None:

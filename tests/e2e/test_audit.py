@@ -6,12 +6,12 @@ import time
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.conftest import Client, KeyFactory, http_client
-from tests.e2e.test_cli import farm_command
+from tests.e2e.conftest import Client, KeyFactory, farm_command, http_client, new_tenant
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
@@ -48,7 +48,7 @@ def audited(admin: Client, trace: str, *, within: float = 15.0, **query: str) ->
 
 @pytest.fixture(scope="module")
 def tenant() -> str:
-    return f"audit-{secrets.token_hex(3)}"
+    return new_tenant("audit")
 
 
 @pytest.fixture(scope="module")
@@ -56,20 +56,28 @@ def writer(make_key: KeyFactory, tenant: str) -> auth_pb2.CreateApiKeyResponse:
     return make_key("tasks.write", "tasks.read", tenant=tenant)
 
 
-def create_task(farm: LocalFarm, key: str, headers: dict[str, str]) -> dict[str, Any]:
+def post_traced(
+    farm: LocalFarm, key: str, path: str, body: dict[str, Any] | None = None
+) -> tuple[str, httpx.Response]:
+    """POSTs `body` to `path` with `key` under a fresh trace; the trace id and the answer."""
+    trace, headers = traced()
     with http_client(farm, key) as http:
-        response = http.post(
-            "/v1/tasks", json={"url": NOWHERE, "content": {}, "maxAttempts": 1}, headers=headers
-        )
+        return trace, http.post(path, json=body, headers=headers)
+
+
+def create_task(farm: LocalFarm, key: str) -> tuple[str, dict[str, Any]]:
+    """Creates a task that fails fast, under a fresh trace; the trace id and the task."""
+    trace, response = post_traced(
+        farm, key, "/v1/tasks", {"url": NOWHERE, "content": {}, "maxAttempts": 1}
+    )
     assert response.status_code == 200, response.text
-    return dict(response.json())
+    return trace, dict(response.json())
 
 
 def test_a_created_task_is_recorded_once_with_its_id(
     farm: LocalFarm, admin: Client, writer: auth_pb2.CreateApiKeyResponse, tenant: str
 ) -> None:
-    trace, headers = traced()
-    task = create_task(farm, writer.secret, headers)
+    trace, task = create_task(farm, writer.secret)
 
     [record] = audited(admin, trace, tenant=tenant, rpc="CreateTask")
     assert record["rpc"] == f"{TASKS}CreateTask"
@@ -84,10 +92,9 @@ def test_a_created_task_is_recorded_once_with_its_id(
 def test_a_cancel_is_recorded_once_with_the_task_id(
     farm: LocalFarm, admin: Client, writer: auth_pb2.CreateApiKeyResponse, tenant: str
 ) -> None:
-    task = create_task(farm, writer.secret, {})
-    trace, headers = traced()
-    with http_client(farm, writer.secret) as http:
-        assert http.post(f"/v1/tasks/{task['id']}:cancel", headers=headers).status_code == 200
+    _, task = create_task(farm, writer.secret)
+    trace, cancelled = post_traced(farm, writer.secret, f"/v1/tasks/{task['id']}:cancel")
+    assert cancelled.status_code == 200
 
     [record] = audited(admin, trace, rpc=f"{TASKS}CancelTask")
     assert (record["tenant"], record["keyId"], record["target"], record["outcome"]) == (
@@ -142,9 +149,7 @@ def test_a_call_without_the_scope_is_recorded_as_denied(
     farm: LocalFarm, admin: Client, make_key: KeyFactory, tenant: str
 ) -> None:
     reader = make_key("tasks.read", tenant=tenant)
-    trace, headers = traced()
-    with http_client(farm, reader.secret) as http:
-        response = http.post("/v1/tasks", json={"url": NOWHERE, "content": {}}, headers=headers)
+    trace, response = post_traced(farm, reader.secret, "/v1/tasks", {"url": NOWHERE, "content": {}})
     assert response.status_code == 403
 
     [record] = audited(admin, trace, outcome="PERMISSION_DENIED")
@@ -161,13 +166,8 @@ def test_a_key_for_another_tenant_is_recorded_as_denied(
     farm: LocalFarm, admin: Client, make_key: KeyFactory, tenant: str
 ) -> None:
     tenant_admin = make_key("admin", tenant=tenant)
-    trace, headers = traced()
-    with http_client(farm, tenant_admin.secret) as http:
-        response = http.post(
-            "/v1/apiKeys",
-            json={"name": "sneaky", "scopes": ["admin"], "tenant": "default"},
-            headers=headers,
-        )
+    sneaky = {"name": "sneaky", "scopes": ["admin"], "tenant": "default"}
+    trace, response = post_traced(farm, tenant_admin.secret, "/v1/apiKeys", sneaky)
     assert response.status_code == 403
 
     [record] = audited(admin, trace, rpc="CreateApiKey", outcome="PERMISSION_DENIED")
@@ -181,8 +181,7 @@ def test_a_tenant_admin_reads_only_its_tenants_records(
     writer: auth_pb2.CreateApiKeyResponse,
     tenant: str,
 ) -> None:
-    trace, headers = traced()
-    create_task(farm, writer.secret, headers)
+    trace, _ = create_task(farm, writer.secret)
     audited(admin, trace, tenant=tenant)
     tenant_admin = make_key("admin", tenant=tenant)
     with http_client(farm, tenant_admin.secret) as http:
@@ -199,8 +198,7 @@ def test_a_tenant_admin_reads_only_its_tenants_records(
 def test_the_cli_prints_the_records(
     farm: LocalFarm, admin: Client, writer: auth_pb2.CreateApiKeyResponse, tenant: str
 ) -> None:
-    trace, headers = traced()
-    task = create_task(farm, writer.secret, headers)
+    trace, task = create_task(farm, writer.secret)
     audited(admin, trace, tenant=tenant, rpc="CreateTask")
 
     printed = farm_command(
@@ -231,8 +229,7 @@ def test_paging_follows_the_token(
     farm: LocalFarm, admin: Client, writer: auth_pb2.CreateApiKeyResponse, tenant: str
 ) -> None:
     for _ in range(2):
-        trace, headers = traced()
-        create_task(farm, writer.secret, headers)
+        trace, _ = create_task(farm, writer.secret)
         audited(admin, trace, tenant=tenant)
     first = admin.http.get("/v1/auditRecords", params={"tenant": tenant, "pageSize": 1}).json()
     assert len(first["auditRecords"]) == 1 and first["nextPageToken"]

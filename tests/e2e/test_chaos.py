@@ -8,6 +8,7 @@ a succeeded task has exactly one screenshot artifact, the one its result names.
 """
 
 import asyncio
+import contextlib
 import datetime as dt
 import secrets
 import signal
@@ -90,6 +91,12 @@ class Batch:
         assert response.status_code == 200, response.text
         return list(response.json().get("tasks", []))
 
+    async def some_reach(self, status: str) -> None:
+        """Waits, 60 s at most, until a task of the batch is listed in `status`."""
+        await assert_eventually(
+            lambda: self.listed(status), within=60, message=f"no task reached {status}"
+        )
+
     async def held_by(self, agent_id: str) -> list[str]:
         """Ids of the batch's tasks the scheduler sees running on `agent_id`."""
         running = await self.listed("TASK_STATUS_RUNNING")
@@ -168,6 +175,20 @@ class EventLog:
         return [event for when, event in self.seen if start <= when <= end]
 
 
+@contextlib.asynccontextmanager
+async def outage(farm: LocalFarm, name: str, *, seconds: float) -> AsyncIterator[None]:
+    """Stops process `name`, runs the block, and starts it again `seconds` after the block.
+
+    The outage itself is under test, not a wait for something: it lasts.
+    """
+    await asyncio.to_thread(farm.stop_process, name)
+    try:
+        yield
+        await asyncio.sleep(seconds)
+    finally:
+        await asyncio.to_thread(farm.start_process, name)
+
+
 async def until(check: Any, *, within: float, message: str) -> None:
     """assert_eventually for blocking checks, run off the event loop."""
 
@@ -210,9 +231,7 @@ async def test_killed_scheduler_comes_back_and_applies_what_happened_meanwhile(
     try:
         await connection.subscribe(TASK_EVENT_SUBJECTS, cb=events.record)
         await batch.submit(30, site.url("/slow?ms=800"))
-        await assert_eventually(
-            lambda: batch.listed("TASK_STATUS_SUCCEEDED"), within=60, message="nothing finished"
-        )
+        await batch.some_reach("TASK_STATUS_SUCCEEDED")
         killed_at = time.monotonic()
         chaos_farm.kill("scheduler", signal.SIGKILL)
         await until(
@@ -244,16 +263,11 @@ async def test_restarted_nats_loses_no_task_and_services_reconnect(
     chaos_farm: LocalFarm, batch: Batch, site: Site
 ) -> None:
     await batch.submit(20, site.url("/slow?ms=800"))
-    await assert_eventually(
-        lambda: batch.listed("TASK_STATUS_RUNNING"), within=60, message="nothing started"
-    )
-    await asyncio.to_thread(chaos_farm.stop_process, "nats")
-    # Accepted while NATS is down: kept in SQL, published once it is back.
-    await batch.submit(10, site.url("/slow?ms=300"))
-    # The outage itself is under test, not a wait for something: it lasts, and agents'
-    # acks and reports fail meanwhile.
-    await asyncio.sleep(2)
-    await asyncio.to_thread(chaos_farm.start_process, "nats")
+    await batch.some_reach("TASK_STATUS_RUNNING")
+    async with outage(chaos_farm, "nats", seconds=2):
+        # Accepted while NATS is down: kept in SQL, published once it is back. Agents'
+        # acks and reports fail meanwhile.
+        await batch.submit(10, site.url("/slow?ms=300"))
     restarted_at = dt.datetime.now(dt.UTC)
 
     tasks = await batch.finished(within=120)
@@ -288,14 +302,9 @@ async def test_uploads_wait_while_seaweedfs_is_down_none_lost_none_twice(
     chaos_farm: LocalFarm, batch: Batch, site: Site
 ) -> None:
     await batch.submit(20, site.url("/slow?ms=500"))
-    await assert_eventually(
-        lambda: batch.listed("TASK_STATUS_SUCCEEDED"), within=60, message="nothing finished"
-    )
-    await asyncio.to_thread(chaos_farm.stop_process, "seaweedfs")
-    # The outage itself is under test, not a wait for something: while it lasts,
-    # uploads meet a storage that cannot store.
-    await asyncio.sleep(3)
-    await asyncio.to_thread(chaos_farm.start_process, "seaweedfs")
+    await batch.some_reach("TASK_STATUS_SUCCEEDED")
+    async with outage(chaos_farm, "seaweedfs", seconds=3):
+        pass  # Uploads meanwhile meet a storage that cannot store.
 
     tasks = await batch.finished(within=120)
     await batch.check_none_lost_none_twice(tasks)

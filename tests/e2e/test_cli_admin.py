@@ -2,19 +2,25 @@
 and as the callers they must refuse."""
 
 import datetime as dt
-import json
 import secrets
-import subprocess
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from farm.auth.v1 import auth_pb2
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.conftest import KeyFactory, http_client
-from tests.e2e.test_cli import farm_command
+from tests.e2e.conftest import (
+    KeyFactory,
+    at_once,
+    farm_command,
+    farm_json,
+    http_client,
+    new_tenant,
+    printed,
+    refused,
+    side_by_side,
+)
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
@@ -24,40 +30,20 @@ BOOTSTRAP_TENANT = "default"
 Record = dict[str, Any]
 
 
-def new_tenant() -> str:
-    """A tenant no other test uses."""
-    return f"cli-{secrets.token_hex(4)}"
-
-
 @pytest.fixture(scope="module")
 def operator(make_key: KeyFactory) -> auth_pb2.CreateApiKeyResponse:
     """A fresh admin key of the bootstrap tenant, so no other test spends its rate."""
     return make_key("admin")
 
 
-def printed(result: subprocess.CompletedProcess[str]) -> Any:
-    """The JSON a successful command printed."""
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+def set_limits(farm: LocalFarm, tenant: str, *options: str, key: str) -> Any:
+    """`farm tenant limits TENANT OPTIONS` with `key`; the tenant it printed."""
+    return farm_json(farm, "tenant", "limits", tenant, *options, key=key)
 
 
-def side_by_side(farm: LocalFarm, *runs: tuple[str, tuple[str, ...]]) -> list[Any]:
-    """Runs `farm` commands, each (key, args), side by side: each takes ~1 s to start."""
-    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
-        return list(pool.map(lambda run: farm_command(farm, *run[1], key=run[0]), runs))
-
-
-def at_once(farm: LocalFarm, *commands: tuple[str, ...], key: str) -> list[Any]:
-    """Runs several `farm` commands with one key side by side."""
-    return side_by_side(farm, *((key, command) for command in commands))
-
-
-def refused(result: subprocess.CompletedProcess[str]) -> str:
-    """The one error line of a refused command, after checking it failed cleanly."""
-    assert result.returncode == 1, result.stdout
-    assert result.stdout == ""
-    assert result.stderr.count("\n") == 1, result.stderr
-    return result.stderr.strip()
+def set_rate(farm: LocalFarm, key_id: str, *options: str, key: str) -> Any:
+    """`farm key rate KEY_ID OPTIONS` with `key`; the API key it printed."""
+    return farm_json(farm, "key", "rate", key_id, *options, key=key)
 
 
 def audited(
@@ -71,7 +57,7 @@ def audited(
     seen: list[Record] = []
 
     def listed() -> list[Record] | None:
-        seen[:] = printed(farm_command(farm, "audit", *filters, key=key))["auditRecords"]
+        seen[:] = farm_json(farm, "audit", *filters, key=key)["auditRecords"]
         return list(seen) if found(seen) else None
 
     return eventually(
@@ -85,25 +71,21 @@ def audited(
 def test_an_operator_sets_a_tenants_quotas_and_get_and_whoami_show_them(
     farm: LocalFarm, operator: auth_pb2.CreateApiKeyResponse, make_key: KeyFactory
 ) -> None:
-    tenant = new_tenant()
+    tenant = new_tenant("cli")
     member = make_key("tasks.read", tenant=tenant)
-    defaults = printed(farm_command(farm, "tenant", "get", tenant, key=operator.secret))
+    defaults = farm_json(farm, "tenant", "get", tenant, key=operator.secret)
     default_limits = defaults["effectiveLimits"]
 
-    limited = printed(
-        farm_command(
-            farm,
-            "tenant",
-            "limits",
-            tenant,
-            "--max-queued-tasks",
-            "3",
-            "--max-running-tasks",
-            "2",
-            "--max-open-sessions",
-            "1",
-            key=operator.secret,
-        )
+    limited = set_limits(
+        farm,
+        tenant,
+        "--max-queued-tasks",
+        "3",
+        "--max-running-tasks",
+        "2",
+        "--max-open-sessions",
+        "1",
+        key=operator.secret,
     )
     got, me = side_by_side(
         farm, (operator.secret, ("tenant", "get", tenant)), (member.secret, ("whoami",))
@@ -132,26 +114,12 @@ def test_an_operator_sets_a_tenants_quotas_and_get_and_whoami_show_them(
 def test_a_quota_set_to_0_returns_to_the_default_and_the_others_stay(
     farm: LocalFarm, operator: auth_pb2.CreateApiKeyResponse
 ) -> None:
-    tenant = new_tenant()
-    first = printed(
-        farm_command(
-            farm,
-            "tenant",
-            "limits",
-            tenant,
-            "--max-queued-tasks",
-            "3",
-            "--max-artifact-bytes",
-            "4096",
-            key=operator.secret,
-        )
+    tenant = new_tenant("cli")
+    first = set_limits(
+        farm, tenant, "--max-queued-tasks", "3", "--max-artifact-bytes", "4096", key=operator.secret
     )
 
-    reset = printed(
-        farm_command(
-            farm, "tenant", "limits", tenant, "--max-queued-tasks", "0", key=operator.secret
-        )
-    )
+    reset = set_limits(farm, tenant, "--max-queued-tasks", "0", key=operator.secret)
 
     assert reset["createTime"] == first["createTime"]  # one tenant, made by the first call
     assert reset["limits"] == {
@@ -167,7 +135,7 @@ def test_a_quota_set_to_0_returns_to_the_default_and_the_others_stay(
 def test_a_tenant_admin_reads_its_tenant_but_is_refused_quotas_rates_and_others(
     farm: LocalFarm, make_key: KeyFactory
 ) -> None:
-    tenant = new_tenant()
+    tenant = new_tenant("cli")
     tenant_admin = make_key("admin", tenant=tenant)
 
     raised, faster, own, other, others_audit = at_once(
@@ -197,7 +165,7 @@ def test_a_tenant_admin_reads_its_tenant_but_is_refused_quotas_rates_and_others(
 def test_a_key_without_the_admin_scope_is_refused_every_admin_command(
     farm: LocalFarm, make_key: KeyFactory
 ) -> None:
-    reader = make_key("tasks.read", tenant=new_tenant())
+    reader = make_key("tasks.read", tenant=new_tenant("cli"))
     key_id = reader.api_key.id
 
     results = at_once(
@@ -208,7 +176,7 @@ def test_a_key_without_the_admin_scope_is_refused_every_admin_command(
         ("audit",),
         key=reader.secret,
     )
-    me = printed(farm_command(farm, "whoami", key=reader.secret))
+    me = farm_json(farm, "whoami", key=reader.secret)
 
     rpcs = [
         "/farm.auth.v1.AuthService/RotateApiKey",
@@ -225,11 +193,17 @@ def test_a_key_without_the_admin_scope_is_refused_every_admin_command(
     assert int(me["rateLimit"]["burst"]) < 1000
 
 
+def key_in_cache(farm: LocalFarm, make_key: KeyFactory) -> auth_pb2.CreateApiKeyResponse:
+    """A new tasks.read key that auth has checked once, so it is in auth's key cache."""
+    key = make_key("tasks.read")
+    farm_json(farm, "whoami", key=key.secret)
+    return key
+
+
 def test_key_rotate_prints_a_new_secret_and_the_old_one_works_until_the_grace_ends(
     farm: LocalFarm, operator: auth_pb2.CreateApiKeyResponse, make_key: KeyFactory
 ) -> None:
-    key = make_key("tasks.read")
-    printed(farm_command(farm, "whoami", key=key.secret))  # now in auth's key cache
+    key = key_in_cache(farm, make_key)
 
     result = farm_command(
         farm, "key", "rotate", key.api_key.id, "--grace-seconds", "2", key=operator.secret
@@ -266,13 +240,10 @@ def test_key_rotate_prints_a_new_secret_and_the_old_one_works_until_the_grace_en
 def test_key_rotate_without_grace_refuses_the_old_secret_at_once(
     farm: LocalFarm, operator: auth_pb2.CreateApiKeyResponse, make_key: KeyFactory
 ) -> None:
-    key = make_key("tasks.read")
-    printed(farm_command(farm, "whoami", key=key.secret))  # now in auth's key cache
+    key = key_in_cache(farm, make_key)
 
-    rotated = printed(
-        farm_command(
-            farm, "key", "rotate", key.api_key.id, "--grace-seconds", "0", key=operator.secret
-        )
+    rotated = farm_json(
+        farm, "key", "rotate", key.api_key.id, "--grace-seconds", "0", key=operator.secret
     )
     as_old, as_new = side_by_side(farm, (key.secret, ("whoami",)), (rotated["secret"], ("whoami",)))
 
@@ -286,12 +257,8 @@ def test_key_rate_sets_the_rate_whoami_shows_it_and_the_burst_is_enforced(
     key = make_key("tasks.read")
     key_id = key.api_key.id
 
-    rated = printed(
-        farm_command(
-            farm, "key", "rate", key_id, "--per-second", "1", "--burst", "2", key=operator.secret
-        )
-    )
-    me = printed(farm_command(farm, "whoami", key=key.secret))  # takes one of the 2 tokens
+    rated = set_rate(farm, key_id, "--per-second", "1", "--burst", "2", key=operator.secret)
+    me = farm_json(farm, "whoami", key=key.secret)  # takes one of the 2 tokens
     with http_client(farm, key.secret) as http:
         statuses = [http.get("/v1/whoami").status_code for _ in range(3)]
 
@@ -305,21 +272,11 @@ def test_key_rate_changes_only_the_fields_given_and_0_returns_to_the_default(
     farm: LocalFarm, operator: auth_pb2.CreateApiKeyResponse, make_key: KeyFactory
 ) -> None:
     key_id = make_key("tasks.read").api_key.id
-    default = printed(farm_command(farm, "key", "rate", key_id, key=operator.secret))
+    default = set_rate(farm, key_id, key=operator.secret)
 
-    printed(
-        farm_command(
-            farm, "key", "rate", key_id, "--per-second", "3", "--burst", "4", key=operator.secret
-        )
-    )
-    burst_only = printed(
-        farm_command(farm, "key", "rate", key_id, "--burst", "9", key=operator.secret)
-    )
-    reset = printed(
-        farm_command(
-            farm, "key", "rate", key_id, "--per-second", "0", "--burst", "0", key=operator.secret
-        )
-    )
+    set_rate(farm, key_id, "--per-second", "3", "--burst", "4", key=operator.secret)
+    burst_only = set_rate(farm, key_id, "--burst", "9", key=operator.secret)
+    reset = set_rate(farm, key_id, "--per-second", "0", "--burst", "0", key=operator.secret)
 
     assert default["rateLimit"] == {"perSecond": 0, "burst": 0}
     assert burst_only["rateLimit"] == {"perSecond": 3, "burst": 9}
@@ -349,18 +306,12 @@ def test_rotating_or_rating_an_unknown_key_names_it(
 def test_audit_lists_the_records_of_the_admin_commands(
     farm: LocalFarm, operator: auth_pb2.CreateApiKeyResponse, make_key: KeyFactory
 ) -> None:
-    tenant = new_tenant()
+    tenant = new_tenant("cli")
     tenant_admin = make_key("admin", tenant=tenant)
     key_id = tenant_admin.api_key.id
-    printed(
-        farm_command(
-            farm, "tenant", "limits", tenant, "--max-running-tasks", "5", key=operator.secret
-        )
-    )
-    printed(farm_command(farm, "key", "rate", key_id, "--burst", "20", key=operator.secret))
-    rotated = printed(
-        farm_command(farm, "key", "rotate", key_id, "--grace-seconds", "60", key=operator.secret)
-    )
+    set_limits(farm, tenant, "--max-running-tasks", "5", key=operator.secret)
+    set_rate(farm, key_id, "--burst", "20", key=operator.secret)
+    rotated = farm_json(farm, "key", "rotate", key_id, "--grace-seconds", "60", key=operator.secret)
     refused(
         farm_command(
             farm, "tenant", "limits", tenant, "--max-running-tasks", "500", key=rotated["secret"]

@@ -9,6 +9,7 @@ import grpc
 import httpx
 import pytest
 
+from farm.auth.v1 import auth_pb2
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import (
@@ -16,6 +17,7 @@ from tests.e2e.conftest import (
     KeyFactory,
     agent_metric,
     http_client,
+    new_tenant,
     refusal,
     unique_label,
 )
@@ -26,11 +28,6 @@ pytestmark = pytest.mark.e2e
 
 # No agent serves this region: a task there stays queued until cancelled.
 NOWHERE = "quota-nowhere"
-
-
-def new_tenant() -> str:
-    """A tenant no other test uses."""
-    return f"quota-{secrets.token_hex(4)}"
 
 
 def set_rate(admin: Client, key_id: str, per_second: int, burst: int) -> None:
@@ -46,6 +43,16 @@ def set_quotas(admin: Client, tenant: str, **quotas: int) -> dict[str, Any]:
     response = admin.http.patch(f"/v1/tenants/{tenant}/limits", json=quotas)
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+def writer_with_quotas(
+    admin: Client, make_key: KeyFactory, **quotas: int
+) -> auth_pb2.CreateApiKeyResponse:
+    """A tasks.write and tasks.read key of a new tenant whose quotas are `quotas`."""
+    tenant = new_tenant("quota")
+    key = make_key("tasks.write", "tasks.read", tenant=tenant)
+    set_quotas(admin, tenant, **quotas)
+    return key
 
 
 def test_a_key_over_its_rate_gets_429_with_retry_after(
@@ -86,7 +93,7 @@ def test_a_grpc_caller_over_its_rate_gets_resource_exhausted(
 def test_whoami_shows_the_limits_in_force(
     farm: LocalFarm, admin: Client, make_key: KeyFactory
 ) -> None:
-    tenant = new_tenant()
+    tenant = new_tenant("quota")
     key = make_key("tasks.read", tenant=tenant)
     set_rate(admin, key.api_key.id, per_second=7, burst=9)
     set_quotas(admin, tenant, maxQueuedTasks=3)
@@ -100,7 +107,7 @@ def test_whoami_shows_the_limits_in_force(
 
 
 def test_only_an_operator_may_change_limits(farm: LocalFarm, make_key: KeyFactory) -> None:
-    tenant = new_tenant()
+    tenant = new_tenant("quota")
     tenant_admin = make_key("admin", tenant=tenant)
 
     with http_client(farm, tenant_admin.secret) as http:
@@ -119,9 +126,7 @@ def test_the_queued_quota_admits_exactly_its_number_of_tasks(
     admin: Client,
     make_key: KeyFactory,
 ) -> None:
-    tenant = new_tenant()
-    key = make_key("tasks.write", "tasks.read", tenant=tenant)
-    set_quotas(admin, tenant, maxQueuedTasks=2)
+    key = writer_with_quotas(admin, make_key, maxQueuedTasks=2)
     spec = {"url": "http://quota.invalid/", "content": {}, "region": NOWHERE}
 
     with http_client(farm, key.secret) as http:
@@ -160,9 +165,7 @@ def test_the_running_quota_holds_a_second_task_queued_while_the_first_runs(
     make_key: KeyFactory,
     site: Site,
 ) -> None:
-    tenant = new_tenant()
-    key = make_key("tasks.write", "tasks.read", tenant=tenant)
-    set_quotas(admin, tenant, maxRunningTasks=1)
+    key = writer_with_quotas(admin, make_key, maxRunningTasks=1)
     gate = f"quota-{unique_label()['test']}"
 
     with http_client(farm, key.secret) as http:
@@ -201,9 +204,7 @@ def test_the_byte_quota_stores_up_to_exactly_its_size_then_fails_the_task(
 ) -> None:
     content = {"url": site.url("/page"), "content": {}}
     size = int(admin.run(content)["result"]["artifacts"][0]["sizeBytes"])
-    tenant = new_tenant()
-    key = make_key("tasks.write", "tasks.read", tenant=tenant)
-    set_quotas(admin, tenant, maxArtifactBytes=2 * size)
+    key = writer_with_quotas(admin, make_key, maxArtifactBytes=2 * size)
 
     with http_client(farm, key.secret) as http:
         client = Client(http, key.secret)

@@ -23,6 +23,7 @@ from playwright.async_api import Playwright, async_playwright
 from farm.sessions.v1 import sessions_pb2, sessions_pb2_grpc
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import Client, KeyFactory, http_client, png_size
+from tests.helpers import assert_eventually
 from tests.pages import Site
 
 pytestmark = pytest.mark.e2e
@@ -359,8 +360,11 @@ async def test_the_live_view_shows_the_sessions_screen_in_a_browser(
         try:
             page = await viewer.new_page()
             await page.goto(token["url"])
-            await page.wait_for_function(
-                "document.getElementById('screen').naturalWidth > 0", timeout=15000
+            # Polled with evaluate: the view's CSP forbids eval, which wait_for_function uses.
+            await assert_eventually(
+                lambda: page.evaluate("() => document.getElementById('screen').naturalWidth > 0"),
+                within=15,
+                message="the live view showed no frame of the session's screen",
             )
             assert await page.text_content("#state") == "live"
             # The token opened the view once; a second use is refused.

@@ -11,8 +11,8 @@ from google.api import annotations_pb2
 from google.protobuf.descriptor import MethodDescriptor
 
 from farm_core.scopes import RPC_RULES
-from tests.unit.core.test_rpc_rules import ALL_METHODS, full_name
 from tests.unit.markdown import heading_anchors
+from tests.unit.rpcs import ALL_METHODS, full_name
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"

@@ -6,14 +6,17 @@ AgentEvents are collected as they come out.
 
 import contextlib
 import hashlib
+import secrets
+import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import nats
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -21,6 +24,7 @@ from nats.js.errors import NotFoundError
 from prometheus_client import REGISTRY
 
 from farm.queue.v1 import queue_pb2
+from farm.sessions.v1 import sessions_pb2
 from farm.storage.v1 import artifacts_pb2, ingest_pb2, ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import CapturedArtifact
@@ -33,11 +37,14 @@ from farm_agent.kv import (
     TASK_WAITS_BUCKET,
     TENANT_SLOTS_BUCKET,
 )
+from farm_agent.places import Places
+from farm_agent.saved.client import BaselineImage, BaselineKey, MadeBaseline
+from farm_agent.sessions.manager import SessionManager
+from farm_agent.sessions.session import OpenSession
 from farm_agent.settings import AgentSettings
 from farm_agent.work.intake import WorkIntake
 from farm_agent.work.priorities import PRECEDENCE
 from farm_agent.work.uploader import ArtifactUploader
-from farm_cli.launcher.processes import free_port
 from farm_core.identity import Identity, current_identity
 from farm_core.queue import (
     ANY_REGION,
@@ -48,10 +55,10 @@ from farm_core.queue import (
     ensure_streams,
     task_subject,
 )
-from farm_core.server import ServiceHost
+from farm_core.sessions import sessions_bucket
 from farm_core.settings import FarmSettings
 from farm_core.task_errors import ErrorCode
-from tests.helpers import assert_eventually
+from tests.helpers import StandInService, assert_eventually, serving
 
 QUEUED = tasks_pb2.TASK_STATUS_QUEUED
 RUNNING = tasks_pb2.TASK_STATUS_RUNNING
@@ -83,18 +90,25 @@ def agent_settings(home: Path, **overrides: object) -> AgentSettings:
     return AgentSettings(**values)
 
 
-@pytest.fixture(scope="module")
-async def shared_pool(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[BrowserPool]:
-    """One browser pool for a module's tests (launching Chromium takes a second)."""
+@contextlib.asynccontextmanager
+async def running_pool(settings: AgentSettings) -> AsyncIterator[BrowserPool]:
+    """A started browser pool, closed when the block ends; skips the test without Chromium."""
     if not HAVE_CHROMIUM:
         pytest.skip(f"no Chromium at {CHROMIUM}")
-    # A short FARM_HOME keeps Chromium's socket path under the scratch directory.
-    pool = BrowserPool(agent_settings(tmp_path_factory.mktemp("h"), id="shared"))
+    pool = BrowserPool(settings)
     await pool.start()
     try:
         yield pool
     finally:
         await pool.close()
+
+
+@pytest.fixture(scope="module")
+async def shared_pool(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[BrowserPool]:
+    """One browser pool for a module's tests (launching Chromium takes a second)."""
+    # A short FARM_HOME keeps Chromium's socket path under the scratch directory.
+    async with running_pool(agent_settings(tmp_path_factory.mktemp("h"), id="shared")) as pool:
+        yield pool
 
 
 class SettingsFactory:
@@ -158,29 +172,6 @@ class FakeIngest(ingest_pb2_grpc.ArtifactIngestServiceServicer):
         )
 
 
-class FakeStorageService:
-    """A farm service serving FakeIngest, with the real identity and scope checks."""
-
-    name = "fake-storage"
-    method_scopes: Mapping[str, str] = {UPLOAD_METHOD: "internal"}
-
-    def __init__(self) -> None:
-        self.ingest = FakeIngest()
-
-    async def start(self) -> None:
-        pass
-
-    def register(self, server: grpc.aio.Server) -> Sequence[str]:
-        ingest_pb2_grpc.add_ArtifactIngestServiceServicer_to_server(self.ingest, server)
-        return ["farm.storage.v1.ArtifactIngestService"]
-
-    async def drain(self, grace_seconds: float) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
-
-
 @dataclass(frozen=True)
 class FakeStorage:
     """The running fake storage service: where it listens and what it received."""
@@ -192,15 +183,17 @@ class FakeStorage:
 @pytest.fixture
 async def fake_storage(tmp_path: Path) -> AsyncIterator[FakeStorage]:
     """A storage stand-in on a free port that checks the `internal` scope like the real one."""
-    service = FakeStorageService()
-    host = ServiceHost(
-        service, FarmSettings(FARM_HOME=tmp_path, FARM_IDENTITY_SECRET=SECRET), free_port()
+    ingest = FakeIngest()
+    service = StandInService(
+        "fake-storage",
+        {UPLOAD_METHOD: "internal"},
+        ingest,
+        ingest_pb2_grpc.add_ArtifactIngestServiceServicer_to_server,
+        "farm.storage.v1.ArtifactIngestService",
     )
-    await host.start()
-    try:
-        yield FakeStorage(host.address, service.ingest)
-    finally:
-        await host.stop(1)
+    settings = FarmSettings(FARM_HOME=tmp_path, FARM_IDENTITY_SECRET=SECRET)
+    async with serving(service, settings) as host:
+        yield FakeStorage(host.address, ingest)
 
 
 class FakeUploader:
@@ -227,6 +220,37 @@ class FakeUploader:
 
     async def close(self) -> None:
         pass
+
+
+class FakeSavedState:
+    """Stands in for storage's baselines and profiles: in memory, per tenant."""
+
+    def __init__(self, uploader: FakeUploader) -> None:
+        self._uploader = uploader
+        self.baselines: dict[tuple[str, BaselineKey], BaselineImage] = {}
+        self.profiles: dict[tuple[str, str], bytes] = {}
+
+    async def baseline_image(self, tenant: str, key: BaselineKey) -> BaselineImage | None:
+        return self.baselines.get((tenant, key))
+
+    async def create_baseline(
+        self, tenant: str, key: BaselineKey, artifact_id: str
+    ) -> MadeBaseline:
+        existing = self.baselines.get((tenant, key))
+        if existing is not None:
+            return MadeBaseline(existing.id, created=False)
+        number = int(artifact_id.removeprefix("artifact-"))
+        stored_tenant, _, artifact = self._uploader.uploads[number - 1]
+        assert stored_tenant == tenant, "a baseline made from another tenant's artifact"
+        made = BaselineImage(f"bsl_{len(self.baselines) + 1}", artifact.data)
+        self.baselines[(tenant, key)] = made
+        return MadeBaseline(made.id, created=True)
+
+    async def load_profile(self, tenant: str, name: str) -> bytes:
+        return self.profiles.get((tenant, name), b"")
+
+    async def save_profile(self, tenant: str, name: str, state: bytes) -> None:
+        self.profiles[(tenant, name)] = state
 
 
 class Events:
@@ -299,12 +323,17 @@ def uploader() -> FakeUploader:
     return FakeUploader()
 
 
+@pytest.fixture
+def saved(uploader: FakeUploader) -> FakeSavedState:
+    return FakeSavedState(uploader)
+
+
 StartIntake = Callable[..., Awaitable[WorkIntake]]
 
 
 @pytest.fixture
 async def start_intake(
-    nats_server, js: JetStreamContext, shared_pool: BrowserPool, make_settings, uploader
+    nats_server, js: JetStreamContext, shared_pool: BrowserPool, make_settings, uploader, saved
 ) -> AsyncIterator[StartIntake]:
     """Starts intakes on the shared pool (id "agent-under-test" unless given); closes them."""
     started: list[WorkIntake] = []
@@ -313,7 +342,8 @@ async def start_intake(
         settings = make_settings(
             **{"NATS_URL": nats_server.url, "id": "agent-under-test", **overrides}
         )
-        intake = WorkIntake(settings, BrowserSpecRunner(shared_pool, settings), storage or uploader)
+        runner = BrowserSpecRunner(shared_pool, settings)
+        intake = WorkIntake(settings, runner, storage or uploader, saved=saved)
         await intake.start()
         started.append(intake)
         return intake
@@ -354,6 +384,12 @@ async def is_zero(count: Awaitable[int]) -> bool:
     return await count == 0
 
 
+async def start_two_agents(start_intake: StartIntake, **settings: object) -> None:
+    """Starts the intakes of "agent-a" and "agent-b", three tasks at once each, on one pool."""
+    for name in ("agent-a", "agent-b"):
+        await start_intake(id=name, concurrency=3, **settings)
+
+
 def once(spec: tasks_pb2.TaskSpec) -> tasks_pb2.TaskSpec:
     """`spec` with a single attempt: a wait that counted as an attempt would fail the task."""
     spec.max_attempts = 1
@@ -363,3 +399,42 @@ def once(spec: tasks_pb2.TaskSpec) -> tasks_pb2.TaskSpec:
 def waits(reason: str) -> float:
     """Deliveries handed back to wait for `reason` so far (in this process)."""
     return REGISTRY.get_sample_value("agent_task_waits_total", {"reason": reason}) or 0.0
+
+
+@pytest.fixture
+async def manager(
+    shared_pool: BrowserPool,
+    make_settings: Callable[..., AgentSettings],
+    js: JetStreamContext,
+    uploader: FakeUploader,
+) -> AsyncIterator[SessionManager]:
+    """A session manager on the shared pool, its routes in NATS; its sessions closed after."""
+    settings = make_settings(session_spare_browsers=0)
+    manager = SessionManager(settings, shared_pool, uploader, Places(2))
+    manager.attach(js, await sessions_bucket(js), "127.0.0.1:1")
+    try:
+        yield manager
+    finally:
+        await manager.drain(0)
+
+
+async def open_session(
+    manager: SessionManager, viewport: tasks_pb2.Viewport | None = None
+) -> OpenSession:
+    """Opens a session of tenant "acme" (320x240 unless told) as the scheduler's order would."""
+    expire_time = Timestamp()
+    expire_time.FromSeconds(int(time.time()) + 600)
+    order = queue_pb2.OpenSessionOrder(
+        session_id=f"ses_{secrets.token_hex(8)}",
+        tenant="acme",
+        spec=sessions_pb2.SessionSpec(
+            viewport=viewport or tasks_pb2.Viewport(width=320, height=240),
+            idle_timeout_seconds=600,
+            max_lifetime_seconds=600,
+        ),
+        expire_time=expire_time,
+    )
+    await manager.open(order)
+    session = manager.find(order.session_id)
+    assert session is not None
+    return session

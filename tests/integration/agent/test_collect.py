@@ -6,8 +6,7 @@ recorded since the previous command that collected the same kind.
 """
 
 import json
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,15 +14,13 @@ import pytest
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import Capture
-from farm_agent.browser.observers import ContextObserver
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import BrowserSpecRunner
 from farm_agent.sessions.commands import run_command
-from farm_agent.sessions.screencast import Screencast
+from farm_agent.sessions.manager import SessionManager
 from farm_agent.sessions.session import OpenSession
-from farm_agent.sessions.warm import DEFAULT_SCREEN, start_browser
 from farm_agent.settings import AgentSettings
-from tests.integration.agent.conftest import FakeUploader
+from tests.integration.agent.conftest import FakeUploader, open_session
 from tests.pages import Site, serve_site
 
 pytestmark = pytest.mark.integration
@@ -171,24 +168,9 @@ async def test_nothing_is_collected_unless_asked(runner: BrowserSpecRunner, site
 
 
 @pytest.fixture
-async def session(
-    shared_pool: BrowserPool, make_settings: Callable[..., AgentSettings], tmp_path: Path
-) -> AsyncIterator[OpenSession]:
+async def session(manager: SessionManager) -> OpenSession:
     """A session as the manager opens it: its own browser, egress listener and observer."""
-    warm = await start_browser(shared_pool, make_settings(), DEFAULT_SCREEN, tmp_path / "s")
-    yield OpenSession(
-        session_id="ses_collect",
-        tenant="acme",
-        spec=sessions_pb2.SessionSpec(),
-        browser=warm.browser,
-        egress=warm.egress,
-        screencast=Screencast(DEFAULT_SCREEN.width, DEFAULT_SCREEN.height),
-        expires_at=float("inf"),
-        folder=warm.folder,
-        observer=ContextObserver(warm.browser.context, warm.egress),
-        resources=warm.resources,
-    )
-    await warm.resources.aclose()
+    return await open_session(manager, tasks_pb2.Viewport(width=1280, height=800))
 
 
 async def command(

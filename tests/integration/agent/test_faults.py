@@ -27,6 +27,7 @@ from tests.integration.agent.conftest import (
     StartIntake,
     content_of,
     publish,
+    running_pool,
 )
 
 pytestmark = pytest.mark.integration
@@ -157,12 +158,8 @@ async def stubborn_pool(
         max_browsers=1,
         close_timeout_seconds=0.5,
     )
-    pool = BrowserPool(settings)
-    await pool.start()
-    try:
+    async with running_pool(settings) as pool:
         yield pool
-    finally:
-        await pool.close()
 
 
 def main_browser_pids(scratch: Path) -> set[int]:

@@ -13,20 +13,22 @@ from tests.integration.agent.conftest import (
     StartIntake,
     content_of,
     publish,
+    start_two_agents,
 )
 
 pytestmark = pytest.mark.integration
 
 
-async def start_two_agents(start_intake: StartIntake, **limits: object) -> None:
-    for name in ("agent-a", "agent-b"):
-        await start_intake(id=name, concurrency=3, host_wait_seconds=0.3, **limits)
+# Agents that find the host busy ask again soon.
+HOST_WAIT_SECONDS = 0.3
 
 
 async def test_two_agents_never_run_more_than_k_tasks_at_once_on_one_host(
     js, start_intake: StartIntake, events: Events, site
 ) -> None:
-    await start_two_agents(start_intake, host_max_concurrency=2, host_max_rate=100)
+    await start_two_agents(
+        start_intake, host_wait_seconds=HOST_WAIT_SECONDS, host_max_concurrency=2, host_max_rate=100
+    )
     counter = uuid.uuid4().hex
     # Each page waits (15 s at most) until two are in flight, so the two held slots are seen
     # together however slowly a loaded machine sets up the contexts around them, then holds
@@ -48,7 +50,12 @@ async def test_task_starts_on_one_host_keep_to_the_rate(
     js, start_intake: StartIntake, events: Events, site
 ) -> None:
     rate = 2.0
-    await start_two_agents(start_intake, host_max_concurrency=10, host_max_rate=rate)
+    await start_two_agents(
+        start_intake,
+        host_wait_seconds=HOST_WAIT_SECONDS,
+        host_max_concurrency=10,
+        host_max_rate=rate,
+    )
     task_ids = [await publish(js, content_of(site)) for _ in range(7)]
 
     starts = []

@@ -7,6 +7,7 @@ import uuid
 import pytest
 from google.protobuf import json_format
 from nats.aio.client import Client
+from nats.js import JetStreamContext
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
@@ -21,11 +22,13 @@ from tests.integration.agent.conftest import (
     SUCCEEDED,
     Events,
     FakeUploader,
+    StartIntake,
     content_of,
     is_zero,
     publish,
     queued_tasks,
 )
+from tests.pages import Site
 
 pytestmark = pytest.mark.integration
 
@@ -94,13 +97,24 @@ async def test_extract_results_travel_as_json(js, start_intake, events: Events, 
     }
 
 
-async def test_high_tasks_queued_behind_a_running_task_go_before_earlier_low_ones(
-    js, start_intake, events: Events, site
-) -> None:
+async def hold_the_only_slot(
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
+) -> tuple[str, str]:
+    """Starts an intake of one task at a time, busy with a task its gate page holds open.
+
+    The gate's name and the holding task's id.
+    """
     gate = f"gate-{uuid.uuid4().hex[:8]}"
     slow = await publish(js, content_of(site, f"/gate/{gate}"), NORMAL)
     await start_intake(concurrency=1, poll_seconds=60)
     await assert_eventually(lambda: slow in events.started(), message="slow task not started")
+    return gate, slow
+
+
+async def test_high_tasks_queued_behind_a_running_task_go_before_earlier_low_ones(
+    js, start_intake, events: Events, site
+) -> None:
+    gate, slow = await hold_the_only_slot(js, start_intake, events, site)
     lows = [await publish(js, content_of(site), LOW) for _ in range(2)]
     highs = [await publish(js, content_of(site), HIGH) for _ in range(4)]
 
@@ -121,10 +135,7 @@ async def test_high_tasks_queued_behind_a_running_task_go_before_earlier_low_one
 async def test_low_tasks_are_served_while_high_tasks_keep_coming(
     js, start_intake, events: Events, site
 ) -> None:
-    gate = f"gate-{uuid.uuid4().hex[:8]}"
-    slow = await publish(js, content_of(site, f"/gate/{gate}"), NORMAL)
-    await start_intake(concurrency=1, poll_seconds=60)
-    await assert_eventually(lambda: slow in events.started(), message="slow task not started")
+    gate, _ = await hold_the_only_slot(js, start_intake, events, site)
     low = await publish(js, content_of(site), LOW)
     highs = [await publish(js, content_of(site), HIGH) for _ in range(12)]
 

@@ -21,17 +21,24 @@ SCREENSHOT = CapturedArtifact(
 )
 
 
+async def upload_once(
+    settings: AgentSettings, task_id: str, retry: RetryPolicy = FAST_RETRY
+) -> tasks_pb2.ArtifactRef:
+    """Uploads SCREENSHOT of `task_id` (tenant acme) with an uploader of its own."""
+    uploader = StorageUploader(settings, retry)
+    try:
+        return await uploader.upload("acme", task_id, SCREENSHOT)
+    finally:
+        await uploader.close()
+
+
 async def test_an_artifact_goes_as_header_then_chunks_with_the_agents_identity(
     fake_storage, make_settings: Callable[..., AgentSettings]
 ) -> None:
     settings = make_settings(
         id="agent-7", storage_address=fake_storage.address, upload_chunk_bytes=256 * 1024
     )
-    uploader = StorageUploader(settings)
-    try:
-        ref = await uploader.upload("acme", "task-1", SCREENSHOT)
-    finally:
-        await uploader.close()
+    ref = await upload_once(settings, "task-1")
 
     [stored] = fake_storage.ingest.stored
     assert (stored.identity.tenant, stored.identity.key_id) == ("acme", "agent-7")
@@ -58,11 +65,7 @@ async def test_unavailable_storage_is_retried_until_it_answers(
     fake_storage, make_settings: Callable[..., AgentSettings]
 ) -> None:
     fake_storage.ingest.unavailable_left = 2
-    uploader = StorageUploader(make_settings(storage_address=fake_storage.address), FAST_RETRY)
-    try:
-        ref = await uploader.upload("acme", "task-2", SCREENSHOT)
-    finally:
-        await uploader.close()
+    ref = await upload_once(make_settings(storage_address=fake_storage.address), "task-2")
     assert ref.id == "artifact-1"
     assert len(fake_storage.ingest.stored) == 1
 
@@ -71,12 +74,8 @@ async def test_storage_down_for_every_retry_fails_with_upload_failed(
     make_settings: Callable[..., AgentSettings],
 ) -> None:
     address = f"127.0.0.1:{free_port()}"
-    uploader = StorageUploader(make_settings(storage_address=address), FAST_RETRY)
-    try:
-        with pytest.raises(TaskFailure) as caught:
-            await uploader.upload("acme", "task-3", SCREENSHOT)
-    finally:
-        await uploader.close()
+    with pytest.raises(TaskFailure) as caught:
+        await upload_once(make_settings(storage_address=address), "task-3")
     assert caught.value.code is ErrorCode.UPLOAD_FAILED
     assert "UNAVAILABLE" in caught.value.message
     assert address in caught.value.message
@@ -88,14 +87,9 @@ async def test_a_refused_identity_fails_at_once_without_retrying(
     settings = make_settings(
         storage_address=fake_storage.address, FARM_IDENTITY_SECRET="another-secret-" + "x" * 32
     )
-    uploader = StorageUploader(
-        settings, RetryPolicy(attempts=5, first_delay_seconds=30, max_delay_seconds=30)
-    )
-    try:
-        with pytest.raises(TaskFailure) as caught:
-            await uploader.upload("acme", "task-4", SCREENSHOT)
-    finally:
-        await uploader.close()
+    patient = RetryPolicy(attempts=5, first_delay_seconds=30, max_delay_seconds=30)
+    with pytest.raises(TaskFailure) as caught:
+        await upload_once(settings, "task-4", patient)
     assert caught.value.code is ErrorCode.UPLOAD_FAILED
     assert "UNAUTHENTICATED" in caught.value.message
     assert fake_storage.ingest.stored == []

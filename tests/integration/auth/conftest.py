@@ -16,9 +16,8 @@ from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm_auth.server import AuthService
 from farm_auth.settings import AuthSettings
-from farm_cli.launcher.processes import free_port
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
-from farm_core.server import ServiceHost
+from tests.helpers import serving
 
 SECRET = "i" * 40
 RPC_TIMEOUT = 10.0
@@ -126,27 +125,17 @@ class Auth:
 @contextlib.asynccontextmanager
 async def running_auth(settings: AuthSettings) -> AsyncIterator[Auth]:
     """Serves an auth service with `settings` on a free port until the block ends."""
-    host = ServiceHost(AuthService(settings), settings, free_port())
-    await host.start()
-    try:
-        async with grpc.aio.insecure_channel(host.address) as channel:
-            yield Auth(
-                keys=auth_pb2_grpc.AuthServiceStub(channel),
-                authorization=external_auth_pb2_grpc.AuthorizationStub(channel),
-                admin_key=settings.resolved_admin_key() or "",
-                settings=settings,
-                address=host.address,
-            )
-    finally:
-        await host.stop(1)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> str:
-    """The auth service's database: its default SQLite file, or a fresh PostgreSQL one."""
-    if request.param == "sqlite":
-        return ""
-    return str(request.getfixturevalue("postgres_url"))
+    async with (
+        serving(AuthService(settings), settings) as host,
+        grpc.aio.insecure_channel(host.address) as channel,
+    ):
+        yield Auth(
+            keys=auth_pb2_grpc.AuthServiceStub(channel),
+            authorization=external_auth_pb2_grpc.AuthorizationStub(channel),
+            admin_key=settings.resolved_admin_key() or "",
+            settings=settings,
+            address=host.address,
+        )
 
 
 @pytest.fixture

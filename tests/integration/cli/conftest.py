@@ -2,6 +2,7 @@
 services, and stand-in packages that play the farm's services.
 """
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +23,20 @@ from farm_cli.launcher.tls import TlsFiles, load_or_create_local_tls
 from tests.unit.cli.fake_services import FakeFarm, start_fake_farm
 
 ROOT = find_project_root(Path(__file__).parent)
+
+
+def running(pid: int) -> bool:
+    """Whether a process `pid` exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def pid_files(home: Path) -> dict[str, int]:
+    """The PIDs the launcher recorded under `home`/run, by process name."""
+    return {path.stem: int(path.read_text()) for path in (home / "run").glob("*.pid")}
 
 
 @pytest.fixture

@@ -11,20 +11,12 @@ import pytest
 from farm_cli.launcher.config import FarmPorts
 from farm_cli.launcher.infra import binary
 from tests.helpers import eventually
-from tests.integration.cli.conftest import ROOT
+from tests.integration.cli.conftest import ROOT, pid_files, running
 
 pytestmark = pytest.mark.integration
 
 # Variables that would make `farm up` use outside infrastructure or keys.
 OUTSIDE = ("NATS_URL", "S3_ENDPOINT", "DATABASE_URL", "FARM_ADMIN_KEY", "FARM_IDENTITY_SECRET")
-
-
-def running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture
@@ -52,6 +44,19 @@ def farm_up(farm_env: dict[str, str], farm_home: Path) -> Iterator[subprocess.Po
         output.close()
 
 
+def farm_up_at_once(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`farm up ARGS` run in `cwd` that is expected to exit at once; what it printed."""
+    return subprocess.run(
+        [binary("farm"), "up", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def output_of(farm_home: Path) -> str:
     return (farm_home.parent / "farm-up.out").read_text()
 
@@ -67,20 +72,12 @@ def test_farm_up_restarts_a_killed_process_and_sigterm_stops_everything(
     )
     assert farm_up.poll() is None, output_of(farm_home)
     run_dir = farm_home / "run"
-    pids = {path.stem: int(path.read_text()) for path in run_dir.glob("*.pid")}
+    pids = pid_files(farm_home)
     assert set(pids) == {"nats", "seaweedfs", "envoy"}
     assert all(running(pid) for pid in pids.values())
     assert (run_dir / "farm.lock").read_text().strip() == str(farm_up.pid)
 
-    second = subprocess.run(
-        [binary("farm"), "up", "--infra-only"],
-        cwd=ROOT,
-        env=farm_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    second = farm_up_at_once(ROOT, farm_env, "--infra-only")
     assert second.returncode == 1
     assert f"a farm is already running with FARM_HOME {farm_home}" in second.stderr
     assert all(running(pid) for pid in pids.values())
@@ -93,7 +90,7 @@ def test_farm_up_restarts_a_killed_process_and_sigterm_stops_everything(
         message="nats was not restarted",
     )
     assert "nats died (signal 9); restarting in 1 s" in output_of(farm_home)
-    pids = {path.stem: int(path.read_text()) for path in run_dir.glob("*.pid")}
+    pids = pid_files(farm_home)
     assert set(pids) == {"nats", "seaweedfs", "envoy"}
     assert all(running(pid) for pid in pids.values())
 
@@ -106,14 +103,6 @@ def test_farm_up_restarts_a_killed_process_and_sigterm_stops_everything(
 
 def test_farm_up_outside_a_checkout_says_where_it_looked(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "FARM_HOME"}
-    result = subprocess.run(
-        [binary("farm"), "up"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = farm_up_at_once(tmp_path, env)
     assert result.returncode == 1
     assert result.stderr.startswith("error: no browserfarm checkout found from")

@@ -5,11 +5,11 @@ import os
 import signal
 import socket
 import stat
-from pathlib import Path
 
 import httpx
 import nats
 import pytest
+from minio import Minio
 
 from farm_cli.launcher import infra
 from farm_cli.launcher.config import FarmConfig
@@ -17,22 +17,11 @@ from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.lock import FarmAlreadyRunning, FarmLock
 from farm_cli.launcher.processes import StartupError, port_open
 from tests.helpers import assert_eventually
+from tests.integration.cli.conftest import pid_files, running
 
 pytestmark = pytest.mark.integration
 
 INFRASTRUCTURE = ["nats", "seaweedfs", "envoy"]
-
-
-def running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def pid_files(home: Path) -> dict[str, int]:
-    return {path.stem: int(path.read_text()) for path in (home / "run").glob("*.pid")}
 
 
 def test_infrastructure_comes_up_and_stops_without_a_trace(infra_config: FarmConfig) -> None:
@@ -72,12 +61,7 @@ def test_keys_and_stored_objects_survive_a_restart(infra_config: FarmConfig) -> 
         assert (infra_config.home / "admin-key").read_text().strip() == first_key
         assert farm.s3.credentials == first_s3.credentials
         client = infra.s3_client(farm.s3.endpoint, farm.s3.credentials)
-        stored = client.get_object("farm-artifacts", "t/kept")
-        try:
-            assert stored.read() == b"kept"
-        finally:
-            stored.close()
-            stored.release_conn()
+        assert object_bytes(client, "t/kept") == b"kept"
 
 
 def test_a_second_launcher_on_the_same_home_refuses_and_touches_nothing(
@@ -144,12 +128,7 @@ async def test_stopped_seaweedfs_and_nats_start_again_with_their_data(
         farm.start_process("nats")
         farm.start_process("seaweedfs")
         assert await first_message_of_the_stream(farm.nats_url) == b"queued"
-        stored = client.get_object("farm-artifacts", "t/kept")
-        try:
-            assert stored.read() == b"kept"
-        finally:
-            stored.close()
-            stored.release_conn()
+        assert object_bytes(client, "t/kept") == b"kept"
         assert set(pid_files(infra_config.home)) == set(INFRASTRUCTURE)
 
 
@@ -170,3 +149,13 @@ async def first_message_of_the_stream(nats_url: str) -> bytes:
         return bytes(message.data or b"")
     finally:
         await connection.close()
+
+
+def object_bytes(client: Minio, key: str) -> bytes:
+    """The bytes of object `key` in the farm's bucket."""
+    stored = client.get_object("farm-artifacts", key)
+    try:
+        return stored.read()
+    finally:
+        stored.close()
+        stored.release_conn()

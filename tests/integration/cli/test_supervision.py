@@ -6,7 +6,6 @@ the signals.
 """
 
 import json
-import os
 import signal
 from collections.abc import Iterator
 from dataclasses import replace
@@ -20,18 +19,11 @@ from farm_cli.launcher.health import grpc_serving
 from farm_cli.launcher.supervisor import Phase, RestartPolicy
 from tests.conftest import NatsServer, S3Server
 from tests.helpers import assert_eventually
+from tests.integration.cli.conftest import running
 
 pytestmark = pytest.mark.integration
 
 QUICK = RestartPolicy(first_delay=0.5, max_delay=2, stable_after=60)
-
-
-def running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def starts(record: Path, name: str) -> list[int]:

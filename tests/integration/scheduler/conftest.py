@@ -12,14 +12,13 @@ import datetime as dt
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 import nats
 import pytest
-from google.protobuf import json_format
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
@@ -28,7 +27,6 @@ from nats.js.errors import NotFoundError
 from farm.admin.v1 import admin_pb2_grpc
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
-from farm_cli.launcher.processes import free_port
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
 from farm_core.queue import (
     AGENTS_BUCKET,
@@ -40,17 +38,25 @@ from farm_core.queue import (
     event_subject,
 )
 from farm_core.quotas import TenantQuotas
-from farm_core.server import ServiceHost
 from farm_core.timestamps import to_timestamp
 from farm_scheduler.events import DURABLE_NAME
 from farm_scheduler.server import SchedulerService
 from farm_scheduler.settings import SchedulerSettings
+from farm_scheduler.validation import validate_spec
 from tests.conftest import NatsServer
-from tests.helpers import assert_eventually
+from tests.helpers import assert_eventually, serving, task_spec
 
 SECRET = "scheduler-test-secret-" + "s" * 24
 RPC_TIMEOUT = 10.0
 WRITE = ("tasks.write", "tasks.read")
+
+QUEUED = tasks_pb2.TASK_STATUS_QUEUED
+RUNNING = tasks_pb2.TASK_STATUS_RUNNING
+SUCCEEDED = tasks_pb2.TASK_STATUS_SUCCEEDED
+FAILED = tasks_pb2.TASK_STATUS_FAILED
+CANCELLED = tasks_pb2.TASK_STATUS_CANCELLED
+TIMEOUT = tasks_pb2.TaskError(code="TIMEOUT", message="navigation timed out", retryable=True)
+"""A retryable failure, as an agent reports a navigation that timed out."""
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -64,14 +70,6 @@ def token(
         tenant, f"key_{tenant}", frozenset(scopes), operator=operator, quotas=quotas
     )
     return ((IDENTITY_HEADER, IdentityCodec(SECRET).encode(identity)),)
-
-
-def task_spec(**fields: Any) -> tasks_pb2.TaskSpec:
-    """A TaskSpec from its JSON form; a screenshot of example.com unless told otherwise."""
-    body: dict[str, Any] = {"url": "https://example.com/", "screenshot": {}, **fields}
-    return json_format.ParseDict(
-        {key: value for key, value in body.items() if value is not None}, tasks_pb2.TaskSpec()
-    )
 
 
 @dataclass
@@ -196,11 +194,21 @@ class Scheduler:
             tenant or self.tenant, *(scopes or self.scopes), operator=operator, quotas=quotas
         )
 
-    async def create(self, quotas: TenantQuotas | None = None, **fields: Any) -> tasks_pb2.Task:
-        """CreateTask of task_spec(**fields), by a tenant with `quotas` if given."""
+    async def create(
+        self, quotas: TenantQuotas | None = None, metadata: Metadata | None = None, **fields: Any
+    ) -> tasks_pb2.Task:
+        """CreateTask of task_spec(**fields), by a tenant with `quotas` (or with `metadata`)."""
         return await self.tasks.CreateTask(
             tasks_pb2.CreateTaskRequest(spec=task_spec(**fields)),
-            metadata=self.auth(quotas=quotas),
+            metadata=metadata or self.auth(quotas=quotas),
+            timeout=RPC_TIMEOUT,
+        )
+
+    async def run(self, **fields: Any) -> tasks_pb2.Task:
+        """RunTask of task_spec(**fields) as the test's tenant."""
+        return await self.tasks.RunTask(
+            tasks_pb2.RunTaskRequest(spec=task_spec(**fields)),
+            metadata=self.auth(),
             timeout=RPC_TIMEOUT,
         )
 
@@ -216,10 +224,42 @@ class Scheduler:
 
         return list(await asyncio.gather(*(one() for _ in range(count))))
 
-    async def get(self, task_id: str) -> tasks_pb2.Task:
-        """GetTask as the test's tenant."""
+    async def get(self, task_id: str, metadata: Metadata | None = None) -> tasks_pb2.Task:
+        """GetTask as the test's tenant (or with `metadata`)."""
         return await self.tasks.GetTask(
-            tasks_pb2.GetTaskRequest(id=task_id), metadata=self.auth(), timeout=RPC_TIMEOUT
+            tasks_pb2.GetTaskRequest(id=task_id),
+            metadata=metadata or self.auth(),
+            timeout=RPC_TIMEOUT,
+        )
+
+    async def cancel(self, task_id: str, metadata: Metadata | None = None) -> tasks_pb2.Task:
+        """CancelTask as the test's tenant (or with `metadata`)."""
+        return await self.tasks.CancelTask(
+            tasks_pb2.CancelTaskRequest(id=task_id),
+            metadata=metadata or self.auth(),
+            timeout=RPC_TIMEOUT,
+        )
+
+    def watch(
+        self, task_id: str, metadata: Metadata | None = None
+    ) -> AsyncIterator[tasks_pb2.TaskEvent]:
+        """WatchTask's events as the test's tenant (or with `metadata`)."""
+        return aiter(
+            self.tasks.WatchTask(
+                tasks_pb2.WatchTaskRequest(id=task_id),
+                metadata=metadata or self.auth(),
+                timeout=RPC_TIMEOUT,
+            )
+        )
+
+    async def list_tasks(
+        self, metadata: Metadata | None = None, **request: Any
+    ) -> tasks_pb2.ListTasksResponse:
+        """ListTasks of `request`'s fields as the test's tenant (or with `metadata`)."""
+        return await self.tasks.ListTasks(
+            tasks_pb2.ListTasksRequest(**request),
+            metadata=metadata or self.auth(),
+            timeout=RPC_TIMEOUT,
         )
 
     async def status(self, task_id: str) -> tasks_pb2.TaskStatus.ValueType:
@@ -228,12 +268,6 @@ class Scheduler:
 
 
 StartScheduler = Callable[..., Awaitable[Scheduler]]
-
-
-@dataclass
-class _Running:
-    hosts: list[ServiceHost] = field(default_factory=list)
-    channels: list[grpc.aio.Channel] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -251,49 +285,51 @@ async def start_scheduler(
     Watchers poll only once a minute, so a test that waits for a change proves
     that the change woke them.
     """
-    running = _Running()
     tenant = f"tenant-{secrets.token_hex(4)}"
+    async with contextlib.AsyncExitStack() as running:
 
-    async def start(**overrides: Any) -> Scheduler:
-        values: dict[str, Any] = {
-            "FARM_HOME": farm_home,
-            "FARM_IDENTITY_SECRET": SECRET,
-            "NATS_URL": nats_server.url,
-            "FARM_SCHEDULER_DATABASE_URL": database_url,
-            "republish_interval_seconds": 0.2,
-            "deadline_sweep_interval_seconds": 0.1,
-            "watch_poll_seconds": 60,
-            **overrides,
-        }
-        settings = SchedulerSettings(**values)
-        service = SchedulerService(settings)
-        host = ServiceHost(service, settings, free_port())
-        await host.start()
-        running.hosts.append(host)
-        channel = grpc.aio.insecure_channel(host.address)
-        running.channels.append(channel)
-        return Scheduler(
-            service,
-            settings,
-            tasks_pb2_grpc.TaskServiceStub(channel),
-            admin_pb2_grpc.AdminServiceStub(channel),
-            tenant,
-            channel,
-        )
+        async def start(**overrides: Any) -> Scheduler:
+            values: dict[str, Any] = {
+                "FARM_HOME": farm_home,
+                "FARM_IDENTITY_SECRET": SECRET,
+                "NATS_URL": nats_server.url,
+                "FARM_SCHEDULER_DATABASE_URL": database_url,
+                "republish_interval_seconds": 0.2,
+                "deadline_sweep_interval_seconds": 0.1,
+                "watch_poll_seconds": 60,
+                **overrides,
+            }
+            settings = SchedulerSettings(**values)
+            service = SchedulerService(settings)
+            host = await running.enter_async_context(serving(service, settings))
+            channel = await running.enter_async_context(grpc.aio.insecure_channel(host.address))
+            return Scheduler(
+                service,
+                settings,
+                tasks_pb2_grpc.TaskServiceStub(channel),
+                admin_pb2_grpc.AdminServiceStub(channel),
+                tenant,
+                channel,
+            )
 
-    try:
         yield start
-    finally:
-        for channel in running.channels:
-            await channel.close()
-        for host in reversed(running.hosts):
-            await host.stop(1)
 
 
 @pytest.fixture
 async def scheduler(start_scheduler: StartScheduler) -> Scheduler:
     """One scheduler on the test's database and fresh streams."""
     return await start_scheduler()
+
+
+@pytest.fixture
+async def hand_run_scheduler(start_scheduler: StartScheduler) -> Scheduler:
+    """A scheduler whose republisher waits an hour between rounds: the test runs them itself."""
+    return await start_scheduler(republish_interval_seconds=3600)
+
+
+def stored_spec(**fields: Any) -> tasks_pb2.TaskSpec:
+    """task_spec(**fields) validated, as the scheduler stores it."""
+    return validate_spec(task_spec(**fields), max_attempts_cap=10, default_timeout_ms=30000)
 
 
 def succeeded_result() -> tasks_pb2.TaskResult:
@@ -315,15 +351,19 @@ def succeeded_result() -> tasks_pb2.TaskResult:
 
 
 async def until(
-    scheduler: Scheduler, task_id: str, status: tasks_pb2.TaskStatus.ValueType, attempts: int
+    scheduler: Scheduler,
+    task_id: str,
+    status: tasks_pb2.TaskStatus.ValueType,
+    attempts: int | None = None,
 ) -> tasks_pb2.Task:
-    """Waits until GetTask reports `status` after `attempts` attempts; the task then."""
+    """Waits until GetTask reports `status` (after `attempts` attempts, if given); the task then."""
 
     async def there() -> bool:
         task = await scheduler.get(task_id)
-        return (task.status, task.attempts) == (status, attempts)
+        return task.status == status and attempts in (None, task.attempts)
 
-    await assert_eventually(there, message=f"task {task_id} never reached {status}/{attempts}")
+    after = "" if attempts is None else f"/{attempts}"
+    await assert_eventually(there, message=f"task {task_id} never reached {status}{after}")
     return await scheduler.get(task_id)
 
 

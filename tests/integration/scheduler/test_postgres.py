@@ -13,24 +13,22 @@ from farm_core.db import async_database_url, utcnow
 from farm_core.quotas import TenantQuotas
 from farm_core.timestamps import to_timestamp
 from farm_scheduler.store import TaskStore
-from farm_scheduler.validation import validate_spec
 from tests.helpers import assert_eventually
 from tests.integration.scheduler.conftest import (
+    FAILED,
+    QUEUED,
     RPC_TIMEOUT,
+    RUNNING,
+    TIMEOUT,
     Queue,
     Scheduler,
     StartScheduler,
+    stored_spec,
     succeeded_result,
-    task_spec,
     until,
 )
 
 pytestmark = pytest.mark.integration
-
-QUEUED = tasks_pb2.TASK_STATUS_QUEUED
-RUNNING = tasks_pb2.TASK_STATUS_RUNNING
-FAILED = tasks_pb2.TASK_STATUS_FAILED
-TIMEOUT = tasks_pb2.TaskError(code="TIMEOUT", message="navigation timed out", retryable=True)
 
 
 @pytest.fixture
@@ -52,10 +50,8 @@ async def test_task_lifecycle_on_postgresql(scheduler: Scheduler, queue: Queue) 
     await assert_eventually(succeeded, message="the task did not succeed")
     done = await scheduler.get(task.id)
     assert (done.attempts, done.result) == (1, succeeded_result())
-    listed = await scheduler.tasks.ListTasks(
-        tasks_pb2.ListTasksRequest(status=tasks_pb2.TASK_STATUS_SUCCEEDED, label=["job=nightly"]),
-        metadata=scheduler.auth(),
-        timeout=RPC_TIMEOUT,
+    listed = await scheduler.list_tasks(
+        status=tasks_pb2.TASK_STATUS_SUCCEEDED, label=["job=nightly"]
     )
     assert [each.id for each in listed.tasks] == [task.id]
 
@@ -66,21 +62,9 @@ async def test_list_pages_and_idempotency_on_postgresql(scheduler: Scheduler, qu
     assert (await scheduler.create()).id not in created
     assert (await scheduler.create()).id not in created
 
-    first = await scheduler.tasks.ListTasks(
-        tasks_pb2.ListTasksRequest(page_size=3),
-        metadata=scheduler.auth(),
-        timeout=RPC_TIMEOUT,
-    )
-    second = await scheduler.tasks.ListTasks(
-        tasks_pb2.ListTasksRequest(page_size=3, page_token=first.next_page_token),
-        metadata=scheduler.auth(),
-        timeout=RPC_TIMEOUT,
-    )
-    third = await scheduler.tasks.ListTasks(
-        tasks_pb2.ListTasksRequest(page_size=3, page_token=second.next_page_token),
-        metadata=scheduler.auth(),
-        timeout=RPC_TIMEOUT,
-    )
+    first = await scheduler.list_tasks(page_size=3)
+    second = await scheduler.list_tasks(page_size=3, page_token=first.next_page_token)
+    third = await scheduler.list_tasks(page_size=3, page_token=second.next_page_token)
     ids = [each.id for page in (first, second, third) for each in page.tasks]
     assert len(ids) == len(set(ids)) == 7
     assert ids[2:][::-1] == created
@@ -91,9 +75,7 @@ async def test_concurrent_creates_with_one_key_make_one_task(postgres_url: str) 
     store = TaskStore(async_database_url(postgres_url, Path("unused.db")))
     await store.start()
     try:
-        spec = validate_spec(
-            task_spec(idempotencyKey="once"), max_attempts_cap=10, default_timeout_ms=30000
-        )
+        spec = stored_spec(idempotencyKey="once")
         results = await asyncio.gather(*(store.create("acme", spec) for _ in range(8)))
     finally:
         await store.close()
@@ -119,11 +101,7 @@ async def test_concurrent_creates_never_pass_the_queued_quota_on_postgresql(
 
     assert codes.count(grpc.StatusCode.OK) == 5
     assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 15
-    listed = await replicas[0].tasks.ListTasks(
-        tasks_pb2.ListTasksRequest(page_size=100),
-        metadata=replicas[0].auth(),
-        timeout=RPC_TIMEOUT,
-    )
+    listed = await replicas[0].list_tasks(page_size=100)
     assert len(listed.tasks) == 5
 
 

@@ -6,15 +6,12 @@ import asyncio
 import grpc
 import pytest
 
-from farm.tasks.v1 import tasks_pb2
 from farm_core.quotas import TenantQuotas
-from farm_scheduler.validation import validate_spec
 from tests.integration.scheduler.conftest import (
     Queue,
     Scheduler,
-    StartScheduler,
     rpc_error,
-    task_spec,
+    stored_spec,
 )
 
 pytestmark = pytest.mark.integration
@@ -26,9 +23,7 @@ async def test_concurrent_creates_never_pass_the_queued_quota(scheduler: Schedul
     codes = await scheduler.create_at_once(20, TenantQuotas(max_queued_tasks=5))
 
     assert sorted(codes, key=str) == sorted([OK] * 5 + [EXHAUSTED] * 15, key=str)
-    listed = await scheduler.tasks.ListTasks(
-        tasks_pb2.ListTasksRequest(page_size=100), metadata=scheduler.auth(), timeout=10
-    )
+    listed = await scheduler.list_tasks(page_size=100)
     assert len(listed.tasks) == 5
 
 
@@ -72,11 +67,10 @@ async def test_the_running_quota_refuses_no_task_and_rides_on_each_work_item(
 
 
 async def test_a_republished_task_keeps_its_tenants_running_quota(
-    start_scheduler: StartScheduler, queue: Queue
+    hand_run_scheduler: Scheduler, queue: Queue
 ) -> None:
-    # A long interval: the test runs the round itself.
-    scheduler = await start_scheduler(republish_interval_seconds=3600)
-    spec = validate_spec(task_spec(), max_attempts_cap=10, default_timeout_ms=30000)
+    scheduler = hand_run_scheduler
+    spec = stored_spec()
     # Stored but never published, as when NATS refused CreateTask's publish.
     record, _ = await scheduler.service.store.create(
         scheduler.tenant, spec, TenantQuotas(max_running_tasks=3)

@@ -9,10 +9,14 @@ import pytest
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher.processes import free_port
 from farm_core.queue import TASK_STREAM, Priority, task_subject
-from farm_scheduler.validation import validate_spec
 from tests.conftest import NatsServer
 from tests.helpers import assert_eventually
-from tests.integration.scheduler.conftest import Queue, StartScheduler, task_spec
+from tests.integration.scheduler.conftest import (
+    Queue,
+    Scheduler,
+    StartScheduler,
+    stored_spec,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -111,12 +115,11 @@ async def test_task_accepted_while_nats_is_unreachable_is_published_later(
 
 
 async def test_republisher_publishes_each_unpublished_queued_task_once(
-    start_scheduler: StartScheduler, queue: Queue
+    hand_run_scheduler: Scheduler, queue: Queue
 ) -> None:
-    # A long interval: the test runs the rounds itself.
-    scheduler = await start_scheduler(republish_interval_seconds=3600)
+    scheduler = hand_run_scheduler
     store, tenant = scheduler.service.store, scheduler.tenant
-    spec = validate_spec(task_spec(), max_attempts_cap=10, default_timeout_ms=30000)
+    spec = stored_spec()
     # Stored but never published, as when NATS refused CreateTask's publish.
     waiting, _ = await store.create(tenant, spec)
     cancelled, _ = await store.create(tenant, spec)

@@ -25,26 +25,25 @@ from farm_core.queue import (
     task_subject,
 )
 from farm_core.timestamps import from_timestamp, to_timestamp
-from farm_scheduler.validation import validate_spec
 from tests.helpers import assert_eventually
 from tests.integration.scheduler.conftest import (
+    FAILED,
+    QUEUED,
     RPC_TIMEOUT,
+    RUNNING,
+    SUCCEEDED,
+    TIMEOUT,
     Queue,
     Scheduler,
     StartScheduler,
     rpc_error,
+    stored_spec,
     succeeded_result,
-    task_spec,
     until,
 )
 
 pytestmark = pytest.mark.integration
 
-QUEUED = tasks_pb2.TASK_STATUS_QUEUED
-RUNNING = tasks_pb2.TASK_STATUS_RUNNING
-SUCCEEDED = tasks_pb2.TASK_STATUS_SUCCEEDED
-FAILED = tasks_pb2.TASK_STATUS_FAILED
-TIMEOUT = tasks_pb2.TaskError(code="TIMEOUT", message="navigation timed out", retryable=True)
 SELECTOR = tasks_pb2.TaskError(code="SELECTOR_NOT_FOUND", message="#missing")
 ADMIN = "admin"
 
@@ -96,11 +95,7 @@ async def test_two_retryable_failures_then_success_keep_three_attempts(
 ) -> None:
     retried = sample("farm_tasks_retried_total")
     task = await scheduler.create()
-    watch = aiter(
-        scheduler.tasks.WatchTask(
-            tasks_pb2.WatchTaskRequest(id=task.id), metadata=scheduler.auth(), timeout=RPC_TIMEOUT
-        )
-    )
+    watch = aiter(scheduler.watch(task.id))
     assert (await anext(watch)).status == QUEUED
 
     seen: list[tasks_pb2.TaskEvent] = []
@@ -138,21 +133,13 @@ async def test_two_retryable_failures_then_success_keep_three_attempts(
         each.HasField("start_time") and each.HasField("finish_time")
         for each in done.attempt_history
     )
-    listed = await scheduler.tasks.ListTasks(
-        tasks_pb2.ListTasksRequest(), metadata=scheduler.auth(), timeout=RPC_TIMEOUT
-    )
+    listed = await scheduler.list_tasks()
     assert list(listed.tasks) == [done]
     assert sample("farm_tasks_retried_total") == retried + 2
 
 
 async def test_run_task_waits_across_retries(scheduler: Scheduler, queue: Queue) -> None:
-    run = asyncio.ensure_future(
-        scheduler.tasks.RunTask(
-            tasks_pb2.RunTaskRequest(spec=task_spec()),
-            metadata=scheduler.auth(),
-            timeout=RPC_TIMEOUT,
-        )
-    )
+    run = asyncio.ensure_future(scheduler.run())
     item = await queue.take()
     await queue.report(item.task_id, RUNNING, 1)
     await retry(queue, item.task_id, 1)
@@ -241,12 +228,11 @@ async def test_requeue_of_a_task_that_has_not_failed_is_refused(
 
 
 async def test_dead_letter_held_back_while_nats_is_down_is_published_later(
-    start_scheduler: StartScheduler, queue: Queue
+    hand_run_scheduler: Scheduler, queue: Queue
 ) -> None:
-    # A long interval: the test runs the rounds itself.
-    scheduler = await start_scheduler(republish_interval_seconds=3600)
+    scheduler = hand_run_scheduler
     store, tenant = scheduler.service.store, scheduler.tenant
-    spec = validate_spec(task_spec(), max_attempts_cap=10, default_timeout_ms=30000)
+    spec = stored_spec()
     record, _ = await store.create(tenant, spec)
     # Applied straight to SQL, as if NATS went away before the dead letter could go out.
     failure = queue_pb2.AgentEvent(
@@ -300,11 +286,7 @@ async def test_run_task_returns_by_its_deadline(start_scheduler: StartScheduler)
     scheduler = await start_scheduler(run_deadline_grace_seconds=1)
     deadline = utcnow() + dt.timedelta(seconds=1)
 
-    task = await scheduler.tasks.RunTask(
-        tasks_pb2.RunTaskRequest(spec=task_spec(deadline=to_timestamp(deadline).ToJsonString())),
-        metadata=scheduler.auth(),
-        timeout=RPC_TIMEOUT,
-    )
+    task = await scheduler.run(deadline=to_timestamp(deadline).ToJsonString())
 
     assert (task.status, task.error.code) == (FAILED, "DEADLINE_EXCEEDED")
 

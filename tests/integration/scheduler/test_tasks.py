@@ -2,6 +2,7 @@
 
 import asyncio
 import re
+from typing import Any
 
 import grpc
 import pytest
@@ -13,37 +14,21 @@ from farm.tasks.v1 import tasks_pb2
 from farm_core.queue import TASK_STREAM, Priority, cancel_bucket, cancel_subject, task_subject
 from tests.helpers import assert_eventually
 from tests.integration.scheduler.conftest import (
+    CANCELLED,
+    FAILED,
+    QUEUED,
     RPC_TIMEOUT,
+    RUNNING,
+    SUCCEEDED,
     Queue,
     Scheduler,
     StartScheduler,
+    rpc_error,
     succeeded_result,
-    task_spec,
+    until,
 )
 
 pytestmark = pytest.mark.integration
-
-QUEUED = tasks_pb2.TASK_STATUS_QUEUED
-RUNNING = tasks_pb2.TASK_STATUS_RUNNING
-SUCCEEDED = tasks_pb2.TASK_STATUS_SUCCEEDED
-FAILED = tasks_pb2.TASK_STATUS_FAILED
-CANCELLED = tasks_pb2.TASK_STATUS_CANCELLED
-
-
-async def reaches(scheduler: Scheduler, task_id: str, status: int) -> None:
-    """Waits until GetTask reports `status`."""
-
-    async def check() -> bool:
-        return await scheduler.status(task_id) == status
-
-    await assert_eventually(check, message=f"task {task_id} never reached {status}")
-
-
-async def rpc_error(call: object) -> grpc.aio.AioRpcError:
-    """The error the awaited call fails with."""
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call  # type: ignore[misc]
-    return caught.value
 
 
 async def test_created_task_is_queued_and_published_once_with_its_id(
@@ -78,14 +63,12 @@ async def test_agent_events_move_the_task_to_running_then_succeeded(
     assert item.task_id == task.id
 
     await queue.report(task.id, RUNNING)
-    await reaches(scheduler, task.id, RUNNING)
-    running = await scheduler.get(task.id)
+    running = await until(scheduler, task.id, RUNNING)
     assert (running.attempts, running.agent_id) == (1, queue.agent_id)
     assert running.HasField("start_time") and not running.HasField("finish_time")
 
     await queue.report(task.id, SUCCEEDED, result=succeeded_result())
-    await reaches(scheduler, task.id, SUCCEEDED)
-    done = await scheduler.get(task.id)
+    done = await until(scheduler, task.id, SUCCEEDED)
     assert done.result == succeeded_result()
     assert done.finish_time.ToDatetime() >= done.start_time.ToDatetime()
     assert not done.HasField("error")
@@ -97,7 +80,7 @@ async def test_failed_task_keeps_the_agents_error(scheduler: Scheduler, queue: Q
     error = tasks_pb2.TaskError(code="NAVIGATION_FAILED", message="net::ERR_NAME_NOT_RESOLVED")
     await queue.report(task.id, FAILED, error=error)
 
-    await reaches(scheduler, task.id, FAILED)
+    await until(scheduler, task.id, FAILED)
     assert (await scheduler.get(task.id)).error == error
 
 
@@ -105,8 +88,7 @@ async def test_repeated_and_late_events_change_nothing(scheduler: Scheduler, que
     task = await scheduler.create()
     await queue.report(task.id, RUNNING)
     await queue.report(task.id, SUCCEEDED, result=succeeded_result())
-    await reaches(scheduler, task.id, SUCCEEDED)
-    done = await scheduler.get(task.id)
+    done = await until(scheduler, task.id, SUCCEEDED)
 
     # Redeliveries of the same reports, a late start and a contradicting end.
     await queue.report(task.id, SUCCEEDED, result=tasks_pb2.TaskResult(http_status=500))
@@ -138,9 +120,7 @@ async def test_cancelled_queued_task_is_announced_to_agents_and_stays_cancelled(
     task = await scheduler.create()
     notices = await queue.nc.subscribe(cancel_subject(task.id))
 
-    cancelled = await scheduler.tasks.CancelTask(
-        tasks_pb2.CancelTaskRequest(id=task.id), metadata=scheduler.auth(), timeout=RPC_TIMEOUT
-    )
+    cancelled = await scheduler.cancel(task.id)
 
     assert cancelled.status == CANCELLED
     assert cancelled.HasField("finish_time")
@@ -161,12 +141,9 @@ async def test_cancel_of_an_ended_task_returns_it_unchanged(
 ) -> None:
     task = await scheduler.create()
     await queue.report(task.id, SUCCEEDED, result=succeeded_result())
-    await reaches(scheduler, task.id, SUCCEEDED)
-    done = await scheduler.get(task.id)
+    done = await until(scheduler, task.id, SUCCEEDED)
 
-    answer = await scheduler.tasks.CancelTask(
-        tasks_pb2.CancelTaskRequest(id=task.id), metadata=scheduler.auth(), timeout=RPC_TIMEOUT
-    )
+    answer = await scheduler.cancel(task.id)
 
     assert answer == done
     bucket = await cancel_bucket(queue.js)
@@ -178,10 +155,7 @@ async def test_watch_streams_each_change_and_ends_on_the_final_state(
     scheduler: Scheduler, queue: Queue
 ) -> None:
     task = await scheduler.create()
-    stream = scheduler.tasks.WatchTask(
-        tasks_pb2.WatchTaskRequest(id=task.id), metadata=scheduler.auth(), timeout=RPC_TIMEOUT
-    )
-    events = aiter(stream)
+    events = scheduler.watch(task.id)
 
     first = await anext(events)
     assert (first.task_id, first.status, first.task.id) == (task.id, QUEUED, task.id)
@@ -205,16 +179,9 @@ async def test_watch_of_an_ended_task_sends_it_once_and_ends(
     scheduler: Scheduler, queue: Queue
 ) -> None:
     task = await scheduler.create()
-    await scheduler.tasks.CancelTask(
-        tasks_pb2.CancelTaskRequest(id=task.id), metadata=scheduler.auth(), timeout=RPC_TIMEOUT
-    )
+    await scheduler.cancel(task.id)
 
-    events = [
-        event
-        async for event in scheduler.tasks.WatchTask(
-            tasks_pb2.WatchTaskRequest(id=task.id), metadata=scheduler.auth(), timeout=RPC_TIMEOUT
-        )
-    ]
+    events = [event async for event in scheduler.watch(task.id)]
 
     assert [event.status for event in events] == [CANCELLED]
 
@@ -227,29 +194,17 @@ async def test_watch_on_another_replica_hears_changes_applied_elsewhere(
     # The watching replica applies no events itself: every change comes from the other.
     await watcher.service.drain(0)
     task = await applier.create()
-    events = aiter(
-        watcher.tasks.WatchTask(
-            tasks_pb2.WatchTaskRequest(id=task.id), metadata=watcher.auth(), timeout=RPC_TIMEOUT
-        )
-    )
+    events = watcher.watch(task.id)
     assert (await anext(events)).status == QUEUED
 
     await queue.report(task.id, RUNNING)
     assert (await anext(events)).status == RUNNING
-    await applier.tasks.CancelTask(
-        tasks_pb2.CancelTaskRequest(id=task.id), metadata=applier.auth(), timeout=RPC_TIMEOUT
-    )
+    await applier.cancel(task.id)
     assert (await anext(events)).status == CANCELLED
 
 
 async def test_run_task_returns_the_finished_task(scheduler: Scheduler, queue: Queue) -> None:
-    run = asyncio.ensure_future(
-        scheduler.tasks.RunTask(
-            tasks_pb2.RunTaskRequest(spec=task_spec()),
-            metadata=scheduler.auth(),
-            timeout=RPC_TIMEOUT,
-        )
-    )
+    run = asyncio.ensure_future(scheduler.run())
     item = await queue.take()
     await queue.report(item.task_id, RUNNING)
     assert not run.done()
@@ -265,11 +220,7 @@ async def test_run_task_returns_the_task_as_it_stands_when_its_time_is_up(
 ) -> None:
     scheduler = await start_scheduler(run_queue_wait_seconds=0)
 
-    task = await scheduler.tasks.RunTask(
-        tasks_pb2.RunTaskRequest(spec=task_spec(timeoutMs=1000)),
-        metadata=scheduler.auth(),
-        timeout=RPC_TIMEOUT,
-    )
+    task = await scheduler.run(timeoutMs=1000)
 
     assert task.status == QUEUED
     assert await queue.subjects() == {task_subject("", Priority.NORMAL): 1}
@@ -281,11 +232,7 @@ async def test_list_pages_through_tasks_newest_first(scheduler: Scheduler) -> No
     pages: list[list[str]] = []
     token = ""
     for _ in range(5):
-        page = await scheduler.tasks.ListTasks(
-            tasks_pb2.ListTasksRequest(page_size=2, page_token=token),
-            metadata=scheduler.auth(),
-            timeout=RPC_TIMEOUT,
-        )
+        page = await scheduler.list_tasks(page_size=2, page_token=token)
         pages.append([task.id for task in page.tasks])
         token = page.next_page_token
         if not token:
@@ -299,16 +246,10 @@ async def test_list_filters_by_status_and_labels(scheduler: Scheduler) -> None:
     nightly_web = await scheduler.create(labels={"job": "nightly", "team": "web"})
     nightly = await scheduler.create(labels={"job": "nightly"})
     hourly = await scheduler.create(labels={"job": "hourly"})
-    await scheduler.tasks.CancelTask(
-        tasks_pb2.CancelTaskRequest(id=nightly.id), metadata=scheduler.auth(), timeout=RPC_TIMEOUT
-    )
+    await scheduler.cancel(nightly.id)
 
     async def listed(**request: object) -> list[str]:
-        page = await scheduler.tasks.ListTasks(
-            tasks_pb2.ListTasksRequest(**request),  # type: ignore[arg-type]
-            metadata=scheduler.auth(),
-            timeout=RPC_TIMEOUT,
-        )
+        page = await scheduler.list_tasks(**request)
         return [task.id for task in page.tasks]
 
     assert await listed(status=CANCELLED) == [nightly.id]
@@ -328,10 +269,9 @@ async def test_same_idempotency_key_returns_the_first_task(
 ) -> None:
     first = await scheduler.create(idempotencyKey="nightly-2025-01-01")
     again = await scheduler.create(idempotencyKey="nightly-2025-01-01", region="eu")
-    other_tenant = await scheduler.tasks.CreateTask(
-        tasks_pb2.CreateTaskRequest(spec=task_spec(idempotencyKey="nightly-2025-01-01")),
+    other_tenant = await scheduler.create(
         metadata=scheduler.auth("tasks.write", tenant="someone-else"),
-        timeout=RPC_TIMEOUT,
+        idempotencyKey="nightly-2025-01-01",
     )
 
     assert again == first
@@ -344,23 +284,15 @@ async def test_another_tenants_task_is_not_found(scheduler: Scheduler) -> None:
     stranger = scheduler.auth("tasks.read", "tasks.write", tenant="someone-else")
 
     for call in (
-        scheduler.tasks.GetTask(
-            tasks_pb2.GetTaskRequest(id=task.id), metadata=stranger, timeout=RPC_TIMEOUT
-        ),
-        scheduler.tasks.CancelTask(
-            tasks_pb2.CancelTaskRequest(id=task.id), metadata=stranger, timeout=RPC_TIMEOUT
-        ),
+        scheduler.get(task.id, stranger),
+        scheduler.cancel(task.id, stranger),
     ):
         assert (await rpc_error(call)).code() == grpc.StatusCode.NOT_FOUND
-    watch = scheduler.tasks.WatchTask(
-        tasks_pb2.WatchTaskRequest(id=task.id), metadata=stranger, timeout=RPC_TIMEOUT
-    )
+    watch = scheduler.watch(task.id, stranger)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await anext(aiter(watch))
+        await anext(watch)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
-    listed = await scheduler.tasks.ListTasks(
-        tasks_pb2.ListTasksRequest(), metadata=stranger, timeout=RPC_TIMEOUT
-    )
+    listed = await scheduler.list_tasks(metadata=stranger)
     assert list(listed.tasks) == []
     assert (await scheduler.get(task.id)).status == QUEUED
 
@@ -369,33 +301,23 @@ async def test_malformed_task_id_is_not_found(scheduler: Scheduler) -> None:
     for task_id in ("*", "a b", "events.>", "0" * 33):
         error = await rpc_error(scheduler.get(task_id))
         assert error.code() == grpc.StatusCode.NOT_FOUND
-        watch = scheduler.tasks.WatchTask(
-            tasks_pb2.WatchTaskRequest(id=task_id), metadata=scheduler.auth(), timeout=RPC_TIMEOUT
-        )
+        watch = scheduler.watch(task_id)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await anext(aiter(watch))
+            await anext(watch)
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     error = await rpc_error(scheduler.get(""))
     assert (error.code(), error.details()) == (grpc.StatusCode.INVALID_ARGUMENT, "id: is required")
 
 
 async def test_script_needs_the_script_scope(scheduler: Scheduler, queue: Queue) -> None:
-    request = tasks_pb2.CreateTaskRequest(
-        spec=task_spec(screenshot=None, script={"source": "() => document.title"})
-    )
+    script: dict[str, Any] = {"screenshot": None, "script": {"source": "() => document.title"}}
 
-    error = await rpc_error(
-        scheduler.tasks.CreateTask(
-            request, metadata=scheduler.auth("tasks.write"), timeout=RPC_TIMEOUT
-        )
-    )
+    error = await rpc_error(scheduler.create(metadata=scheduler.auth("tasks.write"), **script))
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "script" in (error.details() or "")
     assert await queue.subjects() == {}
 
-    task = await scheduler.tasks.CreateTask(
-        request, metadata=scheduler.auth("tasks.write", "script"), timeout=RPC_TIMEOUT
-    )
+    task = await scheduler.create(metadata=scheduler.auth("tasks.write", "script"), **script)
     assert task.status == QUEUED
 
 
@@ -404,18 +326,10 @@ async def test_methods_need_their_scopes(scheduler: Scheduler) -> None:
     reader, writer = scheduler.auth("tasks.read"), scheduler.auth("tasks.write")
 
     denied = [
-        scheduler.tasks.CreateTask(
-            tasks_pb2.CreateTaskRequest(spec=task_spec()), metadata=reader, timeout=RPC_TIMEOUT
-        ),
-        scheduler.tasks.CancelTask(
-            tasks_pb2.CancelTaskRequest(id=task.id), metadata=reader, timeout=RPC_TIMEOUT
-        ),
-        scheduler.tasks.GetTask(
-            tasks_pb2.GetTaskRequest(id=task.id), metadata=writer, timeout=RPC_TIMEOUT
-        ),
-        scheduler.tasks.ListTasks(
-            tasks_pb2.ListTasksRequest(), metadata=writer, timeout=RPC_TIMEOUT
-        ),
+        scheduler.create(metadata=reader),
+        scheduler.cancel(task.id, reader),
+        scheduler.get(task.id, writer),
+        scheduler.list_tasks(metadata=writer),
     ]
     for call in denied:
         assert (await rpc_error(call)).code() == grpc.StatusCode.PERMISSION_DENIED
@@ -424,20 +338,12 @@ async def test_methods_need_their_scopes(scheduler: Scheduler) -> None:
 async def test_invalid_spec_is_refused_and_nothing_is_written(
     scheduler: Scheduler, queue: Queue
 ) -> None:
-    for bad in (task_spec(timeoutMs=5), task_spec(url="ftp://example.com/")):
-        error = await rpc_error(
-            scheduler.tasks.CreateTask(
-                tasks_pb2.CreateTaskRequest(spec=bad),
-                metadata=scheduler.auth(),
-                timeout=RPC_TIMEOUT,
-            )
-        )
+    for bad in ({"timeoutMs": 5}, {"url": "ftp://example.com/"}):
+        error = await rpc_error(scheduler.create(**bad))
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (error.details() or "").startswith("url: ")
 
-    listed = await scheduler.tasks.ListTasks(
-        tasks_pb2.ListTasksRequest(), metadata=scheduler.auth(), timeout=RPC_TIMEOUT
-    )
+    listed = await scheduler.list_tasks()
     assert list(listed.tasks) == []
     assert await queue.subjects() == {}
 
@@ -470,12 +376,10 @@ async def test_metrics_count_tasks_and_time_their_queue_and_run(
     await scheduler.create(priority="PRIORITY_LOW", idempotencyKey="same")
     await scheduler.create(priority="PRIORITY_LOW", idempotencyKey="same")
     other = await scheduler.create(priority="PRIORITY_LOW")
-    await scheduler.tasks.CancelTask(
-        tasks_pb2.CancelTaskRequest(id=other.id), metadata=scheduler.auth(), timeout=RPC_TIMEOUT
-    )
+    await scheduler.cancel(other.id)
     await queue.report(task.id, RUNNING)
     await queue.report(task.id, SUCCEEDED, result=succeeded_result())
-    await reaches(scheduler, task.id, SUCCEEDED)
+    await until(scheduler, task.id, SUCCEEDED)
 
     assert sample("farm_tasks_created_total", priority="low") == created + 3
     assert sample("farm_tasks_finished_total", status="succeeded") == succeeded + 1

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 from minio import Minio
 
-from farm.storage.v1 import artifacts_pb2_grpc, ingest_pb2, ingest_pb2_grpc
+from farm.storage.v1 import (
+    artifacts_pb2,
+    artifacts_pb2_grpc,
+    baselines_pb2_grpc,
+    ingest_pb2,
+    ingest_pb2_grpc,
+    profiles_pb2_grpc,
+)
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher import infra
-from farm_cli.launcher.processes import free_port
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
-from farm_core.server import ServiceHost
 from farm_storage.server import StorageService
 from farm_storage.settings import StorageSettings
 from tests.conftest import S3Server
+from tests.helpers import serving
 
 SECRET = "s" * 40
 MAX_ARTIFACT_BYTES = 256 * 1024
@@ -63,10 +71,14 @@ class Storage:
 
     artifacts: artifacts_pb2_grpc.ArtifactServiceAsyncStub
     ingest: ingest_pb2_grpc.ArtifactIngestServiceAsyncStub
+    baselines: baselines_pb2_grpc.BaselineServiceAsyncStub
+    profiles: profiles_pb2_grpc.ProfileServiceAsyncStub
     s3: Minio
     bucket: str
     tenant: str
     database_url: str
+    # host:port of the service, for clients that open their own channel (the agents').
+    address: str
 
     async def upload(
         self,
@@ -110,6 +122,47 @@ class Storage:
             requests(), metadata=metadata or agent_token(), timeout=RPC_TIMEOUT
         )
 
+    def reader(self) -> Metadata:
+        """Call metadata of a key of the test's tenant that may read artifacts."""
+        return token(self.tenant, "artifacts.read")
+
+    def get(self, artifact_id: str, metadata: Metadata | None = None) -> Any:
+        """GetArtifact (a call to await) as a reader of the test's tenant, or with `metadata`."""
+        return self.artifacts.GetArtifact(
+            artifacts_pb2.GetArtifactRequest(id=artifact_id),
+            metadata=metadata or self.reader(),
+            timeout=RPC_TIMEOUT,
+        )
+
+    def content(self, artifact_id: str, metadata: Metadata | None = None) -> Any:
+        """GetArtifactContent (a call to await) as a reader, or with `metadata`."""
+        return self.artifacts.GetArtifactContent(
+            artifacts_pb2.GetArtifactContentRequest(id=artifact_id),
+            metadata=metadata or self.reader(),
+            timeout=RPC_TIMEOUT,
+        )
+
+    def delete(self, artifact_id: str, metadata: Metadata) -> Any:
+        """DeleteArtifact (a call to await) with `metadata`."""
+        return self.artifacts.DeleteArtifact(
+            artifacts_pb2.DeleteArtifactRequest(id=artifact_id),
+            metadata=metadata,
+            timeout=RPC_TIMEOUT,
+        )
+
+    def list_artifacts(self, metadata: Metadata | None = None, **request: Any) -> Any:
+        """ListArtifacts (a call to await) as a reader, or with `metadata`."""
+        return self.artifacts.ListArtifacts(
+            artifacts_pb2.ListArtifactsRequest(**request),
+            metadata=metadata or self.reader(),
+            timeout=RPC_TIMEOUT,
+        )
+
+    async def list_all(self, task_id: str = "") -> list[artifacts_pb2.Artifact]:
+        """Every artifact of the test's tenant (of `task_id` if given), newest first."""
+        reply = await self.list_artifacts(task_id=task_id, page_size=1000)
+        return list(reply.artifacts)
+
     def object_names(self, prefix: str) -> list[str]:
         """Names of the bucket's objects under `prefix`, straight from S3."""
         return [
@@ -118,31 +171,33 @@ class Storage:
         ]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> str:
-    """The storage service's database: its default SQLite file, or a fresh PostgreSQL one."""
-    if request.param == "sqlite":
-        return ""
-    return str(request.getfixturevalue("postgres_url"))
-
-
 @pytest.fixture
 async def storage(
     seaweedfs: S3Server, farm_home: Path, database_url: str
 ) -> AsyncIterator[Storage]:
     """A storage service on the session's bucket; the test acts as a fresh tenant."""
     settings = storage_settings(farm_home, database_url, seaweedfs, seaweedfs.bucket)
-    host = ServiceHost(StorageService(settings), settings, free_port())
-    await host.start()
-    try:
-        async with grpc.aio.insecure_channel(host.address) as channel:
-            yield Storage(
-                artifacts=artifacts_pb2_grpc.ArtifactServiceStub(channel),
-                ingest=ingest_pb2_grpc.ArtifactIngestServiceStub(channel),
-                s3=infra.s3_client(seaweedfs.endpoint, seaweedfs.credentials),
-                bucket=seaweedfs.bucket,
-                tenant=f"tenant-{secrets.token_hex(4)}",
-                database_url=settings.resolved_database_url(),
-            )
-    finally:
-        await host.stop(1)
+    async with serving_storage(settings, seaweedfs, f"tenant-{secrets.token_hex(4)}") as served:
+        yield served
+
+
+@contextlib.asynccontextmanager
+async def serving_storage(
+    settings: StorageSettings, s3: S3Server, tenant: str
+) -> AsyncIterator[Storage]:
+    """A storage service with `settings` on a free port, used as `tenant`, until the block ends."""
+    async with (
+        serving(StorageService(settings), settings) as host,
+        grpc.aio.insecure_channel(host.address) as channel,
+    ):
+        yield Storage(
+            artifacts=artifacts_pb2_grpc.ArtifactServiceStub(channel),
+            ingest=ingest_pb2_grpc.ArtifactIngestServiceStub(channel),
+            baselines=baselines_pb2_grpc.BaselineServiceStub(channel),
+            profiles=profiles_pb2_grpc.ProfileServiceStub(channel),
+            s3=infra.s3_client(s3.endpoint, s3.credentials),
+            bucket=settings.s3_bucket,
+            tenant=tenant,
+            database_url=settings.resolved_database_url(),
+            address=host.address,
+        )

@@ -16,11 +16,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from farm.storage.v1 import artifacts_pb2, ingest_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher import infra
-from farm_cli.launcher.processes import free_port
-from farm_core.server import ServiceHost
 from farm_storage.server import StorageService
 from tests.conftest import S3Server
-from tests.helpers import assert_eventually
+from tests.helpers import assert_eventually, serving
 from tests.integration.storage.conftest import (
     MAX_ARTIFACT_BYTES,
     RPC_TIMEOUT,
@@ -30,19 +28,6 @@ from tests.integration.storage.conftest import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-def reader(storage: Storage) -> tuple[tuple[str, str], ...]:
-    return token(storage.tenant, "artifacts.read")
-
-
-async def list_all(storage: Storage, task_id: str = "") -> list[artifacts_pb2.Artifact]:
-    reply = await storage.artifacts.ListArtifacts(
-        artifacts_pb2.ListArtifactsRequest(task_id=task_id, page_size=1000),
-        metadata=reader(storage),
-        timeout=RPC_TIMEOUT,
-    )
-    return list(reply.artifacts)
 
 
 async def test_upload_in_chunks_is_served_back_byte_identical(storage: Storage) -> None:
@@ -60,11 +45,7 @@ async def test_upload_in_chunks_is_served_back_byte_identical(storage: Storage) 
         kind=tasks_pb2.ARTIFACT_KIND_PDF,
     )
 
-    artifact = await storage.artifacts.GetArtifact(
-        artifacts_pb2.GetArtifactRequest(id=uploaded.artifact.id),
-        metadata=reader(storage),
-        timeout=RPC_TIMEOUT,
-    )
+    artifact = await storage.get(uploaded.artifact.id)
     assert artifact == uploaded.artifact
     assert artifact.id.startswith("art_")
     assert (artifact.tenant, artifact.task_id, artifact.name) == (
@@ -76,11 +57,7 @@ async def test_upload_in_chunks_is_served_back_byte_identical(storage: Storage) 
     assert artifact.size_bytes == len(data)
     assert artifact.sha256 == hashlib.sha256(data).hexdigest()
     assert artifact.create_time.seconds > 0
-    body = await storage.artifacts.GetArtifactContent(
-        artifacts_pb2.GetArtifactContentRequest(id=artifact.id),
-        metadata=reader(storage),
-        timeout=RPC_TIMEOUT,
-    )
+    body = await storage.content(artifact.id)
     assert body.content_type == "application/pdf"
     assert body.data == data
     assert storage.object_names(f"{storage.tenant}/") == [f"{storage.tenant}/task-1/page.pdf"]
@@ -97,13 +74,7 @@ async def test_list_pages_newest_first_and_filters_by_task(storage: Storage) -> 
     pages: list[list[str]] = []
     page_token = ""
     for _ in range(10):
-        reply = await storage.artifacts.ListArtifacts(
-            artifacts_pb2.ListArtifactsRequest(
-                task_id="task-a", page_size=2, page_token=page_token
-            ),
-            metadata=reader(storage),
-            timeout=RPC_TIMEOUT,
-        )
+        reply = await storage.list_artifacts(task_id="task-a", page_size=2, page_token=page_token)
         pages.append([artifact.id for artifact in reply.artifacts])
         page_token = reply.next_page_token
         if not page_token:
@@ -111,17 +82,13 @@ async def test_list_pages_newest_first_and_filters_by_task(storage: Storage) -> 
 
     newest_first = [artifact.id for artifact in reversed(uploaded)]
     assert pages == [newest_first[0:2], newest_first[2:4], newest_first[4:5]]
-    assert [a.id for a in await list_all(storage)] == [other_task.id, *newest_first]
-    assert [a.id for a in await list_all(storage, "task-b")] == [other_task.id]
+    assert [a.id for a in await storage.list_all()] == [other_task.id, *newest_first]
+    assert [a.id for a in await storage.list_all("task-b")] == [other_task.id]
 
 
 async def test_list_refuses_a_token_it_did_not_issue(storage: Storage) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await storage.artifacts.ListArtifacts(
-            artifacts_pb2.ListArtifactsRequest(page_token="not-a-token"),
-            metadata=reader(storage),
-            timeout=RPC_TIMEOUT,
-        )
+        await storage.list_artifacts(page_token="not-a-token")
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (caught.value.details() or "").startswith("pageToken:")
 
@@ -129,24 +96,16 @@ async def test_list_refuses_a_token_it_did_not_issue(storage: Storage) -> None:
 async def test_delete_removes_bytes_and_metadata(storage: Storage) -> None:
     artifact = (await storage.upload("task-1", "screenshot", b"png bytes")).artifact
 
-    await storage.artifacts.DeleteArtifact(
-        artifacts_pb2.DeleteArtifactRequest(id=artifact.id),
-        metadata=token(storage.tenant, "tasks.write"),
-        timeout=RPC_TIMEOUT,
-    )
+    await storage.delete(artifact.id, token(storage.tenant, "tasks.write"))
 
     with pytest.raises(S3Error) as missing:
         await asyncio.to_thread(
             storage.s3.stat_object, storage.bucket, f"{storage.tenant}/task-1/screenshot"
         )
     assert missing.value.code == "NoSuchKey"
-    assert await list_all(storage) == []
+    assert await storage.list_all() == []
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await storage.artifacts.GetArtifact(
-            artifacts_pb2.GetArtifactRequest(id=artifact.id),
-            metadata=reader(storage),
-            timeout=RPC_TIMEOUT,
-        )
+        await storage.get(artifact.id)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -177,31 +136,17 @@ async def test_another_tenant_gets_not_found_and_sees_nothing(storage: Storage) 
     stranger = token("someone-else", "artifacts.read", "tasks.write")
 
     calls = [
-        storage.artifacts.GetArtifact(
-            artifacts_pb2.GetArtifactRequest(id=artifact.id),
-            metadata=stranger,
-            timeout=RPC_TIMEOUT,
-        ),
-        storage.artifacts.GetArtifactContent(
-            artifacts_pb2.GetArtifactContentRequest(id=artifact.id),
-            metadata=stranger,
-            timeout=RPC_TIMEOUT,
-        ),
-        storage.artifacts.DeleteArtifact(
-            artifacts_pb2.DeleteArtifactRequest(id=artifact.id),
-            metadata=stranger,
-            timeout=RPC_TIMEOUT,
-        ),
+        storage.get(artifact.id, stranger),
+        storage.content(artifact.id, stranger),
+        storage.delete(artifact.id, stranger),
     ]
     for call in calls:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await call
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
-    listed = await storage.artifacts.ListArtifacts(
-        artifacts_pb2.ListArtifactsRequest(), metadata=stranger, timeout=RPC_TIMEOUT
-    )
+    listed = await storage.list_artifacts(metadata=stranger)
     assert list(listed.artifacts) == []
-    assert [a.id for a in await list_all(storage)] == [artifact.id]
+    assert [a.id for a in await storage.list_all()] == [artifact.id]
 
 
 async def test_oversized_upload_is_refused_and_leaves_nothing(storage: Storage) -> None:
@@ -211,7 +156,7 @@ async def test_oversized_upload_is_refused_and_leaves_nothing(storage: Storage) 
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert caught.value.details() == f"artifact exceeds {MAX_ARTIFACT_BYTES} bytes"
     assert storage.object_names(f"{storage.tenant}/") == []
-    assert await list_all(storage) == []
+    assert await storage.list_all() == []
 
 
 async def test_oversized_reupload_keeps_the_earlier_artifact(storage: Storage) -> None:
@@ -221,12 +166,8 @@ async def test_oversized_reupload_keeps_the_earlier_artifact(storage: Storage) -
         await storage.upload("task-1", "shot", b"z" * (MAX_ARTIFACT_BYTES + 1))
 
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert await list_all(storage) == [earlier]
-    body = await storage.artifacts.GetArtifactContent(
-        artifacts_pb2.GetArtifactContentRequest(id=earlier.id),
-        metadata=reader(storage),
-        timeout=RPC_TIMEOUT,
-    )
+    assert await storage.list_all() == [earlier]
+    body = await storage.content(earlier.id)
     assert body.data == b"first"
 
 
@@ -288,12 +229,8 @@ async def test_failed_reupload_keeps_the_artifact_readable_and_a_retry_completes
         await storage.upload("task-1", "shot", b"second")
 
     assert caught.value.code() == grpc.StatusCode.INTERNAL
-    assert [a.id for a in await list_all(storage)] == [earlier.id]
-    body = await storage.artifacts.GetArtifactContent(
-        artifacts_pb2.GetArtifactContentRequest(id=earlier.id),
-        metadata=reader(storage),
-        timeout=RPC_TIMEOUT,
-    )
+    assert [a.id for a in await storage.list_all()] == [earlier.id]
+    body = await storage.content(earlier.id)
     # The key now holds the new bytes; the retried upload brings the metadata along.
     assert body.data == b"second"
 
@@ -302,7 +239,7 @@ async def test_failed_reupload_keeps_the_artifact_readable_and_a_retry_completes
 
     assert retried.id == earlier.id
     assert retried.sha256 == hashlib.sha256(b"second").hexdigest()
-    assert [a.id for a in await list_all(storage)] == [earlier.id]
+    assert [a.id for a in await storage.list_all()] == [earlier.id]
 
 
 GOOD_HEADER = {
@@ -366,12 +303,8 @@ async def test_reupload_replaces_bytes_and_keeps_the_id(storage: Storage) -> Non
     assert second.id == first.id
     assert second.sha256 == hashlib.sha256(b"<p>new and longer</p>").hexdigest()
     assert (second.content_type, second.kind) == ("text/html", tasks_pb2.ARTIFACT_KIND_CONTENT)
-    assert [a.id for a in await list_all(storage, "task-1")] == [first.id]
-    body = await storage.artifacts.GetArtifactContent(
-        artifacts_pb2.GetArtifactContentRequest(id=first.id),
-        metadata=reader(storage),
-        timeout=RPC_TIMEOUT,
-    )
+    assert [a.id for a in await storage.list_all("task-1")] == [first.id]
+    body = await storage.content(first.id)
     assert (body.content_type, body.data) == ("text/html", b"<p>new and longer</p>")
 
 
@@ -384,7 +317,7 @@ async def test_upload_over_another_tenants_artifact_is_refused(storage: Storage)
 
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert storage.object_names(f"{intruder}/") == []
-    assert await list_all(storage) == [original]
+    assert await storage.list_all() == [original]
 
 
 @pytest.mark.parametrize("scopes", [(), ("artifacts.read", "tasks.write", "admin")])
@@ -402,30 +335,16 @@ async def test_tasks_read_alone_cannot_read_or_delete_artifacts(storage: Storage
     artifact = (await storage.upload("task-1", "shot", b"x")).artifact
     tasks_reader = token(storage.tenant, "tasks.read")
     calls = [
-        storage.artifacts.GetArtifact(
-            artifacts_pb2.GetArtifactRequest(id=artifact.id),
-            metadata=tasks_reader,
-            timeout=RPC_TIMEOUT,
-        ),
-        storage.artifacts.GetArtifactContent(
-            artifacts_pb2.GetArtifactContentRequest(id=artifact.id),
-            metadata=tasks_reader,
-            timeout=RPC_TIMEOUT,
-        ),
-        storage.artifacts.ListArtifacts(
-            artifacts_pb2.ListArtifactsRequest(), metadata=tasks_reader, timeout=RPC_TIMEOUT
-        ),
-        storage.artifacts.DeleteArtifact(
-            artifacts_pb2.DeleteArtifactRequest(id=artifact.id),
-            metadata=reader(storage),
-            timeout=RPC_TIMEOUT,
-        ),
+        storage.get(artifact.id, tasks_reader),
+        storage.content(artifact.id, tasks_reader),
+        storage.list_artifacts(metadata=tasks_reader),
+        storage.delete(artifact.id, storage.reader()),
     ]
     for call in calls:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await call
         assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert [a.id for a in await list_all(storage)] == [artifact.id]
+    assert [a.id for a in await storage.list_all()] == [artifact.id]
 
 
 async def test_start_makes_the_bucket_when_missing(
@@ -433,10 +352,6 @@ async def test_start_makes_the_bucket_when_missing(
 ) -> None:
     bucket = f"storage-{secrets.token_hex(4)}"
     settings = storage_settings(farm_home, database_url, seaweedfs, bucket)
-    host = ServiceHost(StorageService(settings), settings, free_port())
-    await host.start()
-    try:
+    async with serving(StorageService(settings), settings):
         client = infra.s3_client(seaweedfs.endpoint, seaweedfs.credentials)
         assert await asyncio.to_thread(client.bucket_exists, bucket)
-    finally:
-        await host.stop(1)

@@ -13,16 +13,17 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from farm.auth.v1 import auth_pb2
-from farm.storage.v1 import artifacts_pb2_grpc, ingest_pb2, ingest_pb2_grpc
+from farm.storage.v1 import ingest_pb2
 from farm_auth.settings import AuthSettings
-from farm_cli.launcher import infra
-from farm_cli.launcher.processes import free_port
-from farm_core.server import ServiceHost
-from farm_storage.server import StorageService
 from farm_storage.store import reservations
 from tests.conftest import S3Server
 from tests.integration.auth.conftest import RPC_TIMEOUT, Auth, new_admin_key, running_auth
-from tests.integration.storage.conftest import SECRET, Storage, storage_settings
+from tests.integration.storage.conftest import (
+    SECRET,
+    Storage,
+    serving_storage,
+    storage_settings,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -54,21 +55,8 @@ async def quota_farm(
         )
         settings = storage_settings(farm_home, database_url, seaweedfs, seaweedfs.bucket)
         settings = settings.model_copy(update={"auth_address": auth.address})
-        host = ServiceHost(StorageService(settings), settings, free_port())
-        await host.start()
-        try:
-            async with grpc.aio.insecure_channel(host.address) as channel:
-                storage = Storage(
-                    artifacts=artifacts_pb2_grpc.ArtifactServiceStub(channel),
-                    ingest=ingest_pb2_grpc.ArtifactIngestServiceStub(channel),
-                    s3=infra.s3_client(seaweedfs.endpoint, seaweedfs.credentials),
-                    bucket=seaweedfs.bucket,
-                    tenant=tenant,
-                    database_url=settings.resolved_database_url(),
-                )
-                yield QuotaFarm(auth, storage)
-        finally:
-            await host.stop(1)
+        async with serving_storage(settings, seaweedfs, tenant) as storage:
+            yield QuotaFarm(auth, storage)
 
 
 async def test_uploads_up_to_exactly_the_quota_pass_and_one_byte_more_is_refused(

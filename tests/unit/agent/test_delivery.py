@@ -1,11 +1,14 @@
 """A delivery is answered once, ack or nak, and counted under its outcome's metric label."""
 
+import asyncio
+
 import nats.errors
 import pytest
 from prometheus_client import REGISTRY
 
 from farm_agent.work.delivery import Delivery, DeliveryOutcome
 from farm_core.queue import Priority, task_subject
+from tests.helpers import assert_eventually
 
 
 class FakeMessage:
@@ -15,6 +18,7 @@ class FakeMessage:
 
     def __init__(self, fails: bool = False) -> None:
         self.answers: list[tuple[str, float | None]] = []
+        self.tries = 0
         self._fails = fails
 
     async def ack(self) -> None:
@@ -23,7 +27,11 @@ class FakeMessage:
     async def nak(self, delay: float | None = None) -> None:
         self._answer("nak", delay)
 
+    async def in_progress(self) -> None:
+        self._answer("in_progress", None)
+
     def _answer(self, verb: str, delay: float | None) -> None:
+        self.tries += 1
         if self._fails:
             raise nats.errors.TimeoutError
         self.answers.append((verb, delay))
@@ -85,3 +93,25 @@ async def test_an_answer_nats_refuses_is_still_counted_and_not_retried() -> None
     await answered.ack(DeliveryOutcome.FAILED)
 
     assert counted(DeliveryOutcome.FAILED) == before + 1
+
+
+async def test_in_progress_acks_go_every_interval_from_the_first_until_the_block_ends() -> None:
+    message, redeliveries = FakeMessage(), []
+    kept = delivery(message, redeliveries)
+
+    async with kept.kept_in_progress(0.05):
+        assert message.answers == []  # none before one interval has passed
+        await assert_eventually(lambda: len(message.answers) >= 2, message="fewer than 2 acks")
+    sent = len(message.answers)
+    # Showing that no ack follows the block means letting a few intervals pass.
+    await asyncio.sleep(0.2)
+
+    assert message.answers == [("in_progress", None)] * sent
+    assert redeliveries == []
+
+
+async def test_a_failed_in_progress_ack_does_not_stop_the_next_ones() -> None:
+    message = FakeMessage(fails=True)
+
+    async with delivery(message, []).kept_in_progress(0.02):
+        await assert_eventually(lambda: message.tries >= 3, message="the acks stopped")

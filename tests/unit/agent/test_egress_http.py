@@ -1,7 +1,7 @@
 """How the egress proxy reads HTTP/1.1: unreadable requests, bodies, one request a connection.
 
-The servers and the trap are test_egress.py's: hosts allowed by the test live on
-127.0.0.2, and nothing may reach the trap on refused 127.0.0.1.
+The servers and the trap are this folder's conftest's: hosts allowed by the test live
+on 127.0.0.2, and nothing may reach the trap on refused 127.0.0.1.
 """
 
 import asyncio
@@ -11,30 +11,14 @@ import pytest
 
 from farm_agent.egress.proxy_wire import MAX_HEAD_BYTES
 from tests.helpers import assert_eventually
-from tests.unit.agent.test_egress import (
-    ALLOWED,
-    Resolver,
-    Upstream,
-    connect,
-    echo,
-    exchange,
-    get,
-    make_session,
-    trap,
-    upstream,
-)
-
-# Fixtures of test_egress.py this module uses too.
-__all__ = ["echo", "make_session", "trap", "upstream"]
+from tests.unit.agent.conftest import ALLOWED, Resolver, Upstream, connect, exchange, get
 
 
 @pytest.fixture
 async def keep_alive_host() -> AsyncIterator[Upstream]:
     """A host that would serve (and record) any further request sent on a connection."""
-    server = Upstream(ALLOWED, keep_alive=True)
-    await server.start()
-    yield server
-    await server.stop()
+    async with Upstream(ALLOWED, keep_alive=True) as server:
+        yield server
 
 
 @pytest.mark.parametrize(

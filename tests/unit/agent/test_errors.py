@@ -26,6 +26,20 @@ def test_a_selector_timeout_is_selector_not_found_naming_the_field() -> None:
     assert "Locator.click" not in failure.message
 
 
+def test_a_selector_timeout_names_the_selector_when_given() -> None:
+    error = PlaywrightTimeoutError("Locator.hover: Timeout 2500ms exceeded." + CALL_LOG)
+    failure = failure_from(error, Stage.SELECTOR, "steps[3].hover", selector="#x")
+    assert failure.code is ErrorCode.SELECTOR_NOT_FOUND
+    assert failure.message == 'steps[3].hover: no element matches "#x" (Timeout 2500ms exceeded.)'
+
+
+def test_a_step_on_the_wrong_kind_of_element_is_selector_not_found() -> None:
+    error = PlaywrightError("Locator.check: Error: Not a checkbox or radio button" + CALL_LOG)
+    failure = failure_from(error, Stage.SELECTOR, "steps[0].check", selector="h1")
+    assert failure.code is ErrorCode.SELECTOR_NOT_FOUND
+    assert failure.message == 'steps[0].check: Error: Not a checkbox or radio button ("h1")'
+
+
 def test_an_unparsable_selector_is_selector_not_found() -> None:
     error = PlaywrightError('Locator.count: Unexpected token "" while parsing css selector "h1["')
     failure = failure_from(error, Stage.SELECTOR, "screenshot.selector")

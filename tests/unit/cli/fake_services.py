@@ -18,10 +18,12 @@ from google.api import httpbody_pb2
 from google.rpc import code_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from farm.admin.v1 import admin_pb2, admin_pb2_grpc
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_cli.launcher.processes import free_port
+from tests.unit.cli.fake_fleet import fleet_status
 
 GOOD_KEY = "bf_good-key"
 IDENTITY_FOR_GOOD_KEY = "identity-token-for-good-key"
@@ -189,6 +191,60 @@ class FakeIngest(ingest_pb2_grpc.ArtifactIngestServiceServicer):
         return ingest_pb2.UploadArtifactResponse()
 
 
+class FakeAdmin(admin_pb2_grpc.AdminServiceServicer):
+    """Agent "gone" is NOT_FOUND; "shared" needs an operator; dead letters come in two pages
+    (d1, d2 | d3); task "queued" cannot be requeued."""
+
+    def __init__(self, calls: Calls) -> None:
+        self.calls = calls
+
+    def ListAgents(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("ListAgents", request, context)
+        agents = [
+            admin_pb2.Agent(id="host-a-1", concurrency=2),
+            admin_pb2.Agent(id="host-b-1", region="eu", running_task_ids=["t1"]),
+        ]
+        return admin_pb2.ListAgentsResponse(agents=agents)
+
+    def DrainAgent(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("DrainAgent", request, context)
+        if request.id == "gone":
+            context.abort(grpc.StatusCode.NOT_FOUND, "agent 'gone' not found")
+        if request.id == "shared":
+            context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "only an admin of the bootstrap tenant may manage the shared fleet of agents",
+            )
+        return admin_pb2.Agent(id=request.id, draining=True)
+
+    def ListDeadLetters(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("ListDeadLetters", request, context)
+        if request.page_token == "":
+            ids, token = ["d1", "d2"], "page2"
+        else:
+            ids, token = ["d3"], ""
+        letters = [
+            admin_pb2.DeadLetter(
+                task=tasks_pb2.Task(id=task_id, status=tasks_pb2.TASK_STATUS_FAILED)
+            )
+            for task_id in ids
+        ]
+        return admin_pb2.ListDeadLettersResponse(dead_letters=letters, next_page_token=token)
+
+    def GetFleetStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("GetFleetStatus", request, context)
+        return fleet_status(request.window_minutes)
+
+    def RequeueDeadLetter(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("RequeueDeadLetter", request, context)
+        if request.task_id == "queued":
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "task 'queued' is TASK_STATUS_QUEUED: only a FAILED task can be requeued",
+            )
+        return tasks_pb2.Task(id=request.task_id, status=tasks_pb2.TASK_STATUS_QUEUED, attempts=3)
+
+
 @dataclass
 class FakeFarm:
     """The three fake services, each on its own port, with health SERVING."""
@@ -256,5 +312,6 @@ def start_single_server() -> tuple[grpc.Server, int, Calls]:
         (auth_pb2_grpc.add_AuthServiceServicer_to_server, FakeAuth(calls)),
         (artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server, FakeArtifacts(calls)),
         (tasks_pb2_grpc.add_TaskServiceServicer_to_server, FakeTasks(calls)),
+        (admin_pb2_grpc.add_AdminServiceServicer_to_server, FakeAdmin(calls)),
     )
     return server, port, calls

@@ -1,7 +1,6 @@
 """The user CLI against in-process fake services: what it sends, prints and exits with."""
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,24 +8,8 @@ import pytest
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher.processes import free_port
 from farm_cli.main import main
-from tests.unit.cli.fake_services import PNG_BYTES, Calls, start_single_server
-
-KEY = "bf_cli-test-key"
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[tuple[int, Calls]]:
-    server, port, calls = start_single_server()
-    yield port, calls
-    server.stop(grace=None)
-
-
-@pytest.fixture
-def calls(fake: tuple[int, Calls], monkeypatch: pytest.MonkeyPatch) -> Calls:
-    port, recorded = fake
-    monkeypatch.setenv("FARM_URL", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("FARM_API_KEY", KEY)
-    return recorded
+from tests.unit.cli.conftest import KEY
+from tests.unit.cli.fake_services import PNG_BYTES, Calls
 
 
 def test_whoami_sends_the_api_key_and_prints_proto3_json(

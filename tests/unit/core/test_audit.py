@@ -2,7 +2,7 @@
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,8 @@ from farm_core.errors import NotFound, ResourceExhausted
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
 from farm_core.interceptors import ErrorMappingInterceptor, IdentityInterceptor
 from farm_core.scopes import method_scopes
-from farm_core.server import ServiceHost
 from farm_core.settings import FarmSettings
-from tests.helpers import assert_eventually
+from tests.helpers import StandInService, assert_eventually, serving
 
 SECRET = "a" * 40
 AUTH = "/farm.auth.v1.AuthService/"
@@ -192,24 +191,6 @@ async def test_publishing_never_blocks_a_call_while_nats_is_down(
     assert dropped() - before == 1000
 
 
-class SilentService:
-    name = "silent"
-    method_scopes: Mapping[str, str] = method_scopes("farm.auth.v1.AuthService")
-
-    async def start(self) -> None:
-        pass
-
-    def register(self, server: grpc.aio.Server) -> Sequence[str]:
-        auth_pb2_grpc.add_AuthServiceServicer_to_server(FakeAuth(), server)
-        return ["farm.auth.v1.AuthService"]
-
-    async def drain(self, grace_seconds: float) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
-
-
 async def test_a_service_answers_changes_at_once_with_nats_down(tmp_path: Path) -> None:
     settings = FarmSettings(
         FARM_HOME=tmp_path,
@@ -217,9 +198,14 @@ async def test_a_service_answers_changes_at_once_with_nats_down(tmp_path: Path) 
         NATS_URL=f"nats://127.0.0.1:{free_port()}",
         FARM_AUDIT_QUEUE_SIZE=5,
     )
-    host = ServiceHost(SilentService(), settings, free_port())
-    await host.start()
-    try:
+    service = StandInService(
+        "silent",
+        method_scopes("farm.auth.v1.AuthService"),
+        FakeAuth(),
+        auth_pb2_grpc.add_AuthServiceServicer_to_server,
+        "farm.auth.v1.AuthService",
+    )
+    async with serving(service, settings) as host:
         async with grpc.aio.insecure_channel(host.address) as channel:
             stub = auth_pb2_grpc.AuthServiceStub(channel)
             started = time.perf_counter()
@@ -229,5 +215,3 @@ async def test_a_service_answers_changes_at_once_with_nats_down(tmp_path: Path) 
                 )
             assert time.perf_counter() - started < 5
         assert host.audit.pending == 5
-    finally:
-        await asyncio.wait_for(host.stop(1), timeout=10)

@@ -1,14 +1,9 @@
 """The one table of RPC rules covers every RPC the farm serves, and says the right things."""
 
-import importlib
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from google.api import annotations_pb2
 from google.protobuf.descriptor import MethodDescriptor
 
-import farm
 from farm_auth.server import AuthService
 from farm_core.scopes import (
     ANY_IDENTITY,
@@ -20,6 +15,7 @@ from farm_core.scopes import (
 )
 from farm_scheduler.server import SchedulerService
 from farm_storage.server import StorageService
+from tests.unit.rpcs import ALL_METHODS, full_name
 
 # Served to the farm's own agents (scope internal), not routed by Envoy.
 INTERNAL_SERVICES = {"farm.storage.v1.ArtifactIngestService"}
@@ -27,21 +23,6 @@ INTERNAL_SERVICES = {"farm.storage.v1.ArtifactIngestService"}
 EDGE_CHECK = "/envoy.service.auth.v3.Authorization/Check"
 
 
-def farm_methods() -> Iterator[MethodDescriptor]:
-    """Every RPC of every farm.*.v1 service in the generated descriptors."""
-    for root in map(Path, farm.__path__):
-        for path in sorted(root.rglob("*_pb2.py")):
-            name = ".".join(("farm", *path.relative_to(root).with_suffix("").parts))
-            module = importlib.import_module(name)
-            for service in module.DESCRIPTOR.services_by_name.values():
-                yield from service.methods
-
-
-def full_name(method: MethodDescriptor) -> str:
-    return f"/{method.containing_service.full_name}/{method.name}"
-
-
-ALL_METHODS = sorted(farm_methods(), key=full_name)
 PUBLIC_METHODS = [m for m in ALL_METHODS if m.containing_service.full_name not in INTERNAL_SERVICES]
 
 

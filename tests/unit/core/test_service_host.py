@@ -2,7 +2,8 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -14,14 +15,17 @@ from farm_cli.launcher.processes import free_port
 from farm_core.errors import InvalidArgument
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec, current_identity
 from farm_core.scopes import ANY_IDENTITY
-from farm_core.server import ServiceHost, serve
+from farm_core.server import serve
 from farm_core.settings import FarmSettings
+from tests.helpers import StandInService, serving
 
 SECRET = "t" * 40
 WHOAMI = "/farm.auth.v1.AuthService/WhoAmI"
 LIST_KEYS = "/farm.auth.v1.AuthService/ListApiKeys"
 # Operators only (farm_core.scopes.RPC_RULES).
 UPDATE_LIMITS = "/farm.auth.v1.AuthService/UpdateTenantLimits"
+AUTH_SERVICE = "farm.auth.v1.AuthService"
+ECHO_SCOPES: Mapping[str, str] = {WHOAMI: ANY_IDENTITY, LIST_KEYS: "admin", UPDATE_LIMITS: "admin"}
 
 
 class EchoAuth(auth_pb2_grpc.AuthServiceServicer):
@@ -38,36 +42,21 @@ class EchoAuth(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.Tenant(name=request.name)
 
 
-class EchoService:
-    name = "echo"
-    method_scopes: Mapping[str, str] = {
-        WHOAMI: ANY_IDENTITY,
-        LIST_KEYS: "admin",
-        UPDATE_LIMITS: "admin",
-    }
-
-    async def start(self) -> None:
-        pass
-
-    def register(self, server: grpc.aio.Server) -> Sequence[str]:
-        auth_pb2_grpc.add_AuthServiceServicer_to_server(EchoAuth(), server)
-        return ["farm.auth.v1.AuthService"]
-
-    async def drain(self, grace_seconds: float) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
-
-
 @pytest.fixture
 async def channel(tmp_path: Path) -> AsyncIterator[grpc.aio.Channel]:
     settings = FarmSettings(FARM_HOME=tmp_path, FARM_IDENTITY_SECRET=SECRET)
-    host = ServiceHost(EchoService(), settings, free_port())
-    await host.start()
-    async with grpc.aio.insecure_channel(host.address) as channel:
+    service = StandInService(
+        "echo",
+        ECHO_SCOPES,
+        EchoAuth(),
+        auth_pb2_grpc.add_AuthServiceServicer_to_server,
+        AUTH_SERVICE,
+    )
+    async with (
+        serving(service, settings) as host,
+        grpc.aio.insecure_channel(host.address) as channel,
+    ):
         yield channel
-    await host.stop(1)
 
 
 def token(*scopes: str, operator: bool = False) -> tuple[tuple[str, str]]:
@@ -157,16 +146,16 @@ async def test_an_operator_still_needs_the_rpcs_scope(channel: grpc.aio.Channel)
     assert "lacks the scope 'admin'" in (caught.value.details() or "")
 
 
-class SelfStoppingService(EchoService):
+@dataclass
+class SelfStoppingService(StandInService):
     """Asks to be stopped while it starts, as an agent does on an early drain notice."""
 
-    def __init__(self, request_stop: Callable[[], None]) -> None:
-        self._request_stop = request_stop
-        self.steps: list[str] = []
+    request_stop: Callable[[], None] = field(default=lambda: None)
+    steps: list[str] = field(default_factory=list)
 
     async def start(self) -> None:
         self.steps.append("start")
-        self._request_stop()
+        self.request_stop()
 
     async def drain(self, grace_seconds: float) -> None:
         self.steps.append("drain")
@@ -196,7 +185,14 @@ async def test_serve_drains_and_closes_a_service_that_asks_to_stop(tmp_path: Pat
         FARM_GRACE_SECONDS=1,
     )
     stop_requested = asyncio.Event()
-    service = SelfStoppingService(stop_requested.set)
+    service = SelfStoppingService(
+        "echo",
+        ECHO_SCOPES,
+        EchoAuth(),
+        auth_pb2_grpc.add_AuthServiceServicer_to_server,
+        AUTH_SERVICE,
+        request_stop=stop_requested.set,
+    )
     async with asyncio.timeout(10):
         await serve(service, settings, free_port(), 0, stop_requested)
     assert service.steps == ["start", "drain", "close"]

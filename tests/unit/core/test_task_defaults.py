@@ -19,6 +19,8 @@ DOCUMENTED = {
     "DEFAULT_MAX_ATTEMPTS": "`maxAttempts` (1\N{EN DASH}10; default {0})",
     "DEFAULT_JPEG_QUALITY": "`quality` (JPEG only, 1\N{EN DASH}100, default {0})",
     "DEFAULT_PAPER_FORMAT": "`paperFormat` (`{0}`;",
+    "DEFAULT_PERFORMANCE_BUDGET": "`ttfbMs` {0.ttfb_ms}, `fcpMs` {0.fcp_ms}, `lcpMs` "
+    "{0.lcp_ms}, `cls` {0.cls}, `loadMs` {0.load_ms})",
 }
 
 
@@ -35,6 +37,23 @@ def test_the_api_doc_states_the_default_wait_and_priority() -> None:
     assert f"{priority} \N{EM DASH} the default \N{EM DASH}" in API_DOC
 
 
+def test_the_api_doc_states_the_default_video_format() -> None:
+    name = tasks_pb2.VideoFormat.Name(task_defaults.DEFAULT_VIDEO_FORMAT)
+    assert f"`screencast` (`format`: `{name}` \N{EM DASH} the default \N{EM DASH}," in API_DOC
+
+
+def test_the_api_doc_states_the_default_audit_kinds_in_order() -> None:
+    names = [tasks_pb2.AuditKind.Name(kind) for kind in task_defaults.DEFAULT_AUDIT_KINDS]
+    listed = ", ".join(f"`{name}`" for name in names)
+    assert f"`kinds` (none: all four, {listed};" in API_DOC
+
+
 def test_every_default_is_documented() -> None:
     names = {name for name in vars(task_defaults) if name.startswith("DEFAULT_")}
-    assert names == {*DOCUMENTED, "DEFAULT_WAIT_UNTIL", "DEFAULT_PRIORITY"}
+    assert names == {
+        *DOCUMENTED,
+        "DEFAULT_WAIT_UNTIL",
+        "DEFAULT_PRIORITY",
+        "DEFAULT_VIDEO_FORMAT",
+        "DEFAULT_AUDIT_KINDS",
+    }

@@ -91,14 +91,19 @@ def test_next_attempt_starting_clears_the_retry_time() -> None:
     )
 
 
-def test_failure_of_the_last_attempt_ends_the_task_with_every_error_kept() -> None:
-    state = run(
+def failed_on_the_second_attempt() -> TaskState:
+    """A task whose first attempt failed and was retried, and whose second failed for good."""
+    return run(
         QUEUED,
         event(RUNNING, 1, seconds=1),
         retry_report(1, "agent-a", 2),
         event(RUNNING, 2, seconds=5),
         failed(2, seconds=6),
     )
+
+
+def test_failure_of_the_last_attempt_ends_the_task_with_every_error_kept() -> None:
+    state = failed_on_the_second_attempt()
 
     assert (state.status, state.attempts, state.error_code, state.finish_time) == (
         FAILED,
@@ -192,13 +197,7 @@ def test_deadline_leaves_a_running_or_ended_task_alone() -> None:
 
 
 def requeued_after_two_attempts(sequence: int = 40) -> TaskState:
-    ended = run(
-        QUEUED,
-        event(RUNNING, 1, seconds=1),
-        retry_report(1, "agent-a", 2),
-        event(RUNNING, 2, seconds=5),
-        failed(2, seconds=6),
-    )
+    ended = failed_on_the_second_attempt()
     state = requeue(ended, at(50), sequence)
     assert state is not None
     return state

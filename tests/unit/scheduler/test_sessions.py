@@ -117,6 +117,38 @@ def test_a_bad_command_names_its_field(command: sessions_pb2.SessionCommand, mes
         validate_command(command, default_timeout_ms=30000)
 
 
+def test_a_screencast_started_without_a_format_is_webm() -> None:
+    command = sessions_pb2.SessionCommand(screencast=sessions_pb2.ScreencastControl(start=True))
+    checked = validate_command(command, default_timeout_ms=30000)
+    assert checked.screencast.format == tasks_pb2.VIDEO_FORMAT_WEBM
+    stop = sessions_pb2.SessionCommand(screencast=sessions_pb2.ScreencastControl(stop=True))
+    assert validate_command(stop, default_timeout_ms=30000).screencast.stop
+
+
+@pytest.mark.parametrize(
+    ("control", "message"),
+    [
+        (
+            sessions_pb2.ScreencastControl(start=True, stop=True),
+            "screencast: start and stop may not both be set",
+        ),
+        (
+            sessions_pb2.ScreencastControl(start=True, format=7),
+            "screencast.format: has no value 7",
+        ),
+        (
+            sessions_pb2.ScreencastControl(stop=True, format=tasks_pb2.VIDEO_FORMAT_MP4),
+            "screencast.format: is only allowed with start",
+        ),
+    ],
+)
+def test_a_bad_screencast_control_names_its_field(
+    control: sessions_pb2.ScreencastControl, message: str
+) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        validate_command(sessions_pb2.SessionCommand(screencast=control), 30000)
+
+
 def beat(
     agent_id: str,
     *,

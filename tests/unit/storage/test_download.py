@@ -34,6 +34,8 @@ def record(
         ("text/html; charset=utf-8", 'attachment; filename="task_01-screenshot.html"'),
         ("TEXT/PLAIN; charset=utf-8", 'attachment; filename="task_01-screenshot.txt"'),
         ("application/x-unknown", 'attachment; filename="task_01-screenshot.bin"'),
+        ("video/mp4", 'attachment; filename="task_01-screenshot.mp4"'),
+        ("image/gif", 'attachment; filename="task_01-screenshot.gif"'),
     ],
 )
 def test_only_images_are_inline_and_the_name_has_the_types_extension(

@@ -21,7 +21,7 @@ from farm.admin.v1 import admin_pb2_grpc
 from farm.audit.v1 import audit_pb2_grpc
 from farm.auth.v1 import auth_pb2_grpc
 from farm.sessions.v1 import sessions_pb2_grpc
-from farm.storage.v1 import artifacts_pb2_grpc
+from farm.storage.v1 import artifacts_pb2_grpc, baselines_pb2_grpc, profiles_pb2_grpc
 from farm.tasks.v1 import tasks_pb2_grpc
 from farm_cli.console import CliError, print_message
 from farm_cli.launcher.config import ProjectNotFound, find_project_root
@@ -97,6 +97,16 @@ class FarmConnection:
     def artifacts(self) -> artifacts_pb2_grpc.ArtifactServiceStub:
         """farm.storage.v1.ArtifactService."""
         return artifacts_pb2_grpc.ArtifactServiceStub(self.channel)
+
+    @property
+    def baselines(self) -> baselines_pb2_grpc.BaselineServiceStub:
+        """farm.storage.v1.BaselineService."""
+        return baselines_pb2_grpc.BaselineServiceStub(self.channel)
+
+    @property
+    def profiles(self) -> profiles_pb2_grpc.ProfileServiceStub:
+        """farm.storage.v1.ProfileService."""
+        return profiles_pb2_grpc.ProfileServiceStub(self.channel)
 
     @property
     def auth(self) -> auth_pb2_grpc.AuthServiceStub:

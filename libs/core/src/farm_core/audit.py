@@ -3,7 +3,7 @@
 import contextlib
 import re
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 import grpc
@@ -12,8 +12,8 @@ from google.protobuf import timestamp_pb2
 from farm.audit.v1 import audit_pb2
 from farm_core.errors import FarmError
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
-from farm_core.interceptors import Continuation, ServerCall, wrap_handler
-from farm_core.scopes import NO_IDENTITY, OPEN_METHOD_PREFIXES, RPC_RULES, RpcRule
+from farm_core.interceptors import Around, CallInterceptor, Metadata, ServerCall
+from farm_core.scopes import NO_IDENTITY, RPC_RULES, RpcRule
 
 DENIALS: frozenset[grpc.StatusCode] = frozenset(
     {
@@ -83,7 +83,7 @@ def audit_record(
     )
 
 
-class AuditInterceptor(grpc.aio.ServerInterceptor):
+class AuditInterceptor(CallInterceptor):
     """Records each call to a mutating RPC, and each refused call to any RPC.
 
     Sits outside the error-mapping and identity interceptors, so it sees the final
@@ -103,15 +103,10 @@ class AuditInterceptor(grpc.aio.ServerInterceptor):
         self._sink = sink
         self._rules = rules
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler:
-        handler: grpc.RpcMethodHandler | None = await continuation(handler_call_details)
-        method = handler_call_details.method
+    def around(self, method: str, metadata: Metadata) -> Around | None:
         rule = self._rules.get(method, _NO_RULE)
-        if handler is None or method.startswith(OPEN_METHOD_PREFIXES) or rule.scope == NO_IDENTITY:
-            return handler
-        metadata = handler_call_details.invocation_metadata or ()
+        if rule.scope == NO_IDENTITY:
+            return None
 
         @contextlib.asynccontextmanager
         async def audited(call: ServerCall) -> AsyncIterator[None]:
@@ -131,13 +126,13 @@ class AuditInterceptor(grpc.aio.ServerInterceptor):
                     code = grpc.StatusCode.OK
                 self._record(method, rule, metadata, call.request, call.response, code, "")
 
-        return wrap_handler(handler, audited)
+        return audited
 
     def _record(
         self,
         method: str,
         rule: RpcRule,
-        metadata: Sequence[tuple[str, str | bytes]],
+        metadata: Metadata,
         request: Any,
         response: Any,
         code: grpc.StatusCode,

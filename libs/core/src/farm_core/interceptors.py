@@ -4,7 +4,7 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +38,10 @@ class ServerCall:
 
 Around = Callable[[ServerCall], contextlib.AbstractAsyncContextManager[None]]
 Continuation = Callable[[grpc.HandlerCallDetails], Any]
+Metadata = Sequence[tuple[str, str | bytes]]
 
 __all__ = [
+    "CallInterceptor",
     "ErrorMappingInterceptor",
     "IdentityInterceptor",
     "LogContextInterceptor",
@@ -117,8 +119,12 @@ def _is_open(method: str) -> bool:
     return method.startswith(OPEN_METHOD_PREFIXES)
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Counts RPCs and times them, by method and status code."""
+class CallInterceptor(grpc.aio.ServerInterceptor):
+    """The base of the farm's interceptors: each call of a method runs inside `around`.
+
+    Open methods (health, reflection) are left alone, and so is a method `around`
+    gives no context for.
+    """
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -127,7 +133,18 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or _is_open(method):
             return handler
+        around = self.around(method, handler_call_details.invocation_metadata or ())
+        return handler if around is None else wrap_handler(handler, around)
 
+    def around(self, method: str, metadata: Metadata) -> Around | None:
+        """The context each call of `method` runs in; None leaves the method's calls alone."""
+        raise NotImplementedError
+
+
+class MetricsInterceptor(CallInterceptor):
+    """Counts RPCs and times them, by method and status code."""
+
+    def around(self, method: str, metadata: Metadata) -> Around:
         @contextlib.asynccontextmanager
         async def measured(call: ServerCall) -> AsyncIterator[None]:
             started = time.perf_counter()
@@ -142,7 +159,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                 rpc_seconds.labels(method).observe(time.perf_counter() - started)
                 rpc_handled.labels(method, code).inc()
 
-        return wrap_handler(handler, measured)
+        return measured
 
 
 # What the target field (RpcRule.target) of a method's request names, by method or
@@ -168,36 +185,25 @@ def logged_ids(
     return {}
 
 
-class LogContextInterceptor(grpc.aio.ServerInterceptor):
+class LogContextInterceptor(CallInterceptor):
     """Every log line of a call about one task or session names it (see farm_core.logs)."""
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler:
-        handler: grpc.RpcMethodHandler | None = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or _is_open(method) or not RPC_RULES.get(method, RpcRule("")).target:
-            return handler
+    def around(self, method: str, metadata: Metadata) -> Around | None:
+        if not RPC_RULES.get(method, RpcRule("")).target:
+            return None
 
         @contextlib.asynccontextmanager
         async def bound(call: ServerCall) -> AsyncIterator[None]:
             with log_context(**logged_ids(method, call.request)):
                 yield
 
-        return wrap_handler(handler, bound)
+        return bound
 
 
-class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+class ErrorMappingInterceptor(CallInterceptor):
     """Turns typed domain errors into gRPC statuses; anything else is INTERNAL, logged once."""
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler:
-        handler: grpc.RpcMethodHandler | None = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or _is_open(method):
-            return handler
-
+    def around(self, method: str, metadata: Metadata) -> Around:
         @contextlib.asynccontextmanager
         async def mapped(call: ServerCall) -> AsyncIterator[None]:
             try:
@@ -210,10 +216,10 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
                 log.exception("%s failed", method)
                 await call.context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}")
 
-        return wrap_handler(handler, mapped)
+        return mapped
 
 
-class IdentityInterceptor(grpc.aio.ServerInterceptor):
+class IdentityInterceptor(CallInterceptor):
     """Admits a call only with a valid identity token holding the method's scope.
 
     `method_scopes` maps each full method name ("/farm.tasks.v1.TaskService/GetTask")
@@ -234,15 +240,10 @@ class IdentityInterceptor(grpc.aio.ServerInterceptor):
         self._bootstrap_tenant = bootstrap_tenant
         self._operator_actions = {m: r.operator_only for m, r in rules.items() if r.operator_only}
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler:
-        handler: grpc.RpcMethodHandler | None = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or _is_open(method) or self._method_scopes.get(method) == NO_IDENTITY:
-            return handler
-        metadata = dict(handler_call_details.invocation_metadata or ())
-        token = metadata.get(IDENTITY_HEADER)
+    def around(self, method: str, metadata: Metadata) -> Around | None:
+        if self._method_scopes.get(method) == NO_IDENTITY:
+            return None
+        token = dict(metadata).get(IDENTITY_HEADER)
 
         @contextlib.asynccontextmanager
         async def admitted(call: ServerCall) -> AsyncIterator[None]:
@@ -276,4 +277,4 @@ class IdentityInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 reset_current_identity(binding)
 
-        return wrap_handler(handler, admitted)
+        return admitted

@@ -13,19 +13,24 @@ started the task. Dead letters: stream FARM_DEAD on `dead.tasks.<task_id>`.
 Agents: heartbeats in the key-value bucket `farm_agents`, drain orders on
 `control.drain.<agent_id>`. Audit: stream FARM_AUDIT on `audit.<source>`,
 AuditRecords the auth service writes to its database.
+
+Beside the contract, what every NATS client of the farm does the same way: connect,
+fetch a batch in a pull loop, and settle (ack, nak, term) a message.
 """
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 import nats
+import nats.errors
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import (
     DEFAULT_PREFIX,
-    DiscardPolicy,
     KeyValueConfig,
     RetentionPolicy,
     StorageType,
@@ -166,6 +171,36 @@ async def connect(url: str, name: str) -> Client:
     return client
 
 
+async def fetch_batch(
+    subscription: JetStreamContext.PullSubscription,
+    batch: int,
+    wait_seconds: float,
+    what: str,
+    retry_seconds: float,
+) -> list[Msg]:
+    """Up to `batch` messages of `what`; none when none came within `wait_seconds`.
+
+    A failed fetch is logged and returns none after `retry_seconds`, so a pull loop
+    goes on when NATS is back.
+    """
+    try:
+        return await subscription.fetch(batch, timeout=wait_seconds)
+    except TimeoutError:
+        return []
+    except nats.errors.Error as error:
+        log.warning("fetching %s failed: %s; retrying", what, error)
+        await asyncio.sleep(retry_seconds)
+        return []
+
+
+async def settle(reply: Awaitable[None], what: str) -> None:
+    """Sends an ack, nak or term of a message about `what`; if it is lost, JetStream redelivers."""
+    try:
+        await reply
+    except nats.errors.Error as error:
+        log.warning("answering JetStream about %s failed: %s", what, error)
+
+
 async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     try:
         await js.stream_info(str(config.name))
@@ -179,19 +214,29 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     await js.update_stream(config)
 
 
+def _file_stream(
+    name: str,
+    subject: str,
+    max_age_seconds: float,
+    limits: QueueLimits,
+    retention: RetentionPolicy = RetentionPolicy.LIMITS,
+) -> StreamConfig:
+    """A stream on disk, so it outlives a nats-server restart, with the farm's duplicate window."""
+    return StreamConfig(
+        name=name,
+        subjects=[subject],
+        retention=retention,
+        storage=StorageType.FILE,
+        max_age=max_age_seconds,
+        duplicate_window=limits.duplicate_window_seconds,
+    )
+
+
 async def ensure_audit_stream(js: JetStreamContext, limits: QueueLimits | None = None) -> None:
     """Creates or updates the audit stream; on disk, so records outlive an auth restart."""
     limits = limits or QueueLimits()
     await _ensure_stream(
-        js,
-        StreamConfig(
-            name=AUDIT_STREAM,
-            subjects=[ALL_AUDIT_SUBJECTS],
-            retention=RetentionPolicy.LIMITS,
-            storage=StorageType.FILE,
-            max_age=limits.audit_max_age_seconds,
-            duplicate_window=limits.duplicate_window_seconds,
-        ),
+        js, _file_stream(AUDIT_STREAM, ALL_AUDIT_SUBJECTS, limits.audit_max_age_seconds, limits)
     )
 
 
@@ -199,40 +244,18 @@ async def ensure_streams(js: JetStreamContext, limits: QueueLimits | None = None
     """Creates or updates the task, event, dead-letter and audit streams; safe from any process."""
     limits = limits or QueueLimits()
     await ensure_audit_stream(js, limits)
-    await _ensure_stream(
-        js,
-        StreamConfig(
-            name=TASK_STREAM,
-            subjects=[ALL_TASK_SUBJECTS],
-            retention=RetentionPolicy.WORK_QUEUE,
-            storage=StorageType.FILE,
-            max_age=limits.task_max_age_seconds,
-            duplicate_window=limits.duplicate_window_seconds,
-            discard=DiscardPolicy.OLD,
+    for config in (
+        _file_stream(
+            TASK_STREAM,
+            ALL_TASK_SUBJECTS,
+            limits.task_max_age_seconds,
+            limits,
+            RetentionPolicy.WORK_QUEUE,
         ),
-    )
-    await _ensure_stream(
-        js,
-        StreamConfig(
-            name=DEAD_STREAM,
-            subjects=[ALL_DEAD_SUBJECTS],
-            retention=RetentionPolicy.LIMITS,
-            storage=StorageType.FILE,
-            max_age=limits.dead_max_age_seconds,
-            duplicate_window=limits.duplicate_window_seconds,
-        ),
-    )
-    await _ensure_stream(
-        js,
-        StreamConfig(
-            name=EVENT_STREAM,
-            subjects=[ALL_EVENT_SUBJECTS],
-            retention=RetentionPolicy.LIMITS,
-            storage=StorageType.FILE,
-            max_age=limits.event_max_age_seconds,
-            duplicate_window=limits.duplicate_window_seconds,
-        ),
-    )
+        _file_stream(DEAD_STREAM, ALL_DEAD_SUBJECTS, limits.dead_max_age_seconds, limits),
+        _file_stream(EVENT_STREAM, ALL_EVENT_SUBJECTS, limits.event_max_age_seconds, limits),
+    ):
+        await _ensure_stream(js, config)
 
 
 async def _key_value(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:

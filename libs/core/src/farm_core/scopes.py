@@ -57,6 +57,8 @@ _TASKS = "/farm.tasks.v1.TaskService/"
 _ADMIN = "/farm.admin.v1.AdminService/"
 _ARTIFACTS = "/farm.storage.v1.ArtifactService/"
 _INGEST = "/farm.storage.v1.ArtifactIngestService/"
+_BASELINES = "/farm.storage.v1.BaselineService/"
+_PROFILES = "/farm.storage.v1.ProfileService/"
 _AUTH = "/farm.auth.v1.AuthService/"
 _AUDIT = "/farm.audit.v1.AuditService/"
 _SESSIONS = "/farm.sessions.v1.SessionService/"
@@ -95,6 +97,17 @@ RPC_RULES: Mapping[str, RpcRule] = {
     f"{_ARTIFACTS}DeleteArtifact": RpcRule(Scope.TASKS_WRITE, mutating=True, target="id"),
     # Agents upload what tasks produced; the task that asked for it is audited.
     f"{_INGEST}UploadArtifact": RpcRule(Scope.INTERNAL),
+    # Agents read and keep the tenant's baselines and profiles for its tasks and sessions.
+    f"{_INGEST}GetBaselineImage": RpcRule(Scope.INTERNAL),
+    f"{_INGEST}CreateBaseline": RpcRule(Scope.INTERNAL),
+    f"{_INGEST}GetProfileState": RpcRule(Scope.INTERNAL),
+    f"{_INGEST}SaveProfile": RpcRule(Scope.INTERNAL),
+    # Baselines of visual comparisons and saved browser profiles (storage).
+    f"{_BASELINES}ListBaselines": RpcRule(Scope.ARTIFACTS_READ),
+    f"{_BASELINES}ApproveBaseline": RpcRule(Scope.TASKS_WRITE, mutating=True, target="id"),
+    f"{_BASELINES}DeleteBaseline": RpcRule(Scope.TASKS_WRITE, mutating=True, target="id"),
+    f"{_PROFILES}ListProfiles": RpcRule(Scope.ARTIFACTS_READ),
+    f"{_PROFILES}DeleteProfile": RpcRule(Scope.TASKS_WRITE, mutating=True, target="name"),
     # Keys and tenants (auth).
     f"{_AUTH}CreateApiKey": RpcRule(Scope.ADMIN, mutating=True, created="api_key.id"),
     f"{_AUTH}ListApiKeys": RpcRule(Scope.ADMIN),

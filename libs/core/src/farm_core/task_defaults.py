@@ -17,6 +17,16 @@ class Viewport(NamedTuple):
     height: int
 
 
+class PageBudget(NamedTuple):
+    """A performance audit's budget: milliseconds, and layout shift without a unit."""
+
+    ttfb_ms: int
+    fcp_ms: int
+    lcp_ms: int
+    cls: float
+    load_ms: int
+
+
 DEFAULT_VIEWPORT = Viewport(width=1280, height=800)
 """The window of a task that names neither a viewport nor a device."""
 DEFAULT_TIMEOUT_MS = 30_000
@@ -31,6 +41,19 @@ DEFAULT_WAIT_UNTIL: "tasks_pb2.WaitUntil.ValueType" = tasks_pb2.WAIT_UNTIL_LOAD
 """When a navigation counts as done if waitUntil is unspecified."""
 DEFAULT_PRIORITY: "tasks_pb2.Priority.ValueType" = tasks_pb2.PRIORITY_NORMAL
 """The priority of a task that gives none."""
+DEFAULT_VIDEO_FORMAT: "tasks_pb2.VideoFormat.ValueType" = tasks_pb2.VIDEO_FORMAT_WEBM
+"""The format of a screencast that names none."""
+DEFAULT_AUDIT_KINDS: tuple["tasks_pb2.AuditKind.ValueType", ...] = (
+    tasks_pb2.AUDIT_KIND_ACCESSIBILITY,
+    tasks_pb2.AUDIT_KIND_PERFORMANCE,
+    tasks_pb2.AUDIT_KIND_SEO,
+    tasks_pb2.AUDIT_KIND_BEST_PRACTICES,
+)
+"""The audits of an audit action that names none: all four, in this order."""
+DEFAULT_PERFORMANCE_BUDGET = PageBudget(
+    ttfb_ms=800, fcp_ms=1800, lcp_ms=2500, cls=0.1, load_ms=3000
+)
+"""The performance audit's budget for each field given as 0."""
 
 ActionName = Literal["screenshot", "pdf", "content", "extract", "script", "audit", "snapshot"]
 ACTIONS: tuple[ActionName, ...] = (

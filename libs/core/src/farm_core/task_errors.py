@@ -26,7 +26,8 @@ class ErrorCode(StrEnum):
     CIRCUIT_OPEN = "CIRCUIT_OPEN"
     """The host's circuit breaker is open and the agent fails tasks for it."""
     SELECTOR_NOT_FOUND = "SELECTOR_NOT_FOUND"
-    """A selector matched no element in time, or is not a valid selector."""
+    """A selector matched no element in time, is not a valid selector, or matched an element
+    the step cannot act on (hidden, disabled, not a checkbox, no such option)."""
     INVALID_DEVICE = "INVALID_DEVICE"
     """The spec names a device Playwright does not know."""
     SCRIPT_FAILED = "SCRIPT_FAILED"

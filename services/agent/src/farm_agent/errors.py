@@ -87,20 +87,32 @@ _CRASH_SIGNS = (
     "browser closed",
 )
 _INVALID_SELECTOR_SIGNS = ("while parsing", "is not a valid selector", "unknown engine")
+# Playwright's words for an element a step cannot act on (check on a <div>, select on an <input>).
+_WRONG_ELEMENT_SIGNS = (
+    "not a checkbox or radio button",
+    "element is not a <select> element",
+    "element is not an <input>",
+    "cannot uncheck radio button",
+)
 # In Playwright's message for a DevTools Protocol call Chromium answered with an error.
 _PROTOCOL_ERROR_SIGN = "protocol error ("
 
 
-def failure_from(error: Exception, stage: Stage, field: str) -> TaskFailure:
-    """The TaskFailure for `error` raised while doing `stage` for the spec's `field`."""
+def failure_from(error: Exception, stage: Stage, field: str, selector: str = "") -> TaskFailure:
+    """The TaskFailure for `error` raised while doing `stage` for the spec's `field`.
+
+    A SELECTOR failure names `selector` when it is given.
+    """
     if isinstance(error, TaskFailure):
         return error
     if isinstance(error, PlaywrightError):
-        return _from_playwright(error, stage, field)
+        return _from_playwright(error, stage, field, selector)
     return TaskFailure(ErrorCode.INTERNAL, f"{field}: {type(error).__name__}: {error}")
 
 
-def _from_playwright(error: PlaywrightError, stage: Stage, field: str) -> TaskFailure:
+def _from_playwright(
+    error: PlaywrightError, stage: Stage, field: str, selector: str
+) -> TaskFailure:
     detail = _first_line(error.message)
     lowered = error.message.lower()
     if any(sign in lowered for sign in _CRASH_SIGNS):
@@ -110,13 +122,7 @@ def _from_playwright(error: PlaywrightError, stage: Stage, field: str) -> TaskFa
         # frame comes under load): not the spec's fault, and another attempt mends it.
         return TaskFailure(ErrorCode.BROWSER_CRASHED, f"{field}: the browser failed: {detail}")
     if stage is Stage.SELECTOR:
-        if isinstance(error, PlaywrightTimeoutError):
-            return TaskFailure(
-                ErrorCode.SELECTOR_NOT_FOUND, f"{field}: no matching element appeared ({detail})"
-            )
-        if any(sign in lowered for sign in _INVALID_SELECTOR_SIGNS):
-            return TaskFailure(ErrorCode.SELECTOR_NOT_FOUND, f"{field}: invalid selector: {detail}")
-        return TaskFailure(ErrorCode.INTERNAL, f"{field}: {detail}")
+        return _selector_failure(error, field, selector)
     if stage is Stage.NAVIGATION:
         if "download is starting" in lowered:
             return TaskFailure(
@@ -132,6 +138,20 @@ def _from_playwright(error: PlaywrightError, stage: Stage, field: str) -> TaskFa
     return TaskFailure(ErrorCode.INTERNAL, f"{field}: {detail}")
 
 
+def _selector_failure(error: PlaywrightError, field: str, selector: str) -> TaskFailure:
+    detail = _first_line(error.message)
+    lowered = error.message.lower()
+    if isinstance(error, PlaywrightTimeoutError):
+        missing = f'no element matches "{selector}"' if selector else "no matching element appeared"
+        return TaskFailure(ErrorCode.SELECTOR_NOT_FOUND, f"{field}: {missing} ({detail})")
+    if any(sign in lowered for sign in _INVALID_SELECTOR_SIGNS):
+        return TaskFailure(ErrorCode.SELECTOR_NOT_FOUND, f"{field}: invalid selector: {detail}")
+    if any(sign in lowered for sign in _WRONG_ELEMENT_SIGNS):
+        where = f' ("{selector}")' if selector else ""
+        return TaskFailure(ErrorCode.SELECTOR_NOT_FOUND, f"{field}: {detail}{where}")
+    return TaskFailure(ErrorCode.INTERNAL, f"{field}: {detail}")
+
+
 def _first_line(message: str) -> str:
     """Playwright's message without its call log and without the 'Page.click: ' prefix."""
     line = message.strip().splitlines()[0] if message.strip() else "unknown browser error"
@@ -142,11 +162,11 @@ def _first_line(message: str) -> str:
 
 
 @contextlib.contextmanager
-def failures_as(stage: Stage, field: str) -> Iterator[None]:
-    """Turns any error in the block into the TaskFailure for `stage` and `field`."""
+def failures_as(stage: Stage, field: str, selector: str = "") -> Iterator[None]:
+    """Turns any error in the block into the TaskFailure for `stage` and `field` (and selector)."""
     try:
         yield
     except TaskFailure:
         raise
     except Exception as error:
-        raise failure_from(error, stage, field) from error
+        raise failure_from(error, stage, field, selector) from error

@@ -12,6 +12,7 @@ from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import BrowserSpecRunner
 from farm_agent.places import Places
 from farm_agent.presence import Presence
+from farm_agent.saved.client import StorageSavedState
 from farm_agent.sessions.service import AgentSessions
 from farm_agent.settings import AgentSettings
 from farm_agent.work.intake import WorkIntake
@@ -80,6 +81,7 @@ class AgentService:
         self.settings = settings
         self.pool = BrowserPool(settings)
         self._uploader = uploader
+        self._saved: StorageSavedState | None = None
         self._on_drain_notice = on_drain_notice
         self.places = Places(settings.concurrency)
         self._watch_metrics()
@@ -97,9 +99,12 @@ class AgentService:
         await self.pool.start()
         if self._uploader is None:
             self._uploader = StorageUploader(self.settings)
+        self._saved = StorageSavedState(self.settings)
         runner = BrowserSpecRunner(self.pool, self.settings)
-        self.intake = WorkIntake(self.settings, runner, self._uploader, self.places)
-        self.sessions = AgentSessions(self.settings, self.pool, self._uploader, self.places)
+        self.intake = WorkIntake(self.settings, runner, self._uploader, self.places, self._saved)
+        self.sessions = AgentSessions(
+            self.settings, self.pool, self._uploader, self.places, self._saved
+        )
         try:
             await self.intake.start()
             await self.sessions.start(self.intake.connection)
@@ -141,7 +146,7 @@ class AgentService:
         await asyncio.gather(*draining)
 
     async def close(self) -> None:
-        """Leaves the agents bucket, closes sessions, NATS, the browsers, the storage connection."""
+        """Leaves the agents bucket; closes sessions, NATS, the browsers, storage connections."""
         if self.presence is not None:
             await self.presence.close()
         if self.sessions is not None:
@@ -151,3 +156,5 @@ class AgentService:
         await self.pool.close()
         if self._uploader is not None:
             await self._uploader.close()
+        if self._saved is not None:
+            await self._saved.close()

@@ -216,6 +216,32 @@ class AgentSettings(FarmSettings):
         description="On drain, how long open sessions may go on before they are closed "
         "(AGENT_DRAINING).",
     )
+    screencast_max_frames: int = Field(
+        default=6000,
+        ge=1,
+        description="Frames a task's or a session's screencast keeps; later ones are dropped.",
+    )
+    screencast_max_frame_mb: int = Field(
+        default=512,
+        ge=1,
+        description="MiB of JPEG frames a screencast keeps on disk until it is encoded.",
+    )
+    screencast_max_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="Seconds a screencast records; frames drawn later are dropped.",
+    )
+    screencast_max_video_mb: int = Field(
+        default=56,
+        ge=1,
+        description="A screencast's video ends at this size in MiB; keep it below storage's "
+        "largest artifact.",
+    )
+    screencast_encode_seconds: float = Field(
+        default=180.0,
+        gt=0,
+        description="Time ffmpeg gets to encode one screencast; then the video is not stored.",
+    )
     heartbeat_seconds: float = Field(
         default=5.0, gt=0, description="Interval of the agent's heartbeats (bucket farm_agents)."
     )

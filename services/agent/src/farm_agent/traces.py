@@ -19,6 +19,7 @@ from nats.aio.msg import Msg
 from opentelemetry.trace import Span, SpanContext
 
 from farm.tasks.v1 import tasks_pb2
+from farm_agent.browser.actions import CapturedArtifact
 from farm_agent.egress.proxy import EgressSession
 from farm_core.task_defaults import ACTIONS
 from farm_core.trace_context import consuming, incoming_context
@@ -112,6 +113,11 @@ def step_attributes(step: tasks_pb2.Step, index: int) -> dict[str, str | int]:
     """What a step's span says: its place and its kind (never its text: a fill may be secret)."""
     kinds = [descriptor.json_name for descriptor, _ in step.ListFields()]
     return {"farm.step.index": index, "farm.step.kind": kinds[0] if kinds else ""}
+
+
+def artifact_attributes(artifact: CapturedArtifact) -> dict[str, str | int]:
+    """What an upload's span says of the artifact."""
+    return {"farm.artifact.name": artifact.name, "farm.artifact.bytes": len(artifact.data)}
 
 
 def action_attributes(spec: tasks_pb2.TaskSpec) -> dict[str, str]:

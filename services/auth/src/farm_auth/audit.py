@@ -10,9 +10,7 @@ import asyncio
 import datetime as dt
 import functools
 import logging
-from collections.abc import Awaitable
 
-import nats.errors
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -25,7 +23,7 @@ from farm_core.cancel import cancel_and_wait
 from farm_core.db import utcnow
 from farm_core.nats_link import NatsLink
 from farm_core.periodic import Periodic
-from farm_core.queue import AUDIT_STREAM, ensure_audit_stream
+from farm_core.queue import AUDIT_STREAM, ensure_audit_stream, fetch_batch, settle
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +72,11 @@ class AuditWriter:
     async def _run(self) -> None:
         subscription = await self._nats.open(_subscribe)
         while True:
-            try:
-                messages = await subscription.fetch(FETCH_BATCH, timeout=FETCH_WAIT_SECONDS)
-            except TimeoutError:
-                continue
-            except nats.errors.Error as error:
-                log.warning("fetching audit records failed: %s; retrying", error)
-                await asyncio.sleep(RETRY_SECONDS)
-                continue
-            await self._store(messages)
+            messages = await fetch_batch(
+                subscription, FETCH_BATCH, FETCH_WAIT_SECONDS, "audit records", RETRY_SECONDS
+            )
+            if messages:
+                await self._store(messages)
 
     async def _store(self, messages: list[Msg]) -> None:
         records: list[audit_pb2.AuditRecord] = []
@@ -95,7 +89,7 @@ class AuditWriter:
                 log.error(
                     "dropping a message on %s: not an AuditRecord: %s", message.subject, error
                 )
-                await _settle(message.term())
+                await settle(message.term(), "an audit record")
                 continue
             records.append(record)
             parsed.append(message)
@@ -104,10 +98,10 @@ class AuditWriter:
         except (SQLAlchemyError, OSError) as error:
             log.warning("storing %d audit records failed: %s; they come again", len(records), error)
             for message in parsed:
-                await _settle(message.nak(delay=RETRY_SECONDS))
+                await settle(message.nak(delay=RETRY_SECONDS), "an audit record")
             return
         for message in parsed:
-            await _settle(message.ack())
+            await settle(message.ack(), "an audit record")
 
     async def _purge(self, retention: dt.timedelta) -> None:
         deleted = await self._log.purge(utcnow() - retention)
@@ -129,11 +123,3 @@ async def _subscribe(js: JetStreamContext) -> JetStreamContext.PullSubscription:
         ),
     )
     return await js.pull_subscribe_bind(durable=DURABLE_NAME, stream=AUDIT_STREAM)
-
-
-async def _settle(reply: Awaitable[None]) -> None:
-    """Sends an ack, nak or term; if it is lost, JetStream redelivers the record."""
-    try:
-        await reply
-    except nats.errors.Error as error:
-        log.warning("answering JetStream about an audit record failed: %s", error)

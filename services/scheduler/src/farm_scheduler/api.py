@@ -20,7 +20,7 @@ from farm_scheduler.publisher import TaskPublisher
 from farm_scheduler.records import TaskRecord
 from farm_scheduler.settings import SchedulerSettings
 from farm_scheduler.store import TaskStore
-from farm_scheduler.validation import check_label_key, validate_spec
+from farm_scheduler.validation import check_label_key, runs_script, validate_spec
 from farm_scheduler.watch import TaskWatch
 
 # Task ids are uuid4 hex; checking the form keeps other text out of NATS subjects.
@@ -169,8 +169,10 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
     async def _create(self, spec: tasks_pb2.TaskSpec) -> TaskRecord:
         """Validates `spec`, stores the task and publishes it (or leaves it to the republisher)."""
         identity = current_identity()
-        if spec.HasField("script") and not identity.has_scope(Scope.SCRIPT):
-            raise PermissionDenied(f"a task with a script needs the scope {Scope.SCRIPT.value!r}")
+        if runs_script(spec) and not identity.has_scope(Scope.SCRIPT):
+            raise PermissionDenied(
+                f"a task with a script or an evaluate step needs the scope {Scope.SCRIPT.value!r}"
+            )
         checked = validate_spec(
             spec,
             max_attempts_cap=self._settings.max_attempts_cap,

@@ -21,7 +21,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
 from farm_core.errors import Unavailable
 from farm_core.logs import log_context
-from farm_core.queue import EVENT_STREAM, TASK_EVENT_SUBJECTS
+from farm_core.queue import EVENT_STREAM, TASK_EVENT_SUBJECTS, fetch_batch, settle
 from farm_core.trace_context import consuming
 from farm_scheduler.store import TaskChange, TaskStore
 
@@ -98,13 +98,9 @@ class DurableConsumer:
         while not self._stopping:
             self._fetching = True
             try:
-                messages = await subscription.fetch(FETCH_BATCH, timeout=FETCH_WAIT_SECONDS)
-            except TimeoutError:
-                continue
-            except nats.errors.Error as error:
-                log.warning("fetching %s failed: %s; retrying", self._subjects, error)
-                await asyncio.sleep(RETRY_SECONDS)
-                continue
+                messages = await fetch_batch(
+                    subscription, FETCH_BATCH, FETCH_WAIT_SECONDS, self._subjects, RETRY_SECONDS
+                )
             finally:
                 self._fetching = False
             for message in messages:
@@ -122,12 +118,13 @@ class EventConsumer(DurableConsumer):
         self._on_change = on_change
 
     async def _handle(self, message: Msg) -> None:
+        about = f"an event on {message.subject}"
         event = queue_pb2.AgentEvent()
         try:
             event.ParseFromString(message.data)
         except DecodeError as error:
             log.error("dropping a message on %s: not an AgentEvent: %s", message.subject, error)
-            await settle(message.term(), message.subject)
+            await settle(message.term(), about)
             return
         status = tasks_pb2.TaskStatus.Name(event.status) if event.status in _STATUSES else ""
         with (
@@ -142,6 +139,7 @@ class EventConsumer(DurableConsumer):
             await self._apply(event, message)
 
     async def _apply(self, event: queue_pb2.AgentEvent, message: Msg) -> None:
+        about = f"event {event.event_id} of task {event.task_id}"
         try:
             change = await self._store.apply_event(
                 event, utcnow(), message.metadata.sequence.stream
@@ -150,21 +148,13 @@ class EventConsumer(DurableConsumer):
             log.warning(
                 "applying event %s of task %s failed: %s", event.event_id, event.task_id, error
             )
-            await settle(message.nak(delay=RETRY_SECONDS), message.subject)
+            await settle(message.nak(delay=RETRY_SECONDS), about)
             return
         except Exception:
             # Keep applying the other events; this one comes again after the delay.
             log.exception("applying event %s of task %s failed", event.event_id, event.task_id)
-            await settle(message.nak(delay=RETRY_SECONDS), message.subject)
+            await settle(message.nak(delay=RETRY_SECONDS), about)
             return
         if change is not None:
             await self._on_change(change)
-        await settle(message.ack(), message.subject)
-
-
-async def settle(reply: Awaitable[None], subject: str) -> None:
-    """Sends an ack, nak or term; if it is lost, JetStream redelivers the event."""
-    try:
-        await reply
-    except nats.errors.Error as error:
-        log.warning("answering JetStream about an event on %s failed: %s", subject, error)
+        await settle(message.ack(), about)

@@ -191,19 +191,7 @@ def _started(
 def _retrying(
     state: TaskState, event: queue_pb2.AgentEvent, number: int, when: dt.datetime
 ) -> TaskState:
-    error = event.error
-    history = _update_attempt(
-        state.history,
-        number,
-        lambda attempt: dataclasses.replace(
-            attempt,
-            agent_id=attempt.agent_id or event.agent_id,
-            finish_time=attempt.finish_time or when,
-            error_code=error.code or ErrorCode.UNKNOWN.value,
-            error_message=error.message,
-            retryable=error.retryable,
-        ),
-    )
+    history = _attempt_finished(state.history, number, event, when, event.error)
     if number < state.attempts or (number == state.attempts and state.status != RUNNING):
         # An attempt that a later one overtook, or a repeated report: history only.
         return dataclasses.replace(state, history=history)
@@ -221,21 +209,12 @@ def _succeeded(
     state: TaskState, event: queue_pb2.AgentEvent, number: int, when: dt.datetime
 ) -> TaskState:
     ended = _ended(state, SUCCEEDED, when)
-    history = _update_attempt(
-        ended.history,
-        number,
-        lambda attempt: dataclasses.replace(
-            attempt,
-            agent_id=attempt.agent_id or event.agent_id,
-            finish_time=attempt.finish_time or when,
-        ),
-    )
     return dataclasses.replace(
         ended,
         attempts=max(state.attempts, number),
         agent_id=_latest_agent(state, event.agent_id, number),
         result=event.result.SerializeToString(deterministic=True),
-        history=history,
+        history=_attempt_finished(ended.history, number, event, when),
     )
 
 
@@ -249,18 +228,7 @@ def _failed(
     # A failure reported for an attempt that never started (attempts used up, the
     # deadline passed) ends the task without counting an attempt.
     if number <= state.attempts:
-        history = _update_attempt(
-            history,
-            number,
-            lambda attempt: dataclasses.replace(
-                attempt,
-                agent_id=attempt.agent_id or event.agent_id,
-                finish_time=attempt.finish_time or when,
-                error_code=code,
-                error_message=error.message,
-                retryable=error.retryable,
-            ),
-        )
+        history = _attempt_finished(history, number, event, when, error)
     return dataclasses.replace(
         ended,
         agent_id=_latest_agent(state, event.agent_id, number),
@@ -290,6 +258,36 @@ def _ended(state: TaskState, status: Status, when: dt.datetime) -> TaskState:
     return dataclasses.replace(
         state, status=status, finish_time=when, retry_time=None, history=history
     )
+
+
+def _attempt_finished(
+    history: tuple[Attempt, ...],
+    number: int,
+    event: queue_pb2.AgentEvent,
+    when: dt.datetime,
+    error: tasks_pb2.TaskError | None = None,
+) -> tuple[Attempt, ...]:
+    """`history` with attempt `number` finished at `when` by the event's agent, with `error`.
+
+    A finish time or agent the attempt already has is kept.
+    """
+
+    def finish(attempt: Attempt) -> Attempt:
+        finished = dataclasses.replace(
+            attempt,
+            agent_id=attempt.agent_id or event.agent_id,
+            finish_time=attempt.finish_time or when,
+        )
+        if error is None:
+            return finished
+        return dataclasses.replace(
+            finished,
+            error_code=error.code or ErrorCode.UNKNOWN.value,
+            error_message=error.message,
+            retryable=error.retryable,
+        )
+
+    return _update_attempt(history, number, finish)
 
 
 def _update_attempt(

@@ -164,15 +164,3 @@ class SessionRow(Base):
     commands: Mapped[int] = mapped_column(Integer)
     # The serialized farm.tasks.v1.ArtifactRef of the recording; empty without one.
     recording: Mapped[bytes] = mapped_column(LargeBinary)
-
-
-class SessionProfileRow(Base):
-    """A tenant's saved browser profile: cookies and local storage, as Playwright stores them."""
-
-    __tablename__ = "session_profiles"
-
-    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    # Playwright's storage state (JSON), as the session's browser left it.
-    state: Mapped[bytes] = mapped_column(LargeBinary)
-    update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)

@@ -7,8 +7,10 @@ FAILED is copied to the dead-letter stream the same way: marked pending in SQL,
 published, then marked done, so that no dead letter is lost while NATS is down.
 """
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import nats.errors
 from nats.aio.client import Client
@@ -64,6 +66,22 @@ def dead_letter(record: TaskRecord) -> queue_pb2.DeadLetter:
     return letter
 
 
+@dataclass(frozen=True)
+class _Outgoing:
+    """A message about a task for JetStream: what it is (for the logs), where, and its id."""
+
+    what: str
+    task_id: str
+    subject: str
+    payload: bytes
+    message_id: str
+    """Its Nats-Msg-Id, by which JetStream drops a second publish of it."""
+    span: str
+    """The name of its publish's span."""
+    record: TaskRecord
+    """The task, whose stored trace context (traceparent) the publish continues."""
+
+
 class TaskPublisher:
     """Publishes WorkItems and DeadLetters and marks them published; announces cancels."""
 
@@ -85,52 +103,34 @@ class TaskPublisher:
 
         The publish is a span of the task's trace; its headers carry it to the agent.
         """
-        subject = task_subject(record.spec.region, PRIORITY_TOKENS[record.spec.priority])
-        with producing(
-            "task.publish", subject, parent=record.trace_parent, attributes=_traced(record)
-        ) as headers:
-            published = await self._publish(
-                "task",
-                record.id,
-                subject,
-                work_item(record).SerializeToString(deterministic=True),
-                {**headers, "Nats-Msg-Id": record.publish_id},
-            )
-        if not published:
-            return False
-        try:
-            await self._store.mark_published(record.id, record.state.requeues)
-        except SQLAlchemyError as error:
-            # JetStream has the task; publishing it again later is deduplicated.
-            log.warning("task %s is published but could not be marked so: %s", record.id, error)
-            return False
-        return True
+        message = _Outgoing(
+            "task",
+            record.id,
+            task_subject(record.spec.region, PRIORITY_TOKENS[record.spec.priority]),
+            work_item(record).SerializeToString(deterministic=True),
+            record.publish_id,
+            "task.publish",
+            record,
+        )
+        return await self._publish_then_mark(
+            message, functools.partial(self._store.mark_published, record.id, record.state.requeues)
+        )
 
     async def publish_dead_letter(self, record: TaskRecord) -> bool:
         """Copies the FAILED task to FARM_DEAD and marks it done; False if left for later."""
-        subject = dead_subject(record.id)
-        with producing(
-            "task.dead_letter", subject, parent=record.trace_parent, attributes=_traced(record)
-        ) as headers:
-            published = await self._publish(
-                "the dead letter of task",
-                record.id,
-                subject,
-                dead_letter(record).SerializeToString(deterministic=True),
-                {**headers, "Nats-Msg-Id": record.dead_letter_id},
-            )
-        if not published:
-            return False
-        try:
-            await self._store.mark_dead_letter_published(record.id, record.state.requeues)
-        except SQLAlchemyError as error:
-            log.warning(
-                "the dead letter of task %s is published but could not be marked so: %s",
-                record.id,
-                error,
-            )
-            return False
-        return True
+        message = _Outgoing(
+            "the dead letter of task",
+            record.id,
+            dead_subject(record.id),
+            dead_letter(record).SerializeToString(deterministic=True),
+            record.dead_letter_id,
+            "task.dead_letter",
+            record,
+        )
+        mark = functools.partial(
+            self._store.mark_dead_letter_published, record.id, record.state.requeues
+        )
+        return await self._publish_then_mark(message, mark)
 
     async def announce_cancel(self, task_id: str) -> None:
         """Tells the agents the task is cancelled: in the bucket and on its cancel subject."""
@@ -145,19 +145,44 @@ class TaskPublisher:
             # the task change nothing.
             log.warning("telling the agents that task %s is cancelled failed: %s", task_id, error)
 
-    async def _publish(
-        self, what: str, task_id: str, subject: str, payload: bytes, headers: dict[str, str]
+    async def _publish_then_mark(
+        self, message: _Outgoing, mark: Callable[[], Awaitable[None]]
     ) -> bool:
+        """Publishes `message`, then `mark`s it published in SQL; False if left for later."""
+        if not await self._publish(message):
+            return False
+        try:
+            await mark()
+        except SQLAlchemyError as error:
+            # JetStream has the message; publishing it again later is deduplicated.
+            log.warning(
+                "%s %s is published but could not be marked so: %s",
+                message.what,
+                message.task_id,
+                error,
+            )
+            return False
+        return True
+
+    async def _publish(self, message: _Outgoing) -> bool:
+        what, task_id = message.what, message.task_id
         if not self._nc.is_connected:
             log.info("NATS is unreachable: %s %s will be published when it is back", what, task_id)
             return False
+        record = message.record
         try:
-            await self._js.publish(
-                subject,
-                payload,
-                timeout=self._timeout_seconds,
-                headers=headers,
-            )
+            with producing(
+                message.span,
+                message.subject,
+                parent=record.trace_parent,
+                attributes=_traced(record),
+            ) as headers:
+                await self._js.publish(
+                    message.subject,
+                    message.payload,
+                    timeout=self._timeout_seconds,
+                    headers={**headers, "Nats-Msg-Id": message.message_id},
+                )
         except (nats.errors.Error, TimeoutError) as error:
             log.warning("publishing %s %s failed (%s); it will be retried", what, task_id, error)
             return False

@@ -1,9 +1,11 @@
 """A task as the scheduler holds it, its API view, and its mapping to and from SQL rows."""
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import RowMapping
 
 from farm.tasks.v1 import tasks_pb2
@@ -77,42 +79,46 @@ class TaskRecord:
             attempts=state.attempts,
             agent_id=state.agent_id,
             create_time=to_timestamp(self.create_time),
+            start_time=_timestamp(state.start_time),
+            finish_time=_timestamp(state.finish_time),
+            retry_time=_timestamp(state.retry_time),
+            error=_error(state.error_code, state.error_message, state.error_retryable),
             attempt_history=[attempt_proto(attempt) for attempt in state.history],
             trace_id=trace_id_of(self.trace_parent),
         )
-        if state.start_time is not None:
-            task.start_time.CopyFrom(to_timestamp(state.start_time))
-        if state.finish_time is not None:
-            task.finish_time.CopyFrom(to_timestamp(state.finish_time))
-        if state.retry_time is not None:
-            task.retry_time.CopyFrom(to_timestamp(state.retry_time))
         if state.status == tasks_pb2.TASK_STATUS_SUCCEEDED:
             task.result.ParseFromString(state.result)
-        if state.error_code:
-            task.error.CopyFrom(
-                tasks_pb2.TaskError(
-                    code=state.error_code,
-                    message=state.error_message,
-                    retryable=state.error_retryable,
-                )
-            )
         return task
 
 
 def attempt_proto(attempt: Attempt) -> tasks_pb2.AttemptRecord:
     """The API's view of one attempt."""
-    record = tasks_pb2.AttemptRecord(attempt=attempt.number, agent_id=attempt.agent_id)
-    if attempt.start_time is not None:
-        record.start_time.CopyFrom(to_timestamp(attempt.start_time))
-    if attempt.finish_time is not None:
-        record.finish_time.CopyFrom(to_timestamp(attempt.finish_time))
-    if attempt.error_code:
-        record.error.CopyFrom(
-            tasks_pb2.TaskError(
-                code=attempt.error_code, message=attempt.error_message, retryable=attempt.retryable
-            )
-        )
-    return record
+    return tasks_pb2.AttemptRecord(
+        attempt=attempt.number,
+        agent_id=attempt.agent_id,
+        start_time=_timestamp(attempt.start_time),
+        finish_time=_timestamp(attempt.finish_time),
+        error=_error(attempt.error_code, attempt.error_message, attempt.retryable),
+    )
+
+
+def _timestamp(moment: dt.datetime | None) -> Timestamp | None:
+    return None if moment is None else to_timestamp(moment)
+
+
+def _error(code: str, message: str, retryable: bool) -> tasks_pb2.TaskError | None:
+    """The error of a task or attempt that has an error code; None for one without."""
+    return tasks_pb2.TaskError(code=code, message=message, retryable=retryable) if code else None
+
+
+_STATE_COLUMNS = tuple(
+    field.name for field in dataclasses.fields(TaskState) if field.name not in {"status", "history"}
+)
+"""The fields of TaskState that `tasks` columns of the same name hold as they are."""
+_ATTEMPT_COLUMNS = tuple(
+    field.name for field in dataclasses.fields(Attempt) if field.name != "number"
+)
+"""The fields of Attempt that `task_attempts` columns of the same name hold as they are."""
 
 
 def record_from_row(values: RowMapping, history: tuple[Attempt, ...]) -> TaskRecord:
@@ -129,56 +135,22 @@ def record_from_row(values: RowMapping, history: tuple[Attempt, ...]) -> TaskRec
         trace_parent=values["trace_parent"],
         state=TaskState(
             status=tasks_pb2.TaskStatus.Value(values["status"]),
-            attempts=values["attempts"],
-            agent_id=values["agent_id"],
-            start_time=values["start_time"],
-            finish_time=values["finish_time"],
-            result=values["result"],
-            error_code=values["error_code"],
-            error_message=values["error_message"],
-            error_retryable=values["error_retryable"],
             history=history,
-            retry_time=values["retry_time"],
-            dead_time=values["dead_time"],
-            attempt_base=values["attempt_base"],
-            requeues=values["requeues"],
-            requeue_time=values["requeue_time"],
-            requeue_event_sequence=values["requeue_event_sequence"],
+            **{name: values[name] for name in _STATE_COLUMNS},
         ),
     )
 
 
 def attempt_from_row(values: RowMapping) -> Attempt:
     """The attempt in a `task_attempts` row."""
-    return Attempt(
-        number=values["attempt"],
-        agent_id=values["agent_id"],
-        start_time=values["start_time"],
-        finish_time=values["finish_time"],
-        error_code=values["error_code"],
-        error_message=values["error_message"],
-        retryable=values["retryable"],
-    )
+    return Attempt(number=values["attempt"], **{name: values[name] for name in _ATTEMPT_COLUMNS})
 
 
 def state_values(state: TaskState) -> dict[str, Any]:
     """The `tasks` columns that hold `state` (all but its history)."""
     return {
         "status": tasks_pb2.TaskStatus.Name(state.status),
-        "attempts": state.attempts,
-        "agent_id": state.agent_id,
-        "start_time": state.start_time,
-        "finish_time": state.finish_time,
-        "result": state.result,
-        "error_code": state.error_code,
-        "error_message": state.error_message,
-        "error_retryable": state.error_retryable,
-        "retry_time": state.retry_time,
-        "dead_time": state.dead_time,
-        "attempt_base": state.attempt_base,
-        "requeues": state.requeues,
-        "requeue_time": state.requeue_time,
-        "requeue_event_sequence": state.requeue_event_sequence,
+        **{name: getattr(state, name) for name in _STATE_COLUMNS},
     }
 
 
@@ -209,10 +181,5 @@ def attempt_values(task_id: str, attempt: Attempt) -> dict[str, Any]:
     return {
         "task_id": task_id,
         "attempt": attempt.number,
-        "agent_id": attempt.agent_id,
-        "start_time": attempt.start_time,
-        "finish_time": attempt.finish_time,
-        "error_code": attempt.error_code,
-        "error_message": attempt.error_message,
-        "retryable": attempt.retryable,
+        **{name: getattr(attempt, name) for name in _ATTEMPT_COLUMNS},
     }

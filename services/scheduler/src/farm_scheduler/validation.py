@@ -1,65 +1,50 @@
 """Checks a TaskSpec and fills in its defaults; each error names the field as sent in JSON.
 
-The MAX_/MIN_ constants below are every size limit a TaskSpec has, all in this one
-place; docs/api.md lists them (a test checks the two agree). The defaults are the
+The parts have modules of their own (field_checks, step_checks, action_checks,
+page_setup); the MAX_/MIN_ constants of all of them are every size limit a TaskSpec
+has, and docs/api.md lists them (a test checks the two agree). The defaults are the
 farm's, shared with the agents (`farm_core.task_defaults`).
 """
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
-from urllib.parse import urlsplit
+from collections.abc import Mapping
 
+from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
 from farm_core.errors import InvalidArgument
+from farm_core.saved import check_saved_name
 from farm_core.task_defaults import (
-    ACTIONS,
-    DEFAULT_JPEG_QUALITY,
     DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_PAPER_FORMAT,
     DEFAULT_PRIORITY,
+    DEFAULT_VIDEO_FORMAT,
     DEFAULT_VIEWPORT,
     DEFAULT_WAIT_UNTIL,
 )
 from farm_core.timestamps import from_timestamp
+from farm_scheduler.action_checks import check_one_action
+from farm_scheduler.field_checks import (
+    MAX_TIMEOUT_MS,
+    MIN_TIMEOUT_MS,
+    check_enum,
+    check_length,
+    check_url,
+)
+from farm_scheduler.page_setup import check_page_setup
+from farm_scheduler.step_checks import check_steps, check_waits
 
-MAX_URL_CHARS = 2048
-MAX_SELECTOR_CHARS = 1000
 MAX_DEVICE_CHARS = 100
-MAX_KEY_NAME_CHARS = 100
-MAX_FILL_VALUE_CHARS = 10000
-MAX_SCRIPT_CHARS = 100000
-MAX_STEPS = 50
-MAX_EXTRACT_FIELDS = 100
-MAX_EXTRACT_NAME_CHARS = 256
 MAX_LABELS = 32
 MAX_LABEL_KEY_CHARS = 63
 MAX_LABEL_VALUE_CHARS = 256
 MAX_REGION_CHARS = 32
 MAX_IDEMPOTENCY_KEY_CHARS = 128
 MAX_VIEWPORT_PIXELS = 10000
-MIN_TIMEOUT_MS = 1000
-MAX_TIMEOUT_MS = 300000
 MAX_DEADLINE_AHEAD = dt.timedelta(hours=24)
-
-PAPER_FORMATS: Mapping[str, str] = {
-    name.lower(): name
-    for name in ("Letter", "Legal", "Tabloid", "Ledger", "A0", "A1", "A2", "A3", "A4", "A5", "A6")
-}
-"""Known paper formats by their lower-case name, mapped to their canonical spelling."""
 
 REGION_PATTERN = re.compile(rf"^[a-z0-9][a-z0-9-]{{0,{MAX_REGION_CHARS - 1}}}$")
 LABEL_KEY_PATTERN = re.compile(rf"^[a-z0-9][a-z0-9_.-]{{0,{MAX_LABEL_KEY_CHARS - 1}}}$")
-
-# A step's fields by their proto name, with the lowerCamelCase name users send.
-_STEP_FIELDS: Mapping[str, str] = {
-    "click": "click",
-    "fill": "fill",
-    "wait_for": "waitFor",
-    "press": "press",
-    "scroll": "scroll",
-}
 
 
 def validate_spec(
@@ -76,15 +61,31 @@ def validate_spec(
     checked = tasks_pb2.TaskSpec()
     checked.CopyFrom(spec)
     check_url(checked.url)
-    _check_action(checked)
+    check_one_action(checked)
     check_steps(checked.steps)
     _check_page(checked)
     _check_limits(checked, max_attempts_cap=max_attempts_cap, default_timeout_ms=default_timeout_ms)
+    check_waits(checked.steps, checked.timeout_ms)
     _check_deadline(checked, utcnow() if now is None else now)
     _check_routing(checked)
     check_labels(checked.labels)
     check_length("idempotencyKey", checked.idempotency_key, MAX_IDEMPOTENCY_KEY_CHARS)
+    if checked.HasField("screencast"):
+        checked.screencast.format = check_video_format(
+            "screencast.format", checked.screencast.format
+        )
+    if checked.HasField("setup"):
+        check_page_setup(checked.setup)
+    _check_profile(checked)
     return checked
+
+
+def runs_script(spec: tasks_pb2.TaskSpec | sessions_pb2.SessionCommand) -> bool:
+    """Whether the spec runs the caller's JavaScript (a script action or an evaluate step).
+
+    Such a task or command needs the `script` scope.
+    """
+    return spec.HasField("script") or any(step.evaluate for step in spec.steps)
 
 
 def check_label_key(field: str, key: str) -> None:
@@ -98,142 +99,12 @@ def check_label_key(field: str, key: str) -> None:
         )
 
 
-def check_length(field: str, value: str, most: int) -> None:
-    """Raises InvalidArgument(field) when `value` is longer than `most` characters."""
-    if len(value) > most:
-        raise InvalidArgument(field, f"must be at most {most} characters, got {len(value)}")
-
-
-def _check_required(field: str, value: str, most: int) -> None:
-    if not value:
-        raise InvalidArgument(field, "is required")
-    check_length(field, value, most)
-
-
-def _check_enum(field: str, value: int, known: Iterable[int]) -> None:
-    if value not in set(known):
-        raise InvalidArgument(field, f"has no value {value}")
-
-
-def check_url(url: str) -> None:
-    """Raises InvalidArgument("url") unless `url` is an http or https URL with a host."""
-    if not url:
-        raise InvalidArgument("url", "is required")
-    check_length("url", url, MAX_URL_CHARS)
-    if any(char.isspace() or ord(char) < 32 for char in url):
-        raise InvalidArgument("url", "must not contain spaces or control characters")
-    try:
-        parts = urlsplit(url)
-        # .port raises ValueError for a port that is not a number from 0 to 65535.
-        _ = parts.port
-    except ValueError as error:
-        raise InvalidArgument("url", f"is not a valid URL: {error}") from error
-    if parts.scheme not in ("http", "https"):
-        raise InvalidArgument("url", f"must be http or https, got {parts.scheme or 'none'!r}")
-    if not parts.hostname:
-        raise InvalidArgument("url", "has no host")
-
-
-def _check_action(spec: tasks_pb2.TaskSpec) -> None:
-    chosen = [action for action in ACTIONS if spec.HasField(action)]
-    if len(chosen) != 1:
-        got = ", ".join(chosen) if chosen else "none"
-        raise InvalidArgument(
-            "spec", f"exactly one action of {', '.join(ACTIONS)} must be set, got {got}"
-        )
-    check_action(spec)
-
-
-def check_action(spec: tasks_pb2.TaskSpec) -> None:
-    """Checks the options of the spec's action (if it has one) and fills in their defaults."""
-    if spec.HasField("screenshot"):
-        _check_screenshot(spec.screenshot)
-    elif spec.HasField("pdf"):
-        _check_pdf(spec.pdf)
-    elif spec.HasField("content"):
-        _check_enum("content.format", spec.content.format, tasks_pb2.ContentFormat.values())
-        if spec.content.format == tasks_pb2.CONTENT_FORMAT_UNSPECIFIED:
-            spec.content.format = tasks_pb2.CONTENT_FORMAT_HTML
-    elif spec.HasField("extract"):
-        _check_extract(spec.extract)
-    elif spec.HasField("script"):
-        _check_required("script.source", spec.script.source, MAX_SCRIPT_CHARS)
-
-
-def _check_screenshot(screenshot: tasks_pb2.ScreenshotOptions) -> None:
-    _check_enum("screenshot.format", screenshot.format, tasks_pb2.ImageFormat.values())
-    check_length("screenshot.selector", screenshot.selector, MAX_SELECTOR_CHARS)
-    if screenshot.format == tasks_pb2.IMAGE_FORMAT_UNSPECIFIED:
-        screenshot.format = tasks_pb2.IMAGE_FORMAT_PNG
-    if screenshot.format != tasks_pb2.IMAGE_FORMAT_JPEG:
-        if screenshot.quality != 0:
-            raise InvalidArgument("screenshot.quality", "is only allowed with IMAGE_FORMAT_JPEG")
-        return
-    if screenshot.quality == 0:
-        screenshot.quality = DEFAULT_JPEG_QUALITY
-    elif not 1 <= screenshot.quality <= 100:
-        raise InvalidArgument(
-            "screenshot.quality", f"must be between 1 and 100, got {screenshot.quality}"
-        )
-
-
-def _check_pdf(pdf: tasks_pb2.PdfOptions) -> None:
-    if not pdf.paper_format:
-        pdf.paper_format = DEFAULT_PAPER_FORMAT
-        return
-    canonical = PAPER_FORMATS.get(pdf.paper_format.lower())
-    if canonical is None:
-        raise InvalidArgument(
-            "pdf.paperFormat",
-            f"must be one of {', '.join(PAPER_FORMATS.values())}, got {pdf.paper_format!r}",
-        )
-    pdf.paper_format = canonical
-
-
-def _check_extract(extract: tasks_pb2.ExtractOptions) -> None:
-    count = len(extract.fields)
-    if not 1 <= count <= MAX_EXTRACT_FIELDS:
-        raise InvalidArgument(
-            "extract.fields", f"must hold 1 to {MAX_EXTRACT_FIELDS} fields, got {count}"
-        )
-    for name, selector in extract.fields.items():
-        if not name:
-            raise InvalidArgument("extract.fields", "a field name is empty")
-        check_length("extract.fields", name, MAX_EXTRACT_NAME_CHARS)
-        _check_required(f"extract.fields.{name}", selector, MAX_SELECTOR_CHARS)
-
-
-def check_steps(steps: Iterable[tasks_pb2.Step]) -> None:
-    """Raises InvalidArgument naming the first bad step (`steps[i]...`)."""
-    steps = list(steps)
-    if len(steps) > MAX_STEPS:
-        raise InvalidArgument("steps", f"must be at most {MAX_STEPS} steps, got {len(steps)}")
-    for index, step in enumerate(steps):
-        _check_step(f"steps[{index}]", step)
-
-
-def _check_step(path: str, step: tasks_pb2.Step) -> None:
-    chosen = [
-        json_name for proto_name, json_name in _STEP_FIELDS.items() if _is_set(step, proto_name)
-    ]
-    if len(chosen) != 1:
-        got = ", ".join(chosen) if chosen else "none"
-        raise InvalidArgument(
-            path, f"exactly one of {', '.join(_STEP_FIELDS.values())} must be set, got {got}"
-        )
-    check_length(f"{path}.click", step.click, MAX_SELECTOR_CHARS)
-    check_length(f"{path}.waitFor", step.wait_for, MAX_SELECTOR_CHARS)
-    check_length(f"{path}.scroll", step.scroll, MAX_SELECTOR_CHARS)
-    check_length(f"{path}.press", step.press, MAX_KEY_NAME_CHARS)
-    if step.HasField("fill"):
-        _check_required(f"{path}.fill.selector", step.fill.selector, MAX_SELECTOR_CHARS)
-        check_length(f"{path}.fill.value", step.fill.value, MAX_FILL_VALUE_CHARS)
-
-
-def _is_set(step: tasks_pb2.Step, proto_name: str) -> bool:
-    if proto_name == "fill":
-        return step.HasField("fill")
-    return bool(getattr(step, proto_name))
+def _check_profile(spec: tasks_pb2.TaskSpec) -> None:
+    """Checks the profile a task starts from and saves to."""
+    if spec.profile:
+        check_saved_name("profile", spec.profile)
+    elif spec.save_profile:
+        raise InvalidArgument("saveProfile", "needs a profile to save to")
 
 
 def _check_page(spec: tasks_pb2.TaskSpec) -> None:
@@ -258,10 +129,20 @@ def check_wait_until(
     wait_until: "tasks_pb2.WaitUntil.ValueType",
 ) -> "tasks_pb2.WaitUntil.ValueType":
     """The waitUntil to use: the given one, or the default for unspecified."""
-    _check_enum("waitUntil", wait_until, tasks_pb2.WaitUntil.values())
+    check_enum("waitUntil", wait_until, tasks_pb2.WaitUntil.values())
     if wait_until == tasks_pb2.WAIT_UNTIL_UNSPECIFIED:
         return DEFAULT_WAIT_UNTIL
     return wait_until
+
+
+def check_video_format(
+    field: str, video_format: "tasks_pb2.VideoFormat.ValueType"
+) -> "tasks_pb2.VideoFormat.ValueType":
+    """The screencast's format to use: the given one, or the default for unspecified."""
+    check_enum(field, video_format, tasks_pb2.VideoFormat.values())
+    if video_format == tasks_pb2.VIDEO_FORMAT_UNSPECIFIED:
+        return DEFAULT_VIDEO_FORMAT
+    return video_format
 
 
 def check_timeout(timeout_ms: int, default_timeout_ms: int) -> int:
@@ -308,7 +189,7 @@ def _check_deadline(spec: tasks_pb2.TaskSpec, now: dt.datetime) -> None:
 
 
 def _check_routing(spec: tasks_pb2.TaskSpec) -> None:
-    _check_enum("priority", spec.priority, tasks_pb2.Priority.values())
+    check_enum("priority", spec.priority, tasks_pb2.Priority.values())
     if spec.priority == tasks_pb2.PRIORITY_UNSPECIFIED:
         spec.priority = DEFAULT_PRIORITY
     check_region(spec.region)

@@ -11,9 +11,18 @@ from farm_core.errors import InvalidArgument
 from farm_core.identity import current_identity
 from farm_core.paging import Cursor, read_page
 from farm_core.timestamps import to_timestamp
+from farm_storage.baselines import BaselineLibrary
 from farm_storage.download import content_headers
 from farm_storage.ingest import receive_upload
 from farm_storage.library import ArtifactLibrary
+from farm_storage.profiles import ProfileLibrary
+from farm_storage.saved_api import (
+    baseline_key,
+    baseline_message,
+    caller_tenant,
+    profile_message,
+    required,
+)
 from farm_storage.store import ArtifactRecord
 
 
@@ -80,11 +89,19 @@ class ArtifactApi(artifacts_pb2_grpc.ArtifactServiceServicer):
 
 
 class IngestApi(ingest_pb2_grpc.ArtifactIngestServiceServicer):
-    """farm.storage.v1.ArtifactIngestService: the agents' uploads."""
+    """farm.storage.v1.ArtifactIngestService: the agents' uploads, baselines and profiles."""
 
-    def __init__(self, library: ArtifactLibrary, max_artifact_bytes: int) -> None:
+    def __init__(
+        self,
+        library: ArtifactLibrary,
+        max_artifact_bytes: int,
+        baselines: BaselineLibrary,
+        profiles: ProfileLibrary,
+    ) -> None:
         self._library = library
         self._max_artifact_bytes = max_artifact_bytes
+        self._baselines = baselines
+        self._profiles = profiles
 
     async def UploadArtifact(
         self,
@@ -94,3 +111,31 @@ class IngestApi(ingest_pb2_grpc.ArtifactIngestServiceServicer):
         upload = await receive_upload(request_iterator, self._max_artifact_bytes)
         record = await self._library.store_upload(upload)
         return ingest_pb2.UploadArtifactResponse(artifact=artifact_message(record))
+
+    async def GetBaselineImage(
+        self, request: ingest_pb2.GetBaselineImageRequest, context: Any
+    ) -> ingest_pb2.GetBaselineImageResponse:
+        record, image = await self._baselines.image(caller_tenant(), baseline_key(request.key))
+        return ingest_pb2.GetBaselineImageResponse(baseline=baseline_message(record), image=image)
+
+    async def CreateBaseline(
+        self, request: ingest_pb2.CreateBaselineRequest, context: Any
+    ) -> ingest_pb2.CreateBaselineResponse:
+        record, created = await self._baselines.create(
+            caller_tenant(),
+            baseline_key(request.key),
+            required("artifactId", request.artifact_id),
+        )
+        return ingest_pb2.CreateBaselineResponse(baseline=baseline_message(record), created=created)
+
+    async def GetProfileState(
+        self, request: ingest_pb2.GetProfileStateRequest, context: Any
+    ) -> ingest_pb2.GetProfileStateResponse:
+        record, state = await self._profiles.state(caller_tenant(), request.name)
+        return ingest_pb2.GetProfileStateResponse(profile=profile_message(record), state=state)
+
+    async def SaveProfile(
+        self, request: ingest_pb2.SaveProfileRequest, context: Any
+    ) -> ingest_pb2.SaveProfileResponse:
+        record = await self._profiles.save(caller_tenant(), request.name, request.state)
+        return ingest_pb2.SaveProfileResponse(profile=profile_message(record))

@@ -21,6 +21,9 @@ EXTENSIONS: Mapping[str, str] = {
     "text/html": "html",
     "text/plain": "txt",
     "application/json": "json",
+    "video/webm": "webm",
+    "video/mp4": "mp4",
+    "image/gif": "gif",
 }
 MAX_FILENAME_CHARS = 200
 CONTENT_SECURITY_POLICY = "default-src 'none'; sandbox"

@@ -1,8 +1,8 @@
-"""The storage service's tables: artifacts' metadata, and bytes reserved by uploads in flight."""
+"""The storage service's tables: artifacts, reserved bytes, baselines and profiles."""
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Index, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from farm_core.db import UtcDateTime
@@ -45,3 +45,49 @@ class ByteReservationRow(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     # A reservation whose upload died with its process stops counting then.
     expire_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class BaselineRow(Base):
+    """The image a tenant's screenshots of one key are compared with; bytes at `object_key`."""
+
+    __tablename__ = "baselines"
+    __table_args__ = (
+        # The key (name, URL, viewport) as one digest: URLs are too long for some indexes.
+        UniqueConstraint("tenant", "key_sha256", name="uq_baselines_tenant_key"),
+        Index("ix_baselines_tenant_update_time_id", "tenant", "update_time", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    key_sha256: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(2048))
+    viewport_width: Mapped[int] = mapped_column(Integer)
+    viewport_height: Mapped[int] = mapped_column(Integer)
+    # The screenshot artifact the image was copied from.
+    artifact_id: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    object_key: Mapped[str] = mapped_column(String(512))
+    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class ProfileRow(Base):
+    """A tenant's saved browser profile; its state (Playwright's JSON) is at `object_key`."""
+
+    __tablename__ = "profiles"
+    __table_args__ = (
+        Index("ix_profiles_tenant_update_time_name", "tenant", "update_time", "name"),
+    )
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    cookies: Mapped[int] = mapped_column(Integer)
+    # The origins it holds local storage of.
+    origins: Mapped[list[str]] = mapped_column(JSON)
+    object_key: Mapped[str] = mapped_column(String(512))
+    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)

@@ -4,26 +4,39 @@ from collections.abc import Mapping, Sequence
 
 import grpc
 
-from farm.storage.v1 import artifacts_pb2_grpc, ingest_pb2_grpc
+from farm.storage.v1 import (
+    artifacts_pb2_grpc,
+    baselines_pb2_grpc,
+    ingest_pb2_grpc,
+    profiles_pb2_grpc,
+)
 from farm_core.identity import IdentityCodec
 from farm_core.scopes import method_scopes
 from farm_storage.api import ArtifactApi, IngestApi
+from farm_storage.baselines import BaselineLibrary
 from farm_storage.blobs import BlobStore
 from farm_storage.gauges import StorageGauges
 from farm_storage.library import ArtifactLibrary
+from farm_storage.profiles import ProfileLibrary
 from farm_storage.quotas import TenantQuotaSource
+from farm_storage.saved_api import BaselineApi, ProfileApi
+from farm_storage.saved_store import BaselineTable, ProfileTable
 from farm_storage.settings import StorageSettings
 from farm_storage.store import ArtifactStore
 
 ARTIFACT_SERVICE = "farm.storage.v1.ArtifactService"
 INGEST_SERVICE = "farm.storage.v1.ArtifactIngestService"
+BASELINE_SERVICE = "farm.storage.v1.BaselineService"
+PROFILE_SERVICE = "farm.storage.v1.ProfileService"
 
 
 class StorageService:
-    """Artifacts: ArtifactService for users, ArtifactIngestService for agents."""
+    """Artifacts, baselines, profiles: a service each for users; ArtifactIngestService, agents."""
 
     name = "storage"
-    method_scopes: Mapping[str, str] = method_scopes(ARTIFACT_SERVICE, INGEST_SERVICE)
+    method_scopes: Mapping[str, str] = method_scopes(
+        ARTIFACT_SERVICE, INGEST_SERVICE, BASELINE_SERVICE, PROFILE_SERVICE
+    )
 
     def __init__(self, settings: StorageSettings) -> None:
         self._settings = settings
@@ -41,6 +54,16 @@ class StorageService:
         )
         self._library = ArtifactLibrary(self._store, self._blobs, self._quotas)
         self._gauges = StorageGauges(self._store, settings.gauges_interval_seconds)
+        self._baselines = BaselineLibrary(
+            BaselineTable(self._store.engine, settings.max_baselines_per_tenant),
+            self._store,
+            self._blobs,
+        )
+        self._profiles = ProfileLibrary(
+            ProfileTable(self._store.engine, settings.max_profiles_per_tenant),
+            self._blobs,
+            settings.max_profile_bytes,
+        )
 
     async def start(self) -> None:
         try:
@@ -53,10 +76,15 @@ class StorageService:
 
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
         artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server(ArtifactApi(self._library), server)
-        ingest_pb2_grpc.add_ArtifactIngestServiceServicer_to_server(
-            IngestApi(self._library, self._settings.max_artifact_bytes), server
+        ingest = IngestApi(
+            self._library, self._settings.max_artifact_bytes, self._baselines, self._profiles
         )
-        return [ARTIFACT_SERVICE, INGEST_SERVICE]
+        ingest_pb2_grpc.add_ArtifactIngestServiceServicer_to_server(ingest, server)
+        baselines_pb2_grpc.add_BaselineServiceServicer_to_server(
+            BaselineApi(self._baselines), server
+        )
+        profiles_pb2_grpc.add_ProfileServiceServicer_to_server(ProfileApi(self._profiles), server)
+        return [ARTIFACT_SERVICE, INGEST_SERVICE, BASELINE_SERVICE, PROFILE_SERVICE]
 
     async def drain(self, grace_seconds: float) -> None:
         # Storage takes no work of its own: the gRPC server's graceful stop lets

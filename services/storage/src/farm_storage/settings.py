@@ -61,6 +61,19 @@ class StorageSettings(FarmSettings):
     max_artifact_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1, description="Uploads larger than this are refused."
     )
+    max_profile_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1,
+        description="A profile (cookies and local storage, JSON) larger than this is refused.",
+    )
+    max_profiles_per_tenant: int = Field(
+        default=1000, ge=1, description="Profiles a tenant may keep; saving one more is refused."
+    )
+    max_baselines_per_tenant: int = Field(
+        default=10000,
+        ge=1,
+        description="Baselines a tenant may keep; a screenshot of a new key past it fails.",
+    )
     auth_address: str = Field(
         default="",
         description="host:port of the auth service, asked for tenants' artifact byte quotas; "

@@ -34,22 +34,6 @@ RESERVATION_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
-class ArtifactRecord:
-    """An artifact's metadata as stored."""
-
-    id: str
-    tenant: str
-    task_id: str
-    name: str
-    kind: str
-    content_type: str
-    size_bytes: int
-    sha256: str
-    object_key: str
-    create_time: dt.datetime
-
-
-@dataclass(frozen=True)
 class ArtifactContent:
     """What an upload stores: which artifact, and a digest of its bytes."""
 
@@ -61,6 +45,14 @@ class ArtifactContent:
     size_bytes: int
     sha256: str
     object_key: str
+
+
+@dataclass(frozen=True)
+class ArtifactRecord(ArtifactContent):
+    """An artifact's metadata as stored: its content, and the id and time it was saved with."""
+
+    id: str
+    create_time: dt.datetime
 
 
 def owned_by_another_tenant(task_id: str, name: str) -> FailedPrecondition:

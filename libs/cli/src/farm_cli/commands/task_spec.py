@@ -24,6 +24,7 @@ SCREENSHOT_FLAGS = {
     "full_page": "--full-page",
     "image_format": "--format",
     "selector": "--selector",
+    "compare": "--compare",
 }
 
 
@@ -58,6 +59,14 @@ def add_task_spec_arguments(parser: argparse.ArgumentParser) -> None:
     shot.add_argument("--full-page", action="store_true", help="capture the whole page")
     shot.add_argument("--format", dest="image_format", choices=sorted(IMAGE_FORMATS))
     shot.add_argument("--selector", help="capture only the first element matching this CSS")
+    shot.add_argument("--compare", metavar="BASELINE", help="compare with this baseline (PNG)")
+    shot.add_argument(
+        "--mask", action="append", default=[], metavar="CSS", help="mask in --compare (repeatable)"
+    )
+    parser.add_argument("--profile", help="start from this saved profile")
+    parser.add_argument(
+        "--save-profile", action="store_true", help="save the page's state to --profile"
+    )
     parser.add_argument("--viewport", type=viewport, help="window size WIDTHxHEIGHT")
     parser.add_argument("--priority", choices=list(PRIORITIES))
     parser.add_argument("--timeout-ms", type=int, help="time limit of one attempt (ms)")
@@ -99,6 +108,13 @@ def spec_from_flags(args: argparse.Namespace) -> tasks_pb2.TaskSpec:
             spec.screenshot.format = IMAGE_FORMATS[args.image_format]
         if args.selector:
             spec.screenshot.selector = args.selector
+        if args.compare:
+            spec.screenshot.compare.baseline = args.compare
+            spec.screenshot.compare.mask.extend(args.mask)
+    if args.mask and not args.compare:
+        raise CliError("--mask only goes with --compare")
+    spec.profile = args.profile or ""
+    spec.save_profile = args.save_profile
     if args.viewport is not None:
         spec.viewport.CopyFrom(args.viewport)
     if args.priority:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 from farm_cli.launcher import infra
 from farm_cli.launcher.config import FarmConfig
@@ -60,6 +61,8 @@ PROMETHEUS_TIMEOUT = 30.0
 TRACE_SINK_TIMEOUT = 30.0
 # How long stop() waits for the supervising thread's current look to end.
 SUPERVISOR_JOIN_TIMEOUT = 30.0
+
+Known = TypeVar("Known")
 
 
 def _ignore(_: str) -> None:
@@ -133,30 +136,22 @@ class LocalFarm:
     @property
     def admin_key(self) -> str:
         """The bootstrap admin key; known once start() has begun."""
-        if self._admin_key is None:
-            raise RuntimeError("the farm has not been started")
-        return self._admin_key
+        return _started(self._admin_key)
 
     @property
     def nats_url(self) -> str:
         """The NATS the farm uses (started here or given by NATS_URL)."""
-        if self._shared is None:
-            raise RuntimeError("the farm has not been started")
-        return self._shared.nats_url
+        return _started(self._shared).nats_url
 
     @property
     def identity_secret(self) -> str:
         """The secret the farm's processes sign and verify identities with."""
-        if self._shared is None:
-            raise RuntimeError("the farm has not been started")
-        return self._shared.identity_secret
+        return _started(self._shared).identity_secret
 
     @property
     def s3(self) -> S3Target:
         """The S3 the storage service writes to (SeaweedFS here, or S3_ENDPOINT)."""
-        if self._s3 is None:
-            raise RuntimeError("the farm has not been started")
-        return self._s3
+        return _started(self._s3)
 
     @property
     def processes(self) -> Mapping[str, ManagedProcess]:
@@ -400,3 +395,10 @@ class LocalFarm:
         if name != "seaweedfs":
             return None
         return functools.partial(infra.remove_seaweedfs_sockets, self.config.ports.seaweed_ports())
+
+
+def _started(value: Known | None) -> Known:
+    """`value`, set once start() has begun; before, the farm has none to give."""
+    if value is None:
+        raise RuntimeError("the farm has not been started")
+    return value

@@ -1,4 +1,4 @@
-"""A task's action on a loaded page: screenshot, pdf, content, extract, script or snapshot."""
+"""A task's action on a loaded page: screenshot, pdf, content, extract, script, audit, snapshot."""
 
 import datetime as dt
 import json
@@ -12,7 +12,11 @@ from playwright.async_api import Page
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
+from farm_agent.audits.observer import Observations
+from farm_agent.audits.runner import run_audits
 from farm_agent.errors import Stage, TaskFailure, failures_as
+from farm_agent.saved.capture import PendingComparison, note_comparison
+from farm_agent.saved.profiles import ProfileToSave
 from farm_core.task_defaults import ACTIONS, DEFAULT_JPEG_QUALITY, DEFAULT_PAPER_FORMAT
 from farm_core.task_errors import ErrorCode
 
@@ -39,6 +43,10 @@ class Capture:
 
     result: tasks_pb2.TaskResult = field(default_factory=tasks_pb2.TaskResult)
     artifacts: list[CapturedArtifact] = field(default_factory=list)
+    # A screenshot to compare with the tenant's baseline once stored (screenshot.compare).
+    comparison: PendingComparison | None = None
+    # The page's cookies and local storage to save as a profile (save_profile).
+    profile_to_save: ProfileToSave | None = None
 
 
 @dataclass(frozen=True)
@@ -61,9 +69,13 @@ class ExtractField:
 
 
 async def run_action(
-    page: Page, spec: tasks_pb2.TaskSpec, time_left_ms: TimeLeftMs, max_text_bytes: int
+    page: Page,
+    spec: tasks_pb2.TaskSpec,
+    time_left_ms: TimeLeftMs,
+    max_text_bytes: int,
+    seen: Observations | None = None,
 ) -> Capture:
-    """Does the spec's one action on the page."""
+    """Does the spec's one action on the page; `seen`: the page's loading, for an audit."""
     if spec.HasField("screenshot"):
         return await screenshot(page, spec.screenshot, time_left_ms)
     if spec.HasField("pdf"):
@@ -76,6 +88,12 @@ async def run_action(
         return await script(page, spec.script, max_text_bytes)
     if spec.HasField("snapshot"):
         return await snapshot(page, time_left_ms, max_text_bytes)
+    if spec.HasField("audit"):
+        return Capture(
+            result=tasks_pb2.TaskResult(
+                audit=await run_audits(page, spec.audit, seen, time_left_ms)
+            )
+        )
     raise TaskFailure(ErrorCode.INTERNAL, f"the task sets no action ({', '.join(ACTIONS)})")
 
 
@@ -87,6 +105,9 @@ async def screenshot(
     settings: dict[str, Any] = {"type": "jpeg" if jpeg else "png", "timeout": time_left_ms()}
     if jpeg:
         settings["quality"] = options.quality or DEFAULT_JPEG_QUALITY
+    if options.HasField("compare"):
+        # In CSS pixels, so that a baseline's boxes are the page's, whatever the device scale.
+        settings["scale"] = "css"
     if options.selector:
         with failures_as(Stage.SELECTOR, "screenshot.selector"):
             image = await page.locator(options.selector).first.screenshot(**settings)
@@ -98,7 +119,10 @@ async def screenshot(
     return Capture(
         artifacts=[
             CapturedArtifact("screenshot", tasks_pb2.ARTIFACT_KIND_SCREENSHOT, content_type, image)
-        ]
+        ],
+        comparison=(
+            await note_comparison(page, options, image) if options.HasField("compare") else None
+        ),
     )
 
 

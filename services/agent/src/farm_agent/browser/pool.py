@@ -18,9 +18,15 @@ from playwright.async_api import Browser, BrowserContext, Playwright, async_play
 from playwright.async_api import Error as PlaywrightError
 
 from farm_agent import metrics
-from farm_agent.egress.proxy import EgressProxy, farm_policy
+from farm_agent.browser.chromium import (
+    CHROMIUM_FLAGS,
+    MARKER_SWITCH,
+    MAX_BROWSER_TMPDIR_CHARS,
+    browser_processes,
+)
+from farm_agent.egress.proxy import EgressProxy
+from farm_agent.egress.resolution import farm_policy
 from farm_agent.errors import Stage, TaskFailure, failure_from
-from farm_agent.metrics import process_tree
 from farm_agent.settings import AgentSettings
 from farm_core.periodic import Periodic
 from farm_core.task_errors import ErrorCode
@@ -28,23 +34,6 @@ from farm_core.tracing import tracer
 
 log = logging.getLogger(__name__)
 
-# Flags the farm's machines need: no sandbox (containers), no GPU, no /dev/shm (small in
-# containers), and nothing that phones home or prompts on first run.
-CHROMIUM_FLAGS: tuple[str, ...] = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-)
-
-# Chromium binds a unix socket at $TMPDIR/org.chromium.Chromium.XXXXXX/SingletonSocket and
-# aborts at launch when that path is longer than a socket address holds (107 bytes).
-MAX_BROWSER_TMPDIR_CHARS = 107 - len("/org.chromium.Chromium.XXXXXX/SingletonSocket")
-# A switch Chromium ignores, so that the agent can find a browser's process to kill it.
-MARKER_SWITCH = "--farm-browser"
 # Idle browsers are looked for every half idle time, and at least this often.
 MAX_UPKEEP_INTERVAL_SECONDS = 5.0
 
@@ -232,7 +221,7 @@ class BrowserPool:
             return
         except TimeoutError:
             pass
-        for pid in _browser_processes(pooled.marker):
+        for pid in browser_processes(pooled.marker):
             log.warning("killing browser process %d", pid)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -369,20 +358,6 @@ class BrowserPool:
         for pooled in to_close:
             log.info("closing a browser idle for %.0f s", now - pooled.idle_since)
             await self._end_browser(pooled)
-
-
-def _browser_processes(marker: str) -> list[int]:
-    """The agent's own Chromium processes launched with `marker` (the browser, not its children)."""
-    switch = f"{MARKER_SWITCH}={marker}".encode()
-    found = []
-    for pid in process_tree(os.getpid()):
-        try:
-            arguments = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if switch in arguments and b"--type=" not in arguments:
-            found.append(pid)
-    return found
 
 
 async def _close_context_or_browser(closer: Any, what: str) -> None:

@@ -10,14 +10,20 @@ from playwright.async_api import Page, Request
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
+from farm_agent.audits.observer import PageObserver
 from farm_agent.browser.actions import Capture, run_action
 from farm_agent.browser.collect import collect, observer_for
 from farm_agent.browser.observers import ContextObserver
 from farm_agent.browser.page_guard import CONTEXT_OPTIONS, PageGuard
 from farm_agent.browser.pool import BrowserPool
+from farm_agent.browser.setup import context_options, prepare_context
+from farm_agent.browser.steps import run_step
 from farm_agent.egress.proxy import EgressSession
 from farm_agent.egress.proxy_wire import host_port, url_host_port
 from farm_agent.errors import Stage, TaskFailure, failures_as, http_error
+from farm_agent.media.recorder import RecordingLimits
+from farm_agent.media.task_screencast import TaskScreencast
+from farm_agent.saved.profiles import ProfileToSave, load_profile, read_profile
 from farm_agent.settings import AgentSettings
 from farm_agent.traces import action_attributes, step_attributes
 from farm_core.task_defaults import (
@@ -61,23 +67,26 @@ class BrowserSpecRunner:
     def __init__(self, pool: BrowserPool, settings: AgentSettings) -> None:
         self._pool = pool
         self._settings = settings
+        self._screencast_limits = RecordingLimits.of_screencasts(settings)
 
-    async def run(self, spec: tasks_pb2.TaskSpec) -> Capture:
+    async def run(self, spec: tasks_pb2.TaskSpec, profile_state: bytes = b"") -> Capture:
         """Runs `spec` within its timeoutMs; raises TaskFailure with a stable code.
+
+        The context starts from `profile_state` (a saved profile's cookies and local
+        storage); with `save_profile` the capture holds the context's state at the end.
 
         The page's dialogs, pop-ups, downloads and crashes are handled by a PageGuard;
         closing the context is bounded by the pool, which kills a browser that hangs.
         Every request of the page goes through an egress session of the task's own.
+        With `screencast`, the page is recorded until the action is done (TaskScreencast).
         """
         timeout_seconds = (spec.timeout_ms or DEFAULT_TIMEOUT_MS) / 1000
         options = self.context_options(spec)
         budget = Budget(timeout_seconds)
-        url = urlsplit(spec.url)
-        if url.scheme.lower() not in ("http", "https"):
-            raise TaskFailure(
-                ErrorCode.BLOCKED_URL,
-                f"url: the scheme {url.scheme or 'none'!r} is refused; only http and https",
-            )
+        _check_scheme(spec.url, "url")
+        screencast = TaskScreencast(
+            spec, options["viewport"], self._pool.scratch_dir, self._screencast_limits
+        )
         try:
             async with (
                 asyncio.timeout(timeout_seconds),
@@ -88,21 +97,32 @@ class BrowserSpecRunner:
                 observer = observer_for(context, egress, spec.collect)
                 try:
                     context.set_default_timeout(timeout_seconds * 1000)
+                    if profile_state:
+                        await load_profile(context, profile_state)
+                    await prepare_context(context, spec.setup)
                     page = await context.new_page()
                     guard.watch(page)
+                    await screencast.follow(page)
                     max_text = self._settings.max_result_text_bytes
-                    return await guard.run(
+                    capture = await guard.run(
                         browse(page, spec, budget, egress, max_text, observer=observer)
                     )
+                    await screencast.stop()
+                    if spec.save_profile:
+                        state = await read_profile(context)
+                        capture.profile_to_save = ProfileToSave(spec.profile, state)
                 finally:
                     guard.stop()
+            return await screencast.add_video(capture)
         except TimeoutError as error:
             raise TaskFailure(
                 ErrorCode.TIMEOUT, f"the task did not finish within its {timeout_seconds:g} s"
             ) from error
+        finally:
+            await screencast.discard()
 
     def context_options(self, spec: tasks_pb2.TaskSpec) -> dict[str, Any]:
-        """The new_context options for the spec's device and viewport."""
+        """The new_context options for the spec's device, viewport and setup."""
         options: dict[str, Any] = dict(CONTEXT_OPTIONS)
         if spec.device:
             device = self._pool.devices.get(spec.device)
@@ -118,6 +138,7 @@ class BrowserSpecRunner:
         if spec.viewport.width and spec.viewport.height:
             options["viewport"] = {"width": spec.viewport.width, "height": spec.viewport.height}
         options.setdefault("viewport", DEFAULT_VIEWPORT._asdict())
+        options.update(context_options(spec.setup))
         return options
 
 
@@ -138,18 +159,31 @@ async def browse(
     (a session's page keeps one egress listener for all its commands), and what
     `spec.collect` asks for, from `observer`'s records.
     """
-    status = 0
-    if navigate:
-        with tracer().start_as_current_span("page.navigate"):
-            status = await _navigate(page, spec, budget, egress)
-    for index, step in enumerate(spec.steps):
-        with tracer().start_as_current_span("page.step", attributes=step_attributes(step, index)):
-            await run_step(page, step, f"steps[{index}]", budget)
-    if any(spec.HasField(action) for action in ACTIONS):
-        with tracer().start_as_current_span("page.capture", attributes=action_attributes(spec)):
-            capture = await run_action(page, spec, budget.ms, max_text_bytes)
-    else:
-        capture = Capture()
+    audit_observer = PageObserver.for_spec(page, spec)
+    try:
+        status = 0
+        if navigate:
+            with tracer().start_as_current_span("page.navigate"):
+                status = await _navigate(page, spec.url, "url", spec, budget, egress)
+        for index, step in enumerate(spec.steps):
+            field = f"steps[{index}]"
+            with tracer().start_as_current_span(
+                "page.step", attributes=step_attributes(step, index)
+            ):
+                if step.goto:
+                    # The main document changes: the result reports the new one's status.
+                    status = await _navigate(page, step.goto, f"{field}.goto", spec, budget, egress)
+                else:
+                    await run_step(page, step, field, budget.ms)
+        if any(spec.HasField(action) for action in ACTIONS):
+            seen = audit_observer.seen if audit_observer else None
+            with tracer().start_as_current_span("page.capture", attributes=action_attributes(spec)):
+                capture = await run_action(page, spec, budget.ms, max_text_bytes, seen)
+        else:
+            capture = Capture()
+    finally:
+        if audit_observer is not None:
+            audit_observer.stop()
     capture.result.http_status = status
     capture.result.final_url = page.url
     with failures_as(Stage.CAPTURE, "title"):
@@ -167,25 +201,41 @@ async def browse(
     return capture
 
 
+def _check_scheme(url: str, field: str) -> None:
+    """BLOCKED_URL for a URL that is not http or https (the scheduler refuses them too)."""
+    scheme = urlsplit(url).scheme
+    if scheme.lower() not in ("http", "https"):
+        raise TaskFailure(
+            ErrorCode.BLOCKED_URL,
+            f"{field}: the scheme {scheme or 'none'!r} is refused; only http and https",
+        )
+
+
 async def _navigate(
-    page: Page, spec: tasks_pb2.TaskSpec, budget: Budget, egress: EgressSession
+    page: Page,
+    url: str,
+    field: str,
+    spec: tasks_pb2.TaskSpec,
+    budget: Budget,
+    egress: EgressSession,
 ) -> int:
-    """Goes to the spec's URL; its HTTP status. The guard's refusals fail it with BLOCKED_URL."""
+    """Goes to `url` (the spec's `field`); its HTTP status. The guard's refusals are BLOCKED_URL."""
+    _check_scheme(url, field)
     navigation = _MainFrameNavigation(page)
     try:
-        with failures_as(Stage.NAVIGATION, "url"):
+        with failures_as(Stage.NAVIGATION, field):
             response = await page.goto(
-                spec.url,
+                url,
                 wait_until=_WAIT_UNTIL.get(spec.wait_until, _WAIT_UNTIL[DEFAULT_WAIT_UNTIL]),
                 timeout=budget.ms(),
             )
     except TaskFailure as failure:
-        raise navigation.blocked(egress, spec.url) or navigation.explained(
+        raise navigation.blocked(egress, url, field) or navigation.explained(
             failure, egress
         ) from failure
     finally:
         navigation.stop()
-    blocked = navigation.blocked(egress, spec.url)
+    blocked = navigation.blocked(egress, url, field)
     if blocked is not None:
         raise blocked
     status = response.status if response is not None else 0
@@ -196,7 +246,7 @@ async def _navigate(
 
 
 class _MainFrameNavigation:
-    """The URLs the main frame asked for while the task's first navigation ran (redirects too)."""
+    """The URLs the main frame asked for while a navigation ran (redirects too)."""
 
     def __init__(self, page: Page) -> None:
         self._page = page
@@ -211,7 +261,7 @@ class _MainFrameNavigation:
         """Stops noting requests: the navigation has ended."""
         self._page.remove_listener("request", self._on_request)
 
-    def blocked(self, egress: EgressSession, first_url: str) -> TaskFailure | None:
+    def blocked(self, egress: EgressSession, first_url: str, field: str) -> TaskFailure | None:
         """BLOCKED_URL when the egress guard refused the navigation or one of its redirects."""
         # Chromium's first request is the task's URL in its canonical form (a decimal
         # or hex IPv4 address spelled out), not a redirect; later ones are redirects.
@@ -221,7 +271,7 @@ class _MainFrameNavigation:
             if refused is None:
                 continue
             shown = url.split("?", 1)[0]
-            where = "url: " if index <= 1 else f"url: redirected to {shown}: "
+            where = f"{field}: " if index <= 1 else f"{field}: redirected to {shown}: "
             return TaskFailure(ErrorCode.BLOCKED_URL, where + refused.describe())
         return None
 
@@ -235,30 +285,3 @@ class _MainFrameNavigation:
             if reason is not None:
                 return TaskFailure(failure.code, f"{failure.message} ({reason})")
         return failure
-
-
-async def run_step(page: Page, step: tasks_pb2.Step, field: str, budget: Budget) -> None:
-    """Runs one step (click, fill, waitFor, press or scroll) on the page."""
-    if step.click:
-        with failures_as(Stage.SELECTOR, f"{field}.click"):
-            await page.locator(step.click).first.click(timeout=budget.ms())
-    elif step.HasField("fill"):
-        with failures_as(Stage.SELECTOR, f"{field}.fill.selector"):
-            await page.locator(step.fill.selector).first.fill(step.fill.value, timeout=budget.ms())
-    elif step.wait_for:
-        with failures_as(Stage.SELECTOR, f"{field}.waitFor"):
-            await page.locator(step.wait_for).first.wait_for(state="visible", timeout=budget.ms())
-    elif step.press:
-        with failures_as(Stage.CAPTURE, f"{field}.press"):
-            await page.keyboard.press(step.press)
-    elif step.scroll in ("bottom", "top"):
-        with failures_as(Stage.CAPTURE, f"{field}.scroll"):
-            await page.evaluate(
-                "(toBottom) => window.scrollTo(0, toBottom ? document.body.scrollHeight : 0)",
-                step.scroll == "bottom",
-            )
-    elif step.scroll:
-        with failures_as(Stage.SELECTOR, f"{field}.scroll"):
-            await page.locator(step.scroll).first.scroll_into_view_if_needed(timeout=budget.ms())
-    else:
-        raise TaskFailure(ErrorCode.INTERNAL, f"{field}: the step sets no action")

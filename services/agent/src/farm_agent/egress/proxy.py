@@ -11,8 +11,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -20,15 +19,8 @@ import h11
 from opentelemetry import trace
 
 from farm_agent import metrics
-from farm_agent.egress.address_policy import (
-    AddressPolicy,
-    FarmService,
-    Reason,
-    Refusal,
-    embedded_ipv4,
-    farm_addresses_of,
-)
-from farm_agent.egress.allowlist import AllowList, IpAddress
+from farm_agent.egress.address_policy import AddressPolicy, Reason, Refusal, embedded_ipv4
+from farm_agent.egress.allowlist import IpAddress
 from farm_agent.egress.proxy_wire import (
     CHUNK_BYTES,
     HttpConnection,
@@ -38,51 +30,13 @@ from farm_agent.egress.proxy_wire import (
     split_authority,
     target_host_port,
 )
+from farm_agent.egress.resolution import Resolver, system_resolver
 
 log = logging.getLogger(__name__)
-
-Resolver = Callable[[str, int], Awaitable[list[IpAddress]]]
-"""Resolves a host name (or an address literal) to the addresses a connection may use."""
 
 FALLBACK_LISTEN_HOST = "127.0.0.1"
 # A task keeps the first this many distinct refusals; the metric counts them all.
 MAX_BLOCKED_KEPT = 100
-
-
-async def system_resolver(host: str, port: int) -> list[IpAddress]:
-    """The host's addresses from the system resolver, or the address itself for a literal."""
-    try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    addresses: list[IpAddress] = []
-    for _family, _type, _proto, _name, sockaddr in infos:
-        # A scoped IPv6 address ("fe80::1%eth0") keeps its scope out of the check.
-        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-        if address not in addresses:
-            addresses.append(address)
-    return addresses
-
-
-async def farm_policy(
-    allow: AllowList,
-    services: Sequence[FarmService],
-    resolver: Resolver = system_resolver,
-    timeout_seconds: float = 10.0,
-) -> AddressPolicy:
-    """The policy for `allow`, with the farm's services resolved to the addresses they use."""
-    resolved: dict[FarmService, Sequence[IpAddress]] = {}
-    for service in services:
-        try:
-            resolved[service] = await asyncio.wait_for(
-                resolver(service.host, service.port), timeout_seconds
-            )
-        except (OSError, UnicodeError, TimeoutError) as error:
-            # Still refused by name; its addresses are refused by the default deny unless allowed.
-            log.warning("cannot resolve the farm's service %s: %s", service.host, error)
-    addresses, everywhere = farm_addresses_of(services, resolved)
-    return AddressPolicy(allow, frozenset(services), addresses, everywhere)
 
 
 @dataclass(frozen=True)

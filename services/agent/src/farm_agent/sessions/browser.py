@@ -21,7 +21,7 @@ from pathlib import Path
 from playwright.async_api import Browser, BrowserContext, Page, Playwright
 from playwright.async_api import Error as PlaywrightError
 
-from farm_agent.browser.pool import CHROMIUM_FLAGS, MAX_BROWSER_TMPDIR_CHARS
+from farm_agent.browser.chromium import CHROMIUM_FLAGS, MAX_BROWSER_TMPDIR_CHARS
 from farm_agent.errors import TaskFailure
 from farm_core.task_errors import ErrorCode
 

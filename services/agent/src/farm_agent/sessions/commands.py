@@ -1,19 +1,20 @@
-"""One command on a session's current page: go to its URL if it has one, the steps, the action.
+"""One command on a session's current page: its setup change, its URL, the steps, the action.
 
 The same steps and actions as a task's, run by the same code on the session's page
 rather than a fresh one. Commands of one session run one at a time; their
 artifacts are stored under the session's id, named after the command's number.
+A command's `screencast.start` starts recording before the rest of the command,
+its `screencast.stop` stops after it; every result tells where the screencast stands.
 """
 
 import asyncio
-import dataclasses
 
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.runner import Budget, browse
 from farm_agent.errors import TaskFailure
+from farm_agent.saved.keeper import CaptureKeeper
 from farm_agent.sessions.session import OpenSession
-from farm_agent.work.uploader import ArtifactUploader
 from farm_core.task_defaults import ACTIONS, DEFAULT_TIMEOUT_MS
 from farm_core.task_errors import ErrorCode
 
@@ -37,7 +38,7 @@ def command_spec(command: sessions_pb2.SessionCommand) -> tasks_pb2.TaskSpec:
 async def run_command(
     session: OpenSession,
     command: sessions_pb2.SessionCommand,
-    uploader: ArtifactUploader,
+    keeper: CaptureKeeper,
     max_text_bytes: int,
 ) -> tasks_pb2.TaskResult:
     """Runs the command within its time limit; raises TaskFailure with a stable code."""
@@ -48,6 +49,9 @@ async def run_command(
         try:
             async with asyncio.timeout(timeout_seconds):
                 page = await session.current_page()
+                await session.setup.change(command)
+                if command.screencast.start:
+                    await session.screencasts.start(command.screencast.format)
                 blocked_before = len(session.egress.blocked)
                 capture = await browse(
                     page,
@@ -66,10 +70,23 @@ async def run_command(
         finally:
             session.touch()
         session.commands += 1
-        number = session.commands
-        for artifact in capture.artifacts:
-            named = dataclasses.replace(artifact, name=f"command-{number}-{artifact.name}")
-            capture.result.artifacts.append(
-                await uploader.upload(session.tenant, session.session_id, named)
-            )
-    return capture.result
+        prefix = f"command-{session.commands}-"
+        result = await keeper.keep(session.tenant, session.session_id, capture, prefix)
+        if command.screencast.stop:
+            await _stop_screencast(session, keeper, result)
+        result.screencast.CopyFrom(session.screencasts.status())
+    return result
+
+
+async def _stop_screencast(
+    session: OpenSession, keeper: CaptureKeeper, result: tasks_pb2.TaskResult
+) -> None:
+    """Stops the session's screencast (outside the command's time limit: ffmpeg has its own)."""
+    try:
+        video = await session.screencasts.stop(
+            lambda artifact: keeper.upload(session.tenant, session.session_id, artifact)
+        )
+    finally:
+        session.touch()
+    if video is not None:
+        result.artifacts.append(video)

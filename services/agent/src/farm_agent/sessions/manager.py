@@ -21,6 +21,7 @@ import nats.errors
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
+from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
 
 from farm.queue.v1 import queue_pb2
@@ -29,14 +30,17 @@ from farm_agent.browser.actions import CapturedArtifact
 from farm_agent.browser.observers import ContextObserver
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.errors import TaskFailure
+from farm_agent.media.encoder import EncodingFailed, video_type
+from farm_agent.media.recorder import RecordingLimits, ScreenRecorder
+from farm_agent.media.screencast import Screencast
 from farm_agent.places import Places
-from farm_agent.sessions.profiles import load_profile, save_profile
-from farm_agent.sessions.recorder import VIDEO_CONTENT_TYPE, RecordingFailed, ScreenRecorder
-from farm_agent.sessions.screencast import Screencast
+from farm_agent.saved.keeper import CaptureKeeper
+from farm_agent.saved.profiles import load_profile, read_profile
+from farm_agent.sessions.screencasts import SessionScreencasts
 from farm_agent.sessions.session import OpenSession
+from farm_agent.sessions.setup import SessionSetup
 from farm_agent.sessions.warm import DEFAULT_SCREEN, SpareBrowsers, screen_for, start_browser
 from farm_agent.settings import AgentSettings
-from farm_agent.work.uploader import ArtifactUploader
 from farm_core.sessions import CloseReason, Refusal, closed_subject
 
 log = logging.getLogger(__name__)
@@ -68,13 +72,13 @@ class SessionManager:
         self,
         settings: AgentSettings,
         pool: BrowserPool,
-        uploader: ArtifactUploader,
         places: Places,
+        keeper: CaptureKeeper,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._pool = pool
-        self._uploader = uploader
+        self._keeper = keeper
         self._places = places
         self._clock = clock
         self._sessions: dict[str, OpenSession] = {}
@@ -90,6 +94,7 @@ class SessionManager:
         # Told when a session opens or closes: the heartbeat says so at once.
         self.on_change: Callable[[], Awaitable[None]] | None = None
         self._sessions_root = pool.scratch_dir / "sessions"
+        self._screencast_limits = RecordingLimits.of_screencasts(settings)
         self._spares = SpareBrowsers(
             lambda folder: start_browser(pool, settings, DEFAULT_SCREEN, folder),
             self._sessions_root,
@@ -209,21 +214,37 @@ class SessionManager:
             )
         try:
             page = await warm.browser.page()
-            await page.set_viewport_size({"width": screen.width, "height": screen.height})
-            if order.profile_state:
-                await load_profile(warm.browser, order.profile_state)
+            if spec.profile:
+                state = await self._keeper.load_profile(order.tenant, spec.profile)
+                if state:
+                    await load_profile(warm.browser.context, state)
+            screencast = Screencast(screen.width, screen.height)
             session = OpenSession(
                 session_id=order.session_id,
                 tenant=order.tenant,
                 spec=spec,
                 browser=warm.browser,
                 egress=warm.egress,
-                screencast=Screencast(screen.width, screen.height),
+                screencast=screencast,
                 expires_at=self._clock() + _seconds_until(order.expire_time),
                 folder=warm.folder,
                 observer=ContextObserver(warm.browser.context, warm.egress),
+                screencasts=SessionScreencasts(
+                    order.session_id,
+                    screencast,
+                    warm.folder,
+                    (screen.width, screen.height),
+                    self._screencast_limits,
+                ),
+                setup=SessionSetup(warm.browser.context, self._pool.devices, spec),
                 clock=self._clock,
                 resources=warm.resources,
+            )
+            # The viewport, device and setup of the spec; pages opened later get them too.
+            await session.setup.open(page)
+            warm.browser.context.on(
+                "page",
+                lambda new_page: session.in_background(session.setup.cover_quietly(new_page)),
             )
             await session.screencast.follow(page)
             if spec.record:
@@ -271,12 +292,13 @@ class SessionManager:
             for task in list(session.background):
                 task.cancel()
             if session.spec.profile and session.browser.alive:
-                closed.profile_state = await save_profile(session.browser, session.session_id)
+                await self._save_profile(session)
             await session.resources.aclose()
             if session.recorder is not None:
                 recording = await self._store_recording(session)
                 if recording is not None:
                     closed.recording.CopyFrom(recording)
+            await self._store_screencast(session)
             closed.time.GetCurrentTime()
             await self._publish_closed(closed)
         finally:
@@ -295,6 +317,19 @@ class SessionManager:
             session.commands,
         )
         return closed
+
+    async def _save_profile(self, session: OpenSession) -> None:
+        """Saves the session's cookies and local storage to its profile; logs why if it cannot."""
+        try:
+            state = await read_profile(session.browser.context)
+            await self._keeper.save_profile(session.tenant, session.spec.profile, state)
+        except (PlaywrightError, TaskFailure) as error:
+            log.warning(
+                "session %s: profile %r was not saved: %s",
+                session.session_id,
+                session.spec.profile,
+                error,
+            )
 
     async def _tell_change(self) -> None:
         if self.on_change is not None:
@@ -325,15 +360,28 @@ class SessionManager:
             if video is None:
                 return None
             data = await asyncio.to_thread(video.read_bytes)
+            content_type = video_type(tasks_pb2.VIDEO_FORMAT_WEBM).content_type
             artifact = CapturedArtifact(
-                "recording.webm", tasks_pb2.ARTIFACT_KIND_VIDEO, VIDEO_CONTENT_TYPE, data
+                "recording.webm", tasks_pb2.ARTIFACT_KIND_VIDEO, content_type, data
             )
-            return await self._uploader.upload(session.tenant, session.session_id, artifact)
-        except (RecordingFailed, TaskFailure, OSError) as error:
+            return await self._keeper.upload(session.tenant, session.session_id, artifact)
+        except (EncodingFailed, TaskFailure, OSError) as error:
             log.warning("session %s: the recording was not stored: %s", session.session_id, error)
             return None
         finally:
             recorder.discard()
+
+    async def _store_screencast(self, session: OpenSession) -> None:
+        """Stores the screencast a command started and none stopped (it ends with the session)."""
+        try:
+            video = await session.screencasts.stop(
+                lambda artifact: self._keeper.upload(session.tenant, session.session_id, artifact)
+            )
+        except TaskFailure as error:
+            log.warning("session %s: its screencast was not stored: %s", session.session_id, error)
+            return
+        if video is not None:
+            log.info("session %s: its screencast was stored as %s", session.session_id, video.id)
 
     async def _publish_closed(self, closed: queue_pb2.SessionClosed) -> None:
         if self._js is None:

@@ -19,10 +19,10 @@ from nats.aio.subscription import Subscription
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.errors import TaskFailure
+from farm_agent.saved.keeper import CaptureKeeper
 from farm_agent.sessions.commands import run_command
 from farm_agent.sessions.manager import SessionManager, SessionRefused
 from farm_agent.traces import SessionTraces
-from farm_agent.work.uploader import ArtifactUploader
 from farm_core.sessions import CloseReason, Refusal, SessionOrder, order_subject
 from farm_core.task_errors import ErrorCode
 
@@ -40,13 +40,13 @@ class SessionOrders:
         connection: Client,
         agent_id: str,
         manager: SessionManager,
-        uploader: ArtifactUploader,
+        keeper: CaptureKeeper,
         max_text_bytes: int,
     ) -> None:
         self._nc = connection
         self._agent_id = agent_id
         self._manager = manager
-        self._uploader = uploader
+        self._keeper = keeper
         self._max_text_bytes = max_text_bytes
         self._subscriptions: list[Subscription] = []
         self._handling: set[asyncio.Task[None]] = set()
@@ -130,7 +130,7 @@ class SessionOrders:
         try:
             with self._traces.ordered("session.command", order.session_id, message, session.egress):
                 result = await run_command(
-                    session, order.command, self._uploader, self._max_text_bytes
+                    session, order.command, self._keeper, self._max_text_bytes
                 )
         except TaskFailure as failure:
             if failure.code is ErrorCode.BROWSER_CRASHED:

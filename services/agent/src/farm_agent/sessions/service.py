@@ -6,6 +6,8 @@ from nats.aio.client import Client
 
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.places import Places
+from farm_agent.saved.client import SavedState
+from farm_agent.saved.keeper import CaptureKeeper
 from farm_agent.sessions.endpoints import SessionEndpoints
 from farm_agent.sessions.manager import SessionManager
 from farm_agent.sessions.orders import SessionOrders
@@ -27,9 +29,12 @@ class AgentSessions:
         pool: BrowserPool,
         uploader: ArtifactUploader,
         places: Places,
+        saved: SavedState | None = None,
     ) -> None:
         self._settings = settings
-        self.manager = SessionManager(settings, pool, uploader, places)
+        # Without `saved`, a session with a profile does not open (and a comparison fails).
+        self._keeper = CaptureKeeper(uploader, saved)
+        self.manager = SessionManager(settings, pool, places, self._keeper)
         self._endpoints = SessionEndpoints(
             self.manager,
             IdentityCodec(settings.resolved_identity_secret()),
@@ -37,7 +42,6 @@ class AgentSessions:
             settings.session_port,
             settings.internal_ssl_server(),
         )
-        self._uploader = uploader
         self._orders: SessionOrders | None = None
         self._clocks = Periodic(
             "session-clocks", self.manager.close_due, settings.session_check_seconds
@@ -64,7 +68,7 @@ class AgentSessions:
             connection,
             self._settings.id,
             self.manager,
-            self._uploader,
+            self._keeper,
             self._settings.max_result_text_bytes,
         )
         await self._orders.start()

@@ -3,9 +3,10 @@
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from playwright.async_api import Page
@@ -13,10 +14,12 @@ from playwright.async_api import Page
 from farm.sessions.v1 import sessions_pb2
 from farm_agent.browser.observers import ContextObserver
 from farm_agent.egress.proxy import EgressSession
+from farm_agent.media.recorder import ScreenRecorder
+from farm_agent.media.screencast import Screencast
 from farm_agent.sessions.bridge import close_client
 from farm_agent.sessions.browser import SessionBrowser
-from farm_agent.sessions.recorder import ScreenRecorder
-from farm_agent.sessions.screencast import Screencast
+from farm_agent.sessions.screencasts import SessionScreencasts
+from farm_agent.sessions.setup import SessionSetup
 from farm_core.sessions import CloseReason
 
 
@@ -36,6 +39,10 @@ class OpenSession:
     folder: Path
     # The console messages and requests of the session's pages, for commands' `collect`.
     observer: ContextObserver
+    # The screencasts its commands start and stop.
+    screencasts: SessionScreencasts
+    # How its pages are set up (device, viewport, PageSetup), as opened and as changed since.
+    setup: SessionSetup
     # What closes with the session: its browser, then its egress listener.
     resources: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     recorder: ScreenRecorder | None = None
@@ -70,8 +77,15 @@ class OpenSession:
     async def current_page(self) -> Page:
         """The page commands act on (a new one if the client closed them all); it is cast live."""
         page = await self.browser.page()
+        await self.setup.cover(page)
         await self.screencast.follow(page)
         return page
+
+    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Runs `work` as one of the session's small tasks, cancelled when it closes."""
+        task = asyncio.get_running_loop().create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     async def end_clients(self, reason: CloseReason) -> None:
         """Ends every attached client's socket with a close frame that says why."""

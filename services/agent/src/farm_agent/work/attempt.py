@@ -22,7 +22,7 @@ from nats.aio.msg import Msg
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
-from farm_agent.browser.actions import Capture, CapturedArtifact
+from farm_agent.browser.actions import Capture
 from farm_agent.errors import TaskFailure
 from farm_agent.kv import host_key
 from farm_agent.limits.circuit import Admission, Outcome, outcome_of
@@ -93,22 +93,18 @@ class TaskAttempt:
         if not self.task_id:
             await self._delivery.refuse()
             return
-        keep_alive = asyncio.create_task(
-            self._delivery.keep_in_progress(self._tools.settings.in_progress_seconds)
-        )
-        try:
-            with attempt_span(self._message, self.task_id, self._received) as span:
-                span.set_attribute("farm.agent_id", self._tools.settings.id)
-                try:
-                    await self._run_checked()
-                finally:
-                    span.set_attribute("farm.attempt", self.attempt)
-        except ReportFailed as error:
-            log.warning("%s; task %s will be redelivered", error, self.task_id)
-            delay = self._tools.settings.retry_delay_seconds
-            await self._delivery.hand_back_after(delay, DeliveryOutcome.REQUEUED)
-        finally:
-            keep_alive.cancel()
+        async with self._delivery.kept_in_progress(self._tools.settings.in_progress_seconds):
+            try:
+                with attempt_span(self._message, self.task_id, self._received) as span:
+                    span.set_attribute("farm.agent_id", self._tools.settings.id)
+                    try:
+                        await self._run_checked()
+                    finally:
+                        span.set_attribute("farm.attempt", self.attempt)
+            except ReportFailed as error:
+                log.warning("%s; task %s will be redelivered", error, self.task_id)
+                delay = self._tools.settings.retry_delay_seconds
+                await self._delivery.hand_back_after(delay, DeliveryOutcome.REQUEUED)
 
     async def _run_checked(self) -> None:
         """Runs the task unless a check ends it first, and settles how the run ended."""
@@ -243,9 +239,13 @@ class TaskAttempt:
             limited.CopyFrom(spec)
             limited.timeout_ms = timeout_ms
             spec = limited
+        keeper = self._tools.reporting.keeper
+        profile_state = (
+            await keeper.load_profile(self.item.tenant, spec.profile) if spec.profile else b""
+        )
         try:
             with tracer().start_as_current_span("browser.run", attributes={"farm.host": host}):
-                capture = await self._tools.runner.run(spec)
+                capture = await self._tools.runner.run(spec, profile_state)
         except TaskFailure:
             raise
         except Exception as error:
@@ -255,13 +255,8 @@ class TaskAttempt:
         return capture
 
     async def _with_stored_artifacts(self, capture: Capture) -> tasks_pb2.TaskResult:
-        """The capture's result, with a reference to each of its artifacts, once stored."""
-        for artifact in capture.artifacts:
-            uploader = self._tools.reporting.uploader
-            with tracer().start_as_current_span("artifact.upload", attributes=_traced(artifact)):
-                ref = await uploader.upload(self.item.tenant, self.task_id, artifact)
-            capture.result.artifacts.append(ref)
-        return capture.result
+        """The capture's result once its artifacts, comparison and profile are stored."""
+        return await self._tools.reporting.keeper.keep(self.item.tenant, self.task_id, capture)
 
     def _log_blocked(self, capture: Capture) -> None:
         """Logs the page's requests the egress guard refused, which did not fail the task."""
@@ -372,11 +367,6 @@ class TaskAttempt:
         if self._stop_reason is StopReason.CANCELLED:
             return True
         return await self._tools.bookkeeping.is_cancelled(self.task_id)
-
-
-def _traced(artifact: CapturedArtifact) -> dict[str, str | int]:
-    """What an upload's span says of the artifact."""
-    return {"farm.artifact.name": artifact.name, "farm.artifact.bytes": len(artifact.data)}
 
 
 def _utcnow() -> dt.datetime:

@@ -14,10 +14,10 @@ from nats.js.kv import KeyValue
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import Capture
 from farm_agent.limits.attempt_limits import AttemptLimits
+from farm_agent.saved.keeper import CaptureKeeper
 from farm_agent.settings import AgentSettings
 from farm_agent.work.delivery import ExpectRedelivery
 from farm_agent.work.events import EventReporter
-from farm_agent.work.uploader import ArtifactUploader
 from farm_agent.work.waits import WaitLedger
 
 log = logging.getLogger(__name__)
@@ -26,16 +26,17 @@ log = logging.getLogger(__name__)
 class SpecRunner(Protocol):
     """Runs a task spec and returns what it captured (BrowserSpecRunner does it in Chromium)."""
 
-    async def run(self, spec: tasks_pb2.TaskSpec) -> Capture:
-        """Runs `spec` within its timeoutMs; raises TaskFailure."""
+    async def run(self, spec: tasks_pb2.TaskSpec, profile_state: bytes = b"") -> Capture:
+        """Runs `spec` within its timeoutMs, from a saved profile's state; raises TaskFailure."""
         ...
 
 
 @dataclass(frozen=True)
 class Reporting:
-    """Where an attempt's results go: artifacts to storage, events to the scheduler."""
+    """Where an attempt's results go: what it captured to storage, events to the scheduler."""
 
-    uploader: ArtifactUploader
+    # Stores a capture's artifacts, comparison and profile; loads profiles.
+    keeper: CaptureKeeper
     reporter: EventReporter
 
 

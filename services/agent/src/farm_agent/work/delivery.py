@@ -5,17 +5,18 @@ comes again then); either way it is counted once in `agent_tasks_total` under th
 delivery's outcome.
 """
 
-import asyncio
+import contextlib
 import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import nats.errors
 from nats.aio.msg import Msg
 from opentelemetry import trace
 
 from farm_agent import metrics
+from farm_core.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +72,24 @@ class Delivery:
         """Terminates a message that holds no task: it is never delivered again."""
         await self._message.term()
 
-    async def keep_in_progress(self, every_seconds: float) -> None:
-        """Tells JetStream the task is still being worked on, so it is not redelivered."""
-        while True:
-            await asyncio.sleep(every_seconds)
-            try:
-                await self._message.in_progress()
-            except nats.errors.Error as error:
-                log.warning("in-progress ack of task %s failed: %s", self._task_id, error)
+    @contextlib.asynccontextmanager
+    async def kept_in_progress(self, every_seconds: float) -> AsyncIterator[None]:
+        """Tells JetStream every `every_seconds` while the block runs that the task is in work.
+
+        So it is not redelivered meanwhile; the first in-progress ack goes after one interval.
+        """
+        acks = Periodic(f"in-progress-{self._task_id}", self._in_progress, every_seconds)
+        acks.start()
+        try:
+            yield
+        finally:
+            await acks.cancel()
+
+    async def _in_progress(self) -> None:
+        try:
+            await self._message.in_progress()
+        except nats.errors.Error as error:
+            log.warning("in-progress ack of task %s failed: %s", self._task_id, error)
 
     async def _answer(
         self, outcome: DeliveryOutcome, verb: str, send: Callable[[], Awaitable[None]]

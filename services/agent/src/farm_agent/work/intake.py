@@ -29,6 +29,8 @@ from farm.queue.v1 import queue_pb2
 from farm_agent.limits.attempt_limits import AttemptLimits
 from farm_agent.metrics import task_waits_total
 from farm_agent.places import Places
+from farm_agent.saved.client import SavedState
+from farm_agent.saved.keeper import CaptureKeeper
 from farm_agent.settings import AgentSettings
 from farm_agent.work.attempt import StopReason, TaskAttempt
 from farm_agent.work.attempt_tools import AttemptTools, QueueBookkeeping, Reporting, SpecRunner
@@ -66,11 +68,13 @@ class WorkIntake:
         runner: SpecRunner,
         uploader: ArtifactUploader,
         places: Places | None = None,
+        saved: SavedState | None = None,
     ) -> None:
         self._settings = settings
         self._places = places or Places(settings.concurrency)
         self._runner = runner
-        self._uploader = uploader
+        # Without `saved`, a task that compares a screenshot or uses a profile fails (INTERNAL).
+        self._keeper = CaptureKeeper(uploader, saved)
         self._chooser = PriorityChooser(settings.priority_weights)
         self._regions = [ANY_REGION]
         if settings.region and settings.region != ANY_REGION:
@@ -117,7 +121,7 @@ class WorkIntake:
             runner=self._runner,
             limits=await AttemptLimits.open(js, settings),
             reporting=Reporting(
-                uploader=self._uploader,
+                keeper=self._keeper,
                 reporter=EventReporter(js, settings.id, self._nc.max_payload),
             ),
             bookkeeping=QueueBookkeeping(

@@ -34,6 +34,7 @@ from farm_scheduler.sessions.validation import (
     validate_session_spec,
 )
 from farm_scheduler.settings import SchedulerSettings
+from farm_scheduler.validation import runs_script
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +134,10 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
     ) -> tasks_pb2.TaskResult:
         identity = current_identity()
         session_id = checked_session_id(request.id)
-        if request.command.HasField("script") and not identity.has_scope(Scope.SCRIPT):
+        if runs_script(request.command) and not identity.has_scope(Scope.SCRIPT):
             raise PermissionDenied(
-                f"a command with a script needs the scope {Scope.SCRIPT.value!r}"
+                f"a command with a script or an evaluate step needs the scope "
+                f"{Scope.SCRIPT.value!r}"
             )
         command = validate_command(request.command, self._settings.default_timeout_ms)
         record = await self._store.get(identity.tenant, session_id)
@@ -189,8 +191,6 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
             spec=spec,
             expire_time=to_timestamp(record.expire_time),
         )
-        if spec.profile:
-            order.profile_state = await self._store.profile(record.tenant, spec.profile)
         refusals: list[str] = []
         for candidate in await self._closer.candidates(spec.region):
             reply = await self._open_on(candidate, order, refusals)

@@ -85,7 +85,7 @@ class SessionCloser:
         return closed or record
 
     async def apply(self, closed: queue_pb2.SessionClosed) -> SessionRecord | None:
-        """Records a SessionClosed (from an agent's reply or event); saves its profile."""
+        """Records a SessionClosed (from an agent's reply or event)."""
         close_time = from_timestamp(closed.time) if closed.HasField("time") else None
         record = await self._store.close(
             closed.session_id,
@@ -94,16 +94,6 @@ class SessionCloser:
             recording=closed.recording if closed.HasField("recording") else None,
             commands=closed.commands,
         )
-        if record is not None and record.spec.profile and closed.profile_state:
-            saved = await self._store.save_profile(
-                record.tenant, record.spec.profile, closed.profile_state
-            )
-            if not saved:
-                log.warning(
-                    "session %s: profile %r not saved: its state is too large",
-                    record.id,
-                    record.spec.profile,
-                )
         return record
 
     async def sweep(self) -> None:

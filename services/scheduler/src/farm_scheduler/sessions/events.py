@@ -8,8 +8,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from farm.queue.v1 import queue_pb2
 from farm_core.errors import Unavailable
+from farm_core.queue import settle
 from farm_core.sessions import SESSION_EVENTS
-from farm_scheduler.events import RETRY_SECONDS, DurableConsumer, settle
+from farm_scheduler.events import RETRY_SECONDS, DurableConsumer
 from farm_scheduler.sessions.closer import SessionCloser
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Sessions in SQL: reservations under the tenant's quota, reads, pages, closes, profiles."""
+"""Sessions in SQL: reservations under the tenant's quota, reads, pages, closes."""
 
 import datetime as dt
 import secrets
@@ -15,7 +15,7 @@ from farm_core.errors import NotFound, ResourceExhausted
 from farm_core.paging import Cursor
 from farm_core.quotas import TenantQuotas
 from farm_core.tenant_locks import TenantQuotaLock
-from farm_scheduler.models import SessionProfileRow, SessionRow
+from farm_scheduler.models import SessionRow
 from farm_scheduler.sessions.records import (
     ACTIVE,
     CLOSED,
@@ -25,11 +25,8 @@ from farm_scheduler.sessions.records import (
 )
 
 SESSIONS_NAMESPACE = 0x4653514B  # "FSQK": advisory locks of the sessions quota
-MAX_PROFILE_BYTES = 1024 * 1024
-"""A saved profile larger than this is not kept (cookies and local storage only)."""
 
 sessions = cast(Table, SessionRow.__table__)
-profiles = cast(Table, SessionProfileRow.__table__)
 
 
 def new_session_id() -> str:
@@ -48,7 +45,7 @@ def check_session_quota(tenant: str, open_sessions: int, quotas: TenantQuotas) -
 
 
 class SessionStore:
-    """The sessions and session_profiles tables (in the scheduler's database)."""
+    """The sessions table (in the scheduler's database)."""
 
     def __init__(self, engine: AsyncEngine, clock: Callable[[], dt.datetime] = utcnow) -> None:
         self._engine = engine
@@ -167,36 +164,6 @@ class SessionStore:
                 await connection.execute(select(sessions).where(sessions.c.id == session_id))
             ).first()
         return record_from_row(row) if row is not None else None
-
-    async def profile(self, tenant: str, name: str) -> bytes:
-        """The tenant's saved profile `name`; empty when there is none yet."""
-        async with self._engine.connect() as connection:
-            state = (
-                await connection.execute(
-                    select(profiles.c.state).where(
-                        profiles.c.tenant == tenant, profiles.c.name == name
-                    )
-                )
-            ).scalar()
-        return bytes(state) if state is not None else b""
-
-    async def save_profile(self, tenant: str, name: str, state: bytes) -> bool:
-        """Keeps `state` as the tenant's profile `name`; False when it is too large."""
-        if len(state) > MAX_PROFILE_BYTES:
-            return False
-        async with self._engine.begin() as connection:
-            changed = await connection.execute(
-                update(profiles)
-                .where(profiles.c.tenant == tenant, profiles.c.name == name)
-                .values(state=state, update_time=self._clock())
-            )
-            if changed.rowcount == 0:
-                await connection.execute(
-                    insert(profiles).values(
-                        tenant=tenant, name=name, state=state, update_time=self._clock()
-                    )
-                )
-        return True
 
 
 async def _open_count(connection: AsyncConnection, tenant: str) -> int:

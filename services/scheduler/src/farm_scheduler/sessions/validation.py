@@ -4,27 +4,26 @@ A command's steps and action are checked by the same code as a TaskSpec's; the
 session's own bounds (idle timeout, lifetime) come from the scheduler's settings.
 """
 
-import re
 from dataclasses import dataclass
 
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument
+from farm_core.saved import check_saved_name
 from farm_core.task_defaults import ACTIONS
+from farm_scheduler.action_checks import check_action
+from farm_scheduler.field_checks import check_length, check_url
+from farm_scheduler.page_setup import check_page_setup
+from farm_scheduler.step_checks import check_steps, check_waits
 from farm_scheduler.validation import (
     MAX_DEVICE_CHARS,
-    check_action,
     check_labels,
-    check_length,
     check_region,
-    check_steps,
     check_timeout,
-    check_url,
+    check_video_format,
     check_viewport,
     check_wait_until,
 )
-
-PROFILE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,8 @@ def validate_session_spec(
     if checked.HasField("viewport"):
         check_viewport(checked.viewport)
     check_region(checked.region)
+    if checked.HasField("setup"):
+        check_page_setup(checked.setup)
     checked.idle_timeout_seconds = _seconds(
         "idleTimeoutSeconds",
         checked.idle_timeout_seconds,
@@ -62,12 +63,8 @@ def validate_session_spec(
         bounds.min_seconds,
         bounds.max_max_lifetime_seconds,
     )
-    if checked.profile and not PROFILE_PATTERN.fullmatch(checked.profile):
-        raise InvalidArgument(
-            "profile",
-            "must be 1 to 64 characters of letters, digits, '.', '_' and '-', starting with a "
-            f"letter or digit, got {checked.profile!r}",
-        )
+    if checked.profile:
+        check_saved_name("profile", checked.profile)
     check_labels(checked.labels)
     return checked
 
@@ -78,7 +75,7 @@ def validate_command(
     """A copy of `command` with its defaults filled in; InvalidArgument names the first bad field.
 
     Unlike a task, a command may have no URL (it stays on the current page) and no
-    action (its steps are all it does).
+    action (its steps, or its change of setup, are all it does).
     """
     checked = sessions_pb2.SessionCommand()
     checked.CopyFrom(command)
@@ -98,7 +95,24 @@ def validate_command(
     check_steps(checked.steps)
     checked.wait_until = check_wait_until(checked.wait_until)
     checked.timeout_ms = check_timeout(checked.timeout_ms, default_timeout_ms)
+    if checked.HasField("screencast"):
+        _check_screencast(checked.screencast)
+    check_waits(checked.steps, checked.timeout_ms)
+    check_length("device", checked.device, MAX_DEVICE_CHARS)
+    if checked.HasField("viewport"):
+        check_viewport(checked.viewport)
+    if checked.HasField("setup"):
+        check_page_setup(checked.setup)
     return checked
+
+
+def _check_screencast(control: sessions_pb2.ScreencastControl) -> None:
+    if control.start and control.stop:
+        raise InvalidArgument("screencast", "start and stop may not both be set")
+    if control.start:
+        control.format = check_video_format("screencast.format", control.format)
+    elif control.format != tasks_pb2.VIDEO_FORMAT_UNSPECIFIED:
+        raise InvalidArgument("screencast.format", "is only allowed with start")
 
 
 def _seconds(field: str, value: int, default: int, least: int, most: int) -> int:

@@ -1,4 +1,4 @@
-"""Sessions and the tenants' saved session profiles.
+"""Sessions (the tenants' saved profiles are the storage service's).
 
 Revision ID: 0004
 Revises: 0003
@@ -38,17 +38,9 @@ def upgrade() -> None:
         "ix_sessions_tenant_create_time_id", "sessions", ["tenant", "create_time", "id"]
     )
     op.create_index("ix_sessions_state_agent", "sessions", ["state", "agent_id"])
-    op.create_table(
-        "session_profiles",
-        sa.Column("tenant", sa.String(128), primary_key=True),
-        sa.Column("name", sa.String(64), primary_key=True),
-        sa.Column("state", sa.LargeBinary(), nullable=False),
-        sa.Column("update_time", UtcDateTime(), nullable=False),
-    )
 
 
 def downgrade() -> None:
-    op.drop_table("session_profiles")
     op.drop_index("ix_sessions_state_agent", "sessions")
     op.drop_index("ix_sessions_tenant_create_time_id", "sessions")
     op.drop_table("sessions")

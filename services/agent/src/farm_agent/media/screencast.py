@@ -1,15 +1,17 @@
-"""A session's screen as JPEG frames: one CDP screencast on its current page, fanned out.
+"""A page's screen as JPEG frames: one CDP screencast on the current page, fanned out.
 
 Chromium sends a frame when the page's pixels change (and one when the screencast
 starts). Live viewers each get the newest frame, never a backlog: a slow viewer
-skips frames instead of holding the others up. The recorder gets every frame.
-The screencast runs only while someone watches or the session records.
+skips frames instead of holding the others up. Recorders get every frame. The
+screencast runs only while someone watches or records; a session follows its
+current page with one, a task records its page with one.
 """
 
 import asyncio
 import base64
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -40,14 +42,14 @@ class Viewer:
 
 
 class Screencast:
-    """Follows one page at a time; feeds viewers and the recorder."""
+    """Follows one page at a time; feeds viewers and recorders."""
 
     def __init__(self, max_width: int, max_height: int, quality: int = 70) -> None:
         self._max_width = max_width
         self._max_height = max_height
         self._quality = quality
         self._viewers: set[Viewer] = set()
-        self._recorder: FrameSink | None = None
+        self._recorders: list[FrameSink] = []
         self._page: Page | None = None
         self._cdp: CDPSession | None = None
         self._lock = asyncio.Lock()
@@ -57,12 +59,21 @@ class Screencast:
     @property
     def wanted(self) -> bool:
         """Whether anyone needs frames now."""
-        return bool(self._viewers) or self._recorder is not None
+        return bool(self._viewers) or bool(self._recorders)
 
     async def record_to(self, recorder: FrameSink) -> None:
-        """Sends every frame to `recorder` from now on."""
-        self._recorder = recorder
+        """Sends every frame to `recorder` from now on, starting with the screen as it is."""
+        self._recorders.append(recorder)
+        # A restarted screencast sends the current screen at once: the recording's first frame.
         await self._restart()
+
+    async def stop_recording_to(self, recorder: FrameSink) -> None:
+        """Sends no more frames to `recorder`; the screencast stops when nobody needs it."""
+        if recorder in self._recorders:
+            self._recorders.remove(recorder)
+        if not self.wanted:
+            async with self._lock:
+                await self._stop()
 
     async def watch(self) -> Viewer:
         """A new viewer, given the last frame at once when there is one."""
@@ -90,7 +101,7 @@ class Screencast:
     async def close(self) -> None:
         """Stops casting; viewers get no more frames."""
         self._viewers.clear()
-        self._recorder = None
+        self._recorders.clear()
         async with self._lock:
             await self._stop()
 
@@ -128,12 +139,13 @@ class Screencast:
 
     def _on_frame(self, cdp: CDPSession, params: dict[str, Any]) -> None:
         jpeg = base64.b64decode(params["data"])
-        timestamp = float(params.get("metadata", {}).get("timestamp", 0.0))
+        # When Chromium drew it (seconds since the epoch); its arrival when it does not say.
+        timestamp = float(params.get("metadata", {}).get("timestamp") or time.time())
         self.last_frame = jpeg
         for viewer in self._viewers:
             viewer.offer(jpeg)
-        if self._recorder is not None:
-            self._recorder(jpeg, timestamp)
+        for recorder in list(self._recorders):
+            recorder(jpeg, timestamp)
         ack = asyncio.get_running_loop().create_task(self._ack(cdp, params["sessionId"]))
         self._acks.add(ack)
         ack.add_done_callback(self._acks.discard)

@@ -21,29 +21,19 @@ from farm_agent.browser.actions import Capture
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import BrowserSpecRunner
 from farm_agent.egress.allowlist import IpAddress
-from farm_agent.egress.proxy import EgressProxy, system_resolver
-from tests.integration.agent.conftest import (
-    CHROMIUM,
-    HAVE_CHROMIUM,
-    SettingsFactory,
-    agent_settings,
-)
-from tests.integration.agent.test_egress import (
+from farm_agent.egress.proxy import EgressProxy
+from farm_agent.egress.resolution import system_resolver
+from tests.integration.agent.conftest import SettingsFactory, agent_settings, running_pool
+from tests.integration.agent.egress.conftest import (
     SITE_HOST,
     Targets,
     blocked_count,
     blocked_url_message,
-    guarded_site,
-    nothing_reaches_refused_addresses,
     reach,
-    targets,
 )
 from tests.pages import Site
 
 pytestmark = pytest.mark.integration
-
-# Fixtures of test_egress.py this module uses too (one instance per module).
-__all__ = ["guarded_site", "nothing_reaches_refused_addresses", "targets"]
 
 CONNECT_SECONDS = 2.0
 ALLOW_SUFFIX = "FARM_AGENT_ALLOW can open it"
@@ -69,15 +59,12 @@ async def resolve_test_names(host: str, port: int) -> list[IpAddress]:
 @pytest.fixture(scope="module")
 async def private_pool(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[BrowserPool]:
     """A pool that may reach only 127.0.0.2, whose guard resolves the tests' names."""
-    if not HAVE_CHROMIUM:
-        pytest.skip(f"no Chromium at {CHROMIUM}")
     settings = agent_settings(
         tmp_path_factory.mktemp("p"),
         id="private",
         allow=f"{SITE_HOST}/32",
         egress_connect_seconds=CONNECT_SECONDS,
     )
-    pool = BrowserPool(settings)
     # The pool builds its guard in start(); the resolver is the guard's seam for DNS.
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(
@@ -85,11 +72,8 @@ async def private_pool(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
             "EgressProxy",
             functools.partial(EgressProxy, resolver=resolve_test_names),
         )
-        await pool.start()
-    try:
-        yield pool
-    finally:
-        await pool.close()
+        async with running_pool(settings) as pool:
+            yield pool
 
 
 @pytest.fixture

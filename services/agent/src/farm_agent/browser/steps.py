@@ -1,0 +1,179 @@
+"""The steps a task or session command runs on its page before the action.
+
+Every step but `goto` runs here; a goto is a navigation, which the runner does
+through the egress guard like the task's own URL. A step that acts on an element
+fails naming its field and selector: `steps[3].hover: no element matches "#x"`
+(SELECTOR_NOT_FOUND), or, when the element is there, what kept the step from it
+(hidden, disabled, no such option). A selector may be an accessibility snapshot
+reference ("aria-ref=e5"), which Playwright resolves itself.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Locator, Page
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+from farm.tasks.v1 import tasks_pb2
+from farm_agent.browser.actions import TimeLeftMs
+from farm_agent.errors import Stage, TaskFailure, failures_as
+from farm_core.task_errors import ErrorCode
+
+ElementAction = Callable[[Locator], Awaitable[object]]
+"""What a step does to the element its selector found."""
+
+_SCROLL_TO = "(toBottom) => window.scrollTo(0, toBottom ? document.body.scrollHeight : 0)"
+
+
+async def run_step(page: Page, step: tasks_pb2.Step, field: str, time_left_ms: TimeLeftMs) -> None:
+    """Runs one step (any but goto) on the page; `field` is the step's own, e.g. "steps[3]"."""
+    if step.click:
+        await _on_element(
+            page, step.click, f"{field}.click", lambda it: it.click(timeout=time_left_ms())
+        )
+    elif step.HasField("fill"):
+        value = step.fill.value
+        await _on_element(
+            page,
+            step.fill.selector,
+            f"{field}.fill.selector",
+            lambda it: it.fill(value, timeout=time_left_ms()),
+        )
+    elif step.wait_for:
+        await _on_element(
+            page,
+            step.wait_for,
+            f"{field}.waitFor",
+            lambda it: it.wait_for(state="visible", timeout=time_left_ms()),
+        )
+    elif step.press:
+        with failures_as(Stage.CAPTURE, f"{field}.press"):
+            await page.keyboard.press(step.press)
+    elif step.scroll in ("bottom", "top"):
+        with failures_as(Stage.CAPTURE, f"{field}.scroll"):
+            await page.evaluate(_SCROLL_TO, step.scroll == "bottom")
+    elif step.scroll:
+        await _on_element(
+            page,
+            step.scroll,
+            f"{field}.scroll",
+            lambda it: it.scroll_into_view_if_needed(timeout=time_left_ms()),
+        )
+    else:
+        await _run_toolbox_step(page, step, field, time_left_ms)
+
+
+async def _run_toolbox_step(
+    page: Page, step: tasks_pb2.Step, field: str, time_left_ms: TimeLeftMs
+) -> None:
+    """hover, select, check, uncheck, wait and evaluate."""
+    if step.hover:
+        await _on_element(
+            page, step.hover, f"{field}.hover", lambda it: it.hover(timeout=time_left_ms())
+        )
+    elif step.HasField("select"):
+        await _select(page, step.select, f"{field}.select", time_left_ms)
+    elif step.check:
+        await _on_element(
+            page, step.check, f"{field}.check", lambda it: it.check(timeout=time_left_ms())
+        )
+    elif step.uncheck:
+        await _on_element(
+            page, step.uncheck, f"{field}.uncheck", lambda it: it.uncheck(timeout=time_left_ms())
+        )
+    elif step.HasField("wait"):
+        await _wait(page, step.wait, f"{field}.wait", time_left_ms)
+    elif step.evaluate:
+        with failures_as(Stage.SCRIPT, f"{field}.evaluate"):
+            await page.evaluate(step.evaluate)
+    else:
+        raise TaskFailure(ErrorCode.INTERNAL, f"{field}: the step sets no action")
+
+
+async def _select(
+    page: Page, select: tasks_pb2.SelectStep, field: str, time_left_ms: TimeLeftMs
+) -> None:
+    """Chooses the option by its value, else by its visible label."""
+
+    def choose(it: Locator) -> Awaitable[list[str]]:
+        if select.value:
+            return it.select_option(value=select.value, timeout=time_left_ms())
+        return it.select_option(label=select.label, timeout=time_left_ms())
+
+    missing = (
+        f'it has no option with value "{select.value}"'
+        if select.value
+        else f'it has no option labelled "{select.label}"'
+    )
+    await _on_element(
+        page, select.selector, f"{field}.selector", choose, when_ready_but_failed=missing
+    )
+
+
+async def _wait(page: Page, wait: tasks_pb2.WaitStep, field: str, time_left_ms: TimeLeftMs) -> None:
+    """Until text is visible, the network is idle, or for a time (if the attempt has it left)."""
+    if wait.text:
+        try:
+            with failures_as(Stage.SELECTOR, f"{field}.text"):
+                await page.get_by_text(wait.text).first.wait_for(
+                    state="visible", timeout=time_left_ms()
+                )
+        except TaskFailure as failure:
+            if failure.code is not ErrorCode.SELECTOR_NOT_FOUND:
+                raise
+            raise TaskFailure(
+                ErrorCode.SELECTOR_NOT_FOUND,
+                f'{field}.text: the text "{wait.text}" did not become visible in time',
+            ) from failure
+    elif wait.network_idle:
+        with failures_as(Stage.CAPTURE, f"{field}.networkIdle"):
+            await page.wait_for_load_state("networkidle", timeout=time_left_ms())
+    elif wait.ms > time_left_ms():
+        # The attempt would time out while waiting, with nothing left for the action.
+        raise TaskFailure(
+            ErrorCode.TIMEOUT,
+            f"{field}.ms: {wait.ms} ms is more than the attempt has left ({time_left_ms():.0f} ms)",
+        )
+    else:
+        await asyncio.sleep(wait.ms / 1000)
+
+
+async def _on_element(
+    page: Page,
+    selector: str,
+    field: str,
+    action: ElementAction,
+    *,
+    when_ready_but_failed: str = "it did not become ready in time",
+) -> None:
+    """Does `action` to the first match of `selector`; a failure says why, naming both."""
+    element = page.locator(selector).first
+    try:
+        with failures_as(Stage.SELECTOR, field, selector=selector):
+            await action(element)
+    except TaskFailure as failure:
+        if failure.code is not ErrorCode.SELECTOR_NOT_FOUND or not isinstance(
+            failure.__cause__, PlaywrightTimeoutError
+        ):
+            raise
+        reason = await _why_not_ready(element, when_ready_but_failed)
+        if reason is None:
+            raise
+        raise TaskFailure(
+            ErrorCode.SELECTOR_NOT_FOUND, f'{field}: "{selector}" matches, but {reason}'
+        ) from failure
+
+
+async def _why_not_ready(element: Locator, otherwise: str) -> str | None:
+    """Why a step timed out on an element that is there; None when there is none (or no page)."""
+    with contextlib.suppress(PlaywrightError):
+        if await element.count() == 0:
+            return None
+        if not await element.is_visible():
+            return "it is not visible"
+        if not await element.is_enabled():
+            return "it is not enabled"
+        return otherwise
+    return None

@@ -1,0 +1,185 @@
+"""The tenants' baselines and profiles in the storage service, through its internal RPCs.
+
+Each call carries an identity for the tenant at hand (scope `internal`), so
+storage reads and writes only that tenant's; UNAVAILABLE is retried as uploads are.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+import grpc
+from tenacity import RetryCallState
+
+from farm.storage.v1 import ingest_pb2, ingest_pb2_grpc
+from farm.tasks.v1 import tasks_pb2
+from farm_agent.errors import TaskFailure
+from farm_agent.settings import AgentSettings
+from farm_agent.work.uploader import RetryPolicy
+from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
+from farm_core.server import MAX_MESSAGE_BYTES
+from farm_core.task_errors import ErrorCode
+from farm_core.transport import aio_channel
+
+log = logging.getLogger(__name__)
+
+Reply = TypeVar("Reply")
+
+
+@dataclass(frozen=True)
+class BaselineKey:
+    """What names one baseline of a tenant."""
+
+    name: str
+    url: str
+    viewport_width: int
+    viewport_height: int
+
+    def message(self) -> ingest_pb2.BaselineKey:
+        """The key as storage's requests carry it."""
+        return ingest_pb2.BaselineKey(
+            name=self.name,
+            url=self.url,
+            viewport=tasks_pb2.Viewport(width=self.viewport_width, height=self.viewport_height),
+        )
+
+
+@dataclass(frozen=True)
+class BaselineImage:
+    """A baseline's id and its image."""
+
+    id: str
+    image: bytes
+
+
+@dataclass(frozen=True)
+class MadeBaseline:
+    """The baseline of a key after a create: its id, and whether the create made it."""
+
+    id: str
+    created: bool
+
+
+class SavedState(Protocol):
+    """Reads and keeps a tenant's baselines and profiles; failures are TaskFailures."""
+
+    async def baseline_image(self, tenant: str, key: BaselineKey) -> BaselineImage | None:
+        """The key's baseline and its image; None when the key has none."""
+        ...
+
+    async def create_baseline(
+        self, tenant: str, key: BaselineKey, artifact_id: str
+    ) -> MadeBaseline:
+        """Makes the stored artifact the key's baseline unless it has one."""
+        ...
+
+    async def load_profile(self, tenant: str, name: str) -> bytes:
+        """The profile's state (Playwright's storage state, JSON); empty when there is none."""
+        ...
+
+    async def save_profile(self, tenant: str, name: str, state: bytes) -> None:
+        """Saves the profile's state, replacing the one saved before."""
+        ...
+
+
+class StorageSavedState:
+    """SavedState over gRPC to the storage service, with the agent's internal identity."""
+
+    def __init__(self, settings: AgentSettings, retry: RetryPolicy | None = None) -> None:
+        self._agent_id = settings.id
+        self._address = settings.storage_address
+        self._codec = IdentityCodec(settings.resolved_identity_secret())
+        self._retry = retry or RetryPolicy()
+        self._channel = aio_channel(
+            settings.storage_address,
+            settings.internal_tls(),
+            # A baseline's image comes in one answer, as large as the services send.
+            options=(("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),),
+        )
+        self._stub = ingest_pb2_grpc.ArtifactIngestServiceStub(self._channel)
+
+    async def baseline_image(self, tenant: str, key: BaselineKey) -> BaselineImage | None:
+        request = ingest_pb2.GetBaselineImageRequest(key=key.message())
+        try:
+            reply: ingest_pb2.GetBaselineImageResponse = await self._call(
+                "the baseline", tenant, self._stub.GetBaselineImage, request
+            )
+        except _Missing:
+            return None
+        return BaselineImage(reply.baseline.id, reply.image)
+
+    async def create_baseline(
+        self, tenant: str, key: BaselineKey, artifact_id: str
+    ) -> MadeBaseline:
+        request = ingest_pb2.CreateBaselineRequest(key=key.message(), artifact_id=artifact_id)
+        reply: ingest_pb2.CreateBaselineResponse = await self._call(
+            "the baseline", tenant, self._stub.CreateBaseline, request
+        )
+        return MadeBaseline(reply.baseline.id, reply.created)
+
+    async def load_profile(self, tenant: str, name: str) -> bytes:
+        request = ingest_pb2.GetProfileStateRequest(name=name)
+        try:
+            reply: ingest_pb2.GetProfileStateResponse = await self._call(
+                f"profile {name!r}", tenant, self._stub.GetProfileState, request
+            )
+        except _Missing:
+            return b""
+        return reply.state
+
+    async def save_profile(self, tenant: str, name: str, state: bytes) -> None:
+        request = ingest_pb2.SaveProfileRequest(name=name, state=state)
+        await self._call(f"profile {name!r}", tenant, self._stub.SaveProfile, request)
+
+    async def close(self) -> None:
+        """Closes the gRPC channel."""
+        await self._channel.close()
+
+    async def _call(
+        self,
+        what: str,
+        tenant: str,
+        method: Callable[..., Awaitable[Reply]],
+        request: object,
+    ) -> Reply:
+        """One call, retried while storage is UNAVAILABLE; errors become TaskFailures."""
+
+        def announce_retry(retry_state: RetryCallState) -> None:
+            log.info(
+                "storage unavailable for %s; retrying in %.1f s", what, retry_state.upcoming_sleep
+            )
+
+        async def attempt() -> Reply:
+            # A fresh token each try: identity tokens live 60 s, retries may outlast one.
+            token = self._codec.encode(Identity.internal(tenant, self._agent_id))
+            return await method(
+                request,
+                metadata=((IDENTITY_HEADER, token),),
+                timeout=self._retry.call_timeout_seconds,
+            )
+
+        try:
+            return await self._retry.retrying(announce_retry)(attempt)
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                raise _Missing(what) from error
+            raise _failure(what, self._address, error) from error
+
+
+class _Missing(LookupError):
+    """Storage has no such baseline or profile (which callers expect now and then)."""
+
+
+def _failure(what: str, address: str, error: grpc.aio.AioRpcError) -> TaskFailure:
+    """The TaskFailure for a storage call that failed."""
+    code = error.code()
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        # Another attempt would be refused the same way.
+        return TaskFailure(ErrorCode.QUOTA_EXCEEDED, f"{what} was refused: {error.details()}")
+    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION):
+        return TaskFailure(ErrorCode.INTERNAL, f"{what} was refused: {error.details()}")
+    return TaskFailure(
+        ErrorCode.UPLOAD_FAILED,
+        f"storage at {address} failed on {what}: {code.name}: {error.details()}",
+    )

@@ -1,0 +1,87 @@
+"""Stores what a task attempt or a session command produced, before its result is reported.
+
+Its artifacts first (the screenshot a comparison needs is then stored), then the
+comparison with the tenant's baseline, then the profile it saves.
+"""
+
+import dataclasses
+
+from farm.tasks.v1 import tasks_pb2
+from farm_agent.browser.actions import Capture, CapturedArtifact
+from farm_agent.errors import TaskFailure
+from farm_agent.saved.client import SavedState
+from farm_agent.saved.compare import compare_with_baseline
+from farm_agent.traces import artifact_attributes
+from farm_agent.work.uploader import ArtifactUploader
+from farm_core.task_errors import ErrorCode
+from farm_core.tracing import tracer
+
+DIFF_NAME = "diff"
+
+
+class CaptureKeeper:
+    """Stores captures' artifacts, comparisons and profiles; loads profiles to start from."""
+
+    def __init__(self, uploader: ArtifactUploader, saved: SavedState | None) -> None:
+        self._uploader = uploader
+        self._saved = saved
+
+    async def load_profile(self, tenant: str, name: str) -> bytes:
+        """The tenant's profile `name` to start from; empty when it has none yet."""
+        return await self._saved_state("profile").load_profile(tenant, name)
+
+    async def save_profile(self, tenant: str, name: str, state: bytes) -> None:
+        """Saves `state` as the tenant's profile `name`."""
+        await self._saved_state("profile").save_profile(tenant, name, state)
+
+    async def upload(
+        self, tenant: str, owner_id: str, artifact: CapturedArtifact
+    ) -> tasks_pb2.ArtifactRef:
+        """Stores one artifact under `owner_id` (a task's or a session's id)."""
+        with tracer().start_as_current_span(
+            "artifact.upload", attributes=artifact_attributes(artifact)
+        ):
+            return await self._uploader.upload(tenant, owner_id, artifact)
+
+    async def keep(
+        self, tenant: str, owner_id: str, capture: Capture, name_prefix: str = ""
+    ) -> tasks_pb2.TaskResult:
+        """The capture's result once everything it holds is stored under `owner_id`.
+
+        Artifacts are named `name_prefix` + their name (a session's commands share
+        the session's id).
+        """
+        result = capture.result
+        for artifact in capture.artifacts:
+            named = dataclasses.replace(artifact, name=name_prefix + artifact.name)
+            result.artifacts.append(await self.upload(tenant, owner_id, named))
+        pending = capture.comparison
+        if pending is not None:
+            screenshot = next(
+                ref for ref in result.artifacts if ref.kind == tasks_pb2.ARTIFACT_KIND_SCREENSHOT
+            )
+
+            async def store_diff(image: bytes) -> tasks_pb2.ArtifactRef:
+                diff = CapturedArtifact(
+                    name_prefix + DIFF_NAME, tasks_pb2.ARTIFACT_KIND_DIFF, "image/png", image
+                )
+                ref = await self.upload(tenant, owner_id, diff)
+                result.artifacts.append(ref)
+                return ref
+
+            comparison = await compare_with_baseline(
+                self._saved_state("screenshot.compare"), tenant, pending, screenshot, store_diff
+            )
+            result.comparison.CopyFrom(comparison)
+        if capture.profile_to_save is not None:
+            await self.save_profile(
+                tenant, capture.profile_to_save.name, capture.profile_to_save.state
+            )
+        return result
+
+    def _saved_state(self, field: str) -> SavedState:
+        if self._saved is None:
+            raise TaskFailure(
+                ErrorCode.INTERNAL, f"{field}: this agent has no storage client for it"
+            )
+        return self._saved

@@ -1,0 +1,54 @@
+"""The checks every part of a spec uses, and the limits several parts share.
+
+Each error names the field as sent in JSON. docs/api.md "Input limits" lists every
+MAX_/MIN_ constant of the scheduler's check modules (a test checks the two agree).
+"""
+
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from farm_core.errors import InvalidArgument
+
+MAX_URL_CHARS = 2048
+MAX_SELECTOR_CHARS = 1000
+MAX_SCRIPT_CHARS = 100000
+MIN_TIMEOUT_MS = 1000
+MAX_TIMEOUT_MS = 300000
+
+
+def check_length(field: str, value: str, most: int) -> None:
+    """Raises InvalidArgument(field) when `value` is longer than `most` characters."""
+    if len(value) > most:
+        raise InvalidArgument(field, f"must be at most {most} characters, got {len(value)}")
+
+
+def check_required(field: str, value: str, most: int) -> None:
+    """Raises InvalidArgument(field) when `value` is empty or longer than `most` characters."""
+    if not value:
+        raise InvalidArgument(field, "is required")
+    check_length(field, value, most)
+
+
+def check_enum(field: str, value: int, known: Iterable[int]) -> None:
+    """Raises InvalidArgument(field) unless `value` is one of the enum's `known` numbers."""
+    if value not in set(known):
+        raise InvalidArgument(field, f"has no value {value}")
+
+
+def check_url(url: str, field: str = "url") -> None:
+    """Raises InvalidArgument(field) unless `url` is an http or https URL with a host."""
+    if not url:
+        raise InvalidArgument(field, "is required")
+    check_length(field, url, MAX_URL_CHARS)
+    if any(char.isspace() or ord(char) < 32 for char in url):
+        raise InvalidArgument(field, "must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        # .port raises ValueError for a port that is not a number from 0 to 65535.
+        _ = parts.port
+    except ValueError as error:
+        raise InvalidArgument(field, f"is not a valid URL: {error}") from error
+    if parts.scheme not in ("http", "https"):
+        raise InvalidArgument(field, f"must be http or https, got {parts.scheme or 'none'!r}")
+    if not parts.hostname:
+        raise InvalidArgument(field, "has no host")

@@ -1,0 +1,109 @@
+"""Checks a spec's steps; each error names the step (`steps[i].<field>`)."""
+
+from collections.abc import Iterable, Mapping
+
+from farm.tasks.v1 import tasks_pb2
+from farm_core.errors import InvalidArgument
+from farm_scheduler.field_checks import (
+    MAX_SCRIPT_CHARS,
+    MAX_SELECTOR_CHARS,
+    MAX_TIMEOUT_MS,
+    check_length,
+    check_required,
+    check_url,
+)
+
+MAX_STEPS = 50
+MAX_KEY_NAME_CHARS = 100
+MAX_FILL_VALUE_CHARS = 10000
+MAX_OPTION_CHARS = 1000
+MAX_WAIT_TEXT_CHARS = 1000
+
+# A step's fields by their proto name, with the lowerCamelCase name users send.
+_STEP_FIELDS: Mapping[str, str] = {
+    "click": "click",
+    "fill": "fill",
+    "wait_for": "waitFor",
+    "press": "press",
+    "scroll": "scroll",
+    "hover": "hover",
+    "select": "select",
+    "check": "check",
+    "uncheck": "uncheck",
+    "goto": "goto",
+    "wait": "wait",
+    "evaluate": "evaluate",
+}
+# The steps whose value is a selector (or, for scroll, "top" or "bottom").
+_SELECTOR_STEPS: Mapping[str, str] = {
+    "click": "click",
+    "wait_for": "waitFor",
+    "scroll": "scroll",
+    "hover": "hover",
+    "check": "check",
+    "uncheck": "uncheck",
+}
+
+
+def check_steps(steps: Iterable[tasks_pb2.Step]) -> None:
+    """Raises InvalidArgument naming the first bad step (`steps[i]...`)."""
+    steps = list(steps)
+    if len(steps) > MAX_STEPS:
+        raise InvalidArgument("steps", f"must be at most {MAX_STEPS} steps, got {len(steps)}")
+    for index, step in enumerate(steps):
+        _check_step(f"steps[{index}]", step)
+
+
+def _check_step(path: str, step: tasks_pb2.Step) -> None:
+    given = {descriptor.name for descriptor, _ in step.ListFields()}
+    chosen = [json_name for proto_name, json_name in _STEP_FIELDS.items() if proto_name in given]
+    if len(chosen) != 1:
+        got = ", ".join(chosen) if chosen else "none"
+        raise InvalidArgument(
+            path, f"exactly one of {', '.join(_STEP_FIELDS.values())} must be set, got {got}"
+        )
+    for proto_name, json_name in _SELECTOR_STEPS.items():
+        # A selector may also be an accessibility snapshot reference, "aria-ref=e5".
+        check_length(f"{path}.{json_name}", getattr(step, proto_name), MAX_SELECTOR_CHARS)
+    check_length(f"{path}.press", step.press, MAX_KEY_NAME_CHARS)
+    if step.HasField("fill"):
+        check_required(f"{path}.fill.selector", step.fill.selector, MAX_SELECTOR_CHARS)
+        check_length(f"{path}.fill.value", step.fill.value, MAX_FILL_VALUE_CHARS)
+    if step.HasField("select"):
+        _check_select(f"{path}.select", step.select)
+    if step.goto:
+        check_url(step.goto, f"{path}.goto")
+    if step.HasField("wait"):
+        _check_wait(f"{path}.wait", step.wait)
+    check_length(f"{path}.evaluate", step.evaluate, MAX_SCRIPT_CHARS)
+
+
+def check_waits(steps: Iterable[tasks_pb2.Step], timeout_ms: int) -> None:
+    """Raises InvalidArgument for a wait step as long as the time limit (nothing would be left)."""
+    for index, step in enumerate(steps):
+        if step.wait.ms >= timeout_ms:
+            raise InvalidArgument(
+                f"steps[{index}].wait.ms",
+                f"must be less than timeoutMs ({timeout_ms}), got {step.wait.ms}",
+            )
+
+
+def _check_select(path: str, select: tasks_pb2.SelectStep) -> None:
+    check_required(f"{path}.selector", select.selector, MAX_SELECTOR_CHARS)
+    if not select.value and not select.label:
+        raise InvalidArgument(path, "needs the option's value or its label")
+    check_length(f"{path}.value", select.value, MAX_OPTION_CHARS)
+    check_length(f"{path}.label", select.label, MAX_OPTION_CHARS)
+
+
+def _check_wait(path: str, wait: tasks_pb2.WaitStep) -> None:
+    given = (("text", bool(wait.text)), ("networkIdle", wait.network_idle), ("ms", wait.ms != 0))
+    chosen = [name for name, is_set in given if is_set]
+    if len(chosen) != 1:
+        got = ", ".join(chosen) if chosen else "none"
+        raise InvalidArgument(path, f"exactly one of text, networkIdle, ms must be set, got {got}")
+    check_length(f"{path}.text", wait.text, MAX_WAIT_TEXT_CHARS)
+    if wait.ms and not 1 <= wait.ms <= MAX_TIMEOUT_MS:
+        raise InvalidArgument(
+            f"{path}.ms", f"must be between 1 and {MAX_TIMEOUT_MS}, got {wait.ms}"
+        )

@@ -1,0 +1,149 @@
+"""The toolbox's steps and page setup through the whole farm, over HTTP/JSON: tasks and sessions."""
+
+from typing import Any
+
+import pytest
+
+from farm_cli.launcher.farm import LocalFarm
+from tests.e2e.conftest import Client, KeyFactory, http_client
+from tests.e2e.test_sessions import Sessions
+from tests.pages import Site
+
+pytestmark = pytest.mark.e2e
+
+ECHO = {name: f"#{name}" for name in ("h-ua", "h-test", "h-cookie", "tz", "lang", "dpr", "width")}
+
+
+@pytest.fixture(scope="module")
+def sessions(admin: Client) -> Sessions:
+    return Sessions(admin.http)
+
+
+def test_a_task_runs_every_new_step_with_its_page_set_up(admin: Client, site: Site) -> None:
+    task = admin.run(
+        {
+            "url": site.url("/widgets"),
+            "setup": {
+                "userAgent": "FarmE2E/1.0",
+                "extraHeaders": {"X-Farm-Test": "e2e"},
+                "locale": "de-DE",
+                "timezone": "Australia/Sydney",
+                "cookies": [{"name": "sid", "value": "e2e", "url": site.url("/")}],
+            },
+            "steps": [
+                {"hover": "#menu"},
+                {"click": "#item"},
+                {"select": {"selector": "#size", "label": "Large"}},
+                {"check": "#agree"},
+                {"uncheck": "#news"},
+                {"wait": {"networkIdle": True}},
+                {"evaluate": "() => document.getElementById('size').value"},
+                {"wait": {"text": "Later"}},
+                {"goto": site.url("/echo")},
+                {"wait": {"ms": 10}},
+            ],
+            "extract": {"fields": ECHO},
+        }
+    )
+    assert task["status"] == "TASK_STATUS_SUCCEEDED", task.get("error")
+    result = task["result"]
+    assert result["finalUrl"] == site.url("/echo")
+    assert result["json"] == {
+        "h-ua": "FarmE2E/1.0",
+        "h-test": "e2e",
+        "h-cookie": "sid=e2e",
+        "tz": "Australia/Sydney",
+        "lang": "de-DE",
+        "dpr": "1",
+        "width": "1280",
+    }
+    # The stored spec keeps the setup as sent.
+    assert task["spec"]["setup"]["timezone"] == "Australia/Sydney"
+
+
+def test_a_failing_step_fails_the_task_naming_its_index_and_selector(
+    admin: Client, site: Site
+) -> None:
+    task = admin.run(
+        {
+            "url": site.url("/widgets"),
+            "steps": [{"check": "#agree"}, {"hover": "#nowhere"}],
+            "timeoutMs": 4000,
+            "maxAttempts": 1,
+            "content": {},
+        }
+    )
+    assert task["status"] == "TASK_STATUS_FAILED"
+    assert task["error"]["code"] == "SELECTOR_NOT_FOUND"
+    assert task["error"]["message"].startswith('steps[1].hover: no element matches "#nowhere"')
+
+
+def test_bad_steps_and_setup_are_refused_naming_the_field(admin: Client) -> None:
+    for body, field in (
+        ({"steps": [{"goto": "file:///etc/passwd"}]}, "steps[0].goto"),
+        ({"steps": [{"wait": {}}]}, "steps[0].wait"),
+        ({"setup": {"timezone": "Mars/Olympus"}}, "setup.timezone"),
+        ({"setup": {"cookies": [{"name": "a", "value": "b"}]}}, "setup.cookies[0].domain"),
+        ({"setup": {"extraHeaders": {"Host": "x"}}}, "setup.extraHeaders.Host"),
+    ):
+        response = admin.http.post(
+            "/v1/tasks", json={"url": "https://example.com/", "content": {}, **body}
+        )
+        assert response.status_code == 400, (body, response.text)
+        assert response.json()["message"].startswith(f"{field}: "), response.text
+
+
+def test_an_evaluate_step_needs_the_script_scope(farm: LocalFarm, make_key: KeyFactory) -> None:
+    key = make_key("tasks.write", "tasks.read", "sessions")
+    body = {"url": "https://example.com/", "content": {}, "steps": [{"evaluate": "() => 1"}]}
+    with http_client(farm, key.secret) as http:
+        task = http.post("/v1/tasks", json=body)
+        session = http.post("/v1/sessions/ses_0123456789abcdef:run", json={"steps": body["steps"]})
+    assert task.status_code == 403 and "script" in task.json()["message"]
+    assert session.status_code == 403 and "script" in session.json()["message"]
+
+
+def echo(sessions: Sessions, session_id: str, site: Site, **command: Any) -> dict[str, str]:
+    result = sessions.run(session_id, url=site.url("/echo"), extract={"fields": ECHO}, **command)
+    return {name: str(value) for name, value in result["json"].items()}
+
+
+def test_a_session_emulates_a_device_then_resets_to_its_own_setup(
+    sessions: Sessions, site: Site
+) -> None:
+    session = sessions.create(setup={"timezone": "Europe/Rome", "userAgent": "FarmE2E/2.0"})
+    try:
+        opened = echo(sessions, session["id"], site)
+        assert (opened["h-ua"], opened["tz"], opened["width"]) == (
+            "FarmE2E/2.0",
+            "Europe/Rome",
+            "1280",
+        )
+        phone = echo(sessions, session["id"], site, device="Pixel 7")
+        assert "Pixel 7" in phone["h-ua"] and phone["width"] == "412" and phone["dpr"] != "1"
+        assert phone["tz"] == "Europe/Rome"
+        # The device stays for the commands that follow, until reset.
+        assert echo(sessions, session["id"], site)["width"] == "412"
+        reset = echo(sessions, session["id"], site, resetSetup=True)
+        assert (reset["h-ua"], reset["width"], reset["dpr"]) == ("FarmE2E/2.0", "1280", "1")
+    finally:
+        sessions.close(session["id"])
+
+
+def test_a_session_command_with_a_bad_setup_is_refused_naming_the_field(
+    sessions: Sessions,
+) -> None:
+    session = sessions.create()
+    try:
+        response = sessions.http.post(
+            f"/v1/sessions/{session['id']}:run", json={"setup": {"locale": "not a locale"}}
+        )
+        unknown = sessions.http.post(
+            f"/v1/sessions/{session['id']}:run", json={"device": "Nokia 3310"}
+        )
+    finally:
+        sessions.close(session["id"])
+    assert response.status_code == 400
+    assert response.json()["message"].startswith("setup.locale: ")
+    assert unknown.status_code == 400
+    assert "device: 'Nokia 3310' is not a device Playwright knows" in unknown.json()["message"]

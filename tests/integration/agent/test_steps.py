@@ -1,0 +1,204 @@
+"""The toolbox's steps in real Chromium: hover, select, check, uncheck, goto, wait, evaluate.
+
+Each step is shown to do what it says on /widgets of the test site, and a failing
+step to name its index, its field and its selector.
+"""
+
+from collections.abc import Callable
+
+import pytest
+from google.protobuf import json_format
+
+from farm.tasks.v1 import tasks_pb2
+from farm_agent.browser.pool import BrowserPool
+from farm_agent.browser.runner import BrowserSpecRunner
+from farm_agent.errors import TaskFailure
+from farm_agent.settings import AgentSettings
+from farm_core.task_errors import ErrorCode
+from tests.pages import Site
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def runner(
+    shared_pool: BrowserPool, make_settings: Callable[..., AgentSettings]
+) -> BrowserSpecRunner:
+    return BrowserSpecRunner(shared_pool, make_settings())
+
+
+def widgets(
+    site: Site, steps: list[dict[str, object]], timeout_ms: int = 10000, **fields: str
+) -> tasks_pb2.TaskSpec:
+    """A task on /widgets that runs `steps`, then extracts `fields` (name: selector)."""
+    return json_format.ParseDict(
+        {
+            "url": site.url("/widgets"),
+            "timeoutMs": timeout_ms,
+            "steps": steps,
+            "extract": {"fields": fields or {"state": "#state"}},
+        },
+        tasks_pb2.TaskSpec(),
+    )
+
+
+async def extracted(runner: BrowserSpecRunner, spec: tasks_pb2.TaskSpec) -> dict[str, object]:
+    capture = await runner.run(spec)
+    return dict(json_format.MessageToDict(capture.result.json))
+
+
+async def failure_of(runner: BrowserSpecRunner, spec: tasks_pb2.TaskSpec) -> TaskFailure:
+    with pytest.raises(TaskFailure) as caught:
+        await runner.run(spec)
+    return caught.value
+
+
+async def test_hover_opens_a_menu_that_shows_on_hover_only(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
+    # A click on the item needs it visible: only the hover before makes it so.
+    hovered = widgets(site, [{"hover": "#menu"}, {"click": "#item"}])
+    assert "state" in await extracted(runner, hovered)
+    failure = await failure_of(runner, widgets(site, [{"click": "#item"}], timeout_ms=5000))
+    assert failure.code is ErrorCode.SELECTOR_NOT_FOUND
+    assert failure.message.startswith('steps[0].click: "#item" matches, but it is not visible')
+
+
+async def test_select_chooses_by_value_or_by_label(runner: BrowserSpecRunner, site: Site) -> None:
+    by_value = widgets(site, [{"select": {"selector": "#size", "value": "l"}}])
+    assert await extracted(runner, by_value) == {"state": "l,false,true"}
+    by_label = widgets(site, [{"select": {"selector": "#size", "label": "Medium"}}])
+    assert await extracted(runner, by_label) == {"state": "m,false,true"}
+
+
+async def test_check_and_uncheck_change_check_boxes(runner: BrowserSpecRunner, site: Site) -> None:
+    spec = widgets(site, [{"check": "#agree"}, {"uncheck": "#news"}])
+    assert await extracted(runner, spec) == {"state": "s,true,false"}
+
+
+async def test_goto_goes_to_another_page_and_reports_it(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
+    spec = widgets(site, [{"goto": site.url("/form")}, {"fill": {"selector": "#q", "value": "x"}}])
+    spec.extract.fields.clear()
+    spec.extract.fields["out"] = "#out"
+    capture = await runner.run(spec)
+    assert (capture.result.final_url, capture.result.title) == (site.url("/form"), "Form")
+    assert capture.result.http_status == 200
+
+
+async def test_goto_a_page_that_answers_404_reports_its_status(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
+    spec = widgets(site, [{"goto": site.url("/status/404")}])
+    spec.extract.fields["state"] = "body"
+    capture = await runner.run(spec)
+    assert capture.result.http_status == 404
+    spec.fail_on_http_error = True
+    failure = await failure_of(runner, spec)
+    assert failure.code is ErrorCode.HTTP_ERROR
+
+
+async def test_a_goto_the_egress_guard_refuses_fails_with_blocked_url_naming_the_step(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
+    # The shared pool opens 127.0.0.0/8 only: IPv6 loopback stays refused.
+    spec = widgets(site, [{"click": "#agree"}, {"goto": "http://[::1]:8080/"}])
+    failure = await failure_of(runner, spec)
+    assert failure.code is ErrorCode.BLOCKED_URL
+    assert failure.message.startswith("steps[1].goto: ")
+    assert "loopback" in failure.message
+
+
+async def test_a_goto_to_another_scheme_is_blocked_url(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
+    failure = await failure_of(runner, widgets(site, [{"goto": "file:///etc/passwd"}]))
+    assert failure.code is ErrorCode.BLOCKED_URL
+    assert failure.message.startswith("steps[0].goto: the scheme 'file' is refused")
+
+
+async def test_wait_for_text_waits_until_it_shows(runner: BrowserSpecRunner, site: Site) -> None:
+    spec = widgets(site, [{"click": "#later"}, {"wait": {"text": "Thank you for"}}], late="#late")
+    assert await extracted(runner, spec) == {"late": "Thank you for waiting"}
+
+
+async def test_wait_for_text_that_never_shows_names_the_text(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
+    spec = widgets(site, [{"wait": {"text": "never there"}}], timeout_ms=5000)
+    failure = await failure_of(runner, spec)
+    assert failure.code is ErrorCode.SELECTOR_NOT_FOUND
+    assert (
+        failure.message
+        == 'steps[0].wait.text: the text "never there" did not become visible in time'
+    )
+
+
+async def test_wait_for_network_idle_waits_for_the_pages_fetch(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
+    spec = widgets(site, [{"click": "#load"}, {"wait": {"networkIdle": True}}], loaded="#loaded")
+    assert await extracted(runner, spec) == {"loaded": "loaded"}
+
+
+async def test_wait_for_a_time_lets_the_page_go_on(runner: BrowserSpecRunner, site: Site) -> None:
+    spec = widgets(site, [{"click": "#later"}, {"wait": {"ms": 1500}}], late="#late")
+    assert await extracted(runner, spec) == {"late": "Thank you for waiting"}
+
+
+async def test_a_wait_longer_than_the_time_left_fails_at_once_with_timeout(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
+    failure = await failure_of(runner, widgets(site, [{"wait": {"ms": 60000}}]))
+    assert failure.code is ErrorCode.TIMEOUT
+    assert failure.message.startswith("steps[0].wait.ms: 60000 ms is more than the attempt has")
+
+
+async def test_evaluate_runs_a_function_in_the_page(runner: BrowserSpecRunner, site: Site) -> None:
+    spec = widgets(
+        site,
+        [{"evaluate": "() => { document.getElementById('late').textContent = 'from evaluate'; }"}],
+        late="#late",
+    )
+    assert await extracted(runner, spec) == {"late": "from evaluate"}
+
+
+async def test_an_evaluate_that_throws_is_script_failed_naming_the_step(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
+    spec = widgets(site, [{"hover": "#menu"}, {"evaluate": "() => { throw new Error('no'); }"}])
+    failure = await failure_of(runner, spec)
+    assert failure.code is ErrorCode.SCRIPT_FAILED
+    assert failure.message.startswith("steps[1].evaluate: ")
+    assert "no" in failure.message
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        ({"hover": "#x"}, 'steps[3].hover: no element matches "#x"'),
+        ({"check": "#x"}, 'steps[3].check: no element matches "#x"'),
+        ({"uncheck": "#x"}, 'steps[3].uncheck: no element matches "#x"'),
+        ({"select": {"selector": "#x", "value": "m"}}, "steps[3].select.selector: no element"),
+        ({"check": "#locked"}, 'steps[3].check: "#locked" matches, but it is not enabled'),
+        ({"hover": "#hidden"}, 'steps[3].hover: "#hidden" matches, but it is not visible'),
+        (
+            {"select": {"selector": "#size", "value": "xl"}},
+            'steps[3].select.selector: "#size" matches, but it has no option with value "xl"',
+        ),
+        (
+            {"select": {"selector": "#size", "label": "Huge"}},
+            'steps[3].select.selector: "#size" matches, but it has no option labelled "Huge"',
+        ),
+        ({"check": "#late"}, "steps[3].check: Error: Not a checkbox or radio button"),
+    ],
+    ids=str,
+)
+async def test_a_failing_step_names_its_index_field_and_selector(
+    runner: BrowserSpecRunner, site: Site, step: dict[str, object], message: str
+) -> None:
+    steps = [{"wait": {"ms": 1}}] * 3 + [step]
+    failure = await failure_of(runner, widgets(site, steps, timeout_ms=5000))
+    assert failure.code is ErrorCode.SELECTOR_NOT_FOUND
+    assert failure.message.startswith(message), failure.message

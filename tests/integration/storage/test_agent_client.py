@@ -1,0 +1,74 @@
+"""The agents' client of baselines and profiles (farm_agent.saved.client) against real storage."""
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from farm_agent.errors import TaskFailure
+from farm_agent.saved.client import BaselineKey, StorageSavedState
+from farm_agent.settings import AgentSettings
+from farm_agent.work.uploader import RetryPolicy
+from farm_core.task_errors import ErrorCode
+from tests.integration.storage.conftest import SECRET, Storage, token
+
+pytestmark = pytest.mark.integration
+
+KEY = BaselineKey("home", "https://shop.example/", 1280, 800)
+PNG = b"\x89PNG\r\n\x1a\n" + b"p" * 64
+STATE = json.dumps({"cookies": [{"name": "sid", "value": "1"}], "origins": []}).encode()
+
+
+@pytest.fixture
+async def client(storage: Storage, tmp_path: Path) -> AsyncIterator[StorageSavedState]:
+    settings = AgentSettings(
+        FARM_HOME=tmp_path, FARM_IDENTITY_SECRET=SECRET, storage_address=storage.address
+    )
+    saved = StorageSavedState(settings, RetryPolicy(attempts=1))
+    try:
+        yield saved
+    finally:
+        await saved.close()
+
+
+async def test_a_profile_is_empty_until_saved_then_read_back_for_its_tenant_only(
+    storage: Storage, client: StorageSavedState
+) -> None:
+    assert await client.load_profile(storage.tenant, "shopper") == b""
+
+    await client.save_profile(storage.tenant, "shopper", STATE)
+
+    assert await client.load_profile(storage.tenant, "shopper") == STATE
+    assert await client.load_profile("another-tenant", "shopper") == b""
+
+
+async def test_a_baseline_is_made_from_an_artifact_once_and_read_back(
+    storage: Storage, client: StorageSavedState
+) -> None:
+    assert await client.baseline_image(storage.tenant, KEY) is None
+    uploaded = await storage.upload(
+        "task-1", "screenshot", PNG, metadata=token(storage.tenant, "internal")
+    )
+
+    made = await client.create_baseline(storage.tenant, KEY, uploaded.artifact.id)
+    again = await client.create_baseline(storage.tenant, KEY, uploaded.artifact.id)
+
+    assert made.created and not again.created
+    assert again.id == made.id
+    image = await client.baseline_image(storage.tenant, KEY)
+    assert image is not None
+    assert (image.id, image.image) == (made.id, PNG)
+    assert await client.baseline_image("another-tenant", KEY) is None
+
+
+async def test_a_profile_over_the_size_limit_fails_the_task_as_over_quota(
+    storage: Storage, client: StorageSavedState
+) -> None:
+    too_large = b'{"cookies": [], "origins": [], "x": "' + b"y" * 1024 * 1024 + b'"}'
+
+    with pytest.raises(TaskFailure) as failed:
+        await client.save_profile(storage.tenant, "shopper", too_large)
+
+    assert failed.value.code is ErrorCode.QUOTA_EXCEEDED
+    assert failed.value.message.startswith("profile 'shopper' was refused: ")
