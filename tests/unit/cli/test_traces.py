@@ -3,7 +3,6 @@
 import asyncio
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,9 +18,8 @@ from farm_cli.traces.sink import TraceSink, remove_old_traces
 from farm_cli.traces.spans import SpanRecord, append_spans, kept_traces, read_trace
 from farm_cli.traces.waterfall import waterfall
 from farm_core.trace_context import TRACEPARENT, new_traceparent, span_context_of
-from tests.unit.cli.fake_services import TRACED_TASK_TRACE_ID, Calls, start_single_server
+from tests.unit.cli.fake_services import TRACED_TASK_TRACE_ID, Calls
 
-KEY = "bf_cli-test-key"
 MS = 1_000_000
 
 
@@ -124,13 +122,10 @@ def test_the_waterfall_nests_spans_under_their_parents_in_time_order() -> None:
 
 
 @pytest.fixture
-def fake_farm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Calls]:
-    server, port, calls = start_single_server()
-    monkeypatch.setenv("FARM_URL", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("FARM_API_KEY", KEY)
+def fake_farm(calls: Calls, monkeypatch: pytest.MonkeyPatch) -> Calls:
+    """The fake services, with no caller's trace in the environment."""
     monkeypatch.delenv("TRACEPARENT", raising=False)
-    yield calls
-    server.stop(grace=None)
+    return calls
 
 
 def test_farm_task_trace_draws_the_task_s_trace_from_farm_home(
