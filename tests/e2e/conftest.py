@@ -254,3 +254,23 @@ def png_size(data: bytes) -> tuple[int, int]:
 def unique_label() -> dict[str, str]:
     """A label no other test uses, to find this test's tasks."""
     return {"test": secrets.token_hex(6)}
+
+
+BOOTSTRAP_TENANT = "default"
+"""The tenant of the farm's first admin key, whose admins run the shared fleet."""
+
+
+@pytest.fixture(scope="module")
+def operator(make_key: KeyFactory) -> auth_pb2.CreateApiKeyResponse:
+    """A fresh admin key of the bootstrap tenant, so no other test spends its rate."""
+    return make_key("admin")
+
+
+def set_limits(farm: LocalFarm, tenant: str, *options: str, key: str) -> Any:
+    """`farm tenant limits TENANT OPTIONS` with `key`; the tenant it printed."""
+    return farm_json(farm, "tenant", "limits", tenant, *options, key=key)
+
+
+def set_rate(farm: LocalFarm, key_id: str, *options: str, key: str) -> Any:
+    """`farm key rate KEY_ID OPTIONS` with `key`; the API key it printed."""
+    return farm_json(farm, "key", "rate", key_id, *options, key=key)

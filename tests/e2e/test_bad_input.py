@@ -8,7 +8,7 @@ from google.protobuf import json_format
 
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher.envoy import MAX_REQUEST_BYTES
-from farm_scheduler.validation import MAX_URL_CHARS
+from farm_scheduler.field_checks import MAX_URL_CHARS
 from tests.e2e.conftest import Client, unique_label
 
 pytestmark = pytest.mark.e2e

@@ -5,15 +5,12 @@ AgentEvents are collected as they come out.
 """
 
 import contextlib
-import hashlib
 import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import nats
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -25,12 +22,10 @@ from prometheus_client import REGISTRY
 
 from farm.queue.v1 import queue_pb2
 from farm.sessions.v1 import sessions_pb2
-from farm.storage.v1 import artifacts_pb2, ingest_pb2, ingest_pb2_grpc
+from farm.storage.v1 import ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2
-from farm_agent.browser.actions import CapturedArtifact
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import BrowserSpecRunner
-from farm_agent.errors import TaskFailure
 from farm_agent.kv import (
     BREAKERS_BUCKET,
     HOST_SLOTS_BUCKET,
@@ -38,14 +33,12 @@ from farm_agent.kv import (
     TENANT_SLOTS_BUCKET,
 )
 from farm_agent.places import Places
-from farm_agent.saved.client import BaselineImage, BaselineKey, MadeBaseline
 from farm_agent.sessions.manager import SessionManager
 from farm_agent.sessions.session import OpenSession
 from farm_agent.settings import AgentSettings
 from farm_agent.work.intake import WorkIntake
 from farm_agent.work.priorities import PRECEDENCE
 from farm_agent.work.uploader import ArtifactUploader
-from farm_core.identity import Identity, current_identity
 from farm_core.queue import (
     ANY_REGION,
     TASK_EVENT_SUBJECTS,
@@ -57,8 +50,15 @@ from farm_core.queue import (
 )
 from farm_core.sessions import sessions_bucket
 from farm_core.settings import FarmSettings
-from farm_core.task_errors import ErrorCode
 from tests.helpers import StandInService, assert_eventually, serving
+from tests.integration.agent.fakes import (
+    UPLOAD_METHOD,
+    FakeIngest,
+    FakeSavedState,
+    FakeStorage,
+    FakeUploader,
+    keeper_of,
+)
 
 QUEUED = tasks_pb2.TASK_STATUS_QUEUED
 RUNNING = tasks_pb2.TASK_STATUS_RUNNING
@@ -127,59 +127,6 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
     return SettingsFactory(tmp_path / "farm-home")
 
 
-UPLOAD_METHOD = "/farm.storage.v1.ArtifactIngestService/UploadArtifact"
-
-
-@dataclass(frozen=True)
-class StoredUpload:
-    """One upload as the fake storage service received it."""
-
-    identity: Identity
-    header: ingest_pb2.UploadHeader
-    chunks: list[bytes]
-
-
-class FakeIngest(ingest_pb2_grpc.ArtifactIngestServiceServicer):
-    """ArtifactIngestService that keeps uploads in memory; can answer UNAVAILABLE first."""
-
-    def __init__(self) -> None:
-        self.stored: list[StoredUpload] = []
-        self.unavailable_left = 0
-
-    async def UploadArtifact(
-        self,
-        request_iterator: AsyncIterator[ingest_pb2.UploadArtifactRequest],
-        context: grpc.aio.ServicerContext,
-    ) -> ingest_pb2.UploadArtifactResponse:
-        if self.unavailable_left:
-            self.unavailable_left -= 1
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "storage warming up")
-        requests = [request async for request in request_iterator]
-        header, chunks = requests[0].header, [request.chunk for request in requests[1:]]
-        self.stored.append(StoredUpload(current_identity(), header, chunks))
-        data = b"".join(chunks)
-        return ingest_pb2.UploadArtifactResponse(
-            artifact=artifacts_pb2.Artifact(
-                id=f"artifact-{len(self.stored)}",
-                task_id=header.task_id,
-                kind=header.kind,
-                content_type=header.content_type,
-                size_bytes=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
-                tenant=header.tenant,
-                name=header.name,
-            )
-        )
-
-
-@dataclass(frozen=True)
-class FakeStorage:
-    """The running fake storage service: where it listens and what it received."""
-
-    address: str
-    ingest: FakeIngest
-
-
 @pytest.fixture
 async def fake_storage(tmp_path: Path) -> AsyncIterator[FakeStorage]:
     """A storage stand-in on a free port that checks the `internal` scope like the real one."""
@@ -194,63 +141,6 @@ async def fake_storage(tmp_path: Path) -> AsyncIterator[FakeStorage]:
     settings = FarmSettings(FARM_HOME=tmp_path, FARM_IDENTITY_SECRET=SECRET)
     async with serving(service, settings) as host:
         yield FakeStorage(host.address, ingest)
-
-
-class FakeUploader:
-    """Stands in for the storage service: keeps uploads, can fail the next few."""
-
-    def __init__(self) -> None:
-        self.uploads: list[tuple[str, str, CapturedArtifact]] = []
-        self.failures_left = 0
-
-    async def upload(
-        self, tenant: str, task_id: str, artifact: CapturedArtifact
-    ) -> tasks_pb2.ArtifactRef:
-        if self.failures_left:
-            self.failures_left -= 1
-            raise TaskFailure(ErrorCode.UPLOAD_FAILED, "storage is down (test)")
-        self.uploads.append((tenant, task_id, artifact))
-        return tasks_pb2.ArtifactRef(
-            id=f"artifact-{len(self.uploads)}",
-            kind=artifact.kind,
-            content_type=artifact.content_type,
-            size_bytes=len(artifact.data),
-            sha256=hashlib.sha256(artifact.data).hexdigest(),
-        )
-
-    async def close(self) -> None:
-        pass
-
-
-class FakeSavedState:
-    """Stands in for storage's baselines and profiles: in memory, per tenant."""
-
-    def __init__(self, uploader: FakeUploader) -> None:
-        self._uploader = uploader
-        self.baselines: dict[tuple[str, BaselineKey], BaselineImage] = {}
-        self.profiles: dict[tuple[str, str], bytes] = {}
-
-    async def baseline_image(self, tenant: str, key: BaselineKey) -> BaselineImage | None:
-        return self.baselines.get((tenant, key))
-
-    async def create_baseline(
-        self, tenant: str, key: BaselineKey, artifact_id: str
-    ) -> MadeBaseline:
-        existing = self.baselines.get((tenant, key))
-        if existing is not None:
-            return MadeBaseline(existing.id, created=False)
-        number = int(artifact_id.removeprefix("artifact-"))
-        stored_tenant, _, artifact = self._uploader.uploads[number - 1]
-        assert stored_tenant == tenant, "a baseline made from another tenant's artifact"
-        made = BaselineImage(f"bsl_{len(self.baselines) + 1}", artifact.data)
-        self.baselines[(tenant, key)] = made
-        return MadeBaseline(made.id, created=True)
-
-    async def load_profile(self, tenant: str, name: str) -> bytes:
-        return self.profiles.get((tenant, name), b"")
-
-    async def save_profile(self, tenant: str, name: str, state: bytes) -> None:
-        self.profiles[(tenant, name)] = state
 
 
 class Events:
@@ -410,7 +300,7 @@ async def manager(
 ) -> AsyncIterator[SessionManager]:
     """A session manager on the shared pool, its routes in NATS; its sessions closed after."""
     settings = make_settings(session_spare_browsers=0)
-    manager = SessionManager(settings, shared_pool, uploader, Places(2))
+    manager = SessionManager(settings, shared_pool, Places(2), keeper_of(uploader))
     manager.attach(js, await sessions_bucket(js), "127.0.0.1:1")
     try:
         yield manager
@@ -419,19 +309,26 @@ async def manager(
 
 
 async def open_session(
-    manager: SessionManager, viewport: tasks_pb2.Viewport | None = None
+    manager: SessionManager,
+    viewport: tasks_pb2.Viewport | None = None,
+    spec: sessions_pb2.SessionSpec | None = None,
 ) -> OpenSession:
-    """Opens a session of tenant "acme" (320x240 unless told) as the scheduler's order would."""
+    """Opens a session of tenant "acme" as the scheduler's order would.
+
+    Its spec is `spec` if given (the farm's default screen unless it sets one), else
+    one of `viewport` (320x240 unless told); both live for 10 minutes.
+    """
     expire_time = Timestamp()
     expire_time.FromSeconds(int(time.time()) + 600)
+    ordered = sessions_pb2.SessionSpec(idle_timeout_seconds=600, max_lifetime_seconds=600)
+    if spec is not None:
+        ordered.MergeFrom(spec)
+    else:
+        ordered.viewport.CopyFrom(viewport or tasks_pb2.Viewport(width=320, height=240))
     order = queue_pb2.OpenSessionOrder(
         session_id=f"ses_{secrets.token_hex(8)}",
         tenant="acme",
-        spec=sessions_pb2.SessionSpec(
-            viewport=viewport or tasks_pb2.Viewport(width=320, height=240),
-            idle_timeout_seconds=600,
-            max_lifetime_seconds=600,
-        ),
+        spec=ordered,
         expire_time=expire_time,
     )
     await manager.open(order)

@@ -20,7 +20,8 @@ from farm_agent.sessions.commands import run_command
 from farm_agent.sessions.manager import SessionManager
 from farm_agent.sessions.session import OpenSession
 from farm_agent.settings import AgentSettings
-from tests.integration.agent.conftest import FakeUploader, open_session
+from tests.integration.agent.conftest import open_session
+from tests.integration.agent.fakes import FakeUploader, keeper_of
 from tests.pages import Site, serve_site
 
 pytestmark = pytest.mark.integration
@@ -179,7 +180,7 @@ async def command(
     order = sessions_pb2.SessionCommand(url=url, timeout_ms=15_000, collect=collect)
     if script:
         order.script.source = script
-    return await run_command(session, order, FakeUploader(), 100_000)
+    return await run_command(session, order, keeper_of(FakeUploader()), 100_000)
 
 
 async def test_a_session_command_reports_what_came_since_the_previous_one_that_collected_it(

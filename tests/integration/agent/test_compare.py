@@ -13,10 +13,9 @@ from tests.integration.agent.conftest import (
     FAILED,
     SUCCEEDED,
     Events,
-    FakeSavedState,
-    FakeUploader,
     publish,
 )
+from tests.integration.agent.fakes import FakeSavedState, FakeUploader
 
 pytestmark = pytest.mark.integration
 

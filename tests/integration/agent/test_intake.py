@@ -21,13 +21,13 @@ from tests.integration.agent.conftest import (
     RUNNING,
     SUCCEEDED,
     Events,
-    FakeUploader,
     StartIntake,
     content_of,
     is_zero,
     publish,
     queued_tasks,
 )
+from tests.integration.agent.fakes import FakeUploader
 from tests.pages import Site
 
 pytestmark = pytest.mark.integration

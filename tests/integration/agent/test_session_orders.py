@@ -12,7 +12,7 @@ from farm_agent.sessions.manager import SessionManager
 from farm_agent.sessions.orders import SessionOrders
 from farm_core.sessions import SessionOrder, order_subject
 from farm_core.task_errors import ErrorCode
-from tests.integration.agent.conftest import FakeUploader
+from tests.integration.agent.fakes import FakeUploader, keeper_of
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,9 @@ async def nc(nats_server: Any) -> AsyncIterator[Client]:
 
 async def test_an_answer_too_large_for_nats_is_result_too_large(nc: Client) -> None:
     manager = OversizedManager("x" * (nc.max_payload + 1))
-    orders = SessionOrders(nc, "agent-big", cast(SessionManager, manager), FakeUploader(), 1000)
+    orders = SessionOrders(
+        nc, "agent-big", cast(SessionManager, manager), keeper_of(FakeUploader()), 1000
+    )
     await orders.start()
     try:
         answer = await nc.request(

@@ -10,7 +10,8 @@ from farm_agent.sessions.commands import run_command
 from farm_agent.sessions.manager import SessionManager
 from farm_agent.sessions.session import OpenSession
 from farm_core.sessions import CloseReason
-from tests.integration.agent.conftest import HAVE_CHROMIUM, FakeUploader, open_session
+from tests.integration.agent.conftest import HAVE_CHROMIUM, open_session
+from tests.integration.agent.fakes import FakeUploader, keeper_of
 from tests.pages import Site
 from tests.video import brightness, decoded_frames, distinct_frames, first_frame_size
 
@@ -26,7 +27,7 @@ async def run(
     session: OpenSession, uploader: FakeUploader, **command: object
 ) -> tasks_pb2.TaskResult:
     return await run_command(
-        session, sessions_pb2.SessionCommand(**command), uploader, MAX_TEXT_BYTES
+        session, sessions_pb2.SessionCommand(**command), keeper_of(uploader), MAX_TEXT_BYTES
     )
 
 

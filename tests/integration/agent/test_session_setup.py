@@ -6,25 +6,21 @@ run_command; /echo and /resources of the test site tell what the site and the pa
 see.
 """
 
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from google.protobuf import json_format
 
 from farm.sessions.v1 import sessions_pb2
-from farm_agent.browser.pool import BrowserPool
 from farm_agent.errors import TaskFailure
 from farm_agent.sessions.commands import run_command
-from farm_agent.sessions.screencast import Screencast
+from farm_agent.sessions.manager import SessionManager
 from farm_agent.sessions.session import OpenSession
-from farm_agent.sessions.setup import SessionSetup
-from farm_agent.sessions.warm import DEFAULT_SCREEN, start_browser
 from farm_core.task_errors import ErrorCode
 from tests.helpers import assert_eventually
-from tests.integration.agent.conftest import HAVE_CHROMIUM, FakeUploader, agent_settings
+from tests.integration.agent.conftest import HAVE_CHROMIUM, open_session
+from tests.integration.agent.fakes import FakeUploader, keeper_of
 from tests.integration.agent.test_page_setup import ECHO_FIELDS
 from tests.pages import Site
 
@@ -38,45 +34,20 @@ TIMEZONE = "() => Intl.DateTimeFormat().resolvedOptions().timeZone"
 
 
 @pytest.fixture
-async def open_session(shared_pool: BrowserPool, tmp_path: Path) -> AsyncIterator[OpenWith]:
-    """Opens sessions with a SessionSpec given as JSON; closes them at the end."""
-    opened: list[OpenSession] = []
+def open_with(manager: SessionManager) -> OpenWith:
+    """Opens sessions of the manager with a SessionSpec given as JSON."""
 
-    async def open_with(**spec_fields: Any) -> OpenSession:
+    async def open_given(**spec_fields: Any) -> OpenSession:
         spec = json_format.ParseDict(spec_fields, sessions_pb2.SessionSpec())
-        settings = agent_settings(tmp_path)
-        folder = tmp_path / f"session-{len(opened)}"
-        warm = await start_browser(shared_pool, settings, DEFAULT_SCREEN, folder)
-        session = OpenSession(
-            session_id=f"ses_{len(opened)}",
-            tenant="acme",
-            spec=spec,
-            browser=warm.browser,
-            egress=warm.egress,
-            screencast=Screencast(DEFAULT_SCREEN.width, DEFAULT_SCREEN.height),
-            expires_at=time.monotonic() + 600,
-            folder=folder,
-            setup=SessionSetup(warm.browser.context, shared_pool.devices, spec),
-            resources=warm.resources,
-        )
-        opened.append(session)
-        await session.setup.open(await warm.browser.page())
-        warm.browser.context.on(
-            "page", lambda page: session.in_background(session.setup.cover_quietly(page))
-        )
-        return session
+        return await open_session(manager, spec=spec)
 
-    yield open_with
-    for session in opened:
-        for task in list(session.background):
-            task.cancel()
-        await session.resources.aclose()
+    return open_given
 
 
 async def run(session: OpenSession, **command: Any) -> dict[str, Any]:
     """Runs a command given as JSON; its result's extracted JSON."""
     parsed = json_format.ParseDict({"timeoutMs": 15000, **command}, sessions_pb2.SessionCommand())
-    result = await run_command(session, parsed, FakeUploader(), 100_000)
+    result = await run_command(session, parsed, keeper_of(FakeUploader()), 100_000)
     return dict(json_format.MessageToDict(result.json)) if result.HasField("json") else {}
 
 
@@ -86,9 +57,9 @@ async def echo(session: OpenSession, site: Site, **command: Any) -> dict[str, st
 
 
 async def test_the_specs_setup_is_applied_when_the_session_opens(
-    open_session: OpenWith, site: Site
+    open_with: OpenWith, site: Site
 ) -> None:
-    session = await open_session(
+    session = await open_with(
         viewport={"width": 800, "height": 600},
         setup={
             "userAgent": "FarmSession/1.0",
@@ -108,9 +79,9 @@ async def test_the_specs_setup_is_applied_when_the_session_opens(
 
 
 async def test_a_device_emulated_by_a_command_lasts_until_reset(
-    open_session: OpenWith, site: Site
+    open_with: OpenWith, site: Site
 ) -> None:
-    session = await open_session(setup={"timezone": "Europe/Berlin"})
+    session = await open_with(setup={"timezone": "Europe/Berlin"})
     before = await echo(session, site)
     assert (before["dpr"], before["width"], before["touch"]) == ("1", "1280", "0")
 
@@ -128,9 +99,9 @@ async def test_a_device_emulated_by_a_command_lasts_until_reset(
 
 
 async def test_a_commands_setup_changes_the_given_fields_and_reset_undoes_them(
-    open_session: OpenWith, site: Site
+    open_with: OpenWith, site: Site
 ) -> None:
-    session = await open_session(setup={"locale": "de-DE"})
+    session = await open_with(setup={"locale": "de-DE"})
     changed = await echo(
         session,
         site,
@@ -150,9 +121,9 @@ async def test_a_commands_setup_changes_the_given_fields_and_reset_undoes_them(
 
 
 async def test_blocking_set_by_a_command_refuses_images_until_reset(
-    open_session: OpenWith, site: Site
+    open_with: OpenWith, site: Site
 ) -> None:
-    session = await open_session()
+    session = await open_with()
     resources = {"url": site.url("/resources"), "extract": {"fields": {"image": "#image"}}}
     loaded = [{"waitFor": "#image:not(:text('pending'))"}]
     blocked = await run(
@@ -162,10 +133,8 @@ async def test_blocking_set_by_a_command_refuses_images_until_reset(
     assert await run(session, resetSetup=True, steps=loaded, **resources) == {"image": "loaded"}
 
 
-async def test_a_page_opened_later_gets_the_sessions_setup(
-    open_session: OpenWith, site: Site
-) -> None:
-    session = await open_session()
+async def test_a_page_opened_later_gets_the_sessions_setup(open_with: OpenWith, site: Site) -> None:
+    session = await open_with()
     await run(session, setup={"timezone": "Asia/Tokyo"})
     page = await session.browser.context.new_page()
 
@@ -176,9 +145,9 @@ async def test_a_page_opened_later_gets_the_sessions_setup(
 
 
 async def test_an_unknown_device_fails_the_command_and_changes_nothing(
-    open_session: OpenWith, site: Site
+    open_with: OpenWith, site: Site
 ) -> None:
-    session = await open_session(setup={"timezone": "Asia/Tokyo"})
+    session = await open_with(setup={"timezone": "Asia/Tokyo"})
     with pytest.raises(TaskFailure) as caught:
         await run(session, device="Nokia 3310", setup={"timezone": "Europe/Paris"})
     assert caught.value.code is ErrorCode.INVALID_DEVICE
