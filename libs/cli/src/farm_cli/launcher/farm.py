@@ -13,7 +13,6 @@ groups, readiness probes, timeouts) is in launched.py.
 import functools
 import os
 import signal
-import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -30,7 +29,7 @@ from farm_cli.launcher.envoy import (
     local_envoy_settings,
     write_envoy_config,
 )
-from farm_cli.launcher.health import grpc_serving, http_ok
+from farm_cli.launcher.health import grpc_serving, service_ready
 from farm_cli.launcher.launched import LaunchedProcesses
 from farm_cli.launcher.lock import FarmLock, check_no_leftovers
 from farm_cli.launcher.processes import ManagedProcess
@@ -335,7 +334,7 @@ class LocalFarm:
         started = [
             self._launched.launch(
                 launch.spec,
-                self._readiness(launch, tls),
+                service_ready(launch.address, launch.health_path, tls, self.internal_tls_files),
                 self.config.service_timeout,
                 role,
                 join_group=stop_together and index > 0,
@@ -344,19 +343,6 @@ class LocalFarm:
         ]
         for process in started:
             self._await_ready(process)
-
-    def _readiness(self, launch: ServiceLaunch, tls: InternalTls | None) -> Callable[[], bool]:
-        """The probe that says `launch` is ready: gRPC health, or GET of its health path."""
-        if not launch.health_path:
-            return functools.partial(grpc_serving, launch.address, tls)
-        files = self.internal_tls_files
-        if files is None or files.ca is None:
-            return functools.partial(http_ok, f"http://{launch.address}{launch.health_path}")
-        # The service asks for the farm's client certificate, as the others do.
-        context = ssl.create_default_context(cafile=files.ca)
-        context.load_cert_chain(files.cert, files.key)
-        url = f"https://{launch.address}{launch.health_path}"
-        return functools.partial(http_ok, url, context=context)
 
     def _start_envoy(self) -> None:
         settings = local_envoy_settings(self.config, self._tls, self.internal_tls_files)

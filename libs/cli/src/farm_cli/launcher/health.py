@@ -1,12 +1,15 @@
 """Readiness probes of the farm's processes: gRPC health for services, admin /ready for Envoy."""
 
+import functools
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from farm_cli.launcher.tls import TlsFiles
 from farm_core.transport import InternalTls, sync_channel
 
 
@@ -32,3 +35,20 @@ def http_ok(url: str, timeout: float = 1.0, context: ssl.SSLContext | None = Non
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+def service_ready(
+    address: str, health_path: str, tls: InternalTls | None, files: TlsFiles | None
+) -> Callable[[], bool]:
+    """The probe that says a service is ready: gRPC health, or GET of its `health_path`.
+
+    With the farm's internal TLS (`tls`, `files`), both speak it as the services do.
+    """
+    if not health_path:
+        return functools.partial(grpc_serving, address, tls)
+    if files is None or files.ca is None:
+        return functools.partial(http_ok, f"http://{address}{health_path}")
+    # The service asks for the farm's client certificate, as the others do.
+    context = ssl.create_default_context(cafile=files.ca)
+    context.load_cert_chain(files.cert, files.key)
+    return functools.partial(http_ok, f"https://{address}{health_path}", context=context)
