@@ -1,4 +1,4 @@
-"""Session orders over a real nats-server: answers that do not fit one message."""
+"""Session orders over a real nats-server: answers that do not fit one message, hold probes."""
 
 from collections.abc import AsyncIterator
 from typing import Any, cast
@@ -8,9 +8,9 @@ import pytest
 from nats.aio.client import Client
 
 from farm.queue.v1 import queue_pb2
-from farm_agent.sessions.manager import SessionManager
+from farm_agent.sessions.manager import SessionManager, SessionRefused
 from farm_agent.sessions.orders import SessionOrders
-from farm_core.sessions import SessionOrder, order_subject
+from farm_core.sessions import Refusal, SessionOrder, order_subject
 from farm_core.task_errors import ErrorCode
 from tests.integration.agent.fakes import FakeUploader, keeper_of
 
@@ -25,6 +25,20 @@ class OversizedManager:
 
     async def open(self, order: queue_pb2.OpenSessionOrder) -> None:
         pass
+
+
+class OneSessionManager:
+    """Holds the session `held_id` of tenant "default" and no other."""
+
+    endpoint = ""
+
+    def __init__(self, held_id: str) -> None:
+        self.held_id = held_id
+
+    async def held(self, session_id: str, tenant: str) -> object:
+        if session_id != self.held_id or tenant != "default":
+            raise SessionRefused(Refusal.SESSION_NOT_FOUND, f"session {session_id} is not here")
+        return object()
 
 
 @pytest.fixture
@@ -54,3 +68,31 @@ async def test_an_answer_too_large_for_nats_is_result_too_large(nc: Client) -> N
     reply = queue_pb2.SessionReply.FromString(answer.data)
     assert reply.error.code == ErrorCode.RESULT_TOO_LARGE.value
     assert "a NATS message holds at most" in reply.error.message
+
+
+@pytest.mark.parametrize(
+    ("session_id", "tenant", "error_code"),
+    [
+        ("ses_0000000000000001", "default", ""),
+        ("ses_0000000000000002", "default", Refusal.SESSION_NOT_FOUND.value),
+        ("ses_0000000000000001", "stranger", Refusal.SESSION_NOT_FOUND.value),
+    ],
+)
+async def test_a_hold_probe_says_whether_the_tenants_session_is_held_here(
+    nc: Client, session_id: str, tenant: str, error_code: str
+) -> None:
+    manager = OneSessionManager("ses_0000000000000001")
+    orders = SessionOrders(
+        nc, "agent-hold", cast(SessionManager, manager), keeper_of(FakeUploader()), 1000
+    )
+    await orders.start()
+    try:
+        answer = await nc.request(
+            order_subject("agent-hold", SessionOrder.HOLD),
+            queue_pb2.HoldSessionProbe(session_id=session_id, tenant=tenant).SerializeToString(),
+            timeout=10,
+        )
+    finally:
+        await orders.stop()
+
+    assert queue_pb2.SessionReply.FromString(answer.data).error.code == error_code

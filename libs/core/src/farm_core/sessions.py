@@ -1,7 +1,7 @@
 """The session contract shared by the scheduler, the agents and the edge.
 
-Orders: core NATS requests on `sessions.<agent_id>.open|run|close`, answered by a
-SessionReply. Closes: SessionClosed on `events.sessions.<session_id>` (stream
+Orders: core NATS requests on `sessions.<agent_id>.open|run|close|hold`, answered by
+a SessionReply. Closes: SessionClosed on `events.sessions.<session_id>` (stream
 FARM_EVENTS). Routes: the key-value bucket `farm_sessions`, session id →
 SessionRoute, which the agent holding the session writes and the edge reads.
 """
@@ -27,6 +27,8 @@ class SessionOrder(enum.StrEnum):
     OPEN = "open"
     RUN = "run"
     CLOSE = "close"
+    HOLD = "hold"
+    """Whether the agent still holds the session (asked while a command waits)."""
 
 
 class CloseReason(enum.StrEnum):

@@ -1,7 +1,8 @@
 """The scheduler's orders to this agent's sessions: NATS requests on `sessions.<agent_id>.*`.
 
 `open`, `run` and `close` each carry a farm.queue.v1 order and are answered with a
-SessionReply: what was done, or an error code and message. Orders run side by
+SessionReply: what was done, or an error code and message; `hold` asks whether a
+session is still held here (the scheduler asks while a command waits). Orders run side by
 side (a browser starting must not hold up another session's command).
 """
 
@@ -58,6 +59,7 @@ class SessionOrders:
             SessionOrder.OPEN: self._open,
             SessionOrder.RUN: self._run,
             SessionOrder.CLOSE: self._close,
+            SessionOrder.HOLD: self._hold,
         }
         for verb, handler in handlers.items():
             subject = order_subject(self._agent_id, verb)
@@ -157,6 +159,12 @@ class SessionOrders:
             closed = await self._manager.close(session, reason)
         self._traces.forget(order.session_id)
         return queue_pb2.SessionReply(closed=closed)
+
+
+    async def _hold(self, message: Msg) -> queue_pb2.SessionReply:
+        probe = _parse(queue_pb2.HoldSessionProbe(), message.data)
+        await self._manager.held(probe.session_id, probe.tenant)
+        return queue_pb2.SessionReply()
 
 
 def _parse(message: OrderMessage, data: bytes) -> OrderMessage:

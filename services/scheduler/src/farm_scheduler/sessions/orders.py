@@ -1,5 +1,6 @@
 """The scheduler's side of the session orders: NATS requests to the agent that holds a session."""
 
+import asyncio
 import logging
 
 import nats.errors
@@ -7,10 +8,14 @@ from google.protobuf.message import DecodeError, Message
 from nats.aio.client import Client
 
 from farm.queue.v1 import queue_pb2
-from farm_core.sessions import SessionOrder, order_subject
+from farm_core.sessions import Refusal, SessionOrder, order_subject
 from farm_core.trace_context import producing
 
 log = logging.getLogger(__name__)
+
+HOLD_PROBE_SECONDS = 1.0
+"""While a command waits for its answer, how often its agent is asked whether it
+still holds the session (and how long each probe waits)."""
 
 
 class AgentGone(Exception):
@@ -38,14 +43,50 @@ class AgentOrders:
     async def run(
         self, agent_id: str, order: queue_pb2.SessionCommandOrder, timeout_seconds: float
     ) -> queue_pb2.SessionReply:
-        """Asks the agent holding the session to run a command; waits up to the timeout."""
-        return await self._ask(agent_id, SessionOrder.RUN, order, timeout_seconds)
+        """Asks the agent holding the session to run a command; waits up to the timeout.
+
+        A command sent as its agent died is lost with it: while the answer is awaited,
+        the agent is asked every HOLD_PROBE_SECONDS whether it still holds the session.
+        Nobody listening raises AgentGone; an agent that no longer holds it (restarted
+        under the same id) answers SESSION_NOT_FOUND, which becomes the answer.
+        """
+        answer = asyncio.ensure_future(
+            self._ask(agent_id, SessionOrder.RUN, order, timeout_seconds)
+        )
+        probe = queue_pb2.HoldSessionProbe(session_id=order.session_id, tenant=order.tenant)
+        try:
+            while not (await asyncio.wait({answer}, timeout=HOLD_PROBE_SECONDS))[0]:
+                not_held = await self._not_held(agent_id, probe)
+                if not_held is None:
+                    continue
+                # The command may have closed the session itself: its answer says how.
+                if (await asyncio.wait({answer}, timeout=HOLD_PROBE_SECONDS))[0]:
+                    break
+                return not_held
+            return answer.result()
+        finally:
+            answer.cancel()
 
     async def close(
         self, agent_id: str, order: queue_pb2.CloseSessionOrder
     ) -> queue_pb2.SessionReply:
         """Asks the agent holding the session to close it."""
         return await self._ask(agent_id, SessionOrder.CLOSE, order, self._close_timeout_seconds)
+
+    async def _not_held(
+        self, agent_id: str, probe: queue_pb2.HoldSessionProbe
+    ) -> queue_pb2.SessionReply | None:
+        """The agent's SESSION_NOT_FOUND reply if it no longer holds the session, else None.
+
+        None also when it is too busy to say: the command's own timeout still stands.
+        """
+        try:
+            reply = await self._ask(agent_id, SessionOrder.HOLD, probe, HOLD_PROBE_SECONDS)
+        except AgentSilent:
+            return None
+        if reply.HasField("error") and reply.error.code == Refusal.SESSION_NOT_FOUND:
+            return reply
+        return None
 
     async def _ask(
         self, agent_id: str, verb: SessionOrder, order: Message, timeout_seconds: float

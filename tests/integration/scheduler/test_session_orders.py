@@ -1,0 +1,107 @@
+"""The scheduler's session orders over a real nats-server: a command whose agent died."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from farm.queue.v1 import queue_pb2
+from farm.tasks.v1 import tasks_pb2
+from farm_core.sessions import Refusal, SessionOrder, order_subject
+from farm_scheduler.sessions.orders import HOLD_PROBE_SECONDS, AgentGone, AgentOrders
+
+pytestmark = pytest.mark.integration
+
+COMMAND_TIMEOUT_SECONDS = 30.0
+ORDER = queue_pb2.SessionCommandOrder(session_id="ses_0123456789abcdef", tenant="default")
+
+
+@pytest.fixture
+async def nc(nats_server: Any) -> AsyncIterator[Client]:
+    client = await nats.connect(nats_server.url)
+    try:
+        yield client
+    finally:
+        await client.drain()
+
+
+@pytest.fixture
+async def agent(nats_server: Any) -> AsyncIterator[Client]:
+    """The connection of a stand-in agent (closed by the tests that let it die)."""
+    client = await nats.connect(nats_server.url)
+    try:
+        yield client
+    finally:
+        if not client.is_closed:
+            await client.close()
+
+
+async def swallow(message: Msg) -> None:
+    """Takes an order and never answers, as an agent killed just after it arrived."""
+
+
+def orders_of(nc: Client) -> AgentOrders:
+    return AgentOrders(nc, open_timeout_seconds=5, close_timeout_seconds=5)
+
+
+async def test_a_command_whose_agent_dies_ends_as_agent_gone_within_seconds(
+    nc: Client, agent: Client
+) -> None:
+    await agent.subscribe(order_subject("agent-x", SessionOrder.RUN), cb=swallow)
+    await agent.flush()
+    started = time.monotonic()
+    running = asyncio.create_task(orders_of(nc).run("agent-x", ORDER, COMMAND_TIMEOUT_SECONDS))
+    await asyncio.sleep(0.2)
+    await agent.close()
+
+    with pytest.raises(AgentGone):
+        await running
+    assert time.monotonic() - started < 3 * HOLD_PROBE_SECONDS + 1
+
+
+async def test_a_command_whose_agent_restarted_without_the_session_is_answered_not_found(
+    nc: Client, agent: Client
+) -> None:
+    async def not_held(message: Msg) -> None:
+        error = tasks_pb2.TaskError(code=Refusal.SESSION_NOT_FOUND, message="not open here")
+        await message.respond(queue_pb2.SessionReply(error=error).SerializeToString())
+
+    await agent.subscribe(order_subject("agent-x", SessionOrder.RUN), cb=swallow)
+    await agent.subscribe(order_subject("agent-x", SessionOrder.HOLD), cb=not_held)
+    await agent.flush()
+    started = time.monotonic()
+
+    reply = await orders_of(nc).run("agent-x", ORDER, COMMAND_TIMEOUT_SECONDS)
+
+    assert reply.error.code == Refusal.SESSION_NOT_FOUND
+    assert time.monotonic() - started < 3 * HOLD_PROBE_SECONDS + 1
+
+
+async def test_a_slow_command_of_an_agent_that_holds_the_session_gets_its_answer(
+    nc: Client, agent: Client
+) -> None:
+    probes: list[str] = []
+
+    async def held(message: Msg) -> None:
+        probes.append(queue_pb2.HoldSessionProbe.FromString(message.data).session_id)
+        await message.respond(queue_pb2.SessionReply().SerializeToString())
+
+    async def slow_answer(message: Msg) -> None:
+        await asyncio.sleep(2.5 * HOLD_PROBE_SECONDS)
+        result = tasks_pb2.TaskResult(text="done")
+        await message.respond(queue_pb2.SessionReply(result=result).SerializeToString())
+
+    # Its own callback per subject: nats-py runs one subscription's callbacks in turn.
+    await agent.subscribe(order_subject("agent-x", SessionOrder.RUN), cb=slow_answer)
+    await agent.subscribe(order_subject("agent-x", SessionOrder.HOLD), cb=held)
+    await agent.flush()
+
+    reply = await orders_of(nc).run("agent-x", ORDER, COMMAND_TIMEOUT_SECONDS)
+
+    assert reply.result.text == "done"
+    assert probes and set(probes) == {ORDER.session_id}
