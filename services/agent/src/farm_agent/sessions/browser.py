@@ -9,7 +9,6 @@ through the session's egress listener, given at launch.
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import shutil
@@ -49,8 +48,6 @@ AUTOMATION_FLAGS: tuple[str, ...] = (
     "--remote-debugging-port=0",
 )
 PORT_FILE = "DevToolsActivePort"
-PR_SET_PDEATHSIG = 1
-"""prctl(2): the signal a process gets when its parent dies."""
 PORT_FILE_POLL_SECONDS = 0.02
 
 
@@ -140,7 +137,7 @@ class SessionBrowser:
         log_file = await asyncio.to_thread(open, options.folder / "chromium.log", "wb")
         try:
             process = await asyncio.create_subprocess_exec(
-                str(options.chromium_path),
+                *_dying_with_the_agent(str(options.chromium_path)),
                 *arguments,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
@@ -149,7 +146,6 @@ class SessionBrowser:
                 # Chromium keeps its NSS database and caches under HOME.
                 env={**os.environ, "HOME": str(home), "TMPDIR": str(temp_dir)},
                 start_new_session=True,
-                preexec_fn=_die_with_the_agent,
             )
         except OSError as error:
             await asyncio.to_thread(_remove_folders, options.folder, temp_dir)
@@ -185,14 +181,20 @@ class SessionBrowser:
         await asyncio.to_thread(_remove_folders, self.options.folder, self._temp_dir)
 
 
-def _die_with_the_agent() -> None:
-    """In the browser's process before exec: killed when the agent dies, even by SIGKILL.
+def _dying_with_the_agent(chromium: str) -> list[str]:
+    """The command that starts `chromium` killed when the agent dies, even by SIGKILL.
 
     A task's browser ends when Playwright's pipe to it closes; a session's browser,
     reached over a TCP port, would otherwise outlive an agent that was killed.
+    util-linux's setpriv sets the parent-death signal and execs Chromium (same
+    process); Python's preexec_fn could do it too, but forking the agent's gRPC
+    threads into a child that runs Python code aborts the child now and then.
     """
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        log.warning("setpriv (util-linux) is missing: a session's browser outlives a killed agent")
+        return [chromium]
+    return [setpriv, "--pdeathsig", "KILL", "--", chromium]
 
 
 def _last_lines(path: Path, count: int = 5) -> str:

@@ -160,7 +160,6 @@ class SessionOrders:
         self._traces.forget(order.session_id)
         return queue_pb2.SessionReply(closed=closed)
 
-
     async def _hold(self, message: Msg) -> queue_pb2.SessionReply:
         probe = _parse(queue_pb2.HoldSessionProbe(), message.data)
         await self._manager.held(probe.session_id, probe.tenant)
