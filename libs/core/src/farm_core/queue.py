@@ -289,3 +289,14 @@ async def agents_bucket(js: JetStreamContext, limits: QueueLimits | None = None)
             storage=StorageType.FILE,
         ),
     )
+
+
+async def bucket_keys(js: JetStreamContext, bucket: str) -> list[str]:
+    """The keys of the key-value bucket `bucket` that hold a value or a delete marker.
+
+    Read from the bucket's stream state rather than with KeyValue.keys(): its watcher
+    may see none of the keys there are and raise NoKeysError (nats.py issue 842).
+    """
+    prefix = f"$KV.{bucket}."
+    info = await js.stream_info(f"KV_{bucket}", subjects_filter=f"{prefix}>")
+    return sorted(subject.removeprefix(prefix) for subject in info.state.subjects or {})

@@ -6,16 +6,14 @@ import re
 from collections.abc import Callable
 
 import nats.errors
-from google.protobuf.message import DecodeError
 from nats.aio.client import Client
-from nats.js.errors import KeyNotFoundError, NoKeysError
-from nats.js.kv import KeyValue
 
 from farm.admin.v1 import admin_pb2
 from farm.queue.v1 import queue_pb2
 from farm_core.db import utcnow
 from farm_core.errors import InvalidArgument, NotFound, Unavailable
 from farm_core.queue import drain_subject
+from farm_scheduler.heartbeats import Heartbeats
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +66,7 @@ class Fleet:
     def __init__(
         self,
         nc: Client,
-        heartbeats: KeyValue,
+        heartbeats: Heartbeats,
         timeout_seconds: float,
         lost_after_seconds: float,
         clock: Callable[[], dt.datetime] = utcnow,
@@ -81,30 +79,16 @@ class Fleet:
 
     async def agents(self) -> list[admin_pb2.Agent]:
         """Every agent that sent a heartbeat within the bucket's time to live, by id."""
-        try:
-            keys = await self._heartbeats.keys()
-        except NoKeysError:
-            return []
-        except (nats.errors.Error, TimeoutError) as error:
-            raise Unavailable(f"the agents' heartbeats cannot be read: {error}") from error
-        agents: dict[str, admin_pb2.Agent] = {}
-        for key in keys:
-            try:
-                agent = await self.agent(key)
-            except NotFound:
-                continue  # Its heartbeat expired since the keys were read.
-            agents[agent.id] = agent
-        return [agents[agent_id] for agent_id in sorted(agents)]
+        now = self._clock()
+        beats = await self._heartbeats.all()
+        return [
+            agent_from_heartbeat(beats[agent_id], now, self._lost_after_seconds)
+            for agent_id in sorted(beats)
+        ]
 
     async def agent(self, agent_id: str) -> admin_pb2.Agent:
         """The agent `agent_id` from its latest heartbeat; NotFound if it sent none lately."""
-        try:
-            entry = await self._heartbeats.get(checked_agent_id(agent_id))
-        except KeyNotFoundError as error:
-            raise NotFound("agent", agent_id) from error
-        except (nats.errors.Error, TimeoutError) as error:
-            raise Unavailable(f"the agents' heartbeats cannot be read: {error}") from error
-        heartbeat = _decode(entry.key, entry.value)
+        heartbeat = await self._heartbeats.get(checked_agent_id(agent_id))
         if heartbeat is None:
             raise NotFound("agent", agent_id)
         return agent_from_heartbeat(heartbeat, self._clock(), self._lost_after_seconds)
@@ -122,15 +106,3 @@ class Fleet:
         log.info("asked agent %s to drain", agent.id)
         agent.draining = True
         return agent
-
-
-def _decode(key: str, value: bytes | None) -> queue_pb2.AgentHeartbeat | None:
-    heartbeat = queue_pb2.AgentHeartbeat()
-    try:
-        heartbeat.ParseFromString(value or b"")
-    except DecodeError as error:
-        log.warning("ignoring the heartbeat under %r: not an AgentHeartbeat: %s", key, error)
-        return None
-    if not heartbeat.agent_id:
-        heartbeat.agent_id = key
-    return heartbeat

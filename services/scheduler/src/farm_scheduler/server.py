@@ -21,6 +21,7 @@ from farm_scheduler.api import TaskApi
 from farm_scheduler.changes import ChangeReporter
 from farm_scheduler.events import EventConsumer
 from farm_scheduler.fleet import Fleet
+from farm_scheduler.heartbeats import Heartbeats
 from farm_scheduler.publisher import Republisher, TaskPublisher
 from farm_scheduler.sessions.api import SessionApi
 from farm_scheduler.sessions.closer import SessionCloser
@@ -95,9 +96,10 @@ class SchedulerService:
                 self._nc, await cancel_bucket(js), self._store, settings.publish_timeout_seconds
             )
             self._changes = ChangeReporter(self._watch, self._publisher)
+            heartbeats = Heartbeats(js, await agents_bucket(js))
             self._fleet = Fleet(
                 self._nc,
-                await agents_bucket(js),
+                heartbeats,
                 settings.publish_timeout_seconds,
                 settings.session_agent_lost_seconds,
             )
@@ -114,7 +116,7 @@ class SchedulerService:
                 settings.deadline_sweep_interval_seconds,
             )
             self._sweeper.start()
-            await self._start_sessions(js)
+            await self._start_sessions(js, heartbeats)
             self._fleet_reader = FleetReader(self._fleet, js, self._store.engine, self._sessions)
             self._fleet_gauges = FleetGauges(
                 self._fleet_reader, settings.fleet_gauges_interval_seconds
@@ -124,7 +126,7 @@ class SchedulerService:
             await self.close()
             raise
 
-    async def _start_sessions(self, js: JetStreamContext) -> None:
+    async def _start_sessions(self, js: JetStreamContext, heartbeats: Heartbeats) -> None:
         """The sessions' parts: orders to agents, their closes, the sweep for lost agents."""
         settings = self._settings
         if self._nc is None:
@@ -135,7 +137,7 @@ class SchedulerService:
         self._session_closer = SessionCloser(
             self._sessions,
             self._agent_orders,
-            await agents_bucket(js),
+            heartbeats,
             await sessions_bucket(js),
             settings.session_agent_lost_seconds,
         )

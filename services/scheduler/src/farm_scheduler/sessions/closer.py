@@ -10,8 +10,6 @@ import datetime as dt
 import logging
 
 import nats.errors
-from google.protobuf.message import DecodeError
-from nats.js.errors import KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 
 from farm.queue.v1 import queue_pb2
@@ -19,6 +17,7 @@ from farm_core.db import utcnow
 from farm_core.errors import Unavailable
 from farm_core.sessions import CloseReason
 from farm_core.timestamps import from_timestamp
+from farm_scheduler.heartbeats import Heartbeats
 from farm_scheduler.sessions.orders import AgentGone, AgentOrders, AgentSilent
 from farm_scheduler.sessions.placement import Candidate, candidates
 from farm_scheduler.sessions.records import SessionRecord
@@ -37,7 +36,7 @@ class SessionCloser:
         self,
         store: SessionStore,
         orders: AgentOrders,
-        heartbeats: KeyValue,
+        heartbeats: Heartbeats,
         routes: KeyValue,
         agent_lost_seconds: float,
     ) -> None:
@@ -50,7 +49,7 @@ class SessionCloser:
     async def candidates(self, region: str) -> list[Candidate]:
         """The agents that may take a new session in `region`, best first."""
         return candidates(
-            (await self._beats()).values(), region, utcnow(), self._agent_lost_seconds
+            (await self._heartbeats.all()).values(), region, utcnow(), self._agent_lost_seconds
         )
 
     async def close_on_agent(self, record: SessionRecord, reason: CloseReason) -> SessionRecord:
@@ -98,7 +97,7 @@ class SessionCloser:
 
     async def sweep(self) -> None:
         """Closes ACTIVE sessions whose agent stopped beating or that outlived their lifetime."""
-        beats = await self._beats()
+        beats = await self._heartbeats.all()
         now = utcnow()
         for record in await self._store.active():
             heartbeat = beats.get(record.agent_id)
@@ -118,24 +117,6 @@ class SessionCloser:
             return False
         age = (now - from_timestamp(heartbeat.heartbeat_time)).total_seconds()
         return age > self._agent_lost_seconds
-
-    async def _beats(self) -> dict[str, queue_pb2.AgentHeartbeat]:
-        """The latest heartbeat of every agent in the bucket, by agent id."""
-        try:
-            keys = await self._heartbeats.keys()
-        except NoKeysError:
-            return {}
-        except (nats.errors.Error, TimeoutError) as error:
-            raise Unavailable(f"the agents' heartbeats cannot be read: {error}") from error
-        beats: dict[str, queue_pb2.AgentHeartbeat] = {}
-        for key in keys:
-            try:
-                entry = await self._heartbeats.get(key)
-                heartbeat = queue_pb2.AgentHeartbeat.FromString(entry.value or b"")
-            except (KeyNotFoundError, DecodeError):
-                continue
-            beats[heartbeat.agent_id or key] = heartbeat
-        return beats
 
     async def _forget_route(self, session_id: str) -> None:
         try:
