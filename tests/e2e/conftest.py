@@ -11,7 +11,7 @@ import secrets
 import shutil
 import struct
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,11 +20,13 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from playwright.async_api import Playwright, async_playwright
 from prometheus_client.parser import text_string_to_metric_families
 
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm_cli.launcher.config import find_project_root
 from farm_cli.launcher.farm import LocalFarm
+from tests.e2e.sessions_api import Sessions
 from tests.farms import whole_farm_config
 from tests.helpers import eventually
 from tests.pages import Site
@@ -274,3 +276,16 @@ def set_limits(farm: LocalFarm, tenant: str, *options: str, key: str) -> Any:
 def set_rate(farm: LocalFarm, key_id: str, *options: str, key: str) -> Any:
     """`farm key rate KEY_ID OPTIONS` with `key`; the API key it printed."""
     return farm_json(farm, "key", "rate", key_id, *options, key=key)
+
+
+@pytest.fixture(scope="module")
+def sessions(admin: Client) -> Sessions:
+    """SessionService over HTTP/JSON with the admin key."""
+    return Sessions(admin.http)
+
+
+@pytest.fixture
+async def playwright() -> AsyncIterator[Playwright]:
+    """A Playwright driver of the test's own, to attach to sessions or view their screens."""
+    async with async_playwright() as driver:
+        yield driver

@@ -8,7 +8,7 @@ import pytest
 
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import Client, KeyFactory, http_client
-from tests.e2e.test_sessions import Sessions
+from tests.e2e.sessions_api import Sessions
 from tests.pages import Site
 
 pytestmark = pytest.mark.e2e

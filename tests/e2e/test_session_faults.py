@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.test_sessions import Sessions
+from tests.e2e.sessions_api import Sessions
 from tests.farms import whole_farm_config
 
 pytestmark = pytest.mark.e2e

@@ -1,91 +1,32 @@
-"""Sessions through the whole farm: commands across calls, CDP attach through Envoy, live view.
+"""Sessions through the whole farm: commands across calls, clocks, recordings, live view,
+profiles, gRPC, quotas and the audit log.
 
-One shared farm (two agents). Faults that disturb a farm (a killed agent, a drain)
-are in test_session_faults.py, with a farm of their own.
+One shared farm (two agents). Attached clients are in test_session_attach.py; faults
+that disturb a farm (a killed agent, a drain) are in test_session_faults.py, with a
+farm of their own.
 """
 
 import asyncio
-import json
-import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import grpc
-import httpx
 import imageio_ffmpeg
 import pytest
-from playwright.async_api import Playwright, async_playwright
+from playwright.async_api import Playwright
 
 from farm.sessions.v1 import sessions_pb2, sessions_pb2_grpc
+from farm_agent.browser.chromium import CHROMIUM_FLAGS
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import Client, KeyFactory, http_client, png_size
+from tests.e2e.sessions_api import Sessions, cdp_status, close_reason_of_idle_socket
 from tests.helpers import assert_eventually
 from tests.pages import Site
 
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-class Sessions:
-    """SessionService over HTTP/JSON with one key."""
-
-    def __init__(self, http: httpx.Client) -> None:
-        self.http = http
-
-    def create(self, **spec: Any) -> dict[str, Any]:
-        response = self.http.post("/v1/sessions", json=spec)
-        assert response.status_code == 200, response.text
-        session = dict(response.json())
-        assert session["state"] == "SESSION_STATE_ACTIVE"
-        return session
-
-    def get(self, session_id: str) -> dict[str, Any]:
-        response = self.http.get(f"/v1/sessions/{session_id}")
-        assert response.status_code == 200, response.text
-        return dict(response.json())
-
-    def run(self, session_id: str, **command: Any) -> dict[str, Any]:
-        response = self.http.post(f"/v1/sessions/{session_id}:run", json=command)
-        assert response.status_code == 200, response.text
-        return dict(response.json())
-
-    def close(self, session_id: str) -> dict[str, Any]:
-        response = self.http.post(f"/v1/sessions/{session_id}:close")
-        assert response.status_code == 200, response.text
-        return dict(response.json())
-
-    def wait_closed(self, session_id: str, within: float) -> dict[str, Any]:
-        deadline = time.monotonic() + within
-        while (session := self.get(session_id))["state"] != "SESSION_STATE_CLOSED":
-            if time.monotonic() > deadline:
-                pytest.fail(f"session {session_id} still open after {within} s")
-            time.sleep(0.2)
-        return session
-
-
-@pytest.fixture(scope="module")
-def sessions(admin: Client) -> Sessions:
-    return Sessions(admin.http)
-
-
-@pytest.fixture
-async def playwright() -> AsyncIterator[Playwright]:
-    async with async_playwright() as driver:
-        yield driver
 
 
 def test_a_form_filled_in_one_command_is_read_in_the_next(sessions: Sessions, site: Site) -> None:
@@ -160,135 +101,6 @@ def test_bad_session_specs_name_the_field(sessions: Sessions) -> None:
         response = sessions.http.post("/v1/sessions", json=spec)
         assert response.status_code == 400, (spec, response.text)
         assert response.json()["message"].startswith(field), response.text
-
-
-async def test_playwright_attaches_through_envoy_and_drives_the_sessions_page(
-    farm: LocalFarm, sessions: Sessions, site: Site, playwright: Playwright
-) -> None:
-    session = sessions.create()
-    try:
-        sessions.run(session["id"], url=site.url("/form"))
-        browser = await playwright.chromium.connect_over_cdp(
-            session["cdpUrl"], headers={"authorization": f"Bearer {farm.admin_key}"}
-        )
-        try:
-            (page,) = [page for context in browser.contexts for page in context.pages]
-            assert await page.title() == "Form"
-            await page.fill("#q", "typed over CDP")
-            await page.click("#go")
-        finally:
-            await browser.close()
-        # The command API sees what the attached client did.
-        result = sessions.run(session["id"], extract={"fields": {"out": "#out"}})
-        assert result["json"] == {"out": "You asked: typed over CDP"}
-    finally:
-        sessions.close(session["id"])
-
-
-PUPPETEER = Path(__file__).parent / "puppeteer"
-NODE = shutil.which("node")
-
-
-@pytest.mark.skipif(
-    NODE is None or not (PUPPETEER / "node_modules" / "puppeteer-core").is_dir(),
-    reason="needs Node.js and `make node-deps` (puppeteer-core)",
-)
-def test_puppeteer_connects_through_envoy_and_drives_the_sessions_page(
-    farm: LocalFarm, sessions: Sessions, site: Site
-) -> None:
-    session = sessions.create()
-    try:
-        assert NODE is not None
-        attached = subprocess.run(
-            [
-                NODE,
-                str(PUPPETEER / "attach.mjs"),
-                session["cdpUrl"],
-                farm.admin_key,
-                site.url("/form"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert attached.returncode == 0, attached.stderr
-        assert json.loads(attached.stdout) == {"title": "Form", "pages": 1}
-        value = sessions.run(
-            session["id"], script={"source": "() => document.querySelector('#q').value"}
-        )
-        assert value["json"] == "typed by puppeteer"
-    finally:
-        sessions.close(session["id"])
-
-
-async def test_a_cdp_client_sees_only_its_own_sessions_targets(
-    farm: LocalFarm, sessions: Sessions, make_key: KeyFactory, site: Site
-) -> None:
-    mine = sessions.create()
-    other_key = make_key("sessions", tenant="session-neighbour")
-    with http_client(farm, other_key.secret) as http:
-        theirs = Sessions(http).create()
-        try:
-            Sessions(http).run(theirs["id"], url=site.url("/box"))
-            sessions.run(mine["id"], url=site.url("/page"))
-            targets = await cdp_call(mine["cdpUrl"], farm.admin_key, "Target.getTargets", {})
-            urls = {t["url"] for t in targets["targetInfos"] if t["type"] == "page"}
-            assert urls == {site.url("/page")}
-            # Another tenant's key does not reach this session's browser at all.
-            refused = await cdp_status(mine["cdpUrl"], other_key.secret)
-            assert refused == 404
-        finally:
-            Sessions(http).close(theirs["id"])
-            sessions.close(mine["id"])
-
-
-async def test_cdp_attach_is_refused_without_a_key_or_the_sessions_scope(
-    farm: LocalFarm, sessions: Sessions, make_key: KeyFactory
-) -> None:
-    session = sessions.create()
-    try:
-        assert await cdp_status(session["cdpUrl"], None) == 401
-        assert await cdp_status(session["cdpUrl"], "bf_not-a-key") == 401
-        assert await cdp_status(session["cdpUrl"], make_key("tasks.read").secret) == 403
-        unknown = session["cdpUrl"].replace(session["id"], "ses_0000000000000000")
-        assert await cdp_status(unknown, farm.admin_key) == 404
-    finally:
-        sessions.close(session["id"])
-    # Closed: its browser is gone, and so is the way to it.
-    assert await cdp_status(session["cdpUrl"], farm.admin_key) == 404
-
-
-async def test_an_attached_client_cannot_reach_farm_or_private_addresses(
-    farm: LocalFarm, sessions: Sessions, playwright: Playwright
-) -> None:
-    session = sessions.create()
-    try:
-        browser = await playwright.chromium.connect_over_cdp(
-            session["cdpUrl"], headers={"authorization": f"Bearer {farm.admin_key}"}
-        )
-        try:
-            page = browser.contexts[0].pages[0]
-            nats_port = farm.config.ports.nats
-            for target, why in (
-                (f"http://127.0.0.1:{nats_port}/", "one of the farm's own services"),
-                ("http://10.0.0.1/", "private"),
-                ("http://169.254.169.254/latest/meta-data/", "cloud metadata"),
-            ):
-                # The egress guard answers in the proxy's place: no connection is made.
-                response = await page.goto(target, timeout=10000)
-                assert response is not None and response.status == 403, target
-                assert why in await page.text_content("body"), target
-            with pytest.raises(Exception, match="ERR_TUNNEL_CONNECTION_FAILED"):
-                await page.goto("https://10.0.0.1/", timeout=10000)
-            # A context of its own with its own proxy is refused by the filter.
-            with pytest.raises(Exception, match="egress guard"):
-                await browser.new_context(proxy={"server": "http://10.0.0.1:3128"})
-        finally:
-            await browser.close()
-    finally:
-        closed = sessions.close(session["id"])
-    assert closed["closeReason"] == "CLOSED_BY_USER"
 
 
 def test_a_session_closes_itself_when_idle_and_ends_its_sockets_with_a_reason(
@@ -482,36 +294,3 @@ def test_create_attach_and_close_are_in_the_audit_log(
             break
         assert time.monotonic() < deadline, f"audit has {about}"
         time.sleep(0.2)
-
-
-async def cdp_call(url: str, key: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    """One CDP command over a fresh socket to the session's browser; its result."""
-    headers = {"authorization": f"Bearer {key}"}
-    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as socket:
-        await socket.send_str(json.dumps({"id": 1, "method": method, "params": params}))
-        async for message in socket:
-            reply = json.loads(message.data)
-            if reply.get("id") == 1:
-                assert "result" in reply, reply
-                return dict(reply["result"])
-    pytest.fail(f"no answer to {method}")
-
-
-async def cdp_status(url: str, key: str | None) -> int:
-    """The HTTP status of a CDP WebSocket handshake (101 when it is let through)."""
-    headers = {"authorization": f"Bearer {key}"} if key else {}
-    async with aiohttp.ClientSession() as http:
-        try:
-            async with http.ws_connect(url, headers=headers):
-                return 101
-        except aiohttp.WSServerHandshakeError as error:
-            return error.status
-
-
-async def close_reason_of_idle_socket(url: str, key: str) -> str:
-    """Attaches and stays silent until the session ends the socket; the close frame's reason."""
-    headers = {"authorization": f"Bearer {key}"}
-    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as socket:
-        message = await asyncio.wait_for(socket.receive(), timeout=30)
-        assert message.type == aiohttp.WSMsgType.CLOSE, message
-        return str(message.extra)

@@ -6,17 +6,12 @@ import pytest
 
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import Client, KeyFactory, http_client
-from tests.e2e.test_sessions import Sessions
+from tests.e2e.sessions_api import Sessions
 from tests.pages import Site
 
 pytestmark = pytest.mark.e2e
 
 ECHO = {name: f"#{name}" for name in ("h-ua", "h-test", "h-cookie", "tz", "lang", "dpr", "width")}
-
-
-@pytest.fixture(scope="module")
-def sessions(admin: Client) -> Sessions:
-    return Sessions(admin.http)
 
 
 def test_a_task_runs_every_new_step_with_its_page_set_up(admin: Client, site: Site) -> None:

@@ -21,21 +21,17 @@ import nats.errors
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
-from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
 
 from farm.queue.v1 import queue_pb2
-from farm.tasks.v1 import tasks_pb2
-from farm_agent.browser.actions import CapturedArtifact
 from farm_agent.browser.observers import ContextObserver
 from farm_agent.browser.pool import BrowserPool
-from farm_agent.errors import TaskFailure
-from farm_agent.media.encoder import EncodingFailed, video_type
 from farm_agent.media.recorder import RecordingLimits, ScreenRecorder
 from farm_agent.media.screencast import Screencast
 from farm_agent.places import Places
 from farm_agent.saved.keeper import CaptureKeeper
-from farm_agent.saved.profiles import load_profile, read_profile
+from farm_agent.saved.profiles import load_profile
+from farm_agent.sessions.leftovers import save_profile, store_recording, store_screencast
 from farm_agent.sessions.screencasts import SessionScreencasts
 from farm_agent.sessions.session import OpenSession
 from farm_agent.sessions.setup import SessionSetup
@@ -292,13 +288,12 @@ class SessionManager:
             for task in list(session.background):
                 task.cancel()
             if session.spec.profile and session.browser.alive:
-                await self._save_profile(session)
+                await save_profile(self._keeper, session)
             await session.resources.aclose()
-            if session.recorder is not None:
-                recording = await self._store_recording(session)
-                if recording is not None:
-                    closed.recording.CopyFrom(recording)
-            await self._store_screencast(session)
+            recording = await store_recording(self._keeper, session)
+            if recording is not None:
+                closed.recording.CopyFrom(recording)
+            await store_screencast(self._keeper, session)
             closed.time.GetCurrentTime()
             await self._publish_closed(closed)
         finally:
@@ -318,19 +313,6 @@ class SessionManager:
         )
         return closed
 
-    async def _save_profile(self, session: OpenSession) -> None:
-        """Saves the session's cookies and local storage to its profile; logs why if it cannot."""
-        try:
-            state = await read_profile(session.browser.context)
-            await self._keeper.save_profile(session.tenant, session.spec.profile, state)
-        except (PlaywrightError, TaskFailure) as error:
-            log.warning(
-                "session %s: profile %r was not saved: %s",
-                session.session_id,
-                session.spec.profile,
-                error,
-            )
-
     async def _tell_change(self) -> None:
         if self.on_change is not None:
             await self.on_change()
@@ -349,39 +331,6 @@ class SessionManager:
         except (nats.errors.Error, TimeoutError) as error:
             # The scheduler removes routes of closed sessions it finds left over.
             log.warning("could not remove the route of session %s: %s", session_id, error)
-
-    async def _store_recording(self, session: OpenSession) -> tasks_pb2.ArtifactRef | None:
-        recorder = session.recorder
-        if recorder is None:
-            return None
-        folder = recorder.folder
-        try:
-            video = await recorder.encode(folder.parent / "recording.webm")
-            if video is None:
-                return None
-            data = await asyncio.to_thread(video.read_bytes)
-            content_type = video_type(tasks_pb2.VIDEO_FORMAT_WEBM).content_type
-            artifact = CapturedArtifact(
-                "recording.webm", tasks_pb2.ARTIFACT_KIND_VIDEO, content_type, data
-            )
-            return await self._keeper.upload(session.tenant, session.session_id, artifact)
-        except (EncodingFailed, TaskFailure, OSError) as error:
-            log.warning("session %s: the recording was not stored: %s", session.session_id, error)
-            return None
-        finally:
-            recorder.discard()
-
-    async def _store_screencast(self, session: OpenSession) -> None:
-        """Stores the screencast a command started and none stopped (it ends with the session)."""
-        try:
-            video = await session.screencasts.stop(
-                lambda artifact: self._keeper.upload(session.tenant, session.session_id, artifact)
-            )
-        except TaskFailure as error:
-            log.warning("session %s: its screencast was not stored: %s", session.session_id, error)
-            return
-        if video is not None:
-            log.info("session %s: its screencast was stored as %s", session.session_id, video.id)
 
     async def _publish_closed(self, closed: queue_pb2.SessionClosed) -> None:
         if self._js is None:

@@ -1,0 +1,80 @@
+"""SessionService over HTTP/JSON, and raw CDP sockets to a session's browser, for e2e tests."""
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import aiohttp
+import httpx
+import pytest
+
+
+class Sessions:
+    """SessionService over HTTP/JSON with one key."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
+
+    def create(self, **spec: Any) -> dict[str, Any]:
+        response = self.http.post("/v1/sessions", json=spec)
+        assert response.status_code == 200, response.text
+        session = dict(response.json())
+        assert session["state"] == "SESSION_STATE_ACTIVE"
+        return session
+
+    def get(self, session_id: str) -> dict[str, Any]:
+        response = self.http.get(f"/v1/sessions/{session_id}")
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def run(self, session_id: str, **command: Any) -> dict[str, Any]:
+        response = self.http.post(f"/v1/sessions/{session_id}:run", json=command)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def close(self, session_id: str) -> dict[str, Any]:
+        response = self.http.post(f"/v1/sessions/{session_id}:close")
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def wait_closed(self, session_id: str, within: float) -> dict[str, Any]:
+        deadline = time.monotonic() + within
+        while (session := self.get(session_id))["state"] != "SESSION_STATE_CLOSED":
+            if time.monotonic() > deadline:
+                pytest.fail(f"session {session_id} still open after {within} s")
+            time.sleep(0.2)
+        return session
+
+
+async def cdp_call(url: str, key: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """One CDP command over a fresh socket to the session's browser; its result."""
+    headers = {"authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as socket:
+        await socket.send_str(json.dumps({"id": 1, "method": method, "params": params}))
+        async for message in socket:
+            reply = json.loads(message.data)
+            if reply.get("id") == 1:
+                assert "result" in reply, reply
+                return dict(reply["result"])
+    pytest.fail(f"no answer to {method}")
+
+
+async def cdp_status(url: str, key: str | None) -> int:
+    """The HTTP status of a CDP WebSocket handshake (101 when it is let through)."""
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    async with aiohttp.ClientSession() as http:
+        try:
+            async with http.ws_connect(url, headers=headers):
+                return 101
+        except aiohttp.WSServerHandshakeError as error:
+            return error.status
+
+
+async def close_reason_of_idle_socket(url: str, key: str) -> str:
+    """Attaches and stays silent until the session ends the socket; the close frame's reason."""
+    headers = {"authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as socket:
+        message = await asyncio.wait_for(socket.receive(), timeout=30)
+        assert message.type == aiohttp.WSMsgType.CLOSE, message
+        return str(message.extra)

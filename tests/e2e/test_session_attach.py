@@ -1,0 +1,148 @@
+"""Clients of their own attached to sessions through Envoy: Playwright, Puppeteer, raw CDP.
+
+On the shared farm; what an attached client may see and reach.
+"""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Playwright
+
+from farm_cli.launcher.farm import LocalFarm
+from tests.e2e.conftest import KeyFactory, http_client
+from tests.e2e.sessions_api import Sessions, cdp_call, cdp_status
+from tests.pages import Site
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_playwright_attaches_through_envoy_and_drives_the_sessions_page(
+    farm: LocalFarm, sessions: Sessions, site: Site, playwright: Playwright
+) -> None:
+    session = sessions.create()
+    try:
+        sessions.run(session["id"], url=site.url("/form"))
+        browser = await playwright.chromium.connect_over_cdp(
+            session["cdpUrl"], headers={"authorization": f"Bearer {farm.admin_key}"}
+        )
+        try:
+            (page,) = [page for context in browser.contexts for page in context.pages]
+            assert await page.title() == "Form"
+            await page.fill("#q", "typed over CDP")
+            await page.click("#go")
+        finally:
+            await browser.close()
+        # The command API sees what the attached client did.
+        result = sessions.run(session["id"], extract={"fields": {"out": "#out"}})
+        assert result["json"] == {"out": "You asked: typed over CDP"}
+    finally:
+        sessions.close(session["id"])
+
+
+PUPPETEER = Path(__file__).parent / "puppeteer"
+NODE = shutil.which("node")
+
+
+@pytest.mark.skipif(
+    NODE is None or not (PUPPETEER / "node_modules" / "puppeteer-core").is_dir(),
+    reason="needs Node.js and `make node-deps` (puppeteer-core)",
+)
+def test_puppeteer_connects_through_envoy_and_drives_the_sessions_page(
+    farm: LocalFarm, sessions: Sessions, site: Site
+) -> None:
+    session = sessions.create()
+    try:
+        assert NODE is not None
+        attached = subprocess.run(
+            [
+                NODE,
+                str(PUPPETEER / "attach.mjs"),
+                session["cdpUrl"],
+                farm.admin_key,
+                site.url("/form"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert attached.returncode == 0, attached.stderr
+        assert json.loads(attached.stdout) == {"title": "Form", "pages": 1}
+        value = sessions.run(
+            session["id"], script={"source": "() => document.querySelector('#q').value"}
+        )
+        assert value["json"] == "typed by puppeteer"
+    finally:
+        sessions.close(session["id"])
+
+
+async def test_a_cdp_client_sees_only_its_own_sessions_targets(
+    farm: LocalFarm, sessions: Sessions, make_key: KeyFactory, site: Site
+) -> None:
+    mine = sessions.create()
+    other_key = make_key("sessions", tenant="session-neighbour")
+    with http_client(farm, other_key.secret) as http:
+        theirs = Sessions(http).create()
+        try:
+            Sessions(http).run(theirs["id"], url=site.url("/box"))
+            sessions.run(mine["id"], url=site.url("/page"))
+            targets = await cdp_call(mine["cdpUrl"], farm.admin_key, "Target.getTargets", {})
+            urls = {t["url"] for t in targets["targetInfos"] if t["type"] == "page"}
+            assert urls == {site.url("/page")}
+            # Another tenant's key does not reach this session's browser at all.
+            refused = await cdp_status(mine["cdpUrl"], other_key.secret)
+            assert refused == 404
+        finally:
+            Sessions(http).close(theirs["id"])
+            sessions.close(mine["id"])
+
+
+async def test_cdp_attach_is_refused_without_a_key_or_the_sessions_scope(
+    farm: LocalFarm, sessions: Sessions, make_key: KeyFactory
+) -> None:
+    session = sessions.create()
+    try:
+        assert await cdp_status(session["cdpUrl"], None) == 401
+        assert await cdp_status(session["cdpUrl"], "bf_not-a-key") == 401
+        assert await cdp_status(session["cdpUrl"], make_key("tasks.read").secret) == 403
+        unknown = session["cdpUrl"].replace(session["id"], "ses_0000000000000000")
+        assert await cdp_status(unknown, farm.admin_key) == 404
+    finally:
+        sessions.close(session["id"])
+    # Closed: its browser is gone, and so is the way to it.
+    assert await cdp_status(session["cdpUrl"], farm.admin_key) == 404
+
+
+async def test_an_attached_client_cannot_reach_farm_or_private_addresses(
+    farm: LocalFarm, sessions: Sessions, playwright: Playwright
+) -> None:
+    session = sessions.create()
+    try:
+        browser = await playwright.chromium.connect_over_cdp(
+            session["cdpUrl"], headers={"authorization": f"Bearer {farm.admin_key}"}
+        )
+        try:
+            page = browser.contexts[0].pages[0]
+            nats_port = farm.config.ports.nats
+            for target, why in (
+                (f"http://127.0.0.1:{nats_port}/", "one of the farm's own services"),
+                ("http://10.0.0.1/", "private"),
+                ("http://169.254.169.254/latest/meta-data/", "cloud metadata"),
+            ):
+                # The egress guard answers in the proxy's place: no connection is made.
+                response = await page.goto(target, timeout=10000)
+                assert response is not None and response.status == 403, target
+                assert why in await page.text_content("body"), target
+            with pytest.raises(Exception, match="ERR_TUNNEL_CONNECTION_FAILED"):
+                await page.goto("https://10.0.0.1/", timeout=10000)
+            # A context of its own with its own proxy is refused by the filter.
+            with pytest.raises(Exception, match="egress guard"):
+                await browser.new_context(proxy={"server": "http://10.0.0.1:3128"})
+        finally:
+            await browser.close()
+    finally:
+        closed = sessions.close(session["id"])
+    assert closed["closeReason"] == "CLOSED_BY_USER"
