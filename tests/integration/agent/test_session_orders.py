@@ -10,7 +10,8 @@ from nats.aio.client import Client
 from farm.queue.v1 import queue_pb2
 from farm_agent.sessions.manager import SessionManager, SessionRefused
 from farm_agent.sessions.orders import SessionOrders
-from farm_core.sessions import Refusal, SessionOrder, order_subject
+from farm_core.logs import session_id_var
+from farm_core.sessions import CloseReason, Refusal, SessionOrder, order_subject
 from farm_core.task_errors import ErrorCode
 from tests.integration.agent.fakes import FakeUploader, keeper_of
 
@@ -28,12 +29,18 @@ class OversizedManager:
 
 
 class OneSessionManager:
-    """Holds the session `held_id` of tenant "default" and no other."""
+    """Holds the session `held_id` of tenant "default" and no other; notes the session id
+    its close is logged under."""
 
     endpoint = ""
 
     def __init__(self, held_id: str) -> None:
         self.held_id = held_id
+        self.logged_under: list[str] = []
+
+    async def close(self, session: object, reason: CloseReason) -> queue_pb2.SessionClosed:
+        self.logged_under.append(session_id_var.get())
+        return queue_pb2.SessionClosed(session_id=self.held_id, reason=reason.value)
 
     async def held(self, session_id: str, tenant: str) -> object:
         if session_id != self.held_id or tenant != "default":
@@ -96,3 +103,21 @@ async def test_a_hold_probe_says_whether_the_tenants_session_is_held_here(
         await orders.stop()
 
     assert queue_pb2.SessionReply.FromString(answer.data).error.code == error_code
+
+
+async def test_an_orders_log_lines_name_its_session(nc: Client) -> None:
+    manager = OneSessionManager("ses_0000000000000001")
+    orders = SessionOrders(
+        nc, "agent-log", cast(SessionManager, manager), keeper_of(FakeUploader()), 1000
+    )
+    await orders.start()
+    try:
+        order = queue_pb2.CloseSessionOrder(session_id="ses_0000000000000001", tenant="default")
+        answer = await nc.request(
+            order_subject("agent-log", SessionOrder.CLOSE), order.SerializeToString(), timeout=10
+        )
+    finally:
+        await orders.stop()
+
+    assert queue_pb2.SessionReply.FromString(answer.data).closed.reason == "CLOSED_BY_USER"
+    assert manager.logged_under == ["ses_0000000000000001"]

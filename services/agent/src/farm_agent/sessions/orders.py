@@ -7,6 +7,7 @@ side (a browser starting must not hold up another session's command).
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -24,6 +25,7 @@ from farm_agent.saved.keeper import CaptureKeeper
 from farm_agent.sessions.commands import run_command
 from farm_agent.sessions.manager import SessionManager, SessionRefused
 from farm_agent.traces import SessionTraces
+from farm_core.logs import log_context
 from farm_core.sessions import CloseReason, Refusal, SessionOrder, order_subject
 from farm_core.task_errors import ErrorCode
 
@@ -122,22 +124,25 @@ class SessionOrders:
 
     async def _open(self, message: Msg) -> queue_pb2.SessionReply:
         order = _parse(queue_pb2.OpenSessionOrder(), message.data)
-        with self._traces.opening(order.session_id, message):
+        with _logged(order.session_id), self._traces.opening(order.session_id, message):
             await self._manager.open(order)
         return queue_pb2.SessionReply(endpoint=self._manager.endpoint)
 
     async def _run(self, message: Msg) -> queue_pb2.SessionReply:
         order = _parse(queue_pb2.SessionCommandOrder(), message.data)
-        session = await self._manager.held(order.session_id, order.tenant)
-        try:
-            with self._traces.ordered("session.command", order.session_id, message, session.egress):
-                result = await run_command(
-                    session, order.command, self._keeper, self._max_text_bytes
-                )
-        except TaskFailure as failure:
-            if failure.code is ErrorCode.BROWSER_CRASHED:
-                await self._manager.close(session, CloseReason.BROWSER_CRASHED)
-            raise
+        with _logged(order.session_id):
+            session = await self._manager.held(order.session_id, order.tenant)
+            try:
+                with self._traces.ordered(
+                    "session.command", order.session_id, message, session.egress
+                ):
+                    result = await run_command(
+                        session, order.command, self._keeper, self._max_text_bytes
+                    )
+            except TaskFailure as failure:
+                if failure.code is ErrorCode.BROWSER_CRASHED:
+                    await self._manager.close(session, CloseReason.BROWSER_CRASHED)
+                raise
         return queue_pb2.SessionReply(result=result)
 
     async def _close(self, message: Msg) -> queue_pb2.SessionReply:
@@ -155,7 +160,10 @@ class SessionOrders:
                 raise
             # Closed already (idle, lifetime...): that close is the answer.
             return queue_pb2.SessionReply(closed=refusal.closed)
-        with self._traces.ordered("session.close", order.session_id, message):
+        with (
+            _logged(order.session_id),
+            self._traces.ordered("session.close", order.session_id, message),
+        ):
             closed = await self._manager.close(session, reason)
         self._traces.forget(order.session_id)
         return queue_pb2.SessionReply(closed=closed)
@@ -169,6 +177,11 @@ class SessionOrders:
 def _parse(message: OrderMessage, data: bytes) -> OrderMessage:
     message.ParseFromString(data)
     return message
+
+
+def _logged(session_id: str) -> contextlib.AbstractContextManager[None]:
+    """Lines logged while an order is handled name its session."""
+    return log_context(session_id=session_id)
 
 
 def _error(code: Refusal, message: str) -> queue_pb2.SessionReply:
