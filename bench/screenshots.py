@@ -140,6 +140,8 @@ class FarmShooter:
             "screenshot": {},
             "viewport": VIEWPORT,
             "timeoutMs": TASK_TIMEOUT_MS,
+            # Every shot is taken by the browser, never answered from the result cache.
+            "cacheTtlSeconds": 0,
         }
         try:
             task = self._ok_json(await self.http.post("/v1/tasks:run", json=spec))

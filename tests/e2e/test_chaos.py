@@ -27,6 +27,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.supervisor import Phase
 from farm_core.queue import TASK_EVENT_SUBJECTS
+from tests.e2e.conftest import fresh
 from tests.farms import whole_farm_config
 from tests.helpers import assert_eventually
 from tests.pages import Site
@@ -71,7 +72,9 @@ class Batch:
 
     async def submit(self, count: int, url: str) -> None:
         """Creates `count` screenshot tasks of `url` (CreateTask), ten at a time."""
-        spec = {"url": url, "screenshot": {}, "viewport": VIEWPORT, "labels": {"chaos": self.label}}
+        spec = fresh(
+            {"url": url, "screenshot": {}, "viewport": VIEWPORT, "labels": {"chaos": self.label}}
+        )
 
         async def create() -> str:
             response = await self.http.post("/v1/tasks", json=spec)

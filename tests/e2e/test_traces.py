@@ -13,7 +13,7 @@ from farm_cli.launcher.farm import LocalFarm
 from farm_cli.main import main
 from farm_cli.traces.spans import SpanRecord, kept_traces, read_trace
 from farm_core.trace_context import TRACEPARENT, new_traceparent, span_context_of
-from tests.e2e.conftest import Client, http_client, unique_label
+from tests.e2e.conftest import Client, fresh, http_client, unique_label
 from tests.farms import traced_farm_config
 from tests.helpers import eventually
 from tests.pages import Site
@@ -96,7 +96,7 @@ def test_one_task_is_one_trace_from_the_caller_to_its_artifact(
     caller = new_traceparent()
     response = client.http.post(
         "/v1/tasks:run",
-        json={"url": site.url("/page"), "screenshot": {}, "labels": unique_label()},
+        json=fresh({"url": site.url("/page"), "screenshot": {}, "labels": unique_label()}),
         headers={TRACEPARENT: caller},
     )
     assert response.status_code == 200, response.text

@@ -113,8 +113,9 @@ class Queue:
         result: tasks_pb2.TaskResult | None = None,
         error: tasks_pb2.TaskError | None = None,
         retry_time: dt.datetime | None = None,
+        time: dt.datetime | None = None,
     ) -> queue_pb2.AgentEvent:
-        """Publishes an AgentEvent to FARM_EVENTS as an agent does."""
+        """Publishes an AgentEvent to FARM_EVENTS as an agent does (sent now, or at `time`)."""
         event = queue_pb2.AgentEvent(
             event_id=uuid.uuid4().hex,
             task_id=task_id,
@@ -124,7 +125,10 @@ class Queue:
             result=result,
             error=error,
         )
-        event.time.GetCurrentTime()
+        if time is None:
+            event.time.GetCurrentTime()
+        else:
+            event.time.CopyFrom(to_timestamp(time))
         if retry_time is not None:
             event.retry_time.CopyFrom(to_timestamp(retry_time))
         await self.js.publish(

@@ -19,6 +19,7 @@ from tests.integration.scheduler.conftest import (
     QUEUED,
     RPC_TIMEOUT,
     RUNNING,
+    SUCCEEDED,
     TIMEOUT,
     Queue,
     Scheduler,
@@ -144,3 +145,20 @@ async def test_retries_dead_letters_requeue_and_deadlines_on_postgresql(
     expiring = await scheduler.create(deadline=deadline)
     expired = await until(scheduler, expiring.id, FAILED, 0)
     assert expired.error.code == "DEADLINE_EXCEEDED"
+
+
+async def test_result_cache_on_postgresql(scheduler: Scheduler, queue: Queue) -> None:
+    first = await scheduler.create()
+    await queue.take()
+    half_an_hour_ago = utcnow() - dt.timedelta(minutes=30)
+    await queue.report(first.id, SUCCEEDED, result=succeeded_result(), time=half_an_hour_ago)
+    await until(scheduler, first.id, SUCCEEDED)
+
+    hit = await scheduler.create(labels={"job": "again"})
+    too_old = await scheduler.create(cacheTtlSeconds=600)
+    stranger = await scheduler.create(metadata=scheduler.auth(tenant="someone-else"))
+
+    assert (hit.status, hit.cached, hit.result) == (SUCCEEDED, True, succeeded_result())
+    assert (await scheduler.get(hit.id)).cached
+    assert (too_old.status, too_old.cached) == (QUEUED, False)
+    assert (stranger.status, stranger.cached) == (QUEUED, False)

@@ -275,6 +275,12 @@ LIMITS: dict[str, Limit] = {
         lambda n: task_spec(region="r" * n),
         lambda s: len(s.region),
     ),
+    "cache ttl": Limit(
+        "cacheTtlSeconds",
+        field_checks.MAX_CACHE_TTL_SECONDS,
+        lambda n: task_spec(cacheTtlSeconds=n),
+        lambda s: s.cache_ttl_seconds,
+    ),
     "attempts": Limit(
         "maxAttempts", CAP, lambda n: task_spec(maxAttempts=n), lambda s: s.max_attempts
     ),

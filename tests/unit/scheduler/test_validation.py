@@ -188,6 +188,7 @@ STORED: dict[str, Any] = {
     "timeoutMs": DEFAULT_TIMEOUT_MS,
     "maxAttempts": 3,
     "viewport": {"width": 1280, "height": 800},
+    "cacheTtlSeconds": 3600,
 }
 
 # (what is valid, the fields sent, the fields stored beyond the defaults and those sent)
@@ -202,7 +203,7 @@ VALID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         {"screenshot": {"selector": "a" * 1000}},
         {"screenshot": {"selector": "a" * 1000, "format": "IMAGE_FORMAT_PNG"}},
     ),
-    ("50 steps", {"steps": steps(50)}, {}),
+    ("50 steps", {"steps": steps(50)}, {"cacheTtlSeconds": 0}),
     (
         "every kind of step",
         {
@@ -214,17 +215,18 @@ VALID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
                 {"scroll": "bottom"},
             ]
         },
-        {},
+        # Steps that act on the page cache nothing unless the task asks.
+        {"cacheTtlSeconds": 0},
     ),
     (
         "100 extract fields",
         {"screenshot": None, "extract": {"fields": {f"f{i}": "h1" for i in range(100)}}},
-        {},
+        {"cacheTtlSeconds": 60},
     ),
     (
         "script of 100000 characters",
         {"screenshot": None, "script": {"source": "x" * 100000}},
-        {},
+        {"cacheTtlSeconds": 60},
     ),
     ("smallest viewport", {"viewport": {"width": 1, "height": 1}}, {}),
     ("largest viewport", {"viewport": {"width": 10000, "height": 10000}}, {}),
@@ -258,6 +260,7 @@ def test_defaults_are_filled_in() -> None:
     assert (checked.viewport.width, checked.viewport.height) == (1280, 800)
     assert checked.screenshot.format == tasks_pb2.IMAGE_FORMAT_PNG
     assert checked.screenshot.quality == 0
+    assert checked.cache_ttl_seconds == 3600
 
 
 def test_given_values_are_kept() -> None:

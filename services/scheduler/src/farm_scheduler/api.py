@@ -16,8 +16,10 @@ from farm_core.scopes import Scope
 from farm_core.timestamps import from_timestamp, to_timestamp
 from farm_scheduler import metrics
 from farm_scheduler.changes import ChangeReporter
+from farm_scheduler.lifecycle import is_final
 from farm_scheduler.publisher import TaskPublisher
 from farm_scheduler.records import TaskRecord
+from farm_scheduler.result_cache import looks_up_cache
 from farm_scheduler.settings import SchedulerSettings
 from farm_scheduler.store import TaskStore
 from farm_scheduler.validation import check_label_key, runs_script, validate_spec
@@ -105,6 +107,9 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
 
     async def RunTask(self, request: tasks_pb2.RunTaskRequest, context: Any) -> tasks_pb2.Task:
         created = await self._create(request.spec)
+        if is_final(created.state.status):
+            # Answered from the cache (or an idempotent repeat of an ended task).
+            return created.to_proto()
         tenant, task_id = created.tenant, created.id
         settings = self._settings
         wait_seconds = run_wait_seconds(
@@ -180,6 +185,7 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
         )
         record, created = await self._store.create(identity.tenant, checked, identity.quotas)
         if created:
-            metrics.record_created(record)
-            await self._publisher.publish(record)
+            metrics.record_created(record, looks_up_cache(checked))
+            if not record.cached:
+                await self._publisher.publish(record)
         return record

@@ -14,6 +14,7 @@ MAX_SELECTOR_CHARS = 1000
 MAX_SCRIPT_CHARS = 100000
 MIN_TIMEOUT_MS = 1000
 MAX_TIMEOUT_MS = 300000
+MAX_CACHE_TTL_SECONDS = 604800
 
 
 def check_length(field: str, value: str, most: int) -> None:

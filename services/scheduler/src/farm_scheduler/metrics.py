@@ -2,8 +2,9 @@
 
 A task's latency is three histograms: created → first attempt started
 (`farm_task_queue_seconds`), latest attempt started → ended (`farm_task_run_seconds`)
-and created → ended (`farm_task_end_to_end_seconds`). The fleet's gauges are in
-status/gauges.py.
+and created → ended (`farm_task_end_to_end_seconds`). A task answered from the result
+cache counts as created and finished (succeeded) but in no histogram. The fleet's gauges
+are in status/gauges.py.
 """
 
 from prometheus_client import Counter, Histogram
@@ -28,6 +29,14 @@ tasks_finished = Counter(
 dead_letters = Counter(
     "farm_dead_letters_total", "Tasks given up as FAILED (each one a dead letter)."
 )
+cache_hits = Counter(
+    "farm_task_cache_hits_total",
+    "Tasks answered from the result cache, without running.",
+)
+cache_misses = Counter(
+    "farm_task_cache_misses_total",
+    "Tasks the result cache was asked for and could not answer (they are queued).",
+)
 task_queue_seconds = Histogram(
     "farm_task_queue_seconds",
     "Time from a task's creation to the start of its first attempt, by priority.",
@@ -51,9 +60,14 @@ def _priority(record: TaskRecord) -> str:
     return PRIORITY_TOKENS.get(record.spec.priority, PRIORITY_TOKENS[DEFAULT_PRIORITY])
 
 
-def record_created(record: TaskRecord) -> None:
-    """Counts a newly accepted task."""
+def record_created(record: TaskRecord, looked_up_cache: bool) -> None:
+    """Counts a newly accepted task, and the cache's answer if it was asked."""
     tasks_created.labels(priority=_priority(record)).inc()
+    if record.cached:
+        cache_hits.inc()
+        tasks_finished.labels(status="succeeded").inc()
+    elif looked_up_cache:
+        cache_misses.inc()
 
 
 def record_change(change: TaskChange) -> None:

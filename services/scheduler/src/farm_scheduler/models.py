@@ -27,6 +27,11 @@ Lookups by key repeat this condition word for word, so that SQLite uses the inde
 A task whose key is older than the idempotency window gives it up (its column is
 emptied; its spec keeps the key), so that a new task can take it.
 """
+HAS_CACHE_KEY = text("cache_key <> ''")
+"""Only tasks whose result may serve the cache are in its index (a partial index).
+
+The cache lookup repeats this condition word for word, so that SQLite uses the index.
+"""
 # The republisher's queries, `published = false` and `dead_letter_pending = true`,
 # as each dialect writes them.
 _UNPUBLISHED_SQLITE = text("published = 0")
@@ -64,6 +69,15 @@ class TaskRow(Base):
         # The fleet status counts the tasks that ended lately, by state.
         Index("ix_tasks_status_finish_time", "status", "finish_time"),
         Index("ix_tasks_tenant_dead_time_id", "tenant", "dead_time", "id"),
+        # The result cache: a tenant's latest task of a spec that ended, in one seek.
+        Index(
+            "ix_tasks_cache",
+            "tenant",
+            "cache_key",
+            "finish_time",
+            sqlite_where=HAS_CACHE_KEY,
+            postgresql_where=HAS_CACHE_KEY,
+        ),
         Index(
             "ix_tasks_dead_letter_pending",
             "dead_time",
@@ -119,6 +133,11 @@ class TaskRow(Base):
     # The W3C traceparent of the call that created the task ("" untraced): the parent of
     # every publish of its WorkItem, so that all its attempts are in one trace.
     trace_parent: Mapped[str] = mapped_column(String(64), server_default="")
+    # The result cache's key of the spec (result_cache.cache_key): hex SHA-256, or "" for
+    # a task whose result never serves the cache (and for a task answered from it).
+    cache_key: Mapped[str] = mapped_column(String(64), server_default="")
+    # Whether the task was answered from the result cache instead of run.
+    cached: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class AttemptRow(Base):

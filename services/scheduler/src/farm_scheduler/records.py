@@ -12,6 +12,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_core.timestamps import from_timestamp, to_timestamp
 from farm_core.trace_context import trace_id_of
 from farm_scheduler.lifecycle import Attempt, TaskState
+from farm_scheduler.result_cache import cache_key
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class TaskRecord:
     """The tenant's maxRunningTasks when the task was accepted, for the agents; 0 unlimited."""
     trace_parent: str = ""
     """The W3C traceparent of the call that created it ("" untraced): its trace's root here."""
+    cached: bool = False
+    """Whether it was answered from the result cache (it never ran)."""
 
     @property
     def deadline(self) -> dt.datetime | None:
@@ -85,6 +88,7 @@ class TaskRecord:
             error=_error(state.error_code, state.error_message, state.error_retryable),
             attempt_history=[attempt_proto(attempt) for attempt in state.history],
             trace_id=trace_id_of(self.trace_parent),
+            cached=self.cached,
         )
         if state.status == tasks_pb2.TASK_STATUS_SUCCEEDED:
             task.result.ParseFromString(state.result)
@@ -133,6 +137,7 @@ def record_from_row(values: RowMapping, history: tuple[Attempt, ...]) -> TaskRec
         revision=values["revision"],
         tenant_max_running=values["tenant_max_running"] or 0,
         trace_parent=values["trace_parent"],
+        cached=values["cached"],
         state=TaskState(
             status=tasks_pb2.TaskStatus.Value(values["status"]),
             history=history,
@@ -172,6 +177,10 @@ def row_values(record: TaskRecord) -> dict[str, Any]:
         "revision": record.revision,
         "tenant_max_running": record.tenant_max_running,
         "trace_parent": record.trace_parent,
+        # A cached task's result is another's: it serves no later task, so that the
+        # cache's age of a result is always that of the run which made it.
+        "cache_key": "" if record.cached else cache_key(spec),
+        "cached": record.cached,
         **state_values(record.state),
     }
 

@@ -26,9 +26,11 @@ from farm_scheduler.lifecycle import Status, TaskState
 from farm_scheduler.models import HAS_IDEMPOTENCY_KEY
 from farm_scheduler.quotas import check_task_quotas, running_limit
 from farm_scheduler.records import TaskRecord, row_values, state_values
+from farm_scheduler.result_cache import cache_key, looks_up_cache
 from farm_scheduler.task_rows import (
     STATUS_FAILED,
     STATUS_QUEUED,
+    latest_cached_result,
     queued_count,
     read_task,
     read_tasks,
@@ -82,7 +84,9 @@ class TaskStore(Database):
         tenant at its queued quota gets ResourceExhausted; creates of one tenant
         with a queued quota are serialised, so concurrent ones cannot overshoot it.
         The task keeps the tenant's running quota for the agents, and the current
-        trace context (the creating call's) as the parent of its publishes.
+        trace context (the creating call's) as the parent of its publishes. A spec
+        the tenant's cache can answer (result_cache) makes a task that is SUCCEEDED
+        at once, `cached`, and never published.
         """
         key = spec.idempotency_key
         now = self._clock()
@@ -91,7 +95,7 @@ class TaskStore(Database):
             earlier = await self._find_by_key(tenant, key)
             if earlier is not None and earlier.create_time > window_start:
                 return earlier, False
-        record = TaskRecord(
+        record = await self._answered_from_cache(tenant, spec, now) or TaskRecord(
             id=new_task_id(),
             tenant=tenant,
             spec=spec,
@@ -100,7 +104,8 @@ class TaskStore(Database):
             tenant_max_running=running_limit(quotas),
             trace_parent=traceparent(),
         )
-        limited = quotas is not None and quotas.max_queued_tasks > 0
+        # A task answered from the cache is never queued: the queued quota is not its.
+        limited = quotas is not None and quotas.max_queued_tasks > 0 and not record.cached
         try:
             return await self._insert(record, quotas if limited else None, window_start)
         except IntegrityError:
@@ -116,6 +121,33 @@ class TaskStore(Database):
             if earlier is None or earlier.create_time <= window_start:
                 raise
             return earlier, False
+
+    async def _answered_from_cache(
+        self, tenant: str, spec: tasks_pb2.TaskSpec, now: dt.datetime
+    ) -> TaskRecord | None:
+        """A new task answered from the cache (SUCCEEDED, `cached`); None if it cannot be.
+
+        Its result is that of the tenant's latest task of the same cache key that
+        succeeded within the spec's cacheTtlSeconds.
+        """
+        if not looks_up_cache(spec):
+            return None
+        since = now - dt.timedelta(seconds=spec.cache_ttl_seconds)
+        async with self.engine.connect() as connection:
+            result = await latest_cached_result(connection, tenant, cache_key(spec), since)
+        if result is None:
+            return None
+        state = TaskState(status=tasks_pb2.TASK_STATUS_SUCCEEDED, finish_time=now, result=result)
+        return TaskRecord(
+            id=new_task_id(),
+            tenant=tenant,
+            spec=spec,
+            create_time=now,
+            state=state,
+            published=True,
+            trace_parent=traceparent(),
+            cached=True,
+        )
 
     async def _insert(
         self, record: TaskRecord, quotas: TenantQuotas | None, window_start: dt.datetime

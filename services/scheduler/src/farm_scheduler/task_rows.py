@@ -1,5 +1,6 @@
 """Task rows in SQL with their attempts: a task read whole, the attempts a change wrote."""
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, cast
@@ -9,13 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm.tasks.v1 import tasks_pb2
 from farm_scheduler.lifecycle import Attempt
-from farm_scheduler.models import AttemptRow, TaskRow
+from farm_scheduler.models import HAS_CACHE_KEY, AttemptRow, TaskRow
 from farm_scheduler.records import TaskRecord, attempt_from_row, attempt_values, record_from_row
 
 tasks = cast(Table, TaskRow.__table__)
 task_attempts = cast(Table, AttemptRow.__table__)
 STATUS_QUEUED = tasks_pb2.TaskStatus.Name(tasks_pb2.TASK_STATUS_QUEUED)
 STATUS_FAILED = tasks_pb2.TaskStatus.Name(tasks_pb2.TASK_STATUS_FAILED)
+STATUS_SUCCEEDED = tasks_pb2.TaskStatus.Name(tasks_pb2.TASK_STATUS_SUCCEEDED)
 
 
 async def read_tasks(connection: AsyncConnection, query: Select[Any]) -> list[TaskRecord]:
@@ -48,6 +50,29 @@ async def queued_count(connection: AsyncConnection, tenant: str) -> int:
     """How many of `tenant`'s tasks are QUEUED."""
     query = select(func.count()).where(tasks.c.tenant == tenant, tasks.c.status == STATUS_QUEUED)
     return int((await connection.execute(query)).scalar_one())
+
+
+async def latest_cached_result(
+    connection: AsyncConnection, tenant: str, key: str, since: dt.datetime
+) -> bytes | None:
+    """The serialized result of the tenant's latest success of cache key `key` since `since`.
+
+    None if there is none; tasks answered from the cache have no key, so never count.
+    """
+    query = (
+        select(tasks.c.result)
+        .where(
+            tasks.c.tenant == tenant,
+            tasks.c.cache_key == key,
+            HAS_CACHE_KEY,
+            tasks.c.finish_time >= since,
+            tasks.c.status == STATUS_SUCCEEDED,
+        )
+        .order_by(tasks.c.finish_time.desc())
+        .limit(1)
+    )
+    result = (await connection.execute(query)).scalar_one_or_none()
+    return None if result is None else bytes(result)
 
 
 async def save_history(

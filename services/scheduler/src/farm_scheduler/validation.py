@@ -32,6 +32,7 @@ from farm_scheduler.field_checks import (
     check_url,
 )
 from farm_scheduler.page_setup import check_page_setup
+from farm_scheduler.result_cache import check_cache_ttl
 from farm_scheduler.step_checks import check_steps, check_waits
 
 MAX_DEVICE_CHARS = 100
@@ -77,6 +78,7 @@ def validate_spec(
     if checked.HasField("setup"):
         check_page_setup(checked.setup)
     _check_profile(checked)
+    check_cache_ttl(checked)
     return checked
 
 

@@ -1,0 +1,46 @@
+"""The result cache through Envoy: a repeated screenshot comes back at once, with the same bytes."""
+
+import secrets
+
+import pytest
+
+from farm_cli.launcher.farm import LocalFarm
+from tests.e2e.conftest import Client, KeyFactory, agent_metric, http_client, new_tenant, png_size
+from tests.pages import Site
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_repeated_screenshot_is_answered_cached_with_the_same_artifact(
+    farm: LocalFarm, admin: Client, make_key: KeyFactory, site: Site
+) -> None:
+    # A query no other test uses: the first task is sure to run.
+    spec = {
+        "url": site.url(f"/page?cache={secrets.token_hex(4)}"),
+        "screenshot": {},
+        "viewport": {"width": 320, "height": 240},
+        "cacheTtlSeconds": 3600,
+    }
+    first = admin.run({**spec, "labels": {"run": "first"}})
+    assert (first["status"], first.get("cached", False)) == ("TASK_STATUS_SUCCEEDED", False)
+    ran_before = agent_metric(farm, "agent_tasks_total")
+
+    again = admin.run({**spec, "labels": {"run": "again"}, "priority": "PRIORITY_LOW"})
+
+    assert (again["status"], again["cached"]) == ("TASK_STATUS_SUCCEEDED", True), again
+    assert again["id"] != first["id"] and again.get("attempts", 0) == 0
+    assert again["result"] == first["result"]
+    assert again["spec"]["labels"] == {"run": "again"}
+    assert agent_metric(farm, "agent_tasks_total") == ran_before
+    [artifact] = again["result"]["artifacts"]
+    shared = admin.artifact_bytes(artifact["id"]).content
+    assert shared == admin.artifact_bytes(first["result"]["artifacts"][0]["id"]).content
+    assert png_size(shared) == (320, 240)
+    assert admin.http.get(f"/v1/artifacts/{artifact['id']}").json()["taskId"] == first["id"]
+    assert admin.get(again["id"])["cached"] is True
+
+    stranger = make_key("tasks.write", "tasks.read", tenant=new_tenant("cache"))
+    with http_client(farm, stranger.secret) as http:
+        theirs = Client(http, stranger.secret).run(spec)
+    assert (theirs["status"], theirs.get("cached", False)) == ("TASK_STATUS_SUCCEEDED", False)
+    assert theirs["result"]["artifacts"][0]["id"] != artifact["id"]

@@ -1,0 +1,172 @@
+"""The result cache over gRPC: a tenant's repeated spec is answered with its earlier result.
+
+The test plays the agent; a hit must publish nothing, so an agent would never see it.
+"""
+
+import datetime as dt
+from typing import Any
+
+import grpc
+import pytest
+from prometheus_client import REGISTRY
+
+from farm.tasks.v1 import tasks_pb2
+from farm_core.db import utcnow
+from farm_core.queue import TASK_STREAM
+from tests.integration.scheduler.conftest import (
+    FAILED,
+    QUEUED,
+    SUCCEEDED,
+    Queue,
+    Scheduler,
+    rpc_error,
+    succeeded_result,
+    until,
+)
+
+pytestmark = pytest.mark.integration
+
+NOT_FOUND = tasks_pb2.TaskError(code="SELECTOR_NOT_FOUND", message="no #main", retryable=False)
+
+
+def sample(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+async def published(queue: Queue) -> int:
+    """How many WorkItems the scheduler has published to the agents (taken ones too)."""
+    return int((await queue.js.stream_info(TASK_STREAM)).state.last_seq)
+
+
+async def ran(
+    scheduler: Scheduler, queue: Queue, *, ended: dt.datetime | None = None, **fields: Any
+) -> tasks_pb2.Task:
+    """A task of task_spec(**fields) that an agent ran and that succeeded (at `ended`)."""
+    task = await scheduler.create(**fields)
+    assert (await queue.take()).task_id == task.id
+    await queue.report(task.id, SUCCEEDED, result=succeeded_result(), time=ended)
+    return await until(scheduler, task.id, SUCCEEDED)
+
+
+async def test_same_spec_is_answered_succeeded_and_cached_without_running(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    first = await ran(scheduler, queue, labels={"job": "a"})
+    publishes = await published(queue)
+    hits, misses = sample("farm_task_cache_hits_total"), sample("farm_task_cache_misses_total")
+
+    # Fields that steer the run, not the page, do not matter.
+    again = await scheduler.create(
+        labels={"job": "b"}, priority="PRIORITY_HIGH", maxAttempts=1, timeoutMs=5000
+    )
+
+    assert (again.status, again.cached, again.attempts) == (SUCCEEDED, True, 0)
+    assert again.id != first.id
+    assert again.result == first.result == succeeded_result()
+    assert again.spec.labels == {"job": "b"}
+    assert again.HasField("finish_time") and not again.agent_id
+    stored = await scheduler.get(again.id)
+    assert (stored.status, stored.cached, stored.result) == (SUCCEEDED, True, first.result)
+    assert not (await scheduler.get(first.id)).cached
+    run = await scheduler.run()
+    assert (run.status, run.cached, run.result) == (SUCCEEDED, True, first.result)
+    assert await published(queue) == publishes == 1
+    assert sample("farm_task_cache_hits_total") == hits + 2
+    assert sample("farm_task_cache_misses_total") == misses
+
+
+async def test_a_result_older_than_the_ttl_is_not_used(scheduler: Scheduler, queue: Queue) -> None:
+    two_hours_ago = utcnow() - dt.timedelta(hours=2)
+    await ran(scheduler, queue, ended=two_hours_ago)
+    misses = sample("farm_task_cache_misses_total")
+
+    fresh = await scheduler.create()
+
+    assert (fresh.status, fresh.cached) == (QUEUED, False)
+    assert fresh.spec.cache_ttl_seconds == 3600
+    assert sample("farm_task_cache_misses_total") == misses + 1
+    accepting = await scheduler.create(cacheTtlSeconds=3 * 3600)
+    assert (accepting.status, accepting.cached) == (SUCCEEDED, True)
+
+
+async def test_cache_ttl_zero_always_runs(scheduler: Scheduler, queue: Queue) -> None:
+    await ran(scheduler, queue)
+    lookups = sample("farm_task_cache_hits_total") + sample("farm_task_cache_misses_total")
+
+    task = await scheduler.create(cacheTtlSeconds=0)
+
+    assert (task.status, task.cached) == (QUEUED, False)
+    assert task.spec.HasField("cache_ttl_seconds") and task.spec.cache_ttl_seconds == 0
+    assert (await queue.take()).task_id == task.id
+    assert sample("farm_task_cache_hits_total") + sample("farm_task_cache_misses_total") == lookups
+
+
+async def test_another_tenant_is_never_answered_from_the_cache(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    await ran(scheduler, queue)
+    stranger = scheduler.auth(tenant="someone-else")
+
+    task = await scheduler.create(metadata=stranger)
+
+    assert (task.status, task.cached, task.tenant) == (QUEUED, False, "someone-else")
+    assert (await queue.take()).task_id == task.id
+
+
+async def test_a_failed_task_is_never_a_hit(scheduler: Scheduler, queue: Queue) -> None:
+    failed = await scheduler.create()
+    await queue.take()
+    await queue.report(failed.id, FAILED, error=NOT_FOUND)
+    await until(scheduler, failed.id, FAILED)
+
+    task = await scheduler.create()
+
+    assert (task.status, task.cached) == (QUEUED, False)
+
+
+async def test_a_spec_that_differs_in_what_it_captures_misses(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    await ran(scheduler, queue)
+
+    for fields in (
+        {"viewport": {"width": 800, "height": 600}},
+        {"screenshot": {"fullPage": True}},
+        {"setup": {"locale": "de-DE"}},
+        {"region": "eu-central"},
+    ):
+        task = await scheduler.create(**fields)
+        assert (task.status, task.cached) == (QUEUED, False), fields
+
+
+async def test_a_cached_answer_serves_no_later_task(scheduler: Scheduler, queue: Queue) -> None:
+    """A result's age is that of its run: a hit does not make it fresh again."""
+    first = await ran(scheduler, queue, ended=utcnow() - dt.timedelta(minutes=50))
+    hit = await scheduler.create()
+    assert (hit.cached, hit.result) == (True, first.result)
+
+    # The hit ended just now, but the result it carries is 50 minutes old.
+    task = await scheduler.create(cacheTtlSeconds=600)
+
+    assert (task.status, task.cached) == (QUEUED, False)
+
+
+async def test_a_task_that_saves_a_profile_is_never_cached(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    profiled = {"profile": "shop", "saveProfile": True}
+    first = await ran(scheduler, queue, **profiled)
+    assert first.spec.cache_ttl_seconds == 0
+
+    again = await scheduler.create(**profiled, cacheTtlSeconds=3600)
+    without = await scheduler.create(profile="shop", cacheTtlSeconds=3600)
+
+    assert (again.status, again.cached) == (QUEUED, False)
+    assert (without.status, without.cached) == (QUEUED, False)
+
+
+async def test_an_out_of_bounds_ttl_is_refused_naming_the_field(scheduler: Scheduler) -> None:
+    error = await rpc_error(scheduler.create(cacheTtlSeconds=-1))
+
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (error.details() or "").startswith("cacheTtlSeconds: ")
