@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
 from farm_core.queue import TASK_STREAM
+from farm_core.quotas import TenantQuotas
 from tests.integration.scheduler.conftest import (
     FAILED,
     QUEUED,
@@ -163,6 +164,20 @@ async def test_a_task_that_saves_a_profile_is_never_cached(
 
     assert (again.status, again.cached) == (QUEUED, False)
     assert (without.status, without.cached) == (QUEUED, False)
+
+
+async def test_a_tenant_at_its_queued_quota_is_still_answered_from_the_cache(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    await ran(scheduler, queue)
+    quotas = TenantQuotas(max_queued_tasks=1)
+    await scheduler.create(quotas, viewport={"width": 800, "height": 600})
+
+    hit = await scheduler.create(quotas)
+    refused = await rpc_error(scheduler.create(quotas, cacheTtlSeconds=0))
+
+    assert (hit.status, hit.cached) == (SUCCEEDED, True)
+    assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 async def test_an_out_of_bounds_ttl_is_refused_naming_the_field(scheduler: Scheduler) -> None:

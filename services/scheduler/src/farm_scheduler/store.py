@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Select, false, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
@@ -95,7 +96,7 @@ class TaskStore(Database):
             earlier = await self._find_by_key(tenant, key)
             if earlier is not None and earlier.create_time > window_start:
                 return earlier, False
-        record = await self._answered_from_cache(tenant, spec, now) or TaskRecord(
+        record = TaskRecord(
             id=new_task_id(),
             tenant=tenant,
             spec=spec,
@@ -104,8 +105,7 @@ class TaskStore(Database):
             tenant_max_running=running_limit(quotas),
             trace_parent=traceparent(),
         )
-        # A task answered from the cache is never queued: the queued quota is not its.
-        limited = quotas is not None and quotas.max_queued_tasks > 0 and not record.cached
+        limited = quotas is not None and quotas.max_queued_tasks > 0
         try:
             return await self._insert(record, quotas if limited else None, window_start)
         except IntegrityError:
@@ -122,37 +122,16 @@ class TaskStore(Database):
                 raise
             return earlier, False
 
-    async def _answered_from_cache(
-        self, tenant: str, spec: tasks_pb2.TaskSpec, now: dt.datetime
-    ) -> TaskRecord | None:
-        """A new task answered from the cache (SUCCEEDED, `cached`); None if it cannot be.
-
-        Its result is that of the tenant's latest task of the same cache key that
-        succeeded within the spec's cacheTtlSeconds.
-        """
-        if not looks_up_cache(spec):
-            return None
-        since = now - dt.timedelta(seconds=spec.cache_ttl_seconds)
-        async with self.engine.connect() as connection:
-            result = await latest_cached_result(connection, tenant, cache_key(spec), since)
-        if result is None:
-            return None
-        state = TaskState(status=tasks_pb2.TASK_STATUS_SUCCEEDED, finish_time=now, result=result)
-        return TaskRecord(
-            id=new_task_id(),
-            tenant=tenant,
-            spec=spec,
-            create_time=now,
-            state=state,
-            published=True,
-            trace_parent=traceparent(),
-            cached=True,
-        )
-
     async def _insert(
         self, record: TaskRecord, quotas: TenantQuotas | None, window_start: dt.datetime
     ) -> tuple[TaskRecord, bool]:
-        """Checks `quotas` under the tenant's lock and inserts the task, in one transaction."""
+        """Inserts the task, or its answer from the cache, checking `quotas`; one transaction.
+
+        A task the tenant's result cache answers (result_cache.looks_up_cache) is
+        inserted SUCCEEDED and `cached` instead, with the result of the tenant's latest
+        task of the same cache key that succeeded within its cacheTtlSeconds; it is
+        never queued, so the queued quota is not its.
+        """
         tenant, key = record.tenant, record.spec.idempotency_key
         transaction = (
             self._quota_lock.transaction(tenant) if quotas is not None else self.engine.begin()
@@ -169,7 +148,8 @@ class TaskStore(Database):
                     )
                     .values(idempotency_key="")
                 )
-            if quotas is not None:
+            record = await _answered_from_cache(connection, record) or record
+            if quotas is not None and not record.cached:
                 check_task_quotas(tenant, await queued_count(connection, tenant), quotas)
             await connection.execute(insert(tasks).values(row_values(record)))
         return record, True
@@ -371,6 +351,23 @@ class TaskStore(Database):
     async def _all(self, query: Select[Any]) -> list[TaskRecord]:
         async with self.engine.connect() as connection:
             return await read_tasks(connection, query)
+
+
+async def _answered_from_cache(
+    connection: AsyncConnection, queued: TaskRecord
+) -> TaskRecord | None:
+    """`queued` answered from the cache (SUCCEEDED at its creation, `cached`), or None."""
+    spec = queued.spec
+    if not looks_up_cache(spec):
+        return None
+    since = queued.create_time - dt.timedelta(seconds=spec.cache_ttl_seconds)
+    result = await latest_cached_result(connection, queued.tenant, cache_key(spec), since)
+    if result is None:
+        return None
+    state = TaskState(
+        status=tasks_pb2.TASK_STATUS_SUCCEEDED, finish_time=queued.create_time, result=result
+    )
+    return dataclasses.replace(queued, state=state, published=True, cached=True)
 
 
 def _changed(before: TaskRecord, state: TaskState) -> TaskRecord:
