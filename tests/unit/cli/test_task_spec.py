@@ -56,6 +56,13 @@ def test_common_options() -> None:
     assert spec.priority == tasks_pb2.PRIORITY_HIGH
     assert spec.timeout_ms == 5000
     assert dict(spec.labels) == {"job": "nightly", "team": "web"}
+    assert not spec.HasField("cache_ttl_seconds")
+
+
+def test_cache_ttl_is_sent_when_given_even_as_zero() -> None:
+    assert spec_for("https://example.com", "--cache-ttl", "600").cache_ttl_seconds == 600
+    fresh = spec_for("https://example.com", "--cache-ttl", "0")
+    assert fresh.HasField("cache_ttl_seconds") and fresh.cache_ttl_seconds == 0
 
 
 def test_two_actions_are_refused_by_the_parser() -> None:

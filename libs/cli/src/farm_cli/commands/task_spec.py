@@ -71,6 +71,13 @@ def add_task_spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--priority", choices=list(PRIORITIES))
     parser.add_argument("--timeout-ms", type=int, help="time limit of one attempt (ms)")
     parser.add_argument(
+        "--cache-ttl",
+        type=int,
+        metavar="SECONDS",
+        help="accept the tenant's stored result of the same spec this old (0 runs the task; "
+        "default: the action's)",
+    )
+    parser.add_argument(
         "--label",
         dest="labels",
         type=label,
@@ -121,6 +128,8 @@ def spec_from_flags(args: argparse.Namespace) -> tasks_pb2.TaskSpec:
         spec.priority = PRIORITIES[args.priority]
     if args.timeout_ms is not None:
         spec.timeout_ms = args.timeout_ms
+    if args.cache_ttl is not None:
+        spec.cache_ttl_seconds = args.cache_ttl
     for key, value in args.labels:
         spec.labels[key] = value
     return spec
