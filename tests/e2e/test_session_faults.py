@@ -7,9 +7,10 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
+from datetime import UTC, datetime
 
 import httpx
+import psutil
 import pytest
 
 from farm_cli.launcher.farm import LocalFarm
@@ -48,12 +49,14 @@ def test_a_session_whose_agent_is_killed_is_closed_as_agent_lost(
     fault_farm: LocalFarm, sessions: Sessions
 ) -> None:
     session = sessions.create()
-    assert browsers_of(session["id"]), "the session's browser is not running"
+    agent = fault_farm.process(session["agentId"]).pid
+    browsers = chromium_under(agent)
+    assert browsers, "the agent runs no browser"
     fault_farm.kill(session["agentId"], signal.SIGKILL)
-    # Its browser does not outlive it.
+    # Its browsers (the session's, spare ones, the pool's) do not outlive it.
     deadline = time.monotonic() + 10
-    while browsers_of(session["id"]):
-        assert time.monotonic() < deadline, "the session's browser outlived its agent"
+    while alive := [browser for browser in browsers if still_running(browser)]:
+        assert time.monotonic() < deadline, f"browsers outlived their agent: {alive}"
         time.sleep(0.1)
     started = time.monotonic()
     closed = sessions.wait_closed(session["id"], within=15)
@@ -83,7 +86,7 @@ def test_a_command_to_a_session_on_a_dead_agent_fails_at_once(
 def test_draining_an_agent_closes_its_sessions_after_the_drain_limit(
     fault_farm: LocalFarm, sessions: Sessions
 ) -> None:
-    wait_for_agents(sessions, 2)
+    wait_for_agents(fault_farm, sessions)
     session = sessions.create()
     agent = session["agentId"]
     response = sessions.http.post(f"/v1/agents/{agent}:drain")
@@ -92,27 +95,44 @@ def test_draining_an_agent_closes_its_sessions_after_the_drain_limit(
     assert closed["closeReason"] == "AGENT_DRAINING"
 
 
-def browsers_of(session_id: str) -> list[int]:
-    """PIDs of processes whose command line names the session's browser profile."""
-    marker = f"/sessions/{session_id}/browser/profile".encode()
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if marker in (proc / "cmdline").read_bytes():
-                found.append(int(proc.name))
-        except OSError:
-            continue
-    return found
+def chromium_under(pid: int) -> list[psutil.Process]:
+    """The Chromium processes among `pid`'s descendants."""
+    return [
+        child
+        for child in psutil.Process(pid).children(recursive=True)
+        if "chromium" in child.name()
+    ]
 
 
-def wait_for_agents(sessions: Sessions, count: int) -> None:
-    """Waits until `count` agents beat and none drains (killed ones restarted)."""
+def still_running(process: psutil.Process) -> bool:
+    """Whether `process` runs (a zombie waiting for its parent to reap it does not)."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_for_agents(farm: LocalFarm, sessions: Sessions) -> None:
+    """Waits until every agent runs (killed ones restarted) and has beaten since, undrained.
+
+    A killed agent's last heartbeat stays in the bucket for a while: only one sent
+    after its process was seen running counts.
+    """
+    names = [f"agent-{number}" for number in range(1, farm.config.agents + 1)]
     deadline = time.monotonic() + 30
+    while not all(farm.process(name).alive() for name in names):
+        assert time.monotonic() < deadline, "an agent did not come back"
+        time.sleep(0.2)
+    running_since = datetime.now(UTC)
     while True:
         agents = sessions.http.get("/v1/agents").json().get("agents", [])
-        if len([a for a in agents if not a.get("draining")]) >= count:
+        ready = [
+            agent
+            for agent in agents
+            if not agent.get("draining")
+            and datetime.fromisoformat(agent["heartbeatTime"]) > running_since
+        ]
+        if len(ready) >= len(names):
             return
         assert time.monotonic() < deadline, f"agents: {agents}"
         time.sleep(0.2)

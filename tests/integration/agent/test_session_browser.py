@@ -1,10 +1,12 @@
 """A session's own Chromium, reached by a CDP client through the bridge and its filter."""
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import psutil
 import pytest
 from aiohttp import web
 from playwright.async_api import Playwright, async_playwright
@@ -153,6 +155,32 @@ async def test_closing_the_session_browser_kills_its_process_and_removes_its_fol
     await browser.close()
     assert browser.process.returncode is not None
     assert not folder.exists()
+
+
+async def test_a_launch_cancelled_midway_leaves_no_chromium_and_no_folder(
+    playwright: Playwright, tmp_path: Path
+) -> None:
+    folder = tmp_path / "cancelled"
+    launching = asyncio.create_task(
+        SessionBrowser.launch(playwright, LaunchOptions(CHROMIUM, folder, proxy_arguments=()))
+    )
+    # Cancelled once Chromium runs, before its DevTools port is up (as a spare being started
+    # when its agent stops).
+    await assert_eventually(lambda: bool(chromium_children()), within=10)
+    launching.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await launching
+    assert not chromium_children()
+    assert not folder.exists()
+
+
+def chromium_children() -> list[psutil.Process]:
+    """This process's running Chromium children (not zombies)."""
+    return [
+        child
+        for child in psutil.Process().children()
+        if "chromium" in child.name() and child.status() != psutil.STATUS_ZOMBIE
+    ]
 
 
 async def test_no_page_reaches_a_session_browsers_devtools_port_even_with_loopback_allowed(

@@ -55,8 +55,11 @@ async def test_a_started_screencast_records_until_the_command_that_stops_it(
     assert started.screencast.format == tasks_pb2.VIDEO_FORMAT_MP4
     assert started.screencast.frames >= 1
     assert not started.artifacts
-    # A command in between: the screencast goes on, more frames, more seconds.
-    middle = await run(session, uploader, url=site.url("/box"))
+    # A command in between (a screen that changes while it runs): the screencast goes
+    # on, more frames, more seconds.
+    middle = await run(
+        session, uploader, url=site.url("/ticking"), steps=[tasks_pb2.Step(wait_for="#done")]
+    )
     assert middle.screencast.recording
     assert middle.screencast.frames > started.screencast.frames
     assert middle.screencast.seconds > started.screencast.seconds

@@ -24,6 +24,8 @@ COMPOSE_RENDER_ARGS = [
     "storage=storage:7102",
     "--upstream",
     "scheduler=scheduler:7103",
+    "--upstream",
+    "mcp=mcp:7104",
 ]
 
 

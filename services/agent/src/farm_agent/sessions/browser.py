@@ -158,10 +158,13 @@ class SessionBrowser:
             async with asyncio.timeout(options.start_timeout_seconds):
                 port, path = await _wait_for_port_file(profile / PORT_FILE, process)
                 browser = await playwright.chromium.connect_over_cdp(f"ws://127.0.0.1:{port}{path}")
-        except (TimeoutError, PlaywrightError, TaskFailure) as error:
+        except BaseException as error:
+            # Cancelled too (an agent stopping while a spare starts): no Chromium is left.
             await _end_process(process, options.close_timeout_seconds)
             said = await asyncio.to_thread(_last_lines, options.folder / "chromium.log")
             await asyncio.to_thread(_remove_folders, options.folder, temp_dir)
+            if not isinstance(error, TimeoutError | PlaywrightError | TaskFailure):
+                raise
             problem = (
                 error.message
                 if isinstance(error, TaskFailure)

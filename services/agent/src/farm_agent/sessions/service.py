@@ -1,6 +1,7 @@
 """The agent's sessions as one part of the agent: manager, endpoints, orders and clocks."""
 
 import logging
+import socket
 
 from nats.aio.client import Client
 
@@ -18,6 +19,9 @@ from farm_core.periodic import Periodic
 from farm_core.sessions import sessions_bucket
 
 log = logging.getLogger(__name__)
+
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+"""Listen addresses that stand for every address of the machine (and none to connect to)."""
 
 
 class AgentSessions:
@@ -60,8 +64,7 @@ class AgentSessions:
     async def start(self, connection: Client) -> None:
         """Serves the endpoints, then takes orders and watches the sessions' clocks."""
         await self._endpoints.start()
-        host = self._settings.session_advertise_host or self._settings.session_host
-        endpoint = f"{host or self._settings.host}:{self._endpoints.port}"
+        endpoint = f"{advertised_host(self._settings)}:{self._endpoints.port}"
         js = connection.jetstream()
         self.manager.attach(js, await sessions_bucket(js), endpoint)
         self._orders = SessionOrders(
@@ -85,3 +88,18 @@ class AgentSessions:
         if self._orders is not None:
             await self._orders.stop()
         await self._endpoints.close()
+
+
+def advertised_host(settings: AgentSettings) -> str:
+    """The address Envoy reaches this agent's session endpoints at.
+
+    FARM_AGENT_SESSION_ADVERTISE_HOST, else the address they listen on; one that
+    listens on every address (0.0.0.0 or ::, as in a container) is reached at the
+    address this machine's name resolves to, since Envoy connects to an address.
+    """
+    if settings.session_advertise_host:
+        return settings.session_advertise_host
+    host = settings.session_host or settings.host
+    if host not in WILDCARD_HOSTS:
+        return host
+    return socket.gethostbyname(socket.gethostname())
