@@ -8,7 +8,7 @@ from google.protobuf import json_format
 
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher.envoy import MAX_REQUEST_BYTES
-from farm_scheduler.field_checks import MAX_URL_CHARS
+from farm_scheduler.field_checks import MAX_CACHE_TTL_SECONDS, MAX_URL_CHARS
 from tests.e2e.conftest import Client, unique_label
 
 pytestmark = pytest.mark.e2e
@@ -75,6 +75,7 @@ def test_a_spec_at_its_limits_is_stored_as_sent_with_the_defaults_filled_in(
         "region": "r" * 32,
         "labels": {**label, "k" * 63: "v" * 256},
         "idempotencyKey": label["test"].ljust(128, "k"),
+        "cacheTtlSeconds": MAX_CACHE_TTL_SECONDS,
     }
 
     created = admin.create(sent)
