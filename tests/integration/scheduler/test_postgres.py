@@ -144,3 +144,17 @@ async def test_retries_dead_letters_requeue_and_deadlines_on_postgresql(
     expiring = await scheduler.create(deadline=deadline)
     expired = await until(scheduler, expiring.id, FAILED, 0)
     assert expired.error.code == "DEADLINE_EXCEEDED"
+
+
+async def test_concurrent_batches_on_postgresql_never_pass_the_queued_quota(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    metadata = scheduler.auth(quotas=TenantQuotas(max_queued_tasks=6))
+    batch = [stored_spec() for _ in range(5)]
+
+    answers = await asyncio.gather(*(scheduler.create_batch(batch, metadata) for _ in range(3)))
+
+    assert sum(len(answer.tasks) for answer in answers) == 6
+    assert sum(len(answer.errors) for answer in answers) == 9
+    assert {error.code for answer in answers for error in answer.errors} == {"RESOURCE_EXHAUSTED"}
+    assert sum((await queue.subjects()).values()) == 6
