@@ -68,10 +68,10 @@ async def test_every_task_of_a_batch_is_in_jetstream_and_marked_so_when_it_answe
     assert await queue.subjects() == {task_subject("", Priority.NORMAL): 50}
     store = scheduler.service.store
     assert all([(await store.get(scheduler.tenant, task_id)).published for task_id in created])
-    assert await published_ids(queue, 50) == created
     last = await queue.js.get_last_msg(TASK_STREAM, task_subject("", Priority.NORMAL))
     item = queue_pb2.WorkItem.FromString(last.data or b"")
     assert (last.headers or {}).get("Nats-Msg-Id") == item.task_id == response.tasks[-1].id
+    assert await published_ids(queue, 50) == created
 
 
 async def test_a_batch_of_more_than_1000_items_is_refused_whole(scheduler: Scheduler) -> None:

@@ -14,9 +14,9 @@ from farm_core.identity import current_identity
 from farm_core.paging import Cursor, read_page
 from farm_core.scopes import Scope
 from farm_core.timestamps import from_timestamp, to_timestamp
-from farm_scheduler import metrics
-from farm_scheduler.batches import Accepted, check_batch_size, item_error, store_batch
+from farm_scheduler.batches import Accepted, check_batch_size, item_error
 from farm_scheduler.changes import ChangeReporter
+from farm_scheduler.group_commit import CreateGroups, commit
 from farm_scheduler.publisher import TaskPublisher
 from farm_scheduler.records import TaskRecord
 from farm_scheduler.settings import SchedulerSettings
@@ -97,6 +97,7 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
         self._publisher = publisher
         self._watch = watch
         self._changes = changes
+        self._groups = CreateGroups(store, publisher, settings.create_group_max)
 
     async def CreateTask(
         self, request: tasks_pb2.CreateTaskRequest, context: Any
@@ -116,8 +117,8 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
                 checked[index] = self._checked(spec)
             except (InvalidArgument, PermissionDenied) as refused:
                 errors[index] = item_error(index, refused)
-        outcomes = await store_batch(
-            self._store, identity.tenant, list(checked.values()), identity.quotas
+        outcomes = await commit(
+            self._store, self._publisher, identity.tenant, list(checked.values()), identity.quotas
         )
         accepted: dict[int, TaskRecord] = {}
         for index, outcome in zip(checked, outcomes, strict=True):
@@ -125,14 +126,6 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
                 accepted[index] = outcome.record
             else:
                 errors[index] = item_error(index, outcome)
-        new = [
-            outcome.record
-            for outcome in outcomes
-            if isinstance(outcome, Accepted) and outcome.created
-        ]
-        for record in new:
-            metrics.record_created(record)
-        await self._publisher.publish_many(new)
         return tasks_pb2.CreateTasksResponse(
             tasks=[accepted[index].to_proto() for index in sorted(accepted)],
             errors=[errors[index] for index in sorted(errors)],
@@ -214,11 +207,11 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
         )
 
     async def _create(self, spec: tasks_pb2.TaskSpec) -> TaskRecord:
-        """Validates `spec`, stores the task and publishes it (or leaves it to the republisher)."""
+        """Validates `spec`, stores the task and publishes it (or leaves it to the republisher).
+
+        Concurrent creates of the tenant are written and published in groups.
+        """
         identity = current_identity()
         checked = self._checked(spec)
-        record, created = await self._store.create(identity.tenant, checked, identity.quotas)
-        if created:
-            metrics.record_created(record)
-            await self._publisher.publish(record)
-        return record
+        accepted = await self._groups.create(identity.tenant, checked, identity.quotas)
+        return accepted.record

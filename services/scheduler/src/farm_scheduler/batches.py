@@ -18,8 +18,8 @@ from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import FarmError, InvalidArgument, ResourceExhausted
 from farm_core.quotas import TenantQuotas
 from farm_scheduler.quotas import check_task_quotas, queued_limit
-from farm_scheduler.records import TaskRecord, row_values
-from farm_scheduler.store import TaskStore, new_record
+from farm_scheduler.records import TaskRecord, new_record, row_values
+from farm_scheduler.store import TaskStore
 from farm_scheduler.task_rows import queued_count, release_expired_keys, tasks
 
 MAX_BATCH_ITEMS = 1000
@@ -74,13 +74,16 @@ async def store_batch(
     tenant: str,
     specs: Sequence[tasks_pb2.TaskSpec],
     quotas: TenantQuotas | None,
+    trace_parents: Sequence[str] | None = None,
 ) -> list[Outcome]:
     """Stores the new tasks of checked `specs` in one transaction; each spec's outcome.
 
-    The new tasks are unpublished. An item over the tenant's queued quota gets
-    ResourceExhausted. When a concurrent create takes one of the batch's keys
+    The new tasks are unpublished, each parented by its `trace_parents` entry
+    (default: the current trace context). An item over the tenant's queued quota
+    gets ResourceExhausted. When a concurrent create takes one of the batch's keys
     first, the items are stored one by one instead, as CreateTask stores them.
     """
+    parents: Sequence[str | None] = trace_parents or [None] * len(specs)
     now = store.now()
     window_start = store.window_start(now)
     keys = {spec.idempotency_key for spec in specs if spec.idempotency_key}
@@ -100,11 +103,12 @@ async def store_batch(
         else:
             if key:
                 first_with_key[key] = index
-            planned.append(Accepted(new_record(tenant, spec, quotas, now), created=True))
+            record = new_record(tenant, spec, quotas, now, parents[index])
+            planned.append(Accepted(record, created=True))
     try:
         await _insert_new(store, tenant, planned, quotas, list(first_with_key), window_start)
     except IntegrityError:
-        return await _one_by_one(store, tenant, specs, quotas)
+        return await _one_by_one(store, tenant, specs, quotas, parents)
     return [_resolved(planned, outcome) for outcome in planned]
 
 
@@ -154,12 +158,13 @@ async def _one_by_one(
     tenant: str,
     specs: Sequence[tasks_pb2.TaskSpec],
     quotas: TenantQuotas | None,
+    parents: Sequence[str | None],
 ) -> list[Outcome]:
     """Each spec stored by its own create, which settles a race for an idempotency key."""
     outcomes: list[Outcome] = []
-    for spec in specs:
+    for spec, parent in zip(specs, parents, strict=True):
         try:
-            record, created = await store.create(tenant, spec, quotas)
+            record, created = await store.create(tenant, spec, quotas, parent)
         except ResourceExhausted as refused:
             outcomes.append(refused)
             continue

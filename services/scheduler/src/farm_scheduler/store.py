@@ -6,7 +6,6 @@ How a task is read and written as rows (with its attempts) is in task_rows.py.
 import contextlib
 import dataclasses
 import datetime as dt
-import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,12 +21,11 @@ from farm_core.errors import FailedPrecondition, NotFound, ResourceExhausted, Un
 from farm_core.paging import Cursor
 from farm_core.quotas import TenantQuotas
 from farm_core.tenant_locks import ADVISORY_NAMESPACE, TenantQuotaLock
-from farm_core.trace_context import traceparent
 from farm_scheduler import lifecycle
 from farm_scheduler.lifecycle import Status, TaskState
 from farm_scheduler.models import HAS_IDEMPOTENCY_KEY
-from farm_scheduler.quotas import check_task_quotas, queued_limit, running_limit
-from farm_scheduler.records import TaskRecord, row_values, state_values
+from farm_scheduler.quotas import check_task_quotas, queued_limit
+from farm_scheduler.records import TaskRecord, new_record, row_values, state_values
 from farm_scheduler.task_rows import (
     STATUS_FAILED,
     STATUS_QUEUED,
@@ -55,11 +53,6 @@ class TaskChange:
     after: TaskRecord
 
 
-def new_task_id() -> str:
-    """A fresh task id: 32 hex digits."""
-    return uuid.uuid4().hex
-
-
 class TaskStore(Database):
     """The tasks and task_attempts tables of one database."""
 
@@ -75,7 +68,11 @@ class TaskStore(Database):
         self._quota_lock = TenantQuotaLock(self.engine, ADVISORY_NAMESPACE)
 
     async def create(
-        self, tenant: str, spec: tasks_pb2.TaskSpec, quotas: TenantQuotas | None = None
+        self,
+        tenant: str,
+        spec: tasks_pb2.TaskSpec,
+        quotas: TenantQuotas | None = None,
+        trace_parent: str | None = None,
     ) -> tuple[TaskRecord, bool]:
         """Stores a new QUEUED task, unpublished; the task and whether it is new.
 
@@ -84,8 +81,9 @@ class TaskStore(Database):
         the first task gives the key up and a new task takes it. With `quotas`, a
         tenant at its queued quota gets ResourceExhausted; creates of one tenant
         with a queued quota are serialised, so concurrent ones cannot overshoot it.
-        The task keeps the tenant's running quota for the agents, and the current
-        trace context (the creating call's) as the parent of its publishes.
+        The task keeps the tenant's running quota for the agents, and `trace_parent`
+        (default: the current trace context, the creating call's) as the parent of
+        its publishes.
         """
         key = spec.idempotency_key
         now = self._clock()
@@ -94,7 +92,7 @@ class TaskStore(Database):
             earlier = await self._find_by_key(tenant, key)
             if earlier is not None and earlier.create_time > window_start:
                 return earlier, False
-        record = new_record(tenant, spec, quotas, now)
+        record = new_record(tenant, spec, quotas, now, trace_parent)
         try:
             return await self._insert(record, queued_limit(quotas), window_start)
         except IntegrityError:
@@ -351,21 +349,6 @@ class TaskStore(Database):
     async def _all(self, query: Select[Any]) -> list[TaskRecord]:
         async with self.engine.connect() as connection:
             return await read_tasks(connection, query)
-
-
-def new_record(
-    tenant: str, spec: tasks_pb2.TaskSpec, quotas: TenantQuotas | None, now: dt.datetime
-) -> TaskRecord:
-    """A new QUEUED, unpublished task of `tenant`, parented by the current trace context."""
-    return TaskRecord(
-        id=new_task_id(),
-        tenant=tenant,
-        spec=spec,
-        create_time=now,
-        state=TaskState(status=tasks_pb2.TASK_STATUS_QUEUED),
-        tenant_max_running=running_limit(quotas),
-        trace_parent=traceparent(),
-    )
 
 
 def _changed(before: TaskRecord, state: TaskState) -> TaskRecord:
