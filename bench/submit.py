@@ -14,7 +14,9 @@ time per task of the scheduler, auth, Envoy, NATS and the bench's own clients (f
 /proc, over the run). The issue's goals: 2,000/s singles, 10,000/s batches.
 
     .venv/bin/python bench/submit.py [--clients 32] [--singles 3000]
-        [--batch-clients 4] [--batch-size 100] [--batched 20000]
+        [--batch-clients 4] [--batch-size 100] [--batched 20000] [--group-max 1000]
+
+`--group-max 1` turns the group commit of single creates off, for a before/after.
 """
 
 import argparse
@@ -149,9 +151,16 @@ def main() -> None:
     parser.add_argument("--batch-clients", type=bounded(int, 1, 64), default=4)
     parser.add_argument("--batch-size", type=bounded(int, 2, 1000), default=100)
     parser.add_argument("--batched", type=bounded(int, 2, 1_000_000), default=20000)
+    parser.add_argument(
+        "--group-max",
+        type=bounded(int, 1, 1000),
+        default=1000,
+        help="the scheduler's FARM_SCHEDULER_CREATE_GROUP_MAX; 1 writes each create alone",
+    )
     args = parser.parse_args()
     load = os.getloadavg()[0]
-    with local_farm(0, BENCH, report) as farm:
+    group_env = {"FARM_SCHEDULER_CREATE_GROUP_MAX": str(args.group_max)}
+    with local_farm(0, BENCH, report, service_env=group_env) as farm:
         with httpx.Client(
             base_url=farm.envoy_url,
             headers={"authorization": f"Bearer {farm.admin_key}"},
@@ -174,7 +183,10 @@ def main() -> None:
                 args.batch_size,
             )
         )
-    print(f"load average at the start: {load:.2f} on {os.cpu_count()} cores\n")
+    print(
+        f"load average at the start: {load:.2f} on {os.cpu_count()} cores; "
+        f"FARM_SCHEDULER_CREATE_GROUP_MAX={args.group_max}\n"
+    )
     cpu_columns = " | ".join(f"{name} CPU ms/task" for name in (*MEASURED, "clients"))
     print(f"| way | tasks | tasks/s | p50 ms | p99 ms | {cpu_columns} |")
     print("|---|---:|---:|---:|---:|" + "---:|" * (len(MEASURED) + 1))
