@@ -1,8 +1,12 @@
 """A user with curl submits a batch through Envoy (POST /v1/tasks:batchCreate); the tasks run."""
 
+import json
+from pathlib import Path
+
 import pytest
 
-from tests.e2e.conftest import Client, unique_label
+from farm_cli.launcher.farm import LocalFarm
+from tests.e2e.conftest import Client, farm_json, unique_label
 from tests.pages import Site
 
 pytestmark = pytest.mark.e2e
@@ -40,3 +44,17 @@ def test_a_batch_of_1001_items_over_http_is_a_400_naming_requests(
 
     assert response.status_code == 400, response.text
     assert response.json()["message"].startswith("requests: holds 1001 task specs")
+
+
+def test_farm_task_submit_queues_a_json_lines_file_over_grpc(
+    farm: LocalFarm, admin: Client, site: Site, tmp_path: Path
+) -> None:
+    spec = {"url": site.url("/page"), "content": {}, "labels": unique_label()}
+    specs = tmp_path / "specs.jsonl"
+    specs.write_text(json.dumps(spec) + "\n" + json.dumps(spec) + "\n")
+
+    answer = farm_json(farm, "task", "submit", str(specs))
+
+    assert [task["status"] for task in answer["tasks"]] == ["TASK_STATUS_QUEUED"] * 2
+    assert answer.get("errors", []) == []
+    assert admin.wait(answer["tasks"][0]["id"])["status"] == "TASK_STATUS_SUCCEEDED"
