@@ -98,6 +98,21 @@ def test_task_submit_sends_the_files_specs_in_batches_and_numbers_errors_in_the_
     ]
 
 
+def test_task_submit_keeps_each_call_under_envoys_body_limit(
+    calls: Calls, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    spec = {"url": "https://example.com/", "script": {"source": "() => 1" + " " * 200_000}}
+    specs = tmp_path / "specs.jsonl"
+    specs.write_text((json.dumps(spec) + "\n") * 9)
+    earlier = len(calls.seen)
+
+    assert main(["task", "submit", str(specs)]) == 0
+
+    batches = [request for name, request, _ in calls.seen[earlier:] if name == "CreateTasks"]
+    assert [len(batch.requests) for batch in batches] == [3, 3, 3]
+    assert len(json.loads(capsys.readouterr().out)["tasks"]) == 9
+
+
 def test_task_submit_names_a_line_that_is_not_a_task_spec(
     calls: Calls, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
