@@ -70,7 +70,9 @@ async def test_every_task_of_a_batch_is_in_jetstream_and_marked_so_when_it_answe
     assert all([(await store.get(scheduler.tenant, task_id)).published for task_id in created])
     last = await queue.js.get_last_msg(TASK_STREAM, task_subject("", Priority.NORMAL))
     item = queue_pb2.WorkItem.FromString(last.data or b"")
-    assert (last.headers or {}).get("Nats-Msg-Id") == item.task_id == response.tasks[-1].id
+    # The last one stored: the republisher (every 0.2 s here) may have sent some first.
+    assert (last.headers or {}).get("Nats-Msg-Id") == item.task_id
+    assert item.task_id in created
     assert await published_ids(queue, 50) == created
 
 

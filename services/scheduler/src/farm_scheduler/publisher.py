@@ -276,7 +276,8 @@ class Republisher:
     That is QUEUED tasks whose WorkItem, and FAILED tasks whose DeadLetter, could
     not be published when they were stored. The two are kept apart in SQL (a task
     is first published, and may later be copied to FARM_DEAD) and are republished
-    by one loop, tasks first.
+    by one loop, tasks first: the tasks a batch at a time with their publishes
+    pipelined, the dead letters one by one.
     """
 
     def __init__(self, store: TaskStore, publisher: TaskPublisher, interval_seconds: float) -> None:
@@ -295,12 +296,14 @@ class Republisher:
         await self._loop.stop()
 
     async def republish_pending(self) -> int:
-        """One round: publishes the pending tasks, oldest first; how many were published."""
-        return await self._republish(
-            self._store.unpublished,
-            self._publisher.publish,
-            "task(s) accepted while NATS was unreachable",
-        )
+        """One round: publishes a batch of pending tasks together; how many were published."""
+        pending = await self._store.unpublished(REPUBLISH_BATCH)
+        if self._loop.stopping:
+            return 0
+        published = await self._publisher.publish_many(pending)
+        if published:
+            log.info("published %d task(s) accepted while NATS was unreachable", published)
+        return published
 
     async def republish_dead_letters(self) -> int:
         """One round: publishes the pending dead letters, oldest first; how many were published."""
