@@ -95,6 +95,9 @@ class CreateGroups:
         key = (tenant, quotas)
         self._waiting.setdefault(key, []).append(waiting)
         if key not in self._writers:
+            # The writer runs in this caller's context, so the group's SQL spans join the
+            # trace of the create that started it (a lone create's, on an idle scheduler);
+            # each task's publish is parented by its own caller's span all the same.
             self._writers[key] = asyncio.create_task(self._write(key))
         # A caller that goes away does not stop its group: the task is created anyway,
         # as a create whose answer was lost.
@@ -137,6 +140,11 @@ class CreateGroups:
             for waiting in group:
                 waiting.answer.set_exception(error)
             return
+        except BaseException:
+            # Cancelled (the scheduler stopping): its callers are not left waiting.
+            for waiting in group:
+                waiting.answer.cancel()
+            raise
         for waiting, outcome in zip(group, outcomes, strict=True):
             _answer(waiting.answer, outcome)
 
