@@ -208,6 +208,16 @@ class Scheduler:
             timeout=RPC_TIMEOUT,
         )
 
+    async def create_batch(
+        self, specs: list[tasks_pb2.TaskSpec], metadata: Metadata | None = None
+    ) -> tasks_pb2.CreateTasksResponse:
+        """CreateTasks of `specs` as the test's tenant (or with `metadata`)."""
+        return await self.tasks.CreateTasks(
+            tasks_pb2.CreateTasksRequest(requests=specs),
+            metadata=metadata or self.auth(),
+            timeout=RPC_TIMEOUT,
+        )
+
     async def run(self, **fields: Any) -> tasks_pb2.Task:
         """RunTask of task_spec(**fields) as the test's tenant."""
         return await self.tasks.RunTask(

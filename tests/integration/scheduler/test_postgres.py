@@ -162,3 +162,17 @@ async def test_result_cache_on_postgresql(scheduler: Scheduler, queue: Queue) ->
     assert (await scheduler.get(hit.id)).cached
     assert (too_old.status, too_old.cached) == (QUEUED, False)
     assert (stranger.status, stranger.cached) == (QUEUED, False)
+
+
+async def test_concurrent_batches_on_postgresql_never_pass_the_queued_quota(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    metadata = scheduler.auth(quotas=TenantQuotas(max_queued_tasks=6))
+    batch = [stored_spec() for _ in range(5)]
+
+    answers = await asyncio.gather(*(scheduler.create_batch(batch, metadata) for _ in range(3)))
+
+    assert sum(len(answer.tasks) for answer in answers) == 6
+    assert sum(len(answer.errors) for answer in answers) == 9
+    assert {error.code for answer in answers for error in answer.errors} == {"RESOURCE_EXHAUSTED"}
+    assert sum((await queue.subjects()).values()) == 6

@@ -134,3 +134,26 @@ async def test_republisher_publishes_each_unpublished_queued_task_once(
     message = await queue.js.get_last_msg(TASK_STREAM, task_subject("", Priority.NORMAL))
     assert (message.headers or {}).get("Nats-Msg-Id") == waiting.id
     assert (await store.get(tenant, waiting.id)).published
+
+
+async def test_a_batch_accepted_while_nats_is_unreachable_is_published_later(
+    start_scheduler: StartScheduler, queue: Queue, link: CuttableLink
+) -> None:
+    scheduler = await start_scheduler(NATS_URL=link.url, publish_timeout_seconds=1)
+    await link.cut()
+
+    response = await scheduler.create_batch([stored_spec() for _ in range(3)])
+
+    assert len(response.tasks) == 3
+    assert await queue.subjects() == {}
+    store = scheduler.service.store
+
+    async def all_published() -> bool:
+        records = [await store.get(scheduler.tenant, task.id) for task in response.tasks]
+        return all(record.published for record in records)
+
+    assert not await all_published()
+    await link.mend()
+
+    await assert_eventually(all_published, within=15, message="the batch was not published")
+    assert await queue.subjects() == {task_subject("", Priority.NORMAL): 3}

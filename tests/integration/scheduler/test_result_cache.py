@@ -14,6 +14,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
 from farm_core.queue import TASK_STREAM
 from farm_core.quotas import TenantQuotas
+from tests.helpers import task_spec
 from tests.integration.scheduler.conftest import (
     FAILED,
     QUEUED,
@@ -185,3 +186,20 @@ async def test_an_out_of_bounds_ttl_is_refused_naming_the_field(scheduler: Sched
 
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (error.details() or "").startswith("cacheTtlSeconds: ")
+
+
+async def test_a_batch_item_the_cache_answers_is_cached_and_not_published(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    first = await ran(scheduler, queue, labels={"job": "a"})
+    publishes = await published(queue)
+
+    response = await scheduler.create_batch(
+        [task_spec(labels={"job": "b"}), task_spec(url="https://example.com/other")]
+    )
+
+    hit, miss = response.tasks
+    assert (hit.status, hit.cached, hit.result) == (SUCCEEDED, True, first.result)
+    assert (miss.status, miss.cached) == (QUEUED, False)
+    assert (await queue.take()).task_id == miss.id
+    assert await published(queue) == publishes + 1

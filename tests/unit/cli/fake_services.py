@@ -123,6 +123,22 @@ class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
         self.calls.record("CreateTask", request, context)
         return tasks_pb2.Task(id="t1", status=tasks_pb2.TASK_STATUS_QUEUED, spec=request.spec)
 
+    def CreateTasks(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """Queues every spec but those with an ftp URL, which are refused by index."""
+        self.calls.record("CreateTasks", request, context)
+        answer = tasks_pb2.CreateTasksResponse()
+        for index, spec in enumerate(request.requests):
+            if spec.url.startswith("ftp:"):
+                answer.errors.add(
+                    index=index,
+                    field=f"requests[{index}].url",
+                    code="INVALID_ARGUMENT",
+                    message=f"requests[{index}].url: must be http or https",
+                )
+            else:
+                answer.tasks.add(id=f"t{index}", status=tasks_pb2.TASK_STATUS_QUEUED, spec=spec)
+        return answer
+
     def RunTask(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.calls.record("RunTask", request, context)
         return tasks_pb2.Task(id="t1", status=tasks_pb2.TASK_STATUS_SUCCEEDED, spec=request.spec)

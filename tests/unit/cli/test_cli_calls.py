@@ -73,6 +73,59 @@ def test_task_create_sends_the_spec_and_prints_the_queued_task(
     assert printed["spec"]["labels"] == {"a": "b"}
 
 
+def test_task_submit_sends_the_files_specs_in_batches_and_numbers_errors_in_the_file(
+    calls: Calls, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    urls = ["https://example.com/"] * 1002
+    urls[1000] = "ftp://example.com/"
+    specs = tmp_path / "specs.jsonl"
+    specs.write_text("".join(json.dumps({"url": url, "screenshot": {}}) + "\n" for url in urls))
+    earlier = len(calls.seen)
+
+    assert main(["task", "submit", str(specs)]) == 1
+
+    batches = [request for name, request, _ in calls.seen[earlier:] if name == "CreateTasks"]
+    assert [len(batch.requests) for batch in batches] == [1000, 2]
+    printed = json.loads(capsys.readouterr().out)
+    assert len(printed["tasks"]) == 1001
+    assert printed["errors"] == [
+        {
+            "index": 1000,
+            "field": "requests[1000].url",
+            "code": "INVALID_ARGUMENT",
+            "message": "requests[1000].url: must be http or https",
+        }
+    ]
+
+
+def test_task_submit_keeps_each_call_under_envoys_body_limit(
+    calls: Calls, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    spec = {"url": "https://example.com/", "script": {"source": "() => 1" + " " * 200_000}}
+    specs = tmp_path / "specs.jsonl"
+    specs.write_text((json.dumps(spec) + "\n") * 9)
+    earlier = len(calls.seen)
+
+    assert main(["task", "submit", str(specs)]) == 0
+
+    batches = [request for name, request, _ in calls.seen[earlier:] if name == "CreateTasks"]
+    assert [len(batch.requests) for batch in batches] == [3, 3, 3]
+    assert len(json.loads(capsys.readouterr().out)["tasks"]) == 9
+
+
+def test_task_submit_names_a_line_that_is_not_a_task_spec(
+    calls: Calls, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    specs = tmp_path / "specs.jsonl"
+    specs.write_text('{"url": "https://example.com/"}\n{"address": "x"}\n')
+    earlier = len(calls.seen)
+
+    assert main(["task", "submit", str(specs)]) == 1
+
+    assert capsys.readouterr().err.startswith(f"error: {specs} line 2: not a TaskSpec: ")
+    assert calls.seen[earlier:] == []
+
+
 def test_task_run_exits_0_when_the_task_succeeded(
     calls: Calls, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -70,6 +70,7 @@ RPC_RULES: Mapping[str, RpcRule] = {
     # Tasks (scheduler). A task with a `script` action also needs Scope.SCRIPT,
     # which the scheduler checks on the request's content.
     f"{_TASKS}CreateTask": RpcRule(Scope.TASKS_WRITE, mutating=True, created="id"),
+    f"{_TASKS}CreateTasks": RpcRule(Scope.TASKS_WRITE, mutating=True),
     f"{_TASKS}RunTask": RpcRule(Scope.TASKS_WRITE, mutating=True, created="id"),
     f"{_TASKS}CancelTask": RpcRule(Scope.TASKS_WRITE, mutating=True, target="id"),
     f"{_TASKS}GetTask": RpcRule(Scope.TASKS_READ, target="id"),

@@ -14,12 +14,12 @@ from farm_core.identity import current_identity
 from farm_core.paging import Cursor, read_page
 from farm_core.scopes import Scope
 from farm_core.timestamps import from_timestamp, to_timestamp
-from farm_scheduler import metrics
+from farm_scheduler.batches import Accepted, check_batch_size, item_error
 from farm_scheduler.changes import ChangeReporter
+from farm_scheduler.group_commit import CreateGroups, commit
 from farm_scheduler.lifecycle import is_final
 from farm_scheduler.publisher import TaskPublisher
 from farm_scheduler.records import TaskRecord
-from farm_scheduler.result_cache import looks_up_cache
 from farm_scheduler.settings import SchedulerSettings
 from farm_scheduler.store import TaskStore
 from farm_scheduler.validation import check_label_key, runs_script, validate_spec
@@ -98,12 +98,39 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
         self._publisher = publisher
         self._watch = watch
         self._changes = changes
+        self._groups = CreateGroups(store, publisher, settings.create_group_max)
 
     async def CreateTask(
         self, request: tasks_pb2.CreateTaskRequest, context: Any
     ) -> tasks_pb2.Task:
         record = await self._create(request.spec)
         return record.to_proto()
+
+    async def CreateTasks(
+        self, request: tasks_pb2.CreateTasksRequest, context: Any
+    ) -> tasks_pb2.CreateTasksResponse:
+        check_batch_size(len(request.requests))
+        identity = current_identity()
+        errors: dict[int, tasks_pb2.CreateTasksError] = {}
+        checked: dict[int, tasks_pb2.TaskSpec] = {}
+        for index, spec in enumerate(request.requests):
+            try:
+                checked[index] = self._checked(spec)
+            except (InvalidArgument, PermissionDenied) as refused:
+                errors[index] = item_error(index, refused)
+        outcomes = await commit(
+            self._store, self._publisher, identity.tenant, list(checked.values()), identity.quotas
+        )
+        accepted: dict[int, TaskRecord] = {}
+        for index, outcome in zip(checked, outcomes, strict=True):
+            if isinstance(outcome, Accepted):
+                accepted[index] = outcome.record
+            else:
+                errors[index] = item_error(index, outcome)
+        return tasks_pb2.CreateTasksResponse(
+            tasks=[accepted[index].to_proto() for index in sorted(accepted)],
+            errors=[errors[index] for index in sorted(errors)],
+        )
 
     async def RunTask(self, request: tasks_pb2.RunTaskRequest, context: Any) -> tasks_pb2.Task:
         created = await self._create(request.spec)
@@ -171,21 +198,24 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
             async for record in updates:
                 yield task_event(record)
 
-    async def _create(self, spec: tasks_pb2.TaskSpec) -> TaskRecord:
-        """Validates `spec`, stores the task and publishes it (or leaves it to the republisher)."""
-        identity = current_identity()
-        if runs_script(spec) and not identity.has_scope(Scope.SCRIPT):
+    def _checked(self, spec: tasks_pb2.TaskSpec) -> tasks_pb2.TaskSpec:
+        """`spec` validated, with its defaults; PermissionDenied for a script without the scope."""
+        if runs_script(spec) and not current_identity().has_scope(Scope.SCRIPT):
             raise PermissionDenied(
                 f"a task with a script or an evaluate step needs the scope {Scope.SCRIPT.value!r}"
             )
-        checked = validate_spec(
+        return validate_spec(
             spec,
             max_attempts_cap=self._settings.max_attempts_cap,
             default_timeout_ms=self._settings.default_timeout_ms,
         )
-        record, created = await self._store.create(identity.tenant, checked, identity.quotas)
-        if created:
-            metrics.record_created(record, looks_up_cache(checked))
-            if not record.cached:
-                await self._publisher.publish(record)
-        return record
+
+    async def _create(self, spec: tasks_pb2.TaskSpec) -> TaskRecord:
+        """Validates `spec`, stores the task and publishes it (or leaves it to the republisher).
+
+        Concurrent creates of the tenant are written and published in groups.
+        """
+        identity = current_identity()
+        checked = self._checked(spec)
+        accepted = await self._groups.create(identity.tenant, checked, identity.quotas)
+        return accepted.record

@@ -7,14 +7,16 @@ FAILED is copied to the dead-letter stream the same way: marked pending in SQL,
 published, then marked done, so that no dead letter is lost while NATS is down.
 """
 
+import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.api import PubAck
 from nats.js.kv import KeyValue
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -82,6 +84,32 @@ class _Outgoing:
     """The task, whose stored trace context (traceparent) the publish continues."""
 
 
+def _task_message(record: TaskRecord) -> _Outgoing:
+    """The WorkItem of `record` as a message for its subject."""
+    return _Outgoing(
+        "task",
+        record.id,
+        task_subject(record.spec.region, PRIORITY_TOKENS[record.spec.priority]),
+        work_item(record).SerializeToString(deterministic=True),
+        record.publish_id,
+        "task.publish",
+        record,
+    )
+
+
+async def _stored(
+    acks: Sequence[asyncio.Future[PubAck]], timeout_seconds: float
+) -> set[asyncio.Future[PubAck]]:
+    """Those of `acks` that JetStream confirmed within `timeout_seconds`; the rest are cancelled."""
+    if not acks:
+        return set()
+    done, pending = await asyncio.wait(acks, timeout=timeout_seconds)
+    for ack in pending:
+        # Cancelling frees the client's slot for an in-flight publish.
+        ack.cancel()
+    return {ack for ack in done if not ack.cancelled() and ack.exception() is None}
+
+
 class TaskPublisher:
     """Publishes WorkItems and DeadLetters and marks them published; announces cancels."""
 
@@ -103,18 +131,41 @@ class TaskPublisher:
 
         The publish is a span of the task's trace; its headers carry it to the agent.
         """
-        message = _Outgoing(
-            "task",
-            record.id,
-            task_subject(record.spec.region, PRIORITY_TOKENS[record.spec.priority]),
-            work_item(record).SerializeToString(deterministic=True),
-            record.publish_id,
-            "task.publish",
-            record,
-        )
         return await self._publish_then_mark(
-            message, functools.partial(self._store.mark_published, record.id, record.state.requeues)
+            _task_message(record), functools.partial(self._store.mark_published, record)
         )
+
+    async def publish_many(self, records: Sequence[TaskRecord]) -> int:
+        """Publishes the tasks together and marks the stored ones published; how many were.
+
+        The publishes are pipelined: all are sent, then their acknowledgements are
+        awaited together (up to the publish timeout), and the tasks JetStream has
+        stored are marked published in one transaction. The others are left to the
+        republisher, as a single publish that failed is.
+        """
+        if not records:
+            return 0
+        if not self._nc.is_connected:
+            log.info(
+                "NATS is unreachable: %d task(s) will be published when it is back", len(records)
+            )
+            return 0
+        acks = await self._send_all([_task_message(record) for record in records])
+        stored = await _stored(acks, self._timeout_seconds)
+        published = [record for record, ack in zip(records, acks, strict=False) if ack in stored]
+        if len(published) < len(records):
+            log.warning(
+                "JetStream stored %d of %d task(s); the others will be retried",
+                len(published),
+                len(records),
+            )
+        try:
+            await self._store.mark_published(*published)
+        except SQLAlchemyError as error:
+            # JetStream has them; publishing them again later is deduplicated.
+            log.warning("%d published task(s) could not be marked so: %s", len(published), error)
+            return 0
+        return len(published)
 
     async def publish_dead_letter(self, record: TaskRecord) -> bool:
         """Copies the FAILED task to FARM_DEAD and marks it done; False if left for later."""
@@ -164,6 +215,36 @@ class TaskPublisher:
             return False
         return True
 
+    async def _send_all(self, messages: Sequence[_Outgoing]) -> list[asyncio.Future[PubAck]]:
+        """Sends `messages` in order without waiting; the futures of the ones sent.
+
+        A send that fails (the connection lost midway) ends the sending: the rest
+        are left for later.
+        """
+        acks: list[asyncio.Future[PubAck]] = []
+        for message in messages:
+            try:
+                with producing(
+                    message.span,
+                    message.subject,
+                    parent=message.record.trace_parent,
+                    attributes=_traced(message.record),
+                ) as headers:
+                    acks.append(
+                        await self._js.publish_async(
+                            message.subject,
+                            message.payload,
+                            wait_stall=self._timeout_seconds,
+                            headers={**headers, "Nats-Msg-Id": message.message_id},
+                        )
+                    )
+            except (nats.errors.Error, TimeoutError) as error:
+                log.warning(
+                    "sending task %s failed (%s); it will be retried", message.task_id, error
+                )
+                break
+        return acks
+
     async def _publish(self, message: _Outgoing) -> bool:
         what, task_id = message.what, message.task_id
         if not self._nc.is_connected:
@@ -195,7 +276,8 @@ class Republisher:
     That is QUEUED tasks whose WorkItem, and FAILED tasks whose DeadLetter, could
     not be published when they were stored. The two are kept apart in SQL (a task
     is first published, and may later be copied to FARM_DEAD) and are republished
-    by one loop, tasks first.
+    by one loop, tasks first: the tasks a batch at a time with their publishes
+    pipelined, the dead letters one by one.
     """
 
     def __init__(self, store: TaskStore, publisher: TaskPublisher, interval_seconds: float) -> None:
@@ -214,12 +296,14 @@ class Republisher:
         await self._loop.stop()
 
     async def republish_pending(self) -> int:
-        """One round: publishes the pending tasks, oldest first; how many were published."""
-        return await self._republish(
-            self._store.unpublished,
-            self._publisher.publish,
-            "task(s) accepted while NATS was unreachable",
-        )
+        """One round: publishes a batch of pending tasks together; how many were published."""
+        pending = await self._store.unpublished(REPUBLISH_BATCH)
+        if self._loop.stopping:
+            return 0
+        published = await self._publisher.publish_many(pending)
+        if published:
+            log.info("published %d task(s) accepted while NATS was unreachable", published)
+        return published
 
     async def republish_dead_letters(self) -> int:
         """One round: publishes the pending dead letters, oldest first; how many were published."""

@@ -24,3 +24,8 @@ def check_task_quotas(tenant: str, queued: int, quotas: TenantQuotas) -> None:
 def running_limit(quotas: TenantQuotas | None) -> int:
     """The tenant's maxRunningTasks as a WorkItem carries it (an int32; 0 is unlimited)."""
     return min(quotas.max_running_tasks, MAX_INT32) if quotas is not None else 0
+
+
+def queued_limit(quotas: TenantQuotas | None) -> TenantQuotas | None:
+    """`quotas` when they limit the queued tasks (a create must check them), else None."""
+    return quotas if quotas is not None and quotas.max_queued_tasks > 0 else None

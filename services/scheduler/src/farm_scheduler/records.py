@@ -2,6 +2,7 @@
 
 import dataclasses
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,9 +10,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import RowMapping
 
 from farm.tasks.v1 import tasks_pb2
+from farm_core.quotas import TenantQuotas
 from farm_core.timestamps import from_timestamp, to_timestamp
-from farm_core.trace_context import trace_id_of
+from farm_core.trace_context import trace_id_of, traceparent
 from farm_scheduler.lifecycle import Attempt, TaskState
+from farm_scheduler.quotas import running_limit
 from farm_scheduler.result_cache import cache_key
 
 
@@ -192,3 +195,30 @@ def attempt_values(task_id: str, attempt: Attempt) -> dict[str, Any]:
         "attempt": attempt.number,
         **{name: getattr(attempt, name) for name in _ATTEMPT_COLUMNS},
     }
+
+
+def new_task_id() -> str:
+    """A fresh task id: 32 hex digits."""
+    return uuid.uuid4().hex
+
+
+def new_record(
+    tenant: str,
+    spec: tasks_pb2.TaskSpec,
+    quotas: TenantQuotas | None,
+    now: dt.datetime,
+    trace_parent: str | None = None,
+) -> TaskRecord:
+    """A new QUEUED, unpublished task of `tenant`, parented by `trace_parent`.
+
+    None stands for the current trace context's (the creating call's).
+    """
+    return TaskRecord(
+        id=new_task_id(),
+        tenant=tenant,
+        spec=spec,
+        create_time=now,
+        state=TaskState(status=tasks_pb2.TASK_STATUS_QUEUED),
+        tenant_max_running=running_limit(quotas),
+        trace_parent=traceparent() if trace_parent is None else trace_parent,
+    )

@@ -76,6 +76,11 @@ class SchedulerService:
         return self._store
 
     @property
+    def publisher(self) -> TaskPublisher | None:
+        """What hands tasks to the agents over JetStream (once started)."""
+        return self._publisher
+
+    @property
     def republisher(self) -> Republisher | None:
         """The loop that publishes what NATS could not take at once (once started)."""
         return self._republisher

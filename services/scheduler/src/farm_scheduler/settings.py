@@ -56,6 +56,13 @@ class SchedulerSettings(FarmSettings):
         gt=0,
         description="How often tasks accepted while NATS was unreachable are published again.",
     )
+    create_group_max: int = Field(
+        default=1000,
+        ge=1,
+        le=1000,
+        description="The most concurrent single creates of one tenant written to SQL and "
+        "published together (group commit); 1 writes each create alone.",
+    )
     publish_timeout_seconds: float = Field(
         default=5.0, gt=0, description="How long one JetStream publish may wait for its ack."
     )

@@ -3,10 +3,10 @@
 How a task is read and written as rows (with its attempts) is in task_rows.py.
 """
 
+import contextlib
 import dataclasses
 import datetime as dt
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +21,11 @@ from farm_core.errors import FailedPrecondition, NotFound, ResourceExhausted, Un
 from farm_core.paging import Cursor
 from farm_core.quotas import TenantQuotas
 from farm_core.tenant_locks import ADVISORY_NAMESPACE, TenantQuotaLock
-from farm_core.trace_context import traceparent
 from farm_scheduler import lifecycle
 from farm_scheduler.lifecycle import Status, TaskState
 from farm_scheduler.models import HAS_IDEMPOTENCY_KEY
-from farm_scheduler.quotas import check_task_quotas, running_limit
-from farm_scheduler.records import TaskRecord, row_values, state_values
+from farm_scheduler.quotas import check_task_quotas, queued_limit
+from farm_scheduler.records import TaskRecord, new_record, row_values, state_values
 from farm_scheduler.result_cache import cache_key, looks_up_cache
 from farm_scheduler.task_rows import (
     STATUS_FAILED,
@@ -35,6 +34,7 @@ from farm_scheduler.task_rows import (
     queued_count,
     read_task,
     read_tasks,
+    release_expired_keys,
     save_history,
     tasks,
 )
@@ -55,11 +55,6 @@ class TaskChange:
     after: TaskRecord
 
 
-def new_task_id() -> str:
-    """A fresh task id: 32 hex digits."""
-    return uuid.uuid4().hex
-
-
 class TaskStore(Database):
     """The tasks and task_attempts tables of one database."""
 
@@ -75,7 +70,11 @@ class TaskStore(Database):
         self._quota_lock = TenantQuotaLock(self.engine, ADVISORY_NAMESPACE)
 
     async def create(
-        self, tenant: str, spec: tasks_pb2.TaskSpec, quotas: TenantQuotas | None = None
+        self,
+        tenant: str,
+        spec: tasks_pb2.TaskSpec,
+        quotas: TenantQuotas | None = None,
+        trace_parent: str | None = None,
     ) -> tuple[TaskRecord, bool]:
         """Stores a new QUEUED task, unpublished; the task and whether it is new.
 
@@ -84,30 +83,21 @@ class TaskStore(Database):
         the first task gives the key up and a new task takes it. With `quotas`, a
         tenant at its queued quota gets ResourceExhausted; creates of one tenant
         with a queued quota are serialised, so concurrent ones cannot overshoot it.
-        The task keeps the tenant's running quota for the agents, and the current
-        trace context (the creating call's) as the parent of its publishes. A spec
-        the tenant's cache can answer (result_cache) makes a task that is SUCCEEDED
-        at once, `cached`, and never published.
+        The task keeps the tenant's running quota for the agents, and `trace_parent`
+        (default: the current trace context, the creating call's) as the parent of
+        its publishes. A spec the tenant's cache can answer (result_cache) makes a
+        task that is SUCCEEDED at once, `cached`, and never published.
         """
         key = spec.idempotency_key
         now = self._clock()
-        window_start = now - self._idempotency_window
+        window_start = self.window_start(now)
         if key:
             earlier = await self._find_by_key(tenant, key)
             if earlier is not None and earlier.create_time > window_start:
                 return earlier, False
-        record = TaskRecord(
-            id=new_task_id(),
-            tenant=tenant,
-            spec=spec,
-            create_time=now,
-            state=TaskState(status=tasks_pb2.TASK_STATUS_QUEUED),
-            tenant_max_running=running_limit(quotas),
-            trace_parent=traceparent(),
-        )
-        limited = quotas is not None and quotas.max_queued_tasks > 0
+        record = new_record(tenant, spec, quotas, now, trace_parent)
         try:
-            return await self._insert(record, quotas if limited else None, window_start)
+            return await self._insert(record, queued_limit(quotas), window_start)
         except IntegrityError:
             # A concurrent create with the same key won the race: its task stands.
             earlier = await self._find_by_key(tenant, key) if key else None
@@ -133,26 +123,37 @@ class TaskStore(Database):
         never queued, so the queued quota is not its.
         """
         tenant, key = record.tenant, record.spec.idempotency_key
-        transaction = (
-            self._quota_lock.transaction(tenant) if quotas is not None else self.engine.begin()
-        )
-        async with transaction as connection:
+        async with self.write_transaction(tenant, quotas) as connection:
             if key:
-                await connection.execute(
-                    update(tasks)
-                    .where(
-                        tasks.c.tenant == tenant,
-                        tasks.c.idempotency_key == key,
-                        HAS_IDEMPOTENCY_KEY,
-                        tasks.c.create_time <= window_start,
-                    )
-                    .values(idempotency_key="")
-                )
-            record = await _answered_from_cache(connection, record) or record
+                await release_expired_keys(connection, tenant, [key], window_start)
+            record = await answered_from_cache(connection, record) or record
             if quotas is not None and not record.cached:
                 check_task_quotas(tenant, await queued_count(connection, tenant), quotas)
             await connection.execute(insert(tasks).values(row_values(record)))
         return record, True
+
+    def now(self) -> dt.datetime:
+        """The store's current time, as creates stamp it."""
+        return self._clock()
+
+    def window_start(self, now: dt.datetime) -> dt.datetime:
+        """When the idempotency window open at `now` began: older tasks give their keys up."""
+        return now - self._idempotency_window
+
+    def write_transaction(
+        self, tenant: str, quotas: TenantQuotas | None
+    ) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """A transaction; with `quotas` to check, holding the tenant's quota lock."""
+        return self._quota_lock.transaction(tenant) if quotas is not None else self.engine.begin()
+
+    async def find_by_keys(self, tenant: str, keys: Collection[str]) -> list[TaskRecord]:
+        """The tenant's tasks that hold one of the idempotency `keys`."""
+        if not keys:
+            return []
+        query = select(tasks).where(
+            tasks.c.tenant == tenant, tasks.c.idempotency_key.in_(keys), HAS_IDEMPOTENCY_KEY
+        )
+        return await self._all(query)
 
     async def get(self, tenant: str, task_id: str) -> TaskRecord:
         """The tenant's task `task_id`; NotFound if absent or another tenant's."""
@@ -216,14 +217,21 @@ class TaskStore(Database):
         )
         return await self._all(query)
 
-    async def mark_published(self, task_id: str, requeues: int) -> None:
-        """Notes that JetStream has stored the WorkItem of the task's queuing `requeues`."""
+    async def mark_published(self, *records: TaskRecord) -> None:
+        """Notes, in one transaction, that JetStream has stored the WorkItems of `records`.
+
+        Each is the WorkItem of the queuing the record stands for (its requeues).
+        """
+        by_queuing: dict[int, list[str]] = {}
+        for record in records:
+            by_queuing.setdefault(record.state.requeues, []).append(record.id)
         async with self.engine.begin() as connection:
-            await connection.execute(
-                update(tasks)
-                .where(tasks.c.id == task_id, tasks.c.requeues == requeues)
-                .values(published=True)
-            )
+            for requeues, task_ids in by_queuing.items():
+                await connection.execute(
+                    update(tasks)
+                    .where(tasks.c.id.in_(task_ids), tasks.c.requeues == requeues)
+                    .values(published=True)
+                )
 
     async def mark_dead_letter_published(self, task_id: str, requeues: int) -> None:
         """Notes that FARM_DEAD has stored the DeadLetter of the task's queuing `requeues`."""
@@ -353,9 +361,7 @@ class TaskStore(Database):
             return await read_tasks(connection, query)
 
 
-async def _answered_from_cache(
-    connection: AsyncConnection, queued: TaskRecord
-) -> TaskRecord | None:
+async def answered_from_cache(connection: AsyncConnection, queued: TaskRecord) -> TaskRecord | None:
     """`queued` answered from the cache (SUCCEEDED at its creation, `cached`), or None."""
     spec = queued.spec
     if not looks_up_cache(spec):

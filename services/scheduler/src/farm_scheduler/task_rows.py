@@ -2,7 +2,7 @@
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, func, insert, select, update
@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm.tasks.v1 import tasks_pb2
 from farm_scheduler.lifecycle import Attempt
-from farm_scheduler.models import HAS_CACHE_KEY, AttemptRow, TaskRow
+from farm_scheduler.models import HAS_CACHE_KEY, HAS_IDEMPOTENCY_KEY, AttemptRow, TaskRow
 from farm_scheduler.records import TaskRecord, attempt_from_row, attempt_values, record_from_row
 
 tasks = cast(Table, TaskRow.__table__)
@@ -116,3 +116,22 @@ async def _histories(
     for row in await connection.execute(query):
         histories[row.task_id].append(attempt_from_row(row._mapping))
     return {task_id: tuple(attempts) for task_id, attempts in histories.items()}
+
+
+async def release_expired_keys(
+    connection: AsyncConnection, tenant: str, keys: Collection[str], window_start: dt.datetime
+) -> None:
+    """Frees the tenant's idempotency `keys` held by tasks created by `window_start`.
+
+    Their key column is emptied (their specs keep the key), so new tasks can take them.
+    """
+    await connection.execute(
+        update(tasks)
+        .where(
+            tasks.c.tenant == tenant,
+            tasks.c.idempotency_key.in_(keys),
+            HAS_IDEMPOTENCY_KEY,
+            tasks.c.create_time <= window_start,
+        )
+        .values(idempotency_key="")
+    )

@@ -1,4 +1,4 @@
-"""`farm task create|run|get|list|cancel|watch|trace`: the TaskService, and a task's trace."""
+"""`farm task create|submit|run|get|list|cancel|watch|trace`: the TaskService, and traces."""
 
 import argparse
 
@@ -6,6 +6,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import call_and_print, call_farm, connect, list_and_print
 from farm_cli.commands.ranges import INT32_MAX, whole_number
 from farm_cli.commands.task_spec import add_task_spec_arguments, label, task_spec_from_args
+from farm_cli.commands.task_submit import add_submit_parser
 from farm_cli.commands.task_trace import add_trace_parser
 from farm_cli.console import print_message
 
@@ -28,6 +29,8 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     create = verbs.add_parser("create", help="queue a task and print it (status QUEUED)")
     add_task_spec_arguments(create)
     create.set_defaults(run=create_task)
+
+    add_submit_parser(verbs)
 
     run = verbs.add_parser(
         "run", help="queue a task and wait until it has ended (exit 1 unless it succeeded)"

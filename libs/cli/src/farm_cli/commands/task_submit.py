@@ -1,0 +1,89 @@
+"""`farm task submit FILE`: task specs from JSON Lines, queued with CreateTasks in batches."""
+
+import argparse
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from google.protobuf import json_format
+
+from farm.tasks.v1 import tasks_pb2
+from farm_cli.client import connect
+from farm_cli.console import CliError, print_message
+
+BATCH_SIZE = 1000
+"""The most specs one CreateTasks call carries (the scheduler's limit)."""
+BATCH_BYTES = 768 * 1024
+"""The most spec bytes one call carries: Envoy refuses a request over 1 MiB."""
+
+
+def add_submit_parser(verbs: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Adds `task submit`."""
+    submit = verbs.add_parser(
+        "submit",
+        help="queue the task specs of a JSON Lines file (one TaskSpec a line) in batches; "
+        "exit 1 if any was refused",
+    )
+    submit.add_argument("file", help='the file, or "-" for standard input')
+    submit.set_defaults(run=submit_tasks)
+
+
+def read_specs(lines: Iterable[str], source: str) -> list[tasks_pb2.TaskSpec]:
+    """The TaskSpecs of JSON `lines` (blank ones skipped); CliError names a bad line."""
+    specs = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            specs.append(json_format.Parse(line, tasks_pb2.TaskSpec()))
+        except json_format.ParseError as error:
+            raise CliError(f"{source} line {number}: not a TaskSpec: {error}") from error
+    if not specs:
+        raise CliError(f"{source} holds no task specs")
+    return specs
+
+
+def renumbered(error: tasks_pb2.CreateTasksError, offset: int) -> tasks_pb2.CreateTasksError:
+    """`error` of a batch that starts at spec `offset`, numbered in the whole file."""
+    local, whole = f"requests[{error.index}]", f"requests[{error.index + offset}]"
+    return tasks_pb2.CreateTasksError(
+        index=error.index + offset,
+        field=error.field.replace(local, whole, 1),
+        code=error.code,
+        message=error.message.replace(local, whole, 1),
+    )
+
+
+def batches(specs: list[tasks_pb2.TaskSpec]) -> Iterator[tuple[int, list[tasks_pb2.TaskSpec]]]:
+    """(offset, specs) of each call: at most BATCH_SIZE specs and BATCH_BYTES (but one)."""
+    start, size = 0, 0
+    for index, spec in enumerate(specs):
+        spec_bytes = spec.ByteSize()
+        if index > start and (index - start == BATCH_SIZE or size + spec_bytes > BATCH_BYTES):
+            yield start, specs[start:index]
+            start, size = index, 0
+        size += spec_bytes
+    yield start, specs[start:]
+
+
+def submit_tasks(args: argparse.Namespace) -> int:
+    """CreateTasks for each batch of specs; prints every task and error, in the file's order."""
+    from_stdin = args.file == "-"
+    specs = read_specs(sys.stdin, "standard input") if from_stdin else _read_file(args.file)
+    answer = tasks_pb2.CreateTasksResponse()
+    with connect() as farm:
+        for offset, batch_specs in batches(specs):
+            request = tasks_pb2.CreateTasksRequest(requests=batch_specs)
+            batch: tasks_pb2.CreateTasksResponse = farm.call(farm.tasks.CreateTasks, request)
+            answer.tasks.extend(batch.tasks)
+            answer.errors.extend(renumbered(error, offset) for error in batch.errors)
+    print_message(answer)
+    return 1 if answer.errors else 0
+
+
+def _read_file(path: str) -> list[tasks_pb2.TaskSpec]:
+    try:
+        with Path(path).open(encoding="utf-8") as handle:
+            return read_specs(handle, path)
+    except OSError as error:
+        raise CliError(f"cannot read {path}: {error.strerror}") from error

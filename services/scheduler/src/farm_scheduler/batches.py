@@ -1,0 +1,178 @@
+"""CreateTasks: a batch of task specs stored in one transaction, with an outcome per item.
+
+The items are checked one by one (an invalid item is refused alone, naming its
+index and field); the valid ones are written together under the tenant's quota
+lock, so a batch that would pass maxQueuedTasks is accepted up to the quota and
+the rest refused item by item. Idempotency keys work as in CreateTask: an item
+whose key an earlier task (or an earlier item of the batch) holds gets that task.
+"""
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
+
+from farm.tasks.v1 import tasks_pb2
+from farm_core.errors import FarmError, InvalidArgument, ResourceExhausted
+from farm_core.quotas import TenantQuotas
+from farm_scheduler.quotas import check_task_quotas, queued_limit
+from farm_scheduler.records import TaskRecord, new_record, row_values
+from farm_scheduler.store import TaskStore, answered_from_cache
+from farm_scheduler.task_rows import queued_count, release_expired_keys, tasks
+
+MAX_BATCH_ITEMS = 1000
+"""The most task specs one CreateTasks call may carry."""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An item that has its task: a new one, or the earlier task its idempotency key names."""
+
+    record: TaskRecord
+    created: bool
+
+
+@dataclass(frozen=True)
+class SameAs:
+    """An item whose idempotency key an earlier item of the batch carries: it shares its fate."""
+
+    index: int
+
+
+Outcome = Accepted | FarmError
+"""What became of one item: its task, or why it has none."""
+
+
+def check_batch_size(count: int) -> None:
+    """Raises InvalidArgument naming `requests` unless a batch of `count` items is allowed."""
+    if count == 0:
+        raise InvalidArgument("requests", f"is required: 1 to {MAX_BATCH_ITEMS} task specs")
+    if count > MAX_BATCH_ITEMS:
+        raise InvalidArgument(
+            "requests",
+            f"holds {count} task specs, at most {MAX_BATCH_ITEMS} are allowed in one call; "
+            "split the batch",
+        )
+
+
+def item_error(index: int, error: FarmError) -> tasks_pb2.CreateTasksError:
+    """The response's error for item `index`, refused with `error`."""
+    item = f"requests[{index}]"
+    field = f"{item}.{error.field}" if isinstance(error, InvalidArgument) else item
+    message = f"{item}.{error.message}" if isinstance(error, InvalidArgument) else error.message
+    if not message.startswith(item):
+        message = f"{item}: {message}"
+    return tasks_pb2.CreateTasksError(
+        index=index, field=field, code=error.code.name, message=message
+    )
+
+
+async def store_batch(
+    store: TaskStore,
+    tenant: str,
+    specs: Sequence[tasks_pb2.TaskSpec],
+    quotas: TenantQuotas | None,
+    trace_parents: Sequence[str] | None = None,
+) -> list[Outcome]:
+    """Stores the new tasks of checked `specs` in one transaction; each spec's outcome.
+
+    The new tasks are unpublished, each parented by its `trace_parents` entry
+    (default: the current trace context). An item over the tenant's queued quota
+    gets ResourceExhausted. When a concurrent create takes one of the batch's keys
+    first, the items are stored one by one instead, as CreateTask stores them.
+    """
+    parents: Sequence[str | None] = trace_parents or [None] * len(specs)
+    now = store.now()
+    window_start = store.window_start(now)
+    keys = {spec.idempotency_key for spec in specs if spec.idempotency_key}
+    earlier = {
+        record.spec.idempotency_key: record
+        for record in await store.find_by_keys(tenant, keys)
+        if record.create_time > window_start
+    }
+    planned: list[Outcome | SameAs] = []
+    first_with_key: dict[str, int] = {}
+    for index, spec in enumerate(specs):
+        key = spec.idempotency_key
+        if key in earlier:
+            planned.append(Accepted(earlier[key], created=False))
+        elif key in first_with_key:
+            planned.append(SameAs(first_with_key[key]))
+        else:
+            if key:
+                first_with_key[key] = index
+            record = new_record(tenant, spec, quotas, now, parents[index])
+            planned.append(Accepted(record, created=True))
+    try:
+        await _insert_new(store, tenant, planned, quotas, list(first_with_key), window_start)
+    except IntegrityError:
+        return await _one_by_one(store, tenant, specs, quotas, parents)
+    return [_resolved(planned, outcome) for outcome in planned]
+
+
+async def _insert_new(
+    store: TaskStore,
+    tenant: str,
+    planned: list[Outcome | SameAs],
+    quotas: TenantQuotas | None,
+    new_keys: list[str],
+    window_start: dt.datetime,
+) -> None:
+    """Inserts the planned new tasks that the quota admits; refuses the others in `planned`."""
+    limit = queued_limit(quotas)
+    async with store.write_transaction(tenant, limit) as connection:
+        if new_keys:
+            await release_expired_keys(connection, tenant, new_keys, window_start)
+        queued = await queued_count(connection, tenant) if limit is not None else 0
+        admitted: list[TaskRecord] = []
+        for index, outcome in enumerate(planned):
+            if not isinstance(outcome, Accepted) or not outcome.created:
+                continue
+            answered = await answered_from_cache(connection, outcome.record)
+            if answered is not None:
+                # Never queued: not the queued quota's.
+                planned[index] = Accepted(answered, created=True)
+                admitted.append(answered)
+                continue
+            if limit is not None:
+                try:
+                    check_task_quotas(tenant, queued, limit)
+                except ResourceExhausted as refused:
+                    planned[index] = refused
+                    continue
+                queued += 1
+            admitted.append(outcome.record)
+        if admitted:
+            await connection.execute(insert(tasks), [row_values(record) for record in admitted])
+
+
+def _resolved(planned: Sequence[Outcome | SameAs], outcome: Outcome | SameAs) -> Outcome:
+    """`outcome`, with an item that repeats an earlier item's key given that item's task."""
+    if not isinstance(outcome, SameAs):
+        return outcome
+    first = planned[outcome.index]
+    if isinstance(first, Accepted):
+        return Accepted(first.record, created=False)
+    assert not isinstance(first, SameAs), "an item repeats the first item with its key"
+    return first
+
+
+async def _one_by_one(
+    store: TaskStore,
+    tenant: str,
+    specs: Sequence[tasks_pb2.TaskSpec],
+    quotas: TenantQuotas | None,
+    parents: Sequence[str | None],
+) -> list[Outcome]:
+    """Each spec stored by its own create, which settles a race for an idempotency key."""
+    outcomes: list[Outcome] = []
+    for spec, parent in zip(specs, parents, strict=True):
+        try:
+            record, created = await store.create(tenant, spec, quotas, parent)
+        except ResourceExhausted as refused:
+            outcomes.append(refused)
+            continue
+        outcomes.append(Accepted(record, created))
+    return outcomes

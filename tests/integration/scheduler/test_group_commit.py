@@ -1,0 +1,80 @@
+"""Group commit of single creates: concurrent CreateTask calls of a tenant are written and
+published in groups, and each caller still gets its own task, trace and refusal."""
+
+import asyncio
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan
+from prometheus_client import REGISTRY
+
+from farm.tasks.v1 import tasks_pb2
+from farm_core.queue import Priority, task_subject
+from farm_core.quotas import TenantQuotas
+from farm_core.trace_context import new_traceparent, span_context_of, trace_id_of
+from farm_scheduler.batches import Accepted
+from farm_scheduler.group_commit import CreateGroups
+from tests.integration.scheduler.conftest import QUEUED, Queue, Scheduler, stored_spec
+
+pytestmark = pytest.mark.integration
+
+GROUPS = "farm_task_write_group_size"
+
+
+def written() -> tuple[float, float]:
+    """(transactions, tasks) written so far by this process's schedulers."""
+    count = REGISTRY.get_sample_value(f"{GROUPS}_count") or 0.0
+    total = REGISTRY.get_sample_value(f"{GROUPS}_sum") or 0.0
+    return count, total
+
+
+async def test_concurrent_creates_are_written_in_fewer_transactions_than_calls(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    transactions_before, tasks_before = written()
+
+    tasks = await asyncio.gather(*(scheduler.create() for _ in range(40)))
+
+    transactions, total = written()
+    assert total - tasks_before == 40
+    assert transactions - transactions_before < 40
+    assert len({task.id for task in tasks}) == 40
+    assert {task.status for task in tasks} == {QUEUED}
+    assert await queue.subjects() == {task_subject("", Priority.NORMAL): 40}
+    store = scheduler.service.store
+    assert all([(await store.get(scheduler.tenant, task.id)).published for task in tasks])
+
+
+async def test_grouped_creates_each_keep_their_callers_trace(scheduler: Scheduler) -> None:
+    service = scheduler.service
+    assert service.publisher is not None
+    groups = CreateGroups(service.store, service.publisher, max_group=1000)
+    parents = [new_traceparent() for _ in range(20)]
+
+    async def create_in(parent: str) -> Accepted:
+        # As the server's tracing interceptor makes the caller's trace current.
+        with trace.use_span(NonRecordingSpan(span_context_of(parent))):
+            return await groups.create(scheduler.tenant, stored_spec(), None)
+
+    accepted = await asyncio.gather(*(create_in(parent) for parent in parents))
+
+    assert [outcome.record.trace_parent for outcome in accepted] == parents
+    tasks = [await scheduler.get(outcome.record.id) for outcome in accepted]
+    assert [task.trace_id for task in tasks] == [trace_id_of(parent) for parent in parents]
+
+
+async def test_grouped_creates_each_get_their_own_answer_at_the_quota(
+    scheduler: Scheduler,
+) -> None:
+    quotas = TenantQuotas(max_queued_tasks=7)
+    keyed = [scheduler.create(quotas, idempotencyKey="same") for _ in range(5)]
+    plain = [scheduler.create(quotas) for _ in range(15)]
+
+    answers = await asyncio.gather(*keyed, *plain, return_exceptions=True)
+
+    keyed_tasks = answers[:5]
+    assert all(isinstance(task, tasks_pb2.Task) for task in keyed_tasks)
+    assert len({task.id for task in keyed_tasks if isinstance(task, tasks_pb2.Task)}) == 1
+    accepted = [task for task in answers[5:] if isinstance(task, tasks_pb2.Task)]
+    assert len(accepted) == 6
+    assert len((await scheduler.list_tasks(page_size=100)).tasks) == 7
