@@ -1,16 +1,19 @@
 """Warm contexts: kept per tenant, and reset so that no task finds another's state."""
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from playwright.async_api import Dialog
+from playwright.async_api import Error as PlaywrightError
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import BrowserSpecRunner, Budget
+from farm_agent.errors import TaskFailure
 from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import agent_settings, running_pool
 from tests.pages import Site
@@ -137,9 +140,9 @@ async def test_warm_contexts_are_kept_per_tenant_and_trimmed(
     await runner.run(spec, tenant="U")
     assert {warm.tenant for warm in pool.warm.kept} == {"T", "U"}
     assert of_t in pool.warm.kept and len(pool.warm.kept) == 2
+    await pool.warm.resets_done()
     await runner.run(spec, tenant="V")  # the limit is 2: T's, the oldest, is closed
     assert {warm.tenant for warm in pool.warm.kept} == {"U", "V"}
-    await asyncio.sleep(0)
     assert of_t.page.is_closed()
 
 
@@ -173,4 +176,39 @@ async def test_a_warm_context_no_task_uses_is_closed_after_the_idle_time(
         await runner.run(spec, tenant="T")
         (warm,) = pool.warm.kept
         await assert_eventually(lambda: pool.warm.kept == [], within=10)
-        assert warm.page.is_closed()
+        await assert_eventually(warm.page.is_closed, within=5)
+
+
+async def test_a_warm_context_whose_reset_fails_or_whose_task_failed_is_never_reused(
+    warm_pool: tuple[BrowserPool, BrowserSpecRunner], site: Site
+) -> None:
+    pool, runner = warm_pool
+    spec = tasks_pb2.TaskSpec(
+        url=site.url("/page"), isolation=WARM, content=tasks_pb2.ContentOptions()
+    )
+    async with pool.warm.lease("T", runner.context_options(spec), "crashing") as warm:
+        assert warm is not None
+        await runner.run_warm(spec, warm, Budget(20))
+        crashed = warm.context
+        # The renderer dies after the task: the reset cannot go to about:blank.
+        with contextlib.suppress(PlaywrightError, TimeoutError):
+            async with asyncio.timeout(5):
+                await warm.cdp.send("Page.crash")
+    await pool.warm.resets_done()
+    assert pool.warm.kept == []
+
+    await runner.run(spec, tenant="T")
+    (reused,) = pool.warm.kept
+    assert reused.context is not crashed
+    missing = tasks_pb2.TaskSpec(
+        url=site.url("/page"),
+        isolation=WARM,
+        timeout_ms=2000,
+        steps=[tasks_pb2.Step(wait_for="#missing")],
+        content=tasks_pb2.ContentOptions(),
+    )
+    await pool.warm.resets_done()
+    with pytest.raises(TaskFailure):
+        await runner.run(missing, tenant="T")
+    assert pool.warm.kept == []
+    await assert_eventually(reused.page.is_closed, within=5)

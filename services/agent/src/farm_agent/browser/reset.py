@@ -47,7 +47,7 @@ async def reset_context(
             await other.close()
     await _leave_page(context, page)
     # window.name belongs to the tab, not the document: it would outlive the navigation.
-    await page.evaluate("window.name = ''")
+    await cdp.send("Runtime.evaluate", {"expression": "window.name = ''"})
     await cdp.send("Page.resetNavigationHistory")
     await context.clear_cookies()
     await context.clear_permissions()

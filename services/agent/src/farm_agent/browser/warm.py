@@ -30,6 +30,9 @@ from farm_agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
 
+MAX_RESET_WAITS = 3
+"""Resets a task waits out for a context of its tenant before it opens another."""
+
 
 class ContextSource(Protocol):
     """What warm contexts need of the browser pool."""
@@ -71,6 +74,8 @@ class WarmContext:
     cdp: CDPSession
     origins: set[str] = field(default_factory=set)
     busy: bool = False
+    # The reset after its last task, while it runs: the context is busy until it ends.
+    resetting: "asyncio.Task[None] | None" = None
     tasks: int = 0
     last_used: float = field(default_factory=time.monotonic)
 
@@ -92,6 +97,7 @@ class WarmContexts:
         self._settings = settings
         self._contexts: list[WarmContext] = []
         self._lock = asyncio.Lock()
+        self._resets: set[asyncio.Task[None]] = set()
 
     @property
     def kept(self) -> list[WarmContext]:
@@ -104,8 +110,9 @@ class WarmContexts:
     ) -> AsyncIterator[WarmContext | None]:
         """A warm context of `tenant` with `options` for one task; None when there is no room.
 
-        The context is reset when the block ends; one whose task raised, or whose reset
-        failed, is closed instead.
+        The context is reset when the block ends, in the background, so that the task's
+        result need not wait for it; one whose task raised, or whose reset failed, is
+        closed instead. A context being reset is handed out only once its reset is done.
         """
         warm = await self._take(tenant, options, label)
         if warm is None:
@@ -134,8 +141,14 @@ class WarmContexts:
             metrics.warm_context_uses_total.labels(outcome="trimmed").inc()
             await self._close(warm)
 
+    async def resets_done(self) -> None:
+        """Waits until no reset runs."""
+        if self._resets:
+            await asyncio.wait(set(self._resets))
+
     async def close(self) -> None:
-        """Closes every warm context (the pool is closing)."""
+        """Closes every warm context (the pool is closing), once their resets have ended."""
+        await self.resets_done()
         async with self._lock:
             contexts, self._contexts = self._contexts, []
         for warm in contexts:
@@ -146,23 +159,48 @@ class WarmContexts:
         self, tenant: str, options: Mapping[str, Any], label: str
     ) -> WarmContext | None:
         key = _options_key(options)
-        async with self._lock:
-            while True:
-                warm = self._idle(tenant, key)
-                if warm is None:
-                    break
-                warm.busy = True
-                if await self._answers(warm) and await self._source.lease_again(warm.pooled):
-                    await self._source.egress.hand_over(warm.egress, label)
-                    metrics.warm_context_uses_total.labels(outcome="reused").inc()
+        for _ in range(MAX_RESET_WAITS + 1):
+            async with self._lock:
+                warm = await self._reuse(tenant, key, label)
+                if warm is not None:
                     return warm
-                self._forget(warm)
-                await self._close(warm)
-            if len(self._contexts) >= self._settings.warm_contexts and not await self._trim():
-                return None
-            warm = await self._open(tenant, key, options, label)
-            metrics.warm_context_uses_total.labels(outcome="opened").inc()
-            return warm
+                resetting = self._resetting(tenant, key)
+                if resetting is None:
+                    return await self._open_if_room(tenant, key, options, label)
+            # Waiting out a reset is cheaper than opening another context.
+            await asyncio.wait({resetting})
+        async with self._lock:
+            return await self._open_if_room(tenant, key, options, label)
+
+    async def _reuse(self, tenant: str, key: str, label: str) -> WarmContext | None:
+        """An idle context of `tenant` with these options that still answers, leased; or None."""
+        while (warm := self._idle(tenant, key)) is not None:
+            warm.busy = True
+            if await self._answers(warm) and await self._source.lease_again(warm.pooled):
+                await self._source.egress.hand_over(warm.egress, label)
+                metrics.warm_context_uses_total.labels(outcome="reused").inc()
+                return warm
+            self._forget(warm)
+            await self._close(warm)
+        return None
+
+    def _resetting(self, tenant: str, key: str) -> "asyncio.Task[None] | None":
+        """The reset of a context of `tenant` with these options, if one is running."""
+        for warm in self._contexts:
+            fits = warm.tenant == tenant and warm.options_key == key
+            if fits and warm.resetting is not None and not warm.resetting.done():
+                return warm.resetting
+        return None
+
+    async def _open_if_room(
+        self, tenant: str, key: str, options: Mapping[str, Any], label: str
+    ) -> WarmContext | None:
+        """A new warm context, after trimming the oldest idle one if needed; None if all busy."""
+        if len(self._contexts) >= self._settings.warm_contexts and not await self._trim():
+            return None
+        warm = await self._open(tenant, key, options, label)
+        metrics.warm_context_uses_total.labels(outcome="opened").inc()
+        return warm
 
     async def _answers(self, warm: WarmContext) -> bool:
         """Whether the context's page still answers (its browser may have died since)."""
@@ -219,9 +257,22 @@ class WarmContexts:
         return warm
 
     async def _give_back(self, warm: WarmContext, succeeded: bool) -> None:
-        """Resets the context after its task and makes it idle; closes it if that fails."""
+        """After a task: starts the context's reset, or closes it if the task failed."""
         warm.tasks += 1
-        reset = succeeded and await self._reset(warm)
+        if succeeded:
+            warm.resetting = asyncio.create_task(self._reset_and_keep(warm))
+            self._resets.add(warm.resetting)
+            warm.resetting.add_done_callback(self._resets.discard)
+            return
+        await self._source.release(warm.pooled)
+        async with self._lock:
+            self._forget(warm)
+        metrics.warm_context_uses_total.labels(outcome="failed_task").inc()
+        await self._close(warm)
+
+    async def _reset_and_keep(self, warm: WarmContext) -> None:
+        """Resets the context and makes it idle; closes it if the reset fails."""
+        reset = await self._reset(warm)
         await self._source.release(warm.pooled)
         async with self._lock:
             if reset and warm in self._contexts:
@@ -229,8 +280,7 @@ class WarmContexts:
                 warm.last_used = time.monotonic()
                 return
             self._forget(warm)
-        outcome = "reset_failed" if succeeded else "failed_task"
-        metrics.warm_context_uses_total.labels(outcome=outcome).inc()
+        metrics.warm_context_uses_total.labels(outcome="reset_failed").inc()
         await self._close(warm)
 
     async def _reset(self, warm: WarmContext) -> bool:
@@ -239,6 +289,10 @@ class WarmContexts:
                 await reset_context(warm.context, warm.page, warm.cdp, warm.origins)
         except (PlaywrightError, ResetFailed, TimeoutError) as error:
             log.warning("a warm context could not be reset; it is closed instead: %s", error)
+            return False
+        except Exception:
+            # A bug; the context is closed all the same, never reused unreset.
+            log.exception("resetting a warm context failed unexpectedly; it is closed instead")
             return False
         return True
 
