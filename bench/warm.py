@@ -8,10 +8,12 @@ three ways, in the same run, on the same machine:
   and page of the tenant's;
 - farm context: the same with `"isolation": "ISOLATION_CONTEXT"` (a new context per task);
 - Playwright: one browser launched with the agents' flags, a new context per task
-  (the issue's baseline: plain Playwright at context-per-task).
+  (the issue's baseline: plain Playwright at context-per-task);
+- Playwright reused page: the same browser, a kept page per worker and nothing
+  cleared between tasks: the ceiling no isolation can beat.
 
-All tasks come from one API key (one tenant). The bench's farm has one agent whose
-concurrency and warm context limit are the highest level asked for. It prints a
+All tasks come from one API key (one tenant). The bench's farm has one agent (or
+`--agents`) whose concurrency and warm context limit are the highest level asked for. It prints a
 Markdown table with the ratios farm warm / Playwright and farm warm / farm context,
 and the machine's facts.
 
@@ -21,32 +23,61 @@ and the machine's facts.
 import argparse
 import asyncio
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
-from playwright.async_api import async_playwright
+from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Error as PlaywrightError
 from screenshots import (
     CHROMIUM_PATH,
     MAX_TASKS,
     PAGE_HTML,
     REQUEST_TIMEOUT_SECONDS,
+    TASK_TIMEOUT_MS,
+    VIEWPORT,
     BrowserShooter,
     FarmShooter,
     Measurement,
+    ShotFailed,
     _levels,
     _ms,
     _ratio,
     machine_facts,
     measure,
+    require_png,
     warm_up,
 )
 
 from farm_agent.browser.chromium import CHROMIUM_FLAGS
+from farm_cli.launcher.config import MAX_AGENTS
 
 from harness import bounded, local_farm, progress_reporter, serve_page
 
 progress = progress_reporter("warm")
-WAYS = ("farm warm", "farm context", "Playwright")
+WAYS = ("farm warm", "farm context", "Playwright", "Playwright reused page")
+
+
+@dataclass
+class ReusedPageShooter:
+    """The browser's ceiling: plain Playwright reusing pages (one per worker), no reset at all."""
+
+    browser: Browser
+    page_url: str
+    pages: "asyncio.Queue[Page]" = field(default_factory=asyncio.Queue)
+
+    async def shoot(self) -> None:
+        """One screenshot on a kept page (opened on first use, up to one per worker)."""
+        if self.pages.empty():
+            context = await self.browser.new_context(viewport=VIEWPORT)
+            await self.pages.put(await context.new_page())
+        page = await self.pages.get()
+        try:
+            await page.goto(self.page_url, wait_until="load", timeout=TASK_TIMEOUT_MS)
+            require_png(await page.screenshot(timeout=TASK_TIMEOUT_MS), "reused page")
+        except PlaywrightError as error:
+            raise ShotFailed(f"reused page: {type(error).__name__}: {error}") from error
+        finally:
+            await self.pages.put(page)
 
 
 @dataclass(frozen=True)
@@ -78,6 +109,7 @@ async def compare(
                     http, page_url, {"isolation": "ISOLATION_CONTEXT"}
                 ).shoot,
                 "Playwright": BrowserShooter(browser, page_url).shoot,
+                "Playwright reused page": ReusedPageShooter(browser, page_url).shoot,
             }
             progress("warming up")
             for shoot in shooters.values():
@@ -126,13 +158,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--concurrency", type=_levels, default=[1, 2, 4], help="comma-separated levels, e.g. 1,2,4"
     )
+    parser.add_argument(
+        "--agents",
+        type=bounded(int, 1, MAX_AGENTS),
+        default=1,
+        help="agents of the bench's farm (default 1); each has concurrency and warm contexts "
+        "of the highest level",
+    )
     args = parser.parse_args(argv)
     top = str(max(args.concurrency))
     agent_env = {"FARM_AGENT_CONCURRENCY": top, "FARM_AGENT_WARM_CONTEXTS": top}
     load_before = os.getloadavg()[0]
     with (
         serve_page(PAGE_HTML, "/bench") as page_url,
-        local_farm(1, "warm", progress, service_env=agent_env) as farm,
+        local_farm(args.agents, "warm", progress, service_env=agent_env) as farm,
     ):
         rows, chromium_version = asyncio.run(
             compare(farm.envoy_url, farm.admin_key, page_url, args.n, args.concurrency)
@@ -144,7 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     print(table(rows))
     print()
     description = (
-        f"1 agent x concurrency {top}, FARM_AGENT_WARM_CONTEXTS={top}, started by the bench"
+        f"{args.agents} agent(s) x concurrency {top}, FARM_AGENT_WARM_CONTEXTS={top}, "
+        "started by the bench"
     )
     print(machine_facts(chromium_version, description, args.n, load_before))
 

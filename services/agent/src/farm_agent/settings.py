@@ -99,7 +99,7 @@ class AgentSettings(FarmSettings):
         "(a new context per task).",
     )
     warm_contexts: int = Field(
-        default=4,
+        default=2,
         ge=0,
         description="Warm browser contexts (each with its page) kept at most, over all tenants; "
         "the least recently used idle one is closed to make room. 0: no warm contexts.",
