@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from opentelemetry import trace
 from playwright.async_api import BrowserContext, CDPSession, Page, Request
 from playwright.async_api import Error as PlaywrightError
 
@@ -27,6 +28,7 @@ from farm_agent.browser.pooled import PooledBrowser
 from farm_agent.browser.reset import ResetFailed, note_origin, reset_context
 from farm_agent.egress.proxy import EgressProxy, EgressSession
 from farm_agent.settings import AgentSettings
+from farm_core.tracing import tracer
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +116,15 @@ class WarmContexts:
         result need not wait for it; one whose task raised, or whose reset failed, is
         closed instead. A context being reset is handed out only once its reset is done.
         """
-        warm = await self._take(tenant, options, label)
+        with tracer().start_as_current_span("browser.acquire") as span:
+            warm = await self._take(tenant, options, label)
+            span.set_attribute("farm.warm", warm is not None)
         if warm is None:
             metrics.warm_context_uses_total.labels(outcome="fresh").inc()
             yield None
             return
+        # The egress guard's decisions belong to the task's span, not to the acquire.
+        warm.egress.span = trace.get_current_span()
         succeeded = False
         try:
             yield warm
