@@ -41,7 +41,9 @@ class SleepingSpecRunner:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    async def run(self, spec: tasks_pb2.TaskSpec, profile_state: bytes = b"") -> Capture:
+    async def run(
+        self, spec: tasks_pb2.TaskSpec, profile_state: bytes = b"", tenant: str = ""
+    ) -> Capture:
         await asyncio.sleep(self.seconds)
         return Capture(result=tasks_pb2.TaskResult(title="bench"))
 

@@ -24,7 +24,7 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,8 @@ class FarmShooter:
 
     http: httpx.AsyncClient
     page_url: str
+    # More TaskSpec fields in JSON, e.g. {"isolation": "ISOLATION_WARM"}.
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     async def shoot(self) -> None:
         """One screenshot, from request to the PNG's last byte."""
@@ -142,6 +144,7 @@ class FarmShooter:
             "timeoutMs": TASK_TIMEOUT_MS,
             # Every shot is taken by the browser, never answered from the result cache.
             "cacheTtlSeconds": 0,
+            **self.extra,
         }
         try:
             task = self._ok_json(await self.http.post("/v1/tasks:run", json=spec))

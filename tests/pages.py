@@ -11,6 +11,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 from tests.audit_pages import AUDIT_HEADERS, AUDIT_PAGES, mixed_content_page
+from tests.state_pages import (
+    CACHED_SCRIPT,
+    FIND_STATE_PAGE,
+    LEAVE_STATE_PAGE,
+    STATE_SERVICE_WORKER,
+)
 from tests.toolbox_pages import (
     echo_page,
     reach_page,
@@ -133,10 +139,13 @@ PAGES: dict[str, str] = {
           show();
         }
         show();</script></body></html>""",
+    "/leave-state": LEAVE_STATE_PAGE,
+    "/find-state": FIND_STATE_PAGE,
     **AUDIT_PAGES,
 }
 SCRIPTS: dict[str, str] = {
     "/observed.js": 'console.warn("a warning from a script");',
+    "/state-sw.js": STATE_SERVICE_WORKER,
 }
 
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
@@ -283,6 +292,13 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
             elif url.path == "/visual":
                 # /visual?button=red&stamp=12:00&height=1500: #buy, #stamp and height vary.
                 body = visual_page(parse_qs(url.query))
+            elif url.path == "/cached.js":
+                site.hit(url.path)
+                self._send(CACHED_SCRIPT.encode(), "text/javascript", cache_seconds=3600)
+                return
+            elif url.path == "/cookie-header":
+                self._send(self.headers.get("Cookie", "").encode(), "text/plain")
+                return
             elif url.path == "/download":
                 self._send(b"not a page", "application/octet-stream", attachment="file.bin")
                 return
@@ -308,9 +324,13 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
             except ConnectionError:
                 pass  # The browser gave up on a slow page (a timeout or cancel test).
 
-        def _send(self, data: bytes, content_type: str, attachment: str = "") -> None:
+        def _send(
+            self, data: bytes, content_type: str, attachment: str = "", cache_seconds: int = 0
+        ) -> None:
             self.send_response(200)
             self.send_header("Content-Type", content_type)
+            if cache_seconds:
+                self.send_header("Cache-Control", f"max-age={cache_seconds}")
             if attachment:
                 self.send_header("Content-Disposition", f'attachment; filename="{attachment}"')
             self.send_header("Content-Length", str(len(data)))

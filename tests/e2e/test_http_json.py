@@ -195,3 +195,17 @@ def test_watch_streams_events_until_the_final_state(admin: Client, site: Site) -
     assert statuses[-1] == "TASK_STATUS_SUCCEEDED"
     assert "TASK_STATUS_RUNNING" in statuses
     assert statuses.count("TASK_STATUS_SUCCEEDED") == 1
+
+
+def test_warm_tasks_of_a_tenant_reuse_a_context_and_report_their_own_page(
+    farm: LocalFarm, admin: Client, site: Site
+) -> None:
+    """Three warm tasks on at most two agents: at least one runs in a reused context."""
+    reused = agent_metric(farm, "agent_warm_context_uses_total", outcome="reused")
+    for path, title in (("/page", "Test page"), ("/echo", "Echo"), ("/page", "Test page")):
+        task = admin.run({"url": site.url(path), "content": {}, "isolation": "ISOLATION_WARM"})
+        assert task["status"] == "TASK_STATUS_SUCCEEDED", task
+        assert task["spec"]["isolation"] == "ISOLATION_WARM"
+        assert task["result"]["title"] == title
+    assert farm.config.agents <= 2
+    assert agent_metric(farm, "agent_warm_context_uses_total", outcome="reused") >= reused + 1

@@ -139,6 +139,7 @@ INVALID: list[tuple[str, tasks_pb2.TaskSpec, str]] = [
     ),
     ("device name too long", task_spec(device="d" * 101), "device"),
     ("unknown waitUntil", with_raw(lambda s: setattr(s, "wait_until", 9)), "waitUntil"),
+    ("unknown isolation", with_raw(lambda s: setattr(s, "isolation", 9)), "isolation"),
     ("timeout below a second", task_spec(timeoutMs=999), "timeoutMs"),
     ("timeout above five minutes", task_spec(timeoutMs=300001), "timeoutMs"),
     ("timeout negative", task_spec(timeoutMs=-1), "timeoutMs"),

@@ -60,6 +60,15 @@ disk_usage_percent = Gauge(
     "agent_disk_usage_percent",
     "Used space of the file system that holds the agent's working directory, in percent.",
 )
+warm_contexts = Gauge(
+    "agent_warm_contexts", "Warm browser contexts kept (idle or running a task) in this agent."
+)
+warm_context_uses_total = Counter(
+    "agent_warm_context_uses_total",
+    "Tasks that asked for a warm context, by what they got: reused, opened, or a fresh "
+    "context (no room); and warm contexts given up: reset_failed, trimmed, failed_task.",
+    ["outcome"],
+)
 sessions_open = Gauge("agent_sessions_open", "Sessions whose browser this agent holds now.")
 places = Gauge(
     "agent_places",

@@ -87,7 +87,22 @@ class AgentSettings(FarmSettings):
         default=100, ge=1, description="Tasks after which a browser is replaced by a fresh one."
     )
     browser_idle_seconds: float = Field(
-        default=120.0, gt=0, description="Idle time after which browsers above the minimum close."
+        default=120.0,
+        gt=0,
+        description="Idle time after which browsers above the minimum close, and warm "
+        "contexts no task used.",
+    )
+    isolation: Literal["warm", "context"] = Field(
+        default="warm",
+        description="Isolation of tasks that leave `isolation` unspecified: `warm` (a kept "
+        "context of the tenant's, cleared between tasks, where the task allows it) or `context` "
+        "(a new context per task).",
+    )
+    warm_contexts: int = Field(
+        default=2,
+        ge=0,
+        description="Warm browser contexts (each with its page) kept at most, over all tenants; "
+        "the least recently used idle one is closed to make room. 0: no warm contexts.",
     )
     ack_wait_seconds: float = Field(
         default=30.0, gt=0, description="Time without an ack or progress before redelivery."
@@ -248,8 +263,9 @@ class AgentSettings(FarmSettings):
     close_timeout_seconds: float = Field(
         default=5.0,
         gt=0,
-        description="Time a task's browser context gets to close; a browser that cannot close "
-        "one in time is killed and replaced.",
+        description="Time a task's browser context gets to close, and a warm context to be "
+        "reset (one that cannot is closed); a browser that cannot close one in time is killed "
+        "and replaced.",
     )
     page_heap_mb: int = Field(
         default=1024,

@@ -116,6 +116,7 @@ def _check_page(spec: tasks_pb2.TaskSpec) -> None:
     elif not spec.device:
         spec.viewport.width, spec.viewport.height = DEFAULT_VIEWPORT
     spec.wait_until = check_wait_until(spec.wait_until)
+    check_enum("isolation", spec.isolation, tasks_pb2.Isolation.values())
 
 
 def check_viewport(viewport: tasks_pb2.Viewport) -> None:

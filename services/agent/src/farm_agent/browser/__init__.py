@@ -1,1 +1,1 @@
-"""Chromium: the browser pool, the page guard, the actions and the runner of one spec."""
+"""Chromium: the pool (fresh and warm contexts), page guard, actions, a spec's runner."""

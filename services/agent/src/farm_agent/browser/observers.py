@@ -101,12 +101,22 @@ class ContextObserver:
         self.requests: BoundedLog[RecordedRequest] = BoundedLog(MAX_RECORDED_REQUESTS)
         # Requests not ended yet, by Playwright's request object; bounded like the log.
         self._open: dict[Request, RecordedRequest] = {}
+        self._context = context
         context.on("console", self._on_console)
         context.on("weberror", self._on_error)
         context.on("request", self._on_request)
         context.on("response", self._on_response)
         context.on("requestfinished", self._on_finished)
         context.on("requestfailed", self._on_failed)
+
+    def stop(self) -> None:
+        """Stops listening (a warm context goes on to other tasks)."""
+        self._context.remove_listener("console", self._on_console)
+        self._context.remove_listener("weberror", self._on_error)
+        self._context.remove_listener("request", self._on_request)
+        self._context.remove_listener("response", self._on_response)
+        self._context.remove_listener("requestfinished", self._on_finished)
+        self._context.remove_listener("requestfailed", self._on_failed)
 
     async def measure(self, recorded: list[RecordedRequest]) -> None:
         """Fills in the body and header sizes of the ended requests that lack them."""

@@ -35,6 +35,7 @@ class PageGuard:
     """Watches one task's browser context and its page."""
 
     def __init__(self, context: BrowserContext) -> None:
+        self._context = context
         self._crashed = asyncio.Event()
         self._page: Page | None = None
         self._chores: set[asyncio.Task[None]] = set()
@@ -76,7 +77,12 @@ class PageGuard:
         )
 
     def stop(self) -> None:
-        """Stops answering dialogs and closing pop-ups: the context is about to close."""
+        """Stops watching: the context is about to close, or to be reset for another task."""
+        self._context.remove_listener("dialog", self._on_dialog)
+        self._context.remove_listener("page", self._on_page)
+        if self._page is not None:
+            self._page.remove_listener("crash", self._on_crash)
+            self._page.remove_listener("download", self._on_download)
         for chore in self._chores:
             chore.cancel()
 

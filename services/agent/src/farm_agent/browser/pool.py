@@ -1,4 +1,4 @@
-"""A pool of headless Chromium browsers, each task in a fresh context of one of them."""
+"""A pool of headless Chromium browsers: a fresh context per task, or a warm one (`warm`)."""
 
 import asyncio
 import contextlib
@@ -10,7 +10,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,8 @@ from farm_agent.browser.chromium import (
     MAX_BROWSER_TMPDIR_CHARS,
     browser_processes,
 )
+from farm_agent.browser.pooled import PooledBrowser
+from farm_agent.browser.warm import WarmContexts
 from farm_agent.egress.proxy import EgressProxy
 from farm_agent.egress.resolution import farm_policy
 from farm_agent.errors import Stage, TaskFailure, failure_from
@@ -38,22 +39,6 @@ log = logging.getLogger(__name__)
 MAX_UPKEEP_INTERVAL_SECONDS = 5.0
 
 
-@dataclass(eq=False)
-class _PooledBrowser:
-    """One running browser and what the pool knows about its use."""
-
-    browser: Browser
-    marker: str
-    tasks_started: int = 0
-    leases: int = 0
-    idle_since: float = field(default_factory=time.monotonic)
-    retiring: bool = False
-
-    @property
-    def usable(self) -> bool:
-        return not self.retiring and self.browser.is_connected()
-
-
 class BrowserPool:
     """Runs between min and max browsers; hands out fresh contexts and recycles browsers.
 
@@ -62,7 +47,8 @@ class BrowserPool:
     `browser_idle_seconds`. A browser that cannot close a task's context within
     `close_timeout_seconds` (a hung renderer) is killed and replaced. Chromium's
     profiles live in the agent's scratch directory, which is removed on close. Every
-    browser sends its requests through the pool's egress guard.
+    browser sends its requests through the pool's egress guard. `warm` keeps contexts
+    per tenant across tasks (WarmContexts), on the pool's browsers.
     """
 
     def __init__(self, settings: AgentSettings) -> None:
@@ -70,7 +56,7 @@ class BrowserPool:
         self._scratch = settings.scratch_dir().resolve()
         self._browser_tmp = self._scratch
         self._playwright: Playwright | None = None
-        self._browsers: list[_PooledBrowser] = []
+        self._browsers: list[PooledBrowser] = []
         self._changed = asyncio.Condition()
         self._upkeep = Periodic(
             "browser-pool-upkeep",
@@ -80,6 +66,7 @@ class BrowserPool:
         )
         self._closed = False
         self._egress: EgressProxy | None = None
+        self.warm = WarmContexts(self, settings)
 
     @property
     def scratch_dir(self) -> Path:
@@ -171,17 +158,18 @@ class BrowserPool:
     async def new_context(self, **options: Any) -> AsyncIterator[BrowserContext]:
         """A fresh browser context with `options` (viewport, device...), closed afterwards."""
         with tracer().start_as_current_span("browser.acquire"):
-            pooled, context = await self._open_context(options)
+            pooled, context = await self.open_context(options)
         try:
             yield context
         finally:
-            await self._close_context(pooled, context)
-            await self._release(pooled)
+            await self.close_context(pooled, context)
+            await self.release(pooled)
 
     async def close(self) -> None:
         """Closes every browser and Playwright, and removes the scratch directory."""
         self._closed = True
         await self._upkeep.cancel()
+        await self.warm.close()
         async with self._changed:
             browsers, self._browsers = self._browsers, []
             metrics.active_browsers.set(0)
@@ -198,7 +186,7 @@ class BrowserPool:
             await asyncio.to_thread(shutil.rmtree, self._browser_tmp, True)
         log.info("browser pool closed")
 
-    async def _close_context(self, pooled: _PooledBrowser, context: BrowserContext) -> None:
+    async def close_context(self, pooled: PooledBrowser, context: BrowserContext) -> None:
         """Closes the context in bounded time; a browser that cannot is killed."""
         try:
             async with asyncio.timeout(self._settings.close_timeout_seconds):
@@ -213,7 +201,7 @@ class BrowserPool:
         metrics.browsers_killed_total.inc()
         await self._end_browser(pooled)
 
-    async def _end_browser(self, pooled: _PooledBrowser) -> None:
+    async def _end_browser(self, pooled: PooledBrowser) -> None:
         """Ends a browser: closed if it answers in time, else its process is killed."""
         try:
             async with asyncio.timeout(self._settings.close_timeout_seconds):
@@ -226,10 +214,13 @@ class BrowserPool:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
-    async def _open_context(
+    async def open_context(
         self, options: Mapping[str, Any]
-    ) -> tuple[_PooledBrowser, BrowserContext]:
-        """A new context on a leased browser; a browser found dead is retired and another tried."""
+    ) -> tuple[PooledBrowser, BrowserContext]:
+        """A new context on a leased browser; a browser found dead is retired and another tried.
+
+        The caller ends the lease with `release` and the context with `close_context`.
+        """
         for _ in range(2):
             pooled = await self._lease()
             try:
@@ -239,13 +230,13 @@ class BrowserPool:
                 dead = failure.code is ErrorCode.BROWSER_CRASHED
                 if dead:
                     pooled.retiring = True
-                await self._release(pooled)
+                await self.release(pooled)
                 if not dead:
                     raise failure from error
                 log.warning("a browser was found dead when a task started; trying another")
         raise TaskFailure(ErrorCode.BROWSER_CRASHED, "browsers keep dying as tasks start")
 
-    async def _lease(self) -> _PooledBrowser:
+    async def _lease(self) -> PooledBrowser:
         async with self._changed:
             while True:
                 if self._closed:
@@ -261,7 +252,7 @@ class BrowserPool:
                 pooled.retiring = True
             return pooled
 
-    async def _choose(self) -> _PooledBrowser | None:
+    async def _choose(self) -> PooledBrowser | None:
         """An idle browser, else a new one if below max, else the least busy; None: wait."""
         usable = [pooled for pooled in self._browsers if pooled.usable]
         idle = [pooled for pooled in usable if pooled.leases == 0]
@@ -271,7 +262,19 @@ class BrowserPool:
             return await self._launch()
         return min(usable, key=lambda pooled: pooled.leases, default=None)
 
-    async def _release(self, pooled: _PooledBrowser) -> None:
+    async def lease_again(self, pooled: PooledBrowser) -> bool:
+        """Leases `pooled` for one more task (a warm context's); False if it may take none."""
+        async with self._changed:
+            if self._closed or not pooled.usable or pooled not in self._browsers:
+                return False
+            pooled.leases += 1
+            pooled.tasks_started += 1
+            if pooled.tasks_started >= self._settings.tasks_per_browser:
+                pooled.retiring = True
+            return True
+
+    async def release(self, pooled: PooledBrowser) -> None:
+        """Ends one lease of `pooled`; a retiring browser with no lease left is closed."""
         async with self._changed:
             pooled.leases -= 1
             pooled.idle_since = time.monotonic()
@@ -287,7 +290,7 @@ class BrowserPool:
             )
             await self._end_browser(pooled)
 
-    async def _launch(self) -> _PooledBrowser:
+    async def _launch(self) -> PooledBrowser:
         if self._playwright is None:
             raise RuntimeError("the browser pool is not started")
         home = self._scratch / "home"
@@ -308,14 +311,14 @@ class BrowserPool:
                 ErrorCode.BROWSER_CRASHED,
                 f"cannot launch Chromium {self._settings.chromium_path}: {error.message}",
             ) from error
-        pooled = _PooledBrowser(browser, marker)
+        pooled = PooledBrowser(browser, marker)
         browser.on("disconnected", lambda _: self._on_disconnected(pooled))
         self._browsers.append(pooled)
         metrics.active_browsers.set(len(self._browsers))
         log.debug("browser launched (%d running)", len(self._browsers))
         return pooled
 
-    def _on_disconnected(self, pooled: _PooledBrowser) -> None:
+    def _on_disconnected(self, pooled: PooledBrowser) -> None:
         if pooled in self._browsers and not self._closed:
             log.warning(
                 "a browser disconnected after %d task(s); it will be replaced",
@@ -329,7 +332,7 @@ class BrowserPool:
             if not pooled.browser.is_connected() and pooled.leases == 0:
                 self._drop(pooled)
 
-    def _drop(self, pooled: _PooledBrowser) -> None:
+    def _drop(self, pooled: PooledBrowser) -> None:
         self._browsers.remove(pooled)
         metrics.active_browsers.set(len(self._browsers))
 
@@ -342,9 +345,10 @@ class BrowserPool:
             await self._launch()
 
     async def _close_idle(self) -> None:
-        """Closes browsers idle for too long while more than the minimum run."""
+        """Closes warm contexts and browsers idle for too long (browsers above the minimum)."""
+        await self.warm.close_idle(self._settings.browser_idle_seconds)
         now = time.monotonic()
-        to_close: list[_PooledBrowser] = []
+        to_close: list[PooledBrowser] = []
         async with self._changed:
             self._forget_disconnected()
             for pooled in list(self._browsers):

@@ -1,4 +1,4 @@
-"""Runs one TaskSpec in a fresh browser context: navigate, run the steps, do the action."""
+"""Runs one TaskSpec in a fresh or warm browser context: navigate, run steps, do the action."""
 
 import asyncio
 import logging
@@ -13,11 +13,13 @@ from farm_agent import metrics
 from farm_agent.audits.observer import PageObserver
 from farm_agent.browser.actions import Capture, run_action
 from farm_agent.browser.collect import collect, observer_for
+from farm_agent.browser.isolation import choose_isolation
 from farm_agent.browser.observers import ContextObserver
 from farm_agent.browser.page_guard import CONTEXT_OPTIONS, PageGuard
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.setup import context_options, prepare_context
 from farm_agent.browser.steps import run_step
+from farm_agent.browser.warm import WarmContext
 from farm_agent.egress.proxy import EgressSession
 from farm_agent.egress.proxy_wire import host_port, url_host_port
 from farm_agent.errors import Stage, TaskFailure, failures_as, http_error
@@ -69,44 +71,83 @@ class BrowserSpecRunner:
         self._settings = settings
         self._screencast_limits = RecordingLimits.of_screencasts(settings)
 
-    async def run(self, spec: tasks_pb2.TaskSpec, profile_state: bytes = b"") -> Capture:
-        """Runs `spec` within its timeoutMs; raises TaskFailure with a stable code.
+    async def run(
+        self, spec: tasks_pb2.TaskSpec, profile_state: bytes = b"", tenant: str = ""
+    ) -> Capture:
+        """Runs `spec` of `tenant` within its timeoutMs; raises TaskFailure with a stable code.
 
         The context starts from `profile_state` (a saved profile's cookies and local
         storage); with `save_profile` the capture holds the context's state at the end.
+        A task that may run warm (`choose_isolation`) runs in a warm context of its
+        tenant's when the pool has one or room for one, else in a fresh context.
 
         The page's dialogs, pop-ups, downloads and crashes are handled by a PageGuard;
         closing the context is bounded by the pool, which kills a browser that hangs.
-        Every request of the page goes through an egress session of the task's own.
-        With `screencast`, the page is recorded until the action is done (TaskScreencast).
+        Every request of the page goes through an egress listener of the task's own
+        (a warm context's, handed over to this task). With `screencast`, the page is
+        recorded until the action is done (TaskScreencast).
         """
         timeout_seconds = (spec.timeout_ms or DEFAULT_TIMEOUT_MS) / 1000
         options = self.context_options(spec)
         budget = Budget(timeout_seconds)
         _check_scheme(spec.url, "url")
+        choice = choose_isolation(spec, self._settings.isolation, self._settings.warm_contexts)
+        label = f"the task for {spec.url[:200]}"
+        try:
+            async with asyncio.timeout(timeout_seconds):
+                if choice.warm:
+                    async with self._pool.warm.lease(tenant, options, label) as warm:
+                        if warm is not None:
+                            return await self.run_warm(spec, warm, budget)
+                return await self._run_fresh(spec, options, budget, profile_state, label)
+        except TimeoutError as error:
+            raise TaskFailure(
+                ErrorCode.TIMEOUT, f"the task did not finish within its {timeout_seconds:g} s"
+            ) from error
+
+    async def run_warm(
+        self, spec: tasks_pb2.TaskSpec, warm: WarmContext, budget: Budget
+    ) -> Capture:
+        """Runs `spec` on a leased warm context's page (the lease resets it afterwards)."""
+        warm.context.set_default_timeout(spec.timeout_ms or DEFAULT_TIMEOUT_MS)
+        guard = PageGuard(warm.context)
+        guard.watch(warm.page)
+        observer = observer_for(warm.context, warm.egress, spec.collect)
+        try:
+            return await self._browse(warm.page, spec, budget, warm.egress, guard, observer)
+        finally:
+            guard.stop()
+            if observer is not None:
+                observer.stop()
+
+    async def _run_fresh(
+        self,
+        spec: tasks_pb2.TaskSpec,
+        options: dict[str, Any],
+        budget: Budget,
+        profile_state: bytes,
+        label: str,
+    ) -> Capture:
+        """Runs `spec` in a new context of its own, closed afterwards."""
         screencast = TaskScreencast(
             spec, options["viewport"], self._pool.scratch_dir, self._screencast_limits
         )
         try:
             async with (
-                asyncio.timeout(timeout_seconds),
-                self._pool.egress.session(f"the task for {spec.url[:200]}") as egress,
+                self._pool.egress.session(label) as egress,
                 self._pool.new_context(**options, proxy=egress.proxy) as context,
             ):
                 guard = PageGuard(context)
                 observer = observer_for(context, egress, spec.collect)
                 try:
-                    context.set_default_timeout(timeout_seconds * 1000)
+                    context.set_default_timeout(spec.timeout_ms or DEFAULT_TIMEOUT_MS)
                     if profile_state:
                         await load_profile(context, profile_state)
                     await prepare_context(context, spec.setup)
                     page = await context.new_page()
                     guard.watch(page)
                     await screencast.follow(page)
-                    max_text = self._settings.max_result_text_bytes
-                    capture = await guard.run(
-                        browse(page, spec, budget, egress, max_text, observer=observer)
-                    )
+                    capture = await self._browse(page, spec, budget, egress, guard, observer)
                     await screencast.stop()
                     if spec.save_profile:
                         state = await read_profile(context)
@@ -114,12 +155,20 @@ class BrowserSpecRunner:
                 finally:
                     guard.stop()
             return await screencast.add_video(capture)
-        except TimeoutError as error:
-            raise TaskFailure(
-                ErrorCode.TIMEOUT, f"the task did not finish within its {timeout_seconds:g} s"
-            ) from error
         finally:
             await screencast.discard()
+
+    async def _browse(
+        self,
+        page: Page,
+        spec: tasks_pb2.TaskSpec,
+        budget: Budget,
+        egress: EgressSession,
+        guard: PageGuard,
+        observer: ContextObserver | None,
+    ) -> Capture:
+        max_text = self._settings.max_result_text_bytes
+        return await guard.run(browse(page, spec, budget, egress, max_text, observer=observer))
 
     def context_options(self, spec: tasks_pb2.TaskSpec) -> dict[str, Any]:
         """The new_context options for the spec's device, viewport and setup."""

@@ -155,16 +155,29 @@ class EgressProxy:
     @contextlib.asynccontextmanager
     async def session(self, label: str) -> AsyncIterator[EgressSession]:
         """A listener of its own for one task; its connections end with the block."""
-        session = EgressSession(label=label, span=trace.get_current_span())
-        await self._listen(session)
+        session = await self.open_session(label)
         try:
             yield session
         finally:
-            await self._stop(session)
+            await self.close_session(session)
+
+    async def open_session(self, label: str) -> EgressSession:
+        """A listener kept across tasks (a warm context's); stop it with `close_session`."""
+        session = EgressSession(label=label, span=trace.get_current_span())
+        await self._listen(session)
+        return session
+
+    async def hand_over(self, session: EgressSession, label: str) -> None:
+        """Gives a kept listener to the next task: its connections end, its records are cleared."""
+        await _end_connections(session)
+        session.label = label
+        session.blocked.clear()
+        session.failures.clear()
+        session.span = trace.get_current_span()
 
     async def close(self) -> None:
         """Stops the default listener (task sessions stop with their blocks)."""
-        await self._stop(self.default_session)
+        await self.close_session(self.default_session)
 
     async def _listen(self, session: EgressSession) -> None:
         def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -192,14 +205,12 @@ class EgressProxy:
         session.port = server.sockets[0].getsockname()[1]
         self._servers[session.port] = server
 
-    async def _stop(self, session: EgressSession) -> None:
+    async def close_session(self, session: EgressSession) -> None:
+        """Stops a listener (one from `open_session`, say) and ends its connections."""
         server = self._servers.pop(session.port, None)
         if server is not None:
             server.close()
-        for task in list(session._connections):
-            task.cancel()
-        if session._connections:
-            await asyncio.gather(*session._connections, return_exceptions=True)
+        await _end_connections(session)
         if server is not None:
             await server.wait_closed()
 
@@ -370,6 +381,13 @@ class EgressProxy:
             log.debug(
                 "refused a request of %s to %s: %s", session.label, target, refusal.describe()
             )
+
+
+async def _end_connections(session: EgressSession) -> None:
+    for task in list(session._connections):
+        task.cancel()
+    if session._connections:
+        await asyncio.gather(*session._connections, return_exceptions=True)
 
 
 def _tried(addresses: Sequence[IpAddress]) -> dict[str, list[str]]:

@@ -245,7 +245,7 @@ class TaskAttempt:
         )
         try:
             with tracer().start_as_current_span("browser.run", attributes={"farm.host": host}):
-                capture = await self._tools.runner.run(spec, profile_state)
+                capture = await self._tools.runner.run(spec, profile_state, self.item.tenant)
         except TaskFailure:
             raise
         except Exception as error:

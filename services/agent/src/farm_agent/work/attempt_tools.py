@@ -26,8 +26,10 @@ log = logging.getLogger(__name__)
 class SpecRunner(Protocol):
     """Runs a task spec and returns what it captured (BrowserSpecRunner does it in Chromium)."""
 
-    async def run(self, spec: tasks_pb2.TaskSpec, profile_state: bytes = b"") -> Capture:
-        """Runs `spec` within its timeoutMs, from a saved profile's state; raises TaskFailure."""
+    async def run(
+        self, spec: tasks_pb2.TaskSpec, profile_state: bytes = b"", tenant: str = ""
+    ) -> Capture:
+        """Runs a tenant's spec within its timeoutMs, from a profile's state; raises TaskFailure."""
         ...
 
 

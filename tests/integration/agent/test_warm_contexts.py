@@ -1,0 +1,214 @@
+"""Warm contexts: kept per tenant, and reset so that no task finds another's state."""
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from playwright.async_api import Dialog
+from playwright.async_api import Error as PlaywrightError
+
+from farm.tasks.v1 import tasks_pb2
+from farm_agent.browser.pool import BrowserPool
+from farm_agent.browser.runner import BrowserSpecRunner, Budget
+from farm_agent.errors import TaskFailure
+from tests.helpers import assert_eventually
+from tests.integration.agent.conftest import agent_settings, running_pool
+from tests.pages import Site
+
+pytestmark = pytest.mark.integration
+
+WARM = tasks_pb2.ISOLATION_WARM
+NOTHING_FOUND = {
+    "cookie": "",
+    "cookieHeader": "",
+    "local": [],
+    "session": [],
+    "indexedDB": [],
+    "caches": [],
+    "serviceWorkers": 0,
+    "controlled": False,
+    "name": "",
+    "notifications": "prompt",
+    "geolocation": "prompt",
+}
+
+
+def state_task(site: Site, path: str, **fields: Any) -> tasks_pb2.TaskSpec:
+    """A warm task that opens `path` and returns its text once #done shows."""
+    return tasks_pb2.TaskSpec(
+        url=site.url(path),
+        content=tasks_pb2.ContentOptions(format=tasks_pb2.CONTENT_FORMAT_TEXT),
+        steps=[tasks_pb2.Step(wait_for="#done")],
+        isolation=WARM,
+        timeout_ms=20_000,
+        **fields,
+    )
+
+
+def found_state(text: str) -> dict[str, Any]:
+    """The /find-state report in a task's text."""
+    return json.loads(text.split("\n", 1)[0])
+
+
+@pytest.fixture
+async def warm_pool(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[tuple[BrowserPool, BrowserSpecRunner]]:
+    # A short FARM_HOME keeps Chromium's socket path under the scratch directory.
+    settings = agent_settings(tmp_path_factory.mktemp("h"), warm_contexts=2, max_browsers=1)
+    async with running_pool(settings) as pool:
+        yield pool, BrowserSpecRunner(pool, settings)
+
+
+async def test_no_task_finds_state_a_task_left_in_the_same_warm_context(
+    warm_pool: tuple[BrowserPool, BrowserSpecRunner], site: Site
+) -> None:
+    """Task A of tenant T writes every kind of state; B of T and C of U find none of it.
+
+    A's page writes what a page can (cookies, storages, IndexedDB, cache storage, a
+    service worker, window.name, an HTTP-cached script); the test adds what only the
+    browser can (an HttpOnly cookie, permission grants, a geolocation override, an open
+    pop-up, a pending dialog) while A's lease is held. C runs on the very same context:
+    the pool never hands T's context to U, but the reset alone must leave nothing.
+    """
+    pool, runner = warm_pool
+    leave, find = state_task(site, "/leave-state"), state_task(site, "/find-state")
+    options = runner.context_options(leave)
+    async with pool.warm.lease("T", options, "task A") as warm:
+        assert warm is not None
+        capture = await runner.run_warm(leave, warm, Budget(20))
+        assert "written" in capture.result.text
+        context = warm.context
+        await context.add_cookies(
+            [{"url": site.base_url, "name": "hidden", "value": "A", "httpOnly": True}]
+        )
+        await context.grant_permissions(["notifications", "geolocation"], origin=site.base_url)
+        await context.set_geolocation({"latitude": 12.5, "longitude": 34.5})
+        # What the probes see before the reset: everything is there to be found.
+        before = found_state((await runner.run_warm(find, warm, Budget(20))).result.text)
+        assert before["local"] == ["leak"] and before["session"] == ["leak"]
+        assert before["indexedDB"] == ["leakdb"] and before["caches"] == ["leak-cache"]
+        assert before["serviceWorkers"] == 1 and before["name"] == "leak-name"
+        assert "hidden=A" in before["cookieHeader"] and "leak=page" in before["cookie"]
+        assert before["notifications"] == "granted" and before["position"] == "12.5,34.5"
+        await warm.page.evaluate("window.open('/page')")
+        await assert_eventually(lambda: len(context.pages) == 2, within=5)
+        pending: list[Dialog] = []
+
+        def hold(dialog: Dialog) -> None:
+            pending.append(dialog)  # held, never answered
+
+        context.on("dialog", hold)
+        await warm.page.evaluate("setTimeout(() => alert('still here'), 0)")
+        await assert_eventually(lambda: len(pending) == 1, within=5)
+    context.remove_listener("dialog", hold)
+    cached_loads = site.hit("/cached.js")
+
+    capture = await runner.run(find, tenant="T")
+    assert [kept.context for kept in pool.warm.kept] == [context]
+    found_by_b = found_state(capture.result.text)
+    assert {name: found_by_b[name] for name in NOTHING_FOUND} == NOTHING_FOUND
+    assert found_by_b["history"] <= 2
+    assert site.hit("/cached.js") == cached_loads + 2  # fetched again: the cache was cleared
+
+    async with pool.warm.lease("T", options, "task C of tenant U") as warm:
+        assert warm is not None and warm.context is context and len(context.pages) == 1
+        # Granted again to see whether the overridden position is still there.
+        await context.grant_permissions(["geolocation"], origin=site.base_url)
+        found_by_c = found_state((await runner.run_warm(find, warm, Budget(20))).result.text)
+    # The permissions are C's own grant (B found none); all else is as B found it.
+    unchanged = set(NOTHING_FOUND) - {"notifications", "geolocation"}
+    assert {name: found_by_c[name] for name in unchanged} == {
+        name: NOTHING_FOUND[name] for name in unchanged
+    }
+    assert found_by_c["position"] != "12.5,34.5"
+
+
+async def test_warm_contexts_are_kept_per_tenant_and_trimmed(
+    warm_pool: tuple[BrowserPool, BrowserSpecRunner], site: Site
+) -> None:
+    """Another tenant's task never gets T's context; past the limit the oldest idle one goes."""
+    pool, runner = warm_pool
+    spec = tasks_pb2.TaskSpec(
+        url=site.url("/page"), isolation=WARM, content=tasks_pb2.ContentOptions()
+    )
+    await runner.run(spec, tenant="T")
+    (of_t,) = pool.warm.kept
+    await runner.run(spec, tenant="U")
+    assert {warm.tenant for warm in pool.warm.kept} == {"T", "U"}
+    assert of_t in pool.warm.kept and len(pool.warm.kept) == 2
+    await pool.warm.resets_done()
+    await runner.run(spec, tenant="V")  # the limit is 2: T's, the oldest, is closed
+    assert {warm.tenant for warm in pool.warm.kept} == {"U", "V"}
+    assert of_t.page.is_closed()
+
+
+async def test_a_task_that_needs_its_own_context_never_runs_warm(
+    warm_pool: tuple[BrowserPool, BrowserSpecRunner], site: Site
+) -> None:
+    """A warm request with cookies in its setup falls back to a fresh context, kept nowhere."""
+    pool, runner = warm_pool
+    spec = tasks_pb2.TaskSpec(
+        url=site.url("/echo"),
+        isolation=WARM,
+        content=tasks_pb2.ContentOptions(format=tasks_pb2.CONTENT_FORMAT_TEXT),
+        setup=tasks_pb2.PageSetup(
+            cookies=[tasks_pb2.Cookie(name="c", value="1", url=site.base_url)]
+        ),
+    )
+    capture = await runner.run(spec, tenant="T")
+    assert "c=1" in capture.result.text
+    assert pool.warm.kept == []
+
+
+async def test_a_warm_context_no_task_uses_is_closed_after_the_idle_time(
+    tmp_path_factory: pytest.TempPathFactory, site: Site
+) -> None:
+    settings = agent_settings(tmp_path_factory.mktemp("h"), browser_idle_seconds=0.5)
+    async with running_pool(settings) as pool:
+        runner = BrowserSpecRunner(pool, settings)
+        spec = tasks_pb2.TaskSpec(
+            url=site.url("/page"), isolation=WARM, content=tasks_pb2.ContentOptions()
+        )
+        await runner.run(spec, tenant="T")
+        (warm,) = pool.warm.kept
+        await assert_eventually(lambda: pool.warm.kept == [], within=10)
+        await assert_eventually(warm.page.is_closed, within=5)
+
+
+async def test_a_warm_context_whose_reset_fails_or_whose_task_failed_is_never_reused(
+    warm_pool: tuple[BrowserPool, BrowserSpecRunner], site: Site
+) -> None:
+    pool, runner = warm_pool
+    spec = tasks_pb2.TaskSpec(
+        url=site.url("/page"), isolation=WARM, content=tasks_pb2.ContentOptions()
+    )
+    async with pool.warm.lease("T", runner.context_options(spec), "crashing") as warm:
+        assert warm is not None
+        await runner.run_warm(spec, warm, Budget(20))
+        crashed = warm.context
+        # The renderer dies after the task: the reset cannot go to about:blank.
+        with contextlib.suppress(PlaywrightError, TimeoutError):
+            async with asyncio.timeout(5):
+                await warm.cdp.send("Page.crash")
+    await pool.warm.resets_done()
+    assert pool.warm.kept == []
+
+    await runner.run(spec, tenant="T")
+    (reused,) = pool.warm.kept
+    assert reused.context is not crashed
+    missing = tasks_pb2.TaskSpec(
+        url=site.url("/page"),
+        isolation=WARM,
+        timeout_ms=2000,
+        steps=[tasks_pb2.Step(wait_for="#missing")],
+        content=tasks_pb2.ContentOptions(),
+    )
+    await pool.warm.resets_done()
+    with pytest.raises(TaskFailure):
+        await runner.run(missing, tenant="T")
+    assert pool.warm.kept == []
+    await assert_eventually(reused.page.is_closed, within=5)
