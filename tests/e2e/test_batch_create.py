@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.conftest import Client, farm_json, unique_label
+from tests.e2e.conftest import Client, farm_json, fresh, unique_label
 from tests.pages import Site
 
 pytestmark = pytest.mark.e2e
@@ -14,11 +14,9 @@ pytestmark = pytest.mark.e2e
 
 def test_a_batch_over_http_queues_the_valid_items_which_then_run(admin: Client, site: Site) -> None:
     labels = unique_label()
-    good = {
-        "url": site.url("/page"),
-        "content": {"format": "CONTENT_FORMAT_TEXT"},
-        "labels": labels,
-    }
+    good = fresh(
+        {"url": site.url("/page"), "content": {"format": "CONTENT_FORMAT_TEXT"}, "labels": labels}
+    )
     batch = [good, {"url": "gopher://example.com/", "content": {}}, good, good]
 
     response = admin.http.post("/v1/tasks:batchCreate", json={"requests": batch})
@@ -49,7 +47,7 @@ def test_a_batch_of_1001_items_over_http_is_a_400_naming_requests(
 def test_farm_task_submit_queues_a_json_lines_file_over_grpc(
     farm: LocalFarm, admin: Client, site: Site, tmp_path: Path
 ) -> None:
-    spec = {"url": site.url("/page"), "content": {}, "labels": unique_label()}
+    spec = fresh({"url": site.url("/page"), "content": {}, "labels": unique_label()})
     specs = tmp_path / "specs.jsonl"
     specs.write_text(json.dumps(spec) + "\n" + json.dumps(spec) + "\n")
 

@@ -3,6 +3,7 @@
 A farm of its own (two agents), as these tests kill and drain agents.
 """
 
+import contextlib
 import signal
 import time
 from collections.abc import Iterator
@@ -96,12 +97,13 @@ def test_draining_an_agent_closes_its_sessions_after_the_drain_limit(
 
 
 def chromium_under(pid: int) -> list[psutil.Process]:
-    """The Chromium processes among `pid`'s descendants."""
-    return [
-        child
-        for child in psutil.Process(pid).children(recursive=True)
-        if "chromium" in child.name()
-    ]
+    """The Chromium processes among `pid`'s descendants (one that ends meanwhile is left out)."""
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if "chromium" in child.name():
+                found.append(child)
+    return found
 
 
 def still_running(process: psutil.Process) -> bool:
