@@ -103,7 +103,7 @@ class PageGuard:
     def _on_dialog(self, dialog: Dialog) -> None:
         metrics.page_events_total.labels(kind="dialog").inc()
         log.debug("answering a %s dialog: %.80s", dialog.type, dialog.message)
-        self._chore(_answer(dialog))
+        self._chore(answer_dialog(dialog))
 
     def _on_page(self, page: Page) -> None:
         if page is self._page or self._page is None:
@@ -122,7 +122,8 @@ class PageGuard:
         chore.add_done_callback(self._chores.discard)
 
 
-async def _answer(dialog: Dialog) -> None:
+async def answer_dialog(dialog: Dialog) -> None:
+    """Accepts a beforeunload dialog (the page may leave), dismisses any other."""
     try:
         if dialog.type == "beforeunload":
             await dialog.accept()

@@ -12,8 +12,9 @@ this: the page's CDP session does it.
 import logging
 from urllib.parse import urlsplit
 
-from playwright.async_api import BrowserContext, CDPSession, Dialog, Page
-from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import BrowserContext, CDPSession, Page
+
+from farm_agent.browser.page_guard import answer_dialog
 
 log = logging.getLogger(__name__)
 
@@ -63,20 +64,10 @@ async def reset_context(
 
 async def _leave_page(context: BrowserContext, page: Page) -> None:
     """Goes to about:blank; a beforeunload dialog is accepted so that the page may leave."""
-
-    async def answer(dialog: Dialog) -> None:
-        try:
-            if dialog.type == "beforeunload":
-                await dialog.accept()
-            else:
-                await dialog.dismiss()
-        except PlaywrightError as error:
-            log.debug("a dialog could not be answered during a reset: %s", error.message)
-
-    context.on("dialog", answer)
+    context.on("dialog", answer_dialog)
     try:
         await page.goto("about:blank", wait_until="load")
     finally:
-        context.remove_listener("dialog", answer)
+        context.remove_listener("dialog", answer_dialog)
     if page.url != "about:blank":
         raise ResetFailed(f"the page stayed at {page.url[:100]} instead of about:blank")
