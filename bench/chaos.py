@@ -60,9 +60,6 @@ FARM_ENV = {
     # The bench page is on 127.0.0.1: per-host politeness must not be what limits the runs.
     "FARM_AGENT_HOST_MAX_CONCURRENCY": "16",
     "FARM_AGENT_HOST_MAX_RATE": "100",
-    # The tally reads every task's artifacts at once: the key's rate limit must not refuse it.
-    "FARM_AUTH_RATE_LIMIT_PER_SECOND": "1000",
-    "FARM_AUTH_RATE_LIMIT_BURST": "1000",
     "FARM_GRACE_SECONDS": "2",
 }
 VIEWPORT = {"width": 640, "height": 400}

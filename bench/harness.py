@@ -69,13 +69,22 @@ def serve_page(html: bytes, path: str, delay_ms: int = 0) -> Iterator[str]:
         thread.join(timeout=5)
 
 
+BENCH_ENV = {
+    # A bench measures the farm, not the per-key rate limiter (50 requests a second by default).
+    "FARM_AUTH_RATE_LIMIT_PER_SECOND": "1000",
+    "FARM_AUTH_RATE_LIMIT_BURST": "1000",
+}
+
+
 @contextlib.contextmanager
 def local_farm(agents: int, bench: str, report: Report, **config: Any) -> Iterator[LocalFarm]:
     """A farm of the bench's own on free ports in a short temporary FARM_HOME, stopped after.
 
-    Its agents may reach 127.0.0.0/8, where the bench's page is; `config` sets more
-    FarmConfig fields (service_env, restart_policy).
+    Its agents may reach 127.0.0.0/8, where the bench's page is, and its key's rate
+    limit is out of the way (BENCH_ENV); `config` sets more FarmConfig fields
+    (service_env, added to BENCH_ENV; restart_policy).
     """
+    config["service_env"] = {**BENCH_ENV, **config.get("service_env", {})}
     # Short: Chromium's sockets live under FARM_HOME/agents/<id>/tmp.
     home = Path(tempfile.mkdtemp(prefix=f"farm-{bench}-"))
     farm_config = FarmConfig(
