@@ -24,7 +24,7 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,35 +211,44 @@ async def warm_up(shoot: Shot, concurrency: int) -> None:
         raise SystemExit(f"warm-up failed: {result.errors[0]}")
 
 
-async def compare(
-    farm_url: str, key: str, page_url: str, tasks: int, levels: list[int]
-) -> tuple[list[Row], str]:
-    """Each concurrency level measured through the farm, then with Playwright."""
+@contextlib.asynccontextmanager
+async def farm_client_and_browser(
+    farm_url: str, key: str, concurrency: int
+) -> AsyncIterator[tuple[httpx.AsyncClient, Browser]]:
+    """An HTTP client of the farm with the key, and a plain Chromium with the farm's flags."""
     http = httpx.AsyncClient(
         base_url=farm_url,
         headers={"authorization": f"Bearer {key}"},
         timeout=httpx.Timeout(REQUEST_TIMEOUT_SECONDS),
-        limits=httpx.Limits(max_connections=max(levels)),
+        limits=httpx.Limits(max_connections=concurrency),
     )
     async with http, async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=CHROMIUM_PATH, headless=True, args=list(CHROMIUM_FLAGS)
         )
         try:
-            farm = FarmShooter(http, page_url)
-            baseline = BrowserShooter(browser, page_url)
-            progress("warming up")
-            await warm_up(farm.shoot, max(levels))
-            await warm_up(baseline.shoot, max(levels))
-            rows = []
-            for level in levels:
-                progress(f"measuring {tasks} tasks at concurrency {level}")
-                farm_result = await measure(farm.shoot, tasks, level)
-                baseline_result = await measure(baseline.shoot, tasks, level)
-                rows.append(Row(level, farm_result, baseline_result))
-            return rows, browser.version
+            yield http, browser
         finally:
             await browser.close()
+
+
+async def compare(
+    farm_url: str, key: str, page_url: str, tasks: int, levels: list[int]
+) -> tuple[list[Row], str]:
+    """Each concurrency level measured through the farm, then with Playwright."""
+    async with farm_client_and_browser(farm_url, key, max(levels)) as (http, browser):
+        farm = FarmShooter(http, page_url)
+        baseline = BrowserShooter(browser, page_url)
+        progress("warming up")
+        await warm_up(farm.shoot, max(levels))
+        await warm_up(baseline.shoot, max(levels))
+        rows = []
+        for level in levels:
+            progress(f"measuring {tasks} tasks at concurrency {level}")
+            farm_result = await measure(farm.shoot, tasks, level)
+            baseline_result = await measure(baseline.shoot, tasks, level)
+            rows.append(Row(level, farm_result, baseline_result))
+        return rows, browser.version
 
 
 def _ms(value: float) -> str:

@@ -25,14 +25,11 @@ import asyncio
 import os
 from dataclasses import dataclass, field
 
-import httpx
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 from playwright.async_api import Error as PlaywrightError
 from screenshots import (
-    CHROMIUM_PATH,
     MAX_TASKS,
     PAGE_HTML,
-    REQUEST_TIMEOUT_SECONDS,
     TASK_TIMEOUT_MS,
     VIEWPORT,
     BrowserShooter,
@@ -42,13 +39,13 @@ from screenshots import (
     _levels,
     _ms,
     _ratio,
+    farm_client_and_browser,
     machine_facts,
     measure,
     require_png,
     warm_up,
 )
 
-from farm_agent.browser.chromium import CHROMIUM_FLAGS
 from farm_cli.launcher.config import MAX_AGENTS
 
 from harness import bounded, local_farm, progress_reporter, serve_page
@@ -92,38 +89,22 @@ async def compare(
     farm_url: str, key: str, page_url: str, tasks: int, levels: list[int]
 ) -> tuple[list[WarmRow], str]:
     """Each level measured warm, context-per-task through the farm, then with Playwright."""
-    http = httpx.AsyncClient(
-        base_url=farm_url,
-        headers={"authorization": f"Bearer {key}"},
-        timeout=httpx.Timeout(REQUEST_TIMEOUT_SECONDS),
-        limits=httpx.Limits(max_connections=max(levels)),
-    )
-    async with http, async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM_PATH, headless=True, args=list(CHROMIUM_FLAGS)
-        )
-        try:
-            shooters = {
-                "farm warm": FarmShooter(http, page_url, {"isolation": "ISOLATION_WARM"}).shoot,
-                "farm context": FarmShooter(
-                    http, page_url, {"isolation": "ISOLATION_CONTEXT"}
-                ).shoot,
-                "Playwright": BrowserShooter(browser, page_url).shoot,
-                "Playwright reused page": ReusedPageShooter(browser, page_url).shoot,
-            }
-            progress("warming up")
-            for shoot in shooters.values():
-                await warm_up(shoot, max(levels))
-            rows = []
-            for level in levels:
-                progress(f"measuring {tasks} tasks at concurrency {level}")
-                results = {
-                    way: await measure(shoot, tasks, level) for way, shoot in shooters.items()
-                }
-                rows.append(WarmRow(level, results))
-            return rows, browser.version
-        finally:
-            await browser.close()
+    async with farm_client_and_browser(farm_url, key, max(levels)) as (http, browser):
+        shooters = {
+            "farm warm": FarmShooter(http, page_url, {"isolation": "ISOLATION_WARM"}).shoot,
+            "farm context": FarmShooter(http, page_url, {"isolation": "ISOLATION_CONTEXT"}).shoot,
+            "Playwright": BrowserShooter(browser, page_url).shoot,
+            "Playwright reused page": ReusedPageShooter(browser, page_url).shoot,
+        }
+        progress("warming up")
+        for shoot in shooters.values():
+            await warm_up(shoot, max(levels))
+        rows = []
+        for level in levels:
+            progress(f"measuring {tasks} tasks at concurrency {level}")
+            results = {way: await measure(shoot, tasks, level) for way, shoot in shooters.items()}
+            rows.append(WarmRow(level, results))
+        return rows, browser.version
 
 
 def table(rows: list[WarmRow]) -> str:

@@ -1,6 +1,11 @@
 """Fixtures every service's integration tests share."""
 
+from collections.abc import AsyncIterator
+from typing import Any
+
+import nats
 import pytest
+from nats.aio.client import Client
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -13,3 +18,13 @@ def database_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return ""
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+async def nc(nats_server: Any) -> AsyncIterator[Client]:
+    """A NATS connection to the session's nats-server, drained after the test."""
+    client = await nats.connect(nats_server.url)
+    try:
+        yield client
+    finally:
+        await client.drain()

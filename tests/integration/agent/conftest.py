@@ -11,7 +11,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-import nats
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.aio.client import Client
@@ -168,15 +167,6 @@ class Events:
             message=f"task {task_id} did not end",
         )
         return next(event for event in self.of(task_id) if event.status in FINAL)
-
-
-@pytest.fixture
-async def nc(nats_server) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_server.url)
-    try:
-        yield client
-    finally:
-        await client.drain()
 
 
 @pytest.fixture

@@ -11,10 +11,11 @@ from farm.storage.v1 import artifacts_pb2, ingest_pb2, ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import CapturedArtifact
 from farm_agent.errors import TaskFailure
-from farm_agent.saved.client import BaselineImage, BaselineKey, MadeBaseline, SavedState
+from farm_agent.saved.client import BaselineImage, MadeBaseline, SavedState
 from farm_agent.saved.keeper import CaptureKeeper
 from farm_agent.work.uploader import ArtifactUploader
 from farm_core.identity import Identity, current_identity
+from farm_core.saved import BaselineKey
 from farm_core.task_errors import ErrorCode
 
 UPLOAD_METHOD = "/farm.storage.v1.ArtifactIngestService/UploadArtifact"

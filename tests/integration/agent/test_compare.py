@@ -8,7 +8,7 @@ from google.protobuf import json_format
 from PIL import Image
 
 from farm.tasks.v1 import tasks_pb2
-from farm_agent.saved.client import BaselineKey
+from farm_core.saved import BaselineKey
 from tests.integration.agent.conftest import (
     FAILED,
     SUCCEEDED,

@@ -1,9 +1,7 @@
 """Session orders over a real nats-server: answers that do not fit one message, hold probes."""
 
-from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import cast
 
-import nats
 import pytest
 from nats.aio.client import Client
 
@@ -46,15 +44,6 @@ class OneSessionManager:
         if session_id != self.held_id or tenant != "default":
             raise SessionRefused(Refusal.SESSION_NOT_FOUND, f"session {session_id} is not here")
         return object()
-
-
-@pytest.fixture
-async def nc(nats_server: Any) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_server.url)
-    try:
-        yield client
-    finally:
-        await client.drain()
 
 
 async def test_an_answer_too_large_for_nats_is_result_too_large(nc: Client) -> None:

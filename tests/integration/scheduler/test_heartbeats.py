@@ -1,9 +1,5 @@
 """The agents' heartbeats read from a real nats-server's `farm_agents` bucket."""
 
-from collections.abc import AsyncIterator
-from typing import Any
-
-import nats
 import pytest
 from nats.aio.client import Client
 
@@ -14,18 +10,13 @@ from farm_scheduler.heartbeats import Heartbeats
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def nc(nats_server: Any) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_server.url)
-    try:
-        # Each test starts with an empty bucket.
-        js = client.jetstream()
-        bucket = await agents_bucket(js)
-        for key in await bucket_keys(js, "farm_agents"):
-            await bucket.purge(key)
-        yield client
-    finally:
-        await client.drain()
+@pytest.fixture(autouse=True)
+async def empty_bucket(nc: Client) -> None:
+    """Each test starts with no heartbeat in the agents' bucket."""
+    js = nc.jetstream()
+    bucket = await agents_bucket(js)
+    for key in await bucket_keys(js, "farm_agents"):
+        await bucket.purge(key)
 
 
 async def test_every_agent_that_beats_is_read_and_a_deleted_one_is_not(nc: Client) -> None:

@@ -22,15 +22,6 @@ ORDER = queue_pb2.SessionCommandOrder(session_id="ses_0123456789abcdef", tenant=
 
 
 @pytest.fixture
-async def nc(nats_server: Any) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_server.url)
-    try:
-        yield client
-    finally:
-        await client.drain()
-
-
-@pytest.fixture
 async def agent(nats_server: Any) -> AsyncIterator[Client]:
     """The connection of a stand-in agent (closed by the tests that let it die)."""
     client = await nats.connect(nats_server.url)

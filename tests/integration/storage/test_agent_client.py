@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from farm_agent.errors import TaskFailure
-from farm_agent.saved.client import BaselineKey, StorageSavedState
+from farm_agent.saved.client import StorageSavedState
 from farm_agent.settings import AgentSettings
 from farm_agent.work.uploader import RetryPolicy
+from farm_core.saved import BaselineKey
 from farm_core.task_errors import ErrorCode
 from tests.integration.storage.conftest import SECRET, Storage, token
 

@@ -11,10 +11,10 @@ import logging
 
 from farm_core.errors import FailedPrecondition, FarmError, NotFound
 from farm_core.paging import Cursor
+from farm_core.saved import BaselineKey
 from farm_storage.blobs import BlobMissing, BlobStore
 from farm_storage.download import media_type
 from farm_storage.saved_store import (
-    BaselineKey,
     BaselineRecord,
     BaselineTable,
     StoredImage,

@@ -13,12 +13,12 @@ from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument
 from farm_core.identity import current_identity
 from farm_core.paging import Cursor, read_page
-from farm_core.saved import MAX_BASELINE_URL_CHARS, check_saved_name
+from farm_core.saved import MAX_BASELINE_URL_CHARS, BaselineKey, check_saved_name
 from farm_core.timestamps import to_timestamp
 from farm_storage.baselines import BaselineLibrary
 from farm_storage.ingest import OWNER_PATTERN
 from farm_storage.profiles import ProfileLibrary
-from farm_storage.saved_store import BaselineKey, BaselineRecord, ProfileRecord
+from farm_storage.saved_store import BaselineRecord, ProfileRecord
 
 MAX_VIEWPORT_PIXELS = 10000
 
@@ -44,7 +44,7 @@ def baseline_key(key: ingest_pb2.BaselineKey) -> BaselineKey:
             raise InvalidArgument(
                 f"key.viewport.{field}", f"must be between 1 and {MAX_VIEWPORT_PIXELS}, got {value}"
             )
-    return BaselineKey(key.name, key.url, key.viewport.width, key.viewport.height)
+    return BaselineKey.of(key)
 
 
 def required(field: str, value: str) -> str:

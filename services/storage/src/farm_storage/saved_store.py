@@ -6,7 +6,6 @@ their bytes are S3 objects whose keys the rows hold.
 
 import contextlib
 import datetime as dt
-import hashlib
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
@@ -19,31 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from farm_core.db import newest_first, utcnow
 from farm_core.errors import NotFound, ResourceExhausted
 from farm_core.paging import Cursor
+from farm_core.saved import BaselineKey
 from farm_storage.models import BaselineRow, ProfileRow
 
 baselines = cast(Table, BaselineRow.__table__)
 profiles = cast(Table, ProfileRow.__table__)
-
-
-@dataclass(frozen=True)
-class BaselineKey:
-    """What names one baseline of a tenant: a name, a page URL without its query, a viewport."""
-
-    name: str
-    url: str
-    viewport_width: int
-    viewport_height: int
-
-    def sha256(self) -> str:
-        """One digest of the whole key, unique per key (the table's unique index)."""
-        joined = "\n".join(
-            (self.name, self.url, str(self.viewport_width), str(self.viewport_height))
-        )
-        return hashlib.sha256(joined.encode()).hexdigest()
-
-    def describe(self) -> str:
-        """The key as a message shows it."""
-        return f"{self.name!r} of {self.url} at {self.viewport_width}x{self.viewport_height}"
 
 
 @dataclass(frozen=True)

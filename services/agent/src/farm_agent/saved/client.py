@@ -13,11 +13,11 @@ import grpc
 from tenacity import RetryCallState
 
 from farm.storage.v1 import ingest_pb2, ingest_pb2_grpc
-from farm.tasks.v1 import tasks_pb2
 from farm_agent.errors import TaskFailure
 from farm_agent.settings import AgentSettings
 from farm_agent.work.uploader import RetryPolicy
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
+from farm_core.saved import BaselineKey
 from farm_core.server import MAX_MESSAGE_BYTES
 from farm_core.task_errors import ErrorCode
 from farm_core.transport import aio_channel
@@ -25,24 +25,6 @@ from farm_core.transport import aio_channel
 log = logging.getLogger(__name__)
 
 Reply = TypeVar("Reply")
-
-
-@dataclass(frozen=True)
-class BaselineKey:
-    """What names one baseline of a tenant."""
-
-    name: str
-    url: str
-    viewport_width: int
-    viewport_height: int
-
-    def message(self) -> ingest_pb2.BaselineKey:
-        """The key as storage's requests carry it."""
-        return ingest_pb2.BaselineKey(
-            name=self.name,
-            url=self.url,
-            viewport=tasks_pb2.Viewport(width=self.viewport_width, height=self.viewport_height),
-        )
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ from collections.abc import Awaitable, Callable
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.saved.capture import PendingComparison
-from farm_agent.saved.client import BaselineKey, SavedState
+from farm_agent.saved.client import SavedState
 from farm_agent.saved.diff import compare_images
+from farm_core.saved import BaselineKey
 
 StoreDiff = Callable[[bytes], Awaitable[tasks_pb2.ArtifactRef]]
 """Stores a diff image (PNG) as an artifact; its reference."""
