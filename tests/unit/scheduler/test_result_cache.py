@@ -31,6 +31,7 @@ def test_fields_that_steer_the_run_but_not_the_page_are_left_out() -> None:
         timeoutMs=5000,
         idempotencyKey="k-1",
         cacheTtlSeconds=10,
+        isolation="ISOLATION_CONTEXT",
     )
 
 

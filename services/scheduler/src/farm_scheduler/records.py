@@ -38,6 +38,8 @@ class TaskRecord:
     """The W3C traceparent of the call that created it ("" untraced): its trace's root here."""
     cached: bool = False
     """Whether it was answered from the result cache (it never ran)."""
+    cache_key: str = ""
+    """Its spec's result_cache.cache_key, worked out once when it is created."""
 
     @property
     def deadline(self) -> dt.datetime | None:
@@ -141,6 +143,7 @@ def record_from_row(values: RowMapping, history: tuple[Attempt, ...]) -> TaskRec
         tenant_max_running=values["tenant_max_running"] or 0,
         trace_parent=values["trace_parent"],
         cached=values["cached"],
+        cache_key=values["cache_key"],
         state=TaskState(
             status=tasks_pb2.TaskStatus.Value(values["status"]),
             history=history,
@@ -182,7 +185,7 @@ def row_values(record: TaskRecord) -> dict[str, Any]:
         "trace_parent": record.trace_parent,
         # A cached task's result is another's: it serves no later task, so that the
         # cache's age of a result is always that of the run which made it.
-        "cache_key": "" if record.cached else cache_key(spec),
+        "cache_key": "" if record.cached else record.cache_key,
         "cached": record.cached,
         **state_values(record.state),
     }
@@ -221,4 +224,5 @@ def new_record(
         state=TaskState(status=tasks_pb2.TASK_STATUS_QUEUED),
         tenant_max_running=running_limit(quotas),
         trace_parent=traceparent() if trace_parent is None else trace_parent,
+        cache_key=cache_key(spec),
     )

@@ -26,7 +26,7 @@ from farm_scheduler.lifecycle import Status, TaskState
 from farm_scheduler.models import HAS_IDEMPOTENCY_KEY
 from farm_scheduler.quotas import check_task_quotas, queued_limit
 from farm_scheduler.records import TaskRecord, new_record, row_values, state_values
-from farm_scheduler.result_cache import cache_key, looks_up_cache
+from farm_scheduler.result_cache import looks_up_cache
 from farm_scheduler.task_rows import (
     STATUS_FAILED,
     STATUS_QUEUED,
@@ -367,7 +367,7 @@ async def answered_from_cache(connection: AsyncConnection, queued: TaskRecord) -
     if not looks_up_cache(spec):
         return None
     since = queued.create_time - dt.timedelta(seconds=spec.cache_ttl_seconds)
-    result = await latest_cached_result(connection, queued.tenant, cache_key(spec), since)
+    result = await latest_cached_result(connection, queued.tenant, queued.cache_key, since)
     if result is None:
         return None
     state = TaskState(
