@@ -7,6 +7,19 @@ IMAGE = "data:image/svg+xml,<svg xmlns='http://www.w3.org/2000/svg' width='20' h
 # An icon that needs no request: a missing /favicon.ico is a console error of its own.
 ICON = '<link rel="icon" href="data:,">'
 
+INSECURE_PAGE_FINDINGS = frozenset(
+    {
+        "csp",
+        "x-content-type-options",
+        "frame-protection",
+        "referrer-policy",
+        "cookie-secure",
+        "cookie-httponly",
+        "cookie-samesite",
+    }
+)
+"""The best-practices findings of /audit/insecure (served without security headers)."""
+
 AUDIT_PAGES: dict[str, str] = {
     # Accessibility: no lang, an image without alt, grey on white, and a frame with
     # another image without alt.

@@ -4,20 +4,11 @@ from typing import Any
 
 import pytest
 
+from tests.audit_pages import INSECURE_PAGE_FINDINGS
 from tests.e2e.conftest import Client
 from tests.pages import Site
 
 pytestmark = pytest.mark.e2e
-
-OPEN_PAGE_FINDINGS = {
-    "csp",
-    "x-content-type-options",
-    "frame-protection",
-    "referrer-policy",
-    "cookie-secure",
-    "cookie-httponly",
-    "cookie-samesite",
-}
 
 
 def findings_of(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -36,7 +27,7 @@ def test_an_audit_task_reports_each_kinds_score_and_failed_checks(
     assert task["status"] == "TASK_STATUS_SUCCEEDED", task
     seo, best = task["result"]["audit"]["results"]
     assert (seo["kind"], best["kind"]) == ("AUDIT_KIND_SEO", "AUDIT_KIND_BEST_PRACTICES")
-    assert set(findings_of(best)) == OPEN_PAGE_FINDINGS
+    assert set(findings_of(best)) == INSECURE_PAGE_FINDINGS
     assert best["score"] == 0
     cookie = findings_of(best)["cookie-httponly"]
     assert (cookie["impact"], cookie["targets"]) == ("critical", ["sessionid"])
@@ -94,6 +85,6 @@ def test_a_session_command_audits_the_page_the_session_is_on(admin: Client, site
         )
         assert audited.status_code == 200, audited.text
         (best,) = audited.json()["audit"]["results"]
-        assert set(findings_of(best)) == OPEN_PAGE_FINDINGS
+        assert set(findings_of(best)) == INSECURE_PAGE_FINDINGS
     finally:
         admin.http.post(f"/v1/sessions/{session_id}:close")

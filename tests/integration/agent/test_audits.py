@@ -13,6 +13,7 @@ from farm_agent.errors import TaskFailure
 from farm_agent.settings import AgentSettings
 from farm_cli.launcher.tls import load_or_create_local_tls
 from farm_core.task_errors import ErrorCode
+from tests.audit_pages import INSECURE_PAGE_FINDINGS
 from tests.pages import Site, serve_site
 
 pytestmark = pytest.mark.integration
@@ -147,15 +148,7 @@ async def test_best_practices_names_missing_headers_and_open_cookies(
 ) -> None:
     result = await audit_of(runner, audit_spec(site.url("/audit/insecure"), BEST))
     findings = by_id(result)
-    assert set(findings) == {
-        "csp",
-        "x-content-type-options",
-        "frame-protection",
-        "referrer-policy",
-        "cookie-secure",
-        "cookie-httponly",
-        "cookie-samesite",
-    }
+    assert set(findings) == INSECURE_PAGE_FINDINGS
     assert set(findings["cookie-secure"].targets) == {"sessionid", "csrftoken"}
     assert list(findings["cookie-httponly"].targets) == ["sessionid"]
     assert list(findings["cookie-samesite"].targets) == ["csrftoken"]

@@ -13,9 +13,8 @@ from farm_cli.commands.task_spec import task_spec_from_args
 from farm_cli.console import CliError
 from farm_cli.launcher.processes import free_port
 from farm_cli.main import build_parser, main
+from tests.unit.cli.conftest import KEY
 from tests.unit.cli.fake_services import Calls
-
-KEY = "bf_saved-test-key"
 
 
 class FakeBaselines(baselines_pb2_grpc.BaselineServiceServicer):
@@ -71,14 +70,6 @@ def fake() -> Iterator[tuple[int, Calls]]:
     server.start()
     yield port, calls
     server.stop(grace=None)
-
-
-@pytest.fixture
-def calls(fake: tuple[int, Calls], monkeypatch: pytest.MonkeyPatch) -> Calls:
-    port, recorded = fake
-    monkeypatch.setenv("FARM_URL", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("FARM_API_KEY", KEY)
-    return recorded
 
 
 def test_baseline_list_all_follows_every_page_of_one_name(
