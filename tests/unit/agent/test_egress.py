@@ -246,3 +246,19 @@ def test_a_session_keeps_at_most_max_blocked_kept_refusals_yet_tells_each_new_on
     assert all(news)
     assert len(session.blocked) == MAX_BLOCKED_KEPT
     assert not session.record(BlockedRequest("a.test:0", refusal))
+
+
+async def test_a_connection_ended_before_its_task_ran_is_closed_all_the_same() -> None:
+    proxy = EgressProxy(AddressPolicy(ALLOW), Resolver({}), listen_host=LISTEN_HOST)
+    session = await proxy.open_session("task")
+    try:
+        _, writer = await asyncio.open_connection(session.host, session.port)
+        # As on_connection registers it; the task is cancelled before it ever runs.
+        never_ran = asyncio.create_task(asyncio.sleep(60))
+        session._connections[never_ran] = writer
+        await proxy.close_session(session)
+        assert never_ran.cancelled()
+        assert writer.is_closing()
+        await writer.wait_closed()
+    finally:
+        await proxy.close_session(session)

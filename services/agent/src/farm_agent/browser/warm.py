@@ -309,8 +309,10 @@ class WarmContexts:
 
     async def _close(self, warm: WarmContext) -> None:
         """Closes a context taken out of the list, and its egress listener."""
-        await self._source.close_context(warm.pooled, warm.context)
-        await self._source.egress.close_session(warm.egress)
+        try:
+            await self._source.close_context(warm.pooled, warm.context)
+        finally:
+            await self._source.egress.close_session(warm.egress)
 
 
 def _options_key(options: Mapping[str, Any]) -> str:

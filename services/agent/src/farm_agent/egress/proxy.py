@@ -63,7 +63,9 @@ class EgressSession:
     failures: dict[str, str] = field(default_factory=dict)
     # The span of the work this listener serves: each decision is one of its events.
     span: trace.Span = trace.INVALID_SPAN
-    _connections: set[asyncio.Task[None]] = field(default_factory=set)
+    # Each connection's task and its socket's writer: a task cancelled before it ran
+    # never reaches its own close, so the writer is closed for it.
+    _connections: dict[asyncio.Task[None], asyncio.StreamWriter] = field(default_factory=dict)
 
     @property
     def proxy(self) -> dict[str, str]:
@@ -182,8 +184,8 @@ class EgressProxy:
     async def _listen(self, session: EgressSession) -> None:
         def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             task = asyncio.create_task(self._serve(session, reader, writer))
-            session._connections.add(task)
-            task.add_done_callback(session._connections.discard)
+            session._connections[task] = writer
+            task.add_done_callback(lambda done: session._connections.pop(done, None))
 
         try:
             server = await asyncio.start_server(
@@ -384,10 +386,13 @@ class EgressProxy:
 
 
 async def _end_connections(session: EgressSession) -> None:
-    for task in list(session._connections):
+    connections = dict(session._connections)
+    for task in connections:
         task.cancel()
-    if session._connections:
-        await asyncio.gather(*session._connections, return_exceptions=True)
+    if connections:
+        await asyncio.gather(*connections, return_exceptions=True)
+    for writer in connections.values():
+        writer.close()
 
 
 def _tried(addresses: Sequence[IpAddress]) -> dict[str, list[str]]:
