@@ -146,6 +146,30 @@ async def test_warm_contexts_are_kept_per_tenant_and_trimmed(
     assert of_t.page.is_closed()
 
 
+async def test_under_memory_pressure_idle_warm_contexts_close_and_none_open(
+    warm_pool: tuple[BrowserPool, BrowserSpecRunner], site: Site
+) -> None:
+    """Past the memory threshold the idle contexts go, and tasks get contexts of their own."""
+    pool, runner = warm_pool
+    spec = tasks_pb2.TaskSpec(
+        url=site.url("/page"), isolation=WARM, content=tasks_pb2.ContentOptions()
+    )
+    await runner.run(spec, tenant="T")
+    (kept,) = pool.warm.kept
+    await pool.warm.resets_done()
+    pool.warm.memory.limit_bytes = 1024 * 1024  # far below what a browser uses
+
+    await pool.warm.trim_for_memory()
+    assert pool.warm.kept == [] and kept.page.is_closed()
+    async with pool.warm.lease("T", runner.context_options(spec), "pressed") as warm:
+        assert warm is None
+    assert pool.warm.kept == []
+
+    pool.warm.memory.limit_bytes = 0  # no limit: warm again
+    await runner.run(spec, tenant="T")
+    assert len(pool.warm.kept) == 1
+
+
 async def test_a_task_that_needs_its_own_context_never_runs_warm(
     warm_pool: tuple[BrowserPool, BrowserSpecRunner], site: Site
 ) -> None:

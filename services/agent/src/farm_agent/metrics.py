@@ -66,7 +66,7 @@ warm_contexts = Gauge(
 warm_context_uses_total = Counter(
     "agent_warm_context_uses_total",
     "Tasks that asked for a warm context, by what they got: reused, opened, or a fresh "
-    "context (no room); and warm contexts given up: reset_failed, trimmed, failed_task.",
+    "context (no room); and warm contexts given up: reset_failed, trimmed, memory, failed_task.",
     ["outcome"],
 )
 sessions_open = Gauge("agent_sessions_open", "Sessions whose browser this agent holds now.")

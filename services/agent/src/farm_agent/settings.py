@@ -104,6 +104,19 @@ class AgentSettings(FarmSettings):
         description="Warm browser contexts (each with its page) kept at most, over all tenants; "
         "the least recently used idle one is closed to make room. 0: no warm contexts.",
     )
+    memory_limit_bytes: int = Field(
+        default=0,
+        ge=0,
+        description="Memory the agent and its browsers may use, in bytes (PSS). 0: the "
+        "container's (cgroup's) limit if it has one, else none.",
+    )
+    memory_trim_percent: float = Field(
+        default=80.0,
+        gt=0,
+        le=100,
+        description="Share of the memory limit past which idle warm contexts are closed and "
+        "no new ones opened, so that the limit itself is not reached.",
+    )
     ack_wait_seconds: float = Field(
         default=30.0, gt=0, description="Time without an ack or progress before redelivery."
     )

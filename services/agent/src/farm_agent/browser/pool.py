@@ -345,8 +345,12 @@ class BrowserPool:
             await self._launch()
 
     async def _close_idle(self) -> None:
-        """Closes warm contexts and browsers idle for too long (browsers above the minimum)."""
+        """Closes warm contexts idle too long or under memory pressure, and idle browsers.
+
+        Browsers close after `browser_idle_seconds` idle, down to the minimum.
+        """
         await self.warm.close_idle(self._settings.browser_idle_seconds)
+        await self.warm.trim_for_memory()
         now = time.monotonic()
         to_close: list[PooledBrowser] = []
         async with self._changed:

@@ -24,6 +24,7 @@ from playwright.async_api import BrowserContext, CDPSession, Page, Request
 from playwright.async_api import Error as PlaywrightError
 
 from farm_agent import metrics
+from farm_agent.browser.memory import MemoryPressure
 from farm_agent.browser.pooled import PooledBrowser
 from farm_agent.browser.reset import ResetFailed, note_origin, reset_context
 from farm_agent.egress.proxy import EgressProxy, EgressSession
@@ -100,6 +101,7 @@ class WarmContexts:
         self._contexts: list[WarmContext] = []
         self._lock = asyncio.Lock()
         self._resets: set[asyncio.Task[None]] = set()
+        self.memory = MemoryPressure(settings.memory_limit_bytes, settings.memory_trim_percent)
 
     @property
     def kept(self) -> list[WarmContext]:
@@ -146,6 +148,18 @@ class WarmContexts:
         for warm in stale:
             metrics.warm_context_uses_total.labels(outcome="trimmed").inc()
             await self._close(warm)
+
+    async def trim_for_memory(self) -> None:
+        """Closes idle contexts, least recently used first, while memory is under pressure."""
+        while await self.memory.pressed():
+            async with self._lock:
+                idle = [warm for warm in self._contexts if not warm.busy]
+                if not idle:
+                    return
+                oldest = min(idle, key=lambda warm: warm.last_used)
+                self._forget(oldest)
+            metrics.warm_context_uses_total.labels(outcome="memory").inc()
+            await self._close(oldest)
 
     async def resets_done(self) -> None:
         """Waits until no reset runs."""
@@ -201,7 +215,13 @@ class WarmContexts:
     async def _open_if_room(
         self, tenant: str, key: str, options: Mapping[str, Any], label: str
     ) -> WarmContext | None:
-        """A new warm context, after trimming the oldest idle one if needed; None if all busy."""
+        """A new warm context, after trimming the oldest idle one if needed.
+
+        None if all are busy, or if memory is under pressure: the task then runs in a
+        context of its own, closed after it.
+        """
+        if await self.memory.pressed():
+            return None
         if len(self._contexts) >= self._settings.warm_contexts and not await self._trim():
             return None
         warm = await self._open(tenant, key, options, label)
