@@ -262,3 +262,19 @@ async def test_a_connection_ended_before_its_task_ran_is_closed_all_the_same() -
         await writer.wait_closed()
     finally:
         await proxy.close_session(session)
+
+
+async def test_closing_the_proxy_stops_every_listener_and_a_stale_close_touches_no_other() -> None:
+    proxy = EgressProxy(AddressPolicy(ALLOW), Resolver({}), listen_host=LISTEN_HOST)
+    await proxy.start()
+    kept = await proxy.open_session("warm context")
+    stale = EgressSession(label="closed long ago", port=kept.port)
+    await proxy.close_session(stale)  # its port now serves another session
+    _, writer = await asyncio.open_connection(kept.host, kept.port)
+    writer.close()
+    await writer.wait_closed()
+
+    await proxy.close()
+    for session in (proxy.default_session, kept):
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection(session.host, session.port)

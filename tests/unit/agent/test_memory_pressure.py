@@ -24,9 +24,13 @@ def test_without_a_readable_cgroup_file_there_is_no_limit(tmp_path: Path) -> Non
 
 def test_pss_of_this_process_is_counted_and_at_most_its_resident_size_and_children() -> None:
     used = tree_proportional_bytes()
-    assert 0 < used <= sum(
-        process.memory_info().rss
-        for process in [psutil.Process(), *psutil.Process().children(recursive=True)]
+    assert (
+        0
+        < used
+        <= sum(
+            process.memory_info().rss
+            for process in [psutil.Process(), *psutil.Process().children(recursive=True)]
+        )
     )
 
 

@@ -111,7 +111,8 @@ class EgressProxy:
         self._resolver = resolver
         self._connect_timeout = connect_timeout_seconds
         self._listen_host = listen_host
-        self._servers: dict[int, asyncio.Server] = {}
+        # Every open listener by port, with the session it serves.
+        self._servers: dict[int, tuple[asyncio.Server, EgressSession]] = {}
         # Loopback ports of the agent's own that come and go (sessions' DevTools ports).
         self._guarded_ports: set[int] = set()
         self.default_session = EgressSession(label="browser")
@@ -178,8 +179,10 @@ class EgressProxy:
         session.span = trace.get_current_span()
 
     async def close(self) -> None:
-        """Stops the default listener (task sessions stop with their blocks)."""
+        """Stops every listener: the default one and any session's still open."""
         await self.close_session(self.default_session)
+        for _, session in list(self._servers.values()):
+            await self.close_session(session)
 
     async def _listen(self, session: EgressSession) -> None:
         def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -205,16 +208,20 @@ class EgressProxy:
             return
         session.host = self._listen_host
         session.port = server.sockets[0].getsockname()[1]
-        self._servers[session.port] = server
+        self._servers[session.port] = (server, session)
 
     async def close_session(self, session: EgressSession) -> None:
         """Stops a listener (one from `open_session`, say) and ends its connections."""
-        server = self._servers.pop(session.port, None)
-        if server is not None:
-            server.close()
+        listener = self._servers.get(session.port)
+        if listener is not None and listener[1] is session:
+            # Only its own: a port closed before may serve another session by now.
+            del self._servers[session.port]
+            listener[0].close()
+        else:
+            listener = None
         await _end_connections(session)
-        if server is not None:
-            await server.wait_closed()
+        if listener is not None:
+            await listener[0].wait_closed()
 
     async def _serve(
         self, session: EgressSession, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
