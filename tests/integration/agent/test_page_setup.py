@@ -22,10 +22,10 @@ from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import BrowserSpecRunner
 from farm_agent.browser.trackers import is_tracker
-from farm_agent.egress.allowlist import IpAddress
 from farm_agent.egress.proxy import EgressProxy
-from farm_agent.egress.resolution import system_resolver
 from farm_agent.settings import AgentSettings
+from farm_core.egress.allowlist import IpAddress
+from farm_core.egress.resolution import system_resolver
 from tests.integration.agent.conftest import CHROMIUM, HAVE_CHROMIUM, agent_settings
 from tests.pages import Site
 

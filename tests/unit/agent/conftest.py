@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import h11
 import pytest
 
-from farm_agent.egress.address_policy import AddressPolicy
-from farm_agent.egress.allowlist import AllowList, IpAddress
 from farm_agent.egress.proxy import EgressProxy, EgressSession
+from farm_core.egress.address_policy import AddressPolicy
+from farm_core.egress.allowlist import AllowList, IpAddress
 from tests.helpers import TcpListener
 
 ALLOWED = "127.0.0.2"

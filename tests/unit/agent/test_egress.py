@@ -8,7 +8,6 @@ import ipaddress
 
 import pytest
 
-from farm_agent.egress.address_policy import AddressPolicy, FarmService, Reason, Refusal
 from farm_agent.egress.proxy import (
     MAX_BLOCKED_KEPT,
     BlockedRequest,
@@ -16,7 +15,8 @@ from farm_agent.egress.proxy import (
     EgressSession,
 )
 from farm_agent.egress.proxy_wire import target_host_port, url_host_port
-from farm_agent.egress.resolution import farm_policy
+from farm_core.egress.address_policy import AddressPolicy, FarmService, Reason, Refusal
+from farm_core.egress.resolution import farm_policy
 from tests.unit.agent.conftest import (
     ALLOW,
     ALLOWED,

@@ -5,8 +5,8 @@ import ipaddress
 import pytest
 from pydantic import ValidationError
 
-from farm_agent.egress.allowlist import AllowList
 from farm_agent.settings import AgentSettings
+from farm_core.egress.allowlist import AllowList
 
 
 def test_allow_list_takes_cidrs_addresses_and_host_names() -> None:

@@ -76,6 +76,9 @@ RPC_RULES: Mapping[str, RpcRule] = {
     f"{_TASKS}GetTask": RpcRule(Scope.TASKS_READ, target="id"),
     f"{_TASKS}ListTasks": RpcRule(Scope.TASKS_READ),
     f"{_TASKS}WatchTask": RpcRule(Scope.TASKS_READ, target="id"),
+    # The key that signs the tenant's callbacks: whoever may ask for callbacks.
+    f"{_TASKS}GetWebhookSecret": RpcRule(Scope.TASKS_WRITE),
+    f"{_TASKS}RotateWebhookSecret": RpcRule(Scope.TASKS_WRITE, mutating=True),
     # The fleet and dead letters (scheduler).
     f"{_ADMIN}ListAgents": RpcRule(Scope.ADMIN, operator_only=_MANAGE_FLEET),
     f"{_ADMIN}DrainAgent": RpcRule(

@@ -9,13 +9,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from farm_agent.egress.address_policy import FarmService
-from farm_agent.egress.allowlist import AllowList
+from farm_core.egress.address_policy import NATS_PORT, FarmService
+from farm_core.egress.allowlist import AllowList
 from farm_core.settings import FarmSettings
 
 PriorityWeights = tuple[int, int, int]
-NATS_PORT = 4222
-"""NATS's port where a NATS_URL names none."""
 
 
 def _default_agent_id() -> str:

@@ -9,12 +9,15 @@ from typing import Any
 
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_core.db import utcnow
+from farm_core.egress.address_policy import AddressPolicy
 from farm_core.errors import InvalidArgument, NotFound, PermissionDenied
 from farm_core.identity import current_identity
 from farm_core.paging import Cursor, read_page
 from farm_core.scopes import Scope
 from farm_core.timestamps import from_timestamp, to_timestamp
 from farm_scheduler.batches import Accepted, check_batch_size, item_error
+from farm_scheduler.callbacks.secrets import WebhookSecrets
+from farm_scheduler.callbacks.sender import ALLOW_SETTING, refusal_of_literal
 from farm_scheduler.changes import ChangeReporter
 from farm_scheduler.group_commit import CreateGroups, commit
 from farm_scheduler.lifecycle import is_final
@@ -92,8 +95,11 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
         publisher: TaskPublisher,
         watch: TaskWatch,
         changes: ChangeReporter,
+        callback_policy: AddressPolicy | None = None,
     ) -> None:
         self._settings = settings
+        self._callback_policy = callback_policy or AddressPolicy()
+        self._secrets = WebhookSecrets(store.engine)
         self._store = store
         self._publisher = publisher
         self._watch = watch
@@ -198,17 +204,34 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
             async for record in updates:
                 yield task_event(record)
 
+    async def GetWebhookSecret(
+        self, request: tasks_pb2.GetWebhookSecretRequest, context: Any
+    ) -> tasks_pb2.WebhookSecret:
+        secret = await self._secrets.get(current_identity().tenant, utcnow())
+        return secret.to_proto()
+
+    async def RotateWebhookSecret(
+        self, request: tasks_pb2.RotateWebhookSecretRequest, context: Any
+    ) -> tasks_pb2.WebhookSecret:
+        overlap = dt.timedelta(seconds=self._settings.webhook_secret_overlap_seconds)
+        secret = await self._secrets.rotate(current_identity().tenant, utcnow(), overlap)
+        return secret.to_proto()
+
     def _checked(self, spec: tasks_pb2.TaskSpec) -> tasks_pb2.TaskSpec:
         """`spec` validated, with its defaults; PermissionDenied for a script without the scope."""
         if runs_script(spec) and not current_identity().has_scope(Scope.SCRIPT):
             raise PermissionDenied(
                 f"a task with a script or an evaluate step needs the scope {Scope.SCRIPT.value!r}"
             )
-        return validate_spec(
+        checked = validate_spec(
             spec,
             max_attempts_cap=self._settings.max_attempts_cap,
             default_timeout_ms=self._settings.default_timeout_ms,
         )
+        refusal = refusal_of_literal(checked.callback_url, self._callback_policy)
+        if refusal is not None:
+            raise InvalidArgument("callbackUrl", f"is refused: {refusal.describe(ALLOW_SETTING)}")
+        return checked
 
     async def _create(self, spec: tasks_pb2.TaskSpec) -> TaskRecord:
         """Validates `spec`, stores the task and publishes it (or leaves it to the republisher).

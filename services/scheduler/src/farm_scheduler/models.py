@@ -38,6 +38,9 @@ _UNPUBLISHED_SQLITE = text("published = 0")
 _UNPUBLISHED_POSTGRESQL = text("published = false")
 DEAD_LETTER_PENDING_SQLITE = text("dead_letter_pending = 1")
 DEAD_LETTER_PENDING_POSTGRESQL = text("dead_letter_pending = true")
+# The callback sender's query, `callback_pending = true`, as each dialect writes it.
+CALLBACK_PENDING_SQLITE = text("callback_pending = 1")
+CALLBACK_PENDING_POSTGRESQL = text("callback_pending = true")
 
 
 class Base(DeclarativeBase):
@@ -83,6 +86,12 @@ class TaskRow(Base):
             "dead_time",
             sqlite_where=DEAD_LETTER_PENDING_SQLITE,
             postgresql_where=DEAD_LETTER_PENDING_POSTGRESQL,
+        ),
+        Index(
+            "ix_tasks_callback_pending",
+            "callback_due",
+            sqlite_where=CALLBACK_PENDING_SQLITE,
+            postgresql_where=CALLBACK_PENDING_POSTGRESQL,
         ),
     )
 
@@ -138,6 +147,42 @@ class TaskRow(Base):
     cache_key: Mapped[str] = mapped_column(String(64), server_default="")
     # Whether the task was answered from the result cache instead of run.
     cached: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # Whether the task's callback is still to be delivered (set at creation when the spec
+    # has a callback URL, again by a requeue); the sender takes it once the task is final.
+    callback_pending: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # When the next delivery may start (NULL: at once); a sender pushes it ahead while it
+    # delivers, so that another scheduler does not deliver the same callback meanwhile.
+    callback_due: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class CallbackAttemptRow(Base):
+    """One delivery attempt of a task's callback: when, the receiver's status, the error."""
+
+    __tablename__ = "task_callback_attempts"
+
+    task_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    # From 1, continuing across requeues.
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # 0 when there was no answer.
+    http_status: Mapped[int] = mapped_column(Integer)
+    # Empty when it was delivered.
+    error: Mapped[str] = mapped_column(Text)
+
+
+class WebhookSecretRow(Base):
+    """A tenant's secret that signs its callbacks, and the previous one after a rotation."""
+
+    __tablename__ = "webhook_secrets"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(128))
+    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # Empty when there is none.
+    previous_secret: Mapped[str] = mapped_column(String(128), server_default="")
+    previous_valid_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class AttemptRow(Base):

@@ -13,6 +13,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_core.quotas import TenantQuotas
 from farm_core.timestamps import from_timestamp, to_timestamp
 from farm_core.trace_context import trace_id_of, traceparent
+from farm_scheduler.callbacks.attempts import CallbackAttempt, callback_status
 from farm_scheduler.lifecycle import Attempt, TaskState
 from farm_scheduler.quotas import running_limit
 from farm_scheduler.result_cache import cache_key
@@ -40,6 +41,10 @@ class TaskRecord:
     """Whether it was answered from the result cache (it never ran)."""
     cache_key: str = ""
     """Its spec's result_cache.cache_key, worked out once when it is created."""
+    callback_pending: bool = False
+    """Whether its callback is still to be delivered (once it is final)."""
+    callback_attempts: tuple[CallbackAttempt, ...] = ()
+    """The delivery attempts of its callback, oldest first."""
 
     @property
     def deadline(self) -> dt.datetime | None:
@@ -94,6 +99,10 @@ class TaskRecord:
             attempt_history=[attempt_proto(attempt) for attempt in state.history],
             trace_id=trace_id_of(self.trace_parent),
             cached=self.cached,
+            callback_status=callback_status(
+                self.spec.callback_url, self.callback_pending, self.callback_attempts
+            ),
+            callback_attempts=[attempt.to_proto() for attempt in self.callback_attempts],
         )
         if state.status == tasks_pb2.TASK_STATUS_SUCCEEDED:
             task.result.ParseFromString(state.result)
@@ -130,8 +139,12 @@ _ATTEMPT_COLUMNS = tuple(
 """The fields of Attempt that `task_attempts` columns of the same name hold as they are."""
 
 
-def record_from_row(values: RowMapping, history: tuple[Attempt, ...]) -> TaskRecord:
-    """The task in a `tasks` row, with its attempts."""
+def record_from_row(
+    values: RowMapping,
+    history: tuple[Attempt, ...],
+    callback_attempts: tuple[CallbackAttempt, ...] = (),
+) -> TaskRecord:
+    """The task in a `tasks` row, with its attempts and its callback's."""
     return TaskRecord(
         id=values["id"],
         tenant=values["tenant"],
@@ -144,6 +157,8 @@ def record_from_row(values: RowMapping, history: tuple[Attempt, ...]) -> TaskRec
         trace_parent=values["trace_parent"],
         cached=values["cached"],
         cache_key=values["cache_key"],
+        callback_pending=values["callback_pending"],
+        callback_attempts=callback_attempts,
         state=TaskState(
             status=tasks_pb2.TaskStatus.Value(values["status"]),
             history=history,
@@ -187,6 +202,7 @@ def row_values(record: TaskRecord) -> dict[str, Any]:
         # cache's age of a result is always that of the run which made it.
         "cache_key": "" if record.cached else record.cache_key,
         "cached": record.cached,
+        "callback_pending": record.callback_pending,
         **state_values(record.state),
     }
 
@@ -225,4 +241,5 @@ def new_record(
         tenant_max_running=running_limit(quotas),
         trace_parent=traceparent() if trace_parent is None else trace_parent,
         cache_key=cache_key(spec),
+        callback_pending=bool(spec.callback_url),
     )

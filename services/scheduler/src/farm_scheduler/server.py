@@ -12,12 +12,18 @@ from nats.js import JetStreamContext
 from farm.admin.v1 import admin_pb2_grpc
 from farm.sessions.v1 import sessions_pb2_grpc
 from farm.tasks.v1 import tasks_pb2_grpc
+from farm_core.egress.address_policy import AddressPolicy
+from farm_core.egress.resolution import farm_policy
 from farm_core.periodic import Periodic
 from farm_core.queue import agents_bucket, cancel_bucket, connect, ensure_streams
 from farm_core.scopes import method_scopes
 from farm_core.sessions import sessions_bucket
 from farm_scheduler.admin import AdminApi
 from farm_scheduler.api import TaskApi
+from farm_scheduler.callbacks.attempts import RetryPolicy
+from farm_scheduler.callbacks.deliverer import CallbackDeliverer
+from farm_scheduler.callbacks.secrets import WebhookSecrets
+from farm_scheduler.callbacks.sender import CallbackSender
 from farm_scheduler.changes import ChangeReporter
 from farm_scheduler.events import EventConsumer
 from farm_scheduler.fleet import Fleet
@@ -69,6 +75,8 @@ class SchedulerService:
         self._agent_orders: AgentOrders | None = None
         self._fleet_reader: FleetReader | None = None
         self._fleet_gauges: FleetGauges | None = None
+        self._callback_policy = AddressPolicy()
+        self._callbacks: CallbackDeliverer | None = None
 
     @property
     def store(self) -> TaskStore:
@@ -127,9 +135,29 @@ class SchedulerService:
                 self._fleet_reader, settings.fleet_gauges_interval_seconds
             )
             self._fleet_gauges.start()
+            await self._start_callbacks()
         except BaseException:
             await self.close()
             raise
+
+    async def _start_callbacks(self) -> None:
+        """The callback deliverer, behind the address policy resolved once at start."""
+        settings = self._settings
+        self._callback_policy = await farm_policy(settings.callback_allow, settings.farm_services())
+        self._callbacks = CallbackDeliverer(
+            self._store.engine,
+            WebhookSecrets(self._store.engine),
+            CallbackSender(self._callback_policy, settings.callback_timeout_seconds),
+            RetryPolicy(
+                settings.callback_retry_first_seconds,
+                settings.callback_retry_max_seconds,
+                settings.callback_retry_window_seconds,
+            ),
+            concurrency=settings.callback_concurrency,
+            poll_seconds=settings.callback_poll_seconds,
+            timeout_seconds=settings.callback_timeout_seconds,
+        )
+        self._callbacks.start()
 
     async def _start_sessions(self, js: JetStreamContext, heartbeats: Heartbeats) -> None:
         """The sessions' parts: orders to agents, their closes, the sweep for lost agents."""
@@ -158,7 +186,14 @@ class SchedulerService:
             raise RuntimeError("the scheduler registers its servicers only after start()")
         if self._fleet is None:
             raise RuntimeError("the scheduler registers its servicers only after start()")
-        tasks = TaskApi(self._settings, self._store, self._publisher, self._watch, self._changes)
+        tasks = TaskApi(
+            self._settings,
+            self._store,
+            self._publisher,
+            self._watch,
+            self._changes,
+            self._callback_policy,
+        )
         tasks_pb2_grpc.add_TaskServiceServicer_to_server(tasks, server)
         if self._fleet_reader is None:
             raise RuntimeError("the scheduler registers its servicers only after start()")
@@ -191,6 +226,9 @@ class SchedulerService:
         for loop in (self._republisher, self._sweeper, self._session_sweeper, self._fleet_gauges):
             if loop is not None:
                 await loop.stop()
+        callbacks, self._callbacks = self._callbacks, None
+        if callbacks is not None:
+            await callbacks.stop(grace_seconds)
 
     async def close(self) -> None:
         await self.drain(0)

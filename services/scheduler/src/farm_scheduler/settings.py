@@ -1,9 +1,13 @@
 """The scheduler's settings, read from the environment (prefix FARM_SCHEDULER_)."""
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import SettingsConfigDict
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from farm_core.db import async_database_url
+from farm_core.egress.address_policy import NATS_PORT, FarmService
+from farm_core.egress.allowlist import AllowList
 from farm_core.settings import FarmSettings
 from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
 
@@ -11,7 +15,9 @@ from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
 class SchedulerSettings(FarmSettings):
     """Where the scheduler listens, its SQL database, and its limits and timings."""
 
-    model_config = SettingsConfigDict(env_prefix="FARM_SCHEDULER_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="FARM_SCHEDULER_", extra="ignore", frozen=True, arbitrary_types_allowed=True
+    )
 
     port: int = Field(default=7103, description="gRPC port.")
     metrics_port: int = Field(default=7203, description="Prometheus /metrics port; 0 is off.")
@@ -121,6 +127,87 @@ class SchedulerSettings(FarmSettings):
     view_token_ttl_seconds: float = Field(
         default=300.0, gt=0, le=3600, description="How long a live view token may be used."
     )
+
+    callback_allow: Annotated[AllowList, NoDecode] = Field(
+        default=AllowList(),
+        description="Comma-separated CIDRs and host names callbacks may reach despite the "
+        "deny of loopback, private, link-local, metadata, multicast and reserved addresses "
+        "(as FARM_AGENT_ALLOW for pages). The farm's own service ports stay refused.",
+    )
+    farm_addresses: str = Field(
+        default="",
+        description="Comma-separated host:port of the farm's services callbacks must never "
+        "reach, even where FARM_SCHEDULER_CALLBACK_ALLOW opens their network; the "
+        "scheduler's own ports and NATS_URL are always refused.",
+    )
+    callback_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long one callback delivery may take."
+    )
+    callback_retry_first_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="The wait after a callback's first failed delivery; it doubles after "
+        "each further failure.",
+    )
+    callback_retry_max_seconds: float = Field(
+        default=300.0, gt=0, description="The longest wait between two callback deliveries."
+    )
+    callback_retry_window_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How long after a task ended its callback is still retried; then it is FAILED.",
+    )
+    callback_poll_seconds: float = Field(
+        default=0.5, gt=0, description="How often callbacks due for delivery are looked for."
+    )
+    callback_concurrency: int = Field(
+        default=16, ge=1, description="Callbacks delivered at once by one scheduler."
+    )
+    webhook_secret_overlap_seconds: float = Field(
+        default=86400.0,
+        ge=0,
+        description="How long after RotateWebhookSecret callbacks are also signed with the "
+        "previous secret.",
+    )
+
+    @field_validator("callback_allow", mode="before")
+    @classmethod
+    def _parse_allow(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return AllowList.parse(value)
+            except ValueError as error:
+                raise ValueError(f"FARM_SCHEDULER_CALLBACK_ALLOW: {error}") from error
+        return value
+
+    @field_validator("farm_addresses")
+    @classmethod
+    def _check_farm_addresses(cls, value: str) -> str:
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                FarmService.parse(entry)
+            except ValueError as error:
+                raise ValueError(f"FARM_SCHEDULER_FARM_ADDRESSES: {error}") from error
+        return value
+
+    def farm_services(self) -> list[FarmService]:
+        """Where the farm listens, callbacks may not: own ports, NATS, FARM_ADDRESSES."""
+        services = [
+            FarmService(self.host, self.port),
+            *(
+                FarmService.parse(url, default_port=NATS_PORT)
+                for url in self.nats_url.split(",")
+                if url.strip()
+            ),
+            *(
+                FarmService.parse(entry)
+                for entry in self.farm_addresses.split(",")
+                if entry.strip()
+            ),
+        ]
+        if self.metrics_port:
+            services.append(FarmService(self.host, self.metrics_port))
+        return services
 
     def resolved_database_url(self) -> str:
         """The SQLAlchemy async URL of the database (SQLite under FARM_HOME by default)."""

@@ -22,6 +22,7 @@ from farm_core.paging import Cursor
 from farm_core.quotas import TenantQuotas
 from farm_core.tenant_locks import ADVISORY_NAMESPACE, TenantQuotaLock
 from farm_scheduler import lifecycle
+from farm_scheduler.callbacks.rows import callback_reset
 from farm_scheduler.lifecycle import Status, TaskState
 from farm_scheduler.models import HAS_IDEMPOTENCY_KEY
 from farm_scheduler.quotas import check_task_quotas, queued_limit
@@ -342,6 +343,9 @@ class TaskStore(Database):
                         published=after.published,
                         dead_letter_pending=after.dead_letter_pending,
                         revision=after.revision,
+                        **callback_reset(
+                            after.state.requeues != before.state.requeues, before.spec.callback_url
+                        ),
                     )
                 )
                 if swapped.rowcount == 1:

@@ -9,6 +9,7 @@ from sqlalchemy import Select, Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm.tasks.v1 import tasks_pb2
+from farm_scheduler.callbacks.rows import callback_histories
 from farm_scheduler.lifecycle import Attempt
 from farm_scheduler.models import HAS_CACHE_KEY, HAS_IDEMPOTENCY_KEY, AttemptRow, TaskRow
 from farm_scheduler.records import TaskRecord, attempt_from_row, attempt_values, record_from_row
@@ -23,8 +24,13 @@ STATUS_SUCCEEDED = tasks_pb2.TaskStatus.Name(tasks_pb2.TASK_STATUS_SUCCEEDED)
 async def read_tasks(connection: AsyncConnection, query: Select[Any]) -> list[TaskRecord]:
     """The tasks `query` selects from the tasks table, each with its attempts."""
     rows = (await connection.execute(query)).all()
-    histories = await _histories(connection, [row.id for row in rows])
-    return [record_from_row(row._mapping, histories.get(row.id, ())) for row in rows]
+    task_ids = [row.id for row in rows]
+    histories = await _histories(connection, task_ids)
+    callbacks = await callback_histories(connection, task_ids)
+    return [
+        record_from_row(row._mapping, histories.get(row.id, ()), callbacks.get(row.id, ()))
+        for row in rows
+    ]
 
 
 async def read_task(
@@ -43,7 +49,8 @@ async def read_task(
     if row is None:
         return None
     histories = await _histories(connection, [task_id])
-    return record_from_row(row._mapping, histories.get(task_id, ()))
+    callbacks = await callback_histories(connection, [task_id])
+    return record_from_row(row._mapping, histories.get(task_id, ()), callbacks.get(task_id, ()))
 
 
 async def queued_count(connection: AsyncConnection, tenant: str) -> int:

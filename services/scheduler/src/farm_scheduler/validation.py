@@ -79,6 +79,8 @@ def validate_spec(
         check_page_setup(checked.setup)
     _check_profile(checked)
     check_cache_ttl(checked)
+    if checked.callback_url:
+        check_url(checked.callback_url, "callbackUrl")
     return checked
 
 

@@ -20,9 +20,9 @@ from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import Capture
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import BrowserSpecRunner
-from farm_agent.egress.allowlist import IpAddress
 from farm_agent.egress.proxy import EgressProxy
-from farm_agent.egress.resolution import system_resolver
+from farm_core.egress.allowlist import IpAddress
+from farm_core.egress.resolution import system_resolver
 from tests.integration.agent.conftest import SettingsFactory, agent_settings, running_pool
 from tests.integration.agent.egress.conftest import (
     SITE_HOST,

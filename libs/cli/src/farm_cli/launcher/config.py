@@ -200,7 +200,8 @@ class FarmConfig:
     home: Path
     ports: FarmPorts = field(default_factory=FarmPorts)
     agents: int = 1
-    # FARM_AGENT_ALLOW for the agents (comma-separated); None leaves their default.
+    # FARM_AGENT_ALLOW for the agents and FARM_SCHEDULER_CALLBACK_ALLOW for the
+    # scheduler's callbacks (comma-separated); None leaves their default.
     agent_allow: str | None = None
     # Infrastructure given by URL instead of started here.
     nats_url: str | None = None

@@ -141,6 +141,13 @@ def core_service_launches(
                 "FARM_SCHEDULER_METRICS_PORT": str(ports.scheduler_metrics),
                 # Sessions' cdpUrl and liveUrl point at the edge.
                 "FARM_SCHEDULER_PUBLIC_URL": config.envoy_url,
+                # Callbacks obey the agents' allow-list and stay away from every farm port.
+                "FARM_SCHEDULER_FARM_ADDRESSES": farm_addresses(config),
+                **(
+                    {"FARM_SCHEDULER_CALLBACK_ALLOW": config.agent_allow}
+                    if config.agent_allow is not None
+                    else {}
+                ),
             },
             ports.scheduler,
         ),
@@ -187,6 +194,11 @@ def mcp_launch(config: FarmConfig, shared: SharedSettings) -> ServiceLaunch:
     return replace(launch, health_path="/healthz")
 
 
+def farm_addresses(config: FarmConfig) -> str:
+    """Every host:port of the farm, comma-separated: what pages and callbacks never reach."""
+    return ",".join(f"{HOST}:{port}" for _, port in config.ports.all_ports(config.agents))
+
+
 def agent_launches(config: FarmConfig, shared: SharedSettings) -> list[ServiceLaunch]:
     """agent-1 … agent-N, each with its own id and ports, uploading to the storage service."""
     ports = config.ports
@@ -202,9 +214,7 @@ def agent_launches(config: FarmConfig, shared: SharedSettings) -> list[ServiceLa
             "FARM_AGENT_STORAGE_ADDRESS": f"{HOST}:{ports.storage}",
             # Every port of the farm, so that pages stay away from Envoy, the
             # services and NATS even where --allow-private opens loopback.
-            "FARM_AGENT_FARM_ADDRESSES": ",".join(
-                f"{HOST}:{port}" for _, port in ports.all_ports(config.agents)
-            ),
+            "FARM_AGENT_FARM_ADDRESSES": farm_addresses(config),
         }
         if config.agent_allow is not None:
             env["FARM_AGENT_ALLOW"] = config.agent_allow

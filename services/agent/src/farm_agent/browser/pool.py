@@ -26,9 +26,9 @@ from farm_agent.browser.chromium import (
 from farm_agent.browser.pooled import PooledBrowser
 from farm_agent.browser.warm import WarmContexts
 from farm_agent.egress.proxy import EgressProxy
-from farm_agent.egress.resolution import farm_policy
 from farm_agent.errors import Stage, TaskFailure, failure_from
 from farm_agent.settings import AgentSettings
+from farm_core.egress.resolution import farm_policy
 from farm_core.periodic import Periodic
 from farm_core.task_errors import ErrorCode
 from farm_core.tracing import tracer

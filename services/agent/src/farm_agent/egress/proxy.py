@@ -19,8 +19,6 @@ import h11
 from opentelemetry import trace
 
 from farm_agent import metrics
-from farm_agent.egress.address_policy import AddressPolicy, Reason, Refusal, embedded_ipv4
-from farm_agent.egress.allowlist import IpAddress
 from farm_agent.egress.proxy_wire import (
     CHUNK_BYTES,
     HttpConnection,
@@ -30,7 +28,9 @@ from farm_agent.egress.proxy_wire import (
     split_authority,
     target_host_port,
 )
-from farm_agent.egress.resolution import Resolver, system_resolver
+from farm_core.egress.address_policy import AddressPolicy, Reason, Refusal, embedded_ipv4
+from farm_core.egress.allowlist import IpAddress
+from farm_core.egress.resolution import Resolver, system_resolver
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ import ipaddress
 
 import pytest
 
-from farm_agent.egress.address_policy import AddressPolicy, FarmService, Reason, farm_addresses_of
-from farm_agent.egress.allowlist import AllowList
+from farm_core.egress.address_policy import AddressPolicy, FarmService, Reason, farm_addresses_of
+from farm_core.egress.allowlist import AllowList
 
 
 def check(policy: AddressPolicy, *addresses: str, host: str = "example.test", port: int = 80):

@@ -1,7 +1,8 @@
-"""The agent's network allow-list: CIDRs and host names pages may reach despite the default deny.
+"""A network allow-list: CIDRs and host names reachable despite the default deny.
 
-By default agents refuse loopback, private, link-local and metadata addresses;
-`FARM_AGENT_ALLOW` (comma-separated) opens some of them, e.g.
+By default agents (pages) and the scheduler (callbacks) refuse loopback, private,
+link-local and metadata addresses; `FARM_AGENT_ALLOW` and
+`FARM_SCHEDULER_CALLBACK_ALLOW` (comma-separated) open some of them, e.g.
 `127.0.0.0/8,10.0.0.0/8,intranet.example`.
 """
 
@@ -18,7 +19,7 @@ _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 @dataclass(frozen=True)
 class AllowList:
-    """Networks and host names the agent may reach even though the default policy denies them."""
+    """Networks and host names that may be reached even though the default policy denies them."""
 
     networks: tuple[IpNetwork, ...] = ()
     hosts: frozenset[str] = frozenset()

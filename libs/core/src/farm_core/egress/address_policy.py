@@ -9,7 +9,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from farm_agent.egress.allowlist import AllowList, IpAddress, IpNetwork
+from farm_core.egress.allowlist import AllowList, IpAddress, IpNetwork
+
+NATS_PORT = 4222
+"""NATS's port where a NATS_URL names none."""
 
 ALLOWED_SCHEMES = frozenset({"http", "https", "ws", "wss"})
 """Schemes a page may use: web pages and WebSockets; everything else is refused."""
@@ -74,14 +77,17 @@ class Refusal:
     address: str
     reason: Reason
 
-    def describe(self) -> str:
-        """A sentence naming the host, the address and the reason, e.g. for a task's error."""
+    def describe(self, allow_setting: str = "FARM_AGENT_ALLOW") -> str:
+        """A sentence naming the host, the address and the reason, e.g. for a task's error.
+
+        `allow_setting` is the allow-list setting named as what can open the address.
+        """
         if self.reason is Reason.SCHEME:
             return f"the scheme {self.address!r} is refused; only http, https, ws and wss"
         if self.reason is Reason.FARM_SERVICE:
-            what = "one of the farm's own services; FARM_AGENT_ALLOW cannot open it"
+            what = f"one of the farm's own services; {allow_setting} cannot open it"
         else:
-            what = f"{_WHAT[self.reason]}; FARM_AGENT_ALLOW can open it"
+            what = f"{_WHAT[self.reason]}; {allow_setting} can open it"
         if _is_address(self.host.strip("[]")):
             return f"{self.address} is {what}"
         return f"{self.host} resolves to {self.address}, {what}"

@@ -1,8 +1,9 @@
-"""How the egress guard learns addresses: the system resolver, and the farm's own services.
+"""How the address policy learns addresses: the system resolver, and the farm's own services.
 
-The proxy resolves each host once and checks every address it got (see proxy.py);
-the policy needs the addresses of the farm's services resolved at start, so that
-a page cannot reach them by another name.
+The agent's egress proxy and the scheduler's callback sender resolve each host once
+and check every address they got; the policy needs the addresses of the farm's
+services resolved at start, so that a page or a callback cannot reach them by
+another name.
 """
 
 import asyncio
@@ -11,8 +12,8 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 
-from farm_agent.egress.address_policy import AddressPolicy, FarmService, farm_addresses_of
-from farm_agent.egress.allowlist import AllowList, IpAddress
+from farm_core.egress.address_policy import AddressPolicy, FarmService, farm_addresses_of
+from farm_core.egress.allowlist import AllowList, IpAddress
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,61 @@
+"""Signing a callback's body, and checking a signature, as docs/webhooks.md describes.
+
+The signed text is "<timestamp>.<body>": the Unix time in seconds of the
+`Farm-Timestamp` header, a dot, and the request's raw body. `Farm-Signature` holds
+one or more comma-separated "v1=<hex HMAC-SHA256>" values, one per valid secret
+(two for a while after a rotation). A receiver accepts the request when one value
+matches one of its secrets and the timestamp is within its replay window.
+"""
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+
+TIMESTAMP_HEADER = "Farm-Timestamp"
+"""The Unix time (whole seconds) the delivery was signed at."""
+SIGNATURE_HEADER = "Farm-Signature"
+"""Comma-separated "v1=<hex>" signatures, one per secret in use."""
+TASK_ID_HEADER = "Farm-Task-Id"
+"""The task the callback is about."""
+ATTEMPT_HEADER = "Farm-Delivery-Attempt"
+"""The delivery attempt's number, from 1; the same body may come again with another."""
+SCHEME = "v1"
+DEFAULT_TOLERANCE_SECONDS = 300
+"""The replay window: a signature older (or newer) than this is refused."""
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    """The hex HMAC-SHA256 of "<timestamp>.<body>" keyed with `secret`'s UTF-8 bytes."""
+    signed = str(timestamp).encode() + b"." + body
+    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def signature_header(secrets: Iterable[str], timestamp: int, body: bytes) -> str:
+    """The Farm-Signature value: "v1=<hex>" for each secret, comma-separated."""
+    return ",".join(f"{SCHEME}={signature(secret, timestamp, body)}" for secret in secrets)
+
+
+def verify(
+    secret: str,
+    header: str,
+    timestamp_header: str,
+    body: bytes,
+    now: float,
+    tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS,
+) -> bool:
+    """Whether the Farm-Signature `header` holds a valid v1 signature of `body` by `secret`.
+
+    False as well when the Farm-Timestamp is not a number or is more than
+    `tolerance_seconds` away from `now` (a replayed or delayed request).
+    """
+    try:
+        timestamp = int(timestamp_header)
+    except ValueError:
+        return False
+    if abs(now - timestamp) > tolerance_seconds:
+        return False
+    expected = signature(secret, timestamp, body)
+    offered = (part.strip().partition("=") for part in header.split(","))
+    return any(
+        scheme == SCHEME and hmac.compare_digest(value, expected) for scheme, _, value in offered
+    )

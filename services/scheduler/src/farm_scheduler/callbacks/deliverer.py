@@ -1,0 +1,180 @@
+"""The loop that delivers due callbacks, a bounded number at once, apart from the task pipeline.
+
+Each round looks for final tasks whose callback is due (callbacks.rows), claims
+each for the length of one delivery and sends it in a task of its own; the loop
+never waits for a receiver. What a delivery ends with is written with its attempt:
+delivered, due again after a doubling wait, or given up when the retry window has
+closed or the address is refused. Pending callbacks live in SQL, so a scheduler
+that stops (or dies) mid-retry leaves them to the next one.
+"""
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+
+from google.protobuf import json_format
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from farm_core.cancel import cancel_and_wait
+from farm_core.db import utcnow
+from farm_core.logs import log_context
+from farm_core.periodic import Periodic
+from farm_core.webhook_signature import (
+    ATTEMPT_HEADER,
+    SIGNATURE_HEADER,
+    TASK_ID_HEADER,
+    TIMESTAMP_HEADER,
+    signature_header,
+)
+from farm_scheduler.callbacks.attempts import CallbackAttempt, RetryPolicy
+from farm_scheduler.callbacks.rows import claim_callback, due_callbacks, record_attempt
+from farm_scheduler.callbacks.secrets import WebhookSecrets
+from farm_scheduler.callbacks.sender import CallbackSender
+from farm_scheduler.lifecycle import is_final
+from farm_scheduler.records import TaskRecord
+from farm_scheduler.task_rows import read_task
+
+log = logging.getLogger(__name__)
+
+LEASE_MARGIN_SECONDS = 5.0
+"""A claim lasts one delivery's timeout and this much more (reading, signing, writing)."""
+USER_AGENT = "browserfarm-callbacks/1"
+
+
+def callback_body(record: TaskRecord) -> bytes:
+    """The task's JSON as GetTask answers it over HTTP (every field, camelCase names)."""
+    text = json_format.MessageToJson(
+        record.to_proto(), indent=None, always_print_fields_with_no_presence=True
+    )
+    return text.encode()
+
+
+def failures_in_a_row(attempts: tuple[CallbackAttempt, ...]) -> int:
+    """How many of the latest attempts failed, back to the latest delivered one."""
+    count = 0
+    for attempt in reversed(attempts):
+        if attempt.delivered:
+            break
+        count += 1
+    return count
+
+
+class CallbackDeliverer:
+    """Finds due callbacks every `poll_seconds` and delivers up to `concurrency` at once."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        secrets: WebhookSecrets,
+        sender: CallbackSender,
+        retry: RetryPolicy,
+        *,
+        concurrency: int,
+        poll_seconds: float,
+        timeout_seconds: float,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self._engine = engine
+        self._secrets = secrets
+        self._sender = sender
+        self._retry = retry
+        self._concurrency = concurrency
+        self._lease = dt.timedelta(seconds=timeout_seconds + LEASE_MARGIN_SECONDS)
+        self._clock = clock
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._loop = Periodic("callbacks", self.deliver_due, poll_seconds, first_round_at_once=True)
+
+    def start(self) -> None:
+        """Starts looking for due callbacks."""
+        self._loop.start()
+
+    async def stop(self, grace_seconds: float) -> None:
+        """Stops looking; lets deliveries in flight end for up to `grace_seconds`.
+
+        A delivery cut short is due again when its claim runs out.
+        """
+        await self._loop.stop()
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight.values()), timeout=grace_seconds)
+        for task_id, delivery in list(self._in_flight.items()):
+            await cancel_and_wait(delivery, f"the callback of task {task_id}")
+        await self._sender.close()
+
+    async def deliver_due(self) -> int:
+        """One round: claims due callbacks (as many as there are free places) and starts them.
+
+        Returns how many it started.
+        """
+        free = self._concurrency - len(self._in_flight)
+        if free <= 0:
+            return 0
+        now = self._clock()
+        started = 0
+        async with self._engine.begin() as connection:
+            due = await due_callbacks(connection, now, free)
+        for task_id in due:
+            if task_id in self._in_flight:
+                continue
+            async with self._engine.begin() as connection:
+                if not await claim_callback(connection, task_id, now, now + self._lease):
+                    continue
+            delivery = asyncio.create_task(self._deliver(task_id), name=f"callback-{task_id}")
+            self._in_flight[task_id] = delivery
+            delivery.add_done_callback(self._forget)
+            started += 1
+        return started
+
+    def _forget(self, delivery: "asyncio.Task[None]") -> None:
+        """Drops an ended delivery from the ones in flight."""
+        self._in_flight.pop(delivery.get_name().removeprefix("callback-"), None)
+
+    async def wait_in_flight(self) -> None:
+        """Waits until the deliveries started so far have ended (for tests and stops)."""
+        while self._in_flight:
+            await asyncio.wait(set(self._in_flight.values()))
+
+    async def _deliver(self, task_id: str) -> None:
+        with log_context(task_id=task_id):
+            try:
+                await self._deliver_claimed(task_id)
+            except Exception:
+                # The claim runs out and the callback is due again.
+                log.exception("delivering the callback of task %s failed", task_id)
+
+    async def _deliver_claimed(self, task_id: str) -> None:
+        async with self._engine.connect() as connection:
+            record = await read_task(connection, task_id, None)
+        if record is None or not record.callback_pending or not is_final(record.state.status):
+            return
+        now = self._clock()
+        number = len(record.callback_attempts) + 1
+        body = callback_body(record)
+        signed_at = int(time.time())
+        secret = await self._secrets.get(record.tenant, now)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            TIMESTAMP_HEADER: str(signed_at),
+            SIGNATURE_HEADER: signature_header(secret.signing(now), signed_at, body),
+            TASK_ID_HEADER: record.id,
+            ATTEMPT_HEADER: str(number),
+        }
+        delivery = await self._sender.send(record.spec.callback_url, body, headers)
+        attempt = CallbackAttempt(number, now, delivery.http_status, delivery.error)
+        next_time = None
+        if not attempt.delivered and not delivery.permanent:
+            failures = failures_in_a_row((*record.callback_attempts, attempt))
+            finished = record.state.finish_time or now
+            next_time = self._retry.next_time(failures, finished, self._clock())
+        async with self._engine.begin() as connection:
+            await record_attempt(connection, task_id, record.state.requeues, attempt, next_time)
+        if attempt.delivered:
+            log.info("delivered the callback of task %s (attempt %d)", task_id, number)
+        elif next_time is None:
+            log.warning("gave up the callback of task %s: %s", task_id, attempt.error)
+        else:
+            log.info(
+                "callback of task %s failed (%s); again at %s", task_id, attempt.error, next_time
+            )

@@ -1,0 +1,92 @@
+"""Callbacks from a real scheduler to a receiver on 127.0.0.1: signed, retried, durable."""
+
+import json
+
+import grpc
+from google.protobuf import json_format
+
+from farm.tasks.v1 import tasks_pb2
+from tests.helpers import assert_eventually
+from tests.integration.scheduler.conftest import Scheduler, StartScheduler, rpc_error
+from tests.webhook_receiver import Receiver
+
+CALLBACKS = {
+    "callback_allow": "127.0.0.0/8",
+    "callback_retry_first_seconds": 0.2,
+    "callback_poll_seconds": 0.05,
+}
+
+
+async def callback_attempts(scheduler: Scheduler, task_id: str, count: int) -> tasks_pb2.Task:
+    """Waits until the task shows `count` callback attempts; the task then."""
+
+    async def there() -> bool:
+        return len((await scheduler.get(task_id)).callback_attempts) >= count
+
+    await assert_eventually(there, message=f"task {task_id} has not {count} callback attempts")
+    return await scheduler.get(task_id)
+
+
+async def test_a_callback_retried_across_a_scheduler_restart_is_delivered_signed(
+    start_scheduler: StartScheduler,
+) -> None:
+    with Receiver(500, 500, 200).running() as receiver:
+        first = await start_scheduler(**CALLBACKS)
+        secret = (
+            await first.tasks.GetWebhookSecret(
+                tasks_pb2.GetWebhookSecretRequest(), metadata=first.auth()
+            )
+        ).secret
+        created = await first.create(callback_url=receiver.url)
+        assert created.callback_status == tasks_pb2.CALLBACK_STATUS_PENDING
+        await first.cancel(created.id)
+        await callback_attempts(first, created.id, 1)
+        # The first scheduler stops mid-retry; a new one on the same database goes on.
+        await first.service.drain(0)
+        second = await start_scheduler(**CALLBACKS)
+        task = await callback_attempts(second, created.id, 3)
+
+    assert task.callback_status == tasks_pb2.CALLBACK_STATUS_DELIVERED
+    assert [attempt.http_status for attempt in task.callback_attempts] == [500, 500, 200]
+    assert [attempt.attempt for attempt in task.callback_attempts] == [1, 2, 3]
+    assert task.callback_attempts[0].error == "the receiver answered HTTP 500"
+    assert task.callback_attempts[2].error == ""
+    assert len(receiver.received) == 3
+    for number, received in enumerate(receiver.received, start=1):
+        assert received.signed_by(secret)
+        assert not received.signed_by(secret + "x")
+        assert received.headers["Farm-Task-Id"] == created.id
+        assert received.headers["Farm-Delivery-Attempt"] == str(number)
+    posted = json.loads(receiver.received[-1].body)
+    assert posted["id"] == created.id
+    assert posted["status"] == "TASK_STATUS_CANCELLED"
+    assert posted["spec"]["callbackUrl"] == receiver.url
+    assert len(posted["callbackAttempts"]) == 2
+    json_format.ParseDict(posted, tasks_pb2.Task())
+
+
+async def test_a_rotated_secret_signs_next_to_the_previous_one(scheduler: Scheduler) -> None:
+    before = await scheduler.tasks.GetWebhookSecret(
+        tasks_pb2.GetWebhookSecretRequest(), metadata=scheduler.auth()
+    )
+    rotated = await scheduler.tasks.RotateWebhookSecret(
+        tasks_pb2.RotateWebhookSecretRequest(), metadata=scheduler.auth()
+    )
+    again = await scheduler.tasks.GetWebhookSecret(
+        tasks_pb2.GetWebhookSecretRequest(), metadata=scheduler.auth()
+    )
+    assert before.secret.startswith("whsec_") and rotated.secret.startswith("whsec_")
+    assert rotated.secret != before.secret
+    assert again.secret == rotated.secret
+    assert rotated.HasField("previous_valid_until")
+    other = await scheduler.tasks.GetWebhookSecret(
+        tasks_pb2.GetWebhookSecretRequest(), metadata=scheduler.auth(tenant="someone-else")
+    )
+    assert other.secret not in (before.secret, rotated.secret)
+
+
+async def test_a_private_callback_address_is_refused_unless_allowed(scheduler: Scheduler) -> None:
+    error = await rpc_error(scheduler.create(callback_url="http://127.0.0.1:9/hook"))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (error.details() or "").startswith("callbackUrl: is refused")
+    assert "FARM_SCHEDULER_CALLBACK_ALLOW" in (error.details() or "")

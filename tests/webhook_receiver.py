@@ -1,0 +1,86 @@
+"""A callback receiver for tests: an aiohttp server on 127.0.0.1 in a thread of its own.
+
+It answers each delivery with the next status of its plan (the last one repeats),
+keeps every request, and checks each signature with the secret it is given, as a
+user's receiver would (farm_core.webhook_signature.verify).
+"""
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from farm_core.webhook_signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+
+
+@dataclass(frozen=True)
+class Received:
+    """One delivery: its headers and raw body, and the status it was answered with."""
+
+    headers: dict[str, str]
+    body: bytes
+    answered: int
+
+    def signed_by(self, secret: str) -> bool:
+        """Whether its Farm-Signature is valid for `secret` now (in the replay window)."""
+        return verify(
+            secret,
+            self.headers.get(SIGNATURE_HEADER, ""),
+            self.headers.get(TIMESTAMP_HEADER, ""),
+            self.body,
+            time.time(),
+        )
+
+
+class Receiver:
+    """Answers POST / with `statuses` in turn; `url` is where it listens."""
+
+    def __init__(self, *statuses: int) -> None:
+        self._statuses = list(statuses) or [200]
+        self.received: list[Received] = []
+        self.url = ""
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        index = min(len(self.received), len(self._statuses) - 1)
+        status = self._statuses[index]
+        self.received.append(Received(dict(request.headers), body, status))
+        return web.Response(status=status, text="ok" if status < 300 else "not now")
+
+    @contextmanager
+    def running(self) -> Iterator["Receiver"]:
+        """Serves in a background thread until the block ends."""
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        stop: asyncio.Future[None] | None = None
+
+        async def serve() -> None:
+            nonlocal stop
+            app = web.Application()
+            app.router.add_post("/{tail:.*}", self._handle)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = runner.addresses[0][1]
+            self.url = f"http://127.0.0.1:{port}/hook"
+            stop = loop.create_future()
+            ready.set()
+            await stop
+            await runner.cleanup()
+
+        thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+        thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("the callback receiver did not start")
+        try:
+            yield self
+        finally:
+            assert stop is not None
+            loop.call_soon_threadsafe(stop.set_result, None)
+            thread.join(10)
+            loop.close()
