@@ -42,9 +42,9 @@ class AuthService:
         self._settings = settings
         identity_secret = settings.resolved_identity_secret()
         self._store = KeyStore(settings.resolved_database_url())
-        # The identity secret doubles as the hashes' pepper: a stolen table alone
-        # cannot be used to test guessed keys.
-        self._hasher = SecretHasher(identity_secret)
+        # A pepper of its own, held by auth alone: a stolen table, or a service's
+        # identity secret, cannot be used to test guessed keys.
+        self._hasher = SecretHasher(settings.resolved_key_pepper())
         self._verifier = KeyVerifier(
             self._store,
             self._hasher,
