@@ -123,10 +123,12 @@ class Auth:
 
 
 @contextlib.asynccontextmanager
-async def running_auth(settings: AuthSettings) -> AsyncIterator[Auth]:
-    """Serves an auth service with `settings` on a free port until the block ends."""
+async def running_auth(
+    settings: AuthSettings, service: AuthService | None = None
+) -> AsyncIterator[Auth]:
+    """Serves `service` (default: a new one with `settings`) on a free port until the block ends."""
     async with (
-        serving(AuthService(settings), settings) as host,
+        serving(service or AuthService(settings), settings) as host,
         grpc.aio.insecure_channel(host.address) as channel,
     ):
         yield Auth(

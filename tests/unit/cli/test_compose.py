@@ -13,7 +13,8 @@ ROOT = find_project_root(Path(__file__).parent)
 FARM_SERVICES = {"auth", "storage", "scheduler", "agent", "mcp"}
 # What the farm's services read from the environment (besides FarmSettings' own names).
 SETTINGS_NAMES = {
-    "FARM_AUTH_PORT", "FARM_AUTH_METRICS_PORT", "FARM_ADMIN_KEY", "DATABASE_URL",
+    "FARM_AUTH_PORT", "FARM_AUTH_METRICS_PORT", "FARM_ADMIN_KEY", "FARM_AUTH_KEY_PEPPER",
+    "DATABASE_URL",
     "FARM_STORAGE_PORT", "FARM_STORAGE_METRICS_PORT", "FARM_STORAGE_AUTH_ADDRESS",
     "S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_BUCKET",
     "FARM_SCHEDULER_PORT", "FARM_SCHEDULER_METRICS_PORT",

@@ -147,3 +147,15 @@ def load_or_create_secret(path: Path) -> str:
             os.link(draft, path)
         draft.unlink()
     return path.read_text().strip()
+
+
+def carry_over_secret(source: Path, path: Path) -> str:
+    """Writes `source`'s secret to `path` (mode 0600) unless `path` exists; returns `path`'s."""
+    if not path.exists():
+        draft = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+        draft.write_text(source.read_text().strip())
+        draft.chmod(0o600)
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+        draft.unlink()
+    return path.read_text().strip()

@@ -12,8 +12,9 @@ from google.rpc import code_pb2, status_pb2  # type: ignore[import-untyped]
 from prometheus_client import Counter
 
 from farm_auth.keys import MISSING_KEY, NOT_BEARER, KeyRefused
-from farm_auth.ratelimit import FailedAuthLimiter, KeyRateLimiter, retry_after_header
+from farm_auth.ratelimit import retry_after_header
 from farm_auth.session_check import SessionAdmission, SessionTarget, session_target
+from farm_auth.shared_limits import SharedLimits
 from farm_auth.verifier import KeyVerifier
 from farm_core.errors import FarmError
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
@@ -164,14 +165,12 @@ class AuthorizationApi(external_auth_pb2_grpc.AuthorizationServicer):
         self,
         verifier: KeyVerifier,
         codec: IdentityCodec,
-        rates: KeyRateLimiter,
-        failures: FailedAuthLimiter,
+        limits: SharedLimits,
         sessions: SessionAdmission | None = None,
     ) -> None:
         self._verifier = verifier
         self._codec = codec
-        self._rates = rates
-        self._failures = failures
+        self._limits = limits
         self._sessions = sessions
 
     async def Check(
@@ -179,7 +178,7 @@ class AuthorizationApi(external_auth_pb2_grpc.AuthorizationServicer):
     ) -> external_auth_pb2.CheckResponse:
         grpc_caller = is_grpc(request)
         address = source_address(request)
-        blocked_for = self._failures.blocked_for(address) if address else 0.0
+        blocked_for = self._limits.blocked_for(address) if address else 0.0
         if blocked_for > 0:
             checks_total.labels("address_blocked").inc()
             message = f"too many refused API keys from {address}; try again later"
@@ -205,14 +204,14 @@ class AuthorizationApi(external_auth_pb2_grpc.AuthorizationServicer):
         except KeyRefused as refused:
             checks_total.labels(refused.outcome).inc()
             if address and refused.outcome in FAILED_ATTEMPTS:
-                self._failures.record_failure(address)
+                await self._limits.record_failure(address)
             return denied(refused.message, grpc_caller=grpc_caller)
         except Exception:
             # The error interceptor logs it; Envoy answers 503 (never lets it through).
             checks_total.labels("error").inc()
             raise
         identity, rate = verified.identity, verified.rate_limit
-        wait_seconds = self._rates.take(identity.key_id, rate.per_second, rate.burst)
+        wait_seconds = await self._limits.take(identity.key_id, rate.per_second, rate.burst)
         if wait_seconds > 0:
             checks_total.labels("rate_limited").inc()
             message = (

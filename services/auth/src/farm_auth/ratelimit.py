@@ -1,7 +1,8 @@
 """Check's in-memory limiters: a token bucket per key, and failed attempts per source address.
 
-Both live in one auth replica's memory: with N replicas behind Envoy a key may
-get up to N times its rate, and an address N times its failed attempts.
+Both live in one auth replica's memory. They answer only while NATS, where the
+farm-wide limits count (shared_limits.py), is unreachable: then a key may get up
+to N times its rate from N replicas, and an address N times its failed attempts.
 """
 
 import math

@@ -17,6 +17,7 @@ from farm_auth.ratelimit import FailedAuthLimiter, KeyRateLimiter
 from farm_auth.session_check import SessionAdmission
 from farm_auth.session_routes import SessionRoutes
 from farm_auth.settings import AuthSettings
+from farm_auth.shared_limits import FailureRule, SharedLimits
 from farm_auth.store import KeyStore
 from farm_auth.verifier import KeyCache, KeyVerifier
 from farm_core.audit_publisher import AuditPublisher
@@ -41,9 +42,9 @@ class AuthService:
         self._settings = settings
         identity_secret = settings.resolved_identity_secret()
         self._store = KeyStore(settings.resolved_database_url())
-        # The identity secret doubles as the hashes' pepper: a stolen table alone
-        # cannot be used to test guessed keys.
-        self._hasher = SecretHasher(identity_secret)
+        # A pepper of its own, held by auth alone: a stolen table, or a service's
+        # identity secret, cannot be used to test guessed keys.
+        self._hasher = SecretHasher(settings.resolved_key_pepper())
         self._verifier = KeyVerifier(
             self._store,
             self._hasher,
@@ -60,8 +61,28 @@ class AuthService:
         self._session_admission = SessionAdmission(
             self._session_routes, identity_secret, settings.live_ticket_seconds
         )
+        self._limits = SharedLimits(
+            settings.nats_url,
+            KeyRateLimiter(settings.rate_limit_keys),
+            FailedAuthLimiter(
+                settings.failed_auth_limit,
+                settings.failed_auth_window_seconds,
+                settings.failed_auth_block_seconds,
+                settings.failed_auth_addresses,
+            ),
+            FailureRule(
+                settings.failed_auth_limit,
+                settings.failed_auth_window_seconds,
+                settings.failed_auth_block_seconds,
+            ),
+        )
         # Refusals at the edge never reach an interceptor: Check records them itself.
         self._edge_audit = AuditPublisher(settings.nats_url, EDGE_SOURCE, settings.audit_queue_size)
+
+    @property
+    def limits(self) -> SharedLimits:
+        """Check's rate and failed-key limits (farm-wide once NATS answers)."""
+        return self._limits
 
     async def start(self) -> None:
         try:
@@ -73,6 +94,7 @@ class AuthService:
                 )
             self._audit_writer.start()
             self._session_routes.start()
+            self._limits.start()
         except BaseException:
             await self.close()
             raise
@@ -90,18 +112,11 @@ class AuthService:
             server,
         )
         settings = self._settings
-        failures = FailedAuthLimiter(
-            settings.failed_auth_limit,
-            settings.failed_auth_window_seconds,
-            settings.failed_auth_block_seconds,
-            settings.failed_auth_addresses,
-        )
         external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
             AuditedAuthorizationApi(
                 self._verifier,
                 self._codec,
-                KeyRateLimiter(settings.rate_limit_keys),
-                failures,
+                self._limits,
                 self._session_admission,
                 audit=self._edge_audit,
             ),
@@ -119,6 +134,7 @@ class AuthService:
 
     async def close(self) -> None:
         await self._session_routes.close()
+        await self._limits.close()
         await self._edge_audit.close(AUDIT_FLUSH_SECONDS)
         await self._audit_writer.stop()
         await self._store.close()

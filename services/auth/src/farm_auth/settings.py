@@ -6,6 +6,7 @@ from pydantic_settings import SettingsConfigDict
 from farm_auth.keys import TENANT_PATTERN
 from farm_auth.limits import MAX_GRACE_SECONDS, MAX_RATE, LimitDefaults
 from farm_core.db import async_database_url
+from farm_core.identity import carry_over_secret, load_or_create_secret
 from farm_core.settings import FarmSettings
 
 
@@ -25,6 +26,11 @@ class AuthSettings(FarmSettings):
         default=None,
         validation_alias=AliasChoices("FARM_ADMIN_KEY"),
         description="The bootstrap admin key's secret; unset: no bootstrap key is made.",
+    )
+    key_pepper: SecretStr | None = Field(
+        default=None,
+        description="Secret API keys are hashed with (only auth holds it); default: "
+        "FARM_HOME/key-pepper.",
     )
     bootstrap_tenant: str = Field(
         default="default",
@@ -147,6 +153,22 @@ class AuthSettings(FarmSettings):
     def resolved_database_url(self) -> str:
         """The SQLAlchemy async URL of the database (SQLite under FARM_HOME by default)."""
         return async_database_url(self.database_url, self.database_path("auth"))
+
+    def resolved_key_pepper(self) -> str:
+        """The pepper of the keys' hashes, from the environment or FARM_HOME/key-pepper.
+
+        A local farm made before the pepper was its own secret (it has an auth
+        database but no pepper file) hashed its keys with the identity secret file:
+        that is carried over once, so those keys keep working.
+        """
+        if self.key_pepper is not None:
+            return self.key_pepper.get_secret_value()
+        pepper_file = self.home / "key-pepper"
+        legacy = self.home / "identity-secret"
+        older_farm = legacy.exists() and self.database_path("auth").exists()
+        if not pepper_file.exists() and older_farm:
+            return carry_over_secret(legacy, pepper_file)
+        return load_or_create_secret(pepper_file)
 
     def resolved_admin_key(self) -> str | None:
         """The bootstrap admin key's secret, or None when it is unset or empty."""

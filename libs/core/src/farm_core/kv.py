@@ -1,0 +1,83 @@
+"""Compare-and-set updates of NATS key-value entries, shared by the parts that count together.
+
+Every update names the revision it read; if another process wrote since, the
+change is applied again to what it wrote, so no process loses another's update.
+"""
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+log = logging.getLogger(__name__)
+
+# Attempts to apply a change while other processes keep changing the same entry.
+CAS_TRIES = 10
+
+_VALID_KEY = re.compile(r"^[-/_=.a-zA-Z0-9]+$")
+
+Value = TypeVar("Value")
+
+
+class Contended(Exception):
+    """An entry changed under every one of CAS_TRIES attempts to update it."""
+
+
+@dataclass(frozen=True)
+class Versioned(Generic[Value]):
+    """An entry's value (None: absent or unreadable) and its revision (0: absent)."""
+
+    value: Value | None
+    revision: int
+
+
+def is_valid_key(key: str) -> bool:
+    """Whether `key` may name a key-value entry."""
+    return bool(_VALID_KEY.match(key)) and not key.startswith(".") and not key.endswith(".")
+
+
+async def read(kv: KeyValue, key: str, decode: Callable[[bytes], Value]) -> Versioned[Value]:
+    """The entry's value and revision; an unreadable value reads as None (and is overwritten)."""
+    try:
+        entry = await kv.get(key)
+    except KeyNotFoundError:
+        return Versioned(None, 0)
+    try:
+        return Versioned(decode(entry.value or b""), entry.revision or 0)
+    except ValueError as error:
+        log.warning("entry %s holds an unreadable value; starting it afresh: %s", key, error)
+        return Versioned(None, entry.revision or 0)
+
+
+async def compare_and_set(
+    kv: KeyValue,
+    key: str,
+    change: Callable[[Value | None], Value | None],
+    decode: Callable[[bytes], Value],
+    encode: Callable[[Value], bytes],
+    known: Versioned[Value] | None = None,
+) -> Versioned[Value]:
+    """Applies `change` to the entry's latest revision and stores the result; returns it.
+
+    `change` returns None (or the same value) to leave the entry alone; `known` is
+    a recently read entry to try first, saving a read when nobody changed it since.
+    """
+    current = known if known is not None else await read(kv, key, decode)
+    for _ in range(CAS_TRIES):
+        new = change(current.value)
+        if new is None or new == current.value:
+            return current
+        try:
+            if current.revision == 0:
+                revision = await kv.create(key, encode(new))
+            else:
+                revision = await kv.update(key, encode(new), last=current.revision)
+        except KeyWrongLastSequenceError:
+            current = await read(kv, key, decode)
+            continue
+        return Versioned(new, revision)
+    raise Contended(f"entry {key} kept changing during {CAS_TRIES} updates")

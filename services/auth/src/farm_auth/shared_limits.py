@@ -1,0 +1,267 @@
+"""Check's farm-wide limits: every auth replica counts in the same NATS key-value entries.
+
+`farm_rate_limits` holds each API key's rate as the time its next request is due
+(GCRA: a token bucket written as one number), `farm_failed_auth` each source
+address's refused keys and until when it is blocked. Each update is a
+compare-and-set, so N replicas give a key its rate once, not N times. Every
+replica watches `farm_failed_auth`, so asking whether an address is blocked costs
+no round trip. While NATS is away, Check falls back to the replica's own
+in-memory limiters (ratelimit.py): limits stay in force, per replica.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import nats.errors
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import BucketNotFoundError
+from nats.js.kv import KeyValue
+
+from farm_auth.ratelimit import FailedAuthLimiter, KeyRateLimiter
+from farm_core.kv import Contended, Versioned, compare_and_set
+from farm_core.nats_link import NatsLink
+
+log = logging.getLogger(__name__)
+
+RATES_BUCKET = "farm_rate_limits"
+FAILED_AUTH_BUCKET = "farm_failed_auth"
+# A rate entry not written for a day is dropped: by then every bucket is full again
+# unless burst / per_second is over a day, which MAX_RATE's bounds allow but no one sets.
+RATE_TTL_SECONDS = 24 * 3600.0
+# How long one NATS call of the hot path may take before the local limiter answers.
+CALL_TIMEOUT_SECONDS = 0.5
+
+_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    """A request counted against a rate: the key's next due time, or the wait if refused."""
+
+    due: float
+    wait_seconds: float
+
+
+def rate_decision(due: float | None, now: float, per_second: float, burst: int) -> RateDecision:
+    """GCRA: admit a request if the key's next due time is at most `burst` intervals ahead."""
+    interval = 1.0 / per_second
+    after = max(due or now, now) + interval
+    over = after - now - burst * interval
+    if over > 1e-9:
+        return RateDecision(due=due or now, wait_seconds=over)
+    return RateDecision(due=after, wait_seconds=0.0)
+
+
+@dataclass(frozen=True)
+class FailureCount:
+    """One address's refused keys in its current window, and until when it is blocked."""
+
+    window_start: float
+    count: int
+    blocked_until: float = 0.0
+
+    def to_bytes(self) -> bytes:
+        """The entry's value."""
+        return json.dumps([self.window_start, self.count, self.blocked_until]).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "FailureCount":
+        """The entry `to_bytes` wrote; ValueError if it is not one."""
+        try:
+            start, count, blocked = json.loads(data)
+            return cls(float(start), int(count), float(blocked))
+        except (TypeError, json.JSONDecodeError) as error:
+            raise ValueError(f"not a failure count: {data!r}") from error
+
+
+@dataclass(frozen=True)
+class FailureRule:
+    """Past `limit` refused keys in `window_seconds`, an address is blocked `block_seconds`."""
+
+    limit: int
+    window_seconds: float
+    block_seconds: float
+
+
+def after_failure(current: FailureCount | None, now: float, rule: FailureRule) -> FailureCount:
+    """`current` with one more refused key counted, blocked once past the rule's limit."""
+    if current is None or now - current.window_start >= rule.window_seconds:
+        current = FailureCount(window_start=now, count=0, blocked_until=current_block(current))
+    count = current.count + 1
+    blocked = now + rule.block_seconds if count > rule.limit else current.blocked_until
+    return FailureCount(current.window_start, count, blocked)
+
+
+def current_block(current: FailureCount | None) -> float:
+    """Until when `current` blocks its address (0.0 when it does not)."""
+    return current.blocked_until if current is not None else 0.0
+
+
+def entry_key(name: str) -> str:
+    """A key-value key for a key id or an address (IPv6's colons made safe)."""
+    return _KEY_UNSAFE.sub("_", name) or "_"
+
+
+class SharedLimits:
+    """Per-key rates and per-address failed keys, counted farm-wide in NATS key-value."""
+
+    def __init__(
+        self,
+        nats_url: str,
+        local_rates: KeyRateLimiter,
+        local_failures: FailedAuthLimiter,
+        failure_rule: FailureRule,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._link = NatsLink(nats_url, "farm-auth-limits")
+        self._local_rates = local_rates
+        self._local_failures = local_failures
+        self._rule = failure_rule
+        self._clock = clock
+        self._buckets: tuple[KeyValue, KeyValue] | None = None
+        self._opening: asyncio.Task[None] | None = None
+        self._watching: asyncio.Task[None] | None = None
+        # The revision of each key's rate entry this replica wrote last: tried first.
+        self._known_rates: dict[str, Versioned[float]] = {}
+        self._key_locks: dict[str, asyncio.Lock] = {}
+        self._blocked_until: dict[str, float] = {}
+
+    @property
+    def shared(self) -> bool:
+        """Whether the limits count farm-wide now (else in this replica's memory)."""
+        return self._buckets is not None and self._watching is not None and self._link.is_connected
+
+    def start(self) -> None:
+        """Connects in the background; until connected, the local limiters answer."""
+        self._opening = asyncio.create_task(self._open(), name="auth-shared-limits")
+
+    async def close(self) -> None:
+        """Stops watching and closes the connection."""
+        for task in (self._opening, self._watching):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self._link.close()
+
+    async def take(self, key_id: str, per_second: int, burst: int) -> float:
+        """Counts one request of `key_id`: 0.0 if allowed, else the seconds to wait."""
+        if self._buckets is None or not self._link.is_connected:
+            return self._local_rates.take(key_id, per_second, burst)
+        rates, _ = self._buckets
+        key = entry_key(key_id)
+        # Requests of one key in one replica queue here instead of racing each other's
+        # compare-and-set; replicas race only each other.
+        # Both maps hold one small entry per valid key that called: bounded by the keys.
+        lock = self._key_locks.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                return await self._take_shared(rates, key, per_second, burst)
+        except (nats.errors.Error, TimeoutError, Contended) as error:
+            log.warning("shared rate of %s unavailable, counting locally: %s", key_id, error)
+            return self._local_rates.take(key_id, per_second, burst)
+
+    async def _take_shared(self, rates: KeyValue, key: str, per_second: int, burst: int) -> float:
+        wait_seconds = 0.0
+
+        def count(due: float | None) -> float | None:
+            nonlocal wait_seconds
+            decision = rate_decision(due, self._clock(), per_second, burst)
+            wait_seconds = decision.wait_seconds
+            return None if wait_seconds > 0 else decision.due
+
+        written = await asyncio.wait_for(
+            compare_and_set(
+                rates,
+                key,
+                count,
+                lambda data: float(data.decode()),
+                lambda due: repr(due).encode(),
+                known=self._known_rates.get(key),
+            ),
+            CALL_TIMEOUT_SECONDS,
+        )
+        self._known_rates[key] = written
+        return wait_seconds
+
+    def blocked_for(self, address: str) -> float:
+        """Seconds `address` stays blocked, by any replica's count; 0.0 when it is not."""
+        shared = self._blocked_until.get(entry_key(address), 0.0) - self._clock()
+        return max(shared, self._local_failures.blocked_for(address), 0.0)
+
+    async def record_failure(self, address: str) -> None:
+        """Counts one refused key from `address`, in every replica's count."""
+        if self._rule.limit <= 0:
+            return
+        if self._buckets is None or not self._link.is_connected:
+            self._local_failures.record_failure(address)
+            return
+        _, failures = self._buckets
+        key = entry_key(address)
+        try:
+            written = await asyncio.wait_for(
+                compare_and_set(
+                    failures,
+                    key,
+                    lambda current: after_failure(current, self._clock(), self._rule),
+                    FailureCount.from_bytes,
+                    FailureCount.to_bytes,
+                ),
+                CALL_TIMEOUT_SECONDS,
+            )
+        except (nats.errors.Error, TimeoutError, Contended) as error:
+            log.warning("shared failures of %s unavailable, counting locally: %s", address, error)
+            self._local_failures.record_failure(address)
+            return
+        if written.value is not None:
+            # Seen at once here; the other replicas see it through their watch.
+            self._note_block(key, written.value)
+
+    def _note_block(self, key: str, count: FailureCount) -> None:
+        if count.blocked_until > self._clock():
+            self._blocked_until[key] = count.blocked_until
+        else:
+            self._blocked_until.pop(key, None)
+
+    async def _open(self) -> None:
+        self._buckets = await self._link.open(self._prepare)
+        watcher = await self._buckets[1].watchall()
+        self._watching = asyncio.create_task(self._watch(watcher), name="auth-failed-auth-watch")
+
+    async def _prepare(self, js: JetStreamContext) -> tuple[KeyValue, KeyValue]:
+        return (
+            await _memory_bucket(js, RATES_BUCKET, RATE_TTL_SECONDS),
+            await _memory_bucket(
+                js, FAILED_AUTH_BUCKET, self._rule.window_seconds + self._rule.block_seconds
+            ),
+        )
+
+    async def _watch(self, watcher: KeyValue.KeyWatcher) -> None:
+        """Mirrors every replica's blocks of addresses, so blocked_for stays local."""
+        async for entry in watcher:
+            if entry is None:
+                continue
+            if entry.operation is not None or not entry.value:
+                self._blocked_until.pop(entry.key, None)
+                continue
+            try:
+                self._note_block(entry.key, FailureCount.from_bytes(entry.value))
+            except ValueError as error:
+                log.warning("failed-auth entry %s unreadable: %s", entry.key, error)
+
+
+async def _memory_bucket(js: JetStreamContext, bucket: str, ttl: float) -> KeyValue:
+    """The memory-backed bucket `bucket` (entries dropped after `ttl` s), made on first use."""
+    try:
+        return await js.key_value(bucket)
+    except BucketNotFoundError:
+        return await js.create_key_value(
+            KeyValueConfig(bucket=bucket, ttl=ttl, storage=StorageType.MEMORY, direct=True)
+        )

@@ -1,0 +1,106 @@
+"""Two auth replicas on one NATS and database count a key's rate and refused keys once."""
+
+import contextlib
+import math
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from farm.auth.v1 import auth_pb2
+from farm_auth.server import AuthService
+from tests.conftest import NatsServer
+from tests.helpers import assert_eventually
+from tests.integration.auth.conftest import (
+    RPC_TIMEOUT,
+    Auth,
+    auth_settings,
+    new_admin_key,
+    running_auth,
+)
+from tests.integration.auth.test_limits import check_from, denial
+
+pytestmark = pytest.mark.integration
+
+OK = 0
+RESOURCE_EXHAUSTED = 8
+HTTP_TOO_MANY_REQUESTS = 429
+
+
+@contextlib.asynccontextmanager
+async def two_replicas(farm_home: Path, nats_url: str) -> AsyncIterator[tuple[Auth, Auth]]:
+    """Two auth services on the same SQLite file and NATS, each counting farm-wide."""
+    admin_key = new_admin_key()
+    settings = auth_settings(
+        farm_home,
+        "",
+        admin_key,
+        NATS_URL=nats_url,
+        failed_auth_limit=3,
+        # No key cache: a changed rate limit is in force in both replicas at once.
+        key_cache_seconds=0,
+    )
+    first, second = AuthService(settings), AuthService(settings)
+    async with running_auth(settings, first) as one, running_auth(settings, second) as two:
+        await assert_eventually(
+            lambda: first.limits.shared and second.limits.shared,
+            within=15,
+            message="the replicas did not reach NATS",
+        )
+        yield one, two
+
+
+async def test_two_replicas_give_a_key_its_rate_once(
+    farm_home: Path, nats_server: NatsServer
+) -> None:
+    async with two_replicas(farm_home, nats_server.url) as (one, two):
+        created = await one.create_key(one.admin_key, tenant="acme")
+        await one.keys.UpdateApiKey(
+            auth_pb2.UpdateApiKeyRequest(
+                id=created.api_key.id, rate_limit_per_second=1, rate_limit_burst=3
+            ),
+            metadata=await one.as_key(one.admin_key),
+            timeout=RPC_TIMEOUT,
+        )
+        started = time.monotonic()
+        replies = [await replica.check(f"Bearer {created.secret}") for replica in (one, two) * 4]
+        elapsed = time.monotonic() - started
+
+    codes = [reply.status.code for reply in replies]
+    allowed = codes.count(OK)
+    # Per replica, 8 calls alternated would let 3 + 3 through; shared, the burst of 3
+    # plus what refilled at 1 a second while the calls were made.
+    assert 3 <= allowed <= 3 + math.ceil(elapsed), codes
+    assert codes[:3] == [OK] * 3
+    assert set(codes[allowed:]) <= {OK, RESOURCE_EXHAUSTED}
+    assert any("over its rate limit of 1" in reply.status.message for reply in replies)
+
+
+async def test_refusals_at_both_replicas_block_the_address_at_both(
+    farm_home: Path, nats_server: NatsServer
+) -> None:
+    address = "198.51.100.7"
+    async with two_replicas(farm_home, nats_server.url) as (one, two):
+        # The limit is 3: four refusals, alternated, block the address farm-wide.
+        refusals = [
+            await check_from(replica, address, "bf_wrong-guess") for replica in (one, two) * 2
+        ]
+
+        async def blocked_at_both() -> bool:
+            for replica in (one, two):
+                reply = await check_from(replica, address, one.admin_key)
+                if reply.status.code != RESOURCE_EXHAUSTED:
+                    return False
+            return True
+
+        # The replica that did not count the fourth refusal learns of it by its watch.
+        await assert_eventually(blocked_at_both, message="the address is not blocked at both")
+        blocked = await check_from(two, address, one.admin_key)
+        elsewhere = await check_from(two, "198.51.100.8", one.admin_key)
+
+    assert [denial(reply)[0] for reply in refusals] == [401] * 4
+    status, headers = denial(blocked)
+    assert status == HTTP_TOO_MANY_REQUESTS
+    assert int(headers["retry-after"]) > 0
+    assert elsewhere.status.code == OK
