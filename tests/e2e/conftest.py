@@ -222,8 +222,12 @@ def at_once(farm: LocalFarm, *commands: tuple[str, ...], key: str) -> list[Any]:
 
 
 def refused(result: subprocess.CompletedProcess[str]) -> str:
-    """The one error line of a refused command, after checking it failed cleanly."""
-    assert result.returncode == 1, result.stdout
+    """The one error line of a refused command, after checking it failed cleanly.
+
+    Its exit code is 4 for a refused key (UNAUTHENTICATED, PERMISSION_DENIED), else 1.
+    """
+    by_key = result.stderr.startswith(("error: UNAUTHENTICATED", "error: PERMISSION_DENIED"))
+    assert result.returncode == (4 if by_key else 1), (result.returncode, result.stderr)
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1, result.stderr
     return result.stderr.strip()

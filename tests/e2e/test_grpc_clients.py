@@ -1,4 +1,4 @@
-"""The same farm through generated gRPC stubs and through the grpcurl binary."""
+"""The same farm through generated gRPC stubs, and through grpcurl and buf curl."""
 
 import json
 import subprocess
@@ -10,12 +10,14 @@ import pytest
 from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_cli.launcher.farm import LocalFarm
+from farm_core.public_api import PUBLIC_SERVICES
 from tests.e2e.conftest import ROOT, png_size
 from tests.pages import Site
 
 pytestmark = pytest.mark.e2e
 
 GRPCURL = str(ROOT / ".venv" / "bin" / "grpcurl")
+BUF = str(ROOT / ".venv" / "bin" / "buf")
 IMPORT_PATHS = [
     "-import-path",
     str(ROOT / "protos"),
@@ -130,3 +132,66 @@ def test_grpcurl_lists_a_services_api_by_reflection(farm: LocalFarm) -> None:
     services = set(listed.stdout.split())
     assert "farm.tasks.v1.TaskService" in services
     assert "grpc.health.v1.Health" in services
+
+
+def edge(farm: LocalFarm) -> str:
+    return farm.envoy_url.removeprefix("http://")
+
+
+def with_key(farm: LocalFarm) -> list[str]:
+    return ["-plaintext", "-H", f"authorization: Bearer {farm.admin_key}"]
+
+
+def test_grpcurl_lists_the_whole_public_api_at_the_edge(farm: LocalFarm) -> None:
+    listed = grpcurl(*with_key(farm), edge(farm), "list")
+
+    assert listed.returncode == 0, listed.stderr
+    services = set(listed.stdout.split())
+    assert services >= set(PUBLIC_SERVICES)
+    assert "farm.storage.v1.ArtifactIngestService" not in services
+
+
+def test_grpcurl_describes_a_method_and_a_message_at_the_edge(farm: LocalFarm) -> None:
+    method = grpcurl(*with_key(farm), edge(farm), "describe", "farm.storage.v1.ArtifactService")
+    message = grpcurl(*with_key(farm), edge(farm), "describe", "farm.tasks.v1.TaskSpec")
+
+    assert method.returncode == 0, method.stderr
+    assert "rpc GetArtifactContent" in method.stdout
+    assert message.returncode == 0, message.stderr
+    assert "screenshot" in message.stdout
+
+
+def test_grpcurl_calls_by_reflection_without_protos(farm: LocalFarm) -> None:
+    called = grpcurl(*with_key(farm), edge(farm), "farm.auth.v1.AuthService/WhoAmI")
+
+    assert called.returncode == 0, called.stderr
+    assert "admin" in json.loads(called.stdout)["scopes"]
+
+
+def test_grpcurl_reflection_without_a_key_is_refused(farm: LocalFarm) -> None:
+    listed = grpcurl("-plaintext", edge(farm), "list")
+
+    assert listed.returncode != 0
+    assert "Unauthenticated" in listed.stderr
+    assert "farm.tasks.v1.TaskService" not in listed.stdout
+
+
+def buf_curl(farm: LocalFarm, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [BUF, "curl", "--protocol", "grpc", "--http2-prior-knowledge", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_buf_curl_lists_and_calls_by_reflection(farm: LocalFarm) -> None:
+    key = ["-H", f"authorization: Bearer {farm.admin_key}", "--reflect-header", "*"]
+    services = buf_curl(farm, *key, "--list-services", farm.envoy_url)
+    called = buf_curl(farm, *key, f"{farm.envoy_url}/farm.auth.v1.AuthService/WhoAmI")
+
+    assert services.returncode == 0, services.stderr
+    assert set(services.stdout.split()) >= set(PUBLIC_SERVICES)
+    assert called.returncode == 0, called.stderr
+    assert "admin" in json.loads(called.stdout)["scopes"]

@@ -119,7 +119,7 @@ def test_the_cli_works_through_envoy_over_grpc(
     assert main(["task", "watch", "t7"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 3
     monkeypatch.setenv("FARM_API_KEY", "bf_wrong")
-    assert main(["task", "get", "t7"]) == 1
+    assert main(["task", "get", "t7"]) == 4
     assert capsys.readouterr().err.startswith("error: UNAUTHENTICATED")
 
 

@@ -26,20 +26,21 @@ def test_agent_drain_sends_the_id_and_prints_the_draining_agent(
 
 
 @pytest.mark.parametrize(
-    ("agent_id", "printed"),
+    ("agent_id", "printed", "exit_code"),
     [
-        ("gone", "error: NOT_FOUND: agent 'gone' not found\n"),
+        ("gone", "error: NOT_FOUND: agent 'gone' not found\n", 1),
         (
             "shared",
             "error: PERMISSION_DENIED: only an admin of the bootstrap tenant may manage the "
             "shared fleet of agents\n",
+            4,
         ),
     ],
 )
-def test_agent_drain_refused_prints_why_and_exits_1(
-    calls: Calls, capsys: pytest.CaptureFixture[str], agent_id: str, printed: str
+def test_agent_drain_refused_prints_why_and_exits_by_the_refusal(
+    calls: Calls, capsys: pytest.CaptureFixture[str], agent_id: str, printed: str, exit_code: int
 ) -> None:
-    assert main(["agent", "drain", agent_id]) == 1
+    assert main(["agent", "drain", agent_id]) == exit_code
     assert capsys.readouterr().err == printed
 
 

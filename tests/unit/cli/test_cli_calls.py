@@ -40,7 +40,7 @@ def test_no_key_anywhere_is_a_clear_error(
 ) -> None:
     monkeypatch.delenv("FARM_API_KEY")
     monkeypatch.setenv("FARM_HOME", str(farm_home))
-    assert main(["whoami"]) == 1
+    assert main(["whoami"]) == 4
     assert capsys.readouterr().err.startswith("error: no API key: set FARM_API_KEY")
 
 
@@ -82,7 +82,7 @@ def test_task_submit_sends_the_files_specs_in_batches_and_numbers_errors_in_the_
     specs.write_text("".join(json.dumps({"url": url, "screenshot": {}}) + "\n" for url in urls))
     earlier = len(calls.seen)
 
-    assert main(["task", "submit", str(specs)]) == 1
+    assert main(["task", "submit", str(specs)]) == 3
 
     batches = [request for name, request, _ in calls.seen[earlier:] if name == "CreateTasks"]
     assert [len(batch.requests) for batch in batches] == [1000, 2]

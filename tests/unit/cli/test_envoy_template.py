@@ -14,6 +14,7 @@ from farm_cli.launcher.envoy import Endpoint, render_envoy_config
 from farm_cli.launcher.infra import binary
 from farm_cli.launcher.tls import load_or_create_internal_tls, load_or_create_local_tls
 from farm_cli.main import main
+from farm_core.public_api import PUBLIC_SERVICES
 from tests.unit.cli.envoy_render import (
     COMPOSE_CONFIG,
     COMPOSE_RENDER_ARGS,
@@ -99,6 +100,21 @@ def public_services() -> list[str]:
         for service in file.service
         if any(method.options.HasExtension(annotations_pb2.http) for method in service.method)
     )
+
+
+def test_reflection_answers_for_every_service_envoy_exposes() -> None:
+    assert sorted(PUBLIC_SERVICES) == public_services()
+
+
+def test_reflection_streams_reach_the_scheduler_unbuffered_and_without_a_deadline() -> None:
+    for version in ("v1", "v1alpha"):
+        prefix = f"/grpc.reflection.{version}.ServerReflection/"
+        (route,) = [r for r in routes(rendered()) if r["match"].get("prefix") == prefix]
+        assert route["route"]["cluster"] == "scheduler"
+        assert route["route"]["timeout"] == "0s"
+        assert route["typed_per_filter_config"]["envoy.filters.http.buffer"]["disabled"] is True
+        # The key is checked as for any call.
+        assert "envoy.filters.http.ext_authz" not in route["typed_per_filter_config"]
 
 
 def test_run_task_outlives_its_300_s_limit_and_watch_never_times_out() -> None:

@@ -23,7 +23,7 @@ from farm.auth.v1 import auth_pb2_grpc
 from farm.sessions.v1 import sessions_pb2_grpc
 from farm.storage.v1 import artifacts_pb2_grpc, baselines_pb2_grpc, profiles_pb2_grpc
 from farm.tasks.v1 import tasks_pb2_grpc
-from farm_cli.console import CliError, print_message
+from farm_cli.console import CliError, NoApiKey, print_message
 from farm_cli.launcher.config import ProjectNotFound, find_project_root
 from farm_cli.pages import every_page
 from farm_core.trace_context import TRACEPARENT, new_traceparent, span_context_of
@@ -72,11 +72,11 @@ def api_key(environ: Mapping[str, str], cwd: Path) -> str:
     try:
         path = admin_key_path(environ, cwd)
     except ProjectNotFound as error:
-        raise CliError(f"no API key: set FARM_API_KEY ({error})") from error
+        raise NoApiKey(f"no API key: set FARM_API_KEY ({error})") from error
     try:
         return path.read_text().strip()
     except FileNotFoundError as error:
-        raise CliError(
+        raise NoApiKey(
             f"no API key: set FARM_API_KEY, or start the farm (`make run`) so that {path} exists"
         ) from error
 

@@ -7,11 +7,27 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from farm_cli.exit_codes import ExitCode
+
 CONNECTION_HINT = "is the farm running? Start it with `make run` (or `farm up`), or set FARM_URL"
 
 
 class CliError(Exception):
     """A failure the user can act on, shown as `error: <message>` with exit code 1."""
+
+    exit_code = ExitCode.ERROR
+
+
+class UsageError(CliError):
+    """Options that do not go together: exit code 2, as argparse's own refusals."""
+
+    exit_code = ExitCode.USAGE
+
+
+class NoApiKey(CliError):
+    """No API key was given or found: exit code 4, as a refused key."""
+
+    exit_code = ExitCode.AUTH
 
 
 def message_json(message: Message, *, indent: int | None = 2) -> str:

@@ -1,6 +1,7 @@
 """The `farm` command: `farm up` runs the local farm; the other groups call its API."""
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
@@ -23,6 +24,10 @@ from farm_cli.commands import (
     whoami,
 )
 from farm_cli.console import CliError, rpc_error_text
+from farm_cli.exit_codes import ExitCode, exit_code_of
+
+# Commands whose output is no API reply: the farm's own log, MCP over stdio, Envoy's YAML.
+WITHOUT_JSON = frozenset({"up", "mcp", "envoy-config"})
 
 COMMAND_GROUPS = (
     up,
@@ -49,27 +54,60 @@ def build_parser() -> argparse.ArgumentParser:
         description="browserfarm: headless Chromium as a service. The API commands reach "
         "FARM_URL (default 127.0.0.1:8080; https://host:port for TLS, trusting the CA in "
         "FARM_CA_FILE if set) with the key in FARM_API_KEY "
-        "(default: the local farm's admin key). Output is JSON (`farm status`: tables, or "
-        "JSON with --json).",
+        "(default: the local farm's admin key). Output is JSON; the commands that show "
+        "tables or progress (status, task trace, task run --from, task watch on a terminal) "
+        "print JSON with --json. Exit codes: 0 success, 1 error, 2 usage, 3 a task did not "
+        "succeed, 4 no key or key refused.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:
         group.add_parser(commands)
+    for name, command in commands.choices.items():
+        if name not in WITHOUT_JSON:
+            add_json_flag(command)
     return parser
 
 
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    """Gives `parser`'s commands (itself, or each of its verbs) a --json flag if they lack one."""
+    verbs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not verbs:
+        if "--json" not in parser._option_string_actions:
+            parser.add_argument(
+                "--json", action="store_true", help="print JSON (this command's only output)"
+            )
+        return
+    for verb in verbs:
+        for command in dict.fromkeys(verb.choices.values()):
+            add_json_flag(command)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs one command; returns its exit code (1 on errors, printed as `error: ...`)."""
+    """Runs one command; returns its exit code (ExitCode), errors printed on stderr.
+
+    An error is one line, `error: ...`, or with --json one JSON object
+    `{"error": {"code", "message"}}`.
+    """
     args = build_parser().parse_args(argv)
+    as_json = bool(getattr(args, "json", False))
     try:
         return int(args.run(args))
     except CliError as error:
-        print(f"error: {error}", file=sys.stderr)
+        _print_error(as_json, error.exit_code.name, str(error), f"error: {error}")
+        return error.exit_code
     except grpc.RpcError as error:
-        print(rpc_error_text(error), file=sys.stderr)
+        code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
+        details = (error.details() if isinstance(error, grpc.Call) else None) or str(error)
+        _print_error(as_json, code.name, details, rpc_error_text(error))
+        return exit_code_of(error)
     except KeyboardInterrupt:
-        return 130
-    return 1
+        return ExitCode.INTERRUPTED
+
+
+def _print_error(as_json: bool, code: str, message: str, text: str) -> None:
+    if as_json:
+        text = json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False)
+    print(text, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

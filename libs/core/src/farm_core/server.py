@@ -58,10 +58,19 @@ class ServiceHost:
     `serve` runs it until a signal; tests start and stop it in-process.
     """
 
-    def __init__(self, service: Service, settings: FarmSettings, port: int) -> None:
+    def __init__(
+        self,
+        service: Service,
+        settings: FarmSettings,
+        port: int,
+        reflected_services: Sequence[str] = (),
+    ) -> None:
         self.service = service
         self.settings = settings
         self.port = port
+        # Services whose descriptors reflection also answers for, besides those served:
+        # the whole public API on the service Envoy routes reflection to.
+        self.reflected_services = tuple(reflected_services)
         self._health = health.aio.HealthServicer()
         codec = IdentityCodec(settings.resolved_identity_secret())
         self.audit = AuditPublisher(settings.nats_url, service.name, settings.audit_queue_size)
@@ -91,8 +100,9 @@ class ServiceHost:
         await self.service.start()
         names = list(self.service.register(self._server))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflected = dict.fromkeys([*names, *self.reflected_services])
         reflection.enable_server_reflection(
-            [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
+            [*reflected, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
         )
         if add_port(self._server, self.address, self.settings.internal_tls()) == 0:
             raise OSError(f"{self.service.name} cannot listen on {self.address}")
@@ -118,12 +128,14 @@ async def serve(
     port: int,
     metrics_port: int,
     stop_requested: asyncio.Event | None = None,
+    reflected_services: Sequence[str] = (),
 ) -> None:
     """Serves `service` on `port` until SIGTERM, SIGINT or `stop_requested`, then drains it.
 
     A service that may ask to be stopped (the agent, on a drain notice) is given
     the event's `set` by whoever calls serve; a request made while the service
-    starts is answered once it has started.
+    starts is answered once it has started. Reflection answers for the services
+    served and for `reflected_services`.
     """
     configure_logging(service.name, settings.log_level, settings.log_format)
     configure_tracing(service.name)
@@ -133,7 +145,7 @@ async def serve(
         disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in the library
         start_http_server(metrics_port, addr=settings.host)
         log.info("%s metrics on http://%s:%d/metrics", service.name, settings.host, metrics_port)
-    host = ServiceHost(service, settings, port)
+    host = ServiceHost(service, settings, port, reflected_services)
     await host.start()
     stop = stop_requested or asyncio.Event()
     loop = asyncio.get_running_loop()

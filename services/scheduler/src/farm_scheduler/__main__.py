@@ -2,6 +2,7 @@
 
 import asyncio
 
+from farm_core.public_api import PUBLIC_SERVICES
 from farm_core.server import serve
 from farm_scheduler.server import SchedulerService
 from farm_scheduler.settings import SchedulerSettings
@@ -10,7 +11,17 @@ from farm_scheduler.settings import SchedulerSettings
 def main() -> None:
     """Reads the settings from the environment and serves."""
     settings = SchedulerSettings()
-    asyncio.run(serve(SchedulerService(settings), settings, settings.port, settings.metrics_port))
+    service = SchedulerService(settings)
+    # Envoy routes server reflection to the scheduler: it answers for the whole public API.
+    asyncio.run(
+        serve(
+            service,
+            settings,
+            settings.port,
+            settings.metrics_port,
+            reflected_services=PUBLIC_SERVICES,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """`farm artifact get|list`: the ArtifactService."""
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from farm.storage.v1 import artifacts_pb2
 from farm_cli.client import call_and_print, call_farm
 from farm_cli.commands.ranges import INT32_MAX, whole_number
-from farm_cli.console import CliError
+from farm_cli.console import CliError, UsageError
 
 
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -19,6 +20,9 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     get.add_argument("id")
     get.add_argument(
         "-o", "--output", metavar="FILE", help="write the bytes to FILE (- for stdout)"
+    )
+    get.add_argument(
+        "--json", action="store_true", help="with -o FILE: print what was written, as JSON"
     )
     get.set_defaults(run=get_artifact)
 
@@ -34,13 +38,18 @@ def get_artifact(args: argparse.Namespace) -> int:
     if args.output is None:
         request = artifacts_pb2.GetArtifactRequest(id=args.id)
         return call_and_print(lambda farm: farm.artifacts.GetArtifact, request)
+    if args.output == "-" and args.json:
+        raise UsageError("-o - writes the bytes to stdout: it does not go with --json")
     content_request = artifacts_pb2.GetArtifactContentRequest(id=args.id)
     body = call_farm(lambda farm: farm.artifacts.GetArtifactContent, content_request)
     if args.output == "-":
         sys.stdout.buffer.write(body.data)
         sys.stdout.buffer.flush()
-    else:
-        write_file(Path(args.output), body.data)
+        return 0
+    write_file(Path(args.output), body.data)
+    if args.json:
+        written = {"id": args.id, "path": args.output, "contentType": body.content_type}
+        print(json.dumps({**written, "sizeBytes": str(len(body.data))}), flush=True)
     return 0
 
 

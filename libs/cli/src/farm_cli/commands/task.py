@@ -3,15 +3,21 @@
 import argparse
 
 from farm.tasks.v1 import tasks_pb2
-from farm_cli.client import call_and_print, call_farm, connect, list_and_print
+from farm_cli.client import call_and_print, call_farm, list_and_print
 from farm_cli.commands.ranges import INT32_MAX, whole_number
+from farm_cli.commands.task_batch import (
+    RUN_TIMEOUT,
+    add_batch_arguments,
+    batch_urls,
+    run_batch,
+)
 from farm_cli.commands.task_spec import add_task_spec_arguments, label, task_spec_from_args
 from farm_cli.commands.task_submit import add_submit_parser
 from farm_cli.commands.task_trace import add_trace_parser
+from farm_cli.commands.task_watch import add_watch_parser
 from farm_cli.console import print_message
+from farm_cli.exit_codes import ExitCode
 
-# RunTask waits up to the task's 300 s limit; Envoy's route allows 330 s.
-RUN_TIMEOUT = 330.0
 STATUSES = {
     "queued": tasks_pb2.TASK_STATUS_QUEUED,
     "running": tasks_pb2.TASK_STATUS_RUNNING,
@@ -33,9 +39,12 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     add_submit_parser(verbs)
 
     run = verbs.add_parser(
-        "run", help="queue a task and wait until it has ended (exit 1 unless it succeeded)"
+        "run",
+        help="queue a task and wait until it has ended, or with --from one per URL of a "
+        "file (exit 3 unless every task succeeded)",
     )
     add_task_spec_arguments(run)
+    add_batch_arguments(run)
     run.set_defaults(run=run_task)
 
     get = verbs.add_parser("get", help="print one task")
@@ -56,9 +65,7 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     cancel.add_argument("id")
     cancel.set_defaults(run=cancel_task)
 
-    watch = verbs.add_parser("watch", help="print the task's events (one JSON a line)")
-    watch.add_argument("id")
-    watch.set_defaults(run=watch_task)
+    add_watch_parser(verbs)
 
     add_trace_parser(verbs)
 
@@ -70,11 +77,17 @@ def create_task(args: argparse.Namespace) -> int:
 
 
 def run_task(args: argparse.Namespace) -> int:
-    """RunTask; exits 1 if the task did not succeed."""
+    """RunTask, or with --from a batch of them; exits 3 if a task did not succeed."""
+    if args.from_file:
+        urls = batch_urls(args)
+        # The options' spec, with the first URL standing in for each URL in turn.
+        args.url = urls[0]
+        return run_batch(args, task_spec_from_args(args), urls)
     request = tasks_pb2.RunTaskRequest(spec=task_spec_from_args(args))
     task: tasks_pb2.Task = call_farm(lambda farm: farm.tasks.RunTask, request, timeout=RUN_TIMEOUT)
     print_message(task)
-    return 0 if task.status == tasks_pb2.TASK_STATUS_SUCCEEDED else 1
+    succeeded = task.status == tasks_pb2.TASK_STATUS_SUCCEEDED
+    return ExitCode.OK if succeeded else ExitCode.TASKS_FAILED
 
 
 def get_task(args: argparse.Namespace) -> int:
@@ -98,12 +111,3 @@ def cancel_task(args: argparse.Namespace) -> int:
     """CancelTask."""
     request = tasks_pb2.CancelTaskRequest(id=args.id)
     return call_and_print(lambda farm: farm.tasks.CancelTask, request)
-
-
-def watch_task(args: argparse.Namespace) -> int:
-    """WatchTask: each event on its own line as it comes, until the task ends."""
-    with connect() as farm:
-        request = tasks_pb2.WatchTaskRequest(id=args.id)
-        for event in farm.tasks.WatchTask(request, metadata=farm.metadata):
-            print_message(event, one_line=True)
-    return 0

@@ -10,6 +10,7 @@ from google.protobuf import json_format
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import connect
 from farm_cli.console import CliError, print_message
+from farm_cli.exit_codes import ExitCode
 
 BATCH_SIZE = 1000
 """The most specs one CreateTasks call carries (the scheduler's limit)."""
@@ -22,7 +23,7 @@ def add_submit_parser(verbs: "argparse._SubParsersAction[argparse.ArgumentParser
     submit = verbs.add_parser(
         "submit",
         help="queue the task specs of a JSON Lines file (one TaskSpec a line) in batches; "
-        "exit 1 if any was refused",
+        "exit 3 if any was refused",
     )
     submit.add_argument("file", help='the file, or "-" for standard input')
     submit.set_defaults(run=submit_tasks)
@@ -78,7 +79,7 @@ def submit_tasks(args: argparse.Namespace) -> int:
             answer.tasks.extend(batch.tasks)
             answer.errors.extend(renumbered(error, offset) for error in batch.errors)
     print_message(answer)
-    return 1 if answer.errors else 0
+    return ExitCode.TASKS_FAILED if answer.errors else ExitCode.OK
 
 
 def _read_file(path: str) -> list[tasks_pb2.TaskSpec]:

@@ -1,0 +1,33 @@
+"""The `farm` command's exit codes, by outcome (docs/cli.md lists them)."""
+
+from enum import IntEnum
+
+import grpc
+
+
+class ExitCode(IntEnum):
+    """What a `farm` command's exit status says about its outcome."""
+
+    # Everything asked for succeeded.
+    OK = 0
+    # The command failed: a call was refused or failed (not found, invalid argument,
+    # the farm unreachable), or its input could not be read.
+    ERROR = 1
+    # The command line was wrong (argparse's own code).
+    USAGE = 2
+    # The calls went through, but a task did not succeed (failed or cancelled), or a
+    # batch had items that failed or were refused.
+    TASKS_FAILED = 3
+    # No API key, or the key was refused (UNAUTHENTICATED, PERMISSION_DENIED).
+    AUTH = 4
+    # Stopped with Ctrl-C.
+    INTERRUPTED = 130
+
+
+AUTH_CODES = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
+
+
+def exit_code_of(error: grpc.RpcError) -> ExitCode:
+    """The exit code of a command ended by `error`."""
+    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
+    return ExitCode.AUTH if code in AUTH_CODES else ExitCode.ERROR

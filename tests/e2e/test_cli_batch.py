@@ -1,0 +1,141 @@
+"""`farm task run --from`, `task watch` and `--json` as a user meets them: on a terminal
+(a pseudo-terminal, for the progress bar and the table) and through pipes."""
+
+import json
+import os
+import pty
+import secrets
+import select
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from farm_cli.launcher.farm import LocalFarm
+from tests.e2e.conftest import FARM, farm_command, farm_json
+from tests.pages import Site
+
+pytestmark = pytest.mark.e2e
+
+REFUSED_URL = "gopher://example.com/"
+
+
+def environment(farm: LocalFarm, key: str | None = None) -> dict[str, str]:
+    return {
+        **os.environ,
+        "FARM_URL": farm.envoy_url.removeprefix("http://"),
+        "FARM_API_KEY": key or farm.admin_key,
+        "COLUMNS": "160",
+        "TERM": "xterm",
+    }
+
+
+def on_a_terminal(
+    farm: LocalFarm,
+    *args: str,
+    when_shown: tuple[str, Callable[[], None]] | None = None,
+    timeout: float = 120,
+) -> tuple[int, str]:
+    """Runs `farm ARGS` with stdin, stdout and stderr on a pseudo-terminal: (exit code, screen).
+
+    `when_shown` (text, action): the action is done once the text is on the screen.
+    """
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [FARM, *args], stdin=terminal, stdout=terminal, stderr=terminal, env=environment(farm)
+    )
+    os.close(terminal)
+    screen = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([controller], [], [], 1.0)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the command has exited and closed the terminal
+                break
+            if not chunk:
+                break
+            screen += chunk
+            if when_shown and when_shown[0].encode() in screen:
+                when_shown[1]()
+                when_shown = None
+        return process.wait(timeout=10), screen.decode(errors="replace")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(controller)
+
+
+def test_a_batch_on_a_terminal_shows_progress_and_a_summary_table(
+    farm: LocalFarm, site: Site, tmp_path: Path
+) -> None:
+    urls = tmp_path / "urls.txt"
+    pages = [site.url("/page"), site.url("/page?second"), REFUSED_URL]
+    urls.write_text("# three pages\n" + "\n".join(pages) + "\n\n")
+
+    code, screen = on_a_terminal(
+        farm, "task", "run", "--from", str(urls), "--content", "text", "--concurrency", "2"
+    )
+
+    assert code == 3, screen
+    assert "3/3" in screen  # the progress bar's count at its end
+    assert "1 not succeeded" in screen
+    for url in pages:
+        assert url in screen
+    assert screen.count("SUCCEEDED") == 2
+    assert "REFUSED" in screen and "INVALID_ARGUMENT" in screen
+    assert "2 succeeded, 1 did not, of 3" in screen
+    assert "\x1b[" in screen  # drawn for a terminal (cursor moves, colours)
+
+
+def test_a_batch_from_stdin_through_a_pipe_prints_json_lines(farm: LocalFarm, site: Site) -> None:
+    pages = [site.url("/page"), site.url("/page?again")]
+
+    ran = subprocess.run(
+        [FARM, "task", "run", "--from", "-", "--content", "text", "--json"],
+        input="\n".join(pages),
+        capture_output=True,
+        text=True,
+        env=environment(farm),
+        timeout=120,
+        check=False,
+    )
+
+    assert ran.returncode == 0, ran.stderr
+    lines = [json.loads(line) for line in ran.stdout.splitlines()]
+    assert sorted(line["url"] for line in lines) == sorted(pages)
+    assert {line["task"]["status"] for line in lines} == {"TASK_STATUS_SUCCEEDED"}
+    assert ran.stderr == ""
+
+
+def test_watch_on_a_terminal_follows_the_task_to_its_end(farm: LocalFarm, site: Site) -> None:
+    gate = f"watch-{secrets.token_hex(4)}"
+    task = farm_json(farm, "task", "create", site.url(f"/gate/{gate}"), "--content", "text")
+
+    code, screen = on_a_terminal(
+        farm, "task", "watch", task["id"], when_shown=("RUNNING", lambda: site.release(gate))
+    )
+
+    assert code == 0, screen
+    lines = [line for line in screen.splitlines() if line.strip()]
+    assert "RUNNING" in lines[-2]
+    assert "SUCCEEDED" in lines[-1]
+    assert task["id"] not in lines[-1] and not lines[-1].lstrip().startswith("{")
+
+
+def test_errors_with_json_are_json_and_exit_codes_say_why(farm: LocalFarm) -> None:
+    missing = farm_command(farm, "task", "get", "0" * 32, "--json")
+    wrong_key = farm_command(farm, "whoami", "--json", key="bf_not-a-key")
+    usage = farm_command(farm, "task", "run", "https://example.com", "--from", "-")
+
+    assert missing.returncode == 1
+    assert json.loads(missing.stderr)["error"]["code"] == "NOT_FOUND"
+    assert wrong_key.returncode == 4
+    assert json.loads(wrong_key.stderr)["error"]["code"] == "UNAUTHENTICATED"
+    assert usage.returncode == 2
+    assert "not both" in usage.stderr
