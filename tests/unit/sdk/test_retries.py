@@ -111,3 +111,9 @@ def test_the_wait_is_a_doubling_backoff_but_never_shorter_than_retry_after() -> 
     assert [after(n, unavailable) for n in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 4.0, 4.0]
     assert after(1, browserfarm.RateLimited("slow down", retry_after=3)) == 3
     assert after(5, browserfarm.RateLimited("slow down", retry_after=1)) == 4.0
+
+
+def test_a_client_closed_twice_is_closed_once(refusing_farm: tuple[str, Refusals]) -> None:
+    farm = client(refusing_farm[0])
+    farm.close()
+    farm.close()

@@ -47,6 +47,11 @@ class LoopThread:
         coroutine: Coroutine[Any, Any, Value] = awaited()
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
+    @property
+    def stopped(self) -> bool:
+        """Whether stop() has been called."""
+        return self._loop.is_closed()
+
     def stop(self) -> None:
         """Stops the loop and its thread."""
         if self._loop.is_closed():
@@ -175,9 +180,13 @@ class Client:
         return self._client.options
 
     def close(self) -> None:
-        """Closes the channel and stops the client's thread."""
-        self._loop.run(self._client.close())
-        self._loop.stop()
+        """Closes the channel and stops the client's thread; closing it again does nothing."""
+        if self._loop.stopped:
+            return
+        try:
+            self._loop.run(self._client.close())
+        finally:
+            self._loop.stop()
 
     def submit(self, spec: SpecLike, *, timeout: float | None = None) -> Task:
         """Queues a task (with an idempotency key) and returns it QUEUED."""
