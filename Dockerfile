@@ -21,6 +21,7 @@ COPY pyproject.toml uv.lock ./
 COPY libs/protos/pyproject.toml libs/protos/
 COPY libs/core/pyproject.toml libs/core/
 COPY libs/cli/pyproject.toml libs/cli/
+COPY libs/sdk/pyproject.toml libs/sdk/
 COPY services/auth/pyproject.toml services/auth/
 COPY services/storage/pyproject.toml services/storage/
 COPY services/scheduler/pyproject.toml services/scheduler/

@@ -1,0 +1,52 @@
+"""browserfarm: headless Chromium as a service, from Python.
+
+    import browserfarm
+    with browserfarm.Client() as farm:          # FARM_URL, FARM_API_KEY
+        png = farm.screenshot("https://example.com", full_page=True)
+
+`AsyncClient` is the same with `await`. See docs/sdk.md.
+"""
+
+from browserfarm.aio import AsyncClient
+from browserfarm.config import ClientOptions
+from browserfarm.errors import (
+    FailedPrecondition,
+    FarmError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    QuotaExceeded,
+    RateLimited,
+    TaskFailed,
+    Timeout,
+    Unauthenticated,
+    Unavailable,
+)
+from browserfarm.results import Artifact, Result, SessionInfo, Task, TaskError, TaskStatus
+from browserfarm.sessions import AsyncSession
+from browserfarm.sync import Client, Session
+
+__all__ = [
+    "Artifact",
+    "AsyncClient",
+    "AsyncSession",
+    "Client",
+    "ClientOptions",
+    "FailedPrecondition",
+    "FarmError",
+    "InvalidArgument",
+    "NotFound",
+    "PermissionDenied",
+    "QuotaExceeded",
+    "RateLimited",
+    "Result",
+    "Session",
+    "SessionInfo",
+    "Task",
+    "TaskError",
+    "TaskFailed",
+    "TaskStatus",
+    "Timeout",
+    "Unauthenticated",
+    "Unavailable",
+]

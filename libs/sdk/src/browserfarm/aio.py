@@ -1,0 +1,195 @@
+"""AsyncClient: the SDK itself, asyncio over the farm's gRPC API (Client wraps it)."""
+
+import asyncio
+from collections.abc import AsyncGenerator, Iterable, Mapping
+from types import TracebackType
+from typing import Any, Self
+
+from browserfarm.config import ClientOptions, client_options
+from browserfarm.errors import TaskFailed, Timeout
+from browserfarm.results import Task, TaskStatus
+from browserfarm.sessions import AsyncSession, session_spec
+from browserfarm.specs import SpecLike, action_spec, task_spec, with_idempotency_key
+from browserfarm.transport import Metadata, Transport
+from farm.tasks.v1 import tasks_pb2
+
+FINAL = frozenset(
+    {tasks_pb2.TASK_STATUS_SUCCEEDED, tasks_pb2.TASK_STATUS_FAILED, tasks_pb2.TASK_STATUS_CANCELLED}
+)
+
+
+def checked(task: Task, check: bool) -> Task:
+    """`task`, or TaskFailed when `check` is set and it ended FAILED or CANCELLED."""
+    if check and task.status in (TaskStatus.FAILED, TaskStatus.CANCELLED):
+        raise TaskFailed(task)
+    return task
+
+
+class AsyncClient:
+    """The farm's work from asyncio: `await client.screenshot(url)`, tasks and sessions.
+
+    `url` and `api_key` default to FARM_URL and FARM_API_KEY; other keyword arguments
+    set ClientOptions (timeout, max_attempts, ...). Use it as `async with`, or close()
+    it; it holds one gRPC channel, which its calls share.
+    """
+
+    def __init__(self, url: str | None = None, api_key: str | None = None, **settings: Any) -> None:
+        self.options: ClientOptions = client_options(url, api_key, **settings)
+        self._transport = Transport(self.options)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Closes the channel."""
+        await self._transport.close()
+
+    async def submit(self, spec: SpecLike, *, timeout: float | None = None) -> Task:
+        """Queues a task and returns it QUEUED.
+
+        An idempotency key is set unless the spec has one, so a retried call returns
+        the same task instead of making a second.
+        """
+        request = tasks_pb2.CreateTaskRequest(spec=with_idempotency_key(task_spec(spec)))
+        return Task.from_proto(
+            await self._transport.call(self._transport.tasks.CreateTask, request, timeout=timeout)
+        )
+
+    async def run(
+        self, spec: SpecLike, *, timeout: float | None = None, check: bool = True
+    ) -> Task:
+        """Runs a task and returns it ended.
+
+        Raises TaskFailed if it failed or was cancelled (unless `check` is False), and
+        Timeout after `timeout` seconds (default ClientOptions.run_timeout). It carries
+        an idempotency key, as submit's does.
+        """
+        limit = timeout or self.options.run_timeout
+        request = tasks_pb2.RunTaskRequest(spec=with_idempotency_key(task_spec(spec)))
+        try:
+            async with asyncio.timeout(limit):
+                reply = await self._transport.call(
+                    self._transport.tasks.RunTask, request, timeout=limit
+                )
+                task = Task.from_proto(reply)
+                # RunTask gives the task back as it stands when its wait is over.
+                if not task.done:
+                    task = await self._watched(task.id)
+        except TimeoutError:
+            raise Timeout(f"the task did not end within {limit:g} s") from None
+        return checked(task, check)
+
+    async def wait(
+        self, task: Task | str, *, timeout: float | None = None, check: bool = True
+    ) -> Task:
+        """`task` (or the task of that id) once it has ended; raises as run() does."""
+        task_id = task if isinstance(task, str) else task.id
+        limit = timeout or self.options.run_timeout
+        try:
+            async with asyncio.timeout(limit):
+                ended = await self._watched(task_id)
+        except TimeoutError:
+            raise Timeout(f"task {task_id} did not end within {limit:g} s") from None
+        return checked(ended, check)
+
+    async def _watched(self, task_id: str) -> Task:
+        """The task once WatchTask reports it ended; the watch is made again if it breaks."""
+        transport = self._transport
+
+        async def watch(
+            request: tasks_pb2.WatchTaskRequest, metadata: Metadata, timeout: float
+        ) -> tasks_pb2.Task:
+            # The caller's asyncio.timeout bounds the watch, not a gRPC deadline.
+            async for event in transport.tasks.WatchTask(request, metadata=metadata):
+                if event.status in FINAL and event.HasField("task"):
+                    ended: tasks_pb2.Task = event.task
+                    return ended
+            current: tasks_pb2.Task = await transport.tasks.GetTask(
+                tasks_pb2.GetTaskRequest(id=task_id), metadata=metadata, timeout=timeout
+            )
+            return current
+
+        while True:
+            reply = await transport.call(watch, tasks_pb2.WatchTaskRequest(id=task_id))
+            if reply.status in FINAL:
+                return Task.from_proto(reply)
+
+    async def get(self, task_id: str) -> Task:
+        """The task as it stands."""
+        request = tasks_pb2.GetTaskRequest(id=task_id)
+        return Task.from_proto(await self._transport.call(self._transport.tasks.GetTask, request))
+
+    async def cancel(self, task: Task | str) -> Task:
+        """Cancels a task that has not ended; returns it as it stands."""
+        request = tasks_pb2.CancelTaskRequest(id=task if isinstance(task, str) else task.id)
+        return Task.from_proto(
+            await self._transport.call(self._transport.tasks.CancelTask, request)
+        )
+
+    async def screenshot(self, url: str, **options: Any) -> bytes:
+        """The page at `url` as an image.
+
+        Keywords are screenshot options (full_page, format, selector) and TaskSpec
+        fields (viewport, steps, wait_until, cache_ttl_seconds, ...).
+        """
+        task = await self.run(action_spec(url, "screenshot", options))
+        return await self._transport.artifact(task.result, "SCREENSHOT")
+
+    async def pdf(self, url: str, **options: Any) -> bytes:
+        """The page at `url` printed as a PDF (paper_format, landscape, print_background)."""
+        task = await self.run(action_spec(url, "pdf", options))
+        return await self._transport.artifact(task.result, "PDF")
+
+    async def content(self, url: str, **options: Any) -> str:
+        """The page's HTML, or its text with format="text"."""
+        task = await self.run(action_spec(url, "content", options))
+        return task.result.text if task.result else ""
+
+    async def extract(self, url: str, fields: Mapping[str, str], **options: Any) -> Any:
+        """Values picked by CSS selectors: {"title": "h1", "links": "a@href[]"} → a dict."""
+        task = await self.run(action_spec(url, "extract", {"fields": dict(fields), **options}))
+        return task.result.json if task.result else None
+
+    async def map(
+        self, specs: Iterable[SpecLike], *, concurrency: int = 4, timeout: float | None = None
+    ) -> AsyncGenerator[Task, None]:
+        """Runs the tasks, at most `concurrency` at a time, yielding each as it ends.
+
+        A failed task is yielded like the others (see its status); a refused call
+        (invalid spec, quota) is raised, and the tasks still running are left to the
+        farm. Stopping early stops waiting for them too.
+        """
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        source = iter(specs)
+        running: set[asyncio.Task[Task]] = set()
+        try:
+            while True:
+                for spec in source:
+                    running.add(asyncio.ensure_future(self.run(spec, timeout=timeout, check=False)))
+                    if len(running) >= concurrency:
+                        break
+                if not running:
+                    return
+                ended, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for finished in ended:
+                    yield finished.result()
+        finally:
+            for waiting in running:
+                waiting.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    def session(self, **spec: Any) -> AsyncSession:
+        """A session of its own browser page, opened by `async with` and closed after it.
+
+        Keywords are SessionSpec fields: viewport, device, idle_timeout_seconds, ...
+        """
+        return AsyncSession(self._transport, session_spec(spec))

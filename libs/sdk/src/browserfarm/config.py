@@ -1,0 +1,72 @@
+"""Where the farm is and how to call it: from arguments, else FARM_URL and FARM_API_KEY."""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+"""The local farm's edge (Envoy), as `farm up` starts it."""
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """How a client calls the farm; every field has a default that suits one machine."""
+
+    url: str = DEFAULT_URL
+    """The farm's edge: http://host:port, https://host:port (TLS) or host:port."""
+    api_key: str = ""
+    """Sent as `authorization: Bearer <api key>` on every call."""
+    timeout: float = 30.0
+    """Seconds one ordinary call may take."""
+    run_timeout: float = 300.0
+    """Seconds run() and wait() may take in all, unless given per call."""
+    max_attempts: int = 5
+    """Calls made in all when the farm is UNAVAILABLE or rate-limits the caller."""
+    backoff_seconds: float = 0.2
+    """The first wait before a retry; each further wait doubles, up to max_backoff_seconds."""
+    max_backoff_seconds: float = 10.0
+    """The longest wait between two attempts, unless the farm's Retry-After asks for more."""
+    max_retry_after: float = 60.0
+    """A rate limit asking a longer wait than this is raised at once, not waited out."""
+    ca_file: str = ""
+    """A PEM file of the CA that signed an https farm's certificate (else the system's)."""
+
+    @property
+    def target(self) -> str:
+        """host:port for gRPC."""
+        target = self.url.split("://", 1)[-1].rstrip("/")
+        if not target or "/" in target:
+            raise ValueError(f"the farm's url must be http(s)://host:port, got {self.url!r}")
+        return target
+
+    @property
+    def secure(self) -> bool:
+        """Whether the farm is reached over TLS."""
+        return self.url.startswith("https://")
+
+
+def client_options(
+    url: str | None,
+    api_key: str | None,
+    environ: Mapping[str, str] | None = None,
+    **settings: Any,
+) -> ClientOptions:
+    """Options from the arguments given, else FARM_URL, FARM_API_KEY and FARM_CA_FILE.
+
+    `settings` sets the other fields of ClientOptions (timeout=60, max_attempts=1, ...).
+    """
+    env = os.environ if environ is None else environ
+    key = api_key if api_key is not None else env.get("FARM_API_KEY", "").strip()
+    if not key:
+        raise ValueError("no API key: pass api_key=... or set FARM_API_KEY")
+    options = replace(
+        ClientOptions(
+            url=url or env.get("FARM_URL", "").strip() or DEFAULT_URL,
+            api_key=key,
+            ca_file=env.get("FARM_CA_FILE", "").strip(),
+        ),
+        **settings,
+    )
+    options.target  # noqa: B018 - refuses a malformed url now, not at the first call
+    return options

@@ -1,0 +1,147 @@
+"""AsyncSession: one browser page of the farm kept between commands, and Playwright on it."""
+
+from collections.abc import Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from browserfarm.errors import FarmError
+from browserfarm.results import Result, SessionInfo
+from browserfarm.specs import parsed, session_command
+from browserfarm.transport import Transport
+from farm.sessions.v1 import sessions_pb2
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Playwright
+
+
+def session_spec(spec: Mapping[str, Any]) -> sessions_pb2.SessionSpec:
+    """A SessionSpec from its JSON form or keywords (viewport, device, idle_timeout_seconds)."""
+    return parsed(spec, sessions_pb2.SessionSpec())
+
+
+class AsyncSession:
+    """A farm session: `async with client.session() as session:` opens it, closes it after.
+
+    Its commands act on the session's one page, which keeps its cookies, storage and
+    place between them. A command that the farm answers UNAVAILABLE is not made again
+    (it may have acted on the page); a rate-limited one is.
+    """
+
+    def __init__(self, transport: Transport, spec: sessions_pb2.SessionSpec) -> None:
+        self._transport = transport
+        self._spec = spec
+        self._info: SessionInfo | None = None
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def info(self) -> SessionInfo:
+        """The session as the farm last reported it."""
+        if self._info is None:
+            raise FarmError("the session is not open yet: use `async with` or open()")
+        return self._info
+
+    @property
+    def id(self) -> str:
+        """The session's id."""
+        return self.info.id
+
+    @property
+    def cdp_url(self) -> str:
+        """The DevTools WebSocket of the session's browser (through the farm's edge)."""
+        return self.info.cdp_url
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers a DevTools client must send to reach the session: the API key."""
+        name, value = self._transport.authorization
+        return {name: value}
+
+    async def open(self) -> SessionInfo:
+        """Opens the session on an agent (CreateSession)."""
+        request = sessions_pb2.CreateSessionRequest(spec=self._spec)
+        # Not made again on UNAVAILABLE: a second try could open a second browser.
+        reply = await self._transport.call(
+            self._transport.sessions.CreateSession, request, idempotent=False
+        )
+        self._info = SessionInfo.from_proto(reply)
+        return self._info
+
+    async def refresh(self) -> SessionInfo:
+        """The session as it stands now (GetSession)."""
+        request = sessions_pb2.GetSessionRequest(id=self.id)
+        self._info = SessionInfo.from_proto(
+            await self._transport.call(self._transport.sessions.GetSession, request)
+        )
+        return self._info
+
+    async def close(self) -> SessionInfo | None:
+        """Closes the session and frees its browser; closing it again does nothing."""
+        if self._info is None or not self._info.active:
+            return self._info
+        request = sessions_pb2.CloseSessionRequest(id=self._info.id)
+        self._info = SessionInfo.from_proto(
+            await self._transport.call(self._transport.sessions.CloseSession, request)
+        )
+        return self._info
+
+    async def run(self, command: Mapping[str, Any] | sessions_pb2.SessionCommand) -> Result:
+        """One command in its JSON form: {"url"?, "steps": [...], one action as in a task}."""
+        if not isinstance(command, sessions_pb2.SessionCommand):
+            command = parsed(command, sessions_pb2.SessionCommand())
+        request = sessions_pb2.RunSessionCommandRequest(id=self.id, command=command)
+        reply = await self._transport.call(
+            self._transport.sessions.RunSessionCommand, request, idempotent=False
+        )
+        return Result.from_proto(reply)
+
+    async def goto(self, url: str, **options: Any) -> Result:
+        """Navigates the page to `url` (wait_until, timeout_ms, steps as keywords)."""
+        return await self.run(session_command(None, options, url=url))
+
+    async def click(self, selector: str) -> Result:
+        """Clicks the element `selector` finds."""
+        return await self.run({"steps": [{"click": selector}]})
+
+    async def fill(self, selector: str, value: str) -> Result:
+        """Types `value` into the field `selector` finds."""
+        return await self.run({"steps": [{"fill": {"selector": selector, "value": value}}]})
+
+    async def press(self, key: str) -> Result:
+        """Presses `key` ("Enter", "Tab", ...) on the focused element."""
+        return await self.run({"steps": [{"press": key}]})
+
+    async def screenshot(self, url: str | None = None, **options: Any) -> bytes:
+        """The page (after going to `url`, if given) as an image."""
+        result = await self.run(session_command("screenshot", options, url=url))
+        return await self._transport.artifact(result, "SCREENSHOT")
+
+    async def content(self, url: str | None = None, **options: Any) -> str:
+        """The page's HTML, or its text with format="text"."""
+        return (await self.run(session_command("content", options, url=url))).text
+
+    async def extract(
+        self, fields: Mapping[str, str], url: str | None = None, **options: Any
+    ) -> Any:
+        """Values picked from the page by CSS selectors, as client.extract() picks them."""
+        command = session_command("extract", {"fields": dict(fields), **options}, url=url)
+        return (await self.run(command)).json
+
+    async def connect_playwright(self, playwright: "Playwright") -> "Browser":
+        """The session's browser in the caller's Playwright (CDP through the farm's edge).
+
+        `async with async_playwright() as playwright: browser = await
+        session.connect_playwright(playwright)`; the browser's first context holds the
+        session's page. Closing that Browser detaches; the session stays open.
+        """
+        return await playwright.chromium.connect_over_cdp(self.cdp_url, headers=self.headers)

@@ -1,0 +1,125 @@
+"""Requests from what callers write: a TaskSpec from a dict or keyword options.
+
+A spec is the farm's JSON form (`{"url": ..., "screenshot": {"fullPage": true}}`),
+with field names in either camelCase or snake_case, or a TaskSpec message. Enum values
+may be written in full (`IMAGE_FORMAT_JPEG`) or by their last word (`"jpeg"`).
+"""
+
+import uuid
+from collections.abc import Mapping
+from typing import Any, TypeAlias, TypeVar, cast
+
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from browserfarm.errors import InvalidArgument
+from farm.sessions.v1 import sessions_pb2
+from farm.tasks.v1 import tasks_pb2
+
+SpecLike: TypeAlias = Mapping[str, Any] | tasks_pb2.TaskSpec
+"""What run, submit and map take: the farm's JSON form of a TaskSpec, or the message."""
+
+ACTIONS = ("screenshot", "pdf", "content", "extract")
+"""The actions the shortcut methods (client.screenshot(url, ...), ...) name."""
+
+Built = TypeVar("Built", bound=Message)
+
+
+def _enum_name(enum: EnumDescriptor, value: Any) -> Any:
+    """`value` as the enum's full value name when it is written by its last word."""
+    if not isinstance(value, str) or value in enum.values_by_name:
+        return value
+    prefix = enum.values[0].name.removesuffix("UNSPECIFIED")
+    written = f"{prefix}{value.upper()}"
+    return written if written in enum.values_by_name else value
+
+
+def _normalized(value: Any, field: FieldDescriptor) -> Any:
+    """One field's value with short enum names made full, in nested messages too."""
+    if isinstance(value, list) and field.is_repeated:
+        return [_normalized_item(item, field) for item in value]
+    return _normalized_item(value, field)
+
+
+def _normalized_item(value: Any, field: FieldDescriptor) -> Any:
+    if field.enum_type is not None:
+        return _enum_name(field.enum_type, value)
+    message = field.message_type
+    if message is not None and isinstance(value, Mapping) and not message.GetOptions().map_entry:
+        return normalized(value, message)
+    return value
+
+
+def _field(descriptor: Descriptor, name: str) -> FieldDescriptor | None:
+    return descriptor.fields_by_name.get(name) or next(
+        (field for field in descriptor.fields if field.json_name == name), None
+    )
+
+
+def normalized(written: Mapping[str, Any], descriptor: Descriptor) -> dict[str, Any]:
+    """`written` (a message's JSON form) with every short enum name made full."""
+    result: dict[str, Any] = {}
+    for name, value in written.items():
+        field = _field(descriptor, name)
+        result[name] = value if field is None else _normalized(value, field)
+    return result
+
+
+def parsed(written: Mapping[str, Any], message: Built) -> Built:
+    """`message` filled from its JSON form; InvalidArgument naming what does not fit."""
+    try:
+        descriptor = cast(Descriptor, message.DESCRIPTOR)
+        return json_format.ParseDict(normalized(written, descriptor), message)
+    except json_format.ParseError as error:
+        raise InvalidArgument(str(error)) from error
+
+
+def task_spec(spec: SpecLike) -> tasks_pb2.TaskSpec:
+    """A TaskSpec of its own (the caller's is never changed) from `spec`."""
+    if isinstance(spec, tasks_pb2.TaskSpec):
+        copy = tasks_pb2.TaskSpec()
+        copy.CopyFrom(spec)
+        return copy
+    return parsed(spec, tasks_pb2.TaskSpec())
+
+
+def with_idempotency_key(spec: tasks_pb2.TaskSpec) -> tasks_pb2.TaskSpec:
+    """`spec` with a new random idempotency key unless it has one.
+
+    A retried create of it then returns the first task instead of making a second.
+    """
+    if not spec.idempotency_key:
+        spec.idempotency_key = uuid.uuid4().hex
+    return spec
+
+
+def _with_action(
+    base: Mapping[str, Any], action: str, options: Mapping[str, Any], message: Built
+) -> Built:
+    """`message` from `base` plus `action` with `options`.
+
+    The options are split between the action's own fields (fullPage, format, ...) and
+    the rest of the message (viewport, timeoutMs, ...).
+    """
+    if action not in ACTIONS:
+        raise InvalidArgument(f"action: one of {', '.join(ACTIONS)}, not {action!r}")
+    action_type = cast(Descriptor, message.DESCRIPTOR.fields_by_name[action].message_type)
+    own = {name: value for name, value in options.items() if _field(action_type, name)}
+    rest = {name: value for name, value in options.items() if name not in own}
+    return parsed({**base, **rest, action: own}, message)
+
+
+def action_spec(url: str, action: str, options: Mapping[str, Any]) -> tasks_pb2.TaskSpec:
+    """The TaskSpec of one `action` on `url`, e.g. "screenshot" with {"full_page": True}."""
+    return _with_action({"url": url}, action, options, tasks_pb2.TaskSpec())
+
+
+def session_command(
+    action: str | None, options: Mapping[str, Any], url: str | None = None
+) -> sessions_pb2.SessionCommand:
+    """A command for a session's page: steps, an optional navigation and at most one action."""
+    base = {"url": url} if url else {}
+    if action is None:
+        return parsed({**base, **options}, sessions_pb2.SessionCommand())
+    return _with_action(base, action, options, sessions_pb2.SessionCommand())

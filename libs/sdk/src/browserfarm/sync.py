@@ -1,0 +1,243 @@
+"""Client: the blocking face of AsyncClient, which runs on an event loop of its own thread.
+
+Each method hands the AsyncClient's coroutine to that loop and waits for it, so the
+two clients behave alike by construction; only Playwright is attached here, with the
+caller's own (sync) Playwright.
+"""
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Coroutine, Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+from browserfarm.aio import AsyncClient
+from browserfarm.config import ClientOptions
+from browserfarm.results import Result, SessionInfo, Task
+from browserfarm.sessions import AsyncSession
+from browserfarm.specs import SpecLike
+from farm.sessions.v1 import sessions_pb2
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Playwright
+
+Value = TypeVar("Value")
+
+
+class LoopThread:
+    """An asyncio loop running in a daemon thread, which blocking callers hand work to."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="browserfarm-loop", daemon=True
+        )
+        self._thread.start()
+
+    def run(self, work: Awaitable[Value]) -> Value:
+        """The result of `work`, run on the loop; its exception is raised here.
+
+        run_coroutine_threadsafe runs it in a copy of the caller's context, so the
+        caller's current trace is the one its calls pass on.
+        """
+
+        async def awaited() -> Value:
+            return await work
+
+        coroutine: Coroutine[Any, Any, Value] = awaited()
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    @property
+    def stopped(self) -> bool:
+        """Whether stop() has been called."""
+        return self._loop.is_closed()
+
+    def stop(self) -> None:
+        """Stops the loop and its thread."""
+        if self._loop.is_closed():
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+
+class Session:
+    """A farm session from blocking code: `with client.session() as session:`."""
+
+    def __init__(self, loop: LoopThread, session: AsyncSession) -> None:
+        self._loop = loop
+        self._session = session
+
+    def __enter__(self) -> Self:
+        self._loop.run(self._session.open())
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def info(self) -> SessionInfo:
+        """The session as the farm last reported it."""
+        return self._session.info
+
+    @property
+    def id(self) -> str:
+        """The session's id."""
+        return self._session.id
+
+    @property
+    def cdp_url(self) -> str:
+        """The DevTools WebSocket of the session's browser (through the farm's edge)."""
+        return self._session.cdp_url
+
+    def open(self) -> SessionInfo:
+        """Opens the session (`with` does it)."""
+        return self._loop.run(self._session.open())
+
+    def refresh(self) -> SessionInfo:
+        """The session as it stands now."""
+        return self._loop.run(self._session.refresh())
+
+    def close(self) -> SessionInfo | None:
+        """Closes the session; closing it again does nothing."""
+        return self._loop.run(self._session.close())
+
+    def run(self, command: Mapping[str, Any] | sessions_pb2.SessionCommand) -> Result:
+        """One command in its JSON form, as AsyncSession.run."""
+        return self._loop.run(self._session.run(command))
+
+    def goto(self, url: str, **options: Any) -> Result:
+        """Navigates the page to `url`."""
+        return self._loop.run(self._session.goto(url, **options))
+
+    def click(self, selector: str) -> Result:
+        """Clicks the element `selector` finds."""
+        return self._loop.run(self._session.click(selector))
+
+    def fill(self, selector: str, value: str) -> Result:
+        """Types `value` into the field `selector` finds."""
+        return self._loop.run(self._session.fill(selector, value))
+
+    def press(self, key: str) -> Result:
+        """Presses `key` on the focused element."""
+        return self._loop.run(self._session.press(key))
+
+    def screenshot(self, url: str | None = None, **options: Any) -> bytes:
+        """The page (after going to `url`, if given) as an image."""
+        return self._loop.run(self._session.screenshot(url, **options))
+
+    def content(self, url: str | None = None, **options: Any) -> str:
+        """The page's HTML, or its text with format="text"."""
+        return self._loop.run(self._session.content(url, **options))
+
+    def extract(self, fields: Mapping[str, str], url: str | None = None, **options: Any) -> Any:
+        """Values picked from the page by CSS selectors."""
+        return self._loop.run(self._session.extract(fields, url, **options))
+
+    def connect_playwright(self, playwright: "Playwright") -> "Browser":
+        """The session's browser in the caller's sync Playwright (`sync_playwright()`)."""
+        return playwright.chromium.connect_over_cdp(self.cdp_url, headers=self._session.headers)
+
+
+class Client:
+    """The farm's work from blocking code; the same methods as AsyncClient, without await.
+
+    Use it as `with`, or close() it: it holds a gRPC channel and a thread.
+    """
+
+    def __init__(self, url: str | None = None, api_key: str | None = None, **settings: Any) -> None:
+        self._loop = LoopThread()
+
+        async def made() -> AsyncClient:
+            # grpc.aio binds a channel to the loop it is made on.
+            return AsyncClient(url, api_key, **settings)
+
+        try:
+            self._client = self._loop.run(made())
+        except BaseException:
+            self._loop.stop()
+            raise
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def options(self) -> ClientOptions:
+        """How the client calls the farm."""
+        return self._client.options
+
+    def close(self) -> None:
+        """Closes the channel and stops the client's thread; closing it again does nothing."""
+        if self._loop.stopped:
+            return
+        try:
+            self._loop.run(self._client.close())
+        finally:
+            self._loop.stop()
+
+    def submit(self, spec: SpecLike, *, timeout: float | None = None) -> Task:
+        """Queues a task (with an idempotency key) and returns it QUEUED."""
+        return self._loop.run(self._client.submit(spec, timeout=timeout))
+
+    def run(self, spec: SpecLike, *, timeout: float | None = None, check: bool = True) -> Task:
+        """Runs a task and returns it ended; raises TaskFailed if it failed (unless not check)."""
+        return self._loop.run(self._client.run(spec, timeout=timeout, check=check))
+
+    def wait(self, task: Task | str, *, timeout: float | None = None, check: bool = True) -> Task:
+        """`task` once it has ended."""
+        return self._loop.run(self._client.wait(task, timeout=timeout, check=check))
+
+    def get(self, task_id: str) -> Task:
+        """The task as it stands."""
+        return self._loop.run(self._client.get(task_id))
+
+    def cancel(self, task: Task | str) -> Task:
+        """Cancels a task that has not ended."""
+        return self._loop.run(self._client.cancel(task))
+
+    def screenshot(self, url: str, **options: Any) -> bytes:
+        """The page at `url` as an image."""
+        return self._loop.run(self._client.screenshot(url, **options))
+
+    def pdf(self, url: str, **options: Any) -> bytes:
+        """The page at `url` printed as a PDF."""
+        return self._loop.run(self._client.pdf(url, **options))
+
+    def content(self, url: str, **options: Any) -> str:
+        """The page's HTML, or its text with format="text"."""
+        return self._loop.run(self._client.content(url, **options))
+
+    def extract(self, url: str, fields: Mapping[str, str], **options: Any) -> Any:
+        """Values picked by CSS selectors."""
+        return self._loop.run(self._client.extract(url, fields, **options))
+
+    def map(
+        self, specs: Iterable[SpecLike], *, concurrency: int = 4, timeout: float | None = None
+    ) -> Iterator[Task]:
+        """Runs the tasks, at most `concurrency` at a time, yielding each as it ends."""
+        results = self._client.map(specs, concurrency=concurrency, timeout=timeout)
+        try:
+            while True:
+                try:
+                    yield self._loop.run(anext(results))
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._loop.run(results.aclose())
+
+    def session(self, **spec: Any) -> Session:
+        """A session of its own browser page, opened by `with` and closed after it."""
+        return Session(self._loop, self._client.session(**spec))

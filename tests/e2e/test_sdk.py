@@ -1,0 +1,192 @@
+"""The Python SDK (`browserfarm`) against the whole farm, through Envoy over gRPC."""
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from playwright.async_api import Playwright
+
+import browserfarm
+from farm_cli.launcher.farm import LocalFarm
+from tests.e2e.conftest import Client, KeyFactory, new_tenant, png_size, unique_label
+from tests.helpers import eventually
+from tests.pages import Site
+
+pytestmark = pytest.mark.e2e
+
+# No agent serves this region: a task there stays queued until cancelled.
+NOWHERE = "sdk-nowhere"
+
+
+@pytest.fixture(scope="module")
+def farm_client(farm: LocalFarm) -> Iterator[browserfarm.Client]:
+    """A blocking client with the admin key."""
+    with browserfarm.Client(farm.envoy_url, farm.admin_key) as client:
+        yield client
+
+
+@pytest.fixture
+async def async_client(farm: LocalFarm) -> AsyncIterator[browserfarm.AsyncClient]:
+    """An asyncio client with the admin key."""
+    async with browserfarm.AsyncClient(farm.envoy_url, farm.admin_key) as client:
+        yield client
+
+
+def test_the_shortcuts_return_the_pages_bytes_text_and_values(
+    farm_client: browserfarm.Client, site: Site
+) -> None:
+    page = site.url("/page")
+    png = farm_client.screenshot(page, viewport={"width": 640, "height": 480}, cache_ttl_seconds=0)
+    assert png_size(png) == (640, 480)
+    assert farm_client.pdf(page).startswith(b"%PDF-")
+    assert "Hello, farm" in farm_client.content(page, format="text")
+    assert farm_client.extract(page, {"title": "h1", "fruit": "li[]"}) == {
+        "title": "Hello, farm",
+        "fruit": ["apple", "pear", "plum"],
+    }
+
+
+async def test_submit_then_wait_gives_the_ended_task_with_its_result(
+    async_client: browserfarm.AsyncClient, site: Site
+) -> None:
+    queued = await async_client.submit({"url": site.url("/page"), "content": {}})
+    assert queued.status in (browserfarm.TaskStatus.QUEUED, browserfarm.TaskStatus.RUNNING)
+    ended = await async_client.wait(queued)
+    assert ended.id == queued.id
+    assert ended.status is browserfarm.TaskStatus.SUCCEEDED
+    assert ended.result is not None and "Hello, farm" in ended.result.text
+
+
+async def test_map_yields_each_task_as_it_ends(
+    async_client: browserfarm.AsyncClient, site: Site
+) -> None:
+    gate = f"sdk-map-{unique_label()['test']}"
+    held = {"url": site.url(f"/gate/{gate}"), "content": {}, "cacheTtlSeconds": 0}
+    quick = {"url": site.url("/page"), "content": {}, "cacheTtlSeconds": 0}
+    ended = []
+    async for task in async_client.map([held, quick], concurrency=2):
+        ended.append(task)
+        # The held task ends only once the quick one has been yielded.
+        site.release(gate)
+    assert [task.result.final_url if task.result else "" for task in ended] == [
+        quick["url"],
+        held["url"],
+    ]
+    assert all(task.status is browserfarm.TaskStatus.SUCCEEDED for task in ended)
+
+
+def test_a_failed_task_raises_task_failed_with_its_code(
+    farm_client: browserfarm.Client, site: Site
+) -> None:
+    spec = {
+        "url": site.url("/status/404"),
+        "content": {},
+        "failOnHttpError": True,
+        "maxAttempts": 1,
+        "cacheTtlSeconds": 0,
+    }
+    with pytest.raises(browserfarm.TaskFailed) as raised:
+        farm_client.run(spec)
+    assert raised.value.error_code == "HTTP_ERROR"
+    assert raised.value.task.status is browserfarm.TaskStatus.FAILED
+    unchecked = farm_client.run(spec, check=False)
+    assert unchecked.error is not None and unchecked.error.code == "HTTP_ERROR"
+
+
+def test_each_refusal_is_its_own_exception(
+    farm: LocalFarm, farm_client: browserfarm.Client, make_key: KeyFactory
+) -> None:
+    with pytest.raises(browserfarm.InvalidArgument, match="url"):
+        farm_client.submit({"url": "ftp://example.com", "content": {}})
+    with pytest.raises(browserfarm.NotFound):
+        farm_client.get("tsk_0000000000000000")
+    with (
+        browserfarm.Client(farm.envoy_url, "bf_not-a-key") as stranger,
+        pytest.raises(browserfarm.Unauthenticated),
+    ):
+        stranger.get("tsk_0000000000000000")
+    reader = make_key("tasks.read").secret
+    with (
+        browserfarm.Client(farm.envoy_url, reader) as client,
+        pytest.raises(browserfarm.PermissionDenied),
+    ):
+        client.submit({"url": "https://example.com", "content": {}})
+
+
+def test_a_rate_limit_is_raised_with_its_retry_after_or_waited_out(
+    farm: LocalFarm, admin: Client, make_key: KeyFactory
+) -> None:
+    key = make_key("tasks.read")
+    limits = {"rateLimitPerSecond": 1, "rateLimitBurst": 1}
+    assert admin.http.patch(f"/v1/apiKeys/{key.api_key.id}", json=limits).status_code == 200
+    with browserfarm.Client(farm.envoy_url, key.secret, max_attempts=1) as impatient:
+        # A task of another tenant, or none: either way the call got past the edge.
+        with pytest.raises(browserfarm.NotFound):
+            impatient.get("tsk_0000000000000000")
+        with pytest.raises(browserfarm.RateLimited) as raised:
+            impatient.get("tsk_0000000000000000")
+    assert raised.value.retry_after == 1
+    with (
+        browserfarm.Client(farm.envoy_url, key.secret) as patient,
+        pytest.raises(browserfarm.NotFound),
+    ):
+        patient.get("tsk_0000000000000000")
+
+
+def test_a_tenant_over_its_quota_gets_quota_exceeded(
+    farm: LocalFarm, admin: Client, make_key: KeyFactory
+) -> None:
+    tenant = new_tenant("sdk-quota")
+    key = make_key("tasks.write", "tasks.read", tenant=tenant)
+    response = admin.http.patch(f"/v1/tenants/{tenant}/limits", json={"maxQueuedTasks": 1})
+    assert response.status_code == 200, response.text
+    spec = {"url": "https://example.com", "content": {}, "region": NOWHERE}
+    with browserfarm.Client(farm.envoy_url, key.secret) as client:
+        waiting = client.submit(spec)
+        try:
+            with pytest.raises(browserfarm.QuotaExceeded, match="maxQueuedTasks"):
+                client.submit(spec)
+        finally:
+            assert client.cancel(waiting).status is browserfarm.TaskStatus.CANCELLED
+
+
+async def test_a_session_keeps_its_page_and_lets_playwright_attach(
+    async_client: browserfarm.AsyncClient, site: Site, playwright: Playwright
+) -> None:
+    async with async_client.session(viewport={"width": 800, "height": 600}) as session:
+        await session.goto(site.url("/form"))
+        await session.fill("#q", "typed by the sdk")
+        await session.click("#go")
+        assert await session.extract({"out": "#out"}) == {"out": "You asked: typed by the sdk"}
+        browser = await session.connect_playwright(playwright)
+        try:
+            page = browser.contexts[0].pages[0]
+            assert await page.title() == "Form"
+            assert await page.input_value("#q") == "typed by the sdk"
+        finally:
+            await browser.close()
+        assert png_size(await session.screenshot()) == (800, 600)
+        assert "Hello, farm" in await session.content(site.url("/page"), format="text")
+    assert not session.info.active
+
+
+def test_the_callers_trace_is_passed_on(
+    farm_client: browserfarm.Client,
+    admin: Client,
+    site: Site,
+    recorded_spans: InMemorySpanExporter,
+) -> None:
+    with trace.get_tracer("test").start_as_current_span("caller") as span:
+        task = farm_client.submit({"url": site.url("/page"), "content": {}})
+    trace_id = trace.format_trace_id(span.get_span_context().trace_id)
+
+    def audited() -> list[Any]:
+        response = admin.http.get("/v1/auditRecords", params={"pageSize": 100})
+        assert response.status_code == 200, response.text
+        return [r for r in response.json()["auditRecords"] if r["traceId"] == trace_id]
+
+    # The farm writes CreateTask's audit record under the trace the call carried.
+    records = eventually(audited, within=15, interval=0.1, message=f"no record of {trace_id}")
+    assert records[0]["target"] == task.id

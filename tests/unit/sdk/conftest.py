@@ -1,0 +1,68 @@
+"""An in-process TaskService that refuses the first calls as told, for the SDK's unit tests."""
+
+from collections.abc import Iterator
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import pytest
+
+from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+from farm_cli.launcher.processes import free_port
+
+
+@dataclass
+class Refusals:
+    """The statuses the next calls get, in order (then they are served), and what was sent."""
+
+    statuses: list[tuple[grpc.StatusCode, str]] = field(default_factory=list)
+    """(code, retry-after or "") per refused call."""
+    specs: list[tasks_pb2.TaskSpec] = field(default_factory=list)
+    metadata: list[dict[str, str]] = field(default_factory=list)
+
+
+class RefusingTasks(tasks_pb2_grpc.TaskServiceServicer):
+    """CreateTask and RunTask: refused while `refusals.statuses` lasts, then served."""
+
+    def __init__(self, refusals: Refusals) -> None:
+        self.refusals = refusals
+
+    def _answer(self, spec: tasks_pb2.TaskSpec, context: grpc.ServicerContext, status: int) -> Any:
+        self.refusals.specs.append(spec)
+        self.refusals.metadata.append(dict(context.invocation_metadata()))
+        if self.refusals.statuses:
+            code, retry_after = self.refusals.statuses.pop(0)
+            if retry_after:
+                context.set_trailing_metadata((("retry-after", retry_after),))
+            context.abort(code, f"refused with {code.name}")
+        return tasks_pb2.Task(id=f"tsk_{len(self.refusals.specs)}", status=status, spec=spec)
+
+    def CreateTask(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return self._answer(request.spec, context, tasks_pb2.TASK_STATUS_QUEUED)
+
+    def RunTask(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return self._answer(request.spec, context, tasks_pb2.TASK_STATUS_SUCCEEDED)
+
+
+@pytest.fixture(scope="module")
+def refusing_farm() -> Iterator[tuple[str, Refusals]]:
+    """The fake's URL and its refusals, for one module."""
+    refusals = Refusals()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    tasks_pb2_grpc.add_TaskServiceServicer_to_server(RefusingTasks(refusals), server)
+    port = free_port()
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    yield f"http://127.0.0.1:{port}", refusals
+    server.stop(grace=None)
+
+
+@pytest.fixture
+def refusals(refusing_farm: tuple[str, Refusals]) -> Refusals:
+    """The fake's refusals, emptied for the test."""
+    _, refused = refusing_farm
+    refused.statuses.clear()
+    refused.specs.clear()
+    refused.metadata.clear()
+    return refused

@@ -1,0 +1,94 @@
+"""How the SDK turns what callers write into TaskSpecs, and statuses into exceptions."""
+
+import grpc
+import pytest
+
+import browserfarm
+from browserfarm.config import client_options
+from browserfarm.errors import from_status
+from browserfarm.specs import action_spec, session_command, task_spec
+from farm.tasks.v1 import tasks_pb2
+
+
+def test_shortcut_options_go_to_the_action_or_the_task() -> None:
+    spec = action_spec(
+        "https://example.com",
+        "screenshot",
+        {"full_page": True, "format": "jpeg", "viewport": {"width": 800, "height": 600}},
+    )
+    assert spec.screenshot.full_page
+    assert spec.screenshot.format == tasks_pb2.IMAGE_FORMAT_JPEG
+    assert (spec.viewport.width, spec.viewport.height) == (800, 600)
+
+
+def test_specs_take_camel_or_snake_names_and_short_or_full_enum_values() -> None:
+    camel = task_spec({"url": "https://a.test", "waitUntil": "WAIT_UNTIL_NETWORKIDLE"})
+    snake = task_spec({"url": "https://a.test", "wait_until": "networkidle"})
+    assert camel == snake
+    assert task_spec({"url": "https://a.test", "priority": "high"}).priority == (
+        tasks_pb2.PRIORITY_HIGH
+    )
+    steps = task_spec({"url": "https://a.test", "steps": [{"scroll": "bottom"}]}).steps
+    assert steps[0].scroll == "bottom"
+
+
+def test_a_session_command_may_navigate_and_act() -> None:
+    command = session_command("content", {"format": "text"}, url="https://a.test")
+    assert command.url == "https://a.test"
+    assert command.content.format == tasks_pb2.CONTENT_FORMAT_TEXT
+    assert not session_command(None, {"steps": [{"click": "#go"}]}).HasField("content")
+
+
+def test_a_spec_that_does_not_fit_is_refused_before_any_call() -> None:
+    with pytest.raises(browserfarm.InvalidArgument, match="noSuchField"):
+        task_spec({"url": "https://a.test", "noSuchField": 1})
+    with pytest.raises(browserfarm.InvalidArgument, match="format"):
+        action_spec("https://a.test", "screenshot", {"format": "bmp"})
+
+
+def test_a_given_taskspec_is_copied_not_changed() -> None:
+    given = tasks_pb2.TaskSpec(url="https://a.test")
+    copy = task_spec(given)
+    copy.idempotency_key = "x"
+    assert given.idempotency_key == ""
+
+
+@pytest.mark.parametrize(
+    ("code", "retry_after", "kind"),
+    [
+        (grpc.StatusCode.INVALID_ARGUMENT, None, browserfarm.InvalidArgument),
+        (grpc.StatusCode.NOT_FOUND, None, browserfarm.NotFound),
+        (grpc.StatusCode.UNAUTHENTICATED, None, browserfarm.Unauthenticated),
+        (grpc.StatusCode.PERMISSION_DENIED, None, browserfarm.PermissionDenied),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "2", browserfarm.RateLimited),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, None, browserfarm.QuotaExceeded),
+        (grpc.StatusCode.UNAVAILABLE, None, browserfarm.Unavailable),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, None, browserfarm.Timeout),
+        (grpc.StatusCode.INTERNAL, None, browserfarm.FarmError),
+    ],
+)
+def test_each_status_is_its_own_exception(
+    code: grpc.StatusCode, retry_after: str | None, kind: type[browserfarm.FarmError]
+) -> None:
+    metadata = [("retry-after", retry_after)] if retry_after else []
+    error = from_status(code, "why", metadata)
+    assert type(error) is kind
+    assert (error.code, error.message) == (code, "why")
+    if retry_after:
+        assert isinstance(error, browserfarm.RateLimited)
+        assert error.retry_after == 2.0
+
+
+def test_the_url_and_key_come_from_the_environment_unless_given() -> None:
+    environ = {"FARM_URL": "https://farm.test:8443", "FARM_API_KEY": "bf_env"}
+    options = client_options(None, None, environ)
+    assert (options.target, options.secure, options.api_key) == ("farm.test:8443", True, "bf_env")
+    given = client_options("http://127.0.0.1:9", "bf_given", environ, timeout=5)
+    assert (given.target, given.secure, given.api_key, given.timeout) == (
+        "127.0.0.1:9",
+        False,
+        "bf_given",
+        5,
+    )
+    with pytest.raises(ValueError, match="FARM_API_KEY"):
+        client_options(None, None, {})
