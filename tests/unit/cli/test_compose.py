@@ -1,5 +1,6 @@
 """compose.yaml's structure (no Docker engine here: the file is checked, not run)."""
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -8,29 +9,18 @@ import yaml
 
 from farm_cli.launcher.config import find_project_root
 from farm_core.settings import FarmSettings
+from tests.unit.cli.envoy_render import COMPOSE_RENDER_ARGS
+from tests.unit.deploy.service_settings import SETTINGS, read_settings, unknown_names
 
 ROOT = find_project_root(Path(__file__).parent)
-FARM_SERVICES = {"auth", "storage", "scheduler", "agent", "mcp"}
-# What the farm's services read from the environment (besides FarmSettings' own names).
-SETTINGS_NAMES = {
-    "FARM_AUTH_PORT", "FARM_AUTH_METRICS_PORT", "FARM_ADMIN_KEY", "FARM_AUTH_KEY_PEPPER",
-    "DATABASE_URL",
-    "FARM_STORAGE_PORT", "FARM_STORAGE_METRICS_PORT", "FARM_STORAGE_AUTH_ADDRESS",
-    "S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_BUCKET",
-    "FARM_SCHEDULER_PORT", "FARM_SCHEDULER_METRICS_PORT",
-    "FARM_AGENT_PORT", "FARM_AGENT_METRICS_PORT", "FARM_AGENT_ID",
-    "FARM_AGENT_STORAGE_ADDRESS", "FARM_AGENT_ALLOW", "FARM_AGENT_CONCURRENCY",
-    "FARM_MCP_PORT", "FARM_MCP_METRICS_PORT", "FARM_MCP_SCHEDULER_ADDRESS",
-    "FARM_MCP_STORAGE_ADDRESS",
-}  # fmt: skip
-
-
-def shared_settings_names() -> set[str]:
-    names = set()
-    for field in FarmSettings.model_fields.values():
-        alias = field.validation_alias
-        names.update(str(choice) for choice in getattr(alias, "choices", []))
-    return names
+FARM_SERVICES = set(SETTINGS)
+# ${NAME:?message} and ${NAME:-default} as compose fills them in for the check.
+INTERPOLATION = re.compile(r"\$\{(\w+)(?::([?-])([^}]*))?\}")
+STAND_INS = {
+    "FARM_IDENTITY_SECRET": "x" * 48,
+    "FARM_AUTH_KEY_PEPPER": "p" * 48,
+    "FARM_ADMIN_KEY": "bf_" + "0" * 48,
+}
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +54,53 @@ def test_every_dependency_is_a_service(services: dict[str, dict[str, Any]]) -> N
             assert dependency in services, f"{name} depends on unknown {dependency}"
 
 
+def interpolated(value: str) -> str:
+    """`value` as compose would pass it with none of the variables set (stand-ins for secrets)."""
+
+    def fill(match: re.Match[str]) -> str:
+        name, kind, text = match.groups()
+        return text if kind == "-" else STAND_INS.get(name, "stand-in-for-" + name)
+
+    return INTERPOLATION.sub(fill, value)
+
+
+def service_settings(service: dict[str, Any], name: str) -> FarmSettings:
+    env = {key: interpolated(str(value)) for key, value in environment(service).items()}
+    return read_settings(name, env)
+
+
 def test_farm_services_read_only_real_settings(services: dict[str, dict[str, Any]]) -> None:
-    known = SETTINGS_NAMES | shared_settings_names()
-    assert {"FARM_HOME", "NATS_URL", "FARM_IDENTITY_SECRET", "FARM_BIND_HOST"} <= known
     for name in FARM_SERVICES:
-        unknown = set(environment(services[name])) - known
-        assert not unknown, f"{name} sets variables no service reads: {sorted(unknown)}"
+        unknown = unknown_names(name, set(environment(services[name])))
+        assert not unknown, f"{name} sets variables it does not read: {sorted(unknown)}"
+        settings = service_settings(services[name], name)  # raises on a value it refuses
+        assert settings.host == "0.0.0.0"
+
+
+def upstream_ports() -> dict[str, tuple[str, int]]:
+    """Envoy's upstreams in envoy/compose/envoy.yaml: service name -> (host, port)."""
+    found = {}
+    for argument in COMPOSE_RENDER_ARGS:
+        name, separator, address = argument.partition("=")
+        if separator:
+            host, _, port = address.rpartition(":")
+            found[name] = (host, int(port))
+    return found
+
+
+def test_ports_are_the_ones_the_services_listen_on(services: dict[str, dict[str, Any]]) -> None:
+    settings = {name: service_settings(services[name], name) for name in FARM_SERVICES}
+    for name, (host, port) in upstream_ports().items():
+        assert host == name and settings[name].port == port, name  # type: ignore[attr-defined]
+    for name, own in settings.items():
+        for field in type(own).model_fields:
+            if field.endswith("_address") and getattr(own, field):
+                host, _, port = getattr(own, field).rpartition(":")
+                assert host in FARM_SERVICES, f"{name}.{field} names no service"
+                assert settings[host].port == int(port), f"{name}.{field}"  # type: ignore[attr-defined]
+    scraped = prometheus_targets()
+    for name, own in settings.items():
+        assert scraped[f"farm-{name}"] == (name, own.metrics_port)  # type: ignore[attr-defined]
 
 
 def test_farm_services_run_their_package_and_share_nats_and_the_secret(
@@ -79,7 +110,8 @@ def test_farm_services_run_their_package_and_share_nats_and_the_secret(
         service = services[name]
         assert service["command"][-2:] == ["-m", f"farm_{name}"]
         env = environment(service)
-        assert env["NATS_URL"] == "nats://nats:4222"
+        assert env["NATS_URL"] == "${NATS_URL:-nats://nats:4222}"
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317"
         assert env["FARM_IDENTITY_SECRET"].startswith("${FARM_IDENTITY_SECRET")
         assert env["FARM_BIND_HOST"] == "0.0.0.0"
 
@@ -104,6 +136,50 @@ def test_published_ports_do_not_collide(services: dict[str, dict[str, Any]]) -> 
     assert published, "Envoy must be published"
     assert len(published) == len(set(published))
     assert all(not port.endswith(taken) for port in published for taken in ("5432", "4222"))
+    assert all(port.startswith("127.0.0.1:") for port in published)
+
+
+def prometheus_targets() -> dict[str, tuple[str, int]]:
+    """deploy/prometheus/compose.yml's jobs: job -> (DNS name, port)."""
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "compose.yml").read_text())
+    targets = {}
+    for job in config["scrape_configs"]:
+        ((discovery,),) = [job["dns_sd_configs"]]
+        (name,) = discovery["names"]
+        targets[job["job_name"]] = (name, discovery["port"])
+    return targets
+
+
+def test_prometheus_scrapes_with_the_farm_rules(services: dict[str, dict[str, Any]]) -> None:
+    prometheus = services["prometheus"]
+    mounts = dict(str(v).split(":")[:2] for v in prometheus["volumes"])
+    assert mounts["./deploy/prometheus/compose.yml"] == "/etc/prometheus/prometheus.yml"
+    assert mounts["./deploy/prometheus/rules"] == "/etc/prometheus/rules"
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "compose.yml").read_text())
+    assert config["rule_files"] == ["/etc/prometheus/rules/*.rules.yml"]
+    assert list((ROOT / "deploy" / "prometheus" / "rules").glob("*.rules.yml"))
+    assert {name for name, _ in prometheus_targets().values()} == FARM_SERVICES
+
+
+def test_traces_go_to_jaeger_over_otlp(services: dict[str, dict[str, Any]]) -> None:
+    jaeger = services["jaeger"]
+    assert jaeger["image"].startswith("jaegertracing/all-in-one:")
+    assert jaeger["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
+    assert COMPOSE_RENDER_ARGS[-2:] == ["--otlp", "jaeger:4317"]
+
+
+def test_the_cluster_profile_runs_three_routed_jetstream_nodes(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    nodes = {name: s for name, s in services.items() if s.get("profiles") == ["cluster"]}
+    assert set(nodes) == {"nats-1", "nats-2", "nats-3"}
+    for name, node in nodes.items():
+        assert "--jetstream" in node["command"] and f"--server_name={name}" in node["command"]
+        (routes,) = [a for a in node["command"] if a.startswith("--routes=")]
+        assert set(routes.removeprefix("--routes=").split(",")) == {
+            f"nats://{other}:6222" for other in nodes
+        }
+    assert "profiles" not in services["nats"], "the single server stays the default"
 
 
 def test_envoy_mounts_a_config_that_exists(services: dict[str, dict[str, Any]]) -> None:
@@ -121,3 +197,12 @@ def test_the_dockerfile_builds_the_protos_and_has_chromium() -> None:
     assert "uv sync --frozen" in dockerfile
     assert "make protos" in dockerfile
     assert "chromium" in dockerfile
+
+
+def test_the_dockerfile_installs_every_workspace_member() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    first_sync = dockerfile.index("uv sync")
+    for project in sorted(ROOT.glob("*/*/pyproject.toml")):
+        member = project.relative_to(ROOT).as_posix()
+        if member.startswith(("libs/", "services/")):
+            assert f"COPY {member} " in dockerfile[:first_sync], f"{member} is not copied"
