@@ -10,7 +10,7 @@ from farm_cli.launcher.config import find_project_root
 from farm_core.settings import FarmSettings
 
 ROOT = find_project_root(Path(__file__).parent)
-FARM_SERVICES = {"auth", "storage", "scheduler", "agent", "mcp"}
+FARM_SERVICES = {"auth", "storage", "scheduler", "agent", "mcp", "console"}
 # What the farm's services read from the environment (besides FarmSettings' own names).
 SETTINGS_NAMES = {
     "FARM_AUTH_PORT", "FARM_AUTH_METRICS_PORT", "FARM_ADMIN_KEY", "DATABASE_URL",
@@ -21,6 +21,8 @@ SETTINGS_NAMES = {
     "FARM_AGENT_STORAGE_ADDRESS", "FARM_AGENT_ALLOW", "FARM_AGENT_CONCURRENCY",
     "FARM_MCP_PORT", "FARM_MCP_METRICS_PORT", "FARM_MCP_SCHEDULER_ADDRESS",
     "FARM_MCP_STORAGE_ADDRESS",
+    "FARM_CONSOLE_PORT", "FARM_CONSOLE_METRICS_PORT", "FARM_CONSOLE_FARM_ADDRESS",
+    "FARM_CONSOLE_COOKIE_SECURE",
 }  # fmt: skip
 
 
