@@ -14,7 +14,8 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from farm_agent.browser.chromium import CHROMIUM_FLAGS
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.conftest import Client, KeyFactory, unique_label
+from tests.e2e.conftest import Client, KeyFactory, http_client, unique_label
+from tests.e2e.sessions_api import Sessions
 from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -112,12 +113,13 @@ async def test_submitted_task_finishes_and_its_screenshot_shows(
     await sign_in(tab, farm, console_key)
     await tab.goto(console_url(farm, "/tasks"))
     form = tab.locator("#submit-task")
-    await form.get_by_label("URL").fill(site.url("/"))
+    await form.get_by_label("URL").fill(site.url("/page"))
     await form.get_by_label("Label").fill(f"test={label}")
     await form.get_by_role("button", name="Submit").click()
     await expect(tab.locator("#task-status")).to_have_text("SUCCEEDED", timeout=WITHIN_MS)
     preview = tab.locator("img.preview")
     await expect(preview).to_be_visible()
+    await expect(preview).to_have_js_property("complete", True)
     assert await preview.evaluate("image => image.naturalWidth") > 0
     await shoot(tab, "task")
     task_id = tab.url.rsplit("/", 1)[-1]
@@ -139,7 +141,7 @@ async def test_failed_task_shows_its_error_and_its_dead_letter_is_requeued(
     await sign_in(tab, farm, console_key)
     await tab.goto(console_url(farm, "/tasks"))
     form = tab.locator("#submit-task")
-    await form.get_by_label("URL").fill(site.url("/"))
+    await form.get_by_label("URL").fill(site.url("/page"))
     await form.get_by_label("Element").fill("#nowhere-on-the-page")
     await form.get_by_label("Attempts").fill("1")
     await form.get_by_label("Timeout (ms)").fill("3000")
@@ -173,3 +175,52 @@ async def test_pages_carry_a_strict_policy_and_refuse_cross_site_posts(
         headers={"origin": "http://elsewhere.example", "sec-fetch-site": "cross-site"},
     )
     assert refused.status == 403
+
+
+async def test_open_session_shows_live_and_is_closed_from_its_page(
+    tab: Page, farm: LocalFarm, console_key: str, site: Site, sessions: Sessions
+) -> None:
+    session = sessions.create()
+    try:
+        sessions.run(session["id"], url=site.url("/box"))
+        await sign_in(tab, farm, console_key)
+        await tab.goto(console_url(farm, "/sessions"))
+        row = tab.locator("#sessions tr", has_text=session["id"])
+        await row.get_by_role("link").click()
+        await shoot(tab, "session")
+        async with tab.context.expect_page() as opened:
+            await tab.locator("#live-view").click()
+        live = await opened.value
+        await expect(live.locator("#state")).to_have_text("live", timeout=15_000)
+        await live.close()
+        await tab.get_by_role("button", name="Close").click()
+        await expect(tab).to_have_url(console_url(farm, "/sessions"))
+        await expect(tab.locator("#sessions tr", has_text=session["id"])).to_have_count(0)
+        assert sessions.get(session["id"])["state"] == "SESSION_STATE_CLOSED"
+    finally:
+        sessions.close(session["id"])
+
+
+async def test_key_made_on_the_keys_page_works_is_audited_and_is_revoked(
+    tab: Page, farm: LocalFarm, console_key: str
+) -> None:
+    name = f"console-{unique_label()['test']}"
+    await sign_in(tab, farm, console_key)
+    await tab.goto(console_url(farm, "/keys"))
+    form = tab.locator("#create-key")
+    await form.get_by_label("Name").fill(name)
+    await form.get_by_label("tasks.read").check()
+    await form.get_by_role("button", name="Create").click()
+    secret = await tab.locator("#new-secret").text_content()
+    assert secret
+    with http_client(farm, secret) as http:
+        whoami = http.get("/v1/whoami").json()
+        assert whoami["scopes"] == ["tasks.read"]
+        await shoot(tab, "keys")
+        await tab.goto(console_url(farm, "/audit?rpc=CreateApiKey"))
+        await expect(tab.locator("#audit tr", has_text=whoami["keyId"])).to_have_count(1)
+        await shoot(tab, "audit")
+        await tab.goto(console_url(farm, "/keys"))
+        await tab.locator("#keys tr", has_text=name).get_by_role("button", name="Revoke").click()
+        await expect(tab.locator("#keys tr", has_text=name)).not_to_contain_text("Revoke")
+        assert http.get("/v1/whoami").status_code == 401

@@ -24,7 +24,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from farm_console.farm import Farm, FarmError
-from farm_console.pages import deadletters, overview, signin, tasks
+from farm_console.pages import audit, deadletters, keys, overview, sessions, signin, tasks
 from farm_console.security import SecurityHeaders
 from farm_console.settings import ConsoleSettings
 from farm_console.views import PREFIX, NotSignedIn, farm_refused, not_signed_in
@@ -70,6 +70,9 @@ def build_app(settings: ConsoleSettings) -> Starlette:
         *overview.routes,
         *tasks.routes,
         *deadletters.routes,
+        *sessions.routes,
+        *keys.routes,
+        *audit.routes,
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(
