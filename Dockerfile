@@ -29,6 +29,7 @@ COPY services/scheduler/pyproject.toml services/scheduler/
 COPY services/agent/pyproject.toml services/agent/
 COPY libs/mcp-tools/pyproject.toml libs/mcp-tools/
 COPY services/mcp/pyproject.toml services/mcp/
+COPY services/console/pyproject.toml services/console/
 RUN .venv/bin/uv sync --frozen --all-packages --no-install-workspace
 
 # The project itself (only what it needs: no local .venv, .farm or build output).

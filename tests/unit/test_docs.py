@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings
 from farm_agent.settings import AgentSettings
 from farm_auth.settings import AuthSettings
 from farm_cli.launcher.config import FarmPorts
+from farm_console.settings import ConsoleSettings
 from farm_core.settings import FarmSettings
 from farm_mcp.settings import McpSettings
 from farm_scheduler.settings import SchedulerSettings
@@ -33,7 +34,15 @@ def environment_names(settings: type[BaseSettings]) -> set[str]:
 
 @pytest.mark.parametrize(
     "settings",
-    [FarmSettings, AuthSettings, StorageSettings, SchedulerSettings, AgentSettings, McpSettings],
+    [
+        FarmSettings,
+        AuthSettings,
+        StorageSettings,
+        SchedulerSettings,
+        AgentSettings,
+        McpSettings,
+        ConsoleSettings,
+    ],
 )
 def test_operations_doc_names_every_setting(settings: type[BaseSettings]) -> None:
     missing = sorted(name for name in environment_names(settings) if f"`{name}`" not in OPERATIONS)

@@ -38,8 +38,8 @@ async def test_services_and_agents_start_with_the_farms_settings_and_stop_in_rev
     progress: list[str] = []
     with LocalFarm(config, report=progress.append) as farm:
         assert list(farm.processes) == [
-            "nats", "seaweedfs", "auth", "storage", "scheduler", "mcp", "agent-1", "agent-2",
-            "envoy",
+            "nats", "seaweedfs", "auth", "storage", "scheduler", "mcp", "console", "agent-1",
+            "agent-2", "envoy",
         ]  # fmt: skip
         assert {line.split()[0] for line in progress if " ready (" in line} == set(farm.processes)
         # Every service cluster has a healthy host, so the edge reports healthy.

@@ -26,6 +26,8 @@ COMPOSE_RENDER_ARGS = [
     "scheduler=scheduler:7103",
     "--upstream",
     "mcp=mcp:7104",
+    "--upstream",
+    "console=console:7105",
     "--otlp",
     "jaeger:4317",
 ]

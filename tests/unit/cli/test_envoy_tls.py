@@ -118,7 +118,13 @@ def test_envoy_config_command_takes_the_tls_flags(
     assert main([*args, "-o", str(output)]) == 0
     compose_upstreams = {
         name: [Endpoint(name, port)]
-        for name, port in (("auth", 7101), ("storage", 7102), ("scheduler", 7103), ("mcp", 7104))
+        for name, port in (
+            ("auth", 7101),
+            ("storage", 7102),
+            ("scheduler", 7103),
+            ("mcp", 7104),
+            ("console", 7105),
+        )
     }
     config = yaml.safe_load(output.read_text())
     expected = rendered(upstreams=compose_upstreams, **EDGE_TLS, **UPSTREAM_TLS)

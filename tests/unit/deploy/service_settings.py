@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings
 
 from farm_agent.settings import AgentSettings
 from farm_auth.settings import AuthSettings
+from farm_console.settings import ConsoleSettings
 from farm_core.settings import FarmSettings
 from farm_mcp.settings import McpSettings
 from farm_scheduler.settings import SchedulerSettings
@@ -21,6 +22,7 @@ SETTINGS: Mapping[str, type[FarmSettings]] = {
     "scheduler": SchedulerSettings,
     "agent": AgentSettings,
     "mcp": McpSettings,
+    "console": ConsoleSettings,
 }
 """Each farm service (its compose and Kubernetes name) and its settings class."""
 

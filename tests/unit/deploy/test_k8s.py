@@ -38,6 +38,7 @@ K8S_ENVOY_RENDER_ARGS = [
     *("--upstream", "storage=storage:7102"),
     *("--upstream", "scheduler=scheduler:7103"),
     *("--upstream", "mcp=mcp:7104"),
+    *("--upstream", "console=console:7105"),
 ]
 # Why a pod may wait past FARM_GRACE_SECONDS: handing back, the audit flush, the close.
 STOP_OVERHEAD_SECONDS = HAND_BACK_SECONDS + AUDIT_FLUSH_SECONDS

@@ -7,6 +7,7 @@ from pathlib import Path
 from farm_cli.console import CliError
 from farm_cli.launcher.config import FarmPorts, ProjectNotFound, find_project_root
 from farm_cli.launcher.envoy import (
+    CONSOLE_CLUSTER,
     MCP_CLUSTER,
     SERVICE_CLUSTERS,
     Endpoint,
@@ -24,9 +25,9 @@ def host_port(text: str) -> Endpoint:
 
 
 def upstream(text: str) -> tuple[str, Endpoint]:
-    """A service replica from NAME=HOST:PORT, NAME being auth, storage, scheduler or mcp."""
+    """A service replica from NAME=HOST:PORT: auth, storage, scheduler, mcp or console."""
     name, separator, address = text.partition("=")
-    names = (*SERVICE_CLUSTERS, MCP_CLUSTER)
+    names = (*SERVICE_CLUSTERS, MCP_CLUSTER, CONSOLE_CLUSTER)
     if not separator or name not in names:
         raise argparse.ArgumentTypeError(
             f"expected NAME=HOST:PORT with NAME one of {', '.join(names)}, got {text!r}"
@@ -40,8 +41,9 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "envoy-config",
         help="print the Envoy configuration for your own Envoy",
         description="Renders envoy/envoy.yaml.j2. Each --upstream adds a replica; a service "
-        "without any gets the local farm's address, but for mcp: /mcp is routed only with "
-        "--upstream mcp=HOST:PORT. Host names are resolved by DNS (STRICT_DNS), addresses "
+        "without any gets the local farm's address, but for mcp and console: /mcp and "
+        "/console/ are routed only with --upstream mcp=HOST:PORT and console=HOST:PORT. "
+        "Host names are resolved by DNS (STRICT_DNS), addresses "
         "are used as given (STATIC).",
     )
     render.add_argument("--listen", type=host_port, default=Endpoint("127.0.0.1", FarmPorts.envoy))

@@ -91,10 +91,13 @@ class FarmPorts:
     scheduler: int = 7103
     # The MCP service's HTTP port (/mcp behind Envoy, /healthz).
     mcp: int = 7104
+    # The web console's HTTP port (/console/ behind Envoy, /healthz).
+    console: int = 7105
     auth_metrics: int = 7201
     storage_metrics: int = 7202
     scheduler_metrics: int = 7203
     mcp_metrics: int = 7204
+    console_metrics: int = 7205
     # Agent n (from 1) listens on agent_base + n - 1, its metrics on agent_metrics_base + n - 1,
     # its sessions' CDP and live view endpoints on agent_session_base + n - 1.
     agent_base: int = 7110

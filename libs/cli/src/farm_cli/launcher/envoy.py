@@ -18,6 +18,8 @@ from farm_cli.launcher.tls import TlsFiles
 SERVICE_CLUSTERS = ("auth", "storage", "scheduler")
 # The MCP service (/mcp), routed only when its endpoints are given.
 MCP_CLUSTER = "mcp"
+# The web console (/console/), routed only when its endpoints are given.
+CONSOLE_CLUSTER = "console"
 # The collector Envoy exports its spans to, when one is given.
 OTLP_CLUSTER = "otlp"
 
@@ -45,8 +47,8 @@ class Endpoint:
 class EnvoySettings:
     """What the template needs: where Envoy listens, the descriptor set, the services.
 
-    `upstreams` names the endpoints of each of SERVICE_CLUSTERS, and of MCP_CLUSTER
-    if /mcp is to be routed.
+    `upstreams` names the endpoints of each of SERVICE_CLUSTERS, of MCP_CLUSTER
+    if /mcp is to be routed, and of CONSOLE_CLUSTER if /console/ is.
     """
 
     listen_port: int
@@ -91,6 +93,7 @@ def render_envoy_config(template: Path, settings: EnvoySettings) -> str:
     )
     clusters = [_cluster(name, settings.upstreams[name]) for name in SERVICE_CLUSTERS]
     mcp_endpoints = settings.upstreams.get(MCP_CLUSTER, ())
+    console_endpoints = settings.upstreams.get(CONSOLE_CLUSTER, ())
     return environment.get_template(template.name).render(
         listen_address=settings.listen_address,
         listen_port=settings.listen_port,
@@ -106,6 +109,7 @@ def render_envoy_config(template: Path, settings: EnvoySettings) -> str:
         upstream_ca_path=str(settings.upstream_ca_path or ""),
         clusters=clusters,
         mcp=_cluster(MCP_CLUSTER, mcp_endpoints) if mcp_endpoints else None,
+        console=_cluster(CONSOLE_CLUSTER, console_endpoints) if console_endpoints else None,
         otlp=_cluster(OTLP_CLUSTER, [settings.otlp]) if settings.otlp else None,
     )
 
@@ -176,6 +180,7 @@ def local_envoy_settings(
     if config.start_services:
         # The MCP service for Envoy's /mcp route.
         upstreams[MCP_CLUSTER] = [Endpoint(HOST, ports.mcp)]
+        upstreams[CONSOLE_CLUSTER] = [Endpoint(HOST, ports.console)]
     return EnvoySettings(
         listen_port=ports.envoy,
         admin_port=ports.envoy_admin,

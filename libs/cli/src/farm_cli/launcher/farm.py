@@ -40,6 +40,7 @@ from farm_cli.launcher.services import (
     ServiceLaunch,
     SharedSettings,
     agent_launches,
+    console_launch,
     core_service_launches,
     mcp_launch,
     trace_sink_launch,
@@ -322,6 +323,8 @@ class LocalFarm:
         """auth, storage and scheduler side by side, then the agents side by side."""
         core = core_service_launches(self.config, shared, self.admin_key, s3)
         core.append(mcp_launch(self.config, shared))
+        edge_ca = self._tls.ca if self._tls is not None else None
+        core.append(console_launch(self.config, shared, edge_ca))
         self._launch_services(core, Role.SERVICE, stop_together=False)
         agents = agent_launches(self.config, shared)
         self._launch_services(agents, Role.AGENT, stop_together=True)

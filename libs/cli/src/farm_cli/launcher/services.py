@@ -2,6 +2,7 @@
 
 import sys
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from farm_cli.launcher.config import FarmConfig
 from farm_cli.launcher.infra import S3Credentials
@@ -197,6 +198,25 @@ def mcp_launch(config: FarmConfig, shared: SharedSettings) -> ServiceLaunch:
 def farm_addresses(config: FarmConfig) -> str:
     """Every host:port of the farm, comma-separated: what pages and callbacks never reach."""
     return ",".join(f"{HOST}:{port}" for _, port in config.ports.all_ports(config.agents))
+
+
+def console_launch(
+    config: FarmConfig, shared: SharedSettings, edge_ca: Path | None
+) -> ServiceLaunch:
+    """The web console: /console/ behind Envoy, calling the farm back through Envoy.
+
+    `edge_ca` is the CA of Envoy's certificate when the edge speaks TLS.
+    """
+    ports = config.ports
+    env = {
+        **common_env(config, shared),
+        "FARM_CONSOLE_PORT": str(ports.console),
+        "FARM_CONSOLE_METRICS_PORT": str(ports.console_metrics),
+        "FARM_CONSOLE_FARM_ADDRESS": f"{HOST}:{ports.envoy}",
+    }
+    if edge_ca is not None:
+        env["FARM_CONSOLE_FARM_CA_FILE"] = str(edge_ca)
+    return replace(_python_module("console", env, ports.console), health_path="/healthz")
 
 
 def agent_launches(config: FarmConfig, shared: SharedSettings) -> list[ServiceLaunch]:

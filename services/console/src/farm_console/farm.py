@@ -1,0 +1,94 @@
+"""The farm's public API as the console calls it: gRPC through the edge with the user's key.
+
+The console holds no key of its own. Each call carries the signed-in user's API key
+as its bearer, so Envoy's key check, scopes, tenant and rate limits apply exactly as
+they would to the user's own client; replies come back as proto3 JSON dicts, the
+shape docs/api.md describes.
+"""
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+from google.api import httpbody_pb2  # type: ignore[import-untyped]
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from farm.admin.v1 import admin_pb2_grpc
+from farm.audit.v1 import audit_pb2_grpc
+from farm.auth.v1 import auth_pb2_grpc
+from farm.sessions.v1 import sessions_pb2_grpc
+from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc
+from farm.tasks.v1 import tasks_pb2_grpc
+
+# An artifact is at most 64 MiB; its message adds a little.
+MAX_MESSAGE_BYTES = 65 * 1024 * 1024
+
+Reply = TypeVar("Reply", bound=Message)
+Json = dict[str, Any]
+
+
+class FarmError(Exception):
+    """A call the farm refused or could not answer: its gRPC status and message."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+
+
+class Farm:
+    """Stubs of the public services on one channel to the edge."""
+
+    def __init__(self, address: str, ca_file: Path | None, timeout: float) -> None:
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+        if ca_file is None:
+            self.channel = grpc.aio.insecure_channel(address, options=options)
+        else:
+            credentials = grpc.ssl_channel_credentials(root_certificates=ca_file.read_bytes())
+            self.channel = grpc.aio.secure_channel(address, credentials, options=options)
+        self.timeout = timeout
+        self.tasks = tasks_pb2_grpc.TaskServiceStub(self.channel)
+        self.admin = admin_pb2_grpc.AdminServiceStub(self.channel)
+        self.audit = audit_pb2_grpc.AuditServiceStub(self.channel)
+        self.auth = auth_pb2_grpc.AuthServiceStub(self.channel)
+        self.sessions = sessions_pb2_grpc.SessionServiceStub(self.channel)
+        self.artifacts = artifacts_pb2_grpc.ArtifactServiceStub(self.channel)
+
+    async def reply(
+        self, key: str, method: Callable[..., Awaitable[Reply]], request: Message
+    ) -> Reply:
+        """The reply to one unary call made with `key`; FarmError if it fails."""
+        try:
+            return await method(
+                request, metadata=(("authorization", f"Bearer {key}"),), timeout=self.timeout
+            )
+        except grpc.aio.AioRpcError as error:
+            raise FarmError(error.code(), error.details() or error.code().name) from error
+
+    async def call(
+        self, key: str, method: Callable[..., Awaitable[Message]], request: Message
+    ) -> Json:
+        """The reply to one unary call made with `key`, as proto3 JSON."""
+        return as_json(await self.reply(key, method, request))
+
+    async def artifact_content(self, key: str, artifact_id: str) -> httpbody_pb2.HttpBody:
+        """An artifact's bytes and content type."""
+        request = artifacts_pb2.GetArtifactContentRequest(id=artifact_id)
+        body: httpbody_pb2.HttpBody = await self.reply(
+            key, self.artifacts.GetArtifactContent, request
+        )
+        return body
+
+    async def close(self) -> None:
+        """Closes the channel."""
+        await self.channel.close()
+
+
+def as_json(message: Message) -> Json:
+    """`message` as proto3 JSON (lowerCamelCase names, enums by name)."""
+    return json_format.MessageToDict(message)

@@ -1,0 +1,42 @@
+"""Dead letters: tasks that ran out of attempts, each with a requeue button (admin scope)."""
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from farm.admin.v1 import admin_pb2
+from farm_console.views import caller, go_to, render
+
+PAGE_SIZE = 100
+
+
+async def dead_letters(request: Request) -> Response:
+    """The dead letters, newest first."""
+    user = caller(request)
+    listing = await user.farm.call(
+        user.key,
+        user.farm.admin.ListDeadLetters,
+        admin_pb2.ListDeadLettersRequest(
+            page_size=PAGE_SIZE, page_token=request.query_params.get("pageToken", "")
+        ),
+    )
+    requeued = request.query_params.get("requeued", "")
+    return render(request, "deadletters.html", listing=listing, requeued=requeued)
+
+
+async def requeue(request: Request) -> Response:
+    """RequeueDeadLetter; back to the list, naming the task requeued."""
+    user = caller(request)
+    task_id = request.path_params["task_id"]
+    await user.farm.call(
+        user.key,
+        user.farm.admin.RequeueDeadLetter,
+        admin_pb2.RequeueDeadLetterRequest(task_id=task_id),
+    )
+    return go_to(request, f"/deadletters?requeued={task_id}")
+
+
+routes = [
+    Route("/deadletters", dead_letters, methods=["GET"]),
+    Route("/deadletters/{task_id}/requeue", requeue, methods=["POST"]),
+]

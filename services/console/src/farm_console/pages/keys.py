@@ -1,0 +1,69 @@
+"""Keys and tenant: the tenant's limits, its API keys, creating (secret shown once) and revoking."""
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from farm.auth.v1 import auth_pb2
+from farm_console.farm import FarmError, Json
+from farm_console.views import caller, go_to, render
+
+SCOPES = ["tasks.write", "tasks.read", "script", "sessions", "artifacts.read", "admin"]
+
+
+async def _page(request: Request, created: Json | None = None, error: str = "") -> Response:
+    user = caller(request)
+    me = await user.farm.call(user.key, user.farm.auth.WhoAmI, auth_pb2.WhoAmIRequest())
+    tenant = await user.farm.call(
+        user.key, user.farm.auth.GetTenant, auth_pb2.GetTenantRequest(name=me["tenant"])
+    )
+    keys = await user.farm.call(user.key, user.farm.auth.ListApiKeys, auth_pb2.ListApiKeysRequest())
+    return render(
+        request,
+        "keys.html",
+        400 if error else 200,
+        me=me,
+        tenant=tenant,
+        keys=keys.get("apiKeys", []),
+        scopes=SCOPES,
+        created=created,
+        error=error,
+    )
+
+
+async def keys_page(request: Request) -> Response:
+    """The tenant's limits and keys, with the form for a new key."""
+    return await _page(request)
+
+
+async def create_key(request: Request) -> Response:
+    """CreateApiKey; the page again, showing the new secret this once."""
+    user = caller(request)
+    form = await request.form()
+    ttl = str(form.get("ttlSeconds", "")).strip()
+    create = auth_pb2.CreateApiKeyRequest(
+        name=str(form.get("name", "")).strip(),
+        scopes=[str(scope) for scope in form.getlist("scopes")],
+        tenant=str(form.get("tenant", "")).strip(),
+        ttl_seconds=int(ttl) if ttl.isdigit() else 0,
+    )
+    try:
+        created = await user.farm.call(user.key, user.farm.auth.CreateApiKey, create)
+    except FarmError as refusal:
+        return await _page(request, error=refusal.message)
+    return await _page(request, created=created)
+
+
+async def revoke_key(request: Request) -> Response:
+    """RevokeApiKey; back to the list."""
+    user = caller(request)
+    request_ = auth_pb2.RevokeApiKeyRequest(id=request.path_params["key_id"])
+    await user.farm.call(user.key, user.farm.auth.RevokeApiKey, request_)
+    return go_to(request, "/keys")
+
+
+routes = [
+    Route("/keys", keys_page, methods=["GET"]),
+    Route("/keys", create_key, methods=["POST"]),
+    Route("/keys/{key_id}/revoke", revoke_key, methods=["POST"]),
+]

@@ -1,0 +1,55 @@
+"""Signing in with an API key (checked by WhoAmI through the edge) and signing out."""
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from farm.auth.v1 import auth_pb2
+from farm_console.farm import Farm, FarmError
+from farm_console.settings import ConsoleSettings
+from farm_console.views import KEY_COOKIE, PREFIX, forget_key, go_to, render
+
+MAX_KEY_CHARS = 512
+
+
+async def signin_page(request: Request) -> Response:
+    """The sign-in form; after a refused key, says so."""
+    refused = request.query_params.get("refused") == "1"
+    message = "Your key is no longer accepted: sign in again." if refused else ""
+    return render(request, "signin.html", error=message)
+
+
+async def sign_in(request: Request) -> Response:
+    """Checks the key with WhoAmI; a good one is kept in the HttpOnly cookie."""
+    form = await request.form()
+    key = str(form.get("key", "")).strip()
+    if not key or len(key) > MAX_KEY_CHARS:
+        return render(request, "signin.html", 400, error="Enter an API key.")
+    farm: Farm = request.app.state.farm
+    try:
+        await farm.call(key, farm.auth.WhoAmI, auth_pb2.WhoAmIRequest())
+    except FarmError as refusal:
+        return render(request, "signin.html", 401, error=f"Key refused: {refusal.message}")
+    settings: ConsoleSettings = request.app.state.settings
+    response = go_to(request, "/")
+    response.set_cookie(
+        KEY_COOKIE,
+        key,
+        path=f"{PREFIX}/",
+        httponly=True,
+        secure=settings.cookie_secure,
+        samesite="strict",
+    )
+    return response
+
+
+async def sign_out(request: Request) -> Response:
+    """Forgets the key."""
+    return forget_key(go_to(request, "/signin"))
+
+
+routes = [
+    Route("/signin", signin_page, methods=["GET"]),
+    Route("/signin", sign_in, methods=["POST"]),
+    Route("/signout", sign_out, methods=["POST"]),
+]

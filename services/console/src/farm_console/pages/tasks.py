@@ -1,0 +1,159 @@
+"""Tasks: the list (filtered by state and label), the submit form, a task's detail, artifacts."""
+
+from typing import Any
+
+from google.protobuf import json_format
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from farm.tasks.v1 import tasks_pb2
+from farm_console.farm import FarmError, Json
+from farm_console.security import ARTIFACT_POLICY
+from farm_console.views import caller, go_to, render
+
+PAGE_SIZE = 50
+STATUSES = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
+ACTIONS = ["screenshot", "pdf", "content"]
+PRIORITIES = ["HIGH", "NORMAL", "LOW"]
+FINAL_STATUSES = {f"TASK_STATUS_{name}" for name in ("SUCCEEDED", "FAILED", "CANCELLED")}
+
+
+def _list_request(request: Request) -> tasks_pb2.ListTasksRequest:
+    status = request.query_params.get("status", "")
+    label = request.query_params.get("label", "").strip()
+    chosen = status if status in STATUSES else "UNSPECIFIED"
+    return tasks_pb2.ListTasksRequest(
+        status=tasks_pb2.TaskStatus.Value(f"TASK_STATUS_{chosen}"),
+        page_size=PAGE_SIZE,
+        page_token=request.query_params.get("pageToken", ""),
+        label=[label] if label else [],
+    )
+
+
+async def _tasks(request: Request) -> Json:
+    user = caller(request)
+    return await user.farm.call(user.key, user.farm.tasks.ListTasks, _list_request(request))
+
+
+async def task_list(request: Request, form_error: str = "", status_code: int = 200) -> Response:
+    """The task list with its filter and the submit form."""
+    return render(
+        request,
+        "tasks.html",
+        status_code,
+        listing=await _tasks(request),
+        statuses=STATUSES,
+        actions=ACTIONS,
+        priorities=PRIORITIES,
+        chosen=dict(request.query_params),
+        form_error=form_error,
+    )
+
+
+async def task_rows(request: Request) -> Response:
+    """The list's rows alone, for the live refresh."""
+    return render(request, "_task_rows.html", listing=await _tasks(request))
+
+
+def spec_from_form(form: FormData) -> dict[str, Any]:
+    """A TaskSpec (proto3 JSON) from the submit form; the farm validates it."""
+    action = str(form.get("action", "screenshot"))
+    options: dict[str, Any] = {}
+    selector = str(form.get("selector", "")).strip()
+    if action == "screenshot" and form.get("fullPage"):
+        options["fullPage"] = True
+    if action == "screenshot" and selector:
+        options["selector"] = selector
+    spec: dict[str, Any] = {
+        "url": str(form.get("url", "")).strip(),
+        action if action in ACTIONS else "screenshot": options,
+        "priority": f"PRIORITY_{form.get('priority', 'NORMAL')}",
+    }
+    label = str(form.get("label", "")).strip()
+    if label:
+        name, _, value = label.partition("=")
+        spec["labels"] = {name.strip(): value.strip()}
+    for field in ("maxAttempts", "timeoutMs"):
+        text = str(form.get(field, "")).strip()
+        if text.isdigit():
+            spec[field] = int(text)
+    return spec
+
+
+async def submit_task(request: Request) -> Response:
+    """CreateTask from the form; on to the new task's page, or the form with the refusal."""
+    user = caller(request)
+    form = await request.form()
+    try:
+        spec = json_format.ParseDict(spec_from_form(form), tasks_pb2.TaskSpec())
+        task = await user.farm.call(
+            user.key, user.farm.tasks.CreateTask, tasks_pb2.CreateTaskRequest(spec=spec)
+        )
+    except (json_format.ParseError, FarmError) as refusal:
+        message = refusal.message if isinstance(refusal, FarmError) else str(refusal)
+        return await task_list(request, form_error=message, status_code=400)
+    return go_to(request, f"/tasks/{task['id']}")
+
+
+async def _task(request: Request) -> Json:
+    user = caller(request)
+    task_id = request.path_params["task_id"]
+    return await user.farm.call(
+        user.key, user.farm.tasks.GetTask, tasks_pb2.GetTaskRequest(id=task_id)
+    )
+
+
+def _task_context(request: Request, task: Json) -> dict[str, Any]:
+    trace_url = caller(request).settings.trace_url
+    trace_id = task.get("traceId", "")
+    return {
+        "task": task,
+        "final": task.get("status") in FINAL_STATUSES,
+        "trace_link": trace_url.format(trace_id=trace_id) if trace_url and trace_id else "",
+    }
+
+
+async def task_detail(request: Request) -> Response:
+    """A task: its state, attempts, error and artifacts (images shown inline)."""
+    task = await _task(request)
+    return render(request, "task.html", **_task_context(request, task))
+
+
+async def task_part(request: Request) -> Response:
+    """A task's live part alone, refreshed until the task is final."""
+    task = await _task(request)
+    return render(request, "_task.html", **_task_context(request, task))
+
+
+async def cancel_task(request: Request) -> Response:
+    """CancelTask."""
+    user = caller(request)
+    task_id = request.path_params["task_id"]
+    await user.farm.call(
+        user.key, user.farm.tasks.CancelTask, tasks_pb2.CancelTaskRequest(id=task_id)
+    )
+    return go_to(request, f"/tasks/{task_id}")
+
+
+async def artifact(request: Request) -> Response:
+    """An artifact's bytes with their content type, sandboxed so that nothing in it runs."""
+    user = caller(request)
+    body = await user.farm.artifact_content(user.key, request.path_params["artifact_id"])
+    return Response(
+        body.data,
+        media_type=body.content_type or "application/octet-stream",
+        headers={"content-security-policy": ARTIFACT_POLICY, "cache-control": "private"},
+    )
+
+
+routes = [
+    Route("/tasks", task_list, methods=["GET"]),
+    Route("/tasks", submit_task, methods=["POST"]),
+    Route("/tasks/rows", task_rows, methods=["GET"]),
+    Route("/tasks/{task_id}", task_detail, methods=["GET"]),
+    Route("/tasks/{task_id}/part", task_part, methods=["GET"]),
+    Route("/tasks/{task_id}/cancel", cancel_task, methods=["POST"]),
+    Route("/artifacts/{artifact_id}", artifact, methods=["GET"]),
+]

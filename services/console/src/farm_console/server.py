@@ -1,0 +1,117 @@
+"""The console's HTTP server: /console/ pages, static files and /healthz, run by uvicorn.
+
+Envoy routes /console/ here without its key check (the sign-in page must open
+without a key); every page then calls the farm through the edge with the key the
+user signed in with, so the edge's check applies to each call. On SIGTERM,
+/healthz turns 503 and uvicorn lets requests in flight finish within the grace period.
+"""
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from prometheus_client import start_http_server
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from farm_console.farm import Farm, FarmError
+from farm_console.pages import audit, deadletters, keys, overview, sessions, signin, tasks
+from farm_console.security import SecurityHeaders
+from farm_console.settings import ConsoleSettings
+from farm_console.views import PREFIX, NotSignedIn, farm_refused, not_signed_in
+from farm_core.logs import configure_logging
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "console"
+STATIC = Path(__file__).parent / "static"
+
+
+@dataclass
+class Health:
+    """Whether the console takes requests: false once it has been asked to stop."""
+
+    serving: bool = False
+
+
+def build_app(settings: ConsoleSettings) -> Starlette:
+    """The Starlette application: the pages under /console/, and /healthz."""
+    farm = Farm(settings.farm_address, settings.farm_ca_file, settings.call_timeout_seconds)
+    health = Health()
+
+    async def healthz(request: Request) -> Response:
+        status = "SERVING" if health.serving else "NOT_SERVING"
+        return JSONResponse({"status": status}, status_code=200 if health.serving else 503)
+
+    async def to_console(request: Request) -> Response:
+        return RedirectResponse(f"{PREFIX}/", status_code=308)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        health.serving = True
+        log.info("console serving %s/ on %s:%d", PREFIX, settings.host, settings.port)
+        try:
+            yield
+        finally:
+            health.serving = False
+            await farm.close()
+
+    pages = [
+        *signin.routes,
+        *overview.routes,
+        *tasks.routes,
+        *deadletters.routes,
+        *sessions.routes,
+        *keys.routes,
+        *audit.routes,
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route(PREFIX, to_console, methods=["GET"]),
+            Mount(PREFIX, routes=pages),
+        ],
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={NotSignedIn: not_signed_in, FarmError: farm_refused},
+        lifespan=lifespan,
+    )
+    app.state.farm = farm
+    app.state.settings = settings
+    return app
+
+
+def serve(settings: ConsoleSettings) -> None:
+    """Serves until SIGTERM or SIGINT, then drains for up to FARM_GRACE_SECONDS."""
+    configure_logging(SERVICE_NAME, settings.log_level)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.host)
+    asyncio.run(_serve(settings))
+
+
+async def _serve(settings: ConsoleSettings) -> None:
+    # With the farm's internal TLS, Envoy calls with its client certificate, as it
+    # calls the other services.
+    tls = settings.internal_tls_cert is not None
+    config = uvicorn.Config(
+        build_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.grace_seconds),
+        ssl_certfile=str(settings.internal_tls_cert) if tls else None,
+        ssl_keyfile=str(settings.internal_tls_key) if tls else None,
+        ssl_ca_certs=str(settings.internal_tls_ca) if tls else None,
+        ssl_cert_reqs=ssl.CERT_REQUIRED if tls else ssl.CERT_NONE,
+    )
+    await uvicorn.Server(config).serve()

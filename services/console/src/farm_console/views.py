@@ -1,0 +1,97 @@
+"""What every page shares: the templates, the signed-in user's key, and the farm's refusals.
+
+The API key lives only in an HttpOnly, SameSite=Strict cookie scoped to /console/
+(Secure unless FARM_CONSOLE_COOKIE_SECURE is off): page scripts never see it, and
+each call to the farm carries it. A key the farm no longer takes (revoked, expired)
+signs the user out; a key without the scope a page needs gets that page's refusal.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from farm_console.farm import Farm, FarmError
+from farm_console.settings import ConsoleSettings
+
+PREFIX = "/console"
+KEY_COOKIE = "farm_console_key"
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+# How a refusal of the farm shows as the console's own HTTP status.
+STATUS_OF_CODE = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+
+class NotSignedIn(Exception):
+    """The request carries no key: the user is sent to the sign-in page."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The signed-in user's key and the farm it calls."""
+
+    key: str
+    farm: Farm
+    settings: ConsoleSettings
+
+
+def caller(request: Request) -> Caller:
+    """The signed-in user of `request`; NotSignedIn without a key."""
+    key = request.cookies.get(KEY_COOKIE, "")
+    if not key:
+        raise NotSignedIn
+    return Caller(key, request.app.state.farm, request.app.state.settings)
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    """`template` rendered with `context`, the settings and the page's path."""
+    settings: ConsoleSettings = request.app.state.settings
+    return TEMPLATES.TemplateResponse(
+        request,
+        template,
+        {"prefix": PREFIX, "refresh": settings.refresh_seconds, **context},
+        status_code=status_code,
+    )
+
+
+def go_to(request: Request, path: str) -> Response:
+    """Sends the browser to `path` (an htmx request is told through HX-Redirect)."""
+    url = f"{PREFIX}{path}"
+    if request.headers.get("hx-request"):
+        return Response(status_code=204, headers={"hx-redirect": url})
+    return RedirectResponse(url, status_code=303)
+
+
+def forget_key(response: Response) -> Response:
+    """`response`, clearing the key cookie."""
+    response.delete_cookie(KEY_COOKIE, path=f"{PREFIX}/")
+    return response
+
+
+async def not_signed_in(request: Request, exc: Exception) -> Response:
+    """The answer to a request without a key: the sign-in page."""
+    return go_to(request, "/signin")
+
+
+async def farm_refused(request: Request, exc: Exception) -> Response:
+    """The answer when a call to the farm fails: sign-in again, or the refusal shown."""
+    assert isinstance(exc, FarmError)
+    if exc.code == grpc.StatusCode.UNAUTHENTICATED:
+        return forget_key(go_to(request, "/signin?refused=1"))
+    status = STATUS_OF_CODE.get(exc.code, 502)
+    template = "_refusal.html" if request.headers.get("hx-request") else "refusal.html"
+    return render(request, template, status, error=exc)

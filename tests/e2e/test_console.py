@@ -1,0 +1,226 @@
+"""The web console in real Chromium, through the test farm's Envoy at /console/.
+
+One browser serves the module; each test has its own tab (context) and signs in
+with its own key. With FARM_CONSOLE_SCREENSHOTS=<folder> the tests also save a
+screenshot of each page there (docs/console.md shows them: `make console-screenshots`).
+"""
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+
+from farm_agent.browser.chromium import CHROMIUM_FLAGS
+from farm_cli.launcher.farm import LocalFarm
+from tests.e2e.conftest import Client, KeyFactory, http_client, unique_label
+from tests.e2e.sessions_api import Sessions
+from tests.pages import Site
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = os.environ.get("FARM_CONSOLE_SCREENSHOTS", "")
+# Long enough for a task's whole run on a loaded machine; the page updates itself.
+WITHIN_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    """One Chromium for the module's tests."""
+    async with async_playwright() as driver:
+        launched = await driver.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True
+        )
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+async def tab(browser: Browser) -> AsyncIterator[Page]:
+    """A fresh tab with no cookies; an error on its console (a CSP violation) fails the test."""
+    context: BrowserContext = await browser.new_context(viewport={"width": 1100, "height": 720})
+    page = await context.new_page()
+    errors: list[str] = []
+    # A refused sign-in answers 401, which Chromium logs too; the tests check statuses.
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and not message.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    yield page
+    await context.close()
+    assert errors == [], errors
+
+
+@pytest.fixture(scope="module")
+def console_key(make_key: KeyFactory) -> str:
+    """An operator's key: the fleet, tasks, artifacts and dead letters."""
+    return make_key("admin", "tasks.write", "tasks.read", "artifacts.read", "sessions").secret
+
+
+def console_url(farm: LocalFarm, path: str = "/") -> str:
+    """A console page through the farm's Envoy."""
+    return f"{farm.envoy_url}/console{path}"
+
+
+async def sign_in(page: Page, farm: LocalFarm, key: str) -> None:
+    """Opens the console, is sent to the sign-in page, and signs in with `key`."""
+    await page.goto(console_url(farm))
+    await expect(page).to_have_url(console_url(farm, "/signin"))
+    await page.get_by_label("API key").fill(key)
+    await page.get_by_role("button", name="Sign in").click()
+
+
+async def shoot(page: Page, name: str) -> None:
+    """Saves a screenshot of the page for docs/console.md, when asked to."""
+    if SHOTS:
+        await page.screenshot(path=Path(SHOTS) / f"{name}.png")
+
+
+async def test_wrong_key_is_refused_and_no_page_opens(tab: Page, farm: LocalFarm) -> None:
+    await sign_in(tab, farm, "bf_not-a-key-of-this-farm")
+    await expect(tab.get_by_role("alert")).to_contain_text("Key refused")
+    await shoot(tab, "signin")
+    assert await tab.context.cookies() == []
+    response = await tab.goto(console_url(farm, "/tasks"))
+    assert response is not None
+    await expect(tab).to_have_url(console_url(farm, "/signin"))
+
+
+async def test_signed_in_operator_sees_the_fleet_live(
+    tab: Page, farm: LocalFarm, console_key: str
+) -> None:
+    await sign_in(tab, farm, console_key)
+    await expect(tab).to_have_url(console_url(farm, "/"))
+    agents = tab.locator("#agents tbody tr")
+    await expect(agents).to_have_count(farm.config.agents)
+    await expect(agents.first).to_contain_text("healthy")
+    [cookie] = await tab.context.cookies()
+    assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
+    assert await tab.evaluate("document.cookie") == ""
+    await shoot(tab, "overview")
+
+
+async def test_submitted_task_finishes_and_its_screenshot_shows(
+    tab: Page, farm: LocalFarm, console_key: str, site: Site, admin: Client
+) -> None:
+    label = unique_label()["test"]
+    await sign_in(tab, farm, console_key)
+    await tab.goto(console_url(farm, "/tasks"))
+    form = tab.locator("#submit-task")
+    await form.get_by_label("URL").fill(site.url("/page"))
+    await form.get_by_label("Label").fill(f"test={label}")
+    await form.get_by_role("button", name="Submit").click()
+    await expect(tab.locator("#task-status")).to_have_text("SUCCEEDED", timeout=WITHIN_MS)
+    preview = tab.locator("img.preview")
+    await expect(preview).to_be_visible()
+    await expect(preview).to_have_js_property("complete", True)
+    assert await preview.evaluate("image => image.naturalWidth") > 0
+    await shoot(tab, "task")
+    task_id = tab.url.rsplit("/", 1)[-1]
+    assert admin.get(task_id)["spec"]["labels"] == {"test": label}
+    # Its artifact opens on its own, as the image it is.
+    artifact = await tab.request.get(
+        f"{farm.envoy_url}{await tab.locator('.artifacts a').get_attribute('href')}"
+    )
+    assert artifact.headers["content-type"] == "image/png"
+    assert (await artifact.body())[:4] == b"\x89PNG"
+    await tab.goto(console_url(farm, f"/tasks?label=test={label}"))
+    await expect(tab.locator("#task-rows tr")).to_have_count(1)
+    await shoot(tab, "tasks")
+
+
+async def test_failed_task_shows_its_error_and_its_dead_letter_is_requeued(
+    tab: Page, farm: LocalFarm, console_key: str, site: Site, admin: Client
+) -> None:
+    await sign_in(tab, farm, console_key)
+    await tab.goto(console_url(farm, "/tasks"))
+    form = tab.locator("#submit-task")
+    await form.get_by_label("URL").fill(site.url("/page"))
+    await form.get_by_label("Element").fill("#nowhere-on-the-page")
+    await form.get_by_label("Attempts").fill("1")
+    await form.get_by_label("Timeout (ms)").fill("3000")
+    await form.get_by_role("button", name="Submit").click()
+    await expect(tab.locator("#task-status")).to_have_text("FAILED", timeout=WITHIN_MS)
+    task_id = tab.url.rsplit("/", 1)[-1]
+    error = admin.get(task_id)["error"]
+    await expect(tab.locator("#task-error")).to_contain_text(error["code"])
+    await tab.goto(console_url(farm, "/deadletters"))
+    row = tab.locator("#dead-letters tr", has_text=task_id)
+    await expect(row).to_contain_text(error["code"])
+    await shoot(tab, "deadletters")
+    await row.get_by_role("button", name="Requeue").click()
+    await expect(tab.get_by_role("status")).to_contain_text(f"Task {task_id} requeued")
+    # Requeued, it runs (and fails) once more.
+    retried = admin.wait_for_status(task_id, "TASK_STATUS_FAILED", within=60)
+    assert len(retried["attemptHistory"]) == 2
+
+
+async def test_pages_carry_a_strict_policy_and_refuse_cross_site_posts(
+    tab: Page, farm: LocalFarm
+) -> None:
+    response = await tab.goto(console_url(farm, "/signin"))
+    assert response is not None
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert await tab.locator("script:not([src])").count() == 0
+    refused = await tab.request.post(
+        console_url(farm, "/signin"),
+        form={"key": "anything"},
+        headers={"origin": "http://elsewhere.example", "sec-fetch-site": "cross-site"},
+    )
+    assert refused.status == 403
+
+
+async def test_open_session_shows_live_and_is_closed_from_its_page(
+    tab: Page, farm: LocalFarm, console_key: str, site: Site, sessions: Sessions
+) -> None:
+    session = sessions.create()
+    try:
+        sessions.run(session["id"], url=site.url("/box"))
+        await sign_in(tab, farm, console_key)
+        await tab.goto(console_url(farm, "/sessions"))
+        row = tab.locator("#sessions tr", has_text=session["id"])
+        await row.get_by_role("link").click()
+        await shoot(tab, "session")
+        async with tab.context.expect_page() as opened:
+            await tab.locator("#live-view").click()
+        live = await opened.value
+        await expect(live.locator("#state")).to_have_text("live", timeout=15_000)
+        await live.close()
+        await tab.get_by_role("button", name="Close").click()
+        await expect(tab).to_have_url(console_url(farm, "/sessions"))
+        await expect(tab.locator("#sessions tr", has_text=session["id"])).to_have_count(0)
+        assert sessions.get(session["id"])["state"] == "SESSION_STATE_CLOSED"
+    finally:
+        sessions.close(session["id"])
+
+
+async def test_key_made_on_the_keys_page_works_is_audited_and_is_revoked(
+    tab: Page, farm: LocalFarm, console_key: str
+) -> None:
+    name = f"console-{unique_label()['test']}"
+    await sign_in(tab, farm, console_key)
+    await tab.goto(console_url(farm, "/keys"))
+    form = tab.locator("#create-key")
+    await form.get_by_label("Name").fill(name)
+    await form.get_by_label("tasks.read").check()
+    await form.get_by_role("button", name="Create").click()
+    secret = await tab.locator("#new-secret").text_content()
+    assert secret
+    with http_client(farm, secret) as http:
+        whoami = http.get("/v1/whoami").json()
+        assert whoami["scopes"] == ["tasks.read"]
+        await shoot(tab, "keys")
+        await tab.goto(console_url(farm, "/audit?rpc=CreateApiKey"))
+        await expect(tab.locator("#audit tr", has_text=whoami["keyId"])).to_have_count(1)
+        await shoot(tab, "audit")
+        await tab.goto(console_url(farm, "/keys"))
+        await tab.locator("#keys tr", has_text=name).get_by_role("button", name="Revoke").click()
+        await expect(tab.locator("#keys tr", has_text=name)).not_to_contain_text("Revoke")
+        assert http.get("/v1/whoami").status_code == 401
