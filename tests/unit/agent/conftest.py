@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import h11
 import pytest
 
-from farm_agent.egress.proxy import EgressProxy, EgressSession
+from farm_agent.egress.proxy import EgressProxy
+from farm_agent.egress.session import EgressSession
 from farm_core.egress.address_policy import AddressPolicy
 from farm_core.egress.allowlist import AllowList, IpAddress
 from tests.helpers import TcpListener

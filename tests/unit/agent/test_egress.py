@@ -8,13 +8,9 @@ import ipaddress
 
 import pytest
 
-from farm_agent.egress.proxy import (
-    MAX_BLOCKED_KEPT,
-    BlockedRequest,
-    EgressProxy,
-    EgressSession,
-)
+from farm_agent.egress.proxy import EgressProxy
 from farm_agent.egress.proxy_wire import target_host_port, url_host_port
+from farm_agent.egress.session import MAX_BLOCKED_KEPT, BlockedRequest, EgressSession
 from farm_core.egress.address_policy import AddressPolicy, FarmService, Reason, Refusal
 from farm_core.egress.resolution import farm_policy
 from tests.unit.agent.conftest import (

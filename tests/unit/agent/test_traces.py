@@ -9,7 +9,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from farm.tasks.v1 import tasks_pb2
-from farm_agent.egress.proxy import EgressSession
+from farm_agent.egress.session import EgressSession
 from farm_agent.traces import SessionTraces, action_attributes, attempt_span, step_attributes
 from farm_core.trace_context import TRACEPARENT, new_traceparent, producing, span_context_of
 

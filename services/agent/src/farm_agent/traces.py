@@ -20,7 +20,7 @@ from opentelemetry.trace import Span, SpanContext
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import CapturedArtifact
-from farm_agent.egress.proxy import EgressSession
+from farm_agent.egress.session import EgressSession
 from farm_core.task_defaults import ACTIONS
 from farm_core.trace_context import consuming, incoming_context
 from farm_core.tracing import tracer

@@ -8,7 +8,7 @@ from farm_agent.browser.actions import Capture, CapturedArtifact
 from farm_agent.browser.har import HAR_CONTENT_TYPE, har_json
 from farm_agent.browser.observers import ContextObserver, RecordedRequest
 from farm_agent.browser.timing import page_timing
-from farm_agent.egress.proxy import EgressSession
+from farm_agent.egress.session import EgressSession
 from farm_agent.errors import Stage, TaskFailure, failures_as
 from farm_core.task_errors import ErrorCode
 

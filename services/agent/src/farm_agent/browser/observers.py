@@ -20,8 +20,8 @@ from playwright.async_api import BrowserContext, ConsoleMessage, Request, Respon
 from playwright.async_api import Error as PlaywrightError
 
 from farm.tasks.v1 import tasks_pb2
-from farm_agent.egress.proxy import EgressSession
 from farm_agent.egress.proxy_wire import url_host_port
+from farm_agent.egress.session import EgressSession
 
 MAX_CONSOLE_MESSAGES = 200
 """Console messages kept (the newest); older ones are dropped."""

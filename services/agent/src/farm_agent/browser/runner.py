@@ -20,8 +20,8 @@ from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.setup import context_options, prepare_context
 from farm_agent.browser.steps import run_step
 from farm_agent.browser.warm import WarmContext
-from farm_agent.egress.proxy import EgressSession
 from farm_agent.egress.proxy_wire import host_port, url_host_port
+from farm_agent.egress.session import EgressSession
 from farm_agent.errors import Stage, TaskFailure, failures_as, http_error
 from farm_agent.media.recorder import RecordingLimits
 from farm_agent.media.task_screencast import TaskScreencast

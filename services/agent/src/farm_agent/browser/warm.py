@@ -27,7 +27,8 @@ from farm_agent import metrics
 from farm_agent.browser.memory import MemoryPressure
 from farm_agent.browser.pooled import PooledBrowser
 from farm_agent.browser.reset import ResetFailed, note_origin, reset_context
-from farm_agent.egress.proxy import EgressProxy, EgressSession
+from farm_agent.egress.proxy import EgressProxy
+from farm_agent.egress.session import EgressSession
 from farm_agent.settings import AgentSettings
 from farm_core.tracing import tracer
 

@@ -13,7 +13,7 @@ from playwright.async_api import Page
 
 from farm.sessions.v1 import sessions_pb2
 from farm_agent.browser.observers import ContextObserver
-from farm_agent.egress.proxy import EgressSession
+from farm_agent.egress.session import EgressSession
 from farm_agent.media.recorder import ScreenRecorder
 from farm_agent.media.screencast import Screencast
 from farm_agent.sessions.bridge import close_client

@@ -18,7 +18,7 @@ from typing import Any
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.pool import BrowserPool
-from farm_agent.egress.proxy import EgressSession
+from farm_agent.egress.session import EgressSession
 from farm_agent.errors import TaskFailure
 from farm_agent.sessions.browser import LaunchOptions, SessionBrowser
 from farm_agent.settings import AgentSettings
