@@ -52,7 +52,7 @@ def delivery(message: FakeMessage, redeliveries: list[tuple[str, float]]) -> Del
 def test_the_outcomes_keep_their_metric_labels() -> None:
     # Dashboards and alerts select agent_tasks_total by these values.
     assert sorted(DeliveryOutcome) == sorted(
-        ["succeeded", "failed", "cancelled", "retried", "waited", "requeued"]
+        ["succeeded", "failed", "cancelled", "retried", "waited", "requeued", "moved"]
     )
 
 

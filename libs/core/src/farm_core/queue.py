@@ -9,7 +9,9 @@ each (region, priority) with the durable consumer `agents-<region>-<priority>`.
 Events: stream FARM_EVENTS on `events.tasks.<task_id>`, which the scheduler applies
 to its database and watchers follow live. Cancels: `control.cancel.<task_id>` to
 running agents, and the key-value bucket `farm_cancelled` for agents that have not
-started the task. Dead letters: stream FARM_DEAD on `dead.tasks.<task_id>`.
+started the task. Route claims: the key-value bucket `farm_routes`, where an agent
+and the scheduler race to take a task routed to a preferred region (see
+`farm_core.route_claims`). Dead letters: stream FARM_DEAD on `dead.tasks.<task_id>`.
 Agents: heartbeats in the key-value bucket `farm_agents`, drain orders on
 `control.drain.<agent_id>`. Audit: stream FARM_AUDIT on `audit.<source>`,
 AuditRecords the auth service writes to its database.
@@ -49,6 +51,7 @@ DEAD_STREAM = "FARM_DEAD"
 AUDIT_STREAM = "FARM_AUDIT"
 CANCEL_BUCKET = "farm_cancelled"
 AGENTS_BUCKET = "farm_agents"
+ROUTES_BUCKET = "farm_routes"
 ANY_REGION = "any"
 
 
@@ -272,6 +275,20 @@ async def cancel_bucket(js: JetStreamContext, limits: QueueLimits | None = None)
         js,
         KeyValueConfig(
             bucket=CANCEL_BUCKET, ttl=limits.cancel_ttl_seconds, storage=StorageType.FILE
+        ),
+    )
+
+
+async def routes_bucket(js: JetStreamContext, limits: QueueLimits | None = None) -> KeyValue:
+    """The key-value bucket of route claims (a Claim by WorkItem.claim_key), made on first use."""
+    limits = limits or QueueLimits()
+    return await _key_value(
+        js,
+        KeyValueConfig(
+            # As long as a task may wait in FARM_TASKS: a claim outlives its message.
+            bucket=ROUTES_BUCKET,
+            ttl=limits.task_max_age_seconds,
+            storage=StorageType.FILE,
         ),
     )
 

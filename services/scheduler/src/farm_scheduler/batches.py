@@ -103,7 +103,7 @@ async def store_batch(
         else:
             if key:
                 first_with_key[key] = index
-            record = new_record(tenant, spec, quotas, now, parents[index])
+            record = new_record(tenant, spec, quotas, now, parents[index], store.route(spec))
             planned.append(Accepted(record, created=True))
     try:
         await _insert_new(store, tenant, planned, quotas, list(first_with_key), window_start)

@@ -41,6 +41,8 @@ DEAD_LETTER_PENDING_POSTGRESQL = text("dead_letter_pending = true")
 # The callback sender's query, `callback_pending = true`, as each dialect writes it.
 CALLBACK_PENDING_SQLITE = text("callback_pending = 1")
 CALLBACK_PENDING_POSTGRESQL = text("callback_pending = true")
+ROUTE_PENDING_SQLITE = text("route_pending = 1")
+ROUTE_PENDING_POSTGRESQL = text("route_pending = true")
 
 
 class Base(DeclarativeBase):
@@ -92,6 +94,12 @@ class TaskRow(Base):
             "callback_due",
             sqlite_where=CALLBACK_PENDING_SQLITE,
             postgresql_where=CALLBACK_PENDING_POSTGRESQL,
+        ),
+        Index(
+            "ix_tasks_route_pending",
+            "create_time",
+            sqlite_where=ROUTE_PENDING_SQLITE,
+            postgresql_where=ROUTE_PENDING_POSTGRESQL,
         ),
     )
 
@@ -153,6 +161,12 @@ class TaskRow(Base):
     # When the next delivery may start (NULL: at once); a sender pushes it ahead while it
     # delivers, so that another scheduler does not deliver the same callback meanwhile.
     callback_due: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # The region whose queue holds the task when a region rule routed it: the preferred
+    # region, or "any" once it fell back; "" when no rule did (its spec's region).
+    routed_region: Mapped[str] = mapped_column(String(32), server_default="")
+    # Whether the routed task may still fall back to any region: set while it waits in
+    # its preferred region, cleared once an agent there claimed it or it was moved.
+    route_pending: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class CallbackAttemptRow(Base):

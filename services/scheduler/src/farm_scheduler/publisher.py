@@ -45,6 +45,8 @@ def work_item(record: TaskRecord) -> queue_pb2.WorkItem:
         spec=record.spec,
         create_time=to_timestamp(record.create_time),
         tenant_max_running=record.tenant_max_running,
+        # While it may still fall back, the agents must claim it first (route_claims).
+        claim_key=record.publish_id if record.route_pending else "",
     )
 
 
@@ -89,7 +91,7 @@ def _task_message(record: TaskRecord) -> _Outgoing:
     return _Outgoing(
         "task",
         record.id,
-        task_subject(record.spec.region, PRIORITY_TOKENS[record.spec.priority]),
+        task_subject(record.queue_region, PRIORITY_TOKENS[record.spec.priority]),
         work_item(record).SerializeToString(deterministic=True),
         record.publish_id,
         "task.publish",

@@ -10,6 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import RowMapping
 
 from farm.tasks.v1 import tasks_pb2
+from farm_core.queue import ANY_REGION
 from farm_core.quotas import TenantQuotas
 from farm_core.timestamps import from_timestamp, to_timestamp
 from farm_core.trace_context import trace_id_of, traceparent
@@ -45,6 +46,17 @@ class TaskRecord:
     """Whether its callback is still to be delivered (once it is final)."""
     callback_attempts: tuple[CallbackAttempt, ...] = ()
     """The delivery attempts of its callback, oldest first."""
+    routed_region: str = ""
+    """Where a region rule queued it: its preferred region, or `any` once it fell back; ""
+    when no rule did."""
+    route_pending: bool = False
+    """Whether it waits in its preferred region and may still be moved to any region."""
+
+    @property
+    def queue_region(self) -> str:
+        """The region whose subject its WorkItem is published on ("" for any)."""
+        routed = "" if self.routed_region == ANY_REGION else self.routed_region
+        return self.spec.region or routed
 
     @property
     def deadline(self) -> dt.datetime | None:
@@ -56,10 +68,12 @@ class TaskRecord:
         """The Nats-Msg-Id of its WorkItem: the task id, then a new one for each requeue.
 
         JetStream drops a second message with the same id within its duplicate
-        window, so a requeued task needs an id of its own.
+        window, so a requeued task, and one moved to any region, needs an id of its own.
         """
         requeues = self.state.requeues
-        return self.id if requeues == 0 else f"{self.id}.r{requeues}"
+        queuing = self.id if requeues == 0 else f"{self.id}.r{requeues}"
+        # Moved from its preferred region: a message of its own on tasks.any.*.
+        return f"{queuing}.any" if self.routed_region == ANY_REGION else queuing
 
     @property
     def dead_letter_id(self) -> str:
@@ -103,6 +117,7 @@ class TaskRecord:
                 self.spec.callback_url, self.callback_pending, self.callback_attempts
             ),
             callback_attempts=[attempt.to_proto() for attempt in self.callback_attempts],
+            routed_region=self.queue_region or ANY_REGION,
         )
         if state.status == tasks_pb2.TASK_STATUS_SUCCEEDED:
             task.result.ParseFromString(state.result)
@@ -159,6 +174,8 @@ def record_from_row(
         cache_key=values["cache_key"],
         callback_pending=values["callback_pending"],
         callback_attempts=callback_attempts,
+        routed_region=values["routed_region"],
+        route_pending=values["route_pending"],
         state=TaskState(
             status=tasks_pb2.TaskStatus.Value(values["status"]),
             history=history,
@@ -203,6 +220,8 @@ def row_values(record: TaskRecord) -> dict[str, Any]:
         "cache_key": "" if record.cached else record.cache_key,
         "cached": record.cached,
         "callback_pending": record.callback_pending,
+        "routed_region": record.routed_region,
+        "route_pending": record.route_pending,
         **state_values(record.state),
     }
 
@@ -227,10 +246,13 @@ def new_record(
     quotas: TenantQuotas | None,
     now: dt.datetime,
     trace_parent: str | None = None,
+    routed_region: str = "",
 ) -> TaskRecord:
     """A new QUEUED, unpublished task of `tenant`, parented by `trace_parent`.
 
-    None stands for the current trace context's (the creating call's).
+    None stands for the current trace context's (the creating call's). `routed_region`
+    is the queue a region rule chose (routing.router): a preferred region, from which
+    the task may still fall back, or `any`.
     """
     return TaskRecord(
         id=new_task_id(),
@@ -242,4 +264,6 @@ def new_record(
         trace_parent=traceparent() if trace_parent is None else trace_parent,
         cache_key=cache_key(spec),
         callback_pending=bool(spec.callback_url),
+        routed_region=routed_region,
+        route_pending=routed_region not in ("", ANY_REGION),
     )

@@ -15,7 +15,13 @@ from farm.tasks.v1 import tasks_pb2_grpc
 from farm_core.egress.address_policy import AddressPolicy
 from farm_core.egress.resolution import farm_policy
 from farm_core.periodic import Periodic
-from farm_core.queue import agents_bucket, cancel_bucket, connect, ensure_streams
+from farm_core.queue import (
+    agents_bucket,
+    cancel_bucket,
+    connect,
+    ensure_streams,
+    routes_bucket,
+)
 from farm_core.scopes import method_scopes
 from farm_core.sessions import sessions_bucket
 from farm_scheduler.admin import AdminApi
@@ -29,6 +35,9 @@ from farm_scheduler.events import EventConsumer
 from farm_scheduler.fleet import Fleet
 from farm_scheduler.heartbeats import Heartbeats
 from farm_scheduler.publisher import Republisher, TaskPublisher
+from farm_scheduler.routing.fallback import RegionFallback
+from farm_scheduler.routing.router import RegionRouter
+from farm_scheduler.routing.rules import parse_rules
 from farm_scheduler.sessions.api import SessionApi
 from farm_scheduler.sessions.closer import SessionCloser
 from farm_scheduler.sessions.events import SessionEventConsumer
@@ -56,9 +65,11 @@ class SchedulerService:
 
     def __init__(self, settings: SchedulerSettings) -> None:
         self._settings = settings
+        self._router = RegionRouter(parse_rules(settings.region_routes))
         self._store = TaskStore(
             settings.resolved_database_url(),
             dt.timedelta(seconds=settings.idempotency_window_seconds),
+            route=self._router.route,
         )
         self._watch = TaskWatch(settings.watch_poll_seconds)
         self._consumer = EventConsumer(self._store, self._applied)
@@ -68,6 +79,7 @@ class SchedulerService:
         self._fleet: Fleet | None = None
         self._republisher: Republisher | None = None
         self._sweeper: DeadlineSweeper | None = None
+        self._fallback: RegionFallback | None = None
         self._sessions = SessionStore(self._store.engine)
         self._session_closer: SessionCloser | None = None
         self._session_events: SessionEventConsumer | None = None
@@ -129,6 +141,17 @@ class SchedulerService:
                 settings.deadline_sweep_interval_seconds,
             )
             self._sweeper.start()
+            self._fallback = RegionFallback(
+                self._store,
+                self._publisher,
+                self._router,
+                heartbeats,
+                await routes_bucket(js),
+                settings.region_fallback_seconds,
+                settings.region_fallback_interval_seconds,
+                settings.session_agent_lost_seconds,
+            )
+            self._fallback.start()
             await self._start_sessions(js, heartbeats)
             self._fleet_reader = FleetReader(self._fleet, js, self._store.engine, self._sessions)
             self._fleet_gauges = FleetGauges(
@@ -223,7 +246,8 @@ class SchedulerService:
         await self._consumer.stop(grace_seconds)
         if self._session_events is not None:
             await self._session_events.stop(grace_seconds)
-        for loop in (self._republisher, self._sweeper, self._session_sweeper, self._fleet_gauges):
+        loops = (self._republisher, self._sweeper, self._fallback, self._session_sweeper)
+        for loop in (*loops, self._fleet_gauges):
             if loop is not None:
                 await loop.stop()
         callbacks, self._callbacks = self._callbacks, None

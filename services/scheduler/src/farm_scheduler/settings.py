@@ -10,6 +10,7 @@ from farm_core.egress.address_policy import NATS_PORT, FarmService
 from farm_core.egress.allowlist import AllowList
 from farm_core.settings import FarmSettings
 from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
+from farm_scheduler.routing.rules import parse_rules
 
 
 class SchedulerSettings(FarmSettings):
@@ -169,6 +170,30 @@ class SchedulerSettings(FarmSettings):
         description="How long after RotateWebhookSecret callbacks are also signed with the "
         "previous secret.",
     )
+    region_routes: str = Field(
+        default="",
+        description="Region rules, comma-separated pattern=region, first match wins: a task "
+        "without its own region whose URL's host matches a pattern (shell-style, as *.eu) "
+        "is queued for that region first. Empty: no routing.",
+    )
+    region_fallback_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long a routed task waits unstarted in its preferred region before "
+        "it is moved to any region; at once when that region has no live agent.",
+    )
+    region_fallback_interval_seconds: float = Field(
+        default=1.0, gt=0, description="How often routed tasks due to fall back are looked for."
+    )
+
+    @field_validator("region_routes")
+    @classmethod
+    def _check_region_routes(cls, value: str) -> str:
+        try:
+            parse_rules(value)
+        except ValueError as error:
+            raise ValueError(f"FARM_SCHEDULER_REGION_ROUTES: {error}") from error
+        return value
 
     @field_validator("callback_allow", mode="before")
     @classmethod

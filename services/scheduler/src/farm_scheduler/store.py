@@ -64,10 +64,11 @@ class TaskStore(Database):
         database_url: str,
         idempotency_window: dt.timedelta = DEFAULT_IDEMPOTENCY_WINDOW,
         clock: Callable[[], dt.datetime] = utcnow,
+        route: Callable[[tasks_pb2.TaskSpec], str] = lambda spec: "",
     ) -> None:
         super().__init__(database_url, MIGRATIONS, VERSION_TABLE)
-        self._idempotency_window = idempotency_window
-        self._clock = clock
+        self._idempotency_window, self._clock = idempotency_window, clock
+        self.route = route  # A new task's routed_region (routing.router).
         self._quota_lock = TenantQuotaLock(self.engine, ADVISORY_NAMESPACE)
 
     async def create(
@@ -96,7 +97,7 @@ class TaskStore(Database):
             earlier = await self._find_by_key(tenant, key)
             if earlier is not None and earlier.create_time > window_start:
                 return earlier, False
-        record = new_record(tenant, spec, quotas, now, trace_parent)
+        record = new_record(tenant, spec, quotas, now, trace_parent, self.route(spec))
         try:
             return await self._insert(record, queued_limit(quotas), window_start)
         except IntegrityError:

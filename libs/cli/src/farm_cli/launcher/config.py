@@ -2,7 +2,7 @@
 
 import os
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -226,6 +226,10 @@ class FarmConfig:
     # e.g. {"FARM_AGENT_ACK_WAIT_SECONDS": "5"}; what the launcher itself sets (ports,
     # ids, URLs, secrets) wins over it.
     service_env: Mapping[str, str] = field(default_factory=dict)
+    # More environment for each agent on its own, the n-th entry for agent n (from 1),
+    # over service_env (its id and ports still the launcher's): e.g.
+    # ({"FARM_AGENT_REGION": "eu-central"}, {}) for two regions.
+    agent_env: Sequence[Mapping[str, str]] = ()
     # How soon a crashed process is started again (supervise() / start_supervisor()).
     restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
     # Envoy's listener serves TLS: with tls_cert/tls_key (PEM) if given, else with a
@@ -245,6 +249,10 @@ class FarmConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.agents <= MAX_AGENTS:
             raise ValueError(f"agents must be between 0 and {MAX_AGENTS}, got {self.agents}")
+        if len(self.agent_env) > self.agents:
+            raise ValueError(
+                f"agent_env has {len(self.agent_env)} entries for {self.agents} agents"
+            )
         if self.s3_endpoint and self.s3_credentials is None:
             raise ValueError("S3_ENDPOINT is set: S3_ACCESS_KEY and S3_SECRET_KEY must be too")
         if (self.tls_cert is None) != (self.tls_key is None):

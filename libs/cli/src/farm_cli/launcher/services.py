@@ -225,8 +225,10 @@ def agent_launches(config: FarmConfig, shared: SharedSettings) -> list[ServiceLa
     launches = []
     for index in range(1, config.agents + 1):
         name = f"agent-{index}"
+        own_env = config.agent_env[index - 1] if index <= len(config.agent_env) else {}
         env = {
             **common_env(config, shared),
+            **own_env,
             "FARM_AGENT_ID": name,
             "FARM_AGENT_PORT": str(ports.agent(index)),
             "FARM_AGENT_METRICS_PORT": str(ports.agent_metrics(index)),

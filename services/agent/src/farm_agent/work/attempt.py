@@ -16,6 +16,7 @@ import enum
 import logging
 import random
 
+import nats.errors
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 
@@ -41,6 +42,7 @@ from farm_agent.work.retries import (
     plan_after_failure,
 )
 from farm_agent.work.waits import WaitReason, wait_key
+from farm_core.route_claims import Claim, take
 from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
 from farm_core.task_errors import ErrorCode
 from farm_core.tracing import tracer
@@ -154,7 +156,28 @@ class TaskAttempt:
         elif self._stop_reason is StopReason.SHUTDOWN:
             await self._hand_back_as_wait(WaitReason.DRAINING, 0, deadline)
         else:
+            return await self._taken_elsewhere(deadline)
+        return True
+
+    async def _taken_elsewhere(self, deadline: dt.datetime | None) -> bool:
+        """Claims a routed task for this region; True if it was moved away (acked unrun).
+
+        Also True when the claim cannot be read: the task is handed back to wait.
+        """
+        key = self.item.claim_key
+        if not key:
             return False
+        try:
+            claim = await take(self._tools.bookkeeping.route_claims, key, Claim.STARTED)
+        except (nats.errors.Error, TimeoutError) as error:
+            log.warning("could not claim the route of task %s: %s", self.task_id, error)
+            delay = self._tools.settings.retry_delay_seconds
+            await self._hand_back_as_wait(WaitReason.ROUTE_UNKNOWN, delay, deadline)
+            return True
+        if claim is Claim.STARTED:
+            return False
+        log.info("task %s was moved to any region: its message here is void", self.task_id)
+        await self._delivery.ack(DeliveryOutcome.MOVED)
         return True
 
     async def _run_within_tenant_limit(

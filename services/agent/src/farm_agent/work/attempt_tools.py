@@ -44,11 +44,13 @@ class Reporting:
 
 @dataclass(frozen=True)
 class QueueBookkeeping:
-    """What the farm keeps beside the task queue: cancelled tasks, waits, due redeliveries."""
+    """Beside the task queue: cancelled tasks, waits, due redeliveries, route claims."""
 
     cancelled_tasks: KeyValue
     waits: WaitLedger
     expect_redelivery: ExpectRedelivery
+    route_claims: KeyValue
+    """farm_routes: who took a task routed to a preferred region (farm_core.route_claims)."""
 
     async def is_cancelled(self, task_id: str) -> bool:
         """Whether the task's id is in the bucket of cancelled tasks (False if unreadable)."""

@@ -39,6 +39,8 @@ class DeliveryOutcome(enum.StrEnum):
     """Nakked: handed back to wait, without using an attempt."""
     REQUEUED = "requeued"
     """Nakked: cut off by the agent's shutdown, or its event could not be published."""
+    MOVED = "moved"
+    """Acked unrun: the scheduler moved the task from this region's queue to any region's."""
 
 
 class Delivery:

@@ -49,6 +49,7 @@ from farm_core.queue import (
     connect,
     ensure_streams,
     region_task_subjects,
+    routes_bucket,
 )
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,7 @@ class WorkIntake:
                 cancelled_tasks=await cancel_bucket(js),
                 waits=self._waits,
                 expect_redelivery=self._ring_later,
+                route_claims=await routes_bucket(js),
             ),
             settings=settings,
         )
