@@ -158,6 +158,20 @@ def test_a_rate_limit_is_raised_with_its_retry_after_or_waited_out(
         patient.get("tsk_0000000000000000")
 
 
+@over_both_transports
+def test_the_webhook_secret_is_read_and_rotated(
+    farm: LocalFarm, make_key: KeyFactory, transport: str
+) -> None:
+    key = make_key("tasks.write", "tasks.read", tenant=new_tenant("sdk-webhook"))
+    with browserfarm.Client(farm.envoy_url, key.secret, transport=transport) as client:
+        current = client.webhook_secret()
+        rotated = client.webhook_secret(rotate=True)
+        again = client.webhook_secret()
+    assert current.secret.startswith("whsec_") and current.create_time is not None
+    assert rotated.secret != current.secret and rotated.previous_valid_until is not None
+    assert again.secret == rotated.secret
+
+
 def test_a_tenant_over_its_quota_gets_quota_exceeded(
     farm: LocalFarm, admin: Client, make_key: KeyFactory
 ) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Self
 from browserfarm.calls import Calls, Metadata
 from browserfarm.config import ClientOptions, client_options
 from browserfarm.errors import TaskFailed, Timeout
-from browserfarm.results import Task, TaskStatus
+from browserfarm.results import Task, TaskStatus, WebhookSecret
 from browserfarm.sessions import AsyncSession, session_spec
 from browserfarm.specs import SpecLike, action_spec, task_spec, with_idempotency_key
 from farm.tasks.v1 import tasks_pb2
@@ -133,6 +133,25 @@ class AsyncClient:
         """Cancels a task that has not ended; returns it as it stands."""
         request = tasks_pb2.CancelTaskRequest(id=task if isinstance(task, str) else task.id)
         return Task.from_proto(await self._calls.call(self._calls.tasks.CancelTask, request))
+
+    async def webhook_secret(self, *, rotate: bool = False) -> WebhookSecret:
+        """The tenant's secret that signs callbacks; with `rotate`, a new one replaces it.
+
+        After a rotation callbacks carry a signature by the previous secret too, until
+        `previous_valid_until` (docs/webhooks.md).
+        """
+        if rotate:
+            # Not made again on UNAVAILABLE: a second rotation would retire the first's secret.
+            reply = await self._calls.call(
+                self._calls.tasks.RotateWebhookSecret,
+                tasks_pb2.RotateWebhookSecretRequest(),
+                idempotent=False,
+            )
+        else:
+            reply = await self._calls.call(
+                self._calls.tasks.GetWebhookSecret, tasks_pb2.GetWebhookSecretRequest()
+            )
+        return WebhookSecret.from_proto(reply)
 
     async def screenshot(self, url: str, **options: Any) -> bytes:
         """The page at `url` as an image.
