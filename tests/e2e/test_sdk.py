@@ -1,4 +1,7 @@
-"""The Python SDK (`browserfarm`) against the whole farm, through Envoy over gRPC."""
+"""The Python SDK (`browserfarm`) against the whole farm, through Envoy over gRPC.
+
+The tests marked `over_both_transports` run over HTTP/JSON too (transport="http").
+"""
 
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -20,20 +23,32 @@ pytestmark = pytest.mark.e2e
 NOWHERE = "sdk-nowhere"
 
 
+over_both_transports = pytest.mark.parametrize("transport", ["grpc", "http"], scope="module")
+
+
 @pytest.fixture(scope="module")
-def farm_client(farm: LocalFarm) -> Iterator[browserfarm.Client]:
+def transport() -> str:
+    """The clients' transport: gRPC, unless a test runs over_both_transports."""
+    return "grpc"
+
+
+@pytest.fixture(scope="module")
+def farm_client(farm: LocalFarm, transport: str) -> Iterator[browserfarm.Client]:
     """A blocking client with the admin key."""
-    with browserfarm.Client(farm.envoy_url, farm.admin_key) as client:
+    with browserfarm.Client(farm.envoy_url, farm.admin_key, transport=transport) as client:
         yield client
 
 
 @pytest.fixture
-async def async_client(farm: LocalFarm) -> AsyncIterator[browserfarm.AsyncClient]:
+async def async_client(farm: LocalFarm, transport: str) -> AsyncIterator[browserfarm.AsyncClient]:
     """An asyncio client with the admin key."""
-    async with browserfarm.AsyncClient(farm.envoy_url, farm.admin_key) as client:
+    async with browserfarm.AsyncClient(
+        farm.envoy_url, farm.admin_key, transport=transport
+    ) as client:
         yield client
 
 
+@over_both_transports
 def test_the_shortcuts_return_the_pages_bytes_text_and_values(
     farm_client: browserfarm.Client, site: Site
 ) -> None:
@@ -48,10 +63,13 @@ def test_the_shortcuts_return_the_pages_bytes_text_and_values(
     }
 
 
+@over_both_transports
 async def test_submit_then_wait_gives_the_ended_task_with_its_result(
     async_client: browserfarm.AsyncClient, site: Site
 ) -> None:
-    queued = await async_client.submit({"url": site.url("/page"), "content": {}})
+    queued = await async_client.submit(
+        {"url": site.url("/page"), "content": {}, "cacheTtlSeconds": 0}
+    )
     assert queued.status in (browserfarm.TaskStatus.QUEUED, browserfarm.TaskStatus.RUNNING)
     ended = await async_client.wait(queued)
     assert ended.id == queued.id
@@ -77,6 +95,7 @@ async def test_map_yields_each_task_as_it_ends(
     assert all(task.status is browserfarm.TaskStatus.SUCCEEDED for task in ended)
 
 
+@over_both_transports
 def test_a_failed_task_raises_task_failed_with_its_code(
     farm_client: browserfarm.Client, site: Site
 ) -> None:
@@ -95,33 +114,37 @@ def test_a_failed_task_raises_task_failed_with_its_code(
     assert unchecked.error is not None and unchecked.error.code == "HTTP_ERROR"
 
 
+@over_both_transports
 def test_each_refusal_is_its_own_exception(
-    farm: LocalFarm, farm_client: browserfarm.Client, make_key: KeyFactory
+    farm: LocalFarm, farm_client: browserfarm.Client, make_key: KeyFactory, transport: str
 ) -> None:
     with pytest.raises(browserfarm.InvalidArgument, match="url"):
         farm_client.submit({"url": "ftp://example.com", "content": {}})
     with pytest.raises(browserfarm.NotFound):
         farm_client.get("tsk_0000000000000000")
     with (
-        browserfarm.Client(farm.envoy_url, "bf_not-a-key") as stranger,
+        browserfarm.Client(farm.envoy_url, "bf_not-a-key", transport=transport) as stranger,
         pytest.raises(browserfarm.Unauthenticated),
     ):
         stranger.get("tsk_0000000000000000")
     reader = make_key("tasks.read").secret
     with (
-        browserfarm.Client(farm.envoy_url, reader) as client,
+        browserfarm.Client(farm.envoy_url, reader, transport=transport) as client,
         pytest.raises(browserfarm.PermissionDenied),
     ):
         client.submit({"url": "https://example.com", "content": {}})
 
 
+@over_both_transports
 def test_a_rate_limit_is_raised_with_its_retry_after_or_waited_out(
-    farm: LocalFarm, admin: Client, make_key: KeyFactory
+    farm: LocalFarm, admin: Client, make_key: KeyFactory, transport: str
 ) -> None:
     key = make_key("tasks.read")
     limits = {"rateLimitPerSecond": 1, "rateLimitBurst": 1}
     assert admin.http.patch(f"/v1/apiKeys/{key.api_key.id}", json=limits).status_code == 200
-    with browserfarm.Client(farm.envoy_url, key.secret, max_attempts=1) as impatient:
+    with browserfarm.Client(
+        farm.envoy_url, key.secret, max_attempts=1, transport=transport
+    ) as impatient:
         # A task of another tenant, or none: either way the call got past the edge.
         with pytest.raises(browserfarm.NotFound):
             impatient.get("tsk_0000000000000000")
@@ -129,10 +152,24 @@ def test_a_rate_limit_is_raised_with_its_retry_after_or_waited_out(
             impatient.get("tsk_0000000000000000")
     assert raised.value.retry_after == 1
     with (
-        browserfarm.Client(farm.envoy_url, key.secret) as patient,
+        browserfarm.Client(farm.envoy_url, key.secret, transport=transport) as patient,
         pytest.raises(browserfarm.NotFound),
     ):
         patient.get("tsk_0000000000000000")
+
+
+@over_both_transports
+def test_the_webhook_secret_is_read_and_rotated(
+    farm: LocalFarm, make_key: KeyFactory, transport: str
+) -> None:
+    key = make_key("tasks.write", "tasks.read", tenant=new_tenant("sdk-webhook"))
+    with browserfarm.Client(farm.envoy_url, key.secret, transport=transport) as client:
+        current = client.webhook_secret()
+        rotated = client.webhook_secret(rotate=True)
+        again = client.webhook_secret()
+    assert current.secret.startswith("whsec_") and current.create_time is not None
+    assert rotated.secret != current.secret and rotated.previous_valid_until is not None
+    assert again.secret == rotated.secret
 
 
 def test_a_tenant_over_its_quota_gets_quota_exceeded(
@@ -152,6 +189,7 @@ def test_a_tenant_over_its_quota_gets_quota_exceeded(
             assert client.cancel(waiting).status is browserfarm.TaskStatus.CANCELLED
 
 
+@over_both_transports
 async def test_a_session_keeps_its_page_and_lets_playwright_attach(
     async_client: browserfarm.AsyncClient, site: Site, playwright: Playwright
 ) -> None:

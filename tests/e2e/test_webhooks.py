@@ -32,7 +32,7 @@ def test_the_final_task_is_posted_signed_after_two_failed_deliveries(
 ) -> None:
     secret = admin.http.get("/v1/webhookSecret").json()["secret"]
     with Receiver(500, 500, 200).running() as receiver:
-        spec = {"url": site.url("/page"), "content": {}, "callbackUrl": receiver.url}
+        spec = fresh({"url": site.url("/page"), "content": {}, "callbackUrl": receiver.url})
         created = admin.create(spec)
         task = delivered(admin, created["id"])
 

@@ -4,10 +4,24 @@ import json
 
 import grpc
 from google.protobuf import json_format
+from prometheus_client import REGISTRY
 
+from farm.admin.v1 import admin_pb2
 from farm.tasks.v1 import tasks_pb2
 from tests.helpers import assert_eventually
-from tests.integration.scheduler.conftest import Scheduler, StartScheduler, rpc_error
+from tests.integration.scheduler.conftest import (
+    FAILED,
+    RPC_TIMEOUT,
+    RUNNING,
+    SUCCEEDED,
+    TIMEOUT,
+    Queue,
+    Scheduler,
+    StartScheduler,
+    rpc_error,
+    succeeded_result,
+    until,
+)
 from tests.webhook_receiver import Receiver
 
 CALLBACKS = {
@@ -25,6 +39,98 @@ async def callback_attempts(scheduler: Scheduler, task_id: str, count: int) -> t
 
     await assert_eventually(there, message=f"task {task_id} has not {count} callback attempts")
     return await scheduler.get(task_id)
+
+
+def sample(name: str, **labels: str) -> float:
+    """The current value of a metric of this process's schedulers (0 before its first)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def received(receiver: Receiver, count: int) -> list[dict[str, object]]:
+    """Waits until `receiver` has `count` deliveries; their bodies as JSON."""
+
+    async def there() -> bool:
+        return len(receiver.received) >= count
+
+    await assert_eventually(there, message=f"the receiver has not {count} deliveries")
+    return [json.loads(each.body) for each in receiver.received]
+
+
+async def test_a_task_answered_from_the_cache_calls_back_marked_cached(
+    start_scheduler: StartScheduler, queue: Queue
+) -> None:
+    scheduler = await start_scheduler(**CALLBACKS)
+    first = await scheduler.create()
+    assert (await queue.take()).task_id == first.id
+    await queue.report(first.id, SUCCEEDED, result=succeeded_result())
+    await until(scheduler, first.id, SUCCEEDED)
+    delivered = sample("farm_callbacks_delivered_total")
+
+    with Receiver(200).running() as receiver:
+        cached = await scheduler.create(callback_url=receiver.url)
+        [posted] = await received(receiver, 1)
+        task = await callback_attempts(scheduler, cached.id, 1)
+
+    assert (cached.status, cached.cached) == (SUCCEEDED, True)
+    assert (posted["id"], posted["status"], posted["cached"]) == (
+        cached.id,
+        "TASK_STATUS_SUCCEEDED",
+        True,
+    )
+    assert json_format.ParseDict(posted, tasks_pb2.Task()).result == succeeded_result()
+    assert task.callback_status == tasks_pb2.CALLBACK_STATUS_DELIVERED
+    assert sample("farm_callbacks_delivered_total") == delivered + 1
+
+
+async def test_a_requeued_task_calls_back_again_when_it_ends_again(
+    start_scheduler: StartScheduler, queue: Queue
+) -> None:
+    scheduler = await start_scheduler(**CALLBACKS)
+    with Receiver(200).running() as receiver:
+        task = await scheduler.create(callback_url=receiver.url, maxAttempts=1)
+        await queue.report(task.id, RUNNING, 1)
+        await queue.report(task.id, FAILED, 1, error=TIMEOUT)
+        await until(scheduler, task.id, FAILED)
+        await received(receiver, 1)
+        await scheduler.admin.RequeueDeadLetter(
+            admin_pb2.RequeueDeadLetterRequest(task_id=task.id),
+            metadata=scheduler.auth("admin"),
+            timeout=RPC_TIMEOUT,
+        )
+        await queue.report(task.id, RUNNING, 1)
+        await queue.report(task.id, SUCCEEDED, 1, result=succeeded_result())
+        bodies = await received(receiver, 2)
+        ended = await until(scheduler, task.id, SUCCEEDED)
+
+    assert [body["status"] for body in bodies] == ["TASK_STATUS_FAILED", "TASK_STATUS_SUCCEEDED"]
+    assert {body["id"] for body in bodies} == {task.id}
+    assert ended.callback_status == tasks_pb2.CALLBACK_STATUS_DELIVERED
+
+
+async def test_failed_and_given_up_deliveries_are_counted(
+    start_scheduler: StartScheduler,
+) -> None:
+    scheduler = await start_scheduler(**CALLBACKS, callback_retry_window_seconds=0.3)
+    failed_retried = sample("farm_callback_attempts_failed_total", retried="true")
+    failed_last = sample("farm_callback_attempts_failed_total", retried="false")
+    given_up = sample("farm_callbacks_given_up_total")
+    attempts = sample("farm_callback_attempt_seconds_count")
+    with Receiver(500).running() as receiver:
+        created = await scheduler.create(callback_url=receiver.url)
+        await scheduler.cancel(created.id)
+
+        async def gave_up() -> bool:
+            task = await scheduler.get(created.id)
+            return task.callback_status == tasks_pb2.CALLBACK_STATUS_FAILED
+
+        await assert_eventually(gave_up, message="the callback was never given up")
+    tries = len(receiver.received)
+    assert sample("farm_callbacks_given_up_total") == given_up + 1
+    assert sample("farm_callback_attempts_failed_total", retried="false") == failed_last + 1
+    assert sample("farm_callback_attempts_failed_total", retried="true") == (
+        failed_retried + tries - 1
+    )
+    assert sample("farm_callback_attempt_seconds_count") == attempts + tries
 
 
 async def test_a_callback_retried_across_a_scheduler_restart_is_delivered_signed(

@@ -163,6 +163,14 @@ class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
         self.calls.record("CancelTask", request, context)
         return tasks_pb2.Task(id=request.id, status=tasks_pb2.TASK_STATUS_CANCELLED)
 
+    def GetWebhookSecret(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("GetWebhookSecret", request, context)
+        return tasks_pb2.WebhookSecret(secret="whsec_current")
+
+    def RotateWebhookSecret(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("RotateWebhookSecret", request, context)
+        return tasks_pb2.WebhookSecret(secret="whsec_new")
+
     def WatchTask(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         self.calls.record("WatchTask", request, context)
         for status in (

@@ -267,3 +267,14 @@ def test_tenant_limits_without_a_quota_is_refused_before_any_call(
     assert main(["tenant", "limits", "acme"]) == 1
     assert "give at least one of --max-queued-tasks" in capsys.readouterr().err
     assert calls.seen[before:] == []
+
+
+def test_webhook_secret_prints_it_and_rotates_only_when_asked(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["webhook", "secret", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"secret": "whsec_current"}
+    assert calls.last("GetWebhookSecret")[1]["authorization"] == f"Bearer {KEY}"
+    assert main(["webhook", "secret", "--rotate"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"secret": "whsec_new"}
+    calls.last("RotateWebhookSecret")

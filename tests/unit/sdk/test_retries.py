@@ -7,7 +7,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from tenacity import RetryCallState
 
 import browserfarm
-from browserfarm.transport import RetryWait
+from browserfarm.calls import RetryWait
 from tests.unit.sdk.conftest import Refusals
 
 UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, "")

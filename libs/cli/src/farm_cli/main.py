@@ -21,6 +21,7 @@ from farm_cli.commands import (
     task,
     tenant,
     up,
+    webhook,
     whoami,
 )
 from farm_cli.console import CliError, rpc_error_text
@@ -43,6 +44,7 @@ COMMAND_GROUPS = (
     agent,
     deadletter,
     audit,
+    webhook,
     envoy_config,
 )
 

@@ -7,10 +7,12 @@ reads the rest itself: OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, the sampl
 (OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG), the batching (OTEL_BSP_*) and the
 exporter's headers, timeout and TLS (OTEL_EXPORTER_OTLP_*).
 
-Off, nothing is installed: no exporter, no server interceptor, no SQL hooks; the
-farm's own spans come from the API's no-op tracer (non-recording, and a trace
-context that arrives still passes through, as W3C `traceparent` on gRPC metadata
-and NATS headers).
+Off, nothing is installed but the server's CallerTraceInterceptor: no exporter, no
+SQL hooks; the farm's own spans come from the API's no-op tracer (non-recording, and
+a trace context that arrives still passes through, as W3C `traceparent` on gRPC
+metadata and NATS headers). The interceptor makes a call's incoming `traceparent`
+current, so that what the call records (a task's `traceId`) and passes on names the
+caller's trace even though the farm records none of its own.
 """
 
 import contextlib
@@ -21,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
-from opentelemetry import trace
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 from opentelemetry.instrumentation.grpc.filters import any_of, negate, service_name
@@ -163,13 +166,14 @@ def instrument(instrumentor: Instrumentor) -> None:
 
 
 def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
-    """The gRPC server's tracing interceptors, outermost first; none while tracing is off.
+    """The gRPC server's tracing interceptors, outermost first.
 
     A span per call (continuing the caller's `traceparent`), then the call's log
-    lines carry its trace id.
+    lines carry its trace id. While tracing is off, only the caller's trace context
+    is made current (CallerTraceInterceptor).
     """
     if _tracing is None:
-        return []
+        return [CallerTraceInterceptor()]
     untraced = negate(any_of(*(service_name(name) for name in _UNTRACED_SERVICES)))
     return [
         # The instrumentation package has no type hints.
@@ -237,5 +241,40 @@ class TraceLogInterceptor(grpc.aio.ServerInterceptor):
         async def bound(call: ServerCall) -> AsyncIterator[None]:
             with logged_trace():
                 yield
+
+        return wrap_handler(handler, bound)
+
+
+class CallerTraceInterceptor(grpc.aio.ServerInterceptor):
+    """While tracing is off: the caller's `traceparent` is the current context of its call.
+
+    No span is started; the caller's span context is current (non-recording), so a
+    task created by the call keeps the caller's trace id and passes it on.
+    """
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
+        handler: grpc.RpcMethodHandler | None = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+
+        @contextlib.asynccontextmanager
+        async def bound(call: ServerCall) -> AsyncIterator[None]:
+            headers = {
+                key: value
+                for key, value in call.context.invocation_metadata() or ()
+                if isinstance(value, str)
+            }
+            carried = propagate.extract(headers)
+            if not trace.get_current_span(carried).get_span_context().is_valid:
+                yield
+                return
+            token = otel_context.attach(carried)
+            try:
+                with logged_trace():
+                    yield
+            finally:
+                otel_context.detach(token)
 
         return wrap_handler(handler, bound)

@@ -22,7 +22,15 @@ from browserfarm.errors import (
     Unauthenticated,
     Unavailable,
 )
-from browserfarm.results import Artifact, Result, SessionInfo, Task, TaskError, TaskStatus
+from browserfarm.results import (
+    Artifact,
+    Result,
+    SessionInfo,
+    Task,
+    TaskError,
+    TaskStatus,
+    WebhookSecret,
+)
 from browserfarm.sessions import AsyncSession
 from browserfarm.sync import Client, Session
 
@@ -49,4 +57,5 @@ __all__ = [
     "Timeout",
     "Unauthenticated",
     "Unavailable",
+    "WebhookSecret",
 ]

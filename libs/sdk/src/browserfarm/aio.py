@@ -1,16 +1,20 @@
-"""AsyncClient: the SDK itself, asyncio over the farm's gRPC API (Client wraps it)."""
+"""AsyncClient: the SDK itself, asyncio over the farm's API (Client wraps it).
+
+It speaks gRPC, or HTTP/JSON with transport="http" (browserfarm.transport); the
+calls it makes, retries and idempotency keys included, are the same over both.
+"""
 
 import asyncio
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
+from browserfarm.calls import Calls, Metadata
 from browserfarm.config import ClientOptions, client_options
 from browserfarm.errors import TaskFailed, Timeout
-from browserfarm.results import Task, TaskStatus
+from browserfarm.results import Task, TaskStatus, WebhookSecret
 from browserfarm.sessions import AsyncSession, session_spec
 from browserfarm.specs import SpecLike, action_spec, task_spec, with_idempotency_key
-from browserfarm.transport import Metadata, Transport
 from farm.tasks.v1 import tasks_pb2
 
 FINAL = frozenset(
@@ -29,13 +33,13 @@ class AsyncClient:
     """The farm's work from asyncio: `await client.screenshot(url)`, tasks and sessions.
 
     `url` and `api_key` default to FARM_URL and FARM_API_KEY; other keyword arguments
-    set ClientOptions (timeout, max_attempts, ...). Use it as `async with`, or close()
-    it; it holds one gRPC channel, which its calls share.
+    set ClientOptions (timeout, max_attempts, transport, ...). Use it as `async with`,
+    or close() it; it holds one gRPC channel (or HTTP pool), which its calls share.
     """
 
     def __init__(self, url: str | None = None, api_key: str | None = None, **settings: Any) -> None:
         self.options: ClientOptions = client_options(url, api_key, **settings)
-        self._transport = Transport(self.options)
+        self._calls = Calls(self.options)
 
     async def __aenter__(self) -> Self:
         return self
@@ -50,7 +54,7 @@ class AsyncClient:
 
     async def close(self) -> None:
         """Closes the channel."""
-        await self._transport.close()
+        await self._calls.close()
 
     async def submit(self, spec: SpecLike, *, timeout: float | None = None) -> Task:
         """Queues a task and returns it QUEUED.
@@ -60,7 +64,7 @@ class AsyncClient:
         """
         request = tasks_pb2.CreateTaskRequest(spec=with_idempotency_key(task_spec(spec)))
         return Task.from_proto(
-            await self._transport.call(self._transport.tasks.CreateTask, request, timeout=timeout)
+            await self._calls.call(self._calls.tasks.CreateTask, request, timeout=timeout)
         )
 
     async def run(
@@ -76,9 +80,7 @@ class AsyncClient:
         request = tasks_pb2.RunTaskRequest(spec=with_idempotency_key(task_spec(spec)))
         try:
             async with asyncio.timeout(limit):
-                reply = await self._transport.call(
-                    self._transport.tasks.RunTask, request, timeout=limit
-                )
+                reply = await self._calls.call(self._calls.tasks.RunTask, request, timeout=limit)
                 task = Task.from_proto(reply)
                 # RunTask gives the task back as it stands when its wait is over.
                 if not task.done:
@@ -102,37 +104,54 @@ class AsyncClient:
 
     async def _watched(self, task_id: str) -> Task:
         """The task once WatchTask reports it ended; the watch is made again if it breaks."""
-        transport = self._transport
+        calls = self._calls
 
         async def watch(
             request: tasks_pb2.WatchTaskRequest, metadata: Metadata, timeout: float
         ) -> tasks_pb2.Task:
             # The caller's asyncio.timeout bounds the watch, not a gRPC deadline.
-            async for event in transport.tasks.WatchTask(request, metadata=metadata):
+            async for event in calls.tasks.WatchTask(request, metadata=metadata):
                 if event.status in FINAL and event.HasField("task"):
                     ended: tasks_pb2.Task = event.task
                     return ended
-            current: tasks_pb2.Task = await transport.tasks.GetTask(
+            current: tasks_pb2.Task = await calls.tasks.GetTask(
                 tasks_pb2.GetTaskRequest(id=task_id), metadata=metadata, timeout=timeout
             )
             return current
 
         while True:
-            reply = await transport.call(watch, tasks_pb2.WatchTaskRequest(id=task_id))
+            reply = await calls.call(watch, tasks_pb2.WatchTaskRequest(id=task_id))
             if reply.status in FINAL:
                 return Task.from_proto(reply)
 
     async def get(self, task_id: str) -> Task:
         """The task as it stands."""
         request = tasks_pb2.GetTaskRequest(id=task_id)
-        return Task.from_proto(await self._transport.call(self._transport.tasks.GetTask, request))
+        return Task.from_proto(await self._calls.call(self._calls.tasks.GetTask, request))
 
     async def cancel(self, task: Task | str) -> Task:
         """Cancels a task that has not ended; returns it as it stands."""
         request = tasks_pb2.CancelTaskRequest(id=task if isinstance(task, str) else task.id)
-        return Task.from_proto(
-            await self._transport.call(self._transport.tasks.CancelTask, request)
-        )
+        return Task.from_proto(await self._calls.call(self._calls.tasks.CancelTask, request))
+
+    async def webhook_secret(self, *, rotate: bool = False) -> WebhookSecret:
+        """The tenant's secret that signs callbacks; with `rotate`, a new one replaces it.
+
+        After a rotation callbacks carry a signature by the previous secret too, until
+        `previous_valid_until` (docs/webhooks.md).
+        """
+        if rotate:
+            # Not made again on UNAVAILABLE: a second rotation would retire the first's secret.
+            reply = await self._calls.call(
+                self._calls.tasks.RotateWebhookSecret,
+                tasks_pb2.RotateWebhookSecretRequest(),
+                idempotent=False,
+            )
+        else:
+            reply = await self._calls.call(
+                self._calls.tasks.GetWebhookSecret, tasks_pb2.GetWebhookSecretRequest()
+            )
+        return WebhookSecret.from_proto(reply)
 
     async def screenshot(self, url: str, **options: Any) -> bytes:
         """The page at `url` as an image.
@@ -141,12 +160,12 @@ class AsyncClient:
         fields (viewport, steps, wait_until, cache_ttl_seconds, ...).
         """
         task = await self.run(action_spec(url, "screenshot", options))
-        return await self._transport.artifact(task.result, "SCREENSHOT")
+        return await self._calls.artifact(task.result, "SCREENSHOT")
 
     async def pdf(self, url: str, **options: Any) -> bytes:
         """The page at `url` printed as a PDF (paper_format, landscape, print_background)."""
         task = await self.run(action_spec(url, "pdf", options))
-        return await self._transport.artifact(task.result, "PDF")
+        return await self._calls.artifact(task.result, "PDF")
 
     async def content(self, url: str, **options: Any) -> str:
         """The page's HTML, or its text with format="text"."""
@@ -192,4 +211,4 @@ class AsyncClient:
 
         Keywords are SessionSpec fields: viewport, device, idle_timeout_seconds, ...
         """
-        return AsyncSession(self._transport, session_spec(spec))
+        return AsyncSession(self._calls, session_spec(spec))

@@ -3,7 +3,9 @@
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
+
+from browserfarm.transport import TRANSPORTS, TransportName
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 """The local farm's edge (Envoy), as `farm up` starts it."""
@@ -31,6 +33,8 @@ class ClientOptions:
     """A rate limit asking a longer wait than this is raised at once, not waited out."""
     ca_file: str = ""
     """A PEM file of the CA that signed an https farm's certificate (else the system's)."""
+    transport: TransportName = "grpc"
+    """"grpc", or "http" for HTTP/JSON (Envoy's transcoding) where gRPC does not pass."""
 
     @property
     def target(self) -> str:
@@ -52,7 +56,7 @@ def client_options(
     environ: Mapping[str, str] | None = None,
     **settings: Any,
 ) -> ClientOptions:
-    """Options from the arguments given, else FARM_URL, FARM_API_KEY and FARM_CA_FILE.
+    """Options from the arguments given, else FARM_URL, FARM_API_KEY, FARM_CA_FILE, FARM_TRANSPORT.
 
     `settings` sets the other fields of ClientOptions (timeout=60, max_attempts=1, ...).
     """
@@ -65,8 +69,11 @@ def client_options(
             url=url or env.get("FARM_URL", "").strip() or DEFAULT_URL,
             api_key=key,
             ca_file=env.get("FARM_CA_FILE", "").strip(),
+            transport=cast(TransportName, env.get("FARM_TRANSPORT", "").strip() or "grpc"),
         ),
         **settings,
     )
+    if options.transport not in TRANSPORTS:
+        raise ValueError(f"transport: one of {', '.join(TRANSPORTS)}, not {options.transport!r}")
     options.target  # noqa: B018 - refuses a malformed url now, not at the first call
     return options

@@ -162,3 +162,24 @@ class SessionInfo:
             close_reason=session.close_reason,
             proto=session,
         )
+
+
+@dataclass(frozen=True)
+class WebhookSecret:
+    """The tenant's secret that signs its callbacks (HMAC-SHA256 key: its UTF-8 bytes)."""
+
+    secret: str
+    create_time: datetime | None
+    previous_valid_until: datetime | None
+    """Until when callbacks also carry a signature by the previous secret; None if none."""
+
+    @classmethod
+    def from_proto(cls, secret: tasks_pb2.WebhookSecret) -> WebhookSecret:
+        """The typed view of a farm.tasks.v1.WebhookSecret."""
+        return cls(
+            secret=secret.secret,
+            create_time=_time(secret.create_time, secret.HasField("create_time")),
+            previous_valid_until=_time(
+                secret.previous_valid_until, secret.HasField("previous_valid_until")
+            ),
+        )

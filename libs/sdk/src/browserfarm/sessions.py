@@ -4,10 +4,10 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from browserfarm.calls import Calls
 from browserfarm.errors import FarmError
 from browserfarm.results import Result, SessionInfo
 from browserfarm.specs import parsed, session_command
-from browserfarm.transport import Transport
 from farm.sessions.v1 import sessions_pb2
 
 if TYPE_CHECKING:
@@ -27,8 +27,8 @@ class AsyncSession:
     (it may have acted on the page); a rate-limited one is.
     """
 
-    def __init__(self, transport: Transport, spec: sessions_pb2.SessionSpec) -> None:
-        self._transport = transport
+    def __init__(self, calls: Calls, spec: sessions_pb2.SessionSpec) -> None:
+        self._calls = calls
         self._spec = spec
         self._info: SessionInfo | None = None
 
@@ -64,15 +64,15 @@ class AsyncSession:
     @property
     def headers(self) -> dict[str, str]:
         """The headers a DevTools client must send to reach the session: the API key."""
-        name, value = self._transport.authorization
+        name, value = self._calls.authorization
         return {name: value}
 
     async def open(self) -> SessionInfo:
         """Opens the session on an agent (CreateSession)."""
         request = sessions_pb2.CreateSessionRequest(spec=self._spec)
         # Not made again on UNAVAILABLE: a second try could open a second browser.
-        reply = await self._transport.call(
-            self._transport.sessions.CreateSession, request, idempotent=False
+        reply = await self._calls.call(
+            self._calls.sessions.CreateSession, request, idempotent=False
         )
         self._info = SessionInfo.from_proto(reply)
         return self._info
@@ -81,7 +81,7 @@ class AsyncSession:
         """The session as it stands now (GetSession)."""
         request = sessions_pb2.GetSessionRequest(id=self.id)
         self._info = SessionInfo.from_proto(
-            await self._transport.call(self._transport.sessions.GetSession, request)
+            await self._calls.call(self._calls.sessions.GetSession, request)
         )
         return self._info
 
@@ -91,7 +91,7 @@ class AsyncSession:
             return self._info
         request = sessions_pb2.CloseSessionRequest(id=self._info.id)
         self._info = SessionInfo.from_proto(
-            await self._transport.call(self._transport.sessions.CloseSession, request)
+            await self._calls.call(self._calls.sessions.CloseSession, request)
         )
         return self._info
 
@@ -100,8 +100,8 @@ class AsyncSession:
         if not isinstance(command, sessions_pb2.SessionCommand):
             command = parsed(command, sessions_pb2.SessionCommand())
         request = sessions_pb2.RunSessionCommandRequest(id=self.id, command=command)
-        reply = await self._transport.call(
-            self._transport.sessions.RunSessionCommand, request, idempotent=False
+        reply = await self._calls.call(
+            self._calls.sessions.RunSessionCommand, request, idempotent=False
         )
         return Result.from_proto(reply)
 
@@ -124,7 +124,7 @@ class AsyncSession:
     async def screenshot(self, url: str | None = None, **options: Any) -> bytes:
         """The page (after going to `url`, if given) as an image."""
         result = await self.run(session_command("screenshot", options, url=url))
-        return await self._transport.artifact(result, "SCREENSHOT")
+        return await self._calls.artifact(result, "SCREENSHOT")
 
     async def content(self, url: str | None = None, **options: Any) -> str:
         """The page's HTML, or its text with format="text"."""

@@ -28,16 +28,18 @@ RUN_ONLY_FIELDS: frozenset[str] = frozenset(
         "cache_ttl_seconds",
         # How a page is isolated from other tasks (issue 12) does not change it.
         "isolation",
+        # Where the ended task is POSTed: a task answered from the cache is POSTed too.
+        "callback_url",
     }
 )
 """TaskSpec fields left out of the cache key: they change how and when a task runs, and
 what happens around it, but not the page it captures. A succeeded task's result does
 not depend on its time limit or attempts."""
 
-NEVER_CACHED_FIELDS: frozenset[str] = frozenset({"profile", "save_profile", "callback_url"})
+NEVER_CACHED_FIELDS: frozenset[str] = frozenset({"profile", "save_profile"})
 """A spec that sets any of these is neither answered from the cache nor a source for it:
-a profile is state outside the spec that changes between tasks, saving one is an
-effect, and a callback is an effect the caller expects of this task."""
+a profile is state outside the spec that changes between tasks, and saving one is an
+effect. (A callback is not: a task answered from the cache calls back like any other.)"""
 
 DEFAULT_TTL_SECONDS: dict[str, int] = {
     "screenshot": 3600,

@@ -29,6 +29,7 @@ from farm_core.webhook_signature import (
     signature_header,
 )
 from farm_scheduler.callbacks.attempts import CallbackAttempt, RetryPolicy
+from farm_scheduler.callbacks.metrics import record_delivery
 from farm_scheduler.callbacks.rows import claim_callback, due_callbacks, record_attempt
 from farm_scheduler.callbacks.secrets import WebhookSecrets
 from farm_scheduler.callbacks.sender import CallbackSender
@@ -161,7 +162,9 @@ class CallbackDeliverer:
             TASK_ID_HEADER: record.id,
             ATTEMPT_HEADER: str(number),
         }
+        started = time.monotonic()
         delivery = await self._sender.send(record.spec.callback_url, body, headers)
+        attempt_seconds = time.monotonic() - started
         attempt = CallbackAttempt(number, now, delivery.http_status, delivery.error)
         next_time = None
         if not attempt.delivered and not delivery.permanent:
@@ -170,6 +173,9 @@ class CallbackDeliverer:
             next_time = self._retry.next_time(failures, finished, self._clock())
         async with self._engine.begin() as connection:
             await record_attempt(connection, task_id, record.state.requeues, attempt, next_time)
+        record_delivery(
+            attempt, next_time is not None, attempt_seconds, record.state.finish_time, self._clock()
+        )
         if attempt.delivered:
             log.info("delivered the callback of task %s (attempt %d)", task_id, number)
         elif next_time is None:

@@ -1,0 +1,160 @@
+"""The calls a client makes, over whichever transport: metadata, retries, error classes.
+
+A unary call that the farm answers UNAVAILABLE, or refuses with a rate limit, is made
+again after a doubling backoff (a rate limit's wait is at least its Retry-After), up
+to ClientOptions.max_attempts calls in all; every other status is raised at once as
+the exception browserfarm.errors names for it. This is the one place that does so,
+for the gRPC and the HTTP transport alike.
+"""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from browserfarm.config import ClientOptions
+from browserfarm.errors import FarmError, RateLimited, Unavailable, from_rpc_error
+from browserfarm.grpc_transport import GrpcTransport
+from browserfarm.http_transport import HttpTransport
+from browserfarm.results import Result
+from browserfarm.transport import Transport
+from farm.storage.v1 import artifacts_pb2
+
+try:
+    from opentelemetry import propagate
+except ImportError:  # the otel extra is not installed: there is no trace to pass on
+    propagate = None  # type: ignore[assignment]
+
+Request = TypeVar("Request")
+Reply = TypeVar("Reply")
+Metadata = tuple[tuple[str, str], ...]
+
+TRACE_HEADERS = ("traceparent", "tracestate")
+
+
+def trace_metadata() -> Metadata:
+    """The current OpenTelemetry trace context as W3C headers; none without an active span."""
+    if propagate is None:
+        return ()
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return tuple((name, carrier[name]) for name in TRACE_HEADERS if name in carrier)
+
+
+@dataclass(frozen=True)
+class RetryWait:
+    """Tenacity's wait: a doubling backoff, never shorter than a rate limit's Retry-After."""
+
+    first_seconds: float
+    max_seconds: float
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        """The wait before the next attempt."""
+        backoff = min(
+            self.max_seconds, self.first_seconds * 2.0 ** (retry_state.attempt_number - 1)
+        )
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, RateLimited):
+            return max(backoff, error.retry_after)
+        return backoff
+
+
+def retryable(options: ClientOptions, *, idempotent: bool) -> Callable[[BaseException], bool]:
+    """Which failures a call is made again after.
+
+    Rate limits (the edge refused the call, so it did nothing), and for an idempotent
+    call UNAVAILABLE too.
+    """
+
+    def worth_another_try(error: BaseException) -> bool:
+        if isinstance(error, RateLimited):
+            return error.retry_after <= options.max_retry_after
+        return idempotent and isinstance(error, Unavailable)
+
+    return worth_another_try
+
+
+def open_transport(options: ClientOptions) -> Transport:
+    """The transport ClientOptions.transport names."""
+    if options.transport == "http":
+        return HttpTransport(options)
+    return GrpcTransport(options)
+
+
+class Calls:
+    """The farm's public services, called with the caller's key over one transport."""
+
+    def __init__(self, options: ClientOptions, transport: Transport | None = None) -> None:
+        self.options = options
+        self.transport = transport if transport is not None else open_transport(options)
+
+    @property
+    def tasks(self) -> Any:
+        """farm.tasks.v1.TaskService's stub."""
+        return self.transport.tasks
+
+    @property
+    def sessions(self) -> Any:
+        """farm.sessions.v1.SessionService's stub."""
+        return self.transport.sessions
+
+    @property
+    def artifacts(self) -> Any:
+        """farm.storage.v1.ArtifactService's stub."""
+        return self.transport.artifacts
+
+    @property
+    def authorization(self) -> tuple[str, str]:
+        """The header that carries the API key."""
+        return ("authorization", f"Bearer {self.options.api_key}")
+
+    def metadata(self) -> Metadata:
+        """What one call carries: the API key and the caller's current trace, if any."""
+        return (self.authorization, *trace_metadata())
+
+    async def call(
+        self,
+        rpc: Callable[..., Awaitable[Reply]],
+        request: Request,
+        *,
+        timeout: float | None = None,
+        idempotent: bool = True,
+    ) -> Reply:
+        """`rpc` (a stub's method) called with `request`, retried as the module says."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(max(1, self.options.max_attempts)),
+            wait=RetryWait(self.options.backoff_seconds, self.options.max_backoff_seconds),
+            retry=retry_if_exception(retryable(self.options, idempotent=idempotent)),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self.call_once(rpc, request, timeout=timeout)
+        raise AssertionError("tenacity ends with a reply or the last error")  # pragma: no cover
+
+    async def call_once(
+        self, rpc: Callable[..., Awaitable[Reply]], request: Request, *, timeout: float | None
+    ) -> Reply:
+        """One call of `rpc`, its failure raised as a FarmError."""
+        try:
+            return await rpc(
+                request, metadata=self.metadata(), timeout=timeout or self.options.timeout
+            )
+        except grpc.aio.AioRpcError as error:
+            raise from_rpc_error(error) from None
+
+    async def artifact(self, result: Result | None, kind: str) -> bytes:
+        """The bytes of the first artifact of `kind` in `result`."""
+        found = result.artifact(kind) if result is not None else None
+        if found is None:
+            raise FarmError(f"the result holds no {kind.lower()} artifact")
+        request = artifacts_pb2.GetArtifactContentRequest(id=found.id)
+        body = await self.call(self.artifacts.GetArtifactContent, request)
+        return bytes(body.data)
+
+    async def close(self) -> None:
+        """Closes the transport; calls still under way are cancelled."""
+        await self.transport.close()
