@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from farm_cli.launcher.autoscale import AutoscaleSettings
 from farm_cli.launcher.config import FarmConfig, FarmPorts, find_project_root
 from farm_cli.launcher.prometheus import write_prometheus_config
 
@@ -80,3 +81,12 @@ def test_promtool_accepts_the_configuration_and_its_rules(tmp_path: Path) -> Non
         check=False,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_agents_beyond_autoscalings_least_are_marked_autoscaled(tmp_path: Path) -> None:
+    scaled = replace(config(tmp_path, agents=3), autoscale=AutoscaleSettings(1, 3))
+    assert targets(written(scaled, tmp_path))["farm-agent"] == [
+        ("127.0.0.1:7210", {"agent": "agent-1"}),
+        ("127.0.0.1:7211", {"agent": "agent-2", "autoscaled": "true"}),
+        ("127.0.0.1:7212", {"agent": "agent-3", "autoscaled": "true"}),
+    ]

@@ -237,3 +237,17 @@ def test_a_restart_that_cannot_exec_is_tried_again_later() -> None:
 def test_an_unknown_name_is_a_clear_error() -> None:
     with pytest.raises(KeyError, match="no process called 'agent-9' is supervised"):
         Harness().supervisor.hold("agent-9")
+
+
+def test_an_agent_watched_while_starting_is_reported_ready_once_it_answers() -> None:
+    farm = Harness()
+    farm.ready = False
+    agent = FakeProcess("agent-3")
+    agent.start()
+    farm.supervisor.watch(agent, lambda: farm.ready, Role.AGENT, starting=True)
+    farm.after(0.5)
+    assert farm.supervisor.phase("agent-3") is Phase.STARTING
+    farm.ready = True
+    farm.after(0.5)
+    assert farm.reports == ["agent-3 ready (1.0 s)"]
+    assert farm.supervisor.phase("agent-3") is Phase.UP

@@ -2,6 +2,8 @@
 
 While it runs, a process that crashes is started again (1 s, 2 s, 4 s … up to 30 s
 apart) and the console says so; an agent that exits 0 was drained and stays down.
+With `--agents MIN..MAX` the launcher also starts and drains agents on queue wait and
+CPU (launcher/scaler.py) and says why.
 """
 
 import argparse
@@ -12,7 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-from farm_cli.console import CliError
+from farm_cli.console import CliError, UsageError
+from farm_cli.launcher.autoscale import AutoscaleSettings, parse_agents
 from farm_cli.launcher.config import FarmConfig, FarmPorts, ProjectNotFound
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.launched import FarmInterrupted
@@ -33,7 +36,34 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "port can be moved with FARM_<WHAT>_PORT, e.g. FARM_NATS_PORT, FARM_AUTH_PORT, "
         "FARM_SEAWEED_S3_PORT, FARM_AGENT_PORT (agent 1; the others follow it).",
     )
-    up.add_argument("--agents", type=int, default=1, help="browser agents to run (default 1)")
+    up.add_argument(
+        "--agents",
+        default="1",
+        help="browser agents to run (default 1), or MIN..MAX (e.g. 1..3) to start and drain "
+        "them on queue wait and CPU",
+    )
+    scale = AutoscaleSettings(1, 1)
+    up.add_argument(
+        "--scale-wait",
+        type=float,
+        metavar="SECONDS",
+        help="with MIN..MAX: start an agent when a task has waited longer than this "
+        f"(default {scale.target_wait_seconds:g})",
+    )
+    up.add_argument(
+        "--scale-cpu",
+        type=float,
+        metavar="PERCENT",
+        help="with MIN..MAX: start an agent when tasks wait and the machine's CPU is above "
+        f"this (default {scale.cpu_percent:g})",
+    )
+    up.add_argument(
+        "--scale-idle",
+        type=float,
+        metavar="SECONDS",
+        help="with MIN..MAX: drain an agent that has run nothing this long "
+        f"(default {scale.idle_seconds:g})",
+    )
     up.add_argument(
         "--allow-private",
         action="store_true",
@@ -117,6 +147,7 @@ def banner(farm: LocalFarm) -> str:
             f"  logs: {farm.log_dir}",
             *([f"  prometheus: {farm.prometheus_url}"] if farm.prometheus_url else []),
             *trace_lines(farm),
+            *([f"  agents: {scaling.describe()}"] if (scaling := farm.config.autoscale) else []),
             "  status: farm status",
             "A process that crashes is restarted (1 s, 2 s, 4 s ... up to 30 s apart).",
             "Ctrl-C stops the farm.",
@@ -150,6 +181,25 @@ def tls_lines(files: TlsFiles | None, internal: TlsFiles | None = None) -> list[
     return lines
 
 
+def autoscale_settings(args: argparse.Namespace) -> AutoscaleSettings | None:
+    """The scaling settings of `--agents MIN..MAX` and `--scale-*`; None for a fixed count."""
+    least, most = parse_agents(args.agents)
+    chosen = {
+        name: value
+        for name, value in (
+            ("target_wait_seconds", args.scale_wait),
+            ("cpu_percent", args.scale_cpu),
+            ("idle_seconds", args.scale_idle),
+        )
+        if value is not None
+    }
+    if ".." not in args.agents:
+        if chosen:
+            raise UsageError("--scale-wait, --scale-cpu and --scale-idle need --agents MIN..MAX")
+        return None
+    return AutoscaleSettings(least, most, **chosen)
+
+
 def run_up(args: argparse.Namespace) -> int:
     """Starts the farm, watches it until a signal, then stops it."""
     try:
@@ -158,8 +208,10 @@ def run_up(args: argparse.Namespace) -> int:
             ports = replace(ports, envoy=args.envoy_port)
         if args.envoy_admin_port is not None:
             ports = replace(ports, envoy_admin=args.envoy_admin_port)
+        autoscale = autoscale_settings(args)
         config = FarmConfig.from_environment(
-            agents=args.agents,
+            agents=parse_agents(args.agents)[1],
+            autoscale=autoscale,
             allow_private=args.allow_private,
             ports=ports,
             start_services=not args.infra_only,

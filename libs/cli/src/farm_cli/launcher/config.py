@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from farm_cli.launcher.autoscale import AutoscaleSettings
 from farm_cli.launcher.infra import NatsPorts, S3Credentials, SeaweedPorts
 from farm_cli.launcher.processes import free_port
 from farm_cli.launcher.supervisor import RestartPolicy
@@ -202,7 +203,10 @@ class FarmConfig:
     root: Path
     home: Path
     ports: FarmPorts = field(default_factory=FarmPorts)
+    # The agents (with `autoscale`: the most); ports and scrape targets cover them all.
     agents: int = 1
+    # Scale the agents between autoscale.min_agents and `agents` (farm up --agents 1..3).
+    autoscale: AutoscaleSettings | None = None
     # FARM_AGENT_ALLOW for the agents and FARM_SCHEDULER_CALLBACK_ALLOW for the
     # scheduler's callbacks (comma-separated); None leaves their default.
     agent_allow: str | None = None
@@ -253,6 +257,11 @@ class FarmConfig:
             raise ValueError(
                 f"agent_env has {len(self.agent_env)} entries for {self.agents} agents"
             )
+        if self.autoscale is not None and self.autoscale.max_agents != self.agents:
+            raise ValueError(
+                f"autoscaling's most agents ({self.autoscale.max_agents}) must be `agents` "
+                f"({self.agents})"
+            )
         if self.s3_endpoint and self.s3_credentials is None:
             raise ValueError("S3_ENDPOINT is set: S3_ACCESS_KEY and S3_SECRET_KEY must be too")
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -263,6 +272,11 @@ class FarmConfig:
             raise ValueError("a TLS certificate is given but TLS is off")
 
     @property
+    def initial_agents(self) -> int:
+        """How many agents start with the farm: all, or autoscaling's least."""
+        return self.autoscale.min_agents if self.autoscale is not None else self.agents
+
+    @property
     def envoy_template(self) -> Path:
         """The Envoy configuration template."""
         return self.root / "envoy" / "envoy.yaml.j2"
@@ -271,6 +285,15 @@ class FarmConfig:
     def descriptor_set(self) -> Path:
         """The protos' descriptor set Envoy's transcoder reads (built by `make protos`)."""
         return self.root / "envoy" / "farm.binpb"
+
+    def check_project_files(self) -> None:
+        """Fails before anything starts if Envoy's template or descriptor set is missing."""
+        for path, remedy in (
+            (self.envoy_template, "is this a browserfarm checkout?"),
+            (self.descriptor_set, "run `make protos`"),
+        ):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} is missing; {remedy}")
 
     @property
     def prometheus_template(self) -> Path:
@@ -307,6 +330,7 @@ class FarmConfig:
         cwd: Path | None = None,
         environ: Mapping[str, str] | None = None,
         agents: int = 1,
+        autoscale: AutoscaleSettings | None = None,
         allow_private: bool = False,
         ports: FarmPorts | None = None,
         start_services: bool = True,
@@ -318,7 +342,8 @@ class FarmConfig:
     ) -> "FarmConfig":
         """The configuration `farm up` runs with: flags, then the environment, then defaults.
 
-        `ports` replaces the ports from the environment (FARM_<WHAT>_PORT) as a whole.
+        With `autoscale`, `agents` is its most. `ports` replaces the ports from the
+        environment (FARM_<WHAT>_PORT) as a whole.
         TLS is on with `tls`, or when a certificate is given (flags, else
         FARM_ENVOY_TLS_CERT and FARM_ENVOY_TLS_KEY). Without `traces`, spans go to
         OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT if set.
@@ -340,7 +365,8 @@ class FarmConfig:
             root=root,
             home=home,
             ports=ports or FarmPorts.from_environment(env),
-            agents=agents,
+            agents=autoscale.max_agents if autoscale is not None else agents,
+            autoscale=autoscale,
             agent_allow=allow or None,
             nats_url=env.get("NATS_URL") or None,
             s3_endpoint=s3_endpoint,

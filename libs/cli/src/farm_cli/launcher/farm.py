@@ -4,7 +4,8 @@ With `traces`, the local trace sink starts first, so that every process finds it
 
 `LocalFarm(config).start()` brings them up in order, each awaited ready; `stop()` takes
 them down in reverse. While it runs, `supervise()` (`farm up`) or `start_supervisor()`
-(tests, benches) restarts a process that crashes (see supervisor.py). `farm up` drives
+(tests, benches) restarts a process that crashes (see supervisor.py) and, with
+`config.autoscale`, grows and shrinks the agents (scaler.py). `farm up` drives
 it from the command line; tests drive it in-process, and may also kill, stop and start
 single processes to prove the farm survives it. The processes' bookkeeping (stop
 groups, readiness probes, timeouts) is in launched.py.
@@ -34,6 +35,7 @@ from farm_cli.launcher.launched import LaunchedProcesses
 from farm_cli.launcher.lock import FarmLock, check_no_leftovers
 from farm_cli.launcher.processes import ManagedProcess
 from farm_cli.launcher.prometheus import prometheus_ready, prometheus_spec, write_prometheus_config
+from farm_cli.launcher.scaler import AgentScaler, local_scaler
 from farm_cli.launcher.services import (
     HOST,
     S3Target,
@@ -52,7 +54,6 @@ from farm_cli.launcher.tls import (
     load_or_create_local_tls,
 )
 from farm_core.identity import load_or_create_secret
-from farm_core.transport import InternalTls
 
 NATS_TIMEOUT = 30.0
 SEAWEEDFS_TIMEOUT = 90.0
@@ -78,7 +79,8 @@ class LocalFarm:
         self._lock = FarmLock(self.run_dir)
         self._stop_requested = False
         self.supervisor = Supervisor(config.restart_policy, report)
-        self._supervising_thread = SupervisingThread(self.supervisor)
+        self._supervising_thread = SupervisingThread(self._look)
+        self.scaler: AgentScaler | None = None
         self._launched = LaunchedProcesses(
             self.supervisor, self.log_dir, self.run_dir, report, lambda: self._stop_requested
         )
@@ -184,7 +186,7 @@ class LocalFarm:
         self._lock.acquire()
         try:
             check_no_leftovers(self.run_dir)
-            self._check_project_files()
+            self.config.check_project_files()
             self._shared = shared = self._prepare_home()
             self._tls = self._prepare_tls()
             if self._tls is not None:
@@ -212,8 +214,14 @@ class LocalFarm:
     def supervise(self, interval: float = 0.5) -> None:
         """Watches the processes until request_stop(), restarting those that crash."""
         while not self._stop_requested:
-            self.supervisor.check()
+            self._look()
             time.sleep(interval)
+
+    def _look(self) -> None:
+        """One look of the supervisor, then of the scaler."""
+        self.supervisor.check()
+        if self.scaler is not None:
+            self.scaler.look()
 
     def start_supervisor(self, interval: float = 0.2) -> None:
         """Supervises in a daemon thread until stop(), as supervise() does in the foreground."""
@@ -249,21 +257,13 @@ class LocalFarm:
         """Stops supervising, then every process in reverse start order (SIGKILL after timeouts)."""
         self._supervising_thread.stop(SUPERVISOR_JOIN_TIMEOUT)
         self.supervisor.forget()
+        self.scaler = None
         self._launched.stop_all()
         if self._started_seaweedfs:
             infra.remove_seaweedfs_sockets(self.config.ports.seaweed_ports())
             self._started_seaweedfs = False
         self._stop_requested = False
         self._lock.release()
-
-    def _check_project_files(self) -> None:
-        """Fails before anything starts if Envoy's template or descriptor set is missing."""
-        for path, remedy in (
-            (self.config.envoy_template, "is this a browserfarm checkout?"),
-            (self.config.descriptor_set, "run `make protos`"),
-        ):
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} is missing; {remedy}")
 
     def _prepare_home(self) -> SharedSettings:
         for folder in (self.home, self.log_dir, self.run_dir):
@@ -327,17 +327,24 @@ class LocalFarm:
         core.append(console_launch(self.config, shared, edge_ca))
         self._launch_services(core, Role.SERVICE, stop_together=False)
         agents = agent_launches(self.config, shared)
-        self._launch_services(agents, Role.AGENT, stop_together=True)
+        self._launch_services(agents[: self.config.initial_agents], Role.AGENT, stop_together=True)
+        if self.config.autoscale is not None:
+            self.scaler = local_scaler(
+                self.config, self.config.autoscale, self._launched, self.supervisor, agents,
+                self._readiness, self._report,
+            )  # fmt: skip
+
+    def _readiness(self, launch: ServiceLaunch) -> Callable[[], bool]:
+        """Whether the service of `launch` serves (gRPC health, or /healthz over HTTP)."""
+        return service_ready(launch.address, launch.health_path, self.internal_tls_files)
 
     def _launch_services(
         self, launches: list[ServiceLaunch], role: Role, *, stop_together: bool
     ) -> None:
-        files = self.internal_tls_files
-        tls = InternalTls.load(files.cert, files.key, files.ca) if files and files.ca else None
         started = [
             self._launched.launch(
                 launch.spec,
-                service_ready(launch.address, launch.health_path, tls, self.internal_tls_files),
+                self._readiness(launch),
                 self.config.service_timeout,
                 role,
                 join_group=stop_together and index > 0,

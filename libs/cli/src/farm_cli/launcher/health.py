@@ -37,14 +37,13 @@ def http_ok(url: str, timeout: float = 1.0, context: ssl.SSLContext | None = Non
         return False
 
 
-def service_ready(
-    address: str, health_path: str, tls: InternalTls | None, files: TlsFiles | None
-) -> Callable[[], bool]:
+def service_ready(address: str, health_path: str, files: TlsFiles | None) -> Callable[[], bool]:
     """The probe that says a service is ready: gRPC health, or GET of its `health_path`.
 
-    With the farm's internal TLS (`tls`, `files`), both speak it as the services do.
+    With the farm's internal TLS (`files` with a CA), both speak it as the services do.
     """
     if not health_path:
+        tls = InternalTls.load(files.cert, files.key, files.ca) if files and files.ca else None
         return functools.partial(grpc_serving, address, tls)
     if files is None or files.ca is None:
         return functools.partial(http_ok, f"http://{address}{health_path}")

@@ -6,7 +6,7 @@ role; once ready it is handed to the supervisor, which restarts it if it crashes
 
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from farm_cli.launcher.processes import ManagedProcess, ProcessSpec, wait_until
@@ -62,22 +62,30 @@ class LaunchedProcesses:
         role: Role,
         *,
         join_group: bool = False,
+        group_of: Sequence[str] = (),
     ) -> ManagedProcess:
-        """Starts `spec`, in a stop group of its own or in the last one.
+        """Starts `spec` in a stop group: its own, the last (`join_group`), or one of `group_of`'s.
 
+        `group_of` names processes whose group it joins if one of them was started.
         `ready` says when it serves, within `timeout` seconds; `role` how the
         supervisor treats its exit.
         """
         process = ManagedProcess(spec, self._log_dir, self._run_dir)
-        if not join_group or not self._stop_groups:
-            self._stop_groups.append([])
-        self._stop_groups[-1].append(process)
+        self._group_for(join_group, group_of).append(process)
         self._readiness[spec.name] = ready
         self._roles[spec.name] = role
         self._timeouts[spec.name] = timeout
         self._launched_at[spec.name] = time.monotonic()
         process.start()
         return process
+
+    def _group_for(self, join_group: bool, group_of: Sequence[str]) -> list[ManagedProcess]:
+        for group in self._stop_groups:
+            if any(process.name in group_of for process in group):
+                return group
+        if not join_group or not self._stop_groups:
+            self._stop_groups.append([])
+        return self._stop_groups[-1]
 
     def await_ready(
         self, process: ManagedProcess, before_start: Callable[[], None] | None = None

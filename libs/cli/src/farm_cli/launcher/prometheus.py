@@ -54,12 +54,20 @@ def scrape_jobs(config: FarmConfig) -> list[ScrapeJob]:
     ):
         jobs.append(ScrapeJob(f"farm-{service}", [ScrapeTarget(f"{HOST}:{port}")]))
     agents = [
-        ScrapeTarget(f"{HOST}:{ports.agent_metrics(index)}", {"agent": f"agent-{index}"})
+        ScrapeTarget(f"{HOST}:{ports.agent_metrics(index)}", _agent_labels(config, index))
         for index in range(1, config.agents + 1)
     ]
     if agents:
         jobs.append(ScrapeJob("farm-agent", agents))
     return jobs
+
+
+def _agent_labels(config: FarmConfig, index: int) -> dict[str, str]:
+    """agent="agent-N"; autoscaled="true" above autoscaling's least: often down on purpose."""
+    labels = {"agent": f"agent-{index}"}
+    if index > config.initial_agents:
+        labels["autoscaled"] = "true"
+    return labels
 
 
 def render_prometheus_config(template: Path, jobs: Sequence[ScrapeJob], rules_dir: Path) -> str:

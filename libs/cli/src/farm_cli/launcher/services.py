@@ -144,6 +144,7 @@ def core_service_launches(
                 "FARM_SCHEDULER_PUBLIC_URL": config.envoy_url,
                 # Callbacks obey the agents' allow-list and stay away from every farm port.
                 "FARM_SCHEDULER_FARM_ADDRESSES": farm_addresses(config),
+                **_queue_gauges_env(config),
                 **(
                     {"FARM_SCHEDULER_CALLBACK_ALLOW": config.agent_allow}
                     if config.agent_allow is not None
@@ -153,6 +154,14 @@ def core_service_launches(
             ports.scheduler,
         ),
     ]
+
+
+def _queue_gauges_env(config: FarmConfig) -> dict[str, str]:
+    """With autoscaling, the queue gauges it reads are refreshed as often as it looks."""
+    if config.autoscale is None:
+        return {}
+    interval = str(config.autoscale.interval_seconds)
+    return {"FARM_SCHEDULER_FLEET_GAUGES_INTERVAL_SECONDS": interval}
 
 
 def trace_sink_launch(config: FarmConfig) -> ServiceLaunch:
@@ -220,7 +229,7 @@ def console_launch(
 
 
 def agent_launches(config: FarmConfig, shared: SharedSettings) -> list[ServiceLaunch]:
-    """agent-1 … agent-N, each with its own id and ports, uploading to the storage service."""
+    """agent-1 … agent-N (N: `agents`, the most), each with its own id and ports."""
     ports = config.ports
     launches = []
     for index in range(1, config.agents + 1):

@@ -120,6 +120,8 @@ class _Watched:
     crashes_in_a_row: int = 0
     restart_at: float = 0.0
     restarts: int = 0
+    # Started by watch(starting=True) and not ready yet for the first time.
+    first_start: bool = False
 
 
 class Supervisor:
@@ -144,11 +146,17 @@ class Supervisor:
         ready: Callable[[], bool],
         role: Role,
         before_start: Callable[[], None] | None = None,
+        *,
+        starting: bool = False,
     ) -> None:
-        """Supervises `process`, which is up; `before_start` runs before each restart."""
+        """Supervises `process`, which is up, or just started and not ready (`starting`).
+
+        `before_start` runs before each restart.
+        """
+        phase = Phase.STARTING if starting else Phase.UP
         with self._lock:
             self._watched[process.name] = _Watched(
-                process, ready, role, before_start, Phase.UP, self._clock()
+                process, ready, role, before_start, phase, self._clock(), first_start=starting
             )
 
     def forget(self) -> None:
@@ -272,20 +280,25 @@ class Supervisor:
         if watched.before_start is not None:
             watched.before_start()
         watched.process.start()
+        watched.first_start = False
         watched.phase = Phase.STARTING
         watched.started_at = self._clock()
 
     def _now_up(self, watched: _Watched) -> None:
         watched.phase = Phase.UP
         took = self._clock() - watched.started_at
+        if watched.first_start:
+            watched.first_start = False
+            self._report(f"{watched.process.name} ready ({took:.1f} s)")
+            return
         self._report(f"{watched.process.name} back up ({took:.1f} s after its start)")
 
 
 class SupervisingThread:
-    """Calls a supervisor's check() from a daemon thread until stopped."""
+    """Calls `look` (a supervisor's check(), and the scaler's look) from a daemon thread."""
 
-    def __init__(self, supervisor: Supervisor) -> None:
-        self._supervisor = supervisor
+    def __init__(self, look: Callable[[], None]) -> None:
+        self._look = look
         self._thread: threading.Thread | None = None
         self._halt = threading.Event()
 
@@ -308,4 +321,4 @@ class SupervisingThread:
 
     def _check_until_halted(self, interval: float) -> None:
         while not self._halt.wait(interval):
-            self._supervisor.check()
+            self._look()
