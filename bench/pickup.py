@@ -85,7 +85,6 @@ async def agent_intake(nats_url: str, home: Path, tasks: int, work: float) -> li
         {
             "FARM_HOME": home,
             "NATS_URL": nats_url,
-            "FARM_IDENTITY_SECRET": "b" * 40,
             "concurrency": CLIENTS,
         }
     )

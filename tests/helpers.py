@@ -17,6 +17,8 @@ from google.protobuf import json_format
 
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher.processes import free_port
+from farm_core.identity import CredentialRole, IdentitySigner
+from farm_core.identity_keys import load_private_key, new_private_key, private_pem, public_pem
 from farm_core.server import Service, ServiceHost
 from farm_core.settings import FarmSettings
 
@@ -170,3 +172,20 @@ class TcpListener:
         finally:
             writer.close()
             self.ended += 1
+
+
+# The farm's identity key pair for tests that start services in-process: auth (and
+# tests that act as auth) sign with the private key, services get the public key.
+TEST_IDENTITY_KEY = private_pem(new_private_key())
+TEST_PUBLIC_KEY = public_pem(load_private_key(TEST_IDENTITY_KEY))
+TEST_SIGNER = IdentitySigner(TEST_IDENTITY_KEY)
+
+
+def agent_credential(name: str = "agent-test") -> str:
+    """An agent's credential signed with the test identity key."""
+    return TEST_SIGNER.credential(CredentialRole.AGENT, name)
+
+
+def service_credential(name: str = "storage") -> str:
+    """A service's credential signed with the test identity key."""
+    return TEST_SIGNER.credential(CredentialRole.SERVICE, name)

@@ -6,7 +6,8 @@ import pytest
 
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_cli.launcher.farm import LocalFarm
-from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
+from farm_core.identity import IDENTITY_HEADER, Identity, IdentitySigner
+from farm_core.identity_keys import new_private_key, private_pem
 from tests.e2e.conftest import Client, KeyFactory, http_client, refusal
 from tests.helpers import eventually
 from tests.pages import Site
@@ -46,7 +47,7 @@ def test_a_grpc_call_without_a_key_is_unauthenticated(grpc_target: str) -> None:
 
 
 def test_a_forged_identity_header_does_not_get_in(farm: LocalFarm) -> None:
-    forged = IdentityCodec("f" * 48).encode(
+    forged = IdentitySigner(private_pem(new_private_key())).encode(
         Identity("default", "key_forged", frozenset({"admin", "tasks.read"}))
     )
     with httpx.Client(base_url=farm.envoy_url, timeout=10) as http:

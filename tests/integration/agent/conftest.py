@@ -49,7 +49,13 @@ from farm_core.queue import (
 )
 from farm_core.sessions import sessions_bucket
 from farm_core.settings import FarmSettings
-from tests.helpers import StandInService, assert_eventually, serving
+from tests.helpers import (
+    TEST_PUBLIC_KEY,
+    StandInService,
+    agent_credential,
+    assert_eventually,
+    serving,
+)
 from tests.integration.agent.fakes import (
     UPLOAD_METHOD,
     FakeIngest,
@@ -67,7 +73,6 @@ CANCELLED = tasks_pb2.TASK_STATUS_CANCELLED
 FINAL = {SUCCEEDED, FAILED, CANCELLED}
 NORMAL = Priority.NORMAL
 
-SECRET = "agent-test-secret-" + "s" * 32
 CHROMIUM = Path("/usr/bin/chromium")
 HAVE_CHROMIUM = CHROMIUM.exists()
 
@@ -76,7 +81,8 @@ def agent_settings(home: Path, **overrides: object) -> AgentSettings:
     """Agent settings for a test: its own FARM_HOME, a fixed secret, small limits."""
     values: dict[str, object] = {
         "FARM_HOME": home,
-        "FARM_IDENTITY_SECRET": SECRET,
+        "FARM_IDENTITY_PUBLIC_KEY": TEST_PUBLIC_KEY,
+        "credential": agent_credential(str(overrides.get("id", "agent-test"))),
         "chromium_path": CHROMIUM,
         "min_browsers": 1,
         "max_browsers": 2,
@@ -128,16 +134,16 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
 
 @pytest.fixture
 async def fake_storage(tmp_path: Path) -> AsyncIterator[FakeStorage]:
-    """A storage stand-in on a free port that checks the `internal` scope like the real one."""
+    """A storage stand-in on a free port that checks the `agent` scope like the real one."""
     ingest = FakeIngest()
     service = StandInService(
         "fake-storage",
-        {UPLOAD_METHOD: "internal"},
+        {UPLOAD_METHOD: "agent"},
         ingest,
         ingest_pb2_grpc.add_ArtifactIngestServiceServicer_to_server,
         "farm.storage.v1.ArtifactIngestService",
     )
-    settings = FarmSettings(FARM_HOME=tmp_path, FARM_IDENTITY_SECRET=SECRET)
+    settings = FarmSettings(FARM_HOME=tmp_path, FARM_IDENTITY_PUBLIC_KEY=TEST_PUBLIC_KEY)
     async with serving(service, settings) as host:
         yield FakeStorage(host.address, ingest)
 

@@ -20,10 +20,9 @@ from farm_agent.work.priorities import PRECEDENCE
 from farm_cli.launcher.processes import free_port
 from farm_core.queue import TASK_STREAM, agents_bucket, consumer_name, drain_subject
 from farm_core.server import ServiceHost
-from tests.helpers import assert_eventually
+from tests.helpers import TEST_PUBLIC_KEY, assert_eventually
 from tests.integration.agent.conftest import (
     RUNNING,
-    SECRET,
     SUCCEEDED,
     Events,
     publish,
@@ -113,7 +112,7 @@ async def agent_process(
         **os.environ,
         "FARM_HOME": str(home),
         "NATS_URL": nats_server.url,
-        "FARM_IDENTITY_SECRET": SECRET,
+        "FARM_IDENTITY_PUBLIC_KEY": TEST_PUBLIC_KEY,
         "FARM_GRACE_SECONDS": "20",
         "FARM_AGENT_ID": agent_id,
         "FARM_AGENT_PORT": str(free_port()),

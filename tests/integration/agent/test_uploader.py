@@ -11,6 +11,8 @@ from farm_agent.errors import TaskFailure
 from farm_agent.settings import AgentSettings
 from farm_agent.work.uploader import RetryPolicy, StorageUploader
 from farm_cli.launcher.processes import free_port
+from farm_core.identity import CredentialRole, IdentitySigner
+from farm_core.identity_keys import new_private_key, private_pem
 from farm_core.task_errors import ErrorCode
 
 pytestmark = pytest.mark.integration
@@ -41,8 +43,8 @@ async def test_an_artifact_goes_as_header_then_chunks_with_the_agents_identity(
     ref = await upload_once(settings, "task-1")
 
     [stored] = fake_storage.ingest.stored
-    assert (stored.identity.tenant, stored.identity.key_id) == ("acme", "agent-7")
-    assert stored.identity.scopes == {"internal"}
+    assert (stored.identity.tenant, stored.identity.key_id) == ("acme", "agent:agent-7")
+    assert stored.identity.scopes == {"agent"}
     assert (stored.header.tenant, stored.header.task_id, stored.header.name) == (
         "acme",
         "task-1",
@@ -85,7 +87,10 @@ async def test_a_refused_identity_fails_at_once_without_retrying(
     fake_storage, make_settings: Callable[..., AgentSettings]
 ) -> None:
     settings = make_settings(
-        storage_address=fake_storage.address, FARM_IDENTITY_SECRET="another-secret-" + "x" * 32
+        storage_address=fake_storage.address,
+        credential=IdentitySigner(private_pem(new_private_key())).credential(
+            CredentialRole.AGENT, "agent-test"
+        ),
     )
     patient = RetryPolicy(attempts=5, first_delay_seconds=30, max_delay_seconds=30)
     with pytest.raises(TaskFailure) as caught:

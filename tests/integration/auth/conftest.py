@@ -16,10 +16,9 @@ from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm_auth.server import AuthService
 from farm_auth.settings import AuthSettings
-from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
-from tests.helpers import serving
+from farm_core.identity import IDENTITY_HEADER, Identity
+from tests.helpers import TEST_IDENTITY_KEY, TEST_SIGNER, serving
 
-SECRET = "i" * 40
 RPC_TIMEOUT = 10.0
 
 Metadata = tuple[tuple[str, str], ...]
@@ -36,7 +35,7 @@ def auth_settings(
     """Settings of an auth service on `database_url` ('' is SQLite under `farm_home`)."""
     return AuthSettings(
         FARM_HOME=farm_home,
-        FARM_IDENTITY_SECRET=SECRET,
+        FARM_IDENTITY_KEY=TEST_IDENTITY_KEY,
         FARM_AUTH_DATABASE_URL=database_url,
         FARM_ADMIN_KEY=admin_key,
         **overrides,
@@ -79,7 +78,7 @@ class Auth:
 
     async def identity(self, secret: str) -> Identity:
         """Who Check says `secret` is."""
-        return IdentityCodec(SECRET).decode(await self.identity_token(secret))
+        return TEST_SIGNER.decode(await self.identity_token(secret))
 
     async def as_key(self, secret: str) -> Metadata:
         """Call metadata as Envoy forwards it for a request made with `secret`."""

@@ -16,7 +16,7 @@ from tests.integration.cli.conftest import ROOT, pid_files, running
 pytestmark = pytest.mark.integration
 
 # Variables that would make `farm up` use outside infrastructure or keys.
-OUTSIDE = ("NATS_URL", "S3_ENDPOINT", "DATABASE_URL", "FARM_ADMIN_KEY", "FARM_IDENTITY_SECRET")
+OUTSIDE = ("NATS_URL", "S3_ENDPOINT", "DATABASE_URL", "FARM_ADMIN_KEY", "FARM_IDENTITY_KEY")
 
 
 @pytest.fixture

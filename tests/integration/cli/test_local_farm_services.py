@@ -10,6 +10,7 @@ import pytest
 
 from farm_cli.launcher.config import PRIVATE_NETWORKS, FarmConfig
 from farm_cli.launcher.farm import LocalFarm
+from farm_core.identity_keys import load_private_key, public_pem
 from tests.helpers import assert_eventually
 
 pytestmark = pytest.mark.integration
@@ -50,11 +51,15 @@ async def test_services_and_agents_start_with_the_farms_settings_and_stop_in_rev
         ports = config.ports
         names = ["auth", "storage", "scheduler", "agent-1", "agent-2"]
         envs = {name: started_with(stand_ins, name) for name in names}
-        for env in envs.values():
+        public_key = public_pem(load_private_key(farm.identity_key))
+        for name, env in envs.items():
             assert env["FARM_AGENT_ACK_WAIT_SECONDS"] == "5"
             assert env["FARM_HOME"] == str(config.home)
             assert env["NATS_URL"] == f"nats://127.0.0.1:{ports.nats}"
-            assert env["FARM_IDENTITY_SECRET"] == farm.identity_secret
+            assert env["FARM_IDENTITY_PUBLIC_KEY"] == public_key
+            # Only auth may sign identities; agents carry a credential it signed.
+            assert ("FARM_IDENTITY_KEY" in env) == (name == "auth")
+        assert envs["agent-1"]["FARM_AGENT_CREDENTIAL"]
         # What the launcher wires wins over the extra environment.
         assert envs["auth"]["FARM_AUTH_PORT"] == str(ports.auth)
         assert envs["auth"]["FARM_ADMIN_KEY"] == farm.admin_key

@@ -27,7 +27,7 @@ from nats.js.errors import NotFoundError
 from farm.admin.v1 import admin_pb2_grpc
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
-from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
+from farm_core.identity import IDENTITY_HEADER, Identity
 from farm_core.queue import (
     AGENTS_BUCKET,
     ALL_TASK_SUBJECTS,
@@ -44,9 +44,8 @@ from farm_scheduler.server import SchedulerService
 from farm_scheduler.settings import SchedulerSettings
 from farm_scheduler.validation import validate_spec
 from tests.conftest import NatsServer
-from tests.helpers import assert_eventually, serving, task_spec
+from tests.helpers import TEST_PUBLIC_KEY, TEST_SIGNER, assert_eventually, serving, task_spec
 
-SECRET = "scheduler-test-secret-" + "s" * 24
 RPC_TIMEOUT = 10.0
 WRITE = ("tasks.write", "tasks.read")
 
@@ -69,7 +68,7 @@ def token(
     identity = Identity(
         tenant, f"key_{tenant}", frozenset(scopes), operator=operator, quotas=quotas
     )
-    return ((IDENTITY_HEADER, IdentityCodec(SECRET).encode(identity)),)
+    return ((IDENTITY_HEADER, TEST_SIGNER.encode(identity)),)
 
 
 @dataclass
@@ -305,7 +304,7 @@ async def start_scheduler(
         async def start(**overrides: Any) -> Scheduler:
             values: dict[str, Any] = {
                 "FARM_HOME": farm_home,
-                "FARM_IDENTITY_SECRET": SECRET,
+                "FARM_IDENTITY_PUBLIC_KEY": TEST_PUBLIC_KEY,
                 "NATS_URL": nats_server.url,
                 "FARM_SCHEDULER_DATABASE_URL": database_url,
                 "republish_interval_seconds": 0.2,

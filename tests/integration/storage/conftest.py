@@ -23,13 +23,12 @@ from farm.storage.v1 import (
 )
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher import infra
-from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
+from farm_core.identity import IDENTITY_HEADER, TENANT_HEADER, Identity
 from farm_storage.server import StorageService
 from farm_storage.settings import StorageSettings
 from tests.conftest import S3Server
-from tests.helpers import serving
+from tests.helpers import TEST_PUBLIC_KEY, TEST_SIGNER, agent_credential, serving
 
-SECRET = "s" * 40
 MAX_ARTIFACT_BYTES = 256 * 1024
 RPC_TIMEOUT = 10.0
 
@@ -39,12 +38,12 @@ Metadata = tuple[tuple[str, str], ...]
 def token(tenant: str, *scopes: str) -> Metadata:
     """Call metadata vouching for a key of `tenant` with `scopes`."""
     identity = Identity(tenant, f"key_{tenant}", frozenset(scopes))
-    return ((IDENTITY_HEADER, IdentityCodec(SECRET).encode(identity)),)
+    return ((IDENTITY_HEADER, TEST_SIGNER.encode(identity)),)
 
 
-def agent_token() -> Metadata:
-    """Call metadata of an agent uploading artifacts (minted fresh: tokens live 60 s)."""
-    return token("farm", "internal")
+def agent_token(tenant: str) -> Metadata:
+    """Call metadata of an agent storing what a task of `tenant` made: its credential."""
+    return ((IDENTITY_HEADER, agent_credential()), (TENANT_HEADER, tenant))
 
 
 def storage_settings(
@@ -53,7 +52,7 @@ def storage_settings(
     """Settings of a storage service on `database_url` and `bucket` of `s3`."""
     return StorageSettings(
         FARM_HOME=farm_home,
-        FARM_IDENTITY_SECRET=SECRET,
+        FARM_IDENTITY_PUBLIC_KEY=TEST_PUBLIC_KEY,
         FARM_STORAGE_DATABASE_URL=database_url,
         FARM_STORAGE_S3_ENDPOINT=s3.endpoint,
         FARM_STORAGE_S3_ACCESS_KEY=s3.credentials.access_key,
@@ -119,7 +118,9 @@ class Storage:
                 yield ingest_pb2.UploadArtifactRequest(chunk=data[start : start + chunk_bytes])
 
         return await self.ingest.UploadArtifact(
-            requests(), metadata=metadata or agent_token(), timeout=RPC_TIMEOUT
+            requests(),
+            metadata=metadata or agent_token(headers[0].tenant if headers else "farm"),
+            timeout=RPC_TIMEOUT,
         )
 
     def reader(self) -> Metadata:

@@ -12,7 +12,8 @@ from farm_agent.settings import AgentSettings
 from farm_agent.work.uploader import RetryPolicy
 from farm_core.saved import BaselineKey
 from farm_core.task_errors import ErrorCode
-from tests.integration.storage.conftest import SECRET, Storage, token
+from tests.helpers import TEST_PUBLIC_KEY, agent_credential
+from tests.integration.storage.conftest import Storage, agent_token
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +25,10 @@ STATE = json.dumps({"cookies": [{"name": "sid", "value": "1"}], "origins": []}).
 @pytest.fixture
 async def client(storage: Storage, tmp_path: Path) -> AsyncIterator[StorageSavedState]:
     settings = AgentSettings(
-        FARM_HOME=tmp_path, FARM_IDENTITY_SECRET=SECRET, storage_address=storage.address
+        FARM_HOME=tmp_path,
+        FARM_IDENTITY_PUBLIC_KEY=TEST_PUBLIC_KEY,
+        credential=agent_credential(),
+        storage_address=storage.address,
     )
     saved = StorageSavedState(settings, RetryPolicy(attempts=1))
     try:
@@ -49,7 +53,7 @@ async def test_a_baseline_is_made_from_an_artifact_once_and_read_back(
 ) -> None:
     assert await client.baseline_image(storage.tenant, KEY) is None
     uploaded = await storage.upload(
-        "task-1", "screenshot", PNG, metadata=token(storage.tenant, "internal")
+        "task-1", "screenshot", PNG, metadata=agent_token(storage.tenant)
     )
 
     made = await client.create_baseline(storage.tenant, KEY, uploaded.artifact.id)

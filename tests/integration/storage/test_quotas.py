@@ -9,6 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -17,9 +18,9 @@ from farm.storage.v1 import ingest_pb2
 from farm_auth.settings import AuthSettings
 from farm_storage.store import reservations
 from tests.conftest import S3Server
+from tests.helpers import TEST_IDENTITY_KEY, service_credential
 from tests.integration.auth.conftest import RPC_TIMEOUT, Auth, new_admin_key, running_auth
 from tests.integration.storage.conftest import (
-    SECRET,
     Storage,
     serving_storage,
     storage_settings,
@@ -44,7 +45,7 @@ async def quota_farm(
 ) -> AsyncIterator[QuotaFarm]:
     """A real auth service and a storage service that asks it for byte quotas."""
     auth_settings = AuthSettings(
-        FARM_HOME=farm_home, FARM_IDENTITY_SECRET=SECRET, FARM_ADMIN_KEY=new_admin_key()
+        FARM_HOME=farm_home, FARM_IDENTITY_KEY=TEST_IDENTITY_KEY, FARM_ADMIN_KEY=new_admin_key()
     )
     async with running_auth(auth_settings) as auth:
         tenant = f"tenant-{secrets.token_hex(4)}"
@@ -54,7 +55,9 @@ async def quota_farm(
             timeout=RPC_TIMEOUT,
         )
         settings = storage_settings(farm_home, database_url, seaweedfs, seaweedfs.bucket)
-        settings = settings.model_copy(update={"auth_address": auth.address})
+        settings = settings.model_copy(
+            update={"auth_address": auth.address, "credential": SecretStr(service_credential())}
+        )
         async with serving_storage(settings, seaweedfs, tenant) as storage:
             yield QuotaFarm(auth, storage)
 

@@ -9,7 +9,7 @@ import pytest
 
 from farm.storage.v1 import artifacts_pb2, baselines_pb2, ingest_pb2, profiles_pb2
 from farm.tasks.v1 import tasks_pb2
-from tests.integration.storage.conftest import RPC_TIMEOUT, Metadata, Storage, token
+from tests.integration.storage.conftest import RPC_TIMEOUT, Metadata, Storage, agent_token, token
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ STATE = json.dumps(
 
 def agent(tenant: str) -> Metadata:
     """An agent's identity acting for `tenant`."""
-    return token(tenant, "internal")
+    return agent_token(tenant)
 
 
 def user(tenant: str) -> Metadata:

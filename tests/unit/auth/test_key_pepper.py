@@ -1,4 +1,4 @@
-"""The key-hash pepper is auth's own secret, apart from the identity secret."""
+"""The key-hash pepper is auth's own secret; one hashed with an old identity secret is kept."""
 
 from pathlib import Path
 
@@ -8,8 +8,10 @@ IDENTITY_SECRET = "i" * 40
 
 
 def test_a_new_farm_gets_a_random_pepper_of_its_own(tmp_path: Path) -> None:
-    (tmp_path / "identity-secret").write_text(IDENTITY_SECRET)  # as the launcher makes it
-    settings = AuthSettings(FARM_HOME=tmp_path, FARM_IDENTITY_SECRET=IDENTITY_SECRET)
+    (tmp_path / "identity-secret").write_text(
+        IDENTITY_SECRET
+    )  # as the launcher made it before identity keys
+    settings = AuthSettings(FARM_HOME=tmp_path)
     pepper = settings.resolved_key_pepper()
     assert len(pepper) >= 32
     assert pepper != IDENTITY_SECRET
@@ -23,7 +25,7 @@ def test_a_farm_whose_keys_were_hashed_with_its_identity_secret_keeps_it_as_the_
     (tmp_path / "identity-secret").write_text("s" * 48)
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "auth.db").write_bytes(b"")  # its keys were made before
-    settings = AuthSettings(FARM_HOME=tmp_path, FARM_IDENTITY_SECRET="s" * 48)
+    settings = AuthSettings(FARM_HOME=tmp_path)
     assert settings.resolved_key_pepper() == "s" * 48
     (tmp_path / "identity-secret").write_text("t" * 48)  # a new identity secret later
     assert settings.resolved_key_pepper() == "s" * 48

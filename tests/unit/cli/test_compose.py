@@ -9,6 +9,7 @@ import yaml
 
 from farm_cli.launcher.config import find_project_root
 from farm_core.settings import FarmSettings
+from tests.helpers import TEST_IDENTITY_KEY, TEST_PUBLIC_KEY
 from tests.unit.cli.envoy_render import COMPOSE_RENDER_ARGS
 from tests.unit.deploy.service_settings import SETTINGS, read_settings, unknown_names
 
@@ -19,7 +20,8 @@ EDGE_PORT = 8080
 # ${NAME:?message} and ${NAME:-default} as compose fills them in for the check.
 INTERPOLATION = re.compile(r"\$\{(\w+)(?::([?-])([^}]*))?\}")
 STAND_INS = {
-    "FARM_IDENTITY_SECRET": "x" * 48,
+    "FARM_IDENTITY_KEY": TEST_IDENTITY_KEY,
+    "FARM_IDENTITY_PUBLIC_KEY": TEST_PUBLIC_KEY,
     "FARM_AUTH_KEY_PEPPER": "p" * 48,
     "FARM_ADMIN_KEY": "bf_" + "0" * 48,
 }
@@ -108,7 +110,7 @@ def test_ports_are_the_ones_the_services_listen_on(services: dict[str, dict[str,
         assert scraped[f"farm-{name}"] == (name, own.metrics_port)  # type: ignore[attr-defined]
 
 
-def test_farm_services_run_their_package_and_share_nats_and_the_secret(
+def test_farm_services_run_their_package_and_share_nats_and_the_public_key(
     services: dict[str, dict[str, Any]],
 ) -> None:
     for name in FARM_SERVICES:
@@ -117,7 +119,9 @@ def test_farm_services_run_their_package_and_share_nats_and_the_secret(
         env = environment(service)
         assert env["NATS_URL"] == "${NATS_URL:-nats://nats:4222}"
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317"
-        assert env["FARM_IDENTITY_SECRET"].startswith("${FARM_IDENTITY_SECRET")
+        assert env["FARM_IDENTITY_PUBLIC_KEY"].startswith("${FARM_IDENTITY_PUBLIC_KEY")
+        # Only auth and the MCP service may sign identities; agents get a credential.
+        assert ("FARM_IDENTITY_KEY" in env) == (name in ("auth", "mcp")), name
         assert env["FARM_BIND_HOST"] == "0.0.0.0"
 
 

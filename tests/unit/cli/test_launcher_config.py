@@ -22,6 +22,7 @@ from farm_cli.launcher.services import (
     trace_env,
     trace_sink_launch,
 )
+from farm_core.identity_keys import new_private_key, private_pem
 
 # PostgreSQL, MariaDB, Redis, RabbitMQ, MQTT and NATS run on this machine kind.
 TAKEN_BY_THE_MACHINE = {5432, 3306, 6379, 5672, 1883, 4222}
@@ -159,7 +160,9 @@ def test_every_service_process_sends_its_spans_under_its_own_name(tmp_path: Path
         traces=True,
         service_env={"OTEL_BSP_SCHEDULE_DELAY": "100"},
     )
-    shared = SharedSettings(nats_url="nats://127.0.0.1:7422", identity_secret="s")
+    shared = SharedSettings(
+        nats_url="nats://127.0.0.1:7422", identity_key=private_pem(new_private_key())
+    )
     s3 = S3Target("http://127.0.0.1:7304", S3Credentials("a", "b"), "bucket")
     launches = [*core_service_launches(config, shared, "key", s3), *agent_launches(config, shared)]
     for launch in launches:

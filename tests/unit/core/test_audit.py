@@ -16,13 +16,12 @@ from farm_cli.launcher.processes import free_port
 from farm_core.audit import AuditInterceptor, audit_record, trace_id
 from farm_core.audit_publisher import AuditPublisher
 from farm_core.errors import NotFound, ResourceExhausted
-from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
+from farm_core.identity import IDENTITY_HEADER, Identity
 from farm_core.interceptors import ErrorMappingInterceptor, IdentityInterceptor
 from farm_core.scopes import method_scopes
 from farm_core.settings import FarmSettings
-from tests.helpers import StandInService, assert_eventually, serving
+from tests.helpers import TEST_PUBLIC_KEY, TEST_SIGNER, StandInService, assert_eventually, serving
 
-SECRET = "a" * 40
 AUTH = "/farm.auth.v1.AuthService/"
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 
@@ -59,7 +58,7 @@ class ListSink:
 
 @pytest.fixture
 async def audited() -> AsyncIterator[tuple[auth_pb2_grpc.AuthServiceStub, ListSink]]:
-    codec, sink = IdentityCodec(SECRET), ListSink()
+    codec, sink = TEST_SIGNER, ListSink()
     server = grpc.aio.server(
         interceptors=[
             AuditInterceptor("auth", codec, sink),
@@ -76,7 +75,7 @@ async def audited() -> AsyncIterator[tuple[auth_pb2_grpc.AuthServiceStub, ListSi
 
 
 def caller(*scopes: str, **headers: str) -> tuple[tuple[str, str], ...]:
-    token = IdentityCodec(SECRET).encode(Identity("acme", "key_1", frozenset(scopes)))
+    token = TEST_SIGNER.encode(Identity("acme", "key_1", frozenset(scopes)))
     return ((IDENTITY_HEADER, token), *headers.items())
 
 
@@ -194,7 +193,7 @@ async def test_publishing_never_blocks_a_call_while_nats_is_down(
 async def test_a_service_answers_changes_at_once_with_nats_down(tmp_path: Path) -> None:
     settings = FarmSettings(
         FARM_HOME=tmp_path,
-        FARM_IDENTITY_SECRET=SECRET,
+        FARM_IDENTITY_PUBLIC_KEY=TEST_PUBLIC_KEY,
         NATS_URL=f"nats://127.0.0.1:{free_port()}",
         FARM_AUDIT_QUEUE_SIZE=5,
     )

@@ -1,3 +1,6 @@
+import base64
+import hashlib
+import hmac
 from collections.abc import Sequence
 
 import pytest
@@ -5,7 +8,14 @@ import pytest
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
 from farm_core.errors import InvalidArgument, PermissionDenied, Unauthenticated
-from farm_core.identity import Identity, IdentityCodec, require_operator
+from farm_core.identity import (
+    CredentialRole,
+    Identity,
+    IdentitySigner,
+    IdentityVerifier,
+    require_operator,
+)
+from farm_core.identity_keys import load_private_key, new_private_key, private_pem, public_pem
 from farm_core.paging import (
     DEFAULT_PAGE_SIZE,
     Cursor,
@@ -19,20 +29,20 @@ from farm_core.quotas import TenantQuotas
 
 
 def test_identity_round_trips_through_a_signed_token() -> None:
-    codec = IdentityCodec("s" * 40)
+    codec = IdentitySigner(private_pem(new_private_key()))
     identity = Identity("acme", "key_1", frozenset({"tasks.read"}), "ci")
     assert codec.decode(codec.encode(identity)) == identity
 
 
 def test_the_operator_flag_travels_in_the_token() -> None:
-    codec = IdentityCodec("s" * 40)
+    codec = IdentitySigner(private_pem(new_private_key()))
     operator = Identity("default", "key_1", frozenset({"admin"}), operator=True)
     assert codec.decode(codec.encode(operator)).operator
     assert not codec.decode(codec.encode(Identity("acme", "k", frozenset()))).operator
 
 
 def test_the_tenants_quotas_travel_in_the_token() -> None:
-    codec = IdentityCodec("s" * 40)
+    codec = IdentitySigner(private_pem(new_private_key()))
     quotas = TenantQuotas(max_queued_tasks=5, max_running_tasks=0, max_artifact_bytes=1024)
     identity = Identity("acme", "key_1", frozenset(), quotas=quotas)
     assert codec.decode(codec.encode(identity)).quotas == quotas
@@ -55,13 +65,15 @@ def test_only_an_operator_passes_require_operator_and_the_refusal_says_who_may()
 
 
 def test_token_signed_with_another_secret_is_refused() -> None:
-    token = IdentityCodec("a" * 40).encode(Identity("acme", "k", frozenset()))
+    token = IdentitySigner(private_pem(new_private_key())).encode(
+        Identity("acme", "k", frozenset())
+    )
     with pytest.raises(Unauthenticated):
-        IdentityCodec("b" * 40).decode(token)
+        IdentitySigner(private_pem(new_private_key())).decode(token)
 
 
 def test_expired_token_is_refused() -> None:
-    codec = IdentityCodec("s" * 40, ttl_seconds=-10)
+    codec = IdentitySigner(private_pem(new_private_key()), ttl_seconds=-10)
     with pytest.raises(Unauthenticated):
         codec.decode(codec.encode(Identity("acme", "k", frozenset())))
 
@@ -145,3 +157,39 @@ async def test_read_page_names_the_fields_as_told() -> None:
     too_big = tasks_pb2.ListTasksRequest(page_size=5000)
     with pytest.raises(InvalidArgument, match=r"^page_size: "):
         await read_page(too_big, rows.fetch, lambda row: row, size_field="page_size")
+
+
+def test_the_public_key_verifies_what_the_private_key_signed_and_cannot_sign() -> None:
+    private = private_pem(new_private_key())
+    verifier = IdentityVerifier(public_pem(load_private_key(private)))
+    identity = Identity("acme", "key_1", frozenset({"tasks.read"}))
+    assert verifier.decode(IdentitySigner(private).encode(identity)) == identity
+    assert not hasattr(verifier, "encode")
+    # A token made with the public key as an HMAC secret (algorithm confusion) is refused.
+    header = base64url(b'{"alg":"HS256","typ":"JWT"}')
+    claims = base64url(
+        b'{"iss":"farm-auth","aud":"farm","sub":"k","tenant":"acme","exp":2147483647}'
+    )
+    signed = f"{header}.{claims}".encode()
+    mac = hmac.new(public_pem(load_private_key(private)).encode(), signed, hashlib.sha256)
+    forged = f"{header}.{claims}.{base64url(mac.digest())}"
+    with pytest.raises(Unauthenticated):
+        verifier.decode(forged)
+
+
+def test_a_credential_carries_its_role_and_only_its_roles_scope() -> None:
+    signer = IdentitySigner(private_pem(new_private_key()))
+    agent = signer.decode(signer.credential(CredentialRole.AGENT, "agent-1"))
+    service = signer.decode(signer.credential(CredentialRole.SERVICE, "storage"))
+    assert (agent.key_id, agent.role, agent.scopes, agent.tenant) == (
+        "agent:agent-1",
+        CredentialRole.AGENT,
+        {"agent"},
+        "",
+    )
+    assert (service.role, service.scopes) == (CredentialRole.SERVICE, {"internal"})
+    assert agent.acting_for("acme").tenant == "acme"
+
+
+def base64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

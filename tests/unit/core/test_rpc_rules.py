@@ -42,7 +42,7 @@ def test_the_walk_finds_every_service() -> None:
 def test_every_rpc_has_a_scope_rule(method: MethodDescriptor) -> None:
     rule = RPC_RULES.get(full_name(method))
     assert rule is not None, f"{full_name(method)} has no entry in farm_core.scopes.RPC_RULES"
-    assert rule.scope in PUBLIC_SCOPES | {ANY_IDENTITY, Scope.INTERNAL}
+    assert rule.scope in PUBLIC_SCOPES | {ANY_IDENTITY, Scope.INTERNAL, Scope.AGENT}
 
 
 def test_every_rule_names_a_served_rpc() -> None:
@@ -51,9 +51,11 @@ def test_every_rule_names_a_served_rpc() -> None:
     assert RPC_RULES[EDGE_CHECK].scope == NO_IDENTITY
 
 
-def test_only_the_internal_services_need_the_internal_scope() -> None:
-    internal = {m for m, rule in RPC_RULES.items() if rule.scope == Scope.INTERNAL}
-    assert {m.split("/")[1] for m in internal} == INTERNAL_SERVICES
+def test_only_the_internal_services_need_an_agents_scope_and_no_rpc_the_internal_one() -> None:
+    agents = {m for m, rule in RPC_RULES.items() if rule.scope == Scope.AGENT}
+    assert {m.split("/")[1] for m in agents} == INTERNAL_SERVICES
+    # The internal scope (a service's credential) opens only what any identity may call.
+    assert not [m for m, rule in RPC_RULES.items() if rule.scope == Scope.INTERNAL]
 
 
 @pytest.mark.parametrize("service", ["farm.admin.v1.AdminService", "farm.audit.v1.AuditService"])

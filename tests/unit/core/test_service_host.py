@@ -13,13 +13,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm_cli.launcher.processes import free_port
 from farm_core.errors import InvalidArgument
-from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec, current_identity
+from farm_core.identity import IDENTITY_HEADER, Identity, IdentitySigner, current_identity
+from farm_core.identity_keys import new_private_key, private_pem
 from farm_core.scopes import ANY_IDENTITY
 from farm_core.server import serve
 from farm_core.settings import FarmSettings
-from tests.helpers import StandInService, serving
+from tests.helpers import TEST_PUBLIC_KEY, TEST_SIGNER, StandInService, serving
 
-SECRET = "t" * 40
 WHOAMI = "/farm.auth.v1.AuthService/WhoAmI"
 LIST_KEYS = "/farm.auth.v1.AuthService/ListApiKeys"
 # Operators only (farm_core.scopes.RPC_RULES).
@@ -44,7 +44,7 @@ class EchoAuth(auth_pb2_grpc.AuthServiceServicer):
 
 @pytest.fixture
 async def channel(tmp_path: Path) -> AsyncIterator[grpc.aio.Channel]:
-    settings = FarmSettings(FARM_HOME=tmp_path, FARM_IDENTITY_SECRET=SECRET)
+    settings = FarmSettings(FARM_HOME=tmp_path, FARM_IDENTITY_PUBLIC_KEY=TEST_PUBLIC_KEY)
     service = StandInService(
         "echo",
         ECHO_SCOPES,
@@ -61,7 +61,7 @@ async def channel(tmp_path: Path) -> AsyncIterator[grpc.aio.Channel]:
 
 def token(*scopes: str, operator: bool = False) -> tuple[tuple[str, str]]:
     identity = Identity("acme", "key_1", frozenset(scopes), operator=operator)
-    return ((IDENTITY_HEADER, IdentityCodec(SECRET).encode(identity)),)
+    return ((IDENTITY_HEADER, TEST_SIGNER.encode(identity)),)
 
 
 async def test_call_with_a_valid_identity_sees_it(channel: grpc.aio.Channel) -> None:
@@ -77,7 +77,9 @@ async def test_call_without_identity_is_unauthenticated(channel: grpc.aio.Channe
 
 
 async def test_forged_identity_is_unauthenticated(channel: grpc.aio.Channel) -> None:
-    forged = IdentityCodec("f" * 40).encode(Identity("acme", "k", frozenset({"admin"})))
+    forged = IdentitySigner(private_pem(new_private_key())).encode(
+        Identity("acme", "k", frozenset({"admin"}))
+    )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await auth_pb2_grpc.AuthServiceStub(channel).WhoAmI(
             auth_pb2.WhoAmIRequest(), metadata=((IDENTITY_HEADER, forged),)
@@ -180,7 +182,7 @@ def logging_restored() -> Iterator[None]:
 async def test_serve_drains_and_closes_a_service_that_asks_to_stop(tmp_path: Path) -> None:
     settings = FarmSettings(
         FARM_HOME=tmp_path,
-        FARM_IDENTITY_SECRET=SECRET,
+        FARM_IDENTITY_PUBLIC_KEY=TEST_PUBLIC_KEY,
         NATS_URL=f"nats://127.0.0.1:{free_port()}",
         FARM_GRACE_SECONDS=1,
     )

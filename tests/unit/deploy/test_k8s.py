@@ -86,14 +86,19 @@ def test_farm_containers_set_only_real_settings_with_valid_values(manifests: Man
         assert not unknown, f"{service} sets variables it does not read: {sorted(unknown)}"
         settings = read_settings(service, environment)  # raises on a value it refuses
         assert settings.host == "0.0.0.0"
-        assert settings.identity_secret is not None, f"{service} needs the identity secret"
+        signs = service in ("auth", "mcp")
+        given = "FARM_IDENTITY_KEY" if signs else "FARM_IDENTITY_PUBLIC_KEY"
+        assert given in environment, f"{service} needs {given}"
+        # Only auth and the MCP service may sign identities.
+        assert ("FARM_IDENTITY_KEY" in environment) == signs, service
 
 
 def test_every_secret_and_config_key_is_one_the_docs_create(manifests: Manifests) -> None:
     instructions = (K8S / "kustomization.yaml").read_text()
     for secret, key in manifests.secret_keys():
         assert secret == "farm-secrets"
-        assert f"--from-literal={key}=" in instructions, f"{key} is not in the Secret's recipe"
+        recipe = (f"--from-literal={key}=", f"--from-file={key}=")
+        assert any(r in instructions for r in recipe), f"{key} is not in the Secret's recipe"
 
 
 def test_ports_and_probes_are_the_services_own(manifests: Manifests) -> None:

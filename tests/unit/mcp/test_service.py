@@ -11,11 +11,13 @@ from starlette.requests import HTTPConnection
 from farm_cli.commands import mcp as mcp_command
 from farm_cli.launcher.envoy import Endpoint, render_envoy_config
 from farm_cli.launcher.tls import load_or_create_internal_tls
-from farm_core.identity import Identity, IdentityCodec
+from farm_core.identity import Identity, IdentitySigner
+from farm_core.identity_keys import new_private_key, private_pem
 from farm_mcp.endpoint import McpEndpoint
 from farm_mcp.identity import FarmIdentityBackend, FarmUser
 from farm_mcp_tools.browser import BrowserSettings
 from farm_mcp_tools.runner import ToolLimits
+from tests.helpers import TEST_SIGNER
 from tests.unit.cli.test_envoy_template import (
     TEMPLATE,
     clusters,
@@ -24,7 +26,6 @@ from tests.unit.cli.test_envoy_template import (
     settings,
 )
 
-SECRET = "s" * 40
 MCP = [Endpoint("127.0.0.1", 17104)]
 
 
@@ -34,7 +35,7 @@ def connection(headers: dict[str, str]) -> HTTPConnection:
 
 
 async def test_only_a_signed_identity_is_admitted_with_its_scopes() -> None:
-    codec = IdentityCodec(SECRET)
+    codec = TEST_SIGNER
     backend = FarmIdentityBackend(codec)
     identity = Identity(tenant="acme", key_id="key_1", scopes=frozenset({"sessions"}))
     token = codec.encode(identity)
@@ -43,7 +44,7 @@ async def test_only_a_signed_identity_is_admitted_with_its_scopes() -> None:
     credentials, user = admitted
     assert credentials.scopes == ["sessions"]
     assert isinstance(user, FarmUser) and user.farm_identity.tenant == "acme"
-    forged = IdentityCodec("f" * 40).encode(identity)
+    forged = IdentitySigner(private_pem(new_private_key())).encode(identity)
     assert await backend.authenticate(connection({"x-farm-identity": forged})) is None
     assert await backend.authenticate(connection({"authorization": "Bearer bf_x"})) is None
 

@@ -11,6 +11,7 @@ from farm_cli.commands import (
     agent,
     artifact,
     audit,
+    credential,
     deadletter,
     envoy_config,
     key,
@@ -28,7 +29,7 @@ from farm_cli.console import CliError, rpc_error_text
 from farm_cli.exit_codes import ExitCode, exit_code_of
 
 # Commands whose output is no API reply: the farm's own log, MCP over stdio, Envoy's YAML.
-WITHOUT_JSON = frozenset({"up", "mcp", "envoy-config"})
+WITHOUT_JSON = frozenset({"up", "mcp", "envoy-config", "credential"})
 
 COMMAND_GROUPS = (
     up,
@@ -45,6 +46,7 @@ COMMAND_GROUPS = (
     deadletter,
     audit,
     webhook,
+    credential,
     envoy_config,
 )
 

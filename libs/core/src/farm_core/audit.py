@@ -11,7 +11,7 @@ from google.protobuf import timestamp_pb2
 
 from farm.audit.v1 import audit_pb2
 from farm_core.errors import FarmError
-from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
+from farm_core.identity import IDENTITY_HEADER, Identity, IdentityVerifier
 from farm_core.interceptors import Around, CallInterceptor, Metadata, ServerCall
 from farm_core.scopes import NO_IDENTITY, RPC_RULES, RpcRule
 
@@ -94,7 +94,7 @@ class AuditInterceptor(CallInterceptor):
     def __init__(
         self,
         source: str,
-        codec: IdentityCodec,
+        codec: IdentityVerifier,
         sink: AuditSink,
         rules: Mapping[str, RpcRule] = RPC_RULES,
     ) -> None:

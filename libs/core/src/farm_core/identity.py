@@ -1,8 +1,14 @@
 """The caller's identity as the auth service vouches for it: a short-lived signed token.
 
 Envoy asks the auth service about every request; auth answers with this token in
-the `x-farm-identity` header, and each service verifies it with the shared secret,
-so a header forged by an outside caller is refused.
+the `x-farm-identity` header, signed with the farm's Ed25519 identity key, which
+only auth holds. Each service verifies it with the public key, so a header forged
+by an outside caller, or by a farm host without the private key, is refused.
+
+The farm's own processes call each other with a credential in the same header: a
+long-lived token auth's key signed for one agent (role `agent`: only an agent's
+work) or one service (role `service`: scope `internal`), issued by the launcher or
+by an operator, never made by the process that carries it.
 """
 
 import contextlib
@@ -11,18 +17,36 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from farm_core.errors import PermissionDenied, Unauthenticated
+from farm_core.identity_keys import load_private_key, load_public_key
 from farm_core.quotas import TenantQuotas
 from farm_core.scopes import Scope
 
 IDENTITY_HEADER = "x-farm-identity"
+TENANT_HEADER = "x-farm-tenant"
+"""The tenant an agent acts for on a call (the tenant of the task it names)."""
 _ISSUER = "farm-auth"
 _AUDIENCE = "farm"
-_ALGORITHM = "HS256"
+_ALGORITHM = "EdDSA"
+DEFAULT_CREDENTIAL_DAYS = 365.0
+
+
+class CredentialRole(StrEnum):
+    """What a farm process's credential lets it do."""
+
+    # Take tasks, send events, upload artifacts of its tasks: scope `agent` only.
+    AGENT = "agent"
+    # A service calling another (storage reading a tenant's quota): scope `internal`.
+    SERVICE = "service"
+
+
+_ROLE_SCOPES = {CredentialRole.AGENT: Scope.AGENT, CredentialRole.SERVICE: Scope.INTERNAL}
 
 
 @dataclass(frozen=True)
@@ -42,10 +66,12 @@ class Identity:
         """Whether the key carries `scope`."""
         return scope in self.scopes
 
-    @classmethod
-    def internal(cls, tenant: str, caller: str) -> "Identity":
-        """A farm part (`caller`: an agent's id, "storage") acting for `tenant`: scope internal."""
-        return cls(tenant=tenant, key_id=caller, scopes=frozenset({Scope.INTERNAL.value}))
+    # The role of a farm process's credential; None for an API key's identity.
+    role: CredentialRole | None = None
+
+    def acting_for(self, tenant: str) -> "Identity":
+        """An agent's identity on a call for `tenant` (the tenant of the task it names)."""
+        return Identity(tenant or self.tenant, self.key_id, self.scopes, role=self.role)
 
 
 def require_operator(
@@ -63,19 +89,55 @@ def require_operator(
     raise PermissionDenied(f"{field}: {refusal}" if field else refusal)
 
 
-class IdentityCodec:
-    """Signs and verifies identity tokens with a secret shared by the farm's services."""
+class IdentityVerifier:
+    """Verifies identity tokens and credentials with the farm's public identity key."""
 
-    def __init__(self, secret: str, ttl_seconds: float = 60.0) -> None:
-        if len(secret) < 32:
-            raise ValueError("the identity secret must be at least 32 characters")
-        self._secret = secret
+    def __init__(self, public_key: Ed25519PublicKey | str) -> None:
+        self._public_key = (
+            load_public_key(public_key) if isinstance(public_key, str) else public_key
+        )
+
+    def decode(self, token: str) -> Identity:
+        """Returns the identity in `token`, or raises Unauthenticated."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._public_key,
+                algorithms=[_ALGORITHM],
+                audience=_AUDIENCE,
+                issuer=_ISSUER,
+                options={"require": ["exp", "sub", "iss", "aud"]},
+            )
+        except jwt.PyJWTError as error:
+            raise Unauthenticated(f"identity token refused: {error}") from error
+        quota = claims.get("quota")
+        role = claims.get("role")
+        if role is not None and role not in CredentialRole.__members__.values():
+            raise Unauthenticated(f"identity token refused: unknown role {role!r}")
+        return Identity(
+            tenant=str(claims.get("tenant", "")),
+            key_id=str(claims["sub"]),
+            scopes=frozenset(str(s) for s in claims.get("scopes", [])),
+            key_name=str(claims.get("name", "")),
+            operator=claims.get("op") is True,
+            quotas=TenantQuotas.from_claims(quota) if isinstance(quota, dict) else None,
+            role=CredentialRole(role) if role is not None else None,
+        )
+
+
+class IdentitySigner(IdentityVerifier):
+    """Signs identity tokens and credentials with the private identity key (auth's alone)."""
+
+    def __init__(self, private_key: Ed25519PrivateKey | str, ttl_seconds: float = 60.0) -> None:
+        key = load_private_key(private_key) if isinstance(private_key, str) else private_key
+        super().__init__(key.public_key())
+        self._private_key = key
         self._ttl_seconds = ttl_seconds
 
     def encode(self, identity: Identity) -> str:
         """Returns a token that vouches for `identity` for the next ttl seconds."""
         now = time.time()
-        claims = {
+        claims: dict[str, object] = {
             "iss": _ISSUER,
             "aud": _AUDIENCE,
             "sub": identity.key_id,
@@ -88,30 +150,24 @@ class IdentityCodec:
         }
         if identity.quotas is not None:
             claims["quota"] = identity.quotas.to_claims()
-        return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
+        return jwt.encode(claims, self._private_key, algorithm=_ALGORITHM)
 
-    def decode(self, token: str) -> Identity:
-        """Returns the identity in `token`, or raises Unauthenticated."""
-        try:
-            claims = jwt.decode(
-                token,
-                self._secret,
-                algorithms=[_ALGORITHM],
-                audience=_AUDIENCE,
-                issuer=_ISSUER,
-                options={"require": ["exp", "sub", "iss", "aud"]},
-            )
-        except jwt.PyJWTError as error:
-            raise Unauthenticated(f"identity token refused: {error}") from error
-        quota = claims.get("quota")
-        return Identity(
-            tenant=str(claims["tenant"]),
-            key_id=str(claims["sub"]),
-            scopes=frozenset(str(s) for s in claims.get("scopes", [])),
-            key_name=str(claims.get("name", "")),
-            operator=claims.get("op") is True,
-            quotas=TenantQuotas.from_claims(quota) if isinstance(quota, dict) else None,
-        )
+    def credential(
+        self, role: CredentialRole, name: str, lifetime_days: float = DEFAULT_CREDENTIAL_DAYS
+    ) -> str:
+        """A credential for the farm process `name` in `role`, good for `lifetime_days`."""
+        now = time.time()
+        claims = {
+            "iss": _ISSUER,
+            "aud": _AUDIENCE,
+            "sub": f"{role.value}:{name}",
+            "tenant": "",
+            "role": role.value,
+            "scopes": [_ROLE_SCOPES[role].value],
+            "iat": int(now),
+            "exp": int(now + lifetime_days * 86400),
+        }
+        return jwt.encode(claims, self._private_key, algorithm=_ALGORITHM)
 
 
 _current_identity: contextvars.ContextVar[Identity] = contextvars.ContextVar("farm_identity")

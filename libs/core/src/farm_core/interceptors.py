@@ -14,13 +14,22 @@ from prometheus_client import Counter, Histogram
 from farm_core.errors import FarmError
 from farm_core.identity import (
     IDENTITY_HEADER,
-    IdentityCodec,
+    TENANT_HEADER,
+    CredentialRole,
+    IdentityVerifier,
     require_operator,
     reset_current_identity,
     set_current_identity,
 )
 from farm_core.logs import log_context
-from farm_core.scopes import ANY_IDENTITY, NO_IDENTITY, OPEN_METHOD_PREFIXES, RPC_RULES, RpcRule
+from farm_core.scopes import (
+    ANY_IDENTITY,
+    NO_IDENTITY,
+    OPEN_METHOD_PREFIXES,
+    RPC_RULES,
+    RpcRule,
+    Scope,
+)
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +239,7 @@ class IdentityInterceptor(CallInterceptor):
 
     def __init__(
         self,
-        codec: IdentityCodec,
+        codec: IdentityVerifier,
         method_scopes: Mapping[str, str],
         bootstrap_tenant: str = "",
         rules: Mapping[str, RpcRule] = RPC_RULES,
@@ -243,7 +252,9 @@ class IdentityInterceptor(CallInterceptor):
     def around(self, method: str, metadata: Metadata) -> Around | None:
         if self._method_scopes.get(method) == NO_IDENTITY:
             return None
-        token = dict(metadata).get(IDENTITY_HEADER)
+        headers = dict(metadata)
+        token = headers.get(IDENTITY_HEADER)
+        acting_for = headers.get(TENANT_HEADER)
 
         @contextlib.asynccontextmanager
         async def admitted(call: ServerCall) -> AsyncIterator[None]:
@@ -259,6 +270,15 @@ class IdentityInterceptor(CallInterceptor):
                 identity = self._codec.decode(str(token))
             except FarmError as error:
                 await context.abort(error.code, error.message)
+            if identity.role is CredentialRole.AGENT:
+                if required != Scope.AGENT:
+                    # Not even the methods any identity may call: an agent's only work.
+                    await context.abort(
+                        grpc.StatusCode.PERMISSION_DENIED,
+                        f"an agent's credential may not call {method}",
+                    )
+                # An agent acts for the tenant of the task it stores for.
+                identity = identity.acting_for(str(acting_for or ""))
             if required != ANY_IDENTITY and not identity.has_scope(str(required)):
                 await context.abort(
                     grpc.StatusCode.PERMISSION_DENIED,

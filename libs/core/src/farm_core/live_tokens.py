@@ -3,21 +3,37 @@
 A view token (from CreateViewToken, short-lived, used once) is given as `?token=`
 on the live view's URL; the edge takes it and hands the browser a live ticket in
 an HttpOnly cookie scoped to that session's live view, which the page's script and
-frame socket then carry. Both are signed with the farm's identity secret.
+frame socket then carry. Both are signed with the live token secret, which only the
+scheduler (which makes view tokens) and auth (which checks them and makes tickets) hold.
 """
 
 import datetime as dt
 import enum
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 import jwt
+from pydantic import SecretStr
 
 from farm_core.errors import Unauthenticated
+from farm_core.identity import load_or_create_secret
 
 _AUDIENCE = "farm-live"
 _ALGORITHM = "HS256"
 LIVE_COOKIE = "farm_live"
+LIVE_SECRET_FILE = "live-token-secret"
+LIVE_SECRET_DESCRIPTION = (
+    "Secret live view tokens are signed with (only the scheduler and auth hold it); "
+    "default: FARM_HOME/live-token-secret."
+)
+
+
+def resolve_live_secret(given: SecretStr | None, home: Path) -> str:
+    """The live token secret: `given` (from the environment), or FARM_HOME's file."""
+    if given is not None:
+        return given.get_secret_value()
+    return load_or_create_secret(home / LIVE_SECRET_FILE)
 
 
 class LiveTokenKind(enum.StrEnum):

@@ -14,12 +14,17 @@ class Scope(StrEnum):
     SESSIONS = "sessions"
     ARTIFACTS_READ = "artifacts.read"
     ADMIN = "admin"
-    # Held only by the farm's own processes (agents uploading artifacts); no API
+    # Held only by the farm's own services (storage reading a tenant's quota); no API
     # key can be created with it.
     INTERNAL = "internal"
+    # Held only by an agent's credential: an agent's work (storing what its tasks
+    # made); no API key can be created with it.
+    AGENT = "agent"
 
 
-PUBLIC_SCOPES: frozenset[str] = frozenset(s.value for s in Scope if s is not Scope.INTERNAL)
+PUBLIC_SCOPES: frozenset[str] = frozenset(
+    s.value for s in Scope if s not in (Scope.INTERNAL, Scope.AGENT)
+)
 
 # Methods anyone may call without an identity: health checking and reflection.
 OPEN_METHOD_PREFIXES: tuple[str, ...] = (
@@ -100,12 +105,12 @@ RPC_RULES: Mapping[str, RpcRule] = {
     f"{_ARTIFACTS}ListArtifacts": RpcRule(Scope.ARTIFACTS_READ),
     f"{_ARTIFACTS}DeleteArtifact": RpcRule(Scope.TASKS_WRITE, mutating=True, target="id"),
     # Agents upload what tasks produced; the task that asked for it is audited.
-    f"{_INGEST}UploadArtifact": RpcRule(Scope.INTERNAL),
+    f"{_INGEST}UploadArtifact": RpcRule(Scope.AGENT),
     # Agents read and keep the tenant's baselines and profiles for its tasks and sessions.
-    f"{_INGEST}GetBaselineImage": RpcRule(Scope.INTERNAL),
-    f"{_INGEST}CreateBaseline": RpcRule(Scope.INTERNAL),
-    f"{_INGEST}GetProfileState": RpcRule(Scope.INTERNAL),
-    f"{_INGEST}SaveProfile": RpcRule(Scope.INTERNAL),
+    f"{_INGEST}GetBaselineImage": RpcRule(Scope.AGENT),
+    f"{_INGEST}CreateBaseline": RpcRule(Scope.AGENT),
+    f"{_INGEST}GetProfileState": RpcRule(Scope.AGENT),
+    f"{_INGEST}SaveProfile": RpcRule(Scope.AGENT),
     # Baselines of visual comparisons and saved browser profiles (storage).
     f"{_BASELINES}ListBaselines": RpcRule(Scope.ARTIFACTS_READ),
     f"{_BASELINES}ApproveBaseline": RpcRule(Scope.TASKS_WRITE, mutating=True, target="id"),

@@ -13,7 +13,7 @@ from prometheus_client import disable_created_metrics, start_http_server
 
 from farm_core.audit import AuditInterceptor
 from farm_core.audit_publisher import AuditPublisher
-from farm_core.identity import IdentityCodec
+from farm_core.identity import IdentityVerifier
 from farm_core.interceptors import (
     ErrorMappingInterceptor,
     IdentityInterceptor,
@@ -72,7 +72,7 @@ class ServiceHost:
         # the whole public API on the service Envoy routes reflection to.
         self.reflected_services = tuple(reflected_services)
         self._health = health.aio.HealthServicer()
-        codec = IdentityCodec(settings.resolved_identity_secret())
+        codec = IdentityVerifier(settings.resolved_identity_public_key())
         self.audit = AuditPublisher(settings.nats_url, service.name, settings.audit_queue_size)
         self._server = grpc.aio.server(
             interceptors=[

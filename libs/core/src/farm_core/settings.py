@@ -3,10 +3,10 @@
 import ssl
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from farm_core.identity import load_or_create_secret
+from farm_core.identity_keys import IDENTITY_KEY_FILE, load_or_create_private_key, public_pem
 from farm_core.logs import LogFormat
 from farm_core.transport import InternalTls
 
@@ -14,7 +14,7 @@ DEFAULT_NATS_URL = "nats://127.0.0.1:7422"
 
 
 class FarmSettings(BaseSettings):
-    """The base of each service's settings: where state lives, NATS, the identity secret.
+    """The base of each service's settings: where state lives, NATS, the identity public key.
 
     Shared settings have fixed names (FARM_HOME, NATS_URL, ...); each service's own
     settings carry its prefix, e.g. FARM_SCHEDULER_PORT.
@@ -32,10 +32,13 @@ class FarmSettings(BaseSettings):
         validation_alias=AliasChoices("NATS_URL"),
         description="NATS server(s), comma-separated.",
     )
-    identity_secret: SecretStr | None = Field(
+    identity_public_key: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("FARM_IDENTITY_SECRET"),
-        description="Secret identities are signed with; default: FARM_HOME/identity-secret.",
+        validation_alias=AliasChoices("FARM_IDENTITY_PUBLIC_KEY"),
+        description=(
+            "PEM public key identities are verified with (auth signs them with its "
+            "private half); default: that of FARM_HOME/identity-key."
+        ),
     )
     host: str = Field(
         default="127.0.0.1",
@@ -110,11 +113,15 @@ class FarmSettings(BaseSettings):
         context.verify_mode = ssl.CERT_REQUIRED
         return context
 
-    def resolved_identity_secret(self) -> str:
-        """The identity secret, from the environment or the shared file under FARM_HOME."""
-        if self.identity_secret is not None:
-            return self.identity_secret.get_secret_value()
-        return load_or_create_secret(self.home / "identity-secret")
+    def resolved_identity_public_key(self) -> str:
+        """The identity public key (PEM): from the environment, or of FARM_HOME's key pair.
+
+        The fallback is for one machine, where every process shares FARM_HOME; a
+        host that holds only the public key (an agent's) must be given it.
+        """
+        if self.identity_public_key is not None:
+            return self.identity_public_key
+        return public_pem(load_or_create_private_key(self.home / IDENTITY_KEY_FILE))
 
     def bootstrap_tenant_name(self) -> str:
         """The bootstrap tenant, for refusals of operator-only calls; "" if not configured here."""

@@ -6,7 +6,7 @@ import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from farm_core.egress.address_policy import NATS_PORT, FarmService
@@ -46,6 +46,11 @@ class AgentSettings(FarmSettings):
     )
     storage_address: str = Field(
         default="127.0.0.1:7102", description="host:port of the storage service's gRPC."
+    )
+    credential: SecretStr | None = Field(
+        default=None,
+        description="This agent's credential (role agent), signed with auth's identity key "
+        "(the launcher issues it; docs/operations.md); storage takes uploads only with it.",
     )
     chromium_path: Path = Field(
         default=Path("/usr/bin/chromium"), description="The Chromium executable to launch."

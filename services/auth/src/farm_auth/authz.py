@@ -17,7 +17,7 @@ from farm_auth.session_check import SessionAdmission, SessionTarget, session_tar
 from farm_auth.shared_limits import SharedLimits
 from farm_auth.verifier import KeyVerifier
 from farm_core.errors import FarmError
-from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
+from farm_core.identity import IDENTITY_HEADER, Identity, IdentitySigner
 
 AUTHORIZATION_HEADER = "authorization"
 OUTCOMES = (
@@ -164,7 +164,7 @@ class AuthorizationApi(external_auth_pb2_grpc.AuthorizationServicer):
     def __init__(
         self,
         verifier: KeyVerifier,
-        codec: IdentityCodec,
+        codec: IdentitySigner,
         limits: SharedLimits,
         sessions: SessionAdmission | None = None,
     ) -> None:

@@ -21,7 +21,7 @@ from farm_auth.shared_limits import FailureRule, SharedLimits
 from farm_auth.store import KeyStore
 from farm_auth.verifier import KeyCache, KeyVerifier
 from farm_core.audit_publisher import AuditPublisher
-from farm_core.identity import IdentityCodec
+from farm_core.identity import IdentitySigner
 from farm_core.scopes import method_scopes
 from farm_core.server import AUDIT_FLUSH_SECONDS
 
@@ -40,10 +40,9 @@ class AuthService:
 
     def __init__(self, settings: AuthSettings) -> None:
         self._settings = settings
-        identity_secret = settings.resolved_identity_secret()
         self._store = KeyStore(settings.resolved_database_url())
-        # A pepper of its own, held by auth alone: a stolen table, or a service's
-        # identity secret, cannot be used to test guessed keys.
+        # A pepper of its own, held by auth alone: a stolen table cannot be used to
+        # test guessed keys.
         self._hasher = SecretHasher(settings.resolved_key_pepper())
         self._verifier = KeyVerifier(
             self._store,
@@ -52,14 +51,18 @@ class AuthService:
             settings.bootstrap_tenant,
             settings.limit_defaults(),
         )
-        self._codec = IdentityCodec(identity_secret, settings.identity_ttl_seconds)
+        self._codec = IdentitySigner(
+            settings.resolved_identity_key(), settings.identity_ttl_seconds
+        )
         self._audit_log = AuditLog(self._store.engine)
         self._audit_writer = AuditWriter(
             self._audit_log, settings.nats_url, settings.audit_retention_days
         )
         self._session_routes = SessionRoutes(settings.nats_url, settings.view_token_seconds)
         self._session_admission = SessionAdmission(
-            self._session_routes, identity_secret, settings.live_ticket_seconds
+            self._session_routes,
+            settings.resolved_live_token_secret(),
+            settings.live_ticket_seconds,
         )
         self._limits = SharedLimits(
             settings.nats_url,

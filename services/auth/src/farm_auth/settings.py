@@ -7,6 +7,13 @@ from farm_auth.keys import TENANT_PATTERN
 from farm_auth.limits import MAX_GRACE_SECONDS, MAX_RATE, LimitDefaults
 from farm_core.db import async_database_url
 from farm_core.identity import carry_over_secret, load_or_create_secret
+from farm_core.identity_keys import (
+    PRIVATE_KEY_DESCRIPTION,
+    load_private_key,
+    public_pem,
+    resolve_private_key,
+)
+from farm_core.live_tokens import LIVE_SECRET_DESCRIPTION, resolve_live_secret
 from farm_core.settings import FarmSettings
 
 
@@ -31,6 +38,16 @@ class AuthSettings(FarmSettings):
         default=None,
         description="Secret API keys are hashed with (only auth holds it); default: "
         "FARM_HOME/key-pepper.",
+    )
+    identity_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FARM_IDENTITY_KEY"),
+        description=PRIVATE_KEY_DESCRIPTION,
+    )
+    live_token_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FARM_LIVE_TOKEN_SECRET"),
+        description=LIVE_SECRET_DESCRIPTION,
     )
     bootstrap_tenant: str = Field(
         default="default",
@@ -169,6 +186,20 @@ class AuthSettings(FarmSettings):
         if not pepper_file.exists() and older_farm:
             return carry_over_secret(legacy, pepper_file)
         return load_or_create_secret(pepper_file)
+
+    def resolved_identity_key(self) -> str:
+        """The private identity key (PEM), from the environment or FARM_HOME/identity-key."""
+        return resolve_private_key(self.identity_key, self.home)
+
+    def resolved_identity_public_key(self) -> str:
+        """The public half of the identity key auth signs with, unless given apart."""
+        if self.identity_public_key is not None:
+            return self.identity_public_key
+        return public_pem(load_private_key(self.resolved_identity_key()))
+
+    def resolved_live_token_secret(self) -> str:
+        """The secret of live view tokens, shared with the scheduler alone."""
+        return resolve_live_secret(self.live_token_secret, self.home)
 
     def resolved_admin_key(self) -> str | None:
         """The bootstrap admin key's secret, or None when it is unset or empty."""

@@ -16,7 +16,7 @@ from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from prometheus_client import Gauge
 from starlette.requests import Request
 
-from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
+from farm_core.identity import IDENTITY_HEADER, Identity, IdentitySigner
 from farm_mcp.identity import FarmUser
 from farm_mcp_tools.browser import BrowserSettings, FarmBrowser
 from farm_mcp_tools.farm import Credentials, FarmApi, FarmCallFailed
@@ -42,7 +42,7 @@ class HttpConnections:
         self,
         farm: FarmApi,
         settings: BrowserSettings,
-        codec: IdentityCodec,
+        codec: IdentitySigner,
         close_timeout: float,
     ) -> None:
         self._farm = farm

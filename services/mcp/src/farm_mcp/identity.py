@@ -1,7 +1,7 @@
 """Who calls /mcp: the signed identity Envoy's ext_authz put in x-farm-identity, verified here.
 
 Envoy checks the API key and replaces it with the identity token; this service
-trusts only a token signed with the farm's identity secret, and admits a request
+trusts only a token signed with the farm's identity key, and admits a request
 only if its key holds the scope `sessions`. The MCP SDK binds each MCP session
 to the key that opened it (a request with another key's identity is 404).
 """
@@ -12,7 +12,7 @@ from starlette.authentication import AuthCredentials, AuthenticationBackend, Bas
 from starlette.requests import HTTPConnection
 
 from farm_core.errors import Unauthenticated
-from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
+from farm_core.identity import IDENTITY_HEADER, Identity, IdentityVerifier
 from farm_core.scopes import Scope
 
 REQUIRED_SCOPES = [Scope.SESSIONS.value]
@@ -37,7 +37,7 @@ class FarmUser(AuthenticatedUser):
 class FarmIdentityBackend(AuthenticationBackend):
     """Starlette authentication from the x-farm-identity header; no header or a bad one: none."""
 
-    def __init__(self, codec: IdentityCodec) -> None:
+    def __init__(self, codec: IdentityVerifier) -> None:
         self._codec = codec
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:

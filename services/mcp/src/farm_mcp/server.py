@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 from farm.sessions.v1 import sessions_pb2_grpc
 from farm.storage.v1 import artifacts_pb2_grpc
-from farm_core.identity import IdentityCodec
+from farm_core.identity import IdentitySigner
 from farm_core.logs import configure_logging
 from farm_core.transport import aio_channel
 from farm_mcp.connections import HttpConnections
@@ -67,7 +67,7 @@ def build_app(settings: McpSettings) -> Starlette:
         artifacts_pb2_grpc.ArtifactServiceStub(storage),
         settings.public_url,
     )
-    codec = IdentityCodec(settings.resolved_identity_secret())
+    codec = IdentitySigner(settings.resolved_identity_key())
     connections = HttpConnections(
         farm,
         BrowserSettings(idle_timeout_seconds=settings.idle_timeout_seconds),

@@ -1,8 +1,9 @@
 """The MCP service's settings, read from the environment (prefix FARM_MCP_)."""
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from farm_core.identity_keys import PRIVATE_KEY_DESCRIPTION, resolve_private_key
 from farm_core.settings import FarmSettings
 
 
@@ -26,6 +27,11 @@ class McpSettings(FarmSettings):
     tool_timeout_seconds: float = Field(
         default=60.0, ge=5, le=330, description="Time limit of one tool call."
     )
+    identity_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FARM_IDENTITY_KEY"),
+        description=PRIVATE_KEY_DESCRIPTION,
+    )
     idle_timeout_seconds: int = Field(
         default=300,
         ge=10,
@@ -42,3 +48,7 @@ class McpSettings(FarmSettings):
     sweep_seconds: float = Field(
         default=15.0, gt=0, description="How often idle connections' browsers are looked for."
     )
+
+    def resolved_identity_key(self) -> str:
+        """The private identity key (PEM) the service signs its callers' identities anew with."""
+        return resolve_private_key(self.identity_key, self.home)

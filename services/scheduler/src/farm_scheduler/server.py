@@ -236,7 +236,7 @@ class SchedulerService:
             self._sessions,
             self._agent_orders,
             self._session_closer,
-            self._settings.resolved_identity_secret(),
+            self._settings.resolved_live_token_secret(),
         )
         sessions_pb2_grpc.add_SessionServiceServicer_to_server(sessions, server)
         return [TASK_SERVICE, ADMIN_SERVICE, SESSION_SERVICE]

@@ -2,12 +2,13 @@
 
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from farm_core.db import async_database_url
 from farm_core.egress.address_policy import NATS_PORT, FarmService
 from farm_core.egress.allowlist import AllowList
+from farm_core.live_tokens import LIVE_SECRET_DESCRIPTION, resolve_live_secret
 from farm_core.settings import FarmSettings
 from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
 from farm_scheduler.routing.rules import parse_rules
@@ -128,6 +129,11 @@ class SchedulerSettings(FarmSettings):
     view_token_ttl_seconds: float = Field(
         default=300.0, gt=0, le=3600, description="How long a live view token may be used."
     )
+    live_token_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FARM_LIVE_TOKEN_SECRET"),
+        description=LIVE_SECRET_DESCRIPTION,
+    )
 
     callback_allow: Annotated[AllowList, NoDecode] = Field(
         default=AllowList(),
@@ -214,6 +220,10 @@ class SchedulerSettings(FarmSettings):
             except ValueError as error:
                 raise ValueError(f"FARM_SCHEDULER_FARM_ADDRESSES: {error}") from error
         return value
+
+    def resolved_live_token_secret(self) -> str:
+        """The secret of live view tokens, shared with auth alone."""
+        return resolve_live_secret(self.live_token_secret, self.home)
 
     def farm_services(self) -> list[FarmService]:
         """Where the farm listens, callbacks may not: own ports, NATS, FARM_ADDRESSES."""

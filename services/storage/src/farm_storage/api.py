@@ -7,7 +7,7 @@ from google.api import httpbody_pb2  # type: ignore[import-untyped]
 
 from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2
-from farm_core.errors import InvalidArgument
+from farm_core.errors import InvalidArgument, PermissionDenied
 from farm_core.identity import current_identity
 from farm_core.paging import Cursor, read_page
 from farm_core.timestamps import to_timestamp
@@ -109,6 +109,11 @@ class IngestApi(ingest_pb2_grpc.ArtifactIngestServiceServicer):
         context: Any,
     ) -> ingest_pb2.UploadArtifactResponse:
         upload = await receive_upload(request_iterator, self._max_artifact_bytes)
+        if upload.tenant != current_identity().tenant:
+            raise PermissionDenied(
+                f"header.tenant: this call acts for tenant {current_identity().tenant!r}, "
+                f"not {upload.tenant!r}"
+            )
         record = await self._library.store_upload(upload)
         return ingest_pb2.UploadArtifactResponse(artifact=artifact_message(record))
 

@@ -7,7 +7,7 @@ import grpc
 
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm_core.errors import ResourceExhausted, Unavailable
-from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
+from farm_core.identity import IDENTITY_HEADER
 from farm_core.transport import InternalTls, aio_channel
 
 CALL_TIMEOUT_SECONDS = 5.0
@@ -29,19 +29,19 @@ def check_byte_quota(
 
 
 class TenantQuotaSource:
-    """Asks the auth service (GetTenant, with the internal scope) for a tenant's byte quota."""
+    """Asks the auth service (GetTenant, with storage's service credential) for a byte quota."""
 
     def __init__(
         self,
         auth_address: str,
-        codec: IdentityCodec,
+        credential: str,
         cache_seconds: float,
         clock: Callable[[], float] = time.monotonic,
         tls: InternalTls | None = None,
     ) -> None:
         self._address = auth_address
         self._tls = tls
-        self._codec = codec
+        self._credential = credential
         self._cache_seconds = cache_seconds
         self._clock = clock
         # Opened on first use, inside the server's event loop.
@@ -63,14 +63,13 @@ class TenantQuotaSource:
             await self._channel.close()
 
     async def _ask(self, tenant: str) -> int:
-        token = self._codec.encode(Identity.internal(tenant, "storage"))
         if self._channel is None:
             self._channel = aio_channel(self._address, self._tls)
         stub = auth_pb2_grpc.AuthServiceStub(self._channel)
         try:
             reply: auth_pb2.Tenant = await stub.GetTenant(
                 auth_pb2.GetTenantRequest(name=tenant),
-                metadata=((IDENTITY_HEADER, token),),
+                metadata=((IDENTITY_HEADER, self._credential),),
                 timeout=CALL_TIMEOUT_SECONDS,
             )
         except grpc.aio.AioRpcError as error:

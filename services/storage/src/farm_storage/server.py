@@ -10,7 +10,6 @@ from farm.storage.v1 import (
     ingest_pb2_grpc,
     profiles_pb2_grpc,
 )
-from farm_core.identity import IdentityCodec
 from farm_core.scopes import method_scopes
 from farm_storage.api import ArtifactApi, IngestApi
 from farm_storage.baselines import BaselineLibrary
@@ -45,7 +44,7 @@ class StorageService:
         self._quotas = (
             TenantQuotaSource(
                 settings.auth_address,
-                IdentityCodec(settings.resolved_identity_secret()),
+                settings.resolved_credential(),
                 settings.quota_cache_seconds,
                 tls=settings.internal_tls(),
             )

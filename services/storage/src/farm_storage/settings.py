@@ -79,9 +79,23 @@ class StorageSettings(FarmSettings):
         description="host:port of the auth service, asked for tenants' artifact byte quotas; "
         "empty: byte quotas are not enforced.",
     )
+    credential: SecretStr | None = Field(
+        default=None,
+        description="Storage's service credential (role service, signed with auth's identity "
+        "key), shown to auth when asking for a quota; needed with FARM_STORAGE_AUTH_ADDRESS.",
+    )
     quota_cache_seconds: float = Field(
         default=5.0, ge=0, description="How long a tenant's byte quota read from auth is used."
     )
+
+    def resolved_credential(self) -> str:
+        """Storage's service credential; ValueError when asking auth without one."""
+        if self.credential is None:
+            raise ValueError(
+                "FARM_STORAGE_AUTH_ADDRESS is set but FARM_STORAGE_CREDENTIAL is not: storage "
+                "needs its service credential to ask auth for quotas"
+            )
+        return self.credential.get_secret_value()
 
     def resolved_database_url(self) -> str:
         """The SQLAlchemy async URL of the database (SQLite under FARM_HOME by default)."""

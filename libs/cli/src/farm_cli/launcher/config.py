@@ -217,7 +217,7 @@ class FarmConfig:
     s3_bucket: str = DEFAULT_S3_BUCKET
     database_url: str | None = field(default=None, repr=False)
     admin_key: str | None = field(default=None, repr=False)
-    identity_secret: str | None = field(default=None, repr=False)
+    identity_key: str | None = field(default=None, repr=False)
     log_level: str = "INFO"
     # False starts only NATS, SeaweedFS and Envoy (tests of the launcher itself).
     start_services: bool = True
@@ -374,7 +374,7 @@ class FarmConfig:
             s3_bucket=env.get("S3_BUCKET") or DEFAULT_S3_BUCKET,
             database_url=env.get("DATABASE_URL") or None,
             admin_key=env.get("FARM_ADMIN_KEY") or None,
-            identity_secret=env.get("FARM_IDENTITY_SECRET") or None,
+            identity_key=env.get("FARM_IDENTITY_KEY") or None,
             log_level=env.get("FARM_LOG_LEVEL") or "INFO",
             start_services=start_services,
             tls=tls or cert is not None or key is not None,

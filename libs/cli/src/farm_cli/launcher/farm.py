@@ -53,7 +53,7 @@ from farm_cli.launcher.tls import (
     load_or_create_internal_tls,
     load_or_create_local_tls,
 )
-from farm_core.identity import load_or_create_secret
+from farm_core.identity_keys import resolve_private_key
 
 NATS_TIMEOUT = 30.0
 SEAWEEDFS_TIMEOUT = 90.0
@@ -146,9 +146,9 @@ class LocalFarm:
         return _started(self._shared).nats_url
 
     @property
-    def identity_secret(self) -> str:
-        """The secret the farm's processes sign and verify identities with."""
-        return _started(self._shared).identity_secret
+    def identity_key(self) -> str:
+        """The private identity key (PEM) auth signs identities and credentials with."""
+        return _started(self._shared).identity_key
 
     @property
     def s3(self) -> S3Target:
@@ -269,9 +269,9 @@ class LocalFarm:
         for folder in (self.home, self.log_dir, self.run_dir):
             folder.mkdir(parents=True, exist_ok=True)
         self._admin_key = resolve_admin_key(self.admin_key_path, self.config.admin_key)
-        secret = self.config.identity_secret or load_or_create_secret(self.home / "identity-secret")
+        identity_key = self.config.identity_key or resolve_private_key(None, self.home)
         nats_url = self.config.nats_url or f"nats://{HOST}:{self.config.ports.nats}"
-        return SharedSettings(nats_url=nats_url, identity_secret=secret)
+        return SharedSettings(nats_url=nats_url, identity_key=identity_key)
 
     def _prepare_tls(self) -> TlsFiles | None:
         """The given certificate (checked to exist), the local CA's (made once), or None."""

@@ -1,13 +1,15 @@
 """How the launcher runs the farm's own services: `python -m farm_<name>` with their settings."""
 
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from farm_cli.launcher.config import FarmConfig
 from farm_cli.launcher.infra import S3Credentials
 from farm_cli.launcher.processes import ProcessSpec
 from farm_cli.launcher.tls import TlsFiles
+from farm_core.identity import CredentialRole, IdentitySigner
+from farm_core.identity_keys import load_private_key, public_pem
 
 HOST = "127.0.0.1"
 # A service drains for up to FARM_GRACE_SECONDS (20 s by default) on SIGTERM.
@@ -27,12 +29,24 @@ class S3Target:
 
 @dataclass(frozen=True)
 class SharedSettings:
-    """What every service of one farm gets: NATS, the identity secret, mutual-TLS files."""
+    """What one farm's services are given: NATS, the identity key, mutual-TLS files.
+
+    Only auth and the MCP service get the private identity key; every process gets
+    its public half, and agents and storage a credential signed with it.
+    """
 
     nats_url: str
-    identity_secret: str
+    identity_key: str = field(repr=False)
     # The certificate every service serves and calls the others with; None: plaintext.
     internal_tls: TlsFiles | None = None
+
+    def public_key(self) -> str:
+        """The public half of the identity key (PEM)."""
+        return public_pem(load_private_key(self.identity_key))
+
+    def credential(self, role: CredentialRole, name: str) -> str:
+        """A credential for the farm process `name` in `role`, signed with the identity key."""
+        return IdentitySigner(self.identity_key).credential(role, name)
 
 
 @dataclass(frozen=True)
@@ -67,7 +81,7 @@ def common_env(config: FarmConfig, shared: SharedSettings) -> dict[str, str]:
         **config.service_env,
         "FARM_HOME": str(config.home),
         "NATS_URL": shared.nats_url,
-        "FARM_IDENTITY_SECRET": shared.identity_secret,
+        "FARM_IDENTITY_PUBLIC_KEY": shared.public_key(),
         "FARM_LOG_LEVEL": config.log_level,
         "PYTHONUNBUFFERED": "1",
         **_internal_tls_env(shared.internal_tls),
@@ -116,6 +130,7 @@ def core_service_launches(
                 "FARM_AUTH_PORT": str(ports.auth),
                 "FARM_AUTH_METRICS_PORT": str(ports.auth_metrics),
                 "FARM_ADMIN_KEY": admin_key,
+                "FARM_IDENTITY_KEY": shared.identity_key,
             },
             ports.auth,
         ),
@@ -127,6 +142,7 @@ def core_service_launches(
                 "FARM_STORAGE_METRICS_PORT": str(ports.storage_metrics),
                 # Storage asks auth for tenants' artifact byte quotas.
                 "FARM_STORAGE_AUTH_ADDRESS": f"{HOST}:{ports.auth}",
+                "FARM_STORAGE_CREDENTIAL": shared.credential(CredentialRole.SERVICE, "storage"),
                 "S3_ENDPOINT": s3.endpoint,
                 "S3_ACCESS_KEY": s3.credentials.access_key,
                 "S3_SECRET_KEY": s3.credentials.secret_key,
@@ -192,6 +208,8 @@ def mcp_launch(config: FarmConfig, shared: SharedSettings) -> ServiceLaunch:
         "mcp",
         {
             **common_env(config, shared),
+            # It signs its callers' identities anew for calls outside their requests.
+            "FARM_IDENTITY_KEY": shared.identity_key,
             "FARM_MCP_PORT": str(ports.mcp),
             "FARM_MCP_METRICS_PORT": str(ports.mcp_metrics),
             "FARM_MCP_SCHEDULER_ADDRESS": f"{HOST}:{ports.scheduler}",
@@ -239,6 +257,7 @@ def agent_launches(config: FarmConfig, shared: SharedSettings) -> list[ServiceLa
             **common_env(config, shared),
             **own_env,
             "FARM_AGENT_ID": name,
+            "FARM_AGENT_CREDENTIAL": shared.credential(CredentialRole.AGENT, name),
             "FARM_AGENT_PORT": str(ports.agent(index)),
             "FARM_AGENT_METRICS_PORT": str(ports.agent_metrics(index)),
             "FARM_AGENT_SESSION_PORT": str(ports.agent_session(index)),

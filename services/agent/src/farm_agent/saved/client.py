@@ -13,10 +13,10 @@ import grpc
 from tenacity import RetryCallState
 
 from farm.storage.v1 import ingest_pb2, ingest_pb2_grpc
+from farm_agent.credential import agent_metadata
 from farm_agent.errors import TaskFailure
 from farm_agent.settings import AgentSettings
 from farm_agent.work.uploader import RetryPolicy
-from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
 from farm_core.saved import BaselineKey
 from farm_core.server import MAX_MESSAGE_BYTES
 from farm_core.task_errors import ErrorCode
@@ -66,12 +66,11 @@ class SavedState(Protocol):
 
 
 class StorageSavedState:
-    """SavedState over gRPC to the storage service, with the agent's internal identity."""
+    """SavedState over gRPC to the storage service, with the agent's credential."""
 
     def __init__(self, settings: AgentSettings, retry: RetryPolicy | None = None) -> None:
-        self._agent_id = settings.id
+        self._credential = settings.credential
         self._address = settings.storage_address
-        self._codec = IdentityCodec(settings.resolved_identity_secret())
         self._retry = retry or RetryPolicy()
         self._channel = aio_channel(
             settings.storage_address,
@@ -133,11 +132,9 @@ class StorageSavedState:
             )
 
         async def attempt() -> Reply:
-            # A fresh token each try: identity tokens live 60 s, retries may outlast one.
-            token = self._codec.encode(Identity.internal(tenant, self._agent_id))
             return await method(
                 request,
-                metadata=((IDENTITY_HEADER, token),),
+                metadata=agent_metadata(self._credential, tenant),
                 timeout=self._retry.call_timeout_seconds,
             )
 

@@ -19,7 +19,7 @@ from aiohttp import web
 from farm_agent.sessions.bridge import MAX_CLIENT_MESSAGE_BYTES, bridge, close_client
 from farm_agent.sessions.session import OpenSession
 from farm_core.errors import Unauthenticated
-from farm_core.identity import IDENTITY_HEADER, IdentityCodec
+from farm_core.identity import IDENTITY_HEADER, IdentityVerifier
 from farm_core.scopes import Scope
 from farm_core.sessions import CloseReason
 
@@ -52,7 +52,7 @@ class SessionEndpoints:
     def __init__(
         self,
         sessions: SessionLookup,
-        codec: IdentityCodec,
+        codec: IdentityVerifier,
         host: str,
         port: int,
         ssl_context: ssl.SSLContext | None = None,

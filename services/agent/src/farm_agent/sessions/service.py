@@ -14,7 +14,7 @@ from farm_agent.sessions.manager import SessionManager
 from farm_agent.sessions.orders import SessionOrders
 from farm_agent.settings import AgentSettings
 from farm_agent.work.uploader import ArtifactUploader
-from farm_core.identity import IdentityCodec
+from farm_core.identity import IdentityVerifier
 from farm_core.periodic import Periodic
 from farm_core.sessions import sessions_bucket
 
@@ -41,7 +41,7 @@ class AgentSessions:
         self.manager = SessionManager(settings, pool, places, self._keeper)
         self._endpoints = SessionEndpoints(
             self.manager,
-            IdentityCodec(settings.resolved_identity_secret()),
+            IdentityVerifier(settings.resolved_identity_public_key()),
             settings.session_host or settings.host,
             settings.session_port,
             settings.internal_ssl_server(),

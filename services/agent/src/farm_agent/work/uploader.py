@@ -12,10 +12,10 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from farm.storage.v1 import artifacts_pb2, ingest_pb2, ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import CapturedArtifact
+from farm_agent.credential import agent_metadata
 from farm_agent.errors import TaskFailure
 from farm_agent.settings import AgentSettings
 from farm_core.backoff import DoublingWait
-from farm_core.identity import IDENTITY_HEADER, Identity, IdentityCodec
 from farm_core.task_errors import ErrorCode
 from farm_core.transport import aio_channel
 
@@ -80,13 +80,12 @@ def artifact_ref(artifact: artifacts_pb2.Artifact) -> tasks_pb2.ArtifactRef:
 
 
 class StorageUploader:
-    """Streams artifacts to storage as header + chunks, with the agent's internal identity."""
+    """Streams artifacts to storage as header + chunks, with the agent's credential."""
 
     def __init__(self, settings: AgentSettings, retry: RetryPolicy | None = None) -> None:
-        self._agent_id = settings.id
+        self._credential = settings.credential
         self._chunk_bytes = settings.upload_chunk_bytes
         self._address = settings.storage_address
-        self._codec = IdentityCodec(settings.resolved_identity_secret())
         self._retry = retry or RetryPolicy()
         self._channel = aio_channel(settings.storage_address, settings.internal_tls())
         self._stub = ingest_pb2_grpc.ArtifactIngestServiceStub(self._channel)
@@ -133,13 +132,10 @@ class StorageUploader:
         """One attempt: the header and the chunks, with the agent's identity."""
         response: ingest_pb2.UploadArtifactResponse = await self._stub.UploadArtifact(
             self._requests(tenant, task_id, artifact),
-            metadata=((IDENTITY_HEADER, self._token(tenant)),),
+            metadata=agent_metadata(self._credential, tenant),
             timeout=self._retry.call_timeout_seconds,
         )
         return response
-
-    def _token(self, tenant: str) -> str:
-        return self._codec.encode(Identity.internal(tenant, self._agent_id))
 
     async def _requests(
         self, tenant: str, task_id: str, artifact: CapturedArtifact

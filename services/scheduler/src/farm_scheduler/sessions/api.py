@@ -72,13 +72,13 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
         store: SessionStore,
         orders: AgentOrders,
         closer: SessionCloser,
-        identity_secret: str,
+        live_token_secret: str,
     ) -> None:
         self._settings = settings
         self._store = store
         self._orders = orders
         self._closer = closer
-        self._secret = identity_secret
+        self._secret = live_token_secret
         self._bounds = SessionBounds(
             default_idle_timeout_seconds=settings.session_idle_timeout_seconds,
             max_idle_timeout_seconds=settings.session_max_idle_timeout_seconds,
