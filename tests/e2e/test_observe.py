@@ -31,6 +31,7 @@ SECTIONS = {
     "auth": ("auth",),
     "storage": ("storage",),
     "scheduler: tasks": ("scheduler",),
+    "scheduler: callbacks": ("scheduler",),
     "scheduler: the fleet": ("scheduler",),
     "agent": ("agent",),
 }
