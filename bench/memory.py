@@ -52,6 +52,26 @@ def agent_pss_mib(farm: LocalFarm) -> float:
     return tree_proportional_bytes(farm.process("agent-1").pid) / MIB
 
 
+def idle_parts_mib(farm: LocalFarm) -> dict[str, float]:
+    """The agent's PSS by part: its own process, its task browsers, its session browsers."""
+    root = farm.process("agent-1").pid
+    parts = {"agent process": 0.0, "task browsers": 0.0, "session browsers": 0.0}
+    for pid in process_tree(root):
+        try:
+            process = psutil.Process(pid)
+            pss = process.memory_full_info().pss / MIB
+            command = " ".join(process.cmdline())
+        except psutil.Error:
+            continue
+        if pid == root:
+            parts["agent process"] += pss
+        elif "/sessions/" in command:
+            parts["session browsers"] += pss
+        else:
+            parts["task browsers"] += pss
+    return parts
+
+
 @contextmanager
 def peak_of(farm: LocalFarm) -> Iterator[list[float]]:
     """Samples the agent's PSS every 0.2 s while the block runs; yields the samples."""
@@ -79,20 +99,18 @@ def warm_contexts_kept(farm: LocalFarm) -> int:
     return int(float(found.group(1))) if found else 0
 
 
-def stray_chromium(farm: LocalFarm) -> list[int]:
-    """Chromium processes of this farm (their profile is under its home) no agent holds."""
-    held: set[int] = set()
-    for name, process in farm.processes.items():
-        if name.startswith("agent-"):
-            held |= process_tree(process.pid)
-    home = str(farm.home)
-    stray = []
+def chromium_left(home: str) -> list[int]:
+    """Chromium processes of a farm (their profile is under its home) still running.
+
+    Read once the farm has stopped: while it runs, Chromium's crash handlers detach
+    from their browsers and would look like strays.
+    """
+    left = []
     for found in psutil.process_iter(["pid", "name", "cmdline"]):
         info = found.info
-        ours = CHROMIUM_NAMES.match(info["name"] or "") and home in " ".join(info["cmdline"] or [])
-        if ours and info["pid"] not in held:
-            stray.append(info["pid"])
-    return stray
+        if CHROMIUM_NAMES.match(info["name"] or "") and home in " ".join(info["cmdline"] or []):
+            left.append(info["pid"])
+    return left
 
 
 async def run_shots(
@@ -117,12 +135,15 @@ def settle(farm: LocalFarm) -> float:
     return agent_pss_mib(farm)
 
 
-def report(figures: dict[str, float], soak: int, concurrency: int, strays: int) -> str:
+def report(
+    figures: dict[str, float], parts: dict[str, float], soak: int, concurrency: int, strays: int
+) -> str:
     """The figures as a Markdown table, with the goals they are held against."""
     idle, after = figures["idle"], figures["idle after soak"]
     creep = (after - idle) / idle * 100
     rows = [
         ("idle agent with its pool (PSS)", f"{idle:.0f} MiB", f"≤ {IDLE_GOAL_MIB} MiB"),
+        *((f"… of which {part}", f"{mib:.0f} MiB", "—") for part, mib in parts.items()),
         ("per busy slot (context per task)", f"{figures['per slot']:.0f} MiB", "—"),
         ("per warm context (idle, kept)", f"{figures['per warm']:.0f} MiB", "—"),
         (
@@ -130,14 +151,15 @@ def report(figures: dict[str, float], soak: int, concurrency: int, strays: int) 
             f"{after:.0f} MiB ({creep:+.1f} %)",
             f"within {CREEP_GOAL_PERCENT} %",
         ),
-        ("Chromium processes outliving their browser", str(strays), "0"),
+        ("Chromium processes left after the farm stopped", str(strays), "0"),
     ]
     lines = ["| measure | value | goal |", "|---|---:|---:|"]
     lines += [f"| {name} | {value} | {goal} |" for name, value, goal in rows]
     lines.append("")
     lines.append(
         f"Machine: {os.cpu_count()} CPUs; one agent, FARM_AGENT_CONCURRENCY={concurrency}, "
-        f"FARM_AGENT_WARM_CONTEXTS={concurrency}, FARM_AGENT_BROWSER_IDLE_SECONDS={IDLE_SECONDS}; "
+        f"FARM_AGENT_WARM_CONTEXTS={concurrency}, FARM_AGENT_BROWSER_IDLE_SECONDS and "
+        f"FARM_AGENT_SESSION_SPARE_KEEP_SECONDS {IDLE_SECONDS}; "
         f"{VIEWPORT['width']}x{VIEWPORT['height']} PNGs of a {len(PAGE_HTML)}-byte local page "
         "(the soak's full page)."
     )
@@ -155,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
         "FARM_AGENT_CONCURRENCY": str(c),
         "FARM_AGENT_WARM_CONTEXTS": str(c),
         "FARM_AGENT_BROWSER_IDLE_SECONDS": str(IDLE_SECONDS),
+        # Idle means no session lately too: the spare session browsers have closed.
+        "FARM_AGENT_SESSION_SPARE_KEEP_SECONDS": str(IDLE_SECONDS),
     }
     figures: dict[str, float] = {}
     with (
@@ -164,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         progress("warming up")
         asyncio.run(run_shots(farm, page_url, 2 * c, c, isolation="ISOLATION_CONTEXT"))
         figures["idle"] = settle(farm)
+        parts = idle_parts_mib(farm)
         progress(f"idle: {figures['idle']:.0f} MiB; busy slots")
         with peak_of(farm) as samples:
             asyncio.run(run_shots(farm, page_url, 10 * c, c, isolation="ISOLATION_CONTEXT"))
@@ -185,10 +210,12 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
         figures["idle after soak"] = settle(farm)
-        strays = len(stray_chromium(farm))
+        home = str(farm.home)
         if failed:
             progress(f"{failed} soak tasks failed")
-    print(report(figures, args.soak, c, strays))
+    time.sleep(1)
+    strays = len(chromium_left(home))
+    print(report(figures, parts, args.soak, c, strays))
 
 
 if __name__ == "__main__":

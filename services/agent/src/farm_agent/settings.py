@@ -233,6 +233,13 @@ class AgentSettings(FarmSettings):
         description="Session browsers kept started ahead, so that opening a session with the "
         "default screen does not wait for Chromium; 0 starts each when its session opens.",
     )
+    session_spare_keep_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="How long spare session browsers are kept after the agent starts or a "
+        "session opens here; then they close (each holds about 200 MiB) until the next "
+        "session, which waits for its browser. 0: kept always.",
+    )
     session_place_wait_seconds: float = Field(
         default=5.0,
         ge=0,

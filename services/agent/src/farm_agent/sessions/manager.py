@@ -95,6 +95,7 @@ class SessionManager:
             lambda folder: start_browser(pool, settings, DEFAULT_SCREEN, folder),
             self._sessions_root,
             settings.session_spare_browsers,
+            settings.session_spare_keep_seconds,
         )
 
     @property

@@ -3,7 +3,8 @@
 Starting Chromium and connecting Playwright to it takes most of a second; an agent
 keeps `session_spare_browsers` of them ready (with the default screen, each with
 its egress listener), hands one to the next session that wants that screen, and
-starts another in the background.
+starts another in the background; after `session_spare_keep_seconds` without a
+session the spares close, until the next session asks again.
 """
 
 import asyncio
@@ -112,22 +113,47 @@ async def start_browser(
 
 
 class SpareBrowsers:
-    """Keeps `count` browsers with the default screen ready for the next sessions."""
+    """Keeps `count` browsers with the default screen ready while sessions are asked for.
 
-    def __init__(self, start: Callable[[Path], Awaitable[WarmBrowser]], root: Path, count: int):
+    Each spare holds a Chromium (about 200 MiB) while it waits, so spares are kept only
+    for `keep_seconds` after the last demand (the agent's start, or a session taken):
+    an agent that serves no sessions gives their memory back. 0 keeps them always.
+    """
+
+    def __init__(
+        self,
+        start: Callable[[Path], Awaitable[WarmBrowser]],
+        root: Path,
+        count: int,
+        keep_seconds: float = 0.0,
+    ):
         self._start = start
         self._root = root
         self._count = count
+        self._keep_seconds = keep_seconds
         self._ready: list[WarmBrowser] = []
         self._starting: set[asyncio.Task[None]] = set()
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._retire_timer: asyncio.TimerHandle | None = None
         self._closed = False
 
+    @property
+    def ready(self) -> int:
+        """How many spares are ready now."""
+        return len(self._ready)
+
     def fill(self) -> None:
-        """Starts browsers in the background until `count` are ready or starting."""
-        while not self._closed and len(self._ready) + len(self._starting) < self._count:
+        """Starts browsers in the background until `count` are ready or starting.
+
+        A demand: the spares are kept `keep_seconds` from now.
+        """
+        if self._closed:
+            return
+        while len(self._ready) + len(self._starting) < self._count:
             task = asyncio.get_running_loop().create_task(self._start_one())
             self._starting.add(task)
             task.add_done_callback(self._starting.discard)
+        self._keep_from_now()
 
     async def take(self) -> WarmBrowser | None:
         """A ready browser (another one is started in its place); None when none is ready."""
@@ -143,6 +169,28 @@ class SpareBrowsers:
     async def close(self) -> None:
         """Stops the browsers being started and closes the ready ones."""
         self._closed = True
+        if self._retire_timer is not None:
+            self._retire_timer.cancel()
+        if self._retiring:
+            await asyncio.wait(set(self._retiring))
+        await self._end_all()
+
+    def _keep_from_now(self) -> None:
+        if self._keep_seconds <= 0:
+            return
+        if self._retire_timer is not None:
+            self._retire_timer.cancel()
+        self._retire_timer = asyncio.get_running_loop().call_later(self._keep_seconds, self._retire)
+
+    def _retire(self) -> None:
+        """No session asked for `keep_seconds`: the spares go until the next demand."""
+        if self._closed:
+            return
+        task = asyncio.get_running_loop().create_task(self._end_all())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _end_all(self) -> None:
         for task in list(self._starting):
             task.cancel()
         if self._starting:

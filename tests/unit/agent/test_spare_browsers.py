@@ -1,0 +1,73 @@
+"""Spare session browsers: ready while sessions are asked for, given back when not."""
+
+import asyncio
+import contextlib
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from farm_agent.egress.session import EgressSession
+from farm_agent.sessions.warm import SpareBrowsers, WarmBrowser
+from tests.helpers import assert_eventually
+
+
+class Starts:
+    """Starts stand-in browsers and notes which were closed."""
+
+    def __init__(self) -> None:
+        self.started: list[Path] = []
+        self.closed: list[Path] = []
+
+    async def __call__(self, folder: Path) -> WarmBrowser:
+        self.started.append(folder)
+        stack = contextlib.AsyncExitStack()
+        stack.callback(self.closed.append, folder)
+        browser: Any = SimpleNamespace(alive=True)
+        return WarmBrowser(browser, EgressSession(label="spare"), stack, folder)
+
+
+async def test_spares_close_after_the_keep_time_and_come_back_with_the_next_session(
+    tmp_path: Path,
+) -> None:
+    starts = Starts()
+    spares = SpareBrowsers(starts, tmp_path, count=2, keep_seconds=0.3)
+    try:
+        spares.fill()  # the agent's start
+        await assert_eventually(lambda: spares.ready == 2, within=5)
+
+        await assert_eventually(lambda: spares.ready == 0, within=5)
+        assert sorted(starts.closed) == sorted(starts.started)
+
+        assert await spares.take() is None  # a session asks: none ready, two start
+        await assert_eventually(lambda: spares.ready == 2, within=5)
+        assert len(starts.started) == 4
+    finally:
+        await spares.close()
+    assert sorted(starts.closed) == sorted(starts.started)
+
+
+async def test_each_session_keeps_the_spares_longer(tmp_path: Path) -> None:
+    starts = Starts()
+    spares = SpareBrowsers(starts, tmp_path, count=1, keep_seconds=0.5)
+    try:
+        spares.fill()
+        await assert_eventually(lambda: spares.ready == 1, within=5)
+        for _ in range(4):  # a session every 0.3 s: never 0.5 s without one
+            await asyncio.sleep(0.3)
+            assert await spares.take() is not None
+            await assert_eventually(lambda: spares.ready == 1, within=5)
+        assert starts.closed == []
+    finally:
+        await spares.close()
+
+
+async def test_with_keep_0_the_spares_stay(tmp_path: Path) -> None:
+    starts = Starts()
+    spares = SpareBrowsers(starts, tmp_path, count=1, keep_seconds=0)
+    try:
+        spares.fill()
+        await assert_eventually(lambda: spares.ready == 1, within=5)
+        await asyncio.sleep(0.5)
+        assert spares.ready == 1 and starts.closed == []
+    finally:
+        await spares.close()
