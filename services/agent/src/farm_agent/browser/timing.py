@@ -15,8 +15,11 @@ from playwright.async_api import Page
 
 from farm.tasks.v1 import tasks_pb2
 
-# Returns PageTiming's fields by their JSON names; 0 for what has not happened.
-PAGE_TIMING_SCRIPT = """() => {
+# Returns PageTiming's fields by their JSON names; 0 for what has not happened. A page
+# that loaded may not have presented its first frame yet: a few frames (at most about
+# half a second; a hidden page's frames may never come, hence the timer) are waited for
+# its first contentful paint.
+PAGE_TIMING_SCRIPT = """async () => {
   const buffered = (type) => {
     try {
       const observer = new PerformanceObserver(() => {});
@@ -28,6 +31,13 @@ PAGE_TIMING_SCRIPT = """() => {
       return [];
     }
   };
+  const painted = () =>
+    buffered("paint").some((entry) => entry.name === "first-contentful-paint");
+  const nextFrame = () => new Promise((resolve) => {
+    requestAnimationFrame(() => requestAnimationFrame(resolve));
+    setTimeout(resolve, 100);
+  });
+  for (let frame = 0; frame < 5 && !painted(); frame++) await nextFrame();
   const navigation = performance.getEntriesByType("navigation")[0];
   const start = navigation ? navigation.activationStart || 0 : 0;
   const since = (time) => (time > 0 ? Math.max(time - start, 0) : 0);
