@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from farm_core.egress.address_policy import NATS_PORT, FarmService
-from farm_core.egress.allowlist import AllowList
+from farm_core.egress.address_policy import FarmService
+from farm_core.egress.allowlist import AllowList, allow_list_setting
 from farm_core.settings import FarmSettings
 
 PriorityWeights = tuple[int, int, int]
@@ -300,12 +300,7 @@ class AgentSettings(FarmSettings):
     @field_validator("allow", mode="before")
     @classmethod
     def _parse_allow(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                return AllowList.parse(value)
-            except ValueError as error:
-                raise ValueError(f"FARM_AGENT_ALLOW: {error}") from error
-        return value
+        return allow_list_setting(value, "FARM_AGENT_ALLOW")
 
     @field_validator("egress_host")
     @classmethod
@@ -321,31 +316,14 @@ class AgentSettings(FarmSettings):
     @field_validator("farm_addresses")
     @classmethod
     def _check_farm_addresses(cls, value: str) -> str:
-        for entry in filter(None, (part.strip() for part in value.split(","))):
-            try:
-                FarmService.parse(entry)
-            except ValueError as error:
-                raise ValueError(f"FARM_AGENT_FARM_ADDRESSES: {error}") from error
-        return value
+        return FarmService.checked_setting(value, "FARM_AGENT_FARM_ADDRESSES")
 
     def farm_services(self) -> list[FarmService]:
         """Where the farm listens, pages may not: own ports, storage, NATS, FARM_ADDRESSES."""
-        services = [
-            FarmService(self.host, self.port),
-            FarmService.parse(self.storage_address),
-            *(
-                FarmService.parse(url, default_port=NATS_PORT)
-                for url in self.nats_url.split(",")
-                if url.strip()
-            ),
-            *(
-                FarmService.parse(entry)
-                for entry in self.farm_addresses.split(",")
-                if entry.strip()
-            ),
-        ]
-        if self.metrics_port:
-            services.append(FarmService(self.host, self.metrics_port))
+        services = FarmService.of_farm(
+            self.host, (self.port, self.metrics_port), self.nats_url, self.farm_addresses
+        )
+        services.append(FarmService.parse(self.storage_address))
         return services
 
     @field_validator("priority_weights", mode="before")

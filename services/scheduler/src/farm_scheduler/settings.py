@@ -6,8 +6,8 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from farm_core.db import async_database_url
-from farm_core.egress.address_policy import NATS_PORT, FarmService
-from farm_core.egress.allowlist import AllowList
+from farm_core.egress.address_policy import FarmService
+from farm_core.egress.allowlist import AllowList, allow_list_setting
 from farm_core.live_tokens import LIVE_SECRET_DESCRIPTION, resolve_live_secret
 from farm_core.settings import FarmSettings
 from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
@@ -204,22 +204,12 @@ class SchedulerSettings(FarmSettings):
     @field_validator("callback_allow", mode="before")
     @classmethod
     def _parse_allow(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                return AllowList.parse(value)
-            except ValueError as error:
-                raise ValueError(f"FARM_SCHEDULER_CALLBACK_ALLOW: {error}") from error
-        return value
+        return allow_list_setting(value, "FARM_SCHEDULER_CALLBACK_ALLOW")
 
     @field_validator("farm_addresses")
     @classmethod
     def _check_farm_addresses(cls, value: str) -> str:
-        for entry in filter(None, (part.strip() for part in value.split(","))):
-            try:
-                FarmService.parse(entry)
-            except ValueError as error:
-                raise ValueError(f"FARM_SCHEDULER_FARM_ADDRESSES: {error}") from error
-        return value
+        return FarmService.checked_setting(value, "FARM_SCHEDULER_FARM_ADDRESSES")
 
     def resolved_live_token_secret(self) -> str:
         """The secret of live view tokens, shared with auth alone."""
@@ -227,22 +217,9 @@ class SchedulerSettings(FarmSettings):
 
     def farm_services(self) -> list[FarmService]:
         """Where the farm listens, callbacks may not: own ports, NATS, FARM_ADDRESSES."""
-        services = [
-            FarmService(self.host, self.port),
-            *(
-                FarmService.parse(url, default_port=NATS_PORT)
-                for url in self.nats_url.split(",")
-                if url.strip()
-            ),
-            *(
-                FarmService.parse(entry)
-                for entry in self.farm_addresses.split(",")
-                if entry.strip()
-            ),
-        ]
-        if self.metrics_port:
-            services.append(FarmService(self.host, self.metrics_port))
-        return services
+        return FarmService.of_farm(
+            self.host, (self.port, self.metrics_port), self.nats_url, self.farm_addresses
+        )
 
     def resolved_database_url(self) -> str:
         """The SQLAlchemy async URL of the database (SQLite under FARM_HOME by default)."""

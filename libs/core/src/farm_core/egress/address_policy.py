@@ -112,6 +112,31 @@ class FarmService:
             raise ValueError(f"{text!r} is not host:port")
         return cls(host.strip("[]").lower().rstrip("."), int(port))
 
+    @classmethod
+    def parse_list(cls, text: str, default_port: int | None = None) -> list["FarmService"]:
+        """Parses comma-separated entries as `parse` does; empty entries are skipped."""
+        return [cls.parse(entry, default_port) for entry in text.split(",") if entry.strip()]
+
+    @classmethod
+    def checked_setting(cls, text: str, setting: str) -> str:
+        """`text` unchanged if `parse_list` takes it; else ValueError naming `setting`."""
+        try:
+            cls.parse_list(text)
+        except ValueError as error:
+            raise ValueError(f"{setting}: {error}") from error
+        return text
+
+    @classmethod
+    def of_farm(
+        cls, host: str, ports: Iterable[int], nats_url: str, others: str
+    ) -> list["FarmService"]:
+        """A service's own ports on `host` (0s skipped), NATS's servers and `others`."""
+        return [
+            *(cls(host, port) for port in ports if port),
+            *cls.parse_list(nats_url, default_port=NATS_PORT),
+            *cls.parse_list(others),
+        ]
+
 
 @dataclass(frozen=True)
 class AddressPolicy:

@@ -60,6 +60,16 @@ class AllowList:
         return ",".join(entries) if entries else "(nothing)"
 
 
+def allow_list_setting(value: object, setting: str) -> object:
+    """A pydantic "before" validator's work: text parsed as an AllowList, naming `setting`."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return AllowList.parse(value)
+    except ValueError as error:
+        raise ValueError(f"{setting}: {error}") from error
+
+
 def _parse_network(entry: str) -> IpNetwork | None:
     try:
         # strict=False accepts "10.1.2.3/8" as 10.0.0.0/8, as people write it.
