@@ -6,16 +6,12 @@ user signed in with, so the edge's check applies to each call. On SIGTERM,
 /healthz turns 503 and uvicorn lets requests in flight finish within the grace period.
 """
 
-import asyncio
 import contextlib
 import logging
-import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import uvicorn
-from prometheus_client import start_http_server
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -28,7 +24,7 @@ from farm_console.pages import audit, deadletters, keys, overview, sessions, sig
 from farm_console.security import SecurityHeaders
 from farm_console.settings import ConsoleSettings
 from farm_console.views import PREFIX, NotSignedIn, farm_refused, not_signed_in
-from farm_core.logs import configure_logging
+from farm_core.http_server import serve_asgi
 
 log = logging.getLogger(__name__)
 
@@ -92,26 +88,6 @@ def build_app(settings: ConsoleSettings) -> Starlette:
 
 def serve(settings: ConsoleSettings) -> None:
     """Serves until SIGTERM or SIGINT, then drains for up to FARM_GRACE_SECONDS."""
-    configure_logging(SERVICE_NAME, settings.log_level)
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr=settings.host)
-    asyncio.run(_serve(settings))
-
-
-async def _serve(settings: ConsoleSettings) -> None:
-    # With the farm's internal TLS, Envoy calls with its client certificate, as it
-    # calls the other services.
-    tls = settings.internal_tls_cert is not None
-    config = uvicorn.Config(
-        build_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.grace_seconds),
-        ssl_certfile=str(settings.internal_tls_cert) if tls else None,
-        ssl_keyfile=str(settings.internal_tls_key) if tls else None,
-        ssl_ca_certs=str(settings.internal_tls_ca) if tls else None,
-        ssl_cert_reqs=ssl.CERT_REQUIRED if tls else ssl.CERT_NONE,
+    serve_asgi(
+        SERVICE_NAME, settings, settings.port, settings.metrics_port, lambda: build_app(settings)
     )
-    await uvicorn.Server(config).serve()

@@ -7,21 +7,17 @@ lets requests in flight finish within the grace period, and every browser still
 held is closed.
 """
 
-import asyncio
 import contextlib
 import logging
-import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from importlib.metadata import version
 
 import anyio
 import grpc
-import uvicorn
 from mcp.server.auth.middleware.bearer_auth import RequireAuthMiddleware
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
-from prometheus_client import start_http_server
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
@@ -31,8 +27,8 @@ from starlette.routing import Route
 
 from farm.sessions.v1 import sessions_pb2_grpc
 from farm.storage.v1 import artifacts_pb2_grpc
+from farm_core.http_server import serve_asgi
 from farm_core.identity import IdentitySigner
-from farm_core.logs import configure_logging
 from farm_core.transport import aio_channel
 from farm_mcp.connections import HttpConnections
 from farm_mcp.endpoint import McpEndpoint
@@ -130,27 +126,6 @@ async def _sweep(connections: HttpConnections, settings: McpSettings) -> None:
 
 def serve(settings: McpSettings) -> None:
     """Serves until SIGTERM or SIGINT, then drains for up to FARM_GRACE_SECONDS."""
-    configure_logging(SERVICE_NAME, settings.log_level)
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr=settings.host)
-    asyncio.run(_serve(settings))
-
-
-async def _serve(settings: McpSettings) -> None:
-    # The app's gRPC channels belong to the loop they are made on: this one.
-    # With the farm's internal TLS, Envoy calls with its client certificate, as it
-    # calls the other services.
-    tls = settings.internal_tls_cert is not None
-    config = uvicorn.Config(
-        build_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.grace_seconds),
-        ssl_certfile=str(settings.internal_tls_cert) if tls else None,
-        ssl_keyfile=str(settings.internal_tls_key) if tls else None,
-        ssl_ca_certs=str(settings.internal_tls_ca) if tls else None,
-        ssl_cert_reqs=ssl.CERT_REQUIRED if tls else ssl.CERT_NONE,
+    serve_asgi(
+        SERVICE_NAME, settings, settings.port, settings.metrics_port, lambda: build_app(settings)
     )
-    await uvicorn.Server(config).serve()
