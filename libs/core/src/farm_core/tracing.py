@@ -227,8 +227,8 @@ def logged_trace() -> Iterator[None]:
         trace_id_var.reset(token)
 
 
-class TraceLogInterceptor(grpc.aio.ServerInterceptor):
-    """Every log line of a traced call names its trace id; follows the tracing interceptor."""
+class _AroundEachCall(grpc.aio.ServerInterceptor):
+    """Runs each call of a served method inside `around(call)`."""
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -236,45 +236,43 @@ class TraceLogInterceptor(grpc.aio.ServerInterceptor):
         handler: grpc.RpcMethodHandler | None = await continuation(handler_call_details)
         if handler is None:
             return handler
+        return wrap_handler(handler, self.around)
 
-        @contextlib.asynccontextmanager
-        async def bound(call: ServerCall) -> AsyncIterator[None]:
-            with logged_trace():
-                yield
-
-        return wrap_handler(handler, bound)
+    def around(self, call: ServerCall) -> contextlib.AbstractAsyncContextManager[None]:
+        """What each call runs inside."""
+        raise NotImplementedError
 
 
-class CallerTraceInterceptor(grpc.aio.ServerInterceptor):
+class TraceLogInterceptor(_AroundEachCall):
+    """Every log line of a traced call names its trace id; follows the tracing interceptor."""
+
+    @contextlib.asynccontextmanager
+    async def around(self, call: ServerCall) -> AsyncIterator[None]:
+        with logged_trace():
+            yield
+
+
+class CallerTraceInterceptor(_AroundEachCall):
     """While tracing is off: the caller's `traceparent` is the current context of its call.
 
     No span is started; the caller's span context is current (non-recording), so a
     task created by the call keeps the caller's trace id and passes it on.
     """
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler:
-        handler: grpc.RpcMethodHandler | None = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-
-        @contextlib.asynccontextmanager
-        async def bound(call: ServerCall) -> AsyncIterator[None]:
-            headers = {
-                key: value
-                for key, value in call.context.invocation_metadata() or ()
-                if isinstance(value, str)
-            }
-            carried = propagate.extract(headers)
-            if not trace.get_current_span(carried).get_span_context().is_valid:
+    @contextlib.asynccontextmanager
+    async def around(self, call: ServerCall) -> AsyncIterator[None]:
+        headers = {
+            key: value
+            for key, value in call.context.invocation_metadata() or ()
+            if isinstance(value, str)
+        }
+        carried = propagate.extract(headers)
+        if not trace.get_current_span(carried).get_span_context().is_valid:
+            yield
+            return
+        token = otel_context.attach(carried)
+        try:
+            with logged_trace():
                 yield
-                return
-            token = otel_context.attach(carried)
-            try:
-                with logged_trace():
-                    yield
-            finally:
-                otel_context.detach(token)
-
-        return wrap_handler(handler, bound)
+        finally:
+            otel_context.detach(token)
