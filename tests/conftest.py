@@ -4,14 +4,11 @@ Each fixture starts a real process (nats-server, SeaweedFS) on free ports on
 127.0.0.1 with its state in a temporary directory, and stops it by PID.
 """
 
-import os
 import secrets
-import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -22,8 +19,13 @@ from opentelemetry.util._once import Once
 from farm_cli.launcher import infra
 from farm_cli.launcher.processes import ManagedProcess, free_port, wait_until
 from tests.pages import Site, serve_site
-
-POSTGRES_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from tests.postgres import (
+    FARM_DATABASES,
+    POSTGRES_URL,
+    create_database,
+    drop_database,
+    postgres_reachable,
+)
 
 
 @pytest.fixture
@@ -88,16 +90,6 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         infra.remove_seaweedfs_sockets(ports)
 
 
-def _postgres_reachable() -> bool:
-    host_port = POSTGRES_URL.split("@", 1)[-1].split("/", 1)[0]
-    host, _, port_text = host_port.partition(":")
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port_text or 5432)), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
 async def postgres_url() -> AsyncIterator[str]:
     """A fresh, empty PostgreSQL database (dropped afterwards), as a plain postgresql:// URL.
@@ -105,23 +97,20 @@ async def postgres_url() -> AsyncIterator[str]:
     Uses DATABASE_URL's server when set, else the machine's 127.0.0.1:5432; skips
     when neither answers.
     """
-    if not _postgres_reachable():
+    if not postgres_reachable():
         pytest.skip(f"no PostgreSQL at {POSTGRES_URL}")
-    name = f"farm_test_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(POSTGRES_URL)
+    url = await create_database()
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield url
     finally:
-        await admin.close()
-    base = POSTGRES_URL.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        admin = await asyncpg.connect(POSTGRES_URL)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_database(url)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def farm_databases() -> Iterator[None]:
+    """Drops the PostgreSQL databases this run's farms used (FARM_TEST_DATABASE=postgres)."""
+    yield
+    FARM_DATABASES.drop_all()
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from farm_cli.launcher.config import FarmConfig, FarmPorts, find_project_root
+from tests.postgres import FARM_DATABASES
 
 ROOT = find_project_root(Path(__file__).parent)
 
@@ -16,7 +17,8 @@ def whole_farm_config(home: Path, agents: int = 2) -> FarmConfig:
     """Every process of a farm on free ports, its agents allowed to reach the test pages.
 
     `home` should be a short path: Chromium's sockets live under FARM_HOME/agents/<id>/tmp.
-    Change the rest with dataclasses.replace().
+    Its metadata is in SQLite, or in a fresh PostgreSQL database of its own under
+    FARM_TEST_DATABASE=postgres. Change the rest with dataclasses.replace().
     """
     return FarmConfig(
         root=ROOT,
@@ -27,6 +29,7 @@ def whole_farm_config(home: Path, agents: int = 2) -> FarmConfig:
         agent_allow="127.0.0.0/8",
         # Test data is thrown away: no need to wait out weed's slow graceful stop.
         seaweedfs_stop_timeout=2.0,
+        database_url=FARM_DATABASES.new(),
     )
 
 
