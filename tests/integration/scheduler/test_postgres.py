@@ -10,6 +10,7 @@ import pytest
 from farm.admin.v1 import admin_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import async_database_url, utcnow
+from farm_core.errors import NotFound
 from farm_core.quotas import TenantQuotas
 from farm_core.timestamps import to_timestamp
 from farm_scheduler.store import TaskStore
@@ -176,3 +177,19 @@ async def test_concurrent_batches_on_postgresql_never_pass_the_queued_quota(
     assert sum(len(answer.errors) for answer in answers) == 9
     assert {error.code for answer in answers for error in answer.errors} == {"RESOURCE_EXHAUSTED"}
     assert sum((await queue.subjects()).values()) == 6
+
+
+async def test_replicas_starting_together_on_an_empty_database_all_start(
+    postgres_url: str,
+) -> None:
+    # Without the migration lock one replica fails creating the version table the
+    # others create at the same moment.
+    url = async_database_url(postgres_url, Path("unused.db"))
+    replicas = [TaskStore(url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(replica.start() for replica in replicas))
+        for replica in replicas:
+            with pytest.raises(NotFound):
+                await replica.get("acme", "no-such-task")
+    finally:
+        await asyncio.gather(*(replica.close() for replica in replicas))

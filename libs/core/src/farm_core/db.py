@@ -6,12 +6,13 @@ all of them can share one PostgreSQL database.
 """
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 from typing import Any, TypeVar
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import ColumnElement, DateTime, MetaData, Select, and_, event, or_
+from sqlalchemy import ColumnElement, DateTime, MetaData, Select, and_, event, or_, text
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
@@ -92,7 +93,19 @@ async def migrate(engine: AsyncEngine, script_location: str, version_table: str)
     config.set_main_option("script_location", script_location)
     config.attributes["version_table"] = version_table
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Replicas of one service starting together on an empty database would each
+            # create the version table; one would fail. The lock ends with the transaction.
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"),
+                {"key": _migration_lock_key(version_table)},
+            )
         await connection.run_sync(_upgrade, config)
+
+
+def _migration_lock_key(version_table: str) -> int:
+    digest = hashlib.sha256(f"farm-migrate:{version_table}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _upgrade(connection: Connection, config: Config) -> None:
