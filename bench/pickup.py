@@ -29,6 +29,7 @@ from farm_agent.settings import AgentSettings
 from farm_agent.work.intake import WorkIntake
 from farm_cli.launcher import infra
 from farm_cli.launcher.processes import ManagedProcess, free_port, wait_until
+from farm_core.nats_access import NatsAccess
 from farm_core.queue import TASK_EVENT_SUBJECTS, Priority, connect, task_subject
 
 CLIENTS = 2
@@ -90,7 +91,7 @@ async def agent_intake(nats_url: str, home: Path, tasks: int, work: float) -> li
     )
     intake = WorkIntake(settings, SleepingSpecRunner(work), NoUploads())
     await intake.start()
-    client = await connect(nats_url, "bench-pickup")
+    client = await connect(NatsAccess(nats_url), "bench-pickup")
     js = client.jetstream()
     started: dict[str, float] = {}
     finished: dict[str, asyncio.Event] = {}

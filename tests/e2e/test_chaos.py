@@ -232,7 +232,7 @@ async def test_killed_scheduler_comes_back_and_applies_what_happened_meanwhile(
     chaos_farm: LocalFarm, batch: Batch, site: Site
 ) -> None:
     events = EventLog()
-    connection = await nats.connect(chaos_farm.nats_url)
+    connection = await nats.connect(**chaos_farm.nats_access("scheduler").connect_options())
     try:
         await connection.subscribe(TASK_EVENT_SUBJECTS, cb=events.record)
         await batch.submit(20, site.url("/slow?ms=800"))

@@ -77,7 +77,7 @@ async def runs(region_farm: LocalFarm) -> AsyncIterator[Counter[str]]:
         if event.status == tasks_pb2.TASK_STATUS_RUNNING:
             started[event.task_id] += 1
 
-    client = await nats.connect(region_farm.nats_url)
+    client = await nats.connect(**region_farm.nats_access("scheduler").connect_options())
     await client.subscribe(TASK_EVENT_SUBJECTS, cb=record)
     try:
         yield started

@@ -9,6 +9,8 @@ import pytest
 from farm.audit.v1 import audit_pb2, audit_pb2_grpc
 from farm_core.audit import audit_record
 from farm_core.audit_publisher import AuditPublisher
+from farm_core.nats_access import NatsAccess
+from farm_core.queue import connect, ensure_audit_stream
 from tests.conftest import NatsServer
 from tests.helpers import assert_eventually
 from tests.integration.auth.conftest import (
@@ -37,7 +39,12 @@ async def test_a_record_published_while_auth_is_down_is_written_once_it_is_back(
     farm_home: Path, database_url: str, nats_server: NatsServer
 ) -> None:
     trace = secrets.token_hex(16)
-    publisher = AuditPublisher(nats_server.url, "scheduler", capacity=10)
+    # The scheduler (or auth) makes the stream; publishers only send to it.
+    access = NatsAccess(nats_server.url)
+    connection = await connect(access, "test-audit-stream")
+    await ensure_audit_stream(connection.jetstream())
+    await connection.close()
+    publisher = AuditPublisher(access, "scheduler", capacity=10)
     publisher.submit(
         audit_record(
             source="scheduler",

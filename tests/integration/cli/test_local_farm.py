@@ -16,6 +16,7 @@ from farm_cli.launcher.config import FarmConfig
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.lock import FarmAlreadyRunning, FarmLock
 from farm_cli.launcher.processes import StartupError, port_open
+from farm_core.nats_access import NatsAccess
 from tests.helpers import assert_eventually
 from tests.integration.cli.conftest import pid_files, running
 
@@ -96,14 +97,14 @@ async def test_killed_nats_is_restarted_on_its_port_with_its_stream(
 ) -> None:
     reports: list[str] = []
     with LocalFarm(infra_config, report=reports.append) as farm:
-        await publish_to_a_stream(farm.nats_url, b"kept")
+        await publish_to_a_stream(farm.nats_access("scheduler"), b"kept")
         farm.start_supervisor(interval=0.1)
         first_pid = farm.process("nats").pid
         farm.kill("nats", signal.SIGKILL)
         await assert_eventually(lambda: any("nats back up" in r for r in reports), within=30)
         assert farm.process("nats").pid != first_pid
         assert pid_files(infra_config.home)["nats"] == farm.process("nats").pid
-        assert await first_message_of_the_stream(farm.nats_url) == b"kept"
+        assert await first_message_of_the_stream(farm.nats_access("scheduler")) == b"kept"
     died = next(line for line in reports if line.startswith("nats died"))
     assert died.startswith(
         f"nats died (signal 9); restarting in 1 s; last lines of {farm.log_dir / 'nats.log'}"
@@ -117,7 +118,7 @@ async def test_stopped_seaweedfs_and_nats_start_again_with_their_data(
         farm.start_supervisor(interval=0.1)
         client = infra.s3_client(farm.s3.endpoint, farm.s3.credentials)
         client.put_object("farm-artifacts", "t/kept", io.BytesIO(b"kept"), 4)
-        await publish_to_a_stream(farm.nats_url, b"queued")
+        await publish_to_a_stream(farm.nats_access("scheduler"), b"queued")
 
         farm.stop_process("seaweedfs")
         farm.stop_process("nats")
@@ -127,13 +128,13 @@ async def test_stopped_seaweedfs_and_nats_start_again_with_their_data(
 
         farm.start_process("nats")
         farm.start_process("seaweedfs")
-        assert await first_message_of_the_stream(farm.nats_url) == b"queued"
+        assert await first_message_of_the_stream(farm.nats_access("scheduler")) == b"queued"
         assert object_bytes(client, "t/kept") == b"kept"
         assert set(pid_files(infra_config.home)) == set(INFRASTRUCTURE)
 
 
-async def publish_to_a_stream(nats_url: str, data: bytes) -> None:
-    connection = await nats.connect(nats_url)
+async def publish_to_a_stream(access: NatsAccess, data: bytes) -> None:
+    connection = await nats.connect(**access.connect_options())
     try:
         js = connection.jetstream()
         await js.add_stream(name="KEPT", subjects=["kept.>"])
@@ -142,8 +143,8 @@ async def publish_to_a_stream(nats_url: str, data: bytes) -> None:
         await connection.close()
 
 
-async def first_message_of_the_stream(nats_url: str) -> bytes:
-    connection = await nats.connect(nats_url)
+async def first_message_of_the_stream(access: NatsAccess) -> bytes:
+    connection = await nats.connect(**access.connect_options())
     try:
         message = await connection.jetstream().get_msg("KEPT", seq=1)
         return bytes(message.data or b"")

@@ -16,6 +16,8 @@ from typing import Any
 import aiohttp
 import grpc
 import httpx
+import nats
+import nats.errors
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -141,3 +143,21 @@ async def test_a_sessions_cdp_socket_is_wss_and_its_agent_endpoint_takes_only_mu
             await client.get(f"http://{endpoint}/healthz")
         with pytest.raises(aiohttp.ClientError):
             await client.get(f"https://{endpoint}/healthz", ssl=trusting)
+
+
+async def test_nats_speaks_only_tls_that_clients_verify(mtls_farm: LocalFarm) -> None:
+    access = mtls_farm.nats_access("scheduler")
+    assert access.ca_file is not None
+    connection = await nats.connect(**access.connect_options(), connect_timeout=5)
+    try:
+        assert connection.is_connected
+    finally:
+        await connection.close()
+    # Without TLS the server refuses the client (it requires TLS).
+    plain = {**access.connect_options(), "tls": None}
+    with pytest.raises((nats.errors.Error, OSError)):
+        await nats.connect(**plain, allow_reconnect=False, connect_timeout=2)
+    # A client that does not trust the farm's CA refuses the server's certificate.
+    stranger = {**access.connect_options(), "tls": ssl.create_default_context()}
+    with pytest.raises((nats.errors.Error, OSError, ssl.SSLError)):
+        await nats.connect(**stranger, allow_reconnect=False, connect_timeout=2)

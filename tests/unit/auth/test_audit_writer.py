@@ -8,10 +8,11 @@ from farm.audit.v1 import audit_pb2
 from farm_auth.audit import AuditWriter
 from farm_auth.audit_log import AuditFilter, AuditLog
 from farm_core.db import utcnow
+from farm_core.nats_access import NatsAccess
 from tests.helpers import assert_eventually
 
 # Nothing listens on port 1: the writer's NATS connection keeps failing.
-UNREACHABLE_NATS = "nats://127.0.0.1:1"
+UNREACHABLE_NATS = NatsAccess("nats://127.0.0.1:1")
 
 
 def record(record_id: str, days_ago: int) -> audit_pb2.AuditRecord:

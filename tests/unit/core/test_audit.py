@@ -18,6 +18,7 @@ from farm_core.audit_publisher import AuditPublisher
 from farm_core.errors import NotFound, ResourceExhausted
 from farm_core.identity import IDENTITY_HEADER, Identity
 from farm_core.interceptors import ErrorMappingInterceptor, IdentityInterceptor
+from farm_core.nats_access import NatsAccess
 from farm_core.scopes import method_scopes
 from farm_core.settings import FarmSettings
 from tests.helpers import TEST_PUBLIC_KEY, TEST_SIGNER, StandInService, assert_eventually, serving
@@ -173,7 +174,7 @@ def dropped() -> float:
 async def test_publishing_never_blocks_a_call_while_nats_is_down(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    publisher = AuditPublisher(f"nats://127.0.0.1:{free_port()}", "test", capacity=10)
+    publisher = AuditPublisher(NatsAccess(f"nats://127.0.0.1:{free_port()}"), "test", capacity=10)
     before = dropped()
     started = time.perf_counter()
     for number in range(1000):

@@ -9,8 +9,9 @@ from prometheus_client import Counter
 
 from farm.audit.v1 import audit_pb2
 from farm_core.cancel import cancel_and_wait
+from farm_core.nats_access import NatsAccess
 from farm_core.nats_link import NatsLink
-from farm_core.queue import audit_subject, ensure_audit_stream
+from farm_core.queue import audit_subject
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,9 @@ class AuditPublisher:
     anything never connects.
     """
 
-    def __init__(self, nats_url: str, source: str, capacity: int) -> None:
+    def __init__(self, nats: NatsAccess, source: str, capacity: int) -> None:
         self._subject = audit_subject(source)
-        self._nats = NatsLink(nats_url, f"audit-{self._subject}")
+        self._nats = NatsLink(nats, f"audit-{self._subject}")
         self._queue: asyncio.Queue[audit_pb2.AuditRecord] = asyncio.Queue(maxsize=capacity)
         self._sender: asyncio.Task[None] | None = None
         self._dropped = 0
@@ -83,7 +84,7 @@ class AuditPublisher:
             )
 
     async def _send_all(self) -> None:
-        js = await self._nats.open(_with_audit_stream)
+        js = await self._nats.open(_jetstream)
         while True:
             record = await self._queue.get()
             try:
@@ -108,7 +109,9 @@ class AuditPublisher:
                 await asyncio.sleep(RETRY_SECONDS)
 
 
-async def _with_audit_stream(js: JetStreamContext) -> JetStreamContext:
-    """`js`, once the audit stream exists."""
-    await ensure_audit_stream(js)
+async def _jetstream(js: JetStreamContext) -> JetStreamContext:
+    """`js` as it is: auth and the scheduler make the audit stream, a publisher only sends.
+
+    Until the stream exists a publish finds no responder and is retried.
+    """
     return js

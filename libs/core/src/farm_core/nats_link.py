@@ -9,6 +9,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from farm_core.cancel import cancel_and_wait
+from farm_core.nats_access import NatsAccess
 from farm_core.queue import connect
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,8 @@ class NatsLink:
     closes the connection, including one still being made when the task stopped.
     """
 
-    def __init__(self, url: str, name: str) -> None:
-        self._url = url
+    def __init__(self, access: NatsAccess, name: str) -> None:
+        self._access = access
         self._name = name
         self._nc: Client | None = None
         self._connecting: asyncio.Future[Client] | None = None
@@ -44,7 +45,7 @@ class NatsLink:
             try:
                 # Shielded: a connect cut off half-way would leave its socket open;
                 # close() waits for it instead.
-                self._connecting = asyncio.ensure_future(connect(self._url, self._name))
+                self._connecting = asyncio.ensure_future(connect(self._access, self._name))
                 self._nc = await asyncio.shield(self._connecting)
                 return await prepare(self._nc.jetstream())
             except Exception as error:  # any failure means: try again later

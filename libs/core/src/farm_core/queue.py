@@ -21,6 +21,7 @@ fetch a batch in a pull loop, and settle (ack, nak, term) a message.
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 
 from farm.tasks.v1 import tasks_pb2
+from farm_core.nats_access import NatsAccess
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +148,8 @@ def audit_subject(source: str) -> str:
     return f"audit.{source}"
 
 
-async def connect(url: str, name: str) -> Client:
-    """Connects to NATS, reconnecting for ever when the server goes away."""
+async def connect(access: NatsAccess, name: str) -> Client:
+    """Connects to NATS as `access` says, reconnecting for ever when the server goes away."""
     client: Client | None = None
 
     async def on_disconnected() -> None:
@@ -162,7 +164,7 @@ async def connect(url: str, name: str) -> Client:
         log.warning("NATS error: %s", error)
 
     client = await nats.connect(
-        servers=[server.strip() for server in url.split(",") if server.strip()],
+        **access.connect_options(),
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
@@ -222,6 +224,7 @@ def _file_stream(
     subject: str,
     max_age_seconds: float,
     limits: QueueLimits,
+    replicas: int,
     retention: RetentionPolicy = RetentionPolicy.LIMITS,
 ) -> StreamConfig:
     """A stream on disk, so it outlives a nats-server restart, with the farm's duplicate window."""
@@ -232,33 +235,66 @@ def _file_stream(
         storage=StorageType.FILE,
         max_age=max_age_seconds,
         duplicate_window=limits.duplicate_window_seconds,
+        num_replicas=replicas,
     )
 
 
-async def ensure_audit_stream(js: JetStreamContext, limits: QueueLimits | None = None) -> None:
+async def ensure_audit_stream(
+    js: JetStreamContext, limits: QueueLimits | None = None, replicas: int = 1
+) -> None:
     """Creates or updates the audit stream; on disk, so records outlive an auth restart."""
     limits = limits or QueueLimits()
     await _ensure_stream(
-        js, _file_stream(AUDIT_STREAM, ALL_AUDIT_SUBJECTS, limits.audit_max_age_seconds, limits)
+        js,
+        _file_stream(
+            AUDIT_STREAM, ALL_AUDIT_SUBJECTS, limits.audit_max_age_seconds, limits, replicas
+        ),
     )
 
 
-async def ensure_streams(js: JetStreamContext, limits: QueueLimits | None = None) -> None:
+async def ensure_streams(
+    js: JetStreamContext, limits: QueueLimits | None = None, replicas: int = 1
+) -> None:
     """Creates or updates the task, event, dead-letter and audit streams; safe from any process."""
     limits = limits or QueueLimits()
-    await ensure_audit_stream(js, limits)
-    for config in (
+    await ensure_audit_stream(js, limits, replicas)
+    for config in _work_streams(limits, replicas):
+        await _ensure_stream(js, config)
+
+
+async def find_work_streams(
+    js: JetStreamContext, limits: QueueLimits | None = None, replicas: int = 1
+) -> None:
+    """Makes sure the task and event streams exist, creating (never updating) a missing one.
+
+    For an agent: under NATS users it may only look them up (the scheduler makes
+    them), yet an agent alone on an open NATS still finds its streams.
+    """
+    for config in _work_streams(limits or QueueLimits(), replicas):
+        if config.name == DEAD_STREAM:
+            continue
+        try:
+            await js.stream_info(str(config.name))
+        except NotFoundError:
+            with contextlib.suppress(BadRequestError):  # made meanwhile by another process
+                await js.add_stream(config)
+
+
+def _work_streams(limits: QueueLimits, replicas: int) -> tuple[StreamConfig, ...]:
+    return (
         _file_stream(
             TASK_STREAM,
             ALL_TASK_SUBJECTS,
             limits.task_max_age_seconds,
             limits,
+            replicas,
             RetentionPolicy.WORK_QUEUE,
         ),
-        _file_stream(DEAD_STREAM, ALL_DEAD_SUBJECTS, limits.dead_max_age_seconds, limits),
-        _file_stream(EVENT_STREAM, ALL_EVENT_SUBJECTS, limits.event_max_age_seconds, limits),
-    ):
-        await _ensure_stream(js, config)
+        _file_stream(DEAD_STREAM, ALL_DEAD_SUBJECTS, limits.dead_max_age_seconds, limits, replicas),
+        _file_stream(
+            EVENT_STREAM, ALL_EVENT_SUBJECTS, limits.event_max_age_seconds, limits, replicas
+        ),
+    )
 
 
 async def _key_value(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
@@ -268,18 +304,25 @@ async def _key_value(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
         return await js.create_key_value(config)
 
 
-async def cancel_bucket(js: JetStreamContext, limits: QueueLimits | None = None) -> KeyValue:
+async def cancel_bucket(
+    js: JetStreamContext, limits: QueueLimits | None = None, replicas: int = 1
+) -> KeyValue:
     """The key-value bucket of cancelled task ids, created on first use."""
     limits = limits or QueueLimits()
     return await _key_value(
         js,
         KeyValueConfig(
-            bucket=CANCEL_BUCKET, ttl=limits.cancel_ttl_seconds, storage=StorageType.FILE
+            bucket=CANCEL_BUCKET,
+            ttl=limits.cancel_ttl_seconds,
+            storage=StorageType.FILE,
+            replicas=replicas,
         ),
     )
 
 
-async def routes_bucket(js: JetStreamContext, limits: QueueLimits | None = None) -> KeyValue:
+async def routes_bucket(
+    js: JetStreamContext, limits: QueueLimits | None = None, replicas: int = 1
+) -> KeyValue:
     """The key-value bucket of route claims (a Claim by WorkItem.claim_key), made on first use."""
     limits = limits or QueueLimits()
     return await _key_value(
@@ -289,11 +332,14 @@ async def routes_bucket(js: JetStreamContext, limits: QueueLimits | None = None)
             bucket=ROUTES_BUCKET,
             ttl=limits.task_max_age_seconds,
             storage=StorageType.FILE,
+            replicas=replicas,
         ),
     )
 
 
-async def agents_bucket(js: JetStreamContext, limits: QueueLimits | None = None) -> KeyValue:
+async def agents_bucket(
+    js: JetStreamContext, limits: QueueLimits | None = None, replicas: int = 1
+) -> KeyValue:
     """The key-value bucket of the agents' heartbeats (AgentHeartbeat by agent id)."""
     limits = limits or QueueLimits()
     return await _key_value(
@@ -304,6 +350,7 @@ async def agents_bucket(js: JetStreamContext, limits: QueueLimits | None = None)
             bucket=AGENTS_BUCKET,
             ttl=limits.agent_ttl_seconds,
             storage=StorageType.FILE,
+            replicas=replicas,
         ),
     )
 

@@ -73,7 +73,7 @@ class ServiceHost:
         self.reflected_services = tuple(reflected_services)
         self._health = health.aio.HealthServicer()
         codec = IdentityVerifier(settings.resolved_identity_public_key())
-        self.audit = AuditPublisher(settings.nats_url, service.name, settings.audit_queue_size)
+        self.audit = AuditPublisher(settings.nats(), service.name, settings.audit_queue_size)
         self._server = grpc.aio.server(
             interceptors=[
                 # Outermost, so that every other interceptor's work is in the call's span.

@@ -67,11 +67,11 @@ def closed_subject(session_id: str) -> str:
     return f"events.sessions.{session_id}"
 
 
-async def sessions_bucket(js: JetStreamContext) -> KeyValue:
+async def sessions_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
     """The `farm_sessions` bucket of SessionRoutes, created on first use (on disk)."""
     try:
         return await js.key_value(SESSIONS_BUCKET)
     except NotFoundError:
         return await js.create_key_value(
-            KeyValueConfig(bucket=SESSIONS_BUCKET, storage=StorageType.FILE)
+            KeyValueConfig(bucket=SESSIONS_BUCKET, storage=StorageType.FILE, replicas=replicas)
         )

@@ -8,6 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from farm_core.identity_keys import IDENTITY_KEY_FILE, load_or_create_private_key, public_pem
 from farm_core.logs import LogFormat
+from farm_core.nats_access import NATS_USER_PATTERN, NatsAccess
 from farm_core.transport import InternalTls
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:7422"
@@ -31,6 +32,36 @@ class FarmSettings(BaseSettings):
         default=DEFAULT_NATS_URL,
         validation_alias=AliasChoices("NATS_URL"),
         description="NATS server(s), comma-separated.",
+    )
+    nats_user: str | None = Field(
+        default=None,
+        pattern=NATS_USER_PATTERN.pattern,
+        validation_alias=AliasChoices("NATS_USER"),
+        description=(
+            "NATS user this process connects as (with NATS_PASSWORD); its replies come "
+            "to the inbox prefix _INBOX.<user>. Unset: anonymous."
+        ),
+    )
+    nats_password: str | None = Field(
+        default=None,
+        repr=False,
+        validation_alias=AliasChoices("NATS_PASSWORD"),
+        description="Password of NATS_USER.",
+    )
+    nats_ca_file: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NATS_CA_FILE"),
+        description="PEM CA that signs the NATS servers' certificates; set: NATS over TLS only.",
+    )
+    nats_replicas: int = Field(
+        default=1,
+        ge=1,
+        le=5,
+        validation_alias=AliasChoices("FARM_NATS_REPLICAS"),
+        description=(
+            "Replicas of each JetStream stream and key-value bucket the farm creates "
+            "(3 on a three-node NATS cluster)."
+        ),
     )
     identity_public_key: str | None = Field(
         default=None,
@@ -94,6 +125,10 @@ class FarmSettings(BaseSettings):
         if 0 < len(missing) < len(given):
             raise ValueError(f"internal TLS needs all three settings; missing {', '.join(missing)}")
         return self
+
+    def nats(self) -> NatsAccess:
+        """How this process reaches NATS: servers, user, TLS CA."""
+        return NatsAccess(self.nats_url, self.nats_user, self.nats_password, self.nats_ca_file)
 
     def internal_tls(self) -> InternalTls | None:
         """The certificates for mutual TLS between services, read now; None when not set."""

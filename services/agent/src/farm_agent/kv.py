@@ -38,34 +38,36 @@ HOST_STATE_TTL_SECONDS = 24 * 3600.0
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
-async def _file_bucket(js: JetStreamContext, bucket: str, ttl: float) -> KeyValue:
+async def _file_bucket(js: JetStreamContext, bucket: str, ttl: float, replicas: int) -> KeyValue:
     """The file-backed bucket `bucket` (entries dropped after `ttl` s), created on first use."""
     try:
         return await js.key_value(bucket)
     except BucketNotFoundError:
         return await js.create_key_value(
-            KeyValueConfig(bucket=bucket, ttl=ttl, storage=StorageType.FILE, direct=True)
+            KeyValueConfig(
+                bucket=bucket, ttl=ttl, storage=StorageType.FILE, direct=True, replicas=replicas
+            )
         )
 
 
-async def breakers_bucket(js: JetStreamContext) -> KeyValue:
+async def breakers_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
     """The bucket of the target hosts' circuit breakers, created on first use."""
-    return await _file_bucket(js, BREAKERS_BUCKET, HOST_STATE_TTL_SECONDS)
+    return await _file_bucket(js, BREAKERS_BUCKET, HOST_STATE_TTL_SECONDS, replicas)
 
 
-async def host_slots_bucket(js: JetStreamContext) -> KeyValue:
+async def host_slots_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
     """The bucket of the target hosts' concurrency leases and rate tokens."""
-    return await _file_bucket(js, HOST_SLOTS_BUCKET, HOST_STATE_TTL_SECONDS)
+    return await _file_bucket(js, HOST_SLOTS_BUCKET, HOST_STATE_TTL_SECONDS, replicas)
 
 
-async def tenant_slots_bucket(js: JetStreamContext) -> KeyValue:
+async def tenant_slots_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
     """The bucket of the tenants' running-task leases."""
-    return await _file_bucket(js, TENANT_SLOTS_BUCKET, HOST_STATE_TTL_SECONDS)
+    return await _file_bucket(js, TENANT_SLOTS_BUCKET, HOST_STATE_TTL_SECONDS, replicas)
 
 
-async def task_waits_bucket(js: JetStreamContext) -> KeyValue:
+async def task_waits_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
     """The bucket of tasks' wait-only deliveries, kept as long as a task may stay queued."""
-    return await _file_bucket(js, TASK_WAITS_BUCKET, QueueLimits().task_max_age_seconds)
+    return await _file_bucket(js, TASK_WAITS_BUCKET, QueueLimits().task_max_age_seconds, replicas)
 
 
 def host_key(url: str) -> str:

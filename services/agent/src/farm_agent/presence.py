@@ -88,7 +88,9 @@ class Presence:
 
     async def start(self) -> None:
         """Beats the first heartbeat, then keeps beating; listens for drain orders."""
-        self._agents = await agents_bucket(self._nc.jetstream())
+        self._agents = await agents_bucket(
+            self._nc.jetstream(), replicas=self._settings.nats_replicas
+        )
         self._orders = await self._nc.subscribe(
             drain_subject(self._settings.id), cb=self._on_drain_order
         )
@@ -127,7 +129,9 @@ class Presence:
     async def _find_bucket_again(self) -> None:
         """Binds the bucket anew, creating it if a nats-server without its data lost it."""
         try:
-            self._agents = await agents_bucket(self._nc.jetstream())
+            self._agents = await agents_bucket(
+                self._nc.jetstream(), replicas=self._settings.nats_replicas
+            )
         except (nats.errors.Error, TimeoutError) as error:
             log.warning("the heartbeat bucket is not reachable yet: %s", error)
 

@@ -21,6 +21,7 @@ from farm.audit.v1 import audit_pb2
 from farm_auth.audit_log import AuditLog
 from farm_core.cancel import cancel_and_wait
 from farm_core.db import utcnow
+from farm_core.nats_access import NatsAccess
 from farm_core.nats_link import NatsLink
 from farm_core.periodic import Periodic
 from farm_core.queue import AUDIT_STREAM, ensure_audit_stream, fetch_batch, settle
@@ -38,9 +39,12 @@ PURGE_EVERY_SECONDS = 3600.0
 class AuditWriter:
     """Pulls AuditRecords from JetStream and stores them; connects in the background."""
 
-    def __init__(self, audit_log: AuditLog, nats_url: str, retention_days: int) -> None:
+    def __init__(
+        self, audit_log: AuditLog, nats: NatsAccess, retention_days: int, replicas: int = 1
+    ) -> None:
         self._log = audit_log
-        self._nats = NatsLink(nats_url, DURABLE_NAME)
+        self._nats = NatsLink(nats, DURABLE_NAME)
+        self._replicas = replicas
         self._writing: asyncio.Task[None] | None = None
         self._purging = (
             Periodic(
@@ -70,7 +74,7 @@ class AuditWriter:
         await self._nats.close()
 
     async def _run(self) -> None:
-        subscription = await self._nats.open(_subscribe)
+        subscription = await self._nats.open(functools.partial(_subscribe, replicas=self._replicas))
         while True:
             messages = await fetch_batch(
                 subscription, FETCH_BATCH, FETCH_WAIT_SECONDS, "audit records", RETRY_SECONDS
@@ -109,9 +113,9 @@ class AuditWriter:
             log.info("deleted %d audit records older than %s", deleted, retention)
 
 
-async def _subscribe(js: JetStreamContext) -> JetStreamContext.PullSubscription:
+async def _subscribe(js: JetStreamContext, replicas: int) -> JetStreamContext.PullSubscription:
     """Binds the durable consumer, creating it (and the stream) if needed."""
-    await ensure_audit_stream(js)
+    await ensure_audit_stream(js, replicas=replicas)
     await js.add_consumer(
         AUDIT_STREAM,
         ConsumerConfig(

@@ -56,16 +56,18 @@ class AuthService:
         )
         self._audit_log = AuditLog(self._store.engine)
         self._audit_writer = AuditWriter(
-            self._audit_log, settings.nats_url, settings.audit_retention_days
+            self._audit_log, settings.nats(), settings.audit_retention_days, settings.nats_replicas
         )
-        self._session_routes = SessionRoutes(settings.nats_url, settings.view_token_seconds)
+        self._session_routes = SessionRoutes(
+            settings.nats(), settings.view_token_seconds, settings.nats_replicas
+        )
         self._session_admission = SessionAdmission(
             self._session_routes,
             settings.resolved_live_token_secret(),
             settings.live_ticket_seconds,
         )
         self._limits = SharedLimits(
-            settings.nats_url,
+            settings.nats(),
             KeyRateLimiter(settings.rate_limit_keys),
             FailedAuthLimiter(
                 settings.failed_auth_limit,
@@ -78,9 +80,10 @@ class AuthService:
                 settings.failed_auth_window_seconds,
                 settings.failed_auth_block_seconds,
             ),
+            replicas=settings.nats_replicas,
         )
         # Refusals at the edge never reach an interceptor: Check records them itself.
-        self._edge_audit = AuditPublisher(settings.nats_url, EDGE_SOURCE, settings.audit_queue_size)
+        self._edge_audit = AuditPublisher(settings.nats(), EDGE_SOURCE, settings.audit_queue_size)
 
     @property
     def limits(self) -> SharedLimits:

@@ -19,6 +19,7 @@ from nats.js.kv import KeyValue
 
 from farm.queue.v1 import queue_pb2
 from farm_core.errors import Unavailable
+from farm_core.nats_access import NatsAccess
 from farm_core.nats_link import NatsLink
 from farm_core.sessions import sessions_bucket
 
@@ -30,8 +31,9 @@ VIEW_TOKENS_BUCKET = "farm_view_tokens"
 class SessionRoutes:
     """Reads SessionRoutes and spends view tokens, over a NATS connection of its own."""
 
-    def __init__(self, nats_url: str, view_token_ttl_seconds: float) -> None:
-        self._link = NatsLink(nats_url, "farm-auth-sessions")
+    def __init__(self, nats: NatsAccess, view_token_ttl_seconds: float, replicas: int = 1) -> None:
+        self._link = NatsLink(nats, "farm-auth-sessions")
+        self._replicas = replicas
         self._view_token_ttl_seconds = view_token_ttl_seconds
         self._buckets: tuple[KeyValue, KeyValue] | None = None
         self._opening: asyncio.Task[None] | None = None
@@ -83,7 +85,7 @@ class SessionRoutes:
         self._buckets = await self._link.open(self._prepare)
 
     async def _prepare(self, js: JetStreamContext) -> tuple[KeyValue, KeyValue]:
-        routes = await sessions_bucket(js)
+        routes = await sessions_bucket(js, self._replicas)
         try:
             spent = await js.key_value(VIEW_TOKENS_BUCKET)
         except NotFoundError:
@@ -92,6 +94,7 @@ class SessionRoutes:
                     bucket=VIEW_TOKENS_BUCKET,
                     ttl=self._view_token_ttl_seconds,
                     storage=StorageType.FILE,
+                    replicas=self._replicas,
                 )
             )
         return routes, spent

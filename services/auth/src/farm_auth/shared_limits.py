@@ -26,6 +26,7 @@ from nats.js.kv import KeyValue
 
 from farm_auth.ratelimit import FailedAuthLimiter, KeyRateLimiter
 from farm_core.kv import Contended, Versioned, compare_and_set
+from farm_core.nats_access import NatsAccess
 from farm_core.nats_link import NatsLink
 
 log = logging.getLogger(__name__)
@@ -114,13 +115,15 @@ class SharedLimits:
 
     def __init__(
         self,
-        nats_url: str,
+        nats: NatsAccess,
         local_rates: KeyRateLimiter,
         local_failures: FailedAuthLimiter,
         failure_rule: FailureRule,
         clock: Callable[[], float] = time.time,
+        replicas: int = 1,
     ) -> None:
-        self._link = NatsLink(nats_url, "farm-auth-limits")
+        self._link = NatsLink(nats, "farm-auth-limits")
+        self._replicas = replicas
         self._local_rates = local_rates
         self._local_failures = local_failures
         self._rule = failure_rule
@@ -237,9 +240,12 @@ class SharedLimits:
 
     async def _prepare(self, js: JetStreamContext) -> tuple[KeyValue, KeyValue]:
         return (
-            await _memory_bucket(js, RATES_BUCKET, RATE_TTL_SECONDS),
+            await _memory_bucket(js, RATES_BUCKET, RATE_TTL_SECONDS, self._replicas),
             await _memory_bucket(
-                js, FAILED_AUTH_BUCKET, self._rule.window_seconds + self._rule.block_seconds
+                js,
+                FAILED_AUTH_BUCKET,
+                self._rule.window_seconds + self._rule.block_seconds,
+                self._replicas,
             ),
         )
 
@@ -257,11 +263,17 @@ class SharedLimits:
                 log.warning("failed-auth entry %s unreadable: %s", entry.key, error)
 
 
-async def _memory_bucket(js: JetStreamContext, bucket: str, ttl: float) -> KeyValue:
+async def _memory_bucket(js: JetStreamContext, bucket: str, ttl: float, replicas: int) -> KeyValue:
     """The memory-backed bucket `bucket` (entries dropped after `ttl` s), made on first use."""
     try:
         return await js.key_value(bucket)
     except BucketNotFoundError:
         return await js.create_key_value(
-            KeyValueConfig(bucket=bucket, ttl=ttl, storage=StorageType.MEMORY, direct=True)
+            KeyValueConfig(
+                bucket=bucket,
+                ttl=ttl,
+                storage=StorageType.MEMORY,
+                direct=True,
+                replicas=replicas,
+            )
         )

@@ -114,14 +114,18 @@ class SchedulerService:
         settings = self._settings
         try:
             await self._store.start()
-            self._nc = await connect(settings.nats_url, name="farm-scheduler")
+            self._nc = await connect(settings.nats(), name="farm-scheduler")
             js = self._nc.jetstream()
-            await ensure_streams(js)
+            replicas = settings.nats_replicas
+            await ensure_streams(js, replicas=replicas)
             self._publisher = TaskPublisher(
-                self._nc, await cancel_bucket(js), self._store, settings.publish_timeout_seconds
+                self._nc,
+                await cancel_bucket(js, replicas=replicas),
+                self._store,
+                settings.publish_timeout_seconds,
             )
             self._changes = ChangeReporter(self._watch, self._publisher)
-            heartbeats = Heartbeats(js, await agents_bucket(js))
+            heartbeats = Heartbeats(js, await agents_bucket(js, replicas=replicas))
             self._fleet = Fleet(
                 self._nc,
                 heartbeats,
@@ -146,7 +150,7 @@ class SchedulerService:
                 self._publisher,
                 self._router,
                 heartbeats,
-                await routes_bucket(js),
+                await routes_bucket(js, replicas=replicas),
                 settings.region_fallback_seconds,
                 settings.region_fallback_interval_seconds,
                 settings.session_agent_lost_seconds,
@@ -194,7 +198,7 @@ class SchedulerService:
             self._sessions,
             self._agent_orders,
             heartbeats,
-            await sessions_bucket(js),
+            await sessions_bucket(js, settings.nats_replicas),
             settings.session_agent_lost_seconds,
         )
         self._session_events = SessionEventConsumer(self._session_closer)

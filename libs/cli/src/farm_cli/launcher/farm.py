@@ -33,6 +33,7 @@ from farm_cli.launcher.envoy import (
 from farm_cli.launcher.health import grpc_serving, service_ready
 from farm_cli.launcher.launched import LaunchedProcesses
 from farm_cli.launcher.lock import FarmLock, check_no_leftovers
+from farm_cli.launcher.nats_users import nats_config_path, with_nats_users
 from farm_cli.launcher.processes import ManagedProcess
 from farm_cli.launcher.prometheus import prometheus_ready, prometheus_spec, write_prometheus_config
 from farm_cli.launcher.scaler import AgentScaler, local_scaler
@@ -54,6 +55,7 @@ from farm_cli.launcher.tls import (
     load_or_create_local_tls,
 )
 from farm_core.identity_keys import resolve_private_key
+from farm_core.nats_access import NatsAccess
 
 NATS_TIMEOUT = 30.0
 SEAWEEDFS_TIMEOUT = 90.0
@@ -193,6 +195,8 @@ class LocalFarm:
                 # With TLS at the edge, the services also speak mutual TLS among themselves.
                 internal = load_or_create_internal_tls(self.config.tls_home)
                 self._shared = shared = replace(shared, internal_tls=internal)
+            if self.config.nats_url is None:
+                self._shared = shared = with_nats_users(shared, self.home, self.config.agents)
             if self.config.traces:
                 self._start_trace_sink()
             self._s3 = s3 = self._start_infrastructure()
@@ -273,6 +277,10 @@ class LocalFarm:
         nats_url = self.config.nats_url or f"nats://{HOST}:{self.config.ports.nats}"
         return SharedSettings(nats_url=nats_url, identity_key=identity_key)
 
+    def nats_access(self, user: str | None = None) -> NatsAccess:
+        """How to reach the farm's NATS as `user` (scheduler, auth, storage, agent-N)."""
+        return _started(self._shared).nats_access(user)
+
     def _prepare_tls(self) -> TlsFiles | None:
         """The given certificate (checked to exist), the local CA's (made once), or None."""
         config = self.config
@@ -291,7 +299,7 @@ class LocalFarm:
         if config.nats_url is None:
             nats_ports = config.ports.nats_ports()
             ready = functools.partial(infra.nats_ready, nats_ports)
-            spec = infra.nats_spec(nats_ports, self.home / "nats")
+            spec = infra.nats_spec(nats_ports, self.home / "nats", nats_config_path(self.home))
             started.append(self._launched.launch(spec, ready, NATS_TIMEOUT, Role.INFRASTRUCTURE))
         if config.s3_endpoint is not None and config.s3_credentials is not None:
             s3 = S3Target(config.s3_endpoint, config.s3_credentials, config.s3_bucket)

@@ -39,13 +39,20 @@ class NatsPorts:
     monitor: int
 
 
-def nats_spec(ports: NatsPorts, data_dir: Path, host: str = "127.0.0.1") -> ProcessSpec:
-    """nats-server with JetStream on, its file store under `data_dir`."""
+def nats_spec(
+    ports: NatsPorts, data_dir: Path, config_file: Path | None = None, host: str = "127.0.0.1"
+) -> ProcessSpec:
+    """nats-server with JetStream on, its file store under `data_dir`.
+
+    `config_file` holds its users and TLS (the flags here win over it); None: open to all.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
+    config = ["--config", str(config_file)] if config_file is not None else []
     return ProcessSpec(
         name="nats",
         argv=[
             binary("nats-server"),
+            *config,
             "--addr",
             host,
             "--port",

@@ -1,6 +1,7 @@
 """How the launcher runs the farm's own services: `python -m farm_<name>` with their settings."""
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from farm_cli.launcher.processes import ProcessSpec
 from farm_cli.launcher.tls import TlsFiles
 from farm_core.identity import CredentialRole, IdentitySigner
 from farm_core.identity_keys import load_private_key, public_pem
+from farm_core.nats_access import NatsAccess
 
 HOST = "127.0.0.1"
 # A service drains for up to FARM_GRACE_SECONDS (20 s by default) on SIGTERM.
@@ -39,10 +41,26 @@ class SharedSettings:
     identity_key: str = field(repr=False)
     # The certificate every service serves and calls the others with; None: plaintext.
     internal_tls: TlsFiles | None = None
+    # The embedded nats-server's users' passwords by user; empty: connect anonymously.
+    nats_passwords: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # The CA of NATS's certificate; None: NATS without TLS.
+    nats_ca: Path | None = None
 
     def public_key(self) -> str:
         """The public half of the identity key (PEM)."""
         return public_pem(load_private_key(self.identity_key))
+
+    def nats_login(self, user: str) -> dict[str, str]:
+        """NATS_USER and NATS_PASSWORD of `user`; {} when NATS has no users."""
+        password = self.nats_passwords.get(user)
+        if password is None:
+            return {}
+        return {"NATS_USER": user, "NATS_PASSWORD": password}
+
+    def nats_access(self, user: str | None = None) -> NatsAccess:
+        """How a client reaches this farm's NATS, as `user` (None: anonymously)."""
+        password = self.nats_passwords.get(user) if user is not None else None
+        return NatsAccess(self.nats_url, user if password else None, password, self.nats_ca)
 
     def credential(self, role: CredentialRole, name: str) -> str:
         """A credential for the farm process `name` in `role`, signed with the identity key."""
@@ -85,6 +103,7 @@ def common_env(config: FarmConfig, shared: SharedSettings) -> dict[str, str]:
         "FARM_LOG_LEVEL": config.log_level,
         "PYTHONUNBUFFERED": "1",
         **_internal_tls_env(shared.internal_tls),
+        **({"NATS_CA_FILE": str(shared.nats_ca)} if shared.nats_ca is not None else {}),
     }
 
 
@@ -127,6 +146,7 @@ def core_service_launches(
             "auth",
             {
                 **common,
+                **shared.nats_login("auth"),
                 "FARM_AUTH_PORT": str(ports.auth),
                 "FARM_AUTH_METRICS_PORT": str(ports.auth_metrics),
                 "FARM_ADMIN_KEY": admin_key,
@@ -138,6 +158,7 @@ def core_service_launches(
             "storage",
             {
                 **common,
+                **shared.nats_login("storage"),
                 "FARM_STORAGE_PORT": str(ports.storage),
                 "FARM_STORAGE_METRICS_PORT": str(ports.storage_metrics),
                 # Storage asks auth for tenants' artifact byte quotas.
@@ -154,6 +175,7 @@ def core_service_launches(
             "scheduler",
             {
                 **common,
+                **shared.nats_login("scheduler"),
                 "FARM_SCHEDULER_PORT": str(ports.scheduler),
                 "FARM_SCHEDULER_METRICS_PORT": str(ports.scheduler_metrics),
                 # Sessions' cdpUrl and liveUrl point at the edge.
@@ -256,6 +278,7 @@ def agent_launches(config: FarmConfig, shared: SharedSettings) -> list[ServiceLa
         env = {
             **common_env(config, shared),
             **own_env,
+            **shared.nats_login(name),
             "FARM_AGENT_ID": name,
             "FARM_AGENT_CREDENTIAL": shared.credential(CredentialRole.AGENT, name),
             "FARM_AGENT_PORT": str(ports.agent(index)),

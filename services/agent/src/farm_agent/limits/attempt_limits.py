@@ -27,8 +27,10 @@ class AttemptLimits:
         """The limits on the farm's buckets, with the agent's settings."""
         return cls(
             breakers=await BreakerBoard.open(js, settings),
-            host_limits=SlotLimiter(await host_slots_bucket(js), "host"),
-            tenant_limits=SlotLimiter(await tenant_slots_bucket(js), "tenant"),
+            host_limits=SlotLimiter(await host_slots_bucket(js, settings.nats_replicas), "host"),
+            tenant_limits=SlotLimiter(
+                await tenant_slots_bucket(js, settings.nats_replicas), "tenant"
+            ),
             settings=settings,
         )
 

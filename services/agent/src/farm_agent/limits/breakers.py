@@ -38,7 +38,7 @@ class BreakerBoard:
     async def open(cls, js: JetStreamContext, settings: AgentSettings) -> "BreakerBoard":
         """The board on the farm's bucket, with the breaker settings."""
         policy = BreakerPolicy(settings.breaker_failures, settings.breaker_cooldown_seconds)
-        return cls(await breakers_bucket(js), policy)
+        return cls(await breakers_bucket(js, settings.nats_replicas), policy)
 
     def __init__(self, kv: KeyValue, policy: BreakerPolicy) -> None:
         self._kv = kv

@@ -66,7 +66,7 @@ class AgentSessions:
         await self._endpoints.start()
         endpoint = f"{advertised_host(self._settings)}:{self._endpoints.port}"
         js = connection.jetstream()
-        self.manager.attach(js, await sessions_bucket(js), endpoint)
+        self.manager.attach(js, await sessions_bucket(js, self._settings.nats_replicas), endpoint)
         self._orders = SessionOrders(
             connection,
             self._settings.id,

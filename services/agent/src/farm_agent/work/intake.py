@@ -47,7 +47,7 @@ from farm_core.queue import (
     cancel_bucket,
     cancelled_task_id,
     connect,
-    ensure_streams,
+    find_work_streams,
     region_task_subjects,
     routes_bucket,
 )
@@ -114,10 +114,11 @@ class WorkIntake:
     async def start(self) -> None:
         """Connects to NATS, binds the consumers and starts fetching."""
         settings = self._settings
-        self._nc = await connect(settings.nats_url, name=f"farm-agent-{settings.id}")
+        self._nc = await connect(settings.nats(), name=f"farm-agent-{settings.id}")
         js = self._nc.jetstream()
-        await ensure_streams(js)
-        self._waits = await WaitLedger.open(js)
+        replicas = settings.nats_replicas
+        await find_work_streams(js, replicas=replicas)
+        self._waits = await WaitLedger.open(js, replicas)
         tools = AttemptTools(
             runner=self._runner,
             limits=await AttemptLimits.open(js, settings),
@@ -126,10 +127,10 @@ class WorkIntake:
                 reporter=EventReporter(js, settings.id, self._nc.max_payload),
             ),
             bookkeeping=QueueBookkeeping(
-                cancelled_tasks=await cancel_bucket(js),
+                cancelled_tasks=await cancel_bucket(js, replicas=replicas),
                 waits=self._waits,
                 expect_redelivery=self._ring_later,
-                route_claims=await routes_bucket(js),
+                route_claims=await routes_bucket(js, replicas=replicas),
             ),
             settings=settings,
         )

@@ -54,9 +54,9 @@ class WaitLedger:
     """Reads and adds to the wait-only deliveries of tasks, by `wait_key`."""
 
     @classmethod
-    async def open(cls, js: JetStreamContext) -> "WaitLedger":
+    async def open(cls, js: JetStreamContext, replicas: int = 1) -> "WaitLedger":
         """The ledger on the farm's bucket."""
-        return cls(await task_waits_bucket(js))
+        return cls(await task_waits_bucket(js, replicas))
 
     def __init__(self, kv: KeyValue) -> None:
         self._kv = kv

@@ -1,0 +1,55 @@
+"""How a farm process reaches NATS: the servers, its user, the CA it checks TLS with."""
+
+import re
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_INBOX_PREFIX = "_INBOX"
+NATS_USER_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+"""NATS user names the farm uses: also one subject token (each user's inbox prefix)."""
+
+
+def inbox_prefix(user: str | None) -> str:
+    """The inbox prefix of `user`: `_INBOX.<user>`, so its permissions can name its inboxes."""
+    return f"{DEFAULT_INBOX_PREFIX}.{user}" if user else DEFAULT_INBOX_PREFIX
+
+
+@dataclass(frozen=True)
+class NatsAccess:
+    """The NATS servers, the user and password (none: anonymous) and the CA of their TLS.
+
+    With a user, replies come to the user's own inbox prefix, `_INBOX.<user>`, which
+    is all of `_INBOX` its permissions let it subscribe to.
+    """
+
+    url: str
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    # PEM CA the servers' certificates are checked with; set: TLS is required.
+    ca_file: Path | None = None
+
+    def servers(self) -> list[str]:
+        """The server URLs, one per comma-separated entry of `url`."""
+        return [server.strip() for server in self.url.split(",") if server.strip()]
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A client TLS context that checks the server's certificate; None without a CA."""
+        if self.ca_file is None:
+            return None
+        return ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file))
+
+    def connect_options(self) -> dict[str, Any]:
+        """The keyword arguments of nats.connect() for this access (servers included)."""
+        options: dict[str, Any] = {
+            "servers": self.servers(),
+            "inbox_prefix": inbox_prefix(self.user),
+        }
+        if self.user is not None:
+            options["user"] = self.user
+            options["password"] = self.password or ""
+        context = self.ssl_context()
+        if context is not None:
+            options["tls"] = context
+        return options

@@ -1,0 +1,163 @@
+"""The embedded NATS's users: what an agent's NATS credential cannot do, on a real nats-server."""
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import nats
+import nats.errors
+import pytest
+from nats.aio.client import Client
+from nats.js.api import StreamConfig
+
+from farm_cli.launcher import infra
+from farm_cli.launcher.nats_users import (
+    farm_users,
+    load_or_create_passwords,
+    write_server_config,
+)
+from farm_cli.launcher.processes import ManagedProcess, free_port, wait_until
+from farm_core.nats_access import NatsAccess
+from farm_core.queue import (
+    AUDIT_STREAM,
+    TASK_STREAM,
+    Priority,
+    audit_subject,
+    connect,
+    ensure_streams,
+    task_subject,
+)
+
+pytestmark = pytest.mark.integration
+
+# A denied request gets no answer: how long to wait for the answer that never comes.
+DENIED_WAIT_SECONDS = 1.0
+
+
+class Farm:
+    """A nats-server with the farm's users, and each user's access."""
+
+    def __init__(self, url: str, passwords: dict[str, str]) -> None:
+        self.url = url
+        self.passwords = passwords
+
+    def access(self, user: str) -> NatsAccess:
+        return NatsAccess(self.url, user, self.passwords[user])
+
+
+@pytest.fixture(scope="module")
+def farm_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
+    state = tmp_path_factory.mktemp("nats-users")
+    users = farm_users(["agent-1", "agent-2"])
+    passwords = load_or_create_passwords(state / "users.json", users)
+    write_server_config(state / "server.json", users, passwords, tls=None)
+    ports = infra.NatsPorts(client=free_port(), monitor=free_port())
+    spec = infra.nats_spec(ports, state / "data", state / "server.json")
+    process = ManagedProcess(spec, state, state)
+    process.start()
+    try:
+        wait_until(lambda: infra.nats_ready(ports), timeout=30, what="nats-server", process=process)
+        yield Farm(f"nats://127.0.0.1:{ports.client}", passwords)
+    finally:
+        process.stop(timeout=5)
+
+
+@pytest.fixture
+async def scheduler(farm_nats: Farm) -> AsyncIterator[Client]:
+    client = await connect(farm_nats.access("scheduler"), "test-scheduler")
+    await ensure_streams(client.jetstream())
+    yield client
+    await client.close()
+
+
+class Denials:
+    """The permission errors the server sent one connection."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    async def on_error(self, error: Exception) -> None:
+        self.errors.append(str(error))
+
+    async def wait_for(self, what: str) -> None:
+        for _ in range(50):
+            # nats-py lower-cases the subject in its message.
+            if any(what.lower() in error.lower() for error in self.errors):
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no permission error for {what}; got {self.errors}")
+
+
+async def connect_agent(farm_nats: Farm, user: str) -> tuple[Client, Denials]:
+    denials = Denials()
+    client = await nats.connect(
+        **farm_nats.access(user).connect_options(), error_cb=denials.on_error
+    )
+    return client, denials
+
+
+async def test_an_agent_cannot_publish_a_task(farm_nats: Farm, scheduler: Client) -> None:
+    subject = task_subject("", Priority.HIGH)
+    seen = await scheduler.subscribe(subject)
+    agent, denials = await connect_agent(farm_nats, "agent-1")
+    try:
+        await agent.publish(subject, b"forged task")
+        await agent.flush()
+        await denials.wait_for(subject)
+        with pytest.raises(nats.errors.TimeoutError):
+            await seen.next_msg(timeout=DENIED_WAIT_SECONDS)
+        info = await scheduler.jetstream().stream_info(TASK_STREAM)
+        assert info.state.messages == 0
+    finally:
+        await agent.close()
+
+
+async def test_an_agent_cannot_read_another_agents_inbox(
+    farm_nats: Farm, scheduler: Client
+) -> None:
+    other_inbox = "_INBOX.agent-2.>"
+    agent, denials = await connect_agent(farm_nats, "agent-1")
+    try:
+        listening = await agent.subscribe(other_inbox)
+        await agent.flush()
+        await denials.wait_for(other_inbox)
+        await scheduler.publish("_INBOX.agent-2.reply.1", b"for agent-2 only")
+        with pytest.raises(nats.errors.TimeoutError):
+            await listening.next_msg(timeout=DENIED_WAIT_SECONDS)
+    finally:
+        await agent.close()
+
+
+async def test_an_agent_cannot_read_the_audit_stream(farm_nats: Farm, scheduler: Client) -> None:
+    agent, denials = await connect_agent(farm_nats, "agent-1")
+    try:
+        await agent.subscribe("audit.>")
+        await denials.wait_for("audit.>")
+        with pytest.raises((nats.errors.TimeoutError, TimeoutError)):
+            await agent.jetstream(timeout=DENIED_WAIT_SECONDS).stream_info(AUDIT_STREAM)
+        # Its own audit records it may send, and nothing else of the stream.
+        await agent.jetstream(timeout=5).publish(audit_subject("agent"), b"record")
+    finally:
+        await agent.close()
+
+
+async def test_an_agent_cannot_create_or_delete_streams(farm_nats: Farm, scheduler: Client) -> None:
+    agent, _ = await connect_agent(farm_nats, "agent-1")
+    js = agent.jetstream(timeout=DENIED_WAIT_SECONDS)
+    try:
+        with pytest.raises((nats.errors.TimeoutError, TimeoutError)):
+            await js.add_stream(StreamConfig(name="STOLEN", subjects=["stolen.>"]))
+        with pytest.raises((nats.errors.TimeoutError, TimeoutError)):
+            await js.delete_stream(TASK_STREAM)
+        assert (await scheduler.jetstream().stream_info(TASK_STREAM)).config.name == TASK_STREAM
+    finally:
+        await agent.close()
+
+
+def test_passwords_are_kept_and_new_agents_get_theirs(tmp_path: Path) -> None:
+    path = tmp_path / "users.json"
+    first = load_or_create_passwords(path, farm_users(["agent-1"]))
+    again = load_or_create_passwords(path, farm_users(["agent-1", "agent-2"]))
+    assert again["agent-1"] == first["agent-1"]
+    assert again["agent-2"] not in first.values()
+    assert path.stat().st_mode & 0o777 == 0o600
