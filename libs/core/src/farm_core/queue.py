@@ -42,6 +42,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 
 from farm.tasks.v1 import tasks_pb2
+from farm_core.nats_replicas import nats_replicas
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +233,7 @@ def _file_stream(
         storage=StorageType.FILE,
         max_age=max_age_seconds,
         duplicate_window=limits.duplicate_window_seconds,
+        num_replicas=nats_replicas(),
     )
 
 
@@ -274,7 +276,10 @@ async def cancel_bucket(js: JetStreamContext, limits: QueueLimits | None = None)
     return await _key_value(
         js,
         KeyValueConfig(
-            bucket=CANCEL_BUCKET, ttl=limits.cancel_ttl_seconds, storage=StorageType.FILE
+            bucket=CANCEL_BUCKET,
+            ttl=limits.cancel_ttl_seconds,
+            storage=StorageType.FILE,
+            replicas=nats_replicas(),
         ),
     )
 
@@ -289,6 +294,7 @@ async def routes_bucket(js: JetStreamContext, limits: QueueLimits | None = None)
             bucket=ROUTES_BUCKET,
             ttl=limits.task_max_age_seconds,
             storage=StorageType.FILE,
+            replicas=nats_replicas(),
         ),
     )
 
@@ -304,6 +310,7 @@ async def agents_bucket(js: JetStreamContext, limits: QueueLimits | None = None)
             bucket=AGENTS_BUCKET,
             ttl=limits.agent_ttl_seconds,
             storage=StorageType.FILE,
+            replicas=nats_replicas(),
         ),
     )
 

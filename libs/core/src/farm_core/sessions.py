@@ -14,6 +14,8 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
+from farm_core.nats_replicas import nats_replicas
+
 SESSIONS_BUCKET = "farm_sessions"
 SESSION_EVENTS = "events.sessions.>"
 """The subjects of every session's SessionClosed events."""
@@ -73,5 +75,7 @@ async def sessions_bucket(js: JetStreamContext) -> KeyValue:
         return await js.key_value(SESSIONS_BUCKET)
     except NotFoundError:
         return await js.create_key_value(
-            KeyValueConfig(bucket=SESSIONS_BUCKET, storage=StorageType.FILE)
+            KeyValueConfig(
+                bucket=SESSIONS_BUCKET, storage=StorageType.FILE, replicas=nats_replicas()
+            )
         )

@@ -18,6 +18,7 @@ from nats.js.kv import KeyValue
 
 from farm_core.breakers import BREAKERS_BUCKET
 from farm_core.kv import CAS_TRIES, Contended, Versioned, compare_and_set, is_valid_key, read
+from farm_core.nats_replicas import nats_replicas
 from farm_core.queue import QueueLimits
 
 __all__ = [
@@ -44,7 +45,13 @@ async def _file_bucket(js: JetStreamContext, bucket: str, ttl: float) -> KeyValu
         return await js.key_value(bucket)
     except BucketNotFoundError:
         return await js.create_key_value(
-            KeyValueConfig(bucket=bucket, ttl=ttl, storage=StorageType.FILE, direct=True)
+            KeyValueConfig(
+                bucket=bucket,
+                ttl=ttl,
+                storage=StorageType.FILE,
+                direct=True,
+                replicas=nats_replicas(),
+            )
         )
 
 

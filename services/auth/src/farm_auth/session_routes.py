@@ -20,6 +20,7 @@ from nats.js.kv import KeyValue
 from farm.queue.v1 import queue_pb2
 from farm_core.errors import Unavailable
 from farm_core.nats_link import NatsLink
+from farm_core.nats_replicas import nats_replicas
 from farm_core.sessions import sessions_bucket
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class SessionRoutes:
                     bucket=VIEW_TOKENS_BUCKET,
                     ttl=self._view_token_ttl_seconds,
                     storage=StorageType.FILE,
+                    replicas=nats_replicas(),
                 )
             )
         return routes, spent

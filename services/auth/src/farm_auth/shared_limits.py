@@ -27,6 +27,7 @@ from nats.js.kv import KeyValue
 from farm_auth.ratelimit import FailedAuthLimiter, KeyRateLimiter
 from farm_core.kv import Contended, Versioned, compare_and_set
 from farm_core.nats_link import NatsLink
+from farm_core.nats_replicas import nats_replicas
 
 log = logging.getLogger(__name__)
 
@@ -263,5 +264,11 @@ async def _memory_bucket(js: JetStreamContext, bucket: str, ttl: float) -> KeyVa
         return await js.key_value(bucket)
     except BucketNotFoundError:
         return await js.create_key_value(
-            KeyValueConfig(bucket=bucket, ttl=ttl, storage=StorageType.MEMORY, direct=True)
+            KeyValueConfig(
+                bucket=bucket,
+                ttl=ttl,
+                storage=StorageType.MEMORY,
+                direct=True,
+                replicas=nats_replicas(),
+            )
         )
