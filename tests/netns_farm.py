@@ -126,6 +126,11 @@ class NetnsFarm:
 
     def stop(self) -> None:
         """Stops every process by PID, in reverse start order; removes PostgreSQL's folder."""
+        infrastructure = ("postgres", "seaweedfs", *NATS_NODES)
+        # The services drain side by side (each for up to FARM_GRACE_SECONDS), then the rest.
+        services = [p for n, p in self.processes.items() if n not in infrastructure]
+        for process in services:
+            process.signal(signal.SIGTERM)
         for process in reversed(self.processes.values()):
             process.stop(timeout=5)
         if self._postgres_dir is not None:

@@ -21,7 +21,6 @@ import httpx
 import pytest
 
 from browserfarm import AsyncClient, TaskStatus
-from tests.e2e.test_chaos import CHAOS_ENV
 from tests.farms import whole_farm_config
 from tests.helpers import assert_eventually
 from tests.netns import BRIDGE_ADDRESS, Hosts, NamespacesUnavailable
@@ -40,8 +39,18 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 BATCH = 24
 SLOW_PAGE = "/slow?ms=1500"
+# Short waits everywhere, so a redelivery or a retry takes seconds, not minutes.
 NETNS_ENV = {
-    **CHAOS_ENV,
+    "FARM_AGENT_IN_PROGRESS_SECONDS": "1",
+    "FARM_AGENT_RETRY_DELAY_SECONDS": "0.5",
+    "FARM_AGENT_RETRY_BASE_SECONDS": "0.2",
+    "FARM_AGENT_RETRY_MAX_SECONDS": "2",
+    # Every task visits one page host: per-host politeness must not limit a batch.
+    "FARM_AGENT_HOST_MAX_CONCURRENCY": "16",
+    "FARM_AGENT_HOST_MAX_RATE": "100",
+    "FARM_SCHEDULER_REPUBLISH_INTERVAL_SECONDS": "1",
+    "FARM_SCHEDULER_WATCH_POLL_SECONDS": "1",
+    "FARM_GRACE_SECONDS": "2",
     "FARM_NATS_REPLICAS": "3",
     "FARM_AGENT_HEARTBEAT_SECONDS": "1",
     "FARM_AGENT_ACK_WAIT_SECONDS": "4",
