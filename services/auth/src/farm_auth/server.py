@@ -52,7 +52,9 @@ class AuthService:
             settings.limit_defaults(),
         )
         self._codec = IdentitySigner(
-            settings.resolved_identity_key(), settings.identity_ttl_seconds
+            settings.resolved_identity_key(),
+            settings.identity_ttl_seconds,
+            settings.identity_reuse_seconds,
         )
         self._audit_log = AuditLog(self._store.engine)
         self._audit_writer = AuditWriter(
@@ -78,6 +80,7 @@ class AuthService:
                 settings.failed_auth_window_seconds,
                 settings.failed_auth_block_seconds,
             ),
+            lease_seconds=settings.rate_lease_seconds,
         )
         # Refusals at the edge never reach an interceptor: Check records them itself.
         self._edge_audit = AuditPublisher(settings.nats_url, EDGE_SOURCE, settings.audit_queue_size)
