@@ -7,18 +7,26 @@ RunTask callers do). The baseline, in the same run, is a bare nats-py pull loop 
 a work-queue stream with the same traffic. No browser is involved, so the figures
 are the queue's own overhead.
 
-    .venv/bin/python bench/pickup.py [--tasks 40] [--work-ms 300]
+With `--farm N` it also starts a farm of its own with one idle agent and runs N small
+screenshots one at a time through Envoy (RunTask, cacheTtlSeconds 0), reading each
+task's own timestamps: accepted (createTime, the scheduler's) to running (startTime,
+the agent's RUNNING event), the whole path scheduler → NATS → agent.
+
+    .venv/bin/python bench/pickup.py [--tasks 40] [--work-ms 300] [--farm 30]
 """
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import httpx
 import nats
+from google.protobuf.timestamp_pb2 import Timestamp
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 
@@ -31,6 +39,8 @@ from farm_cli.launcher import infra
 from farm_cli.launcher.processes import ManagedProcess, free_port, wait_until
 from farm_core.nats_access import NatsAccess
 from farm_core.queue import TASK_EVENT_SUBJECTS, Priority, connect, task_subject
+
+from harness import local_farm, progress_reporter, serve_page
 
 CLIENTS = 2
 Publish = Callable[[str], Awaitable[None]]
@@ -208,15 +218,51 @@ async def measure(tasks: int, work: float) -> None:
     )
 
 
+PAGE_HTML = b"<!doctype html><title>pickup</title><p>pickup bench</p>"
+
+
+def seconds_of(json_timestamp: str) -> float:
+    """A Timestamp in its JSON form (RFC 3339), as Unix seconds."""
+    stamp = Timestamp()
+    stamp.FromJsonString(json_timestamp)
+    return stamp.seconds + stamp.nanos / 1e9
+
+
+def accepted_to_running(tasks: int) -> list[float]:
+    """Seconds from each task's createTime to its startTime, on a farm with one idle agent."""
+    report = progress_reporter("pickup")
+    with serve_page(PAGE_HTML, "/pickup") as page_url, local_farm(1, "pickup", report) as farm:
+        spec = {"url": page_url, "screenshot": {}, "cacheTtlSeconds": 0}
+        headers = {"authorization": f"Bearer {farm.admin_key}"}
+        latencies = []
+        with httpx.Client(base_url=farm.envoy_url, headers=headers, timeout=60) as http:
+            for number in range(tasks + 2):
+                answer = http.post("/v1/tasks:run", json=spec)
+                answer.raise_for_status()
+                task = answer.json()
+                if number >= 2:  # the first two warm the agent's browser
+                    latencies.append(seconds_of(task["startTime"]) - seconds_of(task["createTime"]))
+    return latencies
+
+
 def main() -> None:
     """Parses the arguments and runs the measurement."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=40, help="tasks per way (2 to 1000)")
     parser.add_argument("--work-ms", type=int, default=300, help="how long each task takes")
+    parser.add_argument(
+        "--farm", type=int, default=0, help="also N tasks through a farm (accepted → running)"
+    )
     arguments = parser.parse_args()
     if not 2 <= arguments.tasks <= 1000 or not 0 <= arguments.work_ms <= 10_000:
         parser.error("--tasks must be 2 to 1000 and --work-ms 0 to 10000")
+    load = os.getloadavg()[0]
     asyncio.run(measure(arguments.tasks, arguments.work_ms / 1000))
+    if arguments.farm > 0:
+        farm = accepted_to_running(arguments.farm)
+        print("\n| way | tasks | p50 ms | p95 ms | max ms |\n|---|---:|---:|---:|---:|")
+        print(describe("farm: accepted → running (idle agent)", farm))
+    print(f"\nload average (1 min) at the start: {load:.2f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -104,3 +104,27 @@ async def test_refusals_at_both_replicas_block_the_address_at_both(
     assert status == HTTP_TOO_MANY_REQUESTS
     assert int(headers["retry-after"]) > 0
     assert elsewhere.status.code == OK
+
+
+async def test_two_replicas_leasing_a_busy_keys_rate_never_let_more_than_it_through(
+    farm_home: Path, nats_server: NatsServer
+) -> None:
+    async with two_replicas(farm_home, nats_server.url) as (one, two):
+        created = await one.create_key(one.admin_key, tenant="acme")
+        # 50 a second with a lease of 0.1 s: each replica takes up to 5 requests at once.
+        await one.keys.UpdateApiKey(
+            auth_pb2.UpdateApiKeyRequest(
+                id=created.api_key.id, rate_limit_per_second=50, rate_limit_burst=10
+            ),
+            metadata=await one.as_key(one.admin_key),
+            timeout=RPC_TIMEOUT,
+        )
+        started = time.monotonic()
+        replies = [await replica.check(f"Bearer {created.secret}") for replica in (one, two) * 20]
+        elapsed = time.monotonic() - started
+
+    allowed = [reply.status.code for reply in replies].count(OK)
+    # Leased or not, the two replicas together let through the burst and what refilled,
+    # less at most what each still held unused when the calls stopped.
+    assert 10 - 2 * 5 < allowed <= 10 + math.ceil(elapsed * 50), allowed
+    assert any("over its rate limit of 50" in reply.status.message for reply in replies)

@@ -16,6 +16,7 @@ import contextvars
 import os
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -35,6 +36,8 @@ _ISSUER = "farm-auth"
 _AUDIENCE = "farm"
 _ALGORITHM = "EdDSA"
 DEFAULT_CREDENTIAL_DAYS = 365.0
+# Verified tokens (and signed ones) remembered per process: a few per active API key.
+REMEMBERED_TOKENS = 4096
 
 
 class CredentialRole(StrEnum):
@@ -90,15 +93,35 @@ def require_operator(
 
 
 class IdentityVerifier:
-    """Verifies identity tokens and credentials with the farm's public identity key."""
+    """Verifies identity tokens and credentials with the farm's public identity key.
+
+    A token verified once is remembered by its exact text until it expires, so the
+    same token on the next call costs a dictionary lookup instead of a signature check.
+    """
 
     def __init__(self, public_key: Ed25519PublicKey | str) -> None:
         self._public_key = (
             load_public_key(public_key) if isinstance(public_key, str) else public_key
         )
+        # token -> (identity, expiry as a Unix time); least recently verified dropped first.
+        self._verified: OrderedDict[str, tuple[Identity, float]] = OrderedDict()
 
     def decode(self, token: str) -> Identity:
         """Returns the identity in `token`, or raises Unauthenticated."""
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            identity, expires = remembered
+            if time.time() < expires:
+                return identity
+            del self._verified[token]
+        identity, expires = self._decode(token)
+        self._verified[token] = (identity, expires)
+        while len(self._verified) > REMEMBERED_TOKENS:
+            self._verified.popitem(last=False)
+        return identity
+
+    def _decode(self, token: str) -> tuple[Identity, float]:
+        """Checks `token`'s signature and claims: its identity and its expiry."""
         try:
             claims = jwt.decode(
                 token,
@@ -114,7 +137,7 @@ class IdentityVerifier:
         role = claims.get("role")
         if role is not None and role not in CredentialRole.__members__.values():
             raise Unauthenticated(f"identity token refused: unknown role {role!r}")
-        return Identity(
+        identity = Identity(
             tenant=str(claims.get("tenant", "")),
             key_id=str(claims["sub"]),
             scopes=frozenset(str(s) for s in claims.get("scopes", [])),
@@ -123,19 +146,49 @@ class IdentityVerifier:
             quotas=TenantQuotas.from_claims(quota) if isinstance(quota, dict) else None,
             role=CredentialRole(role) if role is not None else None,
         )
+        return identity, float(claims["exp"])
 
 
 class IdentitySigner(IdentityVerifier):
-    """Signs identity tokens and credentials with the private identity key (auth's alone)."""
+    """Signs identity tokens and credentials with the private identity key (auth's alone).
 
-    def __init__(self, private_key: Ed25519PrivateKey | str, ttl_seconds: float = 60.0) -> None:
+    A token signed for an identity is handed out again for the same identity for up
+    to `reuse_seconds` (at most half its lifetime), so every token handed out still
+    has at least `ttl_seconds - reuse_seconds` to live, and a busy key costs one
+    signature per `reuse_seconds` instead of one per request.
+    """
+
+    def __init__(
+        self,
+        private_key: Ed25519PrivateKey | str,
+        ttl_seconds: float = 60.0,
+        reuse_seconds: float = 0.0,
+    ) -> None:
         key = load_private_key(private_key) if isinstance(private_key, str) else private_key
         super().__init__(key.public_key())
         self._private_key = key
         self._ttl_seconds = ttl_seconds
+        self._reuse_seconds = min(reuse_seconds, ttl_seconds / 2)
+        # identity -> (token, signed at, as a monotonic time).
+        self._signed: OrderedDict[Identity, tuple[str, float]] = OrderedDict()
 
     def encode(self, identity: Identity) -> str:
-        """Returns a token that vouches for `identity` for the next ttl seconds."""
+        """Returns a token that vouches for `identity` for about the next ttl seconds."""
+        if self._reuse_seconds <= 0:
+            return self._sign(identity)
+        signed = self._signed.get(identity)
+        now = time.monotonic()
+        if signed is not None and now - signed[1] < self._reuse_seconds:
+            return signed[0]
+        token = self._sign(identity)
+        self._signed.pop(identity, None)
+        self._signed[identity] = (token, now)
+        while len(self._signed) > REMEMBERED_TOKENS:
+            self._signed.popitem(last=False)
+        return token
+
+    def _sign(self, identity: Identity) -> str:
+        """A new token for `identity`, good for ttl seconds from now."""
         now = time.time()
         claims: dict[str, object] = {
             "iss": _ISSUER,

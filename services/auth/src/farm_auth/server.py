@@ -52,7 +52,9 @@ class AuthService:
             settings.limit_defaults(),
         )
         self._codec = IdentitySigner(
-            settings.resolved_identity_key(), settings.identity_ttl_seconds
+            settings.resolved_identity_key(),
+            settings.identity_ttl_seconds,
+            settings.identity_reuse_seconds,
         )
         self._audit_log = AuditLog(self._store.engine)
         self._audit_writer = AuditWriter(
@@ -81,6 +83,7 @@ class AuthService:
                 settings.failed_auth_block_seconds,
             ),
             replicas=settings.nats_replicas,
+            lease_seconds=settings.rate_lease_seconds,
         )
         # Refusals at the edge never reach an interceptor: Check records them itself.
         self._edge_audit = AuditPublisher(settings.nats(), EDGE_SOURCE, settings.audit_queue_size)

@@ -56,6 +56,14 @@ class AuthSettings(FarmSettings):
     identity_ttl_seconds: float = Field(
         default=60.0, gt=0, description="Lifetime of the identity tokens Check hands to Envoy."
     )
+    identity_reuse_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "How long Check hands out the same identity token for the same key, at most half "
+            "the tokens' lifetime; 0 signs one per request."
+        ),
+    )
     key_cache_seconds: float = Field(
         default=1.0,
         ge=0,
@@ -76,6 +84,15 @@ class AuthSettings(FarmSettings):
         ge=1,
         le=MAX_RATE,
         description="Requests one API key may make at once after a pause, unless set per key.",
+    )
+    rate_lease_seconds: float = Field(
+        default=0.1,
+        ge=0,
+        le=1.0,
+        description=(
+            "How much of a key's rate (in seconds of it) a replica may take from the shared "
+            "count at once and hold, unused ones lapsing after as long; 0: one request at a time."
+        ),
     )
     rate_limit_keys: int = Field(
         default=100_000, ge=1, description="How many keys' rate buckets Check keeps at most."

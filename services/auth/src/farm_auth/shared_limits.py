@@ -3,7 +3,10 @@
 `farm_rate_limits` holds each API key's rate as the time its next request is due
 (GCRA: a token bucket written as one number), `farm_failed_auth` each source
 address's refused keys and until when it is blocked. Each update is a
-compare-and-set, so N replicas give a key its rate once, not N times. Every
+compare-and-set, so N replicas give a key its rate once, not N times. A replica
+takes a key's requests from the entry a few at a time (a lease, at most
+`lease_seconds` of the key's rate, used up or dropped within that time), so a busy
+key costs one round trip per lease rather than one per request. Every
 replica watches `farm_failed_auth`, so asking whether an address is blocked costs
 no round trip. While NATS is away, Check falls back to the replica's own
 in-memory limiters (ratelimit.py): limits stay in force, per replica.
@@ -50,14 +53,73 @@ class RateDecision:
     wait_seconds: float
 
 
+@dataclass(frozen=True)
+class RateLease:
+    """Requests taken from a key's rate at once: how many, and the key's next due time.
+
+    `granted` 0 means refused; then `wait_seconds` says how long until one is due.
+    """
+
+    due: float
+    granted: int
+    wait_seconds: float
+
+
+def rate_lease(
+    due: float | None, now: float, per_second: float, burst: int, wanted: int
+) -> RateLease:
+    """GCRA for up to `wanted` requests: as many as keep the due time within `burst` intervals."""
+    interval = 1.0 / per_second
+    start = max(due or now, now)
+    room = int((now + burst * interval - start) / interval + 1e-9)
+    granted = min(wanted, room)
+    if granted < 1:
+        return RateLease(
+            due=due or now, granted=0, wait_seconds=start + interval - now - burst * interval
+        )
+    return RateLease(due=start + granted * interval, granted=granted, wait_seconds=0.0)
+
+
 def rate_decision(due: float | None, now: float, per_second: float, burst: int) -> RateDecision:
     """GCRA: admit a request if the key's next due time is at most `burst` intervals ahead."""
-    interval = 1.0 / per_second
-    after = max(due or now, now) + interval
-    over = after - now - burst * interval
-    if over > 1e-9:
-        return RateDecision(due=due or now, wait_seconds=over)
-    return RateDecision(due=after, wait_seconds=0.0)
+    lease = rate_lease(due, now, per_second, burst, 1)
+    return RateDecision(due=lease.due, wait_seconds=lease.wait_seconds)
+
+
+@dataclass
+class HeldLease:
+    """Requests of one key this replica took from the shared entry and has not used yet.
+
+    Unused requests lapse at `until`, so a replica never holds more than a short
+    share of a key's rate. `size` is how many the next lease asks for: doubled when a
+    lease is used up in time, cut to what was used when one lapses.
+    """
+
+    left: int
+    until: float
+    size: int
+    rate: tuple[int, int]
+
+    def take(self, now: float, rate: tuple[int, int]) -> bool:
+        """Uses one request of the lease if it holds one, in time, for the same rate."""
+        if self.left <= 0 or now >= self.until or rate != self.rate:
+            return False
+        self.left -= 1
+        return True
+
+
+def next_lease_size(held: HeldLease | None, now: float, cap: int) -> int:
+    """How many requests to ask for: more while leases are used up, fewer once one lapses."""
+    if held is None:
+        return 1
+    if held.left > 0 and now >= held.until:
+        return max(1, min(cap, held.size - held.left))
+    return max(1, min(cap, held.size * 2))
+
+
+def lease_cap(per_second: int, burst: int, lease_seconds: float) -> int:
+    """The most requests one lease may take: `lease_seconds` of the rate, within the burst."""
+    return max(1, min(burst, int(per_second * lease_seconds)))
 
 
 @dataclass(frozen=True)
@@ -119,6 +181,7 @@ class SharedLimits:
         local_rates: KeyRateLimiter,
         local_failures: FailedAuthLimiter,
         failure_rule: FailureRule,
+        lease_seconds: float = 0.0,
         clock: Callable[[], float] = time.time,
         replicas: int = 1,
     ) -> None:
@@ -128,6 +191,8 @@ class SharedLimits:
         self._local_failures = local_failures
         self._rule = failure_rule
         self._clock = clock
+        self._lease_seconds = lease_seconds
+        self._leases: dict[str, HeldLease] = {}
         self._buckets: tuple[KeyValue, KeyValue] | None = None
         self._opening: asyncio.Task[None] | None = None
         self._watching: asyncio.Task[None] | None = None
@@ -160,25 +225,34 @@ class SharedLimits:
             return self._local_rates.take(key_id, per_second, burst)
         rates, _ = self._buckets
         key = entry_key(key_id)
+        held = self._leases.get(key)
+        if held is not None and held.take(self._clock(), (per_second, burst)):
+            return 0.0
         # Requests of one key in one replica queue here instead of racing each other's
         # compare-and-set; replicas race only each other.
         # Both maps hold one small entry per valid key that called: bounded by the keys.
         lock = self._key_locks.setdefault(key, asyncio.Lock())
         try:
             async with lock:
+                # Another request of the key may have leased while this one queued.
+                held = self._leases.get(key)
+                if held is not None and held.take(self._clock(), (per_second, burst)):
+                    return 0.0
                 return await self._take_shared(rates, key, per_second, burst)
         except (nats.errors.Error, TimeoutError, Contended) as error:
             log.warning("shared rate of %s unavailable, counting locally: %s", key_id, error)
             return self._local_rates.take(key_id, per_second, burst)
 
     async def _take_shared(self, rates: KeyValue, key: str, per_second: int, burst: int) -> float:
-        wait_seconds = 0.0
+        now = self._clock()
+        cap = lease_cap(per_second, burst, self._lease_seconds)
+        wanted = next_lease_size(self._leases.get(key), now, cap)
+        lease = RateLease(due=now, granted=0, wait_seconds=0.0)
 
         def count(due: float | None) -> float | None:
-            nonlocal wait_seconds
-            decision = rate_decision(due, self._clock(), per_second, burst)
-            wait_seconds = decision.wait_seconds
-            return None if wait_seconds > 0 else decision.due
+            nonlocal lease
+            lease = rate_lease(due, self._clock(), per_second, burst, wanted)
+            return lease.due if lease.granted else None
 
         written = await asyncio.wait_for(
             compare_and_set(
@@ -192,7 +266,16 @@ class SharedLimits:
             CALL_TIMEOUT_SECONDS,
         )
         self._known_rates[key] = written
-        return wait_seconds
+        if not lease.granted:
+            return lease.wait_seconds
+        # One of the granted requests is this one; the rest wait here for the next ones.
+        self._leases[key] = HeldLease(
+            left=lease.granted - 1,
+            until=self._clock() + self._lease_seconds,
+            size=wanted,
+            rate=(per_second, burst),
+        )
+        return 0.0
 
     def blocked_for(self, address: str) -> float:
         """Seconds `address` stays blocked, by any replica's count; 0.0 when it is not."""
