@@ -251,6 +251,26 @@ class Scheduler:
 
         return list(await asyncio.gather(*(one() for _ in range(count))))
 
+    async def create_mixed_at_once(self, quotas: TenantQuotas) -> int:
+        """Ten CreateTask and four CreateTasks of three, all at once; how many tasks were made."""
+
+        async def single() -> int:
+            try:
+                await self.create(quotas)
+            except grpc.aio.AioRpcError as error:
+                assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error
+                return 0
+            return 1
+
+        async def batch() -> int:
+            answer = await self.create_batch(
+                [stored_spec() for _ in range(3)], self.auth(quotas=quotas)
+            )
+            return len(answer.tasks)
+
+        made = await asyncio.gather(*(single() for _ in range(10)), *(batch() for _ in range(4)))
+        return sum(made)
+
     async def get(self, task_id: str, metadata: Metadata | None = None) -> tasks_pb2.Task:
         """GetTask as the test's tenant (or with `metadata`)."""
         return await self.tasks.GetTask(
