@@ -35,6 +35,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import Capture, CapturedArtifact
 from farm_agent.settings import AgentSettings
 from farm_agent.work.intake import WorkIntake
+from farm_agent.work.uploader import ArtifactOwner
 from farm_cli.launcher import infra
 from farm_cli.launcher.processes import ManagedProcess, free_port, wait_until
 from farm_core.nats_access import NatsAccess
@@ -63,7 +64,7 @@ class NoUploads:
     """The sleeping runner produces no artifacts, so nothing is ever uploaded."""
 
     async def upload(
-        self, tenant: str, task_id: str, artifact: CapturedArtifact
+        self, owner: ArtifactOwner, artifact: CapturedArtifact
     ) -> tasks_pb2.ArtifactRef:
         raise AssertionError("nothing to upload")
 

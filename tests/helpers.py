@@ -17,6 +17,7 @@ from google.protobuf import json_format
 
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher.processes import free_port
+from farm_core.grants import GrantSigner, UploadGrant
 from farm_core.identity import CredentialRole, IdentitySigner
 from farm_core.identity_keys import load_private_key, new_private_key, private_pem, public_pem
 from farm_core.server import Service, ServiceHost
@@ -186,6 +187,11 @@ def agent_credential(name: str = "agent-test") -> str:
     return TEST_SIGNER.credential(CredentialRole.AGENT, name)
 
 
-def service_credential(name: str = "storage") -> str:
-    """A service's credential signed with the test identity key."""
-    return TEST_SIGNER.credential(CredentialRole.SERVICE, name)
+TEST_GRANT_KEY = private_pem(new_private_key())
+TEST_GRANT_PUBLIC_KEY = public_pem(load_private_key(TEST_GRANT_KEY))
+TEST_GRANTS = GrantSigner(TEST_GRANT_KEY)
+
+
+def grant_for(owner_id: str, tenant: str, max_artifact_bytes: int = 0) -> str:
+    """The scheduler's upload grant for `owner_id` of `tenant`, signed with the test grant key."""
+    return TEST_GRANTS.sign(UploadGrant(owner_id, tenant, max_artifact_bytes), 600)

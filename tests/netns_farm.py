@@ -48,6 +48,7 @@ from farm_cli.launcher.services import (
     agent_launches,
     core_service_launches,
 )
+from farm_core.grants import resolve_grant_key
 from farm_core.identity_keys import resolve_private_key
 from tests.netns import BRIDGE_ADDRESS, Host, Hosts
 
@@ -212,7 +213,9 @@ class NetnsFarm:
 
     def _start_services(self) -> None:
         self.admin_key = resolve_admin_key(self.home / "admin-key", None)
-        shared = SharedSettings(self.nats_url, resolve_private_key(None, self.home))
+        shared = SharedSettings(
+            self.nats_url, resolve_private_key(None, self.home), resolve_grant_key(None, self.home)
+        )
         config = dataclasses.replace(self.config, database_url=self.database_url)
         by_name = {launch.spec.name: launch for launch in
                    core_service_launches(config, shared, self.admin_key, self.s3)}  # fmt: skip
@@ -222,12 +225,10 @@ class NetnsFarm:
             api = self.hosts[API_HOSTS[index]]
             for service, port in (("auth", AUTH_PORT), ("scheduler", SCHEDULER_PORT)):
                 self._launch_service(api, by_name[service].spec, f"{service}-{index + 1}", port)
-            # Each storage replica asks the auth replica of the same number for quotas.
-            spec = by_name["storage"].spec
-            auth = {"FARM_STORAGE_AUTH_ADDRESS": f"{api.address}:{AUTH_PORT}"}
-            spec = dataclasses.replace(spec, env={**spec.env, **auth})
             host = self.hosts[STORAGE_HOSTS[index]]
-            self._launch_service(host, spec, f"storage-{index + 1}", STORAGE_PORT)
+            self._launch_service(
+                host, by_name["storage"].spec, f"storage-{index + 1}", STORAGE_PORT
+            )
             self._await(*(f"{name}-{index + 1}" for name in ("auth", "scheduler", "storage")))
         for index, launch in enumerate(agent_launches(self.config, shared)):
             host = self.hosts[AGENT_HOSTS[index]]

@@ -3,18 +3,28 @@
 The agent host runs any web page, so it holds no key that can sign an identity:
 only a credential auth's key signed for it (role agent). Taken from the farm's
 own agent-1, it is refused at the edge and by every service for anything but
-storing what a task made, and then only for the tenant it names.
+storing what a task made, and then only with the scheduler's grant of that task
+(which only an agent handed the task has), for the tenant it names. An event
+about a task without its grant changes nothing.
 """
+
+import asyncio
+import uuid
 
 import grpc
 import httpx
+import nats
 import pytest
 
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
+from farm.queue.v1 import queue_pb2
 from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_cli.launcher.farm import LocalFarm
+from farm_core.grants import GRANT_KEY_FILE, GrantSigner, UploadGrant
 from farm_core.identity import IDENTITY_HEADER, TENANT_HEADER
+from farm_core.queue import EVENT_STREAM, event_subject
+from farm_scheduler.events import DURABLE_NAME
 from tests.e2e.conftest import Client
 from tests.pages import Site
 
@@ -132,28 +142,116 @@ def test_auth_refuses_it_even_what_any_identity_may_call(farm: LocalFarm, stolen
     assert keys == grpc.StatusCode.PERMISSION_DENIED
 
 
-def test_it_stores_only_for_the_tenant_it_names(farm: LocalFarm, stolen: str) -> None:
-    def upload(named_tenant: str, header_tenant: str) -> ingest_pb2.UploadArtifactResponse:
-        header = ingest_pb2.UploadHeader(
-            tenant=header_tenant,
-            task_id="task-of-agent-1",
-            name="shot",
-            kind=tasks_pb2.ARTIFACT_KIND_SCREENSHOT,
-            content_type="image/png",
-        )
-        messages = [
-            ingest_pb2.UploadArtifactRequest(header=header),
-            ingest_pb2.UploadArtifactRequest(chunk=b"\x89PNG"),
-        ]
-        response: ingest_pb2.UploadArtifactResponse = ingest.UploadArtifact(
-            iter(messages), metadata=as_agent(stolen, named_tenant), timeout=10
-        )
-        return response
+def held_grant(farm: LocalFarm, task_id: str, tenant: str) -> str:
+    """The grant a WorkItem of `task_id` carried: what agent-1 holds for a task it was handed."""
+    signer = GrantSigner((farm.home / GRANT_KEY_FILE).read_text())
+    return signer.sign(UploadGrant(task_id, tenant), 600)
 
+
+def upload(
+    channel: grpc.Channel, credential: str, named_tenant: str, header: ingest_pb2.UploadHeader
+) -> ingest_pb2.UploadArtifactResponse:
+    """UploadArtifact of four bytes with `header`, as the agent acting for `named_tenant`."""
+    ingest = ingest_pb2_grpc.ArtifactIngestServiceStub(channel)
+    messages = [
+        ingest_pb2.UploadArtifactRequest(header=header),
+        ingest_pb2.UploadArtifactRequest(chunk=b"\x89PNG"),
+    ]
+    response: ingest_pb2.UploadArtifactResponse = ingest.UploadArtifact(
+        iter(messages), metadata=as_agent(credential, named_tenant), timeout=10
+    )
+    return response
+
+
+def shot_header(tenant: str, task_id: str, grant: str) -> ingest_pb2.UploadHeader:
+    return ingest_pb2.UploadHeader(
+        tenant=tenant,
+        task_id=task_id,
+        name="shot",
+        kind=tasks_pb2.ARTIFACT_KIND_SCREENSHOT,
+        content_type="image/png",
+        grant=grant,
+    )
+
+
+def test_it_stores_only_for_the_tenant_it_names(farm: LocalFarm, stolen: str) -> None:
+    grant = held_grant(farm, "task-of-agent-1", "tenant-a")
     with grpc.insecure_channel(f"127.0.0.1:{farm.config.ports.storage}") as channel:
-        ingest = ingest_pb2_grpc.ArtifactIngestServiceStub(channel)
-        stored = upload("tenant-a", "tenant-a")
-        crossed = refused_code(lambda: upload("tenant-a", "tenant-b"))
+        stored = upload(
+            channel, stolen, "tenant-a", shot_header("tenant-a", "task-of-agent-1", grant)
+        )
+        crossed = refused_code(
+            lambda: upload(
+                channel, stolen, "tenant-a", shot_header("tenant-b", "task-of-agent-1", grant)
+            )
+        )
 
     assert stored.artifact.size_bytes == 4
     assert crossed == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_it_stores_nothing_for_a_task_it_does_not_hold(
+    farm: LocalFarm, stolen: str, admin: Client, site: Site
+) -> None:
+    task = admin.run({"url": site.url("/page"), "screenshot": {}})
+    another_tasks_grant = held_grant(farm, "task-of-agent-1", "default")
+    with grpc.insecure_channel(f"127.0.0.1:{farm.config.ports.storage}") as channel:
+        codes = [
+            refused_code(
+                lambda grant=grant: upload(
+                    channel, stolen, "default", shot_header("default", task["id"], grant)
+                )
+            )
+            for grant in ("", another_tasks_grant)
+        ]
+
+    assert codes == [grpc.StatusCode.PERMISSION_DENIED] * 2
+    # The task's own screenshot is the only artifact it has.
+    listed = admin.http.get("/v1/artifacts", params={"taskId": task["id"]}).json()
+    assert [artifact["name"] for artifact in listed["artifacts"]] == ["screenshot"]
+
+
+async def forge_events(farm: LocalFarm, task_id: str, grants: list[str]) -> None:
+    """Publishes a SUCCEEDED event of `task_id` from agent-1 with each of `grants`, then waits
+    until the scheduler has dealt with every event."""
+    connection = await nats.connect(farm.nats_url)
+    try:
+        js = connection.jetstream()
+        for grant in grants:
+            event = queue_pb2.AgentEvent(
+                event_id=uuid.uuid4().hex,
+                task_id=task_id,
+                status=tasks_pb2.TASK_STATUS_SUCCEEDED,
+                agent_id="agent-1",
+                attempt=1,
+                result=tasks_pb2.TaskResult(title="forged"),
+                grant=grant,
+            )
+            event.time.GetCurrentTime()
+            await js.publish(
+                event_subject(task_id),
+                event.SerializeToString(),
+                headers={"Nats-Msg-Id": event.event_id},
+            )
+        for _ in range(200):
+            info = await js.consumer_info(EVENT_STREAM, DURABLE_NAME)
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the scheduler did not take the forged events")
+    finally:
+        await connection.close()
+
+
+def test_a_forged_event_for_a_task_it_does_not_hold_changes_nothing(
+    farm: LocalFarm, admin: Client, site: Site
+) -> None:
+    # Queued for a region no agent serves, so no agent ever holds it.
+    task = admin.create({"url": site.url("/page"), "content": {}, "region": "nowhere"})
+    another_tasks_grant = held_grant(farm, "task-of-agent-1", "default")
+
+    asyncio.run(forge_events(farm, task["id"], ["", another_tasks_grant]))
+
+    after = admin.get(task["id"])
+    assert after["status"] == "TASK_STATUS_QUEUED"
+    assert "result" not in after

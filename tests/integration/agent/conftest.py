@@ -248,12 +248,21 @@ async def publish(
 ) -> str:
     task_id = f"task-{uuid.uuid4().hex[:12]}"
     item = queue_pb2.WorkItem(
-        task_id=task_id, tenant=tenant, spec=spec, tenant_max_running=tenant_max_running
+        task_id=task_id,
+        tenant=tenant,
+        spec=spec,
+        tenant_max_running=tenant_max_running,
+        upload_grant=grant_of(task_id),
     )
     await js.publish(
         task_subject("", priority), item.SerializeToString(), headers={"Nats-Msg-Id": task_id}
     )
     return task_id
+
+
+def grant_of(task_id: str) -> str:
+    """The stand-in for the scheduler's grant that `publish` puts in a task's WorkItem."""
+    return f"grant-of-{task_id}"
 
 
 def content_of(site, path: str = "/page", timeout_ms: int = 20_000) -> tasks_pb2.TaskSpec:

@@ -13,7 +13,7 @@ from farm_agent.browser.actions import CapturedArtifact
 from farm_agent.errors import TaskFailure
 from farm_agent.saved.client import BaselineImage, MadeBaseline, SavedState
 from farm_agent.saved.keeper import CaptureKeeper
-from farm_agent.work.uploader import ArtifactUploader
+from farm_agent.work.uploader import ArtifactOwner, ArtifactUploader
 from farm_core.identity import Identity, current_identity
 from farm_core.saved import BaselineKey
 from farm_core.task_errors import ErrorCode
@@ -76,15 +76,18 @@ class FakeUploader:
 
     def __init__(self) -> None:
         self.uploads: list[tuple[str, str, CapturedArtifact]] = []
+        # The grant each upload showed, in order.
+        self.grants: list[str] = []
         self.failures_left = 0
 
     async def upload(
-        self, tenant: str, task_id: str, artifact: CapturedArtifact
+        self, owner: ArtifactOwner, artifact: CapturedArtifact
     ) -> tasks_pb2.ArtifactRef:
         if self.failures_left:
             self.failures_left -= 1
             raise TaskFailure(ErrorCode.UPLOAD_FAILED, "storage is down (test)")
-        self.uploads.append((tenant, task_id, artifact))
+        self.grants.append(owner.grant)
+        self.uploads.append((owner.tenant, owner.owner_id, artifact))
         return tasks_pb2.ArtifactRef(
             id=f"artifact-{len(self.uploads)}",
             kind=artifact.kind,

@@ -23,6 +23,7 @@ from tests.integration.agent.conftest import (
     Events,
     StartIntake,
     content_of,
+    grant_of,
     is_zero,
     publish,
     queued_tasks,
@@ -54,6 +55,9 @@ async def test_a_task_reports_running_then_succeeded_and_is_acked(
     [ref] = final.result.artifacts
     [(tenant, uploaded_task, artifact)] = uploader.uploads
     assert (tenant, uploaded_task, artifact.name) == ("acme", task_id, "content")
+    # The WorkItem's grant goes with the upload and with every event.
+    assert uploader.grants == [grant_of(task_id)]
+    assert {event.grant for event in events.of(task_id)} == {grant_of(task_id)}
     assert ref.sha256 == hashlib.sha256(artifact.data).hexdigest()
     assert ref.content_type == "text/html; charset=utf-8"
     await assert_eventually(lambda: is_zero(queued_tasks(js)), message="task not acked")

@@ -9,7 +9,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import CapturedArtifact
 from farm_agent.errors import TaskFailure
 from farm_agent.settings import AgentSettings
-from farm_agent.work.uploader import RetryPolicy, StorageUploader
+from farm_agent.work.uploader import ArtifactOwner, RetryPolicy, StorageUploader
 from farm_cli.launcher.processes import free_port
 from farm_core.identity import CredentialRole, IdentitySigner
 from farm_core.identity_keys import new_private_key, private_pem
@@ -29,7 +29,9 @@ async def upload_once(
     """Uploads SCREENSHOT of `task_id` (tenant acme) with an uploader of its own."""
     uploader = StorageUploader(settings, retry)
     try:
-        return await uploader.upload("acme", task_id, SCREENSHOT)
+        return await uploader.upload(
+            ArtifactOwner("acme", task_id, "grant-of-the-task"), SCREENSHOT
+        )
     finally:
         await uploader.close()
 

@@ -23,6 +23,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import NotFoundError
+from pydantic import SecretStr
 
 from farm.admin.v1 import admin_pb2_grpc
 from farm.queue.v1 import queue_pb2
@@ -44,7 +45,15 @@ from farm_scheduler.server import SchedulerService
 from farm_scheduler.settings import SchedulerSettings
 from farm_scheduler.validation import validate_spec
 from tests.conftest import NatsServer
-from tests.helpers import TEST_PUBLIC_KEY, TEST_SIGNER, assert_eventually, serving, task_spec
+from tests.helpers import (
+    TEST_GRANT_KEY,
+    TEST_PUBLIC_KEY,
+    TEST_SIGNER,
+    assert_eventually,
+    grant_for,
+    serving,
+    task_spec,
+)
 
 RPC_TIMEOUT = 10.0
 WRITE = ("tasks.write", "tasks.read")
@@ -113,9 +122,14 @@ class Queue:
         error: tasks_pb2.TaskError | None = None,
         retry_time: dt.datetime | None = None,
         time: dt.datetime | None = None,
+        grant: str | None = None,
     ) -> queue_pb2.AgentEvent:
-        """Publishes an AgentEvent to FARM_EVENTS as an agent does (sent now, or at `time`)."""
+        """Publishes an AgentEvent to FARM_EVENTS as an agent does (sent now, or at `time`).
+
+        It carries the task's grant (as its WorkItem would), or `grant` if given.
+        """
         event = queue_pb2.AgentEvent(
+            grant=grant_for(task_id, "") if grant is None else grant,
             event_id=uuid.uuid4().hex,
             task_id=task_id,
             status=status,
@@ -237,6 +251,26 @@ class Scheduler:
 
         return list(await asyncio.gather(*(one() for _ in range(count))))
 
+    async def create_mixed_at_once(self, quotas: TenantQuotas) -> int:
+        """Ten CreateTask and four CreateTasks of three, all at once; how many tasks were made."""
+
+        async def single() -> int:
+            try:
+                await self.create(quotas)
+            except grpc.aio.AioRpcError as error:
+                assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error
+                return 0
+            return 1
+
+        async def batch() -> int:
+            answer = await self.create_batch(
+                [stored_spec() for _ in range(3)], self.auth(quotas=quotas)
+            )
+            return len(answer.tasks)
+
+        made = await asyncio.gather(*(single() for _ in range(10)), *(batch() for _ in range(4)))
+        return sum(made)
+
     async def get(self, task_id: str, metadata: Metadata | None = None) -> tasks_pb2.Task:
         """GetTask as the test's tenant (or with `metadata`)."""
         return await self.tasks.GetTask(
@@ -305,6 +339,7 @@ async def start_scheduler(
             values: dict[str, Any] = {
                 "FARM_HOME": farm_home,
                 "FARM_IDENTITY_PUBLIC_KEY": TEST_PUBLIC_KEY,
+                "grant_key": SecretStr(TEST_GRANT_KEY),
                 "NATS_URL": nats_server.url,
                 "FARM_SCHEDULER_DATABASE_URL": database_url,
                 "republish_interval_seconds": 0.2,

@@ -107,6 +107,15 @@ async def test_concurrent_creates_never_pass_the_queued_quota_on_postgresql(
     assert len(listed.tasks) == 5
 
 
+async def test_concurrent_single_and_batch_creates_never_pass_the_queued_quota_on_postgresql(
+    scheduler: Scheduler,
+) -> None:
+    made = await scheduler.create_mixed_at_once(TenantQuotas(max_queued_tasks=5))
+
+    listed = await scheduler.list_tasks(page_size=100)
+    assert made == len(listed.tasks) == 5
+
+
 async def test_retries_dead_letters_requeue_and_deadlines_on_postgresql(
     start_scheduler: StartScheduler, queue: Queue
 ) -> None:

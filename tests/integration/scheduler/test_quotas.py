@@ -27,6 +27,15 @@ async def test_concurrent_creates_never_pass_the_queued_quota(scheduler: Schedul
     assert len(listed.tasks) == 5
 
 
+async def test_concurrent_single_and_batch_creates_never_pass_the_queued_quota(
+    scheduler: Scheduler,
+) -> None:
+    made = await scheduler.create_mixed_at_once(TenantQuotas(max_queued_tasks=5))
+
+    listed = await scheduler.list_tasks(page_size=100)
+    assert made == len(listed.tasks) == 5
+
+
 async def test_repeats_of_one_idempotency_key_at_the_quota_get_the_one_task(
     scheduler: Scheduler,
 ) -> None:

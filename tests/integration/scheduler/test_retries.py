@@ -48,10 +48,15 @@ SELECTOR = tasks_pb2.TaskError(code="SELECTOR_NOT_FOUND", message="#missing")
 ADMIN = "admin"
 
 
-async def retry(queue: Queue, task_id: str, attempt: int) -> dt.datetime:
-    """Reports attempt `attempt` as failed with a retryable error; the retry time it gave."""
+async def retry(
+    queue: Queue, task_id: str, attempt: int, agent_id: str | None = None
+) -> dt.datetime:
+    """Reports attempt `attempt` (of `agent_id`, if given) as failed with a retryable
+    error; the retry time it gave."""
     retry_time = (utcnow() + dt.timedelta(seconds=30)).replace(microsecond=0)
-    await queue.report(task_id, QUEUED, attempt, error=TIMEOUT, retry_time=retry_time)
+    await queue.report(
+        task_id, QUEUED, attempt, agent_id=agent_id, error=TIMEOUT, retry_time=retry_time
+    )
     return retry_time
 
 
@@ -102,7 +107,7 @@ async def test_two_retryable_failures_then_success_keep_three_attempts(
     for attempt in (1, 2):
         await queue.report(task.id, RUNNING, attempt, agent_id=f"agent-{attempt}")
         seen.append(await anext(watch))
-        retry_time = await retry(queue, task.id, attempt)
+        retry_time = await retry(queue, task.id, attempt, f"agent-{attempt}")
         seen.append(await anext(watch))
         assert from_timestamp(seen[-1].task.retry_time) == retry_time
     await queue.report(task.id, RUNNING, 3, agent_id="agent-3")

@@ -27,7 +27,14 @@ from farm_core.identity import IDENTITY_HEADER, TENANT_HEADER, Identity
 from farm_storage.server import StorageService
 from farm_storage.settings import StorageSettings
 from tests.conftest import S3Server
-from tests.helpers import TEST_PUBLIC_KEY, TEST_SIGNER, agent_credential, serving
+from tests.helpers import (
+    TEST_GRANT_PUBLIC_KEY,
+    TEST_PUBLIC_KEY,
+    TEST_SIGNER,
+    agent_credential,
+    grant_for,
+    serving,
+)
 
 MAX_ARTIFACT_BYTES = 256 * 1024
 RPC_TIMEOUT = 10.0
@@ -53,6 +60,7 @@ def storage_settings(
     return StorageSettings(
         FARM_HOME=farm_home,
         FARM_IDENTITY_PUBLIC_KEY=TEST_PUBLIC_KEY,
+        grant_public_key=TEST_GRANT_PUBLIC_KEY,
         FARM_STORAGE_DATABASE_URL=database_url,
         FARM_STORAGE_S3_ENDPOINT=s3.endpoint,
         FARM_STORAGE_S3_ACCESS_KEY=s3.credentials.access_key,
@@ -78,6 +86,8 @@ class Storage:
     database_url: str
     # host:port of the service, for clients that open their own channel (the agents').
     address: str
+    # The tenant's byte quota the uploads' grants carry; 0 is none.
+    max_artifact_bytes: int = 0
 
     async def upload(
         self,
@@ -90,14 +100,17 @@ class Storage:
         kind: tasks_pb2.ArtifactKind.ValueType = tasks_pb2.ARTIFACT_KIND_SCREENSHOT,
         tenant: str | None = None,
         metadata: Metadata | None = None,
+        grant: str | None = None,
     ) -> ingest_pb2.UploadArtifactResponse:
-        """Uploads `data` as the agents do: a header, then chunks."""
+        """Uploads `data` as the agents do: a header (with the task's grant), then chunks."""
+        owner = tenant or self.tenant
         header = ingest_pb2.UploadHeader(
-            tenant=tenant or self.tenant,
+            tenant=owner,
             task_id=task_id,
             name=name,
             kind=kind,
             content_type=content_type,
+            grant=grant_for(task_id, owner, self.max_artifact_bytes) if grant is None else grant,
         )
         return await self.send([header], data, chunk_bytes=chunk_bytes, metadata=metadata)
 

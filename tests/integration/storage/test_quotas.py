@@ -1,65 +1,37 @@
-"""Tenants' artifact byte quotas: storage asks a real auth service and counts in SQL."""
+"""Tenants' artifact byte quotas: carried by the scheduler's grant of each upload, counted
+in SQL. Storage asks no other service."""
 
 import asyncio
+import dataclasses
 import datetime as dt
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from farm.auth.v1 import auth_pb2
 from farm.storage.v1 import ingest_pb2
-from farm_auth.settings import AuthSettings
 from farm_storage.store import reservations
-from tests.conftest import S3Server
-from tests.helpers import TEST_IDENTITY_KEY, service_credential
-from tests.integration.auth.conftest import RPC_TIMEOUT, Auth, new_admin_key, running_auth
-from tests.integration.storage.conftest import (
-    Storage,
-    serving_storage,
-    storage_settings,
-)
+from tests.integration.storage.conftest import Storage
 
 pytestmark = pytest.mark.integration
 
 QUOTA = 100
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class QuotaFarm:
-    """Auth and storage sharing one identity secret; `storage.tenant` has a 100-byte quota."""
+    """A storage service whose uploads for `storage.tenant` carry a 100-byte quota."""
 
-    auth: Auth
     storage: Storage
 
 
 @pytest.fixture
-async def quota_farm(
-    seaweedfs: S3Server, farm_home: Path, database_url: str
-) -> AsyncIterator[QuotaFarm]:
-    """A real auth service and a storage service that asks it for byte quotas."""
-    auth_settings = AuthSettings(
-        FARM_HOME=farm_home, FARM_IDENTITY_KEY=TEST_IDENTITY_KEY, FARM_ADMIN_KEY=new_admin_key()
-    )
-    async with running_auth(auth_settings) as auth:
-        tenant = f"tenant-{secrets.token_hex(4)}"
-        await auth.keys.UpdateTenantLimits(
-            auth_pb2.UpdateTenantLimitsRequest(name=tenant, max_artifact_bytes=QUOTA),
-            metadata=await auth.as_key(auth.admin_key),
-            timeout=RPC_TIMEOUT,
-        )
-        settings = storage_settings(farm_home, database_url, seaweedfs, seaweedfs.bucket)
-        settings = settings.model_copy(
-            update={"auth_address": auth.address, "credential": SecretStr(service_credential())}
-        )
-        async with serving_storage(settings, seaweedfs, tenant) as storage:
-            yield QuotaFarm(auth, storage)
+async def quota_farm(storage: Storage) -> AsyncIterator[QuotaFarm]:
+    """The storage service; the test tenant's grants carry a byte quota of 100."""
+    yield QuotaFarm(dataclasses.replace(storage, max_artifact_bytes=QUOTA))
 
 
 async def test_uploads_up_to_exactly_the_quota_pass_and_one_byte_more_is_refused(
@@ -85,8 +57,9 @@ async def test_uploads_up_to_exactly_the_quota_pass_and_one_byte_more_is_refused
 async def test_another_tenant_is_not_held_by_this_tenants_quota(quota_farm: QuotaFarm) -> None:
     storage = quota_farm.storage
     await storage.upload("task-1", "shot", b"a" * QUOTA)
+    unlimited = dataclasses.replace(storage, max_artifact_bytes=0)
 
-    response = await storage.upload("task-9", "shot", b"b" * 200, tenant="someone-else")
+    response = await unlimited.upload("task-9", "shot", b"b" * 200, tenant="someone-else")
 
     assert response.artifact.size_bytes == 200
 

@@ -103,8 +103,8 @@ class RecordingJetStream:
 async def test_an_event_carries_a_unique_id_as_its_message_id() -> None:
     js = RecordingJetStream()
     reporter = EventReporter(js, agent_id="agent-1", max_payload_bytes=1 << 20)  # type: ignore[arg-type]
-    first = await reporter.report("t1", tasks_pb2.TASK_STATUS_RUNNING, 2)
-    second = await reporter.report("t1", tasks_pb2.TASK_STATUS_RUNNING, 2)
+    first = await reporter.report("t1", tasks_pb2.TASK_STATUS_RUNNING, 2, grant="g")
+    second = await reporter.report("t1", tasks_pb2.TASK_STATUS_RUNNING, 2, grant="g")
     (subject, payload, headers), _ = js.published
     assert subject == event_subject("t1")
     assert headers == {"Nats-Msg-Id": first.event_id}
@@ -118,7 +118,7 @@ async def test_an_event_too_big_for_nats_has_its_text_cut() -> None:
     js = RecordingJetStream()
     reporter = EventReporter(js, agent_id="a", max_payload_bytes=2000)  # type: ignore[arg-type]
     result = tasks_pb2.TaskResult(text="x" * 5000, title="T")
-    await reporter.report("t", tasks_pb2.TASK_STATUS_SUCCEEDED, 1, result=result)
+    await reporter.report("t", tasks_pb2.TASK_STATUS_SUCCEEDED, 1, grant="g", result=result)
     [(_, payload, _)] = js.published
     assert len(payload) <= 2000
     parsed = queue_pb2.AgentEvent.FromString(payload)
@@ -130,5 +130,5 @@ async def test_a_json_result_too_big_for_nats_is_result_too_large() -> None:
     reporter = EventReporter(RecordingJetStream(), agent_id="a", max_payload_bytes=500)  # type: ignore[arg-type]
     result = tasks_pb2.TaskResult(json=json_value(["y" * 1000], "script", 10_000))
     with pytest.raises(TaskFailure) as caught:
-        await reporter.report("t", tasks_pb2.TASK_STATUS_SUCCEEDED, 1, result=result)
+        await reporter.report("t", tasks_pb2.TASK_STATUS_SUCCEEDED, 1, grant="g", result=result)
     assert caught.value.code is ErrorCode.RESULT_TOO_LARGE

@@ -15,7 +15,7 @@ from farm_cli.launcher.tls import (
 )
 from farm_core.settings import FarmSettings
 from farm_core.transport import InternalTls
-from tests.helpers import TEST_IDENTITY_KEY
+from tests.helpers import TEST_GRANT_KEY, TEST_IDENTITY_KEY
 
 ROOT = find_project_root(Path(__file__).parent)
 
@@ -82,10 +82,14 @@ def test_an_unreadable_internal_tls_file_names_its_setting(
 
 def test_every_service_is_told_the_internal_files_only_when_they_exist(tmp_path: Path) -> None:
     config = FarmConfig(root=ROOT, home=tmp_path)
-    plain = common_env(config, SharedSettings("nats://127.0.0.1:1", TEST_IDENTITY_KEY))
+    plain = common_env(
+        config, SharedSettings("nats://127.0.0.1:1", TEST_IDENTITY_KEY, TEST_GRANT_KEY)
+    )
     assert not any(name.startswith("FARM_INTERNAL_TLS") for name in plain)
     files = load_or_create_internal_tls(tmp_path / "tls")
-    secure = common_env(config, SharedSettings("nats://127.0.0.1:1", TEST_IDENTITY_KEY, files))
+    secure = common_env(
+        config, SharedSettings("nats://127.0.0.1:1", TEST_IDENTITY_KEY, TEST_GRANT_KEY, files)
+    )
     assert secure["FARM_INTERNAL_TLS_CERT"] == str(files.cert)
     assert secure["FARM_INTERNAL_TLS_KEY"] == str(files.key)
     assert secure["FARM_INTERNAL_TLS_CA"] == str(files.ca)

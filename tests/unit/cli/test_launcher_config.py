@@ -161,7 +161,9 @@ def test_every_service_process_sends_its_spans_under_its_own_name(tmp_path: Path
         service_env={"OTEL_BSP_SCHEDULE_DELAY": "100"},
     )
     shared = SharedSettings(
-        nats_url="nats://127.0.0.1:7422", identity_key=private_pem(new_private_key())
+        nats_url="nats://127.0.0.1:7422",
+        identity_key=private_pem(new_private_key()),
+        grant_key=private_pem(new_private_key()),
     )
     s3 = S3Target("http://127.0.0.1:7304", S3Credentials("a", "b"), "bucket")
     launches = [*core_service_launches(config, shared, "key", s3), *agent_launches(config, shared)]

@@ -3,6 +3,8 @@
 Each event is applied in its own transaction and acked after the commit; an event
 that could not be applied is redelivered. Applying one twice changes nothing.
 Replicas of the scheduler share the durable consumer, so each event is applied once.
+An event without the grant of its task (the one its WorkItem carried) is dropped:
+only an agent that was handed the task can move it.
 """
 
 import asyncio
@@ -23,6 +25,7 @@ from farm_core.errors import Unavailable
 from farm_core.logs import log_context
 from farm_core.queue import EVENT_STREAM, TASK_EVENT_SUBJECTS, fetch_batch, settle
 from farm_core.trace_context import consuming
+from farm_scheduler.grants import Grants
 from farm_scheduler.store import TaskChange, TaskStore
 
 log = logging.getLogger(__name__)
@@ -111,11 +114,15 @@ class EventConsumer(DurableConsumer):
     """Pulls AgentEvents, applies each to the store, and reports what changed."""
 
     def __init__(
-        self, store: TaskStore, on_change: Callable[[TaskChange], Awaitable[None]]
+        self,
+        store: TaskStore,
+        on_change: Callable[[TaskChange], Awaitable[None]],
+        grants: Grants,
     ) -> None:
         super().__init__(DURABLE_NAME, TASK_EVENT_SUBJECTS, self._handle)
         self._store = store
         self._on_change = on_change
+        self._grants = grants
 
     async def _handle(self, message: Msg) -> None:
         about = f"an event on {message.subject}"
@@ -124,6 +131,17 @@ class EventConsumer(DurableConsumer):
             event.ParseFromString(message.data)
         except DecodeError as error:
             log.error("dropping a message on %s: not an AgentEvent: %s", message.subject, error)
+            await settle(message.term(), about)
+            return
+        refusal = self._grants.refusal(event.grant, event.task_id)
+        if refusal:
+            log.warning(
+                "dropping event %s of task %s from agent %r: %s",
+                event.event_id,
+                event.task_id,
+                event.agent_id,
+                refusal,
+            )
             await settle(message.term(), about)
             return
         status = tasks_pb2.TaskStatus.Name(event.status) if event.status in _STATUSES else ""

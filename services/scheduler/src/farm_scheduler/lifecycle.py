@@ -91,6 +91,8 @@ def apply_event(
         return None
     # Attempts count from 1; an event without one is taken as the first.
     number = state.attempt_base + max(event.attempt, 1)
+    if not _from_holder(state, event, number):
+        return None
     handler = _EVENT_HANDLERS.get(event.status)
     if handler is None or (event.status == QUEUED and not event.HasField("error")):
         # No progress to report (a QUEUED event means a failed attempt, with its error).
@@ -160,6 +162,15 @@ def _predates_requeue(state: TaskState, sequence: int, when: dt.datetime) -> boo
         and 0 < sequence <= state.requeue_event_sequence
         and when <= state.requeue_time
     )
+
+
+def _from_holder(state: TaskState, event: queue_pb2.AgentEvent, number: int) -> bool:
+    """Whether the event's agent may report attempt `number`: the one that started it, if any.
+
+    A report of an attempt another agent holds (one redelivered away from it) changes nothing.
+    """
+    holder = next((a.agent_id for a in state.history if a.number == number), "")
+    return not holder or event.agent_id == holder
 
 
 def _started(

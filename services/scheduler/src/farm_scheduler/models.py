@@ -147,6 +147,9 @@ class TaskRow(Base):
     # The creating tenant's maxRunningTasks (0 unlimited), handed to the agents in every
     # WorkItem of the task, republished ones too; NULL for tasks older than the column.
     tenant_max_running: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The creating tenant's maxArtifactBytes (0 unlimited), carried to storage in the
+    # grant of every WorkItem of the task; NULL for tasks older than the column.
+    tenant_max_artifact_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # The W3C traceparent of the call that created the task ("" untraced): the parent of
     # every publish of its WorkItem, so that all its attempts are in one trace.
     trace_parent: Mapped[str] = mapped_column(String(64), server_default="")

@@ -22,11 +22,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
+from farm_core.db import utcnow
 from farm_core.errors import Unavailable
 from farm_core.periodic import Periodic
 from farm_core.queue import PRIORITY_TOKENS, cancel_subject, dead_subject, task_subject
 from farm_core.timestamps import to_timestamp
 from farm_core.trace_context import producing
+from farm_scheduler.grants import Grants
 from farm_scheduler.records import TaskRecord
 from farm_scheduler.store import TaskStore
 
@@ -37,8 +39,11 @@ ROUND_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, OSError, Unavailab
 """What a round of the scheduler's background loops may fail with, to be tried next time."""
 
 
-def work_item(record: TaskRecord) -> queue_pb2.WorkItem:
-    """The message that hands `record` to an agent."""
+def work_item(record: TaskRecord, grant: str = "") -> queue_pb2.WorkItem:
+    """The message that hands `record` to an agent, with its upload `grant`.
+
+    A dead letter's copy carries none: it is shown to admins, never delivered.
+    """
     return queue_pb2.WorkItem(
         task_id=record.id,
         tenant=record.tenant,
@@ -47,6 +52,7 @@ def work_item(record: TaskRecord) -> queue_pb2.WorkItem:
         tenant_max_running=record.tenant_max_running,
         # While it may still fall back, the agents must claim it first (route_claims).
         claim_key=record.publish_id if record.route_pending else "",
+        upload_grant=grant,
     )
 
 
@@ -86,13 +92,13 @@ class _Outgoing:
     """The task, whose stored trace context (traceparent) the publish continues."""
 
 
-def _task_message(record: TaskRecord) -> _Outgoing:
-    """The WorkItem of `record` as a message for its subject."""
+def _task_message(record: TaskRecord, grant: str) -> _Outgoing:
+    """The WorkItem of `record`, with its grant, as a message for its subject."""
     return _Outgoing(
         "task",
         record.id,
         task_subject(record.queue_region, PRIORITY_TOKENS[record.spec.priority]),
-        work_item(record).SerializeToString(deterministic=True),
+        work_item(record, grant).SerializeToString(deterministic=True),
         record.publish_id,
         "task.publish",
         record,
@@ -121,8 +127,10 @@ class TaskPublisher:
         cancelled_tasks: KeyValue,
         store: TaskStore,
         timeout_seconds: float,
+        grants: Grants,
     ) -> None:
         self._nc = nc
+        self._grants = grants
         self._js: JetStreamContext = nc.jetstream()
         self._cancelled_tasks = cancelled_tasks
         self._store = store
@@ -134,7 +142,7 @@ class TaskPublisher:
         The publish is a span of the task's trace; its headers carry it to the agent.
         """
         return await self._publish_then_mark(
-            _task_message(record), functools.partial(self._store.mark_published, record)
+            self._task_message(record), functools.partial(self._store.mark_published, record)
         )
 
     async def publish_many(self, records: Sequence[TaskRecord]) -> int:
@@ -152,7 +160,7 @@ class TaskPublisher:
                 "NATS is unreachable: %d task(s) will be published when it is back", len(records)
             )
             return 0
-        acks = await self._send_all([_task_message(record) for record in records])
+        acks = await self._send_all([self._task_message(record) for record in records])
         stored = await _stored(acks, self._timeout_seconds)
         published = [record for record, ack in zip(records, acks, strict=False) if ack in stored]
         if len(published) < len(records):
@@ -168,6 +176,9 @@ class TaskPublisher:
             log.warning("%d published task(s) could not be marked so: %s", len(published), error)
             return 0
         return len(published)
+
+    def _task_message(self, record: TaskRecord) -> _Outgoing:
+        return _task_message(record, self._grants.for_task(record, utcnow()))
 
     async def publish_dead_letter(self, record: TaskRecord) -> bool:
         """Copies the FAILED task to FARM_DEAD and marks it done; False if left for later."""

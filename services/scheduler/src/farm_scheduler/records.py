@@ -36,6 +36,9 @@ class TaskRecord:
     revision: int = 0
     tenant_max_running: int = 0
     """The tenant's maxRunningTasks when the task was accepted, for the agents; 0 unlimited."""
+    tenant_max_artifact_bytes: int = 0
+    """The tenant's maxArtifactBytes when the task was accepted, for storage (in the task's
+    grant); 0 unlimited."""
     trace_parent: str = ""
     """The W3C traceparent of the call that created it ("" untraced): its trace's root here."""
     cached: bool = False
@@ -169,6 +172,7 @@ def record_from_row(
         dead_letter_pending=values["dead_letter_pending"],
         revision=values["revision"],
         tenant_max_running=values["tenant_max_running"] or 0,
+        tenant_max_artifact_bytes=values["tenant_max_artifact_bytes"] or 0,
         trace_parent=values["trace_parent"],
         cached=values["cached"],
         cache_key=values["cache_key"],
@@ -214,6 +218,7 @@ def row_values(record: TaskRecord) -> dict[str, Any]:
         "dead_letter_pending": record.dead_letter_pending,
         "revision": record.revision,
         "tenant_max_running": record.tenant_max_running,
+        "tenant_max_artifact_bytes": record.tenant_max_artifact_bytes,
         "trace_parent": record.trace_parent,
         # A cached task's result is another's: it serves no later task, so that the
         # cache's age of a result is always that of the run which made it.
@@ -261,6 +266,7 @@ def new_record(
         create_time=now,
         state=TaskState(status=tasks_pb2.TASK_STATUS_QUEUED),
         tenant_max_running=running_limit(quotas),
+        tenant_max_artifact_bytes=quotas.max_artifact_bytes if quotas is not None else 0,
         trace_parent=traceparent() if trace_parent is None else trace_parent,
         cache_key=cache_key(spec),
         callback_pending=bool(spec.callback_url),

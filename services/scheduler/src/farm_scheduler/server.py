@@ -14,6 +14,7 @@ from farm.sessions.v1 import sessions_pb2_grpc
 from farm.tasks.v1 import tasks_pb2_grpc
 from farm_core.egress.address_policy import AddressPolicy
 from farm_core.egress.resolution import farm_policy
+from farm_core.grants import GrantSigner
 from farm_core.periodic import Periodic
 from farm_core.queue import (
     agents_bucket,
@@ -33,6 +34,7 @@ from farm_scheduler.callbacks.sender import CallbackSender
 from farm_scheduler.changes import ChangeReporter
 from farm_scheduler.events import EventConsumer
 from farm_scheduler.fleet import Fleet
+from farm_scheduler.grants import Grants
 from farm_scheduler.heartbeats import Heartbeats
 from farm_scheduler.publisher import Republisher, TaskPublisher
 from farm_scheduler.routing.fallback import RegionFallback
@@ -72,7 +74,10 @@ class SchedulerService:
             route=self._router.route,
         )
         self._watch = TaskWatch(settings.watch_poll_seconds)
-        self._consumer = EventConsumer(self._store, self._applied)
+        self._grants = Grants(
+            GrantSigner(settings.resolved_grant_key()), settings.grant_grace_seconds
+        )
+        self._consumer = EventConsumer(self._store, self._applied, self._grants)
         self._nc: Client | None = None
         self._publisher: TaskPublisher | None = None
         self._changes: ChangeReporter | None = None
@@ -123,6 +128,7 @@ class SchedulerService:
                 await cancel_bucket(js, replicas=replicas),
                 self._store,
                 settings.publish_timeout_seconds,
+                self._grants,
             )
             self._changes = ChangeReporter(self._watch, self._publisher)
             heartbeats = Heartbeats(js, await agents_bucket(js, replicas=replicas))
@@ -241,6 +247,7 @@ class SchedulerService:
             self._agent_orders,
             self._session_closer,
             self._settings.resolved_live_token_secret(),
+            self._grants,
         )
         sessions_pb2_grpc.add_SessionServiceServicer_to_server(sessions, server)
         return [TASK_SERVICE, ADMIN_SERVICE, SESSION_SERVICE]

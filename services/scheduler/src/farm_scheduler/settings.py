@@ -8,6 +8,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from farm_core.db import async_database_url
 from farm_core.egress.address_policy import FarmService
 from farm_core.egress.allowlist import AllowList, allow_list_setting
+from farm_core.grants import resolve_grant_key
 from farm_core.live_tokens import LIVE_SECRET_DESCRIPTION, resolve_live_secret
 from farm_core.settings import FarmSettings
 from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
@@ -134,6 +135,19 @@ class SchedulerSettings(FarmSettings):
         validation_alias=AliasChoices("FARM_LIVE_TOKEN_SECRET"),
         description=LIVE_SECRET_DESCRIPTION,
     )
+    grant_key: SecretStr | None = Field(
+        default=None,
+        description="PEM Ed25519 private key the scheduler signs tasks' and sessions' upload "
+        "grants with (the scheduler's own, not auth's identity key; storage holds its public "
+        "half as FARM_STORAGE_GRANT_PUBLIC_KEY); default: FARM_HOME/grant-key.",
+    )
+    grant_grace_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How long a grant outlives what bounds its owner: a task's message in the "
+        "task stream (or its deadline), a session's expiry; covers the last attempt's run and "
+        "upload.",
+    )
 
     callback_allow: Annotated[AllowList, NoDecode] = Field(
         default=AllowList(),
@@ -214,6 +228,10 @@ class SchedulerSettings(FarmSettings):
     def resolved_live_token_secret(self) -> str:
         """The secret of live view tokens, shared with auth alone."""
         return resolve_live_secret(self.live_token_secret, self.home)
+
+    def resolved_grant_key(self) -> str:
+        """The private key of upload grants (PEM), the scheduler's alone."""
+        return resolve_grant_key(self.grant_key, self.home)
 
     def farm_services(self) -> list[FarmService]:
         """Where the farm listens, callbacks may not: own ports, NATS, FARM_ADDRESSES."""

@@ -8,6 +8,7 @@ from google.api import httpbody_pb2  # type: ignore[import-untyped]
 from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument, PermissionDenied
+from farm_core.grants import GrantVerifier
 from farm_core.identity import current_identity
 from farm_core.paging import Cursor, read_page
 from farm_core.timestamps import to_timestamp
@@ -97,8 +98,10 @@ class IngestApi(ingest_pb2_grpc.ArtifactIngestServiceServicer):
         max_artifact_bytes: int,
         baselines: BaselineLibrary,
         profiles: ProfileLibrary,
+        grants: GrantVerifier,
     ) -> None:
         self._library = library
+        self._grants = grants
         self._max_artifact_bytes = max_artifact_bytes
         self._baselines = baselines
         self._profiles = profiles
@@ -114,7 +117,9 @@ class IngestApi(ingest_pb2_grpc.ArtifactIngestServiceServicer):
                 f"header.tenant: this call acts for tenant {current_identity().tenant!r}, "
                 f"not {upload.tenant!r}"
             )
-        record = await self._library.store_upload(upload)
+        # Only for a task or session the agent was handed: the scheduler's grant says so.
+        grant = self._grants.verify(upload.grant, upload.task_id, upload.tenant, "header.grant")
+        record = await self._library.store_upload(upload, grant.max_artifact_bytes)
         return ingest_pb2.UploadArtifactResponse(artifact=artifact_message(record))
 
     async def GetBaselineImage(

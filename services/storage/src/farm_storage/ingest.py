@@ -26,6 +26,8 @@ class ReceivedUpload:
     content_type: str
     data: bytes
     sha256: str
+    grant: str = ""
+    """The scheduler's grant for the task or session (UploadHeader.grant)."""
 
 
 def check_header(header: ingest_pb2.UploadHeader) -> str:
@@ -86,4 +88,5 @@ async def receive_upload(
         content_type=header.content_type,
         data=b"".join(chunks),
         sha256=digest.hexdigest(),
+        grant=header.grant,
     )

@@ -8,7 +8,6 @@ from farm_core.errors import FarmError, NotFound
 from farm_core.paging import Cursor
 from farm_storage.blobs import BlobMissing, BlobStore, object_key
 from farm_storage.ingest import ReceivedUpload
-from farm_storage.quotas import TenantQuotaSource
 from farm_storage.store import (
     ArtifactContent,
     ArtifactRecord,
@@ -27,24 +26,24 @@ upload_bytes_total = Counter(
 class ArtifactLibrary:
     """Stores, reads and deletes artifacts so that metadata never points at missing bytes."""
 
-    def __init__(
-        self, store: ArtifactStore, blobs: BlobStore, quotas: TenantQuotaSource | None = None
-    ) -> None:
+    def __init__(self, store: ArtifactStore, blobs: BlobStore) -> None:
         self._store = store
         self._blobs = blobs
-        self._quotas = quotas
 
-    async def store_upload(self, upload: ReceivedUpload) -> ArtifactRecord:
+    async def store_upload(
+        self, upload: ReceivedUpload, max_artifact_bytes: int = 0
+    ) -> ArtifactRecord:
         """Stores an upload's bytes, then its metadata; replaces an earlier (task, name).
 
-        With a byte quota, the upload's size is reserved first, so uploads at the same
-        moment cannot pass the quota together; a failed upload gives it back.
+        With a byte quota (`max_artifact_bytes`, the tenant's; 0 is none), the upload's
+        size is reserved first, so uploads at the same moment cannot pass the quota
+        together; a failed upload gives it back.
         """
         key = object_key(upload.tenant, upload.task_id, upload.name)
         earlier = await self._store.find(upload.task_id, upload.name)
         if earlier is not None and earlier.tenant != upload.tenant:
             raise owned_by_another_tenant(upload.task_id, upload.name)
-        reservation = await self._reserve(upload, earlier)
+        reservation = await self._reserve(upload, earlier, max_artifact_bytes)
         try:
             record = await self._store_reserved(upload, key, earlier, reservation)
         except BaseException:
@@ -82,11 +81,10 @@ class ArtifactLibrary:
                 await self._discard(key)
             raise
 
-    async def _reserve(self, upload: ReceivedUpload, earlier: ArtifactRecord | None) -> str | None:
-        """Reserves the upload's bytes within its tenant's quota; None when it has none."""
-        if self._quotas is None:
-            return None
-        limit = await self._quotas.max_artifact_bytes(upload.tenant)
+    async def _reserve(
+        self, upload: ReceivedUpload, earlier: ArtifactRecord | None, limit: int
+    ) -> str | None:
+        """Reserves the upload's bytes within its tenant's quota `limit`; None when it has none."""
         if not limit:
             return None
         replaced = earlier.size_bytes if earlier is not None else 0

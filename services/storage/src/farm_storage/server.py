@@ -10,6 +10,7 @@ from farm.storage.v1 import (
     ingest_pb2_grpc,
     profiles_pb2_grpc,
 )
+from farm_core.grants import GrantVerifier
 from farm_core.scopes import method_scopes
 from farm_storage.api import ArtifactApi, IngestApi
 from farm_storage.baselines import BaselineLibrary
@@ -17,7 +18,6 @@ from farm_storage.blobs import BlobStore
 from farm_storage.gauges import StorageGauges
 from farm_storage.library import ArtifactLibrary
 from farm_storage.profiles import ProfileLibrary
-from farm_storage.quotas import TenantQuotaSource
 from farm_storage.saved_api import BaselineApi, ProfileApi
 from farm_storage.saved_store import BaselineTable, ProfileTable
 from farm_storage.settings import StorageSettings
@@ -41,17 +41,8 @@ class StorageService:
         self._settings = settings
         self._store = ArtifactStore(settings.resolved_database_url())
         self._blobs = BlobStore(settings)
-        self._quotas = (
-            TenantQuotaSource(
-                settings.auth_address,
-                settings.resolved_credential(),
-                settings.quota_cache_seconds,
-                tls=settings.internal_tls(),
-            )
-            if settings.auth_address
-            else None
-        )
-        self._library = ArtifactLibrary(self._store, self._blobs, self._quotas)
+        self._grants = GrantVerifier(settings.resolved_grant_public_key())
+        self._library = ArtifactLibrary(self._store, self._blobs)
         self._gauges = StorageGauges(self._store, settings.gauges_interval_seconds)
         self._baselines = BaselineLibrary(
             BaselineTable(self._store.engine, settings.max_baselines_per_tenant),
@@ -76,7 +67,11 @@ class StorageService:
     def register(self, server: grpc.aio.Server) -> Sequence[str]:
         artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server(ArtifactApi(self._library), server)
         ingest = IngestApi(
-            self._library, self._settings.max_artifact_bytes, self._baselines, self._profiles
+            self._library,
+            self._settings.max_artifact_bytes,
+            self._baselines,
+            self._profiles,
+            self._grants,
         )
         ingest_pb2_grpc.add_ArtifactIngestServiceServicer_to_server(ingest, server)
         baselines_pb2_grpc.add_BaselineServiceServicer_to_server(
@@ -92,7 +87,5 @@ class StorageService:
 
     async def close(self) -> None:
         await self._gauges.stop()
-        if self._quotas is not None:
-            await self._quotas.close()
         await self._blobs.close()
         await self._store.close()

@@ -4,6 +4,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from farm_core.db import async_database_url
+from farm_core.grants import resolve_grant_public_key
 from farm_core.settings import FarmSettings
 
 
@@ -74,28 +75,17 @@ class StorageSettings(FarmSettings):
         ge=1,
         description="Baselines a tenant may keep; a screenshot of a new key past it fails.",
     )
-    auth_address: str = Field(
-        default="",
-        description="host:port of the auth service, asked for tenants' artifact byte quotas; "
-        "empty: byte quotas are not enforced.",
-    )
-    credential: SecretStr | None = Field(
+    grant_public_key: str | None = Field(
         default=None,
-        description="Storage's service credential (role service, signed with auth's identity "
-        "key), shown to auth when asking for a quota; needed with FARM_STORAGE_AUTH_ADDRESS.",
-    )
-    quota_cache_seconds: float = Field(
-        default=5.0, ge=0, description="How long a tenant's byte quota read from auth is used."
+        description="PEM public half of the scheduler's grant key (FARM_SCHEDULER_GRANT_KEY): "
+        "an upload is stored only with a grant it verifies, for the task or session and tenant "
+        "the grant names, within the tenant's byte quota the grant carries; default: that of "
+        "FARM_HOME/grant-key.",
     )
 
-    def resolved_credential(self) -> str:
-        """Storage's service credential; ValueError when asking auth without one."""
-        if self.credential is None:
-            raise ValueError(
-                "FARM_STORAGE_AUTH_ADDRESS is set but FARM_STORAGE_CREDENTIAL is not: storage "
-                "needs its service credential to ask auth for quotas"
-            )
-        return self.credential.get_secret_value()
+    def resolved_grant_public_key(self) -> str:
+        """The public key upload grants are verified with (PEM)."""
+        return resolve_grant_public_key(self.grant_public_key, self.home)
 
     def resolved_database_url(self) -> str:
         """The SQLAlchemy async URL of the database (SQLite under FARM_HOME by default)."""

@@ -17,7 +17,7 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         description="Signs a credential with the private identity key (FARM_IDENTITY_KEY, "
         "else FARM_HOME/identity-key; run it where that key is, never on an agent host). "
         "Role agent: an agent's work only (FARM_AGENT_CREDENTIAL); role service: scope "
-        "internal (FARM_STORAGE_CREDENTIAL).",
+        "internal (a service calling another).",
     )
     issue.add_argument("role", choices=[role.value for role in CredentialRole])
     issue.add_argument("name", help="who carries it, e.g. an agent's id or 'storage'")

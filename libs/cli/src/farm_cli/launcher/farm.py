@@ -54,6 +54,7 @@ from farm_cli.launcher.tls import (
     load_or_create_internal_tls,
     load_or_create_local_tls,
 )
+from farm_core.grants import resolve_grant_key
 from farm_core.identity_keys import resolve_private_key
 from farm_core.nats_access import NatsAccess
 
@@ -275,7 +276,8 @@ class LocalFarm:
         self._admin_key = resolve_admin_key(self.admin_key_path, self.config.admin_key)
         identity_key = self.config.identity_key or resolve_private_key(None, self.home)
         nats_url = self.config.nats_url or f"nats://{HOST}:{self.config.ports.nats}"
-        return SharedSettings(nats_url=nats_url, identity_key=identity_key)
+        grant_key = resolve_grant_key(None, self.home)
+        return SharedSettings(nats_url=nats_url, identity_key=identity_key, grant_key=grant_key)
 
     def nats_access(self, user: str | None = None) -> NatsAccess:
         """How to reach the farm's NATS as `user` (scheduler, auth, storage, agent-N)."""

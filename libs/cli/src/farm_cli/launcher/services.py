@@ -31,14 +31,16 @@ class S3Target:
 
 @dataclass(frozen=True)
 class SharedSettings:
-    """What one farm's services are given: NATS, the identity key, mutual-TLS files.
+    """What one farm's services are given: NATS, the identity and grant keys, mutual-TLS files.
 
     Only auth and the MCP service get the private identity key; every process gets
-    its public half, and agents and storage a credential signed with it.
+    its public half, and agents a credential signed with it. Only the scheduler gets
+    the private grant key; storage gets its public half.
     """
 
     nats_url: str
     identity_key: str = field(repr=False)
+    grant_key: str = field(repr=False)
     # The certificate every service serves and calls the others with; None: plaintext.
     internal_tls: TlsFiles | None = None
     # The embedded nats-server's users' passwords by user; empty: connect anonymously.
@@ -61,6 +63,10 @@ class SharedSettings:
         """How a client reaches this farm's NATS, as `user` (None: anonymously)."""
         password = self.nats_passwords.get(user) if user is not None else None
         return NatsAccess(self.nats_url, user if password else None, password, self.nats_ca)
+
+    def grant_public_key(self) -> str:
+        """The public half of the scheduler's grant key (PEM)."""
+        return public_pem(load_private_key(self.grant_key))
 
     def credential(self, role: CredentialRole, name: str) -> str:
         """A credential for the farm process `name` in `role`, signed with the identity key."""
@@ -161,9 +167,8 @@ def core_service_launches(
                 **shared.nats_login("storage"),
                 "FARM_STORAGE_PORT": str(ports.storage),
                 "FARM_STORAGE_METRICS_PORT": str(ports.storage_metrics),
-                # Storage asks auth for tenants' artifact byte quotas.
-                "FARM_STORAGE_AUTH_ADDRESS": f"{HOST}:{ports.auth}",
-                "FARM_STORAGE_CREDENTIAL": shared.credential(CredentialRole.SERVICE, "storage"),
+                # Storage stores an upload only with the scheduler's grant for its task.
+                "FARM_STORAGE_GRANT_PUBLIC_KEY": shared.grant_public_key(),
                 "S3_ENDPOINT": s3.endpoint,
                 "S3_ACCESS_KEY": s3.credentials.access_key,
                 "S3_SECRET_KEY": s3.credentials.secret_key,
@@ -178,6 +183,7 @@ def core_service_launches(
                 **shared.nats_login("scheduler"),
                 "FARM_SCHEDULER_PORT": str(ports.scheduler),
                 "FARM_SCHEDULER_METRICS_PORT": str(ports.scheduler_metrics),
+                "FARM_SCHEDULER_GRANT_KEY": shared.grant_key,
                 # Sessions' cdpUrl and liveUrl point at the edge.
                 "FARM_SCHEDULER_PUBLIC_URL": config.envoy_url,
                 # Callbacks obey the agents' allow-list and stay away from every farm port.

@@ -12,7 +12,7 @@ from farm_agent.errors import TaskFailure
 from farm_agent.saved.client import SavedState
 from farm_agent.saved.compare import compare_with_baseline
 from farm_agent.traces import artifact_attributes
-from farm_agent.work.uploader import ArtifactUploader
+from farm_agent.work.uploader import ArtifactOwner, ArtifactUploader
 from farm_core.task_errors import ErrorCode
 from farm_core.tracing import tracer
 
@@ -35,26 +35,27 @@ class CaptureKeeper:
         await self._saved_state("profile").save_profile(tenant, name, state)
 
     async def upload(
-        self, tenant: str, owner_id: str, artifact: CapturedArtifact
+        self, owner: ArtifactOwner, artifact: CapturedArtifact
     ) -> tasks_pb2.ArtifactRef:
-        """Stores one artifact under `owner_id` (a task's or a session's id)."""
+        """Stores one artifact under `owner` (a task or a session)."""
         with tracer().start_as_current_span(
             "artifact.upload", attributes=artifact_attributes(artifact)
         ):
-            return await self._uploader.upload(tenant, owner_id, artifact)
+            return await self._uploader.upload(owner, artifact)
 
     async def keep(
-        self, tenant: str, owner_id: str, capture: Capture, name_prefix: str = ""
+        self, owner: ArtifactOwner, capture: Capture, name_prefix: str = ""
     ) -> tasks_pb2.TaskResult:
-        """The capture's result once everything it holds is stored under `owner_id`.
+        """The capture's result once everything it holds is stored under `owner`.
 
         Artifacts are named `name_prefix` + their name (a session's commands share
         the session's id).
         """
         result = capture.result
+        tenant = owner.tenant
         for artifact in capture.artifacts:
             named = dataclasses.replace(artifact, name=name_prefix + artifact.name)
-            result.artifacts.append(await self.upload(tenant, owner_id, named))
+            result.artifacts.append(await self.upload(owner, named))
         pending = capture.comparison
         if pending is not None:
             screenshot = next(
@@ -65,7 +66,7 @@ class CaptureKeeper:
                 diff = CapturedArtifact(
                     name_prefix + DIFF_NAME, tasks_pb2.ARTIFACT_KIND_DIFF, "image/png", image
                 )
-                ref = await self.upload(tenant, owner_id, diff)
+                ref = await self.upload(owner, diff)
                 result.artifacts.append(ref)
                 return ref
 

@@ -71,7 +71,7 @@ async def run_command(
             session.touch()
         session.commands += 1
         prefix = f"command-{session.commands}-"
-        result = await keeper.keep(session.tenant, session.session_id, capture, prefix)
+        result = await keeper.keep(session.owner, capture, prefix)
         if command.screencast.stop:
             await _stop_screencast(session, keeper, result)
         result.screencast.CopyFrom(session.screencasts.status())
@@ -84,7 +84,7 @@ async def _stop_screencast(
     """Stops the session's screencast (outside the command's time limit: ffmpeg has its own)."""
     try:
         video = await session.screencasts.stop(
-            lambda artifact: keeper.upload(session.tenant, session.session_id, artifact)
+            lambda artifact: keeper.upload(session.owner, artifact)
         )
     finally:
         session.touch()

@@ -50,7 +50,7 @@ async def store_recording(
         artifact = CapturedArtifact(
             "recording.webm", tasks_pb2.ARTIFACT_KIND_VIDEO, content_type, data
         )
-        return await keeper.upload(session.tenant, session.session_id, artifact)
+        return await keeper.upload(session.owner, artifact)
     except (EncodingFailed, TaskFailure, OSError) as error:
         log.warning("session %s: the recording was not stored: %s", session.session_id, error)
         return None
@@ -62,7 +62,7 @@ async def store_screencast(keeper: CaptureKeeper, session: OpenSession) -> None:
     """Stores the screencast a command started and none stopped (it ends with the session)."""
     try:
         video = await session.screencasts.stop(
-            lambda artifact: keeper.upload(session.tenant, session.session_id, artifact)
+            lambda artifact: keeper.upload(session.owner, artifact)
         )
     except TaskFailure as error:
         log.warning("session %s: its screencast was not stored: %s", session.session_id, error)

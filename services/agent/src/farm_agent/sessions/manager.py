@@ -236,6 +236,7 @@ class SessionManager:
                 setup=SessionSetup(warm.browser.context, self._pool.devices, spec),
                 clock=self._clock,
                 resources=warm.resources,
+                grant=order.upload_grant,
             )
             # The viewport, device and setup of the spec; pages opened later get them too.
             await session.setup.open(page)

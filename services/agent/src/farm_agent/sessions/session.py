@@ -20,6 +20,7 @@ from farm_agent.sessions.bridge import close_client
 from farm_agent.sessions.browser import SessionBrowser
 from farm_agent.sessions.screencasts import SessionScreencasts
 from farm_agent.sessions.setup import SessionSetup
+from farm_agent.work.uploader import ArtifactOwner
 from farm_core.sessions import CloseReason
 
 
@@ -55,6 +56,13 @@ class OpenSession:
     background: set[asyncio.Task[None]] = field(default_factory=set)
     # One command at a time: they share the current page.
     command_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The scheduler's grant for the session (OpenSessionOrder.upload_grant), for uploads.
+    grant: str = ""
+
+    @property
+    def owner(self) -> ArtifactOwner:
+        """What the session's artifacts are stored under."""
+        return ArtifactOwner(self.tenant, self.session_id, self.grant)
 
     def __post_init__(self) -> None:
         self.last_activity = self.clock()

@@ -41,6 +41,7 @@ from farm_agent.work.retries import (
     max_attempts_of,
     plan_after_failure,
 )
+from farm_agent.work.uploader import ArtifactOwner
 from farm_agent.work.waits import WaitReason, wait_key
 from farm_core.route_claims import Claim, take
 from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
@@ -279,7 +280,8 @@ class TaskAttempt:
 
     async def _with_stored_artifacts(self, capture: Capture) -> tasks_pb2.TaskResult:
         """The capture's result once its artifacts, comparison and profile are stored."""
-        return await self._tools.reporting.keeper.keep(self.item.tenant, self.task_id, capture)
+        owner = ArtifactOwner(self.item.tenant, self.task_id, self.item.upload_grant)
+        return await self._tools.reporting.keeper.keep(owner, capture)
 
     def _log_blocked(self, capture: Capture) -> None:
         """Logs the page's requests the egress guard refused, which did not fail the task."""
@@ -379,7 +381,13 @@ class TaskAttempt:
         retry_time: dt.datetime | None = None,
     ) -> None:
         await self._tools.reporting.reporter.report(
-            self.task_id, status, self.attempt, result=result, error=error, retry_time=retry_time
+            self.task_id,
+            status,
+            self.attempt,
+            grant=self.item.upload_grant,
+            result=result,
+            error=error,
+            retry_time=retry_time,
         )
 
     async def _forget_waits(self) -> None:

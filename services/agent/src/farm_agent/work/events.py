@@ -36,6 +36,7 @@ class EventReporter:
         status: "tasks_pb2.TaskStatus.ValueType",
         attempt: int,
         *,
+        grant: str,
         result: tasks_pb2.TaskResult | None = None,
         error: tasks_pb2.TaskError | None = None,
         retry_time: dt.datetime | None = None,
@@ -43,7 +44,8 @@ class EventReporter:
         """Publishes the event and waits for JetStream to store it; raises ReportFailed.
 
         QUEUED with an error and `retry_time` says the attempt failed and the task is
-        offered again then.
+        offered again then. `grant` is the task's (WorkItem.upload_grant): the scheduler
+        applies no event without it.
         """
         event = queue_pb2.AgentEvent(
             event_id=uuid.uuid4().hex,
@@ -54,6 +56,7 @@ class EventReporter:
             time=_now(),
             result=result,
             error=error,
+            grant=grant,
         )
         if retry_time is not None:
             event.retry_time.FromDatetime(retry_time)

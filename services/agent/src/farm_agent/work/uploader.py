@@ -22,11 +22,24 @@ from farm_core.transport import aio_channel
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class ArtifactOwner:
+    """What artifacts are stored under: a task or a session, its tenant, and the grant for it.
+
+    The grant is the scheduler's (WorkItem.upload_grant, OpenSessionOrder.upload_grant):
+    storage stores nothing for an owner the agent was not handed.
+    """
+
+    tenant: str
+    owner_id: str
+    grant: str
+
+
 class ArtifactUploader(Protocol):
     """Stores one artifact of a task and returns its reference."""
 
     async def upload(
-        self, tenant: str, task_id: str, artifact: CapturedArtifact
+        self, owner: ArtifactOwner, artifact: CapturedArtifact
     ) -> tasks_pb2.ArtifactRef:
         """Stores `artifact`; raises TaskFailure(UPLOAD_FAILED) when it cannot."""
         ...
@@ -91,7 +104,7 @@ class StorageUploader:
         self._stub = ingest_pb2_grpc.ArtifactIngestServiceStub(self._channel)
 
     async def upload(
-        self, tenant: str, task_id: str, artifact: CapturedArtifact
+        self, owner: ArtifactOwner, artifact: CapturedArtifact
     ) -> tasks_pb2.ArtifactRef:
         """Stores `artifact`, retrying while storage is UNAVAILABLE; raises TaskFailure."""
 
@@ -99,14 +112,14 @@ class StorageUploader:
             log.info(
                 "storage unavailable for %s of task %s; retrying in %.1f s",
                 artifact.name,
-                task_id,
+                owner.owner_id,
                 retry_state.upcoming_sleep,
             )
 
         retrying = self._retry.retrying(announce_retry)
         try:
             response: ingest_pb2.UploadArtifactResponse = await retrying(
-                self._send, tenant, task_id, artifact
+                self._send, owner, artifact
             )
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
@@ -127,26 +140,27 @@ class StorageUploader:
         await self._channel.close()
 
     async def _send(
-        self, tenant: str, task_id: str, artifact: CapturedArtifact
+        self, owner: ArtifactOwner, artifact: CapturedArtifact
     ) -> ingest_pb2.UploadArtifactResponse:
-        """One attempt: the header and the chunks, with the agent's identity."""
+        """One attempt: the header (with the grant) and the chunks, with the agent's identity."""
         response: ingest_pb2.UploadArtifactResponse = await self._stub.UploadArtifact(
-            self._requests(tenant, task_id, artifact),
-            metadata=agent_metadata(self._credential, tenant),
+            self._requests(owner, artifact),
+            metadata=agent_metadata(self._credential, owner.tenant),
             timeout=self._retry.call_timeout_seconds,
         )
         return response
 
     async def _requests(
-        self, tenant: str, task_id: str, artifact: CapturedArtifact
+        self, owner: ArtifactOwner, artifact: CapturedArtifact
     ) -> AsyncIterator[ingest_pb2.UploadArtifactRequest]:
         yield ingest_pb2.UploadArtifactRequest(
             header=ingest_pb2.UploadHeader(
-                tenant=tenant,
-                task_id=task_id,
+                tenant=owner.tenant,
+                task_id=owner.owner_id,
                 name=artifact.name,
                 kind=artifact.kind,
                 content_type=artifact.content_type,
+                grant=owner.grant,
             )
         )
         for start in range(0, len(artifact.data), self._chunk_bytes):

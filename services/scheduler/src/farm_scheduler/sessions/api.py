@@ -19,9 +19,11 @@ from farm_core.errors import (
 from farm_core.identity import current_identity
 from farm_core.live_tokens import LiveTokenKind, encode_live_token
 from farm_core.paging import Cursor, read_page
+from farm_core.quotas import TenantQuotas
 from farm_core.scopes import Scope
 from farm_core.sessions import SESSION_ID_PATTERN, CloseReason, Refusal
 from farm_core.timestamps import to_timestamp
+from farm_scheduler.grants import Grants
 from farm_scheduler.sessions.closer import SessionCloser
 from farm_scheduler.sessions.links import session_links
 from farm_scheduler.sessions.orders import AgentGone, AgentOrders, AgentSilent
@@ -73,8 +75,10 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
         orders: AgentOrders,
         closer: SessionCloser,
         live_token_secret: str,
+        grants: Grants,
     ) -> None:
         self._settings = settings
+        self._grants = grants
         self._store = store
         self._orders = orders
         self._closer = closer
@@ -93,7 +97,7 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
         spec = validate_session_spec(request.spec, self._bounds)
         record = await self._store.reserve(identity.tenant, spec, identity.quotas)
         try:
-            placed = await self._place(record)
+            placed = await self._place(record, identity.quotas)
         except BaseException:
             await self._store.forget(record)
             raise
@@ -182,14 +186,21 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
             token=token, url=f"{live_url}?token={token}", expire_time=to_timestamp(expires)
         )
 
-    async def _place(self, record: SessionRecord) -> SessionRecord:
-        """Opens the session's browser on the best agent that takes it."""
+    async def _place(self, record: SessionRecord, quotas: TenantQuotas | None) -> SessionRecord:
+        """Opens the session's browser on the best agent that takes it.
+
+        The order carries the session's upload grant, with the tenant's byte quota.
+        """
         spec = record.spec
+        max_bytes = quotas.max_artifact_bytes if quotas is not None else 0
         order = queue_pb2.OpenSessionOrder(
             session_id=record.id,
             tenant=record.tenant,
             spec=spec,
             expire_time=to_timestamp(record.expire_time),
+            upload_grant=self._grants.for_session(
+                record.id, record.tenant, max_bytes, record.expire_time, utcnow()
+            ),
         )
         refusals: list[str] = []
         for candidate in await self._closer.candidates(spec.region):

@@ -1,0 +1,57 @@
+"""The grants the scheduler hands out with tasks and sessions, and checks on agents' events.
+
+A task's WorkItem is published once and redelivered as is (to any agent, for each
+attempt), so its grant cannot name an attempt and must last as long as the message
+can: the task stream's max age, cut short by the task's deadline, plus a grace for
+the last attempt's run and upload. A session's grant lasts until its expiry plus
+the grace.
+"""
+
+import datetime as dt
+
+from farm_core.errors import PermissionDenied
+from farm_core.grants import GrantSigner, UploadGrant
+from farm_core.queue import QueueLimits
+from farm_scheduler.records import TaskRecord
+
+
+class Grants:
+    """Signs tasks' and sessions' upload grants and checks the grant on an agent's event."""
+
+    def __init__(
+        self,
+        signer: GrantSigner,
+        grace_seconds: float,
+        task_max_age_seconds: float = QueueLimits().task_max_age_seconds,
+    ) -> None:
+        self._signer = signer
+        self._grace_seconds = grace_seconds
+        self._task_max_age_seconds = task_max_age_seconds
+
+    def for_task(self, record: TaskRecord, now: dt.datetime) -> str:
+        """The grant of `record`'s WorkItem, published at `now`."""
+        lifetime = self._task_max_age_seconds
+        if record.deadline is not None:
+            lifetime = min(lifetime, max((record.deadline - now).total_seconds(), 0.0))
+        grant = UploadGrant(record.id, record.tenant, record.tenant_max_artifact_bytes)
+        return self._signer.sign(grant, lifetime + self._grace_seconds)
+
+    def for_session(
+        self,
+        session_id: str,
+        tenant: str,
+        max_artifact_bytes: int,
+        expire_time: dt.datetime,
+        now: dt.datetime,
+    ) -> str:
+        """The grant of a session's OpenSessionOrder, sent at `now`."""
+        lifetime = max((expire_time - now).total_seconds(), 0.0) + self._grace_seconds
+        return self._signer.sign(UploadGrant(session_id, tenant, max_artifact_bytes), lifetime)
+
+    def refusal(self, grant: str, task_id: str) -> str:
+        """Why `grant` is not a valid grant of the task `task_id`; "" when it is."""
+        try:
+            granted = self._signer.read(grant, "grant")
+        except PermissionDenied as refused:
+            return refused.message
+        return "" if granted.owner_id == task_id else f"grant: it is for task {granted.owner_id!r}"

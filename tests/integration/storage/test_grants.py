@@ -1,0 +1,43 @@
+"""Uploads need the scheduler's grant of their task: storage stores for nothing else."""
+
+from collections.abc import Callable
+
+import grpc
+import pytest
+
+from farm_core.grants import GrantSigner, UploadGrant
+from farm_core.identity_keys import new_private_key
+from tests.helpers import TEST_GRANTS, grant_for
+from tests.integration.storage.conftest import Storage
+
+pytestmark = pytest.mark.integration
+
+TASK = "task-held"
+
+BAD_GRANTS: dict[str, Callable[[str], str]] = {
+    "none": lambda tenant: "",
+    "another task's": lambda tenant: grant_for("task-other", tenant),
+    "another tenant's": lambda tenant: grant_for(TASK, "tenant-other"),
+    "signed with another key": lambda tenant: GrantSigner(new_private_key()).sign(
+        UploadGrant(TASK, tenant), 600
+    ),
+    "expired": lambda tenant: TEST_GRANTS.sign(UploadGrant(TASK, tenant), -60),
+}
+
+
+async def test_an_upload_with_its_tasks_grant_is_stored(storage: Storage) -> None:
+    stored = await storage.upload(TASK, "shot", b"png")
+
+    assert stored.artifact.task_id == TASK
+
+
+@pytest.mark.parametrize("why", list(BAD_GRANTS))
+async def test_an_upload_without_a_valid_grant_of_its_task_is_refused(
+    storage: Storage, why: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await storage.upload(TASK, "shot", b"png", grant=BAD_GRANTS[why](storage.tenant))
+
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert (caught.value.details() or "").startswith("header.grant:")
+    assert await storage.list_all(TASK) == []
