@@ -232,14 +232,16 @@ class NetnsFarm:
             self._await(*(f"{name}-{index + 1}" for name in ("auth", "scheduler", "storage")))
         for index, launch in enumerate(agent_launches(self.config, shared)):
             host = self.hosts[AGENT_HOSTS[index]]
-            # Agents 1 and 2 upload to storage-1, agent 3 to storage-2.
-            storage = self.hosts[STORAGE_HOSTS[index // 2]].address
+            # Every agent uploads to both storage replicas, round robin.
+            storage = ",".join(
+                f"{self.hosts[name].address}:{STORAGE_PORT}" for name in STORAGE_HOSTS
+            )
             env = {
                 key: value for key, value in launch.spec.env.items()
                 if key not in ("FARM_AGENT_FARM_ADDRESSES",)
             }  # fmt: skip
             env |= {
-                "FARM_AGENT_STORAGE_ADDRESS": f"{storage}:{STORAGE_PORT}",
+                "FARM_AGENT_STORAGE_ADDRESS": storage,
                 "FARM_AGENT_PORT": "7110",
                 "FARM_AGENT_METRICS_PORT": "9110",
                 "FARM_AGENT_SESSION_PORT": "7111",

@@ -116,3 +116,18 @@ def test_a_farm_address_without_a_port_is_refused_naming_the_variable(
     monkeypatch.setenv("FARM_AGENT_FARM_ADDRESSES", "envoy.internal")
     with pytest.raises(ValidationError, match=r"FARM_AGENT_FARM_ADDRESSES: 'envoy\.internal'"):
         AgentSettings()
+
+
+def test_storage_replicas_are_all_kept_from_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FARM_AGENT_STORAGE_ADDRESS", "10.0.0.5:7102,10.0.0.6:7102")
+    services = AgentSettings(FARM_HOME="/srv/farm").farm_services()
+    assert {("10.0.0.5", 7102), ("10.0.0.6", 7102)} <= {(s.host, s.port) for s in services}
+
+
+@pytest.mark.parametrize("addresses", ["storage-a:7102,storage-b:7102", "10.0.0.5:7102,[::1]:7102"])
+def test_storage_replicas_by_name_or_of_mixed_families_are_refused(
+    monkeypatch: pytest.MonkeyPatch, addresses: str
+) -> None:
+    monkeypatch.setenv("FARM_AGENT_STORAGE_ADDRESS", addresses)
+    with pytest.raises(ValidationError, match="FARM_AGENT_STORAGE_ADDRESS"):
+        AgentSettings(FARM_HOME="/srv/farm")

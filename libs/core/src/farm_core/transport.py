@@ -6,6 +6,7 @@ that CA, and every internal client (agent → storage, storage → auth, the
 launcher's health probes) presents the same kind of certificate.
 """
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,16 +65,45 @@ def add_port(server: grpc.aio.Server, address: str, tls: InternalTls | None) -> 
     return int(server.add_secure_port(address, tls.server_credentials()))
 
 
+def channel_target(addresses: str) -> tuple[str, ChannelOptions]:
+    """GRPC's target and options for "host:port", or for replicas as "ip:port,ip:port".
+
+    Replicas are called round robin, skipping those that do not answer. They must be
+    IP addresses (a host name that resolves to several addresses is one entry).
+    """
+    entries = [entry.strip() for entry in addresses.split(",") if entry.strip()]
+    if len(entries) <= 1:
+        return (entries[0] if entries else addresses), ()
+    scheme = ""
+    for entry in entries:
+        host = entry.rpartition(":")[0].strip("[]")
+        try:
+            version = ipaddress.ip_address(host).version
+        except ValueError:
+            raise ValueError(
+                f"{entry!r}: several addresses must be IP addresses (ip:port, [ip6]:port)"
+            ) from None
+        if scheme not in ("", f"ipv{version}"):
+            raise ValueError(f"{addresses!r}: mixes IPv4 and IPv6 addresses")
+        scheme = f"ipv{version}"
+    return f"{scheme}:{','.join(entries)}", (("grpc.lb_policy_name", "round_robin"),)
+
+
 def aio_channel(
     address: str, tls: InternalTls | None, options: ChannelOptions = ()
 ) -> grpc.aio.Channel:
-    """An asyncio channel to another service (TLS with `tls`), its calls traced."""
+    """An asyncio channel to another service (TLS with `tls`), its calls traced.
+
+    `address` may name several replicas (see `channel_target`).
+    """
+    target, balancing = channel_target(address)
+    options = (*options, *balancing)
     if tls is None:
         return grpc.aio.insecure_channel(
-            address, options=options, interceptors=client_interceptors()
+            target, options=options, interceptors=client_interceptors()
         )
     return grpc.aio.secure_channel(
-        address, tls.channel_credentials(), options=options, interceptors=client_interceptors()
+        target, tls.channel_credentials(), options=options, interceptors=client_interceptors()
     )
 
 

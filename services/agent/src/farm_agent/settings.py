@@ -12,6 +12,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from farm_core.egress.address_policy import FarmService
 from farm_core.egress.allowlist import AllowList, allow_list_setting
 from farm_core.settings import FarmSettings
+from farm_core.transport import channel_target
 
 PriorityWeights = tuple[int, int, int]
 
@@ -45,7 +46,9 @@ class AgentSettings(FarmSettings):
         description="Places for work: each running task and each open session takes one.",
     )
     storage_address: str = Field(
-        default="127.0.0.1:7102", description="host:port of the storage service's gRPC."
+        default="127.0.0.1:7102",
+        description="host:port of the storage service's gRPC, or its replicas as "
+        "ip:port,ip:port (called round robin, skipping those that do not answer).",
     )
     credential: SecretStr | None = Field(
         default=None,
@@ -318,12 +321,21 @@ class AgentSettings(FarmSettings):
     def _check_farm_addresses(cls, value: str) -> str:
         return FarmService.checked_setting(value, "FARM_AGENT_FARM_ADDRESSES")
 
+    @field_validator("storage_address")
+    @classmethod
+    def _check_storage_address(cls, value: str) -> str:
+        try:
+            channel_target(value)
+        except ValueError as error:
+            raise ValueError(f"FARM_AGENT_STORAGE_ADDRESS: {error}") from error
+        return FarmService.checked_setting(value, "FARM_AGENT_STORAGE_ADDRESS")
+
     def farm_services(self) -> list[FarmService]:
         """Where the farm listens, pages may not: own ports, storage, NATS, FARM_ADDRESSES."""
         services = FarmService.of_farm(
             self.host, (self.port, self.metrics_port), self.nats_url, self.farm_addresses
         )
-        services.append(FarmService.parse(self.storage_address))
+        services.extend(FarmService.parse_list(self.storage_address))
         return services
 
     @field_validator("priority_weights", mode="before")
