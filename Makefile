@@ -98,6 +98,7 @@ bench: setup ## Benchmarks: figures printed against a baseline in the same run.
 	$(BIN)/python bench/pickup.py
 	$(BIN)/python bench/screenshots.py $(ARGS)
 	$(BIN)/python bench/warm.py $(ARGS)
+	$(BIN)/python bench/concurrency.py
 	$(BIN)/python bench/sessions.py
 	$(BIN)/python bench/cache_hit.py
 	$(BIN)/python bench/submit.py
