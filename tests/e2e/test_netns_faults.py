@@ -37,7 +37,7 @@ from tests.pages import Site, serve_site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-BATCH = 24
+BATCH = 12
 SLOW_PAGE = "/slow?ms=1500"
 # Short waits everywhere, so a redelivery or a retry takes seconds, not minutes.
 NETNS_ENV = {
