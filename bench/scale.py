@@ -236,9 +236,10 @@ def netns_points(args: argparse.Namespace) -> list[Point]:
     from scale_netns import BRIDGE_ADDRESS, netns_farm
 
     points = []
+    # The page's address is the bridge's, made with the farm's hosts.
     with (
-        serve_page(PAGE_HTML, "/scale", host=BRIDGE_ADDRESS) as page_url,
         netns_farm(agent_env(args.agent_concurrency), report) as (farm, stop_agent),
+        serve_page(PAGE_HTML, "/scale", host=BRIDGE_ADDRESS) as page_url,
     ):
         agents = [name for name in farm.processes if kind_of(name) == "agent"]
         while agents:
