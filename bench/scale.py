@@ -16,7 +16,8 @@ the agents' memory (PSS) after the run; with the load average at the start.
 
 `--netns` runs the same on the multi-host farm of network namespaces that the fault
 tests use (tests/netns_farm.py: a NATS cluster of three, two replicas of each service,
-PostgreSQL, three agent hosts) with 3, then 2, then 1 agents (needs root).
+PostgreSQL, three agent hosts) with 3, then 2, then 1 agents (needs root; not in
+`make bench`).
 
     .venv/bin/python bench/scale.py [--n 48] [--agents 1,2,4] [--agent-concurrency 2]
     .venv/bin/python bench/scale.py --netns
