@@ -55,14 +55,14 @@ def _page_handler(html: bytes, delay_seconds: float) -> type[BaseHTTPRequestHand
 
 
 @contextlib.contextmanager
-def serve_page(html: bytes, path: str, delay_ms: int = 0) -> Iterator[str]:
-    """`html` on 127.0.0.1 at a free port, answering after `delay_ms`; yields its URL at `path`."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _page_handler(html, delay_ms / 1000))
+def serve_page(html: bytes, path: str, delay_ms: int = 0, host: str = "127.0.0.1") -> Iterator[str]:
+    """`html` on `host` at a free port, answering after `delay_ms`; yields its URL at `path`."""
+    server = ThreadingHTTPServer((host, 0), _page_handler(html, delay_ms / 1000))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="bench-page", daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}{path}"
+        yield f"http://{host}:{server.server_address[1]}{path}"
     finally:
         server.shutdown()
         server.server_close()
@@ -84,24 +84,31 @@ def local_farm(agents: int, bench: str, report: Report, **config: Any) -> Iterat
     limit is out of the way (BENCH_ENV); `config` sets more FarmConfig fields
     (service_env, added to BENCH_ENV; restart_policy).
     """
-    config["service_env"] = {**BENCH_ENV, **config.get("service_env", {})}
-    # Short: Chromium's sockets live under FARM_HOME/agents/<id>/tmp.
     home = Path(tempfile.mkdtemp(prefix=f"farm-{bench}-"))
-    farm_config = FarmConfig(
+    try:
+        with LocalFarm(bench_config(home, agents, **config), report=report) as farm:
+            yield farm
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def bench_config(home: Path, agents: int, **config: Any) -> FarmConfig:
+    """A bench farm's FarmConfig: free ports, agents allowed to 127.0.0.0/8, BENCH_ENV.
+
+    `home` should be short (Chromium's sockets live under FARM_HOME/agents/<id>/tmp);
+    `config` sets more FarmConfig fields, its service_env added to BENCH_ENV.
+    """
+    config["service_env"] = {**BENCH_ENV, **config.get("service_env", {})}
+    config.setdefault("agent_allow", "127.0.0.0/8")
+    return FarmConfig(
         root=find_project_root(Path(__file__).parent),
         home=home,
         ports=FarmPorts.free(),
         agents=agents,
-        agent_allow="127.0.0.0/8",
         # The bench's data is thrown away: no need to wait out weed's slow graceful stop.
         seaweedfs_stop_timeout=2.0,
         **config,
     )
-    try:
-        with LocalFarm(farm_config, report=report) as farm:
-            yield farm
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def bounded(kind: Callable[[str], Number], low: Number, high: Number) -> Callable[[str], Number]:
