@@ -15,7 +15,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import BrowserSpecRunner
 from farm_agent.errors import TaskFailure
-from farm_agent.sessions.bridge import bridge, close_client
+from farm_agent.sessions.bridge import accept_client, bridge, close_client
 from farm_agent.sessions.browser import LaunchOptions, SessionBrowser
 from farm_agent.sessions.warm import DEFAULT_SCREEN, start_browser
 from farm_core.task_errors import ErrorCode
@@ -55,8 +55,7 @@ class Relay:
         self.url = ""
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        client = web.WebSocketResponse()
-        await client.prepare(request)
+        client = await accept_client(request)
 
         async def close_requested() -> None:
             self.close_requests += 1
@@ -65,8 +64,8 @@ class Relay:
             self.activity += 1
 
         await bridge(client, self.browser.cdp_endpoint, touched, close_requested)
-        await close_client(client, "relay ended")
-        return client
+        await close_client(client.socket, "relay ended")
+        return client.socket
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from farm_agent.sessions.bridge import MAX_CLIENT_MESSAGE_BYTES, bridge, close_client
+from farm_agent.sessions.bridge import accept_client, bridge, close_client
 from farm_agent.sessions.session import OpenSession
 from farm_core.errors import Unauthenticated
 from farm_core.identity import IDENTITY_HEADER, IdentityVerifier
@@ -117,8 +117,8 @@ class SessionEndpoints:
         return web.Response(text="ok\n")
 
     async def _cdp(self, request: web.Request, session: OpenSession) -> web.StreamResponse:
-        client = web.WebSocketResponse(max_msg_size=MAX_CLIENT_MESSAGE_BYTES, autoping=True)
-        await client.prepare(request)
+        accepted = await accept_client(request)
+        client = accepted.socket
         session.clients.add(client)
         session.touch()
 
@@ -126,7 +126,7 @@ class SessionEndpoints:
             await self._sessions.close(session, CloseReason.BROWSER_CLOSED)
 
         try:
-            await bridge(client, session.browser.cdp_endpoint, session.touch, close_session)
+            await bridge(accepted, session.browser.cdp_endpoint, session.touch, close_session)
         except (OSError, ConnectionError) as error:
             log.info("session %s: a CDP client's relay ended: %s", session.session_id, error)
         finally:

@@ -1,0 +1,200 @@
+"""The bridge's WebSocket to the browser: its frames reach the client whole and in order."""
+
+import asyncio
+import struct
+
+import pytest
+
+from farm_agent.sessions.browser_socket import (
+    OPCODE_BINARY,
+    OPCODE_CLOSE,
+    OPCODE_CONTINUATION,
+    OPCODE_PING,
+    OPCODE_PONG,
+    OPCODE_TEXT,
+    BrowserLink,
+    BrowserLinkError,
+    frame,
+)
+
+
+class Wire(asyncio.Transport):
+    """A transport that keeps what is written to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data = bytearray()
+        self.closed = False
+        self.paused = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.data += data
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+
+def server_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    data = frame(opcode, payload, mask=False)
+    return data if fin else bytes([data[0] & 0x7F]) + data[1:]
+
+
+def unmasked(data: bytes) -> list[tuple[int, bytes]]:
+    """The (opcode, payload) of each masked client frame in `data`."""
+    frames = []
+    while data:
+        size = data[1] & 0x7F
+        start = 2 + (2 if size == 126 else 8 if size == 127 else 0)
+        if size == 126:
+            size = struct.unpack("!H", data[2:4])[0]
+        elif size == 127:
+            size = struct.unpack("!Q", data[2:10])[0]
+        assert data[1] & 0x80, "a client's frame must be masked"
+        key, payload = data[start : start + 4], data[start + 4 : start + 4 + size]
+        frames.append((data[0] & 0x0F, bytes(b ^ key[i % 4] for i, b in enumerate(payload))))
+        data = data[start + 4 + size :]
+    return frames
+
+
+async def open_link(max_frame_bytes: int = 1 << 20) -> tuple[BrowserLink, Wire, Wire, list[int]]:
+    client, browser, activity = Wire(), Wire(), []
+    link = BrowserLink(client, lambda: activity.append(1), max_frame_bytes)
+    link.connection_made(browser)
+    link._opened.set_result(None)  # the handshake has its own test
+    return link, client, browser, activity
+
+
+def feed(link: BrowserLink, data: bytes, sizes: list[int]) -> None:
+    """Feeds `data` in chunks of the given sizes (the rest in one)."""
+    for size in sizes:
+        link.data_received(data[:size])
+        data = data[size:]
+    if data:
+        link.data_received(data)
+
+
+MESSAGES = (
+    server_frame(OPCODE_TEXT, b'{"id":1,"result":{}}')
+    + server_frame(OPCODE_TEXT, b"x" * 300)
+    + server_frame(OPCODE_BINARY, b"y" * 70000)
+    + server_frame(OPCODE_TEXT, b"")
+)
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [[], [1], [1, 1, 1, 1], [3, 20, 1, 300], [len(MESSAGES) - 1], list(range(1, 40))],
+)
+async def test_the_browsers_frames_reach_the_client_as_they_are_however_split(
+    sizes: list[int],
+) -> None:
+    link, client, _, activity = await open_link()
+    feed(link, MESSAGES, sizes)
+    assert bytes(client.data) == MESSAGES
+    assert activity
+
+
+async def test_a_ping_is_answered_and_kept_from_the_client() -> None:
+    link, client, browser, _ = await open_link()
+    hello = server_frame(OPCODE_TEXT, b"hello")
+    feed(link, hello + server_frame(OPCODE_PING, b"are you there") + hello, [len(hello) + 3])
+    assert bytes(client.data) == hello + hello
+    assert unmasked(bytes(browser.data)) == [(OPCODE_PONG, b"are you there")]
+
+
+async def test_a_close_from_the_browser_ends_the_link_and_is_not_passed_on() -> None:
+    link, client, browser, _ = await open_link()
+    link.data_received(server_frame(OPCODE_CLOSE, b"\x03\xe8bye"))
+    assert browser.closed
+    assert client.data == b""
+
+
+async def test_the_agents_reply_waits_for_the_end_of_a_message_in_pieces() -> None:
+    link, client, _, _ = await open_link()
+    first = server_frame(OPCODE_TEXT, b"part one ", fin=False)
+    middle = server_frame(OPCODE_CONTINUATION, b"part two", fin=False)
+    last = server_frame(OPCODE_CONTINUATION, b" and end")
+    feed(link, first + middle[:4], [])
+    link.reply('{"id":3,"error":{}}')
+    link.data_received(middle[4:])
+    link.reply('{"id":4,"error":{}}')
+    assert bytes(client.data) == first + middle
+    link.data_received(last)
+    replies = server_frame(OPCODE_TEXT, b'{"id":3,"error":{}}') + server_frame(
+        OPCODE_TEXT, b'{"id":4,"error":{}}'
+    )
+    assert bytes(client.data) == first + middle + last + replies
+
+
+async def test_the_agents_reply_waits_for_the_end_of_a_frame_in_pieces() -> None:
+    link, client, _, _ = await open_link()
+    big = server_frame(OPCODE_TEXT, b"z" * 1000)
+    link.data_received(big[:500])
+    link.reply("refused")
+    link.data_received(big[500:])
+    assert bytes(client.data) == big + server_frame(OPCODE_TEXT, b"refused")
+
+
+async def test_a_reply_between_messages_goes_at_once() -> None:
+    link, client, _, _ = await open_link()
+    link.reply("refused")
+    assert bytes(client.data) == server_frame(OPCODE_TEXT, b"refused")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        frame(OPCODE_TEXT, b"masked", mask=True),
+        bytes([0x80 | 0x40 | OPCODE_TEXT, 1]) + b"x",  # compressed (RSV1), none was agreed
+        server_frame(0x3, b"unknown opcode"),
+        server_frame(OPCODE_PING, b"p" * 126),
+        server_frame(OPCODE_TEXT, b"t" * 2000),
+    ],
+)
+async def test_a_frame_outside_the_protocol_ends_the_link_and_passes_nothing(bad: bytes) -> None:
+    link, client, browser, _ = await open_link(max_frame_bytes=1000)
+    link.data_received(bad)
+    assert browser.closed
+    assert client.data == b""
+    with pytest.raises(BrowserLinkError):
+        await link.closed
+
+
+async def test_the_clients_messages_go_to_the_browser_masked() -> None:
+    link, _, browser, _ = await open_link()
+    link.send('{"id":1,"method":"Page.enable"}')
+    link.send(b"\x00binary" * 20000)
+    assert unmasked(bytes(browser.data)) == [
+        (OPCODE_TEXT, b'{"id":1,"method":"Page.enable"}'),
+        (OPCODE_BINARY, b"\x00binary" * 20000),
+    ]
+
+
+def test_the_handshake_checks_the_browsers_answer() -> None:
+    async def answer(text: bytes) -> tuple[bytes, BaseException | None]:
+        link = BrowserLink(Wire(), lambda: None, 1000)
+        link._key = b"dGhlIHNhbXBsZSBub25jZQ=="  # the example of RFC 6455, 1.3
+        rest = link._take_handshake(text)
+        return rest, link._opened.exception() if link._opened.done() else None
+
+    good = (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+    )
+    assert asyncio.run(answer(good + b"\x81\x00")) == (b"\x81\x00", None)
+    wrong_key = good.replace(b"s3pP", b"AAAA")
+    assert isinstance(asyncio.run(answer(wrong_key))[1], BrowserLinkError)
+    deflate = good.replace(b"\r\n\r\n", b"\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
+    assert isinstance(asyncio.run(answer(deflate))[1], BrowserLinkError)
