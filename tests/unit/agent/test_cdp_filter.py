@@ -41,7 +41,33 @@ def refused(decision: object) -> dict[str, object]:
 )
 def test_ordinary_commands_pass_unchanged(method: str) -> None:
     raw = command(method, {"expression": "1"}, sessionId="S1")
-    assert decide(raw) == Forward(raw)
+    decision = decide(raw)
+    assert isinstance(decision, Forward)
+    assert json.loads(decision.message) == json.loads(raw)
+
+
+def no_repeated_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    keys = [key for key, _ in pairs]
+    assert len(keys) == len(set(keys)), f"repeated keys {keys}"
+    return dict(pairs)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # Read by one parser as a plain command, by another as a proxied context.
+        '{"id":7,"method":"Target.createBrowserContext","params":{"proxyServer":"x"},'
+        '"method":"Target.getTargets"}',
+        '{"id":7,"method":"Page.navigate","params":{"url":"file:///etc/passwd",'
+        '"url":"https://example.org/"}}',
+        '{"id":7,"method":"Target.getTarget\u0073"}',
+    ],
+)
+def test_what_goes_on_is_exactly_what_was_checked(raw: str) -> None:
+    decision = decide(raw)
+    assert isinstance(decision, Forward)
+    forwarded = json.loads(decision.message, object_pairs_hook=no_repeated_keys)
+    assert forwarded == json.loads(raw)
 
 
 @pytest.mark.parametrize(

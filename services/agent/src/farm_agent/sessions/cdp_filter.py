@@ -46,7 +46,7 @@ PROXY_PARAMETERS = ("proxyServer", "proxyBypassList")
 
 @dataclass(frozen=True)
 class Forward:
-    """Send the message on to the browser (as given: it may have been rewritten)."""
+    """Send this message on to the browser: the one checked, written anew (maybe rewritten)."""
 
     message: str
 
@@ -97,7 +97,9 @@ def decide(raw: str | bytes) -> Decision:
         message["params"] = {key: value for key, value in params.items() if key != "downloadPath"}
         message["params"]["behavior"] = "deny"
         return Forward(json.dumps(message))
-    return Forward(raw if isinstance(raw, str) else raw.decode())
+    # What goes on is the message as checked, written anew: Chromium's parser never sees
+    # text it could read otherwise (a repeated key, an escape) than the check did.
+    return Forward(json.dumps(message, separators=(",", ":")))
 
 
 def _refusal(method: str, params: dict[str, Any]) -> str | None:
