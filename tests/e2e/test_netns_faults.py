@@ -39,6 +39,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 BATCH = 12
 SLOW_PAGE = "/slow?ms=1500"
+# Long enough that a task seen running on the host about to be cut is still on its page
+# when the cut comes, not already reporting its end.
+CUT_PAGE = "/slow?ms=6000"
 # Short waits everywhere, so a redelivery or a retry takes seconds, not minutes.
 NETNS_ENV = {
     "FARM_AGENT_IN_PROGRESS_SECONDS": "1",
@@ -193,7 +196,7 @@ def test_agent_hosts_know_and_reach_only_nats_and_storage(netns_farm: NetnsFarm)
 
 async def test_cut_agent_host_tasks_finish_elsewhere(batch: Batch, site: Site) -> None:
     farm = batch.farm
-    await batch.submit(BATCH, site.url(SLOW_PAGE))
+    await batch.submit(BATCH, site.url(CUT_PAGE))
     await assert_eventually(
         lambda: batch.running_on("agent-1"), within=60, message="agent-1 took no task"
     )

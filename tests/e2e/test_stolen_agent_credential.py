@@ -212,9 +212,10 @@ def test_it_stores_nothing_for_a_task_it_does_not_hold(
 
 
 async def forge_events(farm: LocalFarm, task_id: str, grants: list[str]) -> None:
-    """Publishes a SUCCEEDED event of `task_id` from agent-1 with each of `grants`, then waits
-    until the scheduler has dealt with every event."""
-    connection = await nats.connect(farm.nats_url)
+    """Publishes, with agent-1's own NATS login, a SUCCEEDED event of `task_id` with each of
+    `grants`, then waits until the scheduler has dealt with every event."""
+    connection = await nats.connect(**farm.nats_access("agent-1").connect_options())
+    watcher = await nats.connect(**farm.nats_access("scheduler").connect_options())
     try:
         js = connection.jetstream()
         for grant in grants:
@@ -234,13 +235,14 @@ async def forge_events(farm: LocalFarm, task_id: str, grants: list[str]) -> None
                 headers={"Nats-Msg-Id": event.event_id},
             )
         for _ in range(200):
-            info = await js.consumer_info(EVENT_STREAM, DURABLE_NAME)
+            info = await watcher.jetstream().consumer_info(EVENT_STREAM, DURABLE_NAME)
             if info.num_pending == 0 and info.num_ack_pending == 0:
                 return
             await asyncio.sleep(0.05)
         raise AssertionError("the scheduler did not take the forged events")
     finally:
         await connection.close()
+        await watcher.close()
 
 
 def test_a_forged_event_for_a_task_it_does_not_hold_changes_nothing(
