@@ -51,8 +51,8 @@ from farm_cli.launcher.services import (
 from farm_cli.launcher.supervisor import Phase, Role, SupervisingThread, Supervisor
 from farm_cli.launcher.tls import (
     TlsFiles,
+    edge_tls_files,
     load_or_create_internal_tls,
-    load_or_create_local_tls,
 )
 from farm_core.grants import resolve_grant_key
 from farm_core.identity_keys import resolve_private_key
@@ -191,7 +191,8 @@ class LocalFarm:
             check_no_leftovers(self.run_dir)
             self.config.check_project_files()
             self._shared = shared = self._prepare_home()
-            self._tls = self._prepare_tls()
+            config = self.config
+            self._tls = edge_tls_files(config.tls, config.tls_cert, config.tls_key, config.tls_home)
             if self._tls is not None:
                 # With TLS at the edge, the services also speak mutual TLS among themselves.
                 internal = load_or_create_internal_tls(self.config.tls_home)
@@ -282,17 +283,6 @@ class LocalFarm:
     def nats_access(self, user: str | None = None) -> NatsAccess:
         """How to reach the farm's NATS as `user` (scheduler, auth, storage, agent-N)."""
         return _started(self._shared).nats_access(user)
-
-    def _prepare_tls(self) -> TlsFiles | None:
-        """The given certificate (checked to exist), the local CA's (made once), or None."""
-        config = self.config
-        if not config.tls:
-            return None
-        if config.tls_cert is not None and config.tls_key is not None:
-            files = TlsFiles(cert=config.tls_cert, key=config.tls_key)
-            files.check()
-            return files
-        return load_or_create_local_tls(config.tls_home)
 
     def _start_infrastructure(self) -> S3Target:
         """NATS and SeaweedFS (each unless given by URL), started side by side."""

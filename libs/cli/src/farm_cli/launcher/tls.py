@@ -50,6 +50,17 @@ def load_or_create_local_tls(folder: Path, now: dt.datetime | None = None) -> Tl
     return load_or_issue(folder, "server", (ExtendedKeyUsageOID.SERVER_AUTH,), now=now)
 
 
+def edge_tls_files(tls: bool, cert: Path | None, key: Path | None, folder: Path) -> TlsFiles | None:
+    """Envoy's: the given certificate (checked to exist), the local CA's (made once), or None."""
+    if not tls:
+        return None
+    if cert is not None and key is not None:
+        files = TlsFiles(cert=cert, key=key)
+        files.check()
+        return files
+    return load_or_create_local_tls(folder)
+
+
 def load_or_create_internal_tls(folder: Path, now: dt.datetime | None = None) -> TlsFiles:
     """The certificate the local farm's services serve and call each other with (mutual TLS).
 
