@@ -88,8 +88,16 @@ $(PUPPETEER_STAMP): $(PUPPETEER)/package.json $(PUPPETEER)/package-lock.json
 
 node-deps: $(PUPPETEER_STAMP) ## npm packages the tests use (Puppeteer), if Node.js is here.
 
-test: lint node-deps observe-deps ## The whole suite: lint, unit, integration and end-to-end tests.
-	$(BIN)/pytest $(PYTEST_ARGS)
+# Two workers: most tests wait on browsers and processes, so two share the two cores well.
+# Each test file stays on one worker, and with it the farm its tests share.
+PYTEST_WORKERS ?= 2
+PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
+
+test: lint node-deps observe-deps ## The whole suite: lint, unit, integration, end-to-end; end-to-end again on PostgreSQL.
+	$(BIN)/pytest $(PARALLEL) $(PYTEST_ARGS)
+	@# The same end-to-end tests with every farm's metadata in PostgreSQL (the machine's
+	@# server or DATABASE_URL's); the multi-host farm already runs on PostgreSQL.
+	FARM_TEST_DATABASE=postgres $(BIN)/pytest $(PARALLEL) tests/e2e -m "not multihost" $(PYTEST_ARGS)
 
 test-fast: setup ## Unit tests only.
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

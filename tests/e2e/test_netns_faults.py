@@ -35,7 +35,7 @@ from tests.netns_farm import (
 )
 from tests.pages import Site, serve_site
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.multihost]
 
 BATCH = 12
 SLOW_PAGE = "/slow?ms=1500"
