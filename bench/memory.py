@@ -70,7 +70,7 @@ def idle_parts_mib(farm: LocalFarm) -> dict[str, float]:
             continue
         if pid == root:
             parts["agent process"] += pss
-        elif process.name() == "node":
+        elif process.name().startswith("node"):
             parts["Playwright driver (node)"] += pss
         elif "/sessions/" in command:
             parts["session browsers"] += pss
