@@ -94,7 +94,11 @@ async def test_a_task_browser_is_the_headless_shell_in_one_process(
     tmp_path_factory: pytest.TempPathFactory, make_settings
 ) -> None:
     # A short FARM_HOME keeps Chromium's socket path under the scratch directory.
-    pool = BrowserPool(make_settings(FARM_HOME=tmp_path_factory.mktemp("h"), min_browsers=1))
+    # The shell's path is given: FARM_AGENT_HEADLESS_SHELL_PATH may turn it off around here.
+    settings = make_settings(
+        FARM_HOME=tmp_path_factory.mktemp("h"), min_browsers=1, headless_shell_path=HEADLESS_SHELL
+    )
+    pool = BrowserPool(settings)
     await pool.start()
     try:
         async with pool.new_context() as context:
