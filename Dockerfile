@@ -11,7 +11,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
 # Chromium for the agents (driven by Playwright through executable_path), make
 # for `make protos`.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends chromium fonts-liberation make ca-certificates \
+    && apt-get install -y --no-install-recommends chromium chromium-headless-shell fonts-liberation make ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

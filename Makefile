@@ -36,9 +36,9 @@ $(SYNC_STAMP): $(BIN)/uv uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml
 	$(BIN)/uv sync --frozen --all-packages --inexact --compile-bytecode --reinstall-package opentelemetry-proto
 	touch $@
 
-chromium: ## Install Debian's chromium if /usr/bin/chromium is missing.
-	@test -x /usr/bin/chromium || { $(SUDO) apt-get update && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium; }
+chromium: ## Install Debian's chromium and chromium-headless-shell (task browsers) if missing.
+	@test -x /usr/bin/chromium -a -x /usr/lib/chromium/chromium-headless-shell || { $(SUDO) apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium chromium-headless-shell; }
 
 observe-deps: ## Install Debian's prometheus (Prometheus, promtool) for `farm up --observe` and the rule tests.
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { $(SUDO) apt-get update && \

@@ -53,9 +53,14 @@ def agent_pss_mib(farm: LocalFarm) -> float:
 
 
 def idle_parts_mib(farm: LocalFarm) -> dict[str, float]:
-    """The agent's PSS by part: its own process, its task browsers, its session browsers."""
+    """The agent's PSS by part: its own process, Playwright's driver, task and session browsers."""
     root = farm.process("agent-1").pid
-    parts = {"agent process": 0.0, "task browsers": 0.0, "session browsers": 0.0}
+    parts = {
+        "agent process": 0.0,
+        "Playwright driver (node)": 0.0,
+        "task browsers": 0.0,
+        "session browsers": 0.0,
+    }
     for pid in process_tree(root):
         try:
             process = psutil.Process(pid)
@@ -65,6 +70,8 @@ def idle_parts_mib(farm: LocalFarm) -> dict[str, float]:
             continue
         if pid == root:
             parts["agent process"] += pss
+        elif process.name().startswith("node"):
+            parts["Playwright driver (node)"] += pss
         elif "/sessions/" in command:
             parts["session browsers"] += pss
         else:

@@ -141,7 +141,9 @@ async def test_memory_gauge_counts_the_browser_processes(pools) -> None:
 async def test_a_pool_that_cannot_launch_chromium_closes_its_egress_listener(
     short_home: Path, make_settings
 ) -> None:
-    pool = BrowserPool(make_settings(FARM_HOME=short_home, chromium_path=Path("/bin/false")))
+    false = Path("/bin/false")
+    settings = make_settings(FARM_HOME=short_home, chromium_path=false, headless_shell_path=false)
+    pool = BrowserPool(settings)
     with pytest.raises(TaskFailure, match="cannot launch Chromium /bin/false"):
         await pool.start()
 

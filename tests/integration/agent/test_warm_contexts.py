@@ -127,6 +127,25 @@ async def test_no_task_finds_state_a_task_left_in_the_same_warm_context(
     assert found_by_c["position"] != "12.5,34.5"
 
 
+async def test_a_warm_page_that_will_not_leave_is_replaced_and_the_context_kept(
+    warm_pool: tuple[BrowserPool, BrowserSpecRunner], site: Site
+) -> None:
+    """A page spinning in a loop never reaches about:blank: a new page takes its place."""
+    pool, runner = warm_pool
+    find = state_task(site, "/find-state")
+    async with pool.warm.lease("T", runner.context_options(find), "spinning") as warm:
+        assert warm is not None
+        await runner.run_warm(find, warm, Budget(20))
+        context, spinning = warm.context, warm.page
+        await warm.page.evaluate("setTimeout(() => { for (;;) {} }, 0)")
+    await pool.warm.resets_done()
+    assert [kept.context for kept in pool.warm.kept] == [context] and spinning.is_closed()
+
+    capture = await runner.run(find, tenant="T")
+    assert [kept.context for kept in pool.warm.kept] == [context]
+    assert found_state(capture.result.text)["local"] == []
+
+
 async def test_warm_contexts_are_kept_per_tenant_and_trimmed(
     warm_pool: tuple[BrowserPool, BrowserSpecRunner], site: Site
 ) -> None:

@@ -56,7 +56,16 @@ class AgentSettings(FarmSettings):
         "(the launcher issues it; docs/operations.md); storage takes uploads only with it.",
     )
     chromium_path: Path = Field(
-        default=Path("/usr/bin/chromium"), description="The Chromium executable to launch."
+        default=Path("/usr/bin/chromium"),
+        description="The Chromium executable session browsers (and task browsers without "
+        "the headless shell) launch.",
+    )
+    headless_shell_path: Path = Field(
+        # Debian's /usr/bin/chromium-headless-shell is a script that does not exec: it
+        # would stay as the browser's parent with the browser's arguments.
+        default=Path("/usr/lib/chromium/chromium-headless-shell"),
+        description="Chromium's headless shell, which task browsers launch; "
+        "chromium_path when it is not installed.",
     )
     allow: Annotated[AllowList, NoDecode] = Field(
         default=AllowList(),

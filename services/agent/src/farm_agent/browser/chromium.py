@@ -17,11 +17,26 @@ CHROMIUM_FLAGS: tuple[str, ...] = (
     "--no-first-run",
 )
 
+# Task browsers only: one process instead of five (browser, GPU, network service, two
+# zygotes) at the same pixels (docs/performance.md "Agent memory"). Chromium keeps only
+# the last --enable-features, so Playwright's own features are repeated here.
+PLAYWRIGHT_ENABLED_FEATURES = ("CDPScreenshotNewSurface", "SkipListAccountsWithoutGaiaCookies")
+TASK_BROWSER_FLAGS: tuple[str, ...] = (
+    "--in-process-gpu",
+    "--no-zygote",
+    "--enable-features=" + ",".join((*PLAYWRIGHT_ENABLED_FEATURES, "NetworkServiceInProcess2")),
+)
+
 # Chromium binds a unix socket at $TMPDIR/org.chromium.Chromium.XXXXXX/SingletonSocket and
 # aborts at launch when that path is longer than a socket address holds (107 bytes).
 MAX_BROWSER_TMPDIR_CHARS = 107 - len("/org.chromium.Chromium.XXXXXX/SingletonSocket")
 # A switch Chromium ignores, so that the agent can find a browser's process to kill it.
 MARKER_SWITCH = "--farm-browser"
+
+
+def task_browser_executable(headless_shell: Path, chromium: Path) -> Path:
+    """The headless shell when it is installed (a third of Chromium's memory), else `chromium`."""
+    return headless_shell if os.access(headless_shell, os.X_OK) else chromium
 
 
 def browser_processes(marker: str) -> list[int]:

@@ -21,7 +21,9 @@ from farm_agent.browser.chromium import (
     CHROMIUM_FLAGS,
     MARKER_SWITCH,
     MAX_BROWSER_TMPDIR_CHARS,
+    TASK_BROWSER_FLAGS,
     browser_processes,
+    task_browser_executable,
 )
 from farm_agent.browser.pooled import PooledBrowser
 from farm_agent.browser.warm import WarmContexts
@@ -53,6 +55,9 @@ class BrowserPool:
 
     def __init__(self, settings: AgentSettings) -> None:
         self._settings = settings
+        self._executable = task_browser_executable(
+            settings.headless_shell_path, settings.chromium_path
+        )
         self._scratch = settings.scratch_dir().resolve()
         self._browser_tmp = self._scratch
         self._playwright: Playwright | None = None
@@ -150,7 +155,7 @@ class BrowserPool:
         log.info(
             "browser pool started: %d browser(s), %s, scratch %s",
             len(self._browsers),
-            self._settings.chromium_path,
+            self._executable,
             self._scratch,
         )
 
@@ -295,12 +300,17 @@ class BrowserPool:
             raise RuntimeError("the browser pool is not started")
         home = self._scratch / "home"
         marker = uuid.uuid4().hex
-        arguments = [*CHROMIUM_FLAGS, *self.egress.launch_arguments(), f"{MARKER_SWITCH}={marker}"]
+        arguments = [
+            *CHROMIUM_FLAGS,
+            *TASK_BROWSER_FLAGS,
+            *self.egress.launch_arguments(),
+            f"{MARKER_SWITCH}={marker}",
+        ]
         if self._settings.page_heap_mb:
             arguments.append(f"--js-flags=--max-old-space-size={self._settings.page_heap_mb}")
         try:
             browser = await self._playwright.chromium.launch(
-                executable_path=self._settings.chromium_path,
+                executable_path=self._executable,
                 headless=True,
                 args=arguments,
                 # Chromium keeps its NSS database and caches under HOME: keep them in scratch.
@@ -309,7 +319,7 @@ class BrowserPool:
         except PlaywrightError as error:
             raise TaskFailure(
                 ErrorCode.BROWSER_CRASHED,
-                f"cannot launch Chromium {self._settings.chromium_path}: {error.message}",
+                f"cannot launch Chromium {self._executable}: {error.message}",
             ) from error
         pooled = PooledBrowser(browser, marker)
         browser.on("disconnected", lambda _: self._on_disconnected(pooled))

@@ -26,7 +26,7 @@ from playwright.async_api import Error as PlaywrightError
 from farm_agent import metrics
 from farm_agent.browser.memory import MemoryPressure
 from farm_agent.browser.pooled import PooledBrowser
-from farm_agent.browser.reset import ResetFailed, note_origin, reset_context
+from farm_agent.browser.reset import KeptPage, ResetFailed, note_origin, reset_context
 from farm_agent.egress.proxy import EgressProxy
 from farm_agent.egress.session import EgressSession
 from farm_agent.settings import AgentSettings
@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 MAX_RESET_WAITS = 3
 """Resets a task waits out for a context of its tenant before it opens another."""
+
+LEAVE_SHARE = 0.5
+"""Share of the reset's time the kept page gets to reach about:blank before it is replaced."""
 
 
 class ContextSource(Protocol):
@@ -73,15 +76,24 @@ class WarmContext:
     options_key: str
     pooled: PooledBrowser
     context: BrowserContext
-    page: Page
+    kept: KeptPage
     egress: EgressSession
-    cdp: CDPSession
     origins: set[str] = field(default_factory=set)
     busy: bool = False
     # The reset after its last task, while it runs: the context is busy until it ends.
     resetting: "asyncio.Task[None] | None" = None
     tasks: int = 0
     last_used: float = field(default_factory=time.monotonic)
+
+    @property
+    def page(self) -> Page:
+        """The page tasks run on (the reset may replace it)."""
+        return self.kept.page
+
+    @property
+    def cdp(self) -> CDPSession:
+        """The CDP session of `page`."""
+        return self.kept.cdp
 
     def note_request(self, request: Request) -> None:
         """Notes the origin of a request of the context's, to be cleared at the reset."""
@@ -270,14 +282,13 @@ class WarmContexts:
             await self._source.egress.close_session(egress)
             raise
         try:
-            page = await context.new_page()
-            cdp = await context.new_cdp_session(page)
+            kept = await KeptPage.open(context)
         except BaseException:
             await self._source.close_context(pooled, context)
             await self._source.release(pooled)
             await self._source.egress.close_session(egress)
             raise
-        warm = WarmContext(tenant, key, pooled, context, page, egress, cdp, busy=True)
+        warm = WarmContext(tenant, key, pooled, context, kept, egress, busy=True)
         context.on("request", warm.note_request)
         self._contexts.append(warm)
         metrics.warm_contexts.set(len(self._contexts))
@@ -311,9 +322,12 @@ class WarmContexts:
         await self._close(warm)
 
     async def _reset(self, warm: WarmContext) -> bool:
+        seconds = self._settings.close_timeout_seconds
         try:
-            async with asyncio.timeout(self._settings.close_timeout_seconds):
-                await reset_context(warm.context, warm.page, warm.cdp, warm.origins)
+            async with asyncio.timeout(seconds):
+                warm.kept = await reset_context(
+                    warm.context, warm.kept, warm.origins, seconds * LEAVE_SHARE
+                )
         except (PlaywrightError, ResetFailed, TimeoutError) as error:
             log.warning("a warm context could not be reset; it is closed instead: %s", error)
             return False

@@ -89,6 +89,9 @@ class EgressProxy:
             "--proxy-bypass-list=<-loopback>",
             # WebRTC may send UDP only through the proxy, which has none: no direct UDP.
             "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+            # The headless shell ignores the switch above (a preference of Chrome's browser
+            # layer) and reads only this one.
+            "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
             # QUIC is UDP, which an HTTP proxy does not carry.
             "--disable-quic",
         ]
