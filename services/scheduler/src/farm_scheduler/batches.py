@@ -130,7 +130,7 @@ async def _insert_new(
         for index, outcome in enumerate(planned):
             if not isinstance(outcome, Accepted) or not outcome.created:
                 continue
-            answered = await answered_from_cache(connection, outcome.record)
+            answered = await answered_from_cache(connection, outcome.record, store.cached_keys)
             if answered is not None:
                 # Never queued: not the queued quota's.
                 planned[index] = Accepted(answered, created=True)

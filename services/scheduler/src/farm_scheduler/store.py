@@ -22,6 +22,7 @@ from farm_core.paging import Cursor
 from farm_core.quotas import TenantQuotas
 from farm_core.tenant_locks import ADVISORY_NAMESPACE, TenantQuotaLock
 from farm_scheduler import lifecycle
+from farm_scheduler.cached_keys import CachedKeys, lookups_skipped
 from farm_scheduler.callbacks.rows import callback_reset
 from farm_scheduler.lifecycle import Status, TaskState
 from farm_scheduler.models import HAS_IDEMPOTENCY_KEY
@@ -70,6 +71,8 @@ class TaskStore(Database):
         self._idempotency_window, self._clock = idempotency_window, clock
         self.route = route  # A new task's routed_region (routing.router).
         self._quota_lock = TenantQuotaLock(self.engine, ADVISORY_NAMESPACE)
+        # Until started over NATS (server.py), every create looks its spec up.
+        self.cached_keys = CachedKeys()
 
     async def create(
         self,
@@ -128,7 +131,8 @@ class TaskStore(Database):
         async with self.write_transaction(tenant, quotas) as connection:
             if key:
                 await release_expired_keys(connection, tenant, [key], window_start)
-            record = await answered_from_cache(connection, record) or record
+            answered = await answered_from_cache(connection, record, self.cached_keys)
+            record = answered or record
             if quotas is not None and not record.cached:
                 check_task_quotas(tenant, await queued_count(connection, tenant), quotas)
             await connection.execute(insert(tasks).values(row_values(record)))
@@ -366,10 +370,18 @@ class TaskStore(Database):
             return await read_tasks(connection, query)
 
 
-async def answered_from_cache(connection: AsyncConnection, queued: TaskRecord) -> TaskRecord | None:
-    """`queued` answered from the cache (SUCCEEDED at its creation, `cached`), or None."""
+async def answered_from_cache(
+    connection: AsyncConnection, queued: TaskRecord, cached_keys: CachedKeys
+) -> TaskRecord | None:
+    """`queued` answered from the cache (SUCCEEDED at its creation, `cached`), or None.
+
+    A spec whose key `cached_keys` knows has no result is a miss without a query.
+    """
     spec = queued.spec
     if not looks_up_cache(spec):
+        return None
+    if not cached_keys.may_hit(queued.tenant, queued.cache_key):
+        lookups_skipped.inc()
         return None
     since = queued.create_time - dt.timedelta(seconds=spec.cache_ttl_seconds)
     result = await latest_cached_result(connection, queued.tenant, queued.cache_key, since)
