@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, false, insert, select, true, update
+from sqlalchemy import Select, false, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -30,6 +30,8 @@ from farm_scheduler.quotas import check_task_quotas, queued_limit
 from farm_scheduler.records import TaskRecord, new_record, row_values, state_values
 from farm_scheduler.result_cache import looks_up_cache
 from farm_scheduler.task_rows import (
+    INSERT_TASKS,
+    MARK_PUBLISHED,
     STATUS_FAILED,
     STATUS_QUEUED,
     latest_cached_result,
@@ -135,7 +137,7 @@ class TaskStore(Database):
             record = answered or record
             if quotas is not None and not record.cached:
                 check_task_quotas(tenant, await queued_count(connection, tenant), quotas)
-            await connection.execute(insert(tasks).values(row_values(record)))
+            await connection.execute(INSERT_TASKS, [row_values(record)])
         return record, True
 
     def now(self) -> dt.datetime:
@@ -234,9 +236,7 @@ class TaskStore(Database):
         async with self.engine.begin() as connection:
             for requeues, task_ids in by_queuing.items():
                 await connection.execute(
-                    update(tasks)
-                    .where(tasks.c.id.in_(task_ids), tasks.c.requeues == requeues)
-                    .values(published=True)
+                    MARK_PUBLISHED, {"task_ids": task_ids, "queuing": requeues}
                 )
 
     async def mark_dead_letter_published(self, task_id: str, requeues: int) -> None:
