@@ -21,6 +21,7 @@ from tests.integration.scheduler.conftest import (
     SUCCEEDED,
     Queue,
     Scheduler,
+    StartScheduler,
     rpc_error,
     succeeded_result,
     until,
@@ -203,3 +204,32 @@ async def test_a_batch_item_the_cache_answers_is_cached_and_not_published(
     assert (miss.status, miss.cached) == (QUEUED, False)
     assert (await queue.take()).task_id == miss.id
     assert await published(queue) == publishes + 1
+
+
+async def test_a_key_without_a_result_is_a_miss_without_a_query_and_a_result_reaches_replicas(
+    start_scheduler: StartScheduler, queue: Queue
+) -> None:
+    first, second = await start_scheduler(), await start_scheduler()
+    skipped, hits = (
+        sample("farm_task_cache_lookups_skipped_total"),
+        sample("farm_task_cache_hits_total"),
+    )
+
+    # Nothing ever succeeded with this spec: no replica asks SQL for it.
+    queued = await second.create(url="https://example.com/fresh")
+    assert (queued.status, queued.cached) == (QUEUED, False)
+    assert sample("farm_task_cache_lookups_skipped_total") == skipped + 1
+
+    # Its success, applied by whichever replica took the agent's event, reaches both
+    # before either wakes a watcher of the task.
+    watches = [aiter(replica.watch(queued.id)) for replica in (first, second)]
+    for watch in watches:
+        assert (await anext(watch)).status == QUEUED
+    assert (await queue.take()).task_id == queued.id
+    await queue.report(queued.id, SUCCEEDED, result=succeeded_result())
+    for replica, watch in zip((first, second), watches, strict=True):
+        assert (await anext(watch)).status == SUCCEEDED
+        again = await replica.create(url="https://example.com/fresh")
+        assert (again.status, again.cached) == (SUCCEEDED, True)
+    assert sample("farm_task_cache_hits_total") == hits + 2
+    assert sample("farm_task_cache_lookups_skipped_total") == skipped + 1

@@ -11,7 +11,6 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from farm.tasks.v1 import tasks_pb2
@@ -20,7 +19,7 @@ from farm_core.quotas import TenantQuotas
 from farm_scheduler.quotas import check_task_quotas, queued_limit
 from farm_scheduler.records import TaskRecord, new_record, row_values
 from farm_scheduler.store import TaskStore, answered_from_cache
-from farm_scheduler.task_rows import queued_count, release_expired_keys, tasks
+from farm_scheduler.task_rows import INSERT_TASKS, queued_count, release_expired_keys
 
 MAX_BATCH_ITEMS = 1000
 """The most task specs one CreateTasks call may carry."""
@@ -130,7 +129,7 @@ async def _insert_new(
         for index, outcome in enumerate(planned):
             if not isinstance(outcome, Accepted) or not outcome.created:
                 continue
-            answered = await answered_from_cache(connection, outcome.record)
+            answered = await answered_from_cache(connection, outcome.record, store.cached_keys)
             if answered is not None:
                 # Never queued: not the queued quota's.
                 planned[index] = Accepted(answered, created=True)
@@ -145,7 +144,7 @@ async def _insert_new(
                 queued += 1
             admitted.append(outcome.record)
         if admitted:
-            await connection.execute(insert(tasks), [row_values(record) for record in admitted])
+            await connection.execute(INSERT_TASKS, [row_values(record) for record in admitted])
 
 
 def _resolved(planned: Sequence[Outcome | SameAs], outcome: Outcome | SameAs) -> Outcome:

@@ -37,6 +37,7 @@ what happens around it, but not the page it captures. A succeeded task's result 
 not depend on its time limit or attempts."""
 
 NEVER_CACHED_FIELDS: frozenset[str] = frozenset({"profile", "save_profile"})
+# never_cached() checks these two by name: it runs on every create.
 """A spec that sets any of these is neither answered from the cache nor a source for it:
 a profile is state outside the spec that changes between tasks, and saving one is an
 effect. (A callback is not: a task answered from the cache calls back like any other.)"""
@@ -68,7 +69,7 @@ def never_cached(spec: tasks_pb2.TaskSpec) -> bool:
         # The first screenshot of a baseline becomes it; later ones are compared with
         # whatever the baseline is now.
         return True
-    return not NEVER_CACHED_FIELDS.isdisjoint(_set_fields(spec))
+    return bool(spec.profile) or spec.save_profile
 
 
 def default_ttl_seconds(spec: tasks_pb2.TaskSpec) -> int:
@@ -97,15 +98,20 @@ def looks_up_cache(spec: tasks_pb2.TaskSpec) -> bool:
     return spec.cache_ttl_seconds > 0 and not never_cached(spec)
 
 
+_KEYED_OUT = tuple(
+    name for name in sorted(RUN_ONLY_FIELDS) if name in tasks_pb2.TaskSpec.DESCRIPTOR.fields_by_name
+)
+"""RUN_ONLY_FIELDS that TaskSpec has, looked up once rather than per create."""
+
+
 def cache_key(spec: tasks_pb2.TaskSpec) -> str:
     """The hex SHA-256 naming the result the (validated) spec asks for; "" if never cached."""
     if never_cached(spec):
         return ""
     normalised: Message = tasks_pb2.TaskSpec()
     normalised.CopyFrom(spec)
-    for name in RUN_ONLY_FIELDS:
-        if name in normalised.DESCRIPTOR.fields_by_name:
-            normalised.ClearField(name)
+    for name in _KEYED_OUT:
+        normalised.ClearField(name)
     return hashlib.sha256(normalised.SerializeToString(deterministic=True)).hexdigest()
 
 

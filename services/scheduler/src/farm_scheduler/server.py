@@ -130,7 +130,10 @@ class SchedulerService:
                 settings.publish_timeout_seconds,
                 self._grants,
             )
-            self._changes = ChangeReporter(self._watch, self._publisher)
+            cached_keys = self._store.cached_keys
+            reload_seconds = settings.cache_keys_reload_seconds
+            await cached_keys.start(self._nc, self._store.engine, reload_seconds)
+            self._changes = ChangeReporter(self._watch, self._publisher, cached_keys)
             heartbeats = Heartbeats(js, await agents_bucket(js, replicas=replicas))
             self._fleet = Fleet(
                 self._nc,
@@ -261,6 +264,7 @@ class SchedulerService:
         for loop in (*loops, self._fleet_gauges):
             if loop is not None:
                 await loop.stop()
+        await self._store.cached_keys.stop()
         callbacks, self._callbacks = self._callbacks, None
         if callbacks is not None:
             await callbacks.stop(grace_seconds)

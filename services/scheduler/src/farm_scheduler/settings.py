@@ -72,6 +72,12 @@ class SchedulerSettings(FarmSettings):
         description="The most concurrent single creates of one tenant written to SQL and "
         "published together (group commit); 1 writes each create alone.",
     )
+    cache_keys_reload_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often each replica reloads from SQL its filter of the cache keys that "
+        "have a result (cached_keys.py); between reloads the replicas announce new results.",
+    )
     publish_timeout_seconds: float = Field(
         default=5.0, gt=0, description="How long one JetStream publish may wait for its ack."
     )

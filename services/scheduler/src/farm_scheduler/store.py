@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, false, insert, select, true, update
+from sqlalchemy import Select, false, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,6 +22,7 @@ from farm_core.paging import Cursor
 from farm_core.quotas import TenantQuotas
 from farm_core.tenant_locks import ADVISORY_NAMESPACE, TenantQuotaLock
 from farm_scheduler import lifecycle
+from farm_scheduler.cached_keys import CachedKeys, lookups_skipped
 from farm_scheduler.callbacks.rows import callback_reset
 from farm_scheduler.lifecycle import Status, TaskState
 from farm_scheduler.models import HAS_IDEMPOTENCY_KEY
@@ -29,6 +30,8 @@ from farm_scheduler.quotas import check_task_quotas, queued_limit
 from farm_scheduler.records import TaskRecord, new_record, row_values, state_values
 from farm_scheduler.result_cache import looks_up_cache
 from farm_scheduler.task_rows import (
+    INSERT_TASKS,
+    MARK_PUBLISHED,
     STATUS_FAILED,
     STATUS_QUEUED,
     latest_cached_result,
@@ -70,6 +73,8 @@ class TaskStore(Database):
         self._idempotency_window, self._clock = idempotency_window, clock
         self.route = route  # A new task's routed_region (routing.router).
         self._quota_lock = TenantQuotaLock(self.engine, ADVISORY_NAMESPACE)
+        # Until started over NATS (server.py), every create looks its spec up.
+        self.cached_keys = CachedKeys()
 
     async def create(
         self,
@@ -128,10 +133,11 @@ class TaskStore(Database):
         async with self.write_transaction(tenant, quotas) as connection:
             if key:
                 await release_expired_keys(connection, tenant, [key], window_start)
-            record = await answered_from_cache(connection, record) or record
+            answered = await answered_from_cache(connection, record, self.cached_keys)
+            record = answered or record
             if quotas is not None and not record.cached:
                 check_task_quotas(tenant, await queued_count(connection, tenant), quotas)
-            await connection.execute(insert(tasks).values(row_values(record)))
+            await connection.execute(INSERT_TASKS, [row_values(record)])
         return record, True
 
     def now(self) -> dt.datetime:
@@ -230,9 +236,7 @@ class TaskStore(Database):
         async with self.engine.begin() as connection:
             for requeues, task_ids in by_queuing.items():
                 await connection.execute(
-                    update(tasks)
-                    .where(tasks.c.id.in_(task_ids), tasks.c.requeues == requeues)
-                    .values(published=True)
+                    MARK_PUBLISHED, {"task_ids": task_ids, "queuing": requeues}
                 )
 
     async def mark_dead_letter_published(self, task_id: str, requeues: int) -> None:
@@ -366,10 +370,18 @@ class TaskStore(Database):
             return await read_tasks(connection, query)
 
 
-async def answered_from_cache(connection: AsyncConnection, queued: TaskRecord) -> TaskRecord | None:
-    """`queued` answered from the cache (SUCCEEDED at its creation, `cached`), or None."""
+async def answered_from_cache(
+    connection: AsyncConnection, queued: TaskRecord, cached_keys: CachedKeys
+) -> TaskRecord | None:
+    """`queued` answered from the cache (SUCCEEDED at its creation, `cached`), or None.
+
+    A spec whose key `cached_keys` knows has no result is a miss without a query.
+    """
     spec = queued.spec
     if not looks_up_cache(spec):
+        return None
+    if not cached_keys.may_hit(queued.tenant, queued.cache_key):
+        lookups_skipped.inc()
         return None
     since = queued.create_time - dt.timedelta(seconds=spec.cache_ttl_seconds)
     result = await latest_cached_result(connection, queued.tenant, queued.cache_key, since)

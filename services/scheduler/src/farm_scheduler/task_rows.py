@@ -5,7 +5,7 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, func, insert, select, update
+from sqlalchemy import Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm.tasks.v1 import tasks_pb2
@@ -19,6 +19,35 @@ task_attempts = cast(Table, AttemptRow.__table__)
 STATUS_QUEUED = tasks_pb2.TaskStatus.Name(tasks_pb2.TASK_STATUS_QUEUED)
 STATUS_FAILED = tasks_pb2.TaskStatus.Name(tasks_pb2.TASK_STATUS_FAILED)
 STATUS_SUCCEEDED = tasks_pb2.TaskStatus.Name(tasks_pb2.TASK_STATUS_SUCCEEDED)
+
+# Statements of every create, built once: SQLAlchemy then finds their compiled form
+# by the statement's memoised cache key instead of building and keying them per call.
+INSERT_TASKS = insert(tasks)
+"""Inserts `tasks` rows (row_values), one or many."""
+_QUEUED_COUNT = select(func.count()).where(
+    tasks.c.tenant == bindparam("tenant"), tasks.c.status == STATUS_QUEUED
+)
+_LATEST_CACHED_RESULT = (
+    select(tasks.c.result)
+    .where(
+        tasks.c.tenant == bindparam("tenant"),
+        tasks.c.cache_key == bindparam("key"),
+        HAS_CACHE_KEY,
+        tasks.c.finish_time >= bindparam("since"),
+        tasks.c.status == STATUS_SUCCEEDED,
+    )
+    .order_by(tasks.c.finish_time.desc())
+    .limit(1)
+)
+MARK_PUBLISHED = (
+    update(tasks)
+    .where(
+        tasks.c.id.in_(bindparam("task_ids", expanding=True)),
+        tasks.c.requeues == bindparam("queuing"),
+    )
+    .values(published=True)
+)
+"""Marks the tasks `task_ids` published, if still at their queuing `queuing` (requeues)."""
 
 
 async def read_tasks(connection: AsyncConnection, query: Select[Any]) -> list[TaskRecord]:
@@ -55,8 +84,7 @@ async def read_task(
 
 async def queued_count(connection: AsyncConnection, tenant: str) -> int:
     """How many of `tenant`'s tasks are QUEUED."""
-    query = select(func.count()).where(tasks.c.tenant == tenant, tasks.c.status == STATUS_QUEUED)
-    return int((await connection.execute(query)).scalar_one())
+    return int((await connection.execute(_QUEUED_COUNT, {"tenant": tenant})).scalar_one())
 
 
 async def latest_cached_result(
@@ -66,19 +94,8 @@ async def latest_cached_result(
 
     None if there is none; tasks answered from the cache have no key, so never count.
     """
-    query = (
-        select(tasks.c.result)
-        .where(
-            tasks.c.tenant == tenant,
-            tasks.c.cache_key == key,
-            HAS_CACHE_KEY,
-            tasks.c.finish_time >= since,
-            tasks.c.status == STATUS_SUCCEEDED,
-        )
-        .order_by(tasks.c.finish_time.desc())
-        .limit(1)
-    )
-    result = (await connection.execute(query)).scalar_one_or_none()
+    values = {"tenant": tenant, "key": key, "since": since}
+    result = (await connection.execute(_LATEST_CACHED_RESULT, values)).scalar_one_or_none()
     return None if result is None else bytes(result)
 
 
