@@ -31,7 +31,7 @@ from farm_agent.limits.leases import Busy
 from farm_agent.traces import attempt_span
 from farm_agent.work.attempt_tools import AttemptTools
 from farm_agent.work.delivery import Delivery, DeliveryOutcome
-from farm_agent.work.events import ReportFailed
+from farm_agent.work.events import ReportFailed, log_blocked
 from farm_agent.work.retries import (
     Backoff,
     Retry,
@@ -275,24 +275,13 @@ class TaskAttempt:
         except Exception as error:
             log.exception("task %s failed unexpectedly", self.task_id)
             raise TaskFailure(ErrorCode.INTERNAL, f"{type(error).__name__}: {error}") from error
-        self._log_blocked(capture)
+        log_blocked(self.task_id, capture)
         return capture
 
     async def _with_stored_artifacts(self, capture: Capture) -> tasks_pb2.TaskResult:
         """The capture's result once its artifacts, comparison and profile are stored."""
         owner = ArtifactOwner(self.item.tenant, self.task_id, self.item.upload_grant)
         return await self._tools.reporting.keeper.keep(owner, capture)
-
-    def _log_blocked(self, capture: Capture) -> None:
-        """Logs the page's requests the egress guard refused, which did not fail the task."""
-        blocked = capture.result.blocked_requests
-        if blocked:
-            log.info(
-                "task %s: the egress guard refused %d of the page's requests: %s",
-                self.task_id,
-                len(blocked),
-                "; ".join(f"{request.target} ({request.message})" for request in blocked),
-            )
 
     async def _succeeded(self, result: tasks_pb2.TaskResult) -> None:
         try:

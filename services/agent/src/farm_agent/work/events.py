@@ -1,6 +1,7 @@
 """Reports a task's progress as AgentEvents on `events.tasks.<task_id>` (stream FARM_EVENTS)."""
 
 import datetime as dt
+import logging
 import uuid
 
 import nats.errors
@@ -9,11 +10,13 @@ from nats.js import JetStreamContext
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_agent.browser.actions import cut_utf8
+from farm_agent.browser.actions import Capture, cut_utf8
 from farm_agent.errors import TaskFailure
 from farm_core.queue import event_subject
 from farm_core.task_errors import ErrorCode
 from farm_core.trace_context import producing
+
+log = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT_SECONDS = 5.0
 
@@ -100,3 +103,15 @@ def _now() -> Timestamp:
     stamp = Timestamp()
     stamp.GetCurrentTime()
     return stamp
+
+
+def log_blocked(task_id: str, capture: Capture) -> None:
+    """Logs the page's requests the egress guard refused, which did not fail the task."""
+    blocked = capture.result.blocked_requests
+    if blocked:
+        log.info(
+            "task %s: the egress guard refused %d of the page's requests: %s",
+            task_id,
+            len(blocked),
+            "; ".join(f"{request.target} ({request.message})" for request in blocked),
+        )
