@@ -11,10 +11,18 @@ from farm_cli.launcher.config import find_project_root
 from farm_core.settings import FarmSettings
 from tests.helpers import TEST_IDENTITY_KEY, TEST_PUBLIC_KEY
 from tests.unit.cli.envoy_render import COMPOSE_RENDER_ARGS
+from tests.unit.deploy.nats_logins import (
+    SERVICE_USERS,
+    check_roles,
+    current_config,
+    password_variables,
+)
 from tests.unit.deploy.service_settings import SETTINGS, read_settings, unknown_names
 
 ROOT = find_project_root(Path(__file__).parent)
 FARM_SERVICES = set(SETTINGS)
+NATS_USERS_CONF = "deploy/nats/users.conf"
+NATS_NODES = ("nats", "nats-1", "nats-2", "nats-3")
 EDGE_PORT = 8080
 """Envoy's listener in compose.yaml (COMPOSE_RENDER_ARGS' --listen)."""
 # ${NAME:?message} and ${NAME:-default} as compose fills them in for the check.
@@ -215,3 +223,52 @@ def test_the_dockerfile_installs_every_workspace_member() -> None:
         member = project.relative_to(ROOT).as_posix()
         if member.startswith(("libs/", "services/")):
             assert f"COPY {member} " in dockerfile[:first_sync], f"{member} is not copied"
+
+
+def test_nats_users_conf_is_the_current_render_of_the_role_table() -> None:
+    assert (ROOT / NATS_USERS_CONF).read_text() == current_config(), (
+        f"{NATS_USERS_CONF} is stale; regenerate it with: farm nats-config -o {NATS_USERS_CONF}"
+    )
+
+
+def test_every_nats_node_runs_with_the_users_and_their_passwords(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name in NATS_NODES:
+        node = services[name]
+        mounts = {
+            target: source for source, target, *_ in (str(v).split(":") for v in node["volumes"])
+        }
+        command = node["command"]
+        config = command[command.index("-c") + 1]
+        assert mounts[config] == "./" + NATS_USERS_CONF, name
+        env = environment(node)
+        for variable in password_variables().values():
+            assert env[variable].startswith(f"${{{variable}:?"), f"{name}: {variable}"
+
+
+def test_services_log_in_to_nats_as_their_own_user(services: dict[str, dict[str, Any]]) -> None:
+    check_roles()
+    variables = password_variables()
+    for name in FARM_SERVICES:
+        env = environment(services[name])
+        user = SERVICE_USERS.get(name)
+        if user is None:  # does not connect to NATS: no login to leak
+            assert "NATS_USER" not in env and "NATS_PASSWORD" not in env, name
+            continue
+        assert env.get("NATS_USER") == user, f"{name} has no NATS login"
+        # The secret the server checks this user's password against, never a literal.
+        assert env["NATS_PASSWORD"].startswith(f"${{{variables[user]}:?"), name
+        settings = service_settings(services[name], name)
+        assert settings.nats().user == user and settings.nats_password
+
+
+def test_streams_are_replicated_on_the_cluster_profile(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name in FARM_SERVICES:
+        assert service_settings(services[name], name).nats_replicas == 1
+        assert environment(services[name])["FARM_NATS_REPLICAS"] == "${FARM_NATS_REPLICAS:-1}"
+    header = (ROOT / "compose.yaml").read_text().split("\nx-")[0]
+    (cluster_line,) = [line for line in header.splitlines() if "nats://nats-1:4222" in line]
+    assert "FARM_NATS_REPLICAS=3" in cluster_line

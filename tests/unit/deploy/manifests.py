@@ -95,6 +95,14 @@ class Manifests:
         assert "secretKeyRef" in source, f"unexpected source of {variable['name']}"
         return SECRET_PLACEHOLDER
 
+    def secret_of(self, container: dict[str, Any], name: str) -> tuple[str, str] | None:
+        """(Secret name, key) the container's variable `name` comes from; None: not a secret."""
+        for variable in container.get("env", []):
+            ref = variable.get("valueFrom", {}).get("secretKeyRef")
+            if variable["name"] == name and ref:
+                return ref["name"], ref["key"]
+        return None
+
     def secret_keys(self) -> Iterator[tuple[str, str]]:
         """(Secret name, key) of every secretKeyRef."""
         for obj in self.objects:

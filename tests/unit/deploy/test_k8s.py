@@ -21,6 +21,12 @@ from farm_core.server import AUDIT_FLUSH_SECONDS
 from farm_core.settings import FarmSettings
 from farm_scheduler.field_checks import MAX_TIMEOUT_MS
 from tests.unit.deploy.manifests import K8S, Manifests, container_port, kustomization, load_objects
+from tests.unit.deploy.nats_logins import (
+    SERVICE_USERS,
+    check_roles,
+    current_config,
+    password_variables,
+)
 from tests.unit.deploy.service_settings import SETTINGS, read_settings, unknown_names
 
 # The oldest Kubernetes the manifests are written for (gRPC probes are GA from 1.27).
@@ -249,3 +255,54 @@ def test_nats_is_a_three_node_jetstream_cluster_named_by_pod(manifests: Manifest
     assert manifests.environment(container)["POD_NAME"] == "pod-0"
     assert {p["containerPort"] for p in container["ports"]} == {4222, 6222, 8222}
     assert "js-enabled-only" in container["livenessProbe"]["httpGet"]["path"]
+
+
+def test_nats_users_config_map_is_the_current_render_of_the_role_table(
+    manifests: Manifests,
+) -> None:
+    users = manifests.get("ConfigMap", "nats-users")["data"]["users.conf"]
+    assert users == current_config(), (
+        "deploy/k8s/nats/users.conf is stale; regenerate it with: "
+        "farm nats-config -o deploy/k8s/nats/users.conf"
+    )
+    config = manifests.get("ConfigMap", "nats-config")["data"]["nats.conf"]
+    assert "\ninclude users.conf\n" in config
+    (volume,) = [
+        v for v in manifests.pod_spec("nats", "StatefulSet")["volumes"] if v["name"] == "config"
+    ]
+    sources = {source["configMap"]["name"] for source in volume["projected"]["sources"]}
+    assert sources == {"nats-config", "nats-users"}, "users.conf beside nats.conf"
+
+
+def nats_password_secrets(manifests: Manifests) -> dict[str, tuple[str, str]]:
+    """Each NATS user's password as the NATS pods get it: user -> (Secret, key)."""
+    container = manifests.container("nats", "StatefulSet")
+    found = {}
+    for user, variable in password_variables().items():
+        secret = manifests.secret_of(container, variable)
+        assert secret is not None, f"NATS does not get {variable} from a Secret"
+        found[user] = secret
+    return found
+
+
+def test_services_log_in_to_nats_as_their_own_user(manifests: Manifests) -> None:
+    check_roles()
+    passwords = nats_password_secrets(manifests)
+    assert len(set(passwords.values())) == len(passwords), "one secret per user"
+    for service in SETTINGS:
+        container = manifests.container(service)
+        user = SERVICE_USERS.get(service)
+        environment = manifests.environment(container)
+        if user is None:  # does not connect to NATS: no login to leak
+            assert "NATS_USER" not in environment and "NATS_PASSWORD" not in environment
+            continue
+        assert environment.get("NATS_USER") == user, f"{service} has no NATS login"
+        # The same secret NATS checks this user's password against.
+        assert manifests.secret_of(container, "NATS_PASSWORD") == passwords[user], service
+        assert service_settings(manifests, service).nats().user == user
+
+
+def test_streams_are_kept_on_every_nats_node(manifests: Manifests) -> None:
+    nodes = manifests.get("StatefulSet", "nats")["spec"]["replicas"]
+    for service in SETTINGS:
+        assert service_settings(manifests, service).nats_replicas == nodes, service

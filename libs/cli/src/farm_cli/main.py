@@ -16,6 +16,7 @@ from farm_cli.commands import (
     envoy_config,
     key,
     mcp,
+    nats_config,
     saved,
     session,
     status,
@@ -28,8 +29,8 @@ from farm_cli.commands import (
 from farm_cli.console import CliError, rpc_error_text
 from farm_cli.exit_codes import ExitCode, exit_code_of
 
-# Commands whose output is no API reply: the farm's own log, MCP over stdio, Envoy's YAML.
-WITHOUT_JSON = frozenset({"up", "mcp", "envoy-config", "credential"})
+# Commands whose output is no API reply: the farm's own log, MCP over stdio, configs.
+WITHOUT_JSON = frozenset({"up", "mcp", "envoy-config", "nats-config", "credential"})
 
 COMMAND_GROUPS = (
     up,
@@ -48,6 +49,7 @@ COMMAND_GROUPS = (
     webhook,
     credential,
     envoy_config,
+    nats_config,
 )
 
 

@@ -6,7 +6,9 @@ use every subject. A storage replica only publishes its audit records. An agent
 (the least trusted host: it runs any web page) may take tasks of FARM_TASKS, report
 events, use the key-value buckets of its work, and hear orders meant for it; it
 cannot publish tasks, create, change or delete a stream, read the audit stream or
-another process's inbox. An agent's NATS user is its agent id.
+another process's inbox. An agent's NATS user is its agent id; agents that cannot
+have one each (Deployment replicas) share the user of the shared-agent role, which
+may also hear and answer for every other agent (docs/security.md, NATS users).
 """
 
 import enum
@@ -47,6 +49,8 @@ class NatsRole(enum.StrEnum):
     """A storage replica: its audit records."""
     AGENT = "agent"
     """A browser agent: its work, nothing else."""
+    SHARED_AGENT = "shared_agent"
+    """Browser agents sharing one user: an agent's work, for any agent id."""
 
 
 @dataclass(frozen=True)
@@ -106,8 +110,12 @@ def _agent_buckets(agent_id: str) -> Iterable[str]:
     yield from bucket_writes(AGENTS_BUCKET, agent_id)
 
 
-def agent_permissions(agent_id: str) -> NatsPermissions:
-    """What the agent `agent_id` (also its NATS user) may do."""
+ANY_AGENT = "*"
+"""The agent id of the shared-agent role: any one subject token."""
+
+
+def agent_permissions(agent_id: str, user: str | None = None) -> NatsPermissions:
+    """What the agent `agent_id` may do as NATS user `user` (default: its agent id)."""
     publish = (
         # Its queues: find the streams, bind the durable consumers, pull and ack tasks.
         _api("STREAM", "INFO", TASK_STREAM),
@@ -124,7 +132,7 @@ def agent_permissions(agent_id: str) -> NatsPermissions:
         *_agent_buckets(agent_id),
     )
     subscribe = (
-        f"{inbox_prefix(agent_id)}.>",
+        f"{inbox_prefix(user or agent_id)}.>",
         # The doorbell of new work, cancels, and orders addressed to this agent.
         "tasks.*.*",
         CANCEL_SUBJECTS,
@@ -148,6 +156,8 @@ def permissions(role: NatsRole, user: str) -> NatsPermissions:
     """The permissions of `user` in `role`."""
     if role is NatsRole.AGENT:
         return agent_permissions(user)
+    if role is NatsRole.SHARED_AGENT:
+        return agent_permissions(ANY_AGENT, user)
     if role is NatsRole.STORAGE:
         return storage_permissions(user)
     return CORE_PERMISSIONS

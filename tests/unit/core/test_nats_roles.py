@@ -1,0 +1,27 @@
+"""The shared-agent role: an agent's permissions for any agent id, replies in its user's inbox."""
+
+from farm_core.nats_roles import NatsRole, agent_permissions, permissions
+from farm_core.sessions import SessionOrder
+
+
+def test_the_shared_agent_user_hears_any_agents_orders_in_its_own_inbox() -> None:
+    shared = permissions(NatsRole.SHARED_AGENT, "agent")
+    assert "_INBOX.agent.>" in shared.subscribe
+    assert not any(s.startswith("_INBOX.*") or s == "_INBOX.>" for s in shared.subscribe)
+    assert "control.drain.*" in shared.subscribe
+    assert {f"sessions.*.{order.value}" for order in SessionOrder} <= set(shared.subscribe)
+    assert "$KV.farm_agents.*" in shared.publish
+    assert shared.allow_responses
+
+
+def test_the_shared_agent_may_do_no_more_than_an_agent_of_any_id() -> None:
+    shared = permissions(NatsRole.SHARED_AGENT, "agent")
+    one = agent_permissions("pod-a")
+
+    def generic(subjects: tuple[str, ...], agent_id: str) -> set[str]:
+        return {s.replace(agent_id, "*") for s in subjects if not s.startswith("_INBOX.")}
+
+    assert generic(shared.publish, "*") == generic(one.publish, "pod-a")
+    assert generic(shared.subscribe, "*") == generic(one.subscribe, "pod-a")
+    assert permissions(NatsRole.AGENT, "agent-1") == agent_permissions("agent-1")
+    assert "_INBOX.agent-1.>" in agent_permissions("agent-1").subscribe
