@@ -16,6 +16,7 @@ from typing import Any
 
 from nats.js.api import DEFAULT_PREFIX
 
+from farm_core.artifact_deletions import ARTIFACTS_DELETED_SUBJECT
 from farm_core.breakers import BREAKERS_BUCKET
 from farm_core.nats_access import inbox_prefix
 from farm_core.queue import (
@@ -135,9 +136,11 @@ def agent_permissions(agent_id: str) -> NatsPermissions:
 
 
 def storage_permissions(user: str) -> NatsPermissions:
-    """What a storage replica (NATS user `user`) may do: publish its audit records."""
+    """What a storage replica (NATS user `user`) may do: audit records, artifact deletions."""
     return NatsPermissions(
-        publish=(audit_subject("storage"),), subscribe=(f"{inbox_prefix(user)}.>",)
+        # Its audit records, and the requests that drop a deleted artifact's cached result.
+        publish=(audit_subject("storage"), ARTIFACTS_DELETED_SUBJECT),
+        subscribe=(f"{inbox_prefix(user)}.>",),
     )
 
 
