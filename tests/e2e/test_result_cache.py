@@ -47,3 +47,30 @@ def test_a_repeated_screenshot_is_answered_cached_with_the_same_artifact(
     assert (theirs["status"], theirs.get("cached", False)) == ("TASK_STATUS_SUCCEEDED", False)
     assert theirs["result"]["artifacts"][0]["id"] != artifact["id"]
     assert site.hits[page] == 2
+
+
+def test_deleting_an_artifact_drops_the_cached_result_that_names_it(
+    admin: Client, site: Site
+) -> None:
+    page = f"cache-del-{secrets.token_hex(4)}"
+    spec = {
+        "url": site.url(f"/flaky/{page}?fails=0"),
+        "screenshot": {},
+        "viewport": {"width": 320, "height": 240},
+        "cacheTtlSeconds": 3600,
+    }
+    first = admin.run(spec)
+    assert (first["status"], first.get("cached", False)) == ("TASK_STATUS_SUCCEEDED", False)
+    [deleted] = first["result"]["artifacts"]
+    assert admin.http.delete(f"/v1/artifacts/{deleted['id']}").status_code == 200
+    assert admin.http.get(f"/v1/artifacts/{deleted['id']}").status_code == 404
+
+    again = admin.run(spec)
+
+    assert (again["status"], again.get("cached", False)) == ("TASK_STATUS_SUCCEEDED", False)
+    assert site.hits[page] == 2
+    [artifact] = again["result"]["artifacts"]
+    assert artifact["id"] != deleted["id"]
+    assert png_size(admin.artifact_bytes(artifact["id"]).content) == (320, 240)
+    # The new run's result serves the cache again.
+    assert admin.run(spec)["result"] == again["result"]

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import nats
 import pytest
 from minio import Minio
+from nats.aio.msg import Msg
 
 from farm.storage.v1 import (
     artifacts_pb2,
@@ -23,10 +25,11 @@ from farm.storage.v1 import (
 )
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher import infra
+from farm_core.artifact_deletions import ARTIFACTS_DELETED_SUBJECT, decode_deletion
 from farm_core.identity import IDENTITY_HEADER, TENANT_HEADER, Identity
 from farm_storage.server import StorageService
 from farm_storage.settings import StorageSettings
-from tests.conftest import S3Server
+from tests.conftest import NatsServer, S3Server
 from tests.helpers import (
     TEST_GRANT_PUBLIC_KEY,
     TEST_PUBLIC_KEY,
@@ -54,10 +57,12 @@ def agent_token(tenant: str) -> Metadata:
 
 
 def storage_settings(
-    farm_home: Path, database_url: str, s3: S3Server, bucket: str
+    farm_home: Path, database_url: str, s3: S3Server, bucket: str, nats_url: str = ""
 ) -> StorageSettings:
-    """Settings of a storage service on `database_url` and `bucket` of `s3`."""
+    """Settings of a storage service on `database_url` and `bucket` of `s3` (and NATS)."""
+    nats = {"NATS_URL": nats_url} if nats_url else {}
     return StorageSettings(
+        **nats,
         FARM_HOME=farm_home,
         FARM_IDENTITY_PUBLIC_KEY=TEST_PUBLIC_KEY,
         grant_public_key=TEST_GRANT_PUBLIC_KEY,
@@ -67,6 +72,7 @@ def storage_settings(
         FARM_STORAGE_S3_SECRET_KEY=s3.credentials.secret_key,
         FARM_STORAGE_S3_BUCKET=bucket,
         max_artifact_bytes=MAX_ARTIFACT_BYTES,
+        cache_eviction_timeout_seconds=2,
         s3_ready_timeout_seconds=30,
         gauges_interval_seconds=0.1,
     )
@@ -185,12 +191,45 @@ class Storage:
         ]
 
 
+@dataclass
+class Evictions:
+    """The scheduler's side of artifact deletions, as storage sees it: answers and records them."""
+
+    heard: list[tuple[str, str]]
+    # Whether deletions are answered (a scheduler is up).
+    answering: bool = True
+
+
+@pytest.fixture
+async def evictions(nats_server: NatsServer) -> AsyncIterator[Evictions]:
+    """Answers storage's `artifacts.deleted` requests on NATS, as the scheduler does."""
+    evictions = Evictions(heard=[])
+
+    async def answer(message: Msg) -> None:
+        if evictions.answering:
+            evictions.heard.append(decode_deletion(message.data))
+            await message.respond(b"")
+
+    client = await nats.connect(nats_server.url)
+    try:
+        await client.subscribe(ARTIFACTS_DELETED_SUBJECT, queue="farm-scheduler", cb=answer)
+        yield evictions
+    finally:
+        await client.close()
+
+
 @pytest.fixture
 async def storage(
-    seaweedfs: S3Server, farm_home: Path, database_url: str
+    seaweedfs: S3Server,
+    farm_home: Path,
+    database_url: str,
+    nats_server: NatsServer,
+    evictions: Evictions,
 ) -> AsyncIterator[Storage]:
     """A storage service on the session's bucket; the test acts as a fresh tenant."""
-    settings = storage_settings(farm_home, database_url, seaweedfs, seaweedfs.bucket)
+    settings = storage_settings(
+        farm_home, database_url, seaweedfs, seaweedfs.bucket, nats_server.url
+    )
     async with serving_storage(settings, seaweedfs, f"tenant-{secrets.token_hex(4)}") as served:
         yield served
 

@@ -22,6 +22,7 @@ from tests.helpers import assert_eventually, serving
 from tests.integration.storage.conftest import (
     MAX_ARTIFACT_BYTES,
     RPC_TIMEOUT,
+    Evictions,
     Storage,
     storage_settings,
     token,
@@ -93,11 +94,13 @@ async def test_list_refuses_a_token_it_did_not_issue(storage: Storage) -> None:
     assert (caught.value.details() or "").startswith("pageToken:")
 
 
-async def test_delete_removes_bytes_and_metadata(storage: Storage) -> None:
+async def test_delete_removes_bytes_and_metadata(storage: Storage, evictions: Evictions) -> None:
     artifact = (await storage.upload("task-1", "screenshot", b"png bytes")).artifact
 
     await storage.delete(artifact.id, token(storage.tenant, "tasks.write"))
 
+    # The scheduler was told first, to drop the task's cached result.
+    assert evictions.heard == [(storage.tenant, "task-1")]
     with pytest.raises(S3Error) as missing:
         await asyncio.to_thread(
             storage.s3.stat_object, storage.bucket, f"{storage.tenant}/task-1/screenshot"
@@ -107,6 +110,25 @@ async def test_delete_removes_bytes_and_metadata(storage: Storage) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await storage.get(artifact.id)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_delete_the_scheduler_does_not_confirm_deletes_nothing(
+    storage: Storage, evictions: Evictions
+) -> None:
+    artifact = (await storage.upload("task-1", "screenshot", b"png bytes")).artifact
+    evictions.answering = False
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await storage.delete(artifact.id, token(storage.tenant, "tasks.write"))
+
+    # A cached result may still name the artifact: it stays, bytes and all.
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "cached result" in (caught.value.details() or "")
+    assert [a.id for a in await storage.list_all()] == [artifact.id]
+    assert (await storage.content(artifact.id)).data == b"png bytes"
+    evictions.answering = True
+    await storage.delete(artifact.id, token(storage.tenant, "tasks.write"))
+    assert await storage.list_all() == []
 
 
 async def test_the_stored_gauges_count_artifacts_and_bytes_by_kind(storage: Storage) -> None:

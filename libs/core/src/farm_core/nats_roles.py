@@ -2,7 +2,8 @@
 
 The core services (scheduler, auth) own the streams and hold what can mint an
 identity or change a task's state, so NATS rules would not narrow them: they may
-use every subject. A storage replica only publishes its audit records. An agent
+use every subject. A storage replica only publishes its audit records and asks the
+schedulers to drop the cached results of the artifacts it deletes. An agent
 (the least trusted host: it runs any web page) may take tasks of FARM_TASKS, report
 events, use the key-value buckets of its work, and hear orders meant for it; it
 cannot publish tasks, create, change or delete a stream, read the audit stream or
@@ -18,6 +19,7 @@ from typing import Any
 
 from nats.js.api import DEFAULT_PREFIX
 
+from farm_core.artifact_deletions import ARTIFACTS_DELETED_SUBJECT
 from farm_core.breakers import BREAKERS_BUCKET
 from farm_core.nats_access import inbox_prefix
 from farm_core.queue import (
@@ -143,9 +145,11 @@ def agent_permissions(agent_id: str, user: str | None = None) -> NatsPermissions
 
 
 def storage_permissions(user: str) -> NatsPermissions:
-    """What a storage replica (NATS user `user`) may do: publish its audit records."""
+    """What a storage replica (NATS user `user`) may do: audit records, artifact deletions."""
     return NatsPermissions(
-        publish=(audit_subject("storage"),), subscribe=(f"{inbox_prefix(user)}.>",)
+        # Its audit records, and the requests that drop a deleted artifact's cached result.
+        publish=(audit_subject("storage"), ARTIFACTS_DELETED_SUBJECT),
+        subscribe=(f"{inbox_prefix(user)}.>",),
     )
 
 

@@ -27,6 +27,7 @@ from farm_core.scopes import method_scopes
 from farm_core.sessions import sessions_bucket
 from farm_scheduler.admin import AdminApi
 from farm_scheduler.api import TaskApi
+from farm_scheduler.cache_eviction import CacheEviction
 from farm_scheduler.callbacks.attempts import RetryPolicy
 from farm_scheduler.callbacks.deliverer import CallbackDeliverer
 from farm_scheduler.callbacks.secrets import WebhookSecrets
@@ -86,6 +87,7 @@ class SchedulerService:
         self._sweeper: DeadlineSweeper | None = None
         self._fallback: RegionFallback | None = None
         self._sessions = SessionStore(self._store.engine)
+        self._cache_eviction = CacheEviction(self._store.engine)
         self._session_closer: SessionCloser | None = None
         self._session_events: SessionEventConsumer | None = None
         self._session_sweeper: Periodic | None = None
@@ -133,6 +135,7 @@ class SchedulerService:
             cached_keys = self._store.cached_keys
             reload_seconds = settings.cache_keys_reload_seconds
             await cached_keys.start(self._nc, self._store.engine, reload_seconds)
+            await self._cache_eviction.start(self._nc)
             self._changes = ChangeReporter(self._watch, self._publisher, cached_keys)
             heartbeats = Heartbeats(js, await agents_bucket(js, replicas=replicas))
             self._fleet = Fleet(
@@ -271,6 +274,8 @@ class SchedulerService:
 
     async def close(self) -> None:
         await self.drain(0)
+        # Answered until now: storage deletes nothing while no replica answers.
+        await self._cache_eviction.stop()
         if self._nc is not None and not self._nc.is_closed:
             try:
                 await self._nc.drain()

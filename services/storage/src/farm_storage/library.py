@@ -7,6 +7,7 @@ from prometheus_client import Counter
 from farm_core.errors import FarmError, NotFound
 from farm_core.paging import Cursor
 from farm_storage.blobs import BlobMissing, BlobStore, object_key
+from farm_storage.cache_eviction import CacheEviction
 from farm_storage.ingest import ReceivedUpload
 from farm_storage.store import (
     ArtifactContent,
@@ -26,9 +27,10 @@ upload_bytes_total = Counter(
 class ArtifactLibrary:
     """Stores, reads and deletes artifacts so that metadata never points at missing bytes."""
 
-    def __init__(self, store: ArtifactStore, blobs: BlobStore) -> None:
+    def __init__(self, store: ArtifactStore, blobs: BlobStore, eviction: CacheEviction) -> None:
         self._store = store
         self._blobs = blobs
+        self._eviction = eviction
 
     async def store_upload(
         self, upload: ReceivedUpload, max_artifact_bytes: int = 0
@@ -117,8 +119,13 @@ class ArtifactLibrary:
         return await self._store.page(tenant, task_id, size, after)
 
     async def delete(self, tenant: str, artifact_id: str) -> None:
-        """Deletes the tenant's artifact: the row goes only once its bytes are gone."""
+        """Deletes the tenant's artifact: the row goes only once its bytes are gone.
+
+        First the scheduler drops its task's cached result (which names the artifact);
+        if it cannot, nothing is deleted (Unavailable).
+        """
         async with self._store.deleting(tenant, artifact_id) as record:
+            await self._eviction.evict(record.tenant, record.task_id)
             await self._blobs.remove(record.object_key)
 
     async def _discard(self, key: str) -> None:

@@ -15,6 +15,7 @@ from farm_core.scopes import method_scopes
 from farm_storage.api import ArtifactApi, IngestApi
 from farm_storage.baselines import BaselineLibrary
 from farm_storage.blobs import BlobStore
+from farm_storage.cache_eviction import CacheEviction
 from farm_storage.gauges import StorageGauges
 from farm_storage.library import ArtifactLibrary
 from farm_storage.profiles import ProfileLibrary
@@ -42,7 +43,8 @@ class StorageService:
         self._store = ArtifactStore(settings.resolved_database_url())
         self._blobs = BlobStore(settings)
         self._grants = GrantVerifier(settings.resolved_grant_public_key())
-        self._library = ArtifactLibrary(self._store, self._blobs)
+        self._eviction = CacheEviction(settings.nats(), settings.cache_eviction_timeout_seconds)
+        self._library = ArtifactLibrary(self._store, self._blobs, self._eviction)
         self._gauges = StorageGauges(self._store, settings.gauges_interval_seconds)
         self._baselines = BaselineLibrary(
             BaselineTable(self._store.engine, settings.max_baselines_per_tenant),
@@ -60,6 +62,7 @@ class StorageService:
             await self._store.start()
             await self._blobs.start()
             self._gauges.start()
+            self._eviction.start()
         except BaseException:
             await self.close()
             raise
@@ -87,5 +90,6 @@ class StorageService:
 
     async def close(self) -> None:
         await self._gauges.stop()
+        await self._eviction.close()
         await self._blobs.close()
         await self._store.close()

@@ -75,6 +75,12 @@ class StorageSettings(FarmSettings):
         ge=1,
         description="Baselines a tenant may keep; a screenshot of a new key past it fails.",
     )
+    cache_eviction_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How long deleting an artifact waits for the scheduler to drop the cached "
+        "result that names it; without an answer the delete fails (UNAVAILABLE) and nothing goes.",
+    )
     grant_public_key: str | None = Field(
         default=None,
         description="PEM public half of the scheduler's grant key (FARM_SCHEDULER_GRANT_KEY): "
