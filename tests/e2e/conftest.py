@@ -122,12 +122,19 @@ def admin(farm: LocalFarm) -> Iterator[Client]:
 
 
 @pytest.fixture
-def busy_agents(admin: Client, site: Site) -> Iterator[str]:
+def busy_agents(farm: LocalFarm, admin: Client, site: Site) -> Iterator[str]:
     """Holds every agent slot with a task its gate page keeps open; yields the gate's name.
 
-    Tasks created meanwhile wait in the queue until the test opens the gate
+    First waits until every place is free (an earlier test's task or session may still
+    hold one). Tasks created meanwhile wait in the queue until the test opens the gate
     (`site.release`); afterwards the gate is opened and the holding tasks are awaited.
     """
+    eventually(
+        lambda: agent_metric(farm, "agent_places", state="free") == AGENT_SLOTS,
+        within=90,
+        interval=0.5,
+        message=lambda: f"free places {agent_metric(farm, 'agent_places', state='free')}",
+    )
     gate = f"busy-{unique_label()['test']}"
     holders = [
         admin.create({"url": site.url(f"/gate/{gate}"), "content": {}, "timeoutMs": 60000})["id"]
