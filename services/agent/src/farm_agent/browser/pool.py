@@ -35,6 +35,7 @@ from farm_core.periodic import Periodic
 from farm_core.task_errors import ErrorCode
 from farm_core.tracing import tracer
 
+DRIVER_NODE_OPTIONS = "--max-semi-space-size=1"
 log = logging.getLogger(__name__)
 
 # Idle browsers are looked for every half idle time, and at least this often.
@@ -139,16 +140,20 @@ class BrowserPool:
                 MAX_BROWSER_TMPDIR_CHARS,
                 self._browser_tmp,
             )
-        # The driver makes Chromium's profile directories under its own TMPDIR.
-        previous = os.environ.get("TMPDIR")
-        os.environ["TMPDIR"] = str(self._scratch)
+        # The driver makes Chromium's profile directories under its own TMPDIR; a small
+        # young generation keeps its node process about 16 MiB smaller when idle.
+        node_options = f"{os.environ.get('NODE_OPTIONS', '')} {DRIVER_NODE_OPTIONS}".strip()
+        driver_env = {"TMPDIR": str(self._scratch), "NODE_OPTIONS": node_options}
+        previous = {name: os.environ.get(name) for name in driver_env}
+        os.environ.update(driver_env)
         try:
             self._playwright = await async_playwright().start()
         finally:
-            if previous is None:
-                del os.environ["TMPDIR"]
-            else:
-                os.environ["TMPDIR"] = previous
+            for name, value in previous.items():
+                if value is None:
+                    del os.environ[name]
+                else:
+                    os.environ[name] = value
         async with self._changed:
             await self._top_up()
         self._upkeep.start()
