@@ -191,7 +191,7 @@ async def test_refused_sub_resources_are_in_the_tasks_result_and_the_agent_log(
         wait_until=tasks_pb2.WAIT_UNTIL_NETWORKIDLE,
         content=tasks_pb2.ContentOptions(),
     )
-    with caplog.at_level(logging.INFO, logger="farm_agent.work.attempt"):
+    with caplog.at_level(logging.INFO, logger="farm_agent.work.events"):
         task_id = await publish(js, spec)
         final = await events.final(task_id)
     assert final.status == SUCCEEDED
