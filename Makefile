@@ -94,7 +94,10 @@ PYTEST_WORKERS ?= 2
 PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
 
 test: lint node-deps observe-deps ## The whole suite: lint, unit, integration, end-to-end; end-to-end again on PostgreSQL.
-	$(BIN)/pytest $(PARALLEL) $(PYTEST_ARGS)
+	$(BIN)/pytest $(PARALLEL) -m "not multihost" $(PYTEST_ARGS)
+	@# The multi-host farm (a dozen processes and a NATS cluster) runs alone: beside
+	@# another worker's farm it starved both.
+	$(BIN)/pytest -m multihost tests/e2e $(PYTEST_ARGS)
 	@# The same end-to-end tests with every farm's metadata in PostgreSQL (the machine's
 	@# server or DATABASE_URL's); the multi-host farm already runs on PostgreSQL.
 	FARM_TEST_DATABASE=postgres $(BIN)/pytest $(PARALLEL) tests/e2e -m "not multihost" $(PYTEST_ARGS)
