@@ -4,6 +4,7 @@ Each fixture starts a real process (nats-server, SeaweedFS) on free ports on
 127.0.0.1 with its state in a temporary directory, and stops it by PID.
 """
 
+import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.util._once import Once
 
 from farm_cli.launcher import infra
-from farm_cli.launcher.processes import ManagedProcess, free_port, wait_until
+from farm_cli.launcher.processes import PORT_RANGE_ENV, ManagedProcess, free_port, wait_until
 from tests.pages import Site, serve_site
 from tests.postgres import (
     FARM_DATABASES,
@@ -26,6 +27,20 @@ from tests.postgres import (
     drop_database,
     postgres_reachable,
 )
+
+# Each pytest worker takes ports from its own range, below the kernel's ephemeral ports
+# (which every outgoing connection takes from too): two workers' farms never collide.
+PORTS_PER_WORKER = 5000
+# Above 10080, a port Chromium refuses to load pages from (ERR_UNSAFE_PORT).
+FIRST_TEST_PORT = 10100
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Sets this process's FARM_FREE_PORT_RANGE from its xdist worker number."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
+    low = FIRST_TEST_PORT + index * PORTS_PER_WORKER
+    os.environ[PORT_RANGE_ENV] = f"{low}-{low + PORTS_PER_WORKER - 1}"
 
 
 @pytest.fixture
