@@ -16,9 +16,10 @@ from sqlalchemy.exc import IntegrityError
 from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import FarmError, InvalidArgument, ResourceExhausted
 from farm_core.quotas import TenantQuotas
+from farm_scheduler.cache_answers import answered_from_cache
 from farm_scheduler.quotas import check_task_quotas, queued_limit
 from farm_scheduler.records import TaskRecord, new_record, row_values
-from farm_scheduler.store import TaskStore, answered_from_cache
+from farm_scheduler.store import TaskStore
 from farm_scheduler.task_rows import INSERT_TASKS, queued_count, release_expired_keys
 
 MAX_BATCH_ITEMS = 1000

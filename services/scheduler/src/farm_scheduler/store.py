@@ -22,19 +22,18 @@ from farm_core.paging import Cursor
 from farm_core.quotas import TenantQuotas
 from farm_core.tenant_locks import ADVISORY_NAMESPACE, TenantQuotaLock
 from farm_scheduler import lifecycle
-from farm_scheduler.cached_keys import CachedKeys, lookups_skipped
+from farm_scheduler.cache_answers import answered_from_cache
+from farm_scheduler.cached_keys import CachedKeys
 from farm_scheduler.callbacks.rows import callback_reset
 from farm_scheduler.lifecycle import Status, TaskState
 from farm_scheduler.models import HAS_IDEMPOTENCY_KEY
 from farm_scheduler.quotas import check_task_quotas, queued_limit
 from farm_scheduler.records import TaskRecord, new_record, row_values, state_values
-from farm_scheduler.result_cache import looks_up_cache
 from farm_scheduler.task_rows import (
     INSERT_TASKS,
     MARK_PUBLISHED,
     STATUS_FAILED,
     STATUS_QUEUED,
-    latest_cached_result,
     queued_count,
     read_task,
     read_tasks,
@@ -368,29 +367,6 @@ class TaskStore(Database):
     async def _all(self, query: Select[Any]) -> list[TaskRecord]:
         async with self.engine.connect() as connection:
             return await read_tasks(connection, query)
-
-
-async def answered_from_cache(
-    connection: AsyncConnection, queued: TaskRecord, cached_keys: CachedKeys
-) -> TaskRecord | None:
-    """`queued` answered from the cache (SUCCEEDED at its creation, `cached`), or None.
-
-    A spec whose key `cached_keys` knows has no result is a miss without a query.
-    """
-    spec = queued.spec
-    if not looks_up_cache(spec):
-        return None
-    if not cached_keys.may_hit(queued.tenant, queued.cache_key):
-        lookups_skipped.inc()
-        return None
-    since = queued.create_time - dt.timedelta(seconds=spec.cache_ttl_seconds)
-    result = await latest_cached_result(connection, queued.tenant, queued.cache_key, since)
-    if result is None:
-        return None
-    state = TaskState(
-        status=tasks_pb2.TASK_STATUS_SUCCEEDED, finish_time=queued.create_time, result=result
-    )
-    return dataclasses.replace(queued, state=state, published=True, cached=True)
 
 
 def _changed(before: TaskRecord, state: TaskState) -> TaskRecord:
