@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from farm_core.errors import PermissionDenied
 from farm_core.identity_keys import (
+    decode_signed,
     load_or_create_private_key,
     load_private_key,
     load_public_key,
@@ -59,14 +60,7 @@ class GrantVerifier:
         if not grant:
             raise PermissionDenied(f"{field}: must be the grant the task or session came with")
         try:
-            claims = jwt.decode(
-                grant,
-                self._public_key,
-                algorithms=[_ALGORITHM],
-                audience=_AUDIENCE,
-                issuer=_ISSUER,
-                options={"require": ["exp", "sub", "iss", "aud"]},
-            )
+            claims = decode_signed(grant, self._public_key, _ISSUER, _AUDIENCE)
         except jwt.PyJWTError as error:
             raise PermissionDenied(f"{field}: grant refused: {error}") from error
         return UploadGrant(

@@ -25,7 +25,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from farm_core.errors import PermissionDenied, Unauthenticated
-from farm_core.identity_keys import load_private_key, load_public_key
+from farm_core.identity_keys import decode_signed, load_private_key, load_public_key
 from farm_core.quotas import TenantQuotas
 from farm_core.scopes import Scope
 
@@ -123,14 +123,7 @@ class IdentityVerifier:
     def _decode(self, token: str) -> tuple[Identity, float]:
         """Checks `token`'s signature and claims: its identity and its expiry."""
         try:
-            claims = jwt.decode(
-                token,
-                self._public_key,
-                algorithms=[_ALGORITHM],
-                audience=_AUDIENCE,
-                issuer=_ISSUER,
-                options={"require": ["exp", "sub", "iss", "aud"]},
-            )
+            claims = decode_signed(token, self._public_key, _ISSUER, _AUDIENCE)
         except jwt.PyJWTError as error:
             raise Unauthenticated(f"identity token refused: {error}") from error
         quota = claims.get("quota")

@@ -11,7 +11,9 @@ import contextlib
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
+import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import SecretStr
@@ -84,3 +86,22 @@ def resolve_private_key(given: SecretStr | None, home: Path) -> str:
     if given is not None:
         return given.get_secret_value()
     return private_pem(load_or_create_private_key(home / IDENTITY_KEY_FILE))
+
+
+def decode_signed(
+    token: str, public_key: Ed25519PublicKey, issuer: str, audience: str
+) -> dict[str, Any]:
+    """The claims of an Ed25519-signed token from `issuer` for `audience`, its expiry checked.
+
+    Raises jwt.PyJWTError saying what is wrong with it.
+    """
+    return dict(
+        jwt.decode(
+            token,
+            public_key,
+            algorithms=["EdDSA"],
+            audience=audience,
+            issuer=issuer,
+            options={"require": ["exp", "sub", "iss", "aud"]},
+        )
+    )
