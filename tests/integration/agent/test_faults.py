@@ -50,13 +50,18 @@ async def failure_of(runner: BrowserSpecRunner, spec: tasks_pb2.TaskSpec) -> Tas
     return caught.value
 
 
-def renderer_processes() -> list[int]:
-    """This test process's Chromium renderers."""
+def renderer_processes(pool: BrowserPool) -> list[int]:
+    """The Chromium renderers of `pool`'s browsers.
+
+    Only the pool's: this worker may run a whole farm too (its agents are children
+    of this process), and killing that farm's renderers would crash its sessions.
+    """
     found = []
-    for pid in process_tree(os.getpid()):
-        with contextlib.suppress(OSError):
-            if b"--type=renderer" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(pid)
+    for browser in main_browser_pids(pool.scratch_dir):
+        for pid in process_tree(browser):
+            with contextlib.suppress(OSError):
+                if b"--type=renderer" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.append(pid)
     return found
 
 
@@ -66,7 +71,7 @@ async def assert_next_task_runs(runner: BrowserSpecRunner, site) -> None:
 
 
 async def test_a_renderer_crash_is_browser_crashed_and_the_next_task_runs(
-    runner: BrowserSpecRunner, site
+    runner: BrowserSpecRunner, shared_pool: BrowserPool, site
 ) -> None:
     crashes = page_events("crash")
     # The renderer is killed while the page runs, as a renderer bug or the OOM killer would.
@@ -74,7 +79,9 @@ async def test_a_renderer_crash_is_browser_crashed_and_the_next_task_runs(
     task = asyncio.create_task(failure_of(runner, content_of(site, "/hang", timeout_ms=15_000)))
     await assert_eventually(lambda: site.hits.get("/hang", 0) > 0, message="/hang not loaded")
     await asyncio.sleep(0.3)
-    for pid in renderer_processes():
+    renderers = renderer_processes(shared_pool)
+    assert renderers, "the pool's browser has no renderer to kill"
+    for pid in renderers:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     failure = await task

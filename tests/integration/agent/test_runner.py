@@ -12,6 +12,7 @@ from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import BrowserSpecRunner
 from farm_agent.errors import TaskFailure
 from farm_agent.settings import AgentSettings
+from farm_cli.launcher.processes import free_port
 from farm_core.task_errors import ErrorCode
 
 pytestmark = pytest.mark.integration
@@ -266,11 +267,20 @@ async def test_an_unknown_device_fails_with_invalid_device(runner: BrowserSpecRu
 async def test_an_unreachable_site_fails_with_navigation_failed(
     runner: BrowserSpecRunner, site
 ) -> None:
+    # A port nothing listens on: the connection is refused.
+    failure = await failure_of(
+        runner, spec(f"http://127.0.0.1:{free_port()}/", content=tasks_pb2.ContentOptions())
+    )
+    assert failure.code is ErrorCode.NAVIGATION_FAILED
+    assert "cannot connect to 127.0.0.1" in failure.message
+
+
+async def test_a_port_chromium_refuses_fails_with_blocked_url(runner: BrowserSpecRunner) -> None:
     failure = await failure_of(
         runner, spec("http://127.0.0.1:9/", content=tasks_pb2.ContentOptions())
     )
-    assert failure.code is ErrorCode.NAVIGATION_FAILED
-    assert "ERR_" in failure.message
+    assert failure.code is ErrorCode.BLOCKED_URL
+    assert "ERR_UNSAFE_PORT" in failure.message
 
 
 async def test_a_throwing_script_fails_with_script_failed(runner: BrowserSpecRunner, site) -> None:

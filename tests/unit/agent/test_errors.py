@@ -12,6 +12,7 @@ from farm_agent.errors import (
     http_error,
     is_retryable,
 )
+from farm_agent.limits.circuit import Outcome, outcome_of
 from farm_core.task_errors import ErrorCode
 
 CALL_LOG = "\nCall log:\n  - waiting for locator('#nope')\n"
@@ -54,6 +55,17 @@ def test_a_network_error_in_navigation_is_navigation_failed() -> None:
     failure = failure_from(error, Stage.NAVIGATION, "url")
     assert failure.code is ErrorCode.NAVIGATION_FAILED
     assert failure.message == "url: net::ERR_CONNECTION_REFUSED at http://127.0.0.1:9/"
+
+
+def test_a_port_chromium_refuses_is_a_final_blocked_url_that_says_nothing_of_the_host() -> None:
+    error = PlaywrightError("Page.goto: net::ERR_UNSAFE_PORT at http://127.0.0.1:9/" + CALL_LOG)
+    failure = failure_from(error, Stage.NAVIGATION, "url")
+    assert failure.code is ErrorCode.BLOCKED_URL
+    assert not failure.retryable
+    assert failure.message == (
+        "url: Chromium refuses to load this port (net::ERR_UNSAFE_PORT at http://127.0.0.1:9/)"
+    )
+    assert outcome_of(failure) is Outcome.NEUTRAL
 
 
 def test_a_navigation_timeout_is_timeout() -> None:

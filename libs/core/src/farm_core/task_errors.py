@@ -43,7 +43,7 @@ class ErrorCode(StrEnum):
     QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
     """Storage refused an artifact: the tenant's byte quota (or the size limit) is reached."""
     BLOCKED_URL = "BLOCKED_URL"
-    """The egress guard refused the URL or a redirect of it."""
+    """The egress guard refused the URL or a redirect of it, or Chromium refused its port."""
     INTERNAL = "INTERNAL"
     """A bug in the agent; the message says what."""
     UNKNOWN = "UNKNOWN"

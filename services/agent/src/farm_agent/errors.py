@@ -94,6 +94,8 @@ _WRONG_ELEMENT_SIGNS = (
     "element is not an <input>",
     "cannot uncheck radio button",
 )
+# Chromium's own refusal of a port it deems unsafe (SMTP, echo...; its kRestrictedPorts).
+_UNSAFE_PORT_SIGN = "net::err_unsafe_port"
 # In Playwright's message for a DevTools Protocol call Chromium answered with an error.
 _PROTOCOL_ERROR_SIGN = "protocol error ("
 
@@ -108,6 +110,14 @@ def failure_from(error: Exception, stage: Stage, field: str, selector: str = "")
     if isinstance(error, PlaywrightError):
         return _from_playwright(error, stage, field, selector)
     return TaskFailure(ErrorCode.INTERNAL, f"{field}: {type(error).__name__}: {error}")
+
+
+def is_crash(error: TaskFailure | PlaywrightError) -> bool:
+    """Whether `error` says the page or browser died (its code, or Playwright's words)."""
+    if isinstance(error, TaskFailure) and error.code is ErrorCode.BROWSER_CRASHED:
+        return True
+    lowered = error.message.lower()
+    return any(sign in lowered for sign in _CRASH_SIGNS)
 
 
 def _from_playwright(
@@ -130,6 +140,12 @@ def _from_playwright(
             )
         if isinstance(error, PlaywrightTimeoutError):
             return TaskFailure(ErrorCode.TIMEOUT, f"{field}: navigation timed out ({detail})")
+        if _UNSAFE_PORT_SIGN in lowered:
+            # Chromium never contacted the host: no attempt can load it, and the
+            # host's breaker learns nothing.
+            return TaskFailure(
+                ErrorCode.BLOCKED_URL, f"{field}: Chromium refuses to load this port ({detail})"
+            )
         return TaskFailure(ErrorCode.NAVIGATION_FAILED, f"{field}: {detail}")
     if stage is Stage.SCRIPT:
         return TaskFailure(ErrorCode.SCRIPT_FAILED, f"{field}: {detail}")

@@ -21,11 +21,13 @@ import nats.errors
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
+from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
 
 from farm.queue.v1 import queue_pb2
 from farm_agent.browser.observers import ContextObserver
 from farm_agent.browser.pool import BrowserPool
+from farm_agent.errors import TaskFailure, is_crash
 from farm_agent.media.recorder import RecordingLimits, ScreenRecorder
 from farm_agent.media.screencast import Screencast
 from farm_agent.places import Places
@@ -35,7 +37,14 @@ from farm_agent.sessions.leftovers import save_profile, store_recording, store_s
 from farm_agent.sessions.screencasts import SessionScreencasts
 from farm_agent.sessions.session import OpenSession
 from farm_agent.sessions.setup import SessionSetup
-from farm_agent.sessions.warm import DEFAULT_SCREEN, SpareBrowsers, screen_for, start_browser
+from farm_agent.sessions.warm import (
+    DEFAULT_SCREEN,
+    Screen,
+    SpareBrowsers,
+    WarmBrowser,
+    screen_for,
+    start_browser,
+)
 from farm_agent.settings import AgentSettings
 from farm_core.sessions import CloseReason, Refusal, closed_subject
 
@@ -204,11 +213,33 @@ class SessionManager:
     async def _launch(self, order: queue_pb2.OpenSessionOrder) -> OpenSession:
         spec = order.spec
         screen = screen_for(spec.device, spec.viewport, self._pool.devices)
-        warm = await self._spares.take() if screen == DEFAULT_SCREEN else None
-        if warm is None:
-            warm = await start_browser(
-                self._pool, self._settings, screen, self._sessions_root / order.session_id
-            )
+        spare = await self._spares.take() if screen == DEFAULT_SCREEN else None
+        if spare is not None:
+            try:
+                return await self._prepare(order, spare, screen)
+            except (TaskFailure, PlaywrightError) as error:
+                if not is_crash(error):
+                    raise
+                # A spare waited idle; its page may have died meanwhile (a renderer
+                # killed by the OOM killer, say). A fresh browser serves the session.
+                log.warning(
+                    "session %s: a spare browser failed its setup (%s); starting a fresh one",
+                    order.session_id,
+                    error,
+                )
+        warm = await start_browser(
+            self._pool, self._settings, screen, self._sessions_root / order.session_id
+        )
+        return await self._prepare(order, warm, screen)
+
+    async def _prepare(
+        self, order: queue_pb2.OpenSessionOrder, warm: WarmBrowser, screen: Screen
+    ) -> OpenSession:
+        """The session on `warm`: its profile, look, screencast and recorder set up.
+
+        On failure the browser is closed and its folder removed.
+        """
+        spec = order.spec
         try:
             page = await warm.browser.page()
             if spec.profile:

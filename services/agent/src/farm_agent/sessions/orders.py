@@ -125,7 +125,11 @@ class SessionOrders:
     async def _open(self, message: Msg) -> queue_pb2.SessionReply:
         order = _parse(queue_pb2.OpenSessionOrder(), message.data)
         with _logged(order.session_id), self._traces.opening(order.session_id, message):
-            await self._manager.open(order)
+            try:
+                await self._manager.open(order)
+            except (SessionRefused, TaskFailure) as error:
+                log.warning("session %s did not open: %s", order.session_id, error)
+                raise
         return queue_pb2.SessionReply(endpoint=self._manager.endpoint)
 
     async def _run(self, message: Msg) -> queue_pb2.SessionReply:
