@@ -60,6 +60,21 @@ def test_an_invalid_field_is_a_400_naming_it(
     }
 
 
+def test_a_value_of_the_wrong_json_type_that_the_transcoder_garbles_is_a_400(
+    admin: Client,
+) -> None:
+    # Envoy's transcoder turns this object (where a label's text belongs) into bytes
+    # that do not parse as a CreateTaskRequest; that is the client's error, not a 500.
+    label = unique_label()
+    response = admin.http.post("/v1/tasks", json={**GOOD, "labels": {**label, "": {}}})
+
+    assert response.status_code == 400, response.text
+    assert "the request cannot be read" in response.json()["message"]
+    assert "wrong type" in response.json()["message"]
+    listed = admin.http.get("/v1/tasks", params={"label": f"test={label['test']}"}).json()
+    assert listed["tasks"] == []
+
+
 def test_a_spec_at_its_limits_is_stored_as_sent_with_the_defaults_filled_in(
     admin: Client,
 ) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from prometheus_client import Counter, Histogram
 
 from farm_core.errors import FarmError
@@ -56,6 +57,7 @@ __all__ = [
     "LogContextInterceptor",
     "MetricsInterceptor",
     "ServerCall",
+    "UnreadableRequest",
     "wrap_handler",
 ]
 
@@ -67,8 +69,44 @@ rpc_seconds = Histogram(
 )
 
 
+@dataclass(frozen=True)
+class UnreadableRequest:
+    """A request whose bytes do not parse as its message, in place of the message."""
+
+    error: str
+
+    async def refuse(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        """Ends the call INVALID_ARGUMENT (HTTP 400 through Envoy), saying why."""
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"the request cannot be read: {self.error}; a field may hold a value of the "
+            "wrong type, e.g. an object where text belongs",
+        )
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """`deserializer`, with bytes it cannot parse made an UnreadableRequest.
+
+    gRPC ends a call whose request does not parse with INTERNAL (a 500 through
+    Envoy); the client sent it, so the handler refuses it as INVALID_ARGUMENT.
+    """
+    if deserializer is None:
+        return None
+
+    def read(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError as error:
+            return UnreadableRequest(str(error))
+
+    return read
+
+
 def wrap_handler(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMethodHandler:
-    """Returns `handler` with every call run inside the async context `around(call)`."""
+    """Returns `handler` with every call run inside the async context `around(call)`.
+
+    A unary request that does not parse is refused INVALID_ARGUMENT before `around`.
+    """
 
     async def run_stream(result: Any) -> AsyncIterator[Any]:
         if inspect.isasyncgen(result):
@@ -81,24 +119,28 @@ def wrap_handler(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMeth
         unary_unary = handler.unary_unary
 
         async def call_unary_unary(request: Any, context: Any) -> Any:
+            if isinstance(request, UnreadableRequest):
+                await request.refuse(context)
             call = ServerCall(context, request)
             async with around(call):
                 call.response = await unary_unary(request, context)
                 return call.response
 
         return grpc.unary_unary_rpc_method_handler(
-            call_unary_unary, handler.request_deserializer, handler.response_serializer
+            call_unary_unary, _tolerant(handler.request_deserializer), handler.response_serializer
         )
     if handler.unary_stream:
         unary_stream = handler.unary_stream
 
         async def call_unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
+            if isinstance(request, UnreadableRequest):
+                await request.refuse(context)
             async with around(ServerCall(context, request)):
                 async for response in run_stream(unary_stream(request, context)):
                     yield response
 
         return grpc.unary_stream_rpc_method_handler(
-            call_unary_stream, handler.request_deserializer, handler.response_serializer
+            call_unary_stream, _tolerant(handler.request_deserializer), handler.response_serializer
         )
     if handler.stream_unary:
         stream_unary = handler.stream_unary
