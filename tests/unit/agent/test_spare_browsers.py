@@ -33,14 +33,13 @@ async def test_spares_close_after_the_keep_time_and_come_back_with_the_next_sess
     spares = SpareBrowsers(starts, tmp_path, count=2, keep_seconds=0.3)
     try:
         spares.fill()  # the agent's start
-        await assert_eventually(lambda: spares.ready == 2, within=5)
-
-        await assert_eventually(lambda: spares.ready == 0, within=5)
+        # Counted by starts and closes: a loaded machine may not look while both are ready.
+        await assert_eventually(lambda: len(starts.closed) == 2, within=5)
+        assert spares.ready == 0
         assert sorted(starts.closed) == sorted(starts.started)
 
         assert await spares.take() is None  # a session asks: none ready, two start
-        await assert_eventually(lambda: spares.ready == 2, within=5)
-        assert len(starts.started) == 4
+        await assert_eventually(lambda: len(starts.started) == 4, within=5)
     finally:
         await spares.close()
     assert sorted(starts.closed) == sorted(starts.started)
