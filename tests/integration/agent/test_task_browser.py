@@ -12,10 +12,11 @@ from playwright.async_api import Browser, Playwright, async_playwright
 from farm_agent.browser.chromium import CHROMIUM_FLAGS, TASK_BROWSER_FLAGS
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.metrics import process_tree
+from farm_agent.settings import AgentSettings
 from tests.integration.agent.conftest import CHROMIUM, HAVE_CHROMIUM
 from tests.pages import Site
 
-HEADLESS_SHELL = Path("/usr/lib/chromium/chromium-headless-shell")
+HEADLESS_SHELL = AgentSettings.model_fields["headless_shell_path"].default
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(

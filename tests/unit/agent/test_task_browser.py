@@ -18,6 +18,7 @@ def test_chromium_is_launched_when_the_headless_shell_is_missing(tmp_path: Path)
     assert task_browser_executable(missing, Path("/usr/bin/chromium")) == Path("/usr/bin/chromium")
 
 
-def test_task_browsers_run_chromium_unless_a_headless_shell_is_set() -> None:
-    assert AgentSettings.model_fields["headless_shell_path"].default is None
-    assert task_browser_executable(None, Path("/usr/bin/chromium")) == Path("/usr/bin/chromium")
+def test_the_default_shell_is_the_binary_itself_not_debians_wrapper_script() -> None:
+    # The wrapper would stay as the browser's parent with the browser's arguments.
+    default = AgentSettings.model_fields["headless_shell_path"].default
+    assert default == Path("/usr/lib/chromium/chromium-headless-shell")

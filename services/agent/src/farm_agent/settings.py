@@ -60,11 +60,12 @@ class AgentSettings(FarmSettings):
         description="The Chromium executable session browsers (and task browsers without "
         "the headless shell) launch.",
     )
-    headless_shell_path: Path | None = Field(
-        default=None,
-        description="Chromium's headless shell for task browsers, in one process (about a "
-        "third of Chromium's memory; Debian's is /usr/lib/chromium/chromium-headless-shell, "
-        "not the /usr/bin wrapper script); unset or not installed: chromium_path.",
+    headless_shell_path: Path = Field(
+        # Debian's /usr/bin/chromium-headless-shell is a script that does not exec: it
+        # would stay as the browser's parent with the browser's arguments.
+        default=Path("/usr/lib/chromium/chromium-headless-shell"),
+        description="Chromium's headless shell, which task browsers launch; "
+        "chromium_path when it is not installed.",
     )
     allow: Annotated[AllowList, NoDecode] = Field(
         default=AllowList(),

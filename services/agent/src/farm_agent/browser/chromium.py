@@ -17,9 +17,9 @@ CHROMIUM_FLAGS: tuple[str, ...] = (
     "--no-first-run",
 )
 
-# Task browsers in the headless shell only: one process instead of five (browser, GPU,
-# network service, two zygotes) at the same pixels (docs/performance.md "Agent memory").
-# Chromium keeps only the last --enable-features, so Playwright's are repeated here.
+# Task browsers only: one process instead of five (browser, GPU, network service, two
+# zygotes) at the same pixels (docs/performance.md "Agent memory"). Chromium keeps only
+# the last --enable-features, so Playwright's own features are repeated here.
 PLAYWRIGHT_ENABLED_FEATURES = ("CDPScreenshotNewSurface", "SkipListAccountsWithoutGaiaCookies")
 TASK_BROWSER_FLAGS: tuple[str, ...] = (
     "--in-process-gpu",
@@ -34,11 +34,9 @@ MAX_BROWSER_TMPDIR_CHARS = 107 - len("/org.chromium.Chromium.XXXXXX/SingletonSoc
 MARKER_SWITCH = "--farm-browser"
 
 
-def task_browser_executable(headless_shell: Path | None, chromium: Path) -> Path:
-    """The headless shell when one is given and installed, else `chromium`."""
-    if headless_shell is not None and os.access(headless_shell, os.X_OK):
-        return headless_shell
-    return chromium
+def task_browser_executable(headless_shell: Path, chromium: Path) -> Path:
+    """The headless shell when it is installed (a third of Chromium's memory), else `chromium`."""
+    return headless_shell if os.access(headless_shell, os.X_OK) else chromium
 
 
 def browser_processes(marker: str) -> list[int]:

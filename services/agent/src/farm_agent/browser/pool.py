@@ -307,7 +307,7 @@ class BrowserPool:
         marker = uuid.uuid4().hex
         arguments = [
             *CHROMIUM_FLAGS,
-            *(TASK_BROWSER_FLAGS if self._executable != self._settings.chromium_path else ()),
+            *TASK_BROWSER_FLAGS,
             *self.egress.launch_arguments(),
             f"{MARKER_SWITCH}={marker}",
         ]
