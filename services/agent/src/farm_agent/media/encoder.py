@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
 
-import imageio_ffmpeg
-
 from farm.tasks.v1 import tasks_pb2
 from farm_core.task_defaults import DEFAULT_VIDEO_FORMAT
 
@@ -85,6 +83,9 @@ def ffmpeg_command(playlist: Path, video: Path, shape: VideoShape) -> list[str]:
 
     `-fs` ends the video (a complete file) once it reaches `shape.max_bytes`.
     """
+    # Loaded with the first video, not with every agent (about 6 MiB).
+    import imageio_ffmpeg
+
     width, height = shape.width, shape.height
     # A frame drawn before the viewport took effect, or of a page the client
     # resized, is scaled down and framed, not stretched.

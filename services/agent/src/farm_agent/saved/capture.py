@@ -11,7 +11,7 @@ from playwright.async_api import FloatRect, Page
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.errors import Stage, failures_as
-from farm_agent.saved.diff import PixelBox
+from farm_agent.saved.boxes import PixelBox
 from farm_core.saved import DEFAULT_COMPARE_THRESHOLD, baseline_url
 
 _SCROLL_OFFSET = "() => [window.scrollX, window.scrollY]"

@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.saved.capture import PendingComparison
 from farm_agent.saved.client import SavedState
-from farm_agent.saved.diff import compare_images
 from farm_core.saved import BaselineKey
 
 StoreDiff = Callable[[bytes], Awaitable[tasks_pb2.ArtifactRef]]
@@ -41,6 +40,9 @@ async def compare_with_baseline(
         if baseline is None:
             # Deleted again at once: this screenshot stands as compared with nothing.
             return tasks_pb2.VisualComparison(baseline=pending.name, passed=True)
+    # numpy and Pillow (about 15 MiB) load with the first comparison, not with every agent.
+    from farm_agent.saved.diff import compare_images
+
     diff = await asyncio.to_thread(compare_images, baseline.image, pending.image, pending.masks)
     comparison = tasks_pb2.VisualComparison(
         baseline=pending.name,

@@ -12,6 +12,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from farm_agent.saved.boxes import PixelBox
+
 PIXEL_TOLERANCE = 16
 """A pixel counts as changed when a colour channel moved by more than this (of 255)."""
 MASK_COLOR = (255, 0, 255)
@@ -21,16 +23,6 @@ FADE_SHIFT = 2
 
 # One byte a channel throughout: a full-page screenshot has tens of millions of pixels.
 Pixels = npt.NDArray[np.uint8]
-
-
-@dataclass(frozen=True)
-class PixelBox:
-    """A rectangle of an image, in pixels from its top left corner."""
-
-    x: int
-    y: int
-    width: int
-    height: int
 
 
 @dataclass(frozen=True)
