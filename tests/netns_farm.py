@@ -2,7 +2,7 @@
 
     10.213.0.1        the test: its pages, its clients, every readiness probe
     edge   .10        Envoy, in front of both api hosts and both storage hosts
-    nats-1..3 .11-13  a NATS cluster; streams and buckets kept 3 times (FARM_NATS_REPLICAS)
+    nats-1..3 .11-13  a NATS cluster whose routes log in; streams and buckets kept 3 times
     db     .21        a private PostgreSQL (Debian's binaries, as the postgres user)
     s3     .22        SeaweedFS
     api-1,2 .31,32    auth and scheduler replicas
@@ -33,13 +33,17 @@ from farm_cli.launcher.envoy import (
 )
 from farm_cli.launcher.health import grpc_serving
 from farm_cli.launcher.infra import (
-    NatsCluster,
     NatsPorts,
     SeaweedPorts,
     nats_ready,
     nats_spec,
     s3_ready,
     seaweedfs_spec,
+)
+from farm_cli.launcher.nats_cluster import (
+    NatsCluster,
+    load_or_create_route_credentials,
+    write_cluster_config,
 )
 from farm_cli.launcher.processes import ManagedProcess, ProcessSpec, port_open, wait_until
 from farm_cli.launcher.services import (
@@ -171,14 +175,17 @@ class NetnsFarm:
             wait_until(self._ready[name], timeout=START_TIMEOUT, what=name, process=process)
 
     def _start_infrastructure(self) -> None:
-        routes = tuple(f"nats://{self.hosts[n].address}:{NATS_ROUTE_PORT}" for n in NATS_NODES)
+        routes = tuple(f"{self.hosts[n].address}:{NATS_ROUTE_PORT}" for n in NATS_NODES)
+        route_login = load_or_create_route_credentials(self.home / "nats" / "routes.json")
+        cluster = NatsCluster("farm", NATS_ROUTE_PORT, routes, route_login)
         for name in NATS_NODES:
             host = self.hosts[name]
-            cluster = NatsCluster("farm", NATS_ROUTE_PORT, routes)
+            config = write_cluster_config(
+                self.home / "nats" / f"{name}.json", cluster, host.address
+            )
             spec = nats_spec(
-                NATS, self.home / name, host=host.address,
-                name=name, server_name=name, cluster=cluster,
-            )  # fmt: skip
+                NATS, self.home / name, config, host=host.address, name=name, server_name=name
+            )
             self._launch(host, spec, functools.partial(nats_ready, NATS, host.address))
         self._launch_postgres()
         credentials = load_or_create_s3_credentials(self.home / "seaweedfs" / "credentials.json")

@@ -39,27 +39,6 @@ class NatsPorts:
     monitor: int
 
 
-@dataclass(frozen=True)
-class NatsCluster:
-    """One nats-server's place in a cluster: its name, its route port, every server's route."""
-
-    name: str
-    route_port: int
-    # nats://host:port of every server's route port (this one's included, which it skips).
-    routes: tuple[str, ...]
-
-    def argv(self, host: str) -> list[str]:
-        """nats-server's cluster options."""
-        return [
-            "--cluster_name",
-            self.name,
-            "--cluster",
-            f"nats://{host}:{self.route_port}",
-            "--routes",
-            ",".join(self.routes),
-        ]
-
-
 def nats_spec(
     ports: NatsPorts,
     data_dir: Path,
@@ -68,11 +47,11 @@ def nats_spec(
     *,
     name: str = "nats",
     server_name: str = "farm-local",
-    cluster: NatsCluster | None = None,
 ) -> ProcessSpec:
-    """nats-server with JetStream on, its file store under `data_dir`; in `cluster` if given.
+    """nats-server with JetStream on, its file store under `data_dir`.
 
-    `config_file` holds its users and TLS (the flags here win over it); None: open to all.
+    `config_file` holds its users, TLS and cluster (the flags here win over it; see
+    nats_cluster.py for why a cluster is never given by flags); None: open to all.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     config = ["--config", str(config_file)] if config_file is not None else []
@@ -92,7 +71,6 @@ def nats_spec(
             str(data_dir),
             "--server_name",
             server_name,
-            *(cluster.argv(host) if cluster is not None else []),
         ],
         stop_timeout=10.0,
     )
