@@ -22,6 +22,7 @@ from tests.unit.deploy.service_settings import SETTINGS, read_settings, unknown_
 ROOT = find_project_root(Path(__file__).parent)
 FARM_SERVICES = set(SETTINGS)
 NATS_USERS_CONF = "deploy/nats/users.conf"
+NATS_CLUSTER_CONF = "deploy/nats/cluster.conf"
 NATS_NODES = ("nats", "nats-1", "nats-2", "nats-3")
 EDGE_PORT = 8080
 """Envoy's listener in compose.yaml (COMPOSE_RENDER_ARGS' --listen)."""
@@ -185,18 +186,32 @@ def test_traces_go_to_jaeger_over_otlp(services: dict[str, dict[str, Any]]) -> N
     assert COMPOSE_RENDER_ARGS[-2:] == ["--otlp", "jaeger:4317"]
 
 
-def test_the_cluster_profile_runs_three_routed_jetstream_nodes(
+def mounts(service: dict[str, Any]) -> dict[str, str]:
+    """The service's bind mounts: path in the container -> path here."""
+    return {
+        target: source for source, target, *_ in (str(v).split(":") for v in service["volumes"])
+    }
+
+
+def test_the_cluster_profile_runs_three_jetstream_nodes_whose_routes_log_in(
     services: dict[str, dict[str, Any]],
 ) -> None:
     nodes = {name: s for name, s in services.items() if s.get("profiles") == ["cluster"]}
     assert set(nodes) == {"nats-1", "nats-2", "nats-3"}
+    config = (ROOT / NATS_CLUSTER_CONF).read_text()
+    assert "\njetstream {" in config and "\ninclude users.conf\n" in config
+    assert re.search(r"authorization \{\s+user: route\s+password: \$NATS_ROUTE_PASSWORD\s", config)
+    route_variables = re.findall(r"\$(NATS_ROUTE_\d)", config)
     for name, node in nodes.items():
-        assert "--jetstream" in node["command"] and f"--server_name={name}" in node["command"]
-        (routes,) = [a for a in node["command"] if a.startswith("--routes=")]
-        assert set(routes.removeprefix("--routes=").split(",")) == {
-            f"nats://{other}:6222" for other in nodes
-        }
+        assert node["command"] == ["-c", "/etc/nats/cluster.conf", f"--server_name={name}"]
+        assert mounts(node)["/etc/nats/cluster.conf"] == "./" + NATS_CLUSTER_CONF
+        env = environment(node)
+        assert env["NATS_ROUTE_PASSWORD"].startswith("${NATS_ROUTE_PASSWORD:?"), name
+        routes = {interpolated(env[variable]) for variable in route_variables}
+        login = "nats://route:stand-in-for-NATS_ROUTE_PASSWORD@"
+        assert routes == {f"{login}{other}:6222" for other in nodes}, name
     assert "profiles" not in services["nats"], "the single server stays the default"
+    assert "export NATS_ROUTE_PASSWORD=" in (ROOT / "compose.yaml").read_text()
 
 
 def test_envoy_mounts_a_config_that_exists(services: dict[str, dict[str, Any]]) -> None:
@@ -236,12 +251,11 @@ def test_every_nats_node_runs_with_the_users_and_their_passwords(
 ) -> None:
     for name in NATS_NODES:
         node = services[name]
-        mounts = {
-            target: source for source, target, *_ in (str(v).split(":") for v in node["volumes"])
-        }
+        # The config it runs is users.conf, or includes it from beside it.
         command = node["command"]
         config = command[command.index("-c") + 1]
-        assert mounts[config] == "./" + NATS_USERS_CONF, name
+        users = str(Path(config).parent / "users.conf")
+        assert mounts(node)[users] == "./" + NATS_USERS_CONF, name
         env = environment(node)
         for variable in password_variables().values():
             assert env[variable].startswith(f"${{{variable}:?"), f"{name}: {variable}"

@@ -249,9 +249,10 @@ def test_nats_is_a_three_node_jetstream_cluster_named_by_pod(manifests: Manifest
     assert manifests.get("Service", "nats")["spec"]["publishNotReadyAddresses"] is True
     config = manifests.get("ConfigMap", "nats-config")["data"]["nats.conf"]
     assert "jetstream {" in config and "server_name: $POD_NAME" in config
-    routes = set(re.findall(r"nats://(nats-\d)\.nats:6222", config))
-    assert routes == {f"nats-{n}" for n in range(3)}
     container = manifests.container("nats", "StatefulSet")
+    routes = {manifests.environment(container)[v] for v in re.findall(r"\$(NATS_ROUTE_\d)", config)}
+    login = "nats://route:$(NATS_ROUTE_PASSWORD)@"
+    assert routes == {f"{login}nats-{n}.nats:6222" for n in range(3)}
     assert manifests.environment(container)["POD_NAME"] == "pod-0"
     assert {p["containerPort"] for p in container["ports"]} == {4222, 6222, 8222}
     assert "js-enabled-only" in container["livenessProbe"]["httpGet"]["path"]
@@ -306,3 +307,70 @@ def test_streams_are_kept_on_every_nats_node(manifests: Manifests) -> None:
     nodes = manifests.get("StatefulSet", "nats")["spec"]["replicas"]
     for service in SETTINGS:
         assert service_settings(manifests, service).nats_replicas == nodes, service
+
+
+def nats_config_block(config: str, name: str) -> str:
+    """The text of nats.conf's top-level block `name { ... }`."""
+    match = re.search(rf"^{name} {{\n(.*?)^}}$", config, re.S | re.M)
+    assert match, f"nats.conf has no {name} block"
+    return match.group(1)
+
+
+def test_nats_routes_log_in_with_a_secret_password_given_before_its_use(
+    manifests: Manifests,
+) -> None:
+    config = manifests.get("ConfigMap", "nats-config")["data"]["nats.conf"]
+    cluster = nats_config_block(config, "cluster")
+    assert re.search(r"authorization \{\s+user: route\s+password: \$NATS_ROUTE_PASSWORD\s", cluster)
+    container = manifests.container("nats", "StatefulSet")
+    assert manifests.secret_of(container, "NATS_ROUTE_PASSWORD") == (
+        "farm-secrets",
+        "nats-route-password",
+    )
+    # Kubernetes expands $(NAME) only from variables listed before it.
+    names = [variable["name"] for variable in container["env"]]
+    for index in range(3):
+        assert names.index("NATS_ROUTE_PASSWORD") < names.index(f"NATS_ROUTE_{index}")
+
+
+def mounted_secret_files(pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
+    """Each file a container sees from a Secret volume: path -> 'secret/key'."""
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    files = {}
+    for mount in container.get("volumeMounts", []):
+        # A volume not in the pod's list is a volumeClaimTemplate's.
+        secret = volumes.get(mount["name"], {}).get("secret")
+        if secret is None:
+            continue
+        keys = [item["key"] for item in secret.get("items", [])] or ["tls.crt", "tls.key", "ca.crt"]
+        for key in keys:
+            files[f"{mount['mountPath']}/{key}"] = f"{secret['secretName']}/{key}"
+    return files
+
+
+def test_nats_speaks_tls_to_clients_and_routes_with_the_nats_tls_secret(
+    manifests: Manifests,
+) -> None:
+    config = manifests.get("ConfigMap", "nats-config")["data"]["nats.conf"]
+    container = manifests.container("nats", "StatefulSet")
+    files = mounted_secret_files(manifests.pod_spec("nats", "StatefulSet"), container)
+    client_tls = nats_config_block(config, "tls")
+    route_tls = re.search(r"  tls \{\n(.*?)\n  \}", nats_config_block(config, "cluster"), re.S)
+    assert route_tls and "verify: true" in route_tls.group(1), "routes must show certificates"
+    for block, keys in ((client_tls, ("cert_file", "key_file")),
+                        (route_tls.group(1), ("cert_file", "key_file", "ca_file"))):  # fmt: skip
+        for key in keys:
+            (path,) = re.findall(rf"{key}: (\S+)", block)
+            assert files.get(path, "").startswith("nats-tls/"), f"{key} {path} is not mounted"
+    assert "nats-tls" in (K8S / "kustomization.yaml").read_text()
+
+
+def test_services_check_nats_with_the_ca_of_nats_tls_alone(manifests: Manifests) -> None:
+    for service in SERVICE_USERS:
+        container = manifests.container(service)
+        path = manifests.environment(container).get("NATS_CA_FILE")
+        assert path, f"{service} would connect to NATS without TLS"
+        files = mounted_secret_files(manifests.pod_spec(service), container)
+        assert files[path] == "nats-tls/ca.crt", service
+        assert "nats-tls/tls.key" not in files.values(), f"{service} gets NATS's key"
+        assert str(service_settings(manifests, service).nats().ca_file) == path
