@@ -67,7 +67,10 @@ class AuthSettings(FarmSettings):
     key_cache_seconds: float = Field(
         default=1.0,
         ge=0,
-        description="How long Check trusts a key it looked up; bounds how late a revoke bites.",
+        description=(
+            "How long Check trusts a key it verified (no hash, no lookup; never past the "
+            "key's expiry); bounds how late a revoke bites."
+        ),
     )
     key_cache_entries: int = Field(
         default=10_000, ge=0, description="How many looked-up keys Check remembers at most."
