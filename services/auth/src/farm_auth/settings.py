@@ -137,6 +137,15 @@ class AuthSettings(FarmSettings):
         gt=0,
         description="How long the cookie a view token is exchanged for opens the live view.",
     )
+    audit_gather_seconds: float = Field(
+        default=0.25,
+        ge=0,
+        le=10,
+        description=(
+            "How long the audit writer lets records gather after a part-full batch, so they "
+            "are stored in fewer, larger inserts; records reach the log up to this much later."
+        ),
+    )
     audit_retention_days: int = Field(
         default=90,
         ge=0,
