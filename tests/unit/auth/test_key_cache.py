@@ -1,5 +1,6 @@
 """The bounded, short-lived cache of verified keys that Check keeps, and the verifier over it."""
 
+import asyncio
 import datetime as dt
 import math
 from dataclasses import replace
@@ -10,6 +11,7 @@ from farm_auth.keys import KeyRecord, KeyRefused, SecretHasher
 from farm_auth.limits import LimitDefaults, RateLimit
 from farm_auth.verifier import KeyCache, KeyVerifier, Verified, usable_until
 from farm_core.identity import Identity
+from tests.helpers import assert_eventually
 
 HASHER = SecretHasher("pepper")
 DEFAULTS = LimitDefaults(50, 100, 0, 0, 0, 0)
@@ -103,14 +105,17 @@ def test_usable_until_is_the_expiry_or_the_old_secrets_grace() -> None:
 
 
 class Store:
-    """The one KeyStore call the verifier makes, over a dict, counting lookups."""
+    """The one KeyStore call the verifier makes, over a dict, counting lookups held by `gate`."""
 
     def __init__(self, *records: KeyRecord) -> None:
         self.records = {r.secret_hash: r for r in records}
         self.lookups = 0
+        self.gate = asyncio.Event()
+        self.gate.set()
 
     async def find_by_hash(self, secret_hash: str) -> KeyRecord | None:
         self.lookups += 1
+        await self.gate.wait()
         return self.records.get(secret_hash)
 
 
@@ -165,3 +170,34 @@ async def test_an_unknown_secret_is_never_remembered() -> None:
         with pytest.raises(KeyRefused, match="unknown"):
             await verifier.verify("nope")
     assert store.lookups == 2
+
+
+async def test_requests_that_miss_the_cache_together_share_one_lookup() -> None:
+    store = Store(record("a"))
+    store.gate.clear()
+    verifier = verifier_over(store, Clock())
+
+    waiting = [asyncio.create_task(verifier.verify("a")) for _ in range(10)]
+    await asyncio.sleep(0)
+    store.gate.set()
+    answers = await asyncio.gather(*waiting)
+
+    assert store.lookups == 1
+    assert {answer.identity.key_id for answer in answers} == {"key_a"}
+
+
+async def test_a_lookup_overtaken_by_a_revoke_is_not_remembered() -> None:
+    store = Store(record("a"))
+    store.gate.clear()
+    verifier = verifier_over(store, Clock())
+    in_flight = asyncio.create_task(verifier.verify("a"))
+    await assert_eventually(lambda: store.lookups == 1, within=5)
+
+    revoked = record("a", revoke_time=dt.datetime(2025, 6, 1, tzinfo=dt.UTC))
+    verifier.forget(revoked)
+    store.gate.set()
+    await in_flight
+    store.records[revoked.secret_hash] = revoked
+
+    with pytest.raises(KeyRefused, match="revoked"):
+        await verifier.verify("a")

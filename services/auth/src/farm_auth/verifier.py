@@ -1,5 +1,6 @@
 """Turns an API key secret into the identity it stands for, with a short-lived cache."""
 
+import asyncio
 import math
 import time
 from collections import OrderedDict
@@ -103,12 +104,27 @@ class KeyVerifier:
         self._cache = cache
         self._bootstrap_tenant = bootstrap_tenant
         self._defaults = defaults
+        # Lookups in flight, by secret: the requests that miss the cache together share one.
+        self._looking_up: dict[str, asyncio.Future[Verified]] = {}
+        # Counts forgets, so a lookup that a forget overtook leaves nothing in the cache.
+        self._forgets = 0
 
     async def verify(self, secret: str) -> Verified:
         """The identity and rate limit `secret` stands for; raises KeyRefused saying why not."""
         cached = self._cache.get(secret)
         if cached is not None:
             return cached
+        # When a busy key's entry lapses, every request in flight misses at once.
+        looking = self._looking_up.get(secret)
+        if looking is None:
+            looking = asyncio.ensure_future(self._verify_in_store(secret))
+            self._looking_up[secret] = looking
+            looking.add_done_callback(lambda _: self._looking_up.pop(secret, None))
+        # Shielded: a caller that gives up does not cancel the others' lookup.
+        return await asyncio.shield(looking)
+
+    async def _verify_in_store(self, secret: str) -> Verified:
+        forgets = self._forgets
         secret_hash = self._hasher.hash(secret)
         record = await self._look_up(secret, secret_hash)
         refused = refusal(record, utcnow(), secret_hash)
@@ -119,7 +135,8 @@ class KeyVerifier:
             identity=record.identity(self._bootstrap_tenant, quotas),
             rate_limit=self._defaults.rate(record.rate_setting),
         )
-        self._cache.put(secret, verified, usable_until(record, secret_hash))
+        if forgets == self._forgets:
+            self._cache.put(secret, verified, usable_until(record, secret_hash))
         return verified
 
     async def _look_up(self, secret: str, secret_hash: str) -> KeyRecord:
@@ -133,4 +150,5 @@ class KeyVerifier:
 
     def forget(self, record: KeyRecord) -> None:
         """Stops trusting what this process remembers of `record` (revoked, rotated, changed)."""
+        self._forgets += 1
         self._cache.forget(record.id)
