@@ -1,14 +1,21 @@
-"""The audit log with a real nats-server: records outlive auth being down; edge refusals land."""
+"""The audit log with a real nats-server: records outlive auth being down, edge refusals land,
+a trickle of records is stored in a few inserts."""
 
+import asyncio
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
 import pytest
 
 from farm.audit.v1 import audit_pb2, audit_pb2_grpc
+from farm_auth.audit import AuditWriter
+from farm_auth.audit_log import AuditFilter, AuditLog
+from farm_auth.store import KeyStore
 from farm_core.audit import audit_record
 from farm_core.audit_publisher import AuditPublisher
+from farm_core.db import async_database_url
 from farm_core.nats_access import NatsAccess
 from farm_core.queue import connect, ensure_audit_stream
 from tests.conftest import NatsServer
@@ -95,3 +102,51 @@ async def test_a_refusal_at_the_edge_is_recorded_without_a_tenant(
         "",
     )
     assert record.message == "unknown API key"
+
+
+class CountedWrites(AuditLog):
+    """An audit log that counts the inserts asked of it."""
+
+    writes = 0
+
+    async def add(self, records: Sequence[audit_pb2.AuditRecord]) -> None:
+        self.writes += 1
+        await super().add(records)
+
+
+async def test_a_trickle_of_records_is_stored_in_a_few_inserts(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    store = KeyStore(async_database_url("", tmp_path / "auth.db"))
+    await store.start()
+    audit_log = CountedWrites(store.engine)
+    access = NatsAccess(nats_server.url)
+    connection = await connect(access, "test-audit-stream")
+    await ensure_audit_stream(connection.jetstream())
+    await connection.close()
+    writer = AuditWriter(audit_log, access, retention_days=0, gather_seconds=0.3)
+    publisher = AuditPublisher(access, "scheduler", capacity=100)
+    writer.start()
+    trace = secrets.token_hex(16)
+    try:
+        # One record every 20 ms for most of a second, as single creates make them.
+        for _ in range(40):
+            publisher.submit(
+                audit_record(
+                    source="scheduler",
+                    rpc="/farm.tasks.v1.TaskService/CreateTask",
+                    outcome="OK",
+                    headers={"x-request-id": trace},
+                )
+            )
+            await asyncio.sleep(0.02)
+
+        async def all_written() -> bool:
+            return len(await audit_log.list(AuditFilter(), None, 100)) == 40
+
+        await assert_eventually(all_written, within=15, message="records are missing")
+    finally:
+        await publisher.close(grace_seconds=5)
+        await writer.stop()
+        await store.close()
+    assert audit_log.writes <= 8

@@ -2,8 +2,11 @@
 
 Every service publishes its AuditRecords to the stream (farm_core.audit); this
 consumer stores them in batches and acks after the commit, so records published
-while auth was down are written when it is back. Apart from it, and whether NATS
-is reachable or not, records past their retention are deleted every hour.
+while auth was down are written when it is back. After a part-full batch it lets
+records gather for a moment, so a steady trickle (one record per create) is
+stored in a few batched inserts instead of one transaction per record. Apart
+from it, and whether NATS is reachable or not, records past their retention are
+deleted every hour.
 """
 
 import asyncio
@@ -40,9 +43,15 @@ class AuditWriter:
     """Pulls AuditRecords from JetStream and stores them; connects in the background."""
 
     def __init__(
-        self, audit_log: AuditLog, nats: NatsAccess, retention_days: int, replicas: int = 1
+        self,
+        audit_log: AuditLog,
+        nats: NatsAccess,
+        retention_days: int,
+        replicas: int = 1,
+        gather_seconds: float = 0.0,
     ) -> None:
         self._log = audit_log
+        self._gather_seconds = gather_seconds
         self._nats = NatsLink(nats, DURABLE_NAME)
         self._replicas = replicas
         self._writing: asyncio.Task[None] | None = None
@@ -81,6 +90,8 @@ class AuditWriter:
             )
             if messages:
                 await self._store(messages)
+            if messages and len(messages) < FETCH_BATCH and self._gather_seconds > 0:
+                await asyncio.sleep(self._gather_seconds)
 
     async def _store(self, messages: list[Msg]) -> None:
         records: list[audit_pb2.AuditRecord] = []

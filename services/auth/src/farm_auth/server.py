@@ -58,7 +58,11 @@ class AuthService:
         )
         self._audit_log = AuditLog(self._store.engine)
         self._audit_writer = AuditWriter(
-            self._audit_log, settings.nats(), settings.audit_retention_days, settings.nats_replicas
+            self._audit_log,
+            settings.nats(),
+            settings.audit_retention_days,
+            settings.nats_replicas,
+            settings.audit_gather_seconds,
         )
         self._session_routes = SessionRoutes(
             settings.nats(), settings.view_token_seconds, settings.nats_replicas

@@ -67,7 +67,10 @@ class AuthSettings(FarmSettings):
     key_cache_seconds: float = Field(
         default=1.0,
         ge=0,
-        description="How long Check trusts a key it looked up; bounds how late a revoke bites.",
+        description=(
+            "How long Check trusts a key it verified (no hash, no lookup; never past the "
+            "key's expiry); bounds how late a revoke bites."
+        ),
     )
     key_cache_entries: int = Field(
         default=10_000, ge=0, description="How many looked-up keys Check remembers at most."
@@ -133,6 +136,15 @@ class AuthSettings(FarmSettings):
         default=3600.0,
         gt=0,
         description="How long the cookie a view token is exchanged for opens the live view.",
+    )
+    audit_gather_seconds: float = Field(
+        default=0.25,
+        ge=0,
+        le=10,
+        description=(
+            "How long the audit writer lets records gather after a part-full batch, so they "
+            "are stored in fewer, larger inserts; records reach the log up to this much later."
+        ),
     )
     audit_retention_days: int = Field(
         default=90,

@@ -1,5 +1,7 @@
 """Turns an API key secret into the identity it stands for, with a short-lived cache."""
 
+import asyncio
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -13,59 +15,77 @@ from farm_core.identity import Identity
 
 
 @dataclass(frozen=True)
-class _Remembered:
-    record: KeyRecord
-    fresh_until: float
-
-
-class KeyCache:
-    """Valid keys looked up lately, by secret hash; each entry trusted for `seconds` at most.
-
-    Bounded: past `max_entries` the entry remembered longest ago is dropped.
-    """
-
-    def __init__(
-        self, seconds: float, max_entries: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._seconds = seconds
-        self._max_entries = max_entries
-        self._clock = clock
-        self._entries: OrderedDict[str, _Remembered] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, secret_hash: str) -> KeyRecord | None:
-        """The key remembered for `secret_hash` if it is still fresh, else None."""
-        remembered = self._entries.get(secret_hash)
-        if remembered is None:
-            return None
-        if remembered.fresh_until <= self._clock():
-            del self._entries[secret_hash]
-            return None
-        return remembered.record
-
-    def put(self, record: KeyRecord, secret_hash: str | None = None) -> None:
-        """Remembers `record` under `secret_hash` (its current one by default) for a while."""
-        if self._seconds <= 0 or self._max_entries <= 0:
-            return
-        secret_hash = secret_hash or record.secret_hash
-        self._entries.pop(secret_hash, None)
-        self._entries[secret_hash] = _Remembered(record, self._clock() + self._seconds)
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
-
-    def forget(self, secret_hash: str) -> None:
-        """Drops what is remembered for `secret_hash`."""
-        self._entries.pop(secret_hash, None)
-
-
-@dataclass(frozen=True)
 class Verified:
     """A valid key: who it is (with its tenant's quotas) and its rate limit in force."""
 
     identity: Identity
     rate_limit: RateLimit
+
+
+def usable_until(record: KeyRecord, secret_hash: str) -> float:
+    """Until when (a Unix time) the secret hashing to `secret_hash` works, if nothing changes."""
+    ends = [record.expire_time]
+    if secret_hash != record.secret_hash:
+        ends.append(record.previous_secret_expire_time)
+    return min((end.timestamp() for end in ends if end is not None), default=math.inf)
+
+
+@dataclass(frozen=True)
+class _Remembered:
+    verified: Verified
+    fresh_until: float
+    usable_until: float
+
+
+class KeyCache:
+    """Keys verified lately, by their secret; each trusted for `seconds` at most.
+
+    A hit answers without hashing the secret or building the identity again. It
+    ends early when the key expires (or its rotated secret's grace ends), and
+    `forget` drops a key at once. Bounded: past `max_entries` the entry
+    remembered longest ago is dropped.
+    """
+
+    def __init__(
+        self,
+        seconds: float,
+        max_entries: int,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._seconds = seconds
+        self._max_entries = max_entries
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._entries: OrderedDict[str, _Remembered] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, secret: str) -> Verified | None:
+        """What `secret` was verified as, if that is still fresh and usable, else None."""
+        remembered = self._entries.get(secret)
+        if remembered is None:
+            return None
+        if remembered.fresh_until <= self._clock() or remembered.usable_until <= self._wall_clock():
+            del self._entries[secret]
+            return None
+        return remembered.verified
+
+    def put(self, secret: str, verified: Verified, usable_until: float = math.inf) -> None:
+        """Remembers that `secret` is `verified`, for a while and no later than `usable_until`."""
+        if self._seconds <= 0 or self._max_entries <= 0:
+            return
+        self._entries.pop(secret, None)
+        self._entries[secret] = _Remembered(verified, self._clock() + self._seconds, usable_until)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+
+    def forget(self, key_id: str) -> None:
+        """Drops what is remembered for key `key_id`, under any of its secrets."""
+        stale = [s for s, kept in self._entries.items() if kept.verified.identity.key_id == key_id]
+        for secret in stale:
+            del self._entries[secret]
 
 
 class KeyVerifier:
@@ -84,23 +104,40 @@ class KeyVerifier:
         self._cache = cache
         self._bootstrap_tenant = bootstrap_tenant
         self._defaults = defaults
+        # Lookups in flight, by secret: the requests that miss the cache together share one.
+        self._looking_up: dict[str, asyncio.Future[Verified]] = {}
+        # Counts forgets, so a lookup that a forget overtook leaves nothing in the cache.
+        self._forgets = 0
 
     async def verify(self, secret: str) -> Verified:
         """The identity and rate limit `secret` stands for; raises KeyRefused saying why not."""
+        cached = self._cache.get(secret)
+        if cached is not None:
+            return cached
+        # When a busy key's entry lapses, every request in flight misses at once.
+        looking = self._looking_up.get(secret)
+        if looking is None:
+            looking = asyncio.ensure_future(self._verify_in_store(secret))
+            self._looking_up[secret] = looking
+            looking.add_done_callback(lambda _: self._looking_up.pop(secret, None))
+        # Shielded: a caller that gives up does not cancel the others' lookup.
+        return await asyncio.shield(looking)
+
+    async def _verify_in_store(self, secret: str) -> Verified:
+        forgets = self._forgets
         secret_hash = self._hasher.hash(secret)
-        cached = self._cache.get(secret_hash)
-        record = cached or await self._look_up(secret, secret_hash)
+        record = await self._look_up(secret, secret_hash)
         refused = refusal(record, utcnow(), secret_hash)
         if refused is not None:
-            self._cache.forget(secret_hash)
             raise refused
-        if cached is None:
-            self._cache.put(record, secret_hash)
         quotas = self._defaults.quotas(record.tenant_quotas)
-        return Verified(
+        verified = Verified(
             identity=record.identity(self._bootstrap_tenant, quotas),
             rate_limit=self._defaults.rate(record.rate_setting),
         )
+        if forgets == self._forgets:
+            self._cache.put(secret, verified, usable_until(record, secret_hash))
+        return verified
 
     async def _look_up(self, secret: str, secret_hash: str) -> KeyRecord:
         record = await self._store.find_by_hash(secret_hash)
@@ -113,6 +150,5 @@ class KeyVerifier:
 
     def forget(self, record: KeyRecord) -> None:
         """Stops trusting what this process remembers of `record` (revoked, rotated, changed)."""
-        self._cache.forget(record.secret_hash)
-        if record.previous_secret_hash:
-            self._cache.forget(record.previous_secret_hash)
+        self._forgets += 1
+        self._cache.forget(record.id)
