@@ -20,7 +20,7 @@ from farm_scheduler.cache_answers import answered_from_cache
 from farm_scheduler.quotas import check_task_quotas, queued_limit
 from farm_scheduler.records import TaskRecord, new_record, row_values
 from farm_scheduler.store import TaskStore
-from farm_scheduler.task_rows import INSERT_TASKS, queued_toward, release_expired_keys
+from farm_scheduler.task_rows import INSERT_TASKS, queued_count, release_expired_keys
 
 MAX_BATCH_ITEMS = 1000
 """The most task specs one CreateTasks call may carry."""
@@ -125,11 +125,7 @@ async def _insert_new(
     async with store.write_transaction(tenant, limit) as connection:
         if new_keys:
             await release_expired_keys(connection, tenant, new_keys, window_start)
-        queued = (
-            await queued_toward(connection, tenant, limit.max_queued_tasks)
-            if limit is not None
-            else 0
-        )
+        queued = await queued_count(connection, tenant) if limit is not None else 0
         admitted: list[TaskRecord] = []
         for index, outcome in enumerate(planned):
             if not isinstance(outcome, Accepted) or not outcome.created:

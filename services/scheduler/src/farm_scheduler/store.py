@@ -34,7 +34,7 @@ from farm_scheduler.task_rows import (
     MARK_PUBLISHED,
     STATUS_FAILED,
     STATUS_QUEUED,
-    queued_toward,
+    queued_count,
     read_task,
     read_tasks,
     release_expired_keys,
@@ -135,8 +135,7 @@ class TaskStore(Database):
             answered = await answered_from_cache(connection, record, self.cached_keys)
             record = answered or record
             if quotas is not None and not record.cached:
-                queued = await queued_toward(connection, tenant, quotas.max_queued_tasks)
-                check_task_quotas(tenant, queued, quotas)
+                check_task_quotas(tenant, await queued_count(connection, tenant), quotas)
             await connection.execute(INSERT_TASKS, [row_values(record)])
         return record, True
 

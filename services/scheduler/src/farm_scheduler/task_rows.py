@@ -5,7 +5,7 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, func, insert, literal_column, select, update
+from sqlalchemy import Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm.tasks.v1 import tasks_pb2
@@ -24,12 +24,8 @@ STATUS_SUCCEEDED = tasks_pb2.TaskStatus.Name(tasks_pb2.TASK_STATUS_SUCCEEDED)
 # by the statement's memoised cache key instead of building and keying them per call.
 INSERT_TASKS = insert(tasks)
 """Inserts `tasks` rows (row_values), one or many."""
-_QUEUED = (tasks.c.tenant == bindparam("tenant"), tasks.c.status == STATUS_QUEUED)
-_QUEUED_COUNT = select(func.count()).where(*_QUEUED)
-# Counting stops at the quota: a create only asks whether the tenant is at it, and a
-# full COUNT costs in proportion to the tenant's queue, however far below the quota.
-_QUEUED_COUNT_UP_TO = select(func.count()).select_from(
-    select(literal_column("1")).where(*_QUEUED).limit(bindparam("most")).subquery()
+_QUEUED_COUNT = select(func.count()).where(
+    tasks.c.tenant == bindparam("tenant"), tasks.c.status == STATUS_QUEUED
 )
 _LATEST_CACHED_RESULT = (
     select(tasks.c.result)
@@ -89,17 +85,6 @@ async def read_task(
 async def queued_count(connection: AsyncConnection, tenant: str) -> int:
     """How many of `tenant`'s tasks are QUEUED."""
     return int((await connection.execute(_QUEUED_COUNT, {"tenant": tenant})).scalar_one())
-
-
-async def queued_toward(connection: AsyncConnection, tenant: str, limit: int) -> int:
-    """How many of `tenant`'s tasks are QUEUED, exact below `limit` (> 0); at least `limit` else.
-
-    Below the limit only the queued tasks up to it are counted; at it, all of them,
-    so that a refusal names the true number.
-    """
-    values = {"tenant": tenant, "most": limit}
-    queued = int((await connection.execute(_QUEUED_COUNT_UP_TO, values)).scalar_one())
-    return queued if queued < limit else await queued_count(connection, tenant)
 
 
 async def latest_cached_result(
