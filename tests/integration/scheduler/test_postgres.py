@@ -107,6 +107,26 @@ async def test_concurrent_creates_never_pass_the_queued_quota_on_postgresql(
     assert len(listed.tasks) == 5
 
 
+async def test_concurrent_creates_fill_a_partly_used_quota_exactly_on_postgresql(
+    start_scheduler: StartScheduler,
+) -> None:
+    replicas = [await start_scheduler(), await start_scheduler()]
+    quotas = TenantQuotas(max_queued_tasks=5)
+    for _ in range(3):
+        await replicas[0].create(quotas)
+
+    codes = [
+        code
+        for batch in await asyncio.gather(
+            *(replica.create_at_once(6, quotas) for replica in replicas)
+        )
+        for code in batch
+    ]
+
+    assert codes.count(grpc.StatusCode.OK) == 2
+    assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 10
+
+
 async def test_concurrent_single_and_batch_creates_never_pass_the_queued_quota_on_postgresql(
     scheduler: Scheduler,
 ) -> None:

@@ -63,6 +63,39 @@ async def test_the_queued_quota_error_names_the_quota(scheduler: Scheduler) -> N
     )
 
 
+async def test_concurrent_creates_fill_a_partly_used_quota_exactly(scheduler: Scheduler) -> None:
+    quotas = TenantQuotas(max_queued_tasks=5)
+    for _ in range(3):
+        await scheduler.create(quotas)
+
+    codes = await scheduler.create_at_once(10, quotas)
+
+    assert sorted(codes, key=str) == sorted([OK] * 2 + [EXHAUSTED] * 8, key=str)
+    listed = await scheduler.list_tasks(page_size=100)
+    assert len(listed.tasks) == 5
+
+
+async def test_a_tenant_over_a_lowered_quota_is_refused_with_its_true_queued_count(
+    scheduler: Scheduler,
+) -> None:
+    for _ in range(4):
+        await scheduler.create(TenantQuotas(max_queued_tasks=10))
+
+    refused = await rpc_error(scheduler.create(TenantQuotas(max_queued_tasks=2)))
+    batch = await scheduler.create_batch(
+        [stored_spec(), stored_spec()], scheduler.auth(quotas=TenantQuotas(max_queued_tasks=2))
+    )
+
+    assert (refused.details() or "").startswith(
+        f"quota maxQueuedTasks: tenant {scheduler.tenant!r} has 4 queued tasks, its quota is 2"
+    )
+    assert [error.message for error in batch.errors] == [
+        f"requests[{index}]: quota maxQueuedTasks: tenant {scheduler.tenant!r} has 4 queued "
+        "tasks, its quota is 2; wait for some to start or ask an operator to raise it"
+        for index in range(2)
+    ]
+
+
 async def test_the_running_quota_refuses_no_task_and_rides_on_each_work_item(
     scheduler: Scheduler, queue: Queue
 ) -> None:

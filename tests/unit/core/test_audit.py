@@ -17,7 +17,7 @@ from farm_core.audit import AuditInterceptor, audit_record, trace_id
 from farm_core.audit_publisher import AuditPublisher
 from farm_core.errors import NotFound, ResourceExhausted
 from farm_core.identity import IDENTITY_HEADER, Identity
-from farm_core.interceptors import ErrorMappingInterceptor, IdentityInterceptor
+from farm_core.interceptors import CallChain, ErrorMappingInterceptor, IdentityInterceptor
 from farm_core.nats_access import NatsAccess
 from farm_core.scopes import method_scopes
 from farm_core.settings import FarmSettings
@@ -57,15 +57,19 @@ class ListSink:
         return self.records
 
 
-@pytest.fixture
-async def audited() -> AsyncIterator[tuple[auth_pb2_grpc.AuthServiceStub, ListSink]]:
+@pytest.fixture(params=["separate", "chained"])
+async def audited(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[auth_pb2_grpc.AuthServiceStub, ListSink]]:
     codec, sink = TEST_SIGNER, ListSink()
+    links = [
+        AuditInterceptor("auth", codec, sink),
+        ErrorMappingInterceptor(),
+        IdentityInterceptor(codec, method_scopes("farm.auth.v1.AuthService")),
+    ]
+    # Servers wire them as one CallChain: it must behave as the separate interceptors.
     server = grpc.aio.server(
-        interceptors=[
-            AuditInterceptor("auth", codec, sink),
-            ErrorMappingInterceptor(),
-            IdentityInterceptor(codec, method_scopes("farm.auth.v1.AuthService")),
-        ]
+        interceptors=links if request.param == "separate" else [CallChain(*links)]
     )
     auth_pb2_grpc.add_AuthServiceServicer_to_server(FakeAuth(), server)
     port = server.add_insecure_port("127.0.0.1:0")

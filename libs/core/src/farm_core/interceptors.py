@@ -51,6 +51,7 @@ Continuation = Callable[[grpc.HandlerCallDetails], Any]
 Metadata = Sequence[tuple[str, str | bytes]]
 
 __all__ = [
+    "CallChain",
     "CallInterceptor",
     "ErrorMappingInterceptor",
     "IdentityInterceptor",
@@ -190,6 +191,34 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
     def around(self, method: str, metadata: Metadata) -> Around | None:
         """The context each call of `method` runs in; None leaves the method's calls alone."""
         raise NotImplementedError
+
+
+class CallChain(CallInterceptor):
+    """Several CallInterceptors as one, the first outermost: each call is wrapped once.
+
+    As separate server interceptors each would wrap the method's handler anew on every
+    call, one layer of handler and request reader each; chained, their contexts are
+    entered in one layer, in the same order, and leave in the reverse one.
+    """
+
+    def __init__(self, *links: CallInterceptor) -> None:
+        self._links = links
+
+    def around(self, method: str, metadata: Metadata) -> Around | None:
+        arounds = [
+            around for link in self._links if (around := link.around(method, metadata)) is not None
+        ]
+        if len(arounds) <= 1:
+            return arounds[0] if arounds else None
+
+        @contextlib.asynccontextmanager
+        async def chained(call: ServerCall) -> AsyncIterator[None]:
+            async with contextlib.AsyncExitStack() as stack:
+                for around in arounds:
+                    await stack.enter_async_context(around(call))
+                yield
+
+        return chained
 
 
 class MetricsInterceptor(CallInterceptor):

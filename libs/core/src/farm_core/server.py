@@ -15,6 +15,7 @@ from farm_core.audit import AuditInterceptor
 from farm_core.audit_publisher import AuditPublisher
 from farm_core.identity import IdentityVerifier
 from farm_core.interceptors import (
+    CallChain,
     ErrorMappingInterceptor,
     IdentityInterceptor,
     LogContextInterceptor,
@@ -78,11 +79,15 @@ class ServiceHost:
             interceptors=[
                 # Outermost, so that every other interceptor's work is in the call's span.
                 *server_interceptors(),
-                MetricsInterceptor(),
-                LogContextInterceptor(),
-                AuditInterceptor(service.name, codec, self.audit),
-                ErrorMappingInterceptor(),
-                IdentityInterceptor(codec, service.method_scopes, settings.bootstrap_tenant_name()),
+                CallChain(
+                    MetricsInterceptor(),
+                    LogContextInterceptor(),
+                    AuditInterceptor(service.name, codec, self.audit),
+                    ErrorMappingInterceptor(),
+                    IdentityInterceptor(
+                        codec, service.method_scopes, settings.bootstrap_tenant_name()
+                    ),
+                ),
             ],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
