@@ -6,7 +6,7 @@ Each fixture starts a real process (nats-server, SeaweedFS) on free ports on
 
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,8 @@ from opentelemetry.util._once import Once
 
 from farm_cli.launcher import infra
 from farm_cli.launcher.processes import PORT_RANGE_ENV, ManagedProcess, free_port, wait_until
+from farm_core.runtime import loop_factory
+from farm_core.settings import FarmSettings
 from tests.pages import Site, serve_site
 from tests.postgres import (
     FARM_DATABASES,
@@ -41,6 +43,12 @@ def pytest_configure(config: pytest.Config) -> None:
     index = int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
     low = FIRST_TEST_PORT + index * PORTS_PER_WORKER
     os.environ[PORT_RANGE_ENV] = f"{low}-{low + PORTS_PER_WORKER - 1}"
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Mapping[str, object]:
+    """Async tests run on the loop the services run on (FARM_EVENT_LOOP, uvloop by default)."""
+    kind = FarmSettings().event_loop
+    return {kind.value: loop_factory(kind)}
 
 
 @pytest.fixture

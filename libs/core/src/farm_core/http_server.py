@@ -5,7 +5,6 @@ FARM_GRACE_SECONDS on SIGTERM or SIGINT, and with the farm's internal TLS the
 clients (Envoy) must show the farm's certificate, as they must to the gRPC services.
 """
 
-import asyncio
 import ssl
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +13,7 @@ import uvicorn
 from prometheus_client import start_http_server
 
 from farm_core.logs import configure_logging
+from farm_core.runtime import run
 from farm_core.settings import FarmSettings
 
 AppFactory = Callable[[], Callable[..., Any]]
@@ -27,7 +27,7 @@ def serve_asgi(
     configure_logging(service_name, settings.log_level)
     if metrics_port:
         start_http_server(metrics_port, addr=settings.host)
-    asyncio.run(_serve(settings, port, app))
+    run(_serve(settings, port, app), settings.event_loop)
 
 
 async def _serve(settings: FarmSettings, port: int, app: AppFactory) -> None:

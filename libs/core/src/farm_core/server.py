@@ -115,7 +115,8 @@ class ServiceHost:
         for name in ["", *names]:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         mode = "mutual TLS" if self.settings.internal_tls_cert else "plaintext"
-        log.info("%s serving gRPC (%s) on %s", self.service.name, mode, self.address)
+        loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]
+        log.info("%s serving gRPC (%s, %s loop) on %s", self.service.name, mode, loop, self.address)
 
     async def stop(self, grace_seconds: float) -> None:
         """Health NOT_SERVING, drain the service and in-flight RPCs, then close."""

@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from farm_core.identity_keys import IDENTITY_KEY_FILE, load_or_create_private_key, public_pem
 from farm_core.logs import LogFormat
 from farm_core.nats_access import NATS_USER_PATTERN, NatsAccess
+from farm_core.runtime import EventLoop
 from farm_core.transport import InternalTls
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:7422"
@@ -81,6 +82,14 @@ class FarmSettings(BaseSettings):
         default=LogFormat.AUTO,
         validation_alias=AliasChoices("FARM_LOG_FORMAT"),
         description="Log lines as `json`, `text`, or `auto`: text on a terminal, JSON elsewhere.",
+    )
+    event_loop: EventLoop = Field(
+        default=EventLoop.UVLOOP,
+        validation_alias=AliasChoices("FARM_EVENT_LOOP"),
+        description=(
+            "Event loop the service runs on: `uvloop` (libuv, less CPU per message) or "
+            "`asyncio` (the standard library's)."
+        ),
     )
     grace_seconds: float = Field(
         default=20.0,

@@ -4,6 +4,7 @@ import asyncio
 
 from farm_agent.server import AgentService
 from farm_agent.settings import AgentSettings
+from farm_core.runtime import run
 from farm_core.server import serve
 
 
@@ -16,7 +17,8 @@ async def serve_agent(settings: AgentSettings) -> None:
 
 def main() -> None:
     """Reads the settings from the environment and serves until SIGTERM or a drain notice."""
-    asyncio.run(serve_agent(AgentSettings()))
+    settings = AgentSettings()
+    run(serve_agent(settings), settings.event_loop)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,18 @@
 """`python -m farm_auth`: serves the auth service until SIGTERM."""
 
-import asyncio
-
 from farm_auth.server import AuthService
 from farm_auth.settings import AuthSettings
+from farm_core.runtime import run
 from farm_core.server import serve
 
 
 def main() -> None:
     """Reads the settings from the environment and serves."""
     settings = AuthSettings()
-    asyncio.run(serve(AuthService(settings), settings, settings.port, settings.metrics_port))
+    run(
+        serve(AuthService(settings), settings, settings.port, settings.metrics_port),
+        settings.event_loop,
+    )
 
 
 if __name__ == "__main__":

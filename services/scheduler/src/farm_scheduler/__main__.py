@@ -1,8 +1,7 @@
 """`python -m farm_scheduler`: serves the scheduler until SIGTERM."""
 
-import asyncio
-
 from farm_core.public_api import PUBLIC_SERVICES
+from farm_core.runtime import run
 from farm_core.server import serve
 from farm_scheduler.server import SchedulerService
 from farm_scheduler.settings import SchedulerSettings
@@ -13,14 +12,15 @@ def main() -> None:
     settings = SchedulerSettings()
     service = SchedulerService(settings)
     # Envoy routes server reflection to the scheduler: it answers for the whole public API.
-    asyncio.run(
+    run(
         serve(
             service,
             settings,
             settings.port,
             settings.metrics_port,
             reflected_services=PUBLIC_SERVICES,
-        )
+        ),
+        settings.event_loop,
     )
 
 

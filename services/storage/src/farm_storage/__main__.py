@@ -1,7 +1,6 @@
 """`python -m farm_storage`: serves the storage service until SIGTERM."""
 
-import asyncio
-
+from farm_core.runtime import run
 from farm_core.server import serve
 from farm_storage.server import StorageService
 from farm_storage.settings import StorageSettings
@@ -10,7 +9,10 @@ from farm_storage.settings import StorageSettings
 def main() -> None:
     """Reads the settings from the environment and serves."""
     settings = StorageSettings()
-    asyncio.run(serve(StorageService(settings), settings, settings.port, settings.metrics_port))
+    run(
+        serve(StorageService(settings), settings, settings.port, settings.metrics_port),
+        settings.event_loop,
+    )
 
 
 if __name__ == "__main__":

@@ -48,7 +48,8 @@ async def accept_client(request: web.Request) -> Client:
     )
     await socket.prepare(request)
     transport = request.transport
-    if not isinstance(transport, asyncio.Transport):
+    # Not isinstance(asyncio.Transport): uvloop's transports do not subclass it.
+    if transport is None or transport.is_closing():
         raise ConnectionResetError("the client's connection closed while it was accepted")
     return Client(socket, transport)
 

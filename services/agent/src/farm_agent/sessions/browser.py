@@ -148,8 +148,12 @@ class SessionBrowser:
                 env={**os.environ, "HOME": str(home), "TMPDIR": str(temp_dir)},
                 start_new_session=True,
             )
-        except OSError as error:
+        except BaseException as error:
+            # Cancelled too: the loop ends the child of a cancelled call itself, but the
+            # folders are ours (uvloop's spawn leaves a wider window for this than asyncio's).
             await asyncio.to_thread(_remove_folders, options.folder, temp_dir)
+            if not isinstance(error, OSError):
+                raise
             message = f"cannot launch Chromium {options.chromium_path}: {error}"
             raise TaskFailure(ErrorCode.BROWSER_CRASHED, message) from error
         finally:
