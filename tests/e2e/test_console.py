@@ -16,6 +16,7 @@ from farm_agent.browser.chromium import CHROMIUM_FLAGS
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import Client, KeyFactory, http_client, unique_label
 from tests.e2e.sessions_api import Sessions
+from tests.helpers import assert_eventually
 from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -217,8 +218,17 @@ async def test_key_made_on_the_keys_page_works_is_audited_and_is_revoked(
         whoami = http.get("/v1/whoami").json()
         assert whoami["scopes"] == ["tasks.read"]
         await shoot(tab, "keys")
-        await tab.goto(console_url(farm, "/audit?rpc=CreateApiKey"))
-        await expect(tab.locator("#audit tr", has_text=whoami["keyId"])).to_have_count(1)
+        audited = tab.locator("#audit tr", has_text=whoami["keyId"])
+
+        async def audit_page_shows_the_key() -> bool:
+            # Audit records are written a moment after the call (auth gathers them into
+            # batched inserts): the page is loaded again until its record is there.
+            await tab.goto(console_url(farm, "/audit?rpc=CreateApiKey"))
+            return await audited.count() == 1
+
+        await assert_eventually(
+            audit_page_shows_the_key, within=15, interval=0.5, message="no audit record"
+        )
         await shoot(tab, "audit")
         await tab.goto(console_url(farm, "/keys"))
         await tab.locator("#keys tr", has_text=name).get_by_role("button", name="Revoke").click()
