@@ -13,7 +13,12 @@ from nats.aio.msg import Msg
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.sessions import Refusal, SessionOrder, order_subject
-from farm_scheduler.sessions.orders import HOLD_PROBE_SECONDS, AgentGone, AgentOrders
+from farm_scheduler.sessions.orders import (
+    HOLD_PROBE_SECONDS,
+    NO_RESPONDERS_RETRY_SECONDS,
+    AgentGone,
+    AgentOrders,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -96,3 +101,20 @@ async def test_a_slow_command_of_an_agent_that_holds_the_session_gets_its_answer
 
     assert reply.result.text == "done"
     assert probes and set(probes) == {ORDER.session_id}
+
+
+async def test_an_order_that_found_nobody_listening_goes_once_more(
+    nc: Client, agent: Client
+) -> None:
+    # As an agent whose NATS connection just came back: it subscribes again a moment later.
+    async def closed(message: Msg) -> None:
+        await message.respond(queue_pb2.SessionReply().SerializeToString())
+
+    order = queue_pb2.CloseSessionOrder(session_id=ORDER.session_id, tenant=ORDER.tenant)
+    closing = asyncio.create_task(orders_of(nc).close("agent-late", order))
+    await asyncio.sleep(NO_RESPONDERS_RETRY_SECONDS / 5)
+    await agent.subscribe(order_subject("agent-late", SessionOrder.CLOSE), cb=closed)
+    await agent.flush()
+
+    reply = await closing
+    assert not reply.HasField("error")

@@ -6,6 +6,7 @@ import logging
 import nats.errors
 from google.protobuf.message import DecodeError, Message
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 
 from farm.queue.v1 import queue_pb2
 from farm_core.sessions import Refusal, SessionOrder, order_subject
@@ -16,6 +17,10 @@ log = logging.getLogger(__name__)
 HOLD_PROBE_SECONDS = 1.0
 """While a command waits for its answer, how often its agent is asked whether it
 still holds the session (and how long each probe waits)."""
+
+
+NO_RESPONDERS_RETRY_SECONDS = 0.25
+"""How long an order that found nobody listening waits before it is sent once more."""
 
 
 class AgentGone(Exception):
@@ -88,15 +93,34 @@ class AgentOrders:
             return reply
         return None
 
+    async def _request_heard(
+        self, subject: str, verb: SessionOrder, order: Message, timeout_seconds: float
+    ) -> Msg:
+        """The answer to `order`, sent once more if nobody listened the first time.
+
+        Nobody received it then, so it may go again: an agent whose NATS connection
+        just came back subscribes again a moment later.
+        """
+        try:
+            return await self._request(subject, verb, order, timeout_seconds)
+        except nats.errors.NoRespondersError:
+            await asyncio.sleep(NO_RESPONDERS_RETRY_SECONDS)
+        return await self._request(subject, verb, order, timeout_seconds)
+
+    async def _request(
+        self, subject: str, verb: SessionOrder, order: Message, timeout_seconds: float
+    ) -> Msg:
+        with producing(f"session.order.{verb.value}", subject) as headers:
+            return await self._nc.request(
+                subject, order.SerializeToString(), timeout=timeout_seconds, headers=headers
+            )
+
     async def _ask(
         self, agent_id: str, verb: SessionOrder, order: Message, timeout_seconds: float
     ) -> queue_pb2.SessionReply:
         subject = order_subject(agent_id, verb)
         try:
-            with producing(f"session.order.{verb.value}", subject) as headers:
-                answer = await self._nc.request(
-                    subject, order.SerializeToString(), timeout=timeout_seconds, headers=headers
-                )
+            answer = await self._request_heard(subject, verb, order, timeout_seconds)
         except nats.errors.NoRespondersError as error:
             raise AgentGone(f"agent {agent_id} does not answer (it is not running)") from error
         except TimeoutError as error:
