@@ -112,35 +112,6 @@ async def test_a_task_browser_is_the_headless_shell_in_one_process(
     assert kinds == {"browser", "renderer"}
 
 
-async def test_the_drivers_node_runs_with_a_small_young_generation(
-    tmp_path_factory: pytest.TempPathFactory, make_settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("NODE_OPTIONS", "--no-deprecation")
-    pool = BrowserPool(make_settings(FARM_HOME=tmp_path_factory.mktemp("n"), min_browsers=0))
-    others = set(_node_options())  # drivers this test process started before (other tests')
-    await pool.start()
-    try:
-        options = set(_node_options()) - others
-    finally:
-        await pool.close()
-    # The caller's own options are kept; the agent's own environment is left as it was.
-    assert [option for _, option in options] == [
-        b"NODE_OPTIONS=--no-deprecation --max-semi-space-size=1"
-    ]
-    assert os.environ["NODE_OPTIONS"] == "--no-deprecation"
-
-
-def _node_options() -> list[tuple[int, bytes]]:
-    """(pid, NODE_OPTIONS) of each node process under this test process (Playwright's)."""
-    return [
-        (pid, variable)
-        for pid in process_tree(os.getpid())
-        if b"node" in Path(f"/proc/{pid}/comm").read_bytes()
-        for variable in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        if variable.startswith(b"NODE_OPTIONS=")
-    ]
-
-
 def _chromium_kinds() -> list[str]:
     """The --type of the headless shell under this test and of its children (browser: none)."""
     kinds = []

@@ -308,6 +308,13 @@ class AgentSettings(FarmSettings):
         description="JavaScript heap limit of each page's renderer in MiB, so a page that "
         "allocates without end crashes alone (BROWSER_CRASHED); 0 keeps Chromium's default.",
     )
+    driver_idle_gc_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Once Playwright's driver (node) has been idle this long after work, it "
+        "collects its garbage and gives the memory back; 0: never (node's heap then keeps "
+        "what its last tasks left).",
+    )
 
     @field_validator("allow", mode="before")
     @classmethod

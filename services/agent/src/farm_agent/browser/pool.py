@@ -25,6 +25,7 @@ from farm_agent.browser.chromium import (
     browser_processes,
     task_browser_executable,
 )
+from farm_agent.browser.driver import driver_environment, environment
 from farm_agent.browser.pooled import PooledBrowser
 from farm_agent.browser.warm import WarmContexts
 from farm_agent.egress.proxy import EgressProxy
@@ -35,7 +36,6 @@ from farm_core.periodic import Periodic
 from farm_core.task_errors import ErrorCode
 from farm_core.tracing import tracer
 
-DRIVER_NODE_OPTIONS = "--max-semi-space-size=1"
 log = logging.getLogger(__name__)
 
 # Idle browsers are looked for every half idle time, and at least this often.
@@ -140,20 +140,8 @@ class BrowserPool:
                 MAX_BROWSER_TMPDIR_CHARS,
                 self._browser_tmp,
             )
-        # The driver makes Chromium's profile directories under its own TMPDIR; a small
-        # young generation keeps its node process about 16 MiB smaller when idle.
-        node_options = f"{os.environ.get('NODE_OPTIONS', '')} {DRIVER_NODE_OPTIONS}".strip()
-        driver_env = {"TMPDIR": str(self._scratch), "NODE_OPTIONS": node_options}
-        previous = {name: os.environ.get(name) for name in driver_env}
-        os.environ.update(driver_env)
-        try:
+        with environment(driver_environment(self._settings, self._scratch)):
             self._playwright = await async_playwright().start()
-        finally:
-            for name, value in previous.items():
-                if value is None:
-                    del os.environ[name]
-                else:
-                    os.environ[name] = value
         async with self._changed:
             await self._top_up()
         self._upkeep.start()
