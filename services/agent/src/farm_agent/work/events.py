@@ -1,7 +1,9 @@
 """Reports a task's progress as AgentEvents on `events.tasks.<task_id>` (stream FARM_EVENTS)."""
 
+import asyncio
 import datetime as dt
 import logging
+import time
 import uuid
 
 import nats.errors
@@ -19,6 +21,11 @@ from farm_core.trace_context import producing
 log = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT_SECONDS = 5.0
+REPORT_RETRY_SECONDS = 15.0
+"""How long an event that JetStream did not take is sent again before the task is
+handed back (a replicated stream elects a new leader within a few seconds)."""
+REPORT_RETRY_FIRST_PAUSE_SECONDS = 0.25
+REPORT_RETRY_MAX_PAUSE_SECONDS = 2.0
 
 
 class ReportFailed(Exception):
@@ -66,20 +73,30 @@ class EventReporter:
         payload = self._fit(event)
         subject = event_subject(task_id)
         traced = {"farm.task_id": task_id, "farm.status": tasks_pb2.TaskStatus.Name(status)}
-        try:
-            with producing("task.report", subject, attributes=traced) as headers:
-                await self._js.publish(
-                    subject,
-                    payload,
-                    timeout=PUBLISH_TIMEOUT_SECONDS,
-                    headers={**headers, "Nats-Msg-Id": event.event_id},
-                )
-        except (nats.errors.Error, TimeoutError) as failure:
-            raise ReportFailed(
-                f"publishing the {tasks_pb2.TaskStatus.Name(status)} event of task {task_id} "
-                f"failed: {failure}"
-            ) from failure
-        return event
+        # A stream without a leader (a NATS node just died, the rest elect one) answers
+        # nothing for a few seconds: the same event (same Nats-Msg-Id, stored once) is
+        # sent again rather than the task handed back, which would spend an attempt.
+        deadline = time.monotonic() + REPORT_RETRY_SECONDS
+        pause = REPORT_RETRY_FIRST_PAUSE_SECONDS
+        while True:
+            try:
+                with producing("task.report", subject, attributes=traced) as headers:
+                    await self._js.publish(
+                        subject,
+                        payload,
+                        timeout=PUBLISH_TIMEOUT_SECONDS,
+                        headers={**headers, "Nats-Msg-Id": event.event_id},
+                    )
+                return event
+            except (nats.errors.Error, TimeoutError) as failure:
+                if time.monotonic() + pause >= deadline:
+                    raise ReportFailed(
+                        f"publishing the {tasks_pb2.TaskStatus.Name(status)} event of task "
+                        f"{task_id} failed: {failure}"
+                    ) from failure
+                log.info("publishing an event of task %s failed (%s); again", task_id, failure)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, REPORT_RETRY_MAX_PAUSE_SECONDS)
 
     def _fit(self, event: queue_pb2.AgentEvent) -> bytes:
         """The event's bytes, with the result's text cut so they fit in one NATS message."""
