@@ -304,8 +304,18 @@ async def manager(
     uploader: FakeUploader,
 ) -> AsyncIterator[SessionManager]:
     """A session manager on the shared pool, its routes in NATS; its sessions closed after."""
-    settings = make_settings(session_spare_browsers=0)
-    manager = SessionManager(settings, shared_pool, Places(2), keeper_of(uploader))
+    async with attached_manager(
+        make_settings(session_spare_browsers=0), shared_pool, js, uploader
+    ) as manager:
+        yield manager
+
+
+@contextlib.asynccontextmanager
+async def attached_manager(
+    settings: AgentSettings, pool: BrowserPool, js: JetStreamContext, uploader: FakeUploader
+) -> AsyncIterator[SessionManager]:
+    """A session manager with `settings` on `pool`, its routes in NATS; drained after."""
+    manager = SessionManager(settings, pool, Places(2), keeper_of(uploader))
     manager.attach(js, await sessions_bucket(js), "127.0.0.1:1")
     try:
         yield manager

@@ -13,14 +13,12 @@ from playwright.async_api import Error as PlaywrightError
 from farm.sessions.v1 import sessions_pb2
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.metrics import process_tree
-from farm_agent.places import Places
 from farm_agent.sessions.browser import PORT_FILE
 from farm_agent.sessions.manager import SessionManager
 from farm_agent.settings import AgentSettings
-from farm_core.sessions import sessions_bucket
 from tests.helpers import assert_eventually
-from tests.integration.agent.conftest import open_session
-from tests.integration.agent.fakes import FakeUploader, keeper_of
+from tests.integration.agent.conftest import attached_manager, open_session
+from tests.integration.agent.fakes import FakeUploader
 
 pytestmark = pytest.mark.integration
 
@@ -33,13 +31,10 @@ async def manager_with_a_spare(
     uploader: FakeUploader,
 ) -> AsyncIterator[SessionManager]:
     """A session manager that keeps one spare browser, its sessions closed after."""
-    settings = make_settings(session_spare_browsers=1)
-    manager = SessionManager(settings, shared_pool, Places(2), keeper_of(uploader))
-    manager.attach(js, await sessions_bucket(js), "127.0.0.1:1")
-    try:
+    async with attached_manager(
+        make_settings(session_spare_browsers=1), shared_pool, js, uploader
+    ) as manager:
         yield manager
-    finally:
-        await manager.drain(0)
 
 
 def spare_profiles(scratch: Path) -> list[Path]:

@@ -1,14 +1,18 @@
 """Reports a task's progress as AgentEvents on `events.tasks.<task_id>` (stream FARM_EVENTS)."""
 
-import asyncio
 import datetime as dt
 import logging
-import time
 import uuid
 
 import nats.errors
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_before_delay,
+    wait_exponential,
+)
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
@@ -76,27 +80,29 @@ class EventReporter:
         # A stream without a leader (a NATS node just died, the rest elect one) answers
         # nothing for a few seconds: the same event (same Nats-Msg-Id, stored once) is
         # sent again rather than the task handed back, which would spend an attempt.
-        deadline = time.monotonic() + REPORT_RETRY_SECONDS
-        pause = REPORT_RETRY_FIRST_PAUSE_SECONDS
-        while True:
-            try:
-                with producing("task.report", subject, attributes=traced) as headers:
+        retrying = AsyncRetrying(
+            stop=stop_before_delay(REPORT_RETRY_SECONDS),
+            wait=wait_exponential(
+                multiplier=REPORT_RETRY_FIRST_PAUSE_SECONDS, max=REPORT_RETRY_MAX_PAUSE_SECONDS
+            ),
+            retry=retry_if_exception_type((nats.errors.Error, TimeoutError)),
+            reraise=True,
+        )
+        try:
+            async for trial in retrying:
+                with trial, producing("task.report", subject, attributes=traced) as headers:
                     await self._js.publish(
                         subject,
                         payload,
                         timeout=PUBLISH_TIMEOUT_SECONDS,
                         headers={**headers, "Nats-Msg-Id": event.event_id},
                     )
-                return event
-            except (nats.errors.Error, TimeoutError) as failure:
-                if time.monotonic() + pause >= deadline:
-                    raise ReportFailed(
-                        f"publishing the {tasks_pb2.TaskStatus.Name(status)} event of task "
-                        f"{task_id} failed: {failure}"
-                    ) from failure
-                log.info("publishing an event of task %s failed (%s); again", task_id, failure)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, REPORT_RETRY_MAX_PAUSE_SECONDS)
+        except (nats.errors.Error, TimeoutError) as failure:
+            raise ReportFailed(
+                f"publishing the {tasks_pb2.TaskStatus.Name(status)} event of task {task_id} "
+                f"failed: {failure}"
+            ) from failure
+        return event
 
     def _fit(self, event: queue_pb2.AgentEvent) -> bytes:
         """The event's bytes, with the result's text cut so they fit in one NATS message."""
