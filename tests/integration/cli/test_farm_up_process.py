@@ -6,6 +6,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from farm_cli.launcher.config import FarmPorts
@@ -76,13 +77,15 @@ def test_farm_up_restarts_a_killed_process_and_sigterm_stops_everything(
     assert set(pids) == {"nats", "seaweedfs", "envoy"}
     assert all(running(pid) for pid in pids.values())
     assert (run_dir / "farm.lock").read_text().strip() == str(farm_up.pid)
+    # psutil.Process checks the process is still the one it found before signalling it.
+    nats = psutil.Process(pids["nats"])
 
     second = farm_up_at_once(ROOT, farm_env, "--infra-only")
     assert second.returncode == 1
     assert f"a farm is already running with FARM_HOME {farm_home}" in second.stderr
     assert all(running(pid) for pid in pids.values())
 
-    os.kill(pids["nats"], signal.SIGKILL)
+    nats.kill()
     eventually(
         lambda: "nats back up" in output_of(farm_home),
         within=60,
@@ -92,11 +95,11 @@ def test_farm_up_restarts_a_killed_process_and_sigterm_stops_everything(
     assert "nats died (signal 9); restarting in 1 s" in output_of(farm_home)
     pids = pid_files(farm_home)
     assert set(pids) == {"nats", "seaweedfs", "envoy"}
-    assert all(running(pid) for pid in pids.values())
+    processes = [psutil.Process(pid) for pid in pids.values()]
 
     farm_up.send_signal(signal.SIGTERM)
     assert farm_up.wait(timeout=60) == 0, output_of(farm_home)
-    assert not any(running(pid) for pid in pids.values())
+    assert not any(process.is_running() for process in processes)
     assert list(run_dir.glob("*.pid")) == []
     assert "the farm has stopped" in output_of(farm_home)
 

@@ -12,7 +12,6 @@ groups, readiness probes, timeouts) is in launched.py.
 """
 
 import functools
-import os
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -234,8 +233,11 @@ class LocalFarm:
         self._supervising_thread.start(interval)
 
     def kill(self, name: str, signum: int = signal.SIGKILL) -> None:
-        """Sends `signum` to the process `name` only (not its children), as a crash would."""
-        os.kill(self.process(name).pid, signum)
+        """Sends `signum` to the process `name` only (not its children), as a crash would.
+
+        Nothing is sent once it has ended: its PID may belong to another process by then.
+        """
+        self.process(name).send_signal(signum)
 
     def stop_process(self, name: str) -> None:
         """Stops `name` (SIGTERM, SIGKILL after its timeout) and keeps it down until started."""

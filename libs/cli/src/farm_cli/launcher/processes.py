@@ -6,10 +6,14 @@ import random
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# How often stop() looks whether a signalled process has ended.
+STOP_POLL_INTERVAL = 0.05
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,11 @@ class ProcessSpec:
 class ManagedProcess:
     """A started process: its log under `log_dir`, its PID in `run_dir/<name>.pid`.
 
-    Each runs in its own session, so stopping it reaches its children too.
+    Each runs in its own session, so stopping it reaches its children too. A PID is
+    signalled only while its process is not yet reaped: until then the kernel cannot
+    give the number (nor the group id) to another process. So every reap and every
+    signal goes through one lock, and an ended process's group is cleared before
+    the process is reaped.
     """
 
     def __init__(self, spec: ProcessSpec, log_dir: Path, run_dir: Path) -> None:
@@ -34,8 +42,8 @@ class ManagedProcess:
         self.log_path = log_dir / f"{spec.name}.log"
         self.pid_path = run_dir / f"{spec.name}.pid"
         self._popen: subprocess.Popen[bytes] | None = None
-        # Whether the ended process's group was cleared: its PID may be reused later.
-        self._reaped = False
+        # Held while reaping or signalling (the supervisor's thread polls too).
+        self._lock = threading.Lock()
         log_dir.mkdir(parents=True, exist_ok=True)
         run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -56,7 +64,7 @@ class ManagedProcess:
         if self.alive():
             raise RuntimeError(f"{self.spec.name} is already running (PID {self.pid})")
         env = {**os.environ, **self.spec.env}
-        with self.log_path.open("ab") as log:
+        with self._lock, self.log_path.open("ab") as log:
             self._popen = subprocess.Popen(
                 list(self.spec.argv),
                 stdin=subprocess.DEVNULL,
@@ -66,22 +74,31 @@ class ManagedProcess:
                 cwd=self.spec.cwd,
                 start_new_session=True,
             )
-        self._reaped = False
         self.pid_path.write_text(f"{self._popen.pid}\n")
 
     def exit_code(self) -> int | None:
         """The exit code if the process has ended, else None."""
-        return None if self._popen is None else self._popen.poll()
+        with self._lock:
+            return self._poll()
 
     def alive(self) -> bool:
         """Whether the process is running."""
-        return self._popen is not None and self._popen.poll() is None
+        with self._lock:
+            return self._popen is not None and self._poll() is None
 
     def signal(self, signum: int) -> None:
-        """Sends `signum` to the process's whole group."""
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signum)
+        """Sends `signum` to the process's whole group, unless the process has ended."""
+        with self._lock:
+            if self._popen is not None and self._poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self._popen.pid, signum)
+
+    def send_signal(self, signum: int) -> None:
+        """Sends `signum` to the process only (not its children), unless it has ended."""
+        with self._lock:
+            if self._popen is not None and self._poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self._popen.pid, signum)
 
     def stop(self, timeout: float | None = None) -> int | None:
         """SIGTERM, then SIGKILL after `timeout` seconds; returns the exit code."""
@@ -89,27 +106,48 @@ class ManagedProcess:
             return None
         timeout = self.spec.stop_timeout if timeout is None else timeout
         self.signal(signal.SIGTERM)
-        try:
-            self._popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        if not self._ended_within(timeout):
             self.signal(signal.SIGKILL)
-            self._popen.wait(timeout=10)
+            if not self._ended_within(10):
+                raise subprocess.TimeoutExpired(list(self.spec.argv), 10)
         return self.reap()
 
     def reap(self) -> int | None:
-        """Once the process has ended: kills what is left of its group, removes its pid file.
+        """Once the process has ended: removes its pid file (its group was cleared on reaping).
 
         Returns the exit code (negative: the signal that ended it), or None while it runs.
         """
-        if self._popen is None or self._popen.poll() is None:
-            return None
-        if not self._reaped:
-            self._reaped = True
-            # Children that outlived their parent in the same group.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self._popen.pid, signal.SIGKILL)
+        code = self.exit_code()
+        if code is not None:
             self.pid_path.unlink(missing_ok=True)
-        return self._popen.returncode
+        return code
+
+    def _ended_within(self, timeout: float) -> bool:
+        # Popen.wait would reap outside the lock, so this polls instead.
+        deadline = time.monotonic() + timeout
+        while self.exit_code() is None:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(STOP_POLL_INTERVAL)
+        return True
+
+    def _poll(self) -> int | None:
+        """The exit code, reaping an ended process; called with the lock held.
+
+        Children that outlived it in its group are SIGKILLed first, while the
+        unreaped process still holds the group's id.
+        """
+        popen = self._popen
+        if popen is None or popen.returncode is not None:
+            return None if popen is None else popen.returncode
+        try:
+            ended = os.waitid(os.P_PID, popen.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            ended = None  # reaped by someone else: its group id is no longer ours to signal
+        if ended is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(popen.pid, signal.SIGKILL)
+        return popen.poll()
 
     def log_tail(self, lines: int = 20) -> str:
         """The last `lines` lines of the process's log, to explain a failure."""
