@@ -1,4 +1,4 @@
-"""The farm-wide circuit breaker of a target host, against real pages and a real nats-server."""
+"""The farm-wide circuit breaker of a target origin, against real pages and a real nats-server."""
 
 import asyncio
 import time
@@ -8,7 +8,7 @@ from nats.js import JetStreamContext
 from prometheus_client import REGISTRY
 
 from farm.tasks.v1 import tasks_pb2
-from farm_agent.kv import breakers_bucket
+from farm_agent.kv import breakers_bucket, origin_key
 from farm_agent.limits.circuit import Circuit, CircuitState
 from tests.integration.agent.conftest import (
     FAILED,
@@ -21,6 +21,7 @@ from tests.integration.agent.conftest import (
     publish,
     waits,
 )
+from tests.pages import serve_site
 
 pytestmark = pytest.mark.integration
 
@@ -39,14 +40,15 @@ def transitions(state: str) -> float:
     return value or 0.0
 
 
-async def breaker(js: JetStreamContext) -> Circuit:
-    entry = await (await breakers_bucket(js)).get(HOST)
+async def breaker(js: JetStreamContext, site) -> Circuit:
+    """The breaker of the site's origin (127.0.0.1 and its port)."""
+    entry = await (await breakers_bucket(js)).get(origin_key(site.url("/")))
     return Circuit.from_bytes(entry.value or b"")
 
 
-async def until_cooled_down(js: JetStreamContext) -> None:
+async def until_cooled_down(js: JetStreamContext, site) -> None:
     """Sleeps out the open breaker's cool-down: the breaker's own clock, nothing to await."""
-    opened = await breaker(js)
+    opened = await breaker(js, site)
     assert opened.state is CircuitState.OPEN
     await asyncio.sleep(max(0.0, opened.opened_at + COOLDOWN_SECONDS - time.time()) + 0.05)
 
@@ -73,9 +75,9 @@ async def test_in_fail_mode_an_open_breaker_fails_tasks_fast_until_a_trial_close
     )
 
     await fail_on_the_host(js, events, site, times=2)
-    assert (await breaker(js)).state is CircuitState.CLOSED
+    assert (await breaker(js, site)).state is CircuitState.CLOSED
     await fail_on_the_host(js, events, site, times=1)
-    assert (await breaker(js)).state is CircuitState.OPEN
+    assert (await breaker(js, site)).state is CircuitState.OPEN
 
     blocked_id = await publish(js, once(content_of(site)))
     blocked = await events.final(blocked_id)
@@ -84,17 +86,17 @@ async def test_in_fail_mode_an_open_breaker_fails_tasks_fast_until_a_trial_close
     assert HOST in blocked.error.message
 
     # After the cool-down one trial goes through; it fails, so the breaker opens again.
-    await until_cooled_down(js)
+    await until_cooled_down(js, site)
     await fail_on_the_host(js, events, site, times=1)
-    assert (await breaker(js)).state is CircuitState.OPEN
+    assert (await breaker(js, site)).state is CircuitState.OPEN
     reblocked = await events.final(await publish(js, once(content_of(site))))
     assert reblocked.error.code == "CIRCUIT_OPEN"
 
     # The next trial succeeds and closes it.
-    await until_cooled_down(js)
+    await until_cooled_down(js, site)
     trial = await events.final(await publish(js, once(content_of(site))))
     assert trial.status == SUCCEEDED
-    assert (await breaker(js)).state is CircuitState.CLOSED
+    assert (await breaker(js, site)).state is CircuitState.CLOSED
     assert transitions("open") - opened == 2
     assert transitions("half_open") - half_opened == 2
     assert transitions("closed") - closed == 1
@@ -105,7 +107,7 @@ async def test_in_wait_mode_a_task_waits_out_the_open_breaker_without_using_an_a
 ) -> None:
     await start_intake(breaker_failures=2, breaker_cooldown_seconds=COOLDOWN_SECONDS, concurrency=1)
     await fail_on_the_host(js, events, site, times=2)
-    opened = await breaker(js)
+    opened = await breaker(js, site)
     assert opened.state is CircuitState.OPEN
     waited = waits("breaker_open")
 
@@ -120,4 +122,20 @@ async def test_in_wait_mode_a_task_waits_out_the_open_breaker_without_using_an_a
     started = events.of(task_id)[0].time.ToNanoseconds() / 1e9
     assert started >= opened.opened_at + COOLDOWN_SECONDS
     assert waits("breaker_open") > waited
-    assert (await breaker(js)).state is CircuitState.CLOSED
+    assert (await breaker(js, site)).state is CircuitState.CLOSED
+
+
+async def test_an_open_breaker_holds_back_only_its_own_port_of_the_host(
+    js, start_intake: StartIntake, events: Events, site
+) -> None:
+    await start_intake(breaker_failures=2, breaker_cooldown_seconds=60, breaker_mode="fail")
+    await fail_on_the_host(js, events, site, times=2)
+    assert (await breaker(js, site)).state is CircuitState.OPEN
+
+    with serve_site() as other_port:
+        other = await events.final(await publish(js, once(content_of(other_port))))
+    blocked = await events.final(await publish(js, once(content_of(site))))
+
+    assert other.status == SUCCEEDED
+    assert blocked.error.code == "CIRCUIT_OPEN"
+    assert site.base_url.removeprefix("http://") in blocked.error.message

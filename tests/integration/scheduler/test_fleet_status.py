@@ -88,7 +88,7 @@ async def hold_one(queue: Queue) -> None:
 async def put_breakers(queue: Queue, opened_at: float) -> None:
     bucket = await breakers_bucket(queue.js)
     down = Circuit(CircuitState.OPEN, failures=5, opened_at=opened_at)
-    await bucket.put("down.example", down.to_bytes())
+    await bucket.put("down.example=443", down.to_bytes())
     await bucket.put("flaky.example", Circuit(failures=2).to_bytes())
 
 
@@ -125,7 +125,7 @@ async def test_fleet_status_shows_agents_queues_tasks_breakers_and_dead_letters(
     assert (fleet.dead_letters.total, fleet.dead_letters.recent) == (1, 1)
     assert fleet.open_breaker_count == 1
     [breaker] = fleet.open_breakers
-    assert (breaker.host, breaker.state, breaker.failures) == ("down.example", "open", 5)
+    assert (breaker.host, breaker.state, breaker.failures) == ("down.example:443", "open", 5)
     assert breaker.open_time.ToDatetime(dt.UTC).timestamp() == pytest.approx(opened_at, abs=1)
     assert fleet.open_sessions == 0
 

@@ -117,6 +117,6 @@ async def test_a_tenant_at_its_limit_is_busy_at_once(tmp_path: Path, held: list[
 
 async def test_a_task_without_a_host_meets_no_breaker_and_no_host_limit(tmp_path: Path) -> None:
     limits = attempt_limits(tmp_path, tenants=MemoryBucket())
-    admission = await limits.admit_to_host("", 30_000)
+    admission = await limits.admit_to_origin("", 30_000)
     assert admission.allowed and not admission.is_trial
     assert await limits.host_slot("") is None

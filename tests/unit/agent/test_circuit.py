@@ -3,6 +3,7 @@
 import pytest
 
 from farm_agent.errors import TaskFailure, http_error
+from farm_agent.kv import is_valid_key, origin_key
 from farm_agent.limits.circuit import (
     TRIAL_RECHECK_SECONDS,
     BreakerPolicy,
@@ -138,9 +139,30 @@ def test_retryable_navigation_failures_count_against_the_host(
 
 def test_the_scheduler_reads_the_breakers_the_agents_write() -> None:
     opened = Circuit(CircuitState.OPEN, failures=4, opened_at=1_700_000_000.5, trial_id="x")
-    entry = read_breaker("example.com", opened.to_bytes())
-    assert entry == BreakerEntry("example.com", BreakerState.OPEN, 4, 1_700_000_000.5)
+    entry = read_breaker(origin_key("https://example.com/"), opened.to_bytes())
+    assert entry == BreakerEntry("example.com:443", BreakerState.OPEN, 4, 1_700_000_000.5)
     half_open = read_breaker("h", Circuit(CircuitState.HALF_OPEN).to_bytes())
     assert half_open.state is BreakerState.HALF_OPEN
     with pytest.raises(ValueError, match="not a breaker"):
         read_breaker("h", b'{"state": "melted"}')
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("https://Example.COM/path?q=1", "example.com=443"),
+        ("https://example.com:443/", "example.com=443"),
+        ("http://example.com/", "example.com=80"),
+        ("http://example.com:80/", "example.com=80"),
+        ("http://127.0.0.1:8080/", "127.0.0.1=8080"),
+        ("http://127.0.0.1:9090/", "127.0.0.1=9090"),
+        ("http://[::1]:9/", "__1=9"),
+        ("http://example.com:99999/", ""),
+        ("not a url", ""),
+    ],
+)
+def test_a_breaker_guards_one_host_and_port_the_schemes_own_when_none_is_given(
+    url: str, key: str
+) -> None:
+    assert origin_key(url) == key
+    assert key == "" or is_valid_key(key)

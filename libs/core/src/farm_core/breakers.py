@@ -1,8 +1,10 @@
-"""The target hosts' circuit breakers as the farm keeps them: the `farm_breakers` bucket.
+"""The target origins' circuit breakers as the farm keeps them: the `farm_breakers` bucket.
 
-The agents write each host's breaker (farm_agent.limits.circuit.Circuit.to_bytes:
-JSON with `state`, `failures`, `openedAt`); the scheduler reads them for the fleet
-status and the breaker gauges. This module is that contract's one reading.
+A breaker guards one host and port (a dead service on one port of a host does not
+hold back the others), keyed `<host>=<port>` since NATS keys have no colon. The
+agents write each breaker (farm_agent.limits.circuit.Circuit.to_bytes: JSON with
+`state`, `failures`, `openedAt`); the scheduler reads them for the fleet status and
+the breaker gauges. This module is that contract's one reading.
 """
 
 import json
@@ -10,6 +12,19 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 BREAKERS_BUCKET = "farm_breakers"
+# Between host and port in a breaker's key.
+_PORT_SEPARATOR = "="
+
+
+def breaker_key(host: str, port: int) -> str:
+    """The bucket key of the breaker of `host` (already key-safe) on `port`."""
+    return f"{host}{_PORT_SEPARATOR}{port}"
+
+
+def breaker_origin(key: str) -> str:
+    """The host and port a breaker's key names, as people write them: `example.com:443`."""
+    host, _, port = key.partition(_PORT_SEPARATOR)
+    return f"{host}:{port}" if port else host
 
 
 class BreakerState(StrEnum):
@@ -22,8 +37,9 @@ class BreakerState(StrEnum):
 
 @dataclass(frozen=True)
 class BreakerEntry:
-    """One host's breaker: its state, the failures that led to it, when it last opened."""
+    """One origin's breaker: its state, the failures that led to it, when it last opened."""
 
+    # The host and port it guards (`example.com:443`).
     host: str
     state: BreakerState
     failures: int
@@ -31,12 +47,12 @@ class BreakerEntry:
     opened_at: float
 
 
-def read_breaker(host: str, data: bytes) -> BreakerEntry:
-    """The breaker of `host` from its bucket entry; ValueError if it is not one."""
+def read_breaker(key: str, data: bytes) -> BreakerEntry:
+    """The breaker of bucket key `key` from its entry; ValueError if it is not one."""
     try:
         fields = json.loads(data)
         return BreakerEntry(
-            host=host,
+            host=breaker_origin(key),
             state=BreakerState(str(fields["state"])),
             failures=int(fields["failures"]),
             opened_at=float(fields["openedAt"]),

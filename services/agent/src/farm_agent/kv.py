@@ -1,11 +1,12 @@
 """The NATS key-value buckets the agents share, and compare-and-set updates of their entries.
 
-`farm_breakers`: each target host's circuit breaker. `farm_host_slots`: each target
-host's concurrency leases and rate tokens. `farm_tenant_slots`: each tenant's
-running-task leases (its maxRunningTasks). `farm_task_waits`: how many deliveries
-of a task only waited (breaker open, host or tenant busy, agent draining), so that
-they do not count as attempts. Keys are host names, tenant names or task ids; every
-update names the revision it read, so agents never lose each other's updates.
+`farm_breakers`: each target origin's (host and port) circuit breaker.
+`farm_host_slots`: each target host's concurrency leases and rate tokens.
+`farm_tenant_slots`: each tenant's running-task leases (its maxRunningTasks).
+`farm_task_waits`: how many deliveries of a task only waited (breaker open, host or
+tenant busy, agent draining), so that they do not count as attempts. Keys are
+origins (`<host>=<port>`), host names, tenant names or task ids; every update names
+the revision it read, so agents never lose each other's updates.
 """
 
 import re
@@ -16,7 +17,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 
-from farm_core.breakers import BREAKERS_BUCKET
+from farm_core.breakers import BREAKERS_BUCKET, breaker_key
 from farm_core.kv import CAS_TRIES, Contended, Versioned, compare_and_set, is_valid_key, read
 from farm_core.queue import QueueLimits
 
@@ -36,6 +37,7 @@ TASK_WAITS_BUCKET = "farm_task_waits"
 HOST_STATE_TTL_SECONDS = 24 * 3600.0
 
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 async def _file_bucket(js: JetStreamContext, bucket: str, ttl: float, replicas: int) -> KeyValue:
@@ -77,6 +79,22 @@ def host_key(url: str) -> str:
     except ValueError:
         return ""
     return _KEY_UNSAFE.sub("_", host.strip(".").lower())
+
+
+def origin_key(url: str) -> str:
+    """The breaker key of the URL's host and port (the scheme's own when none is given).
+
+    "" when it has no host or its port is not one.
+    """
+    host = host_key(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        return ""
+    if not host:
+        return ""
+    return breaker_key(host, port) if port else host
 
 
 def tenant_key(tenant: str) -> str:

@@ -177,7 +177,7 @@ class AgentSettings(FarmSettings):
         default=5,
         ge=1,
         description="Consecutive retryable navigation failures (network error, timeout, HTTP "
-        "5xx) for one host, farm-wide, that open its circuit breaker.",
+        "5xx) for one host and port, farm-wide, that open its circuit breaker.",
     )
     breaker_cooldown_seconds: float = Field(
         default=30.0,

@@ -1,7 +1,7 @@
 """The farm-wide limits an attempt passes before its browser starts, in the order it meets them.
 
-First its tenant's running limit (the WorkItem's `tenant_max_running`), then its
-target host's circuit breaker, then the host's concurrency and rate. Each answers at
+First its tenant's running limit (the WorkItem's `tenant_max_running`), then the
+circuit breaker of its target's host and port, then the host's concurrency and rate. Each answers at
 once: a lease or an admission, or how long to wait before asking again. What the
 attempt does with a refusal (wait, or fail) is the attempt's call.
 """
@@ -55,15 +55,15 @@ class AttemptLimits:
         # No waiting in the agent: a tenant's backlog must not fill the agents' places.
         return await self._tenant_limits.acquire(key, limits, 0)
 
-    async def admit_to_host(self, host: str, timeout_ms: int) -> Admission:
-        """Whether the breaker of `host` lets an attempt of `timeout_ms` through now.
+    async def admit_to_origin(self, origin: str, timeout_ms: int) -> Admission:
+        """Whether the breaker of `origin` lets an attempt of `timeout_ms` through now.
 
-        With no host (`kv.host_key` of the task's URL is "") there is no breaker to ask.
+        With no host (`kv.origin_key` of the task's URL is "") there is no breaker to ask.
         """
-        if not host:
+        if not origin:
             return Admission(allowed=True)
         trial_seconds = timeout_ms / 1000 + self._settings.close_timeout_seconds
-        return await self._breakers.admit(host, trial_seconds + TRIAL_MARGIN_SECONDS)
+        return await self._breakers.admit(origin, trial_seconds + TRIAL_MARGIN_SECONDS)
 
     async def host_slot(self, host: str) -> Lease | Busy | None:
         """One of the host's slots; Busy: not within host_wait_seconds; None: no host to limit."""
@@ -75,7 +75,7 @@ class AttemptLimits:
         )
         return await self._host_limits.acquire(host, limits, settings.host_wait_seconds)
 
-    async def record(self, host: str, admission: Admission, outcome: Outcome) -> None:
-        """Tells the breaker of `host` how an attempt it admitted went."""
-        if host:
-            await self._breakers.record(host, admission, outcome)
+    async def record(self, origin: str, admission: Admission, outcome: Outcome) -> None:
+        """Tells the breaker of `origin` (`kv.origin_key`) how an attempt it admitted went."""
+        if origin:
+            await self._breakers.record(origin, admission, outcome)

@@ -1,7 +1,7 @@
-"""The target hosts' circuit breakers, shared by the farm through the `farm_breakers` bucket.
+"""The target origins' (host and port) circuit breakers, shared through `farm_breakers`.
 
-Each agent keeps what it last read of a host's breaker for a moment, so a task for
-a host whose breaker is closed costs no round trip; every change is a
+Each agent keeps what it last read of an origin's breaker for a moment, so a task for
+an origin whose breaker is closed costs no round trip; every change is a
 compare-and-set on the entry's revision.
 """
 
@@ -32,7 +32,7 @@ class _Seen:
 
 
 class BreakerBoard:
-    """Asks and tells the farm-wide breaker of a host whether tasks may go there."""
+    """Asks and tells the farm-wide breaker of an origin whether tasks may go there."""
 
     @classmethod
     async def open(cls, js: JetStreamContext, settings: AgentSettings) -> "BreakerBoard":
@@ -45,14 +45,14 @@ class BreakerBoard:
         self._policy = policy
         self._seen: dict[str, _Seen] = {}
 
-    async def admit(self, host: str, trial_seconds: float) -> Admission:
-        """Whether a task may go to `host` now; a half-open breaker lets one trial through.
+    async def admit(self, origin: str, trial_seconds: float) -> Admission:
+        """Whether a task may go to `origin` now; a half-open breaker lets one trial through.
 
         When the bucket cannot be reached the task goes ahead: a breaker protects
         hosts, it must not stop the farm.
         """
         try:
-            known = await self._known(host)
+            known = await self._known(origin)
             circuit = known.value or Circuit()
             if circuit.state is CircuitState.CLOSED:
                 return Admission(allowed=True)
@@ -65,15 +65,15 @@ class BreakerBoard:
                 )
                 return after
 
-            await self._change(host, ask, known)
+            await self._change(origin, ask, known)
             return admission
         except (nats.errors.Error, TimeoutError, Contended) as error:
-            log.warning("breaker of %s unreadable; letting the task through: %s", host, error)
+            log.warning("breaker of %s unreadable; letting the task through: %s", origin, error)
             return Admission(allowed=True)
 
-    async def record(self, host: str, admission: Admission, outcome: Outcome) -> None:
-        """Tells the breaker of `host` how a task it admitted went."""
-        seen = self._seen.get(host)
+    async def record(self, origin: str, admission: Admission, outcome: Outcome) -> None:
+        """Tells the breaker of `origin` how a task it admitted went."""
+        seen = self._seen.get(origin)
         fresh = seen is not None and time.monotonic() - seen.at < FRESH_SECONDS
         if fresh and seen is not None and not admission.is_trial:
             circuit = seen.entry.value or Circuit()
@@ -86,21 +86,23 @@ class BreakerBoard:
             )
 
         try:
-            await self._change(host, tell, seen.entry if fresh and seen else None)
+            await self._change(origin, tell, seen.entry if fresh and seen else None)
         except (nats.errors.Error, TimeoutError, Contended) as error:
-            log.warning("could not tell the breaker of %s of a %s: %s", host, outcome.value, error)
+            log.warning(
+                "could not tell the breaker of %s of a %s: %s", origin, outcome.value, error
+            )
 
-    async def _known(self, host: str) -> Versioned[Circuit]:
-        seen = self._seen.get(host)
+    async def _known(self, origin: str) -> Versioned[Circuit]:
+        seen = self._seen.get(origin)
         if seen is not None and time.monotonic() - seen.at < FRESH_SECONDS:
             return seen.entry
-        entry = await read(self._kv, host, Circuit.from_bytes)
-        self._remember(host, entry)
+        entry = await read(self._kv, origin, Circuit.from_bytes)
+        self._remember(origin, entry)
         return entry
 
     async def _change(
         self,
-        host: str,
+        origin: str,
         change: Callable[[Circuit | None], Circuit],
         known: Versioned[Circuit] | None,
     ) -> None:
@@ -111,15 +113,18 @@ class BreakerBoard:
             return change(current)
 
         stored = await compare_and_set(
-            self._kv, host, tracked, Circuit.from_bytes, Circuit.to_bytes, known
+            self._kv, origin, tracked, Circuit.from_bytes, Circuit.to_bytes, known
         )
-        self._remember(host, stored)
+        self._remember(origin, stored)
         after = (stored.value or Circuit()).state
         if before and before[-1] is not after:
             log.info(
-                "circuit breaker of %s: %s → %s", host, before[-1].name.lower(), after.name.lower()
+                "circuit breaker of %s: %s → %s",
+                origin,
+                before[-1].name.lower(),
+                after.name.lower(),
             )
             metrics.circuit_transitions_total.labels(state=after.name.lower()).inc()
 
-    def _remember(self, host: str, entry: Versioned[Circuit]) -> None:
-        self._seen[host] = _Seen(entry, time.monotonic())
+    def _remember(self, origin: str, entry: Versioned[Circuit]) -> None:
+        self._seen[origin] = _Seen(entry, time.monotonic())

@@ -1,4 +1,4 @@
-"""The circuit breaker of one target host as a pure state machine.
+"""The circuit breaker of one target origin (host and port) as a pure state machine.
 
 closed → open after `failures_to_open` consecutive failures → half-open once the
 cool-down has passed, letting one trial task through → closed when the trial

@@ -25,7 +25,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
 from farm_agent.browser.actions import Capture
 from farm_agent.errors import TaskFailure
-from farm_agent.kv import host_key
+from farm_agent.kv import host_key, origin_key
 from farm_agent.limits.circuit import Admission, Outcome, outcome_of
 from farm_agent.limits.leases import Busy
 from farm_agent.traces import attempt_span
@@ -43,6 +43,7 @@ from farm_agent.work.retries import (
 )
 from farm_agent.work.uploader import ArtifactOwner
 from farm_agent.work.waits import WaitReason, wait_key
+from farm_core.breakers import breaker_origin
 from farm_core.route_claims import Claim, take
 from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
 from farm_core.task_errors import ErrorCode
@@ -209,12 +210,12 @@ class TaskAttempt:
 
         None when the task was handed back to wait instead.
         """
-        host = host_key(spec.url)
+        host, origin = host_key(spec.url), origin_key(spec.url)
         timeout_ms = attempt_timeout_ms(spec, _utcnow())
         self._cut_short_by_deadline = timeout_ms < (spec.timeout_ms or DEFAULT_TIMEOUT_MS)
-        admission = await self._tools.limits.admit_to_host(host, timeout_ms)
+        admission = await self._tools.limits.admit_to_origin(origin, timeout_ms)
         if not admission.allowed:
-            await self._wait_for_breaker_or_fail(host, admission, deadline)
+            await self._wait_for_breaker_or_fail(origin, admission, deadline)
             return None
         outcome = Outcome.NEUTRAL
         try:
@@ -234,11 +235,11 @@ class TaskAttempt:
                 if slot is not None:
                     await slot.release()
         finally:
-            await self._tools.limits.record(host, admission, outcome)
+            await self._tools.limits.record(origin, admission, outcome)
         return await self._with_stored_artifacts(capture)
 
     async def _wait_for_breaker_or_fail(
-        self, host: str, admission: Admission, deadline: dt.datetime | None
+        self, origin: str, admission: Admission, deadline: dt.datetime | None
     ) -> None:
         """Hands the task back until the open breaker may let it in, or fails it CIRCUIT_OPEN."""
         if self._tools.settings.breaker_mode == "wait":
@@ -248,8 +249,8 @@ class TaskAttempt:
             return
         raise TaskFailure(
             ErrorCode.CIRCUIT_OPEN,
-            f"url: the circuit breaker of {host} is open after repeated failures; a trial "
-            f"task may try it in {admission.retry_after_seconds:.1f} s",
+            f"url: the circuit breaker of {breaker_origin(origin)} is open after repeated "
+            f"failures; a trial task may try it in {admission.retry_after_seconds:.1f} s",
         )
 
     async def _browse(self, spec: tasks_pb2.TaskSpec, host: str, timeout_ms: int) -> Capture:
