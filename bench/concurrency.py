@@ -26,6 +26,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from browsers import agent_process_ids, browsers_ran
 from process_cpu import farm_cpu, per_task_ms
 from screenshots import (
     MAX_TASKS,
@@ -87,7 +88,7 @@ async def compare(
                 result = await measure(shoot, tasks, level)
                 cpu = per_task_ms(before, farm_cpu(farm), tasks) if way in FARM_WAYS else {}
                 cells[level][way] = Cell(result, cpu)
-        return cells, browser.version
+        return cells, f"{browser.version} ({browsers_ran(agent_process_ids(farm))})"
 
 
 def table(cells: dict[int, dict[str, Cell]]) -> str:

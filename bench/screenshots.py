@@ -5,8 +5,9 @@ ways, in the same run, on the same Chromium:
 
 - farm: `POST /v1/tasks:run` over HTTP/JSON through Envoy, then
   `GET /v1/artifacts/{id}:content`, so a task's latency is what a user waits for the PNG;
-- Playwright: one browser launched with the agents' flags, a new context per task,
-  `page.goto` + `page.screenshot()`.
+- Playwright: one browser launched with the agents' own task-browser executable and
+  flags (the headless shell where installed, read from farm_agent's settings), a new
+  context per task, `page.goto` + `page.screenshot()`.
 
 Both run C concurrent workers over N tasks after a few unmeasured warm-up tasks, and
 the bench prints a Markdown table (tasks/s, p50/p95 latency, errors, farm/baseline
@@ -26,15 +27,14 @@ import statistics
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from browsers import agent_process_ids, browsers_ran, task_browser
 from playwright.async_api import Browser, ViewportSize, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from farm_agent.browser.chromium import CHROMIUM_FLAGS
 from farm_agent.settings import AgentSettings
 from farm_cli.launcher.config import MAX_AGENTS
 
@@ -42,7 +42,6 @@ from harness import bounded, local_farm, progress_reporter, serve_page
 
 MAX_TASKS = 1000
 MAX_CONCURRENCY = 32
-CHROMIUM_PATH = Path("/usr/bin/chromium")
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 # Each task must finish within this (navigation + capture, plus queueing on the farm).
 TASK_TIMEOUT_MS = 30_000
@@ -222,9 +221,10 @@ async def farm_client_and_browser(
         timeout=httpx.Timeout(REQUEST_TIMEOUT_SECONDS),
         limits=httpx.Limits(max_connections=concurrency),
     )
+    executable, arguments = task_browser()
     async with http, async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM_PATH, headless=True, args=list(CHROMIUM_FLAGS)
+            executable_path=executable, headless=True, args=arguments
         )
         try:
             yield http, browser
@@ -233,9 +233,9 @@ async def farm_client_and_browser(
 
 
 async def compare(
-    farm_url: str, key: str, page_url: str, tasks: int, levels: list[int]
+    farm_url: str, key: str, page_url: str, tasks: int, levels: list[int], agent_pids: list[int]
 ) -> tuple[list[Row], str]:
-    """Each concurrency level measured through the farm, then with Playwright."""
+    """Each level measured through the farm, then with Playwright; the rows and the browsers."""
     async with farm_client_and_browser(farm_url, key, max(levels)) as (http, browser):
         farm = FarmShooter(http, page_url)
         baseline = BrowserShooter(browser, page_url)
@@ -248,7 +248,7 @@ async def compare(
             farm_result = await measure(farm.shoot, tasks, level)
             baseline_result = await measure(baseline.shoot, tasks, level)
             rows.append(Row(level, farm_result, baseline_result))
-        return rows, browser.version
+        return rows, f"{browser.version} ({browsers_ran(agent_pids)})"
 
 
 def _ms(value: float) -> str:
@@ -354,11 +354,13 @@ def main(argv: list[str] | None = None) -> None:
             farm = stack.enter_context(local_farm(args.agents, "bench", progress))
             farm_url, key = farm.envoy_url, farm.admin_key
             description = own_farm_description(args.agents)
+            agent_pids = agent_process_ids(farm)
         else:
             farm_url, key = args.farm_url, args.key
             description = f"external at {farm_url}"
+            agent_pids = []
         rows, chromium_version = asyncio.run(
-            compare(farm_url, key, page_url, args.n, args.concurrency)
+            compare(farm_url, key, page_url, args.n, args.concurrency, agent_pids)
         )
     for row in rows:
         for way, result in (("farm", row.farm), ("playwright", row.baseline)):

@@ -19,8 +19,8 @@ import subprocess
 from pathlib import Path
 
 import httpx
+from browsers import task_browser
 from screenshots import (
-    CHROMIUM_PATH,
     MAX_TASKS,
     PAGE_HTML,
     REQUEST_TIMEOUT_SECONDS,
@@ -112,9 +112,10 @@ def first_errors(rows: list[Row]) -> None:
 
 
 def chromium_version() -> str:
-    """The version of the Chromium the agents run."""
+    """The version of the Chromium the agents' task browsers run."""
+    executable, _ = task_browser()
     answer = subprocess.run(
-        [str(CHROMIUM_PATH), "--version"], capture_output=True, text=True, timeout=30, check=False
+        [str(executable), "--version"], capture_output=True, text=True, timeout=30, check=False
     )
     return answer.stdout.strip().removeprefix("Chromium ") or "unknown"
 

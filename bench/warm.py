@@ -7,7 +7,8 @@ three ways, in the same run, on the same machine:
   then the PNG (`GET /v1/artifacts/{id}:content`): the agent reuses a cleared context
   and page of the tenant's;
 - farm context: the same with `"isolation": "ISOLATION_CONTEXT"` (a new context per task);
-- Playwright: one browser launched with the agents' flags, a new context per task
+- Playwright: one browser launched with the agents' own task-browser executable and
+  flags, a new context per task
   (the issue's baseline: plain Playwright at context-per-task);
 - Playwright reused page: the same browser, a kept page per worker and nothing
   cleared between tasks: the ceiling no isolation can beat.
@@ -25,6 +26,7 @@ import asyncio
 import os
 from dataclasses import dataclass, field
 
+from browsers import agent_process_ids, browsers_ran
 from playwright.async_api import Browser, Page
 from playwright.async_api import Error as PlaywrightError
 from screenshots import (
@@ -86,7 +88,7 @@ class WarmRow:
 
 
 async def compare(
-    farm_url: str, key: str, page_url: str, tasks: int, levels: list[int]
+    farm_url: str, key: str, page_url: str, tasks: int, levels: list[int], agent_pids: list[int]
 ) -> tuple[list[WarmRow], str]:
     """Each level measured warm, context-per-task through the farm, then with Playwright."""
     async with farm_client_and_browser(farm_url, key, max(levels)) as (http, browser):
@@ -104,7 +106,7 @@ async def compare(
             progress(f"measuring {tasks} tasks at concurrency {level}")
             results = {way: await measure(shoot, tasks, level) for way, shoot in shooters.items()}
             rows.append(WarmRow(level, results))
-        return rows, browser.version
+        return rows, f"{browser.version} ({browsers_ran(agent_pids)})"
 
 
 def table(rows: list[WarmRow]) -> str:
@@ -155,7 +157,14 @@ def main(argv: list[str] | None = None) -> None:
         local_farm(args.agents, "warm", progress, service_env=agent_env) as farm,
     ):
         rows, chromium_version = asyncio.run(
-            compare(farm.envoy_url, farm.admin_key, page_url, args.n, args.concurrency)
+            compare(
+                farm.envoy_url,
+                farm.admin_key,
+                page_url,
+                args.n,
+                args.concurrency,
+                agent_process_ids(farm),
+            )
         )
     for row in rows:
         for way, result in row.results.items():

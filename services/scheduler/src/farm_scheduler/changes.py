@@ -35,6 +35,6 @@ class ChangeReporter:
             # Before the change's own announcement: a replica that hears that one (and
             # wakes a watcher, who may ask for the same spec) has heard this one first.
             await self._cached_keys.announce(after.tenant, after.cache_key)
-        await self._watch.announce(after.id)
+        await self._watch.announce(after.id, after)
         if after.dead_letter_pending and not change.before.dead_letter_pending:
             await self._publisher.publish_dead_letter(change.after)

@@ -372,9 +372,12 @@ class TaskStore(Database):
 def _changed(before: TaskRecord, state: TaskState) -> TaskRecord:
     """`before` in `state`, with what the change means for publishing."""
     published, dead_letter_pending = before.published, before.dead_letter_pending
+    callback_pending = before.callback_pending
     if state.requeues != before.state.requeues:
-        # A new queuing: its WorkItem is to be published under a new id.
+        # A new queuing: its WorkItem is to be published under a new id (and, as
+        # callback_reset writes, its callback is delivered again).
         published, dead_letter_pending = False, False
+        callback_pending = bool(before.spec.callback_url)
     failed = tasks_pb2.TASK_STATUS_FAILED
     if state.status == failed and before.state.status != failed:
         # A new dead letter: to be copied to FARM_DEAD.
@@ -384,5 +387,6 @@ def _changed(before: TaskRecord, state: TaskState) -> TaskRecord:
         state=state,
         published=published,
         dead_letter_pending=dead_letter_pending,
+        callback_pending=callback_pending,
         revision=before.revision + 1,
     )

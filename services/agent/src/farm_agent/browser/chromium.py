@@ -39,6 +39,14 @@ def task_browser_executable(headless_shell: Path, chromium: Path) -> Path:
     return headless_shell if os.access(headless_shell, os.X_OK) else chromium
 
 
+def task_browser_arguments(page_heap_mb: int) -> list[str]:
+    """The flags of every task browser; the pool adds its egress proxy and marker switch."""
+    arguments = [*CHROMIUM_FLAGS, *TASK_BROWSER_FLAGS]
+    if page_heap_mb:
+        arguments.append(f"--js-flags=--max-old-space-size={page_heap_mb}")
+    return arguments
+
+
 def browser_processes(marker: str) -> list[int]:
     """The agent's own Chromium processes launched with `marker` (the browser, not its children)."""
     switch = f"{MARKER_SWITCH}={marker}".encode()

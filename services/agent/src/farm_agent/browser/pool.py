@@ -18,11 +18,10 @@ from playwright.async_api import Error as PlaywrightError
 
 from farm_agent import metrics
 from farm_agent.browser.chromium import (
-    CHROMIUM_FLAGS,
     MARKER_SWITCH,
     MAX_BROWSER_TMPDIR_CHARS,
-    TASK_BROWSER_FLAGS,
     browser_processes,
+    task_browser_arguments,
     task_browser_executable,
 )
 from farm_agent.browser.driver import driver_environment, environment
@@ -294,13 +293,10 @@ class BrowserPool:
         home = self._scratch / "home"
         marker = uuid.uuid4().hex
         arguments = [
-            *CHROMIUM_FLAGS,
-            *TASK_BROWSER_FLAGS,
+            *task_browser_arguments(self._settings.page_heap_mb),
             *self.egress.launch_arguments(),
             f"{MARKER_SWITCH}={marker}",
         ]
-        if self._settings.page_heap_mb:
-            arguments.append(f"--js-flags=--max-old-space-size={self._settings.page_heap_mb}")
         try:
             browser = await self._playwright.chromium.launch(
                 executable_path=self._executable,
