@@ -104,6 +104,17 @@ def test_without_tracing_a_context_that_arrives_still_goes_on() -> None:
         assert TRACEPARENT not in headers
 
 
+def test_without_tracing_a_publish_still_passes_on_a_stored_or_current_context() -> None:
+    # Untraced publishes skip the no-op span, but never a context they have to carry.
+    with producing("task.publish", SUBJECT, parent=STORED) as headers:
+        assert headers[TRACEPARENT] == STORED
+    with (
+        consuming("task.event", SUBJECT, {TRACEPARENT: STORED}),
+        producing("task.publish", SUBJECT) as headers,
+    ):
+        assert trace_id_of(headers[TRACEPARENT]) == trace_id_of(STORED)
+
+
 def test_a_traceparent_names_its_trace_and_a_malformed_one_names_none() -> None:
     written = new_traceparent()
     assert span_context_of(written).is_valid

@@ -81,6 +81,12 @@ def incoming_context(headers: Mapping[str, str] | None) -> Context:
     return propagate.extract(dict(headers or {}))
 
 
+def _records_spans() -> bool:
+    """Whether a tracer provider that records spans is set (else the API's no-op one)."""
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
 @contextlib.contextmanager
 def producing(
     name: str,
@@ -94,6 +100,11 @@ def producing(
     Its parent is the span `parent` (a `traceparent`) names, else the current span;
     with both, the current one is linked (an operator's requeue of a user's task).
     """
+    if not (parent or _records_spans() or trace.get_current_span().get_span_context().is_valid):
+        # Untraced, with no context to pass on: no headers, as the no-op span gives,
+        # without its cost (a batch publishes a thousand messages).
+        yield {}
+        return
     context = context_of(parent)
     current = trace.get_current_span().get_span_context()
     links = [Link(current)] if context is not None and current.is_valid else []

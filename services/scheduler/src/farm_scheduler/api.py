@@ -15,7 +15,7 @@ from farm_core.identity import current_identity
 from farm_core.paging import Cursor, read_page
 from farm_core.scopes import Scope
 from farm_core.timestamps import from_timestamp, to_timestamp
-from farm_scheduler.batches import Accepted, check_batch_size, item_error
+from farm_scheduler.batches import Accepted, check_batch_size, check_items, item_error
 from farm_scheduler.callbacks.secrets import WebhookSecrets
 from farm_scheduler.callbacks.sender import ALLOW_SETTING, refusal_of_literal
 from farm_scheduler.changes import ChangeReporter
@@ -117,13 +117,8 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
     ) -> tasks_pb2.CreateTasksResponse:
         check_batch_size(len(request.requests))
         identity = current_identity()
-        errors: dict[int, tasks_pb2.CreateTasksError] = {}
-        checked: dict[int, tasks_pb2.TaskSpec] = {}
-        for index, spec in enumerate(request.requests):
-            try:
-                checked[index] = self._checked(spec)
-            except (InvalidArgument, PermissionDenied) as refused:
-                errors[index] = item_error(index, refused)
+        checked, refused = check_items(request.requests, self._checked)
+        errors = {index: item_error(index, error) for index, error in refused.items()}
         outcomes = await commit(
             self._store, self._publisher, identity.tenant, list(checked.values()), identity.quotas
         )

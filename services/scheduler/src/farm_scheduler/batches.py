@@ -8,17 +8,19 @@ whose key an earlier task (or an earlier item of the batch) holds gets that task
 """
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
 from farm.tasks.v1 import tasks_pb2
-from farm_core.errors import FarmError, InvalidArgument, ResourceExhausted
+from farm_core.errors import FarmError, InvalidArgument, PermissionDenied, ResourceExhausted
 from farm_core.quotas import TenantQuotas
+from farm_core.trace_context import traceparent
 from farm_scheduler.cache_answers import answered_from_cache
 from farm_scheduler.quotas import check_task_quotas, queued_limit
 from farm_scheduler.records import TaskRecord, new_record, row_values
+from farm_scheduler.result_cache import cache_key
 from farm_scheduler.store import TaskStore
 from farm_scheduler.task_rows import INSERT_TASKS, queued_count, release_expired_keys
 
@@ -57,6 +59,34 @@ def check_batch_size(count: int) -> None:
         )
 
 
+def check_items(
+    specs: Sequence[tasks_pb2.TaskSpec],
+    check: Callable[[tasks_pb2.TaskSpec], tasks_pb2.TaskSpec],
+) -> tuple[dict[int, tasks_pb2.TaskSpec], dict[int, FarmError]]:
+    """Each item's checked spec by index, and each refused item's error by index.
+
+    Items that are the same spec (a batch is often one spec many times) are checked
+    once and share the checked spec, which the batch's writing then works on once.
+    """
+    checked: dict[int, tasks_pb2.TaskSpec] = {}
+    refused: dict[int, FarmError] = {}
+    outcomes: dict[bytes, tasks_pb2.TaskSpec | FarmError] = {}
+    for index, spec in enumerate(specs):
+        written = spec.SerializeToString(deterministic=True)
+        outcome = outcomes.get(written)
+        if outcome is None:
+            try:
+                outcome = check(spec)
+            except (InvalidArgument, PermissionDenied) as error:
+                outcome = error
+            outcomes[written] = outcome
+        if isinstance(outcome, FarmError):
+            refused[index] = outcome
+        else:
+            checked[index] = outcome
+    return checked, refused
+
+
 def item_error(index: int, error: FarmError) -> tasks_pb2.CreateTasksError:
     """The response's error for item `index`, refused with `error`."""
     item = f"requests[{index}]"
@@ -83,7 +113,8 @@ async def store_batch(
     gets ResourceExhausted. When a concurrent create takes one of the batch's keys
     first, the items are stored one by one instead, as CreateTask stores them.
     """
-    parents: Sequence[str | None] = trace_parents or [None] * len(specs)
+    # A batch's items share the call's trace context: read once, not once per item.
+    parents: Sequence[str] = trace_parents or [traceparent()] * len(specs)
     now = store.now()
     window_start = store.window_start(now)
     keys = {spec.idempotency_key for spec in specs if spec.idempotency_key}
@@ -94,6 +125,8 @@ async def store_batch(
     }
     planned: list[Outcome | SameAs] = []
     first_with_key: dict[str, int] = {}
+    # Items that share a spec object (check_items) share its cache key.
+    cache_keys: dict[int, str] = {}
     for index, spec in enumerate(specs):
         key = spec.idempotency_key
         if key in earlier:
@@ -103,7 +136,12 @@ async def store_batch(
         else:
             if key:
                 first_with_key[key] = index
-            record = new_record(tenant, spec, quotas, now, parents[index], store.route(spec))
+            key_of_spec = cache_keys.get(id(spec))
+            if key_of_spec is None:
+                key_of_spec = cache_keys[id(spec)] = cache_key(spec)
+            record = new_record(
+                tenant, spec, quotas, now, parents[index], store.route(spec), key_of_spec
+            )
             planned.append(Accepted(record, created=True))
     try:
         await _insert_new(store, tenant, planned, quotas, list(first_with_key), window_start)
@@ -145,7 +183,20 @@ async def _insert_new(
                 queued += 1
             admitted.append(outcome.record)
         if admitted:
-            await connection.execute(INSERT_TASKS, [row_values(record) for record in admitted])
+            await connection.execute(INSERT_TASKS, _rows(admitted))
+
+
+def _rows(records: Sequence[TaskRecord]) -> list[dict[str, object]]:
+    """The `tasks` rows of new `records`, each shared spec serialized once."""
+    written: dict[int, bytes] = {}
+    rows = []
+    for record in records:
+        spec = record.spec
+        spec_bytes = written.get(id(spec))
+        if spec_bytes is None:
+            spec_bytes = written[id(spec)] = spec.SerializeToString(deterministic=True)
+        rows.append(row_values(record, spec_bytes))
+    return rows
 
 
 def _resolved(planned: Sequence[Outcome | SameAs], outcome: Outcome | SameAs) -> Outcome:

@@ -8,6 +8,7 @@ published, then marked done, so that no dead letter is lost while NATS is down.
 """
 
 import asyncio
+import datetime as dt
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -92,13 +93,38 @@ class _Outgoing:
     """The task, whose stored trace context (traceparent) the publish continues."""
 
 
-def _task_message(record: TaskRecord, grant: str) -> _Outgoing:
+def shared_part(record: TaskRecord) -> bytes:
+    """The serialized fields of `record`'s WorkItem that a batch's tasks of one spec share."""
+    return queue_pb2.WorkItem(
+        tenant=record.tenant,
+        spec=record.spec,
+        create_time=to_timestamp(record.create_time),
+        tenant_max_running=record.tenant_max_running,
+    ).SerializeToString(deterministic=True)
+
+
+def task_payload(record: TaskRecord, grant: str, shared: bytes) -> bytes:
+    """`record`'s WorkItem with its `grant`, serialized; `shared` is its shared_part.
+
+    Serialized protobuf messages concatenated parse as their merge, so the spec
+    (most of the bytes) is serialized once for the tasks that share it.
+    """
+    own = queue_pb2.WorkItem(
+        task_id=record.id,
+        # While it may still fall back, the agents must claim it first (route_claims).
+        claim_key=record.publish_id if record.route_pending else "",
+        upload_grant=grant,
+    )
+    return shared + own.SerializeToString(deterministic=True)
+
+
+def _task_message(record: TaskRecord, grant: str, shared: bytes) -> _Outgoing:
     """The WorkItem of `record`, with its grant, as a message for its subject."""
     return _Outgoing(
         "task",
         record.id,
         task_subject(record.queue_region, PRIORITY_TOKENS[record.spec.priority]),
-        work_item(record, grant).SerializeToString(deterministic=True),
+        task_payload(record, grant, shared),
         record.publish_id,
         "task.publish",
         record,
@@ -142,7 +168,8 @@ class TaskPublisher:
         The publish is a span of the task's trace; its headers carry it to the agent.
         """
         return await self._publish_then_mark(
-            self._task_message(record), functools.partial(self._store.mark_published, record)
+            self._task_messages([record])[0],
+            functools.partial(self._store.mark_published, record),
         )
 
     async def publish_many(self, records: Sequence[TaskRecord]) -> int:
@@ -160,7 +187,7 @@ class TaskPublisher:
                 "NATS is unreachable: %d task(s) will be published when it is back", len(records)
             )
             return 0
-        acks = await self._send_all([self._task_message(record) for record in records])
+        acks = await self._send_all(self._task_messages(records))
         stored = await _stored(acks, self._timeout_seconds)
         published = [record for record, ack in zip(records, acks, strict=False) if ack in stored]
         if len(published) < len(records):
@@ -177,8 +204,20 @@ class TaskPublisher:
             return 0
         return len(published)
 
-    def _task_message(self, record: TaskRecord) -> _Outgoing:
-        return _task_message(record, self._grants.for_task(record, utcnow()))
+    def _task_messages(self, records: Sequence[TaskRecord]) -> list[_Outgoing]:
+        """The WorkItem messages of `records`, the part tasks of one spec share built once."""
+        now = utcnow()
+        shared: dict[tuple[int, dt.datetime, str, int], bytes] = {}
+        messages = []
+        for record in records:
+            # id(): the records hold their specs, so no other spec takes the id meanwhile.
+            key = (id(record.spec), record.create_time, record.tenant, record.tenant_max_running)
+            part = shared.get(key)
+            if part is None:
+                part = shared[key] = shared_part(record)
+            grant = self._grants.for_task(record, now)
+            messages.append(_task_message(record, grant, part))
+        return messages
 
     async def publish_dead_letter(self, record: TaskRecord) -> bool:
         """Copies the FAILED task to FARM_DEAD and marks it done; False if left for later."""

@@ -201,13 +201,13 @@ def state_values(state: TaskState) -> dict[str, Any]:
     }
 
 
-def row_values(record: TaskRecord) -> dict[str, Any]:
-    """Every `tasks` column of a new task."""
+def row_values(record: TaskRecord, spec_bytes: bytes | None = None) -> dict[str, Any]:
+    """Every `tasks` column of a new task; `spec_bytes`, if given, is its spec serialized."""
     spec = record.spec
     return {
         "id": record.id,
         "tenant": record.tenant,
-        "spec": spec.SerializeToString(deterministic=True),
+        "spec": spec.SerializeToString(deterministic=True) if spec_bytes is None else spec_bytes,
         "priority": tasks_pb2.Priority.Name(spec.priority),
         "region": spec.region,
         "labels": dict(spec.labels),
@@ -252,12 +252,14 @@ def new_record(
     now: dt.datetime,
     trace_parent: str | None = None,
     routed_region: str = "",
+    spec_cache_key: str | None = None,
 ) -> TaskRecord:
     """A new QUEUED, unpublished task of `tenant`, parented by `trace_parent`.
 
     None stands for the current trace context's (the creating call's). `routed_region`
     is the queue a region rule chose (routing.router): a preferred region, from which
-    the task may still fall back, or `any`.
+    the task may still fall back, or `any`. `spec_cache_key`, if given, is the spec's
+    cache_key, worked out already.
     """
     return TaskRecord(
         id=new_task_id(),
@@ -268,7 +270,7 @@ def new_record(
         tenant_max_running=running_limit(quotas),
         tenant_max_artifact_bytes=quotas.max_artifact_bytes if quotas is not None else 0,
         trace_parent=traceparent() if trace_parent is None else trace_parent,
-        cache_key=cache_key(spec),
+        cache_key=cache_key(spec) if spec_cache_key is None else spec_cache_key,
         callback_pending=bool(spec.callback_url),
         routed_region=routed_region,
         route_pending=routed_region not in ("", ANY_REGION),
