@@ -102,6 +102,8 @@ def test_without_tracing_a_context_that_arrives_still_goes_on() -> None:
         assert trace_id_var.get() == trace_id_of(STORED)
     with producing("task.publish", SUBJECT) as headers:
         assert TRACEPARENT not in headers
+    with producing("task.publish", SUBJECT, parent=STORED) as headers:
+        assert headers == {TRACEPARENT: STORED}
 
 
 def test_a_traceparent_names_its_trace_and_a_malformed_one_names_none() -> None:

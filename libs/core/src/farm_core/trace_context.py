@@ -93,7 +93,13 @@ def producing(
 
     Its parent is the span `parent` (a `traceparent`) names, else the current span;
     with both, the current one is linked (an operator's requeue of a user's task).
+    While tracing is off no span is made, and the headers carry that parent's context.
     """
+    if not _spans_recorded():
+        # What the API's no-op tracer would pass on, without its per-publish span and
+        # context switch (a sixth of the publishes' work in a profile of single creates).
+        yield _passed_on(parent)
+        return
     context = context_of(parent)
     current = trace.get_current_span().get_span_context()
     links = [Link(current)] if context is not None and current.is_valid else []
@@ -106,6 +112,22 @@ def producing(
         name, context=context, kind=SpanKind.PRODUCER, attributes=span_attributes, links=links
     ):
         yield outgoing_headers()
+
+
+def _spans_recorded() -> bool:
+    """Whether a tracer provider that records spans is set (else the API's no-op one)."""
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+
+
+def _passed_on(parent: str) -> dict[str, str]:
+    """The headers that carry the span `parent` names (else the current one) on."""
+    if not parent:
+        return outgoing_headers()
+    carrier: dict[str, str] = {}
+    span = trace.NonRecordingSpan(span_context_of(parent))
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    return carrier
 
 
 @contextlib.contextmanager
