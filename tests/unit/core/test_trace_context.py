@@ -102,6 +102,8 @@ def test_without_tracing_a_context_that_arrives_still_goes_on() -> None:
         assert trace_id_var.get() == trace_id_of(STORED)
     with producing("task.publish", SUBJECT) as headers:
         assert TRACEPARENT not in headers
+    with producing("task.publish", SUBJECT, parent=STORED) as headers:
+        assert headers == {TRACEPARENT: STORED}
 
 
 def test_without_tracing_a_publish_still_passes_on_a_stored_or_current_context() -> None:

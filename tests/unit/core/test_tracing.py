@@ -11,6 +11,7 @@ from farm_core.trace_context import context_of
 from farm_core.tracing import (
     CallerTraceInterceptor,
     NoOrphanClients,
+    call_trace_link,
     configure_tracing,
     logged_trace,
     server_interceptors,
@@ -43,7 +44,8 @@ def test_a_service_traces_only_with_an_otlp_endpoint_and_the_sdk_on(
 def test_without_an_endpoint_nothing_is_installed() -> None:
     assert configure_tracing("scheduler", {}) is False
     assert not tracing_enabled()
-    assert [type(each) for each in server_interceptors()] == [CallerTraceInterceptor]
+    assert server_interceptors() == []
+    assert isinstance(call_trace_link(), CallerTraceInterceptor)
     with tracer().start_as_current_span("task.publish") as span:
         assert not span.is_recording()
 
@@ -75,3 +77,10 @@ def test_log_lines_in_a_span_carry_its_trace_id(recorded_spans: InMemorySpanExpo
     assert trace_id_var.get() == ""
     with logged_trace():
         assert trace_id_var.get() == ""
+
+
+def test_a_call_without_a_trace_context_is_not_wrapped_while_tracing_is_off() -> None:
+    link = CallerTraceInterceptor()
+    method = "/farm.tasks.v1.TaskService/CreateTask"
+    assert link.around(method, [("x-farm-identity", "token")]) is None
+    assert link.around(method, [("traceparent", STORED)]) is not None

@@ -1,6 +1,7 @@
 """gRPC server interceptors written once for every service: metrics, logs, errors, identity."""
 
 import contextlib
+import functools
 import inspect
 import logging
 import time
@@ -224,22 +225,25 @@ class CallChain(CallInterceptor):
 class MetricsInterceptor(CallInterceptor):
     """Counts RPCs and times them, by method and status code."""
 
+    # Each around() is a partial of one context manager function, not a function
+    # defined and decorated anew on every call (as those that need the call's headers are).
     def around(self, method: str, metadata: Metadata) -> Around:
-        @contextlib.asynccontextmanager
-        async def measured(call: ServerCall) -> AsyncIterator[None]:
-            started = time.perf_counter()
-            code = "OK"
-            try:
-                yield
-            except BaseException:
-                status = call.context.code()
-                code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
-                raise
-            finally:
-                rpc_seconds.labels(method).observe(time.perf_counter() - started)
-                rpc_handled.labels(method, code).inc()
+        return functools.partial(_measured, method)
 
-        return measured
+
+@contextlib.asynccontextmanager
+async def _measured(method: str, call: ServerCall) -> AsyncIterator[None]:
+    started = time.perf_counter()
+    code = "OK"
+    try:
+        yield
+    except BaseException:
+        status = call.context.code()
+        code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
+        raise
+    finally:
+        rpc_seconds.labels(method).observe(time.perf_counter() - started)
+        rpc_handled.labels(method, code).inc()
 
 
 # What the target field (RpcRule.target) of a method's request names, by method or
@@ -271,32 +275,33 @@ class LogContextInterceptor(CallInterceptor):
     def around(self, method: str, metadata: Metadata) -> Around | None:
         if not RPC_RULES.get(method, RpcRule("")).target:
             return None
+        return functools.partial(_bound_to_target, method)
 
-        @contextlib.asynccontextmanager
-        async def bound(call: ServerCall) -> AsyncIterator[None]:
-            with log_context(**logged_ids(method, call.request)):
-                yield
 
-        return bound
+@contextlib.asynccontextmanager
+async def _bound_to_target(method: str, call: ServerCall) -> AsyncIterator[None]:
+    with log_context(**logged_ids(method, call.request)):
+        yield
 
 
 class ErrorMappingInterceptor(CallInterceptor):
     """Turns typed domain errors into gRPC statuses; anything else is INTERNAL, logged once."""
 
     def around(self, method: str, metadata: Metadata) -> Around:
-        @contextlib.asynccontextmanager
-        async def mapped(call: ServerCall) -> AsyncIterator[None]:
-            try:
-                yield
-            except FarmError as error:
-                await call.context.abort(error.code, error.message)
-            except grpc.aio.AbortError:
-                raise
-            except Exception:
-                log.exception("%s failed", method)
-                await call.context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}")
+        return functools.partial(_mapped, method)
 
-        return mapped
+
+@contextlib.asynccontextmanager
+async def _mapped(method: str, call: ServerCall) -> AsyncIterator[None]:
+    try:
+        yield
+    except FarmError as error:
+        await call.context.abort(error.code, error.message)
+    except grpc.aio.AbortError:
+        raise
+    except Exception:
+        log.exception("%s failed", method)
+        await call.context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}")
 
 
 class IdentityInterceptor(CallInterceptor):

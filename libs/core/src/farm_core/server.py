@@ -23,7 +23,12 @@ from farm_core.interceptors import (
 )
 from farm_core.logs import configure_logging
 from farm_core.settings import FarmSettings
-from farm_core.tracing import configure_tracing, server_interceptors, shutdown_tracing
+from farm_core.tracing import (
+    call_trace_link,
+    configure_tracing,
+    server_interceptors,
+    shutdown_tracing,
+)
 from farm_core.transport import add_port
 
 log = logging.getLogger(__name__)
@@ -80,6 +85,7 @@ class ServiceHost:
                 # Outermost, so that every other interceptor's work is in the call's span.
                 *server_interceptors(),
                 CallChain(
+                    call_trace_link(),
                     MetricsInterceptor(),
                     LogContextInterceptor(),
                     AuditInterceptor(service.name, codec, self.audit),

@@ -81,12 +81,6 @@ def incoming_context(headers: Mapping[str, str] | None) -> Context:
     return propagate.extract(dict(headers or {}))
 
 
-def _records_spans() -> bool:
-    """Whether a tracer provider that records spans is set (else the API's no-op one)."""
-    provider = trace.get_tracer_provider()
-    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
-
-
 @contextlib.contextmanager
 def producing(
     name: str,
@@ -99,11 +93,15 @@ def producing(
 
     Its parent is the span `parent` (a `traceparent`) names, else the current span;
     with both, the current one is linked (an operator's requeue of a user's task).
+    While tracing is off no span is made, and the headers carry that parent's context.
     """
-    if not (parent or _records_spans() or trace.get_current_span().get_span_context().is_valid):
-        # Untraced, with no context to pass on: no headers, as the no-op span gives,
-        # without its cost (a batch publishes a thousand messages).
-        yield {}
+    if not _spans_recorded():
+        # What the API's no-op tracer would pass on, without its per-publish span and
+        # context switch (a sixth of the publishes' work in a profile of single creates).
+        if not (parent or trace.get_current_span().get_span_context().is_valid):
+            yield {}  # nothing to pass on (a batch publishes a thousand messages)
+        else:
+            yield _passed_on(parent)
         return
     context = context_of(parent)
     current = trace.get_current_span().get_span_context()
@@ -117,6 +115,22 @@ def producing(
         name, context=context, kind=SpanKind.PRODUCER, attributes=span_attributes, links=links
     ):
         yield outgoing_headers()
+
+
+def _spans_recorded() -> bool:
+    """Whether a tracer provider that records spans is set (else the API's no-op one)."""
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+
+
+def _passed_on(parent: str) -> dict[str, str]:
+    """The headers that carry the span `parent` names (else the current one) on."""
+    if not parent:
+        return outgoing_headers()
+    carrier: dict[str, str] = {}
+    span = trace.NonRecordingSpan(span_context_of(parent))
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    return carrier
 
 
 @contextlib.contextmanager

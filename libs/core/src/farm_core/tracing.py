@@ -7,7 +7,7 @@ reads the rest itself: OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, the sampl
 (OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG), the batching (OTEL_BSP_*) and the
 exporter's headers, timeout and TLS (OTEL_EXPORTER_OTLP_*).
 
-Off, nothing is installed but the server's CallerTraceInterceptor: no exporter, no
+Off, nothing is installed but the call chain's CallerTraceInterceptor: no exporter, no
 SQL hooks; the farm's own spans come from the API's no-op tracer (non-recording, and
 a trace context that arrives still passes through, as W3C `traceparent` on gRPC
 metadata and NATS headers). The interceptor makes a call's incoming `traceparent`
@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Link, SpanKind, TraceState
 from opentelemetry.util.types import Attributes
 
-from farm_core.interceptors import Continuation, ServerCall, wrap_handler
+from farm_core.interceptors import Around, CallInterceptor, Metadata, ServerCall
 from farm_core.logs import trace_id_var
 
 log = logging.getLogger(__name__)
@@ -166,22 +166,29 @@ def instrument(instrumentor: Instrumentor) -> None:
 
 
 def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
-    """The gRPC server's tracing interceptors, outermost first.
+    """The gRPC server's tracing interceptors, outermost first: a span per call when on.
 
-    A span per call (continuing the caller's `traceparent`), then the call's log
-    lines carry its trace id. While tracing is off, only the caller's trace context
-    is made current (CallerTraceInterceptor).
+    The span continues the caller's `traceparent`. Off, there are none: the caller's
+    trace context is made current by a link of the call chain (`call_trace_link`).
     """
     if _tracing is None:
-        return [CallerTraceInterceptor()]
+        return []
     untraced = negate(any_of(*(service_name(name) for name in _UNTRACED_SERVICES)))
     return [
         # The instrumentation package has no type hints.
         aio_server_interceptor(  # type: ignore[no-untyped-call]
             tracer_provider=_tracing.provider, filter_=untraced
         ),
-        TraceLogInterceptor(),
     ]
+
+
+def call_trace_link() -> CallInterceptor:
+    """The call chain's first link: the call's log lines carry its trace id.
+
+    On, the call's span (from `server_interceptors`) names the trace
+    (TraceLogInterceptor); off, the caller's `traceparent` does (CallerTraceInterceptor).
+    """
+    return CallerTraceInterceptor() if _tracing is None else TraceLogInterceptor()
 
 
 def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
@@ -227,52 +234,40 @@ def logged_trace() -> Iterator[None]:
         trace_id_var.reset(token)
 
 
-class _AroundEachCall(grpc.aio.ServerInterceptor):
-    """Runs each call of a served method inside `around(call)`."""
+class TraceLogInterceptor(CallInterceptor):
+    """Every log line of a traced call names its trace id; inside the tracing interceptor."""
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler:
-        handler: grpc.RpcMethodHandler | None = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        return wrap_handler(handler, self.around)
-
-    def around(self, call: ServerCall) -> contextlib.AbstractAsyncContextManager[None]:
-        """What each call runs inside."""
-        raise NotImplementedError
+    def around(self, method: str, metadata: Metadata) -> Around:
+        return _logged_call
 
 
-class TraceLogInterceptor(_AroundEachCall):
-    """Every log line of a traced call names its trace id; follows the tracing interceptor."""
-
-    @contextlib.asynccontextmanager
-    async def around(self, call: ServerCall) -> AsyncIterator[None]:
-        with logged_trace():
-            yield
+@contextlib.asynccontextmanager
+async def _logged_call(call: ServerCall) -> AsyncIterator[None]:
+    with logged_trace():
+        yield
 
 
-class CallerTraceInterceptor(_AroundEachCall):
+class CallerTraceInterceptor(CallInterceptor):
     """While tracing is off: the caller's `traceparent` is the current context of its call.
 
     No span is started; the caller's span context is current (non-recording), so a
-    task created by the call keeps the caller's trace id and passes it on.
+    task created by the call keeps the caller's trace id and passes it on. A call
+    that carries no trace context is left alone (no wrapping at all).
     """
 
-    @contextlib.asynccontextmanager
-    async def around(self, call: ServerCall) -> AsyncIterator[None]:
-        headers = {
-            key: value
-            for key, value in call.context.invocation_metadata() or ()
-            if isinstance(value, str)
-        }
+    def around(self, method: str, metadata: Metadata) -> Around | None:
+        headers = {key: value for key, value in metadata if isinstance(value, str)}
         carried = propagate.extract(headers)
         if not trace.get_current_span(carried).get_span_context().is_valid:
-            yield
-            return
-        token = otel_context.attach(carried)
-        try:
-            with logged_trace():
-                yield
-        finally:
-            otel_context.detach(token)
+            return None
+
+        @contextlib.asynccontextmanager
+        async def continued(call: ServerCall) -> AsyncIterator[None]:
+            token = otel_context.attach(carried)
+            try:
+                with logged_trace():
+                    yield
+            finally:
+                otel_context.detach(token)
+
+        return continued
