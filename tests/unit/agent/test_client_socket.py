@@ -97,13 +97,16 @@ async def test_a_ping_is_answered_between_the_browsers_messages() -> None:
     assert bytes(client.data) == half + frame(OPCODE_PONG, b"hi", mask=False)
 
 
-async def test_the_clients_close_is_answered_and_ends_the_reading() -> None:
+@pytest.mark.parametrize(
+    ("code", "answer"), [(1001, 1001), (4000, 4000), (1005, 1002), (999, 1002)]
+)
+async def test_the_clients_close_is_answered_and_ends_the_reading(code: int, answer: int) -> None:
     frames, _, client, browser = await reader()
     frames.feed_data(
-        client_frame(OPCODE_CLOSE, struct.pack("!H", 1001)) + client_frame(OPCODE_TEXT, COMMAND)
+        client_frame(OPCODE_CLOSE, struct.pack("!H", code)) + client_frame(OPCODE_TEXT, COMMAND)
     )
     assert frames.ended.done() and frames.client_closed.done()
-    assert close_of(bytes(client.data)) == (1001, b"")
+    assert close_of(bytes(client.data)) == (answer, b"")
     assert browser.data == b""
 
 

@@ -39,7 +39,10 @@ CLIENT_CLOSE_SECONDS = 2.0
 
 @dataclass(eq=False)
 class CdpClient:
-    """An attached client's upgraded connection; `frames` reads it once its browser link is open."""
+    """An attached client's upgraded connection; `frames` reads it once its browser link is open.
+
+    Until then nothing but the handshake's answer has been written to it.
+    """
 
     transport: asyncio.Transport
     connection: web.RequestHandler
@@ -83,12 +86,12 @@ async def bridge(
     """Relays until either side closes; the browser's close ends the client's socket."""
     link = BrowserLink(client.transport, on_activity, MAX_BROWSER_MESSAGE_BYTES)
     frames = ClientFrames(link, on_activity, MAX_CLIENT_MESSAGE_BYTES)
-    client.frames = frames
     try:
         async with asyncio.timeout(BROWSER_HANDSHAKE_SECONDS):
             await link.open(browser_endpoint)
         # aiohttp feeds the reader what it kept since the upgrade, then every read.
         client.connection.set_parser(cast(Any, frames))
+        client.frames = frames
         await asyncio.wait(
             {link.closed, frames.ended, frames.close_requested},
             return_when=asyncio.FIRST_COMPLETED,

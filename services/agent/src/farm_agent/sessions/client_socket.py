@@ -181,7 +181,7 @@ class ClientFrames:
             code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else CLOSE_NORMAL
             if not self.client_closed.done():
                 self.client_closed.set_result(None)
-            self.end(code if 1000 <= code < 5000 else CLOSE_PROTOCOL_ERROR, "")
+            self.end(code if _may_be_sent(code) else CLOSE_PROTOCOL_ERROR, "")
 
     def _on_message(self, opcode: int, payload: bytes, frames: bytes) -> None:
         """A whole message: the filter decides whether it goes to the browser."""
@@ -198,3 +198,8 @@ class ClientFrames:
         elif isinstance(decision, CloseSession):
             link.reply(decision.reply)
             self.close_requested.set_result(None)
+
+
+def _may_be_sent(code: int) -> bool:
+    """Whether a close code may be sent in a close frame (RFC 6455, 7.4)."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
