@@ -150,7 +150,10 @@ async def test_browser_close_is_answered_here_and_asks_for_the_session_to_close(
     frames.feed_data(client_frame(OPCODE_TEXT, b'{"id":9,"method":"Browser.close"}'))
     assert frames.close_requested.done()
     assert text_of(bytes(client.data)) == {"id": 9, "result": {}}
+    # Nothing more goes to the browser, but the client's close is still heard.
+    frames.feed_data(client_frame(OPCODE_TEXT, COMMAND) + client_frame(OPCODE_CLOSE, b""))
     assert browser.data == b""
+    assert frames.client_closed.done()
 
 
 async def test_a_browser_slow_to_read_stops_the_reading_of_the_client_until_it_catches_up() -> None:

@@ -72,7 +72,7 @@ class ClientFrames:
 
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
         """Reads the frames in `data` (aiohttp's parser interface: never at its end)."""
-        if self.ended.done() or self.close_requested.done():
+        if self.ended.done():
             return False, b""
         if self._pending:
             self._pending += data
@@ -80,7 +80,7 @@ class ClientFrames:
                 return False, b""
             data, self._pending = bytes(self._pending), bytearray()
         position, size = 0, len(data)
-        while position < size and not self.ended.done() and not self.close_requested.done():
+        while position < size and not self.ended.done():
             length = self._frame_length(data, position, size)
             if length is None:
                 self._pending += data[position:]
@@ -185,6 +185,8 @@ class ClientFrames:
 
     def _on_message(self, opcode: int, payload: bytes, frames: bytes) -> None:
         """A whole message: the filter decides whether it goes to the browser."""
+        if self.close_requested.done():
+            return  # the session is closing; only the client's close is still read
         self._on_activity()
         link = self.link
         decision = decide(payload)
