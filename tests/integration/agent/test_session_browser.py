@@ -54,8 +54,8 @@ class Relay:
         self.activity = 0
         self.url = ""
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        client = await accept_client(request)
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        client, response = await accept_client(request)
 
         async def close_requested() -> None:
             self.close_requests += 1
@@ -64,8 +64,8 @@ class Relay:
             self.activity += 1
 
         await bridge(client, self.browser.cdp_endpoint, touched, close_requested)
-        await close_client(client.socket, "relay ended")
-        return client.socket
+        await close_client(client, "relay ended")
+        return response
 
 
 @pytest.fixture

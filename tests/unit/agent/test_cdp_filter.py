@@ -71,6 +71,29 @@ def test_what_goes_on_is_exactly_what_was_checked(raw: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("raw", "as_sent"),
+    [
+        # As JSON.stringify writes a command (Playwright, Puppeteer): its bytes may go on.
+        (b'{"id":1,"method":"Input.insertText","params":{"text":"caf\xc3\xa9 \\"q\\""}}', True),
+        ('{"id":2,"method":"Runtime.evaluate","sessionId":"S1"}', True),
+        # Any other spelling goes on written anew.
+        (b'{"id": 3, "method": "Page.enable"}', False),
+        (b'{"id":4,"method":"Target.getTarget\\u0073"}', False),
+        (b'{"id":5,"method":"Page.enable","method":"Page.enable"}', False),
+        # A lone surrogate can only be an escape, which JSON.stringify writes as such.
+        (b'{"id":6,"method":"Runtime.evaluate","params":{"expression":"\\ud800"}}', True),
+        (b'{"id":7,"method":"Runtime.evaluate","params":{"expression":"\xc3\xa9\\ud800"}}', False),
+    ],
+)
+def test_a_command_goes_on_as_sent_only_when_its_text_is_what_was_checked(
+    raw: str | bytes, as_sent: bool
+) -> None:
+    decision = decide(raw)
+    assert isinstance(decision, Forward)
+    assert decision.as_sent is as_sent
+
+
+@pytest.mark.parametrize(
     "method",
     [
         "Target.setRemoteLocations",

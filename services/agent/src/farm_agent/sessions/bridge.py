@@ -1,23 +1,28 @@
 """Relays one attached client's CDP WebSocket to its session's browser, through the CDP filter.
 
 Each client gets a connection of its own to the browser (Chromium serves several),
-so clients never see each other's protocol sessions. Messages from the client pass
-the filter; the browser's answers and events go back unchanged, as the very frames
-the browser sent (`browser_socket.py`), without being decoded here. Every message,
-in either direction, counts as activity for the session's idle timeout.
+so clients never see each other's protocol sessions. aiohttp answers the client's
+upgrade; from then on both directions are relayed frame by frame on the event
+loop's callbacks: the client's messages pass the filter in `client_socket.py` and
+go on as the client's own frames, the browser's answers and events go back as the
+very frames the browser sent (`browser_socket.py`). Every message, in either
+direction, counts as activity for the session's idle timeout.
 """
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import aiohttp
-from aiohttp import web
+from aiohttp import hdrs, web
 
-from farm_agent.sessions.browser_socket import BrowserLink
-from farm_agent.sessions.cdp_filter import CloseSession, Forward, Refuse, decide
+from farm_agent.sessions.browser_socket import WEBSOCKET_GUID, BrowserLink
+from farm_agent.sessions.client_socket import CLOSE_NORMAL, ClientFrames, close_frame
 
 log = logging.getLogger(__name__)
 
@@ -28,85 +33,93 @@ MAX_CLIENT_MESSAGE_BYTES = 16 * 1024 * 1024
 CLOSE_REASON_BYTES = 120
 """A WebSocket close reason holds at most 123 bytes."""
 BROWSER_HANDSHAKE_SECONDS = 10.0
+CLIENT_CLOSE_SECONDS = 2.0
+"""How long a closed socket waits for the client's own close frame before hanging up."""
 
 
-@dataclass(frozen=True)
-class Client:
-    """An attached client's socket, accepted for the bridge: its response and its connection."""
+@dataclass(eq=False)
+class CdpClient:
+    """An attached client's upgraded connection; `frames` reads it once its browser link is open.
 
-    socket: web.WebSocketResponse
-    transport: asyncio.Transport
-
-
-async def accept_client(request: web.Request) -> Client:
-    """Accepts the client's WebSocket as the bridge needs it: uncompressed, its connection known.
-
-    Without compression the browser's frames can go to the client as they are.
+    Until then nothing but the handshake's answer has been written to it.
     """
-    socket = web.WebSocketResponse(
-        max_msg_size=MAX_CLIENT_MESSAGE_BYTES, autoping=True, compress=False
+
+    transport: asyncio.Transport
+    connection: web.RequestHandler
+    frames: ClientFrames | None = None
+
+
+async def accept_client(request: web.Request) -> tuple[CdpClient, web.StreamResponse]:
+    """Answers the client's WebSocket upgrade (uncompressed, no subprotocol).
+
+    Without compression the browser's frames can go to the client as they are, and
+    the client's to the browser. aiohttp's own WebSocket reader is never installed:
+    the connection's bytes wait in aiohttp until the bridge's reader takes them.
+    """
+    if not web.WebSocketResponse().can_prepare(request).ok:
+        raise web.HTTPBadRequest(text="not a WebSocket upgrade\n")
+    key = request.headers[hdrs.SEC_WEBSOCKET_KEY]
+    accept = base64.b64encode(hashlib.sha1(key.encode() + WEBSOCKET_GUID).digest()).decode()
+    response = web.StreamResponse(
+        status=101,
+        headers={
+            hdrs.UPGRADE: "websocket",
+            hdrs.CONNECTION: "upgrade",
+            hdrs.SEC_WEBSOCKET_ACCEPT: accept,
+        },
     )
-    await socket.prepare(request)
+    response.force_close()
+    await response.prepare(request)
     transport = request.transport
     # Not isinstance(asyncio.Transport): uvloop's transports do not subclass it.
     if transport is None or transport.is_closing():
         raise ConnectionResetError("the client's connection closed while it was accepted")
-    return Client(socket, transport)
+    return CdpClient(transport, request.protocol), response
 
 
 async def bridge(
-    client: Client,
+    client: CdpClient,
     browser_endpoint: str,
     on_activity: Callable[[], None],
     on_close_request: Callable[[], Awaitable[None]],
 ) -> None:
     """Relays until either side closes; the browser's close ends the client's socket."""
     link = BrowserLink(client.transport, on_activity, MAX_BROWSER_MESSAGE_BYTES)
+    frames = ClientFrames(link, on_activity, MAX_CLIENT_MESSAGE_BYTES)
     try:
         async with asyncio.timeout(BROWSER_HANDSHAKE_SECONDS):
             await link.open(browser_endpoint)
-        to_browser = asyncio.create_task(
-            _from_client(client.socket, link, on_activity, on_close_request)
+        # aiohttp feeds the reader what it kept since the upgrade, then every read.
+        client.connection.set_parser(cast(Any, frames))
+        client.frames = frames
+        await asyncio.wait(
+            {link.closed, frames.ended, frames.close_requested},
+            return_when=asyncio.FIRST_COMPLETED,
         )
-        done, pending = await asyncio.wait(
-            {to_browser, link.closed}, return_when=asyncio.FIRST_COMPLETED
-        )
-        for task in pending:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for task in done:
-            error = task.exception()
-            if error is not None and not isinstance(error, ConnectionError):
+        if frames.close_requested.done():
+            await on_close_request()
+        if link.closed.done() and link.closed.exception() is not None:
+            error = link.closed.exception()
+            if not isinstance(error, ConnectionError):
                 log.warning("a CDP relay ended with an error: %s", error)
     finally:
         link.close()
 
 
-async def close_client(client: web.WebSocketResponse, reason: str) -> None:
+async def close_client(client: web.WebSocketResponse | CdpClient, reason: str) -> None:
     """Ends a client's socket with a normal close frame that says why."""
-    if not client.closed:
-        message = reason.encode()[:CLOSE_REASON_BYTES]
-        await client.close(code=aiohttp.WSCloseCode.OK, message=message)
-
-
-async def _from_client(
-    client: web.WebSocketResponse,
-    link: BrowserLink,
-    on_activity: Callable[[], None],
-    on_close_request: Callable[[], Awaitable[None]],
-) -> None:
-    async for message in client:
-        if message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-            continue
-        on_activity()
-        decision = decide(message.data)
-        if isinstance(decision, Forward):
-            link.send(decision.message)
-            await link.drain()
-        elif isinstance(decision, Refuse):
-            link.reply(decision.reply)
-        elif isinstance(decision, CloseSession):
-            link.reply(decision.reply)
-            await on_close_request()
-            return
+    if isinstance(client, web.WebSocketResponse):
+        if not client.closed:
+            message = reason.encode()[:CLOSE_REASON_BYTES]
+            await client.close(code=aiohttp.WSCloseCode.OK, message=message)
+        return
+    frames = client.frames
+    if frames is None:
+        if not client.transport.is_closing():
+            client.transport.write(close_frame(CLOSE_NORMAL, reason))
+    else:
+        frames.end(CLOSE_NORMAL, reason)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLIENT_CLOSE_SECONDS):
+                await asyncio.shield(frames.client_closed)
+    client.transport.close()

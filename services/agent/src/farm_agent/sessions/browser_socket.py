@@ -18,6 +18,10 @@ from collections.abc import Callable
 from typing import cast
 from urllib.parse import urlsplit
 
+# aiohttp's C routine (a pure-Python one where its extensions are off); it is not
+# exported elsewhere, and no other dependency of the agent ships one.
+from aiohttp._websocket.helpers import websocket_mask
+
 WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 HANDSHAKE_LIMIT_BYTES = 16 * 1024
 OPCODE_CONTINUATION, OPCODE_TEXT, OPCODE_BINARY = 0x0, 0x1, 0x2
@@ -45,8 +49,8 @@ def frame(opcode: int, payload: bytes, mask: bool) -> bytes:
     if not mask:
         return header + payload
     key = os.urandom(4)
-    stream = int.from_bytes((key * (length // 4 + 1))[:length], "big")
-    masked = (int.from_bytes(payload, "big") ^ stream).to_bytes(length, "big")
+    masked = bytearray(payload)
+    websocket_mask(key, masked)
     return header + key + masked
 
 
@@ -63,7 +67,7 @@ class BrowserLink(asyncio.Protocol):
 
     def __init__(
         self,
-        client: asyncio.WriteTransport,
+        client: asyncio.Transport,
         on_activity: Callable[[], None],
         max_frame_bytes: int,
     ) -> None:
@@ -102,20 +106,33 @@ class BrowserLink(asyncio.Protocol):
 
     def send(self, message: str | bytes) -> None:
         """Sends the client's message (already filtered) to the browser."""
-        if self._transport is not None and not self._transport.is_closing():
-            opcode = OPCODE_TEXT if isinstance(message, str) else OPCODE_BINARY
-            payload = message.encode() if isinstance(message, str) else message
-            self._transport.write(frame(opcode, payload, mask=True))
+        opcode = OPCODE_TEXT if isinstance(message, str) else OPCODE_BINARY
+        payload = message.encode() if isinstance(message, str) else message
+        self.forward(frame(opcode, payload, mask=True))
 
-    async def drain(self) -> None:
-        """Waits while the browser is slow to read what was sent."""
-        await self._writable.wait()
+    def forward(self, frames: bytes | memoryview) -> None:
+        """Sends the browser a client's frames as they are (masked, one whole message)."""
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(frames)
+
+    @property
+    def browser_reading(self) -> bool:
+        """Whether the browser keeps up with what is sent to it (no write backlog)."""
+        return self._writable.is_set()
 
     def reply(self, message: str) -> None:
         """Sends the client a text message of the agent's own, between the browser's messages."""
-        data = frame(OPCODE_TEXT, message.encode(), mask=False)
+        self.to_client(frame(OPCODE_TEXT, message.encode(), mask=False))
+
+    def to_client(self, data: bytes) -> None:
+        """Writes a whole frame of the agent's own to the client, between the browser's messages.
+
+        Once the browser is gone in the middle of a message, the client's stream cannot
+        be made whole again, so the frame is dropped (its connection is closed next).
+        """
         if self._in_message or (self._left and self._passing):
-            self._held.append(data)
+            if not self.closed.done():
+                self._held.append(data)
         else:
             self._client.write(data)
 
@@ -136,12 +153,18 @@ class BrowserLink(asyncio.Protocol):
         if not self.closed.done():
             self.closed.set_result(None)
         self._writable.set()
+        if not self._client.is_closing():
+            self._client.resume_reading()
 
     def pause_writing(self) -> None:
+        # The browser reads slower than the client writes: stop reading the client.
         self._writable.clear()
+        self._client.pause_reading()
 
     def resume_writing(self) -> None:
         self._writable.set()
+        if not self._client.is_closing():
+            self._client.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         if not self._opened.done():

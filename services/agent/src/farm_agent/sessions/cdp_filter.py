@@ -46,9 +46,14 @@ PROXY_PARAMETERS = ("proxyServer", "proxyBypassList")
 
 @dataclass(frozen=True)
 class Forward:
-    """Send this message on to the browser: the one checked, written anew (maybe rewritten)."""
+    """Send this message on to the browser: the one checked, written anew (maybe rewritten).
+
+    `as_sent` says the client's own text is exactly `message` written compactly, so its
+    bytes may go on unchanged: Chromium then reads the very text the check read.
+    """
 
     message: str
+    as_sent: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,20 @@ def decide(raw: str | bytes) -> Decision:
         return Forward(json.dumps(message))
     # What goes on is the message as checked, written anew: Chromium's parser never sees
     # text it could read otherwise (a repeated key, an escape) than the check did.
-    return Forward(json.dumps(message, separators=(",", ":")))
+    checked = json.dumps(message, separators=(",", ":"))
+    return Forward(checked, _written_as(raw, checked, message))
+
+
+def _written_as(raw: str | bytes, checked: str, message: dict[str, Any]) -> bool:
+    """Whether `raw` is the very text of `checked` (as JSON.stringify writes it, non-ASCII kept)."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    if raw.isascii():
+        return raw == checked.encode()
+    try:
+        return raw == json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # a lone surrogate, which only an escape can carry
+        return False
 
 
 def _refusal(method: str, params: dict[str, Any]) -> str | None:

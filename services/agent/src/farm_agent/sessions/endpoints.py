@@ -117,8 +117,7 @@ class SessionEndpoints:
         return web.Response(text="ok\n")
 
     async def _cdp(self, request: web.Request, session: OpenSession) -> web.StreamResponse:
-        accepted = await accept_client(request)
-        client = accepted.socket
+        client, response = await accept_client(request)
         session.clients.add(client)
         session.touch()
 
@@ -126,7 +125,7 @@ class SessionEndpoints:
             await self._sessions.close(session, CloseReason.BROWSER_CLOSED)
 
         try:
-            await bridge(accepted, session.browser.cdp_endpoint, session.touch, close_session)
+            await bridge(client, session.browser.cdp_endpoint, session.touch, close_session)
         except (OSError, ConnectionError) as error:
             log.info("session %s: a CDP client's relay ended: %s", session.session_id, error)
         finally:
@@ -135,7 +134,7 @@ class SessionEndpoints:
                 session.touch()
             with contextlib.suppress(ConnectionError):
                 await close_client(client, "the session's browser connection ended")
-        return client
+        return response
 
     async def _live_page(self, request: web.Request, session: OpenSession) -> web.StreamResponse:
         page = resources.files("farm_agent.sessions.live").joinpath("index.html").read_text()

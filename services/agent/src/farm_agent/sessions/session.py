@@ -16,7 +16,7 @@ from farm_agent.browser.observers import ContextObserver
 from farm_agent.egress.session import EgressSession
 from farm_agent.media.recorder import ScreenRecorder
 from farm_agent.media.screencast import Screencast
-from farm_agent.sessions.bridge import close_client
+from farm_agent.sessions.bridge import CdpClient, close_client
 from farm_agent.sessions.browser import SessionBrowser
 from farm_agent.sessions.screencasts import SessionScreencasts
 from farm_agent.sessions.setup import SessionSetup
@@ -51,7 +51,7 @@ class OpenSession:
     commands: int = 0
     last_activity: float = field(default=0.0)
     closing: bool = False
-    clients: set[web.WebSocketResponse] = field(default_factory=set)
+    clients: set[web.WebSocketResponse | CdpClient] = field(default_factory=set)
     # Small tasks of the session's (following a new page), cancelled when it closes.
     background: set[asyncio.Task[None]] = field(default_factory=set)
     # One command at a time: they share the current page.
