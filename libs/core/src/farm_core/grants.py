@@ -45,6 +45,8 @@ class UploadGrant:
     tenant: str
     # The tenant's maxArtifactBytes when the grant was made; 0 is unlimited.
     max_artifact_bytes: int = 0
+    # When it stops being valid, in seconds since the epoch (0: not read from a token).
+    expire_time: float = 0.0
 
 
 class GrantVerifier:
@@ -67,6 +69,7 @@ class GrantVerifier:
             owner_id=str(claims["sub"]),
             tenant=str(claims.get("tenant", "")),
             max_artifact_bytes=_quota(claims.get("maxArtifactBytes")),
+            expire_time=float(claims["exp"]),
         )
 
     def verify(self, grant: str, owner_id: str, tenant: str, field: str) -> UploadGrant:

@@ -8,11 +8,16 @@ the grace.
 """
 
 import datetime as dt
+import time
+from collections import OrderedDict
 
 from farm_core.errors import PermissionDenied
 from farm_core.grants import GrantSigner, UploadGrant
 from farm_core.queue import QueueLimits
 from farm_scheduler.records import TaskRecord
+
+VERIFIED_GRANTS_KEPT = 4096
+"""How many checked grants are remembered: every event of a task carries the same one."""
 
 
 class Grants:
@@ -27,6 +32,9 @@ class Grants:
         self._signer = signer
         self._grace_seconds = grace_seconds
         self._task_max_age_seconds = task_max_age_seconds
+        # Grants whose signature held, by token, oldest first: a task's later events
+        # skip the Ed25519 check (their expiry is still checked).
+        self._verified: OrderedDict[str, UploadGrant] = OrderedDict()
 
     def for_task(self, record: TaskRecord, now: dt.datetime) -> str:
         """The grant of `record`'s WorkItem, published at `now`."""
@@ -50,8 +58,14 @@ class Grants:
 
     def refusal(self, grant: str, task_id: str) -> str:
         """Why `grant` is not a valid grant of the task `task_id`; "" when it is."""
-        try:
-            granted = self._signer.read(grant, "grant")
-        except PermissionDenied as refused:
-            return refused.message
+        granted = self._verified.get(grant)
+        if granted is None or time.time() >= granted.expire_time:
+            try:
+                granted = self._signer.read(grant, "grant")
+            except PermissionDenied as refused:
+                self._verified.pop(grant, None)
+                return refused.message
+            self._verified[grant] = granted
+            if len(self._verified) > VERIFIED_GRANTS_KEPT:
+                self._verified.popitem(last=False)
         return "" if granted.owner_id == task_id else f"grant: it is for task {granted.owner_id!r}"

@@ -34,6 +34,7 @@ from farm_scheduler.task_rows import (
     MARK_PUBLISHED,
     STATUS_FAILED,
     STATUS_QUEUED,
+    SWAP_TASK,
     queued_count,
     read_task,
     read_tasks,
@@ -340,17 +341,18 @@ class TaskStore(Database):
                     return None
                 after = _changed(before, state)
                 swapped = await connection.execute(
-                    update(tasks)
-                    .where(tasks.c.id == task_id, tasks.c.revision == before.revision)
-                    .values(
+                    SWAP_TASK,
+                    {
                         **state_values(state),
-                        published=after.published,
-                        dead_letter_pending=after.dead_letter_pending,
-                        revision=after.revision,
+                        "published": after.published,
+                        "dead_letter_pending": after.dead_letter_pending,
+                        "revision": after.revision,
                         **callback_reset(
                             after.state.requeues != before.state.requeues, before.spec.callback_url
                         ),
-                    )
+                        "where_id": task_id,
+                        "where_revision": before.revision,
+                    },
                 )
                 if swapped.rowcount == 1:
                     await save_history(connection, task_id, before.state.history, state.history)

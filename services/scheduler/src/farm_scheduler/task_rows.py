@@ -1,5 +1,6 @@
 """Task rows in SQL with their attempts: a task read whole, the attempts a change wrote."""
 
+import dataclasses
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection, Sequence
@@ -9,7 +10,7 @@ from sqlalchemy import Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm.tasks.v1 import tasks_pb2
-from farm_scheduler.callbacks.rows import callback_histories
+from farm_scheduler.callbacks.rows import callback_histories, callbacks_of_task
 from farm_scheduler.lifecycle import Attempt
 from farm_scheduler.models import HAS_CACHE_KEY, HAS_IDEMPOTENCY_KEY, AttemptRow, TaskRow
 from farm_scheduler.records import TaskRecord, attempt_from_row, attempt_values, record_from_row
@@ -48,6 +49,26 @@ MARK_PUBLISHED = (
     .values(published=True)
 )
 """Marks the tasks `task_ids` published, if still at their queuing `queuing` (requeues)."""
+# Statements of every event applied (store._transition) and every task read, built once.
+_TASK = select(tasks).where(tasks.c.id == bindparam("task_id"))
+_TENANT_TASK = _TASK.where(tasks.c.tenant == bindparam("tenant"))
+_TASK_FOR_UPDATE = _TASK.with_for_update()
+_TENANT_TASK_FOR_UPDATE = _TENANT_TASK.with_for_update()
+_ATTEMPTS_OF_TASK = (
+    select(task_attempts)
+    .where(task_attempts.c.task_id == bindparam("task_id"))
+    .order_by(task_attempts.c.attempt)
+)
+_INSERT_ATTEMPT = insert(task_attempts)
+# The SET clause comes from the parameters' keys (attempt_values), so where-names differ.
+_UPDATE_ATTEMPT = update(task_attempts).where(
+    task_attempts.c.task_id == bindparam("where_task_id"),
+    task_attempts.c.attempt == bindparam("where_attempt"),
+)
+SWAP_TASK = update(tasks).where(
+    tasks.c.id == bindparam("where_id"), tasks.c.revision == bindparam("where_revision")
+)
+"""Sets the columns its parameters name on task `where_id`, if still at `where_revision`."""
 
 
 async def read_tasks(connection: AsyncConnection, query: Select[Any]) -> list[TaskRecord]:
@@ -55,10 +76,16 @@ async def read_tasks(connection: AsyncConnection, query: Select[Any]) -> list[Ta
     rows = (await connection.execute(query)).all()
     task_ids = [row.id for row in rows]
     histories = await _histories(connection, task_ids)
-    callbacks = await callback_histories(connection, task_ids)
+    records = [record_from_row(row._mapping, histories.get(row.id, ())) for row in rows]
+    # Only a task with a callback URL has callback attempts (callbacks.rows).
+    callbacks = await callback_histories(
+        connection, [record.id for record in records if record.spec.callback_url]
+    )
     return [
-        record_from_row(row._mapping, histories.get(row.id, ()), callbacks.get(row.id, ()))
-        for row in rows
+        dataclasses.replace(record, callback_attempts=callbacks[record.id])
+        if record.id in callbacks
+        else record
+        for record in records
     ]
 
 
@@ -69,17 +96,23 @@ async def read_task(
 
     With `for_update`, its row stays locked until the transaction ends.
     """
-    query = select(tasks).where(tasks.c.id == task_id)
-    if tenant is not None:
-        query = query.where(tasks.c.tenant == tenant)
-    if for_update:
-        query = query.with_for_update()
-    row = (await connection.execute(query)).first()
+    if tenant is None:
+        query, where = (_TASK_FOR_UPDATE if for_update else _TASK), {"task_id": task_id}
+    else:
+        query = _TENANT_TASK_FOR_UPDATE if for_update else _TENANT_TASK
+        where = {"task_id": task_id, "tenant": tenant}
+    row = (await connection.execute(query, where)).first()
     if row is None:
         return None
-    histories = await _histories(connection, [task_id])
-    callbacks = await callback_histories(connection, [task_id])
-    return record_from_row(row._mapping, histories.get(task_id, ()), callbacks.get(task_id, ()))
+    attempts = await connection.execute(_ATTEMPTS_OF_TASK, {"task_id": task_id})
+    history = tuple(attempt_from_row(attempt._mapping) for attempt in attempts)
+    record = record_from_row(row._mapping, history)
+    if not record.spec.callback_url:
+        # Only a task with a callback URL has callback attempts (callbacks.rows).
+        return record
+    return dataclasses.replace(
+        record, callback_attempts=await callbacks_of_task(connection, task_id)
+    )
 
 
 async def queued_count(connection: AsyncConnection, tenant: str) -> int:
@@ -113,16 +146,10 @@ async def save_history(
             continue
         values = attempt_values(task_id, attempt)
         if earlier is None:
-            await connection.execute(insert(task_attempts).values(values))
+            await connection.execute(_INSERT_ATTEMPT, values)
         else:
-            await connection.execute(
-                update(task_attempts)
-                .where(
-                    task_attempts.c.task_id == task_id,
-                    task_attempts.c.attempt == attempt.number,
-                )
-                .values(values)
-            )
+            where = {"where_task_id": task_id, "where_attempt": attempt.number}
+            await connection.execute(_UPDATE_ATTEMPT, {**values, **where})
 
 
 async def _histories(

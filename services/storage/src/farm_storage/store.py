@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, delete, func, insert, select
+from sqlalchemy import Select, Table, bindparam, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,6 +27,34 @@ VERSION_TABLE = "alembic_version_storage"
 
 artifacts = cast(Table, ArtifactRow.__table__)
 reservations = cast(Table, ByteReservationRow.__table__)
+# Statements of every upload and download, built once (SQLAlchemy then finds their
+# compiled form by the statement's memoised cache key).
+_BY_TASK_AND_NAME = select(artifacts).where(
+    artifacts.c.task_id == bindparam("task_id"), artifacts.c.name == bindparam("name")
+)
+_OF_TENANT = select(artifacts).where(
+    artifacts.c.id == bindparam("artifact_id"), artifacts.c.tenant == bindparam("tenant")
+)
+_OF_TENANT_FOR_UPDATE = _OF_TENANT.with_for_update()
+_END_RESERVATION = delete(reservations).where(reservations.c.id == bindparam("reservation"))
+
+
+def _upsert(dialect: Any) -> Any:
+    """Inserts an artifact (values as parameters), or replaces the same tenant's (task_id, name)."""
+    statement = dialect.insert(artifacts)
+    replaced = {
+        column.name: statement.excluded[column.name]
+        for column in artifacts.c
+        if column.name not in {"id", "tenant", "task_id", "name"}
+    }
+    return statement.on_conflict_do_update(
+        index_elements=[artifacts.c.task_id, artifacts.c.name],
+        set_=replaced,
+        where=artifacts.c.tenant == statement.excluded.tenant,
+    ).returning(*artifacts.c)
+
+
+_UPSERTS = {"postgresql": _upsert(postgresql), "sqlite": _upsert(sqlite)}
 
 # Far longer than an upload of the largest artifact takes; a reservation left by a
 # storage process that died stops counting after it.
@@ -79,9 +107,9 @@ class ArtifactStore(Database):
 
     async def find(self, task_id: str, name: str) -> ArtifactRecord | None:
         """The artifact `name` of `task_id`, of any tenant, or None."""
-        query = select(artifacts).where(artifacts.c.task_id == task_id, artifacts.c.name == name)
         async with self.engine.connect() as connection:
-            row = (await connection.execute(query)).first()
+            where = {"task_id": task_id, "name": name}
+            row = (await connection.execute(_BY_TASK_AND_NAME, where)).first()
         return None if row is None else ArtifactRecord(**row._asdict())
 
     async def reserve(self, tenant: str, size_bytes: int, replaced_bytes: int, limit: int) -> str:
@@ -158,27 +186,10 @@ class ArtifactStore(Database):
             "create_time": utcnow(),
         }
         async with self.engine.begin() as connection:
-            insert = (
-                postgresql.insert(artifacts)
-                if connection.dialect.name == "postgresql"
-                else sqlite.insert(artifacts)
-            )
-            statement = insert.values(values)
-            replaced = {
-                column: statement.excluded[column]
-                for column in values
-                if column not in {"id", "tenant", "task_id", "name"}
-            }
-            upsert = statement.on_conflict_do_update(
-                index_elements=[artifacts.c.task_id, artifacts.c.name],
-                set_=replaced,
-                where=artifacts.c.tenant == statement.excluded.tenant,
-            ).returning(*artifacts.c)
-            row = (await connection.execute(upsert)).first()
+            upsert = _UPSERTS[connection.dialect.name]
+            row = (await connection.execute(upsert, values)).first()
             if row is not None and reservation is not None:
-                await connection.execute(
-                    delete(reservations).where(reservations.c.id == reservation)
-                )
+                await connection.execute(_END_RESERVATION, {"reservation": reservation})
         if row is None:
             raise owned_by_another_tenant(content.task_id, content.name)
         return ArtifactRecord(**row._asdict())
@@ -203,10 +214,8 @@ def _bytes_of(table: Table, tenant: str) -> Select[tuple[Any]]:
 async def _get(
     connection: AsyncConnection, tenant: str, artifact_id: str, *, for_update: bool = False
 ) -> ArtifactRecord:
-    query = select(artifacts).where(artifacts.c.id == artifact_id, artifacts.c.tenant == tenant)
-    if for_update:
-        query = query.with_for_update()
-    row = (await connection.execute(query)).first()
+    query = _OF_TENANT_FOR_UPDATE if for_update else _OF_TENANT
+    row = (await connection.execute(query, {"artifact_id": artifact_id, "tenant": tenant})).first()
     if row is None:
         raise NotFound("artifact", artifact_id)
     return ArtifactRecord(**row._asdict())

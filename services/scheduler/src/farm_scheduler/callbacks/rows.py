@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, or_, select, true, update
+from sqlalchemy import Table, bindparam, insert, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm.tasks.v1 import tasks_pb2
@@ -83,6 +83,21 @@ async def record_attempt(
         .where(tasks.c.id == task_id, tasks.c.requeues == requeues)
         .values(callback_pending=next_time is not None, callback_due=next_time)
     )
+
+
+_ATTEMPTS_OF_TASK = (
+    select(callback_attempts)
+    .where(callback_attempts.c.task_id == bindparam("task_id"))
+    .order_by(callback_attempts.c.attempt)
+)
+
+
+async def callbacks_of_task(
+    connection: AsyncConnection, task_id: str
+) -> tuple[CallbackAttempt, ...]:
+    """The callback delivery attempts of the task `task_id`, by number."""
+    rows = await connection.execute(_ATTEMPTS_OF_TASK, {"task_id": task_id})
+    return tuple(CallbackAttempt(row.attempt, row.time, row.http_status, row.error) for row in rows)
 
 
 async def callback_histories(
