@@ -1,12 +1,16 @@
 """Farm-wide politeness per host: two agents' intakes share one host's concurrency and rate."""
 
+import asyncio
 import uuid
 
 import pytest
 
+from farm.tasks.v1 import tasks_pb2
+from farm_agent.browser.actions import CapturedArtifact
 from farm_agent.kv import host_slots_bucket
 from farm_agent.limits.leases import Busy, Lease, SlotLimiter
 from farm_agent.limits.slots import SlotLimits
+from farm_agent.work.uploader import ArtifactOwner
 from tests.integration.agent.conftest import (
     SUCCEEDED,
     Events,
@@ -15,6 +19,7 @@ from tests.integration.agent.conftest import (
     publish,
     start_two_agents,
 )
+from tests.integration.agent.fakes import FakeUploader
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +49,45 @@ async def test_two_agents_never_run_more_than_k_tasks_at_once_on_one_host(
     assert site.most_in_flight[counter] == 2
     # Both agents took part: the limit held across them, not only within one.
     assert {event.agent_id for event in events.received} == {"agent-a", "agent-b"}
+
+
+class SeenUploader(FakeUploader):
+    """Notes (`seen`) that an upload began."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = asyncio.Event()
+
+    async def upload(
+        self, owner: ArtifactOwner, artifact: CapturedArtifact
+    ) -> tasks_pb2.ArtifactRef:
+        self.seen.set()
+        return await super().upload(owner, artifact)
+
+
+async def test_the_upload_does_not_wait_for_the_host_slot_to_be_given_back(
+    js, start_intake: StartIntake, events: Events, site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uploader = SeenUploader()
+    give_back = Lease.release
+
+    async def slow_give_back(lease: Lease) -> None:
+        # A slow NATS round trip: the give-back ends only after the upload began.
+        await asyncio.wait_for(uploader.seen.wait(), timeout=10)
+        await give_back(lease)
+
+    monkeypatch.setattr(Lease, "release", slow_give_back)
+    await start_intake(storage=uploader)
+    task_id = await publish(
+        js,
+        tasks_pb2.TaskSpec(
+            url=site.url("/page"), timeout_ms=30_000, screenshot=tasks_pb2.ScreenshotOptions()
+        ),
+    )
+
+    final = await events.final(task_id, within=30)
+    assert final.status == SUCCEEDED, final.error
+    assert len(uploader.uploads) == 1
 
 
 async def test_task_starts_on_one_host_keep_to_the_rate(

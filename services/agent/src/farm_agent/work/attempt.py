@@ -7,7 +7,8 @@ breaker open, host busy, agent draining) is a wait and does not count.
 
 The steps, each inside the one before: `run` (keeps the delivery in progress) →
 `_run_checked` (deadline, cancel, attempts) → `_run_within_tenant_limit` →
-`_run_on_host` (breaker, host slot, artifacts stored) → `_browse`.
+`_run_on_host` (breaker, host slot) → `_browse`, then `_stored_while_released`
+(artifacts stored while the host slot is given back).
 """
 
 import asyncio
@@ -27,7 +28,7 @@ from farm_agent.browser.actions import Capture
 from farm_agent.errors import TaskFailure
 from farm_agent.kv import host_key, origin_key
 from farm_agent.limits.circuit import Admission, Outcome, outcome_of
-from farm_agent.limits.leases import Busy
+from farm_agent.limits.leases import Busy, Lease
 from farm_agent.traces import attempt_span
 from farm_agent.work.attempt_tools import AttemptTools
 from farm_agent.work.delivery import Delivery, DeliveryOutcome
@@ -228,15 +229,29 @@ class TaskAttempt:
             try:
                 capture = await self._browse(spec, host, timeout_ms)
                 outcome = Outcome.SUCCESS
-            except TaskFailure as failure:
-                outcome = outcome_of(failure)
-                raise
-            finally:
+            except BaseException as error:
+                if isinstance(error, TaskFailure):
+                    outcome = outcome_of(error)
                 if slot is not None:
                     await slot.release()
+                raise
         finally:
             await self._tools.limits.record(origin, admission, outcome)
-        return await self._with_stored_artifacts(capture)
+        return await self._stored_while_released(capture, slot)
+
+    async def _stored_while_released(
+        self, capture: Capture, slot: Lease | None
+    ) -> tasks_pb2.TaskResult:
+        """The artifacts stored while the host's slot is given back (the page is done with it).
+
+        The give-back is a NATS round trip, a few ms that the task's result need not wait for.
+        """
+        releasing = asyncio.create_task(slot.release()) if slot is not None else None
+        try:
+            return await self._with_stored_artifacts(capture)
+        finally:
+            if releasing is not None:
+                await releasing
 
     async def _wait_for_breaker_or_fail(
         self, origin: str, admission: Admission, deadline: dt.datetime | None
