@@ -12,14 +12,17 @@ from tests.helpers import assert_eventually
 
 
 class Starts:
-    """Starts stand-in browsers and notes which were closed."""
+    """Starts stand-in browsers and notes which were closed; a start may be held back."""
 
     def __init__(self) -> None:
         self.started: list[Path] = []
         self.closed: list[Path] = []
+        self.go = asyncio.Event()
+        self.go.set()
 
     async def __call__(self, folder: Path) -> WarmBrowser:
         self.started.append(folder)
+        await self.go.wait()
         stack = contextlib.AsyncExitStack()
         stack.callback(self.closed.append, folder)
         browser: Any = SimpleNamespace(alive=True)
@@ -68,5 +71,25 @@ async def test_with_keep_0_the_spares_stay(tmp_path: Path) -> None:
         await assert_eventually(lambda: spares.ready == 1, within=5)
         await asyncio.sleep(0.5)
         assert spares.ready == 1 and starts.closed == []
+    finally:
+        await spares.close()
+
+
+async def test_a_session_that_comes_while_a_spare_starts_waits_for_that_spare(
+    tmp_path: Path,
+) -> None:
+    starts = Starts()
+    starts.go.clear()
+    spares = SpareBrowsers(starts, tmp_path, count=1, keep_seconds=0)
+    try:
+        spares.fill()  # the agent's start: one spare starting, held back
+        taking = asyncio.create_task(spares.take())
+        await asyncio.sleep(0.1)
+        assert not taking.done()
+        starts.go.set()
+        taken = await asyncio.wait_for(taking, 5)
+        assert taken is not None and taken.folder == starts.started[0]
+        await assert_eventually(lambda: spares.ready == 1, within=5)  # its replacement
+        assert len(starts.started) == 2
     finally:
         await spares.close()

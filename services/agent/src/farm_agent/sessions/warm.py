@@ -156,7 +156,15 @@ class SpareBrowsers:
         self._keep_from_now()
 
     async def take(self) -> WarmBrowser | None:
-        """A ready browser (another one is started in its place); None when none is ready."""
+        """A ready browser (another one is started in its place); None when none is ready.
+
+        With none ready but some starting, it waits for those: a spare half started
+        is ready sooner than a browser started now, which would also share the CPU
+        with it (sessions opened back to back waited about a second for their own).
+        """
+        starting = set(self._starting)
+        while not self._ready and starting:
+            _, starting = await asyncio.wait(starting, return_when=asyncio.FIRST_COMPLETED)
         while self._ready:
             warm = self._ready.pop(0)
             self.fill()
