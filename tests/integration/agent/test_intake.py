@@ -39,7 +39,7 @@ HIGH, LOW = Priority.HIGH, Priority.LOW
 async def test_a_task_reports_running_then_succeeded_and_is_acked(
     js, start_intake, events: Events, uploader: FakeUploader, site, caplog
 ) -> None:
-    caplog.set_level(logging.INFO, logger="farm_agent.work.attempt")
+    caplog.set_level(logging.INFO, logger="farm_agent.work")
     await start_intake()
     task_id = await publish(js, content_of(site))
 

@@ -8,7 +8,8 @@ them down in reverse. While it runs, `supervise()` (`farm up`) or `start_supervi
 `config.autoscale`, grows and shrinks the agents (scaler.py). `farm up` drives
 it from the command line; tests drive it in-process, and may also kill, stop and start
 single processes to prove the farm survives it. The processes' bookkeeping (stop
-groups, readiness probes, timeouts) is in launched.py.
+groups, readiness probes, timeouts) is in launched.py; the trace sink and
+Prometheus are launched by observers.py.
 """
 
 import functools
@@ -29,12 +30,12 @@ from farm_cli.launcher.envoy import (
     local_envoy_settings,
     write_envoy_config,
 )
-from farm_cli.launcher.health import grpc_serving, service_ready
+from farm_cli.launcher.health import service_ready
 from farm_cli.launcher.launched import LaunchedProcesses
 from farm_cli.launcher.lock import FarmLock, check_no_leftovers
 from farm_cli.launcher.nats_users import nats_config_path, with_nats_users
+from farm_cli.launcher.observers import launch_prometheus, launch_trace_sink
 from farm_cli.launcher.processes import ManagedProcess
-from farm_cli.launcher.prometheus import prometheus_ready, prometheus_spec, write_prometheus_config
 from farm_cli.launcher.scaler import AgentScaler, local_scaler
 from farm_cli.launcher.services import (
     HOST,
@@ -45,7 +46,6 @@ from farm_cli.launcher.services import (
     console_launch,
     core_service_launches,
     mcp_launch,
-    trace_sink_launch,
 )
 from farm_cli.launcher.supervisor import Phase, Role, SupervisingThread, Supervisor
 from farm_cli.launcher.tls import (
@@ -60,8 +60,6 @@ from farm_core.nats_access import NatsAccess
 NATS_TIMEOUT = 30.0
 SEAWEEDFS_TIMEOUT = 90.0
 ENVOY_TIMEOUT = 30.0
-PROMETHEUS_TIMEOUT = 30.0
-TRACE_SINK_TIMEOUT = 30.0
 # How long stop() waits for the supervising thread's current look to end.
 SUPERVISOR_JOIN_TIMEOUT = 30.0
 
@@ -199,13 +197,13 @@ class LocalFarm:
             if self.config.nats_url is None:
                 self._shared = shared = with_nats_users(shared, self.home, self.config.agents)
             if self.config.traces:
-                self._start_trace_sink()
+                self._await_ready(launch_trace_sink(self._launched, self.config))
             self._s3 = s3 = self._start_infrastructure()
             if self.config.start_services:
                 self._start_services(shared, s3)
             self._start_envoy()
             if self.config.observe:
-                self._start_prometheus()
+                self._await_ready(launch_prometheus(self._launched, self.config, self.home))
         except BaseException:
             if self._launched.any_started:
                 self._report("the farm did not start; stopping what was started")
@@ -366,23 +364,6 @@ class LocalFarm:
             envoy_spec(config_path), ready, ENVOY_TIMEOUT, Role.INFRASTRUCTURE
         )
         self._await_ready(envoy)
-
-    def _start_trace_sink(self) -> None:
-        """The local trace sink; it speaks plaintext gRPC on loopback, TLS or not."""
-        launch = trace_sink_launch(self.config)
-        ready = functools.partial(grpc_serving, launch.address, None)
-        process = self._launched.launch(launch.spec, ready, TRACE_SINK_TIMEOUT, Role.INFRASTRUCTURE)
-        self._await_ready(process)
-
-    def _start_prometheus(self) -> None:
-        """Prometheus scraping every process, with the farm's alert rules."""
-        folder = self.home / "prometheus"
-        config_file = write_prometheus_config(self.config, folder / "prometheus.yml")
-        port = self.config.ports.prometheus
-        spec = prometheus_spec(config_file, folder / "data", port)
-        ready = functools.partial(prometheus_ready, port)
-        process = self._launched.launch(spec, ready, PROMETHEUS_TIMEOUT, Role.INFRASTRUCTURE)
-        self._await_ready(process)
 
     def _await_ready(self, process: ManagedProcess) -> None:
         """Waits until `process` is ready, then hands it to the supervisor."""

@@ -8,7 +8,8 @@ breaker open, host busy, agent draining) is a wait and does not count.
 The steps, each inside the one before: `run` (keeps the delivery in progress) →
 `_run_checked` (deadline, cancel, attempts) → `_run_within_tenant_limit` →
 `_run_on_host` (breaker, host slot) → `_browse`, then `_stored_while_released`
-(artifacts stored while the host slot is given back).
+(artifacts stored while the host slot is given back). How an attempt ends (reported,
+acked, retried or handed back as a wait) is in attempt_ends.py.
 """
 
 import asyncio
@@ -23,24 +24,21 @@ from nats.aio.msg import Msg
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_agent import metrics
 from farm_agent.browser.actions import Capture
 from farm_agent.errors import TaskFailure
 from farm_agent.kv import host_key, origin_key
 from farm_agent.limits.circuit import Admission, Outcome, outcome_of
 from farm_agent.limits.leases import Busy, Lease
 from farm_agent.traces import attempt_span
+from farm_agent.work.attempt_ends import AttemptEnds, utcnow
 from farm_agent.work.attempt_tools import AttemptTools
 from farm_agent.work.delivery import Delivery, DeliveryOutcome
 from farm_agent.work.events import ReportFailed, log_blocked
 from farm_agent.work.retries import (
-    Backoff,
-    Retry,
     attempt_timeout_ms,
     deadline_of,
     deadline_passed,
     max_attempts_of,
-    plan_after_failure,
 )
 from farm_agent.work.uploader import ArtifactOwner
 from farm_agent.work.waits import WaitReason, wait_key
@@ -70,16 +68,21 @@ class TaskAttempt:
         self._work: asyncio.Task[tasks_pb2.TaskResult | None] | None = None
         self._running = False
         self._cut_short_by_deadline = False
-        self._wait_key = ""
-        self.deliveries = message.metadata.num_delivered
-        self.attempt = self.deliveries
         self.item = queue_pb2.WorkItem()
         try:
             self.item.ParseFromString(message.data)
         except DecodeError as error:
             log.error("dropping a message that is not a WorkItem: %s", error)
         self._delivery = Delivery(message, self.task_id, tools.bookkeeping.expect_redelivery)
-        self._received = _utcnow()
+        self._ends = AttemptEnds(
+            tools, self.item, self._delivery, deliveries=message.metadata.num_delivered
+        )
+        self._received = utcnow()
+
+    @property
+    def attempt(self) -> int:
+        """The attempt's number (deliveries minus the waits before it, once known)."""
+        return self._ends.attempt
 
     @property
     def task_id(self) -> str:
@@ -116,9 +119,11 @@ class TaskAttempt:
         spec = self.item.spec
         deadline = deadline_of(spec)
         max_attempts = max_attempts_of(spec)
-        self._wait_key = wait_key(self.task_id, self._message)
-        waits = self._tools.bookkeeping.waits
-        self.attempt = await waits.attempt_number(self._wait_key, self.deliveries)
+        ends = self._ends
+        ends.wait_key = wait_key(self.task_id, self._message)
+        ends.attempt = await self._tools.bookkeeping.waits.attempt_number(
+            ends.wait_key, ends.deliveries
+        )
         if await self._ended_before_start(deadline, max_attempts):
             return
         self._work = asyncio.create_task(
@@ -134,22 +139,24 @@ class TaskAttempt:
             await self._stopped(deadline)
             return
         except TaskFailure as failure:
-            await self._after_failure(failure, max_attempts, deadline)
+            await self._ends.after_failure(
+                failure, max_attempts, deadline, cut_short_by_deadline=self._cut_short_by_deadline
+            )
             return
         if result is not None:
-            await self._succeeded(result)
+            await self._ends.succeeded(result)
 
     async def _ended_before_start(self, deadline: dt.datetime | None, max_attempts: int) -> bool:
         """Ends or hands back a task that must not start now; False when it may start."""
-        now = _utcnow()
+        now = utcnow()
         if deadline is not None and now >= deadline:
-            await self._give_up(deadline_passed(deadline, now))
+            await self._ends.give_up(deadline_passed(deadline, now))
         elif await self._cancelled_before_start():
             log.info("task %s was cancelled before it started", self.task_id)
-            await self._report(tasks_pb2.TASK_STATUS_CANCELLED)
+            await self._ends.report(tasks_pb2.TASK_STATUS_CANCELLED)
             await self._delivery.ack(DeliveryOutcome.CANCELLED)
         elif self.attempt > max_attempts:
-            await self._give_up(
+            await self._ends.give_up(
                 TaskFailure(
                     ErrorCode.ATTEMPTS_EXHAUSTED,
                     f"maxAttempts is {max_attempts} and attempt {max_attempts} ended without a "
@@ -157,7 +164,7 @@ class TaskAttempt:
                 )
             )
         elif self._stop_reason is StopReason.SHUTDOWN:
-            await self._hand_back_as_wait(WaitReason.DRAINING, 0, deadline)
+            await self._ends.hand_back_as_wait(WaitReason.DRAINING, 0, deadline)
         else:
             return await self._taken_elsewhere(deadline)
         return True
@@ -175,7 +182,7 @@ class TaskAttempt:
         except (nats.errors.Error, TimeoutError) as error:
             log.warning("could not claim the route of task %s: %s", self.task_id, error)
             delay = self._tools.settings.retry_delay_seconds
-            await self._hand_back_as_wait(WaitReason.ROUTE_UNKNOWN, delay, deadline)
+            await self._ends.hand_back_as_wait(WaitReason.ROUTE_UNKNOWN, delay, deadline)
             return True
         if claim is Claim.STARTED:
             return False
@@ -196,7 +203,7 @@ class TaskAttempt:
             # Leases end as tasks finish; spread the waiting tasks' returns.
             spread = self._tools.settings.tenant_wait_seconds * random.uniform(1, 1.5)
             delay = max(slot.retry_after_seconds, spread)
-            await self._hand_back_as_wait(WaitReason.TENANT_BUSY, delay, deadline)
+            await self._ends.hand_back_as_wait(WaitReason.TENANT_BUSY, delay, deadline)
             return None
         try:
             return await self._run_on_host(spec, deadline)
@@ -212,7 +219,7 @@ class TaskAttempt:
         None when the task was handed back to wait instead.
         """
         host, origin = host_key(spec.url), origin_key(spec.url)
-        timeout_ms = attempt_timeout_ms(spec, _utcnow())
+        timeout_ms = attempt_timeout_ms(spec, utcnow())
         self._cut_short_by_deadline = timeout_ms < (spec.timeout_ms or DEFAULT_TIMEOUT_MS)
         admission = await self._tools.limits.admit_to_origin(origin, timeout_ms)
         if not admission.allowed:
@@ -222,7 +229,7 @@ class TaskAttempt:
         try:
             slot = await self._tools.limits.host_slot(host)
             if isinstance(slot, Busy):
-                await self._hand_back_as_wait(
+                await self._ends.hand_back_as_wait(
                     WaitReason.HOST_BUSY, slot.retry_after_seconds, deadline
                 )
                 return None
@@ -260,7 +267,7 @@ class TaskAttempt:
         if self._tools.settings.breaker_mode == "wait":
             # Spread the waiting tasks, so they do not all come back at the same instant.
             delay = admission.retry_after_seconds * random.uniform(1.0, 1.25)
-            await self._hand_back_as_wait(WaitReason.BREAKER, delay, deadline)
+            await self._ends.hand_back_as_wait(WaitReason.BREAKER, delay, deadline)
             return
         raise TaskFailure(
             ErrorCode.CIRCUIT_OPEN,
@@ -270,7 +277,7 @@ class TaskAttempt:
 
     async def _browse(self, spec: tasks_pb2.TaskSpec, host: str, timeout_ms: int) -> Capture:
         """Reports the attempt RUNNING and runs the spec in the browser within its time limit."""
-        await self._report(tasks_pb2.TASK_STATUS_RUNNING)
+        await self._ends.report(tasks_pb2.TASK_STATUS_RUNNING)
         self._running = True
         # The host only: a URL's path and query may carry the tenant's secrets.
         log.info("task %s attempt %d running on %s", self.task_id, self.attempt, host)
@@ -299,111 +306,18 @@ class TaskAttempt:
         owner = ArtifactOwner(self.item.tenant, self.task_id, self.item.upload_grant)
         return await self._tools.reporting.keeper.keep(owner, capture)
 
-    async def _succeeded(self, result: tasks_pb2.TaskResult) -> None:
-        try:
-            await self._report(tasks_pb2.TASK_STATUS_SUCCEEDED, result=result)
-        except TaskFailure as failure:
-            await self._give_up(failure)
-            return
-        await self._delivery.ack(DeliveryOutcome.SUCCEEDED)
-        log.info(
-            "task %s succeeded in %.1f s with %d artifact(s)",
-            self.task_id,
-            self._delivery.elapsed_seconds(),
-            len(result.artifacts),
-        )
-        await self._forget_waits()
-
     async def _stopped(self, deadline: dt.datetime | None) -> None:
         if self._stop_reason is StopReason.CANCELLED:
             log.info("task %s stopped: cancelled", self.task_id)
-            await self._report(tasks_pb2.TASK_STATUS_CANCELLED)
+            await self._ends.report(tasks_pb2.TASK_STATUS_CANCELLED)
             await self._delivery.ack(DeliveryOutcome.CANCELLED)
         elif self._running:
             log.info("task %s handed back: the agent is shutting down", self.task_id)
             await self._delivery.hand_back_after(0, DeliveryOutcome.REQUEUED)
         else:
-            await self._hand_back_as_wait(WaitReason.DRAINING, 0, deadline)
-
-    async def _after_failure(
-        self, failure: TaskFailure, max_attempts: int, deadline: dt.datetime | None
-    ) -> None:
-        """Retries the task after a backoff while it may, else fails it."""
-        metrics.errors_total.labels(code=failure.code.value).inc()
-        settings = self._tools.settings
-        plan = plan_after_failure(
-            failure,
-            self.attempt,
-            max_attempts,
-            _utcnow(),
-            deadline,
-            Backoff(settings.retry_base_seconds, settings.retry_max_seconds),
-            random.random(),
-            cut_short_by_deadline=self._cut_short_by_deadline,
-        )
-        if not isinstance(plan, Retry):
-            await self._give_up(plan.failure, counted=True)
-            return
-        log.warning(
-            "task %s attempt %d of %d failed (%s); retrying in %.1f s",
-            self.task_id,
-            self.attempt,
-            max_attempts,
-            failure,
-            plan.delay_seconds,
-        )
-        await self._report(
-            tasks_pb2.TASK_STATUS_QUEUED, error=failure.to_proto(), retry_time=plan.retry_time
-        )
-        await self._delivery.hand_back_after(plan.delay_seconds, DeliveryOutcome.RETRIED)
-
-    async def _give_up(self, failure: TaskFailure, *, counted: bool = False) -> None:
-        if not counted:
-            metrics.errors_total.labels(code=failure.code.value).inc()
-        log.info("task %s failed: %s", self.task_id, failure)
-        await self._report(tasks_pb2.TASK_STATUS_FAILED, error=failure.to_proto())
-        await self._delivery.ack(DeliveryOutcome.FAILED)
-        await self._forget_waits()
-
-    async def _hand_back_as_wait(
-        self, reason: WaitReason, delay: float, deadline: dt.datetime | None
-    ) -> None:
-        """Hands the task back to be offered again after `delay`, without using an attempt."""
-        if deadline is not None:
-            # Back by its deadline at the latest, to be failed then rather than later.
-            delay = min(delay, max(0.0, (deadline - _utcnow()).total_seconds()))
-        metrics.task_waits_total.labels(reason=reason.value).inc()
-        log.debug("task %s waits %.2f s (%s)", self.task_id, delay, reason.value)
-        await self._tools.bookkeeping.waits.add_wait(self._wait_key)
-        await self._delivery.hand_back_after(delay, DeliveryOutcome.WAITED)
-
-    async def _report(
-        self,
-        status: "tasks_pb2.TaskStatus.ValueType",
-        *,
-        result: tasks_pb2.TaskResult | None = None,
-        error: tasks_pb2.TaskError | None = None,
-        retry_time: dt.datetime | None = None,
-    ) -> None:
-        await self._tools.reporting.reporter.report(
-            self.task_id,
-            status,
-            self.attempt,
-            grant=self.item.upload_grant,
-            result=result,
-            error=error,
-            retry_time=retry_time,
-        )
-
-    async def _forget_waits(self) -> None:
-        if self.attempt < self.deliveries:
-            await self._tools.bookkeeping.waits.forget(self._wait_key)
+            await self._ends.hand_back_as_wait(WaitReason.DRAINING, 0, deadline)
 
     async def _cancelled_before_start(self) -> bool:
         if self._stop_reason is StopReason.CANCELLED:
             return True
         return await self._tools.bookkeeping.is_cancelled(self.task_id)
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
