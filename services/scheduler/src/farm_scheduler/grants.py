@@ -8,8 +8,8 @@ the grace.
 """
 
 import datetime as dt
+import functools
 import time
-from collections import OrderedDict
 
 from farm_core.errors import PermissionDenied
 from farm_core.grants import GrantSigner, UploadGrant
@@ -32,9 +32,11 @@ class Grants:
         self._signer = signer
         self._grace_seconds = grace_seconds
         self._task_max_age_seconds = task_max_age_seconds
-        # Grants whose signature held, by token, oldest first: a task's later events
-        # skip the Ed25519 check (their expiry is still checked).
-        self._verified: OrderedDict[str, UploadGrant] = OrderedDict()
+        # Grants whose signature held, by token (a refusal is not kept): a task's later
+        # events skip the Ed25519 check; their expiry is still checked.
+        self._verified = functools.lru_cache(maxsize=VERIFIED_GRANTS_KEPT)(
+            functools.partial(signer.read, field="grant")
+        )
 
     def for_task(self, record: TaskRecord, now: dt.datetime) -> str:
         """The grant of `record`'s WorkItem, published at `now`."""
@@ -58,14 +60,10 @@ class Grants:
 
     def refusal(self, grant: str, task_id: str) -> str:
         """Why `grant` is not a valid grant of the task `task_id`; "" when it is."""
-        granted = self._verified.get(grant)
-        if granted is None or time.time() >= granted.expire_time:
-            try:
-                granted = self._signer.read(grant, "grant")
-            except PermissionDenied as refused:
-                self._verified.pop(grant, None)
-                return refused.message
-            self._verified[grant] = granted
-            if len(self._verified) > VERIFIED_GRANTS_KEPT:
-                self._verified.popitem(last=False)
+        try:
+            granted = self._verified(grant)
+            if time.time() >= granted.expire_time:
+                granted = self._signer.read(grant, "grant")  # refused, naming the expiry
+        except PermissionDenied as refused:
+            return refused.message
         return "" if granted.owner_id == task_id else f"grant: it is for task {granted.owner_id!r}"
