@@ -41,9 +41,12 @@ AGENT_SLOTS = 4
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
     """The farm, started once for all end-to-end tests and stopped by PID at the end."""
     # With Prometheus where `make observe-deps` installed it (make test does).
+    config = whole_farm_config(tmp_path_factory.mktemp("farm"))
     config = replace(
-        whole_farm_config(tmp_path_factory.mktemp("farm")),
+        config,
         observe=shutil.which("prometheus") is not None,
+        # test_mcp's wrong selectors are answered after 2 s, not the default 10.
+        service_env={**config.service_env, "FARM_MCP_ACTION_TIMEOUT_SECONDS": "2"},
     )
     with LocalFarm(config) as running:
         yield running

@@ -2,7 +2,9 @@
 
 Over stdio (`farm mcp` spawned as an assistant would, reaching Envoy with FARM_URL
 and FARM_API_KEY) and over streamable HTTP at /mcp through Envoy. Each test uses a
-tenant of its own, so the sessions it lists are its connections' only.
+tenant of its own, so the sessions it lists are its connections' only. What depends
+on the transport (listing, images, errors, one session per connection) runs over
+both; the workflows, the same tool code either way, run over HTTP.
 """
 
 import base64
@@ -57,10 +59,18 @@ def connect(request: pytest.FixtureRequest, farm: LocalFarm) -> Connect:
     return lambda key: http_connection(farm, key)
 
 
+@pytest.fixture
+def over_http(farm: LocalFarm) -> Connect:
+    """Opens one MCP connection with a key at /mcp through Envoy."""
+    return lambda key: http_connection(farm, key)
+
+
 def stdio_connection(farm: LocalFarm, key: str) -> Client:
     environment = {**os.environ, "FARM_URL": farm.envoy_url, "FARM_API_KEY": key}
     command = StdioServerParameters(
-        command=sys.executable, args=["-m", "farm_cli.main", "mcp"], env=environment
+        command=sys.executable,
+        args=["-m", "farm_cli.main", "mcp", "--action-timeout", "2"],
+        env=environment,
     )
     return Client(command, read_timeout_seconds=120)
 
@@ -88,9 +98,9 @@ async def test_every_tool_is_listed(connect: Connect, tenant_key: str) -> None:
 
 
 async def test_a_snapshots_references_drive_the_page(
-    connect: Connect, tenant_key: str, site: Site
+    over_http: Connect, tenant_key: str, site: Site
 ) -> None:
-    async with connect(tenant_key) as client:
+    async with over_http(tenant_key) as client:
         opened = await call(client, "navigate", url=site.url("/form"))
         assert 'Page: "Form"' in opened and "(HTTP 200)" in opened
         tree = await call(client, "snapshot")
@@ -130,9 +140,9 @@ async def test_a_failed_step_is_a_tool_error_naming_the_farms_reason(
     assert "nothing yet" in still_there
 
 
-async def test_form_testing_workflow(connect: Connect, tenant_key: str, site: Site) -> None:
+async def test_form_testing_workflow(over_http: Connect, tenant_key: str, site: Site) -> None:
     """The original design's form test: fill, choose, submit, read, look, check the console."""
-    async with connect(tenant_key) as client:
+    async with over_http(tenant_key) as client:
         await call(client, "navigate", url=site.url("/mcp/form"))
         await call(client, "fill", selector="#name", value="Ada")
         await call(client, "select", selector="#fruit", value="pear")
@@ -145,9 +155,11 @@ async def test_form_testing_workflow(connect: Connect, tenant_key: str, site: Si
         assert "order service unavailable" in errors
 
 
-async def test_accessibility_audit_workflow(connect: Connect, tenant_key: str, site: Site) -> None:
+async def test_accessibility_audit_workflow(
+    over_http: Connect, tenant_key: str, site: Site
+) -> None:
     """The original design's audit: open the page, look at its tree, audit, read the findings."""
-    async with connect(tenant_key) as client:
+    async with over_http(tenant_key) as client:
         await call(client, "navigate", url=site.url("/mcp/inaccessible"))
         tree = await call(client, "snapshot")
         assert "button" in tree

@@ -15,6 +15,7 @@ from farm_core.identity import Identity, IdentitySigner
 from farm_core.identity_keys import new_private_key, private_pem
 from farm_mcp.endpoint import McpEndpoint
 from farm_mcp.identity import FarmIdentityBackend, FarmUser
+from farm_mcp.settings import McpSettings
 from farm_mcp_tools.browser import BrowserSettings
 from farm_mcp_tools.runner import ToolLimits
 from tests.helpers import TEST_SIGNER
@@ -129,4 +130,6 @@ def test_envoy_accepts_the_mcp_route_with_mutual_tls(tmp_path: Path) -> None:
 
 def test_farm_mcp_flags_default_to_the_tools_own_limits() -> None:
     assert ToolLimits().call_seconds == mcp_command.DEFAULT_TOOL_TIMEOUT
+    assert ToolLimits().action_ms == mcp_command.DEFAULT_ACTION_TIMEOUT * 1000
+    assert ToolLimits().action_ms == McpSettings().action_timeout_seconds * 1000
     assert BrowserSettings().idle_timeout_seconds == mcp_command.DEFAULT_IDLE_TIMEOUT

@@ -43,13 +43,13 @@ class ProcessConnection:
         return self._credentials
 
 
-def serve(*, tool_timeout: float, idle_timeout: int) -> None:
+def serve(*, tool_timeout: float, action_timeout: float, idle_timeout: int) -> None:
     """Serves MCP on stdin/stdout until stdin closes, then closes the farm session."""
     # stdout carries the protocol: every log line goes to stderr.
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     key = api_key(os.environ, Path.cwd())
     target, secure = farm_target(os.environ)
-    limits = ToolLimits(call_seconds=tool_timeout)
+    limits = ToolLimits(call_seconds=tool_timeout, action_ms=round(action_timeout * 1000))
     settings = BrowserSettings(idle_timeout_seconds=idle_timeout)
     anyio.run(_serve, target, secure, key, limits, settings)
 

@@ -71,7 +71,9 @@ def build_app(settings: McpSettings) -> Starlette:
         close_timeout=settings.tool_timeout_seconds,
     )
     limits = ToolLimits(
-        call_seconds=settings.tool_timeout_seconds, max_text_chars=settings.max_text_chars
+        call_seconds=settings.tool_timeout_seconds,
+        max_text_chars=settings.max_text_chars,
+        action_ms=round(settings.action_timeout_seconds * 1000),
     )
     mcp_server = build_server(connections, limits, version("farm-mcp"))
     # Builds the SDK's session manager. Every request needs the farm's API key, which a

@@ -27,6 +27,13 @@ class McpSettings(FarmSettings):
     tool_timeout_seconds: float = Field(
         default=60.0, ge=5, le=330, description="Time limit of one tool call."
     )
+    action_timeout_seconds: float = Field(
+        default=10.0,
+        ge=0.5,
+        le=300,
+        description="How long a click, fill, hover or select waits for its element; a "
+        "selector that matches nothing is answered after this.",
+    )
     identity_key: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("FARM_IDENTITY_KEY"),

@@ -8,8 +8,10 @@ The server itself is in farm_cli/mcp_stdio.py.
 
 import argparse
 
-# The defaults of farm_mcp_tools' ToolLimits.call_seconds and BrowserSettings.idle_timeout_seconds.
+# The defaults of farm_mcp_tools' ToolLimits (call_seconds, action_ms) and
+# BrowserSettings.idle_timeout_seconds.
 DEFAULT_TOOL_TIMEOUT = 60.0
+DEFAULT_ACTION_TIMEOUT = 10.0
 DEFAULT_IDLE_TIMEOUT = 300
 
 
@@ -30,6 +32,14 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="time limit of each tool call in seconds (default %(default)s)",
     )
     parser.add_argument(
+        "--action-timeout",
+        type=float,
+        default=DEFAULT_ACTION_TIMEOUT,
+        metavar="S",
+        help="how long a click, fill, hover or select waits for its element "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
         "--idle-timeout",
         type=int,
         default=DEFAULT_IDLE_TIMEOUT,
@@ -46,5 +56,9 @@ def serve_stdio(args: argparse.Namespace) -> int:
     # other commands should not pay.
     from farm_cli.mcp_stdio import serve
 
-    serve(tool_timeout=args.tool_timeout, idle_timeout=args.idle_timeout)
+    serve(
+        tool_timeout=args.tool_timeout,
+        action_timeout=args.action_timeout,
+        idle_timeout=args.idle_timeout,
+    )
     return 0
