@@ -7,7 +7,7 @@ import pytest
 from tests.e2e.conftest import Client
 from tests.pages import Site
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
 SAFE_FILENAME = re.compile(r'^(inline|attachment); filename="[A-Za-z0-9._-]+"$')
 

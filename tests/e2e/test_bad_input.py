@@ -11,7 +11,7 @@ from farm_cli.launcher.envoy import MAX_REQUEST_BYTES
 from farm_scheduler.field_checks import MAX_CACHE_TTL_SECONDS, MAX_URL_CHARS
 from tests.e2e.conftest import Client, unique_label
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
 GOOD: dict[str, Any] = {"url": "http://127.0.0.1:9/page", "screenshot": {}}
 

@@ -8,7 +8,7 @@ from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import farm_command, farm_json, png_size, refused
 from tests.pages import Site
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
 
 def test_task_run_then_artifact_get_writes_the_png(

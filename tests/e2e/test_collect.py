@@ -7,7 +7,7 @@ import pytest
 from tests.e2e.conftest import Client
 from tests.pages import Site
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
 EVERYTHING = {"console": True, "network": True, "har": True, "timing": True, "cookies": True}
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import Client, KeyFactory, http_client
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
 # No agent serves this region, so an accepted task stays queued until cancelled.
 NOWHERE = "fuzz-nowhere"

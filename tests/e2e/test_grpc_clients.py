@@ -14,7 +14,7 @@ from farm_core.public_api import PUBLIC_SERVICES
 from tests.e2e.conftest import ROOT, png_size
 from tests.pages import Site
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
 GRPCURL = str(ROOT / ".venv" / "bin" / "grpcurl")
 BUF = str(ROOT / ".venv" / "bin" / "buf")

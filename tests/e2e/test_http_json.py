@@ -10,7 +10,7 @@ from tests.e2e.conftest import Client, agent_metric, png_size, unique_label
 from tests.helpers import eventually
 from tests.pages import Site
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
 
 def test_screenshot_is_a_png_the_size_of_the_viewport(admin: Client, site: Site) -> None:

@@ -28,7 +28,7 @@ from tests.e2e.conftest import KeyFactory, http_client, png_size
 from tests.pages import Site
 from tests.unit.mcp.test_tools import TOOL_NAMES
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
 SCOPES = ("sessions", "artifacts.read", "script")
 Connect = Callable[[str], AbstractAsyncContextManager[Client]]

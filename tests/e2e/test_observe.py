@@ -16,7 +16,7 @@ from tests.e2e.test_cli import farm_command
 from tests.helpers import eventually
 from tests.pages import Site
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
 METRICS_DOC = ROOT / "docs" / "metrics.md"
 DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"

@@ -8,7 +8,7 @@ from tests.audit_pages import INSECURE_PAGE_FINDINGS
 from tests.e2e.conftest import Client
 from tests.pages import Site
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
 
 def findings_of(result: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -9,7 +9,7 @@ from tests.e2e.conftest import Client
 from tests.pages import Site
 from tests.video import brightness, decoded_frames, distinct_frames, first_frame_size
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
 VIEWPORT = {"width": 320, "height": 240}
 TICKING_STEPS = [{"waitFor": "#done"}]

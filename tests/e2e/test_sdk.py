@@ -17,7 +17,7 @@ from tests.e2e.conftest import Client, KeyFactory, new_tenant, png_size, unique_
 from tests.helpers import eventually
 from tests.pages import Site
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
 # No agent serves this region: a task there stays queued until cancelled.
 NOWHERE = "sdk-nowhere"

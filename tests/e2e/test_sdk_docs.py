@@ -13,7 +13,7 @@ from farm_cli.launcher.farm import LocalFarm
 from tests.farms import ROOT
 from tests.pages import Site
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
 SDK_DOC = ROOT / "docs" / "sdk.md"
 EXAMPLE_SITE = "https://example.com"

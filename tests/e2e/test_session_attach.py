@@ -16,7 +16,7 @@ from tests.e2e.conftest import KeyFactory, http_client
 from tests.e2e.sessions_api import Sessions, cdp_call, cdp_status
 from tests.pages import Site
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
 
 async def test_playwright_attaches_through_envoy_and_drives_the_sessions_page(

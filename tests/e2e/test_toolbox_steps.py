@@ -9,7 +9,7 @@ from tests.e2e.conftest import Client, KeyFactory, http_client
 from tests.e2e.sessions_api import Sessions
 from tests.pages import Site
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
 ECHO = {name: f"#{name}" for name in ("h-ua", "h-test", "h-cookie", "tz", "lang", "dpr", "width")}
 

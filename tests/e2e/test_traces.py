@@ -18,7 +18,7 @@ from tests.farms import traced_farm_config
 from tests.helpers import eventually
 from tests.pages import Site
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
 SPANS_WITHIN = 20.0
 
