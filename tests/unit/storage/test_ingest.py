@@ -7,7 +7,7 @@ import pytest
 
 from farm.storage.v1 import ingest_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_core.errors import InvalidArgument, ResourceExhausted
+from farm_core.errors import InvalidArgument, PermissionDenied, ResourceExhausted
 from farm_storage.ingest import check_header, receive_upload
 
 HEADER = ingest_pb2.UploadHeader(
@@ -30,10 +30,15 @@ def chunk(data: bytes) -> ingest_pb2.UploadArtifactRequest:
     return ingest_pb2.UploadArtifactRequest(chunk=data)
 
 
+def admit_all(header: ingest_pb2.UploadHeader) -> str:
+    return header.task_id
+
+
 async def test_chunks_are_joined_and_hashed() -> None:
-    upload = await receive_upload(
+    upload, _ = await receive_upload(
         stream(ingest_pb2.UploadArtifactRequest(header=HEADER, chunk=b"ab"), chunk(b"cd")),
         max_bytes=4,
+        admit=admit_all,
     )
 
     assert upload.data == b"abcd"
@@ -43,16 +48,19 @@ async def test_chunks_are_joined_and_hashed() -> None:
 
 
 async def test_empty_artifact_is_accepted() -> None:
-    upload = await receive_upload(stream(ingest_pb2.UploadArtifactRequest(header=HEADER)), 10)
+    upload, _ = await receive_upload(
+        stream(ingest_pb2.UploadArtifactRequest(header=HEADER)), 10, admit_all
+    )
 
     assert upload.data == b""
     assert upload.sha256 == hashlib.sha256(b"").hexdigest()
 
 
 async def test_exactly_the_limit_is_accepted() -> None:
-    upload = await receive_upload(
+    upload, _ = await receive_upload(
         stream(ingest_pb2.UploadArtifactRequest(header=HEADER), chunk(b"abc"), chunk(b"d")),
         max_bytes=4,
+        admit=admit_all,
     )
 
     assert upload.data == b"abcd"
@@ -63,6 +71,7 @@ async def test_one_byte_over_the_limit_is_refused() -> None:
         await receive_upload(
             stream(ingest_pb2.UploadArtifactRequest(header=HEADER), chunk(b"abc"), chunk(b"de")),
             max_bytes=4,
+            admit=admit_all,
         )
 
 
@@ -76,7 +85,7 @@ async def test_reading_stops_at_the_limit() -> None:
             yield chunk(b"x" * 10)
 
     with pytest.raises(ResourceExhausted):
-        await receive_upload(endless(), max_bytes=25)
+        await receive_upload(endless(), max_bytes=25, admit=admit_all)
     assert len(sent) == 3
 
 
@@ -90,14 +99,14 @@ async def test_reading_stops_at_the_limit() -> None:
 )
 async def test_header_must_come_first(messages: tuple[ingest_pb2.UploadArtifactRequest]) -> None:
     with pytest.raises(InvalidArgument) as caught:
-        await receive_upload(stream(*messages), max_bytes=10)
+        await receive_upload(stream(*messages), max_bytes=10, admit=admit_all)
     assert caught.value.field == "header"
 
 
 async def test_a_second_header_is_refused() -> None:
     header_message = ingest_pb2.UploadArtifactRequest(header=HEADER)
     with pytest.raises(InvalidArgument) as caught:
-        await receive_upload(stream(header_message, header_message), max_bytes=10)
+        await receive_upload(stream(header_message, header_message), max_bytes=10, admit=admit_all)
     assert caught.value.field == "header"
 
 
@@ -137,3 +146,27 @@ def test_good_names_are_accepted(name: str) -> None:
     header.name = name
 
     assert check_header(header) == "ARTIFACT_KIND_SCREENSHOT"
+
+
+async def test_a_refused_header_is_refused_before_any_chunk_is_read() -> None:
+    sent: list[int] = []
+
+    async def upload() -> AsyncIterator[ingest_pb2.UploadArtifactRequest]:
+        yield ingest_pb2.UploadArtifactRequest(header=HEADER, chunk=b"x" * 10)
+        for n in range(100):
+            sent.append(n)
+            yield chunk(b"x" * 10)
+
+    def refuse(header: ingest_pb2.UploadHeader) -> None:
+        raise PermissionDenied(f"header.grant: not for {header.task_id}")
+
+    with pytest.raises(PermissionDenied, match="not for task_0123abcd"):
+        await receive_upload(upload(), max_bytes=10_000, admit=refuse)
+    assert sent == []
+
+
+async def test_what_the_admission_answered_comes_back_with_the_upload() -> None:
+    upload, admission = await receive_upload(
+        stream(ingest_pb2.UploadArtifactRequest(header=HEADER, chunk=b"ab")), 10, admit_all
+    )
+    assert (upload.data, admission) == (b"ab", "task_0123abcd")

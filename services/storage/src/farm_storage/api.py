@@ -8,7 +8,7 @@ from google.api import httpbody_pb2  # type: ignore[import-untyped]
 from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument, PermissionDenied
-from farm_core.grants import GrantVerifier
+from farm_core.grants import GrantVerifier, UploadGrant
 from farm_core.identity import current_identity
 from farm_core.paging import Cursor, read_page
 from farm_core.timestamps import to_timestamp
@@ -111,16 +111,21 @@ class IngestApi(ingest_pb2_grpc.ArtifactIngestServiceServicer):
         request_iterator: AsyncIterator[ingest_pb2.UploadArtifactRequest],
         context: Any,
     ) -> ingest_pb2.UploadArtifactResponse:
-        upload = await receive_upload(request_iterator, self._max_artifact_bytes)
-        if upload.tenant != current_identity().tenant:
-            raise PermissionDenied(
-                f"header.tenant: this call acts for tenant {current_identity().tenant!r}, "
-                f"not {upload.tenant!r}"
-            )
-        # Only for a task or session the agent was handed: the scheduler's grant says so.
-        grant = self._grants.verify(upload.grant, upload.task_id, upload.tenant, "header.grant")
+        upload, grant = await receive_upload(
+            request_iterator, self._max_artifact_bytes, self._admit
+        )
         record = await self._library.store_upload(upload, grant.max_artifact_bytes)
         return ingest_pb2.UploadArtifactResponse(artifact=artifact_message(record))
+
+    def _admit(self, header: ingest_pb2.UploadHeader) -> UploadGrant:
+        """The upload's grant, checked before its bytes are read; refuses another tenant's."""
+        if header.tenant != current_identity().tenant:
+            raise PermissionDenied(
+                f"header.tenant: this call acts for tenant {current_identity().tenant!r}, "
+                f"not {header.tenant!r}"
+            )
+        # Only for a task or session the agent was handed: the scheduler's grant says so.
+        return self._grants.verify(header.grant, header.task_id, header.tenant, "header.grant")
 
     async def GetBaselineImage(
         self, request: ingest_pb2.GetBaselineImageRequest, context: Any

@@ -2,8 +2,9 @@
 
 import hashlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from farm.storage.v1 import ingest_pb2
 from farm.tasks.v1 import tasks_pb2
@@ -13,6 +14,8 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 # Tenants and task ids become parts of the S3 key, so they must not hold "/".
 OWNER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_CONTENT_TYPE_LENGTH = 255
+
+Admission = TypeVar("Admission")
 
 
 @dataclass(frozen=True)
@@ -55,13 +58,21 @@ def check_header(header: ingest_pb2.UploadHeader) -> str:
 
 
 async def receive_upload(
-    requests: AsyncIterator[ingest_pb2.UploadArtifactRequest], max_bytes: int
-) -> ReceivedUpload:
-    """Reads a header message and its chunks; ResourceExhausted past `max_bytes`."""
+    requests: AsyncIterator[ingest_pb2.UploadArtifactRequest],
+    max_bytes: int,
+    admit: Callable[[ingest_pb2.UploadHeader], Admission],
+) -> tuple[ReceivedUpload, Admission]:
+    """Reads a header message and its chunks; ResourceExhausted past `max_bytes`.
+
+    `admit` judges the checked header (who sends, for which task) before any chunk
+    is kept, so a refused upload is not read to its end; what it answers comes back
+    with the upload.
+    """
     first = await anext(requests, None)
     if first is None or not first.HasField("header"):
         raise InvalidArgument("header", "must be set in the first message")
     kind = check_header(first.header)
+    admission = admit(first.header)
     chunks: list[bytes] = []
     size = 0
     digest = hashlib.sha256()
@@ -80,7 +91,7 @@ async def receive_upload(
             raise InvalidArgument("header", "must be set in the first message only")
         take(request.chunk)
     header = first.header
-    return ReceivedUpload(
+    upload = ReceivedUpload(
         tenant=header.tenant,
         task_id=header.task_id,
         name=header.name,
@@ -90,3 +101,4 @@ async def receive_upload(
         sha256=digest.hexdigest(),
         grant=header.grant,
     )
+    return upload, admission
