@@ -1,8 +1,8 @@
 """Chaos: accepted tasks are never lost while parts of the farm die for real (issue 3).
 
 The tests share one farm (two agents with a 5 s ack wait, on free ports, supervised
-as `farm up` does; what a test kills the supervisor brings back before the next one
-needs it). Each submits a batch of screenshot tasks against slow local
+as `farm up` does but restarting after 0.2 s; what a test kills the supervisor brings
+back before the next one needs it). Each submits a batch of screenshot tasks against slow local
 pages through Envoy's HTTP/JSON API, breaks one part mid-batch with a real signal, and
 then checks every task of the batch: it ends in a final state, it is listed once, and
 a succeeded task has exactly one screenshot artifact, the one its result names.
@@ -26,7 +26,7 @@ from nats.aio.msg import Msg
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher.farm import LocalFarm
-from farm_cli.launcher.supervisor import Phase
+from farm_cli.launcher.supervisor import Phase, RestartPolicy
 from farm_core.queue import TASK_EVENT_SUBJECTS
 from tests.e2e.conftest import fresh
 from tests.farms import whole_farm_config
@@ -49,15 +49,25 @@ CHAOS_ENV = {
     "FARM_AGENT_HOST_MAX_RATE": "100",
     "FARM_SCHEDULER_REPUBLISH_INTERVAL_SECONDS": "1",
     "FARM_SCHEDULER_WATCH_POLL_SECONDS": "1",
+    # Events the killed scheduler had fetched come again this soon, not after the default 30 s.
+    "FARM_SCHEDULER_EVENT_ACK_WAIT_SECONDS": "3",
     "FARM_GRACE_SECONDS": "2",
 }
 VIEWPORT = {"width": 640, "height": 400}
+# A killed process comes back after 0.2 s, not 1 s: its crash, not the wait, is under test.
+QUICK_RESTARTS = RestartPolicy(first_delay=0.2)
 
 
 @pytest.fixture(scope="module")
 def chaos_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
     """The module's farm, supervised in the background, stopped by PID afterwards."""
-    config = replace(whole_farm_config(tmp_path_factory.mktemp("chaos")), service_env=CHAOS_ENV)
+    config = replace(
+        whole_farm_config(tmp_path_factory.mktemp("chaos")),
+        service_env=CHAOS_ENV,
+        restart_policy=QUICK_RESTARTS,
+        # Its data is thrown away: SIGKILL soon instead of waiting out weed's slow stop.
+        seaweedfs_stop_timeout=0.5,
+    )
     with LocalFarm(config) as farm:
         farm.start_supervisor(interval=0.1)
         yield farm

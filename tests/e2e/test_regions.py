@@ -22,6 +22,7 @@ from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher.farm import LocalFarm
 from farm_core.queue import TASK_EVENT_SUBJECTS
+from tests.conftest import S3Server
 from tests.e2e.conftest import agent_metric, fresh
 from tests.farms import whole_farm_config
 from tests.helpers import assert_eventually
@@ -44,11 +45,19 @@ FINAL = {"TASK_STATUS_SUCCEEDED", "TASK_STATUS_FAILED", "TASK_STATUS_CANCELLED"}
 
 
 @pytest.fixture(scope="module")
-def region_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
-    """Two agents in two regions: agent-1 in eu-central with one place, agent-2 in us-east."""
+def region_farm(
+    tmp_path_factory: pytest.TempPathFactory, seaweedfs: S3Server
+) -> Iterator[LocalFarm]:
+    """Two agents in two regions: agent-1 in eu-central with one place, agent-2 in us-east.
+
+    Artifacts go to the session's SeaweedFS.
+    """
     config = replace(
         whole_farm_config(tmp_path_factory.mktemp("regions")),
         service_env=REGION_ENV,
+        s3_endpoint=seaweedfs.endpoint,
+        s3_credentials=seaweedfs.credentials,
+        s3_bucket=seaweedfs.bucket,
         agent_env=(
             {"FARM_AGENT_REGION": EU, "FARM_AGENT_CONCURRENCY": "1"},
             {"FARM_AGENT_REGION": US, "FARM_AGENT_CONCURRENCY": "2"},

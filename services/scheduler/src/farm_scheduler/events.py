@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 DURABLE_NAME = "scheduler"
 FETCH_BATCH = 64
 FETCH_WAIT_SECONDS = 5.0
-ACK_WAIT_SECONDS = 30.0
 RETRY_SECONDS = 1.0
 """Pause after NATS refused a fetch, and delay before an event that failed comes again."""
 _STATUSES = frozenset(tasks_pb2.TaskStatus.values())
@@ -42,15 +41,21 @@ _STATUSES = frozenset(tasks_pb2.TaskStatus.values())
 class DurableConsumer:
     """A durable pull consumer on FARM_EVENTS that hands each message to `handle`.
 
-    `handle` settles the message itself (ack, nak or term).
+    `handle` settles the message itself (ack, nak or term). A message fetched but not
+    settled within `ack_wait_seconds` (its scheduler was killed) is delivered again.
     """
 
     def __init__(
-        self, durable_name: str, subjects: str, handle: Callable[[Msg], Awaitable[None]]
+        self,
+        durable_name: str,
+        subjects: str,
+        handle: Callable[[Msg], Awaitable[None]],
+        ack_wait_seconds: float,
     ) -> None:
         self._durable_name = durable_name
         self._subjects = subjects
         self._handle_message = handle
+        self._ack_wait_seconds = ack_wait_seconds
         self._subscription: JetStreamContext.PullSubscription | None = None
         self._loop: asyncio.Task[None] | None = None
         self._stopping = False
@@ -66,7 +71,7 @@ class DurableConsumer:
                 filter_subject=self._subjects,
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
-                ack_wait=ACK_WAIT_SECONDS,
+                ack_wait=self._ack_wait_seconds,
             ),
         )
         self._subscription = await js.pull_subscribe_bind(
@@ -118,8 +123,9 @@ class EventConsumer(DurableConsumer):
         store: TaskStore,
         on_change: Callable[[TaskChange], Awaitable[None]],
         grants: Grants,
+        ack_wait_seconds: float,
     ) -> None:
-        super().__init__(DURABLE_NAME, TASK_EVENT_SUBJECTS, self._handle)
+        super().__init__(DURABLE_NAME, TASK_EVENT_SUBJECTS, self._handle, ack_wait_seconds)
         self._store = store
         self._on_change = on_change
         self._grants = grants

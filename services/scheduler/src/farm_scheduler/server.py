@@ -78,7 +78,9 @@ class SchedulerService:
         self._grants = Grants(
             GrantSigner(settings.resolved_grant_key()), settings.grant_grace_seconds
         )
-        self._consumer = EventConsumer(self._store, self._applied, self._grants)
+        self._consumer = EventConsumer(
+            self._store, self._applied, self._grants, settings.event_ack_wait_seconds
+        )
         self._nc: Client | None = None
         self._publisher: TaskPublisher | None = None
         self._changes: ChangeReporter | None = None
@@ -213,7 +215,9 @@ class SchedulerService:
             await sessions_bucket(js, settings.nats_replicas),
             settings.session_agent_lost_seconds,
         )
-        self._session_events = SessionEventConsumer(self._session_closer)
+        self._session_events = SessionEventConsumer(
+            self._session_closer, settings.event_ack_wait_seconds
+        )
         await self._session_events.start(js)
         self._session_sweeper = Periodic(
             "session-sweep", self._session_closer.sweep, settings.session_sweep_interval_seconds

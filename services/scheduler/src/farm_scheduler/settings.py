@@ -81,6 +81,13 @@ class SchedulerSettings(FarmSettings):
     publish_timeout_seconds: float = Field(
         default=5.0, gt=0, description="How long one JetStream publish may wait for its ack."
     )
+    event_ack_wait_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long NATS waits for a scheduler to apply an agent event it fetched "
+        "before delivering it again: after a scheduler crash, the events it held are applied "
+        "this much later.",
+    )
     watch_poll_seconds: float = Field(
         default=5.0,
         gt=0,

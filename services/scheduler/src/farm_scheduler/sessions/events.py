@@ -21,8 +21,8 @@ DURABLE_NAME = "scheduler-sessions"
 class SessionEventConsumer(DurableConsumer):
     """Records each SessionClosed an agent publishes, once, whichever replica applies it."""
 
-    def __init__(self, closer: SessionCloser) -> None:
-        super().__init__(DURABLE_NAME, SESSION_EVENTS, self._handle)
+    def __init__(self, closer: SessionCloser, ack_wait_seconds: float) -> None:
+        super().__init__(DURABLE_NAME, SESSION_EVENTS, self._handle, ack_wait_seconds)
         self._closer = closer
 
     async def _handle(self, message: Msg) -> None:
