@@ -13,6 +13,7 @@ import grpc
 import nats
 import pytest
 from minio import Minio
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from farm.storage.v1 import (
@@ -27,6 +28,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher import infra
 from farm_core.artifact_deletions import ARTIFACTS_DELETED_SUBJECT, decode_deletion
 from farm_core.identity import IDENTITY_HEADER, TENANT_HEADER, Identity
+from farm_core.queue import ensure_audit_stream
 from farm_storage.server import StorageService
 from farm_storage.settings import StorageSettings
 from tests.conftest import NatsServer, S3Server
@@ -225,8 +227,12 @@ async def storage(
     database_url: str,
     nats_server: NatsServer,
     evictions: Evictions,
+    nc: Client,
 ) -> AsyncIterator[Storage]:
     """A storage service on the session's bucket; the test acts as a fresh tenant."""
+    # As in a farm (auth and the scheduler make it): else the audit records of the test's
+    # calls find no stream, and stopping the service waits out its grace to send them.
+    await ensure_audit_stream(nc.jetstream())
     settings = storage_settings(
         farm_home, database_url, seaweedfs, seaweedfs.bucket, nats_server.url
     )
