@@ -13,7 +13,6 @@ import grpc
 import nats
 import pytest
 from minio import Minio
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from farm.storage.v1 import (
@@ -220,6 +219,20 @@ async def evictions(nats_server: NatsServer) -> AsyncIterator[Evictions]:
         await client.close()
 
 
+@pytest.fixture(scope="module")
+async def audit_stream(nats_server: NatsServer) -> None:
+    """The audit stream, as auth and the scheduler make it in a farm.
+
+    Without it the audit records of a test's calls find no stream, and stopping the
+    service waits out its grace trying to send them.
+    """
+    client = await nats.connect(nats_server.url)
+    try:
+        await ensure_audit_stream(client.jetstream())
+    finally:
+        await client.close()
+
+
 @pytest.fixture
 async def storage(
     seaweedfs: S3Server,
@@ -227,12 +240,9 @@ async def storage(
     database_url: str,
     nats_server: NatsServer,
     evictions: Evictions,
-    nc: Client,
+    audit_stream: None,
 ) -> AsyncIterator[Storage]:
     """A storage service on the session's bucket; the test acts as a fresh tenant."""
-    # As in a farm (auth and the scheduler make it): else the audit records of the test's
-    # calls find no stream, and stopping the service waits out its grace to send them.
-    await ensure_audit_stream(nc.jetstream())
     settings = storage_settings(
         farm_home, database_url, seaweedfs, seaweedfs.bucket, nats_server.url
     )
