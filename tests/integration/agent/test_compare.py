@@ -170,10 +170,10 @@ async def test_a_failed_task_does_not_save_its_profile(
 ) -> None:
     await start_intake()
     spec = login(site, profile="ann", save=True, sign_in=True)
-    spec.steps.append(tasks_pb2.Step(click="#missing"))
-    spec.timeout_ms = 3000
+    # Signed in, the task then fails (at once: no waiting out a missing element).
+    spec.steps.append(tasks_pb2.Step(evaluate="() => { throw new Error('after sign-in'); }"))
 
     final = await events.final(await publish(js, spec))
 
-    assert final.status == FAILED
+    assert (final.status, final.error.code) == (FAILED, "SCRIPT_FAILED")
     assert saved.profiles == {}

@@ -4,6 +4,7 @@ Each step is shown to do what it says on /widgets of the test site, and a failin
 step to name its index, its field and its selector.
 """
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -25,6 +26,11 @@ def runner(
     shared_pool: BrowserPool, make_settings: Callable[..., AgentSettings]
 ) -> BrowserSpecRunner:
     return BrowserSpecRunner(shared_pool, make_settings())
+
+
+# A step that can never succeed waits out the task's time left (less a margin): a short
+# task fails soon, and still leaves a loaded machine ample time to load /widgets.
+NEVER_MS = 3000
 
 
 def widgets(
@@ -59,7 +65,7 @@ async def test_hover_opens_a_menu_that_shows_on_hover_only(
     # A click on the item needs it visible: only the hover before makes it so.
     hovered = widgets(site, [{"hover": "#menu"}, {"click": "#item"}])
     assert "state" in await extracted(runner, hovered)
-    failure = await failure_of(runner, widgets(site, [{"click": "#item"}], timeout_ms=5000))
+    failure = await failure_of(runner, widgets(site, [{"click": "#item"}], timeout_ms=NEVER_MS))
     assert failure.code is ErrorCode.SELECTOR_NOT_FOUND
     assert failure.message.startswith('steps[0].click: "#item" matches, but it is not visible')
 
@@ -126,7 +132,7 @@ async def test_wait_for_text_waits_until_it_shows(runner: BrowserSpecRunner, sit
 async def test_wait_for_text_that_never_shows_names_the_text(
     runner: BrowserSpecRunner, site: Site
 ) -> None:
-    spec = widgets(site, [{"wait": {"text": "never there"}}], timeout_ms=5000)
+    spec = widgets(site, [{"wait": {"text": "never there"}}], timeout_ms=NEVER_MS)
     failure = await failure_of(runner, spec)
     assert failure.code is ErrorCode.SELECTOR_NOT_FOUND
     assert (
@@ -174,31 +180,45 @@ async def test_an_evaluate_that_throws_is_script_failed_naming_the_step(
     assert "no" in failure.message
 
 
-@pytest.mark.parametrize(
-    ("step", "message"),
-    [
-        ({"hover": "#x"}, 'steps[3].hover: no element matches "#x"'),
-        ({"check": "#x"}, 'steps[3].check: no element matches "#x"'),
-        ({"uncheck": "#x"}, 'steps[3].uncheck: no element matches "#x"'),
-        ({"select": {"selector": "#x", "value": "m"}}, "steps[3].select.selector: no element"),
-        ({"check": "#locked"}, 'steps[3].check: "#locked" matches, but it is not enabled'),
-        ({"hover": "#hidden"}, 'steps[3].hover: "#hidden" matches, but it is not visible'),
-        (
-            {"select": {"selector": "#size", "value": "xl"}},
-            'steps[3].select.selector: "#size" matches, but it has no option with value "xl"',
-        ),
-        (
-            {"select": {"selector": "#size", "label": "Huge"}},
-            'steps[3].select.selector: "#size" matches, but it has no option labelled "Huge"',
-        ),
-        ({"check": "#late"}, "steps[3].check: Error: Not a checkbox or radio button"),
-    ],
-    ids=str,
-)
+FAILING_STEPS: list[tuple[dict[str, object], str]] = [
+    ({"hover": "#x"}, 'steps[3].hover: no element matches "#x"'),
+    ({"check": "#x"}, 'steps[3].check: no element matches "#x"'),
+    ({"uncheck": "#x"}, 'steps[3].uncheck: no element matches "#x"'),
+    ({"select": {"selector": "#x", "value": "m"}}, "steps[3].select.selector: no element"),
+    ({"check": "#locked"}, 'steps[3].check: "#locked" matches, but it is not enabled'),
+    ({"hover": "#hidden"}, 'steps[3].hover: "#hidden" matches, but it is not visible'),
+    (
+        {"select": {"selector": "#size", "value": "xl"}},
+        'steps[3].select.selector: "#size" matches, but it has no option with value "xl"',
+    ),
+    (
+        {"select": {"selector": "#size", "label": "Huge"}},
+        'steps[3].select.selector: "#size" matches, but it has no option labelled "Huge"',
+    ),
+    ({"check": "#late"}, "steps[3].check: Error: Not a checkbox or radio button"),
+]
+"""A step that fails on /widgets, and how its failure's message begins."""
+
+
 async def test_a_failing_step_names_its_index_field_and_selector(
-    runner: BrowserSpecRunner, site: Site, step: dict[str, object], message: str
+    runner: BrowserSpecRunner, site: Site
 ) -> None:
-    steps = [{"wait": {"ms": 1}}] * 3 + [step]
-    failure = await failure_of(runner, widgets(site, steps, timeout_ms=5000))
-    assert failure.code is ErrorCode.SELECTOR_NOT_FOUND
-    assert failure.message.startswith(message), failure.message
+    # The tasks run side by side, each waiting out its time left in a context of its own;
+    # longer than NEVER_MS, as nine contexts load at once.
+    async def failure_after(step: dict[str, object]) -> tuple[ErrorCode, str] | None:
+        spec = widgets(site, [{"wait": {"ms": 1}}] * 3 + [step], timeout_ms=5000)
+        try:
+            await runner.run(spec)
+        except TaskFailure as failure:
+            return failure.code, failure.message
+        return None
+
+    failures = await asyncio.gather(*(failure_after(step) for step, _ in FAILING_STEPS))
+    unexpected = [
+        (step, failure)
+        for (step, message), failure in zip(FAILING_STEPS, failures, strict=True)
+        if failure is None
+        or failure[0] is not ErrorCode.SELECTOR_NOT_FOUND
+        or not failure[1].startswith(message)
+    ]
+    assert unexpected == []

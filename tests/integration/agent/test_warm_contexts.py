@@ -53,14 +53,27 @@ def found_state(text: str) -> dict[str, Any]:
     return json.loads(text.split("\n", 1)[0])
 
 
-@pytest.fixture
-async def warm_pool(
+@pytest.fixture(scope="module")
+async def module_warm_pool(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[tuple[BrowserPool, BrowserSpecRunner]]:
+    """One pool of at most two warm contexts for the module (launching Chromium takes a while)."""
     # A short FARM_HOME keeps Chromium's socket path under the scratch directory.
     settings = agent_settings(tmp_path_factory.mktemp("h"), warm_contexts=2, max_browsers=1)
     async with running_pool(settings) as pool:
         yield pool, BrowserSpecRunner(pool, settings)
+
+
+@pytest.fixture
+async def warm_pool(
+    module_warm_pool: tuple[BrowserPool, BrowserSpecRunner],
+) -> AsyncIterator[tuple[BrowserPool, BrowserSpecRunner]]:
+    """The module's pool as a new one would be: no warm context kept, its own memory limit."""
+    pool, _ = module_warm_pool
+    await pool.warm.close()
+    limit_bytes = pool.warm.memory.limit_bytes
+    yield module_warm_pool
+    pool.warm.memory.limit_bytes = limit_bytes
 
 
 async def test_no_task_finds_state_a_task_left_in_the_same_warm_context(
@@ -233,25 +246,32 @@ async def test_a_warm_context_whose_reset_fails_or_whose_task_failed_is_never_re
         assert warm is not None
         await runner.run_warm(spec, warm, Budget(20))
         crashed = warm.context
-        # The renderer dies after the task: the reset cannot go to about:blank.
-        with contextlib.suppress(PlaywrightError, TimeoutError):
-            async with asyncio.timeout(5):
-                await warm.cdp.send("Page.crash")
+        # The renderer dies after the task: the reset cannot go to about:blank. Chromium
+        # never answers Page.crash: the page's crash event tells that it is done.
+        crashed_page = asyncio.Event()
+        warm.page.once("crash", lambda _: crashed_page.set())
+        crashing = asyncio.create_task(warm.cdp.send("Page.crash"))
+        try:
+            async with asyncio.timeout(30):
+                await crashed_page.wait()
+        finally:
+            crashing.cancel()
+            with contextlib.suppress(PlaywrightError, asyncio.CancelledError):
+                await crashing
     await pool.warm.resets_done()
     assert pool.warm.kept == []
 
     await runner.run(spec, tenant="T")
     (reused,) = pool.warm.kept
     assert reused.context is not crashed
-    missing = tasks_pb2.TaskSpec(
+    failing = tasks_pb2.TaskSpec(
         url=site.url("/page"),
         isolation=WARM,
-        timeout_ms=2000,
-        steps=[tasks_pb2.Step(wait_for="#missing")],
+        steps=[tasks_pb2.Step(check="h1")],  # no check box: fails at once
         content=tasks_pb2.ContentOptions(),
     )
     await pool.warm.resets_done()
     with pytest.raises(TaskFailure):
-        await runner.run(missing, tenant="T")
+        await runner.run(failing, tenant="T")
     assert pool.warm.kept == []
     await assert_eventually(reused.page.is_closed, within=5)

@@ -14,7 +14,6 @@ from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.sessions import Refusal, SessionOrder, order_subject
 from farm_scheduler.sessions.orders import (
-    HOLD_PROBE_SECONDS,
     NO_RESPONDERS_RETRY_SECONDS,
     AgentGone,
     AgentOrders,
@@ -23,6 +22,10 @@ from farm_scheduler.sessions.orders import (
 pytestmark = pytest.mark.integration
 
 COMMAND_TIMEOUT_SECONDS = 30.0
+# Probes sooner than the scheduler's own: a probe that goes unanswered is only sent again.
+PROBE_SECONDS = 0.3
+# A few probes, with room for a loaded machine: far less than the command's own timeout.
+ANSWERED_WITHIN_SECONDS = 3 * PROBE_SECONDS + 3
 ORDER = queue_pb2.SessionCommandOrder(session_id="ses_0123456789abcdef", tenant="default")
 
 
@@ -42,7 +45,9 @@ async def swallow(message: Msg) -> None:
 
 
 def orders_of(nc: Client) -> AgentOrders:
-    return AgentOrders(nc, open_timeout_seconds=5, close_timeout_seconds=5)
+    return AgentOrders(
+        nc, open_timeout_seconds=5, close_timeout_seconds=5, hold_probe_seconds=PROBE_SECONDS
+    )
 
 
 async def test_a_command_whose_agent_dies_ends_as_agent_gone_within_seconds(
@@ -57,7 +62,7 @@ async def test_a_command_whose_agent_dies_ends_as_agent_gone_within_seconds(
 
     with pytest.raises(AgentGone):
         await running
-    assert time.monotonic() - started < 3 * HOLD_PROBE_SECONDS + 1
+    assert time.monotonic() - started < ANSWERED_WITHIN_SECONDS
 
 
 async def test_a_command_whose_agent_restarted_without_the_session_is_answered_not_found(
@@ -75,7 +80,7 @@ async def test_a_command_whose_agent_restarted_without_the_session_is_answered_n
     reply = await orders_of(nc).run("agent-x", ORDER, COMMAND_TIMEOUT_SECONDS)
 
     assert reply.error.code == Refusal.SESSION_NOT_FOUND
-    assert time.monotonic() - started < 3 * HOLD_PROBE_SECONDS + 1
+    assert time.monotonic() - started < ANSWERED_WITHIN_SECONDS
 
 
 async def test_a_slow_command_of_an_agent_that_holds_the_session_gets_its_answer(
@@ -88,7 +93,7 @@ async def test_a_slow_command_of_an_agent_that_holds_the_session_gets_its_answer
         await message.respond(queue_pb2.SessionReply().SerializeToString())
 
     async def slow_answer(message: Msg) -> None:
-        await asyncio.sleep(2.5 * HOLD_PROBE_SECONDS)
+        await asyncio.sleep(2.5 * PROBE_SECONDS)
         result = tasks_pb2.TaskResult(text="done")
         await message.respond(queue_pb2.SessionReply(result=result).SerializeToString())
 

@@ -220,7 +220,8 @@ async def test_run_task_returns_the_task_as_it_stands_when_its_time_is_up(
 ) -> None:
     scheduler = await start_scheduler(run_queue_wait_seconds=0)
 
-    task = await scheduler.run(timeoutMs=1000)
+    # RunTask waits each attempt's time limit: one attempt of 1 s.
+    task = await scheduler.run(timeoutMs=1000, maxAttempts=1)
 
     assert task.status == QUEUED
     assert await queue.subjects() == {task_subject("", Priority.NORMAL): 1}

@@ -27,6 +27,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher import infra
 from farm_core.artifact_deletions import ARTIFACTS_DELETED_SUBJECT, decode_deletion
 from farm_core.identity import IDENTITY_HEADER, TENANT_HEADER, Identity
+from farm_core.queue import ensure_audit_stream
 from farm_storage.server import StorageService
 from farm_storage.settings import StorageSettings
 from tests.conftest import NatsServer, S3Server
@@ -218,6 +219,20 @@ async def evictions(nats_server: NatsServer) -> AsyncIterator[Evictions]:
         await client.close()
 
 
+@pytest.fixture(scope="module")
+async def audit_stream(nats_server: NatsServer) -> None:
+    """The audit stream, as auth and the scheduler make it in a farm.
+
+    Without it the audit records of a test's calls find no stream, and stopping the
+    service waits out its grace trying to send them.
+    """
+    client = await nats.connect(nats_server.url)
+    try:
+        await ensure_audit_stream(client.jetstream())
+    finally:
+        await client.close()
+
+
 @pytest.fixture
 async def storage(
     seaweedfs: S3Server,
@@ -225,6 +240,7 @@ async def storage(
     database_url: str,
     nats_server: NatsServer,
     evictions: Evictions,
+    audit_stream: None,
 ) -> AsyncIterator[Storage]:
     """A storage service on the session's bucket; the test acts as a fresh tenant."""
     settings = storage_settings(

@@ -17,13 +17,14 @@ from farm.storage.v1 import artifacts_pb2, ingest_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher import infra
 from farm_storage.server import StorageService
-from tests.conftest import S3Server
+from tests.conftest import NatsServer, S3Server
 from tests.helpers import assert_eventually, serving
 from tests.integration.storage.conftest import (
     MAX_ARTIFACT_BYTES,
     RPC_TIMEOUT,
     Evictions,
     Storage,
+    serving_storage,
     storage_settings,
     token,
 )
@@ -113,13 +114,23 @@ async def test_delete_removes_bytes_and_metadata(storage: Storage, evictions: Ev
 
 
 async def test_a_delete_the_scheduler_does_not_confirm_deletes_nothing(
-    storage: Storage, evictions: Evictions
+    storage: Storage,
+    evictions: Evictions,
+    seaweedfs: S3Server,
+    farm_home: Path,
+    database_url: str,
+    nats_server: NatsServer,
 ) -> None:
     artifact = (await storage.upload("task-1", "screenshot", b"png bytes")).artifact
     evictions.answering = False
+    # A replica that waits for the confirmation only briefly: none comes, however long.
+    impatient = storage_settings(
+        farm_home, database_url, seaweedfs, seaweedfs.bucket, nats_server.url
+    ).model_copy(update={"cache_eviction_timeout_seconds": 0.2})
 
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await storage.delete(artifact.id, token(storage.tenant, "tasks.write"))
+    async with serving_storage(impatient, seaweedfs, storage.tenant) as replica:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await replica.delete(artifact.id, token(storage.tenant, "tasks.write"))
 
     # A cached result may still name the artifact: it stays, bytes and all.
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -370,10 +381,11 @@ async def test_tasks_read_alone_cannot_read_or_delete_artifacts(storage: Storage
 
 
 async def test_start_makes_the_bucket_when_missing(
-    seaweedfs: S3Server, farm_home: Path, database_url: str
+    seaweedfs: S3Server, farm_home: Path, database_url: str, nats_server: NatsServer
 ) -> None:
     bucket = f"storage-{secrets.token_hex(4)}"
-    settings = storage_settings(farm_home, database_url, seaweedfs, bucket)
+    # With the farm's NATS: a stop would wait a while for a connect that cannot succeed.
+    settings = storage_settings(farm_home, database_url, seaweedfs, bucket, nats_server.url)
     async with serving(StorageService(settings), settings):
         client = infra.s3_client(seaweedfs.endpoint, seaweedfs.credentials)
         assert await asyncio.to_thread(client.bucket_exists, bucket)

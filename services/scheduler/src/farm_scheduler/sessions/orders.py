@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 HOLD_PROBE_SECONDS = 1.0
 """While a command waits for its answer, how often its agent is asked whether it
-still holds the session (and how long each probe waits)."""
+still holds the session (and how long each probe waits), unless told otherwise."""
 
 
 NO_RESPONDERS_RETRY_SECONDS = 0.25
@@ -34,10 +34,17 @@ class AgentSilent(Exception):
 class AgentOrders:
     """Sends open, run and close orders and reads the agents' SessionReplies."""
 
-    def __init__(self, nc: Client, open_timeout_seconds: float, close_timeout_seconds: float):
+    def __init__(
+        self,
+        nc: Client,
+        open_timeout_seconds: float,
+        close_timeout_seconds: float,
+        hold_probe_seconds: float = HOLD_PROBE_SECONDS,
+    ):
         self._nc = nc
         self._open_timeout_seconds = open_timeout_seconds
         self._close_timeout_seconds = close_timeout_seconds
+        self._hold_probe_seconds = hold_probe_seconds
 
     async def open(
         self, agent_id: str, order: queue_pb2.OpenSessionOrder
@@ -51,7 +58,7 @@ class AgentOrders:
         """Asks the agent holding the session to run a command; waits up to the timeout.
 
         A command sent as its agent died is lost with it: while the answer is awaited,
-        the agent is asked every HOLD_PROBE_SECONDS whether it still holds the session.
+        the agent is asked every `hold_probe_seconds` whether it still holds the session.
         Nobody listening raises AgentGone; an agent that no longer holds it (restarted
         under the same id) answers SESSION_NOT_FOUND, which becomes the answer.
         """
@@ -60,12 +67,12 @@ class AgentOrders:
         )
         probe = queue_pb2.HoldSessionProbe(session_id=order.session_id, tenant=order.tenant)
         try:
-            while not (await asyncio.wait({answer}, timeout=HOLD_PROBE_SECONDS))[0]:
+            while not (await asyncio.wait({answer}, timeout=self._hold_probe_seconds))[0]:
                 not_held = await self._not_held(agent_id, probe)
                 if not_held is None:
                     continue
                 # The command may have closed the session itself: its answer says how.
-                if (await asyncio.wait({answer}, timeout=HOLD_PROBE_SECONDS))[0]:
+                if (await asyncio.wait({answer}, timeout=self._hold_probe_seconds))[0]:
                     break
                 return not_held
             return answer.result()
@@ -86,7 +93,7 @@ class AgentOrders:
         None also when it is too busy to say: the command's own timeout still stands.
         """
         try:
-            reply = await self._ask(agent_id, SessionOrder.HOLD, probe, HOLD_PROBE_SECONDS)
+            reply = await self._ask(agent_id, SessionOrder.HOLD, probe, self._hold_probe_seconds)
         except AgentSilent:
             return None
         if reply.HasField("error") and reply.error.code == Refusal.SESSION_NOT_FOUND:
