@@ -35,15 +35,24 @@ ROOT = find_project_root(Path(__file__).parent)
 FINAL_STATES = {"TASK_STATUS_SUCCEEDED", "TASK_STATUS_FAILED", "TASK_STATUS_CANCELLED"}
 # Two agents (see the farm fixture) with the default concurrency of two each.
 AGENT_SLOTS = 4
+# The shortest idle timeout and lifetime the farm fixture's sessions may ask for.
+SESSION_MIN_SECONDS = 2
 
 
 @pytest.fixture(scope="session")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
     """The farm, started once for all end-to-end tests and stopped by PID at the end."""
     # With Prometheus where `make observe-deps` installed it (make test does).
+    config = whole_farm_config(tmp_path_factory.mktemp("farm"))
     config = replace(
-        whole_farm_config(tmp_path_factory.mktemp("farm")),
+        config,
         observe=shutil.which("prometheus") is not None,
+        # Sessions may ask for idle timeouts and lifetimes of a few seconds (farm default:
+        # 10 s at least), so that the tests of those clocks do not wait 10 s each.
+        service_env={
+            **config.service_env,
+            "FARM_SCHEDULER_SESSION_MIN_SECONDS": str(SESSION_MIN_SECONDS),
+        },
     )
     with LocalFarm(config) as running:
         yield running
