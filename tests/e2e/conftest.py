@@ -5,6 +5,8 @@ agents, Envoy) on free ports, started the way `farm up` starts it; the test page
 come from tests/pages.py on 127.0.0.1, which the agents are allowed to reach.
 """
 
+import contextlib
+import io
 import json
 import os
 import secrets
@@ -12,10 +14,10 @@ import shutil
 import struct
 import subprocess
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import grpc
 import httpx
@@ -26,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm_cli.launcher.config import find_project_root
 from farm_cli.launcher.farm import LocalFarm
+from farm_cli.main import main as cli_main
 from tests.e2e.sessions_api import Sessions
 from tests.farms import whole_farm_config
 from tests.helpers import eventually
@@ -35,6 +38,8 @@ ROOT = find_project_root(Path(__file__).parent)
 FINAL_STATES = {"TASK_STATUS_SUCCEEDED", "TASK_STATUS_FAILED", "TASK_STATUS_CANCELLED"}
 # Two agents (see the farm fixture) with the default concurrency of two each.
 AGENT_SLOTS = 4
+# The shortest idle timeout and lifetime the farm fixture's sessions may ask for.
+SESSION_MIN_SECONDS = 2
 
 
 @pytest.fixture(scope="session")
@@ -45,8 +50,20 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
     config = replace(
         config,
         observe=shutil.which("prometheus") is not None,
-        # test_mcp's wrong selectors are answered after 2 s, not the default 10.
-        service_env={**config.service_env, "FARM_MCP_ACTION_TIMEOUT_SECONDS": "2"},
+        # Its data is thrown away at the end: SIGKILL SeaweedFS half a second after SIGTERM
+        # (its filer waits 15 s for its S3 gateway). No test stops it in this farm.
+        seaweedfs_stop_timeout=0.5,
+        # Sessions may ask for idle timeouts and lifetimes of a few seconds (farm default:
+        # 10 s at least), so that the tests of those clocks do not wait 10 s each.
+        service_env={
+            **config.service_env,
+            "FARM_SCHEDULER_SESSION_MIN_SECONDS": str(SESSION_MIN_SECONDS),
+            # The console's live parts (a task's status) show a change within half a
+            # second, not two (its default), for test_console's waits.
+            "FARM_CONSOLE_REFRESH_SECONDS": "0.5",
+            # test_mcp's wrong selectors are answered after 2 s, not the default 10.
+            "FARM_MCP_ACTION_TIMEOUT_SECONDS": "2",
+        },
     )
     with LocalFarm(config) as running:
         yield running
@@ -209,6 +226,34 @@ def farm_command(
     )
 
 
+def farm_in_process(
+    farm: LocalFarm, *args: str, key: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`farm ARGS` as farm_command runs it, but by the CLI's main() in this process.
+
+    For tests of what a command does, not of the process: it saves the ~1 s a new Python
+    takes to import the CLI. Its environment and standard streams are swapped for the
+    call's length, so calls must not overlap (no threads).
+    """
+    environment = {
+        "FARM_URL": farm.envoy_url.removeprefix("http://"),
+        "FARM_API_KEY": key or farm.admin_key,
+    }
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with (
+        mock.patch.dict(os.environ, environment),
+        contextlib.redirect_stdout(stdout),
+        contextlib.redirect_stderr(stderr),
+    ):
+        try:
+            returncode = cli_main(list(args))
+        except SystemExit as exit_:  # argparse's usage errors
+            returncode = exit_.code if isinstance(exit_.code, int) else 2
+    return subprocess.CompletedProcess(
+        [FARM, *args], returncode, stdout.getvalue(), stderr.getvalue()
+    )
+
+
 def printed(result: subprocess.CompletedProcess[str]) -> Any:
     """The JSON a `farm` command printed, after checking it succeeded."""
     assert result.returncode == 0, result.stderr
@@ -220,15 +265,9 @@ def farm_json(farm: LocalFarm, *args: str, key: str | None = None) -> Any:
     return printed(farm_command(farm, *args, key=key))
 
 
-def side_by_side(farm: LocalFarm, *runs: tuple[str, tuple[str, ...]]) -> list[Any]:
-    """Runs `farm` commands, each (key, args), side by side: each takes ~1 s to start."""
-    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
-        return list(pool.map(lambda run: farm_command(farm, *run[1], key=run[0]), runs))
-
-
-def at_once(farm: LocalFarm, *commands: tuple[str, ...], key: str) -> list[Any]:
-    """Runs several `farm` commands with one key side by side."""
-    return side_by_side(farm, *((key, command) for command in commands))
+def in_turn(farm: LocalFarm, *commands: tuple[str, ...], key: str) -> list[Any]:
+    """Runs several `farm` commands with one key in this process, one after the other."""
+    return [farm_in_process(farm, *command, key=key) for command in commands]
 
 
 def refused(result: subprocess.CompletedProcess[str]) -> str:
@@ -292,13 +331,13 @@ def operator(make_key: KeyFactory) -> auth_pb2.CreateApiKeyResponse:
 
 
 def set_limits(farm: LocalFarm, tenant: str, *options: str, key: str) -> Any:
-    """`farm tenant limits TENANT OPTIONS` with `key`; the tenant it printed."""
-    return farm_json(farm, "tenant", "limits", tenant, *options, key=key)
+    """`farm tenant limits TENANT OPTIONS` with `key` (in this process); the tenant it printed."""
+    return printed(farm_in_process(farm, "tenant", "limits", tenant, *options, key=key))
 
 
 def set_rate(farm: LocalFarm, key_id: str, *options: str, key: str) -> Any:
-    """`farm key rate KEY_ID OPTIONS` with `key`; the API key it printed."""
-    return farm_json(farm, "key", "rate", key_id, *options, key=key)
+    """`farm key rate KEY_ID OPTIONS` with `key` (in this process); the API key it printed."""
+    return printed(farm_in_process(farm, "key", "rate", key_id, *options, key=key))
 
 
 @pytest.fixture(scope="module")

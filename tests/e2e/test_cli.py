@@ -1,11 +1,19 @@
 """The `farm` command against the real farm, as a user runs it."""
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.conftest import farm_command, farm_json, png_size, refused
+from tests.e2e.conftest import (
+    farm_command,
+    farm_in_process,
+    farm_json,
+    png_size,
+    printed,
+    refused,
+)
 from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
@@ -45,23 +53,25 @@ def test_an_error_is_one_readable_line_and_exit_code_1(farm: LocalFarm) -> None:
 def test_a_session_from_the_command_line_keeps_its_page_between_commands(
     farm: LocalFarm, site: Site
 ) -> None:
-    session = farm_json(farm, "session", "create", "--viewport", "800x600", "--label", "cli=1")
+    # In this process: the commands' process is the other tests' subject, the session's here.
+    def run(*args: str) -> Any:
+        return printed(farm_in_process(farm, *args))
+
+    session = run("session", "create", "--viewport", "800x600", "--label", "cli=1")
     assert session["cdpUrl"].endswith(f"/v1/sessions/{session['id']}/cdp")
     try:
-        filled = farm_json(
-            farm, "session", "run", session["id"], site.url("/form"), "--fill", "#q=from the CLI"
+        filled = run(
+            "session", "run", session["id"], site.url("/form"), "--fill", "#q=from the CLI"
         )
         assert filled["title"] == "Form"
-        read = farm_json(
-            farm, "session", "run", session["id"], "--click", "#go", "--extract", "out=#out"
-        )
+        read = run("session", "run", session["id"], "--click", "#go", "--extract", "out=#out")
         assert read["json"] == {"out": "You asked: from the CLI"}
-        listed = farm_command(farm, "session", "list", "--state", "active", "--all")
+        listed = farm_in_process(farm, "session", "list", "--state", "active", "--all")
         assert session["id"] in listed.stdout
-        token = farm_json(farm, "session", "view-token", session["id"])
+        token = run("session", "view-token", session["id"])
         assert token["url"].startswith(session["liveUrl"] + "?token=")
     finally:
-        closed = farm_json(farm, "session", "close", session["id"])
+        closed = run("session", "close", session["id"])
     assert closed["closeReason"] == "CLOSED_BY_USER"
-    closed_run = farm_command(farm, "session", "run", session["id"], "--screenshot")
+    closed_run = farm_in_process(farm, "session", "run", session["id"], "--screenshot")
     assert "closed (CLOSED_BY_USER)" in refused(closed_run)

@@ -12,16 +12,14 @@ from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import (
     BOOTSTRAP_TENANT,
     KeyFactory,
-    at_once,
-    farm_command,
-    farm_json,
+    farm_in_process,
     http_client,
+    in_turn,
     new_tenant,
     printed,
     refused,
     set_limits,
     set_rate,
-    side_by_side,
 )
 from tests.helpers import eventually
 
@@ -35,7 +33,7 @@ def test_an_operator_sets_a_tenants_quotas_and_get_and_whoami_show_them(
 ) -> None:
     tenant = new_tenant("cli")
     member = make_key("tasks.read", tenant=tenant)
-    defaults = farm_json(farm, "tenant", "get", tenant, key=operator.secret)
+    defaults = printed(farm_in_process(farm, "tenant", "get", tenant, key=operator.secret))
     default_limits = defaults["effectiveLimits"]
 
     limited = set_limits(
@@ -49,9 +47,8 @@ def test_an_operator_sets_a_tenants_quotas_and_get_and_whoami_show_them(
         "1",
         key=operator.secret,
     )
-    got, me = side_by_side(
-        farm, (operator.secret, ("tenant", "get", tenant)), (member.secret, ("whoami",))
-    )
+    got = farm_in_process(farm, "tenant", "get", tenant, key=operator.secret)
+    me = farm_in_process(farm, "whoami", key=member.secret)
 
     in_force = {
         **default_limits,
@@ -100,7 +97,7 @@ def test_a_tenant_admin_reads_its_tenant_but_is_refused_quotas_rates_and_others(
     tenant = new_tenant("cli")
     tenant_admin = make_key("admin", tenant=tenant)
 
-    raised, faster, own, other, others_audit = at_once(
+    raised, faster, own, other, others_audit = in_turn(
         farm,
         ("tenant", "limits", tenant, "--max-queued-tasks", "1000000"),
         ("key", "rate", tenant_admin.api_key.id, "--burst", "1000"),
@@ -130,7 +127,7 @@ def test_a_key_without_the_admin_scope_is_refused_every_admin_command(
     reader = make_key("tasks.read", tenant=new_tenant("cli"))
     key_id = reader.api_key.id
 
-    results = at_once(
+    results = in_turn(
         farm,
         ("key", "rotate", key_id),
         ("key", "rate", key_id, "--burst", "1000"),
@@ -138,7 +135,7 @@ def test_a_key_without_the_admin_scope_is_refused_every_admin_command(
         ("audit",),
         key=reader.secret,
     )
-    me = farm_json(farm, "whoami", key=reader.secret)
+    me = printed(farm_in_process(farm, "whoami", key=reader.secret))
 
     rpcs = [
         "/farm.auth.v1.AuthService/RotateApiKey",
@@ -158,7 +155,7 @@ def test_a_key_without_the_admin_scope_is_refused_every_admin_command(
 def key_in_cache(farm: LocalFarm, make_key: KeyFactory) -> auth_pb2.CreateApiKeyResponse:
     """A new tasks.read key that auth has checked once, so it is in auth's key cache."""
     key = make_key("tasks.read")
-    farm_json(farm, "whoami", key=key.secret)
+    printed(farm_in_process(farm, "whoami", key=key.secret))
     return key
 
 
@@ -167,13 +164,13 @@ def test_key_rotate_prints_a_new_secret_and_the_old_one_works_until_the_grace_en
 ) -> None:
     key = key_in_cache(farm, make_key)
 
-    result = farm_command(
+    result = farm_in_process(
         farm, "key", "rotate", key.api_key.id, "--grace-seconds", "2", key=operator.secret
     )
     rotated = printed(result)
     grace_end = dt.datetime.fromisoformat(rotated["apiKey"]["previousSecretExpireTime"])
     new_secret = rotated["secret"]
-    # Over HTTP, not the CLI: a CLI run takes about 1 s to start, half the grace.
+    # Over HTTP, where each call is one request: the old secret is tried many times.
     with http_client(farm, new_secret) as new, http_client(farm, key.secret) as old:
         new_status = new.get("/v1/whoami").status_code
         old_status = old.get("/v1/whoami").status_code
@@ -185,7 +182,8 @@ def test_key_rotate_prints_a_new_secret_and_the_old_one_works_until_the_grace_en
             message="old secret still accepted 1 s after its grace",
         )
         refused_at = dt.datetime.now(dt.UTC)
-    late, as_new = side_by_side(farm, (key.secret, ("whoami",)), (new_secret, ("whoami",)))
+    late = farm_in_process(farm, "whoami", key=key.secret)
+    as_new = farm_in_process(farm, "whoami", key=new_secret)
 
     assert new_secret.startswith("bf_") and new_secret != key.secret
     assert rotated["apiKey"]["id"] == key.api_key.id
@@ -204,10 +202,13 @@ def test_key_rotate_without_grace_refuses_the_old_secret_at_once(
 ) -> None:
     key = key_in_cache(farm, make_key)
 
-    rotated = farm_json(
-        farm, "key", "rotate", key.api_key.id, "--grace-seconds", "0", key=operator.secret
+    rotated = printed(
+        farm_in_process(
+            farm, "key", "rotate", key.api_key.id, "--grace-seconds", "0", key=operator.secret
+        )
     )
-    as_old, as_new = side_by_side(farm, (key.secret, ("whoami",)), (rotated["secret"], ("whoami",)))
+    as_old = farm_in_process(farm, "whoami", key=key.secret)
+    as_new = farm_in_process(farm, "whoami", key=rotated["secret"])
 
     assert refused(as_old).startswith("error: UNAUTHENTICATED: API key rotated: ")
     assert printed(as_new)["keyId"] == key.api_key.id
@@ -220,7 +221,7 @@ def test_key_rate_sets_the_rate_whoami_shows_it_and_the_burst_is_enforced(
     key_id = key.api_key.id
 
     rated = set_rate(farm, key_id, "--per-second", "1", "--burst", "2", key=operator.secret)
-    me = farm_json(farm, "whoami", key=key.secret)  # takes one of the 2 tokens
+    me = printed(farm_in_process(farm, "whoami", key=key.secret))  # takes one of the 2 tokens
     with http_client(farm, key.secret) as http:
         statuses = [http.get("/v1/whoami").status_code for _ in range(3)]
 
@@ -252,7 +253,7 @@ def test_rotating_or_rating_an_unknown_key_names_it(
 ) -> None:
     unknown = f"key_{secrets.token_hex(8)}"
 
-    rotate, rate = at_once(
+    rotate, rate = in_turn(
         farm,
         ("key", "rotate", unknown),
         ("key", "rate", unknown, "--burst", "5"),

@@ -11,9 +11,8 @@ from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import (
     BOOTSTRAP_TENANT,
     KeyFactory,
-    at_once,
-    farm_command,
-    farm_json,
+    farm_in_process,
+    in_turn,
     new_tenant,
     printed,
     refused,
@@ -38,7 +37,7 @@ def audited(
     seen: list[Record] = []
 
     def listed() -> list[Record] | None:
-        seen[:] = farm_json(farm, "audit", *filters, key=key)["auditRecords"]
+        seen[:] = printed(farm_in_process(farm, "audit", *filters, key=key))["auditRecords"]
         return list(seen) if found(seen) else None
 
     return eventually(
@@ -57,13 +56,15 @@ def test_audit_lists_the_records_of_the_admin_commands(
     key_id = tenant_admin.api_key.id
     set_limits(farm, tenant, "--max-running-tasks", "5", key=operator.secret)
     set_rate(farm, key_id, "--burst", "20", key=operator.secret)
-    rotated = farm_json(farm, "key", "rotate", key_id, "--grace-seconds", "60", key=operator.secret)
+    rotated = printed(
+        farm_in_process(farm, "key", "rotate", key_id, "--grace-seconds", "60", key=operator.secret)
+    )
     refused(
-        farm_command(
+        farm_in_process(
             farm, "tenant", "limits", tenant, "--max-running-tasks", "500", key=rotated["secret"]
         )
     )
-    refused(farm_command(farm, "key", "rate", key_id, "--burst", "500", key=rotated["secret"]))
+    refused(farm_in_process(farm, "key", "rate", key_id, "--burst", "500", key=rotated["secret"]))
 
     def by_operator(records: list[Record]) -> list[Record]:
         return [
@@ -93,14 +94,14 @@ def test_audit_lists_the_records_of_the_admin_commands(
         "permission_denied",
         found=lambda records: len(records) >= 2,
     )
-    newest, own_ok = at_once(
+    newest, own_ok = in_turn(
         farm,
         ("audit", "--tenant", tenant, "--limit", "1"),
         ("audit", "--tenant", tenant, "--rpc", "UpdateTenantLimits", "--outcome", "ok"),
         key=operator.secret,
     )
     future = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
-    rotations, none_yet = at_once(
+    rotations, none_yet = in_turn(
         farm,
         ("audit", "--rpc", "RotateApiKey", "--since", "10m"),
         ("audit", "--tenant", tenant, "--since", future),
@@ -124,7 +125,7 @@ def test_audit_lists_the_records_of_the_admin_commands(
     newest_page = printed(newest)
     assert [r["id"] for r in newest_page["auditRecords"]] == [tenants[0]["id"]]
     assert newest_page["nextPageToken"]
-    (next_one,) = at_once(
+    (next_one,) = in_turn(
         farm,
         ("audit", "--tenant", tenant, "--limit", "1", "--page-token", newest_page["nextPageToken"]),
         key=operator.secret,
@@ -140,7 +141,7 @@ def test_audit_lists_the_records_of_the_admin_commands(
 def test_audit_names_a_bad_limit_since_or_outcome(
     farm: LocalFarm, operator: auth_pb2.CreateApiKeyResponse
 ) -> None:
-    no_limit, bad_since, bad_outcome = at_once(
+    no_limit, bad_since, bad_outcome = in_turn(
         farm,
         ("audit", "--limit", "0"),
         ("audit", "--since", "yesterday"),

@@ -145,7 +145,7 @@ async def test_failed_task_shows_its_error_and_its_dead_letter_is_requeued(
     await form.get_by_label("URL").fill(site.url("/page"))
     await form.get_by_label("Element").fill("#nowhere-on-the-page")
     await form.get_by_label("Attempts").fill("1")
-    await form.get_by_label("Timeout (ms)").fill("3000")
+    await form.get_by_label("Timeout (ms)").fill("1000")  # the shortest: it waits it out twice
     await form.get_by_role("button", name="Submit").click()
     await expect(tab.locator("#task-status")).to_have_text("FAILED", timeout=WITHIN_MS)
     task_id = tab.url.rsplit("/", 1)[-1]

@@ -19,7 +19,7 @@ from playwright.async_api import Playwright
 from farm.sessions.v1 import sessions_pb2, sessions_pb2_grpc
 from farm_agent.browser.chromium import CHROMIUM_FLAGS
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.conftest import Client, KeyFactory, http_client, png_size
+from tests.e2e.conftest import SESSION_MIN_SECONDS, Client, KeyFactory, http_client, png_size
 from tests.e2e.sessions_api import Sessions, cdp_status, close_reason_of_idle_socket
 from tests.helpers import assert_eventually
 from tests.pages import Site
@@ -91,7 +91,7 @@ def test_a_failing_step_names_its_code_and_selector(sessions: Sessions, site: Si
 
 def test_bad_session_specs_name_the_field(sessions: Sessions) -> None:
     for spec, field in (
-        ({"idleTimeoutSeconds": 5}, "idleTimeoutSeconds"),
+        ({"idleTimeoutSeconds": SESSION_MIN_SECONDS - 1}, "idleTimeoutSeconds"),
         ({"maxLifetimeSeconds": 999999}, "maxLifetimeSeconds"),
         ({"viewport": {"width": 0, "height": 10}}, "viewport.width"),
         ({"region": "Not A Region"}, "region"),
@@ -106,7 +106,8 @@ def test_bad_session_specs_name_the_field(sessions: Sessions) -> None:
 def test_a_session_closes_itself_when_idle_and_ends_its_sockets_with_a_reason(
     farm: LocalFarm, sessions: Sessions
 ) -> None:
-    session = sessions.create(idleTimeoutSeconds=10)
+    # Long enough to attach before it runs out, even on a busy machine.
+    session = sessions.create(idleTimeoutSeconds=4)
     reason = asyncio.run(close_reason_of_idle_socket(session["cdpUrl"], farm.admin_key))
     assert reason == f"session {session['id']} closed: IDLE_TIMEOUT"
     closed = sessions.wait_closed(session["id"], within=15)
@@ -116,7 +117,7 @@ def test_a_session_closes_itself_when_idle_and_ends_its_sockets_with_a_reason(
 def test_a_session_ends_at_its_maximum_lifetime_however_busy(
     sessions: Sessions, site: Site
 ) -> None:
-    session = sessions.create(maxLifetimeSeconds=10, idleTimeoutSeconds=60)
+    session = sessions.create(maxLifetimeSeconds=4, idleTimeoutSeconds=60)
     deadline = time.monotonic() + 20
     while sessions.get(session["id"])["state"] == "SESSION_STATE_ACTIVE":
         assert time.monotonic() < deadline, "the session outlived its lifetime"

@@ -1,6 +1,7 @@
 """Sessions in the scheduler, as pure logic: validation, placement, links, command errors."""
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 
@@ -70,6 +71,16 @@ def test_lifetimes_at_their_bounds_are_kept() -> None:
     spec = sessions_pb2.SessionSpec(idle_timeout_seconds=10, max_lifetime_seconds=86400)
     checked = validate_session_spec(spec, BOUNDS)
     assert (checked.idle_timeout_seconds, checked.max_lifetime_seconds) == (10, 86400)
+
+
+def test_a_farm_may_let_sessions_ask_for_shorter_lifetimes() -> None:
+    bounds = replace(BOUNDS, min_seconds=2)
+    spec = sessions_pb2.SessionSpec(idle_timeout_seconds=2, max_lifetime_seconds=2)
+    checked = validate_session_spec(spec, bounds)
+    assert (checked.idle_timeout_seconds, checked.max_lifetime_seconds) == (2, 2)
+    with pytest.raises(InvalidArgument) as caught:
+        validate_session_spec(sessions_pb2.SessionSpec(max_lifetime_seconds=1), bounds)
+    assert caught.value.field == "maxLifetimeSeconds"
 
 
 def test_a_command_may_have_no_url_and_no_action_and_gets_its_defaults() -> None:

@@ -113,6 +113,11 @@ class SchedulerSettings(FarmSettings):
     session_max_lifetime_seconds: int = Field(
         default=86400, ge=10, description="The longest maximum lifetime a session may ask for."
     )
+    session_min_seconds: int = Field(
+        default=10,
+        ge=1,
+        description="The shortest idle timeout and maximum lifetime a session may ask for.",
+    )
     session_open_timeout_seconds: float = Field(
         default=30.0,
         gt=0,

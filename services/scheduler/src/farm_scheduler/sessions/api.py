@@ -88,6 +88,7 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
             max_idle_timeout_seconds=settings.session_max_idle_timeout_seconds,
             default_max_lifetime_seconds=settings.session_lifetime_seconds,
             max_max_lifetime_seconds=settings.session_max_lifetime_seconds,
+            min_seconds=settings.session_min_seconds,
         )
 
     async def CreateSession(
