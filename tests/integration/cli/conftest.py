@@ -39,17 +39,15 @@ def pid_files(home: Path) -> dict[str, int]:
     return {path.stem: int(path.read_text()) for path in (home / "run").glob("*.pid")}
 
 
+def infra_only(home: Path) -> FarmConfig:
+    """A farm of NATS, SeaweedFS and Envoy only, on free ports, with FARM_HOME `home`."""
+    return FarmConfig(root=ROOT, home=home, ports=FarmPorts.free(), start_services=False)
+
+
 @pytest.fixture
 def infra_config(farm_home: Path) -> FarmConfig:
     """A farm of NATS, SeaweedFS and Envoy only, on free ports, in a fresh FARM_HOME."""
-    return FarmConfig(
-        root=ROOT,
-        home=farm_home,
-        ports=FarmPorts.free(),
-        start_services=False,
-        # Test data is thrown away: no need to wait out weed's slow graceful stop.
-        seaweedfs_stop_timeout=2.0,
-    )
+    return infra_only(farm_home)
 
 
 @dataclass(frozen=True)

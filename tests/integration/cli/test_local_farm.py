@@ -1,10 +1,16 @@
-"""LocalFarm with the real infrastructure: NATS, SeaweedFS and Envoy (services skipped)."""
+"""LocalFarm with the real infrastructure: NATS, SeaweedFS and Envoy (services skipped).
+
+Tests of a start or a stop start their own farm; those that only need one running
+(a refused second launcher, a killed or stopped process that comes back) share one.
+"""
 
 import io
 import os
 import signal
 import socket
 import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import httpx
 import nats
@@ -18,11 +24,42 @@ from farm_cli.launcher.lock import FarmAlreadyRunning, FarmLock
 from farm_cli.launcher.processes import StartupError, port_open
 from farm_core.nats_access import NatsAccess
 from tests.helpers import assert_eventually
-from tests.integration.cli.conftest import pid_files, running
+from tests.integration.cli.conftest import infra_only, pid_files, running
 
 pytestmark = pytest.mark.integration
 
 INFRASTRUCTURE = ["nats", "seaweedfs", "envoy"]
+
+
+@dataclass
+class Reports:
+    """What a farm reports, line by line; `since()` gives the lines after a mark."""
+
+    lines: list[str] = field(default_factory=list)
+
+    def mark(self) -> int:
+        return len(self.lines)
+
+    def since(self, mark: int) -> list[str]:
+        return self.lines[mark:]
+
+
+@dataclass(frozen=True)
+class SharedFarm:
+    """The module's running, supervised farm and what it has reported."""
+
+    farm: LocalFarm
+    reports: Reports
+
+
+@pytest.fixture(scope="module")
+def shared_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedFarm]:
+    """One infrastructure farm for this module, supervised; each test leaves it whole."""
+    reports = Reports()
+    home = tmp_path_factory.mktemp("shared") / "farm-home"
+    with LocalFarm(infra_only(home), report=reports.lines.append) as farm:
+        farm.start_supervisor(interval=0.1)
+        yield SharedFarm(farm, reports)
 
 
 def test_infrastructure_comes_up_and_stops_without_a_trace(infra_config: FarmConfig) -> None:
@@ -65,15 +102,17 @@ def test_keys_and_stored_objects_survive_a_restart(infra_config: FarmConfig) -> 
         assert object_bytes(client, "t/kept") == b"kept"
 
 
-def test_a_second_launcher_on_the_same_home_refuses_and_touches_nothing(
-    infra_config: FarmConfig,
+# async, as the other users of shared_farm: pytest-asyncio runs the session loop's
+# tests apart from the others, and a sync user would start the farm a second time.
+async def test_a_second_launcher_on_the_same_home_refuses_and_touches_nothing(
+    shared_farm: SharedFarm,
 ) -> None:
-    with LocalFarm(infra_config) as first:
-        before = pid_files(infra_config.home)
-        with pytest.raises(FarmAlreadyRunning, match=f"launcher PID {os.getpid()}"):
-            LocalFarm(infra_config).start()
-        assert pid_files(infra_config.home) == before
-        assert all(process.alive() for process in first.processes.values())
+    first = shared_farm.farm
+    before = pid_files(first.home)
+    with pytest.raises(FarmAlreadyRunning, match=f"launcher PID {os.getpid()}"):
+        LocalFarm(first.config).start()
+    assert pid_files(first.home) == before
+    assert all(process.alive() for process in first.processes.values())
 
 
 def test_a_failed_start_stops_what_it_started_and_shows_the_log(
@@ -93,60 +132,61 @@ def test_a_failed_start_stops_what_it_started_and_shows_the_log(
 
 
 async def test_killed_nats_is_restarted_on_its_port_with_its_stream(
-    infra_config: FarmConfig,
+    shared_farm: SharedFarm,
 ) -> None:
-    reports: list[str] = []
-    with LocalFarm(infra_config, report=reports.append) as farm:
-        await publish_to_a_stream(farm.nats_access("scheduler"), b"kept")
-        farm.start_supervisor(interval=0.1)
-        first_pid = farm.process("nats").pid
-        farm.kill("nats", signal.SIGKILL)
-        await assert_eventually(lambda: any("nats back up" in r for r in reports), within=30)
-        assert farm.process("nats").pid != first_pid
-        assert pid_files(infra_config.home)["nats"] == farm.process("nats").pid
-        assert await first_message_of_the_stream(farm.nats_access("scheduler")) == b"kept"
-    died = next(line for line in reports if line.startswith("nats died"))
+    farm, reports = shared_farm.farm, shared_farm.reports
+    await publish_to_a_stream(farm.nats_access("scheduler"), "KILLED", b"kept")
+    first_pid = farm.process("nats").pid
+    mark = reports.mark()
+    farm.kill("nats", signal.SIGKILL)
+    await assert_eventually(
+        lambda: any("nats back up" in r for r in reports.since(mark)), within=30
+    )
+    assert farm.process("nats").pid != first_pid
+    assert pid_files(farm.home)["nats"] == farm.process("nats").pid
+    assert await first_message_of_the_stream(farm.nats_access("scheduler"), "KILLED") == b"kept"
+    died = next(line for line in reports.since(mark) if line.startswith("nats died"))
     assert died.startswith(
         f"nats died (signal 9); restarting in 1 s; last lines of {farm.log_dir / 'nats.log'}"
     )
 
 
 async def test_stopped_seaweedfs_and_nats_start_again_with_their_data(
-    infra_config: FarmConfig,
+    shared_farm: SharedFarm,
 ) -> None:
-    with LocalFarm(infra_config) as farm:
-        farm.start_supervisor(interval=0.1)
-        client = infra.s3_client(farm.s3.endpoint, farm.s3.credentials)
-        client.put_object("farm-artifacts", "t/kept", io.BytesIO(b"kept"), 4)
-        await publish_to_a_stream(farm.nats_access("scheduler"), b"queued")
+    farm = shared_farm.farm
+    client = infra.s3_client(farm.s3.endpoint, farm.s3.credentials)
+    client.put_object("farm-artifacts", "t/kept", io.BytesIO(b"kept"), 4)
+    await publish_to_a_stream(farm.nats_access("scheduler"), "STOPPED", b"queued")
 
-        farm.stop_process("seaweedfs")
-        farm.stop_process("nats")
-        assert not infra.s3_ready(farm.s3.endpoint, farm.s3.credentials, "farm-artifacts")
-        assert not port_open("127.0.0.1", infra_config.ports.nats)
-        assert set(pid_files(infra_config.home)) == {"envoy"}
+    farm.stop_process("seaweedfs")
+    farm.stop_process("nats")
+    assert not infra.s3_ready(farm.s3.endpoint, farm.s3.credentials, "farm-artifacts")
+    assert not port_open("127.0.0.1", farm.config.ports.nats)
+    assert set(pid_files(farm.home)) == {"envoy"}
 
-        farm.start_process("nats")
-        farm.start_process("seaweedfs")
-        assert await first_message_of_the_stream(farm.nats_access("scheduler")) == b"queued"
-        assert object_bytes(client, "t/kept") == b"kept"
-        assert set(pid_files(infra_config.home)) == set(INFRASTRUCTURE)
+    farm.start_process("nats")
+    farm.start_process("seaweedfs")
+    assert await first_message_of_the_stream(farm.nats_access("scheduler"), "STOPPED") == b"queued"
+    assert object_bytes(client, "t/kept") == b"kept"
+    assert set(pid_files(farm.home)) == set(INFRASTRUCTURE)
 
 
-async def publish_to_a_stream(access: NatsAccess, data: bytes) -> None:
+async def publish_to_a_stream(access: NatsAccess, stream: str, data: bytes) -> None:
+    """Makes the file-stored stream `stream` and publishes `data` as its first message."""
     connection = await nats.connect(**access.connect_options())
     try:
         js = connection.jetstream()
-        await js.add_stream(name="KEPT", subjects=["kept.>"])
-        await js.publish("kept.one", data)
+        await js.add_stream(name=stream, subjects=[f"{stream.lower()}.>"])
+        await js.publish(f"{stream.lower()}.one", data)
     finally:
         await connection.close()
 
 
-async def first_message_of_the_stream(access: NatsAccess) -> bytes:
+async def first_message_of_the_stream(access: NatsAccess, stream: str) -> bytes:
     connection = await nats.connect(**access.connect_options())
     try:
-        message = await connection.jetstream().get_msg("KEPT", seq=1)
+        message = await connection.jetstream().get_msg(stream, seq=1)
         return bytes(message.data or b"")
     finally:
         await connection.close()

@@ -223,9 +223,11 @@ class FarmConfig:
     start_services: bool = True
     # How long a service may take to report SERVING.
     service_timeout: float = 90.0
-    # weed's filer waits 15 s for its own S3 gateway's stream before it stops;
-    # tests that throw their data away need not wait that out.
-    seaweedfs_stop_timeout: float = 20.0
+    # How long weed may drain after SIGTERM before SIGKILL. Its filer's graceful stop
+    # always waits 15 s for metadata streams of its own (the S3 gateway's, its own
+    # aggregator's) that end only with the process, and nothing of use happens in
+    # that wait: what weed acknowledged is already in its files, which survive a kill.
+    seaweedfs_stop_timeout: float = 2.0
     # More environment for every service process (auth, storage, scheduler, agents),
     # e.g. {"FARM_AGENT_ACK_WAIT_SECONDS": "5"}; what the launcher itself sets (ports,
     # ids, URLs, secrets) wins over it.
