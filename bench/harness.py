@@ -105,8 +105,6 @@ def bench_config(home: Path, agents: int, **config: Any) -> FarmConfig:
         home=home,
         ports=FarmPorts.free(),
         agents=agents,
-        # The bench's data is thrown away: no need to wait out weed's slow graceful stop.
-        seaweedfs_stop_timeout=2.0,
         **config,
     )
 

@@ -50,9 +50,6 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
     config = replace(
         config,
         observe=shutil.which("prometheus") is not None,
-        # Its data is thrown away at the end: SIGKILL SeaweedFS half a second after SIGTERM
-        # (its filer waits 15 s for its S3 gateway). No test stops it in this farm.
-        seaweedfs_stop_timeout=0.5,
         # Sessions may ask for idle timeouts and lifetimes of a few seconds (farm default:
         # 10 s at least), so that the tests of those clocks do not wait 10 s each.
         service_env={

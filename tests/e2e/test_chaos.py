@@ -65,8 +65,6 @@ def chaos_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
         whole_farm_config(tmp_path_factory.mktemp("chaos")),
         service_env=CHAOS_ENV,
         restart_policy=QUICK_RESTARTS,
-        # Its data is thrown away: SIGKILL soon instead of waiting out weed's slow stop.
-        seaweedfs_stop_timeout=0.5,
     )
     with LocalFarm(config) as farm:
         farm.start_supervisor(interval=0.1)
