@@ -37,7 +37,7 @@ from farm_agent.settings import AgentSettings
 from farm_agent.work.intake import WorkIntake
 from farm_agent.work.uploader import ArtifactOwner
 from farm_cli.launcher import infra
-from farm_cli.launcher.processes import ManagedProcess, free_port, wait_until
+from farm_cli.launcher.processes import ManagedProcess, free_ports, wait_until
 from farm_core.nats_access import NatsAccess
 from farm_core.queue import TASK_EVENT_SUBJECTS, Priority, connect, task_subject
 
@@ -200,7 +200,7 @@ async def measure(tasks: int, work: float) -> None:
     """Starts a nats-server, runs both ways, prints the table."""
     with tempfile.TemporaryDirectory(prefix="farm-pickup-") as scratch:
         home = Path(scratch)
-        ports = infra.NatsPorts(client=free_port(), monitor=free_port())
+        ports = infra.NatsPorts(*free_ports(2))
         server = ManagedProcess(infra.nats_spec(ports, home / "nats"), home, home)
         server.start()
         try:

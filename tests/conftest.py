@@ -18,7 +18,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.util._once import Once
 
 from farm_cli.launcher import infra
-from farm_cli.launcher.processes import PORT_RANGE_ENV, ManagedProcess, free_port, wait_until
+from farm_cli.launcher.processes import (
+    PORT_RANGE_ENV,
+    ManagedProcess,
+    free_port,
+    free_ports,
+    wait_until,
+)
 from farm_core.runtime import loop_factory
 from farm_core.settings import FarmSettings
 from tests.pages import Site, serve_site
@@ -69,7 +75,7 @@ class NatsServer:
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
     """A nats-server with JetStream for the whole session."""
     state = tmp_path_factory.mktemp("nats")
-    ports = infra.NatsPorts(client=free_port(), monitor=free_port())
+    ports = infra.NatsPorts(*free_ports(2))
     process = ManagedProcess(infra.nats_spec(ports, state / "data"), state, state)
     process.start()
     try:
@@ -93,7 +99,7 @@ class S3Server:
 def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """SeaweedFS (master, volume, filer, S3) for the whole session."""
     state = tmp_path_factory.mktemp("seaweedfs")
-    ports = infra.SeaweedPorts(*(free_port() for _ in range(8)))
+    ports = infra.SeaweedPorts(*free_ports(8))
     credentials = infra.S3Credentials("farm-test", secrets.token_hex(16))
     process = ManagedProcess(infra.seaweedfs_spec(ports, state, credentials), state, state)
     endpoint = f"http://127.0.0.1:{ports.s3}"

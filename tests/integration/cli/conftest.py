@@ -18,7 +18,7 @@ from farm_cli.launcher.envoy import (
     envoy_spec,
     write_envoy_config,
 )
-from farm_cli.launcher.processes import ManagedProcess, free_port, wait_until
+from farm_cli.launcher.processes import ManagedProcess, free_ports, wait_until
 from farm_cli.launcher.tls import TlsFiles, load_or_create_local_tls
 from tests.unit.cli.fake_services import FakeFarm, start_fake_farm
 
@@ -66,9 +66,10 @@ class EdgeUnderTest:
 def running_edge(state: Path, tls: TlsFiles | None = None) -> Iterator[EdgeUnderTest]:
     """Envoy rendered into `state` before fresh fakes; TLS-only with `tls`."""
     fakes = start_fake_farm()
+    listen_port, admin_port = free_ports(2)
     settings = EnvoySettings(
-        listen_port=free_port(),
-        admin_port=free_port(),
+        listen_port=listen_port,
+        admin_port=admin_port,
         descriptor_path=ROOT / "envoy" / "farm.binpb",
         upstreams={
             "auth": [Endpoint("127.0.0.1", fakes.auth_port)],

@@ -22,7 +22,7 @@ from farm_cli.launcher.envoy import (
     envoy_spec,
     write_envoy_config,
 )
-from farm_cli.launcher.processes import ManagedProcess, free_port, wait_until
+from farm_cli.launcher.processes import ManagedProcess, free_port, free_ports, wait_until
 from farm_cli.launcher.tls import load_or_create_internal_tls, load_or_issue
 from farm_core.transport import InternalTls
 from tests.helpers import assert_eventually
@@ -59,9 +59,10 @@ def envoy_before_named_services(tmp_path: Path) -> Iterator[EnvoySettings]:
         service: health_server(tls)
         for service, tls in (("auth", named), ("storage", misnamed), ("scheduler", named))
     }
+    listen_port, admin_port = free_ports(2)
     settings = EnvoySettings(
-        listen_port=free_port(),
-        admin_port=free_port(),
+        listen_port=listen_port,
+        admin_port=admin_port,
         descriptor_path=ROOT / "envoy" / "farm.binpb",
         upstreams={name: [Endpoint("127.0.0.1", port)] for name, (_, port) in servers.items()},
         upstream_cert_path=internal.cert,

@@ -20,7 +20,7 @@ from farm_cli.launcher.nats_cluster import (
     load_or_create_route_credentials,
     write_cluster_config,
 )
-from farm_cli.launcher.processes import ManagedProcess, free_port, wait_until
+from farm_cli.launcher.processes import ManagedProcess, free_ports, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -56,20 +56,20 @@ def start(spec: infra.ProcessSpec, ports: infra.NatsPorts, state: Path) -> Serve
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
     state = tmp_path_factory.mktemp("nats-cluster")
-    route_ports = {name: free_port() for name in ("a", "b", "rogue")}
+    route_ports = dict(zip(("a", "b", "rogue"), free_ports(3), strict=True))
     member_routes = tuple(f"127.0.0.1:{route_ports[name]}" for name in ("a", "b"))
     credentials = load_or_create_route_credentials(state / "routes.json")
     started: dict[str, Server] = {}
     try:
         for name in ("a", "b"):
-            ports = infra.NatsPorts(client=free_port(), monitor=free_port())
+            ports = infra.NatsPorts(*free_ports(2))
             cluster = NatsCluster(CLUSTER, route_ports[name], member_routes, credentials)
             config = write_cluster_config(state / f"{name}.json", cluster, "127.0.0.1")
             spec = infra.nats_spec(ports, state / name, config, name=name, server_name=name)
             started[name] = start(spec, ports, state)
         # What any host that reaches the route ports could run: the same cluster name
         # and routes, no credentials.
-        ports = infra.NatsPorts(client=free_port(), monitor=free_port())
+        ports = infra.NatsPorts(*free_ports(2))
         spec = infra.nats_spec(ports, state / "rogue", name="rogue", server_name="rogue")
         solicit = ",".join(f"nats://{route}" for route in member_routes)
         spec = replace(

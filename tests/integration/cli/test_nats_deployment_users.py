@@ -15,7 +15,7 @@ from nats.aio.client import Client
 from farm_cli.launcher import infra
 from farm_cli.launcher.config import find_project_root
 from farm_cli.launcher.nats_users import SHARED_AGENT_USER, deployment_users, password_variable
-from farm_cli.launcher.processes import ManagedProcess, free_port, wait_until
+from farm_cli.launcher.processes import ManagedProcess, free_ports, wait_until
 from farm_core.nats_access import NatsAccess
 from farm_core.queue import Priority, connect, drain_subject, ensure_streams, task_subject
 from tests.integration.cli.test_nats_users import Denials
@@ -29,7 +29,7 @@ PASSWORDS = {user.name: f"nats_{user.name.replace('-', '_')}_pw" for user in dep
 @pytest.fixture(scope="module")
 def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     state = tmp_path_factory.mktemp("nats-deployment")
-    ports = infra.NatsPorts(client=free_port(), monitor=free_port())
+    ports = infra.NatsPorts(*free_ports(2))
     spec = infra.nats_spec(ports, state / "data", USERS_CONF)
     env = {password_variable(user): password for user, password in PASSWORDS.items()}
     process = ManagedProcess(replace(spec, env={**spec.env, **env}), state, state)

@@ -16,7 +16,7 @@ from farm_cli.launcher.nats_users import (
     load_or_create_passwords,
     write_server_config,
 )
-from farm_cli.launcher.processes import ManagedProcess, free_port, wait_until
+from farm_cli.launcher.processes import ManagedProcess, free_ports, wait_until
 from farm_core.nats_access import NatsAccess
 from farm_core.queue import (
     AUDIT_STREAM,
@@ -51,7 +51,7 @@ def farm_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
     users = farm_users(["agent-1", "agent-2"])
     passwords = load_or_create_passwords(state / "users.json", users)
     write_server_config(state / "server.json", users, passwords, tls=None)
-    ports = infra.NatsPorts(client=free_port(), monitor=free_port())
+    ports = infra.NatsPorts(*free_ports(2))
     spec = infra.nats_spec(ports, state / "data", state / "server.json")
     process = ManagedProcess(spec, state, state)
     process.start()

@@ -22,7 +22,7 @@ from farm.admin.v1 import admin_pb2, admin_pb2_grpc
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
-from farm_cli.launcher.processes import free_port
+from farm_cli.launcher.processes import free_port, free_ports
 from tests.unit.cli.fake_fleet import fleet_status
 
 GOOD_KEY = "bf_good-key"
@@ -308,7 +308,7 @@ def _server(port: int, *adders: Any) -> tuple[grpc.Server, health.HealthServicer
 def start_fake_farm() -> FakeFarm:
     """Starts fake auth (with ext_authz), storage (with ingest) and scheduler."""
     calls = Calls()
-    ports = [free_port() for _ in range(3)]
+    ports = free_ports(3)
     auth = _server(
         ports[0],
         (external_auth_pb2_grpc.add_AuthorizationServicer_to_server, FakeAuthorization(calls)),

@@ -216,3 +216,18 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` distinct ports nothing listens on right now, as free_port picks them.
+
+    Ports drawn one by one for a process that has not bound them yet can repeat.
+    """
+    ports: list[int] = []
+    for _ in range(50 * count):
+        port = free_port(host)
+        if port not in ports:
+            ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise OSError(f"no {count} distinct free ports found")
