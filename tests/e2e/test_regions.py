@@ -123,7 +123,8 @@ async def final(
 
 async def status_is(http: httpx.AsyncClient, task_id: str, status: str) -> None:
     async def reached() -> bool:
-        return (await get(http, task_id))["status"] == status
+        reached_status: bool = (await get(http, task_id))["status"] == status
+        return reached_status
 
     await assert_eventually(reached, within=30, interval=0.1, message=f"{task_id} not {status}")
 

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -49,6 +50,7 @@ from farm_core.queue import (
 )
 from farm_core.sessions import sessions_bucket
 from farm_core.settings import FarmSettings
+from tests.conftest import NatsServer
 from tests.helpers import (
     TEST_PUBLIC_KEY,
     StandInService,
@@ -64,6 +66,7 @@ from tests.integration.agent.fakes import (
     FakeUploader,
     keeper_of,
 )
+from tests.pages import Site
 
 QUEUED = tasks_pb2.TASK_STATUS_QUEUED
 RUNNING = tasks_pb2.TASK_STATUS_RUNNING
@@ -77,9 +80,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 HAVE_CHROMIUM = CHROMIUM.exists()
 
 
-def agent_settings(home: Path, **overrides: object) -> AgentSettings:
+def agent_settings(home: Path, **overrides: Any) -> AgentSettings:
     """Agent settings for a test: its own FARM_HOME, a fixed secret, small limits."""
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "FARM_HOME": home,
         "FARM_IDENTITY_PUBLIC_KEY": TEST_PUBLIC_KEY,
         "credential": agent_credential(str(overrides.get("id", "agent-test"))),
@@ -122,7 +125,7 @@ class SettingsFactory:
     def __init__(self, home: Path) -> None:
         self.home = home
 
-    def __call__(self, **overrides: object) -> AgentSettings:
+    def __call__(self, **overrides: Any) -> AgentSettings:
         return agent_settings(self.home, **overrides)
 
 
@@ -219,12 +222,17 @@ StartIntake = Callable[..., Awaitable[WorkIntake]]
 
 @pytest.fixture
 async def start_intake(
-    nats_server, js: JetStreamContext, shared_pool: BrowserPool, make_settings, uploader, saved
+    nats_server: NatsServer,
+    js: JetStreamContext,
+    shared_pool: BrowserPool,
+    make_settings: SettingsFactory,
+    uploader: FakeUploader,
+    saved: FakeSavedState,
 ) -> AsyncIterator[StartIntake]:
     """Starts intakes on the shared pool (id "agent-under-test" unless given); closes them."""
     started: list[WorkIntake] = []
 
-    async def start(storage: ArtifactUploader | None = None, **overrides: object) -> WorkIntake:
+    async def start(storage: ArtifactUploader | None = None, **overrides: Any) -> WorkIntake:
         settings = make_settings(
             **{"NATS_URL": nats_server.url, "id": "agent-under-test", **overrides}
         )
@@ -265,7 +273,7 @@ def grant_of(task_id: str) -> str:
     return f"grant-of-{task_id}"
 
 
-def content_of(site, path: str = "/page", timeout_ms: int = 20_000) -> tasks_pb2.TaskSpec:
+def content_of(site: Site, path: str = "/page", timeout_ms: int = 20_000) -> tasks_pb2.TaskSpec:
     return tasks_pb2.TaskSpec(
         url=site.url(path), timeout_ms=timeout_ms, content=tasks_pb2.ContentOptions()
     )
@@ -279,7 +287,7 @@ async def is_zero(count: Awaitable[int]) -> bool:
     return await count == 0
 
 
-async def start_two_agents(start_intake: StartIntake, **settings: object) -> None:
+async def start_two_agents(start_intake: StartIntake, **settings: Any) -> None:
     """Starts the intakes of "agent-a" and "agent-b", three tasks at once each, on one pool."""
     for name in ("agent-a", "agent-b"):
         await start_intake(id=name, concurrency=3, **settings)

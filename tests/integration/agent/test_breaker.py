@@ -21,7 +21,7 @@ from tests.integration.agent.conftest import (
     publish,
     waits,
 )
-from tests.pages import serve_site
+from tests.pages import Site, serve_site
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ HOST = "127.0.0.1"
 COOLDOWN_SECONDS = 1.5
 
 
-def failing(site) -> tasks_pb2.TaskSpec:
+def failing(site: Site) -> tasks_pb2.TaskSpec:
     spec = once(content_of(site, "/status/503", timeout_ms=5000))
     spec.fail_on_http_error = True
     return spec
@@ -40,27 +40,27 @@ def transitions(state: str) -> float:
     return value or 0.0
 
 
-async def breaker(js: JetStreamContext, site) -> Circuit:
+async def breaker(js: JetStreamContext, site: Site) -> Circuit:
     """The breaker of the site's origin (127.0.0.1 and its port)."""
     entry = await (await breakers_bucket(js)).get(origin_key(site.url("/")))
     return Circuit.from_bytes(entry.value or b"")
 
 
-async def until_cooled_down(js: JetStreamContext, site) -> None:
+async def until_cooled_down(js: JetStreamContext, site: Site) -> None:
     """Sleeps out the open breaker's cool-down: the breaker's own clock, nothing to await."""
     opened = await breaker(js, site)
     assert opened.state is CircuitState.OPEN
     await asyncio.sleep(max(0.0, opened.opened_at + COOLDOWN_SECONDS - time.time()) + 0.05)
 
 
-async def fail_on_the_host(js: JetStreamContext, events: Events, site, times: int) -> None:
+async def fail_on_the_host(js: JetStreamContext, events: Events, site: Site, times: int) -> None:
     for _ in range(times):
         final = await events.final(await publish(js, failing(site)))
         assert final.error.code == "HTTP_ERROR"
 
 
 async def test_in_fail_mode_an_open_breaker_fails_tasks_fast_until_a_trial_closes_it(
-    js, start_intake: StartIntake, events: Events, site
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
 ) -> None:
     await start_intake(
         breaker_failures=3,
@@ -103,7 +103,7 @@ async def test_in_fail_mode_an_open_breaker_fails_tasks_fast_until_a_trial_close
 
 
 async def test_in_wait_mode_a_task_waits_out_the_open_breaker_without_using_an_attempt(
-    js, start_intake: StartIntake, events: Events, site
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
 ) -> None:
     await start_intake(breaker_failures=2, breaker_cooldown_seconds=COOLDOWN_SECONDS, concurrency=1)
     await fail_on_the_host(js, events, site, times=2)
@@ -126,7 +126,7 @@ async def test_in_wait_mode_a_task_waits_out_the_open_breaker_without_using_an_a
 
 
 async def test_an_open_breaker_holds_back_only_its_own_port_of_the_host(
-    js, start_intake: StartIntake, events: Events, site
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
 ) -> None:
     await start_intake(breaker_failures=2, breaker_cooldown_seconds=60, breaker_mode="fail")
     await fail_on_the_host(js, events, site, times=2)

@@ -5,6 +5,7 @@ import json
 
 import pytest
 from google.protobuf import json_format
+from nats.js import JetStreamContext
 from PIL import Image
 
 from farm.tasks.v1 import tasks_pb2
@@ -13,9 +14,11 @@ from tests.integration.agent.conftest import (
     FAILED,
     SUCCEEDED,
     Events,
+    StartIntake,
     publish,
 )
 from tests.integration.agent.fakes import FakeSavedState, FakeUploader
+from tests.pages import Site
 
 pytestmark = pytest.mark.integration
 
@@ -23,8 +26,13 @@ BUY_BOX = tasks_pb2.Box(x=100, y=200, width=120, height=40)
 
 
 def compared(
-    site, query: str, *, mask: tuple[str, ...] = (), full_page: bool = False, threshold: float = 0
-):
+    site: Site,
+    query: str,
+    *,
+    mask: tuple[str, ...] = (),
+    full_page: bool = False,
+    threshold: float = 0,
+) -> tasks_pb2.TaskSpec:
     """A task that screenshots /visual?<query> and compares it with the baseline "home"."""
     return tasks_pb2.TaskSpec(
         url=site.url(f"/visual?{query}"),
@@ -37,14 +45,20 @@ def compared(
     )
 
 
-async def comparison_of(js, events: Events, spec, tenant: str = "acme"):
+async def comparison_of(
+    js: JetStreamContext, events: Events, spec: tasks_pb2.TaskSpec, tenant: str = "acme"
+) -> tasks_pb2.TaskResult:
     final = await events.final(await publish(js, spec, tenant=tenant))
     assert final.status == SUCCEEDED, final.error
     return final.result
 
 
 async def test_the_first_screenshot_becomes_the_baseline_and_the_same_page_then_differs_in_nothing(
-    js, start_intake, events: Events, saved: FakeSavedState, site
+    js: JetStreamContext,
+    start_intake: StartIntake,
+    events: Events,
+    saved: FakeSavedState,
+    site: Site,
 ) -> None:
     await start_intake()
 
@@ -65,7 +79,11 @@ async def test_the_first_screenshot_becomes_the_baseline_and_the_same_page_then_
 
 
 async def test_a_changed_element_is_boxed_and_its_diff_image_stored(
-    js, start_intake, events: Events, uploader: FakeUploader, site
+    js: JetStreamContext,
+    start_intake: StartIntake,
+    events: Events,
+    uploader: FakeUploader,
+    site: Site,
 ) -> None:
     await start_intake()
     await comparison_of(js, events, compared(site, "button=steelblue"))
@@ -86,7 +104,7 @@ async def test_a_changed_element_is_boxed_and_its_diff_image_stored(
 
 
 async def test_a_masked_element_may_change_and_an_unmasked_one_may_not(
-    js, start_intake, events: Events, site
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
 ) -> None:
     await start_intake()
     await comparison_of(js, events, compared(site, "stamp=09:00", mask=("#stamp",)))
@@ -105,7 +123,7 @@ async def test_a_masked_element_may_change_and_an_unmasked_one_may_not(
 
 
 async def test_a_full_page_of_another_height_is_a_size_mismatch(
-    js, start_intake, events: Events, site
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
 ) -> None:
     await start_intake()
     await comparison_of(js, events, compared(site, "height=0", full_page=True))
@@ -120,7 +138,11 @@ async def test_a_full_page_of_another_height_is_a_size_mismatch(
 
 
 async def test_another_tenants_screenshot_starts_its_own_baseline(
-    js, start_intake, events: Events, saved: FakeSavedState, site
+    js: JetStreamContext,
+    start_intake: StartIntake,
+    events: Events,
+    saved: FakeSavedState,
+    site: Site,
 ) -> None:
     await start_intake()
     await comparison_of(js, events, compared(site, "button=steelblue"), tenant="acme")
@@ -136,7 +158,9 @@ def page_state(result: tasks_pb2.TaskResult) -> str:
     return str(json_format.MessageToDict(result.json)["state"])
 
 
-def login(site, *, profile: str = "", save: bool = False, sign_in: bool = False):
+def login(
+    site: Site, *, profile: str = "", save: bool = False, sign_in: bool = False
+) -> tasks_pb2.TaskSpec:
     """A task on /login that may sign in, and extracts what the page finds."""
     return tasks_pb2.TaskSpec(
         url=site.url("/login"),
@@ -150,7 +174,11 @@ def login(site, *, profile: str = "", save: bool = False, sign_in: bool = False)
 
 
 async def test_a_task_saves_its_profile_and_a_later_task_starts_signed_in(
-    js, start_intake, events: Events, saved: FakeSavedState, site
+    js: JetStreamContext,
+    start_intake: StartIntake,
+    events: Events,
+    saved: FakeSavedState,
+    site: Site,
 ) -> None:
     await start_intake()
 
@@ -166,7 +194,11 @@ async def test_a_task_saves_its_profile_and_a_later_task_starts_signed_in(
 
 
 async def test_a_failed_task_does_not_save_its_profile(
-    js, start_intake, events: Events, saved: FakeSavedState, site
+    js: JetStreamContext,
+    start_intake: StartIntake,
+    events: Events,
+    saved: FakeSavedState,
+    site: Site,
 ) -> None:
     await start_intake()
     spec = login(site, profile="ann", save=True, sign_in=True)

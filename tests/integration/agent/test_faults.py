@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from google.protobuf import json_format
+from nats.js import JetStreamContext
 from prometheus_client import REGISTRY
 
 from farm.tasks.v1 import tasks_pb2
@@ -29,6 +30,7 @@ from tests.integration.agent.conftest import (
     publish,
     running_pool,
 )
+from tests.pages import Site
 
 pytestmark = pytest.mark.integration
 
@@ -65,13 +67,13 @@ def renderer_processes(pool: BrowserPool) -> list[int]:
     return found
 
 
-async def assert_next_task_runs(runner: BrowserSpecRunner, site) -> None:
+async def assert_next_task_runs(runner: BrowserSpecRunner, site: Site) -> None:
     capture = await runner.run(content_of(site))
     assert capture.result.title == "Test page"
 
 
 async def test_a_renderer_crash_is_browser_crashed_and_the_next_task_runs(
-    runner: BrowserSpecRunner, shared_pool: BrowserPool, site
+    runner: BrowserSpecRunner, shared_pool: BrowserPool, site: Site
 ) -> None:
     crashes = page_events("crash")
     # The renderer is killed while the page runs, as a renderer bug or the OOM killer would.
@@ -93,7 +95,7 @@ async def test_a_renderer_crash_is_browser_crashed_and_the_next_task_runs(
 
 
 async def test_a_page_that_allocates_until_it_dies_is_browser_crashed(
-    runner: BrowserSpecRunner, site
+    runner: BrowserSpecRunner, site: Site
 ) -> None:
     failure = await failure_of(runner, content_of(site, "/memory", timeout_ms=20_000))
     assert failure.code is ErrorCode.BROWSER_CRASHED
@@ -101,7 +103,7 @@ async def test_a_page_that_allocates_until_it_dies_is_browser_crashed(
 
 
 async def test_a_hung_page_times_out_in_bounded_time_and_the_next_task_runs(
-    runner: BrowserSpecRunner, site
+    runner: BrowserSpecRunner, site: Site
 ) -> None:
     began = time.monotonic()
     failure = await failure_of(runner, content_of(site, "/hang", timeout_ms=2000))
@@ -112,7 +114,9 @@ async def test_a_hung_page_times_out_in_bounded_time_and_the_next_task_runs(
     await assert_next_task_runs(runner, site)
 
 
-async def test_dialogs_are_answered_so_the_page_goes_on(runner: BrowserSpecRunner, site) -> None:
+async def test_dialogs_are_answered_so_the_page_goes_on(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
     dialogs = page_events("dialog")
     spec = tasks_pb2.TaskSpec(
         url=site.url("/dialog"),
@@ -125,7 +129,7 @@ async def test_dialogs_are_answered_so_the_page_goes_on(runner: BrowserSpecRunne
 
 
 async def test_pop_ups_are_closed_and_the_task_keeps_its_page(
-    runner: BrowserSpecRunner, site
+    runner: BrowserSpecRunner, site: Site
 ) -> None:
     popups = page_events("popup")
     capture = await runner.run(content_of(site, "/popup"))
@@ -133,7 +137,7 @@ async def test_pop_ups_are_closed_and_the_task_keeps_its_page(
     assert page_events("popup") == popups + 1
 
 
-async def test_a_download_is_refused_for_good(runner: BrowserSpecRunner, site) -> None:
+async def test_a_download_is_refused_for_good(runner: BrowserSpecRunner, site: Site) -> None:
     failure = await failure_of(runner, content_of(site, "/download"))
     assert failure.code is ErrorCode.DOWNLOAD_REFUSED
     assert not failure.retryable
@@ -141,7 +145,7 @@ async def test_a_download_is_refused_for_good(runner: BrowserSpecRunner, site) -
 
 
 async def test_a_crash_fails_the_task_with_its_code_and_the_agent_serves_the_next(
-    js, start_intake: StartIntake, events: Events, site
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
 ) -> None:
     await start_intake(concurrency=1)
     crashing = content_of(site, "/memory")

@@ -4,6 +4,7 @@ import asyncio
 import uuid
 
 import pytest
+from nats.js import JetStreamContext
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import CapturedArtifact
@@ -20,6 +21,7 @@ from tests.integration.agent.conftest import (
     start_two_agents,
 )
 from tests.integration.agent.fakes import FakeUploader
+from tests.pages import Site
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +31,7 @@ HOST_WAIT_SECONDS = 0.3
 
 
 async def test_two_agents_never_run_more_than_k_tasks_at_once_on_one_host(
-    js, start_intake: StartIntake, events: Events, site
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
 ) -> None:
     await start_two_agents(
         start_intake, host_wait_seconds=HOST_WAIT_SECONDS, host_max_concurrency=2, host_max_rate=100
@@ -66,7 +68,11 @@ class SeenUploader(FakeUploader):
 
 
 async def test_the_upload_does_not_wait_for_the_host_slot_to_be_given_back(
-    js, start_intake: StartIntake, events: Events, site, monkeypatch: pytest.MonkeyPatch
+    js: JetStreamContext,
+    start_intake: StartIntake,
+    events: Events,
+    site: Site,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     uploader = SeenUploader()
     give_back = Lease.release
@@ -91,7 +97,7 @@ async def test_the_upload_does_not_wait_for_the_host_slot_to_be_given_back(
 
 
 async def test_task_starts_on_one_host_keep_to_the_rate(
-    js, start_intake: StartIntake, events: Events, site
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
 ) -> None:
     rate = 2.0
     await start_two_agents(
@@ -113,7 +119,7 @@ async def test_task_starts_on_one_host_keep_to_the_rate(
     assert starts[-1] - starts[0] >= (len(starts) - rate) / rate - 0.2
 
 
-async def test_a_limiter_remembers_only_its_latest_entries(js) -> None:
+async def test_a_limiter_remembers_only_its_latest_entries(js: JetStreamContext) -> None:
     limiter = SlotLimiter(await host_slots_bucket(js), "host", remembered=3)
     limits = SlotLimits(max_concurrency=1, max_rate=None, lease_seconds=30)
     leases = []

@@ -37,7 +37,12 @@ HIGH, LOW = Priority.HIGH, Priority.LOW
 
 
 async def test_a_task_reports_running_then_succeeded_and_is_acked(
-    js, start_intake, events: Events, uploader: FakeUploader, site, caplog
+    js: JetStreamContext,
+    start_intake: StartIntake,
+    events: Events,
+    uploader: FakeUploader,
+    site: Site,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="farm_agent.work")
     await start_intake()
@@ -69,7 +74,7 @@ async def test_a_task_reports_running_then_succeeded_and_is_acked(
 
 
 async def test_a_failing_task_reports_failed_with_its_code_and_is_acked(
-    js, start_intake, events: Events, site
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
 ) -> None:
     await start_intake()
     spec = tasks_pb2.TaskSpec(
@@ -88,7 +93,9 @@ async def test_a_failing_task_reports_failed_with_its_code_and_is_acked(
     await assert_eventually(lambda: is_zero(queued_tasks(js)), message="task not acked")
 
 
-async def test_extract_results_travel_as_json(js, start_intake, events: Events, site) -> None:
+async def test_extract_results_travel_as_json(
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
+) -> None:
     await start_intake()
     spec = tasks_pb2.TaskSpec(
         url=site.url("/page"),
@@ -116,7 +123,7 @@ async def hold_the_only_slot(
 
 
 async def test_high_tasks_queued_behind_a_running_task_go_before_earlier_low_ones(
-    js, start_intake, events: Events, site
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
 ) -> None:
     gate, slow = await hold_the_only_slot(js, start_intake, events, site)
     lows = [await publish(js, content_of(site), LOW) for _ in range(2)]
@@ -137,7 +144,7 @@ async def test_high_tasks_queued_behind_a_running_task_go_before_earlier_low_one
 
 
 async def test_low_tasks_are_served_while_high_tasks_keep_coming(
-    js, start_intake, events: Events, site
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
 ) -> None:
     gate, _ = await hold_the_only_slot(js, start_intake, events, site)
     low = await publish(js, content_of(site), LOW)
@@ -156,7 +163,11 @@ async def test_low_tasks_are_served_while_high_tasks_keep_coming(
 
 
 async def test_a_task_in_the_cancel_bucket_is_skipped(
-    js, start_intake, events: Events, uploader: FakeUploader, site
+    js: JetStreamContext,
+    start_intake: StartIntake,
+    events: Events,
+    uploader: FakeUploader,
+    site: Site,
 ) -> None:
     task_id = f"task-{uuid.uuid4().hex[:12]}"
     bucket = await cancel_bucket(js)
@@ -176,7 +187,12 @@ async def test_a_task_in_the_cancel_bucket_is_skipped(
 
 
 async def test_a_cancel_notice_stops_a_running_task(
-    js, nc: Client, start_intake, events: Events, uploader: FakeUploader, site
+    js: JetStreamContext,
+    nc: Client,
+    start_intake: StartIntake,
+    events: Events,
+    uploader: FakeUploader,
+    site: Site,
 ) -> None:
     gate = f"gate-{uuid.uuid4().hex[:8]}"
     intake = await start_intake()
@@ -196,7 +212,7 @@ async def test_a_cancel_notice_stops_a_running_task(
 
 
 async def test_drain_hands_a_running_task_back_and_it_runs_again(
-    js, start_intake, events: Events, site
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
 ) -> None:
     gate = f"gate-{uuid.uuid4().hex[:8]}"
     first = await start_intake()
@@ -216,7 +232,11 @@ async def test_drain_hands_a_running_task_back_and_it_runs_again(
 
 
 async def test_a_failed_upload_is_retried_as_a_new_attempt(
-    js, start_intake, events: Events, uploader: FakeUploader, site
+    js: JetStreamContext,
+    start_intake: StartIntake,
+    events: Events,
+    uploader: FakeUploader,
+    site: Site,
 ) -> None:
     uploader.failures_left = 1
     await start_intake(retry_base_seconds=0.2)
@@ -237,7 +257,11 @@ async def test_a_failed_upload_is_retried_as_a_new_attempt(
 
 
 async def test_an_upload_failing_on_the_last_attempt_fails_the_task(
-    js, start_intake, events: Events, uploader: FakeUploader, site
+    js: JetStreamContext,
+    start_intake: StartIntake,
+    events: Events,
+    uploader: FakeUploader,
+    site: Site,
 ) -> None:
     uploader.failures_left = 1
     await start_intake()

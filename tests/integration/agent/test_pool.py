@@ -3,8 +3,9 @@
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -16,6 +17,8 @@ from farm_agent.errors import TaskFailure
 from farm_agent.metrics import process_tree
 from farm_agent.settings import AgentSettings
 from tests.helpers import assert_eventually
+from tests.integration.agent.conftest import SettingsFactory
+from tests.pages import Site
 
 pytestmark = pytest.mark.integration
 
@@ -26,11 +29,14 @@ def short_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("h")
 
 
+StartPool = Callable[..., Awaitable[BrowserPool]]
+
+
 @pytest.fixture
-async def pools(short_home: Path, make_settings) -> AsyncIterator[Callable[..., object]]:
+async def pools(short_home: Path, make_settings: SettingsFactory) -> AsyncIterator[StartPool]:
     started: list[BrowserPool] = []
 
-    async def start(**overrides: object) -> BrowserPool:
+    async def start(**overrides: Any) -> BrowserPool:
         settings = make_settings(FARM_HOME=short_home, id=f"p{len(started)}", **overrides)
         pool = BrowserPool(settings)
         await pool.start()
@@ -62,11 +68,11 @@ def own_resident_bytes() -> int:
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def page_task(site, **fields: object) -> tasks_pb2.TaskSpec:
+def page_task(site: Site, **fields: Any) -> tasks_pb2.TaskSpec:
     return tasks_pb2.TaskSpec(url=site.url("/page"), timeout_ms=10_000, **fields)
 
 
-async def test_each_task_gets_a_fresh_context(pools) -> None:
+async def test_each_task_gets_a_fresh_context(pools: StartPool) -> None:
     pool = await pools(max_browsers=1)
     async with pool.new_context() as first:
         await first.add_cookies([{"name": "seen", "value": "1", "url": "http://example.test/"}])
@@ -77,7 +83,7 @@ async def test_each_task_gets_a_fresh_context(pools) -> None:
         assert second.browser is first.browser
 
 
-async def test_a_browser_is_replaced_after_tasks_per_browser_tasks(pools) -> None:
+async def test_a_browser_is_replaced_after_tasks_per_browser_tasks(pools: StartPool) -> None:
     pool = await pools(min_browsers=1, max_browsers=1, tasks_per_browser=2)
     browsers = []
     for _ in range(3):
@@ -91,7 +97,7 @@ async def test_a_browser_is_replaced_after_tasks_per_browser_tasks(pools) -> Non
 
 
 async def test_a_killed_browser_is_replaced_and_the_next_task_succeeds(
-    pools, make_settings: Callable[..., AgentSettings], site
+    pools: StartPool, make_settings: Callable[..., AgentSettings], site: Site
 ) -> None:
     pool = await pools(min_browsers=1, max_browsers=1)
     runner = BrowserSpecRunner(pool, make_settings())
@@ -107,7 +113,7 @@ async def test_a_killed_browser_is_replaced_and_the_next_task_succeeds(
     assert new_pid != pid
 
 
-async def test_browsers_above_the_minimum_close_when_idle(pools) -> None:
+async def test_browsers_above_the_minimum_close_when_idle(pools: StartPool) -> None:
     pool = await pools(min_browsers=1, max_browsers=2, browser_idle_seconds=0.3)
     async with pool.new_context() as first, pool.new_context() as second:
         assert first.browser is not second.browser
@@ -117,7 +123,9 @@ async def test_browsers_above_the_minimum_close_when_idle(pools) -> None:
     assert REGISTRY.get_sample_value("agent_active_browsers") == 1
 
 
-async def test_chromium_keeps_its_files_in_the_agent_scratch_dir(pools, short_home: Path) -> None:
+async def test_chromium_keeps_its_files_in_the_agent_scratch_dir(
+    pools: StartPool, short_home: Path
+) -> None:
     pool = await pools(max_browsers=1)
     scratch = pool.scratch_dir
     assert scratch == (short_home / "agents" / "p0" / "tmp").resolve()
@@ -129,7 +137,7 @@ async def test_chromium_keeps_its_files_in_the_agent_scratch_dir(pools, short_ho
     assert not scratch.exists()
 
 
-async def test_memory_gauge_counts_the_browser_processes(pools) -> None:
+async def test_memory_gauge_counts_the_browser_processes(pools: StartPool) -> None:
     pool = await pools(max_browsers=1)
     own_rss = own_resident_bytes()
     async with pool.new_context():
@@ -139,7 +147,7 @@ async def test_memory_gauge_counts_the_browser_processes(pools) -> None:
 
 
 async def test_a_pool_that_cannot_launch_chromium_closes_its_egress_listener(
-    short_home: Path, make_settings
+    short_home: Path, make_settings: SettingsFactory
 ) -> None:
     false = Path("/bin/false")
     settings = make_settings(FARM_HOME=short_home, chromium_path=false, headless_shell_path=false)

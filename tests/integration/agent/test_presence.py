@@ -20,13 +20,16 @@ from farm_agent.work.priorities import PRECEDENCE
 from farm_cli.launcher.processes import free_port
 from farm_core.queue import TASK_STREAM, agents_bucket, consumer_name, drain_subject
 from farm_core.server import ServiceHost
+from tests.conftest import NatsServer
 from tests.helpers import TEST_PUBLIC_KEY, assert_eventually
 from tests.integration.agent.conftest import (
     RUNNING,
     SUCCEEDED,
     Events,
+    SettingsFactory,
     publish,
 )
+from tests.pages import Site
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +44,7 @@ async def heartbeat_of(js: JetStreamContext, agent_id: str) -> queue_pb2.AgentHe
     return queue_pb2.AgentHeartbeat.FromString(entry.value or b"")
 
 
-def extract_of(site, path: str) -> tasks_pb2.TaskSpec:
+def extract_of(site: Site, path: str) -> tasks_pb2.TaskSpec:
     """A task with nothing to upload (these agents have no storage)."""
     return tasks_pb2.TaskSpec(
         url=site.url(path), extract=tasks_pb2.ExtractOptions(fields={"body": "body"})
@@ -49,12 +52,12 @@ def extract_of(site, path: str) -> tasks_pb2.TaskSpec:
 
 
 async def test_heartbeats_say_what_the_agent_runs_and_a_drain_notice_reaches_it(
-    nats_server,
+    nats_server: NatsServer,
     nc: Client,
     js: JetStreamContext,
     events: Events,
-    make_settings,
-    site,
+    make_settings: SettingsFactory,
+    site: Site,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     agent_id = f"beating-{uuid.uuid4().hex[:6]}"
@@ -103,7 +106,7 @@ async def test_heartbeats_say_what_the_agent_runs_and_a_drain_notice_reaches_it(
 
 @pytest.fixture
 async def agent_process(
-    nats_server, tmp_path_factory: pytest.TempPathFactory
+    nats_server: NatsServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
     """`python -m farm_agent` as the launcher starts it; killed if a test leaves it running."""
     agent_id = f"proc-{uuid.uuid4().hex[:6]}"
@@ -139,7 +142,7 @@ async def test_a_drain_notice_lets_the_running_task_finish_then_the_agent_exits_
     js: JetStreamContext,
     events: Events,
     agent_process: tuple[str, asyncio.subprocess.Process],
-    site,
+    site: Site,
 ) -> None:
     agent_id, process = agent_process
 

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+from nats.js import JetStreamContext
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.work.uploader import RetryPolicy, StorageUploader
@@ -16,12 +17,15 @@ from tests.integration.agent.conftest import (
     RUNNING,
     SUCCEEDED,
     Events,
+    SettingsFactory,
     StartIntake,
     content_of,
     is_zero,
     publish,
     queued_tasks,
 )
+from tests.integration.agent.fakes import FakeStorage
+from tests.pages import Site
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +49,7 @@ def failing_on_http_errors(url: str, max_attempts: int = 3) -> tasks_pb2.TaskSpe
 
 
 async def test_a_page_that_fails_twice_then_works_succeeds_on_the_third_attempt_after_backoffs(
-    js, start_intake: StartIntake, events: Events, site
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
 ) -> None:
     await start_intake(retry_base_seconds=BASE_SECONDS, retry_max_seconds=10)
     task_id = await publish(js, failing_on_http_errors(site.url(f"/flaky/{uuid.uuid4().hex}")))
@@ -76,7 +80,7 @@ async def test_a_page_that_fails_twice_then_works_succeeds_on_the_third_attempt_
 
 
 async def test_a_task_out_of_attempts_fails_with_the_last_error_and_is_acked(
-    js, start_intake: StartIntake, events: Events, site
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
 ) -> None:
     await start_intake(retry_base_seconds=0.05)
     task_id = await publish(js, failing_on_http_errors(site.url("/status/503"), max_attempts=2))
@@ -94,7 +98,7 @@ async def test_a_task_out_of_attempts_fails_with_the_last_error_and_is_acked(
 
 
 async def test_a_404_with_fail_on_http_error_fails_at_once(
-    js, start_intake: StartIntake, events: Events, site
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
 ) -> None:
     await start_intake(retry_base_seconds=0.05)
     task_id = await publish(js, failing_on_http_errors(site.url("/missing")))
@@ -107,7 +111,7 @@ async def test_a_404_with_fail_on_http_error_fails_at_once(
 
 
 async def test_an_error_page_is_a_page_without_fail_on_http_error(
-    js, start_intake: StartIntake, events: Events, site
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
 ) -> None:
     await start_intake()
     final = await events.final(await publish(js, content_of(site, "/status/503")))
@@ -121,7 +125,7 @@ def deadline_in(seconds_from_now: float) -> Timestamp:
 
 
 async def test_a_task_past_its_deadline_is_not_started(
-    js, start_intake: StartIntake, events: Events, site
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
 ) -> None:
     spec = content_of(site)
     spec.deadline.CopyFrom(deadline_in(-1))
@@ -136,7 +140,7 @@ async def test_a_task_past_its_deadline_is_not_started(
 
 
 async def test_the_deadline_cuts_an_attempt_short_and_stops_retries(
-    js, start_intake: StartIntake, events: Events, site
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
 ) -> None:
     await start_intake(retry_base_seconds=0.05)
     spec = content_of(site, "/slow?ms=8000", timeout_ms=30_000)
@@ -153,7 +157,12 @@ async def test_the_deadline_cuts_an_attempt_short_and_stops_retries(
 
 
 async def test_storage_down_longer_than_the_uploader_retries_hands_the_task_back_unacked(
-    js, start_intake: StartIntake, events: Events, fake_storage, make_settings, site
+    js: JetStreamContext,
+    start_intake: StartIntake,
+    events: Events,
+    fake_storage: FakeStorage,
+    make_settings: SettingsFactory,
+    site: Site,
 ) -> None:
     storage = StorageUploader(
         make_settings(storage_address=fake_storage.address),

@@ -2,6 +2,7 @@
 
 import struct
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from google.protobuf import json_format
@@ -14,6 +15,7 @@ from farm_agent.errors import TaskFailure
 from farm_agent.settings import AgentSettings
 from farm_cli.launcher.processes import free_port
 from farm_core.task_errors import ErrorCode
+from tests.pages import Site
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +50,7 @@ def runner(
     return BrowserSpecRunner(shared_pool, make_settings(max_result_text_bytes=200))
 
 
-def spec(url: str, **fields: object) -> tasks_pb2.TaskSpec:
+def spec(url: str, **fields: Any) -> tasks_pb2.TaskSpec:
     return tasks_pb2.TaskSpec(url=url, timeout_ms=10_000, **fields)
 
 
@@ -63,7 +65,9 @@ def only_artifact(capture: Capture) -> bytes:
     return capture.artifacts[0].data
 
 
-async def test_screenshot_is_a_png_of_the_viewport_size(runner: BrowserSpecRunner, site) -> None:
+async def test_screenshot_is_a_png_of_the_viewport_size(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
     capture = await runner.run(
         spec(
             site.url("/page"),
@@ -83,13 +87,13 @@ async def test_screenshot_is_a_png_of_the_viewport_size(runner: BrowserSpecRunne
     assert capture.result.title == "Test page"
 
 
-async def test_default_viewport_is_1280_by_800(runner: BrowserSpecRunner, site) -> None:
+async def test_default_viewport_is_1280_by_800(runner: BrowserSpecRunner, site: Site) -> None:
     capture = await runner.run(spec(site.url("/page"), screenshot=tasks_pb2.ScreenshotOptions()))
     assert png_size(only_artifact(capture)) == (1280, 800)
 
 
 async def test_full_page_screenshot_is_taller_than_the_viewport(
-    runner: BrowserSpecRunner, site
+    runner: BrowserSpecRunner, site: Site
 ) -> None:
     capture = await runner.run(
         spec(
@@ -103,7 +107,7 @@ async def test_full_page_screenshot_is_taller_than_the_viewport(
     assert height > 3000
 
 
-async def test_jpeg_screenshot_has_the_viewport_size(runner: BrowserSpecRunner, site) -> None:
+async def test_jpeg_screenshot_has_the_viewport_size(runner: BrowserSpecRunner, site: Site) -> None:
     capture = await runner.run(
         spec(
             site.url("/page"),
@@ -115,14 +119,18 @@ async def test_jpeg_screenshot_has_the_viewport_size(runner: BrowserSpecRunner, 
     assert jpeg_size(capture.artifacts[0].data) == (500, 300)
 
 
-async def test_selector_screenshot_has_the_element_size(runner: BrowserSpecRunner, site) -> None:
+async def test_selector_screenshot_has_the_element_size(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
     capture = await runner.run(
         spec(site.url("/box"), screenshot=tasks_pb2.ScreenshotOptions(selector="#box"))
     )
     assert png_size(only_artifact(capture)) == (300, 200)
 
 
-async def test_device_emulation_uses_the_device_viewport(runner: BrowserSpecRunner, site) -> None:
+async def test_device_emulation_uses_the_device_viewport(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
     capture = await runner.run(
         spec(site.url("/page"), screenshot=tasks_pb2.ScreenshotOptions(), device="iPhone 13")
     )
@@ -132,7 +140,7 @@ async def test_device_emulation_uses_the_device_viewport(runner: BrowserSpecRunn
     assert abs(height - 664 * 3) <= 2
 
 
-async def test_pdf_is_a_pdf_document(runner: BrowserSpecRunner, site) -> None:
+async def test_pdf_is_a_pdf_document(runner: BrowserSpecRunner, site: Site) -> None:
     capture = await runner.run(
         spec(
             site.url("/page"),
@@ -146,7 +154,7 @@ async def test_pdf_is_a_pdf_document(runner: BrowserSpecRunner, site) -> None:
 
 async def test_html_content_is_cut_in_the_result_and_whole_in_the_artifact(
     runner: BrowserSpecRunner,
-    site,
+    site: Site,
 ) -> None:
     capture = await runner.run(spec(site.url("/page"), content=tasks_pb2.ContentOptions()))
     artifact = capture.artifacts[0]
@@ -157,7 +165,9 @@ async def test_html_content_is_cut_in_the_result_and_whole_in_the_artifact(
     assert capture.result.text == html.encode()[:200].decode()
 
 
-async def test_text_content_is_the_rendered_body_text(runner: BrowserSpecRunner, site) -> None:
+async def test_text_content_is_the_rendered_body_text(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
     capture = await runner.run(
         spec(
             site.url("/form"),
@@ -170,7 +180,9 @@ async def test_text_content_is_the_rendered_body_text(runner: BrowserSpecRunner,
     assert "<p" not in capture.artifacts[0].data.decode()
 
 
-async def test_extract_takes_text_attributes_and_lists(runner: BrowserSpecRunner, site) -> None:
+async def test_extract_takes_text_attributes_and_lists(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
     fields = {
         "heading": "h1",
         "firstLink": "a@href",
@@ -193,7 +205,7 @@ async def test_extract_takes_text_attributes_and_lists(runner: BrowserSpecRunner
     assert capture.artifacts == []
 
 
-async def test_script_returns_its_json_value(runner: BrowserSpecRunner, site) -> None:
+async def test_script_returns_its_json_value(runner: BrowserSpecRunner, site: Site) -> None:
     source = "() => ({title: document.title, items: document.querySelectorAll('li').length})"
     capture = await runner.run(
         spec(site.url("/page"), script=tasks_pb2.ScriptOptions(source=source))
@@ -201,7 +213,7 @@ async def test_script_returns_its_json_value(runner: BrowserSpecRunner, site) ->
     assert json_format.MessageToDict(capture.result.json) == {"title": "Test page", "items": 3}
 
 
-async def test_fill_and_click_steps_change_the_page(runner: BrowserSpecRunner, site) -> None:
+async def test_fill_and_click_steps_change_the_page(runner: BrowserSpecRunner, site: Site) -> None:
     steps = [
         tasks_pb2.Step(fill=tasks_pb2.FillStep(selector="#q", value="cheese")),
         tasks_pb2.Step(click="#go"),
@@ -219,7 +231,7 @@ async def test_fill_and_click_steps_change_the_page(runner: BrowserSpecRunner, s
     assert json_format.MessageToDict(capture.result.json) == {"out": "You asked: cheese"}
 
 
-async def test_a_slow_page_fails_with_timeout(runner: BrowserSpecRunner, site) -> None:
+async def test_a_slow_page_fails_with_timeout(runner: BrowserSpecRunner, site: Site) -> None:
     task = tasks_pb2.TaskSpec(
         url=site.url("/slow?ms=5000"), timeout_ms=1000, content=tasks_pb2.ContentOptions()
     )
@@ -228,7 +240,7 @@ async def test_a_slow_page_fails_with_timeout(runner: BrowserSpecRunner, site) -
 
 
 async def test_a_missing_element_fails_with_selector_not_found(
-    runner: BrowserSpecRunner, site
+    runner: BrowserSpecRunner, site: Site
 ) -> None:
     task = tasks_pb2.TaskSpec(
         url=site.url("/page"),
@@ -243,7 +255,7 @@ async def test_a_missing_element_fails_with_selector_not_found(
 
 async def test_a_missing_screenshot_element_fails_with_selector_not_found(
     runner: BrowserSpecRunner,
-    site,
+    site: Site,
 ) -> None:
     task = tasks_pb2.TaskSpec(
         url=site.url("/page"),
@@ -255,7 +267,9 @@ async def test_a_missing_screenshot_element_fails_with_selector_not_found(
     assert failure.message.startswith("screenshot.selector:")
 
 
-async def test_an_unknown_device_fails_with_invalid_device(runner: BrowserSpecRunner, site) -> None:
+async def test_an_unknown_device_fails_with_invalid_device(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
     failure = await failure_of(
         runner,
         spec(site.url("/page"), device="Nokia 3310", screenshot=tasks_pb2.ScreenshotOptions()),
@@ -265,7 +279,7 @@ async def test_an_unknown_device_fails_with_invalid_device(runner: BrowserSpecRu
 
 
 async def test_an_unreachable_site_fails_with_navigation_failed(
-    runner: BrowserSpecRunner, site
+    runner: BrowserSpecRunner, site: Site
 ) -> None:
     # A port nothing listens on: the connection is refused.
     failure = await failure_of(
@@ -283,7 +297,9 @@ async def test_a_port_chromium_refuses_fails_with_blocked_url(runner: BrowserSpe
     assert "ERR_UNSAFE_PORT" in failure.message
 
 
-async def test_a_throwing_script_fails_with_script_failed(runner: BrowserSpecRunner, site) -> None:
+async def test_a_throwing_script_fails_with_script_failed(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
     failure = await failure_of(
         runner,
         spec(
@@ -296,7 +312,7 @@ async def test_a_throwing_script_fails_with_script_failed(runner: BrowserSpecRun
 
 
 async def test_a_missing_page_still_succeeds_with_its_http_status(
-    runner: BrowserSpecRunner, site
+    runner: BrowserSpecRunner, site: Site
 ) -> None:
     capture = await runner.run(spec(site.url("/missing"), content=tasks_pb2.ContentOptions()))
     assert capture.result.http_status == 404

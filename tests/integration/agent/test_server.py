@@ -22,13 +22,21 @@ from farm_core.queue import (
     task_subject,
 )
 from farm_core.server import ServiceHost
+from tests.conftest import NatsServer
 from tests.helpers import assert_eventually
+from tests.integration.agent.conftest import SettingsFactory
+from tests.integration.agent.fakes import FakeStorage
+from tests.pages import Site
 
 pytestmark = pytest.mark.integration
 
 
 async def test_agent_serves_health_and_runs_a_task_into_storage(
-    nats_server, fake_storage, make_settings, site, tmp_path_factory: pytest.TempPathFactory
+    nats_server: NatsServer,
+    fake_storage: FakeStorage,
+    make_settings: SettingsFactory,
+    site: Site,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     home: Path = tmp_path_factory.mktemp("s")
     settings = make_settings(

@@ -1,6 +1,7 @@
 """A session's screencast, started and stopped by its commands, in a real session browser."""
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,9 +24,7 @@ pytestmark = [
 MAX_TEXT_BYTES = 10_000
 
 
-async def run(
-    session: OpenSession, uploader: FakeUploader, **command: object
-) -> tasks_pb2.TaskResult:
+async def run(session: OpenSession, uploader: FakeUploader, **command: Any) -> tasks_pb2.TaskResult:
     return await run_command(
         session, sessions_pb2.SessionCommand(**command), keeper_of(uploader), MAX_TEXT_BYTES
     )

@@ -9,6 +9,8 @@ from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import BrowserSpecRunner
 from farm_agent.settings import AgentSettings
+from tests.integration.agent.conftest import SettingsFactory
+from tests.pages import Site
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +23,7 @@ def runner(
 
 
 async def test_snapshot_lists_roles_and_names_with_references(
-    shared_pool, make_settings, site
+    shared_pool: BrowserPool, make_settings: SettingsFactory, site: Site
 ) -> None:
     runner = BrowserSpecRunner(shared_pool, make_settings())
     capture = await runner.run(
@@ -36,7 +38,9 @@ async def test_snapshot_lists_roles_and_names_with_references(
     assert capture.result.title == "Form"
 
 
-async def test_a_large_snapshot_is_cut_at_the_result_limit(runner: BrowserSpecRunner, site) -> None:
+async def test_a_large_snapshot_is_cut_at_the_result_limit(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
     capture = await runner.run(
         tasks_pb2.TaskSpec(
             url=site.url("/page"), timeout_ms=10_000, snapshot=tasks_pb2.SnapshotOptions()

@@ -13,7 +13,7 @@ from farm_agent.browser.chromium import CHROMIUM_FLAGS, TASK_BROWSER_FLAGS
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.metrics import process_tree
 from farm_agent.settings import AgentSettings
-from tests.integration.agent.conftest import CHROMIUM, HAVE_CHROMIUM
+from tests.integration.agent.conftest import CHROMIUM, HAVE_CHROMIUM, SettingsFactory
 from tests.pages import Site
 
 HEADLESS_SHELL = AgentSettings.model_fields["headless_shell_path"].default
@@ -91,7 +91,7 @@ def _image(png: bytes) -> Image.Image:
 
 
 async def test_a_task_browser_is_the_headless_shell_in_one_process(
-    tmp_path_factory: pytest.TempPathFactory, make_settings
+    tmp_path_factory: pytest.TempPathFactory, make_settings: SettingsFactory
 ) -> None:
     # A short FARM_HOME keeps Chromium's socket path under the scratch directory.
     # The shell's path is given: FARM_AGENT_HEADLESS_SHELL_PATH may turn it off around here.

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,7 @@ def runner(
     return BrowserSpecRunner(shared_pool, make_settings())
 
 
-def ticking(site: Site, **fields: object) -> tasks_pb2.TaskSpec:
+def ticking(site: Site, **fields: Any) -> tasks_pb2.TaskSpec:
     """A screenshot of /ticking once its screen has gone black, white, grey, white and black."""
     return tasks_pb2.TaskSpec(
         url=site.url("/ticking"),

@@ -19,6 +19,7 @@ from tests.integration.agent.conftest import (
     start_two_agents,
     waits,
 )
+from tests.pages import Site
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +32,7 @@ async def start_two_agents_of_one_tenant(start_intake: StartIntake) -> None:
 
 
 async def test_a_tenants_tasks_never_run_more_than_its_limit_at_once(
-    js: JetStreamContext, start_intake: StartIntake, events: Events, site
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
 ) -> None:
     await start_two_agents_of_one_tenant(start_intake)
     counter = uuid.uuid4().hex
@@ -58,7 +59,7 @@ async def test_a_tenants_tasks_never_run_more_than_its_limit_at_once(
 
 
 async def test_a_tenant_without_a_limit_is_not_held_nor_by_a_busy_neighbour(
-    js: JetStreamContext, start_intake: StartIntake, events: Events, site
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
 ) -> None:
     await start_intake(concurrency=4, host_max_concurrency=10, host_max_rate=100)
     limited, free = uuid.uuid4().hex, uuid.uuid4().hex
@@ -81,7 +82,7 @@ async def test_a_tenant_without_a_limit_is_not_held_nor_by_a_busy_neighbour(
 
 
 async def test_the_slot_of_an_agent_that_died_lapses(
-    js: JetStreamContext, start_intake: StartIntake, events: Events, site
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
 ) -> None:
     # A lease that its agent, now dead, will never renew nor give back.
     lapses_at = time.time() + 1.5

@@ -14,6 +14,7 @@ from farm_cli.launcher.processes import free_port
 from farm_core.identity import CredentialRole, IdentitySigner
 from farm_core.identity_keys import new_private_key, private_pem
 from farm_core.task_errors import ErrorCode
+from tests.integration.agent.fakes import FakeStorage
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,7 @@ async def upload_once(
 
 
 async def test_an_artifact_goes_as_header_then_chunks_with_the_agents_identity(
-    fake_storage, make_settings: Callable[..., AgentSettings]
+    fake_storage: FakeStorage, make_settings: Callable[..., AgentSettings]
 ) -> None:
     settings = make_settings(
         id="agent-7", storage_address=fake_storage.address, upload_chunk_bytes=256 * 1024
@@ -66,7 +67,7 @@ async def test_an_artifact_goes_as_header_then_chunks_with_the_agents_identity(
 
 
 async def test_unavailable_storage_is_retried_until_it_answers(
-    fake_storage, make_settings: Callable[..., AgentSettings]
+    fake_storage: FakeStorage, make_settings: Callable[..., AgentSettings]
 ) -> None:
     fake_storage.ingest.unavailable_left = 2
     ref = await upload_once(make_settings(storage_address=fake_storage.address), "task-2")
@@ -86,7 +87,7 @@ async def test_storage_down_for_every_retry_fails_with_upload_failed(
 
 
 async def test_a_refused_identity_fails_at_once_without_retrying(
-    fake_storage, make_settings: Callable[..., AgentSettings]
+    fake_storage: FakeStorage, make_settings: Callable[..., AgentSettings]
 ) -> None:
     settings = make_settings(
         storage_address=fake_storage.address,

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -130,8 +130,9 @@ async def running_auth(
         serving(service or AuthService(settings), settings) as host,
         grpc.aio.insecure_channel(host.address) as channel,
     ):
+        # grpc ships no types: mypy cannot tell that the stubs are made on an aio channel.
         yield Auth(
-            keys=auth_pb2_grpc.AuthServiceStub(channel),
+            keys=cast("auth_pb2_grpc.AuthServiceAsyncStub", auth_pb2_grpc.AuthServiceStub(channel)),
             authorization=external_auth_pb2_grpc.AuthorizationStub(channel),
             admin_key=settings.resolved_admin_key() or "",
             settings=settings,

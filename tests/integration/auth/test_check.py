@@ -142,7 +142,8 @@ async def test_revoke_reaches_every_replica_within_the_cache_lifetime(
 
         async def refused_by_replica() -> bool:
             reply = await replica.check(f"Bearer {created.secret}")
-            return reply.status.code == UNAUTHENTICATED
+            refused: bool = reply.status.code == UNAUTHENTICATED
+            return refused
 
         await assert_eventually(
             refused_by_replica,
@@ -160,7 +161,8 @@ async def test_key_is_refused_once_its_ttl_is_over(auth: Auth) -> None:
 
     async def expired() -> bool:
         reply = await auth.check(f"Bearer {created.secret}")
-        return reply.status.message == "API key expired"
+        expired: bool = reply.status.message == "API key expired"
+        return expired
 
     await assert_eventually(expired, within=5, message="the key is still accepted")
     assert_refused(await auth.check(f"Bearer {created.secret}"), "API key expired")

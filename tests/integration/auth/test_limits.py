@@ -172,7 +172,8 @@ async def test_a_rotated_keys_old_secret_works_only_for_its_grace(auth: Auth) ->
 
     async def old_secret_refused() -> bool:
         reply = await auth.check(f"Bearer {created.secret}")
-        return reply.HasField("denied_response")
+        refused: bool = reply.HasField("denied_response")
+        return refused
 
     await assert_eventually(
         old_secret_refused, within=5, message="the old secret is accepted past its grace"

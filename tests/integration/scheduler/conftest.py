@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import nats
@@ -164,7 +164,8 @@ class Queue:
     async def events_applied(self) -> bool:
         """Whether the scheduler has applied (and acked) every event in FARM_EVENTS."""
         info = await self.js.consumer_info(EVENT_STREAM, DURABLE_NAME)
-        return info.num_pending == 0 and info.num_ack_pending == 0
+        applied: bool = info.num_pending == 0 and info.num_ack_pending == 0
+        return applied
 
 
 async def reset_streams(js: JetStreamContext) -> None:
@@ -215,29 +216,32 @@ class Scheduler:
         self, quotas: TenantQuotas | None = None, metadata: Metadata | None = None, **fields: Any
     ) -> tasks_pb2.Task:
         """CreateTask of task_spec(**fields), by a tenant with `quotas` (or with `metadata`)."""
-        return await self.tasks.CreateTask(
+        task: tasks_pb2.Task = await self.tasks.CreateTask(
             tasks_pb2.CreateTaskRequest(spec=task_spec(**fields)),
             metadata=metadata or self.auth(quotas=quotas),
             timeout=RPC_TIMEOUT,
         )
+        return task
 
     async def create_batch(
         self, specs: list[tasks_pb2.TaskSpec], metadata: Metadata | None = None
     ) -> tasks_pb2.CreateTasksResponse:
         """CreateTasks of `specs` as the test's tenant (or with `metadata`)."""
-        return await self.tasks.CreateTasks(
+        response: tasks_pb2.CreateTasksResponse = await self.tasks.CreateTasks(
             tasks_pb2.CreateTasksRequest(requests=specs),
             metadata=metadata or self.auth(),
             timeout=RPC_TIMEOUT,
         )
+        return response
 
     async def run(self, **fields: Any) -> tasks_pb2.Task:
         """RunTask of task_spec(**fields) as the test's tenant."""
-        return await self.tasks.RunTask(
+        task: tasks_pb2.Task = await self.tasks.RunTask(
             tasks_pb2.RunTaskRequest(spec=task_spec(**fields)),
             metadata=self.auth(),
             timeout=RPC_TIMEOUT,
         )
+        return task
 
     async def create_at_once(self, count: int, quotas: TenantQuotas) -> list[grpc.StatusCode]:
         """Sends `count` CreateTasks concurrently; each one's status code."""
@@ -273,19 +277,21 @@ class Scheduler:
 
     async def get(self, task_id: str, metadata: Metadata | None = None) -> tasks_pb2.Task:
         """GetTask as the test's tenant (or with `metadata`)."""
-        return await self.tasks.GetTask(
+        task: tasks_pb2.Task = await self.tasks.GetTask(
             tasks_pb2.GetTaskRequest(id=task_id),
             metadata=metadata or self.auth(),
             timeout=RPC_TIMEOUT,
         )
+        return task
 
     async def cancel(self, task_id: str, metadata: Metadata | None = None) -> tasks_pb2.Task:
         """CancelTask as the test's tenant (or with `metadata`)."""
-        return await self.tasks.CancelTask(
+        task: tasks_pb2.Task = await self.tasks.CancelTask(
             tasks_pb2.CancelTaskRequest(id=task_id),
             metadata=metadata or self.auth(),
             timeout=RPC_TIMEOUT,
         )
+        return task
 
     def watch(
         self, task_id: str, metadata: Metadata | None = None
@@ -303,11 +309,12 @@ class Scheduler:
         self, metadata: Metadata | None = None, **request: Any
     ) -> tasks_pb2.ListTasksResponse:
         """ListTasks of `request`'s fields as the test's tenant (or with `metadata`)."""
-        return await self.tasks.ListTasks(
+        response: tasks_pb2.ListTasksResponse = await self.tasks.ListTasks(
             tasks_pb2.ListTasksRequest(**request),
             metadata=metadata or self.auth(),
             timeout=RPC_TIMEOUT,
         )
+        return response
 
     async def status(self, task_id: str) -> tasks_pb2.TaskStatus.ValueType:
         """The task's status, through GetTask."""
@@ -351,11 +358,16 @@ async def start_scheduler(
             service = SchedulerService(settings)
             host = await running.enter_async_context(serving(service, settings))
             channel = await running.enter_async_context(grpc.aio.insecure_channel(host.address))
+            # grpc ships no types: mypy cannot tell that the stubs are made on an aio channel.
             return Scheduler(
                 service,
                 settings,
-                tasks_pb2_grpc.TaskServiceStub(channel),
-                admin_pb2_grpc.AdminServiceStub(channel),
+                cast(
+                    "tasks_pb2_grpc.TaskServiceAsyncStub", tasks_pb2_grpc.TaskServiceStub(channel)
+                ),
+                cast(
+                    "admin_pb2_grpc.AdminServiceAsyncStub", admin_pb2_grpc.AdminServiceStub(channel)
+                ),
                 tenant,
                 channel,
             )

@@ -157,7 +157,7 @@ async def test_a_cached_answer_serves_no_later_task(scheduler: Scheduler, queue:
 async def test_a_task_that_saves_a_profile_is_never_cached(
     scheduler: Scheduler, queue: Queue
 ) -> None:
-    profiled = {"profile": "shop", "saveProfile": True}
+    profiled: dict[str, Any] = {"profile": "shop", "saveProfile": True}
     first = await ran(scheduler, queue, **profiled)
     assert first.spec.cache_ttl_seconds == 0
 

@@ -84,11 +84,12 @@ async def dead_letters(scheduler: Scheduler, tenant: str | None = None) -> list[
 
 
 async def requeue(scheduler: Scheduler, task_id: str, tenant: str | None = None) -> tasks_pb2.Task:
-    return await scheduler.admin.RequeueDeadLetter(
+    task: tasks_pb2.Task = await scheduler.admin.RequeueDeadLetter(
         admin_pb2.RequeueDeadLetterRequest(task_id=task_id),
         metadata=scheduler.auth(ADMIN, tenant=tenant),
         timeout=RPC_TIMEOUT,
     )
+    return task
 
 
 def sample(name: str) -> float:

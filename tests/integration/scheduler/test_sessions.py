@@ -10,6 +10,7 @@ import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 import pytest
@@ -109,25 +110,35 @@ class Sessions:
     stub: sessions_pb2_grpc.SessionServiceStub
     metadata: Metadata
 
-    async def create(self, **spec: object) -> sessions_pb2.Session:
+    async def create(self, **spec: Any) -> sessions_pb2.Session:
         request = sessions_pb2.CreateSessionRequest(spec=sessions_pb2.SessionSpec(**spec))
-        return await self.stub.CreateSession(request, metadata=self.metadata, timeout=RPC_TIMEOUT)
+        session: sessions_pb2.Session = await self.stub.CreateSession(
+            request, metadata=self.metadata, timeout=RPC_TIMEOUT
+        )
+        return session
 
     async def get(self, session_id: str) -> sessions_pb2.Session:
         request = sessions_pb2.GetSessionRequest(id=session_id)
-        return await self.stub.GetSession(request, metadata=self.metadata, timeout=RPC_TIMEOUT)
+        session: sessions_pb2.Session = await self.stub.GetSession(
+            request, metadata=self.metadata, timeout=RPC_TIMEOUT
+        )
+        return session
 
-    async def run(self, session_id: str, **command: object) -> tasks_pb2.TaskResult:
+    async def run(self, session_id: str, **command: Any) -> tasks_pb2.TaskResult:
         request = sessions_pb2.RunSessionCommandRequest(
             id=session_id, command=sessions_pb2.SessionCommand(**command)
         )
-        return await self.stub.RunSessionCommand(
+        task_result: tasks_pb2.TaskResult = await self.stub.RunSessionCommand(
             request, metadata=self.metadata, timeout=RPC_TIMEOUT
         )
+        return task_result
 
     async def close(self, session_id: str) -> sessions_pb2.Session:
         request = sessions_pb2.CloseSessionRequest(id=session_id)
-        return await self.stub.CloseSession(request, metadata=self.metadata, timeout=RPC_TIMEOUT)
+        session: sessions_pb2.Session = await self.stub.CloseSession(
+            request, metadata=self.metadata, timeout=RPC_TIMEOUT
+        )
+        return session
 
     async def listed(self) -> list[str]:
         response = await self.stub.ListSessions(

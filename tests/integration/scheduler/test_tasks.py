@@ -249,7 +249,7 @@ async def test_list_filters_by_status_and_labels(scheduler: Scheduler) -> None:
     hourly = await scheduler.create(labels={"job": "hourly"})
     await scheduler.cancel(nightly.id)
 
-    async def listed(**request: object) -> list[str]:
+    async def listed(**request: Any) -> list[str]:
         page = await scheduler.list_tasks(**request)
         return [task.id for task in page.tasks]
 

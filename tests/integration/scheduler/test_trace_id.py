@@ -5,7 +5,8 @@ import pytest
 from farm.tasks.v1 import tasks_pb2
 from farm_core.trace_context import new_traceparent, trace_id_of
 from farm_core.tracing import tracing_enabled
-from tests.integration.scheduler.conftest import RPC_TIMEOUT, Scheduler, task_spec
+from tests.helpers import task_spec
+from tests.integration.scheduler.conftest import RPC_TIMEOUT, Scheduler
 
 pytestmark = pytest.mark.integration
 

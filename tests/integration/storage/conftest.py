@@ -7,7 +7,7 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import nats
@@ -61,7 +61,7 @@ def storage_settings(
     farm_home: Path, database_url: str, s3: S3Server, bucket: str, nats_url: str = ""
 ) -> StorageSettings:
     """Settings of a storage service on `database_url` and `bucket` of `s3` (and NATS)."""
-    nats = {"NATS_URL": nats_url} if nats_url else {}
+    nats: dict[str, Any] = {"NATS_URL": nats_url} if nats_url else {}
     return StorageSettings(
         **nats,
         FARM_HOME=farm_home,
@@ -137,11 +137,12 @@ class Storage:
             for start in range(0, len(data), chunk_bytes):
                 yield ingest_pb2.UploadArtifactRequest(chunk=data[start : start + chunk_bytes])
 
-        return await self.ingest.UploadArtifact(
+        response: ingest_pb2.UploadArtifactResponse = await self.ingest.UploadArtifact(
             requests(),
             metadata=metadata or agent_token(headers[0].tenant if headers else "farm"),
             timeout=RPC_TIMEOUT,
         )
+        return response
 
     def reader(self) -> Metadata:
         """Call metadata of a key of the test's tenant that may read artifacts."""
@@ -259,11 +260,24 @@ async def serving_storage(
         serving(StorageService(settings), settings) as host,
         grpc.aio.insecure_channel(host.address) as channel,
     ):
+        # grpc ships no types: mypy cannot tell that the stubs are made on an aio channel.
         yield Storage(
-            artifacts=artifacts_pb2_grpc.ArtifactServiceStub(channel),
-            ingest=ingest_pb2_grpc.ArtifactIngestServiceStub(channel),
-            baselines=baselines_pb2_grpc.BaselineServiceStub(channel),
-            profiles=profiles_pb2_grpc.ProfileServiceStub(channel),
+            artifacts=cast(
+                "artifacts_pb2_grpc.ArtifactServiceAsyncStub",
+                artifacts_pb2_grpc.ArtifactServiceStub(channel),
+            ),
+            ingest=cast(
+                "ingest_pb2_grpc.ArtifactIngestServiceAsyncStub",
+                ingest_pb2_grpc.ArtifactIngestServiceStub(channel),
+            ),
+            baselines=cast(
+                "baselines_pb2_grpc.BaselineServiceAsyncStub",
+                baselines_pb2_grpc.BaselineServiceStub(channel),
+            ),
+            profiles=cast(
+                "profiles_pb2_grpc.ProfileServiceAsyncStub",
+                profiles_pb2_grpc.ProfileServiceStub(channel),
+            ),
             s3=infra.s3_client(s3.endpoint, s3.credentials),
             bucket=settings.s3_bucket,
             tenant=tenant,

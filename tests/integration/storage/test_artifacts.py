@@ -5,6 +5,7 @@ import hashlib
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -151,7 +152,7 @@ async def test_the_stored_gauges_count_artifacts_and_bytes_by_kind(storage: Stor
             REGISTRY.get_sample_value("farm_storage_stored_bytes", kind),
         )
 
-    html = {"content_type": "text/html", "kind": tasks_pb2.ARTIFACT_KIND_CONTENT}
+    html: dict[str, Any] = {"content_type": "text/html", "kind": tasks_pb2.ARTIFACT_KIND_CONTENT}
     first = (await storage.upload("task-1", "page.html", b"x" * 1000, **html)).artifact
     await storage.upload("task-2", "page.html", b"y" * 500, **html)
     await assert_eventually(lambda: stored() == (2, 1500), message=lambda: f"showed {stored()}")

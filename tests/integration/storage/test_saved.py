@@ -57,19 +57,21 @@ async def screenshot(storage: Storage, data: bytes, content_type: str = "image/p
 async def create_baseline(
     storage: Storage, artifact_id: str, tenant: str = ""
 ) -> ingest_pb2.CreateBaselineResponse:
-    return await storage.ingest.CreateBaseline(
+    response: ingest_pb2.CreateBaselineResponse = await storage.ingest.CreateBaseline(
         ingest_pb2.CreateBaselineRequest(key=KEY, artifact_id=artifact_id),
         metadata=agent(tenant or storage.tenant),
         timeout=RPC_TIMEOUT,
     )
+    return response
 
 
 async def baseline_image(storage: Storage, tenant: str = "") -> ingest_pb2.GetBaselineImageResponse:
-    return await storage.ingest.GetBaselineImage(
+    response: ingest_pb2.GetBaselineImageResponse = await storage.ingest.GetBaselineImage(
         ingest_pb2.GetBaselineImageRequest(key=KEY),
         metadata=agent(tenant or storage.tenant),
         timeout=RPC_TIMEOUT,
     )
+    return response
 
 
 async def test_the_first_screenshot_of_a_key_becomes_its_baseline_and_later_ones_do_not(
@@ -208,21 +210,23 @@ async def test_another_tenant_never_sees_nor_uses_a_baseline(storage: Storage) -
 async def save_profile(
     storage: Storage, name: str, state: bytes, tenant: str = ""
 ) -> ingest_pb2.SaveProfileResponse:
-    return await storage.ingest.SaveProfile(
+    response: ingest_pb2.SaveProfileResponse = await storage.ingest.SaveProfile(
         ingest_pb2.SaveProfileRequest(name=name, state=state),
         metadata=agent(tenant or storage.tenant),
         timeout=RPC_TIMEOUT,
     )
+    return response
 
 
 async def profile_state(
     storage: Storage, name: str, tenant: str = ""
 ) -> ingest_pb2.GetProfileStateResponse:
-    return await storage.ingest.GetProfileState(
+    response: ingest_pb2.GetProfileStateResponse = await storage.ingest.GetProfileState(
         ingest_pb2.GetProfileStateRequest(name=name),
         metadata=agent(tenant or storage.tenant),
         timeout=RPC_TIMEOUT,
     )
+    return response
 
 
 async def test_a_saved_profile_is_read_back_listed_and_replaced_by_the_next_save(

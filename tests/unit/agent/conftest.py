@@ -120,8 +120,11 @@ class Resolver:
         return [ipaddress.ip_address(address) for address in answer]
 
 
+MakeSession = Callable[..., Awaitable[EgressSession]]
+
+
 @pytest.fixture
-async def make_session() -> AsyncIterator[Callable[..., Awaitable[EgressSession]]]:
+async def make_session() -> AsyncIterator[MakeSession]:
     """Starts proxies with a resolver and a policy and opens a task session on each."""
     async with contextlib.AsyncExitStack() as stack:
 

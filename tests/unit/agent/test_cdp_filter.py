@@ -24,7 +24,8 @@ def refused(decision: object) -> dict[str, object]:
     assert isinstance(decision, Refuse), decision
     reply = json.loads(decision.reply)
     assert reply["error"]["code"] == CDP_SERVER_ERROR
-    return reply
+    value: dict[str, object] = reply
+    return value
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from tests.unit.agent.conftest import (
     ALLOW,
     ALLOWED,
     LISTEN_HOST,
+    MakeSession,
     Resolver,
     Upstream,
     connect,
@@ -26,7 +27,7 @@ from tests.unit.agent.conftest import (
 
 
 async def test_a_host_is_resolved_once_and_the_vetted_address_is_the_one_connected(
-    make_session, upstream: Upstream, trap: Upstream
+    make_session: MakeSession, upstream: Upstream, trap: Upstream
 ) -> None:
     # Public (here: allowed) first, then loopback: the classic DNS rebinding.
     resolver = Resolver({"rebind.test": [[ALLOWED], ["127.0.0.1"]]})
@@ -45,7 +46,7 @@ async def test_a_host_is_resolved_once_and_the_vetted_address_is_the_one_connect
 
 
 async def test_a_host_with_one_refused_address_among_allowed_ones_is_refused(
-    make_session, upstream: Upstream, trap: Upstream
+    make_session: MakeSession, upstream: Upstream, trap: Upstream
 ) -> None:
     resolver = Resolver({"mixed.test": [[ALLOWED, "127.0.0.1"]]})
     session = await make_session(resolver)
@@ -55,7 +56,7 @@ async def test_a_host_with_one_refused_address_among_allowed_ones_is_refused(
 
 
 async def test_plain_http_goes_in_origin_form_without_proxy_headers_and_closes(
-    make_session, upstream: Upstream
+    make_session: MakeSession, upstream: Upstream
 ) -> None:
     session = await make_session(Resolver({}))
     url = f"http://{ALLOWED}:{upstream.port}/path?q=1"
@@ -71,7 +72,9 @@ async def test_plain_http_goes_in_origin_form_without_proxy_headers_and_closes(
     assert session.blocked == []
 
 
-async def test_connect_tunnels_bytes_to_an_allowed_host(make_session, echo: Upstream) -> None:
+async def test_connect_tunnels_bytes_to_an_allowed_host(
+    make_session: MakeSession, echo: Upstream
+) -> None:
     session = await make_session(Resolver({"tunnel.test": [[ALLOWED]]}))
     answer = await exchange(
         session,
@@ -85,7 +88,7 @@ async def test_connect_tunnels_bytes_to_an_allowed_host(make_session, echo: Upst
     "target", ["127.0.0.1:{port}", "localhost:{port}", "[::ffff:127.0.0.1]:{port}"]
 )
 async def test_connect_to_a_refused_address_is_answered_403(
-    make_session, trap: Upstream, target: str
+    make_session: MakeSession, trap: Upstream, target: str
 ) -> None:
     session = await make_session(Resolver({"localhost": [["127.0.0.1"]]}))
     authority = target.format(port=trap.port)
@@ -98,7 +101,7 @@ async def test_connect_to_a_refused_address_is_answered_403(
 
 
 async def test_a_websocket_upgrade_over_plain_http_is_relayed_both_ways(
-    make_session, upstream: Upstream
+    make_session: MakeSession, upstream: Upstream
 ) -> None:
     session = await make_session(Resolver({}))
     request = (
@@ -111,7 +114,7 @@ async def test_a_websocket_upgrade_over_plain_http_is_relayed_both_ways(
 
 
 async def test_a_farm_service_is_refused_even_in_an_allowed_network(
-    make_session, upstream: Upstream
+    make_session: MakeSession, upstream: Upstream
 ) -> None:
     service = FarmService(ALLOWED, upstream.port)
     policy = AddressPolicy(
@@ -124,7 +127,7 @@ async def test_a_farm_service_is_refused_even_in_an_allowed_network(
     assert upstream.connections == 0
 
 
-async def test_other_schemes_in_absolute_form_are_refused(make_session) -> None:
+async def test_other_schemes_in_absolute_form_are_refused(make_session: MakeSession) -> None:
     session = await make_session(Resolver({}))
     answer = await exchange(
         session, b"GET ftp://files.test/a?key=secret HTTP/1.1\r\nHost: files.test\r\n\r\n"
@@ -135,7 +138,9 @@ async def test_other_schemes_in_absolute_form_are_refused(make_session) -> None:
     assert blocked.target == "ftp://files.test/a"
 
 
-async def test_an_unreachable_host_is_noted_and_the_connection_closed(make_session) -> None:
+async def test_an_unreachable_host_is_noted_and_the_connection_closed(
+    make_session: MakeSession,
+) -> None:
     closed = await asyncio.start_server(lambda r, w: None, ALLOWED, 0)
     port = closed.sockets[0].getsockname()[1]
     closed.close()
@@ -147,14 +152,14 @@ async def test_an_unreachable_host_is_noted_and_the_connection_closed(make_sessi
     assert session.blocked == []
 
 
-async def test_a_refusal_is_kept_once_per_target(make_session, trap: Upstream) -> None:
+async def test_a_refusal_is_kept_once_per_target(make_session: MakeSession, trap: Upstream) -> None:
     session = await make_session(Resolver({}))
     for _ in range(3):
         await exchange(session, connect(f"127.0.0.1:{trap.port}"))
     assert len(session.blocked) == 1
 
 
-async def test_the_proxy_refuses_to_connect_to_itself(make_session) -> None:
+async def test_the_proxy_refuses_to_connect_to_itself(make_session: MakeSession) -> None:
     session = await make_session(Resolver({}))
     assert session.host == LISTEN_HOST
     answer = await exchange(session, connect(f"{LISTEN_HOST}:{session.port}"))
@@ -176,7 +181,7 @@ async def test_an_unbindable_listen_address_falls_back_to_127_0_0_1() -> None:
 
 
 async def test_after_an_interim_answer_the_final_one_still_says_connection_close(
-    make_session, upstream: Upstream
+    make_session: MakeSession, upstream: Upstream
 ) -> None:
     session = await make_session(Resolver({}))
     request = (

@@ -11,7 +11,15 @@ import pytest
 
 from farm_agent.egress.proxy_wire import MAX_HEAD_BYTES
 from tests.helpers import assert_eventually
-from tests.unit.agent.conftest import ALLOWED, Resolver, Upstream, connect, exchange, get
+from tests.unit.agent.conftest import (
+    ALLOWED,
+    MakeSession,
+    Resolver,
+    Upstream,
+    connect,
+    exchange,
+    get,
+)
 
 
 @pytest.fixture
@@ -37,7 +45,7 @@ async def keep_alive_host() -> AsyncIterator[Upstream]:
     ],
 )
 async def test_a_request_that_is_not_http_1_1_is_answered_with_an_error_and_goes_nowhere(
-    make_session, request_bytes: bytes, status: bytes
+    make_session: MakeSession, request_bytes: bytes, status: bytes
 ) -> None:
     # The resolver knows no names: a request that got as far as resolving would fail.
     resolver = Resolver({})
@@ -50,7 +58,7 @@ async def test_a_request_that_is_not_http_1_1_is_answered_with_an_error_and_goes
 
 
 async def test_a_request_head_over_the_limit_is_answered_431(
-    make_session, upstream: Upstream
+    make_session: MakeSession, upstream: Upstream
 ) -> None:
     session = await make_session(Resolver({}))
     huge = b"x" * (2 * MAX_HEAD_BYTES)
@@ -74,7 +82,7 @@ async def test_a_request_head_over_the_limit_is_answered_431(
     ],
 )
 async def test_a_plain_http_request_body_reaches_the_host_whole_and_framed_once(
-    make_session, upstream: Upstream, framing: bytes, body: bytes, sent_framing: bytes
+    make_session: MakeSession, upstream: Upstream, framing: bytes, body: bytes, sent_framing: bytes
 ) -> None:
     session = await make_session(Resolver({}))
     head = f"POST http://{ALLOWED}:{upstream.port}/form HTTP/1.1\r\nHost: {ALLOWED}\r\n"
@@ -88,7 +96,7 @@ async def test_a_plain_http_request_body_reaches_the_host_whole_and_framed_once(
 
 
 async def test_a_broken_chunked_body_ends_the_exchange_and_no_whole_request_reaches_the_host(
-    make_session, upstream: Upstream
+    make_session: MakeSession, upstream: Upstream
 ) -> None:
     session = await make_session(Resolver({}))
     request = (
@@ -103,7 +111,7 @@ async def test_a_broken_chunked_body_ends_the_exchange_and_no_whole_request_reac
 
 
 async def test_a_second_request_on_the_connection_goes_nowhere_and_is_checked_when_asked_anew(
-    make_session, keep_alive_host: Upstream, trap: Upstream
+    make_session: MakeSession, keep_alive_host: Upstream, trap: Upstream
 ) -> None:
     upstream = keep_alive_host
     session = await make_session(Resolver({}))
@@ -125,7 +133,7 @@ async def test_a_second_request_on_the_connection_goes_nowhere_and_is_checked_wh
 
 
 async def test_an_http_1_0_request_without_host_gets_one_on_its_way(
-    make_session, upstream: Upstream
+    make_session: MakeSession, upstream: Upstream
 ) -> None:
     session = await make_session(Resolver({}))
     request = f"GET http://{ALLOWED}:{upstream.port}/old HTTP/1.0\r\n\r\n".encode()
@@ -137,7 +145,7 @@ async def test_an_http_1_0_request_without_host_gets_one_on_its_way(
 
 
 async def test_bytes_sent_right_behind_a_connect_reach_the_host_after_the_answer(
-    make_session, echo: Upstream
+    make_session: MakeSession, echo: Upstream
 ) -> None:
     session = await make_session(Resolver({}))
     early = b"\x16\x03\x01 client hello"

@@ -4,11 +4,19 @@ import ipaddress
 
 import pytest
 
-from farm_core.egress.address_policy import AddressPolicy, FarmService, Reason, farm_addresses_of
+from farm_core.egress.address_policy import (
+    AddressPolicy,
+    FarmService,
+    Reason,
+    Refusal,
+    farm_addresses_of,
+)
 from farm_core.egress.allowlist import AllowList
 
 
-def check(policy: AddressPolicy, *addresses: str, host: str = "example.test", port: int = 80):
+def check(
+    policy: AddressPolicy, *addresses: str, host: str = "example.test", port: int = 80
+) -> Refusal | None:
     return policy.check(host, port, [ipaddress.ip_address(address) for address in addresses])
 
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from tests.unit.scheduler.conftest import validate
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=dt.UTC)
 
 
-def record(**fields: object) -> TaskRecord:
+def record(**fields: Any) -> TaskRecord:
     spec = validate(task_spec(labels={"team": "a"}, priority="PRIORITY_HIGH"))
     quotas = TenantQuotas(max_running_tasks=7, max_artifact_bytes=100)
     return dataclasses.replace(new_record("acme", spec, quotas, NOW, ""), **fields)

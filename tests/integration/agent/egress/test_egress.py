@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from nats.js import JetStreamContext
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.pool import BrowserPool
@@ -21,6 +22,9 @@ from farm_agent.browser.runner import BrowserSpecRunner
 from tests.integration.agent.conftest import (
     FAILED,
     SUCCEEDED,
+    Events,
+    SettingsFactory,
+    StartIntake,
     agent_settings,
     publish,
     running_pool,
@@ -53,7 +57,7 @@ async def guarded_pool(
 
 
 @pytest.fixture
-def runner(guarded_pool: BrowserPool, make_settings) -> BrowserSpecRunner:
+def runner(guarded_pool: BrowserPool, make_settings: SettingsFactory) -> BrowserSpecRunner:
     return BrowserSpecRunner(guarded_pool, make_settings())
 
 
@@ -135,7 +139,7 @@ async def test_a_non_http_url_fails_with_blocked_url(runner: BrowserSpecRunner) 
 
 
 async def test_a_blocked_task_fails_at_once_without_a_retry(
-    start_intake, js, events, tmp_path: Path
+    start_intake: StartIntake, js: JetStreamContext, events: Events, tmp_path: Path
 ) -> None:
     # The shared pool allows 127.0.0.0/8, but 127.0.0.1:7102 is its storage service.
     await start_intake()
@@ -181,7 +185,11 @@ async def test_webrtc_sends_no_udp_to_a_stun_server_on_loopback(
 
 
 async def test_refused_sub_resources_are_in_the_tasks_result_and_the_agent_log(
-    start_intake, js, events, site: Site, caplog
+    start_intake: StartIntake,
+    js: JetStreamContext,
+    events: Events,
+    site: Site,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # The shared pool allows 127.0.0.0/8; 127.0.0.1:7102 is its storage service.
     await start_intake()
