@@ -5,6 +5,7 @@ host that cannot resolve besides), so nothing runs; the tasks created are cancel
 at the end.
 """
 
+import functools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -169,7 +170,7 @@ def created(fuzzer: Client) -> Iterator[list[str]]:
     ids: list[str] = []
     yield ids
     for task_id in ids:
-        response = _paced(lambda task_id=task_id: fuzzer.http.post(f"/v1/tasks/{task_id}:cancel"))
+        response = _paced(functools.partial(fuzzer.http.post, f"/v1/tasks/{task_id}:cancel"))
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "TASK_STATUS_CANCELLED"
 

@@ -106,7 +106,11 @@ def test_list_pages_through_every_task_once(admin: Client, site: Site) -> None:
     seen: list[str] = []
     token = ""
     for _ in range(10):
-        params = {"pageSize": 2, "label": f"test={label['test']}", "pageToken": token}
+        params: dict[str, str | int] = {
+            "pageSize": 2,
+            "label": f"test={label['test']}",
+            "pageToken": token,
+        }
         page = admin.http.get("/v1/tasks", params=params).json()
         assert len(page["tasks"]) <= 2
         seen += [task["id"] for task in page["tasks"]]

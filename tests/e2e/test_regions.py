@@ -117,7 +117,7 @@ async def final(
         found = [await get(http, task_id) for task_id in ids]
         return all(task["status"] in FINAL for task in found)
 
-    await assert_eventually(all_final, within=within, interval=0.2, message=lambda: found)
+    await assert_eventually(all_final, within=within, interval=0.2, message=lambda: str(found))
     return found
 
 

@@ -75,7 +75,7 @@ def call(channel: grpc.Channel, method: MethodDescriptor, key: str) -> grpc.Stat
                 request, metadata=metadata, timeout=10
             )
     except grpc.RpcError as error:
-        return error.code()  # type: ignore[no-any-return]
+        return error.code()
     return grpc.StatusCode.OK
 
 

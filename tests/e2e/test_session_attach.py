@@ -135,7 +135,8 @@ async def test_an_attached_client_cannot_reach_farm_or_private_addresses(
                 # The egress guard answers in the proxy's place: no connection is made.
                 response = await page.goto(target, timeout=10000)
                 assert response is not None and response.status == 403, target
-                assert why in await page.text_content("body"), target
+                body = await page.text_content("body")
+                assert body is not None and why in body, target
             with pytest.raises(Exception, match="ERR_TUNNEL_CONNECTION_FAILED"):
                 await page.goto("https://10.0.0.1/", timeout=10000)
             # A context of its own with its own proxy is refused by the filter.

@@ -23,7 +23,7 @@ README = (ROOT / "README.md").read_text()
 
 
 def environment_names(settings: type[BaseSettings]) -> set[str]:
-    names = set()
+    names: set[str] = set()
     for name, field in settings.model_fields.items():
         if isinstance(field.validation_alias, AliasChoices):
             names.update(str(choice) for choice in field.validation_alias.choices)

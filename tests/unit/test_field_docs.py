@@ -1,9 +1,11 @@
 """The docs name every field a user writes or reads in tasks, session commands and sessions."""
 
 from pathlib import Path
+from typing import cast
 
 import pytest
 from google.protobuf.descriptor import Descriptor
+from google.protobuf.message import Message
 
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
@@ -44,7 +46,8 @@ def is_documented(json_name: str) -> bool:
     ],
     ids=lambda message: message.DESCRIPTOR.name,
 )
-def test_every_field_is_documented(message: type) -> None:
-    fields = json_fields(message.DESCRIPTOR)
+def test_every_field_is_documented(message: type[Message]) -> None:
+    # types-protobuf gives DESCRIPTOR as a union with upb's own class, as the SDK meets too.
+    fields = json_fields(cast(Descriptor, message.DESCRIPTOR))
     missing = [name for name in fields if not is_documented(name.split(".")[1])]
     assert not missing, f"docs/{', docs/'.join(FIELD_DOCS)} do not name {missing}"

@@ -27,7 +27,6 @@ from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import BrowserSpecRunner
 from farm_agent.kv import (
-    BREAKERS_BUCKET,
     HOST_SLOTS_BUCKET,
     TASK_WAITS_BUCKET,
     TENANT_SLOTS_BUCKET,
@@ -39,6 +38,7 @@ from farm_agent.settings import AgentSettings
 from farm_agent.work.intake import WorkIntake
 from farm_agent.work.priorities import PRECEDENCE
 from farm_agent.work.uploader import ArtifactUploader
+from farm_core.breakers import BREAKERS_BUCKET
 from farm_core.queue import (
     ANY_REGION,
     TASK_EVENT_SUBJECTS,
@@ -138,7 +138,8 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
 @pytest.fixture
 async def fake_storage(tmp_path: Path) -> AsyncIterator[FakeStorage]:
     """A storage stand-in on a free port that checks the `agent` scope like the real one."""
-    ingest = FakeIngest()
+    # A partial fake: the generated base answers UNIMPLEMENTED for the RPCs it leaves out.
+    ingest = FakeIngest()  # type: ignore[abstract]
     service = StandInService(
         "fake-storage",
         {UPLOAD_METHOD: "agent"},

@@ -186,7 +186,7 @@ def main_browser_pids(scratch: Path) -> set[int]:
     return found
 
 
-async def never() -> None:
+async def never(*, reason: str | None = None) -> None:
     await asyncio.Event().wait()
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.async_api import Browser
 from prometheus_client import REGISTRY
 
 from farm.tasks.v1 import tasks_pb2
@@ -85,9 +86,10 @@ async def test_each_task_gets_a_fresh_context(pools: StartPool) -> None:
 
 async def test_a_browser_is_replaced_after_tasks_per_browser_tasks(pools: StartPool) -> None:
     pool = await pools(min_browsers=1, max_browsers=1, tasks_per_browser=2)
-    browsers = []
+    browsers: list[Browser] = []
     for _ in range(3):
         async with pool.new_context() as context:
+            assert context.browser is not None
             browsers.append(context.browser)
     assert browsers[0] is browsers[1]
     assert browsers[2] is not browsers[0]

@@ -206,7 +206,8 @@ async def test_a_failing_step_names_its_index_field_and_selector(
     # The tasks run side by side, each waiting out its time left in a context of its own;
     # longer than NEVER_MS, as nine contexts load at once.
     async def failure_after(step: dict[str, object]) -> tuple[ErrorCode, str] | None:
-        spec = widgets(site, [{"wait": {"ms": 1}}] * 3 + [step], timeout_ms=5000)
+        waits: list[dict[str, object]] = [{"wait": {"ms": 1}}] * 3
+        spec = widgets(site, [*waits, step], timeout_ms=5000)
         try:
             await runner.run(spec)
         except TaskFailure as failure:

@@ -20,7 +20,7 @@ from farm_cli.launcher.nats_cluster import (
     load_or_create_route_credentials,
     write_cluster_config,
 )
-from farm_cli.launcher.processes import ManagedProcess, free_ports, wait_until
+from farm_cli.launcher.processes import ManagedProcess, ProcessSpec, free_ports, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ class Server:
         return {route.get("remote_name", "") for route in routes}
 
 
-def start(spec: infra.ProcessSpec, ports: infra.NatsPorts, state: Path) -> Server:
+def start(spec: ProcessSpec, ports: infra.NatsPorts, state: Path) -> Server:
     process = ManagedProcess(spec, state, state)
     process.start()
     wait_until(lambda: infra.nats_ready(ports), timeout=30, what=spec.name, process=process)

@@ -1,6 +1,7 @@
 """What an attached CDP client may send to its session's browser."""
 
 import json
+from typing import Any
 
 import pytest
 
@@ -20,12 +21,11 @@ def command(method: str, params: object = None, **extra: object) -> str:
     return json.dumps(message)
 
 
-def refused(decision: object) -> dict[str, object]:
+def refused(decision: object) -> dict[str, Any]:
     assert isinstance(decision, Refuse), decision
-    reply = json.loads(decision.reply)
+    reply: dict[str, Any] = json.loads(decision.reply)
     assert reply["error"]["code"] == CDP_SERVER_ERROR
-    value: dict[str, object] = reply
-    return value
+    return reply
 
 
 @pytest.mark.parametrize(

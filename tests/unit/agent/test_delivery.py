@@ -57,7 +57,8 @@ def test_the_outcomes_keep_their_metric_labels() -> None:
 
 
 async def test_an_ack_is_sent_and_counted_once() -> None:
-    message, redeliveries = FakeMessage(), []
+    message = FakeMessage()
+    redeliveries: list[tuple[str, float]] = []
     before = counted(DeliveryOutcome.SUCCEEDED)
     answered = delivery(message, redeliveries)
 
@@ -74,7 +75,8 @@ async def test_an_ack_is_sent_and_counted_once() -> None:
 async def test_a_hand_back_naks_with_its_delay_and_expects_the_task_then(
     delay: float, sent: float | None
 ) -> None:
-    message, redeliveries = FakeMessage(), []
+    message = FakeMessage()
+    redeliveries: list[tuple[str, float]] = []
     before = counted(DeliveryOutcome.WAITED)
 
     await delivery(message, redeliveries).hand_back_after(delay, DeliveryOutcome.WAITED)
@@ -85,7 +87,8 @@ async def test_a_hand_back_naks_with_its_delay_and_expects_the_task_then(
 
 
 async def test_an_answer_nats_refuses_is_still_counted_and_not_retried() -> None:
-    message, redeliveries = FakeMessage(fails=True), []
+    message = FakeMessage(fails=True)
+    redeliveries: list[tuple[str, float]] = []
     before = counted(DeliveryOutcome.FAILED)
     answered = delivery(message, redeliveries)
 
@@ -96,7 +99,8 @@ async def test_an_answer_nats_refuses_is_still_counted_and_not_retried() -> None
 
 
 async def test_in_progress_acks_go_every_interval_from_the_first_until_the_block_ends() -> None:
-    message, redeliveries = FakeMessage(), []
+    message = FakeMessage()
+    redeliveries: list[tuple[str, float]] = []
     kept = delivery(message, redeliveries)
 
     async with kept.kept_in_progress(0.05):

@@ -5,7 +5,8 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw
 
-from farm_agent.saved.diff import CHANGED_COLOR, PixelBox, compare_images
+from farm_agent.saved.boxes import PixelBox
+from farm_agent.saved.diff import CHANGED_COLOR, compare_images
 
 
 def page(width: int = 200, height: int = 100, button: str = "#3366cc") -> bytes:

@@ -119,8 +119,11 @@ class FakeResponse:
 
 def recorded(url: str, **fields: Any) -> RecordedRequest:
     return RecordedRequest(
-        FakeRequest(url), started=1_700_000_000.25, started_monotonic=0.0, **fields
-    )  # type: ignore[arg-type]
+        FakeRequest(url),  # type: ignore[arg-type]  # stands in for Playwright's Request
+        started=1_700_000_000.25,
+        started_monotonic=0.0,
+        **fields,
+    )
 
 
 def test_a_finished_request_in_the_network_log_and_the_har() -> None:

@@ -63,7 +63,8 @@ def test_starts_are_limited_to_the_rate_after_a_burst_of_one_seconds_worth() -> 
 @pytest.mark.parametrize("rate", [0.5, 2.0, 10.0])
 def test_starts_in_any_window_stay_within_burst_plus_rate(rate: float) -> None:
     limits = SlotLimits(max_concurrency=1000, max_rate=rate, lease_seconds=30)
-    slots, now, starts = Slots.fresh(0, limits), 0.0, []
+    slots, now = Slots.fresh(0, limits), 0.0
+    starts: list[float] = []
     while now < 20:
         slots, wait = slots.take(f"t{len(starts)}", now, limits)
         if wait == 0:

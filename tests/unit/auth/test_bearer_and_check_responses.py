@@ -6,7 +6,7 @@ import pytest
 from envoy.config.core.v3 import base_pb2
 from envoy.service.auth.v3 import external_auth_pb2
 from envoy.type.v3 import http_status_pb2
-from google.rpc import code_pb2
+from google.rpc import code_pb2  # type: ignore[import-untyped]
 
 from farm_auth.authz import allowed, bearer_key, denied, request_header
 from farm_auth.keys import KeyRefused

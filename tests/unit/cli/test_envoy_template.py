@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
-from google.api import annotations_pb2
+from google.api import annotations_pb2  # type: ignore[import-untyped]
 from google.protobuf import descriptor_pb2
 
 from farm_cli.launcher.envoy import Endpoint, render_envoy_config

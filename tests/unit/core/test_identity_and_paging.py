@@ -5,9 +5,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import jwt
 import pytest
 
-import farm_core.identity as identity_module
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
 from farm_core.errors import InvalidArgument, PermissionDenied, Unauthenticated
@@ -187,10 +187,10 @@ def test_a_credential_carries_its_role_and_only_its_roles_scope() -> None:
     assert (agent.key_id, agent.role, agent.scopes, agent.tenant) == (
         "agent:agent-1",
         CredentialRole.AGENT,
-        {"agent"},
+        frozenset({"agent"}),
         "",
     )
-    assert (service.role, service.scopes) == (CredentialRole.SERVICE, {"internal"})
+    assert (service.role, service.scopes) == (CredentialRole.SERVICE, frozenset({"internal"}))
     assert agent.acting_for("acme").tenant == "acme"
 
 
@@ -204,18 +204,18 @@ def test_a_verified_token_is_checked_again_once_it_has_expired(
     codec = IdentitySigner(private_pem(new_private_key()), ttl_seconds=30)
     token = codec.encode(Identity("acme", "k", frozenset()))
     checked: list[str] = []
-    real_decode = identity_module.jwt.decode
+    real_decode = jwt.decode
 
     def counting_decode(*args: Any, **kwargs: Any) -> Any:
         checked.append(args[0])
         return real_decode(*args, **kwargs)
 
-    monkeypatch.setattr(identity_module.jwt, "decode", counting_decode)
+    monkeypatch.setattr("farm_core.identity.jwt.decode", counting_decode)
     codec.decode(token)
     codec.decode(token)
     assert len(checked) == 1  # the second call found it verified
     later = time.time() + 60
-    monkeypatch.setattr(identity_module.time, "time", lambda: later)
+    monkeypatch.setattr("farm_core.identity.time.time", lambda: later)
     codec.decode(token)
     assert len(checked) == 2  # past its expiry it is checked afresh, not remembered
 
@@ -227,12 +227,12 @@ def test_the_signer_hands_out_the_same_token_for_a_while_then_a_fresh_one(
     identity = Identity("acme", "k", frozenset({"tasks.read"}))
     first = codec.encode(identity)
     start_wall, start_mono = time.time(), time.monotonic()
-    monkeypatch.setattr(identity_module.time, "time", lambda: start_wall + 5)
-    monkeypatch.setattr(identity_module.time, "monotonic", lambda: start_mono + 5)
+    monkeypatch.setattr("farm_core.identity.time.time", lambda: start_wall + 5)
+    monkeypatch.setattr("farm_core.identity.time.monotonic", lambda: start_mono + 5)
     assert codec.encode(identity) == first
     assert codec.encode(Identity("acme", "k", frozenset({"tasks.write"}))) != first
     # Reuse is capped at half the lifetime: every token handed out has 30 s left.
-    monkeypatch.setattr(identity_module.time, "time", lambda: start_wall + 31)
-    monkeypatch.setattr(identity_module.time, "monotonic", lambda: start_mono + 31)
+    monkeypatch.setattr("farm_core.identity.time.time", lambda: start_wall + 31)
+    monkeypatch.setattr("farm_core.identity.time.monotonic", lambda: start_mono + 31)
     fresh = codec.encode(identity)
     assert fresh != first

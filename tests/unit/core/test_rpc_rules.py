@@ -1,8 +1,8 @@
 """The one table of RPC rules covers every RPC the farm serves, and says the right things."""
 
 import pytest
-from google.api import annotations_pb2
-from google.protobuf.descriptor import MethodDescriptor
+from google.api import annotations_pb2  # type: ignore[import-untyped]
+from google.protobuf.descriptor import Descriptor, MethodDescriptor
 
 from farm_auth.server import AuthService
 from farm_core.scopes import (
@@ -84,8 +84,13 @@ def test_an_rpc_is_audited_as_mutating_exactly_when_its_http_verb_changes_things
 @pytest.mark.parametrize("method", ALL_METHODS, ids=full_name)
 def test_audit_targets_name_fields_of_the_messages(method: MethodDescriptor) -> None:
     rule = RPC_RULES[full_name(method)]
-    for path, message in ((rule.target, method.input_type), (rule.created, method.output_type)):
+    for path, request_or_response in (
+        (rule.target, method.input_type),
+        (rule.created, method.output_type),
+    ):
+        message: Descriptor | None = request_or_response
         for name in filter(None, path.split(".")):
+            assert message is not None, f"{full_name(method)}: {path} goes through a scalar field"
             field = message.fields_by_name.get(name)
             assert field is not None, f"{full_name(method)}: {path} is not a field"
             message = field.message_type

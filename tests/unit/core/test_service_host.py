@@ -29,16 +29,20 @@ ECHO_SCOPES: Mapping[str, str] = {WHOAMI: ANY_IDENTITY, LIST_KEYS: "admin", UPDA
 
 
 class EchoAuth(auth_pb2_grpc.AuthServiceServicer):
-    async def WhoAmI(self, request: auth_pb2.WhoAmIRequest, context: object) -> object:
+    async def WhoAmI(
+        self, request: auth_pb2.WhoAmIRequest, context: object
+    ) -> auth_pb2.WhoAmIResponse:
         identity = current_identity()
         return auth_pb2.WhoAmIResponse(tenant=identity.tenant, key_id=identity.key_id)
 
-    async def ListApiKeys(self, request: auth_pb2.ListApiKeysRequest, context: object) -> object:
+    async def ListApiKeys(
+        self, request: auth_pb2.ListApiKeysRequest, context: object
+    ) -> auth_pb2.ListApiKeysResponse:
         raise InvalidArgument("pageSize", "too big")
 
     async def UpdateTenantLimits(
         self, request: auth_pb2.UpdateTenantLimitsRequest, context: object
-    ) -> object:
+    ) -> auth_pb2.Tenant:
         return auth_pb2.Tenant(name=request.name)
 
 
@@ -48,7 +52,8 @@ async def channel(tmp_path: Path) -> AsyncIterator[grpc.aio.Channel]:
     service = StandInService(
         "echo",
         ECHO_SCOPES,
-        EchoAuth(),
+        # A partial fake: the generated base answers UNIMPLEMENTED for the RPCs it leaves out.
+        EchoAuth(),  # type: ignore[abstract]
         auth_pb2_grpc.add_AuthServiceServicer_to_server,
         AUTH_SERVICE,
     )
@@ -190,7 +195,8 @@ async def test_serve_drains_and_closes_a_service_that_asks_to_stop(tmp_path: Pat
     service = SelfStoppingService(
         "echo",
         ECHO_SCOPES,
-        EchoAuth(),
+        # A partial fake: the generated base answers UNIMPLEMENTED for the RPCs it leaves out.
+        EchoAuth(),  # type: ignore[abstract]
         auth_pb2_grpc.add_AuthServiceServicer_to_server,
         AUTH_SERVICE,
         request_stop=stop_requested.set,

@@ -40,7 +40,7 @@ def generated_config_maps() -> list[dict[str, Any]]:
 
 def load_objects() -> list[dict[str, Any]]:
     """Every object the kustomization makes, generated ConfigMaps included."""
-    objects = []
+    objects: list[dict[str, Any]] = []
     for resource in kustomization()["resources"]:
         objects.extend(doc for doc in yaml.safe_load_all((K8S / resource).read_text()) if doc)
     return objects + generated_config_maps()

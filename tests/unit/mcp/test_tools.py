@@ -197,7 +197,7 @@ async def test_bad_arguments_are_tool_errors_before_any_farm_call(
 async def test_a_call_longer_than_the_tool_time_limit_is_a_tool_error(
     client_for: Any, farm: FakeFarm
 ) -> None:
-    async def hang(*args: Any) -> Any:
+    async def hang(*args: Any, **kwargs: Any) -> Any:
         import anyio
 
         await anyio.sleep(30)

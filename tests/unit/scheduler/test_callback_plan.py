@@ -62,7 +62,9 @@ def test_farm_ports_are_refused_even_where_allowed() -> None:
 
 @pytest.mark.parametrize("url", ["ftp://example.com/", "not a url", "http:///path"])
 def test_a_bad_callback_url_names_the_field(url: str) -> None:
-    spec = tasks_pb2.TaskSpec(url="https://example.com", screenshot={}, callback_url=url)
+    spec = tasks_pb2.TaskSpec(
+        url="https://example.com", screenshot=tasks_pb2.ScreenshotOptions(), callback_url=url
+    )
     with pytest.raises(InvalidArgument) as raised:
         validate_spec(spec, max_attempts_cap=10, default_timeout_ms=30000)
     assert raised.value.field == "callbackUrl"

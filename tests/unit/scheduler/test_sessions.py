@@ -144,7 +144,8 @@ def test_a_screencast_started_without_a_format_is_webm() -> None:
             "screencast: start and stop may not both be set",
         ),
         (
-            sessions_pb2.ScreencastControl(start=True, format=7),
+            # 7 is no VideoFormat: the test sends what an out-of-date client could.
+            sessions_pb2.ScreencastControl(start=True, format=7),  # type: ignore[arg-type]
             "screencast.format: has no value 7",
         ),
         (

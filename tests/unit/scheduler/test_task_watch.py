@@ -49,7 +49,8 @@ async def seen_count(seen: list[int], count: int) -> None:
 
 
 async def test_committed_changes_reach_the_watcher_without_a_read() -> None:
-    watch, reads, seen = TaskWatch(poll_seconds=30), Reads(QUEUED), []
+    watch, reads = TaskWatch(poll_seconds=30), Reads(QUEUED)
+    seen: list[int] = []
     following = asyncio.create_task(statuses(watch, reads, seen))
     await seen_count(seen, 1)
     running = changed(QUEUED, tasks_pb2.TASK_STATUS_RUNNING)
@@ -66,7 +67,8 @@ async def test_committed_changes_reach_the_watcher_without_a_read() -> None:
 
 
 async def test_an_older_record_handed_late_does_not_take_the_task_back() -> None:
-    watch, reads, seen = TaskWatch(poll_seconds=30), Reads(QUEUED), []
+    watch, reads = TaskWatch(poll_seconds=30), Reads(QUEUED)
+    seen: list[int] = []
     following = asyncio.create_task(statuses(watch, reads, seen))
     await seen_count(seen, 1)
     running = changed(QUEUED, tasks_pb2.TASK_STATUS_RUNNING)
@@ -78,7 +80,8 @@ async def test_an_older_record_handed_late_does_not_take_the_task_back() -> None
 
 
 async def test_a_change_announced_without_its_record_is_read() -> None:
-    watch, reads, seen = TaskWatch(poll_seconds=30), Reads(QUEUED), []
+    watch, reads = TaskWatch(poll_seconds=30), Reads(QUEUED)
+    seen: list[int] = []
     following = asyncio.create_task(statuses(watch, reads, seen))
     await seen_count(seen, 1)
     reads.current = changed(QUEUED, tasks_pb2.TASK_STATUS_SUCCEEDED)

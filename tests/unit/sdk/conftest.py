@@ -28,7 +28,12 @@ class RefusingTasks(tasks_pb2_grpc.TaskServiceServicer):
     def __init__(self, refusals: Refusals) -> None:
         self.refusals = refusals
 
-    def _answer(self, spec: tasks_pb2.TaskSpec, context: grpc.ServicerContext, status: int) -> Any:
+    def _answer(
+        self,
+        spec: tasks_pb2.TaskSpec,
+        context: grpc.ServicerContext,
+        status: tasks_pb2.TaskStatus.ValueType,
+    ) -> Any:
         self.refusals.specs.append(spec)
         self.refusals.metadata.append(dict(context.invocation_metadata()))
         if self.refusals.statuses:
@@ -50,7 +55,8 @@ def refusing_farm() -> Iterator[tuple[str, Refusals]]:
     """The fake's URL and its refusals, for one module."""
     refusals = Refusals()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    tasks_pb2_grpc.add_TaskServiceServicer_to_server(RefusingTasks(refusals), server)
+    # A partial fake: the generated base answers UNIMPLEMENTED for the RPCs it leaves out.
+    tasks_pb2_grpc.add_TaskServiceServicer_to_server(RefusingTasks(refusals), server)  # type: ignore[abstract]
     port = free_port()
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()

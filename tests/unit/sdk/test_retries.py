@@ -102,7 +102,8 @@ def test_the_wait_is_a_doubling_backoff_but_never_shorter_than_retry_after() -> 
     wait = RetryWait(first_seconds=0.5, max_seconds=4.0)
 
     def after(attempt: int, error: BaseException) -> float:
-        state = RetryCallState(None, None, (), {})
+        # The wait reads only the attempt and its outcome, never the retrying object or the call.
+        state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
         state.attempt_number = attempt
         state.set_exception((type(error), error, None))
         return wait(state)
