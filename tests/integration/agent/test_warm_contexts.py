@@ -50,8 +50,8 @@ def state_task(site: Site, path: str, **fields: Any) -> tasks_pb2.TaskSpec:
 
 def found_state(text: str) -> dict[str, Any]:
     """The /find-state report in a task's text."""
-    value: dict[str, Any] = json.loads(text.split("\n", 1)[0])
-    return value
+    report: dict[str, Any] = json.loads(text.split("\n", 1)[0])
+    return report
 
 
 @pytest.fixture(scope="module")
