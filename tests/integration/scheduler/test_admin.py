@@ -12,7 +12,8 @@ from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
 from farm_core.queue import agents_bucket, drain_subject
 from farm_core.timestamps import to_timestamp
-from tests.integration.scheduler.conftest import RPC_TIMEOUT, Queue, Scheduler, rpc_error, until
+from tests.integration.scheduler.agent_side import RPC_TIMEOUT, Queue
+from tests.integration.scheduler.conftest import Scheduler, rpc_error, until
 
 pytestmark = pytest.mark.integration
 

@@ -11,12 +11,8 @@ from farm.tasks.v1 import tasks_pb2
 from farm_core.queue import TASK_STREAM, Priority, task_subject
 from farm_core.quotas import TenantQuotas
 from tests.helpers import task_spec
-from tests.integration.scheduler.conftest import (
-    QUEUED,
-    Queue,
-    Scheduler,
-    rpc_error,
-)
+from tests.integration.scheduler.agent_side import Queue
+from tests.integration.scheduler.conftest import QUEUED, Scheduler, rpc_error
 
 pytestmark = pytest.mark.integration
 

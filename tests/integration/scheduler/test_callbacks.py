@@ -9,13 +9,12 @@ from prometheus_client import REGISTRY
 from farm.admin.v1 import admin_pb2
 from farm.tasks.v1 import tasks_pb2
 from tests.helpers import assert_eventually
+from tests.integration.scheduler.agent_side import RPC_TIMEOUT, Queue
 from tests.integration.scheduler.conftest import (
     FAILED,
-    RPC_TIMEOUT,
     RUNNING,
     SUCCEEDED,
     TIMEOUT,
-    Queue,
     Scheduler,
     StartScheduler,
     rpc_error,

@@ -5,7 +5,8 @@ import pytest
 from farm_core.queue import EVENT_STREAM
 from farm_scheduler.events import DURABLE_NAME
 from farm_scheduler.sessions.events import DURABLE_NAME as SESSIONS_DURABLE_NAME
-from tests.integration.scheduler.conftest import Queue, StartScheduler
+from tests.integration.scheduler.agent_side import Queue
+from tests.integration.scheduler.conftest import StartScheduler
 
 pytestmark = pytest.mark.integration
 

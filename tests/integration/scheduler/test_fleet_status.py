@@ -20,14 +20,8 @@ from farm_core.db import utcnow
 from farm_core.queue import TASK_STREAM, Priority, consumer_name, task_subject
 from farm_core.timestamps import to_timestamp
 from tests.helpers import assert_eventually
-from tests.integration.scheduler.conftest import (
-    RPC_TIMEOUT,
-    Queue,
-    Scheduler,
-    StartScheduler,
-    rpc_error,
-    until,
-)
+from tests.integration.scheduler.agent_side import RPC_TIMEOUT, Queue
+from tests.integration.scheduler.conftest import Scheduler, StartScheduler, rpc_error, until
 from tests.integration.scheduler.test_admin import ADMIN, beat, operator
 
 pytestmark = pytest.mark.integration

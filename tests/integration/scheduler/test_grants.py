@@ -6,11 +6,11 @@ import pytest
 from farm_core.grants import GrantVerifier
 from farm_core.quotas import TenantQuotas
 from tests.helpers import TEST_GRANT_PUBLIC_KEY, assert_eventually, grant_for
+from tests.integration.scheduler.agent_side import Queue
 from tests.integration.scheduler.conftest import (
     QUEUED,
     RUNNING,
     SUCCEEDED,
-    Queue,
     Scheduler,
     stored_spec,
     succeeded_result,

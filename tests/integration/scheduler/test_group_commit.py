@@ -15,7 +15,8 @@ from farm_core.quotas import TenantQuotas
 from farm_core.trace_context import new_traceparent, span_context_of, trace_id_of
 from farm_scheduler.batches import Accepted
 from farm_scheduler.group_commit import CreateGroups
-from tests.integration.scheduler.conftest import QUEUED, Queue, Scheduler, stored_spec
+from tests.integration.scheduler.agent_side import Queue
+from tests.integration.scheduler.conftest import QUEUED, Scheduler, stored_spec
 
 pytestmark = pytest.mark.integration
 

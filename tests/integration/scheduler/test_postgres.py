@@ -15,14 +15,13 @@ from farm_core.quotas import TenantQuotas
 from farm_core.timestamps import to_timestamp
 from farm_scheduler.store import TaskStore
 from tests.helpers import assert_eventually
+from tests.integration.scheduler.agent_side import RPC_TIMEOUT, Queue
 from tests.integration.scheduler.conftest import (
     FAILED,
     QUEUED,
-    RPC_TIMEOUT,
     RUNNING,
     SUCCEEDED,
     TIMEOUT,
-    Queue,
     Scheduler,
     StartScheduler,
     stored_spec,

@@ -7,12 +7,8 @@ import grpc
 import pytest
 
 from farm_core.quotas import TenantQuotas
-from tests.integration.scheduler.conftest import (
-    Queue,
-    Scheduler,
-    rpc_error,
-    stored_spec,
-)
+from tests.integration.scheduler.agent_side import Queue
+from tests.integration.scheduler.conftest import Scheduler, rpc_error, stored_spec
 
 pytestmark = pytest.mark.integration
 

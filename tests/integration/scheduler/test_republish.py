@@ -11,12 +11,8 @@ from farm_cli.launcher.processes import free_port
 from farm_core.queue import TASK_STREAM, Priority, task_subject
 from tests.conftest import NatsServer
 from tests.helpers import assert_eventually
-from tests.integration.scheduler.conftest import (
-    Queue,
-    Scheduler,
-    StartScheduler,
-    stored_spec,
-)
+from tests.integration.scheduler.agent_side import Queue
+from tests.integration.scheduler.conftest import Scheduler, StartScheduler, stored_spec
 
 pytestmark = pytest.mark.integration
 

@@ -15,11 +15,11 @@ from farm_core.db import utcnow
 from farm_core.queue import TASK_STREAM
 from farm_core.quotas import TenantQuotas
 from tests.helpers import task_spec
+from tests.integration.scheduler.agent_side import Queue
 from tests.integration.scheduler.conftest import (
     FAILED,
     QUEUED,
     SUCCEEDED,
-    Queue,
     Scheduler,
     StartScheduler,
     rpc_error,

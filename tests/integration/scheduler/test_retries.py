@@ -26,14 +26,13 @@ from farm_core.queue import (
 )
 from farm_core.timestamps import from_timestamp, to_timestamp
 from tests.helpers import assert_eventually
+from tests.integration.scheduler.agent_side import RPC_TIMEOUT, Queue
 from tests.integration.scheduler.conftest import (
     FAILED,
     QUEUED,
-    RPC_TIMEOUT,
     RUNNING,
     SUCCEEDED,
     TIMEOUT,
-    Queue,
     Scheduler,
     StartScheduler,
     rpc_error,

@@ -25,10 +25,9 @@ from farm_core.quotas import TenantQuotas
 from farm_core.sessions import SessionOrder, closed_subject
 from farm_core.timestamps import to_timestamp
 from tests.helpers import assert_eventually
+from tests.integration.scheduler.agent_side import RPC_TIMEOUT, Queue
 from tests.integration.scheduler.conftest import (
-    RPC_TIMEOUT,
     Metadata,
-    Queue,
     Scheduler,
     StartScheduler,
     rpc_error,

@@ -13,14 +13,13 @@ from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.queue import TASK_STREAM, Priority, cancel_bucket, cancel_subject, task_subject
 from tests.helpers import assert_eventually
+from tests.integration.scheduler.agent_side import RPC_TIMEOUT, Queue
 from tests.integration.scheduler.conftest import (
     CANCELLED,
     FAILED,
     QUEUED,
-    RPC_TIMEOUT,
     RUNNING,
     SUCCEEDED,
-    Queue,
     Scheduler,
     StartScheduler,
     rpc_error,

@@ -6,7 +6,8 @@ from farm.tasks.v1 import tasks_pb2
 from farm_core.trace_context import new_traceparent, trace_id_of
 from farm_core.tracing import tracing_enabled
 from tests.helpers import task_spec
-from tests.integration.scheduler.conftest import RPC_TIMEOUT, Scheduler
+from tests.integration.scheduler.agent_side import RPC_TIMEOUT
+from tests.integration.scheduler.conftest import Scheduler
 
 pytestmark = pytest.mark.integration
 
