@@ -13,7 +13,7 @@ import uvicorn
 from prometheus_client import start_http_server
 
 from farm_core.logs import configure_logging
-from farm_core.runtime import run
+from farm_core.runtime import run_process
 from farm_core.settings import FarmSettings
 
 AppFactory = Callable[[], Callable[..., Any]]
@@ -27,7 +27,7 @@ def serve_asgi(
     configure_logging(service_name, settings.log_level)
     if metrics_port:
         start_http_server(metrics_port, addr=settings.host)
-    run(_serve(settings, port, app), settings.event_loop)
+    run_process(_serve(settings, port, app), settings.event_loop)
 
 
 async def _serve(settings: FarmSettings, port: int, app: AppFactory) -> None:

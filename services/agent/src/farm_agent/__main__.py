@@ -4,7 +4,7 @@ import asyncio
 
 from farm_agent.server import AgentService
 from farm_agent.settings import AgentSettings
-from farm_core.runtime import run
+from farm_core.runtime import run_process
 from farm_core.server import serve
 
 
@@ -18,7 +18,7 @@ async def serve_agent(settings: AgentSettings) -> None:
 def main() -> None:
     """Reads the settings from the environment and serves until SIGTERM or a drain notice."""
     settings = AgentSettings()
-    run(serve_agent(settings), settings.event_loop)
+    run_process(serve_agent(settings), settings.event_loop)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,14 @@
 
 from farm_auth.server import AuthService
 from farm_auth.settings import AuthSettings
-from farm_core.runtime import run
+from farm_core.runtime import run_process
 from farm_core.server import serve
 
 
 def main() -> None:
     """Reads the settings from the environment and serves."""
     settings = AuthSettings()
-    run(
+    run_process(
         serve(AuthService(settings), settings, settings.port, settings.metrics_port),
         settings.event_loop,
     )

@@ -1,7 +1,7 @@
 """`python -m farm_scheduler`: serves the scheduler until SIGTERM."""
 
 from farm_core.public_api import PUBLIC_SERVICES
-from farm_core.runtime import run
+from farm_core.runtime import run_process
 from farm_core.server import serve
 from farm_scheduler.server import SchedulerService
 from farm_scheduler.settings import SchedulerSettings
@@ -12,7 +12,7 @@ def main() -> None:
     settings = SchedulerSettings()
     service = SchedulerService(settings)
     # Envoy routes server reflection to the scheduler: it answers for the whole public API.
-    run(
+    run_process(
         serve(
             service,
             settings,

@@ -1,6 +1,6 @@
 """`python -m farm_storage`: serves the storage service until SIGTERM."""
 
-from farm_core.runtime import run
+from farm_core.runtime import run_process
 from farm_core.server import serve
 from farm_storage.server import StorageService
 from farm_storage.settings import StorageSettings
@@ -9,7 +9,7 @@ from farm_storage.settings import StorageSettings
 def main() -> None:
     """Reads the settings from the environment and serves."""
     settings = StorageSettings()
-    run(
+    run_process(
         serve(StorageService(settings), settings, settings.port, settings.metrics_port),
         settings.event_loop,
     )

@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 
 from farm_cli.traces.spans import FILE_SUFFIX, append_spans, by_trace, records_of
 from farm_core.logs import configure_logging
-from farm_core.runtime import run
+from farm_core.runtime import run_process
 from farm_core.settings import FarmSettings
 
 log = logging.getLogger(__name__)
@@ -151,4 +151,4 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keep-days", type=float, default=DEFAULT_KEEP_DAYS)
     args = parser.parse_args(argv)
     configure_logging("traces")
-    run(serve_sink(args.folder, args.listen, args.keep_days), FarmSettings().event_loop)
+    run_process(serve_sink(args.folder, args.listen, args.keep_days), FarmSettings().event_loop)
