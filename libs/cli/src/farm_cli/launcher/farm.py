@@ -2,14 +2,15 @@
 
 With `traces`, the local trace sink starts first, so that every process finds it.
 
-`LocalFarm(config).start()` brings them up in order, each awaited ready; `stop()` takes
-them down in reverse. While it runs, `supervise()` (`farm up`) or `start_supervisor()`
-(tests, benches) restarts a process that crashes (see supervisor.py) and, with
-`config.autoscale`, grows and shrinks the agents (scaler.py). `farm up` drives
-it from the command line; tests drive it in-process, and may also kill, stop and start
-single processes to prove the farm survives it. The processes' bookkeeping (stop
-groups, readiness probes, timeouts) is in launched.py; the trace sink and
-Prometheus are launched by observers.py.
+`LocalFarm(config).start()` brings them up in order, each as soon as what it needs is
+ready, and returns once all are ready; `stop()` takes them down in reverse. While it
+runs, `supervise()` (`farm up`) or `start_supervisor()` (tests, benches) restarts a
+process that crashes (see supervisor.py) and, with `config.autoscale`, grows and
+shrinks the agents (scaler.py). `farm up` drives it from the command line; tests
+drive it in-process, and may also kill, stop and start single processes to prove the
+farm survives it. The processes' bookkeeping (stop groups, readiness probes,
+timeouts) is in launched.py; the trace sink and Prometheus are launched by
+observers.py.
 """
 
 import functools
@@ -196,14 +197,20 @@ class LocalFarm:
                 self._shared = shared = replace(shared, internal_tls=internal)
             if self.config.nats_url is None:
                 self._shared = shared = with_nats_users(shared, self.home, self.config.agents)
+            # Launched, not yet ready: looked at together until ready (launched.py).
+            starting: list[ManagedProcess] = []
             if self.config.traces:
-                self._await_ready(launch_trace_sink(self._launched, self.config))
-            self._s3 = s3 = self._start_infrastructure()
+                starting.append(launch_trace_sink(self._launched, self.config))
+            self._s3 = s3 = self._launch_infrastructure(starting)
+            # The services need NATS (and send spans to the sink) as they start; storage
+            # waits for S3 itself, so SeaweedFS's slow start overlaps theirs.
+            self._launched.await_ready(starting, "traces", "nats")
             if self.config.start_services:
-                self._start_services(shared, s3)
-            self._start_envoy()
+                self._start_services(shared, s3, starting)
+            starting.append(self._launch_envoy())
             if self.config.observe:
-                self._await_ready(launch_prometheus(self._launched, self.config, self.home))
+                starting.append(launch_prometheus(self._launched, self.config, self.home))
+            self._launched.await_ready(starting)
         except BaseException:
             if self._launched.any_started:
                 self._report("the farm did not start; stopping what was started")
@@ -284,22 +291,18 @@ class LocalFarm:
         """How to reach the farm's NATS as `user` (scheduler, auth, storage, agent-N)."""
         return _started(self._shared).nats_access(user)
 
-    def _start_infrastructure(self) -> S3Target:
-        """NATS and SeaweedFS (each unless given by URL), started side by side."""
+    def _launch_infrastructure(self, starting: list[ManagedProcess]) -> S3Target:
+        """NATS and SeaweedFS (each unless given by URL), launched side by side into `starting`."""
         config = self.config
-        started: list[ManagedProcess] = []
         if config.nats_url is None:
             nats_ports = config.ports.nats_ports()
             ready = functools.partial(infra.nats_ready, nats_ports)
             spec = infra.nats_spec(nats_ports, self.home / "nats", nats_config_path(self.home))
-            started.append(self._launched.launch(spec, ready, NATS_TIMEOUT, Role.INFRASTRUCTURE))
+            starting.append(self._launched.launch(spec, ready, NATS_TIMEOUT, Role.INFRASTRUCTURE))
         if config.s3_endpoint is not None and config.s3_credentials is not None:
-            s3 = S3Target(config.s3_endpoint, config.s3_credentials, config.s3_bucket)
-        else:
-            s3, seaweedfs = self._launch_seaweedfs()
-            started.append(seaweedfs)
-        for process in started:
-            self._await_ready(process)
+            return S3Target(config.s3_endpoint, config.s3_credentials, config.s3_bucket)
+        s3, seaweedfs = self._launch_seaweedfs()
+        starting.append(seaweedfs)
         return s3
 
     def _launch_seaweedfs(self) -> tuple[S3Target, ManagedProcess]:
@@ -316,18 +319,31 @@ class LocalFarm:
             ready,
             SEAWEEDFS_TIMEOUT,
             Role.INFRASTRUCTURE,
+            # weed leaves its gRPC sockets behind, and a new weed cannot bind them.
+            before_start=functools.partial(infra.remove_seaweedfs_sockets, ports.seaweed_ports()),
         )
         return s3, process
 
-    def _start_services(self, shared: SharedSettings, s3: S3Target) -> None:
-        """auth, storage and scheduler side by side, then the agents side by side."""
+    def _start_services(
+        self, shared: SharedSettings, s3: S3Target, starting: list[ManagedProcess]
+    ) -> None:
+        """The services side by side, the agents once the scheduler is ready.
+
+        Returns once the services (not the agents) are ready.
+        """
         core = core_service_launches(self.config, shared, self.admin_key, s3)
         core.append(mcp_launch(self.config, shared))
         edge_ca = self._tls.ca if self._tls is not None else None
         core.append(console_launch(self.config, shared, edge_ca))
-        self._launch_services(core, Role.SERVICE, stop_together=False)
+        starting += self._launch_services(core, Role.SERVICE, stop_together=False)
+        # An agent only looks up the task streams; the scheduler makes them as it starts.
+        self._launched.await_ready(starting, "scheduler")
         agents = agent_launches(self.config, shared)
-        self._launch_services(agents[: self.config.initial_agents], Role.AGENT, stop_together=True)
+        initial = agents[: self.config.initial_agents]
+        starting += self._launch_services(initial, Role.AGENT, stop_together=True)
+        # Envoy comes next: a first health check that fails would keep a cluster
+        # unhealthy for its interval (2 s).
+        self._launched.await_ready(starting, *(launch.spec.name for launch in core))
         if self.config.autoscale is not None:
             self.scaler = local_scaler(
                 self.config, self.config.autoscale, self._launched, self.supervisor, agents,
@@ -340,8 +356,8 @@ class LocalFarm:
 
     def _launch_services(
         self, launches: list[ServiceLaunch], role: Role, *, stop_together: bool
-    ) -> None:
-        started = [
+    ) -> list[ManagedProcess]:
+        return [
             self._launched.launch(
                 launch.spec,
                 self._readiness(launch),
@@ -351,29 +367,16 @@ class LocalFarm:
             )
             for index, launch in enumerate(launches)
         ]
-        for process in started:
-            self._await_ready(process)
 
-    def _start_envoy(self) -> None:
+    def _launch_envoy(self) -> ManagedProcess:
         settings = local_envoy_settings(self.config, self._tls, self.internal_tls_files)
         config_path = write_envoy_config(
             self.config.envoy_template, settings, self.home / "envoy" / "envoy.yaml"
         )
         ready = functools.partial(envoy_ready, settings)
-        envoy = self._launched.launch(
+        return self._launched.launch(
             envoy_spec(config_path), ready, ENVOY_TIMEOUT, Role.INFRASTRUCTURE
         )
-        self._await_ready(envoy)
-
-    def _await_ready(self, process: ManagedProcess) -> None:
-        """Waits until `process` is ready, then hands it to the supervisor."""
-        self._launched.await_ready(process, self._before_start(process.name))
-
-    def _before_start(self, name: str) -> Callable[[], None] | None:
-        """What must happen before `name` starts again: weed's stale sockets go."""
-        if name != "seaweedfs":
-            return None
-        return functools.partial(infra.remove_seaweedfs_sockets, self.config.ports.seaweed_ports())
 
 
 def _started(value: Known | None) -> Known:

@@ -2,6 +2,8 @@
 
 Each process is started with how to tell it is ready, how long it may take and its
 role; once ready it is handed to the supervisor, which restarts it if it crashes.
+Processes started side by side are awaited together: each is reported ready as soon
+as it is, and the first that exits or overruns its timeout fails the start.
 """
 
 import signal
@@ -9,11 +11,19 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from farm_cli.launcher.processes import ManagedProcess, ProcessSpec, wait_until
+from farm_cli.launcher.processes import (
+    ManagedProcess,
+    ProcessSpec,
+    exited_during_start,
+    not_ready_in_time,
+    wait_until,
+)
 from farm_cli.launcher.supervisor import Role, Supervisor
 
-# How often a starting process's readiness probe is asked.
+# How often the readiness probes of the starting processes are asked.
 READY_POLL_INTERVAL = 0.2
+
+BeforeStart = Callable[[], None]
 
 
 class FarmInterrupted(RuntimeError):
@@ -44,6 +54,8 @@ class LaunchedProcesses:
         self._readiness: dict[str, Callable[[], bool]] = {}
         self._roles: dict[str, Role] = {}
         self._timeouts: dict[str, float] = {}
+        # What must happen before each restart of a process (weed's stale sockets go).
+        self._before_start: dict[str, BeforeStart | None] = {}
 
     @property
     def any_started(self) -> bool:
@@ -63,18 +75,20 @@ class LaunchedProcesses:
         *,
         join_group: bool = False,
         group_of: Sequence[str] = (),
+        before_start: BeforeStart | None = None,
     ) -> ManagedProcess:
         """Starts `spec` in a stop group: its own, the last (`join_group`), or one of `group_of`'s.
 
         `group_of` names processes whose group it joins if one of them was started.
-        `ready` says when it serves, within `timeout` seconds; `role` how the
-        supervisor treats its exit.
+        `ready` says when it serves, within `timeout` seconds of now; `role` how the
+        supervisor treats its exit; `before_start` runs before each restart.
         """
         process = ManagedProcess(spec, self._log_dir, self._run_dir)
         self._group_for(join_group, group_of).append(process)
         self._readiness[spec.name] = ready
         self._roles[spec.name] = role
         self._timeouts[spec.name] = timeout
+        self._before_start[spec.name] = before_start
         self._launched_at[spec.name] = time.monotonic()
         process.start()
         return process
@@ -87,31 +101,43 @@ class LaunchedProcesses:
             self._stop_groups.append([])
         return self._stop_groups[-1]
 
-    def await_ready(
-        self, process: ManagedProcess, before_start: Callable[[], None] | None = None
-    ) -> None:
-        """Waits until `process` is ready, then hands it to the supervisor.
+    def await_ready(self, starting: list[ManagedProcess], *awaited: str) -> None:
+        """Looks at the `starting` processes together until those named `awaited` are ready.
 
-        `before_start` runs before each restart. Raises FarmInterrupted if a stop
-        is requested meanwhile.
+        With no names, until all are. Each process is reported ready, handed to the
+        supervisor and taken off `starting` as soon as it is, awaited or not. Raises
+        StartupError for the first that exits or is not ready within its timeout,
+        FarmInterrupted if a stop is requested meanwhile. Names of processes not
+        in `starting` (never launched, or ready already) are not waited for.
         """
-        name = process.name
-        ready = self._readiness[name]
+        wanted = set(awaited)
 
-        def ready_unless_stopping() -> bool:
+        def waiting() -> bool:
+            return any(not wanted or process.name in wanted for process in starting)
+
+        while waiting():
             if self._stop_requested():
-                raise FarmInterrupted(f"stop requested while waiting for {name}")
-            return ready()
+                names = ", ".join(process.name for process in starting)
+                raise FarmInterrupted(f"stop requested while waiting for {names}")
+            for process in list(starting):
+                if self._ready_now(process):
+                    starting.remove(process)
+            if waiting():
+                time.sleep(READY_POLL_INTERVAL)
 
-        wait_until(
-            ready_unless_stopping,
-            timeout=self._timeouts[name],
-            what=name,
-            process=process,
-            interval=READY_POLL_INTERVAL,
-        )
-        self._report(f"{name} ready ({time.monotonic() - self._launched_at[name]:.1f} s)")
-        self._supervisor.watch(process, ready, self._roles[name], before_start)
+    def _ready_now(self, process: ManagedProcess) -> bool:
+        """Whether `process` is ready now (then supervised); raises if it never will be."""
+        name = process.name
+        if not process.alive():
+            raise exited_during_start(name, process)
+        ready = self._readiness[name]
+        if ready():
+            self._report(f"{name} ready ({time.monotonic() - self._launched_at[name]:.1f} s)")
+            self._supervisor.watch(process, ready, self._roles[name], self._before_start[name])
+            return True
+        if time.monotonic() - self._launched_at[name] > self._timeouts[name]:
+            raise not_ready_in_time(name, self._timeouts[name], process)
+        return False
 
     def start_again(self, name: str) -> None:
         """Starts the stopped process `name` with the same command; returns once it is ready."""

@@ -174,15 +174,25 @@ def wait_until(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and not process.alive():
-            raise StartupError(
-                f"{what}: process exited with {process.exit_code()}; "
-                f"log {process.log_path}:\n{process.log_tail()}"
-            )
+            raise exited_during_start(what, process)
         if ready():
             return
         time.sleep(interval)
+    raise not_ready_in_time(what, timeout, process)
+
+
+def exited_during_start(what: str, process: ManagedProcess) -> StartupError:
+    """The error for `process` having ended before it was ready, with its log's tail."""
+    return StartupError(
+        f"{what}: process exited with {process.exit_code()}; "
+        f"log {process.log_path}:\n{process.log_tail()}"
+    )
+
+
+def not_ready_in_time(what: str, timeout: float, process: ManagedProcess | None) -> StartupError:
+    """The error for `what` not being ready within `timeout` seconds, with its log's tail."""
     tail = f"; log {process.log_path}:\n{process.log_tail()}" if process else ""
-    raise StartupError(f"{what}: not ready after {timeout:.0f} s{tail}")
+    return StartupError(f"{what}: not ready after {timeout:.0f} s{tail}")
 
 
 def port_open(host: str, port: int) -> bool:
