@@ -12,7 +12,7 @@ from farm_cli.launcher.config import (
     ProjectNotFound,
     find_project_root,
 )
-from farm_cli.launcher.infra import S3Credentials
+from farm_cli.launcher.infra import SEAWEEDFS_START_TIMEOUT, S3Credentials
 from farm_cli.launcher.processes import port_open
 from farm_cli.launcher.services import (
     S3Target,
@@ -175,3 +175,29 @@ def test_every_service_process_sends_its_spans_under_its_own_name(tmp_path: Path
     sink = trace_sink_launch(config)
     assert sink.address == "127.0.0.1:4317"
     assert sink.spec.argv[-2:] == ["--folder", str(tmp_path / "home" / "traces")]
+
+
+@pytest.mark.parametrize(
+    ("service_env", "expected"),
+    [({}, str(SEAWEEDFS_START_TIMEOUT)), ({"FARM_STORAGE_S3_READY_TIMEOUT_SECONDS": "5"}, "5")],
+    ids=["launcher's wait", "service_env's"],
+)
+def test_storage_waits_for_its_bucket_as_long_as_the_launcher_waits_for_s3(
+    tmp_path: Path, service_env: dict[str, str], expected: str
+) -> None:
+    # Storage starts beside SeaweedFS, so it must not give up on S3 before the launcher.
+    config = FarmConfig(
+        root=make_checkout(tmp_path), home=tmp_path / "home", service_env=service_env
+    )
+    shared = SharedSettings(
+        nats_url="nats://127.0.0.1:7422",
+        identity_key=private_pem(new_private_key()),
+        grant_key=private_pem(new_private_key()),
+    )
+    s3 = S3Target("http://127.0.0.1:7304", S3Credentials("a", "b"), "bucket")
+    [storage] = [
+        launch
+        for launch in core_service_launches(config, shared, "key", s3)
+        if launch.spec.name == "storage"
+    ]
+    assert storage.spec.env["FARM_STORAGE_S3_READY_TIMEOUT_SECONDS"] == expected

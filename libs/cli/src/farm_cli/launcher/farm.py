@@ -59,7 +59,6 @@ from farm_core.identity_keys import resolve_private_key
 from farm_core.nats_access import NatsAccess
 
 NATS_TIMEOUT = 30.0
-SEAWEEDFS_TIMEOUT = 90.0
 ENVOY_TIMEOUT = 30.0
 # How long stop() waits for the supervising thread's current look to end.
 SUPERVISOR_JOIN_TIMEOUT = 30.0
@@ -317,7 +316,7 @@ class LocalFarm:
         process = self._launched.launch(
             replace(spec, stop_timeout=self.config.seaweedfs_stop_timeout),
             ready,
-            SEAWEEDFS_TIMEOUT,
+            infra.SEAWEEDFS_START_TIMEOUT,
             Role.INFRASTRUCTURE,
             # weed leaves its gRPC sockets behind, and a new weed cannot bind them.
             before_start=functools.partial(infra.remove_seaweedfs_sockets, ports.seaweed_ports()),

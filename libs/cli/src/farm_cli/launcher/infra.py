@@ -31,6 +31,11 @@ def binary(name: str) -> str:
     return found
 
 
+# How long the launcher waits for its SeaweedFS's S3 to answer (storage, started
+# beside it, waits as long for its bucket).
+SEAWEEDFS_START_TIMEOUT = 90.0
+
+
 @dataclass(frozen=True)
 class NatsPorts:
     """Where the embedded nats-server listens."""

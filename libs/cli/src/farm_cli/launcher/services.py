@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from farm_cli.launcher.config import FarmConfig
-from farm_cli.launcher.infra import S3Credentials
+from farm_cli.launcher.infra import SEAWEEDFS_START_TIMEOUT, S3Credentials
 from farm_cli.launcher.processes import ProcessSpec
 from farm_cli.launcher.tls import TlsFiles
 from farm_core.identity import CredentialRole, IdentitySigner
@@ -163,6 +163,9 @@ def core_service_launches(
         _python_module(
             "storage",
             {
+                # It starts beside SeaweedFS: it waits for its bucket as long as the
+                # launcher waits for S3 (service_env may say otherwise).
+                "FARM_STORAGE_S3_READY_TIMEOUT_SECONDS": str(SEAWEEDFS_START_TIMEOUT),
                 **common,
                 **shared.nats_login("storage"),
                 "FARM_STORAGE_PORT": str(ports.storage),
