@@ -166,6 +166,9 @@ def seaweedfs_spec(
             f"-master.port={ports.master}",
             f"-master.port.grpc={ports.master_grpc}",
             "-master.volumeSizeLimitMB=256",
+            # weed reports anonymous cluster statistics to seaweedfs.com by default; a
+            # farm's storage says nothing to anyone.
+            "-master.telemetry=false",
             # A lone master that resumes its raft state waits out an election
             # before it serves; the default 10 s makes a restart take ~20 s.
             "-master.electionTimeout=1s",
