@@ -8,7 +8,7 @@ from pathlib import Path
 
 from farm_cli.launcher.autoscale import AutoscaleSettings
 from farm_cli.launcher.infra import NatsPorts, S3Credentials, SeaweedPorts
-from farm_cli.launcher.processes import free_port
+from farm_cli.launcher.processes import distinct_free_port, free_port
 from farm_cli.launcher.supervisor import RestartPolicy
 
 # Files that mark the root of a browserfarm checkout.
@@ -66,16 +66,6 @@ def _free_port_block(count: int, taken: set[int], attempts: int = 100) -> int:
     raise OSError(f"no block of {count} free consecutive ports found")
 
 
-def _distinct_free_port(taken: set[int], attempts: int = 100) -> int:
-    """A free TCP port on 127.0.0.1 that is not in `taken` (then added to it)."""
-    for _ in range(attempts):
-        port = free_port()
-        if port not in taken:
-            taken.add(port)
-            return port
-    raise OSError("no free port found")
-
-
 # Agents' ports are consecutive from a base; this many are reserved for them.
 MAX_AGENTS = 10
 _AGENT_BASES = ("agent_base", "agent_metrics_base", "agent_session_base")
@@ -124,7 +114,7 @@ class FarmPorts:
         taken: set[int] = set()
         blocks = {name: _free_port_block(MAX_AGENTS, taken) for name in _AGENT_BASES}
         single = {
-            port_field.name: _distinct_free_port(taken)
+            port_field.name: distinct_free_port(taken)
             for port_field in fields(cls)
             if port_field.name not in _AGENT_BASES
         }

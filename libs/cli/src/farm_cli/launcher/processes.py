@@ -228,16 +228,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """`count` distinct ports nothing listens on right now, as free_port picks them.
+def distinct_free_port(taken: set[int], attempts: int = 100) -> int:
+    """A free TCP port on 127.0.0.1 that is not in `taken` (then added to it).
 
-    Ports drawn one by one for a process that has not bound them yet can repeat.
+    Ports drawn one by one for processes that have not bound them yet can repeat.
     """
-    ports: list[int] = []
-    for _ in range(50 * count):
-        port = free_port(host)
-        if port not in ports:
-            ports.append(port)
-        if len(ports) == count:
-            return ports
-    raise OSError(f"no {count} distinct free ports found")
+    for _ in range(attempts):
+        port = free_port()
+        if port not in taken:
+            taken.add(port)
+            return port
+    raise OSError("no free port found")
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports on 127.0.0.1 nothing listens on right now."""
+    taken: set[int] = set()
+    return [distinct_free_port(taken) for _ in range(count)]
