@@ -15,6 +15,7 @@ from farm_core.identity import Identity, IdentitySigner
 from farm_core.identity_keys import new_private_key, private_pem
 from farm_mcp.endpoint import McpEndpoint
 from farm_mcp.identity import FarmIdentityBackend, FarmUser
+from farm_mcp.server import tool_limits
 from farm_mcp.settings import McpSettings
 from farm_mcp_tools.browser import BrowserSettings
 from farm_mcp_tools.runner import ToolLimits
@@ -128,3 +129,11 @@ def test_farm_mcp_flags_default_to_the_tools_own_limits() -> None:
     assert ToolLimits().action_ms == mcp_command.DEFAULT_ACTION_TIMEOUT * 1000
     assert ToolLimits().action_ms == McpSettings().action_timeout_seconds * 1000
     assert BrowserSettings().idle_timeout_seconds == mcp_command.DEFAULT_IDLE_TIMEOUT
+
+
+def test_the_services_settings_set_its_tools_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FARM_MCP_TOOL_TIMEOUT_SECONDS", "30")
+    monkeypatch.setenv("FARM_MCP_ACTION_TIMEOUT_SECONDS", "2.5")
+    monkeypatch.setenv("FARM_MCP_MAX_TEXT_CHARS", "500")
+    limits = tool_limits(McpSettings())
+    assert (limits.call_seconds, limits.action_ms, limits.max_text_chars) == (30, 2500, 500)

@@ -53,6 +53,15 @@ class Health:
     channels: list[grpc.aio.Channel] = field(default_factory=list)
 
 
+def tool_limits(settings: McpSettings) -> ToolLimits:
+    """The tools' limits as the service's settings set them."""
+    return ToolLimits(
+        call_seconds=settings.tool_timeout_seconds,
+        max_text_chars=settings.max_text_chars,
+        action_ms=round(settings.action_timeout_seconds * 1000),
+    )
+
+
 def build_app(settings: McpSettings) -> Starlette:
     """The Starlette application: /mcp behind the identity check, and /healthz."""
     tls = settings.internal_tls()
@@ -70,12 +79,7 @@ def build_app(settings: McpSettings) -> Starlette:
         codec,
         close_timeout=settings.tool_timeout_seconds,
     )
-    limits = ToolLimits(
-        call_seconds=settings.tool_timeout_seconds,
-        max_text_chars=settings.max_text_chars,
-        action_ms=round(settings.action_timeout_seconds * 1000),
-    )
-    mcp_server = build_server(connections, limits, version("farm-mcp"))
+    mcp_server = build_server(connections, tool_limits(settings), version("farm-mcp"))
     # Builds the SDK's session manager. Every request needs the farm's API key, which a
     # web page cannot send for a user, so the SDK's DNS-rebinding guard (meant for
     # servers open on localhost) is off: behind Envoy, Host names the edge.
