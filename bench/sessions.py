@@ -9,9 +9,11 @@ Four measures, each over N rounds after a warm-up, p50 and p95 in milliseconds:
   ready as it is for sessions that do not come back to back, and back to back, when
   each open starts its own Chromium.
 - CDP round trip: `page.fill` + `page.evaluate` on the attached page. Bare: the same on
-  a local page.
+  a local page. Measured once the spare browser that the session's open set starting
+  is up, with the farm's and bare rounds interleaved.
 - RunSessionCommand: a small script command over HTTP/JSON through Envoy (scheduler,
-  NATS, agent, page and back). Bare: `page.evaluate` of the same script.
+  NATS, agent, page and back). Bare: `page.evaluate` of the same script. Interleaved
+  with bare in the same way.
 - session life: create, one command (go to the page), close. Bare: new context, goto,
   close.
 
@@ -44,6 +46,10 @@ WARMUP = 3
 SMALL_SCRIPT = "() => document.title.length"
 SPARE_READY_SECONDS = 2.0
 """The pause between opens that lets the agent start its next spare browser."""
+SETTLE_SECONDS = 4.0
+"""The pause before the steady-state measures: the spare browser that the session's
+open set starting, and the browsers of the sessions closed before, are done with
+the CPU, so that neither side is timed beside a Chromium start."""
 
 
 @dataclass
@@ -77,6 +83,27 @@ async def timed(
         if round_number >= WARMUP:
             timings.samples.append(elapsed)
     return timings
+
+
+async def timed_pair(
+    rounds: int,
+    farm_action: Callable[[], Awaitable[object]],
+    bare_action: Callable[[], Awaitable[object]],
+) -> tuple[Timings, Timings]:
+    """Both actions WARMUP times unmeasured, then `rounds` times each, interleaved.
+
+    The two alternate which goes first in each round, so that whatever else the
+    machine is doing weighs on both sides alike.
+    """
+    farm, bare = Timings(), Timings()
+    for round_number in range(WARMUP + rounds):
+        pairs = [(farm_action, farm), (bare_action, bare)]
+        for action, timings in pairs if round_number % 2 == 0 else reversed(pairs):
+            started = time.perf_counter()
+            await action()
+            if round_number >= WARMUP:
+                timings.samples.append((time.perf_counter() - started) * 1000)
+    return farm, bare
 
 
 class FarmSessions:
@@ -186,22 +213,23 @@ async def run(args: argparse.Namespace, farm_url: str, key: str, form_url: str) 
             progress("CDP round trip (fill + evaluate)")
             session = await farm.create()
             try:
-                async with farm.attached(session) as attached:
-                    await attached.goto(form_url)
-                    farm_trip = await timed(args.n * 5, lambda: round_trip(attached))
                 bare_page = await bare.new_page()
                 await bare_page.goto(form_url)
-                bare_trip = await timed(args.n * 5, lambda: round_trip(bare_page))
+                async with farm.attached(session) as attached:
+                    await attached.goto(form_url)
+                    await asyncio.sleep(SETTLE_SECONDS)
+                    farm_trip, bare_trip = await timed_pair(
+                        args.n * 5, lambda: round_trip(attached), lambda: round_trip(bare_page)
+                    )
                 rows.append(("CDP round trip (fill + evaluate)", farm_trip, bare_trip))
                 progress("RunSessionCommand (small script)")
                 command = {"script": {"source": SMALL_SCRIPT}}
-                rows.append(
-                    (
-                        "RunSessionCommand, small script",
-                        await timed(args.n * 5, lambda: _run(farm, session["id"], command)),
-                        await timed(args.n * 5, lambda: _evaluate(bare_page)),
-                    )
+                farm_run, bare_run = await timed_pair(
+                    args.n * 5,
+                    lambda: _run(farm, session["id"], command),
+                    lambda: _evaluate(bare_page),
                 )
+                rows.append(("RunSessionCommand, small script", farm_run, bare_run))
             finally:
                 await farm.close(session["id"])
             progress("session life: create, one command, close")
