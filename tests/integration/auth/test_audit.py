@@ -1,5 +1,5 @@
 """The audit log with a real nats-server: records outlive auth being down, edge refusals land,
-a trickle of records is stored in a few inserts."""
+a trickle of records is stored in a few inserts, the writer's ack wait is a setting."""
 
 import asyncio
 import secrets
@@ -7,17 +7,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
+import nats.js.errors
 import pytest
 
 from farm.audit.v1 import audit_pb2, audit_pb2_grpc
-from farm_auth.audit import AuditWriter
+from farm_auth.audit import DURABLE_NAME, AuditWriter
 from farm_auth.audit_log import AuditFilter, AuditLog
 from farm_auth.store import KeyStore
 from farm_core.audit import audit_record
 from farm_core.audit_publisher import AuditPublisher
 from farm_core.db import async_database_url
 from farm_core.nats_access import NatsAccess
-from farm_core.queue import connect, ensure_audit_stream
+from farm_core.queue import AUDIT_STREAM, connect, ensure_audit_stream
 from tests.conftest import NatsServer
 from tests.helpers import assert_eventually
 from tests.integration.auth.conftest import (
@@ -78,6 +79,33 @@ async def test_a_record_published_while_auth_is_down_is_written_once_it_is_back(
         "task_1",
         "scheduler",
     )
+
+
+async def test_the_audit_consumer_redelivers_after_the_configured_ack_wait(
+    farm_home: Path, database_url: str, nats_server: NatsServer
+) -> None:
+    settings = auth_settings(
+        farm_home,
+        database_url,
+        new_admin_key(),
+        NATS_URL=nats_server.url,
+        audit_ack_wait_seconds=2.5,
+    )
+    connection = await connect(NatsAccess(nats_server.url), "test-audit-ack-wait")
+    js = connection.jetstream()
+    try:
+        async with running_auth(settings):
+
+            async def configured() -> bool:
+                try:
+                    info = await js.consumer_info(AUDIT_STREAM, DURABLE_NAME)
+                except nats.js.errors.NotFoundError:
+                    return False
+                return bool(info.config.ack_wait == 2.5)
+
+            await assert_eventually(configured, within=15)
+    finally:
+        await connection.close()
 
 
 async def test_a_refusal_at_the_edge_is_recorded_without_a_tenant(

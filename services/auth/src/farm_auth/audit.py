@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 DURABLE_NAME = "auth-audit"
 FETCH_BATCH = 256
 FETCH_WAIT_SECONDS = 2.0
-ACK_WAIT_SECONDS = 30.0
 RETRY_SECONDS = 1.0
 PURGE_EVERY_SECONDS = 3600.0
 
@@ -49,9 +48,11 @@ class AuditWriter:
         retention_days: int,
         replicas: int = 1,
         gather_seconds: float = 0.0,
+        ack_wait_seconds: float = 30.0,
     ) -> None:
         self._log = audit_log
         self._gather_seconds = gather_seconds
+        self._ack_wait_seconds = ack_wait_seconds
         self._nats = NatsLink(nats, DURABLE_NAME)
         self._replicas = replicas
         self._writing: asyncio.Task[None] | None = None
@@ -83,7 +84,11 @@ class AuditWriter:
         await self._nats.close()
 
     async def _run(self) -> None:
-        subscription = await self._nats.open(functools.partial(_subscribe, replicas=self._replicas))
+        subscription = await self._nats.open(
+            functools.partial(
+                _subscribe, replicas=self._replicas, ack_wait_seconds=self._ack_wait_seconds
+            )
+        )
         while True:
             messages = await fetch_batch(
                 subscription, FETCH_BATCH, FETCH_WAIT_SECONDS, "audit records", RETRY_SECONDS
@@ -124,8 +129,10 @@ class AuditWriter:
             log.info("deleted %d audit records older than %s", deleted, retention)
 
 
-async def _subscribe(js: JetStreamContext, replicas: int) -> JetStreamContext.PullSubscription:
-    """Binds the durable consumer, creating it (and the stream) if needed."""
+async def _subscribe(
+    js: JetStreamContext, replicas: int, ack_wait_seconds: float
+) -> JetStreamContext.PullSubscription:
+    """Binds the durable consumer, creating (or updating) it and the stream if needed."""
     await ensure_audit_stream(js, replicas=replicas)
     await js.add_consumer(
         AUDIT_STREAM,
@@ -134,7 +141,7 @@ async def _subscribe(js: JetStreamContext, replicas: int) -> JetStreamContext.Pu
             durable_name=DURABLE_NAME,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
-            ack_wait=ACK_WAIT_SECONDS,
+            ack_wait=ack_wait_seconds,
         ),
     )
     return await js.pull_subscribe_bind(durable=DURABLE_NAME, stream=AUDIT_STREAM)

@@ -63,6 +63,7 @@ class AuthService:
             settings.audit_retention_days,
             settings.nats_replicas,
             settings.audit_gather_seconds,
+            settings.audit_ack_wait_seconds,
         )
         self._session_routes = SessionRoutes(
             settings.nats(), settings.view_token_seconds, settings.nats_replicas

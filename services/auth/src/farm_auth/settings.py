@@ -146,6 +146,13 @@ class AuthSettings(FarmSettings):
             "are stored in fewer, larger inserts; records reach the log up to this much later."
         ),
     )
+    audit_ack_wait_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long NATS waits for the audit writer to store the records it fetched "
+        "before delivering them again: after an auth crash, the records it held reach the log "
+        "this much later (none are lost).",
+    )
     audit_retention_days: int = Field(
         default=90,
         ge=0,
