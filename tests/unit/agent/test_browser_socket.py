@@ -121,6 +121,25 @@ async def test_a_close_from_the_browser_ends_the_link_and_is_not_passed_on() -> 
     assert client.data == b""
 
 
+@pytest.mark.parametrize(
+    ("received", "cut"),
+    [
+        (b"", False),
+        (server_frame(OPCODE_TEXT, b"whole"), False),
+        (server_frame(OPCODE_TEXT, b"z" * 1000)[:500], True),
+        (server_frame(OPCODE_TEXT, b"first part", fin=False), True),
+    ],
+)
+async def test_a_browser_gone_inside_a_message_is_told_from_one_gone_between(
+    received: bytes, cut: bool
+) -> None:
+    link, _, _, _ = await open_link()
+    link.data_received(received)
+    assert not link.cut_mid_message
+    link.connection_lost(None)
+    assert link.cut_mid_message is cut
+
+
 async def test_the_agents_reply_waits_for_the_end_of_a_message_in_pieces() -> None:
     link, client, _, _ = await open_link()
     first = server_frame(OPCODE_TEXT, b"part one ", fin=False)

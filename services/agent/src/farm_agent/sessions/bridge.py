@@ -117,6 +117,9 @@ async def close_client(client: web.WebSocketResponse | CdpClient, reason: str) -
     if frames is None:
         if not client.transport.is_closing():
             client.transport.write(close_frame(CLOSE_NORMAL, reason))
+    elif frames.link.cut_mid_message:
+        # The close frame cannot be sent, so there is no close of the client's to wait for.
+        frames.end(CLOSE_NORMAL, reason)
     else:
         frames.end(CLOSE_NORMAL, reason)
         with contextlib.suppress(TimeoutError):

@@ -124,6 +124,15 @@ class BrowserLink(asyncio.Protocol):
         """Sends the client a text message of the agent's own, between the browser's messages."""
         self.to_client(frame(OPCODE_TEXT, message.encode(), mask=False))
 
+    @property
+    def cut_mid_message(self) -> bool:
+        """Whether the browser went away in the middle of a message to the client.
+
+        The client's stream then ends inside a message: no frame of the agent's own,
+        a close frame included, can follow it.
+        """
+        return self.closed.done() and (self._in_message or bool(self._left and self._passing))
+
     def to_client(self, data: bytes) -> None:
         """Writes a whole frame of the agent's own to the client, between the browser's messages.
 
