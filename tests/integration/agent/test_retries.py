@@ -10,6 +10,7 @@ from nats.js import JetStreamContext
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.work.uploader import RetryPolicy, StorageUploader
+from farm_core.queue import TASK_STREAM
 from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import (
     FAILED,
@@ -191,3 +192,28 @@ async def test_storage_down_longer_than_the_uploader_retries_hands_the_task_back
     assert stored.header.task_id == task_id
     assert [ref.id for ref in final.result.artifacts] == ["artifact-1"]
     await assert_eventually(lambda: is_zero(queued_tasks(js)), message="task not acked")
+
+
+async def test_a_tasks_artifacts_name_the_attempt_and_the_message_that_stored_them(
+    js: JetStreamContext,
+    start_intake: StartIntake,
+    events: Events,
+    fake_storage: FakeStorage,
+    make_settings: SettingsFactory,
+    site: Site,
+) -> None:
+    """So storage refuses them once a later attempt has stored its own (zombie uploads)."""
+    storage = StorageUploader(make_settings(storage_address=fake_storage.address))
+    try:
+        await start_intake(storage=storage, retry_base_seconds=0.1)
+        spec = failing_on_http_errors(site.url(f"/flaky/{uuid.uuid4().hex}?fails=1"))
+        task_id = await publish(js, spec)
+        sequence = (await js.stream_info(TASK_STREAM)).state.last_seq
+
+        final = await events.final(task_id, within=30)
+    finally:
+        await storage.close()
+
+    assert (final.status, final.attempt) == (SUCCEEDED, 2)
+    [stored] = fake_storage.ingest.stored
+    assert (stored.header.attempt, stored.header.work_sequence) == (2, sequence)

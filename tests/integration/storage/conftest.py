@@ -108,8 +108,13 @@ class Storage:
         tenant: str | None = None,
         metadata: Metadata | None = None,
         grant: str | None = None,
+        attempt: int = 0,
+        work_sequence: int = 0,
     ) -> ingest_pb2.UploadArtifactResponse:
-        """Uploads `data` as the agents do: a header (with the task's grant), then chunks."""
+        """Uploads `data` as the agents do: a header (with the task's grant), then chunks.
+
+        `attempt` and `work_sequence` name the task's attempt that uploads (0: none).
+        """
         owner = tenant or self.tenant
         header = ingest_pb2.UploadHeader(
             tenant=owner,
@@ -118,6 +123,8 @@ class Storage:
             kind=kind,
             content_type=content_type,
             grant=grant_for(task_id, owner, self.max_artifact_bytes) if grant is None else grant,
+            attempt=attempt,
+            work_sequence=work_sequence,
         )
         return await self.send([header], data, chunk_bytes=chunk_bytes, metadata=metadata)
 

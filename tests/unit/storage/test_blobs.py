@@ -7,12 +7,18 @@ import pytest
 
 from farm_cli.launcher.processes import free_port
 from farm_core.errors import Unavailable
+from farm_storage.attempts import AttemptFence
 from farm_storage.blobs import BlobStore, object_key
 from farm_storage.settings import StorageSettings
 
 
 def test_object_key_is_tenant_task_name() -> None:
     assert object_key("acme", "task_1", "screenshot") == "acme/task_1/screenshot"
+
+
+def test_an_attempts_artifact_has_a_key_of_its_own() -> None:
+    fence = AttemptFence(work_sequence=7, attempt=2)
+    assert object_key("acme", "task_1", "screenshot", fence) == "acme/task_1/7.2/screenshot"
 
 
 async def test_start_gives_up_when_s3_never_answers(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import pytest
 from farm.storage.v1 import ingest_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument, PermissionDenied, ResourceExhausted
+from farm_storage.attempts import AttemptFence
 from farm_storage.ingest import check_header, receive_upload
 
 HEADER = ingest_pb2.UploadHeader(
@@ -45,6 +46,17 @@ async def test_chunks_are_joined_and_hashed() -> None:
     assert upload.sha256 == hashlib.sha256(b"abcd").hexdigest()
     assert (upload.tenant, upload.task_id, upload.name) == ("acme", "task_0123abcd", "screenshot")
     assert (upload.kind, upload.content_type) == ("ARTIFACT_KIND_SCREENSHOT", "image/png")
+    assert not upload.fence.checked
+
+
+async def test_the_attempt_the_header_names_comes_with_the_upload() -> None:
+    header = ingest_pb2.UploadHeader(attempt=2, work_sequence=7)
+    header.MergeFrom(HEADER)
+    upload, _ = await receive_upload(
+        stream(ingest_pb2.UploadArtifactRequest(header=header)), 10, admit_all
+    )
+
+    assert upload.fence == AttemptFence(work_sequence=7, attempt=2)
 
 
 async def test_empty_artifact_is_accepted() -> None:
@@ -126,6 +138,8 @@ async def test_a_second_header_is_refused() -> None:
         ("header.kind", {"kind": 42}),
         ("header.contentType", {"content_type": ""}),
         ("header.contentType", {"content_type": "x/" + "y" * 300}),
+        ("header.attempt", {"attempt": -1}),
+        ("header.attempt", {"work_sequence": 7}),
     ],
 )
 def test_bad_header_field_is_named(field: str, change: dict[str, object]) -> None:

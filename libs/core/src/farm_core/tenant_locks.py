@@ -19,6 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 # first key names this use, the second the tenant.
 ADVISORY_NAMESPACE = 0x46514C4B  # "FQLK": the scheduler's task quotas
 BYTES_NAMESPACE = 0x4642514B  # "FBQK": storage's byte quotas
+# Keyed by a task id, not a tenant: storage's check that an upload's attempt is the
+# task's latest (farm_storage.attempts) and the write after it.
+ATTEMPTS_NAMESPACE = 0x46415454  # "FATT"
 
 
 def advisory_key(tenant: str) -> int:

@@ -23,6 +23,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from farm_core.backoff import DoublingWait
 from farm_core.errors import Unavailable
 from farm_core.tracing import instrument
+from farm_storage.attempts import UNCHECKED, AttemptFence
 from farm_storage.settings import StorageSettings
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,14 @@ class BlobMissing(LookupError):
     """The object is not in the bucket."""
 
 
-def object_key(tenant: str, task_id: str, name: str) -> str:
-    """The S3 key of an artifact's bytes."""
-    return f"{tenant}/{task_id}/{name}"
+def object_key(tenant: str, task_id: str, name: str, fence: AttemptFence = UNCHECKED) -> str:
+    """The S3 key of an artifact's bytes: one per attempt of its task, when the upload names one.
+
+    So an upload that its attempt's check refuses has written over no other attempt's bytes.
+    """
+    if not fence.checked:
+        return f"{tenant}/{task_id}/{name}"
+    return f"{tenant}/{task_id}/{fence.work_sequence}.{fence.attempt}/{name}"
 
 
 def s3_connections(settings: StorageSettings) -> urllib3.PoolManager:

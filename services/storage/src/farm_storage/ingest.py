@@ -9,6 +9,7 @@ from typing import TypeVar
 from farm.storage.v1 import ingest_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument, ResourceExhausted
+from farm_storage.attempts import UNCHECKED, AttemptFence
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 # Tenants and task ids become parts of the S3 key, so they must not hold "/".
@@ -31,6 +32,8 @@ class ReceivedUpload:
     sha256: str
     grant: str = ""
     """The scheduler's grant for the task or session (UploadHeader.grant)."""
+    fence: AttemptFence = UNCHECKED
+    """The task's attempt that sends it (UploadHeader.attempt and work_sequence)."""
 
 
 def check_header(header: ingest_pb2.UploadHeader) -> str:
@@ -54,6 +57,10 @@ def check_header(header: ingest_pb2.UploadHeader) -> str:
         raise InvalidArgument(
             "header.contentType", f"must be at most {MAX_CONTENT_TYPE_LENGTH} characters"
         )
+    if header.attempt < 0:
+        raise InvalidArgument("header.attempt", f"must be 0 or more, got {header.attempt}")
+    if header.work_sequence and not header.attempt:
+        raise InvalidArgument("header.attempt", "must be set with header.workSequence")
     return tasks_pb2.ArtifactKind.Name(header.kind)
 
 
@@ -100,5 +107,6 @@ async def receive_upload(
         data=b"".join(chunks),
         sha256=digest.hexdigest(),
         grant=header.grant,
+        fence=AttemptFence(header.work_sequence, header.attempt),
     )
     return upload, admission

@@ -6,6 +6,7 @@ from prometheus_client import Counter
 
 from farm_core.errors import FarmError, NotFound
 from farm_core.paging import Cursor
+from farm_storage.attempts import check_fence
 from farm_storage.blobs import BlobMissing, BlobStore, object_key
 from farm_storage.cache_eviction import CacheEviction
 from farm_storage.ingest import ReceivedUpload
@@ -39,12 +40,18 @@ class ArtifactLibrary:
 
         With a byte quota (`max_artifact_bytes`, the tenant's; 0 is none), the upload's
         size is reserved first, so uploads at the same moment cannot pass the quota
-        together; a failed upload gives it back.
+        together; a failed upload gives it back. An upload of an attempt that a later
+        attempt of its task has overtaken stores nothing (StaleAttempt, attempts.py).
         """
-        key = object_key(upload.tenant, upload.task_id, upload.name)
+        key = object_key(upload.tenant, upload.task_id, upload.name, upload.fence)
         earlier = await self._store.find(upload.task_id, upload.name)
         if earlier is not None and earlier.tenant != upload.tenant:
             raise owned_by_another_tenant(upload.task_id, upload.name)
+        if upload.fence.checked:
+            # Refused before any byte is written; save() checks again as it writes the row.
+            check_fence(
+                upload.task_id, upload.fence, await self._store.newest_attempt(upload.task_id)
+            )
         reservation = await self._reserve(upload, earlier, max_artifact_bytes)
         try:
             record = await self._store_reserved(upload, key, earlier, reservation)
@@ -52,6 +59,9 @@ class ArtifactLibrary:
             if reservation is not None:
                 await self._release(reservation)
             raise
+        if earlier is not None and earlier.object_key != key:
+            # The replaced artifact's bytes, under another attempt's key, have no row now.
+            await self._discard(earlier.object_key)
         uploads_total.labels(record.kind).inc()
         upload_bytes_total.labels(record.kind).inc(record.size_bytes)
         return record
@@ -73,6 +83,8 @@ class ArtifactLibrary:
             size_bytes=len(upload.data),
             sha256=upload.sha256,
             object_key=key,
+            work_sequence=upload.fence.work_sequence,
+            attempt=upload.fence.attempt,
         )
         try:
             return await self._store.save(content, reservation)

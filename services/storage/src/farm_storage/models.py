@@ -32,6 +32,10 @@ class ArtifactRow(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     object_key: Mapped[str] = mapped_column(String(512))
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # The task's attempt that stored it (farm_storage.attempts); 0 and 0 when the
+    # upload named none.
+    work_sequence: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    attempt: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class ByteReservationRow(Base):

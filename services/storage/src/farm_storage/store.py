@@ -9,16 +9,22 @@ import datetime as dt
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
-from sqlalchemy import Select, Table, bindparam, delete, func, insert, select
+from sqlalchemy import Select, Table, and_, bindparam, delete, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm_core.db import Database, newest_first, utcnow
 from farm_core.errors import FailedPrecondition, NotFound
 from farm_core.paging import Cursor
-from farm_core.tenant_locks import BYTES_NAMESPACE, TenantQuotaLock
+from farm_core.tenant_locks import (
+    ATTEMPTS_NAMESPACE,
+    BYTES_NAMESPACE,
+    TenantQuotaLock,
+    lock_tenant_in_transaction,
+)
+from farm_storage.attempts import AttemptFence, check_fence
 from farm_storage.models import ArtifactRow, ByteReservationRow
 from farm_storage.quotas import check_byte_quota
 
@@ -37,20 +43,39 @@ _OF_TENANT = select(artifacts).where(
 )
 _OF_TENANT_FOR_UPDATE = _OF_TENANT.with_for_update()
 _END_RESERVATION = delete(reservations).where(reservations.c.id == bindparam("reservation"))
+_NEWEST_ATTEMPT = (
+    select(artifacts.c.work_sequence, artifacts.c.attempt)
+    .where(artifacts.c.task_id == bindparam("task_id"))
+    .order_by(artifacts.c.work_sequence.desc(), artifacts.c.attempt.desc())
+    .limit(1)
+)
 
 
 def _upsert(dialect: Any) -> Any:
-    """Inserts an artifact (values as parameters), or replaces the same tenant's (task_id, name)."""
+    """Inserts an artifact (values as parameters), or replaces the same tenant's (task_id, name).
+
+    An artifact of a later attempt is not replaced by an earlier attempt's (see attempts.py);
+    an upload that names no attempt replaces as before.
+    """
     statement = dialect.insert(artifacts)
+    excluded = statement.excluded
     replaced = {
-        column.name: statement.excluded[column.name]
+        column.name: excluded[column.name]
         for column in artifacts.c
         if column.name not in {"id", "tenant", "task_id", "name"}
     }
+    not_older = or_(
+        excluded.attempt == 0,
+        artifacts.c.work_sequence < excluded.work_sequence,
+        and_(
+            artifacts.c.work_sequence == excluded.work_sequence,
+            artifacts.c.attempt <= excluded.attempt,
+        ),
+    )
     return statement.on_conflict_do_update(
         index_elements=[artifacts.c.task_id, artifacts.c.name],
         set_=replaced,
-        where=artifacts.c.tenant == statement.excluded.tenant,
+        where=and_(artifacts.c.tenant == excluded.tenant, not_older),
     ).returning(*artifacts.c)
 
 
@@ -73,9 +98,17 @@ class ArtifactContent:
     size_bytes: int
     sha256: str
     object_key: str
+    work_sequence: int = 0
+    """With `attempt`, the task's attempt that stored it (attempts.AttemptFence)."""
+    attempt: int = 0
+
+    @property
+    def fence(self) -> AttemptFence:
+        """The task's attempt that stored it; (0, 0) when its upload named none."""
+        return AttemptFence(self.work_sequence, self.attempt)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ArtifactRecord(ArtifactContent):
     """An artifact's metadata as stored: its content, and the id and time it was saved with."""
 
@@ -111,6 +144,11 @@ class ArtifactStore(Database):
             where = {"task_id": task_id, "name": name}
             row = (await connection.execute(_BY_TASK_AND_NAME, where)).first()
         return None if row is None else ArtifactRecord(**row._asdict())
+
+    async def newest_attempt(self, task_id: str) -> AttemptFence | None:
+        """The latest attempt of `task_id` that stored an artifact, or None if none did."""
+        async with self.engine.connect() as connection:
+            return await _newest_attempt(connection, task_id)
 
     async def reserve(self, tenant: str, size_bytes: int, replaced_bytes: int, limit: int) -> str:
         """Holds `size_bytes` of `tenant`'s byte quota `limit` for an upload; its id.
@@ -178,7 +216,9 @@ class ArtifactStore(Database):
         """Stores `content` as a new artifact, or over the one with its (task_id, name).
 
         Replacing keeps the artifact's id; an artifact of another tenant is never replaced.
-        The `reservation` its upload held ends in the same transaction.
+        An upload of an attempt that a later attempt of the task has overtaken (one that
+        stored an artifact) stores nothing: StaleAttempt. The `reservation` its upload
+        held ends in the same transaction.
         """
         values = {
             "id": new_artifact_id(),
@@ -186,13 +226,27 @@ class ArtifactStore(Database):
             "create_time": utcnow(),
         }
         async with self.engine.begin() as connection:
+            if content.fence.checked:
+                # On PostgreSQL, replicas check and write one task's uploads in turn (on
+                # SQLite the one connection does).
+                await lock_tenant_in_transaction(connection, content.task_id, ATTEMPTS_NAMESPACE)
+                newest = await _newest_attempt(connection, content.task_id)
+                check_fence(content.task_id, content.fence, newest)
             upsert = _UPSERTS[connection.dialect.name]
             row = (await connection.execute(upsert, values)).first()
             if row is not None and reservation is not None:
                 await connection.execute(_END_RESERVATION, {"reservation": reservation})
         if row is None:
-            raise owned_by_another_tenant(content.task_id, content.name)
+            await self._refuse_replacement(content)
         return ArtifactRecord(**row._asdict())
+
+    async def _refuse_replacement(self, content: ArtifactContent) -> NoReturn:
+        """Why the upsert of `content` replaced nothing: another tenant's, or a later attempt's."""
+        existing = await self.find(content.task_id, content.name)
+        if existing is not None and existing.tenant == content.tenant:
+            # Stored by a later attempt between our check and our upsert.
+            check_fence(content.task_id, content.fence, existing.fence)
+        raise owned_by_another_tenant(content.task_id, content.name)
 
     @contextlib.asynccontextmanager
     async def deleting(self, tenant: str, artifact_id: str) -> AsyncIterator[ArtifactRecord]:
@@ -204,6 +258,11 @@ class ArtifactStore(Database):
             record = await _get(connection, tenant, artifact_id, for_update=True)
             await connection.execute(delete(artifacts).where(artifacts.c.id == artifact_id))
             yield record
+
+
+async def _newest_attempt(connection: AsyncConnection, task_id: str) -> AttemptFence | None:
+    row = (await connection.execute(_NEWEST_ATTEMPT, {"task_id": task_id})).first()
+    return None if row is None else AttemptFence(int(row.work_sequence), int(row.attempt))
 
 
 def _bytes_of(table: Table, tenant: str) -> Select[tuple[Any]]:

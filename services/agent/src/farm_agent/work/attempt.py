@@ -303,7 +303,13 @@ class TaskAttempt:
 
     async def _with_stored_artifacts(self, capture: Capture) -> tasks_pb2.TaskResult:
         """The capture's result once its artifacts, comparison and profile are stored."""
-        owner = ArtifactOwner(self.item.tenant, self.task_id, self.item.upload_grant)
+        owner = ArtifactOwner(
+            self.item.tenant,
+            self.task_id,
+            self.item.upload_grant,
+            attempt=self.attempt,
+            work_sequence=self._message.metadata.sequence.stream,
+        )
         return await self._tools.reporting.keeper.keep(owner, capture)
 
     async def _stopped(self, deadline: dt.datetime | None) -> None:

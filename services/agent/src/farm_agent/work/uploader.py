@@ -27,12 +27,18 @@ class ArtifactOwner:
     """What artifacts are stored under: a task or a session, its tenant, and the grant for it.
 
     The grant is the scheduler's (WorkItem.upload_grant, OpenSessionOrder.upload_grant):
-    storage stores nothing for an owner the agent was not handed.
+    storage stores nothing for an owner the agent was not handed. A task's artifacts
+    also name the attempt that made them, so that storage refuses them once a later
+    attempt of the task has stored its own; a session's name none (0).
     """
 
     tenant: str
     owner_id: str
     grant: str
+    attempt: int = 0
+    """The task's attempt, from 1, as its AgentEvents number it; 0 for a session."""
+    work_sequence: int = 0
+    """The stream sequence of the WorkItem message the attempt came from."""
 
 
 class ArtifactUploader(Protocol):
@@ -161,6 +167,8 @@ class StorageUploader:
                 kind=artifact.kind,
                 content_type=artifact.content_type,
                 grant=owner.grant,
+                attempt=owner.attempt,
+                work_sequence=owner.work_sequence,
             )
         )
         for start in range(0, len(artifact.data), self._chunk_bytes):
