@@ -2,22 +2,28 @@
 
 The browser is started through setpriv's parent-death signal; an agent killed between
 the fork and setpriv's prctl left a Chromium running under init (seen after the
-session fault tests). A slow `setpriv` first on PATH holds that window open.
+session fault tests). A slow `setpriv` first on PATH holds that window open. Should a
+browser be left all the same, the agent's next start ends it.
 """
 
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
+from farm_agent.browser.chromium import CHROMIUM_FLAGS
+from farm_agent.sessions.browser import AUTOMATION_FLAGS, PORT_FILE
 from tests.helpers import assert_eventually
-from tests.integration.agent.conftest import HAVE_CHROMIUM
+from tests.integration.agent.conftest import CHROMIUM, HAVE_CHROMIUM, agent_settings, running_pool
 
 pytestmark = [
     pytest.mark.integration,
@@ -120,3 +126,36 @@ async def test_an_agent_killed_before_the_death_signal_is_set_leaves_no_browser(
             f"{process.pid} {process.info['cmdline'][:1]}" for process in naming(browser_folder)
         ]
         assert not runs(launcher[0]) and not left, f"a killed agent's browser runs on: {left}"
+
+
+async def test_an_agent_start_ends_the_browsers_its_earlier_run_left(tmp_path: Path) -> None:
+    settings = agent_settings(tmp_path / "home", id="restarted", min_browsers=0)
+    scratch = settings.scratch_dir().resolve()
+    # A spare's browser as a killed run of this agent left it: profile under its scratch.
+    profile = scratch / "sessions" / "spare-0" / "browser" / "profile"
+    profile.mkdir(parents=True)
+    temp_dir = Path(tempfile.mkdtemp(prefix="farm-stray-"))
+    arguments = [*CHROMIUM_FLAGS, *AUTOMATION_FLAGS, f"--user-data-dir={profile}", "about:blank"]
+    left = await asyncio.create_subprocess_exec(
+        CHROMIUM,
+        *arguments,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "HOME": str(temp_dir), "TMPDIR": str(temp_dir)},
+        start_new_session=True,
+    )
+    try:
+        with groups_ended([left.pid]):
+            await assert_eventually(
+                (profile / PORT_FILE).exists, within=60, message="the left browser did not start"
+            )
+            async with running_pool(settings):
+                await assert_eventually(
+                    lambda: left.returncode is not None and not naming(scratch),
+                    within=30,
+                    message=lambda: f"the earlier run's browser runs on: {naming(scratch)}",
+                )
+    finally:
+        await asyncio.wait_for(left.wait(), 10)
+        shutil.rmtree(temp_dir, ignore_errors=True)
