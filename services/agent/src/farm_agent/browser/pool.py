@@ -26,6 +26,7 @@ from farm_agent.browser.chromium import (
 )
 from farm_agent.browser.driver import driver_environment, environment
 from farm_agent.browser.pooled import PooledBrowser
+from farm_agent.browser.strays import end_stray_browsers
 from farm_agent.browser.warm import WarmContexts
 from farm_agent.egress.proxy import EgressProxy
 from farm_agent.errors import Stage, TaskFailure, failure_from
@@ -48,7 +49,8 @@ class BrowserPool:
     (crash, killed process); browsers above the minimum close after being idle for
     `browser_idle_seconds`. A browser that cannot close a task's context within
     `close_timeout_seconds` (a hung renderer) is killed and replaced. Chromium's
-    profiles live in the agent's scratch directory, which is removed on close. Every
+    profiles live in the agent's scratch directory, which is removed on close (and on
+    start, after ending any browser an earlier run left there). Every
     browser sends its requests through the pool's egress guard. `warm` keeps contexts
     per tenant across tasks (WarmContexts), on the pool's browsers.
     """
@@ -127,6 +129,9 @@ class BrowserPool:
             listen_host=self._settings.egress_host,
         )
         await self._egress.start()
+        await asyncio.to_thread(
+            end_stray_browsers, self._scratch, self._settings.close_timeout_seconds
+        )
         await asyncio.to_thread(shutil.rmtree, self._scratch, True)
         (self._scratch / "home").mkdir(parents=True)
         if len(str(self._scratch)) > MAX_BROWSER_TMPDIR_CHARS:

@@ -189,20 +189,30 @@ class SessionBrowser:
         await asyncio.to_thread(_remove_folders, self.options.folder, self._temp_dir)
 
 
+# Run by sh in the process setpriv has just armed with the parent-death signal. An
+# agent that died before setpriv's prctl would never send it, so the parent is checked
+# after it: still the agent (whose death now kills us), or Chromium is not started.
+PARENT_CHECK = '[ "$PPID" = "$1" ] || exit 1; shift; exec "$@"'
+
+
 def _dying_with_the_agent(chromium: str) -> list[str]:
     """The command that starts `chromium` killed when the agent dies, even by SIGKILL.
 
     A task's browser ends when Playwright's pipe to it closes; a session's browser,
     reached over a TCP port, would otherwise outlive an agent that was killed.
-    util-linux's setpriv sets the parent-death signal and execs Chromium (same
-    process); Python's preexec_fn could do it too, but forking the agent's gRPC
-    threads into a child that runs Python code aborts the child now and then.
+    util-linux's setpriv sets the parent-death signal and execs a shell that execs
+    Chromium (same process) only if the agent is still its parent; Python's
+    preexec_fn could do it too, but forking the agent's gRPC threads into a child
+    that runs Python code aborts the child now and then.
     """
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         log.warning("setpriv (util-linux) is missing: a session's browser outlives a killed agent")
         return [chromium]
-    return [setpriv, "--pdeathsig", "KILL", "--", chromium]
+    return [
+        *(setpriv, "--pdeathsig", "KILL", "--"),
+        *("/bin/sh", "-c", PARENT_CHECK, "farm-session-browser", str(os.getpid()), chromium),
+    ]
 
 
 def _last_lines(path: Path, count: int = 5) -> str:
