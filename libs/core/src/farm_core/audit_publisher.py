@@ -14,6 +14,7 @@ from nats.js.api import PubAck
 from prometheus_client import Counter, Histogram
 
 from farm.audit.v1 import audit_pb2
+from farm_core import pipelined
 from farm_core.cancel import cancel_and_wait
 from farm_core.nats_access import NatsAccess
 from farm_core.nats_link import NatsLink
@@ -123,11 +124,12 @@ class AuditPublisher:
             try:
                 for record in records:
                     acks.append(
-                        await js.publish_async(
+                        await pipelined.send(
+                            js,
                             self._subject,
                             record.SerializeToString(),
-                            wait_stall=PUBLISH_TIMEOUT_SECONDS,
-                            headers={"Nats-Msg-Id": record.id},
+                            {"Nats-Msg-Id": record.id},
+                            PUBLISH_TIMEOUT_SECONDS,
                         )
                     )
             except Exception as error:  # NATS away: the rest are sent again below
