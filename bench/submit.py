@@ -5,34 +5,49 @@ acceptance (a task stored in SQL and in JetStream before the answer), not runnin
 The admin key gets a high rate limit and its tenant a high queued quota, as a user
 with raised limits has. Then, against the same farm:
 
-- singles: `--clients` concurrent HTTP clients POST /v1/tasks, `--singles` tasks in all;
+- singles: `--clients` concurrent HTTP clients POST /v1/tasks, `--singles` tasks in all
+  (with `--grpc`, also as many gRPC clients calling CreateTask through Envoy, which
+  skips the JSON transcoder);
 - batches: `--batch-clients` concurrent HTTP clients POST /v1/tasks:batchCreate with
   `--batch-size` specs each, `--batched` tasks in all.
 
-For both it prints tasks/s accepted, the latency of a request (p50, p99) and the CPU
+For each it prints tasks/s accepted, the latency of a request (p50, p99) and the CPU
 time per task of the scheduler, auth, Envoy, NATS and the bench's own clients (from
 /proc, over the run). The issue's goals: 2,000/s singles, 10,000/s batches.
 
-    .venv/bin/python bench/submit.py [--clients 32] [--singles 3000]
+The HTTP clients are keep-alive HTTP/1.1 connections of a minimal client
+(`http1.py`) on uvloop, one per concurrent client: httpx spent about 6 ms of the same
+two cores per request, more than the farm, so the rate measured was the bench's.
+`--http-client httpx` brings it back, for comparison.
+
+    .venv/bin/python bench/submit.py [--clients 32] [--singles 3000] [--grpc]
         [--batch-clients 4] [--batch-size 100] [--batched 20000] [--group-max 1000]
+        [--http-client minimal|httpx]
 
 `--group-max 1` turns the group commit of single creates off, for a before/after.
 """
 
 import argparse
 import asyncio
+import contextlib
+import itertools
 import os
 import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
+import uvloop
+from google.protobuf import json_format
 
+from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_cli.launcher.farm import LocalFarm
 
+import http1
 from harness import bounded, local_farm, progress_reporter
 
 BENCH = "submit"
@@ -40,6 +55,7 @@ MEASURED = ("scheduler", "auth", "envoy", "nats")
 RAISED_RATE = 100_000
 RAISED_QUEUED_QUOTA = 100_000_000
 SPEC: dict[str, Any] = {"url": "https://example.com/", "screenshot": {}}
+GRPC_CHANNELS = 4
 report = progress_reporter(BENCH)
 
 
@@ -109,35 +125,116 @@ def raise_limits(http: httpx.Client) -> None:
     time.sleep(1.5)
 
 
-async def submit(farm: LocalFarm, name: str, clients: int, requests: int, batch_size: int) -> Run:
-    """`clients` concurrent clients send `requests` calls of `batch_size` tasks (1: CreateTask)."""
-    path, body = (
-        ("/v1/tasks", SPEC)
-        if batch_size == 1
-        else ("/v1/tasks:batchCreate", {"requests": [SPEC] * batch_size})
-    )
-    latencies: list[float] = []
-    remaining = iter(range(requests))
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+Send = Callable[[], Awaitable[None]]
+"""One call of a client: sends it, raises unless every task in it was accepted."""
+
+
+def request_body(batch_size: int) -> tuple[str, dict[str, Any]]:
+    """The HTTP path and JSON body of a call of `batch_size` tasks (1: CreateTask)."""
+    if batch_size == 1:
+        return "/v1/tasks", SPEC
+    return "/v1/tasks:batchCreate", {"requests": [SPEC] * batch_size}
+
+
+def check_answer(path: str, batch_size: int, status: int, answer: Callable[[], Any]) -> None:
+    """Raises unless the call answered 200 and, for a batch, refused no item."""
+    if status != 200:
+        raise RuntimeError(f"{path} answered {status}: {answer()}")
+    if batch_size > 1 and (errors := answer().get("errors")):
+        raise RuntimeError(f"{path} refused items: {errors[:3]}")
+
+
+@contextlib.asynccontextmanager
+async def minimal_senders(farm: LocalFarm, batch_size: int) -> AsyncIterator[Callable[[], Send]]:
+    """Makes senders that each hold one keep-alive connection of the minimal client."""
+    path, body = request_body(batch_size)
+    headers = {"Authorization": f"Bearer {farm.admin_key}"}
+    request = http1.json_request(farm.envoy_url, "POST", path, body, headers)
+    connections: list[http1.Connection] = []
+
+    def sender() -> Send:
+        connection = http1.Connection(farm.envoy_url)
+        connections.append(connection)
+
+        async def send() -> None:
+            answer = await connection.send(request)
+            check_answer(path, batch_size, answer.status, answer.json)
+
+        return send
+
+    try:
+        yield sender
+    finally:
+        for connection in connections:
+            await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def httpx_senders(farm: LocalFarm, batch_size: int) -> AsyncIterator[Callable[[], Send]]:
+    """Makes senders that share one httpx client (the bench's client before `http1`)."""
+    path, body = request_body(batch_size)
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
     headers = {"authorization": f"Bearer {farm.admin_key}"}
     async with httpx.AsyncClient(
         base_url=farm.envoy_url, headers=headers, limits=limits, timeout=60
     ) as http:
 
-        async def client() -> None:
+        async def send() -> None:
+            answer = await http.post(path, json=body)
+            check_answer(path, batch_size, answer.status_code, answer.json)
+
+        yield lambda: send
+
+
+@contextlib.asynccontextmanager
+async def grpc_senders(farm: LocalFarm, batch_size: int) -> AsyncIterator[Callable[[], Send]]:
+    """Makes senders calling CreateTask over gRPC through Envoy, on GRPC_CHANNELS channels."""
+    if batch_size != 1:
+        raise ValueError("the gRPC mode sends single CreateTask calls")
+    request = tasks_pb2.CreateTaskRequest(spec=json_format.ParseDict(SPEC, tasks_pb2.TaskSpec()))
+    metadata = (("authorization", f"Bearer {farm.admin_key}"),)
+    target = farm.envoy_url.removeprefix("http://")
+    channels = [grpc.aio.insecure_channel(target) for _ in range(GRPC_CHANNELS)]
+    stubs = [tasks_pb2_grpc.TaskServiceStub(channel) for channel in channels]
+    made = itertools.count()
+
+    def sender() -> Send:
+        stub = stubs[next(made) % len(stubs)]
+
+        async def send() -> None:
+            await stub.CreateTask(request, metadata=metadata, timeout=60)
+
+        return send
+
+    try:
+        yield sender
+    finally:
+        for channel in channels:
+            await channel.close()
+
+
+SENDERS = {"minimal": minimal_senders, "httpx": httpx_senders, "grpc": grpc_senders}
+
+
+async def submit(
+    farm: LocalFarm, name: str, way: str, clients: int, requests: int, batch_size: int
+) -> Run:
+    """`clients` concurrent clients of `way` send `requests` calls of `batch_size` tasks."""
+    latencies: list[float] = []
+    remaining = iter(range(requests))
+    async with SENDERS[way](farm, batch_size) as sender:
+
+        async def client(send: Send) -> None:
             for _ in remaining:
                 sent = time.perf_counter()
-                answer = await http.post(path, json=body)
+                await send()
                 latencies.append(time.perf_counter() - sent)
-                if answer.status_code != 200:
-                    raise RuntimeError(f"{path} answered {answer.status_code}: {answer.text}")
-                if batch_size > 1 and answer.json().get("errors"):
-                    raise RuntimeError(f"{path} refused items: {answer.json()['errors'][:3]}")
 
+        sends = [sender() for _ in range(clients)]
         # A short warm-up: connections opened, the key looked up and cached.
-        await http.post(path, json=body)
+        await asyncio.gather(*(send() for send in sends))
         before, start = farm_cpu(farm), time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(clients)))
+        await asyncio.gather(*(client(send) for send in sends))
         seconds, after = time.perf_counter() - start, farm_cpu(farm)
     spent = {name: after[name] - before.get(name, 0.0) for name in after}
     return Run(name, requests * batch_size, seconds, latencies, spent)
@@ -157,9 +254,20 @@ def main() -> None:
         default=1000,
         help="the scheduler's FARM_SCHEDULER_CREATE_GROUP_MAX; 1 writes each create alone",
     )
+    parser.add_argument(
+        "--http-client",
+        choices=("minimal", "httpx"),
+        default="minimal",
+        help="the bench's HTTP client: its minimal keep-alive one, or httpx (costlier)",
+    )
+    parser.add_argument(
+        "--grpc", action="store_true", help="also send the singles as gRPC CreateTask calls"
+    )
     args = parser.parse_args()
     load = os.getloadavg()[0]
     group_env = {"FARM_SCHEDULER_CREATE_GROUP_MAX": str(args.group_max)}
+    requests = max(args.batched // args.batch_size, 1)
+    rows: list[Run] = []
     with local_farm(0, BENCH, report, service_env=group_env) as farm:
         with httpx.Client(
             base_url=farm.envoy_url,
@@ -167,31 +275,30 @@ def main() -> None:
             timeout=30,
         ) as http:
             raise_limits(http)
-        report(f"singles: {args.singles} CreateTask calls from {args.clients} clients")
-        singles = asyncio.run(submit(farm, "CreateTask", args.clients, args.singles, 1))
-        requests = max(args.batched // args.batch_size, 1)
-        report(
-            f"batches: {requests} CreateTasks calls of {args.batch_size} "
-            f"from {args.batch_clients} clients"
-        )
-        batches = asyncio.run(
-            submit(
-                farm,
+        runs = [("CreateTask", args.http_client, args.clients, args.singles, 1)]
+        if args.grpc:
+            runs.append(("CreateTask gRPC", "grpc", args.clients, args.singles, 1))
+        runs.append(
+            (
                 f"CreateTasks x{args.batch_size}",
+                args.http_client,
                 args.batch_clients,
                 requests,
                 args.batch_size,
             )
         )
+        for name, way, clients, calls, batch_size in runs:
+            report(f"{name}: {calls} calls of {batch_size} task(s) from {clients} {way} clients")
+            rows.append(uvloop.run(submit(farm, name, way, clients, calls, batch_size)))
     print(
         f"load average at the start: {load:.2f} on {os.cpu_count()} cores; "
-        f"FARM_SCHEDULER_CREATE_GROUP_MAX={args.group_max}\n"
+        f"FARM_SCHEDULER_CREATE_GROUP_MAX={args.group_max}; HTTP client {args.http_client}\n"
     )
     cpu_columns = " | ".join(f"{name} CPU ms/task" for name in (*MEASURED, "clients"))
     print(f"| way | tasks | tasks/s | p50 ms | p99 ms | {cpu_columns} |")
     print("|---|---:|---:|---:|---:|" + "---:|" * (len(MEASURED) + 1))
-    print(singles.row())
-    print(batches.row())
+    for row in rows:
+        print(row.row())
 
 
 if __name__ == "__main__":

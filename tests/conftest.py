@@ -4,6 +4,7 @@ Each fixture starts a real process (nats-server, SeaweedFS) on free ports on
 127.0.0.1 with its state in a temporary directory, and stops it by PID.
 """
 
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -71,10 +72,9 @@ class NatsServer:
     process: ManagedProcess
 
 
-@pytest.fixture(scope="session")
-def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    """A nats-server with JetStream for the whole session."""
-    state = tmp_path_factory.mktemp("nats")
+@contextlib.contextmanager
+def running_nats(state: Path) -> Iterator[NatsServer]:
+    """A nats-server with JetStream on free ports, its state under `state`, stopped after."""
     ports = infra.NatsPorts(*free_ports(2))
     process = ManagedProcess(infra.nats_spec(ports, state / "data"), state, state)
     process.start()
@@ -83,6 +83,20 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
         yield NatsServer(url=f"nats://127.0.0.1:{ports.client}", process=process)
     finally:
         process.stop(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A nats-server with JetStream for the whole session."""
+    with running_nats(tmp_path_factory.mktemp("nats")) as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A nats-server of the test's own, without the streams earlier tests made."""
+    with running_nats(tmp_path / "nats") as server:
+        yield server
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
+from farm_core import pipelined
 from farm_core.db import utcnow
 from farm_core.errors import Unavailable
 from farm_core.periodic import Periodic
@@ -283,11 +284,12 @@ class TaskPublisher:
                     attributes=_traced(message.record),
                 ) as headers:
                     acks.append(
-                        await self._js.publish_async(
+                        await pipelined.send(
+                            self._js,
                             message.subject,
                             message.payload,
-                            wait_stall=self._timeout_seconds,
-                            headers={**headers, "Nats-Msg-Id": message.message_id},
+                            {**headers, "Nats-Msg-Id": message.message_id},
+                            self._timeout_seconds,
                         )
                     )
             except (nats.errors.Error, TimeoutError) as error:

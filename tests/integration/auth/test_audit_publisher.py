@@ -1,0 +1,94 @@
+"""The audit publisher against a real nats-server: a burst is sent in pipelined groups,
+and records sent before their stream exists are stored once it does, each once."""
+
+import secrets
+
+import pytest
+from prometheus_client import REGISTRY
+
+from farm.audit.v1 import audit_pb2
+from farm_core.audit import audit_record
+from farm_core.audit_publisher import AuditPublisher
+from farm_core.nats_access import NatsAccess
+from farm_core.queue import AUDIT_STREAM, audit_subject, connect, ensure_audit_stream
+from tests.conftest import NatsServer
+from tests.helpers import assert_eventually
+
+pytestmark = pytest.mark.integration
+
+
+def create_record(source: str) -> audit_pb2.AuditRecord:
+    """The record of one CreateTask, as the scheduler makes it."""
+    return audit_record(
+        source=source,
+        rpc="/farm.tasks.v1.TaskService/CreateTask",
+        outcome="OK",
+        headers={},
+        target="task_1",
+    )
+
+
+def groups_sent() -> float:
+    """How many groups of audit records this process has sent so far."""
+    return REGISTRY.get_sample_value("farm_audit_publish_group_size_count") or 0.0
+
+
+async def stored_on(access: NatsAccess, subject: str) -> int:
+    """How many messages the audit stream holds on `subject`."""
+    connection = await connect(access, "test-audit-count")
+    try:
+        info = await connection.jetstream().stream_info(AUDIT_STREAM, subjects_filter=subject)
+    finally:
+        await connection.close()
+    return (info.state.subjects or {}).get(subject, 0)
+
+
+async def ensure_stream(access: NatsAccess) -> None:
+    """Makes the audit stream, as auth and the scheduler do at start."""
+    connection = await connect(access, "test-audit-stream")
+    try:
+        await ensure_audit_stream(connection.jetstream())
+    finally:
+        await connection.close()
+
+
+async def test_a_burst_of_records_is_sent_in_groups_and_each_is_stored_once(
+    nats_server: NatsServer,
+) -> None:
+    access = NatsAccess(nats_server.url)
+    await ensure_stream(access)
+    source = f"burst{secrets.token_hex(4)}"
+    publisher = AuditPublisher(access, source, capacity=1000)
+    groups_before = groups_sent()
+    try:
+        for _ in range(300):
+            publisher.submit(create_record(source))
+        await assert_eventually(lambda: publisher.pending == 0, within=15)
+    finally:
+        await publisher.close(grace_seconds=5)
+
+    assert await stored_on(access, audit_subject(source)) == 300
+    # The 300 were queued before the sender ran: far fewer groups than records.
+    assert 1 <= groups_sent() - groups_before <= 10
+
+
+async def test_records_sent_before_their_stream_exists_are_stored_once_it_does(
+    fresh_nats_server: NatsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    access = NatsAccess(fresh_nats_server.url)
+    source = f"early{secrets.token_hex(4)}"
+    publisher = AuditPublisher(access, source, capacity=100)
+    try:
+        for _ in range(20):
+            publisher.submit(create_record(source))
+        # No stream takes them yet: the publisher keeps them and sends them again.
+        await assert_eventually(lambda: "retrying" in caplog.text, within=10)
+        await ensure_stream(access)
+
+        async def all_stored() -> bool:
+            return await stored_on(access, audit_subject(source)) == 20
+
+        await assert_eventually(all_stored, within=15, message="records are missing")
+    finally:
+        await publisher.close(grace_seconds=5)
+    assert publisher.pending == 0
