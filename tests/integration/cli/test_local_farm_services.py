@@ -10,6 +10,7 @@ import pytest
 
 from farm_cli.launcher.config import PRIVATE_NETWORKS, FarmConfig
 from farm_cli.launcher.farm import LocalFarm
+from farm_core.identity import IdentityVerifier
 from farm_core.identity_keys import load_private_key, public_pem
 from tests.helpers import assert_eventually
 
@@ -60,6 +61,12 @@ async def test_services_and_agents_start_with_the_farms_settings_and_stop_in_rev
             # Only auth may sign identities; agents carry a credential it signed.
             assert ("FARM_IDENTITY_KEY" in env) == (name == "auth")
         assert envs["agent-1"]["FARM_AGENT_CREDENTIAL"]
+        # The MCP service (the real one) holds no signing key: auth renews its callers'
+        # tokens for a credential of role mcp.
+        mcp = farm.process("mcp").spec.env
+        assert "FARM_IDENTITY_KEY" not in mcp
+        assert IdentityVerifier(public_key).decode(mcp["FARM_MCP_CREDENTIAL"]).role == "mcp"
+        assert mcp["FARM_MCP_AUTH_ADDRESS"] == f"127.0.0.1:{ports.auth}"
         # What the launcher wires wins over the extra environment.
         assert envs["auth"]["FARM_AUTH_PORT"] == str(ports.auth)
         assert envs["auth"]["FARM_ADMIN_KEY"] == farm.admin_key

@@ -31,6 +31,7 @@ INTERPOLATION = re.compile(r"\$\{(\w+)(?::([?-])([^}]*))?\}")
 STAND_INS = {
     "FARM_IDENTITY_KEY": TEST_IDENTITY_KEY,
     "FARM_IDENTITY_PUBLIC_KEY": TEST_PUBLIC_KEY,
+    "FARM_MCP_CREDENTIAL": "stand-in-credential",
     "FARM_AUTH_KEY_PEPPER": "p" * 48,
     "FARM_ADMIN_KEY": "bf_" + "0" * 48,
 }
@@ -129,8 +130,8 @@ def test_farm_services_run_their_package_and_share_nats_and_the_public_key(
         assert env["NATS_URL"] == "${NATS_URL:-nats://nats:4222}"
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317"
         assert env["FARM_IDENTITY_PUBLIC_KEY"].startswith("${FARM_IDENTITY_PUBLIC_KEY")
-        # Only auth and the MCP service may sign identities; agents get a credential.
-        assert ("FARM_IDENTITY_KEY" in env) == (name in ("auth", "mcp")), name
+        # Only auth may sign identities; agents and the MCP service get a credential.
+        assert ("FARM_IDENTITY_KEY" in env) == (name == "auth"), name
         assert env["FARM_BIND_HOST"] == "0.0.0.0"
 
 

@@ -17,8 +17,10 @@ from farm_scheduler.server import SchedulerService
 from farm_storage.server import StorageService
 from tests.unit.rpcs import ALL_METHODS, full_name
 
-# Served to the farm's own agents (scope internal), not routed by Envoy.
-INTERNAL_SERVICES = {"farm.storage.v1.ArtifactIngestService"}
+# Served to the farm's own agents (scope agent) and MCP service (scope mcp), not routed by Envoy.
+AGENT_SERVICES = {"farm.storage.v1.ArtifactIngestService"}
+MCP_SERVICES = {"farm.auth.v1.IdentityRenewalService"}
+INTERNAL_SERVICES = AGENT_SERVICES | MCP_SERVICES
 # Envoy's ext_authz check: the one RPC without an identity.
 EDGE_CHECK = "/envoy.service.auth.v3.Authorization/Check"
 
@@ -42,7 +44,7 @@ def test_the_walk_finds_every_service() -> None:
 def test_every_rpc_has_a_scope_rule(method: MethodDescriptor) -> None:
     rule = RPC_RULES.get(full_name(method))
     assert rule is not None, f"{full_name(method)} has no entry in farm_core.scopes.RPC_RULES"
-    assert rule.scope in PUBLIC_SCOPES | {ANY_IDENTITY, Scope.INTERNAL, Scope.AGENT}
+    assert rule.scope in PUBLIC_SCOPES | {ANY_IDENTITY, Scope.INTERNAL, Scope.AGENT, Scope.MCP}
 
 
 def test_every_rule_names_a_served_rpc() -> None:
@@ -51,9 +53,13 @@ def test_every_rule_names_a_served_rpc() -> None:
     assert RPC_RULES[EDGE_CHECK].scope == NO_IDENTITY
 
 
-def test_only_the_internal_services_need_an_agents_scope_and_no_rpc_the_internal_one() -> None:
+def test_only_the_internal_services_need_an_agents_or_mcp_scope_and_no_rpc_the_internal_one() -> (
+    None
+):
     agents = {m for m, rule in RPC_RULES.items() if rule.scope == Scope.AGENT}
-    assert {m.split("/")[1] for m in agents} == INTERNAL_SERVICES
+    assert {m.split("/")[1] for m in agents} == AGENT_SERVICES
+    mcp = {m for m, rule in RPC_RULES.items() if rule.scope == Scope.MCP}
+    assert {m.split("/")[1] for m in mcp} == MCP_SERVICES
     # The internal scope (a service's credential) opens only what any identity may call.
     assert not [m for m, rule in RPC_RULES.items() if rule.scope == Scope.INTERNAL]
 

@@ -92,11 +92,14 @@ def test_farm_containers_set_only_real_settings_with_valid_values(manifests: Man
         assert not unknown, f"{service} sets variables it does not read: {sorted(unknown)}"
         settings = read_settings(service, environment)  # raises on a value it refuses
         assert settings.host == "0.0.0.0"
-        signs = service in ("auth", "mcp")
+        signs = service == "auth"
         given = "FARM_IDENTITY_KEY" if signs else "FARM_IDENTITY_PUBLIC_KEY"
         assert given in environment, f"{service} needs {given}"
-        # Only auth and the MCP service may sign identities.
+        # Only auth may sign identities; the MCP service has auth renew its callers'.
         assert ("FARM_IDENTITY_KEY" in environment) == signs, service
+    mcp = manifests.environment(manifests.container("mcp"))
+    assert "FARM_MCP_CREDENTIAL" in mcp
+    assert mcp["FARM_MCP_AUTH_ADDRESS"] == "auth:7101"
 
 
 def test_every_secret_and_config_key_is_one_the_docs_create(manifests: Manifests) -> None:

@@ -1,6 +1,7 @@
 """The MCP service's pieces: who is admitted, sessionless clients, the edge's /mcp route."""
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,26 @@ def test_without_an_mcp_upstream_the_edge_has_no_mcp_route() -> None:
     routes = connection_manager(config)["route_config"]["virtual_hosts"][0]["routes"]
     assert not [r for r in routes if r["match"].get("path") == "/mcp"]
     assert "mcp" not in clusters(config)
+
+
+def test_the_edge_does_not_route_the_renewal_of_identity_tokens() -> None:
+    """Only the MCP service's credential may call it, and only inside the farm."""
+    renewal = "/farm.auth.v1.IdentityRenewalService/RenewIdentity"
+    config = yaml.safe_load(render_envoy_config(TEMPLATE, settings(upstreams=upstreams())))
+    manager = connection_manager(config)
+    routes = manager["route_config"]["virtual_hosts"][0]["routes"]
+    matching = [
+        r
+        for r in routes
+        if renewal.startswith(r["match"].get("prefix", "\0"))
+        or r["match"].get("path") == renewal
+        or ("safe_regex" in r["match"] and re.fullmatch(r["match"]["safe_regex"]["regex"], renewal))
+    ]
+    assert matching == []
+    (transcoder,) = [
+        f for f in manager["http_filters"] if f["name"] == "envoy.filters.http.grpc_json_transcoder"
+    ]
+    assert "farm.auth.v1.IdentityRenewalService" not in transcoder["typed_config"]["services"]
 
 
 def upstreams() -> dict[str, list[Endpoint]]:

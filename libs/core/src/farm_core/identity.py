@@ -7,8 +7,12 @@ by an outside caller, or by a farm host without the private key, is refused.
 
 The farm's own processes call each other with a credential in the same header: a
 long-lived token auth's key signed for one agent (role `agent`: only an agent's
-work) or one service (role `service`: scope `internal`), issued by the launcher or
-by an operator, never made by the process that carries it.
+work), the MCP service (role `mcp`: only renewing its callers' tokens) or one
+service (role `service`: scope `internal`), issued by the launcher or by an
+operator, never made by the process that carries it.
+
+A token for an API key also says when that key was last shown at the edge
+(`auth_time`); auth renews a token only within a bounded time after it.
 """
 
 import contextlib
@@ -47,9 +51,21 @@ class CredentialRole(StrEnum):
     AGENT = "agent"
     # A service calling another (storage reading a tenant's quota): scope `internal`.
     SERVICE = "service"
+    # The MCP service: renew the identity tokens its callers showed it, scope `mcp` only.
+    MCP = "mcp"
 
 
-_ROLE_SCOPES = {CredentialRole.AGENT: Scope.AGENT, CredentialRole.SERVICE: Scope.INTERNAL}
+_ROLE_SCOPES = {
+    CredentialRole.AGENT: Scope.AGENT,
+    CredentialRole.SERVICE: Scope.INTERNAL,
+    CredentialRole.MCP: Scope.MCP,
+}
+
+CONFINED_ROLES: dict[CredentialRole, str] = {
+    CredentialRole.AGENT: Scope.AGENT,
+    CredentialRole.MCP: Scope.MCP,
+}
+"""Roles whose credential may call only the methods that need its own scope."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +157,36 @@ class IdentityVerifier:
         )
         return identity, float(claims["exp"])
 
+    def decode_for_renewal(self, token: str) -> "RenewableIdentity":
+        """The identity in `token`, its signature checked but not its expiry; Unauthenticated.
+
+        A farm process's credential is refused: only an API key's identity is renewed.
+        """
+        try:
+            claims = decode_signed(token, self._public_key, _ISSUER, _AUDIENCE, check_expiry=False)
+        except jwt.PyJWTError as error:
+            raise Unauthenticated(f"identity token refused: {error}") from error
+        if claims.get("role") is not None:
+            raise Unauthenticated("identity token refused: a credential is never renewed")
+        shown = claims.get("auth_time", claims.get("iat"))
+        if not isinstance(shown, int | float):
+            raise Unauthenticated("identity token refused: it does not say when it was issued")
+        identity = Identity(
+            tenant=str(claims.get("tenant", "")),
+            key_id=str(claims["sub"]),
+            scopes=frozenset(str(s) for s in claims.get("scopes", [])),
+            key_name=str(claims.get("name", "")),
+        )
+        return RenewableIdentity(identity, float(shown))
+
+
+@dataclass(frozen=True)
+class RenewableIdentity:
+    """An API key's identity read from a token, and when the key was last shown at the edge."""
+
+    identity: Identity
+    shown_at: float
+
 
 class IdentitySigner(IdentityVerifier):
     """Signs identity tokens and credentials with the private identity key (auth's alone).
@@ -180,8 +226,17 @@ class IdentitySigner(IdentityVerifier):
             self._signed.popitem(last=False)
         return token
 
-    def _sign(self, identity: Identity) -> str:
-        """A new token for `identity`, good for ttl seconds from now."""
+    def renew(self, identity: Identity, shown_at: float) -> tuple[str, float]:
+        """A new token for `identity` whose key was last shown at `shown_at`; and its expiry."""
+        token = self._sign(identity, shown_at)
+        return token, float(int(time.time() + self._ttl_seconds))
+
+    def _sign(self, identity: Identity, shown_at: float | None = None) -> str:
+        """A new token for `identity`, good for ttl seconds from now.
+
+        `shown_at` (a Unix time) is when its key was last shown at the edge: now
+        unless the token renews an earlier one.
+        """
         now = time.time()
         claims: dict[str, object] = {
             "iss": _ISSUER,
@@ -193,6 +248,7 @@ class IdentitySigner(IdentityVerifier):
             "op": identity.operator,
             "iat": int(now),
             "exp": int(now + self._ttl_seconds),
+            "auth_time": int(now if shown_at is None else shown_at),
         }
         if identity.quotas is not None:
             claims["quota"] = identity.quotas.to_claims()
@@ -214,6 +270,19 @@ class IdentitySigner(IdentityVerifier):
             "exp": int(now + lifetime_days * 86400),
         }
         return jwt.encode(claims, self._private_key, algorithm=_ALGORITHM)
+
+
+def token_expiry(token: str) -> float:
+    """The expiry (a Unix time) `token` claims, unchecked: for a token verified where it came from.
+
+    0 for text that is not a token.
+    """
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return 0.0
+    expiry = claims.get("exp")
+    return float(expiry) if isinstance(expiry, int | float) else 0.0
 
 
 _current_identity: contextvars.ContextVar[Identity] = contextvars.ContextVar("farm_identity")

@@ -75,8 +75,7 @@ def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
 
 
 PRIVATE_KEY_DESCRIPTION = (
-    "PEM Ed25519 private key identities and credentials are signed with (auth holds it, "
-    "and the MCP service, which signs its callers' identities anew); "
+    "PEM Ed25519 private key identities and credentials are signed with (auth's alone); "
     "default: FARM_HOME/identity-key."
 )
 
@@ -89,11 +88,16 @@ def resolve_private_key(given: SecretStr | None, home: Path) -> str:
 
 
 def decode_signed(
-    token: str, public_key: Ed25519PublicKey, issuer: str, audience: str
+    token: str,
+    public_key: Ed25519PublicKey,
+    issuer: str,
+    audience: str,
+    check_expiry: bool = True,
 ) -> dict[str, Any]:
     """The claims of an Ed25519-signed token from `issuer` for `audience`, its expiry checked.
 
-    Raises jwt.PyJWTError saying what is wrong with it.
+    Raises jwt.PyJWTError saying what is wrong with it. Without `check_expiry` an
+    expired token's claims are returned too (it must still carry an expiry).
     """
     return dict(
         jwt.decode(
@@ -102,6 +106,6 @@ def decode_signed(
             algorithms=["EdDSA"],
             audience=audience,
             issuer=issuer,
-            options={"require": ["exp", "sub", "iss", "aud"]},
+            options={"require": ["exp", "sub", "iss", "aud"], "verify_exp": check_expiry},
         )
     )

@@ -15,6 +15,7 @@ from prometheus_client import Counter, Histogram
 
 from farm_core.errors import FarmError
 from farm_core.identity import (
+    CONFINED_ROLES,
     IDENTITY_HEADER,
     TENANT_HEADER,
     CredentialRole,
@@ -30,7 +31,6 @@ from farm_core.scopes import (
     OPEN_METHOD_PREFIXES,
     RPC_RULES,
     RpcRule,
-    Scope,
 )
 
 log = logging.getLogger(__name__)
@@ -346,13 +346,14 @@ class IdentityInterceptor(CallInterceptor):
                 identity = self._codec.decode(str(token))
             except FarmError as error:
                 await context.abort(error.code, error.message)
+            confined_to = CONFINED_ROLES.get(identity.role) if identity.role else None
+            if confined_to is not None and required != confined_to:
+                # Not even the methods any identity may call: the role's own work only.
+                await context.abort(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"the {identity.role} credential may not call {method}",
+                )
             if identity.role is CredentialRole.AGENT:
-                if required != Scope.AGENT:
-                    # Not even the methods any identity may call: an agent's only work.
-                    await context.abort(
-                        grpc.StatusCode.PERMISSION_DENIED,
-                        f"an agent's credential may not call {method}",
-                    )
                 # An agent acts for the tenant of the task it stores for.
                 identity = identity.acting_for(str(acting_for or ""))
             if required != ANY_IDENTITY and not identity.has_scope(str(required)):

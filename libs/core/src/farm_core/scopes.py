@@ -20,10 +20,13 @@ class Scope(StrEnum):
     # Held only by an agent's credential: an agent's work (storing what its tasks
     # made); no API key can be created with it.
     AGENT = "agent"
+    # Held only by the MCP service's credential: renewing the identity tokens its
+    # callers showed it; no API key can be created with it.
+    MCP = "mcp"
 
 
 PUBLIC_SCOPES: frozenset[str] = frozenset(
-    s.value for s in Scope if s not in (Scope.INTERNAL, Scope.AGENT)
+    s.value for s in Scope if s not in (Scope.INTERNAL, Scope.AGENT, Scope.MCP)
 )
 
 # Methods anyone may call without an identity: health checking and reflection.
@@ -65,6 +68,7 @@ _INGEST = "/farm.storage.v1.ArtifactIngestService/"
 _BASELINES = "/farm.storage.v1.BaselineService/"
 _PROFILES = "/farm.storage.v1.ProfileService/"
 _AUTH = "/farm.auth.v1.AuthService/"
+_RENEWAL = "/farm.auth.v1.IdentityRenewalService/"
 _AUDIT = "/farm.audit.v1.AuditService/"
 _SESSIONS = "/farm.sessions.v1.SessionService/"
 _AUTHORIZATION = "/envoy.service.auth.v3.Authorization/"
@@ -134,6 +138,8 @@ RPC_RULES: Mapping[str, RpcRule] = {
         Scope.ADMIN, mutating=True, target="name", operator_only="change a tenant's quotas"
     ),
     f"{_AUDIT}ListAuditRecords": RpcRule(Scope.ADMIN),
+    # The MCP service renews its callers' identity tokens (internal, not routed by Envoy).
+    f"{_RENEWAL}RenewIdentity": RpcRule(Scope.MCP),
     # Envoy asks before anyone has an identity: this is where identities come from.
     f"{_AUTHORIZATION}Check": RpcRule(NO_IDENTITY),
 }

@@ -1,8 +1,9 @@
 """The farm as the tools reach it: SessionService and ArtifactService calls over gRPC.
 
 `farm mcp` reaches them through Envoy with the user's API key; the MCP service
-calls the scheduler and storage directly with the caller's signed identity. Both
-hand a `FarmApi` their stubs and, on each call, the metadata that says who calls.
+calls the scheduler and storage directly with the caller's signed identity, which
+it has renewed (`refresh`) when it is about to expire. Both hand a `FarmApi` their
+stubs and, on each call, the metadata that says who calls.
 """
 
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,6 +22,12 @@ Reply = TypeVar("Reply")
 
 Credentials = Sequence[tuple[str, str]]
 """gRPC metadata naming the caller: `authorization: Bearer <key>` or `x-farm-identity`."""
+
+Refresh = Callable[[Credentials, float], Awaitable[Credentials]]
+"""Credentials as a call should carry them now (a renewed identity), within a time limit.
+
+Raises FarmCallFailed when they cannot be had.
+"""
 
 # An artifact is at most 64 MiB; its message adds a little.
 MAX_MESSAGE_BYTES = 65 * 1024 * 1024
@@ -56,10 +63,12 @@ class FarmApi:
         sessions: sessions_pb2_grpc.SessionServiceStub,
         artifacts: artifacts_pb2_grpc.ArtifactServiceStub,
         public_url: str,
+        refresh: Refresh | None = None,
     ) -> None:
         self._sessions = sessions
         self._artifacts = artifacts
         self._public_url = public_url.rstrip("/")
+        self._refresh = refresh
 
     def artifact_link(self, artifact_id: str) -> str:
         """Where a user fetches the artifact with an API key (scope artifacts.read)."""
@@ -70,7 +79,7 @@ class FarmApi:
     ) -> sessions_pb2.Session:
         """CreateSession."""
         request = sessions_pb2.CreateSessionRequest(spec=spec)
-        return await _call(self._sessions.CreateSession, request, credentials, time_limit)
+        return await self._call(self._sessions.CreateSession, request, credentials, time_limit)
 
     async def run_command(
         self,
@@ -81,36 +90,38 @@ class FarmApi:
     ) -> tasks_pb2.TaskResult:
         """RunSessionCommand."""
         request = sessions_pb2.RunSessionCommandRequest(id=session_id, command=command)
-        return await _call(self._sessions.RunSessionCommand, request, credentials, time_limit)
+        return await self._call(self._sessions.RunSessionCommand, request, credentials, time_limit)
 
     async def close_session(
         self, session_id: str, credentials: Credentials, time_limit: float
     ) -> sessions_pb2.Session:
         """CloseSession (closing a closed session returns it unchanged)."""
         request = sessions_pb2.CloseSessionRequest(id=session_id)
-        return await _call(self._sessions.CloseSession, request, credentials, time_limit)
+        return await self._call(self._sessions.CloseSession, request, credentials, time_limit)
 
     async def artifact(
         self, artifact_id: str, credentials: Credentials, time_limit: float
     ) -> Artifact:
         """GetArtifactContent: the artifact's bytes."""
         request = artifacts_pb2.GetArtifactContentRequest(id=artifact_id)
-        body: httpbody_pb2.HttpBody = await _call(
+        body: httpbody_pb2.HttpBody = await self._call(
             self._artifacts.GetArtifactContent, request, credentials, time_limit
         )
         return Artifact(data=bytes(body.data), content_type=str(body.content_type))
 
-
-async def _call(
-    rpc: Callable[..., Awaitable[Reply]],
-    request: Message,
-    credentials: Credentials,
-    time_limit: float,
-) -> Reply:
-    try:
-        reply: Reply = await rpc(
-            request, metadata=tuple(credentials), timeout=max(time_limit, 0.001)
-        )
-        return reply
-    except grpc.aio.AioRpcError as error:
-        raise FarmCallFailed(error.code(), error.details() or "") from error
+    async def _call(
+        self,
+        rpc: Callable[..., Awaitable[Reply]],
+        request: Message,
+        credentials: Credentials,
+        time_limit: float,
+    ) -> Reply:
+        if self._refresh is not None:
+            credentials = await self._refresh(credentials, time_limit)
+        try:
+            reply: Reply = await rpc(
+                request, metadata=tuple(credentials), timeout=max(time_limit, 0.001)
+            )
+            return reply
+        except grpc.aio.AioRpcError as error:
+            raise FarmCallFailed(error.code(), error.details() or "") from error

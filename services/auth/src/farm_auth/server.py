@@ -6,7 +6,7 @@ import grpc
 from envoy.service.auth.v3 import external_auth_pb2_grpc
 
 from farm.audit.v1 import audit_pb2_grpc
-from farm.auth.v1 import auth_pb2_grpc
+from farm.auth.v1 import auth_pb2_grpc, renewal_pb2_grpc
 from farm_auth.api import AuthApi
 from farm_auth.audit import AuditWriter
 from farm_auth.audit_api import EDGE_SOURCE, AuditApi, AuditedAuthorizationApi
@@ -14,6 +14,7 @@ from farm_auth.audit_log import AuditLog
 from farm_auth.bootstrap import ensure_bootstrap_key
 from farm_auth.keys import SecretHasher
 from farm_auth.ratelimit import FailedAuthLimiter, KeyRateLimiter
+from farm_auth.renewal import RenewalApi
 from farm_auth.session_check import SessionAdmission
 from farm_auth.session_routes import SessionRoutes
 from farm_auth.settings import AuthSettings
@@ -28,14 +29,15 @@ from farm_core.server import AUDIT_FLUSH_SECONDS
 AUTH_SERVICE = "farm.auth.v1.AuthService"
 AUTHORIZATION_SERVICE = "envoy.service.auth.v3.Authorization"
 AUDIT_SERVICE = "farm.audit.v1.AuditService"
+RENEWAL_SERVICE = "farm.auth.v1.IdentityRenewalService"
 
 
 class AuthService:
-    """Tenants and API keys (AuthService) and Envoy's key check (Authorization)."""
+    """Tenants and keys, Envoy's key check, the audit log, the MCP service's token renewals."""
 
     name = "auth"
     method_scopes: Mapping[str, str] = method_scopes(
-        AUTH_SERVICE, AUDIT_SERVICE, AUTHORIZATION_SERVICE
+        AUTH_SERVICE, AUDIT_SERVICE, AUTHORIZATION_SERVICE, RENEWAL_SERVICE
     )
 
     def __init__(self, settings: AuthSettings) -> None:
@@ -139,7 +141,17 @@ class AuthService:
         audit_pb2_grpc.add_AuditServiceServicer_to_server(
             AuditApi(self._audit_log, settings.bootstrap_tenant), server
         )
-        return [AUTH_SERVICE, AUTHORIZATION_SERVICE, AUDIT_SERVICE]
+        renewal_pb2_grpc.add_IdentityRenewalServiceServicer_to_server(
+            RenewalApi(
+                self._store,
+                self._codec,
+                settings.bootstrap_tenant,
+                settings.limit_defaults(),
+                settings.renewal_max_age_seconds,
+            ),
+            server,
+        )
+        return [AUTH_SERVICE, AUTHORIZATION_SERVICE, AUDIT_SERVICE, RENEWAL_SERVICE]
 
     async def drain(self, grace_seconds: float) -> None:
         # Auth takes no work of its own: the gRPC server's graceful stop lets the

@@ -64,6 +64,15 @@ class AuthSettings(FarmSettings):
             "the tokens' lifetime; 0 signs one per request."
         ),
     )
+    renewal_max_age_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description=(
+            "How long after a key was last shown at the edge the MCP service may still have "
+            "its identity token renewed (RenewIdentity); at least the MCP service's idle "
+            "timeout and tool time limit."
+        ),
+    )
     key_cache_seconds: float = Field(
         default=1.0,
         ge=0,

@@ -112,6 +112,17 @@ class KeyStore(Database):
             row = (await connection.execute(query)).first()
         return None if row is None else _record(row)
 
+    async def find_by_id(self, key_id: str) -> KeyRecord | None:
+        """Key `key_id` of any tenant, carrying its tenant's quotas; or None."""
+        query = (
+            select(api_keys, *(tenants.c[column] for column in QUOTA_COLUMNS))
+            .join(tenants, tenants.c.name == api_keys.c.tenant)
+            .where(api_keys.c.id == key_id)
+        )
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(query)).first()
+        return None if row is None else _record(row)
+
     async def find_named(self, tenant: str, name: str) -> KeyRecord | None:
         """The oldest key of `tenant` named `name`, or None."""
         query = (

@@ -3,8 +3,10 @@
 A connection's browser (farm session) opens on its first tool call. It closes
 when the client ends the MCP session (DELETE /mcp), when it has had no tool call
 for the idle timeout (the farm closes an idle session by itself too), or when the
-service stops. Every farm call carries the caller's identity, signed anew so that
-a long tool call or a close long after the last request still carries a valid one.
+service stops. Every farm call carries the identity token the caller's latest
+request brought, which the FarmApi has auth renew when it is about to expire
+(farm_mcp.renewal), so that a long tool call or a close long after the last
+request still carries a valid one, and none once the caller's key is revoked.
 """
 
 import logging
@@ -16,7 +18,7 @@ from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from prometheus_client import Gauge
 from starlette.requests import Request
 
-from farm_core.identity import IDENTITY_HEADER, Identity, IdentitySigner
+from farm_core.identity import IDENTITY_HEADER, Identity
 from farm_mcp.identity import FarmUser
 from farm_mcp_tools.browser import BrowserSettings, FarmBrowser
 from farm_mcp_tools.farm import Credentials, FarmApi, FarmCallFailed
@@ -29,10 +31,12 @@ open_browsers = Gauge("farm_mcp_open_browsers", "Farm sessions held for MCP conn
 
 @dataclass
 class Held:
-    """A connection's browser and the identity of the key that opened it."""
+    """A connection's browser, the identity of the key that opened it, its latest token."""
 
     browser: FarmBrowser
     owner: Identity
+    # The identity token of the connection's latest request (always the owner's key).
+    token: str
 
 
 class HttpConnections:
@@ -42,12 +46,10 @@ class HttpConnections:
         self,
         farm: FarmApi,
         settings: BrowserSettings,
-        codec: IdentitySigner,
         close_timeout: float,
     ) -> None:
         self._farm = farm
         self._settings = settings
-        self._codec = codec
         self._close_timeout = close_timeout
         self._held: dict[str, Held] = {}
 
@@ -56,14 +58,15 @@ class HttpConnections:
         session_id, user = _caller(ctx)
         held = self._held.get(session_id)
         if held is None:
-            held = Held(FarmBrowser(self._farm, self._settings), user.farm_identity)
+            held = Held(FarmBrowser(self._farm, self._settings), user.farm_identity, user.token)
             self._held[session_id] = held
             open_browsers.set(len(self._held))
+        held.token = user.token
         return held.browser
 
     def credentials(self, ctx: ToolContext) -> Credentials:
-        """The caller's identity, signed anew."""
-        return self._signed(_caller(ctx)[1].farm_identity)
+        """The identity token the caller's request brought."""
+        return _carrying(_caller(ctx)[1].token)
 
     async def end(self, session_id: str) -> None:
         """Closes the browser of an MCP session that has ended, if it had one."""
@@ -72,7 +75,7 @@ class HttpConnections:
         if held is None:
             return
         try:
-            await held.browser.close(self._signed(held.owner), self._close_timeout)
+            await held.browser.close(_carrying(held.token), self._close_timeout)
         except FarmCallFailed as failure:
             # The farm's own idle timeout ends the session in any case.
             log.warning(
@@ -94,8 +97,10 @@ class HttpConnections:
         for session_id in list(self._held):
             await self.end(session_id)
 
-    def _signed(self, identity: Identity) -> Credentials:
-        return ((IDENTITY_HEADER, self._codec.encode(identity)),)
+
+def _carrying(token: str) -> Credentials:
+    """Call metadata carrying the identity token `token`."""
+    return ((IDENTITY_HEADER, token),)
 
 
 def _caller(ctx: ToolContext) -> tuple[str, FarmUser]:

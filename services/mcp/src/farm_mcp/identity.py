@@ -1,9 +1,10 @@
 """Who calls /mcp: the signed identity Envoy's ext_authz put in x-farm-identity, verified here.
 
 Envoy checks the API key and replaces it with the identity token; this service
-trusts only a token signed with the farm's identity key, and admits a request
-only if its key holds the scope `sessions`. The MCP SDK binds each MCP session
-to the key that opened it (a request with another key's identity is 404).
+trusts only a token signed with the farm's identity key (it holds the public
+half), and admits a request only if its key holds the scope `sessions`. The MCP
+SDK binds each MCP session to the key that opened it (a request with another
+key's identity is 404).
 """
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -32,6 +33,8 @@ class FarmUser(AuthenticatedUser):
             )
         )
         self.farm_identity = identity
+        # The x-farm-identity token the request brought, as Envoy's ext_authz put it.
+        self.token = token
 
 
 class FarmIdentityBackend(AuthenticationBackend):

@@ -2,9 +2,10 @@
 
 Envoy routes /mcp here after its ext_authz check. The tools call the scheduler's
 SessionService and storage's ArtifactService over gRPC (mutual TLS when the farm
-runs with it) with the caller's identity. On SIGTERM, /healthz turns 503, uvicorn
-lets requests in flight finish within the grace period, and every browser still
-held is closed.
+runs with it) with the caller's identity, which auth's IdentityRenewalService
+renews for this service's credential when it is about to expire. On SIGTERM,
+/healthz turns 503, uvicorn lets requests in flight finish within the grace
+period, and every browser still held is closed.
 """
 
 import contextlib
@@ -25,14 +26,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from farm.auth.v1 import renewal_pb2_grpc
 from farm.sessions.v1 import sessions_pb2_grpc
 from farm.storage.v1 import artifacts_pb2_grpc
 from farm_core.http_server import serve_asgi
-from farm_core.identity import IdentitySigner
+from farm_core.identity import IdentityVerifier
 from farm_core.transport import aio_channel
 from farm_mcp.connections import HttpConnections
 from farm_mcp.endpoint import McpEndpoint
 from farm_mcp.identity import REQUIRED_SCOPES, FarmIdentityBackend
+from farm_mcp.renewal import IdentityRenewer
 from farm_mcp.settings import McpSettings
 from farm_mcp_tools.browser import BrowserSettings
 from farm_mcp_tools.farm import CHANNEL_OPTIONS, FarmApi
@@ -67,16 +70,23 @@ def build_app(settings: McpSettings) -> Starlette:
     tls = settings.internal_tls()
     scheduler = aio_channel(settings.scheduler_address, tls, CHANNEL_OPTIONS)
     storage = aio_channel(settings.storage_address, tls, CHANNEL_OPTIONS)
+    auth = aio_channel(settings.auth_address, tls)
+    credential = settings.credential.get_secret_value() if settings.credential else None
+    renewer = IdentityRenewer(
+        renewal_pb2_grpc.IdentityRenewalServiceStub(auth),
+        credential,
+        settings.renew_before_seconds,
+    )
     farm = FarmApi(
         sessions_pb2_grpc.SessionServiceStub(scheduler),
         artifacts_pb2_grpc.ArtifactServiceStub(storage),
         settings.public_url,
+        refresh=renewer.refresh,
     )
-    codec = IdentitySigner(settings.resolved_identity_key())
+    verifier = IdentityVerifier(settings.resolved_identity_public_key())
     connections = HttpConnections(
         farm,
         BrowserSettings(idle_timeout_seconds=settings.idle_timeout_seconds),
-        codec,
         close_timeout=settings.tool_timeout_seconds,
     )
     mcp_server = build_server(connections, tool_limits(settings), version("farm-mcp"))
@@ -91,7 +101,7 @@ def build_app(settings: McpSettings) -> Starlette:
     )
     manager = mcp_server.session_manager
     endpoint = McpEndpoint(StreamableHTTPASGIApp(manager), connections)
-    health = Health(channels=[scheduler, storage])
+    health = Health(channels=[scheduler, storage, auth])
 
     async def healthz(request: Request) -> Response:
         status = "SERVING" if health.serving else "NOT_SERVING"
@@ -118,7 +128,7 @@ def build_app(settings: McpSettings) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route(MCP_PATH, RequireAuthMiddleware(endpoint, REQUIRED_SCOPES)),
         ],
-        middleware=[Middleware(AuthenticationMiddleware, backend=FarmIdentityBackend(codec))],
+        middleware=[Middleware(AuthenticationMiddleware, backend=FarmIdentityBackend(verifier))],
         lifespan=lifespan,
     )
 

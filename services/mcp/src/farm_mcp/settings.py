@@ -1,9 +1,8 @@
 """The MCP service's settings, read from the environment (prefix FARM_MCP_)."""
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from farm_core.identity_keys import PRIVATE_KEY_DESCRIPTION, resolve_private_key
 from farm_core.settings import FarmSettings
 
 
@@ -20,6 +19,23 @@ class McpSettings(FarmSettings):
     storage_address: str = Field(
         default="127.0.0.1:7102", description="host:port of storage (screenshots' bytes)."
     )
+    auth_address: str = Field(
+        default="127.0.0.1:7101",
+        description="host:port of auth, which renews the callers' identity tokens.",
+    )
+    credential: SecretStr | None = Field(
+        default=None,
+        description="The service's credential (role mcp), signed with auth's identity key "
+        "(the launcher issues it, or `farm credential mcp NAME`): it may only have its "
+        "callers' identity tokens renewed. Unset: tokens are not renewed, so a call "
+        "made after a caller's token has expired is refused.",
+    )
+    renew_before_seconds: float = Field(
+        default=15.0,
+        ge=0,
+        description="A caller's identity token with less than this left is renewed before "
+        "a farm call carries it.",
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8080",
         description="The edge's address, for the artifact links tools answer with.",
@@ -33,11 +49,6 @@ class McpSettings(FarmSettings):
         le=300,
         description="How long a click, fill, hover or select waits for its element; a "
         "selector that matches nothing is answered after this.",
-    )
-    identity_key: SecretStr | None = Field(
-        default=None,
-        validation_alias=AliasChoices("FARM_IDENTITY_KEY"),
-        description=PRIVATE_KEY_DESCRIPTION,
     )
     idle_timeout_seconds: int = Field(
         default=300,
@@ -55,7 +66,3 @@ class McpSettings(FarmSettings):
     sweep_seconds: float = Field(
         default=15.0, gt=0, description="How often idle connections' browsers are looked for."
     )
-
-    def resolved_identity_key(self) -> str:
-        """The private identity key (PEM) the service signs its callers' identities anew with."""
-        return resolve_private_key(self.identity_key, self.home)

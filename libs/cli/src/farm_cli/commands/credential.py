@@ -16,8 +16,9 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="print a credential for an agent or a service, signed with the identity key",
         description="Signs a credential with the private identity key (FARM_IDENTITY_KEY, "
         "else FARM_HOME/identity-key; run it where that key is, never on an agent host). "
-        "Role agent: an agent's work only (FARM_AGENT_CREDENTIAL); role service: scope "
-        "internal (a service calling another).",
+        "Role agent: an agent's work only (FARM_AGENT_CREDENTIAL); role mcp: having its "
+        "callers' identity tokens renewed, nothing else (FARM_MCP_CREDENTIAL); role service: "
+        "scope internal (a service calling another).",
     )
     issue.add_argument("role", choices=[role.value for role in CredentialRole])
     issue.add_argument("name", help="who carries it, e.g. an agent's id or 'storage'")

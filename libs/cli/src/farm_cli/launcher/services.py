@@ -33,8 +33,8 @@ class S3Target:
 class SharedSettings:
     """What one farm's services are given: NATS, the identity and grant keys, mutual-TLS files.
 
-    Only auth and the MCP service get the private identity key; every process gets
-    its public half, and agents a credential signed with it. Only the scheduler gets
+    Only auth gets the private identity key; every process gets its public half,
+    and agents and the MCP service a credential signed with it. Only the scheduler gets
     the private grant key; storage gets its public half.
     """
 
@@ -239,8 +239,9 @@ def mcp_launch(config: FarmConfig, shared: SharedSettings) -> ServiceLaunch:
         "mcp",
         {
             **common_env(config, shared),
-            # It signs its callers' identities anew for calls outside their requests.
-            "FARM_IDENTITY_KEY": shared.identity_key,
+            # Auth renews its callers' identity tokens for it (it holds no signing key).
+            "FARM_MCP_CREDENTIAL": shared.credential(CredentialRole.MCP, "mcp"),
+            "FARM_MCP_AUTH_ADDRESS": f"{HOST}:{ports.auth}",
             "FARM_MCP_PORT": str(ports.mcp),
             "FARM_MCP_METRICS_PORT": str(ports.mcp_metrics),
             "FARM_MCP_SCHEDULER_ADDRESS": f"{HOST}:{ports.scheduler}",

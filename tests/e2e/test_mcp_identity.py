@@ -1,0 +1,129 @@
+"""The MCP service acts for its callers without auth's signing key: auth renews their tokens.
+
+A farm of its own whose identity tokens live 2 s, so a tool call, or a browser's
+close, outlasts the token the caller's request brought. The MCP process holds no
+FARM_IDENTITY_KEY; it has auth renew the caller's token (IdentityRenewalService),
+which auth refuses once the caller's key is revoked.
+"""
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from dataclasses import replace
+
+import grpc
+import pytest
+from mcp.types import ImageContent
+
+from farm_cli.launcher.farm import LocalFarm
+from tests.e2e.conftest import KeyFactory, http_client
+from tests.e2e.test_mcp import call, http_connection, texts
+from tests.farms import whole_farm_config
+from tests.pages import Site
+
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
+
+TOKEN_SECONDS = 2
+SCOPES = ("sessions", "artifacts.read", "script")
+
+
+@pytest.fixture(scope="module")
+def short_token_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
+    """A farm of one agent whose identity tokens live TOKEN_SECONDS, one signed per request."""
+    config = whole_farm_config(tmp_path_factory.mktemp("mcpid"), agents=1)
+    config = replace(
+        config,
+        service_env={
+            **config.service_env,
+            "FARM_AUTH_IDENTITY_TTL_SECONDS": str(TOKEN_SECONDS),
+            "FARM_AUTH_IDENTITY_REUSE_SECONDS": "0",
+            # A token with a second left is still carried as it is.
+            "FARM_MCP_RENEW_BEFORE_SECONDS": "1",
+        },
+    )
+    with LocalFarm(config) as farm:
+        yield farm
+
+
+@pytest.fixture(scope="module")
+def keys(short_token_farm: LocalFarm) -> Iterator[KeyFactory]:
+    """Makes API keys on the short-token farm."""
+    target = short_token_farm.envoy_url.removeprefix("http://")
+    with grpc.insecure_channel(target) as channel:
+        yield KeyFactory(short_token_farm, channel)
+
+
+def session_states(farm: LocalFarm, key: str) -> dict[str, str]:
+    """Each session of `key`'s tenant: its id and state."""
+    with http_client(farm, key) as http:
+        response = http.get("/v1/sessions")
+    assert response.status_code == 200, response.text
+    return {s["id"]: s["state"] for s in response.json().get("sessions", [])}
+
+
+def revoke(farm: LocalFarm, key_id: str) -> None:
+    """Revokes key `key_id` with the farm's admin key."""
+    with http_client(farm, farm.admin_key) as http:
+        response = http.delete(f"/v1/apiKeys/{key_id}")
+    assert response.status_code == 200, response.text
+
+
+def test_the_mcp_service_holds_no_identity_signing_key(short_token_farm: LocalFarm) -> None:
+    environment = short_token_farm.process("mcp").spec.env
+    assert "FARM_IDENTITY_KEY" not in environment
+    assert environment["FARM_MCP_CREDENTIAL"]
+    assert "FARM_IDENTITY_KEY" in short_token_farm.process("auth").spec.env
+
+
+async def test_a_tool_call_that_outlasts_the_callers_token_still_reads_its_artifact(
+    short_token_farm: LocalFarm, keys: KeyFactory, site: Site
+) -> None:
+    key = keys(*SCOPES, tenant=f"mcpid-{secrets.token_hex(4)}").secret
+    gate = f"late-{secrets.token_hex(4)}"
+    appear = (
+        f"(fetch('/gate/{gate}').then(() => {{ const late = document.createElement('h2');"
+        " late.id = 'late'; late.textContent = 'late'; document.body.append(late); }), 'armed')"
+    )
+    async with http_connection(short_token_farm, key) as client:
+        await call(client, "navigate", url=site.url("/form"))
+        assert await call(client, "evaluate", script=appear) == '"armed"'
+        # The screenshot waits for #late, which appears once the gate opens; then the
+        # tool reads the image from storage, after the token its request brought expired.
+        shot = asyncio.create_task(client.call_tool("screenshot", {"selector": "#late"}))
+        await asyncio.sleep(TOKEN_SECONDS + 1)
+        site.release(gate)
+        result = await shot
+    assert not result.is_error, texts(result)
+    assert any(isinstance(block, ImageContent) for block in result.content)
+
+
+async def test_a_browser_is_closed_after_the_token_expired_but_not_for_a_revoked_key(
+    short_token_farm: LocalFarm, keys: KeyFactory, site: Site
+) -> None:
+    tenant = f"mcpid-{secrets.token_hex(4)}"
+    kept, revoked, reader = (keys(*SCOPES, tenant=tenant) for _ in range(3))
+    async with http_connection(short_token_farm, kept.secret) as client:
+        await call(client, "navigate", url=site.url("/page"))
+        [kept_session] = session_states(short_token_farm, reader.secret)
+        await asyncio.sleep(TOKEN_SECONDS + 1)
+        # Ending the MCP session closes its browser with the (renewed) token of its
+        # last tool call, long expired.
+    assert session_states(short_token_farm, reader.secret) == {kept_session: "SESSION_STATE_CLOSED"}
+
+    async with http_connection(short_token_farm, revoked.secret) as client:
+        await call(client, "navigate", url=site.url("/page"))
+        opened = session_states(short_token_farm, reader.secret)
+        [revoked_session] = [s for s, state in opened.items() if state == "SESSION_STATE_ACTIVE"]
+        revoke(short_token_farm, revoked.api_key.id)
+        # Its DELETE is refused at the edge now: the MCP service keeps the browser.
+    # The service, stopping, closes every browser it holds: auth refuses to renew the
+    # revoked key's token, so that farm session stays open (the farm's own idle
+    # timeout ends it).
+    await asyncio.to_thread(short_token_farm.stop_process, "mcp")
+    try:
+        states = session_states(short_token_farm, reader.secret)
+        assert states[revoked_session] == "SESSION_STATE_ACTIVE"
+        log = short_token_farm.process("mcp").log_path.read_text()
+        assert "could not close the farm session" in log and "revoked" in log
+    finally:
+        await asyncio.to_thread(short_token_farm.start_process, "mcp")
