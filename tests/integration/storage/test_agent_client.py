@@ -82,3 +82,16 @@ async def test_a_profile_over_the_size_limit_fails_the_task_as_over_quota(
 
     assert failed.value.code is ErrorCode.QUOTA_EXCEEDED
     assert failed.value.message.startswith("profile 'shopper' was refused: ")
+
+
+async def test_a_call_without_the_tasks_grant_fails_the_task_and_reads_nothing(
+    storage: Storage, client: StorageSavedState
+) -> None:
+    await client.save_profile(task_of(storage.tenant), "shopper", STATE)
+    ungranted = ArtifactOwner(storage.tenant, "task-1", grant="")
+
+    with pytest.raises(TaskFailure) as failed:
+        await client.load_profile(ungranted, "shopper")
+
+    assert failed.value.code is ErrorCode.UPLOAD_FAILED
+    assert "PERMISSION_DENIED: grant:" in failed.value.message
