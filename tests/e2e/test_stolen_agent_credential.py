@@ -3,12 +3,14 @@
 The agent host runs any web page, so it holds no key that can sign an identity:
 only a credential auth's key signed for it (role agent). Taken from the farm's
 own agent-1, it is refused at the edge and by every service for anything but
-storing what a task made, and then only with the scheduler's grant of that task
-(which only an agent handed the task has), for the tenant it names. An event
-about a task without its grant changes nothing.
+storing what a task made and reading or keeping its tenant's profiles and
+baselines, and then only with the scheduler's grant of that task (which only an
+agent handed the task has), for the tenant the grant names. An event about a task
+without its grant changes nothing.
 """
 
 import asyncio
+import secrets
 import uuid
 
 import grpc
@@ -209,6 +211,72 @@ def test_it_stores_nothing_for_a_task_it_does_not_hold(
     # The task's own screenshot is the only artifact it has.
     listed = admin.http.get("/v1/artifacts", params={"taskId": task["id"]}).json()
     assert [artifact["name"] for artifact in listed["artifacts"]] == ["screenshot"]
+
+
+@pytest.fixture(scope="module")
+def other_tenants_profile(admin: Client, site: Site) -> str:
+    """A signed-in profile of the tenant "default" (its cookies), which the thief is after."""
+    name = f"stolen-{secrets.token_hex(4)}"
+    task = admin.run(
+        {
+            "url": site.url("/login"),
+            "maxAttempts": 1,
+            "profile": name,
+            "saveProfile": True,
+            "steps": [{"click": "#sign-in"}],
+            "extract": {"fields": {"state": "#state"}},
+        }
+    )
+    assert task["status"] == "TASK_STATUS_SUCCEEDED", task.get("error")
+    return name
+
+
+def saved_cookies(admin: Client, profile: str) -> int:
+    """How many cookies the tenant "default" has saved in `profile`."""
+    listed = admin.http.get("/v1/profiles").json()["profiles"]
+    return int(next(found["cookies"] for found in listed if found["name"] == profile))
+
+
+def test_it_cannot_read_or_overwrite_another_tenants_profile(
+    farm: LocalFarm, stolen: str, admin: Client, other_tenants_profile: str
+) -> None:
+    cookies_before = saved_cookies(admin, other_tenants_profile)
+    # The grant of a task of another tenant that agent-1 was handed.
+    own_grant = held_grant(farm, "task-of-agent-1", "tenant-a")
+    with grpc.insecure_channel(f"127.0.0.1:{farm.config.ports.storage}") as channel:
+        ingest = ingest_pb2_grpc.ArtifactIngestServiceStub(channel)
+
+        def read(grant: str, named_tenant: str) -> object:
+            return ingest.GetProfileState(
+                ingest_pb2.GetProfileStateRequest(name=other_tenants_profile, grant=grant),
+                metadata=as_agent(stolen, named_tenant),
+                timeout=10,
+            )
+
+        reads = [
+            refused_code(lambda: read("", "default")),
+            refused_code(lambda: read(own_grant, "default")),
+            # Naming no tenant, the grant's tenant's profiles: it has none of that name.
+            refused_code(lambda: read(own_grant, "")),
+        ]
+        overwrite = refused_code(
+            lambda: ingest.SaveProfile(
+                ingest_pb2.SaveProfileRequest(
+                    name=other_tenants_profile, state=b'{"cookies": [], "origins": []}'
+                ),
+                metadata=as_agent(stolen, "default"),
+                timeout=10,
+            )
+        )
+
+    assert reads == [
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.NOT_FOUND,
+    ]
+    assert overwrite == grpc.StatusCode.PERMISSION_DENIED
+    assert cookies_before > 0
+    assert saved_cookies(admin, other_tenants_profile) == cookies_before
 
 
 async def forge_events(farm: LocalFarm, task_id: str, grants: list[str]) -> None:

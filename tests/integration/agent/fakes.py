@@ -107,13 +107,18 @@ class FakeSavedState:
         self._uploader = uploader
         self.baselines: dict[tuple[str, BaselineKey], BaselineImage] = {}
         self.profiles: dict[tuple[str, str], bytes] = {}
+        # The owner (task or session, with its grant) of each call, in order.
+        self.owners: list[ArtifactOwner] = []
 
-    async def baseline_image(self, tenant: str, key: BaselineKey) -> BaselineImage | None:
-        return self.baselines.get((tenant, key))
+    async def baseline_image(self, owner: ArtifactOwner, key: BaselineKey) -> BaselineImage | None:
+        self.owners.append(owner)
+        return self.baselines.get((owner.tenant, key))
 
     async def create_baseline(
-        self, tenant: str, key: BaselineKey, artifact_id: str
+        self, owner: ArtifactOwner, key: BaselineKey, artifact_id: str
     ) -> MadeBaseline:
+        self.owners.append(owner)
+        tenant = owner.tenant
         existing = self.baselines.get((tenant, key))
         if existing is not None:
             return MadeBaseline(existing.id, created=False)
@@ -124,11 +129,13 @@ class FakeSavedState:
         self.baselines[(tenant, key)] = made
         return MadeBaseline(made.id, created=True)
 
-    async def load_profile(self, tenant: str, name: str) -> bytes:
-        return self.profiles.get((tenant, name), b"")
+    async def load_profile(self, owner: ArtifactOwner, name: str) -> bytes:
+        self.owners.append(owner)
+        return self.profiles.get((owner.tenant, name), b"")
 
-    async def save_profile(self, tenant: str, name: str, state: bytes) -> None:
-        self.profiles[(tenant, name)] = state
+    async def save_profile(self, owner: ArtifactOwner, name: str, state: bytes) -> None:
+        self.owners.append(owner)
+        self.profiles[(owner.tenant, name)] = state
 
 
 def keeper_of(uploader: FakeUploader, saved: FakeSavedState | None = None) -> CaptureKeeper:

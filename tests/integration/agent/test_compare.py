@@ -15,6 +15,7 @@ from tests.integration.agent.conftest import (
     SUCCEEDED,
     Events,
     StartIntake,
+    grant_of,
     publish,
 )
 from tests.integration.agent.fakes import FakeSavedState, FakeUploader
@@ -70,6 +71,7 @@ async def test_the_first_screenshot_becomes_the_baseline_and_the_same_page_then_
     [(tenant, key)] = saved.baselines
     # Kept per URL without its query, and viewport.
     assert (tenant, key) == ("acme", BaselineKey("home", site.url("/visual"), 1280, 800))
+    assert saved.owners and all(owner.grant == grant_of(owner.owner_id) for owner in saved.owners)
     assert not second.comparison.new_baseline
     assert second.comparison.baseline_id == first.comparison.baseline_id
     assert (second.comparison.diff_ratio, second.comparison.passed) == (0, True)
@@ -191,6 +193,9 @@ async def test_a_task_saves_its_profile_and_a_later_task_starts_signed_in(
     assert [cookie["name"] for cookie in state["cookies"]] == ["sid"]
     assert page_state(later) == "cookie, local storage ann"
     assert page_state(stranger) == "no cookie, no local storage"
+    # Each load and save showed storage the grant of the task it served.
+    assert len(saved.owners) == 4
+    assert all(owner.grant == grant_of(owner.owner_id) for owner in saved.owners)
 
 
 async def test_a_failed_task_does_not_save_its_profile(

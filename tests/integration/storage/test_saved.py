@@ -9,6 +9,7 @@ import pytest
 
 from farm.storage.v1 import artifacts_pb2, baselines_pb2, ingest_pb2, profiles_pb2
 from farm.tasks.v1 import tasks_pb2
+from tests.helpers import grant_for
 from tests.integration.storage.conftest import RPC_TIMEOUT, Metadata, Storage, agent_token, token
 
 pytestmark = pytest.mark.integration
@@ -31,6 +32,11 @@ STATE = json.dumps(
 def agent(tenant: str) -> Metadata:
     """An agent's identity acting for `tenant`."""
     return agent_token(tenant)
+
+
+def granted(tenant: str) -> str:
+    """The scheduler's grant of a task of `tenant`, which the agent shows on each call."""
+    return grant_for("task-compared", tenant)
 
 
 def user(tenant: str) -> Metadata:
@@ -58,7 +64,9 @@ async def create_baseline(
     storage: Storage, artifact_id: str, tenant: str = ""
 ) -> ingest_pb2.CreateBaselineResponse:
     response: ingest_pb2.CreateBaselineResponse = await storage.ingest.CreateBaseline(
-        ingest_pb2.CreateBaselineRequest(key=KEY, artifact_id=artifact_id),
+        ingest_pb2.CreateBaselineRequest(
+            key=KEY, artifact_id=artifact_id, grant=granted(tenant or storage.tenant)
+        ),
         metadata=agent(tenant or storage.tenant),
         timeout=RPC_TIMEOUT,
     )
@@ -67,7 +75,7 @@ async def create_baseline(
 
 async def baseline_image(storage: Storage, tenant: str = "") -> ingest_pb2.GetBaselineImageResponse:
     response: ingest_pb2.GetBaselineImageResponse = await storage.ingest.GetBaselineImage(
-        ingest_pb2.GetBaselineImageRequest(key=KEY),
+        ingest_pb2.GetBaselineImageRequest(key=KEY, grant=granted(tenant or storage.tenant)),
         metadata=agent(tenant or storage.tenant),
         timeout=RPC_TIMEOUT,
     )
@@ -102,7 +110,9 @@ async def test_another_viewport_or_url_is_another_key(storage: Storage) -> None:
     other.viewport.width = 390
 
     wider = await storage.ingest.CreateBaseline(
-        ingest_pb2.CreateBaselineRequest(key=other, artifact_id=artifact_id),
+        ingest_pb2.CreateBaselineRequest(
+            key=other, artifact_id=artifact_id, grant=granted(storage.tenant)
+        ),
         metadata=agent(storage.tenant),
         timeout=RPC_TIMEOUT,
     )
@@ -211,7 +221,9 @@ async def save_profile(
     storage: Storage, name: str, state: bytes, tenant: str = ""
 ) -> ingest_pb2.SaveProfileResponse:
     response: ingest_pb2.SaveProfileResponse = await storage.ingest.SaveProfile(
-        ingest_pb2.SaveProfileRequest(name=name, state=state),
+        ingest_pb2.SaveProfileRequest(
+            name=name, state=state, grant=granted(tenant or storage.tenant)
+        ),
         metadata=agent(tenant or storage.tenant),
         timeout=RPC_TIMEOUT,
     )
@@ -222,7 +234,7 @@ async def profile_state(
     storage: Storage, name: str, tenant: str = ""
 ) -> ingest_pb2.GetProfileStateResponse:
     response: ingest_pb2.GetProfileStateResponse = await storage.ingest.GetProfileState(
-        ingest_pb2.GetProfileStateRequest(name=name),
+        ingest_pb2.GetProfileStateRequest(name=name, grant=granted(tenant or storage.tenant)),
         metadata=agent(tenant or storage.tenant),
         timeout=RPC_TIMEOUT,
     )
@@ -314,7 +326,7 @@ async def test_a_profile_too_large_not_json_or_badly_named_is_refused_and_not_sa
 async def test_users_cannot_call_the_agents_internal_calls(storage: Storage) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await storage.ingest.GetProfileState(
-            ingest_pb2.GetProfileStateRequest(name="signed-in"),
+            ingest_pb2.GetProfileStateRequest(name="signed-in", grant=granted(storage.tenant)),
             metadata=user(storage.tenant),
             timeout=RPC_TIMEOUT,
         )

@@ -20,7 +20,7 @@ from farm_storage.profiles import ProfileLibrary
 from farm_storage.saved_api import (
     baseline_key,
     baseline_message,
-    caller_tenant,
+    checked_tenant,
     profile_message,
     required,
 )
@@ -127,17 +127,33 @@ class IngestApi(ingest_pb2_grpc.ArtifactIngestServiceServicer):
         # Only for a task or session the agent was handed: the scheduler's grant says so.
         return self._grants.verify(header.grant, header.task_id, header.tenant, "header.grant")
 
+    def _granted_tenant(self, grant: str) -> str:
+        """The tenant of the task or session the call serves, as its grant names it.
+
+        A tenant the caller names (`x-farm-tenant`) must be the grant's: an agent's
+        credential alone reads and writes no tenant's baselines or profiles.
+        """
+        tenant = self._grants.read(grant, "grant").tenant
+        named = current_identity().tenant
+        if named and named != tenant:
+            raise PermissionDenied(
+                f"grant: the grant is for tenant {tenant!r}, but the call acts for {named!r}"
+            )
+        return checked_tenant(tenant)
+
     async def GetBaselineImage(
         self, request: ingest_pb2.GetBaselineImageRequest, context: Any
     ) -> ingest_pb2.GetBaselineImageResponse:
-        record, image = await self._baselines.image(caller_tenant(), baseline_key(request.key))
+        tenant = self._granted_tenant(request.grant)
+        record, image = await self._baselines.image(tenant, baseline_key(request.key))
         return ingest_pb2.GetBaselineImageResponse(baseline=baseline_message(record), image=image)
 
     async def CreateBaseline(
         self, request: ingest_pb2.CreateBaselineRequest, context: Any
     ) -> ingest_pb2.CreateBaselineResponse:
+        tenant = self._granted_tenant(request.grant)
         record, created = await self._baselines.create(
-            caller_tenant(),
+            tenant,
             baseline_key(request.key),
             required("artifactId", request.artifact_id),
         )
@@ -146,11 +162,13 @@ class IngestApi(ingest_pb2_grpc.ArtifactIngestServiceServicer):
     async def GetProfileState(
         self, request: ingest_pb2.GetProfileStateRequest, context: Any
     ) -> ingest_pb2.GetProfileStateResponse:
-        record, state = await self._profiles.state(caller_tenant(), request.name)
+        tenant = self._granted_tenant(request.grant)
+        record, state = await self._profiles.state(tenant, request.name)
         return ingest_pb2.GetProfileStateResponse(profile=profile_message(record), state=state)
 
     async def SaveProfile(
         self, request: ingest_pb2.SaveProfileRequest, context: Any
     ) -> ingest_pb2.SaveProfileResponse:
-        record = await self._profiles.save(caller_tenant(), request.name, request.state)
+        tenant = self._granted_tenant(request.grant)
+        record = await self._profiles.save(tenant, request.name, request.state)
         return ingest_pb2.SaveProfileResponse(profile=profile_message(record))

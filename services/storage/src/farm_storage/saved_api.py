@@ -23,12 +23,16 @@ from farm_storage.saved_store import BaselineRecord, ProfileRecord
 MAX_VIEWPORT_PIXELS = 10000
 
 
-def caller_tenant() -> str:
-    """The tenant of the caller's identity, fit to be part of an S3 key."""
-    tenant = current_identity().tenant
+def checked_tenant(tenant: str) -> str:
+    """`tenant`, fit to be part of an S3 key; InvalidArgument otherwise."""
     if not OWNER_PATTERN.fullmatch(tenant):
         raise InvalidArgument("tenant", "must be 1 to 128 letters, digits, '.', '_' or '-'")
     return tenant
+
+
+def caller_tenant() -> str:
+    """The tenant of the caller's identity, fit to be part of an S3 key."""
+    return checked_tenant(current_identity().tenant)
 
 
 def baseline_key(key: ingest_pb2.BaselineKey) -> BaselineKey:

@@ -1,7 +1,8 @@
 """The tenants' baselines and profiles in the storage service, through its internal RPCs.
 
-Each call carries an identity for the tenant at hand (scope `internal`), so
-storage reads and writes only that tenant's; UNAVAILABLE is retried as uploads are.
+Each call carries the agent's credential and the scheduler's grant of the task or
+session it serves (the one its uploads carry), so storage reads and writes only the
+tenant's that the grant names; UNAVAILABLE is retried as uploads are.
 """
 
 import logging
@@ -16,7 +17,7 @@ from farm.storage.v1 import ingest_pb2, ingest_pb2_grpc
 from farm_agent.credential import agent_metadata
 from farm_agent.errors import TaskFailure
 from farm_agent.settings import AgentSettings
-from farm_agent.work.uploader import RetryPolicy
+from farm_agent.work.uploader import ArtifactOwner, RetryPolicy
 from farm_core.saved import BaselineKey
 from farm_core.server import MAX_MESSAGE_BYTES
 from farm_core.task_errors import ErrorCode
@@ -44,23 +45,27 @@ class MadeBaseline:
 
 
 class SavedState(Protocol):
-    """Reads and keeps a tenant's baselines and profiles; failures are TaskFailures."""
+    """Reads and keeps a tenant's baselines and profiles; failures are TaskFailures.
 
-    async def baseline_image(self, tenant: str, key: BaselineKey) -> BaselineImage | None:
+    Each call is for `owner`, the task or session at hand: its tenant's baselines and
+    profiles, with its grant.
+    """
+
+    async def baseline_image(self, owner: ArtifactOwner, key: BaselineKey) -> BaselineImage | None:
         """The key's baseline and its image; None when the key has none."""
         ...
 
     async def create_baseline(
-        self, tenant: str, key: BaselineKey, artifact_id: str
+        self, owner: ArtifactOwner, key: BaselineKey, artifact_id: str
     ) -> MadeBaseline:
         """Makes the stored artifact the key's baseline unless it has one."""
         ...
 
-    async def load_profile(self, tenant: str, name: str) -> bytes:
+    async def load_profile(self, owner: ArtifactOwner, name: str) -> bytes:
         """The profile's state (Playwright's storage state, JSON); empty when there is none."""
         ...
 
-    async def save_profile(self, tenant: str, name: str, state: bytes) -> None:
+    async def save_profile(self, owner: ArtifactOwner, name: str, state: bytes) -> None:
         """Saves the profile's state, replacing the one saved before."""
         ...
 
@@ -80,38 +85,40 @@ class StorageSavedState:
         )
         self._stub = ingest_pb2_grpc.ArtifactIngestServiceStub(self._channel)
 
-    async def baseline_image(self, tenant: str, key: BaselineKey) -> BaselineImage | None:
-        request = ingest_pb2.GetBaselineImageRequest(key=key.message())
+    async def baseline_image(self, owner: ArtifactOwner, key: BaselineKey) -> BaselineImage | None:
+        request = ingest_pb2.GetBaselineImageRequest(key=key.message(), grant=owner.grant)
         try:
             reply: ingest_pb2.GetBaselineImageResponse = await self._call(
-                "the baseline", tenant, self._stub.GetBaselineImage, request
+                "the baseline", owner, self._stub.GetBaselineImage, request
             )
         except _Missing:
             return None
         return BaselineImage(reply.baseline.id, reply.image)
 
     async def create_baseline(
-        self, tenant: str, key: BaselineKey, artifact_id: str
+        self, owner: ArtifactOwner, key: BaselineKey, artifact_id: str
     ) -> MadeBaseline:
-        request = ingest_pb2.CreateBaselineRequest(key=key.message(), artifact_id=artifact_id)
+        request = ingest_pb2.CreateBaselineRequest(
+            key=key.message(), artifact_id=artifact_id, grant=owner.grant
+        )
         reply: ingest_pb2.CreateBaselineResponse = await self._call(
-            "the baseline", tenant, self._stub.CreateBaseline, request
+            "the baseline", owner, self._stub.CreateBaseline, request
         )
         return MadeBaseline(reply.baseline.id, reply.created)
 
-    async def load_profile(self, tenant: str, name: str) -> bytes:
-        request = ingest_pb2.GetProfileStateRequest(name=name)
+    async def load_profile(self, owner: ArtifactOwner, name: str) -> bytes:
+        request = ingest_pb2.GetProfileStateRequest(name=name, grant=owner.grant)
         try:
             reply: ingest_pb2.GetProfileStateResponse = await self._call(
-                f"profile {name!r}", tenant, self._stub.GetProfileState, request
+                f"profile {name!r}", owner, self._stub.GetProfileState, request
             )
         except _Missing:
             return b""
         return reply.state
 
-    async def save_profile(self, tenant: str, name: str, state: bytes) -> None:
-        request = ingest_pb2.SaveProfileRequest(name=name, state=state)
-        await self._call(f"profile {name!r}", tenant, self._stub.SaveProfile, request)
+    async def save_profile(self, owner: ArtifactOwner, name: str, state: bytes) -> None:
+        request = ingest_pb2.SaveProfileRequest(name=name, state=state, grant=owner.grant)
+        await self._call(f"profile {name!r}", owner, self._stub.SaveProfile, request)
 
     async def close(self) -> None:
         """Closes the gRPC channel."""
@@ -120,7 +127,7 @@ class StorageSavedState:
     async def _call(
         self,
         what: str,
-        tenant: str,
+        owner: ArtifactOwner,
         method: Callable[..., Awaitable[Reply]],
         request: object,
     ) -> Reply:
@@ -134,7 +141,8 @@ class StorageSavedState:
         async def attempt() -> Reply:
             return await method(
                 request,
-                metadata=agent_metadata(self._credential, tenant),
+                # The tenant too: a storage older than the grants reads it from there.
+                metadata=agent_metadata(self._credential, owner.tenant),
                 timeout=self._retry.call_timeout_seconds,
             )
 

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.saved.capture import PendingComparison
 from farm_agent.saved.client import SavedState
+from farm_agent.work.uploader import ArtifactOwner
 from farm_core.saved import BaselineKey
 
 StoreDiff = Callable[[bytes], Awaitable[tasks_pb2.ArtifactRef]]
@@ -18,25 +19,25 @@ StoreDiff = Callable[[bytes], Awaitable[tasks_pb2.ArtifactRef]]
 
 async def compare_with_baseline(
     saved: SavedState,
-    tenant: str,
+    owner: ArtifactOwner,
     pending: PendingComparison,
     screenshot: tasks_pb2.ArtifactRef,
     store_diff: StoreDiff,
 ) -> tasks_pb2.VisualComparison:
-    """The comparison of the stored `screenshot` with its key's baseline.
+    """The comparison of the stored `screenshot` with its key's baseline (of `owner`'s tenant).
 
     Without a baseline the screenshot becomes it. When another task makes the
     key's baseline at the same moment, the screenshot is compared with that one.
     """
     key = BaselineKey(pending.name, pending.url, pending.viewport_width, pending.viewport_height)
-    baseline = await saved.baseline_image(tenant, key)
+    baseline = await saved.baseline_image(owner, key)
     if baseline is None:
-        made = await saved.create_baseline(tenant, key, screenshot.id)
+        made = await saved.create_baseline(owner, key, screenshot.id)
         if made.created:
             return tasks_pb2.VisualComparison(
                 baseline=pending.name, baseline_id=made.id, new_baseline=True, passed=True
             )
-        baseline = await saved.baseline_image(tenant, key)
+        baseline = await saved.baseline_image(owner, key)
         if baseline is None:
             # Deleted again at once: this screenshot stands as compared with nothing.
             return tasks_pb2.VisualComparison(baseline=pending.name, passed=True)

@@ -26,13 +26,13 @@ class CaptureKeeper:
         self._uploader = uploader
         self._saved = saved
 
-    async def load_profile(self, tenant: str, name: str) -> bytes:
-        """The tenant's profile `name` to start from; empty when it has none yet."""
-        return await self._saved_state("profile").load_profile(tenant, name)
+    async def load_profile(self, owner: ArtifactOwner, name: str) -> bytes:
+        """The profile `name` of `owner`'s tenant to start from; empty when it has none yet."""
+        return await self._saved_state("profile").load_profile(owner, name)
 
-    async def save_profile(self, tenant: str, name: str, state: bytes) -> None:
-        """Saves `state` as the tenant's profile `name`."""
-        await self._saved_state("profile").save_profile(tenant, name, state)
+    async def save_profile(self, owner: ArtifactOwner, name: str, state: bytes) -> None:
+        """Saves `state` as the profile `name` of `owner`'s tenant."""
+        await self._saved_state("profile").save_profile(owner, name, state)
 
     async def upload(
         self, owner: ArtifactOwner, artifact: CapturedArtifact
@@ -52,7 +52,6 @@ class CaptureKeeper:
         the session's id).
         """
         result = capture.result
-        tenant = owner.tenant
         for artifact in capture.artifacts:
             named = dataclasses.replace(artifact, name=name_prefix + artifact.name)
             result.artifacts.append(await self.upload(owner, named))
@@ -71,12 +70,12 @@ class CaptureKeeper:
                 return ref
 
             comparison = await compare_with_baseline(
-                self._saved_state("screenshot.compare"), tenant, pending, screenshot, store_diff
+                self._saved_state("screenshot.compare"), owner, pending, screenshot, store_diff
             )
             result.comparison.CopyFrom(comparison)
         if capture.profile_to_save is not None:
             await self.save_profile(
-                tenant, capture.profile_to_save.name, capture.profile_to_save.state
+                owner, capture.profile_to_save.name, capture.profile_to_save.state
             )
         return result
 

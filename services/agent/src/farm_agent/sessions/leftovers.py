@@ -23,7 +23,7 @@ async def save_profile(keeper: CaptureKeeper, session: OpenSession) -> None:
     """Saves the session's cookies and local storage to its profile; logs why if it cannot."""
     try:
         state = await read_profile(session.browser.context)
-        await keeper.save_profile(session.tenant, session.spec.profile, state)
+        await keeper.save_profile(session.owner, session.spec.profile, state)
     except (PlaywrightError, TaskFailure) as error:
         log.warning(
             "session %s: profile %r was not saved: %s",

@@ -46,6 +46,7 @@ from farm_agent.sessions.warm import (
     start_browser,
 )
 from farm_agent.settings import AgentSettings
+from farm_agent.work.uploader import ArtifactOwner
 from farm_core.sessions import CloseReason, Refusal, closed_subject
 
 log = logging.getLogger(__name__)
@@ -243,7 +244,8 @@ class SessionManager:
         try:
             page = await warm.browser.page()
             if spec.profile:
-                state = await self._keeper.load_profile(order.tenant, spec.profile)
+                owner = ArtifactOwner(order.tenant, order.session_id, order.upload_grant)
+                state = await self._keeper.load_profile(owner, spec.profile)
                 if state:
                     await load_profile(warm.browser.context, state)
             screencast = Screencast(screen.width, screen.height)

@@ -288,7 +288,7 @@ class TaskAttempt:
             spec = limited
         keeper = self._tools.reporting.keeper
         profile_state = (
-            await keeper.load_profile(self.item.tenant, spec.profile) if spec.profile else b""
+            await keeper.load_profile(self._owner(), spec.profile) if spec.profile else b""
         )
         try:
             with tracer().start_as_current_span("browser.run", attributes={"farm.host": host}):
@@ -301,16 +301,19 @@ class TaskAttempt:
         log_blocked(self.task_id, capture)
         return capture
 
-    async def _with_stored_artifacts(self, capture: Capture) -> tasks_pb2.TaskResult:
-        """The capture's result once its artifacts, comparison and profile are stored."""
-        owner = ArtifactOwner(
+    def _owner(self) -> ArtifactOwner:
+        """The attempt as storage knows it: its task, tenant, grant and number."""
+        return ArtifactOwner(
             self.item.tenant,
             self.task_id,
             self.item.upload_grant,
             attempt=self.attempt,
             work_sequence=self._message.metadata.sequence.stream,
         )
-        return await self._tools.reporting.keeper.keep(owner, capture)
+
+    async def _with_stored_artifacts(self, capture: Capture) -> tasks_pb2.TaskResult:
+        """The capture's result once its artifacts, comparison and profile are stored."""
+        return await self._tools.reporting.keeper.keep(self._owner(), capture)
 
     async def _stopped(self, deadline: dt.datetime | None) -> None:
         if self._stop_reason is StopReason.CANCELLED:
