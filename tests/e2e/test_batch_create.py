@@ -33,6 +33,22 @@ def test_a_batch_over_http_queues_the_valid_items_which_then_run(admin: Client, 
     assert all("Hello, farm" in task["result"]["text"] for task in finished)
 
 
+def test_a_batchs_screenshots_are_stored_under_their_grants_from_one_signature(
+    admin: Client, site: Site
+) -> None:
+    """The batch's grants share one signed root; storage takes each task's upload with its own."""
+    spec = fresh({"url": site.url("/page"), "screenshot": {}, "labels": unique_label()})
+
+    response = admin.http.post("/v1/tasks:batchCreate", json={"requests": [spec, spec, spec]})
+
+    assert response.status_code == 200, response.text
+    finished = [admin.wait(task["id"]) for task in response.json()["tasks"]]
+    assert [task["status"] for task in finished] == ["TASK_STATUS_SUCCEEDED"] * 3
+    for task in finished:
+        (artifact,) = task["result"]["artifacts"]
+        assert admin.artifact_bytes(artifact["id"]).content.startswith(b"\x89PNG")
+
+
 def test_a_batch_of_1001_items_over_http_is_a_400_naming_requests(
     admin: Client, site: Site
 ) -> None:

@@ -22,13 +22,33 @@ BAD_GRANTS: dict[str, Callable[[str], str]] = {
         UploadGrant(TASK, tenant), 600
     ),
     "expired": lambda tenant: TEST_GRANTS.sign(UploadGrant(TASK, tenant), -60),
+    "another task's in a tree": lambda tenant: tree_grants(tenant)[1],
+    "its own in a tree, expired": lambda tenant: tree_grants(tenant, lifetime=-60)[0],
+    "its own in a tree signed with another key": lambda tenant: tree_grants(
+        tenant, signer=GrantSigner(new_private_key())
+    )[0],
 }
+
+
+def tree_grants(tenant: str, lifetime: float = 600, signer: GrantSigner = TEST_GRANTS) -> list[str]:
+    """Grants of TASK and two others signed together, as a batch's are."""
+    owners = (TASK, "task-other", "task-third")
+    return signer.sign_tree([(UploadGrant(owner, tenant), lifetime) for owner in owners])
 
 
 async def test_an_upload_with_its_tasks_grant_is_stored(storage: Storage) -> None:
     stored = await storage.upload(TASK, "shot", b"png")
 
     assert stored.artifact.task_id == TASK
+
+
+async def test_an_upload_with_its_tasks_grant_from_a_tree_is_stored(storage: Storage) -> None:
+    grants = tree_grants(storage.tenant)
+
+    stored = await storage.upload(TASK, "shot", b"png", grant=grants[0])
+    other = await storage.upload("task-other", "shot", b"png", grant=grants[1])
+
+    assert (stored.artifact.task_id, other.artifact.task_id) == (TASK, "task-other")
 
 
 @pytest.mark.parametrize("why", list(BAD_GRANTS))

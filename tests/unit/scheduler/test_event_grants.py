@@ -1,8 +1,16 @@
 """The grant on an agent's event: its signature checked once per grant, its expiry every time."""
 
-from farm_core.grants import GrantSigner, UploadGrant
+import datetime as dt
+
+import pytest
+
+from farm_core.grants import TREE_PREFIX, GrantSigner, UploadGrant
 from farm_scheduler.grants import Grants
-from tests.helpers import TEST_GRANT_KEY, assert_eventually
+from farm_scheduler.records import new_record
+from tests.helpers import TEST_GRANT_KEY, assert_eventually, task_spec
+from tests.unit.scheduler.conftest import validate
+
+NOW = dt.datetime.now(dt.UTC)
 
 
 class CountingSigner(GrantSigner):
@@ -44,3 +52,19 @@ async def test_a_remembered_grant_is_refused_once_it_expires() -> None:
 
     await assert_eventually(lambda: grants.refusal(grant, "t1") != "", within=3.0)
     assert "expired" in grants.refusal(grant, "t1")
+
+
+@pytest.mark.parametrize("trees", [True, False])
+def test_a_groups_grants_each_move_their_own_task_in_either_form(trees: bool) -> None:
+    """Trees off (a rolling upgrade, storage not yet upgraded) gives single grants."""
+    spec = validate(task_spec())
+    records = [new_record("acme", spec, None, NOW, "") for _ in range(3)]
+    grants = Grants(CountingSigner(TEST_GRANT_KEY), grace_seconds=60, trees=trees)
+
+    issued = grants.for_tasks(records, NOW)
+
+    assert [grant.startswith(TREE_PREFIX) for grant in issued] == [trees] * 3
+    assert [
+        grants.refusal(grant, record.id) for grant, record in zip(issued, records, strict=True)
+    ] == [""] * 3
+    assert "it is for task" in grants.refusal(issued[0], records[1].id)

@@ -1,4 +1,4 @@
-"""A task's published WorkItem: built from a part its batch shares, it reads as the whole."""
+"""What a batch sends: WorkItems and response Tasks built from parts its tasks share."""
 
 import dataclasses
 import datetime as dt
@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 
 from farm.queue.v1 import queue_pb2
+from farm.tasks.v1 import tasks_pb2
 from farm_core.quotas import TenantQuotas
 from farm_scheduler.publisher import shared_part, task_payload, work_item
-from farm_scheduler.records import TaskRecord, new_record
+from farm_scheduler.records import TaskRecord, add_tasks, new_record
 from tests.helpers import task_spec
 from tests.unit.scheduler.conftest import validate
 
@@ -46,3 +47,19 @@ def test_tasks_of_one_spec_share_the_part_and_keep_their_own_ids() -> None:
     assert [item.task_id for item in items] == [first.id, second.id]
     assert [item.upload_grant for item in items] == [f"grant-{first.id}", f"grant-{second.id}"]
     assert items[1] == work_item(second, f"grant-{second.id}")
+
+
+def test_a_batchs_response_tasks_read_as_each_records_own_view() -> None:
+    first = record()
+    alike = [dataclasses.replace(record(), spec=first.spec) for _ in range(3)]
+    other_region = dataclasses.replace(alike[0], id="other", routed_region="eu-central")
+    cached = dataclasses.replace(
+        record(), spec=first.spec, cached=True, state=dataclasses.replace(first.state, attempts=2)
+    )
+    records = [first, *alike, other_region, cached, first]
+    response = tasks_pb2.CreateTasksResponse()
+
+    add_tasks(response.tasks, records)
+
+    assert list(response.tasks) == [task.to_proto() for task in records]
+    assert len({task.id for task in response.tasks}) == len(records) - 1

@@ -10,9 +10,25 @@ artifact byte quota, so storage learns it without asking auth.
 Grants are signed with the scheduler's own Ed25519 key (not auth's identity key):
 storage holds only its public half. A grant is not an identity: its issuer and
 audience differ, and it is verified with another key.
+
+A grant has one of two forms (docs/security.md, "Upload grants"):
+
+- single: a JWT whose subject is the owner, signed for it alone;
+- in a tree (`m1.<leaf>.<path>.<root token>`): a group's grants (a batch's tasks) are
+  the leaves of one Merkle tree (grant_tree) whose root alone is signed, as a JWT of
+  another audience. A task's grant is its leaf (a random nonce, the owner, tenant,
+  quota and expiry), its path and the root token; a verifier hashes the leaf up the
+  path and checks the root's signature, once per root. The nonce keeps each grant a
+  secret: knowing another leaf's fields and hash is not knowing its grant.
 """
 
+import base64
+import binascii
+import functools
+import json
+import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +36,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import SecretStr
 
+from farm_core import grant_tree
 from farm_core.errors import PermissionDenied
 from farm_core.identity_keys import (
     decode_signed,
@@ -34,7 +51,14 @@ GRANT_KEY_FILE = "grant-key"
 """The scheduler's grant signing key under FARM_HOME (mode 0600) on a one-machine farm."""
 _ISSUER = "farm-scheduler"
 _AUDIENCE = "farm-grant"
+_ROOT_AUDIENCE = "farm-grant-root"
+"""A tree's root token: never a grant by itself, as its audience is not a grant's."""
 _ALGORITHM = "EdDSA"
+TREE_PREFIX = "m1."
+"""How a grant in a tree begins (a JWT begins with its header, `eyJ`)."""
+NONCE_BYTES = 16
+ROOTS_KEPT = 1024
+"""How many roots whose signature held a verifier remembers (a batch's tasks share one)."""
 
 
 @dataclass(frozen=True)
@@ -56,11 +80,16 @@ class GrantVerifier:
         self._public_key = (
             load_public_key(public_key) if isinstance(public_key, str) else public_key
         )
+        # Root tokens whose signature held (a refusal is not kept): the other grants
+        # of a tree skip the Ed25519 check; their expiry is still checked.
+        self._roots = functools.lru_cache(maxsize=ROOTS_KEPT)(self._read_root)
 
     def read(self, grant: str, field: str) -> UploadGrant:
         """What a valid `grant` vouches for; PermissionDenied naming `field` otherwise."""
         if not grant:
             raise PermissionDenied(f"{field}: must be the grant the task or session came with")
+        if grant.startswith(TREE_PREFIX):
+            return self._read_in_tree(grant, field)
         try:
             claims = decode_signed(grant, self._public_key, _ISSUER, _AUDIENCE)
         except jwt.PyJWTError as error:
@@ -71,6 +100,29 @@ class GrantVerifier:
             max_artifact_bytes=_quota(claims.get("maxArtifactBytes")),
             expire_time=float(claims["exp"]),
         )
+
+    def _read_in_tree(self, grant: str, field: str) -> UploadGrant:
+        """What a valid grant in a tree vouches for; PermissionDenied naming `field` otherwise."""
+        try:
+            _, leaf_text, path_text, root_token = grant.split(".", 3)
+            leaf, path = _unb64(leaf_text), _unb64(path_text)
+            granted = _parse_leaf(leaf)
+            root = grant_tree.root_from_path(leaf, path)
+            signed_root, root_expire_time = self._roots(root_token)
+        except (ValueError, binascii.Error) as error:
+            raise PermissionDenied(f"{field}: grant refused: malformed: {error}") from error
+        except jwt.PyJWTError as error:
+            raise PermissionDenied(f"{field}: grant refused: {error}") from error
+        if root != signed_root:
+            raise PermissionDenied(f"{field}: grant refused: its path does not lead to its root")
+        if time.time() >= min(granted.expire_time, root_expire_time):
+            raise PermissionDenied(f"{field}: grant refused: Signature has expired")
+        return granted
+
+    def _read_root(self, root_token: str) -> tuple[bytes, float]:
+        """The root a valid root token signs, and its expiry; jwt.PyJWTError otherwise."""
+        claims = decode_signed(root_token, self._public_key, _ISSUER, _ROOT_AUDIENCE)
+        return _unb64(str(claims["sub"])), float(claims["exp"])
 
     def verify(self, grant: str, owner_id: str, tenant: str, field: str) -> UploadGrant:
         """The grant for `owner_id` of `tenant`; PermissionDenied naming `field` otherwise."""
@@ -105,6 +157,70 @@ class GrantSigner(GrantVerifier):
         if grant.max_artifact_bytes:
             claims["maxArtifactBytes"] = grant.max_artifact_bytes
         return jwt.encode(claims, self._private_key, algorithm=_ALGORITHM)
+
+    def sign_tree(self, grants: Sequence[tuple[UploadGrant, float]]) -> list[str]:
+        """Grants of `grants` (each good for its lifetime in seconds from now) under one signature.
+
+        One Merkle tree over their leaves, its root signed once; a group of one is
+        a single grant.
+        """
+        if len(grants) == 1:
+            grant, lifetime_seconds = grants[0]
+            return [self.sign(grant, lifetime_seconds)]
+        now = time.time()
+        nonces = os.urandom(NONCE_BYTES * len(grants))
+        leaves = [
+            _leaf(
+                nonces[index * NONCE_BYTES : (index + 1) * NONCE_BYTES],
+                grant,
+                int(now + lifetime_seconds),
+            )
+            for index, (grant, lifetime_seconds) in enumerate(grants)
+        ]
+        root, paths = grant_tree.build([grant_tree.leaf_hash(leaf) for leaf in leaves])
+        claims: dict[str, object] = {
+            "iss": _ISSUER,
+            "aud": _ROOT_AUDIENCE,
+            "sub": _b64(root),
+            "iat": int(now),
+            "exp": max(int(now + lifetime) for _, lifetime in grants),
+        }
+        root_token = jwt.encode(claims, self._private_key, algorithm=_ALGORITHM)
+        return [
+            f"{TREE_PREFIX}{_b64(leaf)}.{_b64(path)}.{root_token}"
+            for leaf, path in zip(leaves, paths, strict=True)
+        ]
+
+
+def _leaf(nonce: bytes, grant: UploadGrant, expire_time: int) -> bytes:
+    """The bytes of a grant's leaf: its nonce, then its owner, tenant, quota and expiry in JSON."""
+    fields = [grant.owner_id, grant.tenant, grant.max_artifact_bytes, expire_time]
+    return nonce + json.dumps(fields, separators=(",", ":")).encode()
+
+
+def _parse_leaf(leaf: bytes) -> UploadGrant:
+    """What a leaf's bytes say; ValueError for anything but a leaf _leaf wrote."""
+    fields = json.loads(leaf[NONCE_BYTES:])
+    if (
+        len(leaf) <= NONCE_BYTES
+        or not isinstance(fields, list)
+        or len(fields) != 4
+        or not all(isinstance(value, str) for value in fields[:2])
+        or not all(type(value) is int for value in fields[2:])
+    ):
+        raise ValueError("a leaf is a nonce and [owner, tenant, quota, expiry]")
+    owner_id, tenant, max_artifact_bytes, expire_time = fields
+    return UploadGrant(owner_id, tenant, _quota(max_artifact_bytes), float(expire_time))
+
+
+def _b64(data: bytes) -> str:
+    """`data` in unpadded base64url, as JWTs write their parts."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    """The bytes of unpadded base64url `text`; binascii.Error if it is not that."""
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _quota(value: object) -> int:

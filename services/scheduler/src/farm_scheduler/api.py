@@ -22,7 +22,7 @@ from farm_scheduler.changes import ChangeReporter
 from farm_scheduler.group_commit import CreateGroups, commit
 from farm_scheduler.lifecycle import is_final
 from farm_scheduler.publisher import TaskPublisher
-from farm_scheduler.records import TaskRecord
+from farm_scheduler.records import TaskRecord, add_tasks
 from farm_scheduler.settings import SchedulerSettings
 from farm_scheduler.store import TaskStore
 from farm_scheduler.validation import check_label_key, runs_script, validate_spec
@@ -128,10 +128,9 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
                 accepted[index] = outcome.record
             else:
                 errors[index] = item_error(index, outcome)
-        return tasks_pb2.CreateTasksResponse(
-            tasks=[accepted[index].to_proto() for index in sorted(accepted)],
-            errors=[errors[index] for index in sorted(errors)],
-        )
+        response = tasks_pb2.CreateTasksResponse(errors=[errors[index] for index in sorted(errors)])
+        add_tasks(response.tasks, [accepted[index] for index in sorted(accepted)])
+        return response
 
     async def RunTask(self, request: tasks_pb2.RunTaskRequest, context: Any) -> tasks_pb2.Task:
         created = await self._create(request.spec)

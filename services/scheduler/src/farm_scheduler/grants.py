@@ -4,12 +4,15 @@ A task's WorkItem is published once and redelivered as is (to any agent, for eac
 attempt), so its grant cannot name an attempt and must last as long as the message
 can: the task stream's max age, cut short by the task's deadline, plus a grace for
 the last attempt's run and upload. A session's grant lasts until its expiry plus
-the grace.
+the grace. The tasks published together (a batch, a group of creates) get their
+grants from one Merkle tree with one signature (farm_core.grants), unless
+`trees` is off.
 """
 
 import datetime as dt
 import functools
 import time
+from collections.abc import Sequence
 
 from farm_core.errors import PermissionDenied
 from farm_core.grants import GrantSigner, UploadGrant
@@ -28,8 +31,10 @@ class Grants:
         signer: GrantSigner,
         grace_seconds: float,
         task_max_age_seconds: float = QueueLimits().task_max_age_seconds,
+        trees: bool = True,
     ) -> None:
         self._signer = signer
+        self._trees = trees
         self._grace_seconds = grace_seconds
         self._task_max_age_seconds = task_max_age_seconds
         # Grants whose signature held, by token (a refusal is not kept): a task's later
@@ -40,11 +45,21 @@ class Grants:
 
     def for_task(self, record: TaskRecord, now: dt.datetime) -> str:
         """The grant of `record`'s WorkItem, published at `now`."""
+        return self._signer.sign(*self._task_grant(record, now))
+
+    def for_tasks(self, records: Sequence[TaskRecord], now: dt.datetime) -> list[str]:
+        """The grants of `records`' WorkItems, published together at `now`, in their order."""
+        if not self._trees:
+            return [self.for_task(record, now) for record in records]
+        return self._signer.sign_tree([self._task_grant(record, now) for record in records])
+
+    def _task_grant(self, record: TaskRecord, now: dt.datetime) -> tuple[UploadGrant, float]:
+        """What `record`'s grant vouches for, and for how many seconds from `now`."""
         lifetime = self._task_max_age_seconds
         if record.deadline is not None:
             lifetime = min(lifetime, max((record.deadline - now).total_seconds(), 0.0))
         grant = UploadGrant(record.id, record.tenant, record.tenant_max_artifact_bytes)
-        return self._signer.sign(grant, lifetime + self._grace_seconds)
+        return grant, lifetime + self._grace_seconds
 
     def for_session(
         self,

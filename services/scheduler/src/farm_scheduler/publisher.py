@@ -206,17 +206,19 @@ class TaskPublisher:
         return len(published)
 
     def _task_messages(self, records: Sequence[TaskRecord]) -> list[_Outgoing]:
-        """The WorkItem messages of `records`, the part tasks of one spec share built once."""
+        """The WorkItem messages of `records`, the part tasks of one spec share built once.
+
+        Their grants share one signature (Grants.for_tasks).
+        """
         now = utcnow()
         shared: dict[tuple[int, dt.datetime, str, int], bytes] = {}
         messages = []
-        for record in records:
+        for record, grant in zip(records, self._grants.for_tasks(records, now), strict=True):
             # id(): the records hold their specs, so no other spec takes the id meanwhile.
             key = (id(record.spec), record.create_time, record.tenant, record.tenant_max_running)
             part = shared.get(key)
             if part is None:
                 part = shared[key] = shared_part(record)
-            grant = self._grants.for_task(record, now)
             messages.append(_task_message(record, grant, part))
         return messages
 

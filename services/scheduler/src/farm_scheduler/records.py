@@ -3,9 +3,11 @@
 import dataclasses
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import RowMapping
 
@@ -125,6 +127,38 @@ class TaskRecord:
         if state.status == tasks_pb2.TASK_STATUS_SUCCEEDED:
             task.result.ParseFromString(state.result)
         return task
+
+
+def add_tasks(
+    target: RepeatedCompositeFieldContainer[tasks_pb2.Task], records: Sequence[TaskRecord]
+) -> None:
+    """Appends each record's to_proto() to `target`, in order.
+
+    The new tasks of a batch usually differ only in their ids: each is a copy of
+    the first one's Task (one C-level copy) with its own id, not a Task built anew.
+    """
+    built: dict[tuple[object, ...], tasks_pb2.Task] = {}
+    for record in records:
+        # Everything to_proto reads but the id; id(): the records hold their specs.
+        alike = (
+            record.tenant,
+            record.state,
+            id(record.spec),
+            record.create_time,
+            record.trace_parent,
+            record.cached,
+            record.callback_pending,
+            record.callback_attempts,
+            record.routed_region,
+        )
+        task = target.add()
+        first = built.get(alike)
+        if first is None:
+            task.CopyFrom(record.to_proto())
+            built[alike] = task
+        else:
+            task.CopyFrom(first)
+            task.id = record.id
 
 
 def attempt_proto(attempt: Attempt) -> tasks_pb2.AttemptRecord:

@@ -76,7 +76,9 @@ class SchedulerService:
         )
         self._watch = TaskWatch(settings.watch_poll_seconds)
         self._grants = Grants(
-            GrantSigner(settings.resolved_grant_key()), settings.grant_grace_seconds
+            GrantSigner(settings.resolved_grant_key()),
+            settings.grant_grace_seconds,
+            trees=settings.grant_trees,
         )
         self._consumer = EventConsumer(
             self._store, self._applied, self._grants, settings.event_ack_wait_seconds

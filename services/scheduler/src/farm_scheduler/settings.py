@@ -166,6 +166,12 @@ class SchedulerSettings(FarmSettings):
         "task stream (or its deadline), a session's expiry; covers the last attempt's run and "
         "upload.",
     )
+    grant_trees: bool = Field(
+        default=True,
+        description="Sign the grants of tasks published together (a batch, a group of creates) "
+        "as one Merkle tree, one signature for the group; false while storage still runs a "
+        "version that reads only single grants (a rolling upgrade).",
+    )
 
     callback_allow: Annotated[AllowList, NoDecode] = Field(
         default=AllowList(),
