@@ -116,6 +116,9 @@ async def test_a_browser_is_closed_after_the_token_expired_but_not_for_a_revoked
         [revoked_session] = [s for s, state in opened.items() if state == "SESSION_STATE_ACTIVE"]
         revoke(short_token_farm, revoked.api_key.id)
         # Its DELETE is refused at the edge now: the MCP service keeps the browser.
+        # The token of its last tool call may still be valid (identity tokens are bearer
+        # tokens until they expire); once it has expired, a close needs a renewal.
+        await asyncio.sleep(TOKEN_SECONDS + 1)
     # The service, stopping, closes every browser it holds: auth refuses to renew the
     # revoked key's token, so that farm session stays open (the farm's own idle
     # timeout ends it).

@@ -1,8 +1,9 @@
 """Every public RPC, called through Envoy: a key without its scope is refused, one with it is not.
 
 The RPCs come from the generated descriptors and their scopes from the one table
-(farm_core.scopes.RPC_RULES). The ingest service is left out: Envoy does not route
-it (agents call storage directly with an internal identity no API key can carry).
+(farm_core.scopes.RPC_RULES). The ingest and identity renewal services are left out:
+Envoy does not route them (agents call storage, and the MCP service calls auth,
+directly, with a credential no API key can carry).
 The calls carry requests that fail validation or name nothing, so nothing changes.
 """
 
@@ -23,7 +24,10 @@ from tests.e2e.conftest import KeyFactory
 
 pytestmark = pytest.mark.e2e
 
-INTERNAL_SERVICES = {"farm.storage.v1.ArtifactIngestService"}
+INTERNAL_SERVICES = {
+    "farm.storage.v1.ArtifactIngestService",
+    "farm.auth.v1.IdentityRenewalService",
+}
 REFUSED = {grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED}
 
 

@@ -203,11 +203,13 @@ FAILING_STEPS: list[tuple[dict[str, object], str]] = [
 async def test_a_failing_step_names_its_index_field_and_selector(
     runner: BrowserSpecRunner, site: Site
 ) -> None:
-    # The tasks run side by side, each waiting out its time left in a context of its own;
-    # longer than NEVER_MS, as nine contexts load at once.
+    # The tasks run side by side, each waiting out its time left in a context of its own.
+    # 10 s, so that the runner's margin before the attempt's deadline is its full 2 s:
+    # with nine contexts loading at once on a loaded machine, 5 s (a 1.25 s margin) let
+    # the driver's report of an ended wait come after the deadline (TIMEOUT).
     async def failure_after(step: dict[str, object]) -> tuple[ErrorCode, str] | None:
         waits: list[dict[str, object]] = [{"wait": {"ms": 1}}] * 3
-        spec = widgets(site, [*waits, step], timeout_ms=5000)
+        spec = widgets(site, [*waits, step], timeout_ms=10_000)
         try:
             await runner.run(spec)
         except TaskFailure as failure:
