@@ -91,11 +91,23 @@ STOP_WITHIN_SECONDS = 30.0
 
 
 @contextlib.asynccontextmanager
-async def serving(service: Service, settings: FarmSettings) -> AsyncIterator[ServiceHost]:
-    """`service` served in-process on a free port until the block ends."""
+async def serving(
+    service: Service, settings: FarmSettings, *, credentials: bool = True
+) -> AsyncIterator[ServiceHost]:
+    """`service` served in-process on a free port until the block ends.
+
+    With `credentials`, once it has loaded the revoked credentials (until then it refuses
+    every farm process's credential as unavailable); without, at once (a test without
+    NATS that shows it no credential).
+    """
     host = ServiceHost(service, settings, free_port())
     await host.start()
     try:
+        if credentials:
+            await assert_eventually(
+                lambda: host.credentials_checkable,
+                message=f"{service.name} never loaded the revoked credentials",
+            )
         yield host
     finally:
         async with asyncio.timeout(STOP_WITHIN_SECONDS):

@@ -24,10 +24,17 @@ from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc, ingest_pb2, inges
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_cli.launcher.farm import LocalFarm
 from farm_core.grants import GRANT_KEY_FILE, GrantSigner, UploadGrant
-from farm_core.identity import IDENTITY_HEADER, TENANT_HEADER
+from farm_core.identity import (
+    IDENTITY_HEADER,
+    TENANT_HEADER,
+    CredentialRole,
+    IdentitySigner,
+    credential_id,
+)
 from farm_core.queue import EVENT_STREAM, event_subject
 from farm_scheduler.events import DURABLE_NAME
 from tests.e2e.conftest import Client
+from tests.helpers import eventually
 from tests.pages import Site
 
 pytestmark = pytest.mark.e2e
@@ -325,3 +332,29 @@ def test_a_forged_event_for_a_task_it_does_not_hold_changes_nothing(
     after = admin.get(task["id"])
     assert after["status"] == "TASK_STATUS_QUEUED"
     assert "result" not in after
+
+
+def test_once_revoked_over_http_storage_refuses_it_and_other_agents_keep_working(
+    farm: LocalFarm, admin: Client, site: Site
+) -> None:
+    # A credential of its own, as `farm credential agent` issues: the farm's agents keep theirs.
+    thief = IdentitySigner(farm.identity_key).credential(CredentialRole.AGENT, "agent-thief")
+    grant = held_grant(farm, "task-of-the-thief", "tenant-a")
+    header = shot_header("tenant-a", "task-of-the-thief", grant)
+    with grpc.insecure_channel(f"127.0.0.1:{farm.config.ports.storage}") as channel:
+        assert upload(channel, thief, "tenant-a", header).artifact.size_bytes == 4
+
+        response = admin.http.post("/v1/credentials:revoke", json={"id": credential_id(thief)})
+        assert response.status_code == 200, response.text
+        assert response.json()["id"] == credential_id(thief)
+
+        def refused_as_revoked() -> bool:
+            try:
+                upload(channel, thief, "tenant-a", header)
+            except grpc.RpcError as error:
+                return bool(error.details() == "credential revoked")
+            return False
+
+        eventually(refused_as_revoked, message="storage still takes the revoked credential")
+    task = admin.run({"url": site.url("/page"), "screenshot": {}})
+    assert task["status"] == "TASK_STATUS_SUCCEEDED", task.get("error")

@@ -136,8 +136,11 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
 
 
 @pytest.fixture
-async def fake_storage(tmp_path: Path) -> AsyncIterator[FakeStorage]:
-    """A storage stand-in on a free port that checks the `agent` scope like the real one."""
+async def fake_storage(tmp_path: Path, nats_server: NatsServer) -> AsyncIterator[FakeStorage]:
+    """A storage stand-in on a free port that checks the `agent` scope like the real one.
+
+    It reads the revoked credentials from NATS, as the real one: until then it refuses them.
+    """
     # A partial fake: the generated base answers UNIMPLEMENTED for the RPCs it leaves out.
     ingest = FakeIngest()  # type: ignore[abstract]
     service = StandInService(
@@ -147,7 +150,9 @@ async def fake_storage(tmp_path: Path) -> AsyncIterator[FakeStorage]:
         ingest_pb2_grpc.add_ArtifactIngestServiceServicer_to_server,
         "farm.storage.v1.ArtifactIngestService",
     )
-    settings = FarmSettings(FARM_HOME=tmp_path, FARM_IDENTITY_PUBLIC_KEY=TEST_PUBLIC_KEY)
+    settings = FarmSettings(
+        FARM_HOME=tmp_path, FARM_IDENTITY_PUBLIC_KEY=TEST_PUBLIC_KEY, NATS_URL=nats_server.url
+    )
     async with serving(service, settings) as host:
         yield FakeStorage(host.address, ingest)
 

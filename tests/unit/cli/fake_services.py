@@ -95,6 +95,10 @@ class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
         self.calls.record("RevokeApiKey", request, context)
         return auth_pb2.ApiKey(id=request.id)
 
+    def RevokeCredential(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.calls.record("RevokeCredential", request, context)
+        return auth_pb2.RevokedCredential(id=request.id, subject=request.subject)
+
     def RotateApiKey(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.calls.record("RotateApiKey", request, context)
         key = auth_pb2.ApiKey(id=request.id)

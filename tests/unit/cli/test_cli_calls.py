@@ -3,11 +3,14 @@
 import json
 from pathlib import Path
 
+import jwt
 import pytest
 
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher.processes import free_port
 from farm_cli.main import main
+from farm_core.identity import CredentialRole, IdentitySigner, credential_id
+from farm_core.identity_keys import new_private_key, private_pem
 from tests.unit.cli.conftest import KEY
 from tests.unit.cli.fake_services import PNG_BYTES, Calls
 
@@ -220,6 +223,24 @@ def test_key_list_and_revoke(calls: Calls, capsys: pytest.CaptureFixture[str]) -
     assert json.loads(capsys.readouterr().out)["apiKeys"][0]["id"] == "key1"
     assert main(["key", "revoke", "key7"]) == 0
     assert calls.last("RevokeApiKey")[0].id == "key7"
+
+
+def test_credential_revoke_sends_an_id_or_a_subject_never_the_credential(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    signer = IdentitySigner(private_pem(new_private_key()))
+    credential = signer.credential(CredentialRole.AGENT, "pi-3")
+
+    assert main(["credential", "revoke", credential]) == 0
+    assert calls.last("RevokeCredential")[0].id == credential_id(credential)
+    assert json.loads(capsys.readouterr().out)["id"] == credential_id(credential)
+    assert main(["credential", "revoke", "agent:pi-3"]) == 0
+    assert calls.last("RevokeCredential")[0].subject == "agent:pi-3"
+    assert main(["credential", "revoke", "cred_1_abc"]) == 0
+    assert calls.last("RevokeCredential")[0].id == "cred_1_abc"
+    without_id = jwt.encode({"sub": "agent:old"}, "s" * 32, algorithm="HS256")
+    assert main(["credential", "revoke", without_id]) == 2
+    assert "revoke its subject" in capsys.readouterr().err
 
 
 def test_key_rotate_shows_the_new_secret_once_and_sends_the_grace(

@@ -212,7 +212,7 @@ async def test_a_service_answers_changes_at_once_with_nats_down(tmp_path: Path) 
         auth_pb2_grpc.add_AuthServiceServicer_to_server,
         "farm.auth.v1.AuthService",
     )
-    async with serving(service, settings) as host:
+    async with serving(service, settings, credentials=False) as host:
         async with grpc.aio.insecure_channel(host.address) as channel:
             stub = auth_pb2_grpc.AuthServiceStub(channel)
             started = time.perf_counter()

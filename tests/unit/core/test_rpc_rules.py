@@ -102,9 +102,10 @@ def test_audit_targets_name_fields_of_the_messages(method: MethodDescriptor) -> 
             message = field.message_type
 
 
-def test_only_fleet_and_limit_changes_are_for_operators_and_they_need_the_admin_scope() -> None:
+def test_only_fleet_limit_and_credential_changes_are_for_operators_with_the_admin_scope() -> None:
     operator_only = {m for m, rule in RPC_RULES.items() if rule.operator_only}
     assert operator_only == {
+        "/farm.auth.v1.AuthService/RevokeCredential",
         "/farm.admin.v1.AdminService/ListAgents",
         "/farm.admin.v1.AdminService/DrainAgent",
         "/farm.admin.v1.AdminService/GetFleetStatus",

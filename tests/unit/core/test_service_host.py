@@ -58,7 +58,7 @@ async def channel(tmp_path: Path) -> AsyncIterator[grpc.aio.Channel]:
         AUTH_SERVICE,
     )
     async with (
-        serving(service, settings) as host,
+        serving(service, settings, credentials=False) as host,
         grpc.aio.insecure_channel(host.address) as channel,
     ):
         yield channel

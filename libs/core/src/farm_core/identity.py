@@ -13,6 +13,10 @@ operator, never made by the process that carries it.
 
 A token for an API key also says when that key was last shown at the edge
 (`auth_time`); auth renews a token only within a bounded time after it.
+
+Each credential has an id (`jti`); an operator revokes one by it, or all those of a
+name, through auth (farm_core.revocations), and a verifier given the revocations
+refuses it from then on.
 """
 
 import contextlib
@@ -28,9 +32,10 @@ from pathlib import Path
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from farm_core.errors import PermissionDenied, Unauthenticated
+from farm_core.errors import PermissionDenied, Unauthenticated, Unavailable
 from farm_core.identity_keys import decode_signed, load_private_key, load_public_key
 from farm_core.quotas import TenantQuotas
+from farm_core.revocations import REVOKED_REFUSAL, RevokedCredentials, new_credential_id
 from farm_core.scopes import Scope
 
 IDENTITY_HEADER = "x-farm-identity"
@@ -108,35 +113,63 @@ def require_operator(
     raise PermissionDenied(f"{field}: {refusal}" if field else refusal)
 
 
+@dataclass(frozen=True)
+class _Verified:
+    """A token verified once: its identity, expiry and, for a credential, what revokes it."""
+
+    identity: Identity
+    expires: float
+    credential_id: str = ""
+    subject: str = ""
+    issued_at: float = 0.0
+
+
 class IdentityVerifier:
     """Verifies identity tokens and credentials with the farm's public identity key.
 
     A token verified once is remembered by its exact text until it expires, so the
     same token on the next call costs a dictionary lookup instead of a signature check.
+    With `revoked`, a credential is refused once revoked (checked on every call), and
+    every credential is refused as unavailable until the revocations are loaded.
     """
 
-    def __init__(self, public_key: Ed25519PublicKey | str) -> None:
+    def __init__(
+        self, public_key: Ed25519PublicKey | str, revoked: RevokedCredentials | None = None
+    ) -> None:
         self._public_key = (
             load_public_key(public_key) if isinstance(public_key, str) else public_key
         )
-        # token -> (identity, expiry as a Unix time); least recently verified dropped first.
-        self._verified: OrderedDict[str, tuple[Identity, float]] = OrderedDict()
+        self._revoked = revoked
+        # token -> what it was verified to be; least recently verified dropped first.
+        self._verified: OrderedDict[str, _Verified] = OrderedDict()
 
     def decode(self, token: str) -> Identity:
-        """Returns the identity in `token`, or raises Unauthenticated."""
-        remembered = self._verified.get(token)
-        if remembered is not None:
-            identity, expires = remembered
-            if time.time() < expires:
-                return identity
+        """Returns the identity in `token`; Unauthenticated (Unavailable: revocations unknown)."""
+        verified = self._verified.get(token)
+        if verified is not None and time.time() >= verified.expires:
             del self._verified[token]
-        identity, expires = self._decode(token)
-        self._verified[token] = (identity, expires)
-        while len(self._verified) > REMEMBERED_TOKENS:
-            self._verified.popitem(last=False)
-        return identity
+            verified = None
+        if verified is None:
+            verified = self._decode(token)
+            self._verified[token] = verified
+            while len(self._verified) > REMEMBERED_TOKENS:
+                self._verified.popitem(last=False)
+        if verified.identity.role is not None:
+            self._check_revocation(verified)
+        return verified.identity
 
-    def _decode(self, token: str) -> tuple[Identity, float]:
+    def _check_revocation(self, credential: _Verified) -> None:
+        """Unauthenticated if `credential` is revoked; Unavailable if that cannot be told yet."""
+        if self._revoked is None:
+            return
+        if not self._revoked.loaded:
+            raise Unavailable("credential revocations are not loaded yet; try again shortly")
+        if self._revoked.is_revoked(
+            credential.credential_id, credential.subject, credential.issued_at
+        ):
+            raise Unauthenticated(REVOKED_REFUSAL)
+
+    def _decode(self, token: str) -> _Verified:
         """Checks `token`'s signature and claims: its identity and its expiry."""
         try:
             claims = decode_signed(token, self._public_key, _ISSUER, _AUDIENCE)
@@ -155,7 +188,16 @@ class IdentityVerifier:
             quotas=TenantQuotas.from_claims(quota) if isinstance(quota, dict) else None,
             role=CredentialRole(role) if role is not None else None,
         )
-        return identity, float(claims["exp"])
+        if role is None:
+            return _Verified(identity, float(claims["exp"]))
+        issued_at = claims.get("iat")
+        return _Verified(
+            identity,
+            float(claims["exp"]),
+            credential_id=str(claims.get("jti", "")),
+            subject=identity.key_id,
+            issued_at=float(issued_at) if isinstance(issued_at, int | float) else 0.0,
+        )
 
     def decode_for_renewal(self, token: str) -> "RenewableIdentity":
         """The identity in `token`, its signature checked but not its expiry; Unauthenticated.
@@ -257,9 +299,14 @@ class IdentitySigner(IdentityVerifier):
     def credential(
         self, role: CredentialRole, name: str, lifetime_days: float = DEFAULT_CREDENTIAL_DAYS
     ) -> str:
-        """A credential for the farm process `name` in `role`, good for `lifetime_days`."""
+        """A credential for the farm process `name` in `role`, good for `lifetime_days`.
+
+        Its id (credential_id) is what revokes it alone.
+        """
         now = time.time()
+        expires = int(now + lifetime_days * 86400)
         claims = {
+            "jti": new_credential_id(expires),
             "iss": _ISSUER,
             "aud": _AUDIENCE,
             "sub": f"{role.value}:{name}",
@@ -267,9 +314,18 @@ class IdentitySigner(IdentityVerifier):
             "role": role.value,
             "scopes": [_ROLE_SCOPES[role].value],
             "iat": int(now),
-            "exp": int(now + lifetime_days * 86400),
+            "exp": expires,
         }
         return jwt.encode(claims, self._private_key, algorithm=_ALGORITHM)
+
+
+def credential_id(token: str) -> str:
+    """The id a credential claims, unchecked (its signature is not verified): '' if none."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return ""
+    return str(claims.get("jti", ""))
 
 
 def token_expiry(token: str) -> float:

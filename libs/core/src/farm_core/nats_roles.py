@@ -2,8 +2,9 @@
 
 The core services (scheduler, auth) own the streams and hold what can mint an
 identity or change a task's state, so NATS rules would not narrow them: they may
-use every subject. A storage replica only publishes its audit records and asks the
-schedulers to drop the cached results of the artifacts it deletes. An agent
+use every subject. A storage replica only publishes its audit records, asks the
+schedulers to drop the cached results of the artifacts it deletes, and reads the
+revoked credentials auth publishes. An agent
 (the least trusted host: it runs any web page) may take tasks of FARM_TASKS, report
 events, use the key-value buckets of its work, and hear orders meant for it; it
 cannot publish tasks, create, change or delete a stream, read the audit stream or
@@ -32,6 +33,7 @@ from farm_core.queue import (
     audit_subject,
     drain_subject,
 )
+from farm_core.revocations import REVOKED_CREDENTIALS_BUCKET
 from farm_core.sessions import SESSIONS_BUCKET, SessionOrder, closed_subject, order_subject
 
 # The agents' own buckets (farm_agent.kv), which the first agent creates.
@@ -48,7 +50,7 @@ class NatsRole(enum.StrEnum):
     CORE = "core"
     """The scheduler and auth: every subject."""
     STORAGE = "storage"
-    """A storage replica: its audit records."""
+    """A storage replica: its audit records; reading revoked credentials."""
     AGENT = "agent"
     """A browser agent: its work, nothing else."""
     SHARED_AGENT = "shared_agent"
@@ -145,10 +147,17 @@ def agent_permissions(agent_id: str, user: str | None = None) -> NatsPermissions
 
 
 def storage_permissions(user: str) -> NatsPermissions:
-    """What a storage replica (NATS user `user`) may do: audit records, artifact deletions."""
+    """What a storage replica (NATS user `user`) may do: audit records, artifact deletions.
+
+    It also watches the revoked credentials (read only: auth makes and writes the bucket).
+    """
     return NatsPermissions(
         # Its audit records, and the requests that drop a deleted artifact's cached result.
-        publish=(audit_subject("storage"), ARTIFACTS_DELETED_SUBJECT),
+        publish=(
+            audit_subject("storage"),
+            ARTIFACTS_DELETED_SUBJECT,
+            *bucket_reads(REVOKED_CREDENTIALS_BUCKET),
+        ),
         subscribe=(f"{inbox_prefix(user)}.>",),
     )
 

@@ -137,6 +137,14 @@ RPC_RULES: Mapping[str, RpcRule] = {
     f"{_AUTH}UpdateTenantLimits": RpcRule(
         Scope.ADMIN, mutating=True, target="name", operator_only="change a tenant's quotas"
     ),
+    # The farm's own processes' credentials are the farm's: an operator's to revoke.
+    f"{_AUTH}RevokeCredential": RpcRule(
+        Scope.ADMIN,
+        mutating=True,
+        target="id",
+        created="subject",
+        operator_only="revoke a farm process's credential",
+    ),
     f"{_AUDIT}ListAuditRecords": RpcRule(Scope.ADMIN),
     # The MCP service renews its callers' identity tokens (internal, not routed by Envoy).
     f"{_RENEWAL}RenewIdentity": RpcRule(Scope.MCP),
@@ -147,6 +155,15 @@ RPC_RULES: Mapping[str, RpcRule] = {
 
 MUTATING_METHODS: frozenset[str] = frozenset(m for m, r in RPC_RULES.items() if r.mutating)
 """The RPCs that change something: each call is written to the audit log."""
+
+
+CREDENTIAL_SCOPES: frozenset[str] = frozenset({Scope.INTERNAL, Scope.AGENT, Scope.MCP})
+"""The scopes only farm processes' credentials carry."""
+
+
+def accepts_credentials(scopes: Mapping[str, str]) -> bool:
+    """Whether a service with these method scopes lets a farm process's credential call it."""
+    return any(scope in CREDENTIAL_SCOPES or scope == ANY_IDENTITY for scope in scopes.values())
 
 
 def method_scopes(*services: str) -> dict[str, str]:

@@ -4,7 +4,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -22,6 +22,9 @@ from farm_core.interceptors import (
     MetricsInterceptor,
 )
 from farm_core.logs import configure_logging
+from farm_core.revocation_watch import RevocationWatch
+from farm_core.revocations import RevokedCredentials
+from farm_core.scopes import accepts_credentials
 from farm_core.settings import FarmSettings
 from farm_core.tracing import (
     call_trace_link,
@@ -58,6 +61,20 @@ class Service(Protocol):
         """Releases what start() opened."""
 
 
+@runtime_checkable
+class KeepsRevocations(Protocol):
+    """A service that loads the revoked credentials itself (auth, from its SQL)."""
+
+    revoked_credentials: RevokedCredentials
+
+
+def _revoked_credentials(service: Service) -> RevokedCredentials | None:
+    """The revocations `service`'s calls are checked against; None if it takes no credential."""
+    if isinstance(service, KeepsRevocations):
+        return service.revoked_credentials
+    return RevokedCredentials() if accepts_credentials(service.method_scopes) else None
+
+
 class ServiceHost:
     """One service's running gRPC server: health, reflection, interceptors, graceful stop.
 
@@ -78,7 +95,14 @@ class ServiceHost:
         # the whole public API on the service Envoy routes reflection to.
         self.reflected_services = tuple(reflected_services)
         self._health = health.aio.HealthServicer()
-        codec = IdentityVerifier(settings.resolved_identity_public_key())
+        revoked = self._revoked = _revoked_credentials(service)
+        # Revocations published by any auth replica reach this process within moments.
+        self._revocations = (
+            RevocationWatch(settings.nats(), revoked, settings.nats_replicas)
+            if revoked is not None
+            else None
+        )
+        codec = IdentityVerifier(settings.resolved_identity_public_key(), revoked)
         self.audit = AuditPublisher(settings.nats(), service.name, settings.audit_queue_size)
         self._server = grpc.aio.server(
             interceptors=[
@@ -102,6 +126,11 @@ class ServiceHost:
         )
 
     @property
+    def credentials_checkable(self) -> bool:
+        """Whether the revoked credentials are loaded (or the service takes no credential)."""
+        return self._revoked is None or self._revoked.loaded
+
+    @property
     def address(self) -> str:
         """host:port the server listens on."""
         return f"{self.settings.host}:{self.port}"
@@ -109,6 +138,8 @@ class ServiceHost:
     async def start(self) -> None:
         """Starts the service, then serves it; health says SERVING once all is up."""
         await self.service.start()
+        if self._revocations is not None:
+            self._revocations.start()
         names = list(self.service.register(self._server))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflected = dict.fromkeys([*names, *self.reflected_services])
@@ -130,6 +161,8 @@ class ServiceHost:
         await self._health.enter_graceful_shutdown()
         await asyncio.gather(self.service.drain(grace_seconds), self._server.stop(grace_seconds))
         await self.audit.close(min(grace_seconds, AUDIT_FLUSH_SECONDS))
+        if self._revocations is not None:
+            await self._revocations.close()
         await self.service.close()
         log.info("%s stopped", self.service.name)
 

@@ -4,6 +4,7 @@ import datetime as dt
 from typing import Any
 
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
+from farm_auth.credential_revocations import CredentialRevocations, RevocationRecord
 from farm_auth.keys import (
     KeyRecord,
     SecretHasher,
@@ -27,6 +28,7 @@ from farm_auth.verifier import KeyVerifier
 from farm_core.db import utcnow
 from farm_core.errors import FailedPrecondition, InvalidArgument, NotFound
 from farm_core.identity import Identity, current_identity, require_operator
+from farm_core.revocations import RevokedBy
 from farm_core.scopes import Scope
 from farm_core.timestamps import to_timestamp
 
@@ -63,6 +65,18 @@ def tenant_message(record: TenantRecord, defaults: LimitDefaults) -> auth_pb2.Te
     )
 
 
+def revoked_credential_message(record: RevocationRecord) -> auth_pb2.RevokedCredential:
+    """The API's view of a revocation of credentials."""
+    message = auth_pb2.RevokedCredential(revoke_time=to_timestamp(record.revoke_time))
+    if record.revoked_by is RevokedBy.ID:
+        message.id = record.target
+    else:
+        message.subject = record.target
+    if record.expire_time is not None:
+        message.expire_time.CopyFrom(to_timestamp(record.expire_time))
+    return message
+
+
 def _key_id(key_id: str) -> str:
     if not key_id:
         raise InvalidArgument("id", "must be set")
@@ -89,8 +103,10 @@ class AuthApi(auth_pb2_grpc.AuthServiceServicer):
         bootstrap_tenant: str,
         defaults: LimitDefaults,
         rotation_grace_seconds: float,
+        revocations: CredentialRevocations,
     ) -> None:
         self._store = store
+        self._revocations = revocations
         self._hasher = hasher
         self._verifier = verifier
         self._bootstrap_tenant = bootstrap_tenant
@@ -213,3 +229,10 @@ class AuthApi(auth_pb2_grpc.AuthServiceServicer):
         setting = updated_quotas(current.quotas if current else QuotaSetting(), request)
         record = await self._store.set_quotas(name, setting, utcnow())
         return tenant_message(record, self._defaults)
+
+    async def RevokeCredential(
+        self, request: auth_pb2.RevokeCredentialRequest, context: Any
+    ) -> auth_pb2.RevokedCredential:
+        # Only an operator gets here (its RPC rule).
+        record = await self._revocations.revoke(request.id, request.subject)
+        return revoked_credential_message(record)

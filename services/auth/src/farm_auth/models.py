@@ -1,4 +1,4 @@
-"""The auth service's tables: tenants and their API keys (hashed, never the secrets)."""
+"""The auth service's tables: tenants, API keys (hashed, never secrets), revoked credentials."""
 
 import datetime as dt
 
@@ -53,3 +53,18 @@ class ApiKeyRow(Base):
     previous_secret_expire_time: Mapped[dt.datetime | None] = mapped_column(
         UtcDateTime, nullable=True
     )
+
+
+class RevokedCredentialRow(Base):
+    """A revocation of farm processes' credentials: one by id, or all of a subject's."""
+
+    __tablename__ = "revoked_credentials"
+
+    # "id" or "subject" (farm_core.revocations.RevokedBy).
+    revoked_by: Mapped[str] = mapped_column(String(8), primary_key=True)
+    # The credential id, or the subject ("agent:pi-3").
+    target: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # For a subject, its credentials issued up to this time are refused.
+    revoke_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # When the revoked credential would have expired; NULL for a subject.
+    expire_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)

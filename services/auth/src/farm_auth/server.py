@@ -12,6 +12,7 @@ from farm_auth.audit import AuditWriter
 from farm_auth.audit_api import EDGE_SOURCE, AuditApi, AuditedAuthorizationApi
 from farm_auth.audit_log import AuditLog
 from farm_auth.bootstrap import ensure_bootstrap_key
+from farm_auth.credential_revocations import CredentialRevocations
 from farm_auth.keys import SecretHasher
 from farm_auth.ratelimit import FailedAuthLimiter, KeyRateLimiter
 from farm_auth.renewal import RenewalApi
@@ -23,6 +24,7 @@ from farm_auth.store import KeyStore
 from farm_auth.verifier import KeyCache, KeyVerifier
 from farm_core.audit_publisher import AuditPublisher
 from farm_core.identity import IdentitySigner
+from farm_core.revocations import RevokedCredentials
 from farm_core.scopes import method_scopes
 from farm_core.server import AUDIT_FLUSH_SECONDS
 
@@ -59,6 +61,9 @@ class AuthService:
             settings.identity_reuse_seconds,
         )
         self._audit_log = AuditLog(self._store.engine)
+        self._revocations = CredentialRevocations(
+            self._store.engine, settings.nats(), settings.nats_replicas
+        )
         self._audit_writer = AuditWriter(
             self._audit_log,
             settings.nats(),
@@ -96,6 +101,11 @@ class AuthService:
         self._edge_audit = AuditPublisher(settings.nats(), EDGE_SOURCE, settings.audit_queue_size)
 
     @property
+    def revoked_credentials(self) -> RevokedCredentials:
+        """The revoked credentials this replica refuses, read from SQL at start."""
+        return self._revocations.revoked
+
+    @property
     def limits(self) -> SharedLimits:
         """Check's rate and failed-key limits (farm-wide once NATS answers)."""
         return self._limits
@@ -108,6 +118,7 @@ class AuthService:
                 await ensure_bootstrap_key(
                     self._store, self._settings.bootstrap_tenant, admin_secret, self._hasher
                 )
+            await self._revocations.start()
             self._audit_writer.start()
             self._session_routes.start()
             self._limits.start()
@@ -124,6 +135,7 @@ class AuthService:
                 self._settings.bootstrap_tenant,
                 self._settings.limit_defaults(),
                 self._settings.rotation_grace_seconds,
+                self._revocations,
             ),
             server,
         )
@@ -160,6 +172,7 @@ class AuthService:
 
     async def close(self) -> None:
         await self._session_routes.close()
+        await self._revocations.close()
         await self._limits.close()
         await self._edge_audit.close(AUDIT_FLUSH_SECONDS)
         await self._audit_writer.stop()

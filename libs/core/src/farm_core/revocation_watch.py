@@ -1,0 +1,87 @@
+"""Keeps a process's RevokedCredentials in step with the bucket auth publishes revocations to."""
+
+import asyncio
+import contextlib
+import logging
+
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import BucketNotFoundError
+from nats.js.kv import KeyValue
+
+from farm_core.cancel import cancel_and_wait
+from farm_core.nats_access import NatsAccess
+from farm_core.nats_link import NatsLink
+from farm_core.revocations import REVOKED_CREDENTIALS_BUCKET, Revocation, RevokedCredentials
+
+log = logging.getLogger(__name__)
+
+
+async def revocations_bucket(
+    js: JetStreamContext, replicas: int = 1, create: bool = True
+) -> KeyValue:
+    """The bucket of revoked credentials; made on first use when `create` (auth, open NATS).
+
+    On disk, so a restarted nats-server still holds them. Its entries by id carry a
+    TTL of the credential's remaining life; those by subject have none.
+    """
+    try:
+        return await js.key_value(REVOKED_CREDENTIALS_BUCKET)
+    except BucketNotFoundError:
+        if not create:
+            raise
+        return await js.create_key_value(
+            KeyValueConfig(
+                bucket=REVOKED_CREDENTIALS_BUCKET,
+                storage=StorageType.FILE,
+                replicas=replicas,
+            )
+        )
+
+
+class RevocationWatch:
+    """Watches the revocations bucket into `revoked`; marks it loaded once all are read.
+
+    A storage replica may only read the bucket under NATS users; on an open NATS the
+    first process to need it makes it, so a service started before auth still loads.
+    """
+
+    def __init__(self, access: NatsAccess, revoked: RevokedCredentials, replicas: int = 1) -> None:
+        self._link = NatsLink(access, "farm-revocations")
+        self._revoked = revoked
+        self._replicas = replicas
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Connects in the background and keeps watching until close()."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="credential-revocations-watch")
+
+    async def close(self) -> None:
+        """Stops watching and closes the connection."""
+        task, self._task = self._task, None
+        if task is not None:
+            await cancel_and_wait(task, "the credential revocations watch")
+        await self._link.close()
+
+    async def _run(self) -> None:
+        bucket = await self._link.open(lambda js: revocations_bucket(js, self._replicas))
+        watcher = await bucket.watchall()
+        try:
+            async for entry in watcher:
+                if entry is None:
+                    # Every entry there was is read: from now on updates only.
+                    if not self._revoked.loaded:
+                        log.info("credential revocations loaded")
+                    self._revoked.loaded = True
+                    continue
+                if entry.operation is not None or not entry.value:
+                    self._revoked.remove(entry.key)
+                    continue
+                try:
+                    self._revoked.add(Revocation.decode(entry.value))
+                except ValueError as error:
+                    log.warning("revocation entry %s unreadable: %s", entry.key, error)
+        finally:
+            with contextlib.suppress(Exception):
+                await watcher.stop()  # type: ignore[no-untyped-call]  # untyped in nats-py
