@@ -15,14 +15,13 @@ For each it prints tasks/s accepted, the latency of a request (p50, p99) and the
 time per task of the scheduler, auth, Envoy, NATS and the bench's own clients (from
 /proc, over the run). The issue's goals: 2,000/s singles, 10,000/s batches.
 
-The HTTP clients are keep-alive HTTP/1.1 connections of a minimal client
-(`http1.py`) on uvloop, one per concurrent client: httpx spent about 6 ms of the same
-two cores per request, more than the farm, so the rate measured was the bench's.
-`--http-client httpx` brings it back, for comparison.
+The HTTP clients share one aiohttp session of keep-alive connections on uvloop:
+httpx spent about 6 ms of the same two cores per request, more than the farm, so the
+rate measured was the bench's. `--http-client httpx` brings it back, for comparison.
 
     .venv/bin/python bench/submit.py [--clients 32] [--singles 3000] [--grpc]
         [--batch-clients 4] [--batch-size 100] [--batched 20000] [--group-max 1000]
-        [--http-client minimal|httpx]
+        [--http-client aiohttp|httpx]
 
 `--group-max 1` turns the group commit of single creates off, for a before/after.
 """
@@ -31,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import statistics
 import time
@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import grpc
 import httpx
 import uvloop
@@ -47,7 +48,6 @@ from google.protobuf import json_format
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_cli.launcher.farm import LocalFarm
 
-import http1
 from harness import bounded, local_farm, progress_reporter
 
 BENCH = "submit"
@@ -145,33 +145,27 @@ def check_answer(path: str, batch_size: int, status: int, answer: Callable[[], A
 
 
 @contextlib.asynccontextmanager
-async def minimal_senders(farm: LocalFarm, batch_size: int) -> AsyncIterator[Callable[[], Send]]:
-    """Makes senders that each hold one keep-alive connection of the minimal client."""
+async def aiohttp_senders(farm: LocalFarm, batch_size: int) -> AsyncIterator[Callable[[], Send]]:
+    """Makes senders that share one aiohttp session of keep-alive connections."""
     path, body = request_body(batch_size)
-    headers = {"Authorization": f"Bearer {farm.admin_key}"}
-    request = http1.json_request(farm.envoy_url, "POST", path, body, headers)
-    connections: list[http1.Connection] = []
-
-    def sender() -> Send:
-        connection = http1.Connection(farm.envoy_url)
-        connections.append(connection)
+    data = json.dumps(body).encode()
+    headers = {"authorization": f"Bearer {farm.admin_key}", "content-type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(
+        farm.envoy_url, connector=connector, headers=headers, timeout=aiohttp.ClientTimeout(60)
+    ) as http:
 
         async def send() -> None:
-            answer = await connection.send(request)
-            check_answer(path, batch_size, answer.status, answer.json)
+            async with http.post(path, data=data) as answer:
+                payload = await answer.read()
+            check_answer(path, batch_size, answer.status, lambda: json.loads(payload))
 
-        return send
-
-    try:
-        yield sender
-    finally:
-        for connection in connections:
-            await connection.close()
+        yield lambda: send
 
 
 @contextlib.asynccontextmanager
 async def httpx_senders(farm: LocalFarm, batch_size: int) -> AsyncIterator[Callable[[], Send]]:
-    """Makes senders that share one httpx client (the bench's client before `http1`)."""
+    """Makes senders that share one httpx client (the bench's client before aiohttp)."""
     path, body = request_body(batch_size)
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
     headers = {"authorization": f"Bearer {farm.admin_key}"}
@@ -213,7 +207,7 @@ async def grpc_senders(farm: LocalFarm, batch_size: int) -> AsyncIterator[Callab
             await channel.close()
 
 
-SENDERS = {"minimal": minimal_senders, "httpx": httpx_senders, "grpc": grpc_senders}
+SENDERS = {"aiohttp": aiohttp_senders, "httpx": httpx_senders, "grpc": grpc_senders}
 
 
 async def submit(
@@ -256,9 +250,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--http-client",
-        choices=("minimal", "httpx"),
-        default="minimal",
-        help="the bench's HTTP client: its minimal keep-alive one, or httpx (costlier)",
+        choices=("aiohttp", "httpx"),
+        default="aiohttp",
+        help="the bench's HTTP client: aiohttp's keep-alive connections, or httpx (costlier)",
     )
     parser.add_argument(
         "--grpc", action="store_true", help="also send the singles as gRPC CreateTask calls"
