@@ -134,7 +134,7 @@ class AuditPublisher:
                     )
             except Exception as error:  # NATS away: the rest are sent again below
                 log.warning("audit: sending %s failed (%s); retrying", records[len(acks)].id, error)
-            stored = await _confirmed(acks)
+            stored = await pipelined.confirmed(acks, PUBLISH_TIMEOUT_SECONDS)
             audit_records_total.labels("published").inc(len(stored))
             left = [
                 record
@@ -145,17 +145,6 @@ class AuditPublisher:
                 log.warning("audit: %d record(s) not stored; retrying", len(left))
                 await asyncio.sleep(RETRY_SECONDS)
             records = left
-
-
-async def _confirmed(acks: Sequence[asyncio.Future[PubAck]]) -> set[asyncio.Future[PubAck]]:
-    """Those of `acks` JetStream confirmed within the publish timeout; the rest are cancelled."""
-    if not acks:
-        return set()
-    done, pending = await asyncio.wait(acks, timeout=PUBLISH_TIMEOUT_SECONDS)
-    for ack in pending:
-        # Cancelling frees the client's slot for an in-flight publish.
-        ack.cancel()
-    return {ack for ack in done if not ack.cancelled() and ack.exception() is None}
 
 
 async def _jetstream(js: JetStreamContext) -> JetStreamContext:

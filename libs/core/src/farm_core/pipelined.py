@@ -9,6 +9,7 @@ it at once without yielding, so a group's messages leave in one write.
 """
 
 import asyncio
+from collections.abc import Sequence
 
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
@@ -35,3 +36,16 @@ async def send(
     return await js.publish_async(
         subject, payload, wait_stall=None if free else stall_seconds, headers=headers
     )
+
+
+async def confirmed(
+    acks: Sequence[asyncio.Future[PubAck]], timeout_seconds: float
+) -> set[asyncio.Future[PubAck]]:
+    """Those of `acks` that JetStream confirmed within `timeout_seconds`; the rest are cancelled."""
+    if not acks:
+        return set()
+    done, pending = await asyncio.wait(acks, timeout=timeout_seconds)
+    for ack in pending:
+        # Cancelling frees the client's slot for an in-flight publish.
+        ack.cancel()
+    return {ack for ack in done if not ack.cancelled() and ack.exception() is None}

@@ -132,19 +132,6 @@ def _task_message(record: TaskRecord, grant: str, shared: bytes) -> _Outgoing:
     )
 
 
-async def _stored(
-    acks: Sequence[asyncio.Future[PubAck]], timeout_seconds: float
-) -> set[asyncio.Future[PubAck]]:
-    """Those of `acks` that JetStream confirmed within `timeout_seconds`; the rest are cancelled."""
-    if not acks:
-        return set()
-    done, pending = await asyncio.wait(acks, timeout=timeout_seconds)
-    for ack in pending:
-        # Cancelling frees the client's slot for an in-flight publish.
-        ack.cancel()
-    return {ack for ack in done if not ack.cancelled() and ack.exception() is None}
-
-
 class TaskPublisher:
     """Publishes WorkItems and DeadLetters and marks them published; announces cancels."""
 
@@ -189,7 +176,7 @@ class TaskPublisher:
             )
             return 0
         acks = await self._send_all(self._task_messages(records))
-        stored = await _stored(acks, self._timeout_seconds)
+        stored = await pipelined.confirmed(acks, self._timeout_seconds)
         published = [record for record, ack in zip(records, acks, strict=False) if ack in stored]
         if len(published) < len(records):
             log.warning(
