@@ -16,7 +16,7 @@ from farm_core.errors import InvalidArgument
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentitySigner, current_identity
 from farm_core.identity_keys import new_private_key, private_pem
 from farm_core.scopes import ANY_IDENTITY
-from farm_core.server import serve
+from farm_core.server import ServiceHost, serve
 from farm_core.settings import FarmSettings
 from tests.helpers import TEST_PUBLIC_KEY, TEST_SIGNER, StandInService, serving
 
@@ -46,19 +46,22 @@ class EchoAuth(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.Tenant(name=request.name)
 
 
-@pytest.fixture
-async def channel(tmp_path: Path) -> AsyncIterator[grpc.aio.Channel]:
-    settings = FarmSettings(FARM_HOME=tmp_path, FARM_IDENTITY_PUBLIC_KEY=TEST_PUBLIC_KEY)
-    service = StandInService(
-        "echo",
+def echo_service(name: str) -> StandInService:
+    return StandInService(
+        name,
         ECHO_SCOPES,
         # A partial fake: the generated base answers UNIMPLEMENTED for the RPCs it leaves out.
         EchoAuth(),  # type: ignore[abstract]
         auth_pb2_grpc.add_AuthServiceServicer_to_server,
         AUTH_SERVICE,
     )
+
+
+@pytest.fixture
+async def channel(tmp_path: Path) -> AsyncIterator[grpc.aio.Channel]:
+    settings = FarmSettings(FARM_HOME=tmp_path, FARM_IDENTITY_PUBLIC_KEY=TEST_PUBLIC_KEY)
     async with (
-        serving(service, settings, credentials=False) as host,
+        serving(echo_service("echo"), settings, credentials=False) as host,
         grpc.aio.insecure_channel(host.address) as channel,
     ):
         yield channel
@@ -204,3 +207,12 @@ async def test_serve_drains_and_closes_a_service_that_asks_to_stop(tmp_path: Pat
     async with asyncio.timeout(10):
         await serve(service, settings, free_port(), 0, stop_requested)
     assert service.steps == ["start", "drain", "close"]
+
+
+async def test_a_port_another_service_serves_fails_the_start(tmp_path: Path) -> None:
+    settings = FarmSettings(FARM_HOME=tmp_path, FARM_IDENTITY_PUBLIC_KEY=TEST_PUBLIC_KEY)
+    async with serving(echo_service("first"), settings, credentials=False) as first:
+        second = ServiceHost(echo_service("second"), settings, first.port)
+        with pytest.raises(OSError, match="second cannot listen"):
+            await second.start()
+        await second.stop(0)

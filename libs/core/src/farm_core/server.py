@@ -122,6 +122,9 @@ class ServiceHost:
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                # gRPC's default SO_REUSEPORT lets a second process bind a port already
+                # served and take half its connections; a taken port must fail the start.
+                ("grpc.so_reuseport", 0),
             ],
         )
 
@@ -146,7 +149,11 @@ class ServiceHost:
         reflection.enable_server_reflection(
             [*reflected, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
         )
-        if add_port(self._server, self.address, self.settings.internal_tls()) == 0:
+        try:
+            bound = add_port(self._server, self.address, self.settings.internal_tls())
+        except RuntimeError as error:  # grpcio's "Failed to bind to address"
+            raise OSError(f"{self.service.name} cannot listen on {self.address}: {error}") from None
+        if bound == 0:
             raise OSError(f"{self.service.name} cannot listen on {self.address}")
         await self._server.start()
         for name in ["", *names]:

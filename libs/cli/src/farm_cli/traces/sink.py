@@ -78,7 +78,11 @@ class TraceSink:
         self._receiver = _Receiver(folder)
         self._health = health.aio.HealthServicer()
         self._server = grpc.aio.server(
-            options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                # A taken port must fail the start, not be shared with its holder.
+                ("grpc.so_reuseport", 0),
+            ]
         )
         self.port = 0
 
