@@ -11,13 +11,16 @@ from collections.abc import Callable
 
 Clock = Callable[[], float]
 
+# Linux's; elsewhere (a developer's laptop) the monotonic clock, which stops in a suspend.
+_BOOTTIME: int = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+
 
 def boottime() -> float:
     """Seconds on a clock that keeps running while the process or its machine is suspended.
 
     CLOCK_MONOTONIC stops during a VM or host suspend; the server's ack wait does not.
     """
-    return time.clock_gettime(time.CLOCK_BOOTTIME)
+    return time.clock_gettime(_BOOTTIME)
 
 
 def in_progress_interval(ack_wait_seconds: float, in_progress_seconds: float) -> float:
