@@ -5,7 +5,8 @@ ack after the task was redelivered would settle the message that the running ret
 holds, and the retry's nak (or death) would then bring nothing. The agent's real
 Delivery, on a real message of a real nats-server with a short ack wait, is cut off
 from NATS past the ack wait — its event loop blocked, or nats-server stopped — while
-a second subscriber takes delivery 2 and naks it: delivery 3 still comes.
+a second subscriber takes delivery 2 and naks it: delivery 3 still comes. And an
+agent's intake whose only agent lapsed runs the task again, once, and settles it.
 """
 
 import asyncio
@@ -21,10 +22,22 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 from prometheus_client import REGISTRY
 
+from farm.tasks.v1 import tasks_pb2
+from farm_agent.browser.actions import Capture
 from farm_agent.work.delivery import Delivery, DeliveryOutcome
+from farm_agent.work.intake import WorkIntake
 from farm_agent.work.lapses import lapse_bound
 from tests.conftest import NatsServer
 from tests.helpers import assert_eventually
+from tests.integration.agent.conftest import (
+    SUCCEEDED,
+    Events,
+    SettingsFactory,
+    is_zero,
+    publish,
+    queued_tasks,
+)
+from tests.integration.agent.fakes import FakeSavedState, FakeUploader
 
 ACK_WAIT = 2.0
 IN_PROGRESS = 0.5
@@ -151,3 +164,54 @@ async def test_an_agent_cut_off_from_nats_past_the_ack_wait_leaves_the_message_t
     finally:
         await other.close()
         await cut_off_client.close()
+
+
+class FirstRunBlocksTheLoop:
+    """A runner whose first run blocks the agent's event loop past the ack wait."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    async def run(
+        self, spec: tasks_pb2.TaskSpec, profile_state: bytes = b"", tenant: str = ""
+    ) -> Capture:
+        self.runs += 1
+        if self.runs == 1:
+            time.sleep(ACK_WAIT + 1)  # noqa: ASYNC251 - the blocked loop is the point
+        return Capture(result=tasks_pb2.TaskResult(final_url=spec.url))
+
+
+async def test_a_task_whose_only_delivery_lapsed_runs_again_and_is_then_settled(
+    nats_server: NatsServer,
+    js: JetStreamContext,
+    events: Events,
+    make_settings: SettingsFactory,
+    uploader: FakeUploader,
+    saved: FakeSavedState,
+) -> None:
+    settings = make_settings(
+        NATS_URL=nats_server.url,
+        id="agent-lapsed",
+        concurrency=1,
+        ack_wait_seconds=ACK_WAIT,
+        in_progress_seconds=IN_PROGRESS,
+    )
+    runner = FirstRunBlocksTheLoop()
+    intake = WorkIntake(settings, runner, uploader, saved=saved)
+    await intake.start()
+    before = lapsed_count()
+    try:
+        task_id = await publish(js, tasks_pb2.TaskSpec(url="http://127.0.0.1:9/page"))
+
+        # Attempt 1 reports its success but withholds its ack: the message comes again.
+        await assert_eventually(
+            lambda: [e.attempt for e in events.of(task_id) if e.status == SUCCEEDED] == [1, 2],
+            within=FETCH_TIMEOUT + 10,
+            message="the lapsed delivery's task did not run again",
+        )
+        # Attempt 2's ack settles the message: no third run.
+        await assert_eventually(lambda: is_zero(queued_tasks(js)), message="the task stayed")
+    finally:
+        await intake.close()
+    assert runner.runs == 2
+    assert lapsed_count() == before + 1
