@@ -1,4 +1,8 @@
-"""A delivery is answered once, ack or nak, and counted under its outcome's metric label."""
+"""A delivery is answered once, ack or nak, and counted under its outcome's metric label.
+
+One that may have lapsed (a stretch without an in-progress ack reaching NATS as long
+as the bound) is not answered at all, and counted as `lapsed`.
+"""
 
 import asyncio
 
@@ -7,8 +11,25 @@ import pytest
 from prometheus_client import REGISTRY
 
 from farm_agent.work.delivery import Delivery, DeliveryOutcome
+from farm_agent.work.lapses import in_progress_interval, lapse_bound
 from farm_core.queue import Priority, task_subject
 from tests.helpers import assert_eventually
+
+
+class FakeClient:
+    """The NATS client a message came through: connected or reconnecting."""
+
+    is_connected = True
+
+
+class FakeClock:
+    """A clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 class FakeMessage:
@@ -20,6 +41,10 @@ class FakeMessage:
         self.answers: list[tuple[str, float | None]] = []
         self.tries = 0
         self._fails = fails
+        self._client = FakeClient()
+
+    async def term(self) -> None:
+        self._answer("term", None)
 
     async def ack(self) -> None:
         self._answer("ack", None)
@@ -52,7 +77,7 @@ def delivery(message: FakeMessage, redeliveries: list[tuple[str, float]]) -> Del
 def test_the_outcomes_keep_their_metric_labels() -> None:
     # Dashboards and alerts select agent_tasks_total by these values.
     assert sorted(DeliveryOutcome) == sorted(
-        ["succeeded", "failed", "cancelled", "retried", "waited", "requeued", "moved"]
+        ["succeeded", "failed", "cancelled", "retried", "waited", "requeued", "moved", "lapsed"]
     )
 
 
@@ -119,3 +144,108 @@ async def test_a_failed_in_progress_ack_does_not_stop_the_next_ones() -> None:
 
     async with delivery(message, []).kept_in_progress(0.02):
         await assert_eventually(lambda: message.tries >= 3, message="the acks stopped")
+
+
+def watched(
+    message: FakeMessage, clock: FakeClock, redeliveries: list[tuple[str, float]]
+) -> Delivery:
+    """A delivery that lapses after 20 s without an in-progress ack reaching NATS."""
+
+    def expect_redelivery(subject: str, delay: float) -> None:
+        redeliveries.append((subject, delay))
+
+    return Delivery(
+        message,  # type: ignore[arg-type]
+        "task-1",
+        expect_redelivery,
+        lapse_after_seconds=20,
+        attempt_of=lambda: 3,
+        clock=clock,
+    )
+
+
+async def tick(delivery: Delivery) -> None:
+    """One in-progress round, as kept_in_progress runs it."""
+    await delivery._in_progress()
+
+
+def test_the_bound_is_the_ack_wait_less_one_interval_of_a_third_of_it_at_most() -> None:
+    assert (in_progress_interval(30, 10), lapse_bound(30, 10)) == (10, 20)
+    assert (in_progress_interval(2, 0.5), lapse_bound(2, 0.5)) == (0.5, 1.5)
+    # In-progress acks set to go less often than the ack wait would let every task lapse.
+    assert (in_progress_interval(6, 30), lapse_bound(6, 30)) == (2, 4)
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        pytest.param([15, "tick", 15, "tick", 15], id="every-gap-under-the-bound"),
+        pytest.param([19.9], id="settled-before-the-bound"),
+    ],
+)
+async def test_a_delivery_kept_in_progress_is_answered(steps: list[float | str]) -> None:
+    message, clock = FakeMessage(), FakeClock()
+    redeliveries: list[tuple[str, float]] = []
+    before = counted(DeliveryOutcome.RETRIED)
+    answered = watched(message, clock, redeliveries)
+    for step in steps:
+        if step == "tick":
+            await tick(answered)
+        else:
+            clock.now += float(step)
+
+    await answered.hand_back_after(5, DeliveryOutcome.RETRIED)
+
+    assert message.answers[-1] == ("nak", 5)
+    assert redeliveries == [(FakeMessage.subject, 5)]
+    assert counted(DeliveryOutcome.RETRIED) == before + 1
+
+
+@pytest.mark.parametrize(
+    ("steps", "gap"),
+    [
+        # The loop was blocked (or the process paused) between two ticks.
+        pytest.param([5, "tick", 25, "tick", 5], 25, id="a-late-tick"),
+        # Nothing reached NATS since the last tick: past the bound at settle time.
+        pytest.param([10, "tick", 21], 21, id="past-the-bound-at-settle"),
+        # Ticks sent while nats-py reconnects are buffered, not received.
+        pytest.param([10, "tick", 10, "offline", 15, "online", 5], 25, id="disconnected"),
+    ],
+)
+async def test_a_delivery_that_may_have_lapsed_is_not_answered_but_counted_lapsed(
+    steps: list[float | str], gap: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    message, clock = FakeMessage(), FakeClock()
+    redeliveries: list[tuple[str, float]] = []
+    before = counted(DeliveryOutcome.LAPSED)
+    succeeded = counted(DeliveryOutcome.SUCCEEDED)
+    answered = watched(message, clock, redeliveries)
+    for step in steps:
+        if step in ("tick", "offline", "online"):
+            message._client.is_connected = step != "offline"
+            await tick(answered)
+        else:
+            clock.now += float(step)
+
+    await answered.ack(DeliveryOutcome.SUCCEEDED)
+    await answered.hand_back_after(5, DeliveryOutcome.RETRIED)
+    await answered.refuse()
+
+    assert [verb for verb, _ in message.answers if verb != "in_progress"] == []
+    assert redeliveries == []
+    assert counted(DeliveryOutcome.LAPSED) == before + 1
+    assert counted(DeliveryOutcome.SUCCEEDED) == succeeded
+    assert f"task task-1 attempt 3 went {gap:.1f} s without" in caplog.text
+
+
+async def test_a_failed_in_progress_ack_does_not_count_as_reached() -> None:
+    message, clock = FakeMessage(fails=True), FakeClock()
+    answered = watched(message, clock, [])
+    for _ in range(3):
+        clock.now += 10
+        await tick(answered)
+
+    await answered.ack(DeliveryOutcome.SUCCEEDED)
+
+    assert message.answers == []
+    assert message.tries == 3

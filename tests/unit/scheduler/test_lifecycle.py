@@ -1,5 +1,7 @@
 """The task state machine: forward only, final states kept, repeated events harmless."""
 
+import dataclasses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -107,12 +109,62 @@ def test_running_event_after_success_out_of_order_changes_nothing() -> None:
     assert (state.status, state.attempts, state.finish_time) == (SUCCEEDED, 1, at(5))
 
 
-def test_success_of_an_earlier_attempt_keeps_the_latest_agent() -> None:
+@pytest.mark.parametrize(
+    "late",
+    [
+        event(SUCCEEDED, attempt=1, seconds=9, result=tasks_pb2.TaskResult(http_status=200)),
+        event(FAILED, attempt=1, seconds=9, error=tasks_pb2.TaskError(code="INTERNAL")),
+        retry_report(attempt=1, agent="agent-a", seconds=9),
+        event(CANCELLED, attempt=1, seconds=9),
+    ],
+    ids=["succeeded", "failed", "retrying", "cancelled"],
+)
+def test_overtaken_attempt_ends_only_its_history_entry(late: queue_pb2.AgentEvent) -> None:
+    """A cut-off agent's report, after the task's next attempt started elsewhere."""
+    second = run(
+        QUEUED,
+        event(RUNNING, attempt=1, agent="agent-a", seconds=1),
+        event(RUNNING, attempt=2, agent="agent-b", seconds=5),
+    )
+    state = apply_event(second, late, T0)
+    assert state is not None
+    assert state == TaskState(
+        status=RUNNING,
+        attempts=2,
+        agent_id="agent-b",
+        start_time=at(5),
+        history=(
+            Attempt(
+                1,
+                agent_id="agent-a",
+                start_time=at(1),
+                finish_time=at(9),
+                error_code=late.error.code,
+                retryable=late.error.retryable,
+            ),
+            Attempt(2, agent_id="agent-b", start_time=at(5)),
+        ),
+    )
+    assert apply_event(state, late, T0) is None
+    done = run(state, event(SUCCEEDED, attempt=2, agent="agent-b", seconds=12))
+    assert (done.status, done.attempts, done.agent_id) == (SUCCEEDED, 2, "agent-b")
+
+
+def test_event_without_an_attempt_number_is_applied_as_the_first() -> None:
+    """An agent older than the attempt check: its event is never taken for an overtaken one."""
+    state = run(
+        QUEUED,
+        event(RUNNING, attempt=2, agent="agent-b", seconds=5),
+        event(FAILED, attempt=0, agent="agent-a", seconds=9),
+    )
+    assert (state.status, state.attempts, state.agent_id) == (FAILED, 2, "agent-b")
+
+
+def test_success_of_an_attempt_that_never_reported_running_ends_the_task() -> None:
     state = run(
         QUEUED,
         event(RUNNING, attempt=1, agent="agent-a"),
-        event(RUNNING, attempt=2, agent="agent-b"),
-        event(SUCCEEDED, attempt=1, agent="agent-a"),
+        event(SUCCEEDED, attempt=2, agent="agent-b", seconds=3),
     )
     assert (state.status, state.attempts, state.agent_id) == (SUCCEEDED, 2, "agent-b")
 
@@ -191,6 +243,24 @@ def test_state_only_moves_forward(history: list[queue_pb2.AgentEvent]) -> None:
         assert not is_final(state.status)
         assert after.attempts >= state.attempts
         state = after
+
+
+progress = st.one_of(
+    st.builds(event, status=st.just(RUNNING), attempt=attempt_numbers, agent=agents),
+    st.builds(retry_report, attempt=attempt_numbers, agent=agents, seconds=moments),
+)
+"""Events that leave a task unfinished: attempts starting, and failing to be retried."""
+
+
+@unhurried
+@given(st.lists(progress, min_size=1, max_size=6), events)
+def test_an_overtaken_attempt_moves_nothing_but_its_history(
+    history: list[queue_pb2.AgentEvent], late: queue_pb2.AgentEvent
+) -> None:
+    state = run(QUEUED, *history)
+    after = apply_event(state, late, T0)
+    if after is not None and late.attempt < state.attempts:
+        assert dataclasses.replace(after, history=state.history) == state
 
 
 @unhurried

@@ -3,6 +3,8 @@
 Each event is applied in its own transaction and acked after the commit; an event
 that could not be applied is redelivered. Applying one twice changes nothing.
 Replicas of the scheduler share the durable consumer, so each event is applied once.
+The end of an attempt that a later one has overtaken (a cut-off agent's) is kept in
+the task's attempt history only (lifecycle.overtaken), logged and counted.
 An event without the grant of its task (the one its WorkItem carried) is dropped:
 only an agent that was handed the task can move it.
 """
@@ -25,6 +27,7 @@ from farm_core.errors import Unavailable
 from farm_core.logs import log_context
 from farm_core.queue import EVENT_STREAM, TASK_EVENT_SUBJECTS, fetch_batch, settle
 from farm_core.trace_context import consuming
+from farm_scheduler import lifecycle, metrics
 from farm_scheduler.grants import Grants
 from farm_scheduler.store import TaskChange, TaskStore
 
@@ -180,5 +183,24 @@ class EventConsumer(DurableConsumer):
             await settle(message.nak(delay=RETRY_SECONDS), about)
             return
         if change is not None:
+            _note_overtaken(change, event)
             await self._on_change(change)
         await settle(message.ack(), about)
+
+
+def _note_overtaken(change: TaskChange, event: queue_pb2.AgentEvent) -> None:
+    """Logs and counts an overtaken attempt's end, which changed only the task's history."""
+    before = change.before.state
+    if event.status == lifecycle.RUNNING or not lifecycle.overtaken(before, event):
+        return
+    status = tasks_pb2.TaskStatus.Name(event.status).removeprefix("TASK_STATUS_").lower()
+    metrics.stale_attempt_events.labels(status=status).inc()
+    log.warning(
+        "task %s: attempt %d on agent %r reported %s after attempt %d started; "
+        "kept in its history only",
+        event.task_id,
+        before.attempt_base + event.attempt,
+        event.agent_id,
+        status,
+        before.attempts,
+    )

@@ -9,6 +9,13 @@ the agents' events is safe. Every attempt is kept in the task's history.
 Agents number the attempts of one queuing of a task from 1; after RequeueDeadLetter
 queued a task again, its new attempts are numbered after the earlier ones
 (`attempt_base` + the agent's number).
+
+Only the task's current attempt moves it: the newest one that has started. An agent
+cut off from NATS keeps running its attempt while the task is redelivered and a later
+attempt starts elsewhere; what the cut-off attempt reports afterwards (a success, a
+failure such as storage refusing its stale upload, a retry) goes into its entry of the
+history and changes nothing else (`overtaken`). An event that names no attempt (0) is
+applied as before, as the first.
 """
 
 import dataclasses
@@ -97,8 +104,21 @@ def apply_event(
     if handler is None or (event.status == QUEUED and not event.HasField("error")):
         # No progress to report (a QUEUED event means a failed attempt, with its error).
         return None
-    after = handler(state, event, number, when)
+    if event.status != RUNNING and overtaken(state, event):
+        after = _overtaken_attempt_ended(state, event, number, when)
+    else:
+        after = handler(state, event, number, when)
     return None if after == state else after
+
+
+def overtaken(state: TaskState, event: queue_pb2.AgentEvent) -> bool:
+    """Whether the event is of an attempt older than the task's newest started one.
+
+    Such an attempt (its agent was cut off, and the task redelivered) is no longer the
+    task's: its report is history only. An event without an attempt number is never
+    overtaken (it is applied as it was before attempts were compared).
+    """
+    return event.attempt > 0 and state.attempt_base + event.attempt < state.attempts
 
 
 def cancel(state: TaskState, now: dt.datetime) -> TaskState | None:
@@ -248,6 +268,16 @@ def _failed(
         error_retryable=error.retryable,
         dead_time=when,
         history=history,
+    )
+
+
+def _overtaken_attempt_ended(
+    state: TaskState, event: queue_pb2.AgentEvent, number: int, when: dt.datetime
+) -> TaskState:
+    """An overtaken attempt's end: its entry in the history is finished, nothing else moves."""
+    error = event.error if event.HasField("error") else None
+    return dataclasses.replace(
+        state, history=_attempt_finished(state.history, number, event, when, error)
     )
 
 

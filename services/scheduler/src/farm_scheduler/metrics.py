@@ -29,6 +29,12 @@ tasks_finished = Counter(
 dead_letters = Counter(
     "farm_dead_letters_total", "Tasks given up as FAILED (each one a dead letter)."
 )
+stale_attempt_events = Counter(
+    "farm_stale_attempt_events_total",
+    "Ends reported by attempts a later attempt had overtaken (a cut-off agent's): kept in "
+    "the attempt history only, by reported status.",
+    ["status"],
+)
 cache_hits = Counter(
     "farm_task_cache_hits_total",
     "Tasks answered from the result cache, without running.",

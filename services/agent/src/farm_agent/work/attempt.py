@@ -34,6 +34,7 @@ from farm_agent.work.attempt_ends import AttemptEnds, utcnow
 from farm_agent.work.attempt_tools import AttemptTools
 from farm_agent.work.delivery import Delivery, DeliveryOutcome
 from farm_agent.work.events import ReportFailed, log_blocked
+from farm_agent.work.lapses import in_progress_interval, lapse_bound
 from farm_agent.work.retries import (
     attempt_timeout_ms,
     deadline_of,
@@ -73,7 +74,18 @@ class TaskAttempt:
             self.item.ParseFromString(message.data)
         except DecodeError as error:
             log.error("dropping a message that is not a WorkItem: %s", error)
-        self._delivery = Delivery(message, self.task_id, tools.bookkeeping.expect_redelivery)
+        settings = tools.settings
+        self._in_progress_seconds = in_progress_interval(
+            settings.ack_wait_seconds, settings.in_progress_seconds
+        )
+        bound = lapse_bound(settings.ack_wait_seconds, settings.in_progress_seconds)
+        self._delivery = Delivery(
+            message,
+            self.task_id,
+            tools.bookkeeping.expect_redelivery,
+            lapse_after_seconds=bound,
+            attempt_of=lambda: self.attempt,
+        )
         self._ends = AttemptEnds(
             tools, self.item, self._delivery, deliveries=message.metadata.num_delivered
         )
@@ -101,7 +113,7 @@ class TaskAttempt:
         if not self.task_id:
             await self._delivery.refuse()
             return
-        async with self._delivery.kept_in_progress(self._tools.settings.in_progress_seconds):
+        async with self._delivery.kept_in_progress(self._in_progress_seconds):
             try:
                 with attempt_span(self._message, self.task_id, self._received) as span:
                     span.set_attribute("farm.agent_id", self._tools.settings.id)

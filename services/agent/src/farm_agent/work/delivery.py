@@ -2,12 +2,14 @@
 
 The answer is an ack (the task is done with here) or a nak with a delay (the task
 comes again then); either way it is counted once in `agent_tasks_total` under the
-delivery's outcome.
+delivery's outcome. A delivery that may have lapsed (lapses.py) is not answered at
+all, and counted as `lapsed`: the newest delivery of the message decides.
 """
 
 import contextlib
 import enum
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -16,6 +18,7 @@ from nats.aio.msg import Msg
 from opentelemetry import trace
 
 from farm_agent import metrics
+from farm_agent.work.lapses import Clock, ProgressWatch, boottime
 from farm_core.periodic import Periodic
 
 log = logging.getLogger(__name__)
@@ -41,17 +44,35 @@ class DeliveryOutcome(enum.StrEnum):
     """Nakked: cut off by the agent's shutdown, or its event could not be published."""
     MOVED = "moved"
     """Acked unrun: the scheduler moved the task from this region's queue to any region's."""
+    LAPSED = "lapsed"
+    """Not answered: JetStream may have redelivered the message meanwhile (lapses.py)."""
 
 
 class Delivery:
-    """A delivered task message and its one answer, ack or nak."""
+    """A delivered task message and its one answer, ack or nak, unless it may have lapsed.
 
-    def __init__(self, message: Msg, task_id: str, expect_redelivery: ExpectRedelivery) -> None:
+    `lapse_after_seconds`: the gap without an in-progress ack reaching NATS past which
+    the delivery counts as lapsed (lapses.lapse_bound); `attempt_of` names the attempt
+    in the log line of a lapse.
+    """
+
+    def __init__(
+        self,
+        message: Msg,
+        task_id: str,
+        expect_redelivery: ExpectRedelivery,
+        *,
+        lapse_after_seconds: float = math.inf,
+        attempt_of: Callable[[], int] = lambda: 0,
+        clock: Clock = boottime,
+    ) -> None:
         self._message = message
         self._task_id = task_id
         self._expect_redelivery = expect_redelivery
+        self._attempt_of = attempt_of
         self._answered = False
         self._started_at = time.monotonic()
+        self._progress = ProgressWatch(lapse_after_seconds, clock)
 
     def elapsed_seconds(self) -> float:
         """Seconds since the agent took the delivery."""
@@ -72,7 +93,8 @@ class Delivery:
 
     async def refuse(self) -> None:
         """Terminates a message that holds no task: it is never delivered again."""
-        await self._message.term()
+        if self._lapse("term") is None:
+            await self._message.term()
 
     @contextlib.asynccontextmanager
     async def kept_in_progress(self, every_seconds: float) -> AsyncIterator[None]:
@@ -88,10 +110,31 @@ class Delivery:
             await acks.cancel()
 
     async def _in_progress(self) -> None:
+        # nats-py buffers what is published while it reconnects: such an ack may come
+        # after the server redelivered the message, so it does not count as reached.
+        connected = self._message._client.is_connected
         try:
             await self._message.in_progress()
         except nats.errors.Error as error:
             log.warning("in-progress ack of task %s failed: %s", self._task_id, error)
+            return
+        if connected:
+            self._progress.reached()
+
+    def _lapse(self, verb: str) -> float | None:
+        """The longest gap without progress reaching NATS, if the delivery may have lapsed."""
+        gap = self._progress.lapse()
+        if gap is not None:
+            log.warning(
+                "task %s attempt %d went %.1f s without an in-progress ack reaching NATS, "
+                "so its message may have been redelivered: its %s is withheld, the newest "
+                "delivery settles it",
+                self._task_id,
+                self._attempt_of(),
+                gap,
+                verb,
+            )
+        return gap
 
     async def _answer(
         self, outcome: DeliveryOutcome, verb: str, send: Callable[[], Awaitable[None]]
@@ -99,11 +142,14 @@ class Delivery:
         if self._answered:
             return
         self._answered = True
+        if self._lapse(verb) is not None:
+            outcome = DeliveryOutcome.LAPSED
+        else:
+            try:
+                await send()
+            except nats.errors.Error as error:
+                # The ack wait will expire and the task come again; its effects are idempotent.
+                log.warning("could not %s task %s: %s", verb, self._task_id, error)
         trace.get_current_span().set_attribute("farm.outcome", outcome.value)
-        try:
-            await send()
-        except nats.errors.Error as error:
-            # The ack wait will expire and the task come again; its effects are idempotent.
-            log.warning("could not %s task %s: %s", verb, self._task_id, error)
         metrics.tasks_total.labels(status=outcome.value).inc()
         metrics.task_duration_seconds.observe(self.elapsed_seconds())
