@@ -136,7 +136,13 @@ class AgentSettings(FarmSettings):
         default=30.0, gt=0, description="Time without an ack or progress before redelivery."
     )
     in_progress_seconds: float = Field(
-        default=10.0, gt=0, description="Interval of in-progress acks while a task runs."
+        default=10.0,
+        gt=0,
+        description=(
+            "Interval of in-progress acks while a task runs; at most a third of "
+            "FARM_AGENT_ACK_WAIT_SECONDS is used, so a healthy agent's acks stay well "
+            "inside the gap that counts a delivery as lapsed (reliability.md)."
+        ),
     )
     priority_weights: Annotated[PriorityWeights, NoDecode] = Field(
         default=(6, 3, 1),
