@@ -6,6 +6,7 @@ from opentelemetry.sdk.trace import sampling
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from farm_core.interceptors import ServerCall
 from farm_core.logs import trace_id_var
 from farm_core.trace_context import context_of
 from farm_core.tracing import (
@@ -79,8 +80,14 @@ def test_log_lines_in_a_span_carry_its_trace_id(recorded_spans: InMemorySpanExpo
         assert trace_id_var.get() == ""
 
 
-def test_a_call_without_a_trace_context_is_not_wrapped_while_tracing_is_off() -> None:
-    link = CallerTraceInterceptor()
-    method = "/farm.tasks.v1.TaskService/CreateTask"
-    assert link.around(method, [("x-farm-identity", "token")]) is None
-    assert link.around(method, [("traceparent", STORED)]) is not None
+async def test_a_call_continues_only_the_trace_context_it_carries_while_tracing_is_off() -> None:
+    around = CallerTraceInterceptor().around("/farm.tasks.v1.TaskService/CreateTask")
+    untraced = ServerCall(context=None, metadata=[("x-farm-identity", "token")])
+    async with around(untraced):
+        assert not trace.get_current_span().get_span_context().is_valid
+    traced = ServerCall(context=None, metadata=[("traceparent", STORED)])
+    async with around(traced):
+        assert trace.get_current_span().get_span_context().trace_id == TRACE_ID
+        assert trace_id_var.get() == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert not trace.get_current_span().get_span_context().is_valid
+    assert trace_id_var.get() == ""

@@ -1,9 +1,9 @@
 """The audit interceptor: every mutating call and every refused call becomes an AuditRecord."""
 
-import contextlib
 import re
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
+from types import TracebackType
 from typing import Any, Protocol
 
 import grpc
@@ -12,7 +12,7 @@ from google.protobuf import timestamp_pb2
 from farm.audit.v1 import audit_pb2
 from farm_core.errors import FarmError
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentityVerifier
-from farm_core.interceptors import Around, CallInterceptor, Metadata, ServerCall
+from farm_core.interceptors import Around, CallContext, CallInterceptor, ServerCall
 from farm_core.scopes import NO_IDENTITY, RPC_RULES, RpcRule
 
 DENIALS: frozenset[grpc.StatusCode] = frozenset(
@@ -103,43 +103,29 @@ class AuditInterceptor(CallInterceptor):
         self._sink = sink
         self._rules = rules
 
-    def around(self, method: str, metadata: Metadata) -> Around | None:
+    def around(self, method: str) -> Around | None:
         rule = self._rules.get(method, _NO_RULE)
         if rule.scope == NO_IDENTITY:
             return None
 
-        @contextlib.asynccontextmanager
-        async def audited(call: ServerCall) -> AsyncIterator[None]:
-            try:
-                yield
-            except BaseException as error:
-                code = call.context.code()
-                if not isinstance(code, grpc.StatusCode):
-                    code = error.code if isinstance(error, FarmError) else grpc.StatusCode.UNKNOWN
-                if rule.mutating or code in DENIALS:
-                    details = str(call.context.details() or "")
-                    self._record(method, rule, metadata, call.request, None, code, details)
-                raise
-            if rule.mutating:
-                code = call.context.code()
-                if not isinstance(code, grpc.StatusCode):
-                    code = grpc.StatusCode.OK
-                self._record(method, rule, metadata, call.request, call.response, code, "")
+        def audited(call: ServerCall) -> CallContext:
+            return _Audited(self, method, rule, call)
 
         return audited
 
-    def _record(
+    def record(
         self,
         method: str,
         rule: RpcRule,
-        metadata: Metadata,
-        request: Any,
+        call: ServerCall,
         response: Any,
         code: grpc.StatusCode,
         message: str,
     ) -> None:
+        """Hands the record of `call` to `method`, ended with `code`, to the sink."""
         # The headers are read only here: most calls are reads that are not recorded.
-        headers = {key: value for key, value in metadata if isinstance(value, str)}
+        headers = {key: value for key, value in call.metadata if isinstance(value, str)}
+        request = call.request
         target = field_text(request, rule.target) if rule.target and request is not None else ""
         if not target and rule.created and response is not None:
             target = field_text(response, rule.created)
@@ -163,3 +149,37 @@ class AuditInterceptor(CallInterceptor):
             return self._codec.decode(token)
         except FarmError:
             return None
+
+
+class _Audited(CallContext):
+    """One call's audit: its record made once its final status is known."""
+
+    __slots__ = ("_auditor", "_call", "_method", "_rule")
+
+    def __init__(
+        self, auditor: AuditInterceptor, method: str, rule: RpcRule, call: ServerCall
+    ) -> None:
+        self._auditor = auditor
+        self._method = method
+        self._rule = rule
+        self._call = call
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        call, rule = self._call, self._rule
+        code = call.context.code()
+        if error is not None:
+            if not isinstance(code, grpc.StatusCode):
+                code = error.code if isinstance(error, FarmError) else grpc.StatusCode.UNKNOWN
+            if rule.mutating or code in DENIALS:
+                details = str(call.context.details() or "")
+                self._auditor.record(self._method, rule, call, None, code, details)
+        elif rule.mutating:
+            if not isinstance(code, grpc.StatusCode):
+                code = grpc.StatusCode.OK
+            self._auditor.record(self._method, rule, call, call.response, code, "")
+        return False

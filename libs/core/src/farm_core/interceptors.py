@@ -1,62 +1,52 @@
 """gRPC server interceptors written once for every service: metrics, logs, errors, identity."""
 
-import contextlib
-import functools
-import inspect
+import contextvars
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from types import TracebackType
 from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
 from prometheus_client import Counter, Histogram
 
+from farm_core.call_chain import (
+    Around,
+    CallChain,
+    CallContext,
+    CallInterceptor,
+    Metadata,
+    ServerCall,
+    UnreadableRequest,
+    wrap_handler,
+)
 from farm_core.errors import FarmError
 from farm_core.identity import (
     CONFINED_ROLES,
     IDENTITY_HEADER,
     TENANT_HEADER,
     CredentialRole,
+    Identity,
     IdentityVerifier,
     require_operator,
     reset_current_identity,
     set_current_identity,
 )
 from farm_core.logs import log_context
-from farm_core.scopes import (
-    ANY_IDENTITY,
-    NO_IDENTITY,
-    OPEN_METHOD_PREFIXES,
-    RPC_RULES,
-    RpcRule,
-)
+from farm_core.scopes import ANY_IDENTITY, NO_IDENTITY, RPC_RULES, RpcRule
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class ServerCall:
-    """One call as an interceptor sees it around the handler."""
-
-    context: grpc.aio.ServicerContext[Any, Any]
-    # None when the requests are streamed: they are not kept.
-    request: Any = None
-    # Set once a unary response is made; streamed responses are not kept.
-    response: Any = None
-
-
-Around = Callable[[ServerCall], contextlib.AbstractAsyncContextManager[None]]
-Continuation = Callable[[grpc.HandlerCallDetails], Any]
-Metadata = Sequence[tuple[str, str | bytes]]
-
 __all__ = [
+    "Around",
     "CallChain",
+    "CallContext",
     "CallInterceptor",
     "ErrorMappingInterceptor",
     "IdentityInterceptor",
     "LogContextInterceptor",
+    "Metadata",
     "MetricsInterceptor",
     "ServerCall",
     "UnreadableRequest",
@@ -71,179 +61,44 @@ rpc_seconds = Histogram(
 )
 
 
-@dataclass(frozen=True)
-class UnreadableRequest:
-    """A request whose bytes do not parse as its message, in place of the message."""
-
-    error: str
-
-    async def refuse(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        """Ends the call INVALID_ARGUMENT (HTTP 400 through Envoy), saying why."""
-        await context.abort(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"the request cannot be read: {self.error}; a field may hold a value of the "
-            "wrong type, e.g. an object where text belongs",
-        )
-
-
-def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
-    """`deserializer`, with bytes it cannot parse made an UnreadableRequest.
-
-    gRPC ends a call whose request does not parse with INTERNAL (a 500 through
-    Envoy); the client sent it, so the handler refuses it as INVALID_ARGUMENT.
-    """
-    if deserializer is None:
-        return None
-
-    def read(data: bytes) -> Any:
-        try:
-            return deserializer(data)
-        except DecodeError as error:
-            return UnreadableRequest(str(error))
-
-    return read
-
-
-def wrap_handler(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMethodHandler:
-    """Returns `handler` with every call run inside the async context `around(call)`.
-
-    A unary request that does not parse is refused INVALID_ARGUMENT before `around`.
-    """
-
-    async def run_stream(result: Any) -> AsyncIterator[Any]:
-        if inspect.isasyncgen(result):
-            async for response in result:
-                yield response
-        else:
-            await result
-
-    if handler.unary_unary:
-        unary_unary = handler.unary_unary
-
-        async def call_unary_unary(request: Any, context: Any) -> Any:
-            if isinstance(request, UnreadableRequest):
-                await request.refuse(context)
-            call = ServerCall(context, request)
-            async with around(call):
-                call.response = await unary_unary(request, context)
-                return call.response
-
-        return grpc.unary_unary_rpc_method_handler(
-            call_unary_unary, _tolerant(handler.request_deserializer), handler.response_serializer
-        )
-    if handler.unary_stream:
-        unary_stream = handler.unary_stream
-
-        async def call_unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
-            if isinstance(request, UnreadableRequest):
-                await request.refuse(context)
-            async with around(ServerCall(context, request)):
-                async for response in run_stream(unary_stream(request, context)):
-                    yield response
-
-        return grpc.unary_stream_rpc_method_handler(
-            call_unary_stream, _tolerant(handler.request_deserializer), handler.response_serializer
-        )
-    if handler.stream_unary:
-        stream_unary = handler.stream_unary
-
-        async def call_stream_unary(requests: Any, context: Any) -> Any:
-            call = ServerCall(context)
-            async with around(call):
-                call.response = await stream_unary(requests, context)
-                return call.response
-
-        return grpc.stream_unary_rpc_method_handler(
-            call_stream_unary, handler.request_deserializer, handler.response_serializer
-        )
-    stream_stream = handler.stream_stream
-
-    async def call_stream_stream(requests: Any, context: Any) -> AsyncIterator[Any]:
-        async with around(ServerCall(context)):
-            async for response in run_stream(stream_stream(requests, context)):
-                yield response
-
-    return grpc.stream_stream_rpc_method_handler(
-        call_stream_stream, handler.request_deserializer, handler.response_serializer
-    )
-
-
-def _is_open(method: str) -> bool:
-    return method.startswith(OPEN_METHOD_PREFIXES)
-
-
-class CallInterceptor(grpc.aio.ServerInterceptor):
-    """The base of the farm's interceptors: each call of a method runs inside `around`.
-
-    Open methods (health, reflection) are left alone, and so is a method `around`
-    gives no context for.
-    """
-
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler:
-        handler: grpc.RpcMethodHandler | None = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or _is_open(method):
-            return handler
-        around = self.around(method, handler_call_details.invocation_metadata or ())
-        return handler if around is None else wrap_handler(handler, around)
-
-    def around(self, method: str, metadata: Metadata) -> Around | None:
-        """The context each call of `method` runs in; None leaves the method's calls alone."""
-        raise NotImplementedError
-
-
-class CallChain(CallInterceptor):
-    """Several CallInterceptors as one, the first outermost: each call is wrapped once.
-
-    As separate server interceptors each would wrap the method's handler anew on every
-    call, one layer of handler and request reader each; chained, their contexts are
-    entered in one layer, in the same order, and leave in the reverse one.
-    """
-
-    def __init__(self, *links: CallInterceptor) -> None:
-        self._links = links
-
-    def around(self, method: str, metadata: Metadata) -> Around | None:
-        arounds = [
-            around for link in self._links if (around := link.around(method, metadata)) is not None
-        ]
-        if len(arounds) <= 1:
-            return arounds[0] if arounds else None
-
-        @contextlib.asynccontextmanager
-        async def chained(call: ServerCall) -> AsyncIterator[None]:
-            async with contextlib.AsyncExitStack() as stack:
-                for around in arounds:
-                    await stack.enter_async_context(around(call))
-                yield
-
-        return chained
-
-
 class MetricsInterceptor(CallInterceptor):
     """Counts RPCs and times them, by method and status code."""
 
-    # Each around() is a partial of one context manager function, not a function
-    # defined and decorated anew on every call (as those that need the call's headers are).
-    def around(self, method: str, metadata: Metadata) -> Around:
-        return functools.partial(_measured, method)
+    def around(self, method: str) -> Around:
+        # The method's series are found once, not by label on every call.
+        seconds = rpc_seconds.labels(method)
+        handled_ok = rpc_handled.labels(method, "OK")
+
+        def measured(call: ServerCall) -> CallContext:
+            return _Measured(method, call, seconds, handled_ok)
+
+        return measured
 
 
-@contextlib.asynccontextmanager
-async def _measured(method: str, call: ServerCall) -> AsyncIterator[None]:
-    started = time.perf_counter()
-    code = "OK"
-    try:
-        yield
-    except BaseException:
-        status = call.context.code()
-        code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
-        raise
-    finally:
-        rpc_seconds.labels(method).observe(time.perf_counter() - started)
-        rpc_handled.labels(method, code).inc()
+class _Measured(CallContext):
+    __slots__ = ("_call", "_handled_ok", "_method", "_seconds", "_started")
+
+    def __init__(self, method: str, call: ServerCall, seconds: Any, handled_ok: Any) -> None:
+        self._method = method
+        self._call = call
+        self._seconds = seconds
+        self._handled_ok = handled_ok
+        self._started = time.perf_counter()
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        self._seconds.observe(time.perf_counter() - self._started)
+        if error is None:
+            self._handled_ok.inc()
+        else:
+            status = self._call.context.code()
+            code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
+            rpc_handled.labels(self._method, code).inc()
+        return False
 
 
 # What the target field (RpcRule.target) of a method's request names, by method or
@@ -272,36 +127,77 @@ def logged_ids(
 class LogContextInterceptor(CallInterceptor):
     """Every log line of a call about one task or session names it (see farm_core.logs)."""
 
-    def around(self, method: str, metadata: Metadata) -> Around | None:
+    def around(self, method: str) -> Around | None:
         if not RPC_RULES.get(method, RpcRule("")).target:
             return None
-        return functools.partial(_bound_to_target, method)
+
+        def bound(call: ServerCall) -> CallContext:
+            return _BoundToTarget(method, call)
+
+        return bound
 
 
-@contextlib.asynccontextmanager
-async def _bound_to_target(method: str, call: ServerCall) -> AsyncIterator[None]:
-    with log_context(**logged_ids(method, call.request)):
-        yield
+class _BoundToTarget(CallContext):
+    __slots__ = ("_bound",)
+
+    def __init__(self, method: str, call: ServerCall) -> None:
+        self._bound = log_context(**logged_ids(method, call.request))
+
+    async def __aenter__(self) -> None:
+        self._bound.__enter__()
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        self._bound.__exit__(kind, error, traceback)
+        return False
 
 
 class ErrorMappingInterceptor(CallInterceptor):
     """Turns typed domain errors into gRPC statuses; anything else is INTERNAL, logged once."""
 
-    def around(self, method: str, metadata: Metadata) -> Around:
-        return functools.partial(_mapped, method)
+    def around(self, method: str) -> Around:
+        def mapped(call: ServerCall) -> CallContext:
+            return _Mapped(method, call)
+
+        return mapped
 
 
-@contextlib.asynccontextmanager
-async def _mapped(method: str, call: ServerCall) -> AsyncIterator[None]:
-    try:
-        yield
-    except FarmError as error:
-        await call.context.abort(error.code, error.message)
-    except grpc.aio.AbortError:
-        raise
-    except Exception:
-        log.exception("%s failed", method)
-        await call.context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}")
+class _Mapped(CallContext):
+    __slots__ = ("_call", "_method")
+
+    def __init__(self, method: str, call: ServerCall) -> None:
+        self._method = method
+        self._call = call
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        if error is None or isinstance(error, grpc.aio.AbortError):
+            return False
+        if isinstance(error, FarmError):
+            await self._call.context.abort(error.code, error.message)
+        elif isinstance(error, Exception):
+            log.error("%s failed", self._method, exc_info=error)
+            await self._call.context.abort(
+                grpc.StatusCode.INTERNAL, f"internal error in {self._method}"
+            )
+        return False
+
+
+def _header(metadata: Metadata, name: str) -> str | bytes | None:
+    """The value of header `name` in `metadata` (the last one, as dict() would keep)."""
+    found: str | bytes | None = None
+    for key, value in metadata:
+        if key == name:
+            found = value
+    return found
 
 
 class IdentityInterceptor(CallInterceptor):
@@ -325,53 +221,67 @@ class IdentityInterceptor(CallInterceptor):
         self._bootstrap_tenant = bootstrap_tenant
         self._operator_actions = {m: r.operator_only for m, r in rules.items() if r.operator_only}
 
-    def around(self, method: str, metadata: Metadata) -> Around | None:
+    def around(self, method: str) -> Around | None:
         if self._method_scopes.get(method) == NO_IDENTITY:
             return None
-        headers = dict(metadata)
-        token = headers.get(IDENTITY_HEADER)
-        acting_for = headers.get(TENANT_HEADER)
 
-        @contextlib.asynccontextmanager
-        async def admitted(call: ServerCall) -> AsyncIterator[None]:
-            context = call.context
-            required = self._method_scopes.get(method)
-            if required is None:
-                await context.abort(
-                    grpc.StatusCode.PERMISSION_DENIED, f"{method} has no access rule"
-                )
-            if not isinstance(token, str) or not token:
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing caller identity")
-            try:
-                identity = self._codec.decode(str(token))
-            except FarmError as error:
-                await context.abort(error.code, error.message)
-            confined_to = CONFINED_ROLES.get(identity.role) if identity.role else None
-            if confined_to is not None and required != confined_to:
-                # Not even the methods any identity may call: the role's own work only.
-                await context.abort(
-                    grpc.StatusCode.PERMISSION_DENIED,
-                    f"the {identity.role} credential may not call {method}",
-                )
-            if identity.role is CredentialRole.AGENT:
-                # An agent acts for the tenant of the task it stores for.
-                identity = identity.acting_for(str(acting_for or ""))
-            if required != ANY_IDENTITY and not identity.has_scope(str(required)):
-                await context.abort(
-                    grpc.StatusCode.PERMISSION_DENIED,
-                    f"this API key lacks the scope '{required}' that {method} needs",
-                )
-            if method in self._operator_actions:
-                try:
-                    require_operator(
-                        identity, self._operator_actions[method], self._bootstrap_tenant
-                    )
-                except FarmError as refusal:
-                    await context.abort(refusal.code, refusal.message)
-            binding = set_current_identity(identity)
-            try:
-                yield
-            finally:
-                reset_current_identity(binding)
+        def admitted(call: ServerCall) -> CallContext:
+            return _Admitted(self, method, call)
 
         return admitted
+
+    async def admit(self, method: str, call: ServerCall) -> contextvars.Token[Identity]:
+        """Checks the call's identity for `method` (aborting it if refused); binds it."""
+        context = call.context
+        required = self._method_scopes.get(method)
+        if required is None:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{method} has no access rule")
+        token = _header(call.metadata, IDENTITY_HEADER)
+        if not isinstance(token, str) or not token:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing caller identity")
+        try:
+            identity = self._codec.decode(str(token))
+        except FarmError as error:
+            await context.abort(error.code, error.message)
+        confined_to = CONFINED_ROLES.get(identity.role) if identity.role else None
+        if confined_to is not None and required != confined_to:
+            # Not even the methods any identity may call: the role's own work only.
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"the {identity.role} credential may not call {method}",
+            )
+        if identity.role is CredentialRole.AGENT:
+            # An agent acts for the tenant of the task it stores for.
+            identity = identity.acting_for(str(_header(call.metadata, TENANT_HEADER) or ""))
+        if required != ANY_IDENTITY and not identity.has_scope(str(required)):
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"this API key lacks the scope '{required}' that {method} needs",
+            )
+        if method in self._operator_actions:
+            try:
+                require_operator(identity, self._operator_actions[method], self._bootstrap_tenant)
+            except FarmError as refusal:
+                await context.abort(refusal.code, refusal.message)
+        return set_current_identity(identity)
+
+
+class _Admitted(CallContext):
+    __slots__ = ("_binding", "_call", "_checker", "_method")
+
+    def __init__(self, checker: IdentityInterceptor, method: str, call: ServerCall) -> None:
+        self._checker = checker
+        self._method = method
+        self._call = call
+
+    async def __aenter__(self) -> None:
+        self._binding = await self._checker.admit(self._method, self._call)
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        reset_current_identity(self._binding)
+        return False

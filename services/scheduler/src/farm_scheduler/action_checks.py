@@ -63,7 +63,7 @@ def check_action(spec: tasks_pb2.TaskSpec) -> None:
     elif spec.HasField("pdf"):
         _check_pdf(spec.pdf)
     elif spec.HasField("content"):
-        check_enum("content.format", spec.content.format, tasks_pb2.ContentFormat.values())
+        check_enum("content.format", spec.content.format, tasks_pb2.ContentFormat)
         if spec.content.format == tasks_pb2.CONTENT_FORMAT_UNSPECIFIED:
             spec.content.format = tasks_pb2.CONTENT_FORMAT_HTML
     elif spec.HasField("extract"):
@@ -75,7 +75,7 @@ def check_action(spec: tasks_pb2.TaskSpec) -> None:
 
 
 def _check_screenshot(screenshot: tasks_pb2.ScreenshotOptions) -> None:
-    check_enum("screenshot.format", screenshot.format, tasks_pb2.ImageFormat.values())
+    check_enum("screenshot.format", screenshot.format, tasks_pb2.ImageFormat)
     check_length("screenshot.selector", screenshot.selector, MAX_SELECTOR_CHARS)
     if screenshot.format == tasks_pb2.IMAGE_FORMAT_UNSPECIFIED:
         screenshot.format = tasks_pb2.IMAGE_FORMAT_PNG

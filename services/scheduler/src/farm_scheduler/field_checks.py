@@ -4,7 +4,10 @@ Each error names the field as sent in JSON. docs/api.md "Input limits" lists eve
 MAX_/MIN_ constant of the scheduler's check modules (a test checks the two agree).
 """
 
-from collections.abc import Iterable
+import functools
+import re
+from collections.abc import Hashable, Iterable
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from farm_core.errors import InvalidArgument
@@ -30,10 +33,28 @@ def check_required(field: str, value: str, most: int) -> None:
     check_length(field, value, most)
 
 
-def check_enum(field: str, value: int, known: Iterable[int]) -> None:
-    """Raises InvalidArgument(field) unless `value` is one of the enum's `known` numbers."""
-    if value not in set(known):
+class ProtoEnum(Hashable, Protocol):
+    """A generated protobuf enum (its class), which lists its numbers."""
+
+    def values(self) -> Iterable[int]:
+        """The enum's numbers."""
+        ...
+
+
+def check_enum(field: str, value: int, enum: ProtoEnum) -> None:
+    """Raises InvalidArgument(field) unless `value` is one of `enum`'s numbers."""
+    if value not in _numbers(enum):
         raise InvalidArgument(field, f"has no value {value}")
+
+
+@functools.cache
+def _numbers(enum: ProtoEnum) -> frozenset[int]:
+    # An enum's numbers are fixed: found once, not listed on every create.
+    return frozenset(enum.values())
+
+
+# What str.isspace() finds (the same Unicode class) and the other control characters.
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f]")
 
 
 def check_url(url: str, field: str = "url") -> None:
@@ -41,7 +62,7 @@ def check_url(url: str, field: str = "url") -> None:
     if not url:
         raise InvalidArgument(field, "is required")
     check_length(field, url, MAX_URL_CHARS)
-    if any(char.isspace() or ord(char) < 32 for char in url):
+    if _SPACE_OR_CONTROL.search(url):
         raise InvalidArgument(field, "must not contain spaces or control characters")
     try:
         parts = urlsplit(url)

@@ -118,7 +118,7 @@ def _check_page(spec: tasks_pb2.TaskSpec) -> None:
     elif not spec.device:
         spec.viewport.width, spec.viewport.height = DEFAULT_VIEWPORT
     spec.wait_until = check_wait_until(spec.wait_until)
-    check_enum("isolation", spec.isolation, tasks_pb2.Isolation.values())
+    check_enum("isolation", spec.isolation, tasks_pb2.Isolation)
 
 
 def check_viewport(viewport: tasks_pb2.Viewport) -> None:
@@ -134,7 +134,7 @@ def check_wait_until(
     wait_until: "tasks_pb2.WaitUntil.ValueType",
 ) -> "tasks_pb2.WaitUntil.ValueType":
     """The waitUntil to use: the given one, or the default for unspecified."""
-    check_enum("waitUntil", wait_until, tasks_pb2.WaitUntil.values())
+    check_enum("waitUntil", wait_until, tasks_pb2.WaitUntil)
     if wait_until == tasks_pb2.WAIT_UNTIL_UNSPECIFIED:
         return DEFAULT_WAIT_UNTIL
     return wait_until
@@ -144,7 +144,7 @@ def check_video_format(
     field: str, video_format: "tasks_pb2.VideoFormat.ValueType"
 ) -> "tasks_pb2.VideoFormat.ValueType":
     """The screencast's format to use: the given one, or the default for unspecified."""
-    check_enum(field, video_format, tasks_pb2.VideoFormat.values())
+    check_enum(field, video_format, tasks_pb2.VideoFormat)
     if video_format == tasks_pb2.VIDEO_FORMAT_UNSPECIFIED:
         return DEFAULT_VIDEO_FORMAT
     return video_format
@@ -194,7 +194,7 @@ def _check_deadline(spec: tasks_pb2.TaskSpec, now: dt.datetime) -> None:
 
 
 def _check_routing(spec: tasks_pb2.TaskSpec) -> None:
-    check_enum("priority", spec.priority, tasks_pb2.Priority.values())
+    check_enum("priority", spec.priority, tasks_pb2.Priority)
     if spec.priority == tasks_pb2.PRIORITY_UNSPECIFIED:
         spec.priority = DEFAULT_PRIORITY
     check_region(spec.region)
