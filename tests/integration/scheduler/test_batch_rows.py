@@ -77,13 +77,10 @@ async def test_the_time_indexes_hold_only_tasks_with_that_time_and_serve_their_q
     await store.start()
     try:
         async with store.engine.connect() as connection:
-            indexes = dict(
-                (
-                    await connection.exec_driver_sql(
-                        "SELECT name, sql FROM sqlite_master WHERE type = 'index'"
-                    )
-                ).all()
+            listed = await connection.exec_driver_sql(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index'"
             )
+            indexes: dict[str, str | None] = {row.name: row.sql for row in listed}
             plans = {
                 query: " ".join(
                     str(row[-1])
@@ -110,7 +107,7 @@ async def test_the_time_indexes_hold_only_tasks_with_that_time_and_serve_their_q
         ("ix_tasks_status_finish_time", "finish_time"),
         ("ix_tasks_tenant_dead_time_id", "dead_time"),
     ):
-        assert indexes[name].endswith(f"WHERE {column} IS NOT NULL")
+        assert (indexes[name] or "").endswith(f"WHERE {column} IS NOT NULL")
     overdue, ended, dead_letters = plans.values()
     assert "ix_tasks_status_deadline" in overdue
     assert "ix_tasks_status_finish_time" in ended

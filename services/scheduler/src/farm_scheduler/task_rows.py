@@ -86,12 +86,13 @@ def _driver_insert(dialect: Dialect, keys: tuple[str, ...]) -> _DriverInsert:
         compiled = INSERT_TASKS.compile(dialect=dialect, column_keys=list(keys))
         columns = tuple(compiled.positiontup or ())
         assert sorted(columns) == sorted(keys), "a positional paramstyle, one per column"
-        conversions = []
+        conversions: list[tuple[int, Callable[[Any], Any]]] = []
         for index, name in enumerate(columns):
             convert = tasks.c[name].type.dialect_impl(dialect).bind_processor(dialect)
             if convert is not None:
                 conversions.append((index, convert))
-        known = _driver_inserts[(dialect.name, keys)] = (str(compiled), columns, conversions)
+        known = (str(compiled), columns, conversions)
+        _driver_inserts[(dialect.name, keys)] = known
     return known
 
 
