@@ -133,8 +133,8 @@ async def store_batch(
     }
     planned: list[Outcome | SameAs] = []
     first_with_key: dict[str, int] = {}
-    # Items that share a spec object (check_items) share its cache key.
-    cache_keys: dict[int, str] = {}
+    # Items that share a spec object (check_items) share its cache key and routing.
+    of_spec: dict[int, tuple[str, str]] = {}
     task_ids = iter(new_task_ids(len(specs)))
     for index, spec in enumerate(specs):
         key = spec.idempotency_key
@@ -145,18 +145,12 @@ async def store_batch(
         else:
             if key:
                 first_with_key[key] = index
-            key_of_spec = cache_keys.get(id(spec))
-            if key_of_spec is None:
-                key_of_spec = cache_keys[id(spec)] = cache_key(spec)
+            known = of_spec.get(id(spec))
+            if known is None:
+                known = of_spec[id(spec)] = (cache_key(spec), store.route(spec))
+            key_of_spec, routed = known
             record = new_record(
-                tenant,
-                spec,
-                quotas,
-                now,
-                parents[index],
-                store.route(spec),
-                key_of_spec,
-                next(task_ids),
+                tenant, spec, quotas, now, parents[index], routed, key_of_spec, next(task_ids)
             )
             planned.append(Accepted(record, created=True))
     try:
