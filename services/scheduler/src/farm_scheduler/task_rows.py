@@ -72,7 +72,7 @@ SWAP_TASK = update(tasks).where(
 
 
 _DriverInsert = tuple[str, tuple[str, ...], list[tuple[int, Callable[[Any], Any]]]]
-_driver_inserts: dict[tuple[str, tuple[str, ...]], _DriverInsert] = {}
+_driver_inserts: dict[tuple[str, str, tuple[str, ...]], _DriverInsert] = {}
 
 
 def _driver_insert(dialect: Dialect, keys: tuple[str, ...]) -> _DriverInsert:
@@ -81,7 +81,8 @@ def _driver_insert(dialect: Dialect, keys: tuple[str, ...]) -> _DriverInsert:
     That is the SQL (positional: qmark for SQLite, $n for asyncpg), the columns
     in its parameters' order, and each column's bind conversion by its index.
     """
-    known = _driver_inserts.get((dialect.name, keys))
+    # By driver too: each has its own paramstyle.
+    known = _driver_inserts.get((dialect.name, dialect.driver, keys))
     if known is None:
         compiled = INSERT_TASKS.compile(dialect=dialect, column_keys=list(keys))
         columns = tuple(compiled.positiontup or ())
@@ -92,7 +93,7 @@ def _driver_insert(dialect: Dialect, keys: tuple[str, ...]) -> _DriverInsert:
             if convert is not None:
                 conversions.append((index, convert))
         known = (str(compiled), columns, conversions)
-        _driver_inserts[(dialect.name, keys)] = known
+        _driver_inserts[(dialect.name, dialect.driver, keys)] = known
     return known
 
 
