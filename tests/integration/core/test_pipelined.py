@@ -5,6 +5,7 @@ import asyncio
 import secrets
 
 import pytest
+from nats.js.errors import APIError, NoStreamResponseError, TooManyStalledMsgsError
 
 from farm_core import pipelined
 from farm_core.nats_access import NatsAccess
@@ -48,3 +49,67 @@ async def test_a_group_of_publishes_is_sent_without_yielding_and_each_is_stored(
     assert turns_during == 0
     assert not pending and all(ack.exception() is None for ack in done)
     assert (info.state.subjects or {}).get(subject) == 200
+
+
+async def test_each_publish_gets_its_own_acknowledgement_or_jetstreams_refusal(
+    nats_server: NatsServer,
+) -> None:
+    connection = await connect(NatsAccess(nats_server.url), "test-pipelined")
+    try:
+        js = connection.jetstream()
+        await ensure_audit_stream(js)
+        run = secrets.token_hex(4)
+        subject = audit_subject(f"pipelined{run}")
+        stored = [
+            await pipelined.send(js, subject, b"record", {"Nats-Msg-Id": f"{run}.{index}"}, 5.0)
+            for index in range(3)
+        ]
+        again = await pipelined.send(js, subject, b"record", {"Nats-Msg-Id": f"{run}.0"}, 5.0)
+        # JetStream answers with an error: the stream is not the one the publish expects.
+        refused = await pipelined.send(
+            js,
+            subject,
+            b"record",
+            {"Nats-Msg-Id": f"{run}.9", "Nats-Expected-Stream": "OTHER"},
+            5.0,
+        )
+        nobody = await pipelined.send(js, "no.stream.here", b"record", {}, 5.0)
+        acks = [await asyncio.wait_for(ack, 5) for ack in stored]
+        duplicate = await asyncio.wait_for(again, 5)
+        with pytest.raises(APIError):
+            await asyncio.wait_for(refused, 5)
+        with pytest.raises(NoStreamResponseError):
+            await asyncio.wait_for(nobody, 5)
+    finally:
+        await connection.close()
+
+    assert {ack.stream for ack in acks} == {AUDIT_STREAM}
+    assert [ack.seq - acks[0].seq for ack in acks] == [0, 1, 2]
+    assert not any(ack.duplicate for ack in acks)
+    assert duplicate.duplicate and duplicate.seq == acks[0].seq
+
+
+async def test_a_send_waits_for_a_slot_while_the_limit_of_publishes_awaits_acknowledgement(
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipelined, "IN_FLIGHT_LIMIT", 2)
+    connection = await connect(NatsAccess(nats_server.url), "test-pipelined")
+    try:
+        js = connection.jetstream()
+        # A core subscriber that never answers: the publishes' acknowledgements never come.
+        subject = f"silent.{secrets.token_hex(4)}"
+        await connection.subscribe(subject)
+        waiting = [await pipelined.send(js, subject, b"record", {}, 5.0) for _ in range(2)]
+        with pytest.raises(TooManyStalledMsgsError):
+            await pipelined.send(js, subject, b"record", {}, 0.2)
+        later = asyncio.create_task(pipelined.send(js, subject, b"record", {}, 5.0))
+        await asyncio.sleep(0.1)
+        stalled = not later.done()
+        waiting[0].cancel()  # as confirmed() does when its wait is over: the slot is freed
+        third = await asyncio.wait_for(later, 5)
+        third.cancel()
+        waiting[1].cancel()
+    finally:
+        await connection.close()
+
+    assert stalled

@@ -5,16 +5,19 @@ import asyncio
 
 import grpc
 import pytest
+from nats.aio.msg import Msg
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan
 from prometheus_client import REGISTRY
 
+from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_core.queue import Priority, task_subject
+from farm_core.queue import ALL_TASK_SUBJECTS, Priority, task_subject
 from farm_core.quotas import TenantQuotas
 from farm_core.trace_context import new_traceparent, span_context_of, trace_id_of
 from farm_scheduler.batches import Accepted
 from farm_scheduler.group_commit import CreateGroups
+from tests.helpers import assert_eventually
 from tests.integration.scheduler.agent_side import Queue
 from tests.integration.scheduler.conftest import QUEUED, Scheduler, stored_spec
 
@@ -87,3 +90,40 @@ async def test_grouped_creates_each_get_their_own_answer_at_the_quota(
         for error in refused
     ), refused
     assert len((await scheduler.list_tasks(page_size=100)).tasks) == 7
+
+
+async def test_a_groups_publishes_carry_each_callers_trace_and_none_for_untraced_callers(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    service = scheduler.service
+    assert service.publisher is not None
+    groups = CreateGroups(service.store, service.publisher, max_group=1000)
+    heard: dict[str, dict[str, str]] = {}
+
+    async def hear(msg: Msg) -> None:
+        heard[queue_pb2.WorkItem.FromString(msg.data).task_id] = dict(msg.headers or {})
+
+    subscription = await queue.nc.subscribe(ALL_TASK_SUBJECTS, cb=hear)
+    # Untraced callers first: their publishes pass nothing on, the traced ones still do.
+    parents = ["", "", new_traceparent(), "", new_traceparent(), ""]
+
+    async def create_in(parent: str) -> Accepted:
+        if not parent:
+            return await groups.create(scheduler.tenant, stored_spec(), None)
+        with trace.use_span(NonRecordingSpan(span_context_of(parent))):
+            return await groups.create(scheduler.tenant, stored_spec(), None)
+
+    try:
+        accepted = await asyncio.gather(*(create_in(parent) for parent in parents))
+        await queue.nc.flush()
+        await assert_eventually(lambda: len(heard) == len(parents), message="not all heard")
+    finally:
+        await subscription.unsubscribe()
+
+    for outcome, parent in zip(accepted, parents, strict=True):
+        headers = heard[outcome.record.id]
+        assert headers.pop("Nats-Msg-Id") == outcome.record.id
+        if parent:
+            assert trace_id_of(headers["traceparent"]) == trace_id_of(parent)
+        else:
+            assert headers == {}

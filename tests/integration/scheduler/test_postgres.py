@@ -14,7 +14,7 @@ from farm_core.errors import NotFound
 from farm_core.quotas import TenantQuotas
 from farm_core.timestamps import to_timestamp
 from farm_scheduler.store import TaskStore
-from tests.helpers import assert_eventually
+from tests.helpers import assert_eventually, task_spec
 from tests.integration.scheduler.agent_side import RPC_TIMEOUT, Queue
 from tests.integration.scheduler.conftest import (
     FAILED,
@@ -221,3 +221,19 @@ async def test_replicas_starting_together_on_an_empty_database_all_start(
                 await replica.get("acme", "no-such-task")
     finally:
         await asyncio.gather(*(replica.close() for replica in replicas))
+
+
+async def test_a_batch_is_stored_published_and_marked_so_on_postgresql(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    specs = [task_spec(labels={"item": str(index)}) for index in range(5)]
+
+    response = await scheduler.create_batch(specs)
+
+    created = {task.id: task.spec.labels["item"] for task in response.tasks}
+    assert sorted(created.values()) == ["0", "1", "2", "3", "4"]
+    assert {(await queue.take()).task_id for _ in specs} == set(created)
+    store = scheduler.service.store
+    for task_id, item in created.items():
+        stored = await store.get(scheduler.tenant, task_id)
+        assert stored.published and dict(stored.spec.labels) == {"item": item}

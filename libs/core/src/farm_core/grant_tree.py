@@ -47,10 +47,12 @@ def build(leaf_hashes: Sequence[bytes]) -> tuple[bytes, list[bytes]]:
         parents_under: list[list[int]] = []
         for start in range(0, len(level) - 1, 2):
             left, right = level[start], level[start + 1]
+            # One step per node, appended to the path of every leaf under it.
+            right_step, left_step = bytes((_RIGHT,)) + right, bytes((_LEFT,)) + left
             for index in under[start]:
-                paths[index] += bytes((_RIGHT,)) + right
+                paths[index] += right_step
             for index in under[start + 1]:
-                paths[index] += bytes((_LEFT,)) + left
+                paths[index] += left_step
             parents.append(node_hash(left, right))
             parents_under.append(under[start] + under[start + 1])
         if len(level) % 2:

@@ -18,11 +18,19 @@ from farm_core.errors import FarmError, InvalidArgument, PermissionDenied, Resou
 from farm_core.quotas import TenantQuotas
 from farm_core.trace_context import traceparent
 from farm_scheduler.cache_answers import answered_from_cache
+from farm_scheduler.cached_keys import CachedKeys, lookups_skipped
 from farm_scheduler.quotas import check_task_quotas, queued_limit
-from farm_scheduler.records import TaskRecord, new_record, row_values
-from farm_scheduler.result_cache import cache_key
+from farm_scheduler.records import (
+    TaskRecord,
+    new_record,
+    new_task_ids,
+    row_values,
+    spec_values,
+    state_values,
+)
+from farm_scheduler.result_cache import cache_key, looks_up_cache
 from farm_scheduler.store import TaskStore
-from farm_scheduler.task_rows import INSERT_TASKS, queued_count, release_expired_keys
+from farm_scheduler.task_rows import insert_rows, queued_count, release_expired_keys
 
 MAX_BATCH_ITEMS = 1000
 """The most task specs one CreateTasks call may carry."""
@@ -125,8 +133,9 @@ async def store_batch(
     }
     planned: list[Outcome | SameAs] = []
     first_with_key: dict[str, int] = {}
-    # Items that share a spec object (check_items) share its cache key.
-    cache_keys: dict[int, str] = {}
+    # Items that share a spec object (check_items) share its cache key and routing.
+    of_spec: dict[int, tuple[str, str]] = {}
+    task_ids = iter(new_task_ids(len(specs)))
     for index, spec in enumerate(specs):
         key = spec.idempotency_key
         if key in earlier:
@@ -136,11 +145,12 @@ async def store_batch(
         else:
             if key:
                 first_with_key[key] = index
-            key_of_spec = cache_keys.get(id(spec))
-            if key_of_spec is None:
-                key_of_spec = cache_keys[id(spec)] = cache_key(spec)
+            known = of_spec.get(id(spec))
+            if known is None:
+                known = of_spec[id(spec)] = (cache_key(spec), store.route(spec))
+            key_of_spec, routed = known
             record = new_record(
-                tenant, spec, quotas, now, parents[index], store.route(spec), key_of_spec
+                tenant, spec, quotas, now, parents[index], routed, key_of_spec, next(task_ids)
             )
             planned.append(Accepted(record, created=True))
     try:
@@ -165,10 +175,21 @@ async def _insert_new(
             await release_expired_keys(connection, tenant, new_keys, window_start)
         queued = await queued_count(connection, tenant) if limit is not None else 0
         admitted: list[TaskRecord] = []
+        # Whether the tasks of a spec (one object, one cache key) are to be looked up in the
+        # cache: worked out once per spec; a look-up the filter rules out is counted skipped.
+        lookups: dict[int, bool | None] = {}
+        skipped = 0
         for index, outcome in enumerate(planned):
             if not isinstance(outcome, Accepted) or not outcome.created:
                 continue
-            answered = await answered_from_cache(connection, outcome.record, store.cached_keys)
+            record = outcome.record
+            if id(record.spec) not in lookups:
+                lookups[id(record.spec)] = _looked_up(record, store.cached_keys)
+            lookup = lookups[id(record.spec)]
+            skipped += lookup is False
+            answered = (
+                await answered_from_cache(connection, record, store.cached_keys) if lookup else None
+            )
             if answered is not None:
                 # Never queued: not the queued quota's.
                 planned[index] = Accepted(answered, created=True)
@@ -182,20 +203,38 @@ async def _insert_new(
                     continue
                 queued += 1
             admitted.append(outcome.record)
+        if skipped:
+            lookups_skipped.inc(skipped)
         if admitted:
-            await connection.execute(INSERT_TASKS, _rows(admitted))
+            await insert_rows(connection, _rows(admitted))
+
+
+def _looked_up(record: TaskRecord, cached_keys: CachedKeys) -> bool | None:
+    """Whether a new task is looked up in the result cache.
+
+    None if its spec never is, False if the filter rules its key out (a miss
+    without a query), True if it is looked up.
+    """
+    if not looks_up_cache(record.spec):
+        return None
+    return cached_keys.may_hit(record.tenant, record.cache_key)
 
 
 def _rows(records: Sequence[TaskRecord]) -> list[dict[str, object]]:
-    """The `tasks` rows of new `records`, each shared spec serialized once."""
-    written: dict[int, bytes] = {}
+    """The `tasks` rows of new `records`, the columns of a shared spec or state made once."""
+    # id(): the records hold their specs and states, so no other takes the id meanwhile.
+    of_spec: dict[int, dict[str, object]] = {}
+    of_state: dict[int, dict[str, object]] = {}
     rows = []
     for record in records:
-        spec = record.spec
-        spec_bytes = written.get(id(spec))
-        if spec_bytes is None:
-            spec_bytes = written[id(spec)] = spec.SerializeToString(deterministic=True)
-        rows.append(row_values(record, spec_bytes))
+        spec, state = record.spec, record.state
+        spec_columns = of_spec.get(id(spec))
+        if spec_columns is None:
+            spec_columns = of_spec[id(spec)] = spec_values(spec)
+        state_columns = of_state.get(id(state))
+        if state_columns is None:
+            state_columns = of_state[id(state)] = state_values(state)
+        rows.append(row_values(record, spec_columns, state_columns))
     return rows
 
 

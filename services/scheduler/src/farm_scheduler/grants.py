@@ -51,15 +51,29 @@ class Grants:
         """The grants of `records`' WorkItems, published together at `now`, in their order."""
         if not self._trees:
             return [self.for_task(record, now) for record in records]
-        return self._signer.sign_tree([self._task_grant(record, now) for record in records])
+        # The records of a batch share their specs: each spec's lifetime is worked out once.
+        # id(): the records hold their specs, so no other spec takes the id meanwhile.
+        lifetimes: dict[int, float] = {}
+        grants = []
+        for record in records:
+            lifetime = lifetimes.get(id(record.spec))
+            if lifetime is None:
+                lifetime = lifetimes[id(record.spec)] = self._lifetime(record, now)
+            grant = UploadGrant(record.id, record.tenant, record.tenant_max_artifact_bytes)
+            grants.append((grant, lifetime))
+        return self._signer.sign_tree(grants)
 
     def _task_grant(self, record: TaskRecord, now: dt.datetime) -> tuple[UploadGrant, float]:
         """What `record`'s grant vouches for, and for how many seconds from `now`."""
+        grant = UploadGrant(record.id, record.tenant, record.tenant_max_artifact_bytes)
+        return grant, self._lifetime(record, now)
+
+    def _lifetime(self, record: TaskRecord, now: dt.datetime) -> float:
+        """For how many seconds from `now` `record`'s grant holds (its spec's deadline's)."""
         lifetime = self._task_max_age_seconds
         if record.deadline is not None:
             lifetime = min(lifetime, max((record.deadline - now).total_seconds(), 0.0))
-        grant = UploadGrant(record.id, record.tenant, record.tenant_max_artifact_bytes)
-        return grant, lifetime + self._grace_seconds
+        return lifetime + self._grace_seconds
 
     def for_session(
         self,

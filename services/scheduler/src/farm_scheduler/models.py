@@ -27,6 +27,12 @@ Lookups by key repeat this condition word for word, so that SQLite uses the inde
 A task whose key is older than the idempotency window gives it up (its column is
 emptied; its spec keeps the key), so that a new task can take it.
 """
+# A new task has no deadline (mostly), finish time or dead time: the indexes on them hold
+# only the rows that have one (an INSERT writes no entry), and the queries they serve
+# compare the column or ask for it to be set, which implies it (migration 0012).
+_HAS_DEADLINE = text("deadline IS NOT NULL")
+_HAS_FINISH_TIME = text("finish_time IS NOT NULL")
+_HAS_DEAD_TIME = text("dead_time IS NOT NULL")
 HAS_CACHE_KEY = text("cache_key <> ''")
 """Only tasks whose result may serve the cache are in its index (a partial index).
 
@@ -70,10 +76,29 @@ class TaskRow(Base):
             sqlite_where=_UNPUBLISHED_SQLITE,
             postgresql_where=_UNPUBLISHED_POSTGRESQL,
         ),
-        Index("ix_tasks_status_deadline", "status", "deadline"),
+        Index(
+            "ix_tasks_status_deadline",
+            "status",
+            "deadline",
+            sqlite_where=_HAS_DEADLINE,
+            postgresql_where=_HAS_DEADLINE,
+        ),
         # The fleet status counts the tasks that ended lately, by state.
-        Index("ix_tasks_status_finish_time", "status", "finish_time"),
-        Index("ix_tasks_tenant_dead_time_id", "tenant", "dead_time", "id"),
+        Index(
+            "ix_tasks_status_finish_time",
+            "status",
+            "finish_time",
+            sqlite_where=_HAS_FINISH_TIME,
+            postgresql_where=_HAS_FINISH_TIME,
+        ),
+        Index(
+            "ix_tasks_tenant_dead_time_id",
+            "tenant",
+            "dead_time",
+            "id",
+            sqlite_where=_HAS_DEAD_TIME,
+            postgresql_where=_HAS_DEAD_TIME,
+        ),
         # The result cache: a tenant's latest task of a spec that ended, in one seek.
         Index(
             "ix_tasks_cache",
