@@ -29,7 +29,7 @@ emptied; its spec keeps the key), so that a new task can take it.
 """
 # A new task has no deadline (mostly), finish time or dead time: the indexes on them hold
 # only the rows that have one (an INSERT writes no entry), and the queries they serve
-# compare the column or ask for it to be set, which implies it (migration 0012).
+# compare the column or ask for it to be set, which implies it (migration 0011).
 _HAS_DEADLINE = text("deadline IS NOT NULL")
 _HAS_FINISH_TIME = text("finish_time IS NOT NULL")
 _HAS_DEAD_TIME = text("dead_time IS NOT NULL")

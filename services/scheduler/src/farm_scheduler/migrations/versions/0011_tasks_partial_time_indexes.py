@@ -6,7 +6,7 @@ fleet status's tasks ended lately, the dead letters' pages) each compare the
 column or ask for it to be set, which implies it is NOT NULL, so SQLite and
 PostgreSQL use the partial indexes for them as before.
 
-Revision ID: 0012
+Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-05
 """
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from alembic import op
 from sqlalchemy import text
 
-revision: str = "0012"
+revision: str = "0011"
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
