@@ -21,7 +21,7 @@ from tests.e2e.test_mcp import call, http_connection, texts
 from tests.farms import whole_farm_config
 from tests.pages import Site
 
-pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral, pytest.mark.slow]
 
 TOKEN_SECONDS = 2
 SCOPES = ("sessions", "artifacts.read", "script")

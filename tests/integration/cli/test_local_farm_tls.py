@@ -12,7 +12,7 @@ from farm_cli.launcher.config import FarmConfig
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.tls import TlsFiles, load_or_create_local_tls
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_tls_farm_serves_https_with_its_local_ca_kept_across_restarts(
