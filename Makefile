@@ -89,9 +89,11 @@ $(PUPPETEER_STAMP): $(PUPPETEER)/package.json $(PUPPETEER)/package-lock.json
 node-deps: $(PUPPETEER_STAMP) ## npm packages the tests use (Puppeteer), if Node.js is here.
 
 # Two workers: most tests wait on browsers and processes, so two share the two cores well.
-# Each test file stays on one worker, and with it the farm its tests share.
+# Each test file stays on one worker, and with it the farm its tests share. The files go
+# out in tests/conftest.py's order (those marked slow first), so the run does not end
+# with one worker idle while the other starts a long module's farm.
 PYTEST_WORKERS ?= 2
-PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
+PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: lint node-deps observe-deps ## The whole suite: lint, unit, integration, end-to-end; end-to-end again on PostgreSQL.
 	$(BIN)/pytest $(PARALLEL) -m "not multihost" $(PYTEST_ARGS)

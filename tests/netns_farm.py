@@ -137,7 +137,8 @@ class NetnsFarm:
         for process in services:
             process.signal(signal.SIGTERM)
         for process in reversed(self.processes.values()):
-            process.stop(timeout=5)
+            # At most 5 s each; SeaweedFS's shorter one is the test farm's (whole_farm_config).
+            process.stop(timeout=min(5.0, process.spec.stop_timeout))
         if self._postgres_dir is not None:
             shutil.rmtree(self._postgres_dir, ignore_errors=True)
             self._postgres_dir = None
@@ -193,7 +194,8 @@ class NetnsFarm:
         self.s3 = S3Target(f"http://{s3_host.address}:{SEAWEED.s3}", credentials, "farm")
         spec = seaweedfs_spec(SEAWEED, self.home / "seaweedfs", credentials, s3_host.address)
         ready = functools.partial(s3_ready, self.s3.endpoint, credentials, self.s3.bucket)
-        self._launch(s3_host, dataclasses.replace(spec, stop_timeout=2.0), ready)
+        stop_timeout = self.config.seaweedfs_stop_timeout
+        self._launch(s3_host, dataclasses.replace(spec, stop_timeout=stop_timeout), ready)
         self._await(*NATS_NODES, "postgres", "seaweedfs")
 
     def _launch_postgres(self) -> None:
@@ -236,7 +238,10 @@ class NetnsFarm:
             self._launch_service(
                 host, by_name["storage"].spec, f"storage-{index + 1}", STORAGE_PORT
             )
-            self._await(*(f"{name}-{index + 1}" for name in ("auth", "scheduler", "storage")))
+            if index == 0:
+                self._await(*(f"{name}-1" for name in ("auth", "scheduler", "storage")))
+        # The agents start beside the second replicas (they need NATS and a storage
+        # replica only to start); the farm is ready once all of them are.
         for index, launch in enumerate(agent_launches(self.config, shared)):
             host = self.hosts[AGENT_HOSTS[index]]
             # Every agent uploads to both storage replicas, round robin.
@@ -255,7 +260,9 @@ class NetnsFarm:
             }
             self.agent_env[launch.spec.name] = env
             self._launch_service(host, dataclasses.replace(launch.spec, env=env), None, 7110)
-        self._await(*AGENT_HOSTS)
+        second = (f"{name}-{index + 1}" for index in range(1, len(API_HOSTS))
+                  for name in ("auth", "scheduler", "storage"))  # fmt: skip
+        self._await(*second, *AGENT_HOSTS)
 
     def _launch_service(self, host: Host, spec: ProcessSpec, name: str | None, port: int) -> None:
         env = {**spec.env, "FARM_BIND_HOST": host.address}

@@ -21,7 +21,7 @@ from tests.e2e.test_mcp import call, http_connection, texts
 from tests.farms import whole_farm_config
 from tests.pages import Site
 
-pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral, pytest.mark.slow]
 
 TOKEN_SECONDS = 2
 SCOPES = ("sessions", "artifacts.read", "script")
@@ -39,6 +39,9 @@ def short_token_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local
             "FARM_AUTH_IDENTITY_REUSE_SECONDS": "0",
             # A token with a second left is still carried as it is.
             "FARM_MCP_RENEW_BEFORE_SECONDS": "1",
+            # The revoked key's session is still open when the farm stops: its agent
+            # closes it after a second, not after FARM_GRACE_SECONDS (20 s).
+            "FARM_AGENT_SESSION_DRAIN_SECONDS": "1",
         },
     )
     with LocalFarm(config) as farm:

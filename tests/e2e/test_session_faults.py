@@ -21,7 +21,7 @@ from tests.conftest import S3Server
 from tests.e2e.sessions_api import Sessions
 from tests.farms import whole_farm_config
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 FAULT_ENV = {
     # Lost agents are noticed within a few seconds, not the default 15.

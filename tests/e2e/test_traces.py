@@ -18,7 +18,7 @@ from tests.farms import traced_farm_config
 from tests.helpers import eventually
 from tests.pages import Site
 
-pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral, pytest.mark.slow]
 
 SPANS_WITHIN = 20.0
 

@@ -14,7 +14,7 @@ from farm_cli.launcher.infra import binary
 from tests.helpers import eventually
 from tests.integration.cli.conftest import ROOT, pid_files, running
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # Variables that would make `farm up` use outside infrastructure or keys.
 OUTSIDE = ("NATS_URL", "S3_ENDPOINT", "DATABASE_URL", "FARM_ADMIN_KEY", "FARM_IDENTITY_KEY")

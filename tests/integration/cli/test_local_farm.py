@@ -26,7 +26,7 @@ from farm_core.nats_access import NatsAccess
 from tests.helpers import assert_eventually
 from tests.integration.cli.conftest import infra_only, pid_files, running
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 INFRASTRUCTURE = ["nats", "seaweedfs", "envoy"]
 

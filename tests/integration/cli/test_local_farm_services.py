@@ -14,7 +14,7 @@ from farm_core.identity import IdentityVerifier
 from farm_core.identity_keys import load_private_key, public_pem
 from tests.helpers import assert_eventually
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def started_with(record: Path, name: str) -> dict[str, str]:

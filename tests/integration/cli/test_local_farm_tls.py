@@ -12,13 +12,17 @@ from farm_cli.launcher.config import FarmConfig
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.tls import TlsFiles, load_or_create_local_tls
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+# These farms keep no stored object across a stop: SeaweedFS is SIGKILLed half a second
+# after SIGTERM, as whole_farm_config's farms (its graceful stop never ends sooner than 15 s).
+WEED_STOP_SECONDS = 0.5
 
 
 def test_tls_farm_serves_https_with_its_local_ca_kept_across_restarts(
     infra_config: FarmConfig,
 ) -> None:
-    config = replace(infra_config, tls=True)
+    config = replace(infra_config, tls=True, seaweedfs_stop_timeout=WEED_STOP_SECONDS)
     with LocalFarm(config) as farm:
         files = farm.tls_files
         assert files is not None and files.ca is not None
@@ -42,7 +46,13 @@ def test_tls_farm_serves_the_operators_own_certificate(
 ) -> None:
     own = load_or_create_local_tls(tmp_path / "operator")
     assert own.ca is not None
-    config = replace(infra_config, tls=True, tls_cert=own.cert, tls_key=own.key)
+    config = replace(
+        infra_config,
+        tls=True,
+        tls_cert=own.cert,
+        tls_key=own.key,
+        seaweedfs_stop_timeout=WEED_STOP_SECONDS,
+    )
     with LocalFarm(config) as farm:
         assert farm.tls_files == TlsFiles(cert=own.cert, key=own.key)
         healthz = f"{farm.envoy_url}/healthz"

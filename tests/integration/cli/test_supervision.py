@@ -21,7 +21,7 @@ from tests.conftest import NatsServer, S3Server
 from tests.helpers import assert_eventually
 from tests.integration.cli.conftest import running
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 QUICK = RestartPolicy(first_delay=0.5, max_delay=2, stable_after=60)
 
