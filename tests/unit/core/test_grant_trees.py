@@ -178,3 +178,56 @@ def test_a_malformed_leaf_is_refused(leaf: bytes) -> None:
     _, path, root_token = parts(tree_grants()[0])
 
     assert "malformed" in refused(joined(leaf, path, root_token))
+
+
+# A grant in a tree of three made by the signer before its leaves and paths were written
+# in one pass (task-2 of acme, quota 1002, expiring in 2106), and its key's public half.
+EARLIER_GRANT = (
+    "m1.I85CLr80cHkpUaOFCGvhv1sidGFzay0yIiwiYWNtZSIsMTAwMiw0MzE5MzU4MjIwXQ.ALbHzFT4o_qVnSzL4t"
+    "Pk7uGxlAh3zNpt4KDBSfDYQeH_.eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJmYXJtLXNjaGVk"
+    "dWxlciIsImF1ZCI6ImZhcm0tZ3JhbnQtcm9vdCIsInN1YiI6IlByZ2J1YTRPWXVRd0dVT1RuMUUtTV8ybGk0QnZJ"
+    "YjFMdnZPSURsdGo5T0EiLCJpYXQiOjE3OTY0NzgyMjAsImV4cCI6NDMxOTM1ODIyMH0.h24SdhTpGZzjXsEa0v9W"
+    "kNU26oacDJnOE0Okmv5b0Zb_Zqw_GYPLE4TkeLVQAvPzfS3_LBSixo0B8Ygj0mLsAw"
+)
+EARLIER_GRANT_PUBLIC_KEY = """-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAWfCgVshL4QgXct83lUZ+HUTyIWMo5SUKdbyFxKO+Dks=
+-----END PUBLIC KEY-----
+"""
+
+
+def test_a_grant_signed_by_the_earlier_signer_still_verifies() -> None:
+    granted = GrantVerifier(EARLIER_GRANT_PUBLIC_KEY).verify(EARLIER_GRANT, "task-2", "acme", "g")
+
+    assert (granted.max_artifact_bytes, granted.expire_time) == (1002, 4319358220.0)
+
+
+@pytest.mark.parametrize("size", [2, 3, 5, 6, 7, 1000, 1001])
+def test_paths_are_each_leafs_siblings_bottom_up(size: int) -> None:
+    hashes = [grant_tree.leaf_hash(f"leaf-{index}".encode()) for index in range(size)]
+    levels = [hashes]
+    while len(levels[-1]) > 1:
+        level = levels[-1]
+        levels.append(
+            [grant_tree.node_hash(*level[at : at + 2]) for at in range(0, len(level) - 1, 2)]
+            + level[len(level) - len(level) % 2 :]
+        )
+
+    _, paths = grant_tree.build(hashes)
+
+    for index, path in enumerate(paths):
+        expected, at = b"", index
+        for level in levels[:-1]:
+            sibling = at ^ 1
+            if sibling < len(level):
+                expected += bytes((0 if sibling < at else 1,)) + level[sibling]
+            at //= 2
+        assert path == expected
+
+
+def test_a_groups_leaves_name_their_own_task_tenant_and_quota_in_json() -> None:
+    grants = SIGNER.sign_tree(
+        [(UploadGrant("task-\u00e9", 'te"nant', 0), 600), (UploadGrant("t", "other", 5), 600)]
+    )
+
+    first, second = (json.loads(parts(grant)[0][NONCE_BYTES:]) for grant in grants)
+    assert (first[:3], second[:3]) == (["task-\u00e9", 'te"nant', 0], ["t", "other", 5])

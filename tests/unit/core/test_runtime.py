@@ -92,3 +92,13 @@ def test_a_process_whose_main_fails_exits_with_its_traceback() -> None:
     )
     assert finished.returncode == 1
     assert "RuntimeError: cannot listen" in finished.stderr
+
+
+def test_a_process_serves_with_the_heap_of_its_imports_frozen() -> None:
+    serving = "import gc\nfrom farm_core.runtime import run_process\n"
+    serving += "async def main() -> None:\n    print(gc.get_freeze_count() > 0)\n"
+    serving += "run_process(main(), 'uvloop')\n"
+    finished = subprocess.run(
+        [sys.executable, "-c", serving], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert finished.stdout == "True\n", finished.stderr

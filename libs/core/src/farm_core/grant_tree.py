@@ -18,6 +18,7 @@ _LEFT = 0
 """The sibling is on the left: the node is hash(sibling, this)."""
 _RIGHT = 1
 """The sibling is on the right: the node is hash(this, sibling)."""
+_LEFT_BYTE, _RIGHT_BYTE = bytes((_LEFT,)), bytes((_RIGHT,))
 
 
 class PathError(ValueError):
@@ -38,28 +39,30 @@ def build(leaf_hashes: Sequence[bytes]) -> tuple[bytes, list[bytes]]:
     """The root over `leaf_hashes` (at least one) and each leaf's path to it."""
     if not leaf_hashes:
         raise ValueError("a tree needs at least one leaf")
-    paths: list[bytearray] = [bytearray() for _ in leaf_hashes]
-    # Which leaves sit under each node of the current level.
-    under: list[list[int]] = [[index] for index in range(len(leaf_hashes))]
-    level = list(leaf_hashes)
-    while len(level) > 1:
-        parents: list[bytes] = []
-        parents_under: list[list[int]] = []
-        for start in range(0, len(level) - 1, 2):
-            left, right = level[start], level[start + 1]
-            # One step per node, appended to the path of every leaf under it.
-            right_step, left_step = bytes((_RIGHT,)) + right, bytes((_LEFT,)) + left
-            for index in under[start]:
-                paths[index] += right_step
-            for index in under[start + 1]:
-                paths[index] += left_step
-            parents.append(node_hash(left, right))
-            parents_under.append(under[start] + under[start + 1])
+    levels = [list(leaf_hashes)]
+    while len(level := levels[-1]) > 1:
+        parents = [
+            node_hash(level[start], level[start + 1]) for start in range(0, len(level) - 1, 2)
+        ]
         if len(level) % 2:
             parents.append(level[-1])
-            parents_under.append(under[-1])
-        level, under = parents, parents_under
-    return level[0], [bytes(path) for path in paths]
+        levels.append(parents)
+    # From the root down, each node's path is its own step and then its parent's
+    # path: the leaves under a node share the bytes above it, so a tree of n leaves
+    # is about 2n concatenations, not one step appended per leaf and level.
+    paths = [b""]
+    for level in reversed(levels[:-1]):
+        last = len(level) - 1
+        paths = [
+            (
+                (_RIGHT_BYTE + level[index + 1] if index < last else b"")
+                if index % 2 == 0
+                else _LEFT_BYTE + level[index - 1]
+            )
+            + paths[index // 2]
+            for index in range(len(level))
+        ]
+    return levels[-1][0], paths
 
 
 def root_from_path(leaf: bytes, path: bytes) -> bytes:

@@ -30,6 +30,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
 
 import jwt
@@ -169,14 +170,19 @@ class GrantSigner(GrantVerifier):
             return [self.sign(grant, lifetime_seconds)]
         now = time.time()
         nonces = os.urandom(NONCE_BYTES * len(grants))
-        leaves = [
-            _leaf(
-                nonces[index * NONCE_BYTES : (index + 1) * NONCE_BYTES],
-                grant,
-                int(now + lifetime_seconds),
+        # A leaf is its nonce, then [owner, tenant, quota, expiry] in compact JSON (as
+        # json.dumps writes it); a group's grants mostly share their tenant, written once.
+        tenants: dict[str, str] = {}
+        leaves = []
+        for index, (grant, lifetime_seconds) in enumerate(grants):
+            tenant = tenants.get(grant.tenant)
+            if tenant is None:
+                tenant = tenants[grant.tenant] = _json_string(grant.tenant)
+            fields = (
+                f"[{_json_string(grant.owner_id)},{tenant},"
+                f"{int(grant.max_artifact_bytes)},{int(now + lifetime_seconds)}]"
             )
-            for index, (grant, lifetime_seconds) in enumerate(grants)
-        ]
+            leaves.append(nonces[index * NONCE_BYTES : (index + 1) * NONCE_BYTES] + fields.encode())
         root, paths = grant_tree.build([grant_tree.leaf_hash(leaf) for leaf in leaves])
         claims: dict[str, object] = {
             "iss": _ISSUER,
@@ -187,19 +193,13 @@ class GrantSigner(GrantVerifier):
         }
         root_token = jwt.encode(claims, self._private_key, algorithm=_ALGORITHM)
         return [
-            f"{TREE_PREFIX}{_b64(leaf)}.{_b64(path)}.{root_token}"
-            for leaf, path in zip(leaves, paths, strict=True)
+            f"{TREE_PREFIX}{_b64(leaf)}.{path}.{root_token}"
+            for leaf, path in zip(leaves, _b64_each(paths), strict=True)
         ]
 
 
-def _leaf(nonce: bytes, grant: UploadGrant, expire_time: int) -> bytes:
-    """The bytes of a grant's leaf: its nonce, then its owner, tenant, quota and expiry in JSON."""
-    fields = [grant.owner_id, grant.tenant, grant.max_artifact_bytes, expire_time]
-    return nonce + json.dumps(fields, separators=(",", ":")).encode()
-
-
 def _parse_leaf(leaf: bytes) -> UploadGrant:
-    """What a leaf's bytes say; ValueError for anything but a leaf _leaf wrote."""
+    """What a leaf's bytes say; ValueError for anything but a leaf sign_tree wrote."""
     fields = json.loads(leaf[NONCE_BYTES:])
     if (
         len(leaf) <= NONCE_BYTES
@@ -216,6 +216,23 @@ def _parse_leaf(leaf: bytes) -> UploadGrant:
 def _b64(data: bytes) -> str:
     """`data` in unpadded base64url, as JWTs write their parts."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _b64_each(parts: Sequence[bytes]) -> list[str]:
+    """Each of `parts` in unpadded base64url, as _b64; one encoding when all fill whole blocks.
+
+    Paths are whole steps of 33 bytes (three-byte blocks, no padding), so the
+    encoding of their concatenation is theirs concatenated.
+    """
+    if any(len(part) % 3 for part in parts):
+        return [_b64(part) for part in parts]
+    text = _b64(b"".join(parts))
+    encoded, start = [], 0
+    for part in parts:
+        end = start + len(part) // 3 * 4
+        encoded.append(text[start:end])
+        start = end
+    return encoded
 
 
 def _unb64(text: str) -> bytes:
