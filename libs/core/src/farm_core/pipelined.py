@@ -6,20 +6,46 @@ on every call, even when slots are free; each yield let the client's flusher wri
 the one message buffered so far. Its acknowledgements cost more than the publishes:
 each was parsed into a PubAck through `dataclasses.fields` (a tenth of a busy
 scheduler's loop during batches of 1,000), and each publish read the OS's randomness
-for its reply token. So `send` publishes with a reply subject of its own: a counter
-under one inbox per connection, subscribed once, whose replies are parsed with one
-`json.loads`; it never yields while fewer than IN_FLIGHT_LIMIT publishes await their
-acknowledgements, so a group's messages leave in one write.
+for its reply token. So `send_many` publishes with a reply subject of its own: a
+counter under one inbox per connection, subscribed once, whose replies are parsed
+with one `json.loads`; it never yields while fewer than IN_FLIGHT_LIMIT publishes
+await their acknowledgements, so a group's messages leave in one write.
+
+Two parts lean on nats-py's internals (2.16, pinned in uv.lock), both here and
+checked by tests/integration/core/test_pipelined.py against a real nats-server:
+
+- Sending: nats-py's `publish` builds a header block, a command and a flush check
+  per message (a sixth of a busy scheduler's loop during batches). `_Writer` builds
+  the group's HPUB commands itself and hands them to the client's pending buffer
+  (`_send_command`) and flusher (`_flush_pending`) at once, with `publish`'s checks:
+  a closed or draining connection, the buffer's limit while reconnecting, the
+  server's maximum payload.
+- Replies: a subscription with a callback gets each message through a queue read by
+  a task of its own (a put, a get, a coroutine per reply: another eighth of the
+  loop). The replies' subscription has no callback; its `_pending_queue`, into
+  which the client's reader puts each message (`put_nowait`), is replaced by
+  `_Direct`, which resolves the waiting future right there.
 """
 
 import asyncio
+import functools
 import itertools
 import json
+import re
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import (
+    BadHeaderError,
+    BadSubjectError,
+    ConnectionClosedError,
+    ConnectionDrainingError,
+    MaxPayloadError,
+    OutboundBufferLimitError,
+)
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import APIError, NoStreamResponseError, TooManyStalledMsgsError
@@ -27,6 +53,65 @@ from nats.js.errors import APIError, NoStreamResponseError, TooManyStalledMsgsEr
 IN_FLIGHT_LIMIT = 4000
 """Publishes of one connection awaiting their acknowledgement before a send waits (stalls)."""
 _NO_RESPONDERS = "503"
+Outgoing = tuple[str, bytes, dict[str, str]]
+"""A message to send: its subject, payload and headers."""
+# As nats-py checks them: no whitespace in a subject (CR/LF would inject commands),
+# header names of token characters, values without CR/LF.
+_BAD_SUBJECT = re.compile(r"\s")
+_HEADER_BLOCK = re.compile(r"NATS/1\.0\r\n(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: [^\r\n]*\r\n)*\r\n")
+
+
+class _Direct(asyncio.Queue[Msg]):
+    """A subscription's pending queue that hands each message on as the client reads it."""
+
+    def __init__(self, sub: Subscription, handle: Callable[[Msg], None]) -> None:
+        super().__init__()
+        self._sub = sub
+        self._handle = handle
+
+    def put_nowait(self, item: Msg) -> None:
+        # The client counted the message's bytes as pending; none stay so.
+        self._sub._pending_size -= len(item.data)
+        self._handle(item)
+
+
+def _command(subject: str, reply: str, headers: dict[str, str], payload: bytes) -> bytes:
+    """The PUB or HPUB command of one message, as nats-py's `publish` writes it."""
+    if _BAD_SUBJECT.search(subject) or not subject:
+        raise BadSubjectError
+    if not headers:
+        return f"PUB {subject} {reply} {len(payload)}\r\n".encode() + payload + b"\r\n"
+    block = "".join(["NATS/1.0\r\n", *[f"{k}: {v}\r\n" for k, v in headers.items()], "\r\n"])
+    if not _HEADER_BLOCK.fullmatch(block):
+        raise BadHeaderError(block)
+    head = block.encode()
+    size = len(head)
+    return (
+        f"HPUB {subject} {reply} {size} {size + len(payload)}\r\n".encode()
+        + head
+        + payload
+        + b"\r\n"
+    )
+
+
+async def _write(nc: Client, commands: list[bytes], payload_bytes: int) -> None:
+    """Hands `commands` to the client's pending buffer and flusher, as `publish` does."""
+    if not commands:
+        return
+    if nc.is_closed:
+        raise ConnectionClosedError
+    if nc.is_draining_pubs:
+        raise ConnectionDrainingError
+    data = b"".join(commands)
+    if not nc.is_connected and (
+        nc._max_pending_size <= 0 or len(data) + nc._pending_data_size > nc._max_pending_size
+    ):
+        raise OutboundBufferLimitError
+    nc.stats["out_msgs"] += len(commands)
+    nc.stats["out_bytes"] += payload_bytes
+    await nc._send_command(data)
+    if nc._flush_queue is not None and nc._flush_queue.empty():
+        await nc._flush_pending()
 
 
 class _Replies:
@@ -40,25 +125,57 @@ class _Replies:
         self._freed = asyncio.Event()
         self._subscribed = False
 
-    async def send(
-        self, subject: str, payload: bytes, headers: dict[str, str], stall_seconds: float
-    ) -> asyncio.Future[PubAck]:
-        """Publishes with a reply subject of its own; the future of its acknowledgement."""
-        if not self._subscribed:
-            # Set first: the SUB is queued before this call yields, so ahead of any
-            # publish a concurrent send makes meanwhile.
-            self._subscribed = True
-            await self._nc.subscribe(f"{self._prefix}*", cb=self._reply)
-        if len(self._waiting) >= IN_FLIGHT_LIMIT:
-            await self._slot(stall_seconds)
-        token = str(next(self._tokens))
-        ack: asyncio.Future[PubAck] = asyncio.get_running_loop().create_future()
-        self._waiting[token] = ack
-        ack.add_done_callback(lambda _: self._forget(token))
-        await self._nc.publish(subject, payload, reply=self._prefix + token, headers=headers)
-        return ack
+    async def _subscribe(self) -> None:
+        # Set first: the SUB is queued before this call yields, so ahead of any
+        # publish a concurrent send makes meanwhile.
+        self._subscribed = True
+        sub = await self._nc.subscribe(f"{self._prefix}*")
+        early, sub._pending_queue = sub._pending_queue, _Direct(sub, self._reply)
+        while not early.empty():  # read while subscribe() yielded
+            self._reply(early.get_nowait())
 
-    def _forget(self, token: str) -> None:
+    async def send_many(
+        self, messages: Iterable[Outgoing], stall_seconds: float, acks: list[asyncio.Future[PubAck]]
+    ) -> None:
+        """Sends `messages`, appending each one's acknowledgement future to `acks`."""
+        if not self._subscribed:
+            await self._subscribe()
+        loop = asyncio.get_running_loop()
+        max_payload = self._nc.max_payload
+        commands: list[bytes] = []
+        sent: list[asyncio.Future[PubAck]] = []
+        payload_bytes = 0
+        try:
+            for subject, payload, headers in messages:
+                if len(self._waiting) >= IN_FLIGHT_LIMIT:
+                    await _write(self._nc, commands, payload_bytes)
+                    acks.extend(sent)
+                    commands, sent, payload_bytes = [], [], 0
+                    await self._slot(stall_seconds)
+                token = str(next(self._tokens))
+                try:
+                    if len(payload) > max_payload:
+                        raise MaxPayloadError
+                    commands.append(_command(subject, self._prefix + token, headers, payload))
+                except (MaxPayloadError, BadSubjectError, BadHeaderError):
+                    # Those before it leave, as they would have one by one.
+                    await _write(self._nc, commands, payload_bytes)
+                    acks.extend(sent)
+                    sent = []
+                    raise
+                payload_bytes += len(payload)
+                ack: asyncio.Future[PubAck] = loop.create_future()
+                self._waiting[token] = ack
+                ack.add_done_callback(functools.partial(self._forget, token))
+                sent.append(ack)
+            await _write(self._nc, commands, payload_bytes)
+        except BaseException:
+            for ack in sent:  # made, never handed to the client
+                ack.cancel()
+            raise
+        acks.extend(sent)
+
+    def _forget(self, token: str, _: object) -> None:
         self._waiting.pop(token, None)
         self._freed.set()
 
@@ -73,7 +190,7 @@ class _Replies:
             except TimeoutError:
                 raise TooManyStalledMsgsError from None
 
-    async def _reply(self, msg: Msg) -> None:
+    def _reply(self, msg: Msg) -> None:
         ack = self._waiting.get(msg.subject[len(self._prefix) :])
         if ack is None or ack.done():
             return
@@ -94,6 +211,32 @@ class _Replies:
 _replies: weakref.WeakKeyDictionary[Client, _Replies] = weakref.WeakKeyDictionary()
 
 
+def _of(js: JetStreamContext) -> _Replies:
+    nc: Client = js._nc
+    replies = _replies.get(nc)
+    if replies is None:
+        replies = _replies[nc] = _Replies(nc)
+    return replies
+
+
+async def send_many(
+    js: JetStreamContext,
+    messages: Iterable[Outgoing],
+    stall_seconds: float,
+    acks: list[asyncio.Future[PubAck]],
+) -> None:
+    """Sends `messages` on `js`'s connection, in one write while slots are free.
+
+    Appends the future of each message's acknowledgement to `acks` once the message
+    is handed to the client; when an error ends the sending (the connection closed,
+    the buffer full while reconnecting, TooManyStalledMsgsError after `stall_seconds`
+    waiting while IN_FLIGHT_LIMIT publishes await theirs), `acks` holds those of
+    the messages sent before. Does not yield to the loop but to wait for a slot
+    (and on a connection's first send, which subscribes).
+    """
+    await _of(js).send_many(messages, stall_seconds, acks)
+
+
 async def send(
     js: JetStreamContext,
     subject: str,
@@ -101,17 +244,10 @@ async def send(
     headers: dict[str, str],
     stall_seconds: float,
 ) -> asyncio.Future[PubAck]:
-    """Sends one publish on `js`'s connection; its acknowledgement's future.
-
-    Waits up to `stall_seconds` for a slot only when IN_FLIGHT_LIMIT publishes of
-    the connection await theirs (TooManyStalledMsgsError after); otherwise does not
-    yield to the loop (but for the first send of a connection, which subscribes).
-    """
-    nc: Client = js._nc
-    replies = _replies.get(nc)
-    if replies is None:
-        replies = _replies[nc] = _Replies(nc)
-    return await replies.send(subject, payload, headers, stall_seconds)
+    """Sends one publish on `js`'s connection; its acknowledgement's future (see send_many)."""
+    acks: list[asyncio.Future[PubAck]] = []
+    await _of(js).send_many([(subject, payload, headers)], stall_seconds, acks)
+    return acks[0]
 
 
 async def confirmed(
