@@ -148,8 +148,12 @@ async def test_send_many_writes_the_commands_nats_py_writes_and_its_replies_skip
     finally:
         await connection.close()
 
-    assert pipelined._command("some.subject", "_INBOX.x.7", headers, b"payload") == by_nats_py
-    assert pipelined._command("some.subject", "_INBOX.x.8", {}, b"payload") == bare_by_nats_py
+    assert b"".join(pipelined._command("some.subject", "_INBOX.x.7", headers, b"payload")) == (
+        by_nats_py
+    )
+    assert b"".join(pipelined._command("some.subject", "_INBOX.x.8", {}, b"payload")) == (
+        bare_by_nats_py
+    )
     assert not pending and all(ack.exception() is None for ack in done)
     assert len(direct) == 1 and direct[0]._wait_for_msgs_task is None
     assert all(sub.pending_bytes == 0 and sub.pending_msgs == 0 for sub in replies)

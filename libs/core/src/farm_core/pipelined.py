@@ -58,7 +58,11 @@ Outgoing = tuple[str, bytes, dict[str, str]]
 # As nats-py checks them: no whitespace in a subject (CR/LF would inject commands),
 # header names of token characters, values without CR/LF.
 _BAD_SUBJECT = re.compile(r"\s")
-_HEADER_BLOCK = re.compile(r"NATS/1\.0\r\n(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: [^\r\n]*\r\n)*\r\n")
+_HEADER_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Those checked already: a farm's subjects and header names are few.
+_GOOD_SUBJECTS_KEPT = 4096
+_good_subjects: set[str] = set()
+_good_keys: set[str] = set()
 
 
 class _Direct(asyncio.Queue[Msg]):
@@ -75,26 +79,37 @@ class _Direct(asyncio.Queue[Msg]):
         self._handle(item)
 
 
-def _command(subject: str, reply: str, headers: dict[str, str], payload: bytes) -> bytes:
-    """The PUB or HPUB command of one message, as nats-py's `publish` writes it."""
-    if _BAD_SUBJECT.search(subject) or not subject:
-        raise BadSubjectError
+def _command(subject: str, reply: str, headers: dict[str, str], payload: bytes) -> list[bytes]:
+    """The PUB or HPUB command of one message in parts, as nats-py's `publish` writes it."""
+    if subject not in _good_subjects:
+        if not subject or _BAD_SUBJECT.search(subject):
+            raise BadSubjectError
+        if len(_good_subjects) >= _GOOD_SUBJECTS_KEPT:
+            _good_subjects.clear()
+        _good_subjects.add(subject)
     if not headers:
-        return f"PUB {subject} {reply} {len(payload)}\r\n".encode() + payload + b"\r\n"
-    block = "".join(["NATS/1.0\r\n", *[f"{k}: {v}\r\n" for k, v in headers.items()], "\r\n"])
-    if not _HEADER_BLOCK.fullmatch(block):
-        raise BadHeaderError(block)
-    head = block.encode()
-    size = len(head)
-    return (
-        f"HPUB {subject} {reply} {size} {size + len(payload)}\r\n".encode()
-        + head
-        + payload
-        + b"\r\n"
-    )
+        return [f"PUB {subject} {reply} {len(payload)}\r\n".encode(), payload, b"\r\n"]
+    lines = []
+    for key, value in headers.items():
+        if key not in _good_keys:
+            if not _HEADER_KEY.fullmatch(key):
+                raise BadHeaderError(key)
+            _good_keys.add(key)
+        if "\r" in value or "\n" in value:
+            raise BadHeaderError(key)
+        lines.append(f"{key}: {value}\r\n")
+    block = f"NATS/1.0\r\n{''.join(lines)}\r\n"
+    if block.isascii():
+        size = len(block)
+        head = f"HPUB {subject} {reply} {size} {size + len(payload)}\r\n{block}".encode()
+    else:
+        encoded = block.encode()
+        size = len(encoded)
+        head = f"HPUB {subject} {reply} {size} {size + len(payload)}\r\n".encode() + encoded
+    return [head, payload, b"\r\n"]
 
 
-async def _write(nc: Client, commands: list[bytes], payload_bytes: int) -> None:
+async def _write(nc: Client, commands: list[bytes], messages: int, payload_bytes: int) -> None:
     """Hands `commands` to the client's pending buffer and flusher, as `publish` does."""
     if not commands:
         return
@@ -107,7 +122,7 @@ async def _write(nc: Client, commands: list[bytes], payload_bytes: int) -> None:
         nc._max_pending_size <= 0 or len(data) + nc._pending_data_size > nc._max_pending_size
     ):
         raise OutboundBufferLimitError
-    nc.stats["out_msgs"] += len(commands)
+    nc.stats["out_msgs"] += messages
     nc.stats["out_bytes"] += payload_bytes
     await nc._send_command(data)
     if nc._flush_queue is not None and nc._flush_queue.empty():
@@ -148,7 +163,7 @@ class _Replies:
         try:
             for subject, payload, headers in messages:
                 if len(self._waiting) >= IN_FLIGHT_LIMIT:
-                    await _write(self._nc, commands, payload_bytes)
+                    await _write(self._nc, commands, len(sent), payload_bytes)
                     acks.extend(sent)
                     commands, sent, payload_bytes = [], [], 0
                     await self._slot(stall_seconds)
@@ -156,10 +171,10 @@ class _Replies:
                 try:
                     if len(payload) > max_payload:
                         raise MaxPayloadError
-                    commands.append(_command(subject, self._prefix + token, headers, payload))
+                    commands += _command(subject, self._prefix + token, headers, payload)
                 except (MaxPayloadError, BadSubjectError, BadHeaderError):
                     # Those before it leave, as they would have one by one.
-                    await _write(self._nc, commands, payload_bytes)
+                    await _write(self._nc, commands, len(sent), payload_bytes)
                     acks.extend(sent)
                     sent = []
                     raise
@@ -168,7 +183,7 @@ class _Replies:
                 self._waiting[token] = ack
                 ack.add_done_callback(functools.partial(self._forget, token))
                 sent.append(ack)
-            await _write(self._nc, commands, payload_bytes)
+            await _write(self._nc, commands, len(sent), payload_bytes)
         except BaseException:
             for ack in sent:  # made, never handed to the client
                 ack.cancel()
