@@ -28,7 +28,6 @@ checked by tests/integration/core/test_pipelined.py against a real nats-server:
 """
 
 import asyncio
-import functools
 import itertools
 import json
 import re
@@ -181,7 +180,6 @@ class _Replies:
                 payload_bytes += len(payload)
                 ack: asyncio.Future[PubAck] = loop.create_future()
                 self._waiting[token] = ack
-                ack.add_done_callback(functools.partial(self._forget, token))
                 sent.append(ack)
             await _write(self._nc, commands, len(sent), payload_bytes)
         except BaseException:
@@ -190,15 +188,22 @@ class _Replies:
             raise
         acks.extend(sent)
 
-    def _forget(self, token: str, _: object) -> None:
-        self._waiting.pop(token, None)
+    def wake(self) -> None:
+        """Lets a send that waits for a slot look again: futures were cancelled."""
         self._freed.set()
 
     async def _slot(self, stall_seconds: float) -> None:
-        """Waits up to `stall_seconds` for fewer than IN_FLIGHT_LIMIT publishes in flight."""
+        """Waits up to `stall_seconds` for fewer than IN_FLIGHT_LIMIT publishes in flight.
+
+        A reply frees its publish's slot as it comes; a cancelled future's slot is
+        taken back here, when the limit is reached (no callback per future).
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + stall_seconds
         while len(self._waiting) >= IN_FLIGHT_LIMIT:
+            self._waiting = {token: ack for token, ack in self._waiting.items() if not ack.done()}
+            if len(self._waiting) < IN_FLIGHT_LIMIT:
+                return
             self._freed.clear()
             try:
                 await asyncio.wait_for(self._freed.wait(), max(deadline - loop.time(), 0.0))
@@ -206,9 +211,10 @@ class _Replies:
                 raise TooManyStalledMsgsError from None
 
     def _reply(self, msg: Msg) -> None:
-        ack = self._waiting.get(msg.subject[len(self._prefix) :])
+        ack = self._waiting.pop(msg.subject[len(self._prefix) :], None)
         if ack is None or ack.done():
             return
+        self._freed.set()
         if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS:
             ack.set_exception(NoStreamResponseError())
             return
@@ -269,10 +275,19 @@ async def confirmed(
     acks: Sequence[asyncio.Future[PubAck]], timeout_seconds: float
 ) -> set[asyncio.Future[PubAck]]:
     """Those of `acks` that JetStream confirmed within `timeout_seconds`; the rest are cancelled."""
-    if not acks:
-        return set()
-    done, pending = await asyncio.wait(acks, timeout=timeout_seconds)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_seconds
+    # One wait per ack still pending when its turn comes, not a callback on each:
+    # acknowledgements come in bursts, most are in by then.
+    for ack in acks:
+        if not ack.done():
+            await asyncio.wait((ack,), timeout=max(deadline - loop.time(), 0.0))
+            if not ack.done():
+                break
+    pending = [ack for ack in acks if not ack.done()]
     for ack in pending:
-        # Cancelling frees its slot for a later publish.
         ack.cancel()
-    return {ack for ack in done if not ack.cancelled() and ack.exception() is None}
+    if pending:
+        for replies in list(_replies.values()):
+            replies.wake()  # their slots are free for later publishes
+    return {ack for ack in acks if not ack.cancelled() and ack.exception() is None}
