@@ -141,6 +141,9 @@ async def test_send_many_writes_the_commands_nats_py_writes_and_its_replies_skip
             js, [(subject, b"record", {"Nats-Msg-Id": f"d{i}"}) for i in range(50)], 5.0, acks
         )
         done, pending = await asyncio.wait(acks, timeout=10)
+        # The replies nats-server writes, read without json.loads.
+        stored = await connection.request(subject, b"record", 5, headers={"Nats-Msg-Id": "r"})
+        duplicate = await connection.request(subject, b"record", 5, headers={"Nats-Msg-Id": "r"})
         replies = [sub for sub in connection._subs.values() if sub._pending_queue is not None]
         direct = [
             sub for sub in connection._subs.values() if isinstance(sub._pending_queue, _Direct)
@@ -155,6 +158,9 @@ async def test_send_many_writes_the_commands_nats_py_writes_and_its_replies_skip
         bare_by_nats_py
     )
     assert not pending and all(ack.exception() is None for ack in done)
+    assert pipelined._PLAIN_ACK.fullmatch(stored.data or b"")
+    assert pipelined._PLAIN_ACK.fullmatch(duplicate.data or b"")
+    assert b"duplicate" in (duplicate.data or b"")
     assert len(direct) == 1 and direct[0]._wait_for_msgs_task is None
     assert all(sub.pending_bytes == 0 and sub.pending_msgs == 0 for sub in replies)
 
