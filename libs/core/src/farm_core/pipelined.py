@@ -52,9 +52,9 @@ from nats.js.errors import APIError, NoStreamResponseError, TooManyStalledMsgsEr
 IN_FLIGHT_LIMIT = 4000
 """Publishes of one connection awaiting their acknowledgement before a send waits (stalls)."""
 _NO_RESPONDERS = "503"
-# The acknowledgement nats-server writes for a stored message, read a quarter as long
-# as json.loads takes; any other reply (an error, a domain) goes to json.loads.
-_PLAIN_ACK = re.compile(rb'\{"stream":"([^"\\]+)","seq":(\d+)(,"duplicate":true)?\}')
+# The acknowledgement nats-server writes for a newly stored message, read in a quarter
+# of json.loads's time; any other reply (a duplicate, an error, a domain) goes to it.
+_PLAIN_ACK = re.compile(rb'\{"stream":"([^"\\]+)","seq":(\d+)\}')
 Outgoing = tuple[str, bytes, dict[str, str]]
 """A message to send: its subject, payload and headers."""
 # As nats-py checks them: no whitespace in a subject (CR/LF would inject commands),
@@ -223,9 +223,7 @@ class _Replies:
             return
         plain = _PLAIN_ACK.fullmatch(msg.data)
         if plain is not None:
-            stream, seq, duplicate = plain.groups()
-            stored = PubAck(stream.decode(), int(seq), duplicate=True if duplicate else None)
-            ack.set_result(stored)
+            ack.set_result(PubAck(stream=plain[1].decode(), seq=int(plain[2])))
             return
         try:
             reply = json.loads(msg.data)
