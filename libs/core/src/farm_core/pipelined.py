@@ -8,15 +8,15 @@ each was parsed into a PubAck through `dataclasses.fields` (a tenth of a busy
 scheduler's loop during batches of 1,000), and each publish read the OS's randomness
 for its reply token. So `send_many` publishes with a reply subject of its own: a
 counter under one inbox per connection, subscribed once, whose replies are parsed
-with one `json.loads`; it never yields while fewer than IN_FLIGHT_LIMIT publishes
+with one regex match (or `json.loads`); it never yields while fewer than IN_FLIGHT_LIMIT publishes
 await their acknowledgements, so a group's messages leave in one write.
 
 Two parts lean on nats-py's internals (2.16, pinned in uv.lock), both here and
 checked by tests/integration/core/test_pipelined.py against a real nats-server:
 
 - Sending: nats-py's `publish` builds a header block, a command and a flush check
-  per message (a sixth of a busy scheduler's loop during batches). `_Writer` builds
-  the group's HPUB commands itself and hands them to the client's pending buffer
+  per message (a sixth of a busy scheduler's loop during batches). `_command` and
+  `_write` build the group's HPUB commands here and hands them to the client's pending buffer
   (`_send_command`) and flusher (`_flush_pending`) at once, with `publish`'s checks:
   a closed or draining connection, the buffer's limit while reconnecting, the
   server's maximum payload.
