@@ -5,12 +5,16 @@ import asyncio
 import secrets
 
 import pytest
+from nats.errors import BadHeaderError, BadSubjectError
+from nats.js.api import PubAck
 from nats.js.errors import APIError, NoStreamResponseError, TooManyStalledMsgsError
 
 from farm_core import pipelined
 from farm_core.nats_access import NatsAccess
+from farm_core.pipelined import _Direct
 from farm_core.queue import AUDIT_STREAM, audit_subject, connect, ensure_audit_stream
 from tests.conftest import NatsServer
+from tests.helpers import assert_eventually
 
 pytestmark = pytest.mark.integration
 
@@ -105,7 +109,7 @@ async def test_a_send_waits_for_a_slot_while_the_limit_of_publishes_awaits_ackno
         later = asyncio.create_task(pipelined.send(js, subject, b"record", {}, 5.0))
         await asyncio.sleep(0.1)
         stalled = not later.done()
-        waiting[0].cancel()  # as confirmed() does when its wait is over: the slot is freed
+        await pipelined.confirmed(waiting[:1], 0)  # gives up on it: the slot is freed
         third = await asyncio.wait_for(later, 5)
         third.cancel()
         waiting[1].cancel()
@@ -113,3 +117,101 @@ async def test_a_send_waits_for_a_slot_while_the_limit_of_publishes_awaits_ackno
         await connection.close()
 
     assert stalled
+
+
+async def test_send_many_writes_the_commands_nats_py_writes_and_its_replies_skip_the_queue(
+    nats_server: NatsServer,
+) -> None:
+    # Guards pipelined's use of nats-py's internals (see its docstring): the pending
+    # buffer a publish appends its command to, and the queue the reader puts a
+    # subscription's messages into.
+    connection = await connect(NatsAccess(nats_server.url), "test-pipelined")
+    try:
+        headers = {"Nats-Msg-Id": "m1", "traceparent": "00-ab-cd-01"}
+        await connection.publish("some.subject", b"payload", reply="_INBOX.x.7", headers=headers)
+        by_nats_py = connection._pending[-1]
+        await connection.publish("some.subject", b"payload", reply="_INBOX.x.8")
+        bare_by_nats_py = connection._pending[-1]
+
+        js = connection.jetstream()
+        await ensure_audit_stream(js)
+        subject = audit_subject(f"pipelined{secrets.token_hex(4)}")
+        acks: list[asyncio.Future[PubAck]] = []
+        await pipelined.send_many(
+            js, [(subject, b"record", {"Nats-Msg-Id": f"d{i}"}) for i in range(50)], 5.0, acks
+        )
+        done, pending = await asyncio.wait(acks, timeout=10)
+        # The replies nats-server writes, read without json.loads.
+        stored = await connection.request(subject, b"record", 5, headers={"Nats-Msg-Id": "r"})
+        duplicate = await connection.request(subject, b"record", 5, headers={"Nats-Msg-Id": "r"})
+        replies = [sub for sub in connection._subs.values() if sub._pending_queue is not None]
+        direct = [
+            sub for sub in connection._subs.values() if isinstance(sub._pending_queue, _Direct)
+        ]
+    finally:
+        await connection.close()
+
+    assert b"".join(pipelined._command("some.subject", "_INBOX.x.7", headers, b"payload")) == (
+        by_nats_py
+    )
+    assert b"".join(pipelined._command("some.subject", "_INBOX.x.8", {}, b"payload")) == (
+        bare_by_nats_py
+    )
+    assert not pending and all(ack.exception() is None for ack in done)
+    assert pipelined._PLAIN_ACK.fullmatch(stored.data or b"")
+    assert b"duplicate" in (duplicate.data or b"")  # (parsed by json.loads)
+    assert not pipelined._PLAIN_ACK.fullmatch(duplicate.data or b"")
+    assert len(direct) == 1 and direct[0]._wait_for_msgs_task is None
+    assert all(sub.pending_bytes == 0 and sub.pending_msgs == 0 for sub in replies)
+
+
+async def test_send_many_refuses_what_nats_py_refuses_and_sends_the_messages_before(
+    nats_server: NatsServer,
+) -> None:
+    connection = await connect(NatsAccess(nats_server.url), "test-pipelined")
+    try:
+        js = connection.jetstream()
+        await ensure_audit_stream(js)
+        subject = audit_subject(f"pipelined{secrets.token_hex(4)}")
+        acks: list[asyncio.Future[PubAck]] = []
+        with pytest.raises(BadHeaderError):
+            bad = {"Bad\r\nPUB x 1": "v"}
+            messages = [(subject, b"a", {}), (subject, b"b", bad), (subject, b"c", {})]
+            await pipelined.send_many(js, messages, 5.0, acks)
+        with pytest.raises(BadSubjectError):
+            await pipelined.send_many(js, [("a b", b"x", {})], 5.0, acks)
+        with pytest.raises(BadHeaderError):
+            await pipelined.send_many(js, [(subject, b"x", {"Key": "a\r\nPUB x 1"})], 5.0, acks)
+        stored = await pipelined.confirmed(acks, 5)
+    finally:
+        await connection.close()
+
+    assert len(acks) == 1 and stored == set(acks)
+
+
+async def test_publishes_sent_while_nats_is_away_are_stored_once_it_is_back(
+    fresh_nats_server: NatsServer,
+) -> None:
+    connection = await connect(NatsAccess(fresh_nats_server.url), "test-pipelined")
+    try:
+        js = connection.jetstream()
+        await ensure_audit_stream(js)
+        subject = audit_subject(f"pipelined{secrets.token_hex(4)}")
+        before: list[asyncio.Future[PubAck]] = []
+        await pipelined.send_many(js, [(subject, b"a", {"Nats-Msg-Id": "a"})], 5.0, before)
+        stored_before = await pipelined.confirmed(before, 5)
+        fresh_nats_server.process.stop(timeout=5)
+        await assert_eventually(lambda: not connection.is_connected, within=10)
+        # Buffered by the client while it reconnects, as its own publish does.
+        away: list[asyncio.Future[PubAck]] = []
+        messages = [(subject, b"b", {"Nats-Msg-Id": f"b{i}"}) for i in range(20)]
+        await pipelined.send_many(js, messages, 5.0, away)
+        fresh_nats_server.process.start()
+        stored_away = await pipelined.confirmed(away, 20)
+        info = await js.stream_info(AUDIT_STREAM, subjects_filter=subject)
+    finally:
+        await connection.close()
+
+    assert stored_before == set(before)
+    assert len(away) == 20 and stored_away == set(away)
+    assert (info.state.subjects or {}).get(subject) == 21

@@ -70,6 +70,21 @@ async def test_a_batchs_rows_hold_what_a_single_create_writes(store: TaskStore) 
         assert await store.get("acme", outcome.record.id) == outcome.record
 
 
+async def test_the_items_of_one_spec_keep_their_own_ids_and_trace_parents(
+    store: TaskStore,
+) -> None:
+    spec = stored_spec()
+    parents = [f"00-{index:032x}-{index:016x}-01" for index in range(1, 4)]
+
+    outcomes = await store_batch(store, "acme", [spec, spec, spec], None, parents)
+
+    records = [outcome.record for outcome in outcomes if isinstance(outcome, Accepted)]
+    assert [record.trace_parent for record in records] == parents
+    assert len({record.id for record in records}) == 3
+    for record in records:
+        assert await store.get("acme", record.id) == record
+
+
 async def test_the_time_indexes_hold_only_tasks_with_that_time_and_serve_their_queries(
     tmp_path: Path,
 ) -> None:

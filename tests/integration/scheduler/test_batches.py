@@ -5,6 +5,7 @@ from typing import Any
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
@@ -130,3 +131,19 @@ async def test_idempotency_keys_in_a_batch_give_the_earlier_task_or_the_earlier_
     assert len(set(ids)) == 3
     assert len((await scheduler.list_tasks(page_size=100)).tasks) == 3
     assert await queue.subjects() == {task_subject("", Priority.NORMAL): 3}
+
+
+async def test_a_batch_counts_each_created_task_by_priority(scheduler: Scheduler) -> None:
+    def created(priority: str) -> float:
+        return REGISTRY.get_sample_value("farm_tasks_created_total", {"priority": priority}) or 0.0
+
+    low, high = created("low"), created("high")
+    # Identical specs share one spec object in the scheduler; the others each have their own.
+    specs = [task_spec(priority="PRIORITY_LOW") for _ in range(5)]
+    specs += [task_spec(priority="PRIORITY_HIGH", labels={"item": str(i)}) for i in range(3)]
+
+    response = await scheduler.create_batch(specs)
+
+    assert len(response.tasks) == 8
+    assert created("low") == low + 5
+    assert created("high") == high + 3

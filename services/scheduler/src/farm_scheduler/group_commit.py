@@ -23,6 +23,7 @@ from farm_core.trace_context import traceparent
 from farm_scheduler import metrics
 from farm_scheduler.batches import Accepted, Outcome, store_batch
 from farm_scheduler.publisher import TaskPublisher
+from farm_scheduler.records import TaskRecord
 from farm_scheduler.result_cache import looks_up_cache
 from farm_scheduler.store import TaskStore
 
@@ -50,8 +51,13 @@ async def commit(
     new = [
         outcome.record for outcome in outcomes if isinstance(outcome, Accepted) and outcome.created
     ]
+    # Counted once per spec and cache answer: a batch's tasks mostly share their spec.
+    alike: dict[tuple[int, bool], list[TaskRecord]] = {}
     for record in new:
-        metrics.record_created(record, looks_up_cache(record.spec))
+        # id(): the records hold their specs, so no other spec takes the id meanwhile.
+        alike.setdefault((id(record.spec), record.cached), []).append(record)
+    for records in alike.values():
+        metrics.record_created(records[0], looks_up_cache(records[0].spec), len(records))
     # A task answered from the cache is SUCCEEDED already: nothing to run.
     await publisher.publish_many([record for record in new if not record.cached])
     return outcomes

@@ -66,14 +66,14 @@ def _priority(record: TaskRecord) -> str:
     return PRIORITY_TOKENS.get(record.spec.priority, PRIORITY_TOKENS[DEFAULT_PRIORITY])
 
 
-def record_created(record: TaskRecord, looked_up_cache: bool) -> None:
-    """Counts a newly accepted task, and the cache's answer if it was asked."""
-    tasks_created.labels(priority=_priority(record)).inc()
+def record_created(record: TaskRecord, looked_up_cache: bool, count: int = 1) -> None:
+    """Counts a newly accepted task (or `count` alike), and the cache's answer if it was asked."""
+    tasks_created.labels(priority=_priority(record)).inc(count)
     if record.cached:
-        cache_hits.inc()
-        tasks_finished.labels(status="succeeded").inc()
+        cache_hits.inc(count)
+        tasks_finished.labels(status="succeeded").inc(count)
     elif looked_up_cache:
-        cache_misses.inc()
+        cache_misses.inc(count)
 
 
 def record_change(change: TaskChange) -> None:

@@ -11,7 +11,7 @@ import asyncio
 import datetime as dt
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import nats.errors
@@ -264,6 +264,20 @@ class TaskPublisher:
         are left for later.
         """
         acks: list[asyncio.Future[PubAck]] = []
+        try:
+            outgoing = self._outgoing(messages)
+            await pipelined.send_many(self._js, outgoing, self._timeout_seconds, acks)
+        except (nats.errors.Error, TimeoutError) as error:
+            log.warning(
+                "sending task %s failed (%s); it and %d more will be retried",
+                messages[len(acks)].task_id,
+                error,
+                len(messages) - len(acks) - 1,
+            )
+        return acks
+
+    def _outgoing(self, messages: Sequence[_Outgoing]) -> Iterator[pipelined.Outgoing]:
+        """Each of `messages` with its headers: its trace context and Nats-Msg-Id."""
         # An untraced task's publish whose span context manager passes nothing on (no
         # tracing, no current span) tells that the call's other untraced tasks get no
         # headers either: they skip it (its tracer-provider lookup per message was a
@@ -271,35 +285,18 @@ class TaskPublisher:
         bare = False
         for message in messages:
             record = message.record
-            try:
-                if bare and not record.trace_parent:
-                    ack = await self._send(message, {})
-                else:
-                    with producing(
-                        message.span,
-                        message.subject,
-                        parent=record.trace_parent,
-                        attributes=_traced(record),
-                    ) as headers:
-                        ack = await self._send(message, headers)
-                    bare = bare or not (record.trace_parent or headers)
-                acks.append(ack)
-            except (nats.errors.Error, TimeoutError) as error:
-                log.warning(
-                    "sending task %s failed (%s); it will be retried", message.task_id, error
-                )
-                break
-        return acks
-
-    async def _send(self, message: _Outgoing, headers: dict[str, str]) -> asyncio.Future[PubAck]:
-        """Sends `message` with `headers` and its Nats-Msg-Id; its acknowledgement's future."""
-        return await pipelined.send(
-            self._js,
-            message.subject,
-            message.payload,
-            {**headers, "Nats-Msg-Id": message.message_id},
-            self._timeout_seconds,
-        )
+            if bare and not record.trace_parent:
+                yield message.subject, message.payload, {"Nats-Msg-Id": message.message_id}
+                continue
+            with producing(
+                message.span,
+                message.subject,
+                parent=record.trace_parent,
+                attributes=_traced(record),
+            ) as headers:
+                outgoing = {**headers, "Nats-Msg-Id": message.message_id}
+            bare = bare or not (record.trace_parent or headers)
+            yield message.subject, message.payload, outgoing
 
     async def _publish(self, message: _Outgoing) -> bool:
         what, task_id = message.what, message.task_id
