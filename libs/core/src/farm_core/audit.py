@@ -1,7 +1,8 @@
 """The audit interceptor: every mutating call and every refused call becomes an AuditRecord."""
 
+import os
 import re
-import uuid
+import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Protocol
@@ -43,7 +44,7 @@ def trace_id(headers: Mapping[str, str]) -> str:
     if match:
         return match.group(1)
     request_id = headers.get("x-request-id", "").strip()
-    return request_id[:_MAX_TEXT] if request_id else uuid.uuid4().hex
+    return request_id[:_MAX_TEXT] if request_id else os.urandom(16).hex()
 
 
 def field_text(message: Any, path: str) -> str:
@@ -67,11 +68,12 @@ def audit_record(
     message: str = "",
 ) -> audit_pb2.AuditRecord:
     """An AuditRecord of a call that ended just now."""
-    now = timestamp_pb2.Timestamp()
-    now.GetCurrentTime()
+    # The clock read and the id's random bytes directly: Timestamp.GetCurrentTime and
+    # uuid4 cost about 2 µs each, on every create.
+    seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
     return audit_pb2.AuditRecord(
-        id=f"aud_{uuid.uuid4().hex}",
-        time=now,
+        id=f"aud_{os.urandom(16).hex()}",
+        time=timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos),
         tenant=identity.tenant if identity else "",
         key_id=identity.key_id if identity else "",
         rpc=rpc[:_MAX_TEXT],

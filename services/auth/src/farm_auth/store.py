@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, or_, select, update
+from sqlalchemy import Row, Table, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,6 +26,18 @@ QUOTA_COLUMNS = (
     "max_running_tasks",
     "max_artifact_bytes",
     "max_open_sessions",
+)
+
+# Built once: Check looks a busy key up again each time its cache entry lapses.
+_BY_HASH = (
+    select(api_keys, *(tenants.c[column] for column in QUOTA_COLUMNS))
+    .join(tenants, tenants.c.name == api_keys.c.tenant)
+    .where(
+        or_(
+            api_keys.c.secret_hash == bindparam("secret_hash"),
+            api_keys.c.previous_secret_hash == bindparam("secret_hash"),
+        )
+    )
 )
 
 
@@ -98,18 +110,8 @@ class KeyStore(Database):
 
         The record carries its tenant's quotas.
         """
-        query = (
-            select(api_keys, *(tenants.c[column] for column in QUOTA_COLUMNS))
-            .join(tenants, tenants.c.name == api_keys.c.tenant)
-            .where(
-                or_(
-                    api_keys.c.secret_hash == secret_hash,
-                    api_keys.c.previous_secret_hash == secret_hash,
-                )
-            )
-        )
         async with self.engine.connect() as connection:
-            row = (await connection.execute(query)).first()
+            row = (await connection.execute(_BY_HASH, {"secret_hash": secret_hash})).first()
         return None if row is None else _record(row)
 
     async def find_by_id(self, key_id: str) -> KeyRecord | None:

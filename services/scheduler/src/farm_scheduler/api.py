@@ -222,9 +222,13 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
             max_attempts_cap=self._settings.max_attempts_cap,
             default_timeout_ms=self._settings.default_timeout_ms,
         )
-        refusal = refusal_of_literal(checked.callback_url, self._callback_policy)
-        if refusal is not None:
-            raise InvalidArgument("callbackUrl", f"is refused: {refusal.describe(ALLOW_SETTING)}")
+        # Most tasks have no callback: parsing "" as a URL and an address costs a raised error.
+        if checked.callback_url:
+            refusal = refusal_of_literal(checked.callback_url, self._callback_policy)
+            if refusal is not None:
+                raise InvalidArgument(
+                    "callbackUrl", f"is refused: {refusal.describe(ALLOW_SETTING)}"
+                )
         return checked
 
     async def _create(self, spec: tasks_pb2.TaskSpec) -> TaskRecord:
