@@ -78,12 +78,13 @@ async def fetch_one(nc: Client, stream: str) -> Msg:
     return message
 
 
-def agents_delivery(message: Msg) -> Delivery:
+def agents_delivery(message: Msg, client: Client) -> Delivery:
     """The delivery as the agent wraps it, with the consumer's ack wait."""
     return Delivery(
         message,
         "task-lapsed",
         lambda _subject, _delay: None,
+        connected=lambda: client.is_connected,
         lapse_after_seconds=lapse_bound(ACK_WAIT, IN_PROGRESS),
         attempt_of=lambda: 1,
     )
@@ -126,7 +127,7 @@ async def test_an_agent_whose_loop_was_blocked_past_the_ack_wait_leaves_the_mess
     cut_off_client, other = clients
     stream = await one_message_stream(cut_off_client.jetstream())
     first = await fetch_one(cut_off_client, stream)
-    cut_off = agents_delivery(first)
+    cut_off = agents_delivery(first, cut_off_client)
 
     async with cut_off.kept_in_progress(IN_PROGRESS):
         # A blocked loop (or a paused process): no in-progress ack goes meanwhile.
@@ -144,7 +145,7 @@ async def test_an_agent_cut_off_from_nats_past_the_ack_wait_leaves_the_message_t
     try:
         stream = await one_message_stream(cut_off_client.jetstream())
         first = await fetch_one(cut_off_client, stream)
-        cut_off = agents_delivery(first)
+        cut_off = agents_delivery(first, cut_off_client)
 
         async with cut_off.kept_in_progress(IN_PROGRESS):
             fresh_nats_server.process.stop(timeout=5)

@@ -41,7 +41,7 @@ class FakeMessage:
         self.answers: list[tuple[str, float | None]] = []
         self.tries = 0
         self._fails = fails
-        self._client = FakeClient()
+        self.client = FakeClient()
 
     async def term(self) -> None:
         self._answer("term", None)
@@ -71,7 +71,12 @@ def delivery(message: FakeMessage, redeliveries: list[tuple[str, float]]) -> Del
     def expect_redelivery(subject: str, delay: float) -> None:
         redeliveries.append((subject, delay))
 
-    return Delivery(message, "task-1", expect_redelivery)  # type: ignore[arg-type]
+    return Delivery(
+        message,  # type: ignore[arg-type]
+        "task-1",
+        expect_redelivery,
+        connected=lambda: message.client.is_connected,
+    )
 
 
 def test_the_outcomes_keep_their_metric_labels() -> None:
@@ -158,6 +163,7 @@ def watched(
         message,  # type: ignore[arg-type]
         "task-1",
         expect_redelivery,
+        connected=lambda: message.client.is_connected,
         lapse_after_seconds=20,
         attempt_of=lambda: 3,
         clock=clock,
@@ -222,7 +228,7 @@ async def test_a_delivery_that_may_have_lapsed_is_not_answered_but_counted_lapse
     answered = watched(message, clock, redeliveries)
     for step in steps:
         if step in ("tick", "offline", "online"):
-            message._client.is_connected = step != "offline"
+            message.client.is_connected = step != "offline"
             await tick(answered)
         else:
             clock.now += float(step)

@@ -9,6 +9,7 @@ handler, request reader and stack of generator-based context managers per call.
 
 import inspect
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -49,6 +50,27 @@ class CallContext:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool:
+        return False
+
+
+class SyncContext(CallContext):
+    """A plain context manager (a log or trace binding) as a call's context."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: AbstractContextManager[Any]) -> None:
+        self._inner = inner
+
+    async def __aenter__(self) -> None:
+        self._inner.__enter__()
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        self._inner.__exit__(kind, error, traceback)
         return False
 
 

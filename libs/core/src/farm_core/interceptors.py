@@ -17,6 +17,7 @@ from farm_core.call_chain import (
     CallInterceptor,
     Metadata,
     ServerCall,
+    SyncContext,
     UnreadableRequest,
     wrap_handler,
 )
@@ -132,28 +133,9 @@ class LogContextInterceptor(CallInterceptor):
             return None
 
         def bound(call: ServerCall) -> CallContext:
-            return _BoundToTarget(method, call)
+            return SyncContext(log_context(**logged_ids(method, call.request)))
 
         return bound
-
-
-class _BoundToTarget(CallContext):
-    __slots__ = ("_bound",)
-
-    def __init__(self, method: str, call: ServerCall) -> None:
-        self._bound = log_context(**logged_ids(method, call.request))
-
-    async def __aenter__(self) -> None:
-        self._bound.__enter__()
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> bool:
-        self._bound.__exit__(kind, error, traceback)
-        return False
 
 
 class ErrorMappingInterceptor(CallInterceptor):

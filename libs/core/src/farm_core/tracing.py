@@ -35,7 +35,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Link, SpanKind, TraceState
 from opentelemetry.util.types import Attributes
 
-from farm_core.interceptors import Around, CallContext, CallInterceptor, ServerCall
+from farm_core.call_chain import Around, CallContext, CallInterceptor, ServerCall, SyncContext
 from farm_core.logs import trace_id_var
 
 log = logging.getLogger(__name__)
@@ -239,26 +239,11 @@ class TraceLogInterceptor(CallInterceptor):
     """Every log line of a traced call names its trace id; inside the tracing interceptor."""
 
     def around(self, method: str) -> Around:
-        return _LoggedCall
+        return _logged_call
 
 
-class _LoggedCall(CallContext):
-    __slots__ = ("_logged",)
-
-    def __init__(self, call: ServerCall) -> None:
-        self._logged = logged_trace()
-
-    async def __aenter__(self) -> None:
-        self._logged.__enter__()
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> bool:
-        self._logged.__exit__(kind, error, traceback)
-        return False
+def _logged_call(call: ServerCall) -> CallContext:
+    return SyncContext(logged_trace())
 
 
 # W3C trace context's header, the one the propagator reads a caller's span from.

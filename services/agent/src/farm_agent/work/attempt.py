@@ -83,6 +83,7 @@ class TaskAttempt:
             message,
             self.task_id,
             tools.bookkeeping.expect_redelivery,
+            connected=tools.bookkeeping.nats_connected,
             lapse_after_seconds=bound,
             attempt_of=lambda: self.attempt,
         )

@@ -4,6 +4,7 @@ The intake builds one AttemptTools when it starts and gives it to every attempt.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,13 +45,15 @@ class Reporting:
 
 @dataclass(frozen=True)
 class QueueBookkeeping:
-    """Beside the task queue: cancelled tasks, waits, due redeliveries, route claims."""
+    """Beside the task queue: cancelled tasks, waits, due redeliveries, route claims, the link."""
 
     cancelled_tasks: KeyValue
     waits: WaitLedger
     expect_redelivery: ExpectRedelivery
     route_claims: KeyValue
     """farm_routes: who took a task routed to a preferred region (farm_core.route_claims)."""
+    nats_connected: Callable[[], bool]
+    """Whether the agent's NATS connection is up now (not reconnecting)."""
 
     async def is_cancelled(self, task_id: str) -> bool:
         """Whether the task's id is in the bucket of cancelled tasks (False if unreadable)."""

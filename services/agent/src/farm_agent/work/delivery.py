@@ -51,6 +51,7 @@ class DeliveryOutcome(enum.StrEnum):
 class Delivery:
     """A delivered task message and its one answer, ack or nak, unless it may have lapsed.
 
+    `connected`: whether the NATS connection the message came through is up now.
     `lapse_after_seconds`: the gap without an in-progress ack reaching NATS past which
     the delivery counts as lapsed (lapses.lapse_bound); `attempt_of` names the attempt
     in the log line of a lapse.
@@ -62,6 +63,7 @@ class Delivery:
         task_id: str,
         expect_redelivery: ExpectRedelivery,
         *,
+        connected: Callable[[], bool],
         lapse_after_seconds: float = math.inf,
         attempt_of: Callable[[], int] = lambda: 0,
         clock: Clock = boottime,
@@ -69,6 +71,7 @@ class Delivery:
         self._message = message
         self._task_id = task_id
         self._expect_redelivery = expect_redelivery
+        self._connected = connected
         self._attempt_of = attempt_of
         self._answered = False
         self._started_at = time.monotonic()
@@ -112,7 +115,7 @@ class Delivery:
     async def _in_progress(self) -> None:
         # nats-py buffers what is published while it reconnects: such an ack may come
         # after the server redelivered the message, so it does not count as reached.
-        connected = self._message._client.is_connected
+        connected = self._connected()
         try:
             await self._message.in_progress()
         except nats.errors.Error as error:

@@ -114,8 +114,8 @@ class WorkIntake:
     async def start(self) -> None:
         """Connects to NATS, binds the consumers and starts fetching."""
         settings = self._settings
-        self._nc = await connect(settings.nats(), name=f"farm-agent-{settings.id}")
-        js = self._nc.jetstream()
+        nc = self._nc = await connect(settings.nats(), name=f"farm-agent-{settings.id}")
+        js = nc.jetstream()
         replicas = settings.nats_replicas
         await find_work_streams(js, replicas=replicas)
         self._waits = await WaitLedger.open(js, replicas)
@@ -131,6 +131,7 @@ class WorkIntake:
                 waits=self._waits,
                 expect_redelivery=self._ring_later,
                 route_claims=await routes_bucket(js, replicas=replicas),
+                nats_connected=lambda: nc.is_connected,
             ),
             settings=settings,
         )
