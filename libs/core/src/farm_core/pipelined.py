@@ -146,7 +146,12 @@ class _Replies:
         # Set first: the SUB is queued before this call yields, so ahead of any
         # publish a concurrent send makes meanwhile.
         self._subscribed = True
-        sub = await self._nc.subscribe(f"{self._prefix}*")
+        try:
+            sub = await self._nc.subscribe(f"{self._prefix}*")
+        except BaseException:
+            # Without the subscription no acknowledgement arrives: the next send tries again.
+            self._subscribed = False
+            raise
         early, sub._pending_queue = sub._pending_queue, _Direct(sub, self._reply)
         while not early.empty():  # read while subscribe() yielded
             self._reply(early.get_nowait())

@@ -36,6 +36,7 @@ from farm_agent.work.attempt import StopReason, TaskAttempt
 from farm_agent.work.attempt_tools import AttemptTools, QueueBookkeeping, Reporting, SpecRunner
 from farm_agent.work.consumers import QueueConsumer
 from farm_agent.work.events import EventReporter
+from farm_agent.work.lapses import in_progress_interval
 from farm_agent.work.priorities import PRECEDENCE, PriorityChooser
 from farm_agent.work.uploader import ArtifactUploader
 from farm_agent.work.waits import WaitLedger, WaitReason, wait_key
@@ -114,6 +115,15 @@ class WorkIntake:
     async def start(self) -> None:
         """Connects to NATS, binds the consumers and starts fetching."""
         settings = self._settings
+        interval = in_progress_interval(settings.ack_wait_seconds, settings.in_progress_seconds)
+        if interval < settings.in_progress_seconds:
+            log.warning(
+                "in-progress acks go every %.1f s, not FARM_AGENT_IN_PROGRESS_SECONDS=%.1f: "
+                "at most a third of FARM_AGENT_ACK_WAIT_SECONDS=%.1f",
+                interval,
+                settings.in_progress_seconds,
+                settings.ack_wait_seconds,
+            )
         nc = self._nc = await connect(settings.nats(), name=f"farm-agent-{settings.id}")
         js = nc.jetstream()
         replicas = settings.nats_replicas
