@@ -127,3 +127,28 @@ async def test_the_time_indexes_hold_only_tasks_with_that_time_and_serve_their_q
     assert "ix_tasks_status_deadline" in overdue
     assert "ix_tasks_status_finish_time" in ended
     assert "ix_tasks_tenant_dead_time_id" in dead_letters
+
+
+async def test_the_time_indexes_are_partial_on_postgresql_under_their_own_names() -> None:
+    if not postgres_reachable():
+        pytest.skip(f"no PostgreSQL at {POSTGRES_URL}")
+    url = await create_database()
+    store = TaskStore(async_database_url(url, Path("unused.db")))
+    await store.start()
+    try:
+        async with store.engine.connect() as connection:
+            listed = await connection.exec_driver_sql(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'tasks'"
+            )
+            indexes = {row.indexname: row.indexdef for row in listed}
+    finally:
+        await store.close()
+        await drop_database(url)
+
+    for name, column in (
+        ("ix_tasks_status_deadline", "deadline"),
+        ("ix_tasks_status_finish_time", "finish_time"),
+        ("ix_tasks_tenant_dead_time_id", "dead_time"),
+    ):
+        assert indexes[name].endswith(f"WHERE ({column} IS NOT NULL)")
+    assert not [name for name in indexes if name.endswith("_partial")]

@@ -29,10 +29,21 @@ _INDEXES = (
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        # Built beside the old ones first: while they build, tasks stay readable (a
+        # CREATE INDEX holds off only writes); the drops' exclusive lock, held to the
+        # commit, comes last.
+        for name, columns, column in _INDEXES:
+            where = text(f"{column} IS NOT NULL")
+            op.create_index(f"{name}_partial", "tasks", columns, postgresql_where=where)
+        for name, _columns, _column in _INDEXES:
+            op.drop_index(name, table_name="tasks")
+            op.execute(f"ALTER INDEX {name}_partial RENAME TO {name}")
+        return
     for name, columns, column in _INDEXES:
         op.drop_index(name, table_name="tasks")
         where = text(f"{column} IS NOT NULL")
-        op.create_index(name, "tasks", columns, sqlite_where=where, postgresql_where=where)
+        op.create_index(name, "tasks", columns, sqlite_where=where)
 
 
 def downgrade() -> None:
