@@ -1,6 +1,8 @@
 """The audit publisher against a real nats-server: a burst is sent in pipelined groups,
-and records sent before their stream exists are stored once it does, each once."""
+a trickle lingers into one group that a close sends at once, and records sent before
+their stream exists are stored once it does, each once."""
 
+import asyncio
 import secrets
 
 import pytest
@@ -41,6 +43,22 @@ async def stored_on(access: NatsAccess, subject: str) -> int:
     finally:
         await connection.close()
     return (info.state.subjects or {}).get(subject, 0)
+
+
+async def stored_ids(access: NatsAccess, subject: str, count: int) -> list[str]:
+    """The ids of the first `count` records the audit stream holds on `subject`, in order."""
+    connection = await connect(access, "test-audit-read")
+    ids: list[str] = []
+    try:
+        js = connection.jetstream()
+        sequence = 1
+        for _ in range(count):
+            message = await js.get_msg(AUDIT_STREAM, seq=sequence, subject=subject, next=True)
+            ids.append(audit_pb2.AuditRecord.FromString(message.data or b"").id)
+            sequence = (message.seq or 0) + 1
+    finally:
+        await connection.close()
+    return ids
 
 
 async def ensure_stream(access: NatsAccess) -> None:
@@ -92,3 +110,61 @@ async def test_records_sent_before_their_stream_exists_are_stored_once_it_does(
     finally:
         await publisher.close(grace_seconds=5)
     assert publisher.pending == 0
+
+
+async def test_records_made_one_at_a_time_within_the_linger_are_sent_as_one_group(
+    nats_server: NatsServer,
+) -> None:
+    access = NatsAccess(nats_server.url)
+    await ensure_stream(access)
+    source = f"trickle{secrets.token_hex(4)}"
+    subject = audit_subject(source)
+    publisher = AuditPublisher(access, source, capacity=100, linger_seconds=2.0)
+    try:
+        first = create_record(source)
+        publisher.submit(first)
+        # Connected, and the first record's group sent, before the trickle starts.
+        await assert_eventually(lambda: publisher.pending == 0, within=15)
+
+        async def stored(count: int) -> bool:
+            return await stored_on(access, subject) == count
+
+        await assert_eventually(lambda: stored(1), within=15, message="the first is missing")
+        groups_before = groups_sent()
+        trickle = [create_record(source) for _ in range(5)]
+        for record in trickle:
+            publisher.submit(record)
+            # The sender runs between two records, as between two calls.
+            await asyncio.sleep(0.02)
+        await assert_eventually(lambda: stored(6), within=15, message="records are missing")
+        assert groups_sent() - groups_before == 1
+        assert await stored_ids(access, subject, 6) == [first.id] + [r.id for r in trickle]
+    finally:
+        await publisher.close(grace_seconds=5)
+
+
+async def test_a_close_sends_the_lingering_records_at_once_in_order(
+    nats_server: NatsServer,
+) -> None:
+    access = NatsAccess(nats_server.url)
+    await ensure_stream(access)
+    source = f"closing{secrets.token_hex(4)}"
+    subject = audit_subject(source)
+    publisher = AuditPublisher(access, source, capacity=100, linger_seconds=600.0)
+    groups_before = groups_sent()
+    records = [create_record(source) for _ in range(5)]
+    for record in records:
+        publisher.submit(record)
+    # The sender is connected and holds the first record, the others wait behind it.
+    await assert_eventually(lambda: publisher.pending == 4, within=15)
+    assert groups_sent() == groups_before
+
+    try:
+        # Far below the linger: the close does not wait it out.
+        await asyncio.wait_for(publisher.close(grace_seconds=30), timeout=20)
+    finally:
+        await publisher.close(grace_seconds=0)  # a no-op after a close that ended
+
+    assert publisher.pending == 0
+    assert groups_sent() - groups_before == 1
+    assert await stored_ids(access, subject, 5) == [record.id for record in records]

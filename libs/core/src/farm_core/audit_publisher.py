@@ -2,6 +2,8 @@
 
 The records queued while a group is on its way are sent as the next group, pipelined:
 a stream of creates costs one acknowledgement round trip per group, not per record.
+A group's first record waits a short linger for more, so a trickle of calls shares
+a group's cost instead of each paying a lone publish's; no caller waits for it.
 """
 
 import asyncio
@@ -26,6 +28,7 @@ PUBLISH_TIMEOUT_SECONDS = 5.0
 RETRY_SECONDS = 1.0
 SEND_GROUP_MAX = 500
 """Records sent before their acknowledgements are awaited; below nats-py's pending limit."""
+DEFAULT_LINGER_SECONDS = 0.005
 
 audit_records_total = Counter(
     "farm_audit_records_total",
@@ -47,15 +50,26 @@ class AuditPublisher:
     `submit` never waits: when the queue is full (NATS down for long) the record is
     dropped, counted and logged, so auditing cannot slow or fail the call it records.
     The NATS connection is made on the first record, so a part that never records
-    anything never connects.
+    anything never connects. A group is sent `linger_seconds` after its first record
+    was taken, or at once when SEND_GROUP_MAX are waiting or the publisher closes.
     """
 
-    def __init__(self, nats: NatsAccess, source: str, capacity: int) -> None:
+    def __init__(
+        self,
+        nats: NatsAccess,
+        source: str,
+        capacity: int,
+        linger_seconds: float = DEFAULT_LINGER_SECONDS,
+    ) -> None:
         self._subject = audit_subject(source)
         self._nats = NatsLink(nats, f"audit-{self._subject}")
         self._queue: asyncio.Queue[audit_pb2.AuditRecord] = asyncio.Queue(maxsize=capacity)
         self._sender: asyncio.Task[None] | None = None
         self._dropped = 0
+        self._linger = linger_seconds
+        # Set to end a linger early: a full group is waiting, or the publisher closes.
+        self._send_now = asyncio.Event()
+        self._closing = False
 
     def submit(self, record: audit_pb2.AuditRecord) -> None:
         """Queues `record` for publishing; drops it (counted, logged) if the queue is full."""
@@ -64,6 +78,8 @@ class AuditPublisher:
         except asyncio.QueueFull:
             self._drop(record, "the audit queue is full")
             return
+        if self._queue.qsize() >= SEND_GROUP_MAX:
+            self._send_now.set()
         if self._sender is None:
             self._sender = asyncio.create_task(self._send_all(), name=f"audit-{self._subject}")
 
@@ -74,6 +90,8 @@ class AuditPublisher:
 
     async def close(self, grace_seconds: float) -> None:
         """Publishes what is queued for up to `grace_seconds`, then drops the rest."""
+        self._closing = True
+        self._send_now.set()
         if self._sender is not None:
             if self._nats.is_connected:
                 with contextlib.suppress(TimeoutError):
@@ -101,6 +119,7 @@ class AuditPublisher:
         js = await self._nats.open(_jetstream)
         while True:
             records = [await self._queue.get()]
+            await self._linger_for_more()
             while len(records) < SEND_GROUP_MAX and not self._queue.empty():
                 records.append(self._queue.get_nowait())
             try:
@@ -108,6 +127,17 @@ class AuditPublisher:
             finally:
                 for _ in records:
                     self._queue.task_done()
+
+    async def _linger_for_more(self) -> None:
+        """Lets records gather behind a group's first for the linger, unless told to send now."""
+        if self._linger <= 0 or self._closing:
+            return
+        self._send_now.clear()
+        if self._queue.qsize() + 1 >= SEND_GROUP_MAX:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._linger):
+                await self._send_now.wait()
 
     async def _publish(
         self, js: JetStreamContext, records: Sequence[audit_pb2.AuditRecord]

@@ -103,7 +103,9 @@ class ServiceHost:
             else None
         )
         codec = IdentityVerifier(settings.resolved_identity_public_key(), revoked)
-        self.audit = AuditPublisher(settings.nats(), service.name, settings.audit_queue_size)
+        self.audit = AuditPublisher(
+            settings.nats(), service.name, settings.audit_queue_size, settings.audit_linger_seconds
+        )
         self._server = grpc.aio.server(
             interceptors=[
                 # Outermost, so that every other interceptor's work is in the call's span.

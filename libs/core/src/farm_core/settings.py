@@ -103,6 +103,16 @@ class FarmSettings(BaseSettings):
         validation_alias=AliasChoices("FARM_AUDIT_QUEUE_SIZE"),
         description="Audit records a service holds while NATS is away; beyond, they are dropped.",
     )
+    audit_linger_seconds: float = Field(
+        default=0.005,
+        ge=0.0,
+        le=1.0,
+        validation_alias=AliasChoices("FARM_AUDIT_LINGER_SECONDS"),
+        description=(
+            "How long a service lets audit records gather before it publishes them as "
+            "one group; 0 publishes each as soon as the previous group is acknowledged."
+        ),
+    )
 
     internal_tls_cert: Path | None = Field(
         default=None,

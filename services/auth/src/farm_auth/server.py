@@ -98,7 +98,9 @@ class AuthService:
             lease_seconds=settings.rate_lease_seconds,
         )
         # Refusals at the edge never reach an interceptor: Check records them itself.
-        self._edge_audit = AuditPublisher(settings.nats(), EDGE_SOURCE, settings.audit_queue_size)
+        self._edge_audit = AuditPublisher(
+            settings.nats(), EDGE_SOURCE, settings.audit_queue_size, settings.audit_linger_seconds
+        )
 
     @property
     def revoked_credentials(self) -> RevokedCredentials:
