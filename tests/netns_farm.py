@@ -238,10 +238,10 @@ class NetnsFarm:
             self._launch_service(
                 host, by_name["storage"].spec, f"storage-{index + 1}", STORAGE_PORT
             )
-            if index == 0:
-                self._await(*(f"{name}-1" for name in ("auth", "scheduler", "storage")))
-        # The agents start beside the second replicas (they need NATS and a storage
-        # replica only to start); the farm is ready once all of them are.
+            self._await(*(f"{name}-{index + 1}" for name in ("auth", "scheduler", "storage")))
+        # The agents start once every replica is up: started beside the second ones,
+        # an agent's first JetStream requests could time out while the cluster was
+        # busy placing the second replicas' streams and buckets, and it exited.
         for index, launch in enumerate(agent_launches(self.config, shared)):
             host = self.hosts[AGENT_HOSTS[index]]
             # Every agent uploads to both storage replicas, round robin.
@@ -260,9 +260,7 @@ class NetnsFarm:
             }
             self.agent_env[launch.spec.name] = env
             self._launch_service(host, dataclasses.replace(launch.spec, env=env), None, 7110)
-        second = (f"{name}-{index + 1}" for index in range(1, len(API_HOSTS))
-                  for name in ("auth", "scheduler", "storage"))  # fmt: skip
-        self._await(*second, *AGENT_HOSTS)
+        self._await(*AGENT_HOSTS)
 
     def _launch_service(self, host: Host, spec: ProcessSpec, name: str | None, port: int) -> None:
         env = {**spec.env, "FARM_BIND_HOST": host.address}
