@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 
 from farm.audit.v1 import audit_pb2
 from farm_core.audit import audit_record
-from farm_core.audit_publisher import AuditPublisher
+from farm_core.audit_publisher import SEND_GROUP_MAX, AuditPublisher
 from farm_core.nats_access import NatsAccess
 from farm_core.queue import AUDIT_STREAM, audit_subject, connect, ensure_audit_stream
 from tests.conftest import NatsServer
@@ -141,6 +141,30 @@ async def test_records_made_one_at_a_time_within_the_linger_are_sent_as_one_grou
         assert await stored_ids(access, subject, 6) == [first.id] + [r.id for r in trickle]
     finally:
         await publisher.close(grace_seconds=5)
+
+
+async def test_a_lingering_group_is_sent_at_once_when_it_fills(
+    nats_server: NatsServer,
+) -> None:
+    access = NatsAccess(nats_server.url)
+    await ensure_stream(access)
+    source = f"filling{secrets.token_hex(4)}"
+    subject = audit_subject(source)
+    publisher = AuditPublisher(access, source, capacity=1000, linger_seconds=600.0)
+    try:
+        publisher.submit(create_record(source))
+        # The sender holds the group's first record and lingers.
+        await assert_eventually(lambda: publisher.pending == 0, within=15)
+        for _ in range(SEND_GROUP_MAX - 1):
+            publisher.submit(create_record(source))
+
+        async def stored_all() -> bool:
+            return await stored_on(access, subject) == SEND_GROUP_MAX
+
+        # Far below the linger: the full group does not wait it out.
+        await assert_eventually(stored_all, within=15, message="the full group was not sent")
+    finally:
+        await publisher.close(grace_seconds=0)
 
 
 async def test_a_close_sends_the_lingering_records_at_once_in_order(

@@ -78,7 +78,8 @@ class AuditPublisher:
         except asyncio.QueueFull:
             self._drop(record, "the audit queue is full")
             return
-        if self._queue.qsize() >= SEND_GROUP_MAX:
+        # With the group's first record held by a lingering sender, these fill it.
+        if self._queue.qsize() + 1 >= SEND_GROUP_MAX:
             self._send_now.set()
         if self._sender is None:
             self._sender = asyncio.create_task(self._send_all(), name=f"audit-{self._subject}")
