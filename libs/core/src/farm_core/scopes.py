@@ -25,9 +25,10 @@ class Scope(StrEnum):
     MCP = "mcp"
 
 
-PUBLIC_SCOPES: frozenset[str] = frozenset(
-    s.value for s in Scope if s not in (Scope.INTERNAL, Scope.AGENT, Scope.MCP)
-)
+CREDENTIAL_SCOPES: frozenset[str] = frozenset({Scope.INTERNAL, Scope.AGENT, Scope.MCP})
+"""The scopes only farm processes' credentials carry."""
+
+PUBLIC_SCOPES: frozenset[str] = frozenset(s.value for s in Scope) - CREDENTIAL_SCOPES
 
 # Methods anyone may call without an identity: health checking and reflection.
 OPEN_METHOD_PREFIXES: tuple[str, ...] = (
@@ -155,10 +156,6 @@ RPC_RULES: Mapping[str, RpcRule] = {
 
 MUTATING_METHODS: frozenset[str] = frozenset(m for m, r in RPC_RULES.items() if r.mutating)
 """The RPCs that change something: each call is written to the audit log."""
-
-
-CREDENTIAL_SCOPES: frozenset[str] = frozenset({Scope.INTERNAL, Scope.AGENT, Scope.MCP})
-"""The scopes only farm processes' credentials carry."""
 
 
 def accepts_credentials(scopes: Mapping[str, str]) -> bool:
