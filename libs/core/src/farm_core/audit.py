@@ -173,14 +173,15 @@ class _Audited(CallContext):
         traceback: TracebackType | None,
     ) -> bool:
         call, rule = self._call, self._rule
-        code = call.context.code()
         if error is not None:
+            code = call.context.code()
             if not isinstance(code, grpc.StatusCode):
                 code = error.code if isinstance(error, FarmError) else grpc.StatusCode.UNKNOWN
             if rule.mutating or code in DENIALS:
                 details = str(call.context.details() or "")
                 self._auditor.record(self._method, rule, call, None, code, details)
-        elif rule.mutating:
+        elif rule.mutating:  # a read that succeeded is not recorded
+            code = call.context.code()
             if not isinstance(code, grpc.StatusCode):
                 code = grpc.StatusCode.OK
             self._auditor.record(self._method, rule, call, call.response, code, "")
