@@ -16,7 +16,9 @@ from farm_core.identity import (
     Identity,
     IdentitySigner,
     IdentityVerifier,
+    credential_id,
     require_operator,
+    token_expiry,
 )
 from farm_core.identity_keys import load_private_key, new_private_key, private_pem, public_pem
 from farm_core.paging import (
@@ -79,6 +81,16 @@ def test_expired_token_is_refused() -> None:
     codec = IdentitySigner(private_pem(new_private_key()), ttl_seconds=-10)
     with pytest.raises(Unauthenticated):
         codec.decode(codec.encode(Identity("acme", "k", frozenset())))
+
+
+def test_a_tokens_expiry_and_a_credentials_id_are_read_unchecked_and_empty_for_junk() -> None:
+    codec = IdentitySigner(private_pem(new_private_key()), ttl_seconds=60)
+    token, expires = codec.renew(Identity("acme", "k", frozenset()), time.time())
+    credential = codec.credential(CredentialRole.AGENT, "agent-1")
+
+    assert token_expiry(token) == expires
+    assert credential_id(credential).startswith("cred_")
+    assert (token_expiry("not a token"), credential_id("not a token")) == (0.0, "")
 
 
 def test_page_token_round_trips_and_garbage_names_the_field() -> None:

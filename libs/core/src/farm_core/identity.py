@@ -319,13 +319,18 @@ class IdentitySigner(IdentityVerifier):
         return jwt.encode(claims, self._private_key, algorithm=_ALGORITHM)
 
 
+def _unchecked_claims(token: str) -> dict[str, object]:
+    """The claims `token` makes, its signature not verified; none for text that is not a token."""
+    try:
+        claims: dict[str, object] = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return {}
+    return claims
+
+
 def credential_id(token: str) -> str:
     """The id a credential claims, unchecked (its signature is not verified): '' if none."""
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return ""
-    return str(claims.get("jti", ""))
+    return str(_unchecked_claims(token).get("jti", ""))
 
 
 def token_expiry(token: str) -> float:
@@ -333,11 +338,7 @@ def token_expiry(token: str) -> float:
 
     0 for text that is not a token.
     """
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return 0.0
-    expiry = claims.get("exp")
+    expiry = _unchecked_claims(token).get("exp")
     return float(expiry) if isinstance(expiry, int | float) else 0.0
 
 
