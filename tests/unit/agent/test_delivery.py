@@ -67,7 +67,13 @@ def counted(outcome: DeliveryOutcome) -> float:
     return REGISTRY.get_sample_value("agent_tasks_total", {"status": outcome.value}) or 0.0
 
 
-def delivery(message: FakeMessage, redeliveries: list[tuple[str, float]]) -> Delivery:
+def delivery(
+    message: FakeMessage, redeliveries: list[tuple[str, float]], clock: FakeClock | None = None
+) -> Delivery:
+    """The agent's delivery of `message` (attempt 3): it lapses after 20 s on `clock`
+    without an in-progress ack reaching NATS (never without a clock: that one stands still).
+    """
+
     def expect_redelivery(subject: str, delay: float) -> None:
         redeliveries.append((subject, delay))
 
@@ -76,6 +82,9 @@ def delivery(message: FakeMessage, redeliveries: list[tuple[str, float]]) -> Del
         "task-1",
         expect_redelivery,
         connected=lambda: message.client.is_connected,
+        lapse_after_seconds=20,
+        attempt_of=lambda: 3,
+        clock=clock or FakeClock(),
     )
 
 
@@ -151,25 +160,6 @@ async def test_a_failed_in_progress_ack_does_not_stop_the_next_ones() -> None:
         await assert_eventually(lambda: message.tries >= 3, message="the acks stopped")
 
 
-def watched(
-    message: FakeMessage, clock: FakeClock, redeliveries: list[tuple[str, float]]
-) -> Delivery:
-    """A delivery that lapses after 20 s without an in-progress ack reaching NATS."""
-
-    def expect_redelivery(subject: str, delay: float) -> None:
-        redeliveries.append((subject, delay))
-
-    return Delivery(
-        message,  # type: ignore[arg-type]
-        "task-1",
-        expect_redelivery,
-        connected=lambda: message.client.is_connected,
-        lapse_after_seconds=20,
-        attempt_of=lambda: 3,
-        clock=clock,
-    )
-
-
 async def tick(delivery: Delivery) -> None:
     """One in-progress round, as kept_in_progress runs it."""
     await delivery._in_progress()
@@ -193,7 +183,7 @@ async def test_a_delivery_kept_in_progress_is_answered(steps: list[float | str])
     message, clock = FakeMessage(), FakeClock()
     redeliveries: list[tuple[str, float]] = []
     before = counted(DeliveryOutcome.RETRIED)
-    answered = watched(message, clock, redeliveries)
+    answered = delivery(message, redeliveries, clock)
     for step in steps:
         if step == "tick":
             await tick(answered)
@@ -225,7 +215,7 @@ async def test_a_delivery_that_may_have_lapsed_is_not_answered_but_counted_lapse
     redeliveries: list[tuple[str, float]] = []
     before = counted(DeliveryOutcome.LAPSED)
     succeeded = counted(DeliveryOutcome.SUCCEEDED)
-    answered = watched(message, clock, redeliveries)
+    answered = delivery(message, redeliveries, clock)
     for step in steps:
         if step in ("tick", "offline", "online"):
             message.client.is_connected = step != "offline"
@@ -246,7 +236,7 @@ async def test_a_delivery_that_may_have_lapsed_is_not_answered_but_counted_lapse
 
 async def test_a_failed_in_progress_ack_does_not_count_as_reached() -> None:
     message, clock = FakeMessage(fails=True), FakeClock()
-    answered = watched(message, clock, [])
+    answered = delivery(message, [], clock)
     for _ in range(3):
         clock.now += 10
         await tick(answered)

@@ -9,7 +9,6 @@ all, and counted as `lapsed`: the newest delivery of the message decides.
 import contextlib
 import enum
 import logging
-import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -64,8 +63,8 @@ class Delivery:
         expect_redelivery: ExpectRedelivery,
         *,
         connected: Callable[[], bool],
-        lapse_after_seconds: float = math.inf,
-        attempt_of: Callable[[], int] = lambda: 0,
+        lapse_after_seconds: float,
+        attempt_of: Callable[[], int],
         clock: Clock = boottime,
     ) -> None:
         self._message = message
