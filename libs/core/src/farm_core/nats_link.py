@@ -25,12 +25,16 @@ class NatsLink:
     """One NATS connection for a background task (audit publisher, audit writer).
 
     `open` retries until NATS answers, so a part starts without NATS; `close`
-    closes the connection, including one still being made when the task stopped.
+    closes the connection, including one still being made when the task stopped;
+    `reconnected` is called each time the connection is back after an outage.
     """
 
-    def __init__(self, access: NatsAccess, name: str) -> None:
+    def __init__(
+        self, access: NatsAccess, name: str, reconnected: Callable[[], None] | None = None
+    ) -> None:
         self._access = access
         self._name = name
+        self._reconnected = reconnected
         self._nc: Client | None = None
         self._connecting: asyncio.Future[Client] | None = None
 
@@ -45,7 +49,9 @@ class NatsLink:
             try:
                 # Shielded: a connect cut off half-way would leave its socket open;
                 # close() waits for it instead.
-                self._connecting = asyncio.ensure_future(connect(self._access, self._name))
+                self._connecting = asyncio.ensure_future(
+                    connect(self._access, self._name, self._reconnected)
+                )
                 self._nc = await asyncio.shield(self._connecting)
                 return await prepare(self._nc.jetstream())
             except Exception as error:  # any failure means: try again later

@@ -150,8 +150,13 @@ def audit_subject(source: str) -> str:
     return f"audit.{source}"
 
 
-async def connect(access: NatsAccess, name: str) -> Client:
-    """Connects to NATS as `access` says, reconnecting for ever when the server goes away."""
+async def connect(
+    access: NatsAccess, name: str, reconnected: Callable[[], None] | None = None
+) -> Client:
+    """Connects to NATS as `access` says, reconnecting for ever when the server goes away.
+
+    `reconnected` is called each time the connection is back after an outage.
+    """
     client: Client | None = None
 
     async def on_disconnected() -> None:
@@ -161,6 +166,8 @@ async def connect(access: NatsAccess, name: str) -> Client:
 
     async def on_reconnected() -> None:
         log.info("NATS reconnected")
+        if reconnected is not None:
+            reconnected()
 
     async def on_error(error: Exception) -> None:
         log.warning("NATS error: %s", error)

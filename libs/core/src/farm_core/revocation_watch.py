@@ -47,7 +47,8 @@ class RevocationWatch:
     """
 
     def __init__(self, access: NatsAccess, revoked: RevokedCredentials, replicas: int = 1) -> None:
-        self._link = NatsLink(access, "farm-revocations")
+        self._reconnected = asyncio.Event()
+        self._link = NatsLink(access, "farm-revocations", self._reconnected.set)
         self._revoked = revoked
         self._replicas = replicas
         self._task: asyncio.Task[None] | None = None
@@ -66,22 +67,37 @@ class RevocationWatch:
 
     async def _run(self) -> None:
         bucket = await self._link.open(lambda js: revocations_bucket(js, self._replicas))
-        watcher = await bucket.watchall()
-        try:
-            async for entry in watcher:
-                if entry is None:
-                    # Every entry there was is read: from now on updates only.
-                    if not self._revoked.loaded:
-                        log.info("credential revocations loaded")
-                    self._revoked.loaded = True
-                    continue
-                if entry.operation is not None or not entry.value:
-                    self._revoked.remove(entry.key)
-                    continue
-                try:
-                    self._revoked.add(Revocation.decode(entry.value))
-                except ValueError as error:
-                    log.warning("revocation entry %s unreadable: %s", entry.key, error)
-        finally:
-            with contextlib.suppress(Exception):
-                await watcher.stop()  # type: ignore[no-untyped-call]  # untyped in nats-py
+        while True:
+            # A restarted nats-server has lost the watch's consumer, which nats-py
+            # would notice only after two missed 5 s heartbeats and more: a revocation
+            # made meanwhile took ~20 s to arrive. After an outage the watch starts anew.
+            self._reconnected.clear()
+            watcher = await bucket.watchall()
+            ends = asyncio.create_task(self._stop_on_reconnect(watcher))
+            try:
+                await self._follow(watcher)
+            finally:
+                await cancel_and_wait(ends, "the revocations watch's reconnect wait")
+                with contextlib.suppress(Exception):
+                    await watcher.stop()  # type: ignore[no-untyped-call]  # untyped in nats-py
+
+    async def _stop_on_reconnect(self, watcher: KeyValue.KeyWatcher) -> None:
+        await self._reconnected.wait()
+        await watcher.stop()  # type: ignore[no-untyped-call]  # untyped in nats-py
+
+    async def _follow(self, watcher: KeyValue.KeyWatcher) -> None:
+        """Applies the watcher's entries (a replay of all, then updates) until it stops."""
+        async for entry in watcher:
+            if entry is None:
+                # Every entry there was is read: from now on updates only.
+                if not self._revoked.loaded:
+                    log.info("credential revocations loaded")
+                self._revoked.loaded = True
+                continue
+            if entry.operation is not None or not entry.value:
+                self._revoked.remove(entry.key)
+                continue
+            try:
+                self._revoked.add(Revocation.decode(entry.value))
+            except ValueError as error:
+                log.warning("revocation entry %s unreadable: %s", entry.key, error)
