@@ -1,5 +1,6 @@
 """RevokeCredential: the MCP service's revoked credential renews no token, also after auth
-restarts (its SQL is the source of truth); only the bootstrap tenant's admin may revoke."""
+restarts (its SQL is the source of truth); only the bootstrap tenant's admin may revoke;
+a revocation NATS did not take is still in force on the replica that stored it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import grpc
 import pytest
 
 from farm.auth.v1 import auth_pb2, renewal_pb2, renewal_pb2_grpc
+from farm_auth import credential_revocations
 from farm_core.identity import IDENTITY_HEADER, CredentialRole, credential_id
 from tests.conftest import NatsServer
 from tests.helpers import TEST_SIGNER
@@ -117,3 +119,20 @@ async def test_only_the_bootstrap_admin_may_revoke_and_the_request_names_one_thi
             await revoke(auth_on_nats, admin_key, invalid)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert (refused.value.details() or "").startswith(f"{field}:")
+
+
+async def test_a_revocation_nats_did_not_take_is_in_force_on_this_replica_at_once(
+    farm_home: Path, database_url: str, admin_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No NATS: nothing comes back through the bucket's watch, only the replica's own record.
+    monkeypatch.setattr(credential_revocations, "PUBLISH_TIMEOUT_SECONDS", 0.2)
+    revoked = TEST_SIGNER.credential(CredentialRole.MCP, "mcp")
+    offline = auth_settings(farm_home, database_url, admin_key, NATS_URL="nats://127.0.0.1:1")
+    async with running_auth(offline) as auth:
+        with pytest.raises(grpc.aio.AioRpcError) as unpublished:
+            await revoke(
+                auth, admin_key, auth_pb2.RevokeCredentialRequest(id=credential_id(revoked))
+            )
+        assert unpublished.value.code() == grpc.StatusCode.UNAVAILABLE
+
+        assert await renewal_code(auth, revoked) == grpc.StatusCode.UNAUTHENTICATED

@@ -17,6 +17,7 @@ from typing import Any, cast
 import grpc
 import nats
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from farm.admin.v1 import admin_pb2_grpc
@@ -271,6 +272,11 @@ async def scheduler(start_scheduler: StartScheduler) -> Scheduler:
 async def hand_run_scheduler(start_scheduler: StartScheduler) -> Scheduler:
     """A scheduler whose republisher waits an hour between rounds: the test runs them itself."""
     return await start_scheduler(republish_interval_seconds=3600)
+
+
+def sample(name: str, **labels: str) -> float:
+    """The current value of a metric of this process's schedulers (0 before its first)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def stored_spec(**fields: Any) -> tasks_pb2.TaskSpec:

@@ -4,7 +4,6 @@ import json
 
 import grpc
 from google.protobuf import json_format
-from prometheus_client import REGISTRY
 
 from farm.admin.v1 import admin_pb2
 from farm.tasks.v1 import tasks_pb2
@@ -18,6 +17,7 @@ from tests.integration.scheduler.conftest import (
     Scheduler,
     StartScheduler,
     rpc_error,
+    sample,
     succeeded_result,
     until,
 )
@@ -38,11 +38,6 @@ async def callback_attempts(scheduler: Scheduler, task_id: str, count: int) -> t
 
     await assert_eventually(there, message=f"task {task_id} has not {count} callback attempts")
     return await scheduler.get(task_id)
-
-
-def sample(name: str, **labels: str) -> float:
-    """The current value of a metric of this process's schedulers (0 before its first)."""
-    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 async def received(receiver: Receiver, count: int) -> list[dict[str, object]]:

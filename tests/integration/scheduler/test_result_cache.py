@@ -8,7 +8,6 @@ from typing import Any
 
 import grpc
 import pytest
-from prometheus_client import REGISTRY
 
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
@@ -23,6 +22,7 @@ from tests.integration.scheduler.conftest import (
     Scheduler,
     StartScheduler,
     rpc_error,
+    sample,
     succeeded_result,
     until,
 )
@@ -30,10 +30,6 @@ from tests.integration.scheduler.conftest import (
 pytestmark = pytest.mark.integration
 
 NOT_FOUND = tasks_pb2.TaskError(code="SELECTOR_NOT_FOUND", message="no #main", retryable=False)
-
-
-def sample(name: str) -> float:
-    return REGISTRY.get_sample_value(name) or 0.0
 
 
 async def published(queue: Queue) -> int:

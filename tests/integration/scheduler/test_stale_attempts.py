@@ -7,7 +7,6 @@ in farm_agent: they go into the attempt history and move nothing else.
 """
 
 import pytest
-from prometheus_client import REGISTRY
 
 from farm.tasks.v1 import tasks_pb2
 from tests.helpers import assert_eventually
@@ -19,6 +18,7 @@ from tests.integration.scheduler.conftest import (
     SUCCEEDED,
     TIMEOUT,
     Scheduler,
+    sample,
     succeeded_result,
     until,
 )
@@ -33,10 +33,6 @@ REFUSED = tasks_pb2.TaskError(
     "is not task 't''s running attempt: attempt 2 (work sequence 7) has stored artifacts since",
 )
 """What the cut-off agent reports when storage refused its stale upload (final, not retryable)."""
-
-
-def sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def stale_result() -> tasks_pb2.TaskResult:

@@ -7,7 +7,6 @@ from typing import Any
 import grpc
 import pytest
 from nats.js.errors import KeyNotFoundError
-from prometheus_client import REGISTRY
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
@@ -23,6 +22,7 @@ from tests.integration.scheduler.conftest import (
     Scheduler,
     StartScheduler,
     rpc_error,
+    sample,
     succeeded_result,
     until,
 )
@@ -353,10 +353,6 @@ async def test_invalid_timeout_names_the_field(scheduler: Scheduler) -> None:
 
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error.details() == "timeoutMs: must be 0 or between 1000 and 300000, got 5"
-
-
-def sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 async def test_metrics_count_tasks_and_time_their_queue_and_run(

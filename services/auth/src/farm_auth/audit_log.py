@@ -6,12 +6,11 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Index, Row, String, Table, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from farm.audit.v1 import audit_pb2
-from farm_auth.models import Base
+from farm_auth.models import Base, dialect_insert
 from farm_core.db import UtcDateTime, newest_first
 from farm_core.paging import Cursor
 
@@ -91,10 +90,7 @@ class AuditLog:
         if not records:
             return
         rows = [_values(r) for r in records]
-        if self._engine.dialect.name == "postgresql":
-            statement: Any = postgresql.insert(audit_records).on_conflict_do_nothing()
-        else:
-            statement = sqlite.insert(audit_records).on_conflict_do_nothing()
+        statement = dialect_insert(self._engine.dialect, audit_records).on_conflict_do_nothing()
         async with self._engine.begin() as connection:
             await connection.execute(statement, rows)
 

@@ -17,10 +17,9 @@ import nats.errors
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from sqlalchemy import Row, Table, delete, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from farm_auth.models import RevokedCredentialRow
+from farm_auth.models import RevokedCredentialRow, dialect_insert
 from farm_core.cancel import cancel_and_wait
 from farm_core.db import utcnow
 from farm_core.errors import InvalidArgument, Unavailable
@@ -180,11 +179,7 @@ class CredentialRevocations:
     ) -> RevocationRecord:
         """Inserts the revocation; a credential's first stands, a subject's moves to `now`."""
         async with self._engine.begin() as connection:
-            insert = (
-                postgresql.insert(revoked_credentials)
-                if connection.dialect.name == "postgresql"
-                else sqlite.insert(revoked_credentials)
-            )
+            insert = dialect_insert(connection.dialect, revoked_credentials)
             values = insert.values(
                 revoked_by=revoked_by.value,
                 target=target,

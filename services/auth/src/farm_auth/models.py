@@ -2,7 +2,8 @@
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Dialect, ForeignKey, Index, Integer, String, Table
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from farm_core.db import UtcDateTime
@@ -10,6 +11,13 @@ from farm_core.db import UtcDateTime
 
 class Base(DeclarativeBase):
     """The auth service's SQLAlchemy metadata."""
+
+
+def dialect_insert(dialect: Dialect, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into `table` for `dialect` (PostgreSQL or SQLite), with its ON CONFLICT."""
+    if dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 class TenantRow(Base):

@@ -6,12 +6,11 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Row, Table, bindparam, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm_auth.keys import KeyRecord
 from farm_auth.limits import QuotaSetting, RateSetting
-from farm_auth.models import ApiKeyRow, TenantRow
+from farm_auth.models import ApiKeyRow, TenantRow, dialect_insert
 from farm_core.db import Database
 
 MIGRATIONS = "farm_auth:migrations"
@@ -271,11 +270,7 @@ def _owned(key_id: str, tenant: str | None) -> Any:
 
 
 async def _ensure_tenant(connection: AsyncConnection, tenant: str, now: dt.datetime) -> None:
-    insert = (
-        postgresql.insert(tenants)
-        if connection.dialect.name == "postgresql"
-        else sqlite.insert(tenants)
-    )
+    insert = dialect_insert(connection.dialect, tenants)
     await connection.execute(
         insert.values(name=tenant, create_time=now).on_conflict_do_nothing(
             index_elements=[tenants.c.name]

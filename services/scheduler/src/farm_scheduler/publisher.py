@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import nats.errors
@@ -92,6 +93,13 @@ class _Outgoing:
     """The name of its publish's span."""
     record: TaskRecord
     """The task, whose stored trace context (traceparent) the publish continues."""
+
+    def producing(self) -> AbstractContextManager[dict[str, str]]:
+        """The span of its publish (trace_context.producing), yielding its trace headers."""
+        record = self.record
+        return producing(
+            self.span, self.subject, parent=record.trace_parent, attributes=_traced(record)
+        )
 
 
 def shared_part(record: TaskRecord) -> bytes:
@@ -288,12 +296,7 @@ class TaskPublisher:
             if bare and not record.trace_parent:
                 yield message.subject, message.payload, {"Nats-Msg-Id": message.message_id}
                 continue
-            with producing(
-                message.span,
-                message.subject,
-                parent=record.trace_parent,
-                attributes=_traced(record),
-            ) as headers:
+            with message.producing() as headers:
                 outgoing = {**headers, "Nats-Msg-Id": message.message_id}
             bare = bare or not (record.trace_parent or headers)
             yield message.subject, message.payload, outgoing
@@ -303,14 +306,8 @@ class TaskPublisher:
         if not self._nc.is_connected:
             log.info("NATS is unreachable: %s %s will be published when it is back", what, task_id)
             return False
-        record = message.record
         try:
-            with producing(
-                message.span,
-                message.subject,
-                parent=record.trace_parent,
-                attributes=_traced(record),
-            ) as headers:
+            with message.producing() as headers:
                 await self._js.publish(
                     message.subject,
                     message.payload,
