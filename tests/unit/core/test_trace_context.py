@@ -10,6 +10,7 @@ from farm_core.trace_context import (
     consuming,
     new_traceparent,
     outgoing_headers,
+    passes_nothing,
     producing,
     span_context_of,
     trace_id_of,
@@ -115,6 +116,14 @@ def test_without_tracing_a_publish_still_passes_on_a_stored_or_current_context()
         producing("task.publish", SUBJECT) as headers,
     ):
         assert trace_id_of(headers[TRACEPARENT]) == trace_id_of(STORED)
+
+
+def test_without_tracing_a_publish_passes_nothing_only_while_no_context_is_current() -> None:
+    # What a batch asks once instead of running producing() per message.
+    with producing("task.publish", SUBJECT) as headers:
+        assert passes_nothing() and headers == {}
+    with consuming("task.event", SUBJECT, {TRACEPARENT: STORED}):
+        assert not passes_nothing()
 
 
 def test_a_traceparent_names_its_trace_and_a_malformed_one_names_none() -> None:

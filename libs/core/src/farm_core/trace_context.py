@@ -117,6 +117,15 @@ def producing(
         yield outgoing_headers()
 
 
+def passes_nothing() -> bool:
+    """Whether a publish without a parent of its own would carry no trace headers now.
+
+    True while tracing is off and no span is current: a caller publishing many such
+    messages at once (a batch) may ask once and skip `producing` for each.
+    """
+    return not (_spans_recorded() or trace.get_current_span().get_span_context().is_valid)
+
+
 def _spans_recorded() -> bool:
     """Whether a tracer provider that records spans is set (else the API's no-op one)."""
     provider = trace.get_tracer_provider()
