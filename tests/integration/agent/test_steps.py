@@ -10,12 +10,17 @@ from collections.abc import Callable
 import pytest
 from google.protobuf import json_format
 
+from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import BrowserSpecRunner
 from farm_agent.errors import TaskFailure
+from farm_agent.sessions.commands import run_command
+from farm_agent.sessions.manager import SessionManager
 from farm_agent.settings import AgentSettings
 from farm_core.task_errors import ErrorCode
+from tests.integration.agent.conftest import open_session
+from tests.integration.agent.fakes import FakeUploader, keeper_of
 from tests.pages import Site
 
 pytestmark = pytest.mark.integration
@@ -144,8 +149,49 @@ async def test_wait_for_text_that_never_shows_names_the_text(
 async def test_wait_for_network_idle_waits_for_the_pages_fetch(
     runner: BrowserSpecRunner, site: Site
 ) -> None:
-    spec = widgets(site, [{"click": "#load"}, {"wait": {"networkIdle": True}}], loaded="#loaded")
+    # The page has been idle a while before the click: the wait is for the click's fetch
+    # (Playwright's "networkidle" load state, reached once per page, would not wait).
+    steps: list[dict[str, object]] = [
+        {"wait": {"ms": 700}},
+        {"click": "#load"},
+        {"wait": {"networkIdle": True}},
+    ]
+    spec = widgets(site, steps, loaded="#loaded")
     assert await extracted(runner, spec) == {"loaded": "loaded"}
+
+
+async def test_a_session_command_waits_for_network_idle_after_a_click_in_the_one_before(
+    manager: SessionManager, site: Site
+) -> None:
+    session = await open_session(manager, tasks_pb2.Viewport(width=1280, height=800))
+    keeper = keeper_of(FakeUploader())
+    click = sessions_pb2.SessionCommand(url=site.url("/widgets"), timeout_ms=10_000)
+    click.steps.add().wait.ms = 700
+    click.steps.add().click = "#load"
+    await run_command(session, click, keeper, 100_000)
+    wait = sessions_pb2.SessionCommand(timeout_ms=10_000)
+    wait.steps.add().wait.network_idle = True
+    wait.extract.fields["loaded"] = "#loaded"
+    result = await run_command(session, wait, keeper, 100_000)
+    assert json_format.MessageToDict(result.json) == {"loaded": "loaded"}
+
+
+async def test_wait_for_network_idle_that_never_comes_names_the_open_request(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
+    steps: list[dict[str, object]] = [
+        {"evaluate": "void fetch('/gate/never-idle')"},
+        {"wait": {"networkIdle": True}},
+    ]
+    try:
+        failure = await failure_of(runner, widgets(site, steps, timeout_ms=NEVER_MS))
+    finally:
+        site.release("never-idle")
+    assert failure.code is ErrorCode.TIMEOUT
+    assert failure.message == (
+        "steps[1].wait.networkIdle: the network did not become idle in time; "
+        f"1 request(s) still open: {site.url('/gate/never-idle')}"
+    )
 
 
 async def test_wait_for_a_time_lets_the_page_go_on(runner: BrowserSpecRunner, site: Site) -> None:

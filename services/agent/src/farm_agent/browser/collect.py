@@ -7,6 +7,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import Capture, CapturedArtifact
 from farm_agent.browser.har import HAR_CONTENT_TYPE, har_json
 from farm_agent.browser.observers import ContextObserver, RecordedRequest
+from farm_agent.browser.steps import waits_for_network_idle
 from farm_agent.browser.timing import page_timing
 from farm_agent.egress.session import EgressSession
 from farm_agent.errors import Stage, TaskFailure, failures_as
@@ -28,10 +29,15 @@ def needs_observer(options: tasks_pb2.CollectOptions) -> bool:
 
 
 def observer_for(
-    context: BrowserContext, egress: EgressSession, options: tasks_pb2.CollectOptions
+    context: BrowserContext, egress: EgressSession, spec: tasks_pb2.TaskSpec
 ) -> ContextObserver | None:
-    """An observer of a task's context, attached before its page opens, if `options` needs one."""
-    return ContextObserver(context, egress) if needs_observer(options) else None
+    """An observer of a task's context, attached before its page opens, if `spec` needs one.
+
+    It does for what `spec.collect` reports and for steps that wait for network idle.
+    """
+    if needs_observer(spec.collect) or waits_for_network_idle(spec.steps):
+        return ContextObserver(context, egress)
+    return None
 
 
 async def collect(

@@ -9,6 +9,7 @@ end costs a bounded amount of memory.
 """
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -16,7 +17,14 @@ from typing import Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from playwright.async_api import BrowserContext, ConsoleMessage, Request, Response, WebError
+from playwright.async_api import (
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Request,
+    Response,
+    WebError,
+)
 from playwright.async_api import Error as PlaywrightError
 
 from farm.tasks.v1 import tasks_pb2
@@ -31,6 +39,8 @@ MAX_RECORDED_REQUESTS = 1000
 """Requests kept (the newest), for the network log and the HAR alike."""
 MAX_LOGGED_URL_CHARS = 500
 """A URL in the network log, the HAR or a console source is cut at this many characters."""
+NETWORK_QUIET_SECONDS = 0.5
+"""How long a page must have no request open for its network to count as idle (Playwright's)."""
 
 # Playwright's console message types, as the result's levels; the rest are "log".
 _LEVELS = {
@@ -101,6 +111,9 @@ class ContextObserver:
         self.requests: BoundedLog[RecordedRequest] = BoundedLog(MAX_RECORDED_REQUESTS)
         # Requests not ended yet, by Playwright's request object; bounded like the log.
         self._open: dict[Request, RecordedRequest] = {}
+        # Set when a request starts or ends; the monotonic time it last did.
+        self._network_changed = asyncio.Event()
+        self._network_changed_at = time.monotonic()
         self._context = context
         context.on("console", self._on_console)
         context.on("weberror", self._on_error)
@@ -117,6 +130,36 @@ class ContextObserver:
         self._context.remove_listener("response", self._on_response)
         self._context.remove_listener("requestfinished", self._on_finished)
         self._context.remove_listener("requestfailed", self._on_failed)
+
+    def open_requests(self, page: Page) -> list[RecordedRequest]:
+        """The requests of `page`'s frames that have not ended yet, oldest first."""
+        return [entry for entry in self._open.values() if _page_of(entry.request) is page]
+
+    async def network_idle(self, page: Page) -> None:
+        """Returns once `page` has had no request open for NETWORK_QUIET_SECONDS.
+
+        The quiet spell starts at the call at the earliest, not at the page's load:
+        Playwright's own "networkidle" state is reached once per document, so a wait
+        for it after a click returned before the fetch the click started. Requests
+        open since before the call count (a session's click in an earlier command).
+        Has no time limit of its own: the caller bounds it.
+        """
+        quiet_from = time.monotonic()
+        while True:
+            self._network_changed.clear()
+            if self.open_requests(page):
+                await self._network_changed.wait()
+                continue
+            quiet_for = time.monotonic() - max(quiet_from, self._network_changed_at)
+            if quiet_for >= NETWORK_QUIET_SECONDS:
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(NETWORK_QUIET_SECONDS - quiet_for):
+                    await self._network_changed.wait()
+
+    def _network_change(self) -> None:
+        self._network_changed_at = time.monotonic()
+        self._network_changed.set()
 
     async def measure(self, recorded: list[RecordedRequest]) -> None:
         """Fills in the body and header sizes of the ended requests that lack them."""
@@ -155,6 +198,7 @@ class ContextObserver:
         if len(self._open) > MAX_RECORDED_REQUESTS:
             # A request that never ends (a long poll) is given up on, oldest first.
             del self._open[next(iter(self._open))]
+        self._network_change()
 
     def _on_response(self, response: Response) -> None:
         entry = self._open.get(response.request)
@@ -183,6 +227,7 @@ class ContextObserver:
 
     def _end(self, entry: RecordedRequest, duration_ms: float | None) -> None:
         entry.ended = True
+        self._network_change()
         if duration_ms is None:
             duration_ms = (time.monotonic() - entry.started_monotonic) * 1000
         entry.duration_ms = duration_ms
@@ -192,6 +237,13 @@ class ContextObserver:
             # The guard's answer (403, or a refused tunnel) is not the server's.
             entry.status = 0
             entry.failure = GUARD_REFUSAL + refused.describe()
+
+
+def _page_of(request: Request) -> Page | None:
+    """The page whose frame made `request`; None for a service worker's own requests."""
+    if request.service_worker is not None:
+        return None
+    return request.frame.page
 
 
 def console_message(level: str, text: str, source: str) -> tasks_pb2.ConsoleMessage:

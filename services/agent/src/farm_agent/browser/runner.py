@@ -113,7 +113,7 @@ class BrowserSpecRunner:
         warm.context.set_default_timeout(spec.timeout_ms or DEFAULT_TIMEOUT_MS)
         guard = PageGuard(warm.context)
         guard.watch(warm.page)
-        observer = observer_for(warm.context, warm.egress, spec.collect)
+        observer = observer_for(warm.context, warm.egress, spec)
         try:
             return await self._browse(warm.page, spec, budget, warm.egress, guard, observer)
         finally:
@@ -139,7 +139,7 @@ class BrowserSpecRunner:
                 self._pool.new_context(**options, proxy=egress.proxy) as context,
             ):
                 guard = PageGuard(context)
-                observer = observer_for(context, egress, spec.collect)
+                observer = observer_for(context, egress, spec)
                 try:
                     context.set_default_timeout(spec.timeout_ms or DEFAULT_TIMEOUT_MS)
                     if profile_state:
@@ -224,7 +224,7 @@ async def browse(
                     # The main document changes: the result reports the new one's status.
                     status = await _navigate(page, step.goto, f"{field}.goto", spec, budget, egress)
                 else:
-                    await run_step(page, step, field, budget.ms)
+                    await run_step(page, step, field, budget.ms, observer)
         if any(spec.HasField(action) for action in ACTIONS):
             seen = audit_observer.seen if audit_observer else None
             with tracer().start_as_current_span("page.capture", attributes=action_attributes(spec)):

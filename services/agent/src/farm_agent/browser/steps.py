@@ -10,7 +10,7 @@ reference ("aria-ref=e5"), which Playwright resolves itself.
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Locator, Page
@@ -18,6 +18,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import TimeLeftMs
+from farm_agent.browser.observers import ContextObserver
 from farm_agent.errors import Stage, TaskFailure, failures_as
 from farm_core.task_errors import ErrorCode
 
@@ -27,8 +28,18 @@ ElementAction = Callable[[Locator], Awaitable[object]]
 _SCROLL_TO = "(toBottom) => window.scrollTo(0, toBottom ? document.body.scrollHeight : 0)"
 
 
-async def run_step(page: Page, step: tasks_pb2.Step, field: str, time_left_ms: TimeLeftMs) -> None:
-    """Runs one step (any but goto) on the page; `field` is the step's own, e.g. "steps[3]"."""
+async def run_step(
+    page: Page,
+    step: tasks_pb2.Step,
+    field: str,
+    time_left_ms: TimeLeftMs,
+    observer: ContextObserver | None = None,
+) -> None:
+    """Runs one step (any but goto) on the page; `field` is the step's own, e.g. "steps[3]".
+
+    A wait for network idle reads the page's requests from `observer`, which must
+    have watched the page since before the step that started them.
+    """
     if step.click:
         await _on_element(
             page, step.click, f"{field}.click", lambda it: it.click(timeout=time_left_ms())
@@ -62,11 +73,20 @@ async def run_step(page: Page, step: tasks_pb2.Step, field: str, time_left_ms: T
             lambda it: it.scroll_into_view_if_needed(timeout=time_left_ms()),
         )
     else:
-        await _run_toolbox_step(page, step, field, time_left_ms)
+        await _run_toolbox_step(page, step, field, time_left_ms, observer)
+
+
+def waits_for_network_idle(steps: Iterable[tasks_pb2.Step]) -> bool:
+    """Whether one of `steps` waits for the network to be idle (it needs an observer)."""
+    return any(step.HasField("wait") and step.wait.network_idle for step in steps)
 
 
 async def _run_toolbox_step(
-    page: Page, step: tasks_pb2.Step, field: str, time_left_ms: TimeLeftMs
+    page: Page,
+    step: tasks_pb2.Step,
+    field: str,
+    time_left_ms: TimeLeftMs,
+    observer: ContextObserver | None,
 ) -> None:
     """hover, select, check, uncheck, wait and evaluate."""
     if step.hover:
@@ -84,7 +104,7 @@ async def _run_toolbox_step(
             page, step.uncheck, f"{field}.uncheck", lambda it: it.uncheck(timeout=time_left_ms())
         )
     elif step.HasField("wait"):
-        await _wait(page, step.wait, f"{field}.wait", time_left_ms)
+        await _wait(page, step.wait, f"{field}.wait", time_left_ms, observer)
     elif step.evaluate:
         with failures_as(Stage.SCRIPT, f"{field}.evaluate"):
             await page.evaluate(step.evaluate)
@@ -112,7 +132,13 @@ async def _select(
     )
 
 
-async def _wait(page: Page, wait: tasks_pb2.WaitStep, field: str, time_left_ms: TimeLeftMs) -> None:
+async def _wait(
+    page: Page,
+    wait: tasks_pb2.WaitStep,
+    field: str,
+    time_left_ms: TimeLeftMs,
+    observer: ContextObserver | None,
+) -> None:
     """Until text is visible, the network is idle, or for a time (if the attempt has it left)."""
     if wait.text:
         try:
@@ -128,8 +154,7 @@ async def _wait(page: Page, wait: tasks_pb2.WaitStep, field: str, time_left_ms: 
                 f'{field}.text: the text "{wait.text}" did not become visible in time',
             ) from failure
     elif wait.network_idle:
-        with failures_as(Stage.CAPTURE, f"{field}.networkIdle"):
-            await page.wait_for_load_state("networkidle", timeout=time_left_ms())
+        await _network_idle(page, f"{field}.networkIdle", time_left_ms, observer)
     elif wait.ms > time_left_ms():
         # The attempt would time out while waiting, with nothing left for the action.
         raise TaskFailure(
@@ -138,6 +163,26 @@ async def _wait(page: Page, wait: tasks_pb2.WaitStep, field: str, time_left_ms: 
         )
     else:
         await asyncio.sleep(wait.ms / 1000)
+
+
+async def _network_idle(
+    page: Page, field: str, time_left_ms: TimeLeftMs, observer: ContextObserver | None
+) -> None:
+    """Until the page has had no request open for a while; names what stayed open."""
+    if observer is None:
+        raise TaskFailure(ErrorCode.INTERNAL, f"{field}: the page's requests were not observed")
+    try:
+        async with asyncio.timeout(time_left_ms() / 1000):
+            await observer.network_idle(page)
+    except TimeoutError as error:
+        still_open = observer.open_requests(page)
+        shown = ", ".join(entry.url for entry in still_open[:3])
+        more = f" and {len(still_open) - 3} more" if len(still_open) > 3 else ""
+        raise TaskFailure(
+            ErrorCode.TIMEOUT,
+            f"{field}: the network did not become idle in time; "
+            f"{len(still_open)} request(s) still open: {shown}{more}",
+        ) from error
 
 
 async def _on_element(
