@@ -5,6 +5,8 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher.processes import free_port
@@ -153,3 +155,23 @@ async def test_a_batch_accepted_while_nats_is_unreachable_is_published_later(
 
     await assert_eventually(all_published, within=15, message="the batch was not published")
     assert await queue.subjects() == {task_subject("", Priority.NORMAL): 3}
+
+
+async def test_a_publish_jetstream_refuses_ends_its_span_as_an_error(
+    hand_run_scheduler: Scheduler, queue: Queue, recorded_spans: InMemorySpanExporter
+) -> None:
+    # The span of a pipelined publish ends with its acknowledgement, not when it is sent.
+    await queue.js.delete_stream(TASK_STREAM)
+    task = await hand_run_scheduler.create()
+
+    def publish_spans() -> list[tuple[object, StatusCode]]:
+        return [
+            (span.attributes["farm.task_id"] if span.attributes else None, span.status.status_code)
+            for span in recorded_spans.get_finished_spans()
+            if span.name == "task.publish"
+        ]
+
+    await assert_eventually(lambda: bool(publish_spans()), within=5, message="no publish span")
+    assert publish_spans() == [(task.id, StatusCode.ERROR)]
+    stored = await hand_run_scheduler.service.store.get(hand_run_scheduler.tenant, task.id)
+    assert not stored.published

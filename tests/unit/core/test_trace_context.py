@@ -1,18 +1,22 @@
 """The trace context over NATS headers and in a task's stored traceparent."""
 
+import asyncio
+
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from farm_core.logs import trace_id_var
 from farm_core.trace_context import (
     TRACEPARENT,
     consuming,
+    end_when_settled,
     new_traceparent,
     outgoing_headers,
     passes_nothing,
     producing,
     span_context_of,
+    start_producing,
     trace_id_of,
     traceparent,
 )
@@ -135,3 +139,30 @@ def test_a_traceparent_names_its_trace_and_a_malformed_one_names_none() -> None:
     for malformed in ("", "00-zz-00f067aa0ba902b7-01", "00-" + "0" * 32 + "-00f067aa0ba902b7-01"):
         assert trace_id_of(malformed) == ""
     assert traceparent(trace.INVALID_SPAN_CONTEXT) == ""
+
+
+async def test_a_started_publish_span_ends_when_its_outcome_settles(
+    recorded_spans: InMemorySpanExporter,
+) -> None:
+    loop = asyncio.get_running_loop()
+    outcomes: list[asyncio.Future[object]] = [loop.create_future() for _ in range(3)]
+    for index, outcome in enumerate([*outcomes, None]):
+        span, headers = start_producing(f"publish-{index}", SUBJECT)
+        assert span is not None and headers[TRACEPARENT] == traceparent(span.get_span_context())
+        end_when_settled(span, outcome)
+    assert [span.name for span in recorded_spans.get_finished_spans()] == ["publish-3"]
+
+    outcomes[0].set_result("stored")
+    outcomes[1].set_exception(ConnectionError("gone"))
+    outcomes[2].cancel()
+    await asyncio.sleep(0)
+    statuses = {
+        span.name: (span.status.status_code, span.status.description)
+        for span in recorded_spans.get_finished_spans()
+    }
+    assert statuses == {
+        "publish-0": (StatusCode.UNSET, None),
+        "publish-1": (StatusCode.ERROR, "ConnectionError: gone"),
+        "publish-2": (StatusCode.ERROR, "not confirmed in time"),
+        "publish-3": (StatusCode.ERROR, "not sent"),
+    }

@@ -9,13 +9,15 @@ joins the task's one trace. A client that starts a trace makes its `traceparent`
 with `new_traceparent`.
 """
 
+import asyncio
 import contextlib
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, Span, SpanContext, SpanKind
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
@@ -95,14 +97,32 @@ def producing(
     with both, the current one is linked (an operator's requeue of a user's task).
     While tracing is off no span is made, and the headers carry that parent's context.
     """
+    span, headers = start_producing(name, subject, parent=parent, attributes=attributes)
+    if span is None:
+        yield headers
+        return
+    with trace.use_span(span, end_on_exit=True):
+        yield headers
+
+
+def start_producing(
+    name: str,
+    subject: str,
+    *,
+    parent: str = "",
+    attributes: Mapping[str, AttributeValue] | None = None,
+) -> tuple[Span | None, dict[str, str]]:
+    """The started PRODUCER span of a publish and the headers that carry its context.
+
+    As `producing`, but the caller ends the span: a pipelined publish's when JetStream
+    confirms it. The span is None while tracing is off.
+    """
     if not _spans_recorded():
         # What the API's no-op tracer would pass on, without its per-publish span and
         # context switch (a sixth of the publishes' work in a profile of single creates).
         if not (parent or trace.get_current_span().get_span_context().is_valid):
-            yield {}  # nothing to pass on (a batch publishes a thousand messages)
-        else:
-            yield _passed_on(parent)
-        return
+            return None, {}  # nothing to pass on (a batch publishes a thousand messages)
+        return None, _passed_on(parent)
     context = context_of(parent)
     current = trace.get_current_span().get_span_context()
     links = [Link(current)] if context is not None and current.is_valid else []
@@ -111,10 +131,33 @@ def producing(
         MESSAGING_DESTINATION: subject,
     }
     span_attributes.update(attributes or {})
-    with tracer().start_as_current_span(
+    span = tracer().start_span(
         name, context=context, kind=SpanKind.PRODUCER, attributes=span_attributes, links=links
-    ):
-        yield outgoing_headers()
+    )
+    headers: dict[str, str] = {}
+    propagate.inject(headers, context=trace.set_span_in_context(span))
+    return span, headers
+
+
+def end_when_settled(span: Span, outcome: asyncio.Future[Any] | None) -> None:
+    """Ends `span` when `outcome` (a publish's acknowledgement) settles; None: never sent.
+
+    A failed, cancelled (not confirmed in time) or missing outcome marks it an error.
+    """
+    if outcome is None:
+        span.set_status(Status(StatusCode.ERROR, "not sent"))
+        span.end()
+        return
+
+    def end(settled: asyncio.Future[Any]) -> None:
+        if settled.cancelled():
+            span.set_status(Status(StatusCode.ERROR, "not confirmed in time"))
+        elif (error := settled.exception()) is not None:
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        span.end()
+
+    outcome.add_done_callback(end)
 
 
 def passes_nothing() -> bool:

@@ -20,6 +20,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.kv import KeyValue
+from opentelemetry.trace import Span
 from sqlalchemy.exc import SQLAlchemyError
 
 from farm.queue.v1 import queue_pb2
@@ -98,6 +99,13 @@ class _Outgoing:
         """The span of its publish (trace_context.producing), yielding its trace headers."""
         record = self.record
         return producing(
+            self.span, self.subject, parent=record.trace_parent, attributes=_traced(record)
+        )
+
+    def start_producing(self) -> tuple[Span | None, dict[str, str]]:
+        """The started span of its pipelined publish and its trace headers."""
+        record = self.record
+        return trace_context.start_producing(
             self.span, self.subject, parent=record.trace_parent, attributes=_traced(record)
         )
 
@@ -272,8 +280,9 @@ class TaskPublisher:
         are left for later.
         """
         acks: list[asyncio.Future[PubAck]] = []
+        spans: list[Span | None] = []
         try:
-            outgoing = self._outgoing(messages)
+            outgoing = self._outgoing(messages, spans)
             await pipelined.send_many(self._js, outgoing, self._timeout_seconds, acks)
         except (nats.errors.Error, TimeoutError) as error:
             log.warning(
@@ -282,20 +291,28 @@ class TaskPublisher:
                 error,
                 len(messages) - len(acks) - 1,
             )
+        finally:
+            _end_spans_on_acks(spans, acks)
         return acks
 
-    def _outgoing(self, messages: Sequence[_Outgoing]) -> Iterator[pipelined.Outgoing]:
-        """Each of `messages` with its headers: its trace context and Nats-Msg-Id."""
+    def _outgoing(
+        self, messages: Sequence[_Outgoing], spans: list[Span | None]
+    ) -> Iterator[pipelined.Outgoing]:
+        """Each of `messages` with its headers: its trace context and Nats-Msg-Id.
+
+        The span of each message taken is appended to `spans` (None when untraced).
+        """
         # Asked once per call, not per message: `producing`'s own check (a tracer
         # provider lookup) was a seventh of a batch's publishing in a profile.
         bare = trace_context.passes_nothing()
         for message in messages:
             if bare and not message.record.trace_parent:
+                spans.append(None)
                 yield message.subject, message.payload, {"Nats-Msg-Id": message.message_id}
                 continue
-            with message.producing() as headers:
-                outgoing = {**headers, "Nats-Msg-Id": message.message_id}
-            yield message.subject, message.payload, outgoing
+            span, headers = message.start_producing()
+            spans.append(span)
+            yield message.subject, message.payload, {**headers, "Nats-Msg-Id": message.message_id}
 
     async def _publish(self, message: _Outgoing) -> bool:
         what, task_id = message.what, message.task_id
@@ -314,6 +331,15 @@ class TaskPublisher:
             log.warning("publishing %s %s failed (%s); it will be retried", what, task_id, error)
             return False
         return True
+
+
+def _end_spans_on_acks(
+    spans: Sequence[Span | None], acks: Sequence[asyncio.Future[PubAck]]
+) -> None:
+    """Ends each publish's span when its acknowledgement settles; at once if it was not sent."""
+    for index, span in enumerate(spans):
+        if span is not None:
+            trace_context.end_when_settled(span, acks[index] if index < len(acks) else None)
 
 
 class Republisher:
