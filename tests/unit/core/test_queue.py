@@ -1,10 +1,8 @@
 """The NATS contract of scheduler and agents: exact subjects and names, what matches what."""
 
-import nats.errors
 import pytest
 
 from farm.tasks.v1 import tasks_pb2
-from farm_core import queue
 from farm_core.queue import (
     ALL_AUDIT_SUBJECTS,
     ALL_DEAD_SUBJECTS,
@@ -81,25 +79,3 @@ def test_each_subject_falls_in_its_streams_and_listeners_patterns() -> None:
 def test_a_cancel_subject_names_its_task() -> None:
     assert cancelled_task_id(cancel_subject("task-1")) == "task-1"
     assert cancelled_task_id(drain_subject("task-1")) == ""
-
-
-async def test_stream_setup_is_tried_again_while_jetstream_does_not_answer() -> None:
-    tries: list[int] = []
-
-    async def setup() -> None:
-        tries.append(1)
-        if len(tries) < 3:
-            raise nats.errors.TimeoutError
-
-    await queue._patiently(setup)
-    assert len(tries) == 3
-
-
-async def test_stream_setup_gives_up_with_the_last_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(queue, "STREAM_SETUP_SECONDS", 0.3)
-
-    async def setup() -> None:
-        raise nats.errors.TimeoutError
-
-    with pytest.raises(nats.errors.TimeoutError):
-        await queue._patiently(setup)

@@ -39,15 +39,13 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
+from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 
 from farm.tasks.v1 import tasks_pb2
 from farm_core.nats_access import NatsAccess
 
 log = logging.getLogger(__name__)
-# How long a service waits at its start for JetStream to take its streams.
-STREAM_SETUP_SECONDS = 30.0
 
 TASK_STREAM = "FARM_TASKS"
 EVENT_STREAM = "FARM_EVENTS"
@@ -252,12 +250,6 @@ async def ensure_audit_stream(
     js: JetStreamContext, limits: QueueLimits | None = None, replicas: int = 1
 ) -> None:
     """Creates or updates the audit stream; on disk, so records outlive an auth restart."""
-    await _patiently(lambda: _ensure_audit_stream(js, limits, replicas))
-
-
-async def _ensure_audit_stream(
-    js: JetStreamContext, limits: QueueLimits | None, replicas: int
-) -> None:
     limits = limits or QueueLimits()
     await _ensure_stream(
         js,
@@ -270,35 +262,15 @@ async def _ensure_audit_stream(
 async def ensure_streams(
     js: JetStreamContext, limits: QueueLimits | None = None, replicas: int = 1
 ) -> None:
-    """Creates or updates the task, event, dead-letter and audit streams; safe from any process."""
-    limits = limits or QueueLimits()
+    """Creates or updates the task, event, dead-letter and audit streams; safe from any process.
 
-    async def ensure() -> None:
-        await _ensure_audit_stream(js, limits, replicas)
-        for config in _work_streams(limits, replicas):
-            await _ensure_stream(js, config)
-
-    await _patiently(ensure)
-
-
-async def _patiently(setup: Callable[[], Awaitable[None]]) -> None:
-    """Runs `setup`, again while JetStream does not answer yet, for STREAM_SETUP_SECONDS.
-
-    A new cluster answers only once it has elected its leader; after the time is up the
-    last error goes up.
+    One try: a service's start tries it again while JetStream does not answer
+    (`farm_core.nats_start`).
     """
-    deadline = asyncio.get_running_loop().time() + STREAM_SETUP_SECONDS
-    delay = 0.25
-    while True:
-        try:
-            await setup()
-            return
-        except (nats.errors.TimeoutError, ServiceUnavailableError) as error:
-            if asyncio.get_running_loop().time() + delay > deadline:
-                raise
-            log.warning("JetStream is not ready (%s); trying again in %.1f s", error, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+    limits = limits or QueueLimits()
+    await ensure_audit_stream(js, limits, replicas)
+    for config in _work_streams(limits, replicas):
+        await _ensure_stream(js, config)
 
 
 async def find_work_streams(

@@ -64,6 +64,24 @@ class FarmSettings(BaseSettings):
             "(3 on a three-node NATS cluster)."
         ),
     )
+    nats_start_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias=AliasChoices("FARM_NATS_START_TIMEOUT_SECONDS"),
+        description=(
+            "How long a starting agent or scheduler keeps trying to connect to NATS and "
+            "set up its streams, consumers and buckets before it exits."
+        ),
+    )
+    nats_request_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        validation_alias=AliasChoices("FARM_NATS_REQUEST_TIMEOUT_SECONDS"),
+        description=(
+            "How long one JetStream request of an agent or scheduler (a look-up, a "
+            "creation, a publish) waits for its answer."
+        ),
+    )
     identity_public_key: str | None = Field(
         default=None,
         validation_alias=AliasChoices("FARM_IDENTITY_PUBLIC_KEY"),

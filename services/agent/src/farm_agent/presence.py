@@ -24,6 +24,7 @@ from nats.js.kv import KeyValue
 from farm.queue.v1 import queue_pb2
 from farm_agent import VERSION
 from farm_agent.settings import AgentSettings
+from farm_core.nats_start import NatsStart
 from farm_core.periodic import Periodic
 from farm_core.queue import agents_bucket, drain_subject
 
@@ -86,10 +87,15 @@ class Presence:
         self._orders: Subscription | None = None
         self._beating = Periodic("agent-heartbeat", self.beat, settings.heartbeat_seconds)
 
-    async def start(self) -> None:
+    async def start(self, nats_start: NatsStart | None = None) -> None:
         """Beats the first heartbeat, then keeps beating; listens for drain orders."""
-        self._agents = await agents_bucket(
-            self._nc.jetstream(), replicas=self._settings.nats_replicas
+        settings = self._settings
+        start = nats_start or NatsStart("agent", settings.nats_start_timeout_seconds)
+        js = self._nc.jetstream(timeout=settings.nats_request_timeout_seconds)
+        self._agents = await start.set_up(
+            self._nc,
+            "open the bucket of agent heartbeats",
+            lambda: agents_bucket(js, replicas=settings.nats_replicas),
         )
         self._orders = await self._nc.subscribe(
             drain_subject(self._settings.id), cb=self._on_drain_order

@@ -17,6 +17,7 @@ from farm_agent.sessions.service import AgentSessions
 from farm_agent.settings import AgentSettings
 from farm_agent.work.intake import WorkIntake
 from farm_agent.work.uploader import ArtifactUploader, StorageUploader
+from farm_core.nats_start import NatsStart
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +106,16 @@ class AgentService:
         self.sessions = AgentSessions(
             self.settings, self.pool, self._uploader, self.places, self._saved
         )
+        # One deadline for the whole of the agent's start on NATS.
+        nats_start = NatsStart("agent", self.settings.nats_start_timeout_seconds)
         try:
-            await self.intake.start()
-            await self.sessions.start(self.intake.connection)
+            await self.intake.start(nats_start)
+            await self.sessions.start(self.intake.connection, nats_start)
             workload = Workload(self.intake, self.sessions, self.places, self.pool)
             self.presence = Presence(
                 self.settings, self.intake.connection, workload, self._on_drain_notice
             )
-            await self.presence.start()
+            await self.presence.start(nats_start)
             self.sessions.manager.on_change = self.presence.beat
         except BaseException:
             await self.close()

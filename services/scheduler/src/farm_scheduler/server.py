@@ -15,11 +15,11 @@ from farm.tasks.v1 import tasks_pb2_grpc
 from farm_core.egress.address_policy import AddressPolicy
 from farm_core.egress.resolution import farm_policy
 from farm_core.grants import GrantSigner
+from farm_core.nats_start import NatsStart
 from farm_core.periodic import Periodic
 from farm_core.queue import (
     agents_bucket,
     cancel_bucket,
-    connect,
     ensure_streams,
     routes_bucket,
 )
@@ -125,13 +125,21 @@ class SchedulerService:
         settings = self._settings
         try:
             await self._store.start()
-            self._nc = await connect(settings.nats(), name="farm-scheduler")
-            js = self._nc.jetstream()
+            # One deadline for the whole of the scheduler's start on NATS.
+            start = NatsStart("scheduler", settings.nats_start_timeout_seconds)
+            nc = self._nc = await start.connect(settings.nats(), name="farm-scheduler")
+            js = nc.jetstream(timeout=settings.nats_request_timeout_seconds)
             replicas = settings.nats_replicas
-            await ensure_streams(js, replicas=replicas)
+            await start.set_up(
+                nc,
+                "create or update the streams FARM_TASKS, FARM_EVENTS, FARM_DEAD and FARM_AUDIT",
+                lambda: ensure_streams(js, replicas=replicas),
+            )
             self._publisher = TaskPublisher(
                 self._nc,
-                await cancel_bucket(js, replicas=replicas),
+                await start.set_up(
+                    nc, "open the bucket of cancels", lambda: cancel_bucket(js, replicas=replicas)
+                ),
                 self._store,
                 settings.publish_timeout_seconds,
                 self._grants,
@@ -141,7 +149,12 @@ class SchedulerService:
             await cached_keys.start(self._nc, self._store.engine, reload_seconds)
             await self._cache_eviction.start(self._nc)
             self._changes = ChangeReporter(self._watch, self._publisher, cached_keys)
-            heartbeats = Heartbeats(js, await agents_bucket(js, replicas=replicas))
+            agents = await start.set_up(
+                nc,
+                "open the bucket of agent heartbeats",
+                lambda: agents_bucket(js, replicas=replicas),
+            )
+            heartbeats = Heartbeats(js, agents)
             self._fleet = Fleet(
                 self._nc,
                 heartbeats,
@@ -149,7 +162,9 @@ class SchedulerService:
                 settings.session_agent_lost_seconds,
             )
             self._watch.attach(self._nc)
-            await self._consumer.start(js)
+            await start.set_up(
+                nc, "bind the event consumer of FARM_EVENTS", lambda: self._consumer.start(js)
+            )
             self._republisher = Republisher(
                 self._store, self._publisher, settings.republish_interval_seconds
             )
@@ -166,13 +181,17 @@ class SchedulerService:
                 self._publisher,
                 self._router,
                 heartbeats,
-                await routes_bucket(js, replicas=replicas),
+                await start.set_up(
+                    nc,
+                    "open the bucket of route claims",
+                    lambda: routes_bucket(js, replicas=replicas),
+                ),
                 settings.region_fallback_seconds,
                 settings.region_fallback_interval_seconds,
                 settings.session_agent_lost_seconds,
             )
             self._fallback.start()
-            await self._start_sessions(js, heartbeats)
+            await self._start_sessions(js, heartbeats, start)
             self._fleet_reader = FleetReader(self._fleet, js, self._store.engine, self._sessions)
             self._fleet_gauges = FleetGauges(
                 self._fleet_reader, settings.fleet_gauges_interval_seconds
@@ -202,25 +221,37 @@ class SchedulerService:
         )
         self._callbacks.start()
 
-    async def _start_sessions(self, js: JetStreamContext, heartbeats: Heartbeats) -> None:
+    async def _start_sessions(
+        self, js: JetStreamContext, heartbeats: Heartbeats, start: NatsStart
+    ) -> None:
         """The sessions' parts: orders to agents, their closes, the sweep for lost agents."""
         settings = self._settings
-        if self._nc is None:
+        nc = self._nc
+        if nc is None:
             raise RuntimeError("sessions start after NATS")
         self._agent_orders = AgentOrders(
-            self._nc, settings.session_open_timeout_seconds, settings.session_close_timeout_seconds
+            nc, settings.session_open_timeout_seconds, settings.session_close_timeout_seconds
         )
         self._session_closer = SessionCloser(
             self._sessions,
             self._agent_orders,
             heartbeats,
-            await sessions_bucket(js, settings.nats_replicas),
+            await start.set_up(
+                nc,
+                "open the bucket of session routes",
+                lambda: sessions_bucket(js, settings.nats_replicas),
+            ),
             settings.session_agent_lost_seconds,
         )
         self._session_events = SessionEventConsumer(
             self._session_closer, settings.event_ack_wait_seconds
         )
-        await self._session_events.start(js)
+        session_events = self._session_events
+        await start.set_up(
+            nc,
+            "bind the session event consumer of FARM_EVENTS",
+            lambda: session_events.start(js),
+        )
         self._session_sweeper = Periodic(
             "session-sweep", self._session_closer.sweep, settings.session_sweep_interval_seconds
         )

@@ -15,6 +15,7 @@ JetStream redelivers without limit: attempts are counted and bounded by the agen
 """
 
 import asyncio
+import functools
 import itertools
 import logging
 import time
@@ -41,13 +42,14 @@ from farm_agent.work.priorities import PRECEDENCE, PriorityChooser
 from farm_agent.work.uploader import ArtifactUploader
 from farm_agent.work.waits import WaitLedger, WaitReason, wait_key
 from farm_core.logs import log_context
+from farm_core.nats_start import NatsStart
 from farm_core.queue import (
     ANY_REGION,
     CANCEL_SUBJECTS,
     Priority,
     cancel_bucket,
     cancelled_task_id,
-    connect,
+    consumer_name,
     find_work_streams,
     region_task_subjects,
     routes_bucket,
@@ -112,8 +114,12 @@ class WorkIntake:
             raise RuntimeError("the intake is not started")
         return self._nc
 
-    async def start(self) -> None:
-        """Connects to NATS, binds the consumers and starts fetching."""
+    async def start(self, nats_start: NatsStart | None = None) -> None:
+        """Connects to NATS, binds the consumers and starts fetching.
+
+        NATS gets until `nats_start`'s deadline (by default FARM_NATS_START_TIMEOUT_SECONDS
+        from now) to answer the connect and each set-up request.
+        """
         settings = self._settings
         interval = in_progress_interval(settings.ack_wait_seconds, settings.in_progress_seconds)
         if interval < settings.in_progress_seconds:
@@ -124,36 +130,57 @@ class WorkIntake:
                 settings.in_progress_seconds,
                 settings.ack_wait_seconds,
             )
-        nc = self._nc = await connect(settings.nats(), name=f"farm-agent-{settings.id}")
-        js = nc.jetstream()
+        start = nats_start or NatsStart("agent", settings.nats_start_timeout_seconds)
+        nc = self._nc = await start.connect(settings.nats(), name=f"farm-agent-{settings.id}")
+        js = nc.jetstream(timeout=settings.nats_request_timeout_seconds)
         replicas = settings.nats_replicas
-        await find_work_streams(js, replicas=replicas)
-        self._waits = await WaitLedger.open(js, replicas)
+        await start.set_up(
+            nc,
+            "find the streams FARM_TASKS and FARM_EVENTS",
+            lambda: find_work_streams(js, replicas=replicas),
+        )
+        self._waits = await start.set_up(
+            nc, "open the bucket of task waits", lambda: WaitLedger.open(js, replicas)
+        )
         tools = AttemptTools(
             runner=self._runner,
-            limits=await AttemptLimits.open(js, settings),
+            limits=await start.set_up(
+                nc,
+                "open the buckets of breakers and host and tenant slots",
+                lambda: AttemptLimits.open(js, settings),
+            ),
             reporting=Reporting(
                 keeper=self._keeper,
-                reporter=EventReporter(js, settings.id, self._nc.max_payload),
+                reporter=EventReporter(js, settings.id, nc.max_payload),
             ),
             bookkeeping=QueueBookkeeping(
-                cancelled_tasks=await cancel_bucket(js, replicas=replicas),
+                cancelled_tasks=await start.set_up(
+                    nc, "open the bucket of cancels", lambda: cancel_bucket(js, replicas=replicas)
+                ),
                 waits=self._waits,
                 expect_redelivery=self._ring_later,
-                route_claims=await routes_bucket(js, replicas=replicas),
+                route_claims=await start.set_up(
+                    nc,
+                    "open the bucket of route claims",
+                    lambda: routes_bucket(js, replicas=replicas),
+                ),
                 nats_connected=lambda: nc.is_connected,
             ),
             settings=settings,
         )
         for region in self._regions:
             for priority in PRECEDENCE:
-                queue = await QueueConsumer.bind(
-                    self._nc, js, region, priority, settings.ack_wait_seconds
+                queue = await start.set_up(
+                    nc,
+                    f"bind the consumer {consumer_name(region, priority)} of FARM_TASKS",
+                    functools.partial(
+                        QueueConsumer.bind, nc, js, region, priority, settings.ack_wait_seconds
+                    ),
                 )
                 self._subscriptions.append(queue.inbox)
                 self._queues[priority].append(queue)
             self._subscriptions.append(
-                await self._nc.subscribe(region_task_subjects(region), cb=self._on_new_task)
+                await nc.subscribe(region_task_subjects(region), cb=self._on_new_task)
             )
         self._subscriptions.append(await self._nc.subscribe(CANCEL_SUBJECTS, cb=self._on_cancel))
         self._fetching = asyncio.create_task(self._fetch_loop(tools), name="agent-fetch")
