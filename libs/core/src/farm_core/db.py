@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
 from farm_core.paging import Cursor
+from farm_core.sqlite_driver import OneTripDBAPI
 from farm_core.tracing import trace_engine
 
 Query = TypeVar("Query", bound=Select[Any])
@@ -55,7 +56,9 @@ def create_engine(url: str) -> AsyncEngine:
         # SQLite has one writer per file. With several connections a second writer
         # waits in SQLite's busy handler, which sleeps in steps of up to 100 ms; one
         # connection instead queues the process's statements, in order, without sleeping.
-        engine = create_async_engine(url, pool_size=1, max_overflow=0)
+        # Through aiosqlite, a statement is one trip to its thread, not three or four.
+        module = OneTripDBAPI() if url.startswith("sqlite+aiosqlite") else None
+        engine = create_async_engine(url, pool_size=1, max_overflow=0, module=module)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
