@@ -93,6 +93,9 @@ def agent_settings(home: Path, **overrides: Any) -> AgentSettings:
         "page_heap_mb": 128,
         # The test site is on 127.0.0.1, which the egress guard refuses by default.
         "allow": "127.0.0.0/8",
+        # A free port for the session endpoints: the default (7150) is shared by every
+        # agent these tests start, in each xdist worker, and by any farm on the machine.
+        "session_port": 0,
         **overrides,
     }
     return AgentSettings(**values)

@@ -120,6 +120,7 @@ async def agent_process(
         "FARM_AGENT_ID": agent_id,
         "FARM_AGENT_PORT": str(free_port()),
         "FARM_AGENT_METRICS_PORT": "0",
+        "FARM_AGENT_SESSION_PORT": "0",
         "FARM_AGENT_HEARTBEAT_SECONDS": "0.3",
         "FARM_AGENT_PAGE_HEAP_MB": "128",
         "FARM_AGENT_ALLOW": "127.0.0.0/8",

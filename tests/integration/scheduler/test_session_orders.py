@@ -53,11 +53,18 @@ def orders_of(nc: Client) -> AgentOrders:
 async def test_a_command_whose_agent_dies_ends_as_agent_gone_within_seconds(
     nc: Client, agent: Client
 ) -> None:
-    await agent.subscribe(order_subject("agent-x", SessionOrder.RUN), cb=swallow)
+    arrived = asyncio.Event()
+
+    async def take_and_die(message: Msg) -> None:
+        arrived.set()
+
+    await agent.subscribe(order_subject("agent-x", SessionOrder.RUN), cb=take_and_die)
     await agent.flush()
     started = time.monotonic()
     running = asyncio.create_task(orders_of(nc).run("agent-x", ORDER, COMMAND_TIMEOUT_SECONDS))
-    await asyncio.sleep(0.2)
+    # Dies once the command is in its hands (before, the order would find nobody at all).
+    async with asyncio.timeout(10):
+        await arrived.wait()
     await agent.close()
 
     with pytest.raises(AgentGone):
