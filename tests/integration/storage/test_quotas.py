@@ -13,7 +13,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from farm.storage.v1 import ingest_pb2
-from farm_storage.store import reservations
+from farm_storage.reservations import reservations
 from tests.integration.storage.conftest import Storage
 
 pytestmark = pytest.mark.integration
@@ -107,6 +107,22 @@ async def test_concurrent_uploads_never_pass_the_byte_quota(quota_farm: QuotaFar
     assert len(stored) == QUOTA // 30 and len(refused) == 10 - QUOTA // 30, outcomes
     assert {error.code() for error in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
     # Every reservation ended: with its artifact saved, or never made when refused.
+    assert await reservation_rows(storage) == []
+
+
+async def test_concurrent_uploads_fill_the_byte_quota_exactly_and_no_further(
+    quota_farm: QuotaFarm,
+) -> None:
+    storage = quota_farm.storage
+
+    outcomes = await asyncio.gather(
+        *(storage.upload(f"task-{n}", "shot", b"x" * 25) for n in range(10)),
+        return_exceptions=True,
+    )
+
+    stored = [o for o in outcomes if isinstance(o, ingest_pb2.UploadArtifactResponse)]
+    assert len(stored) == QUOTA // 25, outcomes
+    assert sum(response.artifact.size_bytes for response in stored) == QUOTA
     assert await reservation_rows(storage) == []
 
 

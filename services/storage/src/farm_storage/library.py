@@ -6,16 +6,10 @@ from prometheus_client import Counter
 
 from farm_core.errors import FarmError, NotFound
 from farm_core.paging import Cursor
-from farm_storage.attempts import check_fence
 from farm_storage.blobs import BlobMissing, BlobStore, object_key
 from farm_storage.cache_eviction import CacheEviction
 from farm_storage.ingest import ReceivedUpload
-from farm_storage.store import (
-    ArtifactContent,
-    ArtifactRecord,
-    ArtifactStore,
-    owned_by_another_tenant,
-)
+from farm_storage.store import ArtifactContent, ArtifactRecord, ArtifactStore
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +38,15 @@ class ArtifactLibrary:
         attempt of its task has overtaken stores nothing (StaleAttempt, attempts.py).
         """
         key = object_key(upload.tenant, upload.task_id, upload.name, upload.fence)
-        earlier = await self._store.find(upload.task_id, upload.name)
-        if earlier is not None and earlier.tenant != upload.tenant:
-            raise owned_by_another_tenant(upload.task_id, upload.name)
-        if upload.fence.checked:
-            # Refused before any byte is written; save() checks again as it writes the row.
-            check_fence(
-                upload.task_id, upload.fence, await self._store.newest_attempt(upload.task_id)
-            )
-        reservation = await self._reserve(upload, earlier, max_artifact_bytes)
+        start = await self._store.start_upload(
+            upload.tenant,
+            upload.task_id,
+            upload.name,
+            upload.fence,
+            len(upload.data),
+            max_artifact_bytes,
+        )
+        earlier, reservation = start.earlier, start.reservation
         try:
             record = await self._store_reserved(upload, key, earlier, reservation)
         except BaseException:
@@ -94,15 +88,6 @@ class ArtifactLibrary:
             if earlier is None or earlier.object_key != key:
                 await self._discard(key)
             raise
-
-    async def _reserve(
-        self, upload: ReceivedUpload, earlier: ArtifactRecord | None, limit: int
-    ) -> str | None:
-        """Reserves the upload's bytes within its tenant's quota `limit`; None when it has none."""
-        if not limit:
-            return None
-        replaced = earlier.size_bytes if earlier is not None else 0
-        return await self._store.reserve(upload.tenant, len(upload.data), replaced, limit)
 
     async def _release(self, reservation: str) -> None:
         try:

@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from typing import Any, NoReturn, cast
 
-from sqlalchemy import Select, Table, and_, bindparam, delete, func, insert, or_, select
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm_core.db import Database, newest_first, utcnow
-from farm_core.errors import FailedPrecondition, NotFound
+from farm_core.errors import FailedPrecondition, NotFound, ResourceExhausted
 from farm_core.paging import Cursor
 from farm_core.tenant_locks import (
     ATTEMPTS_NAMESPACE,
@@ -25,14 +25,13 @@ from farm_core.tenant_locks import (
     lock_tenant_in_transaction,
 )
 from farm_storage.attempts import AttemptFence, check_fence
-from farm_storage.models import ArtifactRow, ByteReservationRow
-from farm_storage.quotas import check_byte_quota
+from farm_storage.models import ArtifactRow
+from farm_storage.reservations import reservations, reserve
 
 MIGRATIONS = "farm_storage:migrations"
 VERSION_TABLE = "alembic_version_storage"
 
 artifacts = cast(Table, ArtifactRow.__table__)
-reservations = cast(Table, ByteReservationRow.__table__)
 # Statements of every upload and download, built once (SQLAlchemy then finds their
 # compiled form by the statement's memoised cache key).
 _BY_TASK_AND_NAME = select(artifacts).where(
@@ -49,15 +48,52 @@ _NEWEST_ATTEMPT = (
     .order_by(artifacts.c.work_sequence.desc(), artifacts.c.attempt.desc())
     .limit(1)
 )
+_NEWEST = _NEWEST_ATTEMPT.subquery("newest")
+# The task's newest stored attempt with the artifact `name` (NULLs if none): no row when
+# the task stored nothing.
+_NEWEST_AND_NAMED = select(
+    _NEWEST.c.work_sequence.label("newest_work_sequence"),
+    _NEWEST.c.attempt.label("newest_attempt"),
+    *artifacts.c,
+).select_from(
+    _NEWEST.outerjoin(
+        artifacts,
+        and_(artifacts.c.task_id == bindparam("task_id"), artifacts.c.name == bindparam("name")),
+    )
+)
 
 
-def _upsert(dialect: Any) -> Any:
+# A later attempt's artifact of the task, of any name: a fenced upload stores nothing then.
+_OVERTAKEN = (
+    select(artifacts.c.id)
+    .where(
+        artifacts.c.task_id == bindparam("task_id"),
+        or_(
+            artifacts.c.work_sequence > bindparam("work_sequence"),
+            and_(
+                artifacts.c.work_sequence == bindparam("work_sequence"),
+                artifacts.c.attempt > bindparam("attempt"),
+            ),
+        ),
+    )
+    .exists()
+)
+
+
+def _upsert(dialect: Any, fenced: bool) -> Any:
     """Inserts an artifact (values as parameters), or replaces the same tenant's (task_id, name).
 
     An artifact of a later attempt is not replaced by an earlier attempt's (see attempts.py);
-    an upload that names no attempt replaces as before.
+    an upload that names no attempt replaces as before. `fenced`: nothing is written
+    either if a later attempt stored any artifact of the task (the check in the write).
     """
-    statement = dialect.insert(artifacts)
+    if fenced:
+        values = select(
+            *(bindparam(column.name, type_=column.type) for column in artifacts.c)
+        ).where(~_OVERTAKEN)
+        statement = dialect.insert(artifacts).from_select(list(artifacts.c.keys()), values)
+    else:
+        statement = dialect.insert(artifacts)
     excluded = statement.excluded
     replaced = {
         column.name: excluded[column.name]
@@ -79,11 +115,21 @@ def _upsert(dialect: Any) -> Any:
     ).returning(*artifacts.c)
 
 
-_UPSERTS = {"postgresql": _upsert(postgresql), "sqlite": _upsert(sqlite)}
-
-# Far longer than an upload of the largest artifact takes; a reservation left by a
-# storage process that died stops counting after it.
-RESERVATION_SECONDS = 600.0
+# By (dialect, whether the upload is fenced, whether it ends a reservation). On
+# PostgreSQL the reservation ends in the upsert's own statement (a DML CTE runs whether
+# or not the upsert writes: a refused upload's reservation goes anyway); on SQLite in a
+# second statement.
+_UPSERTS = {
+    (name, fenced, False): _upsert(dialect, fenced)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+    for fenced in (False, True)
+}
+_UPSERTS |= {
+    ("postgresql", fenced, True): _UPSERTS["postgresql", fenced, False].add_cte(
+        _END_RESERVATION.cte("ended")
+    )
+    for fenced in (False, True)
+}
 
 
 @dataclass(frozen=True)
@@ -114,6 +160,15 @@ class ArtifactRecord(ArtifactContent):
 
     id: str
     create_time: dt.datetime
+
+
+@dataclass(frozen=True)
+class UploadStart:
+    """An upload let through: the artifact it replaces, and the bytes it holds of its quota."""
+
+    earlier: ArtifactRecord | None
+    reservation: str | None
+    """None when its tenant has no byte quota."""
 
 
 def owned_by_another_tenant(task_id: str, name: str) -> FailedPrecondition:
@@ -150,39 +205,28 @@ class ArtifactStore(Database):
         async with self.engine.connect() as connection:
             return await _newest_attempt(connection, task_id)
 
-    async def reserve(self, tenant: str, size_bytes: int, replaced_bytes: int, limit: int) -> str:
-        """Holds `size_bytes` of `tenant`'s byte quota `limit` for an upload; its id.
+    async def start_upload(
+        self, tenant: str, task_id: str, name: str, fence: AttemptFence, size_bytes: int, limit: int
+    ) -> UploadStart:
+        """Checks an upload of `name` of `task_id`, and holds its bytes of `tenant`'s quota `limit`.
 
-        Under the tenant's lock, what the tenant stores (less `replaced_bytes`, the
-        artifact the upload replaces) and what its other uploads in flight hold must
-        leave room, else ResourceExhausted. Pass the id to save(), or to release() if
-        the upload fails.
+        The artifact it replaces must be `tenant`'s, and its attempt `fence` must not be
+        overtaken (StaleAttempt). With a byte quota (`limit`; 0 is none), under the
+        tenant's lock, what the tenant stores (less the artifact the upload replaces)
+        and what its other uploads hold must leave room for `size_bytes`, else
+        ResourceExhausted. Pass the reservation to save(), or to release() if the
+        upload fails.
         """
-        reservation = f"res_{secrets.token_hex(12)}"
-        now = utcnow()
+        where = {"task_id": task_id, "name": name}
+        if not limit:
+            async with self.engine.connect() as connection:
+                return UploadStart(await _check_upload(connection, tenant, fence, where), None)
         async with self._quota_lock.transaction(tenant) as connection:
-            await connection.execute(
-                delete(reservations).where(
-                    reservations.c.tenant == tenant, reservations.c.expire_time <= now
-                )
-            )
-            # One statement, one snapshot: a save that commits in between turns a
-            # reservation into an artifact, and two statements could see neither.
-            both = select(
-                _bytes_of(artifacts, tenant).scalar_subquery(),
-                _bytes_of(reservations, tenant).scalar_subquery(),
-            )
-            stored, in_flight = (int(n) for n in (await connection.execute(both)).one())
-            check_byte_quota(tenant, stored - replaced_bytes, size_bytes, limit, in_flight)
-            await connection.execute(
-                insert(reservations).values(
-                    id=reservation,
-                    tenant=tenant,
-                    size_bytes=size_bytes,
-                    expire_time=now + dt.timedelta(seconds=RESERVATION_SECONDS),
-                )
-            )
-        return reservation
+            earlier = await _check_upload(connection, tenant, fence, where)
+            reserved = await reserve(connection, tenant, task_id, name, size_bytes, limit)
+        if isinstance(reserved, ResourceExhausted):
+            raise reserved
+        return UploadStart(earlier, reserved)
 
     async def release(self, reservation: str) -> None:
         """Gives back the bytes an upload that failed had reserved."""
@@ -225,23 +269,26 @@ class ArtifactStore(Database):
             **asdict(content),
             "create_time": utcnow(),
         }
+        fenced = content.fence.checked
         async with self.engine.begin() as connection:
-            if content.fence.checked:
+            dialect = connection.dialect.name
+            if fenced:
                 # On PostgreSQL, replicas check and write one task's uploads in turn (on
-                # SQLite the one connection does).
+                # SQLite the one connection does); the upsert checks the fence.
                 await lock_tenant_in_transaction(connection, content.task_id, ATTEMPTS_NAMESPACE)
-                newest = await _newest_attempt(connection, content.task_id)
-                check_fence(content.task_id, content.fence, newest)
-            upsert = _UPSERTS[connection.dialect.name]
-            row = (await connection.execute(upsert, values)).first()
-            if row is not None and reservation is not None:
+            ending = reservation is not None and dialect == "postgresql"
+            upsert = _UPSERTS[dialect, fenced, ending]
+            parameters = {**values, "reservation": reservation} if ending else values
+            row = (await connection.execute(upsert, parameters)).first()
+            if row is not None and reservation is not None and not ending:
                 await connection.execute(_END_RESERVATION, {"reservation": reservation})
         if row is None:
             await self._refuse_replacement(content)
         return ArtifactRecord(**row._asdict())
 
     async def _refuse_replacement(self, content: ArtifactContent) -> NoReturn:
-        """Why the upsert of `content` replaced nothing: another tenant's, or a later attempt's."""
+        """Why the upsert of `content` stored nothing: another tenant's, or a later attempt's."""
+        check_fence(content.task_id, content.fence, await self.newest_attempt(content.task_id))
         existing = await self.find(content.task_id, content.name)
         if existing is not None and existing.tenant == content.tenant:
             # Stored by a later attempt between our check and our upsert.
@@ -265,9 +312,30 @@ async def _newest_attempt(connection: AsyncConnection, task_id: str) -> AttemptF
     return None if row is None else AttemptFence(int(row.work_sequence), int(row.attempt))
 
 
-def _bytes_of(table: Table, tenant: str) -> Select[tuple[Any]]:
-    """The sum of `table`'s size_bytes over `tenant`'s rows (0 with none)."""
-    return select(func.coalesce(func.sum(table.c.size_bytes), 0)).where(table.c.tenant == tenant)
+async def _check_upload(
+    connection: AsyncConnection, tenant: str, fence: AttemptFence, where: dict[str, str]
+) -> ArtifactRecord | None:
+    """The artifact an upload replaces, if any; refused if another tenant's or its attempt stale.
+
+    One statement reads both the artifact and, for an upload that names its attempt,
+    the task's newest stored attempt.
+    """
+    newest, fields = None, None
+    if not fence.checked:
+        row = (await connection.execute(_BY_TASK_AND_NAME, where)).first()
+        fields = None if row is None else row._asdict()
+    elif (row := (await connection.execute(_NEWEST_AND_NAMED, where)).first()) is not None:
+        fields = row._asdict()
+        newest = AttemptFence(
+            int(fields.pop("newest_work_sequence")), int(fields.pop("newest_attempt"))
+        )
+        fields = None if fields["id"] is None else fields
+    earlier = None if fields is None else ArtifactRecord(**fields)
+    if earlier is not None and earlier.tenant != tenant:
+        raise owned_by_another_tenant(where["task_id"], where["name"])
+    # Refused before any byte is written; save() checks again as it writes the row.
+    check_fence(where["task_id"], fence, newest)
+    return earlier
 
 
 async def _get(
