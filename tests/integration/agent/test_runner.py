@@ -1,5 +1,6 @@
 """Task specs run in real Chromium against local pages: actions, steps and error codes."""
 
+import asyncio
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -247,6 +248,25 @@ async def test_a_missing_element_fails_with_selector_not_found(
         timeout_ms=2000,
         steps=[tasks_pb2.Step(click="#no-such-button")],
         screenshot=tasks_pb2.ScreenshotOptions(),
+    )
+    failure = await failure_of(runner, task)
+    assert failure.code is ErrorCode.SELECTOR_NOT_FOUND
+    assert failure.message.startswith("steps[0].click:")
+
+
+async def test_a_step_that_failed_in_time_is_not_turned_to_timeout_by_a_slow_close(
+    runner: BrowserSpecRunner, site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A loaded machine: closing the context takes longer than the margin the step left.
+    close_context = BrowserPool.close_context
+
+    async def slow_close(pool: BrowserPool, *args: Any) -> None:
+        await asyncio.sleep(1.0)
+        await close_context(pool, *args)
+
+    monkeypatch.setattr(BrowserPool, "close_context", slow_close)
+    task = tasks_pb2.TaskSpec(
+        url=site.url("/page"), timeout_ms=3000, steps=[tasks_pb2.Step(click="#no-such-button")]
     )
     failure = await failure_of(runner, task)
     assert failure.code is ErrorCode.SELECTOR_NOT_FOUND

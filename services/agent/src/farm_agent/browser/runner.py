@@ -51,13 +51,16 @@ class Budget:
     """The time left in one attempt, handed to Playwright so its own waits end first.
 
     Playwright's waits get the time left less a margin, so a missing element is
-    reported as SELECTOR_NOT_FOUND rather than as the attempt's TIMEOUT.
+    reported as SELECTOR_NOT_FOUND rather than as the attempt's TIMEOUT. The failure
+    the spec's work ended with is kept: when the attempt's time runs out later, while
+    its context is being closed, that failure, not TIMEOUT, is the attempt's outcome.
     """
 
     def __init__(self, total_seconds: float) -> None:
         self._deadline = time.monotonic() + total_seconds
         # Generous: on a loaded machine the driver takes a while to report a wait that ended.
         self._margin = min(2.0, total_seconds / 4)
+        self.failure: TaskFailure | None = None
 
     def ms(self) -> float:
         """Milliseconds a Playwright call may wait (never 0, which Playwright reads as no limit)."""
@@ -102,6 +105,8 @@ class BrowserSpecRunner:
                             return await self.run_warm(spec, warm, budget)
                 return await self._run_fresh(spec, options, budget, profile_state, label)
         except TimeoutError as error:
+            if budget.failure is not None:
+                raise budget.failure from error
             raise TaskFailure(
                 ErrorCode.TIMEOUT, f"the task did not finish within its {timeout_seconds:g} s"
             ) from error
@@ -169,7 +174,11 @@ class BrowserSpecRunner:
         observer: ContextObserver | None,
     ) -> Capture:
         max_text = self._settings.max_result_text_bytes
-        return await guard.run(browse(page, spec, budget, egress, max_text, observer=observer))
+        try:
+            return await guard.run(browse(page, spec, budget, egress, max_text, observer=observer))
+        except TaskFailure as failure:
+            budget.failure = failure
+            raise
 
     def context_options(self, spec: tasks_pb2.TaskSpec) -> dict[str, Any]:
         """The new_context options for the spec's device, viewport and setup."""
