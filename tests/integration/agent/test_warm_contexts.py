@@ -11,6 +11,7 @@ from playwright.async_api import Dialog
 from playwright.async_api import Error as PlaywrightError
 
 from farm.tasks.v1 import tasks_pb2
+from farm_agent.browser import reset
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import BrowserSpecRunner, Budget
 from farm_agent.errors import TaskFailure
@@ -158,6 +159,29 @@ async def test_a_warm_page_that_will_not_leave_is_replaced_and_the_context_kept(
     capture = await runner.run(find, tenant="T")
     assert [kept.context for kept in pool.warm.kept] == [context]
     assert found_state(capture.result.text)["local"] == []
+
+
+async def test_a_slow_page_replacement_still_keeps_the_context(
+    warm_pool: tuple[BrowserPool, BrowserSpecRunner], site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a loaded machine replacing the spinning page takes a while: the reset waits it out."""
+    pool, runner = warm_pool
+    replace_page = reset._replace_page
+
+    async def slow_replace(*args: Any) -> reset.KeptPage:
+        # Longer than the close timeout's half that the page's leave did not use.
+        await asyncio.sleep(3.0)
+        return await replace_page(*args)
+
+    monkeypatch.setattr(reset, "_replace_page", slow_replace)
+    find = state_task(site, "/find-state")
+    async with pool.warm.lease("T", runner.context_options(find), "spinning") as warm:
+        assert warm is not None
+        await runner.run_warm(find, warm, Budget(20))
+        context = warm.context
+        await warm.page.evaluate("setTimeout(() => { for (;;) {} }, 0)")
+    await pool.warm.resets_done()
+    assert [kept.context for kept in pool.warm.kept] == [context]
 
 
 async def test_warm_contexts_are_kept_per_tenant_and_trimmed(

@@ -38,7 +38,7 @@ MAX_RESET_WAITS = 3
 """Resets a task waits out for a context of its tenant before it opens another."""
 
 LEAVE_SHARE = 0.5
-"""Share of the reset's time the kept page gets to reach about:blank before it is replaced."""
+"""Share of the close timeout the kept page gets to reach about:blank before it is replaced."""
 
 
 class ContextSource(Protocol):
@@ -323,10 +323,14 @@ class WarmContexts:
 
     async def _reset(self, warm: WarmContext) -> bool:
         seconds = self._settings.close_timeout_seconds
+        leave_seconds = seconds * LEAVE_SHARE
         try:
-            async with asyncio.timeout(seconds):
+            # The rest of the reset (a page replaced, the state cleared) gets a whole
+            # close timeout after the leave's share: on a loaded machine replacing a
+            # spinning page alone took longer than the half that was left of one.
+            async with asyncio.timeout(seconds + leave_seconds):
                 warm.kept = await reset_context(
-                    warm.context, warm.kept, warm.origins, seconds * LEAVE_SHARE
+                    warm.context, warm.kept, warm.origins, leave_seconds
                 )
         except (PlaywrightError, ResetFailed, TimeoutError) as error:
             log.warning("a warm context could not be reset; it is closed instead: %s", error)
