@@ -1,6 +1,7 @@
 """The embedded NATS's users: what an agent's NATS credential cannot do, on a real nats-server."""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import nats.errors
 import pytest
 from nats.aio.client import Client
 from nats.js.api import StreamConfig
+from nats.js.errors import NotFoundError
 
 from farm_cli.launcher import infra
 from farm_cli.launcher.nats_users import (
@@ -27,6 +29,9 @@ from farm_core.queue import (
     ensure_streams,
     task_subject,
 )
+from farm_core.revocation_watch import RevocationWatch, revocations_bucket
+from farm_core.revocations import REVOKED_CREDENTIALS_BUCKET, RevokedCredentials
+from tests.helpers import assert_eventually
 
 pytestmark = pytest.mark.integration
 
@@ -161,3 +166,23 @@ def test_passwords_are_kept_and_new_agents_get_theirs(tmp_path: Path) -> None:
     assert again["agent-1"] == first["agent-1"]
     assert again["agent-2"] not in first.values()
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+async def test_storage_started_before_auth_waits_for_the_revocations_bucket(
+    farm_nats: Farm, scheduler: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Storage may only read the bucket: a create of its own would go unanswered and hold
+    # its revocations (and its calls, refused until they are loaded) for a request timeout.
+    js = scheduler.jetstream()
+    with contextlib.suppress(NotFoundError):
+        await js.delete_key_value(REVOKED_CREDENTIALS_BUCKET)
+    revoked = RevokedCredentials()
+    watch = RevocationWatch(farm_nats.access("storage"), revoked)
+    watch.start()
+    try:
+        await asyncio.sleep(0.3)  # the watch has looked for the bucket by now
+        await revocations_bucket(js)  # as auth makes it when it starts
+        await assert_eventually(lambda: revoked.loaded, within=10, message="not loaded")
+    finally:
+        await watch.close()
+    assert not [record for record in caplog.records if "permissions violation" in record.message]

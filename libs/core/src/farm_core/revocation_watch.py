@@ -16,6 +16,10 @@ from farm_core.revocations import REVOKED_CREDENTIALS_BUCKET, Revocation, Revoke
 
 log = logging.getLogger(__name__)
 
+BUCKET_LOOKUPS = 10
+BUCKET_LOOKUP_SECONDS = 0.2
+"""A watch that finds no bucket looks again this often, this many times, before making it."""
+
 
 async def revocations_bucket(
     js: JetStreamContext, replicas: int = 1, create: bool = True
@@ -44,6 +48,9 @@ class RevocationWatch:
 
     A storage replica may only read the bucket under NATS users; on an open NATS the
     first process to need it makes it, so a service started before auth still loads.
+    A watch that finds no bucket waits a moment for auth to make it first: a create
+    its NATS user may not make goes unanswered, which held the watch (and the
+    service's calls, refused until revocations are loaded) for a request timeout.
     """
 
     def __init__(self, access: NatsAccess, revoked: RevokedCredentials, replicas: int = 1) -> None:
@@ -66,7 +73,7 @@ class RevocationWatch:
         await self._link.close()
 
     async def _run(self) -> None:
-        bucket = await self._link.open(lambda js: revocations_bucket(js, self._replicas))
+        bucket = await self._link.open(self._bucket)
         while True:
             # A restarted nats-server has lost the watch's consumer, which nats-py
             # would notice only after two missed 5 s heartbeats and more: a revocation
@@ -80,6 +87,14 @@ class RevocationWatch:
                 await cancel_and_wait(ends, "the revocations watch's reconnect wait")
                 with contextlib.suppress(Exception):
                     await watcher.stop()  # type: ignore[no-untyped-call]  # untyped in nats-py
+
+    async def _bucket(self, js: JetStreamContext) -> KeyValue:
+        for _ in range(BUCKET_LOOKUPS):
+            try:
+                return await revocations_bucket(js, self._replicas, create=False)
+            except BucketNotFoundError:
+                await asyncio.sleep(BUCKET_LOOKUP_SECONDS)
+        return await revocations_bucket(js, self._replicas)
 
     async def _stop_on_reconnect(self, watcher: KeyValue.KeyWatcher) -> None:
         await self._reconnected.wait()
