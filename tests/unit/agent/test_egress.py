@@ -7,12 +7,14 @@ import asyncio
 import ipaddress
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from farm_agent.egress.proxy import EgressProxy
 from farm_agent.egress.proxy_wire import target_host_port, url_host_port
 from farm_agent.egress.session import MAX_BLOCKED_KEPT, BlockedRequest, EgressSession
 from farm_core.egress.address_policy import AddressPolicy, FarmService, Reason, Refusal
 from farm_core.egress.resolution import farm_policy
+from farm_core.tracing import tracer
 from tests.unit.agent.conftest import (
     ALLOW,
     ALLOWED,
@@ -279,3 +281,18 @@ async def test_closing_the_proxy_stops_every_listener_and_a_stale_close_touches_
     for session in (proxy.default_session, kept):
         with pytest.raises(ConnectionRefusedError):
             await asyncio.open_connection(session.host, session.port)
+
+
+def test_a_decision_after_the_served_work_ended_is_not_noted_on_its_span(
+    recorded_spans: InMemorySpanExporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A session's page makes requests between commands, when no command's span lasts.
+    session = EgressSession(label="session", span=tracer().start_span("session.command"))
+    session.note("egress.allowed", {"farm.egress.target": "example.com:443"})
+    session.span.end()
+    session.note("egress.allowed", {"farm.egress.target": "example.org:443"})
+    (command,) = recorded_spans.get_finished_spans()
+    assert [event.attributes for event in command.events] == [
+        {"farm.egress.target": "example.com:443"}
+    ]
+    assert not [record for record in caplog.records if "ended span" in record.getMessage()]

@@ -271,7 +271,7 @@ class EgressProxy:
             self._refuse(session, target, refusal)
             await browser.answer(403, refusal.describe())
             return None
-        session.span.add_event(
+        session.note(
             "egress.allowed", {"farm.egress.target": host_port(name, port), **_tried(addresses)}
         )
         problems = []
@@ -314,16 +314,14 @@ class EgressProxy:
         """Notes why a connection failed; a tunnel is answered 502, plain http just closed."""
         target = host_port(host.strip("[]"), port)
         session.failures[target] = reason
-        session.span.add_event(
-            "egress.failed", {"farm.egress.target": target, "farm.egress.reason": reason}
-        )
+        session.note("egress.failed", {"farm.egress.target": target, "farm.egress.reason": reason})
         log.debug("egress of %s: %s", session.label, reason)
         if tell:
             await browser.answer(502, reason)
 
     def _refuse(self, session: EgressSession, target: str, refusal: Refusal) -> None:
         metrics.blocked_requests_total.labels(reason=refusal.reason.value).inc()
-        session.span.add_event(
+        session.note(
             "egress.refused",
             {
                 "farm.egress.target": target,

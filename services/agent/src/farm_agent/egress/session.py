@@ -41,6 +41,15 @@ class EgressSession:
     # never reaches its own close, so the writer is closed for it.
     _connections: dict[asyncio.Task[None], asyncio.StreamWriter] = field(default_factory=dict)
 
+    def note(self, event: str, attributes: dict[str, str | int | list[str]]) -> None:
+        """Adds a decision to the span of the work served, while that span lasts.
+
+        A session's page goes on making requests between its commands, after the
+        span of the open or of the last command has ended.
+        """
+        if self.span.is_recording():
+            self.span.add_event(event, attributes)
+
     @property
     def proxy(self) -> dict[str, str]:
         """Playwright's `proxy` option of a browser context that uses this listener."""
