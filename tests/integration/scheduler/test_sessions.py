@@ -156,6 +156,10 @@ async def scheduler(start_scheduler: StartScheduler) -> Scheduler:
     )
 
 
+AgentsFixture = Callable[..., asyncio.Future["ScriptedAgent"]]
+"""Starts a scripted agent of the given id (the `agents` fixture)."""
+
+
 def sessions_of(scheduler: Scheduler, quotas: TenantQuotas | None = None) -> Sessions:
     return Sessions(
         sessions_pb2_grpc.SessionServiceStub(scheduler.channel),

@@ -34,6 +34,7 @@ from farm_core.identity import (
     set_current_identity,
 )
 from farm_core.logs import log_context
+from farm_core.outages import outage
 from farm_core.scopes import ANY_IDENTITY, NO_IDENTITY, RPC_RULES, RpcRule
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,10 @@ class LogContextInterceptor(CallInterceptor):
 
 
 class ErrorMappingInterceptor(CallInterceptor):
-    """Turns typed domain errors into gRPC statuses; anything else is INTERNAL, logged once."""
+    """Turns typed domain errors into gRPC statuses; anything else is INTERNAL, logged once.
+
+    A part the call needs being busy or down (farm_core.outages) is UNAVAILABLE, saying which.
+    """
 
     def around(self, method: str) -> Around:
         def mapped(call: ServerCall) -> CallContext:
@@ -165,6 +169,9 @@ class _Mapped(CallContext):
             return False
         if isinstance(error, FarmError):
             await self._call.context.abort(error.code, error.message)
+        elif (unreachable := outage(error)) is not None:
+            log.warning("%s failed: %s", self._method, unreachable, exc_info=error)
+            await self._call.context.abort(grpc.StatusCode.UNAVAILABLE, f"{unreachable}; try again")
         elif isinstance(error, Exception):
             log.error("%s failed", self._method, exc_info=error)
             await self._call.context.abort(

@@ -18,6 +18,7 @@ from farm_core.errors import (
 )
 from farm_core.identity import current_identity
 from farm_core.live_tokens import LiveTokenKind, encode_live_token
+from farm_core.outages import outage
 from farm_core.paging import Cursor, read_page
 from farm_core.quotas import TenantQuotas
 from farm_core.scopes import Scope
@@ -26,7 +27,7 @@ from farm_core.timestamps import to_timestamp
 from farm_scheduler.grants import Grants
 from farm_scheduler.sessions.closer import SessionCloser
 from farm_scheduler.sessions.links import session_links
-from farm_scheduler.sessions.orders import AgentGone, AgentOrders, AgentSilent
+from farm_scheduler.sessions.orders import AgentGone, AgentOrders, AgentSilent, OrderNotSent
 from farm_scheduler.sessions.placement import Candidate
 from farm_scheduler.sessions.records import SessionRecord
 from farm_scheduler.sessions.store import SessionStore
@@ -158,6 +159,8 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
             raise Unavailable(f"session {record.id}: {gone}") from gone
         except AgentSilent as silent:
             raise DeadlineExceeded(f"session {record.id}: {silent}") from silent
+        except OrderNotSent as unsent:
+            raise Unavailable(f"session {record.id}: {unsent}; try again") from unsent
         if reply.HasField("error"):
             if reply.error.code == Refusal.SESSION_NOT_FOUND:
                 # The agent closed it (idle, lifetime): its reply says how.
@@ -165,7 +168,7 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
                     self._require_active(await self._closer.apply(reply.closed))
                 self._require_active(await self._closer.settle_missing(record))
             raise command_error(reply.error)
-        await self._store.count_command(record)
+        await self._count(record)
         return reply.result
 
     async def CreateViewToken(
@@ -223,6 +226,9 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
         except (AgentGone, AgentSilent) as error:
             refusals.append(str(error))
             return None
+        except OrderNotSent as unsent:
+            # No agent can be asked: not a lack of room.
+            raise Unavailable(f"{unsent}; try again") from unsent
         if not reply.HasField("error"):
             return reply
         if reply.error.code == "INVALID_DEVICE":
@@ -231,6 +237,19 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
             refusals.append(f"{candidate.agent_id}: {reply.error.message}")
             return None
         raise FailedPrecondition(f"{reply.error.code}: {reply.error.message}")
+
+    async def _count(self, record: SessionRecord) -> None:
+        """Counts a command that ran; a database too busy to count it does not undo it.
+
+        The agent counts too, and its count comes with the session's close.
+        """
+        try:
+            await self._store.count_command(record)
+        except Exception as error:
+            unreachable = outage(error)
+            if unreachable is None:
+                raise
+            log.warning("session %s: a command ran but was not counted: %s", record.id, unreachable)
 
     def _require_active(self, record: SessionRecord | None) -> None:
         if record is None:

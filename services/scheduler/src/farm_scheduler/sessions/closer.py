@@ -18,7 +18,7 @@ from farm_core.errors import Unavailable
 from farm_core.sessions import CloseReason
 from farm_core.timestamps import from_timestamp
 from farm_scheduler.heartbeats import Heartbeats
-from farm_scheduler.sessions.orders import AgentGone, AgentOrders, AgentSilent
+from farm_scheduler.sessions.orders import AgentGone, AgentOrders, AgentSilent, OrderNotSent
 from farm_scheduler.sessions.placement import Candidate, candidates
 from farm_scheduler.sessions.records import SessionRecord
 from farm_scheduler.sessions.store import SessionStore
@@ -61,8 +61,8 @@ class SessionCloser:
             reply = await self._orders.close(record.agent_id, order)
         except AgentGone as gone:
             return await self.agent_lost(record, str(gone))
-        except AgentSilent as silent:
-            raise Unavailable(f"session {record.id}: {silent}") from silent
+        except (AgentSilent, OrderNotSent) as error:
+            raise Unavailable(f"session {record.id}: {error}") from error
         if reply.HasField("closed"):
             return await self.apply(reply.closed) or record
         return await self.settle_missing(record)

@@ -31,6 +31,13 @@ class AgentSilent(Exception):
     """The agent took the order but did not answer in time."""
 
 
+class OrderNotSent(Exception):
+    """The scheduler's own NATS connection would not take the order; the agent was not asked.
+
+    Closed, draining, or reconnecting with its outgoing buffer full.
+    """
+
+
 class AgentOrders:
     """Sends open, run and close orders and reads the agents' SessionReplies."""
 
@@ -135,9 +142,25 @@ class AgentOrders:
                 f"agent {agent_id} did not answer a session {verb.value} within "
                 f"{timeout_seconds:g} s"
             ) from error
+        except nats.errors.Error as error:
+            raise OrderNotSent(
+                f"the session {verb.value} order for agent {agent_id} could not be sent: "
+                f"{_nats_fault(error)}"
+            ) from error
         reply = queue_pb2.SessionReply()
         try:
             reply.ParseFromString(answer.data)
         except DecodeError as error:
             raise AgentGone(f"agent {agent_id} answered with something else: {error}") from error
         return reply
+
+
+def _nats_fault(error: nats.errors.Error) -> str:
+    """What is wrong with this scheduler's NATS connection, in a caller's words."""
+    if isinstance(error, nats.errors.ConnectionClosedError):
+        return "the scheduler's NATS connection is closed"
+    if isinstance(error, nats.errors.ConnectionDrainingError):
+        return "the scheduler is shutting down"
+    if isinstance(error, nats.errors.OutboundBufferLimitError):
+        return "the scheduler is reconnecting to NATS"
+    return f"NATS: {error}"
