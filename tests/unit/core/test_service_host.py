@@ -15,10 +15,17 @@ from farm_cli.launcher.processes import free_port
 from farm_core.errors import InvalidArgument
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentitySigner, current_identity
 from farm_core.identity_keys import new_private_key, private_pem
+from farm_core.revocations import RevokedCredentials
 from farm_core.scopes import ANY_IDENTITY
 from farm_core.server import ServiceHost, serve
 from farm_core.settings import FarmSettings
-from tests.helpers import TEST_PUBLIC_KEY, TEST_SIGNER, StandInService, serving
+from tests.helpers import (
+    TEST_PUBLIC_KEY,
+    TEST_SIGNER,
+    StandInService,
+    assert_eventually,
+    serving,
+)
 
 WHOAMI = "/farm.auth.v1.AuthService/WhoAmI"
 LIST_KEYS = "/farm.auth.v1.AuthService/ListApiKeys"
@@ -123,11 +130,42 @@ async def test_method_without_a_rule_is_refused(channel: grpc.aio.Channel) -> No
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_health_is_open_and_serving(channel: grpc.aio.Channel) -> None:
-    reply = await health_pb2_grpc.HealthStub(channel).Check(
-        health_pb2.HealthCheckRequest(service="farm.auth.v1.AuthService")
+@dataclass
+class RevocationKeepingService(StandInService):
+    """A stand-in that loads the revoked credentials itself (as auth does)."""
+
+    revoked_credentials: RevokedCredentials = field(default_factory=RevokedCredentials)
+
+
+async def test_health_is_open_and_serving_once_the_revocations_are_loaded(
+    tmp_path: Path,
+) -> None:
+    # Until then every credential is refused as unavailable: no one should route to it.
+    settings = FarmSettings(FARM_HOME=tmp_path, FARM_IDENTITY_PUBLIC_KEY=TEST_PUBLIC_KEY)
+    echo = echo_service("echo")
+    service = RevocationKeepingService(
+        echo.name, echo.method_scopes, echo.servicer, echo.add_servicer, echo.service_name
     )
-    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    async with (
+        serving(service, settings, credentials=False) as host,
+        grpc.aio.insecure_channel(host.address) as channel,
+    ):
+        health_stub = health_pb2_grpc.HealthStub(channel)
+
+        async def status(name: str) -> int:
+            request = health_pb2.HealthCheckRequest(service=name)
+            return int((await health_stub.Check(request)).status)
+
+        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+        assert [await status(""), await status(AUTH_SERVICE)] == [not_serving, not_serving]
+        service.revoked_credentials.loaded = True
+        serving_status = health_pb2.HealthCheckResponse.SERVING
+
+        async def serving_now() -> bool:
+            return bool(await status(AUTH_SERVICE) == serving_status)
+
+        await assert_eventually(serving_now, message="health never said SERVING")
+        assert await status("") == serving_status
 
 
 async def test_an_operator_only_rpc_refuses_an_admin_who_is_not_an_operator(

@@ -8,6 +8,7 @@ REVOKED_CREDENTIALS_BUCKET; the services that accept credentials watch it and ho
 its entries here, in memory.
 """
 
+import asyncio
 import base64
 import binascii
 import json
@@ -91,7 +92,23 @@ class RevokedCredentials:
     def __init__(self) -> None:
         self._ids: dict[str, float] = {}
         self._subjects: dict[str, float] = {}
-        self.loaded = False
+        self._loaded = asyncio.Event()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether every revocation in force has been read once."""
+        return self._loaded.is_set()
+
+    @loaded.setter
+    def loaded(self, value: bool) -> None:
+        if value:
+            self._loaded.set()
+        else:
+            self._loaded.clear()
+
+    async def until_loaded(self) -> None:
+        """Returns once `loaded`."""
+        await self._loaded.wait()
 
     def add(self, revocation: Revocation) -> None:
         """Records `revocation` (a later one for the same subject widens it)."""

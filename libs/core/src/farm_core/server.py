@@ -13,6 +13,7 @@ from prometheus_client import disable_created_metrics, start_http_server
 
 from farm_core.audit import AuditInterceptor
 from farm_core.audit_publisher import AuditPublisher
+from farm_core.cancel import cancel_and_wait
 from farm_core.identity import IdentityVerifier
 from farm_core.interceptors import (
     CallChain,
@@ -95,6 +96,7 @@ class ServiceHost:
         # the whole public API on the service Envoy routes reflection to.
         self.reflected_services = tuple(reflected_services)
         self._health = health.aio.HealthServicer()
+        self._serving_later: asyncio.Task[None] | None = None
         revoked = self._revoked = _revoked_credentials(service)
         # Revocations published by any auth replica reach this process within moments.
         self._revocations = (
@@ -158,15 +160,34 @@ class ServiceHost:
         if bound == 0:
             raise OSError(f"{self.service.name} cannot listen on {self.address}")
         await self._server.start()
-        for name in ["", *names]:
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if self._revoked is None or self._revoked.loaded:
+            await self._set_serving(names)
+        else:
+            # Until then every credential is refused as unavailable: health says so, and
+            # the launcher and Envoy's health checks wait for it.
+            for name in ["", *names]:
+                await self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+            self._serving_later = asyncio.create_task(
+                self._serving_once_loaded(self._revoked, names), name="health-once-loaded"
+            )
         mode = "mutual TLS" if self.settings.internal_tls_cert else "plaintext"
         loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]
         log.info("%s serving gRPC (%s, %s loop) on %s", self.service.name, mode, loop, self.address)
 
+    async def _set_serving(self, names: Sequence[str]) -> None:
+        for name in ["", *names]:
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def _serving_once_loaded(self, revoked: RevokedCredentials, names: Sequence[str]) -> None:
+        await revoked.until_loaded()
+        await self._set_serving(names)
+        log.info("%s loaded the revoked credentials: health says SERVING", self.service.name)
+
     async def stop(self, grace_seconds: float) -> None:
         """Health NOT_SERVING, drain the service and in-flight RPCs, then close."""
         log.info("%s stopping: draining for up to %.0f s", self.service.name, grace_seconds)
+        if self._serving_later is not None:
+            await cancel_and_wait(self._serving_later, "the health wait for revocations")
         await self._health.enter_graceful_shutdown()
         await asyncio.gather(self.service.drain(grace_seconds), self._server.stop(grace_seconds))
         await self.audit.close(min(grace_seconds, AUDIT_FLUSH_SECONDS))
