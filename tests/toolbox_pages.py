@@ -33,7 +33,8 @@ def echo_page(headers: Message) -> str:
 def resources_page(tracker_origin: str) -> str:
     """An image, a stylesheet, a font, a video and (with an origin) a tracker pixel there.
 
-    #image tells whether the image loaded; #tracker, the tracker pixel.
+    #image tells whether the image loaded; #tracker, the tracker pixel; #media, once the
+    video's request has ended, whether it played ("failed": refused, or not a video).
     """
     tracker = (
         f'<img id="pixel" src="{escape(tracker_origin)}/asset/tracker" '
@@ -47,9 +48,10 @@ def resources_page(tracker_origin: str) -> str:
         body {{ font-family: Farm }}</style><script>
         const show = (id, text) => {{ document.getElementById(id).textContent = text; }};
         </script></head><body><p>Text in a web font</p>
-        <p id="image">pending</p><p id="tracker">none</p>
+        <p id="image">pending</p><p id="tracker">none</p><p id="media">pending</p>
         <img src="/asset/image" onload="show('image', 'loaded')" onerror="show('image', 'failed')">
-        {tracker}<video src="/asset/media" preload="auto"></video>
+        {tracker}<video src="/asset/media" preload="auto"
+        onloadeddata="show('media', 'loaded')" onerror="show('media', 'failed')"></video>
         </body></html>"""
 
 

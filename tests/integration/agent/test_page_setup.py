@@ -191,6 +191,7 @@ async def load_resources(
         steps=[
             {"waitFor": "#image:not(:text('pending'))"},
             {"waitFor": "#tracker:not(:text('none'))"},
+            {"waitFor": "#media:not(:text('pending'))"},
         ],
     )
     capture = await runner.run(spec)

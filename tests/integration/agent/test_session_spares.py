@@ -55,11 +55,14 @@ def spare_profiles(scratch: Path) -> list[Path]:
 
 
 async def test_a_spare_whose_page_crashed_gives_way_to_a_fresh_browser(
-    manager_with_a_spare: SessionManager, shared_pool: BrowserPool
+    manager_with_a_spare: SessionManager,
+    shared_pool: BrowserPool,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     manager = manager_with_a_spare  # attached: it starts its spare
+    # Ready, as the manager counts it: Playwright connected, the spare's to hand out.
     await assert_eventually(
-        lambda: spare_profiles(shared_pool.scratch_dir), within=30, message="no spare browser"
+        lambda: manager.spares_ready == 1, within=30, message="no spare browser ready"
     )
     [profile] = spare_profiles(shared_pool.scratch_dir)
     port, path = (profile / PORT_FILE).read_text().splitlines()[:2]
@@ -85,3 +88,5 @@ async def test_a_spare_whose_page_crashed_gives_way_to_a_fresh_browser(
     page = await session.browser.page()
     assert await page.evaluate("1 + 1") == 2
     assert str(profile) not in str(session.folder)
+    # The crashed spare was handed out and failed its setup; not skipped before.
+    assert "a spare browser failed its setup" in caplog.text

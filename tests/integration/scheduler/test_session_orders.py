@@ -1,8 +1,9 @@
 """The scheduler's session orders over a real nats-server: a command whose agent died."""
 
 import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import nats
@@ -13,8 +14,8 @@ from nats.aio.msg import Msg
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.sessions import Refusal, SessionOrder, order_subject
+from farm_scheduler.sessions import orders
 from farm_scheduler.sessions.orders import (
-    NO_RESPONDERS_RETRY_SECONDS,
     AgentGone,
     AgentOrders,
 )
@@ -115,8 +116,35 @@ async def test_a_slow_command_of_an_agent_that_holds_the_session_gets_its_answer
     assert probes and set(probes) == {ORDER.session_id}
 
 
+class FoundNobody(logging.Handler):
+    """Set when the scheduler says an order found nobody listening (before it waits to retry)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.event = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("nobody listened to "):
+            self.event.set()
+
+
+@pytest.fixture
+def found_nobody() -> Iterator[asyncio.Event]:
+    """Set the moment an order's first try found nobody listening."""
+    logger = logging.getLogger(orders.__name__)
+    handler = FoundNobody()
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield handler.event
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 async def test_an_order_that_found_nobody_listening_goes_once_more(
-    nc: Client, agent: Client
+    nc: Client, agent: Client, found_nobody: asyncio.Event
 ) -> None:
     # As an agent whose NATS connection just came back: it subscribes again a moment later.
     async def closed(message: Msg) -> None:
@@ -124,7 +152,9 @@ async def test_an_order_that_found_nobody_listening_goes_once_more(
 
     order = queue_pb2.CloseSessionOrder(session_id=ORDER.session_id, tenant=ORDER.tenant)
     closing = asyncio.create_task(orders_of(nc).close("agent-late", order))
-    await asyncio.sleep(NO_RESPONDERS_RETRY_SECONDS / 5)
+    # Only once the first try found nobody: the order must go once more to be answered.
+    async with asyncio.timeout(10):
+        await found_nobody.wait()
     await agent.subscribe(order_subject("agent-late", SessionOrder.CLOSE), cb=closed)
     await agent.flush()
 

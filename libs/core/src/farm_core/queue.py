@@ -170,16 +170,23 @@ async def connect(
     async def on_error(error: Exception) -> None:
         log.warning("NATS error: %s", error)
 
-    client = await nats.connect(
-        **access.connect_options(),
-        name=name,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
-        connect_timeout=5,
-        disconnected_cb=on_disconnected,
-        reconnected_cb=on_reconnected,
-        error_cb=on_error,
-    )
+    client = Client()
+    try:
+        await client.connect(
+            **access.connect_options(),
+            name=name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,  # type: ignore[arg-type]  # seconds; nats-py says int
+            connect_timeout=5,
+            disconnected_cb=on_disconnected,
+            reconnected_cb=on_reconnected,
+            error_cb=on_error,
+        )
+    except BaseException:
+        # A connect given up (cancelled at a start's deadline) may hold a socket that
+        # nobody else can close: the caller never gets the client.
+        await client.close()
+        raise
     return client
 
 

@@ -97,18 +97,22 @@ class AgentService:
             self.settings.id,
             self.settings.allow,
         )
-        await self.pool.start()
-        if self._uploader is None:
-            self._uploader = StorageUploader(self.settings)
-        self._saved = StorageSavedState(self.settings)
-        runner = BrowserSpecRunner(self.pool, self.settings)
-        self.intake = WorkIntake(self.settings, runner, self._uploader, self.places, self._saved)
-        self.sessions = AgentSessions(
-            self.settings, self.pool, self._uploader, self.places, self._saved
-        )
-        # One deadline for the whole of the agent's start on NATS.
-        nats_start = NatsStart("agent", self.settings.nats_start_timeout_seconds)
+        # A start that fails (or is cancelled) closes what it started: browsers,
+        # Playwright, the egress listener, NATS, the session endpoints.
         try:
+            await self.pool.start()
+            if self._uploader is None:
+                self._uploader = StorageUploader(self.settings)
+            self._saved = StorageSavedState(self.settings)
+            runner = BrowserSpecRunner(self.pool, self.settings)
+            self.intake = WorkIntake(
+                self.settings, runner, self._uploader, self.places, self._saved
+            )
+            self.sessions = AgentSessions(
+                self.settings, self.pool, self._uploader, self.places, self._saved
+            )
+            # One deadline for the whole of the agent's start on NATS.
+            nats_start = NatsStart("agent", self.settings.nats_start_timeout_seconds)
             await self.intake.start(nats_start)
             await self.sessions.start(self.intake.connection, nats_start)
             workload = Workload(self.intake, self.sessions, self.places, self.pool)

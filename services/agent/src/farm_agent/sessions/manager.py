@@ -118,6 +118,11 @@ class SessionManager:
         """Whether new sessions are refused."""
         return self._draining
 
+    @property
+    def spares_ready(self) -> int:
+        """How many spare browsers are started and connected, waiting for a session."""
+        return self._spares.ready
+
     def attach(self, js: JetStreamContext, routes: KeyValue, endpoint: str) -> None:
         """Where events go, where routes are written, and the endpoint Envoy reaches.
 

@@ -118,6 +118,11 @@ class AgentOrders:
         try:
             return await self._request(subject, verb, order, timeout_seconds)
         except nats.errors.NoRespondersError:
+            log.info(
+                "nobody listened to %s; sending it once more in %g s",
+                subject,
+                NO_RESPONDERS_RETRY_SECONDS,
+            )
             await asyncio.sleep(NO_RESPONDERS_RETRY_SECONDS)
         return await self._request(subject, verb, order, timeout_seconds)
 
