@@ -4,8 +4,12 @@ Under load they are expected, not bugs: a call that meets one answers UNAVAILABL
 with what was wrong, so that its caller knows to try again, rather than INTERNAL.
 """
 
+from typing import TYPE_CHECKING
+
 import nats.errors
-from sqlalchemy import exc
+
+if TYPE_CHECKING:
+    from sqlalchemy import exc
 
 # SQLite's words for a file another writer holds too long, or that cannot be read now.
 _SQLITE_BUSY = (
@@ -21,10 +25,14 @@ _POSTGRES_OUTAGE_CLASSES = frozenset({"08", "53", "57"})
 
 def outage(error: BaseException) -> str | None:
     """What was out of reach, if `error` says a part the call needs is busy or down."""
-    if isinstance(error, exc.TimeoutError):
-        return "the database is busy: every connection to it is in use"
-    if isinstance(error, exc.DBAPIError):
-        return _database_outage(error)
+    if type(error).__module__.startswith("sqlalchemy."):
+        # Imported only here: a process without SQL (the agent) must not load SQLAlchemy.
+        from sqlalchemy import exc
+
+        if isinstance(error, exc.TimeoutError):
+            return "the database is busy: every connection to it is in use"
+        if isinstance(error, exc.DBAPIError):
+            return _database_outage(error)
     if isinstance(error, nats.errors.TimeoutError):
         return "NATS did not answer in time"
     if isinstance(error, nats.errors.Error):
@@ -32,7 +40,9 @@ def outage(error: BaseException) -> str | None:
     return None
 
 
-def _database_outage(error: exc.DBAPIError) -> str | None:
+def _database_outage(error: "exc.DBAPIError") -> str | None:
+    from sqlalchemy import exc
+
     cause = error.orig
     # The driver's own words, without SQLAlchemy's statement and parameters.
     said = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
