@@ -25,7 +25,7 @@ from farm_core.queue import TASK_EVENT_SUBJECTS
 from tests.conftest import S3Server
 from tests.e2e.conftest import agent_metric, fresh
 from tests.farms import whole_farm_config
-from tests.helpers import assert_eventually
+from tests.helpers import assert_eventually, eventually
 from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -64,6 +64,14 @@ def region_farm(
         ),
     )
     with LocalFarm(config) as farm:
+        # Until the scheduler's look at the fleet sees a region, tasks preferring it go to
+        # any region; its view lags the agents' first heartbeats by up to an interval.
+        scheduler_log = farm.log_dir / "scheduler.log"
+        eventually(
+            lambda: f"regions with a live agent: {EU}, {US}" in scheduler_log.read_text(),
+            within=30,
+            message="the scheduler never saw both regions' agents",
+        )
         yield farm
 
 

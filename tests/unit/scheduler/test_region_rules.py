@@ -1,5 +1,7 @@
 """Region rules: which region a task's host prefers, and when a new task goes to any region."""
 
+import logging
+
 import pytest
 from pydantic import ValidationError
 
@@ -65,7 +67,10 @@ def test_malformed_rules_are_refused_with_the_setting_named(text: str) -> None:
         SchedulerSettings(region_routes=text)
 
 
-def test_a_new_task_goes_to_any_region_when_its_region_has_no_agent() -> None:
+def test_a_new_task_goes_to_any_region_when_its_region_has_no_agent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="farm_scheduler.routing.router")
     router = RegionRouter(ORIGINAL_DESIGN)
     eu = spec("https://example.eu/")
     # Before the first look at the fleet the preferred region is tried.
@@ -76,3 +81,9 @@ def test_a_new_task_goes_to_any_region_when_its_region_has_no_agent() -> None:
     assert router.route(spec("https://example.org/")) == ""
     router.saw_fleet({"us-east", "eu-central"})
     assert router.route(eu) == "eu-central"
+    router.saw_fleet({"eu-central", "us-east"})
+    # Each change of the fleet's regions is logged once.
+    assert [record.getMessage() for record in caplog.records] == [
+        "regions with a live agent: us-east",
+        "regions with a live agent: eu-central, us-east",
+    ]

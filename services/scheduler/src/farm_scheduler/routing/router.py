@@ -1,10 +1,13 @@
 """Chooses the queue of a new task: its preferred region, or `any` when that region has no agent."""
 
+import logging
 from collections.abc import Collection, Sequence
 
 from farm.tasks.v1 import tasks_pb2
 from farm_core.queue import ANY_REGION
 from farm_scheduler.routing.rules import RegionRule, preferred_region
+
+log = logging.getLogger(__name__)
 
 
 class RegionRouter:
@@ -20,8 +23,14 @@ class RegionRouter:
         return self._live_regions
 
     def saw_fleet(self, live_regions: Collection[str]) -> None:
-        """Notes which regions have a live agent now (from the agents' heartbeats)."""
-        self._live_regions = frozenset(live_regions)
+        """Notes which regions have a live agent now (from the agents' heartbeats).
+
+        A change is logged: until a region is seen, tasks that prefer it go to `any`.
+        """
+        seen = frozenset(live_regions)
+        if seen != self._live_regions:
+            log.info("regions with a live agent: %s", ", ".join(sorted(seen)) or "none")
+        self._live_regions = seen
 
     def route(self, spec: tasks_pb2.TaskSpec) -> str:
         """The `routed_region` of a new task of `spec`: "" unrouted, a region, or `any`.
