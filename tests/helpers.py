@@ -7,13 +7,15 @@ of its own: `assert_eventually` in a coroutine, `eventually` in a plain function
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, Self, TypeVar
 
 import grpc
 import pytest
 from google.protobuf import json_format
+from sqlalchemy import event as sql_event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher.processes import free_port
@@ -207,3 +209,19 @@ TEST_GRANTS = GrantSigner(TEST_GRANT_KEY)
 def grant_for(owner_id: str, tenant: str, max_artifact_bytes: int = 0) -> str:
     """The scheduler's upload grant for `owner_id` of `tenant`, signed with the test grant key."""
     return TEST_GRANTS.sign(UploadGrant(owner_id, tenant, max_artifact_bytes), 600)
+
+
+@contextlib.contextmanager
+def sql_statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The SQL statements `engine` runs meanwhile (BEGIN and COMMIT are not statements here)."""
+    seen: list[str] = []
+
+    def note(*args: Any) -> None:
+        seen.append(args[2])
+
+    sync_engine = engine.sync_engine
+    sql_event.listen(sync_engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        sql_event.remove(sync_engine, "before_cursor_execute", note)

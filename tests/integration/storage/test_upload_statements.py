@@ -7,13 +7,10 @@ storage library, SeaweedFS and SQL.
 
 import hashlib
 import secrets
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import event as sql_event
 
 from farm_core.errors import ResourceExhausted
 from farm_storage.attempts import AttemptFence
@@ -23,6 +20,7 @@ from farm_storage.ingest import ReceivedUpload
 from farm_storage.library import ArtifactLibrary
 from farm_storage.store import ArtifactStore
 from tests.conftest import S3Server
+from tests.helpers import sql_statements
 from tests.integration.storage.conftest import Storage, storage_settings
 
 pytestmark = pytest.mark.integration
@@ -47,22 +45,6 @@ async def library(
         await store.close()
 
 
-@contextmanager
-def statements(store: ArtifactStore) -> Iterator[list[str]]:
-    """The SQL statements `store` runs meanwhile (BEGIN and COMMIT are not statements here)."""
-    seen: list[str] = []
-
-    def note(*args: Any) -> None:
-        seen.append(args[2])
-
-    engine = store.engine.sync_engine
-    sql_event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        sql_event.remove(engine, "before_cursor_execute", note)
-
-
 def upload(tenant: str, task_id: str, data: bytes, attempt: int = 1) -> ReceivedUpload:
     """A task's upload of `data` as "shot", naming attempt `attempt`."""
     return ReceivedUpload(
@@ -84,7 +66,7 @@ async def test_an_upload_under_a_quota_checks_and_reserves_in_two_statements_and
     task_id = f"task-{secrets.token_hex(6)}"
     await artifacts.store_upload(upload(storage.tenant, task_id, b"a" * 60), QUOTA)
 
-    with statements(store) as replacing:
+    with sql_statements(store.engine) as replacing:
         record = await artifacts.store_upload(upload(storage.tenant, task_id, b"b" * 90), QUOTA)
 
     # Before the bytes: the artifact it replaces with the task's newest attempt, then the

@@ -1,13 +1,11 @@
 """What applying an agent's event costs in SQL: the task, its attempts, the swap, the attempt."""
 
 import datetime as dt
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event as sql_event
 
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import async_database_url
@@ -15,6 +13,7 @@ from farm_scheduler.callbacks.attempts import CallbackAttempt
 from farm_scheduler.callbacks.rows import record_attempt
 from farm_scheduler.store import TaskStore
 from farm_scheduler.validation import validate_spec
+from tests.helpers import sql_statements
 
 from .agent_events import T0, at, event
 
@@ -36,22 +35,6 @@ async def store(tmp_path: Path) -> AsyncIterator[TaskStore]:
         await store.close()
 
 
-@contextmanager
-def statements(store: TaskStore) -> Iterator[list[str]]:
-    """The SQL statements `store` runs meanwhile (BEGIN and COMMIT are not statements here)."""
-    seen: list[str] = []
-
-    def note(*args: Any) -> None:
-        seen.append(args[2])
-
-    engine = store.engine.sync_engine
-    sql_event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        sql_event.remove(engine, "before_cursor_execute", note)
-
-
 def screenshot(callback_url: str = "") -> tasks_pb2.TaskSpec:
     spec = tasks_pb2.TaskSpec(url="https://example.com/", callback_url=callback_url)
     spec.screenshot.SetInParent()
@@ -68,9 +51,9 @@ async def test_an_event_of_a_task_without_callback_reads_no_callback_attempts(
 ) -> None:
     record, _ = await store.create("acme", screenshot())
 
-    with statements(store) as started:
+    with sql_statements(store.engine) as started:
         await store.apply_event(of(record.id, event(RUNNING, seconds=1)), at(1))
-    with statements(store) as ended:
+    with sql_statements(store.engine) as ended:
         change = await store.apply_event(of(record.id, event(SUCCEEDED, seconds=2)), at(2))
 
     # The task, its attempts, the revision swap, the attempt's insert (then its update).
