@@ -247,10 +247,27 @@ async def test_serve_drains_and_closes_a_service_that_asks_to_stop(tmp_path: Pat
     assert service.steps == ["start", "drain", "close"]
 
 
-async def test_a_port_another_service_serves_fails_the_start(tmp_path: Path) -> None:
+@dataclass
+class ClosingService(StandInService):
+    """A stand-in that notes whether it was closed."""
+
+    closed: bool = False
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_port_another_service_serves_fails_the_start_and_closes_the_service(
+    tmp_path: Path,
+) -> None:
     settings = FarmSettings(FARM_HOME=tmp_path, FARM_IDENTITY_PUBLIC_KEY=TEST_PUBLIC_KEY)
     async with serving(echo_service("first"), settings, credentials=False) as first:
-        second = ServiceHost(echo_service("second"), settings, first.port)
+        echo = echo_service("second")
+        service = ClosingService(
+            echo.name, echo.method_scopes, echo.servicer, echo.add_servicer, echo.service_name
+        )
+        second = ServiceHost(service, settings, first.port)
         with pytest.raises(OSError, match="second cannot listen"):
             await second.start()
-        await second.stop(0)
+        # What the service's start opened (browsers, connections) is not left running.
+        assert service.closed

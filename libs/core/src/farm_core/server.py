@@ -143,8 +143,22 @@ class ServiceHost:
         return f"{self.settings.host}:{self.port}"
 
     async def start(self) -> None:
-        """Starts the service, then serves it; health says SERVING once all is up."""
+        """Starts the service, then serves it; health says SERVING once all is up.
+
+        A start that fails after the service's own (its port taken, say) closes the
+        service and the revocation watch again: nothing it opened is left running.
+        """
         await self.service.start()
+        try:
+            await self._serve()
+        except BaseException:
+            await self._server.stop(0)
+            if self._revocations is not None:
+                await self._revocations.close()
+            await self.service.close()
+            raise
+
+    async def _serve(self) -> None:
         if self._revocations is not None:
             self._revocations.start()
         names = list(self.service.register(self._server))
