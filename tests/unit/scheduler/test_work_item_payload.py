@@ -9,8 +9,8 @@ import pytest
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.quotas import TenantQuotas
-from farm_scheduler.publisher import shared_part, task_payload, work_item
 from farm_scheduler.records import TaskRecord, add_tasks, new_record
+from farm_scheduler.work_messages import shared_part, task_payload, work_item
 from tests.helpers import task_spec
 from tests.unit.scheduler.conftest import validate
 

@@ -12,8 +12,6 @@ import datetime as dt
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
 
 import nats.errors
 from nats.aio.client import Client
@@ -24,128 +22,21 @@ from opentelemetry.trace import Span
 from sqlalchemy.exc import SQLAlchemyError
 
 from farm.queue.v1 import queue_pb2
-from farm.tasks.v1 import tasks_pb2
 from farm_core import pipelined, trace_context
 from farm_core.db import utcnow
 from farm_core.errors import Unavailable
 from farm_core.periodic import Periodic
-from farm_core.queue import PRIORITY_TOKENS, cancel_subject, dead_subject, task_subject
-from farm_core.timestamps import to_timestamp
-from farm_core.trace_context import producing
+from farm_core.queue import cancel_subject, dead_subject
 from farm_scheduler.grants import Grants
 from farm_scheduler.records import TaskRecord
 from farm_scheduler.store import TaskStore
+from farm_scheduler.work_messages import TaskMessage, dead_letter, shared_part, task_message
 
 log = logging.getLogger(__name__)
 
 REPUBLISH_BATCH = 100
 ROUND_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, OSError, Unavailable)
 """What a round of the scheduler's background loops may fail with, to be tried next time."""
-
-
-def work_item(record: TaskRecord, grant: str = "") -> queue_pb2.WorkItem:
-    """The message that hands `record` to an agent, with its upload `grant`.
-
-    A dead letter's copy carries none: it is shown to admins, never delivered.
-    """
-    return queue_pb2.WorkItem(
-        task_id=record.id,
-        tenant=record.tenant,
-        spec=record.spec,
-        create_time=to_timestamp(record.create_time),
-        tenant_max_running=record.tenant_max_running,
-        # While it may still fall back, the agents must claim it first (route_claims).
-        claim_key=record.publish_id if record.route_pending else "",
-        upload_grant=grant,
-    )
-
-
-def _traced(record: TaskRecord) -> dict[str, str | int]:
-    """What a publish span of `record` says about it."""
-    return {"farm.task_id": record.id, "farm.requeues": record.state.requeues}
-
-
-def dead_letter(record: TaskRecord) -> queue_pb2.DeadLetter:
-    """The copy of a FAILED task that goes to the dead-letter stream."""
-    state = record.state
-    letter = queue_pb2.DeadLetter(
-        item=work_item(record),
-        error=tasks_pb2.TaskError(
-            code=state.error_code, message=state.error_message, retryable=state.error_retryable
-        ),
-        attempts=state.attempts,
-    )
-    if state.dead_time is not None:
-        letter.dead_time.CopyFrom(to_timestamp(state.dead_time))
-    return letter
-
-
-@dataclass(frozen=True)
-class _Outgoing:
-    """A message about a task for JetStream: what it is (for the logs), where, and its id."""
-
-    what: str
-    task_id: str
-    subject: str
-    payload: bytes
-    message_id: str
-    """Its Nats-Msg-Id, by which JetStream drops a second publish of it."""
-    span: str
-    """The name of its publish's span."""
-    record: TaskRecord
-    """The task, whose stored trace context (traceparent) the publish continues."""
-
-    def producing(self) -> AbstractContextManager[dict[str, str]]:
-        """The span of its publish (trace_context.producing), yielding its trace headers."""
-        record = self.record
-        return producing(
-            self.span, self.subject, parent=record.trace_parent, attributes=_traced(record)
-        )
-
-    def start_producing(self) -> tuple[Span | None, dict[str, str]]:
-        """The started span of its pipelined publish and its trace headers."""
-        record = self.record
-        return trace_context.start_producing(
-            self.span, self.subject, parent=record.trace_parent, attributes=_traced(record)
-        )
-
-
-def shared_part(record: TaskRecord) -> bytes:
-    """The serialized fields of `record`'s WorkItem that a batch's tasks of one spec share."""
-    return queue_pb2.WorkItem(
-        tenant=record.tenant,
-        spec=record.spec,
-        create_time=to_timestamp(record.create_time),
-        tenant_max_running=record.tenant_max_running,
-    ).SerializeToString(deterministic=True)
-
-
-def task_payload(record: TaskRecord, grant: str, shared: bytes) -> bytes:
-    """`record`'s WorkItem with its `grant`, serialized; `shared` is its shared_part.
-
-    Serialized protobuf messages concatenated parse as their merge, so the spec
-    (most of the bytes) is serialized once for the tasks that share it.
-    """
-    own = queue_pb2.WorkItem(
-        task_id=record.id,
-        # While it may still fall back, the agents must claim it first (route_claims).
-        claim_key=record.publish_id if record.route_pending else "",
-        upload_grant=grant,
-    )
-    return shared + own.SerializeToString(deterministic=True)
-
-
-def _task_message(record: TaskRecord, grant: str, shared: bytes) -> _Outgoing:
-    """The WorkItem of `record`, with its grant, as a message for its subject."""
-    return _Outgoing(
-        "task",
-        record.id,
-        task_subject(record.queue_region, PRIORITY_TOKENS[record.spec.priority]),
-        task_payload(record, grant, shared),
-        record.publish_id,
-        "task.publish",
-        record,
-    )
 
 
 class TaskPublisher:
@@ -208,7 +99,7 @@ class TaskPublisher:
             return 0
         return len(published)
 
-    def _task_messages(self, records: Sequence[TaskRecord]) -> list[_Outgoing]:
+    def _task_messages(self, records: Sequence[TaskRecord]) -> list[TaskMessage]:
         """The WorkItem messages of `records`, the part tasks of one spec share built once.
 
         Their grants share one signature (Grants.for_tasks).
@@ -222,12 +113,12 @@ class TaskPublisher:
             part = shared.get(key)
             if part is None:
                 part = shared[key] = shared_part(record)
-            messages.append(_task_message(record, grant, part))
+            messages.append(task_message(record, grant, part))
         return messages
 
     async def publish_dead_letter(self, record: TaskRecord) -> bool:
         """Copies the FAILED task to FARM_DEAD and marks it done; False if left for later."""
-        message = _Outgoing(
+        message = TaskMessage(
             "the dead letter of task",
             record.id,
             dead_subject(record.id),
@@ -255,7 +146,7 @@ class TaskPublisher:
             log.warning("telling the agents that task %s is cancelled failed: %s", task_id, error)
 
     async def _publish_then_mark(
-        self, message: _Outgoing, mark: Callable[[], Awaitable[None]]
+        self, message: TaskMessage, mark: Callable[[], Awaitable[None]]
     ) -> bool:
         """Publishes `message`, then `mark`s it published in SQL; False if left for later."""
         if not await self._publish(message):
@@ -273,7 +164,7 @@ class TaskPublisher:
             return False
         return True
 
-    async def _send_all(self, messages: Sequence[_Outgoing]) -> list[asyncio.Future[PubAck]]:
+    async def _send_all(self, messages: Sequence[TaskMessage]) -> list[asyncio.Future[PubAck]]:
         """Sends `messages` in order without waiting; the futures of the ones sent.
 
         A send that fails (the connection lost midway) ends the sending: the rest
@@ -296,7 +187,7 @@ class TaskPublisher:
         return acks
 
     def _outgoing(
-        self, messages: Sequence[_Outgoing], spans: list[Span | None]
+        self, messages: Sequence[TaskMessage], spans: list[Span | None]
     ) -> Iterator[pipelined.Outgoing]:
         """Each of `messages` with its headers: its trace context and Nats-Msg-Id.
 
@@ -314,7 +205,7 @@ class TaskPublisher:
             spans.append(span)
             yield message.subject, message.payload, {**headers, "Nats-Msg-Id": message.message_id}
 
-    async def _publish(self, message: _Outgoing) -> bool:
+    async def _publish(self, message: TaskMessage) -> bool:
         what, task_id = message.what, message.task_id
         if not self._nc.is_connected:
             log.info("NATS is unreachable: %s %s will be published when it is back", what, task_id)

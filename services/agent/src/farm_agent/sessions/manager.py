@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-import nats.errors
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
@@ -34,6 +33,7 @@ from farm_agent.places import Places
 from farm_agent.saved.keeper import CaptureKeeper
 from farm_agent.saved.profiles import load_profile
 from farm_agent.sessions.leftovers import save_profile, store_recording, store_screencast
+from farm_agent.sessions.notices import forget_route, publish_closed
 from farm_agent.sessions.screencasts import SessionScreencasts
 from farm_agent.sessions.session import OpenSession
 from farm_agent.sessions.setup import SessionSetup
@@ -47,14 +47,12 @@ from farm_agent.sessions.warm import (
 )
 from farm_agent.settings import AgentSettings
 from farm_agent.work.uploader import ArtifactOwner
-from farm_core.sessions import CloseReason, Refusal, closed_subject
+from farm_core.sessions import CloseReason, Refusal
 
 log = logging.getLogger(__name__)
 
-PUBLISH_TRIES = 5
 REMEMBERED_CLOSES = 1024
 """Closed sessions whose end the agent remembers, to answer late orders for them."""
-PUBLISH_TIMEOUT_SECONDS = 5.0
 
 
 class SessionRefused(Exception):
@@ -322,7 +320,7 @@ class SessionManager:
             commands=session.commands,
         )
         try:
-            await self._forget_route(session.session_id)
+            await forget_route(self._routes, session.session_id)
             await session.end_clients(reason)
             await session.screencast.close()
             for task in list(session.background):
@@ -335,7 +333,7 @@ class SessionManager:
                 closed.recording.CopyFrom(recording)
             await store_screencast(self._keeper, session)
             closed.time.GetCurrentTime()
-            await self._publish_closed(closed)
+            await publish_closed(self._js, closed)
         finally:
             await asyncio.to_thread(shutil.rmtree, session.folder, True)
             async with self._changed:
@@ -362,39 +360,6 @@ class SessionManager:
         self._recently_closed[closed.session_id] = closed
         while len(self._recently_closed) > REMEMBERED_CLOSES:
             self._recently_closed.popitem(last=False)
-
-    async def _forget_route(self, session_id: str) -> None:
-        if self._routes is None:
-            return
-        try:
-            await self._routes.delete(session_id)
-        except (nats.errors.Error, TimeoutError) as error:
-            # The scheduler removes routes of closed sessions it finds left over.
-            log.warning("could not remove the route of session %s: %s", session_id, error)
-
-    async def _publish_closed(self, closed: queue_pb2.SessionClosed) -> None:
-        if self._js is None:
-            return
-        subject = closed_subject(closed.session_id)
-        payload = closed.SerializeToString()
-        for attempt in range(1, PUBLISH_TRIES + 1):
-            try:
-                await self._js.publish(
-                    subject,
-                    payload,
-                    timeout=PUBLISH_TIMEOUT_SECONDS,
-                    headers={"Nats-Msg-Id": closed.event_id},
-                )
-                return
-            except (nats.errors.Error, TimeoutError) as error:
-                log.warning(
-                    "session %s: publishing its close failed (try %d of %d): %s",
-                    closed.session_id,
-                    attempt,
-                    PUBLISH_TRIES,
-                    error,
-                )
-                await asyncio.sleep(min(2.0**attempt / 4, 5.0))
 
 
 def _seconds_until(expire_time: Timestamp) -> float:

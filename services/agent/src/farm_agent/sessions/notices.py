@@ -1,0 +1,57 @@
+"""What the rest of the farm learns of a session's end: its route removed, its close published.
+
+Both are best effort: a route left behind is removed by the scheduler, which cleans
+up the routes of closed sessions it finds; a close is published a few times.
+"""
+
+import asyncio
+import logging
+
+import nats.errors
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
+
+from farm.queue.v1 import queue_pb2
+from farm_core.sessions import closed_subject
+
+log = logging.getLogger(__name__)
+
+PUBLISH_TRIES = 5
+PUBLISH_TIMEOUT_SECONDS = 5.0
+
+
+async def forget_route(routes: KeyValue | None, session_id: str) -> None:
+    """Removes the session's route from the routes bucket (none without NATS)."""
+    if routes is None:
+        return
+    try:
+        await routes.delete(session_id)
+    except (nats.errors.Error, TimeoutError) as error:
+        # The scheduler removes routes of closed sessions it finds left over.
+        log.warning("could not remove the route of session %s: %s", session_id, error)
+
+
+async def publish_closed(js: JetStreamContext | None, closed: queue_pb2.SessionClosed) -> None:
+    """Publishes how the session ended, trying a few times (none without NATS)."""
+    if js is None:
+        return
+    subject = closed_subject(closed.session_id)
+    payload = closed.SerializeToString()
+    for attempt in range(1, PUBLISH_TRIES + 1):
+        try:
+            await js.publish(
+                subject,
+                payload,
+                timeout=PUBLISH_TIMEOUT_SECONDS,
+                headers={"Nats-Msg-Id": closed.event_id},
+            )
+            return
+        except (nats.errors.Error, TimeoutError) as error:
+            log.warning(
+                "session %s: publishing its close failed (try %d of %d): %s",
+                closed.session_id,
+                attempt,
+                PUBLISH_TRIES,
+                error,
+            )
+            await asyncio.sleep(min(2.0**attempt / 4, 5.0))
