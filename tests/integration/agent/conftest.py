@@ -58,6 +58,7 @@ from tests.helpers import (
     assert_eventually,
     serving,
 )
+from tests.integration.agent.agent_processes import AgentProcesses
 from tests.integration.agent.fakes import (
     UPLOAD_METHOD,
     FakeIngest,
@@ -136,6 +137,16 @@ class SettingsFactory:
 def make_settings(tmp_path: Path) -> SettingsFactory:
     """Agent settings with this test's FARM_HOME; keyword arguments override fields."""
     return SettingsFactory(tmp_path / "farm-home")
+
+
+@pytest.fixture
+async def agent_processes(nats_server: NatsServer) -> AsyncIterator[AgentProcesses]:
+    """Real agent processes on the test's nats-server, stopped when the test ends."""
+    processes = AgentProcesses(nats_server.url)
+    try:
+        yield processes
+    finally:
+        await processes.stop_all()
 
 
 @pytest.fixture

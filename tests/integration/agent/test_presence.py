@@ -1,12 +1,7 @@
 """The agent's heartbeats in `farm_agents` and its remote drain, in-process and as a process."""
 
 import asyncio
-import os
-import signal
-import sys
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from nats.aio.client import Client
@@ -21,7 +16,8 @@ from farm_cli.launcher.processes import free_port
 from farm_core.queue import TASK_STREAM, agents_bucket, consumer_name, drain_subject
 from farm_core.server import ServiceHost
 from tests.conftest import NatsServer
-from tests.helpers import TEST_PUBLIC_KEY, assert_eventually
+from tests.helpers import assert_eventually
+from tests.integration.agent.agent_processes import AgentProcesses
 from tests.integration.agent.conftest import (
     RUNNING,
     SUCCEEDED,
@@ -106,36 +102,11 @@ async def test_heartbeats_say_what_the_agent_runs_and_a_drain_notice_reaches_it(
 
 @pytest.fixture
 async def agent_process(
-    nats_server: NatsServer, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
-    """`python -m farm_agent` as the launcher starts it; killed if a test leaves it running."""
+    agent_processes: AgentProcesses, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, asyncio.subprocess.Process]:
+    """`python -m farm_agent` as the launcher starts it."""
     agent_id = f"proc-{uuid.uuid4().hex[:6]}"
-    home: Path = tmp_path_factory.mktemp("d")
-    env = {
-        **os.environ,
-        "FARM_HOME": str(home),
-        "NATS_URL": nats_server.url,
-        "FARM_IDENTITY_PUBLIC_KEY": TEST_PUBLIC_KEY,
-        "FARM_GRACE_SECONDS": "20",
-        "FARM_AGENT_ID": agent_id,
-        "FARM_AGENT_PORT": str(free_port()),
-        "FARM_AGENT_METRICS_PORT": "0",
-        "FARM_AGENT_SESSION_PORT": "0",
-        "FARM_AGENT_HEARTBEAT_SECONDS": "0.3",
-        "FARM_AGENT_PAGE_HEAP_MB": "128",
-        "FARM_AGENT_ALLOW": "127.0.0.0/8",
-    }
-    log = (home / "agent.log").open("wb")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "farm_agent", env=env, stdout=log, stderr=log
-    )
-    try:
-        yield agent_id, process
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGKILL)
-            await process.wait()
-        log.close()
+    return agent_id, await agent_processes.start(tmp_path_factory.mktemp("d"), agent_id)
 
 
 async def test_a_drain_notice_lets_the_running_task_finish_then_the_agent_exits_cleanly(

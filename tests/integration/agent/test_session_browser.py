@@ -14,6 +14,7 @@ from playwright.async_api import Playwright, async_playwright
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import BrowserSpecRunner
+from farm_agent.browser.temp_dirs import TempDirs
 from farm_agent.errors import TaskFailure
 from farm_agent.sessions.bridge import accept_client, bridge, close_client
 from farm_agent.sessions.browser import LaunchOptions, SessionBrowser
@@ -37,7 +38,13 @@ async def playwright() -> AsyncIterator[Playwright]:
 @pytest.fixture
 async def session_browser(playwright: Playwright, tmp_path: Path) -> AsyncIterator[SessionBrowser]:
     browser = await SessionBrowser.launch(
-        playwright, LaunchOptions(CHROMIUM, tmp_path / "session", proxy_arguments=())
+        playwright,
+        LaunchOptions(
+            CHROMIUM,
+            tmp_path / "session",
+            proxy_arguments=(),
+            temp_dirs=TempDirs(tmp_path / "temp-dirs"),
+        ),
     )
     try:
         yield browser
@@ -148,7 +155,10 @@ async def test_closing_the_session_browser_kills_its_process_and_removes_its_fol
 ) -> None:
     folder = tmp_path / "gone"
     browser = await SessionBrowser.launch(
-        playwright, LaunchOptions(CHROMIUM, folder, proxy_arguments=())
+        playwright,
+        LaunchOptions(
+            CHROMIUM, folder, proxy_arguments=(), temp_dirs=TempDirs(folder.parent / "t")
+        ),
     )
     assert (folder / "profile").is_dir()
     await browser.close()
@@ -161,7 +171,12 @@ async def test_a_launch_cancelled_midway_leaves_no_chromium_and_no_folder(
 ) -> None:
     folder = tmp_path / "cancelled"
     launching = asyncio.create_task(
-        SessionBrowser.launch(playwright, LaunchOptions(CHROMIUM, folder, proxy_arguments=()))
+        SessionBrowser.launch(
+            playwright,
+            LaunchOptions(
+                CHROMIUM, folder, proxy_arguments=(), temp_dirs=TempDirs(folder.parent / "t")
+            ),
+        )
     )
     # Cancelled once Chromium runs, before its DevTools port is up (as a spare being started
     # when its agent stops).

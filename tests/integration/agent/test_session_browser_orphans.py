@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 from farm_agent.browser.chromium import CHROMIUM_FLAGS
+from farm_agent.browser.temp_dirs import TempDirs
 from farm_agent.sessions.browser import AUTOMATION_FLAGS, PORT_FILE
 from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import CHROMIUM, HAVE_CHROMIUM, agent_settings, running_pool
@@ -103,29 +104,34 @@ async def test_an_agent_killed_before_the_death_signal_is_set_leaves_no_browser(
         start_new_session=True,
     )
     launcher: list[int] = []
-    with groups_ended([agent.pid], launcher):
-        forked = window / "forked"
-        await assert_eventually(
-            lambda: forked.exists() and forked.read_text().strip(),
-            within=60,
-            message="the stand-in agent never started its browser",
-        )
-        # The browser's process group: it was started in a session of its own.
-        launcher.append(int(forked.read_text()))
-        agent.kill()
-        await asyncio.wait_for(agent.wait(), 10)
-        (window / "go").touch()
-        # Either what was forked ends, or it has become Chromium (the death signal
-        # came too late to be sent): wait for one of the two.
-        await assert_eventually(
-            lambda: not runs(launcher[0]) or "chromium" in exe_of(launcher[0]),
-            within=30,
-            message="the browser's launcher neither ended nor started Chromium",
-        )
-        left = [
-            f"{process.pid} {process.info['cmdline'][:1]}" for process in naming(browser_folder)
-        ]
-        assert not runs(launcher[0]) and not left, f"a killed agent's browser runs on: {left}"
+    try:
+        with groups_ended([agent.pid], launcher):
+            forked = window / "forked"
+            await assert_eventually(
+                lambda: forked.exists() and forked.read_text().strip(),
+                within=60,
+                message="the stand-in agent never started its browser",
+            )
+            # The browser's process group: it was started in a session of its own.
+            launcher.append(int(forked.read_text()))
+            agent.kill()
+            await asyncio.wait_for(agent.wait(), 10)
+            (window / "go").touch()
+            # Either what was forked ends, or it has become Chromium (the death signal
+            # came too late to be sent): wait for one of the two.
+            await assert_eventually(
+                lambda: not runs(launcher[0]) or "chromium" in exe_of(launcher[0]),
+                within=30,
+                message="the browser's launcher neither ended nor started Chromium",
+            )
+            left = [
+                f"{process.pid} {process.info['cmdline'][:1]}" for process in naming(browser_folder)
+            ]
+            assert not runs(launcher[0]) and not left, f"a killed agent's browser runs on: {left}"
+    finally:
+        # The killed stand-in's TMPDIR in /tmp (its folder is too deep to hold it), as
+        # the agent's next start would sweep it.
+        await asyncio.to_thread(TempDirs(tmp_path / "t").sweep)
 
 
 async def test_an_agent_start_ends_the_browsers_its_earlier_run_left(tmp_path: Path) -> None:

@@ -391,3 +391,11 @@ class AgentSettings(FarmSettings):
     def scratch_dir(self) -> Path:
         """The agent's own temporary directory, where Chromium's profiles live."""
         return self.home / "agents" / self.id / "tmp"
+
+    def temp_dir_records(self) -> Path:
+        """Where the agent records its temporary directories outside the scratch directory.
+
+        Beside the scratch directory, which every start clears, so that the next start
+        finds them (browser/temp_dirs.py).
+        """
+        return self.home / "agents" / self.id / "temp-dirs"

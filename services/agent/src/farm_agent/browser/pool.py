@@ -6,7 +6,6 @@ import logging
 import os
 import shutil
 import signal
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -27,6 +26,7 @@ from farm_agent.browser.chromium import (
 from farm_agent.browser.driver import driver_environment, environment
 from farm_agent.browser.pooled import PooledBrowser
 from farm_agent.browser.strays import end_stray_browsers
+from farm_agent.browser.temp_dirs import TempDirs
 from farm_agent.browser.warm import WarmContexts
 from farm_agent.egress.proxy import EgressProxy
 from farm_agent.errors import Stage, TaskFailure, failure_from
@@ -50,7 +50,8 @@ class BrowserPool:
     `browser_idle_seconds`. A browser that cannot close a task's context within
     `close_timeout_seconds` (a hung renderer) is killed and replaced. Chromium's
     profiles live in the agent's scratch directory, which is removed on close (and on
-    start, after ending any browser an earlier run left there). Every
+    start, after ending any browser an earlier run left there, with the temporary
+    directories outside it that an earlier run recorded in `temp_dirs`). Every
     browser sends its requests through the pool's egress guard. `warm` keeps contexts
     per tenant across tasks (WarmContexts), on the pool's browsers.
     """
@@ -62,6 +63,7 @@ class BrowserPool:
         )
         self._scratch = settings.scratch_dir().resolve()
         self._browser_tmp = self._scratch
+        self.temp_dirs = TempDirs(settings.temp_dir_records().resolve())
         self._playwright: Playwright | None = None
         self._browsers: list[PooledBrowser] = []
         self._changed = asyncio.Condition()
@@ -132,10 +134,11 @@ class BrowserPool:
         await asyncio.to_thread(
             end_stray_browsers, self._scratch, self._settings.close_timeout_seconds
         )
+        await asyncio.to_thread(self.temp_dirs.sweep)
         await asyncio.to_thread(shutil.rmtree, self._scratch, True)
         (self._scratch / "home").mkdir(parents=True)
         if len(str(self._scratch)) > MAX_BROWSER_TMPDIR_CHARS:
-            self._browser_tmp = Path(await asyncio.to_thread(tempfile.mkdtemp, "", "farm-agent-"))
+            self._browser_tmp = await asyncio.to_thread(self.temp_dirs.make, "farm-agent-")
             log.warning(
                 "the scratch directory %s is too deep for Chromium's socket path (over %d "
                 "characters); Chromium's own temporary files go to %s; a shorter FARM_HOME "
@@ -185,7 +188,8 @@ class BrowserPool:
             await self._egress.close()
         await asyncio.to_thread(shutil.rmtree, self._scratch, True)
         if self._browser_tmp != self._scratch:
-            await asyncio.to_thread(shutil.rmtree, self._browser_tmp, True)
+            await asyncio.to_thread(self.temp_dirs.remove, self._browser_tmp)
+        await asyncio.to_thread(self.temp_dirs.forget_records)
         log.info("browser pool closed")
 
     async def close_context(self, pooled: PooledBrowser, context: BrowserContext) -> None:

@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 import signal
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from playwright.async_api import Browser, BrowserContext, Page, Playwright
 from playwright.async_api import Error as PlaywrightError
 
 from farm_agent.browser.chromium import CHROMIUM_FLAGS, MAX_BROWSER_TMPDIR_CHARS
+from farm_agent.browser.temp_dirs import TempDirs
 from farm_agent.errors import TaskFailure
 from farm_core.task_errors import ErrorCode
 
@@ -61,6 +61,8 @@ class LaunchOptions:
     folder: Path
     # Flags that send every request through the session's egress listener.
     proxy_arguments: tuple[str, ...]
+    # Makes (recorded) the browser's TMPDIR when the folder is too deep to hold it.
+    temp_dirs: TempDirs
     window_width: int = 1280
     window_height: int = 800
     user_agent: str = ""
@@ -124,7 +126,7 @@ class SessionBrowser:
         temp_dir = home
         if len(str(home)) > MAX_BROWSER_TMPDIR_CHARS:
             # Chromium's singleton socket path must fit a socket address.
-            temp_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, "", "farm-session-"))
+            temp_dir = await asyncio.to_thread(options.temp_dirs.make, "farm-session-")
         arguments = [
             *CHROMIUM_FLAGS,
             *AUTOMATION_FLAGS,
@@ -151,7 +153,7 @@ class SessionBrowser:
         except BaseException as error:
             # Cancelled too: the loop ends the child of a cancelled call itself, but the
             # folders are ours (uvloop's spawn leaves a wider window for this than asyncio's).
-            await asyncio.to_thread(_remove_folders, options.folder, temp_dir)
+            await asyncio.to_thread(_remove_folders, options, temp_dir)
             if not isinstance(error, OSError):
                 raise
             message = f"cannot launch Chromium {options.chromium_path}: {error}"
@@ -167,7 +169,7 @@ class SessionBrowser:
             # Cancelled too (an agent stopping while a spare starts): no Chromium is left.
             await _end_process(process, options.close_timeout_seconds)
             said = await asyncio.to_thread(_last_lines, options.folder / "chromium.log")
-            await asyncio.to_thread(_remove_folders, options.folder, temp_dir)
+            await asyncio.to_thread(_remove_folders, options, temp_dir)
             if not isinstance(error, TimeoutError | PlaywrightError | TaskFailure):
                 raise
             problem = (
@@ -186,7 +188,7 @@ class SessionBrowser:
             async with asyncio.timeout(self.options.close_timeout_seconds):
                 await self.browser.close()
         await _end_process(self.process, self.options.close_timeout_seconds)
-        await asyncio.to_thread(_remove_folders, self.options.folder, self._temp_dir)
+        await asyncio.to_thread(_remove_folders, self.options, self._temp_dir)
 
 
 # Run by sh in the process setpriv has just armed with the parent-death signal. An
@@ -223,9 +225,11 @@ def _last_lines(path: Path, count: int = 5) -> str:
         return ""
 
 
-def _remove_folders(*folders: Path) -> None:
-    for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)
+def _remove_folders(options: LaunchOptions, temp_dir: Path) -> None:
+    """Removes the session's folder, and its TMPDIR when that is one of `temp_dirs`."""
+    shutil.rmtree(options.folder, ignore_errors=True)
+    if not temp_dir.is_relative_to(options.folder):
+        options.temp_dirs.remove(temp_dir)
 
 
 def _fresh_folders(*folders: Path) -> None:

@@ -91,6 +91,7 @@ async def start_browser(
                 chromium_path=settings.chromium_path,
                 folder=folder / "browser",
                 proxy_arguments=tuple(pool.egress.launch_arguments(egress)),
+                temp_dirs=pool.temp_dirs,
                 window_width=screen.width,
                 window_height=screen.height,
                 user_agent=screen.user_agent,
