@@ -92,6 +92,14 @@ PAGES: dict[str, str] = {
         </script>
         <script>throw new Error("boom");</script>
         </body></html>""",
+    # Pages for the first contentful paint: one that never paints any content, and one
+    # whose first content comes a second after its load (as a busy machine delays it).
+    "/unpainted": """<!doctype html><html><head><title>Unpainted</title></head>
+        <body></body></html>""",
+    "/late-paint": """<!doctype html><html><head><title>Late paint</title></head><body>
+        <script>addEventListener("load", () => setTimeout(() => {
+          document.body.insertAdjacentHTML("beforeend", "<p>Painted at last</p>");
+        }, 1000));</script></body></html>""",
     # A screen that changes over time, for screencasts: black, white, grey, then #done.
     "/ticking": """<!doctype html><html><head><title>Ticking</title></head>
         <body style="margin:0"><div id="screen" style="height:90vh;background:#000"></div>

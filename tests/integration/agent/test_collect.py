@@ -143,6 +143,34 @@ async def test_timing_of_a_page_that_paints(runner: BrowserSpecRunner, site: Sit
     assert timing.cls >= 0
 
 
+async def timing_of(runner: BrowserSpecRunner, url: str) -> tasks_pb2.PageTiming:
+    """The timing a task on `url` collects."""
+    spec = tasks_pb2.TaskSpec(
+        url=url, timeout_ms=15_000, collect=tasks_pb2.CollectOptions(timing=True)
+    )
+    return (await runner.run(spec)).result.timing
+
+
+async def test_timing_waits_for_a_first_contentful_paint_that_comes_after_the_load(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
+    timing = await timing_of(runner, site.url("/late-paint"))
+
+    # The page's first content appears a second after its load event.
+    assert timing.fcp_ms >= 1000
+    assert timing.fcp_ms >= timing.load_ms
+    assert timing.lcp_ms >= timing.fcp_ms
+
+
+async def test_timing_of_a_page_that_paints_nothing_has_no_first_contentful_paint(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
+    timing = await timing_of(runner, site.url("/unpainted"))
+
+    assert timing.load_ms > 0
+    assert (timing.fcp_ms, timing.lcp_ms) == (0, 0)
+
+
 async def test_cookies_the_page_set_are_in_the_result(
     runner: BrowserSpecRunner, site: Site
 ) -> None:

@@ -25,12 +25,14 @@ from farm_core.queue import (
     TASK_STREAM,
     Priority,
     audit_subject,
+    cancel_bucket,
     connect,
     ensure_streams,
     task_subject,
 )
 from farm_core.revocation_watch import RevocationWatch, revocations_bucket
 from farm_core.revocations import REVOKED_CREDENTIALS_BUCKET, RevokedCredentials
+from farm_storage.ended_tasks import EndedTasks, TaskEnded
 from tests.helpers import assert_eventually
 
 pytestmark = pytest.mark.integration
@@ -186,3 +188,25 @@ async def test_storage_started_before_auth_waits_for_the_revocations_bucket(
     finally:
         await watch.close()
     assert not [record for record in caplog.records if "permissions violation" in record.message]
+
+
+async def test_storage_reads_the_schedulers_cancelled_tasks(
+    farm_nats: Farm, scheduler: Client
+) -> None:
+    cancelled = await cancel_bucket(scheduler.jetstream())
+    await cancelled.put("task-cancelled", b"")  # as the scheduler marks a cancel
+    ended_tasks = EndedTasks(farm_nats.access("storage"))
+    ended_tasks.start()
+
+    async def refused() -> bool:
+        try:
+            await ended_tasks.check("task-cancelled")
+        except TaskEnded:
+            return True
+        return False
+
+    try:
+        await assert_eventually(refused, within=10, message="the cancel was never read")
+        await ended_tasks.check("task-running")
+    finally:
+        await ended_tasks.close()

@@ -149,7 +149,8 @@ def agent_permissions(agent_id: str, user: str | None = None) -> NatsPermissions
 def storage_permissions(user: str) -> NatsPermissions:
     """What a storage replica (NATS user `user`) may do: audit records, artifact deletions.
 
-    It also watches the revoked credentials (read only: auth makes and writes the bucket).
+    It also watches the revoked credentials (read only: auth makes and writes the bucket)
+    and looks up cancelled tasks (read only: the scheduler makes and writes the bucket).
     """
     return NatsPermissions(
         # Its audit records, and the requests that drop a deleted artifact's cached result.
@@ -157,6 +158,7 @@ def storage_permissions(user: str) -> NatsPermissions:
             audit_subject("storage"),
             ARTIFACTS_DELETED_SUBJECT,
             *bucket_reads(REVOKED_CREDENTIALS_BUCKET),
+            *bucket_reads(CANCEL_BUCKET),
         ),
         subscribe=(f"{inbox_prefix(user)}.>",),
     )

@@ -8,6 +8,7 @@ from farm_core.errors import FarmError, NotFound
 from farm_core.paging import Cursor
 from farm_storage.blobs import BlobMissing, BlobStore, object_key
 from farm_storage.cache_eviction import CacheEviction
+from farm_storage.ended_tasks import EndedTasks
 from farm_storage.ingest import ReceivedUpload
 from farm_storage.store import ArtifactContent, ArtifactRecord, ArtifactStore
 
@@ -22,10 +23,17 @@ upload_bytes_total = Counter(
 class ArtifactLibrary:
     """Stores, reads and deletes artifacts so that metadata never points at missing bytes."""
 
-    def __init__(self, store: ArtifactStore, blobs: BlobStore, eviction: CacheEviction) -> None:
+    def __init__(
+        self,
+        store: ArtifactStore,
+        blobs: BlobStore,
+        eviction: CacheEviction,
+        ended_tasks: EndedTasks | None = None,
+    ) -> None:
         self._store = store
         self._blobs = blobs
         self._eviction = eviction
+        self._ended_tasks = ended_tasks
 
     async def store_upload(
         self, upload: ReceivedUpload, max_artifact_bytes: int = 0
@@ -35,8 +43,11 @@ class ArtifactLibrary:
         With a byte quota (`max_artifact_bytes`, the tenant's; 0 is none), the upload's
         size is reserved first, so uploads at the same moment cannot pass the quota
         together; a failed upload gives it back. An upload of an attempt that a later
-        attempt of its task has overtaken stores nothing (StaleAttempt, attempts.py).
+        attempt of its task has overtaken stores nothing (StaleAttempt, attempts.py), nor
+        does one for a task that has ended (TaskEnded, ended_tasks.py).
         """
+        if self._ended_tasks is not None:
+            await self._ended_tasks.check(upload.task_id)
         key = object_key(upload.tenant, upload.task_id, upload.name, upload.fence)
         start = await self._store.start_upload(
             upload.tenant,

@@ -16,6 +16,7 @@ from farm_storage.api import ArtifactApi, IngestApi
 from farm_storage.baselines import BaselineLibrary
 from farm_storage.blobs import BlobStore
 from farm_storage.cache_eviction import CacheEviction
+from farm_storage.ended_tasks import EndedTasks
 from farm_storage.gauges import StorageGauges
 from farm_storage.library import ArtifactLibrary
 from farm_storage.profiles import ProfileLibrary
@@ -44,7 +45,8 @@ class StorageService:
         self._blobs = BlobStore(settings)
         self._grants = GrantVerifier(settings.resolved_grant_public_key())
         self._eviction = CacheEviction(settings.nats(), settings.cache_eviction_timeout_seconds)
-        self._library = ArtifactLibrary(self._store, self._blobs, self._eviction)
+        self._ended_tasks = EndedTasks(settings.nats(), settings.nats_replicas)
+        self._library = ArtifactLibrary(self._store, self._blobs, self._eviction, self._ended_tasks)
         self._gauges = StorageGauges(self._store, settings.gauges_interval_seconds)
         self._baselines = BaselineLibrary(
             BaselineTable(self._store.engine, settings.max_baselines_per_tenant),
@@ -63,6 +65,7 @@ class StorageService:
             await self._blobs.start()
             self._gauges.start()
             self._eviction.start()
+            self._ended_tasks.start()
         except BaseException:
             await self.close()
             raise
@@ -91,5 +94,6 @@ class StorageService:
     async def close(self) -> None:
         await self._gauges.stop()
         await self._eviction.close()
+        await self._ended_tasks.close()
         await self._blobs.close()
         await self._store.close()

@@ -1,0 +1,83 @@
+"""Whether an upload's task has ended: the scheduler's bucket of cancelled tasks, read over NATS.
+
+An agent that goes on with a task after it was cancelled (it had not yet heard the
+cancel, or was cut off from NATS) would upload artifacts no result names, which
+count against the tenant's byte quota. Storage keeps no task state; the scheduler
+puts the id of every cancelled task in the key-value bucket CANCEL_BUCKET (agents
+read it before starting a task), and storage looks the upload's task up there
+before it reserves or writes anything. Should NATS be unreachable, uploads go on
+unchecked: the check is not worth failing uploads for.
+"""
+
+import asyncio
+import logging
+
+import nats.errors
+from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from farm_core.cancel import cancel_and_wait
+from farm_core.errors import FailedPrecondition
+from farm_core.kv import is_valid_key
+from farm_core.nats_access import NatsAccess
+from farm_core.nats_link import NatsLink
+from farm_core.queue import cancel_bucket
+
+log = logging.getLogger(__name__)
+
+
+class TaskEnded(FailedPrecondition):
+    """An upload for a task that has ended: no result can name what it would store."""
+
+
+class EndedTasks:
+    """Storage's view of which tasks have ended, through one NATS connection made at start."""
+
+    def __init__(self, access: NatsAccess, replicas: int = 1) -> None:
+        self._link = NatsLink(access, "farm-storage-ended-tasks")
+        self._replicas = replicas
+        self._opening: asyncio.Task[KeyValue] | None = None
+
+    def start(self) -> None:
+        """Begins connecting and opening the bucket (retrying); storage serves meanwhile."""
+        if self._opening is None:
+            self._opening = asyncio.create_task(
+                self._link.open(self._open_bucket), name="ended-tasks-open"
+            )
+
+    async def check(self, task_id: str) -> None:
+        """Raises TaskEnded if `task_id` was cancelled; returns if not, or if NATS cannot say."""
+        cancelled = self._cancelled()
+        if cancelled is None or not is_valid_key(task_id):
+            return
+        try:
+            await cancelled.get(task_id)
+        except KeyNotFoundError:
+            return
+        except (nats.errors.Error, TimeoutError) as error:
+            log.warning("could not check whether task %s has ended: %s", task_id, error)
+            return
+        raise TaskEnded(
+            f"task {task_id!r} has ended (CANCELLED): no result names what it would "
+            "store; nothing was stored"
+        )
+
+    async def close(self) -> None:
+        """Stops opening the bucket and closes the connection."""
+        opening, self._opening = self._opening, None
+        if opening is not None:
+            await cancel_and_wait(opening, "opening the bucket of cancelled tasks")
+        await self._link.close()
+
+    def _cancelled(self) -> KeyValue | None:
+        """The bucket, if open and NATS connected now (a request now would wait for a reconnect)."""
+        opening = self._opening
+        if opening is None or not opening.done() or opening.cancelled():
+            return None
+        if opening.exception() is not None or not self._link.is_connected:
+            return None
+        return opening.result()
+
+    async def _open_bucket(self, js: JetStreamContext) -> KeyValue:
+        return await cancel_bucket(js, replicas=self._replicas)
