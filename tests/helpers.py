@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher.processes import free_port
-from farm_core.grants import GrantSigner, UploadGrant
+from farm_core.grants import GrantNames, GrantSigner, UploadGrant
 from farm_core.identity import CredentialRole, IdentitySigner
 from farm_core.identity_keys import load_private_key, new_private_key, private_pem, public_pem
 from farm_core.server import Service, ServiceHost
@@ -206,9 +206,22 @@ TEST_GRANT_PUBLIC_KEY = public_pem(load_private_key(TEST_GRANT_KEY))
 TEST_GRANTS = GrantSigner(TEST_GRANT_KEY)
 
 
-def grant_for(owner_id: str, tenant: str, max_artifact_bytes: int = 0) -> str:
-    """The scheduler's upload grant for `owner_id` of `tenant`, signed with the test grant key."""
-    return TEST_GRANTS.sign(UploadGrant(owner_id, tenant, max_artifact_bytes), 600)
+def grant_for(
+    owner_id: str,
+    tenant: str,
+    max_artifact_bytes: int = 0,
+    profiles: Sequence[str] = (),
+    baselines: Sequence[str] = (),
+) -> str:
+    """The scheduler's upload grant for `owner_id` of `tenant`, signed with the test grant key.
+
+    It names `profiles` (to load and save) and `baselines`, as a task's spec would.
+    """
+    names = frozenset(
+        [GrantNames.profile(name, save=True) for name in profiles]
+        + [GrantNames.baseline(name) for name in baselines]
+    )
+    return TEST_GRANTS.sign(UploadGrant(owner_id, tenant, max_artifact_bytes, names=names), 600)
 
 
 @contextlib.contextmanager

@@ -24,7 +24,8 @@ STATE = json.dumps({"cookies": [{"name": "sid", "value": "1"}], "origins": []}).
 
 def task_of(tenant: str) -> ArtifactOwner:
     """A task of `tenant` the agent was handed, with the scheduler's grant of it."""
-    return ArtifactOwner(tenant, "task-1", grant_for("task-1", tenant))
+    grant = grant_for("task-1", tenant, profiles=("shopper",), baselines=(KEY.name,))
+    return ArtifactOwner(tenant, "task-1", grant)
 
 
 @pytest.fixture

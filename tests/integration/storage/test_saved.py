@@ -36,7 +36,12 @@ def agent(tenant: str) -> Metadata:
 
 def granted(tenant: str) -> str:
     """The scheduler's grant of a task of `tenant`, which the agent shows on each call."""
-    return grant_for("task-compared", tenant)
+    return grant_for(
+        "task-compared",
+        tenant,
+        profiles=("checkout-user", "p1", "signed-in", "big", "not-json", "../escape"),
+        baselines=(KEY.name,),
+    )
 
 
 def user(tenant: str) -> Metadata:

@@ -43,6 +43,11 @@ BAD_GRANTS: dict[str, Callable[[str, str], str]] = {
 }
 
 
+def held(tenant: str) -> str:
+    """The grant of a task of `tenant` that loads and saves "signed-in" and compares "home"."""
+    return grant_for(TASK, tenant, profiles=("signed-in",), baselines=("home",))
+
+
 def credential_only() -> Metadata:
     """An agent's credential naming no tenant: the grant's tenant is the call's."""
     return ((IDENTITY_HEADER, agent_credential()),)
@@ -63,7 +68,7 @@ async def refusal(call: object) -> grpc.aio.AioRpcError:
 async def save(storage: Storage, tenant: str, state: bytes) -> None:
     """Saves profile "signed-in" of `tenant` with a valid grant of a task of it."""
     await storage.ingest.SaveProfile(
-        ingest_pb2.SaveProfileRequest(name="signed-in", state=state, grant=grant_for(TASK, tenant)),
+        ingest_pb2.SaveProfileRequest(name="signed-in", state=state, grant=held(tenant)),
         metadata=agent_token(tenant),
         timeout=RPC_TIMEOUT,
     )
@@ -72,7 +77,7 @@ async def save(storage: Storage, tenant: str, state: bytes) -> None:
 async def saved_state(storage: Storage, tenant: str) -> bytes:
     """The state of profile "signed-in" of `tenant`, read with a valid grant."""
     reply = await storage.ingest.GetProfileState(
-        ingest_pb2.GetProfileStateRequest(name="signed-in", grant=grant_for(TASK, tenant)),
+        ingest_pb2.GetProfileStateRequest(name="signed-in", grant=held(tenant)),
         metadata=agent_token(tenant),
         timeout=RPC_TIMEOUT,
     )
@@ -121,7 +126,7 @@ async def test_baseline_calls_without_a_valid_grant_of_the_tenant_read_and_make_
 ) -> None:
     stranger = f"other-{secrets.token_hex(4)}"
     uploaded = await storage.upload(TASK, "screenshot", PNG)
-    valid = grant_for(TASK, storage.tenant)
+    valid = held(storage.tenant)
     await storage.ingest.CreateBaseline(
         ingest_pb2.CreateBaselineRequest(key=KEY, artifact_id=uploaded.artifact.id, grant=valid),
         metadata=agent_token(storage.tenant),
@@ -160,7 +165,7 @@ async def test_baseline_calls_without_a_valid_grant_of_the_tenant_read_and_make_
 
 async def test_a_call_naming_no_tenant_acts_for_the_tenant_of_its_grant(storage: Storage) -> None:
     stranger = f"other-{secrets.token_hex(4)}"
-    session_grant = grant_for("ses_held", storage.tenant)
+    session_grant = grant_for("ses_held", storage.tenant, profiles=("signed-in",))
 
     saved = await storage.ingest.SaveProfile(
         ingest_pb2.SaveProfileRequest(name="signed-in", state=STATE, grant=session_grant),
@@ -170,7 +175,7 @@ async def test_a_call_naming_no_tenant_acts_for_the_tenant_of_its_grant(storage:
     strangers = await refusal(
         storage.ingest.GetProfileState(
             ingest_pb2.GetProfileStateRequest(
-                name="signed-in", grant=grant_for("ses_held", stranger)
+                name="signed-in", grant=grant_for("ses_held", stranger, profiles=("signed-in",))
             ),
             metadata=credential_only(),
             timeout=RPC_TIMEOUT,

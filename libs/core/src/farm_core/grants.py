@@ -5,7 +5,9 @@ it sends; the agent shows it with every upload (UploadHeader.grant) and every ev
 (AgentEvent.grant). Storage stores an artifact only under the task or session and the
 tenant its grant names, and the scheduler applies an event only with the grant of its
 task: an agent's credential alone uploads nothing. A grant also carries the tenant's
-artifact byte quota, so storage learns it without asking auth.
+artifact byte quota, so storage learns it without asking auth, and the names of
+the tenant's profiles and baselines its owner may use (`names`, see GrantNames):
+storage refuses a baseline or profile call for any other name.
 
 Grants are signed with the scheduler's own Ed25519 key (not auth's identity key):
 storage holds only its public half. A grant is not an identity: its issuer and
@@ -17,9 +19,10 @@ A grant has one of two forms (docs/security.md, "Upload grants"):
 - in a tree (`m1.<leaf>.<path>.<root token>`): a group's grants (a batch's tasks) are
   the leaves of one Merkle tree (grant_tree) whose root alone is signed, as a JWT of
   another audience. A task's grant is its leaf (a random nonce, the owner, tenant,
-  quota and expiry), its path and the root token; a verifier hashes the leaf up the
-  path and checks the root's signature, once per root. The nonce keeps each grant a
-  secret: knowing another leaf's fields and hash is not knowing its grant.
+  quota, expiry and, when it names any, its names), its path and the root token;
+  a verifier hashes the leaf up the path and checks the root's signature, once per
+  root. The nonce keeps each grant a secret: knowing another leaf's fields and
+  hash is not knowing its grant.
 """
 
 import base64
@@ -62,9 +65,31 @@ ROOTS_KEPT = 1024
 """How many roots whose signature held a verifier remembers (a batch's tasks share one)."""
 
 
+_LOAD_PROFILE = "p:"
+_SAVE_PROFILE = "P:"
+_BASELINE = "b:"
+
+
+class GrantNames:
+    """How a grant writes the profiles and baselines it names: one short string each."""
+
+    @staticmethod
+    def profile(name: str, save: bool) -> str:
+        """Profile `name`, to load, and to save too with `save`."""
+        return (_SAVE_PROFILE if save else _LOAD_PROFILE) + name
+
+    @staticmethod
+    def baseline(name: str) -> str:
+        """Baseline `name` (any URL and viewport), to read and to make."""
+        return _BASELINE + name
+
+
 @dataclass(frozen=True)
 class UploadGrant:
-    """What a grant vouches for: the owner (a task's or a session's id), its tenant, a quota."""
+    """What a grant vouches for: an owner (task or session id), tenant, quota and names.
+
+    The names are the profiles and baselines its owner may use.
+    """
 
     owner_id: str
     tenant: str
@@ -72,6 +97,21 @@ class UploadGrant:
     max_artifact_bytes: int = 0
     # When it stops being valid, in seconds since the epoch (0: not read from a token).
     expire_time: float = 0.0
+    # The profiles and baselines it names (GrantNames); None: a grant older than names.
+    names: frozenset[str] | None = None
+
+    def may_load_profile(self, name: str) -> bool:
+        """Whether it names profile `name` (to load or to save)."""
+        names = self.names or frozenset()
+        return _LOAD_PROFILE + name in names or _SAVE_PROFILE + name in names
+
+    def may_save_profile(self, name: str) -> bool:
+        """Whether it names profile `name` to save."""
+        return _SAVE_PROFILE + name in (self.names or frozenset())
+
+    def may_use_baseline(self, name: str) -> bool:
+        """Whether it names baseline `name`."""
+        return _BASELINE + name in (self.names or frozenset())
 
 
 class GrantVerifier:
@@ -100,6 +140,7 @@ class GrantVerifier:
             tenant=str(claims.get("tenant", "")),
             max_artifact_bytes=_quota(claims.get("maxArtifactBytes")),
             expire_time=float(claims["exp"]),
+            names=_names(claims.get("names")),
         )
 
     def _read_in_tree(self, grant: str, field: str) -> UploadGrant:
@@ -107,9 +148,9 @@ class GrantVerifier:
         try:
             _, leaf_text, path_text, root_token = grant.split(".", 3)
             leaf, path = _unb64(leaf_text), _unb64(path_text)
-            granted = _parse_leaf(leaf)
             root = grant_tree.root_from_path(leaf, path)
-            signed_root, root_expire_time = self._roots(root_token)
+            signed_root, root_expire_time, named = self._roots(root_token)
+            granted = _parse_leaf(leaf, named)
         except (ValueError, binascii.Error) as error:
             raise PermissionDenied(f"{field}: grant refused: malformed: {error}") from error
         except jwt.PyJWTError as error:
@@ -120,10 +161,13 @@ class GrantVerifier:
             raise PermissionDenied(f"{field}: grant refused: Signature has expired")
         return granted
 
-    def _read_root(self, root_token: str) -> tuple[bytes, float]:
-        """The root a valid root token signs, and its expiry; jwt.PyJWTError otherwise."""
+    def _read_root(self, root_token: str) -> tuple[bytes, float, bool]:
+        """The root a valid root token signs, its expiry, and whether its leaves carry names.
+
+        jwt.PyJWTError if it is not valid.
+        """
         claims = decode_signed(root_token, self._public_key, _ISSUER, _ROOT_AUDIENCE)
-        return _unb64(str(claims["sub"])), float(claims["exp"])
+        return _unb64(str(claims["sub"])), float(claims["exp"]), claims.get("named") is True
 
     def verify(self, grant: str, owner_id: str, tenant: str, field: str) -> UploadGrant:
         """The grant for `owner_id` of `tenant`; PermissionDenied naming `field` otherwise."""
@@ -157,6 +201,9 @@ class GrantSigner(GrantVerifier):
         }
         if grant.max_artifact_bytes:
             claims["maxArtifactBytes"] = grant.max_artifact_bytes
+        if grant.names is not None:
+            # Even empty: a grant without the claim is older than names.
+            claims["names"] = sorted(grant.names)
         return jwt.encode(claims, self._private_key, algorithm=_ALGORITHM)
 
     def sign_tree(self, grants: Sequence[tuple[UploadGrant, float]]) -> list[str]:
@@ -171,7 +218,9 @@ class GrantSigner(GrantVerifier):
         now = time.time()
         nonces = os.urandom(NONCE_BYTES * len(grants))
         # A leaf is its nonce, then [owner, tenant, quota, expiry] in compact JSON (as
-        # json.dumps writes it); a group's grants mostly share their tenant, written once.
+        # json.dumps writes it), and its names as a fifth item when it has any (a leaf
+        # without them stays readable by a storage older than names); a group's grants
+        # mostly share their tenant, written once.
         tenants: dict[str, str] = {}
         leaves = []
         for index, (grant, lifetime_seconds) in enumerate(grants):
@@ -180,7 +229,8 @@ class GrantSigner(GrantVerifier):
                 tenant = tenants[grant.tenant] = _json_string(grant.tenant)
             fields = (
                 f"[{_json_string(grant.owner_id)},{tenant},"
-                f"{int(grant.max_artifact_bytes)},{int(now + lifetime_seconds)}]"
+                f"{int(grant.max_artifact_bytes)},{int(now + lifetime_seconds)}"
+                f"{_json_names(grant.names)}]"
             )
             leaves.append(nonces[index * NONCE_BYTES : (index + 1) * NONCE_BYTES] + fields.encode())
         root, paths = grant_tree.build([grant_tree.leaf_hash(leaf) for leaf in leaves])
@@ -191,6 +241,9 @@ class GrantSigner(GrantVerifier):
             "iat": int(now),
             "exp": max(int(now + lifetime) for _, lifetime in grants),
         }
+        if any(grant.names is not None for grant, _ in grants):
+            # Its leaves are as new as names: one without them names nothing.
+            claims["named"] = True
         root_token = jwt.encode(claims, self._private_key, algorithm=_ALGORITHM)
         return [
             f"{TREE_PREFIX}{_b64(leaf)}.{path}.{root_token}"
@@ -198,19 +251,44 @@ class GrantSigner(GrantVerifier):
         ]
 
 
-def _parse_leaf(leaf: bytes) -> UploadGrant:
-    """What a leaf's bytes say; ValueError for anything but a leaf sign_tree wrote."""
+def _parse_leaf(leaf: bytes, named: bool) -> UploadGrant:
+    """What a leaf's bytes say; ValueError for anything but a leaf sign_tree wrote.
+
+    `named`: its root's leaves carry names (one without them names nothing).
+    """
     fields = json.loads(leaf[NONCE_BYTES:])
     if (
         len(leaf) <= NONCE_BYTES
         or not isinstance(fields, list)
-        or len(fields) != 4
+        or len(fields) not in (4, 5)
         or not all(isinstance(value, str) for value in fields[:2])
-        or not all(type(value) is int for value in fields[2:])
+        or not all(type(value) is int for value in fields[2:4])
+        or (len(fields) == 5 and not (named and _is_names(fields[4])))
     ):
-        raise ValueError("a leaf is a nonce and [owner, tenant, quota, expiry]")
-    owner_id, tenant, max_artifact_bytes, expire_time = fields
-    return UploadGrant(owner_id, tenant, _quota(max_artifact_bytes), float(expire_time))
+        raise ValueError("a leaf is a nonce and [owner, tenant, quota, expiry, names?]")
+    owner_id, tenant, max_artifact_bytes, expire_time = fields[:4]
+    names = frozenset(fields[4]) if len(fields) == 5 else frozenset() if named else None
+    return UploadGrant(
+        owner_id, tenant, _quota(max_artifact_bytes), float(expire_time), names=names
+    )
+
+
+def _json_names(names: frozenset[str] | None) -> str:
+    """A leaf's fifth item with its leading comma; "" for a grant that names nothing."""
+    if not names:
+        return ""
+    return ",[" + ",".join(_json_string(name) for name in sorted(names)) + "]"
+
+
+def _is_names(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(name, str) for name in value)
+
+
+def _names(value: object) -> frozenset[str] | None:
+    """A single grant's `names` claim; None for a grant older than names."""
+    if value is None:
+        return None
+    return frozenset(value) if isinstance(value, list) and _is_names(value) else frozenset()
 
 
 def _b64(data: bytes) -> str:

@@ -4,9 +4,10 @@ A task's WorkItem is published once and redelivered as is (to any agent, for eac
 attempt), so its grant cannot name an attempt and must last as long as the message
 can: the task stream's max age, cut short by the task's deadline, plus a grace for
 the last attempt's run and upload. A session's grant lasts until its expiry plus
-the grace. The tasks published together (a batch, a group of creates) get their
-grants from one Merkle tree with one signature (farm_core.grants), unless
-`trees` is off.
+the grace. A grant names the profile and baselines its owner may use (spec_names,
+command_names): storage refuses the others. The tasks published together (a
+batch, a group of creates) get their grants from one Merkle tree with one
+signature (farm_core.grants), unless `trees` is off.
 """
 
 import datetime as dt
@@ -14,13 +15,34 @@ import functools
 import time
 from collections.abc import Sequence
 
+from farm.sessions.v1 import sessions_pb2
+from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import PermissionDenied
-from farm_core.grants import GrantSigner, UploadGrant
+from farm_core.grants import GrantNames, GrantSigner, UploadGrant
 from farm_core.queue import QueueLimits
 from farm_scheduler.records import TaskRecord
 
 VERIFIED_GRANTS_KEPT = 4096
 """How many checked grants are remembered: every event of a task carries the same one."""
+NO_NAMES: frozenset[str] = frozenset()
+
+
+def spec_names(spec: tasks_pb2.TaskSpec) -> frozenset[str]:
+    """The profile (to load, and to save with save_profile) and baseline `spec` uses."""
+    if not spec.profile and not spec.screenshot.compare.baseline:
+        return NO_NAMES
+    names = []
+    if spec.profile:
+        names.append(GrantNames.profile(spec.profile, spec.save_profile))
+    if spec.screenshot.compare.baseline:
+        names.append(GrantNames.baseline(spec.screenshot.compare.baseline))
+    return frozenset(names)
+
+
+def command_names(command: sessions_pb2.SessionCommand) -> frozenset[str]:
+    """The baseline a session command's screenshot compares with, if any."""
+    baseline = command.screenshot.compare.baseline
+    return frozenset((GrantNames.baseline(baseline),)) if baseline else NO_NAMES
 
 
 class Grants:
@@ -51,21 +73,33 @@ class Grants:
         """The grants of `records`' WorkItems, published together at `now`, in their order."""
         if not self._trees:
             return [self.for_task(record, now) for record in records]
-        # The records of a batch share their specs: each spec's lifetime is worked out once.
-        # id(): the records hold their specs, so no other spec takes the id meanwhile.
-        lifetimes: dict[int, float] = {}
+        # The records of a batch share their specs: each spec's lifetime and names are
+        # worked out once. id(): the records hold their specs, so no other spec takes the
+        # id meanwhile.
+        per_spec: dict[int, tuple[float, frozenset[str]]] = {}
         grants = []
         for record in records:
-            lifetime = lifetimes.get(id(record.spec))
-            if lifetime is None:
-                lifetime = lifetimes[id(record.spec)] = self._lifetime(record, now)
-            grant = UploadGrant(record.id, record.tenant, record.tenant_max_artifact_bytes)
+            known = per_spec.get(id(record.spec))
+            if known is None:
+                known = per_spec[id(record.spec)] = (
+                    self._lifetime(record, now),
+                    spec_names(record.spec),
+                )
+            lifetime, names = known
+            grant = UploadGrant(
+                record.id, record.tenant, record.tenant_max_artifact_bytes, names=names
+            )
             grants.append((grant, lifetime))
         return self._signer.sign_tree(grants)
 
     def _task_grant(self, record: TaskRecord, now: dt.datetime) -> tuple[UploadGrant, float]:
         """What `record`'s grant vouches for, and for how many seconds from `now`."""
-        grant = UploadGrant(record.id, record.tenant, record.tenant_max_artifact_bytes)
+        grant = UploadGrant(
+            record.id,
+            record.tenant,
+            record.tenant_max_artifact_bytes,
+            names=spec_names(record.spec),
+        )
         return grant, self._lifetime(record, now)
 
     def _lifetime(self, record: TaskRecord, now: dt.datetime) -> float:
@@ -82,10 +116,34 @@ class Grants:
         max_artifact_bytes: int,
         expire_time: dt.datetime,
         now: dt.datetime,
+        profile: str = "",
     ) -> str:
-        """The grant of a session's OpenSessionOrder, sent at `now`."""
+        """The grant of a session's OpenSessionOrder, sent at `now`.
+
+        It names the session's `profile` (loaded at open, saved at close) and no baseline.
+        """
         lifetime = max((expire_time - now).total_seconds(), 0.0) + self._grace_seconds
-        return self._signer.sign(UploadGrant(session_id, tenant, max_artifact_bytes), lifetime)
+        names = frozenset((GrantNames.profile(profile, save=True),)) if profile else NO_NAMES
+        grant = UploadGrant(session_id, tenant, max_artifact_bytes, names=names)
+        return self._signer.sign(grant, lifetime)
+
+    def for_command(
+        self,
+        session_id: str,
+        tenant: str,
+        max_artifact_bytes: int,
+        command: sessions_pb2.SessionCommand,
+        lifetime_seconds: float,
+    ) -> str:
+        """The grant of one session command that compares a screenshot, naming its baseline.
+
+        "" for a command that compares none (the session's grant serves it).
+        """
+        names = command_names(command)
+        if not names:
+            return ""
+        grant = UploadGrant(session_id, tenant, max_artifact_bytes, names=names)
+        return self._signer.sign(grant, lifetime_seconds + self._grace_seconds)
 
     def refusal(self, grant: str, task_id: str) -> str:
         """Why `grant` is not a valid grant of the task `task_id`; "" when it is."""

@@ -14,6 +14,7 @@ from farm_core.paging import Cursor, read_page
 from farm_core.timestamps import to_timestamp
 from farm_storage.baselines import BaselineLibrary
 from farm_storage.download import content_headers
+from farm_storage.grant_names import GrantNameCheck
 from farm_storage.ingest import receive_upload
 from farm_storage.library import ArtifactLibrary
 from farm_storage.profiles import ProfileLibrary
@@ -99,9 +100,11 @@ class IngestApi(ingest_pb2_grpc.ArtifactIngestServiceServicer):
         baselines: BaselineLibrary,
         profiles: ProfileLibrary,
         grants: GrantVerifier,
+        names: GrantNameCheck | None = None,
     ) -> None:
         self._library = library
         self._grants = grants
+        self._names = names or GrantNameCheck()
         self._max_artifact_bytes = max_artifact_bytes
         self._baselines = baselines
         self._profiles = profiles
@@ -127,48 +130,54 @@ class IngestApi(ingest_pb2_grpc.ArtifactIngestServiceServicer):
         # Only for a task or session the agent was handed: the scheduler's grant says so.
         return self._grants.verify(header.grant, header.task_id, header.tenant, "header.grant")
 
-    def _granted_tenant(self, grant: str) -> str:
-        """The tenant of the task or session the call serves, as its grant names it.
+    def _granted(self, grant: str) -> tuple[UploadGrant, str]:
+        """The grant of the task or session the call serves, and the tenant it names.
 
         A tenant the caller names (`x-farm-tenant`) must be the grant's: an agent's
-        credential alone reads and writes no tenant's baselines or profiles.
+        credential alone reads and writes no tenant's baselines or profiles. The
+        caller then checks the name the call is for against the grant's names.
         """
-        tenant = self._grants.read(grant, "grant").tenant
+        granted = self._grants.read(grant, "grant")
         named = current_identity().tenant
-        if named and named != tenant:
+        if named and named != granted.tenant:
             raise PermissionDenied(
-                f"grant: the grant is for tenant {tenant!r}, but the call acts for {named!r}"
+                f"grant: the grant is for tenant {granted.tenant!r}, "
+                f"but the call acts for {named!r}"
             )
-        return checked_tenant(tenant)
+        return granted, checked_tenant(granted.tenant)
 
     async def GetBaselineImage(
         self, request: ingest_pb2.GetBaselineImageRequest, context: Any
     ) -> ingest_pb2.GetBaselineImageResponse:
-        tenant = self._granted_tenant(request.grant)
-        record, image = await self._baselines.image(tenant, baseline_key(request.key))
+        granted, tenant = self._granted(request.grant)
+        key = baseline_key(request.key)
+        self._names.baseline(granted, key.name)
+        record, image = await self._baselines.image(tenant, key)
         return ingest_pb2.GetBaselineImageResponse(baseline=baseline_message(record), image=image)
 
     async def CreateBaseline(
         self, request: ingest_pb2.CreateBaselineRequest, context: Any
     ) -> ingest_pb2.CreateBaselineResponse:
-        tenant = self._granted_tenant(request.grant)
+        granted, tenant = self._granted(request.grant)
+        key = baseline_key(request.key)
+        self._names.baseline(granted, key.name)
         record, created = await self._baselines.create(
-            tenant,
-            baseline_key(request.key),
-            required("artifactId", request.artifact_id),
+            tenant, key, required("artifactId", request.artifact_id)
         )
         return ingest_pb2.CreateBaselineResponse(baseline=baseline_message(record), created=created)
 
     async def GetProfileState(
         self, request: ingest_pb2.GetProfileStateRequest, context: Any
     ) -> ingest_pb2.GetProfileStateResponse:
-        tenant = self._granted_tenant(request.grant)
+        granted, tenant = self._granted(request.grant)
+        self._names.load_profile(granted, request.name)
         record, state = await self._profiles.state(tenant, request.name)
         return ingest_pb2.GetProfileStateResponse(profile=profile_message(record), state=state)
 
     async def SaveProfile(
         self, request: ingest_pb2.SaveProfileRequest, context: Any
     ) -> ingest_pb2.SaveProfileResponse:
-        tenant = self._granted_tenant(request.grant)
+        granted, tenant = self._granted(request.grant)
+        self._names.save_profile(granted, request.name)
         record = await self._profiles.save(tenant, request.name, request.state)
         return ingest_pb2.SaveProfileResponse(profile=profile_message(record))

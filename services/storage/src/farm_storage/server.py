@@ -18,6 +18,7 @@ from farm_storage.blobs import BlobStore
 from farm_storage.cache_eviction import CacheEviction
 from farm_storage.ended_tasks import EndedTasks
 from farm_storage.gauges import StorageGauges
+from farm_storage.grant_names import GrantNameCheck
 from farm_storage.library import ArtifactLibrary
 from farm_storage.profiles import ProfileLibrary
 from farm_storage.saved_api import BaselineApi, ProfileApi
@@ -78,6 +79,7 @@ class StorageService:
             self._baselines,
             self._profiles,
             self._grants,
+            GrantNameCheck(self._settings.unnamed_grants_tenant_wide),
         )
         ingest_pb2_grpc.add_ArtifactIngestServiceServicer_to_server(ingest, server)
         baselines_pb2_grpc.add_BaselineServiceServicer_to_server(

@@ -88,6 +88,13 @@ class StorageSettings(FarmSettings):
         "the grant names, within the tenant's byte quota the grant carries; default: that of "
         "FARM_HOME/grant-key.",
     )
+    unnamed_grants_tenant_wide: bool = Field(
+        default=False,
+        description="Let a grant older than names (signed by a scheduler that does not name a "
+        "task's profile and baselines) use any profile and baseline of its tenant, as before; "
+        "only for a rolling upgrade's window. Off: such a grant names none, and its baseline "
+        "and profile calls are refused.",
+    )
 
     def resolved_grant_public_key(self) -> str:
         """The public key upload grants are verified with (PEM)."""

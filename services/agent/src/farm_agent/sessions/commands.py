@@ -8,6 +8,7 @@ its `screencast.stop` stops after it; every result tells where the screencast st
 """
 
 import asyncio
+import dataclasses
 
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
@@ -40,8 +41,13 @@ async def run_command(
     command: sessions_pb2.SessionCommand,
     keeper: CaptureKeeper,
     max_text_bytes: int,
+    grant: str = "",
 ) -> tasks_pb2.TaskResult:
-    """Runs the command within its time limit; raises TaskFailure with a stable code."""
+    """Runs the command within its time limit; raises TaskFailure with a stable code.
+
+    `grant` is the command's own (SessionCommandOrder.grant), naming the baseline its
+    screenshot compares with; without one the session's serves.
+    """
     spec = command_spec(command)
     timeout_seconds = spec.timeout_ms / 1000
     async with session.command_lock:
@@ -71,7 +77,8 @@ async def run_command(
             session.touch()
         session.commands += 1
         prefix = f"command-{session.commands}-"
-        result = await keeper.keep(session.owner, capture, prefix)
+        owner = dataclasses.replace(session.owner, grant=grant) if grant else session.owner
+        result = await keeper.keep(owner, capture, prefix)
         if command.screencast.stop:
             await _stop_screencast(session, keeper, result)
         result.screencast.CopyFrom(session.screencasts.status())

@@ -141,7 +141,7 @@ class SessionOrders:
                     "session.command", order.session_id, message, session.egress
                 ):
                     result = await run_command(
-                        session, order.command, self._keeper, self._max_text_bytes
+                        session, order.command, self._keeper, self._max_text_bytes, order.grant
                     )
             except TaskFailure as failure:
                 if failure.code is ErrorCode.BROWSER_CRASHED:

@@ -148,10 +148,15 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
         command = validate_command(request.command, self._settings.default_timeout_ms)
         record = await self._store.get(identity.tenant, session_id)
         self._require_active(record)
-        order = queue_pb2.SessionCommandOrder(
-            session_id=record.id, tenant=record.tenant, command=command
-        )
         timeout = command.timeout_ms / 1000 + COMMAND_ANSWER_MARGIN_SECONDS
+        max_bytes = identity.quotas.max_artifact_bytes if identity.quotas is not None else 0
+        order = queue_pb2.SessionCommandOrder(
+            session_id=record.id,
+            tenant=record.tenant,
+            command=command,
+            # Names the baseline the command compares with; the session's grant names none.
+            grant=self._grants.for_command(record.id, record.tenant, max_bytes, command, timeout),
+        )
         try:
             reply = await self._orders.run(record.agent_id, order, timeout)
         except AgentGone as gone:
@@ -203,7 +208,7 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
             spec=spec,
             expire_time=to_timestamp(record.expire_time),
             upload_grant=self._grants.for_session(
-                record.id, record.tenant, max_bytes, record.expire_time, utcnow()
+                record.id, record.tenant, max_bytes, record.expire_time, utcnow(), spec.profile
             ),
         )
         refusals: list[str] = []
