@@ -92,8 +92,15 @@ def test_a_command_to_a_session_on_a_dead_agent_fails_at_once(
     started = time.monotonic()
     response = sessions.http.post(f"/v1/sessions/{session['id']}:run", json={"content": {}})
     assert time.monotonic() - started < 5, "the command hung on a dead agent"
-    assert response.status_code == 400
-    assert "AGENT_LOST" in response.json()["message"]
+    if response.status_code == 503:
+        # Nobody listened and its last heartbeat is recent: as an agent reconnecting to
+        # NATS, the session is kept until the heartbeats are missed.
+        assert "try again" in response.json()["message"]
+        assert sessions.wait_closed(session["id"], within=15)["closeReason"] == "AGENT_LOST"
+    else:
+        # The restarted agent answered first: it does not hold the session.
+        assert response.status_code == 400, response.text
+        assert "AGENT_LOST" in response.json()["message"]
 
 
 def test_draining_an_agent_closes_its_sessions_after_the_drain_limit(

@@ -8,6 +8,8 @@ import httpx
 import pytest
 
 from farm.storage.v1 import ingest_pb2, ingest_pb2_grpc
+from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+from farm_cli.launcher.envoy import MAX_REQUEST_BYTES
 from farm_cli.main import main
 from tests.helpers import assert_eventually
 from tests.integration.cli.conftest import EdgeUnderTest
@@ -86,6 +88,26 @@ def test_request_bodies_over_1_mib_are_refused(edge: EdgeUnderTest) -> None:
     assert response.status_code == 413
     small = httpx.post(f"{edge.url}/v1/tasks", json={"url": "https://x"}, headers=GOOD)
     assert small.status_code == 200 and small.json()["status"] == "TASK_STATUS_QUEUED"
+
+
+def test_a_grpc_request_over_1_mib_is_invalid_argument_naming_the_limit(
+    edge: EdgeUnderTest,
+) -> None:
+    spec = tasks_pb2.TaskSpec(url="https://example.com", labels={"x": "y" * MAX_REQUEST_BYTES})
+    metadata = tuple(GOOD.items())
+    with grpc.insecure_channel(edge.grpc_target) as channel:
+        stub = tasks_pb2_grpc.TaskServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.CreateTask(tasks_pb2.CreateTaskRequest(spec=spec), metadata=metadata, timeout=10)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+        assert caught.value.details() == (
+            f"request: over the edge's limit of {MAX_REQUEST_BYTES} bytes a request may carry"
+        )
+        # The channel serves the next call as ever.
+        small = tasks_pb2.CreateTaskRequest(spec=tasks_pb2.TaskSpec(url="https://x"))
+        assert stub.CreateTask(small, metadata=metadata, timeout=10).status == (
+            tasks_pb2.TASK_STATUS_QUEUED
+        )
 
 
 def test_artifact_content_comes_back_as_the_raw_bytes(edge: EdgeUnderTest) -> None:

@@ -160,3 +160,27 @@ async def test_an_order_that_found_nobody_listening_goes_once_more(
 
     reply = await closing
     assert not reply.HasField("error")
+
+
+async def test_a_garbled_answer_to_a_hold_probe_is_no_verdict_and_the_command_gets_its_answer(
+    nc: Client, agent: Client
+) -> None:
+    probes: list[bytes] = []
+
+    async def garbled(message: Msg) -> None:
+        probes.append(message.data)
+        await message.respond(b"\xff\xff\xff\xff")
+
+    async def slow_answer(message: Msg) -> None:
+        await asyncio.sleep(2.5 * PROBE_SECONDS)
+        result = tasks_pb2.TaskResult(text="done")
+        await message.respond(queue_pb2.SessionReply(result=result).SerializeToString())
+
+    await agent.subscribe(order_subject("agent-x", SessionOrder.RUN), cb=slow_answer)
+    await agent.subscribe(order_subject("agent-x", SessionOrder.HOLD), cb=garbled)
+    await agent.flush()
+
+    reply = await orders_of(nc).run("agent-x", ORDER, COMMAND_TIMEOUT_SECONDS)
+
+    assert reply.result.text == "done"
+    assert probes

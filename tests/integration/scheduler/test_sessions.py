@@ -37,7 +37,8 @@ from tests.integration.scheduler.conftest import (
 pytestmark = pytest.mark.integration
 
 SESSIONS = ("sessions",)
-Answer = Callable[[SessionOrder, bytes], queue_pb2.SessionReply]
+Answer = Callable[[SessionOrder, bytes], queue_pb2.SessionReply | bytes]
+"""An agent's answer to an order: a SessionReply, or raw bytes (a garbled answer)."""
 
 
 def opened(_: SessionOrder, __: bytes) -> queue_pb2.SessionReply:
@@ -99,7 +100,8 @@ class ScriptedAgent:
         self.orders.append((verb, message.data))
         if verb is SessionOrder.OPEN:
             self.session_ids.append(queue_pb2.OpenSessionOrder.FromString(message.data).session_id)
-        await message.respond(self.answer(verb, message.data).SerializeToString())
+        reply = self.answer(verb, message.data)
+        await message.respond(reply if isinstance(reply, bytes) else reply.SerializeToString())
 
 
 @dataclass
@@ -288,12 +290,13 @@ async def test_a_failed_command_answers_with_its_code(
     assert (await sessions.get(session.id)).commands == 0
 
 
-async def test_a_command_to_a_gone_agent_marks_the_session_agent_lost_at_once(
+async def test_a_command_to_an_agent_that_neither_listens_nor_beats_ends_the_session_lost(
     scheduler: Scheduler, agents: Callable[..., asyncio.Future[ScriptedAgent]]
 ) -> None:
     agent = await agents("a")
     sessions = sessions_of(scheduler)
     session = await sessions.create()
+    await agent.beat(age_seconds=60)
     await agent.stop_answering()
     error = await rpc_error(sessions.run(session.id))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -72,3 +72,9 @@ class DeadlineExceeded(FarmError):
     """The work did not finish within its time limit."""
 
     code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class Internal(FarmError):
+    """A fault of the farm itself (a bug, a broken part), not of the caller's request."""
+
+    code = grpc.StatusCode.INTERNAL

@@ -10,6 +10,7 @@ from farm_core.db import utcnow
 from farm_core.errors import (
     DeadlineExceeded,
     FailedPrecondition,
+    Internal,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -27,7 +28,14 @@ from farm_core.timestamps import to_timestamp
 from farm_scheduler.grants import Grants
 from farm_scheduler.sessions.closer import SessionCloser
 from farm_scheduler.sessions.links import session_links
-from farm_scheduler.sessions.orders import AgentGone, AgentOrders, AgentSilent, OrderNotSent
+from farm_scheduler.sessions.orders import (
+    AgentGarbled,
+    AgentGone,
+    AgentOrders,
+    AgentSilent,
+    OrderNotSent,
+    OrderTooLarge,
+)
 from farm_scheduler.sessions.placement import Candidate
 from farm_scheduler.sessions.records import SessionRecord
 from farm_scheduler.sessions.store import SessionStore
@@ -45,6 +53,8 @@ log = logging.getLogger(__name__)
 COMMAND_ANSWER_MARGIN_SECONDS = 10.0
 # Refusals after which the next agent is tried; others are the caller's to fix.
 TRY_NEXT_AGENT = frozenset({Refusal.NO_CAPACITY, Refusal.AGENT_DRAINING, Refusal.INTERNAL})
+# Codes of a fault of the farm (an agent's bug, an order it could not read), not the caller's.
+FARM_FAULTS = frozenset({Refusal.INTERNAL, Refusal.INVALID_ORDER, "UNKNOWN"})
 
 
 def checked_session_id(session_id: str) -> str:
@@ -63,7 +73,19 @@ def command_error(error: tasks_pb2.TaskError) -> Exception:
         return DeadlineExceeded(message)
     if error.code == "RESULT_TOO_LARGE":
         return ResourceExhausted(message)
+    if error.code in FARM_FAULTS:
+        return Internal(message)
     return FailedPrecondition(message)
+
+
+def too_large(field: str, refused: OrderTooLarge) -> InvalidArgument:
+    """The caller's `field` makes an order that does not fit one NATS message to the agent."""
+    return InvalidArgument(
+        field,
+        f"{refused.order_bytes / 2**20:.2f} MiB ({refused.order_bytes} bytes as an order to "
+        f"the agent), over the {refused.max_payload / 2**20:g} MiB limit of one message to "
+        f"an agent (NATS max_payload, {refused.max_payload} bytes); nothing was sent",
+    )
 
 
 class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
@@ -100,6 +122,9 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
         record = await self._store.reserve(identity.tenant, spec, identity.quotas)
         try:
             placed = await self._place(record, identity.quotas)
+        except OrderTooLarge as refused:
+            await self._store.forget(record)
+            raise too_large("spec", refused) from refused
         except BaseException:
             await self._store.forget(record)
             raise
@@ -159,9 +184,19 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
         )
         try:
             reply = await self._orders.run(record.agent_id, order, timeout)
+        except OrderTooLarge as refused:
+            raise too_large("command", refused) from refused
         except AgentGone as gone:
-            self._require_active(await self._closer.agent_lost(record, str(gone)))
-            raise Unavailable(f"session {record.id}: {gone}") from gone
+            self._require_active(await self._closer.agent_unreachable(record, str(gone)))
+            raise Unavailable(
+                f"session {record.id}: {gone}, though it sent a heartbeat within "
+                f"{self._settings.session_agent_lost_seconds:g} s (it may be reconnecting to "
+                "NATS); the session stays open: try again"
+            ) from gone
+        except AgentGarbled as garbled:
+            raise Unavailable(
+                f"session {record.id}: {garbled}; the command may have run; the session stays open"
+            ) from garbled
         except AgentSilent as silent:
             raise DeadlineExceeded(f"session {record.id}: {silent}") from silent
         except OrderNotSent as unsent:
@@ -228,7 +263,7 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
         """The agent's reply if it opened the session; None (noted) if the next may try."""
         try:
             reply = await self._orders.open(candidate.agent_id, order)
-        except (AgentGone, AgentSilent) as error:
+        except (AgentGone, AgentSilent, AgentGarbled) as error:
             refusals.append(str(error))
             return None
         except OrderNotSent as unsent:
@@ -241,7 +276,7 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
         if reply.error.code in TRY_NEXT_AGENT:
             refusals.append(f"{candidate.agent_id}: {reply.error.message}")
             return None
-        raise FailedPrecondition(f"{reply.error.code}: {reply.error.message}")
+        raise command_error(reply.error)
 
     async def _count(self, record: SessionRecord) -> None:
         """Counts a command that ran; a database too busy to count it does not undo it.

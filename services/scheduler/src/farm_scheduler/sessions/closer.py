@@ -18,7 +18,13 @@ from farm_core.errors import Unavailable
 from farm_core.sessions import CloseReason
 from farm_core.timestamps import from_timestamp
 from farm_scheduler.heartbeats import Heartbeats
-from farm_scheduler.sessions.orders import AgentGone, AgentOrders, AgentSilent, OrderNotSent
+from farm_scheduler.sessions.orders import (
+    AgentGarbled,
+    AgentGone,
+    AgentOrders,
+    AgentSilent,
+    OrderNotSent,
+)
 from farm_scheduler.sessions.placement import Candidate, candidates
 from farm_scheduler.sessions.records import SessionRecord
 from farm_scheduler.sessions.store import SessionStore
@@ -61,7 +67,7 @@ class SessionCloser:
             reply = await self._orders.close(record.agent_id, order)
         except AgentGone as gone:
             return await self.agent_lost(record, str(gone))
-        except (AgentSilent, OrderNotSent) as error:
+        except (AgentSilent, AgentGarbled, OrderNotSent) as error:
             raise Unavailable(f"session {record.id}: {error}") from error
         if reply.HasField("closed"):
             return await self.apply(reply.closed) or record
@@ -75,6 +81,22 @@ class SessionCloser:
         closed = await self._store.close(record.id, CloseReason.AGENT_LOST.value)
         await self._forget_route(record.id)
         return closed or current
+
+    async def agent_unreachable(self, record: SessionRecord, why: str) -> SessionRecord:
+        """A session whose agent did not listen to an order: lost only if it stopped beating.
+
+        An agent that beats is alive and may be reconnecting to NATS: its session is kept
+        (the sweep closes it should the beats stop).
+        """
+        if self._beat_is_stale(await self._heartbeats.get(record.agent_id), utcnow()):
+            return await self.agent_lost(record, f"{why}, and no heartbeat either")
+        log.warning(
+            "session %s: its agent %s did not listen (%s) but still beats; the session stays",
+            record.id,
+            record.agent_id,
+            why,
+        )
+        return record
 
     async def agent_lost(self, record: SessionRecord, why: str) -> SessionRecord:
         """Closes a session whose agent is gone (AGENT_LOST)."""

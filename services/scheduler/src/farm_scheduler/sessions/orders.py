@@ -31,6 +31,21 @@ class AgentSilent(Exception):
     """The agent took the order but did not answer in time."""
 
 
+class AgentGarbled(Exception):
+    """The agent answered with something that is not a SessionReply; it may still be alive."""
+
+
+class OrderTooLarge(Exception):
+    """The order does not fit one NATS message: nothing was sent."""
+
+    def __init__(self, order_bytes: int, max_payload: int) -> None:
+        super().__init__(
+            f"the order is {order_bytes} bytes; a NATS message holds at most {max_payload}"
+        )
+        self.order_bytes = order_bytes
+        self.max_payload = max_payload
+
+
 class OrderNotSent(Exception):
     """The scheduler's own NATS connection would not take the order; the agent was not asked.
 
@@ -101,7 +116,7 @@ class AgentOrders:
         """
         try:
             reply = await self._ask(agent_id, SessionOrder.HOLD, probe, self._hold_probe_seconds)
-        except AgentSilent:
+        except (AgentSilent, AgentGarbled):
             return None
         if reply.HasField("error") and reply.error.code == Refusal.SESSION_NOT_FOUND:
             return reply
@@ -129,9 +144,15 @@ class AgentOrders:
     async def _request(
         self, subject: str, verb: SessionOrder, order: Message, timeout_seconds: float
     ) -> Msg:
+        payload = order.SerializeToString()
         with producing(f"session.order.{verb.value}", subject) as headers:
+            # The server counts headers in its max_payload and drops the connection of a
+            # client that sends more; the client checks the payload alone.
+            message_bytes = len(payload) + _header_bytes(headers)
+            if message_bytes > self._nc.max_payload:
+                raise OrderTooLarge(message_bytes, self._nc.max_payload)
             return await self._nc.request(
-                subject, order.SerializeToString(), timeout=timeout_seconds, headers=headers
+                subject, payload, timeout=timeout_seconds, headers=headers
             )
 
     async def _ask(
@@ -156,8 +177,17 @@ class AgentOrders:
         try:
             reply.ParseFromString(answer.data)
         except DecodeError as error:
-            raise AgentGone(f"agent {agent_id} answered with something else: {error}") from error
+            raise AgentGarbled(
+                f"agent {agent_id} answered the session {verb.value} order with something "
+                f"that is not a SessionReply ({len(answer.data)} bytes: {error})"
+            ) from error
         return reply
+
+
+def _header_bytes(headers: dict[str, str]) -> int:
+    """What `headers` add to a NATS message (its `NATS/1.0` block), as the server counts it."""
+    lines = sum(len(name) + len(value) + 4 for name, value in headers.items())
+    return len("NATS/1.0\r\n") + lines + 2
 
 
 def _nats_fault(error: nats.errors.Error) -> str:

@@ -1,0 +1,75 @@
+"""A session command near the edge's body limit, through Envoy, to a real agent.
+
+Envoy lets a body of up to 1 MiB through; the command then goes to the agent as one
+NATS message, which must hold the order's envelope and headers too. A command that
+does not fit is the caller's to fix (INVALID_ARGUMENT naming it), nothing is sent,
+and the session goes on. One shared farm (tests/e2e/conftest.py).
+"""
+
+import grpc
+import pytest
+
+from farm.sessions.v1 import sessions_pb2, sessions_pb2_grpc
+from farm.tasks.v1 import tasks_pb2
+from farm_cli.launcher.envoy import MAX_REQUEST_BYTES
+from farm_cli.launcher.farm import LocalFarm
+from tests.e2e.sessions_api import Sessions
+from tests.pages import Site
+
+pytestmark = pytest.mark.e2e
+
+SCRIPT_STEP_CHARS = 30_000
+GRPC_FRAME_BYTES = 5
+"""The length prefix gRPC puts before a message; Envoy counts it in the body."""
+
+
+def evaluate_steps(total_chars: int) -> list[tasks_pb2.Step]:
+    """Evaluate steps with `total_chars` characters of script between them."""
+    steps = []
+    while total_chars > 0:
+        chars = min(total_chars, SCRIPT_STEP_CHARS)
+        steps.append(tasks_pb2.Step(evaluate="1" + " " * (chars - 1)))
+        total_chars -= chars
+    return steps
+
+
+def request_of_bytes(session_id: str, size: int) -> sessions_pb2.RunSessionCommandRequest:
+    """A RunSessionCommandRequest of exactly `size` bytes, of evaluate steps."""
+    steps = evaluate_steps(size)
+    request = sessions_pb2.RunSessionCommandRequest(
+        id=session_id, command=sessions_pb2.SessionCommand(steps=steps)
+    )
+    last = steps[-1].evaluate
+    surplus = request.ByteSize() - size
+    request.command.steps[-1].evaluate = last[: len(last) - surplus]
+    assert request.ByteSize() == size
+    return request
+
+
+def test_a_command_that_passes_the_edge_but_not_one_agent_message_is_invalid_argument(
+    farm: LocalFarm, channel: grpc.Channel, sessions: Sessions, site: Site
+) -> None:
+    session = sessions.create()
+    try:
+        stub = sessions_pb2_grpc.SessionServiceStub(channel)
+        metadata = (("authorization", f"Bearer {farm.admin_key}"),)
+        # Just within Envoy's limit; with the session order's envelope over NATS max_payload.
+        request = request_of_bytes(session["id"], MAX_REQUEST_BYTES - GRPC_FRAME_BYTES)
+
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.RunSessionCommand(request, metadata=metadata, timeout=60)
+
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+        details = caught.value.details() or ""
+        assert details.startswith("command: 1.00 MiB ("), details
+        assert "over the 1 MiB limit of one message to an agent" in details
+        # Over HTTP/JSON a body over the edge's limit is refused there, plainly.
+        too_large = {"steps": [{"evaluate": step.evaluate} for step in evaluate_steps(1_300_000)]}
+        response = sessions.http.post(f"/v1/sessions/{session['id']}:run", json=too_large)
+        assert response.status_code == 413, response.text
+        # The session goes on as it was.
+        result = sessions.run(session["id"], url=site.url("/page"))
+        assert result["finalUrl"] == site.url("/page")
+        assert sessions.get(session["id"])["state"] == "SESSION_STATE_ACTIVE"
+    finally:
+        sessions.close(session["id"])
