@@ -181,3 +181,21 @@ async def test_an_upgrade_behind_a_long_transaction_gives_up_instead_of_queueing
     await long_read.commit()
     await upgrade(engine)
     assert await observer.fetchval(f"SELECT version_num FROM {VERSION_TABLE}") == "0011"
+
+
+async def test_replicas_starting_together_on_an_empty_database_both_start(
+    postgres_url: str, connect: Connect
+) -> None:
+    url = async_database_url(postgres_url, Path("unused.db"))
+    engines = [create_engine(url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(upgrade(engine) for engine in engines))
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    observer = await connect()
+    assert await observer.fetchval(f"SELECT version_num FROM {VERSION_TABLE}") == "0011"
+    indexes = await partial_indexes(observer)
+    assert {name: indexes.get(name) for name in PARTIAL_INDEXES} == {
+        name: (True, True) for name in PARTIAL_INDEXES
+    }
