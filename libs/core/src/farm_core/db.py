@@ -5,6 +5,7 @@ is set. Each service keeps its own tables and its own Alembic version table, so
 all of them can share one PostgreSQL database.
 """
 
+import asyncio
 import datetime as dt
 import hashlib
 from pathlib import Path
@@ -14,7 +15,7 @@ from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import ColumnElement, DateTime, MetaData, Select, and_, event, or_, text
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
 from farm_core.paging import Cursor
@@ -90,20 +91,57 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-async def migrate(engine: AsyncEngine, script_location: str, version_table: str) -> None:
-    """Upgrades the database to the newest revision in `script_location` ("pkg:dir")."""
+DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS = 5.0
+MIGRATION_LOCK_POLL_SECONDS = 0.2
+
+
+async def migrate(
+    engine: AsyncEngine,
+    script_location: str,
+    version_table: str,
+    lock_timeout_seconds: float = DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS,
+    revision: str = "head",
+) -> None:
+    """Upgrades the database to `revision` of `script_location` ("pkg:dir").
+
+    Each migration runs in its own transaction (an index built CONCURRENTLY on
+    PostgreSQL runs between two, see farm_core.migration_ops). On PostgreSQL a
+    statement that waits longer than `lock_timeout_seconds` for a table lock fails
+    the upgrade (0: waits for ever), so that writers do not queue behind it.
+    """
     config = Config()
     config.set_main_option("script_location", script_location)
     config.attributes["version_table"] = version_table
-    async with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            # Replicas of one service starting together on an empty database would each
-            # create the version table; one would fail. The lock ends with the transaction.
-            await connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"),
-                {"key": _migration_lock_key(version_table)},
-            )
-        await connection.run_sync(_upgrade, config)
+    async with engine.connect() as connection:
+        if connection.dialect.name != "postgresql":
+            await connection.run_sync(_upgrade, config, revision)
+            return
+        key = _migration_lock_key(version_table)
+        await _take_migration_lock(connection, key)
+        await connection.execute(text(f"SET lock_timeout = {round(lock_timeout_seconds * 1000)}"))
+        await connection.commit()
+        try:
+            await connection.run_sync(_upgrade, config, revision)
+        finally:
+            # The pool keeps the connection: it must not keep the lock or the setting.
+            await connection.rollback()
+            await connection.execute(text("RESET lock_timeout"))
+            await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            await connection.commit()
+
+
+async def _take_migration_lock(connection: AsyncConnection, key: int) -> None:
+    # Replicas of one service starting together on an empty database would each
+    # create the version table; one would fail. A session lock, not a transaction's:
+    # migrations commit on their way. Tried, not waited for: a replica waiting inside
+    # a statement holds a snapshot, which the first one's CREATE INDEX CONCURRENTLY
+    # would wait for in turn (a deadlock).
+    while True:
+        taken = await connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})
+        await connection.commit()
+        if taken:
+            return
+        await asyncio.sleep(MIGRATION_LOCK_POLL_SECONDS)
 
 
 def _migration_lock_key(version_table: str) -> int:
@@ -111,9 +149,9 @@ def _migration_lock_key(version_table: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _upgrade(connection: Connection, config: Config) -> None:
+def _upgrade(connection: Connection, config: Config, revision: str) -> None:
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
 def run_migrations(target_metadata: MetaData) -> None:
@@ -124,6 +162,7 @@ def run_migrations(target_metadata: MetaData) -> None:
         target_metadata=target_metadata,
         version_table=context.config.attributes["version_table"],
         render_as_batch=connection.dialect.name == "sqlite",
+        transaction_per_migration=True,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -132,14 +171,23 @@ def run_migrations(target_metadata: MetaData) -> None:
 class Database:
     """One service's SQL database: its engine, brought to the newest migration on start."""
 
-    def __init__(self, url: str, migrations: str, version_table: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        migrations: str,
+        version_table: str,
+        migration_lock_timeout_seconds: float = DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS,
+    ) -> None:
         self.engine: AsyncEngine = create_engine(url)
         self._migrations = migrations
         self._version_table = version_table
+        self._migration_lock_timeout = migration_lock_timeout_seconds
 
     async def start(self) -> None:
         """Brings the tables up to the newest migration; then its statements are traced."""
-        await migrate(self.engine, self._migrations, self._version_table)
+        await migrate(
+            self.engine, self._migrations, self._version_table, self._migration_lock_timeout
+        )
         trace_engine(self.engine)
 
     async def close(self) -> None:

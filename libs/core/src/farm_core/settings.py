@@ -6,6 +6,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from farm_core.db import DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS
 from farm_core.identity_keys import IDENTITY_KEY_FILE, load_or_create_private_key, public_pem
 from farm_core.logs import LogFormat
 from farm_core.nats_access import NATS_USER_PATTERN, NatsAccess
@@ -53,6 +54,15 @@ class FarmSettings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("NATS_CA_FILE"),
         description="PEM CA that signs the NATS servers' certificates; set: NATS over TLS only.",
+    )
+    migration_lock_timeout_seconds: float = Field(
+        default=DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS,
+        ge=0,
+        validation_alias=AliasChoices("FARM_MIGRATION_LOCK_TIMEOUT_SECONDS"),
+        description=(
+            "On PostgreSQL, how long a migration at start waits for a table lock before "
+            "the service exits (0: for ever), so that writes do not queue behind it."
+        ),
     )
     nats_replicas: int = Field(
         default=1,

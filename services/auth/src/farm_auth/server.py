@@ -44,7 +44,9 @@ class AuthService:
 
     def __init__(self, settings: AuthSettings) -> None:
         self._settings = settings
-        self._store = KeyStore(settings.resolved_database_url())
+        self._store = KeyStore(
+            settings.resolved_database_url(), settings.migration_lock_timeout_seconds
+        )
         # A pepper of its own, held by auth alone: a stolen table cannot be used to
         # test guessed keys.
         self._hasher = SecretHasher(settings.resolved_key_pepper())

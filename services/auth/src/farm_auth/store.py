@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from farm_auth.keys import KeyRecord
 from farm_auth.limits import QuotaSetting, RateSetting
 from farm_auth.models import ApiKeyRow, TenantRow, dialect_insert
-from farm_core.db import Database
+from farm_core.db import DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS, Database
 
 MIGRATIONS = "farm_auth:migrations"
 VERSION_TABLE = "alembic_version_auth"
@@ -85,8 +85,12 @@ def _values(record: KeyRecord) -> dict[str, Any]:
 class KeyStore(Database):
     """The tenants and api_keys tables of one database."""
 
-    def __init__(self, database_url: str) -> None:
-        super().__init__(database_url, MIGRATIONS, VERSION_TABLE)
+    def __init__(
+        self,
+        database_url: str,
+        migration_lock_timeout_seconds: float = DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS,
+    ) -> None:
+        super().__init__(database_url, MIGRATIONS, VERSION_TABLE, migration_lock_timeout_seconds)
 
     async def create(self, record: KeyRecord) -> None:
         """Stores a new key, creating its tenant if it does not exist yet."""

@@ -73,6 +73,7 @@ class SchedulerService:
             settings.resolved_database_url(),
             dt.timedelta(seconds=settings.idempotency_window_seconds),
             route=self._router.route,
+            migration_lock_timeout_seconds=settings.migration_lock_timeout_seconds,
         )
         self._watch = TaskWatch(settings.watch_poll_seconds)
         self._grants = Grants(

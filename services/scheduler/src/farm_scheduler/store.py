@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_core.db import Database, newest_first, utcnow
+from farm_core.db import DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS, Database, newest_first, utcnow
 from farm_core.errors import FailedPrecondition, NotFound, ResourceExhausted, Unavailable
 from farm_core.paging import Cursor
 from farm_core.quotas import TenantQuotas
@@ -68,8 +68,9 @@ class TaskStore(Database):
         idempotency_window: dt.timedelta = DEFAULT_IDEMPOTENCY_WINDOW,
         clock: Callable[[], dt.datetime] = utcnow,
         route: Callable[[tasks_pb2.TaskSpec], str] = lambda spec: "",
+        migration_lock_timeout_seconds: float = DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS,
     ) -> None:
-        super().__init__(database_url, MIGRATIONS, VERSION_TABLE)
+        super().__init__(database_url, MIGRATIONS, VERSION_TABLE, migration_lock_timeout_seconds)
         self._idempotency_window, self._clock = idempotency_window, clock
         self.route = route  # A new task's routed_region (routing.router).
         self._quota_lock = TenantQuotaLock(self.engine, ADVISORY_NAMESPACE)

@@ -42,7 +42,9 @@ class StorageService:
 
     def __init__(self, settings: StorageSettings) -> None:
         self._settings = settings
-        self._store = ArtifactStore(settings.resolved_database_url())
+        self._store = ArtifactStore(
+            settings.resolved_database_url(), settings.migration_lock_timeout_seconds
+        )
         self._blobs = BlobStore(settings)
         self._grants = GrantVerifier(settings.resolved_grant_public_key())
         self._eviction = CacheEviction(settings.nats(), settings.cache_eviction_timeout_seconds)

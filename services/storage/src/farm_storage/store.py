@@ -15,7 +15,7 @@ from sqlalchemy import Table, and_, bindparam, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from farm_core.db import Database, newest_first, utcnow
+from farm_core.db import DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS, Database, newest_first, utcnow
 from farm_core.errors import FailedPrecondition, NotFound, ResourceExhausted
 from farm_core.paging import Cursor
 from farm_core.tenant_locks import (
@@ -184,8 +184,12 @@ def new_artifact_id() -> str:
 class ArtifactStore(Database):
     """The artifacts table of one database."""
 
-    def __init__(self, database_url: str) -> None:
-        super().__init__(database_url, MIGRATIONS, VERSION_TABLE)
+    def __init__(
+        self,
+        database_url: str,
+        migration_lock_timeout_seconds: float = DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS,
+    ) -> None:
+        super().__init__(database_url, MIGRATIONS, VERSION_TABLE, migration_lock_timeout_seconds)
         self._quota_lock = TenantQuotaLock(self.engine, BYTES_NAMESPACE)
 
     async def get(self, tenant: str, artifact_id: str) -> ArtifactRecord:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from farm_core import migration_ops
 from farm_core.db import UtcDateTime
 
 revision: str = "0002"
@@ -36,20 +37,24 @@ def upgrade() -> None:
         ),
         sa.Column("revision", sa.Integer(), nullable=False, server_default=sa.text("0")),
     ):
-        op.add_column("tasks", column)
-    # Tasks that failed before dead letters existed are dead letters too (never copied
-    # to FARM_DEAD, which did not exist either).
-    op.execute(
-        sa.text("UPDATE tasks SET dead_time = finish_time WHERE status = 'TASK_STATUS_FAILED'")
+        migration_ops.add_column_if_missing("tasks", column)
+    migration_ops.create_index("ix_tasks_status_deadline", "tasks", ["status", "deadline"])
+    migration_ops.create_index(
+        "ix_tasks_tenant_dead_time_id", "tasks", ["tenant", "dead_time", "id"]
     )
-    op.create_index("ix_tasks_status_deadline", "tasks", ["status", "deadline"])
-    op.create_index("ix_tasks_tenant_dead_time_id", "tasks", ["tenant", "dead_time", "id"])
-    op.create_index(
+    migration_ops.create_index(
         "ix_tasks_dead_letter_pending",
         "tasks",
         ["dead_time"],
         sqlite_where=DEAD_LETTER_PENDING_SQLITE,
         postgresql_where=DEAD_LETTER_PENDING_POSTGRESQL,
+    )
+    # Tasks that failed before dead letters existed are dead letters too (never copied
+    # to FARM_DEAD, which did not exist either). After the index builds (which commit
+    # what precedes them on PostgreSQL), so that the rows it locks are only the
+    # failed tasks', not the whole table's under ADD COLUMN's lock.
+    op.execute(
+        sa.text("UPDATE tasks SET dead_time = finish_time WHERE status = 'TASK_STATUS_FAILED'")
     )
     op.create_table(
         "task_attempts",

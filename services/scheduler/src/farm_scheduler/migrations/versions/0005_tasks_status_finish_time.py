@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from farm_core import migration_ops
+
 revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
@@ -16,7 +18,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_tasks_status_finish_time", "tasks", ["status", "finish_time"])
+    migration_ops.create_index("ix_tasks_status_finish_time", "tasks", ["status", "finish_time"])
 
 
 def downgrade() -> None:

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from farm_core import migration_ops
+
 revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
@@ -20,11 +22,13 @@ HAS_CACHE_KEY = sa.text("cache_key <> ''")
 
 def upgrade() -> None:
     # Tasks accepted before have no key: their results never serve the cache.
-    op.add_column("tasks", sa.Column("cache_key", sa.String(64), server_default="", nullable=False))
-    op.add_column(
+    migration_ops.add_column_if_missing(
+        "tasks", sa.Column("cache_key", sa.String(64), server_default="", nullable=False)
+    )
+    migration_ops.add_column_if_missing(
         "tasks", sa.Column("cached", sa.Boolean(), server_default=sa.false(), nullable=False)
     )
-    op.create_index(
+    migration_ops.create_index(
         "ix_tasks_cache",
         "tasks",
         ["tenant", "cache_key", "finish_time"],

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from farm_core import migration_ops
 from farm_core.db import UtcDateTime
 
 revision: str = "0008"
@@ -23,12 +24,14 @@ CALLBACK_PENDING_POSTGRESQL = sa.text("callback_pending = true")
 
 def upgrade() -> None:
     # Tasks accepted before had no callback URL: nothing pending.
-    op.add_column(
+    migration_ops.add_column_if_missing(
         "tasks",
         sa.Column("callback_pending", sa.Boolean(), server_default=sa.false(), nullable=False),
     )
-    op.add_column("tasks", sa.Column("callback_due", UtcDateTime(), nullable=True))
-    op.create_index(
+    migration_ops.add_column_if_missing(
+        "tasks", sa.Column("callback_due", UtcDateTime(), nullable=True)
+    )
+    migration_ops.create_index(
         "ix_tasks_callback_pending",
         "tasks",
         ["callback_due"],

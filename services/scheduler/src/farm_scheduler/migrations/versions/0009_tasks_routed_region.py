@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from farm_core import migration_ops
+
 revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
@@ -21,14 +23,14 @@ ROUTE_PENDING_POSTGRESQL = sa.text("route_pending = true")
 
 def upgrade() -> None:
     # Tasks accepted before were never routed: their queue is their spec's region.
-    op.add_column(
+    migration_ops.add_column_if_missing(
         "tasks", sa.Column("routed_region", sa.String(32), server_default="", nullable=False)
     )
-    op.add_column(
+    migration_ops.add_column_if_missing(
         "tasks",
         sa.Column("route_pending", sa.Boolean(), server_default=sa.false(), nullable=False),
     )
-    op.create_index(
+    migration_ops.create_index(
         "ix_tasks_route_pending",
         "tasks",
         ["create_time"],

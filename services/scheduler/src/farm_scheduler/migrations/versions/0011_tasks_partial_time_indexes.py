@@ -13,8 +13,11 @@ Create Date: 2026-12-05
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 from sqlalchemy import text
+
+from farm_core import migration_ops
 
 revision: str = "0011"
 down_revision: str | None = "0010"
@@ -29,21 +32,38 @@ _INDEXES = (
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        # Built beside the old ones first: while they build, tasks stay readable (a
-        # CREATE INDEX holds off only writes); the drops' exclusive lock, held to the
-        # commit, comes last.
+    if migration_ops.on_postgresql():
         for name, columns, column in _INDEXES:
-            where = text(f"{column} IS NOT NULL")
-            op.create_index(f"{name}_partial", "tasks", columns, postgresql_where=where)
-        for name, _columns, _column in _INDEXES:
-            op.drop_index(name, table_name="tasks")
-            op.execute(f"ALTER INDEX {name}_partial RENAME TO {name}")
+            _replace_concurrently(name, columns, column)
         return
     for name, columns, column in _INDEXES:
         op.drop_index(name, table_name="tasks")
         where = text(f"{column} IS NOT NULL")
         op.create_index(name, "tasks", columns, sqlite_where=where)
+
+
+def _replace_concurrently(name: str, columns: list[str], column: str) -> None:
+    # Built beside the old one, then swapped: tasks stay readable and writable
+    # throughout. Each step is safe to run again after a crash at any point.
+    if _is_partial(name):
+        return
+    where = text(f"{column} IS NOT NULL")
+    migration_ops.create_index(f"{name}_partial", "tasks", columns, postgresql_where=where)
+    migration_ops.drop_index(name, "tasks")
+    op.execute(f"ALTER INDEX {name}_partial RENAME TO {name}")
+
+
+def _is_partial(name: str) -> bool:
+    return bool(
+        op.get_bind().scalar(
+            sa.text(
+                "SELECT i.indpred IS NOT NULL AND i.indisvalid FROM pg_index i "
+                "JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE c.relname = :name AND pg_catalog.pg_table_is_visible(c.oid)"
+            ),
+            {"name": name},
+        )
+    )
 
 
 def downgrade() -> None:
