@@ -110,10 +110,12 @@ class Batch:
         tasks = await asyncio.gather(*(self.client.submit(spec) for _ in range(count)))
         self.ids += [task.id for task in tasks]
 
-    async def running_on(self, agent_id: str) -> list[str]:
-        """Ids of the batch's tasks running on `agent_id`."""
+    async def running_on(self, agent_id: str = "") -> list[str]:
+        """Ids of the batch's tasks running on `agent_id` (on any agent if not given)."""
         tasks = [await self.client.get(task_id) for task_id in self.ids]
-        return [t.id for t in tasks if t.status == TaskStatus.RUNNING and t.agent_id == agent_id]
+        return [
+            t.id for t in tasks if t.status == TaskStatus.RUNNING and agent_id in ("", t.agent_id)
+        ]
 
     async def finished(self, within: float) -> dict[str, Any]:
         """Every task once all are final (read through the SDK, which retries)."""
@@ -163,9 +165,9 @@ async def batch(netns_farm: NetnsFarm) -> AsyncIterator[Batch]:
 async def through(
     batch: Batch, site: Site, fault: Callable[[], None], heal: Callable[[], None]
 ) -> dict[str, Any]:
-    """Submits a batch, lets it start, runs `fault`, finishes the batch, runs `heal`."""
+    """Submits a batch, waits until it runs, runs `fault`, finishes the batch, runs `heal`."""
     await batch.submit(BATCH, site.url(SLOW_PAGE))
-    await asyncio.sleep(2)
+    await assert_eventually(batch.running_on, within=60, message="no task of the batch started")
     await asyncio.to_thread(fault)
     try:
         tasks = await batch.finished(within=90)

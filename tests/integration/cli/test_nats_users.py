@@ -87,12 +87,12 @@ class Denials:
         self.errors.append(str(error))
 
     async def wait_for(self, what: str) -> None:
-        for _ in range(50):
+        """Waits until the server has told the connection that `what` is not allowed."""
+        await assert_eventually(
             # nats-py lower-cases the subject in its message.
-            if any(what.lower() in error.lower() for error in self.errors):
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no permission error for {what}; got {self.errors}")
+            lambda: any(what.lower() in error.lower() for error in self.errors),
+            message=lambda: f"no permission error for {what}; got {self.errors}",
+        )
 
 
 async def connect_agent(farm_nats: Farm, user: str) -> tuple[Client, Denials]:

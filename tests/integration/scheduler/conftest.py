@@ -279,6 +279,18 @@ def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
+async def counted(name: str, value: float, **labels: str) -> None:
+    """Waits until the metric `name` is `value`.
+
+    A scheduler counts a change or a callback attempt just after committing it, so a
+    reader of its row (GetTask) may see it a moment before the count.
+    """
+    await assert_eventually(
+        lambda: sample(name, **labels) == value,
+        message=lambda: f"{name}{labels} is {sample(name, **labels)}, not {value}",
+    )
+
+
 def stored_spec(**fields: Any) -> tasks_pb2.TaskSpec:
     """task_spec(**fields) validated, as the scheduler stores it."""
     return validate_spec(task_spec(**fields), max_attempts_cap=10, default_timeout_ms=30000)

@@ -3,6 +3,7 @@
 The test plays the agent; a hit must publish nothing, so an agent would never see it.
 """
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -13,6 +14,8 @@ from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
 from farm_core.queue import TASK_STREAM
 from farm_core.quotas import TenantQuotas
+from farm_scheduler.changes import ChangeReporter
+from farm_scheduler.store import TaskChange
 from tests.helpers import task_spec
 from tests.integration.scheduler.agent_side import Queue
 from tests.integration.scheduler.conftest import (
@@ -229,3 +232,27 @@ async def test_a_key_without_a_result_is_a_miss_without_a_query_and_a_result_rea
         assert (again.status, again.cached) == (SUCCEEDED, True)
     assert sample("farm_task_cache_hits_total") == hits + 2
     assert sample("farm_task_cache_lookups_skipped_total") == skipped + 1
+
+
+async def test_a_success_read_before_it_is_announced_already_answers_from_the_cache(
+    scheduler: Scheduler, queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader may see a success as soon as it is committed (a GetTask, a watcher's poll)
+    while the scheduler has not yet told anyone, as on a loaded machine; the same spec
+    created then is answered from the cache all the same."""
+    announced = asyncio.Event()
+    report = ChangeReporter.report
+
+    async def late_for_successes(reporter: ChangeReporter, change: TaskChange) -> None:
+        if change.after.state.status == SUCCEEDED:
+            await announced.wait()
+        await report(reporter, change)
+
+    monkeypatch.setattr(ChangeReporter, "report", late_for_successes)
+    try:
+        first = await ran(scheduler, queue)
+        again = await scheduler.create()
+    finally:
+        announced.set()
+
+    assert (again.status, again.cached, again.result) == (SUCCEEDED, True, first.result)

@@ -5,8 +5,11 @@ URL, a new page): their indexed query finds nothing. Each replica keeps a Bloom
 filter of the (tenant, cache key) pairs that have a succeeded task which may
 serve the cache, loaded from SQL at start and every `reload_seconds`, and kept
 up to date by every replica's announcement of a new success on the core NATS
-subject `scheduler.cached` (sent before the change's own announcement, so a
-replica hears it before it wakes that task's watchers). A create whose pair is
+subject `scheduler.cached`. The replica that writes the success announces it
+before committing it, so nobody can read the success (a GetTask, a watcher's poll)
+before this replica's filter has the pair, and the others hear it before the
+change's own announcement wakes their watchers. An announced success whose commit
+then fails only costs a lookup. A create whose pair is
 not in the filter is a miss without a query; one that is (or a false positive)
 is looked up as before, so the filter can only skip lookups that would miss.
 
@@ -29,8 +32,10 @@ from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from farm.tasks.v1 import tasks_pb2
 from farm_scheduler.field_checks import MAX_CACHE_TTL_SECONDS
 from farm_scheduler.models import HAS_CACHE_KEY
+from farm_scheduler.records import TaskRecord
 from farm_scheduler.task_rows import STATUS_SUCCEEDED, tasks
 
 log = logging.getLogger(__name__)
@@ -46,6 +51,17 @@ lookups_skipped = Counter(
     "farm_task_cache_lookups_skipped_total",
     "Creates counted as result cache misses without a query: their key surely had no result.",
 )
+
+
+def new_cached_result(before: TaskRecord, after: TaskRecord) -> bool:
+    """Whether a change makes the task a new result that may serve its tenant's cache."""
+    succeeded = tasks_pb2.TASK_STATUS_SUCCEEDED
+    return (
+        bool(after.cache_key)
+        and not after.cached
+        and after.state.status == succeeded
+        and before.state.status != succeeded
+    )
 
 
 class KeyFilter:

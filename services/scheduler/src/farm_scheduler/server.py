@@ -149,7 +149,7 @@ class SchedulerService:
             reload_seconds = settings.cache_keys_reload_seconds
             await cached_keys.start(self._nc, self._store.engine, reload_seconds)
             await self._cache_eviction.start(self._nc)
-            self._changes = ChangeReporter(self._watch, self._publisher, cached_keys)
+            self._changes = ChangeReporter(self._watch, self._publisher)
             agents = await start.set_up(
                 nc,
                 "open the bucket of agent heartbeats",

@@ -23,7 +23,7 @@ from farm_core.quotas import TenantQuotas
 from farm_core.tenant_locks import ADVISORY_NAMESPACE, TenantQuotaLock
 from farm_scheduler import lifecycle
 from farm_scheduler.cache_answers import answered_from_cache
-from farm_scheduler.cached_keys import CachedKeys
+from farm_scheduler.cached_keys import CachedKeys, new_cached_result
 from farm_scheduler.callbacks.rows import callback_reset
 from farm_scheduler.lifecycle import Status, TaskState
 from farm_scheduler.models import HAS_IDEMPOTENCY_KEY
@@ -357,6 +357,9 @@ class TaskStore(Database):
                 )
                 if swapped.rowcount == 1:
                     await save_history(connection, task_id, before.state.history, state.history)
+                    if new_cached_result(before, after):
+                        # Before the commit: whoever reads the success finds it cached.
+                        await self.cached_keys.announce(after.tenant, after.cache_key)
                     return TaskChange(before, after)
         raise Unavailable(f"task {task_id!r} kept changing while being updated; try again")
 
