@@ -18,7 +18,6 @@ from tests.e2e.conftest import (
     agent_metric,
     http_client,
     new_tenant,
-    refusal,
     unique_label,
 )
 from tests.helpers import eventually
@@ -28,6 +27,11 @@ pytestmark = pytest.mark.e2e
 
 # No agent serves this region: a task there stays queued until cancelled.
 NOWHERE = "quota-nowhere"
+KEY_CACHE_SECONDS = 1.0
+"""FARM_AUTH_KEY_CACHE_SECONDS, the default the farm runs with."""
+REVOKE_TRIES = 3
+GRACE_SECONDS = 2
+GRACE_TRIES = 3
 
 
 def set_rate(admin: Client, key_id: str, per_second: int, burst: int) -> None:
@@ -222,47 +226,61 @@ def test_the_byte_quota_stores_up_to_exactly_its_size_then_fails_the_task(
 def test_a_revoked_key_is_refused_by_the_very_next_call(
     farm: LocalFarm, admin: Client, make_key: KeyFactory
 ) -> None:
-    key = make_key("tasks.read")
-    with http_client(farm, key.secret) as http:
-        assert http.get("/v1/tasks").status_code == 200  # now in auth's key cache
+    # A refusal proves the revoke bit only while auth's 1 s key cache still held the
+    # key; a call slower than that (a loaded machine) proves nothing, so try again.
+    for _ in range(REVOKE_TRIES):
+        key = make_key("tasks.read")
+        with http_client(farm, key.secret) as http:
+            assert http.get("/v1/tasks").status_code == 200  # now in auth's key cache
 
-        assert admin.http.delete(f"/v1/apiKeys/{key.api_key.id}").status_code == 200
-        revoked_at = time.monotonic()
-        response = http.get("/v1/tasks")
+            assert admin.http.delete(f"/v1/apiKeys/{key.api_key.id}").status_code == 200
+            revoked_at = time.monotonic()
+            response = http.get("/v1/tasks")
 
-    assert time.monotonic() - revoked_at < 1.0
-    assert response.status_code == 401
-    assert response.json()["message"] == "API key revoked"
+        assert response.status_code == 401
+        assert response.json()["message"] == "API key revoked"
+        if time.monotonic() - revoked_at < KEY_CACHE_SECONDS:
+            return
+    pytest.fail(
+        f"no call came back within the key cache's {KEY_CACHE_SECONDS} s in {REVOKE_TRIES} tries"
+    )
 
 
 def test_a_rotated_key_has_a_new_secret_and_the_old_one_works_until_the_grace_ends(
     farm: LocalFarm, admin: Client, make_key: KeyFactory
 ) -> None:
-    key = make_key("tasks.read")
-    with http_client(farm, key.secret) as old:
-        assert old.get("/v1/tasks").status_code == 200  # now in auth's key cache
+    # The old secret's answer proves the grace only if it came back before the grace
+    # could have ended (counted from before the rotate was sent); a slower one (a
+    # loaded machine) proves nothing, so try again with a new key.
+    for _ in range(GRACE_TRIES):
+        key = make_key("tasks.read")
+        with http_client(farm, key.secret) as old:
+            assert old.get("/v1/tasks").status_code == 200  # now in auth's key cache
 
-        response = admin.http.post(f"/v1/apiKeys/{key.api_key.id}:rotate", json={"graceSeconds": 2})
-        assert response.status_code == 200, response.text
-        rotated_at = time.monotonic()
-        rotated = response.json()
-        assert rotated["secret"] != key.secret and rotated["apiKey"]["id"] == key.api_key.id
+            sent = time.monotonic()
+            response = admin.http.post(
+                f"/v1/apiKeys/{key.api_key.id}:rotate", json={"graceSeconds": GRACE_SECONDS}
+            )
+            assert response.status_code == 200, response.text
+            rotated_at = time.monotonic()
+            rotated = response.json()
+            assert rotated["secret"] != key.secret and rotated["apiKey"]["id"] == key.api_key.id
 
-        with http_client(farm, rotated["secret"]) as new:
-            assert new.get("/v1/tasks").status_code == 200
-        assert old.get("/v1/tasks").status_code == 200
-        assert time.monotonic() - rotated_at < 2.0, "too slow to see the grace period"
+            with http_client(farm, rotated["secret"]) as new:
+                assert new.get("/v1/tasks").status_code == 200
+            within_grace = old.get("/v1/tasks")
+            if time.monotonic() - sent >= GRACE_SECONDS:
+                continue
+            assert within_grace.status_code == 200, within_grace.text
 
-        late = eventually(
-            lambda: refusal(old),
-            within=rotated_at + 3.0 - time.monotonic(),
-            message="old secret still accepted 1 s after its grace",
-        )
-        refused_after = time.monotonic() - rotated_at
+            # The grace is over (auth's key cache never trusts a key past its expiry).
+            time.sleep(max(0.0, rotated_at + GRACE_SECONDS + 0.1 - time.monotonic()))
+            late = old.get("/v1/tasks")
 
-    assert late.status_code == 401
-    assert "rotated" in late.json()["message"]
-    assert refused_after >= 1.9
+        assert late.status_code == 401
+        assert "rotated" in late.json()["message"]
+        return
+    pytest.fail(f"the old secret was never asked within its grace in {GRACE_TRIES} tries")
 
 
 def test_an_address_with_too_many_refused_keys_gets_429_even_with_a_valid_key(
