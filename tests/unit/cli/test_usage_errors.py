@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from farm_cli.main import main
+from farm_cli.main import build_parser, main
 
 
 @pytest.mark.parametrize(
@@ -59,3 +59,32 @@ def test_output_into_a_closed_pipe_ends_without_a_traceback() -> None:
 
     assert finished.stderr == ""
     assert finished.returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("given", "selector", "value"),
+    [
+        ("#q=farm", "#q", "farm"),
+        ("input[name=q]=farm", "input[name=q]", "farm"),
+        ("input[value='a=b']=x=y", "input[value='a=b']", "x=y"),
+        ('[data-k="]="]=v', '[data-k="]="]', "v"),
+        ("#q=", "#q", ""),
+    ],
+)
+def test_session_fill_splits_at_the_first_equals_sign_after_the_selector(
+    given: str, selector: str, value: str
+) -> None:
+    args = build_parser().parse_args(["session", "run", "ses_1", "--fill", given])
+
+    assert [(step.fill.selector, step.fill.value) for step in args.steps] == [(selector, value)]
+
+
+@pytest.mark.parametrize("given", ["farm", "=farm", "input[name=q]"])
+def test_session_fill_without_a_selector_and_value_is_a_usage_error(
+    given: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["session", "run", "ses_1", "--fill", given])
+
+    assert exited.value.code == 2
+    assert f"expected SELECTOR=VALUE, got {given!r}" in capsys.readouterr().err
