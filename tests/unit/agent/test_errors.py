@@ -34,6 +34,14 @@ def test_a_selector_timeout_names_the_selector_when_given() -> None:
     assert failure.message == 'steps[3].hover: no element matches "#x" (Timeout 2500ms exceeded.)'
 
 
+def test_a_timeout_left_over_from_the_budget_is_given_in_whole_milliseconds() -> None:
+    error = PlaywrightTimeoutError(
+        "Locator.click: Timeout 7999.892902000056ms exceeded." + CALL_LOG
+    )
+    failure = failure_from(error, Stage.SELECTOR, "steps[0].click", selector="#x")
+    assert failure.message == 'steps[0].click: no element matches "#x" (Timeout 8000ms exceeded.)'
+
+
 def test_a_step_on_the_wrong_kind_of_element_is_selector_not_found() -> None:
     error = PlaywrightError("Locator.check: Error: Not a checkbox or radio button" + CALL_LOG)
     failure = failure_from(error, Stage.SELECTOR, "steps[0].check", selector="h1")

@@ -381,3 +381,16 @@ def test_a_screencast_format_no_name_has_is_refused() -> None:
     with pytest.raises(InvalidArgument) as caught:
         validate(with_raw(lambda s: setattr(s.screencast, "format", 99)))
     assert caught.value.field == "screencast.format"
+
+
+@pytest.mark.parametrize("url", ["example.com", "localhost:8080/page", "www.example.com/a?b=c"])
+def test_url_without_scheme_is_refused_quoting_what_was_sent(url: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        validate(task_spec(url=url))
+    assert caught.value.message == f"url: must start with http:// or https://, got {url!r}"
+
+
+def test_url_of_another_scheme_is_refused_naming_the_scheme() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        validate(task_spec(url="ftp://example.com/file"))
+    assert caught.value.message == "url: must be http or https, got 'ftp'"

@@ -1,9 +1,11 @@
 """The `farm` command: `farm up` runs the local farm; the other groups call its API."""
 
 import argparse
+import difflib
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import grpc
 
@@ -71,7 +73,32 @@ def build_parser() -> argparse.ArgumentParser:
     for name, command in commands.choices.items():
         if name not in WITHOUT_JSON:
             add_json_flag(command)
+    for command in leaf_parsers(parser):
+        command.set_defaults(command_parser=command)
     return parser
+
+
+def leaf_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """The parsers of `parser`'s commands that take no further verb (e.g. `farm task run`)."""
+    verbs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not verbs:
+        yield parser
+    for verb in verbs:
+        for command in dict.fromkeys(verb.choices.values()):
+            yield from leaf_parsers(command)
+
+
+def refuse_unknown(parser: argparse.ArgumentParser, unknown: Sequence[str]) -> None:
+    """Exits 2 with the command's own usage, naming the unknown arguments and a near option."""
+    message = f"unrecognized arguments: {' '.join(unknown)}"
+    options = list(parser._option_string_actions)
+    for argument in unknown:
+        if argument.startswith("-"):
+            near = difflib.get_close_matches(argument.split("=", 1)[0], options, n=1, cutoff=0.75)
+            if near:
+                message += f" (did you mean {near[0]}?)"
+                break
+    parser.error(message)
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
@@ -94,7 +121,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     An error is one line, `error: ...`, or with --json one JSON object
     `{"error": {"code", "message"}}`.
     """
-    args = build_parser().parse_args(argv)
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        # The reader went away (`farm task list | head`): no traceback, and no second
+        # error when Python flushes stdout on exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.ERROR
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        refuse_unknown(getattr(args, "command_parser", parser), unknown)
     as_json = bool(getattr(args, "json", False))
     try:
         return int(args.run(args))

@@ -6,6 +6,7 @@ retryable ones.
 """
 
 import contextlib
+import re
 from collections.abc import Iterator
 from enum import StrEnum
 
@@ -168,9 +169,15 @@ def _selector_failure(error: PlaywrightError, field: str, selector: str) -> Task
     return TaskFailure(ErrorCode.INTERNAL, f"{field}: {detail}")
 
 
+# Playwright states what is left of a step's time budget to the nanosecond
+# ("Timeout 7999.892902000056ms exceeded."); whole milliseconds read better.
+_FRACTIONAL_TIMEOUT = re.compile(r"Timeout (\d+\.\d+)ms")
+
+
 def _first_line(message: str) -> str:
-    """Playwright's message without its call log and without the 'Page.click: ' prefix."""
+    """Playwright's message without its call log, the 'Page.click: ' prefix and ms fractions."""
     line = message.strip().splitlines()[0] if message.strip() else "unknown browser error"
+    line = _FRACTIONAL_TIMEOUT.sub(lambda match: f"Timeout {round(float(match[1]))}ms", line)
     api_call, separator, rest = line.partition(": ")
     if separator and "." in api_call and " " not in api_call:
         return rest

@@ -57,6 +57,11 @@ def _numbers(enum: ProtoEnum) -> frozenset[int]:
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f]")
 
 
+def _shortened(text: str, most: int = 80) -> str:
+    """`text`, cut to `most` characters with an ellipsis, for an error message."""
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
 def check_url(url: str, field: str = "url") -> None:
     """Raises InvalidArgument(field) unless `url` is an http or https URL with a host."""
     if not url:
@@ -64,6 +69,12 @@ def check_url(url: str, field: str = "url") -> None:
     check_length(field, url, MAX_URL_CHARS)
     if _SPACE_OR_CONTROL.search(url):
         raise InvalidArgument(field, "must not contain spaces or control characters")
+    if "://" not in url:
+        # "example.com" or "localhost:8080/x": urlsplit finds no scheme, or takes the
+        # host for one, so name what was sent rather than a scheme it does not have.
+        raise InvalidArgument(
+            field, f"must start with http:// or https://, got {_shortened(url)!r}"
+        )
     try:
         parts = urlsplit(url)
         # .port raises ValueError for a port that is not a number from 0 to 65535.
@@ -71,6 +82,6 @@ def check_url(url: str, field: str = "url") -> None:
     except ValueError as error:
         raise InvalidArgument(field, f"is not a valid URL: {error}") from error
     if parts.scheme not in ("http", "https"):
-        raise InvalidArgument(field, f"must be http or https, got {parts.scheme or 'none'!r}")
+        raise InvalidArgument(field, f"must be http or https, got {parts.scheme!r}")
     if not parts.hostname:
         raise InvalidArgument(field, "has no host")

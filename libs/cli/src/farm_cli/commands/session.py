@@ -85,16 +85,23 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 def _add_step_arguments(parser: argparse.ArgumentParser) -> None:
     """Step flags; each may repeat, and the steps run in the order given."""
     steps = parser.add_argument_group("steps (in the order given)")
-    steps.add_argument("--click", dest="steps", type=_step("click"), action="append")
+    for flag, field, metavar, text in (
+        ("--click", "click", "SELECTOR", "click the element"),
+        ("--wait-for", "wait_for", "SELECTOR", "wait until the element appears"),
+        ("--press", "press", "KEY", "press a key, e.g. Enter or Control+A"),
+        ("--scroll", "scroll", "WHERE", "scroll to bottom, top, or a selector"),
+    ):
+        steps.add_argument(
+            flag, dest="steps", type=_step(field), action="append", metavar=metavar, help=text
+        )
     steps.add_argument(
-        "--fill", dest="steps", type=_fill_step, action="append", metavar="SELECTOR=VALUE"
-    )
-    steps.add_argument(
-        "--wait-for", dest="steps", type=_step("wait_for"), action="append", metavar="SELECTOR"
-    )
-    steps.add_argument("--press", dest="steps", type=_step("press"), action="append")
-    steps.add_argument(
-        "--scroll", dest="steps", type=_step("scroll"), action="append", metavar="WHERE"
+        "--fill",
+        dest="steps",
+        type=_fill_step,
+        action="append",
+        metavar="SELECTOR=VALUE",
+        help="type VALUE into the field; the first = outside [...] and quotes ends SELECTOR, "
+        "as in input[name=q]=farm",
     )
     parser.set_defaults(steps=[])
 
@@ -109,10 +116,31 @@ def _step(field: str) -> Callable[[str], tasks_pb2.Step]:
 
 
 def _fill_step(text: str) -> tasks_pb2.Step:
-    selector, separator, value = text.partition("=")
-    if not separator or not selector:
+    split = _selector_end(text)
+    if split is None or split == 0:
         raise argparse.ArgumentTypeError(f"expected SELECTOR=VALUE, got {text!r}")
-    return tasks_pb2.Step(fill=tasks_pb2.FillStep(selector=selector, value=value))
+    fill = tasks_pb2.FillStep(selector=text[:split], value=text[split + 1 :])
+    return tasks_pb2.Step(fill=fill)
+
+
+def _selector_end(text: str) -> int | None:
+    """Where the `=` after a selector is: the first outside `[...]` and quotes.
+
+    So `input[name=q]=farm` fills `input[name=q]` with `farm`.
+    """
+    depth, quote = 0, ""
+    for index, char in enumerate(text):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char == "[":
+            depth += 1
+        elif char == "]":
+            depth = max(depth - 1, 0)
+        elif char == "=" and depth == 0:
+            return index
+    return None
 
 
 def create_session(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
+from farm_cli.client import DEFAULT_FARM_URL
 from farm_cli.console import CliError, UsageError
 from farm_cli.launcher.autoscale import AutoscaleSettings, parse_agents
 from farm_cli.launcher.config import FarmConfig, FarmPorts, ProjectNotFound
@@ -148,12 +149,19 @@ def banner(farm: LocalFarm) -> str:
             *([f"  prometheus: {farm.prometheus_url}"] if farm.prometheus_url else []),
             *trace_lines(farm),
             *([f"  agents: {scaling.describe()}"] if (scaling := farm.config.autoscale) else []),
-            "  status: farm status",
+            *cli_lines(url),
             "A process that crashes is restarted (1 s, 2 s, 4 s ... up to 30 s apart).",
             "Ctrl-C stops the farm.",
             "",
         ]
     )
+
+
+def cli_lines(url: str) -> list[str]:
+    """The banner's line on the `farm` command: FARM_URL when the farm is not where it looks."""
+    if url.split("://", 1)[-1] == DEFAULT_FARM_URL and not url.startswith("https://"):
+        return ["  status: farm status"]
+    return [f"  status: export FARM_URL={url}, then farm status (else it tries {DEFAULT_FARM_URL})"]
 
 
 def trace_lines(farm: LocalFarm) -> list[str]:

@@ -1,0 +1,90 @@
+"""What the `farm` command says when its command line is wrong or its reader goes away."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from farm_cli.main import build_parser, main
+
+
+@pytest.mark.parametrize(
+    ("argv", "usage", "error"),
+    [
+        (
+            ["task", "run", "http://127.0.0.1/", "--fullpage"],
+            "usage: farm task run ",
+            "farm task run: error: unrecognized arguments: --fullpage (did you mean --full-page?)",
+        ),
+        (
+            ["session", "run", "ses_1", "--wait_for", "#x"],
+            "usage: farm session run ",
+            "farm session run: error: unrecognized arguments: --wait_for #x "
+            "(did you mean --wait-for?)",
+        ),
+        (
+            ["key", "list", "--shiny"],
+            "usage: farm key list ",
+            "farm key list: error: unrecognized arguments: --shiny",
+        ),
+    ],
+)
+def test_an_unknown_option_shows_the_commands_own_usage_and_a_near_option(
+    argv: list[str], usage: str, error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(usage)
+    assert err.endswith(f"{error}\n")
+
+
+def test_output_into_a_closed_pipe_ends_without_a_traceback() -> None:
+    reader, writer = os.pipe()
+    os.close(reader)  # as `farm ... | head` once head has exited
+    try:
+        finished = subprocess.run(
+            [sys.executable, "-m", "farm_cli.main", "envoy-config"],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+
+    assert finished.stderr == ""
+    assert finished.returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("given", "selector", "value"),
+    [
+        ("#q=farm", "#q", "farm"),
+        ("input[name=q]=farm", "input[name=q]", "farm"),
+        ("input[value='a=b']=x=y", "input[value='a=b']", "x=y"),
+        ('[data-k="]="]=v', '[data-k="]="]', "v"),
+        ("#q=", "#q", ""),
+    ],
+)
+def test_session_fill_splits_at_the_first_equals_sign_after_the_selector(
+    given: str, selector: str, value: str
+) -> None:
+    args = build_parser().parse_args(["session", "run", "ses_1", "--fill", given])
+
+    assert [(step.fill.selector, step.fill.value) for step in args.steps] == [(selector, value)]
+
+
+@pytest.mark.parametrize("given", ["farm", "=farm", "input[name=q]"])
+def test_session_fill_without_a_selector_and_value_is_a_usage_error(
+    given: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["session", "run", "ses_1", "--fill", given])
+
+    assert exited.value.code == 2
+    assert f"expected SELECTOR=VALUE, got {given!r}" in capsys.readouterr().err
