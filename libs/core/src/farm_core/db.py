@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.types import TypeDecorator
 
 from farm_core.paging import Cursor
+from farm_core.settings import DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS
 from farm_core.sqlite_driver import OneTripDBAPI
 from farm_core.tracing import trace_engine
 
@@ -91,7 +92,6 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS = 5.0
 MIGRATION_LOCK_POLL_SECONDS = 0.2
 
 

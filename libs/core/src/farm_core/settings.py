@@ -6,7 +6,6 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from farm_core.db import DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS
 from farm_core.identity_keys import IDENTITY_KEY_FILE, load_or_create_private_key, public_pem
 from farm_core.logs import LogFormat
 from farm_core.nats_access import NATS_USER_PATTERN, NatsAccess
@@ -14,6 +13,9 @@ from farm_core.runtime import EventLoop
 from farm_core.transport import InternalTls
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:7422"
+
+DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS = 5.0
+"""How long a migration's statement waits for a table lock on PostgreSQL (0: for ever)."""
 
 
 class FarmSettings(BaseSettings):

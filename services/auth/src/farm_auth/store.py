@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from farm_auth.keys import KeyRecord
 from farm_auth.limits import QuotaSetting, RateSetting
 from farm_auth.models import ApiKeyRow, TenantRow, dialect_insert
-from farm_core.db import DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS, Database
+from farm_core.db import Database
+from farm_core.settings import DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS
 
 MIGRATIONS = "farm_auth:migrations"
 VERSION_TABLE = "alembic_version_auth"

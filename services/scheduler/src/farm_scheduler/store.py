@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_core.db import DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS, Database, newest_first, utcnow
+from farm_core.db import Database, newest_first, utcnow
 from farm_core.errors import FailedPrecondition, NotFound, ResourceExhausted, Unavailable
 from farm_core.paging import Cursor
 from farm_core.quotas import TenantQuotas
+from farm_core.settings import DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS
 from farm_core.tenant_locks import ADVISORY_NAMESPACE, TenantQuotaLock
 from farm_scheduler import lifecycle
 from farm_scheduler.cache_answers import answered_from_cache

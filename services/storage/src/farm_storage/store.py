@@ -15,9 +15,10 @@ from sqlalchemy import Table, and_, bindparam, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from farm_core.db import DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS, Database, newest_first, utcnow
+from farm_core.db import Database, newest_first, utcnow
 from farm_core.errors import FailedPrecondition, NotFound, ResourceExhausted
 from farm_core.paging import Cursor
+from farm_core.settings import DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS
 from farm_core.tenant_locks import (
     ATTEMPTS_NAMESPACE,
     BYTES_NAMESPACE,
