@@ -186,6 +186,28 @@ async def test_a_task_in_the_cancel_bucket_is_skipped(
     await assert_eventually(lambda: is_zero(queued_tasks(js)), message="task not acked")
 
 
+async def test_a_task_marked_failed_elsewhere_is_acked_unrun_and_unreported(
+    js: JetStreamContext,
+    start_intake: StartIntake,
+    events: Events,
+    uploader: FakeUploader,
+    site: Site,
+) -> None:
+    # Redelivered after the scheduler failed it (another delivery found its attempts used up).
+    task_id = f"task-{uuid.uuid4().hex[:12]}"
+    bucket = await cancel_bucket(js)
+    await bucket.put(task_id, b"FAILED: ATTEMPTS_EXHAUSTED")
+    item = queue_pb2.WorkItem(task_id=task_id, tenant="acme", spec=content_of(site))
+    await js.publish(
+        task_subject("", NORMAL), item.SerializeToString(), headers={"Nats-Msg-Id": task_id}
+    )
+    await start_intake()
+
+    await assert_eventually(lambda: is_zero(queued_tasks(js)), message="task not acked")
+    assert events.statuses(task_id) == []
+    assert uploader.uploads == []
+
+
 async def test_a_cancel_notice_stops_a_running_task(
     js: JetStreamContext,
     nc: Client,

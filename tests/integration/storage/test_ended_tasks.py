@@ -109,3 +109,22 @@ async def test_uploads_for_tasks_and_sessions_not_cancelled_are_stored(
     assert retried.artifact.id == first.artifact.id
     assert [a.task_id for a in await storage.list_all()] == [session, task]
     assert recording.artifact.size_bytes == 1
+
+
+async def test_an_upload_for_a_task_failed_elsewhere_is_refused_naming_the_reason(
+    checking: Storage, cancelled_tasks: KeyValue
+) -> None:
+    # The scheduler's mark of a task that timed out while this attempt was stuck.
+    storage = checking
+    task = new_task()
+    await cancelled_tasks.put(task, b"FAILED: DEADLINE_EXCEEDED")
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await storage.upload(task, "shot", b"late", attempt=1, work_sequence=SEQUENCE)
+
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert caught.value.details() == (
+        f"task '{task}' has ended (FAILED: DEADLINE_EXCEEDED): no result names what it "
+        "would store; nothing was stored"
+    )
+    assert await storage.list_all(task) == []

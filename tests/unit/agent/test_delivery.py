@@ -91,7 +91,17 @@ def delivery(
 def test_the_outcomes_keep_their_metric_labels() -> None:
     # Dashboards and alerts select agent_tasks_total by these values.
     assert sorted(DeliveryOutcome) == sorted(
-        ["succeeded", "failed", "cancelled", "retried", "waited", "requeued", "moved", "lapsed"]
+        [
+            "succeeded",
+            "failed",
+            "cancelled",
+            "retried",
+            "waited",
+            "requeued",
+            "ended",
+            "moved",
+            "lapsed",
+        ]
     )
 
 

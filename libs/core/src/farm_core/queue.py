@@ -8,8 +8,9 @@ published once per task with `Nats-Msg-Id` = task id; the agents of a region pul
 each (region, priority) with the durable consumer `agents-<region>-<priority>`.
 Events: stream FARM_EVENTS on `events.tasks.<task_id>`, which the scheduler applies
 to its database and watchers follow live. Cancels: `control.cancel.<task_id>` to
-running agents, and the key-value bucket `farm_cancelled` for agents that have not
-started the task. Route claims: the key-value bucket `farm_routes`, where an agent
+running agents, and the key-value bucket `farm_cancelled` (by task id, the reason
+its task ended: `farm_core.task_ends`) for agents that have not started the task
+and for storage. Route claims: the key-value bucket `farm_routes`, where an agent
 and the scheduler race to take a task routed to a preferred region (see
 `farm_core.route_claims`). Dead letters: stream FARM_DEAD on `dead.tasks.<task_id>`.
 Agents: heartbeats in the key-value bucket `farm_agents`, drain orders on
@@ -90,7 +91,8 @@ class QueueLimits:
     task_max_age_seconds: float = 7 * 24 * 3600
     event_max_age_seconds: float = 24 * 3600
     duplicate_window_seconds: float = 120
-    cancel_ttl_seconds: float = 24 * 3600
+    # As long as a task's message may be redelivered: a mark outlives its message.
+    cancel_ttl_seconds: float = 7 * 24 * 3600
     dead_max_age_seconds: float = 30 * 24 * 3600
     # An agent that has not sent a heartbeat for this long is taken for gone.
     agent_ttl_seconds: float = 30
@@ -325,7 +327,7 @@ async def _key_value(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
 async def cancel_bucket(
     js: JetStreamContext, limits: QueueLimits | None = None, replicas: int = 1
 ) -> KeyValue:
-    """The key-value bucket of cancelled task ids, created on first use."""
+    """The key-value bucket of ended tasks (their reason by task id), created on first use."""
     limits = limits or QueueLimits()
     return await _key_value(
         js,

@@ -100,5 +100,8 @@ class AdminApi(admin_pb2_grpc.AdminServiceServicer):
             raise Unavailable(f"NATS is unreachable; the task cannot be queued: {error}") from error
         change = await self._store.requeue(tenant, task_id, utcnow(), event_sequence)
         await self._changes.report(change)
-        await self._publisher.publish(change.after)
+        # Agents would ack the new queuing unrun while its end mark stands: the
+        # republisher publishes it once a withdrawal NATS refused went through.
+        if await self._publisher.end_marks.withdraw(task_id):
+            await self._publisher.publish(change.after)
         return change.after.to_proto()

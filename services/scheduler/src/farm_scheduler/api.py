@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+from farm_core import task_ends
 from farm_core.db import utcnow
 from farm_core.egress.address_policy import AddressPolicy
 from farm_core.errors import InvalidArgument, NotFound, PermissionDenied
@@ -186,7 +187,7 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
         if change is None:
             return (await self._store.get(tenant, task_id)).to_proto()
         await self._changes.report(change)
-        await self._publisher.announce_cancel(task_id)
+        await self._publisher.end_marks.mark(task_id, task_ends.CANCELLED)
         return change.after.to_proto()
 
     async def WatchTask(

@@ -6,7 +6,9 @@ Replicas of the scheduler share the durable consumer, so each event is applied o
 The end of an attempt that a later one has overtaken (a cut-off agent's) is kept in
 the task's attempt history only (lifecycle.overtaken), logged and counted.
 An event without the grant of its task (the one its WorkItem carried) is dropped:
-only an agent that was handed the task can move it.
+only an agent that was handed the task can move it. A task failed by a delivery
+that never started it is marked ended (`mark_end`), since an earlier attempt may
+still run; no other event costs a NATS request.
 """
 
 import asyncio
@@ -22,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
+from farm_core import task_ends
 from farm_core.db import utcnow
 from farm_core.errors import Unavailable
 from farm_core.logs import log_context
@@ -127,10 +130,12 @@ class EventConsumer(DurableConsumer):
         on_change: Callable[[TaskChange], Awaitable[None]],
         grants: Grants,
         ack_wait_seconds: float,
+        mark_end: Callable[[str, str], Awaitable[None]],
     ) -> None:
         super().__init__(DURABLE_NAME, TASK_EVENT_SUBJECTS, self._handle, ack_wait_seconds)
         self._store = store
         self._on_change = on_change
+        self._mark_end = mark_end
         self._grants = grants
 
     async def _handle(self, message: Msg) -> None:
@@ -184,6 +189,9 @@ class EventConsumer(DurableConsumer):
             return
         if change is not None:
             _note_overtaken(change, event)
+            after = change.after.state
+            if lifecycle.ended_elsewhere(change.before.state, after, event):
+                await self._mark_end(event.task_id, task_ends.failed(after.error_code))
             await self._on_change(change)
         await settle(message.ack(), about)
 

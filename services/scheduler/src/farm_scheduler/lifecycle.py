@@ -121,6 +121,17 @@ def overtaken(state: TaskState, event: queue_pb2.AgentEvent) -> bool:
     return event.attempt > 0 and state.attempt_base + event.attempt < state.attempts
 
 
+def ended_elsewhere(before: TaskState, after: TaskState, event: queue_pb2.AgentEvent) -> bool:
+    """Whether the event failed the task for an attempt that never started.
+
+    An agent fails a delivery it does not start (the task's attempts used up, its
+    deadline passed) when an earlier delivery lapsed: that earlier attempt may
+    still run, cut off, and upload. A task ended by its own attempt's report is not.
+    """
+    number = before.attempt_base + max(event.attempt, 1)
+    return not is_final(before.status) and after.status == FAILED and number > before.attempts
+
+
 def cancel(state: TaskState, now: dt.datetime) -> TaskState | None:
     """The state after a user cancels the task, or None if it has already ended."""
     if is_final(state.status):

@@ -5,6 +5,8 @@ stays accepted and unpublished, and the republisher publishes it later; JetStrea
 drops a second publish of the same task by its `Nats-Msg-Id`. A task that ended
 FAILED is copied to the dead-letter stream the same way: marked pending in SQL,
 published, then marked done, so that no dead letter is lost while NATS is down.
+Tasks that end while work on them may still be out there are marked through
+`end_marks`, whose marks NATS did not take are retried by the republisher too.
 """
 
 import asyncio
@@ -21,12 +23,12 @@ from nats.js.kv import KeyValue
 from opentelemetry.trace import Span
 from sqlalchemy.exc import SQLAlchemyError
 
-from farm.queue.v1 import queue_pb2
 from farm_core import pipelined, trace_context
 from farm_core.db import utcnow
 from farm_core.errors import Unavailable
 from farm_core.periodic import Periodic
-from farm_core.queue import cancel_subject, dead_subject
+from farm_core.queue import dead_subject
+from farm_scheduler.end_marks import EndMarks
 from farm_scheduler.grants import Grants
 from farm_scheduler.records import TaskRecord
 from farm_scheduler.store import TaskStore
@@ -40,7 +42,7 @@ ROUND_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, OSError, Unavailab
 
 
 class TaskPublisher:
-    """Publishes WorkItems and DeadLetters and marks them published; announces cancels."""
+    """Publishes WorkItems and DeadLetters and marks them published; marks ended tasks."""
 
     def __init__(
         self,
@@ -53,7 +55,8 @@ class TaskPublisher:
         self._nc = nc
         self._grants = grants
         self._js: JetStreamContext = nc.jetstream()
-        self._cancelled_tasks = cancelled_tasks
+        self.end_marks = EndMarks(nc, cancelled_tasks)
+        """The marks of ended tasks that agents and storage read."""
         self._store = store
         self._timeout_seconds = timeout_seconds
 
@@ -131,19 +134,6 @@ class TaskPublisher:
             self._store.mark_dead_letter_published, record.id, record.state.requeues
         )
         return await self._publish_then_mark(message, mark)
-
-    async def announce_cancel(self, task_id: str) -> None:
-        """Tells the agents the task is cancelled: in the bucket and on its cancel subject."""
-        try:
-            await self._cancelled_tasks.put(task_id, b"")
-            await self._nc.publish(
-                cancel_subject(task_id),
-                queue_pb2.CancelNotice(task_id=task_id).SerializeToString(),
-            )
-        except (nats.errors.Error, TimeoutError) as error:
-            # The cancel stands in the database: events of an agent that still runs
-            # the task change nothing.
-            log.warning("telling the agents that task %s is cancelled failed: %s", task_id, error)
 
     async def _publish_then_mark(
         self, message: TaskMessage, mark: Callable[[], Awaitable[None]]
@@ -261,6 +251,8 @@ class Republisher:
     async def republish_pending(self) -> int:
         """One round: publishes a batch of pending tasks together; how many were published."""
         pending = await self._store.unpublished(REPUBLISH_BATCH)
+        marks = self._publisher.end_marks
+        pending = [record for record in pending if not marks.withdrawing(record.id)]
         if self._loop.stopping:
             return 0
         published = await self._publisher.publish_many(pending)
@@ -293,5 +285,7 @@ class Republisher:
         return published
 
     async def _round(self) -> None:
+        # Marks first: a requeued task's mark must be withdrawn before it is published.
+        await self._publisher.end_marks.retry_pending()
         await self.republish_pending()
         await self.republish_dead_letters()

@@ -82,7 +82,11 @@ class SchedulerService:
             trees=settings.grant_trees,
         )
         self._consumer = EventConsumer(
-            self._store, self._applied, self._grants, settings.event_ack_wait_seconds
+            self._store,
+            self._applied,
+            self._grants,
+            settings.event_ack_wait_seconds,
+            self._mark_end,
         )
         self._nc: Client | None = None
         self._publisher: TaskPublisher | None = None
@@ -139,7 +143,9 @@ class SchedulerService:
             self._publisher = TaskPublisher(
                 self._nc,
                 await start.set_up(
-                    nc, "open the bucket of cancels", lambda: cancel_bucket(js, replicas=replicas)
+                    nc,
+                    "open the bucket of ended tasks",
+                    lambda: cancel_bucket(js, replicas=replicas),
                 ),
                 self._store,
                 settings.publish_timeout_seconds,
@@ -321,6 +327,10 @@ class SchedulerService:
                 log.warning("closing the NATS connection uncleanly: %s", error)
                 await self._nc.close()
         await self._store.close()
+
+    async def _mark_end(self, task_id: str, reason: str) -> None:
+        if self._publisher is not None:
+            await self._publisher.end_marks.mark(task_id, reason)
 
     async def _applied(self, change: TaskChange) -> None:
         if self._changes is not None:

@@ -3,6 +3,7 @@
 import logging
 from collections.abc import Awaitable, Callable
 
+from farm_core import task_ends
 from farm_core.db import utcnow
 from farm_core.periodic import Periodic
 from farm_scheduler.publisher import ROUND_ERRORS, TaskPublisher
@@ -16,9 +17,9 @@ SWEEP_BATCH = 100
 class DeadlineSweeper:
     """Every `interval_seconds`, fails the QUEUED tasks whose deadline has passed.
 
-    Each becomes FAILED with DEADLINE_EXCEEDED and its id goes into the cancel
-    bucket, which agents read before they start a task. Replicas may sweep at the
-    same time: a task changes once, whoever gets there first.
+    Each becomes FAILED with DEADLINE_EXCEEDED and is marked ended (`end_marks`),
+    which agents read before they start a task and storage before it stores.
+    Replicas may sweep at the same time: a task changes once, whoever gets there first.
     """
 
     def __init__(
@@ -53,7 +54,8 @@ class DeadlineSweeper:
             change = await self._store.expire(task_id, now)
             if change is None:
                 continue  # It started or ended in the meantime.
-            await self._publisher.announce_cancel(task_id)
+            reason = task_ends.failed(change.after.state.error_code)
+            await self._publisher.end_marks.mark(task_id, reason)
             await self._on_change(change)
             expired += 1
         if expired:

@@ -1,12 +1,13 @@
-"""Whether an upload's task has ended: the scheduler's bucket of cancelled tasks, read over NATS.
+"""Whether an upload's task has ended: the scheduler's bucket of ended tasks, read over NATS.
 
-An agent that goes on with a task after it was cancelled (it had not yet heard the
-cancel, or was cut off from NATS) would upload artifacts no result names, which
-count against the tenant's byte quota. Storage keeps no task state; the scheduler
-puts the id of every cancelled task in the key-value bucket CANCEL_BUCKET (agents
-read it before starting a task), and storage looks the upload's task up there
-before it reserves or writes anything. Should NATS be unreachable, uploads go on
-unchecked: the check is not worth failing uploads for.
+An agent that goes on with a task after it ended (it had not yet heard the cancel,
+or was cut off from NATS while the task was failed elsewhere: its attempts used up,
+its deadline passed) would upload artifacts no result names, which count against
+the tenant's byte quota. Storage keeps no task state; the scheduler puts the id of
+such a task in the key-value bucket CANCEL_BUCKET with the reason
+(`farm_core.task_ends`; agents read it before starting a task), and storage looks
+the upload's task up there before it reserves or writes anything. Should NATS be
+unreachable, uploads go on unchecked: the check is not worth failing uploads for.
 """
 
 import asyncio
@@ -17,6 +18,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from farm_core import task_ends
 from farm_core.cancel import cancel_and_wait
 from farm_core.errors import FailedPrecondition
 from farm_core.kv import is_valid_key
@@ -47,30 +49,30 @@ class EndedTasks:
             )
 
     async def check(self, task_id: str) -> None:
-        """Raises TaskEnded if `task_id` was cancelled; returns if not, or if NATS cannot say."""
-        cancelled = self._cancelled()
-        if cancelled is None or not is_valid_key(task_id):
+        """Raises TaskEnded if `task_id` is marked ended; returns if not, or if NATS cannot say."""
+        ended = self._ended()
+        if ended is None or not is_valid_key(task_id):
             return
         try:
-            await cancelled.get(task_id)
+            entry = await ended.get(task_id)
         except KeyNotFoundError:
             return
         except (nats.errors.Error, TimeoutError) as error:
             log.warning("could not check whether task %s has ended: %s", task_id, error)
             return
         raise TaskEnded(
-            f"task {task_id!r} has ended (CANCELLED): no result names what it would "
-            "store; nothing was stored"
+            f"task {task_id!r} has ended ({task_ends.reason_of(entry.value or b'')}): "
+            "no result names what it would store; nothing was stored"
         )
 
     async def close(self) -> None:
         """Stops opening the bucket and closes the connection."""
         opening, self._opening = self._opening, None
         if opening is not None:
-            await cancel_and_wait(opening, "opening the bucket of cancelled tasks")
+            await cancel_and_wait(opening, "opening the bucket of ended tasks")
         await self._link.close()
 
-    def _cancelled(self) -> KeyValue | None:
+    def _ended(self) -> KeyValue | None:
         """The bucket, if open and NATS connected now (a request now would wait for a reconnect)."""
         opening = self._opening
         if opening is None or not opening.done() or opening.cancelled():

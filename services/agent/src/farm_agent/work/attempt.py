@@ -43,6 +43,7 @@ from farm_agent.work.retries import (
 )
 from farm_agent.work.uploader import ArtifactOwner
 from farm_agent.work.waits import WaitReason, wait_key
+from farm_core import task_ends
 from farm_core.breakers import breaker_origin
 from farm_core.route_claims import Claim, take
 from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
@@ -164,10 +165,8 @@ class TaskAttempt:
         now = utcnow()
         if deadline is not None and now >= deadline:
             await self._ends.give_up(deadline_passed(deadline, now))
-        elif await self._cancelled_before_start():
-            log.info("task %s was cancelled before it started", self.task_id)
-            await self._ends.report(tasks_pb2.TASK_STATUS_CANCELLED)
-            await self._delivery.ack(DeliveryOutcome.CANCELLED)
+        elif (reason := await self._end_reason_before_start()) is not None:
+            await self._ack_ended(reason)
         elif self.attempt > max_attempts:
             await self._ends.give_up(
                 TaskFailure(
@@ -339,7 +338,19 @@ class TaskAttempt:
         else:
             await self._ends.hand_back_as_wait(WaitReason.DRAINING, 0, deadline)
 
-    async def _cancelled_before_start(self) -> bool:
+    async def _end_reason_before_start(self) -> str | None:
         if self._stop_reason is StopReason.CANCELLED:
-            return True
-        return await self._tools.bookkeeping.is_cancelled(self.task_id)
+            return task_ends.CANCELLED
+        return await self._tools.bookkeeping.end_reason(self.task_id)
+
+    async def _ack_ended(self, reason: str) -> None:
+        """Acks unrun a delivery of a task the scheduler has ended (reporting a cancel)."""
+        if reason == task_ends.CANCELLED:
+            log.info("task %s was cancelled before it started", self.task_id)
+            await self._ends.report(tasks_pb2.TASK_STATUS_CANCELLED)
+            await self._delivery.ack(DeliveryOutcome.CANCELLED)
+            return
+        # Ended elsewhere while this delivery waited (an earlier attempt lapsed): the
+        # scheduler knows its end, so there is nothing to report.
+        log.info("task %s has ended (%s): its delivery is acked unrun", self.task_id, reason)
+        await self._delivery.ack(DeliveryOutcome.ENDED)

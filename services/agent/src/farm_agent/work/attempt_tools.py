@@ -20,6 +20,7 @@ from farm_agent.settings import AgentSettings
 from farm_agent.work.delivery import ExpectRedelivery
 from farm_agent.work.events import EventReporter
 from farm_agent.work.waits import WaitLedger
+from farm_core import task_ends
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +56,17 @@ class QueueBookkeeping:
     nats_connected: Callable[[], bool]
     """Whether the agent's NATS connection is up now (not reconnecting)."""
 
-    async def is_cancelled(self, task_id: str) -> bool:
-        """Whether the task's id is in the bucket of cancelled tasks (False if unreadable)."""
+    async def end_reason(self, task_id: str) -> str | None:
+        """Why the task has ended, if the scheduler marked it so (None if not, or unreadable)."""
         try:
-            await self.cancelled_tasks.get(task_id)
+            entry = await self.cancelled_tasks.get(task_id)
         except KeyNotFoundError:
-            return False
+            return None
         except (nats.errors.Error, TimeoutError) as error:
             # A cancel that arrives later still stops the task through its cancel subject.
-            log.warning("could not check whether task %s is cancelled: %s", task_id, error)
-            return False
-        return True
+            log.warning("could not check whether task %s has ended: %s", task_id, error)
+            return None
+        return task_ends.reason_of(entry.value or b"")
 
 
 @dataclass(frozen=True)

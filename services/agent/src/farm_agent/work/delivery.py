@@ -41,6 +41,8 @@ class DeliveryOutcome(enum.StrEnum):
     """Nakked: handed back to wait, without using an attempt."""
     REQUEUED = "requeued"
     """Nakked: cut off by the agent's shutdown, or its event could not be published."""
+    ENDED = "ended"
+    """Acked unrun: the scheduler marked the task ended otherwise (failed elsewhere)."""
     MOVED = "moved"
     """Acked unrun: the scheduler moved the task from this region's queue to any region's."""
     LAPSED = "lapsed"
