@@ -10,27 +10,16 @@ import grpc
 import pytest
 
 from farm.sessions.v1 import sessions_pb2, sessions_pb2_grpc
-from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher.envoy import MAX_REQUEST_BYTES
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.sessions_api import Sessions
+from tests.helpers import evaluate_steps
 from tests.pages import Site
 
 pytestmark = pytest.mark.e2e
 
-SCRIPT_STEP_CHARS = 30_000
 GRPC_FRAME_BYTES = 5
 """The length prefix gRPC puts before a message; Envoy counts it in the body."""
-
-
-def evaluate_steps(total_chars: int) -> list[tasks_pb2.Step]:
-    """Evaluate steps with `total_chars` characters of script between them."""
-    steps = []
-    while total_chars > 0:
-        chars = min(total_chars, SCRIPT_STEP_CHARS)
-        steps.append(tasks_pb2.Step(evaluate="1" + " " * (chars - 1)))
-        total_chars -= chars
-    return steps
 
 
 def request_of_bytes(session_id: str, size: int) -> sessions_pb2.RunSessionCommandRequest:

@@ -14,6 +14,7 @@ from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.sessions import SessionOrder
 from farm_scheduler.sessions.validation import validate_command
+from tests.helpers import evaluate_steps
 from tests.integration.scheduler import test_sessions
 from tests.integration.scheduler.conftest import Scheduler, StartScheduler, rpc_error
 from tests.integration.scheduler.test_sessions import (
@@ -31,7 +32,6 @@ agents = test_sessions.agents
 ACTIVE = sessions_pb2.SESSION_STATE_ACTIVE
 # Not a SessionReply: a field tag whose varint never ends.
 GARBLED = b"\xff\xff\xff\xff"
-SCRIPT_STEP_CHARS = 30_000
 
 
 @pytest.fixture
@@ -45,16 +45,6 @@ async def scheduler(start_scheduler: StartScheduler) -> Scheduler:
         session_open_timeout_seconds=2,
         session_close_timeout_seconds=2,
     )
-
-
-def evaluate_steps(total_chars: int) -> list[tasks_pb2.Step]:
-    """Evaluate steps with `total_chars` characters of script between them."""
-    steps = []
-    while total_chars > 0:
-        chars = min(total_chars, SCRIPT_STEP_CHARS)
-        steps.append(tasks_pb2.Step(evaluate="1" + " " * (chars - 1)))
-        total_chars -= chars
-    return steps
 
 
 def order_bytes(scheduler: Scheduler, session_id: str, steps: list[tasks_pb2.Step]) -> int:
