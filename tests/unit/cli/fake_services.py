@@ -2,7 +2,8 @@
 
 They answer the public RPCs with canned data and record what they were sent, and
 the fake auth service answers Envoy's ext_authz Check: GOOD_KEY passes (with an
-identity header), any other key is refused with 401.
+identity header), CHECK_FAILS_KEY makes the check fail, OVER_LIMIT_KEY is refused
+with 429 as the auth service refuses it, any other key is refused with 401.
 """
 
 from collections.abc import Iterator
@@ -22,10 +23,15 @@ from farm.admin.v1 import admin_pb2, admin_pb2_grpc
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+from farm_auth.authz import limited
 from farm_cli.launcher.processes import free_port, free_ports
 from tests.unit.cli.fake_fleet import fleet_status
 
 GOOD_KEY = "bf_good-key"
+# A key whose check fails (the auth service errs), as when it is down.
+CHECK_FAILS_KEY = "bf_check-fails"
+# A key over its rate limit: refused as the auth service refuses it.
+OVER_LIMIT_KEY = "bf_over-limit"
 IDENTITY_FOR_GOOD_KEY = "identity-token-for-good-key"
 TRACED_TASK_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
@@ -54,6 +60,10 @@ class FakeAuthorization(external_auth_pb2_grpc.AuthorizationServicer):
     def Check(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.calls.record("Check", request, context)
         headers = request.attributes.request.http.headers
+        if headers.get("authorization") == f"Bearer {CHECK_FAILS_KEY}":
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the key store is unreachable")
+        if headers.get("authorization") == f"Bearer {OVER_LIMIT_KEY}":
+            return limited("API key over-limit is over its rate limit", 1.5)
         if headers.get("authorization") == f"Bearer {GOOD_KEY}":
             identity = base_pb2.HeaderValue(key="x-farm-identity", value=IDENTITY_FOR_GOOD_KEY)
             return external_auth_pb2.CheckResponse(

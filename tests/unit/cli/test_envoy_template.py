@@ -261,3 +261,18 @@ def test_envoy_accepts_the_rendered_config(tmp_path: Path, hosts: str) -> None:
     result = envoy_validate(path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK" in result.stdout
+
+
+def test_envoys_own_replies_to_http_json_callers_carry_the_grpc_code_of_their_status() -> None:
+    mappers = connection_manager(rendered())["local_reply_config"]["mappers"]
+    by_status = {
+        m["filter"]["status_code_filter"]["comparison"]["value"]["default_value"]: m[
+            "body_format_override"
+        ]["json_format"]
+        for m in mappers
+        if "status_code_filter" in m["filter"] and "json_format" in m["body_format_override"]
+    }
+    codes = {status: body["code"] for status, body in by_status.items()}
+    # An upstream's timeout is DEADLINE_EXCEEDED; the rest as docs/api.md's Errors table.
+    assert codes == {400: 3, 403: 7, 404: 5, 413: 3, 429: 8, 500: 13, 502: 14, 503: 14, 504: 4}
+    assert all(body["message"] == "%LOCAL_REPLY_BODY%" for body in by_status.values())
