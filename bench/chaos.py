@@ -40,8 +40,8 @@ from typing import Any
 
 import httpx
 
-from farm_cli.launcher.config import MAX_AGENTS
 from farm_cli.launcher.farm import LocalFarm
+from farm_cli.launcher.ports import MAX_AGENTS
 from farm_cli.launcher.supervisor import Phase, RestartPolicy
 
 from harness import bounded, local_farm, progress_reporter, serve_page

@@ -16,8 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
-from farm_cli.launcher.config import FarmConfig, FarmPorts, find_project_root
+from farm_cli.launcher.config import FarmConfig, find_project_root
 from farm_cli.launcher.farm import LocalFarm
+from farm_cli.launcher.ports import FarmPorts
 
 Number = TypeVar("Number", int, float)
 

@@ -38,7 +38,7 @@ from screenshots import PAGE_HTML, TASK_TIMEOUT_MS, VIEWPORT, Measurement, ShotF
 
 from farm_agent.browser.memory import tree_proportional_bytes
 from farm_agent.metrics import process_tree
-from farm_cli.launcher.config import MAX_AGENTS
+from farm_cli.launcher.ports import MAX_AGENTS
 from farm_cli.launcher.processes import ManagedProcess
 
 from harness import bounded, local_farm, progress_reporter, serve_page

@@ -36,7 +36,7 @@ from playwright.async_api import Browser, ViewportSize, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from farm_agent.settings import AgentSettings
-from farm_cli.launcher.config import MAX_AGENTS
+from farm_cli.launcher.ports import MAX_AGENTS
 
 from harness import bounded, local_farm, progress_reporter, serve_page
 

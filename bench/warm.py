@@ -48,7 +48,7 @@ from screenshots import (
     warm_up,
 )
 
-from farm_cli.launcher.config import MAX_AGENTS
+from farm_cli.launcher.ports import MAX_AGENTS
 
 from harness import bounded, local_farm, progress_reporter, serve_page
 

@@ -3,7 +3,8 @@
 from dataclasses import replace
 from pathlib import Path
 
-from farm_cli.launcher.config import FarmConfig, FarmPorts, find_project_root
+from farm_cli.launcher.config import FarmConfig, find_project_root
+from farm_cli.launcher.ports import FarmPorts
 from tests.postgres import FARM_DATABASES
 
 ROOT = find_project_root(Path(__file__).parent)

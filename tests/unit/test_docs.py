@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings
 
 from farm_agent.settings import AgentSettings
 from farm_auth.settings import AuthSettings
-from farm_cli.launcher.config import FarmPorts
+from farm_cli.launcher.ports import FarmPorts
 from farm_console.settings import ConsoleSettings
 from farm_core.settings import FarmSettings
 from farm_mcp.settings import McpSettings

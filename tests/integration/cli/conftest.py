@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from farm_cli.launcher.config import FarmConfig, FarmPorts, find_project_root
+from farm_cli.launcher.config import FarmConfig, find_project_root
 from farm_cli.launcher.envoy import (
     Endpoint,
     EnvoySettings,
@@ -18,6 +18,7 @@ from farm_cli.launcher.envoy import (
     envoy_spec,
     write_envoy_config,
 )
+from farm_cli.launcher.ports import FarmPorts
 from farm_cli.launcher.processes import ManagedProcess, free_ports, wait_until
 from farm_cli.launcher.tls import TlsFiles, load_or_create_local_tls
 from tests.unit.cli.fake_services import FakeFarm, start_fake_farm

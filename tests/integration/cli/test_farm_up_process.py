@@ -1,6 +1,8 @@
 """`farm up` as a user runs it: a real process, stopped by SIGTERM."""
 
+import json
 import os
+import random
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -9,8 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from farm_cli.launcher.config import FarmPorts
 from farm_cli.launcher.infra import binary
+from farm_cli.launcher.ports import FarmPorts, check_port_offset, port_is_free
 from tests.helpers import eventually
 from tests.integration.cli.conftest import ROOT, pid_files, running
 
@@ -109,3 +111,79 @@ def test_farm_up_outside_a_checkout_says_where_it_looked(tmp_path: Path) -> None
     result = farm_up_at_once(tmp_path, env)
     assert result.returncode == 1
     assert result.stderr.startswith("error: no browserfarm checkout found from")
+
+
+# Ports other tests and the machine's servers use (PostgreSQL, Redis, NATS), which a
+# moved farm must not take even for a moment.
+RESERVED_PORTS = frozenset({5432, 6379, 4222})
+
+
+def free_port_offset(attempts: int = 200) -> int:
+    """An offset that puts every port of a one-agent farm on a free port below the
+    ephemeral range (where other tests' free ports come from), clear of RESERVED_PORTS."""
+    for _ in range(attempts):
+        offset = random.randrange(1000, 15000)
+        try:
+            check_port_offset(offset)
+        except ValueError:
+            continue
+        ports = [port for _, port in FarmPorts().shifted(offset).all_ports(agents=1)]
+        if RESERVED_PORTS.isdisjoint(ports) and all(port_is_free(p) for p in ports):
+            return offset
+    raise AssertionError("no free port offset found")
+
+
+def test_farm_up_with_a_port_offset_is_found_by_the_cli_through_farm_home(
+    farm_home: Path, tmp_path: Path
+) -> None:
+    named = ("FARM_URL", "FARM_API_KEY", "FARM_CA_FILE")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in OUTSIDE + named and not (k.startswith("FARM_") and k.endswith("_PORT"))
+    }
+    env["FARM_HOME"] = str(farm_home)
+    offset = free_port_offset()
+    envoy_url = f"http://127.0.0.1:{FarmPorts.envoy + offset}"
+    output = (farm_home.parent / "farm-up.out").open("wb")
+    farm = subprocess.Popen(
+        [binary("farm"), "up", "--agents", "0", "--port-offset", str(offset)],
+        cwd=ROOT,
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        eventually(
+            lambda: "Ctrl-C stops the farm." in output_of(farm_home) or farm.poll() is not None,
+            within=120,
+            interval=0.2,
+            message="farm up did not say it was up",
+        )
+        assert farm.poll() is None, output_of(farm_home)
+        assert f"browserfarm is up at {envoy_url}" in output_of(farm_home)
+        edge = json.loads((farm_home / "edge.json").read_text())
+        assert edge["url"] == envoy_url and edge["launcher_pid"] == farm.pid
+
+        # Neither FARM_URL nor FARM_API_KEY: the key and the URL both come from FARM_HOME,
+        # and from a folder outside the checkout.
+        whoami = subprocess.run(
+            [binary("farm"), "whoami"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert whoami.returncode == 0, whoami.stderr
+        assert "admin" in json.loads(whoami.stdout)["scopes"]
+
+        farm.send_signal(signal.SIGTERM)
+        assert farm.wait(timeout=60) == 0, output_of(farm_home)
+        assert not (farm_home / "edge.json").exists()
+    finally:
+        if farm.poll() is None:
+            farm.send_signal(signal.SIGTERM)
+            farm.wait(timeout=60)
+        output.close()

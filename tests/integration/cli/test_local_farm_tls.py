@@ -11,6 +11,7 @@ import pytest
 from farm_cli.launcher.config import FarmConfig
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.tls import TlsFiles, load_or_create_local_tls
+from farm_cli.target import FarmTarget, farm_target
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -36,6 +37,10 @@ def test_tls_farm_serves_https_with_its_local_ca_kept_across_restarts(
         plain = farm.envoy_url.replace("https://", "http://")
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{plain}/healthz", timeout=5)
+        # The CLI finds this https:// farm and its CA through FARM_HOME alone.
+        found = farm_target({"FARM_HOME": str(farm.home)}, Path("/"))
+        assert found == FarmTarget(farm.envoy_url.removeprefix("https://"), True, str(files.ca))
+    assert not (config.home / "edge.json").exists()
     with LocalFarm(config) as farm:
         assert farm.tls_files is not None and farm.tls_files.ca is not None
         assert farm.tls_files.ca.read_bytes() == first_ca

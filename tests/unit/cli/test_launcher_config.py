@@ -5,14 +5,13 @@ from pathlib import Path
 import pytest
 
 from farm_cli.launcher.config import (
-    MAX_AGENTS,
     PRIVATE_NETWORKS,
     FarmConfig,
-    FarmPorts,
     ProjectNotFound,
     find_project_root,
 )
 from farm_cli.launcher.infra import SEAWEEDFS_START_TIMEOUT, S3Credentials
+from farm_cli.launcher.ports import MAX_AGENTS, FarmPorts
 from farm_cli.launcher.processes import port_open
 from farm_cli.launcher.services import (
     S3Target,

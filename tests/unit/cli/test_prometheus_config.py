@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from farm_cli.launcher.autoscale import AutoscaleSettings
-from farm_cli.launcher.config import FarmConfig, FarmPorts, find_project_root
+from farm_cli.launcher.config import FarmConfig, find_project_root
+from farm_cli.launcher.ports import FarmPorts
 from farm_cli.launcher.prometheus import write_prometheus_config
 
 ROOT = find_project_root(Path(__file__).parent)

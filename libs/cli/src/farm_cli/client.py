@@ -23,62 +23,17 @@ from farm.auth.v1 import auth_pb2_grpc
 from farm.sessions.v1 import sessions_pb2_grpc
 from farm.storage.v1 import artifacts_pb2_grpc, baselines_pb2_grpc, profiles_pb2_grpc
 from farm.tasks.v1 import tasks_pb2_grpc
-from farm_cli.console import CliError, NoApiKey, print_message
-from farm_cli.launcher.config import ProjectNotFound, find_project_root
+from farm_cli.console import print_message
 from farm_cli.pages import every_page
+from farm_cli.target import api_key, farm_target
 from farm_core.trace_context import TRACEPARENT, new_traceparent, span_context_of
 
-DEFAULT_FARM_URL = "127.0.0.1:8080"
 # An artifact is at most 64 MiB; its message adds a little.
 MAX_MESSAGE_BYTES = 65 * 1024 * 1024
 # How long one ordinary call may take.
 CALL_TIMEOUT = 30.0
 
 Reply = TypeVar("Reply", bound=Message)
-
-
-def channel_credentials(environ: Mapping[str, str]) -> grpc.ChannelCredentials:
-    """TLS credentials trusting FARM_CA_FILE if set (a local farm's CA), else the system's."""
-    ca_file = environ.get("FARM_CA_FILE", "").strip()
-    if not ca_file:
-        return grpc.ssl_channel_credentials()
-    try:
-        return grpc.ssl_channel_credentials(root_certificates=Path(ca_file).read_bytes())
-    except OSError as error:
-        raise CliError(f"FARM_CA_FILE {ca_file!r} cannot be read: {error}") from error
-
-
-def farm_target(environ: Mapping[str, str]) -> tuple[str, bool]:
-    """host:port of the farm from FARM_URL (default 127.0.0.1:8080), and whether it is TLS."""
-    url = environ.get("FARM_URL") or DEFAULT_FARM_URL
-    secure = url.startswith("https://")
-    target = url.split("://", 1)[-1].rstrip("/")
-    if not target or "/" in target:
-        raise CliError(f"FARM_URL must be host:port or http(s)://host:port, got {url!r}")
-    return target, secure
-
-
-def admin_key_path(environ: Mapping[str, str], cwd: Path) -> Path:
-    """FARM_HOME/admin-key, FARM_HOME defaulting to the checkout's .farm."""
-    if environ.get("FARM_HOME"):
-        return (cwd / environ["FARM_HOME"]) / "admin-key"
-    return find_project_root(cwd) / ".farm" / "admin-key"
-
-
-def api_key(environ: Mapping[str, str], cwd: Path) -> str:
-    """The caller's API key: FARM_API_KEY, else the local farm's admin key file."""
-    if environ.get("FARM_API_KEY"):
-        return environ["FARM_API_KEY"].strip()
-    try:
-        path = admin_key_path(environ, cwd)
-    except ProjectNotFound as error:
-        raise NoApiKey(f"no API key: set FARM_API_KEY ({error})") from error
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError as error:
-        raise NoApiKey(
-            f"no API key: set FARM_API_KEY, or start the farm (`make run`) so that {path} exists"
-        ) from error
 
 
 @dataclass(frozen=True)
@@ -143,18 +98,22 @@ class FarmConnection:
 def connect(
     environ: Mapping[str, str] | None = None, cwd: Path | None = None
 ) -> Iterator[FarmConnection]:
-    """A connection to FARM_URL with `authorization: Bearer <key>`, closed on exit."""
+    """A connection to the farm with `authorization: Bearer <key>`, closed on exit.
+
+    Which farm and which key: see target.py.
+    """
     env = os.environ if environ is None else environ
-    key = api_key(env, Path.cwd() if cwd is None else cwd)
-    target, secure = farm_target(env)
+    folder = Path.cwd() if cwd is None else cwd
+    key = api_key(env, folder)
+    target = farm_target(env, folder)
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ]
     channel = (
-        grpc.secure_channel(target, channel_credentials(env), options=options)
-        if secure
-        else grpc.insecure_channel(target, options=options)
+        grpc.secure_channel(target.address, target.credentials(), options=options)
+        if target.secure
+        else grpc.insecure_channel(target.address, options=options)
     )
     with channel:
         yield FarmConnection(

@@ -15,7 +15,7 @@ import grpc
 
 from farm.sessions.v1 import sessions_pb2_grpc
 from farm.storage.v1 import artifacts_pb2_grpc
-from farm_cli.client import api_key, channel_credentials, farm_target
+from farm_cli.target import FarmTarget, api_key, farm_target
 from farm_mcp_tools.browser import BrowserSettings, FarmBrowser
 from farm_mcp_tools.farm import CHANNEL_OPTIONS, Credentials, FarmApi, FarmCallFailed
 from farm_mcp_tools.runner import ToolContext, ToolLimits
@@ -48,25 +48,24 @@ def serve(*, tool_timeout: float, action_timeout: float, idle_timeout: int) -> N
     # stdout carries the protocol: every log line goes to stderr.
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     key = api_key(os.environ, Path.cwd())
-    target, secure = farm_target(os.environ)
+    target = farm_target(os.environ, Path.cwd())
     limits = ToolLimits(call_seconds=tool_timeout, action_ms=round(action_timeout * 1000))
     settings = BrowserSettings(idle_timeout_seconds=idle_timeout)
-    anyio.run(_serve, target, secure, key, limits, settings)
+    anyio.run(_serve, target, key, limits, settings)
 
 
 async def _serve(
-    target: str, secure: bool, key: str, limits: ToolLimits, settings: BrowserSettings
+    target: FarmTarget, key: str, limits: ToolLimits, settings: BrowserSettings
 ) -> None:
     channel: grpc.aio.Channel = (
-        grpc.aio.secure_channel(target, channel_credentials(os.environ), options=CHANNEL_OPTIONS)
-        if secure
-        else grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        grpc.aio.secure_channel(target.address, target.credentials(), options=CHANNEL_OPTIONS)
+        if target.secure
+        else grpc.aio.insecure_channel(target.address, options=CHANNEL_OPTIONS)
     )
-    scheme = "https" if secure else "http"
     farm = FarmApi(
         sessions_pb2_grpc.SessionServiceStub(channel),
         artifacts_pb2_grpc.ArtifactServiceStub(channel),
-        public_url=f"{scheme}://{target}",
+        public_url=target.url,
     )
     credentials = (("authorization", f"Bearer {key}"),)
     browser = FarmBrowser(farm, settings)

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from farm_cli.console import CliError
-from farm_cli.launcher.config import FarmPorts, ProjectNotFound, find_project_root
+from farm_cli.launcher.config import ProjectNotFound, find_project_root
 from farm_cli.launcher.envoy import (
     CONSOLE_CLUSTER,
     MCP_CLUSTER,
@@ -14,6 +14,7 @@ from farm_cli.launcher.envoy import (
     EnvoySettings,
     render_envoy_config,
 )
+from farm_cli.launcher.ports import FarmPorts
 
 
 def host_port(text: str) -> Endpoint:

@@ -10,17 +10,23 @@ import argparse
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-from farm_cli.client import DEFAULT_FARM_URL
 from farm_cli.console import CliError, UsageError
 from farm_cli.launcher.autoscale import AutoscaleSettings, parse_agents
-from farm_cli.launcher.config import FarmConfig, FarmPorts, ProjectNotFound
+from farm_cli.launcher.config import FarmConfig, ProjectNotFound
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.launched import FarmInterrupted
 from farm_cli.launcher.lock import FarmAlreadyRunning
+from farm_cli.launcher.ports import (
+    SUGGESTED_PORT_OFFSET,
+    FarmPorts,
+    check_port_offset,
+    port_offset_range,
+)
 from farm_cli.launcher.processes import StartupError
 from farm_cli.launcher.tls import TlsFiles
 
@@ -35,7 +41,8 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "(default: .farm in the checkout). A process that crashes is restarted with backoff "
         "(1 s, 2 s, 4 s ... up to 30 s); an agent drained on purpose (exit 0) is not. Every "
         "port can be moved with FARM_<WHAT>_PORT, e.g. FARM_NATS_PORT, FARM_AUTH_PORT, "
-        "FARM_SEAWEED_S3_PORT, FARM_AGENT_PORT (agent 1; the others follow it).",
+        "FARM_SEAWEED_S3_PORT, FARM_AGENT_PORT (agent 1; the others follow it); "
+        "--port-offset moves them all at once, for a second farm on one machine.",
     )
     up.add_argument(
         "--agents",
@@ -69,6 +76,20 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "--allow-private",
         action="store_true",
         help="let agents open loopback and private addresses (local test pages)",
+    )
+    offsets = port_offset_range()
+    example = SUGGESTED_PORT_OFFSET
+    up.add_argument(
+        "--port-offset",
+        type=port_offset,
+        default=0,
+        metavar="N",
+        help=f"move every port of the farm by N, to run a second farm (with its own "
+        f"FARM_HOME) beside one on the default ports: e.g. {example} puts Envoy on "
+        f"{FarmPorts.envoy + example}, auth on {FarmPorts.auth + example}, NATS on "
+        f"{FarmPorts.nats + example}; {offsets.start}..{offsets.stop - 1}, and none of its "
+        "ports may be a default one. FARM_<WHAT>_PORT, --envoy-port and --envoy-admin-port "
+        "still set their port exactly",
     )
     up.add_argument("--envoy-port", type=int, help=f"HTTP/gRPC port (default {FarmPorts.envoy})")
     up.add_argument(
@@ -107,6 +128,19 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="start only NATS, SeaweedFS and Envoy (to run the services by hand)",
     )
     up.set_defaults(run=run_up)
+
+
+def port_offset(text: str) -> int:
+    """The `--port-offset` value: a whole number that keeps every port in range."""
+    try:
+        offset = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    try:
+        check_port_offset(offset)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return offset
 
 
 def _say(line: str) -> None:
@@ -149,7 +183,7 @@ def banner(farm: LocalFarm) -> str:
             *([f"  prometheus: {farm.prometheus_url}"] if farm.prometheus_url else []),
             *trace_lines(farm),
             *([f"  agents: {scaling.describe()}"] if (scaling := farm.config.autoscale) else []),
-            *cli_lines(url),
+            *cli_lines(farm.home),
             "A process that crashes is restarted (1 s, 2 s, 4 s ... up to 30 s apart).",
             "Ctrl-C stops the farm.",
             "",
@@ -157,11 +191,9 @@ def banner(farm: LocalFarm) -> str:
     )
 
 
-def cli_lines(url: str) -> list[str]:
-    """The banner's line on the `farm` command: FARM_URL when the farm is not where it looks."""
-    if url.split("://", 1)[-1] == DEFAULT_FARM_URL and not url.startswith("https://"):
-        return ["  status: farm status"]
-    return [f"  status: export FARM_URL={url}, then farm status (else it tries {DEFAULT_FARM_URL})"]
+def cli_lines(home: Path) -> list[str]:
+    """The banner's line on the `farm` command, which finds the farm through FARM_HOME."""
+    return [f"  status: farm status (in this checkout, or anywhere with FARM_HOME={home})"]
 
 
 def trace_lines(farm: LocalFarm) -> list[str]:
@@ -208,14 +240,20 @@ def autoscale_settings(args: argparse.Namespace) -> AutoscaleSettings | None:
     return AutoscaleSettings(least, most, **chosen)
 
 
+def chosen_ports(args: argparse.Namespace, environ: Mapping[str, str]) -> FarmPorts:
+    """The farm's ports: the --envoy-*-port flags, FARM_<WHAT>_PORT, the defaults + offset."""
+    ports = FarmPorts.from_environment(environ, offset=args.port_offset)
+    if args.envoy_port is not None:
+        ports = replace(ports, envoy=args.envoy_port)
+    if args.envoy_admin_port is not None:
+        ports = replace(ports, envoy_admin=args.envoy_admin_port)
+    return ports
+
+
 def run_up(args: argparse.Namespace) -> int:
     """Starts the farm, watches it until a signal, then stops it."""
     try:
-        ports = FarmPorts.from_environment(os.environ)
-        if args.envoy_port is not None:
-            ports = replace(ports, envoy=args.envoy_port)
-        if args.envoy_admin_port is not None:
-            ports = replace(ports, envoy_admin=args.envoy_admin_port)
+        ports = chosen_ports(args, os.environ)
         autoscale = autoscale_settings(args)
         config = FarmConfig.from_environment(
             agents=parse_agents(args.agents)[1],
@@ -231,6 +269,8 @@ def run_up(args: argparse.Namespace) -> int:
         )
     except (ProjectNotFound, ValueError) as error:
         raise CliError(str(error)) from error
+    if args.port_offset:
+        _say(f"every port moved by {args.port_offset:+d}: the farm will be at {config.envoy_url}")
     farm = LocalFarm(config, report=_say)
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

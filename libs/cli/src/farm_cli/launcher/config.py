@@ -1,14 +1,13 @@
 """What the local farm runs with: the project root, FARM_HOME, ports, agents, external URLs."""
 
 import os
-import socket
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from farm_cli.launcher.autoscale import AutoscaleSettings
-from farm_cli.launcher.infra import NatsPorts, S3Credentials, SeaweedPorts
-from farm_cli.launcher.processes import distinct_free_port, free_port
+from farm_cli.launcher.infra import S3Credentials
+from farm_cli.launcher.ports import MAX_AGENTS, FarmPorts
 from farm_cli.launcher.supervisor import RestartPolicy
 
 # Files that mark the root of a browserfarm checkout.
@@ -42,148 +41,6 @@ def find_project_root(start: Path) -> Path:
         f"no browserfarm checkout found from {start} upward (looked for {markers}); "
         "run this inside the repository or set FARM_HOME"
     )
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port_block(count: int, taken: set[int], attempts: int = 100) -> int:
-    """The first of `count` consecutive free TCP ports on 127.0.0.1, none in `taken`."""
-    for _ in range(attempts):
-        first = free_port()
-        block = range(first, first + count)
-        if block[-1] > 65535 or taken.intersection(block):
-            continue
-        if all(_port_free(port) for port in block[1:]):
-            taken.update(block)
-            return first
-    raise OSError(f"no block of {count} free consecutive ports found")
-
-
-# Agents' ports are consecutive from a base; this many are reserved for them.
-MAX_AGENTS = 10
-_AGENT_BASES = ("agent_base", "agent_metrics_base", "agent_session_base")
-
-
-@dataclass(frozen=True)
-class FarmPorts:
-    """Every port the local farm listens on (see docs/architecture.md)."""
-
-    envoy: int = 8080
-    envoy_admin: int = 9901
-    auth: int = 7101
-    storage: int = 7102
-    scheduler: int = 7103
-    # The MCP service's HTTP port (/mcp behind Envoy, /healthz).
-    mcp: int = 7104
-    # The web console's HTTP port (/console/ behind Envoy, /healthz).
-    console: int = 7105
-    auth_metrics: int = 7201
-    storage_metrics: int = 7202
-    scheduler_metrics: int = 7203
-    mcp_metrics: int = 7204
-    console_metrics: int = 7205
-    # Agent n (from 1) listens on agent_base + n - 1, its metrics on agent_metrics_base + n - 1,
-    # its sessions' CDP and live view endpoints on agent_session_base + n - 1.
-    agent_base: int = 7110
-    agent_metrics_base: int = 7210
-    agent_session_base: int = 7150
-    nats: int = 7422
-    nats_monitor: int = 7822
-    prometheus: int = 9090
-    # The local trace sink (--traces): OTLP/gRPC's usual port.
-    traces: int = 4317
-    seaweed_master: int = 7301
-    seaweed_volume: int = 7302
-    seaweed_filer: int = 7303
-    seaweed_s3: int = 7304
-    seaweed_master_grpc: int = 17301
-    seaweed_volume_grpc: int = 17302
-    seaweed_filer_grpc: int = 17303
-    seaweed_s3_grpc: int = 17304
-
-    @classmethod
-    def free(cls) -> "FarmPorts":
-        """Distinct ports that are free right now, for tests that run a farm beside others."""
-        taken: set[int] = set()
-        blocks = {name: _free_port_block(MAX_AGENTS, taken) for name in _AGENT_BASES}
-        single = {
-            port_field.name: distinct_free_port(taken)
-            for port_field in fields(cls)
-            if port_field.name not in _AGENT_BASES
-        }
-        return cls(**blocks, **single)
-
-    @staticmethod
-    def variable(name: str) -> str:
-        """The environment variable that sets the port field `name`.
-
-        FARM_<FIELD>_PORT, so the services' own names (FARM_AUTH_PORT,
-        FARM_AGENT_METRICS_PORT, ...) mean the same to the launcher.
-        """
-        return f"FARM_{name.removesuffix('_base').upper()}_PORT"
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str]) -> "FarmPorts":
-        """The defaults, with each port whose variable is set in `environ` replaced."""
-        chosen: dict[str, int] = {}
-        for port_field in fields(cls):
-            text = environ.get(cls.variable(port_field.name), "").strip()
-            if not text:
-                continue
-            if not text.isdigit() or not 0 < int(text) < 65536:
-                raise ValueError(f"{cls.variable(port_field.name)} must be a port, got {text!r}")
-            chosen[port_field.name] = int(text)
-        return cls(**chosen)
-
-    def environment(self) -> dict[str, str]:
-        """The variables that make from_environment() return these ports."""
-        return {self.variable(f.name): str(getattr(self, f.name)) for f in fields(self)}
-
-    def agent(self, index: int) -> int:
-        """The gRPC (health) port of agent `index`, counted from 1."""
-        return self.agent_base + index - 1
-
-    def agent_metrics(self, index: int) -> int:
-        """The metrics port of agent `index`, counted from 1."""
-        return self.agent_metrics_base + index - 1
-
-    def agent_session(self, index: int) -> int:
-        """The session endpoints' port of agent `index`, counted from 1."""
-        return self.agent_session_base + index - 1
-
-    def nats_ports(self) -> NatsPorts:
-        """The embedded nats-server's ports."""
-        return NatsPorts(client=self.nats, monitor=self.nats_monitor)
-
-    def seaweed_ports(self) -> SeaweedPorts:
-        """SeaweedFS's ports."""
-        return SeaweedPorts(
-            master=self.seaweed_master,
-            volume=self.seaweed_volume,
-            filer=self.seaweed_filer,
-            s3=self.seaweed_s3,
-            master_grpc=self.seaweed_master_grpc,
-            volume_grpc=self.seaweed_volume_grpc,
-            filer_grpc=self.seaweed_filer_grpc,
-            s3_grpc=self.seaweed_s3_grpc,
-        )
-
-    def all_ports(self, agents: int) -> Iterator[tuple[str, int]]:
-        """(what, port) for every port a farm with `agents` agents listens on."""
-        for port_field in fields(self):
-            if port_field.name not in _AGENT_BASES:
-                yield port_field.name, getattr(self, port_field.name)
-        for index in range(1, agents + 1):
-            yield f"agent-{index}", self.agent(index)
-            yield f"agent-{index} metrics", self.agent_metrics(index)
-            yield f"agent-{index} sessions", self.agent_session(index)
 
 
 @dataclass(frozen=True)

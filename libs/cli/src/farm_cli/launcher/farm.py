@@ -10,7 +10,8 @@ shrinks the agents (scaler.py). `farm up` drives it from the command line; tests
 drive it in-process, and may also kill, stop and start single processes to prove the
 farm survives it. The processes' bookkeeping (stop groups, readiness probes,
 timeouts) is in launched.py; the trace sink and Prometheus are launched by
-observers.py.
+observers.py. Once up, the farm's edge URL is in FARM_HOME/edge.json (edge.py) until
+stop(), for the CLI.
 """
 
 import functools
@@ -25,6 +26,7 @@ from typing import TypeVar
 from farm_cli.launcher import infra
 from farm_cli.launcher.config import FarmConfig
 from farm_cli.launcher.credentials import load_or_create_s3_credentials, resolve_admin_key
+from farm_cli.launcher.edge import remove_edge_record, write_edge_record
 from farm_cli.launcher.envoy import (
     envoy_ready,
     envoy_spec,
@@ -89,6 +91,8 @@ class LocalFarm:
         self._shared: SharedSettings | None = None
         self._s3: S3Target | None = None
         self._tls: TlsFiles | None = None
+        # FARM_HOME/edge.json tells the CLI where this farm is, from start() to stop().
+        self._wrote_edge_record = False
 
     @property
     def home(self) -> Path:
@@ -210,6 +214,8 @@ class LocalFarm:
             if self.config.observe:
                 starting.append(launch_prometheus(self._launched, self.config, self.home))
             self._launched.await_ready(starting)
+            write_edge_record(self.home, self.envoy_url, self._tls.ca if self._tls else None)
+            self._wrote_edge_record = True
         except BaseException:
             if self._launched.any_started:
                 self._report("the farm did not start; stopping what was started")
@@ -275,6 +281,9 @@ class LocalFarm:
             infra.remove_seaweedfs_sockets(self.config.ports.seaweed_ports())
             self._started_seaweedfs = False
         self._stop_requested = False
+        if self._wrote_edge_record:
+            remove_edge_record(self.home)
+            self._wrote_edge_record = False
         self._lock.release()
 
     def _prepare_home(self) -> SharedSettings:

@@ -51,6 +51,26 @@ class FarmLock:
         self._file = None
 
 
+def lock_holder(run_dir: Path) -> int | None:
+    """The PID of the launcher holding `run_dir`'s lock; None if none holds it.
+
+    Probes with a shared lock, let go at once: a launcher never waits for the lock.
+    """
+    path = run_dir / "farm.lock"
+    try:
+        lock_file = path.open()
+    except FileNotFoundError:
+        return None
+    with lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = lock_file.read().strip()
+            return int(text) if text.isdigit() else None
+        fcntl.flock(lock_file, fcntl.LOCK_UN)
+    return None
+
+
 def _running(pid: int) -> bool:
     try:
         os.kill(pid, 0)

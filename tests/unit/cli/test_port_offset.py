@@ -1,0 +1,62 @@
+"""`farm up --port-offset N`: every port of the farm moved at once, names set exactly winning."""
+
+import argparse
+from dataclasses import fields
+
+import pytest
+
+from farm_cli.commands.up import chosen_ports
+from farm_cli.launcher.ports import MAX_AGENTS, FarmPorts
+from farm_cli.main import build_parser
+
+
+def up_args(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["up", *argv])
+
+
+def test_an_offset_moves_every_port_of_the_farm() -> None:
+    moved = chosen_ports(up_args("--port-offset", "1000"), {})
+    defaults = FarmPorts()
+    for port_field in fields(FarmPorts):
+        assert getattr(moved, port_field.name) == getattr(defaults, port_field.name) + 1000
+    assert moved.agent(3) == defaults.agent(3) + 1000
+
+
+def test_a_moved_farm_shares_no_port_with_one_on_the_defaults() -> None:
+    moved = {port for _, port in chosen_ports(up_args("--port-offset=1000"), {}).all_ports(10)}
+    defaults = {port for _, port in FarmPorts().all_ports(agents=MAX_AGENTS)}
+    assert moved.isdisjoint(defaults)
+
+
+def test_ports_set_by_name_win_over_the_offset() -> None:
+    args = up_args("--port-offset", "1000", "--envoy-port", "8443")
+    ports = chosen_ports(args, {"FARM_AUTH_PORT": "7001", "FARM_AGENT_PORT": "7600"})
+    assert (ports.envoy, ports.auth, ports.agent(2)) == (8443, 7001, 7601)
+    assert ports.storage == FarmPorts.storage + 1000
+
+
+def test_without_an_offset_the_ports_are_the_defaults() -> None:
+    assert chosen_ports(up_args(), {}) == FarmPorts()
+
+
+@pytest.mark.parametrize(
+    ("offset", "message"),
+    [
+        ("48232", "must be between -3293 and 48231 so that every port of the farm stays"),
+        ("-3294", "must be between -3293 and 48231"),
+        ("100", "100 would move auth to 7201, the default port of auth_metrics"),
+        ("ten", "must be a whole number, got 'ten'"),
+    ],
+)
+def test_an_offset_out_of_range_or_onto_the_defaults_is_refused_naming_the_flag(
+    offset: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["up", "--port-offset", offset])
+    assert exit_info.value.code == 2
+    assert f"farm up: error: argument --port-offset: {message}" in capsys.readouterr().err
+
+
+def test_the_largest_offset_keeps_every_port_below_65536() -> None:
+    ports = chosen_ports(up_args("--port-offset", "48231"), {})
+    assert max(port for _, port in ports.all_ports(agents=MAX_AGENTS)) == 65535
