@@ -13,6 +13,7 @@ import pytest
 
 from farm_cli.launcher.infra import binary
 from farm_cli.launcher.ports import FarmPorts, check_port_offset, port_is_free
+from tests.conftest import FIRST_TEST_PORT, PORTS_PER_WORKER
 from tests.helpers import eventually
 from tests.integration.cli.conftest import ROOT, pid_files, running
 
@@ -119,16 +120,21 @@ RESERVED_PORTS = frozenset({5432, 6379, 4222})
 
 
 def free_port_offset(attempts: int = 200) -> int:
-    """An offset that puts every port of a one-agent farm on a free port below the
-    ephemeral range (where other tests' free ports come from), clear of RESERVED_PORTS."""
+    """An offset that puts every port of a one-agent farm on a free port above every
+    pytest worker's range of free ports (tests.conftest), so that no other worker's
+    farm draws a port this one is about to bind, and clear of RESERVED_PORTS."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    above_workers = FIRST_TEST_PORT + workers * PORTS_PER_WORKER
+    ports = [port for _, port in FarmPorts().all_ports(agents=1)]
+    lowest = max(1000, above_workers - min(ports))
     for _ in range(attempts):
-        offset = random.randrange(1000, 15000)
+        offset = random.randrange(lowest, lowest + PORTS_PER_WORKER)
         try:
             check_port_offset(offset)
         except ValueError:
             continue
-        ports = [port for _, port in FarmPorts().shifted(offset).all_ports(agents=1)]
-        if RESERVED_PORTS.isdisjoint(ports) and all(port_is_free(p) for p in ports):
+        moved = [port + offset for port in ports]
+        if RESERVED_PORTS.isdisjoint(moved) and all(port_is_free(p) for p in moved):
             return offset
     raise AssertionError("no free port offset found")
 
