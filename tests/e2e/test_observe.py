@@ -33,6 +33,7 @@ SECTIONS = {
     "scheduler: callbacks": ("scheduler",),
     "scheduler: the fleet": ("scheduler",),
     "agent": ("agent",),
+    "mcp": ("mcp",),
 }
 
 
@@ -61,6 +62,8 @@ def scrape(farm: LocalFarm) -> dict[str, Served]:
         "storage": [ports.storage_metrics],
         "scheduler": [ports.scheduler_metrics],
         "agent": [ports.agent_metrics(i) for i in range(1, farm.config.agents + 1)],
+        "mcp": [ports.mcp_metrics],
+        "console": [ports.console_metrics],
     }
     served = {}
     for kind, kind_ports in addresses.items():
@@ -229,7 +232,15 @@ def test_prometheus_scrapes_every_process_with_the_rules_loaded(prometheus: str)
 
     active = eventually(all_up, within=60, interval=1, message="a target is not up")
     jobs = sorted({str(target["labels"]["job"]) for target in active})  # type: ignore[index]
-    assert jobs == ["envoy", "farm-agent", "farm-auth", "farm-scheduler", "farm-storage"]
+    assert jobs == [
+        "envoy",
+        "farm-agent",
+        "farm-auth",
+        "farm-console",
+        "farm-mcp",
+        "farm-scheduler",
+        "farm-storage",
+    ]
     groups = httpx.get(f"{prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
     alerts = {rule["name"] for group in groups for rule in group["rules"]}
     assert {"FarmAgentDown", "FarmNoAgentsInRegion", "FarmQueueAgeHigh"} <= alerts

@@ -34,6 +34,7 @@ def test_the_sdk_doc_has_examples_for_each_part() -> None:
         ".run(",
         ".submit(",
         ".wait(",
+        ".download(",
         ".map(",
         "session(",
         "connect_playwright(",

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from farm_cli.launcher.processes import ManagedProcess, free_ports, wait_until
 from farm_core.nats_access import NatsAccess
 from farm_core.queue import (
     AUDIT_STREAM,
+    CANCEL_BUCKET,
     TASK_STREAM,
     Priority,
     audit_subject,
@@ -210,3 +212,31 @@ async def test_storage_reads_the_schedulers_cancelled_tasks(
         await ended_tasks.check("task-running")
     finally:
         await ended_tasks.close()
+
+
+async def test_storage_started_before_the_scheduler_waits_for_its_bucket_quietly(
+    farm_nats: Farm, scheduler: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Storage may only read the bucket of ended tasks: a create of its own went
+    # unanswered, a permissions violation and a timeout logged as warnings at every start.
+    js = scheduler.jetstream()
+    with contextlib.suppress(NotFoundError):
+        await js.delete_key_value(CANCEL_BUCKET)
+    ended_tasks = EndedTasks(farm_nats.access("storage"))
+    ended_tasks.start()
+
+    async def refused() -> bool:
+        try:
+            await ended_tasks.check("task-cancelled")
+        except TaskEnded:
+            return True
+        return False
+
+    try:
+        await asyncio.sleep(0.3)  # storage has looked for the bucket by now
+        cancelled = await cancel_bucket(js)  # as the scheduler makes it when it starts
+        await cancelled.put("task-cancelled", b"")
+        await assert_eventually(refused, within=10, message="the cancel was never read")
+    finally:
+        await ended_tasks.close()
+    assert [record.message for record in caplog.records if record.levelno >= logging.WARNING] == []

@@ -100,8 +100,14 @@ def test_an_agent_idle_for_the_idle_time_is_drained_newest_first(
     # One at a time: nothing more while agent-2 drains.
     del busy["agent-2"]
     assert policy.decide(signals(busy=busy, draining=1)) is None
-    # Two agents are still above MIN: the other idle one goes next.
-    assert policy.decide(signals(busy=busy)) == Drain("agent-1", "idle 30 s")
+    # agent-1 is one of the MIN that always run (scraped without autoscaled="true"):
+    # however long it idles, agent-3 goes first once it idles too.
+    clock.now += 100
+    assert policy.decide(signals(busy=busy)) is None
+    busy["agent-3"] = 0
+    policy.decide(signals(busy=busy))
+    clock.now += 30
+    assert policy.decide(signals(busy=busy)) == Drain("agent-3", "idle 30 s")
 
 
 def test_work_restarts_an_agents_idle_time(policy: ScalingPolicy, clock: Clock) -> None:

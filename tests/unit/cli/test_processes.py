@@ -97,3 +97,43 @@ def test_kill_signals_a_running_process_only(tmp_path: Path) -> None:
         assert ended(process) == -signal.SIGKILL
     finally:
         process.stop(timeout=1)
+
+
+# A process that stops its child itself on SIGTERM, as an agent stops Playwright's driver;
+# the child writes the PID of the first SIGTERM's sender.
+STOPS_ITS_CHILD = """
+import signal, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2]])
+def stop(*_):
+    child.terminate()
+    child.wait(10)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+time.sleep(60)
+"""
+CHILD = """
+import os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+open(sys.argv[1] + ".ready", "w").close()
+sender = signal.sigwaitinfo({signal.SIGTERM}).si_pid
+with open(sys.argv[1], "w") as out:
+    out.write(str(sender))
+"""
+
+
+def test_stop_lets_a_process_stop_its_own_children(tmp_path: Path) -> None:
+    report = tmp_path / "sender"
+    process = ManagedProcess(
+        ProcessSpec("parent", [sys.executable, "-c", STOPS_ITS_CHILD, CHILD, str(report)]),
+        tmp_path / "logs",
+        tmp_path / "run",
+    )
+    process.start()
+    deadline = time.monotonic() + 10
+    while not Path(f"{report}.ready").exists():
+        assert time.monotonic() < deadline, "the child did not start"
+        time.sleep(0.02)
+
+    assert process.stop(timeout=10) == 0
+
+    assert report.read_text() == str(process.pid)

@@ -40,13 +40,15 @@ def targets(loaded: dict[str, object]) -> dict[str, list[tuple[str, dict[str, st
     }
 
 
-def test_every_service_agent_and_envoy_is_scraped(tmp_path: Path) -> None:
+def test_every_service_agent_the_mcp_service_console_and_envoy_are_scraped(tmp_path: Path) -> None:
     loaded = written(config(tmp_path), tmp_path)
     assert targets(loaded) == {
         "envoy": [("127.0.0.1:9901", {})],
         "farm-auth": [("127.0.0.1:7201", {})],
         "farm-storage": [("127.0.0.1:7202", {})],
         "farm-scheduler": [("127.0.0.1:7203", {})],
+        "farm-mcp": [("127.0.0.1:7204", {})],
+        "farm-console": [("127.0.0.1:7205", {})],
         "farm-agent": [
             ("127.0.0.1:7210", {"agent": "agent-1"}),
             ("127.0.0.1:7211", {"agent": "agent-2"}),

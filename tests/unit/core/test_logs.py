@@ -124,3 +124,14 @@ def test_rpc_log_ids_come_from_the_rule_target_of_task_and_session_calls() -> No
     artifact = artifacts_pb2.GetArtifactRequest(id="a1")
     assert logged_ids("/farm.storage.v1.ArtifactService/GetArtifact", artifact) == {}
     assert logged_ids(f"{tasks}ListTasks", tasks_pb2.ListTasksRequest()) == {}
+
+
+def test_asyncios_tls_eof_warning_is_dropped_and_its_other_warnings_kept() -> None:
+    stream = io.StringIO()
+    configure_logging("auth", stream=stream)
+    asyncio_log = logging.getLogger("asyncio")
+    asyncio_log.warning("returning true from eof_received() has no effect when using ssl")
+    asyncio_log.warning("Executing %s took %.3f seconds", "<Handle>", 0.2)
+    assert [line["message"] for line in json_lines(stream)] == [
+        "Executing <Handle> took 0.200 seconds"
+    ]

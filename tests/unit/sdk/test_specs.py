@@ -1,5 +1,7 @@
 """How the SDK turns what callers write into TaskSpecs, and statuses into exceptions."""
 
+from collections.abc import Callable
+
 import grpc
 import pytest
 
@@ -44,6 +46,42 @@ def test_a_spec_that_does_not_fit_is_refused_before_any_call() -> None:
         task_spec({"url": "https://a.test", "noSuchField": 1})
     with pytest.raises(browserfarm.InvalidArgument, match="format"):
         action_spec("https://a.test", "screenshot", {"format": "bmp"})
+
+
+@pytest.mark.parametrize(
+    ("write", "message"),
+    [
+        (
+            lambda: task_spec({"url": "https://a.test", "screenshotx": {}}),
+            "screenshotx: TaskSpec has no such field; did you mean 'screenshot'?",
+        ),
+        (
+            lambda: task_spec({"url": "https://a.test", "screenshot": {"fullpage": True}}),
+            "screenshot.fullpage: ScreenshotOptions has no such field; did you mean 'fullPage'?",
+        ),
+        (
+            lambda: task_spec(
+                {"url": "https://a.test", "steps": [{"click": "#a"}, {"clack": "#b"}]}
+            ),
+            "steps[1].clack: Step has no such field; did you mean 'click'?",
+        ),
+        (
+            lambda: task_spec({"url": "https://a.test", "steps": [{"wait": 4000}]}),
+            "steps[0].wait: must be an object (text, networkIdle, ms), got 4000",
+        ),
+        (
+            lambda: action_spec("https://a.test", "screenshot", {"fullpage": True}),
+            "fullpage: neither a screenshot option nor a TaskSpec field; did you mean 'full_page'?",
+        ),
+    ],
+    ids=["unknown", "nested", "in a list", "not an object", "shortcut keyword"],
+)
+def test_a_refused_spec_names_the_field_and_the_closest_one(
+    write: Callable[[], object], message: str
+) -> None:
+    with pytest.raises(browserfarm.InvalidArgument) as refused:
+        write()
+    assert refused.value.message == message
 
 
 def test_a_given_taskspec_is_copied_not_changed() -> None:

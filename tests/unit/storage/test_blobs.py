@@ -1,5 +1,6 @@
 """The S3 side's start-up: it waits for S3 only as long as it is told to."""
 
+import logging
 import time
 from pathlib import Path
 
@@ -35,3 +36,22 @@ async def test_start_gives_up_when_s3_never_answers(tmp_path: Path) -> None:
     finally:
         await blobs.close()
     assert time.monotonic() - started < 5
+
+
+async def test_waiting_for_s3_is_logged_once_a_try_not_as_urllib3_warnings(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = StorageSettings(
+        FARM_HOME=tmp_path,
+        FARM_STORAGE_S3_ENDPOINT=f"http://127.0.0.1:{free_port()}",
+        s3_ready_timeout_seconds=1.0,
+    )
+    blobs = BlobStore(settings)
+    caplog.set_level(logging.INFO)
+    try:
+        with pytest.raises(Unavailable):
+            await blobs.start()
+    finally:
+        await blobs.close()
+    assert any("waiting for S3" in record.message for record in caplog.records)
+    assert [record.message for record in caplog.records if record.levelno >= logging.WARNING] == []

@@ -103,6 +103,18 @@ class TextFormatter(logging.Formatter):
         return f"{first} [{' '.join(ids)}]{newline}{rest}"
 
 
+class HarmlessNoiseFilter(logging.Filter):
+    """Drops warnings libraries log about nothing the farm can act on."""
+
+    # nats-py connects in plain text and upgrades to TLS afterwards (start_tls), so
+    # asyncio's stream protocol never learns it is over TLS: each TLS connection the
+    # peer closes (every one at a farm's stop with --tls) logged this as a warning.
+    _ASYNCIO_TLS_EOF = "returning true from eof_received() has no effect when using ssl"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "asyncio" and record.getMessage() == self._ASYNCIO_TLS_EOF)
+
+
 def chosen_format(log_format: LogFormat | str, stream: TextIO) -> LogFormat:
     """`log_format`, with `auto` resolved: text when `stream` is a terminal, else JSON."""
     wanted = LogFormat(log_format)
@@ -120,6 +132,7 @@ def configure_logging(
     """Sends log records to `stream` (stderr) as JSON lines, or text on a terminal."""
     target = stream or sys.stderr
     handler = logging.StreamHandler(target)
+    handler.addFilter(HarmlessNoiseFilter())
     handler.addFilter(ContextFilter(service))
     formats = {LogFormat.JSON: JsonFormatter, LogFormat.TEXT: TextFormatter}
     handler.setFormatter(formats[chosen_format(log_format, target)]())

@@ -12,7 +12,7 @@ from typing import Any, Self
 from browserfarm.calls import Calls, Metadata
 from browserfarm.config import ClientOptions, client_options
 from browserfarm.errors import TaskFailed, Timeout
-from browserfarm.results import Task, TaskStatus, WebhookSecret
+from browserfarm.results import Artifact, Task, TaskStatus, WebhookSecret
 from browserfarm.sessions import AsyncSession, session_spec
 from browserfarm.specs import SpecLike, action_spec, task_spec, with_idempotency_key
 from farm.tasks.v1 import tasks_pb2
@@ -133,6 +133,10 @@ class AsyncClient:
         """Cancels a task that has not ended; returns it as it stands."""
         request = tasks_pb2.CancelTaskRequest(id=task if isinstance(task, str) else task.id)
         return Task.from_proto(await self._calls.call(self._calls.tasks.CancelTask, request))
+
+    async def download(self, artifact: Artifact | str) -> bytes:
+        """The bytes of an artifact: one of a task's `result.artifacts`, or its id."""
+        return await self._calls.content(artifact if isinstance(artifact, str) else artifact.id)
 
     async def webhook_secret(self, *, rotate: bool = False) -> WebhookSecret:
         """The tenant's secret that signs callbacks; with `rotate`, a new one replaces it.

@@ -151,7 +151,11 @@ class Calls:
         found = result.artifact(kind) if result is not None else None
         if found is None:
             raise FarmError(f"the result holds no {kind.lower()} artifact")
-        request = artifacts_pb2.GetArtifactContentRequest(id=found.id)
+        return await self.content(found.id)
+
+    async def content(self, artifact_id: str) -> bytes:
+        """The bytes of the artifact `artifact_id`."""
+        request = artifacts_pb2.GetArtifactContentRequest(id=artifact_id)
         body = await self.call(self.artifacts.GetArtifactContent, request)
         return bytes(body.data)
 

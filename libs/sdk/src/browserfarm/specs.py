@@ -5,8 +5,9 @@ with field names in either camelCase or snake_case, or a TaskSpec message. Enum 
 may be written in full (`IMAGE_FORMAT_JPEG`) or by their last word (`"jpeg"`).
 """
 
+import difflib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeAlias, TypeVar, cast
 
 from google.protobuf import json_format
@@ -35,19 +36,25 @@ def _enum_name(enum: EnumDescriptor, value: Any) -> Any:
     return written if written in enum.values_by_name else value
 
 
-def _normalized(value: Any, field: FieldDescriptor) -> Any:
+def _normalized(value: Any, field: FieldDescriptor, path: str) -> Any:
     """One field's value with short enum names made full, in nested messages too."""
     if isinstance(value, list) and field.is_repeated:
-        return [_normalized_item(item, field) for item in value]
-    return _normalized_item(value, field)
+        return [_normalized_item(item, field, f"{path}[{n}]") for n, item in enumerate(value)]
+    return _normalized_item(value, field, path)
 
 
-def _normalized_item(value: Any, field: FieldDescriptor) -> Any:
+def _normalized_item(value: Any, field: FieldDescriptor, path: str) -> Any:
     if field.enum_type is not None:
         return _enum_name(field.enum_type, value)
     message = field.message_type
-    if message is not None and isinstance(value, Mapping) and not message.GetOptions().map_entry:
-        return normalized(value, message)
+    if message is None or message.GetOptions().map_entry:
+        return value
+    if isinstance(value, Mapping):
+        return normalized(value, message, f"{path}.")
+    if not message.full_name.startswith("google.protobuf."):
+        # json_format would say only "'int' object is not iterable".
+        fields = ", ".join(each.json_name for each in message.fields)
+        raise InvalidArgument(f"{path}: must be an object ({fields}), got {value!r}")
     return value
 
 
@@ -57,12 +64,33 @@ def _field(descriptor: Descriptor, name: str) -> FieldDescriptor | None:
     )
 
 
-def normalized(written: Mapping[str, Any], descriptor: Descriptor) -> dict[str, Any]:
-    """`written` (a message's JSON form) with every short enum name made full."""
+def _folded(name: str) -> str:
+    return name.replace("_", "").lower()
+
+
+def suggestion(name: str, candidates: Iterable[str]) -> str:
+    """A hint naming the candidate closest to `name` (case and underscores aside), or ""."""
+    by_folded = {_folded(candidate): candidate for candidate in candidates}
+    close = difflib.get_close_matches(_folded(name), list(by_folded), n=1, cutoff=0.7)
+    return f"; did you mean {by_folded[close[0]]!r}?" if close else ""
+
+
+def normalized(
+    written: Mapping[str, Any], descriptor: Descriptor, path: str = ""
+) -> dict[str, Any]:
+    """`written` (a message's JSON form) with every short enum name made full.
+
+    InvalidArgument names a field the message does not have, with the closest one.
+    """
     result: dict[str, Any] = {}
     for name, value in written.items():
         field = _field(descriptor, name)
-        result[name] = value if field is None else _normalized(value, field)
+        if field is None:
+            known = [each.json_name for each in descriptor.fields]
+            raise InvalidArgument(
+                f"{path}{name}: {descriptor.name} has no such field{suggestion(name, known)}"
+            )
+        result[name] = _normalized(value, field, f"{path}{name}")
     return result
 
 
@@ -107,6 +135,14 @@ def _with_action(
     action_type = cast(Descriptor, message.DESCRIPTOR.fields_by_name[action].message_type)
     own = {name: value for name, value in options.items() if _field(action_type, name)}
     rest = {name: value for name, value in options.items() if name not in own}
+    descriptor = cast(Descriptor, message.DESCRIPTOR)
+    for name in rest:
+        if _field(descriptor, name) is None:
+            known = [each.name for each in (*action_type.fields, *descriptor.fields)]
+            raise InvalidArgument(
+                f"{name}: neither a {action} option nor a {descriptor.name} field"
+                f"{suggestion(name, known)}"
+            )
     return parsed({**base, **rest, action: own}, message)
 
 

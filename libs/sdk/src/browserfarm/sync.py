@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from browserfarm.aio import AsyncClient
 from browserfarm.config import ClientOptions
-from browserfarm.results import Result, SessionInfo, Task, WebhookSecret
+from browserfarm.results import Artifact, Result, SessionInfo, Task, WebhookSecret
 from browserfarm.sessions import AsyncSession
 from browserfarm.specs import SpecLike
 from farm.sessions.v1 import sessions_pb2
@@ -207,6 +207,10 @@ class Client:
     def cancel(self, task: Task | str) -> Task:
         """Cancels a task that has not ended."""
         return self._loop.run(self._client.cancel(task))
+
+    def download(self, artifact: Artifact | str) -> bytes:
+        """The bytes of an artifact: one of a task's `result.artifacts`, or its id."""
+        return self._loop.run(self._client.download(artifact))
 
     def webhook_secret(self, *, rotate: bool = False) -> WebhookSecret:
         """The tenant's secret that signs callbacks; with `rotate`, a new one replaces it."""

@@ -54,6 +54,9 @@ def object_key(tenant: str, task_id: str, name: str, fence: AttemptFence = UNCHE
 
 def s3_connections(settings: StorageSettings) -> urllib3.PoolManager:
     """HTTP connections to S3 that fail fast: bounded timeouts, one retry of a refused connect."""
+    # urllib3 logs that retry as a WARNING, at every start beside a starting S3; what
+    # follows is logged where it is handled (waiting for S3, or the call's Unavailable).
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     return urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=settings.s3_timeout_seconds),
         # Only a connection that never reached the server is retried: a request the

@@ -8,6 +8,10 @@ such a task in the key-value bucket CANCEL_BUCKET with the reason
 (`farm_core.task_ends`; agents read it before starting a task), and storage looks
 the upload's task up there before it reserves or writes anything. Should NATS be
 unreachable, uploads go on unchecked: the check is not worth failing uploads for.
+
+Storage only looks the bucket up, never makes it: its NATS user may not (a create
+would go unanswered and be logged as a permissions violation), and until the
+scheduler has made it no task has ended.
 """
 
 import asyncio
@@ -15,7 +19,7 @@ import logging
 
 import nats.errors
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from farm_core import task_ends
@@ -24,9 +28,12 @@ from farm_core.errors import FailedPrecondition
 from farm_core.kv import is_valid_key
 from farm_core.nats_access import NatsAccess
 from farm_core.nats_link import NatsLink
-from farm_core.queue import cancel_bucket
+from farm_core.queue import CANCEL_BUCKET
 
 log = logging.getLogger(__name__)
+
+BUCKET_LOOKUP_SECONDS = 0.5
+"""How often storage looks for the bucket again until the scheduler has made it."""
 
 
 class TaskEnded(FailedPrecondition):
@@ -36,9 +43,8 @@ class TaskEnded(FailedPrecondition):
 class EndedTasks:
     """Storage's view of which tasks have ended, through one NATS connection made at start."""
 
-    def __init__(self, access: NatsAccess, replicas: int = 1) -> None:
+    def __init__(self, access: NatsAccess) -> None:
         self._link = NatsLink(access, "farm-storage-ended-tasks")
-        self._replicas = replicas
         self._opening: asyncio.Task[KeyValue] | None = None
 
     def start(self) -> None:
@@ -82,4 +88,12 @@ class EndedTasks:
         return opening.result()
 
     async def _open_bucket(self, js: JetStreamContext) -> KeyValue:
-        return await cancel_bucket(js, replicas=self._replicas)
+        announced = False
+        while True:
+            try:
+                return await js.key_value(CANCEL_BUCKET)
+            except BucketNotFoundError:
+                if not announced:
+                    log.info("bucket %s not made yet; waiting for the scheduler", CANCEL_BUCKET)
+                    announced = True
+                await asyncio.sleep(BUCKET_LOOKUP_SECONDS)

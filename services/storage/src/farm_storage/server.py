@@ -48,7 +48,7 @@ class StorageService:
         self._blobs = BlobStore(settings)
         self._grants = GrantVerifier(settings.resolved_grant_public_key())
         self._eviction = CacheEviction(settings.nats(), settings.cache_eviction_timeout_seconds)
-        self._ended_tasks = EndedTasks(settings.nats(), settings.nats_replicas)
+        self._ended_tasks = EndedTasks(settings.nats())
         self._library = ArtifactLibrary(self._store, self._blobs, self._eviction, self._ended_tasks)
         self._gauges = StorageGauges(self._store, settings.gauges_interval_seconds)
         self._baselines = BaselineLibrary(

@@ -149,14 +149,16 @@ class ScalingPolicy:
                 self._idle_since.setdefault(name, now)
 
     def _drain_idle(self, now: float) -> Drain | None:
+        # Agents 1..MIN are never drained: they are the ones scraped without the
+        # autoscaled label, so FarmAgentDown would fire for a planned drain.
         idle = [
             name
             for name, since in self._idle_since.items()
             if now - since >= self.settings.idle_seconds
+            and agent_number(name) > self.settings.min_agents
         ]
         if not idle:
             return None
-        # The newest agent goes first, so the low numbers stay as MIN.
         agent = max(idle, key=agent_number)
         idle_for = now - self._idle_since.pop(agent)
         return Drain(agent, f"idle {idle_for:.0f} s")

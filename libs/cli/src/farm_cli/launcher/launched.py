@@ -6,7 +6,6 @@ Processes started side by side are awaited together: each is reported ready as s
 as it is, and the first that exits or overruns its timeout fails the start.
 """
 
-import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -159,7 +158,7 @@ class LaunchedProcesses:
             group = self._stop_groups.pop()
             began = time.monotonic()
             for process in reversed(group):
-                process.signal(signal.SIGTERM)
+                process.terminate()
             for process in reversed(group):
                 process.stop()
             names = ", ".join(p.spec.name for p in reversed(group))

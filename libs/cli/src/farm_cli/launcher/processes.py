@@ -100,12 +100,21 @@ class ManagedProcess:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self._popen.pid, signum)
 
+    def terminate(self) -> None:
+        """SIGTERM to the process alone, which stops its children itself.
+
+        Not to its group: an agent's Playwright driver would end at once and take the
+        browsers of the tasks the agent was to finish with it. What outlives the
+        process in its group is SIGKILLed when it is reaped (and by stop's SIGKILL).
+        """
+        self.send_signal(signal.SIGTERM)
+
     def stop(self, timeout: float | None = None) -> int | None:
-        """SIGTERM, then SIGKILL after `timeout` seconds; returns the exit code."""
+        """SIGTERM (terminate), then SIGKILL to the group after `timeout` s; the exit code."""
         if self._popen is None:
             return None
         timeout = self.spec.stop_timeout if timeout is None else timeout
-        self.signal(signal.SIGTERM)
+        self.terminate()
         if not self._ended_within(timeout):
             self.signal(signal.SIGKILL)
             if not self._ended_within(10):

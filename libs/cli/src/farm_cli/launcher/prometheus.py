@@ -51,6 +51,8 @@ def scrape_jobs(config: FarmConfig) -> list[ScrapeJob]:
         ("auth", ports.auth_metrics),
         ("storage", ports.storage_metrics),
         ("scheduler", ports.scheduler_metrics),
+        ("mcp", ports.mcp_metrics),
+        ("console", ports.console_metrics),
     ):
         jobs.append(ScrapeJob(f"farm-{service}", [ScrapeTarget(f"{HOST}:{port}")]))
     agents = [

@@ -8,7 +8,6 @@ finishes its own within FARM_GRACE_SECONDS, hands back the rest without using an
 attempt and exits 0, which the supervisor leaves alone.
 """
 
-import signal
 import time
 import urllib.error
 import urllib.request
@@ -118,7 +117,7 @@ class LocalAgentFleet:
 
     def drain_agent(self, name: str) -> None:
         """SIGTERM to agent `name`: it finishes its tasks, hands back the rest, exits 0."""
-        self._launched.by_name()[name].signal(signal.SIGTERM)
+        self._launched.by_name()[name].terminate()
 
 
 class AgentScaler:
