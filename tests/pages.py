@@ -34,6 +34,10 @@ PAGES: dict[str, str] = {
         <a href="/one" data-id="1">One</a> <a href="/two" data-id="2">Two</a>
         <ul><li>apple</li><li>pear</li><li>plum</li></ul>
         </body></html>""",
+    # 1.5 MB of text: more than one NATS message holds.
+    "/big-text": "<!doctype html><html><head><title>Big text</title></head><body><p>"
+    + "farm " * 300_000
+    + "</p></body></html>",
     "/tall": """<!doctype html><html><head><title>Tall</title></head>
         <body style="margin:0"><div style="height:3000px;background:linear-gradient(red,blue)">
         </div><p id="end">The end</p></body></html>""",

@@ -1,4 +1,4 @@
-"""A session command near the edge's body limit, through Envoy, to a real agent.
+"""Commands and results near one NATS message's size, through Envoy, to a real agent.
 
 Envoy lets a body of up to 1 MiB through; the command then goes to the agent as one
 NATS message, which must hold the order's envelope and headers too. A command that
@@ -6,14 +6,17 @@ does not fit is the caller's to fix (INVALID_ARGUMENT naming it), nothing is sen
 and the session goes on. One shared farm (tests/e2e/conftest.py).
 """
 
+from typing import Any
+
 import grpc
 import pytest
 
 from farm.sessions.v1 import sessions_pb2, sessions_pb2_grpc
 from farm_cli.launcher.envoy import MAX_REQUEST_BYTES
 from farm_cli.launcher.farm import LocalFarm
+from tests.e2e.conftest import FINAL_STATES, Client
 from tests.e2e.sessions_api import Sessions
-from tests.helpers import evaluate_steps
+from tests.helpers import evaluate_steps, eventually
 from tests.pages import Site
 
 pytestmark = pytest.mark.e2e
@@ -62,3 +65,39 @@ def test_a_command_that_passes_the_edge_but_not_one_agent_message_is_invalid_arg
         assert sessions.get(session["id"])["state"] == "SESSION_STATE_ACTIVE"
     finally:
         sessions.close(session["id"])
+
+
+def test_a_pages_content_larger_than_one_agent_message_is_cut_and_kept_whole(
+    sessions: Sessions, site: Site
+) -> None:
+    session = sessions.create()
+    try:
+        result = sessions.run(
+            session["id"], url=site.url("/big-text"), content={"format": "CONTENT_FORMAT_TEXT"}
+        )
+
+        [artifact] = result["artifacts"]
+        assert artifact["kind"] == "ARTIFACT_KIND_CONTENT"
+        assert int(artifact["sizeBytes"]) > 1_400_000
+        assert result["text"].startswith("farm farm")
+        assert len(result["text"]) < int(artifact["sizeBytes"])
+    finally:
+        sessions.close(session["id"])
+
+
+def test_a_task_whose_content_fills_one_agent_message_succeeds_cut(
+    admin: Client, site: Site
+) -> None:
+    # The event's headers count against NATS max_payload too: an event that fits only
+    # without them would make the server close the agent's connection.
+    task = admin.create({"url": site.url("/big-text"), "content": {}})
+
+    def finished() -> dict[str, Any] | None:
+        found = admin.get(task["id"])
+        return found if found["status"] in FINAL_STATES else None
+
+    done = eventually(finished, within=60, message="the task did not finish")
+
+    assert done["status"] == "TASK_STATUS_SUCCEEDED", done
+    [artifact] = done["result"]["artifacts"]
+    assert len(done["result"]["text"]) < int(artifact["sizeBytes"])

@@ -119,8 +119,10 @@ async def test_an_event_too_big_for_nats_has_its_text_cut() -> None:
     reporter = EventReporter(js, agent_id="a", max_payload_bytes=2000)  # type: ignore[arg-type]
     result = tasks_pb2.TaskResult(text="x" * 5000, title="T")
     await reporter.report("t", tasks_pb2.TASK_STATUS_SUCCEEDED, 1, grant="g", result=result)
-    [(_, payload, _)] = js.published
-    assert len(payload) <= 2000
+    [(_, payload, headers)] = js.published
+    # NATS counts the headers ("NATS/1.0\r\n", "name: value\r\n" each, "\r\n") too.
+    headers_size = 12 + sum(len(name) + len(value) + 4 for name, value in headers.items())
+    assert len(payload) + headers_size <= 2000
     parsed = queue_pb2.AgentEvent.FromString(payload)
     assert parsed.result.title == "T"
     assert 1500 < len(parsed.result.text) < 2000

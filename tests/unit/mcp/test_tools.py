@@ -6,6 +6,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import struct_pb2
 from mcp import Client
 from mcp.types import ImageContent, TextContent
 
@@ -145,6 +146,46 @@ async def test_a_screenshot_is_an_image_with_its_artifact_link(
     assert image.mime_type == "image/png"
     assert "http://farm/v1/artifacts/art_1:content" in texts(result)
     assert farm.commands[0].screenshot.full_page
+
+
+def screenshot_of(size_bytes: int, content_type: str = "image/png") -> tasks_pb2.TaskResult:
+    kind = tasks_pb2.ARTIFACT_KIND_SCREENSHOT
+    ref = tasks_pb2.ArtifactRef(
+        id="art_1", kind=kind, content_type=content_type, size_bytes=size_bytes
+    )
+    return page_result(artifacts=[ref])
+
+
+async def test_a_screenshot_too_large_for_one_http_message_is_a_link_with_a_way_out(
+    client_for: Any, farm: FakeFarm
+) -> None:
+    # 800 KiB is over 1 MiB in base64: the MCP SDK's HTTP client refuses such a message.
+    farm.results.append(screenshot_of(800 * 1024))
+    async with client_for() as client:
+        result = await client.call_tool("screenshot", {"full_page": True})
+    assert not result.is_error
+    assert not any(isinstance(block, ImageContent) for block in result.content)
+    assert "http://farm/v1/artifacts/art_1:content" in texts(result)
+    assert "too large to show here" in texts(result)
+    assert "full_page false" in texts(result)
+
+
+async def test_an_empty_screenshot_is_a_tool_error_saying_what_to_take_instead(
+    client_for: Any, farm: FakeFarm
+) -> None:
+    farm.results.append(screenshot_of(0, "image/jpeg"))
+    async with client_for() as client:
+        result = await client.call_tool("screenshot", {"full_page": True, "format": "jpeg"})
+    assert result.is_error
+    assert "empty image" in texts(result) and "take a png" in texts(result)
+
+
+async def test_a_long_script_value_is_cut_with_a_note(client_for: Any, farm: FakeFarm) -> None:
+    value = struct_pb2.Value(string_value="x" * 500)
+    farm.results.append(page_result(json=value))
+    async with client_for(ToolLimits(max_text_chars=100)) as client:
+        result = await client.call_tool("evaluate", {"script": "'x'.repeat(500)"})
+    assert texts(result) == '"' + "x" * 99 + "\n\n[cut after 100 of 502 characters]"
 
 
 async def test_a_farm_refusal_is_a_tool_error_with_the_farms_words(

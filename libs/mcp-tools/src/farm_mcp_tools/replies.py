@@ -74,6 +74,13 @@ def page_text(result: tasks_pb2.TaskResult, max_chars: int, link: ArtifactLink) 
     return f"{shown}\n\n[cut after {len(shown)} characters{where}]"
 
 
+def cut(text: str, max_chars: int) -> str:
+    """`text`, or its first `max_chars` characters and a note saying it was cut."""
+    if len(text) <= max_chars:
+        return text
+    return f"{text[:max_chars]}\n\n[cut after {max_chars} of {len(text)} characters]"
+
+
 def json_text(value: object) -> str:
     """A JSON value, indented."""
     return json.dumps(value, indent=2, ensure_ascii=False)

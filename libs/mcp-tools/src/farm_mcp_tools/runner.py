@@ -40,8 +40,10 @@ class ToolLimits:
     max_text_chars: int = 20_000
     # Console messages or requests shown by one call, the newest.
     max_log_lines: int = 200
-    # A screenshot larger than this is answered as a link instead of an image.
-    max_image_bytes: int = 8 * 1024 * 1024
+    # A screenshot larger than this is answered as a link instead of an image: in
+    # base64 with its text it must fit one message of 1 MiB, the most the MCP SDK's
+    # HTTP client reads (a larger one breaks the call, not just the image).
+    max_image_bytes: int = 700 * 1024
     # How long a click, fill, hover or select waits for its element (timeoutMs): a
     # model that guessed a selector wrong hears so soon, not at the call's limit.
     action_ms: int = 10_000

@@ -8,6 +8,7 @@ import base64
 from typing import Annotated
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ContentBlock, ImageContent, TextContent, ToolAnnotations
 from pydantic import Field
 
@@ -64,7 +65,11 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
 
     @server.tool(annotations=ACTS, structured_output=False)
     async def click(selector: Selector, ctx: ToolContext) -> list[ContentBlock]:
-        """Click an element (waiting until it can be clicked)."""
+        """Click an element (waiting until it can be clicked).
+
+        Dialogs it opens (alert, confirm, prompt) are dismissed at once: a confirm
+        answers Cancel. A pop-up it opens becomes the page the next tools work on.
+        """
         result = await runner.run(ctx, lambda: commands.click(selector), element_action=True)
         return say(replies.done(f"Clicked {selector}.", result))
 
@@ -143,8 +148,21 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
         if ref is None:
             return say(replies.done("The farm returned no screenshot.", result))
         line = replies.artifact_line("Screenshot", ref, runner.link(ctx))
+        if not ref.size_bytes:
+            raise ToolError(
+                f"the browser made an empty image ({line}); a page taller than 65,535 pixels "
+                "cannot be a JPEG: take a png, the viewport (full_page false) or one element"
+            )
         if ref.size_bytes > runner.limits.max_image_bytes:
-            return say(replies.done(f"{line}\nToo large to show here; open the link.", result))
+            limit = f"{runner.limits.max_image_bytes // 1024} KiB"
+            return say(
+                replies.done(
+                    f"{line}\nOver {limit}, too large to show here: open the link, or take the "
+                    "viewport (full_page false), one element (selector) or a jpeg with a "
+                    "lower quality.",
+                    result,
+                )
+            )
         image = await runner.artifact(ctx, ref)
         encoded = base64.b64encode(image.data).decode()
         return [
@@ -194,7 +212,7 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
         """Run JavaScript in the page and return its value as JSON (the key needs `script`)."""
         result = await runner.run(ctx, lambda: commands.evaluate(script))
         value = replies.json_text(replies.result_json(result))
-        return say(value[: runner.limits.max_text_chars])
+        return say(replies.cut(value, runner.limits.max_text_chars))
 
     @server.tool(annotations=READ_ONLY, structured_output=False)
     async def pdf(

@@ -231,3 +231,16 @@ def _json_default(value: Any) -> Any:
 def cut_utf8(data: bytes, max_bytes: int) -> str:
     """The first `max_bytes` bytes of UTF-8 `data` as text, never splitting a character."""
     return data[:max_bytes].decode("utf-8", errors="ignore")
+
+
+def shorten_text(result: tasks_pb2.TaskResult, overflow: int) -> bool:
+    """Cuts `overflow` bytes off the result's text (its artifact keeps all of it).
+
+    False, and the text left as it was, when the text is shorter than that.
+    """
+    text = result.text.encode()
+    if len(text) < overflow:
+        return False
+    # Leave room for the text's length prefix, which may not shrink with it.
+    result.text = cut_utf8(text, len(text) - overflow - 16)
+    return True

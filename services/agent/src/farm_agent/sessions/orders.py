@@ -20,6 +20,7 @@ from nats.aio.subscription import Subscription
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
+from farm_agent.browser.actions import shorten_text
 from farm_agent.errors import TaskFailure
 from farm_agent.saved.keeper import CaptureKeeper
 from farm_agent.sessions.commands import run_command
@@ -112,9 +113,17 @@ class SessionOrders:
             log.warning("could not answer a session %s order: %s", verb, error)
 
     def _fitting(self, reply: queue_pb2.SessionReply) -> queue_pb2.SessionReply:
-        """The reply, or RESULT_TOO_LARGE in its place when it does not fit one NATS message."""
+        """The reply cut to fit one NATS message, or RESULT_TOO_LARGE in its place.
+
+        Only a content action's text is cut: its artifact keeps all of it.
+        """
         size = reply.ByteSize()
         if size <= self._nc.max_payload:
+            return reply
+        whole_kept = any(
+            ref.kind == tasks_pb2.ARTIFACT_KIND_CONTENT for ref in reply.result.artifacts
+        )
+        if whole_kept and shorten_text(reply.result, size - self._nc.max_payload):
             return reply
         failure = TaskFailure(
             ErrorCode.RESULT_TOO_LARGE,

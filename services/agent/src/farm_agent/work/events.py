@@ -16,7 +16,7 @@ from tenacity import (
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_agent.browser.actions import Capture, cut_utf8
+from farm_agent.browser.actions import Capture, shorten_text
 from farm_agent.errors import TaskFailure
 from farm_core.queue import event_subject
 from farm_core.task_errors import ErrorCode
@@ -74,7 +74,6 @@ class EventReporter:
         )
         if retry_time is not None:
             event.retry_time.FromDatetime(retry_time)
-        payload = self._fit(event)
         subject = event_subject(task_id)
         traced = {"farm.task_id": task_id, "farm.status": tasks_pb2.TaskStatus.Name(status)}
         # A stream without a leader (a NATS node just died, the rest elect one) answers
@@ -90,12 +89,13 @@ class EventReporter:
         )
         try:
             async for trial in retrying:
-                with trial, producing("task.report", subject, attributes=traced) as headers:
+                with trial, producing("task.report", subject, attributes=traced) as traced_headers:
+                    headers = {**traced_headers, "Nats-Msg-Id": event.event_id}
                     await self._js.publish(
                         subject,
-                        payload,
+                        self._fit(event, header_bytes(headers)),
                         timeout=PUBLISH_TIMEOUT_SECONDS,
-                        headers={**headers, "Nats-Msg-Id": event.event_id},
+                        headers=headers,
                     )
         except (nats.errors.Error, TimeoutError) as failure:
             raise ReportFailed(
@@ -104,22 +104,30 @@ class EventReporter:
             ) from failure
         return event
 
-    def _fit(self, event: queue_pb2.AgentEvent) -> bytes:
-        """The event's bytes, with the result's text cut so they fit in one NATS message."""
+    def _fit(self, event: queue_pb2.AgentEvent, headers_size: int) -> bytes:
+        """The event's bytes, its text cut to fit one NATS message with its headers.
+
+        The server counts the headers against max_payload too, and closes for good the
+        connection of a client that sends more.
+        """
         payload = event.SerializeToString()
-        overflow = len(payload) - self._max_payload_bytes
+        overflow = len(payload) + headers_size - self._max_payload_bytes
         if overflow <= 0:
             return payload
-        text = event.result.text.encode()
-        if len(text) < overflow:
+        if not shorten_text(event.result, overflow):
             raise TaskFailure(
                 ErrorCode.RESULT_TOO_LARGE,
                 f"the result is {len(payload)} bytes; a NATS message holds at most "
-                f"{self._max_payload_bytes}",
+                f"{self._max_payload_bytes} with its headers",
             )
-        # The artifact keeps the whole text; leave room for the length prefix shrinking.
-        event.result.text = cut_utf8(text, len(text) - overflow - 16)
         return event.SerializeToString()
+
+
+def header_bytes(headers: dict[str, str]) -> int:
+    """How many bytes `headers` take in a NATS message ("NATS/1.0" and a line each)."""
+    return len(b"NATS/1.0\r\n\r\n") + sum(
+        len(name.encode()) + len(value.encode()) + 4 for name, value in headers.items()
+    )
 
 
 def _now() -> Timestamp:
