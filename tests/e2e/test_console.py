@@ -234,3 +234,94 @@ async def test_key_made_on_the_keys_page_works_is_audited_and_is_revoked(
         await tab.locator("#keys tr", has_text=name).get_by_role("button", name="Revoke").click()
         await expect(tab.locator("#keys tr", has_text=name)).not_to_contain_text("Revoke")
         assert http.get("/v1/whoami").status_code == 401
+
+
+async def test_refused_task_form_keeps_what_was_entered_and_names_the_field(
+    tab: Page, farm: LocalFarm, console_key: str, site: Site
+) -> None:
+    await sign_in(tab, farm, console_key)
+    await tab.goto(console_url(farm, "/tasks"))
+    form = tab.locator("#submit-task")
+    await form.get_by_label("URL").fill(site.url("/page"))
+    await form.get_by_label("full page").check()
+    await form.get_by_label("Label").fill("not a key=v")
+    await form.get_by_role("button", name="Submit").click()
+    # The refusal sits at the field it names, and nothing entered is lost.
+    await expect(form.locator("#label-error")).to_contain_text("labels:")
+    await expect(form.get_by_label("Label")).to_have_attribute("aria-invalid", "true")
+    await expect(form.get_by_label("URL")).to_have_value(site.url("/page"))
+    await expect(form.get_by_label("full page")).to_be_checked()
+    # A number the browser would stop is refused by the console too, never dropped.
+    for value in ("-5", "1.5", "99999999999999"):
+        answer = await tab.request.post(
+            console_url(farm, "/tasks"),
+            form={"url": site.url("/page"), "timeoutMs": value},
+            headers={"origin": farm.envoy_url},
+            max_redirects=0,
+        )
+        assert answer.status == 400, value
+        assert 'id="timeoutMs-error"' in await answer.text()
+
+
+async def test_a_key_lifetime_that_is_no_whole_number_is_refused_not_dropped(
+    tab: Page, farm: LocalFarm, console_key: str
+) -> None:
+    name = f"console-{unique_label()['test']}"
+    await sign_in(tab, farm, console_key)
+    for lifetime in ("-60", "1.5", "99999999999999999999999"):
+        answer = await tab.request.post(
+            console_url(farm, "/keys"),
+            form={"name": name, "scopes": "tasks.read", "ttlSeconds": lifetime},
+            headers={"origin": farm.envoy_url},
+        )
+        assert answer.status == 400, lifetime
+        assert 'id="ttlSeconds-error"' in await answer.text()
+    await tab.goto(console_url(farm, "/keys"))
+    await expect(tab.locator("#keys tr", has_text=name)).to_have_count(0)
+    await expect(tab.locator("#create-key").get_by_label("Name")).to_have_value("")
+
+
+async def test_a_key_that_is_no_bearer_token_is_refused_on_the_sign_in_page(
+    tab: Page, farm: LocalFarm
+) -> None:
+    await sign_in(tab, farm, "bf_ключ")
+    await expect(tab.get_by_role("alert")).to_contain_text("Key refused")
+    assert await tab.context.cookies() == []
+
+
+async def test_a_tenant_admin_is_told_why_the_fleet_is_not_shown(
+    tab: Page, farm: LocalFarm, make_key: KeyFactory
+) -> None:
+    tenant_admin = make_key("admin", tenant=f"console-{unique_label()['test']}").secret
+    await sign_in(tab, farm, tenant_admin)
+    await expect(tab.locator("#fleet-refused")).to_contain_text("bootstrap tenant")
+    await expect(tab.locator("#agents")).to_have_count(0)
+
+
+async def test_a_closed_session_offers_neither_close_nor_live_view(
+    tab: Page, farm: LocalFarm, console_key: str, sessions: Sessions
+) -> None:
+    session = sessions.create()
+    sessions.close(session["id"])
+    await sign_in(tab, farm, console_key)
+    await tab.goto(console_url(farm, f"/sessions/{session['id']}"))
+    await expect(tab.locator("main")).to_contain_text("CLOSED")
+    await expect(tab.get_by_role("button", name="Close")).to_have_count(0)
+    await expect(tab.locator("#live-view")).to_have_count(0)
+
+
+async def test_on_a_phone_the_whole_header_is_on_screen(
+    browser: Browser, farm: LocalFarm, console_key: str
+) -> None:
+    context = await browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = await context.new_page()
+        await sign_in(page, farm, console_key)
+        for path in ("/", "/tasks", "/audit"):
+            await page.goto(console_url(farm, path))
+            await expect(page.get_by_role("button", name="Sign out")).to_be_in_viewport()
+            widths = "[document.documentElement.scrollWidth, window.innerWidth]"
+            page_width, screen_width = await page.evaluate(widths)
+            assert page_width <= screen_width, path
+    finally:
+        await context.close()

@@ -6,12 +6,20 @@ from starlette.routing import Route
 
 from farm.auth.v1 import auth_pb2
 from farm_console.farm import FarmError, Json
+from farm_console.forms import FormError, Refusal, entered, refusal, whole_number
 from farm_console.views import caller, go_to, render
 
 SCOPES = ["tasks.write", "tasks.read", "script", "sessions", "artifacts.read", "admin"]
+FORM_FIELDS = {name: name for name in ("name", "scopes", "tenant", "ttlSeconds")}
 
 
-async def _page(request: Request, created: Json | None = None, error: str = "") -> Response:
+async def _page(
+    request: Request,
+    created: Json | None = None,
+    error: Refusal | None = None,
+    form: dict[str, str] | None = None,
+    chosen_scopes: list[str] | None = None,
+) -> Response:
     user = caller(request)
     me = await user.farm.call(user.key, user.farm.auth.WhoAmI, auth_pb2.WhoAmIRequest())
     tenant = await user.farm.call(
@@ -28,6 +36,8 @@ async def _page(request: Request, created: Json | None = None, error: str = "") 
         scopes=SCOPES,
         created=created,
         error=error,
+        form=form or {},
+        chosen_scopes=chosen_scopes or [],
     )
 
 
@@ -40,17 +50,20 @@ async def create_key(request: Request) -> Response:
     """CreateApiKey; the page again, showing the new secret this once."""
     user = caller(request)
     form = await request.form()
-    ttl = str(form.get("ttlSeconds", "")).strip()
-    create = auth_pb2.CreateApiKeyRequest(
-        name=str(form.get("name", "")).strip(),
-        scopes=[str(scope) for scope in form.getlist("scopes")],
-        tenant=str(form.get("tenant", "")).strip(),
-        ttl_seconds=int(ttl) if ttl.isdigit() else 0,
-    )
+    scopes = [str(scope) for scope in form.getlist("scopes")]
     try:
+        create = auth_pb2.CreateApiKeyRequest(
+            name=str(form.get("name", "")).strip(),
+            scopes=scopes,
+            tenant=str(form.get("tenant", "")).strip(),
+            ttl_seconds=whole_number(str(form.get("ttlSeconds", "")), "ttlSeconds") or 0,
+        )
         created = await user.farm.call(user.key, user.farm.auth.CreateApiKey, create)
-    except FarmError as refusal:
-        return await _page(request, error=refusal.message)
+    except (FormError, FarmError) as refused:
+        message = refused.message if isinstance(refused, FarmError) else str(refused)
+        return await _page(
+            request, error=refusal(message, FORM_FIELDS), form=entered(form), chosen_scopes=scopes
+        )
     return await _page(request, created=created)
 
 

@@ -15,7 +15,15 @@ async def overview(request: Request) -> Response:
     """The whole page; its fleet part refreshes itself."""
     user = caller(request)
     me = await user.farm.call(user.key, user.farm.auth.WhoAmI, auth_pb2.WhoAmIRequest())
-    return render(request, "overview.html", me=me, fleet=await _fleet(request))
+    try:
+        fleet = await _fleet(request)
+    except FarmError as refusal:
+        if refusal.code != grpc.StatusCode.PERMISSION_DENIED:
+            raise
+        # Which keys see the fleet is the farm's rule (an admin of the bootstrap
+        # tenant): its own words say why this key does not.
+        return render(request, "overview.html", me=me, fleet=None, fleet_refused=refusal.message)
+    return render(request, "overview.html", me=me, fleet=fleet)
 
 
 async def fleet_part(request: Request) -> Response:
@@ -23,17 +31,12 @@ async def fleet_part(request: Request) -> Response:
     return render(request, "_fleet.html", fleet=await _fleet(request))
 
 
-async def _fleet(request: Request) -> Json | None:
-    """The fleet status; None for a key without the admin scope."""
+async def _fleet(request: Request) -> Json:
+    """The fleet status."""
     user = caller(request)
-    try:
-        return await user.farm.call(
-            user.key, user.farm.admin.GetFleetStatus, admin_pb2.GetFleetStatusRequest()
-        )
-    except FarmError as refusal:
-        if refusal.code == grpc.StatusCode.PERMISSION_DENIED:
-            return None
-        raise
+    return await user.farm.call(
+        user.key, user.farm.admin.GetFleetStatus, admin_pb2.GetFleetStatusRequest()
+    )
 
 
 routes = [

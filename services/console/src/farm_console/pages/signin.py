@@ -23,8 +23,11 @@ async def sign_in(request: Request) -> Response:
     """Checks the key with WhoAmI; a good one is kept in the HttpOnly cookie."""
     form = await request.form()
     key = str(form.get("key", "")).strip()
-    if not key or len(key) > MAX_KEY_CHARS:
+    if not key:
         return render(request, "signin.html", 400, error="Enter an API key.")
+    if len(key) > MAX_KEY_CHARS or not (key.isascii() and key.isprintable()):
+        # Such a key cannot even be sent as a bearer token: no farm key looks like it.
+        return render(request, "signin.html", 401, error="Key refused: not an API key")
     farm: Farm = request.app.state.farm
     try:
         await farm.call(key, farm.auth.WhoAmI, auth_pb2.WhoAmIRequest())

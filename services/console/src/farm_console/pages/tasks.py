@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from farm.tasks.v1 import tasks_pb2
 from farm_console.farm import FarmError, Json
+from farm_console.forms import INT32_MAX, FormError, Refusal, entered, refusal, whole_number
 from farm_console.security import ARTIFACT_POLICY
 from farm_console.views import caller, go_to, render
 
@@ -18,6 +19,15 @@ STATUSES = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
 ACTIONS = ["screenshot", "pdf", "content"]
 PRIORITIES = ["HIGH", "NORMAL", "LOW"]
 FINAL_STATUSES = {f"TASK_STATUS_{name}" for name in ("SUCCEEDED", "FAILED", "CANCELLED")}
+# The form field a refusal's field (as the farm names it) is shown at.
+FORM_FIELDS = {
+    "url": "url",
+    "priority": "priority",
+    "labels": "label",
+    "maxAttempts": "maxAttempts",
+    "timeoutMs": "timeoutMs",
+    "screenshot.selector": "selector",
+}
 
 
 def _list_request(request: Request) -> tasks_pb2.ListTasksRequest:
@@ -37,8 +47,13 @@ async def _tasks(request: Request) -> Json:
     return await user.farm.call(user.key, user.farm.tasks.ListTasks, _list_request(request))
 
 
-async def task_list(request: Request, form_error: str = "", status_code: int = 200) -> Response:
-    """The task list with its filter and the submit form."""
+async def task_list(
+    request: Request,
+    form_error: Refusal | None = None,
+    form: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The task list with its filter and the submit form (filled in again after a refusal)."""
     return render(
         request,
         "tasks.html",
@@ -49,6 +64,7 @@ async def task_list(request: Request, form_error: str = "", status_code: int = 2
         priorities=PRIORITIES,
         chosen=dict(request.query_params),
         form_error=form_error,
+        form=form or {},
     )
 
 
@@ -76,9 +92,9 @@ def spec_from_form(form: FormData) -> dict[str, Any]:
         name, _, value = label.partition("=")
         spec["labels"] = {name.strip(): value.strip()}
     for field in ("maxAttempts", "timeoutMs"):
-        text = str(form.get(field, "")).strip()
-        if text.isdigit():
-            spec[field] = int(text)
+        number = whole_number(str(form.get(field, "")), field, INT32_MAX)
+        if number is not None:
+            spec[field] = number
     return spec
 
 
@@ -91,9 +107,11 @@ async def submit_task(request: Request) -> Response:
         task = await user.farm.call(
             user.key, user.farm.tasks.CreateTask, tasks_pb2.CreateTaskRequest(spec=spec)
         )
-    except (json_format.ParseError, FarmError) as refusal:
-        message = refusal.message if isinstance(refusal, FarmError) else str(refusal)
-        return await task_list(request, form_error=message, status_code=400)
+    except (json_format.ParseError, FormError, FarmError) as refused:
+        message = refused.message if isinstance(refused, FarmError) else str(refused)
+        return await task_list(
+            request, refusal(message, FORM_FIELDS), entered(form), status_code=400
+        )
     return go_to(request, f"/tasks/{task['id']}")
 
 
