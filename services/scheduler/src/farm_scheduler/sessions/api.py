@@ -247,11 +247,17 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
             ),
         )
         refusals: list[str] = []
-        for candidate in await self._closer.candidates(spec.region):
+        candidates = await self._closer.candidates(spec.region)
+        for candidate in candidates:
             reply = await self._open_on(candidate, order, refusals)
             if reply is not None:
                 return await self._store.placed(record, candidate.agent_id)
         where = f"in region {spec.region!r}" if spec.region else "in the farm"
+        if not candidates:
+            raise ResourceExhausted(
+                f"no agent {where} takes sessions now: none is up (no recent heartbeat), "
+                "or every one is draining"
+            )
         raise ResourceExhausted(
             f"no agent {where} has a free place for a session"
             + (f" ({'; '.join(refusals)})" if refusals else "")
