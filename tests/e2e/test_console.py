@@ -130,6 +130,7 @@ async def test_submitted_task_finishes_and_its_screenshot_shows(
         f"{farm.envoy_url}{await tab.locator('.artifacts a').get_attribute('href')}"
     )
     assert artifact.headers["content-type"] == "image/png"
+    assert artifact.headers["cache-control"] == "no-store"
     assert (await artifact.body())[:4] == b"\x89PNG"
     await tab.goto(console_url(farm, f"/tasks?label=test={label}"))
     await expect(tab.locator("#task-rows tr")).to_have_count(1)
@@ -157,6 +158,10 @@ async def test_failed_task_shows_its_error_and_its_dead_letter_is_requeued(
     await shoot(tab, "deadletters")
     await row.get_by_role("button", name="Requeue").click()
     await expect(tab.get_by_role("status")).to_contain_text(f"Task {task_id} requeued")
+    # A link cannot make the page claim a requeue.
+    await tab.goto(console_url(farm, "/deadletters?requeued=ANY"))
+    await expect(tab.locator("#dead-letters")).to_be_visible()
+    assert await tab.get_by_role("status").count() == 0
     # Requeued, it runs (and fails) once more.
     retried = admin.wait_for_status(task_id, "TASK_STATUS_FAILED", within=60)
     assert len(retried["attemptHistory"]) == 2

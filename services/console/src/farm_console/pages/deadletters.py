@@ -1,5 +1,7 @@
 """Dead letters: tasks that ran out of attempts, each with a requeue button (admin scope)."""
 
+import re
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -8,6 +10,8 @@ from farm.admin.v1 import admin_pb2
 from farm_console.views import caller, go_to, render
 
 PAGE_SIZE = 100
+TASK_ID = re.compile(r"[0-9a-f]{32}")
+"""The form of a task id: a `requeued` parameter of any other form is no task of ours."""
 
 
 async def dead_letters(request: Request) -> Response:
@@ -21,6 +25,9 @@ async def dead_letters(request: Request) -> Response:
         ),
     )
     requeued = request.query_params.get("requeued", "")
+    if not TASK_ID.fullmatch(requeued):
+        # Only the requeue's own redirect says a task was requeued: a link cannot.
+        requeued = ""
     return render(request, "deadletters.html", listing=listing, requeued=requeued)
 
 

@@ -162,7 +162,8 @@ async def artifact(request: Request) -> Response:
     return Response(
         body.data,
         media_type=body.content_type or "application/octet-stream",
-        headers={"content-security-policy": ARTIFACT_POLICY, "cache-control": "private"},
+        # no-store: a tenant's artifacts must not stay in the browser's cache after sign-out.
+        headers={"content-security-policy": ARTIFACT_POLICY, "cache-control": "no-store"},
     )
 
 
