@@ -41,8 +41,10 @@ from tests.postgres import (
 # Each pytest worker takes ports from its own range, below the kernel's ephemeral ports
 # (which every outgoing connection takes from too): two workers' farms never collide.
 PORTS_PER_WORKER = 5000
-# Above 10080, a port Chromium refuses to load pages from (ERR_UNSAFE_PORT).
-FIRST_TEST_PORT = 10100
+# Above 10080, a port Chromium refuses to load pages from (ERR_UNSAFE_PORT). Two test
+# runs at once on one machine each set their own (FARM_TEST_FIRST_PORT), else their
+# workers would draw from the same ranges.
+FIRST_TEST_PORT = int(os.environ.get("FARM_TEST_FIRST_PORT", "10100"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
