@@ -76,6 +76,11 @@ PAGES: dict[str, str] = {
         <script>alert("hello"); const sure = confirm("sure?"); const name = prompt("name?");
         window.addEventListener("beforeunload", (event) => { event.preventDefault(); });
         document.title = "confirm=" + sure + " prompt=" + name;</script></body></html>""",
+    "/ask": """<!doctype html><html><head><title>Ask</title></head><body>
+        <button id="confirm" onclick="out.textContent = 'confirm=' + confirm('Are you sure?')">
+        Delete</button>
+        <button id="prompt" onclick="out.textContent = 'prompt=' + prompt('Your name?', 'anon')">
+        Name</button><p id="out"></p></body></html>""",
     "/popup": """<!doctype html><html><head><title>Opener</title></head><body>
         <script>window.open("/page", "_blank");</script></body></html>""",
     "/memory": """<!doctype html><html><head><title>Memory</title></head><body><script>

@@ -40,6 +40,8 @@ FINAL_STATES = {"TASK_STATUS_SUCCEEDED", "TASK_STATUS_FAILED", "TASK_STATUS_CANC
 AGENT_SLOTS = 4
 # The shortest idle timeout and lifetime the farm fixture's sessions may ask for.
 SESSION_MIN_SECONDS = 2
+# How long a session's dialog waits for an answer on the farm fixture's agents.
+SESSION_DIALOG_SECONDS = 8
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +62,8 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
             "FARM_CONSOLE_REFRESH_SECONDS": "0.5",
             # test_mcp's wrong selectors are answered after 2 s, not the default 10.
             "FARM_MCP_ACTION_TIMEOUT_SECONDS": "2",
+            # test_session_dialogs' forgotten dialog is dismissed after 8 s, not 60.
+            "FARM_AGENT_SESSION_DIALOG_SECONDS": str(SESSION_DIALOG_SECONDS),
         },
     )
     with LocalFarm(config) as running:

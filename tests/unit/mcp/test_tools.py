@@ -23,7 +23,7 @@ TOOL_NAMES = {
     "run_accessibility_audit", "run_performance_audit", "run_seo_audit",
     "run_best_practices_audit", "emulate_device", "reset_emulation", "start_screencast",
     "stop_screencast", "screencast_status", "set_cookies", "get_cookies", "close_browser",
-    "snapshot", "pdf", "extract", "wait_for",
+    "snapshot", "pdf", "extract", "wait_for", "handle_dialog",
 }  # fmt: skip
 PNG = b"\x89PNG\r\n\x1a\nfake"
 

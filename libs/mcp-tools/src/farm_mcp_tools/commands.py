@@ -68,6 +68,12 @@ def navigate(url: str, wait_until: WaitUntilName) -> sessions_pb2.SessionCommand
     return sessions_pb2.SessionCommand(url=url, wait_until=WAIT_UNTIL[wait_until])
 
 
+def answer_dialog(accept: bool, prompt_text: str) -> sessions_pb2.SessionCommand:
+    """Answer the dialog the page shows."""
+    answer = sessions_pb2.DialogAnswer(accept=accept, prompt_text=prompt_text)
+    return sessions_pb2.SessionCommand(dialog=answer)
+
+
 def steps(*taken: tasks_pb2.Step) -> sessions_pb2.SessionCommand:
     """Run these steps on the current page."""
     return sessions_pb2.SessionCommand(steps=taken)

@@ -31,8 +31,20 @@ VIDEO_NAMES = {
 
 def page_line(result: tasks_pb2.TaskResult) -> str:
     """Where the browser is now: title and URL (and HTTP status after a navigation)."""
+    if result.HasField("dialog"):
+        return dialog_line(result.dialog, result.final_url)
     status = f" (HTTP {result.http_status})" if result.http_status else ""
     return f'Page: "{result.title}" at {result.final_url}{status}'
+
+
+def dialog_line(dialog: tasks_pb2.PageDialog, url: str) -> str:
+    """A dialog the page shows, and how to answer it."""
+    default = f" (default value {dialog.default_value!r})" if dialog.default_value else ""
+    return (
+        f"A {dialog.type} dialog is showing: {dialog.message!r}{default}, on the page at {url}. "
+        "Answer it with handle_dialog (accept true or false) before any other tool; "
+        f"unanswered for {dialog.timeout_seconds} s, the farm dismisses it."
+    )
 
 
 def blocked_lines(result: tasks_pb2.TaskResult) -> list[str]:

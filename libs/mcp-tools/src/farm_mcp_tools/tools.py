@@ -67,8 +67,8 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
     async def click(selector: Selector, ctx: ToolContext) -> list[ContentBlock]:
         """Click an element (waiting until it can be clicked).
 
-        Dialogs it opens (alert, confirm, prompt) are dismissed at once: a confirm
-        answers Cancel. A pop-up it opens becomes the page the next tools work on.
+        A dialog it opens (alert, confirm, prompt) waits for handle_dialog. A pop-up
+        it opens becomes the page the next tools work on.
         """
         result = await runner.run(ctx, lambda: commands.click(selector), element_action=True)
         return say(replies.done(f"Clicked {selector}.", result))
@@ -233,6 +233,28 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
         if ref is None:
             return say(replies.done("The farm returned no PDF.", result))
         return say(replies.done(replies.artifact_line("PDF", ref, runner.link(ctx)), result))
+
+    @server.tool(annotations=ACTS, structured_output=False)
+    async def handle_dialog(
+        accept: Annotated[
+            bool,
+            Field(description="true: OK (a confirm returns true); false: Cancel (false, null)."),
+        ],
+        ctx: ToolContext,
+        prompt_text: Annotated[
+            str, Field(description="A prompt's answer when accepted; empty: its default.")
+        ] = "",
+    ) -> list[ContentBlock]:
+        """Answer the dialog (alert, confirm, prompt) the page shows.
+
+        A tool whose action opens a dialog says so; the dialog then waits for this
+        answer, and every other tool fails until it is given. Unanswered for a while
+        (the notice says how long), the farm dismisses it (Cancel).
+        """
+        result = await runner.run(ctx, lambda: commands.answer_dialog(accept, prompt_text))
+        return say(
+            replies.done("Accepted the dialog." if accept else "Dismissed the dialog.", result)
+        )
 
     @server.tool(
         annotations=ToolAnnotations(destructive_hint=True, open_world_hint=False),

@@ -263,6 +263,12 @@ class AgentSettings(FarmSettings):
         ge=0,
         description="How long a session being opened waits for a place held by a task.",
     )
+    session_dialog_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a session's dialog (alert, confirm, prompt) waits for a "
+        "command's or an attached client's answer before the agent dismisses it.",
+    )
     session_check_seconds: float = Field(
         default=1.0, gt=0, description="How often sessions' idle and lifetime clocks are read."
     )

@@ -82,10 +82,11 @@ async def bridge(
     browser_endpoint: str,
     on_activity: Callable[[], None],
     on_close_request: Callable[[], Awaitable[None]],
+    on_dialog_answer: Callable[[], None] = lambda: None,
 ) -> None:
     """Relays until either side closes; the browser's close ends the client's socket."""
     link = BrowserLink(client.transport, on_activity, MAX_BROWSER_MESSAGE_BYTES)
-    frames = ClientFrames(link, on_activity, MAX_CLIENT_MESSAGE_BYTES)
+    frames = ClientFrames(link, on_activity, MAX_CLIENT_MESSAGE_BYTES, on_dialog_answer)
     try:
         async with asyncio.timeout(BROWSER_HANDSHAKE_SECONDS):
             await link.open(browser_endpoint)

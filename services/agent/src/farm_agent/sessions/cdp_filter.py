@@ -54,6 +54,8 @@ class Forward:
 
     message: str
     as_sent: bool = False
+    # The command's method, for what the session notes (a client answering a dialog).
+    method: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,11 +103,11 @@ def decide(raw: str | bytes) -> Decision:
         # so it is rewritten rather than refused.
         message["params"] = {key: value for key, value in params.items() if key != "downloadPath"}
         message["params"]["behavior"] = "deny"
-        return Forward(json.dumps(message))
+        return Forward(json.dumps(message), method=method)
     # What goes on is the message as checked, written anew: Chromium's parser never sees
     # text it could read otherwise (a repeated key, an escape) than the check did.
     checked = json.dumps(message, separators=(",", ":"))
-    return Forward(checked, _written_as(raw, checked, message))
+    return Forward(checked, _written_as(raw, checked, message), method)
 
 
 def _written_as(raw: str | bytes, checked: str, message: dict[str, Any]) -> bool:

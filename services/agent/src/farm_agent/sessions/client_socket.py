@@ -53,10 +53,15 @@ class ClientFrames:
     """
 
     def __init__(
-        self, link: BrowserLink, on_activity: Callable[[], None], max_message_bytes: int
+        self,
+        link: BrowserLink,
+        on_activity: Callable[[], None],
+        max_message_bytes: int,
+        on_dialog_answer: Callable[[], None] = lambda: None,
     ) -> None:
         self.link = link
         self._on_activity = on_activity
+        self._on_dialog_answer = on_dialog_answer
         self._max_message_bytes = max_message_bytes
         loop = asyncio.get_running_loop()
         self.ended: asyncio.Future[None] = loop.create_future()
@@ -191,6 +196,8 @@ class ClientFrames:
         link = self.link
         decision = decide(payload)
         if isinstance(decision, Forward):
+            if decision.method == DIALOG_ANSWER_METHOD:
+                self._on_dialog_answer()
             if decision.as_sent and opcode == OPCODE_TEXT:
                 link.forward(frames)
             else:
@@ -200,6 +207,10 @@ class ClientFrames:
         elif isinstance(decision, CloseSession):
             link.reply(decision.reply)
             self.close_requested.set_result(None)
+
+
+DIALOG_ANSWER_METHOD = "Page.handleJavaScriptDialog"
+"""A client answering a page's dialog itself: the session's own wait for an answer ends."""
 
 
 def _may_be_sent(code: int) -> bool:

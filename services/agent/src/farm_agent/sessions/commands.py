@@ -8,10 +8,14 @@ its `screencast.stop` stops after it; every result tells where the screencast st
 """
 
 import asyncio
+import contextlib
 import dataclasses
+from collections.abc import Coroutine
+from typing import Any
 
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
+from farm_agent.browser.actions import Capture
 from farm_agent.browser.runner import Budget, browse
 from farm_agent.errors import TaskFailure
 from farm_agent.saved.keeper import CaptureKeeper
@@ -58,16 +62,23 @@ async def run_command(
                 await session.setup.change(command)
                 if command.screencast.start:
                     await session.screencasts.start(command.screencast.format)
+                if command.HasField("dialog"):
+                    await session.dialogs.answer(command.dialog)
+                else:
+                    session.dialogs.check_none()
                 blocked_before = len(session.egress.blocked)
-                capture = await browse(
-                    page,
-                    spec,
-                    Budget(timeout_seconds),
-                    session.egress,
-                    max_text_bytes,
-                    navigate=bool(spec.url),
-                    blocked_since=blocked_before,
-                    observer=session.observer,
+                capture = await _until_dialog(
+                    session,
+                    browse(
+                        page,
+                        spec,
+                        Budget(timeout_seconds),
+                        session.egress,
+                        max_text_bytes,
+                        navigate=bool(spec.url),
+                        blocked_since=blocked_before,
+                        observer=session.observer,
+                    ),
                 )
         except TimeoutError as error:
             raise TaskFailure(
@@ -76,6 +87,10 @@ async def run_command(
         finally:
             session.touch()
         session.commands += 1
+        if capture is None:
+            result = tasks_pb2.TaskResult(final_url=page.url, dialog=session.dialogs.described())
+            result.screencast.CopyFrom(session.screencasts.status())
+            return result
         prefix = f"command-{session.commands}-"
         owner = dataclasses.replace(session.owner, grant=grant) if grant else session.owner
         result = await keeper.keep(owner, capture, prefix)
@@ -83,6 +98,23 @@ async def run_command(
             await _stop_screencast(session, keeper, result)
         result.screencast.CopyFrom(session.screencasts.status())
     return result
+
+
+async def _until_dialog(session: OpenSession, work: Coroutine[Any, Any, Capture]) -> Capture | None:
+    """What `work` captured; None if the page opened a dialog first (the rest waits for it)."""
+    working = asyncio.ensure_future(work)
+    shown = asyncio.ensure_future(session.dialogs.shown.wait())
+    try:
+        await asyncio.wait({working, shown}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        shown.cancel()
+        if not working.done():
+            working.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await working
+    if working.cancelled():
+        return None
+    return working.result()
 
 
 async def _stop_screencast(

@@ -125,7 +125,13 @@ class SessionEndpoints:
             await self._sessions.close(session, CloseReason.BROWSER_CLOSED)
 
         try:
-            await bridge(client, session.browser.cdp_endpoint, session.touch, close_session)
+            await bridge(
+                client,
+                session.browser.cdp_endpoint,
+                session.touch,
+                close_session,
+                session.dialogs.answered_by_client,
+            )
         except (OSError, ConnectionError) as error:
             log.info("session %s: a CDP client's relay ended: %s", session.session_id, error)
         finally:

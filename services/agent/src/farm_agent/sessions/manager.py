@@ -32,6 +32,7 @@ from farm_agent.media.screencast import Screencast
 from farm_agent.places import Places
 from farm_agent.saved.keeper import CaptureKeeper
 from farm_agent.saved.profiles import load_profile
+from farm_agent.sessions.dialogs import SessionDialogs
 from farm_agent.sessions.leftovers import save_profile, store_recording, store_screencast
 from farm_agent.sessions.notices import forget_route, publish_closed
 from farm_agent.sessions.screencasts import SessionScreencasts
@@ -270,6 +271,7 @@ class SessionManager:
                     self._screencast_limits,
                 ),
                 setup=SessionSetup(warm.browser.context, self._pool.devices, spec),
+                dialogs=SessionDialogs(warm.browser.context, self._settings.session_dialog_seconds),
                 clock=self._clock,
                 resources=warm.resources,
                 grant=order.upload_grant,
@@ -322,6 +324,7 @@ class SessionManager:
         try:
             await forget_route(self._routes, session.session_id)
             await session.end_clients(reason)
+            session.dialogs.stop()
             await session.screencast.close()
             for task in list(session.background):
                 task.cancel()

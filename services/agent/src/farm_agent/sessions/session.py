@@ -18,6 +18,7 @@ from farm_agent.media.recorder import ScreenRecorder
 from farm_agent.media.screencast import Screencast
 from farm_agent.sessions.bridge import CdpClient, close_client
 from farm_agent.sessions.browser import SessionBrowser
+from farm_agent.sessions.dialogs import SessionDialogs
 from farm_agent.sessions.screencasts import SessionScreencasts
 from farm_agent.sessions.setup import SessionSetup
 from farm_agent.work.uploader import ArtifactOwner
@@ -44,6 +45,8 @@ class OpenSession:
     screencasts: SessionScreencasts
     # How its pages are set up (device, viewport, PageSetup), as opened and as changed since.
     setup: SessionSetup
+    # The dialog its page shows, waiting for a command's (or a CDP client's) answer.
+    dialogs: SessionDialogs
     # What closes with the session: its browser, then its egress listener.
     resources: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     recorder: ScreenRecorder | None = None
