@@ -155,6 +155,21 @@ async def test_form_testing_workflow(over_http: Connect, tenant_key: str, site: 
         assert "order service unavailable" in errors
 
 
+async def test_press_enter_submits_a_form_from_its_field(
+    over_http: Connect, tenant_key: str, site: Site
+) -> None:
+    async with over_http(tenant_key) as client:
+        await call(client, "navigate", url=site.url("/mcp/form"))
+        await call(client, "fill", selector="#name", value="Ada")
+        await call(client, "press", key="Enter")
+        assert "Ordered apple for Ada" in await call(client, "get_content")
+        await call(client, "fill", selector="#name", value="Grace")
+        await call(client, "press", key="Tab")  # the focus leaves the field
+        pressed = await call(client, "press", key="Enter", selector="#name")
+        assert pressed.startswith("Pressed Enter in #name.")
+        assert "Ordered apple for Grace" in await call(client, "get_content")
+
+
 async def test_accessibility_audit_workflow(
     over_http: Connect, tenant_key: str, site: Site
 ) -> None:

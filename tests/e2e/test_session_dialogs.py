@@ -89,6 +89,22 @@ async def test_mcp_handle_dialog_answers_the_dialog_a_click_opened(
         await call(client, "close_browser")
 
 
+async def test_mcp_evaluate_interrupted_by_a_dialog_says_so_like_click(
+    farm: LocalFarm, make_key: KeyFactory, site: Site
+) -> None:
+    key = make_key(*SCOPES, tenant=f"mcp-{secrets.token_hex(4)}").secret
+    async with http_connection(farm, key) as client:
+        await call(client, "navigate", url=site.url("/ask"))
+        evaluated = await call(
+            client, "evaluate", script="() => document.querySelector('#confirm').click()"
+        )
+        assert evaluated.startswith("The page opened a dialog before this tool had its answer.")
+        assert "A confirm dialog is showing: 'Are you sure?'" in evaluated, evaluated
+        await call(client, "handle_dialog", accept=True)
+        assert "confirm=true" in await call(client, "get_content")
+        await call(client, "close_browser")
+
+
 async def test_an_attached_playwright_client_answers_a_dialog_itself(
     farm: LocalFarm, sessions: Sessions, site: Site, playwright: Playwright
 ) -> None:

@@ -1,21 +1,17 @@
 """The MCP tools against a fake farm: names, arguments, the commands sent, answers, errors."""
 
 import base64
-from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-import pytest
 from google.protobuf import struct_pb2
-from mcp import Client
-from mcp.types import ImageContent, TextContent
+from mcp.types import ImageContent
 
-from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_mcp_tools.browser import BrowserSettings, FarmBrowser
-from farm_mcp_tools.farm import Artifact, FarmCallFailed
+from farm_mcp_tools.browser import BrowserSettings
+from farm_mcp_tools.farm import FarmCallFailed
 from farm_mcp_tools.runner import ToolLimits
-from farm_mcp_tools.server import build_server
+from tests.unit.mcp.fake_farm import PNG, FakeFarm, page_result, texts
 
 TOOL_NAMES = {
     "navigate", "screenshot", "click", "fill", "hover", "select", "evaluate", "get_content",
@@ -24,76 +20,8 @@ TOOL_NAMES = {
     "run_best_practices_audit", "emulate_device", "reset_emulation", "start_screencast",
     "stop_screencast", "screencast_status", "set_cookies", "get_cookies", "close_browser",
     "snapshot", "pdf", "extract", "wait_for", "handle_dialog",
+    "press",
 }  # fmt: skip
-PNG = b"\x89PNG\r\n\x1a\nfake"
-
-
-@dataclass
-class FakeFarm:
-    """Answers like the farm: results queued by the test, commands kept."""
-
-    results: list[tasks_pb2.TaskResult | FarmCallFailed] = field(default_factory=list)
-    commands: list[sessions_pb2.SessionCommand] = field(default_factory=list)
-    opened: list[sessions_pb2.SessionSpec] = field(default_factory=list)
-    closed: list[str] = field(default_factory=list)
-    credentials: list[Any] = field(default_factory=list)
-
-    def artifact_link(self, artifact_id: str) -> str:
-        return f"http://farm/v1/artifacts/{artifact_id}:content"
-
-    async def open_session(self, spec: Any, credentials: Any, time_limit: float) -> Any:
-        self.opened.append(spec)
-        return sessions_pb2.Session(id=f"ses_{len(self.opened)}")
-
-    async def run_command(
-        self, session_id: str, command: Any, credentials: Any, time_limit: float
-    ) -> Any:
-        self.commands.append(command)
-        self.credentials.append(credentials)
-        answer = self.results.pop(0) if self.results else page_result()
-        if isinstance(answer, FarmCallFailed):
-            raise answer
-        return answer
-
-    async def close_session(self, session_id: str, credentials: Any, time_limit: float) -> Any:
-        self.closed.append(session_id)
-        return sessions_pb2.Session(id=session_id, state=sessions_pb2.SESSION_STATE_CLOSED)
-
-    async def artifact(self, artifact_id: str, credentials: Any, time_limit: float) -> Artifact:
-        return Artifact(PNG, "image/png")
-
-
-class OneConnection:
-    def __init__(self, browser: FarmBrowser) -> None:
-        self._browser = browser
-
-    def browser(self, ctx: Any) -> FarmBrowser:
-        return self._browser
-
-    def credentials(self, ctx: Any) -> Any:
-        return (("authorization", "Bearer bf_test"),)
-
-
-def page_result(**fields: Any) -> tasks_pb2.TaskResult:
-    return tasks_pb2.TaskResult(title="Form", final_url="http://site/form", **fields)
-
-
-@pytest.fixture
-def farm() -> FakeFarm:
-    return FakeFarm()
-
-
-@pytest.fixture
-def client_for(farm: FakeFarm) -> Any:
-    def make(limits: ToolLimits | None = None) -> Client:
-        browser = FarmBrowser(farm, BrowserSettings())  # type: ignore[arg-type]
-        return Client(build_server(OneConnection(browser), limits or ToolLimits()))
-
-    return make
-
-
-def texts(result: Any) -> str:
-    return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
 
 
 async def test_every_tool_of_the_contract_is_listed_with_described_arguments(

@@ -19,7 +19,17 @@ WaitUntilName = Literal["load", "domcontentloaded", "networkidle"]
 ImageFormatName = Literal["png", "jpeg"]
 ContentFormatName = Literal["text", "html"]
 VideoFormatName = Literal["webm", "mp4", "gif"]
-SameSiteName = Literal["", "Strict", "Lax", "None"]
+# get_cookies answers "Lax"; the proto enum's names (as its JSON spells them) are taken too.
+SameSiteName = Literal[
+    "",
+    "Strict",
+    "Lax",
+    "None",
+    "SAME_SITE_UNSPECIFIED",
+    "SAME_SITE_STRICT",
+    "SAME_SITE_LAX",
+    "SAME_SITE_NONE",
+]
 
 WAIT_UNTIL: Mapping[str, "tasks_pb2.WaitUntil.ValueType"] = {
     "load": tasks_pb2.WAIT_UNTIL_LOAD,
@@ -44,6 +54,16 @@ SAME_SITE: Mapping[str, "tasks_pb2.SameSite.ValueType"] = {
     "Strict": tasks_pb2.SAME_SITE_STRICT,
     "Lax": tasks_pb2.SAME_SITE_LAX,
     "None": tasks_pb2.SAME_SITE_NONE,
+    "SAME_SITE_UNSPECIFIED": tasks_pb2.SAME_SITE_UNSPECIFIED,
+    "SAME_SITE_STRICT": tasks_pb2.SAME_SITE_STRICT,
+    "SAME_SITE_LAX": tasks_pb2.SAME_SITE_LAX,
+    "SAME_SITE_NONE": tasks_pb2.SAME_SITE_NONE,
+}
+# The spelling a cookie's SameSite is answered in: the one set_cookies documents.
+SAME_SITE_NAMES: Mapping["tasks_pb2.SameSite.ValueType", str] = {
+    tasks_pb2.SAME_SITE_STRICT: "Strict",
+    tasks_pb2.SAME_SITE_LAX: "Lax",
+    tasks_pb2.SAME_SITE_NONE: "None",
 }
 
 # "[ref=e5]", "ref=e5" or "e5" (a frame's elements are "f1e2"): the snapshot's reference.
@@ -92,6 +112,14 @@ def fill(target: str, value: str) -> sessions_pb2.SessionCommand:
 def hover(target: str) -> sessions_pb2.SessionCommand:
     """Move the mouse over an element."""
     return steps(tasks_pb2.Step(hover=selector(target)))
+
+
+def press(key: str, target: str) -> sessions_pb2.SessionCommand:
+    """Press a key on the focused element; with `target`, click it first to focus it."""
+    if not key.strip():
+        raise ArgumentError('key: give a key, e.g. "Enter", "Tab", "ArrowDown" or "Control+A"')
+    focus = [tasks_pb2.Step(click=selector(target))] if target else []
+    return steps(*focus, tasks_pb2.Step(press=key))
 
 
 def select(target: str, value: str, label: str) -> sessions_pb2.SessionCommand:

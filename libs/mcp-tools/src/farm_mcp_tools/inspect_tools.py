@@ -55,7 +55,9 @@ class Cookie(BaseModel):
     expires: int = Field(default=0, description="Expiry in seconds since the epoch; 0: session.")
     http_only: bool = Field(default=False, description="Hidden from the page's scripts.")
     secure: bool = Field(default=False, description="Sent over https only.")
-    same_site: SameSiteName = Field(default="", description="Strict, Lax or None.")
+    same_site: SameSiteName = Field(
+        default="", description="Strict, Lax or None (as get_cookies answers); empty: Lax."
+    )
 
 
 def register_inspect_tools(server: MCPServer, runner: ToolRunner) -> None:

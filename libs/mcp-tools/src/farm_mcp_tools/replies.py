@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from google.protobuf import json_format
 
 from farm.tasks.v1 import tasks_pb2
+from farm_mcp_tools.commands import SAME_SITE_NAMES
 
 ArtifactLink = Callable[[str], str]
 """The artifact link of an artifact id."""
@@ -86,11 +87,12 @@ def page_text(result: tasks_pb2.TaskResult, max_chars: int, link: ArtifactLink) 
     return f"{shown}\n\n[cut after {len(shown)} characters{where}]"
 
 
-def cut(text: str, max_chars: int) -> str:
-    """`text`, or its first `max_chars` characters and a note saying it was cut."""
+def cut(text: str, max_chars: int, hint: str = "") -> str:
+    """`text`, or its first `max_chars` characters and a note saying it was cut (and `hint`)."""
     if len(text) <= max_chars:
         return text
-    return f"{text[:max_chars]}\n\n[cut after {max_chars} of {len(text)} characters]"
+    more = f"; {hint}" if hint else ""
+    return f"{text[:max_chars]}\n\n[cut after {max_chars} of {len(text)} characters{more}]"
 
 
 def json_text(value: object) -> str:
@@ -141,9 +143,15 @@ def cookie_lines(cookies: Sequence[tasks_pb2.Cookie]) -> str:
     """The page's cookies as JSON objects."""
     if not cookies:
         return "No cookies."
-    return json_text(
-        [json_format.MessageToDict(cookie, preserving_proto_field_name=True) for cookie in cookies]
-    )
+    return json_text([_cookie_dict(cookie) for cookie in cookies])
+
+
+def _cookie_dict(cookie: tasks_pb2.Cookie) -> dict[str, object]:
+    """A cookie as set_cookies takes it: SameSite "Lax", not the enum's "SAME_SITE_LAX"."""
+    fields: dict[str, object] = json_format.MessageToDict(cookie, preserving_proto_field_name=True)
+    if cookie.same_site in SAME_SITE_NAMES:
+        fields["same_site"] = SAME_SITE_NAMES[cookie.same_site]
+    return fields
 
 
 def audit_text(result: tasks_pb2.TaskResult) -> str:

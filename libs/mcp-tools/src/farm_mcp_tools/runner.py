@@ -44,7 +44,7 @@ class ToolLimits:
     # base64 with its text it must fit one message of 1 MiB, the most the MCP SDK's
     # HTTP client reads (a larger one breaks the call, not just the image).
     max_image_bytes: int = 700 * 1024
-    # How long a click, fill, hover or select waits for its element (timeoutMs): a
+    # How long a click, fill, hover, select or press waits for its element (timeoutMs): a
     # model that guessed a selector wrong hears so soon, not at the call's limit.
     action_ms: int = 10_000
 
@@ -52,6 +52,14 @@ class ToolLimits:
     def command_ms(self) -> int:
         """The farm command's own time limit (timeoutMs), within the call's."""
         return max(1000, math.floor((self.call_seconds - CALL_MARGIN_SECONDS) * 1000))
+
+
+class DialogShowing(Exception):
+    """A tool's command opened a dialog before it made the value the tool answers."""
+
+    def __init__(self, result: tasks_pb2.TaskResult) -> None:
+        super().__init__(result.dialog.message)
+        self.result = result
 
 
 class Connections(Protocol):
@@ -77,10 +85,13 @@ class ToolRunner:
         build: Callable[[], sessions_pb2.SessionCommand],
         *,
         element_action: bool = False,
+        makes_value: bool = False,
     ) -> tasks_pb2.TaskResult:
         """Runs the command `build` makes; a ToolError saying what went wrong otherwise.
 
         An `element_action` (click, fill, ...) gets the shorter action_ms as its limit.
+        A command that `makes_value` (a script's, a screenshot) raises DialogShowing
+        when a dialog interrupted it, for `answers_dialogs` to say so.
         """
         browser = self.connections.browser(ctx)
         credentials = self.connections.credentials(ctx)
@@ -89,7 +100,10 @@ class ToolRunner:
             if not command.timeout_ms:
                 limit = min(self.limits.action_ms, self.limits.command_ms)
                 command.timeout_ms = limit if element_action else self.limits.command_ms
-            return await browser.run(command, credentials, self.limits.call_seconds)
+            result = await browser.run(command, credentials, self.limits.call_seconds)
+        if makes_value and result.HasField("dialog"):
+            raise DialogShowing(result)
+        return result
 
     async def artifact(self, ctx: ToolContext, ref: tasks_pb2.ArtifactRef) -> Artifact:
         """The bytes of an artifact the tool's command made."""

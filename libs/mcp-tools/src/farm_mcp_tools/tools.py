@@ -5,7 +5,9 @@ and call it. Every selector argument takes CSS or a reference from `snapshot`.
 """
 
 import base64
-from typing import Annotated
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -15,7 +17,7 @@ from pydantic import Field
 from farm.tasks.v1 import tasks_pb2
 from farm_mcp_tools import commands, replies
 from farm_mcp_tools.commands import ContentFormatName, ImageFormatName, WaitUntilName
-from farm_mcp_tools.runner import ToolContext, ToolRunner
+from farm_mcp_tools.runner import DialogShowing, ToolContext, ToolRunner
 
 Selector = Annotated[
     str,
@@ -24,6 +26,11 @@ Selector = Annotated[
         "reference from the last snapshot (e.g. 'e5', shown there as [ref=e5])."
     ),
 ]
+SNAPSHOT_CUT_HINT = (
+    "the page is too large to show whole: act on the elements shown, read values with "
+    "extract or evaluate, the text with get_content, or use CSS selectors directly"
+)
+Tool = Callable[..., Awaitable[list[ContentBlock]]]
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=True)
 ACTS = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
 
@@ -31,6 +38,23 @@ ACTS = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_
 def say(body: str) -> list[ContentBlock]:
     """One text block."""
     return [TextContent(type="text", text=body)]
+
+
+def answers_dialogs(tool: Tool) -> Tool:
+    """`tool`, answering the dialog notice when a dialog interrupted the value it makes.
+
+    Its commands run with `makes_value`; click and the like say a dialog in their page line.
+    """
+
+    @functools.wraps(tool)
+    async def answered(*args: Any, **kwargs: Any) -> list[ContentBlock]:
+        try:
+            return await tool(*args, **kwargs)
+        except DialogShowing as showing:
+            what = "The page opened a dialog before this tool had its answer."
+            return say(replies.done(what, showing.result))
+
+    return answered
 
 
 def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
@@ -61,7 +85,8 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
         page changes, as references point into the latest one.
         """
         result = await runner.run(ctx, commands.snapshot)
-        return say(f"{replies.page_line(result)}\n\n{result.text}")
+        tree = replies.cut(result.text, runner.limits.max_text_chars, SNAPSHOT_CUT_HINT)
+        return say(f"{replies.page_line(result)}\n\n{tree}")
 
     @server.tool(annotations=ACTS, structured_output=False)
     async def click(selector: Selector, ctx: ToolContext) -> list[ContentBlock]:
@@ -88,6 +113,33 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
         """Move the mouse over an element (menus, tooltips)."""
         result = await runner.run(ctx, lambda: commands.hover(selector), element_action=True)
         return say(replies.done(f"Hovered over {selector}.", result))
+
+    @server.tool(annotations=ACTS, structured_output=False)
+    async def press(
+        key: Annotated[
+            str,
+            Field(
+                description="The key, as Playwright names it: 'Enter', 'Tab', 'Escape', "
+                "'ArrowDown', 'Backspace', a character like 'a', or a combination like "
+                "'Control+A' or 'Shift+Tab'."
+            ),
+        ],
+        ctx: ToolContext,
+        selector: Annotated[
+            str,
+            Field(
+                description="Click this element first to focus it (CSS or snapshot reference, "
+                "e.g. a search box); empty: the key goes to the element that has focus."
+            ),
+        ] = "",
+    ) -> list[ContentBlock]:
+        """Press a key, e.g. Enter to submit a search box or form after fill.
+
+        After fill the field keeps focus, so press Enter needs no selector.
+        """
+        result = await runner.run(ctx, lambda: commands.press(key, selector), element_action=True)
+        where = f" in {selector}" if selector else ""
+        return say(replies.done(f"Pressed {key}{where}.", result))
 
     @server.tool(annotations=ACTS, structured_output=False)
     async def select(
@@ -127,6 +179,7 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
         return say(replies.done("Done waiting.", result))
 
     @server.tool(annotations=READ_ONLY, structured_output=False)
+    @answers_dialogs
     async def screenshot(
         ctx: ToolContext,
         selector: Annotated[
@@ -143,6 +196,7 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
         result = await runner.run(
             ctx,
             lambda: commands.screenshot(selector, full_page, format, quality),
+            makes_value=True,
         )
         ref = replies.artifact_of(result, tasks_pb2.ARTIFACT_KIND_SCREENSHOT)
         if ref is None:
@@ -184,6 +238,7 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
         return say(f"{replies.page_line(result)}\n\n{body}")
 
     @server.tool(annotations=READ_ONLY, structured_output=False)
+    @answers_dialogs
     async def extract(
         fields: Annotated[
             dict[str, str],
@@ -195,10 +250,11 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
         ctx: ToolContext,
     ) -> list[ContentBlock]:
         """Read values from the page by CSS selectors, as JSON."""
-        result = await runner.run(ctx, lambda: commands.extract(fields))
+        result = await runner.run(ctx, lambda: commands.extract(fields), makes_value=True)
         return say(replies.json_text(replies.result_json(result)))
 
     @server.tool(annotations=ACTS, structured_output=False)
+    @answers_dialogs
     async def evaluate(
         script: Annotated[
             str,
@@ -210,11 +266,12 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
         ctx: ToolContext,
     ) -> list[ContentBlock]:
         """Run JavaScript in the page and return its value as JSON (the key needs `script`)."""
-        result = await runner.run(ctx, lambda: commands.evaluate(script))
+        result = await runner.run(ctx, lambda: commands.evaluate(script), makes_value=True)
         value = replies.json_text(replies.result_json(result))
         return say(replies.cut(value, runner.limits.max_text_chars))
 
     @server.tool(annotations=READ_ONLY, structured_output=False)
+    @answers_dialogs
     async def pdf(
         ctx: ToolContext,
         paper_format: Annotated[
@@ -227,7 +284,7 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
     ) -> list[ContentBlock]:
         """Print the page to PDF; answers a link to the PDF."""
         result = await runner.run(
-            ctx, lambda: commands.pdf(paper_format, landscape, print_background)
+            ctx, lambda: commands.pdf(paper_format, landscape, print_background), makes_value=True
         )
         ref = replies.artifact_of(result, tasks_pb2.ARTIFACT_KIND_PDF)
         if ref is None:

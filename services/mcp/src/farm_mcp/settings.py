@@ -47,7 +47,7 @@ class McpSettings(FarmSettings):
         default=10.0,
         ge=0.5,
         le=300,
-        description="How long a click, fill, hover or select waits for its element; a "
+        description="How long a click, fill, hover, select or press waits for its element; a "
         "selector that matches nothing is answered after this.",
     )
     idle_timeout_seconds: int = Field(

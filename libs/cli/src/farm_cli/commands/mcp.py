@@ -36,7 +36,8 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         type=float,
         default=DEFAULT_ACTION_TIMEOUT,
         metavar="S",
-        help="how long a click, fill, hover or select waits for its element (default %(default)s)",
+        help="how long a click, fill, hover, select or press waits for its element "
+        "(default %(default)s)",
     )
     parser.add_argument(
         "--idle-timeout",
