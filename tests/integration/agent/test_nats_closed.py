@@ -6,10 +6,7 @@ nats-py reconnects after a kick (the socket just ends) but never after a server
 
 import asyncio
 import json
-import signal
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import nats
@@ -18,64 +15,16 @@ from nats.aio.client import Client
 from nats.js.errors import KeyNotFoundError
 
 from farm.tasks.v1 import tasks_pb2
-from farm_cli.launcher import infra
-from farm_cli.launcher.processes import ManagedProcess, free_ports, wait_until
 from farm_core.queue import TASK_EVENT_SUBJECTS, agents_bucket, ensure_streams
 from tests.helpers import assert_eventually
 from tests.integration.agent.agent_processes import AgentProcesses
 from tests.integration.agent.conftest import SUCCEEDED, Events, publish
+from tests.integration.configured_nats import FARM_USER, SYSTEM_USER, ConfiguredNats
 from tests.pages import Site
 
 pytestmark = pytest.mark.integration
 
 EXIT_WITHIN_SECONDS = 30
-FARM_USER = ("farm", "farm-password")
-SYSTEM_USER = ("sys", "sys-password")
-
-
-def nats_config(max_payload: str) -> str:
-    """The server's config: the farm's account, a system account to kick with, the limit.
-
-    A reload takes the server name from here, not from the command line.
-    """
-    return f"""server_name: farm-local
-max_payload: {max_payload}
-accounts {{
-  FARM {{ jetstream: enabled, users [ {{user: {FARM_USER[0]}, password: {FARM_USER[1]}}} ] }}
-  SYS {{ users [ {{user: {SYSTEM_USER[0]}, password: {SYSTEM_USER[1]}}} ] }}
-}}
-system_account: SYS
-"""
-
-
-@dataclass(frozen=True)
-class ConfiguredNats:
-    """A nats-server of the test's own, started from a config file a SIGHUP reloads."""
-
-    host_port: str
-    config: Path
-    process: ManagedProcess
-
-    def url(self, user: tuple[str, str] = FARM_USER) -> str:
-        return f"nats://{user[0]}:{user[1]}@{self.host_port}"
-
-    def reload(self, max_payload: str) -> None:
-        self.config.write_text(nats_config(max_payload))
-        self.process.send_signal(signal.SIGHUP)
-
-
-@pytest.fixture
-def configured_nats(tmp_path: Path) -> Iterator[ConfiguredNats]:
-    config = tmp_path / "nats.conf"
-    config.write_text(nats_config("1MB"))
-    ports = infra.NatsPorts(*free_ports(2))
-    process = ManagedProcess(infra.nats_spec(ports, tmp_path / "data", config), tmp_path, tmp_path)
-    process.start()
-    try:
-        wait_until(lambda: infra.nats_ready(ports), timeout=30, what="nats-server", process=process)
-        yield ConfiguredNats(f"127.0.0.1:{ports.client}", config, process)
-    finally:
-        process.stop(timeout=5)
 
 
 async def start_agent(
@@ -83,7 +32,7 @@ async def start_agent(
 ) -> tuple[str, asyncio.subprocess.Process, AgentProcesses]:
     """A real agent process on `server`, once its first heartbeat is in."""
     agent_id = f"conn-{uuid.uuid4().hex[:6]}"
-    agents = AgentProcesses(f"nats://{server.host_port}")
+    agents = AgentProcesses(server.url)
     process = await agents.start(home, agent_id, NATS_USER=FARM_USER[0], NATS_PASSWORD=FARM_USER[1])
     bucket = await agents_bucket(nc.jetstream())
 
@@ -104,7 +53,7 @@ async def start_agent(
 async def test_agent_whose_connection_the_server_closed_exits_non_zero_for_a_restart(
     configured_nats: ConfiguredNats, tmp_path: Path
 ) -> None:
-    nc = await nats.connect(configured_nats.url())
+    nc = await nats.connect(configured_nats.url_of())
     agent_id, process, agents = await start_agent(configured_nats, nc, tmp_path / "home")
     try:
         # The trial's violation: the agent's next heartbeat is over the reloaded
@@ -138,8 +87,8 @@ async def kick_connections_of(system: Client, name_part: str) -> int:
 async def test_kicked_agent_reconnects_and_runs_a_task(
     configured_nats: ConfiguredNats, tmp_path: Path, site: Site
 ) -> None:
-    nc = await nats.connect(configured_nats.url())
-    system = await nats.connect(configured_nats.url(SYSTEM_USER))
+    nc = await nats.connect(configured_nats.url_of())
+    system = await nats.connect(configured_nats.url_of(SYSTEM_USER))
     events = Events()
     await nc.subscribe(TASK_EVENT_SUBJECTS, cb=events.on_message)
     agent_id, process, agents = await start_agent(configured_nats, nc, tmp_path / "home")
