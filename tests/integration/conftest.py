@@ -1,11 +1,14 @@
 """Fixtures every service's integration tests share."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
 from nats.aio.client import Client
+
+from tests.integration.configured_nats import ConfiguredNats, running_configured_nats
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -28,3 +31,10 @@ async def nc(nats_server: Any) -> AsyncIterator[Client]:
         yield client
     finally:
         await client.drain()
+
+
+@pytest.fixture
+def configured_nats(tmp_path: Path) -> Iterator[ConfiguredNats]:
+    """A nats-server of the test's own, with accounts and a config a SIGHUP reloads."""
+    with running_configured_nats(tmp_path / "configured-nats") as server:
+        yield server

@@ -45,6 +45,7 @@ from nats.js.kv import KeyValue
 
 from farm.tasks.v1 import tasks_pb2
 from farm_core.nats_access import NatsAccess
+from farm_core.nats_loss import OwnedClient, connection_closed
 
 log = logging.getLogger(__name__)
 
@@ -155,9 +156,10 @@ async def connect(
 ) -> Client:
     """Connects to NATS as `access` says, reconnecting for ever when the server goes away.
 
-    `reconnected` is called each time the connection is back after an outage.
+    `reconnected` is called each time the connection is back after an outage; a
+    connection the server closed for good is reported to `farm_core.nats_loss`.
     """
-    client: Client | None = None
+    client: OwnedClient | None = None
 
     async def on_disconnected() -> None:
         # The callback also fires when the service closes the connection itself.
@@ -172,7 +174,11 @@ async def connect(
     async def on_error(error: Exception) -> None:
         log.warning("NATS error: %s", error)
 
-    client = Client()
+    async def on_closed() -> None:
+        if client is not None and not client.closed_by_process:
+            connection_closed(name, client.last_error)
+
+    client = OwnedClient()
     try:
         await client.connect(
             **access.connect_options(),
@@ -183,6 +189,7 @@ async def connect(
             disconnected_cb=on_disconnected,
             reconnected_cb=on_reconnected,
             error_cb=on_error,
+            closed_cb=on_closed,
         )
     except BaseException:
         # A connect given up (cancelled at a start's deadline) may hold a socket that

@@ -23,6 +23,7 @@ from farm_core.interceptors import (
     MetricsInterceptor,
 )
 from farm_core.logs import configure_logging
+from farm_core.nats_loss import on_connection_closed
 from farm_core.revocation_watch import RevocationWatch
 from farm_core.revocations import RevokedCredentials
 from farm_core.scopes import accepts_credentials
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 80 * 1024 * 1024
 # How long a stopping service may spend sending the audit records it still holds.
 AUDIT_FLUSH_SECONDS = 5.0
+# How long a service whose NATS connection was closed for good drains before it exits.
+CLOSED_NATS_GRACE_SECONDS = 5.0
 
 
 class Service(Protocol):
@@ -224,7 +227,10 @@ async def serve(
     A service that may ask to be stopped (the agent, on a drain notice) is given
     the event's `set` by whoever calls serve; a request made while the service
     starts is answered once it has started. Reflection answers for the services
-    served and for `reflected_services`.
+    served and for `reflected_services`. A NATS connection the server closed for
+    good (`farm_core.nats_loss`) stops the service too, with a short grace (work in
+    flight can no longer report), and the process exits non-zero for its
+    supervisor to start it again.
     """
     configure_logging(service.name, settings.log_level, settings.log_format)
     configure_tracing(service.name)
@@ -235,17 +241,27 @@ async def serve(
         start_http_server(metrics_port, addr=settings.host)
         log.info("%s metrics on http://%s:%d/metrics", service.name, settings.host, metrics_port)
     host = ServiceHost(service, settings, port, reflected_services)
-    await host.start()
     stop = stop_requested or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    signals = (signal.SIGTERM, signal.SIGINT)
-    for signum in signals:
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-        await host.stop(settings.grace_seconds)
-    finally:
+    closed_connections: list[str] = []
+
+    def on_closed(reason: str) -> None:
+        closed_connections.append(reason)
+        stop.set()
+
+    with on_connection_closed(on_closed):
+        await host.start()
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGTERM, signal.SIGINT)
         for signum in signals:
-            loop.remove_signal_handler(signum)
-        # The last spans go out in a thread: the exporter's calls block.
-        await asyncio.to_thread(shutdown_tracing)
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await stop.wait()
+            grace = settings.grace_seconds
+            await host.stop(min(grace, CLOSED_NATS_GRACE_SECONDS) if closed_connections else grace)
+        finally:
+            for signum in signals:
+                loop.remove_signal_handler(signum)
+            # The last spans go out in a thread: the exporter's calls block.
+            await asyncio.to_thread(shutdown_tracing)
+    if closed_connections:
+        raise SystemExit(f"{service.name} stopped: {closed_connections[0]}")

@@ -1,0 +1,110 @@
+"""A real agent process when nats-server ends its connection: a kick, or an `-ERR` that closes it.
+
+nats-py reconnects after a kick (the socket just ends) but never after a server
+`-ERR`: then the agent must exit non-zero, for its supervisor to restart it.
+"""
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.js.errors import KeyNotFoundError
+
+from farm.tasks.v1 import tasks_pb2
+from farm_core.queue import TASK_EVENT_SUBJECTS, agents_bucket, ensure_streams
+from tests.helpers import assert_eventually
+from tests.integration.agent.agent_processes import AgentProcesses
+from tests.integration.agent.conftest import SUCCEEDED, Events, publish
+from tests.integration.configured_nats import FARM_USER, SYSTEM_USER, ConfiguredNats
+from tests.pages import Site
+
+pytestmark = pytest.mark.integration
+
+EXIT_WITHIN_SECONDS = 30
+
+
+async def start_agent(
+    server: ConfiguredNats, nc: Client, home: Path
+) -> tuple[str, asyncio.subprocess.Process, AgentProcesses]:
+    """A real agent process on `server`, once its first heartbeat is in."""
+    agent_id = f"conn-{uuid.uuid4().hex[:6]}"
+    agents = AgentProcesses(server.url)
+    process = await agents.start(home, agent_id, NATS_USER=FARM_USER[0], NATS_PASSWORD=FARM_USER[1])
+    bucket = await agents_bucket(nc.jetstream())
+
+    async def beats() -> bool:
+        try:
+            return bool(await bucket.get(agent_id))
+        except KeyNotFoundError:
+            return False
+
+    try:
+        await assert_eventually(beats, within=60, message="the agent never sent a heartbeat")
+    except BaseException:
+        await agents.stop_all()
+        raise
+    return agent_id, process, agents
+
+
+async def test_agent_whose_connection_the_server_closed_exits_non_zero_for_a_restart(
+    configured_nats: ConfiguredNats, tmp_path: Path
+) -> None:
+    nc = await nats.connect(configured_nats.url_of())
+    agent_id, process, agents = await start_agent(configured_nats, nc, tmp_path / "home")
+    try:
+        # The trial's violation: the agent's next heartbeat is over the reloaded
+        # limit, and nats-server answers -ERR 'Maximum Payload Violation' and closes
+        # the agent's own connection, which nats-py then never reconnects.
+        configured_nats.reload(max_payload="32")
+        returncode = await asyncio.wait_for(process.wait(), EXIT_WITHIN_SECONDS)
+        assert returncode != 0
+        log = (tmp_path / "home" / f"{agent_id}.log").read_text()
+        assert "maximum payload violation" in log
+        assert "stops so that its supervisor starts it again" in log
+    finally:
+        await agents.stop_all()
+        await nc.close()
+
+
+async def kick_connections_of(system: Client, name_part: str) -> int:
+    """Has nats-server kick every connection whose name holds `name_part`; how many."""
+    reply = await system.request("$SYS.REQ.SERVER.PING.CONNZ", b'{"acc": "FARM"}', timeout=5)
+    answer = json.loads(reply.data)
+    server_id = answer["server"]["id"]
+    kicked = 0
+    for connection in answer["data"]["connections"]:
+        if name_part in connection.get("name", ""):
+            request = json.dumps({"cid": connection["cid"]}).encode()
+            await system.request(f"$SYS.REQ.SERVER.{server_id}.KICK", request, timeout=5)
+            kicked += 1
+    return kicked
+
+
+async def test_kicked_agent_reconnects_and_runs_a_task(
+    configured_nats: ConfiguredNats, tmp_path: Path, site: Site
+) -> None:
+    nc = await nats.connect(configured_nats.url_of())
+    system = await nats.connect(configured_nats.url_of(SYSTEM_USER))
+    events = Events()
+    await nc.subscribe(TASK_EVENT_SUBJECTS, cb=events.on_message)
+    agent_id, process, agents = await start_agent(configured_nats, nc, tmp_path / "home")
+    try:
+        assert await kick_connections_of(system, agent_id) > 0
+        js = nc.jetstream()
+        await ensure_streams(js)
+        spec = tasks_pb2.TaskSpec(
+            url=site.url("/page"), extract=tasks_pb2.ExtractOptions(fields={"body": "body"})
+        )
+        task_id = await publish(js, spec)
+        assert (await events.final(task_id, within=60)).status == SUCCEEDED
+        assert process.returncode is None
+        log = (tmp_path / "home" / f"{agent_id}.log").read_text()
+        assert "NATS reconnected" in log
+    finally:
+        await agents.stop_all()
+        await system.close()
+        await nc.close()
