@@ -54,6 +54,12 @@ def test_a_spec_the_checks_refuse_is_its_items_error_and_is_not_sent() -> None:
     assert refused.message.startswith("requests[1].viewprt: ") and "viewport" in refused.message
 
 
+def test_a_value_the_checks_cannot_parse_is_named_by_its_path() -> None:
+    sent = batch([GOOD, {"url": "https://example.com", "viewport": {"width": "wide"}}])
+    assert sent.refused[1].field == "requests[1].viewport.width"
+    assert sent.refused[1].message.startswith("requests[1].viewport.width: ")
+
+
 def test_the_farms_item_errors_are_numbered_as_the_callers_specs() -> None:
     sent = batch([{"viewprt": {}}, GOOD, {"url": "gopher://x/"}, GOOD])
     reply = tasks_pb2.CreateTasksResponse(
