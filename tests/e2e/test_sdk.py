@@ -77,6 +77,51 @@ async def test_submit_then_wait_gives_the_ended_task_with_its_result(
     assert ended.result is not None and "Hello, farm" in ended.result.text
 
 
+@over_both_transports
+def test_a_batch_queues_its_good_specs_and_names_the_bad_items_field(
+    farm_client: browserfarm.Client, site: Site
+) -> None:
+    labels = unique_label()
+    good = {"url": site.url("/page"), "content": {}, "labels": labels, "cacheTtlSeconds": 0}
+
+    items = farm_client.create_tasks([good, {"url": "gopher://example.com/", "content": {}}, good])
+
+    assert [item.ok for item in items] == [True, False, True]
+    error = items[1].error
+    assert error is not None
+    assert (error.field, error.code) == ("requests[1].url", "INVALID_ARGUMENT")
+    queued = [item.task for item in items if item.task is not None]
+    assert len({task.id for task in queued}) == 2
+    ended = [farm_client.wait(task) for task in queued]
+    assert [task.status for task in ended] == [browserfarm.TaskStatus.SUCCEEDED] * 2
+
+
+@over_both_transports
+async def test_list_tasks_follows_the_pages_of_a_label(
+    async_client: browserfarm.AsyncClient, site: Site
+) -> None:
+    labels = unique_label()
+    spec = {"url": site.url("/page"), "content": {}, "labels": labels, "region": NOWHERE}
+    items = await async_client.create_tasks([spec] * 5)
+    made = {item.task.id for item in items if item.task is not None}
+    assert len(made) == 5
+    try:
+        first = await async_client.list_page(labels=labels, page_size=2)
+        assert len(first.tasks) == 2 and first.next_page_token
+
+        listed = [task.id async for task in async_client.list_tasks(labels=labels, page_size=2)]
+
+        assert sorted(listed) == sorted(made)
+        queued = async_client.list_tasks(labels=labels, status="queued", page_size=2)
+        assert {task.id async for task in queued} == made
+        assert [
+            task async for task in async_client.list_tasks(labels=labels, status="failed")
+        ] == []
+    finally:
+        for task_id in made:
+            await async_client.cancel(task_id)
+
+
 async def test_map_yields_each_task_as_it_ends(
     async_client: browserfarm.AsyncClient, site: Site
 ) -> None:

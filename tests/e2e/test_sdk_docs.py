@@ -40,6 +40,9 @@ def test_the_sdk_doc_has_examples_for_each_part() -> None:
         "connect_playwright(",
         "AsyncClient",
         "TaskFailed",
+        ".create_tasks(",
+        ".list_tasks(",
+        ".list_page(",
     ):
         assert used in code, used
 

@@ -8,6 +8,7 @@
 """
 
 from browserfarm.aio import AsyncClient
+from browserfarm.batches import BatchItem, ItemError, TaskPage
 from browserfarm.config import ClientOptions
 from browserfarm.errors import (
     FailedPrecondition,
@@ -38,11 +39,13 @@ __all__ = [
     "Artifact",
     "AsyncClient",
     "AsyncSession",
+    "BatchItem",
     "Client",
     "ClientOptions",
     "FailedPrecondition",
     "FarmError",
     "InvalidArgument",
+    "ItemError",
     "NotFound",
     "PermissionDenied",
     "QuotaExceeded",
@@ -53,6 +56,7 @@ __all__ = [
     "Task",
     "TaskError",
     "TaskFailed",
+    "TaskPage",
     "TaskStatus",
     "Timeout",
     "Unauthenticated",

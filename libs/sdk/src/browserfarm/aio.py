@@ -5,10 +5,19 @@ calls it makes, retries and idempotency keys included, are the same over both.
 """
 
 import asyncio
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
+from browserfarm.batches import (
+    BatchItem,
+    TaskPage,
+    batch,
+    batch_items,
+    list_request,
+    pages,
+    task_page,
+)
 from browserfarm.calls import Calls, Metadata
 from browserfarm.config import ClientOptions, client_options
 from browserfarm.errors import TaskFailed, Timeout
@@ -128,6 +137,58 @@ class AsyncClient:
         """The task as it stands."""
         request = tasks_pb2.GetTaskRequest(id=task_id)
         return Task.from_proto(await self._calls.call(self._calls.tasks.GetTask, request))
+
+    async def list_page(
+        self,
+        *,
+        status: TaskStatus | str | None = None,
+        labels: Mapping[str, str] | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> TaskPage:
+        """One page of the tenant's tasks, newest first: those in `status` carrying every label.
+
+        `page_size` is 1 to 1000 (0: the farm's 50); pass the page's next_page_token
+        as `page_token` for the next page.
+        """
+        request = list_request(status, labels, page_size, page_token)
+        return task_page(await self._calls.call(self._calls.tasks.ListTasks, request))
+
+    async def list_tasks(
+        self,
+        *,
+        status: TaskStatus | str | None = None,
+        labels: Mapping[str, str] | None = None,
+        page_size: int = 0,
+    ) -> AsyncIterator[Task]:
+        """The tenant's tasks, as list_page filters them, across pages.
+
+        A page is asked for only when the tasks of the one before have been taken.
+        """
+
+        async def fetch(token: str) -> TaskPage:
+            return await self.list_page(
+                status=status, labels=labels, page_size=page_size, page_token=token
+            )
+
+        async for page in pages(fetch):
+            for task in page.tasks:
+                yield task
+
+    async def create_tasks(
+        self, specs: Iterable[SpecLike], *, timeout: float | None = None
+    ) -> list[BatchItem]:
+        """Queues up to 1,000 tasks in one call; one BatchItem per spec, in their order.
+
+        An item the SDK's spec checks or the farm refuse carries its ItemError (naming
+        the field, e.g. "requests[3].url") instead of a task; the others are queued, each
+        with an idempotency key as submit's. Only a refusal of the whole call is raised.
+        """
+        sent = batch(list(specs))
+        if not sent.sent:
+            return batch_items(sent, None)
+        reply = await self._calls.call(self._calls.tasks.CreateTasks, sent.request, timeout=timeout)
+        return batch_items(sent, reply)
 
     async def cancel(self, task: Task | str) -> Task:
         """Cancels a task that has not ended; returns it as it stands."""

@@ -7,13 +7,14 @@ caller's own (sync) Playwright.
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from browserfarm.aio import AsyncClient
+from browserfarm.batches import BatchItem, TaskPage
 from browserfarm.config import ClientOptions
-from browserfarm.results import Artifact, Result, SessionInfo, Task, WebhookSecret
+from browserfarm.results import Artifact, Result, SessionInfo, Task, TaskStatus, WebhookSecret
 from browserfarm.sessions import AsyncSession
 from browserfarm.specs import SpecLike
 from farm.sessions.v1 import sessions_pb2
@@ -204,6 +205,51 @@ class Client:
         """The task as it stands."""
         return self._loop.run(self._client.get(task_id))
 
+    def list_page(
+        self,
+        *,
+        status: TaskStatus | str | None = None,
+        labels: Mapping[str, str] | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> TaskPage:
+        """One page of the tenant's tasks, newest first, as AsyncClient.list_page."""
+        return self._loop.run(
+            self._client.list_page(
+                status=status, labels=labels, page_size=page_size, page_token=page_token
+            )
+        )
+
+    def list_tasks(
+        self,
+        *,
+        status: TaskStatus | str | None = None,
+        labels: Mapping[str, str] | None = None,
+        page_size: int = 0,
+    ) -> Iterator[Task]:
+        """The tenant's tasks across pages, each page asked for when it is reached."""
+        tasks = self._client.list_tasks(status=status, labels=labels, page_size=page_size)
+        return self._iterated(tasks)
+
+    def _iterated(self, source: AsyncIterator[Value]) -> Iterator[Value]:
+        """`source`'s items, each awaited on the client's loop; closed when left."""
+        try:
+            while True:
+                try:
+                    yield self._loop.run(anext(source))
+                except StopAsyncIteration:
+                    return
+        finally:
+            close = getattr(source, "aclose", None)
+            if close is not None:
+                self._loop.run(close())
+
+    def create_tasks(
+        self, specs: Iterable[SpecLike], *, timeout: float | None = None
+    ) -> list[BatchItem]:
+        """Queues up to 1,000 tasks in one call; one BatchItem per spec (its task or error)."""
+        return self._loop.run(self._client.create_tasks(specs, timeout=timeout))
+
     def cancel(self, task: Task | str) -> Task:
         """Cancels a task that has not ended."""
         return self._loop.run(self._client.cancel(task))
@@ -236,15 +282,7 @@ class Client:
         self, specs: Iterable[SpecLike], *, concurrency: int = 4, timeout: float | None = None
     ) -> Iterator[Task]:
         """Runs the tasks, at most `concurrency` at a time, yielding each as it ends."""
-        results = self._client.map(specs, concurrency=concurrency, timeout=timeout)
-        try:
-            while True:
-                try:
-                    yield self._loop.run(anext(results))
-                except StopAsyncIteration:
-                    return
-        finally:
-            self._loop.run(results.aclose())
+        return self._iterated(self._client.map(specs, concurrency=concurrency, timeout=timeout))
 
     def session(self, **spec: Any) -> Session:
         """A session of its own browser page, opened by `with` and closed after it."""

@@ -1,0 +1,186 @@
+"""Task lists and batches: ListTasks requests and paging, CreateTasks items and their errors.
+
+What the clients' list_tasks and create_tasks make of the calls, apart from the calls
+themselves: the request from the caller's filters, the pages one after another while
+the farm hands out a next-page token, and one BatchItem per spec of a batch, whether
+the SDK's own spec checks refused it, the farm refused it, or the farm queued it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from browserfarm.errors import InvalidArgument
+from browserfarm.results import Task, TaskStatus
+from browserfarm.specs import SpecLike, task_spec, with_idempotency_key
+from farm.tasks.v1 import tasks_pb2
+
+MAX_BATCH = 1000
+"""The most specs one CreateTasks call takes."""
+
+# A spec check's message starts with the path of the field it refuses: "viewport.width: ...".
+_FIELD_PATH = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
+# json_format's ParseError names the path one field a time instead.
+_PARSE_STEP = re.compile(r"^Failed to parse (\w+) field: ")
+_ITEM_PREFIX = re.compile(r"^requests\[\d+\]")
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    """One page of ListTasks: its tasks, newest first, and the token of the next ("" at the end)."""
+
+    tasks: tuple[Task, ...]
+    next_page_token: str
+
+
+@dataclass(frozen=True)
+class ItemError:
+    """Why one spec of a batch was not queued.
+
+    `field` names the bad field as sent, prefixed with the item ("requests[3].url"),
+    or just the item ("requests[3]") when no one field is to blame (a quota); `code`
+    is the gRPC status the item would have had alone (INVALID_ARGUMENT, ...).
+    """
+
+    field: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """What became of the spec at `index` of a batch: its queued task, or its error."""
+
+    index: int
+    task: Task | None
+    error: ItemError | None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the spec was queued."""
+        return self.task is not None
+
+
+def list_request(
+    status: TaskStatus | str | None,
+    labels: Mapping[str, str] | None,
+    page_size: int,
+    page_token: str,
+) -> tasks_pb2.ListTasksRequest:
+    """ListTasks' request; `status` is a TaskStatus or its name ("queued" too)."""
+    request = tasks_pb2.ListTasksRequest(
+        page_size=page_size,
+        page_token=page_token,
+        label=[f"{key}={value}" for key, value in (labels or {}).items()],
+    )
+    if status is not None:
+        name = f"TASK_STATUS_{str(status).upper().removeprefix('TASK_STATUS_')}"
+        if (
+            name not in tasks_pb2.TaskStatus.DESCRIPTOR.values_by_name
+            or name == "TASK_STATUS_UNSPECIFIED"
+        ):
+            known = ", ".join(each.value for each in TaskStatus)
+            raise InvalidArgument(f"status: one of {known}, not {status!r}")
+        request.status = tasks_pb2.TaskStatus.Value(name)
+    return request
+
+
+def task_page(reply: tasks_pb2.ListTasksResponse) -> TaskPage:
+    """The typed view of a ListTasks reply."""
+    return TaskPage(tuple(Task.from_proto(task) for task in reply.tasks), reply.next_page_token)
+
+
+async def pages(fetch: Callable[[str], Awaitable[TaskPage]]) -> AsyncIterator[TaskPage]:
+    """The pages `fetch(token)` gives, from the first ("") while each names a next one.
+
+    Each page is fetched only when the one before has been taken.
+    """
+    token = ""
+    while True:
+        page = await fetch(token)
+        yield page
+        if not page.next_page_token:
+            return
+        token = page.next_page_token
+
+
+def _local_error(index: int, error: InvalidArgument) -> ItemError:
+    """A spec check's refusal of item `index`, named as the farm names its own."""
+    message = str(error)
+    steps: list[str] = []
+    while step := _PARSE_STEP.match(message):
+        steps.append(step.group(1))
+        message = message[step.end() :]
+    if steps:
+        message = f"{'.'.join(steps)}: {message}"
+    found = _FIELD_PATH.match(message)
+    if found:
+        return ItemError(
+            f"requests[{index}].{found.group(1)}",
+            "INVALID_ARGUMENT",
+            f"requests[{index}].{message}",
+        )
+    return ItemError(f"requests[{index}]", "INVALID_ARGUMENT", f"requests[{index}]: {message}")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch as it is sent: the request of the specs that passed the checks, and the rest.
+
+    `sent[n]` is the caller's index of the request's n-th spec; `refused` holds the
+    items the checks refused, by the caller's index.
+    """
+
+    request: tasks_pb2.CreateTasksRequest
+    sent: tuple[int, ...]
+    refused: dict[int, ItemError]
+
+
+def batch(specs: Sequence[SpecLike]) -> Batch:
+    """The batch of `specs`, each checked as submit checks one and given an idempotency key.
+
+    A spec the checks refuse becomes its item's error; too many specs is InvalidArgument.
+    """
+    if len(specs) > MAX_BATCH:
+        raise InvalidArgument(f"specs: holds {len(specs)} task specs, at most {MAX_BATCH}")
+    request = tasks_pb2.CreateTasksRequest()
+    sent: list[int] = []
+    refused: dict[int, ItemError] = {}
+    for index, spec in enumerate(specs):
+        try:
+            checked = with_idempotency_key(task_spec(spec))
+        except InvalidArgument as error:
+            refused[index] = _local_error(index, error)
+            continue
+        request.requests.append(checked)
+        sent.append(index)
+    return Batch(request, tuple(sent), refused)
+
+
+def _renumbered(text: str, index: int) -> str:
+    """`text` with its leading "requests[n]" made the caller's index."""
+    return _ITEM_PREFIX.sub(f"requests[{index}]", text, count=1)
+
+
+def batch_items(sent: Batch, reply: tasks_pb2.CreateTasksResponse | None) -> list[BatchItem]:
+    """One item per spec of the batch, in the caller's order (`reply` None: nothing was sent)."""
+    items: dict[int, BatchItem] = {
+        index: BatchItem(index, None, error) for index, error in sent.refused.items()
+    }
+    if reply is not None:
+        failed = {error.index: error for error in reply.errors}
+        queued = iter(reply.tasks)
+        for position, index in enumerate(sent.sent):
+            farm_error = failed.get(position)
+            if farm_error is not None:
+                error = ItemError(
+                    _renumbered(farm_error.field, index) or f"requests[{index}]",
+                    farm_error.code,
+                    _renumbered(farm_error.message, index),
+                )
+                items[index] = BatchItem(index, None, error)
+            else:
+                items[index] = BatchItem(index, Task.from_proto(next(queued)), None)
+    return [items[index] for index in sorted(items)]
