@@ -36,8 +36,10 @@ async def test_signed_in_operator_sees_the_fleet_live(
     agents = tab.locator("#agents tbody tr")
     await expect(agents).to_have_count(farm.config.agents)
     await expect(agents.first).to_contain_text("healthy")
-    [cookie] = await tab.context.cookies()
-    assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
+    cookies = await tab.context.cookies()
+    assert {cookie["name"] for cookie in cookies} == {"farm_console_key", "farm_console_scopes"}
+    for cookie in cookies:
+        assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
     assert await tab.evaluate("document.cookie") == ""
     await shoot(tab, "overview")
 
@@ -208,10 +210,13 @@ async def test_a_key_lifetime_that_is_no_whole_number_is_refused_not_dropped(
 ) -> None:
     name = f"console-{unique_label()['test']}"
     await sign_in(tab, farm, console_key)
+    await tab.goto(console_url(farm, "/keys"))
+    # A refused form's token stays good: the same form is sent again, corrected.
+    token = await tab.locator("#create-key input[name=formToken]").input_value()
     for lifetime in ("-60", "1.5", "99999999999999999999999"):
         answer = await tab.request.post(
             console_url(farm, "/keys"),
-            form={"name": name, "scopes": "tasks.read", "ttlSeconds": lifetime},
+            form={"name": name, "scopes": "tasks.read", "ttlSeconds": lifetime, "formToken": token},
             headers={"origin": farm.envoy_url},
         )
         assert answer.status == 400, lifetime
