@@ -22,10 +22,11 @@ from unittest import mock
 import grpc
 import httpx
 import pytest
-from playwright.async_api import Playwright, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
 from prometheus_client.parser import text_string_to_metric_families
 
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
+from farm_agent.browser.chromium import CHROMIUM_FLAGS
 from farm_cli.launcher.config import find_project_root
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.main import main as cli_main
@@ -352,3 +353,40 @@ async def playwright() -> AsyncIterator[Playwright]:
     """A Playwright driver of the test's own, to attach to sessions or view their screens."""
     async with async_playwright() as driver:
         yield driver
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    """One Chromium for a console test module's tests."""
+    async with async_playwright() as driver:
+        launched = await driver.chromium.launch(
+            executable_path=Path("/usr/bin/chromium"), args=CHROMIUM_FLAGS, headless=True
+        )
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+async def tab(browser: Browser) -> AsyncIterator[Page]:
+    """A fresh tab with no cookies; an error on its console (a CSP violation) fails the test."""
+    context: BrowserContext = await browser.new_context(viewport={"width": 1100, "height": 720})
+    page = await context.new_page()
+    errors: list[str] = []
+    # A refused sign-in answers 401, which Chromium logs too; the tests check statuses.
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and not message.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    yield page
+    await context.close()
+    assert errors == [], errors
+
+
+@pytest.fixture(scope="module")
+def console_key(make_key: KeyFactory) -> str:
+    """An operator's key: the fleet, tasks, artifacts and dead letters."""
+    return make_key("admin", "tasks.write", "tasks.read", "artifacts.read", "sessions").secret

@@ -5,82 +5,17 @@ with its own key. With FARM_CONSOLE_SCREENSHOTS=<folder> the tests also save a
 screenshot of each page there (docs/console.md shows them: `make console-screenshots`).
 """
 
-import os
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
-from farm_agent.browser.chromium import CHROMIUM_FLAGS
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import Client, KeyFactory, http_client, unique_label
+from tests.e2e.console_ui import WITHIN_MS, console_url, shoot, sign_in
 from tests.e2e.sessions_api import Sessions
 from tests.helpers import assert_eventually
 from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = os.environ.get("FARM_CONSOLE_SCREENSHOTS", "")
-# Long enough for a task's whole run on a loaded machine; the page updates itself.
-WITHIN_MS = 60_000
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    """One Chromium for the module's tests."""
-    async with async_playwright() as driver:
-        launched = await driver.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True
-        )
-        yield launched
-        await launched.close()
-
-
-@pytest.fixture
-async def tab(browser: Browser) -> AsyncIterator[Page]:
-    """A fresh tab with no cookies; an error on its console (a CSP violation) fails the test."""
-    context: BrowserContext = await browser.new_context(viewport={"width": 1100, "height": 720})
-    page = await context.new_page()
-    errors: list[str] = []
-    # A refused sign-in answers 401, which Chromium logs too; the tests check statuses.
-    page.on(
-        "console",
-        lambda message: (
-            errors.append(message.text)
-            if message.type == "error" and not message.text.startswith("Failed to load resource")
-            else None
-        ),
-    )
-    yield page
-    await context.close()
-    assert errors == [], errors
-
-
-@pytest.fixture(scope="module")
-def console_key(make_key: KeyFactory) -> str:
-    """An operator's key: the fleet, tasks, artifacts and dead letters."""
-    return make_key("admin", "tasks.write", "tasks.read", "artifacts.read", "sessions").secret
-
-
-def console_url(farm: LocalFarm, path: str = "/") -> str:
-    """A console page through the farm's Envoy."""
-    return f"{farm.envoy_url}/console{path}"
-
-
-async def sign_in(page: Page, farm: LocalFarm, key: str) -> None:
-    """Opens the console, is sent to the sign-in page, and signs in with `key`."""
-    await page.goto(console_url(farm))
-    await expect(page).to_have_url(console_url(farm, "/signin"))
-    await page.get_by_label("API key").fill(key)
-    await page.get_by_role("button", name="Sign in").click()
-
-
-async def shoot(page: Page, name: str) -> None:
-    """Saves a screenshot of the page for docs/console.md, when asked to."""
-    if SHOTS:
-        await page.screenshot(path=Path(SHOTS) / f"{name}.png")
 
 
 async def test_wrong_key_is_refused_and_no_page_opens(tab: Page, farm: LocalFarm) -> None:
@@ -101,8 +36,10 @@ async def test_signed_in_operator_sees_the_fleet_live(
     agents = tab.locator("#agents tbody tr")
     await expect(agents).to_have_count(farm.config.agents)
     await expect(agents.first).to_contain_text("healthy")
-    [cookie] = await tab.context.cookies()
-    assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
+    cookies = await tab.context.cookies()
+    assert {cookie["name"] for cookie in cookies} == {"farm_console_key", "farm_console_scopes"}
+    for cookie in cookies:
+        assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
     assert await tab.evaluate("document.cookie") == ""
     await shoot(tab, "overview")
 
@@ -273,10 +210,13 @@ async def test_a_key_lifetime_that_is_no_whole_number_is_refused_not_dropped(
 ) -> None:
     name = f"console-{unique_label()['test']}"
     await sign_in(tab, farm, console_key)
+    await tab.goto(console_url(farm, "/keys"))
+    # A refused form's token stays good: the same form is sent again, corrected.
+    token = await tab.locator("#create-key input[name=formToken]").input_value()
     for lifetime in ("-60", "1.5", "99999999999999999999999"):
         answer = await tab.request.post(
             console_url(farm, "/keys"),
-            form={"name": name, "scopes": "tasks.read", "ttlSeconds": lifetime},
+            form={"name": name, "scopes": "tasks.read", "ttlSeconds": lifetime, "formToken": token},
             headers={"origin": farm.envoy_url},
         )
         assert answer.status == 400, lifetime

@@ -20,6 +20,18 @@ from farm_console.settings import ConsoleSettings
 
 PREFIX = "/console"
 KEY_COOKIE = "farm_console_key"
+SCOPES_COOKIE = "farm_console_scopes"
+"""The signed-in key's scopes (from WhoAmI at sign-in), space-separated: they only decide
+which links the header shows; each page's call is still checked by the farm."""
+# The header's links: (path, text, the scope the page needs; "" for any key).
+NAV = [
+    ("/", "Overview", ""),
+    ("/tasks", "Tasks", "tasks.read"),
+    ("/sessions", "Sessions", "sessions"),
+    ("/deadletters", "Dead letters", "admin"),
+    ("/keys", "Keys & tenant", "admin"),
+    ("/audit", "Audit log", "admin"),
+]
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 # How a refusal of the farm shows as the console's own HTTP status.
@@ -60,12 +72,22 @@ def caller(request: Request) -> Caller:
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
     """`template` rendered with `context`, the settings and the page's path."""
     settings: ConsoleSettings = request.app.state.settings
+    nav = [(path, text) for path, text, scope in NAV if may_open(request, scope)]
     return TEMPLATES.TemplateResponse(
         request,
         template,
-        {"prefix": PREFIX, "refresh": settings.refresh_seconds, **context},
+        {"prefix": PREFIX, "refresh": settings.refresh_seconds, "nav": nav, **context},
         status_code=status_code,
     )
+
+
+def may_open(request: Request, scope: str) -> bool:
+    """Whether the signed-in key's scopes allow a page that needs `scope`.
+
+    A sign-in from before the scopes were kept has no scopes cookie: every link shows.
+    """
+    scopes = request.cookies.get(SCOPES_COOKIE)
+    return not scope or scopes is None or scope in scopes.split()
 
 
 def go_to(request: Request, path: str) -> Response:
@@ -77,8 +99,9 @@ def go_to(request: Request, path: str) -> Response:
 
 
 def forget_key(response: Response) -> Response:
-    """`response`, clearing the key cookie."""
+    """`response`, clearing the key and scopes cookies."""
     response.delete_cookie(KEY_COOKIE, path=f"{PREFIX}/")
+    response.delete_cookie(SCOPES_COOKIE, path=f"{PREFIX}/")
     return response
 
 
@@ -95,3 +118,9 @@ async def farm_refused(request: Request, exc: Exception) -> Response:
     status = STATUS_OF_CODE.get(exc.code, 502)
     template = "_refusal.html" if request.headers.get("hx-request") else "refusal.html"
     return render(request, template, status, error=exc)
+
+
+def page_size(request: Request, largest: int) -> int:
+    """The list's page size: `?pageSize=` from 1 to `largest`, else `largest`."""
+    asked = request.query_params.get("pageSize", "")
+    return min(int(asked), largest) if asked.isdigit() and int(asked) > 0 else largest

@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from farm.admin.v1 import admin_pb2
-from farm_console.views import caller, go_to, render
+from farm_console.views import caller, go_to, page_size, render
 
 PAGE_SIZE = 100
 TASK_ID = re.compile(r"[0-9a-f]{32}")
@@ -15,13 +15,14 @@ TASK_ID = re.compile(r"[0-9a-f]{32}")
 
 
 async def dead_letters(request: Request) -> Response:
-    """The dead letters, newest first."""
+    """One page of dead letters, newest first; the next page by its token."""
     user = caller(request)
     listing = await user.farm.call(
         user.key,
         user.farm.admin.ListDeadLetters,
         admin_pb2.ListDeadLettersRequest(
-            page_size=PAGE_SIZE, page_token=request.query_params.get("pageToken", "")
+            page_size=page_size(request, PAGE_SIZE),
+            page_token=request.query_params.get("pageToken", ""),
         ),
     )
     requeued = request.query_params.get("requeued", "")

@@ -7,10 +7,13 @@ from starlette.routing import Route
 from farm.auth.v1 import auth_pb2
 from farm_console.farm import FarmError, Json
 from farm_console.forms import FormError, Refusal, entered, refusal, whole_number
+from farm_console.once import FormTokens, Submission
 from farm_console.views import caller, go_to, render
 
 SCOPES = ["tasks.write", "tasks.read", "script", "sessions", "artifacts.read", "admin"]
 FORM_FIELDS = {name: name for name in ("name", "scopes", "tenant", "ttlSeconds")}
+CREATE_FORMS = FormTokens("create-key")
+"""The create form's one-time tokens: a reload of the page showing a new secret creates nothing."""
 
 
 async def _page(
@@ -19,6 +22,7 @@ async def _page(
     error: Refusal | None = None,
     form: dict[str, str] | None = None,
     chosen_scopes: list[str] | None = None,
+    repeated: bool = False,
 ) -> Response:
     user = caller(request)
     me = await user.farm.call(user.key, user.farm.auth.WhoAmI, auth_pb2.WhoAmIRequest())
@@ -29,7 +33,7 @@ async def _page(
     return render(
         request,
         "keys.html",
-        400 if error else 200,
+        400 if error else 409 if repeated else 200,
         me=me,
         tenant=tenant,
         keys=keys.get("apiKeys", []),
@@ -38,6 +42,8 @@ async def _page(
         error=error,
         form=form or {},
         chosen_scopes=chosen_scopes or [],
+        repeated=repeated,
+        form_token=CREATE_FORMS.make(user.key),
     )
 
 
@@ -47,9 +53,16 @@ async def keys_page(request: Request) -> Response:
 
 
 async def create_key(request: Request) -> Response:
-    """CreateApiKey; the page again, showing the new secret this once."""
+    """CreateApiKey; the page again, showing the new secret this once.
+
+    The form's one-time token makes a second submission of the same form (a reload)
+    create nothing: the page says the key was already created.
+    """
     user = caller(request)
     form = await request.form()
+    submission = CREATE_FORMS.take(user.key, str(form.get("formToken", "")))
+    if submission is Submission.REPEATED:
+        return await _page(request, repeated=True)
     scopes = [str(scope) for scope in form.getlist("scopes")]
     try:
         create = auth_pb2.CreateApiKeyRequest(
@@ -58,8 +71,11 @@ async def create_key(request: Request) -> Response:
             tenant=str(form.get("tenant", "")).strip(),
             ttl_seconds=whole_number(str(form.get("ttlSeconds", "")), "ttlSeconds") or 0,
         )
+        if submission is Submission.INVALID:
+            raise FormError("formToken", "the form is out of date: fill it in and submit it again")
         created = await user.farm.call(user.key, user.farm.auth.CreateApiKey, create)
     except (FormError, FarmError) as refused:
+        CREATE_FORMS.give_back(str(form.get("formToken", "")))
         message = refused.message if isinstance(refused, FarmError) else str(refused)
         return await _page(
             request, error=refusal(message, FORM_FIELDS), form=entered(form), chosen_scopes=scopes

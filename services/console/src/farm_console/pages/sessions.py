@@ -7,19 +7,21 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from farm.sessions.v1 import sessions_pb2
-from farm_console.views import caller, go_to, render
+from farm_console.views import caller, go_to, page_size, render
 
 PAGE_SIZE = 100
 
 
 async def open_sessions(request: Request) -> Response:
-    """The tenant's active sessions."""
+    """One page of the tenant's active sessions; the next page by its token."""
     user = caller(request)
     listing = await user.farm.call(
         user.key,
         user.farm.sessions.ListSessions,
         sessions_pb2.ListSessionsRequest(
-            state=sessions_pb2.SESSION_STATE_ACTIVE, page_size=PAGE_SIZE
+            state=sessions_pb2.SESSION_STATE_ACTIVE,
+            page_size=page_size(request, PAGE_SIZE),
+            page_token=request.query_params.get("pageToken", ""),
         ),
     )
     return render(request, "sessions.html", listing=listing)

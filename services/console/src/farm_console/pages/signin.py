@@ -7,7 +7,7 @@ from starlette.routing import Route
 from farm.auth.v1 import auth_pb2
 from farm_console.farm import Farm, FarmError
 from farm_console.settings import ConsoleSettings
-from farm_console.views import KEY_COOKIE, PREFIX, forget_key, go_to, render
+from farm_console.views import KEY_COOKIE, PREFIX, SCOPES_COOKIE, forget_key, go_to, render
 
 MAX_KEY_CHARS = 512
 
@@ -20,7 +20,7 @@ async def signin_page(request: Request) -> Response:
 
 
 async def sign_in(request: Request) -> Response:
-    """Checks the key with WhoAmI; a good one is kept in the HttpOnly cookie."""
+    """Checks the key with WhoAmI; a good one and its scopes are kept in HttpOnly cookies."""
     form = await request.form()
     key = str(form.get("key", "")).strip()
     if not key:
@@ -30,19 +30,21 @@ async def sign_in(request: Request) -> Response:
         return render(request, "signin.html", 401, error="Key refused: not an API key")
     farm: Farm = request.app.state.farm
     try:
-        await farm.call(key, farm.auth.WhoAmI, auth_pb2.WhoAmIRequest())
+        me = await farm.call(key, farm.auth.WhoAmI, auth_pb2.WhoAmIRequest())
     except FarmError as refusal:
         return render(request, "signin.html", 401, error=f"Key refused: {refusal.message}")
     settings: ConsoleSettings = request.app.state.settings
     response = go_to(request, "/")
-    response.set_cookie(
-        KEY_COOKIE,
-        key,
-        path=f"{PREFIX}/",
-        httponly=True,
-        secure=settings.cookie_secure,
-        samesite="strict",
-    )
+    scopes = " ".join(me.get("scopes", []))
+    for name, value in ((KEY_COOKIE, key), (SCOPES_COOKIE, scopes)):
+        response.set_cookie(
+            name,
+            value,
+            path=f"{PREFIX}/",
+            httponly=True,
+            secure=settings.cookie_secure,
+            samesite="strict",
+        )
     return response
 
 

@@ -12,7 +12,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_console.farm import FarmError, Json
 from farm_console.forms import INT32_MAX, FormError, Refusal, entered, refusal, whole_number
 from farm_console.security import ARTIFACT_POLICY
-from farm_console.views import caller, go_to, render
+from farm_console.views import caller, go_to, page_size, render
 
 PAGE_SIZE = 50
 STATUSES = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
@@ -36,7 +36,7 @@ def _list_request(request: Request) -> tasks_pb2.ListTasksRequest:
     chosen = status if status in STATUSES else "UNSPECIFIED"
     return tasks_pb2.ListTasksRequest(
         status=tasks_pb2.TaskStatus.Value(f"TASK_STATUS_{chosen}"),
-        page_size=PAGE_SIZE,
+        page_size=page_size(request, PAGE_SIZE),
         page_token=request.query_params.get("pageToken", ""),
         label=[label] if label else [],
     )
