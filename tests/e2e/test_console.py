@@ -2,7 +2,8 @@
 
 One browser serves the module; each test has its own tab (context) and signs in
 with its own key. With FARM_CONSOLE_SCREENSHOTS=<folder> the tests also save a
-screenshot of each page there (docs/console.md shows them: `make console-screenshots`).
+screenshot of each page there; docs/console.md shows them, saved with
+`FARM_CONSOLE_SCREENSHOTS=docs/console .venv/bin/pytest tests/e2e/test_console.py`.
 """
 
 import pytest
