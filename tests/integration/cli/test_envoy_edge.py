@@ -156,3 +156,10 @@ def test_the_internal_ingest_service_is_not_routed(edge: EdgeUnderTest) -> None:
             )
     assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert all(name != "UploadArtifact" for name, *_ in edge.fakes.calls.seen)
+
+
+def test_envoy_starts_without_warning_of_unlimited_downstream_connections(
+    edge: EdgeUnderTest,
+) -> None:
+    log = edge.process.log_path.read_text(errors="replace")
+    assert "downstream connections" not in log, log

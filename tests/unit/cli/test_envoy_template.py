@@ -218,6 +218,23 @@ def test_envoy_config_command_takes_an_otlp_collector(tmp_path: Path) -> None:
     assert "tracing" in connection_manager(config)
 
 
+def max_connections(config: dict[str, Any]) -> int:
+    (monitor,) = config["overload_manager"]["resource_monitors"]
+    assert monitor["name"] == "envoy.resource_monitors.global_downstream_max_connections"
+    return int(monitor["typed_config"]["max_active_downstream_connections"])
+
+
+def test_downstream_connections_are_limited_to_50000_unless_told(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert max_connections(rendered()) == 50_000
+    output = tmp_path / "envoy.yaml"
+    assert main([*COMPOSE_RENDER_ARGS, "--max-connections", "1200", "-o", str(output)]) == 0
+    assert max_connections(yaml.safe_load(output.read_text())) == 1200
+    assert main([*COMPOSE_RENDER_ARGS, "--max-connections", "0", "-o", str(output)]) != 0
+    assert "at least 1" in capsys.readouterr().err
+
+
 def test_compose_envoy_config_is_the_current_render(tmp_path: Path) -> None:
     fresh = tmp_path / "envoy.yaml"
     assert main([*COMPOSE_RENDER_ARGS, "-o", str(fresh)]) == 0

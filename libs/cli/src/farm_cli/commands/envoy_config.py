@@ -8,6 +8,7 @@ from farm_cli.console import CliError
 from farm_cli.launcher.config import ProjectNotFound, find_project_root
 from farm_cli.launcher.envoy import (
     CONSOLE_CLUSTER,
+    MAX_DOWNSTREAM_CONNECTIONS,
     MCP_CLUSTER,
     SERVICE_CLUSTERS,
     Endpoint,
@@ -86,6 +87,13 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="send the requests' spans to this OTLP/gRPC collector (Jaeger, Tempo, an "
         "OpenTelemetry Collector); the services continue each request's trace",
     )
+    render.add_argument(
+        "--max-connections",
+        type=int,
+        default=MAX_DOWNSTREAM_CONNECTIONS,
+        metavar="N",
+        help="refuse new connections while N are open (default %(default)s)",
+    )
     render.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     render.set_defaults(run=print_envoy_config)
 
@@ -118,8 +126,9 @@ def print_envoy_config(args: argparse.Namespace) -> int:
             upstream_key_path=args.upstream_tls_key,
             upstream_ca_path=args.upstream_tls_ca,
             otlp=args.otlp,
+            max_downstream_connections=args.max_connections,
         )
-    except ValueError as error:  # the TLS files given only in part
+    except ValueError as error:  # the TLS files given only in part, a limit under 1
         raise CliError(str(error)) from error
     text = render_envoy_config(root / "envoy" / "envoy.yaml.j2", settings)
     if args.output is None:

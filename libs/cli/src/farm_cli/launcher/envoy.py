@@ -25,6 +25,9 @@ OTLP_CLUSTER = "otlp"
 
 MAX_REQUEST_BYTES = 1024 * 1024
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+# Envoy's overload manager refuses connections past this many open at once (all
+# listeners); without a limit Envoy warns at every start.
+MAX_DOWNSTREAM_CONNECTIONS = 50_000
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class EnvoySettings:
     admin_address: str = "127.0.0.1"
     max_request_bytes: int = MAX_REQUEST_BYTES
     max_response_bytes: int = MAX_RESPONSE_BYTES
+    max_downstream_connections: int = MAX_DOWNSTREAM_CONNECTIONS
     # The listener's certificate chain and key (PEM, paths as Envoy sees them); both or
     # neither: with them the listener speaks only TLS (ALPN h2 and http/1.1).
     tls_cert_path: Path | None = None
@@ -76,6 +80,8 @@ class EnvoySettings:
         missing = [name for name in SERVICE_CLUSTERS if not self.upstreams.get(name)]
         if missing:
             raise ValueError(f"no endpoints given for {', '.join(missing)}")
+        if self.max_downstream_connections < 1:
+            raise ValueError("the limit of downstream connections must be at least 1")
         if (self.tls_cert_path is None) != (self.tls_key_path is None):
             raise ValueError("a TLS certificate needs its key and a key its certificate")
         upstream = (self.upstream_cert_path, self.upstream_key_path, self.upstream_ca_path)
@@ -102,6 +108,7 @@ def render_envoy_config(template: Path, settings: EnvoySettings) -> str:
         descriptor_path=str(settings.descriptor_path),
         max_request_bytes=settings.max_request_bytes,
         max_response_bytes=settings.max_response_bytes,
+        max_downstream_connections=settings.max_downstream_connections,
         tls_cert_path=str(settings.tls_cert_path or ""),
         tls_key_path=str(settings.tls_key_path or ""),
         upstream_cert_path=str(settings.upstream_cert_path or ""),
