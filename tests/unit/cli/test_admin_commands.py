@@ -60,8 +60,21 @@ def test_deadletter_list_all_follows_every_page(
     assert main(["deadletter", "list", "--all"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert [letter["task"]["id"] for letter in printed["deadLetters"]] == ["d1", "d2", "d3"]
-    assert printed["nextPageToken"] == ""
+    assert "nextPageToken" not in printed
     assert calls.last("ListDeadLetters")[0].page_token == "page2"
+
+
+def test_deadletter_list_prints_only_set_fields_and_every_field_with_json(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["deadletter", "list"]) == 0
+    (first, _) = json.loads(capsys.readouterr().out)["deadLetters"]
+    assert first == {"task": {"id": "d1", "status": "TASK_STATUS_FAILED"}}
+    assert main(["deadletter", "list", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    task = printed["deadLetters"][0]["task"]
+    assert task["id"] == "d1" and task["attempts"] == 0 and task["agentId"] == ""
+    assert printed["nextPageToken"] == "page2"
 
 
 def test_deadletter_requeue_prints_the_queued_task(

@@ -152,12 +152,14 @@ def list_and_print(
     every: bool = True,
     limit: int = 0,
     page_size: int = 0,
+    every_field: bool = True,
 ) -> int:
     """Calls the List `rpc` and prints the reply as JSON; the exit code, 0.
 
     With `every`, follows the page tokens and prints every page's `items` in one
     reply (at most `limit` of them, asking pages of at most `page_size`; see
-    every_page); without, prints the one page `request` asks for.
+    every_page); without, prints the one page `request` asks for. Without
+    `every_field`, fields that are not set are left out.
     """
     with connect() as farm:
 
@@ -168,5 +170,5 @@ def list_and_print(
             listed = every_page(call, request, items, limit=limit, page_size=page_size)
         else:
             listed = call(request)
-    print_message(listed)
+    print_message(listed, every_field=every_field)
     return 0

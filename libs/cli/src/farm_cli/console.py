@@ -30,19 +30,25 @@ class NoApiKey(CliError):
     exit_code = ExitCode.AUTH
 
 
-def message_json(message: Message, *, indent: int | None = 2) -> str:
-    """`message` as proto3 JSON (lowerCamelCase names, every field shown), like the HTTP API."""
+def message_json(message: Message, *, indent: int | None = 2, every_field: bool = True) -> str:
+    """`message` as proto3 JSON (lowerCamelCase names), like the HTTP API.
+
+    Every field is shown, or with `every_field` False only those that are set.
+    """
     return json_format.MessageToJson(
         message,
         indent=indent,
         ensure_ascii=False,
-        always_print_fields_with_no_presence=True,
+        always_print_fields_with_no_presence=every_field,
     )
 
 
-def print_message(message: Message, *, one_line: bool = False, out: TextIO | None = None) -> None:
+def print_message(
+    message: Message, *, one_line: bool = False, out: TextIO | None = None, every_field: bool = True
+) -> None:
     """Prints `message` as JSON: indented, or on one line (for streams, one event a line)."""
-    print(message_json(message, indent=None if one_line else 2), file=out or sys.stdout, flush=True)
+    text = message_json(message, indent=None if one_line else 2, every_field=every_field)
+    print(text, file=out or sys.stdout, flush=True)
 
 
 def rpc_error_text(error: grpc.RpcError) -> str:

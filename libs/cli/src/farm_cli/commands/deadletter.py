@@ -18,6 +18,9 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     listing.add_argument("--page-size", type=whole_number(INT32_MAX), default=0)
     listing.add_argument("--page-token", default="")
     listing.add_argument("--all", action="store_true", help="follow every page")
+    listing.add_argument(
+        "--json", action="store_true", help="print every field (by default only those set)"
+    )
     listing.set_defaults(run=list_dead_letters)
 
     requeue = verbs.add_parser(
@@ -28,10 +31,18 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 
 def list_dead_letters(args: argparse.Namespace) -> int:
-    """ListDeadLetters: one page, or with --all every page in one list."""
+    """ListDeadLetters: one page, or with --all every page in one list.
+
+    A dead letter's steps carry many empty fields, so only set ones are printed
+    unless --json asks for the reply as the HTTP API gives it.
+    """
     request = admin_pb2.ListDeadLettersRequest(page_size=args.page_size, page_token=args.page_token)
     return list_and_print(
-        lambda farm: farm.admin.ListDeadLetters, request, "dead_letters", every=args.all
+        lambda farm: farm.admin.ListDeadLetters,
+        request,
+        "dead_letters",
+        every=args.all,
+        every_field=args.json,
     )
 
 
