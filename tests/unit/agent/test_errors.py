@@ -56,6 +56,17 @@ def test_an_unparsable_selector_is_selector_not_found() -> None:
     assert "invalid selector" in failure.message
 
 
+def test_an_unparsable_xpath_is_selector_not_found_naming_the_selector() -> None:
+    error = PlaywrightError(
+        "Locator.click: SyntaxError: Failed to execute 'evaluate' on 'Document': "
+        "The string '//[' is not a valid XPath expression." + CALL_LOG
+    )
+    failure = failure_from(error, Stage.SELECTOR, "steps[0].click", selector="xpath=//[")
+    assert failure.code is ErrorCode.SELECTOR_NOT_FOUND
+    assert not failure.retryable
+    assert failure.message.startswith('steps[0].click: invalid selector "xpath=//[": SyntaxError')
+
+
 def test_a_network_error_in_navigation_is_navigation_failed() -> None:
     error = PlaywrightError(
         "Page.goto: net::ERR_CONNECTION_REFUSED at http://127.0.0.1:9/" + CALL_LOG

@@ -87,7 +87,13 @@ _CRASH_SIGNS = (
     "target page, context or browser has been closed",
     "browser closed",
 )
-_INVALID_SELECTOR_SIGNS = ("while parsing", "is not a valid selector", "unknown engine")
+# Playwright's words for a selector that does not parse; an XPath one is Chromium's own.
+_INVALID_SELECTOR_SIGNS = (
+    "while parsing",
+    "is not a valid selector",
+    "unknown engine",
+    "is not a valid xpath expression",
+)
 # Playwright's words for an element a step cannot act on (check on a <div>, select on an <input>).
 _WRONG_ELEMENT_SIGNS = (
     "not a checkbox or radio button",
@@ -162,7 +168,12 @@ def _selector_failure(error: PlaywrightError, field: str, selector: str) -> Task
         missing = f'no element matches "{selector}"' if selector else "no matching element appeared"
         return TaskFailure(ErrorCode.SELECTOR_NOT_FOUND, f"{field}: {missing} ({detail})")
     if any(sign in lowered for sign in _INVALID_SELECTOR_SIGNS):
-        return TaskFailure(ErrorCode.SELECTOR_NOT_FOUND, f"{field}: invalid selector: {detail}")
+        # Final at once: no wait or other attempt makes it parse. The selector is named
+        # whole, as Playwright's message may quote only the part it choked on.
+        named = f' "{selector}"' if selector else ""
+        return TaskFailure(
+            ErrorCode.SELECTOR_NOT_FOUND, f"{field}: invalid selector{named}: {detail}"
+        )
     if any(sign in lowered for sign in _WRONG_ELEMENT_SIGNS):
         where = f' ("{selector}")' if selector else ""
         return TaskFailure(ErrorCode.SELECTOR_NOT_FOUND, f"{field}: {detail}{where}")

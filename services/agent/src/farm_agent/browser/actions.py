@@ -109,7 +109,7 @@ async def screenshot(
         # In CSS pixels, so that a baseline's boxes are the page's, whatever the device scale.
         settings["scale"] = "css"
     if options.selector:
-        with failures_as(Stage.SELECTOR, "screenshot.selector"):
+        with failures_as(Stage.SELECTOR, "screenshot.selector", options.selector):
             image = await page.locator(options.selector).first.screenshot(**settings)
     else:
         with failures_as(Stage.CAPTURE, "screenshot"):
@@ -168,7 +168,7 @@ async def extract(
     values: dict[str, Any] = {}
     for name, rule in sorted(options.fields.items()):
         parsed = ExtractField.parse(rule)
-        with failures_as(Stage.SELECTOR, f"extract.fields.{name}"):
+        with failures_as(Stage.SELECTOR, f"extract.fields.{name}", parsed.selector):
             values[name] = await _extract_one(page, parsed, time_left_ms)
     return Capture(result=tasks_pb2.TaskResult(json=json_value(values, "extract", max_bytes)))
 

@@ -46,7 +46,7 @@ async def note_comparison(
         origin = await _screenshot_origin(page, options)
     masks: list[PixelBox] = []
     for index, selector in enumerate(compare.mask):
-        with failures_as(Stage.SELECTOR, f"screenshot.compare.mask[{index}]"):
+        with failures_as(Stage.SELECTOR, f"screenshot.compare.mask[{index}]", selector):
             for element in await page.locator(selector).all():
                 box = await element.bounding_box()
                 if box is not None:

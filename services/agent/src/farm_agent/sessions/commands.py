@@ -19,6 +19,7 @@ from farm_agent.browser.actions import Capture
 from farm_agent.browser.runner import Budget, browse
 from farm_agent.errors import TaskFailure
 from farm_agent.saved.keeper import CaptureKeeper
+from farm_agent.sessions.own_requests import OwnRequests
 from farm_agent.sessions.session import OpenSession
 from farm_core.task_defaults import ACTIONS, DEFAULT_TIMEOUT_MS
 from farm_core.task_errors import ErrorCode
@@ -67,19 +68,26 @@ async def run_command(
                 else:
                     session.dialogs.check_none()
                 blocked_before = len(session.egress.blocked)
-                capture = await _until_dialog(
-                    session,
-                    browse(
-                        page,
-                        spec,
-                        Budget(timeout_seconds),
-                        session.egress,
-                        max_text_bytes,
-                        navigate=bool(spec.url),
-                        blocked_since=blocked_before,
-                        observer=session.observer,
-                    ),
-                )
+                own_requests = OwnRequests(page)
+                own_requests.start()
+                try:
+                    capture = await _until_dialog(
+                        session,
+                        browse(
+                            page,
+                            spec,
+                            Budget(timeout_seconds),
+                            session.egress,
+                            max_text_bytes,
+                            navigate=bool(spec.url),
+                            blocked_since=blocked_before,
+                            observer=session.observer,
+                        ),
+                    )
+                finally:
+                    own_requests.stop()
+                if capture is not None:
+                    own_requests.keep_own(capture.result)
         except TimeoutError as error:
             raise TaskFailure(
                 ErrorCode.TIMEOUT, f"the command did not finish within its {timeout_seconds:g} s"
