@@ -3,11 +3,16 @@
 import pytest
 
 from farm_cli.launcher.processes import PORT_RANGE_ENV, free_port, free_ports
+from tests.conftest import FIRST_TEST_PORT
+
+# Ten ports just below the workers' ranges, where no test's farm takes one.
+LOW = FIRST_TEST_PORT - 100
+RANGE = f"{LOW}-{LOW + 9}"
 
 
 def test_a_free_port_comes_from_the_range_when_one_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(PORT_RANGE_ENV, "23100-23109")
-    assert {free_port() for _ in range(20)} <= set(range(23100, 23110))
+    monkeypatch.setenv(PORT_RANGE_ENV, RANGE)
+    assert {free_port() for _ in range(20)} <= set(range(LOW, LOW + 10))
 
 
 def test_a_free_port_comes_from_the_kernel_without_a_range(
@@ -19,5 +24,5 @@ def test_a_free_port_comes_from_the_kernel_without_a_range(
 
 def test_ports_drawn_together_are_distinct(monkeypatch: pytest.MonkeyPatch) -> None:
     # Ten draws from a range of ten repeat a port almost surely; together they do not.
-    monkeypatch.setenv(PORT_RANGE_ENV, "23100-23109")
-    assert sorted(free_ports(10)) == list(range(23100, 23110))
+    monkeypatch.setenv(PORT_RANGE_ENV, RANGE)
+    assert sorted(free_ports(10)) == list(range(LOW, LOW + 10))
