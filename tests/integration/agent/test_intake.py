@@ -162,6 +162,18 @@ async def test_low_tasks_are_served_while_high_tasks_keep_coming(
         await events.final(task_id, within=60)
 
 
+async def publish_marked(js: JetStreamContext, site: Site, mark: bytes) -> str:
+    """A task marked ended in the cancel bucket (`mark`: its reason), then published."""
+    task_id = f"task-{uuid.uuid4().hex[:12]}"
+    bucket = await cancel_bucket(js)
+    await bucket.put(task_id, mark)
+    item = queue_pb2.WorkItem(task_id=task_id, tenant="acme", spec=content_of(site))
+    await js.publish(
+        task_subject("", NORMAL), item.SerializeToString(), headers={"Nats-Msg-Id": task_id}
+    )
+    return task_id
+
+
 async def test_a_task_in_the_cancel_bucket_is_skipped(
     js: JetStreamContext,
     start_intake: StartIntake,
@@ -169,13 +181,7 @@ async def test_a_task_in_the_cancel_bucket_is_skipped(
     uploader: FakeUploader,
     site: Site,
 ) -> None:
-    task_id = f"task-{uuid.uuid4().hex[:12]}"
-    bucket = await cancel_bucket(js)
-    await bucket.put(task_id, b"")
-    item = queue_pb2.WorkItem(task_id=task_id, tenant="acme", spec=content_of(site))
-    await js.publish(
-        task_subject("", NORMAL), item.SerializeToString(), headers={"Nats-Msg-Id": task_id}
-    )
+    task_id = await publish_marked(js, site, b"")
     await start_intake()
 
     final = await events.final(task_id)
@@ -194,13 +200,7 @@ async def test_a_task_marked_failed_elsewhere_is_acked_unrun_and_unreported(
     site: Site,
 ) -> None:
     # Redelivered after the scheduler failed it (another delivery found its attempts used up).
-    task_id = f"task-{uuid.uuid4().hex[:12]}"
-    bucket = await cancel_bucket(js)
-    await bucket.put(task_id, b"FAILED: ATTEMPTS_EXHAUSTED")
-    item = queue_pb2.WorkItem(task_id=task_id, tenant="acme", spec=content_of(site))
-    await js.publish(
-        task_subject("", NORMAL), item.SerializeToString(), headers={"Nats-Msg-Id": task_id}
-    )
+    task_id = await publish_marked(js, site, b"FAILED: ATTEMPTS_EXHAUSTED")
     await start_intake()
 
     await assert_eventually(lambda: is_zero(queued_tasks(js)), message="task not acked")

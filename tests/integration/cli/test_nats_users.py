@@ -192,6 +192,15 @@ async def test_storage_started_before_auth_waits_for_the_revocations_bucket(
     assert not [record for record in caplog.records if "permissions violation" in record.message]
 
 
+async def refuses(ended_tasks: EndedTasks, task_id: str) -> bool:
+    """Whether storage's check refuses an upload of `task_id` as ended."""
+    try:
+        await ended_tasks.check(task_id)
+    except TaskEnded:
+        return True
+    return False
+
+
 async def test_storage_reads_the_schedulers_cancelled_tasks(
     farm_nats: Farm, scheduler: Client
 ) -> None:
@@ -200,15 +209,12 @@ async def test_storage_reads_the_schedulers_cancelled_tasks(
     ended_tasks = EndedTasks(farm_nats.access("storage"))
     ended_tasks.start()
 
-    async def refused() -> bool:
-        try:
-            await ended_tasks.check("task-cancelled")
-        except TaskEnded:
-            return True
-        return False
-
     try:
-        await assert_eventually(refused, within=10, message="the cancel was never read")
+        await assert_eventually(
+            lambda: refuses(ended_tasks, "task-cancelled"),
+            within=10,
+            message="the cancel was never read",
+        )
         await ended_tasks.check("task-running")
     finally:
         await ended_tasks.close()
@@ -225,18 +231,15 @@ async def test_storage_started_before_the_scheduler_waits_for_its_bucket_quietly
     ended_tasks = EndedTasks(farm_nats.access("storage"))
     ended_tasks.start()
 
-    async def refused() -> bool:
-        try:
-            await ended_tasks.check("task-cancelled")
-        except TaskEnded:
-            return True
-        return False
-
     try:
         await asyncio.sleep(0.3)  # storage has looked for the bucket by now
         cancelled = await cancel_bucket(js)  # as the scheduler makes it when it starts
         await cancelled.put("task-cancelled", b"")
-        await assert_eventually(refused, within=10, message="the cancel was never read")
+        await assert_eventually(
+            lambda: refuses(ended_tasks, "task-cancelled"),
+            within=10,
+            message="the cancel was never read",
+        )
     finally:
         await ended_tasks.close()
     assert [record.message for record in caplog.records if record.levelno >= logging.WARNING] == []
