@@ -81,8 +81,21 @@ PAGES: dict[str, str] = {
         Delete</button>
         <button id="prompt" onclick="out.textContent = 'prompt=' + prompt('Your name?', 'anon')">
         Name</button><p id="out"></p></body></html>""",
+    # Opens a pop-up, then shows "settled" once the pop-up has loaded or been closed
+    # (by the agent): by then the agent's browser has surely told it of the pop-up.
     "/popup": """<!doctype html><html><head><title>Opener</title></head><body>
-        <script>window.open("/page", "_blank");</script></body></html>""",
+        <script>
+        const popup = window.open("/page", "_blank");
+        const look = () => {
+          let done = true;
+          try { done = !popup || popup.closed || popup.document.readyState === "complete"; }
+          catch (error) {}
+          if (done) { const p = document.createElement("p"); p.id = "popup-settled";
+                      p.textContent = "settled"; document.body.append(p); }
+          else { setTimeout(look, 20); }
+        };
+        look();
+        </script></body></html>""",
     "/memory": """<!doctype html><html><head><title>Memory</title></head><body><script>
         const kept = []; while (true) { kept.push(new Array(1000000).fill(Math.random())); }
         </script></body></html>""",

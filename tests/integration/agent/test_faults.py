@@ -132,9 +132,15 @@ async def test_pop_ups_are_closed_and_the_task_keeps_its_page(
     runner: BrowserSpecRunner, site: Site
 ) -> None:
     popups = page_events("popup")
-    capture = await runner.run(content_of(site, "/popup"))
+    spec = content_of(site, "/popup")
+    # Until the pop-up has loaded or been closed: on a loaded machine the content could
+    # be taken before the browser reported the pop-up.
+    spec.steps.append(tasks_pb2.Step(wait_for="#popup-settled"))
+    capture = await runner.run(spec)
     assert capture.result.title == "Opener"
-    assert page_events("popup") == popups + 1
+    await assert_eventually(
+        lambda: page_events("popup") == popups + 1, message="the pop-up was not seen"
+    )
 
 
 async def test_a_download_is_refused_for_good(runner: BrowserSpecRunner, site: Site) -> None:
