@@ -97,6 +97,8 @@ def test_garbage_in_the_bucket_is_not_a_slots_record() -> None:
         ("http://127.0.0.1:8080/", "127.0.0.1"),
         ("http://[::1]:9/", "__1"),
         ("http://example.com./", "example.com"),
+        ("http://a..b/", "a.b"),
+        ("http://a...b.:80/", "a.b"),
         ("not a url", ""),
     ],
 )
@@ -142,3 +144,8 @@ def test_a_tenants_key_is_its_name(tenant: str, key: str) -> None:
 
 def test_a_tenant_name_that_cannot_be_a_key_has_none() -> None:
     assert tenant_key("a b*") == ""
+
+
+@pytest.mark.parametrize("key", ["a..b", ".a", "a.", "a b", ""])
+def test_a_key_nats_would_refuse_is_not_valid(key: str) -> None:
+    assert not is_valid_key(key)

@@ -37,7 +37,13 @@ class Versioned(Generic[Value]):
 
 def is_valid_key(key: str) -> bool:
     """Whether `key` may name a key-value entry."""
-    return bool(_VALID_KEY.match(key)) and not key.startswith(".") and not key.endswith(".")
+    # A key is a NATS subject's tail: an empty token (`a..b`) is a permissions violation.
+    return (
+        bool(_VALID_KEY.match(key))
+        and not key.startswith(".")
+        and not key.endswith(".")
+        and ".." not in key
+    )
 
 
 async def read(kv: KeyValue, key: str, decode: Callable[[bytes], Value]) -> Versioned[Value]:

@@ -37,6 +37,7 @@ TASK_WAITS_BUCKET = "farm_task_waits"
 HOST_STATE_TTL_SECONDS = 24 * 3600.0
 
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+_EMPTY_LABELS = re.compile(r"\.{2,}")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -78,7 +79,8 @@ def host_key(url: str) -> str:
         host = urlsplit(url).hostname or ""
     except ValueError:
         return ""
-    return _KEY_UNSAFE.sub("_", host.strip(".").lower())
+    # Empty labels (`a..b`) would be empty subject tokens, which NATS refuses.
+    return _EMPTY_LABELS.sub(".", _KEY_UNSAFE.sub("_", host.strip(".").lower()))
 
 
 def origin_key(url: str) -> str:
