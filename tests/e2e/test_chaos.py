@@ -22,9 +22,11 @@ import httpx
 import nats
 import pytest
 from nats.aio.msg import Msg
+from nats.js.errors import BucketNotFoundError, NoKeysError
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
+from farm_auth.shared_limits import RATES_BUCKET
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.supervisor import Phase, RestartPolicy
 from farm_core.queue import TASK_EVENT_SUBJECTS
@@ -309,6 +311,27 @@ async def test_restarted_nats_loses_no_task_and_services_reconnect(
         interval=1,
         message=lambda: f"no heartbeat since the NATS restart at {restarted_at}: {beats}",
     )
+
+    # Auth's farm-wide rate limits live in memory-backed buckets, which the restart lost:
+    # the calls above (each one counted) make them again, so the count is shared again.
+    connection = await nats.connect(**chaos_farm.nats_access("auth").connect_options())
+    try:
+        js = connection.jetstream()
+
+        async def rate_limits_counted_in_nats() -> bool:
+            assert (await batch.http.get("/v1/whoami")).status_code == 200
+            with contextlib.suppress(BucketNotFoundError, NoKeysError):
+                return bool(await (await js.key_value(RATES_BUCKET)).keys())
+            return False
+
+        await assert_eventually(
+            rate_limits_counted_in_nats,
+            within=20,
+            interval=1,
+            message="auth counts rates only locally since the NATS restart",
+        )
+    finally:
+        await connection.close()
 
 
 @pytest.mark.timeout(150)

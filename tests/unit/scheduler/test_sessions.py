@@ -14,6 +14,7 @@ from farm_core.errors import (
     InvalidArgument,
     NotFound,
     ResourceExhausted,
+    Unavailable,
 )
 from farm_core.quotas import TenantQuotas
 from farm_core.timestamps import to_timestamp
@@ -250,6 +251,7 @@ def test_the_open_sessions_quota_refuses_at_the_limit_and_zero_is_unlimited() ->
         ("RESULT_TOO_LARGE", ResourceExhausted),
         ("SELECTOR_NOT_FOUND", FailedPrecondition),
         ("BLOCKED_URL", FailedPrecondition),
+        ("UPLOAD_FAILED", Unavailable),
     ],
 )
 def test_a_failed_command_answers_with_its_code_first(code: str, error: type[Exception]) -> None:

@@ -43,6 +43,10 @@ class NatsLink:
         """Whether the connection is up now."""
         return self._nc is not None and self._nc.is_connected
 
+    def jetstream(self) -> JetStreamContext | None:
+        """JetStream on the connection, None before it is made or after it closed."""
+        return self._nc.jetstream() if self._nc is not None and not self._nc.is_closed else None
+
     async def open(self, prepare: Callable[[JetStreamContext], Awaitable[Prepared]]) -> Prepared:
         """Connects and runs `prepare` (streams, consumers) on JetStream, retrying both."""
         while True:

@@ -28,6 +28,7 @@ from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 
 from farm_auth.ratelimit import FailedAuthLimiter, KeyRateLimiter
+from farm_core.cancel import cancel_and_wait
 from farm_core.kv import Contended, Versioned, compare_and_set
 from farm_core.nats_access import NatsAccess
 from farm_core.nats_link import NatsLink
@@ -196,6 +197,8 @@ class SharedLimits:
         self._buckets: tuple[KeyValue, KeyValue] | None = None
         self._opening: asyncio.Task[None] | None = None
         self._watching: asyncio.Task[None] | None = None
+        self._watcher: KeyValue.KeyWatcher | None = None
+        self._rebinding: asyncio.Task[None] | None = None
         # The revision of each key's rate entry this replica wrote last: tried first.
         self._known_rates: dict[str, Versioned[float]] = {}
         self._key_locks: dict[str, asyncio.Lock] = {}
@@ -212,7 +215,7 @@ class SharedLimits:
 
     async def close(self) -> None:
         """Stops watching and closes the connection."""
-        for task in (self._opening, self._watching):
+        for task in (self._opening, self._watching, self._rebinding):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -241,6 +244,7 @@ class SharedLimits:
                 return await self._take_shared(rates, key, per_second, burst)
         except (nats.errors.Error, TimeoutError, Contended) as error:
             log.warning("shared rate of %s unavailable, counting locally: %s", key_id, error)
+            self._rebind_soon(error)
             return self._local_rates.take(key_id, per_second, burst)
 
     async def _take_shared(self, rates: KeyValue, key: str, per_second: int, burst: int) -> float:
@@ -304,6 +308,7 @@ class SharedLimits:
             )
         except (nats.errors.Error, TimeoutError, Contended) as error:
             log.warning("shared failures of %s unavailable, counting locally: %s", address, error)
+            self._rebind_soon(error)
             self._local_failures.record_failure(address)
             return
         if written.value is not None:
@@ -318,8 +323,38 @@ class SharedLimits:
 
     async def _open(self) -> None:
         self._buckets = await self._link.open(self._prepare)
-        watcher = await self._buckets[1].watchall()
+        self._watch_blocks(await self._buckets[1].watchall())
+
+    def _watch_blocks(self, watcher: KeyValue.KeyWatcher) -> None:
+        self._watcher = watcher
         self._watching = asyncio.create_task(self._watch(watcher), name="auth-failed-auth-watch")
+
+    def _rebind_soon(self, error: Exception) -> None:
+        """After a failed count (not a lost race), binds the buckets again, once at a time."""
+        if isinstance(error, Contended) or self._buckets is None:
+            return
+        if self._rebinding is None or self._rebinding.done():
+            self._rebinding = asyncio.create_task(self._rebind(), name="auth-shared-limits-rebind")
+
+    async def _rebind(self) -> None:
+        """Binds the buckets and the watch anew: a restarted nats-server lost them (memory)."""
+        js = self._link.jetstream()
+        if js is None:
+            return
+        try:
+            buckets = await self._prepare(js)
+            watcher = await buckets[1].watchall()
+        except (nats.errors.Error, TimeoutError) as error:
+            log.warning("shared limits: the buckets cannot be bound yet: %s", error)
+            return
+        old_watcher, old_watching = self._watcher, self._watching
+        self._buckets = buckets
+        self._watch_blocks(watcher)
+        if old_watching is not None:
+            await cancel_and_wait(old_watching, "the old failed-auth watch")
+        if old_watcher is not None:
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await old_watcher.stop()  # type: ignore[no-untyped-call]  # untyped in nats-py
 
     async def _prepare(self, js: JetStreamContext) -> tuple[KeyValue, KeyValue]:
         return (

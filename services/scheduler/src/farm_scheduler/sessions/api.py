@@ -75,6 +75,9 @@ def command_error(error: tasks_pb2.TaskError) -> Exception:
         return ResourceExhausted(message)
     if error.code in FARM_FAULTS:
         return Internal(message)
+    if error.code == "UPLOAD_FAILED":
+        # Storage was away: the same command will work once it is back.
+        return Unavailable(message)
     return FailedPrecondition(message)
 
 

@@ -114,6 +114,7 @@ class SessionCloser:
             close_time=close_time,
             recording=closed.recording if closed.HasField("recording") else None,
             commands=closed.commands,
+            reported=True,
         )
         return record
 
@@ -124,7 +125,9 @@ class SessionCloser:
         for record in await self._store.active():
             heartbeat = beats.get(record.agent_id)
             age = (now - record.create_time).total_seconds()
-            if heartbeat is None or self._beat_is_stale(heartbeat, now):
+            if heartbeat is None:
+                await self.agent_lost(record, "its heartbeat is gone (it stopped, or expired)")
+            elif self._beat_is_stale(heartbeat, now):
                 await self.agent_lost(record, f"no heartbeat for {self._agent_lost_seconds:g} s")
             elif record.id not in heartbeat.session_ids and age > 2 * self._agent_lost_seconds:
                 # Its agent beats without it: it restarted, or the close's event was lost.

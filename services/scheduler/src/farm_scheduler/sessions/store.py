@@ -5,7 +5,7 @@ import secrets
 from collections.abc import Callable
 from typing import cast
 
-from sqlalchemy import Table, case, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from farm.sessions.v1 import sessions_pb2
@@ -14,6 +14,7 @@ from farm_core.db import newest_first, utcnow
 from farm_core.errors import NotFound, ResourceExhausted
 from farm_core.paging import Cursor
 from farm_core.quotas import TenantQuotas
+from farm_core.sessions import CloseReason
 from farm_core.tenant_locks import TenantQuotaLock
 from farm_scheduler.models import SessionRow
 from farm_scheduler.sessions.records import (
@@ -138,10 +139,15 @@ class SessionStore:
         close_time: dt.datetime | None = None,
         recording: tasks_pb2.ArtifactRef | None = None,
         commands: int | None = None,
+        reported: bool = False,
     ) -> SessionRecord | None:
         """Marks the session CLOSED; a session already closed keeps its first close.
 
-        Returns the session as it stands, None when there is no such session.
+        `reported` marks the agent's own account of the close, which replaces an
+        AGENT_LOST the scheduler recorded first: an agent that drains closes its
+        sessions and then removes its heartbeat, and the sweep may see the heartbeat
+        gone before the close's event is applied. Returns the session as it stands,
+        None when there is no such session.
         """
         values: dict[str, object] = {
             "state": CLOSED,
@@ -157,13 +163,23 @@ class SessionStore:
         async with self._engine.begin() as connection:
             await connection.execute(
                 update(sessions)
-                .where(sessions.c.id == session_id, sessions.c.state == ACTIVE)
+                .where(sessions.c.id == session_id, _still_open(reported))
                 .values(**values)
             )
             row = (
                 await connection.execute(select(sessions).where(sessions.c.id == session_id))
             ).first()
         return record_from_row(row) if row is not None else None
+
+
+def _still_open(reported: bool) -> ColumnElement[bool]:
+    """Sessions a close may change: active ones, and for an agent's report, lost ones."""
+    if not reported:
+        return sessions.c.state == ACTIVE
+    return or_(
+        sessions.c.state == ACTIVE,
+        and_(sessions.c.state == CLOSED, sessions.c.close_reason == CloseReason.AGENT_LOST.value),
+    )
 
 
 async def _open_count(connection: AsyncConnection, tenant: str) -> int:
