@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from farm_agent.session_settings import SessionSettings
 from farm_core.egress.address_policy import FarmService
 from farm_core.egress.allowlist import AllowList, allow_list_setting
 from farm_core.settings import FarmSettings
@@ -21,8 +22,11 @@ def _default_agent_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class AgentSettings(FarmSettings):
-    """Who the agent is, where it pulls work, how many browsers it runs and how it reports."""
+class AgentSettings(SessionSettings, FarmSettings):
+    """Who the agent is, where it pulls work, how many browsers it runs and how it reports.
+
+    Its sessions' and screencasts' settings are SessionSettings'.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="FARM_AGENT_", extra="ignore", frozen=True, arbitrary_types_allowed=True
@@ -228,81 +232,6 @@ class AgentSettings(FarmSettings):
         gt=0,
         description="A running task's claim on one of its tenant's maxRunningTasks lapses after "
         "this long unless renewed, so an agent that dies frees its share.",
-    )
-    session_port: int = Field(
-        default=7150,
-        ge=0,
-        description="Port of the sessions' CDP and live view endpoints, which Envoy reaches; "
-        "0 picks a free one.",
-    )
-    session_host: str = Field(
-        default="",
-        description="Address the session endpoints listen on; empty: the farm's host.",
-    )
-    session_advertise_host: str = Field(
-        default="",
-        description="Address Envoy reaches the session endpoints at (put in the sessions' "
-        "routes); empty: the listen address.",
-    )
-    session_spare_browsers: int = Field(
-        default=1,
-        ge=0,
-        le=8,
-        description="Session browsers kept started ahead, so that opening a session with the "
-        "default screen does not wait for Chromium; 0 starts each when its session opens.",
-    )
-    session_spare_keep_seconds: float = Field(
-        default=300.0,
-        ge=0,
-        description="How long spare session browsers are kept after the agent starts or a "
-        "session opens here; then they close (each holds about 200 MiB) until the next "
-        "session, which waits for its browser. 0: kept always.",
-    )
-    session_place_wait_seconds: float = Field(
-        default=5.0,
-        ge=0,
-        description="How long a session being opened waits for a place held by a task.",
-    )
-    session_dialog_seconds: float = Field(
-        default=60.0,
-        gt=0,
-        description="How long a session's dialog (alert, confirm, prompt) waits for a "
-        "command's or an attached client's answer before the agent dismisses it.",
-    )
-    session_check_seconds: float = Field(
-        default=1.0, gt=0, description="How often sessions' idle and lifetime clocks are read."
-    )
-    session_drain_seconds: float = Field(
-        default=30.0,
-        ge=0,
-        description="On drain, how long open sessions may go on before they are closed "
-        "(AGENT_DRAINING).",
-    )
-    screencast_max_frames: int = Field(
-        default=6000,
-        ge=1,
-        description="Frames a task's or a session's screencast keeps; later ones are dropped.",
-    )
-    screencast_max_frame_mb: int = Field(
-        default=512,
-        ge=1,
-        description="MiB of JPEG frames a screencast keeps on disk until it is encoded.",
-    )
-    screencast_max_seconds: float = Field(
-        default=600.0,
-        gt=0,
-        description="Seconds a screencast records; frames drawn later are dropped.",
-    )
-    screencast_max_video_mb: int = Field(
-        default=56,
-        ge=1,
-        description="A screencast's video ends at this size in MiB; keep it below storage's "
-        "largest artifact.",
-    )
-    screencast_encode_seconds: float = Field(
-        default=180.0,
-        gt=0,
-        description="Time ffmpeg gets to encode one screencast; then the video is not stored.",
     )
     heartbeat_seconds: float = Field(
         default=5.0, gt=0, description="Interval of the agent's heartbeats (bucket farm_agents)."
