@@ -18,6 +18,7 @@ from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import Capture, shorten_text
 from farm_agent.errors import TaskFailure
+from farm_core.nats_size import header_bytes
 from farm_core.queue import event_subject
 from farm_core.task_errors import ErrorCode
 from farm_core.trace_context import producing
@@ -121,13 +122,6 @@ class EventReporter:
                 f"{self._max_payload_bytes} with its headers",
             )
         return event.SerializeToString()
-
-
-def header_bytes(headers: dict[str, str]) -> int:
-    """How many bytes `headers` take in a NATS message ("NATS/1.0" and a line each)."""
-    return len(b"NATS/1.0\r\n\r\n") + sum(
-        len(name.encode()) + len(value.encode()) + 4 for name, value in headers.items()
-    )
 
 
 def _now() -> Timestamp:

@@ -9,6 +9,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from farm.queue.v1 import queue_pb2
+from farm_core.nats_size import header_bytes
 from farm_core.sessions import Refusal, SessionOrder, order_subject
 from farm_core.trace_context import producing
 
@@ -148,7 +149,7 @@ class AgentOrders:
         with producing(f"session.order.{verb.value}", subject) as headers:
             # The server counts headers in its max_payload and drops the connection of a
             # client that sends more; the client checks the payload alone.
-            message_bytes = len(payload) + _header_bytes(headers)
+            message_bytes = len(payload) + header_bytes(headers)
             if message_bytes > self._nc.max_payload:
                 raise OrderTooLarge(message_bytes, self._nc.max_payload)
             return await self._nc.request(
@@ -182,12 +183,6 @@ class AgentOrders:
                 f"that is not a SessionReply ({len(answer.data)} bytes: {error})"
             ) from error
         return reply
-
-
-def _header_bytes(headers: dict[str, str]) -> int:
-    """What `headers` add to a NATS message (its `NATS/1.0` block), as the server counts it."""
-    lines = sum(len(name) + len(value) + 4 for name, value in headers.items())
-    return len("NATS/1.0\r\n") + lines + 2
 
 
 def _nats_fault(error: nats.errors.Error) -> str:
