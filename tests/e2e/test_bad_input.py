@@ -20,6 +20,8 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("no url", {"url": ""}, "url"),
     ("not http", {"url": "ftp://example.com/file"}, "url"),
     ("no host", {"url": "http:///path"}, "url"),
+    ("host with an empty label", {"url": "http://a..b/"}, "url: host 'a..b' has an empty label"),
+    ("host with an empty first label", {"url": "http://.example/"}, "url: host '.example'"),
     ("url too long", {"url": "http://example.com/" + "a" * 3000}, "url"),
     ("two actions", {"pdf": {}}, "spec"),
     ("quality with png", {"screenshot": {"quality": 50}}, "screenshot.quality"),

@@ -78,6 +78,26 @@ def test_stubs_get_invalid_argument_naming_the_field(
     assert (caught.value.details() or "").startswith("url:")
 
 
+def test_stubs_get_invalid_argument_for_a_host_with_an_empty_label_in_one_or_many(
+    farm: LocalFarm, channel: grpc.Channel
+) -> None:
+    stub = tasks_pb2_grpc.TaskServiceStub(channel)
+    spec = tasks_pb2.TaskSpec(url="http://a..b/", content=tasks_pb2.ContentOptions())
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.CreateTask(tasks_pb2.CreateTaskRequest(spec=spec), metadata=bearer(farm), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details() == "url: host 'a..b' has an empty label"
+
+    batch = stub.CreateTasks(
+        tasks_pb2.CreateTasksRequest(requests=[spec]),
+        metadata=bearer(farm),
+        timeout=10,
+    )
+    assert [(error.code, error.field, error.message) for error in batch.errors] == [
+        ("INVALID_ARGUMENT", "requests[0].url", "requests[0].url: host 'a..b' has an empty label")
+    ]
+
+
 def grpcurl(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [GRPCURL, *args], capture_output=True, text=True, timeout=120, check=False

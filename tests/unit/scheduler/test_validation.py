@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
+from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument
 from farm_core.timestamps import from_timestamp, to_timestamp
+from farm_scheduler.sessions.validation import validate_command
 from farm_scheduler.validation import validate_spec
 from tests.helpers import task_spec
 from tests.unit.scheduler.conftest import CAP, DEFAULT_TIMEOUT_MS, validate
@@ -37,6 +39,7 @@ INVALID: list[tuple[str, tasks_pb2.TaskSpec, str]] = [
     ("url with an ideographic space", task_spec(url="https://example.com/a\u3000b"), "url"),
     ("url with a control character", task_spec(url="https://example.com/a\x07b"), "url"),
     ("url with a bad port", task_spec(url="https://example.com:99999/"), "url"),
+    ("url whose host has an empty label", task_spec(url="http://a..b/"), "url"),
     ("no action", task_spec(screenshot=None), "spec"),
     ("two actions", task_spec(pdf={}), "spec"),
     ("quality without jpeg", task_spec(screenshot={"quality": 50}), "screenshot.quality"),
@@ -199,6 +202,8 @@ STORED: dict[str, Any] = {
 VALID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("http url", {"url": "http://example.com"}, {}),
     ("url with port and query", {"url": "https://example.com:8443/a?b=c#d"}, {}),
+    ("url with a fully qualified host", {"url": "https://example.com./"}, {}),
+    ("url with an IPv6 host", {"url": "http://[::1]:8080/"}, {}),
     ("url of 2048 characters", {"url": "https://example.com/" + "a" * 2028}, {}),
     ("jpeg quality 1", {"screenshot": {"format": "IMAGE_FORMAT_JPEG", "quality": 1}}, {}),
     ("jpeg quality 100", {"screenshot": {"format": "IMAGE_FORMAT_JPEG", "quality": 100}}, {}),
@@ -394,3 +399,22 @@ def test_url_of_another_scheme_is_refused_naming_the_scheme() -> None:
     with pytest.raises(InvalidArgument) as caught:
         validate(task_spec(url="ftp://example.com/file"))
     assert caught.value.message == "url: must be http or https, got 'ftp'"
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [("http://a..b/", "a..b"), ("http://.example/", ".example"), ("https://x.y../", "x.y..")],
+)
+def test_url_whose_host_has_an_empty_label_is_refused_naming_the_host(url: str, host: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        validate(task_spec(url=url))
+    assert caught.value.message == f"url: host {host!r} has an empty label"
+
+
+def test_a_steps_goto_and_a_session_commands_url_are_checked_for_empty_labels_too() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        validate(task_spec(steps=[{"goto": "http://a..b/"}]))
+    assert caught.value.message == "steps[0].goto: host 'a..b' has an empty label"
+    with pytest.raises(InvalidArgument) as caught:
+        validate_command(sessions_pb2.SessionCommand(url="http://.example/"), 30_000)
+    assert caught.value.message == "url: host '.example' has an empty label"

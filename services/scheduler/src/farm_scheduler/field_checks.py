@@ -85,3 +85,16 @@ def check_url(url: str, field: str = "url") -> None:
         raise InvalidArgument(field, f"must be http or https, got {parts.scheme!r}")
     if not parts.hostname:
         raise InvalidArgument(field, "has no host")
+    check_host_labels(parts.hostname, field)
+
+
+def check_host_labels(host: str, field: str = "url") -> None:
+    """Raises InvalidArgument(field) when the name `host` has an empty label (`a..b`, `.a`).
+
+    No resolver can find such a name, and NATS refuses it as part of a key. One
+    trailing dot (a fully qualified name) is allowed; address literals pass.
+    """
+    if ":" in host:
+        return
+    if "" in host.removesuffix(".").split("."):
+        raise InvalidArgument(field, f"host {_shortened(host)!r} has an empty label")
