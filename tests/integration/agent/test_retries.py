@@ -157,6 +157,23 @@ async def test_the_deadline_cuts_an_attempt_short_and_stops_retries(
     assert "TIMEOUT" in final.error.message
 
 
+async def test_a_retry_the_deadline_leaves_no_time_for_ends_the_task_at_once_with_its_error(
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
+) -> None:
+    await start_intake(retry_base_seconds=60, retry_max_seconds=60)
+    spec = failing_on_http_errors(site.url("/status/503"))
+    spec.deadline.CopyFrom(deadline_in(20))
+
+    final = await events.final(await publish(js, spec))
+
+    assert [event.status for event in events.of(final.task_id)] == [RUNNING, FAILED]
+    assert (final.error.code, final.error.retryable) == ("HTTP_ERROR", True)
+    assert "HTTP 503" in final.error.message
+    assert "; not retried: the retry after " in final.error.message
+    assert " after the deadline " in final.error.message
+    await assert_eventually(lambda: is_zero(queued_tasks(js)), message="task not acked")
+
+
 async def test_storage_down_longer_than_the_uploader_retries_hands_the_task_back_unacked(
     js: JetStreamContext,
     start_intake: StartIntake,

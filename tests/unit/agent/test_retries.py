@@ -75,12 +75,33 @@ def test_a_final_failure_is_not_retried() -> None:
     assert plan_after_failure(failure, 1, 3, NOW, None, BACKOFF, 0.5) == GiveUp(failure)
 
 
-def test_a_retry_after_the_deadline_fails_with_deadline_exceeded_naming_the_error() -> None:
+def test_a_retry_after_the_deadline_fails_at_once_with_the_attempts_error_saying_so() -> None:
     deadline = NOW + dt.timedelta(seconds=1.5)
     plan = plan_after_failure(TIMEOUT, 2, 3, NOW, deadline, BACKOFF, 0.5)
     assert isinstance(plan, GiveUp)
-    assert plan.failure.code is ErrorCode.DEADLINE_EXCEEDED
-    assert not plan.failure.retryable
+    assert (plan.failure.code, plan.failure.retryable) == (ErrorCode.TIMEOUT, True)
+    assert plan.failure.message == (
+        "url: navigation timed out; not retried: the retry after 2.0 s of backoff would "
+        "start 0.5 s after the deadline 2030-01-01T12:00:01.500000+00:00"
+    )
+
+
+def test_a_retry_that_would_start_too_close_to_the_deadline_is_not_made() -> None:
+    failure = TaskFailure(ErrorCode.HTTP_ERROR, "url: HTTP 503", http_status=503)
+    deadline = NOW + dt.timedelta(seconds=2.5)
+    plan = plan_after_failure(failure, 2, 3, NOW, deadline, BACKOFF, 0.5)
+    assert isinstance(plan, GiveUp)
+    assert (plan.failure.code, plan.failure.http_status) == (ErrorCode.HTTP_ERROR, 503)
+    assert "would start only 0.5 s before the deadline" in plan.failure.message
+
+
+def test_an_attempt_the_deadline_cut_short_fails_with_deadline_exceeded_naming_its_error() -> None:
+    deadline = NOW + dt.timedelta(seconds=60)
+    plan = plan_after_failure(
+        TIMEOUT, 1, 3, NOW, deadline, BACKOFF, 0.5, cut_short_by_deadline=True
+    )
+    assert isinstance(plan, GiveUp)
+    assert (plan.failure.code, plan.failure.retryable) == (ErrorCode.DEADLINE_EXCEEDED, False)
     assert "TIMEOUT" in plan.failure.message
 
 

@@ -47,12 +47,15 @@ def is_retryable(code: ErrorCode, http_status: int = 0) -> bool:
 class TaskFailure(Exception):
     """A task attempt that failed, with the code and message its event carries, and its class."""
 
-    def __init__(self, code: ErrorCode, message: str, *, http_status: int = 0) -> None:
+    def __init__(
+        self, code: ErrorCode, message: str, *, http_status: int = 0, retryable: bool | None = None
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.http_status = http_status
-        self.retryable = is_retryable(code, http_status)
+        # Given when the cause, not the code, decides (a name that does not exist is final).
+        self.retryable = is_retryable(code, http_status) if retryable is None else retryable
 
     def to_proto(self) -> tasks_pb2.TaskError:
         """The TaskError of this failure."""

@@ -13,6 +13,9 @@ from farm_core.backoff import doubling_delay
 from farm_core.task_defaults import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_MS
 from farm_core.task_errors import ErrorCode
 
+MIN_RETRY_SECONDS = 1.0
+"""The least time before the deadline that makes a retry worth starting (the least timeoutMs)."""
+
 
 @dataclass(frozen=True)
 class Backoff:
@@ -55,16 +58,18 @@ def plan_after_failure(
 ) -> Retry | GiveUp:
     """What follows a failed attempt: a retry, or the task fails.
 
-    A retry needs a retryable failure, an attempt left, and a retry time before the
-    deadline; a retry the deadline cuts off, or an attempt that ran out of time
-    because the deadline cut it short, fails with DEADLINE_EXCEEDED.
+    A retry needs a retryable failure, an attempt left, and a retry time at least
+    MIN_RETRY_SECONDS before the deadline. A retry the deadline leaves no time for
+    fails the task at once with the attempt's own error, which says so; an attempt
+    that ran out of time because the deadline cut it short fails DEADLINE_EXCEEDED.
     """
     if not failure.retryable or attempt >= max_attempts:
         return GiveUp(failure)
     delay = backoff.delay(attempt, jitter)
     retry_time = now + dt.timedelta(seconds=delay)
-    timed_out = failure.code is ErrorCode.TIMEOUT and cut_short_by_deadline
-    if deadline is not None and (timed_out or retry_time >= deadline):
+    if deadline is None:
+        return Retry(delay, retry_time)
+    if failure.code is ErrorCode.TIMEOUT and cut_short_by_deadline:
         return GiveUp(
             TaskFailure(
                 ErrorCode.DEADLINE_EXCEEDED,
@@ -72,7 +77,25 @@ def plan_after_failure(
                 f"deadline {deadline.isoformat()} leaves no time for another attempt",
             )
         )
+    left = (deadline - retry_time).total_seconds()
+    if left < MIN_RETRY_SECONDS:
+        return GiveUp(
+            TaskFailure(
+                failure.code,
+                f"{failure.message}; not retried: the retry after {delay:.1f} s of backoff "
+                f"would start {_time_left(left)} the deadline {deadline.isoformat()}",
+                http_status=failure.http_status,
+                retryable=failure.retryable,
+            )
+        )
     return Retry(delay, retry_time)
+
+
+def _time_left(seconds: float) -> str:
+    """How a retry's start stands to the deadline, in words."""
+    if seconds <= 0:
+        return f"{-seconds:.1f} s after"
+    return f"only {seconds:.1f} s before"
 
 
 def max_attempts_of(spec: tasks_pb2.TaskSpec) -> int:
