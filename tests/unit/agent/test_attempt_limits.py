@@ -11,7 +11,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from farm_agent.limits.attempt_limits import AttemptLimits
 from farm_agent.limits.breakers import BreakerBoard
 from farm_agent.limits.circuit import BreakerPolicy
-from farm_agent.limits.leases import UNREACHABLE_RETRY_SECONDS, Busy, Lease, SlotLimiter
+from farm_agent.limits.leases import Busy, Lease, SlotLimiter, Unreadable
 from farm_agent.limits.slots import SlotLimits
 from farm_agent.settings import AgentSettings
 
@@ -90,10 +90,20 @@ async def test_a_full_key_answers_busy_with_how_long_to_wait(held: list[Lease]) 
     assert second.retry_after_seconds > 0
 
 
-async def test_an_unreachable_bucket_answers_busy_for_a_moment() -> None:
-    limiter = SlotLimiter(UnreachableBucket(), "host")  # type: ignore[arg-type]
+async def test_an_unreachable_bucket_answers_unreadable_naming_the_entry_and_the_error() -> None:
+    limiter = SlotLimiter(UnreachableBucket(), "host", bucket="farm_host_slots")  # type: ignore[arg-type]
     answer = await limiter.acquire("example.test", ONE_AT_A_TIME, 5)
-    assert answer == Busy(UNREACHABLE_RETRY_SECONDS)
+    assert answer == Unreadable(
+        "entry 'example.test' of NATS KV bucket farm_host_slots could not be read: nats: timeout",
+        lasting=False,
+    )
+
+
+async def test_a_key_nats_cannot_route_is_unreadable_for_good() -> None:
+    limiter = SlotLimiter(UnreachableBucket(), "host")  # type: ignore[arg-type]
+    answer = await limiter.acquire("a..b", ONE_AT_A_TIME, 5)
+    assert isinstance(answer, Unreadable)
+    assert answer.lasting
 
 
 @pytest.mark.parametrize(("tenant", "max_running"), [("acme", 0), ("", 3), ("bad tenant", 3)])

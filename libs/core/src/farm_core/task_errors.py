@@ -49,6 +49,6 @@ class ErrorCode(StrEnum):
     BLOCKED_URL = "BLOCKED_URL"
     """The egress guard refused the URL or a redirect of it, or Chromium refused its port."""
     INTERNAL = "INTERNAL"
-    """A bug in the agent; the message says what."""
+    """A bug in the agent, or the farm's state in NATS KV unreadable; the message says what."""
     UNKNOWN = "UNKNOWN"
     """An agent reported a failure without a code."""

@@ -8,10 +8,16 @@ attempt does with a refusal (wait, or fail) is the attempt's call.
 
 from nats.js import JetStreamContext
 
-from farm_agent.kv import host_slots_bucket, tenant_key, tenant_slots_bucket
+from farm_agent.kv import (
+    HOST_SLOTS_BUCKET,
+    TENANT_SLOTS_BUCKET,
+    host_slots_bucket,
+    tenant_key,
+    tenant_slots_bucket,
+)
 from farm_agent.limits.breakers import BreakerBoard
 from farm_agent.limits.circuit import Admission, Outcome
-from farm_agent.limits.leases import Busy, Lease, SlotLimiter
+from farm_agent.limits.leases import Busy, Lease, SlotLimiter, Unreadable
 from farm_agent.limits.slots import SlotLimits
 from farm_agent.settings import AgentSettings
 
@@ -27,9 +33,15 @@ class AttemptLimits:
         """The limits on the farm's buckets, with the agent's settings."""
         return cls(
             breakers=await BreakerBoard.open(js, settings),
-            host_limits=SlotLimiter(await host_slots_bucket(js, settings.nats_replicas), "host"),
+            host_limits=SlotLimiter(
+                await host_slots_bucket(js, settings.nats_replicas),
+                "host",
+                bucket=HOST_SLOTS_BUCKET,
+            ),
             tenant_limits=SlotLimiter(
-                await tenant_slots_bucket(js, settings.nats_replicas), "tenant"
+                await tenant_slots_bucket(js, settings.nats_replicas),
+                "tenant",
+                bucket=TENANT_SLOTS_BUCKET,
             ),
             settings=settings,
         )
@@ -46,8 +58,11 @@ class AttemptLimits:
         self._tenant_limits = tenant_limits
         self._settings = settings
 
-    async def tenant_slot(self, tenant: str, max_running: int) -> Lease | Busy | None:
-        """One of the tenant's running slots; Busy: it runs its limit; None: it has no limit."""
+    async def tenant_slot(self, tenant: str, max_running: int) -> Lease | Busy | Unreadable | None:
+        """One of the tenant's running slots; Busy: it runs its limit; None: it has no limit.
+
+        Unreadable: its entry could not be read (the attempt fails, it does not wait).
+        """
         key = tenant_key(tenant)
         if not key or max_running <= 0:
             return None
@@ -65,8 +80,11 @@ class AttemptLimits:
         trial_seconds = timeout_ms / 1000 + self._settings.close_timeout_seconds
         return await self._breakers.admit(origin, trial_seconds + TRIAL_MARGIN_SECONDS)
 
-    async def host_slot(self, host: str) -> Lease | Busy | None:
-        """One of the host's slots; Busy: not within host_wait_seconds; None: no host to limit."""
+    async def host_slot(self, host: str) -> Lease | Busy | Unreadable | None:
+        """One of the host's slots; Busy: not within host_wait_seconds; None: no host to limit.
+
+        Unreadable: its entry could not be read (the attempt fails, it does not wait).
+        """
         if not host:
             return None
         settings = self._settings

@@ -18,16 +18,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 import nats.errors
+import nats.js.errors
 from nats.js.kv import KeyValue
 
-from farm_agent.kv import Contended, Versioned, compare_and_set
+from farm_agent.kv import Contended, Versioned, compare_and_set, is_valid_key
 from farm_agent.limits.slots import SlotLimits, Slots
 from farm_core.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
-UNREACHABLE_RETRY_SECONDS = 1.0
-"""When the bucket cannot be reached, how soon the task is offered again."""
+CONTENDED_RETRY_SECONDS = 1.0
+"""When other agents kept changing the entry, how soon the task is offered again."""
 # Entries (hosts, tenants) an agent remembers having written; an agent that has
 # visited more hosts re-reads the others, which costs one round trip each.
 REMEMBERED_ENTRIES = 1024
@@ -35,9 +36,21 @@ REMEMBERED_ENTRIES = 1024
 
 @dataclass(frozen=True)
 class Busy:
-    """No slot now (the key is at its limits, or its bucket unreachable): ask again later."""
+    """No slot now (the key is at its limits, or others kept changing it): ask again later."""
 
     retry_after_seconds: float
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """The key's entry could not be read or written: whether a slot is free is unknown.
+
+    Not a wait: nothing says when (or whether) it would end, so the task's attempt
+    fails with `cause`. `lasting` when no later try can do better (NATS refuses the key).
+    """
+
+    cause: str
+    lasting: bool
 
 
 class Lease:
@@ -60,12 +73,26 @@ class Lease:
         await self._limiter.update(self.key, self.lease_id, self.limits, "renew")
 
 
+def unreadable(bucket: str, key: str, error: Exception) -> Unreadable:
+    """What NATS said when the entry `key` of `bucket` could not be read, and whether that lasts."""
+    # An invalid key (a bad token, "*", ">") is refused by the client, and one NATS
+    # cannot route (an empty token) gets no responder; neither changes on a retry.
+    lasting = isinstance(error, nats.js.errors.InvalidKeyError) or not is_valid_key(key)
+    what = str(error) or type(error).__name__
+    return Unreadable(
+        f"entry {key!r} of NATS KV bucket {bucket} could not be read: {what}", lasting
+    )
+
+
 class SlotLimiter:
     """Hands out leases on the keys of one bucket (hosts, tenants) within given limits."""
 
-    def __init__(self, kv: KeyValue, what: str, remembered: int = REMEMBERED_ENTRIES) -> None:
+    def __init__(
+        self, kv: KeyValue, what: str, remembered: int = REMEMBERED_ENTRIES, *, bucket: str = ""
+    ) -> None:
         self._kv = kv
         self._what = what
+        self._bucket = bucket or f"of the {what}s"
         # The entries this agent last wrote, to try first; the ones used longest ago go.
         self._known: OrderedDict[str, Versioned[Slots]] = OrderedDict()
         self._remembered = remembered
@@ -80,16 +107,24 @@ class SlotLimiter:
         while len(self._known) > self._remembered:
             self._known.popitem(last=False)
 
-    async def acquire(self, key: str, limits: SlotLimits, patience_seconds: float) -> Lease | Busy:
-        """A lease on `key`, waiting up to `patience_seconds` in the agent for one; else Busy."""
+    async def acquire(
+        self, key: str, limits: SlotLimits, patience_seconds: float
+    ) -> Lease | Busy | Unreadable:
+        """A lease on `key`, waiting up to `patience_seconds` in the agent for one; else Busy.
+
+        Unreadable when the bucket refused or did not answer.
+        """
         lease_id = uuid.uuid4().hex
         give_up_at = time.monotonic() + patience_seconds
         while True:
             try:
                 wait = await self._try_take(key, lease_id, limits)
-            except (nats.errors.Error, TimeoutError, Contended) as error:
-                log.warning("could not take a slot of %s %s: %s", self._what, key, error)
-                return Busy(UNREACHABLE_RETRY_SECONDS)
+            except Contended as error:
+                log.info("could not take a slot of %s %s: %s", self._what, key, error)
+                return Busy(CONTENDED_RETRY_SECONDS)
+            except (nats.errors.Error, TimeoutError) as error:
+                log.warning("could not take a slot of %s %s: %r", self._what, key, error)
+                return unreadable(self._bucket, key, error)
             if wait <= 0:
                 return Lease(self, key, lease_id, limits)
             # Spread the agents that wait for the same slot.

@@ -28,7 +28,7 @@ from farm_agent.browser.actions import Capture
 from farm_agent.errors import TaskFailure
 from farm_agent.kv import host_key, origin_key
 from farm_agent.limits.circuit import Admission, Outcome, outcome_of
-from farm_agent.limits.leases import Busy, Lease
+from farm_agent.limits.leases import Busy, Lease, Unreadable
 from farm_agent.traces import attempt_span
 from farm_agent.work.attempt_ends import AttemptEnds, utcnow
 from farm_agent.work.attempt_tools import AttemptTools
@@ -211,6 +211,8 @@ class TaskAttempt:
         rate tokens, and is held until the artifacts are stored.
         """
         slot = await self._tools.limits.tenant_slot(self.item.tenant, self.item.tenant_max_running)
+        if isinstance(slot, Unreadable):
+            raise limit_unknown("tenant", f"the running limit of tenant {self.item.tenant}", slot)
         if isinstance(slot, Busy):
             # Leases end as tasks finish; spread the waiting tasks' returns.
             spread = self._tools.settings.tenant_wait_seconds * random.uniform(1, 1.5)
@@ -240,6 +242,8 @@ class TaskAttempt:
         outcome = Outcome.NEUTRAL
         try:
             slot = await self._tools.limits.host_slot(host)
+            if isinstance(slot, Unreadable):
+                raise limit_unknown("url", f"the concurrency limit of host {host}", slot)
             if isinstance(slot, Busy):
                 await self._ends.hand_back_as_wait(
                     WaitReason.HOST_BUSY, slot.retry_after_seconds, deadline
@@ -354,3 +358,16 @@ class TaskAttempt:
         # scheduler knows its end, so there is nothing to report.
         log.info("task %s has ended (%s): its delivery is acked unrun", self.task_id, reason)
         await self._delivery.ack(DeliveryOutcome.ENDED)
+
+
+def limit_unknown(field: str, limit: str, unreadable: Unreadable) -> TaskFailure:
+    """The failure of an attempt that cannot know whether `limit` lets it start.
+
+    Not a wait: a wait has no end when the farm's state cannot be read, so the
+    attempt fails and the task is retried (or fails) like any other attempt.
+    """
+    return TaskFailure(
+        ErrorCode.INTERNAL,
+        f"{field}: {limit} is unknown, so the task did not start: {unreadable.cause}",
+        retryable=not unreadable.lasting,
+    )
