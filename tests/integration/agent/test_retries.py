@@ -174,6 +174,23 @@ async def test_a_retry_the_deadline_leaves_no_time_for_ends_the_task_at_once_wit
     await assert_eventually(lambda: is_zero(queued_tasks(js)), message="task not acked")
 
 
+async def test_a_host_whose_name_does_not_exist_fails_at_once_without_a_retry(
+    js: JetStreamContext, start_intake: StartIntake, events: Events
+) -> None:
+    # `.invalid` never resolves (RFC 2606): the resolver answers NXDOMAIN.
+    await start_intake(retry_base_seconds=0.05)
+    spec = tasks_pb2.TaskSpec(
+        url="http://no-such-host.invalid/", timeout_ms=10_000, content=tasks_pb2.ContentOptions()
+    )
+
+    final = await events.final(await publish(js, spec), within=60)
+
+    assert [event.status for event in events.of(final.task_id)] == [RUNNING, FAILED]
+    assert (final.error.code, final.error.retryable) == ("NAVIGATION_FAILED", False)
+    assert "no-such-host.invalid does not resolve" in final.error.message
+    assert "the name does not exist, so it is not retried" in final.error.message
+
+
 async def test_storage_down_longer_than_the_uploader_retries_hands_the_task_back_unacked(
     js: JetStreamContext,
     start_intake: StartIntake,

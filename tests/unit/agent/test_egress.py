@@ -5,6 +5,7 @@ Real sockets on loopback only (the servers and the trap are this folder's confte
 
 import asyncio
 import ipaddress
+import socket
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -13,6 +14,7 @@ from farm_agent.egress.proxy import EgressProxy
 from farm_agent.egress.proxy_wire import target_host_port, url_host_port
 from farm_agent.egress.session import MAX_BLOCKED_KEPT, BlockedRequest, EgressSession
 from farm_core.egress.address_policy import AddressPolicy, FarmService, Reason, Refusal
+from farm_core.egress.allowlist import IpAddress
 from farm_core.egress.resolution import farm_policy
 from farm_core.tracing import tracer
 from tests.unit.agent.conftest import (
@@ -152,6 +154,23 @@ async def test_an_unreachable_host_is_noted_and_the_connection_closed(
     assert answer == b""
     assert "cannot connect to" in session.failures[f"{ALLOWED}:{port}"]
     assert session.blocked == []
+
+
+async def failing_resolver(host: str, port: int) -> list[IpAddress]:
+    """NXDOMAIN for gone.test, a resolver failure (SERVFAIL, timeout) for any other name."""
+    if host == "gone.test":
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+
+async def test_a_name_that_does_not_exist_is_noted_as_such_and_a_resolver_failure_is_not(
+    make_session: MakeSession,
+) -> None:
+    session = await make_session(failing_resolver)
+    for host in ("gone.test", "flaky.test"):
+        assert await exchange(session, get(f"http://{host}/", host)) == b""
+        assert f"{host} does not resolve" in session.failures[f"{host}:80"]
+    assert session.nonexistent == {"gone.test:80"}
 
 
 async def test_a_refusal_is_kept_once_per_target(make_session: MakeSession, trap: Upstream) -> None:

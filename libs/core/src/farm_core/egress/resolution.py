@@ -37,6 +37,26 @@ async def system_resolver(host: str, port: int) -> list[IpAddress]:
     return addresses
 
 
+# getaddrinfo's answers that a name has no address at all (NXDOMAIN, or no A/AAAA
+# record): final, unlike EAI_AGAIN (a resolver that failed or timed out: SERVFAIL).
+_NO_SUCH_NAME = frozenset(
+    number
+    for number in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))
+    if number is not None
+)
+
+
+def name_does_not_exist(error: BaseException) -> bool:
+    """Whether a resolver's `error` says the name has no address, so no retry would find one.
+
+    A name that cannot be one (a label over 63 characters, no IDNA form) counts;
+    a resolver's failure or timeout does not.
+    """
+    if isinstance(error, UnicodeError):
+        return True
+    return isinstance(error, socket.gaierror) and error.errno in _NO_SUCH_NAME
+
+
 async def farm_policy(
     allow: AllowList,
     services: Sequence[FarmService],

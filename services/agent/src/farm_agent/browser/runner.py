@@ -335,12 +335,23 @@ class _MainFrameNavigation:
         return None
 
     def explained(self, failure: TaskFailure, egress: EgressSession) -> TaskFailure:
-        """The failure with the egress guard's reason added when it could not reach the host."""
+        """The failure with the egress guard's reason added when it could not reach the host.
+
+        Final when the host's name does not exist (NXDOMAIN): no retry would find it.
+        """
         if failure.code is not ErrorCode.NAVIGATION_FAILED:
             return failure
         for url in reversed(self.urls):
             host, port = url_host_port(url)
-            reason = egress.failures.get(host_port(host, port)) if host else None
+            target = host_port(host, port)
+            reason = egress.failures.get(target) if host else None
+            if reason is not None and target in egress.nonexistent:
+                # No attempt finds a name that does not exist: final, and not the host's fault.
+                return TaskFailure(
+                    failure.code,
+                    f"{failure.message} ({reason}; the name does not exist, so it is not retried)",
+                    retryable=False,
+                )
             if reason is not None:
                 return TaskFailure(failure.code, f"{failure.message} ({reason})")
         return failure

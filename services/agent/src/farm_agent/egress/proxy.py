@@ -29,7 +29,7 @@ from farm_agent.egress.proxy_wire import (
 from farm_agent.egress.session import FALLBACK_LISTEN_HOST, BlockedRequest, EgressSession
 from farm_core.egress.address_policy import AddressPolicy, Reason, Refusal, embedded_ipv4
 from farm_core.egress.allowlist import IpAddress
-from farm_core.egress.resolution import Resolver, system_resolver
+from farm_core.egress.resolution import Resolver, name_does_not_exist, system_resolver
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,7 @@ class EgressProxy:
         session.label = label
         session.blocked.clear()
         session.failures.clear()
+        session.nonexistent.clear()
         session.span = trace.get_current_span()
 
     async def close(self) -> None:
@@ -257,9 +258,10 @@ class EgressProxy:
         try:
             addresses = await asyncio.wait_for(self._resolver(name, port), self._connect_timeout)
         except (OSError, TimeoutError, UnicodeError) as error:
-            await self._failed(
-                session, host, port, f"{name} does not resolve ({error})", browser, answer_failures
-            )
+            if name_does_not_exist(error):
+                session.nonexistent.add(host_port(name, port))
+            reason = f"{name} does not resolve ({error or type(error).__name__})"
+            await self._failed(session, host, port, reason, browser, answer_failures)
             return None
         refusal = self._policy.check(name, port, addresses) or self._itself(name, port, addresses)
         if refusal is None and not addresses:

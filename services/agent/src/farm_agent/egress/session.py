@@ -35,6 +35,8 @@ class EgressSession:
     blocked: list[BlockedRequest] = field(default_factory=list)
     # "host:port" -> why the last connection to it failed (unresolvable, refused, timeout).
     failures: dict[str, str] = field(default_factory=dict)
+    # The "host:port" of those failures whose name does not exist (NXDOMAIN): final.
+    nonexistent: set[str] = field(default_factory=set)
     # The span of the work this listener serves: each decision is one of its events.
     span: trace.Span = trace.INVALID_SPAN
     # Each connection's task and its socket's writer: a task cancelled before it ran
