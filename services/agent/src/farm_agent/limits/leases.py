@@ -92,7 +92,7 @@ class SlotLimiter:
     ) -> None:
         self._kv = kv
         self._what = what
-        self._bucket = bucket or f"of the {what}s"
+        self._bucket = bucket or f"of the {what} slots"
         # The entries this agent last wrote, to try first; the ones used longest ago go.
         self._known: OrderedDict[str, Versioned[Slots]] = OrderedDict()
         self._remembered = remembered
