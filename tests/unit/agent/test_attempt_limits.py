@@ -99,6 +99,18 @@ async def test_an_unreachable_bucket_answers_unreadable_naming_the_entry_and_the
     )
 
 
+async def test_a_bucket_unanswered_while_nats_is_down_is_a_wait_not_a_failure() -> None:
+    limiter = SlotLimiter(
+        UnreachableBucket(),  # type: ignore[arg-type]
+        "host",
+        bucket="farm_host_slots",
+        nats_connected=lambda: False,
+    )
+    answer = await limiter.acquire("example.test", ONE_AT_A_TIME, 5)
+    assert isinstance(answer, Busy)
+    assert answer.retry_after_seconds > 0
+
+
 async def test_a_key_nats_cannot_route_is_unreadable_for_good() -> None:
     limiter = SlotLimiter(UnreachableBucket(), "host")  # type: ignore[arg-type]
     answer = await limiter.acquire("a..b", ONE_AT_A_TIME, 5)

@@ -6,6 +6,8 @@ once: a lease or an admission, or how long to wait before asking again. What the
 attempt does with a refusal (wait, or fail) is the attempt's call.
 """
 
+from collections.abc import Callable
+
 from nats.js import JetStreamContext
 
 from farm_agent.kv import (
@@ -29,19 +31,29 @@ class AttemptLimits:
     """Asks the farm's breakers and slot buckets whether an attempt may go ahead now."""
 
     @classmethod
-    async def open(cls, js: JetStreamContext, settings: AgentSettings) -> "AttemptLimits":
-        """The limits on the farm's buckets, with the agent's settings."""
+    async def open(
+        cls,
+        js: JetStreamContext,
+        settings: AgentSettings,
+        nats_connected: Callable[[], bool] = lambda: True,
+    ) -> "AttemptLimits":
+        """The limits on the farm's buckets, with the agent's settings.
+
+        `nats_connected` tells a NATS outage (a wait) from a bucket that fails to answer.
+        """
         return cls(
             breakers=await BreakerBoard.open(js, settings),
             host_limits=SlotLimiter(
                 await host_slots_bucket(js, settings.nats_replicas),
                 "host",
                 bucket=HOST_SLOTS_BUCKET,
+                nats_connected=nats_connected,
             ),
             tenant_limits=SlotLimiter(
                 await tenant_slots_bucket(js, settings.nats_replicas),
                 "tenant",
                 bucket=TENANT_SLOTS_BUCKET,
+                nats_connected=nats_connected,
             ),
             settings=settings,
         )

@@ -14,6 +14,7 @@ import random
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 CONTENDED_RETRY_SECONDS = 1.0
 """When other agents kept changing the entry, how soon the task is offered again."""
+OUTAGE_RETRY_SECONDS = 1.0
+"""When the agent's NATS connection is down, how soon the task is offered again."""
 # Entries (hosts, tenants) an agent remembers having written; an agent that has
 # visited more hosts re-reads the others, which costs one round trip each.
 REMEMBERED_ENTRIES = 1024
@@ -36,7 +39,7 @@ REMEMBERED_ENTRIES = 1024
 
 @dataclass(frozen=True)
 class Busy:
-    """No slot now (the key is at its limits, or others kept changing it): ask again later."""
+    """No slot now (the key is at its limits, others change it, NATS is down): ask again later."""
 
     retry_after_seconds: float
 
@@ -88,9 +91,18 @@ class SlotLimiter:
     """Hands out leases on the keys of one bucket (hosts, tenants) within given limits."""
 
     def __init__(
-        self, kv: KeyValue, what: str, remembered: int = REMEMBERED_ENTRIES, *, bucket: str = ""
+        self,
+        kv: KeyValue,
+        what: str,
+        remembered: int = REMEMBERED_ENTRIES,
+        *,
+        bucket: str = "",
+        nats_connected: Callable[[], bool] = lambda: True,
     ) -> None:
         self._kv = kv
+        # A NATS outage (the connection is down, nats-py reconnects) is a wait: it ends
+        # when the server is back, or the agent exits if the loss is for good.
+        self._nats_connected = nats_connected
         self._what = what
         self._bucket = bucket or f"of the {what} slots"
         # The entries this agent last wrote, to try first; the ones used longest ago go.
@@ -112,7 +124,7 @@ class SlotLimiter:
     ) -> Lease | Busy | Unreadable:
         """A lease on `key`, waiting up to `patience_seconds` in the agent for one; else Busy.
 
-        Unreadable when the bucket refused or did not answer.
+        Unreadable when the bucket refused or did not answer over a live connection.
         """
         lease_id = uuid.uuid4().hex
         give_up_at = time.monotonic() + patience_seconds
@@ -124,6 +136,8 @@ class SlotLimiter:
                 return Busy(CONTENDED_RETRY_SECONDS)
             except (nats.errors.Error, TimeoutError) as error:
                 log.warning("could not take a slot of %s %s: %r", self._what, key, error)
+                if not self._nats_connected():
+                    return Busy(OUTAGE_RETRY_SECONDS)
                 return unreadable(self._bucket, key, error)
             if wait <= 0:
                 return Lease(self, key, lease_id, limits)

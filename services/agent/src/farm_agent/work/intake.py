@@ -147,7 +147,7 @@ class WorkIntake:
             limits=await start.set_up(
                 nc,
                 "open the buckets of breakers and host and tenant slots",
-                lambda: AttemptLimits.open(js, settings),
+                lambda: AttemptLimits.open(js, settings, lambda: nc.is_connected),
             ),
             reporting=Reporting(
                 keeper=self._keeper,
