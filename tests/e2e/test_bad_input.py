@@ -152,6 +152,18 @@ def test_an_unknown_body_field_is_a_json_400_naming_it_and_nothing_is_written(
     assert listed["tasks"] == []
 
 
+def test_a_body_that_is_no_json_object_is_a_json_400_saying_so(admin: Client) -> None:
+    response = admin.http.post(
+        "/v1/tasks", content=b"[1]", headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 400, response.text
+    assert response.json() == {
+        "code": 3,
+        "message": "body: must be a JSON object (TaskSpec), got an array",
+    }
+
+
 def test_an_unknown_query_parameter_is_a_400(admin: Client) -> None:
     response = admin.http.get("/v1/tasks", params={"pagesize": 5})
 

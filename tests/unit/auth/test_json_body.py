@@ -62,10 +62,18 @@ def test_known_fields_pass(body: dict[str, Any]) -> None:
         ("POST", "/v1/nothing", b'{"x": 1}'),  # no such RPC: the transcoder says so
         ("GET", "/v1/tasks", b'{"x": 1}'),  # no body binding
         ("POST", "/v1/tasks", b"  "),
-        ("POST", "/v1/tasks", b"[1, 2]"),  # not an object: the transcoder says so
     ],
 )
 def test_what_is_not_an_rpcs_json_object_is_left_to_the_transcoder(
     method: str, path: str, body: bytes
 ) -> None:
     assert FIELDS.unknown_field(method, path, body) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"), [(b"[1, 2]", "an array"), (b'"x"', "a string"), (b"7", "a number")]
+)
+def test_a_body_that_is_no_json_object_is_named_so(body: bytes, kind: str) -> None:
+    assert FIELDS.unknown_field("POST", "/v1/tasks", body) == (
+        f"body: must be a JSON object (TaskSpec), got {kind}"
+    )

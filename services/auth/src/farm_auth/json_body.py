@@ -19,6 +19,13 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescr
 
 from farm_core.public_api import PUBLIC_SERVICE_DESCRIPTORS
 
+_JSON_KINDS = {
+    list: "an array",
+    str: "a string",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+}
 _VERBS = ("get", "put", "post", "delete", "patch")
 # Well-known types have their own JSON forms (a Timestamp is a string, a Struct any
 # object): the transcoder checks those, nothing is dropped from them.
@@ -76,8 +83,9 @@ class BodyFields:
     def unknown_field(self, method: str, path: str, body: bytes) -> str | None:
         """The refusal's message naming the first unknown field, or None when there is none.
 
-        A body that is not JSON, or a path that names no RPC with a body, is left to
-        the transcoder, which refuses those in its own words.
+        JSON that is no object is refused too. A body that is not JSON, or a path that
+        names no RPC with a body, is left to the transcoder, which refuses those in its
+        own words.
         """
         route = self._route(method, path.partition("?")[0])
         if route is None or not body.strip():
@@ -86,6 +94,10 @@ class BodyFields:
             value = json.loads(body)
         except ValueError:
             return None
+        if not isinstance(value, dict):
+            # The transcoder's own words for this start with an empty field path.
+            kind = _JSON_KINDS.get(type(value), "a value")
+            return f"body: must be a JSON object ({route.message.name}), got {kind}"
         return self._check(value, route.message, "")
 
     def _route(self, method: str, path: str) -> BodyRoute | None:
