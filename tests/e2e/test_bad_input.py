@@ -1,6 +1,7 @@
 """Bad input at the edge: a 400 that names the field, and nothing half-written."""
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -121,6 +122,48 @@ def test_an_unknown_enum_value_is_a_400_naming_the_field(admin: Client) -> None:
 
     assert response.status_code == 400
     assert "priority" in response.text
+
+
+# (path, the body for a spec with the test's labels, the unknown field as the message names it)
+UNKNOWN_FIELDS: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]], str]] = [
+    ("/v1/tasks", lambda spec: {**spec, "cacheTtlSecond": 5}, "cacheTtlSecond"),
+    ("/v1/tasks", lambda spec: {**spec, "screenshot": {"fullPag": True}}, "screenshot.fullPag"),
+    ("/v1/tasks", lambda spec: {"spec": spec}, "spec"),
+    (
+        "/v1/tasks:batchCreate",
+        lambda spec: {"requests": [spec, {**spec, "ulr": "x"}]},
+        "requests[1].ulr",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "named"), UNKNOWN_FIELDS, ids=[n for _, _, n in UNKNOWN_FIELDS]
+)
+def test_an_unknown_body_field_is_a_json_400_naming_it_and_nothing_is_written(
+    admin: Client, path: str, body: Callable[[dict[str, Any]], dict[str, Any]], named: str
+) -> None:
+    label = unique_label()
+
+    response = admin.http.post(path, json=body({**GOOD, "labels": label}))
+
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == 3
+    assert response.json()["message"].startswith(f"{named}: unknown field"), response.json()
+    listed = admin.http.get("/v1/tasks", params={"label": f"test={label['test']}"}).json()
+    assert listed["tasks"] == []
+
+
+def test_a_body_that_is_no_json_object_is_a_json_400_saying_so(admin: Client) -> None:
+    response = admin.http.post(
+        "/v1/tasks", content=b"[1]", headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 400, response.text
+    assert response.json() == {
+        "code": 3,
+        "message": "body: must be a JSON object (TaskSpec), got an array",
+    }
 
 
 def test_an_unknown_query_parameter_is_a_400(admin: Client) -> None:

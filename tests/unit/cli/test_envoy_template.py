@@ -10,7 +10,7 @@ import yaml
 from google.api import annotations_pb2  # type: ignore[import-untyped]
 from google.protobuf import descriptor_pb2
 
-from farm_cli.launcher.envoy import Endpoint, render_envoy_config
+from farm_cli.launcher.envoy import MAX_REQUEST_BYTES, Endpoint, render_envoy_config
 from farm_cli.launcher.infra import binary
 from farm_cli.launcher.tls import load_or_create_internal_tls, load_or_create_local_tls
 from farm_cli.main import main
@@ -123,6 +123,18 @@ def test_run_task_outlives_its_300_s_limit_and_watch_never_times_out() -> None:
     watch = by_path["/farm.tasks.v1.TaskService/WatchTask"]
     assert run["timeout"] == "330s" and run["idle_timeout"] == "330s"
     assert watch["timeout"] == "0s" and watch["idle_timeout"] == "0s"
+
+
+def test_only_json_calls_send_their_body_to_the_key_check() -> None:
+    # Auth refuses a JSON field the RPC does not have, which the transcoder would drop.
+    config = rendered()
+    by_prefix = {r["match"].get("prefix"): r for r in routes(config)}
+    check = by_prefix["/v1/"]["typed_per_filter_config"]["envoy.filters.http.ext_authz"]
+    body = check["check_settings"]["with_request_body"]
+    assert body["max_request_bytes"] == MAX_REQUEST_BYTES
+    filters = connection_manager(config)["http_filters"]
+    authz = [f for f in filters if f["name"] == "envoy.filters.http.ext_authz"]
+    assert "with_request_body" not in authz[0]["typed_config"]
 
 
 def test_session_browsers_go_to_the_agent_that_auth_names_with_no_timeout() -> None:

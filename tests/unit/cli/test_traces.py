@@ -149,6 +149,20 @@ def test_farm_task_trace_draws_the_task_s_trace_from_farm_home(
     assert [span["name"] for span in kept] == ["ingress", "task.attempt"]
 
 
+def test_farm_task_trace_draws_a_trace_id_it_kept_without_asking_for_a_task(
+    fake_farm: Calls, farm_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The trace id of an audit record or a log line (a session's, a call's) is no task's.
+    session_trace = "5e55" * 8
+    calls_before = len(fake_farm.seen)
+    append_spans(
+        farm_home, {session_trace: [record(session_trace, "s1", "", "session.open", 0, 9)]}
+    )
+    assert main(["task", "trace", session_trace, "--traces-dir", str(farm_home)]) == 0
+    assert f"trace {session_trace}: 1 spans" in capsys.readouterr().out
+    assert "GetTask" not in [name for name, _, _ in fake_farm.seen[calls_before:]]
+
+
 def test_farm_task_trace_says_why_it_has_nothing_to_draw(
     fake_farm: Calls, farm_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -12,6 +12,7 @@ from envoy.type.v3 import http_status_pb2
 from google.rpc import code_pb2, status_pb2  # type: ignore[import-untyped]
 from prometheus_client import Counter
 
+from farm_auth.json_body import BodyFields
 from farm_auth.keys import MISSING_KEY, NOT_BEARER, KeyRefused
 from farm_auth.ratelimit import retry_after_header
 from farm_auth.session_check import SessionAdmission, SessionTarget, session_target
@@ -33,6 +34,7 @@ OUTCOMES = (
     "address_blocked",
     "forbidden",
     "not_found",
+    "unknown_field",
     "error",
 )
 # Refusals that presented some credential: they count against the source address.
@@ -131,6 +133,13 @@ def limited(
     )
 
 
+def bad_request(message: str) -> external_auth_pb2.CheckResponse:
+    """Envoy's answer for an HTTP/JSON body the RPC cannot take: 400 (INVALID_ARGUMENT)."""
+    return _refusal(
+        code_pb2.INVALID_ARGUMENT, http_status_pb2.BadRequest, message, [], grpc_caller=False
+    )
+
+
 def _refusal(
     code: int,
     http_status: int,
@@ -183,6 +192,7 @@ class AuthorizationApi(external_auth_pb2_grpc.AuthorizationServicer):
         self._codec = codec
         self._limits = limits
         self._sessions = sessions
+        self._body_fields = BodyFields()
 
     async def Check(
         self, request: external_auth_pb2.CheckRequest, context: Any
@@ -201,6 +211,13 @@ class AuthorizationApi(external_auth_pb2_grpc.AuthorizationServicer):
         verified = await self._verified(request, grpc_caller=grpc_caller)
         if isinstance(verified, external_auth_pb2.CheckResponse):
             return verified
+        # Only /v1/ calls carry their body here (envoy.yaml.j2); gRPC calls never do.
+        body = http.raw_body or http.body.encode()
+        if body:
+            unknown = self._body_fields.unknown_field(http.method, http.path, body)
+            if unknown is not None:
+                checks_total.labels("unknown_field").inc()
+                return bad_request(unknown)
         checks_total.labels("allowed").inc()
         return prebuilt_allowed(self._codec.encode(verified))
 

@@ -1,7 +1,8 @@
-"""`farm task trace ID`: the task's spans, as the local farm's trace sink kept them, drawn."""
+"""`farm task trace ID`: a task's (or a trace id's) spans, as the local trace sink kept them."""
 
 import argparse
 import os
+import re
 import shutil
 import sys
 from collections.abc import Mapping
@@ -14,6 +15,9 @@ from farm_cli.launcher.config import ProjectNotFound, find_project_root
 from farm_cli.traces.spans import read_trace
 from farm_cli.traces.waterfall import waterfall
 
+# W3C trace ids: what audit records (`traceId`) and log lines (`trace_id`) show.
+TRACE_ID = re.compile(r"[0-9a-f]{32}")
+
 
 def add_trace_parser(verbs: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Adds `task trace`."""
@@ -23,9 +27,11 @@ def add_trace_parser(verbs: "argparse._SubParsersAction[argparse.ArgumentParser]
         description="Reads the task's traceId (GetTask), then the spans `farm up --traces` "
         "kept under FARM_HOME/traces, and draws them: start, duration, service, span "
         "(nested under its parent) and a time bar. A farm that sends its traces elsewhere "
-        "(OTEL_EXPORTER_OTLP_ENDPOINT) shows them there, under the same trace id.",
+        "(OTEL_EXPORTER_OTLP_ENDPOINT) shows them there, under the same trace id. ID may "
+        "also be a trace id kept there (an audit record's traceId, a log line's trace_id: "
+        "a session's, a call's).",
     )
-    trace.add_argument("id")
+    trace.add_argument("id", help="a task id, or a trace id")
     trace.add_argument(
         "--traces-dir", type=Path, help="where the spans are (default: FARM_HOME/traces)"
     )
@@ -48,24 +54,33 @@ def traces_folder(environ: Mapping[str, str], cwd: Path) -> Path:
 
 def trace_task(args: argparse.Namespace) -> int:
     """Prints the task's trace; exit 1 when it has none or none of its spans were kept."""
-    task: tasks_pb2.Task = call_farm(
-        lambda farm: farm.tasks.GetTask, tasks_pb2.GetTaskRequest(id=args.id)
-    )
-    if not task.trace_id:
-        raise CliError(
-            f"task {task.id} has no trace id: the scheduler traces with an OTLP endpoint "
-            "set (farm up --traces, or OTEL_EXPORTER_OTLP_ENDPOINT)"
-        )
     folder = args.traces_dir or traces_folder(os.environ, Path.cwd())
-    spans = read_trace(folder, task.trace_id)
+    # A kept trace of that id is drawn as it is: task ids never name a trace.
+    spans = read_trace(folder, args.id) if TRACE_ID.fullmatch(args.id) else []
     if not spans:
-        raise CliError(
-            f"no spans of trace {task.trace_id} under {folder}: was the farm started with "
-            "--traces? (spans arrive within a few seconds of their end)"
-        )
+        trace_id = task_trace_id(args.id)
+        spans = read_trace(folder, trace_id)
+        if not spans:
+            raise CliError(
+                f"no spans of trace {trace_id} under {folder}: was the farm started with "
+                "--traces? (spans arrive within a few seconds of their end)"
+            )
     if args.json:
         sys.stdout.writelines(span.to_json() + "\n" for span in spans)
         return 0
     width = shutil.get_terminal_size((140, 40)).columns
     print(waterfall(spans, width=width, events=args.events))
     return 0
+
+
+def task_trace_id(task_id: str) -> str:
+    """The trace id of task `task_id` (GetTask); CliError when it has none."""
+    task: tasks_pb2.Task = call_farm(
+        lambda farm: farm.tasks.GetTask, tasks_pb2.GetTaskRequest(id=task_id)
+    )
+    if not task.trace_id:
+        raise CliError(
+            f"task {task.id} has no trace id: the scheduler traces with an OTLP endpoint "
+            "set (farm up --traces, or OTEL_EXPORTER_OTLP_ENDPOINT)"
+        )
+    return task.trace_id
