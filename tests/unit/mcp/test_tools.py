@@ -24,6 +24,14 @@ TOOL_NAMES = {
 }  # fmt: skip
 
 
+async def test_the_instructions_tell_the_assistant_to_answer_dialogs(client_for: Any) -> None:
+    async with client_for() as client:
+        instructions = client.instructions or ""
+    # Dialogs wait for handle_dialog (other tools fail DIALOG_SHOWING meanwhile).
+    assert "handle_dialog" in instructions
+    assert "dismissed at once" not in instructions
+
+
 async def test_every_tool_of_the_contract_is_listed_with_described_arguments(
     client_for: Any,
 ) -> None:

@@ -14,8 +14,9 @@ Start with navigate, then snapshot to see the page's elements with references
 (e.g. [ref=e5]); every selector argument takes such a reference ('e5') or a CSS
 selector. screenshot answers an image; long content, PDFs and videos are links to
 the farm's artifacts, fetched with the same API key. The browser reaches only what
-the farm's egress rules allow (public addresses by default). Dialogs (alert, confirm,
-prompt) are dismissed at once and downloads refused."""
+the farm's egress rules allow (public addresses by default). A dialog (alert, confirm,
+prompt) that the page opens waits: the tool's answer says so, and handle_dialog answers
+it before any other tool. Downloads are refused."""
 
 
 def build_server(connections: Connections, limits: ToolLimits, version: str = "") -> MCPServer:
