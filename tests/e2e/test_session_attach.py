@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Playwright
 
+from farm_agent.browser.chromium import CHROMIUM_FLAGS
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import KeyFactory, http_client
 from tests.e2e.sessions_api import Sessions, cdp_call, cdp_status
+from tests.helpers import assert_eventually
 from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
@@ -147,3 +149,39 @@ async def test_an_attached_client_cannot_reach_farm_or_private_addresses(
     finally:
         closed = sessions.close(session["id"])
     assert closed["closeReason"] == "CLOSED_BY_USER"
+
+
+async def test_the_live_view_goes_back_to_the_page_left_when_a_clients_page_closes(
+    farm: LocalFarm, sessions: Sessions, site: Site, playwright: Playwright
+) -> None:
+    session = sessions.create()
+    try:
+        sessions.run(session["id"], url=site.url("/page"))
+        client = await playwright.chromium.connect_over_cdp(
+            session["cdpUrl"], headers={"authorization": f"Bearer {farm.admin_key}"}
+        )
+        try:
+            # A page of the client's own (current while it lives), then closed.
+            own = await client.contexts[0].new_page()
+            await own.goto(site.url("/form"))
+            await own.close()
+        finally:
+            await client.close()
+        token = sessions.http.post(f"/v1/sessions/{session['id']}:viewToken").json()
+        viewer = await playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS, headless=True
+        )
+        try:
+            page = await viewer.new_page()
+            await page.goto(token["url"])
+            # The session's page is still; its screen must come at once all the same.
+            # Polled with evaluate: the view's CSP forbids eval, which wait_for_function uses.
+            await assert_eventually(
+                lambda: page.evaluate("() => document.getElementById('screen').naturalWidth > 0"),
+                within=15,
+                message="the live view showed no frame after the client's page closed",
+            )
+        finally:
+            await viewer.close()
+    finally:
+        sessions.close(session["id"])

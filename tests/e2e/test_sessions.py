@@ -89,6 +89,22 @@ def test_a_failing_step_names_its_code_and_selector(sessions: Sessions, site: Si
     assert message.startswith("SELECTOR_NOT_FOUND: steps[0].click")
 
 
+def test_an_unknown_key_is_the_commands_fault_not_the_farms(sessions: Sessions, site: Site) -> None:
+    session = sessions.create()
+    try:
+        response = sessions.http.post(
+            f"/v1/sessions/{session['id']}:run",
+            json={"url": site.url("/form"), "steps": [{"press": "NotAKey"}]},
+        )
+        # The session goes on: the next command presses a real key.
+        assert sessions.run(session["id"], steps=[{"press": "Enter"}])["finalUrl"]
+    finally:
+        sessions.close(session["id"])
+    assert response.status_code == 400, response.text
+    message = response.json()["message"]
+    assert message.startswith('INVALID_KEY: steps[0].press: Unknown key: "NotAKey"; a key is')
+
+
 def test_bad_session_specs_name_the_field(sessions: Sessions) -> None:
     for spec, field in (
         ({"idleTimeoutSeconds": SESSION_MIN_SECONDS - 1}, "idleTimeoutSeconds"),

@@ -118,6 +118,15 @@ def test_an_unknown_error_is_internal_and_names_its_type() -> None:
     assert failure.message == "screenshot: KeyError: 'width'"
 
 
+def test_an_unknown_key_is_the_specs_fault_and_says_what_a_key_is() -> None:
+    error = PlaywrightError('Keyboard.press: Unknown key: "NotAKey"')
+    failure = failure_from(error, Stage.CAPTURE, "steps[0].press")
+    assert failure.code is ErrorCode.INVALID_KEY
+    assert not failure.retryable
+    assert failure.message.startswith('steps[0].press: Unknown key: "NotAKey"; a key is a name')
+    assert "Control+A" in failure.message
+
+
 def test_a_task_failure_keeps_its_code() -> None:
     original = TaskFailure(ErrorCode.INVALID_DEVICE, "device: 'Nokia 3310' is not known")
     assert failure_from(original, Stage.SELECTOR, "x") is original
@@ -135,6 +144,7 @@ RETRYABLE = {"NAVIGATION_FAILED", "TIMEOUT", "BROWSER_CRASHED", "UPLOAD_FAILED",
 FINAL = {
     "SELECTOR_NOT_FOUND",
     "INVALID_DEVICE",
+    "INVALID_KEY",
     "SCRIPT_FAILED",
     "RESULT_TOO_LARGE",
     "DEADLINE_EXCEEDED",

@@ -24,6 +24,26 @@ TOOL_NAMES = {
 }  # fmt: skip
 
 
+async def test_the_instructions_tell_the_assistant_to_answer_dialogs(client_for: Any) -> None:
+    async with client_for() as client:
+        instructions = client.instructions or ""
+    # Dialogs wait for handle_dialog (other tools fail DIALOG_SHOWING meanwhile).
+    assert "handle_dialog" in instructions
+    assert "dismissed at once" not in instructions
+
+
+async def test_arguments_that_do_not_fit_name_each_bad_one_in_a_line(client_for: Any) -> None:
+    async with client_for() as client:
+        missing = await client.call_tool("fill", {"selector": "#q"})
+        wrong = await client.call_tool("screenshot", {"format": "gif", "quality": 500})
+    assert missing.is_error and wrong.is_error
+    assert texts(missing) == "Error executing tool fill: value: required"
+    text = texts(wrong)
+    assert text.startswith("Error executing tool screenshot: format: Input should be 'png'")
+    assert "got 'gif'" in text and "quality: " in text and "got 500" in text
+    assert "pydantic" not in text and "Arguments" not in text
+
+
 async def test_every_tool_of_the_contract_is_listed_with_described_arguments(
     client_for: Any,
 ) -> None:

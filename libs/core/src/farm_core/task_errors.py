@@ -30,6 +30,8 @@ class ErrorCode(StrEnum):
     the step cannot act on (hidden, disabled, not a checkbox, no such option)."""
     INVALID_DEVICE = "INVALID_DEVICE"
     """The spec names a device Playwright does not know."""
+    INVALID_KEY = "INVALID_KEY"
+    """A press step names a key Playwright does not know."""
     SCRIPT_FAILED = "SCRIPT_FAILED"
     """The spec's script threw."""
     RESULT_TOO_LARGE = "RESULT_TOO_LARGE"

@@ -1,6 +1,11 @@
 """The MCP server with every browser tool, for one transport's way of finding connections."""
 
-from mcp.server.mcpserver import MCPServer
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.types import CallToolResult, InputRequiredResult
+from pydantic import ValidationError
 
 from farm_mcp_tools.inspect_tools import register_inspect_tools
 from farm_mcp_tools.runner import Connections, ToolLimits, ToolRunner
@@ -14,13 +19,50 @@ Start with navigate, then snapshot to see the page's elements with references
 (e.g. [ref=e5]); every selector argument takes such a reference ('e5') or a CSS
 selector. screenshot answers an image; long content, PDFs and videos are links to
 the farm's artifacts, fetched with the same API key. The browser reaches only what
-the farm's egress rules allow (public addresses by default). Dialogs (alert, confirm,
-prompt) are dismissed at once and downloads refused."""
+the farm's egress rules allow (public addresses by default). A dialog (alert, confirm,
+prompt) that the page opens waits: the tool's answer says so, and handle_dialog answers
+it before any other tool. Downloads are refused."""
+
+
+class BrowserToolServer(MCPServer):
+    """An MCPServer whose refusal of a tool's arguments names each bad one in a line.
+
+    The SDK answers pydantic's text ("1 validation error for clickArguments ... For
+    further information visit https://errors.pydantic.dev/..."); an assistant needs
+    only which argument is wrong and why.
+    """
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        """Calls the tool; arguments that do not fit its schema are a short ToolError."""
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as error:
+            cause = error.__cause__
+            if isinstance(error, UnexpectedToolError) or not isinstance(cause, ValidationError):
+                raise
+            problems = "; ".join(_argument_problem(problem) for problem in cause.errors())
+            raise ToolError(f"Error executing tool {name}: {problems}") from cause
+
+
+# How much of a refused argument's value the answer repeats.
+_MAX_GIVEN_CHARS = 80
+
+
+def _argument_problem(problem: Any) -> str:
+    where = ".".join(str(part) for part in problem["loc"]) or "arguments"
+    if problem["type"] == "missing":
+        return f"{where}: required"
+    given = repr(problem["input"])
+    if len(given) > _MAX_GIVEN_CHARS:
+        given = given[:_MAX_GIVEN_CHARS] + "…"
+    return f"{where}: {problem['msg']}, got {given}"
 
 
 def build_server(connections: Connections, limits: ToolLimits, version: str = "") -> MCPServer:
     """An MCPServer declaring every browser tool, each run on its connection's browser."""
-    server: MCPServer = MCPServer(
+    server: MCPServer = BrowserToolServer(
         SERVER_NAME, instructions=INSTRUCTIONS, version=version, log_level="WARNING"
     )
     runner = ToolRunner(connections, limits)

@@ -106,6 +106,12 @@ _WRONG_ELEMENT_SIGNS = (
 )
 # Chromium's own refusal of a port it deems unsafe (SMTP, echo...; its kRestrictedPorts).
 _UNSAFE_PORT_SIGN = "net::err_unsafe_port"
+# Playwright's refusal of a key name it has no key for (`keyboard.press("Entr")`).
+_UNKNOWN_KEY_SIGN = "unknown key:"
+_KEY_HINT = (
+    "a key is a name such as Enter, Tab, Escape, ArrowDown, F5 or KeyA, one character,"
+    " or modifiers joined with + (Control+A, Shift+Tab)"
+)
 # In Playwright's message for a DevTools Protocol call Chromium answered with an error.
 _PROTOCOL_ERROR_SIGN = "protocol error ("
 
@@ -159,6 +165,9 @@ def _from_playwright(
         return TaskFailure(ErrorCode.NAVIGATION_FAILED, f"{field}: {detail}")
     if stage is Stage.SCRIPT:
         return TaskFailure(ErrorCode.SCRIPT_FAILED, f"{field}: {detail}")
+    if _UNKNOWN_KEY_SIGN in lowered:
+        # The spec's fault, not the agent's: no attempt presses a key that does not exist.
+        return TaskFailure(ErrorCode.INVALID_KEY, f"{field}: {detail}; {_KEY_HINT}")
     if isinstance(error, PlaywrightTimeoutError):
         return TaskFailure(ErrorCode.TIMEOUT, f"{field}: {detail}")
     return TaskFailure(ErrorCode.INTERNAL, f"{field}: {detail}")

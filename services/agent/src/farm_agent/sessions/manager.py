@@ -283,6 +283,7 @@ class SessionManager:
                 lambda new_page: session.in_background(session.setup.cover_quietly(new_page)),
             )
             await session.screencast.follow(page)
+            page.once("close", lambda _: self._follow_current(session))
             if spec.record:
                 session.recorder = ScreenRecorder(
                     warm.folder / "frames", screen.width, screen.height
@@ -297,9 +298,16 @@ class SessionManager:
 
     def _follow(self, session: OpenSession, page: Page) -> None:
         """A page the client opened becomes the current one (cast live and recorded)."""
-        follow = asyncio.get_running_loop().create_task(session.screencast.follow(page))
-        session.background.add(follow)
-        follow.add_done_callback(session.background.discard)
+        # When it closes, the newest page left is current again: cast that one at once,
+        # not only at the next command (a live view would show nothing until then).
+        page.once("close", lambda _: self._follow_current(session))
+        session.in_background(session.screencast.follow(page))
+
+    def _follow_current(self, session: OpenSession) -> None:
+        """Casts the session's current page, if it has one open."""
+        page = session.browser.current_page()
+        if page is not None and not session.closing:
+            session.in_background(session.screencast.follow(page))
 
     async def _write_route(self, session: OpenSession) -> None:
         if self._routes is None:
