@@ -137,6 +137,8 @@ class AttemptEnds:
             result=result,
             error=error,
             retry_time=retry_time,
+            # The scheduler marks a task so ended, so its waiting redelivery is acked unrun.
+            redelivered=self._delivery.may_have_lapsed(),
         )
 
     async def forget_waits(self) -> None:

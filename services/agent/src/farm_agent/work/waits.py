@@ -31,6 +31,8 @@ class WaitReason(enum.StrEnum):
     NO_PLACE = "no_place"
     # Its route claim (farm_routes) could not be read: whether it may start here is unknown.
     ROUTE_UNKNOWN = "route_unknown"
+    # An earlier delivery of it may still run, here or on an agent that still beats.
+    HELD_ELSEWHERE = "held_elsewhere"
 
 
 def wait_key(task_id: str, message: Msg) -> str:
