@@ -18,10 +18,12 @@ from typing import Any
 
 import grpc
 import httpx
+import nats
 import pytest
 
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_cli.launcher.farm import LocalFarm
+from farm_core.queue import TASK_STREAM
 from tests.e2e.conftest import fresh
 from tests.e2e.test_chaos import CHAOS_ENV, QUICK_RESTARTS
 from tests.farms import whole_farm_config
@@ -107,6 +109,20 @@ async def final(http: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
     return task
 
 
+async def until_the_queue_is_empty(farm: LocalFarm) -> None:
+    """Waits until FARM_TASKS holds no message: every delivery of the test's task is settled."""
+    connection = await nats.connect(**farm.nats_access("scheduler").connect_options())
+    try:
+        js = connection.jetstream()
+
+        async def empty() -> bool:
+            return (await js.stream_info(TASK_STREAM)).state.messages == 0
+
+        await assert_eventually(empty, within=60, interval=0.5, message="the task stayed queued")
+    finally:
+        await connection.close()
+
+
 @pytest.mark.timeout(180)
 async def test_a_task_redelivered_after_nats_was_killed_runs_once_beside_its_living_attempt(
     attempts_farm: LocalFarm, http: httpx.AsyncClient, site: Site
@@ -123,8 +139,12 @@ async def test_a_task_redelivered_after_nats_was_killed_runs_once_beside_its_liv
     await asyncio.to_thread(attempts_farm.start_process, "nats")
 
     task = await final(http, task_id)
+    # The first attempt's ack was withheld (its delivery lapsed): the message comes
+    # again after the ack wait, and must then be acked unrun.
+    await until_the_queue_is_empty(attempts_farm)
     assert task["status"] == "TASK_STATUS_SUCCEEDED", task
     assert task["attempts"] == 1, task
+    assert (await task_of(http, task_id))["attempts"] == 1
     assert site.hits[page] == 1, "the page was asked for by a second attempt"
     assert site.most_in_flight[page] == 1
     response = await http.get("/v1/artifacts", params={"taskId": task_id})

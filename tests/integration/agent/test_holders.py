@@ -1,4 +1,7 @@
-"""The fence of a redelivered task: who may still run it, read from real heartbeats in NATS."""
+"""The fence of a redelivered task: who may still run it, read from real heartbeats in NATS.
+
+And a retry, whose earlier delivery was handed back, does not look for one.
+"""
 
 import datetime as dt
 import uuid
@@ -9,8 +12,11 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from farm.queue.v1 import queue_pb2
+from farm.tasks.v1 import tasks_pb2
 from farm_agent.work.holders import Holders
 from farm_core.queue import agents_bucket
+from tests.integration.agent.conftest import SUCCEEDED, Events, StartIntake, publish, waits
+from tests.pages import Site
 
 LOST_SECONDS = 15.0
 
@@ -92,3 +98,27 @@ async def test_an_earlier_delivery_still_running_here_holds_the_task(
 ) -> None:
     held = await holders_of(nc, js, agents, Clock(), here=2).holder("task-here")
     assert held is not None and held.agent_id == "agent-me"
+
+
+async def test_a_retry_after_a_failed_attempt_is_not_held_by_that_attempts_last_heartbeat(
+    js: JetStreamContext,
+    agents: KeyValue,
+    start_intake: StartIntake,
+    events: Events,
+    site: Site,
+) -> None:
+    """The failed attempt's agent beat before it failed: its beat still lists the task."""
+    await start_intake(retry_base_seconds=2, retry_max_seconds=10)
+    held_before = waits("held_elsewhere")
+    spec = tasks_pb2.TaskSpec(
+        url=site.url(f"/flaky/{uuid.uuid4().hex}?fails=1"),
+        content=tasks_pb2.ContentOptions(),
+        fail_on_http_error=True,
+    )
+    task_id = await publish(js, spec)
+    await beat(agents, "agent-that-failed-it", [task_id], age_seconds=0)
+
+    final = await events.final(task_id, within=30)
+
+    assert (final.status, final.attempt) == (SUCCEEDED, 2)
+    assert waits("held_elsewhere") == held_before

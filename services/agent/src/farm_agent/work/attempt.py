@@ -193,9 +193,12 @@ class TaskAttempt:
     async def _held_elsewhere(self, deadline: dt.datetime | None) -> bool:
         """Hands a redelivery back to wait while its earlier attempt may still run (holders.py).
 
-        A first delivery has no earlier attempt: it is never held, and costs no request.
+        A first delivery has no earlier attempt: it is never held, and costs no request;
+        nor is one whose earlier deliveries were all handed back (waits, retries).
         """
-        if self._ends.deliveries <= 1:
+        deliveries = self._ends.deliveries
+        waits = self._tools.bookkeeping.waits
+        if deliveries <= 1 or await waits.all_handed_back(self._ends.wait_key, deliveries):
             return False
         held = await self._tools.bookkeeping.holders.holder(self.task_id)
         if held is None:
