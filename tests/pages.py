@@ -198,7 +198,8 @@ class Site:
     gates: dict[str, threading.Event] = field(default_factory=dict)
     # Guards the counts below; notified whenever a /count request begins.
     lock: threading.Condition = field(default_factory=threading.Condition)
-    # /flaky/<name>: requests seen per name. /count/<name>: requests in flight and the most.
+    # /flaky/<name>, /count/<name>: requests seen per name. /count/<name>: requests in
+    # flight and the most.
     hits: dict[str, int] = field(default_factory=dict)
     in_flight: dict[str, int] = field(default_factory=dict)
     most_in_flight: dict[str, int] = field(default_factory=dict)
@@ -220,8 +221,9 @@ class Site:
             return self.hits[name]
 
     def enter(self, name: str) -> None:
-        """A request for `name` begins: counts it in flight and keeps the most seen."""
+        """A request for `name` begins: counts it, and in flight, and keeps the most seen."""
         with self.lock:
+            self.hits[name] = self.hits.get(name, 0) + 1
             self.in_flight[name] = self.in_flight.get(name, 0) + 1
             self.most_in_flight[name] = max(self.most_in_flight.get(name, 0), self.in_flight[name])
             self.lock.notify_all()

@@ -140,7 +140,14 @@ def test_failures_as_turns_errors_of_the_block_into_task_failures() -> None:
     assert caught.value.to_proto().message == "script.source: ReferenceError: nope is not defined"
 
 
-RETRYABLE = {"NAVIGATION_FAILED", "TIMEOUT", "BROWSER_CRASHED", "UPLOAD_FAILED", "CIRCUIT_OPEN"}
+RETRYABLE = {
+    "NAVIGATION_FAILED",
+    "TIMEOUT",
+    "BROWSER_CRASHED",
+    "UPLOAD_FAILED",
+    "CIRCUIT_OPEN",
+    "AGENT_LOST",
+}
 FINAL = {
     "SELECTOR_NOT_FOUND",
     "INVALID_DEVICE",

@@ -44,6 +44,9 @@ class ErrorCode(StrEnum):
     """A session's page shows a dialog; the command must answer it first (`dialog`)."""
     NO_DIALOG = "NO_DIALOG"
     """A session command answered a dialog, but the page shows none."""
+    AGENT_LOST = "AGENT_LOST"
+    """An attempt's agent stopped answering (it died, or lost NATS past the ack wait)
+    and the task was delivered again; set on that attempt in the task's history."""
     ATTEMPTS_EXHAUSTED = "ATTEMPTS_EXHAUSTED"
     """maxAttempts attempts ended without a result (their agents died)."""
     QUOTA_EXCEEDED = "QUOTA_EXCEEDED"

@@ -24,6 +24,7 @@ RETRYABLE_CODES: frozenset[ErrorCode] = frozenset(
         ErrorCode.UPLOAD_FAILED,
         ErrorCode.HTTP_ERROR,
         ErrorCode.CIRCUIT_OPEN,
+        ErrorCode.AGENT_LOST,
     }
 )
 """The codes another attempt may cure; every other code is final.

@@ -236,6 +236,13 @@ class AgentSettings(SessionSettings, FarmSettings):
     heartbeat_seconds: float = Field(
         default=5.0, gt=0, description="Interval of the agent's heartbeats (bucket farm_agents)."
     )
+    holder_lost_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="A redelivered task that another agent's heartbeat lists as running waits "
+        "while that heartbeat is younger than this (or this agent reconnected to NATS less "
+        "than this ago): the earlier attempt may still run. Several heartbeat intervals.",
+    )
     close_timeout_seconds: float = Field(
         default=5.0,
         gt=0,

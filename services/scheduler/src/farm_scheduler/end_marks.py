@@ -4,7 +4,9 @@ A cancelled task, and one failed by a delivery that never started it (its attemp
 used up or its deadline passed, while an earlier, cut-off attempt may still run),
 is put in the bucket CANCEL_BUCKET with the reason (`farm_core.task_ends`), and a
 cancel notice stops an attempt still running where the notice reaches it. A task
-that ends by its own attempt's report is not marked: that attempt is done.
+that ends by its own attempt's report is not marked (that attempt is done) unless
+the attempt's message was delivered again meanwhile (`AgentEvent.redelivered`): the
+redelivery, waiting while the attempt ran (farm_agent.work.holders), is acked unrun.
 
 Best effort, retried: a mark NATS did not take is kept and tried again by the
 republisher's rounds (`retry_pending`), the latest order for a task winning, until

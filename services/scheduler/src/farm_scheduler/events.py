@@ -8,7 +8,9 @@ the task's attempt history only (lifecycle.overtaken), logged and counted.
 An event without the grant of its task (the one its WorkItem carried) is dropped:
 only an agent that was handed the task can move it. A task failed by a delivery
 that never started it is marked ended (`mark_end`), since an earlier attempt may
-still run; no other event costs a NATS request.
+still run; so is a task ended by an attempt whose message was delivered again
+meanwhile (`AgentEvent.redelivered`), so that the redelivery, waiting while that
+attempt ran, is acked unrun. No other event costs a NATS request.
 """
 
 import asyncio
@@ -190,10 +192,24 @@ class EventConsumer(DurableConsumer):
         if change is not None:
             _note_overtaken(change, event)
             after = change.after.state
-            if lifecycle.ended_elsewhere(change.before.state, after, event):
-                await self._mark_end(event.task_id, task_ends.failed(after.error_code))
+            if reason := _end_to_mark(change.before.state, after, event):
+                await self._mark_end(event.task_id, reason)
             await self._on_change(change)
         await settle(message.ack(), about)
+
+
+def _end_to_mark(
+    before: lifecycle.TaskState, after: lifecycle.TaskState, event: queue_pb2.AgentEvent
+) -> str:
+    """Why to mark the task ended for agents and storage; "" if no work on it may be left."""
+    if lifecycle.ended_elsewhere(before, after, event):
+        return task_ends.failed(after.error_code)
+    if not event.redelivered or lifecycle.is_final(before.status):
+        return ""
+    if after.status == lifecycle.SUCCEEDED:
+        return task_ends.SUCCEEDED
+    # A cancel is marked by CancelTask already.
+    return task_ends.failed(after.error_code) if after.status == lifecycle.FAILED else ""
 
 
 def _note_overtaken(change: TaskChange, event: queue_pb2.AgentEvent) -> None:

@@ -15,7 +15,9 @@ cut off from NATS keeps running its attempt while the task is redelivered and a 
 attempt starts elsewhere; what the cut-off attempt reports afterwards (a success, a
 failure such as storage refusing its stale upload, a retry) goes into its entry of the
 history and changes nothing else (`overtaken`). An event that names no attempt (0) is
-applied as before, as the first.
+applied as before, as the first. An attempt that had not ended when a later one
+started (or a delivery that never started ended the task) is recorded as lost,
+AGENT_LOST (attempts.py), until it reports itself.
 """
 
 import dataclasses
@@ -28,6 +30,8 @@ from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.task_errors import ErrorCode
 from farm_core.timestamps import from_timestamp
+from farm_scheduler.attempts import Attempt as Attempt
+from farm_scheduler.attempts import lost_before, unless_lost
 
 Status: TypeAlias = "tasks_pb2.TaskStatus.ValueType"
 
@@ -37,19 +41,6 @@ SUCCEEDED = tasks_pb2.TASK_STATUS_SUCCEEDED
 FAILED = tasks_pb2.TASK_STATUS_FAILED
 CANCELLED = tasks_pb2.TASK_STATUS_CANCELLED
 FINAL_STATUSES: frozenset[Status] = frozenset({SUCCEEDED, FAILED, CANCELLED})
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One attempt of a task: the agent that ran it, when, and its error if it failed."""
-
-    number: int
-    agent_id: str = ""
-    start_time: dt.datetime | None = None
-    finish_time: dt.datetime | None = None
-    error_code: str = ""
-    error_message: str = ""
-    retryable: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,11 +95,16 @@ def apply_event(
     if handler is None or (event.status == QUEUED and not event.HasField("error")):
         # No progress to report (a QUEUED event means a failed attempt, with its error).
         return None
+    before = state
+    if number > state.attempts:
+        # A later delivery reports: the attempts before it that never ended were lost.
+        history = lost_before(state.history, number, event.agent_id, when)
+        state = dataclasses.replace(state, history=history)
     if event.status != RUNNING and overtaken(state, event):
         after = _overtaken_attempt_ended(state, event, number, when)
     else:
         after = handler(state, event, number, when)
-    return None if after == state else after
+    return None if after == before else after
 
 
 def overtaken(state: TaskState, event: queue_pb2.AgentEvent) -> bool:
@@ -287,8 +283,9 @@ def _overtaken_attempt_ended(
 ) -> TaskState:
     """An overtaken attempt's end: its entry in the history is finished, nothing else moves."""
     error = event.error if event.HasField("error") else None
+    history = _update_attempt(state.history, number, unless_lost)
     return dataclasses.replace(
-        state, history=_attempt_finished(state.history, number, event, when, error)
+        state, history=_attempt_finished(history, number, event, when, error)
     )
 
 

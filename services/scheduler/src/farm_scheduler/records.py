@@ -17,8 +17,9 @@ from farm_core.queue import ANY_REGION
 from farm_core.quotas import TenantQuotas
 from farm_core.timestamps import from_timestamp, to_timestamp
 from farm_core.trace_context import trace_id_of, traceparent
+from farm_scheduler.attempts import Attempt
 from farm_scheduler.callbacks.attempts import CallbackAttempt, callback_status
-from farm_scheduler.lifecycle import Attempt, TaskState
+from farm_scheduler.lifecycle import TaskState
 from farm_scheduler.quotas import running_limit
 from farm_scheduler.result_cache import cache_key
 

@@ -10,8 +10,8 @@ from sqlalchemy import Dialect, Select, Table, bindparam, func, insert, select, 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm.tasks.v1 import tasks_pb2
+from farm_scheduler.attempts import Attempt
 from farm_scheduler.callbacks.rows import callback_histories, callbacks_of_task
-from farm_scheduler.lifecycle import Attempt
 from farm_scheduler.models import HAS_CACHE_KEY, HAS_IDEMPOTENCY_KEY, AttemptRow, TaskRow
 from farm_scheduler.records import TaskRecord, attempt_from_row, attempt_values, record_from_row
 

@@ -167,7 +167,16 @@ class TaskAttempt:
             await self._ends.give_up(deadline_passed(deadline, now))
         elif (reason := await self._end_reason_before_start()) is not None:
             await self._ack_ended(reason)
-        elif self.attempt > max_attempts:
+        else:
+            # Held first: an attempt past maxAttempts must not fail a task that still runs.
+            return await self._held_elsewhere(deadline) or await self._not_to_start_here(
+                deadline, max_attempts
+            )
+        return True
+
+    async def _not_to_start_here(self, deadline: dt.datetime | None, max_attempts: int) -> bool:
+        """Ends or hands back a task out of attempts, on a draining agent, or routed away."""
+        if self.attempt > max_attempts:
             await self._ends.give_up(
                 TaskFailure(
                     ErrorCode.ATTEMPTS_EXHAUSTED,
@@ -179,6 +188,31 @@ class TaskAttempt:
             await self._ends.hand_back_as_wait(WaitReason.DRAINING, 0, deadline)
         else:
             return await self._taken_elsewhere(deadline)
+        return True
+
+    async def _held_elsewhere(self, deadline: dt.datetime | None) -> bool:
+        """Hands a redelivery back to wait while its earlier attempt may still run (holders.py).
+
+        A first delivery has no earlier attempt: it is never held, and costs no request;
+        nor is one whose earlier deliveries were all handed back (waits, retries).
+        """
+        deliveries = self._ends.deliveries
+        waits = self._tools.bookkeeping.waits
+        if deliveries <= 1 or await waits.all_handed_back(self._ends.wait_key, deliveries):
+            return False
+        held = await self._tools.bookkeeping.holders.holder(self.task_id)
+        if held is None:
+            return False
+        log.info(
+            "task %s delivery %d waits: agent %s may still run it (%s)",
+            self.task_id,
+            self._ends.deliveries,
+            held.agent_id or "?",
+            held.why,
+        )
+        await self._ends.hand_back_as_wait(
+            WaitReason.HELD_ELSEWHERE, held.retry_after_seconds, deadline
+        )
         return True
 
     async def _taken_elsewhere(self, deadline: dt.datetime | None) -> bool:

@@ -99,6 +99,8 @@ class AttemptEnds:
         await self.report(
             tasks_pb2.TASK_STATUS_QUEUED, error=failure.to_proto(), retry_time=plan.retry_time
         )
+        # Before the nak, so the retry's delivery knows this attempt has ended (holders.py).
+        await self._tools.bookkeeping.waits.add_retry(self.wait_key)
         await self._delivery.hand_back_after(plan.delay_seconds, DeliveryOutcome.RETRIED)
 
     async def give_up(self, failure: TaskFailure, *, counted: bool = False) -> None:
@@ -137,6 +139,8 @@ class AttemptEnds:
             result=result,
             error=error,
             retry_time=retry_time,
+            # The scheduler marks a task so ended, so its waiting redelivery is acked unrun.
+            redelivered=self._delivery.may_have_lapsed(),
         )
 
     async def forget_waits(self) -> None:

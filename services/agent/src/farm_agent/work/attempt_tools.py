@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import nats.errors
+from nats.aio.client import Client
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
@@ -19,8 +20,11 @@ from farm_agent.saved.keeper import CaptureKeeper
 from farm_agent.settings import AgentSettings
 from farm_agent.work.delivery import ExpectRedelivery
 from farm_agent.work.events import EventReporter
+from farm_agent.work.holders import Holders
 from farm_agent.work.waits import WaitLedger
 from farm_core import task_ends
+from farm_core.nats_start import NatsStart
+from farm_core.queue import agents_bucket, cancel_bucket, routes_bucket
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,45 @@ class QueueBookkeeping:
     """farm_routes: who took a task routed to a preferred region (farm_core.route_claims)."""
     nats_connected: Callable[[], bool]
     """Whether the agent's NATS connection is up now (not reconnecting)."""
+    holders: Holders
+    """Who else may still run a redelivered task (the fence against running it twice)."""
+
+    @classmethod
+    async def open(
+        cls,
+        start: NatsStart,
+        nc: Client,
+        settings: AgentSettings,
+        waits: WaitLedger,
+        expect_redelivery: ExpectRedelivery,
+        attempts_here: Callable[[str], int],
+    ) -> "QueueBookkeeping":
+        """The bookkeeping on the farm's buckets, opened through `start`."""
+        js = nc.jetstream(timeout=settings.nats_request_timeout_seconds)
+        replicas = settings.nats_replicas
+        agents = await start.set_up(
+            nc, "open the bucket of agent heartbeats", lambda: agents_bucket(js, replicas=replicas)
+        )
+        return cls(
+            cancelled_tasks=await start.set_up(
+                nc, "open the bucket of cancels", lambda: cancel_bucket(js, replicas=replicas)
+            ),
+            waits=waits,
+            expect_redelivery=expect_redelivery,
+            route_claims=await start.set_up(
+                nc, "open the bucket of route claims", lambda: routes_bucket(js, replicas=replicas)
+            ),
+            nats_connected=lambda: nc.is_connected,
+            holders=Holders(
+                nc,
+                js,
+                agents,
+                agent_id=settings.id,
+                lost_seconds=settings.holder_lost_seconds,
+                look_again_seconds=settings.heartbeat_seconds,
+                attempts_here=attempts_here,
+            ),
+        )
 
     async def end_reason(self, task_id: str) -> str | None:
         """Why the task has ended, if the scheduler marked it so (None if not, or unreadable)."""

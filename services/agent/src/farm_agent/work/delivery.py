@@ -82,6 +82,10 @@ class Delivery:
         """Seconds since the agent took the delivery."""
         return time.monotonic() - self._started_at
 
+    def may_have_lapsed(self) -> bool:
+        """Whether JetStream may have delivered the message again meanwhile (lapses.py)."""
+        return self._progress.lapse() is not None
+
     async def ack(self, outcome: DeliveryOutcome) -> None:
         """Acks the message: the task is done with here and is not delivered again."""
         await self._answer(outcome, "ack", self._message.ack)

@@ -55,12 +55,13 @@ class EventReporter:
         result: tasks_pb2.TaskResult | None = None,
         error: tasks_pb2.TaskError | None = None,
         retry_time: dt.datetime | None = None,
+        redelivered: bool = False,
     ) -> queue_pb2.AgentEvent:
         """Publishes the event and waits for JetStream to store it; raises ReportFailed.
 
         QUEUED with an error and `retry_time` says the attempt failed and the task is
         offered again then. `grant` is the task's (WorkItem.upload_grant): the scheduler
-        applies no event without it.
+        applies no event without it. `redelivered`: the attempt's delivery may have lapsed.
         """
         event = queue_pb2.AgentEvent(
             event_id=uuid.uuid4().hex,
@@ -72,6 +73,7 @@ class EventReporter:
             result=result,
             error=error,
             grant=grant,
+            redelivered=redelivered,
         )
         if retry_time is not None:
             event.retry_time.FromDatetime(retry_time)

@@ -47,12 +47,10 @@ from farm_core.queue import (
     ANY_REGION,
     CANCEL_SUBJECTS,
     Priority,
-    cancel_bucket,
     cancelled_task_id,
     consumer_name,
     find_work_streams,
     region_task_subjects,
-    routes_bucket,
 )
 
 log = logging.getLogger(__name__)
@@ -101,6 +99,9 @@ class WorkIntake:
     def running_tasks(self) -> list[str]:
         """Ids of the tasks being worked on now."""
         return [attempt.task_id for attempt in self._running.values()]
+
+    def _attempts_of(self, task_id: str) -> int:
+        return sum(attempt.task_id == task_id for attempt in self._running.values())
 
     @property
     def draining(self) -> bool:
@@ -153,18 +154,8 @@ class WorkIntake:
                 keeper=self._keeper,
                 reporter=EventReporter(js, settings.id, nc.max_payload),
             ),
-            bookkeeping=QueueBookkeeping(
-                cancelled_tasks=await start.set_up(
-                    nc, "open the bucket of cancels", lambda: cancel_bucket(js, replicas=replicas)
-                ),
-                waits=self._waits,
-                expect_redelivery=self._ring_later,
-                route_claims=await start.set_up(
-                    nc,
-                    "open the bucket of route claims",
-                    lambda: routes_bucket(js, replicas=replicas),
-                ),
-                nats_connected=lambda: nc.is_connected,
+            bookkeeping=await QueueBookkeeping.open(
+                start, nc, settings, self._waits, self._ring_later, self._attempts_of
             ),
             settings=settings,
         )

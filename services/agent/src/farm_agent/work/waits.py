@@ -5,6 +5,9 @@ tenant was busy or the agent was draining is a wait; the task's attempt number i
 its delivery count less its waits. The count lives in the `farm_task_waits` bucket
 under the task id and the message's stream sequence (a task queued again is a new
 message, counted afresh), and is read only for a message delivered more than once.
+A delivery handed back for a retry after a failed attempt is counted too, under the
+key with `.retries` appended: a redelivery whose every earlier delivery was handed
+back as a wait or a retry has no earlier attempt that may still run (holders.py).
 """
 
 import enum
@@ -31,11 +34,17 @@ class WaitReason(enum.StrEnum):
     NO_PLACE = "no_place"
     # Its route claim (farm_routes) could not be read: whether it may start here is unknown.
     ROUTE_UNKNOWN = "route_unknown"
+    # An earlier delivery of it may still run, here or on an agent that still beats.
+    HELD_ELSEWHERE = "held_elsewhere"
 
 
 def wait_key(task_id: str, message: Msg) -> str:
     """The key of one queuing of a task: its id and its message's stream sequence."""
     return f"{task_id}.{message.metadata.sequence.stream}"
+
+
+def _retries_key(key: str) -> str:
+    return f"{key}.retries"
 
 
 def _decode(data: bytes) -> int:
@@ -82,11 +91,40 @@ class WaitLedger:
         except (nats.errors.Error, TimeoutError, Contended) as error:
             log.warning("could not count a wait of %s (an attempt then): %s", key, error)
 
+    async def add_retry(self, key: str) -> None:
+        """Counts the current delivery as a failed attempt handed back for a retry."""
+        if not is_valid_key(key):
+            return
+        try:
+            await compare_and_set(self._kv, _retries_key(key), _one_more, _decode, _encode)
+        except (nats.errors.Error, TimeoutError, Contended) as error:
+            log.warning(
+                "could not count a retry of %s (its redelivery looks for holders): %s", key, error
+            )
+
+    async def all_handed_back(self, key: str, deliveries: int) -> bool:
+        """Whether each delivery before this one was handed back as a wait or a retry.
+
+        False when unknown: the redelivery then looks for an earlier attempt still running.
+        """
+        if deliveries <= 1:
+            return True
+        if not is_valid_key(key):
+            return False
+        try:
+            waits = (await read(self._kv, key, _decode)).value or 0
+            retries = (await read(self._kv, _retries_key(key), _decode)).value or 0
+        except (nats.errors.Error, TimeoutError) as error:
+            log.warning("could not read the hand-backs of %s: %s", key, error)
+            return False
+        return waits + retries >= deliveries - 1
+
     async def forget(self, key: str) -> None:
-        """Drops the task's count once it has ended."""
+        """Drops the task's counts once it has ended."""
         if not is_valid_key(key):
             return
         try:
             await self._kv.purge(key)
+            await self._kv.purge(_retries_key(key))
         except (nats.errors.Error, TimeoutError) as error:
             log.debug("could not drop the waits of %s (they expire): %s", key, error)
