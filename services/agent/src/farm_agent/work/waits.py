@@ -29,7 +29,8 @@ class WaitReason(enum.StrEnum):
     DRAINING = "draining"
     # A session took the agent's last free place while the task was being fetched.
     NO_PLACE = "no_place"
-    # Its route claim (farm_routes) could not be read: whether it may start here is unknown.
+    # Its route claim (farm_routes) could not be read while NATS was down: whether it may
+    # start here is unknown.
     ROUTE_UNKNOWN = "route_unknown"
 
 
