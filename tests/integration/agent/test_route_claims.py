@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 from nats.js import JetStreamContext
+from nats.js.errors import BucketNotFoundError
 
 from farm_core.queue import ROUTES_BUCKET, routes_bucket
 from tests.integration.agent.conftest import (
@@ -45,7 +46,7 @@ async def test_a_route_claim_bucket_deleted_under_the_agent_fails_the_attempt_na
     task_id = await publish(js, spec, claim_key=key)
     final = await events.final(task_id, within=60)
 
-    # The scheduler's bucket is not the agent's to make again: both attempts fail.
+    # The scheduler's bucket is not the agent's to make again: each attempt fails.
     assert [(event.status, event.attempt) for event in events.of(task_id)] == [
         (QUEUED, 1),
         (FAILED, 2),
@@ -55,3 +56,5 @@ async def test_a_route_claim_bucket_deleted_under_the_agent_fails_the_attempt_na
         "region: whether the task may run in this region (its route claim) is unknown, so the "
         f"task did not start: entry {key!r} of NATS KV bucket {ROUTES_BUCKET} could not be read: "
     )
+    with pytest.raises(BucketNotFoundError):
+        await js.key_value(ROUTES_BUCKET)

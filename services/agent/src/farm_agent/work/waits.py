@@ -9,13 +9,22 @@ message, counted afresh), and is read only for a message delivered more than onc
 
 import enum
 import logging
+from collections.abc import Callable
 
 import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from farm_agent.kv import Contended, compare_and_set, is_valid_key, read, task_waits_bucket
+from farm_agent.kv import (
+    TASK_WAITS_BUCKET,
+    Contended,
+    OwnBucket,
+    compare_and_set,
+    is_valid_key,
+    open_own,
+    read,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +64,24 @@ class WaitLedger:
     """Reads and adds to the wait-only deliveries of tasks, by `wait_key`."""
 
     @classmethod
-    async def open(cls, js: JetStreamContext, replicas: int = 1) -> "WaitLedger":
-        """The ledger on the farm's bucket."""
-        return cls(await task_waits_bucket(js, replicas))
+    async def open(
+        cls,
+        js: JetStreamContext,
+        replicas: int = 1,
+        nats_connected: Callable[[], bool] = lambda: True,
+    ) -> "WaitLedger":
+        """The ledger on the farm's bucket (made again if deleted)."""
+        return cls(await open_own(js, TASK_WAITS_BUCKET, replicas, nats_connected))
 
-    def __init__(self, kv: KeyValue) -> None:
-        self._kv = kv
+    def __init__(self, kv: KeyValue | OwnBucket) -> None:
+        self._kv = kv if isinstance(kv, OwnBucket) else OwnBucket(kv)
 
     async def attempt_number(self, key: str, deliveries: int) -> int:
         """The attempt a delivery is: deliveries so far less those that only waited."""
         if deliveries <= 1 or not is_valid_key(key):
             return max(deliveries, 1)
         try:
-            waits = (await read(self._kv, key, _decode)).value or 0
+            waits = (await self._kv.run(lambda kv: read(kv, key, _decode))).value or 0
         except (nats.errors.Error, TimeoutError) as error:
             # Counting a wait as an attempt fails a task sooner; never later.
             log.warning("could not read the waits of %s: %s", key, error)
@@ -79,7 +93,7 @@ class WaitLedger:
         if not is_valid_key(key):
             return
         try:
-            await compare_and_set(self._kv, key, _one_more, _decode, _encode)
+            await self._kv.run(lambda kv: compare_and_set(kv, key, _one_more, _decode, _encode))
         except (nats.errors.Error, TimeoutError, Contended) as error:
             log.warning("could not count a wait of %s (an attempt then): %s", key, error)
 
@@ -88,6 +102,6 @@ class WaitLedger:
         if not is_valid_key(key):
             return
         try:
-            await self._kv.purge(key)
+            await self._kv.run(lambda kv: kv.purge(key))
         except (nats.errors.Error, TimeoutError) as error:
             log.debug("could not drop the waits of %s (they expire): %s", key, error)
