@@ -273,6 +273,7 @@ async def publish(
     priority: Priority = NORMAL,
     tenant: str = "acme",
     tenant_max_running: int = 0,
+    claim_key: str = "",
 ) -> str:
     task_id = f"task-{uuid.uuid4().hex[:12]}"
     item = queue_pb2.WorkItem(
@@ -281,6 +282,7 @@ async def publish(
         spec=spec,
         tenant_max_running=tenant_max_running,
         upload_grant=grant_of(task_id),
+        claim_key=claim_key,
     )
     await js.publish(
         task_subject("", priority), item.SerializeToString(), headers={"Nats-Msg-Id": task_id}

@@ -8,13 +8,11 @@ from nats.js import JetStreamContext
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import CapturedArtifact
-from farm_agent.kv import HOST_SLOTS_BUCKET, host_slots_bucket
+from farm_agent.kv import HOST_SLOTS_BUCKET, host_slots_bucket, own_config
 from farm_agent.limits.leases import Busy, Lease, SlotLimiter
 from farm_agent.limits.slots import SlotLimits
 from farm_agent.work.uploader import ArtifactOwner
 from tests.integration.agent.conftest import (
-    FAILED,
-    QUEUED,
     SUCCEEDED,
     Events,
     StartIntake,
@@ -138,26 +136,27 @@ async def test_a_limiter_remembers_only_its_latest_entries(js: JetStreamContext)
     assert isinstance(await limiter.acquire("host-0.test", limits, 0), Lease)
 
 
-async def test_a_host_slots_bucket_deleted_under_the_agent_fails_the_task_naming_it(
-    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
+async def test_a_host_slots_bucket_deleted_under_the_agent_is_made_again(
+    js: JetStreamContext,
+    start_intake: StartIntake,
+    events: Events,
+    site: Site,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # Before the fix, an unreadable slot was a wait without end: the task stayed QUEUED.
+    # Before the fix, every later task to the host failed until the agent restarted.
     await start_intake(retry_base_seconds=0.05, retry_max_seconds=0.1)
     first = await events.final(await publish(js, content_of(site)))
     assert first.status == SUCCEEDED
     await js.delete_key_value(HOST_SLOTS_BUCKET)
     spec = content_of(site)
-    spec.max_attempts = 2
+    spec.max_attempts = 1
 
-    task_id = await publish(js, spec)
-    final = await events.final(task_id, within=60)
+    final = await events.final(await publish(js, spec), within=60)
 
-    assert [(event.status, event.attempt) for event in events.of(task_id)] == [
-        (QUEUED, 1),
-        (FAILED, 2),
-    ]
-    assert (final.error.code, final.error.retryable) == ("INTERNAL", True)
-    assert final.error.message.startswith(
-        "url: the concurrency limit of host 127.0.0.1 is unknown, so the task did not start: "
-        f"entry '127.0.0.1' of NATS KV bucket {HOST_SLOTS_BUCKET} could not be read: "
+    assert (final.status, final.attempt) == (SUCCEEDED, 1), final.error
+    made = await js.stream_info(f"KV_{HOST_SLOTS_BUCKET}")
+    assert made.config.max_age == own_config(HOST_SLOTS_BUCKET).ttl
+    assert any(
+        record.levelname == "WARNING" and f"bucket {HOST_SLOTS_BUCKET} was gone" in record.message
+        for record in caplog.records
     )

@@ -7,14 +7,22 @@
 tenant busy, agent draining), so that they do not count as attempts. Keys are
 origins (`<host>=<port>`), host names, tenant names or task ids; every update names
 the revision it read, so agents never lose each other's updates.
+
+These four are the agent's own: it creates them when they are missing, at start and
+again when one is deleted under it (OwnBucket). The scheduler's buckets it uses
+(route claims, cancels, sessions) it never makes again.
 """
 
+import logging
 import re
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 from urllib.parse import urlsplit
 
+import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError
+from nats.js.errors import APIError, BucketNotFoundError
 from nats.js.kv import KeyValue
 
 from farm_core.breakers import BREAKERS_BUCKET, breaker_key
@@ -35,42 +43,142 @@ TENANT_SLOTS_BUCKET = "farm_tenant_slots"
 TASK_WAITS_BUCKET = "farm_task_waits"
 # An entry not written for this long is dropped: a breaker is closed again, slots fresh.
 HOST_STATE_TTL_SECONDS = 24 * 3600.0
+OWN_BUCKETS: dict[str, float] = {
+    BREAKERS_BUCKET: HOST_STATE_TTL_SECONDS,
+    HOST_SLOTS_BUCKET: HOST_STATE_TTL_SECONDS,
+    TENANT_SLOTS_BUCKET: HOST_STATE_TTL_SECONDS,
+    # As long as a task may stay queued.
+    TASK_WAITS_BUCKET: QueueLimits().task_max_age_seconds,
+}
+"""The buckets the agent makes (and makes again), by name, with their entries' time to live."""
+
+log = logging.getLogger(__name__)
+
+Result = TypeVar("Result")
 
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _EMPTY_LABELS = re.compile(r"\.{2,}")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-async def _file_bucket(js: JetStreamContext, bucket: str, ttl: float, replicas: int) -> KeyValue:
-    """The file-backed bucket `bucket` (entries dropped after `ttl` s), created on first use."""
+def own_config(bucket: str, replicas: int = 1) -> KeyValueConfig:
+    """How the agent makes its own bucket `bucket` (one of OWN_BUCKETS)."""
+    return KeyValueConfig(
+        bucket=bucket,
+        ttl=OWN_BUCKETS[bucket],
+        storage=StorageType.FILE,
+        direct=True,
+        replicas=replicas,
+    )
+
+
+async def _made(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
+    """The bucket of `config`, created; another agent may be creating it at the same time."""
     try:
-        return await js.key_value(bucket)
-    except BucketNotFoundError:
-        return await js.create_key_value(
-            KeyValueConfig(
-                bucket=bucket, ttl=ttl, storage=StorageType.FILE, direct=True, replicas=replicas
+        # Idempotent: a bucket that is there with the same config is answered as made.
+        return await js.create_key_value(config)
+    except APIError:
+        # Made meanwhile by an agent with other settings (replicas): use that one.
+        try:
+            return await js.key_value(config.bucket)
+        except BucketNotFoundError:
+            pass
+        raise
+
+
+class OwnBucket:
+    """One of the agent's own buckets, made again (same config) when it is deleted under the agent.
+
+    Without `js` (a bucket the agent was handed) it is never made again.
+    """
+
+    def __init__(
+        self,
+        kv: KeyValue,
+        js: JetStreamContext | None = None,
+        config: KeyValueConfig | None = None,
+        connected: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.kv = kv
+        self._js = js
+        self._config = config
+        self._connected = connected
+
+    async def run(self, operation: Callable[[KeyValue], Awaitable[Result]]) -> Result:
+        """`operation` on the bucket; once more if it failed because the bucket was gone.
+
+        A deleted bucket answers a read with a timeout and a write with no stream
+        (NoStreamResponseError), the same as a NATS in trouble; asking JetStream
+        for the bucket tells them apart.
+        """
+        try:
+            return await operation(self.kv)
+        except (nats.errors.Error, TimeoutError):
+            if not await self._made_again():
+                raise
+        return await operation(self.kv)
+
+    async def _made_again(self) -> bool:
+        """True when the bucket was gone and has been made again."""
+        js, config = self._js, self._config
+        if js is None or config is None or not config.bucket or not self._connected():
+            return False
+        try:
+            await js.key_value(config.bucket)
+            return False
+        except BucketNotFoundError:
+            pass
+        except (nats.errors.Error, TimeoutError) as error:
+            log.debug("could not ask whether bucket %s is there: %r", config.bucket, error)
+            return False
+        try:
+            self.kv = await _made(js, config)
+        except (nats.errors.Error, TimeoutError) as error:
+            log.warning(
+                "NATS KV bucket %s is gone and could not be made again: %r", config.bucket, error
             )
+            return False
+        log.warning(
+            "NATS KV bucket %s was gone (deleted under the agent, or lost with NATS's store): "
+            "made it again, empty",
+            config.bucket,
         )
+        return True
+
+
+async def open_own(
+    js: JetStreamContext,
+    bucket: str,
+    replicas: int = 1,
+    connected: Callable[[], bool] = lambda: True,
+) -> OwnBucket:
+    """The agent's own bucket `bucket` (one of OWN_BUCKETS), created on first use."""
+    config = own_config(bucket, replicas)
+    try:
+        kv = await js.key_value(bucket)
+    except BucketNotFoundError:
+        kv = await _made(js, config)
+    return OwnBucket(kv, js, config, connected)
 
 
 async def breakers_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
     """The bucket of the target hosts' circuit breakers, created on first use."""
-    return await _file_bucket(js, BREAKERS_BUCKET, HOST_STATE_TTL_SECONDS, replicas)
+    return (await open_own(js, BREAKERS_BUCKET, replicas)).kv
 
 
 async def host_slots_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
     """The bucket of the target hosts' concurrency leases and rate tokens."""
-    return await _file_bucket(js, HOST_SLOTS_BUCKET, HOST_STATE_TTL_SECONDS, replicas)
+    return (await open_own(js, HOST_SLOTS_BUCKET, replicas)).kv
 
 
 async def tenant_slots_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
     """The bucket of the tenants' running-task leases."""
-    return await _file_bucket(js, TENANT_SLOTS_BUCKET, HOST_STATE_TTL_SECONDS, replicas)
+    return (await open_own(js, TENANT_SLOTS_BUCKET, replicas)).kv
 
 
 async def task_waits_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
     """The bucket of tasks' wait-only deliveries, kept as long as a task may stay queued."""
-    return await _file_bucket(js, TASK_WAITS_BUCKET, QueueLimits().task_max_age_seconds, replicas)
+    return (await open_own(js, TASK_WAITS_BUCKET, replicas)).kv
 
 
 def host_key(url: str) -> str:

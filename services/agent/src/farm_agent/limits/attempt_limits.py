@@ -10,13 +10,7 @@ from collections.abc import Callable
 
 from nats.js import JetStreamContext
 
-from farm_agent.kv import (
-    HOST_SLOTS_BUCKET,
-    TENANT_SLOTS_BUCKET,
-    host_slots_bucket,
-    tenant_key,
-    tenant_slots_bucket,
-)
+from farm_agent.kv import HOST_SLOTS_BUCKET, TENANT_SLOTS_BUCKET, open_own, tenant_key
 from farm_agent.limits.breakers import BreakerBoard
 from farm_agent.limits.circuit import Admission, Outcome
 from farm_agent.limits.leases import Busy, Lease, SlotLimiter, Unreadable
@@ -41,16 +35,17 @@ class AttemptLimits:
 
         `nats_connected` tells a NATS outage (a wait) from a bucket that fails to answer.
         """
+        replicas = settings.nats_replicas
         return cls(
-            breakers=await BreakerBoard.open(js, settings),
+            breakers=await BreakerBoard.open(js, settings, nats_connected),
             host_limits=SlotLimiter(
-                await host_slots_bucket(js, settings.nats_replicas),
+                await open_own(js, HOST_SLOTS_BUCKET, replicas, nats_connected),
                 "host",
                 bucket=HOST_SLOTS_BUCKET,
                 nats_connected=nats_connected,
             ),
             tenant_limits=SlotLimiter(
-                await tenant_slots_bucket(js, settings.nats_replicas),
+                await open_own(js, TENANT_SLOTS_BUCKET, replicas, nats_connected),
                 "tenant",
                 bucket=TENANT_SLOTS_BUCKET,
                 nats_connected=nats_connected,

@@ -15,9 +15,17 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from farm_agent import metrics
-from farm_agent.kv import Contended, Versioned, breakers_bucket, compare_and_set, read
+from farm_agent.kv import (
+    Contended,
+    OwnBucket,
+    Versioned,
+    compare_and_set,
+    open_own,
+    read,
+)
 from farm_agent.limits.circuit import Admission, BreakerPolicy, Circuit, CircuitState, Outcome
 from farm_agent.settings import AgentSettings
+from farm_core.breakers import BREAKERS_BUCKET
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +43,19 @@ class BreakerBoard:
     """Asks and tells the farm-wide breaker of an origin whether tasks may go there."""
 
     @classmethod
-    async def open(cls, js: JetStreamContext, settings: AgentSettings) -> "BreakerBoard":
-        """The board on the farm's bucket, with the breaker settings."""
+    async def open(
+        cls,
+        js: JetStreamContext,
+        settings: AgentSettings,
+        nats_connected: Callable[[], bool] = lambda: True,
+    ) -> "BreakerBoard":
+        """The board on the farm's bucket (made again if deleted), with the breaker settings."""
         policy = BreakerPolicy(settings.breaker_failures, settings.breaker_cooldown_seconds)
-        return cls(await breakers_bucket(js, settings.nats_replicas), policy)
+        bucket = await open_own(js, BREAKERS_BUCKET, settings.nats_replicas, nats_connected)
+        return cls(bucket, policy)
 
-    def __init__(self, kv: KeyValue, policy: BreakerPolicy) -> None:
-        self._kv = kv
+    def __init__(self, kv: KeyValue | OwnBucket, policy: BreakerPolicy) -> None:
+        self._kv = kv if isinstance(kv, OwnBucket) else OwnBucket(kv)
         self._policy = policy
         self._seen: dict[str, _Seen] = {}
 
@@ -96,7 +110,7 @@ class BreakerBoard:
         seen = self._seen.get(origin)
         if seen is not None and time.monotonic() - seen.at < FRESH_SECONDS:
             return seen.entry
-        entry = await read(self._kv, origin, Circuit.from_bytes)
+        entry = await self._kv.run(lambda kv: read(kv, origin, Circuit.from_bytes))
         self._remember(origin, entry)
         return entry
 
@@ -112,8 +126,10 @@ class BreakerBoard:
             before.append((current or Circuit()).state)
             return change(current)
 
-        stored = await compare_and_set(
-            self._kv, origin, tracked, Circuit.from_bytes, Circuit.to_bytes, known
+        stored = await self._kv.run(
+            lambda kv: compare_and_set(
+                kv, origin, tracked, Circuit.from_bytes, Circuit.to_bytes, known
+            )
         )
         self._remember(origin, stored)
         after = (stored.value or Circuit()).state

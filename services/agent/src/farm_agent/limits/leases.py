@@ -22,7 +22,7 @@ import nats.errors
 import nats.js.errors
 from nats.js.kv import KeyValue
 
-from farm_agent.kv import Contended, Versioned, compare_and_set, is_valid_key
+from farm_agent.kv import Contended, OwnBucket, Versioned, compare_and_set, is_valid_key
 from farm_agent.limits.slots import SlotLimits, Slots
 from farm_core.periodic import Periodic
 
@@ -92,14 +92,15 @@ class SlotLimiter:
 
     def __init__(
         self,
-        kv: KeyValue,
+        kv: KeyValue | OwnBucket,
         what: str,
         remembered: int = REMEMBERED_ENTRIES,
         *,
         bucket: str = "",
         nats_connected: Callable[[], bool] = lambda: True,
     ) -> None:
-        self._kv = kv
+        # A bucket deleted under the agent is made again (OwnBucket) and the change tried again.
+        self._kv = kv if isinstance(kv, OwnBucket) else OwnBucket(kv)
         # A NATS outage (the connection is down, nats-py reconnects) is a wait: it ends
         # when the server is back, or the agent exits if the loss is for good.
         self._nats_connected = nats_connected
@@ -165,12 +166,7 @@ class SlotLimiter:
             return current.renew(lease_id, now, limits)
 
         try:
-            self._remember(
-                key,
-                await compare_and_set(
-                    self._kv, key, change, Slots.from_bytes, Slots.to_bytes, self._known.get(key)
-                ),
-            )
+            self._remember(key, await self._change(key, change, self._known.get(key)))
         except (nats.errors.Error, TimeoutError, Contended) as error:
             log.warning(
                 "could not %s the lease on %s %s: %s", how.replace("_", " "), self._what, key, error
@@ -188,9 +184,20 @@ class SlotLimiter:
             return after if wait <= 0 else None
 
         known = self._known.get(key)
-        stored = await compare_and_set(self._kv, key, take, Slots.from_bytes, Slots.to_bytes, known)
+        stored = await self._change(key, take, known)
         if wait > 0 and known is not None:
             # Refused on what this agent last wrote: others may have freed slots since.
-            stored = await compare_and_set(self._kv, key, take, Slots.from_bytes, Slots.to_bytes)
+            stored = await self._change(key, take, None)
         self._remember(key, stored)
         return wait
+
+    async def _change(
+        self,
+        key: str,
+        change: Callable[[Slots | None], Slots | None],
+        known: Versioned[Slots] | None,
+    ) -> Versioned[Slots]:
+        """`change` applied to the entry `key` (compare-and-set), starting from `known`."""
+        return await self._kv.run(
+            lambda kv: compare_and_set(kv, key, change, Slots.from_bytes, Slots.to_bytes, known)
+        )

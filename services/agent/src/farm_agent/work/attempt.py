@@ -28,7 +28,7 @@ from farm_agent.browser.actions import Capture
 from farm_agent.errors import TaskFailure
 from farm_agent.kv import host_key, origin_key
 from farm_agent.limits.circuit import Admission, Outcome, outcome_of
-from farm_agent.limits.leases import Busy, Lease, Unreadable
+from farm_agent.limits.leases import Busy, Lease, Unreadable, unreadable
 from farm_agent.traces import attempt_span
 from farm_agent.work.attempt_ends import AttemptEnds, utcnow
 from farm_agent.work.attempt_tools import AttemptTools
@@ -45,6 +45,7 @@ from farm_agent.work.uploader import ArtifactOwner
 from farm_agent.work.waits import WaitReason, wait_key
 from farm_core import task_ends
 from farm_core.breakers import breaker_origin
+from farm_core.queue import ROUTES_BUCKET
 from farm_core.route_claims import Claim, take
 from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
 from farm_core.task_errors import ErrorCode
@@ -187,7 +188,7 @@ class TaskAttempt:
         elif self._stop_reason is StopReason.SHUTDOWN:
             await self._ends.hand_back_as_wait(WaitReason.DRAINING, 0, deadline)
         else:
-            return await self._taken_elsewhere(deadline)
+            return await self._taken_elsewhere(deadline, max_attempts)
         return True
 
     async def _held_elsewhere(self, deadline: dt.datetime | None) -> bool:
@@ -215,20 +216,33 @@ class TaskAttempt:
         )
         return True
 
-    async def _taken_elsewhere(self, deadline: dt.datetime | None) -> bool:
+    async def _taken_elsewhere(self, deadline: dt.datetime | None, max_attempts: int) -> bool:
         """Claims a routed task for this region; True if it was moved away (acked unrun).
 
-        Also True when the claim cannot be read: the task is handed back to wait.
+        Also True when the claim cannot be read: while the agent's NATS connection is
+        down the task is handed back to wait; over a live connection the attempt fails
+        (a wait would have no end, and running the task unclaimed could run it twice).
         """
         key = self.item.claim_key
         if not key:
             return False
+        bookkeeping = self._tools.bookkeeping
         try:
-            claim = await take(self._tools.bookkeeping.route_claims, key, Claim.STARTED)
+            claim = await take(bookkeeping.route_claims, key, Claim.STARTED)
         except (nats.errors.Error, TimeoutError) as error:
-            log.warning("could not claim the route of task %s: %s", self.task_id, error)
-            delay = self._tools.settings.retry_delay_seconds
-            await self._ends.hand_back_as_wait(WaitReason.ROUTE_UNKNOWN, delay, deadline)
+            log.warning("could not claim the route of task %s: %r", self.task_id, error)
+            if not bookkeeping.nats_connected():
+                delay = self._tools.settings.retry_delay_seconds
+                await self._ends.hand_back_as_wait(WaitReason.ROUTE_UNKNOWN, delay, deadline)
+                return True
+            failure = limit_unknown(
+                "region",
+                "whether the task may run in this region (its route claim)",
+                unreadable(ROUTES_BUCKET, key, error),
+            )
+            await self._ends.after_failure(
+                failure, max_attempts, deadline, cut_short_by_deadline=False
+            )
             return True
         if claim is Claim.STARTED:
             return False

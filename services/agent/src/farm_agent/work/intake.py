@@ -141,7 +141,9 @@ class WorkIntake:
             lambda: find_work_streams(js, replicas=replicas),
         )
         self._waits = await start.set_up(
-            nc, "open the bucket of task waits", lambda: WaitLedger.open(js, replicas)
+            nc,
+            "open the bucket of task waits",
+            lambda: WaitLedger.open(js, replicas, lambda: nc.is_connected),
         )
         tools = AttemptTools(
             runner=self._runner,

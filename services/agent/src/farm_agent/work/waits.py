@@ -12,13 +12,22 @@ back as a wait or a retry has no earlier attempt that may still run (holders.py)
 
 import enum
 import logging
+from collections.abc import Callable
 
 import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from farm_agent.kv import Contended, compare_and_set, is_valid_key, read, task_waits_bucket
+from farm_agent.kv import (
+    TASK_WAITS_BUCKET,
+    Contended,
+    OwnBucket,
+    compare_and_set,
+    is_valid_key,
+    open_own,
+    read,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +41,8 @@ class WaitReason(enum.StrEnum):
     DRAINING = "draining"
     # A session took the agent's last free place while the task was being fetched.
     NO_PLACE = "no_place"
-    # Its route claim (farm_routes) could not be read: whether it may start here is unknown.
+    # Its route claim (farm_routes) could not be read while NATS was down: whether it may
+    # start here is unknown.
     ROUTE_UNKNOWN = "route_unknown"
     # An earlier delivery of it may still run, here or on an agent that still beats.
     HELD_ELSEWHERE = "held_elsewhere"
@@ -63,19 +73,24 @@ class WaitLedger:
     """Reads and adds to the wait-only deliveries of tasks, by `wait_key`."""
 
     @classmethod
-    async def open(cls, js: JetStreamContext, replicas: int = 1) -> "WaitLedger":
-        """The ledger on the farm's bucket."""
-        return cls(await task_waits_bucket(js, replicas))
+    async def open(
+        cls,
+        js: JetStreamContext,
+        replicas: int = 1,
+        nats_connected: Callable[[], bool] = lambda: True,
+    ) -> "WaitLedger":
+        """The ledger on the farm's bucket (made again if deleted)."""
+        return cls(await open_own(js, TASK_WAITS_BUCKET, replicas, nats_connected))
 
-    def __init__(self, kv: KeyValue) -> None:
-        self._kv = kv
+    def __init__(self, kv: KeyValue | OwnBucket) -> None:
+        self._kv = kv if isinstance(kv, OwnBucket) else OwnBucket(kv)
 
     async def attempt_number(self, key: str, deliveries: int) -> int:
         """The attempt a delivery is: deliveries so far less those that only waited."""
         if deliveries <= 1 or not is_valid_key(key):
             return max(deliveries, 1)
         try:
-            waits = (await read(self._kv, key, _decode)).value or 0
+            waits = (await self._kv.run(lambda kv: read(kv, key, _decode))).value or 0
         except (nats.errors.Error, TimeoutError) as error:
             # Counting a wait as an attempt fails a task sooner; never later.
             log.warning("could not read the waits of %s: %s", key, error)
@@ -87,7 +102,7 @@ class WaitLedger:
         if not is_valid_key(key):
             return
         try:
-            await compare_and_set(self._kv, key, _one_more, _decode, _encode)
+            await self._kv.run(lambda kv: compare_and_set(kv, key, _one_more, _decode, _encode))
         except (nats.errors.Error, TimeoutError, Contended) as error:
             log.warning("could not count a wait of %s (an attempt then): %s", key, error)
 
@@ -96,7 +111,9 @@ class WaitLedger:
         if not is_valid_key(key):
             return
         try:
-            await compare_and_set(self._kv, _retries_key(key), _one_more, _decode, _encode)
+            await self._kv.run(
+                lambda kv: compare_and_set(kv, _retries_key(key), _one_more, _decode, _encode)
+            )
         except (nats.errors.Error, TimeoutError, Contended) as error:
             log.warning(
                 "could not count a retry of %s (its redelivery looks for holders): %s", key, error
@@ -112,8 +129,10 @@ class WaitLedger:
         if not is_valid_key(key):
             return False
         try:
-            waits = (await read(self._kv, key, _decode)).value or 0
-            retries = (await read(self._kv, _retries_key(key), _decode)).value or 0
+            waits = (await self._kv.run(lambda kv: read(kv, key, _decode))).value or 0
+            retries = (
+                await self._kv.run(lambda kv: read(kv, _retries_key(key), _decode))
+            ).value or 0
         except (nats.errors.Error, TimeoutError) as error:
             log.warning("could not read the hand-backs of %s: %s", key, error)
             return False
@@ -124,7 +143,7 @@ class WaitLedger:
         if not is_valid_key(key):
             return
         try:
-            await self._kv.purge(key)
-            await self._kv.purge(_retries_key(key))
+            await self._kv.run(lambda kv: kv.purge(key))
+            await self._kv.run(lambda kv: kv.purge(_retries_key(key)))
         except (nats.errors.Error, TimeoutError) as error:
             log.debug("could not drop the waits of %s (they expire): %s", key, error)
