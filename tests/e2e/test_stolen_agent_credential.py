@@ -301,7 +301,7 @@ async def forge_events(farm: LocalFarm, task_id: str, grants: list[str]) -> None
             )
             event.time.GetCurrentTime()
             await js.publish(
-                event_subject(task_id),
+                event_subject(task_id, "agent-1"),
                 event.SerializeToString(),
                 headers={"Nats-Msg-Id": event.event_id},
             )

@@ -24,16 +24,19 @@ from farm_core.nats_access import NatsAccess
 from farm_core.queue import (
     AUDIT_STREAM,
     CANCEL_BUCKET,
+    EVENT_STREAM,
     TASK_STREAM,
     Priority,
     audit_subject,
     cancel_bucket,
     connect,
     ensure_streams,
+    event_subject,
     task_subject,
 )
 from farm_core.revocation_watch import RevocationWatch, revocations_bucket
 from farm_core.revocations import REVOKED_CREDENTIALS_BUCKET, RevokedCredentials
+from farm_core.sessions import closed_subject
 from farm_storage.ended_tasks import EndedTasks, TaskEnded
 from tests.helpers import assert_eventually
 
@@ -117,6 +120,31 @@ async def test_an_agent_cannot_publish_a_task(farm_nats: Farm, scheduler: Client
             await seen.next_msg(timeout=DENIED_WAIT_SECONDS)
         info = await scheduler.jetstream().stream_info(TASK_STREAM)
         assert info.state.messages == 0
+    finally:
+        await agent.close()
+
+
+async def test_an_agent_reports_events_only_on_its_own_subjects(
+    farm_nats: Farm, scheduler: Client
+) -> None:
+    forged = [
+        event_subject("t1", "agent-2"),
+        closed_subject("ses_0123456789abcdef", "agent-2"),
+        "events.tasks.t1",  # the subject before NATS users bound the agent id
+    ]
+    agent, denials = await connect_agent(farm_nats, "agent-1")
+    js = agent.jetstream(timeout=DENIED_WAIT_SECONDS)
+    try:
+        for subject in forged:
+            with pytest.raises((nats.errors.TimeoutError, TimeoutError)):
+                await js.publish(subject, b"forged event")
+            await denials.wait_for(subject)
+        info = await scheduler.jetstream().stream_info(EVENT_STREAM, subjects_filter=">")
+        assert not set(info.state.subjects or {}) & set(forged)
+        # Its own subjects it may publish, and the stream stores them.
+        own = [event_subject("t1", "agent-1"), closed_subject("ses_0123456789abcdef", "agent-1")]
+        for subject in own:
+            await agent.jetstream(timeout=5).publish(subject, b"event")
     finally:
         await agent.close()
 

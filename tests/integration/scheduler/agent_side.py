@@ -1,5 +1,5 @@
 """The agents' side of the queue in the scheduler's tests: pulling WorkItems from
-FARM_TASKS and publishing AgentEvents on `events.tasks.<id>`, as farm_agent does."""
+FARM_TASKS and publishing AgentEvents on `events.tasks.<id>.<agent_id>`, as farm_agent does."""
 
 from __future__ import annotations
 
@@ -75,10 +75,12 @@ class Queue:
         retry_time: dt.datetime | None = None,
         time: dt.datetime | None = None,
         grant: str | None = None,
+        subject: str | None = None,
     ) -> queue_pb2.AgentEvent:
         """Publishes an AgentEvent to FARM_EVENTS as an agent does (sent now, or at `time`).
 
-        It carries the task's grant (as its WorkItem would), or `grant` if given.
+        It carries the task's grant (as its WorkItem would), or `grant` if given, on the
+        subject of its agent (as that agent's NATS user may), or on `subject` if given.
         """
         event = queue_pb2.AgentEvent(
             grant=grant_for(task_id, "") if grant is None else grant,
@@ -97,7 +99,7 @@ class Queue:
         if retry_time is not None:
             event.retry_time.CopyFrom(to_timestamp(retry_time))
         await self.js.publish(
-            event_subject(task_id),
+            subject or event_subject(task_id, event.agent_id),
             event.SerializeToString(),
             headers={"Nats-Msg-Id": event.event_id},
             timeout=RPC_TIMEOUT,

@@ -1,7 +1,7 @@
 """The scheduler run in-process against the real nats-server, on SQLite or PostgreSQL.
 
 The test plays the agents: it pulls WorkItems from FARM_TASKS and publishes
-AgentEvents on `events.tasks.<id>`, as farm_agent does.
+AgentEvents on `events.tasks.<id>.<agent_id>`, as farm_agent does.
 """
 
 from __future__ import annotations

@@ -342,7 +342,7 @@ async def test_an_agents_close_event_records_reason_and_recording(
     closed.time.GetCurrentTime()
     for _ in range(2):  # a repeat changes nothing
         await queue.js.publish(
-            closed_subject(session.id),
+            closed_subject(session.id, "a"),
             closed.SerializeToString(),
             headers={"Nats-Msg-Id": uuid.uuid4().hex},
         )

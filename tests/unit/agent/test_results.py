@@ -106,7 +106,7 @@ async def test_an_event_carries_a_unique_id_as_its_message_id() -> None:
     first = await reporter.report("t1", tasks_pb2.TASK_STATUS_RUNNING, 2, grant="g")
     second = await reporter.report("t1", tasks_pb2.TASK_STATUS_RUNNING, 2, grant="g")
     (subject, payload, headers), _ = js.published
-    assert subject == event_subject("t1")
+    assert subject == event_subject("t1", "agent-1")
     assert headers == {"Nats-Msg-Id": first.event_id}
     assert first.event_id != second.event_id
     event = queue_pb2.AgentEvent.FromString(payload)

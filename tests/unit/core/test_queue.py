@@ -18,11 +18,13 @@ from farm_core.queue import (
     consumer_name,
     dead_subject,
     drain_subject,
+    event_agent,
     event_subject,
     next_task_subject,
     region_task_subjects,
     task_subject,
 )
+from farm_core.sessions import closed_subject
 
 
 def matches(pattern: str, subject: str) -> bool:
@@ -44,7 +46,7 @@ def test_the_wire_names_are_the_ones_running_farms_use() -> None:
     assert next_task_subject("eu", Priority.LOW) == (
         "$JS.API.CONSUMER.MSG.NEXT.FARM_TASKS.agents-eu-low"
     )
-    assert event_subject("t1") == "events.tasks.t1"
+    assert event_subject("t1", "a1") == "events.tasks.t1.a1"
     assert cancel_subject("t1") == "control.cancel.t1"
     assert drain_subject("a1") == "control.drain.a1"
     assert dead_subject("t1") == "dead.tasks.t1"
@@ -68,12 +70,19 @@ def test_a_regions_doorbell_rings_for_its_own_tasks_only(priority: Priority) -> 
 
 
 def test_each_subject_falls_in_its_streams_and_listeners_patterns() -> None:
-    assert matches(TASK_EVENT_SUBJECTS, event_subject("t1"))
-    assert matches(ALL_EVENT_SUBJECTS, event_subject("t1"))
+    assert matches(TASK_EVENT_SUBJECTS, event_subject("t1", "a1"))
+    assert matches(ALL_EVENT_SUBJECTS, event_subject("t1", "a1"))
     assert matches(CANCEL_SUBJECTS, cancel_subject("t1"))
     assert not matches(CANCEL_SUBJECTS, drain_subject("a1"))
     assert matches(ALL_DEAD_SUBJECTS, dead_subject("t1"))
     assert matches(ALL_AUDIT_SUBJECTS, audit_subject("scheduler"))
+
+
+def test_an_event_subject_names_its_agent_and_the_old_subject_none() -> None:
+    assert event_agent(event_subject("t1", "agent-1")) == "agent-1"
+    assert event_agent(closed_subject("ses_0123456789abcdef", "pod-a")) == "pod-a"
+    assert event_agent("events.tasks.t1") is None
+    assert event_agent("events.sessions.ses_0123456789abcdef") is None
 
 
 def test_a_cancel_subject_names_its_task() -> None:

@@ -10,7 +10,7 @@ events, use the key-value buckets of its work, and hear orders meant for it; it
 cannot publish tasks, create, change or delete a stream, read the audit stream or
 another process's inbox. An agent's NATS user is its agent id; agents that cannot
 have one each (Deployment replicas) share the user of the shared-agent role, which
-may also hear and answer for every other agent (docs/security.md, NATS users).
+may also hear, answer and report for every other agent (docs/security.md, NATS users).
 """
 
 import enum
@@ -32,6 +32,7 @@ from farm_core.queue import (
     TASK_STREAM,
     audit_subject,
     drain_subject,
+    event_subject,
 )
 from farm_core.revocations import REVOKED_CREDENTIALS_BUCKET
 from farm_core.sessions import SESSIONS_BUCKET, SessionOrder, closed_subject, order_subject
@@ -129,9 +130,10 @@ def agent_permissions(agent_id: str, user: str | None = None) -> NatsPermissions
         _api("CONSUMER", "INFO", TASK_STREAM, ">"),
         _api("CONSUMER", "MSG", "NEXT", TASK_STREAM, ">"),
         f"$JS.ACK.{TASK_STREAM}.>",
-        # Its reports: task events, session closes, audit records of its own RPCs.
-        "events.tasks.*",
-        closed_subject("*"),
+        # Its reports: task events and session closes on subjects naming its own id
+        # (the scheduler takes the reporting agent from there), its RPCs' audit records.
+        event_subject("*", agent_id),
+        closed_subject("*", agent_id),
         audit_subject("agent"),
         *_agent_buckets(agent_id),
     )

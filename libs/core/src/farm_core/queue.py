@@ -6,7 +6,8 @@ is spelled here, and only here.
 Work: stream FARM_TASKS (work-queue retention) on `tasks.<region>.<priority>`,
 published once per task with `Nats-Msg-Id` = task id; the agents of a region pull
 each (region, priority) with the durable consumer `agents-<region>-<priority>`.
-Events: stream FARM_EVENTS on `events.tasks.<task_id>`, which the scheduler applies
+Events: stream FARM_EVENTS on `events.tasks.<task_id>.<agent_id>` (the reporting
+agent's id, which its NATS user binds: `event_agent`), which the scheduler applies
 to its database and watchers follow live. Cancels: `control.cancel.<task_id>` to
 running agents, and the key-value bucket `farm_cancelled` (by task id, the reason
 its task ended: `farm_core.task_ends`) for agents that have not started the task
@@ -121,9 +122,19 @@ def next_task_subject(region: str, priority: Priority) -> str:
     return f"{DEFAULT_PREFIX}.CONSUMER.MSG.NEXT.{TASK_STREAM}.{consumer_name(region, priority)}"
 
 
-def event_subject(task_id: str) -> str:
-    """The subject an agent reports a task's events on."""
-    return f"events.tasks.{task_id}"
+def event_subject(task_id: str, agent_id: str) -> str:
+    """The subject agent `agent_id` reports a task's events on (its NATS user may no other)."""
+    return f"events.tasks.{task_id}.{agent_id}"
+
+
+def event_agent(subject: str) -> str | None:
+    """The agent id an event subject (`events.<kind>.<id>.<agent_id>`) names.
+
+    None for the subject agents used before their NATS user bound it
+    (`events.<kind>.<id>`): the payload's agent id is then only the agent's word.
+    """
+    tokens = subject.split(".", 3)
+    return tokens[3] if len(tokens) == 4 else None
 
 
 def cancel_subject(task_id: str) -> str:

@@ -1,9 +1,10 @@
 """The session contract shared by the scheduler, the agents and the edge.
 
 Orders: core NATS requests on `sessions.<agent_id>.open|run|close|hold`, answered by
-a SessionReply. Closes: SessionClosed on `events.sessions.<session_id>` (stream
-FARM_EVENTS). Routes: the key-value bucket `farm_sessions`, session id →
-SessionRoute, which the agent holding the session writes and the edge reads.
+a SessionReply. Closes: SessionClosed on `events.sessions.<session_id>.<agent_id>`
+(stream FARM_EVENTS; the agent's NATS user binds its id). Routes: the key-value
+bucket `farm_sessions`, session id → SessionRoute, which the agent holding the
+session writes and the edge reads.
 """
 
 import enum
@@ -62,9 +63,9 @@ def order_subject(agent_id: str, order: SessionOrder) -> str:
     return f"sessions.{agent_id}.{order.value}"
 
 
-def closed_subject(session_id: str) -> str:
-    """The subject a session's SessionClosed event is published on."""
-    return f"events.sessions.{session_id}"
+def closed_subject(session_id: str, agent_id: str) -> str:
+    """The subject agent `agent_id` publishes a session's SessionClosed event on."""
+    return f"events.sessions.{session_id}.{agent_id}"
 
 
 async def sessions_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:

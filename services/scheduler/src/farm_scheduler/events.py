@@ -6,7 +6,10 @@ Replicas of the scheduler share the durable consumer, so each event is applied o
 The end of an attempt that a later one has overtaken (a cut-off agent's) is kept in
 the task's attempt history only (lifecycle.overtaken), logged and counted.
 An event without the grant of its task (the one its WorkItem carried) is dropped:
-only an agent that was handed the task can move it. A task failed by a delivery
+only an agent that was handed the task can move it. The reporting agent is the one
+its subject names (`events.tasks.<task_id>.<agent_id>`, which only that agent's
+NATS user may publish): an event whose payload names another agent is dropped
+(`bound_agent_refusal`). A task failed by a delivery
 that never started it is marked ended (`mark_end`), since an earlier attempt may
 still run; so is a task ended by an attempt whose message was delivered again
 meanwhile (`AgentEvent.redelivered`), so that the redelivery, waiting while that
@@ -30,7 +33,7 @@ from farm_core import task_ends
 from farm_core.db import utcnow
 from farm_core.errors import Unavailable
 from farm_core.logs import log_context
-from farm_core.queue import EVENT_STREAM, TASK_EVENT_SUBJECTS, fetch_batch, settle
+from farm_core.queue import EVENT_STREAM, TASK_EVENT_SUBJECTS, event_agent, fetch_batch, settle
 from farm_core.trace_context import consuming
 from farm_scheduler import lifecycle, metrics
 from farm_scheduler.grants import Grants
@@ -44,6 +47,26 @@ FETCH_WAIT_SECONDS = 5.0
 RETRY_SECONDS = 1.0
 """Pause after NATS refused a fetch, and delay before an event that failed comes again."""
 _STATUSES = frozenset(tasks_pb2.TaskStatus.values())
+
+
+def bound_agent_refusal(subject: str, claimed: str, accept_unbound: bool, kind: str) -> str:
+    """Why an event on `subject` whose payload names agent `claimed` is dropped ("" if not).
+
+    The subject's last token is the agent id the publisher's NATS user is bound to; an
+    event on the subject agents used before (no agent token) is refused unless
+    `accept_unbound` (a rolling upgrade). Each refusal is counted by `kind`.
+    """
+    bound = event_agent(subject)
+    if bound is None:
+        if accept_unbound:
+            return ""
+        reason, why = "unbound", "its subject names no agent (an agent older than this scheduler)"
+    elif bound != claimed:
+        reason, why = "agent_differs", f"published by agent {bound!r}, not by the agent it names"
+    else:
+        return ""
+    metrics.refused_agent_events.labels(kind=kind, reason=reason).inc()
+    return why
 
 
 class DurableConsumer:
@@ -133,8 +156,10 @@ class EventConsumer(DurableConsumer):
         grants: Grants,
         ack_wait_seconds: float,
         mark_end: Callable[[str, str], Awaitable[None]],
+        accept_unbound: bool = False,
     ) -> None:
         super().__init__(DURABLE_NAME, TASK_EVENT_SUBJECTS, self._handle, ack_wait_seconds)
+        self._accept_unbound = accept_unbound
         self._store = store
         self._on_change = on_change
         self._mark_end = mark_end
@@ -149,7 +174,9 @@ class EventConsumer(DurableConsumer):
             log.error("dropping a message on %s: not an AgentEvent: %s", message.subject, error)
             await settle(message.term(), about)
             return
-        refusal = self._grants.refusal(event.grant, event.task_id)
+        refusal = bound_agent_refusal(
+            message.subject, event.agent_id, self._accept_unbound, "tasks"
+        ) or self._grants.refusal(event.grant, event.task_id)
         if refusal:
             log.warning(
                 "dropping event %s of task %s from agent %r: %s",

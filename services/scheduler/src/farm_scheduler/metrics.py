@@ -29,6 +29,13 @@ tasks_finished = Counter(
 dead_letters = Counter(
     "farm_dead_letters_total", "Tasks given up as FAILED (each one a dead letter)."
 )
+refused_agent_events = Counter(
+    "farm_refused_agent_events_total",
+    "Agent events dropped because their subject does not bind the agent id the payload "
+    "names (reason agent_differs), or names none while unbound events are refused "
+    "(reason unbound), by kind (tasks, sessions).",
+    ["kind", "reason"],
+)
 stale_attempt_events = Counter(
     "farm_stale_attempt_events_total",
     "Ends reported by attempts a later attempt had overtaken (a cut-off agent's): kept in "

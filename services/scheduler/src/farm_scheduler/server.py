@@ -87,6 +87,7 @@ class SchedulerService:
             self._grants,
             settings.event_ack_wait_seconds,
             self._mark_end,
+            settings.accept_unbound_events,
         )
         self._nc: Client | None = None
         self._publisher: TaskPublisher | None = None
@@ -251,7 +252,7 @@ class SchedulerService:
             settings.session_agent_lost_seconds,
         )
         self._session_events = SessionEventConsumer(
-            self._session_closer, settings.event_ack_wait_seconds
+            self._session_closer, settings.event_ack_wait_seconds, settings.accept_unbound_events
         )
         session_events = self._session_events
         await start.set_up(

@@ -81,6 +81,12 @@ class SchedulerSettings(FarmSettings):
     publish_timeout_seconds: float = Field(
         default=5.0, gt=0, description="How long one JetStream publish may wait for its ack."
     )
+    accept_unbound_events: bool = Field(
+        default=False,
+        description="Also apply events on the subjects agents used before their NATS user bound "
+        "their id (`events.tasks.<task_id>`, `events.sessions.<session_id>`), trusting the "
+        "payload's agent id: only for the window of a rolling upgrade of the agents.",
+    )
     event_ack_wait_seconds: float = Field(
         default=30.0,
         gt=0,

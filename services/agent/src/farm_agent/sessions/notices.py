@@ -35,7 +35,7 @@ async def publish_closed(js: JetStreamContext | None, closed: queue_pb2.SessionC
     """Publishes how the session ended, trying a few times (none without NATS)."""
     if js is None:
         return
-    subject = closed_subject(closed.session_id)
+    subject = closed_subject(closed.session_id, closed.agent_id)
     payload = closed.SerializeToString()
     for attempt in range(1, PUBLISH_TRIES + 1):
         try:

@@ -1,4 +1,4 @@
-"""Reports a task's progress as AgentEvents on `events.tasks.<task_id>` (stream FARM_EVENTS)."""
+"""Reports a task's progress as AgentEvents on `events.tasks.<task_id>.<agent_id>` (FARM_EVENTS)."""
 
 import datetime as dt
 import logging
@@ -77,7 +77,7 @@ class EventReporter:
         )
         if retry_time is not None:
             event.retry_time.FromDatetime(retry_time)
-        subject = event_subject(task_id)
+        subject = event_subject(task_id, self._agent_id)
         traced = {"farm.task_id": task_id, "farm.status": tasks_pb2.TaskStatus.Name(status)}
         # A stream without a leader (a NATS node just died, the rest elect one) answers
         # nothing for a few seconds: the same event (same Nats-Msg-Id, stored once) is

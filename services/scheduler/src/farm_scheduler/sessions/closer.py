@@ -105,8 +105,13 @@ class SessionCloser:
         await self._forget_route(record.id)
         return closed or record
 
-    async def apply(self, closed: queue_pb2.SessionClosed) -> SessionRecord | None:
-        """Records a SessionClosed (from an agent's reply or event)."""
+    async def apply(
+        self, closed: queue_pb2.SessionClosed, held_by: str | None = None
+    ) -> SessionRecord | None:
+        """Records a SessionClosed (from an agent's reply or event).
+
+        With `held_by` (an event's bound agent), only a session that agent holds closes.
+        """
         close_time = from_timestamp(closed.time) if closed.HasField("time") else None
         record = await self._store.close(
             closed.session_id,
@@ -115,6 +120,7 @@ class SessionCloser:
             recording=closed.recording if closed.HasField("recording") else None,
             commands=closed.commands,
             reported=True,
+            agent_id=held_by,
         )
         return record
 

@@ -5,7 +5,19 @@ import secrets
 from collections.abc import Callable
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from farm.sessions.v1 import sessions_pb2
@@ -140,14 +152,16 @@ class SessionStore:
         recording: tasks_pb2.ArtifactRef | None = None,
         commands: int | None = None,
         reported: bool = False,
+        agent_id: str | None = None,
     ) -> SessionRecord | None:
         """Marks the session CLOSED; a session already closed keeps its first close.
 
         `reported` marks the agent's own account of the close, which replaces an
         AGENT_LOST the scheduler recorded first: an agent that drains closes its
         sessions and then removes its heartbeat, and the sweep may see the heartbeat
-        gone before the close's event is applied. Returns the session as it stands,
-        None when there is no such session.
+        gone before the close's event is applied. With `agent_id`, only a session that
+        agent holds (or none yet: placed but not recorded) closes. Returns the session
+        as it stands, None when there is no such session.
         """
         values: dict[str, object] = {
             "state": CLOSED,
@@ -163,13 +177,20 @@ class SessionStore:
         async with self._engine.begin() as connection:
             await connection.execute(
                 update(sessions)
-                .where(sessions.c.id == session_id, _still_open(reported))
+                .where(sessions.c.id == session_id, _still_open(reported), _held_by(agent_id))
                 .values(**values)
             )
             row = (
                 await connection.execute(select(sessions).where(sessions.c.id == session_id))
             ).first()
         return record_from_row(row) if row is not None else None
+
+
+def _held_by(agent_id: str | None) -> ColumnElement[bool]:
+    """Sessions `agent_id` may close: any (None), else the ones it or no agent holds."""
+    if agent_id is None:
+        return true()
+    return sessions.c.agent_id.in_((agent_id, ""))
 
 
 def _still_open(reported: bool) -> ColumnElement[bool]:
