@@ -6,7 +6,8 @@ attempt once the agent reports RUNNING; one handed back before (tenant busy,
 breaker open, host busy, agent draining) is a wait and does not count.
 
 The steps, each inside the one before: `run` (keeps the delivery in progress) →
-`_run_checked` (deadline, cancel, attempts) → `_run_within_tenant_limit` →
+`_run_checked` (deadline, cancel, attempts; an earlier attempt still running or a route
+claimed elsewhere, start_checks.py) → `_run_within_tenant_limit` →
 `_run_on_host` (breaker, host slot) → `_browse`, then `_stored_while_released`
 (artifacts stored while the host slot is given back). How an attempt ends (reported,
 acked, retried or handed back as a wait) is in attempt_ends.py.
@@ -18,7 +19,6 @@ import enum
 import logging
 import random
 
-import nats.errors
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 
@@ -28,7 +28,7 @@ from farm_agent.browser.actions import Capture
 from farm_agent.errors import TaskFailure
 from farm_agent.kv import host_key, origin_key
 from farm_agent.limits.circuit import Admission, Outcome, outcome_of
-from farm_agent.limits.leases import Busy, Lease, Unreadable, unreadable
+from farm_agent.limits.leases import Busy, Lease, Unreadable
 from farm_agent.traces import attempt_span
 from farm_agent.work.attempt_ends import AttemptEnds, utcnow
 from farm_agent.work.attempt_tools import AttemptTools
@@ -41,12 +41,11 @@ from farm_agent.work.retries import (
     deadline_passed,
     max_attempts_of,
 )
+from farm_agent.work.start_checks import held_elsewhere, limit_unknown, taken_elsewhere
 from farm_agent.work.uploader import ArtifactOwner
 from farm_agent.work.waits import WaitReason, wait_key
 from farm_core import task_ends
 from farm_core.breakers import breaker_origin
-from farm_core.queue import ROUTES_BUCKET
-from farm_core.route_claims import Claim, take
 from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
 from farm_core.task_errors import ErrorCode
 from farm_core.tracing import tracer
@@ -170,9 +169,9 @@ class TaskAttempt:
             await self._ack_ended(reason)
         else:
             # Held first: an attempt past maxAttempts must not fail a task that still runs.
-            return await self._held_elsewhere(deadline) or await self._not_to_start_here(
-                deadline, max_attempts
-            )
+            return await held_elsewhere(
+                self._tools, self.task_id, self._ends, deadline
+            ) or await self._not_to_start_here(deadline, max_attempts)
         return True
 
     async def _not_to_start_here(self, deadline: dt.datetime | None, max_attempts: int) -> bool:
@@ -188,66 +187,9 @@ class TaskAttempt:
         elif self._stop_reason is StopReason.SHUTDOWN:
             await self._ends.hand_back_as_wait(WaitReason.DRAINING, 0, deadline)
         else:
-            return await self._taken_elsewhere(deadline, max_attempts)
-        return True
-
-    async def _held_elsewhere(self, deadline: dt.datetime | None) -> bool:
-        """Hands a redelivery back to wait while its earlier attempt may still run (holders.py).
-
-        A first delivery has no earlier attempt: it is never held, and costs no request;
-        nor is one whose earlier deliveries were all handed back (waits, retries).
-        """
-        deliveries = self._ends.deliveries
-        waits = self._tools.bookkeeping.waits
-        if deliveries <= 1 or await waits.all_handed_back(self._ends.wait_key, deliveries):
-            return False
-        held = await self._tools.bookkeeping.holders.holder(self.task_id)
-        if held is None:
-            return False
-        log.info(
-            "task %s delivery %d waits: agent %s may still run it (%s)",
-            self.task_id,
-            self._ends.deliveries,
-            held.agent_id or "?",
-            held.why,
-        )
-        await self._ends.hand_back_as_wait(
-            WaitReason.HELD_ELSEWHERE, held.retry_after_seconds, deadline
-        )
-        return True
-
-    async def _taken_elsewhere(self, deadline: dt.datetime | None, max_attempts: int) -> bool:
-        """Claims a routed task for this region; True if it was moved away (acked unrun).
-
-        Also True when the claim cannot be read: while the agent's NATS connection is
-        down the task is handed back to wait; over a live connection the attempt fails
-        (a wait would have no end, and running the task unclaimed could run it twice).
-        """
-        key = self.item.claim_key
-        if not key:
-            return False
-        bookkeeping = self._tools.bookkeeping
-        try:
-            claim = await take(bookkeeping.route_claims, key, Claim.STARTED)
-        except (nats.errors.Error, TimeoutError) as error:
-            log.warning("could not claim the route of task %s: %r", self.task_id, error)
-            if not bookkeeping.nats_connected():
-                delay = self._tools.settings.retry_delay_seconds
-                await self._ends.hand_back_as_wait(WaitReason.ROUTE_UNKNOWN, delay, deadline)
-                return True
-            failure = limit_unknown(
-                "region",
-                "whether the task may run in this region (its route claim)",
-                unreadable(ROUTES_BUCKET, key, error),
+            return await taken_elsewhere(
+                self._tools, self.item, self._ends, self._delivery, deadline, max_attempts
             )
-            await self._ends.after_failure(
-                failure, max_attempts, deadline, cut_short_by_deadline=False
-            )
-            return True
-        if claim is Claim.STARTED:
-            return False
-        log.info("task %s was moved to any region: its message here is void", self.task_id)
-        await self._delivery.ack(DeliveryOutcome.MOVED)
         return True
 
     async def _run_within_tenant_limit(
@@ -406,16 +348,3 @@ class TaskAttempt:
         # scheduler knows its end, so there is nothing to report.
         log.info("task %s has ended (%s): its delivery is acked unrun", self.task_id, reason)
         await self._delivery.ack(DeliveryOutcome.ENDED)
-
-
-def limit_unknown(field: str, limit: str, unreadable: Unreadable) -> TaskFailure:
-    """The failure of an attempt that cannot know whether `limit` lets it start.
-
-    Not a wait: a wait has no end when the farm's state cannot be read, so the
-    attempt fails and the task is retried (or fails) like any other attempt.
-    """
-    return TaskFailure(
-        ErrorCode.INTERNAL,
-        f"{field}: {limit} is unknown, so the task did not start: {unreadable.cause}",
-        retryable=not unreadable.lasting,
-    )
