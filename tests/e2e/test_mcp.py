@@ -115,6 +115,23 @@ async def test_a_snapshots_references_drive_the_page(
         assert title == '"Form"'
 
 
+async def test_navigate_back_and_forward_move_through_the_history(
+    over_http: Connect, tenant_key: str, site: Site
+) -> None:
+    async with over_http(tenant_key) as client:
+        nowhere = await client.call_tool("navigate_back", {})
+        await call(client, "navigate", url=site.url("/form"))
+        await call(client, "fill", selector="#q", value="farm")
+        await call(client, "navigate", url=site.url("/page"))
+        back = await call(client, "navigate_back")
+        forward = await call(client, "navigate_forward")
+    assert nowhere.is_error
+    assert "steps[0].back: the page has no earlier entry" in texts(nowhere)
+    assert back.startswith("Went back.") and f'Page: "Form" at {site.url("/form")}' in back
+    assert forward.startswith("Went forward.")
+    assert f'Page: "Test page" at {site.url("/page")}' in forward
+
+
 async def test_a_screenshot_comes_back_as_a_png_image(
     connect: Connect, tenant_key: str, site: Site
 ) -> None:

@@ -88,6 +88,16 @@ def navigate(url: str, wait_until: WaitUntilName) -> sessions_pb2.SessionCommand
     return sessions_pb2.SessionCommand(url=url, wait_until=WAIT_UNTIL[wait_until])
 
 
+def navigate_back() -> sessions_pb2.SessionCommand:
+    """Go back one entry in the page's history."""
+    return steps(tasks_pb2.Step(back=True))
+
+
+def navigate_forward() -> sessions_pb2.SessionCommand:
+    """Go forward one entry in the page's history."""
+    return steps(tasks_pb2.Step(forward=True))
+
+
 def answer_dialog(accept: bool, prompt_text: str) -> sessions_pb2.SessionCommand:
     """Answer the dialog the page shows."""
     answer = sessions_pb2.DialogAnswer(accept=accept, prompt_text=prompt_text)

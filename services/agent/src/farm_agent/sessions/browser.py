@@ -35,6 +35,9 @@ AUTOMATION_FLAGS: tuple[str, ...] = (
     "--mute-audio",
     "--disable-background-timer-throttling",
     "--disable-backgrounding-occluded-windows",
+    # A page restored from the back/forward cache sends no request and fires no load
+    # event: a `back` step would wait for one until its time ran out.
+    "--disable-back-forward-cache",
     "--disable-renderer-backgrounding",
     "--disable-ipc-flooding-protection",
     "--disable-hang-monitor",
