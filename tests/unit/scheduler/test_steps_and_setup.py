@@ -48,6 +48,8 @@ EVERY_STEP = [
     {"wait": {"networkIdle": True}},
     {"wait": {"ms": 250}},
     {"evaluate": "() => window.scrollBy(0, 300)"},
+    {"back": True},
+    {"forward": True},
     # Accessibility snapshot references, which Playwright resolves itself.
     {"click": "aria-ref=e5"},
     {"fill": {"selector": "aria-ref=e12", "value": "x"}},
@@ -75,6 +77,8 @@ BAD_STEPS: list[tuple[str, dict[str, Any], str]] = [
         "steps[0].wait: exactly one of text, networkIdle, ms must be set, got text, ms",
     ),
     ("negative wait", {"wait": {"ms": -5}}, "steps[0].wait.ms: must be between 1 and 300000"),
+    ("back and forward", {"back": True, "forward": True}, "steps[0]: exactly one of"),
+    ("back false", {"back": False}, "steps[0]: exactly one of"),
 ]
 
 
