@@ -197,3 +197,32 @@ def test_a_session_goes_back_and_forward_between_its_pages(sessions: Sessions, s
     assert past_end.json()["message"] == (
         "NAVIGATION_FAILED: steps[0].forward: the page has no later entry"
     )
+
+
+def test_a_session_command_opens_a_page_and_selects_the_first_again(
+    sessions: Sessions, site: Site
+) -> None:
+    session = sessions.create()
+    try:
+        sessions.run(session["id"], url=site.url("/form"))
+        opened = sessions.run(
+            session["id"], tabs={"action": "TABS_ACTION_NEW"}, url=site.url("/page")
+        )
+        selected = sessions.run(session["id"], tabs={"action": "TABS_ACTION_SELECT", "index": 0})
+        read = sessions.run(session["id"], extract={"fields": {"out": "#out"}})
+        missing = sessions.http.post(
+            f"/v1/sessions/{session['id']}:run",
+            json={"tabs": {"action": "TABS_ACTION_CLOSE", "index": 5}},
+        )
+    finally:
+        sessions.close(session["id"])
+    assert opened["json"] == [
+        {"index": 0, "title": "Form", "url": site.url("/form"), "current": False},
+        {"index": 1, "title": "Test page", "url": site.url("/page"), "current": True},
+    ]
+    assert [tab["current"] for tab in selected["json"]] == [True, False]
+    assert read["json"] == {"out": "nothing yet"}
+    assert missing.status_code == 400, missing.text
+    assert missing.json()["message"] == (
+        "NO_SUCH_PAGE: tabs.index: the session has 2 page(s) (0 to 1), got 5"
+    )

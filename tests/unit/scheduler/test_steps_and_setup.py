@@ -272,3 +272,26 @@ def test_a_command_that_only_changes_the_setup_is_valid() -> None:
     checked = validate_command(command, 30000)
     assert checked.device == "iPhone 13" and checked.reset_setup
     assert checked.setup.cookies[0].path == "/"
+
+
+def test_a_command_may_open_a_page_at_its_url() -> None:
+    command = json_format.ParseDict(
+        {"tabs": {"action": "TABS_ACTION_NEW"}, "url": "https://example.com/"},
+        sessions_pb2.SessionCommand(),
+    )
+    assert validate_command(command, 30000).tabs.action == sessions_pb2.TABS_ACTION_NEW
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ({"tabs": {"index": 1}}, "tabs.action: is required"),
+        ({"tabs": {"action": 99}}, "tabs.action: is required"),
+        ({"tabs": {"action": "TABS_ACTION_SELECT", "index": -1}}, "tabs.index: must be 0 or more"),
+        ({"tabs": {"action": "TABS_ACTION_LIST"}, "content": {}}, "tabs: may not be set with"),
+    ],
+)
+def test_a_bad_tabs_is_refused_naming_its_field(command: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        validate_command(json_format.ParseDict(command, sessions_pb2.SessionCommand()), 30000)
+    assert caught.value.message.startswith(message)

@@ -44,6 +44,8 @@ class ErrorCode(StrEnum):
     """A session's page shows a dialog; the command must answer it first (`dialog`)."""
     NO_DIALOG = "NO_DIALOG"
     """A session command answered a dialog, but the page shows none."""
+    NO_SUCH_PAGE = "NO_SUCH_PAGE"
+    """A session command's `tabs` names a page the session lacks, or would close its last."""
     ATTEMPTS_EXHAUSTED = "ATTEMPTS_EXHAUSTED"
     """maxAttempts attempts ended without a result (their agents died)."""
     QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
