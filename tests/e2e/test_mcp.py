@@ -115,6 +115,44 @@ async def test_a_snapshots_references_drive_the_page(
         assert title == '"Form"'
 
 
+async def test_navigate_back_and_forward_move_through_the_history(
+    over_http: Connect, tenant_key: str, site: Site
+) -> None:
+    async with over_http(tenant_key) as client:
+        nowhere = await client.call_tool("navigate_back", {})
+        await call(client, "navigate", url=site.url("/form"))
+        await call(client, "fill", selector="#q", value="farm")
+        await call(client, "navigate", url=site.url("/page"))
+        back = await call(client, "navigate_back")
+        forward = await call(client, "navigate_forward")
+    assert nowhere.is_error
+    assert "steps[0].back: the page has no earlier entry" in texts(nowhere)
+    assert back.startswith("Went back.") and f'Page: "Form" at {site.url("/form")}' in back
+    assert forward.startswith("Went forward.")
+    assert f'Page: "Test page" at {site.url("/page")}' in forward
+
+
+async def test_tabs_lists_selects_opens_and_closes_the_browsers_pages(
+    over_http: Connect, tenant_key: str, site: Site
+) -> None:
+    form, page = site.url("/form"), site.url("/page")
+    async with over_http(tenant_key) as client:
+        await call(client, "navigate", url=form)
+        opened = await call(client, "tabs", action="new", url=page)
+        listed = await call(client, "tabs")
+        selected = await call(client, "tabs", action="select", index=0)
+        content = await call(client, "get_content")
+        closed = await call(client, "tabs", action="close", index=1)
+        last = await client.call_tool("tabs", {"action": "close", "index": 0})
+    assert opened.startswith(f'Page: "Test page" at {page}')
+    assert listed.endswith(f'- 0: "Form" at {form}\n- 1: "Test page" at {page} (current)')
+    assert selected.endswith(f'- 0: "Form" at {form} (current)\n- 1: "Test page" at {page}')
+    assert "nothing yet" in content
+    assert closed.endswith(f'Pages:\n- 0: "Form" at {form} (current)')
+    assert last.is_error
+    assert "NO_SUCH_PAGE: tabs.index: the last page cannot be closed" in texts(last)
+
+
 async def test_a_screenshot_comes_back_as_a_png_image(
     connect: Connect, tenant_key: str, site: Site
 ) -> None:

@@ -252,6 +252,8 @@ async def test_a_session_keeps_its_page_and_lets_playwright_attach(
             await browser.close()
         assert png_size(await session.screenshot()) == (800, 600)
         assert "Hello, farm" in await session.content(site.url("/page"), format="text")
+        assert (await session.back()).final_url == site.url("/form")
+        assert (await session.forward()).final_url == site.url("/page")
     assert not session.info.active
 
 

@@ -142,3 +142,87 @@ def test_a_session_command_with_a_bad_setup_is_refused_naming_the_field(
     assert response.json()["message"].startswith("setup.locale: ")
     assert unknown.status_code == 400
     assert "device: 'Nokia 3310' is not a device Playwright knows" in unknown.json()["message"]
+
+
+def test_a_task_goes_back_to_the_page_before_and_extracts_from_it(
+    admin: Client, site: Site
+) -> None:
+    task = admin.run(
+        {
+            "url": site.url("/box"),
+            "steps": [{"goto": site.url("/page")}, {"goto": site.url("/form")}, {"back": True}],
+            "extract": {"fields": {"heading": "h1"}},
+        }
+    )
+    assert task["status"] == "TASK_STATUS_SUCCEEDED", task.get("error")
+    assert task["result"]["finalUrl"] == site.url("/page")
+    assert task["result"]["json"] == {"heading": "Hello, farm"}
+
+
+def test_going_back_past_the_first_page_fails_naming_the_step(admin: Client, site: Site) -> None:
+    task = admin.run(
+        {
+            "url": site.url("/page"),
+            "steps": [{"goto": site.url("/form")}, {"back": True}, {"back": True}],
+            "maxAttempts": 2,
+            "content": {},
+        }
+    )
+    assert task["status"] == "TASK_STATUS_FAILED"
+    assert task["error"]["code"] == "NAVIGATION_FAILED"
+    assert task["error"]["message"] == "steps[2].back: the page has no earlier entry"
+    # Final: another attempt would find the same history.
+    assert not task["error"].get("retryable", False)
+
+
+def test_a_session_goes_back_and_forward_between_its_pages(sessions: Sessions, site: Site) -> None:
+    session = sessions.create()
+    try:
+        sessions.run(
+            session["id"],
+            url=site.url("/form"),
+            steps=[{"fill": {"selector": "#q", "value": "farm"}}],
+        )
+        sessions.run(session["id"], url=site.url("/page"))
+        back = sessions.run(session["id"], steps=[{"back": True}])
+        forward = sessions.run(session["id"], steps=[{"forward": True}])
+        past_end = sessions.http.post(
+            f"/v1/sessions/{session['id']}:run", json={"steps": [{"forward": True}]}
+        )
+    finally:
+        sessions.close(session["id"])
+    assert (back["finalUrl"], back["title"]) == (site.url("/form"), "Form")
+    assert (forward["finalUrl"], forward["title"]) == (site.url("/page"), "Test page")
+    assert past_end.status_code == 400, past_end.text
+    assert past_end.json()["message"] == (
+        "NAVIGATION_FAILED: steps[0].forward: the page has no later entry"
+    )
+
+
+def test_a_session_command_opens_a_page_and_selects_the_first_again(
+    sessions: Sessions, site: Site
+) -> None:
+    session = sessions.create()
+    try:
+        sessions.run(session["id"], url=site.url("/form"))
+        opened = sessions.run(
+            session["id"], tabs={"action": "TABS_ACTION_NEW"}, url=site.url("/page")
+        )
+        selected = sessions.run(session["id"], tabs={"action": "TABS_ACTION_SELECT", "index": 0})
+        read = sessions.run(session["id"], extract={"fields": {"out": "#out"}})
+        missing = sessions.http.post(
+            f"/v1/sessions/{session['id']}:run",
+            json={"tabs": {"action": "TABS_ACTION_CLOSE", "index": 5}},
+        )
+    finally:
+        sessions.close(session["id"])
+    assert opened["json"] == [
+        {"index": 0, "title": "Form", "url": site.url("/form"), "current": False},
+        {"index": 1, "title": "Test page", "url": site.url("/page"), "current": True},
+    ]
+    assert [tab["current"] for tab in selected["json"]] == [True, False]
+    assert read["json"] == {"out": "nothing yet"}
+    assert missing.status_code == 400, missing.text
+    assert missing.json()["message"] == (
+        "NO_SUCH_PAGE: tabs.index: the session has 2 page(s) (0 to 1), got 5"
+    )

@@ -20,7 +20,7 @@ TOOL_NAMES = {
     "run_best_practices_audit", "emulate_device", "reset_emulation", "start_screencast",
     "stop_screencast", "screencast_status", "set_cookies", "get_cookies", "close_browser",
     "snapshot", "pdf", "extract", "wait_for", "handle_dialog",
-    "press",
+    "press", "navigate_back", "navigate_forward", "tabs",
 }  # fmt: skip
 
 

@@ -48,6 +48,8 @@ EVERY_STEP = [
     {"wait": {"networkIdle": True}},
     {"wait": {"ms": 250}},
     {"evaluate": "() => window.scrollBy(0, 300)"},
+    {"back": True},
+    {"forward": True},
     # Accessibility snapshot references, which Playwright resolves itself.
     {"click": "aria-ref=e5"},
     {"fill": {"selector": "aria-ref=e12", "value": "x"}},
@@ -75,6 +77,8 @@ BAD_STEPS: list[tuple[str, dict[str, Any], str]] = [
         "steps[0].wait: exactly one of text, networkIdle, ms must be set, got text, ms",
     ),
     ("negative wait", {"wait": {"ms": -5}}, "steps[0].wait.ms: must be between 1 and 300000"),
+    ("back and forward", {"back": True, "forward": True}, "steps[0]: exactly one of"),
+    ("back false", {"back": False}, "steps[0]: exactly one of"),
 ]
 
 
@@ -268,3 +272,26 @@ def test_a_command_that_only_changes_the_setup_is_valid() -> None:
     checked = validate_command(command, 30000)
     assert checked.device == "iPhone 13" and checked.reset_setup
     assert checked.setup.cookies[0].path == "/"
+
+
+def test_a_command_may_open_a_page_at_its_url() -> None:
+    command = json_format.ParseDict(
+        {"tabs": {"action": "TABS_ACTION_NEW"}, "url": "https://example.com/"},
+        sessions_pb2.SessionCommand(),
+    )
+    assert validate_command(command, 30000).tabs.action == sessions_pb2.TABS_ACTION_NEW
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ({"tabs": {"index": 1}}, "tabs.action: is required"),
+        ({"tabs": {"action": 99}}, "tabs.action: is required"),
+        ({"tabs": {"action": "TABS_ACTION_SELECT", "index": -1}}, "tabs.index: must be 0 or more"),
+        ({"tabs": {"action": "TABS_ACTION_LIST"}, "content": {}}, "tabs: may not be set with"),
+    ],
+)
+def test_a_bad_tabs_is_refused_naming_its_field(command: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        validate_command(json_format.ParseDict(command, sessions_pb2.SessionCommand()), 30000)
+    assert caught.value.message.startswith(message)

@@ -47,6 +47,8 @@ class ErrorCode(StrEnum):
     AGENT_LOST = "AGENT_LOST"
     """An attempt's agent stopped answering (it died, or lost NATS past the ack wait)
     and the task was delivered again; set on that attempt in the task's history."""
+    NO_SUCH_PAGE = "NO_SUCH_PAGE"
+    """A session command's `tabs` names a page the session lacks, or would close its last."""
     ATTEMPTS_EXHAUSTED = "ATTEMPTS_EXHAUSTED"
     """maxAttempts attempts ended without a result (their agents died)."""
     QUOTA_EXCEEDED = "QUOTA_EXCEEDED"

@@ -88,6 +88,35 @@ def navigate(url: str, wait_until: WaitUntilName) -> sessions_pb2.SessionCommand
     return sessions_pb2.SessionCommand(url=url, wait_until=WAIT_UNTIL[wait_until])
 
 
+def navigate_back() -> sessions_pb2.SessionCommand:
+    """Go back one entry in the page's history."""
+    return steps(tasks_pb2.Step(back=True))
+
+
+def navigate_forward() -> sessions_pb2.SessionCommand:
+    """Go forward one entry in the page's history."""
+    return steps(tasks_pb2.Step(forward=True))
+
+
+TabsActionName = Literal["list", "select", "close", "new"]
+TABS_ACTIONS: Mapping[str, "sessions_pb2.TabsAction.ValueType"] = {
+    "list": sessions_pb2.TABS_ACTION_LIST,
+    "select": sessions_pb2.TABS_ACTION_SELECT,
+    "close": sessions_pb2.TABS_ACTION_CLOSE,
+    "new": sessions_pb2.TABS_ACTION_NEW,
+}
+
+
+def tabs(action: TabsActionName, index: int, url: str) -> sessions_pb2.SessionCommand:
+    """List the browser's pages, or select, close or open one (at `url`, if given)."""
+    if action in ("select", "close") and index < 0:
+        raise ArgumentError(f"index: give the index of the page to {action}, as list shows it")
+    if url and action != "new":
+        raise ArgumentError("url: only for action new")
+    control = sessions_pb2.TabsControl(action=TABS_ACTIONS[action], index=max(index, 0))
+    return sessions_pb2.SessionCommand(tabs=control, url=url)
+
+
 def answer_dialog(accept: bool, prompt_text: str) -> sessions_pb2.SessionCommand:
     """Answer the dialog the page shows."""
     answer = sessions_pb2.DialogAnswer(accept=accept, prompt_text=prompt_text)

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from farm_mcp_tools.inspect_tools import register_inspect_tools
 from farm_mcp_tools.runner import Connections, ToolLimits, ToolRunner
+from farm_mcp_tools.tab_tools import register_tab_tools
 from farm_mcp_tools.tools import register_page_tools
 
 SERVER_NAME = "browserfarm"
@@ -68,4 +69,5 @@ def build_server(connections: Connections, limits: ToolLimits, version: str = ""
     runner = ToolRunner(connections, limits)
     register_page_tools(server, runner)
     register_inspect_tools(server, runner)
+    register_tab_tools(server, runner)
     return server

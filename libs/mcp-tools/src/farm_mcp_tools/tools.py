@@ -58,7 +58,7 @@ def answers_dialogs(tool: Tool) -> Tool:
 
 
 def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
-    """Declares navigate, snapshot, click, fill, hover, select, wait_for, screenshot, ..."""
+    """Declares navigate, navigate_back, navigate_forward, snapshot, click, fill, hover, ..."""
 
     @server.tool(annotations=ACTS, structured_output=False)
     async def navigate(
@@ -75,6 +75,18 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
         """Open a URL in the browser. The browser (a farm session) opens on the first call."""
         result = await runner.run(ctx, lambda: commands.navigate(url, wait_until))
         return say(replies.done(f"Opened {url}.", result))
+
+    @server.tool(annotations=ACTS, structured_output=False)
+    async def navigate_back(ctx: ToolContext) -> list[ContentBlock]:
+        """Go back to the previous page in the browser's history, like its Back button."""
+        result = await runner.run(ctx, commands.navigate_back)
+        return say(replies.done("Went back.", result))
+
+    @server.tool(annotations=ACTS, structured_output=False)
+    async def navigate_forward(ctx: ToolContext) -> list[ContentBlock]:
+        """Go forward to the next page in the browser's history (after navigate_back)."""
+        result = await runner.run(ctx, commands.navigate_forward)
+        return say(replies.done("Went forward.", result))
 
     @server.tool(annotations=READ_ONLY, structured_output=False)
     async def snapshot(ctx: ToolContext) -> list[ContentBlock]:

@@ -109,6 +109,14 @@ class AsyncSession:
         """Navigates the page to `url` (wait_until, timeout_ms, steps as keywords)."""
         return await self.run(session_command(None, options, url=url))
 
+    async def back(self) -> Result:
+        """Goes back one entry in the page's history (an error when there is none)."""
+        return await self.run({"steps": [{"back": True}]})
+
+    async def forward(self) -> Result:
+        """Goes forward one entry in the page's history (an error when there is none)."""
+        return await self.run({"steps": [{"forward": True}]})
+
     async def click(self, selector: str) -> Result:
         """Clicks the element `selector` finds."""
         return await self.run({"steps": [{"click": selector}]})

@@ -116,6 +116,14 @@ class Session:
         """Navigates the page to `url`."""
         return self._loop.run(self._session.goto(url, **options))
 
+    def back(self) -> Result:
+        """Goes back one entry in the page's history."""
+        return self._loop.run(self._session.back())
+
+    def forward(self) -> Result:
+        """Goes forward one entry in the page's history."""
+        return self._loop.run(self._session.forward())
+
     def click(self, selector: str) -> Result:
         """Clicks the element `selector` finds."""
         return self._loop.run(self._session.click(selector))

@@ -33,6 +33,8 @@ _STEP_FIELDS: Mapping[str, str] = {
     "goto": "goto",
     "wait": "wait",
     "evaluate": "evaluate",
+    "back": "back",
+    "forward": "forward",
 }
 # The steps whose value is a selector (or, for scroll, "top" or "bottom").
 _SELECTOR_STEPS: Mapping[str, str] = {

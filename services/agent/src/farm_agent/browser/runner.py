@@ -1,18 +1,21 @@
 """Runs one TaskSpec in a fresh or warm browser context: navigate, run steps, do the action."""
 
 import asyncio
+import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from playwright.async_api import Page, Request
+from playwright.async_api import Page, Request, Response
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
 from farm_agent.audits.observer import PageObserver
 from farm_agent.browser.actions import Capture, run_action
 from farm_agent.browser.collect import collect, observer_for
+from farm_agent.browser.history import history_field, history_target
 from farm_agent.browser.isolation import choose_isolation
 from farm_agent.browser.observers import ContextObserver
 from farm_agent.browser.page_guard import CONTEXT_OPTIONS, PageGuard
@@ -232,6 +235,8 @@ async def browse(
                 if step.goto:
                     # The main document changes: the result reports the new one's status.
                     status = await _navigate(page, step.goto, f"{field}.goto", spec, budget, egress)
+                elif step.back or step.forward:
+                    status = await _go_in_history(page, step, field, spec, budget, egress)
                 else:
                     await run_step(page, step, field, budget.ms, observer)
         if any(spec.HasField(action) for action in ACTIONS):
@@ -280,11 +285,38 @@ async def _navigate(
 ) -> int:
     """Goes to `url` (the spec's `field`); its HTTP status. The guard's refusals are BLOCKED_URL."""
     _check_scheme(url, field)
+    return await _guarded(page, functools.partial(page.goto, url), url, field, spec, budget, egress)
+
+
+async def _go_in_history(
+    page: Page,
+    step: tasks_pb2.Step,
+    field: str,
+    spec: tasks_pb2.TaskSpec,
+    budget: Budget,
+    egress: EgressSession,
+) -> int:
+    """Goes back or forward one entry; its HTTP status, 0 when restored without a response."""
+    field = history_field(step, field)
+    url = await history_target(page, step, field)
+    go = page.go_back if step.back else page.go_forward
+    return await _guarded(page, go, url, field, spec, budget, egress)
+
+
+async def _guarded(
+    page: Page,
+    go: Callable[..., Awaitable[Response | None]],
+    url: str,
+    field: str,
+    spec: tasks_pb2.TaskSpec,
+    budget: Budget,
+    egress: EgressSession,
+) -> int:
+    """Navigates by `go` (to `url`) in the budget; its HTTP status, the guard's refusals raised."""
     navigation = _MainFrameNavigation(page)
     try:
         with failures_as(Stage.NAVIGATION, field):
-            response = await page.goto(
-                url,
+            response = await go(
                 wait_until=_WAIT_UNTIL.get(spec.wait_until, _WAIT_UNTIL[DEFAULT_WAIT_UNTIL]),
                 timeout=budget.ms(),
             )

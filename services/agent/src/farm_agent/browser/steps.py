@@ -1,7 +1,7 @@
 """The steps a task or session command runs on its page before the action.
 
-Every step but `goto` runs here; a goto is a navigation, which the runner does
-through the egress guard like the task's own URL. A step that acts on an element
+Every step but `goto`, `back` and `forward` runs here; those are navigations, which
+the runner does through the egress guard like the task's own URL. A step that acts on an element
 fails naming its field and selector: `steps[3].hover: no element matches "#x"`
 (SELECTOR_NOT_FOUND), or, when the element is there, what kept the step from it
 (hidden, disabled, no such option). A selector may be an accessibility snapshot

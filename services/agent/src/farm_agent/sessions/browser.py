@@ -35,6 +35,9 @@ AUTOMATION_FLAGS: tuple[str, ...] = (
     "--mute-audio",
     "--disable-background-timer-throttling",
     "--disable-backgrounding-occluded-windows",
+    # A page restored from the back/forward cache sends no request and fires no load
+    # event: a `back` step would wait for one until its time ran out.
+    "--disable-back-forward-cache",
     "--disable-renderer-backgrounding",
     "--disable-ipc-flooding-protection",
     "--disable-hang-monitor",
@@ -89,6 +92,8 @@ class SessionBrowser:
         self.debug_port = debug_port
         self._browser_path = browser_path
         self.browser = browser
+        # The page a `tabs` select chose; a page opened later (a pop-up) takes over.
+        self.selected: Page | None = None
 
     @property
     def cdp_endpoint(self) -> str:
@@ -105,9 +110,15 @@ class SessionBrowser:
         """Whether the process runs and Playwright is still connected."""
         return self.process.returncode is None and self.browser.is_connected()
 
+    def open_pages(self) -> list[Page]:
+        """The default context's open pages, the oldest first."""
+        return [page for page in self.context.pages if not page.is_closed()]
+
     def current_page(self) -> Page | None:
-        """The newest open page of the default context; None when all are closed."""
-        pages = [page for page in self.context.pages if not page.is_closed()]
+        """The selected page while it is open, else the newest; None when all are closed."""
+        pages = self.open_pages()
+        if self.selected is not None and self.selected in pages:
+            return self.selected
         return pages[-1] if pages else None
 
     async def page(self) -> Page:

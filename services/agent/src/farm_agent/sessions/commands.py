@@ -3,6 +3,7 @@
 The same steps and actions as a task's, run by the same code on the session's page
 rather than a fresh one. Commands of one session run one at a time; their
 artifacts are stored under the session's id, named after the command's number.
+A command's `tabs` selects, opens or closes a page first (tabs.py).
 A command's `screencast.start` starts recording before the rest of the command,
 its `screencast.stop` stops after it; every result tells where the screencast stands.
 """
@@ -21,6 +22,7 @@ from farm_agent.errors import TaskFailure
 from farm_agent.saved.keeper import CaptureKeeper
 from farm_agent.sessions.own_requests import OwnRequests
 from farm_agent.sessions.session import OpenSession
+from farm_agent.sessions.tabs import change_tabs, listed_tabs
 from farm_core.task_defaults import ACTIONS, DEFAULT_TIMEOUT_MS
 from farm_core.task_errors import ErrorCode
 
@@ -59,6 +61,8 @@ async def run_command(
         session.touch()
         try:
             async with asyncio.timeout(timeout_seconds):
+                if command.HasField("tabs"):
+                    await change_tabs(session.browser, command.tabs)
                 page = await session.current_page()
                 await session.setup.change(command)
                 if command.screencast.start:
@@ -102,6 +106,8 @@ async def run_command(
         prefix = f"command-{session.commands}-"
         owner = dataclasses.replace(session.owner, grant=grant) if grant else session.owner
         result = await keeper.keep(owner, capture, prefix)
+        if command.HasField("tabs"):
+            result.json.CopyFrom(await listed_tabs(session.browser))
         if command.screencast.stop:
             await _stop_screencast(session, keeper, result)
         result.screencast.CopyFrom(session.screencasts.status())

@@ -298,6 +298,7 @@ class SessionManager:
 
     def _follow(self, session: OpenSession, page: Page) -> None:
         """A page the client opened becomes the current one (cast live and recorded)."""
+        session.browser.selected = None
         # When it closes, the newest page left is current again: cast that one at once,
         # not only at the next command (a live view would show nothing until then).
         page.once("close", lambda _: self._follow_current(session))

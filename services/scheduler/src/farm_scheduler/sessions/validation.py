@@ -97,6 +97,8 @@ def validate_command(
     checked.timeout_ms = check_timeout(checked.timeout_ms, default_timeout_ms)
     if checked.HasField("screencast"):
         _check_screencast(checked.screencast)
+    if checked.HasField("tabs"):
+        _check_tabs(checked.tabs, has_action=bool(chosen))
     check_waits(checked.steps, checked.timeout_ms)
     check_length("device", checked.device, MAX_DEVICE_CHARS)
     if checked.HasField("viewport"):
@@ -104,6 +106,23 @@ def validate_command(
     if checked.HasField("setup"):
         check_page_setup(checked.setup)
     return checked
+
+
+_TABS_ACTIONS = (
+    sessions_pb2.TABS_ACTION_LIST,
+    sessions_pb2.TABS_ACTION_SELECT,
+    sessions_pb2.TABS_ACTION_CLOSE,
+    sessions_pb2.TABS_ACTION_NEW,
+)
+
+
+def _check_tabs(tabs: sessions_pb2.TabsControl, *, has_action: bool) -> None:
+    if tabs.action not in _TABS_ACTIONS:
+        raise InvalidArgument("tabs.action", "is required: LIST, SELECT, CLOSE or NEW")
+    if has_action:
+        raise InvalidArgument("tabs", "may not be set with an action (its result lists the pages)")
+    if tabs.index < 0:
+        raise InvalidArgument("tabs.index", f"must be 0 or more, got {tabs.index}")
 
 
 def _check_screencast(control: sessions_pb2.ScreencastControl) -> None:
