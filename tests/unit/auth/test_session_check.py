@@ -41,7 +41,8 @@ def admission() -> SessionAdmission:
 
 
 def identity(tenant: str = "acme", *scopes: str) -> Identity:
-    return Identity(tenant=tenant, key_id="key_1", scopes=frozenset(scopes or ("sessions",)))
+    chosen = scopes or ("sessions", "script")
+    return Identity(tenant=tenant, key_id="key_1", scopes=frozenset(chosen))
 
 
 def view_token(session_id: str = SESSION, tenant: str = "acme", ttl: float = 60) -> str:
@@ -149,3 +150,17 @@ async def test_tokens_for_another_session_expired_or_of_the_wrong_kind_are_refus
     assert bare is not None
     with pytest.raises(Unauthenticated, match="no API key"):
         await admission.by_token(bare)
+
+
+async def test_the_cdp_socket_needs_the_script_scope_and_the_live_view_does_not(
+    admission: SessionAdmission,
+) -> None:
+    cdp = session_target(f"/v1/sessions/{SESSION}/cdp", None)
+    live = session_target(f"/v1/sessions/{SESSION}/live", None)
+    assert cdp is not None and live is not None
+    with pytest.raises(PermissionDenied, match="'script'"):
+        await admission.by_key(cdp, identity("acme", "sessions"))
+    admitted = await admission.by_key(live, identity("acme", "sessions"))
+    assert admitted.route.endpoint == "10.1.2.3:7150"
+    with pytest.raises(NotFound):
+        await admission.by_key(cdp, identity("other", "sessions"))

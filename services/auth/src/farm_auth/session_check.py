@@ -86,12 +86,22 @@ class SessionAdmission:
         self._ticket_ttl_seconds = ticket_ttl_seconds
 
     async def by_key(self, target: SessionTarget, identity: Identity) -> Admitted:
-        """A caller with an API key: the key needs the scope `sessions` and the tenant."""
+        """A caller with an API key: the key needs the scope `sessions` and the tenant.
+
+        The CDP socket needs `script` too; the live view does not.
+        """
         if not identity.has_scope(Scope.SESSIONS):
             raise PermissionDenied(
                 f"API key {identity.key_id} lacks the scope {Scope.SESSIONS.value!r}"
             )
-        return Admitted(identity, await self._route(target.session_id, identity.tenant))
+        route = await self._route(target.session_id, identity.tenant)
+        # CDP runs any JavaScript in the session's pages, as a `script` action does.
+        if not target.live and not identity.has_scope(Scope.SCRIPT):
+            raise PermissionDenied(
+                f"API key {identity.key_id} lacks the scope {Scope.SCRIPT.value!r} "
+                "that a session's CDP socket needs (it runs any script in the pages)"
+            )
+        return Admitted(identity, route)
 
     async def by_token(self, target: SessionTarget) -> Admitted:
         """A browser opening the live view with a view token or the ticket it was given."""
