@@ -4,6 +4,7 @@ On the shared farm; what an attached client may see and reach.
 """
 
 import json
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,7 +14,7 @@ from playwright.async_api import Playwright
 
 from farm_agent.browser.chromium import CHROMIUM_FLAGS
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.conftest import KeyFactory, http_client
+from tests.e2e.conftest import Client, KeyFactory, http_client
 from tests.e2e.sessions_api import Sessions, cdp_call, cdp_status
 from tests.helpers import assert_eventually
 from tests.pages import Site
@@ -102,7 +103,7 @@ async def test_a_cdp_client_sees_only_its_own_sessions_targets(
             sessions.close(mine["id"])
 
 
-async def test_cdp_attach_is_refused_without_a_key_or_the_sessions_scope(
+async def test_cdp_attach_is_refused_without_a_key_or_the_sessions_and_script_scopes(
     farm: LocalFarm, sessions: Sessions, make_key: KeyFactory
 ) -> None:
     session = sessions.create()
@@ -110,6 +111,8 @@ async def test_cdp_attach_is_refused_without_a_key_or_the_sessions_scope(
         assert await cdp_status(session["cdpUrl"], None) == 401
         assert await cdp_status(session["cdpUrl"], "bf_not-a-key") == 401
         assert await cdp_status(session["cdpUrl"], make_key("tasks.read").secret) == 403
+        # CDP runs any script in the pages: `sessions` alone is not enough.
+        assert await cdp_status(session["cdpUrl"], make_key("sessions").secret) == 403
         unknown = session["cdpUrl"].replace(session["id"], "ses_0000000000000000")
         assert await cdp_status(unknown, farm.admin_key) == 404
     finally:
@@ -185,3 +188,27 @@ async def test_the_live_view_goes_back_to_the_page_left_when_a_clients_page_clos
             await viewer.close()
     finally:
         sessions.close(session["id"])
+
+
+def test_a_view_token_and_its_ticket_end_when_the_key_that_asked_for_them_is_revoked(
+    farm: LocalFarm, admin: Client, make_key: KeyFactory
+) -> None:
+    tenant = f"viewer-{secrets.token_hex(4)}"
+    asker, closer = make_key("sessions", tenant=tenant), make_key("sessions", tenant=tenant)
+    with http_client(farm, asker.secret) as http, http_client(farm, None) as browser:
+        session = Sessions(http).create()
+        try:
+            spent, unspent = (
+                http.post(f"/v1/sessions/{session['id']}:viewToken").json()["url"] for _ in range(2)
+            )
+            opened = browser.get(spent)
+            assert opened.status_code == 200
+            live = f"/v1/sessions/{session['id']}/live"
+            assert browser.get(live).status_code == 200  # with the ticket cookie
+            admin.http.delete(f"/v1/apiKeys/{asker.api_key.id}").raise_for_status()
+            assert browser.get(live).status_code == 401
+            browser.cookies.clear()
+            assert browser.get(unspent).status_code == 401
+        finally:
+            with http_client(farm, closer.secret) as other:
+                Sessions(other).close(session["id"])

@@ -133,3 +133,31 @@ async def test_who_am_i_describes_the_callers_key(auth: Auth) -> None:
     assert me.key_id == created.api_key.id
     assert me.key_name == "me"
     assert sorted(me.scopes) == ["script", "sessions"]
+
+
+async def test_a_key_that_expires_makes_and_takes_over_no_key_that_outlives_it(
+    auth: Auth,
+) -> None:
+    short_admin = await auth.create_key(auth.admin_key, scopes=("admin",), ttl_seconds=600)
+    lasting = await auth.create_key(auth.admin_key, name="lasting")
+
+    for ttl_seconds in (0, 601 + 60):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await auth.create_key(short_admin.secret, ttl_seconds=ttl_seconds)
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert (caught.value.details() or "").startswith("ttlSeconds: ")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await auth.keys.RotateApiKey(
+            auth_pb2.RotateApiKeyRequest(id=lasting.api_key.id),
+            metadata=await auth.as_key(short_admin.secret),
+            timeout=RPC_TIMEOUT,
+        )
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    within = await auth.create_key(short_admin.secret, name="within", ttl_seconds=300)
+    assert within.api_key.HasField("expire_time")
+    rotated = await auth.keys.RotateApiKey(
+        auth_pb2.RotateApiKeyRequest(id=within.api_key.id),
+        metadata=await auth.as_key(short_admin.secret),
+        timeout=RPC_TIMEOUT,
+    )
+    assert rotated.secret.startswith("bf_")

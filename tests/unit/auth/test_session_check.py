@@ -35,13 +35,28 @@ class Routes:
         return True
 
 
+REVOKED: set[str] = set()
+"""Ids of the API keys the admission below takes for revoked."""
+
+
+async def key_in_force(key_id: str, tenant: str) -> bool:
+    return key_id not in REVOKED
+
+
 @pytest.fixture
 def admission() -> SessionAdmission:
-    return SessionAdmission(Routes(), SECRET, ticket_ttl_seconds=600)  # type: ignore[arg-type]
+    REVOKED.clear()
+    return SessionAdmission(
+        Routes(),  # type: ignore[arg-type]
+        SECRET,
+        ticket_ttl_seconds=600,
+        key_in_force=key_in_force,
+    )
 
 
 def identity(tenant: str = "acme", *scopes: str) -> Identity:
-    return Identity(tenant=tenant, key_id="key_1", scopes=frozenset(scopes or ("sessions",)))
+    chosen = scopes or ("sessions", "script")
+    return Identity(tenant=tenant, key_id="key_1", scopes=frozenset(chosen))
 
 
 def view_token(session_id: str = SESSION, tenant: str = "acme", ttl: float = 60) -> str:
@@ -149,3 +164,38 @@ async def test_tokens_for_another_session_expired_or_of_the_wrong_kind_are_refus
     assert bare is not None
     with pytest.raises(Unauthenticated, match="no API key"):
         await admission.by_token(bare)
+
+
+async def test_the_cdp_socket_needs_the_script_scope_and_the_live_view_does_not(
+    admission: SessionAdmission,
+) -> None:
+    cdp = session_target(f"/v1/sessions/{SESSION}/cdp", None)
+    live = session_target(f"/v1/sessions/{SESSION}/live", None)
+    assert cdp is not None and live is not None
+    with pytest.raises(PermissionDenied, match="'script'"):
+        await admission.by_key(cdp, identity("acme", "sessions"))
+    admitted = await admission.by_key(live, identity("acme", "sessions"))
+    assert admitted.route.endpoint == "10.1.2.3:7150"
+    with pytest.raises(NotFound):
+        await admission.by_key(cdp, identity("other", "sessions"))
+
+
+async def test_a_view_token_and_its_ticket_end_with_the_key_that_asked_for_them(
+    admission: SessionAdmission,
+) -> None:
+    first, second = (
+        encode_live_token(SECRET, LiveTokenKind.VIEW, SESSION, "acme", now(), 60, key_id="key_a")[0]
+        for _ in range(2)
+    )
+    opened = session_target(f"/v1/sessions/{SESSION}/live?token={first}", None)
+    assert opened is not None
+    cookie = (await admission.by_token(opened)).set_cookie
+    ticket = cookie.split(";", 1)[0].removeprefix(f"{LIVE_COOKIE}=")
+    assert decode_live_token(SECRET, ticket, LiveTokenKind.TICKET).key_id == "key_a"
+    REVOKED.add("key_a")
+    unspent = session_target(f"/v1/sessions/{SESSION}/live?token={second}", None)
+    frames = session_target(f"/v1/sessions/{SESSION}/live/frames", f"{LIVE_COOKIE}={ticket}")
+    for target in (unspent, frames):
+        assert target is not None
+        with pytest.raises(Unauthenticated, match="key_a is revoked or expired"):
+            await admission.by_token(target)

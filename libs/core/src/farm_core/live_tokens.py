@@ -52,6 +52,9 @@ class LiveToken:
     tenant: str
     token_id: str
     expire_time: dt.datetime
+    # The API key the view token was asked with ('' in a token made before keys were
+    # named): the edge refuses the token and its ticket once that key is revoked.
+    key_id: str = ""
 
 
 def encode_live_token(
@@ -61,6 +64,7 @@ def encode_live_token(
     tenant: str,
     now: dt.datetime,
     ttl_seconds: float,
+    key_id: str = "",
 ) -> tuple[str, dt.datetime]:
     """A signed token of `kind` for the session's live view, and when it expires."""
     expires = now + dt.timedelta(seconds=ttl_seconds)
@@ -73,6 +77,8 @@ def encode_live_token(
         "iat": int(now.timestamp()),
         "exp": int(expires.timestamp()),
     }
+    if key_id:
+        claims["kid"] = key_id
     return jwt.encode(claims, secret, algorithm=_ALGORITHM), expires
 
 
@@ -96,4 +102,5 @@ def decode_live_token(secret: str, token: str, kind: LiveTokenKind) -> LiveToken
         tenant=str(claims["tenant"]),
         token_id=str(claims["jti"]),
         expire_time=dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC),
+        key_id=str(claims.get("kid", "")),
     )

@@ -10,6 +10,7 @@ from farm_auth.keys import (
     SecretHasher,
     issue_key,
     new_secret,
+    refuse_outliving,
     validate_spec,
     validate_tenant,
 )
@@ -117,6 +118,11 @@ class AuthApi(auth_pb2_grpc.AuthServiceServicer):
         """The tenant whose keys the caller sees, or None (an operator's) for all of them."""
         return None if caller.operator else caller.tenant
 
+    async def _caller_expiry(self, caller: Identity) -> dt.datetime | None:
+        """When the caller's own key expires (None: never), looked up by its id."""
+        record = await self._store.get(caller.key_id, caller.tenant)
+        return record.expire_time if record is not None else None
+
     def _changed(self, record: KeyRecord | None, key_id: str) -> auth_pb2.ApiKey:
         """The API's view of a key just changed, dropped from Check's cache; NotFound for None."""
         if record is None:
@@ -138,6 +144,9 @@ class AuthApi(auth_pb2_grpc.AuthServiceServicer):
                 field="tenant",
             )
         record, secret = issue_key(spec, tenant, self._hasher, utcnow())
+        # A key that expires must not mint one that outlives it: a short-lived admin
+        # key would otherwise leave a permanent one behind.
+        refuse_outliving(record.expire_time, await self._caller_expiry(caller), "ttlSeconds")
         await self._store.create(record)
         return auth_pb2.CreateApiKeyResponse(
             api_key=api_key_message(record, self._defaults), secret=secret
@@ -199,6 +208,8 @@ class AuthApi(auth_pb2_grpc.AuthServiceServicer):
             raise NotFound("API key", key_id)
         if current.revoke_time is not None:
             raise FailedPrecondition(f"API key {key_id!r} is revoked; create a new one")
+        # Rotating hands the caller the key's new secret: take over no key that outlives it.
+        refuse_outliving(current.expire_time, await self._caller_expiry(caller), "id")
         secret = new_secret()
         record = await self._store.rotate(
             key_id, tenant, self._hasher.hash(secret), utcnow() + grace

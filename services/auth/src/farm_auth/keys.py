@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from farm_auth.limits import QuotaSetting, RateSetting
-from farm_core.errors import InvalidArgument, Unauthenticated
+from farm_core.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from farm_core.identity import Identity
 from farm_core.quotas import TenantQuotas
 from farm_core.scopes import PUBLIC_SCOPES, Scope
@@ -201,6 +201,20 @@ def issue_key(
         expire_time=now + spec.lifetime if spec.lifetime is not None else None,
     )
     return record, secret
+
+
+def refuse_outliving(
+    expire_time: dt.datetime | None, caller_expire_time: dt.datetime | None, field: str
+) -> None:
+    """PermissionDenied if a key expiring at `expire_time` would outlive the caller's key."""
+    if caller_expire_time is None:
+        return
+    if expire_time is None or expire_time > caller_expire_time:
+        until = caller_expire_time.isoformat(timespec="seconds")
+        raise PermissionDenied(
+            f"{field}: the calling key expires at {until}; it may not create or rotate "
+            "a key that outlives it"
+        )
 
 
 def _public_scopes() -> str:

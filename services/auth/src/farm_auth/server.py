@@ -13,7 +13,7 @@ from farm_auth.audit_api import EDGE_SOURCE, AuditApi, AuditedAuthorizationApi
 from farm_auth.audit_log import AuditLog
 from farm_auth.bootstrap import ensure_bootstrap_key
 from farm_auth.credential_revocations import CredentialRevocations
-from farm_auth.keys import SecretHasher
+from farm_auth.keys import SecretHasher, refusal
 from farm_auth.ratelimit import FailedAuthLimiter, KeyRateLimiter
 from farm_auth.renewal import RenewalApi
 from farm_auth.session_check import SessionAdmission
@@ -23,6 +23,7 @@ from farm_auth.shared_limits import FailureRule, SharedLimits
 from farm_auth.store import KeyStore
 from farm_auth.verifier import KeyCache, KeyVerifier
 from farm_core.audit_publisher import AuditPublisher
+from farm_core.db import utcnow
 from farm_core.identity import IdentitySigner
 from farm_core.revocations import RevokedCredentials
 from farm_core.scopes import method_scopes
@@ -81,6 +82,7 @@ class AuthService:
             self._session_routes,
             settings.resolved_live_token_secret(),
             settings.live_ticket_seconds,
+            self._key_in_force,
         )
         self._limits = SharedLimits(
             settings.nats(),
@@ -103,6 +105,11 @@ class AuthService:
         self._edge_audit = AuditPublisher(
             settings.nats(), EDGE_SOURCE, settings.audit_queue_size, settings.audit_linger_seconds
         )
+
+    async def _key_in_force(self, key_id: str, tenant: str) -> bool:
+        """Whether API key `key_id` of `tenant` is still neither revoked nor expired."""
+        record = await self._store.get(key_id, tenant)
+        return record is not None and refusal(record, utcnow()) is None
 
     @property
     def revoked_credentials(self) -> RevokedCredentials:

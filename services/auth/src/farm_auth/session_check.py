@@ -8,6 +8,7 @@ request to (dynamic metadata `agent`, read by the original-destination cluster).
 """
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs, urlsplit
@@ -80,23 +81,41 @@ def session_target(path: str, cookie_header: str | None) -> SessionTarget | None
 class SessionAdmission:
     """Admits callers to their own tenant's sessions' browsers."""
 
-    def __init__(self, routes: SessionRoutes, secret: str, ticket_ttl_seconds: float) -> None:
+    def __init__(
+        self,
+        routes: SessionRoutes,
+        secret: str,
+        ticket_ttl_seconds: float,
+        key_in_force: Callable[[str, str], Awaitable[bool]],
+    ) -> None:
         self._routes = routes
         self._secret = secret
         self._ticket_ttl_seconds = ticket_ttl_seconds
+        # Whether API key (id, tenant) is still neither revoked nor expired.
+        self._key_in_force = key_in_force
 
     async def by_key(self, target: SessionTarget, identity: Identity) -> Admitted:
-        """A caller with an API key: the key needs the scope `sessions` and the tenant."""
+        """A caller with an API key: the key needs the scope `sessions` and the tenant.
+
+        The CDP socket needs `script` too; the live view does not.
+        """
         if not identity.has_scope(Scope.SESSIONS):
             raise PermissionDenied(
                 f"API key {identity.key_id} lacks the scope {Scope.SESSIONS.value!r}"
             )
-        return Admitted(identity, await self._route(target.session_id, identity.tenant))
+        route = await self._route(target.session_id, identity.tenant)
+        # CDP runs any JavaScript in the session's pages, as a `script` action does.
+        if not target.live and not identity.has_scope(Scope.SCRIPT):
+            raise PermissionDenied(
+                f"API key {identity.key_id} lacks the scope {Scope.SCRIPT.value!r} "
+                "that a session's CDP socket needs (it runs any script in the pages)"
+            )
+        return Admitted(identity, route)
 
     async def by_token(self, target: SessionTarget) -> Admitted:
         """A browser opening the live view with a view token or the ticket it was given."""
         if target.query_token:
-            token = self._decode(target.query_token, LiveTokenKind.VIEW, target.session_id)
+            token = await self._decode(target.query_token, LiveTokenKind.VIEW, target.session_id)
             if not await self._routes.spend(token.token_id):
                 raise Unauthenticated("this view token was used already; ask for a new one")
             ticket, _ = encode_live_token(
@@ -106,13 +125,16 @@ class SessionAdmission:
                 token.tenant,
                 utcnow(),
                 self._ticket_ttl_seconds,
+                key_id=token.key_id,
             )
             cookie = (
                 f"{LIVE_COOKIE}={ticket}; Path=/v1/sessions/{token.session_id}/live; "
                 f"Max-Age={int(self._ticket_ttl_seconds)}; HttpOnly; SameSite=Strict"
             )
         elif target.cookie_ticket:
-            token = self._decode(target.cookie_ticket, LiveTokenKind.TICKET, target.session_id)
+            token = await self._decode(
+                target.cookie_ticket, LiveTokenKind.TICKET, target.session_id
+            )
             cookie = ""
         else:
             raise Unauthenticated("no API key, view token or live ticket")
@@ -123,10 +145,15 @@ class SessionAdmission:
         )
         return Admitted(identity, await self._route(token.session_id, token.tenant), cookie)
 
-    def _decode(self, text: str, kind: LiveTokenKind, session_id: str) -> LiveToken:
+    async def _decode(self, text: str, kind: LiveTokenKind, session_id: str) -> LiveToken:
         token = decode_live_token(self._secret, text, kind)
         if token.session_id != session_id:
             raise Unauthenticated(f"this {kind.value} token is for another session")
+        # A token and its ticket last no longer than the key that asked for the token.
+        if token.key_id and not await self._key_in_force(token.key_id, token.tenant):
+            raise Unauthenticated(
+                f"this {kind.value} token's API key {token.key_id} is revoked or expired"
+            )
         return token
 
     async def _route(self, session_id: str, tenant: str) -> queue_pb2.SessionRoute:

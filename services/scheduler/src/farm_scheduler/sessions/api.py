@@ -227,6 +227,7 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
             record.tenant,
             utcnow(),
             self._settings.view_token_ttl_seconds,
+            key_id=identity.key_id,
         )
         live_url = session_links(self._settings.public_url, record.id).live_url
         return sessions_pb2.ViewToken(
