@@ -103,7 +103,7 @@ async def test_a_cdp_client_sees_only_its_own_sessions_targets(
             sessions.close(mine["id"])
 
 
-async def test_cdp_attach_is_refused_without_a_key_or_the_sessions_and_script_scopes(
+async def test_cdp_attach_is_refused_without_a_key_or_the_sessions_scope(
     farm: LocalFarm, sessions: Sessions, make_key: KeyFactory
 ) -> None:
     session = sessions.create()
@@ -111,8 +111,8 @@ async def test_cdp_attach_is_refused_without_a_key_or_the_sessions_and_script_sc
         assert await cdp_status(session["cdpUrl"], None) == 401
         assert await cdp_status(session["cdpUrl"], "bf_not-a-key") == 401
         assert await cdp_status(session["cdpUrl"], make_key("tasks.read").secret) == 403
-        # CDP runs any script in the pages: `sessions` alone is not enough.
-        assert await cdp_status(session["cdpUrl"], make_key("sessions").secret) == 403
+        # The public API: `sessions` alone attaches (FARM_AUTH_CDP_NEEDS_SCRIPT asks for more).
+        assert await cdp_status(session["cdpUrl"], make_key("sessions").secret) == 101
         unknown = session["cdpUrl"].replace(session["id"], "ses_0000000000000000")
         assert await cdp_status(unknown, farm.admin_key) == 404
     finally:

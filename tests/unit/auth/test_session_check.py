@@ -166,18 +166,28 @@ async def test_tokens_for_another_session_expired_or_of_the_wrong_kind_are_refus
         await admission.by_token(bare)
 
 
-async def test_the_cdp_socket_needs_the_script_scope_and_the_live_view_does_not(
+async def test_the_cdp_socket_needs_the_script_scope_when_told_and_the_live_view_never(
     admission: SessionAdmission,
 ) -> None:
+    strict = SessionAdmission(
+        Routes(),  # type: ignore[arg-type]
+        SECRET,
+        ticket_ttl_seconds=600,
+        key_in_force=key_in_force,
+        cdp_needs_script=True,
+    )
     cdp = session_target(f"/v1/sessions/{SESSION}/cdp", None)
     live = session_target(f"/v1/sessions/{SESSION}/live", None)
     assert cdp is not None and live is not None
+    # The public API's default: `sessions` attaches.
+    attached = await admission.by_key(cdp, identity("acme", "sessions"))
+    assert attached.route.endpoint == "10.1.2.3:7150"
     with pytest.raises(PermissionDenied, match="'script'"):
-        await admission.by_key(cdp, identity("acme", "sessions"))
-    admitted = await admission.by_key(live, identity("acme", "sessions"))
+        await strict.by_key(cdp, identity("acme", "sessions"))
+    admitted = await strict.by_key(live, identity("acme", "sessions"))
     assert admitted.route.endpoint == "10.1.2.3:7150"
     with pytest.raises(NotFound):
-        await admission.by_key(cdp, identity("other", "sessions"))
+        await strict.by_key(cdp, identity("other", "sessions"))
 
 
 async def test_a_view_token_and_its_ticket_end_with_the_key_that_asked_for_them(

@@ -83,6 +83,7 @@ class AuthService:
             settings.resolved_live_token_secret(),
             settings.live_ticket_seconds,
             self._key_in_force,
+            cdp_needs_script=settings.cdp_needs_script,
         )
         self._limits = SharedLimits(
             settings.nats(),

@@ -87,8 +87,11 @@ class SessionAdmission:
         secret: str,
         ticket_ttl_seconds: float,
         key_in_force: Callable[[str, str], Awaitable[bool]],
+        *,
+        cdp_needs_script: bool = False,
     ) -> None:
         self._routes = routes
+        self._cdp_needs_script = cdp_needs_script
         self._secret = secret
         self._ticket_ttl_seconds = ticket_ttl_seconds
         # Whether API key (id, tenant) is still neither revoked nor expired.
@@ -97,7 +100,7 @@ class SessionAdmission:
     async def by_key(self, target: SessionTarget, identity: Identity) -> Admitted:
         """A caller with an API key: the key needs the scope `sessions` and the tenant.
 
-        The CDP socket needs `script` too; the live view does not.
+        With `cdp_needs_script`, the CDP socket needs `script` too; the live view never does.
         """
         if not identity.has_scope(Scope.SESSIONS):
             raise PermissionDenied(
@@ -105,7 +108,7 @@ class SessionAdmission:
             )
         route = await self._route(target.session_id, identity.tenant)
         # CDP runs any JavaScript in the session's pages, as a `script` action does.
-        if not target.live and not identity.has_scope(Scope.SCRIPT):
+        if self._cdp_needs_script and not target.live and not identity.has_scope(Scope.SCRIPT):
             raise PermissionDenied(
                 f"API key {identity.key_id} lacks the scope {Scope.SCRIPT.value!r} "
                 "that a session's CDP socket needs (it runs any script in the pages)"

@@ -146,6 +146,12 @@ class AuthSettings(FarmSettings):
         gt=0,
         description="How long the cookie a view token is exchanged for opens the live view.",
     )
+    cdp_needs_script: bool = Field(
+        default=False,
+        description="Whether a session's CDP socket needs the scope `script` besides "
+        "`sessions` (a CDP client can run any JavaScript in the session's pages). Off by "
+        "default: the public API lets `sessions` attach.",
+    )
     audit_gather_seconds: float = Field(
         default=0.25,
         ge=0,
