@@ -13,6 +13,8 @@ from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.server import AgentService
 from farm_cli.launcher.processes import free_port
+from farm_core.identity import CredentialRole, IdentitySigner
+from farm_core.identity_keys import new_private_key, private_pem
 from farm_core.queue import (
     TASK_EVENT_SUBJECTS,
     TASK_STREAM,
@@ -96,3 +98,49 @@ async def test_agent_serves_health_and_runs_a_task_into_storage(
             await js.delete_consumer(TASK_STREAM, consumer_name("eu", priority))
         await nc.close()
     assert not (home / "agents" / "served-agent").joinpath("tmp").exists()
+
+
+async def test_an_agent_whose_credential_storage_refuses_asks_to_drain(
+    nats_server: NatsServer,
+    fake_storage: FakeStorage,
+    make_settings: SettingsFactory,
+    site: Site,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # Revoked, it would fail every task it took with UPLOAD_FAILED, each an attempt.
+    settings = make_settings(
+        FARM_HOME=tmp_path_factory.mktemp("r"),
+        NATS_URL=nats_server.url,
+        id="refused-agent",
+        region="refused",
+        storage_address=fake_storage.address,
+        allow="127.0.0.0/8,localhost",
+        credential=IdentitySigner(private_pem(new_private_key())).credential(
+            CredentialRole.AGENT, "refused-agent"
+        ),
+    )
+    drain_notices: list[str] = []
+    service = AgentService(settings, on_drain_notice=lambda: drain_notices.append("drain"))
+    host = ServiceHost(service, settings, free_port())
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await ensure_streams(js)
+    await host.start()
+    try:
+        task_id = f"task-{uuid.uuid4().hex[:12]}"
+        spec = tasks_pb2.TaskSpec(url=site.url("/box"), screenshot=tasks_pb2.ScreenshotOptions())
+        item = queue_pb2.WorkItem(task_id=task_id, tenant="acme", spec=spec)
+        await js.publish(
+            task_subject("refused", Priority.HIGH),
+            item.SerializeToString(),
+            headers={"Nats-Msg-Id": task_id},
+        )
+        await assert_eventually(
+            lambda: drain_notices == ["drain"], within=20, message="the agent did not drain"
+        )
+        assert fake_storage.ingest.stored == []
+    finally:
+        await host.stop(2)
+        for priority in Priority:
+            await js.delete_consumer(TASK_STREAM, consumer_name("refused", priority))
+        await nc.close()

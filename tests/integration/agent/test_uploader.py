@@ -25,10 +25,13 @@ SCREENSHOT = CapturedArtifact(
 
 
 async def upload_once(
-    settings: AgentSettings, task_id: str, retry: RetryPolicy = FAST_RETRY
+    settings: AgentSettings,
+    task_id: str,
+    retry: RetryPolicy = FAST_RETRY,
+    on_refused: Callable[[], None] | None = None,
 ) -> tasks_pb2.ArtifactRef:
     """Uploads SCREENSHOT of `task_id` (tenant acme) with an uploader of its own."""
-    uploader = StorageUploader(settings, retry)
+    uploader = StorageUploader(settings, retry, on_refused)
     try:
         return await uploader.upload(
             ArtifactOwner("acme", task_id, "grant-of-the-task"), SCREENSHOT
@@ -79,10 +82,16 @@ async def test_storage_down_for_every_retry_fails_with_upload_failed(
     make_settings: Callable[..., AgentSettings],
 ) -> None:
     address = f"127.0.0.1:{free_port()}"
+    refusals: list[str] = []
     with pytest.raises(TaskFailure) as caught:
-        await upload_once(make_settings(storage_address=address), "task-3")
+        await upload_once(
+            make_settings(storage_address=address),
+            "task-3",
+            on_refused=lambda: refusals.append("refused"),
+        )
     assert caught.value.code is ErrorCode.UPLOAD_FAILED
     assert "UNAVAILABLE" in caught.value.message
+    assert refusals == []  # Storage away is no reason to drain.
     assert address in caught.value.message
 
 
@@ -96,8 +105,12 @@ async def test_a_refused_identity_fails_at_once_without_retrying(
         ),
     )
     patient = RetryPolicy(attempts=5, first_delay_seconds=30, max_delay_seconds=30)
+    refusals: list[str] = []
     with pytest.raises(TaskFailure) as caught:
-        await upload_once(settings, "task-4", patient)
+        await upload_once(settings, "task-4", patient, lambda: refusals.append("refused"))
     assert caught.value.code is ErrorCode.UPLOAD_FAILED
     assert "UNAUTHENTICATED" in caught.value.message
     assert fake_storage.ingest.stored == []
+    # A revoked credential fails every upload: the agent (AgentService) drains on it
+    # rather than fail each task it would take.
+    assert refusals == ["refused"]

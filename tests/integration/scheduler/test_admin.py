@@ -169,3 +169,40 @@ async def test_dead_letters_page_newest_first(scheduler: Scheduler, queue: Queue
     )
     assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (bad.details() or "").startswith("pageToken: ")
+
+
+async def test_an_operator_lists_and_requeues_every_tenants_dead_letters(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    # `farm status` counts every tenant's dead letters and sends the operator to
+    # `farm deadletter list`, which showed only the bootstrap tenant's.
+    task = await scheduler.create()
+    await queue.report(task.id, tasks_pb2.TASK_STATUS_RUNNING)
+    await until(scheduler, task.id, tasks_pb2.TASK_STATUS_RUNNING, 1)
+    error = tasks_pb2.TaskError(code="BLOCKED_URL")
+    await queue.report(task.id, tasks_pb2.TASK_STATUS_FAILED, error=error)
+    await until(scheduler, task.id, tasks_pb2.TASK_STATUS_FAILED, 1)
+    root = scheduler.auth(ADMIN, tenant="root-of-the-farm", operator=True)
+
+    page = await scheduler.admin.ListDeadLetters(
+        admin_pb2.ListDeadLettersRequest(page_size=1000), metadata=root, timeout=RPC_TIMEOUT
+    )
+    assert task.id in [letter.task.id for letter in page.dead_letters]
+    other = await scheduler.admin.ListDeadLetters(
+        admin_pb2.ListDeadLettersRequest(page_size=1000),
+        metadata=scheduler.auth(ADMIN, tenant="another-tenant"),
+        timeout=RPC_TIMEOUT,
+    )
+    assert task.id not in [letter.task.id for letter in other.dead_letters]
+
+    requeued = await scheduler.admin.RequeueDeadLetter(
+        admin_pb2.RequeueDeadLetterRequest(task_id=task.id), metadata=root, timeout=RPC_TIMEOUT
+    )
+    assert requeued.status == tasks_pb2.TASK_STATUS_QUEUED
+    assert requeued.tenant == scheduler.tenant
+    unknown = await rpc_error(
+        scheduler.admin.RequeueDeadLetter(
+            admin_pb2.RequeueDeadLetterRequest(task_id="0" * 32), metadata=root, timeout=RPC_TIMEOUT
+        )
+    )
+    assert unknown.code() == grpc.StatusCode.NOT_FOUND

@@ -102,7 +102,8 @@ class AgentService:
         try:
             await self.pool.start()
             if self._uploader is None:
-                self._uploader = StorageUploader(self.settings)
+                # A refused credential drains the agent, as a drain notice does.
+                self._uploader = StorageUploader(self.settings, on_refused=self._on_drain_notice)
             self._saved = StorageSavedState(self.settings)
             runner = BrowserSpecRunner(self.pool, self.settings)
             self.intake = WorkIntake(

@@ -194,17 +194,15 @@ class TaskStore(Database):
         return await self._all(newest_first(query, tasks.c.create_time, tasks.c.id, after, size))
 
     async def dead_letters(
-        self, tenant: str, *, size: int, after: Cursor | None
+        self, tenant: str | None, *, size: int, after: Cursor | None
     ) -> list[TaskRecord]:
-        """Up to `size` of the tenant's FAILED tasks, most recently given up first, after `after`.
+        """Up to `size` FAILED tasks of `tenant` (None: all), last given up first, after `after`.
 
         The cursor holds a task's dead time and id.
         """
-        query = select(tasks).where(
-            tasks.c.tenant == tenant,
-            tasks.c.status == STATUS_FAILED,
-            tasks.c.dead_time.is_not(None),
-        )
+        query = select(tasks).where(tasks.c.status == STATUS_FAILED, tasks.c.dead_time.is_not(None))
+        if tenant is not None:
+            query = query.where(tasks.c.tenant == tenant)
         return await self._all(newest_first(query, tasks.c.dead_time, tasks.c.id, after, size))
 
     async def unpublished(self, limit: int) -> list[TaskRecord]:
@@ -297,9 +295,9 @@ class TaskStore(Database):
         return await self._transition(task_id, None, expired)
 
     async def requeue(
-        self, tenant: str, task_id: str, now: dt.datetime, event_sequence: int
+        self, tenant: str | None, task_id: str, now: dt.datetime, event_sequence: int
     ) -> TaskChange:
-        """Queues the tenant's FAILED task again, unpublished, with a fresh set of attempts.
+        """Queues a FAILED task of `tenant` (None: any) again, unpublished, with fresh attempts.
 
         NotFound if there is no such task; FailedPrecondition if it is not FAILED or
         its deadline has passed.
@@ -321,6 +319,8 @@ class TaskStore(Database):
             return lifecycle.requeue(record.state, now, event_sequence)
 
         change = await self._transition(task_id, tenant, requeued)
+        if change is None and tenant is None:
+            raise NotFound("task", task_id)  # Of no tenant: an operator's typo.
         if change is None:
             raise FailedPrecondition(f"task {task_id!r} could not be requeued")
         return change

@@ -101,7 +101,14 @@ def artifact_ref(artifact: artifacts_pb2.Artifact) -> tasks_pb2.ArtifactRef:
 class StorageUploader:
     """Streams artifacts to storage as header + chunks, with the agent's credential."""
 
-    def __init__(self, settings: AgentSettings, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        retry: RetryPolicy | None = None,
+        on_refused: Callable[[], None] | None = None,
+    ) -> None:
+        """`on_refused` hears that storage refused the agent's credential (revoked, expired)."""
+        self._on_refused = on_refused
         self._credential = settings.credential
         self._chunk_bytes = settings.upload_chunk_bytes
         self._address = settings.storage_address
@@ -134,6 +141,14 @@ class StorageUploader:
                     ErrorCode.QUOTA_EXCEEDED,
                     f"storing the {artifact.name} was refused: {error.details()}",
                 ) from error
+            if error.code() == grpc.StatusCode.UNAUTHENTICATED and self._on_refused is not None:
+                # No later upload of this agent can succeed: it would fail every task it takes.
+                log.error(
+                    "storage refused this agent's credential (%s); the agent drains. "
+                    "Give it a new one (farm credential agent NAME; farm up: restart the farm)",
+                    error.details(),
+                )
+                self._on_refused()
             raise TaskFailure(
                 ErrorCode.UPLOAD_FAILED,
                 f"storing the {artifact.name} at {self._address} failed: "
