@@ -4,12 +4,15 @@ Each pull is one request to the consumer's NEXT subject: `no_wait` when only the
 poll suggests work (answered at once, so an empty queue never holds up one with
 work), else with an `expires` that the server always answers (a message or a
 timeout status) before the request gives up, so no pull request outlives its pull
-and no task is handed to a pull that has stopped listening.
+and no task is handed to a pull that has stopped listening. No pull is asked for
+while the connection is down: nats-py would buffer the request and send it once
+reconnected, after its pull had given up.
 """
 
 import json
 from dataclasses import dataclass
 
+import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -75,12 +78,19 @@ class QueueConsumer:
         return task_subject(self.region, self.priority)
 
     async def pull(self, wait_seconds: float) -> Msg | None:
-        """The next message: at once for a probe, else within `wait_seconds`; None: none now."""
+        """The next message: at once for a probe, else within `wait_seconds`; None: none now.
+
+        Raises nats.errors.Error (ConnectionReconnectingError while the connection is down).
+        """
         if self.probe_only:
             request, wait = PROBE_REQUEST, 0.0
         else:
             wait = wait_seconds
             request = json.dumps({"batch": 1, "expires": int(wait * 1_000_000_000)}).encode()
+        if not self.nc.is_connected:
+            # A buffered request would be answered after this pull gave up: a task
+            # handed to nobody, redelivered only after the ack wait, as one more attempt.
+            raise nats.errors.ConnectionReconnectingError
         next_subject = next_task_subject(self.region, self.priority)
         await self.nc.publish(next_subject, request, reply=self.inbox.subject)
         reply = await self.inbox.next_msg(timeout=wait + REPLY_MARGIN_SECONDS)
