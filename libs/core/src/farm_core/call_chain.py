@@ -7,6 +7,7 @@ lookup and the links' contexts, entered by one plain loop (CallChain), not a new
 handler, request reader and stack of generator-based context managers per call.
 """
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractContextManager
@@ -159,9 +160,13 @@ def wrap_handler(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMeth
 
         async def call_stream_unary(requests: Any, context: Any) -> Any:
             call = ServerCall(context, None, None, _headers(context))
-            async with around(call):
-                call.response = await stream_unary(requests, context)
-                return call.response
+            try:
+                async with around(call):
+                    call.response = await stream_unary(requests, context)
+                    return call.response
+            except grpc.aio.AbortError:
+                await _drained(requests)
+                raise
 
         return grpc.stream_unary_rpc_method_handler(
             call_stream_unary, handler.request_deserializer, handler.response_serializer
@@ -176,6 +181,25 @@ def wrap_handler(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMeth
     return grpc.stream_stream_rpc_method_handler(
         call_stream_stream, handler.request_deserializer, handler.response_serializer
     )
+
+
+DRAIN_SECONDS = 2.0
+"""How long a refused request stream is read on before its status goes out."""
+
+
+async def _drained(requests: AsyncIterator[Any]) -> None:
+    """Reads what the client still sends of a refused call (for up to DRAIN_SECONDS).
+
+    A client whose write meets a call the server has already ended gets grpc's own
+    INTERNAL ("Internal error from Core") instead of the server's status, so a refusal
+    (UNAUTHENTICATED, RESOURCE_EXHAUSTED...) would read as a transport failure.
+    """
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for _ in requests:
+                pass
+    except (TimeoutError, grpc.RpcError, asyncio.InvalidStateError):
+        pass
 
 
 class CallInterceptor(grpc.aio.ServerInterceptor):
