@@ -5,8 +5,9 @@ used up or its deadline passed, while an earlier, cut-off attempt may still run)
 is put in the bucket CANCEL_BUCKET with the reason (`farm_core.task_ends`), and a
 cancel notice stops an attempt still running where the notice reaches it. A task
 that ends by its own attempt's report is not marked (that attempt is done) unless
-the attempt's message was delivered again meanwhile (`AgentEvent.redelivered`): the
-redelivery, waiting while the attempt ran (farm_agent.work.holders), is acked unrun.
+the attempt's message was delivered again meanwhile (`AgentEvent.redelivered`, or
+its final event reached JetStream late: farm_scheduler.events): the redelivery,
+waiting while the attempt ran (farm_agent.work.holders), is acked unrun.
 
 Best effort, retried: a mark NATS did not take is kept and tried again by the
 republisher's rounds (`retry_pending`), the latest order for a task winning, until

@@ -13,7 +13,12 @@ NATS user may publish): an event whose payload names another agent is dropped
 that never started it is marked ended (`mark_end`), since an earlier attempt may
 still run; so is a task ended by an attempt whose message was delivered again
 meanwhile (`AgentEvent.redelivered`), so that the redelivery, waiting while that
-attempt ran, is acked unrun. No other event costs a NATS request.
+attempt ran, is acked unrun. The agent decides that flag when it builds the event,
+and resends the same event (one Nats-Msg-Id) when NATS is away: a copy buffered
+during an outage reaches JetStream unflagged after the delivery lapsed. So a final
+event that JetStream stored more than `late_event_seconds` after the agent built it
+(`AgentEvent.time`) marks its task too, even when the task had ended already.
+No other event costs a NATS request.
 """
 
 import asyncio
@@ -34,10 +39,12 @@ from farm_core.db import utcnow
 from farm_core.errors import Unavailable
 from farm_core.logs import log_context
 from farm_core.queue import EVENT_STREAM, TASK_EVENT_SUBJECTS, event_agent, fetch_batch, settle
+from farm_core.timestamps import from_timestamp
 from farm_core.trace_context import consuming
 from farm_scheduler import lifecycle, metrics
 from farm_scheduler.grants import Grants
 from farm_scheduler.store import TaskChange, TaskStore
+from farm_scheduler.task_rows import read_task
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +164,10 @@ class EventConsumer(DurableConsumer):
         ack_wait_seconds: float,
         mark_end: Callable[[str, str], Awaitable[None]],
         accept_unbound: bool = False,
+        late_event_seconds: float = 5.0,
     ) -> None:
         super().__init__(DURABLE_NAME, TASK_EVENT_SUBJECTS, self._handle, ack_wait_seconds)
+        self._late_event_seconds = late_event_seconds
         self._accept_unbound = accept_unbound
         self._store = store
         self._on_change = on_change
@@ -216,13 +225,57 @@ class EventConsumer(DurableConsumer):
             log.exception("applying event %s of task %s failed", event.event_id, event.task_id)
             await settle(message.nak(delay=RETRY_SECONDS), about)
             return
+        late = event.status in _FINAL_EVENTS and self._late(event, message)
         if change is not None:
             _note_overtaken(change, event)
             after = change.after.state
-            if reason := _end_to_mark(change.before.state, after, event):
+            reason = _end_to_mark(change.before.state, after, event)
+            if reason or (late and (reason := _end_reason(after))):
                 await self._mark_end(event.task_id, reason)
             await self._on_change(change)
+        elif late:
+            await self._mark_late_duplicate(event)
         await settle(message.ack(), about)
+
+    def _late(self, event: queue_pb2.AgentEvent, message: Msg) -> bool:
+        """Whether JetStream stored the event late: its attempt's delivery may have lapsed.
+
+        An agent's copy buffered while NATS was away arrives so.
+        """
+        if not event.HasField("time"):
+            return False
+        delay = message.metadata.timestamp - from_timestamp(event.time)
+        if delay.total_seconds() <= self._late_event_seconds:
+            return False
+        log.info(
+            "event %s of task %s was stored %.1f s after it was built: its delivery may lapse",
+            event.event_id,
+            event.task_id,
+            delay.total_seconds(),
+        )
+        return True
+
+    async def _mark_late_duplicate(self, event: queue_pb2.AgentEvent) -> None:
+        """Marks the task ended if it is: a late final event that changed nothing."""
+        try:
+            async with self._store.engine.connect() as connection:
+                record = await read_task(connection, event.task_id, None)
+        except (SQLAlchemyError, OSError) as error:
+            # Only the mark is lost: the task's end stands.
+            log.warning("reading task %s to mark it ended failed: %s", event.task_id, error)
+            return
+        if record is not None and (reason := _end_reason(record.state)):
+            await self._mark_end(event.task_id, reason)
+
+
+_FINAL_EVENTS = frozenset({lifecycle.SUCCEEDED, lifecycle.FAILED})
+
+
+def _end_reason(state: lifecycle.TaskState) -> str:
+    """The mark of a task that has ended; "" if it has not or was cancelled (CancelTask marks)."""
+    if state.status == lifecycle.SUCCEEDED:
+        return task_ends.SUCCEEDED
+    return task_ends.failed(state.error_code) if state.status == lifecycle.FAILED else ""
 
 
 def _end_to_mark(
@@ -233,10 +286,7 @@ def _end_to_mark(
         return task_ends.failed(after.error_code)
     if not event.redelivered or lifecycle.is_final(before.status):
         return ""
-    if after.status == lifecycle.SUCCEEDED:
-        return task_ends.SUCCEEDED
-    # A cancel is marked by CancelTask already.
-    return task_ends.failed(after.error_code) if after.status == lifecycle.FAILED else ""
+    return _end_reason(after)
 
 
 def _note_overtaken(change: TaskChange, event: queue_pb2.AgentEvent) -> None:

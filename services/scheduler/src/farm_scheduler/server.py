@@ -88,6 +88,7 @@ class SchedulerService:
             settings.event_ack_wait_seconds,
             self._mark_end,
             settings.accept_unbound_events,
+            settings.late_event_seconds,
         )
         self._nc: Client | None = None
         self._publisher: TaskPublisher | None = None

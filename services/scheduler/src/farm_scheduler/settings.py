@@ -94,6 +94,14 @@ class SchedulerSettings(FarmSettings):
         "before delivering it again: after a scheduler crash, the events it held are applied "
         "this much later.",
     )
+    late_event_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="A task-ending agent event that JetStream stored more than this long after "
+        "the agent built it (sent again after a NATS outage) marks its task ended, so that a "
+        "redelivery of the task, its ack wait having run out meanwhile, is acked unrun: keep "
+        "it well under the agents' ack wait.",
+    )
     watch_poll_seconds: float = Field(
         default=5.0,
         gt=0,
