@@ -6,7 +6,7 @@ from typing import Any
 import grpc
 import pytest
 
-from farm_core.call_chain import CallChain, CallContext, CallInterceptor, ServerCall
+from farm_core.call_chain import CallChain, CallContext, CallInterceptor, ServerCall, wrap_handler
 
 METHOD = "/farm.tasks.v1.TaskService/GetTask"
 
@@ -90,3 +90,29 @@ async def test_a_link_that_swallows_the_error_ends_it_for_those_outside() -> Non
     async with around(ServerCall(context=None)):
         raise ValueError("in the handler")
     assert log[-2:] == ["exit inner ValueError", "exit outer None"]
+
+
+async def test_a_refused_request_stream_is_read_to_its_end_before_the_status_goes_out() -> None:
+    # A client still writing into a call the server has ended gets grpc's INTERNAL
+    # instead of the refusal, so the refusal waits until the client has sent it all.
+    sent: list[int] = []
+
+    async def requests() -> Any:
+        for number in range(5):
+            sent.append(number)
+            yield number
+
+    async def refuse(requests: Any, context: Any) -> str:
+        await anext(requests)
+        raise grpc.aio.AbortError()
+
+    log: list[str] = []
+    handler = wrap_handler(
+        grpc.stream_unary_rpc_method_handler(refuse),
+        lambda call: Recorded("link", log),
+    )
+    context = SimpleNamespace(invocation_metadata=lambda: ())
+    with pytest.raises(grpc.aio.AbortError):
+        await handler.stream_unary(requests(), context)
+    assert sent == [0, 1, 2, 3, 4]
+    assert log == ["enter link", "exit link AbortError"]
