@@ -166,7 +166,7 @@ async def test_retries_dead_letters_requeue_and_deadlines_on_postgresql(
     await until(scheduler, task.id, RUNNING, 3)
 
     async def key_names_a_new_task() -> bool:
-        return (await scheduler.create(idempotencyKey="once")).id != task.id
+        return (await scheduler.create(maxAttempts=2, idempotencyKey="once")).id != task.id
 
     await assert_eventually(key_names_a_new_task, message="the key never named a new task")
 

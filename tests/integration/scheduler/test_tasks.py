@@ -269,13 +269,18 @@ async def test_same_idempotency_key_returns_the_first_task(
     scheduler: Scheduler, queue: Queue
 ) -> None:
     first = await scheduler.create(idempotencyKey="nightly-2025-01-01")
-    again = await scheduler.create(idempotencyKey="nightly-2025-01-01", region="eu")
+    again = await scheduler.create(idempotencyKey="nightly-2025-01-01")
+    other_spec = await rpc_error(scheduler.create(idempotencyKey="nightly-2025-01-01", region="eu"))
     other_tenant = await scheduler.create(
         metadata=scheduler.auth("tasks.write", tenant="someone-else"),
         idempotencyKey="nightly-2025-01-01",
     )
 
     assert again == first
+    assert (other_spec.code(), other_spec.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"idempotencyKey: 'nightly-2025-01-01' was used by task {first.id} with a different spec",
+    )
     assert other_tenant.id != first.id
     assert await queue.subjects() == {task_subject("", Priority.NORMAL): 2}
 

@@ -1,4 +1,7 @@
-"""Idempotency keys name their first task for a window of time, then a new task takes them."""
+"""Idempotency keys name their first task for a window of time, then a new task takes them.
+
+A repeat must ask for the same spec: another spec with the key is refused.
+"""
 
 import datetime as dt
 from collections.abc import AsyncIterator
@@ -8,6 +11,8 @@ import pytest
 
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import async_database_url
+from farm_core.errors import InvalidArgument
+from farm_scheduler.batches import Accepted, store_batch
 from farm_scheduler.store import TaskStore
 from farm_scheduler.validation import validate_spec
 
@@ -79,3 +84,34 @@ async def test_window_counts_per_tenant(store: TaskStore, clock: Clock) -> None:
     first, _ = await store.create("acme", keyed("nightly"))
     other, created = await store.create("globex", keyed("nightly"))
     assert created and other.id != first.id
+
+
+async def test_same_key_with_another_spec_is_refused_naming_the_key(store: TaskStore) -> None:
+    first, _ = await store.create("acme", keyed("nightly"))
+    other = keyed("nightly")
+    other.region = "eu"
+
+    again, refused = await store_batch(store, "acme", [keyed("nightly"), other], None)
+
+    assert again == Accepted(first, created=False)
+    assert isinstance(refused, InvalidArgument)
+    assert refused.field == "idempotencyKey"
+    assert str(refused) == (
+        f"idempotencyKey: 'nightly' was used by task {first.id} with a different spec"
+    )
+
+
+async def test_same_key_with_another_spec_in_one_batch_is_refused(store: TaskStore) -> None:
+    other = keyed("weekly")
+    other.max_attempts = 1
+
+    first, same, refused = await store_batch(
+        store, "acme", [keyed("weekly"), keyed("weekly"), other], None
+    )
+
+    assert isinstance(first, Accepted) and first.created
+    assert same == Accepted(first.record, created=False)
+    assert isinstance(refused, InvalidArgument)
+    assert str(refused) == (
+        f"idempotencyKey: 'weekly' was used by task {first.record.id} with a different spec"
+    )

@@ -4,7 +4,8 @@ The items are checked one by one (an invalid item is refused alone, naming its
 index and field); the valid ones are written together under the tenant's quota
 lock, so a batch that would pass maxQueuedTasks is accepted up to the quota and
 the rest refused item by item. Idempotency keys work as in CreateTask: an item
-whose key an earlier task (or an earlier item of the batch) holds gets that task.
+whose key an earlier task (or an earlier item of the batch) holds gets that task if
+it asks for the same spec, and InvalidArgument naming idempotencyKey if not.
 """
 
 import datetime as dt
@@ -46,9 +47,13 @@ class Accepted:
 
 @dataclass(frozen=True)
 class SameAs:
-    """An item whose idempotency key an earlier item of the batch carries: it shares its fate."""
+    """An item whose idempotency key an earlier item of the batch carries: it shares its fate.
+
+    `differs`: its spec is not that item's, so it is refused if that item got a task.
+    """
 
     index: int
+    differs: bool = False
 
 
 Outcome = Accepted | FarmError
@@ -93,6 +98,23 @@ def check_items(
         else:
             checked[index] = outcome
     return checked, refused
+
+
+def repeat_of(earlier: TaskRecord, spec: tasks_pb2.TaskSpec) -> Outcome:
+    """The outcome of checked `spec`, whose idempotency key `earlier` holds.
+
+    The same spec (after the same checks and defaults) gets `earlier`, unchanged;
+    another one InvalidArgument, as a key names one request, not any request.
+    """
+    if earlier.spec is spec or earlier.spec == spec:
+        return Accepted(earlier, created=False)
+    return _key_taken(spec.idempotency_key, earlier.id)
+
+
+def _key_taken(key: str, task_id: str) -> InvalidArgument:
+    return InvalidArgument(
+        "idempotencyKey", f"{key!r} was used by task {task_id} with a different spec"
+    )
 
 
 def item_error(index: int, error: FarmError) -> tasks_pb2.CreateTasksError:
@@ -140,9 +162,11 @@ async def store_batch(
     for index, spec in enumerate(specs):
         key = spec.idempotency_key
         if key in earlier:
-            planned.append(Accepted(earlier[key], created=False))
+            planned.append(repeat_of(earlier[key], spec))
         elif key in first_with_key:
-            planned.append(SameAs(first_with_key[key]))
+            first_index = first_with_key[key]
+            first_spec = specs[first_index]
+            planned.append(SameAs(first_index, first_spec is not spec and first_spec != spec))
         else:
             if key:
                 first_with_key[key] = index
@@ -264,6 +288,8 @@ def _resolved(planned: Sequence[Outcome | SameAs], outcome: Outcome | SameAs) ->
         return outcome
     first = planned[outcome.index]
     if isinstance(first, Accepted):
+        if outcome.differs:
+            return _key_taken(first.record.spec.idempotency_key, first.record.id)
         return Accepted(first.record, created=False)
     assert not isinstance(first, SameAs), "an item repeats the first item with its key"
     return first
@@ -284,5 +310,5 @@ async def _one_by_one(
         except ResourceExhausted as refused:
             outcomes.append(refused)
             continue
-        outcomes.append(Accepted(record, created))
+        outcomes.append(Accepted(record, created) if created else repeat_of(record, spec))
     return outcomes
