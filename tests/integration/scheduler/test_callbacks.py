@@ -193,3 +193,7 @@ async def test_a_private_callback_address_is_refused_unless_allowed(scheduler: S
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (error.details() or "").startswith("callbackUrl: is refused")
     assert "FARM_SCHEDULER_CALLBACK_ALLOW" in (error.details() or "")
+    # Another spelling of the same address is refused for its spelling, not let through.
+    error = await rpc_error(scheduler.create(callback_url="http://127.1:9/hook"))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (error.details() or "").startswith("callbackUrl: host '127.1' ends in a number")

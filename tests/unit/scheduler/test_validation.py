@@ -411,6 +411,30 @@ def test_url_whose_host_has_an_empty_label_is_refused_naming_the_host(url: str, 
     assert caught.value.message == f"url: host {host!r} has an empty label"
 
 
+ODD_IPV4_HOSTS = ["127.1", "0", "0177.0.0.1", "017700000001", "127.0.0.1.", "2130706433", "0x7f.1"]
+
+
+@pytest.mark.parametrize("host", ODD_IPV4_HOSTS)
+@pytest.mark.parametrize(("field", "name"), [("callback_url", "callbackUrl"), ("url", "url")])
+def test_a_numeric_host_not_written_as_a_dotted_quad_is_refused(
+    host: str, field: str, name: str
+) -> None:
+    # A browser reads these as 127.0.0.1 (or 0.0.0.0); aiohttp refuses them, so a
+    # callback to one was accepted and then retried until its attempts ran out.
+    with pytest.raises(InvalidArgument) as caught:
+        validate(task_spec(**{field: f"http://{host}/hook"}))
+    assert caught.value.field == name
+    assert caught.value.message.startswith(f"{name}: host {host!r} ends in a number")
+    assert "four decimal numbers 0-255" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1/", "http://[::1]/", "http://1e100.net/", "http://example.com./"]
+)
+def test_dotted_quads_bracketed_ipv6_and_names_with_digits_pass(url: str) -> None:
+    assert validate(task_spec(url=url)).url == url
+
+
 def test_a_steps_goto_and_a_session_commands_url_are_checked_for_empty_labels_too() -> None:
     with pytest.raises(InvalidArgument) as caught:
         validate(task_spec(steps=[{"goto": "http://a..b/"}]))

@@ -5,6 +5,7 @@ MAX_/MIN_ constant of the scheduler's check modules (a test checks the two agree
 """
 
 import functools
+import ipaddress
 import re
 from collections.abc import Hashable, Iterable
 from typing import Protocol
@@ -53,6 +54,10 @@ def _numbers(enum: ProtoEnum) -> frozenset[int]:
     return frozenset(enum.values())
 
 
+# A host whose last label is a number (decimal, or hex after 0x) is an IPv4 address to a
+# browser (the WHATWG URL standard), read the inet_aton way: 127.1, 0177.0.0.1, 2130706433.
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0[xX][0-9a-fA-F]*")
+
 # What str.isspace() finds (the same Unicode class) and the other control characters.
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f]")
 
@@ -86,6 +91,28 @@ def check_url(url: str, field: str = "url") -> None:
     if not parts.hostname:
         raise InvalidArgument(field, "has no host")
     check_host_labels(parts.hostname, field)
+    check_numeric_host(parts.hostname, field)
+
+
+def check_numeric_host(host: str, field: str = "url") -> None:
+    """Raises InvalidArgument(field) for a numeric host not written as a dotted quad.
+
+    Browsers read `127.1` or `0177.0.0.1` as IPv4 addresses while aiohttp refuses
+    them, and the address checks would take them for names: only the one spelling
+    every reader agrees on is let through.
+    """
+    last = host.removesuffix(".").rpartition(".")[2]
+    if ":" in host or not _NUMERIC_LABEL.fullmatch(last):
+        return
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        raise InvalidArgument(
+            field,
+            f"host {_shortened(host)!r} ends in a number, which makes it an IPv4 address, "
+            "but is not written as one: a numeric host must be four decimal numbers 0-255 "
+            "without leading zeros (127.0.0.1) or a bracketed IPv6 literal ([::1])",
+        ) from None
 
 
 def check_host_labels(host: str, field: str = "url") -> None:
