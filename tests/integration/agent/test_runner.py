@@ -331,6 +331,32 @@ async def test_a_throwing_script_fails_with_script_failed(
     assert "boom" in failure.message
 
 
+async def test_a_script_of_statements_fails_with_a_hint_to_write_a_function(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
+    failure = await failure_of(
+        runner,
+        spec(site.url("/page"), script=tasks_pb2.ScriptOptions(source="return document.title")),
+    )
+    assert failure.code is ErrorCode.SCRIPT_FAILED
+    assert failure.message == (
+        "script.source: SyntaxError: Illegal return statement; script.source must be a "
+        'function expression such as "() => document.title", not statements'
+    )
+
+
+async def test_a_syntax_error_a_function_throws_gets_no_hint(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
+    failure = await failure_of(
+        runner,
+        spec(site.url("/page"), script=tasks_pb2.ScriptOptions(source="() => JSON.parse('{')")),
+    )
+    assert failure.code is ErrorCode.SCRIPT_FAILED
+    assert failure.message.startswith("script.source: SyntaxError")
+    assert "function expression" not in failure.message
+
+
 async def test_a_missing_page_still_succeeds_with_its_http_status(
     runner: BrowserSpecRunner, site: Site
 ) -> None:

@@ -11,6 +11,7 @@ from farm_agent.errors import (
     failures_as,
     http_error,
     is_retryable,
+    script_failures,
 )
 from farm_agent.limits.circuit import Outcome, outcome_of
 from farm_core.task_errors import ErrorCode
@@ -138,6 +139,26 @@ def test_failures_as_turns_errors_of_the_block_into_task_failures() -> None:
     assert caught.value.code is ErrorCode.SCRIPT_FAILED
     assert caught.value.to_proto().code == "SCRIPT_FAILED"
     assert caught.value.to_proto().message == "script.source: ReferenceError: nope is not defined"
+
+
+@pytest.mark.parametrize(
+    ("source", "hinted"),
+    [("return document.title", True), ("let x = 1; x", True), ("() => JSON.parse('{')", False)],
+)
+def test_a_syntax_error_of_a_source_that_is_no_function_gets_a_hint(
+    source: str, hinted: bool
+) -> None:
+    error = PlaywrightError("Page.evaluate: SyntaxError: Illegal return statement")
+    with pytest.raises(TaskFailure) as caught, script_failures("steps[0].evaluate", source):
+        raise error
+    assert caught.value.code is ErrorCode.SCRIPT_FAILED
+    hint = (
+        '; steps[0].evaluate must be a function expression such as "() => document.title", '
+        "not statements"
+    )
+    assert caught.value.message == (
+        "steps[0].evaluate: SyntaxError: Illegal return statement" + (hint if hinted else "")
+    )
 
 
 RETRYABLE = {

@@ -217,3 +217,27 @@ def failures_as(stage: Stage, field: str, selector: str = "") -> Iterator[None]:
         raise
     except Exception as error:
         raise failure_from(error, stage, field, selector) from error
+
+
+# How a function expression starts: `function`, `async`, `(a) =>` or `a =>`.
+_FUNCTION_START = re.compile(r"\s*(?:async\b|function\b|\(|[A-Za-z_$][\w$]*\s*=>)")
+SCRIPT_HINT = 'must be a function expression such as "() => document.title"'
+
+
+@contextlib.contextmanager
+def script_failures(field: str, source: str) -> Iterator[None]:
+    """failures_as(Stage.SCRIPT, field), with a hint when `source` did not compile.
+
+    The page evaluates the source as an expression: statements (`return
+    document.title`) fail with a bare SyntaxError such as "Illegal return statement".
+    """
+    try:
+        with failures_as(Stage.SCRIPT, field):
+            yield
+    except TaskFailure as failure:
+        detail = failure.message.removeprefix(f"{field}: ")
+        if not detail.startswith("SyntaxError") or _FUNCTION_START.match(source):
+            raise
+        raise TaskFailure(
+            failure.code, f"{failure.message}; {field} {SCRIPT_HINT}, not statements"
+        ) from failure

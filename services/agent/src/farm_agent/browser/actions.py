@@ -14,7 +14,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
 from farm_agent.audits.observer import Observations
 from farm_agent.audits.runner import run_audits
-from farm_agent.errors import Stage, TaskFailure, failures_as
+from farm_agent.errors import Stage, TaskFailure, failures_as, script_failures
 from farm_agent.saved.capture import PendingComparison, note_comparison
 from farm_agent.saved.profiles import ProfileToSave
 from farm_core.task_defaults import ACTIONS, DEFAULT_JPEG_QUALITY, DEFAULT_PAPER_FORMAT
@@ -190,7 +190,7 @@ async def _extract_one(page: Page, rule: ExtractField, time_left_ms: TimeLeftMs)
 
 async def script(page: Page, options: tasks_pb2.ScriptOptions, max_bytes: int) -> Capture:
     """The JSON value the page returns for the script's function expression."""
-    with failures_as(Stage.SCRIPT, "script.source"):
+    with script_failures("script.source", options.source):
         value = await page.evaluate(options.source)
     return Capture(result=tasks_pb2.TaskResult(json=json_value(value, "script", max_bytes)))
 

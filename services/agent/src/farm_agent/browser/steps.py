@@ -19,7 +19,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import TimeLeftMs
 from farm_agent.browser.observers import ContextObserver
-from farm_agent.errors import Stage, TaskFailure, failures_as
+from farm_agent.errors import Stage, TaskFailure, failures_as, script_failures
 from farm_core.task_errors import ErrorCode
 
 ElementAction = Callable[[Locator], Awaitable[object]]
@@ -106,7 +106,7 @@ async def _run_toolbox_step(
     elif step.HasField("wait"):
         await _wait(page, step.wait, f"{field}.wait", time_left_ms, observer)
     elif step.evaluate:
-        with failures_as(Stage.SCRIPT, f"{field}.evaluate"):
+        with script_failures(f"{field}.evaluate", step.evaluate):
             await page.evaluate(step.evaluate)
     else:
         raise TaskFailure(ErrorCode.INTERNAL, f"{field}: the step sets no action")
