@@ -133,6 +133,8 @@ def test_a_context_with_its_own_proxy_is_refused_but_a_plain_one_passes() -> Non
         ("Page.navigate", "chrome://settings", False),
         ("Target.createTarget", "view-source:https://example.com", False),
         ("Target.createTarget", "http://example.com", True),
+        ("Target.createTarget", "data:text/html,<p>x</p>", True),
+        ("Target.createTarget", "about:blank", True),
     ],
 )
 def test_only_web_urls_are_opened(method: str, url: str, allowed: bool) -> None:
@@ -141,6 +143,17 @@ def test_only_web_urls_are_opened(method: str, url: str, allowed: bool) -> None:
         assert isinstance(decision, Forward)
     else:
         assert "scheme" in refused(decision)["error"]["message"]
+
+
+def test_a_refused_scheme_is_answered_with_the_schemes_that_may_be_opened() -> None:
+    # data: pages are the browser's own, as about:blank is: the filter keeps out only
+    # what reaches into the agent, and its message must not claim "only http and https".
+    decision = decide(command("Target.createTarget", {"url": "file:///etc/passwd"}))
+    assert refused(decision)["error"]["message"] == (
+        "browserfarm: Target.createTarget is not allowed here: the scheme 'file' is refused, "
+        "as it reaches into the agent; "
+        "URLs of about:, blob:, data:, http:, https:, javascript: may be opened"
+    )
 
 
 def test_downloads_are_turned_to_deny_without_the_clients_path() -> None:

@@ -39,6 +39,7 @@ REFUSED_DOMAINS: dict[str, str] = {
 
 NAVIGABLE_SCHEMES = frozenset({"http", "https", "about", "data", "blob", "javascript"})
 """URL schemes a client may open; file:, chrome: and the like reach into the agent."""
+_ALLOWED_SCHEMES = ", ".join(f"{scheme}:" for scheme in sorted(NAVIGABLE_SCHEMES))
 
 DOWNLOAD_METHODS = frozenset({"Browser.setDownloadBehavior", "Page.setDownloadBehavior"})
 PROXY_PARAMETERS = ("proxyServer", "proxyBypassList")
@@ -135,7 +136,10 @@ def _refusal(method: str, params: dict[str, Any]) -> str | None:
         url = params.get("url", "")
         scheme = urlsplit(url).scheme.lower() if isinstance(url, str) else ""
         if scheme and scheme not in NAVIGABLE_SCHEMES:
-            return f"the scheme {scheme!r} is refused; only http and https pages"
+            return (
+                f"the scheme {scheme!r} is refused, as it reaches into the agent; "
+                f"URLs of {_ALLOWED_SCHEMES} may be opened"
+            )
     return None
 
 
