@@ -75,3 +75,37 @@ def test_a_session_from_the_command_line_keeps_its_page_between_commands(
     assert closed["closeReason"] == "CLOSED_BY_USER"
     closed_run = farm_in_process(farm, "session", "run", session["id"], "--screenshot")
     assert "closed (CLOSED_BY_USER)" in refused(closed_run)
+
+
+def test_session_steps_go_back_and_forward_and_tabs_are_listed_selected_and_closed(
+    farm: LocalFarm, site: Site
+) -> None:
+    def run(*args: str) -> Any:
+        return printed(farm_in_process(farm, *args))
+
+    session = run("session", "create")
+    try:
+        run("session", "run", session["id"], site.url("/form"))
+        run("session", "run", session["id"], site.url("/page"))
+        # In the order given: back to the form, forward to the page, back again.
+        moved = run("session", "run", session["id"], "--back", "--forward", "--back")
+        opened = run("session", "tabs", session["id"], "new", site.url("/page"))
+        selected = run("session", "tabs", session["id"], "select", "0")
+        closed = run("session", "tabs", session["id"], "close", "1")
+        listed = run("session", "tabs", session["id"])
+        bad_index = farm_in_process(farm, "session", "tabs", session["id"], "select", "x")
+    finally:
+        run("session", "close", session["id"])
+    assert moved["finalUrl"] == site.url("/form")
+    assert [(tab["url"], tab["current"]) for tab in opened["json"]] == [
+        (site.url("/form"), False),
+        (site.url("/page"), True),
+    ]
+    assert [tab["current"] for tab in selected["json"]] == [True, False]
+    assert (
+        closed["json"]
+        == listed["json"]
+        == [{"index": 0, "title": "Form", "url": site.url("/form"), "current": True}]
+    )
+    expected = "error: tabs select needs the page's index (0 or more), got 'x'"
+    assert refused(bad_index) == expected
