@@ -1,5 +1,6 @@
 """The `farm` command against the real farm, as a user runs it."""
 
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from tests.e2e.conftest import (
     png_size,
     printed,
     refused,
+    unique_label,
 )
 from tests.pages import Site
 
@@ -75,3 +77,65 @@ def test_a_session_from_the_command_line_keeps_its_page_between_commands(
     assert closed["closeReason"] == "CLOSED_BY_USER"
     closed_run = farm_in_process(farm, "session", "run", session["id"], "--screenshot")
     assert "closed (CLOSED_BY_USER)" in refused(closed_run)
+
+
+def test_session_steps_go_back_and_forward_and_tabs_are_listed_selected_and_closed(
+    farm: LocalFarm, site: Site
+) -> None:
+    def run(*args: str) -> Any:
+        return printed(farm_in_process(farm, *args))
+
+    session = run("session", "create")
+    try:
+        run("session", "run", session["id"], site.url("/form"))
+        run("session", "run", session["id"], site.url("/page"))
+        # In the order given: back to the form, forward to the page, back again.
+        moved = run("session", "run", session["id"], "--back", "--forward", "--back")
+        opened = run("session", "tabs", session["id"], "new", site.url("/page"))
+        selected = run("session", "tabs", session["id"], "select", "0")
+        closed = run("session", "tabs", session["id"], "close", "1")
+        listed = run("session", "tabs", session["id"])
+        bad_index = farm_in_process(farm, "session", "tabs", session["id"], "select", "x")
+    finally:
+        run("session", "close", session["id"])
+    assert moved["finalUrl"] == site.url("/form")
+    assert [(tab["url"], tab["current"]) for tab in opened["json"]] == [
+        (site.url("/form"), False),
+        (site.url("/page"), True),
+    ]
+    assert [tab["current"] for tab in selected["json"]] == [True, False]
+    assert (
+        closed["json"]
+        == listed["json"]
+        == [{"index": 0, "title": "Form", "url": site.url("/form"), "current": True}]
+    )
+    expected = "error: tabs select needs the page's index (0 or more), got 'x'"
+    assert refused(bad_index) == expected
+
+
+def test_task_create_sets_attempts_deadline_region_and_idempotency_key(farm: LocalFarm) -> None:
+    in_an_hour = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    at = in_an_hour.astimezone(timezone(timedelta(hours=2))).isoformat()
+    args = ("task", "create", "https://example.com/", "--max-attempts", "2", "--deadline")
+    options = ("--region", "cli-nowhere", "--idempotency-key", "cli-" + unique_label()["test"])
+    created = printed(farm_in_process(farm, *args, at, *options))
+    try:
+        again = printed(farm_in_process(farm, *args, "+600", *options))
+    finally:
+        printed(farm_in_process(farm, "task", "cancel", created["id"]))
+    too_many = farm_in_process(
+        farm, "task", "create", "https://example.com/", "--max-attempts", "11"
+    )
+    naive = farm_in_process(
+        farm, "task", "create", "https://example.com/", "--deadline", "2099-01-01"
+    )
+    batch = farm_in_process(farm, "task", "run", "--from", "-", "--idempotency-key", "k")
+
+    spec = created["spec"]
+    assert (spec["maxAttempts"], spec["region"], spec["idempotencyKey"]) == (2, *options[1::2])
+    assert spec["deadline"] == in_an_hour.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert again["id"] == created["id"]
+    assert too_many.returncode == naive.returncode == batch.returncode == 2
+    assert "argument --max-attempts: must be from 1 to 10, got '11'" in too_many.stderr
+    assert "argument --deadline: expected a time with its zone" in naive.stderr
+    assert "--idempotency-key does not go with --from" in batch.stderr

@@ -10,7 +10,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.conftest import Client, KeyFactory, http_client, unique_label
+from tests.e2e.conftest import Client, KeyFactory, http_client, new_tenant, unique_label
 from tests.e2e.console_ui import WITHIN_MS, console_url, shoot, sign_in
 from tests.e2e.sessions_api import Sessions
 from tests.helpers import assert_eventually
@@ -103,6 +103,40 @@ async def test_failed_task_shows_its_error_and_its_dead_letter_is_requeued(
     # Requeued, it runs (and fails) once more.
     retried = admin.wait_for_status(task_id, "TASK_STATUS_FAILED", within=60)
     assert len(retried["attemptHistory"]) == 2
+
+
+async def test_an_operator_opens_another_tenants_dead_letter_and_its_admin_only_its_own(
+    tab: Page, farm: LocalFarm, console_key: str, site: Site, make_key: KeyFactory
+) -> None:
+    keys = {
+        tenant: make_key("admin", "tasks.write", "tasks.read", tenant=tenant).secret
+        for tenant in (new_tenant("dead-a"), new_tenant("dead-b"))
+    }
+    (tenant, key), (_, other_key) = keys.items()
+    failing = {
+        "url": site.url("/page"),
+        "screenshot": {"selector": "#nowhere-on-the-page"},
+        "maxAttempts": 1,
+        "timeoutMs": 1000,
+    }
+    with http_client(farm, key) as http:
+        owner = Client(http, key)
+        task_id = owner.create(failing)["id"]
+        error = owner.wait_for_status(task_id, "TASK_STATUS_FAILED", within=60)["error"]
+    await sign_in(tab, farm, console_key)
+    await tab.goto(console_url(farm, "/deadletters"))
+    await tab.locator("#dead-letters tr", has_text=task_id).get_by_role("link").click()
+    await expect(tab.get_by_role("heading", level=1)).to_have_text(f"Dead letter {task_id}")
+    await expect(tab.locator("#dead-letter")).to_contain_text(f"Tenant {tenant}")
+    await expect(tab.locator("#task-error")).to_contain_text(error["code"])
+    # Another tenant's admin sees neither the row nor the page.
+    await tab.context.clear_cookies()
+    await sign_in(tab, farm, other_key)
+    await tab.goto(console_url(farm, "/deadletters"))
+    await expect(tab.locator("#dead-letters")).to_be_visible()
+    assert await tab.locator("#dead-letters tr", has_text=task_id).count() == 0
+    response = await tab.goto(console_url(farm, f"/deadletters/{task_id}"))
+    assert response is not None and response.status == 404
 
 
 async def test_pages_carry_a_strict_policy_and_refuse_cross_site_posts(

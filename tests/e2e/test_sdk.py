@@ -257,6 +257,40 @@ async def test_a_session_keeps_its_page_and_lets_playwright_attach(
     assert not session.info.active
 
 
+@over_both_transports
+async def test_a_sessions_tabs_are_listed_opened_selected_and_closed(
+    async_client: browserfarm.AsyncClient, site: Site
+) -> None:
+    async with async_client.session() as session:
+        await session.goto(site.url("/form"))
+        opened = await session.new_tab(site.url("/page"))
+        selected = await session.select_tab(0)
+        read = await session.extract({"out": "#out"})
+        with pytest.raises(browserfarm.FarmError, match=r"^NO_SUCH_PAGE: tabs\.index") as missing:
+            await session.close_tab(5)
+        closed = await session.close_tab(1)
+        listed = await session.tabs()
+    assert opened == [
+        browserfarm.Tab(0, "Form", site.url("/form"), current=False),
+        browserfarm.Tab(1, "Test page", site.url("/page"), current=True),
+    ]
+    assert [tab.current for tab in selected] == [True, False]
+    assert read == {"out": "nothing yet"}
+    assert type(missing.value) is browserfarm.FailedPrecondition
+    assert closed == listed == [browserfarm.Tab(0, "Form", site.url("/form"), current=True)]
+
+
+def test_a_blocking_sessions_tabs_are_the_async_ones(
+    farm_client: browserfarm.Client, site: Site
+) -> None:
+    with farm_client.session() as session:
+        session.goto(site.url("/form"))
+        assert [tab.url for tab in session.new_tab()] == [site.url("/form"), "about:blank"]
+        assert [tab.current for tab in session.select_tab(0)] == [True, False]
+        assert session.close_tab(1) == session.tabs()
+        assert session.tabs() == [browserfarm.Tab(0, "Form", site.url("/form"), current=True)]
+
+
 def test_the_callers_trace_is_passed_on(
     farm_client: browserfarm.Client,
     admin: Client,

@@ -2,12 +2,14 @@
 
 import argparse
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
 from farm_cli.commands.up import chosen_ports
+from farm_cli.launcher.lock import FarmLock
 from farm_cli.launcher.ports import MAX_AGENTS, FarmPorts
-from farm_cli.main import build_parser
+from farm_cli.main import build_parser, main
 
 
 def up_args(*argv: str) -> argparse.Namespace:
@@ -60,3 +62,22 @@ def test_an_offset_out_of_range_or_onto_the_defaults_is_refused_naming_the_flag(
 def test_the_largest_offset_keeps_every_port_below_65536() -> None:
     ports = chosen_ports(up_args("--port-offset", "48231"), {})
     assert max(port for _, port in ports.all_ports(agents=MAX_AGENTS)) == 65535
+
+
+def test_a_farm_already_running_on_the_home_is_said_before_anything_about_ports(
+    farm_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FARM_HOME", str(farm_home))
+    for port_field in fields(FarmPorts):
+        monkeypatch.delenv(FarmPorts.variable(port_field.name), raising=False)
+    held = FarmLock(farm_home / "run")
+    held.acquire()
+    try:
+        code = main(["up", "--infra-only", "--port-offset", "1000"])
+    finally:
+        held.release()
+
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert err.startswith(f"error: a farm is already running with FARM_HOME {farm_home} ")
+    assert out == ""

@@ -1,4 +1,4 @@
-"""Typed views of what the farm answers: tasks, their results and artifacts, sessions."""
+"""Typed views of what the farm answers: tasks, their results and artifacts, sessions, tabs."""
 
 from __future__ import annotations
 
@@ -162,6 +162,24 @@ class SessionInfo:
             close_reason=session.close_reason,
             proto=session,
         )
+
+
+@dataclass(frozen=True)
+class Tab:
+    """One of a session's pages (tabs), as a command's `tabs` lists them."""
+
+    index: int
+    title: str
+    url: str
+    current: bool
+
+    @classmethod
+    def listed(cls, result: Result) -> list[Tab]:
+        """The pages a `tabs` command's result lists, the oldest first."""
+        return [
+            cls(int(page["index"]), page["title"], page["url"], bool(page["current"]))
+            for page in result.json or []
+        ]
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from browserfarm.calls import Calls
 from browserfarm.errors import FarmError
-from browserfarm.results import Result, SessionInfo
+from browserfarm.results import Result, SessionInfo, Tab
 from browserfarm.specs import parsed, session_command
 from farm.sessions.v1 import sessions_pb2
 
@@ -116,6 +116,28 @@ class AsyncSession:
     async def forward(self) -> Result:
         """Goes forward one entry in the page's history (an error when there is none)."""
         return await self.run({"steps": [{"forward": True}]})
+
+    async def tabs(self) -> list[Tab]:
+        """The session's pages (tabs), the oldest first; `current` marks the one commands use."""
+        return await self._tabs({"action": "TABS_ACTION_LIST"})
+
+    async def select_tab(self, index: int) -> list[Tab]:
+        """Makes the page at `index` current; the pages after (FailedPrecondition if none)."""
+        return await self._tabs({"action": "TABS_ACTION_SELECT", "index": index})
+
+    async def close_tab(self, index: int) -> list[Tab]:
+        """Closes the page at `index` (not the last one); the newest left becomes current."""
+        return await self._tabs({"action": "TABS_ACTION_CLOSE", "index": index})
+
+    async def new_tab(self, url: str | None = None) -> list[Tab]:
+        """Opens a new page (about:blank, or `url`) and makes it current; the pages after."""
+        command: dict[str, Any] = {"tabs": {"action": "TABS_ACTION_NEW"}}
+        if url:
+            command["url"] = url
+        return Tab.listed(await self.run(command))
+
+    async def _tabs(self, tabs: dict[str, Any]) -> list[Tab]:
+        return Tab.listed(await self.run({"tabs": tabs}))
 
     async def click(self, selector: str) -> Result:
         """Clicks the element `selector` finds."""

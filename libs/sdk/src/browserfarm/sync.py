@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 from browserfarm.aio import AsyncClient
 from browserfarm.batches import BatchItem, TaskPage
 from browserfarm.config import ClientOptions
-from browserfarm.results import Artifact, Result, SessionInfo, Task, TaskStatus, WebhookSecret
+from browserfarm.results import (
+    Artifact,
+    Result,
+    SessionInfo,
+    Tab,
+    Task,
+    TaskStatus,
+    WebhookSecret,
+)
 from browserfarm.sessions import AsyncSession
 from browserfarm.specs import SpecLike
 from farm.sessions.v1 import sessions_pb2
@@ -123,6 +131,22 @@ class Session:
     def forward(self) -> Result:
         """Goes forward one entry in the page's history."""
         return self._loop.run(self._session.forward())
+
+    def tabs(self) -> list[Tab]:
+        """The session's pages (tabs), as AsyncSession.tabs."""
+        return self._loop.run(self._session.tabs())
+
+    def select_tab(self, index: int) -> list[Tab]:
+        """Makes the page at `index` current, as AsyncSession.select_tab."""
+        return self._loop.run(self._session.select_tab(index))
+
+    def close_tab(self, index: int) -> list[Tab]:
+        """Closes the page at `index`, as AsyncSession.close_tab."""
+        return self._loop.run(self._session.close_tab(index))
+
+    def new_tab(self, url: str | None = None) -> list[Tab]:
+        """Opens a new page, as AsyncSession.new_tab."""
+        return self._loop.run(self._session.new_tab(url))
 
     def click(self, selector: str) -> Result:
         """Clicks the element `selector` finds."""

@@ -1,4 +1,4 @@
-"""`farm session create|run|get|list|close|view-token`: the SessionService."""
+"""`farm session create|run|tabs|get|list|close|view-token`: the SessionService."""
 
 import argparse
 from collections.abc import Callable
@@ -14,6 +14,12 @@ from farm_cli.console import CliError
 RUN_TIMEOUT = 330.0
 # Opening may try several agents, each starting a browser.
 CREATE_TIMEOUT = 120.0
+TABS_ACTIONS = {
+    "list": sessions_pb2.TABS_ACTION_LIST,
+    "select": sessions_pb2.TABS_ACTION_SELECT,
+    "close": sessions_pb2.TABS_ACTION_CLOSE,
+    "new": sessions_pb2.TABS_ACTION_NEW,
+}
 STATES = {"active": sessions_pb2.SESSION_STATE_ACTIVE, "closed": sessions_pb2.SESSION_STATE_CLOSED}
 
 
@@ -60,6 +66,16 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     run.add_argument("--timeout-ms", type=whole_number(INT32_MAX), default=0)
     run.set_defaults(run=run_command)
 
+    tabs = verbs.add_parser(
+        "tabs",
+        help="list the session's pages (tabs), or select, close or open one: "
+        "list | select N | close N | new [URL]",
+    )
+    tabs.add_argument("id")
+    tabs.add_argument("action", nargs="?", default="list", choices=sorted(TABS_ACTIONS))
+    tabs.add_argument("target", nargs="?", help="the page's index (select, close) or URL (new)")
+    tabs.set_defaults(run=run_tabs)
+
     get = verbs.add_parser("get", help="print one session")
     get.add_argument("id")
     get.set_defaults(run=get_session)
@@ -103,6 +119,11 @@ def _add_step_arguments(parser: argparse.ArgumentParser) -> None:
         help="type VALUE into the field; the first = outside [...] and quotes ends SELECTOR, "
         "as in input[name=q]=farm",
     )
+    for flag, step, text in (
+        ("--back", tasks_pb2.Step(back=True), "go back one entry in the page's history"),
+        ("--forward", tasks_pb2.Step(forward=True), "go forward one entry in the page's history"),
+    ):
+        steps.add_argument(flag, dest="steps", action="append_const", const=step, help=text)
     parser.set_defaults(steps=[])
 
 
@@ -186,6 +207,30 @@ def command_from_args(args: argparse.Namespace) -> sessions_pb2.SessionCommand:
 def run_command(args: argparse.Namespace) -> int:
     """RunSessionCommand: the command's result."""
     request = sessions_pb2.RunSessionCommandRequest(id=args.id, command=command_from_args(args))
+    return call_and_print(
+        lambda farm: farm.sessions.RunSessionCommand, request, timeout=RUN_TIMEOUT
+    )
+
+
+def tabs_command(action: str, target: str | None) -> sessions_pb2.SessionCommand:
+    """The SessionCommand of `farm session tabs ID ACTION [TARGET]`."""
+    tabs = sessions_pb2.TabsControl(action=TABS_ACTIONS[action])
+    if action in ("select", "close"):
+        if target is None or not target.isdigit() or int(target) > INT32_MAX:
+            raise CliError(f"tabs {action} needs the page's index (0 or more), got {target!r}")
+        tabs.index = int(target)
+        return sessions_pb2.SessionCommand(tabs=tabs)
+    if action == "new":
+        return sessions_pb2.SessionCommand(tabs=tabs, url=target or "")
+    if target is not None:
+        raise CliError(f"tabs list takes no more arguments, got {target!r}")
+    return sessions_pb2.SessionCommand(tabs=tabs)
+
+
+def run_tabs(args: argparse.Namespace) -> int:
+    """RunSessionCommand with `tabs`: the result's `json` lists the pages after it."""
+    command = tabs_command(args.action, args.target)
+    request = sessions_pb2.RunSessionCommandRequest(id=args.id, command=command)
     return call_and_print(
         lambda farm: farm.sessions.RunSessionCommand, request, timeout=RUN_TIMEOUT
     )

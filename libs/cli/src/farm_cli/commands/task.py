@@ -15,7 +15,7 @@ from farm_cli.commands.task_spec import add_task_spec_arguments, label, task_spe
 from farm_cli.commands.task_submit import add_submit_parser
 from farm_cli.commands.task_trace import add_trace_parser
 from farm_cli.commands.task_watch import add_watch_parser
-from farm_cli.console import print_message
+from farm_cli.console import UsageError, print_message
 from farm_cli.exit_codes import ExitCode
 
 STATUSES = {
@@ -79,6 +79,9 @@ def create_task(args: argparse.Namespace) -> int:
 def run_task(args: argparse.Namespace) -> int:
     """RunTask, or with --from a batch of them; exits 3 if a task did not succeed."""
     if args.from_file:
+        if args.idempotency_key:
+            # One key for every URL would make each task after the first the first one.
+            raise UsageError("--idempotency-key does not go with --from: each task needs its own")
         urls = batch_urls(args)
         # The options' spec, with the first URL standing in for each URL in turn.
         args.url = urls[0]

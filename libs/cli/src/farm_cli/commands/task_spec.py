@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +19,7 @@ PRIORITIES = {
     "low": tasks_pb2.PRIORITY_LOW,
 }
 IMAGE_FORMATS = {"png": tasks_pb2.IMAGE_FORMAT_PNG, "jpeg": tasks_pb2.IMAGE_FORMAT_JPEG}
+MAX_ATTEMPTS = 10
 CONTENT_FORMATS = {"html": tasks_pb2.CONTENT_FORMAT_HTML, "text": tasks_pb2.CONTENT_FORMAT_TEXT}
 # The flags that shape a screenshot: argparse destination -> option string.
 SCREENSHOT_FLAGS = {
@@ -42,6 +44,28 @@ def label(text: str) -> tuple[str, str]:
     if not separator or not key:
         raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
     return key, value
+
+
+def max_attempts(text: str) -> int:
+    """Attempts before the task fails: a whole number from 1 to 10."""
+    if not text.isdigit() or not 1 <= int(text) <= MAX_ATTEMPTS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_ATTEMPTS}, got {text!r}")
+    return int(text)
+
+
+def deadline(text: str) -> datetime:
+    """When the task must have ended: an RFC 3339 time with its zone, or +SECONDS from now."""
+    if text.startswith("+") and text[1:].isdigit():
+        return datetime.now(UTC) + timedelta(seconds=int(text[1:]))
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"expected a time with its zone such as 2026-01-31T18:00:00Z, or +SECONDS, got {text!r}"
+        )
+    return moment
 
 
 def add_task_spec_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,6 +94,25 @@ def add_task_spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--viewport", type=viewport, help="window size WIDTHxHEIGHT")
     parser.add_argument("--priority", choices=list(PRIORITIES))
     parser.add_argument("--timeout-ms", type=int, help="time limit of one attempt (ms)")
+    parser.add_argument(
+        "--max-attempts",
+        type=max_attempts,
+        metavar="N",
+        help=f"attempts before the task fails, 1 to {MAX_ATTEMPTS} (default 3)",
+    )
+    parser.add_argument(
+        "--deadline",
+        type=deadline,
+        metavar="TIME",
+        help="the task must have ended by then: 2026-01-31T18:00:00Z, or +SECONDS from now",
+    )
+    parser.add_argument("--region", help="run only on agents of this region")
+    parser.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="a second create with the same key returns the first task",
+    )
+    parser.add_argument("--callback-url", metavar="URL", help="POST the task here when it ends")
     parser.add_argument(
         "--cache-ttl",
         type=int,
@@ -130,6 +173,13 @@ def spec_from_flags(args: argparse.Namespace) -> tasks_pb2.TaskSpec:
         spec.timeout_ms = args.timeout_ms
     if args.cache_ttl is not None:
         spec.cache_ttl_seconds = args.cache_ttl
+    if args.max_attempts is not None:
+        spec.max_attempts = args.max_attempts
+    if args.deadline is not None:
+        spec.deadline.FromDatetime(args.deadline)
+    spec.region = args.region or ""
+    spec.idempotency_key = args.idempotency_key or ""
+    spec.callback_url = args.callback_url or ""
     for key, value in args.labels:
         spec.labels[key] = value
     return spec

@@ -269,9 +269,14 @@ def run_up(args: argparse.Namespace) -> int:
         )
     except (ProjectNotFound, ValueError) as error:
         raise CliError(str(error)) from error
+    farm = LocalFarm(config, report=_say)
+    try:
+        # Before anything is said about this farm: another may hold FARM_HOME already.
+        farm.claim_home()
+    except FarmAlreadyRunning as error:
+        raise CliError(str(error)) from error
     if args.port_offset:
         _say(f"every port moved by {args.port_offset:+d}: the farm will be at {config.envoy_url}")
-    farm = LocalFarm(config, report=_say)
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         farm.request_stop()

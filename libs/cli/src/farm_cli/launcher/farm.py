@@ -180,6 +180,10 @@ class LocalFarm:
     ) -> None:
         self.stop()
 
+    def claim_home(self) -> None:
+        """Takes FARM_HOME's lock ahead of start() (FarmAlreadyRunning if held); stop() frees it."""
+        self._lock.acquire()
+
     def start(self) -> None:
         """Starts every process, each awaited ready; on failure stops what it started.
 

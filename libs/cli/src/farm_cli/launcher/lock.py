@@ -20,7 +20,12 @@ class FarmLock:
         self._file: IO[str] | None = None
 
     def acquire(self) -> None:
-        """Takes the lock and records this PID in it; raises FarmAlreadyRunning if held."""
+        """Takes the lock and records this PID in it; raises FarmAlreadyRunning if held.
+
+        Does nothing if this FarmLock holds it already.
+        """
+        if self._file is not None:
+            return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         lock_file = self.path.open("a+")
         try:

@@ -1,15 +1,20 @@
 """Dead letters: tasks that ran out of attempts, each with a requeue button (admin scope)."""
 
 import re
+from typing import Any
 
+import grpc
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from farm.admin.v1 import admin_pb2
+from farm_console.farm import FarmError
 from farm_console.views import caller, go_to, page_size, render
 
 PAGE_SIZE = 100
+SEARCH_PAGE_SIZE = 1000
+"""ListDeadLetters' largest page: a dead letter's own page looks for it page by page."""
 TASK_ID = re.compile(r"[0-9a-f]{32}")
 """The form of a task id: a `requeued` parameter of any other form is no task of ours."""
 
@@ -32,6 +37,35 @@ async def dead_letters(request: Request) -> Response:
     return render(request, "deadletters.html", listing=listing, requeued=requeued)
 
 
+async def _find(request: Request, task_id: str) -> dict[str, Any]:
+    """The caller's dead letter of `task_id`, as ListDeadLetters shows it; else NOT_FOUND.
+
+    There is no GetDeadLetter: the list (every tenant's for an operator, the
+    caller's own tenant's for any other admin) is the only view of another
+    tenant's failed task that an operator has; GetTask is the caller's tenant's.
+    """
+    user = caller(request)
+    token = ""
+    while True:
+        listing = await user.farm.call(
+            user.key,
+            user.farm.admin.ListDeadLetters,
+            admin_pb2.ListDeadLettersRequest(page_size=SEARCH_PAGE_SIZE, page_token=token),
+        )
+        for letter in listing.get("deadLetters", []):
+            if letter["task"]["id"] == task_id:
+                return dict(letter)
+        token = listing.get("nextPageToken", "")
+        if not token:
+            raise FarmError(grpc.StatusCode.NOT_FOUND, f"dead letter {task_id} not found")
+
+
+async def dead_letter(request: Request) -> Response:
+    """One dead letter: its task (any tenant's, for an operator) and a requeue button."""
+    letter = await _find(request, request.path_params["task_id"])
+    return render(request, "deadletter.html", letter=letter, task=letter["task"], final=True)
+
+
 async def requeue(request: Request) -> Response:
     """RequeueDeadLetter; back to the list, naming the task requeued."""
     user = caller(request)
@@ -46,5 +80,6 @@ async def requeue(request: Request) -> Response:
 
 routes = [
     Route("/deadletters", dead_letters, methods=["GET"]),
+    Route("/deadletters/{task_id}", dead_letter, methods=["GET"]),
     Route("/deadletters/{task_id}/requeue", requeue, methods=["POST"]),
 ]
