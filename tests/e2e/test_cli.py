@@ -120,9 +120,13 @@ def test_task_create_sets_attempts_deadline_region_and_idempotency_key(farm: Loc
     options = ("--region", "cli-nowhere", "--idempotency-key", "cli-" + unique_label()["test"])
     created = printed(farm_in_process(farm, *args, at, *options))
     try:
-        again = printed(farm_in_process(farm, *args, "+600", *options))
+        again = printed(farm_in_process(farm, *args, at, *options))
+        before = datetime.now(UTC).replace(microsecond=0)
+        relative = printed(farm_in_process(farm, *args, "+600", *options[:2]))
+        after = datetime.now(UTC) + timedelta(seconds=1)
     finally:
         printed(farm_in_process(farm, "task", "cancel", created["id"]))
+    printed(farm_in_process(farm, "task", "cancel", relative["id"]))
     too_many = farm_in_process(
         farm, "task", "create", "https://example.com/", "--max-attempts", "11"
     )
@@ -135,6 +139,8 @@ def test_task_create_sets_attempts_deadline_region_and_idempotency_key(farm: Loc
     assert (spec["maxAttempts"], spec["region"], spec["idempotencyKey"]) == (2, *options[1::2])
     assert spec["deadline"] == in_an_hour.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert again["id"] == created["id"]
+    relative_deadline = datetime.fromisoformat(relative["spec"]["deadline"])
+    assert before + timedelta(seconds=600) <= relative_deadline <= after + timedelta(seconds=600)
     assert too_many.returncode == naive.returncode == batch.returncode == 2
     assert "argument --max-attempts: must be from 1 to 10, got '11'" in too_many.stderr
     assert "argument --deadline: expected a time with its zone" in naive.stderr
