@@ -14,7 +14,7 @@ from nats.js.kv import KeyValue
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.work.holders import Holders
-from farm_core.queue import agents_bucket
+from farm_core.shared_buckets import agents_bucket
 from tests.integration.agent.conftest import SUCCEEDED, Events, StartIntake, publish, waits
 from tests.pages import Site
 

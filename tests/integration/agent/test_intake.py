@@ -11,7 +11,8 @@ from nats.js import JetStreamContext
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_core.queue import Priority, cancel_bucket, cancel_subject, task_subject
+from farm_core.queue import Priority, cancel_subject, task_subject
+from farm_core.shared_buckets import cancel_bucket
 from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import (
     CANCELLED,

@@ -15,7 +15,8 @@ from nats.aio.client import Client
 from nats.js.errors import KeyNotFoundError
 
 from farm.tasks.v1 import tasks_pb2
-from farm_core.queue import TASK_EVENT_SUBJECTS, agents_bucket, ensure_streams
+from farm_core.queue import TASK_EVENT_SUBJECTS, ensure_streams
+from farm_core.shared_buckets import agents_bucket
 from tests.helpers import assert_eventually
 from tests.integration.agent.agent_processes import AgentProcesses
 from tests.integration.agent.conftest import SUCCEEDED, Events, publish

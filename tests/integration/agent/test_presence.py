@@ -13,8 +13,9 @@ from farm.tasks.v1 import tasks_pb2
 from farm_agent.server import AgentService
 from farm_agent.work.priorities import PRECEDENCE
 from farm_cli.launcher.processes import free_port
-from farm_core.queue import TASK_STREAM, agents_bucket, consumer_name, drain_subject
+from farm_core.queue import TASK_STREAM, consumer_name, drain_subject
 from farm_core.server import ServiceHost
+from farm_core.shared_buckets import agents_bucket
 from tests.conftest import NatsServer
 from tests.helpers import assert_eventually
 from tests.integration.agent.agent_processes import AgentProcesses

@@ -6,7 +6,8 @@ import pytest
 from nats.js import JetStreamContext
 from nats.js.errors import BucketNotFoundError
 
-from farm_core.queue import ROUTES_BUCKET, routes_bucket
+from farm_core.queue import ROUTES_BUCKET
+from farm_core.shared_buckets import routes_bucket
 from tests.integration.agent.conftest import (
     FAILED,
     QUEUED,

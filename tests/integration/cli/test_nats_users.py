@@ -28,7 +28,6 @@ from farm_core.queue import (
     TASK_STREAM,
     Priority,
     audit_subject,
-    cancel_bucket,
     connect,
     ensure_streams,
     event_subject,
@@ -37,6 +36,7 @@ from farm_core.queue import (
 from farm_core.revocation_watch import RevocationWatch, revocations_bucket
 from farm_core.revocations import REVOKED_CREDENTIALS_BUCKET, RevokedCredentials
 from farm_core.sessions import closed_subject
+from farm_core.shared_buckets import cancel_bucket
 from farm_storage.ended_tasks import EndedTasks, TaskEnded
 from tests.helpers import assert_eventually
 

@@ -10,7 +10,8 @@ from farm.admin.v1 import admin_pb2
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
-from farm_core.queue import agents_bucket, drain_subject
+from farm_core.queue import drain_subject
+from farm_core.shared_buckets import agents_bucket
 from farm_core.timestamps import to_timestamp
 from tests.integration.scheduler.agent_side import RPC_TIMEOUT, Queue
 from tests.integration.scheduler.conftest import Scheduler, rpc_error, until

@@ -15,7 +15,7 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from farm.tasks.v1 import tasks_pb2
-from farm_core.queue import cancel_bucket
+from farm_core.shared_buckets import cancel_bucket
 from tests.helpers import assert_eventually
 from tests.integration.scheduler.agent_side import Queue
 from tests.integration.scheduler.conftest import FAILED, QUEUED, RUNNING, Scheduler, until

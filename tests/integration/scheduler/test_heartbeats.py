@@ -4,7 +4,7 @@ import pytest
 from nats.aio.client import Client
 
 from farm.queue.v1 import queue_pb2
-from farm_core.queue import agents_bucket, bucket_keys
+from farm_core.shared_buckets import agents_bucket, bucket_keys
 from farm_scheduler.heartbeats import Heartbeats
 
 pytestmark = pytest.mark.integration

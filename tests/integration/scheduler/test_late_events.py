@@ -15,7 +15,7 @@ import pytest
 
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
-from farm_core.queue import cancel_bucket
+from farm_core.shared_buckets import cancel_bucket
 from tests.helpers import assert_eventually
 from tests.integration.scheduler.agent_side import Queue
 from tests.integration.scheduler.conftest import (

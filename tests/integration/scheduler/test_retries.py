@@ -16,14 +16,8 @@ from farm.admin.v1 import admin_pb2
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
-from farm_core.queue import (
-    DEAD_STREAM,
-    TASK_STREAM,
-    Priority,
-    cancel_bucket,
-    dead_subject,
-    task_subject,
-)
+from farm_core.queue import DEAD_STREAM, TASK_STREAM, Priority, dead_subject, task_subject
+from farm_core.shared_buckets import cancel_bucket
 from farm_core.timestamps import from_timestamp, to_timestamp
 from tests.helpers import assert_eventually
 from tests.integration.scheduler.agent_side import RPC_TIMEOUT, Queue

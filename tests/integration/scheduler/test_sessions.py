@@ -20,9 +20,9 @@ from nats.aio.subscription import Subscription
 from farm.queue.v1 import queue_pb2
 from farm.sessions.v1 import sessions_pb2, sessions_pb2_grpc
 from farm.tasks.v1 import tasks_pb2
-from farm_core.queue import agents_bucket
 from farm_core.quotas import TenantQuotas
 from farm_core.sessions import SessionOrder, closed_subject
+from farm_core.shared_buckets import agents_bucket
 from farm_core.timestamps import to_timestamp
 from tests.helpers import assert_eventually
 from tests.integration.scheduler.agent_side import RPC_TIMEOUT, Queue

@@ -10,7 +10,8 @@ from nats.js.errors import KeyNotFoundError
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_core.queue import TASK_STREAM, Priority, cancel_bucket, cancel_subject, task_subject
+from farm_core.queue import TASK_STREAM, Priority, cancel_subject, task_subject
+from farm_core.shared_buckets import cancel_bucket
 from tests.helpers import assert_eventually
 from tests.integration.scheduler.agent_side import RPC_TIMEOUT, Queue
 from tests.integration.scheduler.conftest import (

@@ -15,7 +15,7 @@ import pytest
 from nats.aio.client import Client
 from nats.js.kv import KeyValue
 
-from farm_core.queue import cancel_bucket
+from farm_core.shared_buckets import cancel_bucket
 from tests.helpers import assert_eventually
 from tests.integration.storage.conftest import Storage
 

@@ -19,7 +19,8 @@ Agents: heartbeats in the key-value bucket `farm_agents`, drain orders on
 AuditRecords the auth service writes to its database.
 
 Beside the contract, what every NATS client of the farm does the same way: connect,
-fetch a batch in a pull loop, and settle (ack, nak, term) a message.
+fetch a batch in a pull loop, and settle (ack, nak, term) a message. The buckets
+named here are opened (or made) by `farm_core.shared_buckets`.
 """
 
 import asyncio
@@ -36,13 +37,11 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import (
     DEFAULT_PREFIX,
-    KeyValueConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
 )
 from nats.js.errors import BadRequestError, NotFoundError
-from nats.js.kv import KeyValue
 
 from farm.tasks.v1 import tasks_pb2
 from farm_core.nats_access import NatsAccess
@@ -333,72 +332,3 @@ def _work_streams(limits: QueueLimits, replicas: int) -> tuple[StreamConfig, ...
             EVENT_STREAM, ALL_EVENT_SUBJECTS, limits.event_max_age_seconds, limits, replicas
         ),
     )
-
-
-async def _key_value(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
-    try:
-        return await js.key_value(config.bucket)
-    except NotFoundError:
-        return await js.create_key_value(config)
-
-
-async def cancel_bucket(
-    js: JetStreamContext, limits: QueueLimits | None = None, replicas: int = 1
-) -> KeyValue:
-    """The key-value bucket of ended tasks (their reason by task id), created on first use."""
-    limits = limits or QueueLimits()
-    return await _key_value(
-        js,
-        KeyValueConfig(
-            bucket=CANCEL_BUCKET,
-            ttl=limits.cancel_ttl_seconds,
-            storage=StorageType.FILE,
-            replicas=replicas,
-        ),
-    )
-
-
-async def routes_bucket(
-    js: JetStreamContext, limits: QueueLimits | None = None, replicas: int = 1
-) -> KeyValue:
-    """The key-value bucket of route claims (a Claim by WorkItem.claim_key), made on first use."""
-    limits = limits or QueueLimits()
-    return await _key_value(
-        js,
-        KeyValueConfig(
-            # As long as a task may wait in FARM_TASKS: a claim outlives its message.
-            bucket=ROUTES_BUCKET,
-            ttl=limits.task_max_age_seconds,
-            storage=StorageType.FILE,
-            replicas=replicas,
-        ),
-    )
-
-
-async def agents_bucket(
-    js: JetStreamContext, limits: QueueLimits | None = None, replicas: int = 1
-) -> KeyValue:
-    """The key-value bucket of the agents' heartbeats (AgentHeartbeat by agent id)."""
-    limits = limits or QueueLimits()
-    return await _key_value(
-        js,
-        KeyValueConfig(
-            # On disk, so a restarted nats-server still lists the agents (the ttl
-            # keeps the bucket small).
-            bucket=AGENTS_BUCKET,
-            ttl=limits.agent_ttl_seconds,
-            storage=StorageType.FILE,
-            replicas=replicas,
-        ),
-    )
-
-
-async def bucket_keys(js: JetStreamContext, bucket: str) -> list[str]:
-    """The keys of the key-value bucket `bucket` that hold a value or a delete marker.
-
-    Read from the bucket's stream state rather than with KeyValue.keys(): its watcher
-    may see none of the keys there are and raise NoKeysError (nats.py issue 842).
-    """
-    prefix = f"$KV.{bucket}."
-    info = await js.stream_info(f"KV_{bucket}", subjects_filter=f"{prefix}>")
-    return sorted(subject.removeprefix(prefix) for subject in info.state.subjects or {})

@@ -26,7 +26,8 @@ from farm_agent import VERSION
 from farm_agent.settings import AgentSettings
 from farm_core.nats_start import NatsStart
 from farm_core.periodic import Periodic
-from farm_core.queue import agents_bucket, drain_subject
+from farm_core.queue import drain_subject
+from farm_core.shared_buckets import agents_bucket
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,8 @@ from nats.js.kv import KeyValue
 
 from farm.queue.v1 import queue_pb2
 from farm_core.errors import Unavailable
-from farm_core.queue import AGENTS_BUCKET, bucket_keys
+from farm_core.queue import AGENTS_BUCKET
+from farm_core.shared_buckets import bucket_keys
 
 log = logging.getLogger(__name__)
 

@@ -17,14 +17,10 @@ from farm_core.egress.resolution import farm_policy
 from farm_core.grants import GrantSigner
 from farm_core.nats_start import NatsStart
 from farm_core.periodic import Periodic
-from farm_core.queue import (
-    agents_bucket,
-    cancel_bucket,
-    ensure_streams,
-    routes_bucket,
-)
+from farm_core.queue import ensure_streams
 from farm_core.scopes import method_scopes
 from farm_core.sessions import sessions_bucket
+from farm_core.shared_buckets import agents_bucket, cancel_bucket, routes_bucket
 from farm_scheduler.admin import AdminApi
 from farm_scheduler.api import TaskApi
 from farm_scheduler.cache_eviction import CacheEviction

@@ -24,7 +24,7 @@ from farm_agent.work.holders import Holders
 from farm_agent.work.waits import WaitLedger
 from farm_core import task_ends
 from farm_core.nats_start import NatsStart
-from farm_core.queue import agents_bucket, cancel_bucket, routes_bucket
+from farm_core.shared_buckets import agents_bucket, cancel_bucket, routes_bucket
 
 log = logging.getLogger(__name__)
 
