@@ -1,4 +1,4 @@
-"""Compare-and-set updates of NATS key-value entries, shared by the parts that count together.
+"""NATS key-value buckets: opening them (made on first use) and compare-and-set updates.
 
 Every update names the revision it read; if another process wrote since, the
 change is applied again to what it wrote, so no process loses another's update.
@@ -10,7 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig
+from nats.js.errors import (
+    APIError,
+    BucketNotFoundError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+)
 from nats.js.kv import KeyValue
 
 log = logging.getLogger(__name__)
@@ -33,6 +40,27 @@ class Versioned(Generic[Value]):
 
     value: Value | None
     revision: int
+
+
+async def open_bucket(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
+    """The bucket `config.bucket` if it is there, else made with `config`.
+
+    Another process may make it at the same moment: a create that finds it made
+    (with the same settings, or with others such as its replicas) opens that one.
+    """
+    try:
+        return await js.key_value(config.bucket)
+    except BucketNotFoundError:
+        pass
+    try:
+        # Idempotent: a bucket made meanwhile with the same config is answered as made.
+        return await js.create_key_value(config)
+    except APIError:
+        try:
+            return await js.key_value(config.bucket)
+        except BucketNotFoundError:
+            pass
+        raise
 
 
 def is_valid_key(key: str) -> bool:

@@ -10,6 +10,7 @@ from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 
 from farm_core.cancel import cancel_and_wait
+from farm_core.kv import open_bucket
 from farm_core.nats_access import NatsAccess
 from farm_core.nats_link import NatsLink
 from farm_core.revocations import REVOKED_CREDENTIALS_BUCKET, Revocation, RevokedCredentials
@@ -29,18 +30,14 @@ async def revocations_bucket(
     On disk, so a restarted nats-server still holds them. Its entries by id carry a
     TTL of the credential's remaining life; those by subject have none.
     """
-    try:
+    if not create:
         return await js.key_value(REVOKED_CREDENTIALS_BUCKET)
-    except BucketNotFoundError:
-        if not create:
-            raise
-        return await js.create_key_value(
-            KeyValueConfig(
-                bucket=REVOKED_CREDENTIALS_BUCKET,
-                storage=StorageType.FILE,
-                replicas=replicas,
-            )
-        )
+    return await open_bucket(
+        js,
+        KeyValueConfig(
+            bucket=REVOKED_CREDENTIALS_BUCKET, storage=StorageType.FILE, replicas=replicas
+        ),
+    )
 
 
 class RevocationWatch:

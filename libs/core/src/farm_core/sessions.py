@@ -12,8 +12,9 @@ import re
 
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
+
+from farm_core.kv import open_bucket
 
 SESSIONS_BUCKET = "farm_sessions"
 SESSION_EVENTS = "events.sessions.>"
@@ -70,9 +71,6 @@ def closed_subject(session_id: str, agent_id: str) -> str:
 
 async def sessions_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
     """The `farm_sessions` bucket of SessionRoutes, created on first use (on disk)."""
-    try:
-        return await js.key_value(SESSIONS_BUCKET)
-    except NotFoundError:
-        return await js.create_key_value(
-            KeyValueConfig(bucket=SESSIONS_BUCKET, storage=StorageType.FILE, replicas=replicas)
-        )
+    return await open_bucket(
+        js, KeyValueConfig(bucket=SESSIONS_BUCKET, storage=StorageType.FILE, replicas=replicas)
+    )

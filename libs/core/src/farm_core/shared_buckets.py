@@ -6,17 +6,10 @@ Each is opened if it is there and made on first use otherwise, with the limits o
 
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
+from farm_core.kv import open_bucket
 from farm_core.queue import AGENTS_BUCKET, CANCEL_BUCKET, ROUTES_BUCKET, QueueLimits
-
-
-async def _key_value(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
-    try:
-        return await js.key_value(config.bucket)
-    except NotFoundError:
-        return await js.create_key_value(config)
 
 
 async def cancel_bucket(
@@ -24,7 +17,7 @@ async def cancel_bucket(
 ) -> KeyValue:
     """The key-value bucket of ended tasks (their reason by task id), created on first use."""
     limits = limits or QueueLimits()
-    return await _key_value(
+    return await open_bucket(
         js,
         KeyValueConfig(
             bucket=CANCEL_BUCKET,
@@ -40,7 +33,7 @@ async def routes_bucket(
 ) -> KeyValue:
     """The key-value bucket of route claims (a Claim by WorkItem.claim_key), made on first use."""
     limits = limits or QueueLimits()
-    return await _key_value(
+    return await open_bucket(
         js,
         KeyValueConfig(
             # As long as a task may wait in FARM_TASKS: a claim outlives its message.
@@ -57,7 +50,7 @@ async def agents_bucket(
 ) -> KeyValue:
     """The key-value bucket of the agents' heartbeats (AgentHeartbeat by agent id)."""
     limits = limits or QueueLimits()
-    return await _key_value(
+    return await open_bucket(
         js,
         KeyValueConfig(
             # On disk, so a restarted nats-server still lists the agents (the ttl

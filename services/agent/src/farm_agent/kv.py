@@ -22,11 +22,19 @@ from urllib.parse import urlsplit
 import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import APIError, BucketNotFoundError
+from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 
 from farm_core.breakers import BREAKERS_BUCKET, breaker_key
-from farm_core.kv import CAS_TRIES, Contended, Versioned, compare_and_set, is_valid_key, read
+from farm_core.kv import (
+    CAS_TRIES,
+    Contended,
+    Versioned,
+    compare_and_set,
+    is_valid_key,
+    open_bucket,
+    read,
+)
 from farm_core.queue import QueueLimits
 
 __all__ = [
@@ -70,20 +78,6 @@ def own_config(bucket: str, replicas: int = 1) -> KeyValueConfig:
         direct=True,
         replicas=replicas,
     )
-
-
-async def _made(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
-    """The bucket of `config`, created; another agent may be creating it at the same time."""
-    try:
-        # Idempotent: a bucket that is there with the same config is answered as made.
-        return await js.create_key_value(config)
-    except APIError:
-        # Made meanwhile by an agent with other settings (replicas): use that one.
-        try:
-            return await js.key_value(config.bucket)
-        except BucketNotFoundError:
-            pass
-        raise
 
 
 class OwnBucket:
@@ -132,7 +126,7 @@ class OwnBucket:
             log.debug("could not ask whether bucket %s is there: %r", config.bucket, error)
             return False
         try:
-            self.kv = await _made(js, config)
+            self.kv = await open_bucket(js, config)
         except (nats.errors.Error, TimeoutError) as error:
             log.warning(
                 "NATS KV bucket %s is gone and could not be made again: %r", config.bucket, error
@@ -154,11 +148,7 @@ async def open_own(
 ) -> OwnBucket:
     """The agent's own bucket `bucket` (one of OWN_BUCKETS), created on first use."""
     config = own_config(bucket, replicas)
-    try:
-        kv = await js.key_value(bucket)
-    except BucketNotFoundError:
-        kv = await _made(js, config)
-    return OwnBucket(kv, js, config, connected)
+    return OwnBucket(await open_bucket(js, config), js, config, connected)
 
 
 async def breakers_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:

@@ -14,11 +14,12 @@ import nats.errors
 from google.protobuf.message import DecodeError
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from farm.queue.v1 import queue_pb2
 from farm_core.errors import Unavailable
+from farm_core.kv import open_bucket
 from farm_core.nats_access import NatsAccess
 from farm_core.nats_link import NatsLink
 from farm_core.sessions import sessions_bucket
@@ -86,15 +87,13 @@ class SessionRoutes:
 
     async def _prepare(self, js: JetStreamContext) -> tuple[KeyValue, KeyValue]:
         routes = await sessions_bucket(js, self._replicas)
-        try:
-            spent = await js.key_value(VIEW_TOKENS_BUCKET)
-        except NotFoundError:
-            spent = await js.create_key_value(
-                KeyValueConfig(
-                    bucket=VIEW_TOKENS_BUCKET,
-                    ttl=self._view_token_ttl_seconds,
-                    storage=StorageType.FILE,
-                    replicas=self._replicas,
-                )
-            )
+        spent = await open_bucket(
+            js,
+            KeyValueConfig(
+                bucket=VIEW_TOKENS_BUCKET,
+                ttl=self._view_token_ttl_seconds,
+                storage=StorageType.FILE,
+                replicas=self._replicas,
+            ),
+        )
         return routes, spent

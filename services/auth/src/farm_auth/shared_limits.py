@@ -24,12 +24,11 @@ from dataclasses import dataclass
 import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 
 from farm_auth.ratelimit import FailedAuthLimiter, KeyRateLimiter
 from farm_core.cancel import cancel_and_wait
-from farm_core.kv import Contended, Versioned, compare_and_set
+from farm_core.kv import Contended, Versioned, compare_and_set, open_bucket
 from farm_core.nats_access import NatsAccess
 from farm_core.nats_link import NatsLink
 
@@ -383,15 +382,9 @@ class SharedLimits:
 
 async def _memory_bucket(js: JetStreamContext, bucket: str, ttl: float, replicas: int) -> KeyValue:
     """The memory-backed bucket `bucket` (entries dropped after `ttl` s), made on first use."""
-    try:
-        return await js.key_value(bucket)
-    except BucketNotFoundError:
-        return await js.create_key_value(
-            KeyValueConfig(
-                bucket=bucket,
-                ttl=ttl,
-                storage=StorageType.MEMORY,
-                direct=True,
-                replicas=replicas,
-            )
-        )
+    return await open_bucket(
+        js,
+        KeyValueConfig(
+            bucket=bucket, ttl=ttl, storage=StorageType.MEMORY, direct=True, replicas=replicas
+        ),
+    )
