@@ -1,5 +1,6 @@
 """What the CLI prints: messages as proto3 JSON on stdout, errors as `error: ...` on stderr."""
 
+import json
 import sys
 from typing import TextIO
 
@@ -31,16 +32,31 @@ class NoApiKey(CliError):
 
 
 def message_json(message: Message, *, indent: int | None = 2, every_field: bool = True) -> str:
-    """`message` as proto3 JSON (lowerCamelCase names), like the HTTP API.
+    """`message` as proto3 JSON (lowerCamelCase names), as the HTTP API prints it.
 
     Every field is shown, or with `every_field` False only those that are set.
     """
-    return json_format.MessageToJson(
-        message,
-        indent=indent,
-        ensure_ascii=False,
-        always_print_fields_with_no_presence=every_field,
-    )
+    fields = json_format.MessageToDict(message, always_print_fields_with_no_presence=every_field)
+    return json.dumps(whole_numbers(fields), indent=indent, ensure_ascii=False)
+
+
+# Beyond 2**53 a double no longer holds every whole number; Envoy writes those in exponent form.
+EXACT_WHOLE_NUMBERS = 2**53
+
+
+def whole_numbers(value: object) -> object:
+    """`value` with each whole-valued float as an int: `0` and `3`, as Envoy's JSON has them.
+
+    protobuf's Python JSON writes a double (a `seconds`, a number in a result's `json`) as
+    `0.0`; the HTTP API, through Envoy's transcoder, as `0`.
+    """
+    if isinstance(value, float) and value.is_integer() and abs(value) < EXACT_WHOLE_NUMBERS:
+        return int(value)
+    if isinstance(value, dict):
+        return {key: whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(item) for item in value]
+    return value
 
 
 def print_message(

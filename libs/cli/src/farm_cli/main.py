@@ -15,6 +15,7 @@ from farm_cli.commands import (
     audit,
     credential,
     deadletter,
+    down,
     envoy_config,
     key,
     mcp,
@@ -32,10 +33,11 @@ from farm_cli.console import CliError, rpc_error_text
 from farm_cli.exit_codes import ExitCode, exit_code_of
 
 # Commands whose output is no API reply: the farm's own log, MCP over stdio, configs.
-WITHOUT_JSON = frozenset({"up", "mcp", "envoy-config", "nats-config", "credential"})
+WITHOUT_JSON = frozenset({"up", "down", "mcp", "envoy-config", "nats-config", "credential"})
 
 COMMAND_GROUPS = (
     up,
+    down,
     status,
     task,
     session,

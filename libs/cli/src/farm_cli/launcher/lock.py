@@ -37,7 +37,7 @@ class FarmLock:
             raise FarmAlreadyRunning(
                 f"a farm is already running with FARM_HOME {self.run_dir.parent} "
                 f"(launcher PID {holder}); stop it first (Ctrl-C in its terminal, "
-                f"or kill {holder})"
+                f"or farm down with this FARM_HOME)"
             ) from None
         lock_file.seek(0)
         lock_file.truncate()

@@ -1,0 +1,56 @@
+"""`farm down`: stop the farm `farm up` runs on this FARM_HOME, from another terminal."""
+
+import argparse
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+from farm_cli.console import CliError
+from farm_cli.launcher.lock import lock_holder
+from farm_cli.target import farm_home
+
+# How often `farm down` looks whether the launcher has let go of FARM_HOME.
+POLL_SECONDS = 0.1
+
+
+def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Adds `down`."""
+    down = commands.add_parser(
+        "down",
+        help="stop the local farm (the launcher holding FARM_HOME), as Ctrl-C in its terminal",
+        description="Sends SIGTERM to the `farm up` launcher holding FARM_HOME/run/farm.lock "
+        "and waits until every process it started has stopped and the lock is free.",
+    )
+    down.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="how long to wait for the farm to stop, in seconds (default 120)",
+    )
+    down.set_defaults(run=stop_farm)
+
+
+def stop_farm(args: argparse.Namespace) -> int:
+    """SIGTERM to FARM_HOME's launcher, then waits until it lets go of FARM_HOME."""
+    home = farm_home(os.environ, Path.cwd())
+    run_dir = home / "run"
+    launcher = lock_holder(run_dir)
+    if launcher is None:
+        raise CliError(f"no farm is running with FARM_HOME {home}")
+    print(f"stopping the farm of FARM_HOME {home} (launcher PID {launcher})", flush=True)
+    # A launcher that ended between the look and the signal is what was asked for.
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(launcher, signal.SIGTERM)
+    deadline = time.monotonic() + args.timeout
+    while lock_holder(run_dir) == launcher:
+        if time.monotonic() > deadline:
+            raise CliError(
+                f"the farm (launcher PID {launcher}) is still stopping after {args.timeout:g} s; "
+                f"its processes' logs are in {home / 'logs'}"
+            )
+        time.sleep(POLL_SECONDS)
+    print("the farm has stopped", flush=True)
+    return 0

@@ -1,0 +1,65 @@
+"""`farm down` stops the launcher holding FARM_HOME, as Ctrl-C in its terminal would."""
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from farm_cli.launcher.lock import lock_holder
+from farm_cli.main import main
+
+# A stand-in for `farm up`: holds FARM_HOME's lock until SIGTERM, then lets go and says so.
+LAUNCHER = """
+import signal, sys
+from pathlib import Path
+from farm_cli.launcher.lock import FarmLock
+
+lock = FarmLock(Path(sys.argv[1]) / "run")
+lock.acquire()
+def stop(*_):
+    lock.release()
+    print("stopped", flush=True)
+    sys.exit(0)
+
+signal.signal(signal.SIGTERM, stop)
+print("holding", flush=True)
+signal.pause()
+"""
+
+
+@pytest.fixture
+def launcher(tmp_path: Path) -> Iterator["subprocess.Popen[str]"]:
+    process = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None and process.stdout.readline() == "holding\n"
+    yield process
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout=10)
+    process.stdout.close()
+
+
+def test_down_stops_the_launcher_and_waits_for_it(
+    launcher: "subprocess.Popen[str]",
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("FARM_HOME", str(tmp_path))
+    assert lock_holder(tmp_path / "run") == launcher.pid
+    assert main(["down", "--timeout", "30"]) == 0
+    assert lock_holder(tmp_path / "run") is None
+    assert launcher.wait(timeout=10) == 0
+    assert launcher.stdout is not None and launcher.stdout.read() == "stopped\n"
+    assert f"launcher PID {launcher.pid}" in capsys.readouterr().out
+
+
+def test_down_without_a_farm_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FARM_HOME", str(tmp_path))
+    assert main(["down"]) == 1
+    assert capsys.readouterr().err == f"error: no farm is running with FARM_HOME {tmp_path}\n"
