@@ -131,6 +131,7 @@ def test_one_task_is_one_trace_from_the_caller_to_its_artifact(
 
     # The publish hands the context to the agent over NATS.
     (publish,) = trace.children(scheduler_call, "task.publish")
+    assert publish.links == [], "a link to its own parent says nothing"
     attempt = trace.one("task.attempt")
     assert attempt.parentSpanId == publish.spanId
     assert trace.one("task.queued").parentSpanId == publish.spanId

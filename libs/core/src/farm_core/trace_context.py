@@ -126,7 +126,15 @@ def start_producing(
         return None, _passed_on(parent)
     context = context_of(parent)
     current = trace.get_current_span().get_span_context()
-    links = [Link(current)] if context is not None and current.is_valid else []
+    # Linked only to another span than its parent (a requeue's operator call, the
+    # call that started a group of creates): a link to the parent says nothing.
+    named = span_context_of(parent)
+    linked = (
+        context is not None
+        and current.is_valid
+        and (current.trace_id, current.span_id) != (named.trace_id, named.span_id)
+    )
+    links = [Link(current)] if linked else []
     span_attributes: dict[str, AttributeValue] = {
         MESSAGING_SYSTEM: "nats",
         MESSAGING_DESTINATION: subject,
