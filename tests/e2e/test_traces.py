@@ -17,6 +17,7 @@ from tests.e2e.conftest import Client, fresh, http_client, unique_label
 from tests.farms import traced_farm_config
 from tests.helpers import eventually
 from tests.pages import Site
+from tests.webhook_receiver import Receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral, pytest.mark.slow]
 
@@ -130,6 +131,7 @@ def test_one_task_is_one_trace_from_the_caller_to_its_artifact(
 
     # The publish hands the context to the agent over NATS.
     (publish,) = trace.children(scheduler_call, "task.publish")
+    assert publish.links == [], "a link to its own parent says nothing"
     attempt = trace.one("task.attempt")
     assert attempt.parentSpanId == publish.spanId
     assert trace.one("task.queued").parentSpanId == publish.spanId
@@ -198,8 +200,28 @@ def test_a_retried_task_shows_both_attempts_in_its_trace(
     assert trace.children(second, "artifact.upload")
 
 
-def test_a_session_is_one_trace_with_a_span_per_command(
+def test_a_task_answered_from_the_cache_is_named_in_its_trace(
     traced_farm: LocalFarm, client: Client, site: Site
+) -> None:
+    page = site.url(f"/page?cached={unique_label()['test']}")
+    spec = {"url": page, "content": {}, "cacheTtlSeconds": 600}
+    first = client.run(spec)
+    cached = client.run(spec)
+    assert (first["cached"], cached.get("cached")) == (False, True)
+    assert cached["traceId"] != first["traceId"]
+    trace = kept(traced_farm, cached["traceId"], "task.cached")
+    call = trace.one("/farm.tasks.v1.TaskService/RunTask", "farm-scheduler")
+    (named,) = trace.children(call, "task.cached")
+    assert named.attributes["farm.task_id"] == cached["id"]
+    assert not trace.named("task.publish")
+
+
+def test_a_session_is_one_trace_with_a_span_per_command(
+    traced_farm: LocalFarm,
+    client: Client,
+    site: Site,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     http = client.http
     session = http.post("/v1/sessions", json={}).json()
@@ -232,6 +254,55 @@ def test_a_session_is_one_trace_with_a_span_per_command(
         assert linked.service == "farm-scheduler"
     for command in commands:
         assert {span.name for span in trace.children(command)} >= {"page.navigate"}
+
+    # The session names its trace, as a task does, and `farm task trace` finds it by id.
+    assert session["traceId"] == opened.traceId == create.traceId
+    assert http.get(f"/v1/sessions/{session['id']}").json()["traceId"] == opened.traceId
+    monkeypatch.setenv("FARM_URL", traced_farm.envoy_url)
+    monkeypatch.setenv("FARM_API_KEY", traced_farm.admin_key)
+    monkeypatch.setenv("FARM_HOME", str(traced_farm.home))
+    monkeypatch.chdir(Path(traced_farm.home))
+    assert main(["task", "trace", session["id"]]) == 0
+    drawn = capsys.readouterr().out
+    assert drawn.startswith(f"trace {opened.traceId}: ")
+    assert "session.command" in drawn
+
+
+def test_a_tasks_callbacks_are_in_its_trace_and_carry_it_to_the_receiver(
+    traced_farm: LocalFarm, client: Client, site: Site
+) -> None:
+    with Receiver(500, 200).running() as receiver:
+        spec = fresh({"url": site.url("/page"), "content": {}, "callbackUrl": receiver.url})
+        task = client.create(spec)
+        eventually(lambda: len(receiver.received) == 2, within=30, message="both callback attempts")
+    trace_id = task["traceId"]
+
+    def both_callbacks() -> Trace | None:
+        trace = kept(traced_farm, trace_id, "task.callback")
+        return trace if len(trace.named("task.callback")) == 2 else None
+
+    trace = eventually(both_callbacks, within=SPANS_WITHIN, message="both callback spans")
+    create = trace.one("/farm.tasks.v1.TaskService/CreateTask", "farm-scheduler")
+    failed, delivered = sorted(trace.named("task.callback"), key=lambda s: s.startTimeUnixNano)
+    for number, span, status in ((1, failed, 500), (2, delivered, 200)):
+        assert span.service == "farm-scheduler"
+        assert span.kind == "CLIENT"
+        assert span.parentSpanId == create.spanId
+        assert span.attributes["farm.task_id"] == task["id"]
+        assert span.attributes["farm.callback.attempt"] == number
+        assert span.attributes["http.response.status_code"] == status
+    assert failed.status == "ERROR"
+    assert delivered.status != "ERROR"
+    # Each POST carries its own span's context: the receiver's work joins the trace.
+    sent = [span_context_of(r.headers.get(TRACEPARENT, "")) for r in receiver.received]
+    assert [format(c.span_id, "016x") for c in sent] == [failed.spanId, delivered.spanId]
+    assert {format(c.trace_id, "032x") for c in sent} == {trace_id}
+    # The scheduler's lines about the delivery name the task's trace.
+    lines = (traced_farm.log_dir / "scheduler.log").read_text().splitlines()
+    delivered_line = [
+        line for line in lines if f"delivered the callback of task {task['id']}" in line
+    ]
+    assert delivered_line and f'"trace_id": "{trace_id}"' in delivered_line[0]
 
 
 def test_farm_task_trace_draws_the_task_as_a_waterfall(

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from farm_cli.launcher.farm import LocalFarm
+from farm_core.trace_context import TRACEPARENT, new_traceparent, trace_id_of
 from farm_core.webhook_signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from tests.e2e.conftest import Client, fresh
 from tests.helpers import eventually
@@ -54,6 +55,20 @@ def test_the_final_task_is_posted_signed_after_two_failed_deliveries(
     assert not verify(secret, signature, timestamp, tampered, time.time())
     assert not verify(secret + "x", signature, timestamp, last.body, time.time())
     assert not verify(secret, signature, timestamp, last.body, time.time() + 600)
+
+
+def test_a_callback_carries_the_tasks_trace_though_the_farm_traces_nothing(
+    admin: Client, site: Site
+) -> None:
+    caller = new_traceparent()
+    with Receiver().running() as receiver:
+        spec = fresh({"url": site.url("/page"), "content": {}, "callbackUrl": receiver.url})
+        response = admin.http.post("/v1/tasks", json=spec, headers={TRACEPARENT: caller})
+        assert response.status_code == 200, response.text
+        delivered(admin, response.json()["id"])
+    ((received),) = receiver.received
+    assert trace_id_of(received.headers.get(TRACEPARENT, "")) == trace_id_of(caller)
+    assert response.json()["traceId"] == trace_id_of(caller)
 
 
 @pytest.mark.parametrize(

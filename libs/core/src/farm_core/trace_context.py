@@ -21,6 +21,7 @@ from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, Statu
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
+from farm_core.logs import trace_id_var
 from farm_core.tracing import logged_trace, tracer
 
 TRACEPARENT = "traceparent"
@@ -125,7 +126,15 @@ def start_producing(
         return None, _passed_on(parent)
     context = context_of(parent)
     current = trace.get_current_span().get_span_context()
-    links = [Link(current)] if context is not None and current.is_valid else []
+    # Linked only to another span than its parent (a requeue's operator call, the
+    # call that started a group of creates): a link to the parent says nothing.
+    named = span_context_of(parent)
+    linked = (
+        context is not None
+        and current.is_valid
+        and (current.trace_id, current.span_id) != (named.trace_id, named.span_id)
+    )
+    links = [Link(current)] if linked else []
     span_attributes: dict[str, AttributeValue] = {
         MESSAGING_SYSTEM: "nats",
         MESSAGING_DESTINATION: subject,
@@ -158,6 +167,45 @@ def end_when_settled(span: Span, outcome: asyncio.Future[Any] | None) -> None:
         span.end()
 
     outcome.add_done_callback(end)
+
+
+@contextlib.contextmanager
+def calling_out(
+    name: str, *, parent: str, attributes: Mapping[str, AttributeValue] | None = None
+) -> Iterator[tuple[Span, dict[str, str]]]:
+    """A CLIENT span of a request the farm sends out of itself (a task's callback).
+
+    Its parent is the span `parent` (a stored `traceparent`) names; it is current
+    inside, with the headers that carry its context to the receiver. Log lines
+    inside carry the trace id. While tracing is off the span is a no-op one and the
+    headers (and log lines) carry `parent`'s context on.
+    """
+    if not _spans_recorded():
+        token = trace_id_var.set(trace_id_of(parent))
+        try:
+            yield trace.INVALID_SPAN, _passed_on(parent)
+        finally:
+            trace_id_var.reset(token)
+        return
+    with (
+        tracer().start_as_current_span(
+            name, context=context_of(parent), kind=SpanKind.CLIENT, attributes=attributes
+        ) as span,
+        logged_trace(),
+    ):
+        yield span, outgoing_headers()
+
+
+def mark(name: str, *, parent: str, attributes: Mapping[str, AttributeValue]) -> None:
+    """An INTERNAL span of no length under the span `parent` names.
+
+    For a step that took no work of its own but must show in the trace (a task
+    answered from the cache).
+    """
+    if _spans_recorded():
+        tracer().start_span(
+            name, context=context_of(parent), kind=SpanKind.INTERNAL, attributes=attributes
+        ).end()
 
 
 def passes_nothing() -> bool:

@@ -19,7 +19,7 @@ from prometheus_client import Histogram
 from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import FarmError
 from farm_core.quotas import TenantQuotas
-from farm_core.trace_context import traceparent
+from farm_core.trace_context import mark, traceparent
 from farm_scheduler import metrics
 from farm_scheduler.batches import Accepted, Outcome, store_batch
 from farm_scheduler.publisher import TaskPublisher
@@ -58,7 +58,11 @@ async def commit(
         alike.setdefault((id(record.spec), record.cached), []).append(record)
     for records in alike.values():
         metrics.record_created(records[0], looks_up_cache(records[0].spec), len(records))
-    # A task answered from the cache is SUCCEEDED already: nothing to run.
+    # A task answered from the cache is SUCCEEDED already: nothing to run, and no
+    # task.publish to name it in its trace.
+    for record in new:
+        if record.cached:
+            mark("task.cached", parent=record.trace_parent, attributes={"farm.task_id": record.id})
     await publisher.publish_many([record for record in new if not record.cached])
     return outcomes
 

@@ -270,3 +270,5 @@ class SessionRow(Base):
     commands: Mapped[int] = mapped_column(Integer)
     # The serialized farm.tasks.v1.ArtifactRef of the recording; empty without one.
     recording: Mapped[bytes] = mapped_column(LargeBinary)
+    # The session's trace (CreateSession's W3C trace id); empty without one.
+    trace_id: Mapped[str] = mapped_column(String(32), server_default="")

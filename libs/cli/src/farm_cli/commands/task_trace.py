@@ -8,12 +8,14 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import call_farm
 from farm_cli.console import CliError
 from farm_cli.launcher.config import ProjectNotFound, find_project_root
 from farm_cli.traces.spans import read_trace
 from farm_cli.traces.waterfall import waterfall
+from farm_core.sessions import SESSION_ID_PATTERN
 
 # W3C trace ids: what audit records (`traceId`) and log lines (`trace_id`) show.
 TRACE_ID = re.compile(r"[0-9a-f]{32}")
@@ -28,10 +30,10 @@ def add_trace_parser(verbs: "argparse._SubParsersAction[argparse.ArgumentParser]
         "kept under FARM_HOME/traces, and draws them: start, duration, service, span "
         "(nested under its parent) and a time bar. A farm that sends its traces elsewhere "
         "(OTEL_EXPORTER_OTLP_ENDPOINT) shows them there, under the same trace id. ID may "
-        "also be a trace id kept there (an audit record's traceId, a log line's trace_id: "
-        "a session's, a call's).",
+        "also be a session id (ses_…: its traceId, GetSession) or a trace id kept there "
+        "(an audit record's traceId, a log line's trace_id: a call's).",
     )
-    trace.add_argument("id", help="a task id, or a trace id")
+    trace.add_argument("id", help="a task id, a session id, or a trace id")
     trace.add_argument(
         "--traces-dir", type=Path, help="where the spans are (default: FARM_HOME/traces)"
     )
@@ -58,7 +60,10 @@ def trace_task(args: argparse.Namespace) -> int:
     # A kept trace of that id is drawn as it is: task ids never name a trace.
     spans = read_trace(folder, args.id) if TRACE_ID.fullmatch(args.id) else []
     if not spans:
-        trace_id = task_trace_id(args.id)
+        if SESSION_ID_PATTERN.fullmatch(args.id):
+            trace_id = session_trace_id(args.id)
+        else:
+            trace_id = task_trace_id(args.id)
         spans = read_trace(folder, trace_id)
         if not spans:
             raise CliError(
@@ -84,3 +89,16 @@ def task_trace_id(task_id: str) -> str:
             "set (farm up --traces, or OTEL_EXPORTER_OTLP_ENDPOINT)"
         )
     return task.trace_id
+
+
+def session_trace_id(session_id: str) -> str:
+    """The trace id of session `session_id` (GetSession); CliError when it has none."""
+    session: sessions_pb2.Session = call_farm(
+        lambda farm: farm.sessions.GetSession, sessions_pb2.GetSessionRequest(id=session_id)
+    )
+    if not session.trace_id:
+        raise CliError(
+            f"session {session.id} has no trace id: the scheduler traces with an OTLP endpoint "
+            "set (farm up --traces, or OTEL_EXPORTER_OTLP_ENDPOINT)"
+        )
+    return session.trace_id

@@ -15,12 +15,15 @@ import time
 from collections.abc import Callable
 
 from google.protobuf import json_format
+from opentelemetry.trace import Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from farm_core.cancel import cancel_and_wait
 from farm_core.db import utcnow
 from farm_core.logs import log_context
 from farm_core.periodic import Periodic
+from farm_core.trace_context import calling_out
 from farm_core.webhook_signature import (
     ATTEMPT_HEADER,
     SIGNATURE_HEADER,
@@ -32,7 +35,7 @@ from farm_scheduler.callbacks.attempts import CallbackAttempt, RetryPolicy
 from farm_scheduler.callbacks.metrics import record_delivery
 from farm_scheduler.callbacks.rows import claim_callback, due_callbacks, record_attempt
 from farm_scheduler.callbacks.secrets import WebhookSecrets
-from farm_scheduler.callbacks.sender import CallbackSender
+from farm_scheduler.callbacks.sender import CallbackSender, Delivery
 from farm_scheduler.lifecycle import is_final
 from farm_scheduler.records import TaskRecord
 from farm_scheduler.task_rows import read_task
@@ -162,9 +165,36 @@ class CallbackDeliverer:
             TASK_ID_HEADER: record.id,
             ATTEMPT_HEADER: str(number),
         }
-        started = time.monotonic()
-        delivery = await self._sender.send(record.spec.callback_url, body, headers)
-        attempt_seconds = time.monotonic() - started
+        attributes: dict[str, AttributeValue] = {
+            "farm.task_id": record.id,
+            "farm.callback.attempt": number,
+        }
+        # In the task's trace (its stored traceparent); the receiver may continue it.
+        with calling_out("task.callback", parent=record.trace_parent, attributes=attributes) as (
+            span,
+            trace_headers,
+        ):
+            started = time.monotonic()
+            delivery = await self._sender.send(
+                record.spec.callback_url, body, {**headers, **trace_headers}
+            )
+            attempt_seconds = time.monotonic() - started
+            if delivery.http_status:
+                span.set_attribute("http.response.status_code", delivery.http_status)
+            if delivery.error:
+                span.set_status(Status(StatusCode.ERROR, delivery.error))
+            await self._record(record, number, now, delivery, attempt_seconds)
+
+    async def _record(
+        self,
+        record: TaskRecord,
+        number: int,
+        now: dt.datetime,
+        delivery: Delivery,
+        attempt_seconds: float,
+    ) -> None:
+        """Writes how the delivery ended, counts it and logs it."""
+        task_id = record.id
         attempt = CallbackAttempt(number, now, delivery.http_status, delivery.error)
         next_time = None
         if not attempt.delivered and not delivery.permanent:

@@ -35,6 +35,7 @@ class SessionRecord:
     close_reason: str = ""
     commands: int = 0
     recording: tasks_pb2.ArtifactRef = field(default_factory=tasks_pb2.ArtifactRef)
+    trace_id: str = ""
 
     @property
     def active(self) -> bool:
@@ -53,6 +54,7 @@ class SessionRecord:
             spec=self.spec,
             tenant=self.tenant,
             commands=self.commands,
+            trace_id=self.trace_id,
         )
         if self.active:
             session.cdp_url = links.cdp_url
@@ -79,6 +81,7 @@ def row_values(record: SessionRecord) -> dict[str, Any]:
         "close_reason": record.close_reason,
         "commands": record.commands,
         "recording": record.recording.SerializeToString() if record.recording.id else b"",
+        "trace_id": record.trace_id,
     }
 
 
@@ -99,4 +102,5 @@ def record_from_row(row: Any) -> SessionRecord:
         close_reason=row.close_reason,
         commands=row.commands,
         recording=recording,
+        trace_id=row.trace_id,
     )
