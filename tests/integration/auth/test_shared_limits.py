@@ -1,12 +1,15 @@
 """Two auth replicas on one NATS and database count a key's rate and refused keys once."""
 
+import asyncio
 import contextlib
 import math
+import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from envoy.service.auth.v3 import external_auth_pb2
 
 from farm.auth.v1 import auth_pb2
 from farm_auth.server import AuthService
@@ -26,6 +29,9 @@ pytestmark = pytest.mark.integration
 OK = 0
 RESOURCE_EXHAUSTED = 8
 HTTP_TOO_MANY_REQUESTS = 429
+# How long Envoy waits for Check (envoy.yaml.j2, ext_authz's timeout) before it answers
+# 503 "the auth service did not answer" itself.
+EDGE_CHECK_TIMEOUT = 2.0
 
 
 @contextlib.asynccontextmanager
@@ -128,3 +134,39 @@ async def test_two_replicas_leasing_a_busy_keys_rate_never_let_more_than_it_thro
     # less at most what each still held unused when the calls stopped.
     assert 10 - 2 * 5 < allowed <= 10 + math.ceil(elapsed * 50), allowed
     assert any("over its rate limit of 50" in reply.status.message for reply in replies)
+
+
+async def test_a_stalled_nats_server_does_not_hold_checks_past_the_edges_wait(
+    farm_home: Path, fresh_nats_server: NatsServer
+) -> None:
+    """A nats-server that takes the connection but answers nothing (SIGSTOP, a full disk).
+
+    Each count waits for NATS at most 0.5 s before the local limiter answers; a key's
+    checks must not each wait so, one after the other, past the edge's wait for auth.
+    """
+    settings = auth_settings(farm_home, "", new_admin_key(), NATS_URL=fresh_nats_server.url)
+    service = AuthService(settings)
+    async with running_auth(settings, service) as auth:
+        await assert_eventually(
+            lambda: service.limits.shared, within=15, message="auth did not reach NATS"
+        )
+        created = await auth.create_key(auth.admin_key, tenant="acme")
+        request = external_auth_pb2.CheckRequest()
+        request.attributes.request.http.method = "GET"
+        request.attributes.request.http.path = "/v1/tasks"
+        request.attributes.request.http.headers["authorization"] = f"Bearer {created.secret}"
+        assert (await auth.check(f"Bearer {created.secret}")).status.code == OK
+
+        fresh_nats_server.process.send_signal(signal.SIGSTOP)
+        try:
+            replies = await asyncio.gather(
+                *(auth.authorization.Check(request, timeout=EDGE_CHECK_TIMEOUT) for _ in range(10)),
+                return_exceptions=True,
+            )
+        finally:
+            fresh_nats_server.process.send_signal(signal.SIGCONT)
+
+    answers = [
+        reply if isinstance(reply, BaseException) else reply.status.code for reply in replies
+    ]
+    assert answers == [OK] * 10

@@ -75,6 +75,22 @@ def test_an_auth_service_that_does_not_answer_is_a_json_503(edge: EdgeUnderTest)
     assert json_error(response, 503, UNAVAILABLE).startswith("authorization: ")
 
 
+def test_an_auth_service_that_does_not_answer_is_unavailable_to_grpc_callers_saying_so(
+    edge: EdgeUnderTest,
+) -> None:
+    # The CLI and the SDK call gRPC: they got UNAVAILABLE with no message at all.
+    with grpc.insecure_channel(edge.grpc_target) as channel:
+        stub = tasks_pb2_grpc.TaskServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.GetTask(
+                tasks_pb2.GetTaskRequest(id="t5"),
+                metadata=(("authorization", f"Bearer {CHECK_FAILS_KEY}"),),
+                timeout=10,
+            )
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert caught.value.details() == "authorization: the auth service did not answer; try again"
+
+
 def test_the_auth_services_refusals_keep_their_json(edge: EdgeUnderTest) -> None:
     refused = httpx.get(f"{edge.url}/v1/tasks/t5", headers={"authorization": "Bearer bf_x"})
     assert json_error(refused, 401, UNAUTHENTICATED) == "invalid API key"

@@ -1,16 +1,7 @@
 """The pure rules of the farm-wide limits: GCRA for rates, a windowed count for refusals."""
 
-from farm_auth.shared_limits import (
-    FailureCount,
-    FailureRule,
-    HeldLease,
-    after_failure,
-    entry_key,
-    lease_cap,
-    next_lease_size,
-    rate_decision,
-    rate_lease,
-)
+from farm_auth.rate_leases import HeldLease, lease_cap, next_lease_size, rate_decision, rate_lease
+from farm_auth.shared_limits import FailureCount, FailureRule, after_failure, entry_key
 
 
 def test_a_fresh_key_gets_its_burst_at_once_then_waits_one_interval() -> None:

@@ -84,6 +84,32 @@ async def test_a_database_locked_by_another_writer_is_unavailable(tmp_path: Path
     )
 
 
+def full_write(tmp_path: Path) -> Exception:
+    """SQLAlchemy's error for a write that finds no room: SQLite's file can grow no more."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'full.db'}")
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE blobs (data BLOB)"))
+        with engine.connect() as connection:
+            # As a disk with no free space does: the next page the file needs is refused.
+            count = connection.execute(text("PRAGMA page_count")).scalar_one()
+            connection.execute(text(f"PRAGMA max_page_count = {count}"))
+            return raised(
+                lambda: connection.execute(text("INSERT INTO blobs VALUES (zeroblob(100000))"))
+            )
+    finally:
+        engine.dispose()
+
+
+async def test_a_full_database_is_unavailable_and_says_so(tmp_path: Path) -> None:
+    error = full_write(tmp_path)
+    assert isinstance(error, exc.OperationalError)
+    assert await status_of(error) == (
+        grpc.StatusCode.UNAVAILABLE,
+        "the database is full (database or disk is full); try again",
+    )
+
+
 async def test_a_database_whose_connections_are_all_in_use_is_unavailable(
     tmp_path: Path,
 ) -> None:

@@ -18,6 +18,9 @@ _SQLITE_BUSY = (
     "disk i/o error",
     "unable to open database file",
 )
+# SQLite's words for a write that found no room: its disk (or max_page_count) is full.
+# Space freed by an operator ends it, so it is an outage to wait out, not a bug.
+_SQLITE_FULL = "database or disk is full"
 # SQLSTATE classes of PostgreSQL: connection exception, insufficient resources (too
 # many clients), operator intervention (shutting down, cannot connect now).
 _POSTGRES_OUTAGE_CLASSES = frozenset({"08", "53", "57"})
@@ -53,6 +56,8 @@ def _database_outage(error: "exc.DBAPIError") -> str | None:
     )
     if isinstance(sqlstate, str) and sqlstate[:2] in _POSTGRES_OUTAGE_CLASSES:
         return f"the database is out of reach ({said})"
+    if isinstance(error, exc.OperationalError) and _SQLITE_FULL in said.lower():
+        return f"the database is full ({said})"
     if isinstance(error, exc.OperationalError) and any(
         words in said.lower() for words in _SQLITE_BUSY
     ):

@@ -26,6 +26,7 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
+from farm_auth.rate_leases import HeldLease, RateLease, lease_cap, next_lease_size, rate_lease
 from farm_auth.ratelimit import FailedAuthLimiter, KeyRateLimiter
 from farm_core.cancel import cancel_and_wait
 from farm_core.kv import Contended, Versioned, compare_and_set, open_bucket
@@ -41,85 +42,13 @@ FAILED_AUTH_BUCKET = "farm_failed_auth"
 RATE_TTL_SECONDS = 24 * 3600.0
 # How long one NATS call of the hot path may take before the local limiter answers.
 CALL_TIMEOUT_SECONDS = 0.5
+# After a count NATS failed (not a lost race), how long the local limiters answer
+# without asking NATS. A stalled nats-server answers nothing, so each call would wait
+# CALL_TIMEOUT_SECONDS, and a key's calls queue behind one another on its lock: the
+# tenth would answer after 5 s, long after the edge stopped waiting for auth (2 s).
+SHARED_PAUSE_SECONDS = 2.0
 
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-
-
-@dataclass(frozen=True)
-class RateDecision:
-    """A request counted against a rate: the key's next due time, or the wait if refused."""
-
-    due: float
-    wait_seconds: float
-
-
-@dataclass(frozen=True)
-class RateLease:
-    """Requests taken from a key's rate at once: how many, and the key's next due time.
-
-    `granted` 0 means refused; then `wait_seconds` says how long until one is due.
-    """
-
-    due: float
-    granted: int
-    wait_seconds: float
-
-
-def rate_lease(
-    due: float | None, now: float, per_second: float, burst: int, wanted: int
-) -> RateLease:
-    """GCRA for up to `wanted` requests: as many as keep the due time within `burst` intervals."""
-    interval = 1.0 / per_second
-    start = max(due or now, now)
-    room = int((now + burst * interval - start) / interval + 1e-9)
-    granted = min(wanted, room)
-    if granted < 1:
-        return RateLease(
-            due=due or now, granted=0, wait_seconds=start + interval - now - burst * interval
-        )
-    return RateLease(due=start + granted * interval, granted=granted, wait_seconds=0.0)
-
-
-def rate_decision(due: float | None, now: float, per_second: float, burst: int) -> RateDecision:
-    """GCRA: admit a request if the key's next due time is at most `burst` intervals ahead."""
-    lease = rate_lease(due, now, per_second, burst, 1)
-    return RateDecision(due=lease.due, wait_seconds=lease.wait_seconds)
-
-
-@dataclass
-class HeldLease:
-    """Requests of one key this replica took from the shared entry and has not used yet.
-
-    Unused requests lapse at `until`, so a replica never holds more than a short
-    share of a key's rate. `size` is how many the next lease asks for: doubled when a
-    lease is used up in time, cut to what was used when one lapses.
-    """
-
-    left: int
-    until: float
-    size: int
-    rate: tuple[int, int]
-
-    def take(self, now: float, rate: tuple[int, int]) -> bool:
-        """Uses one request of the lease if it holds one, in time, for the same rate."""
-        if self.left <= 0 or now >= self.until or rate != self.rate:
-            return False
-        self.left -= 1
-        return True
-
-
-def next_lease_size(held: HeldLease | None, now: float, cap: int) -> int:
-    """How many requests to ask for: more while leases are used up, fewer once one lapses."""
-    if held is None:
-        return 1
-    if held.left > 0 and now >= held.until:
-        return max(1, min(cap, held.size - held.left))
-    return max(1, min(cap, held.size * 2))
-
-
-def lease_cap(per_second: int, burst: int, lease_seconds: float) -> int:
-    """The most requests one lease may take: `lease_seconds` of the rate, within the burst."""
-    return max(1, min(burst, int(per_second * lease_seconds)))
 
 
 @dataclass(frozen=True)
@@ -202,11 +131,26 @@ class SharedLimits:
         self._known_rates: dict[str, Versioned[float]] = {}
         self._key_locks: dict[str, asyncio.Lock] = {}
         self._blocked_until: dict[str, float] = {}
+        # time.monotonic() until which counts stay local after a failed NATS call.
+        self._paused_until = 0.0
 
     @property
     def shared(self) -> bool:
         """Whether the limits count farm-wide now (else in this replica's memory)."""
         return self._buckets is not None and self._watching is not None and self._link.is_connected
+
+    def _counting_locally(self) -> bool:
+        """Whether NATS is not to be asked now: not bound, not connected, or just failed."""
+        return (
+            self._buckets is None
+            or not self._link.is_connected
+            or time.monotonic() < self._paused_until
+        )
+
+    def _pause_shared(self, error: Exception) -> None:
+        """After a failed count (not a lost race), counts locally for a while."""
+        if not isinstance(error, Contended):
+            self._paused_until = time.monotonic() + SHARED_PAUSE_SECONDS
 
     def start(self) -> None:
         """Connects in the background; until connected, the local limiters answer."""
@@ -223,7 +167,7 @@ class SharedLimits:
 
     async def take(self, key_id: str, per_second: int, burst: int) -> float:
         """Counts one request of `key_id`: 0.0 if allowed, else the seconds to wait."""
-        if self._buckets is None or not self._link.is_connected:
+        if self._buckets is None or self._counting_locally():
             return self._local_rates.take(key_id, per_second, burst)
         rates, _ = self._buckets
         key = entry_key(key_id)
@@ -240,9 +184,17 @@ class SharedLimits:
                 held = self._leases.get(key)
                 if held is not None and held.take(self._clock(), (per_second, burst)):
                     return 0.0
+                # The call ahead of this one may have found NATS not answering.
+                if self._counting_locally():
+                    return self._local_rates.take(key_id, per_second, burst)
                 return await self._take_shared(rates, key, per_second, burst)
         except (nats.errors.Error, TimeoutError, Contended) as error:
-            log.warning("shared rate of %s unavailable, counting locally: %s", key_id, error)
+            log.warning(
+                "shared rate of %s unavailable, counting locally: %s",
+                key_id,
+                str(error) or type(error).__name__,
+            )
+            self._pause_shared(error)
             self._rebind_soon(error)
             return self._local_rates.take(key_id, per_second, burst)
 
@@ -289,7 +241,7 @@ class SharedLimits:
         """Counts one refused key from `address`, in every replica's count."""
         if self._rule.limit <= 0:
             return
-        if self._buckets is None or not self._link.is_connected:
+        if self._buckets is None or self._counting_locally():
             self._local_failures.record_failure(address)
             return
         _, failures = self._buckets
@@ -306,7 +258,12 @@ class SharedLimits:
                 CALL_TIMEOUT_SECONDS,
             )
         except (nats.errors.Error, TimeoutError, Contended) as error:
-            log.warning("shared failures of %s unavailable, counting locally: %s", address, error)
+            log.warning(
+                "shared failures of %s unavailable, counting locally: %s",
+                address,
+                str(error) or type(error).__name__,
+            )
+            self._pause_shared(error)
             self._rebind_soon(error)
             self._local_failures.record_failure(address)
             return
