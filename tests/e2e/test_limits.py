@@ -203,6 +203,42 @@ def test_the_running_quota_holds_a_second_task_queued_while_the_first_runs(
     assert started.timestamp() >= released_at
 
 
+HELD_FLOOD = 1000
+"""A batch of tasks held by their tenant's running quota: as many as JetStream lets one
+consumer hold pending by default, and more than the agents could offer again each second."""
+
+
+def test_a_flood_held_by_its_running_quota_does_not_starve_another_tenant(
+    farm: LocalFarm,
+    admin: Client,
+    make_key: KeyFactory,
+    site: Site,
+) -> None:
+    flooder = writer_with_quotas(admin, make_key, maxRunningTasks=2)
+    other = make_key("tasks.write", "tasks.read", tenant=new_tenant("quota"))
+    # Each takes a while, so the flooder keeps its two slots busy and the rest held.
+    page = {"url": site.url("/slow?ms=400"), "content": {}, "cacheTtlSeconds": 0}
+
+    with http_client(farm, flooder.secret) as http, http_client(farm, other.secret) as other_http:
+        response = http.post("/v1/tasks:batchCreate", json={"requests": [page] * HELD_FLOOD})
+        assert response.status_code == 200, response.text
+        flood = [task["id"] for task in response.json()["tasks"]]
+        try:
+            assert len(flood) == HELD_FLOOD
+            neighbour = Client(other_http, other.secret)
+            later = neighbour.create({"url": site.url("/page"), "content": {}})
+
+            # Another tenant's task at the same priority runs while most of the flood waits.
+            assert neighbour.wait(later["id"], within=30)["status"] == "TASK_STATUS_SUCCEEDED"
+            queued = http.get(
+                "/v1/tasks", params={"status": "TASK_STATUS_QUEUED", "pageSize": 1000}
+            )
+            assert len(queued.json()["tasks"]) > HELD_FLOOD // 2
+        finally:
+            for task_id in flood:
+                http.post(f"/v1/tasks/{task_id}:cancel")
+
+
 def test_the_byte_quota_stores_up_to_exactly_its_size_then_fails_the_task(
     farm: LocalFarm, admin: Client, make_key: KeyFactory, site: Site
 ) -> None:

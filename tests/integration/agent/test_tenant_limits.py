@@ -8,6 +8,7 @@ from nats.js import JetStreamContext
 
 from farm_agent.kv import tenant_slots_bucket
 from farm_agent.limits.slots import Slots
+from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import (
     RUNNING,
     SUCCEEDED,
@@ -97,3 +98,37 @@ async def test_the_slot_of_an_agent_that_died_lapses(
     started = events.of(task_id)[0]
     assert started.status == RUNNING
     assert started.time.ToNanoseconds() / 1e9 >= lapses_at - 0.05
+
+
+HELD_BACKLOG = 1100
+"""Held tasks of one tenant, more than JetStream's default of 1,000 pending messages a
+consumer may have: each handed-back task stays pending until it is offered again."""
+
+
+async def test_a_held_backlog_does_not_starve_another_tenants_later_task(
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
+) -> None:
+    # Held tasks come back seldom here: what is shown is the consumer's pending limit.
+    await start_two_agents(
+        start_intake, host_max_concurrency=10, host_max_rate=1000, tenant_wait_seconds=5.0
+    )
+    gate = f"held-{uuid.uuid4().hex}"
+    # Holds acme's one running slot until the test releases it.
+    running = await publish(
+        js,
+        once(content_of(site, f"/gate/{gate}", timeout_ms=60_000)),
+        tenant="acme",
+        tenant_max_running=1,
+    )
+    await assert_eventually(lambda: RUNNING in events.statuses(running), within=20)
+    for _ in range(HELD_BACKLOG):
+        await publish(js, content_of(site), tenant="acme", tenant_max_running=1)
+    later = await publish(js, once(content_of(site)), tenant="globex")
+
+    try:
+        # Started while every acme task but the first is still held.
+        final = await events.final(later, within=30)
+        assert (final.status, final.attempt) == (SUCCEEDED, 1)
+        assert events.statuses(running) == [RUNNING]
+    finally:
+        site.release(gate)

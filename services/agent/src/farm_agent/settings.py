@@ -227,6 +227,14 @@ class AgentSettings(SessionSettings, FarmSettings):
         description="How long a task is handed back for when its tenant already runs its "
         "maxRunningTasks, farm-wide (no attempt used; the task stays QUEUED).",
     )
+    tenant_wait_max_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="The longest a task is handed back for when its tenant is at its "
+        "maxRunningTasks: each further hand-back of one task doubles its wait from "
+        "tenant_wait_seconds up to this, so a held backlog coming back does not take every "
+        "fetch and starve other tenants' tasks queued behind it.",
+    )
     tenant_lease_seconds: float = Field(
         default=30.0,
         gt=0,

@@ -45,6 +45,7 @@ from farm_agent.work.start_checks import held_elsewhere, limit_unknown, taken_el
 from farm_agent.work.uploader import ArtifactOwner
 from farm_agent.work.waits import WaitReason, wait_key
 from farm_core import task_ends
+from farm_core.backoff import doubling_delay
 from farm_core.breakers import breaker_origin
 from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
 from farm_core.task_errors import ErrorCode
@@ -204,8 +205,17 @@ class TaskAttempt:
         if isinstance(slot, Unreadable):
             raise limit_unknown("tenant", f"the running limit of tenant {self.item.tenant}", slot)
         if isinstance(slot, Busy):
-            # Leases end as tasks finish; spread the waiting tasks' returns.
-            spread = self._tools.settings.tenant_wait_seconds * random.uniform(1, 1.5)
+            # Leases end as tasks finish; spread the waiting tasks' returns. JetStream
+            # offers handed-back messages before new ones, so a held backlog coming back
+            # at a fixed pace would keep other tenants' tasks behind it from ever being
+            # fetched: each further hand-back of this task waits twice as long.
+            settings = self._tools.settings
+            wait = doubling_delay(
+                settings.tenant_wait_seconds,
+                settings.tenant_wait_max_seconds,
+                self._message.metadata.num_delivered,
+            )
+            spread = wait * random.uniform(1, 1.5)
             delay = max(slot.retry_after_seconds, spread)
             await self._ends.hand_back_as_wait(WaitReason.TENANT_BUSY, delay, deadline)
             return None

@@ -24,6 +24,10 @@ from farm_core.queue import TASK_STREAM, Priority, consumer_name, next_task_subj
 PROBE_REQUEST = json.dumps({"batch": 1, "no_wait": True}).encode()
 REPLY_MARGIN_SECONDS = 2.0
 """Beyond a pull's expiry, how long to wait for the server's answer before giving up."""
+UNLIMITED_ACK_PENDING = -1
+"""A task handed back to wait (its tenant or host busy) stays pending until its delay ends;
+under the server's default of 1,000 pending, one tenant's held backlog of 1,000 would stop
+the queue from handing any agent a new task, another tenant's included."""
 
 
 @dataclass(eq=False)
@@ -63,6 +67,7 @@ class QueueConsumer:
                 deliver_policy=DeliverPolicy.ALL,
                 ack_wait=ack_wait_seconds,
                 max_deliver=-1,
+                max_ack_pending=UNLIMITED_ACK_PENDING,
             ),
         )
         return cls(region, priority, nc, await nc.subscribe(nc.new_inbox()))
