@@ -67,14 +67,14 @@ async def test_two_replicas_give_a_key_its_rate_once(
         replies = [await replica.check(f"Bearer {created.secret}") for replica in (one, two) * 4]
         elapsed = time.monotonic() - started
 
-    codes = [reply.status.code for reply in replies]
+    codes = [reply.code for reply in replies]
     allowed = codes.count(OK)
     # Per replica, 8 calls alternated would let 3 + 3 through; shared, the burst of 3
     # plus what refilled at 1 a second while the calls were made.
     assert 3 <= allowed <= 3 + math.ceil(elapsed), codes
     assert codes[:3] == [OK] * 3
     assert set(codes[allowed:]) <= {OK, RESOURCE_EXHAUSTED}
-    assert any("over its rate limit of 1" in reply.status.message for reply in replies)
+    assert any("over its rate limit of 1" in reply.message for reply in replies)
 
 
 async def test_refusals_at_both_replicas_block_the_address_at_both(
@@ -90,7 +90,7 @@ async def test_refusals_at_both_replicas_block_the_address_at_both(
         async def blocked_at_both() -> bool:
             for replica in (one, two):
                 reply = await check_from(replica, address, one.admin_key)
-                if reply.status.code != RESOURCE_EXHAUSTED:
+                if reply.code != RESOURCE_EXHAUSTED:
                     return False
             return True
 
@@ -103,7 +103,7 @@ async def test_refusals_at_both_replicas_block_the_address_at_both(
     status, headers = denial(blocked)
     assert status == HTTP_TOO_MANY_REQUESTS
     assert int(headers["retry-after"]) > 0
-    assert elsewhere.status.code == OK
+    assert elsewhere.code == OK
 
 
 async def test_two_replicas_leasing_a_busy_keys_rate_never_let_more_than_it_through(
@@ -123,8 +123,8 @@ async def test_two_replicas_leasing_a_busy_keys_rate_never_let_more_than_it_thro
         replies = [await replica.check(f"Bearer {created.secret}") for replica in (one, two) * 20]
         elapsed = time.monotonic() - started
 
-    allowed = [reply.status.code for reply in replies].count(OK)
+    allowed = [reply.code for reply in replies].count(OK)
     # Leased or not, the two replicas together let through the burst and what refilled,
     # less at most what each still held unused when the calls stopped.
     assert 10 - 2 * 5 < allowed <= 10 + math.ceil(elapsed * 50), allowed
-    assert any("over its rate limit of 50" in reply.status.message for reply in replies)
+    assert any("over its rate limit of 50" in reply.message for reply in replies)
