@@ -15,8 +15,7 @@ from collections.abc import Mapping
 from aiohttp import web
 from opentelemetry import trace
 
-from farm_auth.audit_api import AuditedAuthorizer
-from farm_auth.authz import AUTHORIZATION_HEADER, EdgeRequest, Verdict
+from farm_auth.authz import AUTHORIZATION_HEADER, Authorizer, EdgeRequest, Verdict
 from farm_core.identity import IDENTITY_HEADER
 from farm_core.trace_context import incoming_context
 from farm_core.tracing import tracer, tracing_enabled
@@ -68,7 +67,7 @@ class CheckServer:
     """The HTTP listener Envoy's ext_authz filter calls, beside auth's gRPC server."""
 
     def __init__(
-        self, authorizer: AuditedAuthorizer, host: str, port: int, tls: ssl.SSLContext | None
+        self, authorizer: Authorizer, host: str, port: int, tls: ssl.SSLContext | None
     ) -> None:
         self._authorizer = authorizer
         self._host = host
@@ -126,6 +125,8 @@ class CheckServer:
             ):
                 return http_answer(await self._authorizer.check(checked))
         except Exception:
-            # 5xx is an error to Envoy: it answers 503 and never lets the request through.
+            # Any 5xx is an error to Envoy: it answers 503 (status_on_error, its own
+            # body) and never lets the request through; so does a 503 refusal (a
+            # session's route unreadable), whose message Envoy does not pass on.
             log.exception("the edge check of %s %s failed", checked.method, checked.path)
             return web.Response(status=500, text="the check failed\n")
