@@ -31,8 +31,9 @@ $(BIN)/uv:
 
 $(SYNC_STAMP): $(BIN)/uv uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
 	$(BIN)/uv sync --frozen --all-packages --inexact --compile-bytecode
-	@# xds-protos (auth's ext_authz messages) ships an older copy of opentelemetry-proto's
-	@# modules; whichever wheel uv unpacked last won. opentelemetry-proto's own goes last.
+	@# xds-protos (auth's gRPC ext_authz messages, no longer a dependency but still in
+	@# older .venvs) ships an older copy of opentelemetry-proto's modules; whichever
+	@# wheel uv unpacked last won. opentelemetry-proto's own goes last.
 	$(BIN)/uv sync --frozen --all-packages --inexact --compile-bytecode --reinstall-package opentelemetry-proto
 	touch $@
 

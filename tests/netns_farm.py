@@ -63,6 +63,8 @@ API_HOSTS = ("api-1", "api-2")
 STORAGE_HOSTS = ("storage-1", "storage-2")
 AGENT_HOSTS = ("agent-1", "agent-2", "agent-3")
 AUTH_PORT, STORAGE_PORT, SCHEDULER_PORT = 7101, 7102, 7103
+# Auth's edge check (HTTP), which Envoy's ext_authz calls on each auth replica.
+AUTH_CHECK_PORT = 7106
 ENVOY_PORT, ENVOY_ADMIN_PORT = 8080, 9901
 POSTGRES_PORT = 5432
 SEAWEED = SeaweedPorts(9333, 8081, 8888, 8333, 19333, 18081, 18888, 18333)
@@ -268,6 +270,8 @@ class NetnsFarm:
         if prefix in ("AUTH", "STORAGE", "SCHEDULER"):
             env[f"FARM_{prefix}_PORT"] = str(port)
             env[f"FARM_{prefix}_METRICS_PORT"] = str(port + 2000)
+        if prefix == "AUTH":
+            env["FARM_AUTH_CHECK_PORT"] = str(AUTH_CHECK_PORT)
         spec = dataclasses.replace(spec, name=name or spec.name, env=env)
         ready = functools.partial(grpc_serving, f"{host.address}:{port}", None)
         self._launch(host, spec, ready)
@@ -288,6 +292,7 @@ class NetnsFarm:
                 "scheduler": replicas(API_HOSTS, SCHEDULER_PORT),
                 "storage": replicas(STORAGE_HOSTS, STORAGE_PORT),
             },
+            auth_check_port=AUTH_CHECK_PORT,
         )
         path = write_envoy_config(
             self.config.envoy_template, settings, self.home / "envoy" / "envoy.yaml"

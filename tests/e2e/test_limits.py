@@ -327,9 +327,14 @@ def test_an_address_with_too_many_refused_keys_gets_429_even_with_a_valid_key(
     address = "127." + ".".join(str(octet) for octet in octets)
     transport = httpx.HTTPTransport(local_address=address)
     with httpx.Client(base_url=farm.envoy_url, transport=transport, timeout=10) as http:
-        # A forged x-forwarded-for does not make a guesser look like many addresses.
+        # A forged x-forwarded-for or x-farm-client-address (the header Envoy tells
+        # auth the address in) does not make a guesser look like many addresses.
         wrong = [
-            {"authorization": "Bearer bf_wrong-guess", "x-forwarded-for": f"203.0.113.{n}"}
+            {
+                "authorization": "Bearer bf_wrong-guess",
+                "x-forwarded-for": f"203.0.113.{n}",
+                "x-farm-client-address": f"198.51.100.{n}",
+            }
             for n in range(21)
         ]
         statuses = [http.get("/v1/tasks", headers=wrong[n]).status_code for n in range(20)]
@@ -341,4 +346,5 @@ def test_an_address_with_too_many_refused_keys_gets_429_even_with_a_valid_key(
     assert right.status_code == 429
     assert int(right.headers["retry-after"]) > 0
     assert "too many refused API keys" in right.json()["message"]
+    assert address in right.json()["message"]
     assert admin.http.get("/v1/tasks").status_code == 200  # other addresses are not blocked

@@ -107,7 +107,7 @@ def test_one_task_is_one_trace_from_the_caller_to_its_artifact(
     assert trace_id == span_context_of(caller).trace_id.to_bytes(16, "big").hex()
     run_task = "/farm.tasks.v1.TaskService/RunTask"
     upload = "/farm.storage.v1.ArtifactIngestService/UploadArtifact"
-    check = "/envoy.service.auth.v3.Authorization/Check"
+    check = "ext_authz check"
     # Envoy sends its spans every 5 s, the services' within a tenth of a second; each
     # process sends its own, so the wait names a span of every one asserted on below.
     trace = kept(traced_farm, trace_id, "ingress", check, run_task, "task.attempt", "PUT", upload)
@@ -122,7 +122,7 @@ def test_one_task_is_one_trace_from_the_caller_to_its_artifact(
     # The edge continues the caller's span, asks auth, then calls the scheduler.
     (ingress,) = [s for s in trace.spans if s.service == "farm-envoy" and s.kind == "SERVER"]
     assert ingress.parentSpanId == caller.split("-")[2]
-    (authz,) = trace.children(ingress, "async envoy.service.auth.v3.Authorization.Check")
+    (authz,) = trace.children(ingress, "async auth_check egress")
     auth_check = trace.one(check, "farm-auth")
     assert auth_check.parentSpanId == authz.spanId
     scheduler_call = trace.one(run_task, "farm-scheduler")

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import aiohttp
 import grpc
 import pytest
-from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm_auth.server import AuthService
@@ -38,43 +39,85 @@ def auth_settings(
         FARM_IDENTITY_KEY=TEST_IDENTITY_KEY,
         FARM_AUTH_DATABASE_URL=database_url,
         FARM_ADMIN_KEY=admin_key,
-        **overrides,
+        **{"check_port": 0, **overrides},
     )
 
 
 @dataclass(frozen=True)
+class CheckReply:
+    """The edge check's HTTP answer, as Envoy reads it."""
+
+    http_status: int
+    # Lower-case names.
+    headers: Mapping[str, str]
+    body: str
+
+    @property
+    def allowed(self) -> bool:
+        """Whether Envoy lets the request through."""
+        return self.http_status == 200
+
+    @property
+    def code(self) -> int:
+        """The gRPC status code a caller gets: 0 when allowed."""
+        if self.allowed:
+            return 0
+        if "grpc-status" in self.headers:
+            return int(self.headers["grpc-status"])
+        return int(json.loads(self.body)["code"])
+
+    @property
+    def message(self) -> str:
+        """The refusal's message ('' when allowed)."""
+        if self.allowed or "grpc-status" in self.headers:
+            return self.body
+        return str(json.loads(self.body)["message"])
+
+
+@dataclass(frozen=True)
 class Auth:
-    """A running auth service: its AuthService stub, and Check as Envoy calls it."""
+    """A running auth service: its AuthService stub, and its edge check as Envoy calls it."""
 
     keys: auth_pb2_grpc.AuthServiceAsyncStub
-    authorization: external_auth_pb2_grpc.AuthorizationStub
+    http: aiohttp.ClientSession
+    # http://host:port/check, where Envoy asks about each request.
+    check_url: str
     admin_key: str
     settings: AuthSettings
     # host:port of the service, for other services that call it.
     address: str = ""
 
     async def check(
-        self, authorization: str | None, **headers: str
-    ) -> external_auth_pb2.CheckResponse:
+        self,
+        authorization: str | None,
+        headers: Mapping[str, str] | None = None,
+        *,
+        path: str = "/v1/tasks",
+        method: str = "POST",
+        client_address: str = "",
+        body: bytes = b"",
+    ) -> CheckReply:
         """Envoy's question about a request carrying `authorization` and `headers`."""
-        request = external_auth_pb2.CheckRequest()
-        http = request.attributes.request.http
-        http.method, http.path = "POST", "/v1/tasks"
-        http.headers.update(headers)
+        sent = dict(headers or {})
         if authorization is not None:
-            http.headers["authorization"] = authorization
-        reply: external_auth_pb2.CheckResponse = await self.authorization.Check(
-            request, timeout=RPC_TIMEOUT
-        )
-        return reply
+            sent["authorization"] = authorization
+        if client_address:
+            sent["x-farm-client-address"] = client_address
+        async with self.http.request(
+            method, self.check_url + path, headers=sent, data=body or None
+        ) as answer:
+            return CheckReply(
+                answer.status,
+                {name.lower(): value for name, value in answer.headers.items()},
+                await answer.text(),
+            )
 
     async def identity_token(self, secret: str) -> str:
-        """The x-farm-identity token Check hands Envoy for `secret`; fails if refused."""
+        """The x-farm-identity token the check hands Envoy for `secret`; fails if refused."""
         reply = await self.check(f"Bearer {secret}")
-        assert reply.status.code == 0, reply.status.message
-        (option,) = reply.ok_response.headers
-        assert option.header.key == IDENTITY_HEADER
-        return str(option.header.value)
+        assert reply.code == 0, reply.message
+        assert reply.headers["x-envoy-auth-headers-to-remove"] == "authorization"
+        return reply.headers[IDENTITY_HEADER]
 
     async def identity(self, secret: str) -> Identity:
         """Who Check says `secret` is."""
@@ -126,14 +169,17 @@ async def running_auth(
     settings: AuthSettings, service: AuthService | None = None
 ) -> AsyncIterator[Auth]:
     """Serves `service` (default: a new one with `settings`) on a free port until the block ends."""
+    service = service or AuthService(settings)
     async with (
-        serving(service or AuthService(settings), settings) as host,
+        serving(service, settings) as host,
         grpc.aio.insecure_channel(host.address) as channel,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=RPC_TIMEOUT)) as http,
     ):
         # grpc ships no types: mypy cannot tell that the stubs are made on an aio channel.
         yield Auth(
             keys=cast("auth_pb2_grpc.AuthServiceAsyncStub", auth_pb2_grpc.AuthServiceStub(channel)),
-            authorization=external_auth_pb2_grpc.AuthorizationStub(channel),
+            http=http,
+            check_url=f"http://{settings.host}:{service.check_port}/check",
             admin_key=settings.resolved_admin_key() or "",
             settings=settings,
             address=host.address,

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from envoy.service.auth.v3 import external_auth_pb2
 
 from farm.auth.v1 import auth_pb2
 from farm_auth.server import AuthService
@@ -73,14 +72,14 @@ async def test_two_replicas_give_a_key_its_rate_once(
         replies = [await replica.check(f"Bearer {created.secret}") for replica in (one, two) * 4]
         elapsed = time.monotonic() - started
 
-    codes = [reply.status.code for reply in replies]
+    codes = [reply.code for reply in replies]
     allowed = codes.count(OK)
     # Per replica, 8 calls alternated would let 3 + 3 through; shared, the burst of 3
     # plus what refilled at 1 a second while the calls were made.
     assert 3 <= allowed <= 3 + math.ceil(elapsed), codes
     assert codes[:3] == [OK] * 3
     assert set(codes[allowed:]) <= {OK, RESOURCE_EXHAUSTED}
-    assert any("over its rate limit of 1" in reply.status.message for reply in replies)
+    assert any("over its rate limit of 1" in reply.message for reply in replies)
 
 
 async def test_refusals_at_both_replicas_block_the_address_at_both(
@@ -96,7 +95,7 @@ async def test_refusals_at_both_replicas_block_the_address_at_both(
         async def blocked_at_both() -> bool:
             for replica in (one, two):
                 reply = await check_from(replica, address, one.admin_key)
-                if reply.status.code != RESOURCE_EXHAUSTED:
+                if reply.code != RESOURCE_EXHAUSTED:
                     return False
             return True
 
@@ -109,7 +108,7 @@ async def test_refusals_at_both_replicas_block_the_address_at_both(
     status, headers = denial(blocked)
     assert status == HTTP_TOO_MANY_REQUESTS
     assert int(headers["retry-after"]) > 0
-    assert elsewhere.status.code == OK
+    assert elsewhere.code == OK
 
 
 async def test_two_replicas_leasing_a_busy_keys_rate_never_let_more_than_it_through(
@@ -129,11 +128,11 @@ async def test_two_replicas_leasing_a_busy_keys_rate_never_let_more_than_it_thro
         replies = [await replica.check(f"Bearer {created.secret}") for replica in (one, two) * 20]
         elapsed = time.monotonic() - started
 
-    allowed = [reply.status.code for reply in replies].count(OK)
+    allowed = [reply.code for reply in replies].count(OK)
     # Leased or not, the two replicas together let through the burst and what refilled,
     # less at most what each still held unused when the calls stopped.
     assert 10 - 2 * 5 < allowed <= 10 + math.ceil(elapsed * 50), allowed
-    assert any("over its rate limit of 50" in reply.status.message for reply in replies)
+    assert any("over its rate limit of 50" in reply.message for reply in replies)
 
 
 async def test_a_stalled_nats_server_does_not_hold_checks_past_the_edges_wait(
@@ -151,22 +150,22 @@ async def test_a_stalled_nats_server_does_not_hold_checks_past_the_edges_wait(
             lambda: service.limits.shared, within=15, message="auth did not reach NATS"
         )
         created = await auth.create_key(auth.admin_key, tenant="acme")
-        request = external_auth_pb2.CheckRequest()
-        request.attributes.request.http.method = "GET"
-        request.attributes.request.http.path = "/v1/tasks"
-        request.attributes.request.http.headers["authorization"] = f"Bearer {created.secret}"
-        assert (await auth.check(f"Bearer {created.secret}")).status.code == OK
+        assert (await auth.check(f"Bearer {created.secret}")).code == OK
 
         fresh_nats_server.process.send_signal(signal.SIGSTOP)
         try:
             replies = await asyncio.gather(
-                *(auth.authorization.Check(request, timeout=EDGE_CHECK_TIMEOUT) for _ in range(10)),
+                *(
+                    asyncio.wait_for(
+                        auth.check(f"Bearer {created.secret}", method="GET"),
+                        EDGE_CHECK_TIMEOUT,
+                    )
+                    for _ in range(10)
+                ),
                 return_exceptions=True,
             )
         finally:
             fresh_nats_server.process.send_signal(signal.SIGCONT)
 
-    answers = [
-        reply if isinstance(reply, BaseException) else reply.status.code for reply in replies
-    ]
+    answers = [reply if isinstance(reply, BaseException) else reply.code for reply in replies]
     assert answers == [OK] * 10

@@ -74,6 +74,7 @@ def running_edge(state: Path, tls: TlsFiles | None = None) -> Iterator[EdgeUnder
         descriptor_path=ROOT / "envoy" / "farm.binpb",
         upstreams={
             "auth": [Endpoint("127.0.0.1", fakes.auth_port)],
+            "auth_check": [Endpoint("127.0.0.1", fakes.check_port)],
             "storage": [Endpoint("127.0.0.1", fakes.storage_port)],
             "scheduler": [Endpoint("127.0.0.1", fakes.scheduler_port)],
         },
@@ -128,6 +129,18 @@ server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
 health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
 server.add_insecure_port("127.0.0.1:" + os.environ[f"FARM_{service.upper()}_PORT"])
 server.start()
+if service == "auth":
+    # The edge check's port answers /healthz, as Envoy's auth_check cluster asks.
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Healthy(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+    check = ThreadingHTTPServer(("127.0.0.1", int(os.environ["FARM_AUTH_CHECK_PORT"])), Healthy)
+    threading.Thread(target=check.serve_forever, daemon=True).start()
 stopping.wait()
 (record / f"{name}.stopped").write_text(str(time.monotonic_ns()))
 server.stop(None)
@@ -138,7 +151,8 @@ server.stop(None)
 def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Packages farm_auth, farm_storage, farm_scheduler, farm_agent ahead of the real ones.
 
-    Each serves gRPC health on the port the launcher gives it, writes down the
+    Each serves gRPC health on the port the launcher gives it (auth also an HTTP
+    /healthz on its check port), writes down the
     environment it was started with (<name>.env.json) and its PID at each start
     (<name>.starts), and on SIGTERM notes the time (<name>.stopped) and exits 0.
     Returns the folder they write to.

@@ -13,7 +13,13 @@ from farm_cli.launcher.envoy import MAX_REQUEST_BYTES
 from farm_cli.main import main
 from tests.helpers import assert_eventually
 from tests.integration.cli.conftest import EdgeUnderTest
-from tests.unit.cli.fake_services import GOOD_KEY, IDENTITY_FOR_GOOD_KEY, PNG_BYTES
+from tests.unit.cli.fake_services import (
+    GOOD_KEY,
+    IDENTITY_FOR_GOOD_KEY,
+    OVER_LIMIT_KEY,
+    PNG_BYTES,
+    CheckSeen,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +68,50 @@ def test_calls_without_a_valid_key_are_refused(
     response = get(edge, "/v1/tasks/t5", headers=headers)
     assert response.status_code == 401
     assert [name for name, *_ in edge.fakes.calls.seen[before:]] == ["Check"]
+
+
+def checks_since(edge: EdgeUnderTest, before: int) -> list[CheckSeen]:
+    return [seen for name, seen, _ in edge.fakes.calls.seen[before:] if name == "Check"]
+
+
+def test_auth_hears_the_client_address_envoy_saw_never_the_clients_own(
+    edge: EdgeUnderTest,
+) -> None:
+    before = len(edge.fakes.calls.seen)
+    spoofed = {**GOOD, "x-farm-client-address": "203.0.113.9", "x-forwarded-for": "203.0.113.7"}
+    assert get(edge, "/v1/tasks/t5?view=1", headers=spoofed).status_code in (200, 400)
+    (seen,) = checks_since(edge, before)
+    assert seen.headers["x-farm-client-address"] == "127.0.0.1"
+    assert (seen.method, seen.path) == ("GET", "/check/v1/tasks/t5?view=1")
+
+
+def test_auth_is_asked_with_a_json_calls_body_and_the_key_never_goes_further(
+    edge: EdgeUnderTest,
+) -> None:
+    body = json.dumps({"url": "https://example.com", "content": {}}).encode()
+    before = len(edge.fakes.calls.seen)
+    with httpx.Client(base_url=edge.url, timeout=10) as client:
+        created = client.post("/v1/tasks", content=body, headers=GOOD)
+    assert created.status_code == 200, created.text
+    (seen,) = checks_since(edge, before)
+    assert seen.body == body
+    _, metadata = edge.fakes.calls.last("CreateTask")
+    assert metadata["x-farm-identity"] == IDENTITY_FOR_GOOD_KEY
+    assert "authorization" not in metadata
+
+
+def test_grpc_callers_get_the_refusals_grpc_status(edge: EdgeUnderTest) -> None:
+    with grpc.insecure_channel(edge.grpc_target) as channel:
+        tasks = tasks_pb2_grpc.TaskServiceStub(channel)
+        request = tasks_pb2.GetTaskRequest(id="t5")
+        for key, code in (
+            ("bf_wrong", grpc.StatusCode.UNAUTHENTICATED),
+            (OVER_LIMIT_KEY, grpc.StatusCode.RESOURCE_EXHAUSTED),
+        ):
+            with pytest.raises(grpc.RpcError) as refused:
+                tasks.GetTask(request, metadata=[("authorization", f"Bearer {key}")], timeout=10)
+            assert refused.value.code() == code
+        assert "over its rate limit" in refused.value.details()
 
 
 def test_grpc_status_becomes_the_http_status(edge: EdgeUnderTest) -> None:

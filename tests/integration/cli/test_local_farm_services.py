@@ -69,6 +69,7 @@ async def test_services_and_agents_start_with_the_farms_settings_and_stop_in_rev
         assert mcp["FARM_MCP_AUTH_ADDRESS"] == f"127.0.0.1:{ports.auth}"
         # What the launcher wires wins over the extra environment.
         assert envs["auth"]["FARM_AUTH_PORT"] == str(ports.auth)
+        assert envs["auth"]["FARM_AUTH_CHECK_PORT"] == str(ports.auth_check)
         assert envs["auth"]["FARM_ADMIN_KEY"] == farm.admin_key
         assert envs["auth"]["FARM_AUTH_METRICS_PORT"] == str(ports.auth_metrics)
         assert envs["storage"]["S3_ENDPOINT"] == farm.s3.endpoint

@@ -1,14 +1,13 @@
-"""Reading the key Envoy forwards, and the answers Check gives Envoy."""
+"""Reading the key Envoy forwards, and the answers the edge check gives Envoy over HTTP."""
 
 import json
 
 import pytest
-from envoy.config.core.v3 import base_pb2
-from envoy.service.auth.v3 import external_auth_pb2
-from envoy.type.v3 import http_status_pb2
 from google.rpc import code_pb2  # type: ignore[import-untyped]
+from multidict import CIMultiDict, CIMultiDictProxy
 
-from farm_auth.authz import allowed, bearer_key, denied, request_header
+from farm_auth.authz import Verdict, bearer_key, denied, limited
+from farm_auth.check_http import edge_request, http_answer
 from farm_auth.keys import KeyRefused
 
 
@@ -38,51 +37,71 @@ def test_other_schemes_are_malformed(header: str) -> None:
     assert "Bearer <key>" in caught.value.message
 
 
-def check_request(
-    headers: dict[str, str] | None = None, raw: dict[str, bytes] | None = None
-) -> external_auth_pb2.CheckRequest:
-    request = external_auth_pb2.CheckRequest()
-    http = request.attributes.request.http
-    http.headers.update(headers or {})
-    for key, value in (raw or {}).items():
-        http.header_map.headers.add(key=key, raw_value=value)
-    return request
+def answer_headers(verdict: Verdict) -> dict[str, str]:
+    return dict(http_answer(verdict).headers)
 
 
-def test_header_is_read_from_headers_or_raw_header_map() -> None:
-    assert request_header(check_request({"authorization": "Bearer a"}), "authorization") == (
-        "Bearer a"
+def test_header_is_read_case_insensitively_as_aiohttp_hands_it() -> None:
+    request = edge_request(
+        "POST",
+        "/check/v1/tasks?x=1",
+        CIMultiDictProxy(
+            CIMultiDict({"Authorization": "Bearer a", "X-Farm-Client-Address": "::1"})
+        ),
+        b"{}",
     )
-    assert request_header(check_request(raw={"authorization": b"Bearer b"}), "authorization") == (
-        "Bearer b"
-    )
-    assert request_header(check_request({"x-other": "1"}), "authorization") is None
+
+    assert request.header("authorization") == "Bearer a"
+    assert request.header("x-other") is None
+    assert (request.path, request.source_address) == ("/v1/tasks?x=1", "::1")
 
 
 def test_denied_answer_is_a_401_with_a_json_body_and_challenge() -> None:
-    response = denied("unknown API key")
+    verdict = denied("unknown API key")
+    answer = http_answer(verdict)
 
-    assert response.status.code == code_pb2.UNAUTHENTICATED
-    assert response.denied_response.status.code == http_status_pb2.Unauthorized
-    headers = {h.header.key: h.header.value for h in response.denied_response.headers}
-    assert headers == {"content-type": "application/json", "www-authenticate": "Bearer"}
-    assert json.loads(response.denied_response.body) == {"code": 16, "message": "unknown API key"}
-
-
-def test_denied_answer_to_a_grpc_caller_carries_the_bare_message() -> None:
-    response = denied("unknown API key", grpc_caller=True)
-
-    assert response.denied_response.status.code == http_status_pb2.Unauthorized
-    headers = {h.header.key: h.header.value for h in response.denied_response.headers}
-    assert headers["content-type"] == "text/plain"
-    assert response.denied_response.body == "unknown API key"
+    assert verdict.code == code_pb2.UNAUTHENTICATED
+    assert answer.status == 401
+    assert answer_headers(verdict) == {
+        "content-type": "application/json",
+        "www-authenticate": "Bearer",
+    }
+    assert isinstance(answer.body, bytes)
+    assert json.loads(answer.body) == {"code": 16, "message": "unknown API key"}
 
 
-def test_allowed_answer_overwrites_identity_and_drops_the_key() -> None:
-    response = allowed("token-1")
+def test_denied_answer_to_a_grpc_caller_carries_the_bare_message_and_its_status() -> None:
+    verdict = denied("unknown API key", grpc_caller=True)
+    answer = http_answer(verdict)
 
-    assert response.status.code == code_pb2.OK
-    (option,) = response.ok_response.headers
-    assert (option.header.key, option.header.value) == ("x-farm-identity", "token-1")
-    assert option.append_action == base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
-    assert list(response.ok_response.headers_to_remove) == ["authorization"]
+    assert answer.status == 401
+    assert answer_headers(verdict)["grpc-status"] == str(code_pb2.UNAUTHENTICATED)
+    assert answer_headers(verdict)["content-type"] == "text/plain"
+    assert answer.body == b"unknown API key"
+
+
+def test_limited_answer_is_a_429_with_retry_after_in_whole_seconds() -> None:
+    verdict = limited("over its rate limit", 0.2, grpc_caller=True)
+
+    assert http_answer(verdict).status == 429
+    headers = answer_headers(verdict)
+    assert (headers["retry-after"], headers["grpc-status"]) == ("1", "8")
+
+
+def test_allowed_answer_carries_the_identity_and_drops_the_key() -> None:
+    answer = http_answer(Verdict(code=0, identity_token="token-1"))
+
+    assert answer.status == 200
+    assert dict(answer.headers) == {
+        "x-farm-identity": "token-1",
+        "x-envoy-auth-headers-to-remove": "authorization",
+    }
+
+
+def test_allowed_answer_to_a_session_names_its_agent_and_sets_the_ticket() -> None:
+    answer = http_answer(
+        Verdict(code=0, identity_token="t", agent="127.0.0.1:7150", set_cookie="ticket=x")
+    )
+
+    assert answer.headers["x-farm-agent"] == "127.0.0.1:7150"
+    assert answer.headers["set-cookie"] == "ticket=x"

@@ -101,7 +101,6 @@ async def test_a_key_of_the_sessions_tenant_goes_to_its_agent(admission: Session
     assert target is not None
     admitted = await admission.by_key(target, identity())
     assert admitted.route.endpoint == "10.1.2.3:7150"
-    assert dict(admitted.metadata()) == {"agent": "10.1.2.3:7150"}
 
 
 async def test_another_tenants_key_or_an_unknown_session_is_not_found(

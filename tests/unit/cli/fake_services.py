@@ -6,24 +6,23 @@ identity header), CHECK_FAILS_KEY makes the check fail, OVER_LIMIT_KEY is refuse
 with 429 as the auth service refuses it, any other key is refused with 401.
 """
 
+import threading
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
-from envoy.config.core.v3 import base_pb2
-from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
-from envoy.type.v3 import http_status_pb2
 from google.api import httpbody_pb2  # type: ignore[import-untyped]
-from google.rpc import code_pb2, status_pb2  # type: ignore[import-untyped]
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from farm.admin.v1 import admin_pb2, admin_pb2_grpc
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
-from farm_auth.authz import limited
+from farm_auth.authz import Verdict, denied, limited
+from farm_auth.check_http import http_answer
 from farm_cli.launcher.processes import free_port, free_ports
 from tests.unit.cli.fake_fleet import fleet_status
 
@@ -53,32 +52,75 @@ class Calls:
         raise AssertionError(f"{method} was not called; calls: {[c[0] for c in self.seen]}")
 
 
-class FakeAuthorization(external_auth_pb2_grpc.AuthorizationServicer):
-    def __init__(self, calls: Calls) -> None:
-        self.calls = calls
+@dataclass(frozen=True)
+class CheckSeen:
+    """One check Envoy asked the fake auth: the method, the path, the headers and the body."""
 
-    def Check(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.calls.record("Check", request, context)
-        headers = request.attributes.request.http.headers
-        if headers.get("authorization") == f"Bearer {CHECK_FAILS_KEY}":
-            context.abort(grpc.StatusCode.UNAVAILABLE, "the key store is unreachable")
-        if headers.get("authorization") == f"Bearer {OVER_LIMIT_KEY}":
-            return limited("API key over-limit is over its rate limit", 1.5)
-        if headers.get("authorization") == f"Bearer {GOOD_KEY}":
-            identity = base_pb2.HeaderValue(key="x-farm-identity", value=IDENTITY_FOR_GOOD_KEY)
-            return external_auth_pb2.CheckResponse(
-                status=status_pb2.Status(code=code_pb2.OK),
-                ok_response=external_auth_pb2.OkHttpResponse(
-                    headers=[base_pb2.HeaderValueOption(header=identity)]
-                ),
-            )
-        return external_auth_pb2.CheckResponse(
-            status=status_pb2.Status(code=code_pb2.UNAUTHENTICATED),
-            denied_response=external_auth_pb2.DeniedHttpResponse(
-                status=http_status_pb2.HttpStatus(code=http_status_pb2.Unauthorized),
-                body='{"code": 16, "message": "invalid API key"}',
-            ),
-        )
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+def fake_verdict(authorization: str | None, *, grpc_caller: bool) -> Verdict | None:
+    """The fake auth's decision on a key; None: the check fails."""
+    if authorization == f"Bearer {CHECK_FAILS_KEY}":
+        return None
+    if authorization == f"Bearer {OVER_LIMIT_KEY}":
+        return limited("API key over-limit is over its rate limit", 1.5, grpc_caller=grpc_caller)
+    if authorization == f"Bearer {GOOD_KEY}":
+        return Verdict(code=0, identity_token=IDENTITY_FOR_GOOD_KEY)
+    return denied("invalid API key", grpc_caller=grpc_caller)
+
+
+def _check_handler(calls: "Calls") -> type[BaseHTTPRequestHandler]:
+    class CheckHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            if self.path == "/healthz":
+                self._send(200, {}, b"ok\n")
+                return
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            seen = CheckSeen(self.command, self.path, headers, body)
+            calls.seen.append(("Check", seen, headers))
+            grpc_caller = headers.get("content-type", "").startswith("application/grpc")
+            verdict = fake_verdict(headers.get("authorization"), grpc_caller=grpc_caller)
+            if verdict is None:
+                self._send(500, {}, b"the key store is unreachable")
+                return
+            answer = http_answer(verdict)
+            sent = {name.lower(): value for name, value in answer.headers.items()}
+            self._send(answer.status, sent, bytes(answer.body or b""))  # type: ignore[arg-type]
+
+        def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                if name.lower() not in ("content-length", "content-type"):
+                    self.send_header(name, value)
+            if "content-type" in headers:
+                self.send_header("content-type", headers["content-type"])
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        # The names http.server dispatches each method to.
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer  # noqa: N815
+
+    return CheckHandler
+
+
+def start_fake_check(calls: "Calls", port: int) -> ThreadingHTTPServer:
+    """The fake auth's edge check, served over HTTP in a thread of its own."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), _check_handler(calls))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
@@ -293,6 +335,9 @@ class FakeFarm:
     calls: Calls
     servers: list[grpc.Server]
     healths: list[health.HealthServicer]
+    # The fake auth's edge check (HTTP).
+    check_port: int
+    check_server: ThreadingHTTPServer
 
     def set_serving(self, serving: bool) -> None:
         statuses = health_pb2.HealthCheckResponse
@@ -303,6 +348,8 @@ class FakeFarm:
     def stop(self) -> None:
         for server in self.servers:
             server.stop(grace=None)
+        self.check_server.shutdown()
+        self.check_server.server_close()
 
 
 def _server(port: int, *adders: Any) -> tuple[grpc.Server, health.HealthServicer]:
@@ -320,14 +367,11 @@ def _server(port: int, *adders: Any) -> tuple[grpc.Server, health.HealthServicer
 
 
 def start_fake_farm() -> FakeFarm:
-    """Starts fake auth (with ext_authz), storage (with ingest) and scheduler."""
+    """Starts fake auth (with its edge check), storage (with ingest) and scheduler."""
     calls = Calls()
-    ports = free_ports(3)
-    auth = _server(
-        ports[0],
-        (external_auth_pb2_grpc.add_AuthorizationServicer_to_server, FakeAuthorization(calls)),
-        (auth_pb2_grpc.add_AuthServiceServicer_to_server, FakeAuth(calls)),
-    )
+    ports = free_ports(4)
+    auth = _server(ports[0], (auth_pb2_grpc.add_AuthServiceServicer_to_server, FakeAuth(calls)))
+    check_server = start_fake_check(calls, ports[3])
     storage = _server(
         ports[1],
         # A partial fake: the generated base answers UNIMPLEMENTED for the RPCs it leaves out.
@@ -340,7 +384,7 @@ def start_fake_farm() -> FakeFarm:
     )
     servers = [auth[0], storage[0], scheduler[0]]
     healths = [auth[1], storage[1], scheduler[1]]
-    return FakeFarm(ports[0], ports[1], ports[2], calls, servers, healths)
+    return FakeFarm(ports[0], ports[1], ports[2], calls, servers, healths, ports[3], check_server)
 
 
 def start_single_server() -> tuple[grpc.Server, int, Calls]:

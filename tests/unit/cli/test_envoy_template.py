@@ -55,14 +55,48 @@ def test_health_check_needs_every_service_cluster() -> None:
     (health, *_) = connection_manager(rendered())["http_filters"]
     config = health["typed_config"]
     assert config["pass_through_mode"] is False
-    assert set(config["cluster_min_healthy_percentages"]) == {"auth", "storage", "scheduler"}
+    assert set(config["cluster_min_healthy_percentages"]) == {
+        "auth",
+        "auth_check",
+        "storage",
+        "scheduler",
+    }
 
 
-def test_authz_fails_closed_against_the_auth_cluster() -> None:
+def test_authz_fails_closed_against_the_auth_check_cluster() -> None:
     authz = connection_manager(rendered())["http_filters"][2]["typed_config"]
-    assert authz["grpc_service"]["envoy_grpc"]["cluster_name"] == "auth"
+    service = authz["http_service"]
+    assert service["server_uri"]["cluster"] == "auth_check"
+    assert service["path_prefix"] == "/check"
     assert authz["failure_mode_allow"] is False
     assert authz["transport_api_version"] == "V3"
+
+
+def test_authz_asks_auth_with_the_client_address_that_envoy_saw() -> None:
+    authz = connection_manager(rendered())["http_filters"][2]["typed_config"]
+    (added,) = authz["http_service"]["authorization_request"]["headers_to_add"]
+    assert added == {
+        "key": "x-farm-client-address",
+        "value": "%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%",
+    }
+    # A client's own header of that name is never forwarded to auth.
+    forwarded = {p["exact"] for p in authz["allowed_headers"]["patterns"]}
+    assert "x-farm-client-address" not in forwarded
+    assert {"authorization", "content-type", "cookie"} <= forwarded
+
+
+def test_auth_check_cluster_is_each_auth_host_on_the_check_port() -> None:
+    config = rendered(
+        upstreams={n: [Endpoint(n, 7000)] for n in ("auth", "storage", "scheduler")},
+        auth_check_port=7106,
+    )
+    check = clusters(config)["auth_check"]
+    (endpoint,) = check["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    assert endpoint["endpoint"]["address"]["socket_address"] == {
+        "address": "auth",
+        "port_value": 7106,
+    }
+    assert check["health_checks"][0]["http_health_check"] == {"path": "/healthz"}
 
 
 def test_transcoder_reads_the_given_descriptor_and_limits_bodies() -> None:
@@ -164,7 +198,7 @@ def test_session_browsers_go_to_the_agent_that_auth_names_with_no_timeout() -> N
     cluster = sessions_cluster(config)
     assert cluster["type"] == "ORIGINAL_DST"
     assert cluster["original_dst_lb_config"] == {
-        "metadata_key": {"key": "envoy.filters.http.ext_authz", "path": [{"key": "agent"}]}
+        "metadata_key": {"key": "envoy.filters.http.ext_authz", "path": [{"key": "x-farm-agent"}]}
     }
     # Other routes keep WebSockets off.
     assert connection_manager(config)["upgrade_configs"] == [

@@ -53,11 +53,12 @@ def test_the_listener_serves_only_tls_with_alpn_h2_and_http11() -> None:
 def test_envoy_calls_every_service_with_its_client_certificate() -> None:
     config = rendered(**UPSTREAM_TLS)
     assert "transport_socket" not in filter_chain(config)
-    for cluster in clusters(config).values():
+    for name, cluster in clusters(config).items():
         typed = cluster["transport_socket"]["typed_config"]
         assert typed["@type"].endswith("UpstreamTlsContext")
         context = typed["common_tls_context"]
-        assert context["alpn_protocols"] == ["h2"]
+        # Auth's edge check speaks HTTP/1.1; the services gRPC.
+        assert context["alpn_protocols"] == (["http/1.1"] if name == "auth_check" else ["h2"])
         assert context["tls_certificates"] == [
             {
                 "certificate_chain": {"filename": "/certs/internal.pem"},
@@ -82,6 +83,7 @@ def test_envoy_checks_that_a_service_certificate_names_the_endpoint_it_dialled()
     }
     assert names == {
         "auth": [{"san_type": "DNS", "matcher": {"exact": "auth.internal"}}],
+        "auth_check": [{"san_type": "DNS", "matcher": {"exact": "auth.internal"}}],
         "storage": [{"san_type": "IP_ADDRESS", "matcher": {"exact": "::1"}}],
         "scheduler": [
             {"san_type": "IP_ADDRESS", "matcher": {"exact": "127.0.0.1"}},

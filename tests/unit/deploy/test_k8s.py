@@ -189,6 +189,18 @@ def test_envoy_config_map_is_the_current_render_for_these_services(
     listen = yaml.safe_load(config)["static_resources"]["listeners"][0]["address"]
     assert container_port(envoy, "http") == listen["socket_address"]["port_value"]
     assert envoy["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    # Envoy's ext_authz asks auth over HTTP on the check port auth is set to serve.
+    (check,) = [
+        c
+        for c in yaml.safe_load(config)["static_resources"]["clusters"]
+        if c["name"] == "auth_check"
+    ]
+    (endpoint,) = check["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    address = endpoint["endpoint"]["address"]["socket_address"]
+    check_port = service_settings(manifests, "auth").check_port  # type: ignore[attr-defined]
+    assert address == {"address": "auth", "port_value": check_port}
+    assert manifests.service_port("auth", check_port)["targetPort"] == "check"
+    assert container_port(manifests.container("auth"), "check") == check_port
 
 
 def test_agents_drain_on_prestop_within_a_grace_longer_than_the_longest_task(

@@ -41,7 +41,8 @@ ANY_IDENTITY: str = ""
 """A method-scope rule meaning: any valid identity may call it."""
 
 NO_IDENTITY: str = "<no identity>"
-"""A method-scope rule meaning: callable without an identity (Envoy's ext_authz check)."""
+"""A method-scope rule meaning: callable without an identity (no RPC has it today: the
+edge's check, where identities come from, is served over HTTP by farm_auth.check_http)."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,6 @@ _AUTH = "/farm.auth.v1.AuthService/"
 _RENEWAL = "/farm.auth.v1.IdentityRenewalService/"
 _AUDIT = "/farm.audit.v1.AuditService/"
 _SESSIONS = "/farm.sessions.v1.SessionService/"
-_AUTHORIZATION = "/envoy.service.auth.v3.Authorization/"
 _MANAGE_FLEET = "manage the shared fleet of agents"
 _SEE_FLEET = "see the status of the whole farm"
 
@@ -149,8 +149,6 @@ RPC_RULES: Mapping[str, RpcRule] = {
     f"{_AUDIT}ListAuditRecords": RpcRule(Scope.ADMIN),
     # The MCP service renews its callers' identity tokens (internal, not routed by Envoy).
     f"{_RENEWAL}RenewIdentity": RpcRule(Scope.MCP),
-    # Envoy asks before anyone has an identity: this is where identities come from.
-    f"{_AUTHORIZATION}Check": RpcRule(NO_IDENTITY),
 }
 """Every RPC the farm serves, by full method name. A method missing here is refused."""
 

@@ -4,16 +4,15 @@ import datetime as dt
 from typing import Any
 
 import grpc
-from envoy.service.auth.v3 import external_auth_pb2
 from google.rpc import code_pb2  # type: ignore[import-untyped]
 
 from farm.audit.v1 import audit_pb2, audit_pb2_grpc
 from farm_auth.audit_log import AuditFilter, AuditLog, record_cursor
-from farm_auth.authz import AuthorizationApi, request_header
+from farm_auth.authz import Authorizer, EdgeRequest, Verdict
 from farm_auth.session_check import session_target
 from farm_core.audit import AuditSink, audit_record
 from farm_core.errors import InvalidArgument
-from farm_core.identity import IDENTITY_HEADER, Identity, current_identity, require_operator
+from farm_core.identity import Identity, current_identity, require_operator
 from farm_core.paging import read_page
 
 EDGE_SOURCE = "edge"
@@ -60,63 +59,49 @@ class AuditApi(audit_pb2_grpc.AuditServiceServicer):
         return audit_pb2.ListAuditRecordsResponse(audit_records=page, next_page_token=next_token)
 
 
-class AuditedAuthorizationApi(AuthorizationApi):
-    """Envoy's key check, recording each refusal, and each attach to a session, to the audit log."""
+class AuditedAuthorizer(Authorizer):
+    """The edge's check, recording each refusal, and each attach to a session, to the audit log."""
 
     def __init__(self, *args: Any, audit: AuditSink, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._audit = audit
 
-    async def Check(
-        self, request: external_auth_pb2.CheckRequest, context: Any
-    ) -> external_auth_pb2.CheckResponse:
-        response = await super().Check(request, context)
-        if response.status.code != code_pb2.OK:
-            self._audit.submit(edge_refusal(request, response))
-        elif response.HasField("dynamic_metadata") and _attaches(request):
+    async def check(self, request: EdgeRequest) -> Verdict:
+        verdict = await super().check(request)
+        if not verdict.allowed:
+            self._audit.submit(edge_refusal(request, verdict))
+        elif verdict.agent and verdict.identity is not None and _attaches(request):
             # Let through to a session's browser: who attached is worth a record.
-            token = next(
-                h.header.value
-                for h in response.ok_response.headers
-                if h.header.key == IDENTITY_HEADER
-            )
-            self._audit.submit(session_attach(request, self._codec.decode(token)))
-        return response
+            self._audit.submit(session_attach(request, verdict.identity))
+        return verdict
 
 
-def edge_refusal(
-    request: external_auth_pb2.CheckRequest, response: external_auth_pb2.CheckResponse
-) -> audit_pb2.AuditRecord:
+def edge_refusal(request: EdgeRequest, verdict: Verdict) -> audit_pb2.AuditRecord:
     """The audit record of a call Envoy refused because of its key (or its rate)."""
-    http = request.attributes.request.http
-    path = http.path.partition("?")[0]
-    grpc_call = (request_header(request, "content-type") or "").startswith("application/grpc")
-    headers = {name: request_header(request, name) or "" for name in TRACE_HEADERS}
+    path = request.path.partition("?")[0]
+    headers = {name: request.header(name) or "" for name in TRACE_HEADERS}
     return audit_record(
         source=EDGE_SOURCE,
-        rpc=path if grpc_call else f"{http.method} {path}",
-        outcome=str(code_pb2.Code.Name(response.status.code)),
+        rpc=path if request.grpc_caller else f"{request.method} {path}",
+        outcome=str(code_pb2.Code.Name(verdict.code)),
         headers=headers,
-        message=response.status.message,
+        message=verdict.message,
     )
 
 
-def _attaches(request: external_auth_pb2.CheckRequest) -> bool:
-    target = session_target(request.attributes.request.http.path, None)
+def _attaches(request: EdgeRequest) -> bool:
+    target = session_target(request.path, None)
     return target is not None and target.attach
 
 
-def session_attach(
-    request: external_auth_pb2.CheckRequest, identity: Identity
-) -> audit_pb2.AuditRecord:
+def session_attach(request: EdgeRequest, identity: Identity) -> audit_pb2.AuditRecord:
     """The audit record of a caller let through to a session's browser (CDP or live view)."""
-    http = request.attributes.request.http
-    path = http.path.partition("?")[0]
+    path = request.path.partition("?")[0]
     target = session_target(path, None)
-    headers = {name: request_header(request, name) or "" for name in TRACE_HEADERS}
+    headers = {name: request.header(name) or "" for name in TRACE_HEADERS}
     return audit_record(
         source=EDGE_SOURCE,
-        rpc=f"{http.method} {path}",
+        rpc=f"{request.method} {path}",
         outcome=str(code_pb2.Code.Name(code_pb2.OK)),
         headers=headers,
         identity=identity,

@@ -3,15 +3,15 @@
 from collections.abc import Mapping, Sequence
 
 import grpc
-from envoy.service.auth.v3 import external_auth_pb2_grpc
 
 from farm.audit.v1 import audit_pb2_grpc
 from farm.auth.v1 import auth_pb2_grpc, renewal_pb2_grpc
 from farm_auth.api import AuthApi
 from farm_auth.audit import AuditWriter
-from farm_auth.audit_api import EDGE_SOURCE, AuditApi, AuditedAuthorizationApi
+from farm_auth.audit_api import EDGE_SOURCE, AuditApi, AuditedAuthorizer
 from farm_auth.audit_log import AuditLog
 from farm_auth.bootstrap import ensure_bootstrap_key
+from farm_auth.check_http import CheckServer
 from farm_auth.credential_revocations import CredentialRevocations
 from farm_auth.keys import SecretHasher, refusal
 from farm_auth.ratelimit import FailedAuthLimiter, KeyRateLimiter
@@ -30,18 +30,15 @@ from farm_core.scopes import method_scopes
 from farm_core.server import AUDIT_FLUSH_SECONDS
 
 AUTH_SERVICE = "farm.auth.v1.AuthService"
-AUTHORIZATION_SERVICE = "envoy.service.auth.v3.Authorization"
 AUDIT_SERVICE = "farm.audit.v1.AuditService"
 RENEWAL_SERVICE = "farm.auth.v1.IdentityRenewalService"
 
 
 class AuthService:
-    """Tenants and keys, Envoy's key check, the audit log, the MCP service's token renewals."""
+    """Tenants and keys, the edge's check (over HTTP), the audit log, MCP's token renewals."""
 
     name = "auth"
-    method_scopes: Mapping[str, str] = method_scopes(
-        AUTH_SERVICE, AUDIT_SERVICE, AUTHORIZATION_SERVICE, RENEWAL_SERVICE
-    )
+    method_scopes: Mapping[str, str] = method_scopes(AUTH_SERVICE, AUDIT_SERVICE, RENEWAL_SERVICE)
 
     def __init__(self, settings: AuthSettings) -> None:
         self._settings = settings
@@ -102,9 +99,21 @@ class AuthService:
             replicas=settings.nats_replicas,
             lease_seconds=settings.rate_lease_seconds,
         )
-        # Refusals at the edge never reach an interceptor: Check records them itself.
+        # Refusals at the edge never reach an interceptor: the check records them itself.
         self._edge_audit = AuditPublisher(
             settings.nats(), EDGE_SOURCE, settings.audit_queue_size, settings.audit_linger_seconds
+        )
+        self._check_server = CheckServer(
+            AuditedAuthorizer(
+                self._verifier,
+                self._codec,
+                self._limits,
+                self._session_admission,
+                audit=self._edge_audit,
+            ),
+            settings.host,
+            settings.check_port,
+            settings.internal_ssl_server(),
         )
 
     async def _key_in_force(self, key_id: str, tenant: str) -> bool:
@@ -116,6 +125,11 @@ class AuthService:
     def revoked_credentials(self) -> RevokedCredentials:
         """The revoked credentials this replica refuses, read from SQL at start."""
         return self._revocations.revoked
+
+    @property
+    def check_port(self) -> int:
+        """The port of the edge's check (HTTP), once started."""
+        return self._check_server.port
 
     @property
     def limits(self) -> SharedLimits:
@@ -134,6 +148,7 @@ class AuthService:
             self._audit_writer.start()
             self._session_routes.start()
             self._limits.start()
+            await self._check_server.start()
         except BaseException:
             await self.close()
             raise
@@ -152,16 +167,6 @@ class AuthService:
             server,
         )
         settings = self._settings
-        external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
-            AuditedAuthorizationApi(
-                self._verifier,
-                self._codec,
-                self._limits,
-                self._session_admission,
-                audit=self._edge_audit,
-            ),
-            server,
-        )
         audit_pb2_grpc.add_AuditServiceServicer_to_server(
             AuditApi(self._audit_log, settings.bootstrap_tenant), server
         )
@@ -175,7 +180,7 @@ class AuthService:
             ),
             server,
         )
-        return [AUTH_SERVICE, AUTHORIZATION_SERVICE, AUDIT_SERVICE, RENEWAL_SERVICE]
+        return [AUTH_SERVICE, AUDIT_SERVICE, RENEWAL_SERVICE]
 
     async def drain(self, grace_seconds: float) -> None:
         # Auth takes no work of its own: the gRPC server's graceful stop lets the
@@ -183,6 +188,7 @@ class AuthService:
         return
 
     async def close(self) -> None:
+        await self._check_server.close()
         await self._session_routes.close()
         await self._revocations.close()
         await self._limits.close()

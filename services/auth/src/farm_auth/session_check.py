@@ -4,7 +4,8 @@ Such a request needs a key with the scope `sessions` of the session's tenant, or
 for the live view only, a view token (`?token=`, spent on first use and exchanged
 for a live ticket cookie) or that ticket. A session that no agent holds, or that
 belongs to another tenant, is 404. The answer tells Envoy which agent to send the
-request to (dynamic metadata `agent`, read by the original-destination cluster).
+request to (the check's x-farm-agent answer header, which Envoy keeps as dynamic
+metadata for the original-destination cluster).
 """
 
 import re
@@ -12,8 +13,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs, urlsplit
-
-from google.protobuf import struct_pb2
 
 from farm.queue.v1 import queue_pb2
 from farm_auth.session_routes import SessionRoutes
@@ -30,8 +29,6 @@ from farm_core.live_tokens import (
 from farm_core.scopes import Scope
 
 SESSION_PATH = re.compile(r"^/v1/sessions/(?P<id>[^/]+)/(?P<part>cdp|live(/[^/]*)?)$")
-AGENT_METADATA_KEY = "agent"
-"""The dynamic metadata entry that names the agent's endpoint (host:port) for Envoy."""
 
 
 @dataclass(frozen=True)
@@ -53,12 +50,6 @@ class Admitted:
     identity: Identity
     route: queue_pb2.SessionRoute
     set_cookie: str = ""
-
-    def metadata(self) -> struct_pb2.Struct:
-        """The dynamic metadata Envoy routes by."""
-        metadata = struct_pb2.Struct()
-        metadata.update({AGENT_METADATA_KEY: self.route.endpoint})
-        return metadata
 
 
 def session_target(path: str, cookie_header: str | None) -> SessionTarget | None:

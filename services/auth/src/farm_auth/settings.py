@@ -23,6 +23,12 @@ class AuthSettings(FarmSettings):
     model_config = SettingsConfigDict(env_prefix="FARM_AUTH_", extra="ignore", frozen=True)
 
     port: int = Field(default=7101, description="gRPC port.")
+    check_port: int = Field(
+        default=7106,
+        ge=0,
+        lt=65536,
+        description="HTTP port of the edge's check (Envoy's ext_authz http_service); 0: any free.",
+    )
     metrics_port: int = Field(default=7201, description="Prometheus /metrics port; 0 is off.")
     database_url: str = Field(
         default="",

@@ -7,6 +7,7 @@ from pathlib import Path
 from farm_cli.console import CliError
 from farm_cli.launcher.config import ProjectNotFound, find_project_root
 from farm_cli.launcher.envoy import (
+    AUTH_CHECK_CLUSTER,
     CONSOLE_CLUSTER,
     MAX_DOWNSTREAM_CONNECTIONS,
     MCP_CLUSTER,
@@ -27,9 +28,9 @@ def host_port(text: str) -> Endpoint:
 
 
 def upstream(text: str) -> tuple[str, Endpoint]:
-    """A service replica from NAME=HOST:PORT: auth, storage, scheduler, mcp or console."""
+    """A replica from NAME=HOST:PORT: auth, auth_check, storage, scheduler, mcp or console."""
     name, separator, address = text.partition("=")
-    names = (*SERVICE_CLUSTERS, MCP_CLUSTER, CONSOLE_CLUSTER)
+    names = (*SERVICE_CLUSTERS, AUTH_CHECK_CLUSTER, MCP_CLUSTER, CONSOLE_CLUSTER)
     if not separator or name not in names:
         raise argparse.ArgumentTypeError(
             f"expected NAME=HOST:PORT with NAME one of {', '.join(names)}, got {text!r}"
@@ -45,6 +46,8 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         description="Renders envoy/envoy.yaml.j2. Each --upstream adds a replica; a service "
         "without any gets the local farm's address, but for mcp and console: /mcp and "
         "/console/ are routed only with --upstream mcp=HOST:PORT and console=HOST:PORT. "
+        "Envoy asks auth's edge check (HTTP) on each auth host at --auth-check-port, or "
+        "at the --upstream auth_check=HOST:PORT given. "
         "Host names are resolved by DNS (STRICT_DNS), addresses "
         "are used as given (STATIC).",
     )
@@ -64,6 +67,13 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         action="append",
         default=[],
         metavar="NAME=HOST:PORT",
+    )
+    render.add_argument(
+        "--auth-check-port",
+        type=int,
+        default=FarmPorts.auth_check,
+        metavar="PORT",
+        help="auth's FARM_AUTH_CHECK_PORT on each auth host (default %(default)s)",
     )
     render.add_argument(
         "--tls-cert",
@@ -127,6 +137,7 @@ def print_envoy_config(args: argparse.Namespace) -> int:
             upstream_ca_path=args.upstream_tls_ca,
             otlp=args.otlp,
             max_downstream_connections=args.max_connections,
+            auth_check_port=args.auth_check_port,
         )
     except ValueError as error:  # the TLS files given only in part, a limit under 1
         raise CliError(str(error)) from error

@@ -20,6 +20,10 @@ SERVICE_CLUSTERS = ("auth", "storage", "scheduler")
 MCP_CLUSTER = "mcp"
 # The web console (/console/), routed only when its endpoints are given.
 CONSOLE_CLUSTER = "console"
+# Auth's edge check over HTTP (Envoy's ext_authz http_service); by default each auth
+# endpoint's host on AUTH_CHECK_PORT (auth's FARM_AUTH_CHECK_PORT).
+AUTH_CHECK_CLUSTER = "auth_check"
+AUTH_CHECK_PORT = 7106
 # The collector Envoy exports its spans to, when one is given.
 OTLP_CLUSTER = "otlp"
 
@@ -51,7 +55,8 @@ class EnvoySettings:
     """What the template needs: where Envoy listens, the descriptor set, the services.
 
     `upstreams` names the endpoints of each of SERVICE_CLUSTERS, of MCP_CLUSTER
-    if /mcp is to be routed, and of CONSOLE_CLUSTER if /console/ is.
+    if /mcp is to be routed, and of CONSOLE_CLUSTER if /console/ is; those of
+    AUTH_CHECK_CLUSTER default to the auth endpoints' hosts on `auth_check_port`.
     """
 
     listen_port: int
@@ -75,6 +80,16 @@ class EnvoySettings:
     # The OTLP/gRPC collector (host and port) Envoy sends the requests' spans to; None:
     # Envoy traces nothing (the services still continue a caller's traceparent).
     otlp: Endpoint | None = None
+    # The auth service's check port (HTTP) on each auth host, unless `upstreams`
+    # names AUTH_CHECK_CLUSTER's endpoints itself.
+    auth_check_port: int = AUTH_CHECK_PORT
+
+    def check_endpoints(self) -> Sequence[Endpoint]:
+        """Where Envoy asks auth about each request."""
+        given = self.upstreams.get(AUTH_CHECK_CLUSTER)
+        if given:
+            return given
+        return [Endpoint(e.host, self.auth_check_port) for e in self.upstreams["auth"]]
 
     def __post_init__(self) -> None:
         missing = [name for name in SERVICE_CLUSTERS if not self.upstreams.get(name)]
@@ -118,6 +133,7 @@ def render_envoy_config(template: Path, settings: EnvoySettings) -> str:
         mcp=_cluster(MCP_CLUSTER, mcp_endpoints) if mcp_endpoints else None,
         console=_cluster(CONSOLE_CLUSTER, console_endpoints) if console_endpoints else None,
         otlp=_cluster(OTLP_CLUSTER, [settings.otlp]) if settings.otlp else None,
+        check=_cluster(AUTH_CHECK_CLUSTER, settings.check_endpoints()),
     )
 
 
@@ -200,4 +216,5 @@ def local_envoy_settings(
         upstream_key_path=internal_tls.key if internal_tls else None,
         upstream_ca_path=internal_tls.ca if internal_tls else None,
         otlp=otlp_endpoint(config.trace_endpoint) if config.trace_endpoint else None,
+        auth_check_port=ports.auth_check,
     )

@@ -49,6 +49,8 @@ class FarmPorts:
     envoy: int = 8080
     envoy_admin: int = 9901
     auth: int = 7101
+    # The auth service's edge check (HTTP), which Envoy's ext_authz calls.
+    auth_check: int = 7106
     storage: int = 7102
     scheduler: int = 7103
     # The MCP service's HTTP port (/mcp behind Envoy, /healthz).

@@ -154,6 +154,7 @@ def core_service_launches(
                 **common,
                 **shared.nats_login("auth"),
                 "FARM_AUTH_PORT": str(ports.auth),
+                "FARM_AUTH_CHECK_PORT": str(ports.auth_check),
                 "FARM_AUTH_METRICS_PORT": str(ports.auth_metrics),
                 "FARM_ADMIN_KEY": admin_key,
                 "FARM_IDENTITY_KEY": shared.identity_key,

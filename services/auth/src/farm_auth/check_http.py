@@ -1,0 +1,132 @@
+"""The edge's check served over HTTP, as Envoy's ext_authz `http_service` asks it.
+
+Envoy sends each request's method, `/check` + its path, the headers the check reads
+(envoy/envoy.yaml.j2's `allowed_headers`), the client's address in
+x-farm-client-address (set by Envoy, never the client's own) and, for /v1/ calls,
+the body. The answer: 200 with x-farm-identity (and, for a session's browser, the
+agent in x-farm-agent, which Envoy turns into dynamic metadata), or the refusal
+itself (status, headers, body) that Envoy hands the client.
+"""
+
+import logging
+import ssl
+from collections.abc import Mapping
+
+from aiohttp import web
+from opentelemetry import trace
+
+from farm_auth.authz import AUTHORIZATION_HEADER, Authorizer, EdgeRequest, Verdict
+from farm_core.identity import IDENTITY_HEADER
+from farm_core.trace_context import incoming_context
+from farm_core.tracing import tracer, tracing_enabled
+
+log = logging.getLogger(__name__)
+
+CHECK_PATH_PREFIX = "/check"
+"""Envoy's `path_prefix`: the checked request's path follows it."""
+HEALTH_PATH = "/healthz"
+CLIENT_ADDRESS_HEADER = "x-farm-client-address"
+"""The client's IP address: the TCP peer, set by Envoy on every check."""
+AGENT_HEADER = "x-farm-agent"
+"""The agent holding a session (host:port): Envoy's dynamic metadata for its routing."""
+HEADERS_TO_REMOVE = "x-envoy-auth-headers-to-remove"
+# Envoy sends a body of at most the edge's request limit (1 MiB by default); the
+# headroom keeps a larger --max-request-bytes from turning into 413s here.
+MAX_CHECKED_BODY_BYTES = 64 * 1024 * 1024
+
+
+def edge_request(
+    method: str, raw_path: str, headers: Mapping[str, str], body: bytes
+) -> EdgeRequest:
+    """The request Envoy asks about, from its check request."""
+    return EdgeRequest(
+        method=method,
+        path=raw_path.removeprefix(CHECK_PATH_PREFIX) or "/",
+        headers=headers,
+        body=body,
+        source_address=headers.get(CLIENT_ADDRESS_HEADER, ""),
+    )
+
+
+def http_answer(verdict: Verdict) -> web.Response:
+    """The HTTP answer Envoy reads `verdict` from."""
+    if not verdict.allowed:
+        # The content type as the verdict has it: Envoy hands it on to the client.
+        return web.Response(
+            status=verdict.http_status, headers=dict(verdict.headers), body=verdict.body.encode()
+        )
+    headers = {IDENTITY_HEADER: verdict.identity_token, HEADERS_TO_REMOVE: AUTHORIZATION_HEADER}
+    if verdict.agent:
+        headers[AGENT_HEADER] = verdict.agent
+    if verdict.set_cookie:
+        headers["set-cookie"] = verdict.set_cookie
+    return web.Response(status=200, headers=headers)
+
+
+class CheckServer:
+    """The HTTP listener Envoy's ext_authz filter calls, beside auth's gRPC server."""
+
+    def __init__(
+        self, authorizer: Authorizer, host: str, port: int, tls: ssl.SSLContext | None
+    ) -> None:
+        self._authorizer = authorizer
+        self._host = host
+        self._port = port
+        self._tls = tls
+        self._runner: web.AppRunner | None = None
+        self.serving = False
+
+    @property
+    def port(self) -> int:
+        """The port bound (the one asked for, or the one chosen for 0)."""
+        if self._runner is None or not self._runner.addresses:
+            return self._port
+        return int(self._runner.addresses[0][1])
+
+    async def start(self) -> None:
+        """Listens; raises OSError if the port is taken."""
+        app = web.Application(client_max_size=MAX_CHECKED_BODY_BYTES)
+        app.router.add_get(HEALTH_PATH, self._health)
+        app.router.add_route("*", CHECK_PATH_PREFIX + "{path:.*}", self._check)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self._host, self._port, ssl_context=self._tls)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.serving = True
+        log.info("auth's edge check on %s:%d%s", self._host, self.port, CHECK_PATH_PREFIX)
+
+    async def close(self) -> None:
+        """Stops listening; idempotent."""
+        self.serving = False
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response(status=200 if self.serving else 503, text="ok\n")
+
+    async def _check(self, request: web.Request) -> web.Response:
+        body = await request.read() if request.body_exists else b""
+        checked = edge_request(request.method, request.raw_path, request.headers, body)
+        try:
+            if not tracing_enabled():
+                return http_answer(await self._authorizer.check(checked))
+            # Envoy's ext_authz span is the parent (its traceparent on the check request).
+            with tracer().start_as_current_span(
+                "ext_authz check",
+                context=incoming_context({k.lower(): v for k, v in request.headers.items()}),
+                kind=trace.SpanKind.SERVER,
+                attributes={"http.request.method": checked.method, "url.path": checked.path},
+            ):
+                return http_answer(await self._authorizer.check(checked))
+        except Exception:
+            # Any 5xx is an error to Envoy: it answers 503 (status_on_error, its own
+            # body) and never lets the request through; so does a 503 refusal (a
+            # session's route unreadable), whose message Envoy does not pass on.
+            log.exception("the edge check of %s %s failed", checked.method, checked.path)
+            return web.Response(status=500, text="the check failed\n")
