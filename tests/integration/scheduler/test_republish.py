@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import datetime as dt
 from collections.abc import AsyncIterator
 
 import pytest
@@ -10,6 +11,7 @@ from opentelemetry.trace import StatusCode
 
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher.processes import free_port
+from farm_core.db import utcnow
 from farm_core.queue import TASK_STREAM, Priority, task_subject
 from tests.conftest import NatsServer
 from tests.helpers import assert_eventually
@@ -28,6 +30,8 @@ class CuttableLink:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._pipes: set[asyncio.Task[None]] = set()
+        self._answering = asyncio.Event()
+        self._answering.set()
 
     @property
     def url(self) -> str:
@@ -36,6 +40,14 @@ class CuttableLink:
     async def mend(self) -> None:
         """Accepts connections again."""
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    def hold_answers(self) -> None:
+        """Holds back what nats-server sends (its acknowledgements) until `release_answers`."""
+        self._answering.clear()
+
+    def release_answers(self) -> None:
+        """Passes on what nats-server sent meanwhile, and all after it."""
+        self._answering.set()
 
     async def cut(self) -> None:
         """Refuses new connections and drops the open ones."""
@@ -56,7 +68,7 @@ class CuttableLink:
         self._writers.update({writer, upstream_writer})
         pipes = {
             asyncio.create_task(self._pipe(reader, upstream_writer)),
-            asyncio.create_task(self._pipe(upstream_reader, writer)),
+            asyncio.create_task(self._pipe(upstream_reader, writer, self._answering)),
         }
         self._pipes.update(pipes)
         await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
@@ -69,9 +81,16 @@ class CuttableLink:
             each.close()
 
     @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
+    async def _pipe(
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        flowing: asyncio.Event | None = None,
+    ) -> None:
+        # uvloop raises RuntimeError on a write to a transport `cut` has just closed.
+        with contextlib.suppress(ConnectionError, RuntimeError):
             while data := await reader.read(65536):
+                if flowing is not None:
+                    await flowing.wait()
                 writer.write(data)
                 await writer.drain()
 
@@ -132,6 +151,37 @@ async def test_republisher_publishes_each_unpublished_queued_task_once(
     message = await queue.js.get_last_msg(TASK_STREAM, task_subject("", Priority.NORMAL))
     assert (message.headers or {}).get("Nats-Msg-Id") == waiting.id
     assert (await store.get(tenant, waiting.id)).published
+
+
+async def test_republisher_leaves_a_task_whose_first_publish_awaits_its_ack(
+    link: CuttableLink, start_scheduler: StartScheduler, queue: Queue
+) -> None:
+    # The create stores the task, publishes it and marks it published once JetStream
+    # acknowledges: in between, the task is unpublished in SQL but not left behind.
+    scheduler = await start_scheduler(
+        NATS_URL=link.url,
+        republish_interval_seconds=3600,
+        republish_grace_seconds=60,
+        publish_timeout_seconds=60,
+    )
+    store, republisher = scheduler.service.store, scheduler.service.republisher
+    assert republisher is not None
+    link.hold_answers()
+    creating = asyncio.create_task(scheduler.create())
+
+    async def stored_unpublished() -> bool:
+        return bool(await store.unpublished(10, utcnow() + dt.timedelta(hours=1)))
+
+    await assert_eventually(stored_unpublished, within=10, message="the task was not stored")
+    republishing = asyncio.create_task(republisher.republish_pending())
+    # Let the round send what it would, then let every ack through.
+    await asyncio.sleep(0)
+    link.release_answers()
+
+    task = await creating
+    assert await republishing == 0
+    assert (await store.get(scheduler.tenant, task.id)).published
+    assert await queue.subjects() == {task_subject("", Priority.NORMAL): 1}
 
 
 async def test_a_batch_accepted_while_nats_is_unreachable_is_published_later(

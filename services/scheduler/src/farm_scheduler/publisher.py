@@ -233,9 +233,16 @@ class Republisher:
     pipelined, the dead letters one by one.
     """
 
-    def __init__(self, store: TaskStore, publisher: TaskPublisher, interval_seconds: float) -> None:
+    def __init__(
+        self,
+        store: TaskStore,
+        publisher: TaskPublisher,
+        interval_seconds: float,
+        grace_seconds: float,
+    ) -> None:
         self._store = store
         self._publisher = publisher
+        self._grace = dt.timedelta(seconds=grace_seconds)
         self._loop = Periodic(
             "scheduler-republisher", self._round, interval_seconds, survives=ROUND_ERRORS
         )
@@ -249,8 +256,14 @@ class Republisher:
         await self._loop.stop()
 
     async def republish_pending(self) -> int:
-        """One round: publishes a batch of pending tasks together; how many were published."""
-        pending = await self._store.unpublished(REPUBLISH_BATCH)
+        """One round: publishes a batch of pending tasks together; how many were published.
+
+        Only tasks queued longer than the grace ago: the create or requeue that
+        stored a younger one may still be publishing it (it marks the task
+        published after JetStream's ack), and a second publish would be a stray
+        one, dropped by JetStream only within its duplicate window.
+        """
+        pending = await self._store.unpublished(REPUBLISH_BATCH, utcnow() - self._grace)
         marks = self._publisher.end_marks
         pending = [record for record in pending if not marks.withdrawing(record.id)]
         if self._loop.stopping:
