@@ -17,6 +17,7 @@ class CuttableLink:
         self._pipes: set[asyncio.Task[None]] = set()
         self._answering = asyncio.Event()
         self._answering.set()
+        self._sent = bytearray()
 
     @property
     def url(self) -> str:
@@ -26,6 +27,10 @@ class CuttableLink:
     async def mend(self) -> None:
         """Accepts connections again."""
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    def times_sent(self, token: bytes) -> int:
+        """How often `token` occurs in what the clients sent through the link so far."""
+        return self._sent.count(token)
 
     def hold_answers(self) -> None:
         """Holds back what the server sends (as nats-server's acks) until `release_answers`."""
@@ -53,7 +58,7 @@ class CuttableLink:
         )
         self._writers.update({writer, upstream_writer})
         pipes = {
-            asyncio.create_task(self._pipe(reader, upstream_writer)),
+            asyncio.create_task(self._pipe(reader, upstream_writer, sent=self._sent)),
             asyncio.create_task(self._pipe(upstream_reader, writer, self._answering)),
         }
         self._pipes.update(pipes)
@@ -71,11 +76,14 @@ class CuttableLink:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         flowing: asyncio.Event | None = None,
+        sent: bytearray | None = None,
     ) -> None:
         # uvloop raises RuntimeError on a write to a transport `cut` has just closed.
         with contextlib.suppress(ConnectionError, RuntimeError):
             while data := await reader.read(65536):
                 if flowing is not None:
                     await flowing.wait()
+                if sent is not None:
+                    sent += data
                 writer.write(data)
                 await writer.drain()
