@@ -237,6 +237,7 @@ async def start_scheduler(
                 "NATS_URL": nats_server.url,
                 "FARM_SCHEDULER_DATABASE_URL": database_url,
                 "republish_interval_seconds": 0.2,
+                "republish_grace_seconds": 1.0,
                 "deadline_sweep_interval_seconds": 0.1,
                 "watch_poll_seconds": 60,
                 **overrides,
@@ -270,8 +271,11 @@ async def scheduler(start_scheduler: StartScheduler) -> Scheduler:
 
 @pytest.fixture
 async def hand_run_scheduler(start_scheduler: StartScheduler) -> Scheduler:
-    """A scheduler whose republisher waits an hour between rounds: the test runs them itself."""
-    return await start_scheduler(republish_interval_seconds=3600)
+    """A scheduler whose republisher waits an hour between rounds: the test runs them itself.
+
+    Its rounds take every unpublished task, however young (no grace).
+    """
+    return await start_scheduler(republish_interval_seconds=3600, republish_grace_seconds=0)
 
 
 def sample(name: str, **labels: str) -> float:

@@ -22,6 +22,8 @@ from tests.integration.scheduler.conftest import (
     RUNNING,
     SUCCEEDED,
     Scheduler,
+    counted,
+    sample,
     succeeded_result,
     until,
 )
@@ -32,12 +34,14 @@ pytestmark = pytest.mark.integration
 AGENT = "agent-1"
 LATE = dt.timedelta(seconds=40)
 """How long before it reaches JetStream the late event was built (past the ack wait)."""
+LATE_EVENTS = "farm_late_final_events_total"
 
 
 async def test_final_event_stored_late_marks_its_task_ended(
     scheduler: Scheduler, queue: Queue
 ) -> None:
     bucket = await cancel_bucket(queue.js)
+    late_before = sample(LATE_EVENTS, status="succeeded")
     task = await scheduler.create()
     built = utcnow() - LATE
     await queue.report(task.id, RUNNING, 1, agent_id=AGENT, time=built - dt.timedelta(seconds=5))
@@ -45,12 +49,14 @@ async def test_final_event_stored_late_marks_its_task_ended(
 
     await until(scheduler, task.id, SUCCEEDED, 1)
     await until_marked(bucket, task.id, "SUCCEEDED")
+    await counted(LATE_EVENTS, late_before + 1, status="succeeded")
 
 
 async def test_final_event_stored_promptly_leaves_its_task_unmarked(
     scheduler: Scheduler, queue: Queue
 ) -> None:
     bucket = await cancel_bucket(queue.js)
+    late_before = sample(LATE_EVENTS, status="succeeded")
     task = await scheduler.create()
     await queue.report(task.id, RUNNING, 1, agent_id=AGENT)
     await queue.report(task.id, SUCCEEDED, 1, agent_id=AGENT, result=succeeded_result())
@@ -58,6 +64,7 @@ async def test_final_event_stored_promptly_leaves_its_task_unmarked(
     await until(scheduler, task.id, SUCCEEDED, 1)
     await assert_eventually(queue.events_applied, message="events not applied")
     assert await end_mark(bucket, task.id) is None
+    assert sample(LATE_EVENTS, status="succeeded") == late_before
 
 
 async def test_late_copy_of_an_ended_tasks_event_marks_it(
@@ -68,6 +75,7 @@ async def test_late_copy_of_an_ended_tasks_event_marks_it(
     await queue.report(task.id, RUNNING, 1, agent_id=AGENT)
     await queue.report(task.id, SUCCEEDED, 1, agent_id=AGENT, result=succeeded_result())
     await until(scheduler, task.id, SUCCEEDED, 1)
+    late_before = sample(LATE_EVENTS, status="failed")
 
     # The task has ended: the late event changes nothing but the mark.
     error = tasks_pb2.TaskError(code="INTERNAL", message="late")
@@ -77,6 +85,7 @@ async def test_late_copy_of_an_ended_tasks_event_marks_it(
 
     await until_marked(bucket, task.id, "SUCCEEDED")
     assert (await scheduler.get(task.id)).status == SUCCEEDED
+    await counted(LATE_EVENTS, late_before + 1, status="failed")
 
 
 async def test_late_end_of_an_overtaken_attempt_leaves_the_running_task_unmarked(

@@ -1,7 +1,7 @@
 """Tasks accepted while NATS is unreachable are published once it is back."""
 
 import asyncio
-import contextlib
+import datetime as dt
 from collections.abc import AsyncIterator
 
 import pytest
@@ -9,71 +9,15 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from farm.tasks.v1 import tasks_pb2
-from farm_cli.launcher.processes import free_port
+from farm_core.db import utcnow
 from farm_core.queue import TASK_STREAM, Priority, task_subject
 from tests.conftest import NatsServer
 from tests.helpers import assert_eventually
 from tests.integration.scheduler.agent_side import Queue
 from tests.integration.scheduler.conftest import Scheduler, StartScheduler, stored_spec
+from tests.tcp_link import CuttableLink
 
 pytestmark = pytest.mark.integration
-
-
-class CuttableLink:
-    """A TCP proxy to nats-server that the test can cut and mend, like a failing network."""
-
-    def __init__(self, target_port: int) -> None:
-        self.port = free_port()
-        self._target_port = target_port
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._pipes: set[asyncio.Task[None]] = set()
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    async def mend(self) -> None:
-        """Accepts connections again."""
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-
-    async def cut(self) -> None:
-        """Refuses new connections and drops the open ones."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for writer in list(self._writers):
-            writer.close()
-        for pipe in list(self._pipes):
-            pipe.cancel()
-        await asyncio.gather(*self._pipes, return_exceptions=True)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(
-            "127.0.0.1", self._target_port
-        )
-        self._writers.update({writer, upstream_writer})
-        pipes = {
-            asyncio.create_task(self._pipe(reader, upstream_writer)),
-            asyncio.create_task(self._pipe(upstream_reader, writer)),
-        }
-        self._pipes.update(pipes)
-        await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
-        for pipe in pipes:
-            pipe.cancel()
-        await asyncio.gather(*pipes, return_exceptions=True)
-        self._pipes.difference_update(pipes)
-        for each in (writer, upstream_writer):
-            self._writers.discard(each)
-            each.close()
-
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
 
 
 @pytest.fixture
@@ -132,6 +76,72 @@ async def test_republisher_publishes_each_unpublished_queued_task_once(
     message = await queue.js.get_last_msg(TASK_STREAM, task_subject("", Priority.NORMAL))
     assert (message.headers or {}).get("Nats-Msg-Id") == waiting.id
     assert (await store.get(tenant, waiting.id)).published
+
+
+async def test_republisher_leaves_a_young_task_another_replica_is_publishing(
+    link: CuttableLink, start_scheduler: StartScheduler, queue: Queue
+) -> None:
+    # The create stores the task, publishes it and marks it published once JetStream
+    # acknowledges: in between, the task is unpublished in SQL but not left behind.
+    creator = await start_scheduler(
+        NATS_URL=link.url, republish_interval_seconds=3600, publish_timeout_seconds=60
+    )
+    other = await start_scheduler(republish_interval_seconds=3600, republish_grace_seconds=60)
+    republisher = other.service.republisher
+    assert republisher is not None
+    link.hold_answers()
+    creating = asyncio.create_task(creator.create())
+    await assert_eventually(
+        lambda: stored_unpublished(creator), within=10, message="the task was not stored"
+    )
+
+    assert await republisher.republish_pending() == 0
+
+    link.release_answers()
+    task = await creating
+    assert (await creator.service.store.get(creator.tenant, task.id)).published
+    assert await queue.subjects() == {task_subject("", Priority.NORMAL): 1}
+
+
+async def test_republisher_leaves_a_task_its_replica_is_publishing_past_the_grace(
+    link: CuttableLink, start_scheduler: StartScheduler, queue: Queue
+) -> None:
+    # An ack (or the mark after it) may come later than the grace.
+    scheduler = await start_scheduler(
+        NATS_URL=link.url,
+        republish_interval_seconds=3600,
+        republish_grace_seconds=0,
+        publish_timeout_seconds=60,
+    )
+    republisher = scheduler.service.republisher
+    assert republisher is not None
+    link.hold_answers()
+    creating = asyncio.create_task(scheduler.create())
+    await assert_eventually(
+        lambda: link.times_sent(TASK_PUBLISH) == 1, within=10, message="the task was not sent"
+    )
+    republishing = asyncio.create_task(republisher.republish_pending())
+    await assert_eventually(
+        lambda: republishing.done() or link.times_sent(TASK_PUBLISH) > 1,
+        within=10,
+        message="the round neither ended nor sent",
+    )
+    link.release_answers()
+
+    task = await creating
+    assert await republishing == 0
+    assert link.times_sent(TASK_PUBLISH) == 1
+    assert (await scheduler.service.store.get(scheduler.tenant, task.id)).published
+    assert await queue.subjects() == {task_subject("", Priority.NORMAL): 1}
+
+
+TASK_PUBLISH = f"PUB {task_subject('', Priority.NORMAL)} ".encode()
+"""What a publish of a WorkItem sends to nats-server (HPUB with headers)."""
+
+
+async def stored_unpublished(scheduler: Scheduler) -> bool:
+    """Whether a task of the scheduler's database is stored and not marked published."""
+    return bool(await scheduler.service.store.unpublished(10, utcnow() + dt.timedelta(hours=1)))
 
 
 async def test_a_batch_accepted_while_nats_is_unreachable_is_published_later(

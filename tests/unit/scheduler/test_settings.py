@@ -16,6 +16,7 @@ def test_defaults_suit_one_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert settings.default_timeout_ms == 30000
     assert settings.run_queue_wait_seconds == 60
     assert settings.republish_interval_seconds == 5
+    assert settings.republish_grace_seconds > settings.publish_timeout_seconds
     assert settings.idempotency_window_seconds == 86400
     assert settings.deadline_sweep_interval_seconds == 1
     assert settings.run_deadline_grace_seconds == 5

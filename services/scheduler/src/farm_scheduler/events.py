@@ -17,7 +17,8 @@ attempt ran, is acked unrun. The agent decides that flag when it builds the even
 and resends the same event (one Nats-Msg-Id) when NATS is away: a copy buffered
 during an outage reaches JetStream unflagged after the delivery lapsed. So a final
 event that JetStream stored more than `late_event_seconds` after the agent built it
-(`AgentEvent.time`) marks its task too, even when the task had ended already.
+(`AgentEvent.time`) marks its task too, even when the task had ended already, and
+is counted (`farm_late_final_events_total`).
 No other event costs a NATS request.
 """
 
@@ -247,6 +248,8 @@ class EventConsumer(DurableConsumer):
         delay = message.metadata.timestamp - from_timestamp(event.time)
         if delay.total_seconds() <= self._late_event_seconds:
             return False
+        status = tasks_pb2.TaskStatus.Name(event.status).removeprefix("TASK_STATUS_").lower()
+        metrics.late_final_events.labels(status=status).inc()
         log.info(
             "event %s of task %s was stored %.1f s after it was built: its delivery may lapse",
             event.event_id,

@@ -42,6 +42,12 @@ stale_attempt_events = Counter(
     "the attempt history only, by reported status.",
     ["status"],
 )
+late_final_events = Counter(
+    "farm_late_final_events_total",
+    "Task-ending agent events JetStream stored more than FARM_SCHEDULER_LATE_EVENT_SECONDS "
+    "after the agent built them (copies sent again after a NATS outage), by reported status.",
+    ["status"],
+)
 cache_hits = Counter(
     "farm_task_cache_hits_total",
     "Tasks answered from the result cache, without running.",

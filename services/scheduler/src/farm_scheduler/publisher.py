@@ -10,6 +10,7 @@ Tasks that end while work on them may still be out there are marked through
 """
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import logging
@@ -59,16 +60,33 @@ class TaskPublisher:
         """The marks of ended tasks that agents and storage read."""
         self._store = store
         self._timeout_seconds = timeout_seconds
+        self._in_flight: set[tuple[str, int]] = set()
+
+    def publishing(self, record: TaskRecord) -> bool:
+        """Whether this replica is publishing the task's queuing now (not marked published yet)."""
+        return (record.id, record.state.requeues) in self._in_flight
+
+    @contextlib.contextmanager
+    def _publishing(self, records: Sequence[TaskRecord]) -> Iterator[None]:
+        """Notes `records` as being published until their marks are written (or given up)."""
+        queuings = {(record.id, record.state.requeues) for record in records}
+        queuings -= self._in_flight
+        self._in_flight |= queuings
+        try:
+            yield
+        finally:
+            self._in_flight -= queuings
 
     async def publish(self, record: TaskRecord) -> bool:
         """Publishes the task and marks it published; False if it is left for later.
 
         The publish is a span of the task's trace; its headers carry it to the agent.
         """
-        return await self._publish_then_mark(
-            self._task_messages([record])[0],
-            functools.partial(self._store.mark_published, record),
-        )
+        with self._publishing([record]):
+            return await self._publish_then_mark(
+                self._task_messages([record])[0],
+                functools.partial(self._store.mark_published, record),
+            )
 
     async def publish_many(self, records: Sequence[TaskRecord]) -> int:
         """Publishes the tasks together and marks the stored ones published; how many were.
@@ -85,6 +103,10 @@ class TaskPublisher:
                 "NATS is unreachable: %d task(s) will be published when it is back", len(records)
             )
             return 0
+        with self._publishing(records):
+            return await self._publish_many(records)
+
+    async def _publish_many(self, records: Sequence[TaskRecord]) -> int:
         acks = await self._send_all(self._task_messages(records))
         stored = await pipelined.confirmed(acks, self._timeout_seconds)
         published = [record for record, ack in zip(records, acks, strict=False) if ack in stored]
@@ -233,9 +255,16 @@ class Republisher:
     pipelined, the dead letters one by one.
     """
 
-    def __init__(self, store: TaskStore, publisher: TaskPublisher, interval_seconds: float) -> None:
+    def __init__(
+        self,
+        store: TaskStore,
+        publisher: TaskPublisher,
+        interval_seconds: float,
+        grace_seconds: float,
+    ) -> None:
         self._store = store
         self._publisher = publisher
+        self._grace = dt.timedelta(seconds=grace_seconds)
         self._loop = Periodic(
             "scheduler-republisher", self._round, interval_seconds, survives=ROUND_ERRORS
         )
@@ -249,10 +278,21 @@ class Republisher:
         await self._loop.stop()
 
     async def republish_pending(self) -> int:
-        """One round: publishes a batch of pending tasks together; how many were published."""
-        pending = await self._store.unpublished(REPUBLISH_BATCH)
+        """One round: publishes a batch of pending tasks together; how many were published.
+
+        Only tasks queued longer than the grace ago, and none this replica is
+        publishing: the create or requeue that stored a task (on any replica) may
+        still be publishing it, as it marks the task published only after
+        JetStream's ack, and a second publish would be a stray one, dropped by
+        JetStream only within its duplicate window.
+        """
+        pending = await self._store.unpublished(REPUBLISH_BATCH, utcnow() - self._grace)
         marks = self._publisher.end_marks
-        pending = [record for record in pending if not marks.withdrawing(record.id)]
+        pending = [
+            record
+            for record in pending
+            if not marks.withdrawing(record.id) and not self._publisher.publishing(record)
+        ]
         if self._loop.stopping:
             return 0
         published = await self._publisher.publish_many(pending)

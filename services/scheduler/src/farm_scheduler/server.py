@@ -171,7 +171,10 @@ class SchedulerService:
                 nc, "bind the event consumer of FARM_EVENTS", lambda: self._consumer.start(js)
             )
             self._republisher = Republisher(
-                self._store, self._publisher, settings.republish_interval_seconds
+                self._store,
+                self._publisher,
+                settings.republish_interval_seconds,
+                settings.republish_grace_seconds,
             )
             self._republisher.start()
             self._sweeper = DeadlineSweeper(

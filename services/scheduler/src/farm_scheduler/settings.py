@@ -65,6 +65,13 @@ class SchedulerSettings(FarmSettings):
         gt=0,
         description="How often tasks accepted while NATS was unreachable are published again.",
     )
+    republish_grace_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long after a task was accepted (or requeued) the republisher may "
+        "publish it: until then the call that stored it may still be publishing it. Keep it "
+        "above FARM_SCHEDULER_PUBLISH_TIMEOUT_SECONDS.",
+    )
     create_group_max: int = Field(
         default=1000,
         ge=1,

@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, false, select, true, update
+from sqlalchemy import Select, false, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -205,11 +205,21 @@ class TaskStore(Database):
             query = query.where(tasks.c.tenant == tenant)
         return await self._all(newest_first(query, tasks.c.dead_time, tasks.c.id, after, size))
 
-    async def unpublished(self, limit: int) -> list[TaskRecord]:
-        """Up to `limit` QUEUED tasks JetStream has not stored yet, oldest first."""
+    async def unpublished(self, limit: int, queued_before: dt.datetime) -> list[TaskRecord]:
+        """Up to `limit` QUEUED tasks JetStream has not stored yet, oldest first.
+
+        Only tasks created (and requeued, if they were) before `queued_before`: a
+        younger one may be in the hands of its first publish, which marks it
+        published only once JetStream has acknowledged it.
+        """
         query = (
             select(tasks)
-            .where(tasks.c.published == false(), tasks.c.status == STATUS_QUEUED)
+            .where(
+                tasks.c.published == false(),
+                tasks.c.status == STATUS_QUEUED,
+                tasks.c.create_time < queued_before,
+                or_(tasks.c.requeue_time.is_(None), tasks.c.requeue_time < queued_before),
+            )
             .order_by(tasks.c.create_time, tasks.c.id)
             .limit(limit)
         )

@@ -24,6 +24,7 @@ from farm_core.backoff import DoublingWait
 from farm_core.errors import Unavailable
 from farm_core.tracing import instrument
 from farm_storage.attempts import UNCHECKED, AttemptFence
+from farm_storage.s3_outage import S3OutageLog
 from farm_storage.settings import StorageSettings
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class BlobStore:
         self._connections = s3_connections(settings)
         self._client = s3_client(settings, self._connections)
         self._executor = ThreadPoolExecutor(settings.s3_threads, thread_name_prefix="s3")
+        self._outage_log = S3OutageLog(self._bucket, settings.s3_failure_log_seconds)
 
     async def start(self) -> None:
         """Makes the bucket if missing, retrying while S3 comes up; Unavailable if it never does."""
@@ -121,15 +123,28 @@ class BlobStore:
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         """Writes `data` at `key`, replacing what was there."""
-        await self._call(self._put, key, data, content_type)
+        await self._request("PutObject", self._put, key, data, content_type)
 
     async def get(self, key: str) -> bytes:
         """The bytes at `key`; BlobMissing if there are none."""
-        return await self._call(self._get, key)
+        return await self._request("GetObject", self._get, key)
 
     async def remove(self, key: str) -> None:
         """Deletes the object at `key`; nothing happens if there is none."""
-        await self._call(self._client.remove_object, self._bucket, key)
+        await self._request("RemoveObject", self._client.remove_object, self._bucket, key)
+
+    async def _request(self, operation: str, function: Callable[..., T], *args: object) -> T:
+        """`_call`, its failure (or S3 answering after failures) logged by the outage log."""
+        try:
+            result = await self._call(function, *args)
+        except (Unavailable, S3Error) as error:
+            self._outage_log.failed(operation, error)
+            raise
+        except BlobMissing:
+            self._outage_log.answered()
+            raise
+        self._outage_log.answered()
+        return result
 
     async def _call(self, function: Callable[..., T], *args: object) -> T:
         """Runs a blocking client call on the pool; S3 being unreachable is Unavailable."""

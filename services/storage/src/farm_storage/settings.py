@@ -54,6 +54,12 @@ class StorageSettings(FarmSettings):
     s3_timeout_seconds: float = Field(
         default=30.0, gt=0, description="How long one S3 request may wait for an answer."
     )
+    s3_failure_log_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="While S3 keeps failing, storage logs a WARNING at its first failure, then "
+        "at most one this often (with the count since); and one line when S3 answers again.",
+    )
     s3_ready_timeout_seconds: float = Field(
         default=60.0,
         ge=0,

@@ -1,0 +1,80 @@
+"""An S3 outage is logged at its first failure, then at most once a period, and at its end."""
+
+import logging
+
+import pytest
+
+from farm_storage.s3_outage import S3OutageLog
+
+
+class Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
+    """The outage log's lines so far, cleared."""
+    found = [
+        (record.levelno, record.getMessage())
+        for record in caplog.records
+        if record.name == "farm_storage.s3_outage"
+    ]
+    caplog.clear()
+    return found
+
+
+def test_an_outage_is_logged_once_a_period_with_its_count_and_its_end(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    clock = Clock()
+    outage_log = S3OutageLog("farm-artifacts", every_seconds=60, clock=clock)
+
+    outage_log.failed("PutObject", OSError("connection refused"))
+    assert lines(caplog) == [
+        (
+            logging.WARNING,
+            "S3 failed PutObject on bucket 'farm-artifacts': connection refused",
+        )
+    ]
+
+    for _ in range(5):
+        clock.now += 10
+        outage_log.failed("GetObject", OSError("read timed out"))
+    assert lines(caplog) == []
+
+    clock.now += 10
+    outage_log.failed("PutObject", OSError("read timed out"))
+    assert lines(caplog) == [
+        (
+            logging.WARNING,
+            "S3 still failing: PutObject on bucket 'farm-artifacts': read timed out "
+            "(6 more failure(s) in the last 60 s, 7 since the outage began 60 s ago)",
+        )
+    ]
+
+    clock.now += 5
+    outage_log.answered()
+    assert lines(caplog) == [
+        (logging.INFO, "S3 answers again on bucket 'farm-artifacts' after 7 failure(s) over 65 s")
+    ]
+
+
+def test_answers_without_an_outage_log_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    outage_log = S3OutageLog("farm-artifacts", every_seconds=60, clock=Clock())
+
+    outage_log.answered()
+    outage_log.failed("PutObject", OSError("refused"))
+    outage_log.answered()
+    outage_log.answered()
+
+    assert [message for _, message in lines(caplog)] == [
+        "S3 failed PutObject on bucket 'farm-artifacts': refused",
+        "S3 answers again on bucket 'farm-artifacts' after 1 failure(s) over 0 s",
+    ]
