@@ -7,6 +7,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,6 +24,18 @@ PARTIAL_INDEXES = (
     "ix_tasks_tenant_dead_time_id",
 )
 STEP = 30.0  # Bounds each wait on the database; never reached when all is well.
+
+
+def head_revision() -> str:
+    """The newest revision of the scheduler's migrations: where an upgrade ends."""
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
+
+
+HEAD = head_revision()
 
 
 @pytest.fixture
@@ -132,7 +146,7 @@ async def test_tasks_stay_writable_while_the_upgrade_builds_their_indexes(
     }
     assert not [name for name in indexes if name.endswith("_partial")]
     assert await observer.fetchval("SELECT count(*) FROM tasks") == 3
-    assert await observer.fetchval(f"SELECT version_num FROM {VERSION_TABLE}") == "0011"
+    assert await observer.fetchval(f"SELECT version_num FROM {VERSION_TABLE}") == HEAD
 
 
 async def test_an_upgrade_killed_during_an_index_build_heals_on_the_next_start(
@@ -160,7 +174,7 @@ async def test_an_upgrade_killed_during_an_index_build_heals_on_the_next_start(
         name: (True, True) for name in PARTIAL_INDEXES
     }
     assert not [name for name in indexes if name.endswith("_partial")]
-    assert await observer.fetchval(f"SELECT version_num FROM {VERSION_TABLE}") == "0011"
+    assert await observer.fetchval(f"SELECT version_num FROM {VERSION_TABLE}") == HEAD
 
 
 async def test_an_upgrade_behind_a_long_transaction_gives_up_instead_of_queueing_writers(
@@ -180,7 +194,7 @@ async def test_an_upgrade_behind_a_long_transaction_gives_up_instead_of_queueing
     assert await observer.fetchval(f"SELECT version_num FROM {VERSION_TABLE}") == "0009"
     await long_read.commit()
     await upgrade(engine)
-    assert await observer.fetchval(f"SELECT version_num FROM {VERSION_TABLE}") == "0011"
+    assert await observer.fetchval(f"SELECT version_num FROM {VERSION_TABLE}") == HEAD
 
 
 async def test_replicas_starting_together_on_an_empty_database_both_start(
@@ -194,7 +208,7 @@ async def test_replicas_starting_together_on_an_empty_database_both_start(
         for engine in engines:
             await engine.dispose()
     observer = await connect()
-    assert await observer.fetchval(f"SELECT version_num FROM {VERSION_TABLE}") == "0011"
+    assert await observer.fetchval(f"SELECT version_num FROM {VERSION_TABLE}") == HEAD
     indexes = await partial_indexes(observer)
     assert {name: indexes.get(name) for name in PARTIAL_INDEXES} == {
         name: (True, True) for name in PARTIAL_INDEXES

@@ -8,15 +8,14 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import Select, false, or_, select, true, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_core.db import Database, newest_first, utcnow
+from farm_core.db import newest_first, utcnow
 from farm_core.errors import FailedPrecondition, NotFound, ResourceExhausted, Unavailable
 from farm_core.paging import Cursor
 from farm_core.quotas import TenantQuotas
@@ -28,17 +27,16 @@ from farm_scheduler.cached_keys import CachedKeys, new_cached_result
 from farm_scheduler.callbacks.rows import callback_reset
 from farm_scheduler.lifecycle import Status, TaskState
 from farm_scheduler.models import HAS_IDEMPOTENCY_KEY
+from farm_scheduler.publish_marks import PublishMarks
 from farm_scheduler.quotas import check_task_quotas, queued_limit
 from farm_scheduler.records import TaskRecord, new_record, row_values, state_values
 from farm_scheduler.task_rows import (
     INSERT_TASKS,
-    MARK_PUBLISHED,
     STATUS_FAILED,
     STATUS_QUEUED,
     SWAP_TASK,
     queued_count,
     read_task,
-    read_tasks,
     release_expired_keys,
     save_history,
     tasks,
@@ -60,7 +58,7 @@ class TaskChange:
     after: TaskRecord
 
 
-class TaskStore(Database):
+class TaskStore(PublishMarks):
     """The tasks and task_attempts tables of one database."""
 
     def __init__(
@@ -205,59 +203,6 @@ class TaskStore(Database):
             query = query.where(tasks.c.tenant == tenant)
         return await self._all(newest_first(query, tasks.c.dead_time, tasks.c.id, after, size))
 
-    async def unpublished(self, limit: int, queued_before: dt.datetime) -> list[TaskRecord]:
-        """Up to `limit` QUEUED tasks JetStream has not stored yet, oldest first.
-
-        Only tasks created (and requeued, if they were) before `queued_before`: a
-        younger one may be in the hands of its first publish, which marks it
-        published only once JetStream has acknowledged it.
-        """
-        query = (
-            select(tasks)
-            .where(
-                tasks.c.published == false(),
-                tasks.c.status == STATUS_QUEUED,
-                tasks.c.create_time < queued_before,
-                or_(tasks.c.requeue_time.is_(None), tasks.c.requeue_time < queued_before),
-            )
-            .order_by(tasks.c.create_time, tasks.c.id)
-            .limit(limit)
-        )
-        return await self._all(query)
-
-    async def pending_dead_letters(self, limit: int) -> list[TaskRecord]:
-        """Up to `limit` FAILED tasks whose DeadLetter is not in FARM_DEAD yet, oldest first."""
-        query = (
-            select(tasks)
-            .where(tasks.c.dead_letter_pending == true(), tasks.c.status == STATUS_FAILED)
-            .order_by(tasks.c.dead_time, tasks.c.id)
-            .limit(limit)
-        )
-        return await self._all(query)
-
-    async def mark_published(self, *records: TaskRecord) -> None:
-        """Notes, in one transaction, that JetStream has stored the WorkItems of `records`.
-
-        Each is the WorkItem of the queuing the record stands for (its requeues).
-        """
-        by_queuing: dict[int, list[str]] = {}
-        for record in records:
-            by_queuing.setdefault(record.state.requeues, []).append(record.id)
-        async with self.engine.begin() as connection:
-            for requeues, task_ids in by_queuing.items():
-                await connection.execute(
-                    MARK_PUBLISHED, {"task_ids": task_ids, "queuing": requeues}
-                )
-
-    async def mark_dead_letter_published(self, task_id: str, requeues: int) -> None:
-        """Notes that FARM_DEAD has stored the DeadLetter of the task's queuing `requeues`."""
-        async with self.engine.begin() as connection:
-            await connection.execute(
-                update(tasks)
-                .where(tasks.c.id == task_id, tasks.c.requeues == requeues)
-                .values(dead_letter_pending=False)
-            )
-
     async def overdue(self, now: dt.datetime, limit: int) -> list[str]:
         """Ids of up to `limit` QUEUED tasks whose deadline is `now` or earlier, earliest first."""
         query = (
@@ -380,10 +325,6 @@ class TaskStore(Database):
         )
         found = await self._all(query)
         return found[0] if found else None
-
-    async def _all(self, query: Select[Any]) -> list[TaskRecord]:
-        async with self.engine.connect() as connection:
-            return await read_tasks(connection, query)
 
 
 def _changed(before: TaskRecord, state: TaskState) -> TaskRecord:
