@@ -8,7 +8,9 @@ farm of their own.
 
 import asyncio
 import subprocess
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -19,9 +21,17 @@ from playwright.async_api import Playwright
 from farm.sessions.v1 import sessions_pb2, sessions_pb2_grpc
 from farm_agent.browser.chromium import CHROMIUM_FLAGS
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.conftest import SESSION_MIN_SECONDS, Client, KeyFactory, http_client, png_size
+from tests.e2e.conftest import (
+    AGENT_SLOTS,
+    SESSION_MIN_SECONDS,
+    Client,
+    KeyFactory,
+    agent_metric,
+    http_client,
+    png_size,
+)
 from tests.e2e.sessions_api import Sessions, cdp_status, close_reason_of_idle_socket
-from tests.helpers import assert_eventually
+from tests.helpers import assert_eventually, eventually
 from tests.pages import Site
 
 pytestmark = pytest.mark.e2e
@@ -269,6 +279,32 @@ def test_sessions_over_grpc_are_listed_per_tenant(
                 timeout=10,
             )
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_sessions_created_at_once_open_on_the_agent_with_the_most_free_places(
+    farm: LocalFarm, sessions: Sessions
+) -> None:
+    # Before, both read the same heartbeats (neither session opened yet) and went to
+    # the same agent, though the other had more places free.
+    eventually(
+        lambda: agent_metric(farm, "agent_places", state="free") == AGENT_SLOTS,
+        within=90,
+        interval=0.5,
+        message=lambda: f"free places {agent_metric(farm, 'agent_places', state='free')}",
+    )
+    together = threading.Barrier(2)
+
+    def create(_: int) -> dict[str, object]:
+        together.wait(timeout=30)
+        return sessions.create()
+
+    with ThreadPoolExecutor(2) as pool:
+        opened = list(pool.map(create, range(2)))
+    try:
+        assert sorted(str(session["agentId"]) for session in opened) == ["agent-1", "agent-2"]
+    finally:
+        for session in opened:
+            sessions.close(str(session["id"]))
 
 
 def test_a_tenant_at_its_open_sessions_quota_is_refused(
