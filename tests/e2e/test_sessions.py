@@ -10,6 +10,7 @@ import asyncio
 import subprocess
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -73,6 +74,39 @@ def test_a_commands_screenshot_is_stored_under_the_session(
     assert png_size(admin.artifact_bytes(artifact["id"]).content) == (640, 480)
     listed = admin.http.get("/v1/artifacts", params={"taskId": session["id"]}).json()
     assert [a["id"] for a in listed["artifacts"]] == [artifact["id"]]
+
+
+def test_a_command_that_cannot_start_within_its_time_fails_and_never_runs(
+    sessions: Sessions, site: Site
+) -> None:
+    # Before, it waited for the earlier command however long, was answered 504 by the
+    # scheduler ("did not answer"), and then ran all the same on the page.
+    session = sessions.create()
+    gate = f"held-{uuid.uuid4().hex}"
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            holding = pool.submit(
+                sessions.run, session["id"], url=site.url(f"/gate/{gate}"), timeoutMs=60000
+            )
+            eventually(
+                lambda: gate in site.gates,
+                within=30,
+                interval=0.1,
+                message="the first command never reached its page",
+            )
+            late = sessions.http.post(
+                f"/v1/sessions/{session['id']}:run",
+                json={"steps": [{"evaluate": "() => { window.late = true }"}], "timeoutMs": 1000},
+            )
+            site.release(gate)
+            assert holding.result(timeout=60)["title"] == "Gate"
+        assert late.status_code == 504, late.text
+        assert "TIMEOUT: the command did not start within its 1 s" in late.json()["message"]
+        after = sessions.run(session["id"], script={"source": "() => window.late === true"})
+        assert after["json"] is False
+    finally:
+        site.release(gate)
+        sessions.close(session["id"])
 
 
 def test_a_closed_session_refuses_commands_with_failed_precondition(sessions: Sessions) -> None:
