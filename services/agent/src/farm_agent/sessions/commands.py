@@ -61,15 +61,19 @@ async def run_command(
     # The wait for the session's earlier commands counts in the command's time: one that
     # could not start in time fails without running, rather than running after the
     # scheduler has told its caller it timed out.
+    not_started = TaskFailure(
+        ErrorCode.TIMEOUT,
+        f"the command did not start within its {timeout_seconds:g} s: the session's "
+        "earlier commands ran all that time; it did not run",
+    )
     try:
         async with asyncio.timeout_at(deadline):
             await session.command_lock.acquire()
     except TimeoutError as error:
-        raise TaskFailure(
-            ErrorCode.TIMEOUT,
-            f"the command did not start within its {timeout_seconds:g} s: the session's "
-            "earlier commands ran all that time; it did not run",
-        ) from error
+        raise not_started from error
+    if asyncio.get_running_loop().time() >= deadline:
+        session.command_lock.release()
+        raise not_started
     try:
         return await _run_locked(session, command, spec, deadline, keeper, max_text_bytes, grant)
     finally:
