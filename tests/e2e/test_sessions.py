@@ -341,6 +341,22 @@ def test_sessions_created_at_once_open_on_the_agent_with_the_most_free_places(
             sessions.close(str(session["id"]))
 
 
+def test_a_session_still_being_placed_is_not_listed(sessions: Sessions, busy_agents: str) -> None:
+    # Every place is held by a task: the create waits on each agent, then is refused.
+    # Before, ListSessions showed it meanwhile, ACTIVE with no agent, then it vanished.
+    with ThreadPoolExecutor(1) as pool:
+        creating = pool.submit(sessions.http.post, "/v1/sessions", json={})
+        unplaced: list[dict[str, object]] = []
+        while not creating.done():
+            response = sessions.http.get("/v1/sessions", params={"state": "SESSION_STATE_ACTIVE"})
+            assert response.status_code == 200, response.text
+            unplaced += [s for s in response.json()["sessions"] if not s["agentId"]]
+            time.sleep(0.1)
+        refused = creating.result()
+    assert refused.status_code == 429, refused.text
+    assert unplaced == []
+
+
 def test_a_tenant_at_its_open_sessions_quota_is_refused(
     farm: LocalFarm, admin: Client, make_key: KeyFactory
 ) -> None:
