@@ -8,7 +8,10 @@ farm of their own.
 
 import asyncio
 import subprocess
+import threading
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -19,9 +22,17 @@ from playwright.async_api import Playwright
 from farm.sessions.v1 import sessions_pb2, sessions_pb2_grpc
 from farm_agent.browser.chromium import CHROMIUM_FLAGS
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.conftest import SESSION_MIN_SECONDS, Client, KeyFactory, http_client, png_size
+from tests.e2e.conftest import (
+    AGENT_SLOTS,
+    SESSION_MIN_SECONDS,
+    Client,
+    KeyFactory,
+    agent_metric,
+    http_client,
+    png_size,
+)
 from tests.e2e.sessions_api import Sessions, cdp_status, close_reason_of_idle_socket
-from tests.helpers import assert_eventually
+from tests.helpers import assert_eventually, eventually
 from tests.pages import Site
 
 pytestmark = pytest.mark.e2e
@@ -63,6 +74,39 @@ def test_a_commands_screenshot_is_stored_under_the_session(
     assert png_size(admin.artifact_bytes(artifact["id"]).content) == (640, 480)
     listed = admin.http.get("/v1/artifacts", params={"taskId": session["id"]}).json()
     assert [a["id"] for a in listed["artifacts"]] == [artifact["id"]]
+
+
+def test_a_command_that_cannot_start_within_its_time_fails_and_never_runs(
+    sessions: Sessions, site: Site
+) -> None:
+    # Before, it waited for the earlier command however long, was answered 504 by the
+    # scheduler ("did not answer"), and then ran all the same on the page.
+    session = sessions.create()
+    gate = f"held-{uuid.uuid4().hex}"
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            holding = pool.submit(
+                sessions.run, session["id"], url=site.url(f"/gate/{gate}"), timeoutMs=60000
+            )
+            eventually(
+                lambda: gate in site.gates,
+                within=30,
+                interval=0.1,
+                message="the first command never reached its page",
+            )
+            late = sessions.http.post(
+                f"/v1/sessions/{session['id']}:run",
+                json={"steps": [{"evaluate": "() => { window.late = true }"}], "timeoutMs": 1000},
+            )
+            site.release(gate)
+            assert holding.result(timeout=60)["title"] == "Gate"
+        assert late.status_code == 504, late.text
+        assert "TIMEOUT: the command did not start within its 1 s" in late.json()["message"]
+        after = sessions.run(session["id"], script={"source": "() => window.late === true"})
+        assert after["json"] is False
+    finally:
+        site.release(gate)
+        sessions.close(session["id"])
 
 
 def test_a_closed_session_refuses_commands_with_failed_precondition(sessions: Sessions) -> None:
@@ -269,6 +313,48 @@ def test_sessions_over_grpc_are_listed_per_tenant(
                 timeout=10,
             )
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_sessions_created_at_once_open_on_the_agent_with_the_most_free_places(
+    farm: LocalFarm, sessions: Sessions
+) -> None:
+    # Before, both read the same heartbeats (neither session opened yet) and went to
+    # the same agent, though the other had more places free.
+    eventually(
+        lambda: agent_metric(farm, "agent_places", state="free") == AGENT_SLOTS,
+        within=90,
+        interval=0.5,
+        message=lambda: f"free places {agent_metric(farm, 'agent_places', state='free')}",
+    )
+    together = threading.Barrier(2)
+
+    def create(_: int) -> dict[str, object]:
+        together.wait(timeout=30)
+        return sessions.create()
+
+    with ThreadPoolExecutor(2) as pool:
+        opened = list(pool.map(create, range(2)))
+    try:
+        assert sorted(str(session["agentId"]) for session in opened) == ["agent-1", "agent-2"]
+    finally:
+        for session in opened:
+            sessions.close(str(session["id"]))
+
+
+def test_a_session_still_being_placed_is_not_listed(sessions: Sessions, busy_agents: str) -> None:
+    # Every place is held by a task: the create waits on each agent, then is refused.
+    # Before, ListSessions showed it meanwhile, ACTIVE with no agent, then it vanished.
+    with ThreadPoolExecutor(1) as pool:
+        creating = pool.submit(sessions.http.post, "/v1/sessions", json={})
+        unplaced: list[dict[str, object]] = []
+        while not creating.done():
+            response = sessions.http.get("/v1/sessions", params={"state": "SESSION_STATE_ACTIVE"})
+            assert response.status_code == 200, response.text
+            unplaced += [s for s in response.json()["sessions"] if not s["agentId"]]
+            time.sleep(0.1)
+        refused = creating.result()
+    assert refused.status_code == 429, refused.text
+    assert unplaced == []
 
 
 def test_a_tenant_at_its_open_sessions_quota_is_refused(

@@ -20,7 +20,7 @@ from farm_core.quotas import TenantQuotas
 from farm_core.timestamps import to_timestamp
 from farm_scheduler.sessions.api import checked_session_id, command_error
 from farm_scheduler.sessions.links import session_links
-from farm_scheduler.sessions.placement import candidates, free_places
+from farm_scheduler.sessions.placement import Candidate, Openings, candidates, free_places
 from farm_scheduler.sessions.store import check_session_quota, new_session_id
 from farm_scheduler.sessions.validation import (
     SessionBounds,
@@ -217,6 +217,21 @@ def test_an_agent_that_looked_full_at_its_last_beat_is_still_tried_last() -> Non
         ("free", 2),
         ("full", 0),
     ]
+
+
+def test_a_choice_counts_the_sessions_being_opened_on_each_agent() -> None:
+    openings = Openings()
+    ranked = [Candidate("a", 2), Candidate("b", 2), Candidate("c", 1)]
+    first = openings.best(ranked, set())
+    assert first == Candidate("a", 2)
+    with openings.opening("a"):
+        # a has 1 place left once its opening counts: b (2) goes first.
+        assert openings.best(ranked, set()) == Candidate("b", 2)
+        with openings.opening("b"), openings.opening("b"):
+            assert openings.best(ranked, set()) == Candidate("a", 2)
+            assert openings.best(ranked, {"a"}) == Candidate("c", 1)
+    assert openings.pending("a") == 0
+    assert openings.best(ranked, {"a", "b", "c"}) is None
 
 
 def test_links_follow_the_edges_public_address() -> None:

@@ -57,60 +57,93 @@ async def run_command(
     """
     spec = command_spec(command)
     timeout_seconds = spec.timeout_ms / 1000
-    async with session.command_lock:
+    deadline = asyncio.get_running_loop().time() + timeout_seconds
+    # The wait for the session's earlier commands counts in the command's time: one that
+    # could not start in time fails without running, rather than running after the
+    # scheduler has told its caller it timed out.
+    not_started = TaskFailure(
+        ErrorCode.TIMEOUT,
+        f"the command did not start within its {timeout_seconds:g} s: the session's "
+        "earlier commands ran all that time; it did not run",
+    )
+    try:
+        async with asyncio.timeout_at(deadline):
+            await session.command_lock.acquire()
+    except TimeoutError as error:
+        raise not_started from error
+    if asyncio.get_running_loop().time() >= deadline:
+        session.command_lock.release()
+        raise not_started
+    try:
+        return await _run_locked(session, command, spec, deadline, keeper, max_text_bytes, grant)
+    finally:
+        session.command_lock.release()
+
+
+async def _run_locked(
+    session: OpenSession,
+    command: sessions_pb2.SessionCommand,
+    spec: tasks_pb2.TaskSpec,
+    deadline: float,
+    keeper: CaptureKeeper,
+    max_text_bytes: int,
+    grant: str,
+) -> tasks_pb2.TaskResult:
+    """Runs the command, the session's command lock held, until `deadline` (loop time)."""
+    timeout_seconds = spec.timeout_ms / 1000
+    session.touch()
+    try:
+        async with asyncio.timeout_at(deadline):
+            if command.HasField("tabs"):
+                await change_tabs(session.browser, command.tabs)
+            page = await session.current_page()
+            await session.setup.change(command)
+            if command.screencast.start:
+                await session.screencasts.start(command.screencast.format)
+            if command.HasField("dialog"):
+                await session.dialogs.answer(command.dialog)
+            else:
+                session.dialogs.check_none()
+            blocked_before = len(session.egress.blocked)
+            own_requests = OwnRequests(page)
+            own_requests.start()
+            try:
+                capture = await _until_dialog(
+                    session,
+                    browse(
+                        page,
+                        spec,
+                        Budget(max(deadline - asyncio.get_running_loop().time(), 0.001)),
+                        session.egress,
+                        max_text_bytes,
+                        navigate=bool(spec.url),
+                        blocked_since=blocked_before,
+                        observer=session.observer,
+                    ),
+                )
+            finally:
+                own_requests.stop()
+            if capture is not None:
+                own_requests.keep_own(capture.result)
+    except TimeoutError as error:
+        raise TaskFailure(
+            ErrorCode.TIMEOUT, f"the command did not finish within its {timeout_seconds:g} s"
+        ) from error
+    finally:
         session.touch()
-        try:
-            async with asyncio.timeout(timeout_seconds):
-                if command.HasField("tabs"):
-                    await change_tabs(session.browser, command.tabs)
-                page = await session.current_page()
-                await session.setup.change(command)
-                if command.screencast.start:
-                    await session.screencasts.start(command.screencast.format)
-                if command.HasField("dialog"):
-                    await session.dialogs.answer(command.dialog)
-                else:
-                    session.dialogs.check_none()
-                blocked_before = len(session.egress.blocked)
-                own_requests = OwnRequests(page)
-                own_requests.start()
-                try:
-                    capture = await _until_dialog(
-                        session,
-                        browse(
-                            page,
-                            spec,
-                            Budget(timeout_seconds),
-                            session.egress,
-                            max_text_bytes,
-                            navigate=bool(spec.url),
-                            blocked_since=blocked_before,
-                            observer=session.observer,
-                        ),
-                    )
-                finally:
-                    own_requests.stop()
-                if capture is not None:
-                    own_requests.keep_own(capture.result)
-        except TimeoutError as error:
-            raise TaskFailure(
-                ErrorCode.TIMEOUT, f"the command did not finish within its {timeout_seconds:g} s"
-            ) from error
-        finally:
-            session.touch()
-        session.commands += 1
-        if capture is None:
-            result = tasks_pb2.TaskResult(final_url=page.url, dialog=session.dialogs.described())
-            result.screencast.CopyFrom(session.screencasts.status())
-            return result
-        prefix = f"command-{session.commands}-"
-        owner = dataclasses.replace(session.owner, grant=grant) if grant else session.owner
-        result = await keeper.keep(owner, capture, prefix)
-        if command.HasField("tabs"):
-            result.json.CopyFrom(await listed_tabs(session.browser))
-        if command.screencast.stop:
-            await _stop_screencast(session, keeper, result)
+    session.commands += 1
+    if capture is None:
+        result = tasks_pb2.TaskResult(final_url=page.url, dialog=session.dialogs.described())
         result.screencast.CopyFrom(session.screencasts.status())
+        return result
+    prefix = f"command-{session.commands}-"
+    owner = dataclasses.replace(session.owner, grant=grant) if grant else session.owner
+    result = await keeper.keep(owner, capture, prefix)
+    if command.HasField("tabs"):
+        result.json.CopyFrom(await listed_tabs(session.browser))
+    if command.screencast.stop:
+        await _stop_screencast(session, keeper, result)
+    result.screencast.CopyFrom(session.screencasts.status())
     return result
 
 

@@ -36,7 +36,7 @@ from farm_scheduler.sessions.orders import (
     OrderNotSent,
     OrderTooLarge,
 )
-from farm_scheduler.sessions.placement import Candidate
+from farm_scheduler.sessions.placement import Candidate, Openings
 from farm_scheduler.sessions.records import SessionRecord
 from farm_scheduler.sessions.store import SessionStore
 from farm_scheduler.sessions.validation import (
@@ -108,6 +108,7 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
         self._store = store
         self._orders = orders
         self._closer = closer
+        self._openings = Openings()
         self._secret = live_token_secret
         self._bounds = SessionBounds(
             default_idle_timeout_seconds=settings.session_idle_timeout_seconds,
@@ -252,8 +253,11 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
         )
         refusals: list[str] = []
         candidates = await self._closer.candidates(spec.region)
-        for candidate in candidates:
-            reply = await self._open_on(candidate, order, refusals)
+        tried: set[str] = set()
+        while (candidate := self._openings.best(candidates, tried)) is not None:
+            tried.add(candidate.agent_id)
+            with self._openings.opening(candidate.agent_id):
+                reply = await self._open_on(candidate, order, refusals)
             if reply is not None:
                 return await self._store.placed(record, candidate.agent_id)
         where = f"in region {spec.region!r}" if spec.region else "in the farm"

@@ -123,8 +123,14 @@ class SessionStore:
         size: int,
         after: Cursor | None,
     ) -> list[SessionRecord]:
-        """Up to `size` of the tenant's sessions, newest first, after the cursor's."""
-        query = select(sessions).where(sessions.c.tenant == tenant)
+        """Up to `size` of the tenant's sessions, newest first, after the cursor's.
+
+        A session still being placed (reserved, no agent yet) is not listed: it has no
+        browser to reach, and it is forgotten if no agent takes it.
+        """
+        query = select(sessions).where(
+            sessions.c.tenant == tenant, or_(sessions.c.state != ACTIVE, sessions.c.agent_id != "")
+        )
         if state:
             query = query.where(sessions.c.state == sessions_pb2.SessionState.Name(state))
         query = newest_first(query, sessions.c.create_time, sessions.c.id, after, size)
