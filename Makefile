@@ -46,7 +46,8 @@ observe-deps: ## Install Debian's prometheus (Prometheus, promtool) for `farm up
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends prometheus; }
 
 $(PROTO_STAMP): $(PROTO_SOURCES) buf.yaml buf.gen.yaml tools/protoc_gen_grpc_python.py $(SYNC_STAMP)
-	google_dir=$$($(BIN)/python -c 'import google.api, os; print(os.path.dirname(os.path.dirname(google.api.__file__)))'); \
+	@# google.api is a namespace package (googleapis-common-protos ships no __init__.py).
+	google_dir=$$($(BIN)/python -c 'import google.api, os; print(os.path.dirname(next(iter(google.api.__path__))))'); \
 	for name in $(GOOGLE_PROTOS); do \
 		mkdir -p $(PROTO_DEPS)/google/$$(dirname $$name); \
 		cp $$google_dir/$$name.proto $(PROTO_DEPS)/google/$$name.proto; \
