@@ -1,6 +1,7 @@
 """The browser pool: fresh contexts, recycling, crash recovery, idle closing, scratch space."""
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,6 +18,7 @@ from farm_agent.browser.runner import BrowserSpecRunner
 from farm_agent.errors import TaskFailure
 from farm_agent.metrics import process_tree
 from farm_agent.settings import AgentSettings
+from farm_core.task_errors import ErrorCode
 from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import SettingsFactory
 from tests.pages import Site
@@ -113,6 +115,46 @@ async def test_a_killed_browser_is_replaced_and_the_next_task_succeeds(
     assert "Hello, farm" in capture.artifacts[0].data.decode()
     [new_pid] = browser_pids(pool.scratch_dir)
     assert new_pid != pid
+
+
+@pytest.mark.parametrize("isolation", ["warm", "context"])
+async def test_tasks_on_a_browser_killed_for_stalling_end_at_once_as_crashed(
+    pools: StartPool,
+    make_settings: Callable[..., AgentSettings],
+    site: Site,
+    isolation: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A SIGSTOPped browser is given up once a warm context cannot be reset; its tasks end then."""
+    settings = {"min_browsers": 1, "max_browsers": 1, "close_timeout_seconds": 1.0}
+    pool = await pools(**settings, warm_contexts=2)
+    runner = BrowserSpecRunner(pool, make_settings(**settings, isolation=isolation))
+    page = f"long-{isolation}"
+    # Without the kill noticed it would wait out its 30 s.
+    running = asyncio.create_task(
+        runner.run(tasks_pb2.TaskSpec(url=site.url(f"/count/{page}?ms=40000"), timeout_ms=30_000))
+    )
+    # Another task's warm context on the same browser, reset when that task is done.
+    async with pool.warm.lease("acme", {}, "a task that ends first") as warm:
+        assert warm is not None
+        await assert_eventually(lambda: site.in_flight.get(page), within=20)
+        [pid] = browser_pids(pool.scratch_dir)
+        # The whole browser, renderers too, as a frozen host or `kill -STOP` of its group.
+        stopped = process_tree(pid)
+        for each in stopped:
+            os.kill(each, signal.SIGSTOP)
+    try:
+        with pytest.raises(TaskFailure) as caught:
+            await running
+    finally:
+        for each in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(each, signal.SIGCONT)
+
+    assert caught.value.code is ErrorCode.BROWSER_CRASHED, caught.value
+    assert "killed" in caught.value.message
+    # The reset's failure is named, though a timeout's str() is empty.
+    assert "could not be reset; it is closed instead: TimeoutError()" in caplog.text
 
 
 async def test_browsers_above_the_minimum_close_when_idle(pools: StartPool) -> None:

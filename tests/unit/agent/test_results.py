@@ -1,5 +1,7 @@
 """Pure parts of shaping results: extract rules, JSON values, text cuts, upload retries, events."""
 
+import asyncio
+import datetime as dt
 from typing import Any
 
 import grpc
@@ -134,3 +136,31 @@ async def test_a_json_result_too_big_for_nats_is_result_too_large() -> None:
     with pytest.raises(TaskFailure) as caught:
         await reporter.report("t", tasks_pb2.TASK_STATUS_SUCCEEDED, 1, grant="g", result=result)
     assert caught.value.code is ErrorCode.RESULT_TOO_LARGE
+
+
+async def test_upload_retries_last_the_outage_window_not_a_count_of_tries() -> None:
+    policy = RetryPolicy(outage_seconds=0.5, first_delay_seconds=0.01, max_delay_seconds=0.02)
+    storage = Storage(grpc.StatusCode.UNAVAILABLE)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await policy.retrying(lambda _: None)(storage.upload)
+    assert storage.attempts > 5
+
+
+async def test_upload_retries_stop_at_the_tasks_deadline() -> None:
+    policy = RetryPolicy(outage_seconds=3600, first_delay_seconds=0.01, max_delay_seconds=0.02)
+    storage = Storage(grpc.StatusCode.UNAVAILABLE)
+    deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.3)
+    # Bounded: without the deadline the retries would go on for the hour.
+    async with asyncio.timeout(5):
+        with pytest.raises(grpc.aio.AioRpcError):
+            await policy.retrying(lambda _: None, deadline=deadline)(storage.upload)
+    assert policy.call_timeout(deadline) == 1.0  # The least a call gets.
+
+
+def test_an_upload_given_up_says_what_bounded_its_retries() -> None:
+    policy = RetryPolicy(outage_seconds=90)
+    told = policy.outage_told(90.2, 23, None)
+    assert told.startswith("; storage stayed unavailable through 23 tries over 90.2 s")
+    assert "90 s is the longest outage a call waits out (FARM_AGENT_UPLOAD_OUTAGE_SECONDS)" in told
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
+    assert "the task's deadline" in policy.outage_told(10, 4, soon)

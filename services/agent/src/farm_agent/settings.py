@@ -158,6 +158,14 @@ class AgentSettings(SessionSettings, FarmSettings):
     upload_chunk_bytes: int = Field(
         default=256 * 1024, ge=1024, description="Size of the chunks an artifact is sent in."
     )
+    upload_outage_seconds: float = Field(
+        default=90.0,
+        gt=0,
+        description="How long an upload (and any storage call of a task) keeps retrying while "
+        "storage answers UNAVAILABLE, with doubling waits up to 5 s, within the task's "
+        "deadline; the task stays RUNNING on its attempt meanwhile. Past it the attempt "
+        "fails UPLOAD_FAILED.",
+    )
     fetch_wait_seconds: float = Field(
         default=0.5,
         gt=0,

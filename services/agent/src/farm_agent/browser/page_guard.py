@@ -34,9 +34,11 @@ CRASH_GRACE_SECONDS = 0.5
 class PageGuard:
     """Watches one task's browser context and its page."""
 
-    def __init__(self, context: BrowserContext) -> None:
+    def __init__(self, context: BrowserContext, killed: asyncio.Event | None = None) -> None:
+        """`killed` is set once the pool kills the context's browser (it stopped answering)."""
         self._context = context
         self._crashed = asyncio.Event()
+        self._killed = killed or asyncio.Event()
         self._page: Page | None = None
         self._chores: set[asyncio.Task[None]] = set()
         context.on("dialog", self._on_dialog)
@@ -54,17 +56,31 @@ class PageGuard:
         page.on("download", self._on_download)
 
     async def run(self, work: Coroutine[Any, Any, Result]) -> Result:
-        """Runs `work`; a crash of the page ends it at once with BROWSER_CRASHED."""
+        """Runs `work`; a crash of the page, or its browser killed, ends it with BROWSER_CRASHED.
+
+        A browser stopped (SIGSTOP, a frozen host) answers nothing, so its pages' calls
+        would wait out their whole timeout even after the pool killed it.
+        """
         working = asyncio.ensure_future(work)
         crash = asyncio.ensure_future(self._crashed.wait())
+        kill = asyncio.ensure_future(self._killed.wait())
+        killed_first = False
         try:
-            await asyncio.wait({working, crash}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({working, crash, kill}, return_when=asyncio.FIRST_COMPLETED)
+            killed_first = kill.done() and not working.done()
         finally:
             crash.cancel()
+            kill.cancel()
             if not working.done():
                 working.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await working
+        if killed_first:
+            raise TaskFailure(
+                ErrorCode.BROWSER_CRASHED,
+                "the browser stopped answering and the agent killed it (its health check: "
+                "a context could not be closed or reset in time)",
+            )
         if not self.crashed:
             try:
                 return working.result()

@@ -5,7 +5,6 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -19,7 +18,6 @@ from farm_agent import metrics
 from farm_agent.browser.chromium import (
     MARKER_SWITCH,
     MAX_BROWSER_TMPDIR_CHARS,
-    browser_processes,
     task_browser_arguments,
     task_browser_executable,
 )
@@ -194,6 +192,9 @@ class BrowserPool:
 
     async def close_context(self, pooled: PooledBrowser, context: BrowserContext) -> None:
         """Closes the context in bounded time; a browser that cannot is killed."""
+        if pooled.killed.is_set():
+            # Its process is gone: closing would only wait out the timeout.
+            return
         try:
             async with asyncio.timeout(self._settings.close_timeout_seconds):
                 await _close_quietly(context)
@@ -204,6 +205,7 @@ class BrowserPool:
                 self._settings.close_timeout_seconds,
             )
         pooled.retiring = True
+        pooled.killed.set()
         metrics.browsers_killed_total.inc()
         await self._end_browser(pooled)
 
@@ -215,10 +217,7 @@ class BrowserPool:
             return
         except TimeoutError:
             pass
-        for pid in browser_processes(pooled.marker):
-            log.warning("killing browser process %d", pid)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        pooled.kill()
 
     async def open_context(
         self, options: Mapping[str, Any]
@@ -267,6 +266,13 @@ class BrowserPool:
         if len(self._browsers) < self._settings.max_browsers:
             return await self._launch()
         return min(usable, key=lambda pooled: pooled.leases, default=None)
+
+    def killed_signal(self, context: BrowserContext) -> asyncio.Event:
+        """Set once the pool kills the browser `context` runs in (never, for another browser)."""
+        for pooled in self._browsers:
+            if pooled.browser is context.browser:
+                return pooled.killed
+        return asyncio.Event()
 
     async def lease_again(self, pooled: PooledBrowser) -> bool:
         """Leases `pooled` for one more task (a warm context's); False if it may take none."""

@@ -1,9 +1,18 @@
 """One browser of the pool and what the pool knows about its use."""
 
+import asyncio
+import contextlib
+import logging
+import os
+import signal
 import time
 from dataclasses import dataclass, field
 
 from playwright.async_api import Browser
+
+from farm_agent.browser.chromium import browser_processes
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -16,8 +25,19 @@ class PooledBrowser:
     leases: int = 0
     idle_since: float = field(default_factory=time.monotonic)
     retiring: bool = False
+    killed: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the pool gives the browser up to be killed (it stopped answering): the
+    tasks still running on it end at once (PageGuard) rather than wait out their time."""
 
     @property
     def usable(self) -> bool:
         """Whether new tasks may start on it: not retiring and still connected."""
         return not self.retiring and self.browser.is_connected()
+
+    def kill(self) -> None:
+        """Kills the browser's process (it stopped answering); tasks still on it then end."""
+        self.killed.set()
+        for pid in browser_processes(self.marker):
+            log.warning("killing browser process %d", pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

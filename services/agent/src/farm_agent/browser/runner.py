@@ -119,7 +119,7 @@ class BrowserSpecRunner:
     ) -> Capture:
         """Runs `spec` on a leased warm context's page (the lease resets it afterwards)."""
         warm.context.set_default_timeout(spec.timeout_ms or DEFAULT_TIMEOUT_MS)
-        guard = PageGuard(warm.context)
+        guard = PageGuard(warm.context, warm.pooled.killed)
         guard.watch(warm.page)
         observer = observer_for(warm.context, warm.egress, spec)
         try:
@@ -146,7 +146,7 @@ class BrowserSpecRunner:
                 self._pool.egress.session(label) as egress,
                 self._pool.new_context(**options, proxy=egress.proxy) as context,
             ):
-                guard = PageGuard(context)
+                guard = PageGuard(context, self._pool.killed_signal(context))
                 observer = observer_for(context, egress, spec)
                 try:
                     context.set_default_timeout(spec.timeout_ms or DEFAULT_TIMEOUT_MS)

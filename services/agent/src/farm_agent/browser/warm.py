@@ -333,7 +333,7 @@ class WarmContexts:
                     warm.context, warm.kept, warm.origins, leave_seconds
                 )
         except (PlaywrightError, ResetFailed, TimeoutError) as error:
-            log.warning("a warm context could not be reset; it is closed instead: %s", error)
+            log.warning("a warm context could not be reset; it is closed instead: %r", error)
             return False
         except Exception:
             # A bug; the context is closed all the same, never reused unreset.

@@ -76,7 +76,7 @@ class StorageSavedState:
     def __init__(self, settings: AgentSettings, retry: RetryPolicy | None = None) -> None:
         self._credential = settings.credential
         self._address = settings.storage_address
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or RetryPolicy(outage_seconds=settings.upload_outage_seconds)
         self._channel = aio_channel(
             settings.storage_address,
             settings.internal_tls(),
@@ -143,11 +143,11 @@ class StorageSavedState:
                 request,
                 # The tenant too: a storage older than the grants reads it from there.
                 metadata=agent_metadata(self._credential, owner.tenant),
-                timeout=self._retry.call_timeout_seconds,
+                timeout=self._retry.call_timeout(owner.deadline),
             )
 
         try:
-            return await self._retry.retrying(announce_retry)(attempt)
+            return await self._retry.retrying(announce_retry, deadline=owner.deadline)(attempt)
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 raise _Missing(what) from error

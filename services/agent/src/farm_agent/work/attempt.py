@@ -325,6 +325,7 @@ class TaskAttempt:
             self.item.upload_grant,
             attempt=self.attempt,
             work_sequence=self._message.metadata.sequence.stream,
+            deadline=deadline_of(self.item.spec),
         )
 
     async def _with_stored_artifacts(self, capture: Capture) -> tasks_pb2.TaskResult:

@@ -1,13 +1,23 @@
 """Stores a task's artifacts through the storage service's ArtifactIngestService."""
 
 import asyncio
+import datetime as dt
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import grpc
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_any,
+    stop_before_delay,
+)
+from tenacity.stop import stop_base
 
 from farm.storage.v1 import artifacts_pb2, ingest_pb2, ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2
@@ -39,6 +49,8 @@ class ArtifactOwner:
     """The task's attempt, from 1, as its AgentEvents number it; 0 for a session."""
     work_sequence: int = 0
     """The stream sequence of the WorkItem message the attempt came from."""
+    deadline: dt.datetime | None = None
+    """The task's deadline: no upload is tried again past it (None: none, or a session)."""
 
 
 class ArtifactUploader(Protocol):
@@ -57,30 +69,81 @@ class ArtifactUploader(Protocol):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how patiently an upload is retried while storage is unavailable."""
+    """How long and how patiently a storage call is retried while storage is unavailable.
 
-    attempts: int = 5
+    A call is tried again while storage answers UNAVAILABLE, until a retry would start
+    more than `outage_seconds` after the first try (FARM_AGENT_UPLOAD_OUTAGE_SECONDS),
+    or after the deadline, or after `attempts` tries when that is set.
+    """
+
+    outage_seconds: float = 90.0
     first_delay_seconds: float = 0.2
     max_delay_seconds: float = 5.0
     call_timeout_seconds: float = 120.0
+    attempts: int | None = None
 
     def retrying(
         self,
         before_sleep: Callable[[RetryCallState], None],
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        deadline: dt.datetime | None = None,
     ) -> AsyncRetrying:
-        """The loop of one upload: UNAVAILABLE is tried again after doubling waits, capped.
+        """The loop of one call: UNAVAILABLE is tried again after doubling waits, capped.
 
-        `before_sleep` hears of each retry; the error of the last attempt is raised.
+        `before_sleep` hears of each retry; the error of the last try is raised.
         """
+        stops: list[stop_base] = [stop_before_delay(self.outage_seconds)]
+        if self.attempts is not None:
+            stops.append(stop_after_attempt(self.attempts))
+        if deadline is not None:
+            stops.append(_StopAtDeadline(deadline))
         return AsyncRetrying(
-            stop=stop_after_attempt(self.attempts),
+            stop=stop_any(*stops),
             wait=DoublingWait(self.first_delay_seconds, self.max_delay_seconds),
             retry=retry_if_exception(_storage_unavailable),
             before_sleep=before_sleep,
             sleep=sleep,
             reraise=True,
         )
+
+    def call_timeout(self, deadline: dt.datetime | None) -> float:
+        """The time one call may take: `call_timeout_seconds`, cut short by the deadline."""
+        if deadline is None:
+            return self.call_timeout_seconds
+        left = (deadline - dt.datetime.now(dt.UTC)).total_seconds()
+        return max(MIN_CALL_SECONDS, min(self.call_timeout_seconds, left))
+
+    def outage_told(self, elapsed_seconds: float, tries: int, deadline: dt.datetime | None) -> str:
+        """What ends an error message of a call given up on while storage stayed unavailable."""
+        left = self.outage_seconds - elapsed_seconds
+        if deadline is not None and (deadline - dt.datetime.now(dt.UTC)).total_seconds() < left:
+            bound = f"the task's deadline {deadline.isoformat()} left no time for another try"
+        elif self.attempts is not None and tries >= self.attempts:
+            bound = f"{self.attempts} tries are the most a call gets"
+        else:
+            bound = (
+                f"{self.outage_seconds:g} s is the longest outage a call waits out "
+                "(FARM_AGENT_UPLOAD_OUTAGE_SECONDS)"
+            )
+        return (
+            f"; storage stayed unavailable through {tries} tries over "
+            f"{elapsed_seconds:.1f} s and {bound}"
+        )
+
+
+MIN_CALL_SECONDS = 1.0
+"""The least time a call is given, even when the deadline leaves less (it then fails fast)."""
+
+
+class _StopAtDeadline(stop_base):
+    """Stops a retry loop whose next try would start past the deadline."""
+
+    def __init__(self, deadline: dt.datetime) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        wait = dt.timedelta(seconds=retry_state.upcoming_sleep)
+        return dt.datetime.now(dt.UTC) + wait >= self.deadline
 
 
 def _storage_unavailable(error: BaseException) -> bool:
@@ -112,7 +175,7 @@ class StorageUploader:
         self._credential = settings.credential
         self._chunk_bytes = settings.upload_chunk_bytes
         self._address = settings.storage_address
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or RetryPolicy(outage_seconds=settings.upload_outage_seconds)
         self._channel = aio_channel(settings.storage_address, settings.internal_tls())
         self._stub = ingest_pb2_grpc.ArtifactIngestServiceStub(self._channel)
 
@@ -129,7 +192,8 @@ class StorageUploader:
                 retry_state.upcoming_sleep,
             )
 
-        retrying = self._retry.retrying(announce_retry)
+        retrying = self._retry.retrying(announce_retry, deadline=owner.deadline)
+        started = time.monotonic()
         try:
             response: ingest_pb2.UploadArtifactResponse = await retrying(
                 self._send, owner, artifact
@@ -149,10 +213,14 @@ class StorageUploader:
                     error.details(),
                 )
                 self._on_refused()
+            outage = ""
+            if _storage_unavailable(error):
+                tries = retrying.statistics.get("attempt_number", 1)
+                outage = self._retry.outage_told(time.monotonic() - started, tries, owner.deadline)
             raise TaskFailure(
                 ErrorCode.UPLOAD_FAILED,
                 f"storing the {artifact.name} at {self._address} failed: "
-                f"{error.code().name}: {error.details()}",
+                f"{error.code().name}: {error.details()}{outage}",
             ) from error
         return artifact_ref(response.artifact)
 
@@ -167,7 +235,7 @@ class StorageUploader:
         response: ingest_pb2.UploadArtifactResponse = await self._stub.UploadArtifact(
             self._requests(owner, artifact),
             metadata=agent_metadata(self._credential, owner.tenant),
-            timeout=self._retry.call_timeout_seconds,
+            timeout=self._retry.call_timeout(owner.deadline),
         )
         return response
 
