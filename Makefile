@@ -46,7 +46,7 @@ observe-deps: ## Install Debian's prometheus (Prometheus, promtool) for `farm up
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends prometheus; }
 
 $(PROTO_STAMP): $(PROTO_SOURCES) buf.yaml buf.gen.yaml tools/protoc_gen_grpc_python.py $(SYNC_STAMP)
-	google_dir=$$($(BIN)/python -c 'import google.api, os; print(os.path.dirname(os.path.dirname(google.api.__file__)))'); \
+	google_dir=$$($(BIN)/python -c 'import google.api, os; print(os.path.dirname(list(google.api.__path__)[0]))'); \
 	for name in $(GOOGLE_PROTOS); do \
 		mkdir -p $(PROTO_DEPS)/google/$$(dirname $$name); \
 		cp $$google_dir/$$name.proto $(PROTO_DEPS)/google/$$name.proto; \
