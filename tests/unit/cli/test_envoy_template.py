@@ -74,15 +74,24 @@ def test_authz_fails_closed_against_the_auth_check_cluster() -> None:
 
 def test_authz_asks_auth_with_the_client_address_that_envoy_saw() -> None:
     authz = connection_manager(rendered())["http_filters"][2]["typed_config"]
-    (added,) = authz["http_service"]["authorization_request"]["headers_to_add"]
-    assert added == {
+    added = authz["http_service"]["authorization_request"]["headers_to_add"]
+    assert {
         "key": "x-farm-client-address",
         "value": "%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%",
-    }
+    } in added
     # A client's own header of that name is never forwarded to auth.
     forwarded = {p["exact"] for p in authz["allowed_headers"]["patterns"]}
     assert "x-farm-client-address" not in forwarded
-    assert {"authorization", "content-type", "cookie"} <= forwarded
+    assert {"authorization", "cookie"} <= forwarded
+
+
+def test_authz_hands_auth_the_content_type_under_a_name_of_its_own() -> None:
+    # As content-type, a gRPC call's makes Envoy take its own reply to a check that
+    # timed out for an allowing gRPC answer (tests/integration/cli/test_edge_auth_outage.py).
+    authz = connection_manager(rendered())["http_filters"][2]["typed_config"]
+    added = authz["http_service"]["authorization_request"]["headers_to_add"]
+    assert {"key": "x-farm-content-type", "value": "%REQ(content-type)%"} in added
+    assert "content-type" not in {p["exact"] for p in authz["allowed_headers"]["patterns"]}
 
 
 def test_auth_check_cluster_is_each_auth_host_on_the_check_port() -> None:

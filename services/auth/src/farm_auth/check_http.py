@@ -2,10 +2,11 @@
 
 Envoy sends each request's method, `/check` + its path, the headers the check reads
 (envoy/envoy.yaml.j2's `allowed_headers`), the client's address in
-x-farm-client-address (set by Envoy, never the client's own) and, for /v1/ calls,
-the body. The answer: 200 with x-farm-identity (and, for a session's browser, the
-agent in x-farm-agent, which Envoy turns into dynamic metadata), or the refusal
-itself (status, headers, body) that Envoy hands the client.
+x-farm-client-address and its content type in x-farm-content-type (both set by
+Envoy, never the client's own) and, for /v1/ calls, the body. The answer: 200
+with x-farm-identity (and, for a session's browser, the agent in x-farm-agent,
+which Envoy turns into dynamic metadata), or the refusal itself (status, headers,
+body) that Envoy hands the client.
 """
 
 import logging
