@@ -92,7 +92,9 @@ class BodyFields:
             return None
         try:
             value = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # RecursionError: nested deeper than Python parses; the transcoder's own
+            # depth limit refuses it (a 5xx here would read as auth being down).
             return None
         if not isinstance(value, dict):
             # The transcoder's own words for this start with an empty field path.
