@@ -49,7 +49,8 @@ def _path_pattern(template: str) -> re.Pattern[str]:
         ("[^/]+" if "=" not in part else ".+") if part.startswith("{") else re.escape(part)
         for part in parts
     )
-    return re.compile(regex + r"\Z")
+    # Envoy's transcoder takes a path with a trailing slash for the path without one.
+    return re.compile(regex + r"/?\Z")
 
 
 def body_routes(services: Iterable[ServiceDescriptor]) -> tuple[BodyRoute, ...]:
