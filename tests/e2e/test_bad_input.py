@@ -134,11 +134,18 @@ UNKNOWN_FIELDS: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]], str]
         lambda spec: {"requests": [spec, {**spec, "ulr": "x"}]},
         "requests[1].ulr",
     ),
+    # The transcoder takes a path with a trailing slash as the path without one.
+    ("/v1/tasks/", lambda spec: {**spec, "cacheTtlSecond": 5}, "cacheTtlSecond"),
+    (
+        "/v1/tasks:batchCreate/",
+        lambda spec: {"requests": [spec, {**spec, "ulr": "x"}]},
+        "requests[1].ulr",
+    ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("path", "body", "named"), UNKNOWN_FIELDS, ids=[n for _, _, n in UNKNOWN_FIELDS]
+    ("path", "body", "named"), UNKNOWN_FIELDS, ids=[f"{p} {n}" for p, _, n in UNKNOWN_FIELDS]
 )
 def test_an_unknown_body_field_is_a_json_400_naming_it_and_nothing_is_written(
     admin: Client, path: str, body: Callable[[dict[str, Any]], dict[str, Any]], named: str

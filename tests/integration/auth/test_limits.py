@@ -137,7 +137,9 @@ async def test_check_refuses_a_key_over_its_rate_with_429_and_retry_after(auth: 
     assert updated.effective_rate_limit == auth_pb2.RateLimit(per_second=1, burst=2)
 
     replies = [await auth.check(f"Bearer {created.secret}") for _ in range(3)]
-    grpc_reply = await auth.check(f"Bearer {created.secret}", {"content-type": "application/grpc"})
+    grpc_reply = await auth.check(
+        f"Bearer {created.secret}", {"x-farm-content-type": "application/grpc"}
+    )
 
     assert [reply.code for reply in replies[:2]] == [0, 0]
     status, headers = denial(replies[2])

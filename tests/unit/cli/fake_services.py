@@ -21,7 +21,7 @@ from farm.admin.v1 import admin_pb2, admin_pb2_grpc
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
-from farm_auth.authz import Verdict, denied, limited
+from farm_auth.authz import CONTENT_TYPE_HEADER, Verdict, denied, limited
 from farm_auth.check_http import http_answer
 from farm_cli.launcher.processes import free_port, free_ports
 from tests.unit.cli.fake_fleet import fleet_status
@@ -29,6 +29,9 @@ from tests.unit.cli.fake_fleet import fleet_status
 GOOD_KEY = "bf_good-key"
 # A key whose check fails (the auth service errs), as when it is down.
 CHECK_FAILS_KEY = "bf_check-fails"
+# A key whose check is never answered: the fake holds it until the test lets go, past
+# Envoy's 2 s check timeout, then closes the connection.
+CHECK_HANGS_KEY = "bf_check-hangs"
 # A key over its rate limit: refused as the auth service refuses it.
 OVER_LIMIT_KEY = "bf_over-limit"
 IDENTITY_FOR_GOOD_KEY = "identity-token-for-good-key"
@@ -41,6 +44,8 @@ class Calls:
     """What the fake services were sent: (method, request, metadata) in order."""
 
     seen: list[tuple[str, Any, dict[str, str]]] = field(default_factory=list)
+    # Set to let the checks of CHECK_HANGS_KEY answer.
+    hung_check_released: threading.Event = field(default_factory=threading.Event)
 
     def record(self, method: str, request: Any, context: grpc.ServicerContext) -> None:
         self.seen.append((method, request, dict(context.invocation_metadata())))
@@ -89,7 +94,12 @@ def _check_handler(calls: "Calls") -> type[BaseHTTPRequestHandler]:
             headers = {name.lower(): value for name, value in self.headers.items()}
             seen = CheckSeen(self.command, self.path, headers, body)
             calls.seen.append(("Check", seen, headers))
-            grpc_caller = headers.get("content-type", "").startswith("application/grpc")
+            grpc_caller = headers.get(CONTENT_TYPE_HEADER, "").startswith("application/grpc")
+            if headers.get("authorization") == f"Bearer {CHECK_HANGS_KEY}":
+                calls.hung_check_released.wait(timeout=60)
+                # Envoy gave up on this check long ago: it gets no answer at all.
+                self.close_connection = True
+                return
             verdict = fake_verdict(headers.get("authorization"), grpc_caller=grpc_caller)
             if verdict is None:
                 self._send(500, {}, b"the key store is unreachable")

@@ -40,15 +40,40 @@ def test_listener_and_admin_use_the_given_ports_on_loopback() -> None:
     assert connection_manager(config)["codec_type"] == "AUTO"
 
 
-def test_filters_run_health_then_buffer_then_authz_then_transcoder_then_router() -> None:
+def test_filters_run_health_buffer_strip_authz_transcoder_router() -> None:
     names = [f["name"] for f in connection_manager(rendered())["http_filters"]]
     assert names == [
         "envoy.filters.http.health_check",
         "envoy.filters.http.buffer",
+        "envoy.filters.http.header_mutation",
         "envoy.filters.http.ext_authz",
         "envoy.filters.http.grpc_json_transcoder",
         "envoy.filters.http.router",
     ]
+
+
+def authz_filter(config: dict[str, Any]) -> dict[str, Any]:
+    (authz,) = [
+        f["typed_config"]
+        for f in connection_manager(config)["http_filters"]
+        if f["name"] == "envoy.filters.http.ext_authz"
+    ]
+    return dict(authz)
+
+
+def test_headers_only_envoy_and_auth_set_are_dropped_from_client_requests() -> None:
+    (strip,) = [
+        f["typed_config"]
+        for f in connection_manager(rendered())["http_filters"]
+        if f["name"] == "envoy.filters.http.header_mutation"
+    ]
+    removed = {m["remove"] for m in strip["mutations"]["request_mutations"]}
+    assert removed == {
+        "x-farm-identity",
+        "x-farm-agent",
+        "x-farm-client-address",
+        "x-farm-content-type",
+    }
 
 
 def test_health_check_needs_every_service_cluster() -> None:
@@ -64,7 +89,7 @@ def test_health_check_needs_every_service_cluster() -> None:
 
 
 def test_authz_fails_closed_against_the_auth_check_cluster() -> None:
-    authz = connection_manager(rendered())["http_filters"][2]["typed_config"]
+    authz = authz_filter(rendered())
     service = authz["http_service"]
     assert service["server_uri"]["cluster"] == "auth_check"
     assert service["path_prefix"] == "/check"
@@ -73,16 +98,25 @@ def test_authz_fails_closed_against_the_auth_check_cluster() -> None:
 
 
 def test_authz_asks_auth_with_the_client_address_that_envoy_saw() -> None:
-    authz = connection_manager(rendered())["http_filters"][2]["typed_config"]
-    (added,) = authz["http_service"]["authorization_request"]["headers_to_add"]
-    assert added == {
+    authz = authz_filter(rendered())
+    added = authz["http_service"]["authorization_request"]["headers_to_add"]
+    assert {
         "key": "x-farm-client-address",
         "value": "%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%",
-    }
+    } in added
     # A client's own header of that name is never forwarded to auth.
     forwarded = {p["exact"] for p in authz["allowed_headers"]["patterns"]}
     assert "x-farm-client-address" not in forwarded
-    assert {"authorization", "content-type", "cookie"} <= forwarded
+    assert {"authorization", "cookie"} <= forwarded
+
+
+def test_authz_hands_auth_the_content_type_under_a_name_of_its_own() -> None:
+    # As content-type, a gRPC call's makes Envoy take its own reply to a check that
+    # timed out for an allowing gRPC answer (tests/integration/cli/test_edge_auth_outage.py).
+    authz = authz_filter(rendered())
+    added = authz["http_service"]["authorization_request"]["headers_to_add"]
+    assert {"key": "x-farm-content-type", "value": "%REQ(content-type)%"} in added
+    assert "content-type" not in {p["exact"] for p in authz["allowed_headers"]["patterns"]}
 
 
 def test_auth_check_cluster_is_each_auth_host_on_the_check_port() -> None:
@@ -102,7 +136,7 @@ def test_auth_check_cluster_is_each_auth_host_on_the_check_port() -> None:
 def test_transcoder_reads_the_given_descriptor_and_limits_bodies() -> None:
     filters = connection_manager(rendered(descriptor_path=Path("/x y/farm.binpb")))["http_filters"]
     assert filters[1]["typed_config"]["max_request_bytes"] == 1024 * 1024
-    transcoder = filters[3]["typed_config"]
+    transcoder = filters[4]["typed_config"]
     assert transcoder["proto_descriptor"] == "/x y/farm.binpb"
     assert sorted(transcoder["services"]) == public_services()
     assert transcoder["max_request_body_size"] == 1024 * 1024

@@ -21,6 +21,13 @@ from farm_core.errors import FarmError
 from farm_core.identity import Identity, IdentitySigner
 
 AUTHORIZATION_HEADER = "authorization"
+CONTENT_TYPE_HEADER = "x-farm-content-type"
+"""The checked request's content type, as Envoy hands it to the check under this name.
+
+Never as content-type itself: Envoy's client for the check would then take the check
+for a gRPC call, and its own reply when auth does not answer (a timeout, a refused
+connection) for a gRPC answer of HTTP status 200, which ext_authz lets through.
+"""
 OUTCOMES = (
     "allowed",
     "missing",
@@ -81,7 +88,7 @@ class EdgeRequest:
     @property
     def grpc_caller(self) -> bool:
         """Whether the request is a gRPC call (not HTTP/JSON)."""
-        return (self.header("content-type") or "").startswith("application/grpc")
+        return (self.header(CONTENT_TYPE_HEADER) or "").startswith("application/grpc")
 
 
 @dataclass(frozen=True)

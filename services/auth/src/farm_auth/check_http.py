@@ -2,10 +2,11 @@
 
 Envoy sends each request's method, `/check` + its path, the headers the check reads
 (envoy/envoy.yaml.j2's `allowed_headers`), the client's address in
-x-farm-client-address (set by Envoy, never the client's own) and, for /v1/ calls,
-the body. The answer: 200 with x-farm-identity (and, for a session's browser, the
-agent in x-farm-agent, which Envoy turns into dynamic metadata), or the refusal
-itself (status, headers, body) that Envoy hands the client.
+x-farm-client-address and its content type in x-farm-content-type (both set by
+Envoy, never the client's own) and, for /v1/ calls, the body. The answer: 200
+with x-farm-identity (and, for a session's browser, the agent in x-farm-agent,
+which Envoy turns into dynamic metadata), or the refusal itself (status, headers,
+body) that Envoy hands the client.
 """
 
 import logging
@@ -33,6 +34,10 @@ HEADERS_TO_REMOVE = "x-envoy-auth-headers-to-remove"
 # Envoy sends a body of at most the edge's request limit (1 MiB by default); the
 # headroom keeps a larger --max-request-bytes from turning into 413s here.
 MAX_CHECKED_BODY_BYTES = 64 * 1024 * 1024
+# Envoy takes up to 60 KiB of request headers (max_request_headers_kb) and hands the
+# check the path and the headers it reads as they came: aiohttp's 8 KiB default
+# refused a longer one with a 400 of its own (naming /check, echoing the value).
+MAX_CHECKED_HEADER_BYTES = 64 * 1024
 
 
 def edge_request(
@@ -88,7 +93,13 @@ class CheckServer:
         app = web.Application(client_max_size=MAX_CHECKED_BODY_BYTES)
         app.router.add_get(HEALTH_PATH, self._health)
         app.router.add_route("*", CHECK_PATH_PREFIX + "{path:.*}", self._check)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            max_line_size=MAX_CHECKED_HEADER_BYTES,
+            max_field_size=MAX_CHECKED_HEADER_BYTES,
+        )
         await runner.setup()
         try:
             site = web.TCPSite(runner, self._host, self._port, ssl_context=self._tls)

@@ -49,7 +49,8 @@ def _path_pattern(template: str) -> re.Pattern[str]:
         ("[^/]+" if "=" not in part else ".+") if part.startswith("{") else re.escape(part)
         for part in parts
     )
-    return re.compile(regex + r"\Z")
+    # Envoy's transcoder takes a path with a trailing slash for the path without one.
+    return re.compile(regex + r"/?\Z")
 
 
 def body_routes(services: Iterable[ServiceDescriptor]) -> tuple[BodyRoute, ...]:
@@ -92,7 +93,9 @@ class BodyFields:
             return None
         try:
             value = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # RecursionError: nested deeper than Python parses; the transcoder's own
+            # depth limit refuses it (a 5xx here would read as auth being down).
             return None
         if not isinstance(value, dict):
             # The transcoder's own words for this start with an empty field path.

@@ -22,7 +22,7 @@ from farm_core.errors import Unavailable
 from farm_core.kv import open_bucket
 from farm_core.nats_access import NatsAccess
 from farm_core.nats_link import NatsLink
-from farm_core.sessions import sessions_bucket
+from farm_core.sessions import SESSION_ID_PATTERN, sessions_bucket
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,10 @@ class SessionRoutes:
 
     async def route(self, session_id: str) -> queue_pb2.SessionRoute | None:
         """The session's route; None when no agent holds it (closed, or never opened)."""
+        if not SESSION_ID_PATTERN.fullmatch(session_id):
+            # No session has it, and it may be no NATS key either: a client's path
+            # must not read as NATS being down (a 503 counted against auth's check).
+            return None
         routes, _ = self._ready()
         try:
             entry = await routes.get(session_id)
