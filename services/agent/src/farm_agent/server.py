@@ -122,6 +122,7 @@ class AgentService:
             )
             await self.presence.start(nats_start)
             self.sessions.manager.on_change = self.presence.beat
+            self.places.on_change = self.presence.beat_soon
         except BaseException:
             await self.close()
             raise
