@@ -145,6 +145,9 @@ async def test_a_task_that_starts_or_ends_shows_in_the_heartbeat_before_the_next
             return beat is not None and beat.busy_places == 0 and not beat.running_task_ids
 
         await assert_eventually(free_again, message="the end was not beaten")
+        # Until its end is surely applied, a redelivery elsewhere still waits for it.
+        beat = await heartbeat_of(js, agent_id)
+        assert beat is not None and list(beat.ending_task_ids) == [task_id]
     finally:
         site.release(gate)
         await host.stop(5)

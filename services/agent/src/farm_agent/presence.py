@@ -49,6 +49,11 @@ class Workload(Protocol):
         ...
 
     @property
+    def ending_tasks(self) -> list[str]:
+        """Ids of the tasks whose attempt here ended lately (their end may not be applied)."""
+        ...
+
+    @property
     def session_ids(self) -> list[str]:
         """Ids of the sessions open here now."""
         ...
@@ -152,6 +157,7 @@ class Presence:
             region=self._settings.region,
             concurrency=self._settings.concurrency,
             running_task_ids=self._workload.running_tasks,
+            ending_task_ids=self._workload.ending_tasks,
             session_ids=self._workload.session_ids,
             session_endpoint=self._workload.session_endpoint,
             draining=self._draining or self._workload.draining,
