@@ -31,9 +31,18 @@ class Clock:
         return self.now
 
 
-async def beat(agents: KeyValue, agent_id: str, tasks: list[str], age_seconds: float) -> None:
-    """Puts `agent_id`'s heartbeat, sent `age_seconds` ago, listing `tasks` as running."""
-    heartbeat = queue_pb2.AgentHeartbeat(agent_id=agent_id, running_task_ids=tasks)
+async def beat(
+    agents: KeyValue,
+    agent_id: str,
+    tasks: list[str],
+    age_seconds: float,
+    ending: tuple[str, ...] = (),
+) -> None:
+    """Puts `agent_id`'s heartbeat, sent `age_seconds` ago, listing `tasks` as running
+    and `ending` as ended lately."""
+    heartbeat = queue_pb2.AgentHeartbeat(
+        agent_id=agent_id, running_task_ids=tasks, ending_task_ids=ending
+    )
     heartbeat.heartbeat_time.FromDatetime(
         dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age_seconds)
     )
@@ -69,6 +78,17 @@ async def test_another_agent_that_still_beats_holds_the_task(
     held = await holders_of(nc, js, agents, Clock()).holder(task_id)
     assert held is not None and held.agent_id == holder
     assert held.retry_after_seconds == 1.0
+
+
+async def test_an_agent_whose_attempt_ended_lately_holds_the_task(
+    nc: Client, js: JetStreamContext, agents: KeyValue
+) -> None:
+    # Its end may not be applied (and the task marked ended) yet: the redelivery waits.
+    task_id = f"task-{uuid.uuid4().hex[:8]}"
+    holder = f"agent-{uuid.uuid4().hex[:8]}"
+    await beat(agents, holder, ["other"], age_seconds=0, ending=(task_id,))
+    held = await holders_of(nc, js, agents, Clock()).holder(task_id)
+    assert held is not None and held.agent_id == holder
 
 
 async def test_an_agent_silent_for_longer_than_the_bound_holds_nothing_once_this_one_is_settled(

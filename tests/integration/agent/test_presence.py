@@ -101,6 +101,60 @@ async def test_heartbeats_say_what_the_agent_runs_and_a_drain_notice_reaches_it(
     assert await heartbeat_of(js, agent_id) is None
 
 
+async def test_a_task_that_starts_or_ends_shows_in_the_heartbeat_before_the_next_regular_beat(
+    nats_server: NatsServer,
+    js: JetStreamContext,
+    events: Events,
+    make_settings: SettingsFactory,
+    site: Site,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    agent_id = f"prompt-{uuid.uuid4().hex[:6]}"
+    # Longer than the whole test: only the beats on a change can tell it.
+    settings = make_settings(
+        FARM_HOME=tmp_path_factory.mktemp("p"),
+        NATS_URL=nats_server.url,
+        id=agent_id,
+        region="eu",
+        concurrency=2,
+        heartbeat_seconds=60,
+    )
+    service = AgentService(settings, on_drain_notice=lambda: None)
+    host = ServiceHost(service, settings, free_port())
+    gate = f"gate-{uuid.uuid4().hex[:8]}"
+    await host.start()
+    try:
+        first = await heartbeat_of(js, agent_id)
+        assert first is not None and first.busy_places == 0
+        task_id = await publish(js, extract_of(site, f"/gate/{gate}"))
+
+        async def busy_with_the_task() -> bool:
+            beat = await heartbeat_of(js, agent_id)
+            return (
+                beat is not None
+                and beat.busy_places == 1
+                and list(beat.running_task_ids) == [task_id]
+            )
+
+        await assert_eventually(busy_with_the_task, message="the start was not beaten")
+        site.release(gate)
+        assert (await events.final(task_id)).status == SUCCEEDED
+
+        async def free_again() -> bool:
+            beat = await heartbeat_of(js, agent_id)
+            return beat is not None and beat.busy_places == 0 and not beat.running_task_ids
+
+        await assert_eventually(free_again, message="the end was not beaten")
+        # Until its end is surely applied, a redelivery elsewhere still waits for it.
+        beat = await heartbeat_of(js, agent_id)
+        assert beat is not None and list(beat.ending_task_ids) == [task_id]
+    finally:
+        site.release(gate)
+        await host.stop(5)
+        for priority in PRECEDENCE:
+            await js.delete_consumer(TASK_STREAM, consumer_name("eu", priority))
+
+
 @pytest.fixture
 async def agent_process(
     agent_processes: AgentProcesses, tmp_path_factory: pytest.TempPathFactory

@@ -1,4 +1,4 @@
-"""Tasks accepted while NATS is unreachable are published once it is back."""
+"""Tasks and dead letters held back while NATS is unreachable are published once it is back."""
 
 import asyncio
 import datetime as dt
@@ -8,13 +8,19 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
+from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
-from farm_core.queue import TASK_STREAM, Priority, task_subject
+from farm_core.queue import DEAD_STREAM, TASK_STREAM, Priority, dead_subject, task_subject
 from tests.conftest import NatsServer
 from tests.helpers import assert_eventually
 from tests.integration.scheduler.agent_side import Queue
-from tests.integration.scheduler.conftest import Scheduler, StartScheduler, stored_spec
+from tests.integration.scheduler.conftest import (
+    FAILED,
+    Scheduler,
+    StartScheduler,
+    stored_spec,
+)
 from tests.tcp_link import CuttableLink
 
 pytestmark = pytest.mark.integration
@@ -133,6 +139,88 @@ async def test_republisher_leaves_a_task_its_replica_is_publishing_past_the_grac
     assert link.times_sent(TASK_PUBLISH) == 1
     assert (await scheduler.service.store.get(scheduler.tenant, task.id)).published
     assert await queue.subjects() == {task_subject("", Priority.NORMAL): 1}
+
+
+async def failing_with_its_dead_letter_in_flight(
+    scheduler: Scheduler, link: CuttableLink
+) -> tuple[str, asyncio.Task[bool]]:
+    """A task of `scheduler` failed, its dead letter sent through the held `link`, unacked.
+
+    The failure is applied to SQL as the event consumer does; then the publish the
+    change starts (ChangeReporter), left running. The task's id and that publish.
+    """
+    store, publisher = scheduler.service.store, scheduler.service.publisher
+    assert publisher is not None
+    record, _ = await store.create(scheduler.tenant, stored_spec())
+    failure = queue_pb2.AgentEvent(
+        task_id=record.id,
+        status=FAILED,
+        agent_id="a",
+        attempt=1,
+        error=tasks_pb2.TaskError(code="SELECTOR_NOT_FOUND", message="#missing"),
+    )
+    change = await store.apply_event(failure, utcnow())
+    assert change is not None and change.after.dead_letter_pending
+    link.hold_answers()
+    publishing = asyncio.create_task(publisher.publish_dead_letter(change.after))
+    dead_publish = dead_publish_of(record.id)
+    await assert_eventually(
+        lambda: link.times_sent(dead_publish) == 1, within=10, message="the letter was not sent"
+    )
+    return record.id, publishing
+
+
+async def test_republisher_leaves_a_young_dead_letter_another_replica_is_publishing(
+    link: CuttableLink, start_scheduler: StartScheduler, queue: Queue
+) -> None:
+    failer = await start_scheduler(
+        NATS_URL=link.url, republish_interval_seconds=3600, publish_timeout_seconds=60
+    )
+    other = await start_scheduler(republish_interval_seconds=3600, republish_grace_seconds=60)
+    republisher = other.service.republisher
+    assert republisher is not None
+    task_id, publishing = await failing_with_its_dead_letter_in_flight(failer, link)
+
+    assert await republisher.republish_dead_letters() == 0
+
+    link.release_answers()
+    assert await publishing
+    assert not (await failer.service.store.get(failer.tenant, task_id)).dead_letter_pending
+    message = await queue.js.get_last_msg(DEAD_STREAM, dead_subject(task_id))
+    assert (message.headers or {}).get("Nats-Msg-Id") == f"{task_id}.dead.0"
+
+
+async def test_republisher_leaves_a_dead_letter_its_replica_is_publishing_past_the_grace(
+    link: CuttableLink, start_scheduler: StartScheduler
+) -> None:
+    scheduler = await start_scheduler(
+        NATS_URL=link.url,
+        republish_interval_seconds=3600,
+        republish_grace_seconds=0,
+        publish_timeout_seconds=60,
+    )
+    republisher = scheduler.service.republisher
+    assert republisher is not None
+    task_id, publishing = await failing_with_its_dead_letter_in_flight(scheduler, link)
+    dead_publish = dead_publish_of(task_id)
+
+    republishing = asyncio.create_task(republisher.republish_dead_letters())
+    await assert_eventually(
+        lambda: republishing.done() or link.times_sent(dead_publish) > 1,
+        within=10,
+        message="the round neither ended nor sent",
+    )
+    link.release_answers()
+
+    assert await publishing
+    assert await republishing == 0
+    assert link.times_sent(dead_publish) == 1
+    assert not (await scheduler.service.store.get(scheduler.tenant, task_id)).dead_letter_pending
+
+
+def dead_publish_of(task_id: str) -> bytes:
+    """What a publish of the task's DeadLetter sends to nats-server (HPUB with headers)."""
+    return f"PUB {dead_subject(task_id)} ".encode()
 
 
 TASK_PUBLISH = f"PUB {task_subject('', Priority.NORMAL)} ".encode()

@@ -17,7 +17,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_mcp_tools.browser import FarmBrowser, SessionEnded
+from farm_mcp_tools.browser import FarmBrowser, SessionEnded, StillOpening
 from farm_mcp_tools.commands import ArgumentError
 from farm_mcp_tools.farm import Artifact, Credentials, FarmCallFailed
 from farm_mcp_tools.replies import ArtifactLink
@@ -141,5 +141,5 @@ class ToolRunner:
             ) from error
         except FarmCallFailed as failure:
             raise ToolError(f"{prefix}the farm refused: {failure}") from failure
-        except (SessionEnded, ArgumentError) as error:
+        except (SessionEnded, StillOpening, ArgumentError) as error:
             raise ToolError(f"{prefix}{error}") from error

@@ -18,6 +18,8 @@ class Places:
         self.sessions = 0
         self._sessions_waiting = 0
         self._changed = asyncio.Condition()
+        # Called after a place is taken or freed (the agent beats its heartbeat soon).
+        self.on_change: Callable[[], None] | None = None
 
     @property
     def sessions_waiting(self) -> int:
@@ -38,6 +40,7 @@ class Places:
         if not self.task_may_start():
             return False
         self.tasks += 1
+        self._tell_change()
         return True
 
     async def wait_for(self, predicate: Callable[[], bool]) -> None:
@@ -63,6 +66,7 @@ class Places:
                 self._sessions_waiting -= 1
                 self._changed.notify_all()
             self.sessions += 1
+            self._tell_change()
             return True
 
     async def give_back(self, *, session: bool) -> None:
@@ -73,3 +77,8 @@ class Places:
             else:
                 self.tasks -= 1
             self._changed.notify_all()
+        self._tell_change()
+
+    def _tell_change(self) -> None:
+        if self.on_change is not None:
+            self.on_change()

@@ -4,10 +4,14 @@ Every `heartbeat_seconds` the agent puts an AgentHeartbeat (id, region, version,
 concurrency, places in use, browsers, running tasks, open sessions and where Envoy
 reaches them, whether it drains, start and heartbeat time) under its id; the
 bucket's time to live drops an agent that stopped beating, and a clean exit
-deletes its key. A DrainNotice on `control.drain.<id>` makes the agent drain as on
-SIGTERM.
+deletes its key. A change of its busy places (a task or session starts or ends)
+beats again soon, at most once per CHANGE_BEAT_GAP_SECONDS, so that the fleet's
+status and the session placement do not wait for the next regular beat. The
+beat's time still says when the agent last beat, so its age tells liveness as
+before. A DrainNotice on `control.drain.<id>` makes the agent drain as on SIGTERM.
 """
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
@@ -24,12 +28,16 @@ from nats.js.kv import KeyValue
 from farm.queue.v1 import queue_pb2
 from farm_agent import VERSION
 from farm_agent.settings import AgentSettings
+from farm_core.cancel import cancel_and_wait
 from farm_core.nats_start import NatsStart
 from farm_core.periodic import Periodic
 from farm_core.queue import drain_subject
 from farm_core.shared_buckets import agents_bucket
 
 log = logging.getLogger(__name__)
+
+# Changes that come faster are told together: a busy agent puts at most a few beats a second.
+CHANGE_BEAT_GAP_SECONDS = 0.25
 
 
 class Workload(Protocol):
@@ -38,6 +46,11 @@ class Workload(Protocol):
     @property
     def running_tasks(self) -> list[str]:
         """Ids of the tasks held now."""
+        ...
+
+    @property
+    def ending_tasks(self) -> list[str]:
+        """Ids of the tasks whose attempt here ended lately (their end may not be applied)."""
         ...
 
     @property
@@ -87,6 +100,10 @@ class Presence:
         self._agents: KeyValue | None = None
         self._orders: Subscription | None = None
         self._beating = Periodic("agent-heartbeat", self.beat, settings.heartbeat_seconds)
+        # Beats are built and put one at a time, so a later state is never overwritten.
+        self._putting = asyncio.Lock()
+        self._changed = asyncio.Event()
+        self._telling_changes: asyncio.Task[None] | None = None
 
     async def start(self, nats_start: NatsStart | None = None) -> None:
         """Beats the first heartbeat, then keeps beating; listens for drain orders."""
@@ -103,6 +120,22 @@ class Presence:
         )
         await self.beat()
         self._beating.start()
+        self._telling_changes = asyncio.create_task(
+            self._beat_on_changes(), name="agent-heartbeat-on-change"
+        )
+
+    def beat_soon(self) -> None:
+        """Asks for a beat soon: the work changed; changes close together share one beat."""
+        self._changed.set()
+
+    async def _beat_on_changes(self) -> None:
+        while True:
+            await self._changed.wait()
+            try:
+                await self.beat()
+            except Exception:
+                log.exception("a heartbeat after a change failed; the next beat tells it")
+            await asyncio.sleep(CHANGE_BEAT_GAP_SECONDS)
 
     async def begin_drain(self) -> None:
         """Says at once that the agent drains."""
@@ -111,13 +144,20 @@ class Presence:
 
     async def beat(self) -> None:
         """Puts the agent's heartbeat now; a failure is logged and the next beat tries again."""
+        async with self._putting:
+            await self._put_beat()
+
+    async def _put_beat(self) -> None:
         if self._agents is None:
             return
+        # This beat tells every change asked for so far.
+        self._changed.clear()
         heartbeat = queue_pb2.AgentHeartbeat(
             agent_id=self._settings.id,
             region=self._settings.region,
             concurrency=self._settings.concurrency,
             running_task_ids=self._workload.running_tasks,
+            ending_task_ids=self._workload.ending_tasks,
             session_ids=self._workload.session_ids,
             session_endpoint=self._workload.session_endpoint,
             draining=self._draining or self._workload.draining,
@@ -145,6 +185,8 @@ class Presence:
     async def close(self) -> None:
         """Stops beating and listening, and removes the agent from the bucket."""
         await self._beating.cancel()
+        if self._telling_changes is not None:
+            await cancel_and_wait(self._telling_changes, "agent-heartbeat-on-change")
         if self._orders is not None:
             with contextlib.suppress(nats.errors.Error):
                 await self._orders.unsubscribe()

@@ -37,6 +37,11 @@ class Workload:
         return self.intake.running_tasks
 
     @property
+    def ending_tasks(self) -> list[str]:
+        """Ids of the tasks whose attempt here ended lately."""
+        return self.intake.ending_tasks
+
+    @property
     def session_ids(self) -> list[str]:
         """Ids of the sessions open here now."""
         return self.sessions.session_ids
@@ -122,6 +127,7 @@ class AgentService:
             )
             await self.presence.start(nats_start)
             self.sessions.manager.on_change = self.presence.beat
+            self.places.on_change = self.presence.beat_soon
         except BaseException:
             await self.close()
             raise

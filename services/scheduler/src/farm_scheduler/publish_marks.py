@@ -43,11 +43,20 @@ class PublishMarks(Database):
         )
         return await self._all(query)
 
-    async def pending_dead_letters(self, limit: int) -> list[TaskRecord]:
-        """Up to `limit` FAILED tasks whose DeadLetter is not in FARM_DEAD yet, oldest first."""
+    async def pending_dead_letters(self, limit: int, dead_before: dt.datetime) -> list[TaskRecord]:
+        """Up to `limit` FAILED tasks whose DeadLetter is not in FARM_DEAD yet, oldest first.
+
+        Only tasks given up before `dead_before`: a younger one's dead letter may be
+        in the hands of its first publish, which marks it done only once JetStream
+        has acknowledged it.
+        """
         query = (
             select(tasks)
-            .where(tasks.c.dead_letter_pending == true(), tasks.c.status == STATUS_FAILED)
+            .where(
+                tasks.c.dead_letter_pending == true(),
+                tasks.c.status == STATUS_FAILED,
+                tasks.c.dead_time < dead_before,
+            )
             .order_by(tasks.c.dead_time, tasks.c.id)
             .limit(limit)
         )

@@ -61,21 +61,32 @@ class TaskPublisher:
         self._store = store
         self._timeout_seconds = timeout_seconds
         self._in_flight: set[tuple[str, int]] = set()
+        self._dead_in_flight: set[tuple[str, int]] = set()
 
     def publishing(self, record: TaskRecord) -> bool:
         """Whether this replica is publishing the task's queuing now (not marked published yet)."""
         return (record.id, record.state.requeues) in self._in_flight
 
+    def publishing_dead_letter(self, record: TaskRecord) -> bool:
+        """Whether this replica is publishing the dead letter of the task's queuing now."""
+        return (record.id, record.state.requeues) in self._dead_in_flight
+
     @contextlib.contextmanager
-    def _publishing(self, records: Sequence[TaskRecord]) -> Iterator[None]:
-        """Notes `records` as being published until their marks are written (or given up)."""
+    def _publishing(
+        self, records: Sequence[TaskRecord], in_flight: set[tuple[str, int]] | None = None
+    ) -> Iterator[None]:
+        """Notes `records` as being published until their marks are written (or given up).
+
+        `in_flight` is the set they are noted in: the WorkItems' unless told.
+        """
+        noted = self._in_flight if in_flight is None else in_flight
         queuings = {(record.id, record.state.requeues) for record in records}
-        queuings -= self._in_flight
-        self._in_flight |= queuings
+        queuings -= noted
+        noted |= queuings
         try:
             yield
         finally:
-            self._in_flight -= queuings
+            noted -= queuings
 
     async def publish(self, record: TaskRecord) -> bool:
         """Publishes the task and marks it published; False if it is left for later.
@@ -155,7 +166,8 @@ class TaskPublisher:
         mark = functools.partial(
             self._store.mark_dead_letter_published, record.id, record.state.requeues
         )
-        return await self._publish_then_mark(message, mark)
+        with self._publishing([record], self._dead_in_flight):
+            return await self._publish_then_mark(message, mark)
 
     async def _publish_then_mark(
         self, message: TaskMessage, mark: Callable[[], Awaitable[None]]
@@ -301,27 +313,21 @@ class Republisher:
         return published
 
     async def republish_dead_letters(self) -> int:
-        """One round: publishes the pending dead letters, oldest first; how many were published."""
-        return await self._republish(
-            self._store.pending_dead_letters,
-            self._publisher.publish_dead_letter,
-            "dead letter(s) held back while NATS was unreachable",
-        )
+        """One round: publishes the pending dead letters, oldest first; how many were published.
 
-    async def _republish(
-        self,
-        pending: Callable[[int], Awaitable[list[TaskRecord]]],
-        publish: Callable[[TaskRecord], Awaitable[bool]],
-        what: str,
-    ) -> int:
-        """Publishes a batch of `pending` records in order, until NATS leaves one for later."""
+        Only tasks given up longer than the grace ago, and none whose dead letter this
+        replica is publishing, for the same reason as republish_pending's.
+        """
+        pending = await self._store.pending_dead_letters(REPUBLISH_BATCH, utcnow() - self._grace)
         published = 0
-        for record in await pending(REPUBLISH_BATCH):
-            if self._loop.stopping or not await publish(record):
+        for record in pending:
+            if self._publisher.publishing_dead_letter(record):
+                continue
+            if self._loop.stopping or not await self._publisher.publish_dead_letter(record):
                 break
             published += 1
         if published:
-            log.info("published %d %s", published, what)
+            log.info("published %d dead letter(s) held back while NATS was unreachable", published)
         return published
 
     async def _round(self) -> None:

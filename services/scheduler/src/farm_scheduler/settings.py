@@ -69,8 +69,8 @@ class SchedulerSettings(FarmSettings):
         default=10.0,
         ge=0,
         description="How long after a task was accepted (or requeued) the republisher may "
-        "publish it: until then the call that stored it may still be publishing it. Keep it "
-        "above FARM_SCHEDULER_PUBLISH_TIMEOUT_SECONDS.",
+        "publish it, and after it failed its dead letter: until then the call that stored it "
+        "may still be publishing it. Keep it above FARM_SCHEDULER_PUBLISH_TIMEOUT_SECONDS.",
     )
     create_group_max: int = Field(
         default=1000,

@@ -79,7 +79,9 @@ class Holders:
             return Held("", f"the heartbeats cannot be read: {error}", self._look_again_seconds)
         now = dt.datetime.now(dt.UTC)
         for beat in beats:
-            if beat.agent_id == self._agent_id or task_id not in beat.running_task_ids:
+            if beat.agent_id == self._agent_id:
+                continue
+            if task_id not in beat.running_task_ids and task_id not in beat.ending_task_ids:
                 continue
             age = (now - beat.heartbeat_time.ToDatetime(dt.UTC)).total_seconds()
             if age <= self._lost_seconds or trust_old_beats:

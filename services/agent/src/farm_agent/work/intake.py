@@ -39,6 +39,7 @@ from farm_agent.work.consumers import QueueConsumer
 from farm_agent.work.events import EventReporter
 from farm_agent.work.lapses import in_progress_interval
 from farm_agent.work.priorities import PRECEDENCE, PriorityChooser
+from farm_agent.work.recent_ends import RecentEnds
 from farm_agent.work.uploader import ArtifactUploader
 from farm_agent.work.waits import WaitLedger, WaitReason, wait_key
 from farm_core.logs import log_context
@@ -87,6 +88,7 @@ class WorkIntake:
         }
         self._subscriptions: list[Subscription] = []
         self._running: dict[asyncio.Task[None], TaskAttempt] = {}
+        self._ended = RecentEnds(settings.heartbeat_seconds)
         self._changed = asyncio.Condition()
         self._stopping = False
         self._fetching: asyncio.Task[None] | None = None
@@ -99,6 +101,11 @@ class WorkIntake:
     def running_tasks(self) -> list[str]:
         """Ids of the tasks being worked on now."""
         return [attempt.task_id for attempt in self._running.values()]
+
+    @property
+    def ending_tasks(self) -> list[str]:
+        """Ids of the tasks whose attempt here ended within the last heartbeat interval."""
+        return self._ended.ids()
 
     def _attempts_of(self, task_id: str) -> int:
         return sum(attempt.task_id == task_id for attempt in self._running.values())
@@ -272,6 +279,7 @@ class WorkIntake:
                 this_task = asyncio.current_task()
                 if this_task is not None:
                     self._running.pop(this_task, None)
+                self._ended.add(attempt.task_id)
                 self._changed.notify_all()
             await self._places.give_back(session=False)
 
