@@ -28,13 +28,17 @@ class OversizedManager:
 
 class OneSessionManager:
     """Holds the session `held_id` of tenant "default" and no other; notes the session id
-    its close is logged under."""
+    its close is logged under, and the openings withdrawn."""
 
     endpoint = ""
 
     def __init__(self, held_id: str) -> None:
         self.held_id = held_id
         self.logged_under: list[str] = []
+        self.withdrawn: list[tuple[str, str]] = []
+
+    def withdraw(self, session_id: str, tenant: str) -> None:
+        self.withdrawn.append((session_id, tenant))
 
     async def close(self, session: object, reason: CloseReason) -> queue_pb2.SessionClosed:
         self.logged_under.append(session_id_var.get())
@@ -110,3 +114,23 @@ async def test_an_orders_log_lines_name_its_session(nc: Client) -> None:
 
     assert queue_pb2.SessionReply.FromString(answer.data).closed.reason == "CLOSED_BY_USER"
     assert manager.logged_under == ["ses_0000000000000001"]
+
+
+async def test_a_close_for_a_session_not_open_here_withdraws_its_opening(nc: Client) -> None:
+    manager = OneSessionManager("ses_0000000000000001")
+    orders = SessionOrders(
+        nc, "agent-withdraw", cast(SessionManager, manager), keeper_of(FakeUploader()), 1000
+    )
+    await orders.start()
+    try:
+        order = queue_pb2.CloseSessionOrder(session_id="ses_0000000000000002", tenant="default")
+        answer = await nc.request(
+            order_subject("agent-withdraw", SessionOrder.CLOSE),
+            order.SerializeToString(),
+            timeout=10,
+        )
+    finally:
+        await orders.stop()
+
+    assert queue_pb2.SessionReply.FromString(answer.data).error.code == Refusal.SESSION_NOT_FOUND
+    assert manager.withdrawn == [("ses_0000000000000002", "default")]

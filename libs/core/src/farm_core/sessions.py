@@ -57,6 +57,9 @@ class Refusal(enum.StrEnum):
     SESSION_NOT_FOUND = "SESSION_NOT_FOUND"
     INVALID_ORDER = "INVALID_ORDER"
     INTERNAL = "INTERNAL"
+    OPEN_TOO_LATE = "OPEN_TOO_LATE"
+    """The browser opened past the order's answer_within_ms (or its opening was
+    withdrawn): the agent closed it again."""
 
 
 def order_subject(agent_id: str, order: SessionOrder) -> str:

@@ -143,7 +143,7 @@ class SchedulerSettings(FarmSettings):
         default=30.0,
         gt=0,
         description="How long an agent may take to open a session's browser before the "
-        "next agent is tried.",
+        "next agent is tried; the agent closes a browser it opens later at once.",
     )
     session_close_timeout_seconds: float = Field(
         default=120.0,

@@ -1,10 +1,12 @@
 """What a closing session leaves in storage: its profile, its recording, its screencast.
 
 Each is kept if it can be; one that cannot is logged and does not stop the close.
+A session that opened too late (nobody knows of it) is discarded: nothing is kept.
 """
 
 import asyncio
 import logging
+import shutil
 
 from playwright.async_api import Error as PlaywrightError
 
@@ -69,3 +71,21 @@ async def store_screencast(keeper: CaptureKeeper, session: OpenSession) -> None:
         return
     if video is not None:
         log.info("session %s: its screencast was stored as %s", session.session_id, video.id)
+
+
+async def discard(session: OpenSession) -> None:
+    """Closes the browser of a session nobody knows of and removes its folder.
+
+    Nothing is stored and no close is published: the scheduler has no row for it.
+    """
+    session.closing = True
+    try:
+        session.dialogs.stop()
+        await session.screencast.close()
+        for task in list(session.background):
+            task.cancel()
+    finally:
+        try:
+            await session.resources.aclose()
+        finally:
+            await asyncio.to_thread(shutil.rmtree, session.folder, True)

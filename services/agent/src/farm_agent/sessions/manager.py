@@ -17,37 +17,29 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
-from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Page
 
 from farm.queue.v1 import queue_pb2
-from farm_agent.browser.observers import ContextObserver
 from farm_agent.browser.pool import BrowserPool
-from farm_agent.errors import TaskFailure, is_crash
-from farm_agent.media.recorder import RecordingLimits, ScreenRecorder
-from farm_agent.media.screencast import Screencast
 from farm_agent.places import Places
 from farm_agent.saved.keeper import CaptureKeeper
-from farm_agent.saved.profiles import load_profile
-from farm_agent.sessions.dialogs import SessionDialogs
-from farm_agent.sessions.leftovers import save_profile, store_recording, store_screencast
-from farm_agent.sessions.notices import forget_route, publish_closed
-from farm_agent.sessions.screencasts import SessionScreencasts
+from farm_agent.sessions.launcher import SessionLauncher
+from farm_agent.sessions.leftovers import (
+    discard,
+    save_profile,
+    store_recording,
+    store_screencast,
+)
+from farm_agent.sessions.notices import forget_route, publish_closed, write_route
 from farm_agent.sessions.session import OpenSession
-from farm_agent.sessions.setup import SessionSetup
 from farm_agent.sessions.warm import (
     DEFAULT_SCREEN,
-    Screen,
     SpareBrowsers,
-    WarmBrowser,
-    screen_for,
     start_browser,
 )
+from farm_agent.sessions.withdrawals import Withdrawals
 from farm_agent.settings import AgentSettings
-from farm_agent.work.uploader import ArtifactOwner
 from farm_core.sessions import CloseReason, Refusal
 
 log = logging.getLogger(__name__)
@@ -91,6 +83,7 @@ class SessionManager:
         self._recently_closed: collections.OrderedDict[str, queue_pb2.SessionClosed] = (
             collections.OrderedDict()
         )
+        self._withdrawn = Withdrawals(clock)
         self._changed = asyncio.Condition()
         self._draining = False
         self._js: JetStreamContext | None = None
@@ -98,14 +91,14 @@ class SessionManager:
         self.endpoint = ""
         # Told when a session opens or closes: the heartbeat says so at once.
         self.on_change: Callable[[], Awaitable[None]] | None = None
-        self._sessions_root = pool.scratch_dir / "sessions"
-        self._screencast_limits = RecordingLimits.of_screencasts(settings)
+        sessions_root = pool.scratch_dir / "sessions"
         self._spares = SpareBrowsers(
             lambda folder: start_browser(pool, settings, DEFAULT_SCREEN, folder),
-            self._sessions_root,
+            sessions_root,
             settings.session_spare_browsers,
             settings.session_spare_keep_seconds,
         )
+        self._launcher = SessionLauncher(settings, pool, keeper, self._spares, sessions_root, clock)
 
     @property
     def session_ids(self) -> list[str]:
@@ -154,28 +147,54 @@ class SessionManager:
         raise SessionRefused(Refusal.SESSION_NOT_FOUND, message, closed)
 
     async def open(self, order: queue_pb2.OpenSessionOrder) -> None:
-        """Opens the ordered session; a repeated order for an open one changes nothing."""
+        """Opens the ordered session; a repeated order for an open one changes nothing.
+
+        A browser not open within the order's answer_within_ms (from now, by this
+        agent's clock: the scheduler stops waiting then), or whose opening was
+        withdrawn, is closed again at once and the order refused (OPEN_TOO_LATE):
+        otherwise it would hold a place, known to no one, until its idle timeout.
+        """
         if order.session_id in self._sessions:
             return
+        within = order.answer_within_ms / 1000 if order.answer_within_ms else None
+        deadline = self._clock() + within if within is not None else None
+        if (order.session_id, order.tenant) in self._withdrawn:
+            raise SessionRefused(Refusal.OPEN_TOO_LATE, f"session {order.session_id} withdrawn")
         if self._draining:
             raise SessionRefused(Refusal.AGENT_DRAINING, f"agent {self._settings.id} is draining")
-        if not await self._places.take_for_session(self._settings.session_place_wait_seconds):
+        place_wait = self._settings.session_place_wait_seconds
+        if not await self._places.take_for_session(min(place_wait, within or place_wait)):
             raise SessionRefused(
                 Refusal.NO_CAPACITY, f"agent {self._settings.id} has no free place for a session"
             )
         try:
-            session = await self._launch(order)
+            session = await self._launcher.launch(order)
         except BaseException:
             await self._places.give_back(session=True)
             raise
-        async with self._changed:
-            self._sessions[order.session_id] = session
-            self._changed.notify_all()
+        route = queue_pb2.SessionRoute(
+            session_id=session.session_id,
+            tenant=session.tenant,
+            agent_id=self._settings.id,
+            endpoint=self.endpoint,
+        )
         try:
-            await self._write_route(session)
+            await write_route(self._routes, route)
         except BaseException:
-            await self.close(session, CloseReason.BROWSER_CRASHED)
+            await self._discard(session)
             raise
+        async with self._changed:
+            # No await between this check and the session's entry: a withdrawal that
+            # comes later finds the session held, and closes it.
+            late = self._late(order, deadline)
+            if late is None:
+                self._sessions[order.session_id] = session
+                self._changed.notify_all()
+        if late is not None:
+            await forget_route(self._routes, session.session_id)
+            await self._discard(session)
+            log.warning("session %s: closed as it opened: %s", session.session_id, late)
+            raise SessionRefused(Refusal.OPEN_TOO_LATE, late)
         await self._tell_change()
         log.info(
             "session %s opened for tenant %s (record=%s)",
@@ -183,6 +202,10 @@ class SessionManager:
             session.tenant,
             session.spec.record,
         )
+
+    def withdraw(self, session_id: str, tenant: str) -> None:
+        """The scheduler gave up on opening this session: an opening of it ends closed."""
+        self._withdrawn.add(session_id, tenant)
 
     async def close(self, session: OpenSession, reason: CloseReason) -> queue_pb2.SessionClosed:
         """Closes a session once, however many ask; all get the same SessionClosed."""
@@ -215,111 +238,23 @@ class SessionManager:
         if left:
             log.info("drained: %d session(s) closed (AGENT_DRAINING)", len(left))
 
-    async def _launch(self, order: queue_pb2.OpenSessionOrder) -> OpenSession:
-        spec = order.spec
-        screen = screen_for(spec.device, spec.viewport, self._pool.devices)
-        spare = await self._spares.take() if screen == DEFAULT_SCREEN else None
-        if spare is not None:
-            try:
-                return await self._prepare(order, spare, screen)
-            except (TaskFailure, PlaywrightError) as error:
-                if not is_crash(error):
-                    raise
-                # A spare waited idle; its page may have died meanwhile (a renderer
-                # killed by the OOM killer, say). A fresh browser serves the session.
-                log.warning(
-                    "session %s: a spare browser failed its setup (%s); starting a fresh one",
-                    order.session_id,
-                    error,
-                )
-        warm = await start_browser(
-            self._pool, self._settings, screen, self._sessions_root / order.session_id
-        )
-        return await self._prepare(order, warm, screen)
+    def _late(self, order: queue_pb2.OpenSessionOrder, deadline: float | None) -> str | None:
+        """Why the session that just opened must not stay open, or None if it may."""
+        if (order.session_id, order.tenant) in self._withdrawn:
+            return "the scheduler withdrew its opening"
+        if deadline is not None and self._clock() > deadline:
+            return (
+                f"it took longer than the {order.answer_within_ms} ms the scheduler waits "
+                "for the answer"
+            )
+        return None
 
-    async def _prepare(
-        self, order: queue_pb2.OpenSessionOrder, warm: WarmBrowser, screen: Screen
-    ) -> OpenSession:
-        """The session on `warm`: its profile, look, screencast and recorder set up.
-
-        On failure the browser is closed and its folder removed.
-        """
-        spec = order.spec
+    async def _discard(self, session: OpenSession) -> None:
+        """Closes a session that never opened for anyone and gives its place back."""
         try:
-            page = await warm.browser.page()
-            if spec.profile:
-                owner = ArtifactOwner(order.tenant, order.session_id, order.upload_grant)
-                state = await self._keeper.load_profile(owner, spec.profile)
-                if state:
-                    await load_profile(warm.browser.context, state)
-            screencast = Screencast(screen.width, screen.height)
-            session = OpenSession(
-                session_id=order.session_id,
-                tenant=order.tenant,
-                spec=spec,
-                browser=warm.browser,
-                egress=warm.egress,
-                screencast=screencast,
-                expires_at=self._clock() + _seconds_until(order.expire_time),
-                folder=warm.folder,
-                observer=ContextObserver(warm.browser.context, warm.egress),
-                screencasts=SessionScreencasts(
-                    order.session_id,
-                    screencast,
-                    warm.folder,
-                    (screen.width, screen.height),
-                    self._screencast_limits,
-                ),
-                setup=SessionSetup(warm.browser.context, self._pool.devices, spec),
-                dialogs=SessionDialogs(warm.browser.context, self._settings.session_dialog_seconds),
-                clock=self._clock,
-                resources=warm.resources,
-                grant=order.upload_grant,
-            )
-            # The viewport, device and setup of the spec; pages opened later get them too.
-            await session.setup.open(page)
-            warm.browser.context.on(
-                "page",
-                lambda new_page: session.in_background(session.setup.cover_quietly(new_page)),
-            )
-            await session.screencast.follow(page)
-            page.once("close", lambda _: self._follow_current(session))
-            if spec.record:
-                session.recorder = ScreenRecorder(
-                    warm.folder / "frames", screen.width, screen.height
-                )
-                await session.screencast.record_to(session.recorder.add)
-            warm.browser.context.on("page", lambda new_page: self._follow(session, new_page))
-        except BaseException:
-            await warm.resources.aclose()
-            await asyncio.to_thread(shutil.rmtree, warm.folder, True)
-            raise
-        return session
-
-    def _follow(self, session: OpenSession, page: Page) -> None:
-        """A page the client opened becomes the current one (cast live and recorded)."""
-        session.browser.selected = None
-        # When it closes, the newest page left is current again: cast that one at once,
-        # not only at the next command (a live view would show nothing until then).
-        page.once("close", lambda _: self._follow_current(session))
-        session.in_background(session.screencast.follow(page))
-
-    def _follow_current(self, session: OpenSession) -> None:
-        """Casts the session's current page, if it has one open."""
-        page = session.browser.current_page()
-        if page is not None and not session.closing:
-            session.in_background(session.screencast.follow(page))
-
-    async def _write_route(self, session: OpenSession) -> None:
-        if self._routes is None:
-            raise RuntimeError("the session manager is not attached to NATS")
-        route = queue_pb2.SessionRoute(
-            session_id=session.session_id,
-            tenant=session.tenant,
-            agent_id=self._settings.id,
-            endpoint=self.endpoint,
-        )
-        await self._routes.put(session.session_id, route.SerializeToString())
+            await discard(session)
+        finally:
+            await self._places.give_back(session=True)
 
     async def _close(self, session: OpenSession, reason: CloseReason) -> queue_pb2.SessionClosed:
         closed = queue_pb2.SessionClosed(
@@ -372,7 +307,3 @@ class SessionManager:
         self._recently_closed[closed.session_id] = closed
         while len(self._recently_closed) > REMEMBERED_CLOSES:
             self._recently_closed.popitem(last=False)
-
-
-def _seconds_until(expire_time: Timestamp) -> float:
-    return max(0.0, expire_time.ToDatetime().timestamp() - time.time())

@@ -1,7 +1,8 @@
-"""What the rest of the farm learns of a session's end: its route removed, its close published.
+"""What the rest of the farm learns of a session: its route, and how it ended.
 
-Both are best effort: a route left behind is removed by the scheduler, which cleans
-up the routes of closed sessions it finds; a close is published a few times.
+The route is written before the session answers its open order. Its removal and the
+close's publication are best effort: a route left behind is removed by the scheduler,
+which cleans up the routes of closed sessions it finds; a close is published a few times.
 """
 
 import asyncio
@@ -18,6 +19,13 @@ log = logging.getLogger(__name__)
 
 PUBLISH_TRIES = 5
 PUBLISH_TIMEOUT_SECONDS = 5.0
+
+
+async def write_route(routes: KeyValue | None, route: queue_pb2.SessionRoute) -> None:
+    """Writes where the edge reaches the session; the manager must be attached to NATS."""
+    if routes is None:
+        raise RuntimeError("the session manager is not attached to NATS")
+    await routes.put(route.session_id, route.SerializeToString())
 
 
 async def forget_route(routes: KeyValue | None, session_id: str) -> None:

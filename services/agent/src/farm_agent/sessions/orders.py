@@ -1,7 +1,8 @@
 """The scheduler's orders to this agent's sessions: NATS requests on `sessions.<agent_id>.*`.
 
 `open`, `run` and `close` each carry a farm.queue.v1 order and are answered with a
-SessionReply: what was done, or an error code and message; `hold` asks whether a
+SessionReply: what was done, or an error code and message (a close for a session not
+open here also withdraws its opening: see SessionManager.open); `hold` asks whether a
 session is still held here (the scheduler asks while a command waits). Orders run side by
 side (a browser starting must not hold up another session's command).
 """
@@ -170,6 +171,9 @@ class SessionOrders:
             session = await self._manager.held(order.session_id, order.tenant)
         except SessionRefused as refusal:
             if refusal.closed is None:
+                # Not open here (yet): the scheduler may have given up on its opening,
+                # which must then not leave a browser open.
+                self._manager.withdraw(order.session_id, order.tenant)
                 raise
             # Closed already (idle, lifetime...): that close is the answer.
             return queue_pb2.SessionReply(closed=refusal.closed)

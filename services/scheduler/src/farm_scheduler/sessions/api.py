@@ -1,5 +1,6 @@
 """farm.sessions.v1.SessionService handlers: validate, act on the session and its agent, answer."""
 
+import asyncio
 import logging
 from typing import Any
 
@@ -52,7 +53,9 @@ log = logging.getLogger(__name__)
 # A command's answer may take this long beyond its own time limit (uploads, the hop).
 COMMAND_ANSWER_MARGIN_SECONDS = 10.0
 # Refusals after which the next agent is tried; others are the caller's to fix.
-TRY_NEXT_AGENT = frozenset({Refusal.NO_CAPACITY, Refusal.AGENT_DRAINING, Refusal.INTERNAL})
+TRY_NEXT_AGENT = frozenset(
+    {Refusal.NO_CAPACITY, Refusal.AGENT_DRAINING, Refusal.INTERNAL, Refusal.OPEN_TOO_LATE}
+)
 # Codes of a fault of the farm (an agent's bug, an order it could not read), not the caller's.
 FARM_FAULTS = frozenset({Refusal.INTERNAL, Refusal.INVALID_ORDER, "UNKNOWN"})
 
@@ -274,12 +277,23 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
     async def _open_on(
         self, candidate: Candidate, order: queue_pb2.OpenSessionOrder, refusals: list[str]
     ) -> queue_pb2.SessionReply | None:
-        """The agent's reply if it opened the session; None (noted) if the next may try."""
+        """The agent's reply if it opened the session; None (noted) if the next may try.
+
+        An agent that may still be opening it when this stops waiting (no answer in
+        time, an answer not understood, the caller gone) is told to close it.
+        """
         try:
             reply = await self._orders.open(candidate.agent_id, order)
-        except (AgentGone, AgentSilent, AgentGarbled) as error:
+        except AgentGone as error:
             refusals.append(str(error))
             return None
+        except (AgentSilent, AgentGarbled) as error:
+            await self._orders.withdraw(candidate.agent_id, order)
+            refusals.append(str(error))
+            return None
+        except asyncio.CancelledError:
+            await self._orders.withdraw(candidate.agent_id, order)
+            raise
         except OrderNotSent as unsent:
             # No agent can be asked: not a lack of room.
             raise Unavailable(f"{unsent}; try again") from unsent

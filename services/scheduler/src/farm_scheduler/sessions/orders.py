@@ -10,7 +10,7 @@ from nats.aio.msg import Msg
 
 from farm.queue.v1 import queue_pb2
 from farm_core.nats_size import header_bytes
-from farm_core.sessions import Refusal, SessionOrder, order_subject
+from farm_core.sessions import CloseReason, Refusal, SessionOrder, order_subject
 from farm_core.trace_context import producing
 
 log = logging.getLogger(__name__)
@@ -18,6 +18,12 @@ log = logging.getLogger(__name__)
 HOLD_PROBE_SECONDS = 1.0
 """While a command waits for its answer, how often its agent is asked whether it
 still holds the session (and how long each probe waits), unless told otherwise."""
+
+
+OPEN_ANSWER_MARGIN_SECONDS = 5.0
+"""How much longer than the open order's answer_within_ms the scheduler waits for the
+answer: the agent's bound, measured from when the order arrives, always ends first, and
+an agent past it closes the browser it opened instead of answering that it is open."""
 
 
 NO_RESPONDERS_RETRY_SECONDS = 0.25
@@ -72,8 +78,43 @@ class AgentOrders:
     async def open(
         self, agent_id: str, order: queue_pb2.OpenSessionOrder
     ) -> queue_pb2.SessionReply:
-        """Asks `agent_id` to open a session's browser."""
-        return await self._ask(agent_id, SessionOrder.OPEN, order, self._open_timeout_seconds)
+        """Asks `agent_id` to open a session's browser within the open timeout.
+
+        The order carries that bound (answer_within_ms); the answer is awaited a margin
+        longer, so that a browser the agent opens after the bound is closed by the agent.
+        """
+        order.answer_within_ms = round(self._open_timeout_seconds * 1000)
+        return await self._ask(
+            agent_id,
+            SessionOrder.OPEN,
+            order,
+            self._open_timeout_seconds + OPEN_ANSWER_MARGIN_SECONDS,
+        )
+
+    async def withdraw(self, agent_id: str, order: queue_pb2.OpenSessionOrder) -> None:
+        """Tells `agent_id` that the session it was ordered to open is not wanted any more.
+
+        A close order, published with no answer awaited (the caller may be cancelled):
+        the agent closes the session if it opened it, or closes its browser when the
+        opening ends. Best effort: an agent that misses it keeps the browser at most
+        until the open order's own bound.
+        """
+        close = queue_pb2.CloseSessionOrder(
+            session_id=order.session_id,
+            tenant=order.tenant,
+            reason=CloseReason.CLOSED_BY_USER.value,
+        )
+        subject = order_subject(agent_id, SessionOrder.CLOSE)
+        try:
+            with producing(f"session.order.{SessionOrder.CLOSE.value}", subject) as headers:
+                await self._nc.publish(subject, close.SerializeToString(), headers=headers)
+        except nats.errors.Error as error:
+            log.warning(
+                "session %s: could not withdraw its opening on agent %s: %s",
+                order.session_id,
+                agent_id,
+                error,
+            )
 
     async def run(
         self, agent_id: str, order: queue_pb2.SessionCommandOrder, timeout_seconds: float
