@@ -202,10 +202,20 @@ async def test_a_browser_whose_pages_no_longer_run_is_replaced_after_one_timeout
             await asyncio.sleep(0.01)
 
     freezer = asyncio.create_task(freeze_renderers())
+    later = tasks_pb2.TaskSpec()
+    later.CopyFrom(task)
+    later.timeout_ms = 30_000
     try:
+        first = asyncio.create_task(runner.run(task))
+        await assert_eventually(lambda: frozen, within=10)
+        # Started on the same browser, still waiting for its page when the browser is given up.
+        second = asyncio.create_task(runner.run(later))
         with pytest.raises(TaskFailure) as caught:
-            await runner.run(task)
+            await first
         assert caught.value.code is ErrorCode.TIMEOUT, caught.value
+        with pytest.raises(TaskFailure) as caught:
+            await second
+        assert caught.value.code is ErrorCode.BROWSER_CRASHED, caught.value
         await pool.health.probes_done()
         # The very next task runs on another browser.
         capture = await runner.run(task)

@@ -162,7 +162,8 @@ class BrowserSpecRunner:
                     if profile_state:
                         await load_profile(context, profile_state)
                     await prepare_context(context, spec.setup)
-                    page = await context.new_page()
+                    with failures_as(Stage.CAPTURE, "opening the task's page"):
+                        page = await context.new_page()
                     guard.watch(page)
                     await screencast.follow(page)
                     capture = await self._browse(page, spec, budget, egress, guard, observer)
