@@ -157,6 +157,100 @@ async def test_tasks_on_a_browser_killed_for_stalling_end_at_once_as_crashed(
     assert "could not be reset; it is closed instead: TimeoutError()" in caplog.text
 
 
+def renderer_pids(browser_pid: int) -> set[int]:
+    """The renderer processes of the browser `browser_pid` (found by walking its tree)."""
+    found = set()
+    for pid in process_tree(browser_pid) - {browser_pid}:
+        with contextlib.suppress(OSError):
+            if b"--type=renderer" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.add(pid)
+    return found
+
+
+def probes(outcome: str) -> float:
+    return REGISTRY.get_sample_value("agent_browser_probes_total", {"outcome": outcome}) or 0.0
+
+
+@pytest.mark.parametrize("isolation", ["warm", "context"])
+async def test_a_browser_whose_pages_no_longer_run_is_replaced_after_one_timeout(
+    pools: StartPool,
+    make_settings: Callable[..., AgentSettings],
+    site: Site,
+    isolation: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A browser that still opens and closes contexts but whose pages never run is given up.
+
+    Its renderers are frozen as they start (as if they never came up): without the probe
+    every task on it would wait out its whole time, and the browser would never be replaced.
+    """
+    settings = {"min_browsers": 1, "max_browsers": 1, "close_timeout_seconds": 1.0}
+    pool = await pools(**settings)
+    runner = BrowserSpecRunner(pool, make_settings(**settings, isolation=isolation))
+    task = page_task(site, content=tasks_pb2.ContentOptions())
+    task.timeout_ms = 5_000
+    await runner.run(task)
+    [pid] = browser_pids(pool.scratch_dir)
+    failed_probes = probes("failed")
+    frozen: set[int] = set()
+
+    async def freeze_renderers() -> None:
+        while True:
+            for renderer in renderer_pids(pid) - frozen:
+                os.kill(renderer, signal.SIGSTOP)
+                frozen.add(renderer)
+            await asyncio.sleep(0.01)
+
+    freezer = asyncio.create_task(freeze_renderers())
+    later = tasks_pb2.TaskSpec()
+    later.CopyFrom(task)
+    later.timeout_ms = 30_000
+    try:
+        first = asyncio.create_task(runner.run(task))
+        await assert_eventually(lambda: frozen, within=10)
+        # Started on the same browser, still waiting for its page when the browser is given up.
+        second = asyncio.create_task(runner.run(later))
+        with pytest.raises(TaskFailure) as caught:
+            await first
+        assert caught.value.code is ErrorCode.TIMEOUT, caught.value
+        with pytest.raises(TaskFailure) as caught:
+            await second
+        assert caught.value.code is ErrorCode.BROWSER_CRASHED, caught.value
+        await pool.health.probes_done()
+        # The very next task runs on another browser.
+        capture = await runner.run(task)
+    finally:
+        freezer.cancel()
+        for renderer in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(renderer, signal.SIGCONT)
+
+    assert "Hello, farm" in capture.artifacts[0].data.decode()
+    [new_pid] = browser_pids(pool.scratch_dir)
+    assert new_pid != pid
+    assert probes("failed") == failed_probes + 1
+    # The warning names the browser given up, and why.
+    assert f"(pid {pid}) after" in caplog.text
+    assert "a task on it timed out and a probe page did not evaluate 1 within 2 s" in caplog.text
+
+
+async def test_a_browser_that_answers_its_probe_is_kept_after_a_slow_page_times_out(
+    pools: StartPool, make_settings: Callable[..., AgentSettings], site: Site
+) -> None:
+    pool = await pools(min_browsers=1, max_browsers=1)
+    runner = BrowserSpecRunner(pool, make_settings(isolation="context"))
+    [pid] = browser_pids(pool.scratch_dir)
+    passed_probes = probes("passed")
+
+    with pytest.raises(TaskFailure) as caught:
+        await runner.run(tasks_pb2.TaskSpec(url=site.url("/slow?ms=4000"), timeout_ms=1_000))
+    assert caught.value.code is ErrorCode.TIMEOUT, caught.value
+    await pool.health.probes_done()
+
+    assert probes("passed") == passed_probes + 1
+    assert browser_pids(pool.scratch_dir) == [pid]
+
+
 async def test_browsers_above_the_minimum_close_when_idle(pools: StartPool) -> None:
     pool = await pools(min_browsers=1, max_browsers=2, browser_idle_seconds=0.3)
     async with pool.new_context() as first, pool.new_context() as second:

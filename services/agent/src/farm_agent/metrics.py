@@ -38,7 +38,13 @@ page_events_total = Counter(
     ["kind"],
 )
 browsers_killed_total = Counter(
-    "agent_browsers_killed_total", "Browsers killed because they could not close a context."
+    "agent_browsers_killed_total",
+    "Browsers given up and killed: they could not close a context, or failed a probe.",
+)
+browser_probes_total = Counter(
+    "agent_browser_probes_total",
+    "Probes of a browser a task timed out on, by outcome (passed, failed: given up).",
+    ["outcome"],
 )
 blocked_requests_total = Counter(
     "farm_agent_blocked_requests_total",

@@ -264,7 +264,7 @@ class AgentSettings(SessionSettings, FarmSettings):
         gt=0,
         description="Time a task's browser context gets to close, and a warm context to be "
         "reset (one that cannot is closed); a browser that cannot close one in time is killed "
-        "and replaced.",
+        "and replaced. Twice it bounds the probe of a browser a task timed out on.",
     )
     page_heap_mb: int = Field(
         default=1024,

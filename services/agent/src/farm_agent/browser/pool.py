@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
+from playwright.async_api import BrowserContext, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from farm_agent import metrics
@@ -22,7 +22,8 @@ from farm_agent.browser.chromium import (
     task_browser_executable,
 )
 from farm_agent.browser.driver import driver_environment, environment
-from farm_agent.browser.pooled import PooledBrowser
+from farm_agent.browser.health import BrowserHealth
+from farm_agent.browser.pooled import PooledBrowser, close_quietly
 from farm_agent.browser.strays import end_stray_browsers
 from farm_agent.browser.temp_dirs import TempDirs
 from farm_agent.browser.warm import WarmContexts
@@ -46,12 +47,13 @@ class BrowserPool:
     A browser is replaced after `tasks_per_browser` tasks or when it disconnects
     (crash, killed process); browsers above the minimum close after being idle for
     `browser_idle_seconds`. A browser that cannot close a task's context within
-    `close_timeout_seconds` (a hung renderer) is killed and replaced. Chromium's
-    profiles live in the agent's scratch directory, which is removed on close (and on
-    start, after ending any browser an earlier run left there, with the temporary
-    directories outside it that an earlier run recorded in `temp_dirs`). Every
-    browser sends its requests through the pool's egress guard. `warm` keeps contexts
-    per tenant across tasks (WarmContexts), on the pool's browsers.
+    `close_timeout_seconds` (a hung renderer), or that fails its probe after a task on
+    it timed out (`health`), is killed and replaced. Chromium's profiles live in the
+    agent's scratch directory, which is removed on close (and on start, after ending
+    any browser an earlier run left there, with the temporary directories outside it
+    that an earlier run recorded in `temp_dirs`). Every browser sends its requests
+    through the pool's egress guard. `warm` keeps contexts per tenant across tasks
+    (WarmContexts), on the pool's browsers.
     """
 
     def __init__(self, settings: AgentSettings) -> None:
@@ -74,6 +76,8 @@ class BrowserPool:
         self._closed = False
         self._egress: EgressProxy | None = None
         self.warm = WarmContexts(self, settings)
+        # A probe's new page gets more than a close: on a loaded machine one takes a while.
+        self.health = BrowserHealth(self.give_up, 2 * settings.close_timeout_seconds)
 
     @property
     def scratch_dir(self) -> Path:
@@ -100,6 +104,11 @@ class BrowserPool:
         if self._egress is None:
             raise RuntimeError("the browser pool is not started")
         return self._egress
+
+    @property
+    def browsers(self) -> list[PooledBrowser]:
+        """The browsers running now."""
+        return list(self._browsers)
 
     @property
     def running_browsers(self) -> int:
@@ -172,6 +181,7 @@ class BrowserPool:
         """Closes every browser and Playwright, and removes the scratch directory."""
         self._closed = True
         await self._upkeep.cancel()
+        await self.health.close()
         await self.warm.close()
         async with self._changed:
             browsers, self._browsers = self._browsers, []
@@ -195,25 +205,34 @@ class BrowserPool:
         if pooled.killed.is_set():
             # Its process is gone: closing would only wait out the timeout.
             return
+        seconds = self._settings.close_timeout_seconds
         try:
-            async with asyncio.timeout(self._settings.close_timeout_seconds):
-                await _close_quietly(context)
-            return
+            async with asyncio.timeout(seconds):
+                await close_quietly(context.close, "browser context")
         except TimeoutError:
-            log.warning(
-                "a task's context did not close within %g s; killing its browser",
-                self._settings.close_timeout_seconds,
-            )
+            await self.give_up(pooled, f"a task's context did not close within {seconds:g} s")
+
+    async def give_up(self, pooled: PooledBrowser, why: str) -> None:
+        """Ends `pooled`, which stopped working: its tasks end now; a lease starts another."""
+        if pooled.killed.is_set():
+            return
+        log.warning(
+            "giving up browser %s after %d task(s): %s", pooled.name, pooled.tasks_started, why
+        )
         pooled.retiring = True
         pooled.killed.set()
         metrics.browsers_killed_total.inc()
         await self._end_browser(pooled)
+        async with self._changed:
+            if pooled.leases == 0 and pooled in self._browsers:
+                self._drop(pooled)
+            self._changed.notify_all()
 
     async def _end_browser(self, pooled: PooledBrowser) -> None:
         """Ends a browser: closed if it answers in time, else its process is killed."""
         try:
             async with asyncio.timeout(self._settings.close_timeout_seconds):
-                await _close_browser(pooled.browser)
+                await close_quietly(pooled.browser.close, "browser")
             return
         except TimeoutError:
             pass
@@ -267,12 +286,11 @@ class BrowserPool:
             return await self._launch()
         return min(usable, key=lambda pooled: pooled.leases, default=None)
 
-    def killed_signal(self, context: BrowserContext) -> asyncio.Event:
-        """Set once the pool kills the browser `context` runs in (never, for another browser)."""
-        for pooled in self._browsers:
-            if pooled.browser is context.browser:
-                return pooled.killed
-        return asyncio.Event()
+    def browser_of(self, context: BrowserContext) -> PooledBrowser | None:
+        """The pool's browser `context` runs in; None for another browser's."""
+        return next(
+            (pooled for pooled in self._browsers if pooled.browser is context.browser), None
+        )
 
     async def lease_again(self, pooled: PooledBrowser) -> bool:
         """Leases `pooled` for one more task (a warm context's); False if it may take none."""
@@ -380,19 +398,3 @@ class BrowserPool:
         for pooled in to_close:
             log.info("closing a browser idle for %.0f s", now - pooled.idle_since)
             await self._end_browser(pooled)
-
-
-async def _close_context_or_browser(closer: Any, what: str) -> None:
-    try:
-        await closer()
-    except PlaywrightError as error:
-        # Closing what a crashed or killed browser held fails; nothing is left to free.
-        log.debug("closing a %s failed: %s", what, error)
-
-
-async def _close_quietly(context: BrowserContext) -> None:
-    await _close_context_or_browser(context.close, "browser context")
-
-
-async def _close_browser(browser: Browser) -> None:
-    await _close_context_or_browser(browser.close, "browser")

@@ -6,9 +6,11 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from playwright.async_api import Browser
+from playwright.async_api import Error as PlaywrightError
 
 from farm_agent.browser.chromium import browser_processes
 
@@ -34,6 +36,12 @@ class PooledBrowser:
         """Whether new tasks may start on it: not retiring and still connected."""
         return not self.retiring and self.browser.is_connected()
 
+    @property
+    def name(self) -> str:
+        """The browser in a log line: its marker's start and its process."""
+        pids = ", ".join(str(pid) for pid in browser_processes(self.marker)) or "gone"
+        return f"{self.marker[:8]} (pid {pids})"
+
     def kill(self) -> None:
         """Kills the browser's process (it stopped answering); tasks still on it then end."""
         self.killed.set()
@@ -41,3 +49,12 @@ class PooledBrowser:
             log.warning("killing browser process %d", pid)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+async def close_quietly(closer: Callable[[], Awaitable[None]], what: str) -> None:
+    """Closes a context or browser by `closer`; failing because its browser is gone is fine."""
+    try:
+        await closer()
+    except PlaywrightError as error:
+        # Closing what a crashed or killed browser held fails; nothing is left to free.
+        log.debug("closing a %s failed: %s", what, error)

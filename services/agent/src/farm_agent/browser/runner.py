@@ -20,6 +20,7 @@ from farm_agent.browser.isolation import choose_isolation
 from farm_agent.browser.observers import ContextObserver
 from farm_agent.browser.page_guard import CONTEXT_OPTIONS, PageGuard
 from farm_agent.browser.pool import BrowserPool
+from farm_agent.browser.pooled import PooledBrowser
 from farm_agent.browser.setup import context_options, prepare_context
 from farm_agent.browser.steps import run_step
 from farm_agent.browser.warm import WarmContext
@@ -100,19 +101,24 @@ class BrowserSpecRunner:
         _check_scheme(spec.url, "url")
         choice = choose_isolation(spec, self._settings.isolation, self._settings.warm_contexts)
         label = f"the task for {spec.url[:200]}"
+        used: list[PooledBrowser] = []
         try:
             async with asyncio.timeout(timeout_seconds):
                 if choice.warm:
                     async with self._pool.warm.lease(tenant, options, label) as warm:
                         if warm is not None:
+                            used.append(warm.pooled)
                             return await self.run_warm(spec, warm, budget)
-                return await self._run_fresh(spec, options, budget, profile_state, label)
+                return await self._run_fresh(spec, options, budget, profile_state, label, used)
         except TimeoutError as error:
-            if budget.failure is not None:
-                raise budget.failure from error
-            raise TaskFailure(
+            failure = budget.failure or TaskFailure(
                 ErrorCode.TIMEOUT, f"the task did not finish within its {timeout_seconds:g} s"
-            ) from error
+            )
+            self._pool.health.after_failure(failure, used or self._pool.browsers)
+            raise failure from error
+        except TaskFailure as failure:
+            self._pool.health.after_failure(failure, used or self._pool.browsers)
+            raise
 
     async def run_warm(
         self, spec: tasks_pb2.TaskSpec, warm: WarmContext, budget: Budget
@@ -136,8 +142,9 @@ class BrowserSpecRunner:
         budget: Budget,
         profile_state: bytes,
         label: str,
+        used: list[PooledBrowser],
     ) -> Capture:
-        """Runs `spec` in a new context of its own, closed afterwards."""
+        """Runs `spec` in a new context of its own, closed afterwards; its browser in `used`."""
         screencast = TaskScreencast(
             spec, options["viewport"], self._pool.scratch_dir, self._screencast_limits
         )
@@ -146,14 +153,17 @@ class BrowserSpecRunner:
                 self._pool.egress.session(label) as egress,
                 self._pool.new_context(**options, proxy=egress.proxy) as context,
             ):
-                guard = PageGuard(context, self._pool.killed_signal(context))
+                pooled = self._pool.browser_of(context)
+                used.extend([pooled] if pooled else [])
+                guard = PageGuard(context, pooled.killed if pooled else None)
                 observer = observer_for(context, egress, spec)
                 try:
                     context.set_default_timeout(spec.timeout_ms or DEFAULT_TIMEOUT_MS)
                     if profile_state:
                         await load_profile(context, profile_state)
                     await prepare_context(context, spec.setup)
-                    page = await context.new_page()
+                    with failures_as(Stage.CAPTURE, "opening the task's page"):
+                        page = await context.new_page()
                     guard.watch(page)
                     await screencast.follow(page)
                     capture = await self._browse(page, spec, budget, egress, guard, observer)

@@ -29,6 +29,7 @@ from farm_agent.browser.pooled import PooledBrowser
 from farm_agent.browser.reset import KeptPage, ResetFailed, note_origin, reset_context
 from farm_agent.egress.proxy import EgressProxy
 from farm_agent.egress.session import EgressSession
+from farm_agent.errors import Stage, failures_as
 from farm_agent.settings import AgentSettings
 from farm_core.tracing import tracer
 
@@ -282,7 +283,8 @@ class WarmContexts:
             await self._source.egress.close_session(egress)
             raise
         try:
-            kept = await KeptPage.open(context)
+            with failures_as(Stage.CAPTURE, "opening a warm context's page"):
+                kept = await KeptPage.open(context)
         except BaseException:
             await self._source.close_context(pooled, context)
             await self._source.release(pooled)

@@ -1,0 +1,94 @@
+"""Probes a browser a task timed out on, and gives it up when it no longer does work.
+
+A browser can stay connected and answer the browser-level calls (a context opens and
+closes) while none of its pages run: its renderers gone or never coming up. Every task
+on it then waits out its whole time and fails TIMEOUT, and nothing else notices. So
+after a task on a browser ends TIMEOUT, a throwaway context's page is asked for `1`
+within a short bound; a browser whose probe fails is given up (killed, its running
+tasks ended BROWSER_CRASHED) and the pool starts another.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+from playwright.async_api import Browser
+from playwright.async_api import Error as PlaywrightError
+
+from farm_agent import metrics
+from farm_agent.browser.pooled import PooledBrowser
+from farm_agent.errors import TaskFailure
+from farm_core.task_errors import ErrorCode
+
+log = logging.getLogger(__name__)
+
+GiveUp = Callable[[PooledBrowser, str], Awaitable[None]]
+
+
+async def probe(browser: Browser, seconds: float) -> str | None:
+    """Why `browser` does no work (a new page cannot evaluate `1` in `seconds`); None if it does."""
+    context = None
+    try:
+        async with asyncio.timeout(seconds):
+            context = await browser.new_context()
+            page = await context.new_page()
+            await page.evaluate("1")
+    except TimeoutError:
+        return f"a probe page did not evaluate 1 within {seconds:g} s"
+    except PlaywrightError as error:
+        return f"a probe page failed: {error.message}"
+    finally:
+        if context is not None:
+            # The probe's own context, bounded too: a browser that hangs is given up anyway.
+            with contextlib.suppress(PlaywrightError, TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await context.close()
+    return None
+
+
+class BrowserHealth:
+    """Probes suspected browsers, one probe per browser at a time, in the background."""
+
+    def __init__(self, give_up: GiveUp, probe_seconds: float) -> None:
+        self._give_up = give_up
+        self._seconds = probe_seconds
+        self._probes: dict[PooledBrowser, asyncio.Task[None]] = {}
+
+    def after_failure(self, failure: TaskFailure, used: Iterable[PooledBrowser]) -> None:
+        """Suspects the browsers a task ran on (all, if it got none) when it ended TIMEOUT."""
+        if failure.code is ErrorCode.TIMEOUT:
+            for pooled in used:
+                self.suspect(pooled)
+
+    def suspect(self, pooled: PooledBrowser) -> None:
+        """Probes `pooled` (a task on it timed out) unless it is gone or being probed."""
+        if pooled.killed.is_set() or not pooled.browser.is_connected() or pooled in self._probes:
+            return
+        task = asyncio.create_task(self._check(pooled), name="browser-probe")
+        self._probes[pooled] = task
+        task.add_done_callback(lambda _: self._probes.pop(pooled, None))
+
+    async def probes_done(self) -> None:
+        """Waits until no probe runs."""
+        if self._probes:
+            await asyncio.wait(set(self._probes.values()))
+
+    async def close(self) -> None:
+        """Stops the probes running (the pool is closing)."""
+        probes = list(self._probes.values())
+        for task in probes:
+            task.cancel()
+        for task in probes:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _check(self, pooled: PooledBrowser) -> None:
+        why = await probe(pooled.browser, self._seconds)
+        if pooled.killed.is_set() or not pooled.browser.is_connected():
+            return
+        metrics.browser_probes_total.labels(outcome="failed" if why else "passed").inc()
+        if why is None:
+            log.debug("browser %s answered its probe after a task timed out", pooled.name)
+            return
+        await self._give_up(pooled, f"a task on it timed out and {why}")
