@@ -389,3 +389,29 @@ def test_services_check_nats_with_the_ca_of_nats_tls_alone(manifests: Manifests)
         assert files[path] == "nats-tls/ca.crt", service
         assert "nats-tls/tls.key" not in files.values(), f"{service} gets NATS's key"
         assert str(service_settings(manifests, service).nats().ca_file) == path
+
+
+def test_only_envoy_may_reach_auths_edge_check(manifests: Manifests) -> None:
+    auth_labels = manifests.get("Deployment", "auth")["spec"]["template"]["metadata"]["labels"]
+    envoy_labels = manifests.get("Deployment", "envoy")["spec"]["template"]["metadata"]["labels"]
+    policies = [
+        policy
+        for policy in manifests.objects
+        if policy["kind"] == "NetworkPolicy"
+        and policy["spec"]["podSelector"]["matchLabels"].items() <= auth_labels.items()
+    ]
+    assert policies, "no NetworkPolicy selects auth's pods"
+    auth = manifests.container("auth")
+    opened: dict[str, list[Any]] = {}
+    for policy in policies:
+        assert "Ingress" in policy["spec"]["policyTypes"]
+        for rule in policy["spec"].get("ingress", []):
+            for port in rule.get("ports", []):
+                opened.setdefault(port["port"], []).append(rule.get("from"))
+    check = [port["name"] for port in auth["ports"] if port["containerPort"] == 7106]
+    assert check == ["check"]
+    (sources,) = opened.pop("check")
+    assert sources == [{"podSelector": {"matchLabels": dict(envoy_labels)}}]
+    # Every other port auth serves stays open to the cluster, as without a policy.
+    assert {port["name"] for port in auth["ports"]} - {"check"} == set(opened)
+    assert all(sources == [None] for sources in opened.values())
