@@ -164,6 +164,14 @@ def test_one_task_is_one_trace_from_the_caller_to_its_artifact(
     assert about_task
     assert all(f'"trace_id": "{trace_id}"' in line for line in about_task)
 
+    # Envoy's access log line of the call ends with its trace id.
+    def edge_line() -> str | None:
+        lines = (traced_farm.log_dir / "envoy.log").read_text().splitlines()
+        return next((line for line in lines if "/v1/tasks:run" in line and trace_id in line), None)
+
+    line = eventually(edge_line, message="Envoy logged no line naming the call's trace")
+    assert line.endswith(f'"{trace_id}"')
+
 
 def test_a_retried_task_shows_both_attempts_in_its_trace(
     traced_farm: LocalFarm, client: Client, site: Site
