@@ -12,55 +12,38 @@ from farm_core.kv import open_bucket
 from farm_core.queue import AGENTS_BUCKET, CANCEL_BUCKET, ROUTES_BUCKET, QueueLimits
 
 
+async def _on_disk(js: JetStreamContext, bucket: str, ttl: float, replicas: int) -> KeyValue:
+    """The on-disk bucket `bucket` whose entries live `ttl` seconds, made on first use."""
+    config = KeyValueConfig(bucket=bucket, ttl=ttl, storage=StorageType.FILE, replicas=replicas)
+    return await open_bucket(js, config)
+
+
 async def cancel_bucket(
     js: JetStreamContext, limits: QueueLimits | None = None, replicas: int = 1
 ) -> KeyValue:
     """The key-value bucket of ended tasks (their reason by task id), created on first use."""
-    limits = limits or QueueLimits()
-    return await open_bucket(
-        js,
-        KeyValueConfig(
-            bucket=CANCEL_BUCKET,
-            ttl=limits.cancel_ttl_seconds,
-            storage=StorageType.FILE,
-            replicas=replicas,
-        ),
-    )
+    ttl = (limits or QueueLimits()).cancel_ttl_seconds
+    return await _on_disk(js, CANCEL_BUCKET, ttl, replicas)
 
 
 async def routes_bucket(
     js: JetStreamContext, limits: QueueLimits | None = None, replicas: int = 1
 ) -> KeyValue:
     """The key-value bucket of route claims (a Claim by WorkItem.claim_key), made on first use."""
-    limits = limits or QueueLimits()
-    return await open_bucket(
-        js,
-        KeyValueConfig(
-            # As long as a task may wait in FARM_TASKS: a claim outlives its message.
-            bucket=ROUTES_BUCKET,
-            ttl=limits.task_max_age_seconds,
-            storage=StorageType.FILE,
-            replicas=replicas,
-        ),
-    )
+    # As long as a task may wait in FARM_TASKS: a claim outlives its message.
+    ttl = (limits or QueueLimits()).task_max_age_seconds
+    return await _on_disk(js, ROUTES_BUCKET, ttl, replicas)
 
 
 async def agents_bucket(
     js: JetStreamContext, limits: QueueLimits | None = None, replicas: int = 1
 ) -> KeyValue:
-    """The key-value bucket of the agents' heartbeats (AgentHeartbeat by agent id)."""
-    limits = limits or QueueLimits()
-    return await open_bucket(
-        js,
-        KeyValueConfig(
-            # On disk, so a restarted nats-server still lists the agents (the ttl
-            # keeps the bucket small).
-            bucket=AGENTS_BUCKET,
-            ttl=limits.agent_ttl_seconds,
-            storage=StorageType.FILE,
-            replicas=replicas,
-        ),
-    )
+    """The key-value bucket of the agents' heartbeats (AgentHeartbeat by agent id).
+
+    On disk, so a restarted nats-server still lists the agents (the ttl keeps it small).
+    """
+    ttl = (limits or QueueLimits()).agent_ttl_seconds
+    return await _on_disk(js, AGENTS_BUCKET, ttl, replicas)
 
 
 async def bucket_keys(js: JetStreamContext, bucket: str) -> list[str]:

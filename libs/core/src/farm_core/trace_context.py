@@ -57,6 +57,12 @@ def trace_id_of(written: str) -> str:
     return trace.format_trace_id(context.trace_id) if context.is_valid else ""
 
 
+def current_trace_id() -> str:
+    """The 32 hex digits of the current span's trace; "" when nothing is traced."""
+    context = trace.get_current_span().get_span_context()
+    return trace.format_trace_id(context.trace_id) if context.is_valid else ""
+
+
 def new_traceparent() -> str:
     """A `traceparent` that starts a new sampled trace (random ids, as W3C asks)."""
     trace_id = span_id = 0

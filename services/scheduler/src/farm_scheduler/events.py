@@ -248,7 +248,7 @@ class EventConsumer(DurableConsumer):
         delay = message.metadata.timestamp - from_timestamp(event.time)
         if delay.total_seconds() <= self._late_event_seconds:
             return False
-        status = tasks_pb2.TaskStatus.Name(event.status).removeprefix("TASK_STATUS_").lower()
+        status = metrics.status_label(event.status)
         metrics.late_final_events.labels(status=status).inc()
         log.info(
             "event %s of task %s was stored %.1f s after it was built: its delivery may lapse",
@@ -297,7 +297,7 @@ def _note_overtaken(change: TaskChange, event: queue_pb2.AgentEvent) -> None:
     before = change.before.state
     if event.status == lifecycle.RUNNING or not lifecycle.overtaken(before, event):
         return
-    status = tasks_pb2.TaskStatus.Name(event.status).removeprefix("TASK_STATUS_").lower()
+    status = metrics.status_label(event.status)
     metrics.stale_attempt_events.labels(status=status).inc()
     log.warning(
         "task %s: attempt %d on agent %r reported %s after attempt %d started; "

@@ -98,7 +98,7 @@ def record_change(change: TaskChange) -> None:
     if _retried(before.status, after.status, before.attempts, after.attempts):
         tasks_retried.inc()
     if is_final(after.status):
-        status = tasks_pb2.TaskStatus.Name(after.status).removeprefix("TASK_STATUS_").lower()
+        status = status_label(after.status)
         tasks_finished.labels(status=status).inc()
         if after.status == tasks_pb2.TASK_STATUS_FAILED:
             dead_letters.inc()
@@ -120,3 +120,8 @@ def _retried(
     if after_status != queued or before_status == failed:
         return False
     return before_status != queued or after_attempts > before_attempts
+
+
+def status_label(status: tasks_pb2.TaskStatus.ValueType) -> str:
+    """A TaskStatus as a metric label: "succeeded", "failed", ..."""
+    return tasks_pb2.TaskStatus.Name(status).removeprefix("TASK_STATUS_").lower()

@@ -60,10 +60,7 @@ def trace_task(args: argparse.Namespace) -> int:
     # A kept trace of that id is drawn as it is: task ids never name a trace.
     spans = read_trace(folder, args.id) if TRACE_ID.fullmatch(args.id) else []
     if not spans:
-        if SESSION_ID_PATTERN.fullmatch(args.id):
-            trace_id = session_trace_id(args.id)
-        else:
-            trace_id = task_trace_id(args.id)
+        trace_id = traced_id(args.id)
         spans = read_trace(folder, trace_id)
         if not spans:
             raise CliError(
@@ -78,27 +75,23 @@ def trace_task(args: argparse.Namespace) -> int:
     return 0
 
 
-def task_trace_id(task_id: str) -> str:
-    """The trace id of task `task_id` (GetTask); CliError when it has none."""
-    task: tasks_pb2.Task = call_farm(
-        lambda farm: farm.tasks.GetTask, tasks_pb2.GetTaskRequest(id=task_id)
-    )
-    if not task.trace_id:
+def traced_id(task_or_session_id: str) -> str:
+    """The trace id of a task (GetTask) or session (GetSession); CliError when it has none."""
+    found: tasks_pb2.Task | sessions_pb2.Session
+    if SESSION_ID_PATTERN.fullmatch(task_or_session_id):
+        found = call_farm(
+            lambda farm: farm.sessions.GetSession,
+            sessions_pb2.GetSessionRequest(id=task_or_session_id),
+        )
+        kind = "session"
+    else:
+        found = call_farm(
+            lambda farm: farm.tasks.GetTask, tasks_pb2.GetTaskRequest(id=task_or_session_id)
+        )
+        kind = "task"
+    if not found.trace_id:
         raise CliError(
-            f"task {task.id} has no trace id: the scheduler traces with an OTLP endpoint "
+            f"{kind} {found.id} has no trace id: the scheduler traces with an OTLP endpoint "
             "set (farm up --traces, or OTEL_EXPORTER_OTLP_ENDPOINT)"
         )
-    return task.trace_id
-
-
-def session_trace_id(session_id: str) -> str:
-    """The trace id of session `session_id` (GetSession); CliError when it has none."""
-    session: sessions_pb2.Session = call_farm(
-        lambda farm: farm.sessions.GetSession, sessions_pb2.GetSessionRequest(id=session_id)
-    )
-    if not session.trace_id:
-        raise CliError(
-            f"session {session.id} has no trace id: the scheduler traces with an OTLP endpoint "
-            "set (farm up --traces, or OTEL_EXPORTER_OTLP_ENDPOINT)"
-        )
-    return session.trace_id
+    return str(found.trace_id)

@@ -10,6 +10,7 @@ import jinja2
 from farm_cli.launcher.config import FarmConfig
 from farm_cli.launcher.health import http_ok
 from farm_cli.launcher.infra import binary
+from farm_cli.launcher.ports import FarmPorts
 from farm_cli.launcher.processes import ProcessSpec, port_open
 from farm_cli.launcher.services import HOST
 from farm_cli.launcher.tls import TlsFiles
@@ -21,9 +22,8 @@ MCP_CLUSTER = "mcp"
 # The web console (/console/), routed only when its endpoints are given.
 CONSOLE_CLUSTER = "console"
 # Auth's edge check over HTTP (Envoy's ext_authz http_service); by default each auth
-# endpoint's host on AUTH_CHECK_PORT (auth's FARM_AUTH_CHECK_PORT).
+# endpoint's host on auth's FARM_AUTH_CHECK_PORT (FarmPorts.auth_check by default).
 AUTH_CHECK_CLUSTER = "auth_check"
-AUTH_CHECK_PORT = 7106
 # The collector Envoy exports its spans to, when one is given.
 OTLP_CLUSTER = "otlp"
 
@@ -82,7 +82,7 @@ class EnvoySettings:
     otlp: Endpoint | None = None
     # The auth service's check port (HTTP) on each auth host, unless `upstreams`
     # names AUTH_CHECK_CLUSTER's endpoints itself.
-    auth_check_port: int = AUTH_CHECK_PORT
+    auth_check_port: int = FarmPorts().auth_check
 
     def check_endpoints(self) -> Sequence[Endpoint]:
         """Where Envoy asks auth about each request."""

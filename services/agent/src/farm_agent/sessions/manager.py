@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+from cachetools import TTLCache
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
@@ -38,12 +39,15 @@ from farm_agent.sessions.warm import (
     SpareBrowsers,
     start_browser,
 )
-from farm_agent.sessions.withdrawals import Withdrawals
 from farm_agent.settings import AgentSettings
 from farm_core.sessions import CloseReason, Refusal
 
 log = logging.getLogger(__name__)
 
+WITHDRAWN_SECONDS = 300.0
+"""How long a withdrawn session opening is remembered: longer than any open order waits."""
+WITHDRAWN_KEPT = 4096
+"""The most withdrawn openings remembered at once."""
 REMEMBERED_CLOSES = 1024
 """Closed sessions whose end the agent remembers, to answer late orders for them."""
 
@@ -83,7 +87,12 @@ class SessionManager:
         self._recently_closed: collections.OrderedDict[str, queue_pb2.SessionClosed] = (
             collections.OrderedDict()
         )
-        self._withdrawn = Withdrawals(clock)
+        # Sessions whose opening the scheduler withdrew (it stopped waiting): the close may
+        # come before the open order or while the browser opens; kept longer than any
+        # open order waits, the oldest dropped first past WITHDRAWN_KEPT.
+        self._withdrawn: TTLCache[tuple[str, str], None] = TTLCache(
+            WITHDRAWN_KEPT, WITHDRAWN_SECONDS, timer=clock
+        )
         self._changed = asyncio.Condition()
         self._draining = False
         self._js: JetStreamContext | None = None
@@ -205,7 +214,7 @@ class SessionManager:
 
     def withdraw(self, session_id: str, tenant: str) -> None:
         """The scheduler gave up on opening this session: an opening of it ends closed."""
-        self._withdrawn.add(session_id, tenant)
+        self._withdrawn[(session_id, tenant)] = None
 
     async def close(self, session: OpenSession, reason: CloseReason) -> queue_pb2.SessionClosed:
         """Closes a session once, however many ask; all get the same SessionClosed."""

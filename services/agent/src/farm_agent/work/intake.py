@@ -21,6 +21,7 @@ import logging
 import time
 
 import nats.errors
+from cachetools import TTLCache
 from google.protobuf.message import DecodeError
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -39,7 +40,6 @@ from farm_agent.work.consumers import QueueConsumer
 from farm_agent.work.events import EventReporter
 from farm_agent.work.lapses import in_progress_interval
 from farm_agent.work.priorities import PRECEDENCE, PriorityChooser
-from farm_agent.work.recent_ends import RecentEnds
 from farm_agent.work.uploader import ArtifactUploader
 from farm_agent.work.waits import WaitLedger, WaitReason, wait_key
 from farm_core.logs import log_context
@@ -56,6 +56,7 @@ from farm_core.queue import (
 
 log = logging.getLogger(__name__)
 
+ENDED_KEPT = 65536  # Bounds the ended tasks a heartbeat lists (ending_task_ids).
 HAND_BACK_SECONDS = 5.0
 """How long drain waits for stopped tasks to be handed back after the grace period."""
 REDELIVERY_MARGIN_SECONDS = 0.02
@@ -88,7 +89,7 @@ class WorkIntake:
         }
         self._subscriptions: list[Subscription] = []
         self._running: dict[asyncio.Task[None], TaskAttempt] = {}
-        self._ended = RecentEnds(settings.heartbeat_seconds)
+        self._ended: TTLCache[str, None] = TTLCache(ENDED_KEPT, settings.heartbeat_seconds)
         self._changed = asyncio.Condition()
         self._stopping = False
         self._fetching: asyncio.Task[None] | None = None
@@ -105,7 +106,7 @@ class WorkIntake:
     @property
     def ending_tasks(self) -> list[str]:
         """Ids of the tasks whose attempt here ended within the last heartbeat interval."""
-        return self._ended.ids()
+        return list(self._ended)  # TTLCache leaves out what has expired.
 
     def _attempts_of(self, task_id: str) -> int:
         return sum(attempt.task_id == task_id for attempt in self._running.values())
@@ -279,7 +280,7 @@ class WorkIntake:
                 this_task = asyncio.current_task()
                 if this_task is not None:
                     self._running.pop(this_task, None)
-                self._ended.add(attempt.task_id)
+                self._ended[attempt.task_id] = None
                 self._changed.notify_all()
             await self._places.give_back(session=False)
 

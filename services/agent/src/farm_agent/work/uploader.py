@@ -96,7 +96,8 @@ class RetryPolicy:
         if self.attempts is not None:
             stops.append(stop_after_attempt(self.attempts))
         if deadline is not None:
-            stops.append(_StopAtDeadline(deadline))
+            # The loop is made for one call: its delay counts from now.
+            stops.append(stop_before_delay((deadline - dt.datetime.now(dt.UTC)).total_seconds()))
         return AsyncRetrying(
             stop=stop_any(*stops),
             wait=DoublingWait(self.first_delay_seconds, self.max_delay_seconds),
@@ -133,17 +134,6 @@ class RetryPolicy:
 
 MIN_CALL_SECONDS = 1.0
 """The least time a call is given, even when the deadline leaves less (it then fails fast)."""
-
-
-class _StopAtDeadline(stop_base):
-    """Stops a retry loop whose next try would start past the deadline."""
-
-    def __init__(self, deadline: dt.datetime) -> None:
-        self.deadline = deadline
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        wait = dt.timedelta(seconds=retry_state.upcoming_sleep)
-        return dt.datetime.now(dt.UTC) + wait >= self.deadline
 
 
 def _storage_unavailable(error: BaseException) -> bool:

@@ -28,7 +28,7 @@ from farm_core.paging import Cursor
 from farm_core.quotas import TenantQuotas
 from farm_core.sessions import CloseReason
 from farm_core.tenant_locks import TenantQuotaLock
-from farm_core.trace_context import trace_id_of, traceparent
+from farm_core.trace_context import current_trace_id
 from farm_scheduler.models import SessionRow
 from farm_scheduler.sessions.records import (
     ACTIVE,
@@ -83,7 +83,7 @@ class SessionStore:
             create_time=now,
             expire_time=now + dt.timedelta(seconds=spec.max_lifetime_seconds),
             # The call's trace, which the agent's session.open continues.
-            trace_id=trace_id_of(traceparent()),
+            trace_id=current_trace_id(),
         )
         async with self._quota_lock.transaction(tenant) as connection:
             if quotas is not None:
