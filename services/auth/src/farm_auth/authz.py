@@ -19,6 +19,7 @@ from farm_auth.shared_limits import SharedLimits
 from farm_auth.verifier import KeyVerifier
 from farm_core.errors import FarmError
 from farm_core.identity import Identity, IdentitySigner
+from farm_core.nats_link import NatsPause
 
 AUTHORIZATION_HEADER = "authorization"
 CONTENT_TYPE_HEADER = "x-farm-content-type"
@@ -51,6 +52,19 @@ checks_total = Counter(
 )
 for _outcome in OUTCOMES:
     checks_total.labels(_outcome)
+
+# Envoy waits 2 s for the check (envoy.yaml.j2). Each of its NATS calls (a rate
+# count, a session's route, a view token) waits at most NATS_CALL_SECONDS; after one
+# goes unanswered, none asks NATS for NATS_PAUSE_SECONDS: a stalled nats-server
+# answers nothing, and a key's counts queue behind one another on its lock.
+NATS_CALL_SECONDS = 0.5
+NATS_PAUSE_SECONDS = 2.0
+
+
+def check_nats_pause() -> NatsPause:
+    """The one pause the check's NATS links share: a stalled nats-server stalls them all."""
+    return NatsPause(NATS_CALL_SECONDS, NATS_PAUSE_SECONDS)
+
 
 OK: int = grpc.StatusCode.OK.value[0]
 _HTTP_STATUS = {

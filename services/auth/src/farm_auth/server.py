@@ -10,6 +10,7 @@ from farm_auth.api import AuthApi
 from farm_auth.audit import AuditWriter
 from farm_auth.audit_api import EDGE_SOURCE, AuditApi, AuditedAuthorizer
 from farm_auth.audit_log import AuditLog
+from farm_auth.authz import check_nats_pause
 from farm_auth.bootstrap import ensure_bootstrap_key
 from farm_auth.check_http import CheckServer
 from farm_auth.credential_revocations import CredentialRevocations
@@ -72,8 +73,9 @@ class AuthService:
             settings.audit_gather_seconds,
             settings.audit_ack_wait_seconds,
         )
+        nats_pause = check_nats_pause()
         self._session_routes = SessionRoutes(
-            settings.nats(), settings.view_token_seconds, settings.nats_replicas
+            settings.nats(), settings.view_token_seconds, nats_pause, settings.nats_replicas
         )
         self._session_admission = SessionAdmission(
             self._session_routes,
@@ -96,6 +98,7 @@ class AuthService:
                 settings.failed_auth_window_seconds,
                 settings.failed_auth_block_seconds,
             ),
+            nats_pause,
             replicas=settings.nats_replicas,
             lease_seconds=settings.rate_lease_seconds,
         )

@@ -1,9 +1,12 @@
 """Where sessions' browsers are, for the edge: the `farm_sessions` bucket, and spent view tokens.
 
 The auth service connects to NATS in the background (it starts without it); until
-the bucket is reachable, attaching to a session is refused as unavailable. View
-tokens are used once: each token id is created in `farm_view_tokens`, whose entries
-live as long as a token could.
+the bucket is reachable, attaching to a session is refused as unavailable. While
+NATS does not answer (the check's NatsPause), a route read in the last
+ROUTE_MEMORY_SECONDS is answered from memory, and any other attach is refused as
+unavailable at once, not after Envoy stopped waiting. View tokens are used once:
+each token id is created in `farm_view_tokens`, whose entries live as long as a
+token could.
 """
 
 import asyncio
@@ -11,6 +14,7 @@ import contextlib
 import logging
 
 import nats.errors
+from cachetools import TTLCache
 from google.protobuf.message import DecodeError
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
@@ -21,19 +25,32 @@ from farm.queue.v1 import queue_pb2
 from farm_core.errors import Unavailable
 from farm_core.kv import open_bucket
 from farm_core.nats_access import NatsAccess
-from farm_core.nats_link import NatsLink
+from farm_core.nats_link import NatsLink, NatsPause, NatsPaused, unanswered
 from farm_core.sessions import SESSION_ID_PATTERN, sessions_bucket
 
 log = logging.getLogger(__name__)
 
 VIEW_TOKENS_BUCKET = "farm_view_tokens"
+# A route changes only when its session closes, and the agent refuses an attach to
+# a session it no longer holds: a route read lately is safe to use while NATS stalls.
+ROUTE_MEMORY_SECONDS = 60.0
+ROUTE_MEMORY_ENTRIES = 10_000
 
 
 class SessionRoutes:
     """Reads SessionRoutes and spends view tokens, over a NATS connection of its own."""
 
-    def __init__(self, nats: NatsAccess, view_token_ttl_seconds: float, replicas: int = 1) -> None:
-        self._link = NatsLink(nats, "farm-auth-sessions")
+    def __init__(
+        self,
+        nats: NatsAccess,
+        view_token_ttl_seconds: float,
+        pause: NatsPause,
+        replicas: int = 1,
+    ) -> None:
+        self._link = NatsLink(nats, "farm-auth-sessions", pause=pause)
+        self._recent: TTLCache[str, queue_pb2.SessionRoute] = TTLCache(
+            ROUTE_MEMORY_ENTRIES, ROUTE_MEMORY_SECONDS
+        )
         self._replicas = replicas
         self._view_token_ttl_seconds = view_token_ttl_seconds
         self._buckets: tuple[KeyValue, KeyValue] | None = None
@@ -52,33 +69,46 @@ class SessionRoutes:
         await self._link.close()
 
     async def route(self, session_id: str) -> queue_pb2.SessionRoute | None:
-        """The session's route; None when no agent holds it (closed, or never opened)."""
+        """The session's route; None when no agent holds it (closed, or never opened).
+
+        While NATS does not answer, the route read last within ROUTE_MEMORY_SECONDS;
+        Unavailable without one.
+        """
         if not SESSION_ID_PATTERN.fullmatch(session_id):
             # No session has it, and it may be no NATS key either: a client's path
             # must not read as NATS being down (a 503 counted against auth's check).
             return None
         routes, _ = self._ready()
         try:
-            entry = await routes.get(session_id)
+            entry = await self._link.call(lambda: routes.get(session_id))
         except KeyNotFoundError:
+            self._recent.pop(session_id, None)
             return None
-        except (nats.errors.Error, TimeoutError) as error:
-            raise Unavailable(f"session routes cannot be read: {error}") from error
+        except (nats.errors.Error, TimeoutError, NatsPaused) as error:
+            recent = self._recent.get(session_id)
+            if recent is not None and (isinstance(error, NatsPaused) or unanswered(error)):
+                log.debug("the route of session %s answered from memory: %s", session_id, error)
+                return recent
+            raise Unavailable(
+                f"the route of session {session_id} cannot be read now: {_cause(error)}"
+            ) from error
         try:
-            return queue_pb2.SessionRoute.FromString(entry.value or b"")
+            route = queue_pb2.SessionRoute.FromString(entry.value or b"")
         except DecodeError as error:
             log.warning("the route of session %s is not a SessionRoute: %s", session_id, error)
             return None
+        self._recent[session_id] = route
+        return route
 
     async def spend(self, token_id: str) -> bool:
         """Marks a view token used; False when it was used before."""
         _, spent = self._ready()
         try:
-            await spent.create(token_id, b"")
+            await self._link.call(lambda: spent.create(token_id, b""))
         except KeyWrongLastSequenceError:
             return False
-        except (nats.errors.Error, TimeoutError) as error:
-            raise Unavailable(f"view tokens cannot be checked: {error}") from error
+        except (nats.errors.Error, TimeoutError, NatsPaused) as error:
+            raise Unavailable(f"view tokens cannot be checked now: {_cause(error)}") from error
         return True
 
     def _ready(self) -> tuple[KeyValue, KeyValue]:
@@ -101,3 +131,12 @@ class SessionRoutes:
             ),
         )
         return routes, spent
+
+
+def _cause(error: Exception) -> str:
+    """What went wrong, in a refusal's words."""
+    if isinstance(error, NatsPaused):
+        return str(error)
+    if unanswered(error):
+        return f"NATS did not answer ({str(error) or type(error).__name__})"
+    return str(error) or type(error).__name__

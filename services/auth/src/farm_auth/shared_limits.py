@@ -8,8 +8,9 @@ takes a key's requests from the entry a few at a time (a lease, at most
 `lease_seconds` of the key's rate, used up or dropped within that time), so a busy
 key costs one round trip per lease rather than one per request. Every
 replica watches `farm_failed_auth`, so asking whether an address is blocked costs
-no round trip. While NATS is away, Check falls back to the replica's own
-in-memory limiters (ratelimit.py): limits stay in force, per replica.
+no round trip. While NATS is away or stalled (the check's NatsPause), Check
+falls back to the replica's own in-memory limiters (ratelimit.py): limits stay in
+force, per replica.
 """
 
 import asyncio
@@ -31,7 +32,7 @@ from farm_auth.ratelimit import FailedAuthLimiter, KeyRateLimiter
 from farm_core.cancel import cancel_and_wait
 from farm_core.kv import Contended, Versioned, compare_and_set, open_bucket
 from farm_core.nats_access import NatsAccess
-from farm_core.nats_link import NatsLink
+from farm_core.nats_link import NatsLink, NatsPause, NatsPaused
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +41,6 @@ FAILED_AUTH_BUCKET = "farm_failed_auth"
 # A rate entry not written for a day is dropped: by then every bucket is full again
 # unless burst / per_second is over a day, which MAX_RATE's bounds allow but no one sets.
 RATE_TTL_SECONDS = 24 * 3600.0
-# How long one NATS call of the hot path may take before the local limiter answers.
-CALL_TIMEOUT_SECONDS = 0.5
-# After a count NATS failed (not a lost race), how long the local limiters answer
-# without asking NATS. A stalled nats-server answers nothing, so each call would wait
-# CALL_TIMEOUT_SECONDS, and a key's calls queue behind one another on its lock: the
-# tenth would answer after 5 s, long after the edge stopped waiting for auth (2 s).
-SHARED_PAUSE_SECONDS = 2.0
 
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -110,11 +104,14 @@ class SharedLimits:
         local_rates: KeyRateLimiter,
         local_failures: FailedAuthLimiter,
         failure_rule: FailureRule,
+        pause: NatsPause,
         lease_seconds: float = 0.0,
         clock: Callable[[], float] = time.time,
         replicas: int = 1,
     ) -> None:
-        self._link = NatsLink(nats, "farm-auth-limits")
+        # A key's calls queue behind one another on its lock: without the pause, each
+        # would wait for a stalled nats-server in turn, long past the edge's wait.
+        self._link = NatsLink(nats, "farm-auth-limits", pause=pause)
         self._replicas = replicas
         self._local_rates = local_rates
         self._local_failures = local_failures
@@ -131,8 +128,6 @@ class SharedLimits:
         self._known_rates: dict[str, Versioned[float]] = {}
         self._key_locks: dict[str, asyncio.Lock] = {}
         self._blocked_until: dict[str, float] = {}
-        # time.monotonic() until which counts stay local after a failed NATS call.
-        self._paused_until = 0.0
 
     @property
     def shared(self) -> bool:
@@ -141,16 +136,7 @@ class SharedLimits:
 
     def _counting_locally(self) -> bool:
         """Whether NATS is not to be asked now: not bound, not connected, or just failed."""
-        return (
-            self._buckets is None
-            or not self._link.is_connected
-            or time.monotonic() < self._paused_until
-        )
-
-    def _pause_shared(self, error: Exception) -> None:
-        """After a failed count (not a lost race), counts locally for a while."""
-        if not isinstance(error, Contended):
-            self._paused_until = time.monotonic() + SHARED_PAUSE_SECONDS
+        return self._buckets is None or self._link.paused
 
     def start(self) -> None:
         """Connects in the background; until connected, the local limiters answer."""
@@ -188,13 +174,12 @@ class SharedLimits:
                 if self._counting_locally():
                     return self._local_rates.take(key_id, per_second, burst)
                 return await self._take_shared(rates, key, per_second, burst)
-        except (nats.errors.Error, TimeoutError, Contended) as error:
+        except (nats.errors.Error, TimeoutError, Contended, NatsPaused) as error:
             log.warning(
                 "shared rate of %s unavailable, counting locally: %s",
                 key_id,
                 str(error) or type(error).__name__,
             )
-            self._pause_shared(error)
             self._rebind_soon(error)
             return self._local_rates.take(key_id, per_second, burst)
 
@@ -209,16 +194,15 @@ class SharedLimits:
             lease = rate_lease(due, self._clock(), per_second, burst, wanted)
             return lease.due if lease.granted else None
 
-        written = await asyncio.wait_for(
-            compare_and_set(
+        written = await self._link.call(
+            lambda: compare_and_set(
                 rates,
                 key,
                 count,
                 lambda data: float(data.decode()),
                 lambda due: repr(due).encode(),
                 known=self._known_rates.get(key),
-            ),
-            CALL_TIMEOUT_SECONDS,
+            )
         )
         self._known_rates[key] = written
         if not lease.granted:
@@ -247,23 +231,21 @@ class SharedLimits:
         _, failures = self._buckets
         key = entry_key(address)
         try:
-            written = await asyncio.wait_for(
-                compare_and_set(
+            written = await self._link.call(
+                lambda: compare_and_set(
                     failures,
                     key,
                     lambda current: after_failure(current, self._clock(), self._rule),
                     FailureCount.from_bytes,
                     FailureCount.to_bytes,
-                ),
-                CALL_TIMEOUT_SECONDS,
+                )
             )
-        except (nats.errors.Error, TimeoutError, Contended) as error:
+        except (nats.errors.Error, TimeoutError, Contended, NatsPaused) as error:
             log.warning(
                 "shared failures of %s unavailable, counting locally: %s",
                 address,
                 str(error) or type(error).__name__,
             )
-            self._pause_shared(error)
             self._rebind_soon(error)
             self._local_failures.record_failure(address)
             return
@@ -287,7 +269,7 @@ class SharedLimits:
 
     def _rebind_soon(self, error: Exception) -> None:
         """After a failed count (not a lost race), binds the buckets again, once at a time."""
-        if isinstance(error, Contended) or self._buckets is None:
+        if isinstance(error, Contended | NatsPaused) or self._buckets is None:
             return
         if self._rebinding is None or self._rebinding.done():
             self._rebinding = asyncio.create_task(self._rebind(), name="auth-shared-limits-rebind")
