@@ -1,7 +1,5 @@
 """Which NATS failures pause the edge check's calls, and for how long."""
 
-import asyncio
-
 import nats.errors
 import pytest
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, ServiceUnavailableError
@@ -13,7 +11,6 @@ from farm_core.nats_link import NatsPause, unanswered
     "error",
     [
         TimeoutError(),
-        asyncio.TimeoutError(),
         nats.errors.TimeoutError(),
         nats.errors.NoRespondersError(),
         nats.errors.ConnectionClosedError(),
