@@ -1,14 +1,22 @@
 """Reading the key Envoy forwards, and the answers the edge check gives Envoy over HTTP."""
 
 import json
+from typing import cast
 
+import aiohttp
 import pytest
 from google.rpc import code_pb2  # type: ignore[import-untyped]
 from multidict import CIMultiDict, CIMultiDictProxy
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
-from farm_auth.authz import Verdict, bearer_key, denied, limited
-from farm_auth.check_http import edge_request, http_answer
+from farm_auth.authz import Authorizer, EdgeRequest, Verdict, bearer_key, denied, limited
+from farm_auth.check_http import CheckServer, edge_request, http_answer
 from farm_auth.keys import KeyRefused
+from farm_core.logs import trace_id_var
+
+CALLER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+CALLER_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
 @pytest.mark.parametrize(
@@ -105,3 +113,44 @@ def test_allowed_answer_to_a_session_names_its_agent_and_sets_the_ticket() -> No
 
     assert answer.headers["x-farm-agent"] == "127.0.0.1:7150"
     assert answer.headers["set-cookie"] == "ticket=x"
+
+
+class TraceNoted:
+    """An authorizer that notes the trace id the check's log lines carry while it decides."""
+
+    def __init__(self) -> None:
+        self.trace_ids: list[str] = []
+
+    async def check(self, request: EdgeRequest) -> Verdict:
+        self.trace_ids.append(trace_id_var.get())
+        return Verdict(code=0, identity_token="token-1")
+
+
+async def logged_trace_id(headers: dict[str, str]) -> str:
+    """The trace id of log lines written during a check of a request with `headers`."""
+    noted = TraceNoted()
+    server = CheckServer(cast("Authorizer", noted), "127.0.0.1", 0, None)
+    await server.start()
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{server.port}/check/v1/tasks", headers=headers) as answer,
+        ):
+            assert answer.status == 200
+    finally:
+        await server.close()
+    return noted.trace_ids[0]
+
+
+async def test_log_lines_of_a_check_carry_the_callers_trace_id() -> None:
+    assert await logged_trace_id({"traceparent": CALLER}) == CALLER_TRACE_ID
+    assert await logged_trace_id({}) == ""
+
+
+async def test_log_lines_of_a_traced_check_carry_the_trace_of_its_span(
+    recorded_spans: InMemorySpanExporter,
+) -> None:
+    assert await logged_trace_id({"Traceparent": CALLER}) == CALLER_TRACE_ID
+    [span] = [s for s in recorded_spans.get_finished_spans() if s.name == "ext_authz check"]
+    assert span.kind == SpanKind.SERVER
+    assert span.parent is not None and span.parent.span_id == int(CALLER.split("-")[2], 16)

@@ -3,7 +3,8 @@
 NATS messages carry it in their headers (`traceparent`, `tracestate`, as HTTP and
 gRPC do): `producing` wraps a publish in a PRODUCER span and gives the headers to
 send, `consuming` starts the CONSUMER span of a received message under the context
-its headers carry. The scheduler keeps a task's `traceparent`, so that every
+its headers carry, and `serving` the SERVER span of a request served outside gRPC
+(auth's edge check over HTTP). The scheduler keeps a task's `traceparent`, so that every
 publish of the task (republished after an outage, requeued from the dead letters)
 joins the task's one trace. A client that starts a trace makes its `traceparent`
 with `new_traceparent`.
@@ -267,6 +268,35 @@ def consuming(
     with (
         tracer().start_as_current_span(
             name, context=carried, kind=SpanKind.CONSUMER, attributes=span_attributes, links=links
+        ) as span,
+        logged_trace(),
+    ):
+        yield span
+
+
+@contextlib.contextmanager
+def serving(
+    name: str,
+    headers: Mapping[str, str],
+    *,
+    attributes: Mapping[str, AttributeValue] | None = None,
+) -> Iterator[Span]:
+    """The SERVER span of one request served outside gRPC, current inside; logs carry its trace.
+
+    Its parent is the context the request's headers carry, read where they are
+    (a case-insensitive mapping, such as aiohttp's, is read as one). While tracing
+    is off no span is made; log lines inside carry the caller's trace id, if any.
+    """
+    if not _spans_recorded():
+        token = trace_id_var.set(trace_id_of(headers.get(TRACEPARENT) or ""))
+        try:
+            yield trace.INVALID_SPAN
+        finally:
+            trace_id_var.reset(token)
+        return
+    with (
+        tracer().start_as_current_span(
+            name, context=propagate.extract(headers), kind=SpanKind.SERVER, attributes=attributes
         ) as span,
         logged_trace(),
     ):

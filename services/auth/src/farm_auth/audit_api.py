@@ -9,7 +9,6 @@ from google.rpc import code_pb2  # type: ignore[import-untyped]
 from farm.audit.v1 import audit_pb2, audit_pb2_grpc
 from farm_auth.audit_log import AuditFilter, AuditLog, record_cursor
 from farm_auth.authz import Authorizer, EdgeRequest, Verdict
-from farm_auth.session_check import session_target
 from farm_core.audit import AuditSink, audit_record
 from farm_core.errors import InvalidArgument
 from farm_core.identity import Identity, current_identity, require_operator
@@ -70,9 +69,16 @@ class AuditedAuthorizer(Authorizer):
         verdict = await super().check(request)
         if not verdict.allowed:
             self._audit.submit(edge_refusal(request, verdict))
-        elif verdict.agent and verdict.identity is not None and _attaches(request):
+        elif (
+            verdict.agent
+            and verdict.identity is not None
+            and verdict.session is not None
+            and verdict.session.attach
+        ):
             # Let through to a session's browser: who attached is worth a record.
-            self._audit.submit(session_attach(request, verdict.identity))
+            self._audit.submit(
+                session_attach(request, verdict.identity, verdict.session.session_id)
+            )
         return verdict
 
 
@@ -89,15 +95,11 @@ def edge_refusal(request: EdgeRequest, verdict: Verdict) -> audit_pb2.AuditRecor
     )
 
 
-def _attaches(request: EdgeRequest) -> bool:
-    target = session_target(request.path, None)
-    return target is not None and target.attach
-
-
-def session_attach(request: EdgeRequest, identity: Identity) -> audit_pb2.AuditRecord:
-    """The audit record of a caller let through to a session's browser (CDP or live view)."""
+def session_attach(
+    request: EdgeRequest, identity: Identity, session_id: str
+) -> audit_pb2.AuditRecord:
+    """The audit record of a caller let through to session `session_id`'s browser."""
     path = request.path.partition("?")[0]
-    target = session_target(path, None)
     headers = {name: request.header(name) or "" for name in TRACE_HEADERS}
     return audit_record(
         source=EDGE_SOURCE,
@@ -105,5 +107,5 @@ def session_attach(request: EdgeRequest, identity: Identity) -> audit_pb2.AuditR
         outcome=str(code_pb2.Code.Name(code_pb2.OK)),
         headers=headers,
         identity=identity,
-        target=target.session_id if target is not None else "",
+        target=session_id,
     )

@@ -6,7 +6,7 @@ Transport-neutral: Envoy asks over HTTP (farm_auth.check_http, its ext_authz
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import grpc
 from prometheus_client import Counter
@@ -124,6 +124,8 @@ class Verdict:
     agent: str = ""
     set_cookie: str = ""
     identity: Identity | None = field(default=None, compare=False)
+    # The session's browser the request is for (its path read once), if any.
+    session: SessionTarget | None = field(default=None, compare=False)
 
     @property
     def allowed(self) -> bool:
@@ -228,7 +230,9 @@ class Authorizer:
             return limited(message, blocked_for, grpc_caller=grpc_caller)
         target = session_target(request.path, request.header("cookie"))
         if target is not None and self._sessions is not None:
-            return await self._check_session(request, target, self._sessions)
+            return replace(
+                await self._check_session(request, target, self._sessions), session=target
+            )
         verified = await self._verified(request, grpc_caller=grpc_caller)
         if isinstance(verified, Verdict):
             return verified

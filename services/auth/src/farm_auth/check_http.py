@@ -14,12 +14,11 @@ import ssl
 from collections.abc import Mapping
 
 from aiohttp import web
-from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 
 from farm_auth.authz import AUTHORIZATION_HEADER, Authorizer, EdgeRequest, Verdict
 from farm_core.identity import IDENTITY_HEADER
-from farm_core.trace_context import incoming_context
-from farm_core.tracing import tracer, tracing_enabled
+from farm_core.trace_context import serving
 
 log = logging.getLogger(__name__)
 
@@ -124,20 +123,19 @@ class CheckServer:
     async def _check(self, request: web.Request) -> web.Response:
         body = await request.read() if request.body_exists else b""
         checked = edge_request(request.method, request.raw_path, request.headers, body)
-        try:
-            if not tracing_enabled():
+        # Envoy's ext_authz span is the parent (its traceparent on the check request).
+        with serving(
+            "ext_authz check",
+            request.headers,
+            attributes={"http.request.method": checked.method, "url.path": checked.path},
+        ) as span:
+            try:
                 return http_answer(await self._authorizer.check(checked))
-            # Envoy's ext_authz span is the parent (its traceparent on the check request).
-            with tracer().start_as_current_span(
-                "ext_authz check",
-                context=incoming_context({k.lower(): v for k, v in request.headers.items()}),
-                kind=trace.SpanKind.SERVER,
-                attributes={"http.request.method": checked.method, "url.path": checked.path},
-            ):
-                return http_answer(await self._authorizer.check(checked))
-        except Exception:
-            # Any 5xx is an error to Envoy: it answers 503 (status_on_error, its own
-            # body) and never lets the request through; so does a 503 refusal (a
-            # session's route unreadable), whose message Envoy does not pass on.
-            log.exception("the edge check of %s %s failed", checked.method, checked.path)
-            return web.Response(status=500, text="the check failed\n")
+            except Exception as error:
+                # Any 5xx is an error to Envoy: it answers 503 (status_on_error, its own
+                # body) and never lets the request through; so does a 503 refusal (a
+                # session's route unreadable), whose message Envoy does not pass on.
+                log.exception("the edge check of %s %s failed", checked.method, checked.path)
+                span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                return web.Response(status=500, text="the check failed\n")
