@@ -1,6 +1,36 @@
-"""Typed domain errors, each carrying the gRPC status code it maps to."""
+"""Typed domain errors, each carrying the gRPC status code it maps to; each code's HTTP status."""
+
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import grpc
+
+HTTP_STATUS_OF_CODE: Mapping[grpc.StatusCode, int] = MappingProxyType(
+    {
+        grpc.StatusCode.OK: 200,
+        grpc.StatusCode.CANCELLED: 499,
+        grpc.StatusCode.UNKNOWN: 500,
+        grpc.StatusCode.INVALID_ARGUMENT: 400,
+        grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+        grpc.StatusCode.NOT_FOUND: 404,
+        grpc.StatusCode.ALREADY_EXISTS: 409,
+        grpc.StatusCode.PERMISSION_DENIED: 403,
+        grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+        grpc.StatusCode.FAILED_PRECONDITION: 400,
+        grpc.StatusCode.ABORTED: 409,
+        grpc.StatusCode.OUT_OF_RANGE: 400,
+        grpc.StatusCode.UNIMPLEMENTED: 501,
+        grpc.StatusCode.INTERNAL: 500,
+        grpc.StatusCode.UNAVAILABLE: 503,
+        grpc.StatusCode.DATA_LOSS: 500,
+        grpc.StatusCode.UNAUTHENTICATED: 401,
+    }
+)
+"""The HTTP status of each gRPC code, as the HTTP/JSON API answers it.
+
+Envoy's transcoder's table (google/rpc/code.proto's): the edge's own refusals
+(auth's check) and the console show a refusal with the status the API gives it.
+"""
 
 
 class FarmError(Exception):

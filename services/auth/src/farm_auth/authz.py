@@ -17,7 +17,7 @@ from farm_auth.ratelimit import retry_after_header
 from farm_auth.session_check import SessionAdmission, SessionTarget, session_target
 from farm_auth.shared_limits import SharedLimits
 from farm_auth.verifier import KeyVerifier
-from farm_core.errors import FarmError
+from farm_core.errors import HTTP_STATUS_OF_CODE, FarmError
 from farm_core.identity import Identity, IdentitySigner
 from farm_core.nats_link import NatsPause
 
@@ -67,14 +67,6 @@ def check_nats_pause() -> NatsPause:
 
 
 OK: int = grpc.StatusCode.OK.value[0]
-_HTTP_STATUS = {
-    grpc.StatusCode.UNAUTHENTICATED: 401,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    grpc.StatusCode.UNAVAILABLE: 503,
-}
 _SESSION_OUTCOMES = {
     grpc.StatusCode.UNAUTHENTICATED: "unknown",
     grpc.StatusCode.PERMISSION_DENIED: "forbidden",
@@ -170,7 +162,7 @@ def refusal(
     return Verdict(
         code=code,
         message=message,
-        http_status=_HTTP_STATUS.get(status, 503),
+        http_status=HTTP_STATUS_OF_CODE[status],
         headers=(("content-type", content_type), *headers),
         body=body,
     )
@@ -197,9 +189,15 @@ def limited(message: str, retry_after_seconds: float, *, grpc_caller: bool = Fal
 
 
 def refused(error: FarmError) -> Verdict:
-    """The answer for a request for a session's browser refused with `error`."""
-    status = error.code if error.code in _HTTP_STATUS else grpc.StatusCode.UNAVAILABLE
-    headers = (("www-authenticate", "Bearer"),) if _HTTP_STATUS[status] == 401 else ()
+    """The answer for a request for a session's browser refused with `error`.
+
+    A fault (a 5xx code) is UNAVAILABLE: Envoy answers any 5xx with its own 503.
+    """
+    status = error.code
+    if HTTP_STATUS_OF_CODE[status] >= 500:
+        status = grpc.StatusCode.UNAVAILABLE
+    unauthenticated = status == grpc.StatusCode.UNAUTHENTICATED
+    headers = (("www-authenticate", "Bearer"),) if unauthenticated else ()
     return refusal(status, error.message, headers)
 
 

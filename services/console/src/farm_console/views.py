@@ -17,6 +17,7 @@ from starlette.templating import Jinja2Templates
 
 from farm_console.farm import Farm, FarmError
 from farm_console.settings import ConsoleSettings
+from farm_core.errors import HTTP_STATUS_OF_CODE
 
 PREFIX = "/console"
 KEY_COOKIE = "farm_console_key"
@@ -33,19 +34,6 @@ NAV = [
     ("/audit", "Audit log", "admin"),
 ]
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
-
-# How a refusal of the farm shows as the console's own HTTP status.
-STATUS_OF_CODE = {
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.FAILED_PRECONDITION: 400,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
-}
 
 
 class NotSignedIn(Exception):
@@ -115,7 +103,8 @@ async def farm_refused(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, FarmError)
     if exc.code == grpc.StatusCode.UNAUTHENTICATED:
         return forget_key(go_to(request, "/signin?refused=1"))
-    status = STATUS_OF_CODE.get(exc.code, 502)
+    # The status the HTTP API gives the refusal.
+    status = HTTP_STATUS_OF_CODE[exc.code]
     template = "_refusal.html" if request.headers.get("hx-request") else "refusal.html"
     return render(request, template, status, error=exc)
 
