@@ -17,6 +17,7 @@ from aiohttp import web
 from opentelemetry.trace import Status, StatusCode
 
 from farm_auth.authz import AUTHORIZATION_HEADER, Authorizer, EdgeRequest, Verdict
+from farm_core.app_listener import AppListener
 from farm_core.identity import IDENTITY_HEADER
 from farm_core.trace_context import serving
 
@@ -75,47 +76,34 @@ class CheckServer:
     ) -> None:
         self._authorizer = authorizer
         self._host = host
-        self._port = port
-        self._tls = tls
-        self._runner: web.AppRunner | None = None
+        app = web.Application(client_max_size=MAX_CHECKED_BODY_BYTES)
+        app.router.add_get(HEALTH_PATH, self._health)
+        app.router.add_route("*", CHECK_PATH_PREFIX + "{path:.*}", self._check)
+        self._listener = AppListener(
+            app,
+            host,
+            port,
+            tls,
+            max_line_size=MAX_CHECKED_HEADER_BYTES,
+            max_field_size=MAX_CHECKED_HEADER_BYTES,
+        )
         self.serving = False
 
     @property
     def port(self) -> int:
         """The port bound (the one asked for, or the one chosen for 0)."""
-        if self._runner is None or not self._runner.addresses:
-            return self._port
-        return int(self._runner.addresses[0][1])
+        return self._listener.port
 
     async def start(self) -> None:
         """Listens; raises OSError if the port is taken."""
-        app = web.Application(client_max_size=MAX_CHECKED_BODY_BYTES)
-        app.router.add_get(HEALTH_PATH, self._health)
-        app.router.add_route("*", CHECK_PATH_PREFIX + "{path:.*}", self._check)
-        runner = web.AppRunner(
-            app,
-            access_log=None,
-            handle_signals=False,
-            max_line_size=MAX_CHECKED_HEADER_BYTES,
-            max_field_size=MAX_CHECKED_HEADER_BYTES,
-        )
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, self._host, self._port, ssl_context=self._tls)
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
+        await self._listener.start()
         self.serving = True
         log.info("auth's edge check on %s:%d%s", self._host, self.port, CHECK_PATH_PREFIX)
 
     async def close(self) -> None:
         """Stops listening; idempotent."""
         self.serving = False
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
+        await self._listener.close()
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(status=200 if self.serving else 503, text="ok\n")

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from farm_agent.sessions.bridge import accept_client, bridge, close_client
 from farm_agent.sessions.session import OpenSession
+from farm_core.app_listener import AppListener
 from farm_core.errors import Unauthenticated
 from farm_core.identity import IDENTITY_HEADER, IdentityVerifier
 from farm_core.scopes import Scope
@@ -61,37 +62,28 @@ class SessionEndpoints:
         self._ssl_context = ssl_context
         self._codec = codec
         self._host = host
-        self._port = port
-        self._runner: web.AppRunner | None = None
         app = web.Application()
         app.router.add_get("/healthz", self._health)
         app.router.add_get("/v1/sessions/{id}/cdp", self._guarded(self._cdp))
         app.router.add_get("/v1/sessions/{id}/live", self._guarded(self._live_page))
         app.router.add_get("/v1/sessions/{id}/live/frames", self._guarded(self._live_frames))
         app.router.add_get("/v1/sessions/{id}/live/{asset}", self._guarded(self._live_asset))
-        self._app = app
+        self._listener = AppListener(app, host, port, ssl_context)
 
     @property
     def port(self) -> int:
         """The port it listens on (the one chosen, when 0 was asked)."""
-        if self._runner is None or not self._runner.addresses:
-            return self._port
-        return int(self._runner.addresses[0][1])
+        return self._listener.port
 
     async def start(self) -> None:
         """Starts listening."""
-        self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port, ssl_context=self._ssl_context)
-        await site.start()
+        await self._listener.start()
         scheme = "https" if self._ssl_context is not None else "http"
         log.info("session endpoints on %s://%s:%d", scheme, self._host, self.port)
 
     async def close(self) -> None:
         """Stops listening and ends open connections."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._listener.close()
 
     def _guarded(
         self, handler: Callable[[web.Request, OpenSession], Awaitable[web.StreamResponse]]
