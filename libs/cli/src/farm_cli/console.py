@@ -5,10 +5,10 @@ import sys
 from typing import TextIO
 
 import grpc
-from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from farm_cli.exit_codes import ExitCode
+from farm_core.message_json import message_dict
 
 CONNECTION_HINT = "is the farm running? Start it with `make run` (or `farm up`), or set FARM_URL"
 
@@ -36,27 +36,8 @@ def message_json(message: Message, *, indent: int | None = 2, every_field: bool 
 
     Every field is shown, or with `every_field` False only those that are set.
     """
-    fields = json_format.MessageToDict(message, always_print_fields_with_no_presence=every_field)
-    return json.dumps(whole_numbers(fields), indent=indent, ensure_ascii=False)
-
-
-# Beyond 2**53 a double no longer holds every whole number; Envoy writes those in exponent form.
-EXACT_WHOLE_NUMBERS = 2**53
-
-
-def whole_numbers(value: object) -> object:
-    """`value` with each whole-valued float as an int: `0` and `3`, as Envoy's JSON has them.
-
-    protobuf's Python JSON writes a double (a `seconds`, a number in a result's `json`) as
-    `0.0`; the HTTP API, through Envoy's transcoder, as `0`.
-    """
-    if isinstance(value, float) and value.is_integer() and abs(value) < EXACT_WHOLE_NUMBERS:
-        return int(value)
-    if isinstance(value, dict):
-        return {key: whole_numbers(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [whole_numbers(item) for item in value]
-    return value
+    fields = message_dict(message, every_field=every_field)
+    return json.dumps(fields, indent=indent, ensure_ascii=False)
 
 
 def print_message(

@@ -12,6 +12,25 @@ from google.protobuf import json_format, timestamp_pb2
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 
+# Beyond 2**53 a double no longer holds every whole number; Envoy writes those in exponent form.
+EXACT_WHOLE_NUMBERS = 2**53
+
+
+def whole_numbers(value: Any) -> Any:
+    """`value` with each whole-valued float as an int: `3`, as the HTTP API's JSON has it.
+
+    protobuf's Python JSON reads every number of a result's `json` (and every double)
+    as a float, `3.0`. The farm's own copy is farm_core.message_json's; the SDK does
+    not depend on farm_core (a test holds the two alike).
+    """
+    if isinstance(value, float) and value.is_integer() and abs(value) < EXACT_WHOLE_NUMBERS:
+        return int(value)
+    if isinstance(value, dict):
+        return {key: whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(item) for item in value]
+    return value
+
 
 class TaskStatus(enum.StrEnum):
     """Where a task is in its life; the last three are final."""
@@ -60,7 +79,11 @@ class Result:
     @classmethod
     def from_proto(cls, result: tasks_pb2.TaskResult) -> Result:
         """The typed view of a TaskResult; `proto` keeps every field."""
-        value = json_format.MessageToDict(result.json) if result.HasField("json") else None
+        value = (
+            whole_numbers(json_format.MessageToDict(result.json))
+            if result.HasField("json")
+            else None
+        )
         return cls(
             artifacts=tuple(Artifact.from_proto(ref) for ref in result.artifacts),
             text=result.text,
@@ -135,7 +158,8 @@ class Task:
 
     def to_dict(self) -> dict[str, Any]:
         """The task as the farm's JSON (proto3 JSON names, as the HTTP API returns it)."""
-        return json_format.MessageToDict(self.proto)
+        written: dict[str, Any] = whole_numbers(json_format.MessageToDict(self.proto))
+        return written
 
 
 @dataclass(frozen=True)

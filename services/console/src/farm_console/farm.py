@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 
 import grpc
 from google.api import httpbody_pb2  # type: ignore[import-untyped]
-from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from farm.admin.v1 import admin_pb2_grpc
@@ -21,6 +20,7 @@ from farm.auth.v1 import auth_pb2_grpc
 from farm.sessions.v1 import sessions_pb2_grpc
 from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc
 from farm.tasks.v1 import tasks_pb2_grpc
+from farm_core.message_json import message_dict
 
 # An artifact is at most 64 MiB; its message adds a little.
 MAX_MESSAGE_BYTES = 65 * 1024 * 1024
@@ -90,5 +90,5 @@ class Farm:
 
 
 def as_json(message: Message) -> Json:
-    """`message` as proto3 JSON (lowerCamelCase names, enums by name)."""
-    return json_format.MessageToDict(message)
+    """`message` as the HTTP API's JSON (lowerCamelCase names, enums by name, `3` not `3.0`)."""
+    return message_dict(message)
