@@ -251,6 +251,26 @@ async def test_a_browser_that_answers_its_probe_is_kept_after_a_slow_page_times_
     assert browser_pids(pool.scratch_dir) == [pid]
 
 
+async def test_a_task_that_timed_out_before_it_got_a_browser_probes_none(
+    pools: StartPool, make_settings: Callable[..., AgentSettings], site: Site
+) -> None:
+    """Probing the browsers it never ran on would only open contexts on busy browsers."""
+    pool = await pools(min_browsers=1, max_browsers=1, tasks_per_browser=1)
+    runner = BrowserSpecRunner(pool, make_settings(isolation="context"))
+    task = page_task(site)
+    task.timeout_ms = 1_000
+    tried = probes("passed") + probes("failed")
+
+    # The only browser takes no more tasks (its one task is running) and no other may start.
+    async with pool.new_context():
+        with pytest.raises(TaskFailure) as caught:
+            await runner.run(task)
+        assert caught.value.code is ErrorCode.TIMEOUT, caught.value
+        await pool.health.probes_done()
+
+    assert probes("passed") + probes("failed") == tried
+
+
 async def test_browsers_above_the_minimum_close_when_idle(pools: StartPool) -> None:
     pool = await pools(min_browsers=1, max_browsers=2, browser_idle_seconds=0.3)
     async with pool.new_context() as first, pool.new_context() as second:

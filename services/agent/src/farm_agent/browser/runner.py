@@ -114,10 +114,10 @@ class BrowserSpecRunner:
             failure = budget.failure or TaskFailure(
                 ErrorCode.TIMEOUT, f"the task did not finish within its {timeout_seconds:g} s"
             )
-            self._pool.health.after_failure(failure, used or self._pool.browsers)
+            self._pool.health.after_failure(failure, used)
             raise failure from error
         except TaskFailure as failure:
-            self._pool.health.after_failure(failure, used or self._pool.browsers)
+            self._pool.health.after_failure(failure, used)
             raise
 
     async def run_warm(
