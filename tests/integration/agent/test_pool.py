@@ -77,10 +77,11 @@ def page_task(site: Site, **fields: Any) -> tasks_pb2.TaskSpec:
 
 async def test_each_task_gets_a_fresh_context(pools: StartPool) -> None:
     pool = await pools(max_browsers=1)
-    async with pool.new_context() as first:
+    async with pool.new_context() as (pooled, first):
+        assert pooled.browser is first.browser
         await first.add_cookies([{"name": "seen", "value": "1", "url": "http://example.test/"}])
         assert len(await first.cookies()) == 1
-    async with pool.new_context() as second:
+    async with pool.new_context() as (_, second):
         assert second is not first
         assert await second.cookies() == []
         assert second.browser is first.browser
@@ -90,7 +91,7 @@ async def test_a_browser_is_replaced_after_tasks_per_browser_tasks(pools: StartP
     pool = await pools(min_browsers=1, max_browsers=1, tasks_per_browser=2)
     browsers: list[Browser] = []
     for _ in range(3):
-        async with pool.new_context() as context:
+        async with pool.new_context() as (_, context):
             assert context.browser is not None
             browsers.append(context.browser)
     assert browsers[0] is browsers[1]
@@ -273,7 +274,7 @@ async def test_a_task_that_timed_out_before_it_got_a_browser_probes_none(
 
 async def test_browsers_above_the_minimum_close_when_idle(pools: StartPool) -> None:
     pool = await pools(min_browsers=1, max_browsers=2, browser_idle_seconds=0.3)
-    async with pool.new_context() as first, pool.new_context() as second:
+    async with pool.new_context() as (_, first), pool.new_context() as (_, second):
         assert first.browser is not second.browser
         assert pool.running_browsers == 2
         assert REGISTRY.get_sample_value("agent_active_browsers") == 2

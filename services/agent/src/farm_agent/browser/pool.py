@@ -167,12 +167,17 @@ class BrowserPool:
         )
 
     @contextlib.asynccontextmanager
-    async def new_context(self, **options: Any) -> AsyncIterator[BrowserContext]:
-        """A fresh browser context with `options` (viewport, device...), closed afterwards."""
+    async def new_context(
+        self, **options: Any
+    ) -> AsyncIterator[tuple[PooledBrowser, BrowserContext]]:
+        """A fresh browser context with `options` (viewport, device...), closed afterwards.
+
+        Handed over with the leased browser it runs in.
+        """
         with tracer().start_as_current_span("browser.acquire"):
             pooled, context = await self.open_context(options)
         try:
-            yield context
+            yield pooled, context
         finally:
             await self.close_context(pooled, context)
             await self.release(pooled)
@@ -285,12 +290,6 @@ class BrowserPool:
         if len(self._browsers) < self._settings.max_browsers:
             return await self._launch()
         return min(usable, key=lambda pooled: pooled.leases, default=None)
-
-    def browser_of(self, context: BrowserContext) -> PooledBrowser | None:
-        """The pool's browser `context` runs in; None for another browser's."""
-        return next(
-            (pooled for pooled in self._browsers if pooled.browser is context.browser), None
-        )
 
     async def lease_again(self, pooled: PooledBrowser) -> bool:
         """Leases `pooled` for one more task (a warm context's); False if it may take none."""

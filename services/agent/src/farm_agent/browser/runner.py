@@ -151,11 +151,10 @@ class BrowserSpecRunner:
         try:
             async with (
                 self._pool.egress.session(label) as egress,
-                self._pool.new_context(**options, proxy=egress.proxy) as context,
+                self._pool.new_context(**options, proxy=egress.proxy) as (pooled, context),
             ):
-                pooled = self._pool.browser_of(context)
-                used.extend([pooled] if pooled else [])
-                guard = PageGuard(context, pooled.killed if pooled else None)
+                used.append(pooled)
+                guard = PageGuard(context, pooled.killed)
                 observer = observer_for(context, egress, spec)
                 try:
                     context.set_default_timeout(spec.timeout_ms or DEFAULT_TIMEOUT_MS)
