@@ -168,6 +168,28 @@ def renderer_pids(browser_pid: int) -> set[int]:
     return found
 
 
+@contextlib.asynccontextmanager
+async def renderers_frozen_as_they_start(browser_pid: int) -> AsyncIterator[set[int]]:
+    """Stops (SIGSTOP) the browser's renderers as they start, as if they never came up."""
+    frozen: set[int] = set()
+
+    async def freeze() -> None:
+        while True:
+            for renderer in renderer_pids(browser_pid) - frozen:
+                os.kill(renderer, signal.SIGSTOP)
+                frozen.add(renderer)
+            await asyncio.sleep(0.01)
+
+    freezer = asyncio.create_task(freeze())
+    try:
+        yield frozen
+    finally:
+        freezer.cancel()
+        for renderer in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(renderer, signal.SIGCONT)
+
+
 def probes(outcome: str) -> float:
     return REGISTRY.get_sample_value("agent_browser_probes_total", {"outcome": outcome}) or 0.0
 
@@ -193,20 +215,10 @@ async def test_a_browser_whose_pages_no_longer_run_is_replaced_after_one_timeout
     await runner.run(task)
     [pid] = browser_pids(pool.scratch_dir)
     failed_probes = probes("failed")
-    frozen: set[int] = set()
-
-    async def freeze_renderers() -> None:
-        while True:
-            for renderer in renderer_pids(pid) - frozen:
-                os.kill(renderer, signal.SIGSTOP)
-                frozen.add(renderer)
-            await asyncio.sleep(0.01)
-
-    freezer = asyncio.create_task(freeze_renderers())
     later = tasks_pb2.TaskSpec()
     later.CopyFrom(task)
     later.timeout_ms = 30_000
-    try:
+    async with renderers_frozen_as_they_start(pid) as frozen:
         first = asyncio.create_task(runner.run(task))
         await assert_eventually(lambda: frozen, within=10)
         # Started on the same browser, still waiting for its page when the browser is given up.
@@ -220,11 +232,6 @@ async def test_a_browser_whose_pages_no_longer_run_is_replaced_after_one_timeout
         await pool.health.probes_done()
         # The very next task runs on another browser.
         capture = await runner.run(task)
-    finally:
-        freezer.cancel()
-        for renderer in frozen:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(renderer, signal.SIGCONT)
 
     assert "Hello, farm" in capture.artifacts[0].data.decode()
     [new_pid] = browser_pids(pool.scratch_dir)
@@ -233,6 +240,28 @@ async def test_a_browser_whose_pages_no_longer_run_is_replaced_after_one_timeout
     # The warning names the browser given up, and why.
     assert f"(pid {pid}) after" in caplog.text
     assert "a task on it timed out and a probe page did not evaluate 1 within 2 s" in caplog.text
+
+
+async def test_a_warm_task_that_timed_out_opening_its_page_probes_its_browser(
+    pools: StartPool, make_settings: Callable[..., AgentSettings], site: Site
+) -> None:
+    """A new warm context's page opens within the lease: its task had the browser already."""
+    settings = {"min_browsers": 1, "max_browsers": 1, "close_timeout_seconds": 1.0}
+    pool = await pools(**settings)
+    runner = BrowserSpecRunner(pool, make_settings(**settings, isolation="warm"))
+    task = page_task(site)
+    task.timeout_ms = 3_000
+    [pid] = browser_pids(pool.scratch_dir)
+    failed_probes = probes("failed")
+
+    async with renderers_frozen_as_they_start(pid):
+        with pytest.raises(TaskFailure) as caught:
+            await runner.run(task)
+        assert caught.value.code is ErrorCode.TIMEOUT, caught.value
+        await pool.health.probes_done()
+
+    assert probes("failed") == failed_probes + 1
+    assert pid not in browser_pids(pool.scratch_dir)
 
 
 async def test_a_browser_that_answers_its_probe_is_kept_after_a_slow_page_times_out(

@@ -105,9 +105,8 @@ class BrowserSpecRunner:
         try:
             async with asyncio.timeout(timeout_seconds):
                 if choice.warm:
-                    async with self._pool.warm.lease(tenant, options, label) as warm:
+                    async with self._pool.warm.lease(tenant, options, label, used.append) as warm:
                         if warm is not None:
-                            used.append(warm.pooled)
                             return await self.run_warm(spec, warm, budget)
                 return await self._run_fresh(spec, options, budget, profile_state, label, used)
         except TimeoutError as error:
