@@ -301,6 +301,31 @@ async def test_a_task_that_timed_out_before_it_got_a_browser_probes_none(
     assert probes("passed") + probes("failed") == tried
 
 
+async def test_a_task_that_timed_out_opening_its_context_gives_its_lease_back(
+    pools: StartPool, make_settings: Callable[..., AgentSettings], site: Site
+) -> None:
+    """A lease kept by a cancelled opening would keep its browser from ever retiring."""
+    pool = await pools(min_browsers=1, max_browsers=1, tasks_per_browser=2)
+    runner = BrowserSpecRunner(pool, make_settings(isolation="context"))
+    task = page_task(site, content=tasks_pb2.ContentOptions())
+    task.timeout_ms = 3_000
+    [pid] = browser_pids(pool.scratch_dir)
+
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(TaskFailure) as caught:
+            await runner.run(task)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert caught.value.code is ErrorCode.TIMEOUT, caught.value
+    # Its second task retires it; the third needs the next browser.
+    await runner.run(task)
+    capture = await runner.run(task)
+
+    assert "Hello, farm" in capture.artifacts[0].data.decode()
+    assert browser_pids(pool.scratch_dir) != [pid]
+
+
 async def test_browsers_above_the_minimum_close_when_idle(pools: StartPool) -> None:
     pool = await pools(min_browsers=1, max_browsers=2, browser_idle_seconds=0.3)
     async with pool.new_context() as (_, first), pool.new_context() as (_, second):
