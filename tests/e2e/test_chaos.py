@@ -51,6 +51,8 @@ CHAOS_ENV = {
     "FARM_AGENT_HOST_MAX_RATE": "100",
     "FARM_SCHEDULER_REPUBLISH_INTERVAL_SECONDS": "1",
     "FARM_SCHEDULER_REPUBLISH_GRACE_SECONDS": "2",
+    # The grace must be above it.
+    "FARM_SCHEDULER_PUBLISH_TIMEOUT_SECONDS": "1",
     "FARM_SCHEDULER_WATCH_POLL_SECONDS": "1",
     # Events the killed scheduler had fetched come again this soon, not after the default 30 s.
     "FARM_SCHEDULER_EVENT_ACK_WAIT_SECONDS": "3",

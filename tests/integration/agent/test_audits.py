@@ -74,7 +74,7 @@ async def audit_over_https(pool: BrowserPool, spec: tasks_pb2.TaskSpec) -> tasks
     """The audit of a page of the https site, in a context that takes its certificate."""
     async with (
         pool.egress.session("https audit test") as egress,
-        pool.new_context(proxy=egress.proxy, ignore_https_errors=True) as context,
+        pool.new_context(proxy=egress.proxy, ignore_https_errors=True) as (_, context),
     ):
         page = await context.new_page()
         capture = await browse(page, spec, Budget(30), egress, 1000)
@@ -247,7 +247,7 @@ async def test_an_audit_that_does_not_navigate_reads_the_headers_by_asking_again
     spec = tasks_pb2.TaskSpec(timeout_ms=30_000, audit=tasks_pb2.AuditOptions(kinds=[SEO, BEST]))
     async with (
         shared_pool.egress.session("session-like audit test") as egress,
-        shared_pool.new_context(proxy=egress.proxy) as context,
+        shared_pool.new_context(proxy=egress.proxy) as (_, context),
     ):
         page = await context.new_page()
         await page.goto(site.url("/audit/insecure"))
@@ -265,7 +265,7 @@ async def test_an_audit_of_a_blank_page_that_does_not_navigate_says_to_give_a_ur
     spec = tasks_pb2.TaskSpec(timeout_ms=30_000, audit=tasks_pb2.AuditOptions(kinds=[BEST]))
     async with (
         shared_pool.egress.session("blank audit test") as egress,
-        shared_pool.new_context(proxy=egress.proxy) as context,
+        shared_pool.new_context(proxy=egress.proxy) as (_, context),
     ):
         page = await context.new_page()
         with pytest.raises(TaskFailure) as caught:

@@ -202,7 +202,7 @@ async def test_a_browser_that_cannot_close_a_context_is_killed_and_replaced(
     killed = REGISTRY.get_sample_value("agent_browsers_killed_total") or 0.0
     [stuck_pid] = main_browser_pids(stubborn_pool.scratch_dir)
     began = time.monotonic()
-    async with stubborn_pool.new_context() as context:
+    async with stubborn_pool.new_context() as (_, context):
         stuck = context.browser
         assert stuck is not None
         # As with a renderer that hangs: neither the context nor the browser closes.
@@ -211,6 +211,6 @@ async def test_a_browser_that_cannot_close_a_context_is_killed_and_replaced(
 
     assert time.monotonic() - began < 5
     assert REGISTRY.get_sample_value("agent_browsers_killed_total") == killed + 1
-    async with stubborn_pool.new_context() as fresh:
+    async with stubborn_pool.new_context() as (_, fresh):
         assert fresh.browser is not stuck
         assert stuck_pid not in main_browser_pids(stubborn_pool.scratch_dir)

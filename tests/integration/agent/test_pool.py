@@ -77,10 +77,11 @@ def page_task(site: Site, **fields: Any) -> tasks_pb2.TaskSpec:
 
 async def test_each_task_gets_a_fresh_context(pools: StartPool) -> None:
     pool = await pools(max_browsers=1)
-    async with pool.new_context() as first:
+    async with pool.new_context() as (pooled, first):
+        assert pooled.browser is first.browser
         await first.add_cookies([{"name": "seen", "value": "1", "url": "http://example.test/"}])
         assert len(await first.cookies()) == 1
-    async with pool.new_context() as second:
+    async with pool.new_context() as (_, second):
         assert second is not first
         assert await second.cookies() == []
         assert second.browser is first.browser
@@ -90,7 +91,7 @@ async def test_a_browser_is_replaced_after_tasks_per_browser_tasks(pools: StartP
     pool = await pools(min_browsers=1, max_browsers=1, tasks_per_browser=2)
     browsers: list[Browser] = []
     for _ in range(3):
-        async with pool.new_context() as context:
+        async with pool.new_context() as (_, context):
             assert context.browser is not None
             browsers.append(context.browser)
     assert browsers[0] is browsers[1]
@@ -167,6 +168,28 @@ def renderer_pids(browser_pid: int) -> set[int]:
     return found
 
 
+@contextlib.asynccontextmanager
+async def renderers_frozen_as_they_start(browser_pid: int) -> AsyncIterator[set[int]]:
+    """Stops (SIGSTOP) the browser's renderers as they start, as if they never came up."""
+    frozen: set[int] = set()
+
+    async def freeze() -> None:
+        while True:
+            for renderer in renderer_pids(browser_pid) - frozen:
+                os.kill(renderer, signal.SIGSTOP)
+                frozen.add(renderer)
+            await asyncio.sleep(0.01)
+
+    freezer = asyncio.create_task(freeze())
+    try:
+        yield frozen
+    finally:
+        freezer.cancel()
+        for renderer in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(renderer, signal.SIGCONT)
+
+
 def probes(outcome: str) -> float:
     return REGISTRY.get_sample_value("agent_browser_probes_total", {"outcome": outcome}) or 0.0
 
@@ -192,20 +215,10 @@ async def test_a_browser_whose_pages_no_longer_run_is_replaced_after_one_timeout
     await runner.run(task)
     [pid] = browser_pids(pool.scratch_dir)
     failed_probes = probes("failed")
-    frozen: set[int] = set()
-
-    async def freeze_renderers() -> None:
-        while True:
-            for renderer in renderer_pids(pid) - frozen:
-                os.kill(renderer, signal.SIGSTOP)
-                frozen.add(renderer)
-            await asyncio.sleep(0.01)
-
-    freezer = asyncio.create_task(freeze_renderers())
     later = tasks_pb2.TaskSpec()
     later.CopyFrom(task)
     later.timeout_ms = 30_000
-    try:
+    async with renderers_frozen_as_they_start(pid) as frozen:
         first = asyncio.create_task(runner.run(task))
         await assert_eventually(lambda: frozen, within=10)
         # Started on the same browser, still waiting for its page when the browser is given up.
@@ -219,11 +232,6 @@ async def test_a_browser_whose_pages_no_longer_run_is_replaced_after_one_timeout
         await pool.health.probes_done()
         # The very next task runs on another browser.
         capture = await runner.run(task)
-    finally:
-        freezer.cancel()
-        for renderer in frozen:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(renderer, signal.SIGCONT)
 
     assert "Hello, farm" in capture.artifacts[0].data.decode()
     [new_pid] = browser_pids(pool.scratch_dir)
@@ -232,6 +240,28 @@ async def test_a_browser_whose_pages_no_longer_run_is_replaced_after_one_timeout
     # The warning names the browser given up, and why.
     assert f"(pid {pid}) after" in caplog.text
     assert "a task on it timed out and a probe page did not evaluate 1 within 2 s" in caplog.text
+
+
+async def test_a_warm_task_that_timed_out_opening_its_page_probes_its_browser(
+    pools: StartPool, make_settings: Callable[..., AgentSettings], site: Site
+) -> None:
+    """A new warm context's page opens within the lease: its task had the browser already."""
+    settings = {"min_browsers": 1, "max_browsers": 1, "close_timeout_seconds": 1.0}
+    pool = await pools(**settings)
+    runner = BrowserSpecRunner(pool, make_settings(**settings, isolation="warm"))
+    task = page_task(site)
+    task.timeout_ms = 3_000
+    [pid] = browser_pids(pool.scratch_dir)
+    failed_probes = probes("failed")
+
+    async with renderers_frozen_as_they_start(pid):
+        with pytest.raises(TaskFailure) as caught:
+            await runner.run(task)
+        assert caught.value.code is ErrorCode.TIMEOUT, caught.value
+        await pool.health.probes_done()
+
+    assert probes("failed") == failed_probes + 1
+    assert pid not in browser_pids(pool.scratch_dir)
 
 
 async def test_a_browser_that_answers_its_probe_is_kept_after_a_slow_page_times_out(
@@ -251,9 +281,54 @@ async def test_a_browser_that_answers_its_probe_is_kept_after_a_slow_page_times_
     assert browser_pids(pool.scratch_dir) == [pid]
 
 
+async def test_a_task_that_timed_out_before_it_got_a_browser_probes_none(
+    pools: StartPool, make_settings: Callable[..., AgentSettings], site: Site
+) -> None:
+    """Probing the browsers it never ran on would only open contexts on busy browsers."""
+    pool = await pools(min_browsers=1, max_browsers=1, tasks_per_browser=1)
+    runner = BrowserSpecRunner(pool, make_settings(isolation="context"))
+    task = page_task(site)
+    task.timeout_ms = 1_000
+    tried = probes("passed") + probes("failed")
+
+    # The only browser takes no more tasks (its one task is running) and no other may start.
+    async with pool.new_context():
+        with pytest.raises(TaskFailure) as caught:
+            await runner.run(task)
+        assert caught.value.code is ErrorCode.TIMEOUT, caught.value
+        await pool.health.probes_done()
+
+    assert probes("passed") + probes("failed") == tried
+
+
+async def test_a_task_that_timed_out_opening_its_context_gives_its_lease_back(
+    pools: StartPool, make_settings: Callable[..., AgentSettings], site: Site
+) -> None:
+    """A lease kept by a cancelled opening would keep its browser from ever retiring."""
+    pool = await pools(min_browsers=1, max_browsers=1, tasks_per_browser=2)
+    runner = BrowserSpecRunner(pool, make_settings(isolation="context"))
+    task = page_task(site, content=tasks_pb2.ContentOptions())
+    task.timeout_ms = 3_000
+    [pid] = browser_pids(pool.scratch_dir)
+
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(TaskFailure) as caught:
+            await runner.run(task)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert caught.value.code is ErrorCode.TIMEOUT, caught.value
+    # Its second task retires it; the third needs the next browser.
+    await runner.run(task)
+    capture = await runner.run(task)
+
+    assert "Hello, farm" in capture.artifacts[0].data.decode()
+    assert browser_pids(pool.scratch_dir) != [pid]
+
+
 async def test_browsers_above_the_minimum_close_when_idle(pools: StartPool) -> None:
     pool = await pools(min_browsers=1, max_browsers=2, browser_idle_seconds=0.3)
-    async with pool.new_context() as first, pool.new_context() as second:
+    async with pool.new_context() as (_, first), pool.new_context() as (_, second):
         assert first.browser is not second.browser
         assert pool.running_browsers == 2
         assert REGISTRY.get_sample_value("agent_active_browsers") == 2

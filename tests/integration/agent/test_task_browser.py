@@ -101,7 +101,7 @@ async def test_a_task_browser_is_the_headless_shell_in_one_process(
     pool = BrowserPool(settings)
     await pool.start()
     try:
-        async with pool.new_context() as context:
+        async with pool.new_context() as (_, context):
             page = await context.new_page()
             await page.goto("data:text/html,<p>hello</p>")
             kinds = set(_chromium_kinds())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import nats
 import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
+from sqlalchemy import select, update
 
 from farm.admin.v1 import admin_pb2_grpc
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
@@ -26,6 +28,8 @@ from farm_core.identity import IDENTITY_HEADER, Identity
 from farm_core.quotas import TenantQuotas
 from farm_scheduler.server import SchedulerService
 from farm_scheduler.settings import SchedulerSettings
+from farm_scheduler.store import TaskStore
+from farm_scheduler.task_rows import tasks
 from farm_scheduler.validation import validate_spec
 from tests.conftest import NatsServer
 from tests.helpers import (
@@ -237,7 +241,8 @@ async def start_scheduler(
                 "NATS_URL": nats_server.url,
                 "FARM_SCHEDULER_DATABASE_URL": database_url,
                 "republish_interval_seconds": 0.2,
-                "republish_grace_seconds": 1.0,
+                "republish_grace_seconds": 2.0,
+                "publish_timeout_seconds": 1.0,
                 "deadline_sweep_interval_seconds": 0.1,
                 "watch_poll_seconds": 60,
                 **overrides,
@@ -273,9 +278,23 @@ async def scheduler(start_scheduler: StartScheduler) -> Scheduler:
 async def hand_run_scheduler(start_scheduler: StartScheduler) -> Scheduler:
     """A scheduler whose republisher waits an hour between rounds: the test runs them itself.
 
-    Its rounds take every unpublished task, however young (no grace).
+    Its rounds take the unpublished tasks older than its grace (2 s): `backdate` ages one.
     """
-    return await start_scheduler(republish_interval_seconds=3600, republish_grace_seconds=0)
+    return await start_scheduler(republish_interval_seconds=3600)
+
+
+LONG_AGO = dt.timedelta(hours=1)
+"""Further back than any republish grace of the tests."""
+
+
+async def backdate(store: TaskStore, task_id: str) -> None:
+    """Moves the task's create time LONG_AGO back, as if it had been stored then."""
+    async with store.engine.begin() as connection:
+        query = select(tasks.c.create_time).where(tasks.c.id == task_id)
+        created = (await connection.execute(query)).scalar_one()
+        await connection.execute(
+            update(tasks).where(tasks.c.id == task_id).values(create_time=created - LONG_AGO)
+        )
 
 
 def sample(name: str, **labels: str) -> float:

@@ -13,6 +13,7 @@ from tests.integration.scheduler.conftest import (
     RUNNING,
     SUCCEEDED,
     Scheduler,
+    backdate,
     stored_spec,
     succeeded_result,
     until,
@@ -75,6 +76,7 @@ async def test_a_republished_task_carries_its_grant_and_quota_too(
     record, _ = await scheduler.service.store.create(
         scheduler.tenant, stored_spec(), TenantQuotas(max_artifact_bytes=700)
     )
+    await backdate(scheduler.service.store, record.id)
     republisher = scheduler.service.republisher
     assert republisher is not None
     assert await republisher.republish_pending() == 1

@@ -8,7 +8,7 @@ import pytest
 
 from farm_core.quotas import TenantQuotas
 from tests.integration.scheduler.agent_side import Queue
-from tests.integration.scheduler.conftest import Scheduler, rpc_error, stored_spec
+from tests.integration.scheduler.conftest import Scheduler, backdate, rpc_error, stored_spec
 
 pytestmark = pytest.mark.integration
 
@@ -113,6 +113,7 @@ async def test_a_republished_task_keeps_its_tenants_running_quota(
     record, _ = await scheduler.service.store.create(
         scheduler.tenant, spec, TenantQuotas(max_running_tasks=3)
     )
+    await backdate(scheduler.service.store, record.id)
     republisher = scheduler.service.republisher
     assert republisher is not None
 

@@ -17,8 +17,10 @@ from tests.helpers import assert_eventually
 from tests.integration.scheduler.agent_side import Queue
 from tests.integration.scheduler.conftest import (
     FAILED,
+    LONG_AGO,
     Scheduler,
     StartScheduler,
+    backdate,
     stored_spec,
 )
 from tests.tcp_link import CuttableLink
@@ -72,6 +74,8 @@ async def test_republisher_publishes_each_unpublished_queued_task_once(
     waiting, _ = await store.create(tenant, spec)
     cancelled, _ = await store.create(tenant, spec)
     await store.cancel(tenant, cancelled.id)
+    for record in (waiting, cancelled):
+        await backdate(store, record.id)
     republisher = scheduler.service.republisher
     assert republisher is not None
 
@@ -89,9 +93,7 @@ async def test_republisher_leaves_a_young_task_another_replica_is_publishing(
 ) -> None:
     # The create stores the task, publishes it and marks it published once JetStream
     # acknowledges: in between, the task is unpublished in SQL but not left behind.
-    creator = await start_scheduler(
-        NATS_URL=link.url, republish_interval_seconds=3600, publish_timeout_seconds=60
-    )
+    creator = await start_scheduler(NATS_URL=link.url, **HELD_ACKS)
     other = await start_scheduler(republish_interval_seconds=3600, republish_grace_seconds=60)
     republisher = other.service.republisher
     assert republisher is not None
@@ -112,13 +114,9 @@ async def test_republisher_leaves_a_young_task_another_replica_is_publishing(
 async def test_republisher_leaves_a_task_its_replica_is_publishing_past_the_grace(
     link: CuttableLink, start_scheduler: StartScheduler, queue: Queue
 ) -> None:
-    # An ack (or the mark after it) may come later than the grace.
-    scheduler = await start_scheduler(
-        NATS_URL=link.url,
-        republish_interval_seconds=3600,
-        republish_grace_seconds=0,
-        publish_timeout_seconds=60,
-    )
+    # The grace does not cover every publish: a create whose SQL write took longer, or
+    # a task the region fallback has just moved, is old and still in its publish's hands.
+    scheduler = await start_scheduler(NATS_URL=link.url, **HELD_ACKS)
     republisher = scheduler.service.republisher
     assert republisher is not None
     link.hold_answers()
@@ -126,6 +124,9 @@ async def test_republisher_leaves_a_task_its_replica_is_publishing_past_the_grac
     await assert_eventually(
         lambda: link.times_sent(TASK_PUBLISH) == 1, within=10, message="the task was not sent"
     )
+    store = scheduler.service.store
+    [stored] = await store.unpublished(10, utcnow() + LONG_AGO)
+    await backdate(store, stored.id)
     republishing = asyncio.create_task(republisher.republish_pending())
     await assert_eventually(
         lambda: republishing.done() or link.times_sent(TASK_PUBLISH) > 1,
@@ -142,10 +143,11 @@ async def test_republisher_leaves_a_task_its_replica_is_publishing_past_the_grac
 
 
 async def failing_with_its_dead_letter_in_flight(
-    scheduler: Scheduler, link: CuttableLink
+    scheduler: Scheduler, link: CuttableLink, failed_at: dt.datetime | None = None
 ) -> tuple[str, asyncio.Task[bool]]:
-    """A task of `scheduler` failed, its dead letter sent through the held `link`, unacked.
+    """A task of `scheduler` failed (`failed_at`, default now), its dead letter sent unacked.
 
+    The dead letter goes through the held `link`.
     The failure is applied to SQL as the event consumer does; then the publish the
     change starts (ChangeReporter), left running. The task's id and that publish.
     """
@@ -159,7 +161,7 @@ async def failing_with_its_dead_letter_in_flight(
         attempt=1,
         error=tasks_pb2.TaskError(code="SELECTOR_NOT_FOUND", message="#missing"),
     )
-    change = await store.apply_event(failure, utcnow())
+    change = await store.apply_event(failure, failed_at or utcnow())
     assert change is not None and change.after.dead_letter_pending
     link.hold_answers()
     publishing = asyncio.create_task(publisher.publish_dead_letter(change.after))
@@ -173,9 +175,7 @@ async def failing_with_its_dead_letter_in_flight(
 async def test_republisher_leaves_a_young_dead_letter_another_replica_is_publishing(
     link: CuttableLink, start_scheduler: StartScheduler, queue: Queue
 ) -> None:
-    failer = await start_scheduler(
-        NATS_URL=link.url, republish_interval_seconds=3600, publish_timeout_seconds=60
-    )
+    failer = await start_scheduler(NATS_URL=link.url, **HELD_ACKS)
     other = await start_scheduler(republish_interval_seconds=3600, republish_grace_seconds=60)
     republisher = other.service.republisher
     assert republisher is not None
@@ -193,15 +193,13 @@ async def test_republisher_leaves_a_young_dead_letter_another_replica_is_publish
 async def test_republisher_leaves_a_dead_letter_its_replica_is_publishing_past_the_grace(
     link: CuttableLink, start_scheduler: StartScheduler
 ) -> None:
-    scheduler = await start_scheduler(
-        NATS_URL=link.url,
-        republish_interval_seconds=3600,
-        republish_grace_seconds=0,
-        publish_timeout_seconds=60,
-    )
+    scheduler = await start_scheduler(NATS_URL=link.url, **HELD_ACKS)
     republisher = scheduler.service.republisher
     assert republisher is not None
-    task_id, publishing = await failing_with_its_dead_letter_in_flight(scheduler, link)
+    # A dead letter's dead time is its failing event's own: a late failure is past the grace.
+    task_id, publishing = await failing_with_its_dead_letter_in_flight(
+        scheduler, link, utcnow() - LONG_AGO
+    )
     dead_publish = dead_publish_of(task_id)
 
     republishing = asyncio.create_task(republisher.republish_dead_letters())
@@ -216,6 +214,14 @@ async def test_republisher_leaves_a_dead_letter_its_replica_is_publishing_past_t
     assert await republishing == 0
     assert link.times_sent(dead_publish) == 1
     assert not (await scheduler.service.store.get(scheduler.tenant, task_id)).dead_letter_pending
+
+
+HELD_ACKS = {
+    "republish_interval_seconds": 3600,
+    "publish_timeout_seconds": 60,
+    "republish_grace_seconds": 61,
+}
+"""A scheduler whose publishes wait out acks the test holds back, its republisher run by hand."""
 
 
 def dead_publish_of(task_id: str) -> bytes:

@@ -23,6 +23,7 @@ from tests.helpers import assert_eventually
 from tests.integration.scheduler.agent_side import RPC_TIMEOUT, Queue
 from tests.integration.scheduler.conftest import (
     FAILED,
+    LONG_AGO,
     QUEUED,
     RUNNING,
     SUCCEEDED,
@@ -233,11 +234,12 @@ async def test_dead_letter_held_back_while_nats_is_down_is_published_later(
     store, tenant = scheduler.service.store, scheduler.tenant
     spec = stored_spec()
     record, _ = await store.create(tenant, spec)
-    # Applied straight to SQL, as if NATS went away before the dead letter could go out.
+    # Applied straight to SQL, as if NATS went away before the dead letter could go out;
+    # failed longer ago than the grace.
     failure = queue_pb2.AgentEvent(
         task_id=record.id, status=FAILED, agent_id="a", attempt=1, error=SELECTOR
     )
-    change = await store.apply_event(failure, utcnow())
+    change = await store.apply_event(failure, utcnow() - LONG_AGO)
     assert change is not None and change.after.dead_letter_pending
     republisher = scheduler.service.republisher
     assert republisher is not None

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from farm_mcp_tools.browser import BrowserSettings, FarmBrowser
+from farm_mcp_tools.browser import BrowserSettings, FarmBrowser, LateCloses
 from farm_mcp_tools.runner import ToolLimits
 from farm_mcp_tools.server import build_server
 from tests.unit.mcp.fake_farm import FakeFarm, OneConnection
@@ -19,7 +19,8 @@ def farm() -> FakeFarm:
 @pytest.fixture
 def client_for(farm: FakeFarm) -> Any:
     def make(limits: ToolLimits | None = None) -> Client:
-        browser = FarmBrowser(farm, BrowserSettings())  # type: ignore[arg-type]
+        # Its sessions open at once: no close is ever left to run late.
+        browser = FarmBrowser(farm, BrowserSettings(), LateCloses(0))  # type: ignore[arg-type]
         return Client(build_server(OneConnection(browser), limits or ToolLimits()))
 
     return make

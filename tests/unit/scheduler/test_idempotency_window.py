@@ -13,6 +13,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_core.db import async_database_url
 from farm_core.errors import InvalidArgument
 from farm_scheduler.batches import Accepted, store_batch
+from farm_scheduler.records import TaskRecord
 from farm_scheduler.store import TaskStore
 from farm_scheduler.validation import validate_spec
 
@@ -115,3 +116,37 @@ async def test_same_key_with_another_spec_in_one_batch_is_refused(store: TaskSto
     assert str(refused) == (
         f"idempotencyKey: 'weekly' was used by task {first.record.id} with a different spec"
     )
+
+
+async def test_single_create_with_another_spec_gets_no_other_task(store: TaskStore) -> None:
+    first, _ = await store.create("acme", keyed("nightly"))
+    other = keyed("nightly")
+    other.region = "eu"
+
+    with pytest.raises(InvalidArgument) as refused:
+        await store.create("acme", other)
+
+    assert str(refused.value) == (
+        f"idempotencyKey: 'nightly' was used by task {first.id} with a different spec"
+    )
+
+
+async def test_create_that_loses_the_race_for_a_key_to_another_spec_is_refused(
+    store: TaskStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, _ = await store.create("acme", keyed("nightly"))
+    find_by_key = store._find_by_key
+    looked_up: list[str] = []
+
+    async def not_yet_committed(tenant: str, key: str) -> TaskRecord | None:
+        # The first look-up misses the winner, as one made before its commit would.
+        looked_up.append(key)
+        return None if len(looked_up) == 1 else await find_by_key(tenant, key)
+
+    monkeypatch.setattr(store, "_find_by_key", not_yet_committed)
+    other = keyed("nightly")
+    other.max_attempts = 1
+
+    with pytest.raises(InvalidArgument, match=f"used by task {first.id} with a different spec"):
+        await store.create("acme", other)
+    assert looked_up == ["nightly", "nightly"]

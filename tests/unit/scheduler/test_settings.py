@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from farm_scheduler.settings import SchedulerSettings
 
@@ -40,3 +41,17 @@ def test_scheduler_database_url_wins_over_the_shared_one(monkeypatch: pytest.Mon
     monkeypatch.setenv("DATABASE_URL", "postgresql://shared/farm")
     monkeypatch.setenv("FARM_SCHEDULER_DATABASE_URL", "postgresql://own/scheduler")
     assert SchedulerSettings().database_url == "postgresql://own/scheduler"
+
+
+@pytest.mark.parametrize("grace", ["5", "4"])
+def test_a_republish_grace_not_above_the_publish_timeout_is_refused(
+    monkeypatch: pytest.MonkeyPatch, grace: str
+) -> None:
+    monkeypatch.setenv("FARM_SCHEDULER_REPUBLISH_GRACE_SECONDS", grace)
+    monkeypatch.setenv("FARM_SCHEDULER_PUBLISH_TIMEOUT_SECONDS", "5")
+    with pytest.raises(ValidationError) as refused:
+        SchedulerSettings()
+    assert (
+        f"FARM_SCHEDULER_REPUBLISH_GRACE_SECONDS ({grace}) must be above "
+        "FARM_SCHEDULER_PUBLISH_TIMEOUT_SECONDS (5)"
+    ) in str(refused.value)

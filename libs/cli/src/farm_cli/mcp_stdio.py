@@ -16,7 +16,7 @@ import grpc
 from farm.sessions.v1 import sessions_pb2_grpc
 from farm.storage.v1 import artifacts_pb2_grpc
 from farm_cli.target import FarmTarget, api_key, farm_target
-from farm_mcp_tools.browser import BrowserSettings, FarmBrowser
+from farm_mcp_tools.browser import BrowserSettings, FarmBrowser, LateCloses
 from farm_mcp_tools.farm import CHANNEL_OPTIONS, Credentials, FarmApi, FarmCallFailed
 from farm_mcp_tools.runner import ToolContext, ToolLimits
 from farm_mcp_tools.server import build_server
@@ -68,13 +68,18 @@ async def _serve(
         public_url=target.url,
     )
     credentials = (("authorization", f"Bearer {key}"),)
-    browser = FarmBrowser(farm, settings)
+    late_closes = LateCloses(CLOSE_TIMEOUT)
+    browser = FarmBrowser(farm, settings, late_closes)
     server = build_server(ProcessConnection(browser, credentials), limits, version("farm-cli"))
     try:
-        await server.run_stdio_async()
+        async with late_closes.running():
+            try:
+                await server.run_stdio_async()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await _close(browser, credentials)
     finally:
         with anyio.CancelScope(shield=True):
-            await _close(browser, credentials)
             await channel.close()
 
 

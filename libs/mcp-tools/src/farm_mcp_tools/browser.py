@@ -6,18 +6,24 @@ may wait (it waits for a free place, tries agent after agent): the opening then
 goes on without the call, and the next call uses the session it opens, or the
 close closes it once it is open. Giving up on CreateSession would not stop the
 farm opening the session, and would leave it open, unknown, until its idle
-timeout. The console messages and requests the console and network tools
-collected are kept, the newest few hundred, so that each such tool shows what
-happened since the browser opened, not only since it was last called.
+timeout. Such late closes belong to the server that made the browsers
+(LateCloses), which waits for them when it stops. The console messages and
+requests the console and network tools collected are kept, the newest few
+hundred, so that each such tool shows what happened since the browser opened,
+not only since it was last called.
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
+import anyio.abc
 import grpc
 
 from farm.sessions.v1 import sessions_pb2
@@ -29,10 +35,6 @@ log = logging.getLogger(__name__)
 # A call stops waiting for its session to open this much before its own time limit,
 # so that it can say that the opening goes on.
 STILL_OPENING_MARGIN_SECONDS = 0.5
-
-# Closes of sessions whose opening outlived the close, kept until done (asyncio holds
-# only weak references to tasks).
-_late_closes: set[asyncio.Task[None]] = set()
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,37 @@ class BrowserSettings:
     open_seconds: float = 600.0
 
 
+class LateCloses:
+    """The closes of farm sessions whose opening outlived their browser's close.
+
+    Owned by the server that makes the browsers: they run in its task group
+    (`running`), whose end waits up to `wait_seconds` for them and then cancels the
+    rest, with their openings (a session the farm opens all the same ends at its
+    idle timeout).
+    """
+
+    def __init__(self, wait_seconds: float) -> None:
+        self._wait_seconds = wait_seconds
+        self._group: anyio.abc.TaskGroup | None = None
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Runs the closes started within the block; at its end waits for them, bounded."""
+        async with anyio.create_task_group() as group:
+            self._group = group
+            try:
+                yield
+            finally:
+                self._group = None
+                group.cancel_scope.deadline = anyio.current_time() + self._wait_seconds
+
+    def start(self, close: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Runs `close` in the background until done, or until the server's end cancels it."""
+        if self._group is None:
+            raise RuntimeError("late closes are not running: the server has stopped")
+        self._group.start_soon(close, name="late-close")
+
+
 class SessionEnded(Exception):
     """The connection's farm session has closed (idle, lifetime, agent lost...)."""
 
@@ -59,9 +92,10 @@ class StillOpening(Exception):
 class FarmBrowser:
     """The farm session behind one MCP connection."""
 
-    def __init__(self, farm: FarmApi, settings: BrowserSettings) -> None:
+    def __init__(self, farm: FarmApi, settings: BrowserSettings, late_closes: LateCloses) -> None:
         self._farm = farm
         self._settings = settings
+        self._late_closes = late_closes
         self._lock = anyio.Lock()
         self.session_id = ""
         self._opening: asyncio.Task[sessions_pb2.Session] | None = None
@@ -114,7 +148,9 @@ class FarmBrowser:
             opening, self._opening = self._opening, None
             if not self.session_id and opening is not None:
                 if not opening.done():
-                    _close_once_open(self._farm, opening, credentials, time_limit)
+                    self._late_closes.start(
+                        lambda: _close_once_open(self._farm, opening, credentials, time_limit)
+                    )
                     return None
                 if opening.cancelled() or opening.exception() is not None:
                     return None
@@ -164,24 +200,30 @@ def _retrieve(opening: "asyncio.Task[sessions_pb2.Session]") -> None:
         opening.exception()
 
 
-def _close_once_open(
+async def _close_once_open(
     farm: FarmApi,
     opening: "asyncio.Task[sessions_pb2.Session]",
     credentials: Credentials,
     time_limit: float,
 ) -> None:
-    """Closes the session `opening` opens, when it has; nothing if it opens none."""
+    """Closes the session `opening` opens, when it has; nothing if it opens none.
 
-    async def close() -> None:
-        try:
-            session = await opening
-            await farm.close_session(session.id, credentials, time_limit)
-        except FarmCallFailed as failure:
-            log.warning("a farm session opened after its connection closed: %s", failure)
-
-    task = asyncio.create_task(close())
-    _late_closes.add(task)
-    task.add_done_callback(_late_closes.discard)
+    Cancelled (the server stopping), it cancels the opening too.
+    """
+    try:
+        await asyncio.wait({opening})
+    except asyncio.CancelledError:
+        opening.cancel()
+        raise
+    if opening.cancelled() or opening.exception() is not None:
+        return  # It opened none (its error was taken by _retrieve).
+    try:
+        await farm.close_session(opening.result().id, credentials, time_limit)
+    except FarmCallFailed as failure:
+        log.warning("a farm session opened after its connection closed: %s", failure)
+    except Exception:
+        # No caller hears of it, and an error would end the server's task group.
+        log.exception("closing a farm session opened after its connection closed failed")
 
 
 def _left(deadline: float) -> float:

@@ -232,12 +232,22 @@ def script_failures(field: str, source: str) -> Iterator[None]:
     document.title`) fail with a bare SyntaxError such as "Illegal return statement".
     """
     try:
-        with failures_as(Stage.SCRIPT, field):
-            yield
-    except TaskFailure as failure:
-        detail = failure.message.removeprefix(f"{field}: ")
-        if not detail.startswith("SyntaxError") or _FUNCTION_START.match(source):
-            raise
-        raise TaskFailure(
-            failure.code, f"{failure.message}; {field} {SCRIPT_HINT}, not statements"
-        ) from failure
+        yield
+    except TaskFailure:
+        raise
+    except Exception as error:
+        failure = failure_from(error, Stage.SCRIPT, field)
+        if failure.code is ErrorCode.SCRIPT_FAILED and _is_statements(error, source):
+            failure = TaskFailure(
+                failure.code, f"{failure.message}; {field} {SCRIPT_HINT}, not statements"
+            )
+        raise failure from error
+
+
+def _is_statements(error: Exception, source: str) -> bool:
+    """Whether the page refused `source` as no expression (a SyntaxError, no function's start)."""
+    return (
+        isinstance(error, PlaywrightError)
+        and _first_line(error.message).startswith("SyntaxError")
+        and not _FUNCTION_START.match(source)
+    )

@@ -20,7 +20,7 @@ from starlette.requests import Request
 
 from farm_core.identity import IDENTITY_HEADER, Identity
 from farm_mcp.identity import FarmUser
-from farm_mcp_tools.browser import BrowserSettings, FarmBrowser
+from farm_mcp_tools.browser import BrowserSettings, FarmBrowser, LateCloses
 from farm_mcp_tools.farm import Credentials, FarmApi, FarmCallFailed
 from farm_mcp_tools.runner import ToolContext
 
@@ -47,9 +47,11 @@ class HttpConnections:
         farm: FarmApi,
         settings: BrowserSettings,
         close_timeout: float,
+        late_closes: LateCloses,
     ) -> None:
         self._farm = farm
         self._settings = settings
+        self._late_closes = late_closes
         self._close_timeout = close_timeout
         self._held: dict[str, Held] = {}
 
@@ -58,7 +60,8 @@ class HttpConnections:
         session_id, user = _caller(ctx)
         held = self._held.get(session_id)
         if held is None:
-            held = Held(FarmBrowser(self._farm, self._settings), user.farm_identity, user.token)
+            browser = FarmBrowser(self._farm, self._settings, self._late_closes)
+            held = Held(browser, user.farm_identity, user.token)
             self._held[session_id] = held
             open_browsers.set(len(self._held))
         held.token = user.token

@@ -5,7 +5,8 @@ SessionService and storage's ArtifactService over gRPC (mutual TLS when the farm
 runs with it) with the caller's identity, which auth's IdentityRenewalService
 renews for this service's credential when it is about to expire. On SIGTERM,
 /healthz turns 503, uvicorn lets requests in flight finish within the grace
-period, and every browser still held is closed.
+period, and every browser still held is closed; the closes of sessions still
+opening (LateCloses) get another grace period, then are cancelled.
 """
 
 import contextlib
@@ -37,7 +38,7 @@ from farm_mcp.endpoint import McpEndpoint
 from farm_mcp.identity import REQUIRED_SCOPES, FarmIdentityBackend
 from farm_mcp.renewal import IdentityRenewer
 from farm_mcp.settings import McpSettings
-from farm_mcp_tools.browser import BrowserSettings
+from farm_mcp_tools.browser import BrowserSettings, LateCloses
 from farm_mcp_tools.farm import CHANNEL_OPTIONS, FarmApi
 from farm_mcp_tools.runner import ToolLimits
 from farm_mcp_tools.server import build_server
@@ -84,10 +85,12 @@ def build_app(settings: McpSettings) -> Starlette:
         refresh=renewer.refresh,
     )
     verifier = IdentityVerifier(settings.resolved_identity_public_key())
+    late_closes = LateCloses(settings.grace_seconds)
     connections = HttpConnections(
         farm,
         BrowserSettings(idle_timeout_seconds=settings.idle_timeout_seconds),
         close_timeout=settings.tool_timeout_seconds,
+        late_closes=late_closes,
     )
     mcp_server = build_server(connections, tool_limits(settings), version("farm-mcp"))
     # Builds the SDK's session manager. Every request needs the farm's API key, which a
@@ -109,7 +112,11 @@ def build_app(settings: McpSettings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with manager.run(), anyio.create_task_group() as sweeper:
+        async with (
+            late_closes.running(),
+            manager.run(),
+            anyio.create_task_group() as sweeper,
+        ):
             sweeper.start_soon(_sweep, connections, settings)
             health.serving = True
             log.info("mcp serving %s on %s:%d", MCP_PATH, settings.host, settings.port)

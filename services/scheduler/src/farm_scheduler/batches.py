@@ -5,7 +5,8 @@ index and field); the valid ones are written together under the tenant's quota
 lock, so a batch that would pass maxQueuedTasks is accepted up to the quota and
 the rest refused item by item. Idempotency keys work as in CreateTask: an item
 whose key an earlier task (or an earlier item of the batch) holds gets that task if
-it asks for the same spec, and InvalidArgument naming idempotencyKey if not.
+it asks for the same spec, and InvalidArgument naming idempotencyKey if not, by the
+one rule of store.repeat_of.
 """
 
 import datetime as dt
@@ -30,7 +31,7 @@ from farm_scheduler.records import (
     state_values,
 )
 from farm_scheduler.result_cache import cache_key, looks_up_cache
-from farm_scheduler.store import TaskStore
+from farm_scheduler.store import TaskStore, repeat_of
 from farm_scheduler.task_rows import insert_rows, queued_count, release_expired_keys
 
 MAX_BATCH_ITEMS = 1000
@@ -47,13 +48,13 @@ class Accepted:
 
 @dataclass(frozen=True)
 class SameAs:
-    """An item whose idempotency key an earlier item of the batch carries: it shares its fate.
+    """An item whose idempotency key an earlier item of the batch, `index`, carries.
 
-    `differs`: its spec is not that item's, so it is refused if that item got a task.
+    It is that item's repeat: that item's task if it got one (and the spec is the
+    same), else that item's refusal.
     """
 
     index: int
-    differs: bool = False
 
 
 Outcome = Accepted | FarmError
@@ -100,21 +101,12 @@ def check_items(
     return checked, refused
 
 
-def repeat_of(earlier: TaskRecord, spec: tasks_pb2.TaskSpec) -> Outcome:
-    """The outcome of checked `spec`, whose idempotency key `earlier` holds.
-
-    The same spec (after the same checks and defaults) gets `earlier`, unchanged;
-    another one InvalidArgument, as a key names one request, not any request.
-    """
-    if earlier.spec is spec or earlier.spec == spec:
-        return Accepted(earlier, created=False)
-    return _key_taken(spec.idempotency_key, earlier.id)
-
-
-def _key_taken(key: str, task_id: str) -> InvalidArgument:
-    return InvalidArgument(
-        "idempotencyKey", f"{key!r} was used by task {task_id} with a different spec"
-    )
+def _repeat(earlier: TaskRecord, spec: tasks_pb2.TaskSpec) -> Outcome:
+    """The outcome of checked `spec`, whose idempotency key `earlier` holds (store.repeat_of)."""
+    try:
+        return Accepted(repeat_of(earlier, spec), created=False)
+    except InvalidArgument as refused:
+        return refused
 
 
 def item_error(index: int, error: FarmError) -> tasks_pb2.CreateTasksError:
@@ -162,11 +154,9 @@ async def store_batch(
     for index, spec in enumerate(specs):
         key = spec.idempotency_key
         if key in earlier:
-            planned.append(repeat_of(earlier[key], spec))
+            planned.append(_repeat(earlier[key], spec))
         elif key in first_with_key:
-            first_index = first_with_key[key]
-            first_spec = specs[first_index]
-            planned.append(SameAs(first_index, first_spec is not spec and first_spec != spec))
+            planned.append(SameAs(first_with_key[key]))
         else:
             if key:
                 first_with_key[key] = index
@@ -189,7 +179,7 @@ async def store_batch(
         await _insert_new(store, tenant, planned, quotas, list(first_with_key), window_start)
     except IntegrityError:
         return await _one_by_one(store, tenant, specs, quotas, parents)
-    return [_resolved(planned, outcome) for outcome in planned]
+    return [_resolved(planned, outcome, spec) for outcome, spec in zip(planned, specs, strict=True)]
 
 
 async def _insert_new(
@@ -282,15 +272,15 @@ def _rows(records: Sequence[TaskRecord]) -> list[dict[str, object]]:
     return rows
 
 
-def _resolved(planned: Sequence[Outcome | SameAs], outcome: Outcome | SameAs) -> Outcome:
-    """`outcome`, with an item that repeats an earlier item's key given that item's task."""
+def _resolved(
+    planned: Sequence[Outcome | SameAs], outcome: Outcome | SameAs, spec: tasks_pb2.TaskSpec
+) -> Outcome:
+    """`outcome` of `spec`, an item that repeats an earlier item's key resolved as its repeat."""
     if not isinstance(outcome, SameAs):
         return outcome
     first = planned[outcome.index]
     if isinstance(first, Accepted):
-        if outcome.differs:
-            return _key_taken(first.record.spec.idempotency_key, first.record.id)
-        return Accepted(first.record, created=False)
+        return _repeat(first.record, spec)
     assert not isinstance(first, SameAs), "an item repeats the first item with its key"
     return first
 
@@ -307,8 +297,8 @@ async def _one_by_one(
     for spec, parent in zip(specs, parents, strict=True):
         try:
             record, created = await store.create(tenant, spec, quotas, parent)
-        except ResourceExhausted as refused:
+        except (ResourceExhausted, InvalidArgument) as refused:
             outcomes.append(refused)
             continue
-        outcomes.append(Accepted(record, created) if created else repeat_of(record, spec))
+        outcomes.append(Accepted(record, created))
     return outcomes

@@ -60,6 +60,12 @@ class TaskPublisher:
         """The marks of ended tasks that agents and storage read."""
         self._store = store
         self._timeout_seconds = timeout_seconds
+        # The queuings whose WorkItem, and whose DeadLetter, this replica is publishing:
+        # the republisher leaves them. The republish grace does not cover them all: a
+        # task the region fallback moves is published again long after its create, a
+        # dead letter's dead time is its failing event's own (a late one is past the
+        # grace at once), and neither a create's SQL write before its publish nor the
+        # mark after its ack is bounded by the publish timeout.
         self._in_flight: set[tuple[str, int]] = set()
         self._dead_in_flight: set[tuple[str, int]] = set()
 
@@ -296,7 +302,9 @@ class Republisher:
         publishing: the create or requeue that stored a task (on any replica) may
         still be publishing it, as it marks the task published only after
         JetStream's ack, and a second publish would be a stray one, dropped by
-        JetStream only within its duplicate window.
+        JetStream only within its duplicate window. The grace (above the publish
+        timeout, as the settings require) covers another replica's publishes of new
+        and requeued tasks; this replica's own are left however old (TaskPublisher).
         """
         pending = await self._store.unpublished(REPUBLISH_BATCH, utcnow() - self._grace)
         marks = self._publisher.end_marks

@@ -70,7 +70,7 @@ class SchedulerSettings(FarmSettings):
         ge=0,
         description="How long after a task was accepted (or requeued) the republisher may "
         "publish it, and after it failed its dead letter: until then the call that stored it "
-        "may still be publishing it. Keep it above FARM_SCHEDULER_PUBLISH_TIMEOUT_SECONDS.",
+        "may still be publishing it. Must be above FARM_SCHEDULER_PUBLISH_TIMEOUT_SECONDS.",
     )
     create_group_max: int = Field(
         default=1000,
@@ -250,6 +250,19 @@ class SchedulerSettings(FarmSettings):
     region_fallback_interval_seconds: float = Field(
         default=1.0, gt=0, description="How often routed tasks due to fall back are looked for."
     )
+
+    @field_validator("publish_timeout_seconds")
+    @classmethod
+    def _grace_above_publish_timeout(cls, value: float, info: Any) -> float:
+        # A first publish awaits its ack this long: a republish inside it would go out twice.
+        grace = info.data.get("republish_grace_seconds")
+        if grace is not None and grace <= value:
+            raise ValueError(
+                f"FARM_SCHEDULER_REPUBLISH_GRACE_SECONDS ({grace:g}) must be above "
+                f"FARM_SCHEDULER_PUBLISH_TIMEOUT_SECONDS ({value:g}): the republisher must "
+                "leave a task while its first publish may still await JetStream's ack"
+            )
+        return value
 
     @field_validator("region_routes")
     @classmethod

@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import newest_first, utcnow
-from farm_core.errors import FailedPrecondition, NotFound, ResourceExhausted, Unavailable
+from farm_core.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+)
 from farm_core.paging import Cursor
 from farm_core.quotas import TenantQuotas
 from farm_core.settings import DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS
@@ -48,6 +54,21 @@ VERSION_TABLE = "alembic_version_scheduler"
 # a concurrent change (an agent's event racing a user's cancel).
 MAX_TRANSITION_TRIES = 5
 DEFAULT_IDEMPOTENCY_WINDOW = dt.timedelta(days=1)
+
+
+def repeat_of(earlier: TaskRecord, spec: tasks_pb2.TaskSpec) -> TaskRecord:
+    """`earlier`, the task that holds checked `spec`'s idempotency key, if it has that spec.
+
+    The one place of the rule: a repeat gets the first task, unchanged, only if it
+    asks for the same spec (after the same checks and defaults); another spec gets
+    InvalidArgument naming idempotencyKey, as a key names one request, not any request.
+    """
+    if earlier.spec is spec or earlier.spec == spec:
+        return earlier
+    raise InvalidArgument(
+        "idempotencyKey",
+        f"{spec.idempotency_key!r} was used by task {earlier.id} with a different spec",
+    )
 
 
 @dataclass(frozen=True)
@@ -86,7 +107,8 @@ class TaskStore(PublishMarks):
         """Stores a new QUEUED task, unpublished; the task and whether it is new.
 
         A tenant's second task with the same idempotency key within the idempotency
-        window is not stored: the first one is returned instead. After the window
+        window is not stored: the first one is returned instead if it asks for the
+        same spec, and InvalidArgument raised if not (repeat_of). After the window
         the first task gives the key up and a new task takes it. With `quotas`, a
         tenant at its queued quota gets ResourceExhausted; creates of one tenant
         with a queued quota are serialised, so concurrent ones cannot overshoot it.
@@ -101,7 +123,7 @@ class TaskStore(PublishMarks):
         if key:
             earlier = await self._find_by_key(tenant, key)
             if earlier is not None and earlier.create_time > window_start:
-                return earlier, False
+                return repeat_of(earlier, spec), False
         record = new_record(tenant, spec, quotas, now, trace_parent, self.route(spec))
         try:
             return await self._insert(record, queued_limit(quotas), window_start)
@@ -110,14 +132,14 @@ class TaskStore(PublishMarks):
             earlier = await self._find_by_key(tenant, key) if key else None
             if earlier is None:
                 raise
-            return earlier, False
+            return repeat_of(earlier, spec), False
         except ResourceExhausted:
             # A concurrent create with the same key may have taken the last place: a
             # repeat of an accepted task gets that task, not a refusal.
             earlier = await self._find_by_key(tenant, key) if key else None
             if earlier is None or earlier.create_time <= window_start:
                 raise
-            return earlier, False
+            return repeat_of(earlier, spec), False
 
     async def _insert(
         self, record: TaskRecord, quotas: TenantQuotas | None, window_start: dt.datetime

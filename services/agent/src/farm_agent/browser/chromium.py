@@ -3,7 +3,12 @@
 import os
 from pathlib import Path
 
+from playwright.async_api import Browser, Playwright
+from playwright.async_api import Error as PlaywrightError
+
+from farm_agent.errors import TaskFailure
 from farm_agent.metrics import process_tree
+from farm_core.task_errors import ErrorCode
 
 # Flags the farm's machines need: no sandbox (containers), no GPU, no /dev/shm (small in
 # containers), and nothing that phones home or prompts on first run.
@@ -45,6 +50,27 @@ def task_browser_arguments(page_heap_mb: int) -> list[str]:
     if page_heap_mb:
         arguments.append(f"--js-flags=--max-old-space-size={page_heap_mb}")
     return arguments
+
+
+async def launch_task_browser(
+    playwright: Playwright, executable: Path, arguments: list[str], tmp_dir: Path, scratch: Path
+) -> Browser:
+    """A headless task Chromium with `arguments`, its files under `scratch` and `tmp_dir`.
+
+    A launch that fails is BROWSER_CRASHED, naming the executable.
+    """
+    try:
+        return await playwright.chromium.launch(
+            executable_path=executable,
+            headless=True,
+            args=arguments,
+            # Chromium keeps its NSS database and caches under HOME: keep them in scratch.
+            env={**os.environ, "TMPDIR": str(tmp_dir), "HOME": str(scratch / "home")},
+        )
+    except PlaywrightError as error:
+        raise TaskFailure(
+            ErrorCode.BROWSER_CRASHED, f"cannot launch Chromium {executable}: {error.message}"
+        ) from error
 
 
 def browser_processes(marker: str) -> list[int]:

@@ -56,7 +56,11 @@ class BrowserHealth:
         self._probes: dict[PooledBrowser, asyncio.Task[None]] = {}
 
     def after_failure(self, failure: TaskFailure, used: Iterable[PooledBrowser]) -> None:
-        """Suspects the browsers a task ran on (all, if it got none) when it ended TIMEOUT."""
+        """Suspects the browsers a task ran on when it ended TIMEOUT.
+
+        A task that timed out before it got a browser suspects none: probing the
+        others would only open more contexts on browsers that are busy already.
+        """
         if failure.code is ErrorCode.TIMEOUT:
             for pooled in used:
                 self.suspect(pooled)

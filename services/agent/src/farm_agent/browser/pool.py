@@ -3,7 +3,6 @@
 import asyncio
 import contextlib
 import logging
-import os
 import shutil
 import time
 import uuid
@@ -18,6 +17,7 @@ from farm_agent import metrics
 from farm_agent.browser.chromium import (
     MARKER_SWITCH,
     MAX_BROWSER_TMPDIR_CHARS,
+    launch_task_browser,
     task_browser_arguments,
     task_browser_executable,
 )
@@ -167,12 +167,17 @@ class BrowserPool:
         )
 
     @contextlib.asynccontextmanager
-    async def new_context(self, **options: Any) -> AsyncIterator[BrowserContext]:
-        """A fresh browser context with `options` (viewport, device...), closed afterwards."""
+    async def new_context(
+        self, **options: Any
+    ) -> AsyncIterator[tuple[PooledBrowser, BrowserContext]]:
+        """A fresh browser context with `options` (viewport, device...), closed afterwards.
+
+        Handed over with the leased browser it runs in.
+        """
         with tracer().start_as_current_span("browser.acquire"):
             pooled, context = await self.open_context(options)
         try:
-            yield context
+            yield pooled, context
         finally:
             await self.close_context(pooled, context)
             await self.release(pooled)
@@ -249,6 +254,11 @@ class BrowserPool:
             pooled = await self._lease()
             try:
                 return pooled, await pooled.browser.new_context(**options)
+            except asyncio.CancelledError:
+                # The task's time ran out while its context opened: a lease kept would keep
+                # the browser from ever closing (and, at max_browsers, the pool from growing).
+                await self.release(pooled)
+                raise
             except PlaywrightError as error:
                 failure = failure_from(error, Stage.CAPTURE, "browser context")
                 dead = failure.code is ErrorCode.BROWSER_CRASHED
@@ -286,12 +296,6 @@ class BrowserPool:
             return await self._launch()
         return min(usable, key=lambda pooled: pooled.leases, default=None)
 
-    def browser_of(self, context: BrowserContext) -> PooledBrowser | None:
-        """The pool's browser `context` runs in; None for another browser's."""
-        return next(
-            (pooled for pooled in self._browsers if pooled.browser is context.browser), None
-        )
-
     async def lease_again(self, pooled: PooledBrowser) -> bool:
         """Leases `pooled` for one more task (a warm context's); False if it may take none."""
         async with self._changed:
@@ -323,26 +327,15 @@ class BrowserPool:
     async def _launch(self) -> PooledBrowser:
         if self._playwright is None:
             raise RuntimeError("the browser pool is not started")
-        home = self._scratch / "home"
         marker = uuid.uuid4().hex
         arguments = [
             *task_browser_arguments(self._settings.page_heap_mb),
             *self.egress.launch_arguments(),
             f"{MARKER_SWITCH}={marker}",
         ]
-        try:
-            browser = await self._playwright.chromium.launch(
-                executable_path=self._executable,
-                headless=True,
-                args=arguments,
-                # Chromium keeps its NSS database and caches under HOME: keep them in scratch.
-                env={**os.environ, "TMPDIR": str(self._browser_tmp), "HOME": str(home)},
-            )
-        except PlaywrightError as error:
-            raise TaskFailure(
-                ErrorCode.BROWSER_CRASHED,
-                f"cannot launch Chromium {self._executable}: {error.message}",
-            ) from error
+        browser = await launch_task_browser(
+            self._playwright, self._executable, arguments, self._browser_tmp, self._scratch
+        )
         pooled = PooledBrowser(browser, marker)
         browser.on("disconnected", lambda _: self._on_disconnected(pooled))
         self._browsers.append(pooled)

@@ -105,19 +105,18 @@ class BrowserSpecRunner:
         try:
             async with asyncio.timeout(timeout_seconds):
                 if choice.warm:
-                    async with self._pool.warm.lease(tenant, options, label) as warm:
+                    async with self._pool.warm.lease(tenant, options, label, used.append) as warm:
                         if warm is not None:
-                            used.append(warm.pooled)
                             return await self.run_warm(spec, warm, budget)
                 return await self._run_fresh(spec, options, budget, profile_state, label, used)
         except TimeoutError as error:
             failure = budget.failure or TaskFailure(
                 ErrorCode.TIMEOUT, f"the task did not finish within its {timeout_seconds:g} s"
             )
-            self._pool.health.after_failure(failure, used or self._pool.browsers)
+            self._pool.health.after_failure(failure, used)
             raise failure from error
         except TaskFailure as failure:
-            self._pool.health.after_failure(failure, used or self._pool.browsers)
+            self._pool.health.after_failure(failure, used)
             raise
 
     async def run_warm(
@@ -151,11 +150,10 @@ class BrowserSpecRunner:
         try:
             async with (
                 self._pool.egress.session(label) as egress,
-                self._pool.new_context(**options, proxy=egress.proxy) as context,
+                self._pool.new_context(**options, proxy=egress.proxy) as (pooled, context),
             ):
-                pooled = self._pool.browser_of(context)
-                used.extend([pooled] if pooled else [])
-                guard = PageGuard(context, pooled.killed if pooled else None)
+                used.append(pooled)
+                guard = PageGuard(context, pooled.killed)
                 observer = observer_for(context, egress, spec)
                 try:
                     context.set_default_timeout(spec.timeout_ms or DEFAULT_TIMEOUT_MS)

@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,6 +40,9 @@ MAX_RESET_WAITS = 3
 
 LEAVE_SHARE = 0.5
 """Share of the close timeout the kept page gets to reach about:blank before it is replaced."""
+
+OnBrowser = Callable[[PooledBrowser], None]
+"""Told the browser a leased warm context runs on (the task's, for the probe after a timeout)."""
 
 
 class ContextSource(Protocol):
@@ -124,16 +127,22 @@ class WarmContexts:
 
     @contextlib.asynccontextmanager
     async def lease(
-        self, tenant: str, options: Mapping[str, Any], label: str
+        self,
+        tenant: str,
+        options: Mapping[str, Any],
+        label: str,
+        on_browser: OnBrowser = lambda pooled: None,
     ) -> AsyncIterator[WarmContext | None]:
         """A warm context of `tenant` with `options` for one task; None when there is no room.
 
+        `on_browser` learns the context's browser as soon as the task has a context on it,
+        before a new context's page is opened: a task that times out then ran on it.
         The context is reset when the block ends, in the background, so that the task's
         result need not wait for it; one whose task raised, or whose reset failed, is
         closed instead. A context being reset is handed out only once its reset is done.
         """
         with tracer().start_as_current_span("browser.acquire") as span:
-            warm = await self._take(tenant, options, label)
+            warm = await self._take(tenant, options, label, on_browser)
             span.set_attribute("farm.warm", warm is not None)
         if warm is None:
             metrics.warm_context_uses_total.labels(outcome="fresh").inc()
@@ -190,21 +199,22 @@ class WarmContexts:
         metrics.warm_contexts.set(0)
 
     async def _take(
-        self, tenant: str, options: Mapping[str, Any], label: str
+        self, tenant: str, options: Mapping[str, Any], label: str, on_browser: OnBrowser
     ) -> WarmContext | None:
         key = _options_key(options)
         for _ in range(MAX_RESET_WAITS + 1):
             async with self._lock:
                 warm = await self._reuse(tenant, key, label)
                 if warm is not None:
+                    on_browser(warm.pooled)
                     return warm
                 resetting = self._resetting(tenant, key)
                 if resetting is None:
-                    return await self._open_if_room(tenant, key, options, label)
+                    return await self._open_if_room(tenant, key, options, label, on_browser)
             # Waiting out a reset is cheaper than opening another context.
             await asyncio.wait({resetting})
         async with self._lock:
-            return await self._open_if_room(tenant, key, options, label)
+            return await self._open_if_room(tenant, key, options, label, on_browser)
 
     async def _reuse(self, tenant: str, key: str, label: str) -> WarmContext | None:
         """An idle context of `tenant` with these options that still answers, leased; or None."""
@@ -227,7 +237,12 @@ class WarmContexts:
         return None
 
     async def _open_if_room(
-        self, tenant: str, key: str, options: Mapping[str, Any], label: str
+        self,
+        tenant: str,
+        key: str,
+        options: Mapping[str, Any],
+        label: str,
+        on_browser: OnBrowser,
     ) -> WarmContext | None:
         """A new warm context, after trimming the oldest idle one if needed.
 
@@ -238,7 +253,7 @@ class WarmContexts:
             return None
         if len(self._contexts) >= self._settings.warm_contexts and not await self._trim():
             return None
-        warm = await self._open(tenant, key, options, label)
+        warm = await self._open(tenant, key, options, label, on_browser)
         metrics.warm_context_uses_total.labels(outcome="opened").inc()
         return warm
 
@@ -274,7 +289,12 @@ class WarmContexts:
         return True
 
     async def _open(
-        self, tenant: str, key: str, options: Mapping[str, Any], label: str
+        self,
+        tenant: str,
+        key: str,
+        options: Mapping[str, Any],
+        label: str,
+        on_browser: OnBrowser,
     ) -> WarmContext:
         egress = await self._source.egress.open_session(label)
         try:
@@ -282,6 +302,7 @@ class WarmContexts:
         except BaseException:
             await self._source.egress.close_session(egress)
             raise
+        on_browser(pooled)
         try:
             with failures_as(Stage.CAPTURE, "opening a warm context's page"):
                 kept = await KeptPage.open(context)
