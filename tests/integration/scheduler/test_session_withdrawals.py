@@ -3,11 +3,12 @@
 The scheduler waits the open order's answer_within_ms and a margin; when it stops
 waiting (no answer in time, or the caller gone) the agent may still be opening the
 browser, and is sent a close for the session, so that no browser stays open that no
-session row knows. The test plays an agent that never answers its open orders.
+session row knows (closed with OPEN_ABANDONED). Its close changes no session the
+scheduler placed elsewhere meanwhile. The test plays an agent that never answers its
+open orders.
 """
 
-import asyncio
-from collections.abc import Callable
+import uuid
 from dataclasses import dataclass
 
 import grpc
@@ -16,29 +17,68 @@ from nats.aio.msg import Msg
 
 from farm.queue.v1 import queue_pb2
 from farm.sessions.v1 import sessions_pb2
-from farm_core.sessions import SessionOrder
+from farm_core.sessions import SessionOrder, closed_subject
 from tests.helpers import assert_eventually
 from tests.integration.scheduler.agent_side import Queue
 from tests.integration.scheduler.conftest import Scheduler, rpc_error
+from tests.integration.scheduler.test_event_agents import sessions_applied
 from tests.integration.scheduler.test_sessions import (
     ScriptedAgent,
-    agents,
     scheduler,
     sessions_of,
 )
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["agents", "scheduler"]
+__all__ = ["scheduler"]
 
 
 @dataclass
 class StillOpeningAgent(ScriptedAgent):
-    """Takes open orders and never answers them, as an agent still opening the browser."""
+    """Takes open orders and never answers them, as an agent still opening the browser.
+
+    A close order for a session it took is answered as a real agent that opened the
+    browser at last would: with its SessionClosed event, giving the order's reason.
+    """
+
+    closes_published: int = 0
 
     async def _on_order(self, message: Msg) -> None:
         verb = SessionOrder(message.subject.rsplit(".", 1)[1])
         self.orders.append((verb, message.data))
+        if verb is SessionOrder.CLOSE:
+            order = queue_pb2.CloseSessionOrder.FromString(message.data)
+            closed = queue_pb2.SessionClosed(
+                event_id=uuid.uuid4().hex,
+                session_id=order.session_id,
+                tenant=order.tenant,
+                agent_id=self.agent_id,
+                reason=order.reason,
+            )
+            await self.queue.js.publish(
+                closed_subject(order.session_id, self.agent_id),
+                closed.SerializeToString(),
+                headers={"Nats-Msg-Id": closed.event_id},
+            )
+            self.closes_published += 1
+
+
+@dataclass
+class AfterTheCloseAgent(ScriptedAgent):
+    """Opens every session, answering only once `slow`'s close events are applied."""
+
+    slow: StillOpeningAgent | None = None
+
+    async def _on_order(self, message: Msg) -> None:
+        verb = SessionOrder(message.subject.rsplit(".", 1)[1])
+        if verb is SessionOrder.OPEN and self.slow is not None:
+            slow = self.slow
+
+            async def close_applied() -> bool:
+                return slow.closes_published > 0 and await sessions_applied(self.queue)
+
+            await assert_eventually(close_applied, within=10, message="no close event applied")
+        await super()._on_order(message)
 
 
 def session_ids_ordered(agent: ScriptedAgent, verb: SessionOrder) -> list[str]:
@@ -48,19 +88,21 @@ def session_ids_ordered(agent: ScriptedAgent, verb: SessionOrder) -> list[str]:
 
 
 async def test_an_agent_that_did_not_answer_in_time_is_told_to_close_the_session(
-    scheduler: Scheduler,
-    queue: Queue,
-    agents: Callable[..., asyncio.Future[ScriptedAgent]],
+    scheduler: Scheduler, queue: Queue
 ) -> None:
     slow = StillOpeningAgent(queue, "slow", concurrency=8)
+    other = AfterTheCloseAgent(queue, "other", concurrency=2, slow=slow)
     await slow.start()
-    other = await agents("other", concurrency=2)
+    await other.start()
     try:
         session = await sessions_of(scheduler).create()
     finally:
         await slow.stop_answering()
+        await other.stop_answering()
 
-    assert session.agent_id == "other"
+    # The slow agent's close of the browser it opened after all does not close the
+    # session the other agent was opening meanwhile.
+    assert (session.state, session.agent_id) == (sessions_pb2.SESSION_STATE_ACTIVE, "other")
     [open_order] = [
         queue_pb2.OpenSessionOrder.FromString(data)
         for verb, data in slow.orders
@@ -68,7 +110,12 @@ async def test_an_agent_that_did_not_answer_in_time_is_told_to_close_the_session
     ]
     # The scheduler's wait (session_open_timeout_seconds) travels with the order.
     assert open_order.answer_within_ms == 2000
-    assert session_ids_ordered(slow, SessionOrder.CLOSE) == [session.id]
+    [close_order] = [
+        queue_pb2.CloseSessionOrder.FromString(data)
+        for verb, data in slow.orders
+        if verb is SessionOrder.CLOSE
+    ]
+    assert (close_order.session_id, close_order.reason) == (session.id, "OPEN_ABANDONED")
     assert session_ids_ordered(other, SessionOrder.CLOSE) == []
 
 

@@ -24,6 +24,7 @@ from farm_scheduler.sessions.orders import (
     AgentOrders,
     AgentSilent,
     OrderNotSent,
+    close_order,
 )
 from farm_scheduler.sessions.placement import Candidate, candidates
 from farm_scheduler.sessions.records import SessionRecord
@@ -60,11 +61,10 @@ class SessionCloser:
 
     async def close_on_agent(self, record: SessionRecord, reason: CloseReason) -> SessionRecord:
         """Asks the session's agent to close it and records the close; a gone agent is lost."""
-        order = queue_pb2.CloseSessionOrder(
-            session_id=record.id, tenant=record.tenant, reason=reason.value
-        )
         try:
-            reply = await self._orders.close(record.agent_id, order)
+            reply = await self._orders.close(
+                record.agent_id, close_order(record.id, record.tenant, reason)
+            )
         except AgentGone as gone:
             return await self.agent_lost(record, str(gone))
         except (AgentSilent, AgentGarbled, OrderNotSent) as error:
