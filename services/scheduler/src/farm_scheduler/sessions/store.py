@@ -2,7 +2,7 @@
 
 import datetime as dt
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import cast
 
 from sqlalchemy import (
@@ -142,6 +142,13 @@ class SessionStore:
         query = select(sessions).where(sessions.c.state == ACTIVE, _placed())
         async with self._engine.connect() as connection:
             return [record_from_row(row) for row in await connection.execute(query)]
+
+    async def by_ids(self, session_ids: Iterable[str]) -> dict[str, SessionRecord]:
+        """These sessions' rows, of any tenant, placed or not, by id (a missing id has none)."""
+        query = select(sessions).where(sessions.c.id.in_(list(session_ids)))
+        async with self._engine.connect() as connection:
+            rows = await connection.execute(query)
+            return {row.id: record_from_row(row) for row in rows}
 
     async def count_command(self, record: SessionRecord) -> None:
         """Counts one more command run on the session."""
