@@ -173,8 +173,9 @@ async def test_a_session_closed_as_abandoned_leaves_nothing_stored(
     js: JetStreamContext,
     uploader: FakeUploader,
 ) -> None:
-    # The scheduler no longer wants the browser it opened (it gave up on its opening):
-    # its profile is not saved back, nothing of it is stored.
+    # The scheduler no longer wants the browser it opened (it gave up on its opening, and
+    # placed the session on another agent): its profile is not saved back, nothing of it
+    # is stored, and the other agent's route for the session stays.
     saved = FakeSavedState(uploader)
     clock = MovedClock()
     async with one_place_manager(shared_pool, make_settings, js, uploader, clock, saved) as (
@@ -188,11 +189,16 @@ async def test_a_session_closed_as_abandoned_leaves_nothing_stored(
         await opening
         session = manager.find(order.session_id)
         assert session is not None
+        other = queue_pb2.SessionRoute(session_id=order.session_id, agent_id="other-agent")
+        await routes.put(order.session_id, other.SerializeToString())
 
         closed = await manager.close(session, CloseReason.OPEN_ABANDONED)
 
         assert closed.reason == "OPEN_ABANDONED"
         assert (saved.profiles, uploader.uploads) == ({}, [])
+        entry = await routes.get(order.session_id)
+        assert queue_pb2.SessionRoute.FromString(entry.value or b"").agent_id == "other-agent"
+        await routes.delete(order.session_id)
         await assert_nothing_left(manager, places, routes, order.session_id)
 
 

@@ -184,7 +184,7 @@ class SessionManager:
             endpoint=self.endpoint,
         )
         try:
-            await write_route(self._routes, route)
+            session.route_revision = await write_route(self._routes, route)
         except BaseException:
             await self._discard(session)
             raise
@@ -196,7 +196,7 @@ class SessionManager:
                 self._sessions[order.session_id] = session
                 self._changed.notify_all()
         if late is not None:
-            await forget_route(self._routes, session.session_id)
+            await forget_route(self._routes, session.session_id, session.route_revision)
             await self._discard(session)
             log.warning("session %s: closed as it opened: %s", session.session_id, late)
             raise SessionRefused(Refusal.OPEN_TOO_LATE, late)
@@ -274,7 +274,7 @@ class SessionManager:
             commands=session.commands,
         )
         try:
-            await forget_route(self._routes, session.session_id)
+            await forget_route(self._routes, session.session_id, session.route_revision)
             await session.end_clients(reason)
             await wind_down(session)
             if reason is CloseReason.OPEN_ABANDONED:
