@@ -31,6 +31,7 @@ SECTIONS = {
     "storage": ("storage",),
     "scheduler: tasks": ("scheduler",),
     "scheduler: callbacks": ("scheduler",),
+    "scheduler: sessions": ("scheduler",),
     "scheduler: the fleet": ("scheduler",),
     "agent": ("agent",),
     "mcp": ("mcp",),

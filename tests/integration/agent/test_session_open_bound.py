@@ -25,10 +25,10 @@ from farm_agent.browser.pool import BrowserPool
 from farm_agent.places import Places
 from farm_agent.sessions.manager import SessionManager, SessionRefused
 from farm_agent.settings import AgentSettings
-from farm_core.sessions import Refusal, sessions_bucket
+from farm_core.sessions import CloseReason, Refusal, sessions_bucket
 from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import HAVE_CHROMIUM
-from tests.integration.agent.fakes import FakeUploader, keeper_of
+from tests.integration.agent.fakes import FakeSavedState, FakeUploader, keeper_of
 
 pytestmark = [
     pytest.mark.integration,
@@ -55,12 +55,13 @@ async def one_place_manager(
     js: JetStreamContext,
     uploader: FakeUploader,
     clock: MovedClock,
+    saved: FakeSavedState | None = None,
 ) -> AsyncIterator[tuple[SessionManager, Places, KeyValue]]:
     """A manager with one place, which a task holds; its sessions drained after."""
     places = Places(1)
     assert places.try_take_for_task()
     settings = make_settings(session_spare_browsers=0, session_place_wait_seconds=60)
-    manager = SessionManager(settings, pool, places, keeper_of(uploader), clock=clock)
+    manager = SessionManager(settings, pool, places, keeper_of(uploader, saved), clock=clock)
     routes = await sessions_bucket(js)
     manager.attach(js, routes, "127.0.0.1:1")
     try:
@@ -69,13 +70,15 @@ async def one_place_manager(
         await manager.drain(0)
 
 
-def open_order(within_ms: int) -> queue_pb2.OpenSessionOrder:
+def open_order(within_ms: int, profile: str = "") -> queue_pb2.OpenSessionOrder:
     expire_time = Timestamp()
     expire_time.FromSeconds(int(time.time()) + 600)
     return queue_pb2.OpenSessionOrder(
         session_id=f"ses_{secrets.token_hex(8)}",
         tenant="acme",
-        spec=sessions_pb2.SessionSpec(idle_timeout_seconds=600, max_lifetime_seconds=600),
+        spec=sessions_pb2.SessionSpec(
+            idle_timeout_seconds=600, max_lifetime_seconds=600, profile=profile
+        ),
         expire_time=expire_time,
         answer_within_ms=within_ms,
     )
@@ -140,6 +143,14 @@ async def test_a_browser_open_within_the_schedulers_wait_stays_open(
         places,
         _,
     ):
+        # The heartbeat is told of every change, with the sessions listed then.
+        told: list[list[str]] = []
+        places.on_change = lambda: told.append(manager.session_ids)
+
+        async def beat() -> None:
+            told.append(manager.session_ids)
+
+        manager.on_change = beat
         order = open_order(WITHIN_MS)
         opening = asyncio.create_task(manager.open(order))
         await assert_eventually(lambda: places.sessions_waiting == 1)
@@ -148,6 +159,47 @@ async def test_a_browser_open_within_the_schedulers_wait_stays_open(
 
         await opening
         assert manager.session_ids == [order.session_id]
+        # Once for the task's place, once for the session (its place with it), listed.
+        assert told == [[], [order.session_id]]
+        session = manager.find(order.session_id)
+        assert session is not None
+        await manager.close(session, CloseReason.CLOSED_BY_USER)
+        assert told == [[], [order.session_id], []]
+
+
+async def test_a_session_closed_as_abandoned_leaves_nothing_stored(
+    shared_pool: BrowserPool,
+    make_settings: Callable[..., AgentSettings],
+    js: JetStreamContext,
+    uploader: FakeUploader,
+) -> None:
+    # The scheduler no longer wants the browser it opened (it gave up on its opening, and
+    # placed the session on another agent): its profile is not saved back, nothing of it
+    # is stored, and the other agent's route for the session stays.
+    saved = FakeSavedState(uploader)
+    clock = MovedClock()
+    async with one_place_manager(shared_pool, make_settings, js, uploader, clock, saved) as (
+        manager,
+        places,
+        routes,
+    ):
+        order = open_order(WITHIN_MS, profile="shopper")
+        opening = asyncio.create_task(manager.open(order))
+        await places.give_back(session=False)
+        await opening
+        session = manager.find(order.session_id)
+        assert session is not None
+        other = queue_pb2.SessionRoute(session_id=order.session_id, agent_id="other-agent")
+        await routes.put(order.session_id, other.SerializeToString())
+
+        closed = await manager.close(session, CloseReason.OPEN_ABANDONED)
+
+        assert closed.reason == "OPEN_ABANDONED"
+        assert (saved.profiles, uploader.uploads) == ({}, [])
+        entry = await routes.get(order.session_id)
+        assert queue_pb2.SessionRoute.FromString(entry.value or b"").agent_id == "other-agent"
+        await routes.delete(order.session_id)
+        await assert_nothing_left(manager, places, routes, order.session_id)
 
 
 async def test_an_opening_withdrawn_while_it_waits_leaves_no_browser(

@@ -1,13 +1,16 @@
-"""An opening the scheduler stops waiting for is withdrawn: the agent is told to close it.
+"""An opening the scheduler gave up on leaves no browser: the agent is told to close it.
 
 The scheduler waits the open order's answer_within_ms and a margin; when it stops
 waiting (no answer in time, or the caller gone) the agent may still be opening the
 browser, and is sent a close for the session, so that no browser stays open that no
-session row knows. The test plays an agent that never answers its open orders.
+session row knows (closed with OPEN_ABANDONED). Its close changes no session the
+scheduler placed elsewhere meanwhile. Should that close be lost, or the scheduler die
+before it recorded the agent's answer, the sweep closes the browser once the agent has
+listed it for longer than a grace with no open session on it claiming it. The test
+plays the agents.
 """
 
-import asyncio
-from collections.abc import Callable
+import uuid
 from dataclasses import dataclass
 
 import grpc
@@ -16,29 +19,76 @@ from nats.aio.msg import Msg
 
 from farm.queue.v1 import queue_pb2
 from farm.sessions.v1 import sessions_pb2
-from farm_core.sessions import SessionOrder
+from farm_core.sessions import SessionOrder, closed_subject, sessions_bucket
+from farm_scheduler.sessions.store import SessionStore, new_session_id
 from tests.helpers import assert_eventually
 from tests.integration.scheduler.agent_side import Queue
-from tests.integration.scheduler.conftest import Scheduler, rpc_error
+from tests.integration.scheduler.conftest import (
+    Scheduler,
+    StartScheduler,
+    rpc_error,
+    sample,
+)
+from tests.integration.scheduler.test_event_agents import sessions_applied
 from tests.integration.scheduler.test_sessions import (
     ScriptedAgent,
-    agents,
     scheduler,
     sessions_of,
 )
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["agents", "scheduler"]
+__all__ = ["scheduler"]
+
+UNCLAIMED = "farm_unclaimed_session_closes_total"
 
 
 @dataclass
 class StillOpeningAgent(ScriptedAgent):
-    """Takes open orders and never answers them, as an agent still opening the browser."""
+    """Takes open orders and never answers them, as an agent still opening the browser.
+
+    A close order for a session it took is answered as a real agent that opened the
+    browser at last would: with its SessionClosed event, giving the order's reason.
+    """
+
+    closes_published: int = 0
 
     async def _on_order(self, message: Msg) -> None:
         verb = SessionOrder(message.subject.rsplit(".", 1)[1])
         self.orders.append((verb, message.data))
+        if verb is SessionOrder.CLOSE:
+            order = queue_pb2.CloseSessionOrder.FromString(message.data)
+            closed = queue_pb2.SessionClosed(
+                event_id=uuid.uuid4().hex,
+                session_id=order.session_id,
+                tenant=order.tenant,
+                agent_id=self.agent_id,
+                reason=order.reason,
+            )
+            await self.queue.js.publish(
+                closed_subject(order.session_id, self.agent_id),
+                closed.SerializeToString(),
+                headers={"Nats-Msg-Id": closed.event_id},
+            )
+            self.closes_published += 1
+
+
+@dataclass
+class AfterTheCloseAgent(ScriptedAgent):
+    """Opens every session, answering only once `slow`'s close events are applied."""
+
+    slow: StillOpeningAgent | None = None
+
+    async def _on_order(self, message: Msg) -> None:
+        verb = SessionOrder(message.subject.rsplit(".", 1)[1])
+        if verb is SessionOrder.OPEN and self.slow is not None:
+            slow = self.slow
+
+            async def close_applied() -> bool:
+                return slow.closes_published > 0 and await sessions_applied(self.queue)
+
+            await assert_eventually(close_applied, within=10, message="no close event applied")
+        await super()._on_order(message)
 
 
 def session_ids_ordered(agent: ScriptedAgent, verb: SessionOrder) -> list[str]:
@@ -48,19 +98,21 @@ def session_ids_ordered(agent: ScriptedAgent, verb: SessionOrder) -> list[str]:
 
 
 async def test_an_agent_that_did_not_answer_in_time_is_told_to_close_the_session(
-    scheduler: Scheduler,
-    queue: Queue,
-    agents: Callable[..., asyncio.Future[ScriptedAgent]],
+    scheduler: Scheduler, queue: Queue
 ) -> None:
     slow = StillOpeningAgent(queue, "slow", concurrency=8)
+    other = AfterTheCloseAgent(queue, "other", concurrency=2, slow=slow)
     await slow.start()
-    other = await agents("other", concurrency=2)
+    await other.start()
     try:
         session = await sessions_of(scheduler).create()
     finally:
         await slow.stop_answering()
+        await other.stop_answering()
 
-    assert session.agent_id == "other"
+    # The slow agent's close of the browser it opened after all does not close the
+    # session the other agent was opening meanwhile.
+    assert (session.state, session.agent_id) == (sessions_pb2.SESSION_STATE_ACTIVE, "other")
     [open_order] = [
         queue_pb2.OpenSessionOrder.FromString(data)
         for verb, data in slow.orders
@@ -68,7 +120,12 @@ async def test_an_agent_that_did_not_answer_in_time_is_told_to_close_the_session
     ]
     # The scheduler's wait (session_open_timeout_seconds) travels with the order.
     assert open_order.answer_within_ms == 2000
-    assert session_ids_ordered(slow, SessionOrder.CLOSE) == [session.id]
+    [close_order] = [
+        queue_pb2.CloseSessionOrder.FromString(data)
+        for verb, data in slow.orders
+        if verb is SessionOrder.CLOSE
+    ]
+    assert (close_order.session_id, close_order.reason) == (session.id, "OPEN_ABANDONED")
     assert session_ids_ordered(other, SessionOrder.CLOSE) == []
 
 
@@ -93,3 +150,72 @@ async def test_a_create_whose_caller_gave_up_tells_the_agent_to_close_the_sessio
     finally:
         await slow.stop_answering()
     assert await sessions.listed() == []
+
+
+@dataclass
+class ToldAgent(ScriptedAgent):
+    """A scripted agent that also takes closes told with no answer awaited, and lists
+    a session it closed no more."""
+
+    async def _on_order(self, message: Msg) -> None:
+        if message.reply:
+            await super()._on_order(message)
+            return
+        self.orders.append((SessionOrder(message.subject.rsplit(".", 1)[1]), message.data))
+        closed = queue_pb2.CloseSessionOrder.FromString(message.data).session_id
+        if closed in self.session_ids:
+            self.session_ids.remove(closed)
+            await self.beat()
+
+
+async def test_browsers_no_open_session_claims_are_closed_after_a_grace(
+    start_scheduler: StartScheduler, queue: Queue
+) -> None:
+    settings = {
+        "session_sweep_interval_seconds": 0.2,
+        "session_unclaimed_grace_seconds": 0.5,
+        "session_agent_lost_seconds": 60,
+    }
+    # Two replicas sweep: each closes what it finds unclaimed for a whole grace.
+    scheduler = await start_scheduler(**settings)
+    await start_scheduler(**settings)
+    agent = await ToldAgent(queue, "holder", concurrency=8).start()
+    sessions = sessions_of(scheduler)
+    claimed = await sessions.create()
+    # The scheduler placing this one died before it recorded the agent's answer.
+    spec = sessions_pb2.SessionSpec(max_lifetime_seconds=600)
+    store = SessionStore(scheduler.service.store.engine)
+    unplaced = await store.reserve(scheduler.tenant, spec, None)
+    # This one's CreateSession gave up and forgot it; only the agent's route names it.
+    forgotten = new_session_id()
+    route = queue_pb2.SessionRoute(session_id=forgotten, tenant="acme", agent_id="holder")
+    await (await sessions_bucket(queue.js)).put(forgotten, route.SerializeToString())
+    before = {why: sample(UNCLAIMED, why=why) for why in ("unplaced", "no_session")}
+    agent.session_ids += [unplaced.id, forgotten]
+    try:
+        await agent.beat()
+
+        def closes() -> dict[str, queue_pb2.CloseSessionOrder]:
+            told = [
+                queue_pb2.CloseSessionOrder.FromString(data)
+                for verb, data in agent.orders
+                if verb is SessionOrder.CLOSE
+            ]
+            return {order.session_id: order for order in told}
+
+        await assert_eventually(
+            lambda: set(closes()) == {unplaced.id, forgotten},
+            within=10,
+            message=lambda: f"closes ordered: {closes()}",
+        )
+        # Counted before each close is ordered.
+        assert all(sample(UNCLAIMED, why=why) > count for why, count in before.items())
+    finally:
+        await agent.stop_answering()
+    told = closes()
+    assert (told[unplaced.id].tenant, told[unplaced.id].reason) == (
+        scheduler.tenant,
+        "OPEN_ABANDONED",
+    )
+    assert (told[forgotten].tenant, told[forgotten].reason) == ("acme", "OPEN_ABANDONED")
+    assert (await sessions.get(claimed.id)).state == sessions_pb2.SESSION_STATE_ACTIVE

@@ -1,7 +1,11 @@
-"""The shared-agent role: an agent's permissions for any agent id, replies in its user's inbox."""
+"""The agents' NATS roles: the shared one's permissions for any agent id, replies in its
+user's inbox and for as long as an order may wait."""
 
 from farm_core.nats_roles import NatsRole, agent_permissions, permissions
 from farm_core.sessions import SessionOrder
+from farm_scheduler.field_checks import MAX_TIMEOUT_MS
+from farm_scheduler.sessions.api import COMMAND_ANSWER_MARGIN_SECONDS
+from farm_scheduler.settings import SchedulerSettings
 
 
 def test_the_shared_agent_user_hears_any_agents_orders_in_its_own_inbox() -> None:
@@ -25,3 +29,13 @@ def test_the_shared_agent_may_do_no_more_than_an_agent_of_any_id() -> None:
     assert generic(shared.subscribe, "*") == generic(one.subscribe, "pod-a")
     assert permissions(NatsRole.AGENT, "agent-1") == agent_permissions("agent-1")
     assert "_INBOX.agent-1.>" in agent_permissions("agent-1").subscribe
+
+
+def test_an_agent_may_answer_an_order_as_late_as_the_scheduler_waits_for_it() -> None:
+    # nats-server lets a user with a bare `allow_responses: true` reply only within 2
+    # minutes of the request: a longer session command's answer was refused.
+    longest_command = MAX_TIMEOUT_MS / 1000 + COMMAND_ANSWER_MARGIN_SECONDS
+    longest_close = SchedulerSettings().session_close_timeout_seconds
+    block = agent_permissions("agent-1").server_config()["allow_responses"]
+    assert block["max"] == 1
+    assert int(block["expires"].removesuffix("s")) > max(longest_command, longest_close, 120)

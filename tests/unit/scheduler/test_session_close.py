@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import async_database_url, create_engine
+from farm_core.errors import NotFound
 from farm_core.sessions import CloseReason
 from farm_scheduler.sessions.records import SessionRecord
 from farm_scheduler.sessions.store import SessionStore
@@ -70,3 +71,39 @@ async def test_a_session_the_agent_closed_keeps_its_close(engine: AsyncEngine) -
 
     assert lost is not None and again is not None
     assert (again.close_reason, again.recording.id) == ("IDLE_TIMEOUT", "art_video")
+
+
+async def test_a_session_being_placed_is_not_found_until_an_agent_holds_it(
+    engine: AsyncEngine,
+) -> None:
+    store = SessionStore(engine)
+    spec = sessions_pb2.SessionSpec(max_lifetime_seconds=600)
+    reserved = await store.reserve("default", spec, None)
+
+    with pytest.raises(NotFound):
+        await store.get("default", reserved.id)
+    assert await store.page("default", sessions_pb2.SESSION_STATE_UNSPECIFIED, 10, None) == []
+
+    placed = await store.placed(reserved, "agent-1")
+    assert (placed.state, placed.agent_id) == ("SESSION_STATE_ACTIVE", "agent-1")
+    assert (await store.get("default", reserved.id)).agent_id == "agent-1"
+
+
+async def test_an_agents_close_closes_only_a_session_that_agent_holds(
+    engine: AsyncEngine,
+) -> None:
+    # An agent the scheduler gave up on (its answer came too late) closes the browser it
+    # opened; meanwhile the session is being placed on another agent.
+    store = SessionStore(engine)
+    spec = sessions_pb2.SessionSpec(max_lifetime_seconds=600)
+    reserved = await store.reserve("default", spec, None)
+    abandoned = CloseReason.OPEN_ABANDONED.value
+
+    await store.close(reserved.id, abandoned, reported=True, agent_id="too-late")
+    placed = await store.placed(reserved, "next")
+    assert placed.active, "a close by an agent that does not hold the session closed it"
+    await store.close(reserved.id, abandoned, reported=True, agent_id="too-late")
+    assert (await store.get("default", reserved.id)).active
+
+    closed = await store.close(reserved.id, "IDLE_TIMEOUT", reported=True, agent_id="next")
+    assert closed is not None and closed.close_reason == "IDLE_TIMEOUT"

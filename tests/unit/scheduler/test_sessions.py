@@ -1,4 +1,5 @@
-"""Sessions in the scheduler, as pure logic: validation, placement, links, command errors."""
+"""Sessions in the scheduler, as pure logic: validation, placement, unclaimed browsers, links,
+command errors."""
 
 import datetime as dt
 from dataclasses import replace
@@ -17,11 +18,20 @@ from farm_core.errors import (
     Unavailable,
 )
 from farm_core.quotas import TenantQuotas
+from farm_core.sessions import CloseReason
 from farm_core.timestamps import to_timestamp
 from farm_scheduler.sessions.api import checked_session_id, command_error
 from farm_scheduler.sessions.links import session_links
 from farm_scheduler.sessions.placement import Candidate, Openings, candidates, free_places
+from farm_scheduler.sessions.records import SessionRecord
 from farm_scheduler.sessions.store import check_session_quota, new_session_id
+from farm_scheduler.sessions.unclaimed import (
+    HeldBrowser,
+    Unclaimed,
+    UnclaimedClose,
+    UnclaimedWatch,
+    unclaimed_close,
+)
 from farm_scheduler.sessions.validation import (
     SessionBounds,
     validate_command,
@@ -232,6 +242,70 @@ def test_a_choice_counts_the_sessions_being_opened_on_each_agent() -> None:
             assert openings.best(ranked, {"a"}) == Candidate("c", 1)
     assert openings.pending("a") == 0
     assert openings.best(ranked, {"a", "b", "c"}) is None
+
+
+class MovedClock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_browser_is_overdue_only_once_unclaimed_for_longer_than_the_grace() -> None:
+    clock = MovedClock()
+    watch = UnclaimedWatch(30, clock)
+    late, brief = HeldBrowser("a", "ses_late"), HeldBrowser("a", "ses_brief")
+    assert watch.overdue([late, brief]) == []
+    clock.now += 20
+    # `brief` was claimed meanwhile (its opening was recorded): forgotten.
+    assert watch.overdue([late]) == []
+    clock.now += 11
+    assert watch.overdue([late, brief]) == [late]
+    # Ordered closed: again only after another grace; `brief` counts from its return.
+    clock.now += 20
+    assert watch.overdue([late, brief]) == []
+    clock.now += 11
+    assert watch.overdue([late, brief]) == [late, brief]
+
+
+def session_row(
+    agent_id: str, state: str = "SESSION_STATE_ACTIVE", reason: str = ""
+) -> SessionRecord:
+    return SessionRecord(
+        id="ses_0123456789abcdef",
+        tenant="acme",
+        state=state,
+        spec=sessions_pb2.SessionSpec(),
+        agent_id=agent_id,
+        create_time=NOW,
+        expire_time=NOW,
+        close_reason=reason,
+    )
+
+
+def test_an_unclaimed_browser_is_closed_as_abandoned_unless_its_session_closed_there() -> None:
+    browser = HeldBrowser("a", "ses_0123456789abcdef")
+    closed = "SESSION_STATE_CLOSED"
+    assert unclaimed_close(browser, session_row("a")) is None
+    assert unclaimed_close(browser, None) == UnclaimedClose(
+        Unclaimed.NO_SESSION, CloseReason.OPEN_ABANDONED
+    )
+    assert unclaimed_close(browser, session_row("")) == UnclaimedClose(
+        Unclaimed.UNPLACED, CloseReason.OPEN_ABANDONED
+    )
+    assert unclaimed_close(browser, session_row("b")) == UnclaimedClose(
+        Unclaimed.OTHER_AGENT, CloseReason.OPEN_ABANDONED
+    )
+    assert unclaimed_close(browser, session_row("b", closed, "IDLE_TIMEOUT")) == UnclaimedClose(
+        Unclaimed.CLOSED, CloseReason.OPEN_ABANDONED
+    )
+    # Its own agent's report of the close then keeps the session's reason.
+    assert unclaimed_close(browser, session_row("a", closed, "AGENT_LOST")) == UnclaimedClose(
+        Unclaimed.CLOSED, CloseReason.AGENT_LOST
+    )
 
 
 def test_links_follow_the_edges_public_address() -> None:

@@ -58,13 +58,21 @@ class NatsRole(enum.StrEnum):
     """Browser agents sharing one user: an agent's work, for any agent id."""
 
 
+RESPONSE_EXPIRES_SECONDS = 3600
+"""How long after a request its one reply may be sent. nats-server's default is 2
+minutes: an agent's answer to a session command that ran longer (a command may take
+300 s) or to a slow open or close would be refused as a permissions violation, and
+the scheduler would wait out its own timeout for nothing."""
+
+
 @dataclass(frozen=True)
 class NatsPermissions:
     """The subjects a user may publish and subscribe to, and whether it may answer requests."""
 
     publish: tuple[str, ...]
     subscribe: tuple[str, ...]
-    # Answering a request: one reply to its reply subject, whatever that is.
+    # Answering a request: one reply to its reply subject, whatever that is, within
+    # RESPONSE_EXPIRES_SECONDS.
     allow_responses: bool = False
 
     def server_config(self) -> dict[str, Any]:
@@ -74,7 +82,7 @@ class NatsPermissions:
             "subscribe": {"allow": list(self.subscribe)},
         }
         if self.allow_responses:
-            block["allow_responses"] = True
+            block["allow_responses"] = {"max": 1, "expires": f"{RESPONSE_EXPIRES_SECONDS}s"}
         return block
 
 

@@ -43,6 +43,10 @@ class CloseReason(enum.StrEnum):
     AGENT_DRAINING = "AGENT_DRAINING"
     BROWSER_CRASHED = "BROWSER_CRASHED"
     BROWSER_CLOSED = "BROWSER_CLOSED"
+    OPEN_ABANDONED = "OPEN_ABANDONED"
+    """No Session shows it: the close of a browser opened for a session that its agent
+    does not hold in the scheduler's records (the scheduler gave up on that opening, or
+    died before it recorded it). Nothing of such a browser is kept."""
 
 
 class Refusal(enum.StrEnum):

@@ -18,7 +18,9 @@ class Places:
         self.sessions = 0
         self._sessions_waiting = 0
         self._changed = asyncio.Condition()
-        # Called after a place is taken or freed (the agent beats its heartbeat soon).
+        # Called after a task's place is taken or freed (the agent beats its heartbeat
+        # soon). Not for a session's: the session manager tells those, once the session
+        # shows in (or has left) its list, so that one beat tells each open and close.
         self.on_change: Callable[[], None] | None = None
 
     @property
@@ -66,7 +68,6 @@ class Places:
                 self._sessions_waiting -= 1
                 self._changed.notify_all()
             self.sessions += 1
-            self._tell_change()
             return True
 
     async def give_back(self, *, session: bool) -> None:
@@ -77,7 +78,8 @@ class Places:
             else:
                 self.tasks -= 1
             self._changed.notify_all()
-        self._tell_change()
+        if not session:
+            self._tell_change()
 
     def _tell_change(self) -> None:
         if self.on_change is not None:

@@ -4,9 +4,10 @@ Every `heartbeat_seconds` the agent puts an AgentHeartbeat (id, region, version,
 concurrency, places in use, browsers, running tasks, open sessions and where Envoy
 reaches them, whether it drains, start and heartbeat time) under its id; the
 bucket's time to live drops an agent that stopped beating, and a clean exit
-deletes its key. A change of its busy places (a task or session starts or ends)
-beats again soon, at most once per CHANGE_BEAT_GAP_SECONDS, so that the fleet's
-status and the session placement do not wait for the next regular beat. The
+deletes its key. A task that starts or ends beats again soon, at most once per
+CHANGE_BEAT_GAP_SECONDS, and a session that opens or closes beats once at once (its
+agent answers the order after that beat), so that the fleet's status and the
+session placement do not wait for the next regular beat. The
 beat's time still says when the agent last beat, so its age tells liveness as
 before. A DrainNotice on `control.drain.<id>` makes the agent drain as on SIGTERM.
 """

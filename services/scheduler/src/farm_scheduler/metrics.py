@@ -48,6 +48,13 @@ late_final_events = Counter(
     "after the agent built them (copies sent again after a NATS outage), by reported status.",
     ["status"],
 )
+unclaimed_session_closes = Counter(
+    "farm_unclaimed_session_closes_total",
+    "Session browsers an agent held with no open session on it claiming them for longer "
+    "than FARM_SCHEDULER_SESSION_UNCLAIMED_GRACE_SECONDS, ordered closed, by why: "
+    "no_session, closed, other_agent, unplaced. Each replica counts the closes it ordered.",
+    ["why"],
+)
 cache_hits = Counter(
     "farm_task_cache_hits_total",
     "Tasks answered from the result cache, without running.",

@@ -250,6 +250,7 @@ class SchedulerService:
                 lambda: sessions_bucket(js, settings.nats_replicas),
             ),
             settings.session_agent_lost_seconds,
+            settings.session_unclaimed_grace_seconds,
         )
         self._session_events = SessionEventConsumer(
             self._session_closer, settings.event_ack_wait_seconds, settings.accept_unbound_events

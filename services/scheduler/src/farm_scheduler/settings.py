@@ -158,7 +158,17 @@ class SchedulerSettings(FarmSettings):
         "(AGENT_LOST); agents beat every few seconds.",
     )
     session_sweep_interval_seconds: float = Field(
-        default=2.0, gt=0, description="How often sessions of lost agents are looked for."
+        default=2.0,
+        gt=0,
+        description="How often sessions of lost agents, and browsers no open session claims, "
+        "are looked for.",
+    )
+    session_unclaimed_grace_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long an agent may list a session browser in its heartbeats with no "
+        "open session on that agent claiming it (its opening was given up, or its scheduler "
+        "died before it recorded the agent's answer) before the scheduler orders it closed.",
     )
     fleet_gauges_interval_seconds: float = Field(
         default=10.0,

@@ -1,7 +1,8 @@
 """What a closing session leaves in storage: its profile, its recording, its screencast.
 
 Each is kept if it can be; one that cannot is logged and does not stop the close.
-A session that opened too late (nobody knows of it) is discarded: nothing is kept.
+A session that opened too late (nobody knows of it) is discarded: nothing is kept,
+nor of one closed as OPEN_ABANDONED. Every close first winds the session down.
 """
 
 import asyncio
@@ -73,17 +74,40 @@ async def store_screencast(keeper: CaptureKeeper, session: OpenSession) -> None:
         log.info("session %s: its screencast was stored as %s", session.session_id, video.id)
 
 
+async def close_keeping(
+    keeper: CaptureKeeper, session: OpenSession
+) -> tasks_pb2.ArtifactRef | None:
+    """Closes the wound-down session's browser, keeping its profile, recording, screencast.
+
+    Returns the stored recording, if any.
+    """
+    if session.spec.profile and session.browser.alive:
+        await save_profile(keeper, session)
+    await session.resources.aclose()
+    recording = await store_recording(keeper, session)
+    await store_screencast(keeper, session)
+    return recording
+
+
+async def wind_down(session: OpenSession) -> None:
+    """Stops what works around the session's browser: its dialogs, screen, small tasks.
+
+    The first step of any close; the browser itself is still open afterwards.
+    """
+    session.closing = True
+    session.dialogs.stop()
+    await session.screencast.close()
+    for task in list(session.background):
+        task.cancel()
+
+
 async def discard(session: OpenSession) -> None:
     """Closes the browser of a session nobody knows of and removes its folder.
 
     Nothing is stored and no close is published: the scheduler has no row for it.
     """
-    session.closing = True
     try:
-        session.dialogs.stop()
-        await session.screencast.close()
-        for task in list(session.background):
-            task.cancel()
+        await wind_down(session)
     finally:
         try:
             await session.resources.aclose()

@@ -26,12 +26,7 @@ from farm_agent.browser.pool import BrowserPool
 from farm_agent.places import Places
 from farm_agent.saved.keeper import CaptureKeeper
 from farm_agent.sessions.launcher import SessionLauncher
-from farm_agent.sessions.leftovers import (
-    discard,
-    save_profile,
-    store_recording,
-    store_screencast,
-)
+from farm_agent.sessions.leftovers import close_keeping, discard, wind_down
 from farm_agent.sessions.notices import forget_route, publish_closed, write_route
 from farm_agent.sessions.session import OpenSession
 from farm_agent.sessions.warm import (
@@ -98,7 +93,8 @@ class SessionManager:
         self._js: JetStreamContext | None = None
         self._routes: KeyValue | None = None
         self.endpoint = ""
-        # Told when a session opens or closes: the heartbeat says so at once.
+        # Told when a session opens or closes (it takes or frees a place, which Places
+        # does not tell): the heartbeat says so at once, before the order is answered.
         self.on_change: Callable[[], Awaitable[None]] | None = None
         sessions_root = pool.scratch_dir / "sessions"
         self._spares = SpareBrowsers(
@@ -188,7 +184,7 @@ class SessionManager:
             endpoint=self.endpoint,
         )
         try:
-            await write_route(self._routes, route)
+            session.route_revision = await write_route(self._routes, route)
         except BaseException:
             await self._discard(session)
             raise
@@ -200,7 +196,7 @@ class SessionManager:
                 self._sessions[order.session_id] = session
                 self._changed.notify_all()
         if late is not None:
-            await forget_route(self._routes, session.session_id)
+            await forget_route(self._routes, session.session_id, session.route_revision)
             await self._discard(session)
             log.warning("session %s: closed as it opened: %s", session.session_id, late)
             raise SessionRefused(Refusal.OPEN_TOO_LATE, late)
@@ -259,7 +255,10 @@ class SessionManager:
         return None
 
     async def _discard(self, session: OpenSession) -> None:
-        """Closes a session that never opened for anyone and gives its place back."""
+        """Closes a session that never opened for anyone and gives its place back.
+
+        Its place was never told (it is told once the session is listed): nothing to tell.
+        """
         try:
             await discard(session)
         finally:
@@ -275,19 +274,16 @@ class SessionManager:
             commands=session.commands,
         )
         try:
-            await forget_route(self._routes, session.session_id)
+            await forget_route(self._routes, session.session_id, session.route_revision)
             await session.end_clients(reason)
-            session.dialogs.stop()
-            await session.screencast.close()
-            for task in list(session.background):
-                task.cancel()
-            if session.spec.profile and session.browser.alive:
-                await save_profile(self._keeper, session)
-            await session.resources.aclose()
-            recording = await store_recording(self._keeper, session)
-            if recording is not None:
-                closed.recording.CopyFrom(recording)
-            await store_screencast(self._keeper, session)
+            await wind_down(session)
+            if reason is CloseReason.OPEN_ABANDONED:
+                # Opened for no session (the scheduler gave up on it): nothing is kept.
+                await session.resources.aclose()
+            else:
+                recording = await close_keeping(self._keeper, session)
+                if recording is not None:
+                    closed.recording.CopyFrom(recording)
             closed.time.GetCurrentTime()
             await publish_closed(self._js, closed)
         finally:

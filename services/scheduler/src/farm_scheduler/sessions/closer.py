@@ -3,13 +3,16 @@
 Every way a session ends comes here: CloseSession (ordered to its agent, whose reply
 carries the SessionClosed), the agents' SessionClosed events (idle, lifetime, crash,
 drain), and the sweep that finds sessions whose agent stopped beating (AGENT_LOST)
-or that outlived their lifetime. Applying a close twice changes nothing.
+or that outlived their lifetime, and, the other way round, browsers that agents hold
+for no open session (unclaimed.py). Applying a close twice changes nothing.
 """
 
 import datetime as dt
 import logging
 
 import nats.errors
+from google.protobuf.message import DecodeError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from farm.queue.v1 import queue_pb2
@@ -18,16 +21,19 @@ from farm_core.errors import Unavailable
 from farm_core.sessions import CloseReason
 from farm_core.timestamps import from_timestamp
 from farm_scheduler.heartbeats import Heartbeats
+from farm_scheduler.metrics import unclaimed_session_closes
 from farm_scheduler.sessions.orders import (
     AgentGarbled,
     AgentGone,
     AgentOrders,
     AgentSilent,
     OrderNotSent,
+    close_order,
 )
 from farm_scheduler.sessions.placement import Candidate, candidates
 from farm_scheduler.sessions.records import SessionRecord
 from farm_scheduler.sessions.store import SessionStore
+from farm_scheduler.sessions.unclaimed import HeldBrowser, UnclaimedWatch, unclaimed_close
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +51,15 @@ class SessionCloser:
         heartbeats: Heartbeats,
         routes: KeyValue,
         agent_lost_seconds: float,
+        unclaimed_grace_seconds: float,
     ) -> None:
         self._store = store
         self._orders = orders
         self._heartbeats = heartbeats
         self._routes = routes
         self._agent_lost_seconds = agent_lost_seconds
+        self._unclaimed = UnclaimedWatch(unclaimed_grace_seconds)
+        self._unclaimed_grace_seconds = unclaimed_grace_seconds
 
     async def candidates(self, region: str) -> list[Candidate]:
         """The agents that may take a new session in `region`, best first."""
@@ -60,11 +69,10 @@ class SessionCloser:
 
     async def close_on_agent(self, record: SessionRecord, reason: CloseReason) -> SessionRecord:
         """Asks the session's agent to close it and records the close; a gone agent is lost."""
-        order = queue_pb2.CloseSessionOrder(
-            session_id=record.id, tenant=record.tenant, reason=reason.value
-        )
         try:
-            reply = await self._orders.close(record.agent_id, order)
+            reply = await self._orders.close(
+                record.agent_id, close_order(record.id, record.tenant, reason)
+            )
         except AgentGone as gone:
             return await self.agent_lost(record, str(gone))
         except (AgentSilent, AgentGarbled, OrderNotSent) as error:
@@ -125,10 +133,14 @@ class SessionCloser:
         return record
 
     async def sweep(self) -> None:
-        """Closes ACTIVE sessions whose agent stopped beating or that outlived their lifetime."""
+        """Closes ACTIVE sessions whose agent stopped beating or that outlived their lifetime.
+
+        Then closes the browsers agents hold that no open session on them claims.
+        """
         beats = await self._heartbeats.all()
         now = utcnow()
-        for record in await self._store.active():
+        active = await self._store.active()
+        for record in active:
             heartbeat = beats.get(record.agent_id)
             age = (now - record.create_time).total_seconds()
             if heartbeat is None:
@@ -140,6 +152,58 @@ class SessionCloser:
                 await self.settle_missing(record)
             elif now > record.expire_time + dt.timedelta(seconds=LIFETIME_GRACE_SECONDS):
                 await self.close_on_agent(record, CloseReason.MAX_LIFETIME)
+        claimed = {HeldBrowser(record.agent_id, record.id) for record in active}
+        held = [
+            HeldBrowser(agent_id, session_id)
+            for agent_id, heartbeat in beats.items()
+            if not self._beat_is_stale(heartbeat, now)
+            for session_id in heartbeat.session_ids
+        ]
+        overdue = self._unclaimed.overdue(browser for browser in held if browser not in claimed)
+        if overdue:
+            await self._close_unclaimed(overdue)
+
+    async def _close_unclaimed(self, browsers: list[HeldBrowser]) -> None:
+        """Orders each browser closed on its agent, unless its session claims it by now."""
+        rows = await self._store.by_ids(browser.session_id for browser in browsers)
+        for browser in browsers:
+            row = rows.get(browser.session_id)
+            close = unclaimed_close(browser, row)
+            if close is None:
+                continue
+            tenant = row.tenant if row is not None else await self._route_tenant(browser)
+            if not tenant:
+                log.warning(
+                    "session %s: agent %s holds its browser, unclaimed (%s), but neither a "
+                    "session row nor a route names its tenant; its idle timeout closes it",
+                    browser.session_id,
+                    browser.agent_id,
+                    close.why.value,
+                )
+                continue
+            log.warning(
+                "session %s: agent %s has held its browser for over %g s with no open session "
+                "there claiming it (%s); ordering it closed (%s)",
+                browser.session_id,
+                browser.agent_id,
+                self._unclaimed_grace_seconds,
+                close.why.value,
+                close.reason.value,
+            )
+            unclaimed_session_closes.labels(close.why.value).inc()
+            order = close_order(browser.session_id, tenant, close.reason)
+            await self._orders.tell_close(browser.agent_id, order)
+
+    async def _route_tenant(self, browser: HeldBrowser) -> str:
+        """The tenant the session's route names ("" when there is none to read)."""
+        try:
+            entry = await self._routes.get(browser.session_id)
+            return queue_pb2.SessionRoute.FromString(entry.value or b"").tenant
+        except KeyNotFoundError:
+            return ""
+        except (nats.errors.Error, TimeoutError, DecodeError) as error:
+            log.warning("could not read the route of session %s: %s", browser.session_id, error)
+            return ""
 
     def _beat_is_stale(self, heartbeat: queue_pb2.AgentHeartbeat | None, now: dt.datetime) -> bool:
         if heartbeat is None:

@@ -60,6 +60,11 @@ class OrderNotSent(Exception):
     """
 
 
+def close_order(session_id: str, tenant: str, reason: CloseReason) -> queue_pb2.CloseSessionOrder:
+    """The order that closes a session's browser on its agent, saying why."""
+    return queue_pb2.CloseSessionOrder(session_id=session_id, tenant=tenant, reason=reason.value)
+
+
 class AgentOrders:
     """Sends open, run and close orders and reads the agents' SessionReplies."""
 
@@ -94,25 +99,30 @@ class AgentOrders:
     async def withdraw(self, agent_id: str, order: queue_pb2.OpenSessionOrder) -> None:
         """Tells `agent_id` that the session it was ordered to open is not wanted any more.
 
-        A close order, published with no answer awaited (the caller may be cancelled):
+        A close (OPEN_ABANDONED), with no answer awaited (the caller may be cancelled):
         the agent closes the session if it opened it, or closes its browser when the
-        opening ends. Best effort: an agent that misses it keeps the browser at most
-        until the open order's own bound.
+        opening ends. Best effort: an agent that misses it keeps the browser until the
+        scheduler's sweep finds it unclaimed (SessionCloser.sweep).
         """
-        close = queue_pb2.CloseSessionOrder(
-            session_id=order.session_id,
-            tenant=order.tenant,
-            reason=CloseReason.CLOSED_BY_USER.value,
+        await self.tell_close(
+            agent_id, close_order(order.session_id, order.tenant, CloseReason.OPEN_ABANDONED)
         )
+
+    async def tell_close(self, agent_id: str, order: queue_pb2.CloseSessionOrder) -> None:
+        """Sends `agent_id` a close order and awaits no answer; a failure to send is logged.
+
+        The agent's SessionClosed event, if it held the session, records the close.
+        """
         subject = order_subject(agent_id, SessionOrder.CLOSE)
         try:
             with producing(f"session.order.{SessionOrder.CLOSE.value}", subject) as headers:
-                await self._nc.publish(subject, close.SerializeToString(), headers=headers)
+                await self._nc.publish(subject, order.SerializeToString(), headers=headers)
         except nats.errors.Error as error:
             log.warning(
-                "session %s: could not withdraw its opening on agent %s: %s",
+                "session %s: could not send agent %s its close (%s): %s",
                 order.session_id,
                 agent_id,
+                order.reason,
                 error,
             )
 

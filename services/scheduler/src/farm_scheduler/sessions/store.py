@@ -2,7 +2,7 @@
 
 import datetime as dt
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import cast
 
 from sqlalchemy import (
@@ -105,13 +105,16 @@ class SessionStore:
             await connection.execute(delete(sessions).where(sessions.c.id == record.id))
 
     async def get(self, tenant: str, session_id: str) -> SessionRecord:
-        """The tenant's session; NotFound for another tenant's or none."""
+        """The tenant's session; NotFound for another tenant's, none, or one still being placed.
+
+        A session still being placed (reserved, no agent yet) has no browser to reach and
+        is forgotten if no agent takes it: it is no session yet, as ListSessions shows.
+        """
+        query = select(sessions).where(
+            sessions.c.id == session_id, sessions.c.tenant == tenant, _placed()
+        )
         async with self._engine.connect() as connection:
-            row = (
-                await connection.execute(
-                    select(sessions).where(sessions.c.id == session_id, sessions.c.tenant == tenant)
-                )
-            ).first()
+            row = (await connection.execute(query)).first()
         if row is None:
             raise NotFound("session", session_id)
         return record_from_row(row)
@@ -125,12 +128,9 @@ class SessionStore:
     ) -> list[SessionRecord]:
         """Up to `size` of the tenant's sessions, newest first, after the cursor's.
 
-        A session still being placed (reserved, no agent yet) is not listed: it has no
-        browser to reach, and it is forgotten if no agent takes it.
+        A session still being placed is not listed (see `get`).
         """
-        query = select(sessions).where(
-            sessions.c.tenant == tenant, or_(sessions.c.state != ACTIVE, sessions.c.agent_id != "")
-        )
+        query = select(sessions).where(sessions.c.tenant == tenant, _placed())
         if state:
             query = query.where(sessions.c.state == sessions_pb2.SessionState.Name(state))
         query = newest_first(query, sessions.c.create_time, sessions.c.id, after, size)
@@ -139,9 +139,16 @@ class SessionStore:
 
     async def active(self) -> list[SessionRecord]:
         """Every ACTIVE session placed on an agent, of every tenant."""
-        query = select(sessions).where(sessions.c.state == ACTIVE, sessions.c.agent_id != "")
+        query = select(sessions).where(sessions.c.state == ACTIVE, _placed())
         async with self._engine.connect() as connection:
             return [record_from_row(row) for row in await connection.execute(query)]
+
+    async def by_ids(self, session_ids: Iterable[str]) -> dict[str, SessionRecord]:
+        """These sessions' rows, of any tenant, placed or not, by id (a missing id has none)."""
+        query = select(sessions).where(sessions.c.id.in_(list(session_ids)))
+        async with self._engine.connect() as connection:
+            rows = await connection.execute(query)
+            return {row.id: record_from_row(row) for row in rows}
 
     async def count_command(self, record: SessionRecord) -> None:
         """Counts one more command run on the session."""
@@ -169,8 +176,9 @@ class SessionStore:
         AGENT_LOST the scheduler recorded first: an agent that drains closes its
         sessions and then removes its heartbeat, and the sweep may see the heartbeat
         gone before the close's event is applied. With `agent_id`, only a session that
-        agent holds (or none yet: placed but not recorded) closes. Returns the session
-        as it stands, None when there is no such session.
+        agent holds closes: not one still being placed, which another agent may be
+        opening (an agent's close of a browser the scheduler gave up on must not close
+        it). Returns the session as it stands, None when there is no such session.
         """
         values: dict[str, object] = {
             "state": CLOSED,
@@ -195,11 +203,19 @@ class SessionStore:
         return record_from_row(row) if row is not None else None
 
 
+def _placed() -> ColumnElement[bool]:
+    """Rows that are sessions to the API: held by an agent, or closed.
+
+    Not a reservation still being placed (ACTIVE, no agent yet).
+    """
+    return or_(sessions.c.state != ACTIVE, sessions.c.agent_id != "")
+
+
 def _held_by(agent_id: str | None) -> ColumnElement[bool]:
-    """Sessions `agent_id` may close: any (None), else the ones it or no agent holds."""
+    """Sessions `agent_id` may close: any (None), else only the ones it holds."""
     if agent_id is None:
         return true()
-    return sessions.c.agent_id.in_((agent_id, ""))
+    return sessions.c.agent_id == agent_id
 
 
 def _still_open(reported: bool) -> ColumnElement[bool]:
