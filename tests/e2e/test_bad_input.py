@@ -63,19 +63,59 @@ def test_an_invalid_field_is_a_400_naming_it(
     }
 
 
-def test_a_value_of_the_wrong_json_type_that_the_transcoder_garbles_is_a_400(
-    admin: Client,
+# (the spec's changes, how the message starts): values Envoy's transcoder would refuse
+# naming the field by its proto path (spec.timeout_ms) or by none at all, and an object
+# where a label's text belongs, which it garbles into bytes no service can read.
+WRONG_KINDS: list[tuple[dict[str, Any], str]] = [
+    ({"timeoutMs": "abc"}, 'timeoutMs: must be a whole number (int32), got "abc"'),
+    ({"steps": [{"click": "#a"}, {"wait": {"ms": 1.5}}]}, "steps[1].wait.ms: must be a whole"),
+    ({"screenshot": {"fullPage": 1}}, "screenshot.fullPage: must be true or false, got 1"),
+    ({"timeoutMs": []}, "timeoutMs: must be a number, got an array"),
+    ({"priority": "HIGH"}, "priority: must be one of PRIORITY_HIGH, "),
+    ({"labels": {"": {}}}, 'labels[""]: must be a string, got an object'),
+]
+
+
+@pytest.mark.parametrize(("changes", "message"), WRONG_KINDS, ids=[m for _, m in WRONG_KINDS])
+def test_a_value_of_the_wrong_json_kind_is_a_400_naming_its_json_path(
+    admin: Client, changes: dict[str, Any], message: str
 ) -> None:
-    # Envoy's transcoder turns this object (where a label's text belongs) into bytes
-    # that do not parse as a CreateTaskRequest; that is the client's error, not a 500.
     label = unique_label()
-    response = admin.http.post("/v1/tasks", json={**GOOD, "labels": {**label, "": {}}})
+    spec = {**GOOD, **changes, "labels": {**label, **changes.get("labels", {})}}
+
+    response = admin.http.post("/v1/tasks", json=spec)
 
     assert response.status_code == 400, response.text
-    assert "the request cannot be read" in response.json()["message"]
-    assert "wrong type" in response.json()["message"]
+    assert response.json()["code"] == 3
+    assert response.json()["message"].startswith(message), response.json()
     listed = admin.http.get("/v1/tasks", params={"label": f"test={label['test']}"}).json()
     assert listed["tasks"] == []
+
+
+# Values the transcoder reads although they are not the plain JSON kind: the check
+# of kinds before it must let them through.
+LENIENT_KINDS: list[dict[str, Any]] = [
+    {"screenshot": {"fullPage": "yes"}, "timeoutMs": "+5000", "priority": "1"},
+    {"steps": [[{"scroll": "bottom"}], None], "setup": {"blockResources": "RESOURCE_TYPE_IMAGE"}},
+    {"maxAttempts": 2.0, "setup": {"deviceScaleFactor": "2"}, "labels": {"x": None}},
+]
+
+
+@pytest.mark.parametrize("changes", LENIENT_KINDS)
+def test_a_value_the_transcoder_reads_is_taken(admin: Client, changes: dict[str, Any]) -> None:
+    label = unique_label()
+    # No agent serves this region: the task stays queued until it is cancelled.
+    spec = {
+        **GOOD,
+        **changes,
+        "region": "nowhere",
+        "labels": {**label, **changes.get("labels", {})},
+    }
+
+    created = admin.create(spec)
+    admin.http.post(f"/v1/tasks/{created['id']}:cancel")
+
+    assert created["status"] == "TASK_STATUS_QUEUED"
 
 
 def test_a_spec_at_its_limits_is_stored_as_sent_with_the_defaults_filled_in(

@@ -96,6 +96,9 @@ async def test_failed_task_shows_its_error_and_its_dead_letter_is_requeued(
     await shoot(tab, "deadletters")
     await row.get_by_role("button", name="Requeue").click()
     await expect(tab.get_by_role("status")).to_contain_text(f"Task {task_id} requeued")
+    # The operator's own tenant's task: the notice links to its Task page.
+    await tab.get_by_role("status").get_by_role("link", name=task_id).click()
+    await expect(tab.get_by_role("heading", level=1)).to_contain_text(task_id)
     # A link cannot make the page claim a requeue.
     await tab.goto(console_url(farm, "/deadletters?requeued=ANY"))
     await expect(tab.locator("#dead-letters")).to_be_visible()
@@ -137,6 +140,16 @@ async def test_an_operator_opens_another_tenants_dead_letter_and_its_admin_only_
     assert await tab.locator("#dead-letters tr", has_text=task_id).count() == 0
     response = await tab.goto(console_url(farm, f"/deadletters/{task_id}"))
     assert response is not None and response.status == 404
+    # The operator requeues it from its page; its Task page would be 404 (another
+    # tenant's task), so the notice says so and links nowhere.
+    await tab.context.clear_cookies()
+    await sign_in(tab, farm, console_key)
+    await tab.goto(console_url(farm, f"/deadletters/{task_id}"))
+    await tab.get_by_role("button", name="Requeue").click()
+    notice = tab.get_by_role("status")
+    await expect(notice).to_contain_text(f"Task {task_id} requeued. It has no Task page here")
+    await expect(notice).to_contain_text("another tenant's task")
+    assert await notice.get_by_role("link").count() == 0
 
 
 async def test_pages_carry_a_strict_policy_and_refuse_cross_site_posts(

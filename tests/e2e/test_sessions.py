@@ -133,7 +133,9 @@ def test_a_failing_step_names_its_code_and_selector(sessions: Sessions, site: Si
     assert message.startswith("SELECTOR_NOT_FOUND: steps[0].click")
 
 
-def test_an_unknown_key_is_the_commands_fault_not_the_farms(sessions: Sessions, site: Site) -> None:
+def test_an_unknown_key_is_refused_before_the_session_presses_it(
+    sessions: Sessions, site: Site
+) -> None:
     session = sessions.create()
     try:
         response = sessions.http.post(
@@ -145,8 +147,9 @@ def test_an_unknown_key_is_the_commands_fault_not_the_farms(sessions: Sessions, 
     finally:
         sessions.close(session["id"])
     assert response.status_code == 400, response.text
+    assert response.json()["code"] == 3  # INVALID_ARGUMENT
     message = response.json()["message"]
-    assert message.startswith('INVALID_KEY: steps[0].press: Unknown key: "NotAKey"; a key is')
+    assert message.startswith("steps[0].press: unknown key 'NotAKey'; a key is")
 
 
 def test_bad_session_specs_name_the_field(sessions: Sessions) -> None:

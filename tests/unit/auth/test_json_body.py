@@ -1,4 +1,4 @@
-"""Unknown fields of an HTTP/JSON body, named before the transcoder would drop them."""
+"""Unknown fields and wrong values of an HTTP/JSON body, named by JSON path before Envoy."""
 
 import json
 from typing import Any
@@ -12,7 +12,15 @@ SPEC: dict[str, Any] = {"url": "https://example.com", "screenshot": {"fullPage":
 
 
 def unknown(method: str, path: str, body: dict[str, Any]) -> str | None:
-    return FIELDS.unknown_field(method, path, json.dumps(body).encode())
+    refused = FIELDS.refusal(method, path, json.dumps(body).encode())
+    assert refused is None or refused.outcome == "unknown_field", refused
+    return None if refused is None else refused.message
+
+
+def bad_value(body: dict[str, Any], path: str = "/v1/tasks") -> str | None:
+    refused = FIELDS.refusal("POST", path, json.dumps(body).encode())
+    assert refused is None or refused.outcome == "bad_value", refused
+    return None if refused is None else refused.message
 
 
 @pytest.mark.parametrize(
@@ -67,13 +75,104 @@ def test_known_fields_pass(body: dict[str, Any]) -> None:
 def test_what_is_not_an_rpcs_json_object_is_left_to_the_transcoder(
     method: str, path: str, body: bytes
 ) -> None:
-    assert FIELDS.unknown_field(method, path, body) is None
+    assert FIELDS.refusal(method, path, body) is None
 
 
 @pytest.mark.parametrize(
     ("body", "kind"), [(b"[1, 2]", "an array"), (b'"x"', "a string"), (b"7", "a number")]
 )
 def test_a_body_that_is_no_json_object_is_named_so(body: bytes, kind: str) -> None:
-    assert FIELDS.unknown_field("POST", "/v1/tasks", body) == (
-        f"body: must be a JSON object (TaskSpec), got {kind}"
-    )
+    refused = FIELDS.refusal("POST", "/v1/tasks", body)
+    assert refused is not None
+    assert refused.message == f"body: must be a JSON object (TaskSpec), got {kind}"
+
+
+# Values Envoy's transcoder refuses, naming the field by its proto path (spec.timeout_ms),
+# or by none (`spec: Proto field is not repeating, cannot start list.`); tried against it.
+TRANSCODER_REFUSES: list[tuple[dict[str, Any], str]] = [
+    ({"timeoutMs": "abc"}, 'timeoutMs: must be a whole number (int32), got "abc"'),
+    ({"timeoutMs": 1.5}, "timeoutMs: must be a whole number (int32), got 1.5"),
+    ({"timeoutMs": True}, "timeoutMs: must be a whole number (int32), got true"),
+    ({"timeoutMs": "1e4"}, 'timeoutMs: must be a whole number (int32), got "1e4"'),
+    ({"timeoutMs": ""}, 'timeoutMs: must be a whole number (int32), got ""'),
+    ({"timeoutMs": []}, "timeoutMs: must be a number, got an array"),
+    ({"timeoutMs": {}}, "timeoutMs: must be a number, got an object"),
+    (
+        {"maxAttempts": 99999999999},
+        "maxAttempts: must be a whole number from -2147483648 to 2147483647 (int32), "
+        "got 99999999999",
+    ),
+    ({"url": 5}, "url: must be a string, got 5"),
+    ({"device": True}, "device: must be a string, got true"),
+    ({"device": ["a"]}, "device: must be a string, got an array"),
+    ({"labels": {"a": 5}}, 'labels["a"]: must be a string, got 5'),
+    ({"labels": {"a": {}}}, 'labels["a"]: must be a string, got an object'),
+    ({"labels": []}, "labels: must be an object of names and their values, got an array"),
+    ({"screenshot": {"fullPage": 0}}, "screenshot.fullPage: must be true or false, got 0"),
+    ({"screenshot": {"fullPage": ""}}, 'screenshot.fullPage: must be true or false, got ""'),
+    ({"screenshot": 5}, "screenshot: must be an object (ScreenshotOptions), got 5"),
+    ({"screenshot": [{}]}, "screenshot: must be an object (ScreenshotOptions), got an array"),
+    ({"steps": [{"click": "a"}, 5]}, "steps[1]: must be an object (Step), got 5"),
+    (
+        {"steps": [{"click": "a"}, {"wait": {"ms": "x"}}]},
+        'steps[1].wait.ms: must be a whole number (int32), got "x"',
+    ),
+    ({"steps": [{"back": ""}]}, 'steps[0].back: must be true or false, got ""'),
+    (
+        {"priority": "HIGH"},
+        'priority: must be one of PRIORITY_HIGH, PRIORITY_NORMAL, PRIORITY_LOW, got "HIGH"; '
+        "did you mean 'PRIORITY_HIGH'?",
+    ),
+    (
+        {"priority": True},
+        "priority: must be one of PRIORITY_HIGH, PRIORITY_NORMAL, PRIORITY_LOW, got true",
+    ),
+    (
+        {"priority": 1.5},
+        "priority: must be one of PRIORITY_HIGH, PRIORITY_NORMAL, PRIORITY_LOW, got 1.5",
+    ),
+    ({"priority": ["PRIORITY_HIGH"]}, "priority: must be one name, got an array"),
+    ({"setup": {"blockResources": ["NOPE"]}}, "setup.blockResources[0]: must be one of "),
+    (
+        {"setup": {"deviceScaleFactor": "abc"}},
+        'setup.deviceScaleFactor: must be a number, got "abc"',
+    ),
+    ({"setup": {"deviceScaleFactor": True}}, "setup.deviceScaleFactor: must be a number, got true"),
+    (
+        {"setup": {"cookies": [{"name": "a", "value": "b", "expires": "9223372036854775808"}]}},
+        "setup.cookies[0].expires: must be a whole number from ",
+    ),
+    (
+        {"deadline": 5},
+        'deadline: must be a time as an RFC 3339 string such as "2030-01-01T00:00:00Z", got 5',
+    ),
+    ({"deadline": []}, "deadline: must be a time as an RFC 3339 string"),
+]
+
+
+@pytest.mark.parametrize(("fields", "message"), TRANSCODER_REFUSES)
+def test_a_value_the_transcoder_refuses_is_named_by_its_json_path(
+    fields: dict[str, Any], message: str
+) -> None:
+    refused = bad_value({**SPEC, **fields})
+    assert refused is not None and refused.startswith(message), refused
+
+
+# Values the transcoder takes (tried against it): they must pass here too.
+TRANSCODER_TAKES: list[dict[str, Any]] = [
+    {"timeoutMs": "+5000"}, {"timeoutMs": "05000"}, {"timeoutMs": 12000.0}, {"timeoutMs": 1e4},
+    {"timeoutMs": None}, {"screenshot": {"fullPage": "yes"}}, {"screenshot": {"fullPage": "false"}},
+    {"priority": 1}, {"priority": "1"}, {"priority": 1.0}, {"priority": 99}, {"priority": None},
+    {"labels": {"a": None}}, {"steps": {"click": "a"}}, {"steps": [[{"click": "a"}]]},
+    {"steps": [None]}, {"setup": {"blockResources": "RESOURCE_TYPE_IMAGE"}},
+    {"setup": {"deviceScaleFactor": "2"}}, {"setup": {"deviceScaleFactor": "NaN"}},
+    {"screenshot": {"compare": {"baseline": "b", "mask": "#a", "threshold": "1e-1"}}},
+    {"screenshot": {"compare": {"baseline": "b", "mask": [["#a"], None]}}},
+    {"setup": {"cookies": [{"name": "a", "value": "b", "expires": 9223372036854775807}]}},
+    {"deadline": {}}, {"deadline": "tomorrow"}, {"deadline": None},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("fields", TRANSCODER_TAKES)
+def test_a_value_the_transcoder_takes_passes(fields: dict[str, Any]) -> None:
+    assert bad_value({**SPEC, **fields}) is None

@@ -33,6 +33,11 @@ class Limit:
     size: Callable[[tasks_pb2.TaskSpec], int]
 
 
+def key_of(length: int) -> str:
+    """A key Playwright presses, `length` characters long: a+a+…+a, or …+F1 when even."""
+    return "a+" * ((length - 1) // 2) + ("a" if length % 2 else "F1")
+
+
 def extract(**fields: str) -> tasks_pb2.TaskSpec:
     return task_spec(screenshot=None, extract={"fields": fields})
 
@@ -86,7 +91,7 @@ LIMITS: dict[str, Limit] = {
     "press key": Limit(
         "steps[0].press",
         step_checks.MAX_KEY_NAME_CHARS,
-        lambda n: task_spec(steps=[{"press": "K" * n}]),
+        lambda n: task_spec(steps=[{"press": key_of(n)}]),
         lambda s: len(s.steps[0].press),
     ),
     "hover selector": Limit(

@@ -42,6 +42,7 @@ OUTCOMES = (
     "forbidden",
     "not_found",
     "unknown_field",
+    "bad_value",
     "error",
 )
 # Refusals that presented some credential: they count against the source address.
@@ -236,10 +237,10 @@ class Authorizer:
             return verified
         # Only /v1/ calls carry their body here (envoy.yaml.j2); gRPC calls never do.
         if request.body:
-            unknown = self._body_fields.unknown_field(request.method, request.path, request.body)
-            if unknown is not None:
-                checks_total.labels("unknown_field").inc()
-                return refusal(grpc.StatusCode.INVALID_ARGUMENT, unknown)
+            refused = self._body_fields.refusal(request.method, request.path, request.body)
+            if refused is not None:
+                checks_total.labels(refused.outcome).inc()
+                return refusal(grpc.StatusCode.INVALID_ARGUMENT, refused.message)
         checks_total.labels("allowed").inc()
         return Verdict(code=OK, identity_token=self._codec.encode(verified), identity=verified)
 

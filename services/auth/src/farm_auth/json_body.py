@@ -1,11 +1,12 @@
-"""Unknown fields in an HTTP/JSON request body, found before Envoy's transcoder drops them.
+"""Unknown fields and values of the wrong kind in an HTTP/JSON body, named before the transcoder.
 
 Envoy's grpc_json_transcoder ignores a JSON field the request message does not have
 (it has no option to refuse one), so a misspelt `cacheTtlSecond` would do nothing
-without a word. Envoy sends the auth service the body of each /v1/ call with its
-ext_authz check (envoy/envoy.yaml.j2), and this module names the first field of it
-that the RPC's message does not know, at any depth, so the check refuses the call
-with a 400 instead.
+without a word; and it names a value it cannot convert by the field's proto path
+(`spec.timeout_ms`), which the caller never wrote. Envoy sends the auth service the
+body of each /v1/ call with its ext_authz check (envoy/envoy.yaml.j2), and this
+module names the first unknown field or wrong value (json_values) of it, at any
+depth, by its JSON path, so the check refuses the call with a 400 instead.
 """
 
 import difflib
@@ -13,10 +14,12 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from google.api import annotations_pb2  # type: ignore[import-untyped]
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescriptor
 
+from farm_auth.json_values import elements, message_problem, scalar_problem
 from farm_core.public_api import PUBLIC_SERVICE_DESCRIPTORS
 
 _JSON_KINDS = {
@@ -30,6 +33,14 @@ _VERBS = ("get", "put", "post", "delete", "patch")
 # Well-known types have their own JSON forms (a Timestamp is a string, a Struct any
 # object): the transcoder checks those, nothing is dropped from them.
 _WELL_KNOWN_PREFIX = "google.protobuf."
+
+
+@dataclass(frozen=True)
+class BodyRefusal:
+    """Why a body is refused: its first unknown field, or a value of the wrong kind."""
+
+    outcome: Literal["unknown_field", "bad_value"]
+    message: str
 
 
 @dataclass(frozen=True)
@@ -75,14 +86,14 @@ def body_routes(services: Iterable[ServiceDescriptor]) -> tuple[BodyRoute, ...]:
 
 
 class BodyFields:
-    """Finds the first JSON field of a request body that its RPC's message does not have."""
+    """Finds a body's first field its RPC's message lacks, or value the transcoder refuses."""
 
     def __init__(self, services: Iterable[ServiceDescriptor] = PUBLIC_SERVICE_DESCRIPTORS) -> None:
         self._routes = body_routes(services)
         self._fields: dict[str, dict[str, FieldDescriptor]] = {}
 
-    def unknown_field(self, method: str, path: str, body: bytes) -> str | None:
-        """The refusal's message naming the first unknown field, or None when there is none.
+    def refusal(self, method: str, path: str, body: bytes) -> BodyRefusal | None:
+        """The refusal naming the body's first unknown field or bad value, or None.
 
         JSON that is no object is refused too. A body that is not JSON, or a path that
         names no RPC with a body, is left to the transcoder, which refuses those in its
@@ -100,7 +111,8 @@ class BodyFields:
         if not isinstance(value, dict):
             # The transcoder's own words for this start with an empty field path.
             kind = _JSON_KINDS.get(type(value), "a value")
-            return f"body: must be a JSON object ({route.message.name}), got {kind}"
+            message = f"body: must be a JSON object ({route.message.name}), got {kind}"
+            return BodyRefusal("bad_value", message)
         return self._check(value, route.message, "")
 
     def _route(self, method: str, path: str) -> BodyRoute | None:
@@ -118,45 +130,53 @@ class BodyFields:
             self._fields[message.full_name] = known
         return known
 
-    def _check(self, value: object, message: Descriptor | None, at: str) -> str | None:
-        if (
-            message is None
-            or not isinstance(value, dict)
-            or message.full_name.startswith(_WELL_KNOWN_PREFIX)
-        ):
+    def _check(self, value: object, message: Descriptor, at: str) -> BodyRefusal | None:
+        if not isinstance(value, dict) or message.full_name.startswith(_WELL_KNOWN_PREFIX):
             return None
         known = self._known(message)
         for name, item in value.items():
             field = known.get(name)
             where = f"{at}.{name}" if at else name
             if field is None:
-                return _unknown(where, name, message)
-            if field.message_type is None or item is None:
+                return BodyRefusal("unknown_field", _unknown(where, name, message))
+            if item is None:  # null: the field's default, whatever its kind
                 continue
             found = self._check_field(item, field, where)
             if found is not None:
                 return found
         return None
 
-    def _check_field(self, item: object, field: FieldDescriptor, where: str) -> str | None:
+    def _check_field(self, item: object, field: FieldDescriptor, where: str) -> BodyRefusal | None:
         entry = field.message_type
-        if entry is None:
-            return None
-        if entry.GetOptions().map_entry:
-            value_type = entry.fields_by_name["value"].message_type
-            if value_type is None or not isinstance(item, dict):
-                return None
-            items = [(f"{where}.{key}", value) for key, value in item.items()]
-        elif field.is_repeated and isinstance(item, list):
-            items = [(f"{where}[{index}]", value) for index, value in enumerate(item)]
-            value_type = entry
+        if entry is not None and entry.GetOptions().map_entry:
+            problem = message_problem(item, entry)
+            if problem is not None or not isinstance(item, dict):
+                return BodyRefusal("bad_value", f"{where}: {problem}")
+            value_field = entry.fields_by_name["value"]
+            items = [
+                (f"{where}[{json.dumps(key)}]", value)
+                for key, value in item.items()
+                if value is not None
+            ]
+        elif field.is_repeated:
+            items, value_field = list(elements(item, where)), field
         else:
-            items, value_type = [(where, item)], entry
+            items, value_field = [(where, item)], field
         for at, value in items:
-            found = self._check(value, value_type, at)
+            found = self._check_value(value, value_field, at)
             if found is not None:
                 return found
         return None
+
+    def _check_value(self, value: object, field: FieldDescriptor, at: str) -> BodyRefusal | None:
+        """One value of `field` (a list's item, a map's value): its kind, then its fields."""
+        if field.message_type is None:
+            problem = scalar_problem(value, field)
+            return None if problem is None else BodyRefusal("bad_value", f"{at}: {problem}")
+        problem = message_problem(value, field.message_type)
+        if problem is not None:
+            return BodyRefusal("bad_value", f"{at}: {problem}")
+        return self._check(value, field.message_type, at)
 
 
 def _unknown(where: str, name: str, message: Descriptor) -> str:

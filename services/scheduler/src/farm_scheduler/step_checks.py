@@ -12,6 +12,7 @@ from farm_scheduler.field_checks import (
     check_required,
     check_url,
 )
+from farm_scheduler.key_names import unknown_key_problem
 
 MAX_STEPS = 50
 MAX_KEY_NAME_CHARS = 100
@@ -67,7 +68,8 @@ def _check_step(path: str, step: tasks_pb2.Step) -> None:
     for proto_name, json_name in _SELECTOR_STEPS.items():
         # A selector may also be an accessibility snapshot reference, "aria-ref=e5".
         check_length(f"{path}.{json_name}", getattr(step, proto_name), MAX_SELECTOR_CHARS)
-    check_length(f"{path}.press", step.press, MAX_KEY_NAME_CHARS)
+    if step.press:
+        _check_press(f"{path}.press", step.press)
     if step.HasField("fill"):
         check_required(f"{path}.fill.selector", step.fill.selector, MAX_SELECTOR_CHARS)
         check_length(f"{path}.fill.value", step.fill.value, MAX_FILL_VALUE_CHARS)
@@ -88,6 +90,13 @@ def check_waits(steps: Iterable[tasks_pb2.Step], timeout_ms: int) -> None:
                 f"steps[{index}].wait.ms",
                 f"must be less than timeoutMs ({timeout_ms}), got {step.wait.ms}",
             )
+
+
+def _check_press(path: str, press: str) -> None:
+    check_length(path, press, MAX_KEY_NAME_CHARS)
+    problem = unknown_key_problem(press)
+    if problem:
+        raise InvalidArgument(path, problem)
 
 
 def _check_select(path: str, select: tasks_pb2.SelectStep) -> None:

@@ -9,8 +9,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from farm.admin.v1 import admin_pb2
+from farm.tasks.v1 import tasks_pb2
 from farm_console.farm import FarmError
-from farm_console.views import caller, go_to, page_size, render
+from farm_console.views import caller, go_to, may_open, page_size, render
 
 PAGE_SIZE = 100
 SEARCH_PAGE_SIZE = 1000
@@ -34,7 +35,35 @@ async def dead_letters(request: Request) -> Response:
     if not TASK_ID.fullmatch(requeued):
         # Only the requeue's own redirect says a task was requeued: a link cannot.
         requeued = ""
-    return render(request, "deadletters.html", listing=listing, requeued=requeued)
+    elsewhere = await _why_no_task_page(request, requeued) if requeued else ""
+    return render(
+        request, "deadletters.html", listing=listing, requeued=requeued, elsewhere=elsewhere
+    )
+
+
+async def _why_no_task_page(request: Request, task_id: str) -> str:
+    """Why the Task page of `task_id` would not open for the caller; "" when it would.
+
+    An operator requeues any tenant's dead letter, but the Task page shows only the
+    caller's tenant's tasks (GetTask): the notice links to it only when it opens.
+    """
+    if not may_open(request, "tasks.read"):
+        return "this key may not read tasks (no tasks.read scope)"
+    user = caller(request)
+    try:
+        await user.farm.call(
+            user.key, user.farm.tasks.GetTask, tasks_pb2.GetTaskRequest(id=task_id)
+        )
+    except FarmError as error:
+        if error.code is grpc.StatusCode.NOT_FOUND:
+            return (
+                "it is another tenant's task, which only that tenant's keys see; "
+                "should it fail for good again, it is back in this list"
+            )
+        if error.code is grpc.StatusCode.PERMISSION_DENIED:
+            return "this key may not read tasks (no tasks.read scope)"
+        raise
+    return ""
 
 
 async def _find(request: Request, task_id: str) -> dict[str, Any]:
