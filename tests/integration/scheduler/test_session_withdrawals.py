@@ -6,10 +6,14 @@ browser, and is sent a close for the session, so that no browser stays open that
 session row knows (closed with OPEN_ABANDONED). Its close changes no session the
 scheduler placed elsewhere meanwhile. Should that close be lost, or the scheduler die
 before it recorded the agent's answer, the sweep closes the browser once the agent has
-listed it for longer than a grace with no open session on it claiming it. The test
-plays the agents.
+listed it for longer than a grace with no open session on it claiming it. A
+CreateSession gives up once its session has been being placed for the place timeout;
+the session a scheduler that died while placing it left (counted against its
+tenant's quota) is forgotten by the sweep once it is a margin older than that. The
+test plays the agents.
 """
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 
@@ -19,7 +23,10 @@ from nats.aio.msg import Msg
 
 from farm.queue.v1 import queue_pb2
 from farm.sessions.v1 import sessions_pb2
+from farm_core.db import utcnow
+from farm_core.quotas import TenantQuotas
 from farm_core.sessions import SessionOrder, closed_subject, sessions_bucket
+from farm_scheduler.sessions.closer import RESERVATION_MARGIN_SECONDS
 from farm_scheduler.sessions.store import SessionStore, new_session_id
 from tests.helpers import assert_eventually
 from tests.integration.scheduler.agent_side import Queue
@@ -41,6 +48,7 @@ pytestmark = pytest.mark.integration
 __all__ = ["scheduler"]
 
 UNCLAIMED = "farm_unclaimed_session_closes_total"
+FORGOTTEN = "farm_session_reservations_forgotten_total"
 
 
 @dataclass
@@ -219,3 +227,70 @@ async def test_browsers_no_open_session_claims_are_closed_after_a_grace(
     )
     assert (told[forgotten].tenant, told[forgotten].reason) == ("acme", "OPEN_ABANDONED")
     assert (await sessions.get(claimed.id)).state == sessions_pb2.SESSION_STATE_ACTIVE
+
+
+async def test_a_create_past_the_place_timeout_gives_up_and_leaves_no_session(
+    start_scheduler: StartScheduler, queue: Queue
+) -> None:
+    # The agent would be waited for 5 s and 5 s more; the search ends after 1 s.
+    scheduler = await start_scheduler(
+        session_open_timeout_seconds=5, session_place_timeout_seconds=1
+    )
+    slow = await StillOpeningAgent(queue, "slow").start()
+    sessions = sessions_of(scheduler, TenantQuotas(max_open_sessions=1))
+    try:
+        error = await rpc_error(sessions.create())
+        assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert "FARM_SCHEDULER_SESSION_PLACE_TIMEOUT_SECONDS" in (error.details() or "")
+        [opened] = session_ids_ordered(slow, SessionOrder.OPEN)
+        await assert_eventually(
+            lambda: session_ids_ordered(slow, SessionOrder.CLOSE) == [opened],
+            message="no close for the given-up opening",
+        )
+    finally:
+        await slow.stop_answering()
+    assert await SessionStore(scheduler.service.store.engine).by_ids([opened]) == {}
+    # Its place in the tenant's quota is free again.
+    await ScriptedAgent(queue, "fast").start()
+    assert (await sessions.create()).state == sessions_pb2.SESSION_STATE_ACTIVE
+
+
+async def test_a_session_a_dead_scheduler_left_being_placed_is_forgotten_freeing_its_quota(
+    start_scheduler: StartScheduler, queue: Queue
+) -> None:
+    place_seconds = 1.0
+    settings = {
+        "session_sweep_interval_seconds": 0.2,
+        "session_place_timeout_seconds": place_seconds,
+    }
+    # Two replicas sweep: the session is forgotten (and counted) once.
+    scheduler = await start_scheduler(**settings)
+    await start_scheduler(**settings)
+    engine = scheduler.service.store.engine
+    live = SessionStore(engine)
+
+    def reserved_ago(seconds: float) -> SessionStore:
+        return SessionStore(engine, clock=lambda: utcnow() - dt.timedelta(seconds=seconds))
+
+    spec = sessions_pb2.SessionSpec(max_lifetime_seconds=600)
+    before = sample(FORGOTTEN)
+    # Its scheduler died while placing it, a margin past the place timeout ago.
+    left = await reserved_ago(place_seconds + RESERVATION_MARGIN_SECONDS + 5).reserve(
+        scheduler.tenant, spec, None
+    )
+    # Placed by a live replica, just now; and by one whose clock is behind the others'.
+    fresh = await live.reserve("other", spec, None)
+    behind = await reserved_ago(place_seconds + RESERVATION_MARGIN_SECONDS - 30).reserve(
+        "other", spec, None
+    )
+    await ScriptedAgent(queue, "roomy", concurrency=8).start()
+    sessions = sessions_of(scheduler, TenantQuotas(max_open_sessions=1))
+
+    async def forgotten() -> bool:
+        return left.id not in await live.by_ids([left.id])
+
+    await assert_eventually(forgotten, message="the dead scheduler's session is still there")
+    assert sample(FORGOTTEN) == before + 1
+    assert (await sessions.create()).state == sessions_pb2.SESSION_STATE_ACTIVE
+    kept = await live.by_ids([fresh.id, behind.id])
+    assert {record.id: record.agent_id for record in kept.values()} == {fresh.id: "", behind.id: ""}

@@ -1,5 +1,6 @@
 """A session's close in SQL: the agent's own account replaces the scheduler's AGENT_LOST guess."""
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_core.db import async_database_url, create_engine
+from farm_core.db import async_database_url, create_engine, utcnow
 from farm_core.errors import NotFound
 from farm_core.sessions import CloseReason
 from farm_scheduler.sessions.records import SessionRecord
-from farm_scheduler.sessions.store import SessionStore
+from farm_scheduler.sessions.store import ReservationGone, SessionStore
 from farm_scheduler.store import MIGRATIONS, VERSION_TABLE
 
 RECORDING = tasks_pb2.ArtifactRef(id="art_video", kind=tasks_pb2.ARTIFACT_KIND_VIDEO)
@@ -107,3 +108,26 @@ async def test_an_agents_close_closes_only_a_session_that_agent_holds(
 
     closed = await store.close(reserved.id, "IDLE_TIMEOUT", reported=True, agent_id="next")
     assert closed is not None and closed.close_reason == "IDLE_TIMEOUT"
+
+
+async def test_only_reservations_older_than_the_cutoff_are_forgotten_once_and_placed_nowhere(
+    engine: AsyncEngine,
+) -> None:
+    store = SessionStore(engine)
+    # A replica that died while placing a session an hour ago left this one.
+    an_hour_ago = SessionStore(engine, clock=lambda: utcnow() - dt.timedelta(hours=1))
+    spec = sessions_pb2.SessionSpec(max_lifetime_seconds=7200)
+    stale = await an_hour_ago.reserve("default", spec, None)
+    long_open = await an_hour_ago.placed(await an_hour_ago.reserve("default", spec, None), "a")
+    fresh = await store.reserve("default", spec, None)
+    cutoff = utcnow() - dt.timedelta(minutes=10)
+
+    forgotten = await store.forget_reservations(cutoff)
+
+    assert [(record.id, record.tenant) for record in forgotten] == [(stale.id, "default")]
+    assert await store.forget_reservations(cutoff) == []
+    assert set(await store.by_ids([stale.id, long_open.id, fresh.id])) == {long_open.id, fresh.id}
+    # The CreateSession that reserved it, had it lived on, finds it gone.
+    with pytest.raises(ReservationGone):
+        await store.placed(stale, "late-agent")
+    assert (await store.placed(fresh, "agent-2")).agent_id == "agent-2"

@@ -55,6 +55,12 @@ unclaimed_session_closes = Counter(
     "no_session, closed, other_agent, unplaced. Each replica counts the closes it ordered.",
     ["why"],
 )
+session_reservations_forgotten = Counter(
+    "farm_session_reservations_forgotten_total",
+    "Sessions left being placed (no agent yet) longer than "
+    "FARM_SCHEDULER_SESSION_PLACE_TIMEOUT_SECONDS and a minute, as a scheduler that died "
+    "while placing them leaves them, forgotten by this replica's sweep.",
+)
 cache_hits = Counter(
     "farm_task_cache_hits_total",
     "Tasks answered from the result cache, without running.",

@@ -251,6 +251,7 @@ class SchedulerService:
             ),
             settings.session_agent_lost_seconds,
             settings.session_unclaimed_grace_seconds,
+            settings.session_place_timeout_seconds,
         )
         self._session_events = SessionEventConsumer(
             self._session_closer, settings.event_ack_wait_seconds, settings.accept_unbound_events

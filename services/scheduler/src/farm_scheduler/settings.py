@@ -145,6 +145,14 @@ class SchedulerSettings(FarmSettings):
         description="How long an agent may take to open a session's browser before the "
         "next agent is tried; the agent closes a browser it opens later at once.",
     )
+    session_place_timeout_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long CreateSession may look for an agent to open the session (every "
+        "agent it tries, each for up to the open timeout and 5 s more) before it gives up "
+        "(DEADLINE_EXCEEDED); the sweep forgets a session a scheduler that died left being "
+        "placed once it is a minute older than this.",
+    )
     session_close_timeout_seconds: float = Field(
         default=120.0,
         gt=0,

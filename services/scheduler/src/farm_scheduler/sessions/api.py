@@ -39,7 +39,7 @@ from farm_scheduler.sessions.orders import (
 )
 from farm_scheduler.sessions.placement import Candidate, Openings
 from farm_scheduler.sessions.records import SessionRecord
-from farm_scheduler.sessions.store import SessionStore
+from farm_scheduler.sessions.store import ReservationGone, SessionStore
 from farm_scheduler.sessions.validation import (
     SessionBounds,
     validate_command,
@@ -241,7 +241,9 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
     async def _place(self, record: SessionRecord, quotas: TenantQuotas | None) -> SessionRecord:
         """Opens the session's browser on the best agent that takes it.
 
-        The order carries the session's upload grant, with the tenant's byte quota.
+        Gives up (DeadlineExceeded) once the reservation is as old as the place timeout,
+        telling the agent it was waiting for to close what it opens. The order carries
+        the session's upload grant, with the tenant's byte quota.
         """
         spec = record.spec
         max_bytes = quotas.max_artifact_bytes if quotas is not None else 0
@@ -255,15 +257,46 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
             ),
         )
         refusals: list[str] = []
-        candidates = await self._closer.candidates(spec.region)
+        # The reservation's age bounds the search, so that the sweep may forget one
+        # left by a scheduler that died (SessionCloser.sweep).
+        place_seconds = self._settings.session_place_timeout_seconds
+        left = place_seconds - (utcnow() - record.create_time).total_seconds()
+        deadline = asyncio.timeout(left)
+        try:
+            async with deadline:
+                agent_id = await self._open_anywhere(spec.region, order, refusals)
+        except TimeoutError as late:
+            if not deadline.expired():
+                raise
+            raise DeadlineExceeded(
+                f"no agent opened the session within {place_seconds:g} s "
+                "(FARM_SCHEDULER_SESSION_PLACE_TIMEOUT_SECONDS)"
+                + (f" ({'; '.join(refusals)})" if refusals else "")
+            ) from late
+        try:
+            return await self._store.placed(record, agent_id)
+        except ReservationGone as gone:
+            await self._orders.withdraw(agent_id, order)
+            raise DeadlineExceeded(
+                f"agent {agent_id} opened session {record.id} only after its reservation had "
+                f"been given up as older than {place_seconds:g} s "
+                "(FARM_SCHEDULER_SESSION_PLACE_TIMEOUT_SECONDS) and a margin; it is closed "
+                "again; try again"
+            ) from gone
+
+    async def _open_anywhere(
+        self, region: str, order: queue_pb2.OpenSessionOrder, refusals: list[str]
+    ) -> str:
+        """The id of the best agent in `region` that opened the session; refusals noted."""
+        candidates = await self._closer.candidates(region)
         tried: set[str] = set()
         while (candidate := self._openings.best(candidates, tried)) is not None:
             tried.add(candidate.agent_id)
             with self._openings.opening(candidate.agent_id):
                 reply = await self._open_on(candidate, order, refusals)
             if reply is not None:
-                return await self._store.placed(record, candidate.agent_id)
-        where = f"in region {spec.region!r}" if spec.region else "in the farm"
+                return candidate.agent_id
+        where = f"in region {region!r}" if region else "in the farm"
         if not candidates:
             raise ResourceExhausted(
                 f"no agent {where} takes sessions now: none is up (no recent heartbeat), "

@@ -4,7 +4,9 @@ Every way a session ends comes here: CloseSession (ordered to its agent, whose r
 carries the SessionClosed), the agents' SessionClosed events (idle, lifetime, crash,
 drain), and the sweep that finds sessions whose agent stopped beating (AGENT_LOST)
 or that outlived their lifetime, and, the other way round, browsers that agents hold
-for no open session (unclaimed.py). Applying a close twice changes nothing.
+for no open session (unclaimed.py). Applying a close twice changes nothing. The sweep
+also forgets the sessions that a scheduler which died while placing them left being
+placed, so that they stop counting against their tenant's open-session quota.
 """
 
 import datetime as dt
@@ -21,7 +23,7 @@ from farm_core.errors import Unavailable
 from farm_core.sessions import CloseReason
 from farm_core.timestamps import from_timestamp
 from farm_scheduler.heartbeats import Heartbeats
-from farm_scheduler.metrics import unclaimed_session_closes
+from farm_scheduler.metrics import session_reservations_forgotten, unclaimed_session_closes
 from farm_scheduler.sessions.orders import (
     AgentGarbled,
     AgentGone,
@@ -40,6 +42,13 @@ log = logging.getLogger(__name__)
 LIFETIME_GRACE_SECONDS = 60.0
 """How long past its lifetime a session may stay ACTIVE before the sweep ends it."""
 
+RESERVATION_MARGIN_SECONDS = 60.0
+"""How much older than the place timeout a session still being placed may be before the
+sweep forgets it: its create time is read on its replica's clock and compared with the
+sweeping replica's (clocks of replicas differ by a little, far less than this), and the
+CreateSession's last statement (its agent recorded, or the session forgotten) may wait
+for a busy database."""
+
 
 class SessionCloser:
     """Records sessions' closes; finds the sessions of lost agents."""
@@ -52,6 +61,7 @@ class SessionCloser:
         routes: KeyValue,
         agent_lost_seconds: float,
         unclaimed_grace_seconds: float,
+        place_timeout_seconds: float,
     ) -> None:
         self._store = store
         self._orders = orders
@@ -60,6 +70,7 @@ class SessionCloser:
         self._agent_lost_seconds = agent_lost_seconds
         self._unclaimed = UnclaimedWatch(unclaimed_grace_seconds)
         self._unclaimed_grace_seconds = unclaimed_grace_seconds
+        self._reservation_seconds = place_timeout_seconds + RESERVATION_MARGIN_SECONDS
 
     async def candidates(self, region: str) -> list[Candidate]:
         """The agents that may take a new session in `region`, best first."""
@@ -135,8 +146,10 @@ class SessionCloser:
     async def sweep(self) -> None:
         """Closes ACTIVE sessions whose agent stopped beating or that outlived their lifetime.
 
-        Then closes the browsers agents hold that no open session on them claims.
+        First forgets the sessions left being placed for too long; then closes the
+        browsers agents hold that no open session on them claims.
         """
+        await self._forget_reservations(utcnow())
         beats = await self._heartbeats.all()
         now = utcnow()
         active = await self._store.active()
@@ -162,6 +175,24 @@ class SessionCloser:
         overdue = self._unclaimed.overdue(browser for browser in held if browser not in claimed)
         if overdue:
             await self._close_unclaimed(overdue)
+
+    async def _forget_reservations(self, now: dt.datetime) -> None:
+        """Forgets the sessions still being placed long after any CreateSession gives up.
+
+        Their scheduler died while placing them; no call ever showed them, so they are
+        removed (as CreateSession removes one no agent takes), not closed.
+        """
+        created_before = now - dt.timedelta(seconds=self._reservation_seconds)
+        for record in await self._store.forget_reservations(created_before):
+            log.warning(
+                "session %s of tenant %r: still being placed %.0f s after it was created, "
+                "longer than any CreateSession looks for an agent (its scheduler died?); "
+                "forgotten, freeing its place in the tenant's open-session quota",
+                record.id,
+                record.tenant,
+                (now - record.create_time).total_seconds(),
+            )
+            session_reservations_forgotten.inc()
 
     async def _close_unclaimed(self, browsers: list[HeldBrowser]) -> None:
         """Orders each browser closed on its agent, unless its session claims it by now."""

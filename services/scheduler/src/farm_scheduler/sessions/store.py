@@ -58,6 +58,14 @@ def check_session_quota(tenant: str, open_sessions: int, quotas: TenantQuotas) -
         )
 
 
+class ReservationGone(Exception):
+    """The session's reservation is no more: no agent may take it now."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"session {session_id} is no longer being placed")
+        self.session_id = session_id
+
+
 class SessionStore:
     """The sessions table (in the scheduler's database)."""
 
@@ -92,17 +100,43 @@ class SessionStore:
         return record
 
     async def placed(self, record: SessionRecord, agent_id: str) -> SessionRecord:
-        """The reserved session, now held by `agent_id`."""
+        """The reserved session, now held by `agent_id`.
+
+        ReservationGone if the reservation is no more: the sweep forgot it as too old.
+        """
         async with self._engine.begin() as connection:
-            await connection.execute(
-                update(sessions).where(sessions.c.id == record.id).values(agent_id=agent_id)
+            changed = await connection.execute(
+                update(sessions)
+                .where(sessions.c.id == record.id, _unplaced())
+                .values(agent_id=agent_id)
+                .returning(sessions.c.id)
             )
+            if changed.first() is None:
+                raise ReservationGone(record.id)
         return await self.get(record.tenant, record.id)
 
     async def forget(self, record: SessionRecord) -> None:
         """Removes a reservation that no agent could take."""
         async with self._engine.begin() as connection:
             await connection.execute(delete(sessions).where(sessions.c.id == record.id))
+
+    async def forget_reservations(self, created_before: dt.datetime) -> list[SessionRecord]:
+        """Removes the reservations (no agent yet) made before `created_before`; the removed.
+
+        Each is removed once, however many replicas try at once, and none that an agent
+        took meanwhile.
+        """
+        stale = select(sessions.c.id).where(_unplaced(), sessions.c.create_time < created_before)
+        async with self._engine.begin() as connection:
+            session_ids = list((await connection.execute(stale)).scalars())
+            if not session_ids:
+                return []
+            removed = await connection.execute(
+                delete(sessions)
+                .where(sessions.c.id.in_(session_ids), _unplaced())
+                .returning(*sessions.c)
+            )
+            return [record_from_row(row) for row in removed]
 
     async def get(self, tenant: str, session_id: str) -> SessionRecord:
         """The tenant's session; NotFound for another tenant's, none, or one still being placed.
@@ -201,6 +235,11 @@ class SessionStore:
                 await connection.execute(select(sessions).where(sessions.c.id == session_id))
             ).first()
         return record_from_row(row) if row is not None else None
+
+
+def _unplaced() -> ColumnElement[bool]:
+    """Reservations still being placed: ACTIVE, no agent yet."""
+    return and_(sessions.c.state == ACTIVE, sessions.c.agent_id == "")
 
 
 def _placed() -> ColumnElement[bool]:
