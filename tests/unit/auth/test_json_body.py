@@ -70,12 +70,29 @@ def test_known_fields_pass(body: dict[str, Any]) -> None:
         ("POST", "/v1/nothing", b'{"x": 1}'),  # no such RPC: the transcoder says so
         ("GET", "/v1/tasks", b'{"x": 1}'),  # no body binding
         ("POST", "/v1/tasks", b"  "),
+        # Not JSON as the transcoder reads it (UTF-8, no NaN), though Python's json takes it.
+        ("POST", "/v1/tasks", '{"timeoutMs": "abc"}'.encode("utf-16")),
+        ("POST", "/v1/tasks", b'{"timeoutMs": NaN}'),
+        ("POST", "/v1/tasks", b'\xef\xbb\xbf{"timeoutMs": "abc"}'),
     ],
 )
 def test_what_is_not_an_rpcs_json_object_is_left_to_the_transcoder(
     method: str, path: str, body: bytes
 ) -> None:
     assert FIELDS.refusal(method, path, body) is None
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/tasks", "/v1/tasks:run", "/v1/sessions", "/v1/sessions/s:run"]
+)
+def test_a_null_body_field_is_its_default_as_the_transcoder_takes_it(path: str) -> None:
+    assert FIELDS.refusal("POST", path, b"null") is None
+
+
+def test_a_null_request_is_named_so() -> None:
+    refused = FIELDS.refusal("POST", "/v1/apiKeys", b"null")
+    assert refused is not None
+    assert refused.message == "body: must be a JSON object (CreateApiKeyRequest), got null"
 
 
 @pytest.mark.parametrize(
@@ -147,6 +164,11 @@ TRANSCODER_REFUSES: list[tuple[dict[str, Any], str]] = [
         'deadline: must be a time as an RFC 3339 string such as "2030-01-01T00:00:00Z", got 5',
     ),
     ({"deadline": []}, "deadline: must be a time as an RFC 3339 string"),
+    (
+        {"timeoutMs": "9" * 5000},  # more digits than int() takes
+        'timeoutMs: must be a whole number from -2147483648 to 2147483647 (int32), got "999',
+    ),
+    ({"setup": {"deviceScaleFactor": "0x1p99999"}}, "setup.deviceScaleFactor: must be a number"),
 ]
 
 
@@ -170,6 +192,9 @@ TRANSCODER_TAKES: list[dict[str, Any]] = [
     {"screenshot": {"compare": {"baseline": "b", "mask": [["#a"], None]}}},
     {"setup": {"cookies": [{"name": "a", "value": "b", "expires": 9223372036854775807}]}},
     {"deadline": {}}, {"deadline": "tomorrow"}, {"deadline": None},
+    {"timeoutMs": "0" * 5000 + "5"}, {"setup": {"deviceScaleFactor": "0x1p3"}},
+    {"screenshot": {"compare": {"baseline": "b", "threshold": "0x.8"}}},
+    {"audit": {"budget": {"cls": "-0X1.8P-2"}}},
 ]  # fmt: skip
 
 

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NoReturn
 
 from google.api import annotations_pb2  # type: ignore[import-untyped]
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescriptor
@@ -28,6 +28,7 @@ _JSON_KINDS = {
     bool: "a boolean",
     int: "a number",
     float: "a number",
+    type(None): "null",
 }
 _VERBS = ("get", "put", "post", "delete", "patch")
 # Well-known types have their own JSON forms (a Timestamp is a string, a Struct any
@@ -51,6 +52,9 @@ class BodyRoute:
     path: re.Pattern[str]
     # The message the body's JSON is: the request's, or its field named by `body`.
     message: Descriptor
+    # A body that is one field of the request may be null (that field's default, which
+    # the transcoder takes); the whole request may not.
+    takes_null: bool
 
 
 def _path_pattern(template: str) -> re.Pattern[str]:
@@ -79,9 +83,8 @@ def body_routes(services: Iterable[ServiceDescriptor]) -> tuple[BodyRoute, ...]:
                     message = method.input_type.fields_by_name[binding.body].message_type
                 if message is None:  # a scalar body field: nothing named in it
                     continue
-                routes.append(
-                    BodyRoute(verb.upper(), _path_pattern(getattr(binding, verb)), message)
-                )
+                path = _path_pattern(getattr(binding, verb))
+                routes.append(BodyRoute(verb.upper(), path, message, binding.body != "*"))
     return tuple(routes)
 
 
@@ -103,10 +106,14 @@ class BodyFields:
         if route is None or not body.strip():
             return None
         try:
-            value = json.loads(body)
+            # Strict JSON in UTF-8 only, as the transcoder reads it: json.loads would
+            # also take UTF-16 and NaN, which the transcoder refuses in its own words.
+            value = json.loads(body.decode("utf-8"), parse_constant=_not_json)
         except (ValueError, RecursionError):
             # RecursionError: nested deeper than Python parses; the transcoder's own
             # depth limit refuses it (a 5xx here would read as auth being down).
+            return None
+        if value is None and route.takes_null:
             return None
         if not isinstance(value, dict):
             # The transcoder's own words for this start with an empty field path.
@@ -177,6 +184,10 @@ class BodyFields:
         if problem is not None:
             return BodyRefusal("bad_value", f"{at}: {problem}")
         return self._check(value, field.message_type, at)
+
+
+def _not_json(constant: str) -> NoReturn:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _unknown(where: str, name: str, message: Descriptor) -> str:

@@ -19,6 +19,7 @@ from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescript
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 # The transcoder's names for a double that is no plain number.
 _SPECIAL_DOUBLES = frozenset({"NaN", "Infinity", "-Infinity"})
+_HEX_DOUBLE = re.compile(r"\s*[+-]?0[xX]")
 _INTEGER_RANGES: dict[int, tuple[str, int, int]] = {
     FieldDescriptor.TYPE_INT32: ("int32", -(2**31), 2**31 - 1),
     FieldDescriptor.TYPE_SINT32: ("int32", -(2**31), 2**31 - 1),
@@ -116,7 +117,10 @@ def _integer_problem(value: object, kind: str, lowest: int, highest: int) -> str
     elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
         whole = int(value)
     elif isinstance(value, str) and _WHOLE_NUMBER.fullmatch(value):
-        whole = int(value)  # "+5000" and "05000" too, as the transcoder reads them
+        # "+5000" and "05000" too, as the transcoder reads them, however many zeros lead;
+        # past 20 digits no type holds it (and int() takes at most 4300).
+        digits = value.lstrip("+-").lstrip("0")[:21] or "0"
+        whole = -int(digits) if value.startswith("-") else int(digits)
     if whole is None:
         return f"must be a whole number ({kind}), got {shown(value)}"
     if not lowest <= whole <= highest:
@@ -136,6 +140,17 @@ def _is_number(value: object) -> bool:
     try:
         float(value)
     except ValueError:
+        return _is_hex_double(value)
+    return True
+
+
+def _is_hex_double(value: str) -> bool:
+    """C's hexadecimal form ("0x1p3", "0x10"), which the transcoder's strtod reads too."""
+    if not _HEX_DOUBLE.match(value):
+        return False
+    try:
+        float.fromhex(value)
+    except (ValueError, OverflowError):  # OverflowError: strtod's infinity, refused
         return False
     return True
 
