@@ -82,6 +82,17 @@ def test_what_is_not_an_rpcs_json_object_is_left_to_the_transcoder(
     assert FIELDS.refusal(method, path, body) is None
 
 
+def test_a_fault_in_the_check_leaves_the_body_to_the_transcoder(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(value: object, field: object) -> str | None:
+        raise ValueError("a value the check cannot read")
+
+    monkeypatch.setattr("farm_auth.json_body.scalar_problem", broken)
+    assert FIELDS.refusal("POST", "/v1/tasks", b'{"timeoutMs": 5}') is None
+    assert "the body check of POST /v1/tasks failed" in caplog.text
+
+
 @pytest.mark.parametrize(
     "path", ["/v1/tasks", "/v1/tasks:run", "/v1/sessions", "/v1/sessions/s:run"]
 )
