@@ -12,11 +12,6 @@ placed, so that they stop counting against their tenant's open-session quota.
 import datetime as dt
 import logging
 
-import nats.errors
-from google.protobuf.message import DecodeError
-from nats.js.errors import KeyNotFoundError
-from nats.js.kv import KeyValue
-
 from farm.queue.v1 import queue_pb2
 from farm_core.db import utcnow
 from farm_core.errors import Unavailable
@@ -34,6 +29,7 @@ from farm_scheduler.sessions.orders import (
 )
 from farm_scheduler.sessions.placement import Candidate, candidates
 from farm_scheduler.sessions.records import SessionRecord
+from farm_scheduler.sessions.routes import SessionRoutes
 from farm_scheduler.sessions.store import SessionStore
 from farm_scheduler.sessions.unclaimed import HeldBrowser, UnclaimedWatch, unclaimed_close
 
@@ -58,7 +54,7 @@ class SessionCloser:
         store: SessionStore,
         orders: AgentOrders,
         heartbeats: Heartbeats,
-        routes: KeyValue,
+        routes: SessionRoutes,
         agent_lost_seconds: float,
         unclaimed_grace_seconds: float,
         place_timeout_seconds: float,
@@ -98,7 +94,7 @@ class SessionCloser:
         if not current.active:
             return current
         closed = await self._store.close(record.id, CloseReason.AGENT_LOST.value)
-        await self._forget_route(record.id)
+        await self._routes.forget(record.id)
         return closed or current
 
     async def agent_unreachable(self, record: SessionRecord, why: str) -> SessionRecord:
@@ -121,7 +117,7 @@ class SessionCloser:
         """Closes a session whose agent is gone (AGENT_LOST)."""
         log.warning("session %s: its agent %s is lost: %s", record.id, record.agent_id, why)
         closed = await self._store.close(record.id, CloseReason.AGENT_LOST.value)
-        await self._forget_route(record.id)
+        await self._routes.forget(record.id)
         return closed or record
 
     async def apply(
@@ -202,7 +198,9 @@ class SessionCloser:
             close = unclaimed_close(browser, row)
             if close is None:
                 continue
-            tenant = row.tenant if row is not None else await self._route_tenant(browser)
+            tenant = (
+                row.tenant if row is not None else await self._routes.tenant(browser.session_id)
+            )
             if not tenant:
                 log.warning(
                     "session %s: agent %s holds its browser, unclaimed (%s), but neither a "
@@ -225,17 +223,6 @@ class SessionCloser:
             order = close_order(browser.session_id, tenant, close.reason)
             await self._orders.tell_close(browser.agent_id, order)
 
-    async def _route_tenant(self, browser: HeldBrowser) -> str:
-        """The tenant the session's route names ("" when there is none to read)."""
-        try:
-            entry = await self._routes.get(browser.session_id)
-            return queue_pb2.SessionRoute.FromString(entry.value or b"").tenant
-        except KeyNotFoundError:
-            return ""
-        except (nats.errors.Error, TimeoutError, DecodeError) as error:
-            log.warning("could not read the route of session %s: %s", browser.session_id, error)
-            return ""
-
     def _beat_is_stale(self, heartbeat: queue_pb2.AgentHeartbeat | None, now: dt.datetime) -> bool:
         if heartbeat is None:
             return True
@@ -243,9 +230,3 @@ class SessionCloser:
             return False
         age = (now - from_timestamp(heartbeat.heartbeat_time)).total_seconds()
         return age > self._agent_lost_seconds
-
-    async def _forget_route(self, session_id: str) -> None:
-        try:
-            await self._routes.delete(session_id)
-        except (nats.errors.Error, TimeoutError) as error:
-            log.warning("could not remove the route of session %s: %s", session_id, error)
