@@ -324,6 +324,8 @@ class SchedulerService:
         for loop in (*loops, self._fleet_gauges):
             if loop is not None:
                 await loop.stop()
+        if self._session_closer is not None:
+            await self._session_closer.stop(grace_seconds)
         await self._store.cached_keys.stop()
         callbacks, self._callbacks = self._callbacks, None
         if callbacks is not None:
