@@ -94,6 +94,22 @@ def browsers_of(session_id: str) -> list[psutil.Process]:
     return found
 
 
+def other_agents_route(order: queue_pb2.OpenSessionOrder) -> queue_pb2.SessionRoute:
+    """The route the scheduler wrote for the session on another agent."""
+    return queue_pb2.SessionRoute(
+        session_id=order.session_id,
+        tenant=order.tenant,
+        agent_id="other-agent",
+        endpoint="127.0.0.1:2",
+    )
+
+
+async def route_agent(routes: KeyValue, session_id: str) -> str:
+    """The agent the session's route names."""
+    entry = await routes.get(session_id)
+    return queue_pb2.SessionRoute.FromString(entry.value or b"").agent_id
+
+
 async def assert_nothing_left(
     manager: SessionManager, places: Places, routes: KeyValue, session_id: str
 ) -> None:
@@ -121,13 +137,18 @@ async def test_a_browser_open_past_the_schedulers_wait_is_closed_and_refused(
         order = open_order(WITHIN_MS)
         opening = asyncio.create_task(manager.open(order))
         await assert_eventually(lambda: places.sessions_waiting == 1)
-        # By the agent's clock the scheduler has stopped waiting; then a place comes free.
+        # By the agent's clock the scheduler has stopped waiting, and has placed the
+        # session on another agent, whose route it wrote; then a place comes free here.
         clock.now += WITHIN_MS / 1000 + 1
+        await routes.put(order.session_id, other_agents_route(order).SerializeToString())
         await places.give_back(session=False)
 
         with pytest.raises(SessionRefused) as refused:
             await opening
         assert refused.value.code is Refusal.OPEN_TOO_LATE
+        # Its browser, open late, neither took the other agent's route nor removed it.
+        assert await route_agent(routes, order.session_id) == "other-agent"
+        await routes.delete(order.session_id)
         await assert_nothing_left(manager, places, routes, order.session_id)
 
 
@@ -141,8 +162,9 @@ async def test_a_browser_open_within_the_schedulers_wait_stays_open(
     async with one_place_manager(shared_pool, make_settings, js, uploader, clock) as (
         manager,
         places,
-        _,
+        routes,
     ):
+        manager_id = make_settings().id
         # The heartbeat is told of every change, with the sessions listed then.
         told: list[list[str]] = []
         places.on_change = lambda: told.append(manager.session_ids)
@@ -161,10 +183,14 @@ async def test_a_browser_open_within_the_schedulers_wait_stays_open(
         assert manager.session_ids == [order.session_id]
         # Once for the task's place, once for the session (its place with it), listed.
         assert told == [[], [order.session_id]]
+        # Its route names it (the scheduler then claims it as it is); the close removes it.
+        assert await route_agent(routes, order.session_id) == manager_id
         session = manager.find(order.session_id)
         assert session is not None
         await manager.close(session, CloseReason.CLOSED_BY_USER)
         assert told == [[], [order.session_id], []]
+        with pytest.raises(KeyNotFoundError):
+            await routes.get(order.session_id)
 
 
 async def test_a_session_closed_as_abandoned_leaves_nothing_stored(
@@ -189,15 +215,13 @@ async def test_a_session_closed_as_abandoned_leaves_nothing_stored(
         await opening
         session = manager.find(order.session_id)
         assert session is not None
-        other = queue_pb2.SessionRoute(session_id=order.session_id, agent_id="other-agent")
-        await routes.put(order.session_id, other.SerializeToString())
+        await routes.put(order.session_id, other_agents_route(order).SerializeToString())
 
         closed = await manager.close(session, CloseReason.OPEN_ABANDONED)
 
         assert closed.reason == "OPEN_ABANDONED"
         assert (saved.profiles, uploader.uploads) == ({}, [])
-        entry = await routes.get(order.session_id)
-        assert queue_pb2.SessionRoute.FromString(entry.value or b"").agent_id == "other-agent"
+        assert await route_agent(routes, order.session_id) == "other-agent"
         await routes.delete(order.session_id)
         await assert_nothing_left(manager, places, routes, order.session_id)
 

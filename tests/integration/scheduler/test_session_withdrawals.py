@@ -4,25 +4,28 @@ The scheduler waits the open order's answer_within_ms and a margin; when it stop
 waiting (no answer in time, or the caller gone) the agent may still be opening the
 browser, and is sent a close for the session, so that no browser stays open that no
 session row knows (closed with OPEN_ABANDONED). Its close changes no session the
-scheduler placed elsewhere meanwhile. Should that close be lost, or the scheduler die
-before it recorded the agent's answer, the sweep closes the browser once the agent has
-listed it for longer than a grace with no open session on it claiming it. A
-CreateSession gives up once its session has been being placed for the place timeout;
-the session a scheduler that died while placing it left (counted against its
-tenant's quota) is forgotten by the sweep once it is a margin older than that. The
-test plays the agents.
+scheduler placed elsewhere meanwhile, nor that session's route, which names the agent
+the scheduler recorded however the agents' route writes fall. Should that close be
+lost, or the scheduler die before it recorded the agent's answer, the sweep closes the
+browser once the agent has listed it for longer than a grace with no open session on
+it claiming it. A CreateSession gives up once its session has been being placed for
+the place timeout; the session a scheduler that died while placing it left (counted
+against its tenant's quota) is forgotten by the sweep once it is a margin older than
+that. The test plays the agents.
 """
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 import pytest
 from nats.aio.msg import Msg
+from nats.js.kv import KeyValue
 
 from farm.queue.v1 import queue_pb2
 from farm.sessions.v1 import sessions_pb2
+from farm_agent.sessions.notices import forget_route, write_route
 from farm_core.db import utcnow
 from farm_core.quotas import TenantQuotas
 from farm_core.sessions import SessionOrder, closed_subject, sessions_bucket
@@ -51,6 +54,22 @@ UNCLAIMED = "farm_unclaimed_session_closes_total"
 FORGOTTEN = "farm_session_reservations_forgotten_total"
 
 
+async def publish_close(agent: ScriptedAgent, order: queue_pb2.CloseSessionOrder) -> None:
+    """Publishes the SessionClosed event of `agent` closing the session as `order` says."""
+    closed = queue_pb2.SessionClosed(
+        event_id=uuid.uuid4().hex,
+        session_id=order.session_id,
+        tenant=order.tenant,
+        agent_id=agent.agent_id,
+        reason=order.reason,
+    )
+    await agent.queue.js.publish(
+        closed_subject(order.session_id, agent.agent_id),
+        closed.SerializeToString(),
+        headers={"Nats-Msg-Id": closed.event_id},
+    )
+
+
 @dataclass
 class StillOpeningAgent(ScriptedAgent):
     """Takes open orders and never answers them, as an agent still opening the browser.
@@ -59,44 +78,65 @@ class StillOpeningAgent(ScriptedAgent):
     browser at last would: with its SessionClosed event, giving the order's reason.
     """
 
-    closes_published: int = 0
+    async def _on_order(self, message: Msg) -> None:
+        verb = SessionOrder(message.subject.rsplit(".", 1)[1])
+        self.orders.append((verb, message.data))
+        if verb is SessionOrder.CLOSE:
+            await publish_close(self, queue_pb2.CloseSessionOrder.FromString(message.data))
+
+
+def route_to(agent: ScriptedAgent, session_id: str, tenant: str) -> queue_pb2.SessionRoute:
+    return queue_pb2.SessionRoute(
+        session_id=session_id, tenant=tenant, agent_id=agent.agent_id, endpoint="127.0.0.1:9"
+    )
+
+
+@dataclass
+class LateOpeningAgent(ScriptedAgent):
+    """Takes open orders and never answers them; each browser opens as its close comes.
+
+    It creates the session's route then, with the real agent's code, and closes the
+    browser (the route's removal, then its SessionClosed) when the test says.
+    """
+
+    routes: KeyValue | None = None
+    late: list[queue_pb2.CloseSessionOrder] = field(default_factory=list)
 
     async def _on_order(self, message: Msg) -> None:
         verb = SessionOrder(message.subject.rsplit(".", 1)[1])
         self.orders.append((verb, message.data))
         if verb is SessionOrder.CLOSE:
             order = queue_pb2.CloseSessionOrder.FromString(message.data)
-            closed = queue_pb2.SessionClosed(
-                event_id=uuid.uuid4().hex,
-                session_id=order.session_id,
-                tenant=order.tenant,
-                agent_id=self.agent_id,
-                reason=order.reason,
-            )
-            await self.queue.js.publish(
-                closed_subject(order.session_id, self.agent_id),
-                closed.SerializeToString(),
-                headers={"Nats-Msg-Id": closed.event_id},
-            )
-            self.closes_published += 1
+            await write_route(self.routes, route_to(self, order.session_id, order.tenant))
+            self.late.append(order)
+
+    async def close_late_browsers(self) -> None:
+        for order in self.late:
+            await forget_route(self.routes, order.session_id, self.agent_id)
+            await publish_close(self, order)
 
 
 @dataclass
-class AfterTheCloseAgent(ScriptedAgent):
-    """Opens every session, answering only once `slow`'s close events are applied."""
+class AfterTheLateOneAgent(ScriptedAgent):
+    """Opens every session once `late` has opened its browser, creating its route as a
+    real agent does (there is one already: it keeps that)."""
 
-    slow: StillOpeningAgent | None = None
+    late: LateOpeningAgent | None = None
 
     async def _on_order(self, message: Msg) -> None:
         verb = SessionOrder(message.subject.rsplit(".", 1)[1])
-        if verb is SessionOrder.OPEN and self.slow is not None:
-            slow = self.slow
-
-            async def close_applied() -> bool:
-                return slow.closes_published > 0 and await sessions_applied(self.queue)
-
-            await assert_eventually(close_applied, within=10, message="no close event applied")
+        if verb is SessionOrder.OPEN and self.late is not None:
+            late = self.late
+            await assert_eventually(lambda: bool(late.late), within=10, message="not opened")
+            order = queue_pb2.OpenSessionOrder.FromString(message.data)
+            await write_route(late.routes, route_to(self, order.session_id, order.tenant))
         await super()._on_order(message)
+
+
+async def route_agent(routes: KeyValue, session_id: str) -> str:
+    """The agent the session's route names."""
+    entry = await routes.get(session_id)
+    return queue_pb2.SessionRoute.FromString(entry.value or b"").agent_id
 
 
 def session_ids_ordered(agent: ScriptedAgent, verb: SessionOrder) -> list[str]:
@@ -106,10 +146,17 @@ def session_ids_ordered(agent: ScriptedAgent, verb: SessionOrder) -> list[str]:
 
 
 async def test_an_agent_that_did_not_answer_in_time_is_told_to_close_the_session(
-    scheduler: Scheduler, queue: Queue
+    start_scheduler: StartScheduler, queue: Queue
 ) -> None:
-    slow = StillOpeningAgent(queue, "slow", concurrency=8)
-    other = AfterTheCloseAgent(queue, "other", concurrency=2, slow=slow)
+    # The scripted agents beat once: the session outlives the test rather than its agent.
+    scheduler = await start_scheduler(
+        session_agent_lost_seconds=60,
+        session_open_timeout_seconds=2,
+        session_close_timeout_seconds=2,
+    )
+    routes = await sessions_bucket(queue.js)
+    slow = LateOpeningAgent(queue, "slow", concurrency=8, routes=routes)
+    other = AfterTheLateOneAgent(queue, "other", concurrency=2, late=slow)
     await slow.start()
     await other.start()
     try:
@@ -118,8 +165,6 @@ async def test_an_agent_that_did_not_answer_in_time_is_told_to_close_the_session
         await slow.stop_answering()
         await other.stop_answering()
 
-    # The slow agent's close of the browser it opened after all does not close the
-    # session the other agent was opening meanwhile.
     assert (session.state, session.agent_id) == (sessions_pb2.SESSION_STATE_ACTIVE, "other")
     [open_order] = [
         queue_pb2.OpenSessionOrder.FromString(data)
@@ -135,6 +180,22 @@ async def test_an_agent_that_did_not_answer_in_time_is_told_to_close_the_session
     ]
     assert (close_order.session_id, close_order.reason) == (session.id, "OPEN_ABANDONED")
     assert session_ids_ordered(other, SessionOrder.CLOSE) == []
+    # The slow agent's browser opened first and created the route: the placement the
+    # scheduler recorded owns it all the same.
+    assert await route_agent(routes, session.id) == "other"
+
+    # Had its browser opened only now, its route would not replace the other's either;
+    # then it closes as abandoned: the route still names the other agent, whose session
+    # stays open.
+    await write_route(routes, route_to(slow, session.id, scheduler.tenant))
+    assert await route_agent(routes, session.id) == "other"
+    await slow.close_late_browsers()
+    await assert_eventually(
+        lambda: sessions_applied(queue), within=10, message="no close event applied"
+    )
+    assert await route_agent(routes, session.id) == "other"
+    current = await sessions_of(scheduler).get(session.id)
+    assert (current.state, current.agent_id) == (sessions_pb2.SESSION_STATE_ACTIVE, "other")
 
 
 async def test_a_create_whose_caller_gave_up_tells_the_agent_to_close_the_session(

@@ -1,7 +1,9 @@
 """Sessions in the scheduler, as pure logic: validation, placement, unclaimed browsers, links,
-command errors."""
+command errors, the sweep's closes."""
 
+import asyncio
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import pytest
@@ -25,6 +27,7 @@ from farm_scheduler.sessions.links import session_links
 from farm_scheduler.sessions.placement import Candidate, Openings, candidates, free_places
 from farm_scheduler.sessions.records import SessionRecord
 from farm_scheduler.sessions.store import check_session_quota, new_session_id
+from farm_scheduler.sessions.sweep_closes import SweepCloses
 from farm_scheduler.sessions.unclaimed import (
     HeldBrowser,
     Unclaimed,
@@ -37,6 +40,7 @@ from farm_scheduler.sessions.validation import (
     validate_command,
     validate_session_spec,
 )
+from tests.helpers import assert_eventually
 
 NOW = dt.datetime(2026, 12, 4, 12, tzinfo=dt.UTC)
 BOUNDS = SessionBounds()
@@ -347,3 +351,42 @@ def test_a_failed_command_answers_with_its_code_first(code: str, error: type[Exc
     mapped = command_error(tasks_pb2.TaskError(code=code, message="steps[0].click: none"))
     assert isinstance(mapped, error)
     assert str(mapped) == f"{code}: steps[0].click: none"
+
+
+async def test_the_sweeps_closes_run_a_few_at_once_and_one_per_session() -> None:
+    may_end = asyncio.Event()
+    started: list[str] = []
+
+    def close_of(session_id: str) -> Callable[[], Awaitable[None]]:
+        async def close() -> None:
+            started.append(session_id)
+            await may_end.wait()
+            if session_id == "b":
+                raise RuntimeError("the agent is gone")
+
+        return close
+
+    closes = SweepCloses(at_once=2)
+    tried = [closes.start(session_id, close_of(session_id)) for session_id in "aabc"]
+
+    assert tried == [True, False, True, True]
+    await assert_eventually(lambda: started == ["a", "b"])
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert started == ["a", "b"], "a third close ran beside two"
+    may_end.set()
+    # A close that failed is logged; each session may be closed again once its close ended.
+    await assert_eventually(lambda: closes.start("b", close_of("b")))
+    await closes.stop(10)
+    assert started == ["a", "b", "c", "b"]
+
+
+async def test_the_sweeps_closes_left_after_the_grace_are_cancelled() -> None:
+    never = asyncio.Event()
+    closes = SweepCloses()
+    closes.start("a", never.wait)
+
+    await closes.stop(0)
+
+    assert closes.start("a", never.wait), "the cancelled close still counts as under way"
+    await closes.stop(0)

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 # Attempts to apply a change while other processes keep changing the same entry.
 CAS_TRIES = 10
+WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
+"""JetStream's error codes for a write whose expected last revision is not the key's."""
 
 _VALID_KEY = re.compile(r"^[-/_=.a-zA-Z0-9]+$")
 
@@ -85,6 +87,20 @@ async def read(kv: KeyValue, key: str, decode: Callable[[bytes], Value]) -> Vers
     except ValueError as error:
         log.warning("entry %s holds an unreadable value; starting it afresh: %s", key, error)
         return Versioned(None, entry.revision or 0)
+
+
+async def delete_at(kv: KeyValue, key: str, revision: int) -> bool:
+    """Removes the entry if its latest revision is still `revision`; whether it did."""
+    if revision <= 0:
+        # No revision: nothing was read, and delete() would remove whatever is there.
+        return False
+    try:
+        await kv.delete(key, last=revision)
+    except APIError as error:
+        if error.err_code not in WRONG_LAST_SEQUENCE:
+            raise
+        return False
+    return True
 
 
 async def compare_and_set(

@@ -31,8 +31,9 @@ from farm_core.sessions import SESSION_ID_PATTERN, sessions_bucket
 log = logging.getLogger(__name__)
 
 VIEW_TOKENS_BUCKET = "farm_view_tokens"
-# A route changes only when its session closes, and the agent refuses an attach to
-# a session it no longer holds: a route read lately is safe to use while NATS stalls.
+# Once CreateSession has answered (before it, nobody knows the session's id) a route
+# changes only when its session closes, and the agent refuses an attach to a session
+# it no longer holds: a route read lately is safe to use while NATS stalls.
 ROUTE_MEMORY_SECONDS = 60.0
 ROUTE_MEMORY_ENTRIES = 10_000
 

@@ -41,6 +41,7 @@ from farm_scheduler.sessions.api import SessionApi
 from farm_scheduler.sessions.closer import SessionCloser
 from farm_scheduler.sessions.events import SessionEventConsumer
 from farm_scheduler.sessions.orders import AgentOrders
+from farm_scheduler.sessions.routes import SessionRoutes
 from farm_scheduler.sessions.store import SessionStore
 from farm_scheduler.settings import SchedulerSettings
 from farm_scheduler.status.gauges import FleetGauges
@@ -96,6 +97,7 @@ class SchedulerService:
         self._sessions = SessionStore(self._store.engine)
         self._cache_eviction = CacheEviction(self._store.engine)
         self._session_closer: SessionCloser | None = None
+        self._session_routes: SessionRoutes | None = None
         self._session_events: SessionEventConsumer | None = None
         self._session_sweeper: Periodic | None = None
         self._agent_orders: AgentOrders | None = None
@@ -240,15 +242,18 @@ class SchedulerService:
         self._agent_orders = AgentOrders(
             nc, settings.session_open_timeout_seconds, settings.session_close_timeout_seconds
         )
-        self._session_closer = SessionCloser(
-            self._sessions,
-            self._agent_orders,
-            heartbeats,
+        self._session_routes = SessionRoutes(
             await start.set_up(
                 nc,
                 "open the bucket of session routes",
                 lambda: sessions_bucket(js, settings.nats_replicas),
-            ),
+            )
+        )
+        self._session_closer = SessionCloser(
+            self._sessions,
+            self._agent_orders,
+            heartbeats,
+            self._session_routes,
             settings.session_agent_lost_seconds,
             settings.session_unclaimed_grace_seconds,
             settings.session_place_timeout_seconds,
@@ -292,13 +297,18 @@ class SchedulerService:
             self._fleet_reader,
         )
         admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)
-        if self._agent_orders is None or self._session_closer is None:
+        if (
+            self._agent_orders is None
+            or self._session_closer is None
+            or self._session_routes is None
+        ):
             raise RuntimeError("the scheduler registers its servicers only after start()")
         sessions = SessionApi(
             self._settings,
             self._sessions,
             self._agent_orders,
             self._session_closer,
+            self._session_routes,
             self._settings.resolved_live_token_secret(),
             self._grants,
         )
@@ -314,6 +324,8 @@ class SchedulerService:
         for loop in (*loops, self._fleet_gauges):
             if loop is not None:
                 await loop.stop()
+        if self._session_closer is not None:
+            await self._session_closer.stop(grace_seconds)
         await self._store.cached_keys.stop()
         callbacks, self._callbacks = self._callbacks, None
         if callbacks is not None:

@@ -183,20 +183,24 @@ class SessionManager:
             agent_id=self._settings.id,
             endpoint=self.endpoint,
         )
-        try:
-            session.route_revision = await write_route(self._routes, route)
-        except BaseException:
-            await self._discard(session)
-            raise
-        async with self._changed:
-            # No await between this check and the session's entry: a withdrawal that
-            # comes later finds the session held, and closes it.
-            late = self._late(order, deadline)
-            if late is None:
-                self._sessions[order.session_id] = session
-                self._changed.notify_all()
+        # A browser that opened late writes no route: the scheduler may have placed the
+        # session on another agent meanwhile.
+        late = self._late(order, deadline)
+        if late is None:
+            try:
+                await write_route(self._routes, route)
+            except BaseException:
+                await self._discard(session)
+                raise
+            async with self._changed:
+                # No await between this check and the session's entry: a withdrawal that
+                # comes later finds the session held, and closes it.
+                late = self._late(order, deadline)
+                if late is None:
+                    self._sessions[order.session_id] = session
+                    self._changed.notify_all()
         if late is not None:
-            await forget_route(self._routes, session.session_id, session.route_revision)
+            await forget_route(self._routes, session.session_id, self._settings.id)
             await self._discard(session)
             log.warning("session %s: closed as it opened: %s", session.session_id, late)
             raise SessionRefused(Refusal.OPEN_TOO_LATE, late)
@@ -274,7 +278,7 @@ class SessionManager:
             commands=session.commands,
         )
         try:
-            await forget_route(self._routes, session.session_id, session.route_revision)
+            await forget_route(self._routes, session.session_id, self._settings.id)
             await session.end_clients(reason)
             await wind_down(session)
             if reason is CloseReason.OPEN_ABANDONED:

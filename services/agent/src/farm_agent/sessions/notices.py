@@ -1,52 +1,68 @@
 """What the rest of the farm learns of a session: its route, and how it ended.
 
-The route is written before the session answers its open order. Its removal and the
-close's publication are best effort: a route left behind is removed by the scheduler,
-which cleans up the routes of closed sessions it finds; a close is published a few times.
-A route is removed only as this agent wrote it: a browser opened for a session that
-the scheduler then placed on another agent (its opening here given up) must not take
-that agent's route with it when it closes.
+The route is created before the session answers its open order, only where there is
+none: an agent whose opening the scheduler gave up on may open its browser after the
+session was placed on another agent, and must not take that agent's route. The
+scheduler claims the route for the agent it records as the session's once that
+agent's answer comes (over a route such an agent created first), so a route this
+agent did not create may name it, and one it created may name another agent since.
+A route is removed only while it names this agent. Its removal and the close's
+publication are best effort: a route left behind is removed by the scheduler, which
+cleans up the routes of closed sessions it finds; a close is published a few times.
 """
 
 import asyncio
 import logging
 
 import nats.errors
+from google.protobuf.message import DecodeError
 from nats.js import JetStreamContext
-from nats.js.errors import BadRequestError
+from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from farm.queue.v1 import queue_pb2
+from farm_core.kv import delete_at, read
 from farm_core.sessions import closed_subject
 
 log = logging.getLogger(__name__)
 
 PUBLISH_TRIES = 5
 PUBLISH_TIMEOUT_SECONDS = 5.0
-WRONG_LAST_SEQUENCE = 10071
-"""JetStream's error code for a write whose expected last revision is not the key's."""
 
 
-async def write_route(routes: KeyValue | None, route: queue_pb2.SessionRoute) -> int:
-    """Writes where the edge reaches the session; its revision. Needs the manager attached."""
+async def write_route(routes: KeyValue | None, route: queue_pb2.SessionRoute) -> None:
+    """Creates the session's route, unless there is one. Needs the manager attached."""
     if routes is None:
         raise RuntimeError("the session manager is not attached to NATS")
-    return await routes.put(route.session_id, route.SerializeToString())
+    try:
+        await routes.create(route.session_id, route.SerializeToString())
+    except KeyWrongLastSequenceError:
+        log.info("session %s: a route is there already; the scheduler decides", route.session_id)
 
 
-async def forget_route(routes: KeyValue | None, session_id: str, revision: int) -> None:
-    """Removes the session's route if it is still the one written at `revision` (none: 0).
+def _route(value: bytes) -> queue_pb2.SessionRoute:
+    try:
+        return queue_pb2.SessionRoute.FromString(value)
+    except DecodeError as error:
+        raise ValueError(f"not a SessionRoute: {error}") from error
 
-    A route written since (another agent's, for the same session) stays.
+
+async def forget_route(routes: KeyValue | None, session_id: str, agent_id: str) -> None:
+    """Removes the session's route if it names `agent_id` (this agent).
+
+    A route naming another agent (the scheduler's choice) stays, as does one
+    written between its reading and its removal.
     """
-    if routes is None or not revision:
+    if routes is None:
         return
     try:
-        await routes.delete(session_id, last=revision)
-    except BadRequestError as error:
-        if error.err_code != WRONG_LAST_SEQUENCE:
-            raise
-        log.info("session %s: its route is another agent's now; it stays", session_id)
+        current = await read(routes, session_id, _route)
+        if current.value is None or current.value.agent_id != agent_id:
+            if current.value is not None:
+                log.info("session %s: its route names another agent; it stays", session_id)
+            return
+        if not await delete_at(routes, session_id, current.revision):
+            log.info("session %s: its route changed as it was removed; it stays", session_id)
     except (nats.errors.Error, TimeoutError) as error:
         # The scheduler removes routes of closed sessions it finds left over.
         log.warning("could not remove the route of session %s: %s", session_id, error)

@@ -61,8 +61,6 @@ class OpenSession:
     command_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # The scheduler's grant for the session (OpenSessionOrder.upload_grant), for uploads.
     grant: str = ""
-    # The revision of the route this agent wrote for it (0: none yet).
-    route_revision: int = 0
 
     @property
     def owner(self) -> ArtifactOwner:

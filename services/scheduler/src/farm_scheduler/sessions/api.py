@@ -39,6 +39,7 @@ from farm_scheduler.sessions.orders import (
 )
 from farm_scheduler.sessions.placement import Candidate, Openings
 from farm_scheduler.sessions.records import SessionRecord
+from farm_scheduler.sessions.routes import SessionRoutes
 from farm_scheduler.sessions.store import ReservationGone, SessionStore
 from farm_scheduler.sessions.validation import (
     SessionBounds,
@@ -103,6 +104,7 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
         store: SessionStore,
         orders: AgentOrders,
         closer: SessionCloser,
+        routes: SessionRoutes,
         live_token_secret: str,
         grants: Grants,
     ) -> None:
@@ -111,6 +113,7 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
         self._store = store
         self._orders = orders
         self._closer = closer
+        self._routes = routes
         self._openings = Openings()
         self._secret = live_token_secret
         self._bounds = SessionBounds(
@@ -264,7 +267,7 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
         deadline = asyncio.timeout(left)
         try:
             async with deadline:
-                agent_id = await self._open_anywhere(spec.region, order, refusals)
+                route = await self._open_anywhere(spec.region, order, refusals)
         except TimeoutError as late:
             if not deadline.expired():
                 raise
@@ -273,21 +276,47 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
                 "(FARM_SCHEDULER_SESSION_PLACE_TIMEOUT_SECONDS)"
                 + (f" ({'; '.join(refusals)})" if refusals else "")
             ) from late
+        return await self._record_placement(record, order, route)
+
+    async def _record_placement(
+        self,
+        record: SessionRecord,
+        order: queue_pb2.OpenSessionOrder,
+        route: queue_pb2.SessionRoute,
+    ) -> SessionRecord:
+        """Claims the session's route for the agent that opened it, then records it placed.
+
+        An agent whose opening was given up before may have created the route as its
+        browser opened late: the claim replaces it (routes.py). The route comes
+        first, so that the agent's close of the session finds it, and the caller
+        learns the session's id only once it is there. On any failure the agent is
+        told to close the browser, and the route is removed again.
+        """
+        agent_id = route.agent_id
+        try:
+            revision = await self._routes.claim(route)
+        except BaseException:
+            await self._orders.withdraw(agent_id, order)
+            raise
         try:
             return await self._store.placed(record, agent_id)
-        except ReservationGone as gone:
+        except BaseException as error:
+            await self._routes.release(record.id, revision)
             await self._orders.withdraw(agent_id, order)
+            if not isinstance(error, ReservationGone):
+                raise
+            place_seconds = self._settings.session_place_timeout_seconds
             raise DeadlineExceeded(
                 f"agent {agent_id} opened session {record.id} only after its reservation had "
                 f"been given up as older than {place_seconds:g} s "
                 "(FARM_SCHEDULER_SESSION_PLACE_TIMEOUT_SECONDS) and a margin; it is closed "
                 "again; try again"
-            ) from gone
+            ) from error
 
     async def _open_anywhere(
         self, region: str, order: queue_pb2.OpenSessionOrder, refusals: list[str]
-    ) -> str:
-        """The id of the best agent in `region` that opened the session; refusals noted."""
+    ) -> queue_pb2.SessionRoute:
+        """The route to the best agent in `region` that opened the session; refusals noted."""
         candidates = await self._closer.candidates(region)
         tried: set[str] = set()
         while (candidate := self._openings.best(candidates, tried)) is not None:
@@ -295,7 +324,12 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
             with self._openings.opening(candidate.agent_id):
                 reply = await self._open_on(candidate, order, refusals)
             if reply is not None:
-                return candidate.agent_id
+                return queue_pb2.SessionRoute(
+                    session_id=order.session_id,
+                    tenant=order.tenant,
+                    agent_id=candidate.agent_id,
+                    endpoint=reply.endpoint,
+                )
         where = f"in region {region!r}" if region else "in the farm"
         if not candidates:
             raise ResourceExhausted(

@@ -4,18 +4,17 @@ Every way a session ends comes here: CloseSession (ordered to its agent, whose r
 carries the SessionClosed), the agents' SessionClosed events (idle, lifetime, crash,
 drain), and the sweep that finds sessions whose agent stopped beating (AGENT_LOST)
 or that outlived their lifetime, and, the other way round, browsers that agents hold
-for no open session (unclaimed.py). Applying a close twice changes nothing. The sweep
+for no open session (unclaimed.py). Applying a close twice changes nothing. The
+sweep's closes run beside it, a few at once (sweep_closes.py), so that one agent
+slow to answer a close holds up neither the others nor the next sweep. The sweep
 also forgets the sessions that a scheduler which died while placing them left being
 placed, so that they stop counting against their tenant's open-session quota.
 """
 
 import datetime as dt
+import functools
 import logging
-
-import nats.errors
-from google.protobuf.message import DecodeError
-from nats.js.errors import KeyNotFoundError
-from nats.js.kv import KeyValue
+from collections.abc import Awaitable, Callable
 
 from farm.queue.v1 import queue_pb2
 from farm_core.db import utcnow
@@ -34,7 +33,9 @@ from farm_scheduler.sessions.orders import (
 )
 from farm_scheduler.sessions.placement import Candidate, candidates
 from farm_scheduler.sessions.records import SessionRecord
+from farm_scheduler.sessions.routes import SessionRoutes
 from farm_scheduler.sessions.store import SessionStore
+from farm_scheduler.sessions.sweep_closes import SweepCloses
 from farm_scheduler.sessions.unclaimed import HeldBrowser, UnclaimedWatch, unclaimed_close
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class SessionCloser:
         store: SessionStore,
         orders: AgentOrders,
         heartbeats: Heartbeats,
-        routes: KeyValue,
+        routes: SessionRoutes,
         agent_lost_seconds: float,
         unclaimed_grace_seconds: float,
         place_timeout_seconds: float,
@@ -71,6 +72,7 @@ class SessionCloser:
         self._unclaimed = UnclaimedWatch(unclaimed_grace_seconds)
         self._unclaimed_grace_seconds = unclaimed_grace_seconds
         self._reservation_seconds = place_timeout_seconds + RESERVATION_MARGIN_SECONDS
+        self._sweep_closes = SweepCloses()
 
     async def candidates(self, region: str) -> list[Candidate]:
         """The agents that may take a new session in `region`, best first."""
@@ -98,7 +100,7 @@ class SessionCloser:
         if not current.active:
             return current
         closed = await self._store.close(record.id, CloseReason.AGENT_LOST.value)
-        await self._forget_route(record.id)
+        await self._routes.forget(record.id)
         return closed or current
 
     async def agent_unreachable(self, record: SessionRecord, why: str) -> SessionRecord:
@@ -121,7 +123,7 @@ class SessionCloser:
         """Closes a session whose agent is gone (AGENT_LOST)."""
         log.warning("session %s: its agent %s is lost: %s", record.id, record.agent_id, why)
         closed = await self._store.close(record.id, CloseReason.AGENT_LOST.value)
-        await self._forget_route(record.id)
+        await self._routes.forget(record.id)
         return closed or record
 
     async def apply(
@@ -147,24 +149,17 @@ class SessionCloser:
         """Closes ACTIVE sessions whose agent stopped beating or that outlived their lifetime.
 
         First forgets the sessions left being placed for too long; then closes the
-        browsers agents hold that no open session on them claims.
+        browsers agents hold that no open session on them claims. The closes run in
+        the background: a session whose close is under way is skipped.
         """
         await self._forget_reservations(utcnow())
         beats = await self._heartbeats.all()
         now = utcnow()
         active = await self._store.active()
         for record in active:
-            heartbeat = beats.get(record.agent_id)
-            age = (now - record.create_time).total_seconds()
-            if heartbeat is None:
-                await self.agent_lost(record, "its heartbeat is gone (it stopped, or expired)")
-            elif self._beat_is_stale(heartbeat, now):
-                await self.agent_lost(record, f"no heartbeat for {self._agent_lost_seconds:g} s")
-            elif record.id not in heartbeat.session_ids and age > 2 * self._agent_lost_seconds:
-                # Its agent beats without it: it restarted, or the close's event was lost.
-                await self.settle_missing(record)
-            elif now > record.expire_time + dt.timedelta(seconds=LIFETIME_GRACE_SECONDS):
-                await self.close_on_agent(record, CloseReason.MAX_LIFETIME)
+            close = self._due_close(record, beats.get(record.agent_id), now)
+            if close is not None:
+                self._sweep_closes.start(record.id, close)
         claimed = {HeldBrowser(record.agent_id, record.id) for record in active}
         held = [
             HeldBrowser(agent_id, session_id)
@@ -175,6 +170,28 @@ class SessionCloser:
         overdue = self._unclaimed.overdue(browser for browser in held if browser not in claimed)
         if overdue:
             await self._close_unclaimed(overdue)
+
+    async def stop(self, grace_seconds: float) -> None:
+        """Waits up to the grace for the sweep's closes under way, then cancels the rest."""
+        await self._sweep_closes.stop(grace_seconds)
+
+    def _due_close(
+        self, record: SessionRecord, heartbeat: queue_pb2.AgentHeartbeat | None, now: dt.datetime
+    ) -> Callable[[], Awaitable[SessionRecord]] | None:
+        """How the sweep closes this ACTIVE session now, or None if it stays open."""
+        age = (now - record.create_time).total_seconds()
+        if heartbeat is None:
+            why = "its heartbeat is gone (it stopped, or expired)"
+            return functools.partial(self.agent_lost, record, why)
+        if self._beat_is_stale(heartbeat, now):
+            why = f"no heartbeat for {self._agent_lost_seconds:g} s"
+            return functools.partial(self.agent_lost, record, why)
+        if record.id not in heartbeat.session_ids and age > 2 * self._agent_lost_seconds:
+            # Its agent beats without it: it restarted, or the close's event was lost.
+            return functools.partial(self.settle_missing, record)
+        if now > record.expire_time + dt.timedelta(seconds=LIFETIME_GRACE_SECONDS):
+            return functools.partial(self.close_on_agent, record, CloseReason.MAX_LIFETIME)
+        return None
 
     async def _forget_reservations(self, now: dt.datetime) -> None:
         """Forgets the sessions still being placed long after any CreateSession gives up.
@@ -202,7 +219,9 @@ class SessionCloser:
             close = unclaimed_close(browser, row)
             if close is None:
                 continue
-            tenant = row.tenant if row is not None else await self._route_tenant(browser)
+            tenant = (
+                row.tenant if row is not None else await self._routes.tenant(browser.session_id)
+            )
             if not tenant:
                 log.warning(
                     "session %s: agent %s holds its browser, unclaimed (%s), but neither a "
@@ -225,17 +244,6 @@ class SessionCloser:
             order = close_order(browser.session_id, tenant, close.reason)
             await self._orders.tell_close(browser.agent_id, order)
 
-    async def _route_tenant(self, browser: HeldBrowser) -> str:
-        """The tenant the session's route names ("" when there is none to read)."""
-        try:
-            entry = await self._routes.get(browser.session_id)
-            return queue_pb2.SessionRoute.FromString(entry.value or b"").tenant
-        except KeyNotFoundError:
-            return ""
-        except (nats.errors.Error, TimeoutError, DecodeError) as error:
-            log.warning("could not read the route of session %s: %s", browser.session_id, error)
-            return ""
-
     def _beat_is_stale(self, heartbeat: queue_pb2.AgentHeartbeat | None, now: dt.datetime) -> bool:
         if heartbeat is None:
             return True
@@ -243,9 +251,3 @@ class SessionCloser:
             return False
         age = (now - from_timestamp(heartbeat.heartbeat_time)).total_seconds()
         return age > self._agent_lost_seconds
-
-    async def _forget_route(self, session_id: str) -> None:
-        try:
-            await self._routes.delete(session_id)
-        except (nats.errors.Error, TimeoutError) as error:
-            log.warning("could not remove the route of session %s: %s", session_id, error)

@@ -1,0 +1,81 @@
+"""Sessions' routes in `farm_sessions` (which agent Envoy sends CDP and live attaches to).
+
+Only the placement the scheduler records owns a session's route. An agent creates
+the route as its browser opens, but only where there is none (farm_agent's
+sessions.notices): an agent whose opening the scheduler gave up on may open its
+browser after the session was placed on another agent, and must not take that
+agent's route. Once the agent has answered that the browser is open, CreateSession
+claims the route for it, over whatever is there (the route of such an agent that
+opened first), before it records the placement and before the caller learns the
+session's id, and removes it again if the placement cannot be recorded. An agent
+removes a route only while it names that agent; the scheduler removes the route of a
+session it closes as lost.
+"""
+
+import logging
+
+import nats.errors
+from google.protobuf.message import DecodeError
+from nats.js.kv import KeyValue
+
+from farm.queue.v1 import queue_pb2
+from farm_core.errors import Unavailable
+from farm_core.kv import Versioned, delete_at, read
+
+log = logging.getLogger(__name__)
+
+
+def _decode(value: bytes) -> queue_pb2.SessionRoute:
+    try:
+        return queue_pb2.SessionRoute.FromString(value)
+    except DecodeError as error:
+        raise ValueError(f"not a SessionRoute: {error}") from error
+
+
+class SessionRoutes:
+    """Claims, reads and removes sessions' routes in the `farm_sessions` bucket."""
+
+    def __init__(self, routes: KeyValue) -> None:
+        self._routes = routes
+
+    async def claim(self, route: queue_pb2.SessionRoute) -> int:
+        """Makes `route` the session's route; its revision. Unavailable if NATS would not.
+
+        A route that says the same already (its agent created it) is left as it is.
+        """
+        try:
+            current = await self._read(route.session_id)
+            if current.value == route:
+                return current.revision
+            return await self._routes.put(route.session_id, route.SerializeToString())
+        except (nats.errors.Error, TimeoutError) as error:
+            raise Unavailable(
+                f"session {route.session_id}: its route (where the edge reaches its browser) "
+                f"could not be written: {error or type(error).__name__}; try again"
+            ) from error
+
+    async def release(self, session_id: str, revision: int) -> None:
+        """Removes the route claimed at `revision`, unless it changed since; never raises."""
+        try:
+            await delete_at(self._routes, session_id, revision)
+        except (nats.errors.Error, TimeoutError) as error:
+            log.warning("could not remove the route of session %s: %s", session_id, error)
+
+    async def forget(self, session_id: str) -> None:
+        """Removes the route of a session that closed, whatever it names; never raises."""
+        try:
+            await self._routes.delete(session_id)
+        except (nats.errors.Error, TimeoutError) as error:
+            log.warning("could not remove the route of session %s: %s", session_id, error)
+
+    async def tenant(self, session_id: str) -> str:
+        """The tenant the session's route names ("" when there is none to read)."""
+        try:
+            current = await self._read(session_id)
+        except (nats.errors.Error, TimeoutError) as error:
+            log.warning("could not read the route of session %s: %s", session_id, error)
+            return ""
+        return current.value.tenant if current.value is not None else ""
+
+    async def _read(self, session_id: str) -> Versioned[queue_pb2.SessionRoute]:
+        return await read(self._routes, session_id, _decode)
