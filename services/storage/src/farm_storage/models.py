@@ -1,4 +1,4 @@
-"""The storage service's tables: artifacts, reserved bytes, baselines and profiles."""
+"""The storage service's tables: artifacts, bytes stored and reserved, baselines, profiles."""
 
 import datetime as dt
 
@@ -49,6 +49,18 @@ class ByteReservationRow(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     # A reservation whose upload died with its process stops counting then.
     expire_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class TenantArtifactBytesRow(Base):
+    """The bytes of a tenant's stored artifacts: what its byte quota is checked against.
+
+    Kept by triggers on `artifacts` (migration 0005), in the transaction of each change.
+    """
+
+    __tablename__ = "tenant_artifact_bytes"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    stored_bytes: Mapped[int] = mapped_column(BigInteger)
 
 
 class BaselineRow(Base):
