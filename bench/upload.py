@@ -8,15 +8,16 @@ Prints p50 wall time and CPU per upload (this process's, from /proc).
 With --rpc, a farm of no agents (`LocalFarm`: NATS, SeaweedFS, auth, scheduler,
 storage, Envoy as `farm up` runs them) and the agent's own uploader
 (`farm_agent.work.uploader.StorageUploader`, its credential, a scheduler-signed grant
-per task) calling storage's UploadArtifact, --concurrency at a time: prints p50 wall
-time and the storage process's CPU per upload (from /proc), the figure to profile
-(its PID is printed on stderr, for `py-spy record --pid`).
+per task) calling storage's UploadArtifact, --concurrency at a time (with --read, each
+artifact then read back with GetArtifactContent, as a client fetches its PNG): prints
+p50 wall time and the storage process's CPU per upload (from /proc), the figure to
+profile (its PID is printed on stderr, for `py-spy record --pid`).
 
 Each upload names an attempt and the tenant has a byte quota, as a farm task's does;
 with --stored N the tenant already stores N artifacts (rows written straight to SQL).
 
     .venv/bin/python bench/upload.py --n 300 [--database-url postgresql://…/db]
-    .venv/bin/python bench/upload.py --rpc --n 400 --concurrency 2 [--stored 20000]
+    .venv/bin/python bench/upload.py --rpc --n 400 --concurrency 2 [--stored 20000] [--read]
 """
 
 import argparse
@@ -28,13 +29,16 @@ import secrets
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
 
+import grpc
 from process_cpu import tree_cpu_seconds
 from pydantic import SecretStr
 from sqlalchemy import insert
 
+from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import CapturedArtifact
 from farm_agent.settings import AgentSettings
@@ -43,7 +47,7 @@ from farm_cli.launcher import infra
 from farm_cli.launcher.processes import ManagedProcess, free_ports, wait_until
 from farm_core.db import create_engine
 from farm_core.grants import GrantSigner, UploadGrant, resolve_grant_key
-from farm_core.identity import CredentialRole, IdentitySigner
+from farm_core.identity import IDENTITY_HEADER, CredentialRole, Identity, IdentitySigner
 from farm_storage.attempts import AttemptFence
 from farm_storage.blobs import BlobStore
 from farm_storage.cache_eviction import CacheEviction
@@ -130,22 +134,34 @@ async def _run(
         await store.close()
 
 
+Read = Callable[[str], Awaitable[object]]
+
+
 async def _drive(
-    uploader: StorageUploader, grants: GrantSigner, first: int, n: int, concurrency: int
+    uploader: StorageUploader,
+    grants: GrantSigner,
+    numbers: range,
+    concurrency: int,
+    read: Read | None,
 ) -> list[float]:
-    """Uploads tasks first … first+n-1, `concurrency` at a time; the wall time of each."""
+    """Uploads a task's artifact per number, `concurrency` at a time; the wall time of each.
+
+    With `read`, each artifact is then read back by its id, as a client fetches its PNG.
+    """
     walls: list[float] = []
     artifact = CapturedArtifact("screenshot", tasks_pb2.ARTIFACT_KIND_SCREENSHOT, "image/png", DATA)
-    numbers = iter(range(first, first + n))
+    left = iter(numbers)
 
     async def worker() -> None:
-        for number in numbers:
+        for number in left:
             task_id = f"task-{RUN}-{number}"
             # A task of its own, as the scheduler signs a RunTask's: one grant per task.
             grant = grants.sign(UploadGrant(task_id, "bench", QUOTA, names=frozenset()), 600)
             owner = ArtifactOwner("bench", task_id, grant, attempt=1, work_sequence=number + 1)
             start = time.perf_counter()
-            await uploader.upload(owner, artifact)
+            ref = await uploader.upload(owner, artifact)
+            if read is not None:
+                await read(ref.id)
             walls.append(time.perf_counter() - start)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -153,16 +169,31 @@ async def _drive(
 
 
 async def _run_rpc(
-    settings: AgentSettings, grants: GrantSigner, storage_pid: int, args: argparse.Namespace
+    settings: AgentSettings,
+    grants: GrantSigner,
+    reader_token: str,
+    storage_pid: int,
+    args: argparse.Namespace,
 ) -> tuple[list[float], float]:
     uploader = StorageUploader(settings)
+    channel = grpc.aio.insecure_channel(settings.storage_address)
+    artifacts = artifacts_pb2_grpc.ArtifactServiceStub(channel)
+
+    async def read(artifact_id: str) -> object:
+        # As Envoy forwards a user's call once auth has checked its key.
+        request = artifacts_pb2.GetArtifactContentRequest(id=artifact_id)
+        metadata = ((IDENTITY_HEADER, reader_token),)
+        return await artifacts.GetArtifactContent(request, metadata=metadata, timeout=10)
+
+    reading = read if args.read else None
     try:
-        await _drive(uploader, grants, 10**6, args.warmup, args.concurrency)
+        await _drive(uploader, grants, range(10**6, 10**6 + args.warmup), 1, reading)
         cpu = tree_cpu_seconds(storage_pid, {})
-        walls = await _drive(uploader, grants, 0, args.n, args.concurrency)
+        walls = await _drive(uploader, grants, range(args.n), args.concurrency, reading)
         return walls, tree_cpu_seconds(storage_pid, {}) - cpu
     finally:
         await uploader.close()
+        await channel.close()
 
 
 def rpc_bench(args: argparse.Namespace) -> tuple[list[float], float]:
@@ -171,16 +202,17 @@ def rpc_bench(args: argparse.Namespace) -> tuple[list[float], float]:
     with local_farm(0, "upload", report) as farm:
         storage = farm.process("storage")
         report(f"storage PID {storage.pid}")
-        credential = IdentitySigner(farm.identity_key).credential(CredentialRole.AGENT, "bench")
+        signer = IdentitySigner(farm.identity_key)
         settings = AgentSettings(
             FARM_HOME=farm.home,
-            credential=SecretStr(credential),
+            credential=SecretStr(signer.credential(CredentialRole.AGENT, "bench")),
             storage_address=f"127.0.0.1:{farm.config.ports.storage}",
         )
+        reader = signer.encode(Identity("bench", "key_bench", frozenset({"artifacts.read"})))
         grants = GrantSigner(resolve_grant_key(None, farm.home))
         database_url = StorageSettings(FARM_HOME=farm.home).resolved_database_url()
         asyncio.run(_store_rows(database_url, args.stored))
-        return asyncio.run(_run_rpc(settings, grants, storage.pid, args))
+        return asyncio.run(_run_rpc(settings, grants, reader, storage.pid, args))
 
 
 def main() -> None:
@@ -198,12 +230,15 @@ def main() -> None:
     parser.add_argument(
         "--stored", type=int, default=0, help="artifacts the tenant stores before the uploads"
     )
+    parser.add_argument(
+        "--read", action="store_true", help="read each artifact back after its upload (--rpc)"
+    )
     args = parser.parse_args()
     if args.rpc:
         walls, cpu = rpc_bench(args)
         print(
-            f"uploads {args.n} through storage's RPC at concurrency {args.concurrency}, "
-            f"{args.stored} stored before: "
+            f"uploads {args.n}{' each read back' if args.read else ''} through storage's RPC "
+            f"at concurrency {args.concurrency}, {args.stored} stored before: "
             f"p50 {statistics.median(walls) * 1000:.2f} ms, storage CPU "
             f"{cpu / args.n * 1000:.2f} ms/upload, load {os.getloadavg()[0]:.1f}"
         )
