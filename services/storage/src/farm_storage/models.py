@@ -51,15 +51,18 @@ class ByteReservationRow(Base):
     expire_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
-class TenantArtifactBytesRow(Base):
-    """The bytes of a tenant's stored artifacts: what its byte quota is checked against.
+class ArtifactTotalsRow(Base):
+    """A tenant's artifacts of one kind and their bytes: what quotas and gauges read.
 
     Kept by triggers on `artifacts` (migration 0005), in the transaction of each change.
     """
 
-    __tablename__ = "tenant_artifact_bytes"
+    __tablename__ = "artifact_totals"
 
     tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # As ArtifactRow.kind.
+    kind: Mapped[str] = mapped_column(String(64), primary_key=True)
+    artifacts: Mapped[int] = mapped_column(BigInteger)
     stored_bytes: Mapped[int] = mapped_column(BigInteger)
 
 

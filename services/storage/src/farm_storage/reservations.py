@@ -1,6 +1,6 @@
 """Bytes of a tenant's quota that its uploads under way hold: made only where they leave room.
 
-One statement adds what the tenant stores (its row in tenant_artifact_bytes, less the
+One statement adds what the tenant stores (its rows in artifact_totals, less the
 artifact the upload replaces) and holds, and inserts the reservation only if the
 upload's bytes fit; the caller holds the tenant's lock (tenant_locks), so two
 uploads cannot both see the room that one of them takes.
@@ -15,12 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm_core.db import UtcDateTime, utcnow
 from farm_core.errors import ResourceExhausted
-from farm_storage.models import ArtifactRow, ByteReservationRow, TenantArtifactBytesRow
+from farm_storage.models import ArtifactRow, ArtifactTotalsRow, ByteReservationRow
 from farm_storage.quotas import check_byte_quota
 
 artifacts = cast(Table, ArtifactRow.__table__)
 reservations = cast(Table, ByteReservationRow.__table__)
-stored_bytes = cast(Table, TenantArtifactBytesRow.__table__)
+totals = cast(Table, ArtifactTotalsRow.__table__)
 
 # Far longer than an upload of the largest artifact takes; a reservation left by a
 # storage process that died stops counting after it.
@@ -36,10 +36,10 @@ _HELD_BYTES = (
     .scalar_subquery()
 )
 # The tenant's stored bytes but the artifact the upload replaces (its task_id and name):
-# two rows read by their keys, however much the tenant stores.
+# its totals (a row per kind) and one artifact read by key, however much it stores.
 _STORED_BYTES = (
-    select(stored_bytes.c.stored_bytes)
-    .where(stored_bytes.c.tenant == bindparam("tenant"))
+    select(func.sum(totals.c.stored_bytes))
+    .where(totals.c.tenant == bindparam("tenant"))
     .scalar_subquery()
 )
 _REPLACED_BYTES = (

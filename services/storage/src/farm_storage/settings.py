@@ -18,7 +18,7 @@ class StorageSettings(FarmSettings):
     gauges_interval_seconds: float = Field(
         default=30.0,
         gt=0,
-        description="How often the stored artifacts and bytes (by kind) are counted for /metrics.",
+        description="How often the stored artifacts and bytes (by kind) are read for /metrics.",
     )
     database_url: str = Field(
         default="",

@@ -1,14 +1,16 @@
-"""Each tenant's stored artifact bytes in one row, kept by triggers, so a quota check reads one row.
+"""Each tenant's artifacts and their bytes by kind in one row, kept by triggers.
 
 Before, every upload under a byte quota summed the sizes of all the tenant's
-artifacts: its cost grew with what the tenant stores. The triggers keep the row in
-step with every insert, update and delete of `artifacts`, in the same transaction,
-whatever the writer. On PostgreSQL they fire at commit (deferred), so a delete that
-waits for the scheduler's answer does not hold the tenant's row meanwhile.
+artifacts, and the gauges counted every artifact: their cost grew with what is
+stored. Now the quota check reads the tenant's rows (one per kind) and the gauges
+add up the rows. The triggers keep the rows in step with every insert, update and
+delete of `artifacts`, in the same transaction, whatever the writer. On PostgreSQL
+they fire at commit (deferred), so a delete that waits for the scheduler's answer
+does not hold the tenant's row meanwhile.
 
 On SQLite, a later migration that rebuilds `artifacts` (Alembic's batch mode) drops
 its triggers and must make them again (SQLITE_TRIGGERS here);
-tests/integration/storage/test_stored_bytes.py fails if they are missing.
+tests/integration/storage/test_artifact_totals.py fails if they are missing.
 
 Revision ID: 0005
 Revises: 0004
@@ -26,24 +28,28 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _ADD = """
-    INSERT INTO tenant_artifact_bytes (tenant, stored_bytes) VALUES ({row}.tenant, {row}.size_bytes)
-    ON CONFLICT (tenant) DO UPDATE
-    SET stored_bytes = tenant_artifact_bytes.stored_bytes + excluded.stored_bytes;
+    INSERT INTO artifact_totals (tenant, kind, artifacts, stored_bytes)
+    VALUES ({row}.tenant, {row}.kind, 1, {row}.size_bytes)
+    ON CONFLICT (tenant, kind) DO UPDATE
+    SET artifacts = artifact_totals.artifacts + 1,
+        stored_bytes = artifact_totals.stored_bytes + excluded.stored_bytes;
 """
 _TAKE = """
-    UPDATE tenant_artifact_bytes SET stored_bytes = stored_bytes - {row}.size_bytes
-    WHERE tenant = {row}.tenant;
+    UPDATE artifact_totals
+    SET artifacts = artifacts - 1, stored_bytes = stored_bytes - {row}.size_bytes
+    WHERE tenant = {row}.tenant AND kind = {row}.kind;
 """
+_COUNTED = "tenant, kind, size_bytes"
 SQLITE_TRIGGERS = {
-    "artifacts_bytes_inserted": f"AFTER INSERT ON artifacts BEGIN {_ADD.format(row='NEW')} END",
-    "artifacts_bytes_updated": (
-        "AFTER UPDATE OF tenant, size_bytes ON artifacts BEGIN "
+    "artifacts_totals_inserted": f"AFTER INSERT ON artifacts BEGIN {_ADD.format(row='NEW')} END",
+    "artifacts_totals_updated": (
+        f"AFTER UPDATE OF {_COUNTED} ON artifacts BEGIN "
         f"{_TAKE.format(row='OLD')} {_ADD.format(row='NEW')} END"
     ),
-    "artifacts_bytes_deleted": f"AFTER DELETE ON artifacts BEGIN {_TAKE.format(row='OLD')} END",
+    "artifacts_totals_deleted": f"AFTER DELETE ON artifacts BEGIN {_TAKE.format(row='OLD')} END",
 }
-_POSTGRES_FUNCTION = "farm_storage_count_artifact_bytes"
-_POSTGRES_TRIGGER = "artifacts_bytes_counted"
+_POSTGRES_FUNCTION = "farm_storage_count_artifacts"
+_POSTGRES_TRIGGER = "artifacts_totals_counted"
 
 
 def _postgres_triggers() -> None:
@@ -64,7 +70,7 @@ def _postgres_triggers() -> None:
     op.execute(
         f"""
         CREATE CONSTRAINT TRIGGER {_POSTGRES_TRIGGER}
-        AFTER INSERT OR UPDATE OF tenant, size_bytes OR DELETE ON artifacts
+        AFTER INSERT OR UPDATE OF {_COUNTED} OR DELETE ON artifacts
         DEFERRABLE INITIALLY DEFERRED
         FOR EACH ROW EXECUTE FUNCTION {_POSTGRES_FUNCTION}()
         """
@@ -73,8 +79,10 @@ def _postgres_triggers() -> None:
 
 def upgrade() -> None:
     op.create_table(
-        "tenant_artifact_bytes",
+        "artifact_totals",
         sa.Column("tenant", sa.String(128), primary_key=True),
+        sa.Column("kind", sa.String(64), primary_key=True),
+        sa.Column("artifacts", sa.BigInteger(), nullable=False),
         sa.Column("stored_bytes", sa.BigInteger(), nullable=False),
     )
     # The triggers first: on PostgreSQL making one locks out writes to `artifacts` until
@@ -85,8 +93,8 @@ def upgrade() -> None:
         for name, body in SQLITE_TRIGGERS.items():
             op.execute(f"CREATE TRIGGER {name} {body}")
     op.execute(
-        "INSERT INTO tenant_artifact_bytes (tenant, stored_bytes) "
-        "SELECT tenant, SUM(size_bytes) FROM artifacts GROUP BY tenant"
+        "INSERT INTO artifact_totals (tenant, kind, artifacts, stored_bytes) "
+        "SELECT tenant, kind, COUNT(*), SUM(size_bytes) FROM artifacts GROUP BY tenant, kind"
     )
 
 
@@ -97,4 +105,4 @@ def downgrade() -> None:
     else:
         for name in SQLITE_TRIGGERS:
             op.execute(f"DROP TRIGGER {name}")
-    op.drop_table("tenant_artifact_bytes")
+    op.drop_table("artifact_totals")
