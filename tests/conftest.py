@@ -87,6 +87,8 @@ class NatsServer:
 
     url: str
     process: ManagedProcess
+    # Its monitoring endpoint (/connz, /varz, ...), http://host:port.
+    monitor_url: str = ""
 
 
 @contextlib.contextmanager
@@ -97,7 +99,11 @@ def running_nats(state: Path) -> Iterator[NatsServer]:
     process.start()
     try:
         wait_until(lambda: infra.nats_ready(ports), timeout=30, what="nats-server", process=process)
-        yield NatsServer(url=f"nats://127.0.0.1:{ports.client}", process=process)
+        yield NatsServer(
+            url=f"nats://127.0.0.1:{ports.client}",
+            process=process,
+            monitor_url=f"http://127.0.0.1:{ports.monitor}",
+        )
     finally:
         process.stop(timeout=5)
 

@@ -82,7 +82,7 @@ def documented() -> Iterator[tuple[str, str, str, set[str]]]:
     for line in text.splitlines():
         if line.startswith("### "):
             section = line.removeprefix("### ").strip()
-        row = re.match(r"\| `([a-z_]+)` \| (\w+) \| ([^|]*) \|", line)
+        row = re.match(r"\| `([a-z0-9_]+)` \| (\w+) \| ([^|]*) \|", line)
         if row:
             labels = set(re.findall(r"`([a-z_]+)`", row.group(3)))
             yield section, row.group(1), row.group(2), labels

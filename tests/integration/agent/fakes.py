@@ -27,6 +27,7 @@ class StoredUpload:
 
     identity: Identity
     header: ingest_pb2.UploadHeader
+    # The chunk of each message, the header's first (empty if it came alone).
     chunks: list[bytes]
 
 
@@ -46,7 +47,8 @@ class FakeIngest(ingest_pb2_grpc.ArtifactIngestServiceServicer):
             self.unavailable_left -= 1
             await context.abort(grpc.StatusCode.UNAVAILABLE, "storage warming up")
         requests = [request async for request in request_iterator]
-        header, chunks = requests[0].header, [request.chunk for request in requests[1:]]
+        # As storage does: the first message's chunk, if any, is the first chunk.
+        header, chunks = requests[0].header, [request.chunk for request in requests]
         self.stored.append(StoredUpload(current_identity(), header, chunks))
         data = b"".join(chunks)
         return ingest_pb2.UploadArtifactResponse(

@@ -40,7 +40,7 @@ async def upload_once(
         await uploader.close()
 
 
-async def test_an_artifact_goes_as_header_then_chunks_with_the_agents_identity(
+async def test_an_artifact_goes_as_header_and_chunks_with_the_agents_identity(
     fake_storage: FakeStorage, make_settings: Callable[..., AgentSettings]
 ) -> None:
     settings = make_settings(
@@ -58,6 +58,7 @@ async def test_an_artifact_goes_as_header_then_chunks_with_the_agents_identity(
     )
     assert stored.header.kind == tasks_pb2.ARTIFACT_KIND_SCREENSHOT
     assert stored.header.content_type == "image/png"
+    # The header came with the first chunk.
     assert [len(chunk) for chunk in stored.chunks] == [262144, 262144, 90112]
     assert b"".join(stored.chunks) == SCREENSHOT.data
     assert ref == tasks_pb2.ArtifactRef(
@@ -67,6 +68,20 @@ async def test_an_artifact_goes_as_header_then_chunks_with_the_agents_identity(
         size_bytes=len(SCREENSHOT.data),
         sha256=hashlib.sha256(SCREENSHOT.data).hexdigest(),
     )
+
+
+async def test_an_artifact_of_one_chunk_is_one_message(
+    fake_storage: FakeStorage, make_settings: Callable[..., AgentSettings]
+) -> None:
+    settings = make_settings(
+        storage_address=fake_storage.address, upload_chunk_bytes=len(SCREENSHOT.data)
+    )
+
+    await upload_once(settings, "task-1")
+
+    [stored] = fake_storage.ingest.stored
+    assert stored.header.task_id == "task-1"
+    assert stored.chunks == [SCREENSHOT.data]
 
 
 async def test_unavailable_storage_is_retried_until_it_answers(

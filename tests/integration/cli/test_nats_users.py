@@ -38,6 +38,7 @@ from farm_core.revocations import REVOKED_CREDENTIALS_BUCKET, RevokedCredentials
 from farm_core.sessions import closed_subject
 from farm_core.shared_buckets import cancel_bucket
 from farm_storage.ended_tasks import EndedTasks, TaskEnded
+from farm_storage.nats_connection import StorageNats
 from tests.helpers import assert_eventually
 
 pytestmark = pytest.mark.integration
@@ -220,6 +221,15 @@ async def test_storage_started_before_auth_waits_for_the_revocations_bucket(
     assert not [record for record in caplog.records if "permissions violation" in record.message]
 
 
+def ended_tasks_of_storage(farm_nats: Farm) -> tuple[EndedTasks, StorageNats]:
+    """Storage's check of ended tasks on a connection as storage's NATS user, both started."""
+    nats = StorageNats(farm_nats.access("storage"))
+    nats.start()
+    ended_tasks = EndedTasks(nats)
+    ended_tasks.start()
+    return ended_tasks, nats
+
+
 async def refuses(ended_tasks: EndedTasks, task_id: str) -> bool:
     """Whether storage's check refuses an upload of `task_id` as ended."""
     try:
@@ -234,8 +244,7 @@ async def test_storage_reads_the_schedulers_cancelled_tasks(
 ) -> None:
     cancelled = await cancel_bucket(scheduler.jetstream())
     await cancelled.put("task-cancelled", b"")  # as the scheduler marks a cancel
-    ended_tasks = EndedTasks(farm_nats.access("storage"))
-    ended_tasks.start()
+    ended_tasks, nats = ended_tasks_of_storage(farm_nats)
 
     try:
         await assert_eventually(
@@ -246,6 +255,7 @@ async def test_storage_reads_the_schedulers_cancelled_tasks(
         await ended_tasks.check("task-running")
     finally:
         await ended_tasks.close()
+        await nats.close()
 
 
 async def test_storage_started_before_the_scheduler_waits_for_its_bucket_quietly(
@@ -256,8 +266,7 @@ async def test_storage_started_before_the_scheduler_waits_for_its_bucket_quietly
     js = scheduler.jetstream()
     with contextlib.suppress(NotFoundError):
         await js.delete_key_value(CANCEL_BUCKET)
-    ended_tasks = EndedTasks(farm_nats.access("storage"))
-    ended_tasks.start()
+    ended_tasks, nats = ended_tasks_of_storage(farm_nats)
 
     try:
         await asyncio.sleep(0.3)  # storage has looked for the bucket by now
@@ -270,4 +279,5 @@ async def test_storage_started_before_the_scheduler_waits_for_its_bucket_quietly
         )
     finally:
         await ended_tasks.close()
+        await nats.close()
     assert [record.message for record in caplog.records if record.levelno >= logging.WARNING] == []

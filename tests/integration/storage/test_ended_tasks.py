@@ -7,8 +7,11 @@ tasks (TaskPublisher.announce_cancel), as the tests here do. Real storage,
 SeaweedFS, nats-server and SQL (SQLite and PostgreSQL).
 """
 
+import asyncio
 import dataclasses
+import json
 import secrets
+import urllib.request
 
 import grpc
 import pytest
@@ -16,6 +19,7 @@ from nats.aio.client import Client
 from nats.js.kv import KeyValue
 
 from farm_core.shared_buckets import cancel_bucket
+from tests.conftest import NatsServer
 from tests.helpers import assert_eventually
 from tests.integration.storage.conftest import Storage
 
@@ -128,3 +132,16 @@ async def test_an_upload_for_a_task_failed_elsewhere_is_refused_naming_the_reaso
         "would store; nothing was stored"
     )
     assert await storage.list_all(task) == []
+
+
+async def test_storage_asks_nats_over_one_connection(
+    checking: Storage, nats_server: NatsServer
+) -> None:
+    # Its check of ended tasks has read the bucket: its connection is made. Deletes ask
+    # the scheduler over the same one (tests/integration/storage/test_artifacts.py).
+    def storage_connections() -> list[str]:
+        with urllib.request.urlopen(f"{nats_server.monitor_url}/connz?limit=1024") as answer:
+            connections = json.load(answer)["connections"] or []
+        return [c.get("name", "") for c in connections if c.get("name", "").startswith("farm-st")]
+
+    assert await asyncio.to_thread(storage_connections) == ["farm-storage"]

@@ -1,4 +1,4 @@
-"""Storage's log tells an operator when S3 fails and when it answers again.
+"""Storage's log and metrics tell an operator when S3 fails and when it answers again.
 
 A real SeaweedFS behind a TCP link the test cuts and mends, as a network or a
 stalled S3 gateway fails.
@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from farm_core.errors import Unavailable
 from farm_storage.blobs import BlobStore
@@ -54,6 +55,12 @@ async def blobs(
         await store.close()
 
 
+def failed_puts() -> float:
+    """farm_storage_s3_failures_total of PutObject so far (this process's)."""
+    value = REGISTRY.get_sample_value("farm_storage_s3_failures_total", {"operation": "PutObject"})
+    return value or 0
+
+
 def outage_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
     """The S3 outage lines logged so far, cleared."""
     found = [
@@ -73,6 +80,7 @@ async def test_s3_failing_is_logged_once_with_operation_bucket_and_error_then_it
     assert outage_lines(caplog) == []
 
     await link.cut()
+    failed_before = failed_puts()
     for _ in range(3):
         with pytest.raises(Unavailable):
             await blobs.put("outage/during", b"two", "text/plain")
@@ -87,4 +95,5 @@ async def test_s3_failing_is_logged_once_with_operation_bucket_and_error_then_it
     assert await blobs.get("outage/before") == b"one"
     [(level, message)] = outage_lines(caplog)
     assert level == logging.INFO
-    assert message.startswith(f"S3 answers again on bucket {seaweedfs.bucket!r} after 3 failure(s)")
+    assert message.startswith(f"S3 answers again on bucket {seaweedfs.bucket!r} after failing for")
+    assert failed_puts() - failed_before == 3

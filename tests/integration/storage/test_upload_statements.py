@@ -18,6 +18,7 @@ from farm_storage.blobs import BlobStore
 from farm_storage.cache_eviction import CacheEviction
 from farm_storage.ingest import ReceivedUpload
 from farm_storage.library import ArtifactLibrary
+from farm_storage.nats_connection import StorageNats
 from farm_storage.store import ArtifactStore
 from tests.conftest import S3Server
 from tests.helpers import sql_statements
@@ -39,7 +40,7 @@ async def library(
     await store.start()
     await blobs.start()
     try:
-        yield ArtifactLibrary(store, blobs, CacheEviction(settings.nats(), 1.0)), store
+        yield ArtifactLibrary(store, blobs, CacheEviction(StorageNats(settings.nats()), 1.0)), store
     finally:
         await blobs.close()
         await store.close()

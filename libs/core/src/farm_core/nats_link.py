@@ -105,6 +105,11 @@ class NatsLink:
         return self._nc is not None and self._nc.is_connected
 
     @property
+    def client(self) -> Client | None:
+        """The connection once made (up, or reconnecting by itself); None before and after."""
+        return self._nc
+
+    @property
     def paused(self) -> bool:
         """Whether `call` fails at once now: not connected, or the pause holds."""
         return self._pause is not None and (self._pause.active or not self.is_connected)

@@ -18,7 +18,6 @@ import asyncio
 import logging
 
 import nats.errors
-from nats.js import JetStreamContext
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
@@ -26,9 +25,9 @@ from farm_core import task_ends
 from farm_core.cancel import cancel_and_wait
 from farm_core.errors import FailedPrecondition
 from farm_core.kv import is_valid_key
-from farm_core.nats_access import NatsAccess
-from farm_core.nats_link import NatsLink
+from farm_core.nats_link import RETRY_SECONDS
 from farm_core.queue import CANCEL_BUCKET
+from farm_storage.nats_connection import StorageNats
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +40,16 @@ class TaskEnded(FailedPrecondition):
 
 
 class EndedTasks:
-    """Storage's view of which tasks have ended, through one NATS connection made at start."""
+    """Storage's view of which tasks have ended, through storage's NATS connection."""
 
-    def __init__(self, access: NatsAccess) -> None:
-        self._link = NatsLink(access, "farm-storage-ended-tasks")
+    def __init__(self, nats: StorageNats) -> None:
+        self._nats = nats
         self._opening: asyncio.Task[KeyValue] | None = None
 
     def start(self) -> None:
-        """Begins connecting and opening the bucket (retrying); storage serves meanwhile."""
+        """Begins opening the bucket (once connected, retrying); storage serves meanwhile."""
         if self._opening is None:
-            self._opening = asyncio.create_task(
-                self._link.open(self._open_bucket), name="ended-tasks-open"
-            )
+            self._opening = asyncio.create_task(self._open_bucket(), name="ended-tasks-open")
 
     async def check(self, task_id: str) -> None:
         """Raises TaskEnded if `task_id` is marked ended; returns if not, or if NATS cannot say."""
@@ -72,22 +69,22 @@ class EndedTasks:
         )
 
     async def close(self) -> None:
-        """Stops opening the bucket and closes the connection."""
+        """Stops opening the bucket (the connection is StorageNats's to close)."""
         opening, self._opening = self._opening, None
         if opening is not None:
             await cancel_and_wait(opening, "opening the bucket of ended tasks")
-        await self._link.close()
 
     def _ended(self) -> KeyValue | None:
         """The bucket, if open and NATS connected now (a request now would wait for a reconnect)."""
         opening = self._opening
         if opening is None or not opening.done() or opening.cancelled():
             return None
-        if opening.exception() is not None or not self._link.is_connected:
+        if opening.exception() is not None or not self._nats.is_connected:
             return None
         return opening.result()
 
-    async def _open_bucket(self, js: JetStreamContext) -> KeyValue:
+    async def _open_bucket(self) -> KeyValue:
+        js = await self._nats.jetstream()
         announced = False
         while True:
             try:
@@ -97,3 +94,6 @@ class EndedTasks:
                     log.info("bucket %s not made yet; waiting for the scheduler", CANCEL_BUCKET)
                     announced = True
                 await asyncio.sleep(BUCKET_LOOKUP_SECONDS)
+            except Exception as error:  # NATS went away meanwhile, say: it comes back by itself
+                log.warning("could not open bucket %s (%s); retrying", CANCEL_BUCKET, error)
+                await asyncio.sleep(RETRY_SECONDS)

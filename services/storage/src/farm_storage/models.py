@@ -1,4 +1,4 @@
-"""The storage service's tables: artifacts, reserved bytes, baselines and profiles."""
+"""The storage service's tables: artifacts, bytes stored and reserved, baselines, profiles."""
 
 import datetime as dt
 
@@ -49,6 +49,21 @@ class ByteReservationRow(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     # A reservation whose upload died with its process stops counting then.
     expire_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class ArtifactTotalsRow(Base):
+    """A tenant's artifacts of one kind and their bytes: what quotas and gauges read.
+
+    Kept by triggers on `artifacts` (migration 0005), in the transaction of each change.
+    """
+
+    __tablename__ = "artifact_totals"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # As ArtifactRow.kind.
+    kind: Mapped[str] = mapped_column(String(64), primary_key=True)
+    artifacts: Mapped[int] = mapped_column(BigInteger)
+    stored_bytes: Mapped[int] = mapped_column(BigInteger)
 
 
 class BaselineRow(Base):

@@ -1,7 +1,8 @@
 """Bytes of a tenant's quota that its uploads under way hold: made only where they leave room.
 
-One statement sums what the tenant stores and holds and inserts the reservation only
-if the upload's bytes fit; the caller holds the tenant's lock (tenant_locks), so two
+One statement adds what the tenant stores (its rows in artifact_totals, less the
+artifact the upload replaces) and holds, and inserts the reservation only if the
+upload's bytes fit; the caller holds the tenant's lock (tenant_locks), so two
 uploads cannot both see the room that one of them takes.
 """
 
@@ -9,16 +10,17 @@ import datetime as dt
 import secrets
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, String, Table, and_, bindparam, delete, func, not_, select
+from sqlalchemy import BigInteger, String, Table, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm_core.db import UtcDateTime, utcnow
 from farm_core.errors import ResourceExhausted
-from farm_storage.models import ArtifactRow, ByteReservationRow
+from farm_storage.models import ArtifactRow, ArtifactTotalsRow, ByteReservationRow
 from farm_storage.quotas import check_byte_quota
 
 artifacts = cast(Table, ArtifactRow.__table__)
 reservations = cast(Table, ByteReservationRow.__table__)
+totals = cast(Table, ArtifactTotalsRow.__table__)
 
 # Far longer than an upload of the largest artifact takes; a reservation left by a
 # storage process that died stops counting after it.
@@ -33,20 +35,23 @@ _HELD_BYTES = (
     )
     .scalar_subquery()
 )
-# The tenant's stored bytes but the artifact the upload replaces (its task_id and name).
-_KEPT_BYTES = (
-    select(func.coalesce(func.sum(artifacts.c.size_bytes), 0))
+# The tenant's stored bytes but the artifact the upload replaces (its task_id and name):
+# its totals (a row per kind) and one artifact read by key, however much it stores.
+_STORED_BYTES = (
+    select(func.sum(totals.c.stored_bytes))
+    .where(totals.c.tenant == bindparam("tenant"))
+    .scalar_subquery()
+)
+_REPLACED_BYTES = (
+    select(artifacts.c.size_bytes)
     .where(
+        artifacts.c.task_id == bindparam("task_id"),
+        artifacts.c.name == bindparam("name"),
         artifacts.c.tenant == bindparam("tenant"),
-        not_(
-            and_(
-                artifacts.c.task_id == bindparam("task_id"),
-                artifacts.c.name == bindparam("name"),
-            )
-        ),
     )
     .scalar_subquery()
 )
+_KEPT_BYTES = func.coalesce(_STORED_BYTES, 0) - func.coalesce(_REPLACED_BYTES, 0)
 _USAGE = select(_KEPT_BYTES, _HELD_BYTES)
 _SIZE = bindparam("size_bytes", type_=BigInteger)
 _RESERVE = (

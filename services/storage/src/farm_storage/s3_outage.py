@@ -1,7 +1,8 @@
-"""What storage logs when S3 fails and answers again: a line per outage, not per call.
+"""What storage tells when S3 fails and answers again: a counter per call, a log line per outage.
 
-The first failure of an outage is logged at once (the operation, the bucket, the
-error); later ones at most once per `every_seconds`, with how many failed since;
+Every failed call counts in `farm_storage_s3_failures_total`, by operation. The first
+failure of an outage is logged at once (the operation, the bucket, the error); while
+S3 keeps failing, at most one more line per `every_seconds` with the latest error;
 the first call that S3 answers after failures ends the outage with one line.
 """
 
@@ -10,21 +11,33 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from prometheus_client import Counter
+
 log = logging.getLogger(__name__)
+
+OPERATIONS = ("PutObject", "GetObject", "RemoveObject")
+"""The S3 operations storage calls once it serves (the `operation` label's values)."""
+
+s3_failures_total = Counter(
+    "farm_storage_s3_failures_total",
+    "S3 calls that failed (unreachable, timed out, busy or answering an error), by operation.",
+    ["operation"],
+)
+for _operation in OPERATIONS:
+    # Served from 0, so that a rate over the first failures is not lost.
+    s3_failures_total.labels(_operation)
 
 
 @dataclass
 class _Outage:
-    """Failures since S3 last answered."""
+    """When the failures since S3 last answered began, and when one was last logged."""
 
     started: float
-    failures: int = 1
-    logged: float = 0.0
-    unlogged: int = 0
+    logged: float
 
 
 class S3OutageLog:
-    """Logs S3's failures rate-limited, and its recovery; one per bucket store."""
+    """Counts S3's failures and logs them rate-limited, and its recovery; one per bucket store."""
 
     def __init__(
         self, bucket: str, every_seconds: float, clock: Callable[[], float] = time.monotonic
@@ -35,29 +48,25 @@ class S3OutageLog:
         self._outage: _Outage | None = None
 
     def failed(self, operation: str, error: BaseException) -> None:
-        """Notes that S3 failed `operation`; logs it if the outage is new or a while has passed."""
+        """Counts a failure of `operation`; logs it if the outage is new or a while has passed."""
+        s3_failures_total.labels(operation).inc()
         now = self._clock()
         outage = self._outage
         if outage is None:
             self._outage = _Outage(started=now, logged=now)
             log.warning("S3 failed %s on bucket %r: %s", operation, self._bucket, error)
             return
-        outage.failures += 1
-        outage.unlogged += 1
         if now - outage.logged < self._every_seconds:
             return
         log.warning(
-            "S3 still failing: %s on bucket %r: %s (%d more failure(s) in the last %.0f s, "
-            "%d since the outage began %.0f s ago)",
+            "S3 still failing: %s on bucket %r: %s (since the outage began %.0f s ago; "
+            "farm_storage_s3_failures_total counts the failures)",
             operation,
             self._bucket,
             error,
-            outage.unlogged,
-            now - outage.logged,
-            outage.failures,
             now - outage.started,
         )
-        outage.logged, outage.unlogged = now, 0
+        outage.logged = now
 
     def answered(self) -> None:
         """Notes that S3 answered a call; ends an outage with a line saying how long it lasted."""
@@ -66,8 +75,7 @@ class S3OutageLog:
             return
         self._outage = None
         log.info(
-            "S3 answers again on bucket %r after %d failure(s) over %.0f s",
+            "S3 answers again on bucket %r after failing for %.0f s",
             self._bucket,
-            outage.failures,
             self._clock() - outage.started,
         )

@@ -20,6 +20,7 @@ from farm_storage.ended_tasks import EndedTasks
 from farm_storage.gauges import StorageGauges
 from farm_storage.grant_names import GrantNameCheck
 from farm_storage.library import ArtifactLibrary
+from farm_storage.nats_connection import StorageNats
 from farm_storage.profiles import ProfileLibrary
 from farm_storage.saved_api import BaselineApi, ProfileApi
 from farm_storage.saved_store import BaselineTable, ProfileTable
@@ -47,8 +48,10 @@ class StorageService:
         )
         self._blobs = BlobStore(settings)
         self._grants = GrantVerifier(settings.resolved_grant_public_key())
-        self._eviction = CacheEviction(settings.nats(), settings.cache_eviction_timeout_seconds)
-        self._ended_tasks = EndedTasks(settings.nats())
+        # One connection for both: requests to the scheduler, and its bucket of ended tasks.
+        self._nats = StorageNats(settings.nats())
+        self._eviction = CacheEviction(self._nats, settings.cache_eviction_timeout_seconds)
+        self._ended_tasks = EndedTasks(self._nats)
         self._library = ArtifactLibrary(self._store, self._blobs, self._eviction, self._ended_tasks)
         self._gauges = StorageGauges(self._store, settings.gauges_interval_seconds)
         self._baselines = BaselineLibrary(
@@ -67,7 +70,7 @@ class StorageService:
             await self._store.start()
             await self._blobs.start()
             self._gauges.start()
-            self._eviction.start()
+            self._nats.start()
             self._ended_tasks.start()
         except BaseException:
             await self.close()
@@ -97,7 +100,7 @@ class StorageService:
 
     async def close(self) -> None:
         await self._gauges.stop()
-        await self._eviction.close()
         await self._ended_tasks.close()
+        await self._nats.close()
         await self._blobs.close()
         await self._store.close()

@@ -18,7 +18,7 @@ class StorageSettings(FarmSettings):
     gauges_interval_seconds: float = Field(
         default=30.0,
         gt=0,
-        description="How often the stored artifacts and bytes (by kind) are counted for /metrics.",
+        description="How often the stored artifacts and bytes (by kind) are read for /metrics.",
     )
     database_url: str = Field(
         default="",
@@ -58,7 +58,7 @@ class StorageSettings(FarmSettings):
         default=60.0,
         gt=0,
         description="While S3 keeps failing, storage logs a WARNING at its first failure, then "
-        "at most one this often (with the count since); and one line when S3 answers again.",
+        "at most one this often (with the latest error); and one line when S3 answers again.",
     )
     s3_ready_timeout_seconds: float = Field(
         default=60.0,

@@ -27,7 +27,7 @@ from farm_core.tenant_locks import (
 )
 from farm_storage.attempts import AttemptFence, check_fence
 from farm_storage.models import ArtifactRow
-from farm_storage.reservations import reservations, reserve
+from farm_storage.reservations import reservations, reserve, totals
 
 MIGRATIONS = "farm_storage:migrations"
 VERSION_TABLE = "alembic_version_storage"
@@ -42,6 +42,9 @@ _OF_TENANT = select(artifacts).where(
     artifacts.c.id == bindparam("artifact_id"), artifacts.c.tenant == bindparam("tenant")
 )
 _OF_TENANT_FOR_UPDATE = _OF_TENANT.with_for_update()
+_TOTALS_BY_KIND = select(
+    totals.c.kind, func.sum(totals.c.artifacts), func.sum(totals.c.stored_bytes)
+).group_by(totals.c.kind)
 _END_RESERVATION = delete(reservations).where(reservations.c.id == bindparam("reservation"))
 _NEWEST_ATTEMPT = (
     select(artifacts.c.work_sequence, artifacts.c.attempt)
@@ -239,12 +242,9 @@ class ArtifactStore(Database):
             await connection.execute(delete(reservations).where(reservations.c.id == reservation))
 
     async def stored_by_kind(self) -> dict[str, tuple[int, int]]:
-        """Every tenant's artifacts by kind: (how many, their bytes)."""
-        query = select(
-            artifacts.c.kind, func.count(), func.coalesce(func.sum(artifacts.c.size_bytes), 0)
-        ).group_by(artifacts.c.kind)
+        """Every tenant's artifacts by kind: (how many, their bytes), from their totals."""
         async with self.engine.connect() as connection:
-            rows = await connection.execute(query)
+            rows = await connection.execute(_TOTALS_BY_KIND)
             return {str(kind): (int(count), int(size)) for kind, count, size in rows}
 
     async def page(

@@ -152,7 +152,7 @@ def artifact_ref(artifact: artifacts_pb2.Artifact) -> tasks_pb2.ArtifactRef:
 
 
 class StorageUploader:
-    """Streams artifacts to storage as header + chunks, with the agent's credential."""
+    """Streams artifacts to storage, the header with the first chunk, as the agent's credential."""
 
     def __init__(
         self,
@@ -232,6 +232,9 @@ class StorageUploader:
     async def _requests(
         self, owner: ArtifactOwner, artifact: CapturedArtifact
     ) -> AsyncIterator[ingest_pb2.UploadArtifactRequest]:
+        size = self._chunk_bytes
+        # The header carries the first chunk: an artifact of one chunk (a screenshot,
+        # mostly) is one message, which storage and the agent each handle once.
         yield ingest_pb2.UploadArtifactRequest(
             header=ingest_pb2.UploadHeader(
                 tenant=owner.tenant,
@@ -242,9 +245,8 @@ class StorageUploader:
                 grant=owner.grant,
                 attempt=owner.attempt,
                 work_sequence=owner.work_sequence,
-            )
+            ),
+            chunk=artifact.data[:size],
         )
-        for start in range(0, len(artifact.data), self._chunk_bytes):
-            yield ingest_pb2.UploadArtifactRequest(
-                chunk=artifact.data[start : start + self._chunk_bytes]
-            )
+        for start in range(size, len(artifact.data), size):
+            yield ingest_pb2.UploadArtifactRequest(chunk=artifact.data[start : start + size])
