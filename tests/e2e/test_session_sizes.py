@@ -19,7 +19,8 @@ from tests.e2e.sessions_api import Sessions
 from tests.helpers import evaluate_steps, eventually
 from tests.pages import Site
 
-pytestmark = pytest.mark.e2e
+# Sizes are checked before anything is sent or stored.
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
 GRPC_FRAME_BYTES = 5
 """The length prefix gRPC puts before a message; Envoy counts it in the body."""
