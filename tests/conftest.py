@@ -57,16 +57,27 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Orders the modules: those marked slow first, then by their number of tests, most first.
+    """Orders the modules: end-to-end ones first; within each part those marked slow first,
+    then by their number of tests, most first.
 
     pytest-xdist (`--dist loadfile --no-loadscope-reorder`, as make test runs it) hands
     the modules out in this order: a module with a farm of its own and a few long tests
     starts early, and the run ends on short modules instead of one worker waiting for
-    the other's last farm. A module's tests keep their order.
+    the other's last farm. Once a worker has run its last end-to-end module, the shared
+    end-to-end farm (package-scoped, tests/e2e/conftest.py) stops instead of idling
+    beside the rest. A module's tests keep their order.
     """
     counts = Counter(item.path for item in items)
+    e2e = {item.path for item in items if item.get_closest_marker("e2e")}
     slow = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: (item.path not in slow, -counts[item.path], str(item.path)))
+    items.sort(
+        key=lambda item: (
+            item.path not in e2e,
+            item.path not in slow,
+            -counts[item.path],
+            str(item.path),
+        )
+    )
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Mapping[str, object]:

@@ -1,8 +1,10 @@
 """The whole farm for end-to-end tests: real processes behind a real Envoy.
 
-One farm serves the session (NATS, SeaweedFS, auth, storage, scheduler, two
+One farm serves the end-to-end tests (NATS, SeaweedFS, auth, storage, scheduler, two
 agents, Envoy) on free ports, started the way `farm up` starts it; the test pages
-come from tests/pages.py on 127.0.0.1, which the agents are allowed to reach.
+come from tests/pages.py on 127.0.0.1, which the agents are allowed to reach. It is
+scoped to this package, so a pytest worker stops it once its last end-to-end module
+has run (tests/conftest.py hands those out first), not at the session's end.
 """
 
 import contextlib
@@ -45,9 +47,9 @@ SESSION_MIN_SECONDS = 2
 SESSION_DIALOG_SECONDS = 8
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
-    """The farm, started once for all end-to-end tests and stopped by PID at the end."""
+    """The farm, started once for the end-to-end tests and stopped by PID after them."""
     # With Prometheus where `make observe-deps` installed it (make test does).
     config = whole_farm_config(tmp_path_factory.mktemp("farm"))
     config = replace(
@@ -136,7 +138,7 @@ def http_client(farm: LocalFarm, key: str | None) -> httpx.Client:
     return httpx.Client(base_url=farm.envoy_url, headers=headers, timeout=120)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def admin(farm: LocalFarm) -> Iterator[Client]:
     """The bootstrap admin key's client (tenant "default", every scope)."""
     with http_client(farm, farm.admin_key) as http:
@@ -170,13 +172,13 @@ def busy_agents(farm: LocalFarm, admin: Client, site: Site) -> Iterator[str]:
         admin.wait(task_id)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def grpc_target(farm: LocalFarm) -> str:
     """host:port of Envoy for gRPC clients."""
     return farm.envoy_url.removeprefix("http://")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def channel(grpc_target: str) -> Iterator[grpc.Channel]:
     """A gRPC channel to Envoy."""
     with grpc.insecure_channel(grpc_target) as open_channel:
@@ -205,7 +207,7 @@ class KeyFactory:
         return response
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def make_key(farm: LocalFarm, channel: grpc.Channel) -> KeyFactory:
     """Creates API keys: make_key("tasks.read", tenant="other")."""
     return KeyFactory(farm, channel)

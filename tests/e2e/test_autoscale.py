@@ -24,7 +24,8 @@ from tests.farms import whole_farm_config
 from tests.helpers import assert_eventually
 from tests.pages import Site
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# The launcher's scaler reads JetStream and the agents; the tasks' rows are any task's.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.database_neutral]
 
 SCALING = AutoscaleSettings(
     min_agents=1,

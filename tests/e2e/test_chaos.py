@@ -1,11 +1,29 @@
 """Chaos: accepted tasks are never lost while parts of the farm die for real (issue 3).
 
-The tests share one farm (two agents with a 5 s ack wait, on free ports, supervised
-as `farm up` does but restarting after 0.2 s; what a test kills the supervisor brings
-back before the next one needs it). Each submits a batch of screenshot tasks against slow local
-pages through Envoy's HTTP/JSON API, breaks one part mid-batch with a real signal, and
-then checks every task of the batch: it ends in a final state, it is listed once, and
-a succeeded task has exactly one screenshot artifact, the one its result names.
+The tests share one farm (two agents with a 5 s ack wait, heartbeats every second, on
+free ports, supervised as `farm up` does but restarting after 0.2 s; what a test kills
+the supervisor brings back before the next one needs it); its settings and helpers
+are in chaos.py.
+
+The batch tests submit screenshot tasks against slow local pages through Envoy's
+HTTP/JSON API, break one part mid-batch with a real signal, and then check every task
+of the batch: it ends in a final state, it is listed once, and a succeeded task has
+exactly one screenshot artifact, the one its result names.
+
+The attempt tests: nats-server is SIGKILLed while an agent loads a slow page and kept
+down past the ack wait: JetStream redelivers the task as soon as it is back, while the
+first attempt still runs. The page must be asked for once, and the task must succeed
+once. Then an agent is SIGKILLed mid-task: the retry succeeds on the other agent, and
+the first attempt's entry in the task's history says it was lost, over HTTP/JSON and
+over gRPC.
+
+The storage outage tests (FARM_AGENT_UPLOAD_OUTAGE_SECONDS=20): the storage service is
+stopped for real (its connections refused, so every upload try fails at once with
+UNAVAILABLE) while a screenshot task with maxAttempts 1 finishes its page: the agent
+holds the result and keeps retrying the upload. Started again within the window, the
+task succeeds on its one attempt; kept down past it, the task fails UPLOAD_FAILED with
+a message that names the outage and the setting. They store nothing the others do not
+(database_neutral).
 """
 
 import asyncio
@@ -15,52 +33,42 @@ import secrets
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
 
+import grpc
 import httpx
 import nats
 import pytest
-from nats.aio.msg import Msg
 from nats.js.errors import BucketNotFoundError, NoKeysError
 
-from farm.queue.v1 import queue_pb2
-from farm.tasks.v1 import tasks_pb2
+from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_auth.shared_limits import RATES_BUCKET
 from farm_cli.launcher.farm import LocalFarm
-from farm_cli.launcher.supervisor import Phase, RestartPolicy
+from farm_cli.launcher.supervisor import Phase
 from farm_core.queue import TASK_EVENT_SUBJECTS
-from tests.e2e.conftest import fresh
+from tests.e2e.chaos import (
+    ACK_WAIT_SECONDS,
+    CHAOS_ENV,
+    OLD_TRIES,
+    OUTAGE_SECONDS,
+    QUICK_RESTARTS,
+    Batch,
+    EventLog,
+    create,
+    final,
+    outage,
+    running_agent,
+    statuses,
+    task_of,
+    until,
+    until_the_queue_is_empty,
+    upload_retries,
+)
 from tests.farms import whole_farm_config
 from tests.helpers import assert_eventually
 from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-FINAL = {"TASK_STATUS_SUCCEEDED", "TASK_STATUS_FAILED", "TASK_STATUS_CANCELLED"}
-# Short waits everywhere, so a redelivery or a retry takes seconds, not minutes.
-CHAOS_ENV = {
-    "FARM_AGENT_ACK_WAIT_SECONDS": "5",
-    "FARM_AGENT_IN_PROGRESS_SECONDS": "1",
-    "FARM_AGENT_CONCURRENCY": "3",
-    "FARM_AGENT_RETRY_DELAY_SECONDS": "0.5",
-    "FARM_AGENT_RETRY_BASE_SECONDS": "0.2",
-    "FARM_AGENT_RETRY_MAX_SECONDS": "2",
-    # Every test page is on 127.0.0.1: per-host politeness must not be what limits a batch.
-    "FARM_AGENT_HOST_MAX_CONCURRENCY": "16",
-    "FARM_AGENT_HOST_MAX_RATE": "100",
-    "FARM_SCHEDULER_REPUBLISH_INTERVAL_SECONDS": "1",
-    "FARM_SCHEDULER_REPUBLISH_GRACE_SECONDS": "2",
-    # The grace must be above it.
-    "FARM_SCHEDULER_PUBLISH_TIMEOUT_SECONDS": "1",
-    "FARM_SCHEDULER_WATCH_POLL_SECONDS": "1",
-    # Events the killed scheduler had fetched come again this soon, not after the default 30 s.
-    "FARM_SCHEDULER_EVENT_ACK_WAIT_SECONDS": "3",
-    "FARM_GRACE_SECONDS": "2",
-}
-VIEWPORT = {"width": 640, "height": 400}
-# A killed process comes back after 0.2 s, not 1 s: its crash, not the wait, is under test.
-QUICK_RESTARTS = RestartPolicy(first_delay=0.2)
 
 
 @pytest.fixture(scope="module")
@@ -76,143 +84,38 @@ def chaos_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
         yield farm
 
 
-@dataclass
-class Batch:
-    """One test's tasks, found again by a label only they carry."""
-
-    http: httpx.AsyncClient
-    label: str = field(default_factory=lambda: secrets.token_hex(6))
-    ids: list[str] = field(default_factory=list)
-
-    async def submit(self, count: int, url: str) -> None:
-        """Creates `count` screenshot tasks of `url` (CreateTask), ten at a time."""
-        spec = fresh(
-            {"url": url, "screenshot": {}, "viewport": VIEWPORT, "labels": {"chaos": self.label}}
-        )
-
-        async def create() -> str:
-            response = await self.http.post("/v1/tasks", json=spec)
-            assert response.status_code == 200, response.text
-            return str(response.json()["id"])
-
-        for start in range(0, count, 10):
-            wave = [create() for _ in range(min(10, count - start))]
-            self.ids += await asyncio.gather(*wave)
-
-    async def listed(self, status: str = "") -> list[dict[str, Any]]:
-        """ListTasks of this batch (one page holds it all)."""
-        params = {"label": f"chaos={self.label}", "pageSize": "1000"}
-        if status:
-            params["status"] = status
-        response = await self.http.get("/v1/tasks", params=params)
-        assert response.status_code == 200, response.text
-        return list(response.json().get("tasks", []))
-
-    async def some_reach(self, status: str) -> None:
-        """Waits, 60 s at most, until a task of the batch is listed in `status`."""
-        await assert_eventually(
-            lambda: self.listed(status), within=60, message=f"no task reached {status}"
-        )
-
-    async def held_by(self, agent_id: str) -> list[str]:
-        """Ids of the batch's tasks the scheduler sees running on `agent_id`."""
-        running = await self.listed("TASK_STATUS_RUNNING")
-        return [task["id"] for task in running if task.get("agentId") == agent_id]
-
-    async def finished(self, *, within: float) -> dict[str, dict[str, Any]]:
-        """Every task of the batch once all are final; fails the test after `within` s."""
-        tasks: dict[str, dict[str, Any]] = {}
-
-        async def all_final() -> bool:
-            nonlocal tasks
-            try:
-                tasks = {task["id"]: task for task in await self.listed()}
-            except (httpx.TransportError, AssertionError):
-                tasks = {}  # the edge answers again once the scheduler is back
-            mine = [tasks.get(task_id) for task_id in self.ids]
-            return all(task is not None and task["status"] in FINAL for task in mine)
-
-        await assert_eventually(
-            all_final,
-            within=within,
-            interval=0.5,
-            message=lambda: f"{len(self.ids)} submitted, {len(tasks)} listed: {statuses(tasks)}",
-        )
-        return tasks
-
-    async def artifacts_of(self, task_id: str) -> list[dict[str, Any]]:
-        """ListArtifacts by task id."""
-        response = await self.http.get("/v1/artifacts", params={"taskId": task_id})
-        assert response.status_code == 200, response.text
-        return list(response.json().get("artifacts", []))
-
-    async def check_none_lost_none_twice(self, tasks: dict[str, dict[str, Any]]) -> None:
-        """The batch is what was submitted; each succeeded task has one screenshot, as named."""
-        assert sorted(tasks) == sorted(self.ids), "a task is missing, or one was created twice"
-        for task_id, task in tasks.items():
-            stored = await self.artifacts_of(task_id)
-            if task["status"] != "TASK_STATUS_SUCCEEDED":
-                assert len(stored) <= 1, (task, stored)
-                continue
-            named = task.get("result", {}).get("artifacts", [])
-            assert len(stored) == 1, f"task {task_id} has {len(stored)} artifacts: {stored}"
-            assert [a["id"] for a in named] == [stored[0]["id"]], (task, stored)
-            assert stored[0]["kind"] == "ARTIFACT_KIND_SCREENSHOT"
-
-
-def statuses(tasks: dict[str, dict[str, Any]]) -> dict[str, int]:
-    """How many tasks end in each status (and with which error code)."""
-    counts: dict[str, int] = {}
-    for task in tasks.values():
-        key = task["status"] + (f" {task['error'].get('code')}" if task.get("error") else "")
-        counts[key] = counts.get(key, 0) + 1
-    return counts
-
-
 @pytest.fixture
-async def batch(chaos_farm: LocalFarm) -> AsyncIterator[Batch]:
-    """An HTTP client of the chaos farm's Envoy with the admin key, and an empty batch."""
+async def http(chaos_farm: LocalFarm) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the chaos farm's Envoy with the admin key."""
     headers = {"authorization": f"Bearer {chaos_farm.admin_key}"}
     async with httpx.AsyncClient(
         base_url=chaos_farm.envoy_url, headers=headers, timeout=30
-    ) as http:
-        yield Batch(http)
+    ) as client:
+        yield client
 
 
-@dataclass
-class EventLog:
-    """The agents' events as NATS carries them, with the time each arrived."""
-
-    seen: list[tuple[float, queue_pb2.AgentEvent]] = field(default_factory=list)
-
-    async def record(self, message: Msg) -> None:
-        self.seen.append((time.monotonic(), queue_pb2.AgentEvent.FromString(message.data)))
-
-    def between(self, start: float, end: float) -> list[queue_pb2.AgentEvent]:
-        return [event for when, event in self.seen if start <= when <= end]
+@pytest.fixture
+def batch(http: httpx.AsyncClient) -> Batch:
+    """An empty batch of the test's own."""
+    return Batch(http)
 
 
-@contextlib.asynccontextmanager
-async def outage(farm: LocalFarm, name: str, *, seconds: float) -> AsyncIterator[None]:
-    """Stops process `name`, runs the block, and starts it again `seconds` after the block.
+@pytest.fixture(autouse=True)
+def storage_up(chaos_farm: LocalFarm) -> None:
+    """Storage runs as a test starts: a storage outage test may end with it stopped.
 
-    The outage itself is under test, not a wait for something: it lasts.
+    Started again before the next test that needs it, not after the outage test: the
+    last test's farm stops without waiting for it.
     """
-    await asyncio.to_thread(farm.stop_process, name)
-    try:
-        yield
-        await asyncio.sleep(seconds)
-    finally:
-        await asyncio.to_thread(farm.start_process, name)
+    if not chaos_farm.process("storage").alive():
+        chaos_farm.start_process("storage")
 
 
-async def until(check: Any, *, within: float, message: str) -> None:
-    """assert_eventually for blocking checks, run off the event loop."""
-
-    async def off_loop() -> bool:
-        return bool(await asyncio.to_thread(check))
-
-    await assert_eventually(off_loop, within=within, interval=0.1, message=message)
+@pytest.fixture
+def storage_down(chaos_farm: LocalFarm, storage_up: None) -> LocalFarm:
+    """The farm with its storage service stopped."""
+    chaos_farm.stop_process("storage")
+    return chaos_farm
 
 
 @pytest.mark.timeout(150)
@@ -349,3 +252,109 @@ async def test_uploads_wait_while_seaweedfs_is_down_none_lost_none_twice(
     tasks = await batch.finished(within=120)
     await batch.check_none_lost_none_twice(tasks)
     assert statuses(tasks) == {"TASK_STATUS_SUCCEEDED": 20}
+
+
+@pytest.mark.timeout(180)
+async def test_a_task_redelivered_after_nats_was_killed_runs_once_beside_its_living_attempt(
+    chaos_farm: LocalFarm, http: httpx.AsyncClient, site: Site
+) -> None:
+    page = f"twin-{secrets.token_hex(4)}"
+    # Long enough that the first attempt still loads it when nats-server is back.
+    task_id = await create(http, site.url(f"/count/{page}?ms=20000"))
+    await running_agent(http, site, task_id, page)
+
+    chaos_farm.supervisor.hold("nats")
+    chaos_farm.kill("nats", signal.SIGKILL)
+    # Down past the ack wait: JetStream redelivers the message the moment it is back.
+    await asyncio.sleep(ACK_WAIT_SECONDS + 3)
+    await asyncio.to_thread(chaos_farm.start_process, "nats")
+
+    task = await final(http, task_id)
+    # The first attempt's ack was withheld (its delivery lapsed): the message comes
+    # again after the ack wait, and must then be acked unrun.
+    await until_the_queue_is_empty(chaos_farm)
+    assert task["status"] == "TASK_STATUS_SUCCEEDED", task
+    assert task["attempts"] == 1, task
+    assert (await task_of(http, task_id))["attempts"] == 1
+    assert site.hits[page] == 1, "the page was asked for by a second attempt"
+    assert site.most_in_flight[page] == 1
+    response = await http.get("/v1/artifacts", params={"taskId": task_id})
+    assert len(response.json().get("artifacts", [])) == 1, response.text
+
+
+@pytest.mark.timeout(180)
+async def test_a_killed_agents_attempt_is_lost_in_the_history_and_the_retry_succeeds_elsewhere(
+    chaos_farm: LocalFarm, http: httpx.AsyncClient, site: Site
+) -> None:
+    page = f"lost-{secrets.token_hex(4)}"
+    task_id = await create(http, site.url(f"/count/{page}?ms=3000"))
+    killed = await running_agent(http, site, task_id, page)
+
+    chaos_farm.supervisor.hold(killed)
+    chaos_farm.kill(killed, signal.SIGKILL)
+    try:
+        task = await final(http, task_id)
+    finally:
+        await asyncio.to_thread(chaos_farm.start_process, killed)
+
+    assert task["status"] == "TASK_STATUS_SUCCEEDED", task
+    first, second = task["attemptHistory"]
+    assert first["agentId"] == killed
+    assert first["error"]["code"] == "AGENT_LOST", first
+    assert f"agent '{killed}'" in first["error"]["message"]
+    assert first["error"]["retryable"] is True
+    assert second["agentId"] != killed and "error" not in second, second
+
+    with grpc.insecure_channel(chaos_farm.envoy_url.removeprefix("http://")) as channel:
+        stub = tasks_pb2_grpc.TaskServiceStub(channel)
+        got = stub.GetTask(
+            tasks_pb2.GetTaskRequest(id=task_id),
+            metadata=(("authorization", f"Bearer {chaos_farm.admin_key}"),),
+            timeout=30,
+        )
+    assert got.attempt_history[0].error.code == "AGENT_LOST"
+    assert got.attempt_history[0].error.message == first["error"]["message"]
+
+
+@pytest.mark.database_neutral
+@pytest.mark.timeout(180)
+async def test_a_short_storage_outage_does_not_spend_the_tasks_attempt(
+    storage_down: LocalFarm, http: httpx.AsyncClient, site: Site
+) -> None:
+    task_id = await create(http, site.url(f"/?outage={secrets.token_hex(4)}"), maxAttempts=1)
+
+    # Storage stays down past the tries an upload used to get, then comes back.
+    await assert_eventually(
+        lambda: upload_retries(storage_down, task_id) > OLD_TRIES,
+        within=60,
+        interval=0.2,
+        message="the agent did not keep retrying the upload",
+    )
+    storage_down.start_process("storage")
+
+    task = await final(http, task_id)
+    assert task["status"] == "TASK_STATUS_SUCCEEDED", task
+    assert task["attempts"] == 1
+    assert [record["attempt"] for record in task.get("attemptHistory", [])] in ([], [1])
+    [artifact] = task["result"]["artifacts"]
+    content = await http.get(f"/v1/artifacts/{artifact['id']}:content")
+    assert content.status_code == 200
+    assert content.content.startswith(b"\x89PNG")
+
+
+@pytest.mark.database_neutral
+@pytest.mark.timeout(180)
+async def test_storage_down_past_the_window_fails_the_task_saying_so(
+    storage_down: LocalFarm, http: httpx.AsyncClient, site: Site
+) -> None:
+    task_id = await create(http, site.url(f"/?outage={secrets.token_hex(4)}"), maxAttempts=1)
+
+    task = await final(http, task_id)
+
+    assert task["status"] == "TASK_STATUS_FAILED", task
+    assert task["error"]["code"] == "UPLOAD_FAILED"
+    message = task["error"]["message"]
+    assert "UNAVAILABLE" in message
+    assert f"{OUTAGE_SECONDS} s is the longest outage" in message
+    assert "FARM_AGENT_UPLOAD_OUTAGE_SECONDS" in message, message
+    assert upload_retries(storage_down, task_id) > OLD_TRIES

@@ -17,7 +17,8 @@ from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import FARM, farm_command, farm_json
 from tests.pages import Site
 
-pytestmark = pytest.mark.e2e
+# The CLI as a user meets it: the batches and watches of test_batch_create.py and RunTask.
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
 REFUSED_URL = "gopher://example.com/"
 

@@ -17,6 +17,8 @@ from tests.helpers import assert_eventually
 from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# Tests of the pages themselves (policy, form checks, layout) are database_neutral: the
+# PostgreSQL pass runs the others.
 
 
 async def test_wrong_key_is_refused_and_no_page_opens(tab: Page, farm: LocalFarm) -> None:
@@ -152,6 +154,7 @@ async def test_an_operator_opens_another_tenants_dead_letter_and_its_admin_only_
     assert await notice.get_by_role("link").count() == 0
 
 
+@pytest.mark.database_neutral
 async def test_pages_carry_a_strict_policy_and_refuse_cross_site_posts(
     tab: Page, farm: LocalFarm
 ) -> None:
@@ -226,6 +229,7 @@ async def test_key_made_on_the_keys_page_works_is_audited_and_is_revoked(
         assert http.get("/v1/whoami").status_code == 401
 
 
+@pytest.mark.database_neutral
 async def test_refused_task_form_keeps_what_was_entered_and_names_the_field(
     tab: Page, farm: LocalFarm, console_key: str, site: Site
 ) -> None:
@@ -253,6 +257,7 @@ async def test_refused_task_form_keeps_what_was_entered_and_names_the_field(
         assert 'id="timeoutMs-error"' in await answer.text()
 
 
+@pytest.mark.database_neutral
 async def test_a_key_lifetime_that_is_no_whole_number_is_refused_not_dropped(
     tab: Page, farm: LocalFarm, console_key: str
 ) -> None:
@@ -274,6 +279,7 @@ async def test_a_key_lifetime_that_is_no_whole_number_is_refused_not_dropped(
     await expect(tab.locator("#create-key").get_by_label("Name")).to_have_value("")
 
 
+@pytest.mark.database_neutral
 async def test_a_key_that_is_no_bearer_token_is_refused_on_the_sign_in_page(
     tab: Page, farm: LocalFarm
 ) -> None:
@@ -282,6 +288,7 @@ async def test_a_key_that_is_no_bearer_token_is_refused_on_the_sign_in_page(
     assert await tab.context.cookies() == []
 
 
+@pytest.mark.database_neutral
 async def test_a_tenant_admin_is_told_why_the_fleet_is_not_shown(
     tab: Page, farm: LocalFarm, make_key: KeyFactory
 ) -> None:
@@ -303,6 +310,7 @@ async def test_a_closed_session_offers_neither_close_nor_live_view(
     await expect(tab.locator("#live-view")).to_have_count(0)
 
 
+@pytest.mark.database_neutral
 async def test_on_a_phone_the_whole_header_is_on_screen(
     browser: Browser, farm: LocalFarm, console_key: str
 ) -> None:

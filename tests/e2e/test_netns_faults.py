@@ -59,6 +59,8 @@ NETNS_ENV = {
     "FARM_GRACE_SECONDS": "2",
     "FARM_NATS_REPLICAS": "3",
     "FARM_AGENT_HEARTBEAT_SECONDS": "1",
+    # A cut agent's tasks go elsewhere once its last heartbeat is 4 s old, not 15.
+    "FARM_AGENT_HOLDER_LOST_SECONDS": "4",
     "FARM_AGENT_ACK_WAIT_SECONDS": "4",
     "FARM_AGENT_CONCURRENCY": "2",
 }

@@ -30,7 +30,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def link(nats_server: NatsServer) -> AsyncIterator[CuttableLink]:
-    """A mended link to the session's nats-server; cut for good afterwards."""
+    """A mended link to the session's nats-server; cut for good afterwards.
+
+    A test asks for it before start_scheduler: fixtures end in reverse, so its
+    schedulers stop while NATS is still reachable (behind a cut link, each stop waited
+    out its NATS timeouts, some 3.5 s).
+    """
     link = CuttableLink(int(nats_server.url.rsplit(":", 1)[1]))
     await link.mend()
     try:
@@ -40,7 +45,7 @@ async def link(nats_server: NatsServer) -> AsyncIterator[CuttableLink]:
 
 
 async def test_task_accepted_while_nats_is_unreachable_is_published_later(
-    start_scheduler: StartScheduler, queue: Queue, link: CuttableLink
+    link: CuttableLink, start_scheduler: StartScheduler, queue: Queue
 ) -> None:
     scheduler = await start_scheduler(NATS_URL=link.url, publish_timeout_seconds=1)
     await link.cut()
@@ -239,7 +244,7 @@ async def stored_unpublished(scheduler: Scheduler) -> bool:
 
 
 async def test_a_batch_accepted_while_nats_is_unreachable_is_published_later(
-    start_scheduler: StartScheduler, queue: Queue, link: CuttableLink
+    link: CuttableLink, start_scheduler: StartScheduler, queue: Queue
 ) -> None:
     scheduler = await start_scheduler(NATS_URL=link.url, publish_timeout_seconds=1)
     await link.cut()

@@ -1,0 +1,1 @@
+"""End-to-end tests: the whole farm through Envoy (a package, so its farm can be package-scoped)."""

@@ -1,0 +1,259 @@
+"""What the chaos tests (test_chaos.py) share: their farm's settings, batches, waits.
+
+Their farm has short waits everywhere, so that a redelivery, a retry or a lost
+attempt takes seconds, not minutes; the tests reach it through Envoy's HTTP/JSON API
+with the admin key.
+"""
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import nats
+from nats.aio.msg import Msg
+
+from farm.queue.v1 import queue_pb2
+from farm_cli.launcher.farm import LocalFarm
+from farm_cli.launcher.supervisor import RestartPolicy
+from farm_core.queue import TASK_STREAM
+from tests.e2e.conftest import fresh
+from tests.helpers import assert_eventually
+from tests.pages import Site
+
+FINAL = {"TASK_STATUS_SUCCEEDED", "TASK_STATUS_FAILED", "TASK_STATUS_CANCELLED"}
+ACK_WAIT_SECONDS = 5
+# How long an agent holds a result while storage is unavailable.
+OUTAGE_SECONDS = 20
+# The tries an upload got before that window: an outage longer than them failed the attempt.
+OLD_TRIES = 5
+CHAOS_ENV = {
+    "FARM_AGENT_ACK_WAIT_SECONDS": str(ACK_WAIT_SECONDS),
+    "FARM_AGENT_IN_PROGRESS_SECONDS": "1",
+    "FARM_AGENT_CONCURRENCY": "3",
+    "FARM_AGENT_RETRY_DELAY_SECONDS": "0.5",
+    "FARM_AGENT_RETRY_BASE_SECONDS": "0.2",
+    "FARM_AGENT_RETRY_MAX_SECONDS": "2",
+    # A redelivered task waits for its living attempt while that one's heartbeat (every
+    # second) is younger than 4 s, not 15.
+    "FARM_AGENT_HEARTBEAT_SECONDS": "1",
+    "FARM_AGENT_HOLDER_LOST_SECONDS": "4",
+    "FARM_AGENT_UPLOAD_OUTAGE_SECONDS": str(OUTAGE_SECONDS),
+    # Every test page is on 127.0.0.1: per-host politeness must not be what limits a batch.
+    "FARM_AGENT_HOST_MAX_CONCURRENCY": "16",
+    "FARM_AGENT_HOST_MAX_RATE": "100",
+    "FARM_SCHEDULER_REPUBLISH_INTERVAL_SECONDS": "1",
+    "FARM_SCHEDULER_REPUBLISH_GRACE_SECONDS": "2",
+    # The grace must be above it.
+    "FARM_SCHEDULER_PUBLISH_TIMEOUT_SECONDS": "1",
+    "FARM_SCHEDULER_WATCH_POLL_SECONDS": "1",
+    # Events the killed scheduler had fetched come again this soon, not after the default 30 s.
+    "FARM_SCHEDULER_EVENT_ACK_WAIT_SECONDS": "3",
+    "FARM_GRACE_SECONDS": "2",
+}
+VIEWPORT = {"width": 640, "height": 400}
+# A killed process comes back after 0.2 s, not 1 s: its crash, not the wait, is under test.
+QUICK_RESTARTS = RestartPolicy(first_delay=0.2)
+
+
+@dataclass
+class Batch:
+    """One test's tasks, found again by a label only they carry."""
+
+    http: httpx.AsyncClient
+    label: str = field(default_factory=lambda: secrets.token_hex(6))
+    ids: list[str] = field(default_factory=list)
+
+    async def submit(self, count: int, url: str) -> None:
+        """Creates `count` screenshot tasks of `url` (CreateTask), ten at a time."""
+        spec = fresh(
+            {"url": url, "screenshot": {}, "viewport": VIEWPORT, "labels": {"chaos": self.label}}
+        )
+
+        async def create() -> str:
+            response = await self.http.post("/v1/tasks", json=spec)
+            assert response.status_code == 200, response.text
+            return str(response.json()["id"])
+
+        for start in range(0, count, 10):
+            wave = [create() for _ in range(min(10, count - start))]
+            self.ids += await asyncio.gather(*wave)
+
+    async def listed(self, status: str = "") -> list[dict[str, Any]]:
+        """ListTasks of this batch (one page holds it all)."""
+        params = {"label": f"chaos={self.label}", "pageSize": "1000"}
+        if status:
+            params["status"] = status
+        response = await self.http.get("/v1/tasks", params=params)
+        assert response.status_code == 200, response.text
+        return list(response.json().get("tasks", []))
+
+    async def some_reach(self, status: str) -> None:
+        """Waits, 60 s at most, until a task of the batch is listed in `status`."""
+        await assert_eventually(
+            lambda: self.listed(status), within=60, message=f"no task reached {status}"
+        )
+
+    async def held_by(self, agent_id: str) -> list[str]:
+        """Ids of the batch's tasks the scheduler sees running on `agent_id`."""
+        running = await self.listed("TASK_STATUS_RUNNING")
+        return [task["id"] for task in running if task.get("agentId") == agent_id]
+
+    async def finished(self, *, within: float) -> dict[str, dict[str, Any]]:
+        """Every task of the batch once all are final; fails the test after `within` s."""
+        tasks: dict[str, dict[str, Any]] = {}
+
+        async def all_final() -> bool:
+            nonlocal tasks
+            try:
+                tasks = {task["id"]: task for task in await self.listed()}
+            except (httpx.TransportError, AssertionError):
+                tasks = {}  # the edge answers again once the scheduler is back
+            mine = [tasks.get(task_id) for task_id in self.ids]
+            return all(task is not None and task["status"] in FINAL for task in mine)
+
+        await assert_eventually(
+            all_final,
+            within=within,
+            interval=0.5,
+            message=lambda: f"{len(self.ids)} submitted, {len(tasks)} listed: {statuses(tasks)}",
+        )
+        return tasks
+
+    async def artifacts_of(self, task_id: str) -> list[dict[str, Any]]:
+        """ListArtifacts by task id."""
+        response = await self.http.get("/v1/artifacts", params={"taskId": task_id})
+        assert response.status_code == 200, response.text
+        return list(response.json().get("artifacts", []))
+
+    async def check_none_lost_none_twice(self, tasks: dict[str, dict[str, Any]]) -> None:
+        """The batch is what was submitted; each succeeded task has one screenshot, as named."""
+        assert sorted(tasks) == sorted(self.ids), "a task is missing, or one was created twice"
+        for task_id, task in tasks.items():
+            stored = await self.artifacts_of(task_id)
+            if task["status"] != "TASK_STATUS_SUCCEEDED":
+                assert len(stored) <= 1, (task, stored)
+                continue
+            named = task.get("result", {}).get("artifacts", [])
+            assert len(stored) == 1, f"task {task_id} has {len(stored)} artifacts: {stored}"
+            assert [a["id"] for a in named] == [stored[0]["id"]], (task, stored)
+            assert stored[0]["kind"] == "ARTIFACT_KIND_SCREENSHOT"
+
+
+def statuses(tasks: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """How many tasks end in each status (and with which error code)."""
+    counts: dict[str, int] = {}
+    for task in tasks.values():
+        key = task["status"] + (f" {task['error'].get('code')}" if task.get("error") else "")
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+@dataclass
+class EventLog:
+    """The agents' events as NATS carries them, with the time each arrived."""
+
+    seen: list[tuple[float, queue_pb2.AgentEvent]] = field(default_factory=list)
+
+    async def record(self, message: Msg) -> None:
+        self.seen.append((time.monotonic(), queue_pb2.AgentEvent.FromString(message.data)))
+
+    def between(self, start: float, end: float) -> list[queue_pb2.AgentEvent]:
+        return [event for when, event in self.seen if start <= when <= end]
+
+
+@contextlib.asynccontextmanager
+async def outage(farm: LocalFarm, name: str, *, seconds: float) -> AsyncIterator[None]:
+    """Stops process `name`, runs the block, and starts it again `seconds` after the block.
+
+    The outage itself is under test, not a wait for something: it lasts.
+    """
+    await asyncio.to_thread(farm.stop_process, name)
+    try:
+        yield
+        await asyncio.sleep(seconds)
+    finally:
+        await asyncio.to_thread(farm.start_process, name)
+
+
+async def until(check: Any, *, within: float, message: str) -> None:
+    """assert_eventually for blocking checks, run off the event loop."""
+
+    async def off_loop() -> bool:
+        return bool(await asyncio.to_thread(check))
+
+    await assert_eventually(off_loop, within=within, interval=0.1, message=message)
+
+
+async def create(http: httpx.AsyncClient, url: str, **fields: Any) -> str:
+    """CreateTask of a screenshot of `url` (with `fields`); its id."""
+    spec = fresh({"url": url, "screenshot": {}, "viewport": VIEWPORT, **fields})
+    response = await http.post("/v1/tasks", json=spec)
+    assert response.status_code == 200, response.text
+    return str(response.json()["id"])
+
+
+async def task_of(http: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
+    """GetTask over HTTP/JSON; {} while the edge does not answer."""
+    try:
+        response = await http.get(f"/v1/tasks/{task_id}")
+    except httpx.TransportError:
+        return {}
+    return dict(response.json()) if response.status_code == 200 else {}
+
+
+async def running_agent(http: httpx.AsyncClient, site: Site, task_id: str, page: str) -> str:
+    """The agent running the task, once its browser has asked for the page."""
+    agent = ""
+
+    async def running() -> bool:
+        nonlocal agent
+        task = await task_of(http, task_id)
+        agent = task.get("agentId", "") if task.get("status") == "TASK_STATUS_RUNNING" else ""
+        return bool(agent) and site.hits.get(page, 0) == 1
+
+    await assert_eventually(running, within=60, message="the task never ran")
+    return agent
+
+
+async def final(http: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
+    """The task once it is final (90 s at most)."""
+    task: dict[str, Any] = {}
+
+    async def ended() -> bool:
+        nonlocal task
+        task = await task_of(http, task_id)
+        return task.get("status") in FINAL
+
+    await assert_eventually(ended, within=90, interval=0.5, message=lambda: f"not final: {task}")
+    return task
+
+
+async def until_the_queue_is_empty(farm: LocalFarm) -> None:
+    """Waits until FARM_TASKS holds no message: every delivery of the test's task is settled."""
+    connection = await nats.connect(**farm.nats_access("scheduler").connect_options())
+    try:
+        js = connection.jetstream()
+
+        async def empty() -> bool:
+            return (await js.stream_info(TASK_STREAM)).state.messages == 0
+
+        await assert_eventually(empty, within=60, interval=0.5, message="the task stayed queued")
+    finally:
+        await connection.close()
+
+
+def upload_retries(farm: LocalFarm, task_id: str) -> int:
+    """How often the agents have logged that storage was unavailable for the task's upload."""
+    logs = (farm.log_dir / f"agent-{index}.log" for index in range(1, farm.config.agents + 1))
+    return sum(
+        log.read_text(errors="replace").count(
+            f"storage unavailable for screenshot of task {task_id}"
+        )
+        for log in logs
+        if log.exists()
+    )
