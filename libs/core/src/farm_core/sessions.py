@@ -11,11 +11,13 @@ it records as the session's, and the edge reads.
 import enum
 import re
 
+from google.protobuf.message import DecodeError
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
-from farm_core.kv import open_bucket
+from farm.queue.v1 import queue_pb2
+from farm_core.kv import Versioned, open_bucket, read
 
 SESSIONS_BUCKET = "farm_sessions"
 SESSION_EVENTS = "events.sessions.>"
@@ -82,3 +84,16 @@ async def sessions_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
     return await open_bucket(
         js, KeyValueConfig(bucket=SESSIONS_BUCKET, storage=StorageType.FILE, replicas=replicas)
     )
+
+
+def decode_route(value: bytes) -> queue_pb2.SessionRoute:
+    """A `farm_sessions` entry's SessionRoute; ValueError if it holds none."""
+    try:
+        return queue_pb2.SessionRoute.FromString(value)
+    except DecodeError as error:
+        raise ValueError(f"not a SessionRoute: {error}") from error
+
+
+async def read_route(routes: KeyValue, session_id: str) -> Versioned[queue_pb2.SessionRoute]:
+    """The session's route and its revision: (None, 0) for none, None for an unreadable one."""
+    return await read(routes, session_id, decode_route)

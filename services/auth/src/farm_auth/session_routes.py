@@ -15,7 +15,6 @@ import logging
 
 import nats.errors
 from cachetools import TTLCache
-from google.protobuf.message import DecodeError
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
@@ -26,7 +25,7 @@ from farm_core.errors import Unavailable
 from farm_core.kv import open_bucket
 from farm_core.nats_access import NatsAccess
 from farm_core.nats_link import NatsLink, NatsPause, NatsPaused, unanswered
-from farm_core.sessions import SESSION_ID_PATTERN, sessions_bucket
+from farm_core.sessions import SESSION_ID_PATTERN, decode_route, sessions_bucket
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +93,9 @@ class SessionRoutes:
                 f"the route of session {session_id} cannot be read now: {_cause(error)}"
             ) from error
         try:
-            route = queue_pb2.SessionRoute.FromString(entry.value or b"")
-        except DecodeError as error:
-            log.warning("the route of session %s is not a SessionRoute: %s", session_id, error)
+            route = decode_route(entry.value or b"")
+        except ValueError as error:
+            log.warning("the route of session %s is unreadable: %s", session_id, error)
             return None
         self._recent[session_id] = route
         return route

@@ -15,14 +15,13 @@ import asyncio
 import logging
 
 import nats.errors
-from google.protobuf.message import DecodeError
 from nats.js import JetStreamContext
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from farm.queue.v1 import queue_pb2
-from farm_core.kv import delete_at, read
-from farm_core.sessions import closed_subject
+from farm_core.kv import delete_at
+from farm_core.sessions import closed_subject, read_route
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +39,6 @@ async def write_route(routes: KeyValue | None, route: queue_pb2.SessionRoute) ->
         log.info("session %s: a route is there already; the scheduler decides", route.session_id)
 
 
-def _route(value: bytes) -> queue_pb2.SessionRoute:
-    try:
-        return queue_pb2.SessionRoute.FromString(value)
-    except DecodeError as error:
-        raise ValueError(f"not a SessionRoute: {error}") from error
-
-
 async def forget_route(routes: KeyValue | None, session_id: str, agent_id: str) -> None:
     """Removes the session's route if it names `agent_id` (this agent).
 
@@ -56,7 +48,7 @@ async def forget_route(routes: KeyValue | None, session_id: str, agent_id: str) 
     if routes is None:
         return
     try:
-        current = await read(routes, session_id, _route)
+        current = await read_route(routes, session_id)
         if current.value is None or current.value.agent_id != agent_id:
             if current.value is not None:
                 log.info("session %s: its route names another agent; it stays", session_id)

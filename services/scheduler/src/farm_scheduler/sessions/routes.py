@@ -15,21 +15,14 @@ session it closes as lost.
 import logging
 
 import nats.errors
-from google.protobuf.message import DecodeError
 from nats.js.kv import KeyValue
 
 from farm.queue.v1 import queue_pb2
 from farm_core.errors import Unavailable
-from farm_core.kv import Versioned, delete_at, read
+from farm_core.kv import delete_at
+from farm_core.sessions import read_route
 
 log = logging.getLogger(__name__)
-
-
-def _decode(value: bytes) -> queue_pb2.SessionRoute:
-    try:
-        return queue_pb2.SessionRoute.FromString(value)
-    except DecodeError as error:
-        raise ValueError(f"not a SessionRoute: {error}") from error
 
 
 class SessionRoutes:
@@ -39,14 +32,11 @@ class SessionRoutes:
         self._routes = routes
 
     async def claim(self, route: queue_pb2.SessionRoute) -> int:
-        """Makes `route` the session's route; its revision. Unavailable if NATS would not.
+        """Makes `route` the session's route, whatever is there; its revision.
 
-        A route that says the same already (its agent created it) is left as it is.
+        Unavailable if NATS would not.
         """
         try:
-            current = await self._read(route.session_id)
-            if current.value == route:
-                return current.revision
             return await self._routes.put(route.session_id, route.SerializeToString())
         except (nats.errors.Error, TimeoutError) as error:
             raise Unavailable(
@@ -71,11 +61,8 @@ class SessionRoutes:
     async def tenant(self, session_id: str) -> str:
         """The tenant the session's route names ("" when there is none to read)."""
         try:
-            current = await self._read(session_id)
+            current = await read_route(self._routes, session_id)
         except (nats.errors.Error, TimeoutError) as error:
             log.warning("could not read the route of session %s: %s", session_id, error)
             return ""
         return current.value.tenant if current.value is not None else ""
-
-    async def _read(self, session_id: str) -> Versioned[queue_pb2.SessionRoute]:
-        return await read(self._routes, session_id, _decode)

@@ -123,19 +123,13 @@ class SessionStore:
     async def forget_reservations(self, created_before: dt.datetime) -> list[SessionRecord]:
         """Removes the reservations (no agent yet) made before `created_before`; the removed.
 
-        Each is removed once, however many replicas try at once, and none that an agent
-        took meanwhile.
+        One statement: each is removed once, however many replicas try at once
+        (PostgreSQL checks the condition again on a row another transaction changed;
+        SQLite writes one at a time), and none that an agent took meanwhile.
         """
-        stale = select(sessions.c.id).where(_unplaced(), sessions.c.create_time < created_before)
+        stale = delete(sessions).where(_unplaced(), sessions.c.create_time < created_before)
         async with self._engine.begin() as connection:
-            session_ids = list((await connection.execute(stale)).scalars())
-            if not session_ids:
-                return []
-            removed = await connection.execute(
-                delete(sessions)
-                .where(sessions.c.id.in_(session_ids), _unplaced())
-                .returning(*sessions.c)
-            )
+            removed = await connection.execute(stale.returning(*sessions.c))
             return [record_from_row(row) for row in removed]
 
     async def get(self, tenant: str, session_id: str) -> SessionRecord:
