@@ -108,7 +108,7 @@ class SlowToCloseAgent(ScriptedAgent):
     answers: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def _on_order(self, message: Msg) -> None:
-        self.orders.append((SessionOrder(message.subject.rsplit(".", 1)[1]), message.data))
+        self.note(message)
         answer = asyncio.create_task(self._answer_when_told(message))
         self.answers.add(answer)
         answer.add_done_callback(self.answers.discard)

@@ -55,6 +55,11 @@ def refused(code: str) -> Answer:
     return answer
 
 
+def order_verb(message: Msg) -> SessionOrder:
+    """The order a message on `sessions.<agent_id>.<verb>` gives."""
+    return SessionOrder(message.subject.rsplit(".", 1)[1])
+
+
 @dataclass
 class ScriptedAgent:
     """A stand-in agent: a heartbeat and answers to its session orders."""
@@ -95,9 +100,14 @@ class ScriptedAgent:
             self._subscription = None
         await self.queue.nc.flush()
 
-    async def _on_order(self, message: Msg) -> None:
-        verb = SessionOrder(message.subject.rsplit(".", 1)[1])
+    def note(self, message: Msg) -> SessionOrder:
+        """Notes the order `message` carries (in `orders`); its verb."""
+        verb = order_verb(message)
         self.orders.append((verb, message.data))
+        return verb
+
+    async def _on_order(self, message: Msg) -> None:
+        verb = self.note(message)
         if verb is SessionOrder.OPEN:
             self.session_ids.append(queue_pb2.OpenSessionOrder.FromString(message.data).session_id)
         reply = self.answer(verb, message.data)
