@@ -104,8 +104,8 @@ test: lint node-deps observe-deps ## The whole suite: lint, unit, integration, e
 	$(BIN)/pytest -m multihost tests/e2e $(PYTEST_ARGS)
 	@# The end-to-end tests again with every farm's metadata in PostgreSQL (the machine's
 	@# server or DATABASE_URL's), but for the database_neutral modules and tests (browser
-	@# steps, MCP, traces, clients, input checks, autoscaling, an agent's upload retries:
-	@# their rows are the same the others write);
+	@# steps, MCP, traces, clients, input checks, console page checks, session size limits,
+	@# autoscaling, an agent's upload retries: their rows are the same the others write);
 	@# the multi-host farm already runs on PostgreSQL.
 	FARM_TEST_DATABASE=postgres $(BIN)/pytest $(PARALLEL) tests/e2e -m "not multihost and not database_neutral" $(PYTEST_ARGS)
 

@@ -55,6 +55,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ[PORT_RANGE_ENV] = f"{low}-{low + PORTS_PER_WORKER - 1}"
 
 
+E2E_PACKAGE = Path(__file__).parent / "e2e"
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Orders the modules: end-to-end ones first; within each part those marked slow first,
@@ -68,7 +71,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     beside the rest. A module's tests keep their order.
     """
     counts = Counter(item.path for item in items)
-    e2e = {item.path for item in items if item.get_closest_marker("e2e")}
+    # By folder, not by the e2e mark: the shared farm is scoped to the tests/e2e package.
+    e2e = {item.path for item in items if E2E_PACKAGE in item.path.parents}
     slow = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(
         key=lambda item: (

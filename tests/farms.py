@@ -14,6 +14,29 @@ ROOT = find_project_root(Path(__file__).parent)
 TEST_SPAN_EXPORT_DELAY_MS = 100
 
 
+# Short waits everywhere, so that a redelivery, a retry or a lost attempt takes seconds,
+# not minutes: the fault-injection farms (test_chaos.py, test_netns_faults.py) add theirs.
+QUICK_RECOVERY_ENV = {
+    "FARM_AGENT_IN_PROGRESS_SECONDS": "1",
+    "FARM_AGENT_RETRY_DELAY_SECONDS": "0.5",
+    "FARM_AGENT_RETRY_BASE_SECONDS": "0.2",
+    "FARM_AGENT_RETRY_MAX_SECONDS": "2",
+    # A redelivered task waits for its living attempt while that one's heartbeat (every
+    # second) is younger than 4 s, not 15; a cut agent's tasks go elsewhere after that.
+    "FARM_AGENT_HEARTBEAT_SECONDS": "1",
+    "FARM_AGENT_HOLDER_LOST_SECONDS": "4",
+    # Every task visits one page host: per-host politeness must not be what limits a batch.
+    "FARM_AGENT_HOST_MAX_CONCURRENCY": "16",
+    "FARM_AGENT_HOST_MAX_RATE": "100",
+    "FARM_SCHEDULER_REPUBLISH_INTERVAL_SECONDS": "1",
+    "FARM_SCHEDULER_REPUBLISH_GRACE_SECONDS": "2",
+    # The grace must be above it (the scheduler refuses to start otherwise).
+    "FARM_SCHEDULER_PUBLISH_TIMEOUT_SECONDS": "1",
+    "FARM_SCHEDULER_WATCH_POLL_SECONDS": "1",
+    "FARM_GRACE_SECONDS": "2",
+}
+
+
 def whole_farm_config(home: Path, agents: int = 2) -> FarmConfig:
     """Every process of a farm on free ports, its agents allowed to reach the test pages.
 

@@ -8,6 +8,7 @@ with the admin key.
 import asyncio
 import contextlib
 import secrets
+import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -21,39 +22,23 @@ from farm.queue.v1 import queue_pb2
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.supervisor import RestartPolicy
 from farm_core.queue import TASK_STREAM
-from tests.e2e.conftest import fresh
+from tests.e2e.conftest import FINAL_STATES, fresh
+from tests.farms import QUICK_RECOVERY_ENV
 from tests.helpers import assert_eventually
 from tests.pages import Site
 
-FINAL = {"TASK_STATUS_SUCCEEDED", "TASK_STATUS_FAILED", "TASK_STATUS_CANCELLED"}
 ACK_WAIT_SECONDS = 5
 # How long an agent holds a result while storage is unavailable.
 OUTAGE_SECONDS = 20
 # The tries an upload got before that window: an outage longer than them failed the attempt.
 OLD_TRIES = 5
 CHAOS_ENV = {
+    **QUICK_RECOVERY_ENV,
     "FARM_AGENT_ACK_WAIT_SECONDS": str(ACK_WAIT_SECONDS),
-    "FARM_AGENT_IN_PROGRESS_SECONDS": "1",
     "FARM_AGENT_CONCURRENCY": "3",
-    "FARM_AGENT_RETRY_DELAY_SECONDS": "0.5",
-    "FARM_AGENT_RETRY_BASE_SECONDS": "0.2",
-    "FARM_AGENT_RETRY_MAX_SECONDS": "2",
-    # A redelivered task waits for its living attempt while that one's heartbeat (every
-    # second) is younger than 4 s, not 15.
-    "FARM_AGENT_HEARTBEAT_SECONDS": "1",
-    "FARM_AGENT_HOLDER_LOST_SECONDS": "4",
     "FARM_AGENT_UPLOAD_OUTAGE_SECONDS": str(OUTAGE_SECONDS),
-    # Every test page is on 127.0.0.1: per-host politeness must not be what limits a batch.
-    "FARM_AGENT_HOST_MAX_CONCURRENCY": "16",
-    "FARM_AGENT_HOST_MAX_RATE": "100",
-    "FARM_SCHEDULER_REPUBLISH_INTERVAL_SECONDS": "1",
-    "FARM_SCHEDULER_REPUBLISH_GRACE_SECONDS": "2",
-    # The grace must be above it.
-    "FARM_SCHEDULER_PUBLISH_TIMEOUT_SECONDS": "1",
-    "FARM_SCHEDULER_WATCH_POLL_SECONDS": "1",
     # Events the killed scheduler had fetched come again this soon, not after the default 30 s.
     "FARM_SCHEDULER_EVENT_ACK_WAIT_SECONDS": "3",
-    "FARM_GRACE_SECONDS": "2",
 }
 VIEWPORT = {"width": 640, "height": 400}
 # A killed process comes back after 0.2 s, not 1 s: its crash, not the wait, is under test.
@@ -70,17 +55,9 @@ class Batch:
 
     async def submit(self, count: int, url: str) -> None:
         """Creates `count` screenshot tasks of `url` (CreateTask), ten at a time."""
-        spec = fresh(
-            {"url": url, "screenshot": {}, "viewport": VIEWPORT, "labels": {"chaos": self.label}}
-        )
-
-        async def create() -> str:
-            response = await self.http.post("/v1/tasks", json=spec)
-            assert response.status_code == 200, response.text
-            return str(response.json()["id"])
-
+        labels = {"chaos": self.label}
         for start in range(0, count, 10):
-            wave = [create() for _ in range(min(10, count - start))]
+            wave = [create(self.http, url, labels=labels) for _ in range(min(10, count - start))]
             self.ids += await asyncio.gather(*wave)
 
     async def listed(self, status: str = "") -> list[dict[str, Any]]:
@@ -114,7 +91,7 @@ class Batch:
             except (httpx.TransportError, AssertionError):
                 tasks = {}  # the edge answers again once the scheduler is back
             mine = [tasks.get(task_id) for task_id in self.ids]
-            return all(task is not None and task["status"] in FINAL for task in mine)
+            return all(task is not None and task["status"] in FINAL_STATES for task in mine)
 
         await assert_eventually(
             all_final,
@@ -206,8 +183,21 @@ async def task_of(http: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
     return dict(response.json()) if response.status_code == 200 else {}
 
 
-async def running_agent(http: httpx.AsyncClient, site: Site, task_id: str, page: str) -> str:
-    """The agent running the task, once its browser has asked for the page."""
+@dataclass(frozen=True)
+class Running:
+    """A task of a counted page of its own, seen running."""
+
+    task_id: str
+    page: str
+    agent: str
+
+
+async def running_on_a_counted_page(
+    http: httpx.AsyncClient, site: Site, name: str, *, ms: int
+) -> Running:
+    """A task of its own page (`/count/<name>-<hex>`, `ms` long), once its agent asked for it."""
+    page = f"{name}-{secrets.token_hex(4)}"
+    task_id = await create(http, site.url(f"/count/{page}?ms={ms}"))
     agent = ""
 
     async def running() -> bool:
@@ -217,7 +207,13 @@ async def running_agent(http: httpx.AsyncClient, site: Site, task_id: str, page:
         return bool(agent) and site.hits.get(page, 0) == 1
 
     await assert_eventually(running, within=60, message="the task never ran")
-    return agent
+    return Running(task_id, page, agent)
+
+
+def kill_and_hold(farm: LocalFarm, name: str) -> None:
+    """SIGKILLs process `name`; the supervisor leaves it down until the test starts it."""
+    farm.supervisor.hold(name)
+    farm.kill(name, signal.SIGKILL)
 
 
 async def final(http: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
@@ -227,7 +223,7 @@ async def final(http: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
     async def ended() -> bool:
         nonlocal task
         task = await task_of(http, task_id)
-        return task.get("status") in FINAL
+        return task.get("status") in FINAL_STATES
 
     await assert_eventually(ended, within=90, interval=0.5, message=lambda: f"not final: {task}")
     return task

@@ -56,8 +56,9 @@ from tests.e2e.chaos import (
     EventLog,
     create,
     final,
+    kill_and_hold,
     outage,
-    running_agent,
+    running_on_a_counted_page,
     statuses,
     task_of,
     until,
@@ -258,13 +259,11 @@ async def test_uploads_wait_while_seaweedfs_is_down_none_lost_none_twice(
 async def test_a_task_redelivered_after_nats_was_killed_runs_once_beside_its_living_attempt(
     chaos_farm: LocalFarm, http: httpx.AsyncClient, site: Site
 ) -> None:
-    page = f"twin-{secrets.token_hex(4)}"
     # Long enough that the first attempt still loads it when nats-server is back.
-    task_id = await create(http, site.url(f"/count/{page}?ms=20000"))
-    await running_agent(http, site, task_id, page)
+    first = await running_on_a_counted_page(http, site, "twin", ms=20000)
+    task_id, page = first.task_id, first.page
 
-    chaos_farm.supervisor.hold("nats")
-    chaos_farm.kill("nats", signal.SIGKILL)
+    kill_and_hold(chaos_farm, "nats")
     # Down past the ack wait: JetStream redelivers the message the moment it is back.
     await asyncio.sleep(ACK_WAIT_SECONDS + 3)
     await asyncio.to_thread(chaos_farm.start_process, "nats")
@@ -286,12 +285,10 @@ async def test_a_task_redelivered_after_nats_was_killed_runs_once_beside_its_liv
 async def test_a_killed_agents_attempt_is_lost_in_the_history_and_the_retry_succeeds_elsewhere(
     chaos_farm: LocalFarm, http: httpx.AsyncClient, site: Site
 ) -> None:
-    page = f"lost-{secrets.token_hex(4)}"
-    task_id = await create(http, site.url(f"/count/{page}?ms=3000"))
-    killed = await running_agent(http, site, task_id, page)
+    first = await running_on_a_counted_page(http, site, "lost", ms=3000)
+    task_id, killed = first.task_id, first.agent
 
-    chaos_farm.supervisor.hold(killed)
-    chaos_farm.kill(killed, signal.SIGKILL)
+    kill_and_hold(chaos_farm, killed)
     try:
         task = await final(http, task_id)
     finally:

@@ -8,41 +8,31 @@ both; the workflows, the same tool code either way, run over HTTP.
 """
 
 import base64
-import os
 import re
 import secrets
-import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
-import httpx2
 import pytest
 from mcp import Client
-from mcp.client.stdio import StdioServerParameters
-from mcp.client.streamable_http import streamable_http_client
-from mcp.types import ImageContent, TextContent
+from mcp.types import ImageContent
 
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import KeyFactory, http_client, png_size
+from tests.e2e.mcp_client import (
+    SCOPES,
+    active_sessions,
+    call,
+    http_connection,
+    stdio_connection,
+    texts,
+)
 from tests.pages import Site
 from tests.unit.mcp.test_tools import TOOL_NAMES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
-SCOPES = ("sessions", "artifacts.read", "script")
 Connect = Callable[[str], AbstractAsyncContextManager[Client]]
-
-
-def texts(result: Any) -> str:
-    return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
-
-
-async def call(client: Client, tool: str, **arguments: Any) -> str:
-    """Calls `tool` and returns its text; fails the test on a tool error."""
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, f"{tool} failed: {texts(result)}"
-    return texts(result)
 
 
 @pytest.fixture
@@ -63,32 +53,6 @@ def connect(request: pytest.FixtureRequest, farm: LocalFarm) -> Connect:
 def over_http(farm: LocalFarm) -> Connect:
     """Opens one MCP connection with a key at /mcp through Envoy."""
     return lambda key: http_connection(farm, key)
-
-
-def stdio_connection(farm: LocalFarm, key: str) -> Client:
-    environment = {**os.environ, "FARM_URL": farm.envoy_url, "FARM_API_KEY": key}
-    command = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "farm_cli.main", "mcp", "--action-timeout", "2"],
-        env=environment,
-    )
-    return Client(command, read_timeout_seconds=120)
-
-
-@asynccontextmanager
-async def http_connection(farm: LocalFarm, key: str) -> AsyncIterator[Client]:
-    headers = {"authorization": f"Bearer {key}"}
-    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(120)) as http:
-        transport = streamable_http_client(f"{farm.envoy_url}/mcp", http_client=http)
-        async with Client(transport, read_timeout_seconds=120) as client:
-            yield client
-
-
-def active_sessions(farm: LocalFarm, key: str) -> list[str]:
-    with http_client(farm, key) as http:
-        response = http.get("/v1/sessions", params={"state": "SESSION_STATE_ACTIVE"})
-    assert response.status_code == 200, response.text
-    return [session["id"] for session in response.json().get("sessions", [])]
 
 
 async def test_every_tool_is_listed(connect: Connect, tenant_key: str) -> None:

@@ -17,7 +17,7 @@ from mcp.types import ImageContent
 
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import KeyFactory, http_client
-from tests.e2e.test_mcp import call, http_connection, texts
+from tests.e2e.mcp_client import call, http_connection, texts
 from tests.farms import whole_farm_config
 from tests.pages import Site
 

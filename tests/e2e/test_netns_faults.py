@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from browserfarm import AsyncClient, TaskStatus
-from tests.farms import whole_farm_config
+from tests.farms import QUICK_RECOVERY_ENV, whole_farm_config
 from tests.helpers import assert_eventually
 from tests.netns import BRIDGE_ADDRESS, Hosts, NamespacesUnavailable
 from tests.netns_farm import (
@@ -42,25 +42,9 @@ SLOW_PAGE = "/slow?ms=1500"
 # Long enough that a task seen running on the host about to be cut is still on its page
 # when the cut comes, not already reporting its end.
 CUT_PAGE = "/slow?ms=6000"
-# Short waits everywhere, so a redelivery or a retry takes seconds, not minutes.
 NETNS_ENV = {
-    "FARM_AGENT_IN_PROGRESS_SECONDS": "1",
-    "FARM_AGENT_RETRY_DELAY_SECONDS": "0.5",
-    "FARM_AGENT_RETRY_BASE_SECONDS": "0.2",
-    "FARM_AGENT_RETRY_MAX_SECONDS": "2",
-    # Every task visits one page host: per-host politeness must not limit a batch.
-    "FARM_AGENT_HOST_MAX_CONCURRENCY": "16",
-    "FARM_AGENT_HOST_MAX_RATE": "100",
-    "FARM_SCHEDULER_REPUBLISH_INTERVAL_SECONDS": "1",
-    "FARM_SCHEDULER_REPUBLISH_GRACE_SECONDS": "2",
-    # The grace must be above it.
-    "FARM_SCHEDULER_PUBLISH_TIMEOUT_SECONDS": "1",
-    "FARM_SCHEDULER_WATCH_POLL_SECONDS": "1",
-    "FARM_GRACE_SECONDS": "2",
+    **QUICK_RECOVERY_ENV,
     "FARM_NATS_REPLICAS": "3",
-    "FARM_AGENT_HEARTBEAT_SECONDS": "1",
-    # A cut agent's tasks go elsewhere once its last heartbeat is 4 s old, not 15.
-    "FARM_AGENT_HOLDER_LOST_SECONDS": "4",
     "FARM_AGENT_ACK_WAIT_SECONDS": "4",
     "FARM_AGENT_CONCURRENCY": "2",
 }

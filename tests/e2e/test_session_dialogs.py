@@ -12,8 +12,8 @@ from playwright.async_api import Dialog, Playwright
 
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import SESSION_DIALOG_SECONDS, KeyFactory
+from tests.e2e.mcp_client import SCOPES, call, http_connection, texts
 from tests.e2e.sessions_api import Sessions
-from tests.e2e.test_mcp import SCOPES, call, http_connection, texts
 from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]

@@ -21,8 +21,8 @@ import pytest
 
 from farm.sessions.v1 import sessions_pb2, sessions_pb2_grpc
 from farm_cli.launcher.farm import LocalFarm
+from tests.e2e.mcp_client import active_sessions, call, http_connection, texts
 from tests.e2e.sessions_api import Sessions
-from tests.e2e.test_mcp import active_sessions, call, http_connection, texts
 from tests.farms import whole_farm_config
 from tests.helpers import assert_eventually
 from tests.pages import Site
