@@ -29,13 +29,12 @@ async def upload_once(
     task_id: str,
     retry: RetryPolicy = FAST_RETRY,
     on_refused: Callable[[], None] | None = None,
+    artifact: CapturedArtifact = SCREENSHOT,
 ) -> tasks_pb2.ArtifactRef:
-    """Uploads SCREENSHOT of `task_id` (tenant acme) with an uploader of its own."""
+    """Uploads `artifact` of `task_id` (tenant acme) with an uploader of its own."""
     uploader = StorageUploader(settings, retry, on_refused)
     try:
-        return await uploader.upload(
-            ArtifactOwner("acme", task_id, "grant-of-the-task"), SCREENSHOT
-        )
+        return await uploader.upload(ArtifactOwner("acme", task_id, "grant-of-the-task"), artifact)
     finally:
         await uploader.close()
 
@@ -70,18 +69,34 @@ async def test_an_artifact_goes_as_header_and_chunks_with_the_agents_identity(
     )
 
 
-async def test_an_artifact_of_one_chunk_is_one_message(
-    fake_storage: FakeStorage, make_settings: Callable[..., AgentSettings]
+@pytest.mark.parametrize(
+    ("size", "message_chunks"),
+    [
+        (0, [0]),
+        (1000, [1000]),
+        (1024, [1024]),
+        (2048, [1024, 1024]),
+        (2049, [1024, 1024, 1]),
+    ],
+)
+async def test_the_header_carries_the_first_chunk_and_every_byte_goes_once(
+    fake_storage: FakeStorage,
+    make_settings: Callable[..., AgentSettings],
+    size: int,
+    message_chunks: list[int],
 ) -> None:
-    settings = make_settings(
-        storage_address=fake_storage.address, upload_chunk_bytes=len(SCREENSHOT.data)
-    )
+    # An empty artifact is the header alone; one of a chunk or less, one message.
+    settings = make_settings(storage_address=fake_storage.address, upload_chunk_bytes=1024)
+    data = (bytes(range(256)) * 9)[:size]
+    artifact = CapturedArtifact("page", tasks_pb2.ARTIFACT_KIND_CONTENT, "text/html", data)
 
-    await upload_once(settings, "task-1")
+    ref = await upload_once(settings, "task-1", artifact=artifact)
 
     [stored] = fake_storage.ingest.stored
     assert stored.header.task_id == "task-1"
-    assert stored.chunks == [SCREENSHOT.data]
+    assert [len(chunk) for chunk in stored.chunks] == message_chunks
+    assert b"".join(stored.chunks) == data
+    assert ref.size_bytes == size
 
 
 async def test_unavailable_storage_is_retried_until_it_answers(

@@ -3,10 +3,11 @@
 An upload's quota check reads the tenant's totals instead of summing its artifacts,
 and the gauges add up the totals instead of counting every artifact, so the totals
 must follow every write: new artifacts, replacements, deletes, artifacts stored
-before the totals existed. Real storage service, SeaweedFS and SQL (SQLite and
-PostgreSQL).
+before the totals existed, and on PostgreSQL two writes of a tenant at once. Real
+storage service, SeaweedFS and SQL (SQLite and PostgreSQL).
 """
 
+import asyncio
 import datetime as dt
 import secrets
 from collections.abc import AsyncIterator
@@ -14,16 +15,17 @@ from pathlib import Path
 
 import grpc
 import pytest
-from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from farm.tasks.v1 import tasks_pb2
+from farm_core.cancel import cancel_and_wait
 from farm_core.db import async_database_url, create_engine, migrate
 from farm_storage.attempts import UNCHECKED
 from farm_storage.models import ArtifactRow
 from farm_storage.reservations import totals
 from farm_storage.store import MIGRATIONS, VERSION_TABLE, ArtifactStore, artifacts
-from tests.helpers import sql_statements
+from tests.helpers import assert_eventually, sql_statements
 from tests.integration.storage.conftest import Storage, token
 
 pytestmark = pytest.mark.integration
@@ -102,6 +104,55 @@ async def test_artifacts_stored_before_the_totals_existed_are_counted(
     kept, counted = await kept_and_counted(url)
     screenshots = "ARTIFACT_KIND_SCREENSHOT"
     assert kept == counted == {("acme", screenshots): (2, 123), ("umbrella", screenshots): (1, 5)}
+
+
+async def writer_waits_for_a_lock(engine: AsyncEngine) -> bool:
+    """Whether a session of this database waits for a lock another one holds."""
+    # A connection of its own each time: a transaction sees pg_stat_activity as it first read it.
+    async with engine.connect() as connection:
+        waiting = await connection.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    return bool(waiting)
+
+
+async def test_a_write_that_waits_for_another_of_its_tenant_adds_to_what_that_one_wrote(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    # Two uploads of one tenant commit together: the second's trigger must wait for the
+    # first's row of totals and add to it, not to what it read before that one committed.
+    engine = create_engine(async_database_url(postgres_url, tmp_path / "unused.db"))
+    try:
+        await migrate(engine, MIGRATIONS, VERSION_TABLE)
+        async with engine.begin() as connection:
+            await connection.execute(insert(ArtifactRow).values(**_artifact("acme", 100)))
+        async with engine.connect() as first, engine.connect() as second:
+            await first.execute(insert(ArtifactRow).values(**_artifact("acme", 20)))
+            # Its trigger now, not at commit: it holds the tenant's row until it commits.
+            await first.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
+
+            async def write_second() -> None:
+                await second.execute(insert(ArtifactRow).values(**_artifact("acme", 3)))
+                await second.commit()
+
+            writing = asyncio.create_task(write_second())
+            try:
+                await assert_eventually(
+                    lambda: writer_waits_for_a_lock(engine),
+                    message="the second write never waited for the first's row of totals",
+                )
+                await first.commit()
+                await asyncio.wait_for(writing, 10)
+            finally:
+                await cancel_and_wait(writing, "the second write")
+    finally:
+        await engine.dispose()
+
+    kept, counted = await kept_and_counted(async_database_url(postgres_url, tmp_path))
+    assert kept == counted == {("acme", "ARTIFACT_KIND_SCREENSHOT"): (3, 123)}
 
 
 @pytest.fixture
