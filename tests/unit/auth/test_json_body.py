@@ -180,7 +180,36 @@ TRANSCODER_REFUSES: list[tuple[dict[str, Any], str]] = [
         'timeoutMs: must be a whole number from -2147483648 to 2147483647 (int32), got "999',
     ),
     ({"setup": {"deviceScaleFactor": "0x1p99999"}}, "setup.deviceScaleFactor: must be a number"),
+    (
+        {"priority": 2147483648},
+        "priority: must be one of PRIORITY_HIGH, PRIORITY_NORMAL, PRIORITY_LOW, got 2147483648",
+    ),
+    ({"setup": {"blockResources": ["1", "-1"]}}, "setup.blockResources[1]: must be one of "),
 ]
+PRIORITIES = "priority: must be one of PRIORITY_HIGH, PRIORITY_NORMAL, PRIORITY_LOW, got"
+FULL_PAGE = "screenshot.fullPage: must be true or false, got"
+SCALE = "setup.deviceScaleFactor: must be a number, got"
+# The transcoder reads only true/t/yes/y/1 and false/f/no/n/0 as booleans, in any case,
+# with nothing around them.
+TRANSCODER_REFUSES += [
+    ({"screenshot": {"fullPage": text}}, f"{FULL_PAGE} {json.dumps(text)}")
+    for text in ["on", "off", "2", "-1", "01", "+1", "1.0", "banana", "yess", " true", "true ",
+                 "\ttrue", "1\n"]
+]  # fmt: skip
+# An enum's number must be an int32; as a string, one of the enum's numbers.
+TRANSCODER_REFUSES += [
+    ({"priority": number}, f"{PRIORITIES} {json.dumps(number)}")
+    for number in [-2147483649, 4294967297, 1e10, 2147483648.0, "-1", "99", "2147483647", "-01",
+                   "4294967297"]
+]  # fmt: skip
+# A double as a string is C's strtod's form, finite, with C's whitespace around it but no
+# space first or last; of infinity and NaN, only protobuf JSON's spellings.
+TRANSCODER_REFUSES += [
+    ({"setup": {"deviceScaleFactor": text}}, f"{SCALE} {json.dumps(text)}")
+    for text in [" 1.5", "1.5 ", "\t1.5 ", " \t1.5", "\u00a01.5", "inf", "-inf", "infinity",
+                 "INFINITY", "+Infinity", "nan", "NAN", "-NaN", "+NaN", "1_0", "1e999", "-1e999",
+                 "1.8e308", " 0x1p3", "0x1p3 ", "\u0661", "\uff11"]
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("fields", "message"), TRANSCODER_REFUSES)
@@ -206,6 +235,20 @@ TRANSCODER_TAKES: list[dict[str, Any]] = [
     {"timeoutMs": "0" * 5000 + "5"}, {"setup": {"deviceScaleFactor": "0x1p3"}},
     {"screenshot": {"compare": {"baseline": "b", "threshold": "0x.8"}}},
     {"audit": {"budget": {"cls": "-0X1.8P-2"}}},
+    {"priority": 2147483647}, {"priority": -2147483648}, {"priority": -1}, {"priority": -1.0},
+    {"priority": 2147483647.0}, {"priority": "0002"}, {"priority": "+2"}, {"priority": "-0"},
+    {"priority": "00001"}, {"setup": {"blockResources": ["1", -1]}},
+]  # fmt: skip
+TRANSCODER_TAKES += [
+    {"screenshot": {"fullPage": text}}
+    for text in ["true", "TRUE", "tRuE", "t", "T", "yes", "YES", "y", "Y", "1",
+                 "false", "False", "f", "F", "no", "nO", "n", "N", "0"]
+]  # fmt: skip
+TRANSCODER_TAKES += [
+    {"setup": {"deviceScaleFactor": text}}
+    for text in ["Infinity", "-Infinity", "\t1.5", "1.5\n", "\t 1.5", "1.5 \t", "\r\f\v1.5\n",
+                 "\t0x1p3", "1e-999", "1.7976931348623158e308", "0x1.fffffffffffffp1023",
+                 "0x1p-99999", "1.", ".5", "-.5", "+1", "00.5", "1E+5", "0x1.p3", "1.5\u0000x"]
 ]  # fmt: skip
 
 

@@ -26,9 +26,17 @@ from collections.abc import Iterator
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+# The strings the transcoder reads as a boolean, in any case (protobuf's safe_strtob).
+_BOOLEANS = frozenset({"true", "t", "yes", "y", "1", "false", "f", "no", "n", "0"})
 # The transcoder's names for a double that is no plain number.
 _SPECIAL_DOUBLES = frozenset({"NaN", "Infinity", "-Infinity"})
-_HEX_DOUBLE = re.compile(r"\s*[+-]?0[xX]")
+# A double as C's strtod reads it (decimal or hexadecimal) in the C locale, with C's
+# whitespace around it; its "inf" and "nan" are no finite number, which the transcoder wants.
+_C_SPACE = r"[ \t\n\v\f\r]*"
+_DECIMAL = r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_HEX = r"0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?"
+_C_DOUBLE = re.compile(f"{_C_SPACE}(?P<number>[+-]?(?:(?P<hex>{_HEX})|{_DECIMAL})){_C_SPACE}")
+_INT32 = (-(2**31), 2**31 - 1)
 _INTEGER_RANGES: dict[int, tuple[str, int, int]] = {
     FieldDescriptor.TYPE_INT32: ("int32", -(2**31), 2**31 - 1),
     FieldDescriptor.TYPE_SINT32: ("int32", -(2**31), 2**31 - 1),
@@ -41,6 +49,7 @@ _INTEGER_RANGES: dict[int, tuple[str, int, int]] = {
     FieldDescriptor.TYPE_UINT64: ("uint64", 0, 2**64 - 1),
     FieldDescriptor.TYPE_FIXED64: ("uint64", 0, 2**64 - 1),
 }
+# A float's narrower range is left to the transcoder: no field of the API is one to try it on.
 _DOUBLES = frozenset({FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT})
 TIMESTAMP = "google.protobuf.Timestamp"
 _SHOWN_CHARS = 40
@@ -98,8 +107,8 @@ def scalar_problem(value: object, field: FieldDescriptor) -> str | None:
         return None if isinstance(value, str) else f"must be a string, got {shown(value)}"
     if kind == FieldDescriptor.TYPE_BOOL:
         # The transcoder reads strings such as "true", "no" or "1" as booleans.
-        refused = not isinstance(value, bool) and (not isinstance(value, str) or value == "")
-        return f"must be true or false, got {shown(value)}" if refused else None
+        taken = isinstance(value, bool) or (isinstance(value, str) and value.lower() in _BOOLEANS)
+        return None if taken else f"must be true or false, got {shown(value)}"
     if kind in _INTEGER_RANGES:
         return _integer_problem(value, *_INTEGER_RANGES[kind])
     if kind in _DOUBLES:
@@ -125,11 +134,8 @@ def _integer_problem(value: object, kind: str, lowest: int, highest: int) -> str
         whole = value
     elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
         whole = int(value)
-    elif isinstance(value, str) and _WHOLE_NUMBER.fullmatch(value):
-        # "+5000" and "05000" too, as the transcoder reads them, however many zeros lead;
-        # past 20 digits no type holds it (and int() takes at most 4300).
-        digits = value.lstrip("+-").lstrip("0")[:21] or "0"
-        whole = -int(digits) if value.startswith("-") else int(digits)
+    elif isinstance(value, str):
+        whole = _whole_string(value)
     if whole is None:
         return f"must be a whole number ({kind}), got {shown(value)}"
     if not lowest <= whole <= highest:
@@ -137,39 +143,57 @@ def _integer_problem(value: object, kind: str, lowest: int, highest: int) -> str
     return None
 
 
+def _whole_string(value: str) -> int | None:
+    """The whole number a string is as the transcoder reads it ("+5000", "05000"), or None."""
+    if not _WHOLE_NUMBER.fullmatch(value):
+        return None
+    # However many zeros lead; past 20 digits no type holds it (and int() takes at most 4300).
+    digits = value.lstrip("+-").lstrip("0")[:21] or "0"
+    return -int(digits) if value.startswith("-") else int(digits)
+
+
 def _is_number(value: object) -> bool:
     if isinstance(value, bool):
         return False
     if isinstance(value, int | float):
         return True
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str):
         return False
-    if value in _SPECIAL_DOUBLES:
-        return True
-    try:
-        float(value)
-    except ValueError:
-        return _is_hex_double(value)
-    return True
+    return value in _SPECIAL_DOUBLES or _is_c_double(value)
 
 
-def _is_hex_double(value: str) -> bool:
-    """C's hexadecimal form ("0x1p3", "0x10"), which the transcoder's strtod reads too."""
-    if not _HEX_DOUBLE.match(value):
+def _is_c_double(value: str) -> bool:
+    """Whether the transcoder reads `value` as a finite double.
+
+    As its strtod: C's whitespace around the number, but not a space first or last (the
+    transcoder refuses those before strtod), and nothing read past a NUL character.
+    """
+    if value.startswith(" ") or value.endswith(" "):
+        return False
+    match = _C_DOUBLE.fullmatch(value.split("\0", 1)[0])
+    if match is None:
         return False
     try:
-        float.fromhex(value)
-    except (ValueError, OverflowError):  # OverflowError: strtod's infinity, refused
+        if match["hex"]:
+            return math.isfinite(float.fromhex(match["number"]))
+        return math.isfinite(float(match["number"]))
+    except OverflowError:  # fromhex past the largest double, where strtod gives infinity
         return False
-    return True
 
 
 def _enum_problem(value: object, enum: EnumDescriptor) -> str | None:
+    number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
-        return None  # the service checks that the number is one of the enum's
-    if isinstance(value, float) and value.is_integer():
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    if number is not None and _INT32[0] <= number <= _INT32[1]:
+        return None  # any int32: the service checks that the number is one of the enum's
+    if isinstance(value, str) and value in enum.values_by_name:
         return None
-    if isinstance(value, str) and (value in enum.values_by_name or _WHOLE_NUMBER.fullmatch(value)):
+    # A number as a string only if the enum has it, as the transcoder reads it.
+    whole = _whole_string(value) if isinstance(value, str) else None
+    if whole is not None and _INT32[0] <= whole <= _INT32[1] and whole in enum.values_by_number:
         return None
     names = [name for name in enum.values_by_name if not name.endswith("_UNSPECIFIED")]
     return f"must be one of {', '.join(names)}, got {shown(value)}{_meant(value, names)}"
