@@ -7,8 +7,11 @@ scheduler claims the route for the agent it records as the session's once that
 agent's answer comes (over a route such an agent created first), so a route this
 agent did not create may name it, and one it created may name another agent since.
 A route is removed only while it names this agent. Its removal and the close's
-publication are best effort: a route left behind is removed by the scheduler, which
-cleans up the routes of closed sessions it finds; a close is published a few times.
+publication are best effort: a route a close leaves behind is removed by the
+scheduler as it applies the close's event, if the session is closed (or gone) and the
+route still names this agent (farm_scheduler's sessions.closer); a close is published
+a few times. (A browser closed as it opens, past its bound, publishes no close: should
+the removal of the route it had just created fail, the route stays.)
 """
 
 import asyncio
@@ -56,7 +59,7 @@ async def forget_route(routes: KeyValue | None, session_id: str, agent_id: str) 
         if not await delete_at(routes, session_id, current.revision):
             log.info("session %s: its route changed as it was removed; it stays", session_id)
     except (nats.errors.Error, TimeoutError) as error:
-        # The scheduler removes routes of closed sessions it finds left over.
+        # The scheduler removes it as it applies the close's event.
         log.warning("could not remove the route of session %s: %s", session_id, error)
 
 

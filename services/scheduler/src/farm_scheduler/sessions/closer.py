@@ -9,6 +9,15 @@ sweep's closes run beside it, a few at once (sweep_closes.py), so that one agent
 slow to answer a close holds up neither the others nor the next sweep. The sweep
 also forgets the sessions that a scheduler which died while placing them left being
 placed, so that they stop counting against their tenant's open-session quota.
+
+A close's route goes with it. The agent removes it as it closes, best effort; as the
+scheduler records a close it removes the route again, by the revision it read, if it
+still names the closing agent and the session is closed or gone: never the route of
+a session being placed or open (an abandoned browser's close leaves the route of the
+agent that holds the session). A closed or forgotten session never opens again, so
+whichever replica removes the route, and however late, removes no live one. Every
+close an agent makes comes as its SessionClosed event (also one its reply to an
+order carries), and an event whose route could not be removed is applied again later.
 """
 
 import datetime as dt
@@ -100,7 +109,7 @@ class SessionCloser:
         if not current.active:
             return current
         closed = await self._store.close(record.id, CloseReason.AGENT_LOST.value)
-        await self._routes.forget(record.id)
+        await self._remove_lost_route(record)
         return closed or current
 
     async def agent_unreachable(self, record: SessionRecord, why: str) -> SessionRecord:
@@ -123,7 +132,7 @@ class SessionCloser:
         """Closes a session whose agent is gone (AGENT_LOST)."""
         log.warning("session %s: its agent %s is lost: %s", record.id, record.agent_id, why)
         closed = await self._store.close(record.id, CloseReason.AGENT_LOST.value)
-        await self._routes.forget(record.id)
+        await self._remove_lost_route(record)
         return closed or record
 
     async def apply(
@@ -132,6 +141,7 @@ class SessionCloser:
         """Records a SessionClosed (from an agent's reply or event).
 
         With `held_by` (an event's bound agent), only a session that agent holds closes.
+        The route the close leaves goes as its event is applied (apply_event).
         """
         close_time = from_timestamp(closed.time) if closed.HasField("time") else None
         record = await self._store.close(
@@ -144,6 +154,17 @@ class SessionCloser:
             agent_id=held_by,
         )
         return record
+
+    async def apply_event(self, closed: queue_pb2.SessionClosed) -> None:
+        """Records an agent's SessionClosed event, then removes the route its close left.
+
+        Only a session that agent holds closes; the route goes only once the session is
+        closed or gone, and only while it names that agent. Unavailable if NATS would
+        not remove it: the event is applied again later.
+        """
+        record = await self.apply(closed, held_by=closed.agent_id)
+        if record is None or not record.active:
+            await self._routes.remove_left(closed.session_id, closed.agent_id)
 
     async def sweep(self) -> None:
         """Closes ACTIVE sessions whose agent stopped beating or that outlived their lifetime.
@@ -192,6 +213,17 @@ class SessionCloser:
         if now > record.expire_time + dt.timedelta(seconds=LIFETIME_GRACE_SECONDS):
             return functools.partial(self.close_on_agent, record, CloseReason.MAX_LIFETIME)
         return None
+
+    async def _remove_lost_route(self, record: SessionRecord) -> None:
+        """Removes the route of a session closed as lost while it names its agent; best effort.
+
+        Should its agent be alive after all, its close of the browser (ordered once the
+        sweep finds it unclaimed) removes the route too, as its event is applied.
+        """
+        try:
+            await self._routes.remove_left(record.id, record.agent_id)
+        except Unavailable as error:
+            log.warning("%s", error)
 
     async def _forget_reservations(self, now: dt.datetime) -> None:
         """Forgets the sessions still being placed long after any CreateSession gives up.

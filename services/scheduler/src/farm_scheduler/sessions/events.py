@@ -23,7 +23,11 @@ DURABLE_NAME = "scheduler-sessions"
 
 
 class SessionEventConsumer(DurableConsumer):
-    """Records each SessionClosed an agent publishes, once, whichever replica applies it."""
+    """Records each SessionClosed an agent publishes, once, whichever replica applies it.
+
+    The route the close left goes too (SessionCloser.apply_event); an event applied in
+    part is taken again later.
+    """
 
     def __init__(
         self, closer: SessionCloser, ack_wait_seconds: float, accept_unbound: bool = False
@@ -53,7 +57,7 @@ class SessionEventConsumer(DurableConsumer):
             await settle(message.term(), message.subject)
             return
         try:
-            await self._closer.apply(closed, held_by=closed.agent_id)
+            await self._closer.apply_event(closed)
         except (SQLAlchemyError, OSError, Unavailable) as error:
             log.warning("recording the close of session %s failed: %s", closed.session_id, error)
             await settle(message.nak(delay=RETRY_SECONDS), message.subject)

@@ -8,8 +8,9 @@ agent's route. Once the agent has answered that the browser is open, CreateSessi
 claims the route for it, over whatever is there (the route of such an agent that
 opened first), before it records the placement and before the caller learns the
 session's id, and removes it again if the placement cannot be recorded. An agent
-removes a route only while it names that agent; the scheduler removes the route of a
-session it closes as lost.
+removes a route only while it names that agent, best effort; the scheduler removes,
+by the revision it read, the route a close leaves while it names the closing agent,
+once the session is closed or gone (never one being placed or open: see closer.py).
 """
 
 import logging
@@ -51,12 +52,22 @@ class SessionRoutes:
         except (nats.errors.Error, TimeoutError) as error:
             log.warning("could not remove the route of session %s: %s", session_id, error)
 
-    async def forget(self, session_id: str) -> None:
-        """Removes the route of a session that closed, whatever it names; never raises."""
+    async def remove_left(self, session_id: str, agent_id: str) -> bool:
+        """Removes a closed session's route while it names `agent_id`; whether it did.
+
+        A route written between its reading and its removal stays. Unavailable if NATS
+        would not.
+        """
         try:
-            await self._routes.delete(session_id)
+            current = await read_route(self._routes, session_id)
+            if current.value is None or current.value.agent_id != agent_id:
+                return False
+            return await delete_at(self._routes, session_id, current.revision)
         except (nats.errors.Error, TimeoutError) as error:
-            log.warning("could not remove the route of session %s: %s", session_id, error)
+            raise Unavailable(
+                f"session {session_id}: the route its close left could not be removed: "
+                f"{error or type(error).__name__}; try again"
+            ) from error
 
     async def tenant(self, session_id: str) -> str:
         """The tenant the session's route names ("" when there is none to read)."""
