@@ -1,36 +1,26 @@
 """Sessions through the whole farm: commands across calls, clocks, recordings, live view,
-profiles, gRPC, quotas and the audit log.
+profiles and the audit log.
 
-One shared farm (two agents). Attached clients are in test_session_attach.py; faults
+One shared farm (two agents). Listing, placement and the open-sessions quota are in
+test_session_listing_and_placement.py; attached clients are in test_session_attach.py; faults
 that disturb a farm (a killed agent, a drain) are in test_session_faults.py, with a
 farm of their own.
 """
 
 import asyncio
 import subprocess
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import grpc
 import imageio_ffmpeg
 import pytest
 from playwright.async_api import Playwright
 
-from farm.sessions.v1 import sessions_pb2, sessions_pb2_grpc
 from farm_agent.browser.chromium import CHROMIUM_FLAGS
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.conftest import (
-    AGENT_SLOTS,
-    SESSION_MIN_SECONDS,
-    Client,
-    KeyFactory,
-    agent_metric,
-    http_client,
-    png_size,
-)
+from tests.e2e.conftest import SESSION_MIN_SECONDS, Client, png_size
 from tests.e2e.sessions_api import Sessions, cdp_status, close_reason_of_idle_socket
 from tests.helpers import assert_eventually, eventually
 from tests.pages import Site
@@ -285,98 +275,6 @@ def test_a_profile_carries_cookies_and_local_storage_to_the_next_session(
     finally:
         sessions.close(clean["id"])
     assert fresh["json"] == ""
-
-
-def test_sessions_over_grpc_are_listed_per_tenant(
-    farm: LocalFarm, grpc_target: str, make_key: KeyFactory
-) -> None:
-    key = make_key("sessions", tenant="session-lister")
-    metadata = (("authorization", f"Bearer {key.secret}"),)
-    with grpc.insecure_channel(grpc_target) as channel:
-        stub = sessions_pb2_grpc.SessionServiceStub(channel)
-        created = stub.CreateSession(
-            sessions_pb2.CreateSessionRequest(spec=sessions_pb2.SessionSpec(labels={"a": "b"})),
-            metadata=metadata,
-            timeout=60,
-        )
-        try:
-            listed = stub.ListSessions(
-                sessions_pb2.ListSessionsRequest(), metadata=metadata, timeout=10
-            )
-            assert [s.id for s in listed.sessions] == [created.id]
-            assert listed.sessions[0].spec.labels == {"a": "b"}
-        finally:
-            stub.CloseSession(
-                sessions_pb2.CloseSessionRequest(id=created.id), metadata=metadata, timeout=60
-            )
-        with pytest.raises(grpc.RpcError) as caught:
-            stub.GetSession(
-                sessions_pb2.GetSessionRequest(id=created.id),
-                metadata=(("authorization", f"Bearer {farm.admin_key}"),),
-                timeout=10,
-            )
-        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
-
-
-def test_sessions_created_at_once_open_on_the_agent_with_the_most_free_places(
-    farm: LocalFarm, sessions: Sessions
-) -> None:
-    # Before, both read the same heartbeats (neither session opened yet) and went to
-    # the same agent, though the other had more places free.
-    eventually(
-        lambda: agent_metric(farm, "agent_places", state="free") == AGENT_SLOTS,
-        within=90,
-        interval=0.5,
-        message=lambda: f"free places {agent_metric(farm, 'agent_places', state='free')}",
-    )
-    together = threading.Barrier(2)
-
-    def create(_: int) -> dict[str, object]:
-        together.wait(timeout=30)
-        return sessions.create()
-
-    with ThreadPoolExecutor(2) as pool:
-        opened = list(pool.map(create, range(2)))
-    try:
-        assert sorted(str(session["agentId"]) for session in opened) == ["agent-1", "agent-2"]
-    finally:
-        for session in opened:
-            sessions.close(str(session["id"]))
-
-
-def test_a_session_still_being_placed_is_not_listed(sessions: Sessions, busy_agents: str) -> None:
-    # Every place is held by a task: the create waits on each agent, then is refused.
-    # Before, ListSessions showed it meanwhile, ACTIVE with no agent, then it vanished.
-    with ThreadPoolExecutor(1) as pool:
-        creating = pool.submit(sessions.http.post, "/v1/sessions", json={})
-        unplaced: list[dict[str, object]] = []
-        while not creating.done():
-            response = sessions.http.get("/v1/sessions", params={"state": "SESSION_STATE_ACTIVE"})
-            assert response.status_code == 200, response.text
-            unplaced += [s for s in response.json()["sessions"] if not s["agentId"]]
-            time.sleep(0.1)
-        refused = creating.result()
-    assert refused.status_code == 429, refused.text
-    assert unplaced == []
-
-
-def test_a_tenant_at_its_open_sessions_quota_is_refused(
-    farm: LocalFarm, admin: Client, make_key: KeyFactory
-) -> None:
-    key = make_key("sessions", tenant="one-session-only")
-    limits = {"maxOpenSessions": "1"}
-    response = admin.http.patch("/v1/tenants/one-session-only/limits", json=limits)
-    assert response.status_code == 200, response.text
-    with http_client(farm, key.secret) as http:
-        tenant_sessions = Sessions(http)
-        first = tenant_sessions.create()
-        try:
-            refused = http.post("/v1/sessions", json={})
-            assert refused.status_code == 429
-            assert "maxOpenSessions" in refused.json()["message"]
-        finally:
-            tenant_sessions.close(first["id"])
-        tenant_sessions.close(tenant_sessions.create()["id"])
 
 
 def test_create_attach_and_close_are_in_the_audit_log(

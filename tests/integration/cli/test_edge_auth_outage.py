@@ -14,7 +14,7 @@ import pytest
 
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from tests.integration.cli.conftest import EdgeUnderTest, running_edge
-from tests.unit.cli.fake_services import CHECK_HANGS_KEY, GOOD_KEY
+from tests.unit.cli.fake_auth import CHECK_HANGS_KEY, GOOD_KEY
 
 pytestmark = pytest.mark.integration
 

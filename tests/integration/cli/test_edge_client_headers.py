@@ -26,7 +26,8 @@ from farm_cli.launcher.envoy import (
 )
 from farm_cli.launcher.processes import ManagedProcess, free_ports, wait_until
 from tests.integration.cli.conftest import ROOT
-from tests.unit.cli.fake_services import GOOD_KEY, start_fake_farm
+from tests.unit.cli.fake_auth import GOOD_KEY
+from tests.unit.cli.fake_services import start_fake_farm
 
 pytestmark = pytest.mark.integration
 

@@ -13,13 +13,8 @@ from farm_cli.launcher.envoy import MAX_REQUEST_BYTES
 from farm_cli.main import main
 from tests.helpers import assert_eventually
 from tests.integration.cli.conftest import EdgeUnderTest
-from tests.unit.cli.fake_services import (
-    GOOD_KEY,
-    IDENTITY_FOR_GOOD_KEY,
-    OVER_LIMIT_KEY,
-    PNG_BYTES,
-    CheckSeen,
-)
+from tests.unit.cli.fake_auth import GOOD_KEY, IDENTITY_FOR_GOOD_KEY, OVER_LIMIT_KEY, CheckSeen
+from tests.unit.cli.fake_services import PNG_BYTES
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from tests.unit.auth.test_json_body import (
     TRANSCODER_REFUSES,
     TRANSCODER_TAKES,
 )
-from tests.unit.cli.fake_services import GOOD_KEY
+from tests.unit.cli.fake_auth import GOOD_KEY
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import pytest
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_cli.launcher.envoy import MAX_REQUEST_BYTES
 from tests.integration.cli.conftest import EdgeUnderTest, running_edge
-from tests.unit.cli.fake_services import CHECK_FAILS_KEY, GOOD_KEY, OVER_LIMIT_KEY
+from tests.unit.cli.fake_auth import CHECK_FAILS_KEY, GOOD_KEY, OVER_LIMIT_KEY
 
 pytestmark = pytest.mark.integration
 

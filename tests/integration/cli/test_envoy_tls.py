@@ -12,7 +12,8 @@ import pytest
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm_cli.main import main
 from tests.integration.cli.conftest import EdgeUnderTest
-from tests.unit.cli.fake_services import GOOD_KEY, PNG_BYTES
+from tests.unit.cli.fake_auth import GOOD_KEY
+from tests.unit.cli.fake_services import PNG_BYTES
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.unit.cli.fake_services import Calls, start_single_server
+from tests.unit.cli.fake_calls import Calls
+from tests.unit.cli.fake_services import start_single_server
 
 KEY = "bf_cli-test-key"
 

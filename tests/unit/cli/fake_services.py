@@ -1,16 +1,14 @@
 """In-process stand-ins for the farm's services, to test the CLI and Envoy's configuration.
 
-They answer the public RPCs with canned data and record what they were sent, and
-the fake auth service answers Envoy's ext_authz Check: GOOD_KEY passes (with an
-identity header), CHECK_FAILS_KEY makes the check fail, OVER_LIMIT_KEY is refused
-with 429 as the auth service refuses it, any other key is refused with 401.
+They answer the public RPCs with canned data and record what they were sent (Calls).
+The fake auth, with the edge check Envoy asks, is in fake_auth.py; here are the fake
+scheduler's and storage's services and the farms that serve them all.
 """
 
-import threading
 from collections.abc import Iterator
 from concurrent import futures
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import grpc
@@ -18,165 +16,16 @@ from google.api import httpbody_pb2  # type: ignore[import-untyped]
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from farm.admin.v1 import admin_pb2, admin_pb2_grpc
-from farm.auth.v1 import auth_pb2, auth_pb2_grpc
+from farm.auth.v1 import auth_pb2_grpc
 from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
-from farm_auth.authz import CONTENT_TYPE_HEADER, Verdict, denied, limited
-from farm_auth.check_http import http_answer
 from farm_cli.launcher.processes import free_port, free_ports
+from tests.unit.cli.fake_auth import FakeAuth, start_fake_check
+from tests.unit.cli.fake_calls import Calls
 from tests.unit.cli.fake_fleet import fleet_status
 
-GOOD_KEY = "bf_good-key"
-# A key whose check fails (the auth service errs), as when it is down.
-CHECK_FAILS_KEY = "bf_check-fails"
-# A key whose check is never answered: the fake holds it until the test lets go, past
-# Envoy's 2 s check timeout, then closes the connection.
-CHECK_HANGS_KEY = "bf_check-hangs"
-# A key over its rate limit: refused as the auth service refuses it.
-OVER_LIMIT_KEY = "bf_over-limit"
-IDENTITY_FOR_GOOD_KEY = "identity-token-for-good-key"
 TRACED_TASK_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
-
-
-@dataclass
-class Calls:
-    """What the fake services were sent: (method, request, metadata) in order."""
-
-    seen: list[tuple[str, Any, dict[str, str]]] = field(default_factory=list)
-    # Set to let the checks of CHECK_HANGS_KEY answer.
-    hung_check_released: threading.Event = field(default_factory=threading.Event)
-
-    def record(self, method: str, request: Any, context: grpc.ServicerContext) -> None:
-        self.seen.append((method, request, dict(context.invocation_metadata())))
-
-    def last(self, method: str) -> tuple[Any, dict[str, str]]:
-        for name, request, metadata in reversed(self.seen):
-            if name == method:
-                return request, metadata
-        raise AssertionError(f"{method} was not called; calls: {[c[0] for c in self.seen]}")
-
-
-@dataclass(frozen=True)
-class CheckSeen:
-    """One check Envoy asked the fake auth: the method, the path, the headers and the body."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-def fake_verdict(authorization: str | None, *, grpc_caller: bool) -> Verdict | None:
-    """The fake auth's decision on a key; None: the check fails."""
-    if authorization == f"Bearer {CHECK_FAILS_KEY}":
-        return None
-    if authorization == f"Bearer {OVER_LIMIT_KEY}":
-        return limited("API key over-limit is over its rate limit", 1.5, grpc_caller=grpc_caller)
-    if authorization == f"Bearer {GOOD_KEY}":
-        return Verdict(code=0, identity_token=IDENTITY_FOR_GOOD_KEY)
-    return denied("invalid API key", grpc_caller=grpc_caller)
-
-
-def _check_handler(calls: "Calls") -> type[BaseHTTPRequestHandler]:
-    class CheckHandler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-        def _answer(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            body = self.rfile.read(length) if length else b""
-            if self.path == "/healthz":
-                self._send(200, {}, b"ok\n")
-                return
-            headers = {name.lower(): value for name, value in self.headers.items()}
-            seen = CheckSeen(self.command, self.path, headers, body)
-            calls.seen.append(("Check", seen, headers))
-            grpc_caller = headers.get(CONTENT_TYPE_HEADER, "").startswith("application/grpc")
-            if headers.get("authorization") == f"Bearer {CHECK_HANGS_KEY}":
-                calls.hung_check_released.wait(timeout=60)
-                # Envoy gave up on this check long ago: it gets no answer at all.
-                self.close_connection = True
-                return
-            verdict = fake_verdict(headers.get("authorization"), grpc_caller=grpc_caller)
-            if verdict is None:
-                self._send(500, {}, b"the key store is unreachable")
-                return
-            answer = http_answer(verdict)
-            sent = {name.lower(): value for name, value in answer.headers.items()}
-            self._send(answer.status, sent, bytes(answer.body or b""))  # type: ignore[arg-type]
-
-        def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
-            self.send_response(status)
-            for name, value in headers.items():
-                if name.lower() not in ("content-length", "content-type"):
-                    self.send_header(name, value)
-            if "content-type" in headers:
-                self.send_header("content-type", headers["content-type"])
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        # The names http.server dispatches each method to.
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer  # noqa: N815
-
-    return CheckHandler
-
-
-def start_fake_check(calls: "Calls", port: int) -> ThreadingHTTPServer:
-    """The fake auth's edge check, served over HTTP in a thread of its own."""
-    server = ThreadingHTTPServer(("127.0.0.1", port), _check_handler(calls))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
-    def __init__(self, calls: Calls) -> None:
-        self.calls = calls
-
-    def WhoAmI(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.calls.record("WhoAmI", request, context)
-        metadata = dict(context.invocation_metadata())
-        return auth_pb2.WhoAmIResponse(
-            tenant="acme", key_id=metadata.get("x-farm-identity", ""), scopes=["admin"]
-        )
-
-    def CreateApiKey(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.calls.record("CreateApiKey", request, context)
-        key = auth_pb2.ApiKey(id="key1", name=request.name, scopes=request.scopes)
-        return auth_pb2.CreateApiKeyResponse(api_key=key, secret="bf_new-secret")
-
-    def ListApiKeys(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.calls.record("ListApiKeys", request, context)
-        return auth_pb2.ListApiKeysResponse(api_keys=[auth_pb2.ApiKey(id="key1")])
-
-    def RevokeApiKey(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.calls.record("RevokeApiKey", request, context)
-        return auth_pb2.ApiKey(id=request.id)
-
-    def RevokeCredential(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.calls.record("RevokeCredential", request, context)
-        return auth_pb2.RevokedCredential(id=request.id, subject=request.subject)
-
-    def RotateApiKey(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.calls.record("RotateApiKey", request, context)
-        key = auth_pb2.ApiKey(id=request.id)
-        return auth_pb2.CreateApiKeyResponse(api_key=key, secret="bf_rotated-secret")
-
-    def UpdateApiKey(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.calls.record("UpdateApiKey", request, context)
-        return auth_pb2.ApiKey(id=request.id)
-
-    def GetTenant(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.calls.record("GetTenant", request, context)
-        return auth_pb2.Tenant(name=request.name)
-
-    def UpdateTenantLimits(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self.calls.record("UpdateTenantLimits", request, context)
-        return auth_pb2.Tenant(name=request.name)
 
 
 class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):

@@ -6,7 +6,7 @@ import pytest
 
 from farm_cli.main import main
 from tests.unit.cli.conftest import KEY
-from tests.unit.cli.fake_services import Calls
+from tests.unit.cli.fake_calls import Calls
 
 
 def test_agent_list_prints_the_agents(calls: Calls, capsys: pytest.CaptureFixture[str]) -> None:

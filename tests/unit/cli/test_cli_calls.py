@@ -12,7 +12,8 @@ from farm_cli.main import main
 from farm_core.identity import CredentialRole, IdentitySigner, credential_id
 from farm_core.identity_keys import new_private_key, private_pem
 from tests.unit.cli.conftest import KEY
-from tests.unit.cli.fake_services import PNG_BYTES, Calls
+from tests.unit.cli.fake_calls import Calls
+from tests.unit.cli.fake_services import PNG_BYTES
 
 
 def test_whoami_sends_the_api_key_and_prints_proto3_json(

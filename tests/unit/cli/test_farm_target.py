@@ -11,7 +11,7 @@ from farm_cli.launcher.edge import remove_edge_record, write_edge_record
 from farm_cli.launcher.lock import FarmLock
 from farm_cli.main import main
 from farm_cli.target import FarmTarget, farm_target
-from tests.unit.cli.fake_services import Calls
+from tests.unit.cli.fake_calls import Calls
 
 
 @pytest.fixture

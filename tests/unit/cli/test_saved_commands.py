@@ -14,7 +14,7 @@ from farm_cli.console import CliError
 from farm_cli.launcher.processes import free_port
 from farm_cli.main import build_parser, main
 from tests.unit.cli.conftest import KEY
-from tests.unit.cli.fake_services import Calls
+from tests.unit.cli.fake_calls import Calls
 
 
 class FakeBaselines(baselines_pb2_grpc.BaselineServiceServicer):

@@ -18,7 +18,8 @@ from farm_cli.traces.sink import TraceSink, remove_old_traces
 from farm_cli.traces.spans import SpanRecord, append_spans, kept_traces, read_trace
 from farm_cli.traces.waterfall import waterfall
 from farm_core.trace_context import TRACEPARENT, new_traceparent, span_context_of
-from tests.unit.cli.fake_services import TRACED_TASK_TRACE_ID, Calls
+from tests.unit.cli.fake_calls import Calls
+from tests.unit.cli.fake_services import TRACED_TASK_TRACE_ID
 
 MS = 1_000_000
 

@@ -8,6 +8,8 @@ from typing import Any
 import yaml
 
 from farm_cli.launcher.config import find_project_root
+from farm_core.settings import FarmSettings
+from tests.unit.deploy.service_settings import read_settings
 
 ROOT = find_project_root(Path(__file__).parent)
 K8S = ROOT / "deploy" / "k8s"
@@ -126,3 +128,8 @@ def container_port(container: dict[str, Any], name: str) -> int:
     (number,) = [p["containerPort"] for p in container["ports"] if p["name"] == name]
     assert isinstance(number, int)
     return number
+
+
+def service_settings(manifests: Manifests, service: str) -> FarmSettings:
+    """The settings `service` runs with from its container's environment here."""
+    return read_settings(service, manifests.environment(manifests.container(service)))

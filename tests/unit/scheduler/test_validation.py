@@ -1,17 +1,12 @@
 """TaskSpec validation: every rule names its field as users send it, and defaults are filled."""
 
-import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument
-from farm_core.timestamps import from_timestamp, to_timestamp
-from farm_scheduler.sessions.validation import validate_command
-from farm_scheduler.validation import validate_spec
 from tests.helpers import task_spec
 from tests.unit.scheduler.conftest import CAP, DEFAULT_TIMEOUT_MS, validate
 
@@ -324,57 +319,6 @@ def test_validation_leaves_the_request_unchanged() -> None:
     assert original == task_spec()
 
 
-NOW = dt.datetime(2025, 1, 1, 12, 0, tzinfo=dt.UTC)
-
-
-def with_deadline(ahead: dt.timedelta) -> tasks_pb2.TaskSpec:
-    dated = task_spec()
-    dated.deadline.CopyFrom(to_timestamp(NOW + ahead))
-    return dated
-
-
-def validate_at_noon(spec: tasks_pb2.TaskSpec) -> tasks_pb2.TaskSpec:
-    return validate_spec(spec, max_attempts_cap=CAP, default_timeout_ms=DEFAULT_TIMEOUT_MS, now=NOW)
-
-
-@pytest.mark.parametrize(
-    "ahead",
-    [dt.timedelta(seconds=1), dt.timedelta(hours=1), dt.timedelta(hours=24)],
-    ids=["a second", "an hour", "a day"],
-)
-def test_deadline_up_to_24_hours_ahead_is_kept(ahead: dt.timedelta) -> None:
-    checked = validate_at_noon(with_deadline(ahead))
-    assert from_timestamp(checked.deadline) == NOW + ahead
-
-
-@pytest.mark.parametrize(
-    ("ahead", "problem"),
-    [
-        (dt.timedelta(0), "must be in the future"),
-        (dt.timedelta(minutes=-5), "must be in the future"),
-        (dt.timedelta(hours=24, seconds=1), "must be at most 24 hours ahead"),
-    ],
-    ids=["now", "past", "beyond a day"],
-)
-def test_deadline_outside_the_next_24_hours_is_refused(ahead: dt.timedelta, problem: str) -> None:
-    with pytest.raises(InvalidArgument) as caught:
-        validate_at_noon(with_deadline(ahead))
-    assert caught.value.field == "deadline"
-    assert caught.value.message.startswith(f"deadline: {problem}")
-
-
-def test_deadline_that_is_no_valid_time_is_refused() -> None:
-    dated = task_spec()
-    dated.deadline.seconds = 2**62
-    with pytest.raises(InvalidArgument) as caught:
-        validate_at_noon(dated)
-    assert caught.value.field == "deadline"
-
-
-def test_no_deadline_stays_unset() -> None:
-    assert not validate_at_noon(task_spec()).HasField("deadline")
-
-
 def test_a_screencast_without_a_format_is_stored_as_webm_and_a_given_one_is_kept() -> None:
     assert validate(task_spec(screencast={})).screencast.format == tasks_pb2.VIDEO_FORMAT_WEBM
     checked = validate(task_spec(screencast={"format": "VIDEO_FORMAT_GIF"}))
@@ -386,59 +330,3 @@ def test_a_screencast_format_no_name_has_is_refused() -> None:
     with pytest.raises(InvalidArgument) as caught:
         validate(with_raw(lambda s: setattr(s.screencast, "format", 99)))
     assert caught.value.field == "screencast.format"
-
-
-@pytest.mark.parametrize("url", ["example.com", "localhost:8080/page", "www.example.com/a?b=c"])
-def test_url_without_scheme_is_refused_quoting_what_was_sent(url: str) -> None:
-    with pytest.raises(InvalidArgument) as caught:
-        validate(task_spec(url=url))
-    assert caught.value.message == f"url: must start with http:// or https://, got {url!r}"
-
-
-def test_url_of_another_scheme_is_refused_naming_the_scheme() -> None:
-    with pytest.raises(InvalidArgument) as caught:
-        validate(task_spec(url="ftp://example.com/file"))
-    assert caught.value.message == "url: must be http or https, got 'ftp'"
-
-
-@pytest.mark.parametrize(
-    ("url", "host"),
-    [("http://a..b/", "a..b"), ("http://.example/", ".example"), ("https://x.y../", "x.y..")],
-)
-def test_url_whose_host_has_an_empty_label_is_refused_naming_the_host(url: str, host: str) -> None:
-    with pytest.raises(InvalidArgument) as caught:
-        validate(task_spec(url=url))
-    assert caught.value.message == f"url: host {host!r} has an empty label"
-
-
-ODD_IPV4_HOSTS = ["127.1", "0", "0177.0.0.1", "017700000001", "127.0.0.1.", "2130706433", "0x7f.1"]
-
-
-@pytest.mark.parametrize("host", ODD_IPV4_HOSTS)
-@pytest.mark.parametrize(("field", "name"), [("callback_url", "callbackUrl"), ("url", "url")])
-def test_a_numeric_host_not_written_as_a_dotted_quad_is_refused(
-    host: str, field: str, name: str
-) -> None:
-    # A browser reads these as 127.0.0.1 (or 0.0.0.0); aiohttp refuses them, so a
-    # callback to one was accepted and then retried until its attempts ran out.
-    with pytest.raises(InvalidArgument) as caught:
-        validate(task_spec(**{field: f"http://{host}/hook"}))
-    assert caught.value.field == name
-    assert caught.value.message.startswith(f"{name}: host {host!r} ends in a number")
-    assert "four decimal numbers 0-255" in caught.value.message
-
-
-@pytest.mark.parametrize(
-    "url", ["http://127.0.0.1/", "http://[::1]/", "http://1e100.net/", "http://example.com./"]
-)
-def test_dotted_quads_bracketed_ipv6_and_names_with_digits_pass(url: str) -> None:
-    assert validate(task_spec(url=url)).url == url
-
-
-def test_a_steps_goto_and_a_session_commands_url_are_checked_for_empty_labels_too() -> None:
-    with pytest.raises(InvalidArgument) as caught:
-        validate(task_spec(steps=[{"goto": "http://a..b/"}]))
-    assert caught.value.message == "steps[0].goto: host 'a..b' has an empty label"
-    with pytest.raises(InvalidArgument) as caught:
-        validate_command(sessions_pb2.SessionCommand(url="http://.example/"), 30_000)
-    assert caught.value.message == "url: host '.example' has an empty label"
