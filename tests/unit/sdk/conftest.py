@@ -17,16 +17,28 @@ class Refusals:
     """The statuses the next calls get, in order (then they are served), and what was sent."""
 
     statuses: list[tuple[grpc.StatusCode, str]] = field(default_factory=list)
-    """(code, retry-after or "") per refused call."""
+    """(code, retry-after or "") per refused call; OK serves that call."""
     specs: list[tasks_pb2.TaskSpec] = field(default_factory=list)
     metadata: list[dict[str, str]] = field(default_factory=list)
+    batches: list[list[tasks_pb2.TaskSpec]] = field(default_factory=list)
+    """The specs of each CreateTasks call, refused ones included."""
 
 
 class RefusingTasks(tasks_pb2_grpc.TaskServiceServicer):
-    """CreateTask and RunTask: refused while `refusals.statuses` lasts, then served."""
+    """CreateTask, RunTask and CreateTasks: refused while `refusals.statuses` lasts, then served."""
 
     def __init__(self, refusals: Refusals) -> None:
         self.refusals = refusals
+
+    def _refuse_if_told(self, context: grpc.ServicerContext) -> None:
+        self.refusals.metadata.append(dict(context.invocation_metadata()))
+        if self.refusals.statuses:
+            code, retry_after = self.refusals.statuses.pop(0)
+            if code == grpc.StatusCode.OK:
+                return
+            if retry_after:
+                context.set_trailing_metadata((("retry-after", retry_after),))
+            context.abort(code, f"refused with {code.name}")
 
     def _answer(
         self,
@@ -35,13 +47,20 @@ class RefusingTasks(tasks_pb2_grpc.TaskServiceServicer):
         status: tasks_pb2.TaskStatus.ValueType,
     ) -> Any:
         self.refusals.specs.append(spec)
-        self.refusals.metadata.append(dict(context.invocation_metadata()))
-        if self.refusals.statuses:
-            code, retry_after = self.refusals.statuses.pop(0)
-            if retry_after:
-                context.set_trailing_metadata((("retry-after", retry_after),))
-            context.abort(code, f"refused with {code.name}")
+        self._refuse_if_told(context)
         return tasks_pb2.Task(id=f"tsk_{len(self.refusals.specs)}", status=status, spec=spec)
+
+    def CreateTasks(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.refusals.batches.append(list(request.requests))
+        self._refuse_if_told(context)
+        # A task's id is its idempotency key's, as the farm gives one key one task.
+        made = [
+            tasks_pb2.Task(
+                id=f"tsk_{spec.idempotency_key}", status=tasks_pb2.TASK_STATUS_QUEUED, spec=spec
+            )
+            for spec in request.requests
+        ]
+        return tasks_pb2.CreateTasksResponse(tasks=made)
 
     def CreateTask(self, request: Any, context: grpc.ServicerContext) -> Any:
         return self._answer(request.spec, context, tasks_pb2.TASK_STATUS_QUEUED)
@@ -71,4 +90,5 @@ def refusals(refusing_farm: tuple[str, Refusals]) -> Refusals:
     refused.statuses.clear()
     refused.specs.clear()
     refused.metadata.clear()
+    refused.batches.clear()
     return refused

@@ -1,9 +1,18 @@
 """The SDK's task lists and batches: pages followed lazily, one item per spec of a batch."""
 
 import pytest
+from google.protobuf import json_format
 
 import browserfarm
-from browserfarm.batches import TaskPage, batch, batch_items, list_request, pages
+from browserfarm.batches import (
+    MAX_BATCH_BYTES,
+    TaskPage,
+    batch_items,
+    batches,
+    list_request,
+    pages,
+)
+from browserfarm.specs import SpecLike
 from farm.tasks.v1 import tasks_pb2
 
 GOOD = {"url": "https://example.com", "content": {}}
@@ -44,7 +53,7 @@ def test_a_list_request_carries_the_status_and_labels_as_the_farm_takes_them() -
 
 
 def test_a_spec_the_checks_refuse_is_its_items_error_and_is_not_sent() -> None:
-    sent = batch([GOOD, {"url": "https://example.com", "viewprt": {}}, GOOD])
+    (sent,) = batches([GOOD, {"url": "https://example.com", "viewprt": {}}, GOOD])
     assert sent.sent == (0, 2)
     assert len(sent.request.requests) == 2
     assert all(spec.idempotency_key for spec in sent.request.requests)
@@ -55,13 +64,13 @@ def test_a_spec_the_checks_refuse_is_its_items_error_and_is_not_sent() -> None:
 
 
 def test_a_value_the_checks_cannot_parse_is_named_by_its_path() -> None:
-    sent = batch([GOOD, {"url": "https://example.com", "viewport": {"width": "wide"}}])
+    (sent,) = batches([GOOD, {"url": "https://example.com", "viewport": {"width": "wide"}}])
     assert sent.refused[1].field == "requests[1].viewport.width"
     assert sent.refused[1].message.startswith("requests[1].viewport.width: ")
 
 
 def test_the_farms_item_errors_are_numbered_as_the_callers_specs() -> None:
-    sent = batch([{"viewprt": {}}, GOOD, {"url": "gopher://x/"}, GOOD])
+    (sent,) = batches([{"viewprt": {}}, GOOD, {"url": "gopher://x/"}, GOOD])
     reply = tasks_pb2.CreateTasksResponse(
         tasks=[tasks_pb2.Task(id="t1"), tasks_pb2.Task(id="t3")],
         errors=[
@@ -82,9 +91,30 @@ def test_the_farms_item_errors_are_numbered_as_the_callers_specs() -> None:
     assert error.message == "requests[2].url: must be http or https"
 
 
-def test_more_than_1000_specs_are_refused_as_a_whole() -> None:
-    with pytest.raises(browserfarm.InvalidArgument, match=r"^specs: holds 1001"):
-        batch([GOOD] * 1001)
+def test_more_than_1000_specs_go_in_calls_of_at_most_1000_in_the_callers_order() -> None:
+    specs: list[SpecLike] = [GOOD] * 2500
+    specs[1000] = {"viewprt": {}}
+    calls = batches(specs)
+    assert [len(call.request.requests) for call in calls] == [1000, 1000, 499]
+    # The refused spec after the first call's last one belongs to the first call.
+    assert [call.start for call in calls] == [0, 1001, 2001]
+    assert list(calls[0].refused) == [1000]
+    assert [index for call in calls for index in call.sent] == [
+        index for index in range(2500) if index != 1000
+    ]
+    keys = [spec.idempotency_key for call in calls for spec in call.request.requests]
+    assert len(set(keys)) == 2499 and "" not in keys
+
+
+def test_specs_go_in_calls_of_at_most_768_kib() -> None:
+    fat = {**GOOD, "labels": {"pad": "x" * 4000}}
+    calls = batches([fat] * 400)
+    assert len(calls) == 3
+    for call in calls:
+        size = sum(
+            len(json_format.MessageToJson(spec, indent=None)) for spec in call.request.requests
+        )
+        assert MAX_BATCH_BYTES - 4100 < size <= MAX_BATCH_BYTES or call is calls[-1]
 
 
 def test_a_batch_of_only_refused_specs_makes_no_call() -> None:

@@ -11,6 +11,7 @@ from browserfarm.aio import AsyncClient
 from browserfarm.batches import BatchItem, ItemError, TaskPage
 from browserfarm.config import ClientOptions
 from browserfarm.errors import (
+    BatchIncomplete,
     FailedPrecondition,
     FarmError,
     InvalidArgument,
@@ -40,6 +41,7 @@ __all__ = [
     "Artifact",
     "AsyncClient",
     "AsyncSession",
+    "BatchIncomplete",
     "BatchItem",
     "Client",
     "ClientOptions",

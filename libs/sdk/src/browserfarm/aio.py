@@ -12,15 +12,16 @@ from typing import Any, Self
 from browserfarm.batches import (
     BatchItem,
     TaskPage,
-    batch,
     batch_items,
+    batches,
     list_request,
     pages,
+    remaining,
     task_page,
 )
 from browserfarm.calls import Calls, Metadata
 from browserfarm.config import ClientOptions, client_options
-from browserfarm.errors import TaskFailed, Timeout
+from browserfarm.errors import BatchIncomplete, FarmError, TaskFailed, Timeout
 from browserfarm.results import Artifact, Task, TaskStatus, WebhookSecret
 from browserfarm.sessions import AsyncSession, session_spec
 from browserfarm.specs import SpecLike, action_spec, task_spec, with_idempotency_key
@@ -178,17 +179,35 @@ class AsyncClient:
     async def create_tasks(
         self, specs: Iterable[SpecLike], *, timeout: float | None = None
     ) -> list[BatchItem]:
-        """Queues up to 1,000 tasks in one call; one BatchItem per spec, in their order.
+        """Queues any number of tasks; one BatchItem per spec, in their order.
 
-        An item the SDK's spec checks or the farm refuse carries its ItemError (naming
-        the field, e.g. "requests[3].url") instead of a task; the others are queued, each
-        with an idempotency key as submit's. Only a refusal of the whole call is raised.
+        The specs go in CreateTasks calls of at most 1,000 (and 768 KiB), one after
+        another. An item the SDK's spec checks or the farm refuse carries its ItemError
+        (naming the field, e.g. "requests[3].url") instead of a task; the others are
+        queued, each with an idempotency key as submit's, set before the first call.
+        A failed call (after its retries) is raised: by itself if it was the first,
+        else as BatchIncomplete, which holds the items of the calls that went through
+        and the specs still to send. `timeout` is each call's.
         """
-        sent = batch(list(specs))
-        if not sent.sent:
-            return batch_items(sent, None)
-        reply = await self._calls.call(self._calls.tasks.CreateTasks, sent.request, timeout=timeout)
-        return batch_items(sent, reply)
+        given = list(specs)
+        calls = batches(given)
+        items: list[BatchItem] = []
+        for number, call in enumerate(calls):
+            if not call.sent:
+                items.extend(batch_items(call, None))
+                continue
+            try:
+                reply = await self._calls.call(
+                    self._calls.tasks.CreateTasks, call.request, timeout=timeout
+                )
+            except FarmError as error:
+                if number == 0:
+                    raise
+                raise BatchIncomplete(
+                    error, items, call.start, remaining(given, calls[number:])
+                ) from error
+            items.extend(batch_items(call, reply))
+        return items
 
     async def cancel(self, task: Task | str) -> Task:
         """Cancels a task that has not ended; returns it as it stands."""

@@ -2,8 +2,9 @@
 
 What the clients' list_tasks and create_tasks make of the calls, apart from the calls
 themselves: the request from the caller's filters, the pages one after another while
-the farm hands out a next-page token, and one BatchItem per spec of a batch, whether
-the SDK's own spec checks refused it, the farm refused it, or the farm queued it.
+the farm hands out a next-page token, a batch split into CreateTasks calls of at most
+1,000 specs, and one BatchItem per spec of it, whether the SDK's own spec checks
+refused it, the farm refused it, or the farm queued it.
 """
 
 from __future__ import annotations
@@ -12,13 +13,17 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from google.protobuf import json_format
+
 from browserfarm.errors import InvalidArgument
 from browserfarm.results import Task, TaskStatus
 from browserfarm.specs import SpecLike, task_spec, with_idempotency_key
 from farm.tasks.v1 import tasks_pb2
 
 MAX_BATCH = 1000
-"""The most specs one CreateTasks call takes."""
+"""The most specs one CreateTasks call takes; create_tasks sends more in several calls."""
+MAX_BATCH_BYTES = 768 * 1024
+"""The most spec bytes (as JSON) one call carries: Envoy refuses a request over 1 MiB."""
 
 # A spec check's message starts with the path of the field it refuses: "viewport.width: ...".
 _FIELD_PATH = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
@@ -127,25 +132,36 @@ def _local_error(index: int, error: InvalidArgument) -> ItemError:
 
 @dataclass(frozen=True)
 class Batch:
-    """A batch as it is sent: the request of the specs that passed the checks, and the rest.
+    """One CreateTasks call of a batch: its request, and the caller's specs it stands for.
 
-    `sent[n]` is the caller's index of the request's n-th spec; `refused` holds the
-    items the checks refused, by the caller's index.
+    It covers the caller's specs from `start` on, up to the next call's `start`:
+    `sent[n]` is the caller's index of the request's n-th spec, and `refused` holds
+    the items among them that the checks refused, by the caller's index. A Batch
+    with nothing in `sent` makes no call.
     """
 
+    start: int
     request: tasks_pb2.CreateTasksRequest
     sent: tuple[int, ...]
     refused: dict[int, ItemError]
 
 
-def batch(specs: Sequence[SpecLike]) -> Batch:
-    """The batch of `specs`, each checked as submit checks one and given an idempotency key.
+def _json_bytes(spec: tasks_pb2.TaskSpec) -> int:
+    """The spec's size as JSON: at least its size as a protobuf, so a bound for both."""
+    return len(json_format.MessageToJson(spec, indent=None).encode())
 
-    A spec the checks refuse becomes its item's error; too many specs is InvalidArgument.
+
+def batches(specs: Sequence[SpecLike]) -> list[Batch]:
+    """The calls that send `specs`, in order: each of at most MAX_BATCH specs and MAX_BATCH_BYTES.
+
+    Every spec is checked as submit checks one and given an idempotency key before
+    the first call, so a call made again (UNAVAILABLE) or a spec sent again from a
+    BatchIncomplete's `remaining` gets the same task. A spec the checks refuse
+    becomes its item's error; a spec over MAX_BATCH_BYTES by itself has a call of its own.
     """
-    if len(specs) > MAX_BATCH:
-        raise InvalidArgument(f"specs: holds {len(specs)} task specs, at most {MAX_BATCH}")
+    calls: list[Batch] = []
     request = tasks_pb2.CreateTasksRequest()
+    start, size = 0, 0
     sent: list[int] = []
     refused: dict[int, ItemError] = {}
     for index, spec in enumerate(specs):
@@ -154,9 +170,29 @@ def batch(specs: Sequence[SpecLike]) -> Batch:
         except InvalidArgument as error:
             refused[index] = _local_error(index, error)
             continue
+        spec_bytes = _json_bytes(checked)
+        if sent and (len(sent) == MAX_BATCH or size + spec_bytes > MAX_BATCH_BYTES):
+            calls.append(Batch(start, request, tuple(sent), refused))
+            request, start, size, sent, refused = tasks_pb2.CreateTasksRequest(), index, 0, [], {}
         request.requests.append(checked)
         sent.append(index)
-    return Batch(request, tuple(sent), refused)
+        size += spec_bytes
+    calls.append(Batch(start, request, tuple(sent), refused))
+    return calls
+
+
+def remaining(specs: Sequence[SpecLike], calls: Sequence[Batch]) -> list[SpecLike]:
+    """The specs `calls` stand for, in order: the checked TaskSpecs as sent, keys included.
+
+    A spec the checks refused is given as the caller wrote it.
+    """
+    if not calls:
+        return []
+    left: list[SpecLike] = list(specs[calls[0].start :])
+    for call in calls:
+        for position, index in enumerate(call.sent):
+            left[index - calls[0].start] = call.request.requests[position]
+    return left
 
 
 def _renumbered(text: str, index: int) -> str:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import grpc
 
 if TYPE_CHECKING:
+    from browserfarm.batches import BatchItem
     from browserfarm.results import Task
+    from browserfarm.specs import SpecLike
 
 RETRY_AFTER = "retry-after"
 """The header (gRPC metadata key) the farm's edge names a rate-limited caller's wait in."""
@@ -92,6 +94,34 @@ class TaskFailed(FarmError):
         super().__init__(f"task {task.id} {task.status.value.lower()}: {error_code}: {detail}")
         self.task = task
         self.error_code = error_code
+
+
+class BatchIncomplete(FarmError):
+    """A create_tasks call failed after the batch's earlier calls had gone through.
+
+    `items` are the BatchItems of specs[:next_index], as create_tasks would have
+    answered them. The specs from `next_index` on were not queued, but for those of
+    the failed call itself when only its answer was lost (Unavailable, Timeout).
+    `remaining` holds them as sent, idempotency keys included, so create_tasks(remaining)
+    queues each once whichever it was. `error` is the call's own failure
+    (Unavailable, RateLimited, ...), `code` its code.
+    """
+
+    def __init__(
+        self,
+        error: FarmError,
+        items: Sequence[BatchItem],
+        next_index: int,
+        remaining: Sequence[SpecLike],
+    ) -> None:
+        super().__init__(
+            f"create_tasks stopped at spec {next_index} ({len(remaining)} not sent): {error}"
+        )
+        self.code = error.code
+        self.error = error
+        self.items = list(items)
+        self.next_index = next_index
+        self.remaining = list(remaining)
 
 
 _BY_CODE: dict[grpc.StatusCode, type[FarmError]] = {

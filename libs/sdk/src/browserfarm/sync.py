@@ -279,7 +279,11 @@ class Client:
     def create_tasks(
         self, specs: Iterable[SpecLike], *, timeout: float | None = None
     ) -> list[BatchItem]:
-        """Queues up to 1,000 tasks in one call; one BatchItem per spec (its task or error)."""
+        """Queues any number of tasks, in calls of at most 1,000; one BatchItem per spec.
+
+        As AsyncClient.create_tasks: a call that fails after an earlier one went
+        through raises BatchIncomplete.
+        """
         return self._loop.run(self._client.create_tasks(specs, timeout=timeout))
 
     def cancel(self, task: Task | str) -> Task:

@@ -1,0 +1,98 @@
+"""create_tasks of more specs than one CreateTasks call takes, against the whole farm.
+
+The SDK reaches Envoy through a gRPC relay of the test's that loses the farm's answer
+to the second call once: the farm has queued that call's tasks, the SDK sees
+UNAVAILABLE and makes the call again.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+
+import browserfarm
+from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+from farm_cli.launcher.farm import LocalFarm
+from farm_cli.launcher.processes import free_port
+from tests.e2e.conftest import Client, KeyFactory, new_tenant, unique_label
+from tests.e2e.test_limits import set_rate
+from tests.e2e.test_sdk import NOWHERE
+from tests.pages import Site
+
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
+
+SPECS = 2500
+# The key's rate must let the cleanup's cancels through, one a task, at once.
+RATE = SPECS + 100
+
+
+class AnswerLosingRelay(tasks_pb2_grpc.TaskServiceServicer):
+    """CreateTasks passed on to Envoy; the farm's answer to the second call is lost, once."""
+
+    def __init__(self, upstream: grpc.aio.Channel) -> None:
+        self.upstream = tasks_pb2_grpc.TaskServiceStub(upstream)
+        self.calls: list[tasks_pb2.CreateTasksRequest] = []
+
+    async def CreateTasks(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        self.calls.append(request)
+        key = [(k, v) for k, v in context.invocation_metadata() or () if k == "authorization"]
+        reply = await self.upstream.CreateTasks(request, metadata=key, timeout=60)
+        if len(self.calls) == 2:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the relay lost the answer")
+        return reply
+
+
+@pytest.fixture
+async def relay(farm: LocalFarm) -> AsyncIterator[tuple[str, AnswerLosingRelay]]:
+    """The relay's URL, and the relay."""
+    async with grpc.aio.insecure_channel(farm.envoy_url.removeprefix("http://")) as channel:
+        # A partial relay: the generated base answers UNIMPLEMENTED for the RPCs it leaves out.
+        relaying = AnswerLosingRelay(channel)  # type: ignore[abstract]
+        server = grpc.aio.server()
+        tasks_pb2_grpc.add_TaskServiceServicer_to_server(relaying, server)
+        port = free_port()
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        try:
+            yield f"http://127.0.0.1:{port}", relaying
+        finally:
+            await server.stop(grace=None)
+
+
+async def test_2500_specs_are_queued_once_each_in_order_though_a_call_is_made_again(
+    farm: LocalFarm,
+    admin: Client,
+    make_key: KeyFactory,
+    relay: tuple[str, AnswerLosingRelay],
+    site: Site,
+) -> None:
+    writer = make_key("tasks.write", "tasks.read", tenant=new_tenant("sdk-batch"))
+    set_rate(admin, writer.api_key.id, per_second=RATE, burst=RATE)
+    labels = unique_label()
+    page = site.url("/page")
+    specs = [
+        {"url": page, "content": {}, "region": NOWHERE, "labels": {**labels, "n": str(n)}}
+        for n in range(SPECS)
+    ]
+    url, relaying = relay
+    async with (
+        browserfarm.AsyncClient(url, writer.secret, backoff_seconds=0.01) as through_relay,
+        browserfarm.AsyncClient(farm.envoy_url, writer.secret) as direct,
+    ):
+        items = await through_relay.create_tasks(specs)
+        made = [item.task.id for item in items if item.task is not None]
+        try:
+            assert [len(call.requests) for call in relaying.calls] == [1000, 1000, 1000, 500]
+            assert relaying.calls[1] == relaying.calls[2]
+            assert [item.index for item in items] == list(range(SPECS))
+            assert [item.error for item in items if not item.ok] == []
+            assert [item.task.proto.spec.labels["n"] for item in items if item.task] == [
+                str(n) for n in range(SPECS)
+            ]
+            assert len(set(made)) == SPECS
+            listed = [task.id async for task in direct.list_tasks(labels=labels, page_size=1000)]
+            assert sorted(listed) == sorted(made)
+        finally:
+            await asyncio.gather(*(direct.cancel(task_id) for task_id in made))
