@@ -145,3 +145,24 @@ def test_a_tenant_admin_cannot_make_keys_for_another_tenant(
 
     assert response.status_code == 403
     assert response.json()["message"].startswith("tenant:")
+
+
+def test_a_key_create_repeated_over_http_is_409_naming_the_first_key(
+    farm: LocalFarm, make_key: KeyFactory
+) -> None:
+    tenant_admin = make_key("admin", tenant="idempotent-keys")
+    body = {"name": "nightly", "scopes": ["tasks.read"], "idempotencyKey": "nightly-1"}
+    with http_client(farm, tenant_admin.secret) as http:
+        first = http.post("/v1/apiKeys", json=body)
+        again = http.post("/v1/apiKeys", json=body)
+        changed = http.post("/v1/apiKeys", json={**body, "name": "weekly"})
+        listed = http.get("/v1/apiKeys").json()["apiKeys"]
+
+    assert first.status_code == 200, first.text
+    key_id = first.json()["apiKey"]["id"]
+    assert again.status_code == 409, again.text
+    assert key_id in again.json()["message"]
+    assert "secret" not in again.json()
+    assert changed.status_code == 400, changed.text
+    assert changed.json()["message"].startswith("idempotencyKey: 'nightly-1' was used by API key")
+    assert [key["id"] for key in listed if key["name"] in ("nightly", "weekly")] == [key_id]

@@ -134,11 +134,16 @@ class Auth:
         scopes: tuple[str, ...] = ("tasks.read",),
         tenant: str = "",
         ttl_seconds: int = 0,
+        idempotency_key: str = "",
     ) -> auth_pb2.CreateApiKeyResponse:
         """CreateApiKey called with `caller_secret`."""
         reply: auth_pb2.CreateApiKeyResponse = await self.keys.CreateApiKey(
             auth_pb2.CreateApiKeyRequest(
-                name=name, scopes=scopes, tenant=tenant, ttl_seconds=ttl_seconds
+                name=name,
+                scopes=scopes,
+                tenant=tenant,
+                ttl_seconds=ttl_seconds,
+                idempotency_key=idempotency_key,
             ),
             metadata=await self.as_key(caller_secret),
             timeout=RPC_TIMEOUT,

@@ -11,6 +11,7 @@ from farm_auth.keys import (
     issue_key,
     new_secret,
     refuse_outliving,
+    refuse_repeat,
     validate_spec,
     validate_tenant,
 )
@@ -134,7 +135,13 @@ class AuthApi(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.CreateApiKeyRequest, context: Any
     ) -> auth_pb2.CreateApiKeyResponse:
         caller = current_identity()
-        spec = validate_spec(request.name, request.scopes, request.tenant, request.ttl_seconds)
+        spec = validate_spec(
+            request.name,
+            request.scopes,
+            request.tenant,
+            request.ttl_seconds,
+            request.idempotency_key,
+        )
         tenant = spec.tenant or caller.tenant
         if tenant != caller.tenant:
             require_operator(
@@ -143,11 +150,13 @@ class AuthApi(auth_pb2_grpc.AuthServiceServicer):
                 self._bootstrap_tenant,
                 field="tenant",
             )
-        record, secret = issue_key(spec, tenant, self._hasher, utcnow())
+        record, secret = issue_key(spec, tenant, self._hasher, utcnow(), caller.tenant)
         # A key that expires must not mint one that outlives it: a short-lived admin
         # key would otherwise leave a permanent one behind.
         refuse_outliving(record.expire_time, await self._caller_expiry(caller), "ttlSeconds")
-        await self._store.create(record)
+        earlier = await self._store.create(record)
+        if earlier is not None:
+            refuse_repeat(earlier, spec, tenant)
         return auth_pb2.CreateApiKeyResponse(
             api_key=api_key_message(record, self._defaults), secret=secret
         )

@@ -7,9 +7,10 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from farm_auth.limits import QuotaSetting, RateSetting
-from farm_core.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from farm_core.errors import AlreadyExists, InvalidArgument, PermissionDenied, Unauthenticated
 from farm_core.identity import Identity
 from farm_core.quotas import TenantQuotas
 from farm_core.scopes import PUBLIC_SCOPES, Scope
@@ -18,6 +19,8 @@ SECRET_PREFIX = "bf_"
 BOOTSTRAP_KEY_NAME = "bootstrap-admin"
 MAX_NAME_CHARS = 100
 MAX_TTL_SECONDS = 10 * 365 * 24 * 60 * 60
+# As tasks' idempotencyKey.
+MAX_IDEMPOTENCY_KEY_CHARS = 128
 TENANT_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 MISSING_KEY = "missing API key: send authorization: Bearer <key>"
@@ -72,6 +75,9 @@ class KeyRecord:
     # The secret before the last rotation, and until when it still works.
     previous_secret_hash: str | None = None
     previous_secret_expire_time: dt.datetime | None = None
+    # The CreateApiKey's idempotency key, and the tenant of the caller that sent it.
+    idempotency_tenant: str | None = None
+    idempotency_key: str | None = None
     # The quotas its tenant has set, when looked up with the key (not a column of it).
     tenant_quotas: QuotaSetting = field(default_factory=QuotaSetting, compare=False)
 
@@ -100,6 +106,7 @@ class KeySpec:
     scopes: tuple[str, ...]
     tenant: str
     lifetime: dt.timedelta | None
+    idempotency_key: str = ""
 
 
 class KeyRefused(Unauthenticated):
@@ -176,20 +183,36 @@ def validate_tenant(tenant: str) -> str:
     return tenant
 
 
-def validate_spec(name: str, scopes: Iterable[str], tenant: str, ttl_seconds: int) -> KeySpec:
+def validate_idempotency_key(key: str) -> str:
+    """An idempotency key of at most 128 characters; '' for none."""
+    if len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
+        raise InvalidArgument(
+            "idempotencyKey",
+            f"must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters, got {len(key)}",
+        )
+    return key
+
+
+def validate_spec(
+    name: str, scopes: Iterable[str], tenant: str, ttl_seconds: int, idempotency_key: str = ""
+) -> KeySpec:
     """The CreateApiKey request's fields checked, each error naming its field."""
     return KeySpec(
         name=validate_name(name),
         scopes=validate_scopes(scopes),
         tenant=validate_tenant(tenant),
         lifetime=validate_ttl(ttl_seconds),
+        idempotency_key=validate_idempotency_key(idempotency_key),
     )
 
 
 def issue_key(
-    spec: KeySpec, tenant: str, hasher: SecretHasher, now: dt.datetime
+    spec: KeySpec, tenant: str, hasher: SecretHasher, now: dt.datetime, caller_tenant: str = ""
 ) -> tuple[KeyRecord, str]:
-    """A new key of `tenant` from `spec`, and its secret (which is not in the record)."""
+    """A new key of `tenant` from `spec` asked for by `caller_tenant`, and its secret.
+
+    The secret is not in the record; its idempotency key, if any, is, as `caller_tenant`'s.
+    """
     secret = new_secret()
     record = KeyRecord(
         id=new_key_id(),
@@ -199,8 +222,32 @@ def issue_key(
         secret_hash=hasher.hash(secret),
         create_time=now,
         expire_time=now + spec.lifetime if spec.lifetime is not None else None,
+        idempotency_tenant=(caller_tenant or tenant) if spec.idempotency_key else None,
+        idempotency_key=spec.idempotency_key or None,
     )
     return record, secret
+
+
+def refuse_repeat(earlier: KeyRecord, spec: KeySpec, tenant: str) -> NoReturn:
+    """Refuses a create of `spec` for `tenant` whose idempotency key `earlier` holds.
+
+    As tasks' idempotencyKey, the key names one request: the same request (name,
+    scopes, tenant, lifetime) gets AlreadyExists naming the key it made (its secret
+    was in the first answer only and is not stored, so it cannot be answered again);
+    another request gets InvalidArgument naming idempotencyKey.
+    """
+    lifetime = earlier.expire_time - earlier.create_time if earlier.expire_time else None
+    asked = (spec.name, set(spec.scopes), tenant, spec.lifetime)
+    if (earlier.name, set(earlier.scopes), earlier.tenant, lifetime) != asked:
+        raise InvalidArgument(
+            "idempotencyKey",
+            f"{spec.idempotency_key!r} was used by API key {earlier.id} with a different request",
+        )
+    created = earlier.create_time.isoformat(timespec="seconds")
+    raise AlreadyExists(
+        f"API key {earlier.id!r} was already created at {created} by this request "
+        f"(idempotencyKey {spec.idempotency_key!r}); its secret was shown only then"
+    )
 
 
 def refuse_outliving(

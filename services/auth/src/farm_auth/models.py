@@ -42,6 +42,8 @@ class ApiKeyRow(Base):
         Index("ix_api_keys_secret_hash", "secret_hash", unique=True),
         Index("ix_api_keys_tenant_create_time", "tenant", "create_time"),
         Index("ix_api_keys_previous_secret_hash", "previous_secret_hash", unique=True),
+        # NULLs are distinct: only keys created with an idempotency key are held to it.
+        Index("uq_api_keys_idempotency_key", "idempotency_tenant", "idempotency_key", unique=True),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -61,6 +63,10 @@ class ApiKeyRow(Base):
     previous_secret_expire_time: Mapped[dt.datetime | None] = mapped_column(
         UtcDateTime, nullable=True
     )
+    # The idempotency key of the CreateApiKey that made it, and the caller's tenant it
+    # belongs to (an operator may create keys for another tenant); NULL without one.
+    idempotency_tenant: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class RevokedCredentialRow(Base):

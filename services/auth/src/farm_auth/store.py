@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Row, Table, bindparam, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm_auth.keys import KeyRecord
@@ -80,6 +81,8 @@ def _values(record: KeyRecord) -> dict[str, Any]:
         "rate_burst": record.rate_burst,
         "previous_secret_hash": record.previous_secret_hash,
         "previous_secret_expire_time": record.previous_secret_expire_time,
+        "idempotency_tenant": record.idempotency_tenant,
+        "idempotency_key": record.idempotency_key,
     }
 
 
@@ -93,11 +96,38 @@ class KeyStore(Database):
     ) -> None:
         super().__init__(database_url, MIGRATIONS, VERSION_TABLE, migration_lock_timeout_seconds)
 
-    async def create(self, record: KeyRecord) -> None:
-        """Stores a new key, creating its tenant if it does not exist yet."""
-        async with self.engine.begin() as connection:
-            await _ensure_tenant(connection, record.tenant, record.create_time)
-            await connection.execute(api_keys.insert().values(_values(record)))
+    async def create(self, record: KeyRecord) -> KeyRecord | None:
+        """Stores a new key, creating its tenant if it does not exist yet; None if stored.
+
+        A key whose idempotency key (of its idempotency tenant) another key holds is
+        not stored: that earlier key is returned instead, also when a concurrent
+        create took it first.
+        """
+        earlier = await self._holding_idempotency_key(record)
+        if earlier is not None:
+            return earlier
+        try:
+            async with self.engine.begin() as connection:
+                await _ensure_tenant(connection, record.tenant, record.create_time)
+                await connection.execute(api_keys.insert().values(_values(record)))
+        except IntegrityError:
+            earlier = await self._holding_idempotency_key(record)
+            if earlier is None:
+                raise
+            return earlier
+        return None
+
+    async def _holding_idempotency_key(self, record: KeyRecord) -> KeyRecord | None:
+        """The stored key that holds `record`'s idempotency key, or None (also without one)."""
+        if record.idempotency_key is None:
+            return None
+        query = select(api_keys).where(
+            api_keys.c.idempotency_tenant == record.idempotency_tenant,
+            api_keys.c.idempotency_key == record.idempotency_key,
+        )
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(query)).first()
+        return None if row is None else _record(row)
 
     async def list(self, tenant: str | None) -> list[KeyRecord]:
         """The keys of `tenant` (of every tenant for None), newest first."""

@@ -1,5 +1,6 @@
 """Keys and tenant: the tenant's limits, its API keys, creating (secret shown once) and revoking."""
 
+import grpc
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -7,13 +8,23 @@ from starlette.routing import Route
 from farm.auth.v1 import auth_pb2
 from farm_console.farm import FarmError, Json
 from farm_console.forms import FormError, Refusal, entered, refusal, whole_number
-from farm_console.once import FormTokens, Submission
+from farm_console.once import FormTokens
 from farm_console.views import caller, go_to, render
 
 SCOPES = ["tasks.write", "tasks.read", "script", "sessions", "artifacts.read", "admin"]
 FORM_FIELDS = {name: name for name in ("name", "scopes", "tenant", "ttlSeconds")}
 CREATE_FORMS = FormTokens("create-key")
 """The create form's one-time tokens: a reload of the page showing a new secret creates nothing."""
+
+
+def _repeated(refused: FarmError) -> bool:
+    """Whether CreateApiKey refused the form because its token's nonce made a key already."""
+    # The same form again is ALREADY_EXISTS; the form used and then changed (back,
+    # edit, submit) is INVALID_ARGUMENT naming idempotencyKey. Either made its key then.
+    return refused.code == grpc.StatusCode.ALREADY_EXISTS or (
+        refused.code == grpc.StatusCode.INVALID_ARGUMENT
+        and refused.message.startswith("idempotencyKey:")
+    )
 
 
 async def _page(
@@ -55,14 +66,13 @@ async def keys_page(request: Request) -> Response:
 async def create_key(request: Request) -> Response:
     """CreateApiKey; the page again, showing the new secret this once.
 
-    The form's one-time token makes a second submission of the same form (a reload)
-    create nothing: the page says the key was already created.
+    The form's one-time token's nonce is the call's idempotency key, so a second
+    submission of the same form (a reload), on any replica, creates nothing: auth
+    refuses it, and the page says the key was already created.
     """
     user = caller(request)
     form = await request.form()
-    submission = CREATE_FORMS.take(user.key, str(form.get("formToken", "")))
-    if submission is Submission.REPEATED:
-        return await _page(request, repeated=True)
+    nonce = CREATE_FORMS.nonce(user.key, str(form.get("formToken", "")))
     scopes = [str(scope) for scope in form.getlist("scopes")]
     try:
         create = auth_pb2.CreateApiKeyRequest(
@@ -70,12 +80,15 @@ async def create_key(request: Request) -> Response:
             scopes=scopes,
             tenant=str(form.get("tenant", "")).strip(),
             ttl_seconds=whole_number(str(form.get("ttlSeconds", "")), "ttlSeconds") or 0,
+            idempotency_key=nonce or "",
         )
-        if submission is Submission.INVALID:
+        if nonce is None:
             raise FormError("formToken", "the form is out of date: fill it in and submit it again")
         created = await user.farm.call(user.key, user.farm.auth.CreateApiKey, create)
     except (FormError, FarmError) as refused:
-        CREATE_FORMS.give_back(str(form.get("formToken", "")))
+        if isinstance(refused, FarmError) and _repeated(refused):
+            return await _page(request, repeated=True)
+        # A refused call made no key: the same token stays good for the corrected form.
         message = refused.message if isinstance(refused, FarmError) else str(refused)
         return await _page(
             request, error=refusal(message, FORM_FIELDS), form=entered(form), chosen_scopes=scopes
