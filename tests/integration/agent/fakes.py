@@ -32,17 +32,21 @@ class StoredUpload:
 
 
 class FakeIngest(ingest_pb2_grpc.ArtifactIngestServiceServicer):
-    """ArtifactIngestService that keeps uploads in memory; can answer UNAVAILABLE first."""
+    """ArtifactIngestService that keeps uploads in memory; can refuse the first ones."""
 
     def __init__(self) -> None:
         self.stored: list[StoredUpload] = []
         self.unavailable_left = 0
+        # Statuses the next uploads are ended with, in order, before any UNAVAILABLE.
+        self.refusals: list[tuple[grpc.StatusCode, str]] = []
 
     async def UploadArtifact(
         self,
         request_iterator: AsyncIterator[ingest_pb2.UploadArtifactRequest],
         context: grpc.aio.ServicerContext,
     ) -> ingest_pb2.UploadArtifactResponse:
+        if self.refusals:
+            await context.abort(*self.refusals.pop(0))
         if self.unavailable_left:
             self.unavailable_left -= 1
             await context.abort(grpc.StatusCode.UNAVAILABLE, "storage warming up")

@@ -3,13 +3,19 @@
 import hashlib
 from collections.abc import Callable
 
+import grpc
 import pytest
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import CapturedArtifact
 from farm_agent.errors import TaskFailure
 from farm_agent.settings import AgentSettings
-from farm_agent.work.uploader import ArtifactOwner, RetryPolicy, StorageUploader
+from farm_agent.work.uploader import (
+    CORE_WRITE_FAILED,
+    ArtifactOwner,
+    RetryPolicy,
+    StorageUploader,
+)
 from farm_cli.launcher.processes import free_port
 from farm_core.identity import CredentialRole, IdentitySigner
 from farm_core.identity_keys import new_private_key, private_pem
@@ -144,3 +150,37 @@ async def test_a_refused_identity_fails_at_once_without_retrying(
     # A revoked credential fails every upload: the agent (AgentService) drains on it
     # rather than fail each task it would take.
     assert refusals == ["refused"]
+
+
+async def test_a_refusal_whose_status_grpcio_lost_is_tried_again_to_hear_it(
+    fake_storage: FakeStorage, make_settings: Callable[..., AgentSettings]
+) -> None:
+    # grpc.aio can report its own INTERNAL for a refusal that ended the call while the
+    # agent still wrote chunks (grpc/grpc#36066); the next try hears storage's answer,
+    # here a revoked credential, on which the agent drains.
+    fake_storage.ingest.refusals = [
+        (grpc.StatusCode.INTERNAL, CORE_WRITE_FAILED),
+        (grpc.StatusCode.UNAUTHENTICATED, "credential revoked"),
+    ]
+    refusals: list[str] = []
+    with pytest.raises(TaskFailure) as caught:
+        await upload_once(
+            make_settings(storage_address=fake_storage.address),
+            "task-5",
+            on_refused=lambda: refusals.append("refused"),
+        )
+    assert "UNAUTHENTICATED: credential revoked" in caught.value.message
+    assert refusals == ["refused"]
+    assert fake_storage.ingest.refusals == []
+
+
+async def test_an_internal_error_storage_sends_is_final(
+    fake_storage: FakeStorage, make_settings: Callable[..., AgentSettings]
+) -> None:
+    # A stale attempt's upload, say: trying it again cannot store it.
+    fake_storage.ingest.refusals = [(grpc.StatusCode.INTERNAL, "not the running attempt")]
+    with pytest.raises(TaskFailure) as caught:
+        await upload_once(make_settings(storage_address=fake_storage.address), "task-6")
+    assert caught.value.code is ErrorCode.UPLOAD_FAILED
+    assert caught.value.message.endswith("failed: INTERNAL: not the running attempt")
+    assert fake_storage.ingest.stored == []

@@ -71,9 +71,10 @@ class ArtifactUploader(Protocol):
 class RetryPolicy:
     """How long and how patiently a storage call is retried while storage is unavailable.
 
-    A call is tried again while storage answers UNAVAILABLE, until a retry would start
-    more than `outage_seconds` after the first try (FARM_AGENT_UPLOAD_OUTAGE_SECONDS),
-    or after the deadline, or after `attempts` tries when that is set.
+    A call is tried again while storage answers UNAVAILABLE (or grpcio lost its answer,
+    see `status_lost`), until a retry would start more than `outage_seconds` after the
+    first try (FARM_AGENT_UPLOAD_OUTAGE_SECONDS), or after the deadline, or after
+    `attempts` tries when that is set.
     """
 
     outage_seconds: float = 90.0
@@ -100,8 +101,10 @@ class RetryPolicy:
             stops.append(stop_before_delay((deadline - dt.datetime.now(dt.UTC)).total_seconds()))
         return AsyncRetrying(
             stop=stop_any(*stops),
-            wait=DoublingWait(self.first_delay_seconds, self.max_delay_seconds),
-            retry=retry_if_exception(_storage_unavailable),
+            wait=_AnswerLostOrDoubling(
+                DoublingWait(self.first_delay_seconds, self.max_delay_seconds)
+            ),
+            retry=retry_if_exception(_worth_retrying),
             before_sleep=before_sleep,
             sleep=sleep,
             reraise=True,
@@ -136,8 +139,44 @@ MIN_CALL_SECONDS = 1.0
 """The least time a call is given, even when the deadline leaves less (it then fails fast)."""
 
 
+CORE_WRITE_FAILED = "Internal error from Core"
+"""The details grpc.aio gives the INTERNAL status it sets itself when a client's write fails."""
+
+
 def _storage_unavailable(error: BaseException) -> bool:
     return isinstance(error, grpc.aio.AioRpcError) and error.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def status_lost(error: BaseException) -> bool:
+    """Whether grpc.aio put its own INTERNAL in place of the status storage ended the call with.
+
+    Storage ends an upload it refuses (UNAVAILABLE, UNAUTHENTICATED, RESOURCE_EXHAUSTED) at
+    its header, while the agent may still be writing chunks. grpc.aio (up to at least 1.85)
+    then at times reports the failed write rather than storage's status, and the call keeps
+    no copy of it (grpc/grpc#36066). The upload is tried again, as for UNAVAILABLE: it is
+    idempotent, and the retry hears storage's answer. A server's own INTERNAL (a stale
+    attempt) has other details and stays final.
+    """
+    return (
+        isinstance(error, grpc.aio.AioRpcError)
+        and error.code() == grpc.StatusCode.INTERNAL
+        and error.details() == CORE_WRITE_FAILED
+    )
+
+
+def _worth_retrying(error: BaseException) -> bool:
+    return _storage_unavailable(error) or status_lost(error)
+
+
+@dataclass(frozen=True)
+class _AnswerLostOrDoubling:
+    """No wait after a lost status (storage answered; the retry is to hear what), else doubling."""
+
+    doubling: DoublingWait
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        return 0.0 if error is not None and status_lost(error) else self.doubling(retry_state)
 
 
 def artifact_ref(artifact: artifacts_pb2.Artifact) -> tasks_pb2.ArtifactRef:
@@ -175,8 +214,12 @@ class StorageUploader:
         """Stores `artifact`, retrying while storage is UNAVAILABLE; raises TaskFailure."""
 
         def announce_retry(retry_state: RetryCallState) -> None:
+            error = retry_state.outcome.exception() if retry_state.outcome else None
             log.info(
-                "storage unavailable for %s of task %s; retrying in %.1f s",
+                "%s for %s of task %s; retrying in %.1f s",
+                "storage's answer lost (grpc/grpc#36066)"
+                if error is not None and status_lost(error)
+                else "storage unavailable",
                 artifact.name,
                 owner.owner_id,
                 retry_state.upcoming_sleep,
@@ -207,6 +250,8 @@ class StorageUploader:
             if _storage_unavailable(error):
                 tries = retrying.statistics.get("attempt_number", 1)
                 outage = self._retry.outage_told(time.monotonic() - started, tries, owner.deadline)
+            elif status_lost(error):
+                outage = " (grpcio lost storage's answer to the last try: grpc/grpc#36066)"
             raise TaskFailure(
                 ErrorCode.UPLOAD_FAILED,
                 f"storing the {artifact.name} at {self._address} failed: "
