@@ -29,7 +29,7 @@ from tests.integration.scheduler.conftest import (
     succeeded_result,
     until,
 )
-from tests.integration.scheduler.test_sessions import ScriptedAgent, sessions_of
+from tests.integration.scheduler.scripted_agents import ScriptedAgent, sessions_of
 
 pytestmark = pytest.mark.integration
 

@@ -3,7 +3,7 @@
 A command too large for one NATS message is the caller's (INVALID_ARGUMENT, nothing
 sent); a garbled answer, an agent that does not listen for a moment, or the agent's
 own INTERNAL error are the farm's, and none of them closes a session whose agent
-still beats. The test plays the agent over the real nats-server, as in test_sessions.
+still beats. The test plays the agent over the real nats-server (scripted_agents).
 """
 
 import grpc
@@ -15,9 +15,9 @@ from farm.tasks.v1 import tasks_pb2
 from farm_core.sessions import SessionOrder
 from farm_scheduler.sessions.validation import validate_command
 from tests.helpers import evaluate_steps
-from tests.integration.scheduler import test_sessions
+from tests.integration.scheduler import scripted_agents
 from tests.integration.scheduler.conftest import Scheduler, StartScheduler, rpc_error
-from tests.integration.scheduler.test_sessions import (
+from tests.integration.scheduler.scripted_agents import (
     AgentsFixture,
     ScriptedAgent,
     opened,
@@ -26,8 +26,8 @@ from tests.integration.scheduler.test_sessions import (
 )
 
 pytestmark = pytest.mark.integration
-# The scripted agents of test_sessions, as a fixture here too.
-agents = test_sessions.agents
+# The scripted agents, as a fixture here too.
+agents = scripted_agents.agents
 
 ACTIVE = sessions_pb2.SESSION_STATE_ACTIVE
 # Not a SessionReply: a field tag whose varint never ends.

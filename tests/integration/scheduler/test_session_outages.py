@@ -2,7 +2,7 @@
 
 The scheduler's own NATS connection gone, its database too busy to write, as a
 loaded machine makes them, or an agent slow to answer a close; the test plays the
-agent, as in test_sessions.
+agent (scripted_agents).
 """
 
 import asyncio
@@ -25,15 +25,15 @@ from farm_scheduler.sessions.closer import LIFETIME_GRACE_SECONDS
 from farm_scheduler.sessions.records import SessionRecord
 from farm_scheduler.sessions.store import SessionStore
 from tests.helpers import assert_eventually
-from tests.integration.scheduler import test_sessions
+from tests.integration.scheduler import scripted_agents
 from tests.integration.scheduler.agent_side import Queue
 from tests.integration.scheduler.conftest import Scheduler, StartScheduler, rpc_error
-from tests.integration.scheduler.test_sessions import AgentsFixture, ScriptedAgent, sessions_of
+from tests.integration.scheduler.scripted_agents import AgentsFixture, ScriptedAgent, sessions_of
 
 pytestmark = pytest.mark.integration
-# The scheduler and the scripted agents of test_sessions, as fixtures here too.
-scheduler = test_sessions.scheduler
-agents = test_sessions.agents
+# The scheduler and the scripted agents, as fixtures here too.
+scheduler = scripted_agents.scheduler
+agents = scripted_agents.agents
 
 # Longer than SQLite's busy timeout (farm_core.db), which a blocked write waits out.
 LOCKED_RPC_TIMEOUT = 90.0

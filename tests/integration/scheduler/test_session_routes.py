@@ -18,8 +18,8 @@ from farm_core.sessions import SessionOrder, closed_subject, read_route, session
 from tests.helpers import assert_eventually
 from tests.integration.scheduler.agent_side import Queue
 from tests.integration.scheduler.conftest import StartScheduler
+from tests.integration.scheduler.scripted_agents import ScriptedAgent, order_verb, sessions_of
 from tests.integration.scheduler.test_event_agents import sessions_applied
-from tests.integration.scheduler.test_sessions import ScriptedAgent, order_verb, sessions_of
 
 pytestmark = pytest.mark.integration
 

@@ -39,13 +39,13 @@ from tests.integration.scheduler.conftest import (
     rpc_error,
     sample,
 )
-from tests.integration.scheduler.test_event_agents import sessions_applied
-from tests.integration.scheduler.test_sessions import (
+from tests.integration.scheduler.scripted_agents import (
     ScriptedAgent,
     order_verb,
     scheduler,
     sessions_of,
 )
+from tests.integration.scheduler.test_event_agents import sessions_applied
 
 pytestmark = pytest.mark.integration
 
