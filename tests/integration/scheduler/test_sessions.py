@@ -22,6 +22,7 @@ from tests.integration.scheduler import scripted_agents
 from tests.integration.scheduler.agent_side import Queue
 from tests.integration.scheduler.conftest import (
     Scheduler,
+    StartScheduler,
     rpc_error,
     token,
 )
@@ -54,6 +55,25 @@ async def test_a_session_opens_on_the_agent_with_the_most_free_places(
     assert order.session_id == session.id and order.tenant == scheduler.tenant
     assert order.spec.idle_timeout_seconds == 300 and order.spec.labels == {"job": "x"}
     assert session.cdp_url.endswith(f"/v1/sessions/{session.id}/cdp")
+
+
+@pytest.mark.parametrize("replicas", [1, 2], ids=["one-replica", "two-replicas"])
+async def test_sessions_created_one_after_another_go_to_different_agents_before_they_beat(
+    start_scheduler: StartScheduler,
+    agents: Callable[..., asyncio.Future[ScriptedAgent]],
+    replicas: int,
+) -> None:
+    # The agents do not beat with the sessions they open, as when the second create
+    # comes before the first's agent beats again. Before, the second read both agents
+    # as free and went to the first's agent again; with two replicas, the second only
+    # learns of the first from the sessions table they share.
+    started = [await start_scheduler(session_agent_lost_seconds=60) for _ in range(replicas)]
+    first_agent = await agents("a")
+    second_agent = await agents("b")
+    first = await sessions_of(started[0]).create()
+    second = await sessions_of(started[-1]).create()
+    assert sorted([first.agent_id, second.agent_id]) == ["a", "b"]
+    assert len(first_agent.orders) == len(second_agent.orders) == 1
 
 
 async def test_a_refusal_sends_the_session_to_the_next_agent(

@@ -1,4 +1,4 @@
-"""Sessions in the scheduler, as pure logic: validation, placement, unclaimed browsers, links,
+"""Sessions in the scheduler, as pure logic: validation, unclaimed browsers, links,
 command errors, the sweep's closes."""
 
 import asyncio
@@ -8,7 +8,6 @@ from dataclasses import replace
 
 import pytest
 
-from farm.queue.v1 import queue_pb2
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import (
@@ -21,10 +20,8 @@ from farm_core.errors import (
 )
 from farm_core.quotas import TenantQuotas
 from farm_core.sessions import CloseReason
-from farm_core.timestamps import to_timestamp
-from farm_scheduler.sessions.api import checked_session_id, command_error
+from farm_scheduler.sessions.api import command_error
 from farm_scheduler.sessions.links import session_links
-from farm_scheduler.sessions.placement import Candidate, Openings, candidates, free_places
 from farm_scheduler.sessions.records import SessionRecord
 from farm_scheduler.sessions.store import check_session_quota, new_session_id
 from farm_scheduler.sessions.sweep_closes import SweepCloses
@@ -37,6 +34,7 @@ from farm_scheduler.sessions.unclaimed import (
 )
 from farm_scheduler.sessions.validation import (
     SessionBounds,
+    checked_session_id,
     validate_command,
     validate_session_spec,
 )
@@ -174,78 +172,6 @@ def test_a_bad_screencast_control_names_its_field(
 ) -> None:
     with pytest.raises(InvalidArgument, match=message):
         validate_command(sessions_pb2.SessionCommand(screencast=control), 30000)
-
-
-def beat(
-    agent_id: str,
-    *,
-    concurrency: int = 2,
-    tasks: int = 0,
-    sessions: int = 0,
-    region: str = "",
-    draining: bool = False,
-    age_seconds: float = 1.0,
-    endpoint: str = "127.0.0.1:7150",
-) -> queue_pb2.AgentHeartbeat:
-    return queue_pb2.AgentHeartbeat(
-        agent_id=agent_id,
-        region=region,
-        concurrency=concurrency,
-        running_task_ids=[f"t{index}" for index in range(tasks)],
-        session_ids=[f"s{index}" for index in range(sessions)],
-        draining=draining,
-        session_endpoint=endpoint,
-        heartbeat_time=to_timestamp(NOW - dt.timedelta(seconds=age_seconds)),
-    )
-
-
-def test_the_agent_with_the_most_free_places_comes_first() -> None:
-    beats = [
-        beat("busy", concurrency=4, tasks=3),
-        beat("idle", concurrency=4),
-        beat("half", concurrency=4, tasks=1, sessions=1),
-    ]
-    assert [(c.agent_id, c.free_places) for c in candidates(beats, "", NOW, 15)] == [
-        ("idle", 4),
-        ("half", 2),
-        ("busy", 1),
-    ]
-
-
-def test_draining_stale_or_endpointless_agents_and_other_regions_are_left_out() -> None:
-    beats = [
-        beat("draining", draining=True),
-        beat("stale", age_seconds=20),
-        beat("old-agent", endpoint=""),
-        beat("eu", region="eu"),
-        beat("us", region="us"),
-    ]
-    assert [c.agent_id for c in candidates(beats, "us", NOW, 15)] == ["us"]
-    assert [c.agent_id for c in candidates(beats, "", NOW, 15)] == ["eu", "us"]
-    assert free_places(beat("x", concurrency=3, tasks=1, sessions=1)) == 1
-
-
-def test_an_agent_that_looked_full_at_its_last_beat_is_still_tried_last() -> None:
-    beats = [beat("full", tasks=1, sessions=1), beat("free")]
-    assert [(c.agent_id, c.free_places) for c in candidates(beats, "", NOW, 15)] == [
-        ("free", 2),
-        ("full", 0),
-    ]
-
-
-def test_a_choice_counts_the_sessions_being_opened_on_each_agent() -> None:
-    openings = Openings()
-    ranked = [Candidate("a", 2), Candidate("b", 2), Candidate("c", 1)]
-    first = openings.best(ranked, set())
-    assert first == Candidate("a", 2)
-    with openings.opening("a"):
-        # a has 1 place left once its opening counts: b (2) goes first.
-        assert openings.best(ranked, set()) == Candidate("b", 2)
-        with openings.opening("b"), openings.opening("b"):
-            assert openings.best(ranked, set()) == Candidate("a", 2)
-            assert openings.best(ranked, {"a"}) == Candidate("c", 1)
-    assert openings.pending("a") == 0
-    assert openings.best(ranked, {"a", "b", "c"}) is None
 
 
 class MovedClock:

@@ -24,7 +24,7 @@ from farm_core.outages import outage
 from farm_core.paging import Cursor, read_page
 from farm_core.quotas import TenantQuotas
 from farm_core.scopes import Scope
-from farm_core.sessions import SESSION_ID_PATTERN, CloseReason, Refusal
+from farm_core.sessions import CloseReason, Refusal
 from farm_core.timestamps import to_timestamp
 from farm_scheduler.grants import Grants
 from farm_scheduler.sessions.closer import SessionCloser
@@ -43,6 +43,7 @@ from farm_scheduler.sessions.routes import SessionRoutes
 from farm_scheduler.sessions.store import ReservationGone, SessionStore
 from farm_scheduler.sessions.validation import (
     SessionBounds,
+    checked_session_id,
     validate_command,
     validate_session_spec,
 )
@@ -59,15 +60,6 @@ TRY_NEXT_AGENT = frozenset(
 )
 # Codes of a fault of the farm (an agent's bug, an order it could not read), not the caller's.
 FARM_FAULTS = frozenset({Refusal.INTERNAL, Refusal.INVALID_ORDER, "UNKNOWN"})
-
-
-def checked_session_id(session_id: str) -> str:
-    """The requested session id; one not in the form of ours names no session."""
-    if not session_id:
-        raise InvalidArgument("id", "is required")
-    if not SESSION_ID_PATTERN.fullmatch(session_id):
-        raise NotFound("session", session_id[:64])
-    return session_id
 
 
 def command_error(error: tasks_pb2.TaskError) -> Exception:
@@ -131,7 +123,8 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
         spec = validate_session_spec(request.spec, self._bounds)
         record = await self._store.reserve(identity.tenant, spec, identity.quotas)
         try:
-            placed = await self._place(record, identity.quotas)
+            with self._openings.placing(record.id):
+                placed = await self._place(record, identity.quotas)
         except OrderTooLarge as refused:
             await self._store.forget(record)
             raise too_large("spec", refused) from refused
@@ -276,7 +269,9 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
                 "(FARM_SCHEDULER_SESSION_PLACE_TIMEOUT_SECONDS)"
                 + (f" ({'; '.join(refusals)})" if refusals else "")
             ) from late
-        return await self._record_placement(record, order, route)
+        placed = await self._record_placement(record, order, route)
+        self._openings.recorded(record.id)
+        return placed
 
     async def _record_placement(
         self,
@@ -317,12 +312,13 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
         self, region: str, order: queue_pb2.OpenSessionOrder, refusals: list[str]
     ) -> queue_pb2.SessionRoute:
         """The route to the best agent in `region` that opened the session; refusals noted."""
-        candidates = await self._closer.candidates(region)
+        ranking = await self._closer.candidates(region)
         tried: set[str] = set()
-        while (candidate := self._openings.best(candidates, tried)) is not None:
+        while (candidate := self._openings.best(ranking, tried)) is not None:
             tried.add(candidate.agent_id)
-            with self._openings.opening(candidate.agent_id):
-                reply = await self._open_on(candidate, order, refusals)
+            # Counts against it until opened on another agent, or given up (CreateSession).
+            self._openings.opening(order.session_id, candidate.agent_id)
+            reply = await self._open_on(candidate, order, refusals)
             if reply is not None:
                 return queue_pb2.SessionRoute(
                     session_id=order.session_id,
@@ -331,7 +327,7 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
                     endpoint=reply.endpoint,
                 )
         where = f"in region {region!r}" if region else "in the farm"
-        if not candidates:
+        if not ranking.candidates:
             raise ResourceExhausted(
                 f"no agent {where} takes sessions now: none is up (no recent heartbeat), "
                 "or every one is draining"

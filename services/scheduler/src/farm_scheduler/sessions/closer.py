@@ -23,6 +23,7 @@ order carries), and an event whose route could not be removed is applied again l
 import datetime as dt
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from farm.queue.v1 import queue_pb2
@@ -40,7 +41,7 @@ from farm_scheduler.sessions.orders import (
     OrderNotSent,
     close_order,
 )
-from farm_scheduler.sessions.placement import Candidate, candidates
+from farm_scheduler.sessions.placement import Ranking, candidates
 from farm_scheduler.sessions.records import SessionRecord
 from farm_scheduler.sessions.routes import SessionRoutes
 from farm_scheduler.sessions.store import SessionStore
@@ -83,11 +84,18 @@ class SessionCloser:
         self._reservation_seconds = place_timeout_seconds + RESERVATION_MARGIN_SECONDS
         self._sweep_closes = SweepCloses()
 
-    async def candidates(self, region: str) -> list[Candidate]:
-        """The agents that may take a new session in `region`, best first."""
-        return candidates(
-            (await self._heartbeats.all()).values(), region, utcnow(), self._agent_lost_seconds
-        )
+    async def candidates(self, region: str) -> Ranking:
+        """The agents that may take a new session in `region`, best first.
+
+        Free places count the sessions in the heartbeats and in the sessions table
+        (placement.py); this replica's placements the table's read missed are
+        `Openings`' to count.
+        """
+        read_at = time.monotonic()
+        placed = await self._store.open_by_agent()
+        beats = await self._heartbeats.all()
+        ranked = candidates(beats.values(), placed, region, utcnow(), self._agent_lost_seconds)
+        return Ranking(ranked, read_at)
 
     async def close_on_agent(self, record: SessionRecord, reason: CloseReason) -> SessionRecord:
         """Asks the session's agent to close it and records the close; a gone agent is lost."""

@@ -171,6 +171,20 @@ class SessionStore:
         async with self._engine.connect() as connection:
             return [record_from_row(row) for row in await connection.execute(query)]
 
+    async def open_by_agent(self) -> dict[str, set[str]]:
+        """The ids of the ACTIVE sessions placed on each agent, by agent id.
+
+        At most as many rows as the farm has places: read for every placement.
+        """
+        query = select(sessions.c.agent_id, sessions.c.id).where(
+            sessions.c.state == ACTIVE, sessions.c.agent_id != ""
+        )
+        held: dict[str, set[str]] = {}
+        async with self._engine.connect() as connection:
+            for agent_id, session_id in await connection.execute(query):
+                held.setdefault(agent_id, set()).add(session_id)
+        return held
+
     async def by_ids(self, session_ids: Iterable[str]) -> dict[str, SessionRecord]:
         """These sessions' rows, of any tenant, placed or not, by id (a missing id has none)."""
         query = select(sessions).where(sessions.c.id.in_(list(session_ids)))

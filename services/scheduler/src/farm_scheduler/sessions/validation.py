@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_core.errors import InvalidArgument
+from farm_core.errors import InvalidArgument, NotFound
 from farm_core.saved import check_saved_name
+from farm_core.sessions import SESSION_ID_PATTERN
 from farm_core.task_defaults import ACTIONS
 from farm_scheduler.action_checks import check_action
 from farm_scheduler.field_checks import check_length, check_url
@@ -24,6 +25,15 @@ from farm_scheduler.validation import (
     check_viewport,
     check_wait_until,
 )
+
+
+def checked_session_id(session_id: str) -> str:
+    """The requested session id; one not in the form of ours names no session."""
+    if not session_id:
+        raise InvalidArgument("id", "is required")
+    if not SESSION_ID_PATTERN.fullmatch(session_id):
+        raise NotFound("session", session_id[:64])
+    return session_id
 
 
 @dataclass(frozen=True)
