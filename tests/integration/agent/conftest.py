@@ -48,7 +48,6 @@ from farm_core.queue import (
     ensure_streams,
     task_subject,
 )
-from farm_core.sessions import sessions_bucket
 from farm_core.settings import FarmSettings
 from tests.conftest import NatsServer
 from tests.helpers import (
@@ -333,7 +332,7 @@ async def manager(
     js: JetStreamContext,
     uploader: FakeUploader,
 ) -> AsyncIterator[SessionManager]:
-    """A session manager on the shared pool, its routes in NATS; its sessions closed after."""
+    """A session manager on the shared pool, its events in NATS; its sessions closed after."""
     async with attached_manager(
         make_settings(session_spare_browsers=0), shared_pool, js, uploader
     ) as manager:
@@ -344,9 +343,9 @@ async def manager(
 async def attached_manager(
     settings: AgentSettings, pool: BrowserPool, js: JetStreamContext, uploader: FakeUploader
 ) -> AsyncIterator[SessionManager]:
-    """A session manager with `settings` on `pool`, its routes in NATS; drained after."""
+    """A session manager with `settings` on `pool`, its events in NATS; drained after."""
     manager = SessionManager(settings, pool, Places(2), keeper_of(uploader))
-    manager.attach(js, await sessions_bucket(js), "127.0.0.1:1")
+    manager.attach(js, "127.0.0.1:1")
     try:
         yield manager
     finally:

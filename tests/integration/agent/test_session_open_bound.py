@@ -16,8 +16,6 @@ import psutil
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError
-from nats.js.kv import KeyValue
 
 from farm.queue.v1 import queue_pb2
 from farm.sessions.v1 import sessions_pb2
@@ -25,7 +23,7 @@ from farm_agent.browser.pool import BrowserPool
 from farm_agent.places import Places
 from farm_agent.sessions.manager import SessionManager, SessionRefused
 from farm_agent.settings import AgentSettings
-from farm_core.sessions import CloseReason, Refusal, sessions_bucket
+from farm_core.sessions import CloseReason, Refusal
 from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import HAVE_CHROMIUM
 from tests.integration.agent.fakes import FakeSavedState, FakeUploader, keeper_of
@@ -56,16 +54,15 @@ async def one_place_manager(
     uploader: FakeUploader,
     clock: MovedClock,
     saved: FakeSavedState | None = None,
-) -> AsyncIterator[tuple[SessionManager, Places, KeyValue]]:
+) -> AsyncIterator[tuple[SessionManager, Places]]:
     """A manager with one place, which a task holds; its sessions drained after."""
     places = Places(1)
     assert places.try_take_for_task()
     settings = make_settings(session_spare_browsers=0, session_place_wait_seconds=60)
     manager = SessionManager(settings, pool, places, keeper_of(uploader, saved), clock=clock)
-    routes = await sessions_bucket(js)
-    manager.attach(js, routes, "127.0.0.1:1")
+    manager.attach(js, "127.0.0.1:1")
     try:
-        yield manager, places, routes
+        yield manager, places
     finally:
         await manager.drain(0)
 
@@ -94,29 +91,9 @@ def browsers_of(session_id: str) -> list[psutil.Process]:
     return found
 
 
-def other_agents_route(order: queue_pb2.OpenSessionOrder) -> queue_pb2.SessionRoute:
-    """The route the scheduler wrote for the session on another agent."""
-    return queue_pb2.SessionRoute(
-        session_id=order.session_id,
-        tenant=order.tenant,
-        agent_id="other-agent",
-        endpoint="127.0.0.1:2",
-    )
-
-
-async def route_agent(routes: KeyValue, session_id: str) -> str:
-    """The agent the session's route names."""
-    entry = await routes.get(session_id)
-    return queue_pb2.SessionRoute.FromString(entry.value or b"").agent_id
-
-
-async def assert_nothing_left(
-    manager: SessionManager, places: Places, routes: KeyValue, session_id: str
-) -> None:
+async def assert_nothing_left(manager: SessionManager, places: Places, session_id: str) -> None:
     assert manager.session_ids == []
     assert places.free == 1
-    with pytest.raises(KeyNotFoundError):
-        await routes.get(session_id)
     await assert_eventually(
         lambda: browsers_of(session_id) == [], within=30, message="its browser still runs"
     )
@@ -132,24 +109,18 @@ async def test_a_browser_open_past_the_schedulers_wait_is_closed_and_refused(
     async with one_place_manager(shared_pool, make_settings, js, uploader, clock) as (
         manager,
         places,
-        routes,
     ):
         order = open_order(WITHIN_MS)
         opening = asyncio.create_task(manager.open(order))
         await assert_eventually(lambda: places.sessions_waiting == 1)
-        # By the agent's clock the scheduler has stopped waiting, and has placed the
-        # session on another agent, whose route it wrote; then a place comes free here.
+        # By the agent's clock the scheduler has stopped waiting; then a place comes free.
         clock.now += WITHIN_MS / 1000 + 1
-        await routes.put(order.session_id, other_agents_route(order).SerializeToString())
         await places.give_back(session=False)
 
         with pytest.raises(SessionRefused) as refused:
             await opening
         assert refused.value.code is Refusal.OPEN_TOO_LATE
-        # Its browser, open late, neither took the other agent's route nor removed it.
-        assert await route_agent(routes, order.session_id) == "other-agent"
-        await routes.delete(order.session_id)
-        await assert_nothing_left(manager, places, routes, order.session_id)
+        await assert_nothing_left(manager, places, order.session_id)
 
 
 async def test_a_browser_open_within_the_schedulers_wait_stays_open(
@@ -162,9 +133,7 @@ async def test_a_browser_open_within_the_schedulers_wait_stays_open(
     async with one_place_manager(shared_pool, make_settings, js, uploader, clock) as (
         manager,
         places,
-        routes,
     ):
-        manager_id = make_settings().id
         # The heartbeat is told of every change, with the sessions listed then.
         told: list[list[str]] = []
         places.on_change = lambda: told.append(manager.session_ids)
@@ -183,14 +152,10 @@ async def test_a_browser_open_within_the_schedulers_wait_stays_open(
         assert manager.session_ids == [order.session_id]
         # Once for the task's place, once for the session (its place with it), listed.
         assert told == [[], [order.session_id]]
-        # Its route names it (the scheduler then claims it as it is); the close removes it.
-        assert await route_agent(routes, order.session_id) == manager_id
         session = manager.find(order.session_id)
         assert session is not None
         await manager.close(session, CloseReason.CLOSED_BY_USER)
         assert told == [[], [order.session_id], []]
-        with pytest.raises(KeyNotFoundError):
-            await routes.get(order.session_id)
 
 
 async def test_a_session_closed_as_abandoned_leaves_nothing_stored(
@@ -200,14 +165,13 @@ async def test_a_session_closed_as_abandoned_leaves_nothing_stored(
     uploader: FakeUploader,
 ) -> None:
     # The scheduler no longer wants the browser it opened (it gave up on its opening, and
-    # placed the session on another agent): its profile is not saved back, nothing of it
-    # is stored, and the other agent's route for the session stays.
+    # placed the session on another agent): its profile is not saved back, and nothing of
+    # it is stored.
     saved = FakeSavedState(uploader)
     clock = MovedClock()
     async with one_place_manager(shared_pool, make_settings, js, uploader, clock, saved) as (
         manager,
         places,
-        routes,
     ):
         order = open_order(WITHIN_MS, profile="shopper")
         opening = asyncio.create_task(manager.open(order))
@@ -215,15 +179,12 @@ async def test_a_session_closed_as_abandoned_leaves_nothing_stored(
         await opening
         session = manager.find(order.session_id)
         assert session is not None
-        await routes.put(order.session_id, other_agents_route(order).SerializeToString())
 
         closed = await manager.close(session, CloseReason.OPEN_ABANDONED)
 
         assert closed.reason == "OPEN_ABANDONED"
         assert (saved.profiles, uploader.uploads) == ({}, [])
-        assert await route_agent(routes, order.session_id) == "other-agent"
-        await routes.delete(order.session_id)
-        await assert_nothing_left(manager, places, routes, order.session_id)
+        await assert_nothing_left(manager, places, order.session_id)
 
 
 async def test_an_opening_withdrawn_while_it_waits_leaves_no_browser(
@@ -236,7 +197,6 @@ async def test_an_opening_withdrawn_while_it_waits_leaves_no_browser(
     async with one_place_manager(shared_pool, make_settings, js, uploader, clock) as (
         manager,
         places,
-        routes,
     ):
         order = open_order(WITHIN_MS)
         opening = asyncio.create_task(manager.open(order))
@@ -247,7 +207,7 @@ async def test_an_opening_withdrawn_while_it_waits_leaves_no_browser(
         with pytest.raises(SessionRefused) as refused:
             await opening
         assert refused.value.code is Refusal.OPEN_TOO_LATE
-        await assert_nothing_left(manager, places, routes, order.session_id)
+        await assert_nothing_left(manager, places, order.session_id)
 
 
 async def test_an_open_order_after_its_withdrawal_is_refused(
@@ -259,7 +219,6 @@ async def test_an_open_order_after_its_withdrawal_is_refused(
     clock = MovedClock()
     async with one_place_manager(shared_pool, make_settings, js, uploader, clock) as (
         manager,
-        _,
         _,
     ):
         # The place stays taken: the order is refused before it would wait for one.

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -12,15 +13,20 @@ import pytest
 from nats.aio.client import Client
 from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
+from nats.js.kv import KeyValue
 
+from farm.queue.v1 import queue_pb2
 from farm_cli.launcher import infra
 from farm_cli.launcher.nats_users import (
+    SHARED_AGENT_USER,
+    NatsUser,
     farm_users,
     load_or_create_passwords,
     write_server_config,
 )
 from farm_cli.launcher.processes import ManagedProcess, free_ports, wait_until
 from farm_core.nats_access import NatsAccess
+from farm_core.nats_roles import NatsRole
 from farm_core.queue import (
     AUDIT_STREAM,
     CANCEL_BUCKET,
@@ -35,7 +41,7 @@ from farm_core.queue import (
 )
 from farm_core.revocation_watch import RevocationWatch, revocations_bucket
 from farm_core.revocations import REVOKED_CREDENTIALS_BUCKET, RevokedCredentials
-from farm_core.sessions import closed_subject
+from farm_core.sessions import SESSIONS_BUCKET, closed_subject, read_route, sessions_bucket
 from farm_core.shared_buckets import cancel_bucket
 from farm_storage.ended_tasks import EndedTasks, TaskEnded
 from farm_storage.nats_connection import StorageNats
@@ -61,7 +67,10 @@ class Farm:
 @pytest.fixture(scope="module")
 def farm_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
     state = tmp_path_factory.mktemp("nats-users")
-    users = farm_users(["agent-1", "agent-2"])
+    users = [
+        *farm_users(["agent-1", "agent-2"]),
+        NatsUser(SHARED_AGENT_USER, NatsRole.SHARED_AGENT),
+    ]
     passwords = load_or_create_passwords(state / "users.json", users)
     write_server_config(state / "server.json", users, passwords, tls=None)
     ports = infra.NatsPorts(*free_ports(2))
@@ -190,6 +199,50 @@ async def test_an_agent_cannot_create_or_delete_streams(farm_nats: Farm, schedul
         assert (await scheduler.jetstream().stream_info(TASK_STREAM)).config.name == TASK_STREAM
     finally:
         await agent.close()
+
+
+def session_route(session_id: str, agent_id: str, endpoint: str) -> queue_pb2.SessionRoute:
+    return queue_pb2.SessionRoute(
+        session_id=session_id, tenant="acme", agent_id=agent_id, endpoint=endpoint
+    )
+
+
+@pytest.mark.parametrize("user", ["agent-1", SHARED_AGENT_USER])
+async def test_an_agent_cannot_write_or_remove_a_sessions_route(
+    farm_nats: Farm, scheduler: Client, user: str
+) -> None:
+    # A route decides whose browser a tenant's CDP attach reaches: a stolen agent
+    # credential that could write one would send another tenant's attach to its machine.
+    routes = await sessions_bucket(scheduler.jetstream())
+    placed, unplaced = (f"ses_{secrets.token_hex(8)}" for _ in range(2))
+    route = session_route(placed, "agent-2", "127.0.0.1:9")
+    await routes.put(placed, route.SerializeToString())
+    forged = session_route(placed, user, "203.0.113.9:9").SerializeToString()
+    agent, denials = await connect_agent(farm_nats, user)
+    js = agent.jetstream(timeout=DENIED_WAIT_SECONDS)
+    # The bucket as `js.key_value` binds it (a look-up an agent may not make either).
+    theirs = KeyValue(
+        name=SESSIONS_BUCKET,
+        stream=f"KV_{SESSIONS_BUCKET}",
+        pre=f"$KV.{SESSIONS_BUCKET}.",
+        js=js,
+        direct=False,
+    )
+    try:
+        with pytest.raises((nats.errors.TimeoutError, TimeoutError)):
+            await theirs.put(placed, forged)
+        await denials.wait_for(f"$KV.{SESSIONS_BUCKET}.{placed}")
+        with pytest.raises((nats.errors.TimeoutError, TimeoutError)):
+            await theirs.create(unplaced, forged)
+        await denials.wait_for(f"$KV.{SESSIONS_BUCKET}.{unplaced}")
+        with pytest.raises((nats.errors.TimeoutError, TimeoutError)):
+            await theirs.delete(placed)
+        with pytest.raises((nats.errors.TimeoutError, TimeoutError)):
+            await js.key_value(SESSIONS_BUCKET)
+    finally:
+        await agent.close()
+    assert (await read_route(routes, placed)).value == route
+    assert (await read_route(routes, unplaced)).value is None
 
 
 def test_passwords_are_kept_and_new_agents_get_theirs(tmp_path: Path) -> None:

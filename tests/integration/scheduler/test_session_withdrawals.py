@@ -5,7 +5,7 @@ waiting (no answer in time, or the caller gone) the agent may still be opening t
 browser, and is sent a close for the session, so that no browser stays open that no
 session row knows (closed with OPEN_ABANDONED). Its close changes no session the
 scheduler placed elsewhere meanwhile, nor that session's route, which names the agent
-the scheduler recorded however the agents' route writes fall. Should that close be
+the scheduler recorded (agents write no routes). Should that close be
 lost, or the scheduler die before it recorded the agent's answer, the sweep closes the
 browser once the agent has listed it for longer than a grace with no open session on
 it claiming it. A CreateSession gives up once its session has been being placed for
@@ -25,7 +25,6 @@ from nats.js.kv import KeyValue
 
 from farm.queue.v1 import queue_pb2
 from farm.sessions.v1 import sessions_pb2
-from farm_agent.sessions.notices import forget_route, write_route
 from farm_core.db import utcnow
 from farm_core.quotas import TenantQuotas
 from farm_core.sessions import SessionOrder, closed_subject, sessions_bucket
@@ -85,40 +84,28 @@ class StillOpeningAgent(ScriptedAgent):
             await publish_close(self, queue_pb2.CloseSessionOrder.FromString(message.data))
 
 
-def route_to(agent: ScriptedAgent, session_id: str, tenant: str) -> queue_pb2.SessionRoute:
-    return queue_pb2.SessionRoute(
-        session_id=session_id, tenant=tenant, agent_id=agent.agent_id, endpoint="127.0.0.1:9"
-    )
-
-
 @dataclass
 class LateOpeningAgent(ScriptedAgent):
     """Takes open orders and never answers them; each browser opens as its close comes.
 
-    It creates the session's route then, with the real agent's code, and closes the
-    browser (the route's removal, then its SessionClosed) when the test says.
+    It closes the browser (its SessionClosed) when the test says.
     """
 
-    routes: KeyValue | None = None
     late: list[queue_pb2.CloseSessionOrder] = field(default_factory=list)
 
     async def _on_order(self, message: Msg) -> None:
         verb = self.note(message)
         if verb is SessionOrder.CLOSE:
-            order = queue_pb2.CloseSessionOrder.FromString(message.data)
-            await write_route(self.routes, route_to(self, order.session_id, order.tenant))
-            self.late.append(order)
+            self.late.append(queue_pb2.CloseSessionOrder.FromString(message.data))
 
     async def close_late_browsers(self) -> None:
         for order in self.late:
-            await forget_route(self.routes, order.session_id, self.agent_id)
             await publish_close(self, order)
 
 
 @dataclass
 class AfterTheLateOneAgent(ScriptedAgent):
-    """Opens every session once `late` has opened its browser, creating its route as a
-    real agent does (there is one already: it keeps that)."""
+    """Opens every session once `late` has opened its browser."""
 
     late: LateOpeningAgent | None = None
 
@@ -126,8 +113,6 @@ class AfterTheLateOneAgent(ScriptedAgent):
         if order_verb(message) is SessionOrder.OPEN and self.late is not None:
             late = self.late
             await assert_eventually(lambda: bool(late.late), within=10, message="not opened")
-            order = queue_pb2.OpenSessionOrder.FromString(message.data)
-            await write_route(late.routes, route_to(self, order.session_id, order.tenant))
         await super()._on_order(message)
 
 
@@ -153,7 +138,7 @@ async def test_an_agent_that_did_not_answer_in_time_is_told_to_close_the_session
         session_close_timeout_seconds=2,
     )
     routes = await sessions_bucket(queue.js)
-    slow = LateOpeningAgent(queue, "slow", concurrency=8, routes=routes)
+    slow = LateOpeningAgent(queue, "slow", concurrency=8)
     other = AfterTheLateOneAgent(queue, "other", concurrency=2, late=slow)
     await slow.start()
     await other.start()
@@ -178,15 +163,11 @@ async def test_an_agent_that_did_not_answer_in_time_is_told_to_close_the_session
     ]
     assert (close_order.session_id, close_order.reason) == (session.id, "OPEN_ABANDONED")
     assert session_ids_ordered(other, SessionOrder.CLOSE) == []
-    # The slow agent's browser opened first and created the route: the placement the
-    # scheduler recorded owns it all the same.
+    # The route is the placement's the scheduler recorded.
     assert await route_agent(routes, session.id) == "other"
 
-    # Had its browser opened only now, its route would not replace the other's either;
-    # then it closes as abandoned: the route still names the other agent, whose session
-    # stays open.
-    await write_route(routes, route_to(slow, session.id, scheduler.tenant))
-    assert await route_agent(routes, session.id) == "other"
+    # The slow agent's browser, opened first, closes as abandoned: the route still names
+    # the other agent, whose session stays open.
     await slow.close_late_browsers()
     await assert_eventually(
         lambda: sessions_applied(queue), within=10, message="no close event applied"
@@ -253,7 +234,8 @@ async def test_browsers_no_open_session_claims_are_closed_after_a_grace(
     spec = sessions_pb2.SessionSpec(max_lifetime_seconds=600)
     store = SessionStore(scheduler.service.store.engine)
     unplaced = await store.reserve(scheduler.tenant, spec, None)
-    # This one's CreateSession gave up and forgot it; only the agent's route names it.
+    # This one's scheduler claimed its route and died before it recorded the placement;
+    # the reservation was forgotten since: only the route names its tenant.
     forgotten = new_session_id()
     route = queue_pb2.SessionRoute(session_id=forgotten, tenant="acme", agent_id="holder")
     await (await sessions_bucket(queue.js)).put(forgotten, route.SerializeToString())

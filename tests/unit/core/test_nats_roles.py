@@ -2,7 +2,7 @@
 user's inbox and for as long as an order may wait."""
 
 from farm_core.nats_roles import NatsRole, agent_permissions, permissions
-from farm_core.sessions import SessionOrder
+from farm_core.sessions import SESSIONS_BUCKET, SessionOrder
 from farm_scheduler.field_checks import MAX_TIMEOUT_MS
 from farm_scheduler.sessions.api import COMMAND_ANSWER_MARGIN_SECONDS
 from farm_scheduler.settings import SchedulerSettings
@@ -39,3 +39,10 @@ def test_an_agent_may_answer_an_order_as_late_as_the_scheduler_waits_for_it() ->
     block = agent_permissions("agent-1").server_config()["allow_responses"]
     assert block["max"] == 1
     assert int(block["expires"].removesuffix("s")) > max(longest_command, longest_close, 120)
+
+
+def test_no_agent_may_touch_the_sessions_routes() -> None:
+    # A route decides whose browser a CDP attach reaches: only the scheduler writes them.
+    for role, user in ((NatsRole.AGENT, "agent-1"), (NatsRole.SHARED_AGENT, "agent")):
+        subjects = permissions(role, user).publish
+        assert not [s for s in subjects if SESSIONS_BUCKET in s or s in {">", "$KV.>"}]

@@ -8,9 +8,11 @@ revoked credentials auth publishes. An agent
 (the least trusted host: it runs any web page) may take tasks of FARM_TASKS, report
 events, use the key-value buckets of its work, and hear orders meant for it; it
 cannot publish tasks, create, change or delete a stream, read the audit stream or
-another process's inbox. An agent's NATS user is its agent id; agents that cannot
-have one each (Deployment replicas) share the user of the shared-agent role, which
-may also hear, answer and report for every other agent (docs/security.md, NATS users).
+another process's inbox, nor touch the sessions' routes (`farm_sessions`, which only
+the scheduler writes: a route decides whose browser a CDP attach reaches). An
+agent's NATS user is its agent id; agents that cannot have one each (Deployment
+replicas) share the user of the shared-agent role, which may also hear, answer and
+report for every other agent (docs/security.md, NATS users).
 """
 
 import enum
@@ -35,12 +37,12 @@ from farm_core.queue import (
     event_subject,
 )
 from farm_core.revocations import REVOKED_CREDENTIALS_BUCKET
-from farm_core.sessions import SESSIONS_BUCKET, SessionOrder, closed_subject, order_subject
+from farm_core.sessions import SessionOrder, closed_subject, order_subject
 
 # The agents' own buckets (farm_agent.kv), which the first agent creates.
 AGENT_OWN_BUCKETS = ("farm_host_slots", "farm_tenant_slots", "farm_task_waits", BREAKERS_BUCKET)
-AGENT_SHARED_BUCKETS = (ROUTES_BUCKET, SESSIONS_BUCKET)
-"""Buckets an agent writes beside the scheduler (route claims, its sessions' routes)."""
+AGENT_SHARED_BUCKETS = (ROUTES_BUCKET,)
+"""Buckets an agent writes beside the scheduler (route claims of tasks)."""
 AGENT_READ_BUCKETS = (CANCEL_BUCKET, AGENTS_BUCKET)
 """Buckets an agent only reads (it writes its own heartbeat key in farm_agents)."""
 

@@ -3,9 +3,9 @@
 Orders: core NATS requests on `sessions.<agent_id>.open|run|close|hold`, answered by
 a SessionReply. Closes: SessionClosed on `events.sessions.<session_id>.<agent_id>`
 (stream FARM_EVENTS; the agent's NATS user binds its id). Routes: the key-value
-bucket `farm_sessions`, session id → SessionRoute, which an agent creates as the
-session's browser opens (where there is none), the scheduler claims for the agent
-it records as the session's, and the edge reads.
+bucket `farm_sessions`, session id → SessionRoute, which only the scheduler writes
+(for the agent it records as the session's, and removes as the session closes) and
+the edge reads; agents may not touch it.
 """
 
 import enum

@@ -120,7 +120,7 @@ class AgentService:
             # One deadline for the whole of the agent's start on NATS.
             nats_start = NatsStart("agent", self.settings.nats_start_timeout_seconds)
             await self.intake.start(nats_start)
-            await self.sessions.start(self.intake.connection, nats_start)
+            await self.sessions.start(self.intake.connection)
             workload = Workload(self.intake, self.sessions, self.places, self.pool)
             self.presence = Presence(
                 self.settings, self.intake.connection, workload, self._on_drain_notice

@@ -21,8 +21,9 @@ class SessionSettings(BaseSettings):
     )
     session_advertise_host: str = Field(
         default="",
-        description="Address Envoy reaches the session endpoints at (put in the sessions' "
-        "routes); empty: the listen address.",
+        description="Address Envoy reaches the session endpoints at (given in the answer to "
+        "each open order; the scheduler puts it in the session's route); empty: the listen "
+        "address.",
     )
     session_spare_browsers: int = Field(
         default=1,

@@ -44,7 +44,7 @@ class SessionLookup(Protocol):
         """The open session with this id, if this agent holds it."""
 
     async def close(self, session: OpenSession, reason: CloseReason) -> object:
-        """Closes the session (its browser, recording and route)."""
+        """Closes the session (its browser and recording; its close is published)."""
 
 
 class SessionEndpoints:

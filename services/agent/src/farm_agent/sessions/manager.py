@@ -1,11 +1,11 @@
-"""The agent's sessions from open to close: browsers, routes for the edge, clocks, events.
+"""The agent's sessions from open to close: browsers, places, clocks, events.
 
 A session opens when the scheduler orders it (NATS request), takes one of the
 agent's places, and lives until it is closed: by the user, by its idle timeout or
 maximum lifetime (checked every `session_check_seconds`), when its browser dies,
 or when the agent drains. Closing ends its clients' sockets with a reason, stores
-its recording, removes its route from `farm_sessions` and publishes SessionClosed,
-which the scheduler applies to the session's row.
+its recording and publishes SessionClosed, which the scheduler applies to the
+session's row (removing the session's route, which only the scheduler writes).
 """
 
 import asyncio
@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 
 from cachetools import TTLCache
 from nats.js import JetStreamContext
-from nats.js.kv import KeyValue
 
 from farm.queue.v1 import queue_pb2
 from farm_agent.browser.pool import BrowserPool
@@ -27,7 +26,7 @@ from farm_agent.places import Places
 from farm_agent.saved.keeper import CaptureKeeper
 from farm_agent.sessions.launcher import SessionLauncher
 from farm_agent.sessions.leftovers import close_keeping, discard, wind_down
-from farm_agent.sessions.notices import forget_route, publish_closed, write_route
+from farm_agent.sessions.notices import publish_closed
 from farm_agent.sessions.session import OpenSession
 from farm_agent.sessions.warm import (
     DEFAULT_SCREEN,
@@ -91,7 +90,6 @@ class SessionManager:
         self._changed = asyncio.Condition()
         self._draining = False
         self._js: JetStreamContext | None = None
-        self._routes: KeyValue | None = None
         self.endpoint = ""
         # Told when a session opens or closes (it takes or frees a place, which Places
         # does not tell): the heartbeat says so at once, before the order is answered.
@@ -120,13 +118,12 @@ class SessionManager:
         """How many spare browsers are started and connected, waiting for a session."""
         return self._spares.ready
 
-    def attach(self, js: JetStreamContext, routes: KeyValue, endpoint: str) -> None:
-        """Where events go, where routes are written, and the endpoint Envoy reaches.
+    def attach(self, js: JetStreamContext, endpoint: str) -> None:
+        """Where events go, and the endpoint Envoy reaches (each open's answer names it).
 
         The spare browsers start then, in the background.
         """
         self._js = js
-        self._routes = routes
         self.endpoint = endpoint
         self._spares.fill()
 
@@ -177,30 +174,14 @@ class SessionManager:
         except BaseException:
             await self._places.give_back(session=True)
             raise
-        route = queue_pb2.SessionRoute(
-            session_id=session.session_id,
-            tenant=session.tenant,
-            agent_id=self._settings.id,
-            endpoint=self.endpoint,
-        )
-        # A browser that opened late writes no route: the scheduler may have placed the
-        # session on another agent meanwhile.
-        late = self._late(order, deadline)
-        if late is None:
-            try:
-                await write_route(self._routes, route)
-            except BaseException:
-                await self._discard(session)
-                raise
-            async with self._changed:
-                # No await between this check and the session's entry: a withdrawal that
-                # comes later finds the session held, and closes it.
-                late = self._late(order, deadline)
-                if late is None:
-                    self._sessions[order.session_id] = session
-                    self._changed.notify_all()
+        async with self._changed:
+            # No await between this check and the session's entry: a withdrawal that
+            # comes later finds the session held, and closes it.
+            late = self._late(order, deadline)
+            if late is None:
+                self._sessions[order.session_id] = session
+                self._changed.notify_all()
         if late is not None:
-            await forget_route(self._routes, session.session_id, self._settings.id)
             await self._discard(session)
             log.warning("session %s: closed as it opened: %s", session.session_id, late)
             raise SessionRefused(Refusal.OPEN_TOO_LATE, late)
@@ -278,7 +259,6 @@ class SessionManager:
             commands=session.commands,
         )
         try:
-            await forget_route(self._routes, session.session_id, self._settings.id)
             await session.end_clients(reason)
             await wind_down(session)
             if reason is CloseReason.OPEN_ABANDONED:

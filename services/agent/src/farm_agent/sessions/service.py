@@ -15,9 +15,7 @@ from farm_agent.sessions.orders import SessionOrders
 from farm_agent.settings import AgentSettings
 from farm_agent.work.uploader import ArtifactUploader
 from farm_core.identity import IdentityVerifier
-from farm_core.nats_start import NatsStart
 from farm_core.periodic import Periodic
-from farm_core.sessions import sessions_bucket
 
 log = logging.getLogger(__name__)
 
@@ -62,19 +60,13 @@ class AgentSessions:
         """host:port Envoy reaches the session endpoints at."""
         return self.manager.endpoint
 
-    async def start(self, connection: Client, nats_start: NatsStart | None = None) -> None:
+    async def start(self, connection: Client) -> None:
         """Serves the endpoints, then takes orders and watches the sessions' clocks."""
         settings = self._settings
-        start = nats_start or NatsStart("agent", settings.nats_start_timeout_seconds)
         await self._endpoints.start()
         endpoint = f"{advertised_host(settings)}:{self._endpoints.port}"
         js = connection.jetstream(timeout=settings.nats_request_timeout_seconds)
-        routes = await start.set_up(
-            connection,
-            "open the bucket of session routes",
-            lambda: sessions_bucket(js, settings.nats_replicas),
-        )
-        self.manager.attach(js, routes, endpoint)
+        self.manager.attach(js, endpoint)
         self._orders = SessionOrders(
             connection,
             self._settings.id,

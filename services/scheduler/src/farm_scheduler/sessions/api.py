@@ -208,7 +208,8 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
             if reply.error.code == Refusal.SESSION_NOT_FOUND:
                 # The agent closed it (idle, lifetime): its reply says how.
                 if reply.HasField("closed"):
-                    self._require_active(await self._closer.apply(reply.closed))
+                    closed = await self._closer.apply_reply(reply.closed, record.agent_id)
+                    self._require_active(closed)
                 self._require_active(await self._closer.settle_missing(record))
             raise command_error(reply.error)
         await self._count(record)
@@ -281,11 +282,9 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
     ) -> SessionRecord:
         """Claims the session's route for the agent that opened it, then records it placed.
 
-        An agent whose opening was given up before may have created the route as its
-        browser opened late: the claim replaces it (routes.py). The route comes
-        first, so that the agent's close of the session finds it, and the caller
-        learns the session's id only once it is there. On any failure the agent is
-        told to close the browser, and the route is removed again.
+        The claim replaces whatever is there (routes.py). The route comes first, so
+        that the caller learns the session's id only once it is there. On any failure
+        the agent is told to close the browser, and the route is removed again.
         """
         agent_id = route.agent_id
         try:

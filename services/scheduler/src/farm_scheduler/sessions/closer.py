@@ -10,14 +10,17 @@ slow to answer a close holds up neither the others nor the next sweep. The sweep
 also forgets the sessions that a scheduler which died while placing them left being
 placed, so that they stop counting against their tenant's open-session quota.
 
-A close's route goes with it. The agent removes it as it closes, best effort; as the
-scheduler records a close it removes the route again, by the revision it read, if it
-still names the closing agent and the session is closed or gone: never the route of
-a session being placed or open (an abandoned browser's close leaves the route of the
+A close's route goes with it, removed here (agents do not touch routes): as the
+scheduler records a close it removes the route, by the revision it read, if it still
+names the closing agent and the session is closed or gone: never the route of a
+session being placed or open (an abandoned browser's close leaves the route of the
 agent that holds the session). A closed or forgotten session never opens again, so
-whichever replica removes the route, and however late, removes no live one. Every
-close an agent makes comes as its SessionClosed event (also one its reply to an
-order carries), and an event whose route could not be removed is applied again later.
+whichever replica removes the route, and however late, removes no live one. A close
+an agent's answer carries removes it at once, best effort; every close an agent
+makes also comes as its SessionClosed event, and an event whose route could not be
+removed is applied again later. A lost agent's sessions' routes go as they are
+closed (AGENT_LOST), best effort; should its agent be alive after all, its close of
+the browser (ordered once the sweep finds it unclaimed) removes the route too.
 """
 
 import datetime as dt
@@ -108,7 +111,7 @@ class SessionCloser:
         except (AgentSilent, AgentGarbled, OrderNotSent) as error:
             raise Unavailable(f"session {record.id}: {error}") from error
         if reply.HasField("closed"):
-            return await self.apply(reply.closed) or record
+            return await self.apply_reply(reply.closed, record.agent_id) or record
         return await self.settle_missing(record)
 
     async def settle_missing(self, record: SessionRecord) -> SessionRecord:
@@ -117,7 +120,7 @@ class SessionCloser:
         if not current.active:
             return current
         closed = await self._store.close(record.id, CloseReason.AGENT_LOST.value)
-        await self._remove_lost_route(record)
+        await self._remove_route_quietly(record.id, record.agent_id)
         return closed or current
 
     async def agent_unreachable(self, record: SessionRecord, why: str) -> SessionRecord:
@@ -140,7 +143,7 @@ class SessionCloser:
         """Closes a session whose agent is gone (AGENT_LOST)."""
         log.warning("session %s: its agent %s is lost: %s", record.id, record.agent_id, why)
         closed = await self._store.close(record.id, CloseReason.AGENT_LOST.value)
-        await self._remove_lost_route(record)
+        await self._remove_route_quietly(record.id, record.agent_id)
         return closed or record
 
     async def apply(
@@ -149,7 +152,7 @@ class SessionCloser:
         """Records a SessionClosed (from an agent's reply or event).
 
         With `held_by` (an event's bound agent), only a session that agent holds closes.
-        The route the close leaves goes as its event is applied (apply_event).
+        The route the close leaves goes in apply_reply and apply_event.
         """
         close_time = from_timestamp(closed.time) if closed.HasField("time") else None
         record = await self._store.close(
@@ -161,6 +164,19 @@ class SessionCloser:
             reported=True,
             agent_id=held_by,
         )
+        return record
+
+    async def apply_reply(
+        self, closed: queue_pb2.SessionClosed, agent_id: str
+    ) -> SessionRecord | None:
+        """Records the SessionClosed that `agent_id`'s answer to an order carried.
+
+        The route the close leaves goes at once (best effort: its event removes it too),
+        so that it does not outlive the session should that event be lost.
+        """
+        record = await self.apply(closed)
+        if record is None or not record.active:
+            await self._remove_route_quietly(closed.session_id, agent_id)
         return record
 
     async def apply_event(self, closed: queue_pb2.SessionClosed) -> None:
@@ -222,14 +238,10 @@ class SessionCloser:
             return functools.partial(self.close_on_agent, record, CloseReason.MAX_LIFETIME)
         return None
 
-    async def _remove_lost_route(self, record: SessionRecord) -> None:
-        """Removes the route of a session closed as lost while it names its agent; best effort.
-
-        Should its agent be alive after all, its close of the browser (ordered once the
-        sweep finds it unclaimed) removes the route too, as its event is applied.
-        """
+    async def _remove_route_quietly(self, session_id: str, agent_id: str) -> None:
+        """Removes a closed session's route while it names `agent_id`; best effort."""
         try:
-            await self._routes.remove_left(record.id, record.agent_id)
+            await self._routes.remove_left(session_id, agent_id)
         except Unavailable as error:
             log.warning("%s", error)
 

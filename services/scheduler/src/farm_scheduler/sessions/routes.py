@@ -1,16 +1,15 @@
 """Sessions' routes in `farm_sessions` (which agent Envoy sends CDP and live attaches to).
 
-Only the placement the scheduler records owns a session's route. An agent creates
-the route as its browser opens, but only where there is none (farm_agent's
-sessions.notices): an agent whose opening the scheduler gave up on may open its
-browser after the session was placed on another agent, and must not take that
-agent's route. Once the agent has answered that the browser is open, CreateSession
-claims the route for it, over whatever is there (the route of such an agent that
-opened first), before it records the placement and before the caller learns the
-session's id, and removes it again if the placement cannot be recorded. An agent
-removes a route only while it names that agent, best effort; the scheduler removes,
-by the revision it read, the route a close leaves while it names the closing agent,
-once the session is closed or gone (never one being placed or open: see closer.py).
+The scheduler is the only writer of routes: a route decides whose browser a
+tenant's CDP attach reaches, so the agents' NATS users may not touch the bucket
+(farm_core.nats_roles). Once an agent has answered that the browser is open,
+CreateSession claims the route for it, over whatever is there, before it records
+the placement and before the caller learns the session's id (so no attach ever
+finds a session without its route), and removes it again if the placement cannot
+be recorded. As a close is recorded (an agent's answer to a close or a command, its
+SessionClosed event, a lost agent) the route is removed, by the revision read, while
+it names the closing agent, once the session is closed or gone (never one being
+placed or open: see closer.py).
 """
 
 import logging
