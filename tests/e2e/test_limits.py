@@ -205,8 +205,9 @@ def test_the_running_quota_holds_a_second_task_queued_while_the_first_runs(
 
 
 HELD_FLOOD = 1000
-"""A batch of tasks held by their tenant's running quota: as many as JetStream lets one
-consumer hold pending by default, and more than the agents could offer again each second."""
+"""A batch of tasks held by their tenant's running quota: as many as JetStream's default
+limit of pending messages per consumer (which would stop the queue, were the agents'
+consumers not unlimited), and more than the agents could offer again each second."""
 # The flood's cancels in flight at once: each one sent as soon as one answers.
 CANCELS_IN_FLIGHT = 32
 
