@@ -17,6 +17,7 @@ from playwright.async_api import BrowserContext, Dialog, Download, Page
 from playwright.async_api import Error as PlaywrightError
 
 from farm_agent import metrics
+from farm_agent.browser.pooled import PooledBrowser
 from farm_agent.errors import TaskFailure
 from farm_core.task_errors import ErrorCode
 
@@ -34,11 +35,11 @@ CRASH_GRACE_SECONDS = 0.5
 class PageGuard:
     """Watches one task's browser context and its page."""
 
-    def __init__(self, context: BrowserContext, killed: asyncio.Event | None = None) -> None:
-        """`killed` is set once the pool kills the context's browser (it stopped answering)."""
+    def __init__(self, context: BrowserContext, browser: PooledBrowser | None = None) -> None:
+        """`browser` is the pool's browser the context is on: its end ends the task too."""
         self._context = context
         self._crashed = asyncio.Event()
-        self._killed = killed or asyncio.Event()
+        self._browser = browser
         self._page: Page | None = None
         self._chores: set[asyncio.Task[None]] = set()
         context.on("dialog", self._on_dialog)
@@ -56,31 +57,25 @@ class PageGuard:
         page.on("download", self._on_download)
 
     async def run(self, work: Coroutine[Any, Any, Result]) -> Result:
-        """Runs `work`; a crash of the page, or its browser killed, ends it with BROWSER_CRASHED.
+        """Runs `work`; a crash of the page, or its browser's end, ends it with BROWSER_CRASHED.
 
-        A browser stopped (SIGSTOP, a frozen host) answers nothing, so its pages' calls
-        would wait out their whole timeout even after the pool killed it.
+        The browser's end is its being given up or disconnecting (`until_gone`): a
+        stopped browser (SIGSTOP, a frozen host) answers nothing, and a page still
+        opening when its browser goes away is never answered, so the task's calls would
+        wait out its whole timeout.
         """
-        working = asyncio.ensure_future(work)
+        working = asyncio.ensure_future(
+            work if self._browser is None else self._browser.until_gone(work)
+        )
         crash = asyncio.ensure_future(self._crashed.wait())
-        kill = asyncio.ensure_future(self._killed.wait())
-        killed_first = False
         try:
-            await asyncio.wait({working, crash, kill}, return_when=asyncio.FIRST_COMPLETED)
-            killed_first = kill.done() and not working.done()
+            await asyncio.wait({working, crash}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             crash.cancel()
-            kill.cancel()
             if not working.done():
                 working.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await working
-        if killed_first:
-            raise TaskFailure(
-                ErrorCode.BROWSER_CRASHED,
-                "the browser stopped answering and the agent killed it (its health check: "
-                "a context could not be closed or reset in time)",
-            )
         if not self.crashed:
             try:
                 return working.result()

@@ -207,8 +207,8 @@ class BrowserPool:
 
     async def close_context(self, pooled: PooledBrowser, context: BrowserContext) -> None:
         """Closes the context in bounded time; a browser that cannot is killed."""
-        if pooled.killed.is_set():
-            # Its process is gone: closing would only wait out the timeout.
+        if pooled.gone.is_set():
+            # Given up or disconnected: closing would only wait out the timeout, or fail.
             return
         seconds = self._settings.close_timeout_seconds
         try:
@@ -224,8 +224,7 @@ class BrowserPool:
         log.warning(
             "giving up browser %s after %d task(s): %s", pooled.name, pooled.tasks_started, why
         )
-        pooled.retiring = True
-        pooled.killed.set()
+        pooled.give_up()
         metrics.browsers_killed_total.inc()
         await self._end_browser(pooled)
         async with self._changed:

@@ -8,13 +8,18 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from playwright.async_api import Browser
 from playwright.async_api import Error as PlaywrightError
 
 from farm_agent.browser.chromium import browser_processes
+from farm_agent.errors import TaskFailure
+from farm_core.task_errors import ErrorCode
 
 log = logging.getLogger(__name__)
+
+Result = TypeVar("Result")
 
 
 @dataclass(eq=False)
@@ -28,8 +33,13 @@ class PooledBrowser:
     idle_since: float = field(default_factory=time.monotonic)
     retiring: bool = False
     killed: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set once the pool gives the browser up to be killed (it stopped answering): the
-    tasks still running on it end at once (PageGuard) rather than wait out their time."""
+    """Set once the pool gives the browser up to be killed (it stopped answering)."""
+    gone: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the browser is given up or disconnects: the awaits of the tasks still on
+    it end at once (`until_gone`) rather than wait out their time."""
+
+    def __post_init__(self) -> None:
+        self.browser.on("disconnected", lambda _: self.gone.set())
 
     @property
     def usable(self) -> bool:
@@ -42,9 +52,46 @@ class PooledBrowser:
         pids = ", ".join(str(pid) for pid in browser_processes(self.marker)) or "gone"
         return f"{self.marker[:8]} (pid {pids})"
 
+    def give_up(self) -> None:
+        """Marks the browser given up: it takes no task, and the tasks on it end now."""
+        self.retiring = True
+        self.killed.set()
+        self.gone.set()
+
+    async def until_gone(self, work: Awaitable[Result]) -> Result:
+        """Awaits `work`; BROWSER_CRASHED at once if the browser is given up or disconnects.
+
+        Playwright does not always answer a call whose browser went away: a new page
+        still opening when its browser disconnects waits for ever, and a stopped
+        browser (SIGSTOP, a frozen host) answers nothing until it is killed.
+        """
+        working = asyncio.ensure_future(work)
+        gone = asyncio.ensure_future(self.gone.wait())
+        gone_first = False
+        try:
+            await asyncio.wait({working, gone}, return_when=asyncio.FIRST_COMPLETED)
+            gone_first = not working.done()
+        finally:
+            gone.cancel()
+            if not working.done():
+                working.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await working
+        if not gone_first:
+            return working.result()
+        if self.killed.is_set():
+            raise TaskFailure(
+                ErrorCode.BROWSER_CRASHED,
+                "the browser stopped answering and the agent killed it (its health check: "
+                "a context could not be closed or reset in time, or a probe page did not run)",
+            )
+        raise TaskFailure(
+            ErrorCode.BROWSER_CRASHED, "the browser went away (its process crashed or was killed)"
+        )
+
     def kill(self) -> None:
         """Kills the browser's process (it stopped answering); tasks still on it then end."""
-        self.killed.set()
+        self.give_up()
         for pid in browser_processes(self.marker):
             log.warning("killing browser process %d", pid)
             with contextlib.suppress(ProcessLookupError):

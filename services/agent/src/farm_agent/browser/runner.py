@@ -70,6 +70,14 @@ class Budget:
         """Milliseconds a Playwright call may wait (never 0, which Playwright reads as no limit)."""
         return max(1.0, (self._deadline - time.monotonic() - self._margin) * 1000)
 
+    async def keeping_failure(self, work: Awaitable[Capture]) -> Capture:
+        """Awaits the spec's `work`; the failure it ends with is kept as `failure`."""
+        try:
+            return await work
+        except TaskFailure as failure:
+            self.failure = failure
+            raise
+
 
 class BrowserSpecRunner:
     """Runs task specs on the browser pool and returns what they captured (a SpecRunner)."""
@@ -124,11 +132,13 @@ class BrowserSpecRunner:
     ) -> Capture:
         """Runs `spec` on a leased warm context's page (the lease resets it afterwards)."""
         warm.context.set_default_timeout(spec.timeout_ms or DEFAULT_TIMEOUT_MS)
-        guard = PageGuard(warm.context, warm.pooled.killed)
+        guard = PageGuard(warm.context, warm.pooled)
         guard.watch(warm.page)
         observer = observer_for(warm.context, warm.egress, spec)
+        max_text = self._settings.max_result_text_bytes
         try:
-            return await self._browse(warm.page, spec, budget, warm.egress, guard, observer)
+            work = browse(warm.page, spec, budget, warm.egress, max_text, observer=observer)
+            return await budget.keeping_failure(guard.run(work))
         finally:
             guard.stop()
             if observer is not None:
@@ -143,19 +153,24 @@ class BrowserSpecRunner:
         label: str,
         used: list[PooledBrowser],
     ) -> Capture:
-        """Runs `spec` in a new context of its own, closed afterwards; its browser in `used`."""
+        """Runs `spec` in a new context of its own, closed afterwards; its browser in `used`.
+
+        Its page's opening is guarded too: Playwright never answers it once the browser is gone.
+        """
         screencast = TaskScreencast(
             spec, options["viewport"], self._pool.scratch_dir, self._screencast_limits
         )
+        max_text = self._settings.max_result_text_bytes
         try:
             async with (
                 self._pool.egress.session(label) as egress,
                 self._pool.new_context(**options, proxy=egress.proxy) as (pooled, context),
             ):
                 used.append(pooled)
-                guard = PageGuard(context, pooled.killed)
+                guard = PageGuard(context, pooled)
                 observer = observer_for(context, egress, spec)
-                try:
+
+                async def work() -> Capture:
                     context.set_default_timeout(spec.timeout_ms or DEFAULT_TIMEOUT_MS)
                     if profile_state:
                         await load_profile(context, profile_state)
@@ -164,32 +179,20 @@ class BrowserSpecRunner:
                         page = await context.new_page()
                     guard.watch(page)
                     await screencast.follow(page)
-                    capture = await self._browse(page, spec, budget, egress, guard, observer)
+                    capture = await browse(page, spec, budget, egress, max_text, observer=observer)
                     await screencast.stop()
                     if spec.save_profile:
                         state = await read_profile(context)
                         capture.profile_to_save = ProfileToSave(spec.profile, state)
+                    return capture
+
+                try:
+                    capture = await budget.keeping_failure(guard.run(work()))
                 finally:
                     guard.stop()
             return await screencast.add_video(capture)
         finally:
             await screencast.discard()
-
-    async def _browse(
-        self,
-        page: Page,
-        spec: tasks_pb2.TaskSpec,
-        budget: Budget,
-        egress: EgressSession,
-        guard: PageGuard,
-        observer: ContextObserver | None,
-    ) -> Capture:
-        max_text = self._settings.max_result_text_bytes
-        try:
-            return await guard.run(browse(page, spec, budget, egress, max_text, observer=observer))
-        except TaskFailure as failure:
-            budget.failure = failure
-            raise
 
     def context_options(self, spec: tasks_pb2.TaskSpec) -> dict[str, Any]:
         """The new_context options for the spec's device, viewport and setup."""

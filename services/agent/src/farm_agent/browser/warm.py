@@ -305,7 +305,8 @@ class WarmContexts:
         on_browser(pooled)
         try:
             with failures_as(Stage.CAPTURE, "opening a warm context's page"):
-                kept = await KeptPage.open(context)
+                # Playwright never answers a page still opening when its browser goes away.
+                kept = await pooled.until_gone(KeptPage.open(context))
         except BaseException:
             await self._source.close_context(pooled, context)
             await self._source.release(pooled)
