@@ -54,4 +54,11 @@ async def test_waiting_for_s3_is_logged_once_a_try_not_as_urllib3_warnings(
     finally:
         await blobs.close()
     assert any("waiting for S3" in record.message for record in caplog.records)
-    assert [record.message for record in caplog.records if record.levelno >= logging.WARNING] == []
+    # Only the S3 client's and storage's own records: an earlier test's background task on
+    # this worker's loop may still log its own shutdown here.
+    warnings = [
+        record.message
+        for record in caplog.records
+        if record.levelno >= logging.WARNING and record.name.startswith(("farm_storage", "urllib3"))
+    ]
+    assert warnings == []
