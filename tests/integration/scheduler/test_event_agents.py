@@ -14,7 +14,7 @@ import pytest
 from farm.queue.v1 import queue_pb2
 from farm.sessions.v1 import sessions_pb2
 from farm_core.queue import EVENT_STREAM, event_subject
-from farm_core.sessions import closed_subject
+from farm_core.sessions import SessionOrder, closed_subject
 from farm_scheduler.sessions.events import DURABLE_NAME as SESSIONS_DURABLE
 from tests.helpers import assert_eventually
 from tests.integration.scheduler.agent_side import Queue
@@ -29,7 +29,7 @@ from tests.integration.scheduler.conftest import (
     succeeded_result,
     until,
 )
-from tests.integration.scheduler.scripted_agents import ScriptedAgent, sessions_of
+from tests.integration.scheduler.scripted_agents import ScriptedAgent, opened, sessions_of
 
 pytestmark = pytest.mark.integration
 
@@ -145,3 +145,33 @@ async def sessions_applied(queue: Queue) -> bool:
     info = await queue.js.consumer_info(EVENT_STREAM, SESSIONS_DURABLE)
     settled: bool = info.num_pending == 0 and info.num_ack_pending == 0
     return settled
+
+
+async def test_an_agents_answer_closes_only_the_session_it_was_ordered_about(
+    start_scheduler: StartScheduler, queue: Queue
+) -> None:
+    # Its answer to a close of its own session names another agent's session.
+    scheduler = await start_scheduler(session_agent_lost_seconds=60)
+    holder = await ScriptedAgent(queue, "holder").start()
+    sessions = sessions_of(scheduler)
+    victim = await sessions.create()
+    thief = ScriptedAgent(queue, "thief")
+
+    def close_the_victim(verb: SessionOrder, data: bytes) -> queue_pb2.SessionReply:
+        if verb is not SessionOrder.CLOSE:
+            return opened(verb, data)
+        closed = thief.closed(victim.id, scheduler.tenant, "IDLE_TIMEOUT")
+        return queue_pb2.SessionReply(closed=closed)
+
+    thief.answer = close_the_victim
+    await thief.start()
+    try:
+        own = await sessions.create()
+        assert (victim.agent_id, own.agent_id) == ("holder", "thief")
+        answered = await sessions.close(own.id)
+    finally:
+        await holder.stop_answering()
+        await thief.stop_answering()
+
+    assert (answered.id, answered.state) == (own.id, sessions_pb2.SESSION_STATE_CLOSED)
+    assert (await sessions.get(victim.id)).state == sessions_pb2.SESSION_STATE_ACTIVE

@@ -208,7 +208,7 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
             if reply.error.code == Refusal.SESSION_NOT_FOUND:
                 # The agent closed it (idle, lifetime): its reply says how.
                 if reply.HasField("closed"):
-                    closed = await self._closer.apply_reply(reply.closed, record.agent_id)
+                    closed = await self._closer.apply_reply(reply.closed, record)
                     self._require_active(closed)
                 self._require_active(await self._closer.settle_missing(record))
             raise command_error(reply.error)

@@ -111,7 +111,7 @@ class SessionCloser:
         except (AgentSilent, AgentGarbled, OrderNotSent) as error:
             raise Unavailable(f"session {record.id}: {error}") from error
         if reply.HasField("closed"):
-            return await self.apply_reply(reply.closed, record.agent_id) or record
+            return await self.apply_reply(reply.closed, record) or record
         return await self.settle_missing(record)
 
     async def settle_missing(self, record: SessionRecord) -> SessionRecord:
@@ -146,13 +146,11 @@ class SessionCloser:
         await self._remove_route_quietly(record.id, record.agent_id)
         return closed or record
 
-    async def apply(
-        self, closed: queue_pb2.SessionClosed, held_by: str | None = None
-    ) -> SessionRecord | None:
-        """Records a SessionClosed (from an agent's reply or event).
+    async def apply(self, closed: queue_pb2.SessionClosed, held_by: str) -> SessionRecord | None:
+        """Records a SessionClosed (from an agent's reply or event) by agent `held_by`.
 
-        With `held_by` (an event's bound agent), only a session that agent holds closes.
-        The route the close leaves goes in apply_reply and apply_event.
+        Only a session that agent holds closes. The route the close leaves goes in
+        apply_reply and apply_event.
         """
         close_time = from_timestamp(closed.time) if closed.HasField("time") else None
         record = await self._store.close(
@@ -167,17 +165,22 @@ class SessionCloser:
         return record
 
     async def apply_reply(
-        self, closed: queue_pb2.SessionClosed, agent_id: str
+        self, closed: queue_pb2.SessionClosed, record: SessionRecord
     ) -> SessionRecord | None:
-        """Records the SessionClosed that `agent_id`'s answer to an order carried.
+        """Records the SessionClosed that `record`'s agent's answer to an order for it carried.
 
+        The answer speaks of that session only, whatever id it names: an agent's answer
+        must close no session it was not asked about (another tenant's, another agent's).
         The route the close leaves goes at once (best effort: its event removes it too),
         so that it does not outlive the session should that event be lost.
         """
-        record = await self.apply(closed)
-        if record is None or not record.active:
-            await self._remove_route_quietly(closed.session_id, agent_id)
-        return record
+        own = queue_pb2.SessionClosed()
+        own.CopyFrom(closed)
+        own.session_id = record.id
+        applied = await self.apply(own, held_by=record.agent_id)
+        if applied is None or not applied.active:
+            await self._remove_route_quietly(record.id, record.agent_id)
+        return applied
 
     async def apply_event(self, closed: queue_pb2.SessionClosed) -> None:
         """Records an agent's SessionClosed event, then removes the route its close left.
