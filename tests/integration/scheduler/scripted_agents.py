@@ -7,6 +7,7 @@ test module takes by importing them.
 
 import asyncio
 import datetime as dt
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from nats.aio.subscription import Subscription
 from farm.queue.v1 import queue_pb2
 from farm.sessions.v1 import sessions_pb2, sessions_pb2_grpc
 from farm.tasks.v1 import tasks_pb2
+from farm_agent.sessions.notices import publish_closed
 from farm_core.quotas import TenantQuotas
 from farm_core.sessions import SessionOrder
 from farm_core.shared_buckets import agents_bucket
@@ -88,6 +90,22 @@ class ScriptedAgent:
             await self._subscription.unsubscribe()
             self._subscription = None
         await self.queue.nc.flush()
+
+    def closed(self, session_id: str, tenant: str, reason: str) -> queue_pb2.SessionClosed:
+        """This agent's SessionClosed of the session, as the real agent makes one."""
+        closed = queue_pb2.SessionClosed(
+            event_id=uuid.uuid4().hex,
+            session_id=session_id,
+            tenant=tenant,
+            agent_id=self.agent_id,
+            reason=reason,
+        )
+        closed.time.GetCurrentTime()
+        return closed
+
+    async def publish_closed(self, closed: queue_pb2.SessionClosed) -> None:
+        """Publishes `closed` as its event, as the real agent does (farm_agent's notices)."""
+        await publish_closed(self.queue.js, closed)
 
     def note(self, message: Msg) -> SessionOrder:
         """Notes the order `message` carries (in `orders`); its verb."""

@@ -15,7 +15,6 @@ that. The test plays the agents.
 """
 
 import datetime as dt
-import uuid
 from dataclasses import dataclass, field
 
 import grpc
@@ -27,7 +26,7 @@ from farm.queue.v1 import queue_pb2
 from farm.sessions.v1 import sessions_pb2
 from farm_core.db import utcnow
 from farm_core.quotas import TenantQuotas
-from farm_core.sessions import SessionOrder, closed_subject, sessions_bucket
+from farm_core.sessions import SessionOrder, read_route, sessions_bucket
 from farm_scheduler.sessions.closer import RESERVATION_MARGIN_SECONDS
 from farm_scheduler.sessions.store import SessionStore, new_session_id
 from tests.helpers import assert_eventually
@@ -56,18 +55,7 @@ FORGOTTEN = "farm_session_reservations_forgotten_total"
 
 async def publish_close(agent: ScriptedAgent, order: queue_pb2.CloseSessionOrder) -> None:
     """Publishes the SessionClosed event of `agent` closing the session as `order` says."""
-    closed = queue_pb2.SessionClosed(
-        event_id=uuid.uuid4().hex,
-        session_id=order.session_id,
-        tenant=order.tenant,
-        agent_id=agent.agent_id,
-        reason=order.reason,
-    )
-    await agent.queue.js.publish(
-        closed_subject(order.session_id, agent.agent_id),
-        closed.SerializeToString(),
-        headers={"Nats-Msg-Id": closed.event_id},
-    )
+    await agent.publish_closed(agent.closed(order.session_id, order.tenant, order.reason))
 
 
 @dataclass
@@ -118,8 +106,9 @@ class AfterTheLateOneAgent(ScriptedAgent):
 
 async def route_agent(routes: KeyValue, session_id: str) -> str:
     """The agent the session's route names."""
-    entry = await routes.get(session_id)
-    return queue_pb2.SessionRoute.FromString(entry.value or b"").agent_id
+    route = (await read_route(routes, session_id)).value
+    assert route is not None, f"session {session_id} has no route"
+    return route.agent_id
 
 
 def session_ids_ordered(agent: ScriptedAgent, verb: SessionOrder) -> list[str]:
