@@ -11,6 +11,12 @@ import logging
 
 import nats.errors
 from nats.js import JetStreamContext
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from farm.queue.v1 import queue_pb2
 from farm_core.sessions import closed_subject
@@ -27,21 +33,34 @@ async def publish_closed(js: JetStreamContext | None, closed: queue_pb2.SessionC
         return
     subject = closed_subject(closed.session_id, closed.agent_id)
     payload = closed.SerializeToString()
-    for attempt in range(1, PUBLISH_TRIES + 1):
-        try:
-            await js.publish(
-                subject,
-                payload,
-                timeout=PUBLISH_TIMEOUT_SECONDS,
-                headers={"Nats-Msg-Id": closed.event_id},
-            )
-            return
-        except (nats.errors.Error, TimeoutError) as error:
-            log.warning(
-                "session %s: publishing its close failed (try %d of %d): %s",
-                closed.session_id,
-                attempt,
-                PUBLISH_TRIES,
-                error,
-            )
-            await asyncio.sleep(min(2.0**attempt / 4, 5.0))
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(PUBLISH_TRIES),
+        wait=wait_exponential(multiplier=0.5, max=5.0),
+        retry=retry_if_exception_type((nats.errors.Error, TimeoutError)),
+        before_sleep=lambda state: log.warning(
+            "session %s: publishing its close failed (try %d of %d): %s",
+            closed.session_id,
+            state.attempt_number,
+            PUBLISH_TRIES,
+            state.outcome.exception() if state.outcome else None,
+        ),
+        reraise=True,
+        # Looked up when it pauses (not bound at import), so a test can count the pauses.
+        sleep=lambda seconds: asyncio.sleep(seconds),
+    )
+    try:
+        async for trial in retrying:
+            with trial:
+                await js.publish(
+                    subject,
+                    payload,
+                    timeout=PUBLISH_TIMEOUT_SECONDS,
+                    headers={"Nats-Msg-Id": closed.event_id},
+                )
+    except (nats.errors.Error, TimeoutError) as error:
+        log.warning(
+            "session %s: publishing its close failed %d times, last: %s",
+            closed.session_id,
+            PUBLISH_TRIES,
+            error,
+        )
