@@ -31,6 +31,21 @@ async def sign_in(page: Page, farm: LocalFarm, key: str) -> None:
     await page.get_by_role("button", name="Sign in").click()
 
 
+async def create_key(page: Page, farm: LocalFarm, name: str) -> str:
+    """Fills in and submits the keys page's new-key form (tasks.read); the form's token.
+
+    Returns once the page shows the new secret.
+    """
+    await page.goto(console_url(farm, "/keys"))
+    form = page.locator("#create-key")
+    token = await form.locator("input[name=formToken]").input_value()
+    await form.get_by_label("Name").fill(name)
+    await form.get_by_label("tasks.read").check()
+    await form.get_by_role("button", name="Create").click()
+    await expect(page.locator("#new-secret")).to_be_visible()
+    return token
+
+
 async def shoot(page: Page, name: str) -> None:
     """Saves a screenshot of the page for docs/console.md, when asked to."""
     if SHOTS:

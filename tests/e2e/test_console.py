@@ -11,7 +11,7 @@ from playwright.async_api import Browser, Page, expect
 
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import Client, KeyFactory, http_client, new_tenant, unique_label
-from tests.e2e.console_ui import WITHIN_MS, console_url, shoot, sign_in
+from tests.e2e.console_ui import WITHIN_MS, console_url, create_key, shoot, sign_in
 from tests.e2e.sessions_api import Sessions
 from tests.helpers import assert_eventually
 from tests.pages import Site
@@ -200,11 +200,7 @@ async def test_key_made_on_the_keys_page_works_is_audited_and_is_revoked(
 ) -> None:
     name = f"console-{unique_label()['test']}"
     await sign_in(tab, farm, console_key)
-    await tab.goto(console_url(farm, "/keys"))
-    form = tab.locator("#create-key")
-    await form.get_by_label("Name").fill(name)
-    await form.get_by_label("tasks.read").check()
-    await form.get_by_role("button", name="Create").click()
+    await create_key(tab, farm, name)
     secret = await tab.locator("#new-secret").text_content()
     assert secret
     with http_client(farm, secret) as http:

@@ -191,7 +191,8 @@ def _enum_problem(value: object, enum: EnumDescriptor) -> str | None:
         return None  # any int32: the service checks that the number is one of the enum's
     if isinstance(value, str) and value in enum.values_by_name:
         return None
-    # A number as a string only if the enum has it, as the transcoder reads it.
+    # A number as a string only if the enum has it, as the transcoder reads it. The range
+    # first: upb's values_by_number wraps its key to 32 bits (4294967297 finds 1).
     whole = _whole_string(value) if isinstance(value, str) else None
     if whole is not None and _INT32[0] <= whole <= _INT32[1] and whole in enum.values_by_number:
         return None

@@ -11,6 +11,7 @@ from typing import NoReturn
 
 from farm_auth.limits import QuotaSetting, RateSetting
 from farm_core.errors import AlreadyExists, InvalidArgument, PermissionDenied, Unauthenticated
+from farm_core.idempotency import check_idempotency_key, used_otherwise
 from farm_core.identity import Identity
 from farm_core.quotas import TenantQuotas
 from farm_core.scopes import PUBLIC_SCOPES, Scope
@@ -19,8 +20,6 @@ SECRET_PREFIX = "bf_"
 BOOTSTRAP_KEY_NAME = "bootstrap-admin"
 MAX_NAME_CHARS = 100
 MAX_TTL_SECONDS = 10 * 365 * 24 * 60 * 60
-# As tasks' idempotencyKey.
-MAX_IDEMPOTENCY_KEY_CHARS = 128
 TENANT_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 MISSING_KEY = "missing API key: send authorization: Bearer <key>"
@@ -183,16 +182,6 @@ def validate_tenant(tenant: str) -> str:
     return tenant
 
 
-def validate_idempotency_key(key: str) -> str:
-    """An idempotency key of at most 128 characters; '' for none."""
-    if len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
-        raise InvalidArgument(
-            "idempotencyKey",
-            f"must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters, got {len(key)}",
-        )
-    return key
-
-
 def validate_spec(
     name: str, scopes: Iterable[str], tenant: str, ttl_seconds: int, idempotency_key: str = ""
 ) -> KeySpec:
@@ -202,7 +191,7 @@ def validate_spec(
         scopes=validate_scopes(scopes),
         tenant=validate_tenant(tenant),
         lifetime=validate_ttl(ttl_seconds),
-        idempotency_key=validate_idempotency_key(idempotency_key),
+        idempotency_key=check_idempotency_key(idempotency_key),
     )
 
 
@@ -239,10 +228,7 @@ def refuse_repeat(earlier: KeyRecord, spec: KeySpec, tenant: str) -> NoReturn:
     lifetime = earlier.expire_time - earlier.create_time if earlier.expire_time else None
     asked = (spec.name, set(spec.scopes), tenant, spec.lifetime)
     if (earlier.name, set(earlier.scopes), earlier.tenant, lifetime) != asked:
-        raise InvalidArgument(
-            "idempotencyKey",
-            f"{spec.idempotency_key!r} was used by API key {earlier.id} with a different request",
-        )
+        raise used_otherwise(spec.idempotency_key, f"API key {earlier.id}")
     created = earlier.create_time.isoformat(timespec="seconds")
     raise AlreadyExists(
         f"API key {earlier.id!r} was already created at {created} by this request "

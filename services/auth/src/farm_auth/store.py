@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Row, Table, bindparam, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm_auth.keys import KeyRecord
@@ -100,34 +99,25 @@ class KeyStore(Database):
         """Stores a new key, creating its tenant if it does not exist yet; None if stored.
 
         A key whose idempotency key (of its idempotency tenant) another key holds is
-        not stored: that earlier key is returned instead, also when a concurrent
-        create took it first.
+        not stored, nor is its tenant created: that earlier key is returned instead,
+        also when a concurrent create took it first.
         """
-        earlier = await self._holding_idempotency_key(record)
-        if earlier is not None:
-            return earlier
-        try:
-            async with self.engine.begin() as connection:
-                await _ensure_tenant(connection, record.tenant, record.create_time)
-                await connection.execute(api_keys.insert().values(_values(record)))
-        except IntegrityError:
-            earlier = await self._holding_idempotency_key(record)
-            if earlier is None:
-                raise
-            return earlier
-        return None
-
-    async def _holding_idempotency_key(self, record: KeyRecord) -> KeyRecord | None:
-        """The stored key that holds `record`'s idempotency key, or None (also without one)."""
-        if record.idempotency_key is None:
-            return None
-        query = select(api_keys).where(
-            api_keys.c.idempotency_tenant == record.idempotency_tenant,
-            api_keys.c.idempotency_key == record.idempotency_key,
-        )
+        insert = dialect_insert(self.engine.dialect, api_keys).values(_values(record))
+        if record.idempotency_key is not None:
+            insert = insert.on_conflict_do_nothing(
+                index_elements=[api_keys.c.idempotency_tenant, api_keys.c.idempotency_key]
+            )
         async with self.engine.connect() as connection:
-            row = (await connection.execute(query)).first()
-        return None if row is None else _record(row)
+            await _ensure_tenant(connection, record.tenant, record.create_time)
+            if (await connection.execute(insert)).rowcount:
+                await connection.commit()
+                return None
+            earlier = select(api_keys).where(
+                api_keys.c.idempotency_tenant == record.idempotency_tenant,
+                api_keys.c.idempotency_key == record.idempotency_key,
+            )
+            # Leaving without a commit rolls back the tenant made for this key.
+            return _record((await connection.execute(earlier)).one())
 
     async def list(self, tenant: str | None) -> list[KeyRecord]:
         """The keys of `tenant` (of every tenant for None), newest first."""

@@ -18,11 +18,11 @@ from farm.tasks.v1 import tasks_pb2
 from farm_core.db import newest_first, utcnow
 from farm_core.errors import (
     FailedPrecondition,
-    InvalidArgument,
     NotFound,
     ResourceExhausted,
     Unavailable,
 )
+from farm_core.idempotency import used_otherwise
 from farm_core.paging import Cursor
 from farm_core.quotas import TenantQuotas
 from farm_core.settings import DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS
@@ -65,10 +65,7 @@ def repeat_of(earlier: TaskRecord, spec: tasks_pb2.TaskSpec) -> TaskRecord:
     """
     if earlier.spec is spec or earlier.spec == spec:
         return earlier
-    raise InvalidArgument(
-        "idempotencyKey",
-        f"{spec.idempotency_key!r} was used by task {earlier.id} with a different spec",
-    )
+    raise used_otherwise(spec.idempotency_key, f"task {earlier.id}", "spec")
 
 
 @dataclass(frozen=True)

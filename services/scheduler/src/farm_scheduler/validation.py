@@ -14,6 +14,7 @@ from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
 from farm_core.errors import InvalidArgument
+from farm_core.idempotency import MAX_IDEMPOTENCY_KEY_CHARS as MAX_IDEMPOTENCY_KEY_CHARS
 from farm_core.saved import check_saved_name
 from farm_core.task_defaults import (
     DEFAULT_MAX_ATTEMPTS,
@@ -40,7 +41,6 @@ MAX_LABELS = 32
 MAX_LABEL_KEY_CHARS = 63
 MAX_LABEL_VALUE_CHARS = 256
 MAX_REGION_CHARS = 32
-MAX_IDEMPOTENCY_KEY_CHARS = 128
 MAX_VIEWPORT_PIXELS = 10000
 MAX_DEADLINE_AHEAD = dt.timedelta(hours=24)
 

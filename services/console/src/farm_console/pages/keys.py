@@ -10,6 +10,7 @@ from farm_console.farm import FarmError, Json
 from farm_console.forms import FormError, Refusal, entered, refusal, whole_number
 from farm_console.once import FormTokens
 from farm_console.views import caller, go_to, render
+from farm_core import idempotency
 
 SCOPES = ["tasks.write", "tasks.read", "script", "sessions", "artifacts.read", "admin"]
 FORM_FIELDS = {name: name for name in ("name", "scopes", "tenant", "ttlSeconds")}
@@ -23,7 +24,7 @@ def _repeated(refused: FarmError) -> bool:
     # edit, submit) is INVALID_ARGUMENT naming idempotencyKey. Either made its key then.
     return refused.code == grpc.StatusCode.ALREADY_EXISTS or (
         refused.code == grpc.StatusCode.INVALID_ARGUMENT
-        and refused.message.startswith("idempotencyKey:")
+        and refused.message.startswith(f"{idempotency.FIELD}:")
     )
 
 
