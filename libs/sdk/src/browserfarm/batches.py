@@ -203,14 +203,13 @@ def batches(specs: Sequence[SpecLike]) -> list[Batch]:
 def remaining(specs: Sequence[SpecLike], calls: Sequence[Batch]) -> list[SpecLike]:
     """The specs `calls` stand for, in order: the checked TaskSpecs as sent, keys included.
 
-    A spec the checks refused is given as the caller wrote it.
+    A spec the checks refused is given as the caller wrote it. `calls` is not empty.
     """
-    if not calls:
-        return []
-    left: list[SpecLike] = list(specs[calls[0].start :])
+    start = calls[0].start
+    left: list[SpecLike] = list(specs[start:])
     for call in calls:
-        for position, index in enumerate(call.sent):
-            left[index - calls[0].start] = call.request.requests[position]
+        for index, sent in zip(call.sent, call.request.requests, strict=True):
+            left[index - start] = sent
     return left
 
 
