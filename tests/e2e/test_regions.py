@@ -23,7 +23,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher.farm import LocalFarm
 from farm_core.queue import TASK_EVENT_SUBJECTS
 from tests.conftest import S3Server
-from tests.e2e.conftest import agent_metric, fresh
+from tests.e2e.conftest import FINAL_STATES, agent_metric, fresh
 from tests.farms import whole_farm_config
 from tests.helpers import assert_eventually, eventually
 from tests.pages import Site
@@ -41,7 +41,6 @@ REGION_ENV = {
     "FARM_AGENT_HOST_MAX_RATE": "100",
     "FARM_GRACE_SECONDS": "2",
 }
-FINAL = {"TASK_STATUS_SUCCEEDED", "TASK_STATUS_FAILED", "TASK_STATUS_CANCELLED"}
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +122,7 @@ async def final(
     async def all_final() -> bool:
         nonlocal found
         found = [await get(http, task_id) for task_id in ids]
-        return all(task["status"] in FINAL for task in found)
+        return all(task["status"] in FINAL_STATES for task in found)
 
     await assert_eventually(all_final, within=within, interval=0.2, message=lambda: str(found))
     return found

@@ -18,11 +18,12 @@ from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.processes import free_port
 from tests.e2e.conftest import Client, KeyFactory, new_tenant, unique_label
 from tests.e2e.test_limits import set_rate
-from tests.e2e.test_sdk import NOWHERE
 from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
+# A region no agent serves: the tasks stay queued until the test cancels them.
+NOWHERE = "sdk-batch-nowhere"
 # More than one call's 1,000, so the second call is a short one.
 SPECS = 1200
 # The key's rate must let the cleanup's cancels through, one a task, at once.

@@ -5,10 +5,12 @@ from google.protobuf import json_format
 
 import browserfarm
 from browserfarm.batches import (
+    MAX_BATCH,
     MAX_BATCH_BYTES,
     TaskPage,
     batch_items,
     batches,
+    call_spans,
     list_request,
     pages,
 )
@@ -104,6 +106,22 @@ def test_more_than_1000_specs_go_in_calls_of_at_most_1000_in_the_callers_order()
     ]
     keys = [spec.idempotency_key for call in calls for spec in call.request.requests]
     assert len(set(keys)) == 2499 and "" not in keys
+
+
+def test_call_spans_keep_each_call_to_1000_specs_and_768_kib_but_one_spec_alone() -> None:
+    assert call_spans([]) == [range(0, 0)]
+    assert call_spans([1] * (2 * MAX_BATCH + 1)) == [
+        range(0, 1000),
+        range(1000, 2000),
+        range(2000, 2001),
+    ]
+    half = MAX_BATCH_BYTES // 2
+    assert call_spans([half, half, 1, MAX_BATCH_BYTES + 1, 1]) == [
+        range(0, 2),
+        range(2, 3),
+        range(3, 4),
+        range(4, 5),
+    ]
 
 
 def test_specs_go_in_calls_of_at_most_768_kib() -> None:

@@ -151,47 +151,65 @@ def _json_bytes(spec: tasks_pb2.TaskSpec) -> int:
     return len(json_format.MessageToJson(spec, indent=None).encode())
 
 
+def call_spans(sizes: Sequence[int]) -> list[range]:
+    """The positions of each CreateTasks call's specs, given the specs' sizes in bytes.
+
+    A call takes at most MAX_BATCH specs and MAX_BATCH_BYTES, but for a spec over
+    MAX_BATCH_BYTES by itself, which has a call of its own. No specs: one empty call.
+    The CLI's `farm task submit` splits its files with it too.
+    """
+    spans: list[range] = []
+    start, size = 0, 0
+    for position, spec_bytes in enumerate(sizes):
+        if position > start and (
+            position - start == MAX_BATCH or size + spec_bytes > MAX_BATCH_BYTES
+        ):
+            spans.append(range(start, position))
+            start, size = position, 0
+        size += spec_bytes
+    spans.append(range(start, len(sizes)))
+    return spans
+
+
 def batches(specs: Sequence[SpecLike]) -> list[Batch]:
-    """The calls that send `specs`, in order: each of at most MAX_BATCH specs and MAX_BATCH_BYTES.
+    """The calls that send `specs`, in order, as call_spans splits them (by their JSON).
 
     Every spec is checked as submit checks one and given an idempotency key before
     the first call, so a call made again (UNAVAILABLE) or a spec sent again from a
     BatchIncomplete's `remaining` gets the same task. A spec the checks refuse
-    becomes its item's error; a spec over MAX_BATCH_BYTES by itself has a call of its own.
+    becomes its item's error.
     """
-    calls: list[Batch] = []
-    request = tasks_pb2.CreateTasksRequest()
-    start, size = 0, 0
-    sent: list[int] = []
+    checked: list[tuple[int, tasks_pb2.TaskSpec]] = []
     refused: dict[int, ItemError] = {}
     for index, spec in enumerate(specs):
         try:
-            checked = with_idempotency_key(task_spec(spec))
+            checked.append((index, with_idempotency_key(task_spec(spec))))
         except InvalidArgument as error:
             refused[index] = _local_error(index, error)
-            continue
-        spec_bytes = _json_bytes(checked)
-        if sent and (len(sent) == MAX_BATCH or size + spec_bytes > MAX_BATCH_BYTES):
-            calls.append(Batch(start, request, tuple(sent), refused))
-            request, start, size, sent, refused = tasks_pb2.CreateTasksRequest(), index, 0, [], {}
-        request.requests.append(checked)
-        sent.append(index)
-        size += spec_bytes
-    calls.append(Batch(start, request, tuple(sent), refused))
-    return calls
+    spans = call_spans([_json_bytes(spec) for _, spec in checked])
+    starts = [0, *(checked[span.start][0] for span in spans[1:])]
+    ends = [*starts[1:], len(specs)]
+    return [
+        Batch(
+            start,
+            tasks_pb2.CreateTasksRequest(requests=[checked[n][1] for n in span]),
+            tuple(checked[n][0] for n in span),
+            {index: error for index, error in refused.items() if start <= index < end},
+        )
+        for span, start, end in zip(spans, starts, ends, strict=True)
+    ]
 
 
 def remaining(specs: Sequence[SpecLike], calls: Sequence[Batch]) -> list[SpecLike]:
     """The specs `calls` stand for, in order: the checked TaskSpecs as sent, keys included.
 
-    A spec the checks refused is given as the caller wrote it.
+    A spec the checks refused is given as the caller wrote it. `calls` is not empty.
     """
-    if not calls:
-        return []
-    left: list[SpecLike] = list(specs[calls[0].start :])
+    start = calls[0].start
+    left: list[SpecLike] = list(specs[start:])
     for call in calls:
-        for position, index in enumerate(call.sent):
-            left[index - calls[0].start] = call.request.requests[position]
+        for index, sent in zip(call.sent, call.request.requests, strict=True):
+            left[index - start] = sent
     return left
 
 

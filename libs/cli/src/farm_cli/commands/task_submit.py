@@ -2,20 +2,16 @@
 
 import argparse
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 from google.protobuf import json_format
 
+from browserfarm.batches import call_spans
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import connect
 from farm_cli.console import CliError, print_message
 from farm_cli.exit_codes import ExitCode
-
-BATCH_SIZE = 1000
-"""The most specs one CreateTasks call carries (the scheduler's limit)."""
-BATCH_BYTES = 768 * 1024
-"""The most spec bytes one call carries: Envoy refuses a request over 1 MiB."""
 
 
 def add_submit_parser(verbs: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -55,29 +51,20 @@ def renumbered(error: tasks_pb2.CreateTasksError, offset: int) -> tasks_pb2.Crea
     )
 
 
-def batches(specs: list[tasks_pb2.TaskSpec]) -> Iterator[tuple[int, list[tasks_pb2.TaskSpec]]]:
-    """(offset, specs) of each call: at most BATCH_SIZE specs and BATCH_BYTES (but one)."""
-    start, size = 0, 0
-    for index, spec in enumerate(specs):
-        spec_bytes = spec.ByteSize()
-        if index > start and (index - start == BATCH_SIZE or size + spec_bytes > BATCH_BYTES):
-            yield start, specs[start:index]
-            start, size = index, 0
-        size += spec_bytes
-    yield start, specs[start:]
-
-
 def submit_tasks(args: argparse.Namespace) -> int:
-    """CreateTasks for each batch of specs; prints every task and error, in the file's order."""
+    """CreateTasks for each batch of specs; prints every task and error, in the file's order.
+
+    The batches are the SDK's create_tasks' (1,000 specs and 768 KiB at most).
+    """
     from_stdin = args.file == "-"
     specs = read_specs(sys.stdin, "standard input") if from_stdin else _read_file(args.file)
     answer = tasks_pb2.CreateTasksResponse()
     with connect() as farm:
-        for offset, batch_specs in batches(specs):
-            request = tasks_pb2.CreateTasksRequest(requests=batch_specs)
+        for span in call_spans([spec.ByteSize() for spec in specs]):
+            request = tasks_pb2.CreateTasksRequest(requests=specs[span.start : span.stop])
             batch: tasks_pb2.CreateTasksResponse = farm.call(farm.tasks.CreateTasks, request)
             answer.tasks.extend(batch.tasks)
-            answer.errors.extend(renumbered(error, offset) for error in batch.errors)
+            answer.errors.extend(renumbered(error, span.start) for error in batch.errors)
     print_message(answer)
     return ExitCode.TASKS_FAILED if answer.errors else ExitCode.OK
 
