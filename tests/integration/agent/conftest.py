@@ -4,6 +4,7 @@ Tasks go in as WorkItems on the farm's streams of a real nats-server; the intake
 AgentEvents are collected as they come out.
 """
 
+import asyncio
 import contextlib
 import secrets
 import time
@@ -112,6 +113,19 @@ async def running_pool(settings: AgentSettings) -> AsyncIterator[BrowserPool]:
         yield pool
     finally:
         await pool.close()
+
+
+@pytest.fixture(autouse=True)
+async def no_lease_outlives_its_test() -> AsyncIterator[None]:
+    """Fails a test that leaves a slot lease held, which would renew on after the test.
+
+    Its renewals fail on a NATS connection closed by then and log into a later test.
+    """
+    yield
+    renewing = sorted(
+        task.get_name() for task in asyncio.all_tasks() if task.get_name().startswith("lease-")
+    )
+    assert not renewing, f"leases still renewed after the test: {renewing}"
 
 
 @pytest.fixture(scope="module")

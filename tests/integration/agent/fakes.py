@@ -46,6 +46,10 @@ class FakeIngest(ingest_pb2_grpc.ArtifactIngestServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> ingest_pb2.UploadArtifactResponse:
         if self.refusals:
+            # Read to the end first: ended while the agent still writes, the call may reach
+            # it as grpcio's own INTERNAL instead of this status (grpc/grpc#36066).
+            async for _ in request_iterator:
+                pass
             await context.abort(*self.refusals.pop(0))
         if self.unavailable_left:
             self.unavailable_left -= 1

@@ -2,7 +2,9 @@
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import os
+import signal
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import aiohttp
@@ -11,6 +13,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Playwright, async_playwright
 
+from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import BrowserSpecRunner
@@ -18,10 +21,12 @@ from farm_agent.browser.temp_dirs import TempDirs
 from farm_agent.errors import TaskFailure
 from farm_agent.sessions.bridge import accept_client, bridge, close_client
 from farm_agent.sessions.browser import LaunchOptions, SessionBrowser
+from farm_agent.sessions.tabs import change_tabs
 from farm_agent.sessions.warm import DEFAULT_SCREEN, start_browser
 from farm_core.task_errors import ErrorCode
 from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import CHROMIUM, HAVE_CHROMIUM, agent_settings
+from tests.integration.agent.test_pool import renderer_pids, renderers_frozen_as_they_start
 
 pytestmark = [
     pytest.mark.integration,
@@ -222,3 +227,37 @@ async def test_no_page_reaches_a_session_browsers_devtools_port_even_with_loopba
         await first.resources.aclose()
     # Once the browser has ended its port is no longer guarded (another may take it).
     assert port not in shared_pool.egress.guarded_ports
+
+
+@pytest.mark.parametrize("opening", ["tabs new", "every page closed"])
+async def test_a_page_opening_when_the_session_browser_dies_fails_at_once_as_crashed(
+    session_browser: SessionBrowser, opening: str
+) -> None:
+    """Playwright never answers a new page still opening when its browser disconnects.
+
+    The page's renderer is stopped as it starts, so it cannot open; the browser is then
+    killed (as by a crash or the OOM killer). Without the watch on the browser the
+    command waited out its whole time.
+    """
+    pid = session_browser.process.pid
+    before = renderer_pids(pid)
+    page_opened: Awaitable[object]
+    if opening == "tabs new":
+        page_opened = change_tabs(
+            session_browser, sessions_pb2.TabsControl(action=sessions_pb2.TABS_ACTION_NEW)
+        )
+    else:
+        for page in session_browser.open_pages():
+            await page.close()
+        page_opened = session_browser.page()
+    async with renderers_frozen_as_they_start(pid) as frozen:
+        opening_page = asyncio.ensure_future(page_opened)
+        await assert_eventually(lambda: frozen - before, within=10)
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(TaskFailure) as caught:
+            # Only a bound: the failure comes as the browser's connection ends.
+            async with asyncio.timeout(60):
+                await opening_page
+
+    assert caught.value.code is ErrorCode.BROWSER_CRASHED, caught.value
+    assert "session's browser went away" in caught.value.message

@@ -67,7 +67,7 @@ class BrowserHealth:
 
     def suspect(self, pooled: PooledBrowser) -> None:
         """Probes `pooled` (a task on it timed out) unless it is gone or being probed."""
-        if pooled.killed.is_set() or not pooled.browser.is_connected() or pooled in self._probes:
+        if pooled.gone.is_set() or pooled in self._probes:
             return
         task = asyncio.create_task(self._check(pooled), name="browser-probe")
         self._probes[pooled] = task
@@ -89,7 +89,7 @@ class BrowserHealth:
 
     async def _check(self, pooled: PooledBrowser) -> None:
         why = await probe(pooled.browser, self._seconds)
-        if pooled.killed.is_set() or not pooled.browser.is_connected():
+        if pooled.gone.is_set():
             return
         metrics.browser_probes_total.labels(outcome="failed" if why else "passed").inc()
         if why is None:

@@ -10,7 +10,7 @@ after a crash Playwright's calls may answer with empty values instead of failing
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 
 from playwright.async_api import BrowserContext, Dialog, Download, Page
@@ -19,6 +19,7 @@ from playwright.async_api import Error as PlaywrightError
 from farm_agent import metrics
 from farm_agent.browser.pooled import PooledBrowser
 from farm_agent.errors import TaskFailure
+from farm_core.cancel import Interrupted, unless_set
 from farm_core.task_errors import ErrorCode
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class PageGuard:
         page.on("crash", self._on_crash)
         page.on("download", self._on_download)
 
-    async def run(self, work: Coroutine[Any, Any, Result]) -> Result:
+    async def run(self, work: Awaitable[Result]) -> Result:
         """Runs `work`; a crash of the page, or its browser's end, ends it with BROWSER_CRASHED.
 
         The browser's end is its being given up or disconnecting (`until_gone`): a
@@ -64,24 +65,22 @@ class PageGuard:
         opening when its browser goes away is never answered, so the task's calls would
         wait out its whole timeout.
         """
-        working = asyncio.ensure_future(
-            work if self._browser is None else self._browser.until_gone(work)
-        )
-        crash = asyncio.ensure_future(self._crashed.wait())
+        if self._browser is not None:
+            work = self._browser.until_gone(work)
         try:
-            await asyncio.wait({working, crash}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            crash.cancel()
-            if not working.done():
-                working.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await working
-        if not self.crashed:
-            try:
-                return working.result()
-            except TaskFailure as failure:
-                if not await self._crashed_meanwhile(failure):
-                    raise
+            result = await unless_set(work, self._crashed, "a task's work on its crashed page")
+        except Interrupted:
+            pass
+        except TaskFailure as failure:
+            if not await self._crashed_meanwhile(failure):
+                raise
+        except Exception:
+            # After a crash, the work's own error only tells of the crash.
+            if not self.crashed:
+                raise
+        else:
+            if not self.crashed:
+                return result
         raise TaskFailure(
             ErrorCode.BROWSER_CRASHED,
             "the page crashed: its renderer died (out of memory, killed, or a browser fault)",

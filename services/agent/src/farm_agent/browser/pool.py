@@ -219,7 +219,7 @@ class BrowserPool:
 
     async def give_up(self, pooled: PooledBrowser, why: str) -> None:
         """Ends `pooled`, which stopped working: its tasks end now; a lease starts another."""
-        if pooled.killed.is_set():
+        if pooled.given_up:
             return
         log.warning(
             "giving up browser %s after %d task(s): %s", pooled.name, pooled.tasks_started, why

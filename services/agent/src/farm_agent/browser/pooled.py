@@ -15,11 +15,14 @@ from playwright.async_api import Error as PlaywrightError
 
 from farm_agent.browser.chromium import browser_processes
 from farm_agent.errors import TaskFailure
+from farm_core.cancel import Interrupted, unless_set
 from farm_core.task_errors import ErrorCode
 
 log = logging.getLogger(__name__)
 
 Result = TypeVar("Result")
+
+BROWSER_WENT_AWAY = "the browser went away (its process crashed or was killed)"
 
 
 @dataclass(eq=False)
@@ -32,13 +35,14 @@ class PooledBrowser:
     leases: int = 0
     idle_since: float = field(default_factory=time.monotonic)
     retiring: bool = False
-    killed: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set once the pool gives the browser up to be killed (it stopped answering)."""
+    given_up: bool = False
+    """Whether the pool gave the browser up to be killed (it stopped answering)."""
     gone: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once the browser is given up or disconnects: the awaits of the tasks still on
     it end at once (`until_gone`) rather than wait out their time."""
 
     def __post_init__(self) -> None:
+        # Playwright's own signal is a callback; tasks need something to await.
         self.browser.on("disconnected", lambda _: self.gone.set())
 
     @property
@@ -55,7 +59,7 @@ class PooledBrowser:
     def give_up(self) -> None:
         """Marks the browser given up: it takes no task, and the tasks on it end now."""
         self.retiring = True
-        self.killed.set()
+        self.given_up = True
         self.gone.set()
 
     async def until_gone(self, work: Awaitable[Result]) -> Result:
@@ -65,29 +69,16 @@ class PooledBrowser:
         still opening when its browser disconnects waits for ever, and a stopped
         browser (SIGSTOP, a frozen host) answers nothing until it is killed.
         """
-        working = asyncio.ensure_future(work)
-        gone = asyncio.ensure_future(self.gone.wait())
-        gone_first = False
         try:
-            await asyncio.wait({working, gone}, return_when=asyncio.FIRST_COMPLETED)
-            gone_first = not working.done()
-        finally:
-            gone.cancel()
-            if not working.done():
-                working.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await working
-        if not gone_first:
-            return working.result()
-        if self.killed.is_set():
-            raise TaskFailure(
-                ErrorCode.BROWSER_CRASHED,
-                "the browser stopped answering and the agent killed it (its health check: "
-                "a context could not be closed or reset in time, or a probe page did not run)",
-            )
-        raise TaskFailure(
-            ErrorCode.BROWSER_CRASHED, "the browser went away (its process crashed or was killed)"
-        )
+            return await unless_set(work, self.gone, f"a task's call on browser {self.marker[:8]}")
+        except Interrupted:
+            if self.given_up:
+                raise TaskFailure(
+                    ErrorCode.BROWSER_CRASHED,
+                    "the browser stopped answering and the agent killed it (its health check: "
+                    "a context could not be closed or reset in time, or a probe page did not run)",
+                ) from None
+            raise TaskFailure(ErrorCode.BROWSER_CRASHED, BROWSER_WENT_AWAY) from None
 
     def kill(self) -> None:
         """Kills the browser's process (it stopped answering); tasks still on it then end."""

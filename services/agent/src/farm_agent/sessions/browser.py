@@ -23,6 +23,7 @@ from playwright.async_api import Error as PlaywrightError
 from farm_agent.browser.chromium import CHROMIUM_FLAGS, MAX_BROWSER_TMPDIR_CHARS
 from farm_agent.browser.temp_dirs import TempDirs
 from farm_agent.errors import TaskFailure
+from farm_core.cancel import Interrupted, unless_set
 from farm_core.task_errors import ErrorCode
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,9 @@ class SessionBrowser:
         self.browser = browser
         # The page a `tabs` select chose; a page opened later (a pop-up) takes over.
         self.selected: Page | None = None
+        # Set once Playwright's connection to the browser ends (a crash, a killed process).
+        self.gone = asyncio.Event()
+        browser.on("disconnected", lambda _: self.gone.set())
 
     @property
     def cdp_endpoint(self) -> str:
@@ -125,8 +129,22 @@ class SessionBrowser:
         """The current page, a new one if every page was closed."""
         page = self.current_page()
         if page is None:
-            page = await self.context.new_page()
+            page = await self.new_page()
         return page
+
+    async def new_page(self) -> Page:
+        """A new page in the default context; BROWSER_CRASHED at once if the browser goes away.
+
+        Playwright never answers a page still opening when its browser disconnects: the
+        command would wait out its whole time.
+        """
+        try:
+            return await unless_set(self.context.new_page(), self.gone, "a session's new page")
+        except Interrupted:
+            raise TaskFailure(
+                ErrorCode.BROWSER_CRASHED,
+                "the session's browser went away (its process crashed or was killed)",
+            ) from None
 
     @classmethod
     async def launch(cls, playwright: Playwright, options: LaunchOptions) -> "SessionBrowser":

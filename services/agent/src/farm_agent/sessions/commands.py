@@ -9,7 +9,6 @@ its `screencast.stop` stops after it; every result tells where the screencast st
 """
 
 import asyncio
-import contextlib
 import dataclasses
 from collections.abc import Coroutine
 from typing import Any
@@ -23,6 +22,7 @@ from farm_agent.saved.keeper import CaptureKeeper
 from farm_agent.sessions.own_requests import OwnRequests
 from farm_agent.sessions.session import OpenSession
 from farm_agent.sessions.tabs import change_tabs, listed_tabs
+from farm_core.cancel import Interrupted, unless_set
 from farm_core.task_defaults import ACTIONS, DEFAULT_TIMEOUT_MS
 from farm_core.task_errors import ErrorCode
 
@@ -149,19 +149,10 @@ async def _run_locked(
 
 async def _until_dialog(session: OpenSession, work: Coroutine[Any, Any, Capture]) -> Capture | None:
     """What `work` captured; None if the page opened a dialog first (the rest waits for it)."""
-    working = asyncio.ensure_future(work)
-    shown = asyncio.ensure_future(session.dialogs.shown.wait())
     try:
-        await asyncio.wait({working, shown}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        shown.cancel()
-        if not working.done():
-            working.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await working
-    if working.cancelled():
+        return await unless_set(work, session.dialogs.shown, "a command held by a dialog")
+    except Interrupted:
         return None
-    return working.result()
 
 
 async def _stop_screencast(

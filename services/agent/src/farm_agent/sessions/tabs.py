@@ -17,7 +17,7 @@ async def change_tabs(browser: SessionBrowser, tabs: sessions_pb2.TabsControl) -
     """Selects, opens or closes a page as `tabs` asks (LIST changes nothing)."""
     if tabs.action == sessions_pb2.TABS_ACTION_NEW:
         with failures_as(Stage.NAVIGATION, "tabs"):
-            page = await browser.context.new_page()
+            page = await browser.new_page()
         browser.selected = page
         return
     if tabs.action not in (sessions_pb2.TABS_ACTION_SELECT, sessions_pb2.TABS_ACTION_CLOSE):
