@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 from farm_cli.launcher.processes import free_port
 
@@ -18,6 +19,7 @@ class CuttableLink:
         self._answering = asyncio.Event()
         self._answering.set()
         self._sent = bytearray()
+        self._hold_from: bytes | None = None
 
     @property
     def url(self) -> str:
@@ -35,6 +37,14 @@ class CuttableLink:
     def hold_answers(self) -> None:
         """Holds back what the server sends (as nats-server's acks) until `release_answers`."""
         self._answering.clear()
+
+    def hold_answers_from(self, token: bytes) -> None:
+        """Holds back what the server sends from the moment a client sends `token` on.
+
+        The hold starts before the server has the request, so not even its answer to it
+        gets through, however quickly the server answers.
+        """
+        self._hold_from = token
 
     def release_answers(self) -> None:
         """Passes on what the server sent meanwhile, and all after it."""
@@ -58,7 +68,7 @@ class CuttableLink:
         )
         self._writers.update({writer, upstream_writer})
         pipes = {
-            asyncio.create_task(self._pipe(reader, upstream_writer, sent=self._sent)),
+            asyncio.create_task(self._pipe(reader, upstream_writer, sent=self._note_sent)),
             asyncio.create_task(self._pipe(upstream_reader, writer, self._answering)),
         }
         self._pipes.update(pipes)
@@ -71,12 +81,18 @@ class CuttableLink:
             self._writers.discard(each)
             each.close()
 
+    def _note_sent(self, data: bytes) -> None:
+        self._sent += data
+        if self._hold_from is not None and self._hold_from in self._sent:
+            self._hold_from = None
+            self._answering.clear()
+
     @staticmethod
     async def _pipe(
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         flowing: asyncio.Event | None = None,
-        sent: bytearray | None = None,
+        sent: Callable[[bytes], None] | None = None,
     ) -> None:
         # uvloop raises RuntimeError on a write to a transport `cut` has just closed.
         with contextlib.suppress(ConnectionError, RuntimeError):
@@ -84,6 +100,6 @@ class CuttableLink:
                 if flowing is not None:
                     await flowing.wait()
                 if sent is not None:
-                    sent += data
+                    sent(data)
                 writer.write(data)
                 await writer.drain()

@@ -1,19 +1,18 @@
 """An agent started while nats-server does not answer: it keeps trying, then works or gives up.
 
-The test pauses its own nats-server (SIGSTOP, by PID) the moment the agent's first
-consumer request reaches it, so the agent's next JetStream set-up requests time out.
+The agent reaches its nats-server through a link that holds back every answer from the
+moment the agent asks for its first task consumer, before the server has that request:
+the consumer's set-up and every request after it time out, however quickly the server
+would have answered.
 """
 
 import asyncio
 import logging
-import os
-import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import nats
 import pytest
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from farm_agent.browser.pool import BrowserPool
@@ -32,57 +31,40 @@ from tests.integration.agent.conftest import (
 )
 from tests.integration.agent.fakes import FakeSavedState, FakeUploader
 from tests.pages import Site
+from tests.tcp_link import CuttableLink
 
 pytestmark = pytest.mark.integration
 
-CONSUMER_CREATES = "$JS.API.CONSUMER.CREATE.FARM_TASKS.>"
-# Short, so that requests to the paused server time out at once and the tests stay fast.
+CONSUMER_CREATE = b"$JS.API.CONSUMER.CREATE.FARM_TASKS."
+# Short, so that requests without an answer time out at once and the tests stay fast.
 REQUEST_TIMEOUT_SECONDS = 0.3
 
 
-class Pause:
-    """Pauses a nats-server once, when a request of the agent's reaches it; resumes it on demand."""
-
-    def __init__(self, server: NatsServer) -> None:
-        self._pid = server.process.pid
-        self._armed = True
-        self.paused = False
-
-    async def on_request(self, message: Msg) -> None:
-        if self._armed:
-            self._armed = False
-            self.paused = True
-            os.kill(self._pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        if self.paused:
-            self.paused = False
-            os.kill(self._pid, signal.SIGCONT)
+@pytest.fixture
+async def link(fresh_nats_server: NatsServer) -> AsyncIterator[CuttableLink]:
+    """The agent's way to the server, its answers held from the first consumer request on."""
+    link = CuttableLink(int(fresh_nats_server.url.rsplit(":", 1)[1]))
+    await link.mend()
+    link.hold_answers_from(CONSUMER_CREATE)
+    yield link
+    link.release_answers()
+    await link.cut()
 
 
 @pytest.fixture
-def pause(fresh_nats_server: NatsServer) -> Iterator[Pause]:
-    paused = Pause(fresh_nats_server)
-    yield paused
-    paused.resume()
-
-
-@pytest.fixture
-async def client(fresh_nats_server: NatsServer, pause: Pause) -> AsyncIterator[Client]:
-    """The test's connection: the streams made, the pause armed on the agent's consumers."""
+async def client(fresh_nats_server: NatsServer) -> AsyncIterator[Client]:
+    """The test's own connection, straight to the server, the streams made."""
     nc = await nats.connect(fresh_nats_server.url)
     await ensure_streams(nc.jetstream())
-    await nc.subscribe(CONSUMER_CREATES, cb=pause.on_request)
-    await nc.flush()
     yield nc
     await nc.close()
 
 
 def intake_of(
-    settings_of: SettingsFactory, server: NatsServer, pool: BrowserPool, **overrides: object
+    settings_of: SettingsFactory, link: CuttableLink, pool: BrowserPool, **overrides: object
 ) -> WorkIntake:
     settings = settings_of(
-        NATS_URL=server.url,
+        NATS_URL=link.url,
         id="paused-start",
         FARM_NATS_REQUEST_TIMEOUT_SECONDS=REQUEST_TIMEOUT_SECONDS,
         **overrides,
@@ -93,26 +75,29 @@ def intake_of(
     )
 
 
-async def test_agent_started_while_nats_is_paused_comes_up_and_runs_a_task(
-    fresh_nats_server: NatsServer,
+async def test_agent_started_while_nats_does_not_answer_comes_up_and_runs_a_task(
+    link: CuttableLink,
     client: Client,
-    pause: Pause,
     shared_pool: BrowserPool,
     make_settings: SettingsFactory,
     site: Site,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="farm_core.nats_start")
-    intake = intake_of(make_settings, fresh_nats_server, shared_pool)
+    intake = intake_of(make_settings, link, shared_pool)
     try:
         starting = asyncio.create_task(intake.start())
         await assert_eventually(
             lambda: "trying again in" in caplog.text,
             within=20,
-            message="the agent did not try its set-up again while NATS was paused",
+            message="the agent did not try its set-up again while NATS did not answer",
         )
-        assert pause.paused
-        pause.resume()
+        await assert_eventually(
+            lambda: link.times_sent(CONSUMER_CREATE) >= 2,
+            within=20,
+            message="the agent did not ask for its consumer again",
+        )
+        link.release_answers()
         await starting
 
         events = Events()
@@ -121,26 +106,23 @@ async def test_agent_started_while_nats_is_paused_comes_up_and_runs_a_task(
         task_id = await publish(js, content_of(site))
         assert (await events.final(task_id)).status == SUCCEEDED
     finally:
-        pause.resume()
+        link.release_answers()
         await intake.close()
     assert "JetStream did not bind the consumer agents-any-" in caplog.text
 
 
 async def test_agent_start_gives_up_after_the_deadline_naming_what_it_waited_for(
-    fresh_nats_server: NatsServer,
+    link: CuttableLink,
     client: Client,
-    pause: Pause,
     shared_pool: BrowserPool,
     make_settings: SettingsFactory,
 ) -> None:
-    intake = intake_of(
-        make_settings, fresh_nats_server, shared_pool, FARM_NATS_START_TIMEOUT_SECONDS=1.5
-    )
+    intake = intake_of(make_settings, link, shared_pool, FARM_NATS_START_TIMEOUT_SECONDS=1.5)
     try:
         with pytest.raises(NatsStartTimeout) as given_up:
             await intake.start()
     finally:
-        pause.resume()
+        link.release_answers()
         await intake.close()
     message = str(given_up.value)
     assert message.startswith(
