@@ -63,6 +63,20 @@ def test_the_shortcuts_return_the_pages_bytes_text_and_values(
     }
 
 
+def test_a_client_without_url_or_key_calls_the_farm_of_farm_home_with_its_admin_key(
+    farm: LocalFarm, site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As after `make run`: nothing exported but where the farm keeps its state.
+    for name in ("FARM_URL", "FARM_API_KEY", "FARM_CA_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FARM_HOME", str(farm.home))
+    with browserfarm.Client() as local:
+        assert (local.options.url, local.options.api_key) == (farm.envoy_url, farm.admin_key)
+        task = local.run({"url": site.url("/page"), "content": {"format": "text"}})
+    assert task.status == browserfarm.TaskStatus.SUCCEEDED and task.result is not None
+    assert "Hello, farm" in task.result.text
+
+
 @over_both_transports
 async def test_submit_then_wait_gives_the_ended_task_with_its_result(
     async_client: browserfarm.AsyncClient, site: Site

@@ -1,6 +1,7 @@
 """How the SDK turns what callers write into TaskSpecs, and statuses into exceptions."""
 
 from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 import pytest
@@ -117,7 +118,7 @@ def test_each_status_is_its_own_exception(
         assert error.retry_after == 2.0
 
 
-def test_the_url_and_key_come_from_the_environment_unless_given() -> None:
+def test_the_url_and_key_come_from_the_environment_unless_given(tmp_path: Path) -> None:
     environ = {"FARM_URL": "https://farm.test:8443", "FARM_API_KEY": "bf_env"}
     options = client_options(None, None, environ)
     assert (options.target, options.secure, options.api_key) == ("farm.test:8443", True, "bf_env")
@@ -128,5 +129,6 @@ def test_the_url_and_key_come_from_the_environment_unless_given() -> None:
         "bf_given",
         5,
     )
+    # Outside a checkout, with no FARM_HOME: no local farm's key either.
     with pytest.raises(ValueError, match="FARM_API_KEY"):
-        client_options(None, None, {})
+        client_options(None, None, {}, tmp_path)

@@ -2,9 +2,10 @@
 
 The key: FARM_API_KEY, else the admin key of the local farm (FARM_HOME/admin-key,
 FARM_HOME defaulting to the checkout's .farm). The farm: FARM_URL, else the farm that
-FARM_HOME's launcher is running (FARM_HOME/edge.json, see launcher/edge.py), else
-127.0.0.1:8080 — but only with a key the user named: FARM_HOME's admin key goes to
-FARM_HOME's farm or to a FARM_URL the user set, never to an address guessed for it.
+FARM_HOME's launcher is running (FARM_HOME/edge.json), else 127.0.0.1:8080 — but only
+with a key the user named: FARM_HOME's admin key goes to FARM_HOME's farm or to a
+FARM_URL the user set, never to an address guessed for it. The lookup is the SDK's
+(browserfarm.local_farm), so `farm` and `browserfarm.Client()` find the same farm.
 """
 
 from collections.abc import Mapping
@@ -13,11 +14,8 @@ from pathlib import Path
 
 import grpc
 
+from browserfarm.local_farm import FarmNotRunning, KeyNotFound, local_api_key, local_farm_location
 from farm_cli.console import CliError, NoApiKey
-from farm_cli.launcher.config import ProjectNotFound, find_project_root
-from farm_cli.launcher.edge import edge_path, is_running, read_edge_record
-
-DEFAULT_FARM_URL = "127.0.0.1:8080"
 
 
 @dataclass(frozen=True)
@@ -52,58 +50,25 @@ def parse_farm_url(url: str, source: str = "FARM_URL", ca_file: str | None = Non
     return FarmTarget(address, url.startswith("https://"), ca_file)
 
 
-def farm_home(environ: Mapping[str, str], cwd: Path) -> Path:
-    """FARM_HOME, defaulting to the checkout's .farm; raises ProjectNotFound outside one."""
-    if environ.get("FARM_HOME"):
-        return cwd / environ["FARM_HOME"]
-    return find_project_root(cwd) / ".farm"
-
-
-def admin_key_path(environ: Mapping[str, str], cwd: Path) -> Path:
-    """FARM_HOME/admin-key."""
-    return farm_home(environ, cwd) / "admin-key"
-
-
 def api_key(environ: Mapping[str, str], cwd: Path) -> str:
     """The caller's API key: FARM_API_KEY, else the local farm's admin key file."""
-    if environ.get("FARM_API_KEY"):
-        return environ["FARM_API_KEY"].strip()
     try:
-        path = admin_key_path(environ, cwd)
-    except ProjectNotFound as error:
-        raise NoApiKey(f"no API key: set FARM_API_KEY ({error})") from error
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError as error:
-        raise NoApiKey(
-            f"no API key: set FARM_API_KEY, or start the farm (`make run`) so that {path} exists"
-        ) from error
+        return local_api_key(environ.get("FARM_API_KEY"), environ, cwd)
+    except KeyNotFound as error:
+        raise NoApiKey(str(error)) from error
 
 
 def farm_target(environ: Mapping[str, str], cwd: Path) -> FarmTarget:
-    """The farm the CLI calls, by the precedence in this module's docstring.
+    """The farm the CLI calls, by the precedence in browserfarm.local_farm's docstring.
 
     Raises CliError when the key would be FARM_HOME's admin key and FARM_HOME's
     farm is not running: the key is not sent to an address it did not come with.
     """
     named_ca = environ.get("FARM_CA_FILE", "").strip() or None
-    if environ.get("FARM_URL"):
-        return parse_farm_url(environ["FARM_URL"], ca_file=named_ca)
+    named_key = bool(environ.get("FARM_API_KEY"))
     try:
-        home: Path | None = farm_home(environ, cwd)
-    except ProjectNotFound:
-        home = None
-    record = read_edge_record(home) if home is not None else None
-    if home is not None and record is not None and is_running(record, home):
-        ca_file = named_ca or (str(record.ca_file) if record.ca_file else None)
-        return parse_farm_url(record.url, str(edge_path(home)), ca_file)
-    if environ.get("FARM_API_KEY"):
-        return parse_farm_url(DEFAULT_FARM_URL, ca_file=named_ca)
-    where = home if home is not None else "FARM_HOME"
-    state = "is left from a farm that has stopped" if record else "does not exist"
-    raise CliError(
-        f"no farm to call: FARM_URL is not set and {where}/edge.json {state}, so the "
-        f"local farm of {where} is not running. Start it (`make run`, or `farm up`), or "
-        "set FARM_URL (the admin key in FARM_HOME goes only to FARM_HOME's own farm or "
-        "to a FARM_URL you set)"
-    )
+        found = local_farm_location(environ.get("FARM_URL"), named_ca, named_key, environ, cwd)
+    except FarmNotRunning as error:
+        raise CliError(str(error)) from error
+    source = "FARM_URL" if found.record_path is None else str(found.record_path)
+    return parse_farm_url(found.url, source, found.ca_file)

@@ -1,7 +1,7 @@
 """browserfarm: headless Chromium as a service, from Python.
 
     import browserfarm
-    with browserfarm.Client() as farm:          # FARM_URL, FARM_API_KEY
+    with browserfarm.Client() as farm:  # FARM_URL, FARM_API_KEY if set; else the `make run` farm
         png = farm.screenshot("https://example.com", full_page=True)
 
 `AsyncClient` is the same with `await`. See docs/sdk.md.

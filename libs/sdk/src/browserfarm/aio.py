@@ -42,7 +42,9 @@ def checked(task: Task, check: bool) -> Task:
 class AsyncClient:
     """The farm's work from asyncio: `await client.screenshot(url)`, tasks and sessions.
 
-    `url` and `api_key` default to FARM_URL and FARM_API_KEY; other keyword arguments
+    `url` and `api_key` default to FARM_URL and FARM_API_KEY, else to the local farm
+    while it runs (FARM_HOME's, else the checkout's .farm) and its admin key; `environ`
+    and `cwd` stand in for os.environ and the working directory. Other keyword arguments
     set ClientOptions (timeout, max_attempts, transport, ...). Use it as `async with`,
     or close() it; it holds one gRPC channel (or HTTP pool), which its calls share.
     """

@@ -1,14 +1,23 @@
-"""Where the farm is and how to call it: from arguments, else FARM_URL and FARM_API_KEY."""
+"""Where the farm is and how to call it: arguments, else environment, else the local farm.
+
+The local farm is the one `make run` (`farm up`) runs; see browserfarm.local_farm.
+"""
 
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, cast
 
+from browserfarm.local_farm import DEFAULT_URL, Naming, local_api_key, local_farm_location
 from browserfarm.transport import TRANSPORTS, TransportName
 
-DEFAULT_URL = "http://127.0.0.1:8080"
-"""The local farm's edge (Envoy), as `farm up` starts it."""
+# What the SDK's errors ask for when it has no key, or no farm for the local farm's key.
+ARGUMENT_NAMING = Naming(
+    key="pass api_key=... or set FARM_API_KEY",
+    url="pass url=... or set FARM_URL",
+    named_url="a url you pass or a FARM_URL you set",
+)
 
 
 @dataclass(frozen=True)
@@ -54,21 +63,29 @@ def client_options(
     url: str | None,
     api_key: str | None,
     environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
     **settings: Any,
 ) -> ClientOptions:
-    """Options from the arguments given, else FARM_URL, FARM_API_KEY, FARM_CA_FILE, FARM_TRANSPORT.
+    """Options from the arguments, else the environment, else the local farm while it runs.
 
+    The environment: FARM_URL, FARM_API_KEY, FARM_CA_FILE, FARM_TRANSPORT. The local
+    farm: FARM_HOME's, else the .farm of the checkout `cwd` is in, with its admin key
+    and CA. That admin key goes only to that farm or to a url named by argument or
+    FARM_URL; raises ValueError saying what to set when there is no key or no such farm.
     `settings` sets the other fields of ClientOptions (timeout=60, max_attempts=1, ...).
     """
     env = os.environ if environ is None else environ
-    key = api_key if api_key is not None else env.get("FARM_API_KEY", "").strip()
-    if not key:
-        raise ValueError("no API key: pass api_key=... or set FARM_API_KEY")
+    folder = Path.cwd() if cwd is None else cwd
+    named_key = api_key or env.get("FARM_API_KEY", "").strip()
+    named_ca = settings.pop("ca_file", None) or env.get("FARM_CA_FILE", "").strip() or None
+    key = local_api_key(named_key, env, folder, ARGUMENT_NAMING)
+    named_url = url or env.get("FARM_URL", "").strip()
+    farm = local_farm_location(named_url, named_ca, bool(named_key), env, folder, ARGUMENT_NAMING)
     options = replace(
         ClientOptions(
-            url=url or env.get("FARM_URL", "").strip() or DEFAULT_URL,
+            url=farm.url,
             api_key=key,
-            ca_file=env.get("FARM_CA_FILE", "").strip(),
+            ca_file=farm.ca_file or "",
             transport=cast(TransportName, env.get("FARM_TRANSPORT", "").strip() or "grpc"),
         ),
         **settings,

@@ -7,9 +7,8 @@ import signal
 import time
 from pathlib import Path
 
+from browserfarm.local_farm import RUN_DIR, farm_home, lock_holder
 from farm_cli.console import CliError
-from farm_cli.launcher.lock import lock_holder
-from farm_cli.target import farm_home
 
 # How often `farm down` looks whether the launcher has let go of FARM_HOME.
 POLL_SECONDS = 0.1
@@ -36,7 +35,7 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 def stop_farm(args: argparse.Namespace) -> int:
     """SIGTERM to FARM_HOME's launcher, then waits until it lets go of FARM_HOME."""
     home = farm_home(os.environ, Path.cwd())
-    run_dir = home / "run"
+    run_dir = home / RUN_DIR
     launcher = lock_holder(run_dir)
     if launcher is None:
         raise CliError(f"no farm is running with FARM_HOME {home}")

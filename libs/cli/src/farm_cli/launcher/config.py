@@ -5,13 +5,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The checkout and FARM_HOME are found as the SDK finds the local farm (and re-exported).
+from browserfarm.local_farm import HOME_IN_CHECKOUT
+from browserfarm.local_farm import ProjectNotFound as ProjectNotFound
+from browserfarm.local_farm import find_project_root as find_project_root
 from farm_cli.launcher.autoscale import AutoscaleSettings
 from farm_cli.launcher.infra import S3Credentials
 from farm_cli.launcher.ports import MAX_AGENTS, FarmPorts
 from farm_cli.launcher.supervisor import RestartPolicy
-
-# Files that mark the root of a browserfarm checkout.
-PROJECT_MARKERS = (Path("envoy/envoy.yaml.j2"), Path("buf.yaml"))
 
 # What `--allow-private` lets agents reach: loopback and the private ranges.
 PRIVATE_NETWORKS = (
@@ -24,23 +25,6 @@ PRIVATE_NETWORKS = (
 )
 
 DEFAULT_S3_BUCKET = "farm-artifacts"
-
-
-class ProjectNotFound(RuntimeError):
-    """No browserfarm checkout contains the working directory."""
-
-
-def find_project_root(start: Path) -> Path:
-    """The nearest directory from `start` upward that holds the project's marker files."""
-    start = start.resolve()
-    for folder in (start, *start.parents):
-        if all((folder / marker).is_file() for marker in PROJECT_MARKERS):
-            return folder
-    markers = " and ".join(str(marker) for marker in PROJECT_MARKERS)
-    raise ProjectNotFound(
-        f"no browserfarm checkout found from {start} upward (looked for {markers}); "
-        "run this inside the repository or set FARM_HOME"
-    )
 
 
 @dataclass(frozen=True)
@@ -200,7 +184,7 @@ class FarmConfig:
         env = os.environ if environ is None else environ
         base = Path.cwd() if cwd is None else cwd
         root = find_project_root(base)
-        home = Path(env["FARM_HOME"]) if env.get("FARM_HOME") else root / ".farm"
+        home = Path(env["FARM_HOME"]) if env.get("FARM_HOME") else root / HOME_IN_CHECKOUT
         if not home.is_absolute():
             home = (base / home).resolve()
         s3_endpoint = env.get("S3_ENDPOINT") or None

@@ -11,7 +11,7 @@ drive it in-process, and may also kill, stop and start single processes to prove
 farm survives it. The processes' bookkeeping (stop groups, readiness probes,
 timeouts) is in launched.py; the trace sink and Prometheus are launched by
 observers.py. Once up, the farm's edge URL is in FARM_HOME/edge.json (edge.py) until
-stop(), for the CLI.
+stop(), for the CLI and the SDK.
 """
 
 import functools
@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
+from browserfarm.local_farm import ADMIN_KEY_FILE, RUN_DIR
 from farm_cli.launcher import infra
 from farm_cli.launcher.config import FarmConfig
 from farm_cli.launcher.credentials import load_or_create_s3_credentials, resolve_admin_key
@@ -91,7 +92,7 @@ class LocalFarm:
         self._shared: SharedSettings | None = None
         self._s3: S3Target | None = None
         self._tls: TlsFiles | None = None
-        # FARM_HOME/edge.json tells the CLI where this farm is, from start() to stop().
+        # FARM_HOME/edge.json tells the CLI and the SDK where this farm is, from start() to stop().
         self._wrote_edge_record = False
 
     @property
@@ -107,7 +108,7 @@ class LocalFarm:
     @property
     def run_dir(self) -> Path:
         """Where each process's PID goes, as <name>.pid, beside the launcher's lock."""
-        return self.home / "run"
+        return self.home / RUN_DIR
 
     @property
     def envoy_url(self) -> str:
@@ -137,7 +138,7 @@ class LocalFarm:
     @property
     def admin_key_path(self) -> Path:
         """The file holding the bootstrap admin key (mode 0600)."""
-        return self.home / "admin-key"
+        return self.home / ADMIN_KEY_FILE
 
     @property
     def admin_key(self) -> str:

@@ -6,6 +6,10 @@ import os
 from pathlib import Path
 from typing import IO
 
+# lock_holder, how others probe the lock, is the SDK's: it finds the local farm with it.
+from browserfarm.local_farm import LOCK_FILE
+from browserfarm.local_farm import lock_holder as lock_holder
+
 
 class FarmAlreadyRunning(RuntimeError):
     """Another launcher holds this FARM_HOME, or processes of an earlier one still run."""
@@ -16,7 +20,7 @@ class FarmLock:
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        self.path = run_dir / "farm.lock"
+        self.path = run_dir / LOCK_FILE
         self._file: IO[str] | None = None
 
     def acquire(self) -> None:
@@ -54,26 +58,6 @@ class FarmLock:
         fcntl.flock(self._file, fcntl.LOCK_UN)
         self._file.close()
         self._file = None
-
-
-def lock_holder(run_dir: Path) -> int | None:
-    """The PID of the launcher holding `run_dir`'s lock; None if none holds it.
-
-    Probes with a shared lock, let go at once: a launcher never waits for the lock.
-    """
-    path = run_dir / "farm.lock"
-    try:
-        lock_file = path.open()
-    except FileNotFoundError:
-        return None
-    with lock_file:
-        try:
-            fcntl.flock(lock_file, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = lock_file.read().strip()
-            return int(text) if text.isdigit() else None
-        fcntl.flock(lock_file, fcntl.LOCK_UN)
-    return None
 
 
 def _running(pid: int) -> bool:
