@@ -212,3 +212,15 @@ def test_a_tls_local_farm_is_called_over_tls_trusting_its_ca(
         server.stop(grace=None)
     assert task.id == "tsk_1"
     assert refusals.metadata[0]["authorization"] == f"Bearer {ADMIN_KEY}"
+
+
+def test_without_fcntl_no_local_farm_is_found_and_a_named_farm_still_is(
+    running_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As on Windows: no fcntl, so no `farm up` and no lock to probe.
+    monkeypatch.setitem(sys.modules, "fcntl", None)
+    environ = {"FARM_HOME": str(running_home)}
+    with pytest.raises(ValueError, match="left from a farm that has stopped"):
+        client_options(None, None, environ, Path("/"))
+    named = client_options("http://farm.test:8080", None, environ, Path("/"))
+    assert (named.url, named.api_key) == ("http://farm.test:8080", ADMIN_KEY)

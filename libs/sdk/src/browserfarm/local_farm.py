@@ -17,7 +17,6 @@ SDK: its arguments, else the same variables), or not:
   never to an address guessed for it.
 """
 
-import fcntl
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -118,6 +117,12 @@ def lock_holder(run_dir: Path) -> int | None:
 
     Probes with a shared lock, let go at once: a launcher never waits for the lock.
     """
+    try:
+        # Imported here: the SDK also runs where there is no fcntl (Windows), and no
+        # `farm up` either, so no local farm to find.
+        import fcntl
+    except ImportError:
+        return None
     try:
         lock_file = (run_dir / LOCK_FILE).open()
     except FileNotFoundError:
