@@ -15,20 +15,11 @@ from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.work.holders import Holders
 from farm_core.shared_buckets import agents_bucket
+from tests.clock import MovedClock
 from tests.integration.agent.conftest import SUCCEEDED, Events, StartIntake, publish, waits
 from tests.pages import Site
 
 LOST_SECONDS = 15.0
-
-
-class Clock:
-    """A monotonic clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def beat(
@@ -55,7 +46,7 @@ async def agents(js: JetStreamContext) -> KeyValue:
 
 
 def holders_of(
-    nc: Client, js: JetStreamContext, agents: KeyValue, clock: Clock, here: int = 1
+    nc: Client, js: JetStreamContext, agents: KeyValue, clock: MovedClock, here: int = 1
 ) -> Holders:
     return Holders(
         nc,
@@ -75,7 +66,7 @@ async def test_another_agent_that_still_beats_holds_the_task(
     task_id = f"task-{uuid.uuid4().hex[:8]}"
     holder = f"agent-{uuid.uuid4().hex[:8]}"
     await beat(agents, holder, ["other", task_id], age_seconds=2)
-    held = await holders_of(nc, js, agents, Clock()).holder(task_id)
+    held = await holders_of(nc, js, agents, MovedClock(1000.0)).holder(task_id)
     assert held is not None and held.agent_id == holder
     assert held.retry_after_seconds == 1.0
 
@@ -87,7 +78,7 @@ async def test_an_agent_whose_attempt_ended_lately_holds_the_task(
     task_id = f"task-{uuid.uuid4().hex[:8]}"
     holder = f"agent-{uuid.uuid4().hex[:8]}"
     await beat(agents, holder, ["other"], age_seconds=0, ending=(task_id,))
-    held = await holders_of(nc, js, agents, Clock()).holder(task_id)
+    held = await holders_of(nc, js, agents, MovedClock(1000.0)).holder(task_id)
     assert held is not None and held.agent_id == holder
 
 
@@ -96,7 +87,7 @@ async def test_an_agent_silent_for_longer_than_the_bound_holds_nothing_once_this
 ) -> None:
     task_id = f"task-{uuid.uuid4().hex[:8]}"
     await beat(agents, f"agent-{uuid.uuid4().hex[:8]}", [task_id], age_seconds=LOST_SECONDS + 5)
-    clock = Clock()
+    clock = MovedClock(1000.0)
     holders = holders_of(nc, js, agents, clock)
     # Just connected: every beat may be old only because NATS was down; it still counts.
     assert await holders.holder(task_id) is not None
@@ -110,13 +101,13 @@ async def test_its_own_heartbeat_and_other_tasks_hold_nothing(
     task_id = f"task-{uuid.uuid4().hex[:8]}"
     await beat(agents, "agent-me", [task_id], age_seconds=1)
     await beat(agents, f"agent-{uuid.uuid4().hex[:8]}", ["another-task"], age_seconds=1)
-    assert await holders_of(nc, js, agents, Clock()).holder(task_id) is None
+    assert await holders_of(nc, js, agents, MovedClock(1000.0)).holder(task_id) is None
 
 
 async def test_an_earlier_delivery_still_running_here_holds_the_task(
     nc: Client, js: JetStreamContext, agents: KeyValue
 ) -> None:
-    held = await holders_of(nc, js, agents, Clock(), here=2).holder("task-here")
+    held = await holders_of(nc, js, agents, MovedClock(1000.0), here=2).holder("task-here")
     assert held is not None and held.agent_id == "agent-me"
 
 

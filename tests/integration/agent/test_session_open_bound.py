@@ -24,6 +24,7 @@ from farm_agent.places import Places
 from farm_agent.sessions.manager import SessionManager, SessionRefused
 from farm_agent.settings import AgentSettings
 from farm_core.sessions import CloseReason, Refusal
+from tests.clock import MovedClock
 from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import HAVE_CHROMIUM
 from tests.integration.agent.fakes import FakeSavedState, FakeUploader, keeper_of
@@ -34,16 +35,6 @@ pytestmark = [
 ]
 
 WITHIN_MS = 30_000
-
-
-class MovedClock:
-    """A monotonic clock that stands still until the test moves it."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @contextlib.asynccontextmanager
@@ -105,7 +96,7 @@ async def test_a_browser_open_past_the_schedulers_wait_is_closed_and_refused(
     js: JetStreamContext,
     uploader: FakeUploader,
 ) -> None:
-    clock = MovedClock()
+    clock = MovedClock(1000.0)
     async with one_place_manager(shared_pool, make_settings, js, uploader, clock) as (
         manager,
         places,
@@ -129,7 +120,7 @@ async def test_a_browser_open_within_the_schedulers_wait_stays_open(
     js: JetStreamContext,
     uploader: FakeUploader,
 ) -> None:
-    clock = MovedClock()
+    clock = MovedClock(1000.0)
     async with one_place_manager(shared_pool, make_settings, js, uploader, clock) as (
         manager,
         places,
@@ -168,7 +159,7 @@ async def test_a_session_closed_as_abandoned_leaves_nothing_stored(
     # placed the session on another agent): its profile is not saved back, and nothing of
     # it is stored.
     saved = FakeSavedState(uploader)
-    clock = MovedClock()
+    clock = MovedClock(1000.0)
     async with one_place_manager(shared_pool, make_settings, js, uploader, clock, saved) as (
         manager,
         places,
@@ -193,7 +184,7 @@ async def test_an_opening_withdrawn_while_it_waits_leaves_no_browser(
     js: JetStreamContext,
     uploader: FakeUploader,
 ) -> None:
-    clock = MovedClock()
+    clock = MovedClock(1000.0)
     async with one_place_manager(shared_pool, make_settings, js, uploader, clock) as (
         manager,
         places,
@@ -216,7 +207,7 @@ async def test_an_open_order_after_its_withdrawal_is_refused(
     js: JetStreamContext,
     uploader: FakeUploader,
 ) -> None:
-    clock = MovedClock()
+    clock = MovedClock(1000.0)
     async with one_place_manager(shared_pool, make_settings, js, uploader, clock) as (
         manager,
         _,

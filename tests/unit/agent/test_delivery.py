@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 from farm_agent.work.delivery import Delivery, DeliveryOutcome
 from farm_agent.work.lapses import in_progress_interval, lapse_bound
 from farm_core.queue import Priority, task_subject
+from tests.clock import MovedClock
 from tests.helpers import assert_eventually
 
 
@@ -20,16 +21,6 @@ class FakeClient:
     """The NATS client a message came through: connected or reconnecting."""
 
     is_connected = True
-
-
-class FakeClock:
-    """A clock that moves only when told."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FakeMessage:
@@ -68,7 +59,7 @@ def counted(outcome: DeliveryOutcome) -> float:
 
 
 def delivery(
-    message: FakeMessage, redeliveries: list[tuple[str, float]], clock: FakeClock | None = None
+    message: FakeMessage, redeliveries: list[tuple[str, float]], clock: MovedClock | None = None
 ) -> Delivery:
     """The agent's delivery of `message` (attempt 3): it lapses after 20 s on `clock`
     without an in-progress ack reaching NATS (never without a clock: that one stands still).
@@ -84,7 +75,7 @@ def delivery(
         connected=lambda: message.client.is_connected,
         lapse_after_seconds=20,
         attempt_of=lambda: 3,
-        clock=clock or FakeClock(),
+        clock=clock or MovedClock(1000.0),
     )
 
 
@@ -190,7 +181,7 @@ def test_the_bound_is_the_ack_wait_less_one_interval_of_a_third_of_it_at_most() 
     ],
 )
 async def test_a_delivery_kept_in_progress_is_answered(steps: list[float | str]) -> None:
-    message, clock = FakeMessage(), FakeClock()
+    message, clock = FakeMessage(), MovedClock(1000.0)
     redeliveries: list[tuple[str, float]] = []
     before = counted(DeliveryOutcome.RETRIED)
     answered = delivery(message, redeliveries, clock)
@@ -221,7 +212,7 @@ async def test_a_delivery_kept_in_progress_is_answered(steps: list[float | str])
 async def test_a_delivery_that_may_have_lapsed_is_not_answered_but_counted_lapsed(
     steps: list[float | str], gap: float, caplog: pytest.LogCaptureFixture
 ) -> None:
-    message, clock = FakeMessage(), FakeClock()
+    message, clock = FakeMessage(), MovedClock(1000.0)
     redeliveries: list[tuple[str, float]] = []
     before = counted(DeliveryOutcome.LAPSED)
     succeeded = counted(DeliveryOutcome.SUCCEEDED)
@@ -245,7 +236,7 @@ async def test_a_delivery_that_may_have_lapsed_is_not_answered_but_counted_lapse
 
 
 async def test_a_failed_in_progress_ack_does_not_count_as_reached() -> None:
-    message, clock = FakeMessage(fails=True), FakeClock()
+    message, clock = FakeMessage(fails=True), MovedClock(1000.0)
     answered = delivery(message, [], clock)
     for _ in range(3):
         clock.now += 10

@@ -11,18 +11,11 @@ from farm_auth.keys import KeyRecord, KeyRefused, SecretHasher
 from farm_auth.limits import LimitDefaults, RateLimit
 from farm_auth.verifier import KeyCache, KeyVerifier, Verified, usable_until
 from farm_core.identity import Identity
+from tests.clock import MovedClock
 from tests.helpers import assert_eventually
 
 HASHER = SecretHasher("pepper")
 DEFAULTS = LimitDefaults(50, 100, 0, 0, 0, 0)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def verified(key_id: str) -> Verified:
@@ -42,7 +35,7 @@ def record(secret: str, **changes: object) -> KeyRecord:
 
 
 def test_entry_is_trusted_only_for_the_cache_lifetime() -> None:
-    clock = Clock()
+    clock = MovedClock()
     cache = KeyCache(1.0, 10, clock)
     cache.put("a", verified("key_a"))
 
@@ -54,8 +47,8 @@ def test_entry_is_trusted_only_for_the_cache_lifetime() -> None:
 
 
 def test_entry_ends_when_the_key_stops_being_usable_within_the_lifetime() -> None:
-    wall = Clock()
-    cache = KeyCache(60.0, 10, Clock(), wall)
+    wall = MovedClock()
+    cache = KeyCache(60.0, 10, MovedClock(), wall)
     cache.put("a", verified("key_a"), usable_until=wall.now + 0.5)
 
     assert cache.get("a") == verified("key_a")
@@ -64,7 +57,7 @@ def test_entry_ends_when_the_key_stops_being_usable_within_the_lifetime() -> Non
 
 
 def test_cache_is_bounded_and_drops_the_oldest_entry() -> None:
-    cache = KeyCache(60.0, 2, Clock())
+    cache = KeyCache(60.0, 2, MovedClock())
     for name in ("a", "b", "c"):
         cache.put(name, verified(f"key_{name}"))
 
@@ -75,7 +68,7 @@ def test_cache_is_bounded_and_drops_the_oldest_entry() -> None:
 
 
 def test_forgetting_a_key_drops_every_secret_of_it() -> None:
-    cache = KeyCache(60.0, 10, Clock())
+    cache = KeyCache(60.0, 10, MovedClock())
     cache.put("new", verified("key_a"))
     cache.put("old", verified("key_a"))
     cache.put("other", verified("key_b"))
@@ -87,7 +80,7 @@ def test_forgetting_a_key_drops_every_secret_of_it() -> None:
 
 
 def test_zero_lifetime_remembers_nothing() -> None:
-    cache = KeyCache(0.0, 10, Clock())
+    cache = KeyCache(0.0, 10, MovedClock())
     cache.put("a", verified("key_a"))
 
     assert cache.get("a") is None
@@ -119,13 +112,13 @@ class Store:
         return self.records.get(secret_hash)
 
 
-def verifier_over(store: Store, clock: Clock) -> KeyVerifier:
+def verifier_over(store: Store, clock: MovedClock) -> KeyVerifier:
     cache = KeyCache(1.0, 10, clock)
     return KeyVerifier(store, HASHER, cache, "default", DEFAULTS)  # type: ignore[arg-type]
 
 
 async def test_a_verified_key_is_looked_up_once_per_cache_lifetime() -> None:
-    clock, store = Clock(), Store(record("a"))
+    clock, store = MovedClock(), Store(record("a"))
     verifier = verifier_over(store, clock)
 
     first = await verifier.verify("a")
@@ -138,7 +131,7 @@ async def test_a_verified_key_is_looked_up_once_per_cache_lifetime() -> None:
 
 async def test_a_revoked_key_is_refused_at_once_despite_the_cache() -> None:
     store = Store(record("a"))
-    verifier = verifier_over(store, Clock())
+    verifier = verifier_over(store, MovedClock())
     await verifier.verify("a")
 
     revoked = record("a", revoke_time=dt.datetime(2025, 6, 1, tzinfo=dt.UTC))
@@ -150,7 +143,7 @@ async def test_a_revoked_key_is_refused_at_once_despite_the_cache() -> None:
 
 
 async def test_another_replicas_revoke_bites_within_the_cache_lifetime() -> None:
-    clock, store = Clock(), Store(record("a"))
+    clock, store = MovedClock(), Store(record("a"))
     verifier = verifier_over(store, clock)
     await verifier.verify("a")
 
@@ -164,7 +157,7 @@ async def test_another_replicas_revoke_bites_within_the_cache_lifetime() -> None
 
 async def test_an_unknown_secret_is_never_remembered() -> None:
     store = Store()
-    verifier = verifier_over(store, Clock())
+    verifier = verifier_over(store, MovedClock())
 
     for _ in range(2):
         with pytest.raises(KeyRefused, match="unknown"):
@@ -175,7 +168,7 @@ async def test_an_unknown_secret_is_never_remembered() -> None:
 async def test_requests_that_miss_the_cache_together_share_one_lookup() -> None:
     store = Store(record("a"))
     store.gate.clear()
-    verifier = verifier_over(store, Clock())
+    verifier = verifier_over(store, MovedClock())
 
     waiting = [asyncio.create_task(verifier.verify("a")) for _ in range(10)]
     await asyncio.sleep(0)
@@ -189,7 +182,7 @@ async def test_requests_that_miss_the_cache_together_share_one_lookup() -> None:
 async def test_a_lookup_overtaken_by_a_revoke_is_not_remembered() -> None:
     store = Store(record("a"))
     store.gate.clear()
-    verifier = verifier_over(store, Clock())
+    verifier = verifier_over(store, MovedClock())
     in_flight = asyncio.create_task(verifier.verify("a"))
     await assert_eventually(lambda: store.lookups == 1, within=5)
 

@@ -8,14 +8,7 @@ from farm_auth.ratelimit import (
     TokenBucket,
     retry_after_header,
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock import MovedClock
 
 
 def test_a_full_bucket_allows_exactly_its_burst_at_once() -> None:
@@ -44,7 +37,7 @@ def test_a_lowered_limit_applies_to_the_tokens_held() -> None:
 
 
 def test_each_key_has_its_own_bucket() -> None:
-    limiter = KeyRateLimiter(max_keys=10, clock=Clock())
+    limiter = KeyRateLimiter(max_keys=10, clock=MovedClock(1000.0))
 
     assert limiter.take("key_a", 1, 1) == 0.0
     assert limiter.take("key_a", 1, 1) > 0
@@ -52,7 +45,7 @@ def test_each_key_has_its_own_bucket() -> None:
 
 
 def test_a_changed_limit_takes_effect_on_the_next_request() -> None:
-    clock = Clock()
+    clock = MovedClock(1000.0)
     limiter = KeyRateLimiter(max_keys=10, clock=clock)
     assert limiter.take("key_a", 1, 1) == 0.0
     assert limiter.take("key_a", 1, 1) > 0
@@ -64,7 +57,7 @@ def test_a_changed_limit_takes_effect_on_the_next_request() -> None:
 
 
 def test_the_key_limiter_keeps_at_most_max_keys_buckets() -> None:
-    limiter = KeyRateLimiter(max_keys=2, clock=Clock())
+    limiter = KeyRateLimiter(max_keys=2, clock=MovedClock(1000.0))
     for key in ("a", "b", "c"):
         limiter.take(key, 1, 1)
 
@@ -72,7 +65,7 @@ def test_the_key_limiter_keeps_at_most_max_keys_buckets() -> None:
 
 
 def test_an_address_is_blocked_after_more_failures_than_the_limit() -> None:
-    clock = Clock()
+    clock = MovedClock(1000.0)
     limiter = FailedAuthLimiter(
         3, window_seconds=60, block_seconds=30, max_addresses=10, clock=clock
     )
@@ -89,7 +82,7 @@ def test_an_address_is_blocked_after_more_failures_than_the_limit() -> None:
 
 
 def test_failures_older_than_the_window_do_not_count() -> None:
-    clock = Clock()
+    clock = MovedClock(1000.0)
     limiter = FailedAuthLimiter(
         2, window_seconds=10, block_seconds=30, max_addresses=10, clock=clock
     )

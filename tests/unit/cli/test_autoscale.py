@@ -18,6 +18,7 @@ from farm_cli.launcher.autoscale import (
 from farm_cli.launcher.config import FarmConfig
 from farm_cli.launcher.scaler import AgentScaler, Metrics, busy_places, oldest_wait
 from farm_cli.launcher.supervisor import Phase
+from tests.clock import MovedClock
 from tests.farms import ROOT
 
 SETTINGS = AutoscaleSettings(
@@ -31,14 +32,6 @@ SETTINGS = AutoscaleSettings(
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def signals(
     wait: float | None = 0.0,
     cpu: float | None = 10.0,
@@ -50,12 +43,12 @@ def signals(
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> MovedClock:
+    return MovedClock()
 
 
 @pytest.fixture
-def policy(clock: Clock) -> ScalingPolicy:
+def policy(clock: MovedClock) -> ScalingPolicy:
     return ScalingPolicy(SETTINGS, clock)
 
 
@@ -71,7 +64,9 @@ def test_a_busy_cpu_starts_an_agent_only_while_tasks_wait(policy: ScalingPolicy)
     )
 
 
-def test_agents_start_one_at_a_time_with_a_cooldown(policy: ScalingPolicy, clock: Clock) -> None:
+def test_agents_start_one_at_a_time_with_a_cooldown(
+    policy: ScalingPolicy, clock: MovedClock
+) -> None:
     busy: dict[str, int | None] = {"agent-1": 2}
     assert isinstance(policy.decide(signals(wait=9, busy=busy)), ScaleUp)
     # The new agent is not ready yet: no second one meanwhile.
@@ -89,7 +84,7 @@ def test_no_agent_starts_beyond_the_most(policy: ScalingPolicy) -> None:
 
 
 def test_an_agent_idle_for_the_idle_time_is_drained_newest_first(
-    policy: ScalingPolicy, clock: Clock
+    policy: ScalingPolicy, clock: MovedClock
 ) -> None:
     busy: dict[str, int | None] = {"agent-1": 0, "agent-2": 0, "agent-3": 1}
     assert policy.decide(signals(busy=busy)) is None
@@ -110,7 +105,7 @@ def test_an_agent_idle_for_the_idle_time_is_drained_newest_first(
     assert policy.decide(signals(busy=busy)) == Drain("agent-3", "idle 30 s")
 
 
-def test_work_restarts_an_agents_idle_time(policy: ScalingPolicy, clock: Clock) -> None:
+def test_work_restarts_an_agents_idle_time(policy: ScalingPolicy, clock: MovedClock) -> None:
     busy: dict[str, int | None] = {"agent-1": 1, "agent-2": 0}
     policy.decide(signals(busy=busy))
     clock.now += 20
@@ -126,7 +121,7 @@ def test_work_restarts_an_agents_idle_time(policy: ScalingPolicy, clock: Clock) 
 
 
 def test_no_agent_is_drained_below_the_least_or_while_tasks_wait(
-    policy: ScalingPolicy, clock: Clock
+    policy: ScalingPolicy, clock: MovedClock
 ) -> None:
     policy.decide(signals(busy={"agent-1": 0}))
     clock.now += 100
@@ -137,7 +132,7 @@ def test_no_agent_is_drained_below_the_least_or_while_tasks_wait(
     assert policy.decide(signals(wait=0.5, busy=both)) is None
 
 
-def test_unreadable_signals_change_nothing(policy: ScalingPolicy, clock: Clock) -> None:
+def test_unreadable_signals_change_nothing(policy: ScalingPolicy, clock: MovedClock) -> None:
     unknown: dict[str, int | None] = {"agent-1": 1, "agent-2": None}
     policy.decide(signals(busy=unknown))
     clock.now += 100
@@ -218,7 +213,7 @@ class FakeFleet:
         self.actions.append(f"drain {name}")
 
 
-def test_the_scaler_starts_and_drains_agents_and_says_why(clock: Clock) -> None:
+def test_the_scaler_starts_and_drains_agents_and_says_why(clock: MovedClock) -> None:
     fleet = FakeFleet({"agent-1": Phase.UP, "agent-2": Phase.ENDED, "agent-3": None})
     pages: dict[str, Metrics | None] = {
         "scheduler": metrics("farm_queue_oldest_pending_age_seconds", ({}, 12.0)),

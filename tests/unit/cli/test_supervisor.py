@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from farm_cli.launcher.supervisor import Phase, RestartPolicy, Role, Supervisor
+from tests.clock import MovedClock
 
 
 class FakeProcess:
@@ -40,17 +41,9 @@ class FakeProcess:
         return f"the end of {self.name}'s log"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Harness:
     def __init__(self, policy: RestartPolicy | None = None) -> None:
-        self.clock = Clock()
+        self.clock = MovedClock()
         self.reports: list[str] = []
         self.ready = True
         self.supervisor = Supervisor(policy or RestartPolicy(), self.reports.append, self.clock)

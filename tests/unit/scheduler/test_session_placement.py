@@ -12,18 +12,9 @@ from farm_scheduler.sessions.placement import (
     candidates,
     free_places,
 )
+from tests.clock import MovedClock
 
 NOW = dt.datetime(2026, 12, 4, 12, tzinfo=dt.UTC)
-
-
-class MovedClock:
-    """A monotonic clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def beat(

@@ -38,6 +38,7 @@ from farm_scheduler.sessions.validation import (
     validate_command,
     validate_session_spec,
 )
+from tests.clock import MovedClock
 from tests.helpers import assert_eventually
 
 NOW = dt.datetime(2026, 12, 4, 12, tzinfo=dt.UTC)
@@ -172,16 +173,6 @@ def test_a_bad_screencast_control_names_its_field(
 ) -> None:
     with pytest.raises(InvalidArgument, match=message):
         validate_command(sessions_pb2.SessionCommand(screencast=control), 30000)
-
-
-class MovedClock:
-    """A monotonic clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_browser_is_overdue_only_once_unclaimed_for_longer_than_the_grace() -> None:

@@ -7,6 +7,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from farm_storage.s3_outage import S3OutageLog
+from tests.clock import MovedClock
 
 
 def failures(operation: str) -> float:
@@ -14,16 +15,6 @@ def failures(operation: str) -> float:
     return (
         REGISTRY.get_sample_value("farm_storage_s3_failures_total", {"operation": operation}) or 0
     )
-
-
-class Clock:
-    """A monotonic clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
@@ -41,7 +32,7 @@ def test_an_outage_is_counted_per_failure_and_logged_once_a_period_and_at_its_en
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
-    clock = Clock()
+    clock = MovedClock()
     outage_log = S3OutageLog("farm-artifacts", every_seconds=60, clock=clock)
     puts, gets = failures("PutObject"), failures("GetObject")
 
@@ -86,7 +77,7 @@ def test_every_operation_is_served_before_it_fails() -> None:
 
 def test_answers_without_an_outage_log_nothing(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
-    outage_log = S3OutageLog("farm-artifacts", every_seconds=60, clock=Clock())
+    outage_log = S3OutageLog("farm-artifacts", every_seconds=60, clock=MovedClock())
 
     outage_log.answered()
     outage_log.failed("PutObject", OSError("refused"))
