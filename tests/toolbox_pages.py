@@ -8,6 +8,25 @@ from email.message import Message
 from html import escape
 from urllib.parse import quote
 
+ECHO_FIELDS = {
+    name: f"#{name}"
+    for name in (
+        "h-ua",
+        "h-lang",
+        "h-test",
+        "h-cookie",
+        "js",
+        "ua",
+        "lang",
+        "tz",
+        "dpr",
+        "touch",
+        "width",
+        "cookie",
+    )
+}
+"""The selector of each field /echo shows (echo_page), by the field's id."""
+
 
 def echo_page(headers: Message) -> str:
     """The request's headers as the server got them (#h-*) and what the page's script sees."""

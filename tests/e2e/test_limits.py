@@ -4,7 +4,6 @@ import collections
 import datetime as dt
 import secrets
 import time
-from typing import Any
 
 import grpc
 import httpx
@@ -21,6 +20,7 @@ from tests.e2e.conftest import (
     new_tenant,
     unique_label,
 )
+from tests.e2e.operator_http import set_quotas, set_rate
 from tests.helpers import eventually
 from tests.pages import Site
 
@@ -33,21 +33,6 @@ KEY_CACHE_SECONDS = 1.0
 REVOKE_TRIES = 3
 GRACE_SECONDS = 2
 GRACE_TRIES = 3
-
-
-def set_rate(admin: Client, key_id: str, per_second: int, burst: int) -> None:
-    """UpdateApiKey over HTTP/JSON, as an operator."""
-    body = {"rateLimitPerSecond": per_second, "rateLimitBurst": burst}
-    response = admin.http.patch(f"/v1/apiKeys/{key_id}", json=body)
-    assert response.status_code == 200, response.text
-    assert response.json()["effectiveRateLimit"] == {"perSecond": per_second, "burst": burst}
-
-
-def set_quotas(admin: Client, tenant: str, **quotas: int) -> dict[str, Any]:
-    """UpdateTenantLimits over HTTP/JSON, as an operator."""
-    response = admin.http.patch(f"/v1/tenants/{tenant}/limits", json=quotas)
-    assert response.status_code == 200, response.text
-    return dict(response.json())
 
 
 def writer_with_quotas(

@@ -27,8 +27,8 @@ from tests.e2e.mcp_client import (
     stdio_connection,
     texts,
 )
+from tests.mcp_tool_names import TOOL_NAMES
 from tests.pages import Site
-from tests.unit.mcp.test_tools import TOOL_NAMES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 

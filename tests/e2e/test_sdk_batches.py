@@ -17,7 +17,7 @@ from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.processes import free_port
 from tests.e2e.conftest import Client, KeyFactory, new_tenant, unique_label
-from tests.e2e.test_limits import set_rate
+from tests.e2e.operator_http import set_rate
 from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]

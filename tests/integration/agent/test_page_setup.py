@@ -28,27 +28,11 @@ from farm_core.egress.allowlist import IpAddress
 from farm_core.egress.resolution import system_resolver
 from tests.integration.agent.conftest import CHROMIUM, HAVE_CHROMIUM, agent_settings
 from tests.pages import Site
+from tests.toolbox_pages import ECHO_FIELDS
 
 pytestmark = pytest.mark.integration
 
 TRACKER = "b.scorecardresearch.com"
-ECHO_FIELDS = {
-    name: f"#{name}"
-    for name in (
-        "h-ua",
-        "h-lang",
-        "h-test",
-        "h-cookie",
-        "js",
-        "ua",
-        "lang",
-        "tz",
-        "dpr",
-        "touch",
-        "width",
-        "cookie",
-    )
-}
 
 
 async def resolve_tracker_to_the_site(host: str, port: int) -> list[IpAddress]:

@@ -21,6 +21,11 @@ from farm_agent.settings import AgentSettings
 from farm_core.task_errors import ErrorCode
 from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import SettingsFactory
+from tests.integration.agent.pool_browsers import (
+    browser_pids,
+    page_task,
+    renderers_frozen_as_they_start,
+)
 from tests.pages import Site
 
 pytestmark = pytest.mark.integration
@@ -51,28 +56,8 @@ async def pools(short_home: Path, make_settings: SettingsFactory) -> AsyncIterat
         await pool.close()
 
 
-def browser_pids(scratch: Path) -> list[int]:
-    """PIDs of the main Chromium processes whose profiles live under `scratch`."""
-    found = []
-    for pid in process_tree(os.getpid()):
-        try:
-            arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        is_main = not any(argument.startswith(b"--type=") for argument in arguments)
-        if is_main and any(
-            argument.startswith(f"--user-data-dir={scratch}".encode()) for argument in arguments
-        ):
-            found.append(pid)
-    return found
-
-
 def own_resident_bytes() -> int:
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def page_task(site: Site, **fields: Any) -> tasks_pb2.TaskSpec:
-    return tasks_pb2.TaskSpec(url=site.url("/page"), timeout_ms=10_000, **fields)
 
 
 async def test_each_task_gets_a_fresh_context(pools: StartPool) -> None:
@@ -156,38 +141,6 @@ async def test_tasks_on_a_browser_killed_for_stalling_end_at_once_as_crashed(
     assert "killed" in caught.value.message
     # The reset's failure is named, though a timeout's str() is empty.
     assert "could not be reset; it is closed instead: TimeoutError()" in caplog.text
-
-
-def renderer_pids(browser_pid: int) -> set[int]:
-    """The renderer processes of the browser `browser_pid` (found by walking its tree)."""
-    found = set()
-    for pid in process_tree(browser_pid) - {browser_pid}:
-        with contextlib.suppress(OSError):
-            if b"--type=renderer" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.add(pid)
-    return found
-
-
-@contextlib.asynccontextmanager
-async def renderers_frozen_as_they_start(browser_pid: int) -> AsyncIterator[set[int]]:
-    """Stops (SIGSTOP) the browser's renderers as they start, as if they never came up."""
-    frozen: set[int] = set()
-
-    async def freeze() -> None:
-        while True:
-            for renderer in renderer_pids(browser_pid) - frozen:
-                os.kill(renderer, signal.SIGSTOP)
-                frozen.add(renderer)
-            await asyncio.sleep(0.01)
-
-    freezer = asyncio.create_task(freeze())
-    try:
-        yield frozen
-    finally:
-        freezer.cancel()
-        for renderer in frozen:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(renderer, signal.SIGCONT)
 
 
 def probes(outcome: str) -> float:

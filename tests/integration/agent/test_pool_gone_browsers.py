@@ -13,7 +13,7 @@ from farm_agent.errors import TaskFailure
 from farm_core.task_errors import ErrorCode
 from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import SettingsFactory
-from tests.integration.agent.test_pool import (
+from tests.integration.agent.pool_browsers import (
     browser_pids,
     page_task,
     renderer_pids,

@@ -26,7 +26,7 @@ from farm_agent.sessions.warm import DEFAULT_SCREEN, start_browser
 from farm_core.task_errors import ErrorCode
 from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import CHROMIUM, HAVE_CHROMIUM, agent_settings
-from tests.integration.agent.test_pool import renderer_pids, renderers_frozen_as_they_start
+from tests.integration.agent.pool_browsers import renderer_pids, renderers_frozen_as_they_start
 
 pytestmark = [
     pytest.mark.integration,

@@ -21,8 +21,8 @@ from farm_core.task_errors import ErrorCode
 from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import HAVE_CHROMIUM, open_session
 from tests.integration.agent.fakes import FakeUploader, keeper_of
-from tests.integration.agent.test_page_setup import ECHO_FIELDS
 from tests.pages import Site
+from tests.toolbox_pages import ECHO_FIELDS
 
 pytestmark = [
     pytest.mark.integration,

@@ -18,7 +18,7 @@ from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm_auth.server import AuthService
 from farm_auth.settings import AuthSettings
 from farm_core.identity import IDENTITY_HEADER, Identity
-from tests.helpers import TEST_IDENTITY_KEY, TEST_SIGNER, serving
+from tests.helpers import TEST_IDENTITY_KEY, TEST_SIGNER, assert_eventually, serving
 
 RPC_TIMEOUT = 10.0
 
@@ -189,6 +189,29 @@ async def running_auth(
             settings=settings,
             address=host.address,
         )
+
+
+async def check_from(auth: Auth, address: str, secret: str) -> CheckReply:
+    """The check as Envoy asks it for a request from `address` with `secret`."""
+    return await auth.check(f"Bearer {secret}", client_address=address)
+
+
+def denial(reply: CheckReply) -> tuple[int, Mapping[str, str]]:
+    """The HTTP status and headers of a refusal."""
+    assert not reply.allowed
+    return reply.http_status, reply.headers
+
+
+async def wait_for_routes(auth: Auth) -> None:
+    """Until the check reads the sessions' routes (it connects to NATS in the background)."""
+
+    async def readable() -> bool:
+        reply = await auth.check(
+            f"Bearer {auth.admin_key}", path="/v1/sessions/ses_0000000000000000/cdp", method="GET"
+        )
+        return reply.http_status == 404
+
+    await assert_eventually(readable, within=30, message="the session routes never became readable")
 
 
 @pytest.fixture

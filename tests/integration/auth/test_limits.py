@@ -1,7 +1,6 @@
 """Limits and the key lifecycle in the auth service: set, shown, vouched for, enforced in Check."""
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
 
 import grpc
@@ -15,8 +14,9 @@ from tests.helpers import assert_eventually
 from tests.integration.auth.conftest import (
     RPC_TIMEOUT,
     Auth,
-    CheckReply,
     auth_settings,
+    check_from,
+    denial,
     new_admin_key,
     running_auth,
 )
@@ -25,17 +25,6 @@ pytestmark = pytest.mark.integration
 
 RESOURCE_EXHAUSTED = 8
 HTTP_TOO_MANY_REQUESTS = 429
-
-
-async def check_from(auth: Auth, address: str, secret: str) -> CheckReply:
-    """The check as Envoy asks it for a request from `address` with `secret`."""
-    return await auth.check(f"Bearer {secret}", client_address=address)
-
-
-def denial(reply: CheckReply) -> tuple[int, Mapping[str, str]]:
-    """The HTTP status and headers of a refusal."""
-    assert not reply.allowed
-    return reply.http_status, reply.headers
 
 
 async def test_tenant_quotas_set_by_an_operator_travel_in_the_identity(auth: Auth) -> None:

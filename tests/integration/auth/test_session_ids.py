@@ -11,24 +11,16 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NatsServer
-from tests.helpers import assert_eventually
-from tests.integration.auth.conftest import Auth, auth_settings, new_admin_key, running_auth
+from tests.integration.auth.conftest import (
+    auth_settings,
+    new_admin_key,
+    running_auth,
+    wait_for_routes,
+)
 
 pytestmark = pytest.mark.integration
 
 NOT_NATS_KEYS = ["a;b", "ses_1%2F..%2Fses_2", "*", ">", "a b", "ses_0123456789abcdef.x"]
-
-
-async def wait_for_routes(auth: Auth) -> None:
-    """Until the check reads the sessions' routes (it connects to NATS in the background)."""
-
-    async def readable() -> bool:
-        reply = await auth.check(
-            f"Bearer {auth.admin_key}", path="/v1/sessions/ses_0000000000000000/cdp", method="GET"
-        )
-        return reply.http_status == 404
-
-    await assert_eventually(readable, within=30, message="the session routes never became readable")
 
 
 async def test_a_session_id_that_is_no_nats_key_is_404_not_503(

@@ -17,8 +17,13 @@ from farm.queue.v1 import queue_pb2
 from farm_core.sessions import sessions_bucket
 from tests.conftest import NatsServer
 from tests.helpers import assert_eventually
-from tests.integration.auth.conftest import Auth, auth_settings, new_admin_key, running_auth
-from tests.integration.auth.test_session_ids import wait_for_routes
+from tests.integration.auth.conftest import (
+    Auth,
+    auth_settings,
+    new_admin_key,
+    running_auth,
+    wait_for_routes,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -18,10 +18,11 @@ from tests.integration.auth.conftest import (
     RPC_TIMEOUT,
     Auth,
     auth_settings,
+    check_from,
+    denial,
     new_admin_key,
     running_auth,
 )
-from tests.integration.auth.test_limits import check_from, denial
 
 pytestmark = pytest.mark.integration
 

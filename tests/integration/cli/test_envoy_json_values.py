@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.integration.cli.conftest import EdgeUnderTest
-from tests.unit.auth.test_json_body import (
+from tests.transcoder_values import (
     GARBLED_BY_THE_TRANSCODER,
     LEFT_TO_THE_TRANSCODER,
     SPEC,

@@ -18,7 +18,7 @@ from farm_cli.launcher.nats_users import SHARED_AGENT_USER, deployment_users, pa
 from farm_cli.launcher.processes import ManagedProcess, free_ports, wait_until
 from farm_core.nats_access import NatsAccess
 from farm_core.queue import Priority, connect, drain_subject, ensure_streams, task_subject
-from tests.integration.cli.test_nats_users import Denials
+from tests.integration.cli.nats_denials import Denials
 
 pytestmark = pytest.mark.integration
 

@@ -46,6 +46,7 @@ from farm_core.shared_buckets import cancel_bucket
 from farm_storage.ended_tasks import EndedTasks, TaskEnded
 from farm_storage.nats_connection import StorageNats
 from tests.helpers import assert_eventually
+from tests.integration.cli.nats_denials import Denials
 
 pytestmark = pytest.mark.integration
 
@@ -90,24 +91,6 @@ async def scheduler(farm_nats: Farm) -> AsyncIterator[Client]:
     await ensure_streams(client.jetstream())
     yield client
     await client.close()
-
-
-class Denials:
-    """The permission errors the server sent one connection."""
-
-    def __init__(self) -> None:
-        self.errors: list[str] = []
-
-    async def on_error(self, error: Exception) -> None:
-        self.errors.append(str(error))
-
-    async def wait_for(self, what: str) -> None:
-        """Waits until the server has told the connection that `what` is not allowed."""
-        await assert_eventually(
-            # nats-py lower-cases the subject in its message.
-            lambda: any(what.lower() in error.lower() for error in self.errors),
-            message=lambda: f"no permission error for {what}; got {self.errors}",
-        )
 
 
 async def connect_agent(farm_nats: Farm, user: str) -> tuple[Client, Denials]:

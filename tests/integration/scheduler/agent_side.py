@@ -1,5 +1,6 @@
 """The agents' side of the queue in the scheduler's tests: pulling WorkItems from
-FARM_TASKS and publishing AgentEvents on `events.tasks.<id>.<agent_id>`, as farm_agent does."""
+FARM_TASKS, publishing AgentEvents on `events.tasks.<id>.<agent_id>` and putting
+heartbeats in the agents' bucket, as farm_agent does."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from nats.js.errors import NotFoundError
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
+from farm_core.db import utcnow
 from farm_core.queue import (
     AGENTS_BUCKET,
     ALL_TASK_SUBJECTS,
@@ -25,11 +27,15 @@ from farm_core.queue import (
     dead_subject,
     event_subject,
 )
+from farm_core.shared_buckets import agents_bucket
 from farm_core.timestamps import to_timestamp
 from farm_scheduler.events import DURABLE_NAME
+from farm_scheduler.sessions.events import DURABLE_NAME as SESSIONS_DURABLE
 from tests.helpers import assert_eventually, grant_for
 
 RPC_TIMEOUT = 10.0
+STARTED = to_timestamp(dt.datetime(2025, 1, 1, 12, 0, tzinfo=dt.UTC))
+"""The start time of the agents whose heartbeats a test puts (`beat`)."""
 
 
 @dataclass
@@ -120,6 +126,27 @@ class Queue:
         info = await self.js.consumer_info(EVENT_STREAM, DURABLE_NAME)
         applied: bool = info.num_pending == 0 and info.num_ack_pending == 0
         return applied
+
+
+async def beat(queue: Queue, agent_id: str, **fields: object) -> queue_pb2.AgentHeartbeat:
+    """Puts a heartbeat in the agents' bucket, as an agent does every few seconds."""
+    values: dict[str, object] = {"heartbeat_time": to_timestamp(utcnow()), **fields}
+    heartbeat = queue_pb2.AgentHeartbeat(
+        agent_id=agent_id,
+        concurrency=2,
+        start_time=STARTED,
+        **values,  # type: ignore[arg-type]
+    )
+    bucket = await agents_bucket(queue.js)
+    await bucket.put(agent_id, heartbeat.SerializeToString())
+    return heartbeat
+
+
+async def sessions_applied(queue: Queue) -> bool:
+    """Whether the scheduler has settled every session event."""
+    info = await queue.js.consumer_info(EVENT_STREAM, SESSIONS_DURABLE)
+    settled: bool = info.num_pending == 0 and info.num_ack_pending == 0
+    return settled
 
 
 async def reset_streams(js: JetStreamContext) -> None:

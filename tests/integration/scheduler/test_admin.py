@@ -1,43 +1,18 @@
 """AdminService over gRPC: the fleet from the agents' heartbeats, drain orders, dead-letter pages,
 and who may call what."""
 
-import datetime as dt
-
 import grpc
 import pytest
 
 from farm.admin.v1 import admin_pb2
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_core.db import utcnow
 from farm_core.queue import drain_subject
-from farm_core.shared_buckets import agents_bucket
-from farm_core.timestamps import to_timestamp
-from tests.integration.scheduler.agent_side import RPC_TIMEOUT, Queue
+from tests.integration.scheduler.admin_calls import ADMIN, operator
+from tests.integration.scheduler.agent_side import RPC_TIMEOUT, STARTED, Queue, beat
 from tests.integration.scheduler.conftest import Scheduler, rpc_error, until
 
 pytestmark = pytest.mark.integration
-
-ADMIN = "admin"
-STARTED = to_timestamp(dt.datetime(2025, 1, 1, 12, 0, tzinfo=dt.UTC))
-
-
-async def beat(queue: Queue, agent_id: str, **fields: object) -> queue_pb2.AgentHeartbeat:
-    """Puts a heartbeat in the agents' bucket, as an agent does every few seconds."""
-    values: dict[str, object] = {"heartbeat_time": to_timestamp(utcnow()), **fields}
-    heartbeat = queue_pb2.AgentHeartbeat(
-        agent_id=agent_id,
-        concurrency=2,
-        start_time=STARTED,
-        **values,  # type: ignore[arg-type]
-    )
-    bucket = await agents_bucket(queue.js)
-    await bucket.put(agent_id, heartbeat.SerializeToString())
-    return heartbeat
-
-
-def operator(scheduler: Scheduler) -> tuple[tuple[str, str], ...]:
-    return scheduler.auth(ADMIN, operator=True)
 
 
 async def test_list_agents_shows_each_heartbeat_by_id(scheduler: Scheduler, queue: Queue) -> None:

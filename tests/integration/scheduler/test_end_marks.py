@@ -8,39 +8,21 @@ stores an upload. A task failed by its own attempt is not marked. Real nats-serv
 scheduler and its event consumer.
 """
 
-import contextlib
-
 import pytest
-from nats.js.errors import KeyNotFoundError
-from nats.js.kv import KeyValue
 
 from farm.tasks.v1 import tasks_pb2
 from farm_core.shared_buckets import cancel_bucket
 from tests.helpers import assert_eventually
+from tests.integration.scheduler.admin_calls import requeue
 from tests.integration.scheduler.agent_side import Queue
 from tests.integration.scheduler.conftest import FAILED, QUEUED, RUNNING, Scheduler, until
-from tests.integration.scheduler.test_retries import requeue
+from tests.integration.scheduler.end_marks import end_mark, until_marked
 
 pytestmark = pytest.mark.integration
 
 STUCK = "agent-stuck"
 OTHER = "agent-other"
 SELECTOR = tasks_pb2.TaskError(code="SELECTOR_NOT_FOUND", message="no #missing")
-
-
-async def end_mark(bucket: KeyValue, task_id: str) -> str | None:
-    """The task's mark in the bucket of ended tasks, or None."""
-    with contextlib.suppress(KeyNotFoundError):
-        entry = await bucket.get(task_id)
-        return (entry.value or b"").decode()
-    return None
-
-
-async def until_marked(bucket: KeyValue, task_id: str, reason: str) -> None:
-    async def marked() -> bool:
-        return await end_mark(bucket, task_id) == reason
-
-    await assert_eventually(marked, message=f"task {task_id} was never marked {reason}")
 
 
 @pytest.mark.parametrize(

@@ -13,11 +13,10 @@ import pytest
 
 from farm.queue.v1 import queue_pb2
 from farm.sessions.v1 import sessions_pb2
-from farm_core.queue import EVENT_STREAM, event_subject
+from farm_core.queue import event_subject
 from farm_core.sessions import SessionOrder, closed_subject
-from farm_scheduler.sessions.events import DURABLE_NAME as SESSIONS_DURABLE
 from tests.helpers import assert_eventually
-from tests.integration.scheduler.agent_side import Queue
+from tests.integration.scheduler.agent_side import Queue, sessions_applied
 from tests.integration.scheduler.conftest import (
     QUEUED,
     RUNNING,
@@ -138,13 +137,6 @@ async def publish_close(queue: Queue, session_id: str, *, subject_agent: str, cl
         closed.SerializeToString(),
         headers={"Nats-Msg-Id": closed.event_id},
     )
-
-
-async def sessions_applied(queue: Queue) -> bool:
-    """Whether the scheduler has settled every session event."""
-    info = await queue.js.consumer_info(EVENT_STREAM, SESSIONS_DURABLE)
-    settled: bool = info.num_pending == 0 and info.num_ack_pending == 0
-    return settled
 
 
 async def test_an_agents_answer_closes_only_the_session_it_was_ordered_about(

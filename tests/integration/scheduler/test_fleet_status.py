@@ -20,9 +20,9 @@ from farm_core.db import utcnow
 from farm_core.queue import TASK_STREAM, Priority, consumer_name, task_subject
 from farm_core.timestamps import to_timestamp
 from tests.helpers import assert_eventually
-from tests.integration.scheduler.agent_side import RPC_TIMEOUT, Queue
+from tests.integration.scheduler.admin_calls import ADMIN, operator
+from tests.integration.scheduler.agent_side import RPC_TIMEOUT, Queue, beat
 from tests.integration.scheduler.conftest import Scheduler, StartScheduler, rpc_error, until
-from tests.integration.scheduler.test_admin import ADMIN, beat, operator
 
 pytestmark = pytest.mark.integration
 

@@ -27,7 +27,7 @@ from tests.integration.scheduler.conftest import (
     succeeded_result,
     until,
 )
-from tests.integration.scheduler.test_end_marks import end_mark, until_marked
+from tests.integration.scheduler.end_marks import end_mark, until_marked
 
 pytestmark = pytest.mark.integration
 

@@ -20,6 +20,7 @@ from farm_core.queue import DEAD_STREAM, TASK_STREAM, Priority, dead_subject, ta
 from farm_core.shared_buckets import cancel_bucket
 from farm_core.timestamps import from_timestamp, to_timestamp
 from tests.helpers import assert_eventually
+from tests.integration.scheduler.admin_calls import ADMIN, requeue
 from tests.integration.scheduler.agent_side import RPC_TIMEOUT, Queue
 from tests.integration.scheduler.conftest import (
     FAILED,
@@ -39,7 +40,6 @@ from tests.integration.scheduler.conftest import (
 pytestmark = pytest.mark.integration
 
 SELECTOR = tasks_pb2.TaskError(code="SELECTOR_NOT_FOUND", message="#missing")
-ADMIN = "admin"
 
 
 async def retry(
@@ -75,15 +75,6 @@ async def dead_letters(scheduler: Scheduler, tenant: str | None = None) -> list[
         timeout=RPC_TIMEOUT,
     )
     return [letter.task.id for letter in page.dead_letters]
-
-
-async def requeue(scheduler: Scheduler, task_id: str, tenant: str | None = None) -> tasks_pb2.Task:
-    task: tasks_pb2.Task = await scheduler.admin.RequeueDeadLetter(
-        admin_pb2.RequeueDeadLetterRequest(task_id=task_id),
-        metadata=scheduler.auth(ADMIN, tenant=tenant),
-        timeout=RPC_TIMEOUT,
-    )
-    return task
 
 
 def sample(name: str) -> float:

@@ -20,7 +20,7 @@ from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.sessions import SessionOrder, read_route, sessions_bucket
 from tests.helpers import assert_eventually
-from tests.integration.scheduler.agent_side import Queue
+from tests.integration.scheduler.agent_side import Queue, sessions_applied
 from tests.integration.scheduler.conftest import Scheduler, StartScheduler, rpc_error
 from tests.integration.scheduler.scripted_agents import (
     ScriptedAgent,
@@ -28,7 +28,6 @@ from tests.integration.scheduler.scripted_agents import (
     order_verb,
     sessions_of,
 )
-from tests.integration.scheduler.test_event_agents import sessions_applied
 
 pytestmark = pytest.mark.integration
 

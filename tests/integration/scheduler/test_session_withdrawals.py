@@ -30,7 +30,7 @@ from farm_core.sessions import SessionOrder, read_route, sessions_bucket
 from farm_scheduler.sessions.closer import RESERVATION_MARGIN_SECONDS
 from farm_scheduler.sessions.store import SessionStore, new_session_id
 from tests.helpers import assert_eventually
-from tests.integration.scheduler.agent_side import Queue
+from tests.integration.scheduler.agent_side import Queue, sessions_applied
 from tests.integration.scheduler.conftest import (
     Scheduler,
     StartScheduler,
@@ -43,7 +43,6 @@ from tests.integration.scheduler.scripted_agents import (
     scheduler,
     sessions_of,
 )
-from tests.integration.scheduler.test_event_agents import sessions_applied
 
 pytestmark = pytest.mark.integration
 

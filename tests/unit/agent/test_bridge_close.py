@@ -6,8 +6,7 @@ from typing import Any, cast
 from farm_agent.sessions.bridge import CdpClient, close_client
 from farm_agent.sessions.browser_socket import OPCODE_TEXT
 from farm_agent.sessions.client_socket import ClientFrames
-from tests.unit.agent.test_browser_socket import Wire, open_link, server_frame
-from tests.unit.agent.test_client_socket import close_of
+from tests.unit.agent.ws_wire import Wire, close_of, open_link, server_frame
 
 
 async def attached_client(received_from_browser: bytes) -> tuple[CdpClient, ClientFrames, Wire]:

@@ -1,7 +1,6 @@
 """The bridge's WebSocket to the browser: its frames reach the client whole and in order."""
 
 import asyncio
-import struct
 
 import pytest
 
@@ -16,64 +15,7 @@ from farm_agent.sessions.browser_socket import (
     BrowserLinkError,
     frame,
 )
-
-
-class Wire(asyncio.Transport):
-    """A transport that keeps what is written to it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.data = bytearray()
-        self.closed = False
-        self.paused = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.data += data
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def pause_reading(self) -> None:
-        self.paused = True
-
-    def resume_reading(self) -> None:
-        self.paused = False
-
-
-def server_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
-    data = frame(opcode, payload, mask=False)
-    return data if fin else bytes([data[0] & 0x7F]) + data[1:]
-
-
-def unmasked(data: bytes) -> list[tuple[int, bytes]]:
-    """The (opcode, payload) of each masked client frame in `data`."""
-    frames = []
-    while data:
-        size = data[1] & 0x7F
-        start = 2 + (2 if size == 126 else 8 if size == 127 else 0)
-        if size == 126:
-            size = struct.unpack("!H", data[2:4])[0]
-        elif size == 127:
-            size = struct.unpack("!Q", data[2:10])[0]
-        assert data[1] & 0x80, "a client's frame must be masked"
-        key, payload = data[start : start + 4], data[start + 4 : start + 4 + size]
-        frames.append((data[0] & 0x0F, bytes(b ^ key[i % 4] for i, b in enumerate(payload))))
-        data = data[start + 4 + size :]
-    return frames
-
-
-async def open_link(max_frame_bytes: int = 1 << 20) -> tuple[BrowserLink, Wire, Wire, list[int]]:
-    client, browser, activity = Wire(), Wire(), []
-    link = BrowserLink(client, lambda: activity.append(1), max_frame_bytes)
-    link.connection_made(browser)
-    link._opened.set_result(None)  # the handshake has its own test
-    return link, client, browser, activity
+from tests.unit.agent.ws_wire import Wire, open_link, server_frame, unmasked
 
 
 def feed(link: BrowserLink, data: bytes, sizes: list[int]) -> None:

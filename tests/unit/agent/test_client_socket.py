@@ -15,7 +15,7 @@ from farm_agent.sessions.browser_socket import (
     frame,
 )
 from farm_agent.sessions.client_socket import ClientFrames
-from tests.unit.agent.test_browser_socket import Wire, open_link, server_frame, unmasked
+from tests.unit.agent.ws_wire import Wire, close_of, open_link, server_frame, unmasked
 
 COMMAND = b'{"id":1,"method":"Runtime.evaluate","params":{"expression":"1+1"}}'
 
@@ -34,12 +34,6 @@ def text_of(data: bytes) -> object:
     """The JSON in the one unmasked text frame that is all of `data`."""
     size = data[1] & 0x7F
     return json.loads(data[2 + (2 if size == 126 else 8 if size == 127 else 0) :])
-
-
-def close_of(data: bytes) -> tuple[int, bytes]:
-    """The code and reason of the server close frame that is all of `data`."""
-    assert data[0] == 0x80 | OPCODE_CLOSE
-    return struct.unpack("!H", data[2:4])[0], data[4:]
 
 
 @pytest.mark.parametrize("sizes", [[], [1], [1, 1, 1, 1, 1, 1], [7, 30], list(range(1, 12))])

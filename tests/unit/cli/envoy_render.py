@@ -1,5 +1,7 @@
-"""Renders envoy/envoy.yaml.j2 for the tests and picks out the parts they look at."""
+"""Renders envoy/envoy.yaml.j2 for the tests, picks out the parts they look at, and has
+Envoy validate a rendered config."""
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -7,6 +9,7 @@ import yaml
 
 from farm_cli.launcher.config import find_project_root
 from farm_cli.launcher.envoy import Endpoint, EnvoySettings, render_envoy_config
+from farm_cli.launcher.infra import binary
 
 ROOT = find_project_root(Path(__file__).parent)
 TEMPLATE = ROOT / "envoy" / "envoy.yaml.j2"
@@ -82,3 +85,14 @@ def routes(config: dict[str, Any]) -> list[dict[str, Any]]:
     (host,) = connection_manager(config)["route_config"]["virtual_hosts"]
     found: list[dict[str, Any]] = host["routes"]
     return found
+
+
+def envoy_validate(path: Path) -> subprocess.CompletedProcess[str]:
+    """Envoy's own check of the config at `path` (`envoy --mode validate`)."""
+    return subprocess.run(
+        [binary("envoy"), "--mode", "validate", "-c", str(path), "--disable-hot-restart"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -1,7 +1,6 @@
 """The Envoy configuration rendered from envoy/envoy.yaml.j2."""
 
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,6 @@ from google.api import annotations_pb2  # type: ignore[import-untyped]
 from google.protobuf import descriptor_pb2
 
 from farm_cli.launcher.envoy import MAX_REQUEST_BYTES, Endpoint, render_envoy_config
-from farm_cli.launcher.infra import binary
 from farm_cli.launcher.tls import load_or_create_internal_tls, load_or_create_local_tls
 from farm_cli.main import main
 from farm_core.public_api import PUBLIC_SERVICES
@@ -22,6 +20,7 @@ from tests.unit.cli.envoy_render import (
     TEMPLATE,
     clusters,
     connection_manager,
+    envoy_validate,
     rendered,
     routes,
     sessions_cluster,
@@ -322,16 +321,6 @@ def test_compose_envoy_config_is_the_current_render(tmp_path: Path) -> None:
         "envoy/compose/envoy.yaml is stale; regenerate it with: farm "
         + " ".join(COMPOSE_RENDER_ARGS)
         + " -o envoy/compose/envoy.yaml"
-    )
-
-
-def envoy_validate(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [binary("envoy"), "--mode", "validate", "-c", str(path), "--disable-hot-restart"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
     )
 
 

@@ -21,8 +21,13 @@ from farm_mcp.settings import McpSettings
 from farm_mcp_tools.browser import BrowserSettings
 from farm_mcp_tools.runner import ToolLimits
 from tests.helpers import TEST_SIGNER
-from tests.unit.cli.envoy_render import TEMPLATE, clusters, connection_manager, settings
-from tests.unit.cli.test_envoy_template import envoy_validate
+from tests.unit.cli.envoy_render import (
+    TEMPLATE,
+    clusters,
+    connection_manager,
+    envoy_validate,
+    settings,
+)
 
 MCP = [Endpoint("127.0.0.1", 17104)]
 

@@ -11,17 +11,8 @@ from farm.tasks.v1 import tasks_pb2
 from farm_mcp_tools.browser import BrowserSettings
 from farm_mcp_tools.farm import FarmCallFailed
 from farm_mcp_tools.runner import ToolLimits
+from tests.mcp_tool_names import TOOL_NAMES
 from tests.unit.mcp.fake_farm import PNG, FakeFarm, page_result, texts
-
-TOOL_NAMES = {
-    "navigate", "screenshot", "click", "fill", "hover", "select", "evaluate", "get_content",
-    "get_console_logs", "get_console_errors", "get_network_logs", "get_network_errors",
-    "run_accessibility_audit", "run_performance_audit", "run_seo_audit",
-    "run_best_practices_audit", "emulate_device", "reset_emulation", "start_screencast",
-    "stop_screencast", "screencast_status", "set_cookies", "get_cookies", "close_browser",
-    "snapshot", "pdf", "extract", "wait_for", "handle_dialog",
-    "press", "navigate_back", "navigate_forward", "tabs",
-}  # fmt: skip
 
 
 async def test_the_instructions_tell_the_assistant_to_answer_dialogs(client_for: Any) -> None:

@@ -10,7 +10,7 @@ left to it.
 
 Not google.protobuf.json_format.ParseDict: it reads JSON as protobuf's Python
 library does, not as the transcoder. Of the values the transcoder takes
-(tests/unit/auth/test_json_body.py) it refuses about half (`"yes"` for a boolean,
+(tests/transcoder_values.py) it refuses about half (`"yes"` for a boolean,
 one value or nested lists for a repeated field, a null in a list, `{}` for a
 Timestamp, C's hexadecimal doubles); it takes some the transcoder refuses (`"1e4"`
 for an int32, `true` or `1.5` for an enum); and its messages name no map key.
