@@ -18,6 +18,10 @@ class Calls:
     def record(self, method: str, request: Any, context: grpc.ServicerContext) -> None:
         self.seen.append((method, request, dict(context.invocation_metadata())))
 
+    def count(self, method: str, task_id: str) -> int:
+        """How many `method` calls were sent for the object `task_id` (their request's id)."""
+        return sum(name == method and request.id == task_id for name, request, _ in self.seen)
+
     def last(self, method: str) -> tuple[Any, dict[str, str]]:
         for name, request, metadata in reversed(self.seen):
             if name == method:

@@ -25,11 +25,19 @@ from tests.unit.cli.fake_calls import Calls
 from tests.unit.cli.fake_fleet import fleet_status
 
 TRACED_TASK_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+# How many CancelTask calls of a "limited..." task the fake rate-limits.
+RATE_LIMITED_CANCELS = 2
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
 
 class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
-    """Task "missing" is NOT_FOUND, "traced" has a trace id; ListTasks has two pages."""
+    """Task "missing" is NOT_FOUND, "traced" has a trace id; ListTasks has two pages.
+
+    For CancelTask: "done" has SUCCEEDED already; the first RATE_LIMITED_CANCELS cancels
+    of a task whose id starts "limited" are rate-limited (Retry-After 0); a task whose
+    id starts "broken" cannot be cancelled (INTERNAL); the key may not touch "denied".
+    The first ListTasks by a label "limited=..." is rate-limited too.
+    """
 
     def __init__(self, calls: Calls) -> None:
         self.calls = calls
@@ -63,19 +71,41 @@ class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
         if request.id == "missing":
             context.abort(grpc.StatusCode.NOT_FOUND, "task missing not found")
         trace_id = TRACED_TASK_TRACE_ID if request.id == "traced" else ""
-        return tasks_pb2.Task(
-            id=request.id, status=tasks_pb2.TASK_STATUS_RUNNING, trace_id=trace_id
-        )
+        done = request.id == "done"
+        status = tasks_pb2.TASK_STATUS_SUCCEEDED if done else tasks_pb2.TASK_STATUS_RUNNING
+        return tasks_pb2.Task(id=request.id, status=status, trace_id=trace_id)
 
     def ListTasks(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.calls.record("ListTasks", request, context)
+        limited = [label for label in request.label if label.startswith("limited=")]
+        if limited and self._listings_with(limited[0]) == 1:
+            context.set_trailing_metadata((("retry-after", "0"),))
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "over its rate limit")
         if request.page_token == "":
             tasks = [tasks_pb2.Task(id="t1"), tasks_pb2.Task(id="t2")]
             return tasks_pb2.ListTasksResponse(tasks=tasks, next_page_token="page2")
         return tasks_pb2.ListTasksResponse(tasks=[tasks_pb2.Task(id="t3")])
 
+    def _listings_with(self, label: str) -> int:
+        return sum(
+            name == "ListTasks" and label in request.label for name, request, _ in self.calls.seen
+        )
+
     def CancelTask(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.calls.record("CancelTask", request, context)
+        if request.id == "missing":
+            context.abort(grpc.StatusCode.NOT_FOUND, "task missing not found")
+        if request.id == "denied":
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "the key lacks tasks.write")
+        if request.id.startswith("broken"):
+            context.abort(grpc.StatusCode.INTERNAL, "the database went away")
+        if request.id == "done":
+            return tasks_pb2.Task(id=request.id, status=tasks_pb2.TASK_STATUS_SUCCEEDED)
+        if request.id.startswith("limited") and self.calls.count("CancelTask", request.id) <= (
+            RATE_LIMITED_CANCELS
+        ):
+            context.set_trailing_metadata((("retry-after", "0"),))
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "over its rate limit")
         return tasks_pb2.Task(id=request.id, status=tasks_pb2.TASK_STATUS_CANCELLED)
 
     def GetWebhookSecret(self, request: Any, context: grpc.ServicerContext) -> Any:

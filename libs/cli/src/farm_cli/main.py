@@ -65,9 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
         "FARM_URL (default 127.0.0.1:8080; https://host:port for TLS, trusting the CA in "
         "FARM_CA_FILE if set) with the key in FARM_API_KEY "
         "(default: the local farm's admin key). Output is JSON; the commands that show "
-        "tables or progress (status, task trace, task run --from, task watch on a terminal) "
-        "print JSON with --json. Exit codes: 0 success, 1 error, 2 usage, 3 a task did not "
-        "succeed, 4 no key or key refused.",
+        "tables or progress (status, task trace, task run --from, task cancel of many tasks, "
+        "task watch on a terminal) print JSON with --json. Exit codes: 0 success, 1 error, "
+        "2 usage, 3 a task did not succeed (or, cancelling many, was not cancelled), 4 no key "
+        "or key refused.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:

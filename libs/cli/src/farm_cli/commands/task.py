@@ -3,28 +3,21 @@
 import argparse
 
 from farm.tasks.v1 import tasks_pb2
-from farm_cli.client import call_and_print, call_farm, list_and_print
-from farm_cli.commands.ranges import INT32_MAX, whole_number
+from farm_cli.client import call_and_print, call_farm
 from farm_cli.commands.task_batch import (
     RUN_TIMEOUT,
     add_batch_arguments,
     batch_urls,
     run_batch,
 )
-from farm_cli.commands.task_spec import add_task_spec_arguments, label, task_spec_from_args
+from farm_cli.commands.task_cancel import add_cancel_parser
+from farm_cli.commands.task_list import add_list_parser
+from farm_cli.commands.task_spec import add_task_spec_arguments, task_spec_from_args
 from farm_cli.commands.task_submit import add_submit_parser
 from farm_cli.commands.task_trace import add_trace_parser
 from farm_cli.commands.task_watch import add_watch_parser
 from farm_cli.console import UsageError, print_message
 from farm_cli.exit_codes import ExitCode
-
-STATUSES = {
-    "queued": tasks_pb2.TASK_STATUS_QUEUED,
-    "running": tasks_pb2.TASK_STATUS_RUNNING,
-    "succeeded": tasks_pb2.TASK_STATUS_SUCCEEDED,
-    "failed": tasks_pb2.TASK_STATUS_FAILED,
-    "cancelled": tasks_pb2.TASK_STATUS_CANCELLED,
-}
 
 
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -51,19 +44,9 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     get.add_argument("id")
     get.set_defaults(run=get_task)
 
-    listing = verbs.add_parser("list", help="list tasks, newest first")
-    listing.add_argument("--status", choices=list(STATUSES))
-    listing.add_argument(
-        "--label", dest="labels", type=label, action="append", default=[], metavar="KEY=VALUE"
-    )
-    listing.add_argument("--page-size", type=whole_number(INT32_MAX), default=0)
-    listing.add_argument("--page-token", default="")
-    listing.add_argument("--all", action="store_true", help="follow every page")
-    listing.set_defaults(run=list_tasks)
+    add_list_parser(verbs)
 
-    cancel = verbs.add_parser("cancel", help="cancel a task")
-    cancel.add_argument("id")
-    cancel.set_defaults(run=cancel_task)
+    add_cancel_parser(verbs)
 
     add_watch_parser(verbs)
 
@@ -97,20 +80,3 @@ def get_task(args: argparse.Namespace) -> int:
     """GetTask."""
     request = tasks_pb2.GetTaskRequest(id=args.id)
     return call_and_print(lambda farm: farm.tasks.GetTask, request)
-
-
-def list_tasks(args: argparse.Namespace) -> int:
-    """ListTasks: one page, or with --all every page in one list."""
-    request = tasks_pb2.ListTasksRequest(
-        status=STATUSES[args.status] if args.status else tasks_pb2.TASK_STATUS_UNSPECIFIED,
-        page_size=args.page_size,
-        page_token=args.page_token,
-        label=[f"{key}={value}" for key, value in args.labels],
-    )
-    return list_and_print(lambda farm: farm.tasks.ListTasks, request, "tasks", every=args.all)
-
-
-def cancel_task(args: argparse.Namespace) -> int:
-    """CancelTask."""
-    request = tasks_pb2.CancelTaskRequest(id=args.id)
-    return call_and_print(lambda farm: farm.tasks.CancelTask, request)

@@ -1,0 +1,239 @@
+"""`farm task cancel`: one task by id, or many — by ids, from a file or stdin, by labels.
+
+One id alone prints the Task CancelTask answers, as JSON (as it always has). Any other
+selection cancels each task with CancelTask, several at a time, waiting out the
+key's rate limit; each task's outcome is a line (with --json a JSON line as it ends),
+then the counts. CancelTask answers a task that had already ended with that task as
+it is, so an already CANCELLED task looks like one cancelled now: a task picked by
+id is first read (GetTask), and one that has ended is reported, not cancelled.
+"""
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+
+import grpc
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from farm.tasks.v1 import tasks_pb2
+from farm_cli.client import FarmConnection, call_and_print, connect
+from farm_cli.commands.task_ids import task_ids_from
+from farm_cli.commands.task_list import MAX_PAGE_SIZE, add_label_filter, every_task, list_request
+from farm_cli.commands.task_watch import FINAL
+from farm_cli.console import UsageError
+from farm_cli.exit_codes import AUTH_CODES, ExitCode
+from farm_cli.retries import RateGate, call_retrying
+
+MAX_CONCURRENCY = 64
+DEFAULT_CONCURRENCY = 16
+# Listed in this order, a task that starts running between the two listings is in
+# the first; the other order would miss it.
+UNENDED = (tasks_pb2.TASK_STATUS_QUEUED, tasks_pb2.TASK_STATUS_RUNNING)
+
+CANCELLED, ALREADY_ENDED, NOT_FOUND, FAILED = "cancelled", "already_ended", "not_found", "failed"
+OUTCOMES = (CANCELLED, ALREADY_ENDED, NOT_FOUND, FAILED)
+
+
+@dataclass(frozen=True)
+class Selected:
+    """A task to cancel; `unended` when a listing of queued and running tasks named it."""
+
+    id: str
+    unended: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one selected task: its outcome, and its status or the error."""
+
+    task_id: str
+    outcome: str
+    status: str = ""
+    error_code: str = ""
+    error_message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the task is gone from the queue: cancelled now, or ended before."""
+        return self.outcome in (CANCELLED, ALREADY_ENDED)
+
+    def line(self) -> str:
+        """`ID  cancelled`, `ID  already ended (SUCCEEDED)`, `ID  not found`, `ID  failed: ...`."""
+        if self.outcome == CANCELLED:
+            return f"{self.task_id}  cancelled"
+        if self.outcome == ALREADY_ENDED:
+            return f"{self.task_id}  already ended ({self.status.removeprefix('TASK_STATUS_')})"
+        if self.outcome == NOT_FOUND:
+            return f"{self.task_id}  not found"
+        return f"{self.task_id}  failed: {self.error_code}: {self.error_message}"
+
+    def to_json(self) -> str:
+        """One JSON line: {"id", "outcome", "status"} or {"id", "outcome", "error"}."""
+        fields: dict[str, object] = {"id": self.task_id, "outcome": self.outcome}
+        if self.status:
+            fields["status"] = self.status
+        else:
+            fields["error"] = {"code": self.error_code, "message": self.error_message}
+        return json.dumps(fields, ensure_ascii=False)
+
+
+def add_cancel_parser(verbs: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Adds `task cancel`."""
+    cancel = verbs.add_parser(
+        "cancel",
+        help="cancel tasks: by ids, --from a file of them, or every queued or running one "
+        "with --label; one id alone prints the task; exit 3 if any was not found or failed",
+    )
+    cancel.add_argument("ids", nargs="*", metavar="ID", help="the id of a task to cancel")
+    cancel.add_argument(
+        "--from",
+        dest="from_file",
+        metavar="FILE",
+        help='task ids in FILE ("-": stdin): one a line, or the JSON that task submit, '
+        "create, get, list or cancel --json print",
+    )
+    add_label_filter(
+        cancel,
+        "every queued or running task of yours with this label (repeatable: with all of them)",
+    )
+    cancel.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        metavar="N",
+        help=f"at most N calls at once (1 to {MAX_CONCURRENCY}; default {DEFAULT_CONCURRENCY})",
+    )
+    cancel.add_argument(
+        "--json", action="store_true", help="one JSON line per task as it ends, nothing else"
+    )
+    cancel.set_defaults(run=cancel_tasks)
+
+
+def cancel_tasks(args: argparse.Namespace) -> int:
+    """CancelTask for the one id given, or for every task selected; exit 3 if any failed."""
+    if len(args.ids) == 1 and not args.from_file and not args.labels:
+        request = tasks_pb2.CancelTaskRequest(id=args.ids[0])
+        return call_and_print(lambda farm: farm.tasks.CancelTask, request)
+    if not (args.ids or args.from_file or args.labels):
+        raise UsageError("name the tasks to cancel: IDs, --from FILE or --label KEY=VALUE")
+    if not 1 <= args.concurrency <= MAX_CONCURRENCY:
+        raise UsageError(f"--concurrency must be from 1 to {MAX_CONCURRENCY}")
+    given = list(args.ids)
+    if args.from_file:
+        given += task_ids_from(args.from_file)
+    started = time.monotonic()
+    gate = RateGate()
+    with connect() as farm:
+        listed = _listed(farm, args.labels, gate) if args.labels else []
+        selected = selection(given, listed)
+        outcomes = _cancel_with_progress(farm, selected, gate, args)
+    if not args.json:
+        order = {task.id: index for index, task in enumerate(selected)}
+        for outcome in sorted(outcomes, key=lambda o: order[o.task_id]):
+            print(outcome.line())
+        print(summary(outcomes, time.monotonic() - started), flush=True)
+    return ExitCode.OK if all(o.ok for o in outcomes) else ExitCode.TASKS_FAILED
+
+
+def selection(given: Sequence[str], listed: Sequence[str]) -> list[Selected]:
+    """The tasks to cancel, each once, in the order named: ids given, then ids listed."""
+    chosen: dict[str, Selected] = {}
+    for task_id in given:
+        chosen.setdefault(task_id, Selected(task_id))
+    for task_id in listed:
+        chosen[task_id] = Selected(task_id, unended=True)
+    return list(chosen.values())
+
+
+def _listed(farm: FarmConnection, labels: Sequence[tuple[str, str]], gate: RateGate) -> list[str]:
+    """The ids of the caller's queued and running tasks with every one of `labels`."""
+    return [
+        task.id
+        for status in UNENDED
+        for task in every_task(farm, list_request(status, labels, page_size=MAX_PAGE_SIZE), gate)
+    ]
+
+
+def _cancel_with_progress(
+    farm: FarmConnection, selected: list[Selected], gate: RateGate, args: argparse.Namespace
+) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    progress = Progress(
+        TextColumn("[bold]cancelling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=args.json or not sys.stderr.isatty(),
+    )
+    with progress:
+        bar = progress.add_task("cancel", total=len(selected), failed=0)
+        for outcome in cancel_all(farm, selected, gate, args.concurrency):
+            outcomes.append(outcome)
+            if args.json:
+                print(outcome.to_json(), flush=True)
+            progress.update(bar, advance=1, failed=sum(not o.ok for o in outcomes))
+    return outcomes
+
+
+def cancel_all(
+    farm: FarmConnection, selected: Sequence[Selected], gate: RateGate, concurrency: int
+) -> Iterator[Outcome]:
+    """The outcomes in the order they are known; a refused key stops them all (raised)."""
+    executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="farm-cancel")
+    try:
+        futures = [executor.submit(cancel_one, farm, task, gate) for task in selected]
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def cancel_one(farm: FarmConnection, task: Selected, gate: RateGate) -> Outcome:
+    """Cancels `task` unless it has ended; its outcome. Raises a refused key's error."""
+    try:
+        if not task.unended:
+            found = call_retrying(
+                lambda: farm.call(farm.tasks.GetTask, tasks_pb2.GetTaskRequest(id=task.id)), gate
+            )
+            if found.status in FINAL:
+                return Outcome(task.id, ALREADY_ENDED, status=_name(found.status))
+        answer = call_retrying(
+            lambda: farm.call(farm.tasks.CancelTask, tasks_pb2.CancelTaskRequest(id=task.id)),
+            gate,
+        )
+    except grpc.RpcError as error:
+        return _refused(task.id, error)
+    if answer.status == tasks_pb2.TASK_STATUS_CANCELLED:
+        return Outcome(task.id, CANCELLED, status=_name(answer.status))
+    if answer.status in FINAL:
+        # It ended on its own between the listing (or GetTask) and CancelTask.
+        return Outcome(task.id, ALREADY_ENDED, status=_name(answer.status))
+    message = f"CancelTask answered the task {_name(answer.status)}"
+    return Outcome(task.id, FAILED, error_code="UNKNOWN", error_message=message)
+
+
+def _refused(task_id: str, error: grpc.RpcError) -> Outcome:
+    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
+    if code in AUTH_CODES:
+        raise error
+    details = (error.details() if isinstance(error, grpc.Call) else None) or str(error)
+    outcome = NOT_FOUND if code == grpc.StatusCode.NOT_FOUND else FAILED
+    return Outcome(task_id, outcome, error_code=code.name, error_message=details)
+
+
+def summary(outcomes: Sequence[Outcome], elapsed_seconds: float) -> str:
+    """`58 cancelled, 1 already ended, 1 not found, 0 failed, of 60 in 2.1 s`."""
+    counts = {name: sum(o.outcome == name for o in outcomes) for name in OUTCOMES}
+    words = ", ".join(f"{counts[name]} {name.replace('_', ' ')}" for name in OUTCOMES)
+    return f"{words}, of {len(outcomes)} in {elapsed_seconds:.1f} s"
+
+
+def _name(status: "tasks_pb2.TaskStatus.ValueType") -> str:
+    return tasks_pb2.TaskStatus.Name(status)

@@ -1,0 +1,104 @@
+"""Calls a bulk command makes again: after a rate limit's wait, or a backoff when UNAVAILABLE.
+
+The policy is the SDK's (browserfarm.calls: which failures are retried, the doubling
+backoff that waits at least the farm's Retry-After); here it serves the CLI's
+threads, which share one RateGate: once the farm rate-limits one call, every thread
+waits out the Retry-After before its next call, instead of each spending refused
+calls (each one an audit record) to learn the same thing.
+"""
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import grpc
+from tenacity import RetryCallState, Retrying, retry_if_exception
+
+from browserfarm.calls import RetryWait, retryable
+from browserfarm.config import ClientOptions
+from browserfarm.errors import FarmError, RateLimited, from_status
+
+Reply = TypeVar("Reply")
+
+# A rate-limited call is made again until it goes through: each wait is at least the
+# Retry-After (1 s or more), so this many bound a call's wait at minutes, not forever.
+RATE_LIMITED_ATTEMPTS = 200
+
+
+class RateGate:
+    """Holds back every call of a command until the farm's rate limit lets them through."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._opens_at = 0.0
+
+    def hold(self, seconds: float) -> None:
+        """Keeps the gate shut for `seconds` from now (never opens it sooner)."""
+        with self._lock:
+            self._opens_at = max(self._opens_at, self._clock() + seconds)
+
+    def wait(self) -> None:
+        """Returns once the gate is open."""
+        with self._lock:
+            shut_for = self._opens_at - self._clock()
+        if shut_for > 0:
+            self._sleep(shut_for)
+
+
+class _Attempts:
+    """Tenacity's stop: `most` calls in all, or RATE_LIMITED_ATTEMPTS while rate-limited."""
+
+    def __init__(self, most: int) -> None:
+        self._most = max(1, most)
+
+    def __call__(self, state: RetryCallState) -> bool:
+        outcome = state.outcome
+        limited = outcome is not None and isinstance(outcome.exception(), RateLimited)
+        return state.attempt_number >= (RATE_LIMITED_ATTEMPTS if limited else self._most)
+
+
+def call_retrying(
+    call: Callable[[], Reply], gate: RateGate, options: ClientOptions | None = None
+) -> Reply:
+    """`call()` (one idempotent RPC), made again as the module says; its last error raised.
+
+    The error raised is the grpc.RpcError of the last call, as `call` raised it.
+    """
+    settings = options or ClientOptions()
+
+    def attempt() -> Reply:
+        gate.wait()
+        try:
+            return call()
+        except grpc.RpcError as error:
+            failure = farm_error_of(error)
+            if isinstance(failure, RateLimited):
+                gate.hold(failure.retry_after)
+            raise failure from error
+
+    retrying = Retrying(
+        stop=_Attempts(settings.max_attempts),
+        wait=RetryWait(settings.backoff_seconds, settings.max_backoff_seconds),
+        retry=retry_if_exception(retryable(settings, idempotent=True)),
+        reraise=True,
+    )
+    try:
+        return retrying(attempt)
+    except FarmError as failure:
+        cause = failure.__cause__
+        raise cause if isinstance(cause, grpc.RpcError) else failure from None
+
+
+def farm_error_of(error: grpc.RpcError) -> FarmError:
+    """The SDK's exception for `error`: RateLimited when it carries a Retry-After, and so on."""
+    if not isinstance(error, grpc.Call):
+        return from_status(grpc.StatusCode.UNKNOWN, str(error))
+    metadata = [*(error.initial_metadata() or ()), *(error.trailing_metadata() or ())]
+    return from_status(error.code(), error.details() or "", metadata)
