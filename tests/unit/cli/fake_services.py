@@ -27,6 +27,8 @@ from tests.unit.cli.fake_fleet import fleet_status
 TRACED_TASK_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 # How many CancelTask calls of a "limited..." task the fake rate-limits.
 RATE_LIMITED_CANCELS = 2
+# How many RunTask calls of a URL with "limited" in it the fake rate-limits.
+RATE_LIMITED_RUNS = 2
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
 
@@ -36,7 +38,8 @@ class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
     For CancelTask: "done" has SUCCEEDED already; the first RATE_LIMITED_CANCELS cancels
     of a task whose id starts "limited" are rate-limited (Retry-After 0); a task whose
     id starts "broken" cannot be cancelled (INTERNAL); the key may not touch "denied".
-    The first ListTasks by a label "limited=..." is rate-limited too.
+    The first ListTasks by a label "limited=..." is rate-limited too, and the first
+    RATE_LIMITED_RUNS RunTask calls of a URL with "limited" in it.
     """
 
     def __init__(self, calls: Calls) -> None:
@@ -64,6 +67,9 @@ class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
 
     def RunTask(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.calls.record("RunTask", request, context)
+        if "limited" in request.spec.url and self._runs_of(request.spec.url) <= RATE_LIMITED_RUNS:
+            context.set_trailing_metadata((("retry-after", "0"),))
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "over its rate limit")
         return tasks_pb2.Task(id="t1", status=tasks_pb2.TASK_STATUS_SUCCEEDED, spec=request.spec)
 
     def GetTask(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -85,6 +91,11 @@ class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
             tasks = [tasks_pb2.Task(id="t1"), tasks_pb2.Task(id="t2")]
             return tasks_pb2.ListTasksResponse(tasks=tasks, next_page_token="page2")
         return tasks_pb2.ListTasksResponse(tasks=[tasks_pb2.Task(id="t3")])
+
+    def _runs_of(self, url: str) -> int:
+        return sum(
+            name == "RunTask" and request.spec.url == url for name, request, _ in self.calls.seen
+        )
 
     def _listings_with(self, label: str) -> int:
         return sum(

@@ -65,11 +65,17 @@ class _Attempts:
 
 
 def call_retrying(
-    call: Callable[[], Reply], gate: RateGate, options: ClientOptions | None = None
+    call: Callable[[], Reply],
+    gate: RateGate,
+    options: ClientOptions | None = None,
+    *,
+    idempotent: bool = True,
 ) -> Reply:
-    """`call()` (one idempotent RPC), made again as the module says; its last error raised.
+    """`call()` (one RPC), made again as the module says; its last error raised.
 
-    The error raised is the grpc.RpcError of the last call, as `call` raised it.
+    A call that is not `idempotent` is made again only after a rate limit (the edge
+    refused it, so it did nothing), not when UNAVAILABLE. The error raised is the
+    grpc.RpcError of the last call, as `call` raised it.
     """
     settings = options or ClientOptions()
 
@@ -86,7 +92,7 @@ def call_retrying(
     retrying = Retrying(
         stop=_Attempts(settings.max_attempts),
         wait=RetryWait(settings.backoff_seconds, settings.max_backoff_seconds),
-        retry=retry_if_exception(retryable(settings, idempotent=True)),
+        retry=retry_if_exception(retryable(settings, idempotent=idempotent)),
         reraise=True,
     )
     try:

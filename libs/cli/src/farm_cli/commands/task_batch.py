@@ -23,6 +23,7 @@ from farm_cli.client import FarmConnection, connect
 from farm_cli.commands.task_watch import result_summary, status_name
 from farm_cli.console import CliError, UsageError, message_json
 from farm_cli.exit_codes import AUTH_CODES, ExitCode
+from farm_cli.retries import RateGate, call_retrying
 
 MAX_CONCURRENCY = 64
 # RunTask waits up to the task's 300 s limit; Envoy's route allows 330 s.
@@ -153,9 +154,11 @@ def _run_all(
 ) -> Iterator[Outcome]:
     """The outcomes in the order they end; a refused key stops the batch (raised)."""
     executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="farm-task")
+    gate = RateGate()
     try:
         futures: list[Future[Outcome]] = [
-            executor.submit(_run_one, farm, template, index, url) for index, url in enumerate(urls)
+            executor.submit(_run_one, farm, template, gate, index, url)
+            for index, url in enumerate(urls)
         ]
         for future in as_completed(futures):
             yield future.result()
@@ -163,13 +166,21 @@ def _run_all(
         executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_one(farm: FarmConnection, template: tasks_pb2.TaskSpec, index: int, url: str) -> Outcome:
+def _run_one(
+    farm: FarmConnection, template: tasks_pb2.TaskSpec, gate: RateGate, index: int, url: str
+) -> Outcome:
     spec = tasks_pb2.TaskSpec()
     spec.CopyFrom(template)
     spec.url = url
+    request = tasks_pb2.RunTaskRequest(spec=spec)
     try:
-        request = tasks_pb2.RunTaskRequest(spec=spec)
-        task = farm.call(farm.tasks.RunTask, request, timeout=RUN_TIMEOUT)
+        # A rate-limited RunTask made no task: it is waited out and sent again. Nothing
+        # else is, as a RunTask without an idempotency key may have made one.
+        task = call_retrying(
+            lambda: farm.call(farm.tasks.RunTask, request, timeout=RUN_TIMEOUT),
+            gate,
+            idempotent=False,
+        )
     except grpc.RpcError as error:
         code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
         if code in AUTH_CODES:

@@ -1,0 +1,25 @@
+"""`farm task run --from` against the fake services: a rate-limited URL is waited out."""
+
+import secrets
+from pathlib import Path
+
+import pytest
+
+from farm_cli.main import main
+from tests.unit.cli.fake_calls import Calls
+from tests.unit.cli.fake_services import RATE_LIMITED_RUNS
+
+
+def test_a_rate_limited_url_is_sent_again_and_succeeds_not_reported_refused(
+    calls: Calls, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    limited = f"https://limited-{secrets.token_hex(4)}.test/"
+    urls = tmp_path / "urls.txt"
+    urls.write_text(f"{limited}\nhttps://example.com/\n")
+
+    assert main(["task", "run", "--from", str(urls), "--content", "text"]) == 0
+
+    runs = [request.spec.url for name, request, _ in calls.seen if name == "RunTask"]
+    assert runs.count(limited) == RATE_LIMITED_RUNS + 1
+    assert runs.count("https://example.com/") == 1
+    assert "REFUSED" not in capsys.readouterr().out
