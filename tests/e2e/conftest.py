@@ -8,6 +8,7 @@ has run (tests/conftest.py hands those out first), not at the session's end.
 """
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -15,7 +16,7 @@ import secrets
 import shutil
 import struct
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -217,17 +218,21 @@ FARM = str(ROOT / ".venv" / "bin" / "farm")
 
 
 def farm_command(
-    farm: LocalFarm, *args: str, key: str | None = None
+    farm: LocalFarm,
+    *args: str,
+    key: str | None = None,
+    stdin: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Runs `farm ARGS` against the test farm with `key` (default: its admin key)."""
+    """`farm ARGS` against the test farm: `key` (default: its admin key), `stdin`, `env`."""
     environment = {
         **os.environ,
         "FARM_URL": farm.envoy_url.removeprefix("http://"),
         "FARM_API_KEY": key or farm.admin_key,
+        **(env or {}),
     }
-    return subprocess.run(
-        [FARM, *args], capture_output=True, text=True, env=environment, timeout=120, check=False
-    )
+    run = functools.partial(subprocess.run, capture_output=True, text=True, check=False)
+    return run([FARM, *args], input=stdin, env=environment, timeout=120)
 
 
 def farm_in_process(

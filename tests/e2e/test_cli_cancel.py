@@ -2,7 +2,6 @@
 then from `task submit`'s output and from piped ids."""
 
 import json
-import os
 import secrets
 import subprocess
 from pathlib import Path
@@ -13,7 +12,6 @@ import pytest
 from farm.auth.v1 import auth_pb2
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import (
-    FARM,
     Client,
     KeyFactory,
     farm_command,
@@ -42,20 +40,9 @@ def farm_cancel(
     farm: LocalFarm, key: str, *args: str, stdin: str = "", trace: str = ""
 ) -> subprocess.CompletedProcess[str]:
     """`farm task cancel ARGS` in a process of its own, `stdin` piped in, its calls in `trace`."""
-    environment = {
-        **os.environ,
-        "FARM_URL": farm.envoy_url.removeprefix("http://"),
-        "FARM_API_KEY": key,
-        "TRACEPARENT": f"00-{trace or secrets.token_hex(16)}-{secrets.token_hex(8)}-01",
-    }
-    return subprocess.run(
-        [FARM, "task", "cancel", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=120,
-        check=False,
+    traceparent = f"00-{trace or secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    return farm_command(
+        farm, "task", "cancel", *args, key=key, stdin=stdin, env={"TRACEPARENT": traceparent}
     )
 
 

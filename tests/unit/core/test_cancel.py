@@ -19,43 +19,41 @@ async def test_work_that_ends_first_gives_its_result_or_its_error() -> None:
         await unless_set(fail(), asyncio.Event(), "fail")
 
 
-async def test_a_signal_set_first_cancels_the_work_and_interrupts() -> None:
-    signal = asyncio.Event()
-    started = asyncio.Event()
-    cancelled = asyncio.Event()
+class NeverAnswered:
+    """Work that never ends on its own; it notes that it started and that it was cancelled."""
 
-    async def never_answered() -> int:
-        started.set()
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.cancelled = asyncio.Event()
+
+    async def __call__(self) -> int:
+        self.started.set()
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
-            cancelled.set()
+            self.cancelled.set()
             raise
         return 0
 
-    racing = asyncio.ensure_future(unless_set(never_answered(), signal, "never answered"))
-    await started.wait()
+
+async def test_a_signal_set_first_cancels_the_work_and_interrupts() -> None:
+    signal = asyncio.Event()
+    work = NeverAnswered()
+
+    racing = asyncio.ensure_future(unless_set(work(), signal, "never answered"))
+    await work.started.wait()
     signal.set()
     with pytest.raises(Interrupted):
         await racing
-    assert cancelled.is_set()
+    assert work.cancelled.is_set()
 
 
 async def test_cancelling_the_caller_cancels_the_work() -> None:
-    started = asyncio.Event()
-    cancelled = asyncio.Event()
+    work = NeverAnswered()
 
-    async def never_answered() -> None:
-        started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
-    racing = asyncio.ensure_future(unless_set(never_answered(), asyncio.Event(), "work"))
-    await started.wait()
+    racing = asyncio.ensure_future(unless_set(work(), asyncio.Event(), "work"))
+    await work.started.wait()
     racing.cancel()
     with pytest.raises(asyncio.CancelledError):
         await racing
-    assert cancelled.is_set()
+    assert work.cancelled.is_set()

@@ -7,7 +7,7 @@ from typing import TextIO
 import grpc
 from google.protobuf.message import Message
 
-from farm_cli.exit_codes import ExitCode
+from farm_cli.exit_codes import ExitCode, rpc_status
 from farm_core.message_json import message_dict
 
 CONNECTION_HINT = "is the farm running? Start it with `make run` (or `farm up`), or set FARM_URL"
@@ -50,8 +50,7 @@ def print_message(
 
 def rpc_error_text(error: grpc.RpcError) -> str:
     """`error: <STATUS>: <message>`, with a hint when the farm could not be reached."""
-    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-    details = (error.details() if isinstance(error, grpc.Call) else None) or str(error)
+    code, details = rpc_status(error)
     text = f"error: {code.name}: {details}"
     if code is grpc.StatusCode.UNAVAILABLE and _unreachable(details):
         text += f"\nhint: {CONNECTION_HINT}"

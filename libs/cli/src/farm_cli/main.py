@@ -30,7 +30,7 @@ from farm_cli.commands import (
     whoami,
 )
 from farm_cli.console import CliError, rpc_error_text
-from farm_cli.exit_codes import ExitCode, exit_code_of
+from farm_cli.exit_codes import ExitCode, exit_code_of, rpc_status
 
 # Commands whose output is no API reply: the farm's own log, MCP over stdio, configs.
 WITHOUT_JSON = frozenset({"up", "down", "mcp", "envoy-config", "nats-config", "credential"})
@@ -145,8 +145,7 @@ def _run(argv: Sequence[str] | None) -> int:
         _print_error(as_json, error.exit_code.name, str(error), f"error: {error}")
         return error.exit_code
     except grpc.RpcError as error:
-        code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-        details = (error.details() if isinstance(error, grpc.Call) else None) or str(error)
+        code, details = rpc_status(error)
         _print_error(as_json, code.name, details, rpc_error_text(error))
         return exit_code_of(error)
     except KeyboardInterrupt:

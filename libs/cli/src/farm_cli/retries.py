@@ -17,7 +17,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from browserfarm.calls import RetryWait, retryable
 from browserfarm.config import ClientOptions
-from browserfarm.errors import FarmError, RateLimited, from_status
+from browserfarm.errors import FarmError, RateLimited, from_rpc_error
 
 Reply = TypeVar("Reply")
 
@@ -84,7 +84,7 @@ def call_retrying(
         try:
             return call()
         except grpc.RpcError as error:
-            failure = farm_error_of(error)
+            failure = from_rpc_error(error)
             if isinstance(failure, RateLimited):
                 gate.hold(failure.retry_after)
             raise failure from error
@@ -100,11 +100,3 @@ def call_retrying(
     except FarmError as failure:
         cause = failure.__cause__
         raise cause if isinstance(cause, grpc.RpcError) else failure from None
-
-
-def farm_error_of(error: grpc.RpcError) -> FarmError:
-    """The SDK's exception for `error`: RateLimited when it carries a Retry-After, and so on."""
-    if not isinstance(error, grpc.Call):
-        return from_status(grpc.StatusCode.UNKNOWN, str(error))
-    metadata = [*(error.initial_metadata() or ()), *(error.trailing_metadata() or ())]
-    return from_status(error.code(), error.details() or "", metadata)

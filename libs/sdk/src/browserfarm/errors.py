@@ -173,7 +173,12 @@ def from_status(
     return error
 
 
-def from_rpc_error(error: grpc.aio.AioRpcError) -> FarmError:
-    """The exception for a failed gRPC call, its Retry-After read from either metadata."""
+def from_rpc_error(error: grpc.RpcError) -> FarmError:
+    """The exception for a failed gRPC call, its Retry-After read from either metadata.
+
+    grpc.aio's calls and the blocking API's alike; UNKNOWN for an error that is no call's.
+    """
+    if not isinstance(error, grpc.Call | grpc.aio.AioRpcError):
+        return from_status(grpc.StatusCode.UNKNOWN, str(error))
     metadata = [*(error.initial_metadata() or ()), *(error.trailing_metadata() or ())]
     return from_status(error.code(), error.details() or "", metadata)

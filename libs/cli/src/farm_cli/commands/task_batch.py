@@ -8,21 +8,20 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import FarmConnection, connect
+from farm_cli.commands.bulk import as_they_end, progress_bar
 from farm_cli.commands.task_watch import result_summary, status_name
 from farm_cli.console import CliError, UsageError, message_json
-from farm_cli.exit_codes import AUTH_CODES, ExitCode
+from farm_cli.exit_codes import ExitCode, item_failure
 from farm_cli.retries import RateGate, call_retrying
 
 MAX_CONCURRENCY = 64
@@ -127,18 +126,17 @@ def run_batch(args: argparse.Namespace, template: tasks_pb2.TaskSpec, urls: list
     """RunTask for each URL, `args.concurrency` at a time; the exit code by the outcomes."""
     started = time.monotonic()
     outcomes: list[Outcome] = []
-    progress = Progress(
-        TextColumn("[bold]tasks"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[failed]} not succeeded"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=args.json or not sys.stderr.isatty(),
-    )
+    progress = progress_bar("tasks", "not succeeded", quiet=args.json)
+    gate = RateGate()
     with connect() as farm, progress:
         bar = progress.add_task("tasks", total=len(urls), failed=0)
-        for outcome in _run_all(farm, template, urls, args.concurrency):
+        # A refused key stops the batch (raised).
+        for outcome in as_they_end(
+            lambda item: _run_one(farm, template, gate, *item),
+            list(enumerate(urls)),
+            args.concurrency,
+            "farm-task",
+        ):
             outcomes.append(outcome)
             if args.json:
                 print(outcome.to_json(), flush=True)
@@ -147,23 +145,6 @@ def run_batch(args: argparse.Namespace, template: tasks_pb2.TaskSpec, urls: list
     if not args.json:
         print_summary(sorted(outcomes, key=lambda o: o.index), time.monotonic() - started)
     return ExitCode.OK if all(o.succeeded for o in outcomes) else ExitCode.TASKS_FAILED
-
-
-def _run_all(
-    farm: FarmConnection, template: tasks_pb2.TaskSpec, urls: list[str], concurrency: int
-) -> Iterator[Outcome]:
-    """The outcomes in the order they end; a refused key stops the batch (raised)."""
-    executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="farm-task")
-    gate = RateGate()
-    try:
-        futures: list[Future[Outcome]] = [
-            executor.submit(_run_one, farm, template, gate, index, url)
-            for index, url in enumerate(urls)
-        ]
-        for future in as_completed(futures):
-            yield future.result()
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _run_one(
@@ -182,10 +163,7 @@ def _run_one(
             idempotent=False,
         )
     except grpc.RpcError as error:
-        code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-        if code in AUTH_CODES:
-            raise
-        details = (error.details() if isinstance(error, grpc.Call) else None) or str(error)
+        code, details = item_failure(error)
         return Outcome(index, url, error_code=code.name, error_message=details)
     return Outcome(index, url, task=task)
 

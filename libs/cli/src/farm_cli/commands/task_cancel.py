@@ -10,23 +10,21 @@ id is first read (GetTask), and one that has ended is reported, not cancelled.
 
 import argparse
 import json
-import sys
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import FarmConnection, call_and_print, connect
+from farm_cli.commands.bulk import as_they_end, progress_bar
 from farm_cli.commands.task_ids import task_ids_from
-from farm_cli.commands.task_list import MAX_PAGE_SIZE, add_label_filter, every_task, list_request
+from farm_cli.commands.task_list import MAX_PAGE_SIZE, every_task, list_request
+from farm_cli.commands.task_spec import add_label_argument
 from farm_cli.commands.task_watch import FINAL
 from farm_cli.console import UsageError
-from farm_cli.exit_codes import AUTH_CODES, ExitCode
+from farm_cli.exit_codes import ExitCode, item_failure
 from farm_cli.retries import RateGate, call_retrying
 
 MAX_CONCURRENCY = 64
@@ -97,7 +95,7 @@ def add_cancel_parser(verbs: "argparse._SubParsersAction[argparse.ArgumentParser
         help='task ids in FILE ("-": stdin): one a line, or the JSON that task submit, '
         "create, get, list or cancel --json print",
     )
-    add_label_filter(
+    add_label_argument(
         cancel,
         "every queued or running task of yours with this label (repeatable: with all of them)",
     )
@@ -163,36 +161,17 @@ def _cancel_with_progress(
     farm: FarmConnection, selected: list[Selected], gate: RateGate, args: argparse.Namespace
 ) -> list[Outcome]:
     outcomes: list[Outcome] = []
-    progress = Progress(
-        TextColumn("[bold]cancelling"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[failed]} failed"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=args.json or not sys.stderr.isatty(),
-    )
-    with progress:
+    with progress_bar("cancelling", "failed", quiet=args.json) as progress:
         bar = progress.add_task("cancel", total=len(selected), failed=0)
-        for outcome in cancel_all(farm, selected, gate, args.concurrency):
+        # A refused key stops them all (raised).
+        for outcome in as_they_end(
+            lambda task: cancel_one(farm, task, gate), selected, args.concurrency, "farm-cancel"
+        ):
             outcomes.append(outcome)
             if args.json:
                 print(outcome.to_json(), flush=True)
             progress.update(bar, advance=1, failed=sum(not o.ok for o in outcomes))
     return outcomes
-
-
-def cancel_all(
-    farm: FarmConnection, selected: Sequence[Selected], gate: RateGate, concurrency: int
-) -> Iterator[Outcome]:
-    """The outcomes in the order they are known; a refused key stops them all (raised)."""
-    executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="farm-cancel")
-    try:
-        futures = [executor.submit(cancel_one, farm, task, gate) for task in selected]
-        for future in as_completed(futures):
-            yield future.result()
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
 
 
 def cancel_one(farm: FarmConnection, task: Selected, gate: RateGate) -> Outcome:
@@ -220,10 +199,7 @@ def cancel_one(farm: FarmConnection, task: Selected, gate: RateGate) -> Outcome:
 
 
 def _refused(task_id: str, error: grpc.RpcError) -> Outcome:
-    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-    if code in AUTH_CODES:
-        raise error
-    details = (error.details() if isinstance(error, grpc.Call) else None) or str(error)
+    code, details = item_failure(error)
     outcome = NOT_FOUND if code == grpc.StatusCode.NOT_FOUND else FAILED
     return Outcome(task_id, outcome, error_code=code.name, error_message=details)
 

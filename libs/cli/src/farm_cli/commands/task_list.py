@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import FarmConnection, list_and_print
 from farm_cli.commands.ranges import INT32_MAX, whole_number
-from farm_cli.commands.task_spec import label
+from farm_cli.commands.task_spec import add_label_argument
 from farm_cli.pages import every_page
 from farm_cli.retries import RateGate, call_retrying
 
@@ -19,19 +19,6 @@ STATUSES = {
 }
 # ListTasks' largest page: a long listing takes the fewest calls.
 MAX_PAGE_SIZE = 1000
-
-
-def add_label_filter(parser: argparse.ArgumentParser, help_text: str) -> None:
-    """Adds the repeatable --label KEY=VALUE (into args.labels) that ListTasks filters by."""
-    parser.add_argument(
-        "--label",
-        dest="labels",
-        type=label,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help=help_text,
-    )
 
 
 def list_request(
@@ -68,7 +55,7 @@ def add_list_parser(verbs: "argparse._SubParsersAction[argparse.ArgumentParser]"
     """Adds `task list`."""
     listing = verbs.add_parser("list", help="list tasks, newest first")
     listing.add_argument("--status", choices=list(STATUSES))
-    add_label_filter(listing, "only tasks with this label (repeatable: with all of them)")
+    add_label_argument(listing, "only tasks with this label (repeatable: with all of them)")
     listing.add_argument("--page-size", type=whole_number(INT32_MAX), default=0)
     listing.add_argument("--page-token", default="")
     listing.add_argument("--all", action="store_true", help="follow every page")

@@ -46,6 +46,19 @@ def label(text: str) -> tuple[str, str]:
     return key, value
 
 
+def add_label_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """Adds the repeatable --label KEY=VALUE, into args.labels as (key, value) pairs."""
+    parser.add_argument(
+        "--label",
+        dest="labels",
+        type=label,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=help_text,
+    )
+
+
 def max_attempts(text: str) -> int:
     """Attempts before the task fails: a whole number from 1 to 10."""
     if not text.isdigit() or not 1 <= int(text) <= MAX_ATTEMPTS:
@@ -120,15 +133,7 @@ def add_task_spec_arguments(parser: argparse.ArgumentParser) -> None:
         help="accept the tenant's stored result of the same spec this old (0 runs the task; "
         "default: the action's)",
     )
-    parser.add_argument(
-        "--label",
-        dest="labels",
-        type=label,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a label (repeatable)",
-    )
+    add_label_argument(parser, "a label (repeatable)")
     parser.add_argument(
         "--spec",
         metavar="FILE",
