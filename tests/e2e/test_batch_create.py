@@ -1,15 +1,35 @@
 """A user with curl submits a batch through Envoy (POST /v1/tasks:batchCreate); the tasks run."""
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.conftest import Client, farm_json, fresh, unique_label
+from tests.e2e.conftest import (
+    Client,
+    KeyFactory,
+    farm_command,
+    farm_json,
+    fresh,
+    http_client,
+    new_tenant,
+    unique_label,
+)
+from tests.e2e.operator_http import set_rate
 from tests.pages import Site
 
 pytestmark = pytest.mark.e2e
+
+# No agent serves this region: the rate-limited submit's tasks stay queued until cancelled.
+NOWHERE = "submit-nowhere"
+# About 400 KB of steps: two such specs are over a CreateTasks call's 768 KiB, so each
+# spec of a file is a call of its own.
+BIG_STEPS = [{"fill": {"selector": "#q", "value": "x" * 10_000}}] * 40
+# Calls, one a spec, against a key that may make one a second.
+BIG_SPECS = 5
 
 
 def test_a_batch_over_http_queues_the_valid_items_which_then_run(admin: Client, site: Site) -> None:
@@ -72,3 +92,44 @@ def test_farm_task_submit_queues_a_json_lines_file_over_grpc(
     assert [task["status"] for task in answer["tasks"]] == ["TASK_STATUS_QUEUED"] * 2
     assert answer.get("errors", []) == []
     assert admin.wait(answer["tasks"][0]["id"])["status"] == "TASK_STATUS_SUCCEEDED"
+
+
+def test_farm_task_submit_waits_out_the_keys_rate_limit_and_queues_each_spec_once(
+    farm: LocalFarm, admin: Client, make_key: KeyFactory, site: Site, tmp_path: Path
+) -> None:
+    tenant = new_tenant("submit")
+    key = make_key("tasks.write", "tasks.read", tenant=tenant)
+    set_rate(admin, key.api_key.id, per_second=1, burst=1)
+    # The test's own look at the tenant's tasks spends another key's rate.
+    checker = make_key("tasks.write", "tasks.read", tenant=tenant)
+    labels = unique_label()
+    spec = {"url": site.url("/page"), "content": {}, "steps": BIG_STEPS, "region": NOWHERE}
+    specs = tmp_path / "specs.jsonl"
+    specs.write_text((json.dumps({**spec, "labels": labels}) + "\n") * BIG_SPECS)
+
+    with http_client(farm, checker.secret) as http:
+        try:
+            submit = farm_command(farm, "task", "submit", str(specs), key=key.secret)
+            listed = tasks_labelled(http, labels)
+        finally:
+            for task in tasks_labelled(http, labels):
+                http.post(f"/v1/tasks/{task['id']}:cancel")
+
+    assert submit.returncode == 0, submit.stderr
+    submitted = [task["id"] for task in json.loads(submit.stdout)["tasks"]]
+    assert len(set(submitted)) == BIG_SPECS
+    assert sorted(task["id"] for task in listed) == sorted(submitted)
+    assert {task["status"] for task in listed} == {"TASK_STATUS_QUEUED"}
+    # Five calls in a few seconds went over the key's rate: the waits were said.
+    waits = submit.stderr.splitlines()
+    assert waits, "no call was rate-limited"
+    wait_line = rf"spec [1-{BIG_SPECS}] of {BIG_SPECS}: rate-limited \(Retry-After \d+ s\); "
+    assert all(re.match(wait_line, line) for line in waits), submit.stderr
+
+
+def tasks_labelled(http: Any, labels: dict[str, str]) -> list[dict[str, Any]]:
+    """The tenant's tasks with `labels` (one page: at most 1,000)."""
+    params = {"label": [f"{k}={v}" for k, v in labels.items()], "pageSize": 1000}
+    response = http.get("/v1/tasks", params=params)
+    assert response.status_code == 200, response.text
+    return list(response.json()["tasks"])

@@ -29,6 +29,9 @@ TRACED_TASK_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 RATE_LIMITED_CANCELS = 2
 # How many RunTask calls of a URL with "limited" in it the fake rate-limits.
 RATE_LIMITED_RUNS = 2
+# The Retry-After (seconds) of a CreateTasks whose first spec's URL has "limited" in it:
+# its first call is rate-limited.
+BATCH_RETRY_AFTER = 1
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
 
@@ -39,7 +42,9 @@ class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
     of a task whose id starts "limited" are rate-limited (Retry-After 0); a task whose
     id starts "broken" cannot be cancelled (INTERNAL); the key may not touch "denied".
     The first ListTasks by a label "limited=..." is rate-limited too, and the first
-    RATE_LIMITED_RUNS RunTask calls of a URL with "limited" in it.
+    RATE_LIMITED_RUNS RunTask calls of a URL with "limited" in it. The first CreateTasks
+    of a batch whose first spec's URL has "limited" in it is rate-limited (Retry-After
+    BATCH_RETRY_AFTER), with "flaky" in it UNAVAILABLE.
     """
 
     def __init__(self, calls: Calls) -> None:
@@ -52,6 +57,12 @@ class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
     def CreateTasks(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Queues every spec but those with an ftp URL, which are refused by index."""
         self.calls.record("CreateTasks", request, context)
+        first_url = request.requests[0].url if request.requests else ""
+        if self._batches_from(first_url) == 1 and "limited" in first_url:
+            context.set_trailing_metadata((("retry-after", str(BATCH_RETRY_AFTER)),))
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "over its rate limit")
+        if self._batches_from(first_url) == 1 and "flaky" in first_url:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the scheduler is restarting")
         answer = tasks_pb2.CreateTasksResponse()
         for index, spec in enumerate(request.requests):
             if spec.url.startswith("ftp:"):
@@ -95,6 +106,12 @@ class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
     def _runs_of(self, url: str) -> int:
         return sum(
             name == "RunTask" and request.spec.url == url for name, request, _ in self.calls.seen
+        )
+
+    def _batches_from(self, url: str) -> int:
+        return sum(
+            name == "CreateTasks" and bool(request.requests) and request.requests[0].url == url
+            for name, request, _ in self.calls.seen
         )
 
     def _listings_with(self, label: str) -> int:

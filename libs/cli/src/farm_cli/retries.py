@@ -4,7 +4,8 @@ The policy is the SDK's (browserfarm.calls: which failures are retried, the doub
 backoff that waits at least the farm's Retry-After); here it serves the CLI's
 threads, which share one RateGate: once the farm rate-limits one call, every thread
 waits out the Retry-After before its next call, instead of each spending refused
-calls (each one an audit record) to learn the same thing.
+calls (each one an audit record) to learn the same thing. A command may be told of
+each wait before it starts (`on_wait`), to say on stderr why it is not done yet.
 """
 
 import threading
@@ -20,6 +21,8 @@ from browserfarm.config import ClientOptions
 from browserfarm.errors import FarmError, RateLimited, from_rpc_error
 
 Reply = TypeVar("Reply")
+WaitNotice = Callable[[FarmError, float], None]
+"""Told of a wait before a call is made again: the failure waited out, and the seconds."""
 
 # A rate-limited call is made again until it goes through: each wait is at least the
 # Retry-After (1 s or more), so this many bound a call's wait at minutes, not forever.
@@ -70,12 +73,14 @@ def call_retrying(
     options: ClientOptions | None = None,
     *,
     idempotent: bool = True,
+    on_wait: WaitNotice | None = None,
 ) -> Reply:
     """`call()` (one RPC), made again as the module says; its last error raised.
 
     A call that is not `idempotent` is made again only after a rate limit (the edge
-    refused it, so it did nothing), not when UNAVAILABLE. The error raised is the
-    grpc.RpcError of the last call, as `call` raised it.
+    refused it, so it did nothing), not when UNAVAILABLE. `on_wait`, if given, is told
+    of each wait before it. The error raised is the grpc.RpcError of the last call, as
+    `call` raised it.
     """
     settings = options or ClientOptions()
 
@@ -89,10 +94,16 @@ def call_retrying(
                 gate.hold(failure.retry_after)
             raise failure from error
 
+    def before_wait(state: RetryCallState) -> None:
+        failure = state.outcome.exception() if state.outcome is not None else None
+        if on_wait is not None and state.next_action is not None and isinstance(failure, FarmError):
+            on_wait(failure, state.next_action.sleep)
+
     retrying = Retrying(
         stop=_Attempts(settings.max_attempts),
         wait=RetryWait(settings.backoff_seconds, settings.max_backoff_seconds),
         retry=retry_if_exception(retryable(settings, idempotent=idempotent)),
+        before_sleep=before_wait,
         reraise=True,
     )
     try:

@@ -1,4 +1,12 @@
-"""`farm task submit FILE`: task specs from JSON Lines, queued with CreateTasks in batches."""
+"""`farm task submit FILE`: task specs from JSON Lines, queued with CreateTasks in batches.
+
+A batch the farm rate-limits was refused at the edge and queued nothing: it is sent
+again after the Retry-After, as often as it takes (farm_cli.retries), with a line on
+stderr for each wait. After UNAVAILABLE the batch may have been queued with its
+answer lost, so it is sent again only when every spec of it carries an
+idempotencyKey (the file's own: submit adds none), which makes the repeat answer the
+same tasks instead of queuing them twice.
+"""
 
 import argparse
 import sys
@@ -8,10 +16,12 @@ from pathlib import Path
 from google.protobuf import json_format
 
 from browserfarm.batches import call_spans
+from browserfarm.errors import FarmError, RateLimited
 from farm.tasks.v1 import tasks_pb2
-from farm_cli.client import connect
+from farm_cli.client import FarmConnection, connect
 from farm_cli.console import CliError, print_message
 from farm_cli.exit_codes import ExitCode
+from farm_cli.retries import RateGate, call_retrying
 
 
 def add_submit_parser(verbs: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -54,19 +64,55 @@ def renumbered(error: tasks_pb2.CreateTasksError, offset: int) -> tasks_pb2.Crea
 def submit_tasks(args: argparse.Namespace) -> int:
     """CreateTasks for each batch of specs; prints every task and error, in the file's order.
 
-    The batches are the SDK's create_tasks' (1,000 specs and 768 KiB at most).
+    The batches are the SDK's create_tasks' (1,000 specs and 768 KiB at most); each
+    is sent again as the module says, with a line on stderr (none with --json).
     """
     from_stdin = args.file == "-"
     specs = read_specs(sys.stdin, "standard input") if from_stdin else _read_file(args.file)
     answer = tasks_pb2.CreateTasksResponse()
+    gate = RateGate()
     with connect() as farm:
         for span in call_spans([spec.ByteSize() for spec in specs]):
-            request = tasks_pb2.CreateTasksRequest(requests=specs[span.start : span.stop])
-            batch: tasks_pb2.CreateTasksResponse = farm.call(farm.tasks.CreateTasks, request)
+            batch = _create(farm, specs, span, gate, quiet=args.json)
             answer.tasks.extend(batch.tasks)
             answer.errors.extend(renumbered(error, span.start) for error in batch.errors)
     print_message(answer)
     return ExitCode.TASKS_FAILED if answer.errors else ExitCode.OK
+
+
+def _create(
+    farm: FarmConnection,
+    specs: list[tasks_pb2.TaskSpec],
+    span: range,
+    gate: RateGate,
+    *,
+    quiet: bool,
+) -> tasks_pb2.CreateTasksResponse:
+    """CreateTasks' answer for the specs at `span`, sent again as the module says."""
+    batch = specs[span.start : span.stop]
+    request = tasks_pb2.CreateTasksRequest(requests=batch)
+
+    def say_wait(failure: FarmError, seconds: float) -> None:
+        print(wait_line(failure, seconds, span, len(specs)), file=sys.stderr, flush=True)
+
+    created: tasks_pb2.CreateTasksResponse = call_retrying(
+        lambda: farm.call(farm.tasks.CreateTasks, request),
+        gate,
+        idempotent=all(spec.idempotency_key for spec in batch),
+        on_wait=None if quiet else say_wait,
+    )
+    return created
+
+
+def wait_line(failure: FarmError, seconds: float, span: range, total: int) -> str:
+    """`specs 1001-2000 of 2500: rate-limited (Retry-After 1 s); sending them again in 1.0 s`."""
+    which = f"specs {span.start + 1}-{span.stop}" if len(span) > 1 else f"spec {span.start + 1}"
+    if isinstance(failure, RateLimited):
+        why = f"rate-limited (Retry-After {failure.retry_after:g} s)"
+    else:
+        why = f"{failure.code.name}: {failure.message}"
+    again = "them" if len(span) > 1 else "it"
+    return f"{which} of {total}: {why}; sending {again} again in {seconds:.1f} s"
 
 
 def _read_file(path: str) -> list[tasks_pb2.TaskSpec]:
