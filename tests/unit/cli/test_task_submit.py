@@ -87,3 +87,25 @@ def test_an_unavailable_batch_with_a_spec_without_a_key_is_not_sent_again(
 
     assert len(batches_sent(calls, earlier)) == 1
     assert capsys.readouterr().err == "error: UNAVAILABLE: the scheduler is restarting\n"
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_batch_that_fails_for_good_leaves_the_earlier_batches_answers_printed(
+    calls: Calls, capsys: pytest.CaptureFixture[str], tmp_path: Path, as_json: bool
+) -> None:
+    flaky = f"https://flaky-{secrets.token_hex(4)}.test/"
+    urls = ["https://example.com/"] * 1000 + [flaky] * 1000 + ["https://example.org/"]
+    specs = write_specs(tmp_path / "specs.jsonl", [{"url": url, "content": {}} for url in urls])
+
+    assert main(["task", "submit", specs, *(["--json"] if as_json else [])]) == 1
+
+    out, err = capsys.readouterr()
+    assert [task["spec"]["url"] for task in json.loads(out)["tasks"]] == urls[:1000]
+    if as_json:
+        assert json.loads(err)["error"]["code"] == "UNAVAILABLE"
+    else:
+        assert err.splitlines() == [
+            "specs 1-1000 of 2001 answered (above); specs 1001-2000 failed (below); "
+            "spec 2001 not sent",
+            "error: UNAVAILABLE: the scheduler is restarting",
+        ]

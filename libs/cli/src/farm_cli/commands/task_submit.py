@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+import grpc
 from google.protobuf import json_format
 
 from browserfarm.batches import call_spans
@@ -73,11 +74,36 @@ def submit_tasks(args: argparse.Namespace) -> int:
     gate = RateGate()
     with connect() as farm:
         for span in call_spans([spec.ByteSize() for spec in specs]):
-            batch = _create(farm, specs, span, gate, quiet=args.json)
+            try:
+                batch = _create(farm, specs, span, gate, quiet=args.json)
+            except grpc.RpcError:
+                _print_sent_before(answer, span, len(specs), quiet=args.json)
+                raise
             answer.tasks.extend(batch.tasks)
             answer.errors.extend(renumbered(error, span.start) for error in batch.errors)
     print_message(answer)
     return ExitCode.TASKS_FAILED if answer.errors else ExitCode.OK
+
+
+def _print_sent_before(
+    answer: tasks_pb2.CreateTasksResponse, failed: range, total: int, *, quiet: bool
+) -> None:
+    """The answers of the batches before `failed` on stdout; on stderr, which specs failed.
+
+    So a file that stops half-way leaves no task the caller cannot name: the output
+    goes to `farm task cancel --from` or is cut from the file before a rerun.
+    """
+    if failed.start == 0:
+        return
+    print_message(answer)
+    if not quiet:
+        rest = f"; {_specs(range(failed.stop, total))} not sent" if failed.stop < total else ""
+        print(
+            f"{_specs(range(failed.start))} of {total} answered (above); "
+            f"{_specs(failed)} failed (below){rest}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _create(
@@ -106,13 +132,17 @@ def _create(
 
 def wait_line(failure: FarmError, seconds: float, span: range, total: int) -> str:
     """`specs 1001-2000 of 2500: rate-limited (Retry-After 1 s); sending them again in 1.0 s`."""
-    which = f"specs {span.start + 1}-{span.stop}" if len(span) > 1 else f"spec {span.start + 1}"
     if isinstance(failure, RateLimited):
         why = f"rate-limited (Retry-After {failure.retry_after:g} s)"
     else:
         why = f"{failure.code.name}: {failure.message}"
     again = "them" if len(span) > 1 else "it"
-    return f"{which} of {total}: {why}; sending {again} again in {seconds:.1f} s"
+    return f"{_specs(span)} of {total}: {why}; sending {again} again in {seconds:.1f} s"
+
+
+def _specs(span: range) -> str:
+    """`specs 3-5` or `spec 3` (numbered from 1) for the specs at `span`."""
+    return f"specs {span.start + 1}-{span.stop}" if len(span) > 1 else f"spec {span.start + 1}"
 
 
 def _read_file(path: str) -> list[tasks_pb2.TaskSpec]:
