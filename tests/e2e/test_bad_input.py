@@ -250,11 +250,31 @@ def test_a_body_up_to_the_limit_reaches_the_api_and_one_byte_more_is_413(
         assert response.json()["message"].startswith("timeoutMs")
 
 
-def test_a_page_token_that_is_not_ours_is_a_400_naming_it(admin: Client) -> None:
-    response = admin.http.get("/v1/tasks", params={"pageToken": "garbage!"})
+# The HTTP path of every List RPC that pages.
+PAGED_LISTS = [
+    "/v1/tasks",
+    "/v1/artifacts",
+    "/v1/sessions",
+    "/v1/deadLetters",
+    "/v1/auditRecords",
+    "/v1/baselines",
+    "/v1/profiles",
+]
 
-    assert response.status_code == 400
-    assert response.json()["message"].startswith("pageToken")
+
+@pytest.mark.parametrize("path", PAGED_LISTS)
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [({"pageToken": "garbage!"}, "pageToken"), ({"pageSize": "1001"}, "pageSize")],
+    ids=["token", "size"],
+)
+def test_a_bad_page_token_or_size_is_a_400_naming_its_json_field(
+    admin: Client, path: str, query: dict[str, str], field: str
+) -> None:
+    response = admin.http.get(path, params=query)
+
+    assert response.status_code == 400, response.text
+    assert response.json()["message"].startswith(f"{field}: "), response.text
 
 
 def test_an_unknown_path_is_a_404(admin: Client) -> None:

@@ -52,8 +52,6 @@ class AuditApi(audit_pb2_grpc.AuditServiceServicer):
             request,
             lambda limit, after: self._log.list(where, after, limit),
             record_cursor,
-            size_field="page_size",
-            token_field="page_token",
         )
         return audit_pb2.ListAuditRecordsResponse(audit_records=page, next_page_token=next_token)
 
