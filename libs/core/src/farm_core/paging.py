@@ -20,10 +20,10 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
 
-def page_size(requested: int, field: str = "page_size") -> int:
-    """The page size to use for `requested` (0 means the default)."""
+def page_size(requested: int) -> int:
+    """The page size to use for `requested` (0 means the default); a bad one names pageSize."""
     if requested < 0 or requested > MAX_PAGE_SIZE:
-        raise InvalidArgument(field, f"must be between 0 and {MAX_PAGE_SIZE}, got {requested}")
+        raise InvalidArgument("pageSize", f"must be between 0 and {MAX_PAGE_SIZE}, got {requested}")
     return requested or DEFAULT_PAGE_SIZE
 
 
@@ -41,8 +41,8 @@ def encode_cursor(cursor: Cursor) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(token: str, field: str = "page_token") -> Cursor | None:
-    """The cursor in `token`, None for an empty token; InvalidArgument if it is not ours."""
+def decode_cursor(token: str) -> Cursor | None:
+    """The cursor in `token`, None for an empty token; InvalidArgument (pageToken) if not ours."""
     if not token:
         return None
     try:
@@ -50,7 +50,7 @@ def decode_cursor(token: str, field: str = "page_token") -> Cursor | None:
         fields = json.loads(raw)
         return Cursor(dt.datetime.fromisoformat(fields["t"]), str(fields["id"]))
     except (binascii.Error, ValueError, KeyError, TypeError) as error:
-        raise InvalidArgument(field, "is not a token returned by this API") from error
+        raise InvalidArgument("pageToken", "is not a token returned by this API") from error
 
 
 def split_page(
@@ -83,16 +83,13 @@ async def read_page(
     request: PageRequest,
     fetch: Callable[[int, Cursor | None], Awaitable[Sequence[Row]]],
     cursor_of: Callable[[Row], Cursor],
-    *,
-    size_field: str = "pageSize",
-    token_field: str = "pageToken",
 ) -> tuple[list[Row], str]:
     """The page `request` asks for, and the token of the next page ("" if none).
 
     `fetch(limit, after)` reads up to `limit` rows following the cursor `after` (None:
     from the first), in the List's order; `cursor_of` is a row's cursor. A bad size or
-    token is an InvalidArgument naming `size_field` or `token_field`.
+    token is an InvalidArgument naming its JSON field (pageSize, pageToken).
     """
-    size = page_size(request.page_size, size_field)
-    after = decode_cursor(request.page_token, token_field)
+    size = page_size(request.page_size)
+    after = decode_cursor(request.page_token)
     return split_page(await fetch(size + 1, after), size, cursor_of)
