@@ -267,11 +267,11 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                     return
                 body = "<html><head><title>Flaky</title></head><body>at last</body></html>"
             elif url.path.startswith("/count/"):
-                # /count/<name>?ms=300: takes that long, counting requests in flight.
-                # With &meet=2 it answers as soon as two have been in flight at once, and
-                # after `ms` at the latest: side by side is then shown however slowly a
-                # loaded machine sets up the tasks around the requests. &hold=1500 keeps
-                # each request at least that long even after the meeting.
+                # /count/<name>?ms=300: takes that long, or until the test releases gate
+                # <name>, counting requests in flight. With &meet=2 it answers as soon as
+                # two have been in flight at once, and after `ms` at the latest: side by
+                # side is then shown however slowly a loaded machine sets up the tasks
+                # around the requests. &hold=1500 keeps each request at least that long.
                 name = url.path.removeprefix("/count/")
                 query = parse_qs(url.query)
                 seconds = int(query.get("ms", ["300"])[0]) / 1000
@@ -283,7 +283,7 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                         held = int(query.get("hold", ["0"])[0]) / 1000
                         time.sleep(max(0.0, held - (time.monotonic() - started)))
                     else:
-                        time.sleep(seconds)
+                        site.gate(name).wait(timeout=seconds)
                 finally:
                     site.leave(name)
                 body = "<html><head><title>Counted</title></head><body>counted</body></html>"

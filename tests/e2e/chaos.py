@@ -7,6 +7,7 @@ with the admin key.
 
 import asyncio
 import contextlib
+import re
 import secrets
 import signal
 import time
@@ -185,7 +186,7 @@ async def task_of(http: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Running:
-    """A task of a counted page of its own, seen running."""
+    """A task of a gated, counted page of its own, seen running; site.release(page) ends it."""
 
     task_id: str
     page: str
@@ -195,7 +196,11 @@ class Running:
 async def running_on_a_counted_page(
     http: httpx.AsyncClient, site: Site, name: str, *, ms: int
 ) -> Running:
-    """A task of its own page (`/count/<name>-<hex>`, `ms` long), once its agent asked for it."""
+    """A task of its own page (`/count/<name>-<hex>`), once its agent asked for it.
+
+    The page answers once the test releases it (site.release(page)), `ms` after the
+    request at the latest.
+    """
     page = f"{name}-{secrets.token_hex(4)}"
     task_id = await create(http, site.url(f"/count/{page}?ms={ms}"))
     agent = ""
@@ -243,13 +248,19 @@ async def until_the_queue_is_empty(farm: LocalFarm) -> None:
         await connection.close()
 
 
-def upload_retries(farm: LocalFarm, task_id: str) -> int:
-    """How often the agents have logged that storage was unavailable for the task's upload."""
+def agent_log_count(farm: LocalFarm, pattern: str) -> int:
+    """How often the regular expression `pattern` matches in the agents' logs."""
     logs = (farm.log_dir / f"agent-{index}.log" for index in range(1, farm.config.agents + 1))
     return sum(
-        log.read_text(errors="replace").count(
-            f"storage unavailable for screenshot of task {task_id}"
-        )
-        for log in logs
-        if log.exists()
+        len(re.findall(pattern, log.read_text(errors="replace"))) for log in logs if log.exists()
     )
+
+
+def upload_retries(farm: LocalFarm, task_id: str) -> int:
+    """How often the agents have logged that storage was unavailable for the task's upload."""
+    return agent_log_count(farm, f"storage unavailable for screenshot of task {task_id}")
+
+
+def redeliveries_held(farm: LocalFarm, task_id: str) -> int:
+    """How often a redelivery of the task waited for a holder: an attempt that may still run."""
+    return agent_log_count(farm, rf"task {task_id} delivery \d+ waits: agent ")

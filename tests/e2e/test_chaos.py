@@ -10,12 +10,15 @@ HTTP/JSON API, break one part mid-batch with a real signal, and then check every
 of the batch: it ends in a final state, it is listed once, and a succeeded task has
 exactly one screenshot artifact, the one its result names.
 
-The attempt tests: nats-server is SIGKILLed while an agent loads a slow page and kept
-down past the ack wait: JetStream redelivers the task as soon as it is back, while the
-first attempt still runs. The page must be asked for once, and the task must succeed
-once. Then an agent is SIGKILLed mid-task: the retry succeeds on the other agent, and
-the first attempt's entry in the task's history says it was lost, over HTTP/JSON and
-over gRPC.
+The attempt tests run a task on a page of its own that answers when the test releases
+it. An agent is SIGKILLed mid-task: the retry succeeds on the other agent, and the
+first attempt's entry in the task's history says it was lost, over HTTP/JSON and over
+gRPC. That test comes before the NATS restarts: an agent that has reconnected trusts
+old heartbeats for FARM_AGENT_HOLDER_LOST_SECONDS, which would hold the retry as long.
+nats-server is SIGKILLed while an agent loads its page and kept down past the ack
+wait: JetStream redelivers the task as soon as it is back, and the redelivery waits
+while the first attempt runs (its page is released only then). The page must be asked
+for once, and the task must succeed once.
 
 The storage outage tests (FARM_AGENT_UPLOAD_OUTAGE_SECONDS=20): the storage service is
 stopped for real (its connections refused, so every upload try fails at once with
@@ -58,6 +61,7 @@ from tests.e2e.chaos import (
     final,
     kill_and_hold,
     outage,
+    redeliveries_held,
     running_on_a_counted_page,
     statuses,
     task_of,
@@ -142,6 +146,40 @@ async def test_killed_agent_tasks_are_finished_by_another_none_lost_none_twice(
     # restarted agent-2).
     assert any(tasks[task_id]["attempts"] >= 2 for task_id in held), [tasks[i] for i in held]
     assert chaos_farm.supervisor.restarts("agent-2") == restarts_before + 1
+
+
+@pytest.mark.timeout(180)
+async def test_a_killed_agents_attempt_is_lost_in_the_history_and_the_retry_succeeds_elsewhere(
+    chaos_farm: LocalFarm, http: httpx.AsyncClient, site: Site
+) -> None:
+    first = await running_on_a_counted_page(http, site, "lost", ms=20000)
+    task_id, killed = first.task_id, first.agent
+
+    kill_and_hold(chaos_farm, killed)
+    site.release(first.page)  # for the retry
+    try:
+        task = await final(http, task_id)
+    finally:
+        # Back while the next tests run (the supervisor sees it ready): none needs two agents.
+        await asyncio.to_thread(chaos_farm.supervisor.start_now, killed)
+
+    assert task["status"] == "TASK_STATUS_SUCCEEDED", task
+    first, second = task["attemptHistory"]
+    assert first["agentId"] == killed
+    assert first["error"]["code"] == "AGENT_LOST", first
+    assert f"agent '{killed}'" in first["error"]["message"]
+    assert first["error"]["retryable"] is True
+    assert second["agentId"] != killed and "error" not in second, second
+
+    with grpc.insecure_channel(chaos_farm.envoy_url.removeprefix("http://")) as channel:
+        stub = tasks_pb2_grpc.TaskServiceStub(channel)
+        got = stub.GetTask(
+            tasks_pb2.GetTaskRequest(id=task_id),
+            metadata=(("authorization", f"Bearer {chaos_farm.admin_key}"),),
+            timeout=30,
+        )
+    assert got.attempt_history[0].error.code == "AGENT_LOST"
+    assert got.attempt_history[0].error.message == first["error"]["message"]
 
 
 @pytest.mark.timeout(150)
@@ -247,26 +285,38 @@ async def test_uploads_wait_while_seaweedfs_is_down_none_lost_none_twice(
 ) -> None:
     await batch.submit(20, site.url("/slow?ms=500"))
     await batch.some_reach("TASK_STATUS_SUCCEEDED")
-    async with outage(chaos_farm, "seaweedfs", seconds=3):
+    # Down this second and weed's stop and start, a few seconds in all: uploads meet it.
+    async with outage(chaos_farm, "seaweedfs", seconds=1):
         pass  # Uploads meanwhile meet a storage that cannot store.
 
     tasks = await batch.finished(within=120)
     await batch.check_none_lost_none_twice(tasks)
     assert statuses(tasks) == {"TASK_STATUS_SUCCEEDED": 20}
+    assert any(upload_retries(chaos_farm, task_id) for task_id in batch.ids), "no upload waited"
 
 
 @pytest.mark.timeout(180)
 async def test_a_task_redelivered_after_nats_was_killed_runs_once_beside_its_living_attempt(
     chaos_farm: LocalFarm, http: httpx.AsyncClient, site: Site
 ) -> None:
-    # Long enough that the first attempt still loads it when nats-server is back.
     first = await running_on_a_counted_page(http, site, "twin", ms=20000)
     task_id, page = first.task_id, first.page
 
     kill_and_hold(chaos_farm, "nats")
-    # Down past the ack wait: JetStream redelivers the message the moment it is back.
-    await asyncio.sleep(ACK_WAIT_SECONDS + 3)
-    await asyncio.to_thread(chaos_farm.start_process, "nats")
+    try:
+        # Down past the ack wait, which counts from the last in-progress ack before the
+        # kill: JetStream redelivers the message the moment it is back.
+        await asyncio.sleep(ACK_WAIT_SECONDS + 1)
+        await asyncio.to_thread(chaos_farm.start_process, "nats")
+        # The first attempt loads its page until the redelivery has come and waited for it.
+        await assert_eventually(
+            lambda: redeliveries_held(chaos_farm, task_id) > 0,
+            within=15,
+            interval=0.2,
+            message=lambda: f"no redelivery waited for the first attempt: {site.hits[page]} hit(s)",
+        )
+    finally:
+        site.release(page)
 
     task = await final(http, task_id)
     # The first attempt's ack was withheld (its delivery lapsed): the message comes
@@ -279,38 +329,6 @@ async def test_a_task_redelivered_after_nats_was_killed_runs_once_beside_its_liv
     assert site.most_in_flight[page] == 1
     response = await http.get("/v1/artifacts", params={"taskId": task_id})
     assert len(response.json().get("artifacts", [])) == 1, response.text
-
-
-@pytest.mark.timeout(180)
-async def test_a_killed_agents_attempt_is_lost_in_the_history_and_the_retry_succeeds_elsewhere(
-    chaos_farm: LocalFarm, http: httpx.AsyncClient, site: Site
-) -> None:
-    first = await running_on_a_counted_page(http, site, "lost", ms=3000)
-    task_id, killed = first.task_id, first.agent
-
-    kill_and_hold(chaos_farm, killed)
-    try:
-        task = await final(http, task_id)
-    finally:
-        await asyncio.to_thread(chaos_farm.start_process, killed)
-
-    assert task["status"] == "TASK_STATUS_SUCCEEDED", task
-    first, second = task["attemptHistory"]
-    assert first["agentId"] == killed
-    assert first["error"]["code"] == "AGENT_LOST", first
-    assert f"agent '{killed}'" in first["error"]["message"]
-    assert first["error"]["retryable"] is True
-    assert second["agentId"] != killed and "error" not in second, second
-
-    with grpc.insecure_channel(chaos_farm.envoy_url.removeprefix("http://")) as channel:
-        stub = tasks_pb2_grpc.TaskServiceStub(channel)
-        got = stub.GetTask(
-            tasks_pb2.GetTaskRequest(id=task_id),
-            metadata=(("authorization", f"Bearer {chaos_farm.admin_key}"),),
-            timeout=30,
-        )
-    assert got.attempt_history[0].error.code == "AGENT_LOST"
-    assert got.attempt_history[0].error.message == first["error"]["message"]
 
 
 @pytest.mark.database_neutral
