@@ -17,6 +17,7 @@ from typing import TypeAlias, TypeVar
 import grpc
 from google.protobuf.message import Message
 
+from browserfarm.grpc_transport import RECONNECT_OPTIONS
 from farm.admin.v1 import admin_pb2_grpc
 from farm.audit.v1 import audit_pb2_grpc
 from farm.auth.v1 import auth_pb2_grpc
@@ -109,6 +110,7 @@ def connect(
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        *RECONNECT_OPTIONS,
     ]
     channel = (
         grpc.secure_channel(target.address, target.credentials(), options=options)

@@ -13,6 +13,7 @@ from pathlib import Path
 import anyio
 import grpc
 
+from browserfarm.grpc_transport import RECONNECT_OPTIONS
 from farm.sessions.v1 import sessions_pb2_grpc
 from farm.storage.v1 import artifacts_pb2_grpc
 from farm_cli.target import FarmTarget, api_key, farm_target
@@ -57,10 +58,11 @@ def serve(*, tool_timeout: float, action_timeout: float, idle_timeout: int) -> N
 async def _serve(
     target: FarmTarget, key: str, limits: ToolLimits, settings: BrowserSettings
 ) -> None:
+    options = (*CHANNEL_OPTIONS, *RECONNECT_OPTIONS)
     channel: grpc.aio.Channel = (
-        grpc.aio.secure_channel(target.address, target.credentials(), options=CHANNEL_OPTIONS)
+        grpc.aio.secure_channel(target.address, target.credentials(), options=options)
         if target.secure
-        else grpc.aio.insecure_channel(target.address, options=CHANNEL_OPTIONS)
+        else grpc.aio.insecure_channel(target.address, options=options)
     )
     farm = FarmApi(
         sessions_pb2_grpc.SessionServiceStub(channel),

@@ -17,6 +17,11 @@ from farm_core.tracing import client_interceptors
 
 ChannelOptions = Sequence[tuple[str, int | str]]
 
+# gRPC's own backoff between tries to reach a service that went away grows to 120 s,
+# and a call made meanwhile fails at once (UNAVAILABLE) though the service is back:
+# after a restart a caller would miss it for minutes. A try a second costs nothing.
+RECONNECT_OPTIONS: ChannelOptions = (("grpc.max_reconnect_backoff_ms", 1000),)
+
 
 @dataclass(frozen=True)
 class InternalTls:
@@ -94,10 +99,11 @@ def aio_channel(
 ) -> grpc.aio.Channel:
     """An asyncio channel to another service (TLS with `tls`), its calls traced.
 
-    `address` may name several replicas (see `channel_target`).
+    `address` may name several replicas (see `channel_target`). A service that went
+    away is tried again every second (RECONNECT_OPTIONS).
     """
     target, balancing = channel_target(address)
-    options = (*options, *balancing)
+    options = (*RECONNECT_OPTIONS, *options, *balancing)
     if tls is None:
         return grpc.aio.insecure_channel(
             target, options=options, interceptors=client_interceptors()

@@ -21,6 +21,7 @@ from farm.sessions.v1 import sessions_pb2_grpc
 from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc
 from farm.tasks.v1 import tasks_pb2_grpc
 from farm_core.message_json import message_dict
+from farm_core.transport import RECONNECT_OPTIONS
 
 # An artifact is at most 64 MiB; its message adds a little.
 MAX_MESSAGE_BYTES = 65 * 1024 * 1024
@@ -45,6 +46,7 @@ class Farm:
         options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            *RECONNECT_OPTIONS,
         ]
         if ca_file is None:
             self.channel = grpc.aio.insecure_channel(address, options=options)
