@@ -136,9 +136,12 @@ async def test_the_fleet_gauges_show_the_same_without_hosts_or_ids(
         return REGISTRY.get_sample_value(name, labels)
 
     def shown() -> bool:
-        return sample("farm_queue_pending_messages", region="any", priority="normal") == 1
+        # One refresh may read the breakers before they were put and the queue after
+        # the create: both must have been seen.
+        queued = sample("farm_queue_pending_messages", region="any", priority="normal")
+        return queued == 1 and sample("farm_breakers", state="open") == 1
 
-    await assert_eventually(shown, message="the queue gauge never showed the task")
+    await assert_eventually(shown, message="the gauges never showed the task and the breaker")
     assert sample("farm_agents", region="eu", state="ready") == 1
     # A region with a queue but no agent of its own shows, with none.
     assert sample("farm_agents", region="any", state="ready") == 0
