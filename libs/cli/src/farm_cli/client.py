@@ -17,7 +17,7 @@ from typing import TypeAlias, TypeVar
 import grpc
 from google.protobuf.message import Message
 
-from browserfarm.grpc_transport import RECONNECT_OPTIONS
+from browserfarm.grpc_transport import EDGE_CHANNEL_OPTIONS
 from farm.admin.v1 import admin_pb2_grpc
 from farm.audit.v1 import audit_pb2_grpc
 from farm.auth.v1 import auth_pb2_grpc
@@ -29,8 +29,6 @@ from farm_cli.pages import every_page
 from farm_cli.target import api_key, farm_target
 from farm_core.trace_context import TRACEPARENT, new_traceparent, span_context_of
 
-# An artifact is at most 64 MiB; its message adds a little.
-MAX_MESSAGE_BYTES = 65 * 1024 * 1024
 # How long one ordinary call may take.
 CALL_TIMEOUT = 30.0
 
@@ -107,15 +105,10 @@ def connect(
     folder = Path.cwd() if cwd is None else cwd
     key = api_key(env, folder)
     target = farm_target(env, folder)
-    options = [
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        *RECONNECT_OPTIONS,
-    ]
     channel = (
-        grpc.secure_channel(target.address, target.credentials(), options=options)
+        grpc.secure_channel(target.address, target.credentials(), options=EDGE_CHANNEL_OPTIONS)
         if target.secure
-        else grpc.insecure_channel(target.address, options=options)
+        else grpc.insecure_channel(target.address, options=EDGE_CHANNEL_OPTIONS)
     )
     with channel:
         yield FarmConnection(

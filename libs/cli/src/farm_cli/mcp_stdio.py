@@ -13,12 +13,12 @@ from pathlib import Path
 import anyio
 import grpc
 
-from browserfarm.grpc_transport import RECONNECT_OPTIONS
+from browserfarm.grpc_transport import EDGE_CHANNEL_OPTIONS
 from farm.sessions.v1 import sessions_pb2_grpc
 from farm.storage.v1 import artifacts_pb2_grpc
 from farm_cli.target import FarmTarget, api_key, farm_target
 from farm_mcp_tools.browser import BrowserSettings, FarmBrowser, LateCloses
-from farm_mcp_tools.farm import CHANNEL_OPTIONS, Credentials, FarmApi, FarmCallFailed
+from farm_mcp_tools.farm import Credentials, FarmApi, FarmCallFailed
 from farm_mcp_tools.runner import ToolContext, ToolLimits
 from farm_mcp_tools.server import build_server
 
@@ -58,7 +58,7 @@ def serve(*, tool_timeout: float, action_timeout: float, idle_timeout: int) -> N
 async def _serve(
     target: FarmTarget, key: str, limits: ToolLimits, settings: BrowserSettings
 ) -> None:
-    options = (*CHANNEL_OPTIONS, *RECONNECT_OPTIONS)
+    options = EDGE_CHANNEL_OPTIONS
     channel: grpc.aio.Channel = (
         grpc.aio.secure_channel(target.address, target.credentials(), options=options)
         if target.secure

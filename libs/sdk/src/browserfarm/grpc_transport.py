@@ -13,20 +13,20 @@ from farm.tasks.v1 import tasks_pb2_grpc
 # An artifact is at most 64 MiB; its message adds a little.
 MAX_MESSAGE_BYTES = 65 * 1024 * 1024
 
-
-# gRPC's own backoff between tries to reach an edge that went away grows to 120 s,
-# and a call made meanwhile fails at once (UNAVAILABLE) though the edge is back: the
-# calls' retries would all fail on a restarted farm. A try a second costs nothing.
-RECONNECT_OPTIONS = (("grpc.max_reconnect_backoff_ms", 1000),)
-"""Channel options that try an edge that went away again every second."""
+EDGE_CHANNEL_OPTIONS = (
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    # gRPC's own backoff between tries to reach an edge that went away grows to 120 s,
+    # and a call made meanwhile fails at once (UNAVAILABLE) though the edge is back:
+    # the calls' retries would all fail on a restarted farm. A try a second costs nothing.
+    ("grpc.max_reconnect_backoff_ms", 1000),
+)
+"""Options of a channel to the edge (the SDK's, the CLI's): artifacts as large as the
+farm stores, and an edge that went away tried again every second."""
 
 
 def _channel(options: ClientOptions) -> grpc.aio.Channel:
-    channel_options = [
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        *RECONNECT_OPTIONS,
-    ]
+    channel_options = EDGE_CHANNEL_OPTIONS
     if not options.secure:
         return grpc.aio.insecure_channel(options.target, options=channel_options)
     roots = Path(options.ca_file).read_bytes() if options.ca_file else None
