@@ -1,7 +1,9 @@
 """A user with curl submits a batch through Envoy (POST /v1/tasks:batchCreate); the tasks run."""
 
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +11,7 @@ import pytest
 
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import (
+    FARM,
     Client,
     KeyFactory,
     farm_command,
@@ -125,6 +128,66 @@ def test_farm_task_submit_waits_out_the_keys_rate_limit_and_queues_each_spec_onc
     assert waits, "no call was rate-limited"
     wait_line = rf"spec [1-{BIG_SPECS}] of {BIG_SPECS}: rate-limited \(Retry-After \d+ s\); "
     assert all(re.match(wait_line, line) for line in waits), submit.stderr
+
+
+def test_farm_task_submit_killed_then_run_again_with_its_prefix_queues_each_spec_once(
+    farm: LocalFarm, admin: Client, make_key: KeyFactory, site: Site, tmp_path: Path
+) -> None:
+    """The same command with the same --idempotency-prefix resumes a submit killed half-way."""
+    tenant = new_tenant("resume")
+    # One call a second: the first submit waits before a spec's call, and is killed then.
+    slow = make_key("tasks.write", "tasks.read", tenant=tenant)
+    set_rate(admin, slow.api_key.id, per_second=1, burst=1)
+    key = make_key("tasks.write", "tasks.read", tenant=tenant)
+    labels = unique_label()
+    spec = {"url": site.url("/page"), "content": {}, "steps": BIG_STEPS, "region": NOWHERE}
+    specs = tmp_path / "specs.jsonl"
+    specs.write_text((json.dumps({**spec, "labels": labels}) + "\n") * BIG_SPECS)
+    command = ("task", "submit", str(specs), "--idempotency-prefix", "nightly-2026-01-31")
+
+    with http_client(farm, key.secret) as http:
+        try:
+            waited = submit_killed_at_its_first_wait(farm, command, slow.secret)
+            queued_before = tasks_labelled(http, labels)
+            again = farm_command(farm, *command, key=key.secret)
+            queued = tasks_labelled(http, labels)
+            once_more = farm_command(farm, *command, key=key.secret)
+        finally:
+            for task in tasks_labelled(http, labels):
+                http.post(f"/v1/tasks/{task['id']}:cancel")
+
+    assert re.match(rf"spec \d of {BIG_SPECS}: rate-limited", waited), waited
+    assert 1 <= len(queued_before) < BIG_SPECS
+    assert again.returncode == 0, again.stderr
+    answered = [task["id"] for task in json.loads(again.stdout)["tasks"]]
+    # The specs queued before the kill answer their tasks; the rest are queued once.
+    assert sorted(answered[: len(queued_before)]) == sorted(t["id"] for t in queued_before)
+    assert len(set(answered)) == BIG_SPECS
+    assert sorted(task["id"] for task in queued) == sorted(answered)
+    assert [task["id"] for task in json.loads(once_more.stdout)["tasks"]] == answered
+    keys = [task["spec"]["idempotencyKey"] for task in json.loads(again.stdout)["tasks"]]
+    assert keys == [f"nightly-2026-01-31:{line}" for line in range(1, BIG_SPECS + 1)]
+
+
+def submit_killed_at_its_first_wait(farm: LocalFarm, command: tuple[str, ...], key: str) -> str:
+    """Runs `farm COMMAND` and kills it once it says it waits out a rate limit: that line."""
+    environment = {
+        **os.environ,
+        "FARM_URL": farm.envoy_url.removeprefix("http://"),
+        "FARM_API_KEY": key,
+    }
+    with subprocess.Popen(
+        [FARM, *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    ) as process:
+        try:
+            assert process.stderr is not None
+            return process.stderr.readline()
+        finally:
+            process.kill()
 
 
 def tasks_labelled(http: Any, labels: dict[str, str]) -> list[dict[str, Any]]:

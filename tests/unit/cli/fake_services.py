@@ -44,7 +44,8 @@ class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
     The first ListTasks by a label "limited=..." is rate-limited too, and the first
     RATE_LIMITED_RUNS RunTask calls of a URL with "limited" in it. The first CreateTasks
     of a batch whose first spec's URL has "limited" in it is rate-limited (Retry-After
-    BATCH_RETRY_AFTER), with "flaky" in it UNAVAILABLE.
+    BATCH_RETRY_AFTER), with "flaky" in it UNAVAILABLE; every CreateTasks of a batch
+    whose first spec's URL has "broken" in it fails (INTERNAL).
     """
 
     def __init__(self, calls: Calls) -> None:
@@ -63,6 +64,8 @@ class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "over its rate limit")
         if self._batches_from(first_url) == 1 and "flaky" in first_url:
             context.abort(grpc.StatusCode.UNAVAILABLE, "the scheduler is restarting")
+        if "broken" in first_url:
+            context.abort(grpc.StatusCode.INTERNAL, "the database went away")
         answer = tasks_pb2.CreateTasksResponse()
         for index, spec in enumerate(request.requests):
             if spec.url.startswith("ftp:"):

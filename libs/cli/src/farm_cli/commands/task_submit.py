@@ -4,11 +4,16 @@ A batch the farm rate-limits was refused at the edge and queued nothing: it is s
 again after the Retry-After, as often as it takes (farm_cli.retries), with a line on
 stderr for each wait. After UNAVAILABLE the batch may have been queued with its
 answer lost, so it is sent again only when every spec of it carries an
-idempotencyKey (the file's own: submit adds none), which makes the repeat answer the
-same tasks instead of queuing them twice.
+idempotencyKey, which makes the repeat answer the same tasks instead of queuing them
+twice. The file's own keys are kept; --idempotency-prefix gives every other spec the
+key PREFIX:LINE (its line in the file), so that the same command run again after a
+failure, or a kill, answers the specs already queued with their tasks and queues the
+rest. Without it submit adds no key: a key shows in every task printed (its spec's
+idempotencyKey), and a random one would not make a rerun safe anyway.
 """
 
 import argparse
+import shlex
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,9 +25,12 @@ from browserfarm.batches import call_spans
 from browserfarm.errors import FarmError, RateLimited
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import FarmConnection, connect
-from farm_cli.console import CliError, print_message
+from farm_cli.console import CliError, UsageError, print_message
 from farm_cli.exit_codes import ExitCode
 from farm_cli.retries import RateGate, call_retrying
+from farm_core.idempotency import MAX_IDEMPOTENCY_KEY_CHARS
+
+PREFIX_OPTION = "--idempotency-prefix"
 
 
 def add_submit_parser(verbs: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -33,22 +41,60 @@ def add_submit_parser(verbs: "argparse._SubParsersAction[argparse.ArgumentParser
         "exit 3 if any was refused",
     )
     submit.add_argument("file", help='the file, or "-" for standard input')
+    submit.add_argument(
+        PREFIX_OPTION,
+        dest="key_prefix",
+        metavar="PREFIX",
+        help="give each spec without an idempotencyKey the key PREFIX:LINE (LINE: its line "
+        "in the file), so that the same command run again queues no spec twice",
+    )
     submit.set_defaults(run=submit_tasks)
 
 
-def read_specs(lines: Iterable[str], source: str) -> list[tasks_pb2.TaskSpec]:
-    """The TaskSpecs of JSON `lines` (blank ones skipped); CliError names a bad line."""
+def read_specs(lines: Iterable[str], source: str, key_prefix: str = "") -> list[tasks_pb2.TaskSpec]:
+    """The TaskSpecs of JSON `lines` (blank ones skipped); CliError names a bad line.
+
+    With `key_prefix`, a spec without an idempotencyKey gets `line_key(key_prefix, N)`,
+    N its line number; UsageError if a key would be too long for the farm.
+    """
     specs = []
+    last_keyed = 0
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            specs.append(json_format.Parse(line, tasks_pb2.TaskSpec()))
+            spec = json_format.Parse(line, tasks_pb2.TaskSpec())
         except json_format.ParseError as error:
             raise CliError(f"{source} line {number}: not a TaskSpec: {error}") from error
+        if key_prefix and not spec.idempotency_key:
+            spec.idempotency_key = line_key(key_prefix, number)
+            last_keyed = number
+        specs.append(spec)
     if not specs:
         raise CliError(f"{source} holds no task specs")
+    if last_keyed:
+        _check_key_length(key_prefix, last_keyed, source)
     return specs
+
+
+def line_key(prefix: str, line: int) -> str:
+    """The idempotency key --idempotency-prefix gives the spec of `line`: `PREFIX:LINE`.
+
+    The colon keeps two prefixes' keys apart (`run1:11` is not `run11:1`).
+    """
+    return f"{prefix}:{line}"
+
+
+def _check_key_length(prefix: str, line: int, source: str) -> None:
+    """UsageError unless the key of `line` (the longest given) fits the farm's limit."""
+    key = line_key(prefix, line)
+    if len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
+        room = MAX_IDEMPOTENCY_KEY_CHARS - (len(key) - len(prefix))
+        raise UsageError(
+            f"{PREFIX_OPTION} is too long ({len(prefix)} characters): the key of {source} "
+            f"line {line} would be {len(key)} characters, and the farm takes at most "
+            f"{MAX_IDEMPOTENCY_KEY_CHARS}; give a prefix of at most {room}"
+        )
 
 
 def renumbered(error: tasks_pb2.CreateTasksError, offset: int) -> tasks_pb2.CreateTasksError:
@@ -68,8 +114,15 @@ def submit_tasks(args: argparse.Namespace) -> int:
     The batches are the SDK's create_tasks' (1,000 specs and 768 KiB at most); each
     is sent again as the module says, with a line on stderr (none with --json).
     """
+    if args.key_prefix == "":
+        raise UsageError(f"{PREFIX_OPTION} must not be empty")
+    prefix = args.key_prefix or ""
     from_stdin = args.file == "-"
-    specs = read_specs(sys.stdin, "standard input") if from_stdin else _read_file(args.file)
+    specs = (
+        read_specs(sys.stdin, "standard input", prefix)
+        if from_stdin
+        else _read_file(args.file, prefix)
+    )
     answer = tasks_pb2.CreateTasksResponse()
     gate = RateGate()
     with connect() as farm:
@@ -77,7 +130,7 @@ def submit_tasks(args: argparse.Namespace) -> int:
             try:
                 batch = _create(farm, specs, span, gate, quiet=args.json)
             except grpc.RpcError:
-                _print_sent_before(answer, span, len(specs), quiet=args.json)
+                _print_stopped(answer, span, len(specs), prefix, quiet=args.json)
                 raise
             answer.tasks.extend(batch.tasks)
             answer.errors.extend(renumbered(error, span.start) for error in batch.errors)
@@ -85,22 +138,31 @@ def submit_tasks(args: argparse.Namespace) -> int:
     return ExitCode.TASKS_FAILED if answer.errors else ExitCode.OK
 
 
-def _print_sent_before(
-    answer: tasks_pb2.CreateTasksResponse, failed: range, total: int, *, quiet: bool
+def _print_stopped(
+    answer: tasks_pb2.CreateTasksResponse, failed: range, total: int, prefix: str, *, quiet: bool
 ) -> None:
     """The answers of the batches before `failed` on stdout; on stderr, which specs failed.
 
     So a file that stops half-way leaves no task the caller cannot name: the output
-    goes to `farm task cancel --from` or is cut from the file before a rerun.
+    goes to `farm task cancel --from` or is cut from the file before a rerun. With a
+    `prefix` (--idempotency-prefix) a line on stderr says a rerun with it is safe.
     """
-    if failed.start == 0:
+    if failed.start > 0:
+        print_message(answer)
+    if quiet:
         return
-    print_message(answer)
-    if not quiet:
+    if failed.start > 0:
         rest = f"; {_specs(range(failed.stop, total))} not sent" if failed.stop < total else ""
         print(
             f"{_specs(range(failed.start))} of {total} answered (above); "
             f"{_specs(failed)} failed (below){rest}",
+            file=sys.stderr,
+            flush=True,
+        )
+    if prefix:
+        print(
+            f"the same command again ({PREFIX_OPTION} {shlex.quote(prefix)}) queues the rest "
+            "and answers the specs already queued with their tasks: none is queued twice",
             file=sys.stderr,
             flush=True,
         )
@@ -145,9 +207,9 @@ def _specs(span: range) -> str:
     return f"specs {span.start + 1}-{span.stop}" if len(span) > 1 else f"spec {span.start + 1}"
 
 
-def _read_file(path: str) -> list[tasks_pb2.TaskSpec]:
+def _read_file(path: str, key_prefix: str) -> list[tasks_pb2.TaskSpec]:
     try:
         with Path(path).open(encoding="utf-8") as handle:
-            return read_specs(handle, path)
+            return read_specs(handle, path, key_prefix)
     except OSError as error:
         raise CliError(f"cannot read {path}: {error.strerror}") from error
