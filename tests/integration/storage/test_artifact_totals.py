@@ -3,7 +3,8 @@
 An upload's quota check reads the tenant's totals instead of summing its artifacts,
 and the gauges add up the totals instead of counting every artifact, so the totals
 must follow every write: new artifacts, replacements, deletes, artifacts stored
-before the totals existed, and on PostgreSQL two writes of a tenant at once. Real
+before the totals existed, and on PostgreSQL two writes of a tenant at once (also two
+replacements that move artifacts between its rows in opposite directions). Real
 storage service, SeaweedFS and SQL (SQLite and PostgreSQL).
 """
 
@@ -24,7 +25,14 @@ from farm_core.db import async_database_url, create_engine, migrate
 from farm_storage.attempts import UNCHECKED
 from farm_storage.models import ArtifactRow
 from farm_storage.reservations import totals
-from farm_storage.store import MIGRATIONS, VERSION_TABLE, ArtifactStore, artifacts
+from farm_storage.store import (
+    MIGRATIONS,
+    VERSION_TABLE,
+    ArtifactContent,
+    ArtifactRecord,
+    ArtifactStore,
+    artifacts,
+)
 from tests.helpers import assert_eventually, sql_statements
 from tests.integration.storage.conftest import Storage, token
 
@@ -106,8 +114,8 @@ async def test_artifacts_stored_before_the_totals_existed_are_counted(
     assert kept == counted == {("acme", screenshots): (2, 123), ("umbrella", screenshots): (1, 5)}
 
 
-async def writer_waits_for_a_lock(engine: AsyncEngine) -> bool:
-    """Whether a session of this database waits for a lock another one holds."""
+async def writers_waiting_for_a_lock(engine: AsyncEngine) -> int:
+    """How many sessions of this database wait for a lock another one holds."""
     # A connection of its own each time: a transaction sees pg_stat_activity as it first read it.
     async with engine.connect() as connection:
         waiting = await connection.scalar(
@@ -116,7 +124,7 @@ async def writer_waits_for_a_lock(engine: AsyncEngine) -> bool:
                 "WHERE datname = current_database() AND wait_event_type = 'Lock'"
             )
         )
-    return bool(waiting)
+    return int(waiting or 0)
 
 
 async def test_a_write_that_waits_for_another_of_its_tenant_adds_to_what_that_one_wrote(
@@ -141,7 +149,7 @@ async def test_a_write_that_waits_for_another_of_its_tenant_adds_to_what_that_on
             writing = asyncio.create_task(write_second())
             try:
                 await assert_eventually(
-                    lambda: writer_waits_for_a_lock(engine),
+                    lambda: writers_waiting_for_a_lock(engine),
                     message="the second write never waited for the first's row of totals",
                 )
                 await first.commit()
@@ -153,6 +161,50 @@ async def test_a_write_that_waits_for_another_of_its_tenant_adds_to_what_that_on
 
     kept, counted = await kept_and_counted(async_database_url(postgres_url, tmp_path))
     assert kept == counted == {("acme", "ARTIFACT_KIND_SCREENSHOT"): (3, 123)}
+
+
+async def test_two_replacements_that_swap_kinds_both_commit(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    # One replacement moves an artifact from pages to screenshots while another moves one
+    # back: each changes the tenant's two rows of totals. Taken in opposite orders, each
+    # would hold one row and wait for the other's (PostgreSQL aborts one as deadlocked).
+    # A session that holds the pages row lines them up: the first waits for it, then the
+    # second queues behind the first. (It holds the row with a lock, not a write as a third
+    # upload would: a writer's new row lets both go for the row at once when it commits.)
+    pages, screenshots = "ARTIFACT_KIND_CONTENT", "ARTIFACT_KIND_SCREENSHOT"
+    store = ArtifactStore(async_database_url(postgres_url, tmp_path / "unused.db"))
+    await store.start()
+    try:
+        await store.save(_content("task-1", pages, 10))
+        await store.save(_content("task-2", screenshots, 20))
+        async with store.engine.connect() as holder:
+            await holder.execute(
+                select(totals.c.kind).where(totals.c.kind == pages).with_for_update()
+            )
+            replacements: list[asyncio.Task[ArtifactRecord]] = []
+            try:
+                for task_id, kind, size in (("task-1", screenshots, 11), ("task-2", pages, 21)):
+                    save = store.save(_content(task_id, kind, size))
+                    replacements.append(asyncio.create_task(save))
+                    await assert_eventually(
+                        lambda: _waiting(len(replacements), store.engine),
+                        message=f"the replacement of {task_id} never waited for a row of totals",
+                    )
+                await holder.rollback()
+                await asyncio.wait_for(asyncio.gather(*replacements), 30)
+            finally:
+                for replacement in replacements:
+                    await cancel_and_wait(replacement, "a replacement")
+    finally:
+        await store.close()
+
+    kept, counted = await kept_and_counted(async_database_url(postgres_url, tmp_path))
+    assert kept == counted == {("acme", pages): (1, 21), ("acme", screenshots): (1, 11)}
+
+
+async def _waiting(count: int, engine: AsyncEngine) -> bool:
+    return await writers_waiting_for_a_lock(engine) >= count
 
 
 @pytest.fixture
@@ -183,6 +235,12 @@ async def test_the_quota_check_and_the_gauges_read_the_totals_not_every_artifact
     assert sums
     assert not [statement for statement in sums if "sum(artifacts." in statement]
     assert not [statement for statement in statements if "count(" in statement.lower()]
+
+
+def _content(task_id: str, kind: str, size_bytes: int) -> ArtifactContent:
+    return ArtifactContent(
+        "acme", task_id, "shot", kind, "image/png", size_bytes, "0" * 64, f"acme/{task_id}/shot"
+    )
 
 
 def _artifact(tenant: str, size_bytes: int) -> dict[str, object]:

@@ -54,7 +54,9 @@ class ByteReservationRow(Base):
 class ArtifactTotalsRow(Base):
     """A tenant's artifacts of one kind and their bytes: what quotas and gauges read.
 
-    Kept by triggers on `artifacts` (migration 0005), in the transaction of each change.
+    Kept by triggers on `artifacts` (migration 0005), in the transaction of each change; on
+    PostgreSQL a change that moves an artifact between two rows takes the smaller key's first
+    (migration 0006).
     """
 
     __tablename__ = "artifact_totals"
