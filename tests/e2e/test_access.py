@@ -51,7 +51,7 @@ def test_grpc_health_of_an_unknown_service_is_not_found(channel: grpc.Channel) -
         "/grpc.health.v1.HealthX/../../farm.admin.v1.AdminService/ListAgents",
     ],
 )
-def test_only_grpc_health_is_open_next_to_it(channel: grpc.Channel, method: str) -> None:
+def test_methods_beside_grpc_health_still_need_a_key(channel: grpc.Channel, method: str) -> None:
     call = channel.unary_unary(
         method,
         request_serializer=admin_pb2.ListAgentsRequest.SerializeToString,
@@ -63,7 +63,7 @@ def test_only_grpc_health_is_open_next_to_it(channel: grpc.Channel, method: str)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-def test_a_service_next_to_grpc_health_is_not_open(channel: grpc.Channel) -> None:
+def test_a_service_named_like_grpc_health_reaches_nothing(channel: grpc.Channel) -> None:
     call = channel.unary_unary(
         "/grpc.health.v1.HealthX/Check",
         request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
