@@ -3,7 +3,9 @@
 import grpc
 import httpx
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from farm.admin.v1 import admin_pb2
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_cli.launcher.farm import LocalFarm
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentitySigner
@@ -17,6 +19,63 @@ pytestmark = pytest.mark.e2e
 
 def test_health_is_open_without_a_key(farm: LocalFarm) -> None:
     assert httpx.get(f"{farm.envoy_url}/healthz", timeout=10).status_code == 200
+
+
+def test_grpc_health_check_is_open_without_a_key(channel: grpc.Channel) -> None:
+    stub = health_pb2_grpc.HealthStub(channel)
+
+    answer = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+    watched = stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=10)
+    first = next(watched)
+    watched.cancel()
+
+    assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    assert first.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_grpc_health_of_an_unknown_service_is_not_found(channel: grpc.Channel) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="farm.nothing.v1.NothingService"), timeout=10
+        )
+
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "/farm.admin.v1.AdminService/ListAgents",
+        # Envoy normalizes the path before it picks the route: this is ListAgents.
+        "/grpc.health.v1.Health/../farm.admin.v1.AdminService/ListAgents",
+        "/grpc.health.v1.HealthX/../../farm.admin.v1.AdminService/ListAgents",
+    ],
+)
+def test_methods_beside_grpc_health_still_need_a_key(channel: grpc.Channel, method: str) -> None:
+    call = channel.unary_unary(
+        method,
+        request_serializer=admin_pb2.ListAgentsRequest.SerializeToString,
+        response_deserializer=admin_pb2.ListAgentsResponse.FromString,
+    )
+    with pytest.raises(grpc.RpcError) as caught:
+        call(admin_pb2.ListAgentsRequest(), timeout=10)
+
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_service_named_like_grpc_health_reaches_nothing(channel: grpc.Channel) -> None:
+    call = channel.unary_unary(
+        "/grpc.health.v1.HealthX/Check",
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )
+    with pytest.raises(grpc.RpcError) as caught:
+        call(health_pb2.HealthCheckRequest(), timeout=10)
+
+    # No route: Envoy answers itself (a service's answer would carry the time it took).
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    answer_metadata = [*caught.value.initial_metadata(), *caught.value.trailing_metadata()]
+    assert "x-envoy-upstream-service-time" not in dict(answer_metadata)
 
 
 def test_a_call_without_a_key_is_401(farm: LocalFarm) -> None:

@@ -7,7 +7,9 @@ OTLP/gRPC sink on a free port; the tests read the sink's files.
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.main import main
@@ -171,6 +173,33 @@ def test_one_task_is_one_trace_from_the_caller_to_its_artifact(
 
     line = eventually(edge_line, message="Envoy logged no line naming the call's trace")
     assert line.endswith(f'"{trace_id}"')
+
+
+def test_grpc_health_probes_at_the_edge_are_not_traced(
+    traced_farm: LocalFarm, client: Client
+) -> None:
+    probe = f"probe-{unique_label()['test']}"
+    target = traced_farm.envoy_url.removeprefix("http://")
+    with grpc.insecure_channel(target, options=[("grpc.primary_user_agent", probe)]) as channel:
+        answer = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=10
+        )
+    assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+    # Envoy's access log line of the probe ends with the trace id its span would have.
+    def edge_line() -> str | None:
+        lines = (traced_farm.log_dir / "envoy.log").read_text().splitlines()
+        probe_lines = (line for line in lines if "/grpc.health.v1.Health/" in line)
+        return next((line for line in probe_lines if probe in line), None)
+
+    probe_trace_id = eventually(edge_line, message="Envoy logged no probe").rsplit('"', 2)[1]
+    # Envoy sends its spans in the order they end: once a later call's is kept, a
+    # span of the probe would be too.
+    later = new_traceparent()
+    assert client.http.get("/v1/whoami", headers={TRACEPARENT: later}).status_code == 200
+    later_trace_id = span_context_of(later).trace_id.to_bytes(16, "big").hex()
+    kept(traced_farm, later_trace_id, "ingress")
+    assert read_trace(traced_farm.config.traces_folder, probe_trace_id) == []
 
 
 def test_a_retried_task_shows_both_attempts_in_its_trace(

@@ -6,6 +6,7 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from farm.storage.v1 import ingest_pb2, ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
@@ -34,6 +35,27 @@ async def test_healthz_is_open_and_follows_the_services_health(edge: EdgeUnderTe
     finally:
         edge.fakes.set_serving(True)
     await assert_eventually(lambda: get(edge, "/healthz").status_code == 200, within=15)
+
+
+def grpc_health(edge: EdgeUnderTest) -> int:
+    with grpc.insecure_channel(edge.grpc_target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        answer = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+    return int(answer.status)
+
+
+async def test_grpc_health_is_open_and_follows_the_schedulers_health(edge: EdgeUnderTest) -> None:
+    serving, not_serving = (
+        health_pb2.HealthCheckResponse.SERVING,
+        health_pb2.HealthCheckResponse.NOT_SERVING,
+    )
+    await assert_eventually(lambda: grpc_health(edge) == serving, within=15)
+    edge.fakes.set_serving(False)
+    try:
+        await assert_eventually(lambda: grpc_health(edge) == not_serving, within=15)
+    finally:
+        edge.fakes.set_serving(True)
+    await assert_eventually(lambda: grpc_health(edge) == serving, within=15)
 
 
 def test_http_json_call_is_authorized_transcoded_and_given_the_identity(

@@ -239,10 +239,25 @@ def test_session_browsers_go_to_the_agent_that_auth_names_with_no_timeout() -> N
     ]
 
 
-def test_healthz_route_turns_authz_off() -> None:
-    (healthz,) = [r for r in routes(rendered()) if r["match"].get("path") == "/healthz"]
-    per_filter = healthz["typed_per_filter_config"]["envoy.filters.http.ext_authz"]
-    assert per_filter["disabled"] is True
+def test_only_the_health_checks_go_without_the_key_check() -> None:
+    config = rendered()
+    open_routes = [
+        r
+        for r in routes(config)
+        if r.get("typed_per_filter_config", {})
+        .get("envoy.filters.http.ext_authz", {})
+        .get("disabled")
+    ]
+    assert [r["match"] for r in open_routes] == [
+        {"path": "/healthz"},
+        {"prefix": "/grpc.health.v1.Health/", "grpc": {}},
+    ]
+    # gRPC health is the scheduler's, its Watch a stream that an idle minute ends.
+    assert open_routes[1]["route"] == {
+        "cluster": "scheduler",
+        "timeout": "0s",
+        "idle_timeout": "60s",
+    }
 
 
 def test_clusters_list_every_replica_with_health_checks_and_outlier_detection() -> None:
