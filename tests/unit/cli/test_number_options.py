@@ -46,3 +46,35 @@ def test_a_number_that_does_not_fit_is_a_usage_error_naming_the_option(
 
     assert exited.value.code == 2
     assert capsys.readouterr().err.endswith(f": error: {error}\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (
+            ["task", "create", "http://127.0.0.1/", "--timeout-ms", "99999999999"],
+            "argument --timeout-ms: must be from 0 to 2147483647, got 99999999999",
+        ),
+        (
+            ["task", "run", "http://127.0.0.1/", "--timeout-ms", "-5"],
+            "argument --timeout-ms: must be from 0 to 2147483647, got -5",
+        ),
+        (
+            ["task", "run", "http://127.0.0.1/", "--cache-ttl", str(10**20)],
+            f"argument --cache-ttl: must be from 0 to 2147483647, got {10**20}",
+        ),
+        (
+            ["task", "create", "http://127.0.0.1/", "--viewport", "99999999999x800"],
+            "argument --viewport: width and height must be at most 2147483647, "
+            "got '99999999999x800'",
+        ),
+    ],
+)
+def test_a_task_option_too_big_for_its_field_is_a_usage_error_not_a_traceback(
+    argv: list[str], error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.endswith(f": error: {error}\n")

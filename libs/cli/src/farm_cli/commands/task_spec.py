@@ -9,7 +9,8 @@ from typing import Literal
 from google.protobuf import json_format
 
 from farm.tasks.v1 import tasks_pb2
-from farm_cli.console import CliError
+from farm_cli.commands.ranges import INT32_MAX, whole_number
+from farm_cli.console import CliError, UsageError
 
 Action = Literal["screenshot", "pdf", "content", "extract", "script"]
 ACTIONS: tuple[Action, ...] = ("screenshot", "pdf", "content", "extract", "script")
@@ -35,6 +36,10 @@ def viewport(text: str) -> tasks_pb2.Viewport:
     width, separator, height = text.lower().partition("x")
     if not separator or not width.isdigit() or not height.isdigit():
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1280x800, got {text!r}")
+    if max(int(width), int(height)) > INT32_MAX:
+        raise argparse.ArgumentTypeError(
+            f"width and height must be at most {INT32_MAX}, got {text!r}"
+        )
     return tasks_pb2.Viewport(width=int(width), height=int(height))
 
 
@@ -106,7 +111,9 @@ def add_task_spec_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--viewport", type=viewport, help="window size WIDTHxHEIGHT")
     parser.add_argument("--priority", choices=list(PRIORITIES))
-    parser.add_argument("--timeout-ms", type=int, help="time limit of one attempt (ms)")
+    parser.add_argument(
+        "--timeout-ms", type=whole_number(INT32_MAX), help="time limit of one attempt (ms)"
+    )
     parser.add_argument(
         "--max-attempts",
         type=max_attempts,
@@ -128,7 +135,7 @@ def add_task_spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--callback-url", metavar="URL", help="POST the task here when it ends")
     parser.add_argument(
         "--cache-ttl",
-        type=int,
+        type=whole_number(INT32_MAX),
         metavar="SECONDS",
         help="accept the tenant's stored result of the same spec this old (0 runs the task; "
         "default: the action's)",
@@ -151,7 +158,8 @@ def spec_from_flags(args: argparse.Namespace) -> tasks_pb2.TaskSpec:
     shot_flags = _screenshot_flags_given(args)
     if shot_flags and (args.pdf or args.content):
         other = "--pdf" if args.pdf else "--content"
-        raise CliError(f"{', '.join(shot_flags)} only go with --screenshot, not with {other}")
+        verb = "goes" if len(shot_flags) == 1 else "go"
+        raise UsageError(f"{', '.join(shot_flags)} only {verb} with --screenshot, not with {other}")
     if args.pdf:
         spec.pdf.SetInParent()
     elif args.content:
@@ -167,7 +175,7 @@ def spec_from_flags(args: argparse.Namespace) -> tasks_pb2.TaskSpec:
             spec.screenshot.compare.baseline = args.compare
             spec.screenshot.compare.mask.extend(args.mask)
     if args.mask and not args.compare:
-        raise CliError("--mask only goes with --compare")
+        raise UsageError("--mask only goes with --compare")
     spec.profile = args.profile or ""
     spec.save_profile = args.save_profile
     if args.viewport is not None:
@@ -222,5 +230,5 @@ def task_spec_from_args(args: argparse.Namespace) -> tasks_pb2.TaskSpec:
     if not _has_action(spec):
         spec.screenshot.SetInParent()
     if not spec.url:
-        raise CliError('a URL is needed: give it as the first argument or as "url" in --spec')
+        raise UsageError('a URL is needed: give it as the first argument or as "url" in --spec')
     return spec
