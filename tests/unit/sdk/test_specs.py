@@ -163,3 +163,15 @@ def test_a_closed_client_says_so_and_leaves_no_coroutine_unawaited() -> None:
         with pytest.raises(RuntimeError, match="the client is closed"):
             farm.get("tsk_1")
         gc.collect()
+
+
+def test_a_url_without_a_port_takes_its_schemes_and_another_scheme_is_refused() -> None:
+    plain = client_options("http://farm.test", "bf_given", {})
+    assert (plain.target, plain.secure) == ("farm.test:80", False)
+    tls = client_options("https://farm.test/", "bf_given", {})
+    assert (tls.target, tls.secure) == ("farm.test:443", True)
+    with pytest.raises(ValueError) as refused:
+        client_options("ftp://farm.test:21", "bf_given", {})
+    assert str(refused.value) == (
+        "the farm's url must be host:port or http(s)://host:port, got 'ftp://farm.test:21'"
+    )
