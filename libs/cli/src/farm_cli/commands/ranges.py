@@ -1,6 +1,7 @@
 """argparse types for whole-number options that must fit the proto field they fill."""
 
 import argparse
+import math
 from collections.abc import Callable
 
 INT32_MAX = 2**31 - 1
@@ -24,3 +25,14 @@ def whole_number(most: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a number of seconds, 0 or more (a fraction too), else a usage error."""
+    try:
+        value = float(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from error
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text!r}")
+    return value
