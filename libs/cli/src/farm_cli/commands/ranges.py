@@ -36,3 +36,22 @@ def seconds(text: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text!r}")
     return value
+
+
+def positive_number(text: str) -> float:
+    """An argparse type: a finite number above 0 (a fraction too), else a usage error."""
+    try:
+        value = float(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from error
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+    return value
+
+
+def percent(text: str) -> float:
+    """An argparse type: a percentage above 0 and at most 100, else a usage error."""
+    value = positive_number(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 100, got {text!r}")
+    return value
