@@ -127,3 +127,19 @@ def test_options_that_do_not_go_together_exit_2_before_any_call(
     # No farm to call: the refusal must come before any call is tried.
     assert main(argv) == 2
     assert capsys.readouterr().err.startswith(f"error: {error}")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["key", "create", "--scope", "tasks.read", "ci"],
+        ["key", "create", "--scope", "tasks.read", "tasks.write", "ci", "--json"],
+    ],
+)
+def test_a_key_name_after_scope_is_told_where_it_goes(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --scope takes every word after it, the name too: say so, and call nothing.
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "a name is needed, before --scope: farm key create NAME --scope SCOPE ..." in err
