@@ -5,13 +5,15 @@ from typing import Any
 
 import grpc
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 from farm_console.farm import FarmError
+from farm_console.pages import keys, tasks
 from farm_console.pages.keys import CREATE_FORMS
-from farm_console.server import build_app
 from farm_console.settings import ConsoleSettings
-from farm_console.views import KEY_COOKIE
+from farm_console.views import KEY_COOKIE, PREFIX, NotSignedIn, farm_refused, not_signed_in
 
 KEY = "bf_key"
 
@@ -34,8 +36,13 @@ class RefusingFarm:
 
 
 def console(farm: RefusingFarm) -> Iterator[TestClient]:
-    app = build_app(ConsoleSettings())
+    """The console's task and key pages, calling `farm`."""
+    app = Starlette(
+        routes=[Mount(PREFIX, routes=[*tasks.routes, *keys.routes])],
+        exception_handlers={NotSignedIn: not_signed_in, FarmError: farm_refused},
+    )
     app.state.farm = farm
+    app.state.settings = ConsoleSettings()
     with TestClient(app, base_url="http://127.0.0.1") as client:
         client.cookies.set(KEY_COOKIE, KEY)
         yield client
