@@ -41,7 +41,12 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "name",
         help="who carries it, e.g. an agent's id or 'storage'; for revoke: what to revoke",
     )
-    issue.add_argument("--days", type=positive_number, default=DEFAULT_CREDENTIAL_DAYS)
+    issue.add_argument(
+        "--days",
+        type=positive_number,
+        default=DEFAULT_CREDENTIAL_DAYS,
+        help=f"how long the credential is good for (default {DEFAULT_CREDENTIAL_DAYS:g})",
+    )
     issue.set_defaults(run=run)
 
 

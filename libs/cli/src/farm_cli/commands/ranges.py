@@ -55,3 +55,20 @@ def percent(text: str) -> float:
     if value > 100:
         raise argparse.ArgumentTypeError(f"must be more than 0 and at most 100, got {text!r}")
     return value
+
+
+def add_page_arguments(parser: argparse.ArgumentParser, *, every_page: bool = True) -> None:
+    """A List command's --page-size and --page-token (and --all unless `every_page` is False)."""
+    parser.add_argument(
+        "--page-size",
+        type=whole_number(INT32_MAX),
+        default=0,
+        help="at most this many a page (0: the farm's default)",
+    )
+    parser.add_argument(
+        "--page-token",
+        default="",
+        help="go on from the nextPageToken an earlier listing printed",
+    )
+    if every_page:
+        parser.add_argument("--all", action="store_true", help="follow every page")

@@ -99,7 +99,9 @@ def add_task_spec_arguments(parser: argparse.ArgumentParser) -> None:
     )
     shot = parser.add_argument_group("screenshot options")
     shot.add_argument("--full-page", action="store_true", help="capture the whole page")
-    shot.add_argument("--format", dest="image_format", choices=sorted(IMAGE_FORMATS))
+    shot.add_argument(
+        "--format", dest="image_format", choices=sorted(IMAGE_FORMATS), help="default: png"
+    )
     shot.add_argument("--selector", help="capture only the first element matching this CSS")
     shot.add_argument("--compare", metavar="BASELINE", help="compare with this baseline (PNG)")
     shot.add_argument(
@@ -110,7 +112,9 @@ def add_task_spec_arguments(parser: argparse.ArgumentParser) -> None:
         "--save-profile", action="store_true", help="save the page's state to --profile"
     )
     parser.add_argument("--viewport", type=viewport, help="window size WIDTHxHEIGHT")
-    parser.add_argument("--priority", choices=list(PRIORITIES))
+    parser.add_argument(
+        "--priority", choices=list(PRIORITIES), help="higher runs first (default: normal)"
+    )
     parser.add_argument(
         "--timeout-ms", type=whole_number(INT32_MAX), help="time limit of one attempt (ms)"
     )

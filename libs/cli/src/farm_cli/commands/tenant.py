@@ -29,7 +29,9 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "--max-artifact-bytes",
         "--max-open-sessions",
     ):
-        limits.add_argument(quota, type=whole_number(INT64_MAX), default=None)
+        limits.add_argument(
+            quota, type=whole_number(INT64_MAX), default=None, help="0: the farm's default"
+        )
     limits.set_defaults(run=set_tenant_limits)
 
 
