@@ -1,13 +1,14 @@
 """The TaskSpec a `farm task create|run` command line asks for: flags, or a JSON spec file."""
 
 import argparse
+import json
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from google.protobuf import json_format
-
+from browserfarm.errors import InvalidArgument
+from browserfarm.specs import task_spec
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.commands.ranges import INT32_MAX, whole_number
 from farm_cli.console import CliError, UsageError
@@ -203,15 +204,27 @@ def spec_from_flags(args: argparse.Namespace) -> tasks_pb2.TaskSpec:
 
 
 def read_spec_file(name: str) -> tasks_pb2.TaskSpec:
-    """A TaskSpec from a JSON file (proto3 JSON names), or from stdin for `-`."""
+    """A TaskSpec from a JSON file (proto3 JSON names), or from stdin for `-`.
+
+    Checked as the SDK checks a spec, so a wrong field is one line naming it and the
+    closest field there is (`screenshot.fullpage: ... did you mean 'fullPage'?`).
+    """
     try:
         text = sys.stdin.read() if name == "-" else Path(name).read_text()
     except OSError as error:
         raise CliError(f"--spec {name}: {error.strerror}") from error
     try:
-        return json_format.Parse(text, tasks_pb2.TaskSpec())
-    except json_format.ParseError as error:
-        raise CliError(f"--spec {name}: {error}") from error
+        written = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CliError(f"--spec {name}: not JSON: {error}") from error
+    if not isinstance(written, dict):
+        raise CliError(
+            f"--spec {name}: must be a JSON object (a TaskSpec), got {text.strip()[:40]}"
+        )
+    try:
+        return task_spec(written)
+    except InvalidArgument as error:
+        raise CliError(f"--spec {name}: {error.message}") from error
 
 
 def _has_action(spec: tasks_pb2.TaskSpec) -> bool:
