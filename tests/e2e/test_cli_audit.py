@@ -149,6 +149,10 @@ def test_audit_names_a_bad_limit_since_or_outcome(
         key=operator.secret,
     )
 
-    assert refused(no_limit) == "error: --limit: must be at least 1"
-    assert refused(bad_since) == "error: --since: not a time or an age like \"2h\": 'yesterday'"
+    # A bad --limit or --since is a usage error (exit 2), found before any call.
+    assert (no_limit.returncode, no_limit.stderr) == (2, "error: --limit: must be at least 1\n")
+    assert (bad_since.returncode, bad_since.stderr) == (
+        2,
+        "error: --since: not a time or an age like \"2h\": 'yesterday'\n",
+    )
     assert refused(bad_outcome).startswith("error: INVALID_ARGUMENT: outcome: ")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from farm_cli.main import build_parser
+from farm_cli.main import build_parser, leaf_parsers
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI_DOC = (ROOT / "docs" / "cli.md").read_text()
@@ -104,3 +104,14 @@ def test_each_farm_command_in_the_docs_parses(doc: str, line: str) -> None:
         assert not refused.code, (
             f"{doc}: `farm {line}`: {errors.getvalue().strip().splitlines()[-1]}"
         )
+
+
+def test_every_option_of_every_command_says_what_it_is_for() -> None:
+    # docs/cli.md: "`farm COMMAND --help` explains each option".
+    unexplained = [
+        f"{parser.prog} {action.option_strings[-1]}"
+        for parser in leaf_parsers(build_parser())
+        for action in parser._actions
+        if action.option_strings and not action.help
+    ]
+    assert unexplained == []

@@ -286,7 +286,7 @@ def test_tenant_limits_without_a_quota_is_refused_before_any_call(
     calls: Calls, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = len(calls.seen)
-    assert main(["tenant", "limits", "acme"]) == 1
+    assert main(["tenant", "limits", "acme"]) == 2
     assert "give at least one of --max-queued-tasks" in capsys.readouterr().err
     assert calls.seen[before:] == []
 

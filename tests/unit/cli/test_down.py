@@ -63,3 +63,29 @@ def test_down_without_a_farm_says_so(
     monkeypatch.setenv("FARM_HOME", str(tmp_path))
     assert main(["down"]) == 1
     assert capsys.readouterr().err == f"error: no farm is running with FARM_HOME {tmp_path}\n"
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error"),
+    [
+        ("-1", "must be 0 or more seconds, got '-1'"),
+        ("nan", "must be 0 or more seconds, got 'nan'"),
+        ("soon", "not a number of seconds: 'soon'"),
+    ],
+)
+def test_a_bad_timeout_is_a_usage_error_and_leaves_the_farm_running(
+    timeout: str,
+    error: str,
+    launcher: "subprocess.Popen[str]",
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("FARM_HOME", str(tmp_path))
+    with pytest.raises(SystemExit) as exited:
+        main(["down", "--timeout", timeout])
+
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.endswith(f"farm down: error: argument --timeout: {error}\n")
+    assert lock_holder(tmp_path / "run") == launcher.pid
+    assert launcher.poll() is None

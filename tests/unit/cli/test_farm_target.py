@@ -112,3 +112,25 @@ def test_the_admin_key_is_not_sent_to_the_default_address_when_its_farm_is_down(
     err = capsys.readouterr().err
     assert err.startswith(f"error: no farm to call: FARM_URL is not set and {farm_home}/edge.json")
     assert "does not exist" in err and "make run" in err
+
+
+@pytest.mark.parametrize(
+    ("url", "target"),
+    [
+        ("http://farm.test:8080", FarmTarget("farm.test:8080", False, None)),
+        ("http://farm.test", FarmTarget("farm.test:80", False, None)),
+        ("https://farm.test/", FarmTarget("farm.test:443", True, None)),
+        ("HTTPS://farm.test:8443", FarmTarget("farm.test:8443", True, None)),
+        ("http://[::1]", FarmTarget("[::1]:80", False, None)),
+        ("farm.test:8080", FarmTarget("farm.test:8080", False, None)),
+    ],
+)
+def test_a_farm_url_without_a_port_takes_its_schemes(url: str, target: FarmTarget) -> None:
+    assert farm_target({"FARM_URL": url, "FARM_API_KEY": "bf_named"}, Path("/")) == target
+
+
+@pytest.mark.parametrize("url", ["ftp://farm.test:21", "http://farm.test:8080/v1", "http://"])
+def test_a_farm_url_of_another_scheme_or_with_a_path_is_refused(url: str) -> None:
+    with pytest.raises(CliError) as error:
+        farm_target({"FARM_URL": url, "FARM_API_KEY": "bf_named"}, Path("/"))
+    assert str(error.value) == f"FARM_URL must be host:port or http(s)://host:port, got {url!r}"

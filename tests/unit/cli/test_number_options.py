@@ -46,3 +46,70 @@ def test_a_number_that_does_not_fit_is_a_usage_error_naming_the_option(
 
     assert exited.value.code == 2
     assert capsys.readouterr().err.endswith(f": error: {error}\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (
+            ["task", "create", "http://127.0.0.1/", "--timeout-ms", "99999999999"],
+            "argument --timeout-ms: must be from 0 to 2147483647, got 99999999999",
+        ),
+        (
+            ["task", "run", "http://127.0.0.1/", "--timeout-ms", "-5"],
+            "argument --timeout-ms: must be from 0 to 2147483647, got -5",
+        ),
+        (
+            ["task", "run", "http://127.0.0.1/", "--cache-ttl", str(10**20)],
+            f"argument --cache-ttl: must be from 0 to 2147483647, got {10**20}",
+        ),
+        (
+            ["task", "create", "http://127.0.0.1/", "--viewport", "99999999999x800"],
+            "argument --viewport: width and height must be at most 2147483647, "
+            "got '99999999999x800'",
+        ),
+    ],
+)
+def test_a_task_option_too_big_for_its_field_is_a_usage_error_not_a_traceback(
+    argv: list[str], error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.endswith(f": error: {error}\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (
+            ["up", "--agents", "1..2", "--scale-wait", "-5"],
+            "argument --scale-wait: must be more than 0, got '-5'",
+        ),
+        (
+            ["up", "--agents", "1..2", "--scale-cpu", "500"],
+            "argument --scale-cpu: must be more than 0 and at most 100, got '500'",
+        ),
+        (
+            ["up", "--agents", "1..2", "--scale-idle", "0"],
+            "argument --scale-idle: must be more than 0, got '0'",
+        ),
+        (
+            ["credential", "agent", "agent-1", "--days", "nan"],
+            "argument --days: must be more than 0, got 'nan'",
+        ),
+        (
+            ["credential", "agent", "agent-1", "--days", "-1"],
+            "argument --days: must be more than 0, got '-1'",
+        ),
+    ],
+)
+def test_a_number_out_of_its_range_is_a_usage_error_before_anything_starts(
+    argv: list[str], error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.endswith(f": error: {error}\n")

@@ -137,6 +137,7 @@ def test_a_refused_key_stops_the_batch_with_exit_4(
     [
         ([], "name the tasks to cancel: IDs, --from FILE or --label KEY=VALUE"),
         (["t1", "t2", "--concurrency", "0"], "--concurrency must be from 1 to 64"),
+        (["t1", "--concurrency", "65"], "--concurrency must be from 1 to 64"),
         (["--label", "job"], "argument --label: expected key=value, got 'job'"),
     ],
 )

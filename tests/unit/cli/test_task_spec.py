@@ -71,7 +71,7 @@ def test_two_actions_are_refused_by_the_parser() -> None:
 
 
 def test_screenshot_flags_with_another_action_are_refused() -> None:
-    with pytest.raises(CliError, match="--full-page only go with --screenshot, not with --pdf"):
+    with pytest.raises(CliError, match="--full-page only goes with --screenshot, not with --pdf"):
         spec_for("https://example.com", "--pdf", "--full-page")
 
 
@@ -136,3 +136,25 @@ def test_a_missing_spec_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_no_url_at_all_is_refused() -> None:
     with pytest.raises(CliError, match="URL is needed"):
         spec_for("--pdf")
+
+
+@pytest.mark.parametrize(
+    ("written", "error"),
+    [
+        (
+            '{"url": "https://x", "screenshot": {"fullpage": true}}',
+            "screenshot.fullpage: ScreenshotOptions has no such field; did you mean 'fullPage'?",
+        ),
+        ('{"url": "https://x",', "not JSON: Expecting property name enclosed in double quotes"),
+        ('["https://x"]', 'must be a JSON object (a TaskSpec), got ["https://x"]'),
+    ],
+)
+def test_a_bad_spec_file_is_one_line_naming_the_field(
+    tmp_path: Path, written: str, error: str
+) -> None:
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(written)
+    with pytest.raises(CliError) as refused:
+        spec_for("--spec", str(spec_file))
+    assert str(refused.value).startswith(f"--spec {spec_file}: {error}")
+    assert "\n" not in str(refused.value)

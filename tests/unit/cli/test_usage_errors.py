@@ -88,3 +88,58 @@ def test_session_fill_without_a_selector_and_value_is_a_usage_error(
 
     assert exited.value.code == 2
     assert f"expected SELECTOR=VALUE, got {given!r}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["task", "run", "--pdf"], 'a URL is needed: give it as the first argument or as "url"'),
+        (
+            ["task", "create", "http://127.0.0.1/", "--mask", "#a"],
+            "--mask only goes with --compare",
+        ),
+        (
+            ["task", "run", "http://127.0.0.1/", "--pdf", "--full-page"],
+            "--full-page only goes with --screenshot, not with --pdf",
+        ),
+        (
+            [
+                "task",
+                "run",
+                "http://127.0.0.1/",
+                "--content",
+                "text",
+                "--full-page",
+                "--format",
+                "png",
+            ],
+            "--full-page, --format only go with --screenshot, not with --content",
+        ),
+        (["tenant", "limits", "acme"], "tenant limits: give at least one of --max-queued-tasks"),
+        (["audit", "--limit", "0"], "--limit: must be at least 1"),
+        (["audit", "--since", "yesterday"], "--since: not a time or an age like"),
+        (["nats-config", "--agents", "-1"], "--agents must be 0 or more"),
+    ],
+)
+def test_options_that_do_not_go_together_exit_2_before_any_call(
+    argv: list[str], error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No farm to call: the refusal must come before any call is tried.
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith(f"error: {error}")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["key", "create", "--scope", "tasks.read", "ci"],
+        ["key", "create", "--scope", "tasks.read", "tasks.write", "ci", "--json"],
+    ],
+)
+def test_a_key_name_after_scope_is_told_where_it_goes(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --scope takes every word after it, the name too: say so, and call nothing.
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "a name is needed, before --scope: farm key create NAME --scope SCOPE ..." in err

@@ -1,5 +1,8 @@
 """How the SDK turns what callers write into TaskSpecs, and statuses into exceptions."""
 
+import asyncio
+import gc
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -132,3 +135,43 @@ def test_the_url_and_key_come_from_the_environment_unless_given(tmp_path: Path) 
     # Outside a checkout, with no FARM_HOME: no local farm's key either.
     with pytest.raises(ValueError, match="FARM_API_KEY"):
         client_options(None, None, {}, tmp_path)
+
+
+def test_a_spec_that_is_not_a_dict_is_refused_naming_spec() -> None:
+    with pytest.raises(browserfarm.InvalidArgument) as refused:
+        task_spec("https://a.test")  # type: ignore[arg-type]
+    assert refused.value.message.startswith("spec: must be a dict (the TaskSpec's JSON")
+    assert "got str 'https://a.test'" in refused.value.message
+
+
+def test_extract_fields_that_are_not_a_dict_are_refused_before_any_call() -> None:
+    async def extract() -> object:
+        # Nothing listens on port 1: the refusal must come before any call.
+        async with browserfarm.AsyncClient(url="127.0.0.1:1", api_key="bf_x") as farm:
+            return await farm.extract("https://a.test", ["h1"])  # type: ignore[arg-type]
+
+    with pytest.raises(browserfarm.InvalidArgument) as refused:
+        asyncio.run(extract())
+    assert refused.value.message.startswith("fields: must be a dict of name -> selector")
+
+
+def test_a_closed_client_says_so_and_leaves_no_coroutine_unawaited() -> None:
+    farm = browserfarm.Client(url="127.0.0.1:1", api_key="bf_x")
+    farm.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeError, match="the client is closed"):
+            farm.get("tsk_1")
+        gc.collect()
+
+
+def test_a_url_without_a_port_takes_its_schemes_and_another_scheme_is_refused() -> None:
+    plain = client_options("http://farm.test", "bf_given", {})
+    assert (plain.target, plain.secure) == ("farm.test:80", False)
+    tls = client_options("https://farm.test/", "bf_given", {})
+    assert (tls.target, tls.secure) == ("farm.test:443", True)
+    with pytest.raises(ValueError) as refused:
+        client_options("ftp://farm.test:21", "bf_given", {})
+    assert str(refused.value) == (
+        "the farm's url must be host:port or http(s)://host:port, got 'ftp://farm.test:21'"
+    )

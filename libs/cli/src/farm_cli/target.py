@@ -14,7 +14,13 @@ from pathlib import Path
 
 import grpc
 
-from browserfarm.local_farm import FarmNotRunning, KeyNotFound, local_api_key, local_farm_location
+from browserfarm.local_farm import (
+    FarmNotRunning,
+    KeyNotFound,
+    edge_address,
+    local_api_key,
+    local_farm_location,
+)
 from farm_cli.console import CliError, NoApiKey
 
 
@@ -44,10 +50,11 @@ class FarmTarget:
 
 def parse_farm_url(url: str, source: str = "FARM_URL", ca_file: str | None = None) -> FarmTarget:
     """The target of `url` (host:port or http(s)://host:port), named `source` in errors."""
-    address = url.split("://", 1)[-1].rstrip("/")
-    if not address or "/" in address:
-        raise CliError(f"{source} must be host:port or http(s)://host:port, got {url!r}")
-    return FarmTarget(address, url.startswith("https://"), ca_file)
+    try:
+        address, secure = edge_address(url)
+    except ValueError as error:
+        raise CliError(f"{source} {error}") from None
+    return FarmTarget(address, secure, ca_file)
 
 
 def api_key(environ: Mapping[str, str], cwd: Path) -> str:

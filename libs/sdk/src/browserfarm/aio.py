@@ -24,7 +24,13 @@ from browserfarm.config import ClientOptions, client_options
 from browserfarm.errors import BatchIncomplete, FarmError, TaskFailed, Timeout
 from browserfarm.results import Artifact, Task, TaskStatus, WebhookSecret
 from browserfarm.sessions import AsyncSession, session_spec
-from browserfarm.specs import SpecLike, action_spec, task_spec, with_idempotency_key
+from browserfarm.specs import (
+    SpecLike,
+    action_spec,
+    extract_fields,
+    task_spec,
+    with_idempotency_key,
+)
 from farm.tasks.v1 import tasks_pb2
 
 FINAL = frozenset(
@@ -260,7 +266,8 @@ class AsyncClient:
 
     async def extract(self, url: str, fields: Mapping[str, str], **options: Any) -> Any:
         """Values picked by CSS selectors: {"title": "h1", "links": "a@href[]"} → a dict."""
-        task = await self.run(action_spec(url, "extract", {"fields": dict(fields), **options}))
+        spec = action_spec(url, "extract", {"fields": extract_fields(fields), **options})
+        task = await self.run(spec)
         return task.result.json if task.result else None
 
     async def map(

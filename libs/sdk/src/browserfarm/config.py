@@ -9,7 +9,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
-from browserfarm.local_farm import DEFAULT_URL, Naming, local_api_key, local_farm_location
+from browserfarm.local_farm import (
+    DEFAULT_URL,
+    Naming,
+    edge_address,
+    local_api_key,
+    local_farm_location,
+)
 from browserfarm.transport import TRANSPORTS, TransportName
 
 # What the SDK's errors ask for when it has no key, or no farm for the local farm's key.
@@ -47,16 +53,16 @@ class ClientOptions:
 
     @property
     def target(self) -> str:
-        """host:port for gRPC."""
-        target = self.url.split("://", 1)[-1].rstrip("/")
-        if not target or "/" in target:
-            raise ValueError(f"the farm's url must be http(s)://host:port, got {self.url!r}")
-        return target
+        """host:port for gRPC (a URL without a port: its scheme's, 80 or 443)."""
+        try:
+            return edge_address(self.url)[0]
+        except ValueError as error:
+            raise ValueError(f"the farm's url {error}") from None
 
     @property
     def secure(self) -> bool:
         """Whether the farm is reached over TLS."""
-        return self.url.startswith("https://")
+        return edge_address(self.url)[1]
 
 
 def client_options(

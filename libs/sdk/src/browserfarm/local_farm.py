@@ -49,6 +49,26 @@ class FarmNotRunning(ValueError):
     """No farm was named and FARM_HOME's farm is not running, so its admin key goes nowhere."""
 
 
+def edge_address(url: str) -> tuple[str, bool]:
+    """host:port of the farm's edge at `url`, and whether it speaks TLS.
+
+    `url` is http://host:port, https://host:port or host:port; a scheme's URL without
+    a port takes the scheme's (80, 443), as a browser would, not gRPC's 443 for both.
+    ValueError for any other scheme, or a path after the address.
+    """
+    scheme, separator, rest = url.strip().partition("://")
+    if not separator:
+        scheme, rest = "", url.strip()
+    address = rest.rstrip("/")
+    if scheme.lower() not in ("", "http", "https") or not address or "/" in address:
+        raise ValueError(f"must be host:port or http(s)://host:port, got {url!r}")
+    secure = scheme.lower() == "https"
+    if scheme and not address.rpartition(":")[2].isdigit():
+        # Not "[::1]" either: its last part after a colon is no port.
+        address += ":443" if secure else ":80"
+    return address, secure
+
+
 def find_project_root(start: Path) -> Path:
     """The nearest directory from `start` upward that holds the project's marker files."""
     start = start.resolve()

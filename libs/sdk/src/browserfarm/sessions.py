@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Self
 from browserfarm.calls import Calls
 from browserfarm.errors import FarmError
 from browserfarm.results import Result, SessionInfo, Tab
-from browserfarm.specs import parsed, session_command
+from browserfarm.specs import extract_fields, parsed, session_command
 from farm.sessions.v1 import sessions_pb2
 
 if TYPE_CHECKING:
@@ -164,7 +164,7 @@ class AsyncSession:
         self, fields: Mapping[str, str], url: str | None = None, **options: Any
     ) -> Any:
         """Values picked from the page by CSS selectors, as client.extract() picks them."""
-        command = session_command("extract", {"fields": dict(fields), **options}, url=url)
+        command = session_command("extract", {"fields": extract_fields(fields), **options}, url=url)
         return (await self.run(command)).json
 
     async def connect_playwright(self, playwright: "Playwright") -> "Browser":

@@ -109,7 +109,26 @@ def task_spec(spec: SpecLike) -> tasks_pb2.TaskSpec:
         copy = tasks_pb2.TaskSpec()
         copy.CopyFrom(spec)
         return copy
+    if not isinstance(spec, Mapping):
+        # Else a URL passed as the spec would fail as "'str' object has no attribute 'items'".
+        raise InvalidArgument(
+            "spec: must be a dict (the TaskSpec's JSON, such as {'url': ..., 'content': {}}) "
+            f"or a farm.tasks.v1.TaskSpec, got {type(spec).__name__} {spec!r:.60}"
+        )
     return parsed(spec, tasks_pb2.TaskSpec())
+
+
+def extract_fields(fields: Mapping[str, str]) -> dict[str, str]:
+    """extract()'s fields as a dict; InvalidArgument for anything but a mapping.
+
+    dict() of a list of strings would make {"h": "1"} of ["h1"] and run that.
+    """
+    if not isinstance(fields, Mapping):
+        raise InvalidArgument(
+            "fields: must be a dict of name -> selector, such as {'title': 'h1'}, "
+            f"got {type(fields).__name__} {fields!r:.60}"
+        )
+    return dict(fields)
 
 
 def with_idempotency_key(spec: tasks_pb2.TaskSpec) -> tasks_pb2.TaskSpec:

@@ -47,8 +47,13 @@ class LoopThread:
         """The result of `work`, run on the loop; its exception is raised here.
 
         run_coroutine_threadsafe runs it in a copy of the caller's context, so the
-        caller's current trace is the one its calls pass on.
+        caller's current trace is the one its calls pass on. After stop() it raises
+        RuntimeError, and `work` is closed unrun (no "never awaited" warning).
         """
+        if self._loop.is_closed():
+            if isinstance(work, Coroutine):
+                work.close()
+            raise RuntimeError("the client is closed: make a new one, or use it inside its `with`")
 
         async def awaited() -> Value:
             return await work

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 from starlette.datastructures import FormData
 
+from farm_console.farm import FarmError
+from farm_core.errors import HTTP_STATUS_OF_CODE
+
 WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
@@ -57,3 +60,14 @@ def whole_number(text: str, field: str, limit: int = INT64_MAX) -> int | None:
 def entered(form: FormData) -> dict[str, str]:
     """What was entered in `form`'s single-valued fields, to fill the form in again."""
     return {name: str(value) for name, value in form.items()}
+
+
+def form_status(refused: Exception) -> int:
+    """The HTTP status of a refused form: the farm's refusal's, else 400.
+
+    As the HTTP API gives the refusal's code (403 for a missing scope, 429 for a quota,
+    ...); the console's own checks of a field are 400.
+    """
+    if isinstance(refused, FarmError):
+        return HTTP_STATUS_OF_CODE[refused.code]
+    return 400

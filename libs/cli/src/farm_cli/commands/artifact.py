@@ -7,7 +7,7 @@ from pathlib import Path
 
 from farm.storage.v1 import artifacts_pb2
 from farm_cli.client import call_and_print, call_farm
-from farm_cli.commands.ranges import INT32_MAX, whole_number
+from farm_cli.commands.ranges import add_page_arguments
 from farm_cli.console import CliError, UsageError
 
 
@@ -28,8 +28,7 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
     listing = verbs.add_parser("list", help="list artifacts, newest first")
     listing.add_argument("--task", default="", help="only this task's artifacts")
-    listing.add_argument("--page-size", type=whole_number(INT32_MAX), default=0)
-    listing.add_argument("--page-token", default="")
+    add_page_arguments(listing, every_page=False)
     listing.set_defaults(run=list_artifacts)
 
 

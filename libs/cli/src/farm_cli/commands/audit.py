@@ -6,7 +6,7 @@ import re
 
 from farm.audit.v1 import audit_pb2
 from farm_cli.client import list_and_print
-from farm_cli.console import CliError
+from farm_cli.console import UsageError
 
 DEFAULT_LIMIT = 50
 MAX_PAGE_SIZE = 1000
@@ -57,14 +57,14 @@ def since_time(text: str, now: dt.datetime) -> dt.datetime | None:
     try:
         moment = dt.datetime.fromisoformat(text.strip())
     except ValueError as error:
-        raise CliError(f'--since: not a time or an age like "2h": {text!r}') from error
+        raise UsageError(f'--since: not a time or an age like "2h": {text!r}') from error
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def list_audit_records(args: argparse.Namespace) -> int:
     """ListAuditRecords, following pages until --limit records are in hand."""
     if args.limit < 1:
-        raise CliError("--limit: must be at least 1")
+        raise UsageError("--limit: must be at least 1")
     request = audit_pb2.ListAuditRecordsRequest(
         tenant=args.tenant, rpc=args.rpc, outcome=args.outcome.upper(), page_token=args.page_token
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from farm.auth.v1 import auth_pb2
 from farm_cli.client import call_and_print
+from farm_cli.commands.ranges import positive_number
 from farm_cli.exit_codes import ExitCode
 from farm_core.identity import (
     DEFAULT_CREDENTIAL_DAYS,
@@ -40,7 +41,12 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "name",
         help="who carries it, e.g. an agent's id or 'storage'; for revoke: what to revoke",
     )
-    issue.add_argument("--days", type=float, default=DEFAULT_CREDENTIAL_DAYS)
+    issue.add_argument(
+        "--days",
+        type=positive_number,
+        default=DEFAULT_CREDENTIAL_DAYS,
+        help=f"how long the credential is good for (default {DEFAULT_CREDENTIAL_DAYS:g})",
+    )
     issue.set_defaults(run=run)
 
 

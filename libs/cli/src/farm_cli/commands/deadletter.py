@@ -4,7 +4,7 @@ import argparse
 
 from farm.admin.v1 import admin_pb2
 from farm_cli.client import call_and_print, list_and_print
-from farm_cli.commands.ranges import INT32_MAX, whole_number
+from farm_cli.commands.ranges import add_page_arguments
 
 
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -15,8 +15,7 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     verbs = group.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     listing = verbs.add_parser("list", help="list the tenant's failed tasks, newest first")
-    listing.add_argument("--page-size", type=whole_number(INT32_MAX), default=0)
-    listing.add_argument("--page-token", default="")
+    add_page_arguments(listing, every_page=False)
     listing.add_argument("--all", action="store_true", help="follow every page")
     listing.add_argument(
         "--json", action="store_true", help="print every field (by default only those set)"

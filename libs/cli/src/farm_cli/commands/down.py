@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from browserfarm.local_farm import RUN_DIR, farm_home, lock_holder
+from farm_cli.commands.ranges import seconds
 from farm_cli.console import CliError
 
 # How often `farm down` looks whether the launcher has let go of FARM_HOME.
@@ -24,7 +25,7 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     down.add_argument(
         "--timeout",
-        type=float,
+        type=seconds,
         default=120.0,
         metavar="S",
         help="how long to wait for the farm to stop, in seconds (default 120)",

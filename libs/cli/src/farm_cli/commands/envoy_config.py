@@ -51,9 +51,19 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "Host names are resolved by DNS (STRICT_DNS), addresses "
         "are used as given (STATIC).",
     )
-    render.add_argument("--listen", type=host_port, default=Endpoint("127.0.0.1", FarmPorts.envoy))
     render.add_argument(
-        "--admin", type=host_port, default=Endpoint("127.0.0.1", FarmPorts.envoy_admin)
+        "--listen",
+        type=host_port,
+        default=Endpoint("127.0.0.1", FarmPorts.envoy),
+        metavar="HOST:PORT",
+        help=f"where Envoy serves the API (default 127.0.0.1:{FarmPorts.envoy})",
+    )
+    render.add_argument(
+        "--admin",
+        type=host_port,
+        default=Endpoint("127.0.0.1", FarmPorts.envoy_admin),
+        metavar="HOST:PORT",
+        help=f"Envoy's admin interface (default 127.0.0.1:{FarmPorts.envoy_admin})",
     )
     render.add_argument(
         "--descriptor",
@@ -67,6 +77,7 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         action="append",
         default=[],
         metavar="NAME=HOST:PORT",
+        help="a replica of a service (repeatable); see above",
     )
     render.add_argument(
         "--auth-check-port",

@@ -6,7 +6,7 @@ import sys
 from farm.auth.v1 import auth_pb2
 from farm_cli.client import call_and_print, call_farm
 from farm_cli.commands.ranges import INT32_MAX, INT64_MAX, whole_number
-from farm_cli.console import print_message
+from farm_cli.console import UsageError, print_message
 
 
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -15,7 +15,9 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     verbs = group.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     create = verbs.add_parser("create", help="create an API key; its secret is shown once")
-    create.add_argument("name")
+    # Optional to argparse only so that a name after --scope, which takes every word
+    # after it, is answered with where to put it, not just "required: name".
+    create.add_argument("name", nargs="?", help="the key's name (before --scope)")
     create.add_argument(
         "--scope",
         dest="scopes",
@@ -64,6 +66,11 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 def create_key(args: argparse.Namespace) -> int:
     """CreateApiKey; the response (with the secret) on stdout, a warning on stderr."""
+    if args.name is None:
+        raise UsageError(
+            "a name is needed, before --scope: farm key create NAME --scope SCOPE ... "
+            "(--scope takes every word after it)"
+        )
     request = auth_pb2.CreateApiKeyRequest(
         name=args.name, scopes=args.scopes, tenant=args.tenant, ttl_seconds=args.ttl_seconds
     )

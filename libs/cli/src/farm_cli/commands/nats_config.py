@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from farm_cli.console import CliError
+from farm_cli.console import UsageError
 from farm_cli.launcher.nats_users import deployment_users, render_deployment_config
 
 
@@ -35,7 +35,7 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 def print_nats_config(args: argparse.Namespace) -> int:
     """Renders the users to stdout or --output."""
     if args.agents < 0:
-        raise CliError("--agents must be 0 or more")
+        raise UsageError("--agents must be 0 or more")
     text = render_deployment_config(deployment_users(args.agents))
     if args.output is None:
         sys.stdout.write(text)

@@ -1,6 +1,7 @@
 """argparse types for whole-number options that must fit the proto field they fill."""
 
 import argparse
+import math
 from collections.abc import Callable
 
 INT32_MAX = 2**31 - 1
@@ -24,3 +25,50 @@ def whole_number(most: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a number of seconds, 0 or more (a fraction too), else a usage error."""
+    try:
+        value = float(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from error
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text!r}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """An argparse type: a finite number above 0 (a fraction too), else a usage error."""
+    try:
+        value = float(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from error
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+    return value
+
+
+def percent(text: str) -> float:
+    """An argparse type: a percentage above 0 and at most 100, else a usage error."""
+    value = positive_number(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 100, got {text!r}")
+    return value
+
+
+def add_page_arguments(parser: argparse.ArgumentParser, *, every_page: bool = True) -> None:
+    """A List command's --page-size and --page-token (and --all unless `every_page` is False)."""
+    parser.add_argument(
+        "--page-size",
+        type=whole_number(INT32_MAX),
+        default=0,
+        help="at most this many a page (0: the farm's default)",
+    )
+    parser.add_argument(
+        "--page-token",
+        default="",
+        help="go on from the nextPageToken an earlier listing printed",
+    )
+    if every_page:
+        parser.add_argument("--all", action="store_true", help="follow every page")

@@ -4,7 +4,7 @@ import argparse
 
 from farm.storage.v1 import baselines_pb2, profiles_pb2
 from farm_cli.client import call_and_print, list_and_print
-from farm_cli.commands.ranges import INT32_MAX, whole_number
+from farm_cli.commands.ranges import add_page_arguments
 
 
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -34,9 +34,7 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 
 def _paging(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--page-size", type=whole_number(INT32_MAX), default=0)
-    parser.add_argument("--page-token", default="")
-    parser.add_argument("--all", action="store_true", help="follow every page")
+    add_page_arguments(parser)
 
 
 def list_baselines(args: argparse.Namespace) -> int:

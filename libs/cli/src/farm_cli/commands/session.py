@@ -6,7 +6,7 @@ from collections.abc import Callable
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import call_and_print, list_and_print
-from farm_cli.commands.ranges import INT32_MAX, whole_number
+from farm_cli.commands.ranges import INT32_MAX, add_page_arguments, whole_number
 from farm_cli.commands.task_spec import CONTENT_FORMATS, IMAGE_FORMATS, label, viewport
 from farm_cli.console import CliError
 
@@ -34,12 +34,30 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     create.add_argument("--viewport", type=viewport, help="window size WIDTHxHEIGHT")
     create.add_argument("--device", help='a device Playwright knows, e.g. "iPhone 13"')
     create.add_argument("--region", default="", help="only agents of this region")
-    create.add_argument("--idle-timeout", type=whole_number(INT32_MAX), default=0, metavar="S")
-    create.add_argument("--max-lifetime", type=whole_number(INT32_MAX), default=0, metavar="S")
+    create.add_argument(
+        "--idle-timeout",
+        type=whole_number(INT32_MAX),
+        default=0,
+        metavar="S",
+        help="close it after S seconds without a command (0: the farm's default)",
+    )
+    create.add_argument(
+        "--max-lifetime",
+        type=whole_number(INT32_MAX),
+        default=0,
+        metavar="S",
+        help="close it S seconds after it opened at the latest (0: the farm's default)",
+    )
     create.add_argument("--record", action="store_true", help="keep a video of the session")
     create.add_argument("--profile", default="", help="start from (and save to) this profile")
     create.add_argument(
-        "--label", dest="labels", type=label, action="append", default=[], metavar="KEY=VALUE"
+        "--label",
+        dest="labels",
+        type=label,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a label (repeatable)",
     )
     create.set_defaults(run=create_session)
 
@@ -62,8 +80,18 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="a value by selector (repeatable), e.g. title=h1 or links=a@href[]",
     )
     action.add_argument("--script", metavar="SOURCE", help='e.g. "() => document.title"')
-    run.add_argument("--format", dest="image_format", choices=sorted(IMAGE_FORMATS))
-    run.add_argument("--timeout-ms", type=whole_number(INT32_MAX), default=0)
+    run.add_argument(
+        "--format",
+        dest="image_format",
+        choices=sorted(IMAGE_FORMATS),
+        help="the screenshot's (default: png)",
+    )
+    run.add_argument(
+        "--timeout-ms",
+        type=whole_number(INT32_MAX),
+        default=0,
+        help="time limit of the command (ms; 0: the farm's default)",
+    )
     run.set_defaults(run=run_command)
 
     tabs = verbs.add_parser(
@@ -81,9 +109,8 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     get.set_defaults(run=get_session)
 
     listing = verbs.add_parser("list", help="list sessions, newest first")
-    listing.add_argument("--state", choices=list(STATES))
-    listing.add_argument("--page-size", type=whole_number(INT32_MAX), default=0)
-    listing.add_argument("--page-token", default="")
+    listing.add_argument("--state", choices=list(STATES), help="only sessions in this state")
+    add_page_arguments(listing, every_page=False)
     listing.add_argument("--all", action="store_true", help="follow every page")
     listing.set_defaults(run=list_sessions)
 

@@ -114,13 +114,14 @@ def add_cancel_parser(verbs: "argparse._SubParsersAction[argparse.ArgumentParser
 
 def cancel_tasks(args: argparse.Namespace) -> int:
     """CancelTask for the one id given, or for every task selected; exit 3 if any failed."""
+    # Checked first: a bad value is refused with one ID too, not left unread.
+    if not 1 <= args.concurrency <= MAX_CONCURRENCY:
+        raise UsageError(f"--concurrency must be from 1 to {MAX_CONCURRENCY}")
     if len(args.ids) == 1 and not args.from_file and not args.labels:
         request = tasks_pb2.CancelTaskRequest(id=args.ids[0])
         return call_and_print(lambda farm: farm.tasks.CancelTask, request)
     if not (args.ids or args.from_file or args.labels):
         raise UsageError("name the tasks to cancel: IDs, --from FILE or --label KEY=VALUE")
-    if not 1 <= args.concurrency <= MAX_CONCURRENCY:
-        raise UsageError(f"--concurrency must be from 1 to {MAX_CONCURRENCY}")
     given = list(args.ids)
     if args.from_file:
         given += task_ids_from(args.from_file)

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import FarmConnection, list_and_print
-from farm_cli.commands.ranges import INT32_MAX, whole_number
+from farm_cli.commands.ranges import add_page_arguments
 from farm_cli.commands.task_spec import add_label_argument
 from farm_cli.pages import every_page
 from farm_cli.retries import RateGate, call_retrying
@@ -54,11 +54,9 @@ def every_task(
 def add_list_parser(verbs: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Adds `task list`."""
     listing = verbs.add_parser("list", help="list tasks, newest first")
-    listing.add_argument("--status", choices=list(STATUSES))
+    listing.add_argument("--status", choices=list(STATUSES), help="only tasks in this state")
     add_label_argument(listing, "only tasks with this label (repeatable: with all of them)")
-    listing.add_argument("--page-size", type=whole_number(INT32_MAX), default=0)
-    listing.add_argument("--page-token", default="")
-    listing.add_argument("--all", action="store_true", help="follow every page")
+    add_page_arguments(listing)
     listing.set_defaults(run=list_tasks)
 
 

@@ -1,15 +1,17 @@
 """The TaskSpec a `farm task create|run` command line asks for: flags, or a JSON spec file."""
 
 import argparse
+import json
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from google.protobuf import json_format
-
+from browserfarm.errors import InvalidArgument
+from browserfarm.specs import task_spec
 from farm.tasks.v1 import tasks_pb2
-from farm_cli.console import CliError
+from farm_cli.commands.ranges import INT32_MAX, whole_number
+from farm_cli.console import CliError, UsageError
 
 Action = Literal["screenshot", "pdf", "content", "extract", "script"]
 ACTIONS: tuple[Action, ...] = ("screenshot", "pdf", "content", "extract", "script")
@@ -35,6 +37,10 @@ def viewport(text: str) -> tasks_pb2.Viewport:
     width, separator, height = text.lower().partition("x")
     if not separator or not width.isdigit() or not height.isdigit():
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1280x800, got {text!r}")
+    if max(int(width), int(height)) > INT32_MAX:
+        raise argparse.ArgumentTypeError(
+            f"width and height must be at most {INT32_MAX}, got {text!r}"
+        )
     return tasks_pb2.Viewport(width=int(width), height=int(height))
 
 
@@ -94,7 +100,9 @@ def add_task_spec_arguments(parser: argparse.ArgumentParser) -> None:
     )
     shot = parser.add_argument_group("screenshot options")
     shot.add_argument("--full-page", action="store_true", help="capture the whole page")
-    shot.add_argument("--format", dest="image_format", choices=sorted(IMAGE_FORMATS))
+    shot.add_argument(
+        "--format", dest="image_format", choices=sorted(IMAGE_FORMATS), help="default: png"
+    )
     shot.add_argument("--selector", help="capture only the first element matching this CSS")
     shot.add_argument("--compare", metavar="BASELINE", help="compare with this baseline (PNG)")
     shot.add_argument(
@@ -105,8 +113,12 @@ def add_task_spec_arguments(parser: argparse.ArgumentParser) -> None:
         "--save-profile", action="store_true", help="save the page's state to --profile"
     )
     parser.add_argument("--viewport", type=viewport, help="window size WIDTHxHEIGHT")
-    parser.add_argument("--priority", choices=list(PRIORITIES))
-    parser.add_argument("--timeout-ms", type=int, help="time limit of one attempt (ms)")
+    parser.add_argument(
+        "--priority", choices=list(PRIORITIES), help="higher runs first (default: normal)"
+    )
+    parser.add_argument(
+        "--timeout-ms", type=whole_number(INT32_MAX), help="time limit of one attempt (ms)"
+    )
     parser.add_argument(
         "--max-attempts",
         type=max_attempts,
@@ -128,7 +140,7 @@ def add_task_spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--callback-url", metavar="URL", help="POST the task here when it ends")
     parser.add_argument(
         "--cache-ttl",
-        type=int,
+        type=whole_number(INT32_MAX),
         metavar="SECONDS",
         help="accept the tenant's stored result of the same spec this old (0 runs the task; "
         "default: the action's)",
@@ -151,7 +163,8 @@ def spec_from_flags(args: argparse.Namespace) -> tasks_pb2.TaskSpec:
     shot_flags = _screenshot_flags_given(args)
     if shot_flags and (args.pdf or args.content):
         other = "--pdf" if args.pdf else "--content"
-        raise CliError(f"{', '.join(shot_flags)} only go with --screenshot, not with {other}")
+        verb = "goes" if len(shot_flags) == 1 else "go"
+        raise UsageError(f"{', '.join(shot_flags)} only {verb} with --screenshot, not with {other}")
     if args.pdf:
         spec.pdf.SetInParent()
     elif args.content:
@@ -167,7 +180,7 @@ def spec_from_flags(args: argparse.Namespace) -> tasks_pb2.TaskSpec:
             spec.screenshot.compare.baseline = args.compare
             spec.screenshot.compare.mask.extend(args.mask)
     if args.mask and not args.compare:
-        raise CliError("--mask only goes with --compare")
+        raise UsageError("--mask only goes with --compare")
     spec.profile = args.profile or ""
     spec.save_profile = args.save_profile
     if args.viewport is not None:
@@ -191,15 +204,27 @@ def spec_from_flags(args: argparse.Namespace) -> tasks_pb2.TaskSpec:
 
 
 def read_spec_file(name: str) -> tasks_pb2.TaskSpec:
-    """A TaskSpec from a JSON file (proto3 JSON names), or from stdin for `-`."""
+    """A TaskSpec from a JSON file (proto3 JSON names), or from stdin for `-`.
+
+    Checked as the SDK checks a spec, so a wrong field is one line naming it and the
+    closest field there is (`screenshot.fullpage: ... did you mean 'fullPage'?`).
+    """
     try:
         text = sys.stdin.read() if name == "-" else Path(name).read_text()
     except OSError as error:
         raise CliError(f"--spec {name}: {error.strerror}") from error
     try:
-        return json_format.Parse(text, tasks_pb2.TaskSpec())
-    except json_format.ParseError as error:
-        raise CliError(f"--spec {name}: {error}") from error
+        written = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CliError(f"--spec {name}: not JSON: {error}") from error
+    if not isinstance(written, dict):
+        raise CliError(
+            f"--spec {name}: must be a JSON object (a TaskSpec), got {text.strip()[:40]}"
+        )
+    try:
+        return task_spec(written)
+    except InvalidArgument as error:
+        raise CliError(f"--spec {name}: {error.message}") from error
 
 
 def _has_action(spec: tasks_pb2.TaskSpec) -> bool:
@@ -222,5 +247,5 @@ def task_spec_from_args(args: argparse.Namespace) -> tasks_pb2.TaskSpec:
     if not _has_action(spec):
         spec.screenshot.SetInParent()
     if not spec.url:
-        raise CliError('a URL is needed: give it as the first argument or as "url" in --spec')
+        raise UsageError('a URL is needed: give it as the first argument or as "url" in --spec')
     return spec

@@ -5,7 +5,7 @@ import argparse
 from farm.auth.v1 import auth_pb2
 from farm_cli.client import call_and_print
 from farm_cli.commands.ranges import INT64_MAX, whole_number
-from farm_cli.console import CliError
+from farm_cli.console import UsageError
 
 
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -29,7 +29,9 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "--max-artifact-bytes",
         "--max-open-sessions",
     ):
-        limits.add_argument(quota, type=whole_number(INT64_MAX), default=None)
+        limits.add_argument(
+            quota, type=whole_number(INT64_MAX), default=None, help="0: the farm's default"
+        )
     limits.set_defaults(run=set_tenant_limits)
 
 
@@ -46,7 +48,7 @@ def set_tenant_limits(args: argparse.Namespace) -> int:
     given = {field: getattr(args, field) for field in fields if getattr(args, field) is not None}
     if not given:
         # Without one the call would only create the tenant: a typo in NAME would go unseen.
-        raise CliError(
+        raise UsageError(
             "tenant limits: give at least one of --max-queued-tasks, --max-running-tasks, "
             "--max-artifact-bytes, --max-open-sessions (see `farm tenant get NAME` for the "
             "current ones)"

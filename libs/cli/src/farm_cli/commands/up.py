@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
+from farm_cli.commands.ranges import percent, positive_number
 from farm_cli.console import CliError, UsageError
 from farm_cli.launcher.autoscale import AutoscaleSettings, parse_agents
 from farm_cli.launcher.config import FarmConfig, ProjectNotFound
@@ -53,21 +54,21 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     scale = AutoscaleSettings(1, 1)
     up.add_argument(
         "--scale-wait",
-        type=float,
+        type=positive_number,
         metavar="SECONDS",
         help="with MIN..MAX: start an agent when a task has waited longer than this "
         f"(default {scale.target_wait_seconds:g})",
     )
     up.add_argument(
         "--scale-cpu",
-        type=float,
+        type=percent,
         metavar="PERCENT",
         help="with MIN..MAX: start an agent when tasks wait and the machine's CPU is above "
         f"this (default {scale.cpu_percent:g})",
     )
     up.add_argument(
         "--scale-idle",
-        type=float,
+        type=positive_number,
         metavar="SECONDS",
         help="with MIN..MAX: drain an agent that has run nothing this long "
         f"(default {scale.idle_seconds:g})",

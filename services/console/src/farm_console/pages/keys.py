@@ -7,7 +7,7 @@ from starlette.routing import Route
 
 from farm.auth.v1 import auth_pb2
 from farm_console.farm import FarmError, Json
-from farm_console.forms import FormError, Refusal, entered, refusal, whole_number
+from farm_console.forms import FormError, Refusal, entered, form_status, refusal, whole_number
 from farm_console.once import FormTokens
 from farm_console.views import caller, go_to, render
 from farm_core import idempotency
@@ -35,6 +35,7 @@ async def _page(
     form: dict[str, str] | None = None,
     chosen_scopes: list[str] | None = None,
     repeated: bool = False,
+    status_code: int = 200,
 ) -> Response:
     user = caller(request)
     me = await user.farm.call(user.key, user.farm.auth.WhoAmI, auth_pb2.WhoAmIRequest())
@@ -45,7 +46,7 @@ async def _page(
     return render(
         request,
         "keys.html",
-        400 if error else 409 if repeated else 200,
+        409 if repeated else status_code,
         me=me,
         tenant=tenant,
         keys=keys.get("apiKeys", []),
@@ -92,7 +93,11 @@ async def create_key(request: Request) -> Response:
         # A refused call made no key: the same token stays good for the corrected form.
         message = refused.message if isinstance(refused, FarmError) else str(refused)
         return await _page(
-            request, error=refusal(message, FORM_FIELDS), form=entered(form), chosen_scopes=scopes
+            request,
+            error=refusal(message, FORM_FIELDS),
+            form=entered(form),
+            chosen_scopes=scopes,
+            status_code=form_status(refused),
         )
     return await _page(request, created=created)
 

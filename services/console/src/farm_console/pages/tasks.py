@@ -10,7 +10,15 @@ from starlette.routing import Route
 
 from farm.tasks.v1 import tasks_pb2
 from farm_console.farm import FarmError, Json
-from farm_console.forms import INT32_MAX, FormError, Refusal, entered, refusal, whole_number
+from farm_console.forms import (
+    INT32_MAX,
+    FormError,
+    Refusal,
+    entered,
+    form_status,
+    refusal,
+    whole_number,
+)
 from farm_console.security import ARTIFACT_POLICY
 from farm_console.views import caller, go_to, page_size, render
 
@@ -89,7 +97,10 @@ def spec_from_form(form: FormData) -> dict[str, Any]:
     }
     label = str(form.get("label", "")).strip()
     if label:
-        name, _, value = label.partition("=")
+        name, equals, value = label.partition("=")
+        if not equals:
+            # As the list's filter and `farm --label` take it: "job" alone is no label.
+            raise FormError("labels", f"must be written key=value, got {label!r}")
         spec["labels"] = {name.strip(): value.strip()}
     for field in ("maxAttempts", "timeoutMs"):
         number = whole_number(str(form.get(field, "")), field, INT32_MAX)
@@ -110,7 +121,7 @@ async def submit_task(request: Request) -> Response:
     except (json_format.ParseError, FormError, FarmError) as refused:
         message = refused.message if isinstance(refused, FarmError) else str(refused)
         return await task_list(
-            request, refusal(message, FORM_FIELDS), entered(form), status_code=400
+            request, refusal(message, FORM_FIELDS), entered(form), status_code=form_status(refused)
         )
     return go_to(request, f"/tasks/{task['id']}")
 

@@ -1,0 +1,101 @@
+"""The console's refused forms: what it refuses itself, and the status a refusal gets."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.testclient import TestClient
+
+from farm_console.farm import FarmError
+from farm_console.pages import keys, tasks
+from farm_console.pages.keys import CREATE_FORMS
+from farm_console.settings import ConsoleSettings
+from farm_console.views import KEY_COOKIE, PREFIX, NotSignedIn, farm_refused, not_signed_in
+
+KEY = "bf_key"
+
+
+class RefusingFarm:
+    """A farm whose creates are refused with `code`; its lists are empty."""
+
+    def __init__(self, code: grpc.StatusCode) -> None:
+        self.code = code
+        self.created: list[Any] = []
+        self.tasks = self.auth = self
+        self.CreateTask = self.CreateApiKey = "create"
+        self.ListTasks = self.ListApiKeys = self.WhoAmI = self.GetTenant = "read"
+
+    async def call(self, key: str, method: str, request: Any) -> dict[str, Any]:
+        if method == "create":
+            self.created.append(request)
+            raise FarmError(self.code, "refused by the farm")
+        return {"tenant": "acme", "scopes": ["admin"]}
+
+
+def console(farm: RefusingFarm) -> Iterator[TestClient]:
+    """The console's task and key pages, calling `farm`."""
+    app = Starlette(
+        routes=[Mount(PREFIX, routes=[*tasks.routes, *keys.routes])],
+        exception_handlers={NotSignedIn: not_signed_in, FarmError: farm_refused},
+    )
+    app.state.farm = farm
+    app.state.settings = ConsoleSettings()
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        client.cookies.set(KEY_COOKIE, KEY)
+        yield client
+
+
+@pytest.fixture
+def invalid() -> Iterator[tuple[TestClient, RefusingFarm]]:
+    farm = RefusingFarm(grpc.StatusCode.INVALID_ARGUMENT)
+    for client in console(farm):
+        yield client, farm
+
+
+def test_a_label_without_equals_is_refused_at_its_field_before_any_call(
+    invalid: tuple[TestClient, RefusingFarm],
+) -> None:
+    client, farm = invalid
+
+    answer = client.post("/console/tasks", data={"url": "https://a.test/", "label": "nightly"})
+
+    assert answer.status_code == 400
+    assert (
+        '<p class="error" role="alert" id="label-error">'
+        "labels: must be written key=value, got &#39;nightly&#39;</p>"
+    ) in answer.text
+    assert 'value="nightly"' in answer.text
+    assert farm.created == []
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        (grpc.StatusCode.INVALID_ARGUMENT, 400),
+        (grpc.StatusCode.PERMISSION_DENIED, 403),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
+        (grpc.StatusCode.UNAVAILABLE, 503),
+    ],
+)
+@pytest.mark.parametrize(
+    ("page", "form"),
+    [
+        ("/console/tasks", {"url": "https://a.test/"}),
+        (
+            "/console/keys",
+            {"name": "k", "scopes": "tasks.read", "formToken": CREATE_FORMS.make(KEY)},
+        ),
+    ],
+    ids=["task", "key"],
+)
+def test_a_form_the_farm_refuses_has_the_status_the_http_api_gives_its_code(
+    code: grpc.StatusCode, status: int, page: str, form: dict[str, str]
+) -> None:
+    for client in console(RefusingFarm(code)):
+        answer = client.post(page, data=form)
+
+        assert answer.status_code == status
+        assert "refused by the farm" in answer.text
