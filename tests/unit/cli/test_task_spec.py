@@ -71,7 +71,7 @@ def test_two_actions_are_refused_by_the_parser() -> None:
 
 
 def test_screenshot_flags_with_another_action_are_refused() -> None:
-    with pytest.raises(CliError, match="--full-page only go with --screenshot, not with --pdf"):
+    with pytest.raises(CliError, match="--full-page only goes with --screenshot, not with --pdf"):
         spec_for("https://example.com", "--pdf", "--full-page")
 
 

@@ -9,7 +9,7 @@ from typing import Literal
 from google.protobuf import json_format
 
 from farm.tasks.v1 import tasks_pb2
-from farm_cli.console import CliError
+from farm_cli.console import CliError, UsageError
 
 Action = Literal["screenshot", "pdf", "content", "extract", "script"]
 ACTIONS: tuple[Action, ...] = ("screenshot", "pdf", "content", "extract", "script")
@@ -151,7 +151,8 @@ def spec_from_flags(args: argparse.Namespace) -> tasks_pb2.TaskSpec:
     shot_flags = _screenshot_flags_given(args)
     if shot_flags and (args.pdf or args.content):
         other = "--pdf" if args.pdf else "--content"
-        raise CliError(f"{', '.join(shot_flags)} only go with --screenshot, not with {other}")
+        verb = "goes" if len(shot_flags) == 1 else "go"
+        raise UsageError(f"{', '.join(shot_flags)} only {verb} with --screenshot, not with {other}")
     if args.pdf:
         spec.pdf.SetInParent()
     elif args.content:
@@ -167,7 +168,7 @@ def spec_from_flags(args: argparse.Namespace) -> tasks_pb2.TaskSpec:
             spec.screenshot.compare.baseline = args.compare
             spec.screenshot.compare.mask.extend(args.mask)
     if args.mask and not args.compare:
-        raise CliError("--mask only goes with --compare")
+        raise UsageError("--mask only goes with --compare")
     spec.profile = args.profile or ""
     spec.save_profile = args.save_profile
     if args.viewport is not None:
@@ -222,5 +223,5 @@ def task_spec_from_args(args: argparse.Namespace) -> tasks_pb2.TaskSpec:
     if not _has_action(spec):
         spec.screenshot.SetInParent()
     if not spec.url:
-        raise CliError('a URL is needed: give it as the first argument or as "url" in --spec')
+        raise UsageError('a URL is needed: give it as the first argument or as "url" in --spec')
     return spec
