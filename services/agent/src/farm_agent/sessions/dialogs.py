@@ -61,9 +61,11 @@ class SessionDialogs:
     def check_none(self) -> None:
         """Raises DIALOG_SHOWING while a dialog waits for its answer."""
         if self.pending is not None:
+            kind = self.pending.type
+            article = "an" if kind.startswith(tuple("aeiou")) else "a"
             raise TaskFailure(
                 ErrorCode.DIALOG_SHOWING,
-                f"the page shows a {self.pending.type} dialog ({self.pending.message!r}); "
+                f"the page shows {article} {kind} dialog ({self.pending.message!r}); "
                 "answer it first with the command's `dialog` (MCP: handle_dialog)",
             )
 
