@@ -1,4 +1,4 @@
-"""argparse types for whole-number options that must fit the proto field they fill."""
+"""argparse types for number options: whole numbers that fit their proto field, seconds above 0."""
 
 import argparse
 from collections.abc import Callable
@@ -24,3 +24,14 @@ def whole_number(most: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a number of seconds above zero, else a usage error."""
+    try:
+        value = float(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from error
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be above 0 seconds, got {text}")
+    return value
