@@ -109,8 +109,9 @@ def test_session_steps_go_back_and_forward_and_tabs_are_listed_selected_and_clos
         == listed["json"]
         == [{"index": 0, "title": "Form", "url": site.url("/form"), "current": True}]
     )
-    expected = "error: tabs select needs the page's index (0 or more), got 'x'"
-    assert refused(bad_index) == expected
+    # A bad index is a usage error (exit code 2), found before any call.
+    assert bad_index.returncode == 2, bad_index.stderr
+    assert bad_index.stderr == "error: tabs select needs the page's index (0 or more), got 'x'\n"
 
 
 def test_task_create_sets_attempts_deadline_region_and_idempotency_key(farm: LocalFarm) -> None:

@@ -305,6 +305,32 @@ def test_a_session_is_one_trace_with_a_span_per_command(
     assert "session.command" in drawn
 
 
+def test_a_session_the_agent_closes_itself_ends_its_trace_with_its_close_and_recording(
+    traced_farm: LocalFarm, client: Client, site: Site
+) -> None:
+    http = client.http
+    spec = {"idleTimeoutSeconds": 10, "record": True}
+    session = http.post("/v1/sessions", json=spec).json()
+    ran = http.post(f"/v1/sessions/{session['id']}:run", json={"url": site.url("/page")})
+    assert ran.status_code == 200, ran.text
+
+    def closed() -> dict[str, object] | None:
+        got: dict[str, object] = http.get(f"/v1/sessions/{session['id']}").json()
+        return got if got["state"] == "SESSION_STATE_CLOSED" else None
+
+    ended = eventually(closed, within=60.0, message="the idle session's close")
+    assert ended["closeReason"] == "IDLE_TIMEOUT"
+    trace = kept(traced_farm, session["traceId"], "session.open", "session.close")
+    opened = trace.one("session.open", "farm-agent")
+    close = trace.one("session.close", "farm-agent")
+    # No order asked for it: a child of the open with no link, the recording's upload in it.
+    assert close.parentSpanId == opened.spanId
+    assert close.links == []
+    assert close.attributes["farm.session_id"] == session["id"]
+    (upload,) = trace.children(close, "artifact.upload")
+    assert upload.attributes["farm.artifact.name"] == "recording.webm"
+
+
 def test_a_tasks_callbacks_are_in_its_trace_and_carry_it_to_the_receiver(
     traced_farm: LocalFarm, client: Client, site: Site
 ) -> None:

@@ -8,6 +8,7 @@ from nats.aio.client import Client
 from farm.queue.v1 import queue_pb2
 from farm_agent.sessions.manager import SessionManager, SessionRefused
 from farm_agent.sessions.orders import SessionOrders
+from farm_agent.traces import SessionTraces
 from farm_core.logs import session_id_var
 from farm_core.sessions import CloseReason, Refusal, SessionOrder, order_subject
 from farm_core.task_errors import ErrorCode
@@ -21,6 +22,7 @@ class OversizedManager:
 
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
+        self.traces = SessionTraces()
 
     async def open(self, order: queue_pb2.OpenSessionOrder) -> None:
         pass
@@ -36,11 +38,14 @@ class OneSessionManager:
         self.held_id = held_id
         self.logged_under: list[str] = []
         self.withdrawn: list[tuple[str, str]] = []
+        self.traces = SessionTraces()
 
     def withdraw(self, session_id: str, tenant: str) -> None:
         self.withdrawn.append((session_id, tenant))
 
-    async def close(self, session: object, reason: CloseReason) -> queue_pb2.SessionClosed:
+    async def close(
+        self, session: object, reason: CloseReason, *, ordered: bool = False
+    ) -> queue_pb2.SessionClosed:
         self.logged_under.append(session_id_var.get())
         return queue_pb2.SessionClosed(session_id=self.held_id, reason=reason.value)
 

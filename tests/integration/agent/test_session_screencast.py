@@ -1,5 +1,6 @@
 """A session's screencast, started and stopped by its commands, in a real session browser."""
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -113,4 +114,24 @@ async def test_a_session_closing_while_a_screencast_runs_stores_it(
     ((tenant, stored_under, video),) = uploader.uploads
     assert (tenant, stored_under, video.name) == ("acme", session.session_id, "screencast-1")
     assert video.content_type == "video/webm"
+    assert not session.folder.exists()
+
+
+async def test_a_recorded_session_closes_while_its_page_shows_a_dialog(
+    manager: SessionManager, uploader: FakeUploader, site: Site
+) -> None:
+    spec = sessions_pb2.SessionSpec(record=True)
+    spec.viewport.CopyFrom(tasks_pb2.Viewport(width=320, height=240))
+    session = await open_session(manager, spec=spec)
+    held = await run(session, uploader, url=site.url("/dialog"))
+    assert held.dialog.type == "alert"
+    closing = asyncio.ensure_future(manager.close(session, CloseReason.IDLE_TIMEOUT))
+    done, _ = await asyncio.wait([closing], timeout=30)
+    if not done:
+        # The screencast's stop waited for good behind the unanswered alert: end the
+        # browser so that the close (and the manager's drain after the test) can finish.
+        session.browser.process.kill()
+        await closing
+    assert done, "the close waited behind the page's dialog"
+    assert closing.result().recording.content_type == "video/webm"
     assert not session.folder.exists()

@@ -36,6 +36,26 @@ from farm_cli.main import main
             )
             for command in (["task"], ["artifact"], ["deadletter"])
         ),
+        (
+            ["mcp", "--tool-timeout", "-1"],
+            "argument --tool-timeout: must be more than 0, got '-1'",
+        ),
+        (
+            ["mcp", "--action-timeout", "0"],
+            "argument --action-timeout: must be more than 0, got '0'",
+        ),
+        (
+            ["mcp", "--tool-timeout", "nan"],
+            "argument --tool-timeout: must be more than 0, got 'nan'",
+        ),
+        (
+            ["mcp", "--tool-timeout", "soon"],
+            "argument --tool-timeout: not a number: 'soon'",
+        ),
+        (
+            ["mcp", "--idle-timeout", "-5"],
+            "argument --idle-timeout: must be from 0 to 2147483647, got -5",
+        ),
     ],
 )
 def test_a_number_that_does_not_fit_is_a_usage_error_naming_the_option(

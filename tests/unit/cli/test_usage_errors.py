@@ -42,6 +42,45 @@ def test_an_unknown_option_shows_the_commands_own_usage_and_a_near_option(
     assert err.endswith(f"{error}\n")
 
 
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (
+            ["session", "run", "ses_1", "--pdf", "--format", "png"],
+            "--format goes with --screenshot or --full-page",
+        ),
+        (
+            ["session", "tabs", "ses_1", "select", "first"],
+            "tabs select needs the page's index (0 or more), got 'first'",
+        ),
+        (["session", "tabs", "ses_1", "list", "2"], "tabs list takes no more arguments, got '2'"),
+        (
+            ["task", "run", "https://example.com/", "--pdf", "--full-page"],
+            "--full-page only goes with --screenshot, not with --pdf",
+        ),
+        (
+            ["task", "create", "https://example.com/", "--mask", "#ad"],
+            "--mask only goes with --compare",
+        ),
+        (
+            ["task", "run", "--pdf"],
+            'a URL is needed: give it as the first argument or as "url" in --spec',
+        ),
+    ],
+)
+def test_options_that_do_not_go_together_are_a_usage_error_before_any_call(
+    argv: list[str],
+    error: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No farm listens here: the refusal comes before any call.
+    monkeypatch.setenv("FARM_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("FARM_API_KEY", "bf_unused")
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"error: {error}\n"
+
+
 def test_output_into_a_closed_pipe_ends_without_a_traceback() -> None:
     reader, writer = os.pipe()
     os.close(reader)  # as `farm ... | head` once head has exited

@@ -69,6 +69,14 @@ async def test_a_dialog_that_interrupts_a_value_tool_is_said_as_click_says_it(
     assert "Answer it with handle_dialog" in texts(result)
 
 
+async def test_an_alert_is_said_with_its_article(client_for: Any, farm: FakeFarm) -> None:
+    alert = tasks_pb2.PageDialog(type="alert", message="Saved", timeout_seconds=60)
+    farm.results.append(page_result(dialog=alert))
+    async with client_for() as client:
+        result = await client.call_tool("click", {"selector": "#save"})
+    assert "An alert dialog is showing: 'Saved', on the page at http://site/form." in texts(result)
+
+
 async def test_the_cookies_get_cookies_answers_are_taken_by_set_cookies(
     client_for: Any, farm: FakeFarm
 ) -> None:

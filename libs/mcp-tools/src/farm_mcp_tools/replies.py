@@ -41,8 +41,10 @@ def page_line(result: tasks_pb2.TaskResult) -> str:
 def dialog_line(dialog: tasks_pb2.PageDialog, url: str) -> str:
     """A dialog the page shows, and how to answer it."""
     default = f" (default value {dialog.default_value!r})" if dialog.default_value else ""
+    article = "An" if dialog.type.startswith(tuple("aeiou")) else "A"
     return (
-        f"A {dialog.type} dialog is showing: {dialog.message!r}{default}, on the page at {url}. "
+        f"{article} {dialog.type} dialog is showing: {dialog.message!r}{default}, "
+        f"on the page at {url}. "
         "Answer it with handle_dialog (accept true or false) before any other tool; "
         f"unanswered for {dialog.timeout_seconds} s, the farm dismisses it."
     )

@@ -6,8 +6,9 @@ span, so a retried task shows its attempts side by side in one trace, and the
 first delivery also shows `task.queued`, the time it waited in JetStream. A
 session is one trace: `session.open` continues the CreateSession call, and each
 later order (`session.command`, `session.close`) is a child of the open, linked to
-the call that sent it. The spans inside (the browser, the page, the uploads) are
-started where that work is done.
+the call that sent it; a close the agent makes itself (idle, lifetime, the browser
+gone, a drain) is a `session.close` child of the open too. The spans inside (the
+browser, the page, the uploads) are started where that work is done.
 """
 
 import contextlib
@@ -16,17 +17,18 @@ from collections import OrderedDict
 from collections.abc import Iterator
 
 from nats.aio.msg import Msg
-from opentelemetry.trace import Span, SpanContext
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanContext, SpanKind
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import CapturedArtifact
 from farm_agent.egress.session import EgressSession
 from farm_core.task_defaults import ACTIONS
 from farm_core.trace_context import consuming, incoming_context
-from farm_core.tracing import tracer
+from farm_core.tracing import logged_trace, tracer
 
-# Sessions whose trace is remembered; one closed by the agent itself (idle, too old)
-# is forgotten only once this many newer ones were opened.
+# Sessions whose trace is remembered at most; a session is forgotten as it closes, one
+# that never does (discarded as it opened) once this many newer ones were opened.
 MAX_SESSION_TRACES = 1024
 
 
@@ -103,6 +105,22 @@ class SessionTraces:
                 yield span
             finally:
                 egress.span = before
+
+    @contextlib.contextmanager
+    def closing(self, session_id: str) -> Iterator[Span]:
+        """The span of a close the agent makes itself, with no order: a child of the open."""
+        opened = self._opened.get(session_id)
+        parent = trace.set_span_in_context(trace.NonRecordingSpan(opened)) if opened else None
+        with (
+            tracer().start_as_current_span(
+                "session.close",
+                context=parent,
+                kind=SpanKind.INTERNAL,
+                attributes={"farm.session_id": session_id},
+            ) as span,
+            logged_trace(),
+        ):
+            yield span
 
     def forget(self, session_id: str) -> None:
         """The session closed: its trace ends."""

@@ -8,6 +8,8 @@ The server itself is in farm_cli/mcp_stdio.py.
 
 import argparse
 
+from farm_cli.commands.ranges import INT32_MAX, positive_number, whole_number
+
 # The defaults of farm_mcp_tools' ToolLimits (call_seconds, action_ms) and
 # BrowserSettings.idle_timeout_seconds.
 DEFAULT_TOOL_TIMEOUT = 60.0
@@ -26,14 +28,14 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     parser.add_argument(
         "--tool-timeout",
-        type=float,
+        type=positive_number,
         default=DEFAULT_TOOL_TIMEOUT,
         metavar="S",
         help="time limit of each tool call in seconds (default %(default)s)",
     )
     parser.add_argument(
         "--action-timeout",
-        type=float,
+        type=positive_number,
         default=DEFAULT_ACTION_TIMEOUT,
         metavar="S",
         help="how long a click, fill, hover, select or press waits for its element "
@@ -41,7 +43,7 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     parser.add_argument(
         "--idle-timeout",
-        type=int,
+        type=whole_number(INT32_MAX),
         default=DEFAULT_IDLE_TIMEOUT,
         metavar="S",
         help="the farm closes the browser after this long without a tool call "

@@ -1,4 +1,4 @@
-"""argparse types for whole-number options that must fit the proto field they fill."""
+"""argparse types for number options: whole numbers fitting their proto field, seconds, above 0."""
 
 import argparse
 import math

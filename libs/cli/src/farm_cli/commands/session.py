@@ -8,7 +8,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import call_and_print, list_and_print
 from farm_cli.commands.ranges import INT32_MAX, add_page_arguments, whole_number
 from farm_cli.commands.task_spec import CONTENT_FORMATS, IMAGE_FORMATS, label, viewport
-from farm_cli.console import CliError
+from farm_cli.console import UsageError
 
 # A command runs up to its 300 s limit; Envoy's route allows 330 s.
 RUN_TIMEOUT = 330.0
@@ -214,7 +214,7 @@ def command_from_args(args: argparse.Namespace) -> sessions_pb2.SessionCommand:
         url=args.url, steps=args.steps, timeout_ms=args.timeout_ms
     )
     if args.image_format and not (args.screenshot or args.full_page):
-        raise CliError("--format goes with --screenshot or --full-page")
+        raise UsageError("--format goes with --screenshot or --full-page")
     if args.screenshot or args.full_page:
         command.screenshot.full_page = args.full_page
         if args.image_format:
@@ -244,13 +244,13 @@ def tabs_command(action: str, target: str | None) -> sessions_pb2.SessionCommand
     tabs = sessions_pb2.TabsControl(action=TABS_ACTIONS[action])
     if action in ("select", "close"):
         if target is None or not target.isdigit() or int(target) > INT32_MAX:
-            raise CliError(f"tabs {action} needs the page's index (0 or more), got {target!r}")
+            raise UsageError(f"tabs {action} needs the page's index (0 or more), got {target!r}")
         tabs.index = int(target)
         return sessions_pb2.SessionCommand(tabs=tabs)
     if action == "new":
         return sessions_pb2.SessionCommand(tabs=tabs, url=target or "")
     if target is not None:
-        raise CliError(f"tabs list takes no more arguments, got {target!r}")
+        raise UsageError(f"tabs list takes no more arguments, got {target!r}")
     return sessions_pb2.SessionCommand(tabs=tabs)
 
 

@@ -61,9 +61,11 @@ class SessionDialogs:
     def check_none(self) -> None:
         """Raises DIALOG_SHOWING while a dialog waits for its answer."""
         if self.pending is not None:
+            kind = self.pending.type
+            article = "an" if kind.startswith(tuple("aeiou")) else "a"
             raise TaskFailure(
                 ErrorCode.DIALOG_SHOWING,
-                f"the page shows a {self.pending.type} dialog ({self.pending.message!r}); "
+                f"the page shows {article} {kind} dialog ({self.pending.message!r}); "
                 "answer it first with the command's `dialog` (MCP: handle_dialog)",
             )
 
@@ -87,12 +89,20 @@ class SessionDialogs:
             # The client may answer before the agent's own Playwright reports the dialog.
             self._client_answers.append(time.monotonic())
 
-    def stop(self) -> None:
-        """Stops watching (the session closes, and its browser with it)."""
+    async def stop(self) -> None:
+        """Stops watching and dismisses a dialog that waits (the session closes).
+
+        Dismissed, not left to the browser's close: while a dialog shows, the page
+        answers no CDP command, so the screencast's stop before that close would wait
+        for good.
+        """
         self._context.remove_listener("dialog", self._on_dialog)
-        self._take()
+        dialog = self._take()
         for chore in self._chores:
             chore.cancel()
+        if dialog is not None:
+            with contextlib.suppress(PlaywrightError):
+                await dialog.dismiss()
 
     def _take(self) -> Dialog | None:
         dialog, self.pending = self.pending, None

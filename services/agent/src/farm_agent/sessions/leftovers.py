@@ -95,7 +95,7 @@ async def wind_down(session: OpenSession) -> None:
     The first step of any close; the browser itself is still open afterwards.
     """
     session.closing = True
-    session.dialogs.stop()
+    await session.dialogs.stop()
     await session.screencast.close()
     for task in list(session.background):
         task.cancel()

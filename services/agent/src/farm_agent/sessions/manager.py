@@ -34,6 +34,7 @@ from farm_agent.sessions.warm import (
     start_browser,
 )
 from farm_agent.settings import AgentSettings
+from farm_agent.traces import SessionTraces
 from farm_core.sessions import CloseReason, Refusal
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,8 @@ class SessionManager:
         self._clock = clock
         self._sessions: dict[str, OpenSession] = {}
         self._closing: dict[str, asyncio.Task[queue_pb2.SessionClosed]] = {}
+        self.traces = SessionTraces()
+        """Each open session's trace, for the spans of its orders and of its close."""
         self._recently_closed: collections.OrderedDict[str, queue_pb2.SessionClosed] = (
             collections.OrderedDict()
         )
@@ -197,12 +200,19 @@ class SessionManager:
         """The scheduler gave up on opening this session: an opening of it ends closed."""
         self._withdrawn[(session_id, tenant)] = None
 
-    async def close(self, session: OpenSession, reason: CloseReason) -> queue_pb2.SessionClosed:
-        """Closes a session once, however many ask; all get the same SessionClosed."""
+    async def close(
+        self, session: OpenSession, reason: CloseReason, *, ordered: bool = False
+    ) -> queue_pb2.SessionClosed:
+        """Closes a session once, however many ask; all get the same SessionClosed.
+
+        A close not `ordered` by the scheduler (whose order has its own span) gets a
+        `session.close` span in the session's trace.
+        """
         task = self._closing.get(session.session_id)
         if task is None:
             session.closing = True
-            task = asyncio.create_task(self._close(session, reason))
+            closing = self._close(session, reason) if ordered else self._own_close(session, reason)
+            task = asyncio.create_task(closing)
             self._closing[session.session_id] = task
         return await asyncio.shield(task)
 
@@ -249,6 +259,12 @@ class SessionManager:
         finally:
             await self._places.give_back(session=True)
 
+    async def _own_close(
+        self, session: OpenSession, reason: CloseReason
+    ) -> queue_pb2.SessionClosed:
+        with self.traces.closing(session.session_id):
+            return await self._close(session, reason)
+
     async def _close(self, session: OpenSession, reason: CloseReason) -> queue_pb2.SessionClosed:
         closed = queue_pb2.SessionClosed(
             event_id=uuid.uuid4().hex,
@@ -276,6 +292,7 @@ class SessionManager:
                 self._sessions.pop(session.session_id, None)
                 self._closing.pop(session.session_id, None)
                 self._remember(closed)
+                self.traces.forget(session.session_id)
                 self._changed.notify_all()
             await self._places.give_back(session=True)
         await self._tell_change()

@@ -26,7 +26,6 @@ from farm_agent.errors import TaskFailure
 from farm_agent.saved.keeper import CaptureKeeper
 from farm_agent.sessions.commands import run_command
 from farm_agent.sessions.manager import SessionManager, SessionRefused
-from farm_agent.traces import SessionTraces
 from farm_core.logs import log_context
 from farm_core.sessions import CloseReason, Refusal, SessionOrder, order_subject
 from farm_core.task_errors import ErrorCode
@@ -55,7 +54,7 @@ class SessionOrders:
         self._max_text_bytes = max_text_bytes
         self._subscriptions: list[Subscription] = []
         self._handling: set[asyncio.Task[None]] = set()
-        self._traces = SessionTraces()
+        self._traces = manager.traces
 
     async def start(self) -> None:
         """Subscribes to this agent's order subjects."""
@@ -181,8 +180,7 @@ class SessionOrders:
             _logged(order.session_id),
             self._traces.ordered("session.close", order.session_id, message),
         ):
-            closed = await self._manager.close(session, reason)
-        self._traces.forget(order.session_id)
+            closed = await self._manager.close(session, reason, ordered=True)
         return queue_pb2.SessionReply(closed=closed)
 
     async def _hold(self, message: Msg) -> queue_pb2.SessionReply:
