@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import grpc
 from google.protobuf import json_format
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -38,10 +39,24 @@ FORM_FIELDS = {
 }
 
 
+def chosen_status(request: Request) -> str:
+    """The list's `?status=` as one of STATUSES ("" for any), written in any case.
+
+    TASK_STATUS_QUEUED is taken too; an unknown state is refused as the farm refuses a
+    bad filter, not ignored (which would list every task).
+    """
+    asked = request.query_params.get("status", "").strip()
+    name = asked.upper().removeprefix("TASK_STATUS_")
+    if name and name not in STATUSES:
+        raise FarmError(
+            grpc.StatusCode.INVALID_ARGUMENT, f"status: one of {', '.join(STATUSES)}, not {asked!r}"
+        )
+    return name
+
+
 def _list_request(request: Request) -> tasks_pb2.ListTasksRequest:
-    status = request.query_params.get("status", "")
     label = request.query_params.get("label", "").strip()
-    chosen = status if status in STATUSES else "UNSPECIFIED"
+    chosen = chosen_status(request) or "UNSPECIFIED"
     return tasks_pb2.ListTasksRequest(
         status=tasks_pb2.TaskStatus.Value(f"TASK_STATUS_{chosen}"),
         page_size=page_size(request, PAGE_SIZE),
@@ -70,7 +85,7 @@ async def task_list(
         statuses=STATUSES,
         actions=ACTIONS,
         priorities=PRIORITIES,
-        chosen=dict(request.query_params),
+        chosen={**request.query_params, "status": chosen_status(request)},
         form_error=form_error,
         form=form or {},
     )
