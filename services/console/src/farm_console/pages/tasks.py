@@ -36,6 +36,7 @@ FORM_FIELDS = {
     "maxAttempts": "maxAttempts",
     "timeoutMs": "timeoutMs",
     "screenshot.selector": "selector",
+    "screenshot.fullPage": "fullPage",
 }
 
 
@@ -101,9 +102,19 @@ def spec_from_form(form: FormData) -> dict[str, Any]:
     action = str(form.get("action", "screenshot"))
     options: dict[str, Any] = {}
     selector = str(form.get("selector", "")).strip()
-    if action == "screenshot" and form.get("fullPage"):
+    if action != "screenshot":
+        # As the CLI's `--selector only goes with --screenshot`: refused, not dropped.
+        if selector:
+            raise FormError(
+                "screenshot.selector", f"Element only goes with screenshot, not with {action}"
+            )
+        if form.get("fullPage"):
+            raise FormError(
+                "screenshot.fullPage", f"full page only goes with screenshot, not with {action}"
+            )
+    if form.get("fullPage"):
         options["fullPage"] = True
-    if action == "screenshot" and selector:
+    if selector:
         options["selector"] = selector
     spec: dict[str, Any] = {
         "url": str(form.get("url", "")).strip(),
