@@ -152,9 +152,11 @@ def test_status_json_is_the_fleet_status_and_the_window_is_passed_on(
     assert printed["deadLetters"] == {"total": "7", "recent": "2"}
 
 
-def test_status_window_beyond_a_day_is_a_usage_error(
-    calls: Calls, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("minutes", ["0", "1441", "-1"])
+def test_status_window_outside_a_minute_to_a_day_is_a_usage_error_naming_it(
+    calls: Calls, capsys: pytest.CaptureFixture[str], minutes: str
 ) -> None:
-    with pytest.raises(SystemExit):
-        main(["status", "--window", "1441"])
-    assert "must be from 0 to 1440" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["status", "--window", minutes])
+    assert exited.value.code == 2
+    assert f"argument --window: must be from 1 to 1440, got {minutes}" in capsys.readouterr().err

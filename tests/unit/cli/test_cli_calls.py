@@ -214,6 +214,18 @@ def test_key_create_prints_the_secret_once_with_a_warning(
     assert "bf_new-secret" in captured.err and "NEVER shown again" in captured.err
 
 
+@pytest.mark.parametrize(
+    "argv", [["key", "create", "ci", "--scope", "admin"], ["key", "rotate", "key7"]]
+)
+def test_key_secret_with_json_is_stdout_alone_without_the_warning(
+    calls: Calls, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    assert main([*argv, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["secret"]
+    assert captured.err == ""
+
+
 def test_key_create_needs_a_scope(calls: Calls) -> None:
     with pytest.raises(SystemExit):
         main(["key", "create", "ci"])

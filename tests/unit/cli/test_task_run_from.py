@@ -23,3 +23,23 @@ def test_a_rate_limited_url_is_sent_again_and_succeeds_not_reported_refused(
     assert runs.count(limited) == RATE_LIMITED_RUNS + 1
     assert runs.count("https://example.com/") == 1
     assert "REFUSED" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("concurrency", ["0", "65"])
+@pytest.mark.parametrize("batch", [True, False])
+def test_a_bad_concurrency_is_a_usage_error_with_one_url_too(
+    calls: Calls,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    concurrency: str,
+    batch: bool,
+) -> None:
+    urls = tmp_path / "urls.txt"
+    urls.write_text("https://example.com/\n")
+    source = ["--from", str(urls)] if batch else ["https://example.com/"]
+    runs_before = sum(name == "RunTask" for name, *_ in calls.seen)
+
+    assert main(["task", "run", *source, "--content", "text", "--concurrency", concurrency]) == 2
+
+    assert capsys.readouterr().err == "error: --concurrency must be from 1 to 64\n"
+    assert sum(name == "RunTask" for name, *_ in calls.seen) == runs_before

@@ -71,6 +71,27 @@ def test_a_label_without_equals_is_refused_at_its_field_before_any_call(
     assert farm.created == []
 
 
+@pytest.mark.parametrize("action", ["pdf", "content"])
+@pytest.mark.parametrize(
+    ("field", "value", "name"),
+    [("selector", "#main", "Element"), ("fullPage", "1", "full page")],
+)
+def test_a_screenshot_option_with_another_action_is_refused_at_its_field_not_dropped(
+    invalid: tuple[TestClient, RefusingFarm], action: str, field: str, value: str, name: str
+) -> None:
+    client, farm = invalid
+
+    form = {"url": "https://a.test/", "action": action, field: value}
+    answer = client.post("/console/tasks", data=form)
+
+    assert answer.status_code == 400
+    assert (
+        f'<p class="error" role="alert" id="{field}-error">screenshot.{field}: '
+        f"{name} only goes with screenshot, not with {action}</p>"
+    ) in answer.text
+    assert farm.created == []
+
+
 @pytest.mark.parametrize(
     ("code", "status"),
     [

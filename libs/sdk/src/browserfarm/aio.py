@@ -19,7 +19,7 @@ from browserfarm.batches import (
     remaining,
     task_page,
 )
-from browserfarm.calls import Calls, Metadata
+from browserfarm.calls import Calls, Metadata, seconds_or_default
 from browserfarm.config import ClientOptions, client_options
 from browserfarm.errors import BatchIncomplete, FarmError, TaskFailed, Timeout
 from browserfarm.results import Artifact, Task, TaskStatus, WebhookSecret
@@ -94,7 +94,7 @@ class AsyncClient:
         Timeout after `timeout` seconds (default ClientOptions.run_timeout). It carries
         an idempotency key, as submit's does.
         """
-        limit = timeout or self.options.run_timeout
+        limit = seconds_or_default(timeout, self.options.run_timeout)
         request = tasks_pb2.RunTaskRequest(spec=with_idempotency_key(task_spec(spec)))
         try:
             async with asyncio.timeout(limit):
@@ -112,7 +112,7 @@ class AsyncClient:
     ) -> Task:
         """`task` (or the task of that id) once it has ended; raises as run() does."""
         task_id = task if isinstance(task, str) else task.id
-        limit = timeout or self.options.run_timeout
+        limit = seconds_or_default(timeout, self.options.run_timeout)
         try:
             async with asyncio.timeout(limit):
                 ended = await self._watched(task_id)

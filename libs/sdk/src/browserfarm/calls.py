@@ -15,7 +15,13 @@ import grpc
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from browserfarm.config import ClientOptions
-from browserfarm.errors import FarmError, RateLimited, Unavailable, from_rpc_error
+from browserfarm.errors import (
+    FarmError,
+    InvalidArgument,
+    RateLimited,
+    Unavailable,
+    from_rpc_error,
+)
 from browserfarm.grpc_transport import GrpcTransport
 from browserfarm.http_transport import HttpTransport
 from browserfarm.results import Result
@@ -41,6 +47,20 @@ def trace_metadata() -> Metadata:
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return tuple((name, carrier[name]) for name in TRACE_HEADERS if name in carrier)
+
+
+def seconds_or_default(timeout: float | None, default: float) -> float:
+    """`timeout` (None: `default`); InvalidArgument naming it unless it is above 0.
+
+    A limit of 0 would give up before the call is made, so it is refused, not read as unset.
+    """
+    if timeout is None:
+        return default
+    if not timeout > 0:
+        raise InvalidArgument(
+            f"timeout: seconds above 0 (or None for the default, {default:g} s), not {timeout!r}"
+        )
+    return timeout
 
 
 @dataclass(frozen=True)
@@ -124,6 +144,7 @@ class Calls:
         idempotent: bool = True,
     ) -> Reply:
         """`rpc` (a stub's method) called with `request`, retried as the module says."""
+        limit = seconds_or_default(timeout, self.options.timeout)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(max(1, self.options.max_attempts)),
             wait=RetryWait(self.options.backoff_seconds, self.options.max_backoff_seconds),
@@ -132,7 +153,7 @@ class Calls:
         )
         async for attempt in retrying:
             with attempt:
-                return await self.call_once(rpc, request, timeout=timeout)
+                return await self.call_once(rpc, request, timeout=limit)
         raise AssertionError("tenacity ends with a reply or the last error")  # pragma: no cover
 
     async def call_once(
@@ -141,7 +162,9 @@ class Calls:
         """One call of `rpc`, its failure raised as a FarmError."""
         try:
             return await rpc(
-                request, metadata=self.metadata(), timeout=timeout or self.options.timeout
+                request,
+                metadata=self.metadata(),
+                timeout=seconds_or_default(timeout, self.options.timeout),
             )
         except grpc.aio.AioRpcError as error:
             raise from_rpc_error(error) from None

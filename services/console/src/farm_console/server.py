@@ -19,11 +19,11 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from farm_console.farm import Farm, FarmError
+from farm_console.farm import Farm
 from farm_console.pages import audit, deadletters, keys, overview, sessions, signin, tasks
 from farm_console.security import SecurityHeaders
 from farm_console.settings import ConsoleSettings
-from farm_console.views import PREFIX, NotSignedIn, farm_refused, not_signed_in
+from farm_console.views import EXCEPTION_HANDLERS, PREFIX
 from farm_core.http_server import serve_asgi
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def build_app(settings: ConsoleSettings) -> Starlette:
             Mount(PREFIX, routes=pages),
         ],
         middleware=[Middleware(SecurityHeaders)],
-        exception_handlers={NotSignedIn: not_signed_in, FarmError: farm_refused},
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.farm = farm

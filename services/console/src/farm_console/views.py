@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
@@ -107,6 +108,28 @@ async def farm_refused(request: Request, exc: Exception) -> Response:
     status = HTTP_STATUS_OF_CODE[exc.code]
     template = "_refusal.html" if request.headers.get("hx-request") else "refusal.html"
     return render(request, template, status, error=exc)
+
+
+async def not_a_page(request: Request, exc: Exception) -> Response:
+    """The console's page, with a way back, for no page at a path (404) or a button's GET (405).
+
+    Instead of Starlette's plain "Not Found" text.
+    """
+    assert isinstance(exc, HTTPException)
+    response = render(
+        request, "missing.html", exc.status_code, method_not_allowed=exc.status_code == 405
+    )
+    response.headers.update(exc.headers or {})
+    return response
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    NotSignedIn: not_signed_in,
+    FarmError: farm_refused,
+    404: not_a_page,
+    405: not_a_page,
+}
+"""How the console answers what a page raises: the sign-in page, the farm's refusal, its own 404."""
 
 
 def page_size(request: Request, largest: int) -> int:

@@ -65,7 +65,7 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 
 def create_key(args: argparse.Namespace) -> int:
-    """CreateApiKey; the response (with the secret) on stdout, a warning on stderr."""
+    """CreateApiKey; the response (with the secret) printed by show_secret."""
     if args.name is None:
         raise UsageError(
             "a name is needed, before --scope: farm key create NAME --scope SCOPE ... "
@@ -74,13 +74,19 @@ def create_key(args: argparse.Namespace) -> int:
     request = auth_pb2.CreateApiKeyRequest(
         name=args.name, scopes=args.scopes, tenant=args.tenant, ttl_seconds=args.ttl_seconds
     )
-    show_secret(call_farm(lambda farm: farm.auth.CreateApiKey, request))
+    show_secret(call_farm(lambda farm: farm.auth.CreateApiKey, request), args.json)
     return 0
 
 
-def show_secret(created: auth_pb2.CreateApiKeyResponse) -> None:
-    """The response (with the secret) on stdout, and a warning to store it on stderr."""
+def show_secret(created: auth_pb2.CreateApiKeyResponse, as_json: bool) -> None:
+    """The response (with the secret) on stdout, and a warning to store it on stderr.
+
+    With --json the response is the only output, as every command's --json promises: a
+    script reading stdout keeps the secret, and stderr stays for an error alone.
+    """
     print_message(created)
+    if as_json:
+        return
     rule = "=" * 72
     print(
         f"{rule}\n"
@@ -108,7 +114,7 @@ def rotate_key(args: argparse.Namespace) -> int:
     request = auth_pb2.RotateApiKeyRequest(id=args.id)
     if args.grace_seconds is not None:
         request.grace_seconds = args.grace_seconds
-    show_secret(call_farm(lambda farm: farm.auth.RotateApiKey, request))
+    show_secret(call_farm(lambda farm: farm.auth.RotateApiKey, request), args.json)
     return 0
 
 

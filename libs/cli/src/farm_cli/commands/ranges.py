@@ -8,8 +8,8 @@ INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 
 
-def whole_number(most: int) -> Callable[[str], int]:
-    """An argparse type: a whole number from 0 to `most`, else a usage error.
+def whole_number(most: int, least: int = 0) -> Callable[[str], int]:
+    """An argparse type: a whole number from `least` (0 unless given) to `most`, else a usage error.
 
     Without it a value too big for the field crashes the CLI when the request is built;
     the farm still checks the narrower bounds each field has.
@@ -20,8 +20,8 @@ def whole_number(most: int) -> Callable[[str], int]:
             value = int(text)
         except ValueError as error:
             raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from error
-        if not 0 <= value <= most:
-            raise argparse.ArgumentTypeError(f"must be from 0 to {most}, got {value}")
+        if not least <= value <= most:
+            raise argparse.ArgumentTypeError(f"must be from {least} to {most}, got {value}")
         return value
 
     return parse

@@ -27,7 +27,8 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     status.add_argument("--json", action="store_true", help="print the FleetStatus as JSON")
     status.add_argument(
         "--window",
-        type=whole_number(MAX_WINDOW_MINUTES),
+        # 0 is the request's "unset" (the farm's 15 min), so it is not a window one can ask for.
+        type=whole_number(MAX_WINDOW_MINUTES, least=1),
         default=0,
         metavar="MINUTES",
         help="count the tasks that ended in the last MINUTES (1 to 1440; default 15)",

@@ -105,12 +105,19 @@ def read_urls(lines: Iterable[str], source: str) -> list[str]:
     return urls
 
 
+def check_concurrency(args: argparse.Namespace) -> None:
+    """UsageError unless --concurrency is from 1 to MAX_CONCURRENCY, with --from or without.
+
+    As `task cancel` checks its own: a bad value is refused with one URL too, not left unread.
+    """
+    if not 1 <= args.concurrency <= MAX_CONCURRENCY:
+        raise UsageError(f"--concurrency must be from 1 to {MAX_CONCURRENCY}")
+
+
 def batch_urls(args: argparse.Namespace) -> list[str]:
     """The URLs `--from` names, after checking the options go together."""
     if args.url:
         raise UsageError("give the URL as an argument or the URLs with --from, not both")
-    if not 1 <= args.concurrency <= MAX_CONCURRENCY:
-        raise UsageError(f"--concurrency must be from 1 to {MAX_CONCURRENCY}")
     if args.from_file == "-":
         if args.spec == "-":
             raise UsageError("--from - and --spec - cannot both read standard input")

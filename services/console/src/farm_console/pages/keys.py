@@ -14,6 +14,7 @@ from farm_core import idempotency
 
 SCOPES = ["tasks.write", "tasks.read", "script", "sessions", "artifacts.read", "admin"]
 FORM_FIELDS = {name: name for name in ("name", "scopes", "tenant", "ttlSeconds")}
+LIMIT_NAMES = [field.json_name for field in auth_pb2.TenantLimits.DESCRIPTOR.fields]
 CREATE_FORMS = FormTokens("create-key")
 """The create form's one-time tokens: a reload of the page showing a new secret creates nothing."""
 
@@ -26,6 +27,13 @@ def _repeated(refused: FarmError) -> bool:
         refused.code == grpc.StatusCode.INVALID_ARGUMENT
         and refused.message.startswith(f"{idempotency.FIELD}:")
     )
+
+
+def limits_shown(tenant: Json) -> list[tuple[str, str]]:
+    """Each of the tenant's limits in force, by name; 0 (left out of the JSON) is unlimited."""
+    effective = tenant.get("effectiveLimits") or {}
+    shown = [(name, str(effective.get(name, 0))) for name in LIMIT_NAMES]
+    return [(name, "unlimited" if value == "0" else value) for name, value in shown]
 
 
 async def _page(
@@ -49,6 +57,7 @@ async def _page(
         409 if repeated else status_code,
         me=me,
         tenant=tenant,
+        limits=limits_shown(tenant),
         keys=keys.get("apiKeys", []),
         scopes=SCOPES,
         created=created,

@@ -48,6 +48,17 @@ async def sign_in(request: Request) -> Response:
     return response
 
 
+async def signout_page(request: Request) -> Response:
+    """A page with a sign-out button; a GET (a link, a typed address) signs nobody out.
+
+    So a link on another site cannot sign the user out: the button's POST does, and
+    SecurityHeaders takes a POST only from the console's own origin.
+    """
+    if not request.cookies.get(KEY_COOKIE):
+        return go_to(request, "/signin")
+    return render(request, "signout.html")
+
+
 async def sign_out(request: Request) -> Response:
     """Forgets the key."""
     return forget_key(go_to(request, "/signin"))
@@ -56,5 +67,6 @@ async def sign_out(request: Request) -> Response:
 routes = [
     Route("/signin", signin_page, methods=["GET"]),
     Route("/signin", sign_in, methods=["POST"]),
+    Route("/signout", signout_page, methods=["GET"]),
     Route("/signout", sign_out, methods=["POST"]),
 ]

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import grpc
 from google.protobuf import json_format
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -35,13 +36,28 @@ FORM_FIELDS = {
     "maxAttempts": "maxAttempts",
     "timeoutMs": "timeoutMs",
     "screenshot.selector": "selector",
+    "screenshot.fullPage": "fullPage",
 }
 
 
+def chosen_status(request: Request) -> str:
+    """The list's `?status=` as one of STATUSES ("" for any), written in any case.
+
+    TASK_STATUS_QUEUED is taken too; an unknown state is refused as the farm refuses a
+    bad filter, not ignored (which would list every task).
+    """
+    asked = request.query_params.get("status", "").strip()
+    name = asked.upper().removeprefix("TASK_STATUS_")
+    if name and name not in STATUSES:
+        raise FarmError(
+            grpc.StatusCode.INVALID_ARGUMENT, f"status: one of {', '.join(STATUSES)}, not {asked!r}"
+        )
+    return name
+
+
 def _list_request(request: Request) -> tasks_pb2.ListTasksRequest:
-    status = request.query_params.get("status", "")
     label = request.query_params.get("label", "").strip()
-    chosen = status if status in STATUSES else "UNSPECIFIED"
+    chosen = chosen_status(request) or "UNSPECIFIED"
     return tasks_pb2.ListTasksRequest(
         status=tasks_pb2.TaskStatus.Value(f"TASK_STATUS_{chosen}"),
         page_size=page_size(request, PAGE_SIZE),
@@ -70,7 +86,7 @@ async def task_list(
         statuses=STATUSES,
         actions=ACTIONS,
         priorities=PRIORITIES,
-        chosen=dict(request.query_params),
+        chosen={**request.query_params, "status": chosen_status(request)},
         form_error=form_error,
         form=form or {},
     )
@@ -86,9 +102,19 @@ def spec_from_form(form: FormData) -> dict[str, Any]:
     action = str(form.get("action", "screenshot"))
     options: dict[str, Any] = {}
     selector = str(form.get("selector", "")).strip()
-    if action == "screenshot" and form.get("fullPage"):
+    if action != "screenshot":
+        # As the CLI's `--selector only goes with --screenshot`: refused, not dropped.
+        if selector:
+            raise FormError(
+                "screenshot.selector", f"Element only goes with screenshot, not with {action}"
+            )
+        if form.get("fullPage"):
+            raise FormError(
+                "screenshot.fullPage", f"full page only goes with screenshot, not with {action}"
+            )
+    if form.get("fullPage"):
         options["fullPage"] = True
-    if action == "screenshot" and selector:
+    if selector:
         options["selector"] = selector
     spec: dict[str, Any] = {
         "url": str(form.get("url", "")).strip(),

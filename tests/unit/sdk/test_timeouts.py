@@ -1,0 +1,33 @@
+"""The SDK's per-call `timeout=`: None is the client's, a limit not above 0 is refused."""
+
+import pytest
+
+import browserfarm
+from tests.unit.sdk.conftest import Refusals
+
+SPEC = {"url": "https://example.com", "content": {}}
+
+
+@pytest.mark.parametrize("method", ["run", "submit"])
+@pytest.mark.parametrize("timeout", [0, -1.5])
+def test_a_timeout_not_above_zero_is_refused_naming_it_before_any_call(
+    refusing_farm: tuple[str, Refusals], refusals: Refusals, method: str, timeout: float
+) -> None:
+    refused = pytest.raises(browserfarm.InvalidArgument, match=r"^timeout: seconds above 0")
+    with browserfarm.Client(refusing_farm[0], "bf_key") as farm, refused:
+        getattr(farm, method)(SPEC, timeout=timeout)
+    assert refusals.specs == []
+
+
+def test_wait_refuses_a_zero_timeout() -> None:
+    refused = pytest.raises(browserfarm.InvalidArgument, match=r"^timeout: .*not 0$")
+    with browserfarm.Client("127.0.0.1:1", "bf_key") as farm, refused:
+        farm.wait("some-task", timeout=0)
+
+
+def test_no_timeout_is_the_clients_own(
+    refusing_farm: tuple[str, Refusals], refusals: Refusals
+) -> None:
+    with browserfarm.Client(refusing_farm[0], "bf_key") as farm:
+        task = farm.run(SPEC, timeout=None)
+    assert task.done and len(refusals.specs) == 1
