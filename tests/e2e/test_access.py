@@ -1,5 +1,8 @@
 """Who may do what at the edge: keys, scopes, expiry, revocation, tenants."""
 
+import base64
+import json
+
 import grpc
 import httpx
 import pytest
@@ -191,6 +194,32 @@ def test_another_tenant_sees_none_of_this_tenants_objects(
         assert task["id"] not in {listed_task["id"] for listed_task in listed}
         keys = http.get("/v1/apiKeys").json()["apiKeys"]
         assert {key["tenant"] for key in keys} == {"other-team"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/tasks",
+        "/v1/sessions",
+        "/v1/artifacts",
+        "/v1/baselines",
+        "/v1/profiles",
+        "/v1/deadLetters",
+        "/v1/auditRecords",
+    ],
+)
+def test_a_forged_page_token_is_400_on_every_list(
+    farm: LocalFarm, make_key: KeyFactory, path: str
+) -> None:
+    # A token is the caller's to send back; a time the database cannot take was a 500.
+    key = make_key("tasks.read", "sessions", "artifacts.read", "admin")
+    forged = json.dumps({"t": "0001-01-01T00:00:00", "id": ""}).encode()
+    token = base64.urlsafe_b64encode(forged).decode().rstrip("=")
+    with http_client(farm, key.secret) as http:
+        response = http.get(path, params={"pageToken": token})
+
+    assert response.status_code == 400, response.text
+    assert response.json()["message"].startswith("pageToken:")
 
 
 def test_a_tenant_admin_cannot_make_keys_for_another_tenant(

@@ -1,6 +1,7 @@
 import base64
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -101,6 +102,24 @@ def test_page_token_round_trips_and_garbage_names_the_field() -> None:
     with pytest.raises(InvalidArgument, match=r"^pageSize:"):
         page_size(5000)
     assert page_size(0) == 50
+
+
+@pytest.mark.parametrize(
+    "created",
+    [
+        "2026-01-01T00:00:00",  # no offset: the database refuses a naive time
+        "2026-01-01",
+        "0001-01-01T00:00:00+14:00",  # before the calendar's start in UTC
+        "9999-12-31T23:59:59-14:00",  # after its end in UTC
+    ],
+)
+def test_a_forged_page_tokens_time_names_the_field(created: str) -> None:
+    # A token is the caller's to send back: a time the query could not bind was a 500.
+    raw = json.dumps({"t": created, "id": "abc"}).encode()
+    token = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    with pytest.raises(InvalidArgument, match=r"^pageToken:"):
+        decode_cursor(token)
 
 
 def test_split_page_hands_out_a_token_only_when_a_row_is_left_over() -> None:

@@ -48,8 +48,13 @@ def decode_cursor(token: str) -> Cursor | None:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         fields = json.loads(raw)
-        return Cursor(dt.datetime.fromisoformat(fields["t"]), str(fields["id"]))
-    except (binascii.Error, ValueError, KeyError, TypeError) as error:
+        created = dt.datetime.fromisoformat(fields["t"])
+        if created.tzinfo is None:
+            # Every token of ours names its time's offset; the database takes no other.
+            raise ValueError("a page token's time without an offset")
+        # In UTC here, so that a time near the calendar's ends fails now, not in the query.
+        return Cursor(created.astimezone(dt.UTC), str(fields["id"]))
+    except (binascii.Error, ValueError, KeyError, TypeError, OverflowError) as error:
         raise InvalidArgument("pageToken", "is not a token returned by this API") from error
 
 
