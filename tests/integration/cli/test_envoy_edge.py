@@ -32,9 +32,12 @@ async def test_healthz_is_open_and_follows_the_services_health(edge: EdgeUnderTe
     edge.fakes.set_serving(False)
     try:
         await assert_eventually(lambda: get(edge, "/healthz").status_code == 503, within=15)
+        # A probe's query string is still the health check, not a path to route.
+        assert get(edge, "/healthz?verbose=1").status_code == 503
     finally:
         edge.fakes.set_serving(True)
     await assert_eventually(lambda: get(edge, "/healthz").status_code == 200, within=15)
+    assert get(edge, "/healthz?verbose=1").status_code == 200
 
 
 def grpc_health(edge: EdgeUnderTest) -> int:
