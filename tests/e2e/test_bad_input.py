@@ -279,3 +279,26 @@ def test_a_bad_page_token_or_size_is_a_400_naming_its_json_field(
 
 def test_an_unknown_path_is_a_404(admin: Client) -> None:
     assert admin.http.get("/v1/nothing-here").status_code == 404
+
+
+def test_a_body_naming_another_object_than_the_path_is_a_400_and_acts_on_neither(
+    admin: Client,
+) -> None:
+    label = unique_label()
+    # A region no agent serves: both stay queued, so a cancel would show.
+    spec = {**GOOD, "region": "nowhere", "labels": label}
+    queued = admin.http.post("/v1/tasks", json=spec).json()
+    other = admin.http.post("/v1/tasks", json=spec).json()
+
+    # The path names `other`; a body naming `queued` must not turn the call onto it.
+    response = admin.http.post(f"/v1/tasks/{other['id']}:cancel", json={"id": queued["id"]})
+
+    assert response.status_code == 400, response.text
+    assert "of the field id is conflicting" in response.json()["message"], response.json()
+    for task in (queued, other):
+        status = admin.http.get(f"/v1/tasks/{task['id']}").json()["status"]
+        assert status == "TASK_STATUS_QUEUED", (task["id"], status)
+    # The same id in both is no conflict.
+    same = admin.http.post(f"/v1/tasks/{other['id']}:cancel", json={"id": other["id"]})
+    assert same.status_code == 200, same.text
+    assert same.json()["status"] == "TASK_STATUS_CANCELLED"
