@@ -39,9 +39,12 @@ def opened(_: SessionOrder, __: bytes) -> queue_pb2.SessionReply:
     )
 
 
-def refused(code: str) -> Answer:
+def refused(code: str, message: str = "") -> Answer:
+    """An agent's refusal with `code`; its message `message`, else "<code>!"."""
+
     def answer(_: SessionOrder, __: bytes) -> queue_pb2.SessionReply:
-        return queue_pb2.SessionReply(error=tasks_pb2.TaskError(code=code, message=f"{code}!"))
+        error = tasks_pb2.TaskError(code=code, message=message or f"{code}!")
+        return queue_pb2.SessionReply(error=error)
 
     return answer
 

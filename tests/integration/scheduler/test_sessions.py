@@ -89,7 +89,10 @@ async def test_a_refusal_sends_the_session_to_the_next_agent(
 async def test_no_agent_with_room_is_resource_exhausted_and_leaves_no_session(
     scheduler: Scheduler, agents: Callable[..., asyncio.Future[ScriptedAgent]]
 ) -> None:
-    await agents("full", answer=refused("NO_CAPACITY"))
+    # As the agent words it: it names itself, so the scheduler does not name it again.
+    await agents(
+        "full", answer=refused("NO_CAPACITY", "agent full has no free place for a session")
+    )
     eu = await agents("eu-agent", region="eu")
     sessions = sessions_of(scheduler)
     error = await rpc_error(sessions.create(region="us"))
@@ -99,8 +102,10 @@ async def test_no_agent_with_room_is_resource_exhausted_and_leaves_no_session(
     eu.answer = refused("AGENT_DRAINING")
     error = await rpc_error(sessions.create())
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "full: NO_CAPACITY!" in (error.details() or "")
-    assert "eu-agent: AGENT_DRAINING!" in (error.details() or "")
+    details = error.details() or ""
+    assert "agent full has no free place for a session" in details
+    assert "full: agent full" not in details
+    assert "eu-agent: AGENT_DRAINING!" in details
     assert await sessions.listed() == []
 
 

@@ -22,18 +22,13 @@ from farm_agent.audits.report import (
 from farm_agent.audits.seo import seo_result
 from farm_agent.audits.vitals import PageVitals
 from farm_core.task_defaults import DEFAULT_PERFORMANCE_BUDGET, PageBudget
+from tests.unit.agent.audit_pages import document, seo_facts
 
 SAFE_HEADERS = (
     ("content-security-policy", "default-src 'self'; frame-ancestors 'none'"),
     ("strict-transport-security", "max-age=63072000"),
     ("x-content-type-options", "nosniff"),
 )
-
-
-def document(
-    *header_pairs: tuple[str, str], url: str = "https://shop.test/", status: int = 200
-) -> DocumentResponse:
-    return DocumentResponse(url=url, status=status, headers=header_pairs)
 
 
 def ids(result: tasks_pb2.AuditResult) -> set[str]:
@@ -279,20 +274,6 @@ def test_a_plain_http_page_fails_https_and_skips_hsts() -> None:
 
 
 # --- SEO
-
-
-def seo_facts(**changes: Any) -> dict[str, Any]:
-    facts: dict[str, Any] = {
-        "title": "Fresh apples and pears, delivered",
-        "descriptions": ["Fruit at your door."],
-        "robots": [],
-        "canonicals": [],
-        "alternates": [],
-        "headings": [{"level": 1, "selector": "h1"}, {"level": 2, "selector": "h2"}],
-        "imagesWithoutAlt": [],
-        "uncrawlableLinks": [],
-    }
-    return {**facts, **changes}
 
 
 def test_a_page_fit_for_search_passes_and_undeclared_canonical_and_hreflang_are_left_out() -> None:

@@ -247,9 +247,10 @@ async def test_an_audit_answers_its_score_and_each_finding_with_its_fix(
     async with client_for() as client:
         result = await client.call_tool("run_accessibility_audit", {"url": "http://site/a11y"})
     assert "Accessibility audit: score 60/100, 9 checks passed, 1 failed." in texts(result)
+    # A failed check reads as failed: what it wanted, then its hint (what failed, the fix).
     assert (
-        "1. [critical] image-alt: Images must have alternate text. "
-        "Fix: Add an alt attribute. Where: img.hero." in texts(result)
+        "1. [critical] image-alt failed (wanted: Images must have alternate text). "
+        "Add an alt attribute. Where: img.hero." in texts(result)
     )
     command = farm.commands[0]
     assert command.url == "http://site/a11y"

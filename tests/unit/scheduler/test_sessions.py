@@ -20,7 +20,7 @@ from farm_core.errors import (
 )
 from farm_core.quotas import TenantQuotas
 from farm_core.sessions import CloseReason
-from farm_scheduler.sessions.api import command_error
+from farm_scheduler.sessions.api import command_error, refusal_note
 from farm_scheduler.sessions.links import session_links
 from farm_scheduler.sessions.records import SessionRecord
 from farm_scheduler.sessions.store import check_session_quota, new_session_id
@@ -307,3 +307,20 @@ async def test_the_sweeps_closes_left_after_the_grace_are_cancelled() -> None:
 
     assert closes.start("a", never.wait), "the cancelled close still counts as under way"
     await closes.stop(0)
+
+
+@pytest.mark.parametrize(
+    ("message", "note"),
+    [
+        # The agent names itself: said once, not "agent-1: agent agent-1 has ...".
+        (
+            "agent agent-1 has no free place for a session",
+            "agent agent-1 has no free place for a session",
+        ),
+        ("agent agent-1 is draining", "agent agent-1 is draining"),
+        ("session s-1 withdrawn", "agent-1: session s-1 withdrawn"),
+        ("agent agent-10 is draining", "agent-1: agent agent-10 is draining"),
+    ],
+)
+def test_a_refusal_names_its_agent_once(message: str, note: str) -> None:
+    assert refusal_note("agent-1", message) == note

@@ -208,13 +208,14 @@ def trace_engine(engine: Any) -> None:
     if _tracing is None:
         return
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
     from opentelemetry.metrics import get_meter
 
+    from farm_core.sql_spans import FarmEngineTracer
+
     # EngineTracer hooks one engine; the instrumentor's own entry point does so for
-    # the first engine of a process only.
+    # the first engine of a process only. Ours names SQLite's database by its file's name.
     scope = SQLAlchemyInstrumentor.__module__
-    EngineTracer(  # type: ignore[no-untyped-call]
+    FarmEngineTracer(  # type: ignore[no-untyped-call]
         trace.get_tracer(scope, tracer_provider=_tracing.provider),
         engine.sync_engine,
         get_meter(scope).create_up_down_counter("db.client.connections.usage"),

@@ -102,6 +102,8 @@ class FarmBrowser:
         self.last_used = time.monotonic()
         self.console: deque[tasks_pb2.ConsoleMessage] = deque(maxlen=settings.max_log_entries)
         self.network: deque[tasks_pb2.NetworkRequest] = deque(maxlen=settings.max_log_entries)
+        # Whether this session has answered a snapshot: element references come from one.
+        self.snapshot_taken = False
 
     @property
     def farm(self) -> FarmApi:
@@ -137,6 +139,7 @@ class FarmBrowser:
                 raise
             self.console.extend(result.console)
             self.network.extend(result.network)
+            self.snapshot_taken = self.snapshot_taken or command.HasField("snapshot")
             self.last_used = time.monotonic()
             return result
 
@@ -190,6 +193,7 @@ class FarmBrowser:
 
     def _forget(self) -> None:
         self.session_id = ""
+        self.snapshot_taken = False
         self.console.clear()
         self.network.clear()
 

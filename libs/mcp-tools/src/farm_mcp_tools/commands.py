@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from google.protobuf.message import Message
+
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 
@@ -68,6 +70,7 @@ SAME_SITE_NAMES: Mapping["tasks_pb2.SameSite.ValueType", str] = {
 
 # "[ref=e5]", "ref=e5" or "e5" (a frame's elements are "f1e2"): the snapshot's reference.
 _SNAPSHOT_REF = re.compile(r"^\[?(?:ref=)?(?P<ref>(?:f\d+)?e\d+)\]?$")
+_ARIA_REF = "aria-ref="
 
 
 class ArgumentError(ValueError):
@@ -80,7 +83,25 @@ def selector(text: str) -> str:
     if not stripped:
         raise ArgumentError("selector: give a CSS selector or a reference from snapshot")
     matched = _SNAPSHOT_REF.match(stripped)
-    return f"aria-ref={matched['ref']}" if matched else stripped
+    return f"{_ARIA_REF}{matched['ref']}" if matched else stripped
+
+
+def snapshot_refs(command: Message) -> list[str]:
+    """The snapshot references (as the model gave them, "e5") among `command`'s selectors."""
+    refs: list[str] = []
+    for field, value in command.ListFields():
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            values = list(value.values())
+        elif field.is_repeated:
+            values = list(value)
+        else:
+            values = [value]
+        for item in values:
+            if isinstance(item, Message):
+                refs.extend(snapshot_refs(item))
+            elif isinstance(item, str) and item.startswith(_ARIA_REF):
+                refs.append(item.removeprefix(_ARIA_REF))
+    return refs
 
 
 def navigate(url: str, wait_until: WaitUntilName) -> sessions_pb2.SessionCommand:

@@ -157,7 +157,7 @@ def _cookie_dict(cookie: tasks_pb2.Cookie) -> dict[str, object]:
 
 
 def audit_text(result: tasks_pb2.TaskResult) -> str:
-    """Each audit's score, and its failing checks with their fix hints, worst first."""
+    """Each audit's score, and its failed checks worst first: what each wanted, what failed."""
     if not result.audit.results:
         return done("The farm returned no audit findings.", result)
     sections = [page_line(result)]
@@ -169,9 +169,11 @@ def audit_text(result: tasks_pb2.TaskResult) -> str:
         ]
         for number, finding in enumerate(audit.findings, start=1):
             where = f" Where: {', '.join(finding.targets)}." if finding.targets else ""
+            # The title is what the check wants; the hint says what failed and the fix.
+            wanted = finding.title.strip().rstrip(".")
             lines.append(
-                f"{number}. [{finding.impact or 'info'}] {finding.id}: {finding.title}"
-                f" Fix: {finding.hint}{where}"
+                f"{number}. [{finding.impact or 'info'}] {finding.id} failed (wanted: {wanted})."
+                f" {finding.hint}{where}"
             )
         sections.append("\n".join(lines))
     return "\n\n".join(sections)

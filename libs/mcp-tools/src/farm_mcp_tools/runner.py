@@ -18,7 +18,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_mcp_tools.browser import FarmBrowser, SessionEnded, StillOpening
-from farm_mcp_tools.commands import ArgumentError
+from farm_mcp_tools.commands import ArgumentError, snapshot_refs
 from farm_mcp_tools.farm import Artifact, Credentials, FarmCallFailed
 from farm_mcp_tools.replies import ArtifactLink
 
@@ -100,7 +100,10 @@ class ToolRunner:
             if not command.timeout_ms:
                 limit = min(self.limits.action_ms, self.limits.command_ms)
                 command.timeout_ms = limit if element_action else self.limits.command_ms
-            result = await browser.run(command, credentials, self.limits.call_seconds)
+            try:
+                result = await browser.run(command, credentials, self.limits.call_seconds)
+            except FarmCallFailed as failure:
+                raise _with_ref_hint(failure, command, browser.snapshot_taken) from failure
         if makes_value and result.HasField("dialog"):
             raise DialogShowing(result)
         return result
@@ -143,3 +146,21 @@ class ToolRunner:
             raise ToolError(f"{prefix}the farm refused: {failure}") from failure
         except (SessionEnded, StillOpening, ArgumentError) as error:
             raise ToolError(f"{prefix}{error}") from error
+
+
+def _with_ref_hint(
+    failure: FarmCallFailed, command: sessions_pb2.SessionCommand, snapshot_taken: bool
+) -> FarmCallFailed:
+    """`failure`, saying where references come from when one of the command's was not found."""
+    refs = snapshot_refs(command)
+    if not refs or "SELECTOR_NOT_FOUND" not in failure.details:
+        return failure
+    if snapshot_taken:
+        hint = "references come from the latest snapshot: take a new one after the page changes"
+    else:
+        hint = (
+            f"{refs[0]} is a reference from a snapshot, and none has been taken of this "
+            "browser yet: call snapshot first (references come from the latest snapshot), "
+            "or give a CSS selector"
+        )
+    return FarmCallFailed(failure.code, f"{failure.details}; {hint}")

@@ -88,7 +88,8 @@ def _title(title: str) -> list[Check]:
                 "document-title",
                 "serious",
                 "The page has a title",
-                "Give the page a <title> that says what it is about; search results show it.",
+                "The page has no title; give it a <title> that says what it is about: search "
+                "results show it.",
             )
         ]
     shortest, longest = TITLE_CHARS
@@ -114,8 +115,9 @@ def _description(descriptions: Sequence[str]) -> Check:
         "meta-description",
         "serious",
         "The page has a meta description",
-        'Add <meta name="description" content="..."> summing up the page; search results '
-        "show it under the title.",
+        "The page has no meta description (or an empty one); add "
+        '<meta name="description" content="..."> summing up the page: search results show '
+        "it under the title.",
     )
 
 
@@ -155,8 +157,9 @@ def _hreflang(alternates: Sequence[dict[str, str]]) -> list[Check]:
             "hreflang",
             "moderate",
             "Every hreflang link names a valid language and an absolute URL",
-            'Use a language code with an optional region ("de", "en-GB") or "x-default", and '
-            "an absolute URL in href.",
+            "An hreflang link names no valid language or no absolute URL; use a language "
+            'code with an optional region ("de", "en-GB") or "x-default", and an absolute URL '
+            "in href.",
             bad,
         )
     ]
@@ -199,8 +202,8 @@ def _image_alt(images: Sequence[str]) -> Check:
         "image-alt",
         "moderate",
         "Every image has an alt attribute",
-        'Describe each image in its alt attribute (alt="" for decoration); search engines '
-        "read it instead of the image.",
+        "An image has no alt attribute; describe each image in its alt attribute "
+        '(alt="" for decoration): search engines read it instead of the image.',
         images,
     )
 
@@ -212,7 +215,8 @@ def _crawlable_links(links: Sequence[str]) -> Check:
         "crawlable-links",
         "moderate",
         "Links have real URLs in href",
-        'Give each link an href a crawler can follow instead of "javascript:" or a click handler.',
+        'A link has no URL a crawler can follow ("javascript:" or a click handler); give '
+        "each link a real URL in href.",
         links,
     )
 

@@ -62,6 +62,13 @@ TRY_NEXT_AGENT = frozenset(
 FARM_FAULTS = frozenset({Refusal.INTERNAL, Refusal.INVALID_ORDER, "UNKNOWN"})
 
 
+def refusal_note(agent_id: str, message: str) -> str:
+    """An agent's refusal as a 429 lists it: named once, by the agent itself if it did."""
+    if message.startswith(f"agent {agent_id} "):
+        return message
+    return f"{agent_id}: {message}"
+
+
 def command_error(error: tasks_pb2.TaskError) -> Exception:
     """The gRPC error a failed command answers with; the message starts with its code."""
     message = f"{error.code}: {error.message}"
@@ -364,7 +371,7 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
         if reply.error.code == "INVALID_DEVICE":
             raise InvalidArgument("device", reply.error.message.removeprefix("device: "))
         if reply.error.code in TRY_NEXT_AGENT:
-            refusals.append(f"{candidate.agent_id}: {reply.error.message}")
+            refusals.append(refusal_note(candidate.agent_id, reply.error.message))
             return None
         raise command_error(reply.error)
 
