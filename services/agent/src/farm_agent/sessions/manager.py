@@ -26,7 +26,7 @@ from farm_agent.places import Places
 from farm_agent.saved.keeper import CaptureKeeper
 from farm_agent.sessions.launcher import SessionLauncher
 from farm_agent.sessions.leftovers import close_keeping, discard, wind_down
-from farm_agent.sessions.notices import publish_closed
+from farm_agent.sessions.notices import publish_closed, report_closing
 from farm_agent.sessions.session import OpenSession
 from farm_agent.sessions.warm import (
     DEFAULT_SCREEN,
@@ -307,7 +307,14 @@ class SessionManager:
             reason=reason.value,
             commands=session.commands,
         )
+        closing = queue_pb2.SessionClosed()
+        closing.CopyFrom(closed)
+        closing.event_id = uuid.uuid4().hex
+        closing.time.GetCurrentTime()
         try:
+            # Reported before the sockets end: a client that saw the close frame then
+            # finds the session closed (GetSession reads the last report).
+            await report_closing(self._js, closing)
             await session.end_clients(reason)
             await wind_down(session)
             if reason is CloseReason.OPEN_ABANDONED:
