@@ -11,6 +11,7 @@ answer's status, as a task's does: once Chromium's error page is up, it is empti
 import asyncio
 from typing import Literal
 
+from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Frame, Page, Request, Response
 
 from farm_agent.egress.proxy_wire import host_port, url_host_port
@@ -125,11 +126,13 @@ async def shown_url(page: Page) -> str:
     """The page's URL; for Chromium's error page, the URL whose answer it stands for."""
     if not page.url.startswith(ERROR_PAGE_PREFIX):
         return page.url
-    with failures_as(Stage.CAPTURE, "final URL"):
+    try:
         cdp = await page.context.new_cdp_session(page)
         try:
             history = await cdp.send("Page.getNavigationHistory")
         finally:
             await cdp.detach()
-    entry = history["entries"][history["currentIndex"]]
-    return str(entry["url"])
+        return str(history["entries"][history["currentIndex"]]["url"])
+    except (PlaywrightError, LookupError):
+        # The error page's own URL is still an answer: the result is not lost for it.
+        return page.url
