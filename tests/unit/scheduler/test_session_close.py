@@ -74,53 +74,6 @@ async def test_a_session_the_agent_closed_keeps_its_close(engine: AsyncEngine) -
     assert (again.close_reason, again.recording.id) == ("IDLE_TIMEOUT", "art_video")
 
 
-async def test_the_agents_final_report_adds_the_recording_to_its_first(
-    engine: AsyncEngine,
-) -> None:
-    # The agent reports a close as it begins (no recording yet), then once it is done.
-    store = SessionStore(engine)
-    record = await open_session(store)
-    began = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
-    await store.close(
-        record.id, CloseReason.IDLE_TIMEOUT.value, close_time=began, commands=2, reported=True
-    )
-
-    done = await store.close(
-        record.id,
-        CloseReason.IDLE_TIMEOUT.value,
-        close_time=began + dt.timedelta(seconds=30),
-        recording=RECORDING,
-        commands=3,
-        reported=True,
-        agent_id="agent-1",
-    )
-    other = await store.close(
-        record.id,
-        CloseReason.IDLE_TIMEOUT.value,
-        recording=tasks_pb2.ArtifactRef(id="art_other"),
-        reported=True,
-        agent_id="agent-1",
-    )
-
-    assert done is not None and other is not None
-    assert (done.close_reason, done.recording.id, done.commands) == ("IDLE_TIMEOUT", "art_video", 3)
-    assert done.close_time is not None and done.close_time.replace(tzinfo=dt.UTC) == began
-    assert other.recording.id == "art_video"
-
-
-async def test_another_closes_report_adds_no_recording(engine: AsyncEngine) -> None:
-    store = SessionStore(engine)
-    record = await open_session(store)
-    await store.close(record.id, CloseReason.CLOSED_BY_USER.value, reported=True)
-
-    later = await store.close(
-        record.id, CloseReason.IDLE_TIMEOUT.value, recording=RECORDING, reported=True
-    )
-
-    assert later is not None
-    assert (later.close_reason, later.recording.id) == ("CLOSED_BY_USER", "")
-
-
 async def test_a_session_being_placed_is_not_found_until_an_agent_holds_it(
     engine: AsyncEngine,
 ) -> None:

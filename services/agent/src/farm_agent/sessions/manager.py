@@ -312,9 +312,12 @@ class SessionManager:
         closing.event_id = uuid.uuid4().hex
         closing.time.GetCurrentTime()
         try:
-            # Reported before the sockets end: a client that saw the close frame then
-            # finds the session closed (GetSession reads the last report).
-            await report_closing(self._js, closing)
+            if session.recorder is None:
+                # Reported before the sockets end: a client that saw the close frame
+                # then finds the session closed (GetSession reads the last report). A
+                # recording session is reported once its video is stored, so that a
+                # CLOSED session always names its recording.
+                await report_closing(self._js, closing)
             await session.end_clients(reason)
             await wind_down(session)
             if reason is CloseReason.OPEN_ABANDONED:

@@ -214,8 +214,6 @@ class SessionStore:
     ) -> SessionRecord | None:
         """Marks the session CLOSED; a session already closed keeps its first close.
 
-        An agent's later report of the same close adds the recording its first lacked.
-
         `reported` marks the agent's own account of the close, which replaces an
         AGENT_LOST the scheduler recorded first: an agent that drains closes its
         sessions and then removes its heartbeat, and the sweep may see the heartbeat
@@ -241,23 +239,6 @@ class SessionStore:
                 .where(sessions.c.id == session_id, _still_open(reported), _held_by(agent_id))
                 .values(**values)
             )
-            if reported and "recording" in values:
-                # The agent reports a close as it begins, then with the recording once
-                # done: the later report completes the close its first one recorded.
-                await connection.execute(
-                    update(sessions)
-                    .where(
-                        sessions.c.id == session_id,
-                        sessions.c.state == CLOSED,
-                        sessions.c.close_reason == reason,
-                        sessions.c.recording == b"",
-                        _held_by(agent_id),
-                    )
-                    .values(
-                        recording=values["recording"],
-                        commands=values.get("commands", sessions.c.commands),
-                    )
-                )
             row = (
                 await connection.execute(select(sessions).where(sessions.c.id == session_id))
             ).first()
