@@ -259,6 +259,12 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 # /status/503: an error page with that status.
                 self.send_error(int(url.path.removeprefix("/status/")))
                 return
+            elif url.path.startswith("/empty/"):
+                # /empty/404: that status with no body at all (Content-Length: 0).
+                self.send_response(int(url.path.removeprefix("/empty/")))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             elif url.path.startswith("/flaky/"):
                 # /flaky/<name>?fails=2: 503 for the first two requests, then the page.
                 fails = int(parse_qs(url.query).get("fails", ["2"])[0])

@@ -53,3 +53,12 @@ async def test_a_close_never_published_gives_up_after_its_tries_without_a_last_p
     await notices.publish_closed(js, CLOSED)  # type: ignore[arg-type]
     assert len(js.tries) == notices.PUBLISH_TRIES
     assert len(pauses) == notices.PUBLISH_TRIES - 1
+
+
+async def test_the_report_as_a_close_begins_is_tried_once_and_never_stops_the_close(
+    pauses: list[float],
+) -> None:
+    js = FlakyJetStream(failures=1)
+    await notices.report_closing(js, CLOSED)  # type: ignore[arg-type]
+    assert [try_[2]["Nats-Msg-Id"] for try_ in js.tries] == ["ev-1"]
+    assert pauses == []

@@ -41,6 +41,7 @@ from farm_scheduler.sessions.api import SessionApi
 from farm_scheduler.sessions.closer import SessionCloser
 from farm_scheduler.sessions.events import SessionEventConsumer
 from farm_scheduler.sessions.orders import AgentOrders
+from farm_scheduler.sessions.reported import ReportedCloses
 from farm_scheduler.sessions.routes import SessionRoutes
 from farm_scheduler.sessions.store import SessionStore
 from farm_scheduler.settings import SchedulerSettings
@@ -257,6 +258,7 @@ class SchedulerService:
             settings.session_agent_lost_seconds,
             settings.session_unclaimed_grace_seconds,
             settings.session_place_timeout_seconds,
+            ReportedCloses(js),
         )
         self._session_events = SessionEventConsumer(
             self._session_closer, settings.event_ack_wait_seconds, settings.accept_unbound_events

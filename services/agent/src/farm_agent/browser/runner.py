@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from playwright.async_api import Page, Request, Response
+from playwright.async_api import Page, Response
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
@@ -17,6 +17,7 @@ from farm_agent.browser.actions import Capture, run_action
 from farm_agent.browser.collect import collect, observer_for
 from farm_agent.browser.history import history_field, history_target
 from farm_agent.browser.isolation import choose_isolation
+from farm_agent.browser.navigation import MainFrameNavigation, shown_url
 from farm_agent.browser.observers import ContextObserver
 from farm_agent.browser.page_guard import CONTEXT_OPTIONS, PageGuard
 from farm_agent.browser.pool import BrowserPool
@@ -24,7 +25,6 @@ from farm_agent.browser.pooled import PooledBrowser
 from farm_agent.browser.setup import context_options, prepare_context
 from farm_agent.browser.steps import run_step
 from farm_agent.browser.warm import WarmContext
-from farm_agent.egress.proxy_wire import host_port, url_host_port
 from farm_agent.egress.session import EgressSession
 from farm_agent.errors import Stage, TaskFailure, failures_as, http_error
 from farm_agent.media.recorder import RecordingLimits
@@ -260,7 +260,7 @@ async def browse(
         if audit_observer is not None:
             audit_observer.stop()
     capture.result.http_status = status
-    capture.result.final_url = page.url
+    capture.result.final_url = await shown_url(page)
     with failures_as(Stage.CAPTURE, "title"):
         capture.result.title = await page.title()
     await collect(page, spec.collect, observer, capture)
@@ -324,17 +324,17 @@ async def _guarded(
     egress: EgressSession,
 ) -> int:
     """Navigates by `go` (to `url`) in the budget; its HTTP status, the guard's refusals raised."""
-    navigation = _MainFrameNavigation(page)
+    navigation = MainFrameNavigation(page)
+    wait_until = _WAIT_UNTIL.get(spec.wait_until, _WAIT_UNTIL[DEFAULT_WAIT_UNTIL])
     try:
         with failures_as(Stage.NAVIGATION, field):
-            response = await go(
-                wait_until=_WAIT_UNTIL.get(spec.wait_until, _WAIT_UNTIL[DEFAULT_WAIT_UNTIL]),
-                timeout=budget.ms(),
-            )
+            response = await go(wait_until=wait_until, timeout=budget.ms())
     except TaskFailure as failure:
-        raise navigation.blocked(egress, url, field) or navigation.explained(
-            failure, egress
-        ) from failure
+        response = await navigation.empty_error_answer(failure, wait_until, budget.ms(), field)
+        if response is None:
+            raise navigation.blocked(egress, url, field) or navigation.explained(
+                failure, egress
+            ) from failure
     finally:
         navigation.stop()
     blocked = navigation.blocked(egress, url, field)
@@ -342,59 +342,6 @@ async def _guarded(
         raise blocked
     status = response.status if response is not None else 0
     if spec.fail_on_http_error and status >= 400:
-        raise http_error(status, page.url)
+        raise http_error(status, await shown_url(page))
     metrics.pages_scraped_total.inc()
     return status
-
-
-class _MainFrameNavigation:
-    """The URLs the main frame asked for while a navigation ran (redirects too)."""
-
-    def __init__(self, page: Page) -> None:
-        self._page = page
-        self.urls: list[str] = []
-        page.on("request", self._on_request)
-
-    def _on_request(self, request: Request) -> None:
-        if request.is_navigation_request() and request.frame == self._page.main_frame:
-            self.urls.append(request.url)
-
-    def stop(self) -> None:
-        """Stops noting requests: the navigation has ended."""
-        self._page.remove_listener("request", self._on_request)
-
-    def blocked(self, egress: EgressSession, first_url: str, field: str) -> TaskFailure | None:
-        """BLOCKED_URL when the egress guard refused the navigation or one of its redirects."""
-        # Chromium's first request is the task's URL in its canonical form (a decimal
-        # or hex IPv4 address spelled out), not a redirect; later ones are redirects.
-        for index, url in enumerate([first_url, *self.urls]):
-            host, port = url_host_port(url)
-            refused = egress.refusal_for(host, port) if host else None
-            if refused is None:
-                continue
-            shown = url.split("?", 1)[0]
-            where = f"{field}: " if index <= 1 else f"{field}: redirected to {shown}: "
-            return TaskFailure(ErrorCode.BLOCKED_URL, where + refused.describe())
-        return None
-
-    def explained(self, failure: TaskFailure, egress: EgressSession) -> TaskFailure:
-        """The failure with the egress guard's reason added when it could not reach the host.
-
-        Final when the host's name does not exist (NXDOMAIN): no retry would find it.
-        """
-        if failure.code is not ErrorCode.NAVIGATION_FAILED:
-            return failure
-        for url in reversed(self.urls):
-            host, port = url_host_port(url)
-            target = host_port(host, port)
-            reason = egress.failures.get(target) if host else None
-            if reason is not None and target in egress.nonexistent:
-                # No attempt finds a name that does not exist: final, and not the host's fault.
-                return TaskFailure(
-                    failure.code,
-                    f"{failure.message} ({reason}; the name does not exist, so it is not retried)",
-                    retryable=False,
-                )
-            if reason is not None:
-                return TaskFailure(failure.code, f"{failure.message} ({reason})")
-        return failure

@@ -16,6 +16,7 @@ from typing import Any
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import Capture
+from farm_agent.browser.navigation import shown_url
 from farm_agent.browser.runner import Budget, browse
 from farm_agent.errors import TaskFailure
 from farm_agent.saved.keeper import CaptureKeeper
@@ -133,7 +134,9 @@ async def _run_locked(
         session.touch()
     session.commands += 1
     if capture is None:
-        result = tasks_pb2.TaskResult(final_url=page.url, dialog=session.dialogs.described())
+        result = tasks_pb2.TaskResult(
+            final_url=await shown_url(page), dialog=session.dialogs.described()
+        )
         result.screencast.CopyFrom(session.screencasts.status())
         return result
     prefix = f"command-{session.commands}-"

@@ -26,7 +26,7 @@ from farm_agent.places import Places
 from farm_agent.saved.keeper import CaptureKeeper
 from farm_agent.sessions.launcher import SessionLauncher
 from farm_agent.sessions.leftovers import close_keeping, discard, wind_down
-from farm_agent.sessions.notices import publish_closed
+from farm_agent.sessions.notices import publish_closed, report_closing
 from farm_agent.sessions.session import OpenSession
 from farm_agent.sessions.warm import (
     DEFAULT_SCREEN,
@@ -45,6 +45,8 @@ WITHDRAWN_KEPT = 4096
 """The most withdrawn openings remembered at once."""
 REMEMBERED_CLOSES = 1024
 """Closed sessions whose end the agent remembers, to answer late orders for them."""
+CLOSES_AT_ONCE = 8
+"""How many of the agent's own closes (clocks, drain) run at the same time."""
 
 
 class SessionRefused(Exception):
@@ -91,6 +93,10 @@ class SessionManager:
             WITHDRAWN_KEPT, WITHDRAWN_SECONDS, timer=clock
         )
         self._changed = asyncio.Condition()
+        # The clocks' and the drain's closes run side by side, a few at once: one slow
+        # close (a long recording's encode) holds up no other session's.
+        self._close_turns = asyncio.Semaphore(CLOSES_AT_ONCE)
+        self._due_closes: dict[str, asyncio.Task[None]] = {}
         self._draining = False
         self._js: JetStreamContext | None = None
         self.endpoint = ""
@@ -217,12 +223,38 @@ class SessionManager:
         return await asyncio.shield(task)
 
     async def close_due(self) -> None:
-        """Closes every session that is idle too long, too old, or whose browser died."""
+        """Starts closing every session that is idle too long, too old, or whose browser died.
+
+        The closes run in the background, side by side (CLOSES_AT_ONCE at a time): the
+        clocks' next check does not wait for a slow one, and a session still closing
+        is left alone.
+        """
         for session in list(self._sessions.values()):
             reason = session.due_reason()
-            if reason is not None and not session.closing:
-                log.info("session %s closes: %s", session.session_id, reason.value)
+            if reason is None or session.closing or session.session_id in self._due_closes:
+                continue
+            log.info("session %s closes: %s", session.session_id, reason.value)
+            self._start_close(session, reason)
+
+    def _start_close(self, session: OpenSession, reason: CloseReason) -> asyncio.Task[None]:
+        """Closes the session in a task of its own, waiting for a turn; errors are logged."""
+        session_id = session.session_id
+        task = self._due_closes.get(session_id)
+        if task is None:
+            task = asyncio.create_task(self._close_in_turn(session, reason))
+            self._due_closes[session_id] = task
+            task.add_done_callback(lambda _: self._due_closes.pop(session_id, None))
+        return task
+
+    async def _close_in_turn(self, session: OpenSession, reason: CloseReason) -> None:
+        async with self._close_turns:
+            try:
                 await self.close(session, reason)
+            except Exception:
+                # The others go on; _close gave its place back whatever failed.
+                log.exception(
+                    "session %s: closing it (%s) failed", session.session_id, reason.value
+                )
 
     async def drain(self, grace_seconds: float) -> None:
         """Refuses new sessions, waits up to the grace for open ones, then closes them."""
@@ -233,8 +265,9 @@ class SessionManager:
                     await self._changed.wait_for(lambda: not self._sessions)
         await self._spares.close()
         left = list(self._sessions.values())
-        for session in left:
-            await self.close(session, CloseReason.AGENT_DRAINING)
+        closes = [self._start_close(session, CloseReason.AGENT_DRAINING) for session in left]
+        # Closes the clocks started before the drain are waited for too.
+        await asyncio.gather(*closes, *list(self._due_closes.values()))
         if left:
             log.info("drained: %d session(s) closed (AGENT_DRAINING)", len(left))
 
@@ -274,7 +307,17 @@ class SessionManager:
             reason=reason.value,
             commands=session.commands,
         )
+        closing = queue_pb2.SessionClosed()
+        closing.CopyFrom(closed)
+        closing.event_id = uuid.uuid4().hex
+        closing.time.GetCurrentTime()
         try:
+            if session.recorder is None:
+                # Reported before the sockets end: a client that saw the close frame
+                # then finds the session closed (GetSession reads the last report). A
+                # recording session is reported once its video is stored, so that a
+                # CLOSED session always names its recording.
+                await report_closing(self._js, closing)
             await session.end_clients(reason)
             await wind_down(session)
             if reason is CloseReason.OPEN_ABANDONED:

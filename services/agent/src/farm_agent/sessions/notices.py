@@ -2,8 +2,10 @@
 
 The agent writes no session route: the scheduler alone writes and removes them
 (farm_scheduler's sessions.routes), and the agent's NATS user may not touch the
-`farm_sessions` bucket (farm_core.nats_roles). A close is published a few times; the
-scheduler removes the session's route as it applies the close's event.
+`farm_sessions` bucket (farm_core.nats_roles). A close is reported twice: once as it
+begins, before the clients' sockets end (report_closing), then when it is done,
+with the recording (publish_closed, tried a few times). The scheduler removes the
+session's route as it applies the close's event.
 """
 
 import asyncio
@@ -25,6 +27,30 @@ log = logging.getLogger(__name__)
 
 PUBLISH_TRIES = 5
 PUBLISH_TIMEOUT_SECONDS = 5.0
+CLOSING_TIMEOUT_SECONDS = 2.0
+"""How long a close waits for its first report to be stored before it ends the sockets."""
+
+
+async def report_closing(js: JetStreamContext | None, closed: queue_pb2.SessionClosed) -> None:
+    """Publishes that the session is closing, as `closed` says, once and bounded.
+
+    Sent before the close ends the clients' sockets: once it is stored, GetSession
+    finds the session closed (the scheduler reads the session's last report), so a
+    client that saw its socket's close frame never sees the session ACTIVE. The
+    final report, with the recording, follows when the close is done; should this
+    one fail, that one still tells.
+    """
+    if js is None:
+        return
+    try:
+        await js.publish(
+            closed_subject(closed.session_id, closed.agent_id),
+            closed.SerializeToString(),
+            timeout=CLOSING_TIMEOUT_SECONDS,
+            headers={"Nats-Msg-Id": closed.event_id},
+        )
+    except (nats.errors.Error, TimeoutError) as error:
+        log.warning("session %s: reporting its close early failed: %s", closed.session_id, error)
 
 
 async def publish_closed(js: JetStreamContext | None, closed: queue_pb2.SessionClosed) -> None:

@@ -144,7 +144,8 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
         self, request: sessions_pb2.GetSessionRequest, context: Any
     ) -> sessions_pb2.Session:
         record = await self._store.get(current_identity().tenant, checked_session_id(request.id))
-        return self._answer(record)
+        # A close its agent reported counts at once: its sockets may have ended already.
+        return self._answer(await self._closer.as_reported(record))
 
     async def ListSessions(
         self, request: sessions_pb2.ListSessionsRequest, context: Any

@@ -46,6 +46,7 @@ from farm_scheduler.sessions.orders import (
 )
 from farm_scheduler.sessions.placement import Ranking, candidates
 from farm_scheduler.sessions.records import SessionRecord
+from farm_scheduler.sessions.reported import ReportedCloses
 from farm_scheduler.sessions.routes import SessionRoutes
 from farm_scheduler.sessions.store import SessionStore
 from farm_scheduler.sessions.sweep_closes import SweepCloses
@@ -76,8 +77,10 @@ class SessionCloser:
         agent_lost_seconds: float,
         unclaimed_grace_seconds: float,
         place_timeout_seconds: float,
+        reports: ReportedCloses | None = None,
     ) -> None:
         self._store = store
+        self._reports = reports
         self._orders = orders
         self._heartbeats = heartbeats
         self._routes = routes
@@ -179,6 +182,24 @@ class SessionCloser:
         own.session_id = record.id
         applied = await self.apply(own, held_by=record.agent_id)
         if applied is None or not applied.active:
+            await self._remove_route_quietly(record.id, record.agent_id)
+        return applied
+
+    async def as_reported(self, record: SessionRecord) -> SessionRecord:
+        """The ACTIVE session as its agent last reported it: closed, if it reported a close.
+
+        The agent reports a close before it ends the session's sockets; the report is
+        applied here if the event consumer has not applied it yet.
+        """
+        if not record.active or not record.agent_id or self._reports is None:
+            return record
+        closed = await self._reports.last(record.id, record.agent_id)
+        if closed is None:
+            return record
+        applied = await self.apply(closed, held_by=record.agent_id)
+        if applied is None:
+            return record
+        if not applied.active:
             await self._remove_route_quietly(record.id, record.agent_id)
         return applied
 
