@@ -121,3 +121,16 @@ async def test_a_split_message_the_guard_may_have_to_read_ends_the_link(cut: int
     )
     assert isinstance(link.closed.exception(), BrowserLinkError)
     assert client.data == b""
+
+
+def test_an_id_waiting_for_a_target_answer_is_not_used_again() -> None:
+    guard = TargetGuard(lambda command: None)
+    assert isinstance(decide(text({"id": 5, "method": "Target.getTargets"}), guard), Forward)
+    again = decide(text({"id": 5, "method": "Runtime.evaluate"}), guard)
+    assert isinstance(again, Refuse) and "still waiting" in again.reply
+    other_session = {"id": 5, "method": "Target.getTargets", "sessionId": "S2"}
+    assert isinstance(decide(text(other_session), guard), Forward)
+    assert guard.rewrite(text({"id": 5, "result": {"targetInfos": [OMNIBOX]}})) == text(
+        {"id": 5, "result": {"targetInfos": []}}
+    )
+    assert isinstance(decide(text({"id": 5, "method": "Runtime.evaluate"}), guard), Forward)

@@ -78,8 +78,11 @@ class TargetGuard:
         target = params.get("targetId")
         if isinstance(target, str) and target in self._hidden:
             return f"the target is not the session's: {self._hidden[target]}"
+        key = (command_id, session if isinstance(session, str) else None)
+        if key in self._pending:
+            # Two answers of one id: the guard could not tell which one to read.
+            return f"the id {command_id} is still waiting for the answer to a Target command"
         if method in ANSWERS_READ:
-            key = (command_id, session if isinstance(session, str) else None)
             self._pending[key] = method
             self._pending_ids[command_id] += 1
         return None
