@@ -6,6 +6,7 @@ import os
 import signal
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import psutil
@@ -41,7 +42,9 @@ async def playwright() -> AsyncIterator[Playwright]:
 
 
 @pytest.fixture
-async def session_browser(playwright: Playwright, tmp_path: Path) -> AsyncIterator[SessionBrowser]:
+async def session_browser(
+    playwright: Playwright, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[SessionBrowser]:
     browser = await SessionBrowser.launch(
         playwright,
         LaunchOptions(
@@ -49,6 +52,7 @@ async def session_browser(playwright: Playwright, tmp_path: Path) -> AsyncIterat
             tmp_path / "session",
             proxy_arguments=(),
             temp_dirs=TempDirs(tmp_path / "temp-dirs"),
+            extra_arguments=getattr(request, "param", ()),
         ),
     )
     try:
@@ -97,6 +101,8 @@ async def relay(session_browser: SessionBrowser) -> AsyncIterator[Relay]:
         await runner.cleanup()
 
 
+# The second with the browser's own WebUI targets (see WITH_WEBUI), which the filter hides.
+@pytest.mark.parametrize("session_browser", [(), ("--disable-features=",)], indirect=True)
 async def test_a_client_drives_the_sessions_page_through_the_bridge(
     relay: Relay, playwright: Playwright
 ) -> None:
@@ -261,3 +267,75 @@ async def test_a_page_opening_when_the_session_browser_dies_fails_at_once_as_cra
 
     assert caught.value.code is ErrorCode.BROWSER_CRASHED, caught.value
     assert "session's browser went away" in caught.value.message
+
+
+class Cdp:
+    """A raw CDP client that keeps every event it reads."""
+
+    def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
+        self.socket = socket
+        self.events: list[dict[str, Any]] = []
+        self._next = 0
+
+    async def send(self, method: str, params: dict[str, Any] | None = None, **extra: Any) -> Any:
+        self._next += 1
+        await self.socket.send_str(
+            json.dumps({"id": self._next, "method": method, "params": params or {}, **extra})
+        )
+        while True:
+            message = json.loads((await self.socket.receive()).data)
+            if message.get("id") == self._next:
+                return message
+            self.events.append(message)
+
+
+# Chromium keeps the last --disable-features: its omnibox popups (a privileged
+# chrome:// page each, `browser_ui` targets in the context of the session's pages)
+# are made as without the agent's launch flag, so the filter is tested on its own.
+WITH_WEBUI = pytest.mark.parametrize("session_browser", [("--disable-features=",)], indirect=True)
+
+
+async def browser_ui_targets(relay: Relay) -> list[dict[str, Any]]:
+    """The browser's own WebUI targets, as the agent (not the client) sees them."""
+    async with aiohttp.ClientSession() as http, http.ws_connect(relay.browser.cdp_endpoint) as ws:
+        reply = await Cdp(ws).send("Target.getTargets")
+    return [t for t in reply["result"]["targetInfos"] if t["type"] == "browser_ui"]
+
+
+async def test_a_session_browser_makes_no_browser_ui_target(relay: Relay) -> None:
+    assert await browser_ui_targets(relay) == []
+
+
+@WITH_WEBUI
+async def test_the_client_sees_the_sessions_pages_and_no_browser_ui_target(relay: Relay) -> None:
+    assert await browser_ui_targets(relay), "this Chromium has no WebUI target to hide"
+    async with aiohttp.ClientSession() as http, http.ws_connect(relay.url) as socket:
+        cdp = Cdp(socket)
+        reply = await cdp.send("Target.getTargets")
+        assert [t["type"] for t in reply["result"]["targetInfos"]] == ["page"]
+        await cdp.send("Target.setDiscoverTargets", {"discover": True})
+        await cdp.send(
+            "Target.setAutoAttach",
+            {"autoAttach": True, "waitForDebuggerOnStart": False, "flatten": True},
+        )
+        await cdp.send("Target.createTarget", {"url": "about:blank"})
+        infos = [e["params"]["targetInfo"] for e in cdp.events if "targetInfo" in e["params"]]
+        assert infos and {info["type"] for info in infos} == {"page"}
+        assert not any(info["url"].startswith("chrome:") for info in infos)
+
+
+@WITH_WEBUI
+async def test_attaching_to_a_browser_ui_target_is_refused(relay: Relay) -> None:
+    target = (await browser_ui_targets(relay))[0]["targetId"]
+    async with aiohttp.ClientSession() as http, http.ws_connect(relay.url) as socket:
+        cdp = Cdp(socket)
+        reply = await cdp.send("Target.attachToTarget", {"targetId": target, "flatten": True})
+        assert "error" in reply, reply
+        assert "'browser_ui'" in reply["error"]["message"]
+        assert not any(e["method"] == "Target.attachedToTarget" for e in cdp.events)
+        # Known now: refused before it reaches the browser, as is its info.
+        for method in ("Target.attachToTarget", "Target.getTargetInfo", "Target.activateTarget"):
+            reply = await cdp.send(method, {"targetId": target, "flatten": True})
+            assert "browser_ui" in reply["error"]["message"], reply
+        reply = await cdp.send("Target.attachToBrowserTarget")
+        assert "'browser'" in reply["error"]["message"], reply

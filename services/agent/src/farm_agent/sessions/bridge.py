@@ -22,6 +22,7 @@ import aiohttp
 from aiohttp import hdrs, web
 
 from farm_agent.sessions.browser_socket import WEBSOCKET_GUID, BrowserLink
+from farm_agent.sessions.cdp_targets import TargetGuard
 from farm_agent.sessions.client_socket import CLOSE_NORMAL, ClientFrames, close_frame
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,9 @@ async def bridge(
 ) -> None:
     """Relays until either side closes; the browser's close ends the client's socket."""
     link = BrowserLink(client.transport, on_activity, MAX_BROWSER_MESSAGE_BYTES)
-    frames = ClientFrames(link, on_activity, MAX_CLIENT_MESSAGE_BYTES, on_dialog_answer)
+    # The browser's messages that name targets are read and cut to the session's own.
+    link.inspector = guard = TargetGuard(link.send)
+    frames = ClientFrames(link, on_activity, MAX_CLIENT_MESSAGE_BYTES, on_dialog_answer, guard)
     try:
         async with asyncio.timeout(BROWSER_HANDSHAKE_SECONDS):
             await link.open(browser_endpoint)

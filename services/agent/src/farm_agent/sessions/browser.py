@@ -28,6 +28,7 @@ from farm_core.task_errors import ErrorCode
 
 log = logging.getLogger(__name__)
 
+SESSION_DISABLED_FEATURES = ("WebUIOmniboxPopup", "WebUIOmniboxAimPopup")
 # What Playwright's own launch adds for automation; the session's browser is
 # launched by the agent, so it asks for them itself.
 AUTOMATION_FLAGS: tuple[str, ...] = (
@@ -49,6 +50,10 @@ AUTOMATION_FLAGS: tuple[str, ...] = (
     "--password-store=basic",
     "--use-mock-keychain",
     "--force-color-profile=srgb",
+    # A full Chromium keeps its omnibox popups as WebUI pages (chrome://omnibox-popup…,
+    # `browser_ui` targets with chrome.send): none is made for a client to reach. The
+    # CDP filter hides such targets anyway (cdp_targets.py).
+    "--disable-features=" + ",".join(SESSION_DISABLED_FEATURES),
     "--remote-debugging-address=127.0.0.1",
     "--remote-debugging-port=0",
 )

@@ -6,7 +6,8 @@ extension is offered to it), exactly what the agent sends its client as a server
 each data frame is written to the client's connection as it arrived. Only frame
 headers are read, to keep the stream whole: a frame the agent writes itself (a
 refused command's answer) goes between two messages, never inside one. Control
-frames stay here: a ping is answered, a close ends the link.
+frames stay here: a ping is answered, a close ends the link. The few messages an
+`Inspector` wants (they name targets) are held until whole and go on as it rewrites them.
 """
 
 import asyncio
@@ -15,7 +16,7 @@ import hashlib
 import os
 import struct
 from collections.abc import Callable
-from typing import cast
+from typing import Protocol, cast
 from urllib.parse import urlsplit
 
 # aiohttp's C routine (a pure-Python one where its extensions are off); it is not
@@ -30,6 +31,15 @@ FIN = 0x80
 BUFFER_HIGH_BYTES = 4 * 1024 * 1024
 """Reading from the browser pauses while this much waits to go to a slow client."""
 BUFFER_POLL_SECONDS = 0.005
+PEEK_BYTES = 40
+
+
+class Inspector(Protocol):
+    """Reads the messages it `wants` (by their first PEEK_BYTES) whole; `rewrite` may drop them."""
+
+    def wants(self, prefix: bytes) -> bool: ...
+
+    def rewrite(self, payload: bytes) -> bytes | None: ...
 
 
 class BrowserLinkError(ConnectionError):
@@ -88,6 +98,10 @@ class BrowserLink(asyncio.Protocol):
         self._held: list[bytes] = []  # the agent's own frames, waiting for a message's end
         self._writable = asyncio.Event()
         self._writable.set()
+        self.inspector: Inspector | None = None
+        self._peek: bytearray | None = None  # a text frame held back: its header and payload
+        self._peek_start = 0  # where its payload begins
+        self._deciding = False  # whether the inspector has yet to see its first bytes
 
     async def open(self, endpoint: str) -> None:
         """Connects and completes the WebSocket handshake with `endpoint` (ws://host:port/path)."""
@@ -131,7 +145,12 @@ class BrowserLink(asyncio.Protocol):
         The client's stream then ends inside a message: no frame of the agent's own,
         a close frame included, can follow it.
         """
-        return self.closed.done() and (self._in_message or bool(self._left and self._passing))
+        return self.closed.done() and (self._in_message or self._streaming_frame)
+
+    @property
+    def _streaming_frame(self) -> bool:
+        """Whether part of a frame has gone to the client and the rest has not."""
+        return bool(self._left and self._passing and self._peek is None)
 
     def to_client(self, data: bytes) -> None:
         """Writes a whole frame of the agent's own to the client, between the browser's messages.
@@ -139,7 +158,7 @@ class BrowserLink(asyncio.Protocol):
         Once the browser is gone in the middle of a message, the client's stream cannot
         be made whole again, so the frame is dropped (its connection is closed next).
         """
-        if self._in_message or (self._left and self._passing):
+        if self._in_message or self._streaming_frame:
             if not self.closed.done():
                 self._held.append(data)
         else:
@@ -220,15 +239,19 @@ class BrowserLink(asyncio.Protocol):
         pieces: list[bytes | memoryview] = []
         # Where the run of bytes to pass on began in `data`: at once when a frame
         # that passes goes on from the last chunk.
-        mark: int | None = 0 if self._left and self._passing else None
+        mark: int | None = 0 if self._streaming_frame else None
         position, size = 0, len(data)
         while position < size:
             if self._left:
                 step = min(self._left, size - position)
-                if not self._passing:
+                if self._peek is not None:
+                    self._peek += data[position : position + step]
+                elif not self._passing:
                     self._control += data[position : position + step]
                 position += step
                 self._left -= step
+                if self._peek is not None:
+                    mark = self._look(pieces, position)
                 if not self._left:
                     mark = self._end_frame(data, pieces, mark, position)
                 continue
@@ -242,7 +265,14 @@ class BrowserLink(asyncio.Protocol):
             if len(self._header) < needed:
                 position = header_start  # the header's start waits for the next chunk
                 break
-            if self._begin_frame(self._header):
+            passing = self._begin_frame(self._header)
+            if passing and self._peek is not None and self._passes_at_once(data, position):
+                self._peek = None
+            if passing and self._peek is not None:
+                if mark is not None:
+                    pieces.append(data[mark:header_start])
+                mark = self._look(pieces, position)
+            elif passing:
                 if carried:
                     pieces.append(bytes(self._header[:carried]))
                     mark = header_start
@@ -274,6 +304,8 @@ class BrowserLink(asyncio.Protocol):
         self._left = length
         self._passing = opcode in (OPCODE_CONTINUATION, OPCODE_TEXT, OPCODE_BINARY)
         if self._passing:
+            if opcode == OPCODE_TEXT and self.inspector is not None:
+                self._peek, self._peek_start, self._deciding = bytearray(header), len(header), True
             self._in_message = not first & FIN
         else:
             if opcode not in (OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG) or length > 125:
@@ -281,6 +313,42 @@ class BrowserLink(asyncio.Protocol):
             self._control_opcode = opcode
             self._control.clear()
         return self._passing
+
+    def _passes_at_once(self, data: memoryview, position: int) -> bool:
+        """Whether a text frame whose first bytes are all in `data` is one to pass unread."""
+        end = position + min(self._left, PEEK_BYTES)
+        if end > len(data) or (self._in_message and self._left < PEEK_BYTES):
+            return False
+        assert self.inspector is not None
+        return not self.inspector.wants(bytes(data[position:end]))
+
+    def _look(self, pieces: list[bytes | memoryview], position: int) -> int | None:
+        """Lets the inspector see the held frame; where the run to pass on begins, if it does."""
+        assert self._peek is not None and self.inspector is not None
+        start = self._peek_start
+        if self._deciding:
+            if len(self._peek) - start < PEEK_BYTES and self._left:
+                return None
+            self._deciding = False
+            if self._in_message and len(self._peek) - start < PEEK_BYTES:
+                raise BrowserLinkError("the browser split a message too early for the CDP filter")
+            if not self.inspector.wants(bytes(self._peek[start : start + PEEK_BYTES])):
+                pieces.append(bytes(self._peek))
+                self._peek = None
+                return position
+        if self._left:
+            return None
+        payload = bytes(self._peek[start:])
+        if self._in_message:
+            # Chromium never splits a message; one the filter must read is not passed in parts.
+            raise BrowserLinkError("the browser split a message the CDP filter reads")
+        kept = self.inspector.rewrite(payload)
+        if kept is payload:
+            pieces.append(bytes(self._peek))
+        elif kept is not None:
+            pieces.append(frame(OPCODE_TEXT, kept, mask=False))
+        self._peek = None
+        return position
 
     def _end_frame(
         self, data: memoryview, pieces: list[bytes | memoryview], mark: int | None, position: int

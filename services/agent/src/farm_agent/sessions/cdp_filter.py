@@ -1,17 +1,21 @@
 """What an attached CDP client may ask of its session's browser.
 
 A session's browser is a Chromium process of its own, so a client sees and touches
-only that session's targets. What the filter keeps from it is the few commands
+no other session's targets. What the filter keeps from it is the few commands
 that would reach past the browser: the agent's files (file chooser paths,
 extensions, DevTools resource loads), addresses the egress guard would refuse
 (remote target discovery, a context proxy of its own, port forwarding), the agent's
-disk (downloads) and CDP handed to page scripts. Everything else is passed on.
+disk (downloads) and CDP handed to page scripts; and the browser's own targets
+(its WebUI pages), which `cdp_targets.py` keeps out of the client's sight and reach.
+Everything else is passed on.
 """
 
 import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from farm_agent.sessions.cdp_targets import TargetGuard
 
 CDP_SERVER_ERROR = -32000
 """The JSON-RPC error code Chromium itself uses for a refused command."""
@@ -76,8 +80,8 @@ class CloseSession:
 Decision = Forward | Refuse | CloseSession
 
 
-def decide(raw: str | bytes) -> Decision:
-    """What to do with one message from the client."""
+def decide(raw: str | bytes, guard: TargetGuard | None = None) -> Decision:
+    """What to do with one message from the client; `guard` keeps it to the session's targets."""
     try:
         message = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -95,6 +99,8 @@ def decide(raw: str | bytes) -> Decision:
     if not isinstance(params, dict):
         return Refuse(_error_reply(command_id, session, f"{method}: params must be an object"))
     reason = _refusal(method, params)
+    if reason is None and guard is not None:
+        reason = guard.refusal(command_id, method, params, session)
     if reason is not None:
         return Refuse(_error_reply(command_id, session, f"{method} is not allowed here: {reason}"))
     if method == "Browser.close":

@@ -30,6 +30,7 @@ from farm_agent.sessions.browser_socket import (
     frame,
 )
 from farm_agent.sessions.cdp_filter import CloseSession, Forward, Refuse, decide
+from farm_agent.sessions.cdp_targets import TargetGuard
 
 CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG = 1000, 1002, 1009
 CLOSE_REASON_BYTES = 120
@@ -58,8 +59,10 @@ class ClientFrames:
         on_activity: Callable[[], None],
         max_message_bytes: int,
         on_dialog_answer: Callable[[], None] = lambda: None,
+        guard: TargetGuard | None = None,
     ) -> None:
         self.link = link
+        self._guard = guard
         self._on_activity = on_activity
         self._on_dialog_answer = on_dialog_answer
         self._max_message_bytes = max_message_bytes
@@ -194,7 +197,7 @@ class ClientFrames:
             return  # the session is closing; only the client's close is still read
         self._on_activity()
         link = self.link
-        decision = decide(payload)
+        decision = decide(payload, self._guard)
         if isinstance(decision, Forward):
             if decision.method == DIALOG_ANSWER_METHOD:
                 self._on_dialog_answer()
