@@ -20,8 +20,9 @@ from farm_core.errors import (
 )
 from farm_core.quotas import TenantQuotas
 from farm_core.sessions import CloseReason
-from farm_scheduler.sessions.api import command_error, refusal_note
+from farm_scheduler.sessions.api import command_error
 from farm_scheduler.sessions.links import session_links
+from farm_scheduler.sessions.placement import refusal_note
 from farm_scheduler.sessions.records import SessionRecord
 from farm_scheduler.sessions.store import check_session_quota, new_session_id
 from farm_scheduler.sessions.sweep_closes import SweepCloses

@@ -37,7 +37,7 @@ from farm_scheduler.sessions.orders import (
     OrderNotSent,
     OrderTooLarge,
 )
-from farm_scheduler.sessions.placement import Candidate, Openings
+from farm_scheduler.sessions.placement import Candidate, Openings, refusal_note
 from farm_scheduler.sessions.records import SessionRecord
 from farm_scheduler.sessions.routes import SessionRoutes
 from farm_scheduler.sessions.store import ReservationGone, SessionStore
@@ -60,13 +60,6 @@ TRY_NEXT_AGENT = frozenset(
 )
 # Codes of a fault of the farm (an agent's bug, an order it could not read), not the caller's.
 FARM_FAULTS = frozenset({Refusal.INTERNAL, Refusal.INVALID_ORDER, "UNKNOWN"})
-
-
-def refusal_note(agent_id: str, message: str) -> str:
-    """An agent's refusal as a 429 lists it: named once, by the agent itself if it did."""
-    if message.startswith(f"agent {agent_id} "):
-        return message
-    return f"{agent_id}: {message}"
 
 
 def command_error(error: tasks_pb2.TaskError) -> Exception:

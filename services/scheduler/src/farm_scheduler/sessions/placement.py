@@ -159,3 +159,10 @@ class Openings:
         ]
         for session_id in old:
             del self._sessions[session_id]
+
+
+def refusal_note(agent_id: str, message: str) -> str:
+    """An agent's refusal as a 429 lists it: named once, by the agent itself if it did."""
+    if message.startswith(f"agent {agent_id} "):
+        return message
+    return f"{agent_id}: {message}"
