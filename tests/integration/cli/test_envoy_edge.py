@@ -151,6 +151,21 @@ def test_unknown_paths_are_not_found(edge: EdgeUnderTest) -> None:
     assert get(edge, "/admin", headers=GOOD).status_code == 404
 
 
+def test_a_path_holding_an_encoded_nul_is_refused_with_a_message_naming_the_path(
+    edge: EdgeUnderTest,
+) -> None:
+    refused = get(edge, "/v1/tasks/t%005", headers=GOOD)
+
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "code": 3,
+        "message": "path: must not contain %00 (an encoded NUL byte)",
+    }
+    # In the query it is no path's: the call goes on to the service.
+    listed = get(edge, "/v1/tasks?label=a%3Db%00", headers=GOOD)
+    assert listed.status_code == 200, listed.text
+
+
 def test_request_bodies_over_1_mib_are_refused(edge: EdgeUnderTest) -> None:
     body = json.dumps({"url": "https://example.com", "labels": {"x": "y" * (1024 * 1024)}})
     with httpx.Client(base_url=edge.url, timeout=10) as client:

@@ -136,8 +136,12 @@ def test_a_refused_key_stops_the_batch_with_exit_4(
     ("arguments", "message"),
     [
         ([], "name the tasks to cancel: IDs, --from FILE or --label KEY=VALUE"),
-        (["t1", "t2", "--concurrency", "0"], "--concurrency must be from 1 to 64"),
-        (["t1", "--concurrency", "65"], "--concurrency must be from 1 to 64"),
+        (
+            ["t1", "t2", "--concurrency", "0"],
+            "argument --concurrency: must be from 1 to 64, got '0'",
+        ),
+        (["t1", "--concurrency", "65"], "argument --concurrency: must be from 1 to 64, got '65'"),
+        (["t1", "--concurrency", "abc"], "argument --concurrency: must be from 1 to 64, got 'abc'"),
         (["--label", "job"], "argument --label: expected key=value, got 'job'"),
     ],
 )

@@ -25,9 +25,9 @@ def test_a_rate_limited_url_is_sent_again_and_succeeds_not_reported_refused(
     assert "REFUSED" not in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("concurrency", ["0", "65"])
+@pytest.mark.parametrize("concurrency", ["0", "65", "abc", "2.5"])
 @pytest.mark.parametrize("batch", [True, False])
-def test_a_bad_concurrency_is_a_usage_error_with_one_url_too(
+def test_a_bad_concurrency_is_a_usage_error_naming_the_range_with_one_url_too(
     calls: Calls,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -39,7 +39,11 @@ def test_a_bad_concurrency_is_a_usage_error_with_one_url_too(
     source = ["--from", str(urls)] if batch else ["https://example.com/"]
     runs_before = sum(name == "RunTask" for name, *_ in calls.seen)
 
-    assert main(["task", "run", *source, "--content", "text", "--concurrency", concurrency]) == 2
+    with pytest.raises(SystemExit) as exited:
+        main(["task", "run", *source, "--content", "text", "--concurrency", concurrency])
 
-    assert capsys.readouterr().err == "error: --concurrency must be from 1 to 64\n"
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        f"error: argument --concurrency: must be from 1 to 64, got {concurrency!r}\n"
+    )
     assert sum(name == "RunTask" for name, *_ in calls.seen) == runs_before

@@ -71,6 +71,25 @@ def test_a_label_without_equals_is_refused_at_its_field_before_any_call(
     assert farm.created == []
 
 
+@pytest.mark.parametrize("action", ["extract", "script", "Screenshot", ""])
+def test_an_action_the_drop_down_does_not_offer_is_refused_at_its_field_not_taken_as_a_screenshot(
+    invalid: tuple[TestClient, RefusingFarm], action: str
+) -> None:
+    client, farm = invalid
+
+    answer = client.post("/console/tasks", data={"url": "https://a.test/", "action": action})
+
+    assert answer.status_code == 400
+    assert (
+        '<p class="error" role="alert" id="action-error">'
+        f"action: must be one of screenshot, pdf, content, got &#39;{action}&#39;</p>"
+    ) in answer.text
+    assert '<select name="action" aria-invalid="true" aria-describedby="action-error">' in (
+        answer.text
+    )
+    assert farm.created == []
+
+
 @pytest.mark.parametrize("action", ["pdf", "content"])
 @pytest.mark.parametrize(
     ("field", "value", "name"),

@@ -2,10 +2,12 @@
 
 import argparse
 import math
+import re
 from collections.abc import Callable
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
+WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 
 
 def whole_number(most: int, least: int = 0) -> Callable[[str], int]:
@@ -23,6 +25,21 @@ def whole_number(most: int, least: int = 0) -> Callable[[str], int]:
         if not least <= value <= most:
             raise argparse.ArgumentTypeError(f"must be from {least} to {most}, got {value}")
         return value
+
+    return parse
+
+
+def whole_number_in(least: int, most: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `least` to `most`, else a usage error naming the range.
+
+    For an option whose range is its own (not its field's): a word is refused with the
+    same message as a number outside, so either way the caller reads what to give.
+    """
+
+    def parse(text: str) -> int:
+        if not WHOLE_NUMBER.fullmatch(text) or not least <= int(text) <= most:
+            raise argparse.ArgumentTypeError(f"must be from {least} to {most}, got {text!r}")
+        return int(text)
 
     return parse
 

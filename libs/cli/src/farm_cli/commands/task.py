@@ -8,7 +8,6 @@ from farm_cli.commands.task_batch import (
     RUN_TIMEOUT,
     add_batch_arguments,
     batch_urls,
-    check_concurrency,
     run_batch,
 )
 from farm_cli.commands.task_cancel import add_cancel_parser
@@ -62,7 +61,6 @@ def create_task(args: argparse.Namespace) -> int:
 
 def run_task(args: argparse.Namespace) -> int:
     """RunTask, or with --from a batch of them; exits 3 if a task did not succeed."""
-    check_concurrency(args)
     if args.from_file:
         if args.idempotency_key:
             # One key for every URL would make each task after the first the first one.

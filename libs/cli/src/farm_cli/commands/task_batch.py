@@ -19,6 +19,7 @@ from rich.table import Table
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import FarmConnection, connect
 from farm_cli.commands.bulk import as_they_end, progress_bar
+from farm_cli.commands.ranges import whole_number_in
 from farm_cli.commands.task_watch import result_summary, status_name
 from farm_cli.console import CliError, UsageError, message_json
 from farm_cli.exit_codes import ExitCode, item_failure
@@ -84,7 +85,8 @@ def add_batch_arguments(run: argparse.ArgumentParser) -> None:
     )
     batch.add_argument(
         "--concurrency",
-        type=int,
+        # Checked as the options are read: refused with one URL too, not left unread.
+        type=whole_number_in(1, MAX_CONCURRENCY),
         default=4,
         metavar="N",
         help=f"run at most N tasks at once (1 to {MAX_CONCURRENCY}; default 4)",
@@ -103,15 +105,6 @@ def read_urls(lines: Iterable[str], source: str) -> list[str]:
     if not urls:
         raise CliError(f"{source} holds no URLs")
     return urls
-
-
-def check_concurrency(args: argparse.Namespace) -> None:
-    """UsageError unless --concurrency is from 1 to MAX_CONCURRENCY, with --from or without.
-
-    As `task cancel` checks its own: a bad value is refused with one URL too, not left unread.
-    """
-    if not 1 <= args.concurrency <= MAX_CONCURRENCY:
-        raise UsageError(f"--concurrency must be from 1 to {MAX_CONCURRENCY}")
 
 
 def batch_urls(args: argparse.Namespace) -> list[str]:

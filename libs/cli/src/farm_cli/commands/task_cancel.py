@@ -19,6 +19,7 @@ import grpc
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import FarmConnection, call_and_print, connect
 from farm_cli.commands.bulk import as_they_end, progress_bar
+from farm_cli.commands.ranges import whole_number_in
 from farm_cli.commands.task_ids import task_ids_from
 from farm_cli.commands.task_list import MAX_PAGE_SIZE, every_task, list_request
 from farm_cli.commands.task_spec import add_label_argument
@@ -101,7 +102,8 @@ def add_cancel_parser(verbs: "argparse._SubParsersAction[argparse.ArgumentParser
     )
     cancel.add_argument(
         "--concurrency",
-        type=int,
+        # Checked as the options are read: refused with one ID too, not left unread.
+        type=whole_number_in(1, MAX_CONCURRENCY),
         default=DEFAULT_CONCURRENCY,
         metavar="N",
         help=f"at most N calls at once (1 to {MAX_CONCURRENCY}; default {DEFAULT_CONCURRENCY})",
@@ -114,9 +116,6 @@ def add_cancel_parser(verbs: "argparse._SubParsersAction[argparse.ArgumentParser
 
 def cancel_tasks(args: argparse.Namespace) -> int:
     """CancelTask for the one id given, or for every task selected; exit 3 if any failed."""
-    # Checked first: a bad value is refused with one ID too, not left unread.
-    if not 1 <= args.concurrency <= MAX_CONCURRENCY:
-        raise UsageError(f"--concurrency must be from 1 to {MAX_CONCURRENCY}")
     if len(args.ids) == 1 and not args.from_file and not args.labels:
         request = tasks_pb2.CancelTaskRequest(id=args.ids[0])
         return call_and_print(lambda farm: farm.tasks.CancelTask, request)

@@ -73,7 +73,7 @@ def _https(page: PageSecurity) -> Check:
         "https",
         20,
         "The page is served over https",
-        "Serve the page over https and redirect http to it.",
+        "The page is served over plain http; serve it over https and redirect http to it.",
         (page.document.url,),
     )
 
@@ -85,8 +85,8 @@ def _mixed_content(insecure_urls: Sequence[str]) -> Check:
         "mixed-content",
         20,
         "The https page loads nothing over plain http",
-        "Load these over https (browsers block or upgrade them, and they can be changed on "
-        "the way).",
+        "The https page loads these over plain http, where they can be changed on the way "
+        "(browsers block or upgrade them); load them over https.",
         tuple(insecure_urls),
     )
 
@@ -98,6 +98,7 @@ def _console_errors(errors: Sequence[str]) -> Check:
         "console-errors",
         10,
         "The page logs no errors to the console",
-        "Fix the errors below: each is a failed request or a script that broke.",
+        "The page logged these errors to the console, each a failed request or a script "
+        "that broke; fix them.",
         tuple(errors),
     )

@@ -69,7 +69,8 @@ def _secure(cookies: Sequence[SetCookie], hsts: bool) -> Check:
         "cookie-secure",
         penalty,
         "Every cookie has the Secure flag",
-        "Set Secure on these cookies so they never travel over plain http.",
+        "These cookies have no Secure flag, so they can travel over plain http; set Secure "
+        "on them.",
         tuple(cookie.name for cookie in open_cookies),
     )
 
@@ -82,8 +83,8 @@ def _http_only(cookies: Sequence[SetCookie]) -> Check:
         "cookie-httponly",
         30,
         "Session cookies have the HttpOnly flag",
-        "Set HttpOnly on these session cookies so the page's scripts (and injected ones) "
-        "cannot read them.",
+        "These session cookies have no HttpOnly flag, so the page's scripts (and injected "
+        "ones) can read them; set HttpOnly on them.",
         tuple(cookie.name for cookie in readable),
     )
 
@@ -102,7 +103,7 @@ def _same_site(cookies: Sequence[SetCookie]) -> Check:
         "cookie-samesite",
         20,
         "Cookies have a valid SameSite flag",
-        "Set SameSite=Strict or Lax on these cookies (anti-CSRF tokens need one; None needs "
-        "Secure).",
+        "These cookies have an unknown SameSite value, SameSite=None without Secure, or (an "
+        "anti-CSRF token) no SameSite; set SameSite=Strict or Lax on them.",
         tuple(cookie.name for cookie in wrong),
     )

@@ -91,8 +91,8 @@ def csp(document: DocumentResponse) -> Check:
             "csp",
             25,
             title,
-            "Send Content-Security-Policy, e.g. \"default-src 'self'\", so injected scripts "
-            "cannot run.",
+            "The page sends no Content-Security-Policy, so injected scripts can run; send "
+            "one, e.g. \"default-src 'self'\".",
         )
     script_sources = policy.script_sources()
     if not script_sources:
@@ -123,15 +123,17 @@ def hsts(document: DocumentResponse) -> Check:
             "hsts",
             20,
             title,
-            'Send "Strict-Transport-Security: max-age=63072000; includeSubDomains" (missing or '
-            "not readable).",
+            "The page sends no Strict-Transport-Security that browsers can read (none, one "
+            'sent twice or malformed); send "Strict-Transport-Security: max-age=63072000; '
+            'includeSubDomains".',
         )
     if max_age < HSTS_LEAST_MAX_AGE:
         return observatory_failure(
             "hsts",
             10,
             title,
-            f"max-age is {max_age} s; make it at least {HSTS_LEAST_MAX_AGE} (six months).",
+            f"Strict-Transport-Security's max-age is {max_age} s; make it at least "
+            f"{HSTS_LEAST_MAX_AGE} (six months).",
         )
     return passed("hsts")
 
@@ -159,7 +161,8 @@ def content_type_options(document: DocumentResponse) -> Check:
         "x-content-type-options",
         5,
         "X-Content-Type-Options is nosniff",
-        'Send "X-Content-Type-Options: nosniff" so browsers do not guess content types.',
+        'The page sends no "X-Content-Type-Options: nosniff", so browsers may guess its '
+        "content types; send it.",
     )
 
 
@@ -173,9 +176,14 @@ def frame_protection(document: DocumentResponse) -> Check:
         "frame-protection",
         20,
         "Other sites cannot frame the page",
-        'Send "Content-Security-Policy: frame-ancestors \'self\'" or "X-Frame-Options: '
-        'DENY" against clickjacking'
-        + (f" (X-Frame-Options {frame_options!r} is not understood)." if frame_options else "."),
+        "Other sites can frame the page (clickjacking): "
+        + (
+            f"X-Frame-Options {frame_options!r} is not understood"
+            if frame_options
+            else "it sends neither X-Frame-Options nor a CSP frame-ancestors"
+        )
+        + '; send "Content-Security-Policy: frame-ancestors \'self\'" or "X-Frame-Options: '
+        'DENY".',
     )
 
 

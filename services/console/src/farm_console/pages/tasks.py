@@ -31,6 +31,7 @@ FINAL_STATUSES = {f"TASK_STATUS_{name}" for name in ("SUCCEEDED", "FAILED", "CAN
 # The form field a refusal's field (as the farm names it) is shown at.
 FORM_FIELDS = {
     "url": "url",
+    "action": "action",
     "priority": "priority",
     "labels": "label",
     "maxAttempts": "maxAttempts",
@@ -100,6 +101,9 @@ async def task_rows(request: Request) -> Response:
 def spec_from_form(form: FormData) -> dict[str, Any]:
     """A TaskSpec (proto3 JSON) from the submit form; the farm validates it."""
     action = str(form.get("action", "screenshot"))
+    if action not in ACTIONS:
+        # The drop-down sends only these; a hand-made POST is refused, not taken as a screenshot.
+        raise FormError("action", f"must be one of {', '.join(ACTIONS)}, got {action!r}")
     options: dict[str, Any] = {}
     selector = str(form.get("selector", "")).strip()
     if action != "screenshot":
@@ -118,7 +122,7 @@ def spec_from_form(form: FormData) -> dict[str, Any]:
         options["selector"] = selector
     spec: dict[str, Any] = {
         "url": str(form.get("url", "")).strip(),
-        action if action in ACTIONS else "screenshot": options,
+        action: options,
         "priority": f"PRIORITY_{form.get('priority', 'NORMAL')}",
     }
     label = str(form.get("label", "")).strip()
