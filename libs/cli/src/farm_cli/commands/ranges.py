@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
+MAX_CONCURRENCY = 64
+"""The most calls or tasks at once a command's --concurrency may ask for."""
 WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 
 

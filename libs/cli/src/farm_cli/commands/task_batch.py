@@ -19,13 +19,12 @@ from rich.table import Table
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import FarmConnection, connect
 from farm_cli.commands.bulk import as_they_end, progress_bar
-from farm_cli.commands.ranges import whole_number_in
+from farm_cli.commands.ranges import MAX_CONCURRENCY, whole_number_in
 from farm_cli.commands.task_watch import result_summary, status_name
 from farm_cli.console import CliError, UsageError, message_json
 from farm_cli.exit_codes import ExitCode, item_failure
 from farm_cli.retries import RateGate, call_retrying
 
-MAX_CONCURRENCY = 64
 # RunTask waits up to the task's 300 s limit; Envoy's route allows 330 s.
 RUN_TIMEOUT = 330.0
 

@@ -19,7 +19,7 @@ import grpc
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import FarmConnection, call_and_print, connect
 from farm_cli.commands.bulk import as_they_end, progress_bar
-from farm_cli.commands.ranges import whole_number_in
+from farm_cli.commands.ranges import MAX_CONCURRENCY, whole_number_in
 from farm_cli.commands.task_ids import task_ids_from
 from farm_cli.commands.task_list import MAX_PAGE_SIZE, every_task, list_request
 from farm_cli.commands.task_spec import add_label_argument
@@ -28,7 +28,6 @@ from farm_cli.console import UsageError
 from farm_cli.exit_codes import ExitCode, item_failure
 from farm_cli.retries import RateGate, call_retrying
 
-MAX_CONCURRENCY = 64
 DEFAULT_CONCURRENCY = 16
 # Listed in this order, a task that starts running between the two listings is in
 # the first; the other order would miss it.
