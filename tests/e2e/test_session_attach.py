@@ -3,12 +3,14 @@
 On the shared farm; what an attached client may see and reach.
 """
 
+import asyncio
 import json
 import secrets
 import shutil
 import subprocess
 from pathlib import Path
 
+import aiohttp
 import pytest
 from playwright.async_api import Playwright
 
@@ -212,3 +214,54 @@ def test_a_view_token_and_its_ticket_end_when_the_key_that_asked_for_them_is_rev
         finally:
             with http_client(farm, closer.secret) as other:
                 Sessions(other).close(session["id"])
+
+
+async def close_frame_of(socket: aiohttp.ClientWebSocketResponse) -> tuple[int, str]:
+    """Reads `socket` (live frames, CDP events) until its close frame: its code and reason."""
+    while True:
+        message = await socket.receive()
+        if message.type == aiohttp.WSMsgType.CLOSE:
+            return int(message.data), str(message.extra)
+        assert message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY), message
+
+
+async def test_revoking_a_key_ends_the_sockets_it_opened_and_leaves_the_session_open(
+    farm: LocalFarm, admin: Client, make_key: KeyFactory
+) -> None:
+    tenant = f"revoker-{secrets.token_hex(4)}"
+    revoked, kept = make_key("sessions", tenant=tenant), make_key("sessions", tenant=tenant)
+    with http_client(farm, kept.secret) as http:
+        sessions = Sessions(http)
+        session = sessions.create()
+        cdp = session["cdpUrl"]
+        frames = cdp.removesuffix("/cdp") + "/live/frames"
+        try:
+            async with aiohttp.ClientSession() as client:
+                doomed = {"Authorization": f"Bearer {revoked.secret}"}
+                doomed_cdp = await client.ws_connect(cdp, headers=doomed)
+                doomed_view = await client.ws_connect(frames, headers=doomed)
+                other = await client.ws_connect(
+                    cdp, headers={"Authorization": f"Bearer {kept.secret}"}
+                )
+                ends = [asyncio.create_task(close_frame_of(s)) for s in (doomed_cdp, doomed_view)]
+                try:
+                    admin.http.delete(f"/v1/apiKeys/{revoked.api_key.id}").raise_for_status()
+                    await assert_eventually(
+                        lambda: all(end.done() for end in ends),
+                        within=15,
+                        message="the revoked key's sockets stayed open",
+                    )
+                    reason = f"API key {revoked.api_key.id} revoked"
+                    assert [end.result() for end in ends] == [(1008, reason)] * 2
+                    # Another key's socket on the same session still drives its browser.
+                    await other.send_str(json.dumps({"id": 7, "method": "Target.getTargets"}))
+                    while (reply := json.loads(await other.receive_str())).get("id") != 7:
+                        pass
+                    assert "targetInfos" in reply["result"], reply
+                finally:
+                    for end in ends:
+                        end.cancel()
+                    await other.close()
+            assert sessions.get(session["id"])["state"] == "SESSION_STATE_ACTIVE"
+        finally:
+            sessions.close(session["id"])

@@ -1,12 +1,27 @@
 """AuthService over gRPC: creating, listing and revoking keys, tenants kept apart."""
 
+import contextlib
+from pathlib import Path
+
 import grpc
 import pytest
+from nats.js.errors import BucketNotFoundError, NoKeysError
 from sqlalchemy import text
 
 from farm.auth.v1 import auth_pb2
 from farm_core.db import create_engine
-from tests.integration.auth.conftest import RPC_TIMEOUT, Auth
+from farm_core.key_revocations import revoked_keys_bucket
+from farm_core.nats_access import NatsAccess
+from farm_core.queue import connect
+from tests.conftest import NatsServer
+from tests.helpers import assert_eventually
+from tests.integration.auth.conftest import (
+    RPC_TIMEOUT,
+    Auth,
+    auth_settings,
+    new_admin_key,
+    running_auth,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -161,3 +176,31 @@ async def test_a_key_that_expires_makes_and_takes_over_no_key_that_outlives_it(
         timeout=RPC_TIMEOUT,
     )
     assert rotated.secret.startswith("bf_")
+
+
+async def test_a_revoke_names_the_key_to_the_agents_on_nats(
+    farm_home: Path, database_url: str, fresh_nats_server: NatsServer
+) -> None:
+    # The agents end the session sockets of each key named there.
+    settings = auth_settings(
+        farm_home, database_url, new_admin_key(), NATS_URL=fresh_nats_server.url
+    )
+    connection = await connect(NatsAccess(fresh_nats_server.url), "test-agent")
+    try:
+        async with running_auth(settings) as auth:
+            created = await auth.create_key(auth.admin_key, scopes=("sessions",))
+            kept = await auth.create_key(auth.admin_key, scopes=("sessions",))
+            await auth.revoke(auth.admin_key, created.api_key.id)
+
+            async def named() -> list[str]:
+                # Auth makes the bucket as it connects, maybe after the revoke.
+                with contextlib.suppress(BucketNotFoundError, NoKeysError):
+                    bucket = await revoked_keys_bucket(connection.jetstream(), create=False)
+                    return list(await bucket.keys())
+                return []
+
+            await assert_eventually(named, within=15, message="no revoked key named on NATS")
+            assert await named() == [created.api_key.id]
+            assert kept.api_key.id != created.api_key.id
+    finally:
+        await connection.close()

@@ -25,6 +25,11 @@ from farm_cli.launcher.nats_users import (
     write_server_config,
 )
 from farm_cli.launcher.processes import ManagedProcess, free_ports, wait_until
+from farm_core.key_revocations import (
+    REVOKED_KEYS_BUCKET,
+    KeyRevocationWatch,
+    revoked_keys_bucket,
+)
 from farm_core.nats_access import NatsAccess
 from farm_core.nats_roles import NatsRole
 from farm_core.queue import (
@@ -255,6 +260,35 @@ async def test_storage_started_before_auth_waits_for_the_revocations_bucket(
     finally:
         await watch.close()
     assert not [record for record in caplog.records if "permissions violation" in record.message]
+
+
+async def test_an_agent_hears_of_revoked_api_keys_but_cannot_name_one(
+    farm_nats: Farm, scheduler: Client
+) -> None:
+    # The agent ends the sockets of each key named there: one that could write the
+    # bucket could end another agent's clients' sockets.
+    revoked_keys = await revoked_keys_bucket(scheduler.jetstream())  # as auth makes it
+    heard: list[str] = []
+
+    async def on_revoked(key_id: str) -> None:
+        heard.append(key_id)
+
+    watch = KeyRevocationWatch(farm_nats.access("agent-1"), on_revoked)
+    watch.start()
+    agent, denials = await connect_agent(farm_nats, "agent-1")
+    try:
+        await revoked_keys.put("key_00000000000000aa", b"")  # as auth names a revoked key
+        await assert_eventually(
+            lambda: "key_00000000000000aa" in heard, within=10, message="never heard"
+        )
+        theirs = await agent.jetstream(timeout=DENIED_WAIT_SECONDS).key_value(REVOKED_KEYS_BUCKET)
+        with pytest.raises((nats.errors.TimeoutError, TimeoutError)):
+            await theirs.put("key_00000000000000bb", b"")
+        await denials.wait_for(f"$KV.{REVOKED_KEYS_BUCKET}.key_00000000000000bb")
+    finally:
+        await agent.close()
+        await watch.close()
+    assert "key_00000000000000bb" not in heard
 
 
 def ended_tasks_of_storage(farm_nats: Farm) -> tuple[EndedTasks, StorageNats]:

@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from farm_core.key_revocations import KeyRevocationWatch, revoked_keys_bucket
 from farm_core.nats_access import NatsAccess
 from farm_core.queue import connect
 from farm_core.revocation_watch import RevocationWatch, revocations_bucket
@@ -49,4 +50,24 @@ async def test_a_revocation_published_after_a_nats_restart_reaches_the_watch(
             message="a revocation made after the restart did not reach the watch in time",
         )
     finally:
+        await watch.close()
+
+
+async def test_the_agents_watch_hears_each_revoked_api_key(
+    fresh_nats_server: NatsServer,
+) -> None:
+    heard: list[str] = []
+
+    async def on_revoked(key_id: str) -> None:
+        heard.append(key_id)
+
+    watch = KeyRevocationWatch(NatsAccess(fresh_nats_server.url), on_revoked)
+    watch.start()
+    connection = await connect(NatsAccess(fresh_nats_server.url), "test-auth")
+    try:
+        bucket = await revoked_keys_bucket(connection.jetstream())  # as auth makes it
+        await bucket.put("key_00000000000000aa", b"")
+        await assert_eventually(lambda: "key_00000000000000aa" in heard, within=10)
+    finally:
+        await connection.close()
         await watch.close()

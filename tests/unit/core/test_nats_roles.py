@@ -1,7 +1,8 @@
 """The agents' NATS roles: the shared one's permissions for any agent id, replies in its
 user's inbox and for as long as an order may wait."""
 
-from farm_core.nats_roles import NatsRole, agent_permissions, permissions
+from farm_core.key_revocations import REVOKED_KEYS_BUCKET
+from farm_core.nats_roles import NatsRole, agent_permissions, bucket_reads, permissions
 from farm_core.sessions import SESSIONS_BUCKET, SessionOrder
 from farm_scheduler.field_checks import MAX_TIMEOUT_MS
 from farm_scheduler.sessions.api import COMMAND_ANSWER_MARGIN_SECONDS
@@ -46,3 +47,15 @@ def test_no_agent_may_touch_the_sessions_routes() -> None:
     for role, user in ((NatsRole.AGENT, "agent-1"), (NatsRole.SHARED_AGENT, "agent")):
         subjects = permissions(role, user).publish
         assert not [s for s in subjects if SESSIONS_BUCKET in s or s in {">", "$KV.>"}]
+
+
+def test_agents_read_the_revoked_api_keys_and_only_auth_writes_them() -> None:
+    # An agent ends the session sockets of each key named there.
+    for role, user in ((NatsRole.AGENT, "agent-1"), (NatsRole.SHARED_AGENT, "agent")):
+        subjects = permissions(role, user).publish
+        assert set(bucket_reads(REVOKED_KEYS_BUCKET)) <= set(subjects)
+        assert not [s for s in subjects if s.startswith(f"$KV.{REVOKED_KEYS_BUCKET}")]
+        assert not [s for s in subjects if s.endswith(f"STREAM.CREATE.KV_{REVOKED_KEYS_BUCKET}")]
+    assert not [
+        s for s in permissions(NatsRole.STORAGE, "storage").publish if REVOKED_KEYS_BUCKET in s
+    ]

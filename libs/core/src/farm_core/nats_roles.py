@@ -6,7 +6,8 @@ use every subject. A storage replica only publishes its audit records, asks the
 schedulers to drop the cached results of the artifacts it deletes, and reads the
 revoked credentials auth publishes. An agent
 (the least trusted host: it runs any web page) may take tasks of FARM_TASKS, report
-events, use the key-value buckets of its work, and hear orders meant for it; it
+events, use the key-value buckets of its work, read the revoked API keys (to end
+the session sockets they opened), and hear orders meant for it; it
 cannot publish tasks, create, change or delete a stream, read the audit stream or
 another process's inbox, nor touch the sessions' routes (`farm_sessions`, which only
 the scheduler writes: a route decides whose browser a CDP attach reaches). An
@@ -24,6 +25,7 @@ from nats.js.api import DEFAULT_PREFIX
 
 from farm_core.artifact_deletions import ARTIFACTS_DELETED_SUBJECT
 from farm_core.breakers import BREAKERS_BUCKET
+from farm_core.key_revocations import REVOKED_KEYS_BUCKET
 from farm_core.nats_access import inbox_prefix
 from farm_core.queue import (
     AGENTS_BUCKET,
@@ -43,8 +45,9 @@ from farm_core.sessions import SessionOrder, closed_subject, order_subject
 AGENT_OWN_BUCKETS = ("farm_host_slots", "farm_tenant_slots", "farm_task_waits", BREAKERS_BUCKET)
 AGENT_SHARED_BUCKETS = (ROUTES_BUCKET,)
 """Buckets an agent writes beside the scheduler (route claims of tasks)."""
-AGENT_READ_BUCKETS = (CANCEL_BUCKET, AGENTS_BUCKET)
-"""Buckets an agent only reads (it writes its own heartbeat key in farm_agents)."""
+AGENT_READ_BUCKETS = (CANCEL_BUCKET, AGENTS_BUCKET, REVOKED_KEYS_BUCKET)
+"""Buckets an agent only reads (it writes its own heartbeat key in farm_agents; auth alone
+writes the revoked API keys, whose sockets the agent ends)."""
 
 
 class NatsRole(enum.StrEnum):

@@ -1,4 +1,8 @@
-"""Keeps a process's RevokedCredentials in step with the bucket auth publishes revocations to."""
+"""Keeps a process's RevokedCredentials in step with the bucket auth publishes revocations to.
+
+BucketWatch, the way of following a bucket, is shared with the agents' watch of
+revoked API keys (farm_core.key_revocations).
+"""
 
 import asyncio
 import contextlib
@@ -40,34 +44,42 @@ async def revocations_bucket(
     )
 
 
-class RevocationWatch:
-    """Watches the revocations bucket into `revoked`; marks it loaded once all are read.
+class BucketWatch:
+    """Follows one key-value bucket: a replay of every entry, then each change, until close().
 
-    A storage replica may only read the bucket under NATS users; on an open NATS the
-    first process to need it makes it, so a service started before auth still loads.
-    A watch that finds no bucket waits a moment for auth to make it first: a create
-    its NATS user may not make goes unanswered, which held the watch (and the
-    service's calls, refused until revocations are loaded) for a request timeout.
+    A storage replica or an agent may only read a bucket under NATS users; on an
+    open NATS the first process to need it makes it, so a service started before
+    auth still loads. A watch that finds no bucket waits a moment for auth to make it
+    first: a create its NATS user may not make goes unanswered, which held the watch
+    (and the service's calls, refused until revocations are loaded) for a request
+    timeout. Subclasses say which bucket (`_lookup`) and what an entry means (`_follow`).
     """
 
-    def __init__(self, access: NatsAccess, revoked: RevokedCredentials, replicas: int = 1) -> None:
+    def __init__(self, access: NatsAccess, name: str) -> None:
         self._reconnected = asyncio.Event()
-        self._link = NatsLink(access, "farm-revocations", self._reconnected.set)
-        self._revoked = revoked
-        self._replicas = replicas
+        self._link = NatsLink(access, name, self._reconnected.set)
+        self._name = name
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Connects in the background and keeps watching until close()."""
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="credential-revocations-watch")
+            self._task = asyncio.create_task(self._run(), name=f"{self._name}-watch")
 
     async def close(self) -> None:
         """Stops watching and closes the connection."""
         task, self._task = self._task, None
         if task is not None:
-            await cancel_and_wait(task, "the credential revocations watch")
+            await cancel_and_wait(task, f"the {self._name} watch")
         await self._link.close()
+
+    async def _lookup(self, js: JetStreamContext, create: bool) -> KeyValue:
+        """The bucket; made when `create` and it is not there."""
+        raise NotImplementedError
+
+    async def _follow(self, watcher: KeyValue.KeyWatcher) -> None:
+        """Applies the watcher's entries (a replay of all, then updates) until it stops."""
+        raise NotImplementedError
 
     async def _run(self) -> None:
         bucket = await self._link.open(self._bucket)
@@ -81,21 +93,33 @@ class RevocationWatch:
             try:
                 await self._follow(watcher)
             finally:
-                await cancel_and_wait(ends, "the revocations watch's reconnect wait")
+                await cancel_and_wait(ends, f"the {self._name} watch's reconnect wait")
                 with contextlib.suppress(Exception):
                     await watcher.stop()  # type: ignore[no-untyped-call]  # untyped in nats-py
 
     async def _bucket(self, js: JetStreamContext) -> KeyValue:
         for _ in range(BUCKET_LOOKUPS):
             try:
-                return await revocations_bucket(js, self._replicas, create=False)
+                return await self._lookup(js, False)
             except BucketNotFoundError:
                 await asyncio.sleep(BUCKET_LOOKUP_SECONDS)
-        return await revocations_bucket(js, self._replicas)
+        return await self._lookup(js, True)
 
     async def _stop_on_reconnect(self, watcher: KeyValue.KeyWatcher) -> None:
         await self._reconnected.wait()
         await watcher.stop()  # type: ignore[no-untyped-call]  # untyped in nats-py
+
+
+class RevocationWatch(BucketWatch):
+    """Watches the revocations bucket into `revoked`; marks it loaded once all are read."""
+
+    def __init__(self, access: NatsAccess, revoked: RevokedCredentials, replicas: int = 1) -> None:
+        super().__init__(access, "farm-revocations")
+        self._revoked = revoked
+        self._replicas = replicas
+
+    async def _lookup(self, js: JetStreamContext, create: bool) -> KeyValue:
+        return await revocations_bucket(js, self._replicas, create)
 
     async def _follow(self, watcher: KeyValue.KeyWatcher) -> None:
         """Applies the watcher's entries (a replay of all, then updates) until it stops."""

@@ -5,6 +5,7 @@ from typing import Any
 
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm_auth.credential_revocations import CredentialRevocations, RevocationRecord
+from farm_auth.key_revocation_notices import KeyRevocationNotices
 from farm_auth.keys import (
     KeyRecord,
     SecretHasher,
@@ -106,9 +107,11 @@ class AuthApi(auth_pb2_grpc.AuthServiceServicer):
         defaults: LimitDefaults,
         rotation_grace_seconds: float,
         revocations: CredentialRevocations,
+        key_revocations: KeyRevocationNotices,
     ) -> None:
         self._store = store
         self._revocations = revocations
+        self._key_revocations = key_revocations
         self._hasher = hasher
         self._verifier = verifier
         self._bootstrap_tenant = bootstrap_tenant
@@ -175,7 +178,10 @@ class AuthApi(auth_pb2_grpc.AuthServiceServicer):
         caller = current_identity()
         key_id = _key_id(request.id)
         record = await self._store.revoke(key_id, self._visible_tenant(caller), utcnow())
-        return self._changed(record, key_id)
+        answer = self._changed(record, key_id)
+        # The sockets the key opened outlive its check at the edge: their agents end them.
+        await self._key_revocations.publish(key_id)
+        return answer
 
     async def WhoAmI(
         self, request: auth_pb2.WhoAmIRequest, context: Any

@@ -14,6 +14,7 @@ from farm_auth.authz import check_nats_pause
 from farm_auth.bootstrap import ensure_bootstrap_key
 from farm_auth.check_http import CheckServer
 from farm_auth.credential_revocations import CredentialRevocations
+from farm_auth.key_revocation_notices import KeyRevocationNotices
 from farm_auth.keys import SecretHasher, refusal
 from farm_auth.ratelimit import FailedAuthLimiter, KeyRateLimiter
 from farm_auth.renewal import RenewalApi
@@ -65,6 +66,7 @@ class AuthService:
         self._revocations = CredentialRevocations(
             self._store.engine, settings.nats(), settings.nats_replicas
         )
+        self._key_revocations = KeyRevocationNotices(settings.nats(), settings.nats_replicas)
         self._audit_writer = AuditWriter(
             self._audit_log,
             settings.nats(),
@@ -148,6 +150,7 @@ class AuthService:
                     self._store, self._settings.bootstrap_tenant, admin_secret, self._hasher
                 )
             await self._revocations.start()
+            self._key_revocations.start()
             self._audit_writer.start()
             self._session_routes.start()
             self._limits.start()
@@ -166,6 +169,7 @@ class AuthService:
                 self._settings.limit_defaults(),
                 self._settings.rotation_grace_seconds,
                 self._revocations,
+                self._key_revocations,
             ),
             server,
         )
@@ -194,6 +198,7 @@ class AuthService:
         await self._check_server.close()
         await self._session_routes.close()
         await self._revocations.close()
+        await self._key_revocations.close()
         await self._limits.close()
         await self._edge_audit.close(AUDIT_FLUSH_SECONDS)
         await self._audit_writer.stop()

@@ -19,6 +19,7 @@ from farm_auth.session_routes import SessionRoutes
 from farm_core.db import utcnow
 from farm_core.errors import NotFound, PermissionDenied, Unauthenticated
 from farm_core.identity import Identity
+from farm_core.key_revocations import live_identity_key
 from farm_core.live_tokens import (
     LIVE_COOKIE,
     LiveToken,
@@ -134,7 +135,8 @@ class SessionAdmission:
             raise Unauthenticated("no API key, view token or live ticket")
         identity = Identity(
             tenant=token.tenant,
-            key_id=f"live:{token.token_id[:12]}",
+            # Names the key that asked for the token: its revoke ends the view's sockets.
+            key_id=live_identity_key(token.token_id, token.key_id),
             scopes=frozenset({Scope.SESSIONS.value}),
         )
         return Admitted(identity, await self._route(token.session_id, token.tenant), cookie)

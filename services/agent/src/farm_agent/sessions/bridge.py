@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-import aiohttp
 from aiohttp import hdrs, web
 
 from farm_agent.sessions.browser_socket import WEBSOCKET_GUID, BrowserLink
@@ -110,22 +109,24 @@ async def bridge(
         link.close()
 
 
-async def close_client(client: web.WebSocketResponse | CdpClient, reason: str) -> None:
-    """Ends a client's socket with a normal close frame that says why."""
+async def close_client(
+    client: web.WebSocketResponse | CdpClient, reason: str, code: int = CLOSE_NORMAL
+) -> None:
+    """Ends a client's socket with a close frame (normal, unless `code`) that says why."""
     if isinstance(client, web.WebSocketResponse):
         if not client.closed:
             message = reason.encode()[:CLOSE_REASON_BYTES]
-            await client.close(code=aiohttp.WSCloseCode.OK, message=message)
+            await client.close(code=code, message=message)
         return
     frames = client.frames
     if frames is None:
         if not client.transport.is_closing():
-            client.transport.write(close_frame(CLOSE_NORMAL, reason))
+            client.transport.write(close_frame(code, reason))
     elif frames.link.cut_mid_message:
         # The close frame cannot be sent, so there is no close of the client's to wait for.
-        frames.end(CLOSE_NORMAL, reason)
+        frames.end(code, reason)
     else:
-        frames.end(CLOSE_NORMAL, reason)
+        frames.end(code, reason)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CLIENT_CLOSE_SECONDS):
                 await asyncio.shield(frames.client_closed)

@@ -32,7 +32,7 @@ from farm_agent.sessions.browser_socket import (
 from farm_agent.sessions.cdp_filter import CloseSession, Forward, Refuse, decide
 from farm_agent.sessions.cdp_targets import TargetGuard
 
-CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG = 1000, 1002, 1009
+CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG = 1000, 1002, 1008, 1009
 CLOSE_REASON_BYTES = 120
 """A close frame's reason holds at most 123 bytes."""
 MASK_BYTES = 4

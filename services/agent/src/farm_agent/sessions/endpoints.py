@@ -21,6 +21,7 @@ from farm_agent.sessions.session import OpenSession
 from farm_core.app_listener import AppListener
 from farm_core.errors import Unauthenticated
 from farm_core.identity import IDENTITY_HEADER, IdentityVerifier
+from farm_core.key_revocations import opening_key
 from farm_core.scopes import Scope
 from farm_core.sessions import CloseReason
 
@@ -30,6 +31,8 @@ LIVE_ASSETS = {
     "view.js": "text/javascript",
     "view.css": "text/css",
 }
+OPENED_BY = "farm_key_id"
+"""The request's item naming the API key that opened it (as its signed identity says)."""
 # The live page loads only its own script, style and frames.
 LIVE_PAGE_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src blob:; "
@@ -101,6 +104,8 @@ class SessionEndpoints:
             session = self._sessions.find(session_id)
             if session is None or session.tenant != identity.tenant or session.closing:
                 raise web.HTTPNotFound(text=f"session {session_id} is not open\n")
+            # The socket it opens is ended if this key is revoked (end_clients_of_key).
+            request[OPENED_BY] = opening_key(identity.key_id)
             return await handler(request, session)
 
         return guarded
@@ -110,7 +115,7 @@ class SessionEndpoints:
 
     async def _cdp(self, request: web.Request, session: OpenSession) -> web.StreamResponse:
         client, response = await accept_client(request)
-        session.clients.add(client)
+        session.clients[client] = request[OPENED_BY]
         session.touch()
 
         async def close_session() -> None:
@@ -127,7 +132,7 @@ class SessionEndpoints:
         except (OSError, ConnectionError) as error:
             log.info("session %s: a CDP client's relay ended: %s", session.session_id, error)
         finally:
-            session.clients.discard(client)
+            session.clients.pop(client, None)
             if not session.closing:
                 session.touch()
             with contextlib.suppress(ConnectionError):
@@ -156,7 +161,7 @@ class SessionEndpoints:
     async def _live_frames(self, request: web.Request, session: OpenSession) -> web.StreamResponse:
         socket = web.WebSocketResponse(autoping=True, heartbeat=30)
         await socket.prepare(request)
-        session.clients.add(socket)
+        session.clients[socket] = request[OPENED_BY]
         viewer = await session.screencast.watch()
 
         async def send_frames() -> None:
@@ -172,6 +177,6 @@ class SessionEndpoints:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionError):
                 await sender
-            session.clients.discard(socket)
+            session.clients.pop(socket, None)
             await session.screencast.unwatch(viewer)
         return socket

@@ -15,6 +15,7 @@ from farm_agent.sessions.orders import SessionOrders
 from farm_agent.settings import AgentSettings
 from farm_agent.work.uploader import ArtifactUploader
 from farm_core.identity import IdentityVerifier
+from farm_core.key_revocations import KeyRevocationWatch
 from farm_core.periodic import Periodic
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,10 @@ class AgentSessions:
             settings.internal_ssl_server(),
         )
         self._orders: SessionOrders | None = None
+        # A socket outlives the check of the key that opened it: its revoke ends it.
+        self._key_revocations = KeyRevocationWatch(
+            settings.nats(), self.manager.end_clients_of_key, settings.nats_replicas
+        )
         self._clocks = Periodic(
             "session-clocks", self.manager.close_due, settings.session_check_seconds
         )
@@ -64,6 +69,7 @@ class AgentSessions:
         """Serves the endpoints, then takes orders and watches the sessions' clocks."""
         settings = self._settings
         await self._endpoints.start()
+        self._key_revocations.start()
         endpoint = f"{advertised_host(settings)}:{self._endpoints.port}"
         js = connection.jetstream(timeout=settings.nats_request_timeout_seconds)
         self.manager.attach(js, endpoint)
@@ -88,6 +94,7 @@ class AgentSessions:
         if self._orders is not None:
             await self._orders.stop()
         await self._endpoints.close()
+        await self._key_revocations.close()
 
 
 def advertised_host(settings: AgentSettings) -> str:

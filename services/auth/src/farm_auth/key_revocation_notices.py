@@ -1,0 +1,78 @@
+"""Names each revoked API key on NATS, so the agents end the session sockets it opened.
+
+The revoke itself is SQL's (the edge refuses the key from then on); the notice to
+the agents follows it. A revoke waits a moment for its notice when NATS is there,
+and never fails for want of NATS: the notice is then sent once NATS is back, for as
+long as this replica runs.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+import nats.errors
+from nats.js.kv import KeyValue
+
+from farm_core.cancel import cancel_and_wait
+from farm_core.db import utcnow
+from farm_core.key_revocations import revoked_keys_bucket
+from farm_core.nats_access import NatsAccess
+from farm_core.nats_link import NatsLink
+
+log = logging.getLogger(__name__)
+
+PUBLISH_WAIT_SECONDS = 2.0
+"""How long a revoke waits for its notice to be on NATS before it answers anyway."""
+RETRY_SECONDS = 1.0
+
+
+class KeyRevocationNotices:
+    """Puts revoked key ids on the revoked-keys bucket (made here at start: agents only read it)."""
+
+    def __init__(self, access: NatsAccess, replicas: int = 1) -> None:
+        self._link = NatsLink(access, "auth-key-revocations")
+        self._replicas = replicas
+        self._bucket: KeyValue | None = None
+        self._ready = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        """Connects and makes the bucket in the background."""
+        self._spawn(self._open(), "auth-key-revocations-open")
+
+    async def close(self) -> None:
+        """Stops sending (notices not yet sent are dropped) and closes the NATS connection."""
+        for task in list(self._tasks):
+            await cancel_and_wait(task, "a revoked key's notice")
+        await self._link.close()
+
+    async def publish(self, key_id: str) -> None:
+        """Names `key_id` as revoked, at once if NATS takes it within a moment, else later."""
+        sending = self._spawn(self._send(key_id), f"auth-key-revoked-{key_id}")
+        if self._ready.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PUBLISH_WAIT_SECONDS):
+                    await asyncio.shield(sending)
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _send(self, key_id: str) -> None:
+        while True:
+            await self._ready.wait()
+            assert self._bucket is not None
+            try:
+                await self._bucket.put(key_id, utcnow().isoformat().encode())
+                return
+            except nats.errors.Error as error:
+                log.warning("the revoke of API key %s is not on NATS yet: %s", key_id, error)
+                await asyncio.sleep(RETRY_SECONDS)
+
+    async def _open(self) -> None:
+        self._bucket = await self._link.open(lambda js: revoked_keys_bucket(js, self._replicas))
+        self._ready.set()
