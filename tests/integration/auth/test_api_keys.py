@@ -204,3 +204,28 @@ async def test_a_revoke_names_the_key_to_the_agents_on_nats(
             assert kept.api_key.id != created.api_key.id
     finally:
         await connection.close()
+
+
+async def test_a_revoke_made_while_nats_was_away_is_named_by_the_next_auth_start(
+    farm_home: Path, database_url: str, fresh_nats_server: NatsServer
+) -> None:
+    # The replica that took the revoke stopped before NATS was there to hear it.
+    admin = new_admin_key()
+    async with running_auth(auth_settings(farm_home, database_url, admin)) as auth:
+        created = await auth.create_key(auth.admin_key, scopes=("sessions",))
+        await auth.revoke(auth.admin_key, created.api_key.id)
+    settings = auth_settings(farm_home, database_url, admin, NATS_URL=fresh_nats_server.url)
+    connection = await connect(NatsAccess(fresh_nats_server.url), "test-agent")
+    try:
+        async with running_auth(settings):
+
+            async def named() -> list[str]:
+                with contextlib.suppress(BucketNotFoundError, NoKeysError):
+                    bucket = await revoked_keys_bucket(connection.jetstream(), create=False)
+                    return list(await bucket.keys())
+                return []
+
+            await assert_eventually(named, within=15, message="the revoke was never named")
+            assert await named() == [created.api_key.id]
+    finally:
+        await connection.close()

@@ -3,13 +3,14 @@
 The revoke itself is SQL's (the edge refuses the key from then on); the notice to
 the agents follows it. A revoke waits a moment for its notice when NATS is there,
 and never fails for want of NATS: the notice is then sent once NATS is back, for as
-long as this replica runs.
+long as this replica runs; and each replica names again at start the keys revoked
+within an entry's lifetime (SQL's record), so a notice lost with a replica is sent.
 """
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 import nats.errors
@@ -38,9 +39,11 @@ class KeyRevocationNotices:
         self._ready = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def start(self) -> None:
-        """Connects and makes the bucket in the background."""
+    def start(self, recent: Iterable[str] = ()) -> None:
+        """Connects and makes the bucket in the background, then names the `recent` revokes."""
         self._spawn(self._open(), "auth-key-revocations-open")
+        for key_id in recent:
+            self._spawn(self._send(key_id), f"auth-key-revoked-{key_id}")
 
     async def close(self) -> None:
         """Stops sending (notices not yet sent are dropped) and closes the NATS connection."""

@@ -1,5 +1,6 @@
 """The auth service as farm_core.server runs it: SQL opened, bootstrap key made, servicers on."""
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 
 import grpc
@@ -27,6 +28,7 @@ from farm_auth.verifier import KeyCache, KeyVerifier
 from farm_core.audit_publisher import AuditPublisher
 from farm_core.db import utcnow
 from farm_core.identity import IdentitySigner
+from farm_core.key_revocations import REVOKED_KEY_TTL_SECONDS
 from farm_core.revocations import RevokedCredentials
 from farm_core.scopes import method_scopes
 from farm_core.server import AUDIT_FLUSH_SECONDS
@@ -150,7 +152,9 @@ class AuthService:
                     self._store, self._settings.bootstrap_tenant, admin_secret, self._hasher
                 )
             await self._revocations.start()
-            self._key_revocations.start()
+            # Revokes whose notice a stopped replica may not have sent: named again.
+            since = utcnow() - dt.timedelta(seconds=REVOKED_KEY_TTL_SECONDS)
+            self._key_revocations.start(await self._store.revoked_since(since))
             self._audit_writer.start()
             self._session_routes.start()
             self._limits.start()

@@ -178,6 +178,12 @@ class KeyStore(Database):
             row = (await connection.execute(select(api_keys).where(owned))).first()
         return None if row is None else _record(row)
 
+    async def revoked_since(self, since: dt.datetime) -> tuple[str, ...]:
+        """The ids of the keys revoked at `since` or later."""
+        query = select(api_keys.c.id).where(api_keys.c.revoke_time >= since)
+        async with self.engine.connect() as connection:
+            return tuple((await connection.execute(query)).scalars())
+
     async def rekey(self, key_id: str, secret_hash: str, scopes: Sequence[str]) -> KeyRecord:
         """Gives key `key_id` a new secret and scopes, and makes it valid again (never expires)."""
         async with self.engine.begin() as connection:

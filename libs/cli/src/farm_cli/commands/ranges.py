@@ -46,12 +46,17 @@ def whole_number_in(least: int, most: int) -> Callable[[str], int]:
     return parse
 
 
+def _number(text: str, what: str) -> float:
+    """`text` as a number (a fraction too), else a usage error saying it is not `what`."""
+    try:
+        return float(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from error
+
+
 def seconds(text: str) -> float:
     """An argparse type: a number of seconds, 0 or more (a fraction too), else a usage error."""
-    try:
-        value = float(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from error
+    value = _number(text, "a number of seconds")
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text!r}")
     return value
@@ -59,10 +64,7 @@ def seconds(text: str) -> float:
 
 def positive_number(text: str) -> float:
     """An argparse type: a finite number above 0 (a fraction too), else a usage error."""
-    try:
-        value = float(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from error
+    value = _number(text, "a number")
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
     return value

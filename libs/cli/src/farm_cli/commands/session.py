@@ -7,7 +7,13 @@ from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import call_and_print, list_and_print
 from farm_cli.commands.ranges import INT32_MAX, add_page_arguments, whole_number
-from farm_cli.commands.task_spec import CONTENT_FORMATS, IMAGE_FORMATS, label, viewport
+from farm_cli.commands.task_spec import (
+    CONTENT_FORMATS,
+    IMAGE_FORMATS,
+    add_label_argument,
+    label,
+    viewport,
+)
 from farm_cli.console import UsageError
 
 # A command runs up to its 300 s limit; Envoy's route allows 330 s.
@@ -50,15 +56,7 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     create.add_argument("--record", action="store_true", help="keep a video of the session")
     create.add_argument("--profile", default="", help="start from (and save to) this profile")
-    create.add_argument(
-        "--label",
-        dest="labels",
-        type=label,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a label (repeatable)",
-    )
+    add_label_argument(create, "a label (repeatable)")
     create.set_defaults(run=create_session)
 
     run = verbs.add_parser(
