@@ -69,6 +69,15 @@ from farm_cli.main import main
             ["task", "run", "http://127.0.0.1/", "--cache-ttl", str(10**20)],
             f"argument --cache-ttl: must be from 0 to 2147483647, got {10**20}",
         ),
+        # --max-attempts reads ASCII digits only, as every number option (str.isdigit
+        # took the Arabic-Indic three for 3 and crashed on a superscript two).
+        *(
+            (
+                ["task", "create", "http://127.0.0.1/", "--max-attempts", attempts],
+                f"argument --max-attempts: must be from 1 to 10, got {attempts!r}",
+            )
+            for attempts in ("0", "11", "\u0663", "\u00b2")
+        ),
         (
             ["task", "create", "http://127.0.0.1/", "--viewport", "99999999999x800"],
             "argument --viewport: width and height must be at most 2147483647, "

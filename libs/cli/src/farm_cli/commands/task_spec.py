@@ -10,7 +10,7 @@ from typing import Literal
 from browserfarm.errors import InvalidArgument
 from browserfarm.specs import task_spec
 from farm.tasks.v1 import tasks_pb2
-from farm_cli.commands.ranges import INT32_MAX, whole_number
+from farm_cli.commands.ranges import INT32_MAX, whole_number, whole_number_in
 from farm_cli.console import CliError, UsageError
 
 Action = Literal["screenshot", "pdf", "content", "extract", "script"]
@@ -65,13 +65,6 @@ def add_label_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
     )
 
 
-def max_attempts(text: str) -> int:
-    """Attempts before the task fails: a whole number from 1 to 10."""
-    if not text.isdigit() or not 1 <= int(text) <= MAX_ATTEMPTS:
-        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_ATTEMPTS}, got {text!r}")
-    return int(text)
-
-
 def deadline(text: str) -> datetime:
     """When the task must have ended: an RFC 3339 time with its zone, or +SECONDS from now."""
     if text.startswith("+") and text[1:].isdigit():
@@ -121,7 +114,7 @@ def add_task_spec_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-attempts",
-        type=max_attempts,
+        type=whole_number_in(1, MAX_ATTEMPTS),
         metavar="N",
         help=f"attempts before the task fails, 1 to {MAX_ATTEMPTS} (default 3)",
     )
