@@ -216,6 +216,30 @@ def test_a_view_token_and_its_ticket_end_when_the_key_that_asked_for_them_is_rev
                 Sessions(other).close(session["id"])
 
 
+def test_a_view_token_is_spent_only_by_its_own_sessions_live_page(
+    farm: LocalFarm, sessions: Sessions
+) -> None:
+    first, second = sessions.create(), sessions.create()
+    try:
+        url = sessions.http.post(f"/v1/sessions/{first['id']}:viewToken").json()["url"]
+        query = url[url.index("?") :]
+        elsewhere = (
+            f"/v1/sessions/{second['id']}/live",
+            "/v1/sessions/ses_0000000000000000/live",
+            f"/v1/sessions/{first['id']}/live/frames",
+            f"/v1/sessions/{first['id']}/live/no-such-file",
+        )
+        with http_client(farm, None) as browser:
+            refused = {path: browser.get(path + query).status_code for path in elsewhere}
+            assert refused == dict.fromkeys(elsewhere, 401)
+            assert not browser.cookies
+            assert browser.get(url).status_code == 200
+            assert browser.get(url).status_code == 401  # spent by its own page, once
+    finally:
+        sessions.close(first["id"])
+        sessions.close(second["id"])
+
+
 async def close_frame_of(socket: aiohttp.ClientWebSocketResponse) -> tuple[int, str]:
     """Reads `socket` (live frames, CDP events) until its close frame: its code and reason."""
     while True:

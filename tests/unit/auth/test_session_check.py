@@ -208,3 +208,31 @@ async def test_a_view_token_and_its_ticket_end_with_the_key_that_asked_for_them(
         assert target is not None
         with pytest.raises(Unauthenticated, match="key_a is revoked or expired"):
             await admission.by_token(target)
+
+
+async def test_a_view_token_refused_anywhere_but_its_own_live_page_is_left_unspent() -> None:
+    routes = Routes()
+    admission = SessionAdmission(
+        routes,  # type: ignore[arg-type]
+        SECRET,
+        ticket_ttl_seconds=600,
+        key_in_force=key_in_force,
+    )
+    token = view_token()
+    for part in ("live/frames", "live/view.js"):
+        target = session_target(f"/v1/sessions/{SESSION}/{part}?token={token}", None)
+        assert target is not None
+        with pytest.raises(Unauthenticated, match="opens only the live view page"):
+            await admission.by_token(target)
+    elsewhere = "ses_ffffffffffffffff"
+    unheld_token = view_token(elsewhere)
+    unheld = session_target(f"/v1/sessions/{elsewhere}/live?token={unheld_token}", None)
+    assert unheld is not None
+    with pytest.raises(NotFound):
+        await admission.by_token(unheld)
+    assert routes.spent == set()
+    routes.routes[elsewhere] = queue_pb2.SessionRoute(session_id=elsewhere, tenant="acme")
+    for session_id, text in ((SESSION, token), (elsewhere, unheld_token)):
+        own = session_target(f"/v1/sessions/{session_id}/live?token={text}", None)
+        assert own is not None
+        assert (await admission.by_token(own)).set_cookie.startswith(f"{LIVE_COOKIE}=")

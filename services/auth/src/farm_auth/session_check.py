@@ -1,11 +1,11 @@
 """The edge's check of a request for a session's browser: its CDP socket or its live view.
 
 Such a request needs a key with the scope `sessions` of the session's tenant, or,
-for the live view only, a view token (`?token=`, spent on first use and exchanged
-for a live ticket cookie) or that ticket. A session that no agent holds, or that
-belongs to another tenant, is 404. The answer tells Envoy which agent to send the
-request to (the check's x-farm-agent answer header, which Envoy keeps as dynamic
-metadata for the original-destination cluster).
+for the live view only, a view token (`?token=`, spent on first use by its own
+session's live view page, and exchanged for a live ticket cookie) or that ticket. A
+session that no agent holds, or that belongs to another tenant, is 404. The answer
+tells Envoy which agent to send the request to (the check's x-farm-agent answer
+header, which Envoy keeps as dynamic metadata for the original-destination cluster).
 """
 
 import re
@@ -110,36 +110,47 @@ class SessionAdmission:
     async def by_token(self, target: SessionTarget) -> Admitted:
         """A browser opening the live view with a view token or the ticket it was given."""
         if target.query_token:
+            # A view token is spent only by its own session's live page, once everything
+            # else let it through: a request refused for any reason leaves it unspent.
+            if not target.attach:
+                raise Unauthenticated(
+                    "a view token opens only the live view page "
+                    f"/v1/sessions/{target.session_id[:64]}/live, not its files or frames"
+                )
             token = await self._decode(target.query_token, LiveTokenKind.VIEW, target.session_id)
-            if not await self._routes.spend(token.token_id):
-                raise Unauthenticated("this view token was used already; ask for a new one")
-            ticket, _ = encode_live_token(
-                self._secret,
-                LiveTokenKind.TICKET,
-                token.session_id,
-                token.tenant,
-                utcnow(),
-                self._ticket_ttl_seconds,
-                key_id=token.key_id,
-            )
-            cookie = (
-                f"{LIVE_COOKIE}={ticket}; Path=/v1/sessions/{token.session_id}/live; "
-                f"Max-Age={int(self._ticket_ttl_seconds)}; HttpOnly; SameSite=Strict"
-            )
         elif target.cookie_ticket:
             token = await self._decode(
                 target.cookie_ticket, LiveTokenKind.TICKET, target.session_id
             )
-            cookie = ""
         else:
             raise Unauthenticated("no API key, view token or live ticket")
+        route = await self._route(token.session_id, token.tenant)
+        cookie = await self._ticket_cookie(token) if token.kind is LiveTokenKind.VIEW else ""
         identity = Identity(
             tenant=token.tenant,
             # Names the key that asked for the token: its revoke ends the view's sockets.
             key_id=live_identity_key(token.token_id, token.key_id),
             scopes=frozenset({Scope.SESSIONS.value}),
         )
-        return Admitted(identity, await self._route(token.session_id, token.tenant), cookie)
+        return Admitted(identity, route, cookie)
+
+    async def _ticket_cookie(self, view_token: LiveToken) -> str:
+        """Spends `view_token`; the Set-Cookie of the live ticket it is exchanged for."""
+        if not await self._routes.spend(view_token.token_id):
+            raise Unauthenticated("this view token was used already; ask for a new one")
+        ticket, _ = encode_live_token(
+            self._secret,
+            LiveTokenKind.TICKET,
+            view_token.session_id,
+            view_token.tenant,
+            utcnow(),
+            self._ticket_ttl_seconds,
+            key_id=view_token.key_id,
+        )
+        return (
+            f"{LIVE_COOKIE}={ticket}; Path=/v1/sessions/{view_token.session_id}/live; "
+            f"Max-Age={int(self._ticket_ttl_seconds)}; HttpOnly; SameSite=Strict"
+        )
 
     async def _decode(self, text: str, kind: LiveTokenKind, session_id: str) -> LiveToken:
         token = decode_live_token(self._secret, text, kind)
