@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.main import main
 from farm_cli.traces.spans import SpanRecord, kept_traces, read_trace
-from farm_core.trace_context import TRACEPARENT, new_traceparent, span_context_of
+from farm_core.trace_context import TRACEPARENT, new_traceparent, span_context_of, trace_id_of
 from tests.e2e.conftest import Client, fresh, http_client, unique_label
 from tests.farms import traced_farm_config
 from tests.helpers import eventually
@@ -93,6 +93,16 @@ def kept_span(farm: LocalFarm, trace_id: str, span_id: str) -> SpanRecord:
     return eventually(found, within=SPANS_WITHIN, message=f"span {span_id} of {trace_id}")
 
 
+def edge_line(farm: LocalFarm, *parts: str) -> str:
+    """Envoy's access log line holding every one of `parts`, once Envoy has written it."""
+
+    def found() -> str | None:
+        lines = (farm.log_dir / "envoy.log").read_text().splitlines()
+        return next((line for line in lines if all(part in line for part in parts)), None)
+
+    return eventually(found, message=f"Envoy logged no line with {parts}")
+
+
 def test_one_task_is_one_trace_from_the_caller_to_its_artifact(
     traced_farm: LocalFarm, client: Client, site: Site
 ) -> None:
@@ -167,39 +177,38 @@ def test_one_task_is_one_trace_from_the_caller_to_its_artifact(
     assert all(f'"trace_id": "{trace_id}"' in line for line in about_task)
 
     # Envoy's access log line of the call ends with its trace id.
-    def edge_line() -> str | None:
-        lines = (traced_farm.log_dir / "envoy.log").read_text().splitlines()
-        return next((line for line in lines if "/v1/tasks:run" in line and trace_id in line), None)
-
-    line = eventually(edge_line, message="Envoy logged no line naming the call's trace")
-    assert line.endswith(f'"{trace_id}"')
+    assert edge_line(traced_farm, "/v1/tasks:run", trace_id).endswith(f'"{trace_id}"')
 
 
-def test_grpc_health_probes_at_the_edge_are_not_traced(
+def test_envoy_logs_a_trace_id_only_for_a_request_it_traces(
     traced_farm: LocalFarm, client: Client
 ) -> None:
-    probe = f"probe-{unique_label()['test']}"
+    label = unique_label()["test"]
+    # A gRPC health probe is never traced, even when its caller's traceparent is sampled.
+    probe = new_traceparent()
     target = traced_farm.envoy_url.removeprefix("http://")
-    with grpc.insecure_channel(target, options=[("grpc.primary_user_agent", probe)]) as channel:
+    options = [("grpc.primary_user_agent", f"probe-{label}")]
+    with grpc.insecure_channel(target, options=options) as channel:
         answer = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(), timeout=10
+            health_pb2.HealthCheckRequest(), timeout=10, metadata=[(TRACEPARENT, probe)]
         )
     assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    # A caller's trace it chose not to sample (flag 00) is not traced either.
+    unsampled = new_traceparent().removesuffix("-01") + "-00"
+    traced = new_traceparent()
+    for traceparent, agent in ((unsampled, "unsampled"), (traced, "traced")):
+        headers = {TRACEPARENT: traceparent, "user-agent": f"{agent}-{label}"}
+        assert client.http.get("/v1/whoami", headers=headers).status_code == 200
 
-    # Envoy's access log line of the probe ends with the trace id its span would have.
-    def edge_line() -> str | None:
-        lines = (traced_farm.log_dir / "envoy.log").read_text().splitlines()
-        probe_lines = (line for line in lines if "/grpc.health.v1.Health/" in line)
-        return next((line for line in probe_lines if probe in line), None)
-
-    probe_trace_id = eventually(edge_line, message="Envoy logged no probe").rsplit('"', 2)[1]
+    assert edge_line(traced_farm, "/grpc.health.v1.Health/", f"probe-{label}").endswith('"-"')
+    assert edge_line(traced_farm, f"unsampled-{label}").endswith('"-"')
+    traced_id = trace_id_of(traced)
+    assert edge_line(traced_farm, f"traced-{label}").endswith(f'"{traced_id}"')
     # Envoy sends its spans in the order they end: once a later call's is kept, a
-    # span of the probe would be too.
-    later = new_traceparent()
-    assert client.http.get("/v1/whoami", headers={TRACEPARENT: later}).status_code == 200
-    later_trace_id = span_context_of(later).trace_id.to_bytes(16, "big").hex()
-    kept(traced_farm, later_trace_id, "ingress")
-    assert read_trace(traced_farm.config.traces_folder, probe_trace_id) == []
+    # span of the probe or the unsampled call would be too.
+    kept(traced_farm, traced_id, "ingress")
+    for untraced in (probe, unsampled):
+        assert read_trace(traced_farm.config.traces_folder, trace_id_of(untraced)) == []
 
 
 def test_a_retried_task_shows_both_attempts_in_its_trace(
