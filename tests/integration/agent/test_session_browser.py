@@ -288,6 +288,17 @@ class Cdp:
                 return message
             self.events.append(message)
 
+    async def event(self, method: str, text: str, within: float = 10) -> dict[str, Any]:
+        """The first event `method` (read or kept already) whose JSON holds `text`."""
+
+        def matches(message: dict[str, Any]) -> bool:
+            return message.get("method") == method and text in json.dumps(message)
+
+        async with asyncio.timeout(within):
+            while not any(matches(message) for message in self.events):
+                self.events.append(json.loads((await self.socket.receive()).data))
+        return next(message for message in self.events if matches(message))
+
 
 # Chromium keeps the last --disable-features: its omnibox popups (a privileged
 # chrome:// page each, `browser_ui` targets in the context of the session's pages)
@@ -339,3 +350,30 @@ async def test_attaching_to_a_browser_ui_target_is_refused(relay: Relay) -> None
             assert "browser_ui" in reply["error"]["message"], reply
         reply = await cdp.send("Target.attachToBrowserTarget")
         assert "'browser'" in reply["error"]["message"], reply
+
+
+async def test_a_clients_page_cannot_become_a_webui_page(relay: Relay) -> None:
+    async with aiohttp.ClientSession() as http, http.ws_connect(relay.url) as socket:
+        cdp = Cdp(socket)
+        (page,) = (await cdp.send("Target.getTargets"))["result"]["targetInfos"]
+        attach = {"targetId": page["targetId"], "flatten": True}
+        session = (await cdp.send("Target.attachToTarget", attach))["result"]["sessionId"]
+        await cdp.send("Target.setDiscoverTargets", {"discover": True})
+        await cdp.send("Log.enable", sessionId=session)
+        # Asked over CDP: refused by the agent's filter, whatever the spelling.
+        for url in ("chrome://version", " CHROME://settings", "\tchrome:version"):
+            reply = await cdp.send("Page.navigate", {"url": url}, sessionId=session)
+            assert "the scheme 'chrome' is refused" in reply["error"]["message"], reply
+        # An about: alias of a WebUI page is let through, and Chromium blocks it.
+        await cdp.send("Page.navigate", {"url": "about:version"}, sessionId=session)
+        await cdp.event("Target.targetInfoChanged", '"url": "about:blank#blocked"')
+        # The page's own script may not leave for a chrome: URL (Chromium refuses it).
+        for script in ("window.location = 'chrome://settings'", "window.open('chrome://version')"):
+            await cdp.send("Runtime.evaluate", {"expression": script}, sessionId=session)
+            host = script.split("//")[1].rstrip("')")
+            await cdp.event(
+                "Log.entryAdded", f"Not allowed to load local resource: chrome://{host}/"
+            )
+        async with http.ws_connect(relay.browser.cdp_endpoint) as direct:
+            infos = (await Cdp(direct).send("Target.getTargets"))["result"]["targetInfos"]
+        assert [info["url"] for info in infos] == ["about:blank#blocked"]
