@@ -13,11 +13,11 @@ from prometheus_client import Counter
 
 from farm_auth.json_body import BodyFields
 from farm_auth.keys import MISSING_KEY, NOT_BEARER, KeyRefused
-from farm_auth.ratelimit import retry_after_header
 from farm_auth.session_check import SessionAdmission, SessionTarget, session_target
 from farm_auth.shared_limits import SharedLimits
 from farm_auth.verifier import KeyVerifier
 from farm_core.errors import HTTP_STATUS_OF_CODE, FarmError
+from farm_core.failed_attempts import retry_after_header
 from farm_core.identity import Identity, IdentitySigner
 from farm_core.nats_link import NatsPause
 

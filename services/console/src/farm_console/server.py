@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from farm_console.farm import Farm
 from farm_console.pages import audit, deadletters, keys, overview, sessions, signin, tasks
@@ -77,11 +78,17 @@ def build_app(settings: ConsoleSettings) -> Starlette:
             Route(PREFIX, to_console, methods=["GET"]),
             Mount(PREFIX, routes=pages),
         ],
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[
+            # The browser's address (request.client) from Envoy's x-forwarded-for, only
+            # when the peer is a trusted proxy: anyone else could write any address there.
+            Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies),
+            Middleware(SecurityHeaders),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.farm = farm
+    app.state.signin_failures = signin.signin_failures(settings)
     app.state.settings = settings
     return app
 

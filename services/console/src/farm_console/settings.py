@@ -40,3 +40,25 @@ class ConsoleSettings(FarmSettings):
     call_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Time limit of one call to the farm."
     )
+    trusted_proxies: str = Field(
+        default="127.0.0.1,::1",
+        description="Addresses and CIDRs (comma-separated; * for any) of the proxy in front "
+        "(the farm's Envoy) whose x-forwarded-for names the browser's address; a request "
+        "from any other peer is counted by that peer's own address.",
+    )
+    failed_signin_limit: int = Field(
+        default=10,
+        ge=0,
+        description="Refused sign-ins one browser address may make in a window before it "
+        "waits (0: no limit). Keep it, times the console's replicas, at most auth's "
+        "FARM_AUTH_FAILED_AUTH_LIMIT: auth counts the console's own address.",
+    )
+    failed_signin_window_seconds: float = Field(
+        default=60.0, gt=0, description="The window refused sign-ins are counted in."
+    )
+    failed_signin_block_seconds: float = Field(
+        default=60.0, gt=0, description="How long an address past the limit waits."
+    )
+    failed_signin_max_addresses: int = Field(
+        default=100_000, ge=1, description="Addresses whose refused sign-ins are remembered."
+    )
