@@ -1,4 +1,6 @@
-"""Refused sign-ins are counted per browser address: past the limit only that address waits.
+"""Refused keys are counted per browser address: past the limit only that address waits.
+
+Keys typed into the sign-in form and keys in a browser's cookie alike.
 
 The console's app as build_app wires it, with a stand-in for the farm's WhoAmI (the
 real one, through Envoy, is tests/e2e/test_console_signin_limit.py).
@@ -14,6 +16,7 @@ import pytest
 from farm_console.farm import FarmError
 from farm_console.server import build_app
 from farm_console.settings import ConsoleSettings
+from farm_console.views import KEY_COOKIE
 from farm_core.failed_attempts import FailedAuthLimiter
 from tests.clock import MovedClock
 
@@ -62,7 +65,7 @@ async def app(farm: StandInFarm, clock: MovedClock) -> AsyncIterator[Any]:
     built = build_app(settings)
     await built.state.farm.close()
     built.state.farm = farm
-    built.state.signin_failures = FailedAuthLimiter(
+    built.state.refused_keys = FailedAuthLimiter(
         LIMIT, 60.0, BLOCK_SECONDS, max_addresses=100, clock=clock
     )
     yield built
@@ -141,3 +144,22 @@ async def test_a_farm_that_cannot_answer_is_not_counted_against_the_address(
 
     assert statuses == [503] * 5
     assert (await sign_in(app, GOOD_KEY, peer="10.0.0.1")).status_code == 303
+
+
+async def test_keys_in_cookies_are_counted_and_stopped_as_typed_ones_are(
+    app: Any, farm: StandInFarm
+) -> None:
+    transport = httpx.ASGITransport(app=app, client=("10.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://console.test") as client:
+        statuses = []
+        for attempt in range(LIMIT + 2):
+            client.cookies.set(KEY_COOKIE, f"bf_wrong-{attempt}", path="/console/")
+            statuses.append((await client.get("/console/")).status_code)
+        asked = len(farm.asked)
+        client.cookies.set(KEY_COOKIE, GOOD_KEY, path="/console/")
+        blocked = await client.get("/console/")
+
+    assert statuses == [303] * (LIMIT + 1) + [429]  # refused: back to sign in, then wait
+    assert blocked.status_code == 429
+    assert farm.asked[asked:] == []
+    assert (await sign_in(app, GOOD_KEY, peer="10.0.0.2")).status_code == 303

@@ -22,6 +22,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from farm_console.farm import Farm
 from farm_console.pages import audit, deadletters, keys, overview, sessions, signin, tasks
+from farm_console.refusals import refused_keys
 from farm_console.security import SecurityHeaders
 from farm_console.settings import ConsoleSettings
 from farm_console.views import EXCEPTION_HANDLERS, PREFIX
@@ -88,7 +89,7 @@ def build_app(settings: ConsoleSettings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.farm = farm
-    app.state.signin_failures = signin.signin_failures(settings)
+    app.state.refused_keys = refused_keys(settings)
     app.state.settings = settings
     return app
 

@@ -1,8 +1,6 @@
 """Signing in with an API key (checked by WhoAmI through the edge) and signing out.
 
-Refused keys are counted per browser address (`request.client`, which the proxy
-headers middleware takes from x-forwarded-for only when the farm's Envoy sent it):
-past FARM_CONSOLE_FAILED_SIGNIN_LIMIT that address waits, and only that one.
+A browser past its refused keys waits, and its key is not checked (refusals.py).
 """
 
 import grpc
@@ -12,38 +10,12 @@ from starlette.routing import Route
 
 from farm.auth.v1 import auth_pb2
 from farm_console.farm import Farm, FarmError
+from farm_console.refusals import check_not_blocked, count_refusal
 from farm_console.settings import ConsoleSettings
 from farm_console.views import KEY_COOKIE, PREFIX, SCOPES_COOKIE, forget_key, go_to, render
 from farm_core.errors import HTTP_STATUS_OF_CODE
-from farm_core.failed_attempts import FailedAuthLimiter, retry_after_header
 
 MAX_KEY_CHARS = 512
-
-
-def signin_failures(settings: ConsoleSettings) -> FailedAuthLimiter:
-    """The count of refused sign-ins per browser address, as the settings bound it."""
-    return FailedAuthLimiter(
-        settings.failed_signin_limit,
-        settings.failed_signin_window_seconds,
-        settings.failed_signin_block_seconds,
-        settings.failed_signin_max_addresses,
-    )
-
-
-def client_address(request: Request) -> str:
-    """The browser's address: the TCP peer's, or what the trusted proxy forwarded."""
-    return request.client.host if request.client else ""
-
-
-def too_many_refusals(request: Request, address: str, wait_seconds: float) -> Response:
-    """The sign-in page, 429: this address waits before its next key is checked."""
-    retry_after = retry_after_header(wait_seconds)
-    message = (
-        f"Too many refused keys from your address ({address}): try again in {retry_after} seconds."
-    )
-    response = render(request, "signin.html", 429, error=message)
-    response.headers["retry-after"] = retry_after
-    return response
 
 
 async def signin_page(request: Request) -> Response:
@@ -62,12 +34,8 @@ async def sign_in(request: Request) -> Response:
     if len(key) > MAX_KEY_CHARS or not (key.isascii() and key.isprintable()):
         # Such a key cannot even be sent as a bearer token: no farm key looks like it.
         return render(request, "signin.html", 401, error="Key refused: not an API key")
-    failures: FailedAuthLimiter = request.app.state.signin_failures
-    address = client_address(request)
-    # Checked before the farm is asked: a blocked address cannot tell a good key from a bad one.
-    wait_seconds = failures.blocked_for(address)
-    if wait_seconds > 0:
-        return too_many_refusals(request, address, wait_seconds)
+    # Before the farm is asked: a blocked address cannot tell a good key from a bad one.
+    check_not_blocked(request)
     farm: Farm = request.app.state.farm
     try:
         me = await farm.call(key, farm.auth.WhoAmI, auth_pb2.WhoAmIRequest())
@@ -76,7 +44,7 @@ async def sign_in(request: Request) -> Response:
             # Not the key's fault (the farm is busy or away): not counted against anyone.
             status = HTTP_STATUS_OF_CODE[refusal.code]
             return render(request, "signin.html", status, error=f"Not signed in: {refusal.message}")
-        failures.record_failure(address)
+        count_refusal(request)
         return render(request, "signin.html", 401, error=f"Key refused: {refusal.message}")
     settings: ConsoleSettings = request.app.state.settings
     response = go_to(request, "/")
