@@ -1,10 +1,12 @@
-"""One browser's refused sign-ins lock that browser out of the console, not everyone.
+"""Refused sign-ins lock out the browsers that made them, never everyone.
 
 The console checks each key with WhoAmI back through Envoy, where auth counts refused
-keys per TCP peer: the console's own address. Before the console counted refused
-sign-ins per browser, 21 wrong keys from one browser blocked the console's address at
-auth, and with it every other browser's sign-in (and, on one machine, every local
-client). Each client here has an address of its own on loopback, as Envoy sees it.
+keys per TCP peer: the console's own address. 21 wrong keys in a minute, from one
+browser or from several together, blocked the console's address at auth, and with it
+every other browser's sign-in (and, on one machine, every local client). Now the
+console stops a browser past its own limit, and names each call's browser to auth
+(with its credential), which counts that browser instead. Each client here has an
+address of its own on loopback, as Envoy sees it.
 """
 
 import httpx
@@ -20,6 +22,9 @@ from tests.e2e.console_ui import console_url
 AUTH_FAILED_AUTH_LIMIT = 20
 GUESSER = "127.0.0.3"
 OTHER_BROWSER = "127.0.0.2"
+# Enough guessers, each stopped by the console at its own limit, that their refused
+# keys together are past auth's limit for any one address.
+GUESSERS = [f"127.0.0.{10 + n}" for n in range(AUTH_FAILED_AUTH_LIMIT // CONSOLE_SIGNIN_LIMIT)]
 
 
 def browser_at(farm: LocalFarm, address: str) -> httpx.Client:
@@ -50,14 +55,38 @@ def test_a_guessers_refused_sign_ins_lock_out_only_the_guesser(
     assert int(blocked.headers["retry-after"]) > 0
     assert f"Too many refused keys from your address ({GUESSER})" in blocked.text
 
+    assert_signs_in(farm, console_key)
+
+
+@pytest.mark.database_neutral
+def test_guessers_at_many_addresses_together_do_not_lock_the_console_out(
+    farm: LocalFarm, console_key: str
+) -> None:
+    refused = []
+    for address in GUESSERS:
+        with browser_at(farm, address) as guesser:
+            for attempt in range(CONSOLE_SIGNIN_LIMIT + 1):
+                answer = guesser.post(
+                    console_url(farm, "/signin"), data={"key": f"bf_wrong-{attempt}"}
+                )
+                refused.append(answer.status_code)
+
+    # Each refused by the farm itself, none stopped by the console: more than auth's limit.
+    assert refused == [401] * len(refused)
+    assert len(refused) > AUTH_FAILED_AUTH_LIMIT
+    assert_signs_in(farm, console_key)
+
+
+def assert_signs_in(farm: LocalFarm, key: str) -> None:
+    """A browser of its own signs in with `key`, and this machine's API clients get in."""
     with browser_at(farm, OTHER_BROWSER) as other:
         signed_in = other.post(
-            console_url(farm, "/signin"), data={"key": console_key}, follow_redirects=False
+            console_url(farm, "/signin"), data={"key": key}, follow_redirects=False
         )
 
     assert signed_in.status_code == 303, signed_in.text
     assert signed_in.headers["location"] == "/console/"
-    assert signed_in.cookies[KEY_COOKIE] == console_key
+    assert signed_in.cookies[KEY_COOKIE] == key
     # Nor is any client on the console's own address (here: this machine's) blocked at auth.
-    with http_client(farm, console_key) as local:
+    with http_client(farm, key) as local:
         assert local.get("/v1/whoami").status_code == 200

@@ -12,6 +12,7 @@ farm's Envoy sets, which ProxyHeadersMiddleware takes only from a trusted proxy.
 
 from starlette.requests import Request
 
+from farm_console.farm import BROWSER_ADDRESS
 from farm_console.settings import ConsoleSettings
 from farm_core.failed_attempts import FailedAuthLimiter
 
@@ -45,9 +46,13 @@ def _counter(request: Request) -> FailedAuthLimiter:
     return counter
 
 
-def check_not_blocked(request: Request) -> None:
-    """Raises TooManyRefusals while the browser's address waits; its key is not sent then."""
+def admit_browser(request: Request) -> None:
+    """Raises TooManyRefusals while the browser's address waits: its key is not sent then.
+
+    Else the farm calls that follow are made for this browser (farm.BROWSER_ADDRESS).
+    """
     address = client_address(request)
+    BROWSER_ADDRESS.set(address)
     wait_seconds = _counter(request).blocked_for(address)
     if wait_seconds > 0:
         raise TooManyRefusals(address, wait_seconds)

@@ -43,7 +43,12 @@ class Health:
 
 def build_app(settings: ConsoleSettings) -> Starlette:
     """The Starlette application: the pages under /console/, and /healthz."""
-    farm = Farm(settings.farm_address, settings.farm_ca_file, settings.call_timeout_seconds)
+    farm = Farm(
+        settings.farm_address,
+        settings.farm_ca_file,
+        settings.call_timeout_seconds,
+        settings.credential,
+    )
     health = Health()
 
     async def healthz(request: Request) -> Response:

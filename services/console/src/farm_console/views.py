@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from farm_console.farm import Farm, FarmError
-from farm_console.refusals import TooManyRefusals, check_not_blocked, count_refusal
+from farm_console.refusals import TooManyRefusals, admit_browser, count_refusal
 from farm_console.settings import ConsoleSettings
 from farm_core.errors import HTTP_STATUS_OF_CODE
 from farm_core.failed_attempts import retry_after_header
@@ -58,7 +58,7 @@ def caller(request: Request) -> Caller:
     if not key:
         raise NotSignedIn
     # A cookie is the browser's to write: its keys are counted as the sign-in form's are.
-    check_not_blocked(request)
+    admit_browser(request)
     return Caller(key, request.app.state.farm, request.app.state.settings)
 
 

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from farm.auth.v1 import auth_pb2
 from farm_console.farm import Farm, FarmError
-from farm_console.refusals import check_not_blocked, count_refusal
+from farm_console.refusals import admit_browser, count_refusal
 from farm_console.settings import ConsoleSettings
 from farm_console.views import KEY_COOKIE, PREFIX, SCOPES_COOKIE, forget_key, go_to, render
 from farm_core.errors import HTTP_STATUS_OF_CODE
@@ -35,7 +35,7 @@ async def sign_in(request: Request) -> Response:
         # Such a key cannot even be sent as a bearer token: no farm key looks like it.
         return render(request, "signin.html", 401, error="Key refused: not an API key")
     # Before the farm is asked: a blocked address cannot tell a good key from a bad one.
-    check_not_blocked(request)
+    admit_browser(request)
     farm: Farm = request.app.state.farm
     try:
         me = await farm.call(key, farm.auth.WhoAmI, auth_pb2.WhoAmIRequest())
