@@ -46,6 +46,10 @@ AGENT_SLOTS = 4
 SESSION_MIN_SECONDS = 2
 # How long a session's dialog waits for an answer on the farm fixture's agents.
 SESSION_DIALOG_SECONDS = 8
+# Refused sign-ins one browser address may make at the farm fixture's console (its
+# default: 10) before it waits: test_console_signin_limit's guesser costs auth's
+# count of the console's own address only this many and one, whatever else runs.
+CONSOLE_SIGNIN_LIMIT = 3
 
 
 @pytest.fixture(scope="package")
@@ -64,6 +68,7 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
             # The console's live parts (a task's status) show a change within half a
             # second, not two (its default), for test_console's waits.
             "FARM_CONSOLE_REFRESH_SECONDS": "0.5",
+            "FARM_CONSOLE_FAILED_SIGNIN_LIMIT": str(CONSOLE_SIGNIN_LIMIT),
             # test_mcp's wrong selectors are answered after 2 s, not the default 10.
             "FARM_MCP_ACTION_TIMEOUT_SECONDS": "2",
             # test_session_dialogs' forgotten dialog is dismissed after 8 s, not 60.

@@ -7,13 +7,17 @@ import grpc
 import pytest
 
 from farm.auth.v1 import auth_pb2
+from farm_auth.console_clients import CONSOLE_CLIENT_HEADER, CONSOLE_CREDENTIAL_HEADER
 from farm_core.db import utcnow
+from farm_core.identity import CredentialRole, IdentitySigner
+from farm_core.identity_keys import new_private_key, private_pem
 from farm_core.quotas import TenantQuotas
 from farm_core.timestamps import from_timestamp
-from tests.helpers import assert_eventually
+from tests.helpers import TEST_SIGNER, assert_eventually
 from tests.integration.auth.conftest import (
     RPC_TIMEOUT,
     Auth,
+    CheckReply,
     auth_settings,
     check_from,
     denial,
@@ -199,3 +203,44 @@ async def test_an_address_over_its_failed_attempts_is_blocked_even_with_a_valid_
     assert status == HTTP_TOO_MANY_REQUESTS
     assert int(headers["retry-after"]) == 60
     assert elsewhere.code == 0
+
+
+async def test_the_consoles_calls_count_against_the_browser_it_names_with_its_credential(
+    farm_home: Path,
+) -> None:
+    settings = auth_settings(farm_home, "", new_admin_key(), failed_auth_limit=3)
+    console_peer = "10.1.2.3"
+    credential = TEST_SIGNER.credential(CredentialRole.CONSOLE, "console")
+    forged = IdentitySigner(private_pem(new_private_key())).credential(
+        CredentialRole.CONSOLE, "console"
+    )
+
+    async def for_browser(secret: str, browser: str, token: str = credential) -> CheckReply:
+        headers = {CONSOLE_CREDENTIAL_HEADER: token, CONSOLE_CLIENT_HEADER: browser}
+        return await auth.check(f"Bearer {secret}", headers, client_address=console_peer)
+
+    async with running_auth(settings) as auth:
+        # Six refused keys from the console's address, three of each browser's.
+        for browser in ("192.0.2.1", "192.0.2.2"):
+            for _ in range(3):
+                assert denial(await for_browser("bf_wrong", browser))[0] == 401
+        other_browser = await for_browser(auth.admin_key, "192.0.2.3")
+        console_itself = await check_from(auth, console_peer, auth.admin_key)
+        # One more of the first browser's is past the limit: that browser is blocked.
+        await for_browser("bf_wrong", "192.0.2.1")
+        first_browser = await for_browser(auth.admin_key, "192.0.2.1")
+        # Without a credential auth's key signed, the named browser is not believed: the
+        # refused keys count against the peer, which is then blocked. Not the console's
+        # genuine calls, which are counted by their browsers.
+        for attempt in range(4):
+            await for_browser("bf_wrong", f"192.0.2.{100 + attempt}", forged)
+        after_forgeries = await check_from(auth, console_peer, auth.admin_key)
+        genuine = await for_browser(auth.admin_key, "192.0.2.4")
+
+    assert other_browser.code == 0
+    assert console_itself.code == 0
+    assert denial(first_browser)[0] == HTTP_TOO_MANY_REQUESTS
+    assert "192.0.2.1" in first_browser.body
+    assert denial(after_forgeries)[0] == HTTP_TOO_MANY_REQUESTS
+    assert console_peer in after_forgeries.body
+    assert genuine.code == 0

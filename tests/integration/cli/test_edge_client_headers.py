@@ -2,7 +2,8 @@
 
 The console's route has no check (its sign-in page opens without a key), so nothing
 overwrote a client's own x-farm-identity (a replayed signed token) or x-farm-agent
-there: they went on to the console as the client sent them.
+there: they went on to the console as the client sent them. Its x-forwarded-for is the
+TCP peer's address, set by Envoy, whatever the client claims.
 """
 
 import threading
@@ -114,3 +115,18 @@ def test_the_console_never_gets_a_clients_envoy_only_headers(
     assert response.status_code == 200
     got = console.seen[-1]
     assert not set(ENVOY_ONLY) & set(got), got
+
+
+@pytest.mark.parametrize("source", ["127.0.0.2", "127.0.0.3"])
+def test_the_console_is_told_the_clients_own_address_never_one_it_claims(
+    edge: tuple[str, Console], source: str
+) -> None:
+    url, console = edge
+    transport = httpx.HTTPTransport(local_address=source)
+    with httpx.Client(base_url=url, timeout=10, transport=transport) as http:
+        claimed = [("x-forwarded-for", "203.0.113.7"), ("X-Forwarded-For", "198.51.100.9")]
+        response = http.get("/console/", headers=claimed)
+
+    assert response.status_code == 200
+    # The console counts refused sign-ins by this address: the TCP peer, as auth's check does.
+    assert console.seen[-1]["x-forwarded-for"] == source

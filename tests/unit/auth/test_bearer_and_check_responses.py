@@ -96,13 +96,15 @@ def test_limited_answer_is_a_429_with_retry_after_in_whole_seconds() -> None:
     assert (headers["retry-after"], headers["grpc-status"]) == ("1", "8")
 
 
-def test_allowed_answer_carries_the_identity_and_drops_the_key() -> None:
+def test_allowed_answer_carries_the_identity_and_drops_the_key_and_consoles_credential() -> None:
     answer = http_answer(Verdict(code=0, identity_token="token-1"))
 
     assert answer.status == 200
     assert dict(answer.headers) == {
         "x-farm-identity": "token-1",
-        "x-envoy-auth-headers-to-remove": "authorization",
+        "x-envoy-auth-headers-to-remove": (
+            "authorization,x-farm-console-credential,x-farm-console-client"
+        ),
     }
 
 

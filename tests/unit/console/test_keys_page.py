@@ -9,6 +9,7 @@ from starlette.testclient import TestClient
 
 from farm_console.farm import FarmError
 from farm_console.pages import keys
+from farm_console.refusals import refused_keys
 from farm_console.settings import ConsoleSettings
 from farm_console.views import KEY_COOKIE, PREFIX, NotSignedIn, farm_refused, not_signed_in
 
@@ -46,6 +47,7 @@ def test_each_limit_is_shown_and_an_unlimited_one_says_so() -> None:
     )
     app.state.farm = TenantFarm()
     app.state.settings = ConsoleSettings()
+    app.state.refused_keys = refused_keys(app.state.settings)
     with TestClient(app, base_url="http://127.0.0.1") as client:
         client.cookies.set(KEY_COOKIE, "bf_key")
         answer = client.get("/console/keys")

@@ -9,6 +9,7 @@ from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 from farm_console.pages import signin, tasks
+from farm_console.refusals import refused_keys
 from farm_console.security import SecurityHeaders
 from farm_console.settings import ConsoleSettings
 from farm_console.views import EXCEPTION_HANDLERS, KEY_COOKIE, PREFIX
@@ -23,6 +24,7 @@ def client() -> Iterator[TestClient]:
         exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.settings = ConsoleSettings()
+    app.state.refused_keys = refused_keys(app.state.settings)
     with TestClient(app, base_url="http://127.0.0.1") as test_client:
         test_client.cookies.set(KEY_COOKIE, "bf_key")
         yield test_client

@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 from farm.tasks.v1 import tasks_pb2
 from farm_console.farm import FarmError
 from farm_console.pages import tasks
+from farm_console.refusals import refused_keys
 from farm_console.settings import ConsoleSettings
 from farm_console.views import KEY_COOKIE, PREFIX, NotSignedIn, farm_refused, not_signed_in
 
@@ -41,6 +42,7 @@ def client(farm: ListingFarm) -> Iterator[TestClient]:
     )
     app.state.farm = farm
     app.state.settings = ConsoleSettings()
+    app.state.refused_keys = refused_keys(app.state.settings)
     with TestClient(app, base_url="http://127.0.0.1") as test_client:
         test_client.cookies.set(KEY_COOKIE, "bf_key")
         yield test_client

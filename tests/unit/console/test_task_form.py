@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 from farm_console.farm import FarmError
 from farm_console.pages import keys, tasks
 from farm_console.pages.keys import CREATE_FORMS
+from farm_console.refusals import refused_keys
 from farm_console.settings import ConsoleSettings
 from farm_console.views import KEY_COOKIE, PREFIX, NotSignedIn, farm_refused, not_signed_in
 
@@ -43,6 +44,7 @@ def console(farm: RefusingFarm) -> Iterator[TestClient]:
     )
     app.state.farm = farm
     app.state.settings = ConsoleSettings()
+    app.state.refused_keys = refused_keys(app.state.settings)
     with TestClient(app, base_url="http://127.0.0.1") as client:
         client.cookies.set(KEY_COOKIE, KEY)
         yield client

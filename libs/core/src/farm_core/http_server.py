@@ -39,6 +39,10 @@ async def _serve(settings: FarmSettings, port: int, app: AppFactory) -> None:
         port=port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        # Off: uvicorn's own would take any x-forwarded-for from 127.0.0.1 as the
+        # client's address. An app that needs that address says whom it trusts
+        # (the console: ProxyHeadersMiddleware with FARM_CONSOLE_TRUSTED_PROXIES).
+        proxy_headers=False,
         timeout_graceful_shutdown=int(settings.grace_seconds),
         ssl_certfile=str(settings.internal_tls_cert) if tls else None,
         ssl_keyfile=str(settings.internal_tls_key) if tls else None,

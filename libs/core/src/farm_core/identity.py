@@ -7,9 +7,10 @@ by an outside caller, or by a farm host without the private key, is refused.
 
 The farm's own processes call each other with a credential in the same header: a
 long-lived token auth's key signed for one agent (role `agent`: only an agent's
-work), the MCP service (role `mcp`: only renewing its callers' tokens) or one
-service (role `service`: scope `internal`), issued by the launcher or by an
-operator, never made by the process that carries it.
+work), the MCP service (role `mcp`: only renewing its callers' tokens), one
+service (role `service`: scope `internal`) or the web console (role `console`: no
+RPC; it names its browsers' addresses to the edge's check), issued by the
+launcher or by an operator, never made by the process that carries it.
 
 A token for an API key also says when that key was last shown at the edge
 (`auth_time`); auth renews a token only within a bounded time after it.
@@ -58,17 +59,23 @@ class CredentialRole(StrEnum):
     SERVICE = "service"
     # The MCP service: renew the identity tokens its callers showed it, scope `mcp` only.
     MCP = "mcp"
+    # The web console: names, to auth's edge check, the browser a key it sends on came
+    # from (that browser's refused keys count there, not the console's); scope
+    # `console`, which no RPC takes.
+    CONSOLE = "console"
 
 
 _ROLE_SCOPES = {
     CredentialRole.AGENT: Scope.AGENT,
     CredentialRole.SERVICE: Scope.INTERNAL,
     CredentialRole.MCP: Scope.MCP,
+    CredentialRole.CONSOLE: Scope.CONSOLE,
 }
 
 CONFINED_ROLES: dict[CredentialRole, str] = {
     CredentialRole.AGENT: Scope.AGENT,
     CredentialRole.MCP: Scope.MCP,
+    CredentialRole.CONSOLE: Scope.CONSOLE,
 }
 """Roles whose credential may call only the methods that need its own scope."""
 

@@ -23,9 +23,14 @@ class Scope(StrEnum):
     # Held only by the MCP service's credential: renewing the identity tokens its
     # callers showed it; no API key can be created with it.
     MCP = "mcp"
+    # Held only by the web console's credential, which no RPC takes: auth's edge check
+    # believes the browser address it names; no API key can be created with it.
+    CONSOLE = "console"
 
 
-CREDENTIAL_SCOPES: frozenset[str] = frozenset({Scope.INTERNAL, Scope.AGENT, Scope.MCP})
+CREDENTIAL_SCOPES: frozenset[str] = frozenset(
+    {Scope.INTERNAL, Scope.AGENT, Scope.MCP, Scope.CONSOLE}
+)
 """The scopes only farm processes' credentials carry."""
 
 PUBLIC_SCOPES: frozenset[str] = frozenset(s.value for s in Scope) - CREDENTIAL_SCOPES

@@ -11,13 +11,14 @@ from dataclasses import dataclass, field, replace
 import grpc
 from prometheus_client import Counter
 
+from farm_auth.console_clients import ConsoleClients
 from farm_auth.json_body import BodyFields
 from farm_auth.keys import MISSING_KEY, NOT_BEARER, KeyRefused
-from farm_auth.ratelimit import retry_after_header
 from farm_auth.session_check import SessionAdmission, SessionTarget, session_target
 from farm_auth.shared_limits import SharedLimits
 from farm_auth.verifier import KeyVerifier
 from farm_core.errors import HTTP_STATUS_OF_CODE, FarmError
+from farm_core.failed_attempts import retry_after_header
 from farm_core.identity import Identity, IdentitySigner
 from farm_core.nats_link import NatsPause
 
@@ -211,15 +212,21 @@ class Authorizer:
         codec: IdentitySigner,
         limits: SharedLimits,
         sessions: SessionAdmission | None = None,
+        console: ConsoleClients | None = None,
     ) -> None:
         self._verifier = verifier
         self._codec = codec
         self._limits = limits
         self._sessions = sessions
+        self._console = console
         self._body_fields = BodyFields()
 
     async def check(self, request: EdgeRequest) -> Verdict:
         """The verdict on `request`."""
+        if self._console is not None:
+            # A console's call for a browser counts against that browser, not the console.
+            counted = self._console.counted_address(request.headers, request.source_address)
+            request = replace(request, source_address=counted)
         grpc_caller = request.grpc_caller
         address = request.source_address
         blocked_for = self._limits.blocked_for(address) if address else 0.0

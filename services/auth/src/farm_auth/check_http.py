@@ -17,6 +17,7 @@ from aiohttp import web
 from opentelemetry.trace import Status, StatusCode
 
 from farm_auth.authz import AUTHORIZATION_HEADER, Authorizer, EdgeRequest, Verdict
+from farm_auth.console_clients import CONSOLE_CLIENT_HEADER, CONSOLE_CREDENTIAL_HEADER
 from farm_core.app_listener import AppListener
 from farm_core.identity import IDENTITY_HEADER
 from farm_core.trace_context import serving
@@ -60,7 +61,9 @@ def http_answer(verdict: Verdict) -> web.Response:
         return web.Response(
             status=verdict.http_status, headers=dict(verdict.headers), body=verdict.body.encode()
         )
-    headers = {IDENTITY_HEADER: verdict.identity_token, HEADERS_TO_REMOVE: AUTHORIZATION_HEADER}
+    # The raw key, and the console's credential, go no further than the edge.
+    removed = ",".join((AUTHORIZATION_HEADER, CONSOLE_CREDENTIAL_HEADER, CONSOLE_CLIENT_HEADER))
+    headers = {IDENTITY_HEADER: verdict.identity_token, HEADERS_TO_REMOVE: removed}
     if verdict.agent:
         headers[AGENT_HEADER] = verdict.agent
     if verdict.set_cookie:

@@ -1,15 +1,14 @@
-"""Check's in-memory limiters: a token bucket per key, and failed attempts per source address.
+"""Check's in-memory limiter: a token bucket per key.
 
-Both live in one auth replica's memory. They answer only while NATS, where the
+It lives in one auth replica's memory, as does its counter of failed attempts per
+source address (farm_core.failed_attempts). Both answer only while NATS, where the
 farm-wide limits count (shared_limits.py), is unreachable: then a key may get up
 to N times its rate from N replicas, and an address N times its failed attempts.
 """
 
-import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 
 Clock = Callable[[], float]
 
@@ -60,62 +59,3 @@ class KeyRateLimiter:
         while len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)
         return bucket.take(now)
-
-
-@dataclass
-class _Failures:
-    window_start: float
-    count: int = 0
-    blocked_until: float = 0.0
-
-
-class FailedAuthLimiter:
-    """Counts refused keys per source address; past `limit` in `window_seconds`, blocks it.
-
-    A blocked address gets 429 for `block_seconds`, even with a valid key, so a
-    guesser cannot tell a right guess from a wrong one while blocked.
-    """
-
-    def __init__(
-        self,
-        limit: int,
-        window_seconds: float,
-        block_seconds: float,
-        max_addresses: int,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        self._limit = limit
-        self._window_seconds = window_seconds
-        self._block_seconds = block_seconds
-        self._max_addresses = max_addresses
-        self._clock = clock
-        self._addresses: OrderedDict[str, _Failures] = OrderedDict()
-
-    def blocked_for(self, address: str) -> float:
-        """Seconds `address` stays blocked; 0.0 when it is not."""
-        failures = self._addresses.get(address)
-        if failures is None:
-            return 0.0
-        return max(failures.blocked_until - self._clock(), 0.0)
-
-    def record_failure(self, address: str) -> None:
-        """Counts one refused key from `address`, blocking it once over the limit."""
-        if self._limit <= 0:
-            return
-        now = self._clock()
-        failures = self._addresses.pop(address, None)
-        if failures is None:
-            failures = _Failures(window_start=now)
-        elif now - failures.window_start >= self._window_seconds:
-            failures.window_start, failures.count = now, 0
-        failures.count += 1
-        if failures.count > self._limit:
-            failures.blocked_until = now + self._block_seconds
-        self._addresses[address] = failures
-        while len(self._addresses) > self._max_addresses:
-            self._addresses.popitem(last=False)
-
-
-def retry_after_header(seconds: float) -> str:
-    """The Retry-After value for a wait of `seconds`: whole seconds, at least 1."""
-    return str(max(1, math.ceil(seconds)))

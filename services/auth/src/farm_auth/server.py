@@ -14,10 +14,11 @@ from farm_auth.audit_log import AuditLog
 from farm_auth.authz import check_nats_pause
 from farm_auth.bootstrap import ensure_bootstrap_key
 from farm_auth.check_http import CheckServer
+from farm_auth.console_clients import ConsoleClients
 from farm_auth.credential_revocations import CredentialRevocations
 from farm_auth.key_revocation_notices import KeyRevocationNotices
 from farm_auth.keys import SecretHasher, refusal
-from farm_auth.ratelimit import FailedAuthLimiter, KeyRateLimiter
+from farm_auth.ratelimit import KeyRateLimiter
 from farm_auth.renewal import RenewalApi
 from farm_auth.session_check import SessionAdmission
 from farm_auth.session_routes import SessionRoutes
@@ -27,7 +28,8 @@ from farm_auth.store import KeyStore
 from farm_auth.verifier import KeyCache, KeyVerifier
 from farm_core.audit_publisher import AuditPublisher
 from farm_core.db import utcnow
-from farm_core.identity import IdentitySigner
+from farm_core.failed_attempts import FailedAuthLimiter
+from farm_core.identity import IdentitySigner, IdentityVerifier
 from farm_core.key_revocations import REVOKED_KEY_TTL_SECONDS
 from farm_core.revocations import RevokedCredentials
 from farm_core.scopes import method_scopes
@@ -116,6 +118,11 @@ class AuthService:
                 self._codec,
                 self._limits,
                 self._session_admission,
+                ConsoleClients(
+                    IdentityVerifier(
+                        settings.resolved_identity_public_key(), self._revocations.revoked
+                    )
+                ),
                 audit=self._edge_audit,
             ),
             settings.host,

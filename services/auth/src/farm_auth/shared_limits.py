@@ -9,8 +9,8 @@ takes a key's requests from the entry a few at a time (a lease, at most
 key costs one round trip per lease rather than one per request. Every
 replica watches `farm_failed_auth`, so asking whether an address is blocked costs
 no round trip. While NATS is away or stalled (the check's NatsPause), Check
-falls back to the replica's own in-memory limiters (ratelimit.py): limits stay in
-force, per replica.
+falls back to the replica's own in-memory limiters (ratelimit.py,
+farm_core.failed_attempts): limits stay in force, per replica.
 """
 
 import asyncio
@@ -28,8 +28,9 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
 from farm_auth.rate_leases import HeldLease, RateLease, lease_cap, next_lease_size, rate_lease
-from farm_auth.ratelimit import FailedAuthLimiter, KeyRateLimiter
+from farm_auth.ratelimit import KeyRateLimiter
 from farm_core.cancel import cancel_and_wait
+from farm_core.failed_attempts import FailedAuthLimiter
 from farm_core.kv import Contended, Versioned, compare_and_set, open_bucket
 from farm_core.nats_access import NatsAccess
 from farm_core.nats_link import NatsLink, NatsPause, NatsPaused

@@ -3,10 +3,13 @@
 The console holds no key of its own. Each call carries the signed-in user's API key
 as its bearer, so Envoy's key check, scopes, tenant and rate limits apply exactly as
 they would to the user's own client; replies come back as proto3 JSON dicts, the
-shape docs/api.md describes.
+shape docs/api.md describes. With the console's credential (role `console`, no RPC
+takes it) each call also names the browser it is made for, so the check counts a
+refused key against that browser rather than against the console's own address.
 """
 
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +32,11 @@ MAX_MESSAGE_BYTES = 65 * 1024 * 1024
 Reply = TypeVar("Reply", bound=Message)
 Json = dict[str, Any]
 
+BROWSER_ADDRESS: ContextVar[str] = ContextVar("browser_address", default="")
+"""The IP address of the browser the request being served came from ("" if unknown)."""
+CONSOLE_CREDENTIAL_HEADER = "x-farm-console-credential"
+CONSOLE_CLIENT_HEADER = "x-farm-console-client"
+
 
 class FarmError(Exception):
     """A call the farm refused or could not answer: its gRPC status and message."""
@@ -42,7 +50,9 @@ class FarmError(Exception):
 class Farm:
     """Stubs of the public services on one channel to the edge."""
 
-    def __init__(self, address: str, ca_file: Path | None, timeout: float) -> None:
+    def __init__(
+        self, address: str, ca_file: Path | None, timeout: float, credential: str = ""
+    ) -> None:
         options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -54,6 +64,7 @@ class Farm:
             credentials = grpc.ssl_channel_credentials(root_certificates=ca_file.read_bytes())
             self.channel = grpc.aio.secure_channel(address, credentials, options=options)
         self.timeout = timeout
+        self._credential = credential
         self.tasks = tasks_pb2_grpc.TaskServiceStub(self.channel)
         self.admin = admin_pb2_grpc.AdminServiceStub(self.channel)
         self.audit = audit_pb2_grpc.AuditServiceStub(self.channel)
@@ -66,11 +77,21 @@ class Farm:
     ) -> Reply:
         """The reply to one unary call made with `key`; FarmError if it fails."""
         try:
-            return await method(
-                request, metadata=(("authorization", f"Bearer {key}"),), timeout=self.timeout
-            )
+            return await method(request, metadata=self._metadata(key), timeout=self.timeout)
         except grpc.aio.AioRpcError as error:
             raise FarmError(error.code(), error.details() or error.code().name) from error
+
+    def _metadata(self, key: str) -> tuple[tuple[str, str], ...]:
+        """The call's bearer key and, with the console's credential, the browser it is for."""
+        bearer = ("authorization", f"Bearer {key}")
+        browser = BROWSER_ADDRESS.get()
+        if not self._credential or not browser:
+            return (bearer,)
+        return (
+            bearer,
+            (CONSOLE_CREDENTIAL_HEADER, self._credential),
+            (CONSOLE_CLIENT_HEADER, browser),
+        )
 
     async def call(
         self, key: str, method: Callable[..., Awaitable[Message]], request: Message

@@ -18,9 +18,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from farm_console.farm import Farm
 from farm_console.pages import audit, deadletters, keys, overview, sessions, signin, tasks
+from farm_console.refusals import refused_keys
 from farm_console.security import SecurityHeaders
 from farm_console.settings import ConsoleSettings
 from farm_console.views import EXCEPTION_HANDLERS, PREFIX
@@ -41,7 +43,12 @@ class Health:
 
 def build_app(settings: ConsoleSettings) -> Starlette:
     """The Starlette application: the pages under /console/, and /healthz."""
-    farm = Farm(settings.farm_address, settings.farm_ca_file, settings.call_timeout_seconds)
+    farm = Farm(
+        settings.farm_address,
+        settings.farm_ca_file,
+        settings.call_timeout_seconds,
+        settings.credential,
+    )
     health = Health()
 
     async def healthz(request: Request) -> Response:
@@ -77,11 +84,17 @@ def build_app(settings: ConsoleSettings) -> Starlette:
             Route(PREFIX, to_console, methods=["GET"]),
             Mount(PREFIX, routes=pages),
         ],
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[
+            # The browser's address (request.client) from Envoy's x-forwarded-for, only
+            # when the peer is a trusted proxy: anyone else could write any address there.
+            Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies),
+            Middleware(SecurityHeaders),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.farm = farm
+    app.state.refused_keys = refused_keys(settings)
     app.state.settings = settings
     return app
 

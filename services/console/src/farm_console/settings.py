@@ -40,3 +40,31 @@ class ConsoleSettings(FarmSettings):
     call_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Time limit of one call to the farm."
     )
+    credential: str = Field(
+        default="",
+        description="The console's credential (role console: `farm credential console NAME`; "
+        "`farm up` issues one). With it, each call names its browser's address to the edge's "
+        "check, which counts that browser's refused keys, not the console's address.",
+    )
+    trusted_proxies: str = Field(
+        default="127.0.0.1,::1",
+        description="Addresses and CIDRs (comma-separated; * for any) of the proxy in front "
+        "(the farm's Envoy) whose x-forwarded-for names the browser's address; a request "
+        "from any other peer is counted by that peer's own address.",
+    )
+    failed_signin_limit: int = Field(
+        default=10,
+        ge=0,
+        description="Refused keys one browser address may bring in a window before it "
+        "waits (0: no limit). Without a credential auth counts them against the console's "
+        "own address: keep it, times the replicas, at most FARM_AUTH_FAILED_AUTH_LIMIT.",
+    )
+    failed_signin_window_seconds: float = Field(
+        default=60.0, gt=0, description="The window refused sign-ins are counted in."
+    )
+    failed_signin_block_seconds: float = Field(
+        default=60.0, gt=0, description="How long an address past the limit waits."
+    )
+    failed_signin_max_addresses: int = Field(
+        default=100_000, ge=1, description="Addresses whose refused sign-ins are remembered."
+    )

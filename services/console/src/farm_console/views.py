@@ -17,8 +17,10 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from farm_console.farm import Farm, FarmError
+from farm_console.refusals import TooManyRefusals, admit_browser, count_refusal
 from farm_console.settings import ConsoleSettings
 from farm_core.errors import HTTP_STATUS_OF_CODE
+from farm_core.failed_attempts import retry_after_header
 
 PREFIX = "/console"
 KEY_COOKIE = "farm_console_key"
@@ -55,6 +57,8 @@ def caller(request: Request) -> Caller:
     key = request.cookies.get(KEY_COOKIE, "")
     if not key:
         raise NotSignedIn
+    # A cookie is the browser's to write: its keys are counted as the sign-in form's are.
+    admit_browser(request)
     return Caller(key, request.app.state.farm, request.app.state.settings)
 
 
@@ -103,11 +107,25 @@ async def farm_refused(request: Request, exc: Exception) -> Response:
     """The answer when a call to the farm fails: sign-in again, or the refusal shown."""
     assert isinstance(exc, FarmError)
     if exc.code == grpc.StatusCode.UNAUTHENTICATED:
+        count_refusal(request)
         return forget_key(go_to(request, "/signin?refused=1"))
     # The status the HTTP API gives the refusal.
     status = HTTP_STATUS_OF_CODE[exc.code]
     template = "_refusal.html" if request.headers.get("hx-request") else "refusal.html"
     return render(request, template, status, error=exc)
+
+
+async def too_many_refusals(request: Request, exc: Exception) -> Response:
+    """The sign-in page, 429: this browser's address waits before any key of it is sent on."""
+    assert isinstance(exc, TooManyRefusals)
+    retry_after = retry_after_header(exc.wait_seconds)
+    message = (
+        f"Too many refused keys from your address ({exc.address}): "
+        f"try again in {retry_after} seconds."
+    )
+    response = render(request, "signin.html", 429, error=message)
+    response.headers["retry-after"] = retry_after
+    return response
 
 
 async def not_a_page(request: Request, exc: Exception) -> Response:
@@ -126,6 +144,7 @@ async def not_a_page(request: Request, exc: Exception) -> Response:
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     NotSignedIn: not_signed_in,
     FarmError: farm_refused,
+    TooManyRefusals: too_many_refusals,
     404: not_a_page,
     405: not_a_page,
 }

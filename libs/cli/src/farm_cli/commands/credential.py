@@ -30,8 +30,9 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "else FARM_HOME/identity-key; run it where that key is, never on an agent host) "
         "and prints it on stdout, its id on stderr. "
         "Role agent: an agent's work only (FARM_AGENT_CREDENTIAL); role mcp: having its "
-        "callers' identity tokens renewed, nothing else (FARM_MCP_CREDENTIAL); role service: "
-        "scope internal (a service calling another). "
+        "callers' identity tokens renewed, nothing else (FARM_MCP_CREDENTIAL); role console: "
+        "no RPC, the web console naming its browsers to the edge's check "
+        "(FARM_CONSOLE_CREDENTIAL); role service: scope internal (a service calling another). "
         "`farm credential revoke TARGET` revokes through auth (an operator's admin key, "
         "FARM_API_KEY): TARGET is a credential id (cred_...), a credential itself, or a "
         "subject ROLE:NAME (every credential issued to it until now).",

@@ -273,6 +273,8 @@ def console_launch(
         "FARM_CONSOLE_PORT": str(ports.console),
         "FARM_CONSOLE_METRICS_PORT": str(ports.console_metrics),
         "FARM_CONSOLE_FARM_ADDRESS": f"{HOST}:{ports.envoy}",
+        # Auth's edge check then counts refused keys per browser, not per console.
+        "FARM_CONSOLE_CREDENTIAL": shared.credential(CredentialRole.CONSOLE, "console"),
     }
     if edge_ca is not None:
         env["FARM_CONSOLE_FARM_CA_FILE"] = str(edge_ca)
