@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from farm_core.errors import Unauthenticated
 from farm_core.identity import Identity, IdentitySigner
-from farm_core.key_streams import KeyStreams, until_ended
+from farm_core.key_streams import NOTICE_MEMORY_SECONDS, KeyStreams, until_ended
 from farm_core.key_validity import KeySecrets, KeyValidity
 
 KEY = "key_00000000000000aa"
@@ -83,6 +83,12 @@ async def test_streams_end_on_revoke_and_on_a_rotation_but_not_others() -> None:
     streams.add(KEY, KeyValidity("new"), ends.of("late"))
     await streams.close()
     assert ends.reasons["late"] == f"API key {KEY} revoked"
+    # Not for ever: the edge has long refused the key by then.
+    clock.now += NOTICE_MEMORY_SECONDS + 1
+    await streams.revoked("key_another")
+    streams.add(KEY, KeyValidity("new"), ends.of("much later"))
+    await streams.close()
+    assert "much later" not in ends.reasons
 
 
 async def test_a_stream_ends_when_its_key_expires() -> None:

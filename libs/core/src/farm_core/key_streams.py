@@ -9,15 +9,16 @@ ended (through the `EndStream` it gave, with a reason naming the key) when:
 - its key is revoked, or its secrets change (a rotation after it opened): auth names
   either on the revoked keys' bucket (farm_core.key_revocations), which the process
   watches and hands to `revoked` and `secrets_changed`.
-Notices are remembered, so a stream opened just after one (its identity signed by an
-auth replica that had not heard yet) still ends.
+Notices are remembered for NOTICE_MEMORY_SECONDS, so a stream opened just after one
+(its identity signed by an auth replica whose key cache had not heard yet, for at
+most FARM_AUTH_KEY_CACHE_SECONDS) still ends.
 """
 
 import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 EndStream = Callable[[str], Awaitable[None]]
 """Ends one stream, saying why (the reason names the key)."""
 Item = TypeVar("Item")
+NOTICE_MEMORY_SECONDS = 300.0
+"""How long a revoke or a change of secrets heard applies to streams that open later."""
 
 
 @dataclass(eq=False)
@@ -51,8 +54,8 @@ class KeyStreams:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._streams: defaultdict[str, set[KeyStream]] = defaultdict(set)
-        self._revoked: set[str] = set()
-        self._secrets: dict[str, KeySecrets] = {}
+        # Notices heard lately, oldest first: (when heard, the key's secrets; None: revoked).
+        self._heard: OrderedDict[tuple[str, bool], tuple[float, KeySecrets | None]] = OrderedDict()
         self._ending: set[asyncio.Task[None]] = set()
 
     def add(self, key_id: str, validity: KeyValidity | None, end: EndStream) -> KeyStream:
@@ -61,10 +64,10 @@ class KeyStreams:
         if not key_id:
             return stream
         self._streams[key_id].add(stream)
-        if key_id in self._revoked:
+        if (key_id, True) in self._heard:
             self._spawn_end(stream, KEY_REVOKED_REASON)
             return stream
-        secrets = self._secrets.get(key_id)
+        _, secrets = self._heard.get((key_id, False), (0.0, None))
         if secrets is not None and validity is not None:
             stream.validity = validity.under(secrets, self._clock())
         self._schedule(stream)
@@ -98,7 +101,7 @@ class KeyStreams:
 
     async def revoked(self, key_id: str) -> None:
         """Ends every stream of the revoked key `key_id`, at once."""
-        self._revoked.add(key_id)
+        self._remember((key_id, True), None)
         ended = list(self._streams.get(key_id, ()))
         # Side by side: each may wait a moment for its client's own close.
         await asyncio.gather(*(self._end(stream, KEY_REVOKED_REASON) for stream in ended))
@@ -107,7 +110,7 @@ class KeyStreams:
 
     async def secrets_changed(self, secrets: KeySecrets) -> None:
         """Ends, now or at the old secret's grace end, the streams opened with another secret."""
-        self._secrets[secrets.key_id] = secrets
+        self._remember((secrets.key_id, False), secrets)
         now = self._clock()
         for stream in list(self._streams.get(secrets.key_id, ())):
             if stream.validity is not None:
@@ -123,6 +126,14 @@ class KeyStreams:
         for task in list(self._ending):
             with contextlib.suppress(Exception):
                 await task
+
+    def _remember(self, heard: tuple[str, bool], secrets: KeySecrets | None) -> None:
+        """Notes a notice (key id, whether a revoke) and forgets those heard too long ago."""
+        now = self._clock()
+        self._heard.pop(heard, None)
+        self._heard[heard] = (now, secrets)
+        while next(iter(self._heard.values()))[0] < now - NOTICE_MEMORY_SECONDS:
+            self._heard.popitem(last=False)
 
     def _schedule(self, stream: KeyStream) -> None:
         if stream.timer is not None:
