@@ -23,9 +23,9 @@ from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
-KEY_TTL_SECONDS = 3
+KEY_TTL_SECONDS = 5
 """The expiring keys' lifetime: long enough to open their streams first."""
-GRACE_SECONDS = 4
+GRACE_SECONDS = 5
 """The rotated key's grace for its old secret: long enough to open a socket with it first."""
 
 
