@@ -78,3 +78,20 @@ async def close_reason_of_idle_socket(url: str, key: str) -> str:
         message = await asyncio.wait_for(socket.receive(), timeout=30)
         assert message.type == aiohttp.WSMsgType.CLOSE, message
         return str(message.extra)
+
+
+async def close_frame_of(socket: aiohttp.ClientWebSocketResponse) -> tuple[int, str]:
+    """Reads `socket` (live frames, CDP events) until its close frame: its code and reason."""
+    while True:
+        message = await socket.receive()
+        if message.type == aiohttp.WSMsgType.CLOSE:
+            return int(message.data), str(message.extra)
+        assert message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY), message
+
+
+async def assert_drives(socket: aiohttp.ClientWebSocketResponse) -> None:
+    """Asserts the open CDP `socket` still drives its browser: it answers a command."""
+    await socket.send_str(json.dumps({"id": 7, "method": "Target.getTargets"}))
+    while (reply := json.loads(await socket.receive_str(timeout=10))).get("id") != 7:
+        pass
+    assert "targetInfos" in reply["result"], reply

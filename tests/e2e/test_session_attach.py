@@ -17,7 +17,7 @@ from playwright.async_api import Playwright
 from farm_agent.browser.chromium import CHROMIUM_FLAGS
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import Client, KeyFactory, http_client
-from tests.e2e.sessions_api import Sessions, cdp_call, cdp_status
+from tests.e2e.sessions_api import Sessions, assert_drives, cdp_call, cdp_status, close_frame_of
 from tests.helpers import assert_eventually
 from tests.pages import Site
 
@@ -240,15 +240,6 @@ def test_a_view_token_is_spent_only_by_its_own_sessions_live_page(
         sessions.close(second["id"])
 
 
-async def close_frame_of(socket: aiohttp.ClientWebSocketResponse) -> tuple[int, str]:
-    """Reads `socket` (live frames, CDP events) until its close frame: its code and reason."""
-    while True:
-        message = await socket.receive()
-        if message.type == aiohttp.WSMsgType.CLOSE:
-            return int(message.data), str(message.extra)
-        assert message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY), message
-
-
 async def test_revoking_a_key_ends_the_sockets_it_opened_and_leaves_the_session_open(
     farm: LocalFarm, admin: Client, make_key: KeyFactory
 ) -> None:
@@ -278,10 +269,7 @@ async def test_revoking_a_key_ends_the_sockets_it_opened_and_leaves_the_session_
                     reason = f"API key {revoked.api_key.id} revoked"
                     assert [end.result() for end in ends] == [(1008, reason)] * 2
                     # Another key's socket on the same session still drives its browser.
-                    await other.send_str(json.dumps({"id": 7, "method": "Target.getTargets"}))
-                    while (reply := json.loads(await other.receive_str())).get("id") != 7:
-                        pass
-                    assert "targetInfos" in reply["result"], reply
+                    await assert_drives(other)
                 finally:
                     for end in ends:
                         end.cancel()

@@ -1,16 +1,20 @@
 """AuthService over gRPC: creating, listing and revoking keys, tenants kept apart."""
 
 import contextlib
+import json
+from collections.abc import Awaitable
 from pathlib import Path
 
 import grpc
 import pytest
-from nats.js.errors import BucketNotFoundError, NoKeysError
+from nats.aio.client import Client
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
 from sqlalchemy import text
 
 from farm.auth.v1 import auth_pb2
 from farm_core.db import create_engine
-from farm_core.key_revocations import revoked_keys_bucket
+from farm_core.key_revocations import SECRETS_ENTRY_PREFIX, revoked_keys_bucket
+from farm_core.key_validity import KeySecrets
 from farm_core.nats_access import NatsAccess
 from farm_core.queue import connect
 from tests.conftest import NatsServer
@@ -178,6 +182,15 @@ async def test_a_key_that_expires_makes_and_takes_over_no_key_that_outlives_it(
     assert rotated.secret.startswith("bf_")
 
 
+async def revoked_named(connection: Client) -> list[str]:
+    """The key ids named as revoked on NATS (not the notices of keys' secrets)."""
+    # Auth makes the bucket as it connects, maybe after the revoke.
+    with contextlib.suppress(BucketNotFoundError, NoKeysError):
+        bucket = await revoked_keys_bucket(connection.jetstream(), create=False)
+        return [key for key in await bucket.keys() if not key.startswith(SECRETS_ENTRY_PREFIX)]
+    return []
+
+
 async def test_a_revoke_names_the_key_to_the_agents_on_nats(
     farm_home: Path, database_url: str, fresh_nats_server: NatsServer
 ) -> None:
@@ -192,12 +205,8 @@ async def test_a_revoke_names_the_key_to_the_agents_on_nats(
             kept = await auth.create_key(auth.admin_key, scopes=("sessions",))
             await auth.revoke(auth.admin_key, created.api_key.id)
 
-            async def named() -> list[str]:
-                # Auth makes the bucket as it connects, maybe after the revoke.
-                with contextlib.suppress(BucketNotFoundError, NoKeysError):
-                    bucket = await revoked_keys_bucket(connection.jetstream(), create=False)
-                    return list(await bucket.keys())
-                return []
+            def named() -> Awaitable[list[str]]:
+                return revoked_named(connection)
 
             await assert_eventually(named, within=15, message="no revoked key named on NATS")
             assert await named() == [created.api_key.id]
@@ -219,13 +228,43 @@ async def test_a_revoke_made_while_nats_was_away_is_named_by_the_next_auth_start
     try:
         async with running_auth(settings):
 
-            async def named() -> list[str]:
-                with contextlib.suppress(BucketNotFoundError, NoKeysError):
-                    bucket = await revoked_keys_bucket(connection.jetstream(), create=False)
-                    return list(await bucket.keys())
-                return []
+            def named() -> Awaitable[list[str]]:
+                return revoked_named(connection)
 
             await assert_eventually(named, within=15, message="the revoke was never named")
             assert await named() == [created.api_key.id]
+    finally:
+        await connection.close()
+
+
+async def test_a_rotation_made_while_nats_was_away_is_named_by_the_next_auth_start(
+    farm_home: Path, database_url: str, fresh_nats_server: NatsServer
+) -> None:
+    # The sockets opened with the old secret end with its grace only once agents hear of it.
+    admin = new_admin_key()
+    async with running_auth(auth_settings(farm_home, database_url, admin)) as auth:
+        created = await auth.create_key(auth.admin_key, scopes=("sessions",))
+        await auth.keys.RotateApiKey(
+            auth_pb2.RotateApiKeyRequest(id=created.api_key.id, grace_seconds=60),
+            metadata=await auth.as_key(auth.admin_key),
+            timeout=10,
+        )
+    settings = auth_settings(farm_home, database_url, admin, NATS_URL=fresh_nats_server.url)
+    connection = await connect(NatsAccess(fresh_nats_server.url), "test-agent")
+    entry = SECRETS_ENTRY_PREFIX + created.api_key.id
+    try:
+        async with running_auth(settings):
+
+            async def secrets() -> KeySecrets | None:
+                with contextlib.suppress(BucketNotFoundError, KeyNotFoundError):
+                    bucket = await revoked_keys_bucket(connection.jetstream(), create=False)
+                    value = (await bucket.get(entry)).value or b"{}"
+                    return KeySecrets.from_json(created.api_key.id, json.loads(value))
+                return None
+
+            await assert_eventually(secrets, within=15, message="the rotation was never named")
+            named = await secrets()
+            assert named is not None and named.current and named.previous
+            assert named.current != named.previous and named.previous_until > 0
     finally:
         await connection.close()

@@ -97,6 +97,25 @@ def test_usable_until_is_the_expiry_or_the_old_secrets_grace() -> None:
     assert usable_until(record("plain"), HASHER.hash("plain")) == math.inf
 
 
+def test_a_keys_identity_names_its_secret_by_a_fingerprint_and_says_until_when_it_works() -> None:
+    expiry = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    grace_end = dt.datetime(2029, 1, 1, tzinfo=dt.UTC)
+    rotated = record("new", expire_time=expiry, previous_secret_hash=HASHER.hash("old"))
+    rotated = replace(rotated, previous_secret_expire_time=grace_end)
+
+    new = rotated.identity("boot", secret_hash=HASHER.hash("new")).validity
+    old = rotated.identity("boot", secret_hash=HASHER.hash("old")).validity
+    assert new is not None and old is not None
+    assert (new.key_expires, new.secret_expires) == (expiry.timestamp(), None)
+    assert (old.key_expires, old.secret_expires) == (expiry.timestamp(), grace_end.timestamp())
+    assert new.secret != old.secret
+    assert new.secret not in HASHER.hash("new")
+    # The notice of the rotation names the same fingerprints.
+    notice = rotated.secrets()
+    assert (notice.current, notice.previous) == (new.secret, old.secret)
+    assert notice.previous_until == grace_end.timestamp()
+
+
 class Store:
     """The one KeyStore call the verifier makes, over a dict, counting lookups held by `gate`."""
 

@@ -8,6 +8,7 @@ from farm.queue.v1 import queue_pb2
 from farm_auth.session_check import SessionAdmission, session_target
 from farm_core.errors import NotFound, PermissionDenied, Unauthenticated
 from farm_core.identity import Identity
+from farm_core.key_validity import KeyValidity
 from farm_core.live_tokens import LIVE_COOKIE, LiveTokenKind, decode_live_token, encode_live_token
 
 SECRET = "s" * 48
@@ -37,10 +38,12 @@ class Routes:
 
 REVOKED: set[str] = set()
 """Ids of the API keys the admission below takes for revoked."""
+KEY_EXPIRES = 2_000_000_000.0
+"""When the keys the admission below knows expire (a Unix time)."""
 
 
-async def key_in_force(key_id: str, tenant: str) -> bool:
-    return key_id not in REVOKED
+async def key_in_force(key_id: str, tenant: str) -> KeyValidity | None:
+    return None if key_id in REVOKED else KeyValidity(key_expires=KEY_EXPIRES)
 
 
 @pytest.fixture
@@ -198,8 +201,10 @@ async def test_a_view_token_and_its_ticket_end_with_the_key_that_asked_for_them(
     )
     opened = session_target(f"/v1/sessions/{SESSION}/live?token={first}", None)
     assert opened is not None
-    cookie = (await admission.by_token(opened)).set_cookie
-    ticket = cookie.split(";", 1)[0].removeprefix(f"{LIVE_COOKIE}=")
+    admitted = await admission.by_token(opened)
+    # Its sockets end when the asking key expires: the identity says when.
+    assert admitted.identity.validity == KeyValidity(key_expires=KEY_EXPIRES)
+    ticket = admitted.set_cookie.split(";", 1)[0].removeprefix(f"{LIVE_COOKIE}=")
     assert decode_live_token(SECRET, ticket, LiveTokenKind.TICKET).key_id == "key_a"
     REVOKED.add("key_a")
     unspent = session_target(f"/v1/sessions/{SESSION}/live?token={second}", None)

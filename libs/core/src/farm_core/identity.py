@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from farm_core.errors import PermissionDenied, Unauthenticated, Unavailable
 from farm_core.identity_keys import decode_signed, load_private_key, load_public_key
+from farm_core.key_validity import KeyValidity
 from farm_core.quotas import TenantQuotas
 from farm_core.revocations import REVOKED_REFUSAL, RevokedCredentials, new_credential_id
 from farm_core.scopes import Scope
@@ -59,9 +60,8 @@ class CredentialRole(StrEnum):
     SERVICE = "service"
     # The MCP service: renew the identity tokens its callers showed it, scope `mcp` only.
     MCP = "mcp"
-    # The web console: names, to auth's edge check, the browser a key it sends on came
-    # from (that browser's refused keys count there, not the console's); scope
-    # `console`, which no RPC takes.
+    # The web console: names to auth's check the browser a key came from (its refused
+    # keys count there, not the console's); scope `console`, which no RPC takes.
     CONSOLE = "console"
 
 
@@ -92,6 +92,8 @@ class Identity:
     operator: bool = False
     # The tenant's quotas in force; None when the token carries none (no quota applies).
     quotas: TenantQuotas | None = None
+    # Until when its key (and the secret shown) works; None when the token does not say.
+    validity: KeyValidity | None = None
 
     def has_scope(self, scope: str) -> bool:
         """Whether the key carries `scope`."""
@@ -182,8 +184,7 @@ class IdentityVerifier:
             claims = decode_signed(token, self._public_key, _ISSUER, _AUDIENCE)
         except jwt.PyJWTError as error:
             raise Unauthenticated(f"identity token refused: {error}") from error
-        quota = claims.get("quota")
-        role = claims.get("role")
+        quota, role, key = claims.get("quota"), claims.get("role"), claims.get("key")
         if role is not None and role not in CredentialRole.__members__.values():
             raise Unauthenticated(f"identity token refused: unknown role {role!r}")
         identity = Identity(
@@ -194,6 +195,7 @@ class IdentityVerifier:
             operator=claims.get("op") is True,
             quotas=TenantQuotas.from_claims(quota) if isinstance(quota, dict) else None,
             role=CredentialRole(role) if role is not None else None,
+            validity=KeyValidity.from_claims(key) if isinstance(key, dict) else None,
         )
         if role is None:
             return _Verified(identity, float(claims["exp"]))
@@ -301,6 +303,8 @@ class IdentitySigner(IdentityVerifier):
         }
         if identity.quotas is not None:
             claims["quota"] = identity.quotas.to_claims()
+        if identity.validity is not None:
+            claims["key"] = identity.validity.to_claims()
         return jwt.encode(claims, self._private_key, algorithm=_ALGORITHM)
 
     def credential(

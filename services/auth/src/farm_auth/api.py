@@ -232,6 +232,8 @@ class AuthApi(auth_pb2_grpc.AuthServiceServicer):
         if record is None:
             raise FailedPrecondition(f"API key {key_id!r} is revoked; create a new one")
         self._verifier.forget(record)
+        # Sockets and streams opened with the old secret end as its grace does.
+        await self._key_revocations.publish_secrets(record.secrets())
         return auth_pb2.CreateApiKeyResponse(
             api_key=api_key_message(record, self._defaults), secret=secret
         )

@@ -1,5 +1,8 @@
 """Names each revoked API key on NATS, so the agents end the session sockets it opened.
 
+Each change of a key's secrets (a rotation) is named there too: the secrets that
+still work, so the sockets (and WatchTask streams) opened with another one end.
+
 The revoke itself is SQL's (the edge refuses the key from then on); the notice to
 the agents follows it. A revoke waits a moment for its notice when NATS is there,
 and never fails for want of NATS: the notice is then sent once NATS is back, for as
@@ -18,7 +21,8 @@ from nats.js.kv import KeyValue
 
 from farm_core.cancel import cancel_and_wait
 from farm_core.db import utcnow
-from farm_core.key_revocations import revoked_keys_bucket
+from farm_core.key_revocations import revoked_keys_bucket, secrets_entry
+from farm_core.key_validity import KeySecrets
 from farm_core.nats_access import NatsAccess
 from farm_core.nats_link import NatsLink
 
@@ -39,11 +43,16 @@ class KeyRevocationNotices:
         self._ready = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def start(self, recent: Iterable[str] = ()) -> None:
-        """Connects and makes the bucket in the background, then names the `recent` revokes."""
+    def start(self, recent: Iterable[str] = (), secrets: Iterable[KeySecrets] = ()) -> None:
+        """Connects and makes the bucket in the background, then names the `recent` revokes.
+
+        And the working `secrets` of keys whose secrets changed lately.
+        """
         self._spawn(self._open(), "auth-key-revocations-open")
         for key_id in recent:
-            self._spawn(self._send(key_id), f"auth-key-revoked-{key_id}")
+            self._spawn(self._send(*self._revoke_entry(key_id)), f"auth-key-revoked-{key_id}")
+        for notice in secrets:
+            self._spawn(self._send(*secrets_entry(notice)), f"auth-key-secrets-{notice.key_id}")
 
     async def close(self) -> None:
         """Stops sending (notices not yet sent are dropped) and closes the NATS connection."""
@@ -53,7 +62,18 @@ class KeyRevocationNotices:
 
     async def publish(self, key_id: str) -> None:
         """Names `key_id` as revoked, at once if NATS takes it within a moment, else later."""
-        sending = self._spawn(self._send(key_id), f"auth-key-revoked-{key_id}")
+        await self._publish(*self._revoke_entry(key_id))
+
+    async def publish_secrets(self, notice: KeySecrets) -> None:
+        """Names the key's working secrets (after a rotation), as `publish` names a revoke."""
+        await self._publish(*secrets_entry(notice))
+
+    @staticmethod
+    def _revoke_entry(key_id: str) -> tuple[str, bytes]:
+        return key_id, utcnow().isoformat().encode()
+
+    async def _publish(self, entry: str, value: bytes) -> None:
+        sending = self._spawn(self._send(entry, value), f"auth-key-notice-{entry}")
         if self._ready.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(PUBLISH_WAIT_SECONDS):
@@ -65,15 +85,15 @@ class KeyRevocationNotices:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _send(self, key_id: str) -> None:
+    async def _send(self, entry: str, value: bytes) -> None:
         while True:
             await self._ready.wait()
             assert self._bucket is not None
             try:
-                await self._bucket.put(key_id, utcnow().isoformat().encode())
+                await self._bucket.put(entry, value)
                 return
             except nats.errors.Error as error:
-                log.warning("the revoke of API key %s is not on NATS yet: %s", key_id, error)
+                log.warning("the notice %s is not on NATS yet: %s", entry, error)
                 await asyncio.sleep(RETRY_SECONDS)
 
     async def _open(self) -> None:

@@ -13,6 +13,7 @@ from farm_auth.limits import QuotaSetting, RateSetting
 from farm_core.errors import AlreadyExists, InvalidArgument, PermissionDenied, Unauthenticated
 from farm_core.idempotency import check_idempotency_key, used_otherwise
 from farm_core.identity import Identity
+from farm_core.key_validity import KeySecrets, KeyValidity
 from farm_core.quotas import TenantQuotas
 from farm_core.scopes import PUBLIC_SCOPES, Scope
 
@@ -38,6 +39,14 @@ def new_secret() -> str:
 def new_key_id() -> str:
     """A fresh API key id: `key_` and 16 hex digits."""
     return f"key_{secrets.token_hex(8)}"
+
+
+def secret_fingerprint(secret_hash: str) -> str:
+    """What names a key's secret to other processes: 16 hex digits of a hash of its hash.
+
+    It tells two secrets of a key apart, and says nothing of the secret or its stored hash.
+    """
+    return hashlib.sha256(f"farm-secret:{secret_hash}".encode()).hexdigest()[:16]
 
 
 class SecretHasher:
@@ -85,8 +94,13 @@ class KeyRecord:
         """The key's own rate limit setting."""
         return RateSetting(self.rate_per_second, self.rate_burst)
 
-    def identity(self, bootstrap_tenant: str, quotas: TenantQuotas | None = None) -> Identity:
-        """Who a request made with this key is; an admin of `bootstrap_tenant` is an operator."""
+    def identity(
+        self, bootstrap_tenant: str, quotas: TenantQuotas | None = None, secret_hash: str = ""
+    ) -> Identity:
+        """Who a request made with this key is; an admin of `bootstrap_tenant` is an operator.
+
+        With the `secret_hash` of the secret shown, it says until when key and secret work.
+        """
         return Identity(
             self.tenant,
             self.id,
@@ -94,6 +108,29 @@ class KeyRecord:
             self.name,
             operator=self.tenant == bootstrap_tenant and Scope.ADMIN in self.scopes,
             quotas=quotas,
+            validity=self.validity(secret_hash) if secret_hash else None,
+        )
+
+    def validity(self, secret_hash: str = "") -> KeyValidity:
+        """Until when the key, and the secret hashing to `secret_hash` if given, work."""
+        expires = self.expire_time.timestamp() if self.expire_time is not None else None
+        if not secret_hash:
+            return KeyValidity(key_expires=expires)
+        grace_end = self.previous_secret_expire_time
+        secret_expires = None
+        if secret_hash != self.secret_hash:
+            secret_expires = grace_end.timestamp() if grace_end is not None else 0.0
+        return KeyValidity(secret_fingerprint(secret_hash), expires, secret_expires)
+
+    def secrets(self) -> KeySecrets:
+        """The secrets that work (named by fingerprint): the notice of a change of them."""
+        grace_end = self.previous_secret_expire_time
+        previous = self.previous_secret_hash if grace_end is not None else None
+        return KeySecrets(
+            self.id,
+            secret_fingerprint(self.secret_hash),
+            secret_fingerprint(previous) if previous else "",
+            grace_end.timestamp() if grace_end is not None and previous else 0.0,
         )
 
 

@@ -17,7 +17,7 @@ from farm_auth.check_http import CheckServer
 from farm_auth.console_clients import ConsoleClients
 from farm_auth.credential_revocations import CredentialRevocations
 from farm_auth.key_revocation_notices import KeyRevocationNotices
-from farm_auth.keys import SecretHasher, refusal
+from farm_auth.keys import KeyRecord, SecretHasher, refusal
 from farm_auth.ratelimit import KeyRateLimiter
 from farm_auth.renewal import RenewalApi
 from farm_auth.session_check import SessionAdmission
@@ -31,6 +31,7 @@ from farm_core.db import utcnow
 from farm_core.failed_attempts import FailedAuthLimiter
 from farm_core.identity import IdentitySigner, IdentityVerifier
 from farm_core.key_revocations import REVOKED_KEY_TTL_SECONDS
+from farm_core.key_validity import KeyValidity
 from farm_core.revocations import RevokedCredentials
 from farm_core.scopes import method_scopes
 from farm_core.server import AUDIT_FLUSH_SECONDS
@@ -130,10 +131,12 @@ class AuthService:
             settings.internal_ssl_server(),
         )
 
-    async def _key_in_force(self, key_id: str, tenant: str) -> bool:
-        """Whether API key `key_id` of `tenant` is still neither revoked nor expired."""
+    async def _key_in_force(self, key_id: str, tenant: str) -> KeyValidity | None:
+        """Until when API key `key_id` of `tenant` works; None once revoked or expired."""
         record = await self._store.get(key_id, tenant)
-        return record is not None and refusal(record, utcnow()) is None
+        if record is None or refusal(record, utcnow()) is not None:
+            return None
+        return record.validity()
 
     @property
     def revoked_credentials(self) -> RevokedCredentials:
@@ -154,14 +157,22 @@ class AuthService:
         try:
             await self._store.start()
             admin_secret = self._settings.resolved_admin_key()
+            # Keys whose secrets changed: a notice a stopped replica may not have sent,
+            # and the bootstrap key, which a new FARM_ADMIN_KEY re-keys.
+            changed: list[KeyRecord] = []
             if admin_secret is not None:
-                await ensure_bootstrap_key(
-                    self._store, self._settings.bootstrap_tenant, admin_secret, self._hasher
+                changed.append(
+                    await ensure_bootstrap_key(
+                        self._store, self._settings.bootstrap_tenant, admin_secret, self._hasher
+                    )
                 )
             await self._revocations.start()
             # Revokes whose notice a stopped replica may not have sent: named again.
             since = utcnow() - dt.timedelta(seconds=REVOKED_KEY_TTL_SECONDS)
-            self._key_revocations.start(await self._store.revoked_since(since))
+            changed += await self._store.rotated_since(since)
+            self._key_revocations.start(
+                await self._store.revoked_since(since), [key.secrets() for key in changed]
+            )
             self._audit_writer.start()
             self._session_routes.start()
             self._limits.start()

@@ -20,6 +20,7 @@ from farm_core.db import utcnow
 from farm_core.errors import NotFound, PermissionDenied, Unauthenticated
 from farm_core.identity import Identity
 from farm_core.key_revocations import live_identity_key
+from farm_core.key_validity import KeyValidity
 from farm_core.live_tokens import (
     LIVE_COOKIE,
     LiveToken,
@@ -78,7 +79,7 @@ class SessionAdmission:
         routes: SessionRoutes,
         secret: str,
         ticket_ttl_seconds: float,
-        key_in_force: Callable[[str, str], Awaitable[bool]],
+        key_in_force: Callable[[str, str], Awaitable[KeyValidity | None]],
         *,
         cdp_needs_script: bool = False,
     ) -> None:
@@ -86,7 +87,7 @@ class SessionAdmission:
         self._cdp_needs_script = cdp_needs_script
         self._secret = secret
         self._ticket_ttl_seconds = ticket_ttl_seconds
-        # Whether API key (id, tenant) is still neither revoked nor expired.
+        # Until when API key (id, tenant) works; None once it is revoked or expired.
         self._key_in_force = key_in_force
 
     async def by_key(self, target: SessionTarget, identity: Identity) -> Admitted:
@@ -117,9 +118,11 @@ class SessionAdmission:
                     "a view token opens only the live view page "
                     f"/v1/sessions/{target.session_id[:64]}/live, not its files or frames"
                 )
-            token = await self._decode(target.query_token, LiveTokenKind.VIEW, target.session_id)
+            token, validity = await self._decode(
+                target.query_token, LiveTokenKind.VIEW, target.session_id
+            )
         elif target.cookie_ticket:
-            token = await self._decode(
+            token, validity = await self._decode(
                 target.cookie_ticket, LiveTokenKind.TICKET, target.session_id
             )
         else:
@@ -131,6 +134,8 @@ class SessionAdmission:
             # Names the key that asked for the token: its revoke ends the view's sockets.
             key_id=live_identity_key(token.token_id, token.key_id),
             scopes=frozenset({Scope.SESSIONS.value}),
+            # The asking key's expiry ends the view's sockets too (its rotation does not).
+            validity=validity,
         )
         return Admitted(identity, route, cookie)
 
@@ -152,16 +157,22 @@ class SessionAdmission:
             f"Max-Age={int(self._ticket_ttl_seconds)}; HttpOnly; SameSite=Strict"
         )
 
-    async def _decode(self, text: str, kind: LiveTokenKind, session_id: str) -> LiveToken:
+    async def _decode(
+        self, text: str, kind: LiveTokenKind, session_id: str
+    ) -> tuple[LiveToken, KeyValidity | None]:
+        """The token, and until when the key that asked for it works (None: not named)."""
         token = decode_live_token(self._secret, text, kind)
         if token.session_id != session_id:
             raise Unauthenticated(f"this {kind.value} token is for another session")
+        if not token.key_id:
+            return token, None
         # A token and its ticket last no longer than the key that asked for the token.
-        if token.key_id and not await self._key_in_force(token.key_id, token.tenant):
+        validity = await self._key_in_force(token.key_id, token.tenant)
+        if validity is None:
             raise Unauthenticated(
                 f"this {kind.value} token's API key {token.key_id} is revoked or expired"
             )
-        return token
+        return token, validity
 
     async def _route(self, session_id: str, tenant: str) -> queue_pb2.SessionRoute:
         route = await self._routes.route(session_id)

@@ -184,6 +184,14 @@ class KeyStore(Database):
         async with self.engine.connect() as connection:
             return tuple((await connection.execute(query)).scalars())
 
+    async def rotated_since(self, since: dt.datetime) -> tuple[KeyRecord, ...]:
+        """The keys not revoked whose old secret's grace ends at `since` or later."""
+        query = select(api_keys).where(
+            api_keys.c.previous_secret_expire_time >= since, api_keys.c.revoke_time.is_(None)
+        )
+        async with self.engine.connect() as connection:
+            return tuple(_record(row) for row in await connection.execute(query))
+
     async def rekey(self, key_id: str, secret_hash: str, scopes: Sequence[str]) -> KeyRecord:
         """Gives key `key_id` a new secret and scopes, and makes it valid again (never expires)."""
         async with self.engine.begin() as connection:

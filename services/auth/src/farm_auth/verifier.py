@@ -24,10 +24,8 @@ class Verified:
 
 def usable_until(record: KeyRecord, secret_hash: str) -> float:
     """Until when (a Unix time) the secret hashing to `secret_hash` works, if nothing changes."""
-    ends = [record.expire_time]
-    if secret_hash != record.secret_hash:
-        ends.append(record.previous_secret_expire_time)
-    return min((end.timestamp() for end in ends if end is not None), default=math.inf)
+    ending = record.validity(secret_hash).ending()
+    return math.inf if ending is None else ending[0]
 
 
 @dataclass(frozen=True)
@@ -132,7 +130,7 @@ class KeyVerifier:
             raise refused
         quotas = self._defaults.quotas(record.tenant_quotas)
         verified = Verified(
-            identity=record.identity(self._bootstrap_tenant, quotas),
+            identity=record.identity(self._bootstrap_tenant, quotas, secret_hash),
             rate_limit=self._defaults.rate(record.rate_setting),
         )
         if forgets == self._forgets:

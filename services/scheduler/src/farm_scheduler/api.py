@@ -13,6 +13,7 @@ from farm_core.db import utcnow
 from farm_core.egress.address_policy import AddressPolicy
 from farm_core.errors import InvalidArgument, NotFound, PermissionDenied
 from farm_core.identity import current_identity
+from farm_core.key_streams import KeyStreams, until_ended
 from farm_core.paging import Cursor, read_page
 from farm_core.scopes import Scope
 from farm_core.timestamps import from_timestamp, to_timestamp
@@ -97,8 +98,11 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
         watch: TaskWatch,
         changes: ChangeReporter,
         callback_policy: AddressPolicy | None = None,
+        key_streams: KeyStreams | None = None,
     ) -> None:
         self._settings = settings
+        # WatchTask's streams, each ended when its key is revoked or expires.
+        self._key_streams = key_streams or KeyStreams()
         self._callback_policy = callback_policy or AddressPolicy()
         self._secrets = WebhookSecrets(store.engine)
         self._store = store
@@ -193,11 +197,14 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
     async def WatchTask(
         self, request: tasks_pb2.WatchTaskRequest, context: Any
     ) -> AsyncIterator[tasks_pb2.TaskEvent]:
-        tenant, task_id = current_identity().tenant, checked_task_id(request.id)
+        identity = current_identity()
+        tenant, task_id = identity.tenant, checked_task_id(request.id)
         updates = self._watch.follow(task_id, lambda: self._store.get(tenant, task_id))
-        async with contextlib.aclosing(updates):
-            async for record in updates:
-                yield task_event(record)
+        # The stream ends, UNAUTHENTICATED, once its key is revoked or expires.
+        with self._key_streams.held(identity) as key_ended:
+            async with contextlib.aclosing(updates):
+                async for record in until_ended(updates, key_ended):
+                    yield task_event(record)
 
     async def GetWebhookSecret(
         self, request: tasks_pb2.GetWebhookSecretRequest, context: Any

@@ -15,6 +15,8 @@ from farm.tasks.v1 import tasks_pb2_grpc
 from farm_core.egress.address_policy import AddressPolicy
 from farm_core.egress.resolution import farm_policy
 from farm_core.grants import GrantSigner
+from farm_core.key_revocations import KeyRevocationWatch
+from farm_core.key_streams import KeyStreams
 from farm_core.nats_start import NatsStart
 from farm_core.periodic import Periodic
 from farm_core.queue import ensure_streams
@@ -74,6 +76,14 @@ class SchedulerService:
             migration_lock_timeout_seconds=settings.migration_lock_timeout_seconds,
         )
         self._watch = TaskWatch(settings.watch_poll_seconds)
+        # A WatchTask stream outlives the check of the key that opened it: it ends with the key.
+        self._key_streams = KeyStreams()
+        self._key_revocations = KeyRevocationWatch(
+            settings.nats(),
+            self._key_streams.revoked,
+            settings.nats_replicas,
+            on_secrets=self._key_streams.secrets_changed,
+        )
         self._grants = Grants(
             GrantSigner(settings.resolved_grant_key()),
             settings.grant_grace_seconds,
@@ -170,6 +180,7 @@ class SchedulerService:
                 settings.session_agent_lost_seconds,
             )
             self._watch.attach(self._nc)
+            self._key_revocations.start()
             await start.set_up(
                 nc, "bind the event consumer of FARM_EVENTS", lambda: self._consumer.start(js)
             )
@@ -286,6 +297,7 @@ class SchedulerService:
             self._watch,
             self._changes,
             self._callback_policy,
+            self._key_streams,
         )
         tasks_pb2_grpc.add_TaskServiceServicer_to_server(tasks, server)
         if self._fleet_reader is None:
@@ -335,6 +347,8 @@ class SchedulerService:
 
     async def close(self) -> None:
         await self.drain(0)
+        await self._key_revocations.close()
+        await self._key_streams.close()
         # Answered until now: storage deletes nothing while no replica answers.
         await self._cache_eviction.stop()
         if self._nc is not None and not self._nc.is_closed:

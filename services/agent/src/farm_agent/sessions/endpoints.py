@@ -3,25 +3,30 @@
 Envoy routes `/v1/sessions/{id}/cdp` and `/v1/sessions/{id}/live...` here after the
 auth service has checked the caller; the request carries the signed identity, which
 is verified again here, so a request that skipped the edge is refused. A session of
-another tenant, or one this agent does not hold, is 404.
+another tenant, or one this agent does not hold, is 404. Each socket lasts no longer
+than the key that opened it (farm_core.key_streams): revoked, expired, or the old
+secret it was opened with past its rotation's grace, it is closed (1008) saying so.
 """
 
 import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from importlib import resources
-from typing import Protocol
+from typing import Protocol, cast
 
 from aiohttp import web
 
-from farm_agent.sessions.bridge import accept_client, bridge, close_client
+from farm_agent.sessions.bridge import CdpClient, accept_client, bridge, close_client
+from farm_agent.sessions.client_socket import CLOSE_POLICY_VIOLATION
 from farm_agent.sessions.session import OpenSession
 from farm_core.app_listener import AppListener
 from farm_core.errors import Unauthenticated
 from farm_core.identity import IDENTITY_HEADER, IdentityVerifier
 from farm_core.key_revocations import opening_key
+from farm_core.key_streams import KeyStreams
+from farm_core.key_validity import KeyValidity
 from farm_core.scopes import Scope
 from farm_core.sessions import CloseReason
 
@@ -32,7 +37,8 @@ LIVE_ASSETS = {
     "view.css": "text/css",
 }
 OPENED_BY = "farm_key_id"
-"""The request's item naming the API key that opened it (as its signed identity says)."""
+"""The request's item naming the API key that opened it and until when it works (as its
+signed identity says)."""
 # The live page loads only its own script, style and frames.
 LIVE_PAGE_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src blob:; "
@@ -60,8 +66,10 @@ class SessionEndpoints:
         host: str,
         port: int,
         ssl_context: ssl.SSLContext | None = None,
+        key_streams: KeyStreams | None = None,
     ) -> None:
         self._sessions = sessions
+        self._key_streams = key_streams or KeyStreams()
         self._ssl_context = ssl_context
         self._codec = codec
         self._host = host
@@ -104,8 +112,8 @@ class SessionEndpoints:
             session = self._sessions.find(session_id)
             if session is None or session.tenant != identity.tenant or session.closing:
                 raise web.HTTPNotFound(text=f"session {session_id} is not open\n")
-            # The socket it opens is ended if this key is revoked (end_clients_of_key).
-            request[OPENED_BY] = opening_key(identity.key_id)
+            # The socket it opens ends with this key (_attached).
+            request[OPENED_BY] = (opening_key(identity.key_id), identity.validity)
             return await handler(request, session)
 
         return guarded
@@ -113,9 +121,35 @@ class SessionEndpoints:
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
+    @contextlib.contextmanager
+    def _attached(
+        self, request: web.Request, session: OpenSession, client: web.WebSocketResponse | CdpClient
+    ) -> Iterator[None]:
+        """Holds `client` among the session's sockets, ended when its key stops being valid."""
+        key_id, validity = cast(tuple[str, KeyValidity | None], request[OPENED_BY])
+
+        async def end(reason: str) -> None:
+            session.clients.discard(client)
+            with contextlib.suppress(ConnectionError):
+                await close_client(client, reason, CLOSE_POLICY_VIOLATION)
+
+        session.clients.add(client)
+        stream = self._key_streams.add(key_id, validity, end)
+        try:
+            yield
+        finally:
+            self._key_streams.discard(stream)
+            session.clients.discard(client)
+
     async def _cdp(self, request: web.Request, session: OpenSession) -> web.StreamResponse:
         client, response = await accept_client(request)
-        session.clients[client] = request[OPENED_BY]
+        with self._attached(request, session, client):
+            return await self._relay(session, client, response)
+
+    async def _relay(
+        self, session: OpenSession, client: CdpClient, response: web.StreamResponse
+    ) -> web.StreamResponse:
+        """Relays a CDP client to the session's browser until either ends."""
         session.touch()
 
         async def close_session() -> None:
@@ -132,7 +166,7 @@ class SessionEndpoints:
         except (OSError, ConnectionError) as error:
             log.info("session %s: a CDP client's relay ended: %s", session.session_id, error)
         finally:
-            session.clients.pop(client, None)
+            session.clients.discard(client)
             if not session.closing:
                 session.touch()
             with contextlib.suppress(ConnectionError):
@@ -161,7 +195,12 @@ class SessionEndpoints:
     async def _live_frames(self, request: web.Request, session: OpenSession) -> web.StreamResponse:
         socket = web.WebSocketResponse(autoping=True, heartbeat=30)
         await socket.prepare(request)
-        session.clients[socket] = request[OPENED_BY]
+        with self._attached(request, session, socket):
+            await self._send_frames(session, socket)
+        return socket
+
+    async def _send_frames(self, session: OpenSession, socket: web.WebSocketResponse) -> None:
+        """Sends the session's screencast frames until the viewer goes away."""
         viewer = await session.screencast.watch()
 
         async def send_frames() -> None:
@@ -177,6 +216,4 @@ class SessionEndpoints:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionError):
                 await sender
-            session.clients.pop(socket, None)
             await session.screencast.unwatch(viewer)
-        return socket

@@ -140,14 +140,6 @@ class SessionManager:
         """The session open here with this id."""
         return self._sessions.get(session_id)
 
-    async def end_clients_of_key(self, key_id: str) -> None:
-        """Ends every socket API key `key_id` opened to a session here (the key was revoked)."""
-        ended = 0
-        for session in list(self._sessions.values()):
-            ended += await session.end_clients_of_key(key_id)
-        if ended:
-            log.info("ended %d session sockets of revoked API key %s", ended, key_id)
-
     async def held(self, session_id: str, tenant: str) -> OpenSession:
         """The tenant's session open here; SessionRefused(SESSION_NOT_FOUND) otherwise.
 

@@ -16,6 +16,7 @@ from farm_agent.settings import AgentSettings
 from farm_agent.work.uploader import ArtifactUploader
 from farm_core.identity import IdentityVerifier
 from farm_core.key_revocations import KeyRevocationWatch
+from farm_core.key_streams import KeyStreams
 from farm_core.periodic import Periodic
 
 log = logging.getLogger(__name__)
@@ -39,17 +40,22 @@ class AgentSessions:
         # Without `saved`, a session with a profile does not open (and a comparison fails).
         self._keeper = CaptureKeeper(uploader, saved)
         self.manager = SessionManager(settings, pool, places, self._keeper)
+        # A socket outlives the check of the key that opened it: it ends with the key.
+        self._key_streams = KeyStreams()
         self._endpoints = SessionEndpoints(
             self.manager,
             IdentityVerifier(settings.resolved_identity_public_key()),
             settings.session_host or settings.host,
             settings.session_port,
             settings.internal_ssl_server(),
+            self._key_streams,
         )
         self._orders: SessionOrders | None = None
-        # A socket outlives the check of the key that opened it: its revoke ends it.
         self._key_revocations = KeyRevocationWatch(
-            settings.nats(), self.manager.end_clients_of_key, settings.nats_replicas
+            settings.nats(),
+            self._key_streams.revoked,
+            settings.nats_replicas,
+            on_secrets=self._key_streams.secrets_changed,
         )
         self._clocks = Periodic(
             "session-clocks", self.manager.close_due, settings.session_check_seconds
@@ -95,6 +101,7 @@ class AgentSessions:
             await self._orders.stop()
         await self._endpoints.close()
         await self._key_revocations.close()
+        await self._key_streams.close()
 
 
 def advertised_host(settings: AgentSettings) -> str:

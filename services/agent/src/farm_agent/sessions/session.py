@@ -18,12 +18,10 @@ from farm_agent.media.recorder import ScreenRecorder
 from farm_agent.media.screencast import Screencast
 from farm_agent.sessions.bridge import CdpClient, close_client
 from farm_agent.sessions.browser import SessionBrowser
-from farm_agent.sessions.client_socket import CLOSE_POLICY_VIOLATION
 from farm_agent.sessions.dialogs import SessionDialogs
 from farm_agent.sessions.screencasts import SessionScreencasts
 from farm_agent.sessions.setup import SessionSetup
 from farm_agent.work.uploader import ArtifactOwner
-from farm_core.key_revocations import KEY_REVOKED_REASON
 from farm_core.sessions import CloseReason
 
 
@@ -56,8 +54,8 @@ class OpenSession:
     commands: int = 0
     last_activity: float = field(default=0.0)
     closing: bool = False
-    # Its attached clients' sockets (CDP, live frames), each with the API key that opened it.
-    clients: dict[web.WebSocketResponse | CdpClient, str] = field(default_factory=dict)
+    # Its attached clients' sockets (CDP, live frames).
+    clients: set[web.WebSocketResponse | CdpClient] = field(default_factory=set)
     # Small tasks of the session's (following a new page), cancelled when it closes.
     background: set[asyncio.Task[None]] = field(default_factory=set)
     # One command at a time: they share the current page.
@@ -103,25 +101,7 @@ class OpenSession:
 
     async def end_clients(self, reason: CloseReason) -> None:
         """Ends every attached client's socket with a close frame that says why."""
-        clients, self.clients = self.clients, {}
+        clients, self.clients = self.clients, set()
         for client in clients:
             with contextlib.suppress(ConnectionError):
                 await close_client(client, f"session {self.session_id} closed: {reason.value}")
-
-    async def end_clients_of_key(self, key_id: str) -> int:
-        """Ends the sockets API key `key_id` opened (it was revoked); how many there were.
-
-        The session stays open: another key of its tenant may attach again.
-        """
-        ended = [client for client, opener in self.clients.items() if opener == key_id]
-        for client in ended:
-            del self.clients[client]
-        reason = KEY_REVOKED_REASON.format(key_id=key_id)
-
-        async def end(client: web.WebSocketResponse | CdpClient) -> None:
-            with contextlib.suppress(ConnectionError):
-                await close_client(client, reason, CLOSE_POLICY_VIOLATION)
-
-        # At once: each may wait a moment for its client's own close frame.
-        await asyncio.gather(*(end(client) for client in ended))
-        return len(ended)
