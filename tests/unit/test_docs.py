@@ -20,6 +20,7 @@ from tests.unit.markdown import heading_anchors
 ROOT = Path(__file__).resolve().parents[2]
 OPERATIONS = (ROOT / "docs" / "operations.md").read_text()
 README = (ROOT / "README.md").read_text()
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def environment_names(settings: type[BaseSettings]) -> set[str]:
@@ -62,9 +63,14 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert commands[:2] == ["make run", "make test"]
 
 
-def test_readme_links_only_to_docs_and_sections_that_exist() -> None:
-    for link in re.findall(r"\]\((docs/[^)]+)\)", README):
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: path.name)
+def test_docs_link_only_to_files_and_sections_that_exist(doc: Path) -> None:
+    broken = []
+    for link in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+        if re.match(r"[a-z]+:", link):  # https:, mailto: — not this repository's
+            continue
         path, _, anchor = link.partition("#")
-        assert (ROOT / path).exists(), link
-        if anchor:
-            assert anchor in heading_anchors((ROOT / path).read_text()), link
+        target = (doc.parent / path).resolve() if path else doc
+        if not target.exists() or (anchor and anchor not in heading_anchors(target.read_text())):
+            broken.append(link)
+    assert not broken, f"{doc.name} links to files or sections that do not exist: {broken}"
