@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # Routes Envoy serves that are no RPC: a session's CDP socket and live view.
 SOCKET_ROUTE = re.compile(r"/v1/sessions/[^/]+/(cdp|live(/frames)?)")
-# Set outside the page: by the reader's shell or by the farm's settings.
+# Variables the reader's shell sets by itself.
 ENVIRONMENT = {"PATH", "HOME"}
 
 
