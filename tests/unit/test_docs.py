@@ -1,6 +1,7 @@
 """The docs name every setting the code reads, and the README keeps its promises."""
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from tests.unit.markdown import heading_anchors
 ROOT = Path(__file__).resolve().parents[2]
 OPERATIONS = (ROOT / "docs" / "operations.md").read_text()
 README = (ROOT / "README.md").read_text()
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def environment_names(settings: type[BaseSettings]) -> set[str]:
@@ -62,9 +64,56 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert commands[:2] == ["make run", "make test"]
 
 
-def test_readme_links_only_to_docs_and_sections_that_exist() -> None:
-    for link in re.findall(r"\]\((docs/[^)]+)\)", README):
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: path.name)
+def test_docs_link_only_to_files_and_sections_that_exist(doc: Path) -> None:
+    broken = []
+    for link in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+        if re.match(r"[a-z]+:", link):  # https:, mailto: — not this repository's
+            continue
         path, _, anchor = link.partition("#")
-        assert (ROOT / path).exists(), link
-        if anchor:
-            assert anchor in heading_anchors((ROOT / path).read_text()), link
+        target = (doc.parent / path).resolve() if path else doc
+        if not target.exists() or (anchor and anchor not in heading_anchors(target.read_text())):
+            broken.append(link)
+    assert not broken, f"{doc.name} links to files or sections that do not exist: {broken}"
+
+
+# The repository's top folders, and the packages a doc may name a path from
+# (`farm_scheduler/result_cache.py`).
+TOP_FOLDERS = {path.name for path in ROOT.iterdir() if path.is_dir() and path.name[0] != "."}
+PACKAGES = {
+    path.name: path
+    for path in (*ROOT.glob("libs/*/src/*"), *ROOT.glob("services/*/src/*"))
+    if path.is_dir()
+}
+# Paths the docs name that are not the repository's, on purpose.
+ELSEWHERE = {
+    ("operations.md", "envoy/envoy.yaml"),  # a row of the FARM_HOME table
+    ("performance.md", "bench/http1.py"),  # the history of a bench: the client it replaced
+}
+
+
+def named_paths(doc: Path) -> Iterator[str]:
+    """The repository paths a doc names in code spans: `tests/...`, `farm_agent/...`, …."""
+    for span in re.findall(r"`([^`\s]+)`", doc.read_text()):
+        path = span.rstrip(":,")
+        first = path.split("/")[0]
+        named = "/" in path and (first in TOP_FOLDERS or first in PACKAGES)
+        if named and not re.search(r"[*<>{}…]|\.\.\.", path):  # `…` or `*`: a pattern
+            yield path
+
+
+def exists(path: str) -> bool:
+    """Whether a named path (a test's id, `file::test`, too) is in the repository."""
+    file, _, test = path.partition("::")
+    first = file.split("/")[0]
+    found = ROOT / file if first in TOP_FOLDERS else PACKAGES[first].parent / file
+    if not found.exists():
+        return False
+    return not test or re.search(rf"def {test}\b", found.read_text()) is not None
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: path.name)
+def test_the_paths_the_docs_name_exist(doc: Path) -> None:
+    named = set(named_paths(doc)) - {path for name, path in ELSEWHERE if name == doc.name}
+    missing = sorted(path for path in named if not exists(path))
+    assert not missing, f"{doc.name} names files or tests the repository lacks: {missing}"

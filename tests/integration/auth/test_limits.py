@@ -173,18 +173,29 @@ async def test_a_rotated_keys_old_secret_works_only_for_its_grace(auth: Auth) ->
     assert (await auth.identity(rotated.secret)).tenant == "acme"
 
 
-async def test_a_revoked_key_cannot_be_rotated(auth: Auth) -> None:
+@pytest.mark.parametrize("change", ["RotateApiKey", "UpdateApiKey"])
+async def test_a_revoked_key_cannot_be_rotated_or_updated(auth: Auth, change: str) -> None:
     created = await auth.create_key(auth.admin_key)
     await auth.revoke(auth.admin_key, created.api_key.id)
+    key_id = created.api_key.id
+    request = (
+        auth_pb2.RotateApiKeyRequest(id=key_id)
+        if change == "RotateApiKey"
+        else auth_pb2.UpdateApiKeyRequest(id=key_id, rate_limit_per_second=3)
+    )
 
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await auth.keys.RotateApiKey(
-            auth_pb2.RotateApiKeyRequest(id=created.api_key.id),
-            metadata=await auth.as_key(auth.admin_key),
-            timeout=RPC_TIMEOUT,
+        await getattr(auth.keys, change)(
+            request, metadata=await auth.as_key(auth.admin_key), timeout=RPC_TIMEOUT
         )
 
     assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert raised.value.details() == f"API key {key_id!r} is revoked; create a new one"
+    listed = await auth.keys.ListApiKeys(
+        auth_pb2.ListApiKeysRequest(), metadata=await auth.as_key(auth.admin_key)
+    )
+    (key,) = [key for key in listed.api_keys if key.id == key_id]
+    assert key.rate_limit == auth_pb2.RateLimit()
 
 
 async def test_an_address_over_its_failed_attempts_is_blocked_even_with_a_valid_key(

@@ -287,3 +287,38 @@ def test_streams_are_replicated_on_the_cluster_profile(
     header = (ROOT / "compose.yaml").read_text().split("\nx-")[0]
     (cluster_line,) = [line for line in header.splitlines() if "nats://nats-1:4222" in line]
     assert "FARM_NATS_REPLICAS=3" in cluster_line
+
+
+def exported_names(script: str) -> set[str]:
+    """The variables a start script exports, `NATS_PASSWORD_$user` once per loop value."""
+    loops = {name: values.split() for name, values in re.findall(r"for (\w+) in ([\w ]+);", script)}
+    names: set[str] = set()
+    for statement in re.findall(r"\bexport ([^;\n]+)", script):
+        for name, variable in re.findall(r"(\w+)(?:\$(\w+))?=", statement):
+            values = loops.get(variable, []) if variable else [""]
+            names.update(name + value for value in values)
+    return names
+
+
+def start_scripts() -> dict[str, str]:
+    """compose.yaml's header and docs/deploy.md's block, each the lines that start the farm."""
+    header = (ROOT / "compose.yaml").read_text().split("\nx-")[0]
+    deploy_doc = (ROOT / "docs" / "deploy.md").read_text()
+    (doc_block,) = [
+        block
+        for block in re.findall(r"^```sh\n(.*?)^```$", deploy_doc, re.M | re.S)
+        if "docker compose up" in block
+    ]
+    return {"compose.yaml's header": header, "docs/deploy.md": doc_block}
+
+
+@pytest.mark.parametrize("where", sorted(start_scripts()))
+def test_the_start_commands_export_every_variable_compose_requires(where: str) -> None:
+    # compose refuses to start while a ${NAME:?…} of the file is unset, profiles or not.
+    required = {
+        name
+        for name, kind, _ in INTERPOLATION.findall((ROOT / "compose.yaml").read_text())
+        if kind == "?"
+    }
+    missing = sorted(required - exported_names(start_scripts()[where]))
+    assert not missing, f"{where} starts compose without exporting {missing}"

@@ -206,9 +206,13 @@ class AuthApi(auth_pb2_grpc.AuthServiceServicer):
         record = await self._store.get(key_id, None)
         if record is None:
             raise NotFound("API key", key_id)
+        if record.revoke_time is not None:
+            raise FailedPrecondition(f"API key {key_id!r} is revoked; create a new one")
         updated = await self._store.set_rate(
             key_id, None, updated_rate(record.rate_setting, request)
         )
+        if updated is None:  # revoked since it was read
+            raise FailedPrecondition(f"API key {key_id!r} is revoked; create a new one")
         return self._changed(updated, key_id)
 
     async def RotateApiKey(

@@ -219,10 +219,9 @@ class KeyStore(Database):
     async def set_rate(
         self, key_id: str, tenant: str | None, setting: RateSetting
     ) -> KeyRecord | None:
-        """Sets the rate limit of key `key_id` of `tenant`; None when there is no such key."""
+        """Sets the rate limit of key `key_id` of `tenant`; None for no such key or one revoked."""
         return await self._update_key(
-            key_id,
-            tenant,
+            _owned(key_id, tenant) & api_keys.c.revoke_time.is_(None),
             {"rate_per_second": setting.per_second, "rate_burst": setting.burst},
         )
 
@@ -274,16 +273,11 @@ class KeyStore(Database):
             ).one()
         return _tenant(row)
 
-    async def _update_key(
-        self, key_id: str, tenant: str | None, values: dict[str, Any]
-    ) -> KeyRecord | None:
+    async def _update_key(self, condition: Any, values: dict[str, Any]) -> KeyRecord | None:
         async with self.engine.begin() as connection:
             row = (
                 await connection.execute(
-                    update(api_keys)
-                    .where(_owned(key_id, tenant))
-                    .values(**values)
-                    .returning(*api_keys.c)
+                    update(api_keys).where(condition).values(**values).returning(*api_keys.c)
                 )
             ).first()
         return None if row is None else _record(row)
