@@ -1,6 +1,6 @@
-"""A NUL character in text, which PostgreSQL cannot hold: refused at the door.
+"""A NUL character in text, which PostgreSQL cannot hold: refused at the door, or replaced.
 
-Not database-neutral: on PostgreSQL these requests were 500s.
+Not database-neutral: on PostgreSQL these requests were 500s and such a task never ended.
 """
 
 from typing import Any
@@ -67,3 +67,15 @@ def test_a_grpc_request_with_a_nul_character_is_invalid_argument(
 
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert caught.value.details() == "idempotencyKey: must not contain a NUL character (\\u0000)"
+
+
+def test_a_page_error_with_a_nul_character_still_ends_the_task(admin: Client, site: Site) -> None:
+    # The page's own text: a thrown Error's message, which the task's error repeats.
+    source = '() => { throw new Error("before" + String.fromCharCode(0) + "after") }'
+
+    task = admin.run({"url": site.url("/page"), "script": {"source": source}, "maxAttempts": 1})
+
+    assert task["status"] == "TASK_STATUS_FAILED", task
+    assert task["error"]["code"] == "SCRIPT_FAILED"
+    assert "before\ufffdafter" in task["error"]["message"]
+    assert "before\ufffdafter" in task["attemptHistory"][0]["error"]["message"]

@@ -2,8 +2,8 @@
 
 PostgreSQL refuses a NUL in text (`invalid byte sequence for encoding "UTF8": 0x00`),
 whether it is to be stored or only compared, so a request carrying one would fail
-as a bug (INTERNAL) deep in a service. Requests are refused at the door, naming
-the field.
+as a bug (INTERNAL) deep in a service, or, in an agent's report, never be stored.
+Requests are refused at the door, naming the field; reported text has it replaced.
 """
 
 import json
@@ -15,6 +15,8 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 NUL = "\x00"
+REPLACEMENT = "\ufffd"
+"""What a NUL in text reported by a farm process (a page's error message) becomes."""
 
 
 def nul_field(message: Message, prefix: str = "") -> str | None:
@@ -77,3 +79,8 @@ def body_field_prefix(method: str) -> str:
         return ""
     body = found.GetOptions().Extensions[annotations_pb2.http].body
     return f"{found.input_type.fields_by_name[body].json_name}." if body not in ("", "*") else ""
+
+
+def without_nul(text: str) -> str:
+    """`text` with every NUL replaced by U+FFFD, so that any database can store it."""
+    return text.replace(NUL, REPLACEMENT) if NUL in text else text
