@@ -84,3 +84,10 @@ def body_field_prefix(method: str) -> str:
 def without_nul(text: str) -> str:
     """`text` with every NUL replaced by U+FFFD, so that any database can store it."""
     return text.replace(NUL, REPLACEMENT) if NUL in text else text
+
+
+def scrub_nul(message: Message) -> None:
+    """Replaces every NUL in `message`'s own text fields (not nested ones) by U+FFFD."""
+    for field, value in message.ListFields():
+        if field.type == FieldDescriptor.TYPE_STRING and not field.is_repeated and NUL in value:
+            setattr(message, field.name, without_nul(value))
