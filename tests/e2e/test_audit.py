@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
+from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import Client, KeyFactory, farm_command, http_client, new_tenant
 from tests.helpers import eventually
@@ -160,6 +161,25 @@ def test_a_call_without_the_scope_is_recorded_as_denied(
         "",
     )
     assert "tasks.write" in record["message"]
+
+
+def test_a_denied_call_whose_text_holds_a_nul_is_recorded_with_it_replaced(
+    channel: grpc.Channel, admin: Client, make_key: KeyFactory, tenant: str
+) -> None:
+    # A NUL in the call's own text (here the task id), which PostgreSQL cannot store:
+    # the record must still be stored, and not hold up the records batched with it.
+    reader = make_key("tasks.read", tenant=tenant)
+    trace, headers = traced()
+    metadata = (("authorization", f"Bearer {reader.secret}"), *headers.items())
+
+    with pytest.raises(grpc.RpcError) as caught:
+        tasks_pb2_grpc.TaskServiceStub(channel).CancelTask(
+            tasks_pb2.CancelTaskRequest(id="before\x00after"), metadata=metadata, timeout=10
+        )
+
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    [record] = audited(admin, trace, outcome="PERMISSION_DENIED")
+    assert (record["rpc"], record["target"]) == (f"{TASKS}CancelTask", "before\ufffdafter")
 
 
 def test_a_key_for_another_tenant_is_recorded_as_denied(

@@ -100,6 +100,28 @@ def test_approving_a_screenshot_makes_the_next_comparison_pass(
     ]
 
 
+def test_the_diff_image_is_not_approved_as_the_baseline(
+    admin: Client, site: Site, baseline: str
+) -> None:
+    # The diff is the artifact a failed comparison points at, and a PNG like the screenshot.
+    comparison(admin, shot(site, baseline, "button=steelblue"))
+    _, failed = comparison(admin, shot(site, baseline, "button=crimson"))
+
+    response = admin.http.post(
+        f"/v1/baselines/{failed['baselineId']}:approve",
+        json={"artifactId": failed["diff"]["id"]},
+    )
+    _, again = comparison(admin, shot(site, baseline, "button=crimson"))
+
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == 9  # FAILED_PRECONDITION
+    assert response.json()["message"] == (
+        f"artifactId: artifact '{failed['diff']['id']}' is an ARTIFACT_KIND_DIFF; a baseline "
+        "is a PNG screenshot (ARTIFACT_KIND_SCREENSHOT)"
+    )
+    assert (again["diffRatio"], again["changed"]) == (failed["diffRatio"], failed["changed"])
+
+
 def test_a_deleted_baseline_is_made_again_by_the_next_screenshot(
     admin: Client, site: Site, baseline: str
 ) -> None:

@@ -287,6 +287,22 @@ async def test_a_missing_screenshot_element_fails_with_selector_not_found(
     assert failure.message.startswith("screenshot.selector:")
 
 
+async def test_a_hidden_screenshot_element_fails_saying_it_matches_but_is_not_visible(
+    runner: BrowserSpecRunner,
+    site: Site,
+) -> None:
+    task = tasks_pb2.TaskSpec(
+        url=site.url("/widgets"),
+        timeout_ms=3000,
+        screenshot=tasks_pb2.ScreenshotOptions(selector="#hidden"),
+    )
+    failure = await failure_of(runner, task)
+    assert failure.code is ErrorCode.SELECTOR_NOT_FOUND
+    assert failure.message.startswith(
+        'screenshot.selector: "#hidden" matches, but it is not visible'
+    )
+
+
 async def test_an_unknown_device_fails_with_invalid_device(
     runner: BrowserSpecRunner, site: Site
 ) -> None:

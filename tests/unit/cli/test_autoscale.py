@@ -16,7 +16,13 @@ from farm_cli.launcher.autoscale import (
     parse_agents,
 )
 from farm_cli.launcher.config import FarmConfig
-from farm_cli.launcher.scaler import AgentScaler, Metrics, busy_places, oldest_wait
+from farm_cli.launcher.scaler import (
+    AgentScaler,
+    Metrics,
+    busy_places,
+    oldest_wait,
+    served_regions,
+)
 from farm_cli.launcher.supervisor import Phase
 from tests.clock import MovedClock
 from tests.farms import ROOT
@@ -250,3 +256,40 @@ def test_the_scaler_starts_and_drains_agents_and_says_why(clock: MovedClock) -> 
     assert scaler.signals().draining == 1
     fleet.phases["agent-2"] = Phase.ENDED
     assert scaler.signals().draining == 0
+
+
+def test_a_wait_in_a_region_no_agent_of_ours_pulls_neither_starts_nor_keeps_agents(
+    clock: MovedClock,
+) -> None:
+    # A task queued for a region with no agent here (a strict `region`), or one that
+    # ended there while queued, whose message stays until it expires.
+    ages = metrics(
+        "farm_queue_oldest_pending_age_seconds",
+        ({"region": "any", "priority": "normal"}, 0.0),
+        ({"region": "nowhere", "priority": "normal"}, 600.0),
+    )
+    fleet = FakeFleet({"agent-1": Phase.UP, "agent-2": Phase.UP, "agent-3": None})
+    pages: dict[str, Metrics | None] = {
+        "scheduler": ages,
+        "agent-1": metrics("agent_places", ({"state": "busy"}, 0.0)),
+        "agent-2": metrics("agent_places", ({"state": "busy"}, 0.0)),
+    }
+    scaler = AgentScaler(
+        SETTINGS,
+        fleet,
+        {"agent-1": "agent-1", "agent-2": "agent-2", "agent-3": "agent-3"},
+        "scheduler",
+        lambda _: None,
+        clock=clock,
+        cpu_percent=lambda: 5.0,
+        read=pages.get,
+        regions=served_regions([{}, {"FARM_AGENT_REGION": ""}]),
+    )
+
+    scaler.look()
+    clock.now += SETTINGS.idle_seconds + 1
+    scaler.look()
+
+    assert fleet.actions == ["drain agent-2"]
+    assert oldest_wait(ages) == 600.0
+    assert served_regions([{}, {"FARM_AGENT_REGION": "eu-central"}]) == {"any", "eu-central"}

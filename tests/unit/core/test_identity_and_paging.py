@@ -122,6 +122,16 @@ def test_a_forged_page_tokens_time_names_the_field(created: str) -> None:
         decode_cursor(token)
 
 
+@pytest.mark.parametrize("object_id", ["a\x00b", 5, None, ["abc"]])
+def test_a_forged_page_tokens_id_names_the_field(object_id: object) -> None:
+    # An id with a NUL was a 500 on PostgreSQL, in every List; ours are always text.
+    raw = json.dumps({"t": "2026-01-01T00:00:00+00:00", "id": object_id}).encode()
+    token = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    with pytest.raises(InvalidArgument, match=r"^pageToken:"):
+        decode_cursor(token)
+
+
 def test_split_page_hands_out_a_token_only_when_a_row_is_left_over() -> None:
     now = utcnow()
     rows = [Cursor(now, f"id-{n}") for n in range(3)]

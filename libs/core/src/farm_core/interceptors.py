@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 from prometheus_client import Counter, Histogram
 
 from farm_core.call_chain import (
@@ -35,6 +36,7 @@ from farm_core.identity import (
 )
 from farm_core.logs import log_context
 from farm_core.outages import outage
+from farm_core.request_text import body_field_prefix, nul_field
 from farm_core.scopes import ANY_IDENTITY, NO_IDENTITY, RPC_RULES, RpcRule
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ __all__ = [
     "LogContextInterceptor",
     "Metadata",
     "MetricsInterceptor",
+    "NulTextInterceptor",
     "ServerCall",
     "UnreadableRequest",
     "wrap_handler",
@@ -178,6 +181,43 @@ class _Mapped(CallContext):
                 grpc.StatusCode.INTERNAL, f"internal error in {self._method}"
             )
         return False
+
+
+class NulTextInterceptor(CallInterceptor):
+    """Refuses a request of the farm's own services with a NUL in any text field.
+
+    INVALID_ARGUMENT naming the field, before the handler: PostgreSQL cannot store or
+    compare such text (farm_core.request_text). Envoy's ext_authz check is not the
+    farm's own message and is left alone.
+    """
+
+    def around(self, method: str) -> Around | None:
+        if not method.startswith("/farm."):
+            return None
+        body_prefix = body_field_prefix(method)
+
+        def checked(call: ServerCall) -> CallContext:
+            return _TextChecked(call, body_prefix)
+
+        return checked
+
+
+class _TextChecked(CallContext):
+    __slots__ = ("_body_prefix", "_call")
+
+    def __init__(self, call: ServerCall, body_prefix: str) -> None:
+        self._call = call
+        self._body_prefix = body_prefix
+
+    async def __aenter__(self) -> None:
+        request = self._call.request
+        field = nul_field(request) if isinstance(request, Message) else None
+        if field is not None:
+            await self._call.context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"{field.removeprefix(self._body_prefix)}: must not contain a NUL character "
+                "(\\u0000)",
+            )
 
 
 def _header(metadata: Metadata, name: str) -> str | bytes | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from farm_core.errors import InvalidArgument
+from farm_core.request_text import NUL
 
 Row = TypeVar("Row")
 
@@ -52,8 +53,12 @@ def decode_cursor(token: str) -> Cursor | None:
         if created.tzinfo is None:
             # Every token of ours names its time's offset; the database takes no other.
             raise ValueError("a page token's time without an offset")
+        object_id = fields["id"]
+        if not isinstance(object_id, str) or NUL in object_id:
+            # Every token of ours names a text id; PostgreSQL cannot compare one with a NUL.
+            raise ValueError("a page token's id that is not one of ours")
         # In UTC here, so that a time near the calendar's ends fails now, not in the query.
-        return Cursor(created.astimezone(dt.UTC), str(fields["id"]))
+        return Cursor(created.astimezone(dt.UTC), object_id)
     except (binascii.Error, ValueError, KeyError, TypeError, OverflowError) as error:
         raise InvalidArgument("pageToken", "is not a token returned by this API") from error
 

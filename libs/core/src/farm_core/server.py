@@ -21,6 +21,7 @@ from farm_core.interceptors import (
     IdentityInterceptor,
     LogContextInterceptor,
     MetricsInterceptor,
+    NulTextInterceptor,
 )
 from farm_core.logs import configure_logging
 from farm_core.nats_loss import on_connection_closed
@@ -124,6 +125,7 @@ class ServiceHost:
                     IdentityInterceptor(
                         codec, service.method_scopes, settings.bootstrap_tenant_name()
                     ),
+                    NulTextInterceptor(),
                 ),
             ],
             options=[

@@ -28,6 +28,7 @@ from farm_core.nats_access import NatsAccess
 from farm_core.nats_link import NatsLink
 from farm_core.periodic import Periodic
 from farm_core.queue import AUDIT_STREAM, ensure_audit_stream, fetch_batch, settle
+from farm_core.request_text import scrub_nul
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,9 @@ class AuditWriter:
                 )
                 await settle(message.term(), "an audit record")
                 continue
+            # A refused call's target or message may hold a NUL (the call's own text),
+            # which PostgreSQL cannot store: the batch would fail again and again.
+            scrub_nul(record)
             records.append(record)
             parsed.append(message)
         try:

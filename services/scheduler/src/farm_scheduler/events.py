@@ -40,6 +40,7 @@ from farm_core.db import utcnow
 from farm_core.errors import Unavailable
 from farm_core.logs import log_context
 from farm_core.queue import EVENT_STREAM, TASK_EVENT_SUBJECTS, event_agent, fetch_batch, settle
+from farm_core.request_text import without_nul
 from farm_core.timestamps import from_timestamp
 from farm_core.trace_context import consuming
 from farm_scheduler import lifecycle, metrics
@@ -184,6 +185,10 @@ class EventConsumer(DurableConsumer):
             log.error("dropping a message on %s: not an AgentEvent: %s", message.subject, error)
             await settle(message.term(), about)
             return
+        # A page's own error text (a thrown Error's message) may hold a NUL, which
+        # PostgreSQL cannot store: the event would fail to apply, again and again.
+        if event.HasField("error"):
+            event.error.message = without_nul(event.error.message)
         refusal = bound_agent_refusal(
             message.subject, event.agent_id, self._accept_unbound, "tasks"
         ) or self._grants.refusal(event.grant, event.task_id)

@@ -9,6 +9,7 @@ with another image's bytes; the image a row stops pointing at is removed.
 import hashlib
 import logging
 
+from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import FailedPrecondition, FarmError, NotFound
 from farm_core.paging import Cursor
 from farm_core.saved import BaselineKey
@@ -25,6 +26,7 @@ from farm_storage.store import ArtifactStore
 log = logging.getLogger(__name__)
 
 PNG = "image/png"
+SCREENSHOT_KIND = tasks_pb2.ArtifactKind.Name(tasks_pb2.ARTIFACT_KIND_SCREENSHOT)
 
 
 def baseline_object_key(tenant: str, baseline_id: str, sha256: str) -> str:
@@ -107,6 +109,12 @@ class BaselineLibrary:
     async def _copy_artifact(self, tenant: str, baseline_id: str, artifact_id: str) -> StoredImage:
         """Copies the tenant's PNG artifact to a key of the baseline's; where it went."""
         artifact = await self._artifacts.get(tenant, artifact_id)
+        # A comparison's diff image is a PNG too, and the artifact its result points at.
+        if artifact.kind != SCREENSHOT_KIND:
+            raise FailedPrecondition(
+                f"artifactId: artifact {artifact_id!r} is an {artifact.kind}; a baseline is a "
+                f"PNG screenshot ({SCREENSHOT_KIND})"
+            )
         if media_type(artifact.content_type) != PNG:
             raise FailedPrecondition(
                 f"artifactId: artifact {artifact_id!r} is {artifact.content_type}; a baseline "

@@ -8,10 +8,11 @@ finishes its own within FARM_GRACE_SECONDS, hands back the rest without using an
 attempt and exits 0, which the supervisor leaves alone.
 """
 
+import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Protocol
 
 import psutil
@@ -30,9 +31,12 @@ from farm_cli.launcher.launched import LaunchedProcesses
 from farm_cli.launcher.processes import ProcessSpec
 from farm_cli.launcher.services import HOST, ServiceLaunch
 from farm_cli.launcher.supervisor import Phase, Role, Supervisor
+from farm_core.queue import ANY_REGION
 
 METRICS_TIMEOUT = 1.0
 QUEUE_AGE = "farm_queue_oldest_pending_age_seconds"
+REGION_VARIABLE = "FARM_AGENT_REGION"
+"""The agent setting naming its region (farm_agent.settings); unset or empty: only `any`."""
 AGENT_PLACES = "agent_places"
 
 Metrics = dict[str, list[tuple[dict[str, str], float]]]
@@ -52,11 +56,28 @@ def read_metrics(url: str, timeout: float = METRICS_TIMEOUT) -> Metrics | None:
     return samples
 
 
-def oldest_wait(metrics: Metrics | None) -> float | None:
-    """The longest wait over every queue (0 when none waits); None without metrics."""
+def oldest_wait(metrics: Metrics | None, regions: Collection[str] | None = None) -> float | None:
+    """The longest wait over the queues of `regions` (None: every queue); None without metrics.
+
+    0 when none waits. A queue of a region no agent of ours pulls is none of ours: an
+    agent started for it would not run its tasks, and a task that ended there while
+    queued leaves its message behind until it expires.
+    """
     if metrics is None:
         return None
-    return max((value for _, value in metrics.get(QUEUE_AGE, [])), default=0.0)
+    return max(
+        (
+            value
+            for labels, value in metrics.get(QUEUE_AGE, [])
+            if regions is None or labels.get("region") in regions
+        ),
+        default=0.0,
+    )
+
+
+def served_regions(agent_envs: Iterable[Mapping[str, str]]) -> frozenset[str]:
+    """The regions whose queues agents with these environments pull: `any` and their own."""
+    return frozenset({ANY_REGION, *(env.get(REGION_VARIABLE, "") for env in agent_envs)}) - {""}
 
 
 def busy_places(metrics: Metrics | None) -> int | None:
@@ -134,8 +155,11 @@ class AgentScaler:
         clock: Callable[[], float] = time.monotonic,
         cpu_percent: Callable[[], float | None] = lambda: psutil.cpu_percent(interval=None),
         read: Callable[[str], Metrics | None] = read_metrics,
+        regions: Collection[str] | None = None,
     ) -> None:
         self.settings = settings
+        # The regions whose queues the agents pull; None: every queue counts.
+        self._regions = regions
         self.policy = ScalingPolicy(settings, clock)
         self._fleet = fleet
         self._agents: Sequence[str] = sorted(agent_metrics_urls, key=agent_number)
@@ -175,7 +199,7 @@ class AgentScaler:
             elif phase is Phase.UP and name not in self._draining:
                 busy[name] = busy_places(self._read(self._agent_metrics_urls[name]))
         return FleetSignals(
-            oldest_wait_seconds=oldest_wait(self._read(self._scheduler_metrics_url)),
+            oldest_wait_seconds=oldest_wait(self._read(self._scheduler_metrics_url), self._regions),
             cpu_percent=self._cpu_percent(),
             busy_places=busy,
             starting=starting,
@@ -212,4 +236,6 @@ def local_scaler(
         for index, launch in enumerate(launches, start=1)
     }
     scheduler = f"http://{HOST}:{ports.scheduler_metrics}/metrics"
-    return AgentScaler(settings, fleet, metrics, scheduler, report)
+    # An agent's own environment wins over the launcher's, which it inherits.
+    regions = served_regions({**os.environ, **launch.spec.env} for launch in launches)
+    return AgentScaler(settings, fleet, metrics, scheduler, report, regions=regions)

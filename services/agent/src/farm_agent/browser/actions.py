@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
-from playwright.async_api import Page
+from playwright.async_api import Locator, Page
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
 from farm_agent.audits.observer import Observations
 from farm_agent.audits.runner import run_audits
+from farm_agent.browser.elements import on_element
 from farm_agent.errors import Stage, TaskFailure, failures_as, script_failures
 from farm_agent.saved.capture import PendingComparison, note_comparison
 from farm_agent.saved.profiles import ProfileToSave
@@ -109,8 +110,11 @@ async def screenshot(
         # In CSS pixels, so that a baseline's boxes are the page's, whatever the device scale.
         settings["scale"] = "css"
     if options.selector:
-        with failures_as(Stage.SELECTOR, "screenshot.selector", options.selector):
-            image = await page.locator(options.selector).first.screenshot(**settings)
+
+        async def shot(element: Locator) -> bytes:
+            return await element.screenshot(**settings)
+
+        image = await on_element(page, options.selector, "screenshot.selector", shot)
     else:
         with failures_as(Stage.CAPTURE, "screenshot"):
             image = await page.screenshot(full_page=options.full_page, **settings)

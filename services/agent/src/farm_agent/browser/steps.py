@@ -9,21 +9,16 @@ reference ("aria-ref=e5"), which Playwright resolves itself.
 """
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Iterable
 
-from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Locator, Page
-from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.actions import TimeLeftMs
+from farm_agent.browser.elements import on_element
 from farm_agent.browser.observers import ContextObserver
 from farm_agent.errors import Stage, TaskFailure, failures_as, script_failures
 from farm_core.task_errors import ErrorCode
-
-ElementAction = Callable[[Locator], Awaitable[object]]
-"""What a step does to the element its selector found."""
 
 _SCROLL_TO = "(toBottom) => window.scrollTo(0, toBottom ? document.body.scrollHeight : 0)"
 
@@ -41,19 +36,19 @@ async def run_step(
     have watched the page since before the step that started them.
     """
     if step.click:
-        await _on_element(
+        await on_element(
             page, step.click, f"{field}.click", lambda it: it.click(timeout=time_left_ms())
         )
     elif step.HasField("fill"):
         value = step.fill.value
-        await _on_element(
+        await on_element(
             page,
             step.fill.selector,
             f"{field}.fill.selector",
             lambda it: it.fill(value, timeout=time_left_ms()),
         )
     elif step.wait_for:
-        await _on_element(
+        await on_element(
             page,
             step.wait_for,
             f"{field}.waitFor",
@@ -66,7 +61,7 @@ async def run_step(
         with failures_as(Stage.CAPTURE, f"{field}.scroll"):
             await page.evaluate(_SCROLL_TO, step.scroll == "bottom")
     elif step.scroll:
-        await _on_element(
+        await on_element(
             page,
             step.scroll,
             f"{field}.scroll",
@@ -90,17 +85,17 @@ async def _run_toolbox_step(
 ) -> None:
     """hover, select, check, uncheck, wait and evaluate."""
     if step.hover:
-        await _on_element(
+        await on_element(
             page, step.hover, f"{field}.hover", lambda it: it.hover(timeout=time_left_ms())
         )
     elif step.HasField("select"):
         await _select(page, step.select, f"{field}.select", time_left_ms)
     elif step.check:
-        await _on_element(
+        await on_element(
             page, step.check, f"{field}.check", lambda it: it.check(timeout=time_left_ms())
         )
     elif step.uncheck:
-        await _on_element(
+        await on_element(
             page, step.uncheck, f"{field}.uncheck", lambda it: it.uncheck(timeout=time_left_ms())
         )
     elif step.HasField("wait"):
@@ -127,7 +122,7 @@ async def _select(
         if select.value
         else f'it has no option labelled "{select.label}"'
     )
-    await _on_element(
+    await on_element(
         page, select.selector, f"{field}.selector", choose, when_ready_but_failed=missing
     )
 
@@ -183,42 +178,3 @@ async def _network_idle(
             f"{field}: the network did not become idle in time; "
             f"{len(still_open)} request(s) still open: {shown}{more}",
         ) from error
-
-
-async def _on_element(
-    page: Page,
-    selector: str,
-    field: str,
-    action: ElementAction,
-    *,
-    when_ready_but_failed: str = "it did not become ready in time",
-) -> None:
-    """Does `action` to the first match of `selector`; a failure says why, naming both."""
-    element = page.locator(selector).first
-    try:
-        with failures_as(Stage.SELECTOR, field, selector=selector):
-            await action(element)
-    except TaskFailure as failure:
-        if failure.code is not ErrorCode.SELECTOR_NOT_FOUND or not isinstance(
-            failure.__cause__, PlaywrightTimeoutError
-        ):
-            raise
-        reason = await _why_not_ready(element, when_ready_but_failed)
-        if reason is None:
-            raise
-        raise TaskFailure(
-            ErrorCode.SELECTOR_NOT_FOUND, f'{field}: "{selector}" matches, but {reason}'
-        ) from failure
-
-
-async def _why_not_ready(element: Locator, otherwise: str) -> str | None:
-    """Why a step timed out on an element that is there; None when there is none (or no page)."""
-    with contextlib.suppress(PlaywrightError):
-        if await element.count() == 0:
-            return None
-        if not await element.is_visible():
-            return "it is not visible"
-        if not await element.is_enabled():
-            return "it is not enabled"
-        return otherwise
-    return None
