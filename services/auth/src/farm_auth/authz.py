@@ -226,7 +226,9 @@ class Authorizer:
         if self._console is not None:
             # A console's call for a browser counts against that browser, not the console.
             counted = self._console.counted_address(request.headers, request.source_address)
-            request = replace(request, source_address=counted)
+            if counted != request.source_address:
+                # Copying the request cost each check about 2 µs, ten times the lookup.
+                request = replace(request, source_address=counted)
         grpc_caller = request.grpc_caller
         address = request.source_address
         blocked_for = self._limits.blocked_for(address) if address else 0.0
