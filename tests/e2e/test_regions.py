@@ -21,7 +21,7 @@ from nats.aio.msg import Msg
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher.farm import LocalFarm
-from farm_core.queue import TASK_EVENT_SUBJECTS
+from farm_core.queue import TASK_EVENT_SUBJECTS, TASK_STREAM
 from tests.conftest import S3Server
 from tests.e2e.conftest import FINAL_STATES, agent_metric, fresh
 from tests.farms import whole_farm_config
@@ -101,6 +101,16 @@ async def runs(region_farm: LocalFarm) -> AsyncIterator[Counter[str]]:
         await client.close()
 
 
+async def held_messages(farm: LocalFarm, subjects: str) -> dict[str, int]:
+    """The messages the task stream holds on `subjects`, by subject."""
+    client = await nats.connect(**farm.nats_access("scheduler").connect_options())
+    try:
+        info = await client.jetstream().stream_info(TASK_STREAM, subjects_filter=subjects)
+    finally:
+        await client.close()
+    return dict(info.state.subjects or {})
+
+
 async def create(http: httpx.AsyncClient, url: str, **fields: Any) -> dict[str, Any]:
     response = await http.post("/v1/tasks", json=fresh({"url": url, "content": {}, **fields}))
     assert response.status_code == 200, response.text
@@ -173,21 +183,21 @@ async def test_routed_tasks_fall_back_when_their_region_is_busy_then_down(
     ran_once_on(moved, runs, "agent-2", "any")
     assert (await get(http, strict["id"]))["status"] == "TASK_STATUS_QUEUED"
 
-    # eu-central frees up: it runs the strict task and drops the moved tasks' old messages.
+    # eu-central frees up: it runs the strict task. The moved tasks' old messages were
+    # deleted from its queue at the move, so it never meets them.
     site.release(gate)
     ran_once_on(await final(http, [blocker["id"], strict["id"]]), runs, "agent-1", EU)
 
-    async def old_messages_dropped() -> bool:
-        dropped = await asyncio.to_thread(
-            agent_metric, region_farm, "agent_tasks_total", status="moved"
-        )
-        return dropped == len(waiting)
+    async def eu_queue_empty() -> bool:
+        return not await held_messages(region_farm, f"tasks.{EU}.>")
 
     await assert_eventually(
-        old_messages_dropped,
-        within=20,
-        message="eu-central's agent did not ack the moved tasks' old messages unrun",
+        eu_queue_empty, within=20, message="eu-central's queue still holds messages"
     )
+    moved_unrun = await asyncio.to_thread(
+        agent_metric, region_farm, "agent_tasks_total", status="moved"
+    )
+    assert moved_unrun == 0, "eu-central's agent met old messages of moved tasks"
 
     # The region goes down: its tasks go to any region, none lost, none twice.
     await asyncio.to_thread(region_farm.stop_process, "agent-1")

@@ -192,6 +192,7 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
             return (await self._store.get(tenant, task_id)).to_proto()
         await self._changes.report(change)
         await self._publisher.end_marks.mark(task_id, task_ends.CANCELLED)
+        await self._publisher.queue_messages.ended(change.before)
         return change.after.to_proto()
 
     async def WatchTask(

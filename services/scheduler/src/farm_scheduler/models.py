@@ -151,6 +151,9 @@ class TaskRow(Base):
     error_retryable: Mapped[bool] = mapped_column(Boolean, server_default=false())
     # Whether JetStream has stored the task's WorkItem (of its latest queuing).
     published: Mapped[bool] = mapped_column(Boolean)
+    # The FARM_TASKS sequence of that WorkItem (NULL: not known), deleted from the
+    # stream when the task ends or moves while queued (queue_messages).
+    queue_sequence: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # The spec's deadline, as a column so that the sweeper finds expired tasks.
     deadline: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     # With status QUEUED after a failed attempt: when the agents get the task again.

@@ -62,19 +62,20 @@ class PublishMarks(Database):
         )
         return await self._all(query)
 
-    async def mark_published(self, *records: TaskRecord) -> None:
-        """Notes, in one transaction, that JetStream has stored the WorkItems of `records`.
+    async def mark_published(self, *published: tuple[TaskRecord, int]) -> None:
+        """Notes, in one transaction, that JetStream has stored these WorkItems.
 
-        Each is the WorkItem of the queuing the record stands for (its requeues).
+        Each is a task's record, for the queuing it stands for (its requeues), and
+        the FARM_TASKS sequence of its WorkItem.
         """
-        by_queuing: dict[int, list[str]] = {}
-        for record in records:
-            by_queuing.setdefault(record.state.requeues, []).append(record.id)
+        if not published:
+            return
+        rows = [
+            {"task_id": record.id, "queuing": record.state.requeues, "sequence": sequence}
+            for record, sequence in published
+        ]
         async with self.engine.begin() as connection:
-            for requeues, task_ids in by_queuing.items():
-                await connection.execute(
-                    MARK_PUBLISHED, {"task_ids": task_ids, "queuing": requeues}
-                )
+            await connection.execute(MARK_PUBLISHED, rows)
 
     async def mark_dead_letter_published(self, task_id: str, requeues: int) -> None:
         """Notes that FARM_DEAD has stored the DeadLetter of the task's queuing `requeues`."""

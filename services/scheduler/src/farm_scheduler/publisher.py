@@ -12,7 +12,6 @@ Tasks that end while work on them may still be out there are marked through
 import asyncio
 import contextlib
 import datetime as dt
-import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 
@@ -31,6 +30,7 @@ from farm_core.periodic import Periodic
 from farm_core.queue import dead_subject
 from farm_scheduler.end_marks import EndMarks
 from farm_scheduler.grants import Grants
+from farm_scheduler.queue_messages import QueueMessages
 from farm_scheduler.records import TaskRecord
 from farm_scheduler.store import TaskStore
 from farm_scheduler.work_messages import TaskMessage, dead_letter, shared_part, task_message
@@ -58,6 +58,8 @@ class TaskPublisher:
         self._js: JetStreamContext = nc.jetstream()
         self.end_marks = EndMarks(nc, cancelled_tasks)
         """The marks of ended tasks that agents and storage read."""
+        self.queue_messages = QueueMessages(nc, self._js)
+        """The WorkItems of tasks that ended or moved while queued, to delete."""
         self._store = store
         self._timeout_seconds = timeout_seconds
         # The queuings whose WorkItem, and whose DeadLetter, this replica is publishing:
@@ -99,11 +101,12 @@ class TaskPublisher:
 
         The publish is a span of the task's trace; its headers carry it to the agent.
         """
+
+        async def mark(sequence: int) -> None:
+            await self._store.mark_published((record, sequence))
+
         with self._publishing([record]):
-            return await self._publish_then_mark(
-                self._task_messages([record])[0],
-                functools.partial(self._store.mark_published, record),
-            )
+            return await self._publish_then_mark(self._task_messages([record])[0], mark)
 
     async def publish_many(self, records: Sequence[TaskRecord]) -> int:
         """Publishes the tasks together and marks the stored ones published; how many were.
@@ -126,7 +129,11 @@ class TaskPublisher:
     async def _publish_many(self, records: Sequence[TaskRecord]) -> int:
         acks = await self._send_all(self._task_messages(records))
         stored = await pipelined.confirmed(acks, self._timeout_seconds)
-        published = [record for record, ack in zip(records, acks, strict=False) if ack in stored]
+        published = [
+            (record, ack.result().seq)
+            for record, ack in zip(records, acks, strict=False)
+            if ack in stored
+        ]
         if len(published) < len(records):
             log.warning(
                 "JetStream stored %d of %d task(s); the others will be retried",
@@ -169,20 +176,25 @@ class TaskPublisher:
             "task.dead_letter",
             record,
         )
-        mark = functools.partial(
-            self._store.mark_dead_letter_published, record.id, record.state.requeues
-        )
+
+        async def mark(_sequence: int) -> None:
+            await self._store.mark_dead_letter_published(record.id, record.state.requeues)
+
         with self._publishing([record], self._dead_in_flight):
             return await self._publish_then_mark(message, mark)
 
     async def _publish_then_mark(
-        self, message: TaskMessage, mark: Callable[[], Awaitable[None]]
+        self, message: TaskMessage, mark: Callable[[int], Awaitable[None]]
     ) -> bool:
-        """Publishes `message`, then `mark`s it published in SQL; False if left for later."""
-        if not await self._publish(message):
+        """Publishes `message`, then `mark`s it published in SQL; False if left for later.
+
+        The mark is given the message's stream sequence.
+        """
+        sequence = await self._publish(message)
+        if sequence is None:
             return False
         try:
-            await mark()
+            await mark(sequence)
         except SQLAlchemyError as error:
             # JetStream has the message; publishing it again later is deduplicated.
             log.warning(
@@ -235,14 +247,15 @@ class TaskPublisher:
             spans.append(span)
             yield message.subject, message.payload, {**headers, "Nats-Msg-Id": message.message_id}
 
-    async def _publish(self, message: TaskMessage) -> bool:
+    async def _publish(self, message: TaskMessage) -> int | None:
+        """Publishes `message`; its stream sequence, or None if it is left for later."""
         what, task_id = message.what, message.task_id
         if not self._nc.is_connected:
             log.info("NATS is unreachable: %s %s will be published when it is back", what, task_id)
-            return False
+            return None
         try:
             with message.producing() as headers:
-                await self._js.publish(
+                ack = await self._js.publish(
                     message.subject,
                     message.payload,
                     timeout=self._timeout_seconds,
@@ -250,8 +263,8 @@ class TaskPublisher:
                 )
         except (nats.errors.Error, TimeoutError) as error:
             log.warning("publishing %s %s failed (%s); it will be retried", what, task_id, error)
-            return False
-        return True
+            return None
+        return ack.seq
 
 
 def _end_spans_on_acks(

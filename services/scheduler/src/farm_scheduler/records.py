@@ -35,6 +35,8 @@ class TaskRecord:
     state: TaskState
     published: bool = False
     """Whether JetStream has stored the WorkItem of the task's latest queuing."""
+    queue_sequence: int | None = None
+    """The FARM_TASKS sequence of the WorkItem last marked published (None: not known)."""
     dead_letter_pending: bool = False
     """Whether its DeadLetter still has to be published to FARM_DEAD."""
     revision: int = 0
@@ -205,6 +207,7 @@ def record_from_row(
         spec=tasks_pb2.TaskSpec.FromString(values["spec"]),
         create_time=values["create_time"],
         published=values["published"],
+        queue_sequence=values["queue_sequence"],
         dead_letter_pending=values["dead_letter_pending"],
         revision=values["revision"],
         tenant_max_running=values["tenant_max_running"] or 0,

@@ -137,6 +137,11 @@ class SchedulerService:
         """The loop that fails tasks still queued at their deadline (once started)."""
         return self._sweeper
 
+    @property
+    def fallback(self) -> RegionFallback | None:
+        """The loop that moves routed tasks their preferred region did not take (once started)."""
+        return self._fallback
+
     async def start(self) -> None:
         settings = self._settings
         try:

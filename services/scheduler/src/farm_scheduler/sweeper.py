@@ -18,7 +18,8 @@ class DeadlineSweeper:
     """Every `interval_seconds`, fails the QUEUED tasks whose deadline has passed.
 
     Each becomes FAILED with DEADLINE_EXCEEDED and is marked ended (`end_marks`),
-    which agents read before they start a task and storage before it stores.
+    which agents read before they start a task and storage before it stores; its
+    WorkItem is deleted from the stream (`queue_messages`).
     Replicas may sweep at the same time: a task changes once, whoever gets there first.
     """
 
@@ -56,6 +57,7 @@ class DeadlineSweeper:
                 continue  # It started or ended in the meantime.
             reason = task_ends.failed(change.after.state.error_code)
             await self._publisher.end_marks.mark(task_id, reason)
+            await self._publisher.queue_messages.ended(change.before)
             await self._on_change(change)
             expired += 1
         if expired:

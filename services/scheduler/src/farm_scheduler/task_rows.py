@@ -43,12 +43,13 @@ _LATEST_CACHED_RESULT = (
 MARK_PUBLISHED = (
     update(tasks)
     .where(
-        tasks.c.id.in_(bindparam("task_ids", expanding=True)),
+        tasks.c.id == bindparam("task_id"),
         tasks.c.requeues == bindparam("queuing"),
     )
-    .values(published=True)
+    .values(published=True, queue_sequence=bindparam("sequence"))
 )
-"""Marks the tasks `task_ids` published, if still at their queuing `queuing` (requeues)."""
+"""Marks task `task_id` published, if still at its queuing `queuing` (requeues), with the
+FARM_TASKS `sequence` of its WorkItem."""
 # Statements of every event applied (store._transition) and every task read, built once.
 _TASK = select(tasks).where(tasks.c.id == bindparam("task_id"))
 _TENANT_TASK = _TASK.where(tasks.c.tenant == bindparam("tenant"))

@@ -6,7 +6,8 @@ fallback claims its route MOVED (farm_core.route_claims). Only if that claim hol
 is the task set to `any` in SQL, unpublished, and published again on
 `tasks.any.<priority>` under a Nats-Msg-Id of its own. An agent of the preferred
 region that claimed it STARTED first keeps it; one that meets the old message after
-the move acks it unrun. So the task runs from one of the two messages, never both.
+the move acks it unrun, and the fallback deletes that message from the stream
+(`queue_messages`). So the task runs from one of the two messages, never both.
 """
 
 import datetime as dt
@@ -135,6 +136,9 @@ class RegionFallback:
             return 0
         # Left to the republisher if NATS fails now: it is unpublished in SQL.
         await self._publisher.publish(moved)
+        # No agent runs the old message now (the claim is MOVED): where none pulls it,
+        # it would count as pending work for days.
+        await self._publisher.queue_messages.moved(record)
         return 1
 
     async def _settle(self, record: TaskRecord, region: str) -> TaskRecord | None:

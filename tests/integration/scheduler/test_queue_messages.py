@@ -1,0 +1,154 @@
+"""A task that ends or moves while queued takes its WorkItem out of FARM_TASKS.
+
+On a subject no agent pulls (a region without agents) nobody else would: the
+message would stay for the stream's max age, as pending work in the fleet status.
+"""
+
+import dataclasses
+import datetime as dt
+
+import pytest
+from nats.js.errors import NotFoundError
+
+from farm.admin.v1 import admin_pb2
+from farm.tasks.v1 import tasks_pb2
+from farm_core.db import utcnow
+from farm_core.queue import TASK_STREAM, Priority, task_subject
+from farm_core.timestamps import to_timestamp
+from farm_scheduler.routing.fallback import RegionFallback
+from tests.helpers import assert_eventually
+from tests.integration.scheduler.admin_calls import operator
+from tests.integration.scheduler.agent_side import RPC_TIMEOUT, Queue
+from tests.integration.scheduler.conftest import (
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    Scheduler,
+    StartScheduler,
+    until,
+)
+
+pytestmark = pytest.mark.integration
+
+NOWHERE = "nowhere"
+"""A region no agent serves: no consumer pulls its subjects."""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """The scheduler's database: its SQLite file, or a fresh PostgreSQL one."""
+    if request.param == "sqlite":
+        return ""
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+async def stored_sequence(queue: Queue, subject: str, message_id: str) -> int:
+    """The FARM_TASKS sequence of the message with `message_id`, the last one on `subject`."""
+    message = await queue.js.get_last_msg(TASK_STREAM, subject)
+    assert (message.headers or {}).get("Nats-Msg-Id") == message_id
+    assert message.seq is not None
+    return message.seq
+
+
+async def held(queue: Queue, sequence: int) -> bool:
+    """Whether FARM_TASKS still holds the message at `sequence`."""
+    try:
+        await queue.js.get_msg(TASK_STREAM, seq=sequence)
+    except NotFoundError:
+        return False
+    return True
+
+
+async def pending_nowhere(scheduler: Scheduler) -> int:
+    """The pending tasks GetFleetStatus (`farm status`) shows for NOWHERE's normal queue."""
+    fleet: admin_pb2.FleetStatus = await scheduler.admin.GetFleetStatus(
+        admin_pb2.GetFleetStatusRequest(), metadata=operator(scheduler), timeout=RPC_TIMEOUT
+    )
+    return sum(
+        each.pending
+        for each in fleet.queues
+        if (each.region, each.priority) == (NOWHERE, tasks_pb2.PRIORITY_NORMAL)
+    )
+
+
+async def test_a_task_cancelled_while_queued_where_no_agent_serves_leaves_no_message(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    subject = task_subject(NOWHERE, Priority.NORMAL)
+    cancelled = await scheduler.create(region=NOWHERE)
+    cancelled_sequence = await stored_sequence(queue, subject, cancelled.id)
+    waiting = await scheduler.create(region=NOWHERE)
+    waiting_sequence = await stored_sequence(queue, subject, waiting.id)
+    assert await pending_nowhere(scheduler) == 2
+
+    assert (await scheduler.cancel(cancelled.id)).status == CANCELLED
+
+    assert not await held(queue, cancelled_sequence)
+    assert await held(queue, waiting_sequence)  # still to run: its message stays
+    assert await queue.subjects() == {subject: 1}
+    assert await pending_nowhere(scheduler) == 1
+    assert await scheduler.status(waiting.id) == QUEUED
+
+
+async def test_a_task_past_its_deadline_while_queued_where_no_agent_serves_leaves_no_message(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    subject = task_subject(NOWHERE, Priority.NORMAL)
+    deadline = to_timestamp(utcnow() + dt.timedelta(seconds=1)).ToJsonString()
+    expiring = await scheduler.create(region=NOWHERE, deadline=deadline)
+    expiring_sequence = await stored_sequence(queue, subject, expiring.id)
+    waiting = await scheduler.create(region=NOWHERE)
+    waiting_sequence = await stored_sequence(queue, subject, waiting.id)
+
+    expired = await until(scheduler, expiring.id, FAILED)
+    assert expired.error.code == "DEADLINE_EXCEEDED"
+
+    async def deleted() -> bool:
+        return not await held(queue, expiring_sequence)
+
+    await assert_eventually(deleted, message="the expired task's message is still held")
+    assert await held(queue, waiting_sequence)
+    assert await queue.subjects() == {subject: 1}
+    assert await pending_nowhere(scheduler) == 1
+
+
+async def test_a_sequence_that_holds_another_tasks_message_deletes_nothing(
+    scheduler: Scheduler, queue: Queue
+) -> None:
+    # As after the stream was made again, which numbers its messages from 1.
+    subject = task_subject(NOWHERE, Priority.NORMAL)
+    ended = await scheduler.create(region=NOWHERE)
+    other = await scheduler.create(region=NOWHERE)
+    other_sequence = await stored_sequence(queue, subject, other.id)
+    publisher = scheduler.service.publisher
+    assert publisher is not None
+    record = await scheduler.service.store.get(scheduler.tenant, ended.id)
+    assert record.published and record.queue_sequence is not None
+    astray = dataclasses.replace(record, queue_sequence=other_sequence)
+
+    assert not await publisher.queue_messages.ended(astray)
+
+    assert await held(queue, other_sequence)
+    assert await queue.subjects() == {subject: 2}
+
+
+async def test_a_task_the_region_fallback_moves_leaves_no_message_in_its_preferred_region(
+    start_scheduler: StartScheduler, queue: Queue
+) -> None:
+    # The loop does not run by itself: the test makes its round, once the task is queued.
+    scheduler = await start_scheduler(
+        region_routes="*.eu=eu", region_fallback_interval_seconds=3600
+    )
+    fallback = scheduler.service.fallback
+    assert isinstance(fallback, RegionFallback)
+    preferred, anywhere = task_subject("eu", Priority.NORMAL), task_subject("", Priority.NORMAL)
+    task = await scheduler.create(url="https://shop.eu/")
+    preferred_sequence = await stored_sequence(queue, preferred, task.id)
+
+    assert await fallback.fall_back() == 1  # no agent of eu is live: it moves at once
+
+    assert not await held(queue, preferred_sequence)
+    await stored_sequence(queue, anywhere, f"{task.id}.any")
+    assert await queue.subjects() == {anywhere: 1}
+    assert await scheduler.status(task.id) == QUEUED
