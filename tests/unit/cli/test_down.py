@@ -1,7 +1,9 @@
 """`farm down` stops the launcher holding FARM_HOME, as Ctrl-C in its terminal would."""
 
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,3 +143,25 @@ def test_down_stops_what_a_killed_launcher_left_running_in_the_launchers_order(
     assert list(run_dir.glob("*.pid")) == []
     out = capsys.readouterr().out
     assert f"agent-1 (PID {processes[2].pid})" in out and out.endswith("the farm has stopped\n")
+
+
+def test_down_leaves_alone_a_process_that_took_a_pid_files_pid_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        pid_file = run_dir / "nats.pid"
+        pid_file.write_text(f"{stranger.pid}\n")
+        # Written long before the process started: the farm's nats ended, its PID reused.
+        written = time.time() - 600
+        os.utime(pid_file, (written, written))
+        monkeypatch.setenv("FARM_HOME", str(tmp_path))
+        assert main(["down", "--timeout", "5"]) == 1
+        assert stranger.poll() is None
+        assert not pid_file.exists()
+        assert "no farm is running" in capsys.readouterr().err
+    finally:
+        stranger.kill()
+        stranger.wait(timeout=10)
