@@ -262,7 +262,7 @@ def agent_log_count(farm: LocalFarm, pattern: str) -> int:
 
 def upload_retries(farm: LocalFarm, task_id: str) -> int:
     """How often the agents have logged that storage was unavailable for the task's upload."""
-    return agent_log_count(farm, f"storage unavailable for screenshot of task {task_id}")
+    return agent_log_count(farm, rf"storage unavailable[^\n]* for screenshot of task {task_id};")
 
 
 def redeliveries_held(farm: LocalFarm, task_id: str) -> int:

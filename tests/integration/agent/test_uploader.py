@@ -1,6 +1,7 @@
 """Uploading artifacts to the storage service: identity, chunks, retries, failures."""
 
 import hashlib
+import logging
 from collections.abc import Callable
 
 import grpc
@@ -105,13 +106,23 @@ async def test_the_header_carries_the_first_chunk_and_every_byte_goes_once(
     assert ref.size_bytes == size
 
 
-async def test_unavailable_storage_is_retried_until_it_answers(
-    fake_storage: FakeStorage, make_settings: Callable[..., AgentSettings]
+async def test_unavailable_storage_is_retried_until_it_answers_and_each_retry_says_why(
+    fake_storage: FakeStorage,
+    make_settings: Callable[..., AgentSettings],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     fake_storage.ingest.unavailable_left = 2
-    ref = await upload_once(make_settings(storage_address=fake_storage.address), "task-2")
+    with caplog.at_level(logging.INFO, logger="farm_agent.work.uploader"):
+        ref = await upload_once(make_settings(storage_address=fake_storage.address), "task-2")
     assert ref.id == "artifact-1"
     assert len(fake_storage.ingest.stored) == 1
+    # Storage's reason (its database full, S3 down) is what the agent's reader acts on.
+    retries = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+    assert len(retries) == 2, retries
+    assert all(
+        m.startswith("storage unavailable (storage warming up) for screenshot of task task-2;")
+        for m in retries
+    ), retries
 
 
 async def test_storage_down_for_every_retry_fails_with_upload_failed(

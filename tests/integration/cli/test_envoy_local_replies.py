@@ -119,13 +119,15 @@ def edge_without_scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield running
 
 
-def test_an_upstream_down_is_a_json_503_and_unavailable_to_grpc_callers(
+def test_an_upstream_down_is_a_503_naming_the_service_and_unavailable_to_grpc_callers(
     edge_without_scheduler: EdgeUnderTest,
 ) -> None:
     edge = edge_without_scheduler
     response = httpx.get(f"{edge.url}/v1/tasks/t5", headers=GOOD)
     text = json_error(response, 503, UNAVAILABLE)
-    assert text.startswith("upstream connect error"), text
+    # The caller learns which service is down, not only Envoy's "upstream".
+    assert text.startswith("the scheduler service is unavailable (upstream connect error"), text
+    assert text.endswith("); try again"), text
     with grpc.insecure_channel(edge.grpc_target) as channel:
         stub = tasks_pb2_grpc.TaskServiceStub(channel)
         with pytest.raises(grpc.RpcError) as caught:

@@ -34,9 +34,14 @@ RATE_LIMITED_RUNS = 2
 BATCH_RETRY_AFTER = 1
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
+# Storage's message when S3 refuses its connections: the farm answered, so no hint
+# that it is not running.
+S3_DOWN = "S3 is unavailable: Failed to establish a new connection: [Errno 111] Connection refused"
+
 
 class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
-    """Task "missing" is NOT_FOUND, "traced" has a trace id; ListTasks has two pages.
+    """Task "missing" is NOT_FOUND, "traced" has a trace id, "s3-down" is UNAVAILABLE as
+    storage says when S3 refuses its connections; ListTasks has two pages.
 
     For CancelTask: "done" has SUCCEEDED already; the first RATE_LIMITED_CANCELS cancels
     of a task whose id starts "limited" are rate-limited (Retry-After 0); a task whose
@@ -90,6 +95,8 @@ class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
         self.calls.record("GetTask", request, context)
         if request.id == "missing":
             context.abort(grpc.StatusCode.NOT_FOUND, "task missing not found")
+        if request.id == "s3-down":
+            context.abort(grpc.StatusCode.UNAVAILABLE, S3_DOWN)
         trace_id = TRACED_TASK_TRACE_ID if request.id == "traced" else ""
         done = request.id == "done"
         status = tasks_pb2.TASK_STATUS_SUCCEEDED if done else tasks_pb2.TASK_STATUS_RUNNING

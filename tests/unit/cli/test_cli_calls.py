@@ -13,7 +13,7 @@ from farm_core.identity import CredentialRole, IdentitySigner, credential_id
 from farm_core.identity_keys import new_private_key, private_pem
 from tests.unit.cli.conftest import KEY
 from tests.unit.cli.fake_calls import Calls
-from tests.unit.cli.fake_services import PNG_BYTES
+from tests.unit.cli.fake_services import PNG_BYTES, S3_DOWN
 
 
 def test_whoami_sends_the_api_key_and_prints_proto3_json(
@@ -64,6 +64,14 @@ def test_a_farm_that_is_not_running_gets_a_hint(
     err = capsys.readouterr().err
     assert err.startswith("error: UNAVAILABLE: ")
     assert "make run" in err
+
+
+def test_a_part_the_farm_says_is_down_gets_no_hint_that_the_farm_is_not_running(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The farm answered: "is the farm running?" would send the operator the wrong way.
+    assert main(["task", "get", "s3-down"]) == 1
+    assert capsys.readouterr().err == f"error: UNAVAILABLE: {S3_DOWN}\n"
 
 
 def test_task_create_sends_the_spec_and_prints_the_queued_task(

@@ -1,7 +1,9 @@
 """`farm down` stops the launcher holding FARM_HOME, as Ctrl-C in its terminal would."""
 
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,3 +91,77 @@ def test_a_bad_timeout_is_a_usage_error_and_leaves_the_farm_running(
     assert capsys.readouterr().err.endswith(f"farm down: error: argument --timeout: {error}\n")
     assert lock_holder(tmp_path / "run") == launcher.pid
     assert launcher.poll() is None
+
+
+# A farm process a killed launcher left: on SIGTERM it notes its name and exits.
+LEFTOVER = """
+import signal, sys, time
+from pathlib import Path
+
+def stop(*_):
+    with Path(sys.argv[1]).open("a") as stopped:
+        stopped.write(sys.argv[2] + "\\n")
+    sys.exit(0)
+
+signal.signal(signal.SIGTERM, stop)
+print("running", flush=True)
+time.sleep(60)
+"""
+
+
+def test_down_stops_what_a_killed_launcher_left_running_in_the_launchers_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    stopped = tmp_path / "stopped"
+    names = ["nats", "scheduler", "agent-1", "envoy"]
+    processes = []
+    for name in names:
+        process = subprocess.Popen(
+            [sys.executable, "-c", LEFTOVER, str(stopped), name],
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        processes.append(process)
+        assert process.stdout is not None and process.stdout.readline() == "running\n"
+        (run_dir / f"{name}.pid").write_text(f"{process.pid}\n")
+    monkeypatch.setenv("FARM_HOME", str(tmp_path))
+    try:
+        assert main(["down", "--timeout", "30"]) == 0
+        assert [process.wait(timeout=10) for process in processes] == [0, 0, 0, 0]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=10)
+            assert process.stdout is not None
+            process.stdout.close()
+    # Envoy first, NATS last, as the launcher stops them.
+    assert stopped.read_text().split() == ["envoy", "agent-1", "scheduler", "nats"]
+    assert list(run_dir.glob("*.pid")) == []
+    out = capsys.readouterr().out
+    assert f"agent-1 (PID {processes[2].pid})" in out and out.endswith("the farm has stopped\n")
+
+
+def test_down_leaves_alone_a_process_that_took_a_pid_files_pid_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        pid_file = run_dir / "nats.pid"
+        pid_file.write_text(f"{stranger.pid}\n")
+        # Written long before the process started: the farm's nats ended, its PID reused.
+        written = time.time() - 600
+        os.utime(pid_file, (written, written))
+        monkeypatch.setenv("FARM_HOME", str(tmp_path))
+        assert main(["down", "--timeout", "5"]) == 1
+        assert stranger.poll() is None
+        assert not pid_file.exists()
+        assert "no farm is running" in capsys.readouterr().err
+    finally:
+        stranger.kill()
+        stranger.wait(timeout=10)

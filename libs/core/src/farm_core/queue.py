@@ -42,6 +42,7 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.errors import BadRequestError, NotFoundError
+from prometheus_client import Gauge
 
 from farm.tasks.v1 import tasks_pb2
 from farm_core.nats_access import NatsAccess
@@ -161,6 +162,14 @@ def audit_subject(source: str) -> str:
     return f"audit.{source}"
 
 
+nats_connected = Gauge(
+    "farm_nats_connected",
+    "Whether the process's NATS connection of this name is up (1), or lost: reconnecting, "
+    "or closed by the server (0).",
+    ["connection"],
+)
+
+
 async def connect(
     access: NatsAccess, name: str, reconnected: Callable[[], None] | None = None
 ) -> Client:
@@ -170,14 +179,17 @@ async def connect(
     connection the server closed for good is reported to `farm_core.nats_loss`.
     """
     client: OwnedClient | None = None
+    connected = nats_connected.labels(name)
 
     async def on_disconnected() -> None:
         # The callback also fires when the service closes the connection itself.
         if client is not None and not client.is_closed:
             log.warning("NATS disconnected; reconnecting")
+            connected.set(0)
 
     async def on_reconnected() -> None:
         log.info("NATS reconnected")
+        connected.set(1)
         if reconnected is not None:
             reconnected()
 
@@ -186,6 +198,7 @@ async def connect(
 
     async def on_closed() -> None:
         if client is not None and not client.closed_by_process:
+            connected.set(0)
             connection_closed(name, client.last_error)
 
     client = OwnedClient()
@@ -206,6 +219,7 @@ async def connect(
         # nobody else can close: the caller never gets the client.
         await client.close()
         raise
+    connected.set(1)
     return client
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from browserfarm.local_farm import RUN_DIR, farm_home, lock_holder
 from farm_cli.commands.ranges import seconds
 from farm_cli.console import CliError
+from farm_cli.launcher.leftovers import live_leftovers, stop_leftover
 
 # How often `farm down` looks whether the launcher has let go of FARM_HOME.
 POLL_SECONDS = 0.1
@@ -21,7 +22,8 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "down",
         help="stop the local farm (the launcher holding FARM_HOME), as Ctrl-C in its terminal",
         description="Sends SIGTERM to the `farm up` launcher holding FARM_HOME/run/farm.lock "
-        "and waits until every process it started has stopped and the lock is free.",
+        "and waits until every process it started has stopped and the lock is free. With no "
+        "launcher (one killed outright), stops the processes FARM_HOME's pid files name.",
     )
     down.add_argument(
         "--timeout",
@@ -39,7 +41,7 @@ def stop_farm(args: argparse.Namespace) -> int:
     run_dir = home / RUN_DIR
     launcher = lock_holder(run_dir)
     if launcher is None:
-        raise CliError(f"no farm is running with FARM_HOME {home}")
+        return _stop_leftovers(home, args.timeout)
     print(f"stopping the farm of FARM_HOME {home} (launcher PID {launcher})", flush=True)
     # A launcher that ended between the look and the signal is what was asked for.
     with contextlib.suppress(ProcessLookupError):
@@ -52,5 +54,23 @@ def stop_farm(args: argparse.Namespace) -> int:
                 f"its processes' logs are in {home / 'logs'}"
             )
         time.sleep(POLL_SECONDS)
+    print("the farm has stopped", flush=True)
+    return 0
+
+
+def _stop_leftovers(home: Path, timeout: float) -> int:
+    """Stops the processes a killed launcher left running, by their pid files."""
+    leftovers = live_leftovers(home / RUN_DIR)
+    if not leftovers:
+        raise CliError(f"no farm is running with FARM_HOME {home}")
+    print(
+        f"no launcher holds FARM_HOME {home}, but processes of the farm it started still "
+        f"run; stopping them: {', '.join(map(str, leftovers))}",
+        flush=True,
+    )
+    deadline = time.monotonic() + timeout
+    for leftover in leftovers:
+        if not stop_leftover(leftover, deadline):
+            print(f"{leftover.name} did not stop within {timeout:g} s; killed it", flush=True)
     print("the farm has stopped", flush=True)
     return 0

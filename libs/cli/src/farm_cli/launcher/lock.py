@@ -1,6 +1,5 @@
 """One launcher per FARM_HOME: an fcntl lock on FARM_HOME/run/farm.lock holding its PID."""
 
-import contextlib
 import fcntl
 import os
 from pathlib import Path
@@ -9,6 +8,7 @@ from typing import IO
 # lock_holder, how others probe the lock, is the SDK's: it finds the local farm with it.
 from browserfarm.local_farm import LOCK_FILE
 from browserfarm.local_farm import lock_holder as lock_holder
+from farm_cli.launcher.leftovers import live_leftovers
 
 
 class FarmAlreadyRunning(RuntimeError):
@@ -60,33 +60,16 @@ class FarmLock:
         self._file = None
 
 
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def check_no_leftovers(run_dir: Path) -> None:
     """Raises FarmAlreadyRunning if a pid file names a live process; removes stale ones.
 
     A launcher that was killed outright (SIGKILL) leaves its children running;
     starting again beside them would fail on busy ports with a less clear error.
     """
-    leftovers = []
-    for pid_path in sorted(run_dir.glob("*.pid")):
-        text = pid_path.read_text().strip()
-        if text.isdigit() and _running(int(text)):
-            leftovers.append(f"{pid_path.stem} (PID {text})")
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                pid_path.unlink()
+    leftovers = live_leftovers(run_dir)
     if leftovers:
         raise FarmAlreadyRunning(
-            f"processes of an earlier farm still run: {', '.join(leftovers)}; stop them "
-            f"(kill <PID>) or, if those PIDs are not farm processes, delete their pid files "
-            f"in {run_dir}"
+            f"processes of an earlier farm still run: {', '.join(map(str, leftovers))}; stop "
+            f"them (farm down, or kill <PID>) or, if those PIDs are not farm processes, delete "
+            f"their pid files in {run_dir}"
         )

@@ -17,7 +17,7 @@ from farm.storage.v1 import ingest_pb2, ingest_pb2_grpc
 from farm_agent.credential import agent_metadata
 from farm_agent.errors import TaskFailure
 from farm_agent.settings import AgentSettings
-from farm_agent.work.uploader import ArtifactOwner, RetryPolicy
+from farm_agent.work.uploader import ArtifactOwner, RetryPolicy, why_retried
 from farm_core.saved import BaselineKey
 from farm_core.server import MAX_MESSAGE_BYTES
 from farm_core.task_errors import ErrorCode
@@ -135,7 +135,10 @@ class StorageSavedState:
 
         def announce_retry(retry_state: RetryCallState) -> None:
             log.info(
-                "storage unavailable for %s; retrying in %.1f s", what, retry_state.upcoming_sleep
+                "%s for %s; retrying in %.1f s",
+                why_retried(retry_state),
+                what,
+                retry_state.upcoming_sleep,
             )
 
         async def attempt() -> Reply:

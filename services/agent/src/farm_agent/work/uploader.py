@@ -67,6 +67,20 @@ class ArtifactUploader(Protocol):
         ...
 
 
+def why_retried(retry_state: RetryCallState) -> str:
+    """Why a storage call is tried again, with storage's own reason when it gave one.
+
+    `storage unavailable (the database is full (database or disk is full); try again)`
+    tells the agent's reader what to fix; a bare "unavailable" did not.
+    """
+    error = retry_state.outcome.exception() if retry_state.outcome else None
+    if error is not None and status_lost(error):
+        return "storage's answer lost (grpc/grpc#36066)"
+    if isinstance(error, grpc.aio.AioRpcError) and error.details():
+        return f"storage unavailable ({error.details()})"
+    return "storage unavailable"
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How long and how patiently a storage call is retried while storage is unavailable.
@@ -214,12 +228,9 @@ class StorageUploader:
         """Stores `artifact`, retrying while storage is UNAVAILABLE; raises TaskFailure."""
 
         def announce_retry(retry_state: RetryCallState) -> None:
-            error = retry_state.outcome.exception() if retry_state.outcome else None
             log.info(
                 "%s for %s of task %s; retrying in %.1f s",
-                "storage's answer lost (grpc/grpc#36066)"
-                if error is not None and status_lost(error)
-                else "storage unavailable",
+                why_retried(retry_state),
                 artifact.name,
                 owner.owner_id,
                 retry_state.upcoming_sleep,
