@@ -66,3 +66,17 @@ def test_selectors_with_spaces_around_them_are_kept_as_sent() -> None:
     checked = validate(task_spec(steps=[{"click": " #a "}], screenshot={"selector": " main"}))
     assert checked.steps[0].click == " #a "
     assert checked.screenshot.selector == " main"
+
+
+def test_a_select_step_with_both_a_value_and_a_label_is_refused_naming_both() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        validate(task_spec(steps=[{"select": {"selector": "#s", "value": "xl", "label": "XL"}}]))
+    assert caught.value.field == "steps[0].select"
+    assert "value and label may not both be set" in caught.value.message
+
+
+@pytest.mark.parametrize("option", [{"value": "xl"}, {"label": "XL"}])
+def test_a_select_step_with_a_value_or_a_label_is_valid(option: dict[str, str]) -> None:
+    checked = validate(task_spec(steps=[{"select": {"selector": "#s", **option}}]))
+    assert checked.steps[0].select.value == option.get("value", "")
+    assert checked.steps[0].select.label == option.get("label", "")

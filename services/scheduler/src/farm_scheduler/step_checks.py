@@ -102,6 +102,11 @@ def _check_select(path: str, select: tasks_pb2.SelectStep) -> None:
     check_selector(f"{path}.selector", select.selector, required=True)
     if not select.value and not select.label:
         raise InvalidArgument(path, "needs the option's value or its label")
+    if select.value and select.label:
+        # Playwright would choose the first option matching either, not one matching both.
+        raise InvalidArgument(
+            path, "value and label may not both be set: give the option's value or its label"
+        )
     check_length(f"{path}.value", select.value, MAX_OPTION_CHARS)
     check_length(f"{path}.label", select.label, MAX_OPTION_CHARS)
 
