@@ -13,7 +13,7 @@ from farm_scheduler.models import SessionRow
 from farm_scheduler.sessions.records import SessionRecord, row_values
 from farm_scheduler.store import TaskStore
 from tests.integration.scheduler.conftest import stored_spec
-from tests.unit.scheduler.test_migrations import migrate
+from tests.unit.scheduler.migration_steps import migrate
 
 pytestmark = pytest.mark.integration
 
