@@ -219,6 +219,15 @@ def test_an_unknown_query_parameter_is_a_400(admin: Client) -> None:
     assert response.status_code == 400
 
 
+def test_a_query_parameter_of_one_value_given_twice_is_a_400_naming_it(admin: Client) -> None:
+    # The transcoder would keep the last value: a list of RUNNING tasks only.
+    query = {"status": ["TASK_STATUS_QUEUED", "TASK_STATUS_RUNNING"]}
+    response = admin.http.get("/v1/tasks", params=query)
+
+    assert response.status_code == 400, response.text
+    assert response.json()["message"] == "status: takes one value, got 2; give it once"
+
+
 def test_an_oversized_body_is_refused_and_nothing_is_written(admin: Client) -> None:
     label = unique_label()
     spec = {**GOOD, "labels": {**label, "padding": "x" * (2 * 1024 * 1024)}}

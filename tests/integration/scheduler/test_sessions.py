@@ -109,12 +109,13 @@ async def test_no_agent_with_room_is_resource_exhausted_and_leaves_no_session(
     assert await sessions.listed() == []
 
 
-async def test_an_unknown_device_is_invalid_argument_naming_the_field(
+async def test_a_device_the_agent_does_not_know_is_invalid_argument_naming_the_field(
     scheduler: Scheduler, agents: Callable[..., asyncio.Future[ScriptedAgent]]
 ) -> None:
+    # A name the scheduler knows but the agent's Playwright does not (another version).
     await agents("a", answer=refused("INVALID_DEVICE"))
     sessions = sessions_of(scheduler)
-    error = await rpc_error(sessions.create(device="Nokia 3310"))
+    error = await rpc_error(sessions.create(device="iPhone 13"))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (error.details() or "").startswith("device: ")
     assert await sessions.listed() == []

@@ -10,10 +10,11 @@ from google.protobuf import json_format
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_agent.browser.actions import ExtractField, cut_utf8, json_value
+from farm_agent.browser.actions import cut_utf8, json_value
 from farm_agent.errors import TaskFailure
 from farm_agent.work.events import EventReporter
 from farm_agent.work.uploader import RetryPolicy
+from farm_core.extract_rules import ExtractField
 from farm_core.queue import event_subject
 from farm_core.task_errors import ErrorCode
 

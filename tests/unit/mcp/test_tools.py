@@ -166,9 +166,13 @@ async def test_bad_arguments_are_tool_errors_before_any_farm_call(
 ) -> None:
     async with client_for() as client:
         select = await client.call_tool("select", {"selector": "#fruit"})
+        both = await client.call_tool(
+            "select", {"selector": "#fruit", "value": "pear", "label": "Pear"}
+        )
         wait = await client.call_tool("wait_for", {"text": "x", "time_ms": 5})
         emulate = await client.call_tool("emulate_device", {"width": 300})
     assert select.is_error and "give the option's value or its label" in texts(select)
+    assert both.is_error and "value or its label, not both" in texts(both)
     assert wait.is_error and "exactly one of selector, text, time_ms or network_idle" in texts(wait)
     assert emulate.is_error and "width and height together" in texts(emulate)
     assert farm.commands == []

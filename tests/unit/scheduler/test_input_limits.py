@@ -238,12 +238,6 @@ LIMITS: dict[str, Limit] = {
         lambda n: task_spec(viewport={"width": 1, "height": n}),
         lambda s: s.viewport.height,
     ),
-    "device name": Limit(
-        "device",
-        validation.MAX_DEVICE_CHARS,
-        lambda n: task_spec(device="d" * n),
-        lambda s: len(s.device),
-    ),
     "timeout": Limit(
         "timeoutMs",
         field_checks.MAX_TIMEOUT_MS,

@@ -6,29 +6,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import async_database_url, create_engine
-from farm_scheduler.store import MIGRATIONS, VERSION_TABLE, TaskStore
+from farm_scheduler.store import TaskStore
+from tests.unit.scheduler.migration_steps import migrate
 
 FINISHED = dt.datetime(2025, 1, 1, 12, 0, tzinfo=dt.UTC)
-
-
-def _migrate(connection: Connection, revision: str, down: bool) -> None:
-    config = Config()
-    config.set_main_option("script_location", MIGRATIONS)
-    config.attributes["version_table"] = VERSION_TABLE
-    config.attributes["connection"] = connection
-    (command.downgrade if down else command.upgrade)(config, revision)
-
-
-async def migrate(engine: AsyncEngine, revision: str, *, down: bool = False) -> None:
-    async with engine.begin() as connection:
-        await connection.run_sync(_migrate, revision, down)
 
 
 @pytest.fixture

@@ -176,6 +176,9 @@ def select(target: str, value: str, label: str) -> sessions_pb2.SessionCommand:
     """Choose an option of a <select> by its value, or by its visible label."""
     if not value and not label:
         raise ArgumentError("give the option's value or its label")
+    if value and label:
+        # The farm refuses both: Playwright would choose an option matching either.
+        raise ArgumentError("give the option's value or its label, not both")
     option = tasks_pb2.SelectStep(selector=selector(target), value=value, label=label)
     return steps(tasks_pb2.Step(select=option))
 

@@ -159,7 +159,7 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
         ctx: ToolContext,
         value: Annotated[str, Field(description="The option's value attribute.")] = "",
         label: Annotated[
-            str, Field(description="The option's visible text, when no value is given.")
+            str, Field(description="The option's visible text, instead of a value.")
         ] = "",
     ) -> list[ContentBlock]:
         """Choose an option of a <select> element, by its value or its visible label."""

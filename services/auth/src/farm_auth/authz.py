@@ -14,6 +14,7 @@ from prometheus_client import Counter
 from farm_auth.console_clients import ConsoleClients
 from farm_auth.json_body import BodyFields
 from farm_auth.keys import MISSING_KEY, NOT_BEARER, KeyRefused
+from farm_auth.query_params import QueryParams
 from farm_auth.session_check import SessionAdmission, SessionTarget, session_target
 from farm_auth.shared_limits import SharedLimits
 from farm_auth.verifier import KeyVerifier
@@ -220,6 +221,7 @@ class Authorizer:
         self._sessions = sessions
         self._console = console
         self._body_fields = BodyFields()
+        self._query_params = QueryParams()
 
     async def check(self, request: EdgeRequest) -> Verdict:
         """The verdict on `request`."""
@@ -244,6 +246,10 @@ class Authorizer:
         verified = await self._verified(request, grpc_caller=grpc_caller)
         if isinstance(verified, Verdict):
             return verified
+        repeated = self._query_params.refusal(request.method, request.path)
+        if repeated is not None:
+            checks_total.labels("bad_value").inc()
+            return refusal(grpc.StatusCode.INVALID_ARGUMENT, repeated)
         # Only /v1/ calls carry their body here (envoy.yaml.j2); gRPC calls never do.
         if request.body:
             refused = self._body_fields.refusal(request.method, request.path, request.body)

@@ -70,23 +70,45 @@ def _path_pattern(template: str) -> re.Pattern[str]:
     return re.compile(regex + r"/?\Z")
 
 
-def body_routes(services: Iterable[ServiceDescriptor]) -> tuple[BodyRoute, ...]:
-    """The HTTP bindings with a body of `services`' methods, from their google.api.http."""
-    routes = []
+@dataclass(frozen=True)
+class HttpBinding:
+    """One google.api.http binding of an RPC: its verb, its path, its request, its body."""
+
+    method: str
+    path: re.Pattern[str]
+    request: Descriptor
+    # The request's field the body is, "*" for the whole request, "" for no body.
+    body: str
+
+
+def http_bindings(services: Iterable[ServiceDescriptor]) -> tuple[HttpBinding, ...]:
+    """Every HTTP binding of `services`' methods, from their google.api.http options."""
+    bindings = []
     for service in services:
         for method in service.methods:
             rule = method.GetOptions().Extensions[annotations_pb2.http]
             for binding in (rule, *rule.additional_bindings):
                 verb = binding.WhichOneof("pattern")
-                if verb not in _VERBS or not binding.body:
-                    continue
-                message: Descriptor | None = method.input_type
-                if binding.body != "*":
-                    message = method.input_type.fields_by_name[binding.body].message_type
-                if message is None:  # a scalar body field: nothing named in it
-                    continue
-                path = _path_pattern(getattr(binding, verb))
-                routes.append(BodyRoute(verb.upper(), path, message, binding.body != "*"))
+                if verb in _VERBS:
+                    path = _path_pattern(getattr(binding, verb))
+                    bindings.append(
+                        HttpBinding(verb.upper(), path, method.input_type, binding.body)
+                    )
+    return tuple(bindings)
+
+
+def body_routes(services: Iterable[ServiceDescriptor]) -> tuple[BodyRoute, ...]:
+    """The HTTP bindings with a body of `services`' methods, from their google.api.http."""
+    routes = []
+    for binding in http_bindings(services):
+        if not binding.body:
+            continue
+        message: Descriptor | None = binding.request
+        if binding.body != "*":
+            message = binding.request.fields_by_name[binding.body].message_type
+        if message is None:  # a scalar body field: nothing named in it
+            continue
+        routes.append(BodyRoute(binding.method, binding.path, message, binding.body != "*"))
     return tuple(routes)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument
+from farm_core.extract_rules import ExtractField
 from farm_core.saved import DEFAULT_COMPARE_THRESHOLD, check_saved_name
 from farm_core.task_defaults import (
     ACTIONS,
@@ -18,10 +19,10 @@ from farm_core.task_defaults import (
 )
 from farm_scheduler.field_checks import (
     MAX_SCRIPT_CHARS,
-    MAX_SELECTOR_CHARS,
     check_enum,
     check_length,
     check_required,
+    check_selector,
 )
 
 MAX_EXTRACT_FIELDS = 100
@@ -76,7 +77,7 @@ def check_action(spec: tasks_pb2.TaskSpec) -> None:
 
 def _check_screenshot(screenshot: tasks_pb2.ScreenshotOptions) -> None:
     check_enum("screenshot.format", screenshot.format, tasks_pb2.ImageFormat)
-    check_length("screenshot.selector", screenshot.selector, MAX_SELECTOR_CHARS)
+    check_selector("screenshot.selector", screenshot.selector)
     if screenshot.format == tasks_pb2.IMAGE_FORMAT_UNSPECIFIED:
         screenshot.format = tasks_pb2.IMAGE_FORMAT_PNG
     if screenshot.HasField("compare"):
@@ -110,7 +111,7 @@ def _check_compare(screenshot: tasks_pb2.ScreenshotOptions) -> None:
             f"must be at most {MAX_COMPARE_MASKS} selectors, got {len(compare.mask)}",
         )
     for index, selector in enumerate(compare.mask):
-        check_required(f"screenshot.compare.mask[{index}]", selector, MAX_SELECTOR_CHARS)
+        check_selector(f"screenshot.compare.mask[{index}]", selector, required=True)
 
 
 def _check_pdf(pdf: tasks_pb2.PdfOptions) -> None:
@@ -136,7 +137,10 @@ def _check_extract(extract: tasks_pb2.ExtractOptions) -> None:
         if not name:
             raise InvalidArgument("extract.fields", "a field name is empty")
         check_length("extract.fields", name, MAX_EXTRACT_NAME_CHARS)
-        check_required(f"extract.fields.{name}", selector, MAX_SELECTOR_CHARS)
+        check_selector(f"extract.fields.{name}", selector, required=True)
+        # "[]" or " @href" leave the agent no selector to look for.
+        if not ExtractField.parse(selector).selector.strip():
+            raise InvalidArgument(f"extract.fields.{name}", f"has no selector, got {selector!r}")
 
 
 def _check_audit(audit: tasks_pb2.AuditOptions) -> None:

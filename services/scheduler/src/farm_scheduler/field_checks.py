@@ -34,6 +34,19 @@ def check_required(field: str, value: str, most: int) -> None:
     check_length(field, value, most)
 
 
+def check_selector(field: str, value: str, *, required: bool = False) -> None:
+    """Raises InvalidArgument(field) for a selector that is too long, blank, or (if required) empty.
+
+    A selector of only spaces matches nothing: Playwright fails it on the agent, after
+    the task has queued and a browser has loaded the page.
+    """
+    if required and not value:
+        raise InvalidArgument(field, "is required")
+    check_length(field, value, MAX_SELECTOR_CHARS)
+    if value and not value.strip():
+        raise InvalidArgument(field, "must not be blank")
+
+
 class ProtoEnum(Hashable, Protocol):
     """A generated protobuf enum (its class), which lists its numbers."""
 

@@ -6,10 +6,9 @@ from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument
 from farm_scheduler.field_checks import (
     MAX_SCRIPT_CHARS,
-    MAX_SELECTOR_CHARS,
     MAX_TIMEOUT_MS,
     check_length,
-    check_required,
+    check_selector,
     check_url,
 )
 from farm_scheduler.key_names import unknown_key_problem
@@ -67,11 +66,11 @@ def _check_step(path: str, step: tasks_pb2.Step) -> None:
         )
     for proto_name, json_name in _SELECTOR_STEPS.items():
         # A selector may also be an accessibility snapshot reference, "aria-ref=e5".
-        check_length(f"{path}.{json_name}", getattr(step, proto_name), MAX_SELECTOR_CHARS)
+        check_selector(f"{path}.{json_name}", getattr(step, proto_name))
     if step.press:
         _check_press(f"{path}.press", step.press)
     if step.HasField("fill"):
-        check_required(f"{path}.fill.selector", step.fill.selector, MAX_SELECTOR_CHARS)
+        check_selector(f"{path}.fill.selector", step.fill.selector, required=True)
         check_length(f"{path}.fill.value", step.fill.value, MAX_FILL_VALUE_CHARS)
     if step.HasField("select"):
         _check_select(f"{path}.select", step.select)
@@ -100,9 +99,14 @@ def _check_press(path: str, press: str) -> None:
 
 
 def _check_select(path: str, select: tasks_pb2.SelectStep) -> None:
-    check_required(f"{path}.selector", select.selector, MAX_SELECTOR_CHARS)
+    check_selector(f"{path}.selector", select.selector, required=True)
     if not select.value and not select.label:
         raise InvalidArgument(path, "needs the option's value or its label")
+    if select.value and select.label:
+        # Playwright would choose the first option matching either, not one matching both.
+        raise InvalidArgument(
+            path, "value and label may not both be set: give the option's value or its label"
+        )
     check_length(f"{path}.value", select.value, MAX_OPTION_CHARS)
     check_length(f"{path}.label", select.label, MAX_OPTION_CHARS)
 

@@ -25,6 +25,8 @@ from farm_core.task_defaults import (
 )
 from farm_core.timestamps import from_timestamp
 from farm_scheduler.action_checks import check_one_action
+from farm_scheduler.devices import MAX_DEVICE_CHARS as MAX_DEVICE_CHARS
+from farm_scheduler.devices import check_device
 from farm_scheduler.field_checks import (
     MAX_TIMEOUT_MS,
     MIN_TIMEOUT_MS,
@@ -36,7 +38,6 @@ from farm_scheduler.page_setup import check_page_setup
 from farm_scheduler.result_cache import check_cache_ttl
 from farm_scheduler.step_checks import check_steps, check_waits
 
-MAX_DEVICE_CHARS = 100
 MAX_LABELS = 32
 MAX_LABEL_KEY_CHARS = 63
 MAX_LABEL_VALUE_CHARS = 256
@@ -112,7 +113,7 @@ def _check_profile(spec: tasks_pb2.TaskSpec) -> None:
 
 
 def _check_page(spec: tasks_pb2.TaskSpec) -> None:
-    check_length("device", spec.device, MAX_DEVICE_CHARS)
+    check_device(spec.device)
     if spec.HasField("viewport"):
         check_viewport(spec.viewport)
     elif not spec.device:

@@ -2,7 +2,6 @@
 
 import datetime as dt
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,14 +17,12 @@ from farm_agent.browser.elements import on_element
 from farm_agent.errors import Stage, TaskFailure, failures_as, script_failures
 from farm_agent.saved.capture import PendingComparison, note_comparison
 from farm_agent.saved.profiles import ProfileToSave
+from farm_core.extract_rules import ExtractField
 from farm_core.task_defaults import ACTIONS, DEFAULT_JPEG_QUALITY, DEFAULT_PAPER_FORMAT
 from farm_core.task_errors import ErrorCode
 
 TimeLeftMs = Callable[[], float]
 """How many milliseconds a Playwright call may still wait."""
-
-# "a@href": the part after the last "@" is an attribute name when it looks like one.
-_ATTRIBUTE = re.compile(r"^(?P<selector>.+)@(?P<attribute>[A-Za-z_:][-A-Za-z0-9_:.]*)$")
 
 
 @dataclass(frozen=True)
@@ -48,25 +45,6 @@ class Capture:
     comparison: PendingComparison | None = None
     # The page's cookies and local storage to save as a profile (save_profile).
     profile_to_save: ProfileToSave | None = None
-
-
-@dataclass(frozen=True)
-class ExtractField:
-    """One extract rule parsed: "a@href[]" is selector "a", attribute "href", every match."""
-
-    selector: str
-    attribute: str | None
-    every_match: bool
-
-    @classmethod
-    def parse(cls, rule: str) -> "ExtractField":
-        """Parses "sel", "sel@attr", "sel[]" or "sel@attr[]"."""
-        every_match = rule.endswith("[]")
-        body = rule.removesuffix("[]") if every_match else rule
-        matched = _ATTRIBUTE.match(body)
-        if matched is None:
-            return cls(body, None, every_match)
-        return cls(matched["selector"], matched["attribute"], every_match)
 
 
 async def run_action(

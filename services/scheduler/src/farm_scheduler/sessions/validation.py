@@ -13,11 +13,11 @@ from farm_core.saved import check_saved_name
 from farm_core.sessions import SESSION_ID_PATTERN
 from farm_core.task_defaults import ACTIONS
 from farm_scheduler.action_checks import check_action
-from farm_scheduler.field_checks import check_length, check_url
+from farm_scheduler.devices import check_device
+from farm_scheduler.field_checks import check_url
 from farm_scheduler.page_setup import check_page_setup
 from farm_scheduler.step_checks import check_steps, check_waits
 from farm_scheduler.validation import (
-    MAX_DEVICE_CHARS,
     check_labels,
     check_region,
     check_timeout,
@@ -53,7 +53,7 @@ def validate_session_spec(
     """A copy of `spec` with its defaults filled in; InvalidArgument names the first bad field."""
     checked = sessions_pb2.SessionSpec()
     checked.CopyFrom(spec)
-    check_length("device", checked.device, MAX_DEVICE_CHARS)
+    check_device(checked.device)
     if checked.HasField("viewport"):
         check_viewport(checked.viewport)
     check_region(checked.region)
@@ -110,7 +110,7 @@ def validate_command(
     if checked.HasField("tabs"):
         _check_tabs(checked.tabs, has_action=bool(chosen))
     check_waits(checked.steps, checked.timeout_ms)
-    check_length("device", checked.device, MAX_DEVICE_CHARS)
+    check_device(checked.device)
     if checked.HasField("viewport"):
         check_viewport(checked.viewport)
     if checked.HasField("setup"):

@@ -1,0 +1,64 @@
+"""A field that takes one value, given twice in an HTTP call's query: named before the transcoder.
+
+Envoy's grpc_json_transcoder sets a query parameter's field once for each value, so
+for a field that is not repeated the last value wins without a word:
+`GET /v1/tasks?status=TASK_STATUS_QUEUED&status=TASK_STATUS_RUNNING` lists the
+RUNNING tasks only, where the caller may well have meant both. Envoy sends the auth
+service each call's path with its query, and this refuses such a call with a 400
+naming the parameter. A repeated field (`label`) takes every value, as it should.
+"""
+
+from collections import Counter
+from collections.abc import Iterable
+from urllib.parse import parse_qsl
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescriptor
+
+from farm_auth.json_body import HttpBinding, http_bindings
+from farm_core.public_api import PUBLIC_SERVICE_DESCRIPTORS
+
+
+def _field(message: Descriptor, name: str) -> FieldDescriptor | None:
+    """The field a parameter `name` ("pageSize", "page_size", "a.b") sets, or None."""
+    field: FieldDescriptor | None = None
+    within: Descriptor | None = message
+    for part in name.split("."):
+        if within is None:
+            return None
+        field = next((f for f in within.fields if part in (f.json_name, f.name)), None)
+        if field is None:
+            return None
+        within = field.message_type
+    return field
+
+
+class QueryParams:
+    """Finds the first query parameter given more than once for a field that takes one value."""
+
+    def __init__(self, services: Iterable[ServiceDescriptor] = PUBLIC_SERVICE_DESCRIPTORS) -> None:
+        self._bindings = http_bindings(services)
+
+    def refusal(self, method: str, path: str) -> str | None:
+        """The message naming the first such parameter of `path`'s query, or None.
+
+        A parameter the request has no field for is left to the transcoder, which
+        refuses it in its own words.
+        """
+        path, _, query = path.partition("?")
+        if not query:
+            return None
+        binding = self._binding(method, path)
+        if binding is None:
+            return None
+        counts = Counter(name for name, _ in parse_qsl(query, keep_blank_values=True))
+        for name, count in counts.items():
+            field = _field(binding.request, name) if count > 1 else None
+            if field is not None and not field.is_repeated:
+                return f"{name}: takes one value, got {count}; give it once"
+        return None
+
+    def _binding(self, method: str, path: str) -> HttpBinding | None:
+        for binding in self._bindings:
+            if binding.method == method and binding.path.match(path):
+                return binding
+        return None
