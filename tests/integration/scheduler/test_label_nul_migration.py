@@ -1,4 +1,4 @@
-"""Migration 0013: labels stored with a NUL (before requests with one were refused) get U+FFFD."""
+"""Migration 0014: labels stored with a NUL (before requests with one were refused) get U+FFFD."""
 
 import datetime as dt
 from pathlib import Path
@@ -45,7 +45,7 @@ async def upgrade_keeps_labels_filterable(database_url: str) -> None:
     await store.start()
     try:
         with_nul, clean = await store_rows_of_before_the_fix(store)
-        await migrate(store.engine, "0012", down=True)
+        await migrate(store.engine, "0013", down=True)
     finally:
         await store.close()
 

@@ -5,8 +5,8 @@ Before requests with a NUL were refused, a label value could carry one, stored a
 (`labels ->> 'k'`) that read such a row failed, so one task made its tenant's
 filtered lists (and any other the planner ran past that row) a 500.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-06
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013"
-down_revision: str | None = "0012"
+revision: str = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
