@@ -17,6 +17,10 @@ from farm_core.task_defaults import (
     DEFAULT_PAPER_FORMAT,
     DEFAULT_PERFORMANCE_BUDGET,
 )
+from farm_core.task_limits import MAX_COMPARE_MASKS as MAX_COMPARE_MASKS
+from farm_core.task_limits import MAX_JPEG_QUALITY as MAX_JPEG_QUALITY
+from farm_core.task_limits import MIN_JPEG_QUALITY as MIN_JPEG_QUALITY
+from farm_core.task_limits import PAPER_FORMATS
 from farm_scheduler.field_checks import (
     MAX_SCRIPT_CHARS,
     check_enum,
@@ -29,13 +33,6 @@ MAX_EXTRACT_FIELDS = 100
 MAX_EXTRACT_NAME_CHARS = 256
 MAX_AUDIT_BUDGET_MS = 300000
 MAX_AUDIT_BUDGET_CLS = 10
-MAX_COMPARE_MASKS = 50
-
-PAPER_FORMATS: Mapping[str, str] = {
-    name.lower(): name
-    for name in ("Letter", "Legal", "Tabloid", "Ledger", "A0", "A1", "A2", "A3", "A4", "A5", "A6")
-}
-"""Known paper formats by their lower-case name, mapped to their canonical spelling."""
 
 # A performance budget's millisecond fields by their proto name, with their JSON name.
 _BUDGET_MS_FIELDS: Mapping[str, str] = {
@@ -88,9 +85,10 @@ def _check_screenshot(screenshot: tasks_pb2.ScreenshotOptions) -> None:
         return
     if screenshot.quality == 0:
         screenshot.quality = DEFAULT_JPEG_QUALITY
-    elif not 1 <= screenshot.quality <= 100:
+    elif not MIN_JPEG_QUALITY <= screenshot.quality <= MAX_JPEG_QUALITY:
         raise InvalidArgument(
-            "screenshot.quality", f"must be between 1 and 100, got {screenshot.quality}"
+            "screenshot.quality",
+            f"must be between {MIN_JPEG_QUALITY} and {MAX_JPEG_QUALITY}, got {screenshot.quality}",
         )
 
 

@@ -12,13 +12,13 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from farm_core.errors import InvalidArgument
+from farm_core.task_limits import MAX_CACHE_TTL_SECONDS as MAX_CACHE_TTL_SECONDS
+from farm_core.task_limits import MAX_TIMEOUT_MS as MAX_TIMEOUT_MS
+from farm_core.task_limits import MIN_TIMEOUT_MS as MIN_TIMEOUT_MS
 
 MAX_URL_CHARS = 2048
 MAX_SELECTOR_CHARS = 1000
 MAX_SCRIPT_CHARS = 100000
-MIN_TIMEOUT_MS = 1000
-MAX_TIMEOUT_MS = 300000
-MAX_CACHE_TTL_SECONDS = 604800
 
 
 def check_length(field: str, value: str, most: int) -> None:

@@ -23,6 +23,8 @@ from farm_core.task_defaults import (
     DEFAULT_VIEWPORT,
     DEFAULT_WAIT_UNTIL,
 )
+from farm_core.task_limits import MAX_DEADLINE_AHEAD as MAX_DEADLINE_AHEAD
+from farm_core.task_limits import MAX_VIEWPORT_PIXELS as MAX_VIEWPORT_PIXELS
 from farm_core.timestamps import from_timestamp
 from farm_scheduler.action_checks import check_one_action
 from farm_scheduler.devices import MAX_DEVICE_CHARS as MAX_DEVICE_CHARS
@@ -42,8 +44,6 @@ MAX_LABELS = 32
 MAX_LABEL_KEY_CHARS = 63
 MAX_LABEL_VALUE_CHARS = 256
 MAX_REGION_CHARS = 32
-MAX_VIEWPORT_PIXELS = 10000
-MAX_DEADLINE_AHEAD = dt.timedelta(hours=24)
 
 REGION_PATTERN = re.compile(rf"^[a-z0-9][a-z0-9-]{{0,{MAX_REGION_CHARS - 1}}}$")
 LABEL_KEY_PATTERN = re.compile(rf"^[a-z0-9][a-z0-9_.-]{{0,{MAX_LABEL_KEY_CHARS - 1}}}$")

@@ -46,6 +46,26 @@ def whole_number_in(least: int, most: int) -> Callable[[str], int]:
     return parse
 
 
+def zero_or_whole_number_in(least: int, most: int) -> Callable[[str], int]:
+    """An argparse type: 0 (the farm's default) or a whole number from `least` to `most`.
+
+    For a field the farm reads 0 of as "the default", such as timeoutMs.
+    """
+    in_range = whole_number_in(least, most)
+
+    def parse(text: str) -> int:
+        if WHOLE_NUMBER.fullmatch(text) and int(text) == 0:
+            return 0
+        try:
+            return in_range(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"must be 0 or from {least} to {most}, got {text!r}"
+            ) from None
+
+    return parse
+
+
 def _number(text: str, what: str) -> float:
     """`text` as a number (a fraction too), else a usage error saying it is not `what`."""
     try:

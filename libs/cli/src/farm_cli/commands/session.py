@@ -6,15 +6,16 @@ from collections.abc import Callable
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import call_and_print, list_and_print
-from farm_cli.commands.ranges import INT32_MAX, add_page_arguments, whole_number
-from farm_cli.commands.task_spec import (
-    CONTENT_FORMATS,
-    IMAGE_FORMATS,
-    add_label_argument,
-    label,
-    viewport,
+from farm_cli.commands.ranges import (
+    INT32_MAX,
+    add_page_arguments,
+    whole_number,
+    zero_or_whole_number_in,
 )
+from farm_cli.commands.task_action import CONTENT_FORMATS, IMAGE_FORMATS
+from farm_cli.commands.task_spec import add_label_argument, label, viewport
 from farm_cli.console import UsageError
+from farm_core.task_limits import MAX_TIMEOUT_MS, MIN_TIMEOUT_MS
 
 # A command runs up to its 300 s limit; Envoy's route allows 330 s.
 RUN_TIMEOUT = 330.0
@@ -86,9 +87,11 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     run.add_argument(
         "--timeout-ms",
-        type=whole_number(INT32_MAX),
+        type=zero_or_whole_number_in(MIN_TIMEOUT_MS, MAX_TIMEOUT_MS),
         default=0,
-        help="time limit of the command (ms; 0: the farm's default)",
+        metavar="MS",
+        help=f"time limit of the command, {MIN_TIMEOUT_MS} to {MAX_TIMEOUT_MS} "
+        "(0: the farm's default)",
     )
     run.set_defaults(run=run_command)
 

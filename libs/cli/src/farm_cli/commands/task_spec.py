@@ -10,8 +10,21 @@ from typing import Literal
 from browserfarm.errors import InvalidArgument
 from browserfarm.specs import task_spec
 from farm.tasks.v1 import tasks_pb2
-from farm_cli.commands.ranges import INT32_MAX, whole_number, whole_number_in
+from farm_cli.commands.ranges import (
+    WHOLE_NUMBER,
+    whole_number,
+    whole_number_in,
+    zero_or_whole_number_in,
+)
+from farm_cli.commands.task_action import add_action_arguments, set_action
 from farm_cli.console import CliError, UsageError
+from farm_core.task_limits import (
+    MAX_CACHE_TTL_SECONDS,
+    MAX_DEADLINE_AHEAD,
+    MAX_TIMEOUT_MS,
+    MAX_VIEWPORT_PIXELS,
+    MIN_TIMEOUT_MS,
+)
 
 Action = Literal["screenshot", "pdf", "content", "extract", "script"]
 ACTIONS: tuple[Action, ...] = ("screenshot", "pdf", "content", "extract", "script")
@@ -20,26 +33,19 @@ PRIORITIES = {
     "normal": tasks_pb2.PRIORITY_NORMAL,
     "low": tasks_pb2.PRIORITY_LOW,
 }
-IMAGE_FORMATS = {"png": tasks_pb2.IMAGE_FORMAT_PNG, "jpeg": tasks_pb2.IMAGE_FORMAT_JPEG}
 MAX_ATTEMPTS = 10
-CONTENT_FORMATS = {"html": tasks_pb2.CONTENT_FORMAT_HTML, "text": tasks_pb2.CONTENT_FORMAT_TEXT}
-# The flags that shape a screenshot: argparse destination -> option string.
-SCREENSHOT_FLAGS = {
-    "full_page": "--full-page",
-    "image_format": "--format",
-    "selector": "--selector",
-    "compare": "--compare",
-}
+"""The farm's default FARM_SCHEDULER_MAX_ATTEMPTS_CAP: a farm with a lower cap refuses more."""
 
 
 def viewport(text: str) -> tasks_pb2.Viewport:
     """A viewport from WIDTHxHEIGHT, e.g. 1280x800."""
     width, separator, height = text.lower().partition("x")
-    if not separator or not width.isdigit() or not height.isdigit():
+    if not separator or not WHOLE_NUMBER.fullmatch(width) or not WHOLE_NUMBER.fullmatch(height):
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1280x800, got {text!r}")
-    if max(int(width), int(height)) > INT32_MAX:
+    sides = (int(width), int(height))
+    if not all(1 <= side <= MAX_VIEWPORT_PIXELS for side in sides):
         raise argparse.ArgumentTypeError(
-            f"width and height must be at most {INT32_MAX}, got {text!r}"
+            f"width and height must be from 1 to {MAX_VIEWPORT_PIXELS}, got {text!r}"
         )
     return tasks_pb2.Viewport(width=int(width), height=int(height))
 
@@ -66,9 +72,19 @@ def add_label_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
 
 
 def deadline(text: str) -> datetime:
-    """When the task must have ended: an RFC 3339 time with its zone, or +SECONDS from now."""
-    if text.startswith("+") and text[1:].isdigit():
-        return datetime.now(UTC) + timedelta(seconds=int(text[1:]))
+    """When the task must have ended: an RFC 3339 time with its zone, or +SECONDS from now.
+
+    It must be in the future and at most MAX_DEADLINE_AHEAD ahead, as the farm checks
+    (by this machine's clock).
+    """
+    now = datetime.now(UTC)
+    moment: datetime | None
+    if text.startswith("+") and text[1:].isascii() and text[1:].isdigit():
+        ahead = int(text[1:])
+        most = int(MAX_DEADLINE_AHEAD.total_seconds())
+        if not 1 <= ahead <= most:
+            raise argparse.ArgumentTypeError(f"+SECONDS must be from 1 to {most}, got {text!r}")
+        return now + timedelta(seconds=ahead)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -77,30 +93,18 @@ def deadline(text: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"expected a time with its zone such as 2026-01-31T18:00:00Z, or +SECONDS, got {text!r}"
         )
+    if moment <= now:
+        raise argparse.ArgumentTypeError(f"must be in the future, got {text!r}")
+    if moment > now + MAX_DEADLINE_AHEAD:
+        hours = int(MAX_DEADLINE_AHEAD.total_seconds() // 3600)
+        raise argparse.ArgumentTypeError(f"must be at most {hours} hours ahead, got {text!r}")
     return moment
 
 
 def add_task_spec_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags that describe a task (shared by `task create` and `task run`)."""
     parser.add_argument("url", nargs="?", help="the page to open (http or https)")
-    action = parser.add_mutually_exclusive_group()
-    action.add_argument(
-        "--screenshot", action="store_true", help="take a screenshot (the default action)"
-    )
-    action.add_argument("--pdf", action="store_true", help="print the page to PDF")
-    action.add_argument(
-        "--content", choices=sorted(CONTENT_FORMATS), help="return the page's html or text"
-    )
-    shot = parser.add_argument_group("screenshot options")
-    shot.add_argument("--full-page", action="store_true", help="capture the whole page")
-    shot.add_argument(
-        "--format", dest="image_format", choices=sorted(IMAGE_FORMATS), help="default: png"
-    )
-    shot.add_argument("--selector", help="capture only the first element matching this CSS")
-    shot.add_argument("--compare", metavar="BASELINE", help="compare with this baseline (PNG)")
-    shot.add_argument(
-        "--mask", action="append", default=[], metavar="CSS", help="mask in --compare (repeatable)"
-    )
+    add_action_arguments(parser)
     parser.add_argument("--profile", help="start from this saved profile")
     parser.add_argument(
         "--save-profile", action="store_true", help="save the page's state to --profile"
@@ -110,7 +114,11 @@ def add_task_spec_arguments(parser: argparse.ArgumentParser) -> None:
         "--priority", choices=list(PRIORITIES), help="higher runs first (default: normal)"
     )
     parser.add_argument(
-        "--timeout-ms", type=whole_number(INT32_MAX), help="time limit of one attempt (ms)"
+        "--timeout-ms",
+        type=zero_or_whole_number_in(MIN_TIMEOUT_MS, MAX_TIMEOUT_MS),
+        metavar="MS",
+        help=f"time limit of one attempt, {MIN_TIMEOUT_MS} to {MAX_TIMEOUT_MS} "
+        "(0: the farm's default)",
     )
     parser.add_argument(
         "--max-attempts",
@@ -133,10 +141,10 @@ def add_task_spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--callback-url", metavar="URL", help="POST the task here when it ends")
     parser.add_argument(
         "--cache-ttl",
-        type=whole_number(INT32_MAX),
+        type=whole_number(MAX_CACHE_TTL_SECONDS),
         metavar="SECONDS",
-        help="accept the tenant's stored result of the same spec this old (0 runs the task; "
-        "default: the action's)",
+        help="accept the tenant's stored result of the same spec this old, at most "
+        f"{MAX_CACHE_TTL_SECONDS} (0 runs the task; default: the action's)",
     )
     add_label_argument(parser, "a label (repeatable)")
     parser.add_argument(
@@ -146,34 +154,10 @@ def add_task_spec_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _screenshot_flags_given(args: argparse.Namespace) -> list[str]:
-    return [flag for dest, flag in SCREENSHOT_FLAGS.items() if getattr(args, dest)]
-
-
 def spec_from_flags(args: argparse.Namespace) -> tasks_pb2.TaskSpec:
     """The TaskSpec the flags describe; the action is left unset if no flag names one."""
     spec = tasks_pb2.TaskSpec(url=args.url or "")
-    shot_flags = _screenshot_flags_given(args)
-    if shot_flags and (args.pdf or args.content):
-        other = "--pdf" if args.pdf else "--content"
-        verb = "goes" if len(shot_flags) == 1 else "go"
-        raise UsageError(f"{', '.join(shot_flags)} only {verb} with --screenshot, not with {other}")
-    if args.pdf:
-        spec.pdf.SetInParent()
-    elif args.content:
-        spec.content.format = CONTENT_FORMATS[args.content]
-    elif args.screenshot or shot_flags:
-        spec.screenshot.SetInParent()
-        spec.screenshot.full_page = args.full_page
-        if args.image_format:
-            spec.screenshot.format = IMAGE_FORMATS[args.image_format]
-        if args.selector:
-            spec.screenshot.selector = args.selector
-        if args.compare:
-            spec.screenshot.compare.baseline = args.compare
-            spec.screenshot.compare.mask.extend(args.mask)
-    if args.mask and not args.compare:
-        raise UsageError("--mask only goes with --compare")
+    set_action(spec, args)
     spec.profile = args.profile or ""
     spec.save_profile = args.save_profile
     if args.viewport is not None:

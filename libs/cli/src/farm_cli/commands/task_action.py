@@ -1,0 +1,148 @@
+"""A task's action from the command line: --screenshot, --pdf or --content and their options.
+
+The option ranges are the scheduler's own (`farm_core.task_limits`), so a value the farm
+would refuse is a usage error here, naming the option, before anything is sent.
+"""
+
+import argparse
+
+from farm.tasks.v1 import tasks_pb2
+from farm_cli.commands.ranges import whole_number_in
+from farm_cli.console import UsageError
+from farm_core.task_defaults import DEFAULT_JPEG_QUALITY, DEFAULT_PAPER_FORMAT
+from farm_core.task_limits import (
+    MAX_COMPARE_MASKS,
+    MAX_JPEG_QUALITY,
+    MIN_JPEG_QUALITY,
+    PAPER_FORMATS,
+)
+
+IMAGE_FORMATS = {"png": tasks_pb2.IMAGE_FORMAT_PNG, "jpeg": tasks_pb2.IMAGE_FORMAT_JPEG}
+CONTENT_FORMATS = {"html": tasks_pb2.CONTENT_FORMAT_HTML, "text": tasks_pb2.CONTENT_FORMAT_TEXT}
+# The flags that shape one action: argparse destination -> option string.
+SCREENSHOT_FLAGS = {
+    "full_page": "--full-page",
+    "image_format": "--format",
+    "quality": "--quality",
+    "selector": "--selector",
+    "compare": "--compare",
+}
+PDF_FLAGS = {
+    "paper_format": "--paper-format",
+    "landscape": "--landscape",
+    "print_background": "--print-background",
+}
+
+
+def paper_format(text: str) -> str:
+    """An argparse type: a paper format the farm knows (any case), in its canonical spelling."""
+    canonical = PAPER_FORMATS.get(text.lower())
+    if canonical is None:
+        raise argparse.ArgumentTypeError(
+            f"must be one of {', '.join(PAPER_FORMATS.values())}, got {text!r}"
+        )
+    return canonical
+
+
+def add_action_arguments(parser: argparse.ArgumentParser) -> None:
+    """The action flags of `task create|run` and the options of each action."""
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument(
+        "--screenshot", action="store_true", help="take a screenshot (the default action)"
+    )
+    action.add_argument("--pdf", action="store_true", help="print the page to PDF")
+    action.add_argument(
+        "--content", choices=sorted(CONTENT_FORMATS), help="return the page's html or text"
+    )
+    shot = parser.add_argument_group("screenshot options")
+    shot.add_argument("--full-page", action="store_true", help="capture the whole page")
+    shot.add_argument(
+        "--format", dest="image_format", choices=sorted(IMAGE_FORMATS), help="default: png"
+    )
+    shot.add_argument(
+        "--quality",
+        type=whole_number_in(MIN_JPEG_QUALITY, MAX_JPEG_QUALITY),
+        metavar="N",
+        help=f"JPEG quality, {MIN_JPEG_QUALITY} to {MAX_JPEG_QUALITY} (with --format jpeg; "
+        f"default {DEFAULT_JPEG_QUALITY})",
+    )
+    shot.add_argument("--selector", help="capture only the first element matching this CSS")
+    shot.add_argument("--compare", metavar="BASELINE", help="compare with this baseline (PNG)")
+    shot.add_argument(
+        "--mask",
+        action="append",
+        default=[],
+        metavar="CSS",
+        help=f"mask in --compare (repeatable, at most {MAX_COMPARE_MASKS})",
+    )
+    pdf = parser.add_argument_group("pdf options")
+    pdf.add_argument(
+        "--paper-format",
+        type=paper_format,
+        metavar="FORMAT",
+        help=f"one of {', '.join(PAPER_FORMATS.values())} (default {DEFAULT_PAPER_FORMAT})",
+    )
+    pdf.add_argument("--landscape", action="store_true", help="print in landscape orientation")
+    pdf.add_argument(
+        "--print-background", action="store_true", help="print background graphics and colours"
+    )
+
+
+def _given(args: argparse.Namespace, flags: dict[str, str]) -> list[str]:
+    return [flag for dest, flag in flags.items() if getattr(args, dest)]
+
+
+def _refuse_others(flags: list[str], action: str, other: str) -> None:
+    """A usage error naming `flags`, which only go with `action`, given with `other`."""
+    if flags:
+        verb = "goes" if len(flags) == 1 else "go"
+        raise UsageError(f"{', '.join(flags)} only {verb} with {action}, not with {other}")
+
+
+def set_action(spec: tasks_pb2.TaskSpec, args: argparse.Namespace) -> None:
+    """Sets the spec's action the flags name (none if no flag names one), with its options."""
+    shot_flags = _given(args, SCREENSHOT_FLAGS)
+    pdf_flags = _given(args, PDF_FLAGS)
+    if args.content:
+        _refuse_others(shot_flags, "--screenshot", "--content")
+        _refuse_others(pdf_flags, "--pdf", "--content")
+        spec.content.format = CONTENT_FORMATS[args.content]
+    elif args.pdf or (pdf_flags and not args.screenshot and not shot_flags):
+        _refuse_others(shot_flags, "--screenshot", "--pdf")
+        _set_pdf(spec.pdf, args)
+    else:
+        _refuse_others(pdf_flags, "--pdf", "--screenshot")
+        if args.screenshot or shot_flags:
+            _set_screenshot(spec.screenshot, args)
+    if args.mask and not args.compare:
+        raise UsageError("--mask only goes with --compare")
+
+
+def _set_screenshot(screenshot: tasks_pb2.ScreenshotOptions, args: argparse.Namespace) -> None:
+    screenshot.SetInParent()
+    screenshot.full_page = args.full_page
+    if args.image_format:
+        screenshot.format = IMAGE_FORMATS[args.image_format]
+    if args.quality is not None:
+        if args.image_format != "jpeg":
+            raise UsageError("--quality only goes with --format jpeg")
+        screenshot.quality = args.quality
+    if args.selector:
+        screenshot.selector = args.selector
+    if args.compare:
+        if args.image_format == "jpeg":
+            raise UsageError("--compare compares PNG screenshots only, not --format jpeg")
+        if len(args.mask) > MAX_COMPARE_MASKS:
+            raise UsageError(
+                f"--mask must be given at most {MAX_COMPARE_MASKS} times, got {len(args.mask)}"
+            )
+        screenshot.compare.baseline = args.compare
+        screenshot.compare.mask.extend(args.mask)
+
+
+def _set_pdf(pdf: tasks_pb2.PdfOptions, args: argparse.Namespace) -> None:
+    pdf.SetInParent()
+    if args.paper_format:
+        pdf.paper_format = args.paper_format
+    pdf.landscape = args.landscape
+    pdf.print_background = args.print_background
