@@ -14,13 +14,12 @@ from farm_core.errors import InvalidArgument
 from farm_core.identity import current_identity
 from farm_core.paging import Cursor, read_page
 from farm_core.saved import MAX_BASELINE_URL_CHARS, BaselineKey, check_saved_name
+from farm_core.task_limits import MAX_VIEWPORT_PIXELS
 from farm_core.timestamps import to_timestamp
 from farm_storage.baselines import BaselineLibrary
 from farm_storage.ingest import OWNER_PATTERN
 from farm_storage.profiles import ProfileLibrary
 from farm_storage.saved_store import BaselineRecord, ProfileRecord
-
-MAX_VIEWPORT_PIXELS = 10000
 
 
 def checked_tenant(tenant: str) -> str:
