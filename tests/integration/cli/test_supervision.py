@@ -16,7 +16,9 @@ import pytest
 from farm_cli.launcher.config import FarmConfig
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.health import grpc_serving
+from farm_cli.launcher.pid_files import not_running
 from farm_cli.launcher.supervisor import Phase, RestartPolicy
+from farm_cli.main import main
 from tests.conftest import NatsServer, S3Server
 from tests.helpers import assert_eventually
 from tests.integration.cli.conftest import running
@@ -131,6 +133,30 @@ async def test_an_agent_that_exits_zero_after_a_drain_stays_down_until_started(
     assert farm.phase("agent-1") is Phase.UP
     assert pid_file(farm, "agent-1") == farm.process("agent-1").pid
     assert len(starts(stand_ins, "agent-1")) == 2
+
+
+async def test_a_service_that_stopped_by_itself_stays_named_down_by_its_pid_file(
+    farm: LocalFarm,
+    console: Console,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    storage_pid = farm.process("storage").pid
+    farm.process("storage").signal(signal.SIGTERM)
+    await assert_eventually(lambda: farm.phase("storage") is Phase.ENDED, within=20)
+    assert console.has("storage stopped by itself (exit code 0); not restarting it")
+    assert pid_file(farm, "storage") == storage_pid
+    # What `farm status` reads: storage is the one part down.
+    assert [str(part) for part in not_running(farm.run_dir)] == [
+        f"storage: not running (pid {storage_pid} exited)"
+    ]
+    # `farm status` of this FARM_HOME names it, though the stand-ins cannot give a status.
+    monkeypatch.delenv("FARM_URL", raising=False)
+    monkeypatch.delenv("FARM_API_KEY", raising=False)
+    monkeypatch.setenv("FARM_HOME", str(farm.home))
+    assert main(["status"]) != 0
+    shown = capsys.readouterr().err.splitlines()
+    assert f"  storage: not running (pid {storage_pid} exited)" in shown
 
 
 async def test_stopping_the_farm_during_a_backoff_cancels_the_restart(

@@ -2,6 +2,7 @@
 
 import contextlib
 import datetime as dt
+import signal
 import time
 from collections.abc import AsyncIterator
 
@@ -19,6 +20,7 @@ from farm_core.breakers import BREAKERS_BUCKET
 from farm_core.db import utcnow
 from farm_core.queue import TASK_STREAM, Priority, consumer_name, task_subject
 from farm_core.timestamps import to_timestamp
+from tests.conftest import NatsServer
 from tests.helpers import assert_eventually
 from tests.integration.scheduler.admin_calls import ADMIN, operator
 from tests.integration.scheduler.agent_side import RPC_TIMEOUT, Queue, beat
@@ -171,3 +173,25 @@ async def test_fleet_status_is_for_operators_with_a_window_of_one_minute_to_a_da
         bad = await rpc_error(status(scheduler, window_minutes=minutes))
         assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert (bad.details() or "").startswith("windowMinutes: ")
+
+
+async def test_fleet_status_with_nats_not_answering_names_nats_and_its_address(
+    fresh_nats_server: NatsServer, start_scheduler: StartScheduler
+) -> None:
+    # The server first: it is stopped only after the scheduler.
+    scheduler = await start_scheduler(
+        NATS_URL=fresh_nats_server.url, nats_request_timeout_seconds=1
+    )
+    await status(scheduler)
+    # A stalled server (SIGSTOP, a full disk) keeps the connection and answers nothing.
+    fresh_nats_server.process.send_signal(signal.SIGSTOP)
+    try:
+        failed = await rpc_error(status(scheduler))
+    finally:
+        fresh_nats_server.process.send_signal(signal.SIGCONT)
+
+    assert failed.code() == grpc.StatusCode.UNAVAILABLE
+    assert failed.details() == (
+        f"NATS at {fresh_nats_server.url} is not answering (timeout): the agents' heartbeats, "
+        "the task queues and the circuit breakers cannot be read"
+    )

@@ -85,6 +85,16 @@ def test_the_group_of_an_ended_process_is_cleared_before_it_is_reaped(
     assert not process.pid_path.exists()
 
 
+def test_a_reap_that_keeps_the_pid_file_leaves_it_for_stop_to_remove(tmp_path: Path) -> None:
+    process = quick_process(tmp_path)
+    assert ended(process) == 0
+
+    assert process.reap(keep_pid_file=True) == 0
+    assert process.pid_path.read_text() == f"{process.pid}\n"
+    assert process.stop() == 0
+    assert not process.pid_path.exists()
+
+
 def test_kill_signals_a_running_process_only(tmp_path: Path) -> None:
     process = ManagedProcess(
         ProcessSpec("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"]),

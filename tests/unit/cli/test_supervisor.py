@@ -18,11 +18,14 @@ class FakeProcess:
         self.starts = 0
         self.code: int | None = None
         self.signals: list[int] = []
+        # Whether its pid file would be there (ManagedProcess writes it on start).
+        self.pid_file = False
 
     def start(self) -> None:
         self.starts += 1
         self.pid += 1
         self.code = None
+        self.pid_file = True
 
     def alive(self) -> bool:
         return self.code is None
@@ -34,8 +37,13 @@ class FakeProcess:
         self.signals.append(signum)
         self.code = -signum
 
-    def reap(self) -> int | None:
+    def reap(self, *, keep_pid_file: bool = False) -> int | None:
+        if self.code is not None and not keep_pid_file:
+            self.pid_file = False
         return self.code
+
+    def remove_pid_file(self) -> None:
+        self.pid_file = False
 
     def log_tail(self, lines: int = 20) -> str:
         return f"the end of {self.name}'s log"
@@ -130,6 +138,20 @@ def test_a_drained_agent_that_exits_zero_is_not_restarted() -> None:
     assert agent.starts == 1
     assert farm.supervisor.phase("agent-1") is Phase.ENDED
     assert farm.reports == ["agent-1 exited after draining (exit code 0); not restarting it"]
+
+
+def test_a_part_that_ended_keeps_its_pid_file_unless_it_is_an_agent_that_drained() -> None:
+    farm = Harness()
+    agent = farm.watch("agent-1")
+    storage = farm.watch("storage", Role.SERVICE)
+    scheduler = farm.watch("scheduler", Role.SERVICE)
+    agent.exit(0)
+    storage.exit(0)
+    scheduler.exit(-9)
+    farm.after(0.1)
+    # Down for good and down until its restart: `farm status` reads both from their files.
+    assert (agent.pid_file, storage.pid_file, scheduler.pid_file) == (False, True, True)
+    assert farm.supervisor.phase("scheduler") is Phase.WAITING
 
 
 def test_a_service_that_fails_is_restarted_and_its_log_tail_shown() -> None:

@@ -20,6 +20,9 @@ class ExitCode(IntEnum):
     TASKS_FAILED = 3
     # No API key, or the key was refused (UNAUTHENTICATED, PERMISSION_DENIED).
     AUTH = 4
+    # `farm status`: the status was read, but processes the local farm's launcher
+    # started are not running.
+    PARTS_DOWN = 5
     # Stopped with Ctrl-C.
     INTERRUPTED = 130
 

@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         "tables or progress (status, task trace, task run --from, task cancel of many tasks, "
         "task watch on a terminal) print JSON with --json. Exit codes: 0 success, 1 error, "
         "2 usage, 3 a task did not succeed (or, cancelling many, was not cancelled), 4 no key "
-        "or key refused.",
+        "or key refused, 5 (status) parts of the local farm are not running.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:

@@ -11,6 +11,12 @@ NATS_USER_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 """NATS user names the farm uses: also one subject token (each user's inbox prefix)."""
 
 
+def _without_userinfo(server: str) -> str:
+    """`server` (nats://user:pass@host:port) without what precedes the host."""
+    scheme, separator, rest = server.rpartition("://")
+    return f"{scheme}{separator}{rest.rpartition('@')[2]}"
+
+
 def inbox_prefix(user: str | None) -> str:
     """The inbox prefix of `user`: `_INBOX.<user>`, so its permissions can name its inboxes."""
     return f"{DEFAULT_INBOX_PREFIX}.{user}" if user else DEFAULT_INBOX_PREFIX
@@ -33,6 +39,10 @@ class NatsAccess:
     def servers(self) -> list[str]:
         """The server URLs, one per comma-separated entry of `url`."""
         return [server.strip() for server in self.url.split(",") if server.strip()]
+
+    def shown(self) -> str:
+        """The servers as a message may name them: comma-separated, without user or password."""
+        return ",".join(_without_userinfo(server) for server in self.servers())
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """A client TLS context that checks the server's certificate; None without a CA."""

@@ -219,7 +219,9 @@ class SchedulerService:
             )
             self._fallback.start()
             await self._start_sessions(js, heartbeats, start)
-            self._fleet_reader = FleetReader(self._fleet, js, self._store.engine, self._sessions)
+            self._fleet_reader = FleetReader(
+                self._fleet, js, self._store.engine, self._sessions, settings.nats().shown()
+            )
             self._fleet_gauges = FleetGauges(
                 self._fleet_reader, settings.fleet_gauges_interval_seconds
             )

@@ -1,18 +1,29 @@
 """`farm status`: the whole farm at a glance, through AdminService.GetFleetStatus.
 
 Readable tables by default (agents, queues, tasks, breakers, dead letters,
-sessions); `--json` prints the FleetStatus as the HTTP API returns it.
+sessions); `--json` prints the FleetStatus as the HTTP API returns it. Against the
+local farm (FARM_URL not set), the processes its launcher started that are not
+running are named too, from FARM_HOME's pid files alone.
 """
 
 import argparse
 import datetime as dt
-from collections.abc import Sequence
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TextIO
 
+import grpc
+
+from browserfarm.local_farm import RUN_DIR, ProjectNotFound, farm_home
 from farm.admin.v1 import admin_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import call_farm
 from farm_cli.commands.ranges import whole_number
-from farm_cli.console import print_message
+from farm_cli.console import CliError, print_message
+from farm_cli.exit_codes import ExitCode
+from farm_cli.launcher.pid_files import NotRunning, not_running
 
 MAX_WINDOW_MINUTES = 1440
 
@@ -37,14 +48,45 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 
 def show_status(args: argparse.Namespace) -> int:
-    """GetFleetStatus, printed as tables or as JSON."""
+    """GetFleetStatus, printed as tables or as JSON, and the local farm's parts that are down.
+
+    Exits PARTS_DOWN when FARM_HOME's pid files name processes that are not running;
+    when the status cannot be read, those are printed before the error.
+    """
+    home = local_farm_home(os.environ, Path.cwd())
+    down = not_running(home / RUN_DIR) if home is not None else []
     request = admin_pb2.GetFleetStatusRequest(window_minutes=args.window)
-    fleet = call_farm(lambda farm: farm.admin.GetFleetStatus, request)
+    try:
+        fleet = call_farm(lambda farm: farm.admin.GetFleetStatus, request)
+    except (grpc.RpcError, CliError):
+        _print_down(down, home, sys.stderr)
+        raise
     if args.json:
         print_message(fleet)
+        _print_down(down, home, sys.stderr)
     else:
         print(render_status(fleet), flush=True)
-    return 0
+        _print_down(down, home, sys.stdout)
+    return ExitCode.PARTS_DOWN if down else ExitCode.OK
+
+
+def local_farm_home(environ: Mapping[str, str], cwd: Path) -> Path | None:
+    """FARM_HOME when the farm called is its own; None when FARM_URL names a farm.
+
+    A farm FARM_URL names may be another machine's, whose processes are not ours to see.
+    """
+    if environ.get("FARM_URL"):
+        return None
+    try:
+        return farm_home(environ, cwd)
+    except ProjectNotFound:
+        return None
+
+
+def _print_down(down: Sequence[NotRunning], home: Path | None, stream: TextIO) -> None:
+    if down:
+        title = f"Not running ({len(down)} of the local farm's processes; logs in {home}/logs):"
+        print("\n".join([title, *(f"  {part}" for part in down)]), file=stream, flush=True)
 
 
 def render_status(fleet: admin_pb2.FleetStatus) -> str:

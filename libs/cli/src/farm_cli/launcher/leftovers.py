@@ -13,15 +13,14 @@ from pathlib import Path
 
 import psutil
 
+from farm_cli.launcher.pid_files import Life, PidFile, pid_files
+
 # The launcher's stop order (docs/operations.md): the edge first, NATS last; a name
 # not listed (a process of a newer launcher) goes first, as the edge does.
 STOP_ORDER = ("agent-", "console", "mcp", "scheduler", "storage", "auth", "seaweedfs", "traces")
 STOP_LAST = "nats"
 # How often a stop looks whether the process has gone.
 POLL_SECONDS = 0.1
-# A pid file is written once its process runs: a process that started later than
-# the file was last written got the PID after the farm's process ended.
-PID_FILE_SLACK_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -45,16 +44,6 @@ def _stop_rank(name: str) -> int:
     return 0
 
 
-def _started_by_farm(pid: int, pid_file: Path) -> bool:
-    try:
-        started = psutil.Process(pid).create_time()
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.AccessDenied:
-        return True
-    return started <= pid_file.stat().st_mtime + PID_FILE_SLACK_SECONDS
-
-
 def live_leftovers(run_dir: Path) -> list[Leftover]:
     """The farm processes FARM_HOME's pid files name that still run, in stop order.
 
@@ -62,13 +51,12 @@ def live_leftovers(run_dir: Path) -> list[Leftover]:
     are removed.
     """
     leftovers = []
-    for pid_file in sorted(run_dir.glob("*.pid")):
+    for entry in pid_files(run_dir):
         with contextlib.suppress(FileNotFoundError):
-            text = pid_file.read_text().strip()
-            if text.isdigit() and _started_by_farm(int(text), pid_file):
-                leftovers.append(Leftover(pid_file.stem, int(text), pid_file))
+            if isinstance(entry, PidFile) and entry.life() is not Life.EXITED:
+                leftovers.append(Leftover(entry.name, entry.pid, entry.path))
             else:
-                pid_file.unlink()
+                (entry.path if isinstance(entry, PidFile) else entry).unlink()
     return sorted(leftovers, key=lambda leftover: _stop_rank(leftover.name))
 
 

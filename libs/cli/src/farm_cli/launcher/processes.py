@@ -121,15 +121,21 @@ class ManagedProcess:
                 raise subprocess.TimeoutExpired(list(self.spec.argv), 10)
         return self.reap()
 
-    def reap(self) -> int | None:
+    def reap(self, *, keep_pid_file: bool = False) -> int | None:
         """Once the process has ended: removes its pid file (its group was cleared on reaping).
 
         Returns the exit code (negative: the signal that ended it), or None while it runs.
+        With `keep_pid_file` the file stays, naming a part of the farm that is down
+        (`farm status` reads it) until the process is started again or stopped.
         """
         code = self.exit_code()
-        if code is not None:
-            self.pid_path.unlink(missing_ok=True)
+        if code is not None and not keep_pid_file:
+            self.remove_pid_file()
         return code
+
+    def remove_pid_file(self) -> None:
+        """Removes the pid file: the process is not one the farm misses."""
+        self.pid_path.unlink(missing_ok=True)
 
     def _ended_within(self, timeout: float) -> bool:
         # Popen.wait would reap outside the lock, so this polls instead.

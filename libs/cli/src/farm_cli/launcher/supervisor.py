@@ -95,8 +95,12 @@ class SupervisedProcess(Protocol):
         """Sends `signum` to its process group."""
         ...
 
-    def reap(self) -> int | None:
-        """After it ended: clears its group and pid file; returns its exit code."""
+    def reap(self, *, keep_pid_file: bool = False) -> int | None:
+        """After it ended: clears its group and (unless kept) its pid file; its exit code."""
+        ...
+
+    def remove_pid_file(self) -> None:
+        """Removes its pid file."""
         ...
 
     def log_tail(self, lines: int = 20) -> str:
@@ -232,11 +236,15 @@ class Supervisor:
 
     def _ended(self, watched: _Watched, now: float) -> None:
         process = watched.process
-        code = process.reap()
+        # The pid file stays while the process is down, so `farm status` names it.
+        code = process.reap(keep_pid_file=True)
         if code is None:
             return
         if code == 0:
             watched.phase = Phase.ENDED
+            if watched.role is Role.AGENT:
+                # A drain on purpose: the agent is not a part the farm misses.
+                process.remove_pid_file()
             self._report(self._stopped_on_purpose(watched))
             return
         if now - watched.started_at >= self.policy.stable_after:
