@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal, NoReturn
+from typing import Literal, NoReturn, TypeVar
 
 from google.api import annotations_pb2  # type: ignore[import-untyped]
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescriptor
@@ -97,6 +97,16 @@ def http_bindings(services: Iterable[ServiceDescriptor]) -> tuple[HttpBinding, .
     return tuple(bindings)
 
 
+Routed = TypeVar("Routed", BodyRoute, HttpBinding)
+
+
+def route_for(routes: Iterable[Routed], method: str, path: str) -> Routed | None:
+    """The first of `routes` whose verb is `method` and whose path template matches `path`."""
+    return next(
+        (route for route in routes if route.method == method and route.path.match(path)), None
+    )
+
+
 def body_routes(services: Iterable[ServiceDescriptor]) -> tuple[BodyRoute, ...]:
     """The HTTP bindings with a body of `services`' methods, from their google.api.http."""
     routes = []
@@ -126,7 +136,7 @@ class BodyFields:
         names no RPC with a body, is left to the transcoder, which refuses those in its
         own words.
         """
-        route = self._route(method, path.partition("?")[0])
+        route = route_for(self._routes, method, path.partition("?")[0])
         if route is None or not body.strip():
             return None
         try:
@@ -151,12 +161,6 @@ class BodyFields:
             # call it would take (a 5xx from the check reads as auth being down).
             log.exception("the body check of %s %s failed; left to the transcoder", method, path)
             return None
-
-    def _route(self, method: str, path: str) -> BodyRoute | None:
-        for route in self._routes:
-            if route.method == method and route.path.match(path):
-                return route
-        return None
 
     def _known(self, message: Descriptor) -> dict[str, FieldDescriptor]:
         """The message's fields by JSON name and by proto name, as the transcoder takes both."""

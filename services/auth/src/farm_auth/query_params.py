@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescriptor
 
-from farm_auth.json_body import HttpBinding, http_bindings
+from farm_auth.json_body import http_bindings, route_for
 from farm_core.public_api import PUBLIC_SERVICE_DESCRIPTORS
 
 
@@ -47,7 +47,7 @@ class QueryParams:
         path, _, query = path.partition("?")
         if not query:
             return None
-        binding = self._binding(method, path)
+        binding = route_for(self._bindings, method, path)
         if binding is None:
             return None
         counts = Counter(name for name, _ in parse_qsl(query, keep_blank_values=True))
@@ -55,10 +55,4 @@ class QueryParams:
             field = _field(binding.request, name) if count > 1 else None
             if field is not None and not field.is_repeated:
                 return f"{name}: takes one value, got {count}; give it once"
-        return None
-
-    def _binding(self, method: str, path: str) -> HttpBinding | None:
-        for binding in self._bindings:
-            if binding.method == method and binding.path.match(path):
-                return binding
         return None
