@@ -7,7 +7,7 @@ import grpc
 import pytest
 
 from farm.auth.v1 import auth_pb2
-from farm_auth.console_clients import CONSOLE_CLIENT_HEADER, CONSOLE_CREDENTIAL_HEADER
+from farm_core.console_headers import CONSOLE_CLIENT_HEADER, CONSOLE_CREDENTIAL_HEADER
 from farm_core.db import utcnow
 from farm_core.identity import CredentialRole, IdentitySigner
 from farm_core.identity_keys import new_private_key, private_pem

@@ -4,11 +4,8 @@ import time
 
 import pytest
 
-from farm_auth.console_clients import (
-    CONSOLE_CLIENT_HEADER,
-    CONSOLE_CREDENTIAL_HEADER,
-    ConsoleClients,
-)
+from farm_auth.console_clients import ConsoleClients
+from farm_core.console_headers import CONSOLE_CLIENT_HEADER, CONSOLE_CREDENTIAL_HEADER
 from farm_core.identity import CredentialRole, Identity, IdentitySigner, IdentityVerifier
 from farm_core.identity_keys import new_private_key, private_pem
 from farm_core.revocations import Revocation, RevokedBy, RevokedCredentials

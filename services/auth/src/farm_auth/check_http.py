@@ -17,8 +17,8 @@ from aiohttp import web
 from opentelemetry.trace import Status, StatusCode
 
 from farm_auth.authz import AUTHORIZATION_HEADER, Authorizer, EdgeRequest, Verdict
-from farm_auth.console_clients import CONSOLE_CLIENT_HEADER, CONSOLE_CREDENTIAL_HEADER
 from farm_core.app_listener import AppListener
+from farm_core.console_headers import CONSOLE_CLIENT_HEADER, CONSOLE_CREDENTIAL_HEADER
 from farm_core.identity import IDENTITY_HEADER
 from farm_core.trace_context import serving
 

@@ -12,15 +12,11 @@ import ipaddress
 import logging
 from collections.abc import Mapping
 
+from farm_core.console_headers import CONSOLE_CLIENT_HEADER, CONSOLE_CREDENTIAL_HEADER
 from farm_core.errors import FarmError
 from farm_core.identity import CredentialRole, IdentityVerifier
 
 log = logging.getLogger(__name__)
-
-CONSOLE_CREDENTIAL_HEADER = "x-farm-console-credential"
-"""The console's own credential (role `console`), on each call it makes for a browser."""
-CONSOLE_CLIENT_HEADER = "x-farm-console-client"
-"""The IP address of the browser the console makes the call for."""
 
 
 class ConsoleClients:

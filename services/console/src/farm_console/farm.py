@@ -23,6 +23,7 @@ from farm.auth.v1 import auth_pb2_grpc
 from farm.sessions.v1 import sessions_pb2_grpc
 from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc
 from farm.tasks.v1 import tasks_pb2_grpc
+from farm_core.console_headers import CONSOLE_CLIENT_HEADER, CONSOLE_CREDENTIAL_HEADER
 from farm_core.message_json import message_dict
 from farm_core.transport import RECONNECT_OPTIONS
 
@@ -34,8 +35,6 @@ Json = dict[str, Any]
 
 BROWSER_ADDRESS: ContextVar[str] = ContextVar("browser_address", default="")
 """The IP address of the browser the request being served came from ("" if unknown)."""
-CONSOLE_CREDENTIAL_HEADER = "x-farm-console-credential"
-CONSOLE_CLIENT_HEADER = "x-farm-console-client"
 
 
 class FarmError(Exception):
