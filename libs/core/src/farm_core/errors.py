@@ -51,6 +51,7 @@ class InvalidArgument(FarmError):
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}")
         self.field = field
+        self.problem = problem
 
 
 class NotFound(FarmError):

@@ -7,8 +7,6 @@ farm's, shared with the agents (`farm_core.task_defaults`).
 """
 
 import datetime as dt
-import re
-from collections.abc import Mapping
 
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
@@ -25,6 +23,13 @@ from farm_core.task_defaults import (
 )
 from farm_core.task_limits import MAX_DEADLINE_AHEAD as MAX_DEADLINE_AHEAD
 from farm_core.task_limits import MAX_VIEWPORT_PIXELS as MAX_VIEWPORT_PIXELS
+from farm_core.task_text import MAX_LABEL_KEY_CHARS as MAX_LABEL_KEY_CHARS
+from farm_core.task_text import MAX_LABEL_VALUE_CHARS as MAX_LABEL_VALUE_CHARS
+from farm_core.task_text import MAX_LABELS as MAX_LABELS
+from farm_core.task_text import MAX_REGION_CHARS as MAX_REGION_CHARS
+from farm_core.task_text import REGION_PATTERN as REGION_PATTERN
+from farm_core.task_text import check_label_key as check_label_key
+from farm_core.task_text import check_labels, check_region
 from farm_core.timestamps import from_timestamp
 from farm_scheduler.action_checks import check_one_action
 from farm_scheduler.devices import MAX_DEVICE_CHARS as MAX_DEVICE_CHARS
@@ -39,14 +44,6 @@ from farm_scheduler.field_checks import (
 from farm_scheduler.page_setup import check_page_setup
 from farm_scheduler.result_cache import check_cache_ttl
 from farm_scheduler.step_checks import check_steps, check_waits
-
-MAX_LABELS = 32
-MAX_LABEL_KEY_CHARS = 63
-MAX_LABEL_VALUE_CHARS = 256
-MAX_REGION_CHARS = 32
-
-REGION_PATTERN = re.compile(rf"^[a-z0-9][a-z0-9-]{{0,{MAX_REGION_CHARS - 1}}}$")
-LABEL_KEY_PATTERN = re.compile(rf"^[a-z0-9][a-z0-9_.-]{{0,{MAX_LABEL_KEY_CHARS - 1}}}$")
 
 
 def validate_spec(
@@ -91,17 +88,6 @@ def runs_script(spec: tasks_pb2.TaskSpec | sessions_pb2.SessionCommand) -> bool:
     Such a task or command needs the `script` scope.
     """
     return spec.HasField("script") or any(step.evaluate for step in spec.steps)
-
-
-def check_label_key(field: str, key: str) -> None:
-    """Raises InvalidArgument(field) unless `key` is a valid label key."""
-    if not LABEL_KEY_PATTERN.fullmatch(key):
-        raise InvalidArgument(
-            field,
-            f"label key {key!r} must be 1 to {MAX_LABEL_KEY_CHARS} characters of a-z, 0-9, "
-            "'_', '.', '-', "
-            "starting with a letter or digit",
-        )
 
 
 def _check_profile(spec: tasks_pb2.TaskSpec) -> None:
@@ -199,27 +185,3 @@ def _check_routing(spec: tasks_pb2.TaskSpec) -> None:
     if spec.priority == tasks_pb2.PRIORITY_UNSPECIFIED:
         spec.priority = DEFAULT_PRIORITY
     check_region(spec.region)
-
-
-def check_region(region: str) -> None:
-    """Raises InvalidArgument unless `region` is empty or a region name."""
-    if region and not REGION_PATTERN.fullmatch(region):
-        raise InvalidArgument(
-            "region",
-            f"must be empty or 1 to {MAX_REGION_CHARS} characters of a-z, 0-9 and '-', "
-            f"starting with a letter or digit, got {region!r}",
-        )
-
-
-def check_labels(labels: Mapping[str, str]) -> None:
-    """Raises InvalidArgument unless the labels are within their count and sizes."""
-    if len(labels) > MAX_LABELS:
-        raise InvalidArgument("labels", f"must be at most {MAX_LABELS} labels, got {len(labels)}")
-    for key, value in labels.items():
-        check_label_key("labels", key)
-        if len(value) > MAX_LABEL_VALUE_CHARS:
-            raise InvalidArgument(
-                "labels",
-                f"the value of {key!r} must be at most {MAX_LABEL_VALUE_CHARS} characters, "
-                f"got {len(value)}",
-            )

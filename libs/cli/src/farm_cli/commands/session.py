@@ -14,6 +14,7 @@ from farm_cli.commands.ranges import (
 )
 from farm_cli.commands.task_action import CONTENT_FORMATS, IMAGE_FORMATS
 from farm_cli.commands.task_spec import add_label_argument, label, viewport
+from farm_cli.commands.task_text import labels_of
 from farm_cli.console import UsageError
 from farm_core.task_limits import MAX_TIMEOUT_MS, MIN_TIMEOUT_MS
 
@@ -201,7 +202,7 @@ def create_session(args: argparse.Namespace) -> int:
         max_lifetime_seconds=args.max_lifetime,
         record=args.record,
         profile=args.profile,
-        labels=dict(args.labels),
+        labels=labels_of(args.labels),
     )
     if args.viewport is not None:
         spec.viewport.CopyFrom(args.viewport)

@@ -8,6 +8,7 @@ import argparse
 
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.commands.ranges import whole_number_in
+from farm_cli.commands.task_text import mask, saved_name, selector
 from farm_cli.console import UsageError
 from farm_core.task_defaults import DEFAULT_JPEG_QUALITY, DEFAULT_PAPER_FORMAT
 from farm_core.task_limits import (
@@ -66,11 +67,16 @@ def add_action_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"JPEG quality, {MIN_JPEG_QUALITY} to {MAX_JPEG_QUALITY} (with --format jpeg; "
         f"default {DEFAULT_JPEG_QUALITY})",
     )
-    shot.add_argument("--selector", help="capture only the first element matching this CSS")
-    shot.add_argument("--compare", metavar="BASELINE", help="compare with this baseline (PNG)")
+    shot.add_argument(
+        "--selector", type=selector, help="capture only the first element matching this CSS"
+    )
+    shot.add_argument(
+        "--compare", type=saved_name, metavar="BASELINE", help="compare with this baseline (PNG)"
+    )
     shot.add_argument(
         "--mask",
         action="append",
+        type=mask,
         default=[],
         metavar="CSS",
         help=f"mask in --compare (repeatable, at most {MAX_COMPARE_MASKS})",

@@ -23,6 +23,7 @@ from farm_cli.commands.ranges import MAX_CONCURRENCY, whole_number_in
 from farm_cli.commands.task_ids import task_ids_from
 from farm_cli.commands.task_list import MAX_PAGE_SIZE, every_task, list_request
 from farm_cli.commands.task_spec import add_label_argument
+from farm_cli.commands.task_text import label_filter
 from farm_cli.commands.task_watch import FINAL
 from farm_cli.console import UsageError
 from farm_cli.exit_codes import ExitCode, item_failure
@@ -98,6 +99,7 @@ def add_cancel_parser(verbs: "argparse._SubParsersAction[argparse.ArgumentParser
     add_label_argument(
         cancel,
         "every queued or running task of yours with this label (repeatable: with all of them)",
+        label_filter,
     )
     cancel.add_argument(
         "--concurrency",

@@ -7,6 +7,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import FarmConnection, list_and_print
 from farm_cli.commands.ranges import add_page_arguments
 from farm_cli.commands.task_spec import add_label_argument
+from farm_cli.commands.task_text import label_filter
 from farm_cli.pages import every_page
 from farm_cli.retries import RateGate, call_retrying
 
@@ -55,7 +56,9 @@ def add_list_parser(verbs: "argparse._SubParsersAction[argparse.ArgumentParser]"
     """Adds `task list`."""
     listing = verbs.add_parser("list", help="list tasks, newest first")
     listing.add_argument("--status", choices=list(STATUSES), help="only tasks in this state")
-    add_label_argument(listing, "only tasks with this label (repeatable: with all of them)")
+    add_label_argument(
+        listing, "only tasks with this label (repeatable: with all of them)", label_filter
+    )
     add_page_arguments(listing)
     listing.set_defaults(run=list_tasks)
 

@@ -3,6 +3,7 @@
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -17,6 +18,14 @@ from farm_cli.commands.ranges import (
     zero_or_whole_number_in,
 )
 from farm_cli.commands.task_action import add_action_arguments, set_action
+from farm_cli.commands.task_text import (
+    idempotency_key,
+    labels_of,
+    region,
+    saved_name,
+    spec_label,
+    url,
+)
 from farm_cli.console import CliError, UsageError
 from farm_core.task_limits import (
     MAX_CACHE_TTL_SECONDS,
@@ -58,12 +67,19 @@ def label(text: str) -> tuple[str, str]:
     return key, value
 
 
-def add_label_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
-    """Adds the repeatable --label KEY=VALUE, into args.labels as (key, value) pairs."""
+def add_label_argument(
+    parser: argparse.ArgumentParser,
+    help_text: str,
+    pair: Callable[[str], tuple[str, str]] = spec_label,
+) -> None:
+    """Adds the repeatable --label KEY=VALUE, into args.labels as (key, value) pairs.
+
+    `pair` parses and checks each: a label of a spec by default, or `label_filter`.
+    """
     parser.add_argument(
         "--label",
         dest="labels",
-        type=label,
+        type=pair,
         action="append",
         default=[],
         metavar="KEY=VALUE",
@@ -103,9 +119,9 @@ def deadline(text: str) -> datetime:
 
 def add_task_spec_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags that describe a task (shared by `task create` and `task run`)."""
-    parser.add_argument("url", nargs="?", help="the page to open (http or https)")
+    parser.add_argument("url", nargs="?", type=url, help="the page to open (http or https)")
     add_action_arguments(parser)
-    parser.add_argument("--profile", help="start from this saved profile")
+    parser.add_argument("--profile", type=saved_name, help="start from this saved profile")
     parser.add_argument(
         "--save-profile", action="store_true", help="save the page's state to --profile"
     )
@@ -132,13 +148,16 @@ def add_task_spec_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="TIME",
         help="the task must have ended by then: 2026-01-31T18:00:00Z, or +SECONDS from now",
     )
-    parser.add_argument("--region", help="run only on agents of this region")
+    parser.add_argument("--region", type=region, help="run only on agents of this region")
     parser.add_argument(
         "--idempotency-key",
+        type=idempotency_key,
         metavar="KEY",
         help="a second create with the same key returns the first task",
     )
-    parser.add_argument("--callback-url", metavar="URL", help="POST the task here when it ends")
+    parser.add_argument(
+        "--callback-url", type=url, metavar="URL", help="POST the task here when it ends"
+    )
     parser.add_argument(
         "--cache-ttl",
         type=whole_number(MAX_CACHE_TTL_SECONDS),
@@ -175,8 +194,7 @@ def spec_from_flags(args: argparse.Namespace) -> tasks_pb2.TaskSpec:
     spec.region = args.region or ""
     spec.idempotency_key = args.idempotency_key or ""
     spec.callback_url = args.callback_url or ""
-    for key, value in args.labels:
-        spec.labels[key] = value
+    spec.labels.update(labels_of(args.labels))
     return spec
 
 

@@ -12,14 +12,13 @@ from farm_core.errors import InvalidArgument, NotFound
 from farm_core.saved import check_saved_name
 from farm_core.sessions import SESSION_ID_PATTERN
 from farm_core.task_defaults import ACTIONS
+from farm_core.task_text import check_labels, check_region
 from farm_scheduler.action_checks import check_action
 from farm_scheduler.devices import check_device
 from farm_scheduler.field_checks import check_url
 from farm_scheduler.page_setup import check_page_setup
 from farm_scheduler.step_checks import check_steps, check_waits
 from farm_scheduler.validation import (
-    check_labels,
-    check_region,
     check_timeout,
     check_video_format,
     check_viewport,
