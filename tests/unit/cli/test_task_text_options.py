@@ -146,3 +146,16 @@ def test_a_label_filter_checks_its_key_only(capsys: pytest.CaptureFixture[str]) 
     code, line = refusal(["task", "list", "--label", "Bad Key=x"], capsys)
     assert code == 2
     assert "argument --label: label key 'Bad Key'" in line
+
+
+def test_session_create_checks_its_labels_as_a_task_does(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, line = refusal(["session", "create", "--label", "k=" + "v" * 257], capsys)
+    assert code == 2
+    assert "argument --label: the value of 'k' must be at most 256 characters" in line
+    pairs = [f"k{index}=v" for index in range(MAX_LABELS + 1)]
+    argv = [arg for pair in pairs for arg in ("--label", pair)]
+    code, line = refusal(["session", "create", *argv], capsys)
+    assert code == 2
+    assert "argument --label: must be at most 32 labels, got 33" in line
