@@ -80,8 +80,10 @@ def test_a_deadline_a_day_ahead_is_sent() -> None:
 
 
 PAPERS = "Letter, Legal, Tabloid, Ledger, A0, A1, A2, A3, A4, A5, A6"
-IN_A_WEEK = (datetime.now(UTC) + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
-AN_HOUR_AGO = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+# Fixed times, not ones from the clock: the parameters name the tests, and every pytest
+# worker must collect the same names.
+FAR_AHEAD = "2100-01-01T00:00:00Z"
+LONG_AGO = "2020-01-01T00:00:00Z"
 
 
 @pytest.mark.parametrize(
@@ -165,12 +167,12 @@ AN_HOUR_AGO = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:
             "argument --deadline: +SECONDS must be from 1 to 86400, got '+86401'",
         ),
         (
-            ["--deadline", IN_A_WEEK],
-            f"argument --deadline: must be at most 24 hours ahead, got '{IN_A_WEEK}'",
+            ["--deadline", FAR_AHEAD],
+            f"argument --deadline: must be at most 24 hours ahead, got '{FAR_AHEAD}'",
         ),
         (
-            ["--deadline", AN_HOUR_AGO],
-            f"argument --deadline: must be in the future, got '{AN_HOUR_AGO}'",
+            ["--deadline", LONG_AGO],
+            f"argument --deadline: must be in the future, got '{LONG_AGO}'",
         ),
     ],
 )
