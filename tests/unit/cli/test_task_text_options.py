@@ -159,3 +159,12 @@ def test_session_create_checks_its_labels_as_a_task_does(
     code, line = refusal(["session", "create", *argv], capsys)
     assert code == 2
     assert "argument --label: must be at most 32 labels, got 33" in line
+
+
+def test_session_create_checks_its_region_and_profile_as_a_task_does(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for option in ("--region", "--profile"):
+        code, line = refusal(["session", "create", option, "no good/name"], capsys)
+        assert code == 2
+        assert line.startswith(f"farm session create: error: argument {option}: "), line

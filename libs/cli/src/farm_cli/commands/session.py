@@ -14,7 +14,7 @@ from farm_cli.commands.ranges import (
 )
 from farm_cli.commands.task_action import CONTENT_FORMATS, IMAGE_FORMATS
 from farm_cli.commands.task_spec import add_label_argument, label, viewport
-from farm_cli.commands.task_text import labels_of
+from farm_cli.commands.task_text import labels_of, region, saved_name
 from farm_cli.console import UsageError
 from farm_core.task_limits import MAX_TIMEOUT_MS, MIN_TIMEOUT_MS
 
@@ -41,7 +41,7 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     create = verbs.add_parser("create", help="open a session and print it (cdpUrl, liveUrl)")
     create.add_argument("--viewport", type=viewport, help="window size WIDTHxHEIGHT")
     create.add_argument("--device", help='a device Playwright knows, e.g. "iPhone 13"')
-    create.add_argument("--region", default="", help="only agents of this region")
+    create.add_argument("--region", type=region, help="only agents of this region")
     create.add_argument(
         "--idle-timeout",
         type=whole_number(INT32_MAX),
@@ -57,7 +57,7 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="close it S seconds after it opened at the latest (0: the farm's default)",
     )
     create.add_argument("--record", action="store_true", help="keep a video of the session")
-    create.add_argument("--profile", default="", help="start from (and save to) this profile")
+    create.add_argument("--profile", type=saved_name, help="start from (and save to) this profile")
     add_label_argument(create, "a label (repeatable)")
     create.set_defaults(run=create_session)
 
@@ -197,11 +197,11 @@ def create_session(args: argparse.Namespace) -> int:
     """CreateSession."""
     spec = sessions_pb2.SessionSpec(
         device=args.device or "",
-        region=args.region,
+        region=args.region or "",
         idle_timeout_seconds=args.idle_timeout,
         max_lifetime_seconds=args.max_lifetime,
         record=args.record,
-        profile=args.profile,
+        profile=args.profile or "",
         labels=labels_of(args.labels),
     )
     if args.viewport is not None:
