@@ -7,24 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from farm.tasks.v1 import tasks_pb2
-from farm_cli.commands.task_spec import task_spec_from_args
-from farm_cli.main import build_parser, main
-
-URL = "http://127.0.0.1/"
-
-
-def spec_for(*argv: str) -> tasks_pb2.TaskSpec:
-    args = build_parser().parse_args(["task", "create", URL, *argv])
-    return task_spec_from_args(args)
-
-
-def refusal(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    """The exit code and last line of stderr of `farm ARGV`: argparse's or the command's."""
-    try:
-        code = main(argv)
-    except SystemExit as exited:
-        code = int(exited.code or 0)
-    return code, capsys.readouterr().err.splitlines()[-1]
+from tests.unit.cli.task_options import URL, refusal, spec_for
 
 
 @pytest.mark.parametrize("quality", ["1", "55", "100"])
