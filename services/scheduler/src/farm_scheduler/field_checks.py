@@ -14,9 +14,7 @@ from farm_core.task_limits import MAX_TIMEOUT_MS as MAX_TIMEOUT_MS
 from farm_core.task_limits import MIN_TIMEOUT_MS as MIN_TIMEOUT_MS
 from farm_core.task_text import MAX_SELECTOR_CHARS as MAX_SELECTOR_CHARS
 from farm_core.task_text import MAX_URL_CHARS as MAX_URL_CHARS
-from farm_core.task_text import check_host_labels as check_host_labels
 from farm_core.task_text import check_length as check_length
-from farm_core.task_text import check_numeric_host as check_numeric_host
 from farm_core.task_text import check_selector as check_selector
 from farm_core.task_text import check_url as check_url
 
