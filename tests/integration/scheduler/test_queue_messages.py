@@ -2,20 +2,25 @@
 
 On a subject no agent pulls (a region without agents) nobody else would: the
 message would stay for the stream's max age, as pending work in the fleet status.
+A delete NATS did not take (it was down) is kept in SQL and retried until done.
 """
 
 import dataclasses
 import datetime as dt
 
+import nats
 import pytest
 from nats.js.errors import NotFoundError
+from sqlalchemy import func, select
 
 from farm.admin.v1 import admin_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
 from farm_core.queue import TASK_STREAM, Priority, task_subject
 from farm_core.timestamps import to_timestamp
+from farm_scheduler.queue_messages import deletes
 from farm_scheduler.routing.fallback import RegionFallback
+from tests.conftest import NatsServer
 from tests.helpers import assert_eventually
 from tests.integration.scheduler.admin_calls import operator
 from tests.integration.scheduler.agent_side import RPC_TIMEOUT, Queue
@@ -152,3 +157,44 @@ async def test_a_task_the_region_fallback_moves_leaves_no_message_in_its_preferr
     await stored_sequence(queue, anywhere, f"{task.id}.any")
     assert await queue.subjects() == {anywhere: 1}
     assert await scheduler.status(task.id) == QUEUED
+
+
+async def test_a_delete_that_failed_while_nats_was_down_is_retried_once_it_is_back(
+    fresh_nats_server: NatsServer, start_scheduler: StartScheduler
+) -> None:
+    scheduler = await start_scheduler(
+        NATS_URL=fresh_nats_server.url, nats_request_timeout_seconds=1
+    )
+    store = scheduler.service.store
+
+    async def kept_deletes() -> int:
+        async with store.engine.connect() as connection:
+            return int(await connection.scalar(select(func.count()).select_from(deletes)) or 0)
+
+    client = await nats.connect(
+        fresh_nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2
+    )
+    try:
+        js = client.jetstream()
+        task = await scheduler.create(region=NOWHERE)
+        message = await js.get_last_msg(TASK_STREAM, task_subject(NOWHERE, Priority.NORMAL))
+        assert (message.headers or {}).get("Nats-Msg-Id") == task.id
+
+        fresh_nats_server.process.stop(timeout=5)
+        assert (await scheduler.cancel(task.id)).status == CANCELLED
+        assert await kept_deletes() == 1
+        fresh_nats_server.process.start()
+        await assert_eventually(lambda: client.is_connected, within=30, message="no reconnect")
+
+        async def retried() -> bool:
+            try:
+                await js.get_msg(TASK_STREAM, seq=message.seq)
+            except NotFoundError:
+                return await kept_deletes() == 0
+            return False
+
+        await assert_eventually(
+            retried, within=30, message="the cancelled task's message is still in the stream"
+        )
+    finally:
+        await client.close()

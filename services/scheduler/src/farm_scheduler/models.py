@@ -275,3 +275,16 @@ class SessionRow(Base):
     recording: Mapped[bytes] = mapped_column(LargeBinary)
     # The session's trace (CreateSession's W3C trace id); empty without one.
     trace_id: Mapped[str] = mapped_column(String(32), server_default="")
+
+
+class QueueMessageDeleteRow(Base):
+    """A WorkItem to delete from FARM_TASKS whose delete failed (NATS was down), to retry."""
+
+    __tablename__ = "queue_message_deletes"
+
+    task_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # Its FARM_TASKS stream sequence.
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # The Nats-Msg-Id it must carry; NULL: any of the task's (one that ended while queued).
+    message_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)

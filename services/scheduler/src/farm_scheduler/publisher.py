@@ -58,7 +58,7 @@ class TaskPublisher:
         self._js: JetStreamContext = nc.jetstream()
         self.end_marks = EndMarks(nc, cancelled_tasks)
         """The marks of ended tasks that agents and storage read."""
-        self.queue_messages = QueueMessages(nc, self._js)
+        self.queue_messages = QueueMessages(nc, self._js, store.engine)
         """The WorkItems of tasks that ended or moved while queued, to delete."""
         self._store = store
         self._timeout_seconds = timeout_seconds
@@ -283,7 +283,8 @@ class Republisher:
     not be published when they were stored. The two are kept apart in SQL (a task
     is first published, and may later be copied to FARM_DEAD) and are republished
     by one loop, tasks first: the tasks a batch at a time with their publishes
-    pipelined, the dead letters one by one.
+    pipelined, the dead letters one by one. Before them it retries the end marks
+    and the WorkItem deletes (`queue_messages`) that NATS did not take.
     """
 
     def __init__(
@@ -354,5 +355,6 @@ class Republisher:
     async def _round(self) -> None:
         # Marks first: a requeued task's mark must be withdrawn before it is published.
         await self._publisher.end_marks.retry_pending()
+        await self._publisher.queue_messages.retry_pending()
         await self.republish_pending()
         await self.republish_dead_letters()

@@ -11,35 +11,56 @@ Never a message still to run: a task ended so can never be queued again (only a
 FAILED task is requeued, and not past its deadline), and a moved task's old message
 is one whose route claim is MOVED, which no agent runs. The message at the sequence
 is deleted only if its Nats-Msg-Id is the one expected: a stream made again numbers
-its messages from 1. Best effort: a delete that fails is logged and left (the agent
-that pulls the message acks it unrun; else the stream's max age removes it), and
-the task's end or move stands either way.
+its messages from 1. A delete that fails (NATS down or refusing) never fails the
+task's end or move: it is kept in SQL (`queue_message_deletes`) and retried by the
+republisher's rounds (`retry_pending`), a batch a round, until the message is gone.
 """
 
+import enum
 import logging
-from collections.abc import Callable
+from typing import cast
 
 import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
+from sqlalchemy import Table, and_, delete, insert, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from farm.tasks.v1 import tasks_pb2
+from farm_core.db import utcnow
 from farm_core.queue import TASK_STREAM
+from farm_scheduler.models import QueueMessageDeleteRow
 from farm_scheduler.records import TaskRecord
 
 log = logging.getLogger(__name__)
 
 NO_MESSAGE_FOUND = 10057
 """JetStream's err_code for a delete of a sequence the stream no longer holds."""
+RETRY_BATCH = 100
+"""Kept deletes retried in one round at most, oldest first."""
+
+deletes = cast(Table, QueueMessageDeleteRow.__table__)
+
+
+class Deleted(enum.Enum):
+    """What a delete of a task's WorkItem came to."""
+
+    DELETED = "deleted"
+    ABSENT = "absent"
+    """Nothing of the task's to delete there: taken and acked, aged out, or another's."""
+    FAILED = "failed"
+    """NATS was unreachable or refused: to retry."""
 
 
 class QueueMessages:
-    """Deletes the WorkItems of tasks that ended or moved while queued."""
+    """Deletes the WorkItems of tasks that ended or moved while queued; retries failed deletes."""
 
-    def __init__(self, nc: Client, js: JetStreamContext) -> None:
+    def __init__(self, nc: Client, js: JetStreamContext, engine: AsyncEngine) -> None:
         self._nc = nc
         self._js = js
+        self._engine = engine
 
     async def ended(self, before: TaskRecord) -> bool:
         """Deletes the WorkItem of a task that ended; `before` is its record before the end.
@@ -49,39 +70,94 @@ class QueueMessages:
         """
         if before.state.status != tasks_pb2.TASK_STATUS_QUEUED:
             return False
-        task_id = before.id
-        return await self._delete(before, lambda message_id: _of_task(message_id, task_id))
+        return await self._delete_or_keep(before, None)
 
     async def moved(self, before: TaskRecord) -> bool:
         """Deletes the preferred region's WorkItem of a task the fallback moved.
 
         `before` is its record before the move. True if a message was deleted.
         """
-        expected = before.publish_id
-        return await self._delete(before, lambda message_id: message_id == expected)
+        return await self._delete_or_keep(before, before.publish_id)
 
-    async def _delete(self, record: TaskRecord, is_its: Callable[[str], bool]) -> bool:
+    async def retry_pending(self) -> int:
+        """Retries up to RETRY_BATCH kept deletes, oldest first; how many are settled.
+
+        A round stops at the first that fails again: NATS is still away.
+        """
+        if not self._nc.is_connected:
+            return 0
+        query = select(deletes).order_by(deletes.c.create_time).limit(RETRY_BATCH)
+        async with self._engine.connect() as connection:
+            kept = (await connection.execute(query)).mappings().all()
+        settled = 0
+        for row in kept:
+            task_id, sequence, message_id = row["task_id"], row["sequence"], row["message_id"]
+            if await self._delete(task_id, sequence, message_id) is Deleted.FAILED:
+                break
+            async with self._engine.begin() as connection:
+                await connection.execute(
+                    delete(deletes).where(
+                        and_(deletes.c.task_id == task_id, deletes.c.sequence == sequence)
+                    )
+                )
+            settled += 1
+        if settled:
+            log.info("settled %d queue message delete(s) held back while NATS was away", settled)
+        return settled
+
+    async def _delete_or_keep(self, record: TaskRecord, message_id: str | None) -> bool:
+        """Deletes the task's WorkItem; keeps the delete for a retry if it fails."""
         sequence = record.queue_sequence
         if not record.published or sequence is None:
             return False  # Not in the stream yet, or published before the sequence was kept.
+        outcome = await self._delete(record.id, sequence, message_id)
+        if outcome is Deleted.FAILED:
+            await self._keep(record.id, sequence, message_id)
+        return outcome is Deleted.DELETED
+
+    async def _delete(self, task_id: str, sequence: int, message_id: str | None) -> Deleted:
+        """Deletes the message at `sequence` if it is `message_id` (None: any of the task's)."""
         if not self._nc.is_connected:
-            log.info("NATS is unreachable: the message of task %s is left", record.id)
-            return False
+            log.info("NATS is unreachable: the message of task %s is deleted later", task_id)
+            return Deleted.FAILED
         try:
             stored = await self._js.get_msg(TASK_STREAM, seq=sequence)
-            if not is_its((stored.headers or {}).get("Nats-Msg-Id", "")):
-                return False
+            stored_id = (stored.headers or {}).get("Nats-Msg-Id", "")
+            if not _is_its(stored_id, task_id, message_id):
+                return Deleted.ABSENT
             await self._js.delete_msg(TASK_STREAM, sequence)
         except NotFoundError:
-            return False  # An agent took it and acked it, or the stream's max age removed it.
+            return Deleted.ABSENT  # An agent took it and acked it, or the stream's max age did.
         except APIError as error:
-            if error.err_code != NO_MESSAGE_FOUND:  # else gone since the get, as above
-                log.warning("deleting the message of task %s failed: %s", record.id, error)
-            return False
+            if error.err_code == NO_MESSAGE_FOUND:
+                return Deleted.ABSENT  # gone since the get, as above
+            log.warning("deleting the message of task %s failed: %s", task_id, error)
+            return Deleted.FAILED
         except (nats.errors.Error, TimeoutError) as error:
-            log.warning("deleting the message of task %s failed; it is left: %s", record.id, error)
-            return False
-        return True
+            log.warning("deleting the message of task %s failed; retrying: %s", task_id, error)
+            return Deleted.FAILED
+        return Deleted.DELETED
+
+    async def _keep(self, task_id: str, sequence: int, message_id: str | None) -> None:
+        """Notes a failed delete for retry_pending; the task's end or move stands either way."""
+        row = {
+            "task_id": task_id,
+            "sequence": sequence,
+            "message_id": message_id,
+            "create_time": utcnow(),
+        }
+        try:
+            async with self._engine.begin() as connection:
+                await connection.execute(insert(deletes).values(row))
+        except IntegrityError:
+            pass  # Kept already.
+        except (SQLAlchemyError, OSError) as error:
+            log.warning("keeping the failed delete of task %s's message failed: %s", task_id, error)
+
+
+def _is_its(stored_id: str, task_id: str, message_id: str | None) -> bool:
+    """Whether the Nats-Msg-Id `stored_id` is the one to delete (None: any of the task's)."""
+    return stored_id == message_id if message_id is not None else _of_task(stored_id, task_id)
 
 
 def _of_task(message_id: str, task_id: str) -> bool:
