@@ -2,7 +2,8 @@
 
 A session's CDP and live-frames sockets end when their key expires or, after a
 rotation, when the old secret they were opened with reaches its grace end; a
-WatchTask stream ends when its key is revoked or expires. Other keys' streams go on.
+WatchTask stream, and a RunTask call waiting for its task, ends when its key is
+revoked or expires. Other keys' streams go on.
 On the shared farm.
 """
 
@@ -18,7 +19,7 @@ from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import Client, KeyFactory, http_client
 from tests.e2e.sessions_api import Sessions, assert_drives, close_frame_of
-from tests.helpers import assert_eventually
+from tests.helpers import assert_eventually, eventually
 from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
@@ -168,4 +169,56 @@ def test_a_key_that_expires_ends_its_watch_task_stream(
     assert (refused.code(), refused.details()) == (
         grpc.StatusCode.UNAUTHENTICATED,
         f"API key {watcher.api_key.id} expired",
+    )
+
+
+def run_until_refused(
+    stub: tasks_pb2_grpc.TaskServiceStub, url: str, secret: str, end_key: Callable[[], None]
+) -> grpc.RpcError:
+    """Runs a task at `url` with key `secret`, calls `end_key()` once it is queued; the error."""
+    metadata = (("authorization", f"Bearer {secret}"),)
+    run = f"key-ends-{secrets.token_hex(4)}"
+    spec = tasks_pb2.TaskSpec(url=url, content=tasks_pb2.ContentOptions(), labels={"run": run})
+    # The page's gate stays shut for longer than this: the task cannot end first.
+    waiting = stub.RunTask.future(
+        tasks_pb2.RunTaskRequest(spec=spec), metadata=metadata, timeout=20
+    )
+    listing = tasks_pb2.ListTasksRequest(label=[f"run={run}"])
+    eventually(
+        lambda: stub.ListTasks(listing, metadata=metadata, timeout=10).tasks,
+        message="RunTask queued no task",
+    )
+    end_key()
+    with pytest.raises(grpc.RpcError) as caught:
+        waiting.result()
+    return caught.value
+
+
+def test_revoking_a_key_ends_its_run_task_wait(
+    held_task: tuple[tasks_pb2_grpc.TaskServiceStub, str], admin: Client, make_key: KeyFactory
+) -> None:
+    stub, url = held_task
+    runner = make_key("tasks.read", "tasks.write")
+    key_id = runner.api_key.id
+
+    def revoke() -> None:
+        admin.http.delete(f"/v1/apiKeys/{key_id}").raise_for_status()
+
+    refused = run_until_refused(stub, url, runner.secret, revoke)
+    assert (refused.code(), refused.details()) == (
+        grpc.StatusCode.UNAUTHENTICATED,
+        f"API key {key_id} revoked",
+    )
+
+
+def test_a_key_that_expires_ends_its_run_task_wait(
+    held_task: tuple[tasks_pb2_grpc.TaskServiceStub, str], make_key: KeyFactory
+) -> None:
+    stub, url = held_task
+    runner = make_key("tasks.read", "tasks.write", ttl_seconds=KEY_TTL_SECONDS)
+
+    refused = run_until_refused(stub, url, runner.secret, lambda: None)
+    assert (refused.code(), refused.details()) == (
+        grpc.StatusCode.UNAUTHENTICATED,
+        f"API key {runner.api_key.id} expired",
     )

@@ -1,9 +1,10 @@
 """Long-lived streams opened with an API key, each ended when that key stops being valid.
 
 A key is checked where a request enters (auth's check at the edge), so a stream that
-stays open (an agent's CDP or live-frames socket, the scheduler's WatchTask) would
-outlive its key. Each such stream is added here with the identity that opened it, and
-ended (through the `EndStream` it gave, with a reason naming the key) when:
+stays open (an agent's CDP or live-frames socket, the scheduler's WatchTask, a RunTask
+waiting for its task) would outlive its key. Each such stream is added here with the
+identity that opened it, and ended (through the `EndStream` it gave, with a reason
+naming the key) when:
 - its key expires, or the old secret it was opened with reaches its grace end after a
   rotation: both known from the identity (farm_core.key_validity), so a timer ends it;
 - its key is revoked, or its secrets change (a rotation after it opened): auth names

@@ -101,7 +101,7 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
         key_streams: KeyStreams | None = None,
     ) -> None:
         self._settings = settings
-        # WatchTask's streams, each ended when its key is revoked or expires.
+        # WatchTask's streams and RunTask's waits, each ended when its key is revoked or expires.
         self._key_streams = key_streams or KeyStreams()
         self._callback_policy = callback_policy or AddressPolicy()
         self._secrets = WebhookSecrets(store.engine)
@@ -156,9 +156,11 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
         deadline = asyncio.get_running_loop().time() + wait_seconds
         latest = created
         updates = self._watch.follow(task_id, lambda: self._store.get(tenant, task_id), deadline)
-        async with contextlib.aclosing(updates):
-            async for latest in updates:  # noqa: B007 - the last one read is the answer
-                pass
+        # As WatchTask's stream: the wait ends, UNAUTHENTICATED, once its key stops working.
+        with self._key_streams.held(current_identity()) as key_ended:
+            async with contextlib.aclosing(updates):
+                async for latest in until_ended(updates, key_ended):  # noqa: B007 - the answer
+                    pass
         return latest.to_proto()
 
     async def GetTask(self, request: tasks_pb2.GetTaskRequest, context: Any) -> tasks_pb2.Task:
