@@ -165,3 +165,41 @@ def test_one_id_alone_prints_the_task_as_before_even_if_it_had_ended(
     assert (printed["id"], printed["status"]) == ("done", "TASK_STATUS_SUCCEEDED")
     assert main(["task", "cancel", "missing"]) == 1
     assert capsys.readouterr().err == "error: NOT_FOUND: task missing not found\n"
+
+
+def test_many_ids_found_queued_or_running_by_a_listing_are_cancelled_without_a_get(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 200 ids: two pages may be listed. The fake lists t1 and t2, then t3 on its second page.
+    others = [f"q{n}" for n in range(196)]
+    given = ["t1", "done", "t2", "t3", *others]
+    calls.seen.clear()
+    assert main(["task", "cancel", *given]) == 0
+    listings = [request for name, request, _ in calls.seen if name == "ListTasks"]
+    assert [(r.status, r.page_token, r.page_size, list(r.label)) for r in listings] == [
+        (tasks_pb2.TASK_STATUS_QUEUED, "", 1000, []),
+        (tasks_pb2.TASK_STATUS_QUEUED, "page2", 1000, []),
+    ]
+    gets = [request.id for name, request, _ in calls.seen if name == "GetTask"]
+    assert sorted(gets) == sorted(["done", *others])  # each once; not the listed ones
+    assert sorted(cancelled_ids(calls)) == sorted(["t1", "t2", "t3", *others])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:4] == [
+        "t1  cancelled",
+        "done  already ended (SUCCEEDED)",
+        "t2  cancelled",
+        "t3  cancelled",
+    ]
+    assert lines[4:-1] == [f"{task_id}  cancelled" for task_id in others]
+    assert lines[-1].startswith("199 cancelled, 1 already ended, 0 not found, 0 failed, of 200 in ")
+
+
+def test_fewer_ids_than_a_listed_page_is_worth_are_each_read_without_a_listing(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    given = [f"q{n}" for n in range(99)]
+    calls.seen.clear()
+    assert main(["task", "cancel", *given]) == 0
+    assert [name for name, _, _ in calls.seen if name == "ListTasks"] == []
+    gets = [request.id for name, request, _ in calls.seen if name == "GetTask"]
+    assert sorted(gets) == sorted(given)

@@ -5,7 +5,9 @@ selection cancels each task with CancelTask, several at a time, waiting out the
 key's rate limit; each task's outcome is a line (with --json a JSON line as it ends),
 then the counts. CancelTask answers a task that had already ended with that task as
 it is, so an already CANCELLED task looks like one cancelled now: a task picked by
-id is first read (GetTask), and one that has ended is reported, not cancelled.
+id is first read (GetTask), and one that has ended is reported, not cancelled,
+unless a listing of queued and running tasks names it (a page of 1,000 read for
+every 100 ids given saves most of those reads when the ids are of unended tasks).
 """
 
 import argparse
@@ -30,6 +32,9 @@ from farm_cli.exit_codes import ExitCode, item_failure
 from farm_cli.retries import RateGate, call_retrying
 
 DEFAULT_CONCURRENCY = 16
+IDS_PER_LISTED_PAGE = 100
+"""A page of queued or running tasks is read for every this many ids given, to skip
+their GetTask: at worst one call more per 100 ids, at best 1,000 fewer."""
 # Listed in this order, a task that starts running between the two listings is in
 # the first; the other order would miss it.
 UNENDED = (tasks_pb2.TASK_STATUS_QUEUED, tasks_pb2.TASK_STATUS_RUNNING)
@@ -129,6 +134,7 @@ def cancel_tasks(args: argparse.Namespace) -> int:
     gate = RateGate()
     with connect() as farm:
         listed = _listed(farm, args.labels, gate) if args.labels else []
+        listed += _unended_among(farm, set(given) - set(listed), gate)
         selected = selection(given, listed)
         outcomes = _cancel_with_progress(farm, selected, gate, args)
     if not args.json:
@@ -156,6 +162,37 @@ def _listed(farm: FarmConnection, labels: Sequence[tuple[str, str]], gate: RateG
         for status in UNENDED
         for task in every_task(farm, list_request(status, labels, page_size=MAX_PAGE_SIZE), gate)
     ]
+
+
+def _unended_among(farm: FarmConnection, given: set[str], gate: RateGate) -> list[str]:
+    """Those of the `given` ids a bounded listing of the queued and running tasks names.
+
+    At most one page per IDS_PER_LISTED_PAGE ids given (none for fewer), newest
+    first: the ids it does not reach are read one by one (GetTask), as before.
+    """
+    pages_left = len(given) // IDS_PER_LISTED_PAGE
+    found: set[str] = set()
+    for status in UNENDED:
+        token = ""
+        while pages_left > 0 and found != given:
+            page = _page(
+                farm, list_request(status, (), page_size=MAX_PAGE_SIZE, page_token=token), gate
+            )
+            found |= given.intersection(task.id for task in page.tasks)
+            pages_left -= 1
+            token = page.next_page_token
+            if not token:
+                break
+    return sorted(found)
+
+
+def _page(
+    farm: FarmConnection, request: tasks_pb2.ListTasksRequest, gate: RateGate
+) -> tasks_pb2.ListTasksResponse:
+    page: tasks_pb2.ListTasksResponse = call_retrying(
+        lambda: farm.call(farm.tasks.ListTasks, request), gate
+    )
+    return page
 
 
 def _cancel_with_progress(
