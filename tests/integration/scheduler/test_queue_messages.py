@@ -11,7 +11,7 @@ import datetime as dt
 import nats
 import pytest
 from nats.js.errors import NotFoundError
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from farm.admin.v1 import admin_pb2
 from farm.tasks.v1 import tasks_pb2
@@ -198,3 +198,38 @@ async def test_a_delete_that_failed_while_nats_was_down_is_retried_once_it_is_ba
         )
     finally:
         await client.close()
+
+
+async def test_a_delete_jetstream_keeps_refusing_holds_up_no_other(
+    hand_run_scheduler: Scheduler, queue: Queue
+) -> None:
+    subject = task_subject(NOWHERE, Priority.NORMAL)
+    refused_task = await hand_run_scheduler.create(region=NOWHERE)
+    refused_sequence = await stored_sequence(queue, subject, refused_task.id)
+    store = hand_run_scheduler.service.store
+    publisher = hand_run_scheduler.service.publisher
+    assert publisher is not None
+    # Kept as after NATS was away: the refused one first, then one whose message is gone.
+    async with store.engine.begin() as connection:
+        for task_id, sequence, minutes_ago in (
+            (refused_task.id, refused_sequence, 2),
+            ("0" * 32, refused_sequence + 1000, 1),
+        ):
+            await connection.execute(
+                insert(deletes).values(
+                    task_id=task_id,
+                    sequence=sequence,
+                    message_id=None,
+                    try_time=utcnow() - dt.timedelta(minutes=minutes_ago),
+                )
+            )
+    info = await queue.js.stream_info(TASK_STREAM)
+    await queue.js.update_stream(dataclasses.replace(info.config, deny_delete=True))
+
+    assert await publisher.queue_messages.retry_pending() == 0  # refused: to the back
+    assert await publisher.queue_messages.retry_pending() == 1  # the other one goes through
+
+    async with store.engine.connect() as connection:
+        kept = (await connection.execute(select(deletes.c.task_id))).scalars().all()
+    assert kept == [refused_task.id]
+    assert await held(queue, refused_sequence)

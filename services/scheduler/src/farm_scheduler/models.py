@@ -287,4 +287,5 @@ class QueueMessageDeleteRow(Base):
     sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     # The Nats-Msg-Id it must carry; NULL: any of the task's (one that ended while queued).
     message_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # When its delete was last tried: the least lately tried is retried first.
+    try_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)

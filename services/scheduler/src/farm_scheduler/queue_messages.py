@@ -24,7 +24,7 @@ import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
-from sqlalchemy import Table, and_, delete, insert, select
+from sqlalchemy import Table, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -36,8 +36,11 @@ from farm_scheduler.records import TaskRecord
 
 log = logging.getLogger(__name__)
 
-NO_MESSAGE_FOUND = 10057
-"""JetStream's err_code for a delete of a sequence the stream no longer holds."""
+DELETE_FAILED = 10057
+"""JetStream's err_code for any delete that failed; its description says why."""
+NOT_THERE = ("no message found", "stream store EOF")
+"""The descriptions of a DELETE_FAILED whose message is not in the stream (others, such
+as "message delete not permitted", are refusals to retry)."""
 RETRY_BATCH = 100
 """Kept deletes retried in one round at most, oldest first."""
 
@@ -80,26 +83,28 @@ class QueueMessages:
         return await self._delete_or_keep(before, before.publish_id)
 
     async def retry_pending(self) -> int:
-        """Retries up to RETRY_BATCH kept deletes, oldest first; how many are settled.
+        """Retries up to RETRY_BATCH kept deletes, least lately tried first; how many settled.
 
-        A round stops at the first that fails again: NATS is still away.
+        A round stops at the first that fails again (NATS is still away), which goes
+        to the back: one that JetStream keeps refusing holds up no other.
         """
         if not self._nc.is_connected:
             return 0
-        query = select(deletes).order_by(deletes.c.create_time).limit(RETRY_BATCH)
+        query = select(deletes).order_by(deletes.c.try_time).limit(RETRY_BATCH)
         async with self._engine.connect() as connection:
             kept = (await connection.execute(query)).mappings().all()
         settled = 0
         for row in kept:
             task_id, sequence, message_id = row["task_id"], row["sequence"], row["message_id"]
-            if await self._delete(task_id, sequence, message_id) is Deleted.FAILED:
-                break
+            this_one = and_(deletes.c.task_id == task_id, deletes.c.sequence == sequence)
+            failed = await self._delete(task_id, sequence, message_id) is Deleted.FAILED
             async with self._engine.begin() as connection:
-                await connection.execute(
-                    delete(deletes).where(
-                        and_(deletes.c.task_id == task_id, deletes.c.sequence == sequence)
+                if failed:
+                    await connection.execute(
+                        update(deletes).where(this_one).values(try_time=utcnow())
                     )
-                )
+                    break
+                await connection.execute(delete(deletes).where(this_one))
             settled += 1
         if settled:
             log.info("settled %d queue message delete(s) held back while NATS was away", settled)
@@ -129,7 +134,7 @@ class QueueMessages:
         except NotFoundError:
             return Deleted.ABSENT  # An agent took it and acked it, or the stream's max age did.
         except APIError as error:
-            if error.err_code == NO_MESSAGE_FOUND:
+            if error.err_code == DELETE_FAILED and error.description in NOT_THERE:
                 return Deleted.ABSENT  # gone since the get, as above
             log.warning("deleting the message of task %s failed: %s", task_id, error)
             return Deleted.FAILED
@@ -144,7 +149,7 @@ class QueueMessages:
             "task_id": task_id,
             "sequence": sequence,
             "message_id": message_id,
-            "create_time": utcnow(),
+            "try_time": utcnow(),
         }
         try:
             async with self._engine.begin() as connection:

@@ -24,7 +24,7 @@ def upgrade() -> None:
         sa.Column("task_id", sa.String(32), primary_key=True),
         sa.Column("sequence", sa.BigInteger(), primary_key=True),
         sa.Column("message_id", sa.String(64), nullable=True),
-        sa.Column("create_time", UtcDateTime(), nullable=False),
+        sa.Column("try_time", UtcDateTime(), nullable=False),
     )
 
 
