@@ -238,7 +238,7 @@ async def test_tasks_answered_from_the_cache_keep_the_task_that_ran(
 async def test_a_cached_task_older_than_its_source_column_keeps_earlier_results(
     scheduler: Scheduler, storage: Storage
 ) -> None:
-    # Answered from the cache before migration 0015: it names no source.
+    # Answered from the cache before migration 0016: it names no source.
     source = await ended(scheduler, SUCCEEDED, LONG_AGO, result=RESULT)
     shared = await stored(storage, source)
     await ended(scheduler, SUCCEEDED, LATELY, cached=True, result=RESULT)

@@ -39,10 +39,10 @@ HAS_CACHE_KEY = text("cache_key <> ''")
 The cache lookup repeats this condition word for word, so that SQLite uses the index.
 """
 HAS_CACHE_SOURCE = text("cache_source <> ''")
-"""Only tasks answered from the cache name a source (a partial index, migration 0015)."""
+"""Only tasks answered from the cache name a source (a partial index, migration 0016)."""
 UNSOURCED_CACHED_SQLITE = text("cached = 1 AND cache_source = ''")
 UNSOURCED_CACHED_POSTGRESQL = text("cached = true AND cache_source = ''")
-"""Tasks answered from the cache before migration 0015, which name no source."""
+"""Tasks answered from the cache before migration 0016, which name no source."""
 _HAS_CLOSE_TIME = text("close_time IS NOT NULL")
 # The republisher's queries, `published = false` and `dead_letter_pending = true`,
 # as each dialect writes them.
@@ -207,7 +207,7 @@ class TaskRow(Base):
     # Whether the task was answered from the result cache instead of run.
     cached: Mapped[bool] = mapped_column(Boolean, server_default=false())
     # With `cached`: the id of the task whose result (and artifacts) it shares; "" for
-    # any other task, and for cached tasks older than the column (migration 0015).
+    # any other task, and for cached tasks older than the column (migration 0016).
     cache_source: Mapped[str] = mapped_column(String(32), server_default="")
     # Whether the task's callback is still to be delivered (set at creation when the spec
     # has a callback URL, again by a requeue); the sender takes it once the task is final.

@@ -2,7 +2,7 @@
 
 A task may go once it ended before the cutoff, unless a task that is kept shares
 its result (a cached task names it as `cache_source`, or a cached task of its
-tenant from before migration 0015 ended after it), its result may still answer
+tenant from before migration 0016 ended after it), its result may still answer
 the cache (it has a cache key and ended less than the longest cache time ago), or
 its dead letter is still to be published. A cached task owns no artifacts (they
 are its source's), so deleting it deletes none.

@@ -6,8 +6,8 @@ before this migration name none: the sweep keeps every task of their tenant that
 ended before them until they are gone (a second partial index finds them, and
 empties as they age out). Closed sessions are found by their close time.
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-07
 """
 
@@ -19,8 +19,8 @@ from sqlalchemy import text
 
 from farm_core import migration_ops
 
-revision: str = "0015"
-down_revision: str | None = "0014"
+revision: str = "0016"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
