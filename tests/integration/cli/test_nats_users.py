@@ -4,8 +4,9 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
+from typing import cast
 
 import nats
 import nats.errors
@@ -14,6 +15,7 @@ from nats.aio.client import Client
 from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from farm.queue.v1 import queue_pb2
 from farm_cli.launcher import infra
@@ -25,6 +27,12 @@ from farm_cli.launcher.nats_users import (
     write_server_config,
 )
 from farm_cli.launcher.processes import ManagedProcess, free_ports, wait_until
+from farm_core.artifact_expiry import (
+    ARTIFACTS_EXPIRE_SUBJECT,
+    ArtifactOwner,
+    decode_answer,
+    encode_expiry,
+)
 from farm_core.key_revocations import (
     REVOKED_KEYS_BUCKET,
     KeyRevocationWatch,
@@ -48,7 +56,9 @@ from farm_core.revocation_watch import RevocationWatch, revocations_bucket
 from farm_core.revocations import REVOKED_CREDENTIALS_BUCKET, RevokedCredentials
 from farm_core.sessions import SESSIONS_BUCKET, closed_subject, read_route, sessions_bucket
 from farm_core.shared_buckets import cancel_bucket
+from farm_storage.blobs import BlobStore
 from farm_storage.ended_tasks import EndedTasks, TaskEnded
+from farm_storage.expiry import ArtifactExpiry
 from farm_storage.nats_connection import StorageNats
 from tests.helpers import assert_eventually
 from tests.integration.cli.nats_denials import Denials
@@ -351,3 +361,33 @@ async def test_storage_started_before_the_scheduler_waits_for_its_bucket_quietly
         await ended_tasks.close()
         await nats.close()
     assert [record.message for record in caplog.records if record.levelno >= logging.WARNING] == []
+
+
+class CountingExpiry(ArtifactExpiry):
+    """Storage's answering of artifact expiries, without the SQL and S3 it would delete from."""
+
+    async def expire(self, owners: Sequence[ArtifactOwner]) -> int:
+        return len(owners)
+
+
+async def test_storage_answers_the_schedulers_artifact_expiries(
+    farm_nats: Farm, scheduler: Client
+) -> None:
+    connection = StorageNats(farm_nats.access("storage"))
+    connection.start()
+    expiry = CountingExpiry(connection, cast(AsyncEngine, None), cast(BlobStore, None))
+    expiry.start()
+    owners = [ArtifactOwner("acme", "0123abcd")]
+
+    async def answered() -> bool:
+        try:
+            reply = await scheduler.request(ARTIFACTS_EXPIRE_SUBJECT, encode_expiry(owners), 1)
+        except (nats.errors.NoRespondersError, TimeoutError):
+            return False  # not subscribed yet
+        return decode_answer(reply.data) == 1
+
+    try:
+        await assert_eventually(answered, within=10, message="storage never answered")
+    finally:
+        await expiry.close()
+        await connection.close()

@@ -8,17 +8,19 @@ import grpc
 import pytest
 
 from farm.storage.v1 import artifacts_pb2, baselines_pb2, ingest_pb2, profiles_pb2
-from farm.tasks.v1 import tasks_pb2
-from tests.helpers import grant_for
-from tests.integration.storage.conftest import RPC_TIMEOUT, Metadata, Storage, agent_token, token
+from tests.integration.storage.conftest import RPC_TIMEOUT, Metadata, Storage, token
+from tests.integration.storage.saved_calls import (
+    KEY,
+    PNG_A,
+    PNG_B,
+    agent,
+    baseline_image,
+    create_baseline,
+    granted,
+)
 
 pytestmark = pytest.mark.integration
 
-PNG_A = b"\x89PNG\r\n\x1a\n" + b"a" * 100
-PNG_B = b"\x89PNG\r\n\x1a\n" + b"b" * 120
-KEY = ingest_pb2.BaselineKey(
-    name="home", url="https://shop.example/", viewport=tasks_pb2.Viewport(width=1280, height=800)
-)
 STATE = json.dumps(
     {
         "cookies": [{"name": "sid", "value": "s3cret", "domain": "shop.example", "path": "/"}],
@@ -27,21 +29,6 @@ STATE = json.dumps(
         ],
     }
 ).encode()
-
-
-def agent(tenant: str) -> Metadata:
-    """An agent's identity acting for `tenant`."""
-    return agent_token(tenant)
-
-
-def granted(tenant: str) -> str:
-    """The scheduler's grant of a task of `tenant`, which the agent shows on each call."""
-    return grant_for(
-        "task-compared",
-        tenant,
-        profiles=("checkout-user", "p1", "signed-in", "big", "not-json", "../escape"),
-        baselines=(KEY.name,),
-    )
 
 
 def user(tenant: str) -> Metadata:
@@ -63,28 +50,6 @@ async def screenshot(storage: Storage, data: bytes, content_type: str = "image/p
         metadata=agent(storage.tenant),
     )
     return uploaded.artifact.id
-
-
-async def create_baseline(
-    storage: Storage, artifact_id: str, tenant: str = ""
-) -> ingest_pb2.CreateBaselineResponse:
-    response: ingest_pb2.CreateBaselineResponse = await storage.ingest.CreateBaseline(
-        ingest_pb2.CreateBaselineRequest(
-            key=KEY, artifact_id=artifact_id, grant=granted(tenant or storage.tenant)
-        ),
-        metadata=agent(tenant or storage.tenant),
-        timeout=RPC_TIMEOUT,
-    )
-    return response
-
-
-async def baseline_image(storage: Storage, tenant: str = "") -> ingest_pb2.GetBaselineImageResponse:
-    response: ingest_pb2.GetBaselineImageResponse = await storage.ingest.GetBaselineImage(
-        ingest_pb2.GetBaselineImageRequest(key=KEY, grant=granted(tenant or storage.tenant)),
-        metadata=agent(tenant or storage.tenant),
-        timeout=RPC_TIMEOUT,
-    )
-    return response
 
 
 async def test_the_first_screenshot_of_a_key_becomes_its_baseline_and_later_ones_do_not(

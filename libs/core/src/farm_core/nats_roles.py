@@ -3,7 +3,8 @@
 The core services (scheduler, auth) own the streams and hold what can mint an
 identity or change a task's state, so NATS rules would not narrow them: they may
 use every subject. A storage replica only publishes its audit records, asks the
-schedulers to drop the cached results of the artifacts it deletes, and reads the
+schedulers to drop the cached results of the artifacts it deletes, answers the
+schedulers' requests to delete the artifacts of tasks past retention, and reads the
 revoked credentials auth publishes. An agent
 (the least trusted host: it runs any web page) may take tasks of FARM_TASKS, report
 events, use the key-value buckets of its work, read the revoked API keys (to end
@@ -24,6 +25,7 @@ from typing import Any
 from nats.js.api import DEFAULT_PREFIX
 
 from farm_core.artifact_deletions import ARTIFACTS_DELETED_SUBJECT
+from farm_core.artifact_expiry import ARTIFACTS_EXPIRE_SUBJECT
 from farm_core.breakers import BREAKERS_BUCKET
 from farm_core.key_revocations import REVOKED_KEYS_BUCKET
 from farm_core.nats_access import inbox_prefix
@@ -164,6 +166,7 @@ def agent_permissions(agent_id: str, user: str | None = None) -> NatsPermissions
 def storage_permissions(user: str) -> NatsPermissions:
     """What a storage replica (NATS user `user`) may do: audit records, artifact deletions.
 
+    It answers the schedulers' artifact expiries (farm_core.artifact_expiry).
     It also watches the revoked credentials (read only: auth makes and writes the bucket)
     and looks up cancelled tasks (read only: the scheduler makes and writes the bucket).
     """
@@ -175,7 +178,9 @@ def storage_permissions(user: str) -> NatsPermissions:
             *bucket_reads(REVOKED_CREDENTIALS_BUCKET),
             *bucket_reads(CANCEL_BUCKET),
         ),
-        subscribe=(f"{inbox_prefix(user)}.>",),
+        # The scheduler's requests to delete the artifacts of tasks past retention, answered.
+        subscribe=(f"{inbox_prefix(user)}.>", ARTIFACTS_EXPIRE_SUBJECT),
+        allow_responses=True,
     )
 
 

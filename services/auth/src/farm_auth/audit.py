@@ -23,12 +23,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from farm.audit.v1 import audit_pb2
 from farm_auth.audit_log import AuditLog
 from farm_core.cancel import cancel_and_wait
-from farm_core.db import utcnow
 from farm_core.nats_access import NatsAccess
 from farm_core.nats_link import NatsLink
-from farm_core.periodic import Periodic
 from farm_core.queue import AUDIT_STREAM, ensure_audit_stream, fetch_batch, settle
 from farm_core.request_text import scrub_nul
+from farm_core.retention import retention_loop
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,6 @@ DURABLE_NAME = "auth-audit"
 FETCH_BATCH = 256
 FETCH_WAIT_SECONDS = 2.0
 RETRY_SECONDS = 1.0
-PURGE_EVERY_SECONDS = 3600.0
 
 
 class AuditWriter:
@@ -57,16 +55,8 @@ class AuditWriter:
         self._nats = NatsLink(nats, DURABLE_NAME)
         self._replicas = replicas
         self._writing: asyncio.Task[None] | None = None
-        self._purging = (
-            Periodic(
-                "auth-audit-purge",
-                functools.partial(self._purge, dt.timedelta(days=retention_days)),
-                PURGE_EVERY_SECONDS,
-                survives=(SQLAlchemyError, OSError),
-                first_round_at_once=True,
-            )
-            if retention_days
-            else None
+        self._purging = retention_loop(
+            "auth-audit-purge", self._purge, retention_days, survives=(SQLAlchemyError, OSError)
         )
 
     def start(self) -> None:
@@ -127,10 +117,10 @@ class AuditWriter:
         for message in parsed:
             await settle(message.ack(), "an audit record")
 
-    async def _purge(self, retention: dt.timedelta) -> None:
-        deleted = await self._log.purge(utcnow() - retention)
+    async def _purge(self, cutoff: dt.datetime) -> None:
+        deleted = await self._log.purge(cutoff)
         if deleted:
-            log.info("deleted %d audit records older than %s", deleted, retention)
+            log.info("deleted %d audit records older than %s", deleted, cutoff)
 
 
 async def _subscribe(

@@ -27,10 +27,13 @@ async def answered_from_cache(
         lookups_skipped.inc()
         return None
     since = queued.create_time - dt.timedelta(seconds=spec.cache_ttl_seconds)
-    result = await latest_cached_result(connection, queued.tenant, queued.cache_key, since)
-    if result is None:
+    found = await latest_cached_result(connection, queued.tenant, queued.cache_key, since)
+    if found is None:
         return None
+    source, result = found
     state = TaskState(
         status=tasks_pb2.TASK_STATUS_SUCCEEDED, finish_time=queued.create_time, result=result
     )
-    return dataclasses.replace(queued, state=state, published=True, cached=True)
+    return dataclasses.replace(
+        queued, state=state, published=True, cached=True, cache_source=source
+    )

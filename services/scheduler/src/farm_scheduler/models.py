@@ -38,6 +38,12 @@ HAS_CACHE_KEY = text("cache_key <> ''")
 
 The cache lookup repeats this condition word for word, so that SQLite uses the index.
 """
+HAS_CACHE_SOURCE = text("cache_source <> ''")
+"""Only tasks answered from the cache name a source (a partial index, migration 0016)."""
+UNSOURCED_CACHED_SQLITE = text("cached = 1 AND cache_source = ''")
+UNSOURCED_CACHED_POSTGRESQL = text("cached = true AND cache_source = ''")
+"""Tasks answered from the cache before migration 0016, which name no source."""
+_HAS_CLOSE_TIME = text("close_time IS NOT NULL")
 # The republisher's queries, `published = false` and `dead_letter_pending = true`,
 # as each dialect writes them.
 _UNPUBLISHED_SQLITE = text("published = 0")
@@ -107,6 +113,20 @@ class TaskRow(Base):
             "finish_time",
             sqlite_where=HAS_CACHE_KEY,
             postgresql_where=HAS_CACHE_KEY,
+        ),
+        # The retention sweep: whether a kept task shares a task's result.
+        Index(
+            "ix_tasks_cache_source",
+            "cache_source",
+            sqlite_where=HAS_CACHE_SOURCE,
+            postgresql_where=HAS_CACHE_SOURCE,
+        ),
+        Index(
+            "ix_tasks_unsourced_cached",
+            "tenant",
+            "finish_time",
+            sqlite_where=UNSOURCED_CACHED_SQLITE,
+            postgresql_where=UNSOURCED_CACHED_POSTGRESQL,
         ),
         Index(
             "ix_tasks_dead_letter_pending",
@@ -186,6 +206,9 @@ class TaskRow(Base):
     cache_key: Mapped[str] = mapped_column(String(64), server_default="")
     # Whether the task was answered from the result cache instead of run.
     cached: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # With `cached`: the id of the task whose result (and artifacts) it shares; "" for
+    # any other task, and for cached tasks older than the column (migration 0016).
+    cache_source: Mapped[str] = mapped_column(String(32), server_default="")
     # Whether the task's callback is still to be delivered (set at creation when the spec
     # has a callback URL, again by a requeue); the sender takes it once the task is final.
     callback_pending: Mapped[bool] = mapped_column(Boolean, server_default=false())
@@ -255,6 +278,13 @@ class SessionRow(Base):
     __table_args__ = (
         Index("ix_sessions_tenant_create_time_id", "tenant", "create_time", "id"),
         Index("ix_sessions_state_agent", "state", "agent_id"),
+        # The retention sweep's closed sessions.
+        Index(
+            "ix_sessions_close_time",
+            "close_time",
+            sqlite_where=_HAS_CLOSE_TIME,
+            postgresql_where=_HAS_CLOSE_TIME,
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

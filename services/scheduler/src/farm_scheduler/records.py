@@ -49,6 +49,8 @@ class TaskRecord:
     """The W3C traceparent of the call that created it ("" untraced): its trace's root here."""
     cached: bool = False
     """Whether it was answered from the result cache (it never ran)."""
+    cache_source: str = ""
+    """With `cached`: the task whose result it shares (artifacts and all)."""
     cache_key: str = ""
     """Its spec's result_cache.cache_key, worked out once when it is created."""
     callback_pending: bool = False
@@ -214,6 +216,7 @@ def record_from_row(
         tenant_max_artifact_bytes=values["tenant_max_artifact_bytes"] or 0,
         trace_parent=values["trace_parent"],
         cached=values["cached"],
+        cache_source=values["cache_source"],
         cache_key=values["cache_key"],
         callback_pending=values["callback_pending"],
         callback_attempts=callback_attempts,
@@ -277,6 +280,7 @@ def row_values(
         # cache's age of a result is always that of the run which made it.
         "cache_key": "" if record.cached else record.cache_key,
         "cached": record.cached,
+        "cache_source": record.cache_source,
         "callback_pending": record.callback_pending,
         "routed_region": record.routed_region,
         "route_pending": record.route_pending,

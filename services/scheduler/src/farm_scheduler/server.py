@@ -36,6 +36,7 @@ from farm_scheduler.fleet import Fleet
 from farm_scheduler.grants import Grants
 from farm_scheduler.heartbeats import Heartbeats
 from farm_scheduler.publisher import Republisher, TaskPublisher
+from farm_scheduler.retention import TaskRetention
 from farm_scheduler.routing.fallback import RegionFallback
 from farm_scheduler.routing.router import RegionRouter
 from farm_scheduler.routing.rules import parse_rules
@@ -104,6 +105,7 @@ class SchedulerService:
         self._fleet: Fleet | None = None
         self._republisher: Republisher | None = None
         self._sweeper: DeadlineSweeper | None = None
+        self._retention: TaskRetention | None = None
         self._fallback: RegionFallback | None = None
         self._sessions = SessionStore(self._store.engine)
         self._cache_eviction = CacheEviction(self._store.engine)
@@ -136,6 +138,11 @@ class SchedulerService:
     def sweeper(self) -> DeadlineSweeper | None:
         """The loop that fails tasks still queued at their deadline (once started)."""
         return self._sweeper
+
+    @property
+    def retention(self) -> TaskRetention | None:
+        """The retention sweep, once started."""
+        return self._retention
 
     @property
     def fallback(self) -> RegionFallback | None:
@@ -203,6 +210,14 @@ class SchedulerService:
                 settings.deadline_sweep_interval_seconds,
             )
             self._sweeper.start()
+            self._retention = TaskRetention(
+                self._store.engine,
+                nc,
+                settings.task_retention_days,
+                settings.retention_batch_size,
+                settings.retention_artifacts_timeout_seconds,
+            )
+            self._retention.start()
             self._fallback = RegionFallback(
                 self._store,
                 self._publisher,
@@ -341,7 +356,13 @@ class SchedulerService:
         await self._consumer.stop(grace_seconds)
         if self._session_events is not None:
             await self._session_events.stop(grace_seconds)
-        loops = (self._republisher, self._sweeper, self._fallback, self._session_sweeper)
+        loops = (
+            self._republisher,
+            self._sweeper,
+            self._retention,
+            self._fallback,
+            self._session_sweeper,
+        )
         for loop in (*loops, self._fleet_gauges):
             if loop is not None:
                 await loop.stop()

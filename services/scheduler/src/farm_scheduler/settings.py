@@ -55,6 +55,25 @@ class SchedulerSettings(FarmSettings):
         description="How long an idempotency key names its first task; after that the same "
         "key creates a new task.",
     )
+    task_retention_days: int = Field(
+        default=30,
+        ge=0,
+        description="How long ended tasks (and closed sessions) are kept, with their attempts "
+        "and artifacts, after they ended (checked hourly); 0 keeps them for ever.",
+    )
+    retention_batch_size: int = Field(
+        default=100,
+        ge=1,
+        le=10000,
+        description="How many ended tasks (or closed sessions) the retention sweep deletes "
+        "in one transaction; it goes on batch after batch until none is left.",
+    )
+    retention_artifacts_timeout_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long the retention sweep waits for storage to delete one batch's "
+        "artifacts; without an answer the batch is kept and tried on the next pass.",
+    )
     deadline_sweep_interval_seconds: float = Field(
         default=1.0,
         gt=0,

@@ -29,7 +29,7 @@ _QUEUED_COUNT = select(func.count()).where(
     tasks.c.tenant == bindparam("tenant"), tasks.c.status == STATUS_QUEUED
 )
 _LATEST_CACHED_RESULT = (
-    select(tasks.c.result)
+    select(tasks.c.id, tasks.c.result)
     .where(
         tasks.c.tenant == bindparam("tenant"),
         tasks.c.cache_key == bindparam("key"),
@@ -176,14 +176,14 @@ async def queued_count(connection: AsyncConnection, tenant: str) -> int:
 
 async def latest_cached_result(
     connection: AsyncConnection, tenant: str, key: str, since: dt.datetime
-) -> bytes | None:
-    """The serialized result of the tenant's latest success of cache key `key` since `since`.
+) -> tuple[str, bytes] | None:
+    """The id and serialized result of the tenant's latest success of cache key `key` since `since`.
 
     None if there is none; tasks answered from the cache have no key, so never count.
     """
     values = {"tenant": tenant, "key": key, "since": since}
-    result = (await connection.execute(_LATEST_CACHED_RESULT, values)).scalar_one_or_none()
-    return None if result is None else bytes(result)
+    row = (await connection.execute(_LATEST_CACHED_RESULT, values)).first()
+    return None if row is None else (str(row.id), bytes(row.result))
 
 
 async def save_history(

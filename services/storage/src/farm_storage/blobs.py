@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import urllib3
 from minio import Minio
+from minio.deleteobjects import DeleteObject
 from minio.error import InvalidResponseError, S3Error, ServerError
 from minio.helpers import MAX_PART_SIZE
 from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
@@ -132,6 +133,26 @@ class BlobStore:
     async def remove(self, key: str) -> None:
         """Deletes the object at `key`; nothing happens if there is none."""
         await self._request("RemoveObject", self._client.remove_object, self._bucket, key)
+
+    async def remove_under(self, prefix: str) -> int:
+        """Deletes every object whose key starts with `prefix`; how many there were."""
+        return await self._request("RemoveObjects", self._remove_under, prefix)
+
+    def _remove_under(self, prefix: str) -> int:
+        keys = [
+            DeleteObject(found.object_name)
+            for found in self._client.list_objects(self._bucket, prefix=prefix, recursive=True)
+            if found.object_name
+        ]
+        if keys:
+            # One DeleteObjects request per 1000 keys; the client yields only the failures.
+            failures = list(self._client.remove_objects(self._bucket, keys))
+            if failures:
+                raise Unavailable(
+                    f"S3 kept {len(failures)} of {len(keys)} objects under {prefix!r}: "
+                    f"{failures[0].code}: {failures[0].message}"
+                )
+        return len(keys)
 
     async def _request(self, operation: str, function: Callable[..., T], *args: object) -> T:
         """`_call`, its failure (or S3 answering after failures) logged by the outage log."""

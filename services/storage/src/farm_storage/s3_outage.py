@@ -15,7 +15,7 @@ from prometheus_client import Counter
 
 log = logging.getLogger(__name__)
 
-OPERATIONS = ("PutObject", "GetObject", "RemoveObject")
+OPERATIONS = ("PutObject", "GetObject", "RemoveObject", "RemoveObjects")
 """The S3 operations storage calls once it serves (the `operation` label's values)."""
 
 s3_failures_total = Counter(

@@ -17,6 +17,7 @@ from farm_storage.baselines import BaselineLibrary
 from farm_storage.blobs import BlobStore
 from farm_storage.cache_eviction import CacheEviction
 from farm_storage.ended_tasks import EndedTasks
+from farm_storage.expiry import ArtifactExpiry
 from farm_storage.gauges import StorageGauges
 from farm_storage.grant_names import GrantNameCheck
 from farm_storage.library import ArtifactLibrary
@@ -53,6 +54,7 @@ class StorageService:
         self._eviction = CacheEviction(self._nats, settings.cache_eviction_timeout_seconds)
         self._ended_tasks = EndedTasks(self._nats)
         self._library = ArtifactLibrary(self._store, self._blobs, self._eviction, self._ended_tasks)
+        self._expiry = ArtifactExpiry(self._nats, self._store.engine, self._blobs)
         self._gauges = StorageGauges(self._store, settings.gauges_interval_seconds)
         self._baselines = BaselineLibrary(
             BaselineTable(self._store.engine, settings.max_baselines_per_tenant),
@@ -72,6 +74,7 @@ class StorageService:
             self._gauges.start()
             self._nats.start()
             self._ended_tasks.start()
+            self._expiry.start()
         except BaseException:
             await self.close()
             raise
@@ -101,6 +104,7 @@ class StorageService:
     async def close(self) -> None:
         await self._gauges.stop()
         await self._ended_tasks.close()
+        await self._expiry.close()
         await self._nats.close()
         await self._blobs.close()
         await self._store.close()

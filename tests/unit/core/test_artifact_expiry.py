@@ -1,0 +1,42 @@
+"""The artifact expiry request: owners round-trip, and nothing outside a task's keys is named."""
+
+import json
+
+import pytest
+
+from farm_core.artifact_expiry import (
+    ArtifactOwner,
+    decode_answer,
+    decode_expiry,
+    encode_answer,
+    encode_expiry,
+)
+
+
+def test_owners_and_answers_round_trip() -> None:
+    owners = [ArtifactOwner("acme", "0123abcd"), ArtifactOwner("acme", "ses_00ff")]
+
+    assert decode_expiry(encode_expiry(owners)) == owners
+    assert decode_answer(encode_answer(3)) == 3
+
+
+@pytest.mark.parametrize(
+    "owner",
+    [
+        ["acme", "_baselines"],
+        ["acme", "_profiles"],
+        ["acme", "task/../other"],
+        ["acme/x", "task"],
+        ["", "task"],
+        ["acme"],
+        ["acme", 7],
+    ],
+)
+def test_an_owner_that_could_name_other_keys_is_refused(owner: list[object]) -> None:
+    with pytest.raises(ValueError):
+        decode_expiry(json.dumps({"owners": [owner]}).encode())
+
+
+def test_a_failed_answer_is_an_error_naming_why() -> None:
+    with pytest.raises(ValueError, match="S3 is unavailable"):
+        decode_answer(encode_answer(0, "S3 is unavailable"))
