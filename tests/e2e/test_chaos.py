@@ -32,7 +32,6 @@ a message that names the outage and the setting. They store nothing the others d
 import asyncio
 import contextlib
 import datetime as dt
-import os
 import secrets
 import signal
 import time
@@ -375,21 +374,3 @@ async def test_storage_down_past_the_window_fails_the_task_saying_so(
     assert f"{OUTAGE_SECONDS} s is the longest outage" in message
     assert "FARM_AGENT_UPLOAD_OUTAGE_SECONDS" in message, message
     assert upload_retries(storage_down, task_id) > OLD_TRIES
-
-
-@pytest.mark.timeout(150)
-async def test_a_scheduler_sent_sigterm_by_hand_is_restarted_and_serves_tasks(
-    chaos_farm: LocalFarm, http: httpx.AsyncClient, site: Site
-) -> None:
-    first_pid = chaos_farm.process("scheduler").pid
-    # Not `farm down` nor the launcher: someone else's SIGTERM, by PID. It drains, exits 0.
-    os.kill(first_pid, signal.SIGTERM)
-
-    def back_up() -> bool:
-        process = chaos_farm.process("scheduler")
-        return process.pid != first_pid and chaos_farm.phase("scheduler") is Phase.UP
-
-    await until(back_up, within=90, message="the scheduler was not started again")
-    assert chaos_farm.supervisor.restarts("scheduler") >= 1
-    task_id = await create(http, site.url(f"/?sigterm={secrets.token_hex(4)}"))
-    assert (await final(http, task_id))["status"] == "TASK_STATUS_SUCCEEDED"
