@@ -25,8 +25,9 @@ stopped for real (its connections refused, so every upload try fails at once wit
 UNAVAILABLE) while a screenshot task with maxAttempts 1 finishes its page: the agent
 holds the result and keeps retrying the upload. Started again within the window, the
 task succeeds on its one attempt; kept down past it, the task fails UPLOAD_FAILED with
-a message that names the outage and the setting. They store nothing the others do not
-(database_neutral).
+a message that names the outage and the setting. Meanwhile the task says why it stays
+RUNNING (`statusMessage`: `waiting for storage: …; retrying`) and its agent warns once.
+They store nothing the others do not (database_neutral).
 """
 
 import asyncio
@@ -37,6 +38,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from typing import Any
 
 import grpc
 import httpx
@@ -57,6 +59,7 @@ from tests.e2e.chaos import (
     QUICK_RESTARTS,
     Batch,
     EventLog,
+    agent_log_count,
     create,
     final,
     kill_and_hold,
@@ -346,10 +349,25 @@ async def test_a_short_storage_outage_does_not_spend_the_tasks_attempt(
         interval=0.2,
         message="the agent did not keep retrying the upload",
     )
+    # The user sees why the task stays RUNNING (it looked like a hang).
+    waiting: dict[str, Any] = {}
+
+    async def noted() -> bool:
+        nonlocal waiting
+        waiting = await task_of(http, task_id)
+        return bool(waiting.get("statusMessage"))
+
+    await assert_eventually(noted, within=30, interval=0.2, message=lambda: f"no note: {waiting}")
+    assert waiting["status"] == "TASK_STATUS_RUNNING", waiting
+    assert waiting["statusMessage"].startswith("waiting for storage: storage unavailable"), waiting
+    assert waiting["statusMessage"].endswith("; retrying"), waiting
     storage_down.start_process("storage")
 
     task = await final(http, task_id)
     assert task["status"] == "TASK_STATUS_SUCCEEDED", task
+    assert "statusMessage" not in task or task["statusMessage"] == "", task
+    warned = rf"task {task_id} attempt 1 is waiting for storage: [^\n]*; retrying until"
+    assert agent_log_count(storage_down, warned) == 1
     assert task["attempts"] == 1
     assert [record["attempt"] for record in task.get("attemptHistory", [])] in ([], [1])
     [artifact] = task["result"]["artifacts"]

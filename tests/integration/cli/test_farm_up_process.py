@@ -95,7 +95,7 @@ def test_farm_up_restarts_a_killed_process_and_sigterm_stops_everything(
         interval=0.1,
         message="nats was not restarted",
     )
-    assert "nats died (signal 9); restarting in 1 s" in output_of(farm_home)
+    assert "nats died (SIGKILL); restarting in 1 s" in output_of(farm_home)
     pids = pid_files(farm_home)
     assert set(pids) == {"nats", "seaweedfs", "envoy"}
     processes = [psutil.Process(pid) for pid in pids.values()]

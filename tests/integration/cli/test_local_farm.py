@@ -150,7 +150,7 @@ async def test_killed_nats_is_restarted_on_its_port_with_its_stream(
     assert await first_message_of_the_stream(farm.nats_access("scheduler"), "KILLED") == b"kept"
     died = next(line for line in reports.since(mark) if line.startswith("nats died"))
     assert died.startswith(
-        f"nats died (signal 9); restarting in 1 s; last lines of {farm.log_dir / 'nats.log'}"
+        f"nats died (SIGKILL); restarting in 1 s; last lines of {farm.log_dir / 'nats.log'}"
     )
 
 

@@ -6,6 +6,7 @@ the signals.
 """
 
 import json
+import os
 import signal
 from collections.abc import Iterator
 from dataclasses import replace
@@ -88,7 +89,7 @@ async def test_a_killed_agent_is_restarted_with_doubling_delays_and_a_fresh_pid_
     first_pid = farm.process("agent-2").pid
     farm.kill("agent-2", signal.SIGKILL)
     await assert_eventually(lambda: console.has("agent-2 back up"), within=20)
-    assert console.has("agent-2 died (signal 9); restarting in 0.5 s")
+    assert console.has("agent-2 died (SIGKILL); restarting in 0.5 s")
     second_pid = farm.process("agent-2").pid
     assert second_pid != first_pid
     assert not running(first_pid)
@@ -99,7 +100,7 @@ async def test_a_killed_agent_is_restarted_with_doubling_delays_and_a_fresh_pid_
     # Down again before it counted as healthy: the next wait doubles.
     farm.kill("agent-2", signal.SIGKILL)
     await assert_eventually(lambda: len(starts(stand_ins, "agent-2")) == 3, within=20)
-    assert console.has("agent-2 died (signal 9); restarting in 1 s")
+    assert console.has("agent-2 died (SIGKILL); restarting in 1 s")
     await assert_eventually(lambda: farm.phase("agent-2") is Phase.UP, within=20)
     assert farm.supervisor.restarts("agent-2") == 2
     assert starts(stand_ins, "agent-1") == [farm.process("agent-1").pid]
@@ -135,28 +136,53 @@ async def test_an_agent_that_exits_zero_after_a_drain_stays_down_until_started(
     assert len(starts(stand_ins, "agent-1")) == 2
 
 
-async def test_a_service_that_stopped_by_itself_stays_named_down_by_its_pid_file(
-    farm: LocalFarm,
+async def test_a_service_sent_sigterm_by_hand_comes_back_with_a_new_pid(
+    farm: LocalFarm, console: Console, stand_ins: Path
+) -> None:
+    first_pid = farm.process("storage").pid
+    # Someone else's SIGTERM, by PID: the stand-in exits 0, as a service does.
+    os.kill(first_pid, signal.SIGTERM)
+    await assert_eventually(lambda: console.has("storage back up"), within=20)
+    assert console.has(
+        "storage stopped without the launcher asking (exit code 0); restarting in 0.5 s"
+    )
+    new_pid = farm.process("storage").pid
+    assert new_pid != first_pid
+    assert starts(stand_ins, "storage") == [first_pid, new_pid]
+    assert pid_file(farm, "storage") == new_pid
+    assert grpc_serving(f"127.0.0.1:{farm.config.ports.storage}")
+
+
+async def test_a_service_down_until_its_restart_is_named_by_its_pid_file(
+    services_config: FarmConfig,
     console: Console,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    storage_pid = farm.process("storage").pid
-    farm.process("storage").signal(signal.SIGTERM)
-    await assert_eventually(lambda: farm.phase("storage") is Phase.ENDED, within=20)
-    assert console.has("storage stopped by itself (exit code 0); not restarting it")
-    assert pid_file(farm, "storage") == storage_pid
-    # What `farm status` reads: storage is the one part down.
-    assert [str(part) for part in not_running(farm.run_dir)] == [
-        f"storage: not running (pid {storage_pid} exited)"
-    ]
-    # `farm status` of this FARM_HOME names it, though the stand-ins cannot give a status.
-    monkeypatch.delenv("FARM_URL", raising=False)
-    monkeypatch.delenv("FARM_API_KEY", raising=False)
-    monkeypatch.setenv("FARM_HOME", str(farm.home))
-    assert main(["status"]) != 0
-    shown = capsys.readouterr().err.splitlines()
-    assert f"  storage: not running (pid {storage_pid} exited)" in shown
+    farm = LocalFarm(
+        replace(services_config, restart_policy=RestartPolicy(first_delay=30)),
+        report=console.append,
+    )
+    farm.start()
+    try:
+        farm.start_supervisor(interval=0.05)
+        storage_pid = farm.process("storage").pid
+        farm.process("storage").signal(signal.SIGTERM)
+        await assert_eventually(lambda: farm.phase("storage") is Phase.WAITING, within=20)
+        assert pid_file(farm, "storage") == storage_pid
+        # What `farm status` reads: storage is the one part down.
+        assert [str(part) for part in not_running(farm.run_dir)] == [
+            f"storage: not running (pid {storage_pid} exited)"
+        ]
+        # `farm status` of this FARM_HOME names it, though the stand-ins cannot give a status.
+        monkeypatch.delenv("FARM_URL", raising=False)
+        monkeypatch.delenv("FARM_API_KEY", raising=False)
+        monkeypatch.setenv("FARM_HOME", str(farm.home))
+        assert main(["status"]) != 0
+        shown = capsys.readouterr().err.splitlines()
+        assert f"  storage: not running (pid {storage_pid} exited)" in shown
+    finally:
+        farm.stop()
 
 
 async def test_stopping_the_farm_during_a_backoff_cancels_the_restart(
@@ -169,7 +195,7 @@ async def test_stopping_the_farm_during_a_backoff_cancels_the_restart(
         farm.start_supervisor(interval=0.05)
         farm.kill("scheduler", signal.SIGKILL)
         await assert_eventually(lambda: farm.phase("scheduler") is Phase.WAITING, within=10)
-        assert console.has("scheduler died (signal 9); restarting in 30 s")
+        assert console.has("scheduler died (SIGKILL); restarting in 30 s")
     finally:
         farm.stop()
     assert len(starts(stand_ins, "scheduler")) == 1

@@ -4,6 +4,7 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 
+import grpc
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
@@ -21,6 +22,7 @@ from tests.integration.scheduler.conftest import (
     Scheduler,
     StartScheduler,
     backdate,
+    rpc_error,
     stored_spec,
 )
 from tests.tcp_link import CuttableLink
@@ -67,6 +69,31 @@ async def test_task_accepted_while_nats_is_unreachable_is_published_later(
     assert await queue.subjects() == {task_subject("", Priority.NORMAL): 1}
     message = await queue.js.get_last_msg(TASK_STREAM, task_subject("", Priority.NORMAL))
     assert (message.headers or {}).get("Nats-Msg-Id") == task.id
+
+
+async def test_run_task_while_nats_is_stopped_fails_at_once_naming_the_queue(
+    fresh_nats_server: NatsServer, start_scheduler: StartScheduler
+) -> None:
+    scheduler = await start_scheduler(NATS_URL=fresh_nats_server.url)
+    publisher = scheduler.service.publisher
+    assert publisher is not None
+    # The real nats-server, stopped by its PID (SIGTERM).
+    fresh_nats_server.process.stop(timeout=10)
+    await assert_eventually(lambda: not publisher.connected(), within=10)
+    try:
+        # timeoutMs 60 s: waited out, RunTask would outlast the call's own 10 s deadline.
+        error = await rpc_error(scheduler.run(timeoutMs=60_000))
+        assert error.code() == grpc.StatusCode.UNAVAILABLE, error
+        assert error.details().startswith(
+            f"NATS at {fresh_nats_server.url} is unreachable: the task queue ({TASK_STREAM}) "
+            "cannot take the task"
+        ), error.details()
+        assert "nothing was stored" in error.details()
+        assert list((await scheduler.list_tasks()).tasks) == []
+    finally:
+        # Back before the scheduler stops: closing during a reconnect trips nats-py.
+        fresh_nats_server.process.start()
+        await assert_eventually(publisher.connected, within=30)
 
 
 async def test_republisher_publishes_each_unpublished_queued_task_once(

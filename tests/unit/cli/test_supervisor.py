@@ -86,7 +86,7 @@ def test_a_killed_agent_is_restarted_after_a_second_and_reported_back_up() -> No
     agent = farm.watch("agent-2")
     agent.exit(-9)
     farm.after(0.1)
-    assert farm.reports == ["agent-2 died (signal 9); restarting in 1 s"]
+    assert farm.reports == ["agent-2 died (SIGKILL); restarting in 1 s"]
     assert farm.supervisor.phase("agent-2") is Phase.WAITING
     farm.after(0.5)
     assert agent.starts == 1
@@ -126,7 +126,7 @@ def test_a_crash_after_a_long_healthy_run_waits_only_the_first_delay_again() -> 
     farm.after(61)
     agent.exit(-9)
     farm.after(0.1)
-    assert farm.reports[-1] == "agent-1 died (signal 9); restarting in 1 s"
+    assert farm.reports[-1] == "agent-1 died (SIGKILL); restarting in 1 s"
 
 
 def test_a_drained_agent_that_exits_zero_is_not_restarted() -> None:
@@ -154,6 +154,23 @@ def test_a_part_that_ended_keeps_its_pid_file_unless_it_is_an_agent_that_drained
     assert farm.supervisor.phase("scheduler") is Phase.WAITING
 
 
+def test_a_service_that_exits_zero_unasked_is_restarted_as_a_crash_is() -> None:
+    # A SIGTERM sent by someone else: the service drains and exits 0.
+    farm = Harness()
+    scheduler = farm.watch("scheduler", Role.SERVICE)
+    scheduler.exit(0)
+    farm.after(0.1)
+    assert farm.reports == [
+        "scheduler stopped without the launcher asking (exit code 0); restarting in 1 s"
+    ]
+    assert farm.supervisor.phase("scheduler") is Phase.WAITING
+    farm.after(1)
+    assert scheduler.starts == 2
+    farm.after(0.1)
+    assert farm.reports[-1] == "scheduler back up (0.1 s after its start)"
+    assert farm.supervisor.restarts("scheduler") == 1
+
+
 def test_a_service_that_fails_is_restarted_and_its_log_tail_shown() -> None:
     farm = Harness()
     storage = farm.watch("storage", Role.SERVICE)
@@ -171,10 +188,12 @@ def test_infrastructure_exits_come_with_their_log() -> None:
     envoy.exit(0)
     farm.after(0.1)
     died, stopped = farm.reports
-    assert died.startswith("nats died (signal 9); restarting in 1 s; last lines of /logs/nats.log")
+    assert died.startswith("nats died (SIGKILL); restarting in 1 s; last lines of /logs/nats.log")
     assert "the end of nats's log" in died
-    assert stopped.startswith("envoy stopped by itself (exit code 0); not restarting it")
-    assert "the farm cannot work without it" in stopped
+    assert stopped.startswith(
+        "envoy stopped without the launcher asking (exit code 0); restarting in 1 s; "
+        "last lines of /logs/envoy.log"
+    )
 
 
 def test_holding_a_process_during_its_backoff_cancels_the_restart() -> None:
@@ -211,7 +230,7 @@ def test_a_held_process_started_on_request_is_watched_again() -> None:
     assert farm.reports == ["seaweedfs back up (0.0 s after its start)"]
     seaweedfs.exit(-15)
     farm.after(0.1)
-    assert farm.reports[-1].startswith("seaweedfs died (signal 15); restarting in 1 s")
+    assert farm.reports[-1].startswith("seaweedfs died (SIGTERM); restarting in 1 s")
 
 
 def test_starting_a_running_process_is_refused() -> None:
@@ -231,7 +250,7 @@ def test_a_restart_that_never_becomes_ready_is_killed_and_counts_as_a_crash() ->
     farm.after(6)
     assert farm.reports[-1] == "agent-1 not ready 5 s after its restart; killing it"
     farm.after(0.1)
-    assert farm.reports[-1] == "agent-1 died (signal 9); restarting in 2 s"
+    assert farm.reports[-1] == "agent-1 died (SIGKILL); restarting in 2 s"
 
 
 def test_a_restart_that_cannot_exec_is_tried_again_later() -> None:

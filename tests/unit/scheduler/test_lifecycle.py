@@ -66,6 +66,18 @@ def test_repeated_running_event_changes_nothing() -> None:
     assert apply_event(started, event(RUNNING), T0) is None
 
 
+def test_the_running_attempt_says_what_it_waits_for_until_the_next_attempt() -> None:
+    note = "waiting for storage: storage unavailable (connection refused); retrying"
+    waiting = run(QUEUED, event(RUNNING), event(RUNNING, seconds=9, status_message=note))
+    assert (waiting.status, waiting.attempts, waiting.status_message) == (RUNNING, 1, note)
+    assert waiting.start_time == at(1)
+    # A note of an overtaken attempt changes nothing; the next attempt starts without one.
+    second = run(waiting, event(RUNNING, attempt=2, seconds=20))
+    assert second.status_message == ""
+    late = apply_event(second, event(RUNNING, seconds=21, status_message=note), T0)
+    assert (late or second).status_message == ""
+
+
 def test_later_attempt_updates_attempts_agent_and_start_time() -> None:
     state = run(QUEUED, event(RUNNING), event(RUNNING, attempt=2, agent="agent-b", seconds=40))
     assert (state.status, state.attempts, state.agent_id, state.start_time) == (

@@ -89,3 +89,36 @@ async def test_a_change_announced_without_its_record_is_read() -> None:
     await asyncio.wait_for(following, 5)
     assert seen == [tasks_pb2.TASK_STATUS_QUEUED, tasks_pb2.TASK_STATUS_SUCCEEDED]
     assert reads.count == 2
+
+
+async def test_a_note_of_the_running_attempt_is_an_event_of_its_own() -> None:
+    watch, reads = TaskWatch(poll_seconds=30), Reads(QUEUED)
+    seen: list[int] = []
+    notes: list[str] = []
+
+    async def follow() -> None:
+        updates = watch.follow("t1", reads, asyncio.get_running_loop().time() + 5)
+        async with contextlib.aclosing(updates):
+            async for record in updates:
+                seen.append(record.state.status)
+                notes.append(record.to_proto().status_message)
+
+    following = asyncio.create_task(follow())
+    await seen_count(seen, 1)
+    running = changed(QUEUED, tasks_pb2.TASK_STATUS_RUNNING)
+    await watch.announce("t1", running)
+    await seen_count(seen, 2)
+    note = "waiting for storage: storage unavailable; retrying"
+    waiting = dataclasses.replace(
+        running,
+        state=dataclasses.replace(running.state, status_message=note),
+        revision=running.revision + 1,
+    )
+    await watch.announce("t1", waiting)
+    await seen_count(seen, 3)
+    await watch.announce("t1", changed(waiting, tasks_pb2.TASK_STATUS_SUCCEEDED))
+    await asyncio.wait_for(following, 5)
+    running_status = tasks_pb2.TASK_STATUS_RUNNING
+    assert seen[1:3] == [running_status, running_status]
+    # Shown while RUNNING only: once the task ended, the note says nothing.
+    assert notes == ["", "", note, ""]

@@ -11,10 +11,11 @@ from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_core import task_ends
 from farm_core.db import utcnow
 from farm_core.egress.address_policy import AddressPolicy
-from farm_core.errors import InvalidArgument, NotFound, PermissionDenied
+from farm_core.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from farm_core.identity import current_identity
 from farm_core.key_streams import KeyStreams, until_ended
 from farm_core.paging import Cursor, read_page
+from farm_core.queue import TASK_STREAM
 from farm_core.scopes import Scope
 from farm_core.timestamps import from_timestamp, to_timestamp
 from farm_scheduler.batches import Accepted, check_batch_size, check_items, item_error
@@ -138,7 +139,7 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
         return response
 
     async def RunTask(self, request: tasks_pb2.RunTaskRequest, context: Any) -> tasks_pb2.Task:
-        created = await self._create(request.spec)
+        created = await self._create(request.spec, wait_for_it=True)
         if is_final(created.state.status):
             # Answered from the cache (or an idempotent repeat of an ended task).
             return created.to_proto()
@@ -162,6 +163,21 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
                 async for latest in until_ended(updates, key_ended):  # noqa: B007 - the answer
                     pass
         return latest.to_proto()
+
+    def _check_queue_reachable(self) -> None:
+        """Raises Unavailable, before anything is stored, when NATS is unreachable.
+
+        CreateTask keeps such a task QUEUED and publishes it once NATS is back; RunTask's
+        caller waits for the result, which no agent can reach meanwhile, so it would only
+        wait out its timeout and leave a task behind that runs later unwatched.
+        """
+        if not self._publisher.connected():
+            raise Unavailable(
+                f"NATS at {self._settings.nats_url} is unreachable: the task queue "
+                f"({TASK_STREAM}) cannot take the task, so RunTask does not wait for it; "
+                "nothing was stored. Try again once NATS is back, or use CreateTask, which "
+                "keeps the task QUEUED until then"
+            )
 
     async def GetTask(self, request: tasks_pb2.GetTaskRequest, context: Any) -> tasks_pb2.Task:
         record = await self._store.get(current_identity().tenant, checked_task_id(request.id))
@@ -242,12 +258,15 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
                 )
         return checked
 
-    async def _create(self, spec: tasks_pb2.TaskSpec) -> TaskRecord:
+    async def _create(self, spec: tasks_pb2.TaskSpec, *, wait_for_it: bool = False) -> TaskRecord:
         """Validates `spec`, stores the task and publishes it (or leaves it to the republisher).
 
-        Concurrent creates of the tenant are written and published in groups.
+        Concurrent creates of the tenant are written and published in groups. With
+        `wait_for_it` (RunTask) the queue must be reachable: see _check_queue_reachable.
         """
         identity = current_identity()
         checked = self._checked(spec)
+        if wait_for_it:
+            self._check_queue_reachable()
         accepted = await self._groups.create(identity.tenant, checked, identity.quotas)
         return accepted.record

@@ -67,6 +67,8 @@ class TaskState:
     requeues: int = 0
     requeue_time: dt.datetime | None = None
     requeue_event_sequence: int = 0
+    status_message: str = ""
+    """What the running attempt waits for, as its agent last said; shown while RUNNING."""
 
 
 def is_final(status: Status) -> bool:
@@ -212,6 +214,9 @@ def _started(
             start_time=attempt.start_time or when,
         ),
     )
+    if number == state.attempts and state.status == RUNNING:
+        # The running attempt again: it may say what it waits for (storage).
+        return dataclasses.replace(state, history=history, status_message=event.status_message)
     if number <= state.attempts:
         # A repeated or overtaken report of an attempt already known: history only.
         return dataclasses.replace(state, history=history)
@@ -223,6 +228,7 @@ def _started(
         start_time=when,
         retry_time=None,
         history=history,
+        status_message=event.status_message,
     )
 
 

@@ -221,6 +221,8 @@ class TaskRow(Base):
     # Whether the routed task may still fall back to any region: set while it waits in
     # its preferred region, cleared once an agent there claimed it or it was moved.
     route_pending: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # What the running attempt waits for ("waiting for storage: …"); shown while RUNNING.
+    status_message: Mapped[str] = mapped_column(Text, server_default="")
 
 
 class CallbackAttemptRow(Base):

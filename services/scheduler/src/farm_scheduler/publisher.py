@@ -71,6 +71,10 @@ class TaskPublisher:
         self._in_flight: set[tuple[str, int]] = set()
         self._dead_in_flight: set[tuple[str, int]] = set()
 
+    def connected(self) -> bool:
+        """Whether the connection to NATS is up (not closed, not being made again)."""
+        return bool(self._nc.is_connected)
+
     def publishing(self, record: TaskRecord) -> bool:
         """Whether this replica is publishing the task's queuing now (not marked published yet)."""
         return (record.id, record.state.requeues) in self._in_flight

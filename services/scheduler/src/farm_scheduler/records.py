@@ -130,6 +130,9 @@ class TaskRecord:
             callback_attempts=[attempt.to_proto() for attempt in self.callback_attempts],
             routed_region=self.queue_region or ANY_REGION,
         )
+        if state.status == tasks_pb2.TASK_STATUS_RUNNING:
+            # A note of an earlier attempt, or of one that has ended, says nothing now.
+            task.status_message = state.status_message
         if state.status == tasks_pb2.TASK_STATUS_SUCCEEDED:
             task.result.ParseFromString(state.result)
         return task

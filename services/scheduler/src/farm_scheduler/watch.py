@@ -115,10 +115,7 @@ class TaskWatch:
                 latest = await read() if handed is None else handed
                 if latest.revision < current.revision:
                     continue
-                if (latest.state.status, latest.state.attempts) != (
-                    current.state.status,
-                    current.state.attempts,
-                ):
+                if _shown(latest) != _shown(current):
                     yield latest
                 current = latest
 
@@ -152,3 +149,9 @@ class TaskWatch:
         except nats.errors.Error as error:
             log.warning("watching task %s by polling only: NATS refused: %s", task_id, error)
             return None
+
+
+def _shown(record: TaskRecord) -> tuple[int, int, str]:
+    """What a watcher hears a change of: the status, the attempt, what the attempt waits for."""
+    state = record.state
+    return state.status, state.attempts, state.status_message

@@ -1,7 +1,8 @@
 """`farm up`: run the whole farm on this machine until Ctrl-C or SIGTERM.
 
-While it runs, a process that crashes is started again (1 s, 2 s, 4 s … up to 30 s
-apart) and the console says so; an agent that exits 0 was drained and stays down.
+While it runs, a process that ends without the launcher asking (a crash, a signal, a
+SIGTERM by hand) is started again (1 s, 2 s, 4 s … up to 30 s apart) and the console
+says so; an agent that exits 0 was drained and stays down.
 With `--agents MIN..MAX` the launcher also starts and drains agents on queue wait and
 CPU (launcher/scaler.py) and says why.
 """
@@ -39,8 +40,9 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         help="start the whole farm on this machine (Ctrl-C stops it)",
         description="Starts NATS and SeaweedFS (unless NATS_URL / S3_ENDPOINT are set), the "
         "auth, storage and scheduler services, the agents and Envoy; state under FARM_HOME "
-        "(default: .farm in the checkout). A process that crashes is restarted with backoff "
-        "(1 s, 2 s, 4 s ... up to 30 s); an agent drained on purpose (exit 0) is not. Every "
+        "(default: .farm in the checkout). A process that ends without the launcher asking "
+        "(a crash, a signal, a SIGTERM by hand) is restarted with backoff (1 s, 2 s, 4 s ... "
+        "up to 30 s); an agent drained on purpose (exit 0) is not. Every "
         "port can be moved with FARM_<WHAT>_PORT, e.g. FARM_NATS_PORT, FARM_AUTH_PORT, "
         "FARM_SEAWEED_S3_PORT, FARM_AGENT_PORT (agent 1; the others follow it); "
         "--port-offset moves them all at once, for a second farm on one machine.",
@@ -185,7 +187,8 @@ def banner(farm: LocalFarm) -> str:
             *trace_lines(farm),
             *([f"  agents: {scaling.describe()}"] if (scaling := farm.config.autoscale) else []),
             *cli_lines(farm.home),
-            "A process that crashes is restarted (1 s, 2 s, 4 s ... up to 30 s apart).",
+            "A process that crashes or is stopped by hand is restarted "
+            "(1 s, 2 s, 4 s ... up to 30 s apart).",
             "Ctrl-C stops the farm.",
             "",
         ]

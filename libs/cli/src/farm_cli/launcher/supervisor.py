@@ -1,11 +1,13 @@
 """Restarts the farm's processes that die unexpectedly, with exponential backoff, and says so.
 
 The launcher calls `check()` a few times a second (from `farm up`'s main loop or a
-background thread). A process that ends with a non-zero code or by a signal is started
-again after 1 s, 2 s, 4 s … up to 30 s; once it has stayed up for a minute, its next
-crash waits 1 s again. A process that exits 0 stopped on purpose (an agent drained by
-`farm agent drain`, a service sent SIGTERM by hand) and is left alone, as is one held
-by `hold()` until `start_now()`.
+background thread). A process that ends without the launcher asking it to (a crash, a
+signal, or a SIGTERM by hand that it answered by exiting 0) is started again after
+1 s, 2 s, 4 s … up to 30 s; once it has stayed up for a minute, its next crash waits
+1 s again. Left alone are a process held by `hold()` until `start_now()` (the
+launcher stops it) and an agent that exits 0: it drained on purpose (`farm agent
+drain`, SIGTERM, or storage refusing its credential), and starting it again would
+undo the drain.
 """
 
 import enum
@@ -48,7 +50,7 @@ class RestartPolicy:
 class Role(enum.Enum):
     """What a process is to the farm; decides what its exit means and how loudly it is told."""
 
-    # Exit 0 is a drain on purpose (SIGTERM or `farm agent drain`).
+    # Exit 0 is a drain on purpose (SIGTERM, `farm agent drain`, a refused credential).
     AGENT = "agent"
     SERVICE = "service"
     # NATS, SeaweedFS, Envoy: nothing works without them, so their exits come with their log.
@@ -61,7 +63,7 @@ class Phase(enum.Enum):
     STARTING = "starting"  # started again, not ready yet
     UP = "up"
     WAITING = "waiting"  # died; restarts when its backoff is over
-    ENDED = "ended"  # exited 0 on purpose; left alone
+    ENDED = "ended"  # an agent that drained (exit 0); left alone
     HELD = "held"  # stopped on request; left alone until start_now()
 
 
@@ -109,8 +111,13 @@ class SupervisedProcess(Protocol):
 
 
 def describe_exit(code: int) -> str:
-    """'signal 9' for a process a signal ended, else 'exit code N'."""
-    return f"signal {-code}" if code < 0 else f"exit code {code}"
+    """'SIGKILL' (the signal's name) for a process a signal ended, else 'exit code N'."""
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
 
 
 @dataclass(eq=False)
@@ -240,12 +247,11 @@ class Supervisor:
         code = process.reap(keep_pid_file=True)
         if code is None:
             return
-        if code == 0:
+        if code == 0 and watched.role is Role.AGENT:
+            # A drain on purpose: the agent is not a part the farm misses.
             watched.phase = Phase.ENDED
-            if watched.role is Role.AGENT:
-                # A drain on purpose: the agent is not a part the farm misses.
-                process.remove_pid_file()
-            self._report(self._stopped_on_purpose(watched))
+            process.remove_pid_file()
+            self._report(f"{process.name} exited after draining (exit code 0); not restarting it")
             return
         if now - watched.started_at >= self.policy.stable_after:
             watched.crashes_in_a_row = 0
@@ -253,22 +259,13 @@ class Supervisor:
         delay = self.policy.delay(watched.crashes_in_a_row)
         watched.phase = Phase.WAITING
         watched.restart_at = now + delay
-        line = f"{process.name} died ({describe_exit(code)}); restarting in {delay:g} s"
+        # A service answers a SIGTERM from someone else by exiting 0: not asked by the
+        # launcher, so it is missed as a crash is.
+        how = "stopped without the launcher asking" if code == 0 else "died"
+        line = f"{process.name} {how} ({describe_exit(code)}); restarting in {delay:g} s"
         if watched.role is Role.INFRASTRUCTURE or code > 0:
             line += f"; last lines of {process.log_path}:\n{process.log_tail()}"
         self._report(line)
-
-    def _stopped_on_purpose(self, watched: _Watched) -> str:
-        name = watched.process.name
-        if watched.role is Role.AGENT:
-            return f"{name} exited after draining (exit code 0); not restarting it"
-        line = f"{name} stopped by itself (exit code 0); not restarting it"
-        if watched.role is Role.INFRASTRUCTURE:
-            line += (
-                f"; the farm cannot work without it; last lines of "
-                f"{watched.process.log_path}:\n{watched.process.log_tail()}"
-            )
-        return line
 
     def _restart(self, watched: _Watched) -> None:
         try:

@@ -326,6 +326,7 @@ class TaskAttempt:
             attempt=self.attempt,
             work_sequence=self._message.metadata.sequence.stream,
             deadline=deadline_of(self.item.spec),
+            on_storage_wait=self._ends.note_storage_wait,
         )
 
     async def _with_stored_artifacts(self, capture: Capture) -> tasks_pb2.TaskResult:

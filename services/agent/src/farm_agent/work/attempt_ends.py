@@ -4,6 +4,7 @@
 event to the scheduler, the delivery's ack or nak, the metrics and the wait records.
 """
 
+import asyncio
 import datetime as dt
 import logging
 import random
@@ -14,6 +15,7 @@ from farm_agent import metrics
 from farm_agent.errors import TaskFailure
 from farm_agent.work.attempt_tools import AttemptTools
 from farm_agent.work.delivery import Delivery, DeliveryOutcome
+from farm_agent.work.events import ReportFailed
 from farm_agent.work.retries import Backoff, Retry, plan_after_failure
 from farm_agent.work.waits import WaitReason
 
@@ -43,6 +45,8 @@ class AttemptEnds:
         # Until the waits before it are known, every delivery counts as an attempt.
         self.attempt = deliveries
         self.wait_key = ""
+        # The RUNNING event that says the attempt waits for storage, sent once.
+        self._storage_note: asyncio.Task[None] | None = None
 
     @property
     def task_id(self) -> str:
@@ -123,6 +127,32 @@ class AttemptEnds:
         await self._tools.bookkeeping.waits.add_wait(self.wait_key)
         await self._delivery.hand_back_after(delay, DeliveryOutcome.WAITED)
 
+    def note_storage_wait(self, why: str) -> None:
+        """Tells the user (Task.status_message) and the log, once, that storage holds the task up.
+
+        An upload retried through a long outage looked like a hang: the task stayed
+        RUNNING with no sign why.
+        """
+        if self._storage_note is not None:
+            return
+        note = f"waiting for storage: {why}; retrying"
+        log.warning(
+            "task %s attempt %d is %s until storage answers (at most %g s an upload, "
+            "FARM_AGENT_UPLOAD_OUTAGE_SECONDS)",
+            self.task_id,
+            self.attempt,
+            note,
+            self._tools.settings.upload_outage_seconds,
+        )
+        self._storage_note = asyncio.create_task(self._send_note(note))
+
+    async def _send_note(self, note: str) -> None:
+        try:
+            await self.report(tasks_pb2.TASK_STATUS_RUNNING, status_message=note)
+        except ReportFailed as error:
+            # Only the note is lost: the upload goes on.
+            log.warning("task %s: the note %r was not sent: %s", self.task_id, note, error)
+
     async def report(
         self,
         status: "tasks_pb2.TaskStatus.ValueType",
@@ -130,6 +160,7 @@ class AttemptEnds:
         result: tasks_pb2.TaskResult | None = None,
         error: tasks_pb2.TaskError | None = None,
         retry_time: dt.datetime | None = None,
+        status_message: str = "",
     ) -> None:
         await self._tools.reporting.reporter.report(
             self.task_id,
@@ -141,6 +172,7 @@ class AttemptEnds:
             retry_time=retry_time,
             # The scheduler marks a task so ended, so its waiting redelivery is acked unrun.
             redelivered=self._delivery.may_have_lapsed(),
+            status_message=status_message,
         )
 
     async def forget_waits(self) -> None:

@@ -56,12 +56,14 @@ class EventReporter:
         error: tasks_pb2.TaskError | None = None,
         retry_time: dt.datetime | None = None,
         redelivered: bool = False,
+        status_message: str = "",
     ) -> queue_pb2.AgentEvent:
         """Publishes the event and waits for JetStream to store it; raises ReportFailed.
 
         QUEUED with an error and `retry_time` says the attempt failed and the task is
         offered again then. `grant` is the task's (WorkItem.upload_grant): the scheduler
         applies no event without it. `redelivered`: the attempt's delivery may have lapsed.
+        `status_message`, with RUNNING: what the running attempt waits for.
         """
         event = queue_pb2.AgentEvent(
             event_id=uuid.uuid4().hex,
@@ -74,6 +76,7 @@ class EventReporter:
             error=error,
             grant=grant,
             redelivered=redelivered,
+            status_message=status_message,
         )
         if retry_time is not None:
             event.retry_time.FromDatetime(retry_time)

@@ -51,6 +51,8 @@ class ArtifactOwner:
     """The stream sequence of the WorkItem message the attempt came from."""
     deadline: dt.datetime | None = None
     """The task's deadline: no upload is tried again past it (None: none, or a session)."""
+    on_storage_wait: Callable[[str], None] | None = None
+    """Hears why, each time an upload is about to be tried again while storage is away."""
 
 
 class ArtifactUploader(Protocol):
@@ -228,13 +230,16 @@ class StorageUploader:
         """Stores `artifact`, retrying while storage is UNAVAILABLE; raises TaskFailure."""
 
         def announce_retry(retry_state: RetryCallState) -> None:
+            why = why_retried(retry_state)
             log.info(
                 "%s for %s of task %s; retrying in %.1f s",
-                why_retried(retry_state),
+                why,
                 artifact.name,
                 owner.owner_id,
                 retry_state.upcoming_sleep,
             )
+            if owner.on_storage_wait is not None:
+                owner.on_storage_wait(why)
 
         retrying = self._retry.retrying(announce_retry, deadline=owner.deadline)
         started = time.monotonic()
