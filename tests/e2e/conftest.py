@@ -73,6 +73,9 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
             "FARM_MCP_ACTION_TIMEOUT_SECONDS": "2",
             # test_session_dialogs' forgotten dialog is dismissed after 8 s, not 60.
             "FARM_AGENT_SESSION_DIALOG_SECONDS": str(SESSION_DIALOG_SECONDS),
+            # test_webhooks' twice refused callback is tried again after 0.2 s and 0.4 s
+            # (each at the next look for due callbacks), not 1 s and 2 s.
+            "FARM_SCHEDULER_CALLBACK_RETRY_FIRST_SECONDS": "0.2",
         },
     )
     with LocalFarm(config) as running:
