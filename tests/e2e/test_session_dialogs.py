@@ -5,7 +5,7 @@ On the shared farm, whose agents hold a dialog SESSION_DIALOG_SECONDS.
 """
 
 import secrets
-import time
+from typing import Any
 
 import pytest
 from playwright.async_api import Dialog, Playwright
@@ -14,6 +14,7 @@ from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import SESSION_DIALOG_SECONDS, KeyFactory
 from tests.e2e.mcp_client import SCOPES, call, http_connection, texts
 from tests.e2e.sessions_api import Sessions
+from tests.helpers import eventually
 from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
@@ -58,14 +59,32 @@ def test_a_command_answers_the_confirm_the_previous_command_opened(
         sessions.close(session["id"])
 
 
+def served_once_dialog_gone(sessions: Sessions, session_id: str) -> dict[str, Any] | None:
+    """An extract of #out once the session serves commands again; None while its dialog shows."""
+    response = sessions.http.post(
+        f"/v1/sessions/{session_id}:run", json={"extract": {"fields": {"out": "#out"}}}
+    )
+    if response.status_code == 400 and "DIALOG_SHOWING" in response.text:
+        return None
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
 def test_a_forgotten_dialog_is_dismissed_after_the_bound(sessions: Sessions, site: Site) -> None:
     session = sessions.create()
     try:
         sessions.run(session["id"], url=site.url("/ask"))
         opened = sessions.run(session["id"], steps=[{"click": "#confirm"}])
         assert opened["dialog"]["timeoutSeconds"] == SESSION_DIALOG_SECONDS
-        time.sleep(SESSION_DIALOG_SECONDS + 2)
-        assert out_text(sessions, session["id"]) == "confirm=false"
+        # Commands are refused while the dialog waits; the first one served after the
+        # bound finds it dismissed (not waited out with a sleep: it ends at the bound).
+        served = eventually(
+            lambda: served_once_dialog_gone(sessions, session["id"]),
+            within=SESSION_DIALOG_SECONDS + 10,
+            interval=0.25,
+            message="the forgotten dialog was never dismissed",
+        )
+        assert served["json"]["out"] == "confirm=false"
     finally:
         sessions.close(session["id"])
 
