@@ -9,54 +9,60 @@ the attempt's message was delivered again meanwhile (`AgentEvent.redelivered`, o
 its final event reached JetStream late: farm_scheduler.events): the redelivery,
 waiting while the attempt ran (farm_agent.work.holders), is acked unrun.
 
-Best effort, retried: a mark NATS did not take is kept and tried again by the
-republisher's rounds (`retry_pending`), the latest order for a task winning, until
-this scheduler stops. The task's end stands in the database either way.
+A mark NATS did not take is kept in SQL (`pending_end_marks`, the latest order for
+a task replacing an earlier one) and written by the republisher's rounds
+(`retry_pending`), by whichever replica runs one, also after a restart: until then
+an agent would run the task's queued message. The task's end stands in the
+database either way.
 """
 
 import logging
+from collections.abc import Collection
+from typing import cast
 
 import nats.errors
 from nats.aio.client import Client
 from nats.js.kv import KeyValue
+from sqlalchemy import Table, and_, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from farm.queue.v1 import queue_pb2
 from farm_core import task_ends
+from farm_core.db import utcnow
 from farm_core.queue import cancel_subject
+from farm_scheduler.models import PendingEndMarkRow
 
 log = logging.getLogger(__name__)
 
-MAX_PENDING = 100_000
-"""Orders kept for a retry at most; past it the oldest is dropped (and logged)."""
+RETRY_BATCH = 100
+"""Kept orders retried in one round at most, least lately tried first."""
+
+pending_marks = cast(Table, PendingEndMarkRow.__table__)
 
 
 class EndMarks:
-    """Writes and withdraws the marks of ended tasks; keeps the ones NATS refused for a retry."""
+    """Writes and withdraws the marks of ended tasks; keeps the ones NATS refused in SQL."""
 
-    def __init__(self, nc: Client, ended_tasks: KeyValue) -> None:
+    def __init__(self, nc: Client, ended_tasks: KeyValue, engine: AsyncEngine) -> None:
         self._nc = nc
         self._ended_tasks = ended_tasks
-        # Task id → the reason to mark, or None to withdraw the mark.
-        self._pending: dict[str, str | None] = {}
-
-    @property
-    def pending(self) -> int:
-        """How many marks or withdrawals wait for a retry."""
-        return len(self._pending)
+        self._engine = engine
 
     async def mark(self, task_id: str, reason: str) -> None:
         """Marks the task ended for `reason` and tells a running attempt to stop."""
-        self._pending.pop(task_id, None)
         if not self._nc.is_connected:
             # A request now would wait for the reconnect, holding up the caller.
             log.warning("NATS is unreachable: task %s is marked ended (%s) later", task_id, reason)
-            self._keep(task_id, reason)
+            await self._keep(task_id, reason)
             return
         try:
             await self._put(task_id, reason)
         except (nats.errors.Error, TimeoutError) as error:
             log.warning("marking task %s ended (%s) failed: %s; retrying", task_id, reason, error)
-            self._keep(task_id, reason)
+            await self._keep(task_id, reason)
+            return
+        await self._settle(task_id)
 
     async def withdraw(self, task_id: str) -> bool:
         """Removes the task's mark (it is queued again); False if kept for a retry.
@@ -64,25 +70,43 @@ class EndMarks:
         Until the withdrawal goes through, the task must not be published: agents
         would ack it unrun (`withdrawing`).
         """
-        self._pending.pop(task_id, None)
         try:
             await self._ended_tasks.delete(task_id)
         except (nats.errors.Error, TimeoutError) as error:
             log.warning("withdrawing the end mark of task %s failed: %s; retrying", task_id, error)
-            self._keep(task_id, None)
+            await self._keep(task_id, None)
             return False
+        await self._settle(task_id)
         return True
 
-    def withdrawing(self, task_id: str) -> bool:
-        """Whether the task's mark is still to be withdrawn."""
-        return task_id in self._pending and self._pending[task_id] is None
+    async def withdrawing(self, task_ids: Collection[str]) -> set[str]:
+        """Those of `task_ids` whose mark is still to be withdrawn."""
+        if not task_ids:
+            return set()
+        query = select(pending_marks.c.task_id).where(
+            pending_marks.c.task_id.in_(task_ids), pending_marks.c.reason.is_(None)
+        )
+        async with self._engine.connect() as connection:
+            return set((await connection.execute(query)).scalars())
 
     async def retry_pending(self) -> int:
-        """Tries the kept marks and withdrawals again, oldest first; how many went through."""
+        """Tries up to RETRY_BATCH kept orders again, least lately tried first; how many went.
+
+        A round stops at the first that fails again (NATS is still away), which goes
+        to the back.
+        """
+        if not self._nc.is_connected:
+            return 0
+        query = select(pending_marks).order_by(pending_marks.c.try_time).limit(RETRY_BATCH)
+        async with self._engine.connect() as connection:
+            kept = (await connection.execute(query)).mappings().all()
         done = 0
-        for task_id, reason in list(self._pending.items()):
-            if not self._nc.is_connected:
-                break
+        for row in kept:
+            task_id, reason = row["task_id"], row["reason"]
+            # A newer order kept for the task meanwhile changed the row's try_time: it stays.
+            this_one = and_(
+                pending_marks.c.task_id == task_id, pending_marks.c.try_time == row["try_time"]
+            )
             try:
                 if reason is None:
                     await self._ended_tasks.delete(task_id)
@@ -90,9 +114,13 @@ class EndMarks:
                     await self._put(task_id, reason)
             except (nats.errors.Error, TimeoutError) as error:
                 log.warning("marking task %s ended failed again: %s", task_id, error)
+                async with self._engine.begin() as connection:
+                    await connection.execute(
+                        update(pending_marks).where(this_one).values(try_time=utcnow())
+                    )
                 break
-            if self._pending.get(task_id, "") == reason:
-                del self._pending[task_id]
+            async with self._engine.begin() as connection:
+                await connection.execute(delete(pending_marks).where(this_one))
             done += 1
         if done:
             log.info("marked %d ended task(s) held back while NATS was unreachable", done)
@@ -104,9 +132,29 @@ class EndMarks:
             cancel_subject(task_id), queue_pb2.CancelNotice(task_id=task_id).SerializeToString()
         )
 
-    def _keep(self, task_id: str, reason: str | None) -> None:
-        if len(self._pending) >= MAX_PENDING:
-            oldest = next(iter(self._pending))
-            del self._pending[oldest]
-            log.error("too many ended tasks wait for a mark; task %s will not be marked", oldest)
-        self._pending[task_id] = reason
+    async def _keep(self, task_id: str, reason: str | None) -> None:
+        """Keeps the order for retry_pending, replacing an earlier one for the task."""
+        row = {"task_id": task_id, "reason": reason, "try_time": utcnow()}
+        try:
+            async with self._engine.begin() as connection:
+                await connection.execute(
+                    delete(pending_marks).where(pending_marks.c.task_id == task_id)
+                )
+                await connection.execute(insert(pending_marks).values(row))
+        except IntegrityError:
+            log.warning("another replica kept an order for task %s's end mark at once", task_id)
+        except (SQLAlchemyError, OSError) as error:
+            log.error("keeping the end mark of task %s for a retry failed: %s", task_id, error)
+
+    async def _settle(self, task_id: str) -> None:
+        """Drops an earlier order kept for the task: the one just written replaces it."""
+        its = pending_marks.c.task_id == task_id
+        try:
+            # Mostly there is none: a read takes no write lock (SQLite's is the database's).
+            async with self._engine.connect() as connection:
+                if await connection.scalar(select(pending_marks.c.task_id).where(its)) is None:
+                    return
+            async with self._engine.begin() as connection:
+                await connection.execute(delete(pending_marks).where(its))
+        except (SQLAlchemyError, OSError) as error:
+            log.warning("dropping the kept end mark of task %s failed: %s", task_id, error)

@@ -18,7 +18,9 @@ and resends the same event (one Nats-Msg-Id) when NATS is away: a copy buffered
 during an outage reaches JetStream unflagged after the delivery lapsed. So a final
 event that JetStream stored more than `late_event_seconds` after the agent built it
 (`AgentEvent.time`) marks its task too, even when the task had ended already, and
-is counted (`farm_late_final_events_total`).
+is counted (`farm_late_final_events_total`). A RUNNING report that changes nothing
+because its task has ended marks the task too (its mark may never have been written),
+which stops the attempt.
 No other event costs a NATS request.
 """
 
@@ -239,8 +241,8 @@ class EventConsumer(DurableConsumer):
             if reason or (late and (reason := _end_reason(after))):
                 await self._mark_end(event.task_id, reason)
             await self._on_change(change)
-        elif late:
-            await self._mark_late_duplicate(event)
+        elif late or event.status == lifecycle.RUNNING:
+            await self._mark_if_ended(event)
         await settle(message.ack(), about)
 
     def _late(self, event: queue_pb2.AgentEvent, message: Msg) -> bool:
@@ -263,8 +265,14 @@ class EventConsumer(DurableConsumer):
         )
         return True
 
-    async def _mark_late_duplicate(self, event: queue_pb2.AgentEvent) -> None:
-        """Marks the task ended if it is: a late final event that changed nothing."""
+    async def _mark_if_ended(self, event: queue_pb2.AgentEvent) -> None:
+        """Marks the task ended if it is, after an event that changed nothing.
+
+        A late final event may be a late copy; a RUNNING report of an ended task is an
+        attempt that started without its mark (NATS was away when the task ended, and
+        the scheduler stopped before the kept mark was written): the mark's cancel
+        notice stops it.
+        """
         try:
             async with self._store.engine.connect() as connection:
                 record = await read_task(connection, event.task_id, None)
@@ -272,7 +280,11 @@ class EventConsumer(DurableConsumer):
             # Only the mark is lost: the task's end stands.
             log.warning("reading task %s to mark it ended failed: %s", event.task_id, error)
             return
-        if record is not None and (reason := _end_reason(record.state)):
+        if record is None:
+            return
+        state = record.state
+        reason = task_ends.CANCELLED if state.status == lifecycle.CANCELLED else ""
+        if reason := reason or _end_reason(state):
             await self._mark_end(event.task_id, reason)
 
 

@@ -321,3 +321,16 @@ class QueueMessageDeleteRow(Base):
     message_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # When its delete was last tried: the least lately tried is retried first.
     try_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class PendingEndMarkRow(Base):
+    """An end mark, or its withdrawal, that NATS did not take (it was down), to retry."""
+
+    __tablename__ = "pending_end_marks"
+
+    task_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # The reason to mark (farm_core.task_ends); NULL: withdraw the mark (a requeue).
+    reason: Mapped[str | None] = mapped_column(String(96), nullable=True)
+    # When it was kept or last tried: the least lately tried is retried first, and a
+    # retry drops the row only if no newer order for the task replaced it meanwhile.
+    try_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)

@@ -56,7 +56,7 @@ class TaskPublisher:
         self._nc = nc
         self._grants = grants
         self._js: JetStreamContext = nc.jetstream()
-        self.end_marks = EndMarks(nc, cancelled_tasks)
+        self.end_marks = EndMarks(nc, cancelled_tasks, store.engine)
         """The marks of ended tasks that agents and storage read."""
         self.queue_messages = QueueMessages(nc, self._js, store.engine)
         """The WorkItems of tasks that ended or moved while queued, to delete."""
@@ -325,11 +325,11 @@ class Republisher:
         and requeued tasks; this replica's own are left however old (TaskPublisher).
         """
         pending = await self._store.unpublished(REPUBLISH_BATCH, utcnow() - self._grace)
-        marks = self._publisher.end_marks
+        withdrawing = await self._publisher.end_marks.withdrawing([each.id for each in pending])
         pending = [
             record
             for record in pending
-            if not marks.withdrawing(record.id) and not self._publisher.publishing(record)
+            if record.id not in withdrawing and not self._publisher.publishing(record)
         ]
         if self._loop.stopping:
             return 0
