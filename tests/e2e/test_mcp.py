@@ -142,6 +142,23 @@ async def test_a_failed_step_is_a_tool_error_naming_the_farms_reason(
     assert "nothing yet" in still_there
 
 
+async def test_a_navigation_after_one_that_failed_opens_its_page(
+    over_http: Connect, tenant_key: str, site: Site
+) -> None:
+    """Chromium's error page for the failed one comes after its failure: it must not cut the next.
+
+    The race lost most times without the wait for it, so a few rounds show it.
+    """
+    answers = []
+    async with over_http(tenant_key) as client:
+        for _ in range(4):
+            failed = await client.call_tool("navigate", {"url": "http://nowhere.invalid/"})
+            assert failed.is_error and "NAVIGATION_FAILED" in texts(failed), texts(failed)
+            answers.append(await client.call_tool("navigate", {"url": site.url("/form")}))
+    assert [texts(answer) for answer in answers if answer.is_error] == []
+    assert all('Page: "Form"' in texts(answer) for answer in answers)
+
+
 async def test_form_testing_workflow(over_http: Connect, tenant_key: str, site: Site) -> None:
     """The original design's form test: fill, choose, submit, read, look, check the console."""
     async with over_http(tenant_key) as client:
