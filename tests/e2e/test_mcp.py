@@ -61,6 +61,16 @@ async def test_every_tool_is_listed(connect: Connect, tenant_key: str) -> None:
     assert {tool.name for tool in tools} == TOOL_NAMES
 
 
+async def test_an_argument_the_tool_does_not_have_is_refused_not_dropped(
+    connect: Connect, tenant_key: str, farm: LocalFarm
+) -> None:
+    async with connect(tenant_key) as client:
+        result = await client.call_tool("screenshot", {"fullPage": True})
+    assert result.is_error
+    assert texts(result).endswith("fullPage: not an argument of this tool; did you mean full_page?")
+    assert active_sessions(farm, tenant_key) == []  # refused before opening a browser
+
+
 async def test_a_snapshots_references_drive_the_page(
     over_http: Connect, tenant_key: str, site: Site
 ) -> None:
