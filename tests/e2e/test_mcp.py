@@ -89,6 +89,19 @@ async def test_a_snapshots_references_drive_the_page(
         assert title == '"Form"'
 
 
+async def test_a_reference_to_an_element_of_the_wrong_kind_is_not_called_stale(
+    over_http: Connect, tenant_key: str, site: Site
+) -> None:
+    async with over_http(tenant_key) as client:
+        await call(client, "navigate", url=site.url("/mcp/form"))
+        fruit = re.search(r'combobox "Fruit" \[ref=(e\d+)\]', await call(client, "snapshot"))
+        assert fruit
+        result = await client.call_tool("fill", {"selector": fruit[1], "value": "pear"})
+    assert result.is_error
+    assert "Element is not an <input>, <textarea> or [contenteditable] element" in texts(result)
+    assert "snapshot" not in texts(result)
+
+
 async def test_navigate_back_and_forward_move_through_the_history(
     over_http: Connect, tenant_key: str, site: Site
 ) -> None:
