@@ -102,6 +102,17 @@ async def test_a_reference_to_an_element_of_the_wrong_kind_is_not_called_stale(
     assert "snapshot" not in texts(result)
 
 
+async def test_a_reference_to_a_frame_the_page_has_not_is_an_element_not_found(
+    over_http: Connect, tenant_key: str, site: Site
+) -> None:
+    async with over_http(tenant_key) as client:
+        await call(client, "navigate", url=site.url("/form"))
+        result = await client.call_tool("click", {"selector": "f9e1"})
+    assert result.is_error
+    assert 'SELECTOR_NOT_FOUND: steps[0].click: no element matches "aria-ref=f9e1"' in texts(result)
+    assert "call snapshot first" in texts(result)
+
+
 async def test_navigate_back_and_forward_move_through_the_history(
     over_http: Connect, tenant_key: str, site: Site
 ) -> None:
