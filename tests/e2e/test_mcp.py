@@ -8,6 +8,7 @@ both; the workflows, the same tool code either way, run over HTTP.
 """
 
 import base64
+import json
 import re
 import secrets
 from collections.abc import Callable
@@ -111,6 +112,16 @@ async def test_a_reference_to_a_frame_the_page_has_not_is_an_element_not_found(
     assert result.is_error
     assert 'SELECTOR_NOT_FOUND: steps[0].click: no element matches "aria-ref=f9e1"' in texts(result)
     assert "call snapshot first" in texts(result)
+
+
+async def test_a_scripts_whole_numbers_read_as_javascript_writes_them(
+    over_http: Connect, tenant_key: str, site: Site
+) -> None:
+    async with over_http(tenant_key) as client:
+        await call(client, "navigate", url=site.url("/page"))
+        value = await call(client, "evaluate", script="() => [document.links.length, 2.5, 1e300]")
+    assert json.loads(value) == [2, 2.5, 1e300]
+    assert value.split() == ["[", "2,", "2.5,", "1e+300", "]"]
 
 
 async def test_navigate_back_and_forward_move_through_the_history(
