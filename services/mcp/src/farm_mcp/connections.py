@@ -81,13 +81,26 @@ class HttpConnections:
         """The identity token the caller's request brought."""
         return _carrying(_caller(ctx)[1].token)
 
-    async def end(self, session_id: str) -> None:
-        """Closes the browser of an MCP session that has ended, if it had one."""
+    async def end(self, session_id: str, idle_seconds: float = 0) -> None:
+        """Closes the browser of an MCP session that has ended, if it had one.
+
+        With `idle_seconds` (the idle sweep's close) the session's next tool call, if
+        any, says that its browser closed; noted before the close is awaited, as that
+        call may come meanwhile.
+        """
         held = self._held.pop(session_id, None)
         self._idle_ended.pop(session_id, None)
         open_browsers.set(len(self._held))
         if held is None:
             return
+        if idle_seconds and held.browser.session_id:
+            self._idle_ended[session_id] = (
+                f"the browser (farm session {held.browser.session_id}) has closed: it had "
+                f"no tool call for {idle_seconds:g} s (the idle timeout); the next tool call "
+                "opens a new one"
+            )
+            while len(self._idle_ended) > MAX_IDLE_ENDS_KEPT:
+                self._idle_ended.popitem(last=False)
         try:
             await held.browser.close(_carrying(held.token), self._close_timeout)
         except FarmCallFailed as failure:
@@ -99,21 +112,12 @@ class HttpConnections:
     async def end_idle(self, idle_seconds: float) -> None:
         """Closes the browsers that have had no tool call for `idle_seconds`."""
         now = time.monotonic()
-        for session_id, held in [
-            (session_id, held)
+        for session_id in [
+            session_id
             for session_id, held in self._held.items()
             if now - held.browser.last_used > idle_seconds
         ]:
-            farm_session = held.browser.session_id
-            await self.end(session_id)
-            if farm_session:
-                self._idle_ended[session_id] = (
-                    f"the browser (farm session {farm_session}) has closed: it had no tool "
-                    f"call for {idle_seconds:g} s (the idle timeout); the next tool call "
-                    "opens a new one"
-                )
-                while len(self._idle_ended) > MAX_IDLE_ENDS_KEPT:
-                    self._idle_ended.popitem(last=False)
+            await self.end(session_id, idle_seconds)
 
     async def end_all(self) -> None:
         """Closes every browser (the service is stopping)."""
