@@ -168,6 +168,19 @@ def test_a_session_closes_itself_when_idle_and_ends_its_sockets_with_a_reason(
     assert (closed["state"], closed.get("closeReason")) == ("SESSION_STATE_CLOSED", "IDLE_TIMEOUT")
 
 
+def test_a_command_running_longer_than_the_idle_timeout_is_not_idleness(
+    sessions: Sessions,
+) -> None:
+    session = sessions.create(idleTimeoutSeconds=SESSION_MIN_SECONDS)
+    waited = sessions.http.post(
+        f"/v1/sessions/{session['id']}:run",
+        json={"steps": [{"wait": {"ms": (SESSION_MIN_SECONDS + 2) * 1000}}]},
+    )
+    assert waited.status_code == 200, waited.text
+    assert sessions.get(session["id"])["state"] == "SESSION_STATE_ACTIVE"
+    sessions.close(session["id"])
+
+
 def test_a_session_ends_at_its_maximum_lifetime_however_busy(
     sessions: Sessions, site: Site
 ) -> None:

@@ -81,3 +81,14 @@ async def test_a_valid_xpath_that_matches_nothing_is_still_selector_not_found(
     assert failure.message.startswith(
         'screenshot.selector: no element matches "xpath=//no-such-element" (Timeout'
     )
+
+
+async def test_a_reference_to_a_frame_the_page_has_not_is_selector_not_found(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
+    task = tasks_pb2.TaskSpec(
+        url=site.url("/page"), timeout_ms=2000, steps=[tasks_pb2.Step(click="aria-ref=f9e1")]
+    )
+    failure = await failure_of(runner, task)
+    assert failure.code is ErrorCode.SELECTOR_NOT_FOUND
+    assert failure.message.startswith('steps[0].click: no element matches "aria-ref=f9e1"')

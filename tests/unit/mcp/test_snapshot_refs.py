@@ -43,6 +43,24 @@ async def test_a_reference_not_found_after_a_snapshot_says_to_take_a_new_one(
     )
 
 
+async def test_a_reference_found_on_an_element_of_the_wrong_kind_gets_no_word_on_references(
+    client_for: Any, farm: FakeFarm
+) -> None:
+    wrong_kind = (
+        "SELECTOR_NOT_FOUND: steps[0].fill.selector: Error: Element is not an <input>, "
+        '<textarea> or [contenteditable] element ("aria-ref=e5")'
+    )
+    farm.results += [
+        page_result(text='- combobox "Color" [ref=e5]'),
+        FarmCallFailed(grpc.StatusCode.FAILED_PRECONDITION, wrong_kind),
+    ]
+    async with client_for() as client:
+        await client.call_tool("snapshot", {})
+        result = await client.call_tool("fill", {"selector": "e5", "value": "Ada"})
+    assert result.is_error
+    assert texts(result).endswith(wrong_kind)
+
+
 async def test_a_css_selector_not_found_gets_no_word_on_references(
     client_for: Any, farm: FakeFarm
 ) -> None:

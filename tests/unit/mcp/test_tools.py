@@ -35,6 +35,34 @@ async def test_arguments_that_do_not_fit_name_each_bad_one_in_a_line(client_for:
     assert "pydantic" not in text and "Arguments" not in text
 
 
+async def test_arguments_a_tool_does_not_have_are_refused_naming_them(
+    client_for: Any, farm: FakeFarm
+) -> None:
+    async with client_for() as client:
+        camel = await client.call_tool("screenshot", {"fullPage": True})
+        stray = await client.call_tool("navigate", {"url": "https://example.com", "wait": "load"})
+        none = await client.call_tool("snapshot", {"depth": 2})
+    assert camel.is_error and stray.is_error and none.is_error
+    assert texts(camel) == (
+        "Error executing tool screenshot: fullPage: not an argument of this tool; "
+        "did you mean full_page?"
+    )
+    assert texts(stray) == (
+        "Error executing tool navigate: wait: not an argument of this tool "
+        "(it takes: url, wait_until)"
+    )
+    assert texts(none).endswith("depth: not an argument of this tool (it takes: none)")
+    assert farm.commands == []
+
+
+async def test_tool_descriptions_are_not_indented(client_for: Any) -> None:
+    async with client_for() as client:
+        listed = (await client.list_tools()).tools
+    for tool in listed:
+        lines = (tool.description or "").splitlines()
+        assert all(line == line.strip() for line in lines), (tool.name, lines)
+
+
 async def test_every_tool_of_the_contract_is_listed_with_described_arguments(
     client_for: Any,
 ) -> None:

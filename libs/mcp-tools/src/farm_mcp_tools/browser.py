@@ -104,11 +104,21 @@ class FarmBrowser:
         self.network: deque[tasks_pb2.NetworkRequest] = deque(maxlen=settings.max_log_entries)
         # Whether this session has answered a snapshot: element references come from one.
         self.snapshot_taken = False
+        # Why an earlier browser of this connection closed, said by the next call.
+        self._closed_before = ""
 
     @property
     def farm(self) -> FarmApi:
         """The farm this browser lives in."""
         return self._farm
+
+    def closed_before(self, why: str) -> None:
+        """Has the next run raise SessionEnded(why): the connection's earlier browser closed.
+
+        A browser closed behind the assistant's back (idle) must not be replaced by a
+        blank one without a word: the page it was on is gone.
+        """
+        self._closed_before = why
 
     async def run(
         self, command: sessions_pb2.SessionCommand, credentials: Credentials, time_limit: float
@@ -122,6 +132,9 @@ class FarmBrowser:
         deadline = time.monotonic() + time_limit
         async with self._lock:
             self.last_used = time.monotonic()
+            if self._closed_before:
+                why, self._closed_before = self._closed_before, ""
+                raise SessionEnded(why)
             if not self.session_id:
                 self.session_id = await self._opened(credentials, deadline)
             try:

@@ -106,7 +106,25 @@ def result_json(result: tasks_pb2.TaskResult) -> object:
     """The result's `json` (an extract's values, a script's return value); None if unset."""
     if not result.HasField("json"):
         return None
-    return json_format.MessageToDict(result.json)
+    return _whole_numbers(json_format.MessageToDict(result.json))
+
+
+# JavaScript's largest integer that a double holds exactly (Number.MAX_SAFE_INTEGER).
+_MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _whole_numbers(value: object) -> object:
+    """`value` with its whole numbers as integers, as JavaScript's JSON.stringify writes them.
+
+    A protobuf Value holds every number as a double: 5 would read 5.0.
+    """
+    if isinstance(value, float) and value.is_integer() and abs(value) <= _MAX_SAFE_INTEGER:
+        return int(value)
+    if isinstance(value, list):
+        return [_whole_numbers(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _whole_numbers(item) for key, item in value.items()}
+    return value
 
 
 def console_lines(messages: Iterable[tasks_pb2.ConsoleMessage], max_entries: int) -> str:

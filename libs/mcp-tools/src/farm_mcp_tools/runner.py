@@ -148,12 +148,21 @@ class ToolRunner:
             raise ToolError(f"{prefix}{error}") from error
 
 
+# How the farm says that no element matched (SELECTOR_NOT_FOUND also names an element
+# of the wrong kind, or a select without the option).
+_NOT_FOUND_SIGNS = ("no element matches", "no matching element appeared")
+
+
 def _with_ref_hint(
     failure: FarmCallFailed, command: sessions_pb2.SessionCommand, snapshot_taken: bool
 ) -> FarmCallFailed:
-    """`failure`, saying where references come from when one of the command's was not found."""
+    """`failure`, saying where references come from when one of the command's was not found.
+
+    Not when the reference was found but its element would not do (a fill of a
+    combobox: "Element is not an <input>..."): a new snapshot would not help.
+    """
     refs = snapshot_refs(command)
-    if not refs or "SELECTOR_NOT_FOUND" not in failure.details:
+    if not refs or not any(sign in failure.details for sign in _NOT_FOUND_SIGNS):
         return failure
     if snapshot_taken:
         hint = "references come from the latest snapshot: take a new one after the page changes"

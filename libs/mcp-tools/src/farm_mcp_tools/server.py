@@ -1,5 +1,7 @@
 """The MCP server with every browser tool, for one transport's way of finding connections."""
 
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -30,13 +32,34 @@ class BrowserToolServer(MCPServer):
 
     The SDK answers pydantic's text ("1 validation error for clickArguments ... For
     further information visit https://errors.pydantic.dev/..."); an assistant needs
-    only which argument is wrong and why.
+    only which argument is wrong and why. The SDK also drops arguments a tool does
+    not have, so that a misspelt one (the HTTP API's `fullPage` for `full_page`)
+    would silently do nothing: they are refused too.
     """
+
+    def tool(self, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
+        """The SDK's decorator, describing the tool by its docstring without its indentation.
+
+        Python 3.11 keeps a method's docstring indented; the model would read the spaces.
+        """
+        declare = super().tool
+
+        def registered(fn: Any) -> Any:
+            description = kwargs.get("description") or inspect.cleandoc(fn.__doc__ or "")
+            return declare(*args, **{**kwargs, "description": description or None})(fn)
+
+        return registered
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         """Calls the tool; arguments that do not fit its schema are a short ToolError."""
+        tool = self._tool_manager.get_tool(name)
+        if tool is not None:
+            known = list(tool.parameters.get("properties", {}))
+            unknown = [_unknown_argument(given, known) for given in arguments if given not in known]
+            if unknown:
+                raise ToolError(f"Error executing tool {name}: {'; '.join(unknown)}")
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as error:
@@ -49,6 +72,19 @@ class BrowserToolServer(MCPServer):
 
 # How much of a refused argument's value the answer repeats.
 _MAX_GIVEN_CHARS = 80
+
+
+def _unknown_argument(given: str, known: list[str]) -> str:
+    """Why `given` is refused: the tool's arguments, and the one meant if it is misspelt."""
+
+    def plain(name: str) -> str:
+        return name.replace("_", "").replace("-", "").lower()
+
+    meant = [name for name in known if plain(name) == plain(given)]
+    if meant:
+        return f"{given}: not an argument of this tool; did you mean {meant[0]}?"
+    takes = ", ".join(known) if known else "none"
+    return f"{given}: not an argument of this tool (it takes: {takes})"
 
 
 def _argument_problem(problem: Any) -> str:

@@ -105,7 +105,8 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
         """Click an element (waiting until it can be clicked).
 
         A dialog it opens (alert, confirm, prompt) waits for handle_dialog. A pop-up
-        it opens becomes the page the next tools work on.
+        or new tab it opens becomes the page the next tools work on; this answer
+        still shows the page clicked on: call tabs to see the pages.
         """
         result = await runner.run(ctx, lambda: commands.click(selector), element_action=True)
         return say(replies.done(f"Clicked {selector}.", result))

@@ -105,6 +105,9 @@ _WRONG_ELEMENT_SIGNS = (
     "element is not an <input>",
     "cannot uncheck radio button",
 )
+# Playwright's word for a snapshot reference ("aria-ref=f2e3") whose frame the page no
+# longer has (or never had): an element that is not there, as for any stale reference.
+_GONE_FRAME_SIGN = "invalid frame in aria-ref selector"
 # Chromium's own refusal of a port it deems unsafe (SMTP, echo...; its kRestrictedPorts).
 _UNSAFE_PORT_SIGN = "net::err_unsafe_port"
 # Playwright's refusal of a key name it has no key for (`keyboard.press("Entr")`).
@@ -186,6 +189,12 @@ def _selector_failure(error: PlaywrightError, field: str, selector: str) -> Task
         named = f' "{selector}"' if selector else ""
         return TaskFailure(
             ErrorCode.SELECTOR_NOT_FOUND, f"{field}: invalid selector{named}: {detail}"
+        )
+    if _GONE_FRAME_SIGN in lowered:
+        named = selector or detail
+        return TaskFailure(
+            ErrorCode.SELECTOR_NOT_FOUND,
+            f'{field}: no element matches "{named}" (the page has no frame of that reference)',
         )
     if any(sign in lowered for sign in _WRONG_ELEMENT_SIGNS):
         where = f' ("{selector}")' if selector else ""

@@ -11,6 +11,7 @@ request still carries a valid one, and none once the caller's key is revoked.
 
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from mcp.server.mcpserver.exceptions import ToolError
@@ -25,6 +26,10 @@ from farm_mcp_tools.farm import Credentials, FarmApi, FarmCallFailed
 from farm_mcp_tools.runner import ToolContext
 
 log = logging.getLogger(__name__)
+
+# How many MCP sessions' idle closes are kept to be said: one an abandoned client
+# never calls again is dropped, the oldest first, past this many.
+MAX_IDLE_ENDS_KEPT = 4096
 
 open_browsers = Gauge("farm_mcp_open_browsers", "Farm sessions held for MCP connections.")
 
@@ -54,6 +59,9 @@ class HttpConnections:
         self._late_closes = late_closes
         self._close_timeout = close_timeout
         self._held: dict[str, Held] = {}
+        # MCP sessions whose browser the idle sweep closed, oldest first: what their
+        # next tool call says (a new browser would otherwise open without a word).
+        self._idle_ended: OrderedDict[str, str] = OrderedDict()
 
     def browser(self, ctx: ToolContext) -> FarmBrowser:
         """The browser of the MCP session `ctx` came on, made on its first call."""
@@ -61,6 +69,8 @@ class HttpConnections:
         held = self._held.get(session_id)
         if held is None:
             browser = FarmBrowser(self._farm, self._settings, self._late_closes)
+            if (why := self._idle_ended.pop(session_id, None)) is not None:
+                browser.closed_before(why)
             held = Held(browser, user.farm_identity, user.token)
             self._held[session_id] = held
             open_browsers.set(len(self._held))
@@ -71,12 +81,26 @@ class HttpConnections:
         """The identity token the caller's request brought."""
         return _carrying(_caller(ctx)[1].token)
 
-    async def end(self, session_id: str) -> None:
-        """Closes the browser of an MCP session that has ended, if it had one."""
+    async def end(self, session_id: str, idle_seconds: float = 0) -> None:
+        """Closes the browser of an MCP session that has ended, if it had one.
+
+        With `idle_seconds` (the idle sweep's close) the session's next tool call, if
+        any, says that its browser closed; noted before the close is awaited, as that
+        call may come meanwhile.
+        """
         held = self._held.pop(session_id, None)
+        self._idle_ended.pop(session_id, None)
         open_browsers.set(len(self._held))
         if held is None:
             return
+        if idle_seconds and held.browser.session_id:
+            self._idle_ended[session_id] = (
+                f"the browser (farm session {held.browser.session_id}) has closed: it had "
+                f"no tool call for {idle_seconds:g} s (the idle timeout); the next tool call "
+                "opens a new one"
+            )
+            while len(self._idle_ended) > MAX_IDLE_ENDS_KEPT:
+                self._idle_ended.popitem(last=False)
         try:
             await held.browser.close(_carrying(held.token), self._close_timeout)
         except FarmCallFailed as failure:
@@ -93,7 +117,7 @@ class HttpConnections:
             for session_id, held in self._held.items()
             if now - held.browser.last_used > idle_seconds
         ]:
-            await self.end(session_id)
+            await self.end(session_id, idle_seconds)
 
     async def end_all(self) -> None:
         """Closes every browser (the service is stopping)."""

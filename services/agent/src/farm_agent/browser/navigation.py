@@ -9,6 +9,7 @@ answer's status, as a task's does: once Chromium's error page is up, it is empti
 """
 
 import asyncio
+import contextlib
 from typing import Literal
 
 from playwright.async_api import Error as PlaywrightError
@@ -23,6 +24,10 @@ EMPTY_BODY_ERROR = "net::ERR_HTTP_RESPONSE_CODE_FAILURE"
 """How Chromium fails a navigation whose HTTP error answer had no body."""
 ERROR_PAGE_PREFIX = "chrome-error://"
 """Where Chromium's own error pages are."""
+NETWORK_ERROR = "net::ERR_"
+"""How Playwright's goto names a navigation that failed in the network."""
+ERROR_PAGE_SECONDS = 2.0
+"""How long a failed navigation waits for Chromium's error page (it comes within ~0.1 s)."""
 
 
 class MainFrameNavigation:
@@ -33,6 +38,7 @@ class MainFrameNavigation:
         self.urls: list[str] = []
         self.response: Response | None = None
         self._committed = asyncio.Event()
+        self._error_page = asyncio.Event()
         page.on("request", self._on_request)
         page.on("response", self._on_response)
         page.on("framenavigated", self._on_frame_navigated)
@@ -50,8 +56,26 @@ class MainFrameNavigation:
             self._committed.clear()
 
     def _on_frame_navigated(self, frame: Frame) -> None:
-        if frame == self._page.main_frame and self.response is not None:
+        if frame != self._page.main_frame:
+            return
+        if self.response is not None:
             self._committed.set()
+        if frame.url.startswith(ERROR_PAGE_PREFIX):
+            self._error_page.set()
+
+    async def error_page_shown(self, failure: TaskFailure, timeout_ms: float) -> None:
+        """Waits (briefly) for the error page Chromium shows after a network failure.
+
+        Playwright's goto fails before Chromium commits that page: a navigation that a
+        session's next command starts meanwhile is interrupted by it ("interrupted by
+        another navigation to chrome-error://chromewebdata/"). A failure without such
+        a page (an aborted navigation, a download) does not wait.
+        """
+        if NETWORK_ERROR not in failure.message or "ERR_ABORTED" in failure.message:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(ERROR_PAGE_SECONDS, timeout_ms / 1000)):
+                await self._error_page.wait()
 
     def stop(self) -> None:
         """Stops noting requests: the navigation has ended."""

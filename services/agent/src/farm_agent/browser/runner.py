@@ -332,6 +332,7 @@ async def _guarded(
     except TaskFailure as failure:
         response = await navigation.empty_error_answer(failure, wait_until, budget.ms(), field)
         if response is None:
+            await navigation.error_page_shown(failure, budget.ms())
             raise navigation.blocked(egress, url, field) or navigation.explained(
                 failure, egress
             ) from failure

@@ -82,7 +82,9 @@ class OpenSession:
             return CloseReason.BROWSER_CRASHED
         if now >= self.expires_at:
             return CloseReason.MAX_LIFETIME
-        if now - self.last_activity >= self.spec.idle_timeout_seconds:
+        # A command that runs longer than the idle timeout (a long wait) is not idleness.
+        running = self.command_lock.locked()
+        if not running and now - self.last_activity >= self.spec.idle_timeout_seconds:
             return CloseReason.IDLE_TIMEOUT
         return None
 
