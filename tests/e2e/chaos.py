@@ -11,8 +11,9 @@ import re
 import secrets
 import signal
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,7 +25,7 @@ from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.supervisor import RestartPolicy
 from farm_core.queue import TASK_STREAM
 from tests.e2e.conftest import FINAL_STATES, fresh
-from tests.farms import QUICK_RECOVERY_ENV
+from tests.farms import QUICK_RECOVERY_ENV, whole_farm_config
 from tests.helpers import assert_eventually
 from tests.pages import Site
 
@@ -48,6 +49,23 @@ CHAOS_ENV = {
 VIEWPORT = {"width": 640, "height": 400}
 # A killed process comes back after 0.2 s, not 1 s: its crash, not the wait, is under test.
 QUICK_RESTARTS = RestartPolicy(first_delay=0.2)
+
+
+@contextlib.contextmanager
+def supervised_chaos_farm(home: Path) -> Iterator[LocalFarm]:
+    """A whole farm with CHAOS_ENV, supervised in the background, stopped by PID afterwards."""
+    config = replace(whole_farm_config(home), service_env=CHAOS_ENV, restart_policy=QUICK_RESTARTS)
+    with LocalFarm(config) as farm:
+        farm.start_supervisor(interval=0.1)
+        yield farm
+
+
+@contextlib.asynccontextmanager
+async def admin_http(farm: LocalFarm) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the farm's Envoy with the admin key."""
+    headers = {"authorization": f"Bearer {farm.admin_key}"}
+    async with httpx.AsyncClient(base_url=farm.envoy_url, headers=headers, timeout=30) as client:
+        yield client
 
 
 @dataclass

@@ -37,7 +37,6 @@ import secrets
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -53,12 +52,11 @@ from farm_cli.launcher.supervisor import Phase
 from farm_core.queue import TASK_EVENT_SUBJECTS
 from tests.e2e.chaos import (
     ACK_WAIT_SECONDS,
-    CHAOS_ENV,
     OLD_TRIES,
     OUTAGE_SECONDS,
-    QUICK_RESTARTS,
     Batch,
     EventLog,
+    admin_http,
     agent_log_count,
     create,
     final,
@@ -67,12 +65,12 @@ from tests.e2e.chaos import (
     redeliveries_held,
     running_on_a_counted_page,
     statuses,
+    supervised_chaos_farm,
     task_of,
     until,
     until_the_queue_is_empty,
     upload_retries,
 )
-from tests.farms import whole_farm_config
 from tests.helpers import assert_eventually
 from tests.pages import Site
 
@@ -82,23 +80,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def chaos_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
     """The module's farm, supervised in the background, stopped by PID afterwards."""
-    config = replace(
-        whole_farm_config(tmp_path_factory.mktemp("chaos")),
-        service_env=CHAOS_ENV,
-        restart_policy=QUICK_RESTARTS,
-    )
-    with LocalFarm(config) as farm:
-        farm.start_supervisor(interval=0.1)
+    with supervised_chaos_farm(tmp_path_factory.mktemp("chaos")) as farm:
         yield farm
 
 
 @pytest.fixture
 async def http(chaos_farm: LocalFarm) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of the chaos farm's Envoy with the admin key."""
-    headers = {"authorization": f"Bearer {chaos_farm.admin_key}"}
-    async with httpx.AsyncClient(
-        base_url=chaos_farm.envoy_url, headers=headers, timeout=30
-    ) as client:
+    """An HTTP client of the farm's Envoy with the admin key."""
+    async with admin_http(chaos_farm) as client:
         yield client
 
 

@@ -9,7 +9,6 @@ import os
 import secrets
 import signal
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 
 import httpx
 import pytest
@@ -17,8 +16,7 @@ import pytest
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.health import grpc_serving
 from farm_cli.launcher.supervisor import Phase
-from tests.e2e.chaos import CHAOS_ENV, QUICK_RESTARTS, create, final, until
-from tests.farms import whole_farm_config
+from tests.e2e.chaos import admin_http, create, final, supervised_chaos_farm, until
 from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -27,23 +25,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def supervised_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
     """The module's farm, supervised in the background, stopped by PID afterwards."""
-    config = replace(
-        whole_farm_config(tmp_path_factory.mktemp("restarts")),
-        service_env=CHAOS_ENV,
-        restart_policy=QUICK_RESTARTS,
-    )
-    with LocalFarm(config) as farm:
-        farm.start_supervisor(interval=0.1)
+    with supervised_chaos_farm(tmp_path_factory.mktemp("restarts")) as farm:
         yield farm
 
 
 @pytest.fixture
 async def http(supervised_farm: LocalFarm) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of the farm's Envoy with the admin key."""
-    headers = {"authorization": f"Bearer {supervised_farm.admin_key}"}
-    async with httpx.AsyncClient(
-        base_url=supervised_farm.envoy_url, headers=headers, timeout=30
-    ) as client:
+    async with admin_http(supervised_farm) as client:
         yield client
 
 

@@ -216,9 +216,19 @@ StartScheduler = Callable[..., Awaitable[Scheduler]]
 
 
 @pytest.fixture
-def database_url() -> str:
-    """The scheduler's database: empty for its SQLite file under FARM_HOME."""
-    return ""
+def database_url(request: pytest.FixtureRequest) -> str:
+    """The scheduler's database: empty for its SQLite file under FARM_HOME.
+
+    A module that runs on both databases parametrizes it indirectly with
+    BOTH_DATABASES: "postgresql" gives a fresh PostgreSQL database instead.
+    """
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return ""
+    return str(request.getfixturevalue("postgres_url"))
+
+
+BOTH_DATABASES = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+"""Runs each test of a module on the scheduler's SQLite file and on PostgreSQL."""
 
 
 @pytest.fixture

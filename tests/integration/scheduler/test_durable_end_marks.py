@@ -28,22 +28,19 @@ from farm_scheduler.store import TaskStore
 from tests.conftest import NatsServer
 from tests.helpers import assert_eventually
 from tests.integration.scheduler.agent_side import Queue
-from tests.integration.scheduler.conftest import CANCELLED, RUNNING, Scheduler, StartScheduler
+from tests.integration.scheduler.conftest import (
+    BOTH_DATABASES,
+    CANCELLED,
+    RUNNING,
+    Scheduler,
+    StartScheduler,
+)
 from tests.integration.scheduler.end_marks import end_mark, until_marked
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, BOTH_DATABASES]
 
 NOWHERE = "nowhere"
 """A region no agent serves: the message stays unless an agent-free path removes it."""
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> str:
-    """The scheduler's database: its SQLite file, or a fresh PostgreSQL one."""
-    if request.param == "sqlite":
-        return ""
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 async def count(store: TaskStore, table: object) -> int:

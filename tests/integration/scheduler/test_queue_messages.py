@@ -25,6 +25,7 @@ from tests.helpers import assert_eventually
 from tests.integration.scheduler.admin_calls import operator
 from tests.integration.scheduler.agent_side import RPC_TIMEOUT, Queue
 from tests.integration.scheduler.conftest import (
+    BOTH_DATABASES,
     CANCELLED,
     FAILED,
     QUEUED,
@@ -33,19 +34,10 @@ from tests.integration.scheduler.conftest import (
     until,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, BOTH_DATABASES]
 
 NOWHERE = "nowhere"
 """A region no agent serves: no consumer pulls its subjects."""
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> str:
-    """The scheduler's database: its SQLite file, or a fresh PostgreSQL one."""
-    if request.param == "sqlite":
-        return ""
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 async def stored_sequence(queue: Queue, subject: str, message_id: str) -> int:

@@ -26,6 +26,7 @@ from tests.conftest import NatsServer, S3Server
 from tests.helpers import assert_eventually, task_spec
 from tests.integration.scheduler.agent_side import Queue
 from tests.integration.scheduler.conftest import (
+    BOTH_DATABASES,
     CANCELLED,
     FAILED,
     QUEUED,
@@ -41,21 +42,13 @@ from tests.integration.storage.conftest import Storage, agent_token, serving_sto
 from tests.integration.storage.conftest import storage_settings as storage_settings_of
 from tests.integration.storage.saved_calls import PNG_A, baseline_image, create_baseline
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, BOTH_DATABASES]
 
 NOW = utcnow()
 THIRTY_DAYS_AGO = NOW - dt.timedelta(days=30)
 LONG_AGO = NOW - dt.timedelta(days=40)
 LATELY = NOW - dt.timedelta(days=1)
 RESULT = tasks_pb2.TaskResult(final_url="https://example.com/").SerializeToString()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> str:
-    """The scheduler's and storage's database: their SQLite files, or one PostgreSQL one."""
-    if request.param == "sqlite":
-        return ""
-    return str(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture
