@@ -142,36 +142,6 @@ def watch_until_refused(
     return caught.value
 
 
-def test_revoking_a_key_ends_its_watch_task_stream(
-    held_task: tuple[tasks_pb2_grpc.TaskServiceStub, str], admin: Client, make_key: KeyFactory
-) -> None:
-    stub, url = held_task
-    watcher = make_key("tasks.read", "tasks.write")
-    key_id = watcher.api_key.id
-
-    def revoke() -> None:
-        admin.http.delete(f"/v1/apiKeys/{key_id}").raise_for_status()
-
-    refused = watch_until_refused(stub, url, watcher.secret, revoke)
-    assert (refused.code(), refused.details()) == (
-        grpc.StatusCode.UNAUTHENTICATED,
-        f"API key {key_id} revoked",
-    )
-
-
-def test_a_key_that_expires_ends_its_watch_task_stream(
-    held_task: tuple[tasks_pb2_grpc.TaskServiceStub, str], make_key: KeyFactory
-) -> None:
-    stub, url = held_task
-    watcher = make_key("tasks.read", "tasks.write", ttl_seconds=KEY_TTL_SECONDS)
-
-    refused = watch_until_refused(stub, url, watcher.secret, lambda: None)
-    assert (refused.code(), refused.details()) == (
-        grpc.StatusCode.UNAUTHENTICATED,
-        f"API key {watcher.api_key.id} expired",
-    )
-
-
 def run_until_refused(
     stub: tasks_pb2_grpc.TaskServiceStub, url: str, secret: str, end_key: Callable[[], None]
 ) -> grpc.RpcError:
@@ -194,31 +164,48 @@ def run_until_refused(
     return caught.value
 
 
-def test_revoking_a_key_ends_its_run_task_wait(
-    held_task: tuple[tasks_pb2_grpc.TaskServiceStub, str], admin: Client, make_key: KeyFactory
+UntilRefused = Callable[
+    [tasks_pb2_grpc.TaskServiceStub, str, str, Callable[[], None]], grpc.RpcError
+]
+"""Opens a WatchTask stream or a RunTask wait with a key, ends the key; the call's error."""
+
+WAITS = pytest.mark.parametrize(
+    "until_refused", [watch_until_refused, run_until_refused], ids=["watch_task", "run_task"]
+)
+
+
+@WAITS
+def test_revoking_a_key_ends_its_waits(
+    held_task: tuple[tasks_pb2_grpc.TaskServiceStub, str],
+    admin: Client,
+    make_key: KeyFactory,
+    until_refused: UntilRefused,
 ) -> None:
     stub, url = held_task
-    runner = make_key("tasks.read", "tasks.write")
-    key_id = runner.api_key.id
+    waiter = make_key("tasks.read", "tasks.write")
+    key_id = waiter.api_key.id
 
     def revoke() -> None:
         admin.http.delete(f"/v1/apiKeys/{key_id}").raise_for_status()
 
-    refused = run_until_refused(stub, url, runner.secret, revoke)
+    refused = until_refused(stub, url, waiter.secret, revoke)
     assert (refused.code(), refused.details()) == (
         grpc.StatusCode.UNAUTHENTICATED,
         f"API key {key_id} revoked",
     )
 
 
-def test_a_key_that_expires_ends_its_run_task_wait(
-    held_task: tuple[tasks_pb2_grpc.TaskServiceStub, str], make_key: KeyFactory
+@WAITS
+def test_a_key_that_expires_ends_its_waits(
+    held_task: tuple[tasks_pb2_grpc.TaskServiceStub, str],
+    make_key: KeyFactory,
+    until_refused: UntilRefused,
 ) -> None:
     stub, url = held_task
-    runner = make_key("tasks.read", "tasks.write", ttl_seconds=KEY_TTL_SECONDS)
+    waiter = make_key("tasks.read", "tasks.write", ttl_seconds=KEY_TTL_SECONDS)
 
-    refused = run_until_refused(stub, url, runner.secret, lambda: None)
+    refused = until_refused(stub, url, waiter.secret, lambda: None)
     assert (refused.code(), refused.details()) == (
         grpc.StatusCode.UNAUTHENTICATED,
-        f"API key {runner.api_key.id} expired",
+        f"API key {waiter.api_key.id} expired",
     )
