@@ -135,7 +135,17 @@ class Client:
             arrived,
             within=within,
             interval=0.1,
-            message=lambda: f"task {task_id} still {self.get(task_id)['status']}, not {statuses}",
+            message=lambda: self._still(task_id, statuses),
+        )
+
+    def _still(self, task_id: str, statuses: tuple[str, ...]) -> str:
+        """Where a task that did not arrive stands: whether it waited QUEUED, or ran, and where."""
+        task = self.get(task_id)
+        return (
+            f"task {task_id} still {task['status']}, not {statuses}: created "
+            f"{task.get('createTime')}, started {task.get('startTime', 'never')} on agent "
+            f"{task.get('agentId', 'none')!r}, attempt {task.get('attempts', 0)}, "
+            f"status message {task.get('statusMessage', '')!r}"
         )
 
     def artifact_bytes(self, artifact_id: str) -> httpx.Response:

@@ -7,6 +7,7 @@ nats-py reconnects after a kick (the socket just ends) but never after a server
 import asyncio
 import json
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import nats
@@ -29,12 +30,14 @@ EXIT_WITHIN_SECONDS = 30
 
 
 async def start_agent(
-    server: ConfiguredNats, nc: Client, home: Path
+    server: ConfiguredNats, nc: Client, home: Path, **variables: str
 ) -> tuple[str, asyncio.subprocess.Process, AgentProcesses]:
-    """A real agent process on `server`, once its first heartbeat is in."""
+    """A real agent process on `server` (with environment `variables`), once it beats."""
     agent_id = f"conn-{uuid.uuid4().hex[:6]}"
     agents = AgentProcesses(server.url)
-    process = await agents.start(home, agent_id, NATS_USER=FARM_USER[0], NATS_PASSWORD=FARM_USER[1])
+    process = await agents.start(
+        home, agent_id, NATS_USER=FARM_USER[0], NATS_PASSWORD=FARM_USER[1], **variables
+    )
     bucket = await agents_bucket(nc.jetstream())
 
     async def beats() -> bool:
@@ -66,6 +69,45 @@ async def test_agent_whose_connection_the_server_closed_exits_non_zero_for_a_res
         log = (tmp_path / "home" / f"{agent_id}.log").read_text()
         assert "maximum payload violation" in log
         assert "stops so that its supervisor starts it again" in log
+    finally:
+        await agents.stop_all()
+        await nc.close()
+
+
+# Far beyond the grace: a stop that waited on a NATS request or a fetch would take this long.
+SLOW_NATS_SECONDS = 30
+CLOSED_GRACE_SECONDS = 2
+
+
+def log_times(log: str, *messages: str) -> list[datetime]:
+    """When the agent's JSON log first says each of `messages`."""
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    return [
+        datetime.fromisoformat(next(line["time"] for line in lines if text in line["message"]))
+        for text in messages
+    ]
+
+
+async def test_agent_whose_connection_the_server_closed_stops_within_its_grace(
+    configured_nats: ConfiguredNats, tmp_path: Path
+) -> None:
+    nc = await nats.connect(configured_nats.url_of())
+    variables = {
+        "FARM_GRACE_SECONDS": str(CLOSED_GRACE_SECONDS),
+        "FARM_NATS_REQUEST_TIMEOUT_SECONDS": str(SLOW_NATS_SECONDS),
+        "FARM_AGENT_FETCH_WAIT_SECONDS": str(SLOW_NATS_SECONDS),
+    }
+    agent_id, process, agents = await start_agent(
+        configured_nats, nc, tmp_path / "home", **variables
+    )
+    try:
+        # The heartbeat that meets the violation never gets its answer: the drain must
+        # not wait for it (30 s), nor for a fetch retried on the dead connection.
+        configured_nats.reload(max_payload="32")
+        assert await asyncio.wait_for(process.wait(), SLOW_NATS_SECONDS * 2) != 0
+        log = (tmp_path / "home" / f"{agent_id}.log").read_text()
+        stopping, stopped = log_times(log, "draining for up to 2 s", "agent stopped")
+        assert (stopped - stopping).total_seconds() < SLOW_NATS_SECONDS, log
     finally:
         await agents.stop_all()
         await nc.close()

@@ -150,14 +150,27 @@ class AgentService:
 
     async def drain(self, grace_seconds: float) -> None:
         """Stops taking work; tasks finish within the grace or are handed back; sessions close."""
-        if self.presence is not None:
-            await self.presence.begin_drain()
         draining = []
+        if self.presence is not None:
+            draining.append(self._tell_draining(self.presence, grace_seconds))
         if self.intake is not None:
             draining.append(self.intake.drain(grace_seconds))
         if self.sessions is not None:
             draining.append(self.sessions.drain(grace_seconds))
         await asyncio.gather(*draining)
+
+    @staticmethod
+    async def _tell_draining(presence: Presence, grace_seconds: float) -> None:
+        """Beats that the agent drains, giving up at the grace's end.
+
+        A beat waits for its answer up to FARM_NATS_REQUEST_TIMEOUT_SECONDS, or behind
+        one in flight when NATS closed the connection; the drain does not wait on it.
+        """
+        try:
+            async with asyncio.timeout(grace_seconds):
+                await presence.begin_drain()
+        except TimeoutError:
+            log.warning("the heartbeat saying the agent drains got no answer within the grace")
 
     async def close(self) -> None:
         """Leaves the agents bucket; closes sessions, NATS, the browsers, storage connections."""

@@ -12,9 +12,13 @@ its queue's bell when the delay is over.
 
 JetStream redelivers without limit: attempts are counted and bounded by the agent
 (each task's maxAttempts), and deliveries that only waited do not count.
+
+On drain the fetch loop stops at once, or, cancelled past the grace, leaves a
+task it held unstarted to JetStream's redelivery after the ack wait.
 """
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import logging
@@ -29,19 +33,20 @@ from nats.aio.subscription import Subscription
 
 from farm.queue.v1 import queue_pb2
 from farm_agent.limits.attempt_limits import AttemptLimits
-from farm_agent.metrics import task_waits_total
 from farm_agent.places import Places
 from farm_agent.saved.client import SavedState
 from farm_agent.saved.keeper import CaptureKeeper
 from farm_agent.settings import AgentSettings
 from farm_agent.work.attempt import StopReason, TaskAttempt
 from farm_agent.work.attempt_tools import AttemptTools, QueueBookkeeping, Reporting, SpecRunner
-from farm_agent.work.consumers import QueueConsumer
+from farm_agent.work.bells import LaterBells
+from farm_agent.work.consumers import REPLY_MARGIN_SECONDS, QueueConsumer
 from farm_agent.work.events import EventReporter
 from farm_agent.work.lapses import in_progress_interval
 from farm_agent.work.priorities import PRECEDENCE, PriorityChooser
 from farm_agent.work.uploader import ArtifactUploader
-from farm_agent.work.waits import WaitLedger, WaitReason, wait_key
+from farm_agent.work.waits import WaitLedger, WaitReason, hand_back_unstarted
+from farm_core.cancel import cancel_and_wait
 from farm_core.logs import log_context
 from farm_core.nats_start import NatsStart
 from farm_core.queue import (
@@ -59,8 +64,6 @@ log = logging.getLogger(__name__)
 ENDED_KEPT = 65536  # Bounds the ended tasks a heartbeat lists (ending_task_ids).
 HAND_BACK_SECONDS = 5.0
 """How long drain waits for stopped tasks to be handed back after the grace period."""
-REDELIVERY_MARGIN_SECONDS = 0.02
-"""A handed-back task's bell rings this long after its delay, once the server offers it."""
 
 
 class WorkIntake:
@@ -95,8 +98,7 @@ class WorkIntake:
         self._fetching: asyncio.Task[None] | None = None
         self._last_poll = time.monotonic()
         self._waits: WaitLedger | None = None
-        self._bells: set[asyncio.TimerHandle] = set()
-        self._rings: set[asyncio.Task[None]] = set()
+        self._bells = LaterBells(self._ring)
 
     @property
     def running_tasks(self) -> list[str]:
@@ -194,17 +196,19 @@ class WorkIntake:
 
     async def drain(self, grace_seconds: float) -> None:
         """Stops fetching, lets running tasks end within the grace, hands the rest back."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_seconds
         async with self._changed:
             self._stopping = True
             self._changed.notify_all()
         await self._places.notify()
         if self._fetching is not None:
-            await self._fetching
+            await self._stop_fetching(self._fetching, grace_seconds)
         running = dict(self._running)
         if not running:
             log.info("drained: no task was running")
             return
-        _, late = await asyncio.wait(running, timeout=grace_seconds)
+        _, late = await asyncio.wait(running, timeout=max(deadline - loop.time(), 0))
         for task in late:
             running[task].stop(StopReason.SHUTDOWN)
         if late:
@@ -216,13 +220,26 @@ class WorkIntake:
             len(late),
         )
 
+    async def _stop_fetching(self, fetching: asyncio.Task[None], grace_seconds: float) -> None:
+        """Waits for the fetch loop to see the stop, within the grace; then cancels it."""
+        bound = grace_seconds
+        if self._nc is not None and self._nc.is_connected:
+            # A pull's answer comes within its expiry; cancelled, nobody would read it.
+            bound = max(bound, self._settings.fetch_wait_seconds + REPLY_MARGIN_SECONDS)
+        await asyncio.wait({fetching}, timeout=bound)
+        if not fetching.done():
+            log.warning(
+                "fetching did not stop within %g s: cancelled; a task it held unstarted "
+                "comes again after the ack wait",
+                bound,
+            )
+        await cancel_and_wait(fetching, "the agent's fetch loop")
+
     async def close(self) -> None:
         """Stops everything still running and closes the NATS connection."""
         if not self._stopping:
             await self.drain(0)
-        for bell in self._bells:
-            bell.cancel()
-        self._bells.clear()
+        self._bells.call_off()
         for task in list(self._running):
             task.cancel()
         if self._running:
@@ -245,29 +262,15 @@ class WorkIntake:
                     return
                 continue
             if self._stopping:
-                await self._hand_back_unstarted(message, WaitReason.DRAINING)
+                await hand_back_unstarted(message, WaitReason.DRAINING, self._waits)
                 return
             if not places.try_take_for_task():
                 # A session took the place while the task was on its way.
-                await self._hand_back_unstarted(message, WaitReason.NO_PLACE)
+                await hand_back_unstarted(message, WaitReason.NO_PLACE, self._waits)
                 continue
             attempt = TaskAttempt(message, tools)
             task = asyncio.create_task(self._run(attempt), name=f"attempt-{attempt.task_id}")
             self._running[task] = attempt
-
-    async def _hand_back_unstarted(self, message: Msg, reason: WaitReason) -> None:
-        """Hands back a task fetched but not started; the delivery does not count."""
-        try:
-            task_id = queue_pb2.WorkItem.FromString(message.data).task_id
-        except DecodeError:
-            task_id = ""
-        task_waits_total.labels(reason=reason.value).inc()
-        if self._waits is not None and task_id:
-            await self._waits.add_wait(wait_key(task_id, message))
-        try:
-            await message.nak()
-        except nats.errors.Error as error:
-            log.warning("could not hand back a task fetched but not started: %s", error)
 
     async def _run(self, attempt: TaskAttempt) -> None:
         try:
@@ -290,7 +293,7 @@ class WorkIntake:
             return await self._next_message()
         except Exception:
             log.exception("fetching tasks failed; trying again shortly")
-            await asyncio.sleep(self._settings.fetch_wait_seconds)
+            await self._pause()
             return None
 
     async def _next_message(self) -> Msg | None:
@@ -316,7 +319,7 @@ class WorkIntake:
             message = await queue.pull(self._settings.fetch_wait_seconds)
         except (nats.errors.Error, TimeoutError) as error:
             log.warning("fetching from %s failed: %s", queue.name, error)
-            await asyncio.sleep(self._settings.fetch_wait_seconds)
+            await self._pause()
             return None
         if message is not None:
             # JetStream says how many more wait behind this one: none, and the flag can go.
@@ -329,6 +332,13 @@ class WorkIntake:
         if queue.rings == rings:
             queue.maybe_has_work = False
         return None
+
+    async def _pause(self) -> None:
+        """Waits a fetch's wait before trying again after a failure; a drain ends it at once."""
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._settings.fetch_wait_seconds):
+                    await self._changed.wait_for(lambda: self._stopping)
 
     async def _wait_for_work(self) -> None:
         """Waits for a new-task signal, a stop, or the next poll of all queues."""
@@ -358,18 +368,8 @@ class WorkIntake:
 
     def _ring_later(self, subject: str, delay: float) -> None:
         """Rings the bell of the queue of `subject` once a task handed back with `delay` is due."""
-        if self._stopping:
-            return
-        loop = asyncio.get_running_loop()
-
-        def ring() -> None:
-            self._bells.discard(bell)
-            task = loop.create_task(self._ring(subject))
-            self._rings.add(task)
-            task.add_done_callback(self._rings.discard)
-
-        bell = loop.call_later(delay + REDELIVERY_MARGIN_SECONDS, ring)
-        self._bells.add(bell)
+        if not self._stopping:
+            self._bells.ring_later(subject, delay)
 
     async def _ring(self, subject: str) -> None:
         """Marks the queue of a task subject as having work and wakes the fetch loop."""

@@ -15,10 +15,12 @@ import logging
 from collections.abc import Callable
 
 import nats.errors
+from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
+from farm.queue.v1 import queue_pb2
 from farm_agent.kv import (
     TASK_WAITS_BUCKET,
     Contended,
@@ -28,6 +30,7 @@ from farm_agent.kv import (
     open_own,
     read,
 )
+from farm_agent.metrics import task_waits_total
 
 log = logging.getLogger(__name__)
 
@@ -147,3 +150,18 @@ class WaitLedger:
             await self._kv.run(lambda kv: kv.purge(_retries_key(key)))
         except (nats.errors.Error, TimeoutError) as error:
             log.debug("could not drop the waits of %s (they expire): %s", key, error)
+
+
+async def hand_back_unstarted(message: Msg, reason: WaitReason, waits: WaitLedger | None) -> None:
+    """Hands back a task fetched but not started; the delivery does not count."""
+    try:
+        task_id = queue_pb2.WorkItem.FromString(message.data).task_id
+    except DecodeError:
+        task_id = ""
+    task_waits_total.labels(reason=reason.value).inc()
+    if waits is not None and task_id:
+        await waits.add_wait(wait_key(task_id, message))
+    try:
+        await message.nak()
+    except nats.errors.Error as error:
+        log.warning("could not hand back a task fetched but not started: %s", error)
