@@ -211,7 +211,7 @@ async def test_storage_down_longer_than_the_uploader_retries_hands_the_task_back
         await assert_eventually(
             lambda: QUEUED in events.statuses(task_id), message="upload failure not reported"
         )
-        queued = events.of(task_id)[1]
+        [queued] = [event for event in events.of(task_id) if event.status == QUEUED]
         assert (queued.error.code, queued.error.retryable) == ("UPLOAD_FAILED", True)
         assert "UNAVAILABLE" in queued.error.message
         assert await queued_tasks(js) == 1, "the task was acked before its artifact was stored"
