@@ -2,6 +2,8 @@
 
 import asyncio
 import datetime as dt
+import os
+import signal
 from collections.abc import AsyncIterator
 
 import grpc
@@ -80,20 +82,45 @@ async def test_run_task_while_nats_is_stopped_fails_at_once_naming_the_queue(
     # The real nats-server, stopped by its PID (SIGTERM).
     fresh_nats_server.process.stop(timeout=10)
     await assert_eventually(lambda: not publisher.connected(), within=10)
+    # timeoutMs 60 s: waited out, RunTask would outlast the call's own 10 s deadline.
+    error = await rpc_error(scheduler.run(timeoutMs=60_000))
+    assert error.code() == grpc.StatusCode.UNAVAILABLE, error
+    assert error.details().startswith(
+        f"NATS at {fresh_nats_server.url} is unreachable: the task queue ({TASK_STREAM}) "
+        "cannot take the task"
+    ), error.details()
+    assert "nothing was stored" in error.details()
+    assert list((await scheduler.list_tasks()).tasks) == []
+
+
+async def test_run_task_while_nats_is_stalled_fails_within_the_publish_timeout_naming_the_task(
+    fresh_nats_server: NatsServer, start_scheduler: StartScheduler
+) -> None:
+    scheduler = await start_scheduler(NATS_URL=fresh_nats_server.url)
+    publisher = scheduler.service.publisher
+    assert publisher is not None
+    # The real nats-server, stopped by its PID with SIGSTOP: it keeps its connections
+    # and answers nothing, so the client still counts as connected.
+    os.kill(fresh_nats_server.process.pid, signal.SIGSTOP)
     try:
+        assert publisher.connected()
+        # CreateTask's publish times out (1 s here): its task is answered QUEUED, for
+        # the republisher to publish once NATS answers.
+        created = await scheduler.create()
+        assert created.status == tasks_pb2.TASK_STATUS_QUEUED
         # timeoutMs 60 s: waited out, RunTask would outlast the call's own 10 s deadline.
         error = await rpc_error(scheduler.run(timeoutMs=60_000))
+        [task] = [task for task in (await scheduler.list_tasks()).tasks if task.id != created.id]
         assert error.code() == grpc.StatusCode.UNAVAILABLE, error
         assert error.details().startswith(
-            f"NATS at {fresh_nats_server.url} is unreachable: the task queue ({TASK_STREAM}) "
-            "cannot take the task"
+            f"NATS at {fresh_nats_server.url} did not take the task within 1 s: the task "
+            f"queue ({TASK_STREAM}) cannot take the task, so RunTask does not wait for it; "
+            f"task {task.id} stays QUEUED"
         ), error.details()
-        assert "nothing was stored" in error.details()
-        assert list((await scheduler.list_tasks()).tasks) == []
+        # As CreateTask's would: stored, and published once NATS answers.
+        assert task.status == tasks_pb2.TASK_STATUS_QUEUED
     finally:
-        # Back before the scheduler stops: closing during a reconnect trips nats-py.
-        fresh_nats_server.process.start()
-        await assert_eventually(publisher.connected, within=30)
+        os.kill(fresh_nats_server.process.pid, signal.SIGCONT)
 
 
 async def test_republisher_publishes_each_unpublished_queued_task_once(

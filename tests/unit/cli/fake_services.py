@@ -37,11 +37,15 @@ PNG_BYTES = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 # Storage's message when S3 refuses its connections: the farm answered, so no hint
 # that it is not running.
 S3_DOWN = "S3 is unavailable: Failed to establish a new connection: [Errno 111] Connection refused"
+# The note of a running task whose result storage keeps refusing (Task.status_message).
+STORAGE_WAIT = "waiting for storage: storage unavailable (S3 is unavailable); retrying"
+RUNNING = tasks_pb2.TASK_STATUS_RUNNING
 
 
 class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
     """Task "missing" is NOT_FOUND, "traced" has a trace id, "s3-down" is UNAVAILABLE as
-    storage says when S3 refuses its connections; ListTasks has two pages.
+    storage says when S3 refuses its connections, "waiting" runs waiting for storage
+    (STORAGE_WAIT, also in its RUNNING event); ListTasks has two pages.
 
     For CancelTask: "done" has SUCCEEDED already; the first RATE_LIMITED_CANCELS cancels
     of a task whose id starts "limited" are rate-limited (Retry-After 0); a task whose
@@ -100,7 +104,8 @@ class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
         trace_id = TRACED_TASK_TRACE_ID if request.id == "traced" else ""
         done = request.id == "done"
         status = tasks_pb2.TASK_STATUS_SUCCEEDED if done else tasks_pb2.TASK_STATUS_RUNNING
-        return tasks_pb2.Task(id=request.id, status=status, trace_id=trace_id)
+        note = STORAGE_WAIT if request.id == "waiting" else ""
+        return tasks_pb2.Task(id=request.id, status=status, trace_id=trace_id, status_message=note)
 
     def ListTasks(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.calls.record("ListTasks", request, context)
@@ -161,7 +166,9 @@ class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
             tasks_pb2.TASK_STATUS_RUNNING,
             tasks_pb2.TASK_STATUS_SUCCEEDED,
         ):
-            yield tasks_pb2.TaskEvent(task_id=request.id, status=status)
+            note = STORAGE_WAIT if request.id == "waiting" and status == RUNNING else ""
+            task = tasks_pb2.Task(id=request.id, status=status, status_message=note)
+            yield tasks_pb2.TaskEvent(task_id=request.id, status=status, task=task)
 
 
 class FakeArtifacts(artifacts_pb2_grpc.ArtifactServiceServicer):

@@ -7,13 +7,14 @@ import jwt
 import pytest
 
 from farm.tasks.v1 import tasks_pb2
+from farm_cli.commands.task_watch import event_line
 from farm_cli.launcher.processes import free_port
 from farm_cli.main import main
 from farm_core.identity import CredentialRole, IdentitySigner, credential_id
 from farm_core.identity_keys import new_private_key, private_pem
 from tests.unit.cli.conftest import KEY
 from tests.unit.cli.fake_calls import Calls
-from tests.unit.cli.fake_services import PNG_BYTES, S3_DOWN
+from tests.unit.cli.fake_services import PNG_BYTES, S3_DOWN, STORAGE_WAIT
 
 
 def test_whoami_sends_the_api_key_and_prints_proto3_json(
@@ -182,6 +183,32 @@ def test_task_watch_prints_one_event_a_line(
         "TASK_STATUS_RUNNING",
         "TASK_STATUS_SUCCEEDED",
     ]
+
+
+def test_task_get_prints_what_a_running_task_waits_for(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["task", "get", "waiting"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["status"], printed["statusMessage"]) == ("TASK_STATUS_RUNNING", STORAGE_WAIT)
+
+
+def test_task_watch_json_lines_carry_what_the_attempt_waits_for(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["task", "watch", "waiting", "--json"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [event["task"]["statusMessage"] for event in events] == ["", STORAGE_WAIT, ""]
+
+
+def test_task_watch_lines_on_a_terminal_say_what_the_attempt_waits_for() -> None:
+    task = tasks_pb2.Task(
+        status=tasks_pb2.TASK_STATUS_RUNNING, attempts=1, agent_id="a1", status_message=STORAGE_WAIT
+    )
+    event = tasks_pb2.TaskEvent(status=task.status, task=task)
+    event.time.FromSeconds(0)
+
+    assert event_line(event) == f"00:00:00  RUNNING    attempt 1  on a1  {STORAGE_WAIT}"
 
 
 def test_artifact_get_writes_the_bytes_to_a_file(calls: Calls, tmp_path: Path) -> None:

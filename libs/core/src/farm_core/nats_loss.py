@@ -28,8 +28,20 @@ class OwnedClient(Client):
     closed_by_process = False
 
     async def close(self) -> None:
-        """Closes the connection, as this process's own decision."""
+        """Closes the connection, as this process's own decision; also while reconnecting.
+
+        A second close, or one of a connection already closed, does nothing.
+        """
         self.closed_by_process = True
+        if self.is_closed:
+            return
+        if self.is_reconnecting or self.is_connecting:
+            # What was buffered while reconnecting can no longer be sent: the close
+            # stops the reconnect. nats-py (2.16) would write it to the lost socket's
+            # transport, which uvloop refuses with a RuntimeError ("the handler is
+            # closed"), leaving the close half done.
+            self._pending.clear()
+            self._pending_data_size = 0
         await super().close()
 
     async def drain(self) -> None:

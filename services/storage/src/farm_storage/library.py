@@ -127,14 +127,17 @@ class ArtifactLibrary:
         return await self._store.page(tenant, task_id, size, after)
 
     async def delete(self, tenant: str, artifact_id: str) -> None:
-        """Deletes the tenant's artifact: the row goes only once its bytes are gone.
+        """Deletes the tenant's artifact: its row (committed), then its bytes.
 
         First the scheduler drops its task's cached result (which names the artifact);
-        if it cannot, nothing is deleted (Unavailable).
+        if it cannot, nothing is deleted (Unavailable). The row goes before the bytes,
+        so a failure between them leaves no row pointing at missing bytes: at worst
+        bytes no row names, logged here and removed with the rest of the task's
+        objects when the task passes its retention (expiry.py).
         """
         async with self._store.deleting(tenant, artifact_id) as record:
             await self._eviction.evict(record.tenant, record.task_id)
-            await self._blobs.remove(record.object_key)
+        await self._discard(record.object_key)
 
     async def _discard(self, key: str) -> None:
         try:

@@ -304,7 +304,8 @@ class ArtifactStore(Database):
     async def deleting(self, tenant: str, artifact_id: str) -> AsyncIterator[ArtifactRecord]:
         """Deletes the tenant's artifact when the block succeeds; NotFound if there is none.
 
-        The row stays if the block raises (say, S3 refused to delete the bytes).
+        The row stays if the block raises (say, the scheduler did not confirm the
+        cache eviction) or the commit fails.
         """
         async with self.engine.begin() as connection:
             record = await _get(connection, tenant, artifact_id, for_update=True)

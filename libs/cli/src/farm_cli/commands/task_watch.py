@@ -35,13 +35,16 @@ def status_name(status: int) -> str:
 
 
 def event_line(event: tasks_pb2.TaskEvent) -> str:
-    """One event as a person reads it: time, state, and what the task holds by then."""
+    """One event as a person reads it: time, state, what the attempt waits for, and results."""
     task = event.task
     parts = [event.time.ToDatetime().strftime("%H:%M:%S"), f"{status_name(event.status):<9}"]
     if task.attempts:
         parts.append(f"attempt {task.attempts}")
     if task.agent_id:
         parts.append(f"on {task.agent_id}")
+    if task.status_message:
+        # What a running attempt waits for ("waiting for storage: ...; retrying").
+        parts.append(task.status_message)
     if event.status == tasks_pb2.TASK_STATUS_SUCCEEDED:
         parts.append(result_summary(task))
     elif task.HasField("error") and task.error.code:
