@@ -28,7 +28,7 @@ from farm_core.artifact_expiry import (
 )
 from farm_core.db import utcnow
 from farm_core.periodic import Periodic
-from farm_core.retention import Clock, retention_loop
+from farm_core.retention import Clock, retention_cutoff, retention_loop
 from farm_core.task_limits import MAX_CACHE_TTL_SECONDS
 from farm_scheduler.retention_rows import (
     Expired,
@@ -43,6 +43,22 @@ log = logging.getLogger(__name__)
 CACHE_REACH = dt.timedelta(seconds=MAX_CACHE_TTL_SECONDS, hours=1)
 """How long after it ended a task's result may still answer a new task from the cache
 (the longest cacheTtlSeconds, and an hour for the replicas' clocks to differ)."""
+
+REQUEUE_MARGIN = dt.timedelta(hours=1)
+"""How long before its retention ends a dead letter may no longer be requeued: a sweep
+may have chosen it and be deleting its artifacts (an hour for the replicas' clocks)."""
+
+
+def requeueable_since(retention_days: int, now: dt.datetime) -> dt.datetime | None:
+    """The earliest end time of a dead letter that may still be requeued; None: any may.
+
+    An older one is (nearly) past retention: a sweep may be deleting its artifacts,
+    with those a requeued run would upload meanwhile, and then keep the requeued task.
+    """
+    if not retention_days:
+        return None
+    return retention_cutoff(retention_days, lambda: now) + REQUEUE_MARGIN
+
 
 tasks_deleted = Counter(
     "farm_tasks_deleted_total",
