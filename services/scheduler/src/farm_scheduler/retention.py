@@ -69,6 +69,12 @@ sessions_deleted = Counter(
     "Closed sessions deleted past FARM_SCHEDULER_TASK_RETENTION_DAYS.",
 )
 
+batches_kept = Counter(
+    "farm_retention_batches_kept_total",
+    "Retention batches kept, and their pass ended, because storage did not confirm deleting "
+    "their artifacts (no storage replica answered in time, or it answered a failure).",
+)
+
 
 class StorageUnconfirmed(Exception):
     """Storage did not confirm deleting a batch's artifacts: the batch is kept for next time."""
@@ -171,6 +177,7 @@ class TaskRetention:
             )
             decode_answer(reply.data)
         except (nats.errors.Error, TimeoutError, ValueError) as error:
+            batches_kept.inc()
             raise StorageUnconfirmed(
                 f"storage did not confirm deleting the artifacts of {len(owners)} task(s) or "
                 f"session(s) ({type(error).__name__}: {error}); they are kept until the next pass"

@@ -22,6 +22,7 @@ from tests.integration.scheduler.conftest import (
     SUCCEEDED,
     Scheduler,
     StartScheduler,
+    sample,
 )
 from tests.integration.scheduler.retention.conftest import (
     LATELY,
@@ -148,13 +149,17 @@ async def test_neighbours_whose_keys_share_a_prefix_keep_their_artifacts(
     assert storage.object_names(f"{other_tenant}/{old}/") != []
 
 
-async def test_without_storage_answering_no_task_goes(scheduler: Scheduler) -> None:
+async def test_without_storage_answering_no_task_goes_and_the_metric_says_so(
+    scheduler: Scheduler,
+) -> None:
     old = await ended(scheduler, FAILED, LONG_AGO)
+    kept_before = sample("farm_retention_batches_kept_total")
 
     with pytest.raises(StorageUnconfirmed, match="kept until the next pass"):
         await retention_of(scheduler).purge(THIRTY_DAYS_AGO)
 
     assert (await scheduler.get(old)).status == FAILED
+    assert sample("farm_retention_batches_kept_total") == kept_before + 1
 
 
 async def test_a_pass_whose_answer_came_too_late_is_finished_by_the_next(
