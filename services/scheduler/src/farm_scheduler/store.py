@@ -296,7 +296,12 @@ class TaskStore(PublishMarks):
                     f"{deadline.isoformat()} has passed"
                 )
             finish_time = record.state.finish_time
-            if ended_since is not None and finish_time is not None and finish_time < ended_since:
+            if (
+                ended_since is not None
+                and finish_time is not None
+                and finish_time < ended_since
+                and record.create_time < ended_since
+            ):
                 raise FailedPrecondition(
                     f"task {task_id!r} cannot be requeued: it ended {finish_time.isoformat()}, "
                     "past FARM_SCHEDULER_TASK_RETENTION_DAYS (or within an hour of it), "

@@ -5,17 +5,19 @@ helpers put tasks in the past and upload their artifacts as an agent does.
 """
 
 import datetime as dt
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from sqlalchemy import update
+from sqlalchemy import insert, update
 
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
 from farm_scheduler.retention import TaskRetention
+from farm_scheduler.sessions.store import sessions
 from farm_scheduler.task_rows import tasks
 from tests.conftest import NatsServer, S3Server
 from tests.integration.scheduler.conftest import Scheduler, StartScheduler
@@ -72,12 +74,43 @@ async def ended(
     finish_time: dt.datetime | None,
     **columns: Any,
 ) -> str:
-    """A task of the test's tenant put in `status`, ended at `finish_time`; its id."""
+    """A task of the test's tenant put in `status`, ended at `finish_time`; its id.
+
+    Created then too (unless `columns` say otherwise): the sweep goes by both times.
+    """
     task = await scheduler.create()
-    values = {"status": tasks_pb2.TaskStatus.Name(status), "finish_time": finish_time, **columns}
+    values = {"status": tasks_pb2.TaskStatus.Name(status), "finish_time": finish_time}
+    if finish_time is not None:
+        values["create_time"] = finish_time
+    values.update(columns)
     async with scheduler.service.store.engine.begin() as connection:
         await connection.execute(update(tasks).where(tasks.c.id == task.id).values(**values))
     return task.id
+
+
+async def session_row(
+    scheduler: Scheduler, create_time: dt.datetime, close_time: dt.datetime | None
+) -> str:
+    """A session of the test's tenant, closed at `close_time` (None: still active); its id."""
+    session_id = f"ses_{secrets.token_hex(8)}"
+    async with scheduler.service.store.engine.begin() as connection:
+        await connection.execute(
+            insert(sessions).values(
+                id=session_id,
+                tenant=scheduler.tenant,
+                state="SESSION_STATE_ACTIVE" if close_time is None else "SESSION_STATE_CLOSED",
+                spec=b"",
+                labels={},
+                agent_id="agent-1",
+                create_time=create_time,
+                expire_time=NOW,
+                close_time=close_time,
+                close_reason="",
+                commands=0,
+                recording=b"",
+            )
+        )
+    return session_id
 
 
 async def stored(storage: Storage, task_id: str, name: str = "screenshot") -> str:

@@ -6,7 +6,6 @@ A real scheduler and a real storage service (SeaweedFS) on SQLite and on Postgre
 
 import asyncio
 import datetime as dt
-import secrets
 from typing import Any
 
 import nats
@@ -41,6 +40,7 @@ from tests.integration.scheduler.retention.conftest import (
     artifact_gone,
     ended,
     retention_of,
+    session_row,
     stored,
     task_gone,
 )
@@ -150,7 +150,9 @@ async def test_tasks_answered_from_the_cache_keep_the_task_that_ran(
     unrelated = await ended(scheduler, FAILED, LONG_AGO)
     async with scheduler.service.store.engine.begin() as connection:
         await connection.execute(
-            update(tasks).where(tasks.c.id == source.id).values(finish_time=LONG_AGO)
+            update(tasks)
+            .where(tasks.c.id == source.id)
+            .values(create_time=LONG_AGO, finish_time=LONG_AGO)
         )
 
     await retention_of(scheduler).purge(THIRTY_DAYS_AGO)
@@ -193,28 +195,8 @@ async def test_a_result_that_may_still_answer_the_cache_is_kept(
 async def test_a_closed_sessions_row_and_recording_go_with_its_close_time(
     scheduler: Scheduler, storage: Storage
 ) -> None:
-    closed, open_one = f"ses_{secrets.token_hex(8)}", f"ses_{secrets.token_hex(8)}"
-    async with scheduler.service.store.engine.begin() as connection:
-        for session_id, state, close_time in (
-            (closed, "SESSION_STATE_CLOSED", LONG_AGO),
-            (open_one, "SESSION_STATE_ACTIVE", None),
-        ):
-            await connection.execute(
-                insert(sessions).values(
-                    id=session_id,
-                    tenant=scheduler.tenant,
-                    state=state,
-                    spec=b"",
-                    labels={},
-                    agent_id="agent-1",
-                    create_time=LONG_AGO,
-                    expire_time=NOW,
-                    close_time=close_time,
-                    close_reason="",
-                    commands=0,
-                    recording=b"",
-                )
-            )
+    closed = await session_row(scheduler, LONG_AGO, close_time=LONG_AGO)
+    open_one = await session_row(scheduler, LONG_AGO, close_time=None)
     recording = await stored(storage, closed, "recording")
 
     swept = await retention_of(scheduler).purge(THIRTY_DAYS_AGO)

@@ -16,6 +16,7 @@ from farm_scheduler.retention import StorageUnconfirmed, TaskRetention
 from tests.conftest import NatsServer
 from tests.helpers import assert_eventually
 from tests.integration.scheduler.admin_calls import requeue
+from tests.integration.scheduler.agent_side import Queue
 from tests.integration.scheduler.conftest import (
     FAILED,
     QUEUED,
@@ -23,6 +24,8 @@ from tests.integration.scheduler.conftest import (
     Scheduler,
     StartScheduler,
     sample,
+    succeeded_result,
+    until,
 )
 from tests.integration.scheduler.retention.conftest import (
     LATELY,
@@ -33,6 +36,7 @@ from tests.integration.scheduler.retention.conftest import (
     artifact_gone,
     ended,
     retention_of,
+    session_row,
     stored,
     task_gone,
 )
@@ -200,3 +204,35 @@ async def test_a_dead_letter_inside_retention_or_kept_for_ever_is_requeued(
     assert "FARM_SCHEDULER_TASK_RETENTION_DAYS" in str(refused.value.details())
     assert (await requeue(scheduler, inside)).status == QUEUED
     assert (await requeue(keeps_all, ancient)).status == QUEUED
+
+
+async def test_a_task_an_agent_with_a_slow_clock_just_ended_is_kept(
+    scheduler: Scheduler, queue: Queue, storage: Storage
+) -> None:
+    # An agent without a real-time clock (a Raspberry Pi booted offline) dates its report 1970.
+    task = await scheduler.create()
+    assert (await queue.take()).task_id == task.id
+    artifact = await stored(storage, task.id)
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    await queue.report(task.id, SUCCEEDED, result=succeeded_result(), time=epoch)
+    await until(scheduler, task.id, SUCCEEDED)
+
+    swept = await retention_of(scheduler).purge(THIRTY_DAYS_AGO)
+
+    assert swept.tasks == 0
+    assert (await scheduler.get(task.id)).status == SUCCEEDED
+    assert (await storage.get(artifact)).id == artifact
+
+
+async def test_a_session_an_agent_with_a_slow_clock_just_closed_is_kept(
+    scheduler: Scheduler, storage: Storage
+) -> None:
+    session_id = await session_row(
+        scheduler, NOW, close_time=dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    )
+    recording = await stored(storage, session_id, "recording")
+
+    swept = await retention_of(scheduler).purge(THIRTY_DAYS_AGO)
+
+    assert swept.sessions == 0
+    assert (await storage.get(recording)).id == recording
