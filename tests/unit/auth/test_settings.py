@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from farm_auth.settings import AuthSettings
+from farm_core.retention import MAX_RETENTION_DAYS, retention_cutoff
 
 NAMES = ("DATABASE_URL", "FARM_AUTH_DATABASE_URL", "FARM_ADMIN_KEY", "FARM_AUTH_PORT")
 
@@ -58,3 +59,11 @@ def test_empty_admin_key_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bootstrap_tenant_must_be_a_tenant_name() -> None:
     with pytest.raises(ValidationError, match="bootstrap_tenant"):
         AuthSettings(bootstrap_tenant="Not A Tenant")
+
+
+def test_an_audit_retention_longer_than_the_calendar_is_refused() -> None:
+    with pytest.raises(ValidationError, match="audit_retention_days"):
+        AuthSettings(audit_retention_days=MAX_RETENTION_DAYS + 1)
+    assert retention_cutoff(
+        AuthSettings(audit_retention_days=MAX_RETENTION_DAYS).audit_retention_days
+    )

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from farm_core.retention import MAX_RETENTION_DAYS, retention_cutoff
 from farm_scheduler.settings import SchedulerSettings
 
 
@@ -55,3 +56,15 @@ def test_a_republish_grace_not_above_the_publish_timeout_is_refused(
         f"FARM_SCHEDULER_REPUBLISH_GRACE_SECONDS ({grace}) must be above "
         "FARM_SCHEDULER_PUBLISH_TIMEOUT_SECONDS (5)"
     ) in str(refused.value)
+
+
+def test_a_retention_longer_than_the_calendar_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A million days: the sweep's cutoff would fall before the year 1 at every round.
+    monkeypatch.setenv("FARM_SCHEDULER_TASK_RETENTION_DAYS", "1000000")
+    with pytest.raises(ValidationError, match="task_retention_days"):
+        SchedulerSettings()
+    monkeypatch.setenv("FARM_SCHEDULER_TASK_RETENTION_DAYS", str(MAX_RETENTION_DAYS))
+    days = SchedulerSettings().task_retention_days
+    assert retention_cutoff(days) < retention_cutoff(30)

@@ -11,6 +11,9 @@ from collections.abc import Awaitable, Callable
 from farm_core.db import utcnow
 from farm_core.periodic import Periodic
 
+MAX_RETENTION_DAYS = 36_500
+"""The longest retention a setting may ask for (a hundred years; 0 keeps for ever): the
+cutoff of a longer one falls before the year 1 and the sweep would fail at every round."""
 RETENTION_CHECK_SECONDS = 3600.0
 """How often a retention purge runs (and once at start)."""
 

@@ -14,6 +14,7 @@ from farm_core.identity_keys import (
     resolve_private_key,
 )
 from farm_core.live_tokens import LIVE_SECRET_DESCRIPTION, resolve_live_secret
+from farm_core.retention import MAX_RETENTION_DAYS
 from farm_core.settings import FarmSettings
 
 
@@ -177,6 +178,7 @@ class AuthSettings(FarmSettings):
     audit_retention_days: int = Field(
         default=90,
         ge=0,
+        le=MAX_RETENTION_DAYS,
         description="How long audit records are kept in the database; 0 keeps them for ever.",
     )
     rotation_grace_seconds: int = Field(

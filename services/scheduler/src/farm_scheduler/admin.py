@@ -23,6 +23,7 @@ from farm_scheduler.changes import ChangeReporter
 from farm_scheduler.fleet import Fleet
 from farm_scheduler.publisher import TaskPublisher
 from farm_scheduler.records import TaskRecord
+from farm_scheduler.retention import requeueable_since
 from farm_scheduler.status.report import checked_window, fleet_status
 from farm_scheduler.status.snapshot import FleetReader
 from farm_scheduler.store import TaskStore
@@ -51,6 +52,7 @@ class AdminApi(admin_pb2_grpc.AdminServiceServicer):
         fleet: Fleet,
         js: JetStreamContext,
         reader: FleetReader,
+        retention_days: int,
     ) -> None:
         self._store = store
         self._publisher = publisher
@@ -58,6 +60,7 @@ class AdminApi(admin_pb2_grpc.AdminServiceServicer):
         self._fleet = fleet
         self._js = js
         self._reader = reader
+        self._retention_days = retention_days
 
     async def ListAgents(
         self, request: admin_pb2.ListAgentsRequest, context: Any
@@ -101,7 +104,9 @@ class AdminApi(admin_pb2_grpc.AdminServiceServicer):
             event_sequence = (await self._js.stream_info(EVENT_STREAM)).state.last_seq
         except (nats.errors.Error, TimeoutError) as error:
             raise Unavailable(f"NATS is unreachable; the task cannot be queued: {error}") from error
-        change = await self._store.requeue(tenant, task_id, utcnow(), event_sequence)
+        now = utcnow()
+        ended_since = requeueable_since(self._retention_days, now)
+        change = await self._store.requeue(tenant, task_id, now, event_sequence, ended_since)
         await self._changes.report(change)
         # Agents would ack the new queuing unrun while its end mark stands: the
         # republisher publishes it once a withdrawal NATS refused went through.

@@ -28,7 +28,7 @@ from farm_core.artifact_expiry import (
 )
 from farm_core.db import utcnow
 from farm_core.periodic import Periodic
-from farm_core.retention import Clock, retention_loop
+from farm_core.retention import Clock, retention_cutoff, retention_loop
 from farm_core.task_limits import MAX_CACHE_TTL_SECONDS
 from farm_scheduler.retention_rows import (
     Expired,
@@ -44,6 +44,22 @@ CACHE_REACH = dt.timedelta(seconds=MAX_CACHE_TTL_SECONDS, hours=1)
 """How long after it ended a task's result may still answer a new task from the cache
 (the longest cacheTtlSeconds, and an hour for the replicas' clocks to differ)."""
 
+REQUEUE_MARGIN = dt.timedelta(hours=1)
+"""How long before its retention ends a dead letter may no longer be requeued: a sweep
+may have chosen it and be deleting its artifacts (an hour for the replicas' clocks)."""
+
+
+def requeueable_since(retention_days: int, now: dt.datetime) -> dt.datetime | None:
+    """The earliest end time of a dead letter that may still be requeued; None: any may.
+
+    An older one is (nearly) past retention: a sweep may be deleting its artifacts,
+    with those a requeued run would upload meanwhile, and then keep the requeued task.
+    """
+    if not retention_days:
+        return None
+    return retention_cutoff(retention_days, lambda: now) + REQUEUE_MARGIN
+
+
 tasks_deleted = Counter(
     "farm_tasks_deleted_total",
     "Ended tasks deleted (with their attempts) past FARM_SCHEDULER_TASK_RETENTION_DAYS.",
@@ -51,6 +67,12 @@ tasks_deleted = Counter(
 sessions_deleted = Counter(
     "farm_sessions_deleted_total",
     "Closed sessions deleted past FARM_SCHEDULER_TASK_RETENTION_DAYS.",
+)
+
+batches_kept = Counter(
+    "farm_retention_batches_kept_total",
+    "Retention batches kept, and their pass ended, because storage did not confirm deleting "
+    "their artifacts (no storage replica answered in time, or it answered a failure).",
 )
 
 
@@ -155,6 +177,7 @@ class TaskRetention:
             )
             decode_answer(reply.data)
         except (nats.errors.Error, TimeoutError, ValueError) as error:
+            batches_kept.inc()
             raise StorageUnconfirmed(
                 f"storage did not confirm deleting the artifacts of {len(owners)} task(s) or "
                 f"session(s) ({type(error).__name__}: {error}); they are kept until the next pass"

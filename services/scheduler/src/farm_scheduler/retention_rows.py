@@ -1,8 +1,8 @@
 """The retention sweep's SQL: which ended tasks and closed sessions may go, and their deletion.
 
-A task may go once it ended before the cutoff, unless a task that is kept shares
-its result (a cached task names it as `cache_source`, or a cached task of its
-tenant from before migration 0016 ended after it), its result may still answer
+A task may go once it ended, and was created, before the cutoff, unless a task
+that is kept shares its result (a cached task names it as `cache_source`, or a
+cached task of its tenant from before migration 0016 ended after it), its result may still answer
 the cache (it has a cache key and ended less than the longest cache time ago), or
 its dead letter is still to be published. A cached task owns no artifacts (they
 are its source's), so deleting it deletes none.
@@ -47,7 +47,14 @@ class Expired:
 
 
 def _ended_before(cutoff: dt.datetime) -> tuple[ColumnElement[bool], ...]:
-    return (tasks.c.status.in_(ENDED_STATUSES), tasks.c.finish_time < cutoff)
+    # The end time is the agent's (its event's time): created before the cutoff too, so
+    # that an agent whose clock is behind (a board without a real-time clock dates its
+    # report 1970) has no task deleted sooner than a retention after the scheduler took it.
+    return (
+        tasks.c.status.in_(ENDED_STATUSES),
+        tasks.c.finish_time < cutoff,
+        tasks.c.create_time < cutoff,
+    )
 
 
 async def expired_tasks(
@@ -101,7 +108,12 @@ async def delete_tasks(
 
 
 def _closed_before(cutoff: dt.datetime) -> tuple[ColumnElement[bool], ...]:
-    return (sessions.c.state == SESSION_CLOSED, sessions.c.close_time < cutoff)
+    # As for tasks: the close time is the agent's, the create time the scheduler's.
+    return (
+        sessions.c.state == SESSION_CLOSED,
+        sessions.c.close_time < cutoff,
+        sessions.c.create_time < cutoff,
+    )
 
 
 async def expired_sessions(

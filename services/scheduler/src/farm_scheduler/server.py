@@ -331,6 +331,7 @@ class SchedulerService:
             self._fleet,
             self._nc.jetstream(),
             self._fleet_reader,
+            self._settings.task_retention_days,
         )
         admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)
         if (

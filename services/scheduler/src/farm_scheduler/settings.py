@@ -10,6 +10,7 @@ from farm_core.egress.address_policy import FarmService
 from farm_core.egress.allowlist import AllowList, allow_list_setting
 from farm_core.grants import resolve_grant_key
 from farm_core.live_tokens import LIVE_SECRET_DESCRIPTION, resolve_live_secret
+from farm_core.retention import MAX_RETENTION_DAYS
 from farm_core.settings import FarmSettings
 from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
 from farm_scheduler.routing.rules import parse_rules
@@ -58,6 +59,7 @@ class SchedulerSettings(FarmSettings):
     task_retention_days: int = Field(
         default=30,
         ge=0,
+        le=MAX_RETENTION_DAYS,
         description="How long ended tasks (and closed sessions) are kept, with their attempts "
         "and artifacts, after they ended (checked hourly); 0 keeps them for ever.",
     )

@@ -269,12 +269,17 @@ class TaskStore(PublishMarks):
         return await self._transition(task_id, None, expired)
 
     async def requeue(
-        self, tenant: str | None, task_id: str, now: dt.datetime, event_sequence: int
+        self,
+        tenant: str | None,
+        task_id: str,
+        now: dt.datetime,
+        event_sequence: int,
+        ended_since: dt.datetime | None = None,
     ) -> TaskChange:
         """Queues a FAILED task of `tenant` (None: any) again, unpublished, with fresh attempts.
 
-        NotFound if there is no such task; FailedPrecondition if it is not FAILED or
-        its deadline has passed.
+        NotFound if there is no such task; FailedPrecondition if it is not FAILED, its
+        deadline has passed, or it ended before `ended_since` (retention.requeueable_since).
         """
 
         def requeued(record: TaskRecord) -> TaskState | None:
@@ -289,6 +294,18 @@ class TaskStore(PublishMarks):
                 raise FailedPrecondition(
                     f"task {task_id!r} cannot be requeued: its deadline "
                     f"{deadline.isoformat()} has passed"
+                )
+            finish_time = record.state.finish_time
+            if (
+                ended_since is not None
+                and finish_time is not None
+                and finish_time < ended_since
+                and record.create_time < ended_since
+            ):
+                raise FailedPrecondition(
+                    f"task {task_id!r} cannot be requeued: it ended {finish_time.isoformat()}, "
+                    "past FARM_SCHEDULER_TASK_RETENTION_DAYS (or within an hour of it), "
+                    "and is being deleted"
                 )
             return lifecycle.requeue(record.state, now, event_sequence)
 

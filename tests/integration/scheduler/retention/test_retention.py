@@ -1,32 +1,25 @@
 """Ended tasks and closed sessions go after FARM_SCHEDULER_TASK_RETENTION_DAYS, artifacts and all.
 
-A real scheduler and a real storage service (SeaweedFS) on SQLite and on PostgreSQL;
-the sweep's clock is its `cutoff`, moved by the test instead of waited for.
+A real scheduler and a real storage service (SeaweedFS) on SQLite and on PostgreSQL
+(conftest.py); the sweep's clock is its `cutoff`, moved by the test instead of waited for.
 """
 
 import asyncio
 import datetime as dt
-import secrets
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import grpc
 import nats
 import pytest
 from sqlalchemy import func, insert, select, update
 
-from farm.tasks.v1 import tasks_pb2
-from farm_core.db import utcnow
 from farm_scheduler.models import AttemptRow
 from farm_scheduler.retention import TaskRetention
 from farm_scheduler.sessions.store import sessions
 from farm_scheduler.task_rows import task_attempts, tasks
-from tests.conftest import NatsServer, S3Server
+from tests.conftest import NatsServer
 from tests.helpers import assert_eventually, task_spec
 from tests.integration.scheduler.agent_side import Queue
 from tests.integration.scheduler.conftest import (
-    BOTH_DATABASES,
     CANCELLED,
     FAILED,
     QUEUED,
@@ -38,83 +31,23 @@ from tests.integration.scheduler.conftest import (
     succeeded_result,
     until,
 )
-from tests.integration.storage.conftest import Storage, agent_token, serving_storage
-from tests.integration.storage.conftest import storage_settings as storage_settings_of
+from tests.integration.scheduler.retention.conftest import (
+    LATELY,
+    LONG_AGO,
+    NOW,
+    RESULT,
+    THIRTY_DAYS_AGO,
+    artifact_gone,
+    ended,
+    retention_of,
+    session_row,
+    stored,
+    task_gone,
+)
+from tests.integration.storage.conftest import Storage
 from tests.integration.storage.saved_calls import PNG_A, baseline_image, create_baseline
 
-pytestmark = [pytest.mark.integration, BOTH_DATABASES]
-
-NOW = utcnow()
-THIRTY_DAYS_AGO = NOW - dt.timedelta(days=30)
-LONG_AGO = NOW - dt.timedelta(days=40)
-LATELY = NOW - dt.timedelta(days=1)
-RESULT = tasks_pb2.TaskResult(final_url="https://example.com/").SerializeToString()
-
-
-@pytest.fixture
-async def scheduler(start_scheduler: StartScheduler) -> Scheduler:
-    """One scheduler on the test's database and fresh streams."""
-    return await start_scheduler()
-
-
-@pytest.fixture
-async def storage(
-    scheduler: Scheduler,
-    seaweedfs: S3Server,
-    farm_home: Path,
-    database_url: str,
-    nats_server: NatsServer,
-) -> AsyncIterator[Storage]:
-    """A storage service beside the scheduler, as the scheduler's tenant."""
-    settings = storage_settings_of(
-        farm_home, database_url, seaweedfs, seaweedfs.bucket, nats_server.url
-    )
-    async with serving_storage(settings, seaweedfs, scheduler.tenant) as served:
-        yield served
-
-
-def retention_of(scheduler: Scheduler) -> TaskRetention:
-    retention = scheduler.service.retention
-    assert retention is not None
-    return retention
-
-
-async def ended(
-    scheduler: Scheduler,
-    status: tasks_pb2.TaskStatus.ValueType,
-    finish_time: dt.datetime | None,
-    **columns: Any,
-) -> str:
-    """A task of the test's tenant put in `status`, ended at `finish_time`; its id."""
-    task = await scheduler.create()
-    values = {"status": tasks_pb2.TaskStatus.Name(status), "finish_time": finish_time, **columns}
-    async with scheduler.service.store.engine.begin() as connection:
-        await connection.execute(update(tasks).where(tasks.c.id == task.id).values(**values))
-    return task.id
-
-
-async def stored(storage: Storage, task_id: str, name: str = "screenshot") -> str:
-    """An artifact of the task, uploaded as its agent does; its id."""
-    uploaded = await storage.upload(task_id, name, PNG_A, metadata=agent_token(storage.tenant))
-    return uploaded.artifact.id
-
-
-async def task_gone(scheduler: Scheduler, task_id: str) -> bool:
-    try:
-        await scheduler.get(task_id)
-    except grpc.aio.AioRpcError as error:
-        assert error.code() == grpc.StatusCode.NOT_FOUND, error
-        return True
-    return False
-
-
-async def artifact_gone(storage: Storage, artifact_id: str) -> bool:
-    try:
-        await storage.get(artifact_id)
-    except grpc.aio.AioRpcError as error:
-        assert error.code() == grpc.StatusCode.NOT_FOUND, error
-        return True
-    return False
+pytestmark = pytest.mark.integration
 
 
 async def test_old_ended_tasks_go_with_their_attempts_and_artifacts(
@@ -217,7 +150,9 @@ async def test_tasks_answered_from_the_cache_keep_the_task_that_ran(
     unrelated = await ended(scheduler, FAILED, LONG_AGO)
     async with scheduler.service.store.engine.begin() as connection:
         await connection.execute(
-            update(tasks).where(tasks.c.id == source.id).values(finish_time=LONG_AGO)
+            update(tasks)
+            .where(tasks.c.id == source.id)
+            .values(create_time=LONG_AGO, finish_time=LONG_AGO)
         )
 
     await retention_of(scheduler).purge(THIRTY_DAYS_AGO)
@@ -260,28 +195,8 @@ async def test_a_result_that_may_still_answer_the_cache_is_kept(
 async def test_a_closed_sessions_row_and_recording_go_with_its_close_time(
     scheduler: Scheduler, storage: Storage
 ) -> None:
-    closed, open_one = f"ses_{secrets.token_hex(8)}", f"ses_{secrets.token_hex(8)}"
-    async with scheduler.service.store.engine.begin() as connection:
-        for session_id, state, close_time in (
-            (closed, "SESSION_STATE_CLOSED", LONG_AGO),
-            (open_one, "SESSION_STATE_ACTIVE", None),
-        ):
-            await connection.execute(
-                insert(sessions).values(
-                    id=session_id,
-                    tenant=scheduler.tenant,
-                    state=state,
-                    spec=b"",
-                    labels={},
-                    agent_id="agent-1",
-                    create_time=LONG_AGO,
-                    expire_time=NOW,
-                    close_time=close_time,
-                    close_reason="",
-                    commands=0,
-                    recording=b"",
-                )
-            )
+    closed = await session_row(scheduler, LONG_AGO, close_time=LONG_AGO)
+    open_one = await session_row(scheduler, LONG_AGO, close_time=None)
     recording = await stored(storage, closed, "recording")
 
     swept = await retention_of(scheduler).purge(THIRTY_DAYS_AGO)
