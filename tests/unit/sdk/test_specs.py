@@ -4,6 +4,7 @@ import asyncio
 import gc
 import warnings
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import grpc
@@ -175,3 +176,13 @@ def test_a_url_without_a_port_takes_its_schemes_and_another_scheme_is_refused() 
     assert str(refused.value) == (
         "the farm's url must be host:port or http(s)://host:port, got 'ftp://farm.test:21'"
     )
+
+
+def test_a_timestamp_field_takes_an_aware_datetime_and_refuses_a_naive_one() -> None:
+    due = datetime(2030, 1, 2, 3, 4, 5, 600000, tzinfo=timezone(timedelta(hours=2)))
+    spec = task_spec({"url": "https://example.com", "content": {}, "deadline": due})
+    assert spec.deadline.ToDatetime(tzinfo=UTC) == due
+    shortcut = action_spec("https://example.com", "screenshot", {"deadline": due})
+    assert shortcut.deadline == spec.deadline
+    with pytest.raises(browserfarm.InvalidArgument, match=r"^deadline: a datetime with its time"):
+        task_spec({"url": "https://example.com", "deadline": datetime(2030, 1, 2)})

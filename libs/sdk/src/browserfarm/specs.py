@@ -8,6 +8,7 @@ may be written in full (`IMAGE_FORMAT_JPEG`) or by their last word (`"jpeg"`).
 import difflib
 import uuid
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any, TypeAlias, TypeVar, cast
 
 from google.protobuf import json_format
@@ -51,11 +52,23 @@ def _normalized_item(value: Any, field: FieldDescriptor, path: str) -> Any:
         return value
     if isinstance(value, Mapping):
         return normalized(value, message, f"{path}.")
+    if message.full_name == "google.protobuf.Timestamp" and isinstance(value, datetime):
+        return _timestamp(value, path)
     if not message.full_name.startswith("google.protobuf."):
         # json_format would say only "'int' object is not iterable".
         fields = ", ".join(each.json_name for each in message.fields)
         raise InvalidArgument(f"{path}: must be an object ({fields}), got {value!r}")
     return value
+
+
+def _timestamp(value: datetime, path: str) -> str:
+    """A datetime as a Timestamp's JSON; a naive one is refused, as its zone is a guess."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidArgument(
+            f"{path}: a datetime with its time zone, such as datetime.now(UTC) + "
+            f"timedelta(minutes=5), not the naive {value.isoformat()}"
+        )
+    return value.isoformat()
 
 
 def _field(descriptor: Descriptor, name: str) -> FieldDescriptor | None:
