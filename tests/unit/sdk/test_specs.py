@@ -186,3 +186,13 @@ def test_a_timestamp_field_takes_an_aware_datetime_and_refuses_a_naive_one() -> 
     assert shortcut.deadline == spec.deadline
     with pytest.raises(browserfarm.InvalidArgument, match=r"^deadline: a datetime with its time"):
         task_spec({"url": "https://example.com", "deadline": datetime(2030, 1, 2)})
+
+
+def test_an_enum_value_it_does_not_have_is_refused_naming_the_field_and_its_values() -> None:
+    refused = r"^screenshot\.format: one of png, jpeg, not 'jpg'; did you mean 'jpeg'\?$"
+    with pytest.raises(browserfarm.InvalidArgument, match=refused):
+        action_spec("https://example.com", "screenshot", {"format": "jpg"})
+    with pytest.raises(
+        browserfarm.InvalidArgument, match=r"^priority: one of high, normal, low, not .urgent.$"
+    ):
+        task_spec({"url": "https://example.com", "content": {}, "priority": "urgent"})

@@ -28,13 +28,21 @@ ACTIONS = ("screenshot", "pdf", "content", "extract")
 Built = TypeVar("Built", bound=Message)
 
 
-def _enum_name(enum: EnumDescriptor, value: Any) -> Any:
-    """`value` as the enum's full value name when it is written by its last word."""
+def _enum_name(enum: EnumDescriptor, value: Any, path: str) -> Any:
+    """`value` as the enum's full value name when it is written by its last word.
+
+    InvalidArgument, naming the field and its values, for a name the enum does not have.
+    """
     if not isinstance(value, str) or value in enum.values_by_name:
         return value
     prefix = enum.values[0].name.removesuffix("UNSPECIFIED")
     written = f"{prefix}{value.upper()}"
-    return written if written in enum.values_by_name else value
+    if written in enum.values_by_name:
+        return written
+    known = [each.name.removeprefix(prefix).lower() for each in enum.values[1:]]
+    raise InvalidArgument(
+        f"{path}: one of {', '.join(known)}, not {value!r}{suggestion(value, known)}"
+    )
 
 
 def _normalized(value: Any, field: FieldDescriptor, path: str) -> Any:
@@ -46,7 +54,7 @@ def _normalized(value: Any, field: FieldDescriptor, path: str) -> Any:
 
 def _normalized_item(value: Any, field: FieldDescriptor, path: str) -> Any:
     if field.enum_type is not None:
-        return _enum_name(field.enum_type, value)
+        return _enum_name(field.enum_type, value, path)
     message = field.message_type
     if message is None or message.GetOptions().map_entry:
         return value
