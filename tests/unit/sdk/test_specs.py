@@ -4,6 +4,7 @@ import asyncio
 import gc
 import warnings
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import grpc
@@ -175,3 +176,23 @@ def test_a_url_without_a_port_takes_its_schemes_and_another_scheme_is_refused() 
     assert str(refused.value) == (
         "the farm's url must be host:port or http(s)://host:port, got 'ftp://farm.test:21'"
     )
+
+
+def test_a_timestamp_field_takes_an_aware_datetime_and_refuses_a_naive_one() -> None:
+    due = datetime(2030, 1, 2, 3, 4, 5, 600000, tzinfo=timezone(timedelta(hours=2)))
+    spec = task_spec({"url": "https://example.com", "content": {}, "deadline": due})
+    assert spec.deadline.ToDatetime(tzinfo=UTC) == due
+    shortcut = action_spec("https://example.com", "screenshot", {"deadline": due})
+    assert shortcut.deadline == spec.deadline
+    with pytest.raises(browserfarm.InvalidArgument, match=r"^deadline: a datetime with its time"):
+        task_spec({"url": "https://example.com", "deadline": datetime(2030, 1, 2)})
+
+
+def test_an_enum_value_it_does_not_have_is_refused_naming_the_field_and_its_values() -> None:
+    refused = r"^screenshot\.format: one of png, jpeg, not 'jpg'; did you mean 'jpeg'\?$"
+    with pytest.raises(browserfarm.InvalidArgument, match=refused):
+        action_spec("https://example.com", "screenshot", {"format": "jpg"})
+    with pytest.raises(
+        browserfarm.InvalidArgument, match=r"^priority: one of high, normal, low, not .urgent.$"
+    ):
+        task_spec({"url": "https://example.com", "content": {}, "priority": "urgent"})

@@ -45,6 +45,16 @@ def checked(task: Task, check: bool) -> Task:
     return task
 
 
+def _not_ended(task_id: str | None, limit: float) -> str:
+    """Timeout's message for run() and wait(): which task, and that it is still there."""
+    if task_id is None:
+        return f"the task did not end within {limit:g} s (the farm had not yet answered its id)"
+    return (
+        f"task {task_id} did not end within {limit:g} s; it is still on the farm: "
+        "wait() for it again, get() or cancel() it"
+    )
+
+
 class AsyncClient:
     """The farm's work from asyncio: `await client.screenshot(url)`, tasks and sessions.
 
@@ -96,15 +106,20 @@ class AsyncClient:
         """
         limit = seconds_or_default(timeout, self.options.run_timeout)
         request = tasks_pb2.RunTaskRequest(spec=with_idempotency_key(task_spec(spec)))
+        task_id: str | None = None
         try:
             async with asyncio.timeout(limit):
                 reply = await self._calls.call(self._calls.tasks.RunTask, request, timeout=limit)
                 task = Task.from_proto(reply)
+                task_id = task.id
                 # RunTask gives the task back as it stands when its wait is over.
                 if not task.done:
                     task = await self._watched(task.id)
         except TimeoutError:
-            raise Timeout(f"the task did not end within {limit:g} s") from None
+            raise Timeout(_not_ended(task_id, limit), task_id) from None
+        except Timeout as timeout:
+            # RunTask's own deadline passed before the farm answered with the task.
+            raise Timeout(_not_ended(task_id, limit), task_id) from timeout
         return checked(task, check)
 
     async def wait(
@@ -117,7 +132,7 @@ class AsyncClient:
             async with asyncio.timeout(limit):
                 ended = await self._watched(task_id)
         except TimeoutError:
-            raise Timeout(f"task {task_id} did not end within {limit:g} s") from None
+            raise Timeout(_not_ended(task_id, limit), task_id) from None
         return checked(ended, check)
 
     async def _watched(self, task_id: str) -> Task:

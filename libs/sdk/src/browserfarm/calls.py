@@ -7,6 +7,7 @@ the exception browserfarm.errors names for it. This is the one place that does s
 for the gRPC and the HTTP transport alike.
 """
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -105,11 +106,46 @@ def open_transport(options: ClientOptions) -> Transport:
 
 
 class Calls:
-    """The farm's public services, called with the caller's key over one transport."""
+    """The farm's public services, called with the caller's key over one transport.
+
+    A gRPC channel (and an httpx pool) belongs to the event loop it is first used on,
+    so the transport is opened on the loop of the first call, not where the client is
+    made (which may be no loop at all: a client made at import time). A call on
+    another loop while that one still runs raises RuntimeError saying so; once the
+    first loop is closed (one asyncio.run() after another), a new transport is opened.
+    """
 
     def __init__(self, options: ClientOptions, transport: Transport | None = None) -> None:
         self.options = options
-        self.transport = transport if transport is not None else open_transport(options)
+        self._transport = transport
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self._transport is None:
+            self._transport = open_transport(options)
+
+    @property
+    def transport(self) -> Transport:
+        """The transport, opened on the running loop (see the class)."""
+        if self._closed:
+            raise RuntimeError("the client is closed: make a new one, or use it inside its `with`")
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is not None and not self._loop.is_closed():
+                raise RuntimeError(
+                    "this browserfarm.AsyncClient is in use on another event loop, which "
+                    "is still running: make one client for each loop"
+                )
+            if self._loop is not None:
+                # The loop it belonged to is gone, and so are its connections.
+                self._transport = None
+            self._loop = loop
+        if self._transport is None:
+            self._transport = open_transport(self.options)
+        return self._transport
 
     @property
     def tasks(self) -> Any:
@@ -167,7 +203,15 @@ class Calls:
                 timeout=seconds_or_default(timeout, self.options.timeout),
             )
         except grpc.aio.AioRpcError as error:
-            raise from_rpc_error(error) from None
+            raise self._named(from_rpc_error(error)) from None
+        except Unavailable as error:
+            raise self._named(error) from error.__cause__
+
+    def _named(self, error: FarmError) -> FarmError:
+        """`error`, an Unavailable one naming the farm's URL (a farm that is down, or a typo)."""
+        if not isinstance(error, Unavailable) or self.options.url in error.message:
+            return error
+        return Unavailable(f"the farm at {self.options.url}: {error.message}")
 
     async def artifact(self, result: Result | None, kind: str) -> bytes:
         """The bytes of the first artifact of `kind` in `result`."""
@@ -183,5 +227,12 @@ class Calls:
         return bytes(body.data)
 
     async def close(self) -> None:
-        """Closes the transport; calls still under way are cancelled."""
-        await self.transport.close()
+        """Closes the transport; calls still under way are cancelled, and later ones refused.
+
+        A transport of a loop that is closed has nothing left to close on it.
+        """
+        self._closed = True
+        if self._transport is None or self._loop is not asyncio.get_running_loop():
+            return
+        transport, self._transport = self._transport, None
+        await transport.close()

@@ -74,9 +74,18 @@ class Unavailable(FarmError):
 
 
 class Timeout(FarmError):
-    """The call did not finish within its timeout."""
+    """The call did not finish within its timeout.
+
+    From run() or wait(), `task_id` names the task, which the farm still holds (to
+    wait() for again, get() or cancel()); None when run()'s call ended before the
+    farm answered with it, or for any other call.
+    """
 
     code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+    def __init__(self, message: str, task_id: str | None = None) -> None:
+        super().__init__(message)
+        self.task_id = task_id
 
 
 class FailedPrecondition(FarmError):

@@ -9,6 +9,7 @@ enough: a proxy that passes only plain HTTP passes these calls.
 
 import contextlib
 import json
+import math
 import re
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
@@ -60,6 +61,14 @@ def http_error(status: int, body: bytes, headers: Iterable[tuple[str, str]]) -> 
         code = _CODE_OF_STATUS.get(status, fallback)
     message = written.get("message", "") if isinstance(written, dict) else ""
     return from_status(code, message or f"HTTP {status}: {body[:200]!r}", list(headers))
+
+
+def grpc_timeout(seconds: float) -> str:
+    """`seconds` as a grpc-timeout header: at most 8 digits, in milliseconds or seconds."""
+    milliseconds = max(1, math.ceil(seconds * 1000))
+    if milliseconds < 10**8:
+        return f"{milliseconds}m"
+    return f"{min(math.ceil(seconds), 10**8 - 1)}S"
 
 
 def _rule(method: MethodDescriptor) -> tuple[str, str, str]:
@@ -145,6 +154,10 @@ class HttpMethod:
     ) -> Any:
         sent = self._request(request, metadata)
         sent.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
+        if timeout is not None:
+            # Envoy passes it on as the RPC's deadline, as a gRPC client's: RunTask then
+            # answers the task as it stands before the caller gives up, not after.
+            sent.headers["grpc-timeout"] = grpc_timeout(timeout)
         with _reaching_the_farm():
             response = await self._client.send(sent)
         if not response.is_success:

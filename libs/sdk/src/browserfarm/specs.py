@@ -8,6 +8,7 @@ may be written in full (`IMAGE_FORMAT_JPEG`) or by their last word (`"jpeg"`).
 import difflib
 import uuid
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any, TypeAlias, TypeVar, cast
 
 from google.protobuf import json_format
@@ -27,13 +28,21 @@ ACTIONS = ("screenshot", "pdf", "content", "extract")
 Built = TypeVar("Built", bound=Message)
 
 
-def _enum_name(enum: EnumDescriptor, value: Any) -> Any:
-    """`value` as the enum's full value name when it is written by its last word."""
+def _enum_name(enum: EnumDescriptor, value: Any, path: str) -> Any:
+    """`value` as the enum's full value name when it is written by its last word.
+
+    InvalidArgument, naming the field and its values, for a name the enum does not have.
+    """
     if not isinstance(value, str) or value in enum.values_by_name:
         return value
     prefix = enum.values[0].name.removesuffix("UNSPECIFIED")
     written = f"{prefix}{value.upper()}"
-    return written if written in enum.values_by_name else value
+    if written in enum.values_by_name:
+        return written
+    known = [each.name.removeprefix(prefix).lower() for each in enum.values[1:]]
+    raise InvalidArgument(
+        f"{path}: one of {', '.join(known)}, not {value!r}{suggestion(value, known)}"
+    )
 
 
 def _normalized(value: Any, field: FieldDescriptor, path: str) -> Any:
@@ -45,17 +54,29 @@ def _normalized(value: Any, field: FieldDescriptor, path: str) -> Any:
 
 def _normalized_item(value: Any, field: FieldDescriptor, path: str) -> Any:
     if field.enum_type is not None:
-        return _enum_name(field.enum_type, value)
+        return _enum_name(field.enum_type, value, path)
     message = field.message_type
     if message is None or message.GetOptions().map_entry:
         return value
     if isinstance(value, Mapping):
         return normalized(value, message, f"{path}.")
+    if message.full_name == "google.protobuf.Timestamp" and isinstance(value, datetime):
+        return _timestamp(value, path)
     if not message.full_name.startswith("google.protobuf."):
         # json_format would say only "'int' object is not iterable".
         fields = ", ".join(each.json_name for each in message.fields)
         raise InvalidArgument(f"{path}: must be an object ({fields}), got {value!r}")
     return value
+
+
+def _timestamp(value: datetime, path: str) -> str:
+    """A datetime as a Timestamp's JSON; a naive one is refused, as its zone is a guess."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidArgument(
+            f"{path}: a datetime with its time zone, such as datetime.now(UTC) + "
+            f"timedelta(minutes=5), not the naive {value.isoformat()}"
+        )
+    return value.isoformat()
 
 
 def _field(descriptor: Descriptor, name: str) -> FieldDescriptor | None:
