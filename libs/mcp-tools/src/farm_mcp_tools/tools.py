@@ -105,8 +105,9 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
         """Click an element (waiting until it can be clicked).
 
         A dialog it opens (alert, confirm, prompt) waits for handle_dialog. A pop-up
-        or new tab it opens becomes the page the next tools work on; this answer
-        still shows the page clicked on: call tabs to see the pages.
+        or new tab it opens becomes the page the next tools work on: the answer's
+        Page line is the page clicked on, and an "Opened a new tab" line names the new
+        one. A download it starts is refused (the answer says so); nothing arrives.
         """
         result = await runner.run(ctx, lambda: commands.click(selector), element_action=True)
         return say(replies.done(f"Clicked {selector}.", result))
