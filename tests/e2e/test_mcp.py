@@ -193,6 +193,23 @@ async def test_a_click_that_starts_a_download_says_the_farm_refused_it(
     assert listed.endswith(f'- 0: "Opener" at {site.url("/mcp/opener")} (current)')
 
 
+async def test_extract_reads_a_frames_elements_by_their_snapshot_references(
+    over_http: Connect, tenant_key: str, site: Site
+) -> None:
+    async with over_http(tenant_key) as client:
+        await call(client, "navigate", url=site.url("/mcp/framed"))
+        tree = await call(client, "snapshot")
+        price = re.search(r"paragraph \[ref=(f\d+e\d+)\]: \"Price: 42 EUR\"", tree)
+        details = re.search(r'link "Details" \[ref=(f\d+e\d+)\]', tree)
+        assert price and details, tree
+        values = await call(
+            client, "extract", fields={"price": price[1], "details": f"ref={details[1]}@href"}
+        )
+        by_css = await call(client, "extract", fields={"price": "#price"})
+    assert json.loads(values) == {"price": "Price: 42 EUR", "details": "/mcp/inner"}
+    assert json.loads(by_css) == {"price": None}  # CSS stays in the page's own document
+
+
 async def test_a_screenshot_comes_back_as_a_png_image(
     connect: Connect, tenant_key: str, site: Site
 ) -> None:
