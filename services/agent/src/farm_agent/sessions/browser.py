@@ -235,11 +235,12 @@ PARENT_CHECK = '[ "$PPID" = "$1" ] || exit 1; shift; exec "$@"'
 async def _refuse_downloads(browser: Browser) -> None:
     """Has the browser refuse downloads, as tasks' do; the pages still announce them.
 
-    Playwright's own connection would accept them into a folder of the agent's.
+    Playwright's own connection would accept them into a folder of the agent's. The
+    CDP session stays attached: Chromium forgets the behavior its detaching session set.
+    Its events keep Playwright hearing how a download ends (`canceled`).
     """
     cdp = await browser.new_browser_cdp_session()
-    await cdp.send("Browser.setDownloadBehavior", {"behavior": "deny"})
-    await cdp.detach()
+    await cdp.send("Browser.setDownloadBehavior", {"behavior": "deny", "eventsEnabled": True})
 
 
 def _dying_with_the_agent(chromium: str) -> list[str]:
