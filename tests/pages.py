@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 from tests.audit_pages import AUDIT_HEADERS, AUDIT_PAGES, mixed_content_page
+from tests.mcp_pages import MCP_PAGES
 from tests.state_pages import (
     CACHED_SCRIPT,
     FIND_STATE_PAGE,
@@ -50,24 +51,6 @@ PAGES: dict[str, str] = {
           onclick="document.getElementById('out').textContent = 'You asked: ' +
                    document.getElementById('q').value">Go</button>
         <p id="out">nothing yet</p></body></html>""",
-    # The MCP "form testing" workflow: fill, choose, submit, read; a console error on submit.
-    "/mcp/form": """<!doctype html><html><head><title>Order</title></head><body>
-        <h1>Order fruit</h1>
-        <form onsubmit="event.preventDefault();
-          const field = (id) => document.getElementById(id).value;
-          document.getElementById('result').textContent =
-            'Ordered ' + field('fruit') + ' for ' + field('name');
-          console.error('order service unavailable');">
-          <label>Name <input id="name"></label>
-          <label>Fruit <select id="fruit"><option value="apple">Apple</option>
-            <option value="pear">Pear</option></select></label>
-          <button type="submit">Order</button>
-        </form>
-        <p id="result" role="status">nothing ordered</p></body></html>""",
-    # The MCP "accessibility audit" workflow: an image without alt, a nameless button.
-    "/mcp/inaccessible": """<!doctype html><html><head><title>Shop</title></head><body>
-        <img src="/none.png" width="40" height="40">
-        <button></button><p style="color:#ddd;background:#fff">Hard to read</p></body></html>""",
     # Browser faults: a page that never stops its script, one that asks questions, one
     # that opens a pop-up, one that allocates memory until its renderer dies.
     "/hang": """<!doctype html><html><head><title>Hang</title></head><body>
@@ -172,6 +155,7 @@ PAGES: dict[str, str] = {
     "/leave-state": LEAVE_STATE_PAGE,
     "/find-state": FIND_STATE_PAGE,
     **AUDIT_PAGES,
+    **MCP_PAGES,
 }
 SCRIPTS: dict[str, str] = {
     "/observed.js": 'console.warn("a warning from a script");',

@@ -162,6 +162,54 @@ async def test_tabs_lists_selects_opens_and_closes_the_browsers_pages(
     assert "NO_SUCH_PAGE: tabs.index: the last page cannot be closed" in texts(last)
 
 
+async def test_a_click_that_opens_a_pop_up_or_a_new_tab_says_so(
+    over_http: Connect, tenant_key: str, site: Site
+) -> None:
+    opener, inner = site.url("/mcp/opener"), site.url("/mcp/inner")
+    async with over_http(tenant_key) as client:
+        await call(client, "navigate", url=opener)
+        popped = await call(client, "click", selector="#pop")
+        await call(client, "tabs", action="select", index=0)
+        tabbed = await call(client, "click", selector="#blank")
+        listed = await call(client, "tabs")
+    assert popped.startswith(f'Clicked #pop.\nPage: "Opener" at {opener}\n')
+    assert f'Opened a new tab: "Inner" at {inner} (tab 1, now current).' in popped
+    assert f'Opened a new tab: "Inner" at {inner} (tab 2, now current).' in tabbed
+    assert listed.endswith(f'- 2: "Inner" at {inner} (current)')
+
+
+async def test_a_click_that_starts_a_download_says_the_farm_refused_it(
+    over_http: Connect, tenant_key: str, site: Site
+) -> None:
+    async with over_http(tenant_key) as client:
+        await call(client, "navigate", url=site.url("/mcp/opener"))
+        clicked = await call(client, "click", selector="#dl")
+        listed = await call(client, "tabs")
+    assert (
+        f'Started a download of "file.bin" from {site.url("/download")}: the farm refused it'
+        in clicked
+    )
+    assert "Opened a new tab" not in clicked
+    assert listed.endswith(f'- 0: "Opener" at {site.url("/mcp/opener")} (current)')
+
+
+async def test_extract_reads_a_frames_elements_by_their_snapshot_references(
+    over_http: Connect, tenant_key: str, site: Site
+) -> None:
+    async with over_http(tenant_key) as client:
+        await call(client, "navigate", url=site.url("/mcp/framed"))
+        tree = await call(client, "snapshot")
+        price = re.search(r"paragraph \[ref=(f\d+e\d+)\]: \"Price: 42 EUR\"", tree)
+        details = re.search(r'link "Details" \[ref=(f\d+e\d+)\]', tree)
+        assert price and details, tree
+        values = await call(
+            client, "extract", fields={"price": price[1], "details": f"ref={details[1]}@href"}
+        )
+        by_css = await call(client, "extract", fields={"price": "#price"})
+    assert json.loads(values) == {"price": "Price: 42 EUR", "details": "/mcp/inner"}
+    assert json.loads(by_css) == {"price": None}  # CSS stays in the page's own document
+
+
 async def test_a_screenshot_comes_back_as_a_png_image(
     connect: Connect, tenant_key: str, site: Site
 ) -> None:

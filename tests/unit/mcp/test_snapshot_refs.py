@@ -76,3 +76,9 @@ def test_the_references_of_a_command_are_found_wherever_they_are() -> None:
     assert commands.snapshot_refs(pressed) == ["e3"]
     assert commands.snapshot_refs(filled) == ["f1e2"]
     assert commands.snapshot_refs(commands.click("#buy")) == []
+
+
+def test_an_extract_rule_takes_a_reference_as_its_selector_keeping_the_rest() -> None:
+    rules = {"e5": "aria-ref=e5", "f1e2@href": "aria-ref=f1e2@href", "[ref=e3][]": "aria-ref=e3[]"}
+    rules |= {"ref=f2e10@data-x[]": "aria-ref=f2e10@data-x[]", "a@href[]": "a@href[]", "#e5": "#e5"}
+    assert {rule: commands.extract_rule(rule) for rule in rules} == rules

@@ -71,6 +71,8 @@ SAME_SITE_NAMES: Mapping["tasks_pb2.SameSite.ValueType", str] = {
 # "[ref=e5]", "ref=e5" or "e5" (a frame's elements are "f1e2"): the snapshot's reference.
 _SNAPSHOT_REF = re.compile(r"^\[?(?:ref=)?(?P<ref>(?:f\d+)?e\d+)\]?$")
 _ARIA_REF = "aria-ref="
+# The end of an extract rule after its selector: an "@attribute", then "[]" (every match).
+_RULE_TAIL = re.compile(r"(?:@[A-Za-z_:][-A-Za-z0-9_:.]*)?(?:\[\])?$")
 
 
 class ArgumentError(ValueError):
@@ -224,10 +226,23 @@ def content(content_format: ContentFormatName) -> sessions_pb2.SessionCommand:
 
 
 def extract(fields: Mapping[str, str]) -> sessions_pb2.SessionCommand:
-    """Values by selector."""
+    """Values by selector (CSS, or a snapshot reference, which reaches into frames too)."""
     if not fields:
         raise ArgumentError('fields: give at least one field, e.g. {"title": "h1"}')
-    return sessions_pb2.SessionCommand(extract=tasks_pb2.ExtractOptions(fields=dict(fields)))
+    rules = {name: extract_rule(rule) for name, rule in fields.items()}
+    return sessions_pb2.SessionCommand(extract=tasks_pb2.ExtractOptions(fields=rules))
+
+
+def extract_rule(rule: str) -> str:
+    """An extract rule with a snapshot reference as its selector ("e5@href") as "aria-ref=e5@href".
+
+    The rest of the rule (an "@attribute", a trailing "[]") stays as given.
+    """
+    stripped = rule.strip()
+    tail = _RULE_TAIL.search(stripped)
+    head, rest = (stripped[: tail.start()], tail[0]) if tail else (stripped, "")
+    matched = _SNAPSHOT_REF.match(head)
+    return f"{_ARIA_REF}{matched['ref']}{rest}" if matched else rule
 
 
 def evaluate(script: str) -> sessions_pb2.SessionCommand:

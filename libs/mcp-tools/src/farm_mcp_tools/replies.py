@@ -60,9 +60,27 @@ def blocked_lines(result: tasks_pb2.TaskResult) -> list[str]:
     ]
 
 
+def opening_lines(result: tasks_pb2.TaskResult) -> list[str]:
+    """The tabs the command's page opened and the downloads it started (the farm refuses)."""
+    lines = []
+    for page in result.opened_pages:
+        title = f'"{page.title}"' if page.title else "(no title yet)"
+        current = "now current" if page.current else "not current"
+        lines.append(f"Opened a new tab: {title} at {page.url} (tab {page.index}, {current}).")
+    if result.opened_pages:
+        lines.append("The tools now act on the current tab; tabs lists and selects them.")
+    for download in result.refused_downloads:
+        name = f'"{download.suggested_filename}"' if download.suggested_filename else "a file"
+        lines.append(
+            f"Started a download of {name} from {download.url}: the farm refused it "
+            "(it refuses every download); nothing was saved and nothing will arrive."
+        )
+    return lines
+
+
 def done(what: str, result: tasks_pb2.TaskResult) -> str:
-    """`what` happened, and where the browser is now."""
-    return "\n".join([what, page_line(result), *blocked_lines(result)])
+    """`what` happened, and where the browser is now (and what the page opened meanwhile)."""
+    return "\n".join([what, page_line(result), *opening_lines(result), *blocked_lines(result)])
 
 
 def artifact_of(

@@ -105,8 +105,9 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
         """Click an element (waiting until it can be clicked).
 
         A dialog it opens (alert, confirm, prompt) waits for handle_dialog. A pop-up
-        or new tab it opens becomes the page the next tools work on; this answer
-        still shows the page clicked on: call tabs to see the pages.
+        or new tab it opens becomes the page the next tools work on: the answer's
+        Page line is the page clicked on, and an "Opened a new tab" line names the new
+        one. A download it starts is refused (the answer says so); nothing arrives.
         """
         result = await runner.run(ctx, lambda: commands.click(selector), element_action=True)
         return say(replies.done(f"Clicked {selector}.", result))
@@ -245,7 +246,11 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
             Field(description="text: the visible text (default); html: the DOM."),
         ] = "text",
     ) -> list[ContentBlock]:
-        """The page's visible text or its HTML; long pages are cut, with a link to all of it."""
+        """The page's visible text or its HTML; long pages are cut, with a link to all of it.
+
+        The content of frames (iframes) is not included: snapshot shows their elements,
+        and extract reads them by those references (e.g. 'f1e2').
+        """
         result = await runner.run(ctx, lambda: commands.content(format))
         body = replies.page_text(result, runner.limits.max_text_chars, runner.link(ctx))
         return say(f"{replies.page_line(result)}\n\n{body}")
@@ -257,12 +262,18 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
             dict[str, str],
             Field(
                 description="Result name to selector: 'h1' takes the first match's text, "
-                "'a@href' its attribute, a trailing '[]' ('li[]', 'a@href[]') every match."
+                "'a@href' its attribute, a trailing '[]' ('li[]', 'a@href[]') every match. "
+                "A snapshot reference works too ('e5', 'f1e2@href'), and is the way to read "
+                "an element inside a frame (iframe): CSS matches the page's own document only."
             ),
         ],
         ctx: ToolContext,
     ) -> list[ContentBlock]:
-        """Read values from the page by CSS selectors, as JSON."""
+        """Read values from the page by CSS selectors or snapshot references, as JSON.
+
+        A selector that matches nothing gives null. Elements inside frames (iframes)
+        are read by their references from snapshot, which shows the frames' content.
+        """
         result = await runner.run(ctx, lambda: commands.extract(fields), makes_value=True)
         return say(replies.json_text(replies.result_json(result)))
 

@@ -199,6 +199,7 @@ class SessionBrowser:
             async with asyncio.timeout(options.start_timeout_seconds):
                 port, path = await _wait_for_port_file(profile / PORT_FILE, process)
                 browser = await playwright.chromium.connect_over_cdp(f"ws://127.0.0.1:{port}{path}")
+                await _refuse_downloads(browser)
         except BaseException as error:
             # Cancelled too (an agent stopping while a spare starts): no Chromium is left.
             await _end_process(process, options.close_timeout_seconds)
@@ -229,6 +230,17 @@ class SessionBrowser:
 # agent that died before setpriv's prctl would never send it, so the parent is checked
 # after it: still the agent (whose death now kills us), or Chromium is not started.
 PARENT_CHECK = '[ "$PPID" = "$1" ] || exit 1; shift; exec "$@"'
+
+
+async def _refuse_downloads(browser: Browser) -> None:
+    """Has the browser refuse downloads, as tasks' do; the pages still announce them.
+
+    Playwright's own connection would accept them into a folder of the agent's. The
+    CDP session stays attached: Chromium forgets the behavior its detaching session set.
+    Its events keep Playwright hearing how a download ends (`canceled`).
+    """
+    cdp = await browser.new_browser_cdp_session()
+    await cdp.send("Browser.setDownloadBehavior", {"behavior": "deny", "eventsEnabled": True})
 
 
 def _dying_with_the_agent(chromium: str) -> list[str]:

@@ -3,7 +3,8 @@
 The same steps and actions as a task's, run by the same code on the session's page
 rather than a fresh one. Commands of one session run one at a time; their
 artifacts are stored under the session's id, named after the command's number.
-A command's `tabs` selects, opens or closes a page first (tabs.py).
+A command's `tabs` selects, opens or closes a page first (tabs.py). The pages and
+downloads its page starts are noted in its result (openings.py).
 A command's `screencast.start` starts recording before the rest of the command,
 its `screencast.stop` stops after it; every result tells where the screencast stands.
 """
@@ -20,12 +21,16 @@ from farm_agent.browser.navigation import shown_url
 from farm_agent.browser.runner import Budget, browse
 from farm_agent.errors import TaskFailure
 from farm_agent.saved.keeper import CaptureKeeper
+from farm_agent.sessions.openings import OPEN_WAIT_SECONDS, OpeningsWatch
 from farm_agent.sessions.own_requests import OwnRequests
 from farm_agent.sessions.session import OpenSession
 from farm_agent.sessions.tabs import change_tabs, listed_tabs
 from farm_core.cancel import Interrupted, unless_set
 from farm_core.task_defaults import ACTIONS, DEFAULT_TIMEOUT_MS
 from farm_core.task_errors import ErrorCode
+
+SETTLE_MARGIN_SECONDS = 0.5
+"""What a command keeps of its time after waiting for the pages it opened: its answer."""
 
 
 def command_spec(command: sessions_pb2.SessionCommand) -> tasks_pb2.TaskSpec:
@@ -108,6 +113,8 @@ async def _run_locked(
             blocked_before = len(session.egress.blocked)
             own_requests = OwnRequests(page)
             own_requests.start()
+            openings = OpeningsWatch(session.browser, page)
+            await openings.start()
             try:
                 capture = await _until_dialog(
                     session,
@@ -122,8 +129,10 @@ async def _run_locked(
                         observer=session.observer,
                     ),
                 )
+                await _settled(openings, deadline)
             finally:
                 own_requests.stop()
+                await openings.stop()
             if capture is not None:
                 own_requests.keep_own(capture.result)
     except TimeoutError as error:
@@ -137,17 +146,32 @@ async def _run_locked(
         result = tasks_pb2.TaskResult(
             final_url=await shown_url(page), dialog=session.dialogs.described()
         )
+        await _note_openings(openings, result)
         result.screencast.CopyFrom(session.screencasts.status())
         return result
     prefix = f"command-{session.commands}-"
     owner = dataclasses.replace(session.owner, grant=grant) if grant else session.owner
     result = await keeper.keep(owner, capture, prefix)
+    await _note_openings(openings, result)
     if command.HasField("tabs"):
         result.json.CopyFrom(await listed_tabs(session.browser))
     if command.screencast.stop:
         await _stop_screencast(session, keeper, result)
     result.screencast.CopyFrom(session.screencasts.status())
     return result
+
+
+async def _settled(openings: OpeningsWatch, deadline: float) -> None:
+    """Waits for the pages the command asked to open, within the command's time (less a margin)."""
+    left = deadline - asyncio.get_running_loop().time() - SETTLE_MARGIN_SECONDS
+    if left > 0:
+        await openings.settle(min(left, OPEN_WAIT_SECONDS))
+
+
+async def _note_openings(openings: OpeningsWatch, result: tasks_pb2.TaskResult) -> None:
+    """Adds the pages the command opened and the downloads it started to `result`."""
+    result.opened_pages.extend(await openings.opened_pages())
+    result.refused_downloads.extend(openings.refused_downloads())
 
 
 async def _until_dialog(session: OpenSession, work: Coroutine[Any, Any, Capture]) -> Capture | None:
