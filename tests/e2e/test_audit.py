@@ -12,7 +12,8 @@ import pytest
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.conftest import Client, KeyFactory, farm_command, http_client, new_tenant
+from tests.e2e.cli_calls import farm_command
+from tests.e2e.conftest import Client, KeyFactory, http_client, new_tenant
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e

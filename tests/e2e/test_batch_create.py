@@ -10,17 +10,8 @@ from typing import Any
 import pytest
 
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.conftest import (
-    FARM,
-    Client,
-    KeyFactory,
-    farm_command,
-    farm_json,
-    fresh,
-    http_client,
-    new_tenant,
-    unique_label,
-)
+from tests.e2e.cli_calls import FARM, farm_command, farm_json
+from tests.e2e.conftest import Client, KeyFactory, fresh, http_client, new_tenant, unique_label
 from tests.e2e.operator_http import set_rate
 from tests.pages import Site
 

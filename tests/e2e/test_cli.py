@@ -7,15 +7,8 @@ from typing import Any
 import pytest
 
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.conftest import (
-    farm_command,
-    farm_in_process,
-    farm_json,
-    png_size,
-    printed,
-    refused,
-    unique_label,
-)
+from tests.e2e.cli_calls import farm_command, farm_in_process, farm_json, printed, refused
+from tests.e2e.conftest import png_size, unique_label
 from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]

@@ -9,18 +9,8 @@ import pytest
 
 from farm.auth.v1 import auth_pb2
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.conftest import (
-    BOOTSTRAP_TENANT,
-    KeyFactory,
-    farm_in_process,
-    http_client,
-    in_turn,
-    new_tenant,
-    printed,
-    refused,
-    set_limits,
-    set_rate,
-)
+from tests.e2e.cli_calls import farm_in_process, in_turn, printed, refused, set_limits, set_rate
+from tests.e2e.conftest import BOOTSTRAP_TENANT, KeyFactory, http_client, new_tenant
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.conftest import FARM, farm_command, farm_json
+from tests.e2e.cli_calls import FARM, farm_command, farm_json
 from tests.pages import Site
 
 # The CLI as a user meets it: the batches and watches of test_batch_create.py and RunTask.

@@ -11,16 +11,8 @@ import pytest
 
 from farm.auth.v1 import auth_pb2
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.conftest import (
-    Client,
-    KeyFactory,
-    farm_command,
-    fresh,
-    http_client,
-    new_tenant,
-    set_limits,
-    unique_label,
-)
+from tests.e2e.cli_calls import farm_command, set_limits
+from tests.e2e.conftest import Client, KeyFactory, fresh, http_client, new_tenant, unique_label
 from tests.e2e.operator_http import set_rate
 from tests.helpers import eventually
 from tests.pages import Site

@@ -11,7 +11,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.conftest import ROOT, Client, farm_command
+from tests.e2e.cli_calls import farm_command
+from tests.e2e.conftest import ROOT, Client
 from tests.helpers import eventually
 from tests.pages import Site
 
