@@ -90,7 +90,11 @@ class TaskAttempt:
             attempt_of=lambda: self.attempt,
         )
         self._ends = AttemptEnds(
-            tools, self.item, self._delivery, deliveries=message.metadata.num_delivered
+            tools,
+            self.item,
+            self._delivery,
+            deliveries=message.metadata.num_delivered,
+            wait_key=wait_key(self.task_id, message),
         )
         self._received = utcnow()
 
@@ -135,10 +139,7 @@ class TaskAttempt:
         deadline = deadline_of(spec)
         max_attempts = max_attempts_of(spec)
         ends = self._ends
-        ends.wait_key = wait_key(self.task_id, self._message)
-        ends.attempt = await self._tools.bookkeeping.waits.attempt_number(
-            ends.wait_key, ends.deliveries
-        )
+        ends.attempt = await ends.waits.attempt_number()
         if await self._ended_before_start(deadline, max_attempts):
             return
         self._work = asyncio.create_task(
