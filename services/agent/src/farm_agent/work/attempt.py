@@ -90,7 +90,11 @@ class TaskAttempt:
             attempt_of=lambda: self.attempt,
         )
         self._ends = AttemptEnds(
-            tools, self.item, self._delivery, deliveries=message.metadata.num_delivered
+            tools,
+            self.item,
+            self._delivery,
+            deliveries=message.metadata.num_delivered,
+            wait_key=wait_key(self.task_id, message),
         )
         self._received = utcnow()
 
@@ -135,11 +139,12 @@ class TaskAttempt:
         deadline = deadline_of(spec)
         max_attempts = max_attempts_of(spec)
         ends = self._ends
-        ends.wait_key = wait_key(self.task_id, self._message)
-        ends.attempt = await self._tools.bookkeeping.waits.attempt_number(
-            ends.wait_key, ends.deliveries
+        # Both are read for nearly every delivery: one round trip's wait, not two, while
+        # the delivery holds one of the agent's places (a held backlog comes back often).
+        ends.attempt, ended = await asyncio.gather(
+            ends.waits.attempt_number(), self._tools.bookkeeping.end_reason(self.task_id)
         )
-        if await self._ended_before_start(deadline, max_attempts):
+        if await self._ended_before_start(deadline, max_attempts, ended):
             return
         self._work = asyncio.create_task(
             self._run_within_tenant_limit(spec, deadline), name=f"task-{self.task_id}"
@@ -161,12 +166,17 @@ class TaskAttempt:
         if result is not None:
             await self._ends.succeeded(result)
 
-    async def _ended_before_start(self, deadline: dt.datetime | None, max_attempts: int) -> bool:
-        """Ends or hands back a task that must not start now; False when it may start."""
+    async def _ended_before_start(
+        self, deadline: dt.datetime | None, max_attempts: int, ended: str | None
+    ) -> bool:
+        """Ends or hands back a task that must not start now; False when it may start.
+
+        `ended`: why the scheduler marked the task ended (None: it did not).
+        """
         now = utcnow()
         if deadline is not None and now >= deadline:
             await self._ends.give_up(deadline_passed(deadline, now))
-        elif (reason := await self._end_reason_before_start()) is not None:
+        elif (reason := self._end_reason_before_start(ended)) is not None:
             await self._ack_ended(reason)
         else:
             # Held first: an attempt past maxAttempts must not fail a task that still runs.
@@ -344,10 +354,10 @@ class TaskAttempt:
         else:
             await self._ends.hand_back_as_wait(WaitReason.DRAINING, 0, deadline)
 
-    async def _end_reason_before_start(self) -> str | None:
+    def _end_reason_before_start(self, ended: str | None) -> str | None:
         if self._stop_reason is StopReason.CANCELLED:
             return task_ends.CANCELLED
-        return await self._tools.bookkeeping.end_reason(self.task_id)
+        return ended
 
     async def _ack_ended(self, reason: str) -> None:
         """Acks unrun a delivery of a task the scheduler has ended (reporting a cancel)."""

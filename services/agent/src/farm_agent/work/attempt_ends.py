@@ -17,7 +17,7 @@ from farm_agent.work.attempt_tools import AttemptTools
 from farm_agent.work.delivery import Delivery, DeliveryOutcome
 from farm_agent.work.events import ReportFailed
 from farm_agent.work.retries import Backoff, Retry, plan_after_failure
-from farm_agent.work.waits import WaitReason
+from farm_agent.work.waits import DeliveryWaits, WaitReason
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ class AttemptEnds:
         delivery: Delivery,
         *,
         deliveries: int,
+        wait_key: str,
     ) -> None:
         self._tools = tools
         self.item = item
@@ -44,7 +45,8 @@ class AttemptEnds:
         self.deliveries = deliveries
         # Until the waits before it are known, every delivery counts as an attempt.
         self.attempt = deliveries
-        self.wait_key = ""
+        # Read once for the whole delivery: its checks and its hand-back.
+        self.waits = DeliveryWaits(tools.bookkeeping.waits, wait_key, deliveries)
         # The RUNNING event that says the attempt waits for storage, sent once.
         self._storage_note: asyncio.Task[None] | None = None
 
@@ -104,7 +106,7 @@ class AttemptEnds:
             tasks_pb2.TASK_STATUS_QUEUED, error=failure.to_proto(), retry_time=plan.retry_time
         )
         # Before the nak, so the retry's delivery knows this attempt has ended (holders.py).
-        await self._tools.bookkeeping.waits.add_retry(self.wait_key)
+        await self.waits.add_retry()
         await self._delivery.hand_back_after(plan.delay_seconds, DeliveryOutcome.RETRIED)
 
     async def give_up(self, failure: TaskFailure, *, counted: bool = False) -> None:
@@ -124,7 +126,7 @@ class AttemptEnds:
             delay = min(delay, max(0.0, (deadline - utcnow()).total_seconds()))
         metrics.task_waits_total.labels(reason=reason.value).inc()
         log.debug("task %s waits %.2f s (%s)", self.task_id, delay, reason.value)
-        await self._tools.bookkeeping.waits.add_wait(self.wait_key)
+        await self.waits.add_wait()
         await self._delivery.hand_back_after(delay, DeliveryOutcome.WAITED)
 
     def note_storage_wait(self, why: str) -> None:
@@ -177,4 +179,4 @@ class AttemptEnds:
 
     async def forget_waits(self) -> None:
         if self.attempt < self.deliveries:
-            await self._tools.bookkeeping.waits.forget(self.wait_key)
+            await self.waits.forget()

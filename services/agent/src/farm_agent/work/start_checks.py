@@ -43,11 +43,12 @@ async def held_elsewhere(
     """Hands a redelivery back to wait while its earlier attempt may still run (holders.py).
 
     A first delivery has no earlier attempt: it is never held, and costs no request;
-    nor is one whose earlier deliveries were all handed back (waits, retries).
+    nor is one whose earlier deliveries were all handed back (waits, retries), which
+    costs no more request than the attempt number's when they were all waits (a
+    tenant's held backlog): the wait count is read once a delivery (DeliveryWaits).
     """
     deliveries = ends.deliveries
-    waits = tools.bookkeeping.waits
-    if deliveries <= 1 or await waits.all_handed_back(ends.wait_key, deliveries):
+    if deliveries <= 1 or await ends.waits.all_handed_back():
         return False
     held = await tools.bookkeeping.holders.holder(task_id)
     if held is None:
