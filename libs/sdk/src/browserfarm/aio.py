@@ -20,7 +20,7 @@ from browserfarm.batches import (
     task_page,
 )
 from browserfarm.calls import Calls, Metadata, seconds_or_default
-from browserfarm.config import ClientOptions, client_options
+from browserfarm.config import ClientOptions, client_options, with_files_there
 from browserfarm.errors import BatchIncomplete, FarmError, TaskFailed, Timeout
 from browserfarm.results import Artifact, Task, TaskStatus, WebhookSecret
 from browserfarm.sessions import AsyncSession, session_spec
@@ -66,7 +66,7 @@ class AsyncClient:
     """
 
     def __init__(self, url: str | None = None, api_key: str | None = None, **settings: Any) -> None:
-        self.options: ClientOptions = client_options(url, api_key, **settings)
+        self.options: ClientOptions = with_files_there(client_options(url, api_key, **settings))
         self._calls = Calls(self.options)
 
     async def __aenter__(self) -> Self:

@@ -100,3 +100,14 @@ def client_options(
         raise ValueError(f"transport: one of {', '.join(TRANSPORTS)}, not {options.transport!r}")
     options.target  # noqa: B018 - refuses a malformed url now, not at the first call
     return options
+
+
+def with_files_there(options: ClientOptions) -> ClientOptions:
+    """`options`, once the files they name are found; ValueError naming the one that is not.
+
+    Else a missing ca_file fails the first https call, with a FileNotFoundError that
+    names no argument (and over HTTP no path either).
+    """
+    if options.ca_file and not Path(options.ca_file).is_file():
+        raise ValueError(f"ca_file: no such file {options.ca_file!r}")
+    return options

@@ -95,7 +95,11 @@ class FailedPrecondition(FarmError):
 
 
 class TaskFailed(FarmError):
-    """A task ended FAILED or CANCELLED; `error_code` is the farm's code for why."""
+    """A task ended FAILED or CANCELLED; `error_code` is the farm's code for why.
+
+    `code` is FAILED_PRECONDITION for a failed task (as a session's failed command
+    is answered) and CANCELLED for a cancelled one.
+    """
 
     def __init__(self, task: Task) -> None:
         error_code = task.error.code if task.error else task.status.value
@@ -103,6 +107,11 @@ class TaskFailed(FarmError):
         super().__init__(f"task {task.id} {task.status.value.lower()}: {error_code}: {detail}")
         self.task = task
         self.error_code = error_code
+        self.code = (
+            grpc.StatusCode.CANCELLED
+            if task.status.value == "CANCELLED"
+            else grpc.StatusCode.FAILED_PRECONDITION
+        )
 
 
 class BatchIncomplete(FarmError):

@@ -1,0 +1,79 @@
+"""What a client checks and builds when it is made: its CA file, its TLS context, TaskFailed."""
+
+import asyncio
+import ssl
+from pathlib import Path
+from unittest import mock
+
+import grpc
+import pytest
+
+import browserfarm
+from browserfarm.config import client_options
+from browserfarm.http_transport import HttpTransport
+from farm.tasks.v1 import tasks_pb2
+from farm_cli.launcher.tls import load_or_create_local_tls
+
+
+@pytest.mark.parametrize("url", ["https://farm.example:8443", "http://127.0.0.1:1"])
+@pytest.mark.parametrize("transport", ["grpc", "http"])
+def test_a_missing_ca_file_is_refused_naming_the_argument_and_path(
+    url: str, transport: str, tmp_path: Path
+) -> None:
+    missing = str(tmp_path / "missing.pem")
+    with pytest.raises(ValueError, match=r"^ca_file: no such file '.*missing\.pem'$"):
+        browserfarm.Client(url=url, api_key="k", ca_file=missing, transport=transport)
+
+
+def test_a_missing_farm_ca_file_is_refused_too(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.pem")
+    env = {"FARM_URL": "https://farm.example", "FARM_CA_FILE": missing}
+    with pytest.raises(ValueError, match="ca_file: no such file"):
+        browserfarm.AsyncClient(api_key="k", environ=env)
+
+
+def test_an_http_farm_loads_no_ca_bundle() -> None:
+    options = client_options("http://127.0.0.1:1", "k", {}, transport="http")
+    with (
+        mock.patch.object(ssl, "create_default_context") as default_context,
+        mock.patch.object(ssl.SSLContext, "load_verify_locations") as verify_locations,
+    ):
+        transport = HttpTransport(options)
+    default_context.assert_not_called()
+    verify_locations.assert_not_called()
+    asyncio.run(transport.close())
+
+
+def test_an_https_farm_is_verified_with_its_ca(tmp_path: Path) -> None:
+    ca = load_or_create_local_tls(tmp_path / "tls").ca
+    assert ca is not None
+    options = client_options("https://127.0.0.1:1", "k", {}, transport="http", ca_file=str(ca))
+    made: list[ssl.SSLContext] = []
+    real = ssl.create_default_context
+
+    def recorded(*args: object, **kwargs: object) -> ssl.SSLContext:
+        made.append(real(*args, **kwargs))  # type: ignore[arg-type]
+        return made[-1]
+
+    with mock.patch.object(ssl, "create_default_context", recorded):
+        transport = HttpTransport(options)
+    asyncio.run(transport.close())
+    [context] = made
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert len(context.get_ca_certs()) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (tasks_pb2.TASK_STATUS_FAILED, grpc.StatusCode.FAILED_PRECONDITION),
+        (tasks_pb2.TASK_STATUS_CANCELLED, grpc.StatusCode.CANCELLED),
+    ],
+)
+def test_a_failed_task_has_a_meaningful_code(
+    status: tasks_pb2.TaskStatus.ValueType, code: grpc.StatusCode
+) -> None:
+    proto = tasks_pb2.Task(id="tsk_1", status=status)
+    proto.error.code = "HTTP_ERROR"
+    failed = browserfarm.TaskFailed(browserfarm.Task.from_proto(proto))
+    assert (failed.code, failed.error_code, failed.task.id) == (code, "HTTP_ERROR", "tsk_1")
