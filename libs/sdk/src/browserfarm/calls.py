@@ -8,7 +8,7 @@ for the gRPC and the HTTP transport alike.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -26,7 +26,7 @@ from browserfarm.errors import (
 from browserfarm.grpc_transport import GrpcTransport
 from browserfarm.http_transport import HttpTransport
 from browserfarm.results import Result
-from browserfarm.transport import Transport
+from browserfarm.transport import Transport, closed_with_the_loop
 from farm.storage.v1 import artifacts_pb2
 
 try:
@@ -112,7 +112,8 @@ class Calls:
     so the transport is opened on the loop of the first call, not where the client is
     made (which may be no loop at all: a client made at import time). A call on
     another loop while that one still runs raises RuntimeError saying so; once the
-    first loop is closed (one asyncio.run() after another), a new transport is opened.
+    first loop is closed (one asyncio.run() after another), a new transport is opened;
+    the first was closed as its loop shut down (browserfarm.transport.closed_with_the_loop).
     """
 
     def __init__(self, options: ClientOptions, transport: Transport | None = None) -> None:
@@ -120,12 +121,14 @@ class Calls:
         self._transport = transport
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._guard: AsyncGenerator[None, None] | None = None
         try:
             self._loop = asyncio.get_running_loop()
         except RuntimeError:
             return
         if self._transport is None:
             self._transport = open_transport(options)
+        self._guard = closed_with_the_loop(self._transport)
 
     @property
     def transport(self) -> Transport:
@@ -140,11 +143,14 @@ class Calls:
                     "is still running: make one client for each loop"
                 )
             if self._loop is not None:
-                # The loop it belonged to is gone, and so are its connections.
+                # The loop it belonged to is gone; its guard closed it as that loop shut down.
                 self._transport = None
+                self._guard = None
             self._loop = loop
         if self._transport is None:
             self._transport = open_transport(self.options)
+        if self._guard is None:
+            self._guard = closed_with_the_loop(self._transport)
         return self._transport
 
     @property
@@ -235,4 +241,8 @@ class Calls:
         if self._transport is None or self._loop is not asyncio.get_running_loop():
             return
         transport, self._transport = self._transport, None
-        await transport.close()
+        guard, self._guard = self._guard, None
+        if guard is None:
+            await transport.close()
+        else:
+            await guard.aclose()

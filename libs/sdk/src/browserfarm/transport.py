@@ -9,6 +9,8 @@ made of calls (retries, idempotency keys, error classes) is written once, above,
 browserfarm.calls and browserfarm.aio.
 """
 
+import contextlib
+from collections.abc import AsyncGenerator
 from typing import Any, Literal, Protocol
 
 TransportName = Literal["grpc", "http"]
@@ -33,3 +35,27 @@ class Transport(Protocol):
 
     async def close(self) -> None:
         """Closes the connection; calls still under way are cancelled."""
+
+
+async def _closing(transport: Transport) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        await transport.close()
+
+
+def closed_with_the_loop(transport: Transport) -> AsyncGenerator[None, None]:
+    """A guard that closes `transport` when the running loop shuts down; keep a reference.
+
+    Its aclose() closes the transport at once. A transport's connections belong to the
+    loop they were opened on, and once that loop is closed they cannot be closed any
+    more (their sockets would be left to the garbage collector, which warns
+    ResourceWarning). asyncio.run() and asyncio.Runner finalize the async generators
+    still open on their loop before they close it; this guard is one, started here,
+    so the transport is closed on its loop then, though the client is not.
+    """
+    guard = _closing(transport)
+    # Its first step registers it with the running loop and stops at its `yield`.
+    with contextlib.suppress(StopIteration):
+        guard.__anext__().send(None)
+    return guard
