@@ -366,8 +366,8 @@ async def test_storage_started_before_the_scheduler_waits_for_its_bucket_quietly
 class CountingExpiry(ArtifactExpiry):
     """Storage's answering of artifact expiries, without the SQL and S3 it would delete from."""
 
-    async def expire(self, owners: Sequence[ArtifactOwner]) -> int:
-        return len(owners)
+    async def expire(self, owners: Sequence[ArtifactOwner]) -> tuple[int, list[ArtifactOwner]]:
+        return len(owners), []
 
 
 async def test_storage_answers_the_schedulers_artifact_expiries(

@@ -10,6 +10,7 @@ from farm_core.artifact_expiry import (
     decode_expiry,
     encode_answer,
     encode_expiry,
+    refused_owners,
 )
 
 
@@ -40,3 +41,16 @@ def test_an_owner_that_could_name_other_keys_is_refused(owner: list[object]) -> 
 def test_a_failed_answer_is_an_error_naming_why() -> None:
     with pytest.raises(ValueError, match="S3 is unavailable"):
         decode_answer(encode_answer(0, "S3 is unavailable"))
+
+
+def test_a_failed_answer_refuses_the_owners_it_names_or_else_all() -> None:
+    owners = [ArtifactOwner("acme", "a"), ArtifactOwner("acme", "b")]
+
+    assert refused_owners(encode_answer(2), owners) == []
+    assert refused_owners(encode_answer(1, "AccessDenied", owners[1:]), owners) == owners[1:]
+    # An older storage names none; nor can an answer naming only strangers clear anyone.
+    assert refused_owners(encode_answer(0, "S3 is unavailable"), owners) == owners
+    stranger = [ArtifactOwner("acme", "c")]
+    assert refused_owners(encode_answer(0, "AccessDenied", stranger), owners) == owners
+    with pytest.raises(ValueError):
+        refused_owners(b'{"error": "no count"}', owners)

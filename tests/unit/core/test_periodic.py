@@ -109,3 +109,20 @@ async def test_by_default_any_exception_is_survived() -> None:
     loop.start()
     await assert_eventually(lambda: rounds.finished >= 1, message="the loop died")
     await loop.stop()
+
+
+async def test_a_failed_round_is_retried_sooner_when_asked_backing_off_to_the_interval() -> None:
+    rounds = Rounds()
+    rounds.failures = [RuntimeError("storage unreachable")]
+    loop = Periodic("test", rounds.work, 3600, first_round_at_once=True, retry_seconds=0.01)
+    loop.start()
+    # Without the retry, the round after the failed one would come an hour later.
+    await assert_eventually(lambda: rounds.finished == 1, message="the failure was not retried")
+    await loop.stop()
+    assert rounds.started == 2
+    assert [loop.pause_after(failures) for failures in (0, 1, 2, 3)] == [3600, 0.01, 0.02, 0.04]
+    assert loop.pause_after(40) == 3600
+
+
+def test_without_a_retry_a_failed_round_waits_one_interval() -> None:
+    assert Periodic("test", Rounds().work, 60).pause_after(3) == 60

@@ -6,6 +6,8 @@ whose artifacts are to go; one storage replica (a queue group) deletes their row
 then every S3 object under their keys, and answers with how many rows it deleted.
 The scheduler deletes its own rows only after that answer, so a failed or
 unanswered request is simply sent again on the next pass (deleting is idempotent).
+A failed answer may name the owners it failed for (`failed`): the scheduler then
+keeps only those; without that list (an older storage), it keeps them all.
 """
 
 import json
@@ -52,9 +54,14 @@ def decode_expiry(data: bytes) -> list[ArtifactOwner]:
     return decoded
 
 
-def encode_answer(deleted: int, error: str = "") -> bytes:
-    """The answer: how many artifacts were deleted, or why it failed (nothing is then done)."""
-    return json.dumps({"deleted": deleted, "error": error}).encode()
+def encode_answer(
+    deleted: int, error: str = "", failed: Sequence[ArtifactOwner] | None = None
+) -> bytes:
+    """The answer: how many artifacts were deleted, or why it failed, and for whom if known."""
+    body: dict[str, object] = {"deleted": deleted, "error": error}
+    if failed is not None:
+        body["failed"] = [[o.tenant, o.owner_id] for o in failed]
+    return json.dumps(body).encode()
 
 
 def decode_answer(data: bytes) -> int:
@@ -65,3 +72,22 @@ def decode_answer(data: bytes) -> int:
     if body.get("error"):
         raise ValueError(f"storage could not delete the artifacts: {body['error']}")
     return int(body["deleted"])
+
+
+def refused_owners(data: bytes, owners: Sequence[ArtifactOwner]) -> list[ArtifactOwner]:
+    """Those of the request's `owners` the answer says could not be deleted; [] if all went.
+
+    A failure that names no owners (or an older storage's) refuses them all; ValueError if
+    the answer is malformed.
+    """
+    body = json.loads(data)
+    if not isinstance(body, dict) or not isinstance(body.get("deleted"), int):
+        raise ValueError("a malformed answer to an artifact expiry")
+    if not body.get("error"):
+        return []
+    failed = body.get("failed")
+    if not isinstance(failed, list) or not failed:
+        return list(owners)
+    named = {tuple(owner) for owner in failed if isinstance(owner, list)}
+    # Naming none of the request's owners says nothing of them: all are kept.
+    return [o for o in owners if (o.tenant, o.owner_id) in named] or list(owners)

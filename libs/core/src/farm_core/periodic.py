@@ -2,7 +2,8 @@
 
 Heartbeats, lease renewals, purges, republishing and sweeps are such loops: each
 round starts one interval after the previous one ended (or at once, for the
-first round, if asked), and a round that fails is logged and tried next time.
+first round, if asked), and a round that fails is logged and tried next time (or
+sooner, if asked: after a bounded backoff).
 """
 
 import asyncio
@@ -20,6 +21,8 @@ class Periodic:
 
     A round that raises one of `survives` (any Exception unless told) is logged as a
     warning and the loop goes on; any other error ends the loop and is raised by stop().
+    With `retry_seconds`, the round after a failed one comes that soon, doubled after each
+    further failure in a row (never later than one interval).
     """
 
     def __init__(
@@ -30,12 +33,14 @@ class Periodic:
         *,
         survives: tuple[type[Exception], ...] = (Exception,),
         first_round_at_once: bool = False,
+        retry_seconds: float | None = None,
     ) -> None:
         self._name = name
         self._work = work
         self._interval_seconds = interval_seconds
         self._survives = survives
         self._first_round_at_once = first_round_at_once
+        self._retry_seconds = retry_seconds
         self._stopping = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
 
@@ -63,21 +68,31 @@ class Periodic:
 
     async def _run(self) -> None:
         if not self._first_round_at_once:
-            await self._pause()
+            await self._pause(self._interval_seconds)
+        failures = 0
         while not self._stopping.is_set():
             try:
                 await self._work()
+                failures = 0
             except self._survives as error:
+                failures += 1
                 log.warning(
                     "%s: a round failed (%s); trying again in %.1f s",
                     self._name,
                     error,
-                    self._interval_seconds,
+                    self.pause_after(failures),
                 )
-            await self._pause()
+            await self._pause(self.pause_after(failures))
 
-    async def _pause(self) -> None:
-        """Waits one interval, or less if the loop is stopped meanwhile."""
+    def pause_after(self, failures: int) -> float:
+        """How long the loop waits after a round that ended `failures` failed rounds in a row."""
+        if not failures or self._retry_seconds is None:
+            return self._interval_seconds
+        backoff: float = self._retry_seconds * 2.0 ** min(failures - 1, 32)
+        return min(backoff, self._interval_seconds)
+
+    async def _pause(self, seconds: float) -> None:
+        """Waits `seconds`, or less if the loop is stopped meanwhile."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._interval_seconds):
+            async with asyncio.timeout(seconds):
                 await self._stopping.wait()

@@ -33,8 +33,12 @@ def retention_loop(
     survives: tuple[type[Exception], ...],
     clock: Clock = utcnow,
     interval_seconds: float = RETENTION_CHECK_SECONDS,
+    retry_seconds: float | None = None,
 ) -> Periodic | None:
-    """A loop that calls `purge(cutoff)` every interval, at once first; None when `days` is 0."""
+    """A loop that calls `purge(cutoff)` every interval, at once first; None when `days` is 0.
+
+    With `retry_seconds`, a purge that failed is tried again that soon (Periodic's backoff).
+    """
     if not days:
         return None
 
@@ -42,5 +46,10 @@ def retention_loop(
         await purge(retention_cutoff(days, clock))
 
     return Periodic(
-        name, round_of_purge, interval_seconds, survives=survives, first_round_at_once=True
+        name,
+        round_of_purge,
+        interval_seconds,
+        survives=survives,
+        first_round_at_once=True,
+        retry_seconds=retry_seconds,
     )

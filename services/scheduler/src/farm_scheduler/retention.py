@@ -3,8 +3,11 @@
 Each batch (one short transaction, so a backlog never holds a long one nor locks
 SQLite for long): the tasks that may go (retention_rows), then storage deletes the
 artifacts they own and confirms (farm_core.artifact_expiry), then their rows and
-attempts go. Should storage not confirm, the rows stay and the pass ends: the next
-pass asks again, and collects whatever the failed one left in S3. Replicas may sweep
+attempts go. Should storage answer that it could not delete some owners' artifacts,
+those rows stay and the pass leaves them out and goes on; should it not answer, the
+rows stay and the tasks' sweep ends (the sessions' still runs). A pass that kept
+anything fails, and is tried again within minutes (RETRY_SECONDS, backing off to the
+hour), which collects whatever the failed one left in S3. Replicas may sweep
 at the same time: every step is idempotent, and a row is counted by the replica
 whose DELETE removed it.
 """
@@ -12,7 +15,7 @@ whose DELETE removed it.
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import nats.errors
 from nats.aio.client import Client
@@ -23,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from farm_core.artifact_expiry import (
     ARTIFACTS_EXPIRE_SUBJECT,
     ArtifactOwner,
-    decode_answer,
     encode_expiry,
+    refused_owners,
 )
 from farm_core.db import utcnow
 from farm_core.periodic import Periodic
@@ -43,6 +46,13 @@ log = logging.getLogger(__name__)
 CACHE_REACH = dt.timedelta(seconds=MAX_CACHE_TTL_SECONDS, hours=1)
 """How long after it ended a task's result may still answer a new task from the cache
 (the longest cacheTtlSeconds, and an hour for the replicas' clocks to differ)."""
+
+RETRY_SECONDS = 300.0
+"""How soon a pass that kept something is tried again (doubled after each further failure,
+up to the hourly interval): meanwhile its kept tasks may list artifacts storage deleted."""
+MAX_REFUSED_PER_PASS = 1000
+"""How many owners storage refused a pass leaves out before it ends that sweep (each is one
+bound parameter of the following queries)."""
 
 REQUEUE_MARGIN = dt.timedelta(hours=1)
 """How long before its retention ends a dead letter may no longer be requeued: a sweep
@@ -71,7 +81,7 @@ sessions_deleted = Counter(
 
 batches_kept = Counter(
     "farm_retention_batches_kept_total",
-    "Retention batches kept, and their pass ended, because storage did not confirm deleting "
+    "Retention batches kept (wholly or in part) because storage did not confirm deleting "
     "their artifacts (no storage replica answered in time, or it answered a failure).",
 )
 
@@ -80,12 +90,21 @@ class StorageUnconfirmed(Exception):
     """Storage did not confirm deleting a batch's artifacts: the batch is kept for next time."""
 
 
+class StorageRefused(StorageUnconfirmed):
+    """Storage answered that it could not delete some owners' artifacts; the pass went on."""
+
+    def __init__(self, message: str, swept: "Swept") -> None:
+        super().__init__(message)
+        self.swept = swept
+
+
 @dataclass(frozen=True)
 class Swept:
-    """What one pass deleted."""
+    """What one pass deleted, and how many tasks or sessions it kept for storage's sake."""
 
     tasks: int = 0
     sessions: int = 0
+    kept: int = 0
 
 
 class TaskRetention:
@@ -111,6 +130,7 @@ class TaskRetention:
             retention_days,
             survives=(SQLAlchemyError, OSError, StorageUnconfirmed),
             clock=clock,
+            retry_seconds=RETRY_SECONDS,
         )
 
     def start(self) -> None:
@@ -124,61 +144,106 @@ class TaskRetention:
             await self._loop.stop()
 
     async def purge(self, cutoff: dt.datetime) -> Swept:
-        """Deletes, batch after batch, what ended before `cutoff` and may go; what went."""
+        """Deletes, batch after batch, what ended before `cutoff` and may go; what went.
+
+        Raises StorageUnconfirmed once both sweeps ran if storage did not answer, or
+        StorageRefused (with what went) if it refused some owners.
+        """
         cache_cutoff = cutoff + self._retention - CACHE_REACH
-        swept_tasks = await self._batches(
-            lambda c: expired_tasks(c, cutoff, cache_cutoff, self._batch_size),
+        tasks = _Sweep()
+        await self._batches(
+            tasks,
+            lambda c, skip: expired_tasks(c, cutoff, cache_cutoff, self._batch_size, skip),
             lambda c, ids: delete_tasks(c, ids, cutoff),
         )
-        tasks_deleted.inc(swept_tasks)
-        swept_sessions = await self._batches(
-            lambda c: expired_sessions(c, cutoff, self._batch_size),
+        tasks_deleted.inc(tasks.deleted)
+        sessions = _Sweep()
+        await self._batches(
+            sessions,
+            lambda c, skip: expired_sessions(c, cutoff, self._batch_size, skip),
             lambda c, ids: delete_sessions(c, ids, cutoff),
         )
-        sessions_deleted.inc(swept_sessions)
-        if swept_tasks or swept_sessions:
+        sessions_deleted.inc(sessions.deleted)
+        if tasks.deleted or sessions.deleted:
             log.info(
                 "deleted %d task(s) and %d session(s) that ended before %s",
-                swept_tasks,
-                swept_sessions,
+                tasks.deleted,
+                sessions.deleted,
                 cutoff.isoformat(),
             )
-        return Swept(swept_tasks, swept_sessions)
+        swept = Swept(tasks.deleted, sessions.deleted, len(tasks.refused) + len(sessions.refused))
+        for failure in (tasks.unconfirmed, sessions.unconfirmed):
+            if failure is not None:
+                raise failure
+        if swept.kept:
+            raise StorageRefused(
+                f"storage could not delete the artifacts of {swept.kept} task(s) or session(s); "
+                "they are kept until the next pass",
+                swept,
+            )
+        return swept
 
     async def _batches(
         self,
-        find: Callable[[AsyncConnection], Awaitable[list[Expired]]],
+        sweep: "_Sweep",
+        find: Callable[[AsyncConnection, Sequence[str]], Awaitable[list[Expired]]],
         remove: Callable[[AsyncConnection, Sequence[str]], Awaitable[int]],
-    ) -> int:
-        deleted = 0
+    ) -> None:
         while self._loop is None or not self._loop.stopping:
             async with self._engine.connect() as connection:
-                batch = await find(connection)
+                batch = await find(connection, sorted(sweep.refused))
             if not batch:
                 break
-            await self._expire_artifacts(
-                [ArtifactOwner(e.tenant, e.id) for e in batch if e.owns_artifacts]
-            )
-            async with self._engine.begin() as connection:
-                removed = await remove(connection, [e.id for e in batch])
-            deleted += removed
+            owners = [ArtifactOwner(e.tenant, e.id) for e in batch if e.owns_artifacts]
+            try:
+                refused = {owner.owner_id for owner in await self._expire_artifacts(owners)}
+            except StorageUnconfirmed as error:
+                sweep.unconfirmed = error
+                break
+            sweep.refused |= refused
+            going = [e.id for e in batch if e.id not in refused]
+            removed = 0
+            if going:
+                async with self._engine.begin() as connection:
+                    removed = await remove(connection, going)
+            sweep.deleted += removed
+            if len(sweep.refused) >= MAX_REFUSED_PER_PASS:
+                break
             # Not `len(batch) < batch size`: deleting a cached task may free its source,
             # which the next query finds. A batch another replica took counts 0: stop.
-            if not removed:
+            if not removed and not refused:
                 break
-        return deleted
 
-    async def _expire_artifacts(self, owners: Sequence[ArtifactOwner]) -> None:
+    async def _expire_artifacts(self, owners: Sequence[ArtifactOwner]) -> list[ArtifactOwner]:
+        """Has storage delete the owners' artifacts; those it answered it could not."""
         if not owners:
-            return
+            return []
         try:
             reply = await self._nc.request(
                 ARTIFACTS_EXPIRE_SUBJECT, encode_expiry(owners), timeout=self._storage_timeout
             )
-            decode_answer(reply.data)
+            refused = refused_owners(reply.data, owners)
         except (nats.errors.Error, TimeoutError, ValueError) as error:
             batches_kept.inc()
             raise StorageUnconfirmed(
                 f"storage did not confirm deleting the artifacts of {len(owners)} task(s) or "
                 f"session(s) ({type(error).__name__}: {error}); they are kept until the next pass"
             ) from error
+        if refused:
+            batches_kept.inc()
+            log.warning(
+                "storage could not delete the artifacts of %d of %d owner(s): kept, and left "
+                "out of the rest of this pass",
+                len(refused),
+                len(owners),
+            )
+        return refused
+
+
+@dataclass
+class _Sweep:
+    """One kind's progress in a pass: rows deleted, owners storage refused, a lost answer."""
+
+    deleted: int = 0
+    refused: set[str] = field(default_factory=set)
+    unconfirmed: StorageUnconfirmed | None = None

@@ -58,9 +58,13 @@ def _ended_before(cutoff: dt.datetime) -> tuple[ColumnElement[bool], ...]:
 
 
 async def expired_tasks(
-    connection: AsyncConnection, cutoff: dt.datetime, cache_cutoff: dt.datetime, limit: int
+    connection: AsyncConnection,
+    cutoff: dt.datetime,
+    cache_cutoff: dt.datetime,
+    limit: int,
+    skip: Sequence[str] = (),
 ) -> list[Expired]:
-    """Up to `limit` tasks that may go (`cache_cutoff`: the reach of the result cache)."""
+    """Up to `limit` tasks that may go, but those in `skip` (`cache_cutoff`: the cache's reach)."""
     referrer = tasks.alias("referrer")
     unsourced = tasks.alias("unsourced")
     query = (
@@ -78,6 +82,7 @@ async def expired_tasks(
                 unsourced.c.cache_source == _EMPTY,
                 unsourced.c.finish_time >= tasks.c.finish_time,
             ),
+            *([tasks.c.id.not_in(skip)] if skip else []),
         )
         # No ORDER BY: over three statuses it would sort the whole backlog for each batch;
         # the index gives each status's oldest first anyway.
@@ -117,12 +122,12 @@ def _closed_before(cutoff: dt.datetime) -> tuple[ColumnElement[bool], ...]:
 
 
 async def expired_sessions(
-    connection: AsyncConnection, cutoff: dt.datetime, limit: int
+    connection: AsyncConnection, cutoff: dt.datetime, limit: int, skip: Sequence[str] = ()
 ) -> list[Expired]:
-    """Up to `limit` sessions closed before `cutoff`, oldest close first."""
+    """Up to `limit` sessions closed before `cutoff`, oldest close first, but those in `skip`."""
     query = (
         select(sessions.c.id, sessions.c.tenant)
-        .where(*_closed_before(cutoff))
+        .where(*_closed_before(cutoff), *([sessions.c.id.not_in(skip)] if skip else []))
         .order_by(sessions.c.close_time)
         .limit(limit)
     )

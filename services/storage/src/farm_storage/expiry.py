@@ -5,10 +5,11 @@ artifacts go (farm_core.artifact_expiry); one storage replica answers. For each
 owner the rows go first, in one committed transaction, so that no listed artifact
 points at a deleted object; then every S3 object under the owner's keys
 (`<tenant>/<owner id>/`, blobs.object_key), those of rows gone earlier included.
-Should S3 fail there, the answer says so and the scheduler keeps its task rows and
-asks again on its next pass: the objects left behind (no row names them) are
-collected by that retry. Both steps are idempotent, so two replicas (or two
-schedulers) deleting the same owner at once do no harm.
+Should S3 fail there for some owners, the answer says so and names them; the
+scheduler keeps those owners' rows and asks again on a later pass: the objects
+left behind (no row names them) are collected by that retry. Both steps are
+idempotent, so two replicas (or two schedulers) deleting the same owner at once do
+no harm.
 """
 
 import asyncio
@@ -75,8 +76,11 @@ class ArtifactExpiry:
         except nats.errors.Error as error:
             log.warning("unsubscribing from artifact expiries failed: %s", error)
 
-    async def expire(self, owners: Sequence[ArtifactOwner]) -> int:
-        """Deletes the owners' artifact rows, then their objects; how many rows went."""
+    async def expire(self, owners: Sequence[ArtifactOwner]) -> tuple[int, list[ArtifactOwner]]:
+        """Deletes the owners' artifact rows, then their objects.
+
+        Returns how many rows went, and the owners whose objects could not all be deleted.
+        """
         async with self._engine.begin() as connection:
             deleted = 0
             for owner in owners:
@@ -86,10 +90,18 @@ class ArtifactExpiry:
                     )
                 )
                 deleted += int(getattr(result, "rowcount", 0) or 0)
-        for owner in owners:
-            await self._blobs.remove_under(f"{owner.tenant}/{owner.owner_id}/")
         artifacts_expired_total.inc(deleted)
-        return deleted
+        failed = []
+        for owner in owners:
+            try:
+                await self._blobs.remove_under(f"{owner.tenant}/{owner.owner_id}/")
+            except Exception as error:
+                # One owner's object S3 refuses must not keep the others' tasks.
+                log.warning(
+                    "deleting the objects of %s/%s failed: %s", owner.tenant, owner.owner_id, error
+                )
+                failed.append(owner)
+        return deleted, failed
 
     async def _subscribe(self) -> Subscription:
         await self._nats.jetstream()
@@ -111,10 +123,15 @@ class ArtifactExpiry:
 
     async def _answer(self, owners: Sequence[ArtifactOwner]) -> bytes:
         try:
-            return encode_answer(await self.expire(owners))
+            deleted, failed = await self.expire(owners)
         except Exception as error:
             # Answered as failed: the scheduler keeps its rows and asks again.
             log.warning(
                 "deleting the artifacts of %d expired owner(s) failed: %s", len(owners), error
             )
             return encode_answer(0, f"{type(error).__name__}: {error}")
+        if failed:
+            return encode_answer(
+                deleted, f"the objects of {len(failed)} owner(s) could not be deleted", failed
+            )
+        return encode_answer(deleted)

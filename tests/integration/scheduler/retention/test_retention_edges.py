@@ -101,7 +101,7 @@ class RequeuedMidSweep(TaskRetention):
         self.refusal: grpc.StatusCode | None = None
         self.new_artifacts: list[str] = []
 
-    async def _expire_artifacts(self, owners: Sequence[ArtifactOwner]) -> None:
+    async def _expire_artifacts(self, owners: Sequence[ArtifactOwner]) -> list[ArtifactOwner]:
         for owner in owners:
             try:
                 await requeue(self._scheduler, owner.owner_id)
@@ -109,7 +109,7 @@ class RequeuedMidSweep(TaskRetention):
                 self.refusal = error.code()
                 continue
             self.new_artifacts.append(await stored(self._storage, owner.owner_id, "rerun"))
-        await super()._expire_artifacts(owners)
+        return await super()._expire_artifacts(owners)
 
 
 async def test_a_dead_letter_being_swept_is_not_requeued_to_lose_its_new_artifacts(
