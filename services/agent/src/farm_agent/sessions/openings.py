@@ -7,11 +7,16 @@ watch also listens for Chromium's `Page.windowOpen`, sent as the page asks for t
 window: a command that asked for one waits for it, bounded, before it answers. A
 download is refused by the browser (browser.py); the watch notes the file it
 would have been.
+
+The CDP session that hears `Page.windowOpen` is one per page, kept for the page's
+life: detaching a session that enabled the Page domain makes Chromium dismiss a
+dialog the page shows, and a command that ends on a dialog leaves it for the next.
 """
 
 import asyncio
 import contextlib
 import logging
+import weakref
 from typing import Any
 
 from playwright.async_api import BrowserContext, CDPSession, Download, Page
@@ -44,11 +49,11 @@ class OpeningsWatch:
         self._context.on("page", self._on_page)
         self._page.on("download", self._on_download)
         try:
-            self._cdp = await self._context.new_cdp_session(self._page)
-            self._cdp.on("Page.windowOpen", self._on_window_open)
-            await self._cdp.send("Page.enable")
+            self._cdp = await _window_watch(self._context, self._page)
         except PlaywrightError as error:
             log.debug("cannot watch the page for new windows: %s", error)
+            return
+        self._cdp.on("Page.windowOpen", self._on_window_open)
 
     async def settle(self, wait_seconds: float = OPEN_WAIT_SECONDS) -> None:
         """Waits, up to `wait_seconds` in all, for the windows asked for to open and load."""
@@ -70,8 +75,7 @@ class OpeningsWatch:
         for page in (self._page, *self._opened):
             page.remove_listener("download", self._on_download)
         if self._cdp is not None:
-            with contextlib.suppress(PlaywrightError):
-                await self._cdp.detach()
+            self._cdp.remove_listener("Page.windowOpen", self._on_window_open)
 
     async def opened_pages(self) -> list[tasks_pb2.OpenedPage]:
         """The pages opened and still open, with their index and title, the current marked."""
@@ -111,3 +115,17 @@ class OpeningsWatch:
 
     def _on_download(self, download: Download) -> None:
         self._downloads.append(download)
+
+
+_WINDOW_WATCHES: "weakref.WeakKeyDictionary[Page, CDPSession]" = weakref.WeakKeyDictionary()
+"""Each watched page's CDP session with the Page domain on; it ends with its page."""
+
+
+async def _window_watch(context: BrowserContext, page: Page) -> CDPSession:
+    """The page's CDP session that reports `Page.windowOpen`, made on its first command."""
+    cdp = _WINDOW_WATCHES.get(page)
+    if cdp is None:
+        cdp = await context.new_cdp_session(page)
+        await cdp.send("Page.enable")
+        _WINDOW_WATCHES[page] = cdp
+    return cdp
