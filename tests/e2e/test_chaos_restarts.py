@@ -2,7 +2,9 @@
 
 The farm is supervised as `farm up` does, restarting after 0.2 s (chaos.py's settings).
 A service answers SIGTERM by draining and exiting 0, which the launcher once took for a
-stop on purpose: the part stayed down until the farm was started again.
+stop on purpose: the part stayed down until the farm was started again. What comes
+back is the process, whatever database it uses: not run again on PostgreSQL
+(database_neutral).
 """
 
 import os
@@ -19,7 +21,7 @@ from farm_cli.launcher.supervisor import Phase
 from tests.e2e.chaos import admin_http, create, final, supervised_chaos_farm, until
 from tests.pages import Site
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
