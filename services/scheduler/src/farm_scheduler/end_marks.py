@@ -23,20 +23,17 @@ from typing import cast
 import nats.errors
 from nats.aio.client import Client
 from nats.js.kv import KeyValue
-from sqlalchemy import Table, and_, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import RowMapping, Table, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from farm.queue.v1 import queue_pb2
 from farm_core import task_ends
-from farm_core.db import utcnow
 from farm_core.queue import cancel_subject
 from farm_scheduler.models import PendingEndMarkRow
+from farm_scheduler.retry_outbox import Kept, RetryOutbox
 
 log = logging.getLogger(__name__)
-
-RETRY_BATCH = 100
-"""Kept orders retried in one round at most, least lately tried first."""
 
 pending_marks = cast(Table, PendingEndMarkRow.__table__)
 
@@ -48,6 +45,8 @@ class EndMarks:
         self._nc = nc
         self._ended_tasks = ended_tasks
         self._engine = engine
+        # A newer order kept for the task meanwhile has another try_time: a retry leaves it.
+        self._kept = RetryOutbox(engine, pending_marks, identity=("task_id", "try_time"))
 
     async def mark(self, task_id: str, reason: str) -> None:
         """Marks the task ended for `reason` and tells a running attempt to stop."""
@@ -90,41 +89,30 @@ class EndMarks:
             return set((await connection.execute(query)).scalars())
 
     async def retry_pending(self) -> int:
-        """Tries up to RETRY_BATCH kept orders again, least lately tried first; how many went.
+        """Tries up to a batch of kept orders again, least lately tried first; how many went.
 
         A round stops at the first that fails again (NATS is still away), which goes
-        to the back.
+        to the back (`retry_outbox`).
         """
         if not self._nc.is_connected:
             return 0
-        query = select(pending_marks).order_by(pending_marks.c.try_time).limit(RETRY_BATCH)
-        async with self._engine.connect() as connection:
-            kept = (await connection.execute(query)).mappings().all()
-        done = 0
-        for row in kept:
-            task_id, reason = row["task_id"], row["reason"]
-            # A newer order kept for the task meanwhile changed the row's try_time: it stays.
-            this_one = and_(
-                pending_marks.c.task_id == task_id, pending_marks.c.try_time == row["try_time"]
-            )
-            try:
-                if reason is None:
-                    await self._ended_tasks.delete(task_id)
-                else:
-                    await self._put(task_id, reason)
-            except (nats.errors.Error, TimeoutError) as error:
-                log.warning("marking task %s ended failed again: %s", task_id, error)
-                async with self._engine.begin() as connection:
-                    await connection.execute(
-                        update(pending_marks).where(this_one).values(try_time=utcnow())
-                    )
-                break
-            async with self._engine.begin() as connection:
-                await connection.execute(delete(pending_marks).where(this_one))
-            done += 1
+        done = await self._kept.retry(self._retry)
         if done:
             log.info("marked %d ended task(s) held back while NATS was unreachable", done)
         return done
+
+    async def _retry(self, row: RowMapping) -> bool:
+        """Makes a kept order again; False if NATS did not take it."""
+        task_id, reason = row["task_id"], row["reason"]
+        try:
+            if reason is None:
+                await self._ended_tasks.delete(task_id)
+            else:
+                await self._put(task_id, reason)
+        except (nats.errors.Error, TimeoutError) as error:
+            log.warning("marking task %s ended failed again: %s", task_id, error)
+            return False
+        return True
 
     async def _put(self, task_id: str, reason: str) -> None:
         await self._ended_tasks.put(task_id, task_ends.mark(reason))
@@ -134,27 +122,20 @@ class EndMarks:
 
     async def _keep(self, task_id: str, reason: str | None) -> None:
         """Keeps the order for retry_pending, replacing an earlier one for the task."""
-        row = {"task_id": task_id, "reason": reason, "try_time": utcnow()}
+        row = {"task_id": task_id, "reason": reason}
         try:
-            async with self._engine.begin() as connection:
-                await connection.execute(
-                    delete(pending_marks).where(pending_marks.c.task_id == task_id)
-                )
-                await connection.execute(insert(pending_marks).values(row))
-        except IntegrityError:
-            log.warning("another replica kept an order for task %s's end mark at once", task_id)
+            kept = await self._kept.keep(row, replacing=pending_marks.c.task_id == task_id)
         except (SQLAlchemyError, OSError) as error:
             log.error("keeping the end mark of task %s for a retry failed: %s", task_id, error)
+            return
+        if kept is Kept.CLASHED:
+            log.warning("another replica kept an order for task %s's end mark at once", task_id)
 
     async def _settle(self, task_id: str) -> None:
         """Drops an earlier order kept for the task: the one just written replaces it."""
-        its = pending_marks.c.task_id == task_id
+        # A read each time, not skipped on what this replica knows: another one may have
+        # kept an order for the task, which a round would write over this one.
         try:
-            # Mostly there is none: a read takes no write lock (SQLite's is the database's).
-            async with self._engine.connect() as connection:
-                if await connection.scalar(select(pending_marks.c.task_id).where(its)) is None:
-                    return
-            async with self._engine.begin() as connection:
-                await connection.execute(delete(pending_marks).where(its))
+            await self._kept.drop(pending_marks.c.task_id == task_id)
         except (SQLAlchemyError, OSError) as error:
             log.warning("dropping the kept end mark of task %s failed: %s", task_id, error)

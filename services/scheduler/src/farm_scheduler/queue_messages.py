@@ -24,15 +24,15 @@ import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
-from sqlalchemy import Table, and_, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import RowMapping, Table
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from farm.tasks.v1 import tasks_pb2
-from farm_core.db import utcnow
 from farm_core.queue import TASK_STREAM
 from farm_scheduler.models import QueueMessageDeleteRow
 from farm_scheduler.records import TaskRecord
+from farm_scheduler.retry_outbox import RetryOutbox
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,6 @@ DELETE_FAILED = 10057
 NOT_THERE = ("no message found", "stream store EOF")
 """The descriptions of a DELETE_FAILED whose message is not in the stream (others, such
 as "message delete not permitted", are refusals to retry)."""
-RETRY_BATCH = 100
-"""Kept deletes retried in one round at most, oldest first."""
 
 deletes = cast(Table, QueueMessageDeleteRow.__table__)
 
@@ -63,7 +61,8 @@ class QueueMessages:
     def __init__(self, nc: Client, js: JetStreamContext, engine: AsyncEngine) -> None:
         self._nc = nc
         self._js = js
-        self._engine = engine
+        # A kept delete is of one message: the key tells it apart.
+        self._kept = RetryOutbox(engine, deletes, identity=("task_id", "sequence"))
 
     async def ended(self, before: TaskRecord) -> bool:
         """Deletes the WorkItem of a task that ended; `before` is its record before the end.
@@ -83,32 +82,22 @@ class QueueMessages:
         return await self._delete_or_keep(before, before.publish_id)
 
     async def retry_pending(self) -> int:
-        """Retries up to RETRY_BATCH kept deletes, least lately tried first; how many settled.
+        """Retries up to a batch of kept deletes, least lately tried first; how many settled.
 
         A round stops at the first that fails again (NATS is still away), which goes
-        to the back: one that JetStream keeps refusing holds up no other.
+        to the back: one that JetStream keeps refusing holds up no other (`retry_outbox`).
         """
         if not self._nc.is_connected:
             return 0
-        query = select(deletes).order_by(deletes.c.try_time).limit(RETRY_BATCH)
-        async with self._engine.connect() as connection:
-            kept = (await connection.execute(query)).mappings().all()
-        settled = 0
-        for row in kept:
-            task_id, sequence, message_id = row["task_id"], row["sequence"], row["message_id"]
-            this_one = and_(deletes.c.task_id == task_id, deletes.c.sequence == sequence)
-            failed = await self._delete(task_id, sequence, message_id) is Deleted.FAILED
-            async with self._engine.begin() as connection:
-                if failed:
-                    await connection.execute(
-                        update(deletes).where(this_one).values(try_time=utcnow())
-                    )
-                    break
-                await connection.execute(delete(deletes).where(this_one))
-            settled += 1
+        settled = await self._kept.retry(self._retry)
         if settled:
             log.info("settled %d queue message delete(s) held back while NATS was away", settled)
         return settled
+
+    async def _retry(self, row: RowMapping) -> bool:
+        """Makes a kept delete again; False if it failed again."""
+        outcome = await self._delete(row["task_id"], row["sequence"], row["message_id"])
+        return outcome is not Deleted.FAILED
 
     async def _delete_or_keep(self, record: TaskRecord, message_id: str | None) -> bool:
         """Deletes the task's WorkItem; keeps the delete for a retry if it fails."""
@@ -145,17 +134,9 @@ class QueueMessages:
 
     async def _keep(self, task_id: str, sequence: int, message_id: str | None) -> None:
         """Notes a failed delete for retry_pending; the task's end or move stands either way."""
-        row = {
-            "task_id": task_id,
-            "sequence": sequence,
-            "message_id": message_id,
-            "try_time": utcnow(),
-        }
+        row = {"task_id": task_id, "sequence": sequence, "message_id": message_id}
         try:
-            async with self._engine.begin() as connection:
-                await connection.execute(insert(deletes).values(row))
-        except IntegrityError:
-            pass  # Kept already.
+            await self._kept.keep(row)  # Clashed: kept already.
         except (SQLAlchemyError, OSError) as error:
             log.warning("keeping the failed delete of task %s's message failed: %s", task_id, error)
 
