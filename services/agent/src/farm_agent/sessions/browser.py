@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-from playwright.async_api import Browser, BrowserContext, Page, Playwright
+from playwright.async_api import Browser, BrowserContext, CDPSession, Page, Playwright
 from playwright.async_api import Error as PlaywrightError
 
 from farm_agent.browser.chromium import CHROMIUM_FLAGS, MAX_BROWSER_TMPDIR_CHARS
@@ -102,7 +102,10 @@ class SessionBrowser:
         self.selected: Page | None = None
         # Set once Playwright's connection to the browser ends (a crash, a killed process).
         self.gone = asyncio.Event()
-        browser.on("disconnected", lambda _: self.gone.set())
+        browser.on("disconnected", lambda _: self._forget_pages())
+        # Each commanded page's CDP session with the Page domain on (openings.py), kept for
+        # the page's life: detaching one makes Chromium dismiss a dialog the page shows.
+        self._window_watches: dict[Page, CDPSession] = {}
 
     @property
     def cdp_endpoint(self) -> str:
@@ -150,6 +153,38 @@ class SessionBrowser:
                 ErrorCode.BROWSER_CRASHED,
                 "the session's browser went away (its process crashed or was killed)",
             ) from None
+
+    async def window_watch(self, page: Page) -> CDPSession:
+        """`page`'s CDP session with the Page domain on, made on first call, dropped as it closes.
+
+        Callers take turns (a session runs one command at a time).
+        """
+        cdp = self._window_watches.get(page)
+        if cdp is not None:
+            return cdp
+        cdp = await self.context.new_cdp_session(page)
+        try:
+            await cdp.send("Page.enable")
+        except PlaywrightError:
+            with contextlib.suppress(PlaywrightError):
+                await cdp.detach()
+            raise
+        if not page.is_closed():
+            # The CDP session ends with the page's target; only the entry is left to drop.
+            self._window_watches[page] = cdp
+            page.once("close", self._forget_page)
+        return cdp
+
+    def watched_pages(self) -> list[Page]:
+        """The pages that hold a CDP session of `window_watch`."""
+        return list(self._window_watches)
+
+    def _forget_page(self, page: Page) -> None:
+        self._window_watches.pop(page, None)
+
+    def _forget_pages(self) -> None:
+        self._window_watches.clear()
+        self.gone.set()
 
     @classmethod
     async def launch(cls, playwright: Playwright, options: LaunchOptions) -> "SessionBrowser":
@@ -219,6 +254,7 @@ class SessionBrowser:
 
     async def close(self) -> None:
         """Ends the browser (killed if it does not end in time) and removes its folder."""
+        self._window_watches.clear()
         with contextlib.suppress(PlaywrightError):
             async with asyncio.timeout(self.options.close_timeout_seconds):
                 await self.browser.close()
