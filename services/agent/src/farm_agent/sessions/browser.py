@@ -58,6 +58,8 @@ AUTOMATION_FLAGS: tuple[str, ...] = (
     "--remote-debugging-port=0",
 )
 PORT_FILE = "DevToolsActivePort"
+DENY_DOWNLOADS = {"behavior": "deny", "eventsEnabled": True}
+"""Downloads refused, their start and end still announced (Playwright hears `canceled`)."""
 PORT_FILE_POLL_SECONDS = 0.02
 
 
@@ -91,6 +93,7 @@ class SessionBrowser:
         browser_path: str,
         browser: Browser,
         temp_dir: Path,
+        downloads_cdp: CDPSession,
     ) -> None:
         self.options = options
         self._temp_dir = temp_dir
@@ -103,6 +106,8 @@ class SessionBrowser:
         # Set once Playwright's connection to the browser ends (a crash, a killed process).
         self.gone = asyncio.Event()
         browser.on("disconnected", lambda _: self._forget_pages())
+        # The browser-level CDP session whose setting refuses downloads (_refuse_downloads).
+        self._downloads_cdp = downloads_cdp
         # Each commanded page's CDP session with the Page domain on (openings.py), kept for
         # the page's life: detaching one makes Chromium dismiss a dialog the page shows.
         self._window_watches: dict[Page, CDPSession] = {}
@@ -179,6 +184,14 @@ class SessionBrowser:
         """The pages that hold a CDP session of `window_watch`."""
         return list(self._window_watches)
 
+    async def refuse_downloads(self) -> None:
+        """Refuses downloads again: an attached client's connection that set the behavior resets it.
+
+        Chromium puts back its default (downloads saved to the session's folder) for every
+        context the ending connection had set a behavior for, whatever it had set.
+        """
+        await self._downloads_cdp.send("Browser.setDownloadBehavior", DENY_DOWNLOADS)
+
     def _forget_page(self, page: Page) -> None:
         self._window_watches.pop(page, None)
 
@@ -234,7 +247,7 @@ class SessionBrowser:
             async with asyncio.timeout(options.start_timeout_seconds):
                 port, path = await _wait_for_port_file(profile / PORT_FILE, process)
                 browser = await playwright.chromium.connect_over_cdp(f"ws://127.0.0.1:{port}{path}")
-                await _refuse_downloads(browser)
+                downloads_cdp = await _refuse_downloads(browser)
         except BaseException as error:
             # Cancelled too (an agent stopping while a spare starts): no Chromium is left.
             await _end_process(process, options.close_timeout_seconds)
@@ -250,7 +263,7 @@ class SessionBrowser:
             )
             log.warning("%s; Chromium said: %s", problem, said or "nothing")
             raise TaskFailure(ErrorCode.BROWSER_CRASHED, problem) from error
-        return cls(options, process, port, path, browser, temp_dir)
+        return cls(options, process, port, path, browser, temp_dir, downloads_cdp)
 
     async def close(self) -> None:
         """Ends the browser (killed if it does not end in time) and removes its folder."""
@@ -268,7 +281,7 @@ class SessionBrowser:
 PARENT_CHECK = '[ "$PPID" = "$1" ] || exit 1; shift; exec "$@"'
 
 
-async def _refuse_downloads(browser: Browser) -> None:
+async def _refuse_downloads(browser: Browser) -> CDPSession:
     """Has the browser refuse downloads, as tasks' do; the pages still announce them.
 
     Playwright's own connection would accept them into a folder of the agent's. The
@@ -276,7 +289,8 @@ async def _refuse_downloads(browser: Browser) -> None:
     Its events keep Playwright hearing how a download ends (`canceled`).
     """
     cdp = await browser.new_browser_cdp_session()
-    await cdp.send("Browser.setDownloadBehavior", {"behavior": "deny", "eventsEnabled": True})
+    await cdp.send("Browser.setDownloadBehavior", DENY_DOWNLOADS)
+    return cdp
 
 
 def _dying_with_the_agent(chromium: str) -> list[str]:
