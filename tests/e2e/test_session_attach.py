@@ -23,6 +23,9 @@ from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
+SAVED_LOOK_SECONDS = 3.0
+"""How long a refused download is looked for on the farm's disk (a saved one shows at once)."""
+
 
 async def test_playwright_attaches_through_envoy_and_drives_the_sessions_page(
     farm: LocalFarm, sessions: Sessions, site: Site, playwright: Playwright
@@ -277,3 +280,32 @@ async def test_revoking_a_key_ends_the_sockets_it_opened_and_leaves_the_session_
             assert sessions.get(session["id"])["state"] == "SESSION_STATE_ACTIVE"
         finally:
             sessions.close(session["id"])
+
+
+def saved_downloads(home: Path) -> list[Path]:
+    """The files Chromium saved in any session browser's downloads folder under `home`."""
+    return [file for folder in home.rglob("Downloads") for file in folder.iterdir()]
+
+
+async def test_downloads_stay_refused_after_an_attached_client_leaves(
+    farm: LocalFarm, sessions: Sessions, site: Site, playwright: Playwright
+) -> None:
+    session = sessions.create()
+    try:
+        sessions.run(session["id"], url=site.url("/mcp/opener"))
+        # Playwright sets the download behavior as it attaches (the filter turns it to
+        # deny); Chromium puts back its default, which saves, as that connection ends.
+        browser = await playwright.chromium.connect_over_cdp(
+            session["cdpUrl"], headers={"authorization": f"Bearer {farm.admin_key}"}
+        )
+        await browser.close()
+        result = sessions.run(session["id"], steps=[{"click": "#dl"}])
+        assert result["refusedDownloads"] == [
+            {"url": site.url("/download"), "suggestedFilename": "file.bin"}
+        ]
+        deadline = asyncio.get_running_loop().time() + SAVED_LOOK_SECONDS
+        while asyncio.get_running_loop().time() < deadline:
+            assert await asyncio.to_thread(saved_downloads, Path(farm.home)) == []
+            await asyncio.sleep(0.2)
+    finally:
+        sessions.close(session["id"])

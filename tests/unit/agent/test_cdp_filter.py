@@ -167,6 +167,14 @@ def test_downloads_are_turned_to_deny_without_the_clients_path() -> None:
     assert params == {"behavior": "deny", "eventsEnabled": True}
 
 
+@pytest.mark.parametrize("method", ["Browser.setDownloadBehavior", "Page.setDownloadBehavior"])
+def test_the_default_download_behavior_is_turned_to_deny_too(method: str) -> None:
+    decision = decide(command(method, {"behavior": "default", "browserContextId": "C1"}))
+    assert isinstance(decision, Forward)
+    params = json.loads(decision.message)["params"]
+    assert params == {"behavior": "deny", "browserContextId": "C1"}
+
+
 def test_browser_close_closes_the_session_and_answers_the_client() -> None:
     decision = decide(command("Browser.close", sessionId="S2"))
     assert isinstance(decision, CloseSession)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-from playwright.async_api import Browser, BrowserContext, Page, Playwright
+from playwright.async_api import Browser, BrowserContext, CDPSession, Page, Playwright
 from playwright.async_api import Error as PlaywrightError
 
 from farm_agent.browser.chromium import CHROMIUM_FLAGS, MAX_BROWSER_TMPDIR_CHARS
@@ -58,6 +58,8 @@ AUTOMATION_FLAGS: tuple[str, ...] = (
     "--remote-debugging-port=0",
 )
 PORT_FILE = "DevToolsActivePort"
+DENY_DOWNLOADS = {"behavior": "deny", "eventsEnabled": True}
+"""Downloads refused, their start and end still announced (Playwright hears `canceled`)."""
 PORT_FILE_POLL_SECONDS = 0.02
 
 
@@ -91,6 +93,7 @@ class SessionBrowser:
         browser_path: str,
         browser: Browser,
         temp_dir: Path,
+        downloads_cdp: CDPSession,
     ) -> None:
         self.options = options
         self._temp_dir = temp_dir
@@ -102,7 +105,12 @@ class SessionBrowser:
         self.selected: Page | None = None
         # Set once Playwright's connection to the browser ends (a crash, a killed process).
         self.gone = asyncio.Event()
-        browser.on("disconnected", lambda _: self.gone.set())
+        browser.on("disconnected", lambda _: self._forget_pages())
+        # The browser-level CDP session whose setting refuses downloads (_refuse_downloads).
+        self._downloads_cdp = downloads_cdp
+        # Each commanded page's CDP session with the Page domain on (openings.py), kept for
+        # the page's life: detaching one makes Chromium dismiss a dialog the page shows.
+        self._window_watches: dict[Page, CDPSession] = {}
 
     @property
     def cdp_endpoint(self) -> str:
@@ -150,6 +158,46 @@ class SessionBrowser:
                 ErrorCode.BROWSER_CRASHED,
                 "the session's browser went away (its process crashed or was killed)",
             ) from None
+
+    async def window_watch(self, page: Page) -> CDPSession:
+        """`page`'s CDP session with the Page domain on, made on first call, dropped as it closes.
+
+        Callers take turns (a session runs one command at a time).
+        """
+        cdp = self._window_watches.get(page)
+        if cdp is not None:
+            return cdp
+        cdp = await self.context.new_cdp_session(page)
+        try:
+            await cdp.send("Page.enable")
+        except PlaywrightError:
+            with contextlib.suppress(PlaywrightError):
+                await cdp.detach()
+            raise
+        if not page.is_closed():
+            # The CDP session ends with the page's target; only the entry is left to drop.
+            self._window_watches[page] = cdp
+            page.once("close", self._forget_page)
+        return cdp
+
+    def watched_pages(self) -> list[Page]:
+        """The pages that hold a CDP session of `window_watch`."""
+        return list(self._window_watches)
+
+    async def refuse_downloads(self) -> None:
+        """Refuses downloads again: an attached client's connection that set the behavior resets it.
+
+        Chromium puts back its default (downloads saved to the session's folder) for every
+        context the ending connection had set a behavior for, whatever it had set.
+        """
+        await self._downloads_cdp.send("Browser.setDownloadBehavior", DENY_DOWNLOADS)
+
+    def _forget_page(self, page: Page) -> None:
+        self._window_watches.pop(page, None)
+
+    def _forget_pages(self) -> None:
+        self._window_watches.clear()
+        self.gone.set()
 
     @classmethod
     async def launch(cls, playwright: Playwright, options: LaunchOptions) -> "SessionBrowser":
@@ -199,7 +247,7 @@ class SessionBrowser:
             async with asyncio.timeout(options.start_timeout_seconds):
                 port, path = await _wait_for_port_file(profile / PORT_FILE, process)
                 browser = await playwright.chromium.connect_over_cdp(f"ws://127.0.0.1:{port}{path}")
-                await _refuse_downloads(browser)
+                downloads_cdp = await _refuse_downloads(browser)
         except BaseException as error:
             # Cancelled too (an agent stopping while a spare starts): no Chromium is left.
             await _end_process(process, options.close_timeout_seconds)
@@ -215,10 +263,11 @@ class SessionBrowser:
             )
             log.warning("%s; Chromium said: %s", problem, said or "nothing")
             raise TaskFailure(ErrorCode.BROWSER_CRASHED, problem) from error
-        return cls(options, process, port, path, browser, temp_dir)
+        return cls(options, process, port, path, browser, temp_dir, downloads_cdp)
 
     async def close(self) -> None:
         """Ends the browser (killed if it does not end in time) and removes its folder."""
+        self._window_watches.clear()
         with contextlib.suppress(PlaywrightError):
             async with asyncio.timeout(self.options.close_timeout_seconds):
                 await self.browser.close()
@@ -232,7 +281,7 @@ class SessionBrowser:
 PARENT_CHECK = '[ "$PPID" = "$1" ] || exit 1; shift; exec "$@"'
 
 
-async def _refuse_downloads(browser: Browser) -> None:
+async def _refuse_downloads(browser: Browser) -> CDPSession:
     """Has the browser refuse downloads, as tasks' do; the pages still announce them.
 
     Playwright's own connection would accept them into a folder of the agent's. The
@@ -240,7 +289,8 @@ async def _refuse_downloads(browser: Browser) -> None:
     Its events keep Playwright hearing how a download ends (`canceled`).
     """
     cdp = await browser.new_browser_cdp_session()
-    await cdp.send("Browser.setDownloadBehavior", {"behavior": "deny", "eventsEnabled": True})
+    await cdp.send("Browser.setDownloadBehavior", DENY_DOWNLOADS)
+    return cdp
 
 
 def _dying_with_the_agent(chromium: str) -> list[str]:

@@ -105,9 +105,12 @@ def decide(raw: str | bytes, guard: TargetGuard | None = None) -> Decision:
         return Refuse(_error_reply(command_id, session, f"{method} is not allowed here: {reason}"))
     if method == "Browser.close":
         return CloseSession(_result_reply(command_id, session))
-    if method in DOWNLOAD_METHODS and params.get("behavior") not in (None, "deny", "default"):
+    if method in DOWNLOAD_METHODS and (
+        params.get("behavior") != "deny" or "downloadPath" in params
+    ):
         # Downloads are refused as in tasks; clients (Playwright) set this on attach,
-        # so it is rewritten rather than refused.
+        # so it is rewritten rather than refused. `default` too: it saves them in the
+        # session's folder.
         message["params"] = {key: value for key, value in params.items() if key != "downloadPath"}
         message["params"]["behavior"] = "deny"
         return Forward(json.dumps(message), method=method)

@@ -17,6 +17,7 @@ from importlib import resources
 from typing import Protocol, cast
 
 from aiohttp import web
+from playwright.async_api import Error as PlaywrightError
 
 from farm_agent.sessions.bridge import CdpClient, accept_client, bridge, close_client
 from farm_agent.sessions.client_socket import CLOSE_POLICY_VIOLATION
@@ -169,9 +170,18 @@ class SessionEndpoints:
             session.clients.discard(client)
             if not session.closing:
                 session.touch()
+                await self._refuse_downloads_again(session)
             with contextlib.suppress(ConnectionError):
                 await close_client(client, "the session's browser connection ended")
         return response
+
+    async def _refuse_downloads_again(self, session: OpenSession) -> None:
+        """Downloads stay refused after the client: Chromium reset what its connection set."""
+        try:
+            await session.browser.refuse_downloads()
+        except PlaywrightError as error:
+            # The browser is gone: the session closes as its next check finds.
+            log.info("session %s: downloads not refused again: %s", session.session_id, error)
 
     async def _live_page(self, request: web.Request, session: OpenSession) -> web.StreamResponse:
         page = resources.files("farm_agent.sessions.live").joinpath("index.html").read_text()

@@ -9,14 +9,14 @@ download is refused by the browser (browser.py); the watch notes the file it
 would have been.
 
 The CDP session that hears `Page.windowOpen` is one per page, kept for the page's
-life: detaching a session that enabled the Page domain makes Chromium dismiss a
-dialog the page shows, and a command that ends on a dialog leaves it for the next.
+life by the session's browser (`SessionBrowser.window_watch`): detaching a session
+that enabled the Page domain makes Chromium dismiss a dialog the page shows, and a
+command that ends on a dialog leaves it for the next.
 """
 
 import asyncio
 import contextlib
 import logging
-import weakref
 from typing import Any
 
 from playwright.async_api import BrowserContext, CDPSession, Download, Page
@@ -49,7 +49,7 @@ class OpeningsWatch:
         self._context.on("page", self._on_page)
         self._page.on("download", self._on_download)
         try:
-            self._cdp = await _window_watch(self._context, self._page)
+            self._cdp = await self._browser.window_watch(self._page)
         except PlaywrightError as error:
             log.debug("cannot watch the page for new windows: %s", error)
             return
@@ -115,17 +115,3 @@ class OpeningsWatch:
 
     def _on_download(self, download: Download) -> None:
         self._downloads.append(download)
-
-
-_WINDOW_WATCHES: "weakref.WeakKeyDictionary[Page, CDPSession]" = weakref.WeakKeyDictionary()
-"""Each watched page's CDP session with the Page domain on; it ends with its page."""
-
-
-async def _window_watch(context: BrowserContext, page: Page) -> CDPSession:
-    """The page's CDP session that reports `Page.windowOpen`, made on its first command."""
-    cdp = _WINDOW_WATCHES.get(page)
-    if cdp is None:
-        cdp = await context.new_cdp_session(page)
-        await cdp.send("Page.enable")
-        _WINDOW_WATCHES[page] = cdp
-    return cdp
