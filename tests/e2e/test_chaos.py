@@ -130,13 +130,17 @@ async def test_killed_agent_tasks_are_finished_by_another_none_lost_none_twice(
 
     await assert_eventually(agent_2_holds_tasks, within=60, message="agent-2 never ran a task")
     chaos_farm.kill("agent-2", signal.SIGKILL)
+    # What agent-2 ran when it died: on a loaded machine the tasks seen on it before
+    # the kill may have ended meanwhile, while the scheduler, not yet told of the
+    # death, still lists the ones the kill cut short as running there.
+    cut = await batch.held_by("agent-2") or held
 
     tasks = await batch.finished(within=120)
     assert statuses(tasks) == {"TASK_STATUS_SUCCEEDED": 40}
     await batch.check_none_lost_none_twice(tasks)
-    # Redelivered after the ack wait: the held tasks ran again (on agent-1 or the
+    # Redelivered after the ack wait: the cut tasks ran again (on agent-1 or the
     # restarted agent-2).
-    assert any(tasks[task_id]["attempts"] >= 2 for task_id in held), [tasks[i] for i in held]
+    assert any(tasks[task_id]["attempts"] >= 2 for task_id in cut), [tasks[i] for i in cut]
     assert chaos_farm.supervisor.restarts("agent-2") == restarts_before + 1
 
 
