@@ -2,6 +2,7 @@
 published in groups, and each caller still gets its own task, trace and refusal."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import grpc
 import pytest
@@ -17,9 +18,17 @@ from farm_core.quotas import TenantQuotas
 from farm_core.trace_context import new_traceparent, span_context_of, trace_id_of
 from farm_scheduler.batches import Accepted
 from farm_scheduler.group_commit import CreateGroups
+from farm_scheduler.records import TaskRecord
 from tests.helpers import assert_eventually
 from tests.integration.scheduler.agent_side import Queue
-from tests.integration.scheduler.conftest import QUEUED, Scheduler, stored_spec
+from tests.integration.scheduler.conftest import (
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    Scheduler,
+    stored_spec,
+    succeeded_result,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -127,3 +136,44 @@ async def test_a_groups_publishes_carry_each_callers_trace_and_none_for_untraced
             assert trace_id_of(headers["traceparent"]) == trace_id_of(parent)
         else:
             assert headers == {}
+
+
+async def test_a_groups_answers_say_that_jetstream_took_their_tasks(scheduler: Scheduler) -> None:
+    service = scheduler.service
+    assert service.publisher is not None
+    groups = CreateGroups(service.store, service.publisher, max_group=1000)
+
+    accepted = await asyncio.gather(
+        *(groups.create(scheduler.tenant, stored_spec(), None) for _ in range(5))
+    )
+
+    for outcome in accepted:
+        stored = await service.store.get(scheduler.tenant, outcome.record.id)
+        assert outcome.record.published and stored.published
+        assert outcome.record.queue_sequence == stored.queue_sequence is not None
+
+
+async def test_run_task_reads_its_task_only_to_follow_it(
+    scheduler: Scheduler, queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = scheduler.service.store
+    reads: list[str] = []
+    real_get: Callable[[str, str], Awaitable[TaskRecord]] = store.get
+
+    async def counted_get(tenant: str, task_id: str) -> TaskRecord:
+        reads.append(task_id)
+        return await real_get(tenant, task_id)
+
+    # The API's reads of tasks all go through TaskStore.get (the watch's too).
+    monkeypatch.setattr(store, "get", counted_get)
+    run = asyncio.ensure_future(scheduler.run())
+    item = await queue.take()
+    await queue.report(item.task_id, RUNNING, 1)
+    await queue.report(item.task_id, SUCCEEDED, 1, result=succeeded_result())
+
+    task = await run
+
+    assert task.status == SUCCEEDED
+    # The create's commit told RunTask that JetStream took the task: the one read is the
+    # watch's first (watchers here are handed the committed changes, and poll once a minute).
+    assert reads == [task.id]

@@ -1,7 +1,9 @@
-"""The audit writer's retention purge runs on its own, whether NATS is reachable or not."""
+"""The audit writer's retention purge runs on its own, whether NATS is reachable or not, and
+on one replica at a time."""
 
 import datetime as dt
 
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from farm.audit.v1 import audit_pb2
@@ -70,3 +72,30 @@ async def test_retention_zero_keeps_every_record(auth_engine: AsyncEngine) -> No
 
     assert kept.purges == 0
     assert await stored_ids(kept) == ["old"]
+
+
+def purge_rounds(outcome: str) -> float:
+    """This process's rounds of the audit purge that were `outcome` (swept, skipped)."""
+    labels = {"sweep": "auth-audit-purge", "outcome": outcome}
+    return REGISTRY.get_sample_value("farm_sweep_rounds_total", labels) or 0.0
+
+
+async def test_replicas_purging_at_once_take_turns(auth_engine: AsyncEngine) -> None:
+    first, second = CountedPurges(auth_engine), CountedPurges(auth_engine)
+    await first.add([record("old", 3), record("new", 0)])
+    swept, skipped = purge_rounds("swept"), purge_rounds("skipped")
+    writers = [AuditWriter(log, UNREACHABLE_NATS, retention_days=2) for log in (first, second)]
+    for writer in writers:
+        writer.start()
+    try:
+        await assert_eventually(
+            lambda: purge_rounds("swept") + purge_rounds("skipped") == swept + skipped + 2,
+            message="both replicas' first rounds did not run",
+        )
+    finally:
+        for writer in writers:
+            await writer.stop()
+
+    # One replica purged; the other's round, at the same time, found the turn taken.
+    assert (first.purges + second.purges, purge_rounds("swept") - swept) == (1, 1)
+    assert await stored_ids(first) == ["new"]

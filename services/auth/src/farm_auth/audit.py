@@ -6,7 +6,7 @@ while auth was down are written when it is back. After a part-full batch it lets
 records gather for a moment, so a steady trickle (one record per create) is
 stored in a few batched inserts instead of one transaction per record. Apart
 from it, and whether NATS is reachable or not, records past their retention are
-deleted every hour.
+deleted every hour, by one replica at a time (farm_core.sweep_turns).
 """
 
 import asyncio
@@ -22,12 +22,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from farm.audit.v1 import audit_pb2
 from farm_auth.audit_log import AuditLog
+from farm_auth.models import sweep_leases
 from farm_core.cancel import cancel_and_wait
 from farm_core.nats_access import NatsAccess
 from farm_core.nats_link import NatsLink
 from farm_core.queue import AUDIT_STREAM, ensure_audit_stream, fetch_batch, settle
 from farm_core.request_text import scrub_nul
-from farm_core.retention import retention_loop
+from farm_core.retention import RETENTION_CHECK_SECONDS, retention_loop
+from farm_core.sweep_turns import SweepTurns
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,9 @@ DURABLE_NAME = "auth-audit"
 FETCH_BATCH = 256
 FETCH_WAIT_SECONDS = 2.0
 RETRY_SECONDS = 1.0
+PURGE_LEASE_SECONDS = 600.0
+"""How long a replica's turn at the purge lasts unrenewed: its one DELETE cannot renew it,
+so should one outlast it another replica may purge too, which is harmless."""
 
 
 class AuditWriter:
@@ -55,8 +60,19 @@ class AuditWriter:
         self._nats = NatsLink(nats, DURABLE_NAME)
         self._replicas = replicas
         self._writing: asyncio.Task[None] | None = None
+        # The replicas take turns (farm_core.sweep_turns): one purges a round, the others skip it.
+        self._turns = SweepTurns(
+            audit_log.engine,
+            sweep_leases,
+            "auth-audit-purge",
+            lease_seconds=PURGE_LEASE_SECONDS,
+            hold_seconds=RETENTION_CHECK_SECONDS,
+        )
         self._purging = retention_loop(
-            "auth-audit-purge", self._purge, retention_days, survives=(SQLAlchemyError, OSError)
+            "auth-audit-purge",
+            self._purge_in_turn,
+            retention_days,
+            survives=(SQLAlchemyError, OSError),
         )
 
     def start(self) -> None:
@@ -72,6 +88,10 @@ class AuditWriter:
             await cancel_and_wait(writing, "the audit writer")
         if self._purging is not None:
             await self._purging.cancel()
+            try:
+                await self._turns.release()
+            except (SQLAlchemyError, OSError) as error:
+                log.warning("giving the audit purge's turn up failed (it ends anyway): %s", error)
         await self._nats.close()
 
     async def _run(self) -> None:
@@ -116,6 +136,9 @@ class AuditWriter:
             return
         for message in parsed:
             await settle(message.ack(), "an audit record")
+
+    async def _purge_in_turn(self, cutoff: dt.datetime) -> None:
+        await self._turns.run(lambda: self._purge(cutoff))
 
     async def _purge(self, cutoff: dt.datetime) -> None:
         deleted = await self._log.purge(cutoff)

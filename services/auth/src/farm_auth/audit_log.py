@@ -85,6 +85,11 @@ class AuditLog:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """The auth service's engine, which the log writes on."""
+        return self._engine
+
     async def add(self, records: Sequence[audit_pb2.AuditRecord]) -> None:
         """Stores `records`; one stored already (a redelivery) is left as it is."""
         if not records:

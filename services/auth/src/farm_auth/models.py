@@ -7,6 +7,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from farm_core.db import UtcDateTime
+from farm_core.sweep_turns import sweep_leases_table
 
 
 class Base(DeclarativeBase):
@@ -82,3 +83,7 @@ class RevokedCredentialRow(Base):
     revoke_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     # When the revoked credential would have expired; NULL for a subject.
     expire_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+sweep_leases = sweep_leases_table(Base.metadata)
+"""Whose turn it is to run the audit records' retention purge (farm_core.sweep_turns)."""

@@ -144,7 +144,7 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
             # Answered from the cache (or an idempotent repeat of an ended task).
             return created.to_proto()
         tenant, task_id = created.tenant, created.id
-        await self._check_queue_took(created)
+        self._check_queue_took(created)
         settings = self._settings
         wait_seconds = run_wait_seconds(
             created.spec,
@@ -180,19 +180,17 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
                 "keeps the task QUEUED until then"
             )
 
-    async def _check_queue_took(self, created: TaskRecord) -> None:
+    def _check_queue_took(self, created: TaskRecord) -> None:
         """Raises Unavailable when JetStream did not take the task RunTask stored.
 
+        `created` says so as its create committed it (group_commit.commit): no read.
         A stalled nats-server (stopped, not gone) keeps the connection, so the check
         before storing passes and the publish waits out its timeout. The task stays
         QUEUED, as CreateTask's would: NATS may hold the message already, and the
         republisher publishes it (deduplicated by its id) once NATS answers. RunTask
         does not wait for it, for the reason _check_queue_reachable gives, and names it.
         """
-        if created.state.status != tasks_pb2.TASK_STATUS_QUEUED:
-            return
-        stored = await self._store.get(created.tenant, created.id)
-        if stored.published or stored.state.status != tasks_pb2.TASK_STATUS_QUEUED:
+        if created.published or created.state.status != tasks_pb2.TASK_STATUS_QUEUED:
             return
         raise Unavailable(
             f"NATS at {self._settings.nats_url} did not take the task within "

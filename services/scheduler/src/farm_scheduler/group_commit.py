@@ -45,7 +45,11 @@ async def commit(
     quotas: TenantQuotas | None,
     trace_parents: Sequence[str] | None = None,
 ) -> list[Outcome]:
-    """Stores checked `specs` in one transaction and publishes the new tasks together."""
+    """Stores checked `specs` in one transaction and publishes the new tasks together.
+
+    An accepted new task's record says whether JetStream took it (`published`), so
+    RunTask learns it without reading the task again.
+    """
     outcomes = await store_batch(store, tenant, specs, quotas, trace_parents)
     group_size.observe(len(specs))
     new = [
@@ -63,8 +67,14 @@ async def commit(
     for record in new:
         if record.cached:
             mark("task.cached", parent=record.trace_parent, attributes={"farm.task_id": record.id})
-    await publisher.publish_many([record for record in new if not record.cached])
-    return outcomes
+    taken = await publisher.publish_many([record for record in new if not record.cached])
+    published = {record.id: record for record in taken}
+    return [
+        Accepted(published[outcome.record.id], outcome.created)
+        if isinstance(outcome, Accepted) and outcome.record.id in published
+        else outcome
+        for outcome in outcomes
+    ]
 
 
 @dataclass

@@ -19,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from farm_core.db import UtcDateTime
+from farm_core.sweep_turns import sweep_leases_table
 
 HAS_IDEMPOTENCY_KEY = text("idempotency_key <> ''")
 """Only tasks that carry an idempotency key are unique by it (a partial index).
@@ -334,3 +335,7 @@ class PendingEndMarkRow(Base):
     # When it was kept or last tried: the least lately tried is retried first, and a
     # retry drops the row only if no newer order for the task replaced it meanwhile.
     try_time: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+sweep_leases = sweep_leases_table(Base.metadata)
+"""Whose turn it is to run the retention sweep (farm_core.sweep_turns)."""

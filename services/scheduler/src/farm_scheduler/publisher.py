@@ -11,6 +11,7 @@ Tasks that end while work on them may still be out there are marked through
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -112,25 +113,27 @@ class TaskPublisher:
         with self._publishing([record]):
             return await self._publish_then_mark(self._task_messages([record])[0], mark)
 
-    async def publish_many(self, records: Sequence[TaskRecord]) -> int:
-        """Publishes the tasks together and marks the stored ones published; how many were.
+    async def publish_many(self, records: Sequence[TaskRecord]) -> list[TaskRecord]:
+        """Publishes the tasks together and marks the stored ones published; those, as marked.
 
         The publishes are pipelined: all are sent, then their acknowledgements are
         awaited together (up to the publish timeout), and the tasks JetStream has
         stored are marked published in one transaction. The others are left to the
-        republisher, as a single publish that failed is.
+        republisher, as a single publish that failed is. The records returned are
+        the published ones as now stored (`published`, with their queue sequence),
+        so a caller knows without reading them again.
         """
         if not records:
-            return 0
+            return []
         if not self._nc.is_connected:
             log.info(
                 "NATS is unreachable: %d task(s) will be published when it is back", len(records)
             )
-            return 0
+            return []
         with self._publishing(records):
             return await self._publish_many(records)
 
-    async def _publish_many(self, records: Sequence[TaskRecord]) -> int:
+    async def _publish_many(self, records: Sequence[TaskRecord]) -> list[TaskRecord]:
         acks = await self._send_all(self._task_messages(records))
         stored = await pipelined.confirmed(acks, self._timeout_seconds)
         published = [
@@ -149,8 +152,11 @@ class TaskPublisher:
         except SQLAlchemyError as error:
             # JetStream has them; publishing them again later is deduplicated.
             log.warning("%d published task(s) could not be marked so: %s", len(published), error)
-            return 0
-        return len(published)
+            return []
+        return [
+            dataclasses.replace(record, published=True, queue_sequence=sequence)
+            for record, sequence in published
+        ]
 
     def _task_messages(self, records: Sequence[TaskRecord]) -> list[TaskMessage]:
         """The WorkItem messages of `records`, the part tasks of one spec share built once.
@@ -333,7 +339,7 @@ class Republisher:
         ]
         if self._loop.stopping:
             return 0
-        published = await self._publisher.publish_many(pending)
+        published = len(await self._publisher.publish_many(pending))
         if published:
             log.info("published %d task(s) accepted while NATS was unreachable", published)
         return published

@@ -7,9 +7,11 @@ attempts go. Should storage answer that it could not delete some owners' artifac
 those rows stay and the pass leaves them out and goes on; should it not answer, the
 rows stay and the tasks' sweep ends (the sessions' still runs). A pass that kept
 anything fails, and is tried again within minutes (RETRY_SECONDS, backing off to the
-hour), which collects whatever the failed one left in S3. Replicas may sweep
-at the same time: every step is idempotent, and a row is counted by the replica
-whose DELETE removed it.
+hour), which collects whatever the failed one left in S3. The replicas take turns
+(farm_core.sweep_turns): a round runs on one replica only, which renews its lease
+before each batch and stops should another have taken it over. Every step is
+idempotent all the same (`purge` on two replicas at once is safe), and a row is
+counted by the replica whose DELETE removed it.
 """
 
 import datetime as dt
@@ -31,8 +33,10 @@ from farm_core.artifact_expiry import (
 )
 from farm_core.db import utcnow
 from farm_core.periodic import Periodic
-from farm_core.retention import Clock, retention_cutoff, retention_loop
+from farm_core.retention import RETENTION_CHECK_SECONDS, Clock, retention_cutoff, retention_loop
+from farm_core.sweep_turns import SweepTurns
 from farm_core.task_limits import MAX_CACHE_TTL_SECONDS
+from farm_scheduler.models import sweep_leases
 from farm_scheduler.retention_rows import (
     Expired,
     delete_sessions,
@@ -53,6 +57,11 @@ up to the hourly interval): meanwhile its kept tasks may list artifacts storage 
 MAX_REFUSED_PER_PASS = 1000
 """How many owners storage refused a pass leaves out before it ends that sweep (each is one
 bound parameter of the following queries)."""
+
+LEASE_SECONDS = 600.0
+"""How long a replica's turn at the sweep lasts unrenewed (it renews before each batch):
+another replica takes over this long after a sweeping replica died. At least three
+batches' storage timeouts, should those be set longer."""
 
 REQUEUE_MARGIN = dt.timedelta(hours=1)
 """How long before its retention ends a dead letter may no longer be requeued: a sweep
@@ -124,9 +133,17 @@ class TaskRetention:
         self._batch_size = batch_size
         self._storage_timeout = storage_timeout_seconds
         self._retention = dt.timedelta(days=retention_days)
+        self._turns = SweepTurns(
+            engine,
+            sweep_leases,
+            "scheduler-retention",
+            lease_seconds=max(LEASE_SECONDS, 3 * storage_timeout_seconds),
+            hold_seconds=RETENTION_CHECK_SECONDS,
+            clock=clock,
+        )
         self._loop: Periodic | None = retention_loop(
             "scheduler-retention",
-            self.purge,
+            self.take_turn,
             retention_days,
             survives=(SQLAlchemyError, OSError, StorageUnconfirmed),
             clock=clock,
@@ -138,26 +155,51 @@ class TaskRetention:
         if self._loop is not None:
             self._loop.start()
 
+    @property
+    def holder(self) -> str:
+        """The name this replica writes in the `sweep_leases` row while it has the turn."""
+        return self._turns.holder
+
     async def stop(self) -> None:
-        """Stops the loop after the batch in progress, if any."""
-        if self._loop is not None:
-            await self._loop.stop()
+        """Stops the loop after the batch in progress, if any, and gives its turn up."""
+        if self._loop is None:
+            return
+        await self._loop.stop()
+        try:
+            await self._turns.release()
+        except (SQLAlchemyError, OSError) as error:
+            log.warning("giving the retention sweep's turn up failed (it ends anyway): %s", error)
+
+    async def take_turn(self, cutoff: dt.datetime) -> Swept | None:
+        """One round of the loop: a `purge` if this replica takes the farm's turn, else None.
+
+        The purge renews the turn before each batch and ends should another replica
+        have taken it over; once done, this replica keeps the turn until its next round.
+        """
+        return await self._turns.run(lambda: self._purge(cutoff, self._turns.renew))
 
     async def purge(self, cutoff: dt.datetime) -> Swept:
         """Deletes, batch after batch, what ended before `cutoff` and may go; what went.
 
+        Whether or not another replica sweeps meanwhile (the loop takes turns instead).
         Raises StorageUnconfirmed once both sweeps ran if storage did not answer, or
         StorageRefused (with what went) if it refused some owners.
         """
+        return await self._purge(cutoff, None)
+
+    async def _purge(
+        self, cutoff: dt.datetime, still_ours: Callable[[], Awaitable[bool]] | None
+    ) -> Swept:
+        """`purge`; with `still_ours`, each batch only once it answered True."""
         cache_cutoff = cutoff + self._retention - CACHE_REACH
-        tasks = _Sweep()
+        tasks = _Sweep(still_ours)
         await self._batches(
             tasks,
             lambda c, skip: expired_tasks(c, cutoff, cache_cutoff, self._batch_size, skip),
             lambda c, ids: delete_tasks(c, ids, cutoff),
         )
         tasks_deleted.inc(tasks.deleted)
-        sessions = _Sweep()
+        sessions = _Sweep(still_ours)
         await self._batches(
             sessions,
             lambda c, skip: expired_sessions(c, cutoff, self._batch_size, skip),
@@ -190,6 +232,8 @@ class TaskRetention:
         remove: Callable[[AsyncConnection, Sequence[str]], Awaitable[int]],
     ) -> None:
         while self._loop is None or not self._loop.stopping:
+            if sweep.still_ours is not None and not await sweep.still_ours():
+                break
             async with self._engine.connect() as connection:
                 batch = await find(connection, sorted(sweep.refused))
             if not batch:
@@ -244,6 +288,8 @@ class TaskRetention:
 class _Sweep:
     """One kind's progress in a pass: rows deleted, owners storage refused, a lost answer."""
 
+    still_ours: Callable[[], Awaitable[bool]] | None = None
+    """Renews the replica's turn before a batch; False: another replica took the sweep over."""
     deleted: int = 0
     refused: set[str] = field(default_factory=set)
     unconfirmed: StorageUnconfirmed | None = None

@@ -233,11 +233,13 @@ async def test_two_replicas_sweeping_at_once_delete_each_task_once(
         assert await artifact_gone(storage, artifact_id)
 
 
-async def test_a_replica_sweeps_at_start(
+async def test_a_replica_sweeps_at_start_when_no_other_holds_the_turn(
     scheduler: Scheduler, start_scheduler: StartScheduler, storage: Storage
 ) -> None:
     old = await ended(scheduler, FAILED, LONG_AGO)
     artifact = await stored(storage, old)
+    # Stopped, the replica that swept at its start gives its turn up (test_retention_turns).
+    await retention_of(scheduler).stop()
 
     await start_scheduler()
 
@@ -246,13 +248,13 @@ async def test_a_replica_sweeps_at_start(
 
 
 class CountedRetention(TaskRetention):
-    """A retention sweep that counts its passes."""
+    """A retention sweep that counts its loop's rounds (swept, or skipped for another's turn)."""
 
     passes = 0
 
-    async def purge(self, cutoff: dt.datetime) -> Any:
+    async def take_turn(self, cutoff: dt.datetime) -> Any:
         self.passes += 1
-        return await super().purge(cutoff)
+        return await super().take_turn(cutoff)
 
 
 async def test_retention_zero_keeps_every_task(
@@ -262,8 +264,8 @@ async def test_retention_zero_keeps_every_task(
     nc = await nats.connect(nats_server.url)
     engine = scheduler.service.store.engine
     forever = CountedRetention(engine, nc, 0, 100, 5.0)
-    # A witness instead of a sleep: started after `forever`, its first pass (at once, and
-    # sparing a task of 3000 days) shows that a pass of `forever` would have run too.
+    # A witness instead of a sleep: started after `forever`, its first round (at once, and
+    # sparing a task of 3000 days) shows that a round of `forever` would have run too.
     witness = CountedRetention(engine, nc, 5000, 100, 5.0)
     forever.start()
     witness.start()

@@ -1,0 +1,31 @@
+"""The leases that let one scheduler replica at a time run the retention sweep.
+
+Revision ID: 0019
+Revises: 0018
+Create Date: 2026-12-07
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from farm_core.db import UtcDateTime
+
+revision: str = "0019"
+down_revision: str | None = "0018"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "sweep_leases",
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("holder", sa.String(200), nullable=False),
+        sa.Column("expire_time", UtcDateTime(), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("sweep_leases")
