@@ -1,7 +1,8 @@
 """Helpers for tests of every level: bounded waits, TaskSpecs, services and listeners.
 
 Every test that waits for something to happen uses one of the two waits, never a loop
-of its own: `assert_eventually` in a coroutine, `eventually` in a plain function.
+of its own: `assert_eventually` in a coroutine, `eventually` in a plain function; one
+that checks that work ends (is cut short, gives up) awaits it `ends_without_hanging`.
 """
 
 import asyncio
@@ -75,6 +76,22 @@ def eventually(
         if time.monotonic() > deadline:
             _fail(message, within)
         time.sleep(interval)
+
+
+async def ends_without_hanging(work: Awaitable[Found], *, guard: float, what: str) -> Found:
+    """`work`'s result; fails the test if `work` has not ended after `guard` seconds.
+
+    For a promise that work ends (is cut short, gives up) rather than how fast it does:
+    the guard stands far beyond the bound under test, so a loaded machine does not trip
+    it, while work that would never end still fails the test with a clear message.
+    """
+    try:
+        async with asyncio.timeout(guard) as guarded:
+            return await work
+    except TimeoutError:
+        if guarded.expired():
+            pytest.fail(f"{what} had not ended after {guard} s: it hangs")
+        raise
 
 
 def task_spec(**fields: Any) -> tasks_pb2.TaskSpec:

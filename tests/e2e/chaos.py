@@ -7,6 +7,7 @@ with the admin key.
 
 import asyncio
 import contextlib
+import json
 import re
 import secrets
 import signal
@@ -286,3 +287,26 @@ def upload_retries(farm: LocalFarm, task_id: str) -> int:
 def redeliveries_held(farm: LocalFarm, task_id: str) -> int:
     """How often a redelivery of the task waited for a holder: an attempt that may still run."""
     return agent_log_count(farm, rf"task {task_id} delivery \d+ waits: agent ")
+
+
+def task_story(farm: LocalFarm, task_id: str) -> str:
+    """Every line the agents and the scheduler logged about the task, in time order.
+
+    Each line says who logged it: which agent took which delivery, held, ran or
+    acked it unrun, and when the scheduler applied an event or marked the task ended.
+    """
+    names = [f"agent-{index}" for index in range(1, farm.config.agents + 1)] + ["scheduler"]
+    lines: list[tuple[str, str]] = []
+    for name in names:
+        path = farm.log_dir / f"{name}.log"
+        if not path.exists():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            if task_id not in line:
+                continue
+            try:
+                entry = json.loads(line)
+                lines.append((entry["time"], f"{entry['time']} {name} {entry['message']}"))
+            except (ValueError, KeyError, TypeError):
+                lines.append(("", f"{name} {line}"))
+    return "\n".join(text for _, text in sorted(lines)) or f"no log line names task {task_id}"

@@ -71,10 +71,10 @@ def test_a_session_whose_agent_is_killed_is_closed_as_agent_lost(
     while alive := [browser for browser in browsers if still_running(browser)]:
         assert time.monotonic() < deadline, f"browsers outlived their agent: {alive}"
         time.sleep(0.1)
-    started = time.monotonic()
-    closed = sessions.wait_closed(session["id"], within=15)
-    assert closed["closeReason"] == "AGENT_LOST"
-    assert time.monotonic() - started < 10
+    # Closed for its agent's loss (FARM_SCHEDULER_SESSION_AGENT_LOST_SECONDS, 3 s), not at
+    # its idle timeout (300 s): the reason tells which, however loaded the machine.
+    closed = sessions.wait_closed(session["id"], within=60)
+    assert closed["closeReason"] == "AGENT_LOST", closed
     response = sessions.http.post(f"/v1/sessions/{session['id']}:run", json={"content": {}})
     assert response.status_code == 400
     assert "closed (AGENT_LOST)" in response.json()["message"]
@@ -89,13 +89,16 @@ def test_a_command_to_a_session_on_a_dead_agent_fails_at_once(
     agent = session["agentId"]
     if fault_farm.process(agent).alive():
         fault_farm.kill(agent, signal.SIGKILL)
-    started = time.monotonic()
     response = sessions.http.post(f"/v1/sessions/{session['id']}:run", json={"content": {}})
-    assert time.monotonic() - started < 5, "the command hung on a dead agent"
+    # A command that waited for an answer until its time limit would end 504 (DEADLINE_EXCEEDED,
+    # "did not answer … within"): the answer says it failed at once, on nobody listening.
+    assert response.status_code != 504, f"the command hung on a dead agent: {response.text}"
     if response.status_code == 503:
         # Nobody listened and its last heartbeat is recent: as an agent reconnecting to
         # NATS, the session is kept until the heartbeats are missed.
-        assert "try again" in response.json()["message"]
+        message = response.json()["message"]
+        assert "does not answer (it is not running)" in message, message
+        assert "try again" in message
         assert sessions.wait_closed(session["id"], within=15)["closeReason"] == "AGENT_LOST"
     else:
         # The restarted agent answered first: it does not hold the session.

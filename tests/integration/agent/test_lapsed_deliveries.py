@@ -5,8 +5,12 @@ ack after the task was redelivered would settle the message that the running ret
 holds, and the retry's nak (or death) would then bring nothing. The agent's real
 Delivery, on a real message of a real nats-server with a short ack wait, is cut off
 from NATS past the ack wait — its event loop blocked, or nats-server stopped — while
-a second subscriber takes delivery 2 and naks it: delivery 3 still comes. And an
-agent's intake whose only agent lapsed runs the task again, once, and settles it.
+a second subscriber takes delivery 2 and naks it: delivery 3 still comes.
+
+An agent's intake whose attempt lapsed and reported its end (flagged `redelivered`)
+holds the task's redelivery, also on itself, until the scheduler's end mark acks it
+unrun, however late the mark comes within FARM_AGENT_HOLDER_LOST_SECONDS; with no
+mark by then (no scheduler here) it runs the task again, once, and settles it.
 """
 
 import asyncio
@@ -27,6 +31,8 @@ from farm_agent.browser.actions import Capture
 from farm_agent.work.delivery import Delivery, DeliveryOutcome
 from farm_agent.work.intake import WorkIntake
 from farm_agent.work.lapses import lapse_bound
+from farm_core import task_ends
+from farm_core.shared_buckets import cancel_bucket
 from tests.conftest import NatsServer
 from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import (
@@ -36,6 +42,7 @@ from tests.integration.agent.conftest import (
     is_zero,
     publish,
     queued_tasks,
+    waits,
 )
 from tests.integration.agent.fakes import FakeSavedState, FakeUploader
 
@@ -196,6 +203,8 @@ async def test_a_task_whose_only_delivery_lapsed_runs_again_and_is_then_settled(
         concurrency=1,
         ack_wait_seconds=ACK_WAIT,
         in_progress_seconds=IN_PROGRESS,
+        # No scheduler marks the task ended: its redelivery waits this long for the mark.
+        holder_lost_seconds=1,
     )
     runner = FirstRunBlocksTheLoop()
     intake = WorkIntake(settings, runner, uploader, saved=saved)
@@ -216,3 +225,51 @@ async def test_a_task_whose_only_delivery_lapsed_runs_again_and_is_then_settled(
         await intake.close()
     assert runner.runs == 2
     assert lapsed_count() == before + 1
+
+
+async def test_a_lapsed_attempts_redelivery_waits_for_the_late_end_mark_and_is_acked_unrun(
+    nats_server: NatsServer,
+    js: JetStreamContext,
+    events: Events,
+    make_settings: SettingsFactory,
+    uploader: FakeUploader,
+    saved: FakeSavedState,
+) -> None:
+    """The scheduler (here the test) writes the end mark seconds after the flagged event.
+
+    The redelivery comes back to the agent whose attempt lapsed, after that attempt
+    has ended: it must wait for the mark, not run the task a second time.
+    """
+    settings = make_settings(
+        NATS_URL=nats_server.url,
+        id="agent-lapsed-held",
+        concurrency=1,
+        ack_wait_seconds=ACK_WAIT,
+        in_progress_seconds=IN_PROGRESS,
+        heartbeat_seconds=0.5,
+        holder_lost_seconds=600,
+    )
+    runner = FirstRunBlocksTheLoop()
+    intake = WorkIntake(settings, runner, uploader, saved=saved)
+    await intake.start()
+    held_before = waits("held_elsewhere")
+    try:
+        task_id = await publish(js, tasks_pb2.TaskSpec(url="http://127.0.0.1:9/page"))
+        final = await events.final(task_id, within=FETCH_TIMEOUT)
+        assert (final.status, final.redelivered) == (SUCCEEDED, True), final
+
+        # Held again and again, past the heartbeat interval a plain end is listed for.
+        await assert_eventually(
+            lambda: waits("held_elsewhere") >= held_before + 3,
+            within=FETCH_TIMEOUT + 10,
+            message=lambda: f"no redelivery waited for the end mark: {runner.runs} run(s)",
+        )
+        ended = await cancel_bucket(js)
+        await ended.put(task_id, task_ends.mark(task_ends.SUCCEEDED))
+        await assert_eventually(
+            lambda: is_zero(queued_tasks(js)), within=30, message="the redelivery stayed"
+        )
+    finally:
+        await intake.close()
+    assert runner.runs == 1
+    assert [event.status for event in events.of(task_id)].count(SUCCEEDED) == 1

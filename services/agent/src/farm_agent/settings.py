@@ -257,7 +257,9 @@ class AgentSettings(SessionSettings, FarmSettings):
         gt=0,
         description="A redelivered task that another agent's heartbeat lists as running waits "
         "while that heartbeat is younger than this (or this agent reconnected to NATS less "
-        "than this ago): the earlier attempt may still run. Several heartbeat intervals.",
+        "than this ago): the earlier attempt may still run. An attempt whose delivery lapsed "
+        "holds its task's redelivery this long at most after it ended, until the scheduler's "
+        "end mark is seen. Several heartbeat intervals.",
     )
     close_timeout_seconds: float = Field(
         default=5.0,

@@ -104,6 +104,11 @@ class TaskAttempt:
         return self._ends.attempt
 
     @property
+    def end_mark_due(self) -> bool:
+        """Whether its delivery lapsed and its end went out: the scheduler marks the task."""
+        return self._ends.end_mark_due
+
+    @property
     def task_id(self) -> str:
         """The task's id ("" when the message held no WorkItem)."""
         return self.item.task_id

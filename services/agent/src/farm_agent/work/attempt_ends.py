@@ -22,6 +22,12 @@ from farm_agent.work.waits import DeliveryWaits, WaitReason
 log = logging.getLogger(__name__)
 
 
+_ENDS = frozenset(
+    {tasks_pb2.TASK_STATUS_SUCCEEDED, tasks_pb2.TASK_STATUS_FAILED, tasks_pb2.TASK_STATUS_CANCELLED}
+)
+"""The statuses that end a task (the scheduler marks it ended on a flagged one)."""
+
+
 def utcnow() -> dt.datetime:
     """Now, in UTC."""
     return dt.datetime.now(dt.UTC)
@@ -49,6 +55,9 @@ class AttemptEnds:
         self.waits = DeliveryWaits(tools.bookkeeping.waits, wait_key, deliveries)
         # The RUNNING event that says the attempt waits for storage, sent once.
         self._storage_note: asyncio.Task[None] | None = None
+        # Its final event went out flagged `redelivered`: the scheduler marks the task
+        # ended, and a redelivery here waits for that mark (endings.py).
+        self.end_mark_due = False
 
     @property
     def task_id(self) -> str:
@@ -164,6 +173,8 @@ class AttemptEnds:
         retry_time: dt.datetime | None = None,
         status_message: str = "",
     ) -> None:
+        # The scheduler marks a task so ended, so its waiting redelivery is acked unrun.
+        redelivered = self._delivery.may_have_lapsed()
         await self._tools.reporting.reporter.report(
             self.task_id,
             status,
@@ -172,10 +183,11 @@ class AttemptEnds:
             result=result,
             error=error,
             retry_time=retry_time,
-            # The scheduler marks a task so ended, so its waiting redelivery is acked unrun.
-            redelivered=self._delivery.may_have_lapsed(),
+            redelivered=redelivered,
             status_message=status_message,
         )
+        if redelivered and status in _ENDS:
+            self.end_mark_due = True
 
     async def forget_waits(self) -> None:
         if self.attempt < self.deliveries:

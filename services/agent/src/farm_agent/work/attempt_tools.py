@@ -19,6 +19,7 @@ from farm_agent.limits.attempt_limits import AttemptLimits
 from farm_agent.saved.keeper import CaptureKeeper
 from farm_agent.settings import AgentSettings
 from farm_agent.work.delivery import ExpectRedelivery
+from farm_agent.work.endings import RecentEnds
 from farm_agent.work.events import EventReporter
 from farm_agent.work.holders import Holders
 from farm_agent.work.waits import WaitLedger
@@ -71,8 +72,13 @@ class QueueBookkeeping:
         waits: WaitLedger,
         expect_redelivery: ExpectRedelivery,
         attempts_here: Callable[[str], int],
+        ended_here: RecentEnds,
     ) -> "QueueBookkeeping":
-        """The bookkeeping on the farm's buckets, opened through `start`."""
+        """The bookkeeping on the farm's buckets, opened through `start`.
+
+        `attempts_here` counts a task's deliveries running on this agent; `ended_here`
+        holds the tasks whose attempt here ended lately.
+        """
         js = nc.jetstream(timeout=settings.nats_request_timeout_seconds)
         replicas = settings.nats_replicas
         agents = await start.set_up(
@@ -96,6 +102,7 @@ class QueueBookkeeping:
                 lost_seconds=settings.holder_lost_seconds,
                 look_again_seconds=settings.heartbeat_seconds,
                 attempts_here=attempts_here,
+                awaits_mark_here=ended_here.awaits_mark,
             ),
         )
 

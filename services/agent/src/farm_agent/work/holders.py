@@ -5,11 +5,12 @@ wait: its agent died, or NATS (or the link to it) went down while the agent kept
 running the task. In the second case the earlier attempt is alive, and running the
 redelivery would run the task twice at once. So a redelivery (only: a first
 delivery pays nothing) first looks for a holder: another attempt of the task on
-this agent, or another agent whose heartbeat (bucket farm_agents) lists the task
-and is younger than `holder_lost_seconds`. While there is one, the delivery is
-handed back as a wait. A heartbeat is also trusted while this agent's own NATS
-connection is younger than that: after an outage every agent's last beat is old
-until it reconnects and beats again.
+this agent, or one that lapsed and ended here while the task's end mark is not
+seen yet (endings.py), or another agent whose heartbeat (bucket farm_agents) lists
+the task, running or ending, and is younger than `holder_lost_seconds`. While
+there is one, the delivery is handed back as a wait. A heartbeat is also trusted
+while this agent's own NATS connection is younger than that: after an outage every
+agent's last beat is old until it reconnects and beats again.
 """
 
 import datetime as dt
@@ -54,6 +55,7 @@ class Holders:
         lost_seconds: float,
         look_again_seconds: float,
         attempts_here: Callable[[str], int],
+        awaits_mark_here: Callable[[str], bool] = lambda _task_id: False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._nc = nc
@@ -63,6 +65,7 @@ class Holders:
         self._lost_seconds = lost_seconds
         self._look_again_seconds = look_again_seconds
         self._attempts_here = attempts_here
+        self._awaits_mark_here = awaits_mark_here
         self._clock = clock
         self._reconnects = nc.stats["reconnects"]
         self._connected_since = clock()
@@ -71,6 +74,9 @@ class Holders:
         """A live holder of the task other than the asking attempt; None if there is none."""
         if self._attempts_here(task_id) > 1:
             return Held(self._agent_id, "an earlier delivery runs here", self._look_again_seconds)
+        if self._awaits_mark_here(task_id):
+            why = "an earlier delivery lapsed and ended here; the task's end mark is not seen yet"
+            return Held(self._agent_id, why, self._look_again_seconds)
         trust_old_beats = self._connection_age() < self._lost_seconds
         try:
             beats = await self._heartbeats()

@@ -25,7 +25,6 @@ import logging
 import time
 
 import nats.errors
-from cachetools import TTLCache
 from google.protobuf.message import DecodeError
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -41,6 +40,7 @@ from farm_agent.work.attempt import StopReason, TaskAttempt
 from farm_agent.work.attempt_tools import AttemptTools, QueueBookkeeping, Reporting, SpecRunner
 from farm_agent.work.bells import LaterBells
 from farm_agent.work.consumers import REPLY_MARGIN_SECONDS, QueueConsumer
+from farm_agent.work.endings import RecentEnds
 from farm_agent.work.events import EventReporter
 from farm_agent.work.lapses import in_progress_interval
 from farm_agent.work.priorities import PRECEDENCE, PriorityChooser
@@ -61,7 +61,6 @@ from farm_core.queue import (
 
 log = logging.getLogger(__name__)
 
-ENDED_KEPT = 65536  # Bounds the ended tasks a heartbeat lists (ending_task_ids).
 HAND_BACK_SECONDS = 5.0
 """How long drain waits for stopped tasks to be handed back after the grace period."""
 
@@ -92,7 +91,7 @@ class WorkIntake:
         }
         self._subscriptions: list[Subscription] = []
         self._running: dict[asyncio.Task[None], TaskAttempt] = {}
-        self._ended: TTLCache[str, None] = TTLCache(ENDED_KEPT, settings.heartbeat_seconds)
+        self._ended = RecentEnds(settings.heartbeat_seconds, settings.holder_lost_seconds)
         self._changed = asyncio.Condition()
         self._stopping = False
         self._fetching: asyncio.Task[None] | None = None
@@ -107,8 +106,8 @@ class WorkIntake:
 
     @property
     def ending_tasks(self) -> list[str]:
-        """Ids of the tasks whose attempt here ended within the last heartbeat interval."""
-        return list(self._ended)  # TTLCache leaves out what has expired.
+        """Ids of the tasks whose attempt here ended lately (endings.py)."""
+        return self._ended.listed
 
     def _attempts_of(self, task_id: str) -> int:
         return sum(attempt.task_id == task_id for attempt in self._running.values())
@@ -167,7 +166,7 @@ class WorkIntake:
                 reporter=EventReporter(js, settings.id, nc.max_payload),
             ),
             bookkeeping=await QueueBookkeeping.open(
-                start, nc, settings, self._waits, self._ring_later, self._attempts_of
+                start, nc, settings, self._waits, self._ring_later, self._attempts_of, self._ended
             ),
             settings=settings,
         )
@@ -283,7 +282,7 @@ class WorkIntake:
                 this_task = asyncio.current_task()
                 if this_task is not None:
                     self._running.pop(this_task, None)
-                self._ended[attempt.task_id] = None
+                self._ended.note(attempt.task_id, end_mark_due=attempt.end_mark_due)
                 self._changed.notify_all()
             await self._places.give_back(session=False)
 
@@ -390,6 +389,7 @@ class WorkIntake:
         except DecodeError:
             task_id = ""
         task_id = task_id or cancelled_task_id(message.subject)
+        self._ended.mark_seen(task_id)
         for attempt in self._running.values():
             if attempt.task_id == task_id:
                 log.info("cancel notice for running task %s: stopping it", task_id)
