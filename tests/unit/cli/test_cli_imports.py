@@ -10,10 +10,12 @@ import sys
 
 import pytest
 
-# Libraries only some commands use: the client stack (grpc, the SDK's HTTP transport,
-# tracing, retries, tables), the launcher's and the services' (NATS, S3, SQL, JWT,
+# Libraries only some commands use: what a call to the farm needs (grpc, the SDK's
+# farm lookup, tracing), what only the SDK's HTTP transport, the retrying bulk commands
+# and their tables need, the launcher's and the services' (NATS, S3, SQL, JWT,
 # templates), and the MCP server's.
-CLIENT_LIBRARIES = ("grpc", "browserfarm", "httpx", "opentelemetry", "tenacity", "rich")
+CALL_LIBRARIES = ("grpc", "browserfarm", "opentelemetry")
+BULK_LIBRARIES = ("httpx", "tenacity", "rich")
 SERVICE_LIBRARIES = ("nats", "aiohttp", "minio", "sqlalchemy", "jwt", "cryptography", "jinja2")
 MCP_LIBRARIES = ("mcp", "anyio", "pydantic", "starlette", "uvicorn")
 
@@ -60,13 +62,15 @@ def test_building_the_parser_and_reading_a_command_line_imports_no_library_of_a_
 ) -> None:
     loaded = _loaded(f"build_parser().parse_args({argv!r})")
 
-    assert loaded.isdisjoint(CLIENT_LIBRARIES + SERVICE_LIBRARIES + MCP_LIBRARIES), loaded
+    assert loaded.isdisjoint(CALL_LIBRARIES + BULK_LIBRARIES + SERVICE_LIBRARIES + MCP_LIBRARIES), (
+        loaded
+    )
 
 
-def test_a_call_to_the_farm_imports_the_client_but_no_service_or_mcp_library() -> None:
+def test_a_call_to_the_farm_imports_what_it_needs_and_no_other_library() -> None:
     # Nothing listens on port 1: the call fails at once, after the client has connected.
     env = {**os.environ, "FARM_URL": "127.0.0.1:1", "FARM_API_KEY": "key"}
     loaded = _loaded("assert main(['task', 'get', 't_1']) == 1", env)
 
-    assert "grpc" in loaded
-    assert loaded.isdisjoint(SERVICE_LIBRARIES + MCP_LIBRARIES), loaded
+    assert loaded.issuperset(CALL_LIBRARIES), loaded
+    assert loaded.isdisjoint(BULK_LIBRARIES + SERVICE_LIBRARIES + MCP_LIBRARIES), loaded
