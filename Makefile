@@ -121,6 +121,7 @@ bench: setup ## Benchmarks: figures printed against a baseline in the same run.
 	$(BIN)/python bench/cache_hit.py
 	$(BIN)/python bench/submit.py
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/cli_start.py
 	$(BIN)/python bench/scale.py
 
 bench-tracing: setup ## Tracing's cost: the screenshot bench through farms with traces off and on.

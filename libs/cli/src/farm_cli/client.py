@@ -5,34 +5,38 @@ printed as JSON), `list_and_print` (a List, one page or all of them) or `call_fa
 (a reply it handles itself). A gRPC error ends the command in `main`. Every call of
 one command carries the same W3C `traceparent`: the caller's (TRACEPARENT), or a
 new trace's.
+
+Importing this module is cheap: grpc, the stubs and the tracing helpers are imported
+when a command connects, so building the parser of every command costs none of them.
 """
+
+from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeAlias, TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
-import grpc
-from google.protobuf.message import Message
-
-from browserfarm.grpc_transport import EDGE_CHANNEL_OPTIONS
-from farm.admin.v1 import admin_pb2_grpc
-from farm.audit.v1 import audit_pb2_grpc
-from farm.auth.v1 import auth_pb2_grpc
-from farm.sessions.v1 import sessions_pb2_grpc
-from farm.storage.v1 import artifacts_pb2_grpc, baselines_pb2_grpc, profiles_pb2_grpc
-from farm.tasks.v1 import tasks_pb2_grpc
 from farm_cli.console import print_message
 from farm_cli.pages import every_page
-from farm_cli.target import api_key, farm_target
-from farm_core.trace_context import TRACEPARENT, new_traceparent, span_context_of
+
+if TYPE_CHECKING:
+    import grpc
+    from google.protobuf.message import Message
+
+    from farm.admin.v1 import admin_pb2_grpc
+    from farm.audit.v1 import audit_pb2_grpc
+    from farm.auth.v1 import auth_pb2_grpc
+    from farm.sessions.v1 import sessions_pb2_grpc
+    from farm.storage.v1 import artifacts_pb2_grpc, baselines_pb2_grpc, profiles_pb2_grpc
+    from farm.tasks.v1 import tasks_pb2_grpc
 
 # How long one ordinary call may take.
 CALL_TIMEOUT = 30.0
 
-Reply = TypeVar("Reply", bound=Message)
+Reply = TypeVar("Reply", bound="Message")
 
 
 @dataclass(frozen=True)
@@ -45,41 +49,57 @@ class FarmConnection:
     @property
     def tasks(self) -> tasks_pb2_grpc.TaskServiceStub:
         """farm.tasks.v1.TaskService."""
+        from farm.tasks.v1 import tasks_pb2_grpc
+
         return tasks_pb2_grpc.TaskServiceStub(self.channel)
 
     @property
     def artifacts(self) -> artifacts_pb2_grpc.ArtifactServiceStub:
         """farm.storage.v1.ArtifactService."""
+        from farm.storage.v1 import artifacts_pb2_grpc
+
         return artifacts_pb2_grpc.ArtifactServiceStub(self.channel)
 
     @property
     def baselines(self) -> baselines_pb2_grpc.BaselineServiceStub:
         """farm.storage.v1.BaselineService."""
+        from farm.storage.v1 import baselines_pb2_grpc
+
         return baselines_pb2_grpc.BaselineServiceStub(self.channel)
 
     @property
     def profiles(self) -> profiles_pb2_grpc.ProfileServiceStub:
         """farm.storage.v1.ProfileService."""
+        from farm.storage.v1 import profiles_pb2_grpc
+
         return profiles_pb2_grpc.ProfileServiceStub(self.channel)
 
     @property
     def auth(self) -> auth_pb2_grpc.AuthServiceStub:
         """farm.auth.v1.AuthService."""
+        from farm.auth.v1 import auth_pb2_grpc
+
         return auth_pb2_grpc.AuthServiceStub(self.channel)
 
     @property
     def sessions(self) -> sessions_pb2_grpc.SessionServiceStub:
         """farm.sessions.v1.SessionService."""
+        from farm.sessions.v1 import sessions_pb2_grpc
+
         return sessions_pb2_grpc.SessionServiceStub(self.channel)
 
     @property
     def admin(self) -> admin_pb2_grpc.AdminServiceStub:
         """farm.admin.v1.AdminService."""
+        from farm.admin.v1 import admin_pb2_grpc
+
         return admin_pb2_grpc.AdminServiceStub(self.channel)
 
     @property
     def audit(self) -> audit_pb2_grpc.AuditServiceStub:
         """farm.audit.v1.AuditService."""
+        from farm.audit.v1 import audit_pb2_grpc
+
         return audit_pb2_grpc.AuditServiceStub(self.channel)
 
     def call(
@@ -101,6 +121,12 @@ def connect(
 
     Which farm and which key: see target.py.
     """
+    import grpc
+
+    from browserfarm.grpc_transport import EDGE_CHANNEL_OPTIONS
+    from farm_cli.target import api_key, farm_target
+    from farm_core.trace_context import TRACEPARENT
+
     env = os.environ if environ is None else environ
     folder = Path.cwd() if cwd is None else cwd
     key = api_key(env, folder)
@@ -119,6 +145,8 @@ def connect(
 
 def call_traceparent(environ: Mapping[str, str]) -> str:
     """The trace a command's calls join: TRACEPARENT's when it names one, else a new one."""
+    from farm_core.trace_context import new_traceparent, span_context_of
+
     given = environ.get("TRACEPARENT", "").strip()
     return given if span_context_of(given).is_valid else new_traceparent()
 

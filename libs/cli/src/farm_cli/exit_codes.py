@@ -2,8 +2,6 @@
 
 from enum import IntEnum
 
-import grpc
-
 
 class ExitCode(IntEnum):
     """What a `farm` command's exit status says about its outcome."""
@@ -25,30 +23,3 @@ class ExitCode(IntEnum):
     PARTS_DOWN = 5
     # Stopped with Ctrl-C.
     INTERRUPTED = 130
-
-
-AUTH_CODES = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
-
-
-def rpc_status(error: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
-    """The status code and message of a failed call (UNKNOWN and its text if it has none)."""
-    if isinstance(error, grpc.Call):
-        return error.code(), error.details() or str(error)
-    return grpc.StatusCode.UNKNOWN, str(error)
-
-
-def item_failure(error: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
-    """rpc_status of one item's call in a bulk command.
-
-    Re-raises a refused key's error: every other item would meet it too.
-    """
-    code, details = rpc_status(error)
-    if code in AUTH_CODES:
-        raise error
-    return code, details
-
-
-def exit_code_of(error: grpc.RpcError) -> ExitCode:
-    """The exit code of a command ended by `error`."""
-    code, _ = rpc_status(error)
-    return ExitCode.AUTH if code in AUTH_CODES else ExitCode.ERROR

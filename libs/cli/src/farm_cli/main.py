@@ -7,8 +7,6 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
-import grpc
-
 from farm_cli.commands import (
     agent,
     artifact,
@@ -29,8 +27,8 @@ from farm_cli.commands import (
     webhook,
     whoami,
 )
-from farm_cli.console import CliError, rpc_error_text
-from farm_cli.exit_codes import ExitCode, exit_code_of, rpc_status
+from farm_cli.console import CliError
+from farm_cli.exit_codes import ExitCode
 
 # Commands whose output is no API reply: the farm's own log, MCP over stdio, configs.
 WITHOUT_JSON = frozenset({"up", "down", "mcp", "envoy-config", "nats-config", "credential"})
@@ -144,12 +142,23 @@ def _run(argv: Sequence[str] | None) -> int:
     except CliError as error:
         _print_error(as_json, error.exit_code.name, str(error), f"error: {error}")
         return error.exit_code
-    except grpc.RpcError as error:
+    except KeyboardInterrupt:
+        return ExitCode.INTERRUPTED
+    except Exception as error:
+        if not _is_rpc_error(error):
+            raise
+        from farm_cli.rpc_errors import exit_code_of, rpc_error_text, rpc_status
+
         code, details = rpc_status(error)
         _print_error(as_json, code.name, details, rpc_error_text(error))
         return exit_code_of(error)
-    except KeyboardInterrupt:
-        return ExitCode.INTERRUPTED
+
+
+def _is_rpc_error(error: Exception) -> bool:
+    # Only the commands that call the farm import grpc: a command that did not
+    # cannot have raised its error, and need not pay for importing it now.
+    grpc = sys.modules.get("grpc")
+    return grpc is not None and isinstance(error, grpc.RpcError)
 
 
 def _print_error(as_json: bool, code: str, message: str, text: str) -> None:

@@ -27,12 +27,13 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from farm_core.credential_roles import DEFAULT_CREDENTIAL_DAYS as DEFAULT_CREDENTIAL_DAYS
+from farm_core.credential_roles import CredentialRole as CredentialRole
 from farm_core.errors import PermissionDenied, Unauthenticated, Unavailable
 from farm_core.identity_keys import decode_signed, load_private_key, load_public_key
 from farm_core.key_validity import KeyValidity
@@ -46,23 +47,8 @@ TENANT_HEADER = "x-farm-tenant"
 _ISSUER = "farm-auth"
 _AUDIENCE = "farm"
 _ALGORITHM = "EdDSA"
-DEFAULT_CREDENTIAL_DAYS = 365.0
 # Verified tokens (and signed ones) remembered per process: a few per active API key.
 REMEMBERED_TOKENS = 4096
-
-
-class CredentialRole(StrEnum):
-    """What a farm process's credential lets it do."""
-
-    # Take tasks, send events, upload artifacts of its tasks: scope `agent` only.
-    AGENT = "agent"
-    # A service calling another (storage reading a tenant's quota): scope `internal`.
-    SERVICE = "service"
-    # The MCP service: renew the identity tokens its callers showed it, scope `mcp` only.
-    MCP = "mcp"
-    # The web console: names to auth's check the browser a key came from (its refused
-    # keys count there, not the console's); scope `console`, which no RPC takes.
-    CONSOLE = "console"
 
 
 _ROLE_SCOPES = {

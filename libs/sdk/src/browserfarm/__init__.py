@@ -7,35 +7,39 @@
 `AsyncClient` is the same with `await`. See docs/sdk.md.
 """
 
-from browserfarm.aio import AsyncClient
-from browserfarm.batches import BatchItem, ItemError, TaskPage
-from browserfarm.config import ClientOptions
-from browserfarm.errors import (
-    BatchIncomplete,
-    FailedPrecondition,
-    FarmError,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    QuotaExceeded,
-    RateLimited,
-    TaskFailed,
-    Timeout,
-    Unauthenticated,
-    Unavailable,
-)
-from browserfarm.results import (
-    Artifact,
-    Result,
-    SessionInfo,
-    Tab,
-    Task,
-    TaskError,
-    TaskStatus,
-    WebhookSecret,
-)
-from browserfarm.sessions import AsyncSession
-from browserfarm.sync import Client, Session
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from browserfarm.aio import AsyncClient
+    from browserfarm.batches import BatchItem, ItemError, TaskPage
+    from browserfarm.config import ClientOptions
+    from browserfarm.errors import (
+        BatchIncomplete,
+        FailedPrecondition,
+        FarmError,
+        InvalidArgument,
+        NotFound,
+        PermissionDenied,
+        QuotaExceeded,
+        RateLimited,
+        TaskFailed,
+        Timeout,
+        Unauthenticated,
+        Unavailable,
+    )
+    from browserfarm.results import (
+        Artifact,
+        Result,
+        SessionInfo,
+        Tab,
+        Task,
+        TaskError,
+        TaskStatus,
+        WebhookSecret,
+    )
+    from browserfarm.sessions import AsyncSession
+    from browserfarm.sync import Client, Session
 
 __all__ = [
     "Artifact",
@@ -67,3 +71,52 @@ __all__ = [
     "Unavailable",
     "WebhookSecret",
 ]
+
+# Where each public name is defined. A name is imported on first use, so that a
+# program needing one module of the package (the `farm` command reads
+# browserfarm.local_farm) does not import both transports, grpc and httpx, with it.
+_DEFINED_IN = {
+    "Artifact": "browserfarm.results",
+    "AsyncClient": "browserfarm.aio",
+    "AsyncSession": "browserfarm.sessions",
+    "BatchIncomplete": "browserfarm.errors",
+    "BatchItem": "browserfarm.batches",
+    "Client": "browserfarm.sync",
+    "ClientOptions": "browserfarm.config",
+    "FailedPrecondition": "browserfarm.errors",
+    "FarmError": "browserfarm.errors",
+    "InvalidArgument": "browserfarm.errors",
+    "ItemError": "browserfarm.batches",
+    "NotFound": "browserfarm.errors",
+    "PermissionDenied": "browserfarm.errors",
+    "QuotaExceeded": "browserfarm.errors",
+    "RateLimited": "browserfarm.errors",
+    "Result": "browserfarm.results",
+    "Session": "browserfarm.sync",
+    "SessionInfo": "browserfarm.results",
+    "Tab": "browserfarm.results",
+    "Task": "browserfarm.results",
+    "TaskError": "browserfarm.results",
+    "TaskFailed": "browserfarm.errors",
+    "TaskPage": "browserfarm.batches",
+    "TaskStatus": "browserfarm.results",
+    "Timeout": "browserfarm.errors",
+    "Unauthenticated": "browserfarm.errors",
+    "Unavailable": "browserfarm.errors",
+    "WebhookSecret": "browserfarm.results",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The public name `name`, imported from its module on first use."""
+    module = _DEFINED_IN.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names, the public ones not yet imported too."""
+    return sorted({*globals(), *__all__})

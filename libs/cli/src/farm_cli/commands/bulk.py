@@ -1,12 +1,14 @@
 """What the commands that make one call per item share: their threads and progress bar."""
 
+from __future__ import annotations
+
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -34,6 +36,9 @@ def progress_bar(title: str, not_done: str, *, quiet: bool) -> Progress:
 
     Shown only on a terminal, and never when `quiet`.
     """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn(f"[bold]{title}"),
         BarColumn(),

@@ -9,13 +9,7 @@ from farm.auth.v1 import auth_pb2
 from farm_cli.client import call_and_print
 from farm_cli.commands.ranges import positive_number
 from farm_cli.exit_codes import ExitCode
-from farm_core.identity import (
-    DEFAULT_CREDENTIAL_DAYS,
-    CredentialRole,
-    IdentitySigner,
-    credential_id,
-)
-from farm_core.identity_keys import IDENTITY_KEY_FILE
+from farm_core.credential_roles import DEFAULT_CREDENTIAL_DAYS, CredentialRole
 
 REVOKE = "revoke"
 
@@ -53,6 +47,10 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 def run(args: argparse.Namespace) -> int:
     """Prints the credential (its id on stderr), or revokes one."""
+    # Imported here: signing needs jwt and cryptography, the parser none of them.
+    from farm_core.identity import IdentitySigner, credential_id
+    from farm_core.identity_keys import IDENTITY_KEY_FILE
+
     if args.role == REVOKE:
         request = revoke_request(args.name)
         if request is None:
@@ -79,6 +77,8 @@ def revoke_request(target: str) -> auth_pb2.RevokeCredentialRequest | None:
     None for a credential without an id. A credential itself is never sent: only its id,
     read without checking its signature (revoking a forged one's id harms nothing).
     """
+    from farm_core.identity import credential_id
+
     if ":" in target:
         return auth_pb2.RevokeCredentialRequest(subject=target)
     if target.count(".") == 2:

@@ -7,10 +7,8 @@ import signal
 import time
 from pathlib import Path
 
-from browserfarm.local_farm import RUN_DIR, farm_home, lock_holder
 from farm_cli.commands.ranges import seconds
 from farm_cli.console import CliError
-from farm_cli.launcher.leftovers import live_leftovers, stop_leftover
 
 # How often `farm down` looks whether the launcher has let go of FARM_HOME.
 POLL_SECONDS = 0.1
@@ -37,6 +35,8 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 def stop_farm(args: argparse.Namespace) -> int:
     """SIGTERM to FARM_HOME's launcher, then waits until it lets go of FARM_HOME."""
+    from browserfarm.local_farm import RUN_DIR, farm_home, lock_holder
+
     home = farm_home(os.environ, Path.cwd())
     run_dir = home / RUN_DIR
     launcher = lock_holder(run_dir)
@@ -60,6 +60,9 @@ def stop_farm(args: argparse.Namespace) -> int:
 
 def _stop_leftovers(home: Path, timeout: float) -> int:
     """Stops the processes a killed launcher left running, by their pid files."""
+    from browserfarm.local_farm import RUN_DIR
+    from farm_cli.launcher.leftovers import live_leftovers, stop_leftover
+
     leftovers = live_leftovers(home / RUN_DIR)
     if not leftovers:
         raise CliError(f"no farm is running with FARM_HOME {home}")

@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 from farm_cli.console import CliError
-from farm_cli.launcher.config import ProjectNotFound, find_project_root
 from farm_cli.launcher.envoy import (
     AUTH_CHECK_CLUSTER,
     CONSOLE_CLUSTER,
@@ -121,6 +120,8 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 def print_envoy_config(args: argparse.Namespace) -> int:
     """Renders the configuration to stdout or --output."""
+    from browserfarm.local_farm import ProjectNotFound, find_project_root
+
     try:
         root = find_project_root(Path.cwd())
     except ProjectNotFound as error:

@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 from farm_cli.console import UsageError
-from farm_cli.launcher.nats_users import deployment_users, render_deployment_config
 
 
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -34,6 +33,9 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 def print_nats_config(args: argparse.Namespace) -> int:
     """Renders the users to stdout or --output."""
+    # Imported here: the role table comes with farm_core's NATS helpers, and nats-py.
+    from farm_cli.launcher.nats_users import deployment_users, render_deployment_config
+
     if args.agents < 0:
         raise UsageError("--agents must be 0 or more")
     text = render_deployment_config(deployment_users(args.agents))

@@ -6,29 +6,30 @@ local farm (FARM_URL not set), the processes its launcher started that are not
 running are named too, from FARM_HOME's pid files alone.
 """
 
+from __future__ import annotations
+
 import argparse
 import datetime as dt
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-import grpc
-
-from browserfarm.local_farm import RUN_DIR, ProjectNotFound, farm_home
 from farm.admin.v1 import admin_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import call_farm
 from farm_cli.commands.ranges import whole_number
 from farm_cli.console import CliError, print_message
 from farm_cli.exit_codes import ExitCode
-from farm_cli.launcher.pid_files import NotRunning, not_running
+
+if TYPE_CHECKING:
+    from farm_cli.launcher.pid_files import NotRunning
 
 MAX_WINDOW_MINUTES = 1440
 
 
-def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Adds `status`."""
     status = commands.add_parser(
         "status",
@@ -53,6 +54,11 @@ def show_status(args: argparse.Namespace) -> int:
     Exits PARTS_DOWN when FARM_HOME's pid files name processes that are not running;
     when the status cannot be read, those are printed before the error.
     """
+    import grpc
+
+    from browserfarm.local_farm import RUN_DIR
+    from farm_cli.launcher.pid_files import not_running
+
     home = local_farm_home(os.environ, Path.cwd())
     down = not_running(home / RUN_DIR) if home is not None else []
     request = admin_pb2.GetFleetStatusRequest(window_minutes=args.window)
@@ -75,6 +81,8 @@ def local_farm_home(environ: Mapping[str, str], cwd: Path) -> Path | None:
 
     A farm FARM_URL names may be another machine's, whose processes are not ours to see.
     """
+    from browserfarm.local_farm import ProjectNotFound, farm_home
+
     if environ.get("FARM_URL"):
         return None
     try:

@@ -4,6 +4,8 @@ On a terminal a progress bar (stderr) follows the batch and a table (stdout) sum
 up; with --json each task is one JSON line on stdout as it ends, and nothing else.
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import sys
@@ -11,10 +13,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-
-import grpc
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import FarmConnection, connect
@@ -22,8 +21,10 @@ from farm_cli.commands.bulk import as_they_end, progress_bar
 from farm_cli.commands.ranges import MAX_CONCURRENCY, whole_number_in
 from farm_cli.commands.task_watch import result_summary, status_name
 from farm_cli.console import CliError, UsageError, message_json
-from farm_cli.exit_codes import ExitCode, item_failure
-from farm_cli.retries import RateGate, call_retrying
+from farm_cli.exit_codes import ExitCode
+
+if TYPE_CHECKING:
+    from farm_cli.retries import RateGate
 
 # RunTask waits up to the task's 300 s limit; Envoy's route allows 330 s.
 RUN_TIMEOUT = 330.0
@@ -123,6 +124,8 @@ def batch_urls(args: argparse.Namespace) -> list[str]:
 
 def run_batch(args: argparse.Namespace, template: tasks_pb2.TaskSpec, urls: list[str]) -> int:
     """RunTask for each URL, `args.concurrency` at a time; the exit code by the outcomes."""
+    from farm_cli.retries import RateGate
+
     started = time.monotonic()
     outcomes: list[Outcome] = []
     progress = progress_bar("tasks", "not succeeded", quiet=args.json)
@@ -149,6 +152,11 @@ def run_batch(args: argparse.Namespace, template: tasks_pb2.TaskSpec, urls: list
 def _run_one(
     farm: FarmConnection, template: tasks_pb2.TaskSpec, gate: RateGate, index: int, url: str
 ) -> Outcome:
+    import grpc
+
+    from farm_cli.retries import call_retrying
+    from farm_cli.rpc_errors import item_failure
+
     spec = tasks_pb2.TaskSpec()
     spec.CopyFrom(template)
     spec.url = url
@@ -169,6 +177,9 @@ def _run_one(
 
 def print_summary(outcomes: list[Outcome], elapsed_seconds: float) -> None:
     """A table of every URL's outcome, in the file's order, and the totals under it."""
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title="farm task run --from", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("url", overflow="fold")

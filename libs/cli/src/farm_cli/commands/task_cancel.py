@@ -10,13 +10,14 @@ unless a listing of queued and running tasks names it (a page of 1,000 read for
 every 100 ids given saves most of those reads when the ids are of unended tasks).
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import grpc
+from typing import TYPE_CHECKING
 
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import FarmConnection, call_and_print, connect
@@ -28,8 +29,12 @@ from farm_cli.commands.task_spec import add_label_argument
 from farm_cli.commands.task_text import label_filter
 from farm_cli.commands.task_watch import FINAL
 from farm_cli.console import UsageError
-from farm_cli.exit_codes import ExitCode, item_failure
-from farm_cli.retries import RateGate, call_retrying
+from farm_cli.exit_codes import ExitCode
+
+if TYPE_CHECKING:
+    import grpc
+
+    from farm_cli.retries import RateGate
 
 DEFAULT_CONCURRENCY = 16
 IDS_PER_LISTED_PAGE = 100
@@ -86,7 +91,7 @@ class Outcome:
         return json.dumps(fields, ensure_ascii=False)
 
 
-def add_cancel_parser(verbs: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_cancel_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Adds `task cancel`."""
     cancel = verbs.add_parser(
         "cancel",
@@ -127,6 +132,8 @@ def cancel_tasks(args: argparse.Namespace) -> int:
         return call_and_print(lambda farm: farm.tasks.CancelTask, request)
     if not (args.ids or args.from_file or args.labels):
         raise UsageError("name the tasks to cancel: IDs, --from FILE or --label KEY=VALUE")
+    from farm_cli.retries import RateGate
+
     given = list(args.ids)
     if args.from_file:
         given += task_ids_from(args.from_file)
@@ -189,6 +196,8 @@ def _unended_among(farm: FarmConnection, given: set[str], gate: RateGate) -> lis
 def _page(
     farm: FarmConnection, request: tasks_pb2.ListTasksRequest, gate: RateGate
 ) -> tasks_pb2.ListTasksResponse:
+    from farm_cli.retries import call_retrying
+
     page: tasks_pb2.ListTasksResponse = call_retrying(
         lambda: farm.call(farm.tasks.ListTasks, request), gate
     )
@@ -214,6 +223,10 @@ def _cancel_with_progress(
 
 def cancel_one(farm: FarmConnection, task: Selected, gate: RateGate) -> Outcome:
     """Cancels `task` unless it has ended; its outcome. Raises a refused key's error."""
+    import grpc
+
+    from farm_cli.retries import call_retrying
+
     try:
         if not task.unended:
             found = call_retrying(
@@ -237,6 +250,10 @@ def cancel_one(farm: FarmConnection, task: Selected, gate: RateGate) -> Outcome:
 
 
 def _refused(task_id: str, error: grpc.RpcError) -> Outcome:
+    import grpc
+
+    from farm_cli.rpc_errors import item_failure
+
     code, details = item_failure(error)
     outcome = NOT_FOUND if code == grpc.StatusCode.NOT_FOUND else FAILED
     return Outcome(task_id, outcome, error_code=code.name, error_message=details)
@@ -249,5 +266,5 @@ def summary(outcomes: Sequence[Outcome], elapsed_seconds: float) -> str:
     return f"{words}, of {len(outcomes)} in {elapsed_seconds:.1f} s"
 
 
-def _name(status: "tasks_pb2.TaskStatus.ValueType") -> str:
+def _name(status: tasks_pb2.TaskStatus.ValueType) -> str:
     return tasks_pb2.TaskStatus.Name(status)

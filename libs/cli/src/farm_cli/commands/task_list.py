@@ -1,7 +1,10 @@
 """`farm task list`, and the label filters and paging it shares with `task cancel --label`."""
 
+from __future__ import annotations
+
 import argparse
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import FarmConnection, list_and_print
@@ -9,7 +12,9 @@ from farm_cli.commands.ranges import add_page_arguments
 from farm_cli.commands.task_spec import add_label_argument
 from farm_cli.commands.task_text import label_filter
 from farm_cli.pages import every_page
-from farm_cli.retries import RateGate, call_retrying
+
+if TYPE_CHECKING:
+    from farm_cli.retries import RateGate
 
 STATUSES = {
     "queued": tasks_pb2.TASK_STATUS_QUEUED,
@@ -23,7 +28,7 @@ MAX_PAGE_SIZE = 1000
 
 
 def list_request(
-    status: "tasks_pb2.TaskStatus.ValueType",
+    status: tasks_pb2.TaskStatus.ValueType,
     labels: Sequence[tuple[str, str]],
     *,
     page_size: int = 0,
@@ -42,6 +47,7 @@ def every_task(
     farm: FarmConnection, request: tasks_pb2.ListTasksRequest, gate: RateGate
 ) -> list[tasks_pb2.Task]:
     """The tasks of every page of ListTasks `request`, newest first; rate limits waited out."""
+    from farm_cli.retries import call_retrying
 
     def call(page_request: tasks_pb2.ListTasksRequest) -> tasks_pb2.ListTasksResponse:
         page: tasks_pb2.ListTasksResponse = call_retrying(
@@ -52,7 +58,7 @@ def every_task(
     return list(every_page(call, request, "tasks").tasks)
 
 
-def add_list_parser(verbs: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_list_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Adds `task list`."""
     listing = verbs.add_parser("list", help="list tasks, newest first")
     listing.add_argument("--status", choices=list(STATUSES), help="only tasks in this state")

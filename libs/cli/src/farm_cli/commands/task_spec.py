@@ -8,8 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from browserfarm.errors import InvalidArgument
-from browserfarm.specs import task_spec
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.commands.ranges import (
     WHOLE_NUMBER,
@@ -204,6 +202,10 @@ def read_spec_file(name: str) -> tasks_pb2.TaskSpec:
     Checked as the SDK checks a spec, so a wrong field is one line naming it and the
     closest field there is (`screenshot.fullpage: ... did you mean 'fullPage'?`).
     """
+    # The SDK is imported only here: its package imports its clients, grpc and httpx.
+    from browserfarm.errors import InvalidArgument
+    from browserfarm.specs import task_spec
+
     try:
         text = sys.stdin.read() if name == "-" else Path(name).read_text()
     except OSError as error:

@@ -12,28 +12,30 @@ rest. Without it submit adds no key: a key shows in every task printed (its spec
 idempotencyKey), and a random one would not make a rerun safe anyway.
 """
 
+from __future__ import annotations
+
 import argparse
 import shlex
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import grpc
 from google.protobuf import json_format
 
-from browserfarm.batches import call_spans
-from browserfarm.errors import FarmError, RateLimited
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import FarmConnection, connect
 from farm_cli.console import CliError, UsageError, print_message
 from farm_cli.exit_codes import ExitCode
-from farm_cli.retries import RateGate, call_retrying
-from farm_core.idempotency import MAX_IDEMPOTENCY_KEY_CHARS
+
+if TYPE_CHECKING:
+    from browserfarm.errors import FarmError
+    from farm_cli.retries import RateGate
 
 PREFIX_OPTION = "--idempotency-prefix"
 
 
-def add_submit_parser(verbs: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_submit_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Adds `task submit`."""
     submit = verbs.add_parser(
         "submit",
@@ -87,6 +89,8 @@ def line_key(prefix: str, line: int) -> str:
 
 def _check_key_length(prefix: str, line: int, source: str) -> None:
     """UsageError unless the key of `line` (the longest given) fits the farm's limit."""
+    from farm_core.idempotency import MAX_IDEMPOTENCY_KEY_CHARS
+
     key = line_key(prefix, line)
     if len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
         room = MAX_IDEMPOTENCY_KEY_CHARS - (len(key) - len(prefix))
@@ -114,6 +118,11 @@ def submit_tasks(args: argparse.Namespace) -> int:
     The batches are the SDK's create_tasks' (1,000 specs and 768 KiB at most); each
     is sent again as the module says, with a line on stderr (none with --json).
     """
+    import grpc
+
+    from browserfarm.batches import call_spans
+    from farm_cli.retries import RateGate
+
     if args.key_prefix == "":
         raise UsageError(f"{PREFIX_OPTION} must not be empty")
     prefix = args.key_prefix or ""
@@ -177,6 +186,8 @@ def _create(
     quiet: bool,
 ) -> tasks_pb2.CreateTasksResponse:
     """CreateTasks' answer for the specs at `span`, sent again as the module says."""
+    from farm_cli.retries import call_retrying
+
     batch = specs[span.start : span.stop]
     request = tasks_pb2.CreateTasksRequest(requests=batch)
 
@@ -194,6 +205,8 @@ def _create(
 
 def wait_line(failure: FarmError, seconds: float, span: range, total: int) -> str:
     """`specs 1001-2000 of 2500: rate-limited (Retry-After 1 s); sending them again in 1.0 s`."""
+    from browserfarm.errors import RateLimited
+
     if isinstance(failure, RateLimited):
         why = f"rate-limited (Retry-After {failure.retry_after:g} s)"
     else:

@@ -9,23 +9,17 @@ import argparse
 from collections.abc import Callable
 
 from farm_cli.console import UsageError
-from farm_core.errors import InvalidArgument
-from farm_core.idempotency import check_idempotency_key
-from farm_core.saved import check_saved_name
-from farm_core.task_text import (
-    check_label,
-    check_label_count,
-    check_label_key,
-    check_region,
-    check_selector,
-    check_url,
-)
+
+# The rules are imported when a value is checked, not when the parser is built: they
+# import the farm's error types, and with them grpc.
 
 
 def _checked(check: Callable[[str], object]) -> Callable[[str], str]:
     """An argparse type: the text if `check` takes it, else a usage error with its problem."""
 
     def parse(text: str) -> str:
+        from farm_core.errors import InvalidArgument
+
         try:
             check(text)
         except InvalidArgument as error:
@@ -35,16 +29,54 @@ def _checked(check: Callable[[str], object]) -> Callable[[str], str]:
     return parse
 
 
-url = _checked(check_url)
-region = _checked(check_region)
-idempotency_key = _checked(check_idempotency_key)
-saved_name = _checked(lambda name: check_saved_name("name", name))
-selector = _checked(lambda text: check_selector("selector", text))
-mask = _checked(lambda text: check_selector("mask", text, required=True))
+def _check_url(text: str) -> None:
+    from farm_core.task_text import check_url
+
+    check_url(text)
+
+
+def _check_region(text: str) -> None:
+    from farm_core.task_text import check_region
+
+    check_region(text)
+
+
+def _check_idempotency_key(text: str) -> None:
+    from farm_core.idempotency import check_idempotency_key
+
+    check_idempotency_key(text)
+
+
+def _check_saved_name(text: str) -> None:
+    from farm_core.saved import check_saved_name
+
+    check_saved_name("name", text)
+
+
+def _check_selector(text: str) -> None:
+    from farm_core.task_text import check_selector
+
+    check_selector("selector", text)
+
+
+def _check_mask(text: str) -> None:
+    from farm_core.task_text import check_selector
+
+    check_selector("mask", text, required=True)
+
+
+url = _checked(_check_url)
+region = _checked(_check_region)
+idempotency_key = _checked(_check_idempotency_key)
+saved_name = _checked(_check_saved_name)
+selector = _checked(_check_selector)
+mask = _checked(_check_mask)
 
 
 def _pair(text: str, check: Callable[[str, str], None]) -> tuple[str, str]:
     """A key=value pair that `check(key, value)` takes, else a usage error."""
+    from farm_core.errors import InvalidArgument
+
     key, separator, value = text.partition("=")
     if not separator or not key:
         raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
@@ -57,16 +89,23 @@ def _pair(text: str, check: Callable[[str, str], None]) -> tuple[str, str]:
 
 def spec_label(text: str) -> tuple[str, str]:
     """An argparse type: a task's or session's label key=value, its key and value within limits."""
+    from farm_core.task_text import check_label
+
     return _pair(text, lambda key, value: check_label("labels", key, value))
 
 
 def label_filter(text: str) -> tuple[str, str]:
     """An argparse type: a label filter key=value, its key a label key (the value any)."""
+    from farm_core.task_text import check_label_key
+
     return _pair(text, lambda key, _value: check_label_key("label", key))
 
 
 def labels_of(pairs: list[tuple[str, str]]) -> dict[str, str]:
     """The labels repeated --label options give; a usage error for more than the farm takes."""
+    from farm_core.errors import InvalidArgument
+    from farm_core.task_text import check_label_count
+
     labels = dict(pairs)
     try:
         check_label_count("labels", len(labels))

@@ -12,10 +12,6 @@ from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import call_farm
 from farm_cli.console import CliError
-from farm_cli.launcher.config import ProjectNotFound, find_project_root
-from farm_cli.traces.spans import read_trace
-from farm_cli.traces.waterfall import waterfall
-from farm_core.sessions import SESSION_ID_PATTERN
 
 # W3C trace ids: what audit records (`traceId`) and log lines (`trace_id`) show.
 TRACE_ID = re.compile(r"[0-9a-f]{32}")
@@ -46,6 +42,8 @@ def add_trace_parser(verbs: "argparse._SubParsersAction[argparse.ArgumentParser]
 
 def traces_folder(environ: Mapping[str, str], cwd: Path) -> Path:
     """FARM_HOME/traces, FARM_HOME defaulting to the checkout's .farm."""
+    from browserfarm.local_farm import ProjectNotFound, find_project_root
+
     if environ.get("FARM_HOME"):
         return cwd / environ["FARM_HOME"] / "traces"
     try:
@@ -56,6 +54,9 @@ def traces_folder(environ: Mapping[str, str], cwd: Path) -> Path:
 
 def trace_task(args: argparse.Namespace) -> int:
     """Prints the task's trace; exit 1 when it has none or none of its spans were kept."""
+    from farm_cli.traces.spans import read_trace
+    from farm_cli.traces.waterfall import waterfall
+
     folder = args.traces_dir or traces_folder(os.environ, Path.cwd())
     # A kept trace of that id is drawn as it is: task ids never name a trace.
     spans = read_trace(folder, args.id) if TRACE_ID.fullmatch(args.id) else []
@@ -77,6 +78,9 @@ def trace_task(args: argparse.Namespace) -> int:
 
 def traced_id(task_or_session_id: str) -> str:
     """The trace id of a task (GetTask) or session (GetSession); CliError when it has none."""
+    # farm_core.sessions holds the pattern beside the session store, which imports nats.
+    from farm_core.sessions import SESSION_ID_PATTERN
+
     found: tasks_pb2.Task | sessions_pb2.Session
     if SESSION_ID_PATTERN.fullmatch(task_or_session_id):
         found = call_farm(

@@ -7,6 +7,8 @@ With `--agents MIN..MAX` the launcher also starts and drains agents on queue wai
 CPU (launcher/scaler.py) and says why.
 """
 
+from __future__ import annotations
+
 import argparse
 import os
 import signal
@@ -15,14 +17,11 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from farm_cli.commands.ranges import percent, positive_number
 from farm_cli.console import CliError, UsageError
 from farm_cli.launcher.autoscale import AutoscaleSettings, parse_agents
-from farm_cli.launcher.config import FarmConfig, ProjectNotFound
-from farm_cli.launcher.farm import LocalFarm
-from farm_cli.launcher.launched import FarmInterrupted
-from farm_cli.launcher.lock import FarmAlreadyRunning
 from farm_cli.launcher.ports import (
     SUGGESTED_PORT_OFFSET,
     FarmPorts,
@@ -30,10 +29,13 @@ from farm_cli.launcher.ports import (
     port_offset_range,
 )
 from farm_cli.launcher.processes import StartupError
-from farm_cli.launcher.tls import TlsFiles
+
+if TYPE_CHECKING:
+    from farm_cli.launcher.farm import LocalFarm
+    from farm_cli.launcher.tls import TlsFiles
 
 
-def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Adds `up`."""
     up = commands.add_parser(
         "up",
@@ -256,6 +258,11 @@ def chosen_ports(args: argparse.Namespace, environ: Mapping[str, str]) -> FarmPo
 
 def run_up(args: argparse.Namespace) -> int:
     """Starts the farm, watches it until a signal, then stops it."""
+    # The launcher is imported only to run it: `farm up --help` needs none of it.
+    from farm_cli.launcher.config import FarmConfig, ProjectNotFound
+    from farm_cli.launcher.farm import LocalFarm
+    from farm_cli.launcher.lock import FarmAlreadyRunning
+
     try:
         ports = chosen_ports(args, os.environ)
         autoscale = autoscale_settings(args)
@@ -296,6 +303,9 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def _run(farm: LocalFarm) -> int:
+    from farm_cli.launcher.launched import FarmInterrupted
+    from farm_cli.launcher.lock import FarmAlreadyRunning
+
     try:
         farm.start()
     except FarmAlreadyRunning as error:

@@ -1,19 +1,24 @@
 """Envoy, the farm's edge: its configuration rendered from envoy/envoy.yaml.j2, and its process."""
 
+from __future__ import annotations
+
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jinja2
-
-from farm_cli.launcher.config import FarmConfig
-from farm_cli.launcher.health import http_ok
 from farm_cli.launcher.infra import binary
 from farm_cli.launcher.ports import FarmPorts
 from farm_cli.launcher.processes import ProcessSpec, port_open
-from farm_cli.launcher.services import HOST
-from farm_cli.launcher.tls import TlsFiles
+
+if TYPE_CHECKING:
+    from farm_cli.launcher.config import FarmConfig
+    from farm_cli.launcher.tls import TlsFiles
+
+# The launcher's heavier modules (jinja2, the health checks, the services with their
+# identity keys) are imported by the functions that use them: `farm envoy-config`'s
+# parser reads this module's names and Endpoint, and should cost none of them.
 
 # The services Envoy routes to, by cluster name.
 SERVICE_CLUSTERS = ("auth", "storage", "scheduler")
@@ -106,6 +111,8 @@ class EnvoySettings:
 
 def render_envoy_config(template: Path, settings: EnvoySettings) -> str:
     """The Envoy configuration (YAML) for `settings`, from the Jinja2 `template`."""
+    import jinja2
+
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(template.parent),
         undefined=jinja2.StrictUndefined,
@@ -180,6 +187,8 @@ def envoy_spec(config_path: Path) -> ProcessSpec:
 
 def envoy_ready(settings: EnvoySettings) -> bool:
     """Whether Envoy is initialised (admin /ready) and its listener accepts connections."""
+    from farm_cli.launcher.health import http_ok
+
     admin = f"http://{settings.admin_address}:{settings.admin_port}/ready"
     return http_ok(admin) and port_open(settings.listen_address, settings.listen_port)
 
@@ -197,6 +206,8 @@ def local_envoy_settings(
     config: FarmConfig, edge_tls: TlsFiles | None, internal_tls: TlsFiles | None
 ) -> EnvoySettings:
     """Envoy for the local farm: its services on loopback, TLS at the edge and inside if set."""
+    from farm_cli.launcher.services import HOST
+
     ports = config.ports
     service_ports = {"auth": ports.auth, "storage": ports.storage, "scheduler": ports.scheduler}
     upstreams = {name: [Endpoint(HOST, service_ports[name])] for name in SERVICE_CLUSTERS}

