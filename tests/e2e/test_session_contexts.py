@@ -1,8 +1,8 @@
 """Browser contexts an attached client makes of its own (`Target.createBrowserContext`).
 
-On the shared farm, over raw CDP: a client that never sets a download behavior, or
-that leaves its context behind, still gets downloads refused, and the context's
-pages still go through the egress guard.
+On the shared farm, over raw CDP (and Playwright's `new_context`): a client that
+never sets a download behavior, or that leaves its context behind, still gets
+downloads refused, and the context's pages still go through the egress guard.
 """
 
 import asyncio
@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from playwright.async_api import Playwright
 
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.sessions_api import Sessions
@@ -150,6 +151,28 @@ async def test_downloads_stay_refused_in_a_context_its_client_left_behind(
             await assert_nothing_saved(farm)
     finally:
         site.release("left-context")
+        sessions.close(session["id"])
+
+
+async def test_a_playwright_context_of_the_clients_own_hears_its_download_refused(
+    farm: LocalFarm, sessions: Sessions, site: Site, playwright: Playwright
+) -> None:
+    session = sessions.create()
+    try:
+        browser = await playwright.chromium.connect_over_cdp(
+            session["cdpUrl"], headers={"authorization": f"Bearer {farm.admin_key}"}
+        )
+        try:
+            # Target.createBrowserContext, then Playwright's own download behavior.
+            page = await (await browser.new_context()).new_page()
+            await page.goto(site.url("/mcp/opener"))
+            async with page.expect_download() as download:
+                await page.click("#dl")
+            assert await (await download.value).failure() == "canceled"
+            await assert_nothing_saved(farm)
+        finally:
+            await browser.close()
+    finally:
         sessions.close(session["id"])
 
 
