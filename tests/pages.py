@@ -322,7 +322,11 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 self._send(self.headers.get("Cookie", "").encode(), "text/plain")
                 return
             elif url.path == "/download":
-                self._send(b"not a page", "application/octet-stream", attachment="file.bin")
+                # /download?hold=<name>: half the file, the rest once gate <name> opens.
+                site.hit(url.path)
+                hold = parse_qs(url.query).get("hold", [""])[0]
+                data = b"not a page" * int(parse_qs(url.query).get("times", ["1"])[0])
+                self._send(data, "application/octet-stream", "file.bin", hold=hold)
                 return
             elif url.path in SCRIPTS:
                 self._send(SCRIPTS[url.path].encode(), "text/javascript")
@@ -347,7 +351,12 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 pass  # The browser gave up on a slow page (a timeout or cancel test).
 
         def _send(
-            self, data: bytes, content_type: str, attachment: str = "", cache_seconds: int = 0
+            self,
+            data: bytes,
+            content_type: str,
+            attachment: str = "",
+            cache_seconds: int = 0,
+            hold: str = "",
         ) -> None:
             self.send_response(200)
             self.send_header("Content-Type", content_type)
@@ -357,7 +366,14 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Disposition", f'attachment; filename="{attachment}"')
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            if hold:
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                site.gate(hold).wait(timeout=30)
+                data = data[len(data) // 2 :]
+            # The browser may have refused a held download meanwhile.
+            with contextlib.suppress(ConnectionError):
+                self.wfile.write(data)
 
         def log_message(self, format: str, *args: object) -> None:
             pass

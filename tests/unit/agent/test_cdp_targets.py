@@ -134,3 +134,24 @@ def test_an_id_waiting_for_a_target_answer_is_not_used_again() -> None:
         {"id": 5, "result": {"targetInfos": []}}
     )
     assert isinstance(decide(text({"id": 5, "method": "Runtime.evaluate"}), guard), Forward)
+
+
+async def test_downloads_are_denied_in_a_context_the_client_makes_before_it_hears_of_it() -> None:
+    link, client, browser, _ = await open_link()
+    link.inspector = guard = TargetGuard(link.send)
+    make = {"id": 2, "method": "Target.createBrowserContext", "params": {}}
+    assert isinstance(decide(text(make), guard), Forward)
+    link.data_received(browser_said({"id": 2, "result": {"browserContextId": "C1"}}))
+    # The deny went to the browser as the answer went to the client: any command of the
+    # client's that names the context comes after it.
+    [(_, deny)] = unmasked(bytes(browser.data))
+    command = json.loads(deny)
+    assert command["method"] == "Browser.setDownloadBehavior"
+    assert command["params"] == {"behavior": "deny", "browserContextId": "C1"}
+    assert server_frames(bytes(client.data)) == [
+        (OPCODE_TEXT, text({"id": 2, "result": {"browserContextId": "C1"}}))
+    ]
+    # Its answer is the agent's own.
+    client.data.clear()
+    link.data_received(browser_said({"id": command["id"], "result": {}}))
+    assert client.data == b""

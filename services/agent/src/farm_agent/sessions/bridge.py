@@ -14,13 +14,19 @@ import base64
 import contextlib
 import hashlib
 import logging
+import struct
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from aiohttp import hdrs, web
 
-from farm_agent.sessions.browser_socket import WEBSOCKET_GUID, BrowserLink
+from farm_agent.sessions.browser_socket import (
+    OPCODE_CLOSE,
+    WEBSOCKET_GUID,
+    BrowserLink,
+    BrowserLinkError,
+)
 from farm_agent.sessions.cdp_targets import TargetGuard
 from farm_agent.sessions.client_socket import CLOSE_NORMAL, ClientFrames, close_frame
 
@@ -33,6 +39,8 @@ MAX_CLIENT_MESSAGE_BYTES = 16 * 1024 * 1024
 CLOSE_REASON_BYTES = 120
 """A WebSocket close reason holds at most 123 bytes."""
 BROWSER_HANDSHAKE_SECONDS = 10.0
+BROWSER_LET_GO_SECONDS = 2.0
+"""How long a client's relay, once over, waits for the browser to close its connection."""
 CLIENT_CLOSE_SECONDS = 2.0
 """How long a closed socket waits for the client's own close frame before hanging up."""
 
@@ -47,6 +55,13 @@ class CdpClient:
     transport: asyncio.Transport
     connection: web.RequestHandler
     frames: ClientFrames | None = None
+    # Set once the agent is done with the client's leaving (downloads refused again).
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def leaving(self) -> bool:
+        """Whether the client's socket has ended while the agent is not done with its leaving."""
+        return self.frames is not None and self.frames.ended.done() and not self.settled.is_set()
 
 
 async def accept_client(request: web.Request) -> tuple[CdpClient, web.StreamResponse]:
@@ -105,8 +120,26 @@ async def bridge(
             error = link.closed.exception()
             if not isinstance(error, ConnectionError):
                 log.warning("a CDP relay ended with an error: %s", error)
-    finally:
+    except BaseException:
         link.close()
+        raise
+    await _let_go(link)
+
+
+async def _let_go(link: BrowserLink) -> None:
+    """Closes the connection to the browser and waits (a while) for the browser to close its side.
+
+    Chromium hands the connection's end to its UI thread, where it detaches the
+    connection's DevTools session and resets what that set (download behaviors), before
+    it closes the socket: a command the agent sends on its own connection afterwards
+    is handled after that reset, so what the agent sets again then stays.
+    """
+    if not link.closed.done():
+        link.send_control(OPCODE_CLOSE, struct.pack("!H", CLOSE_NORMAL))
+        with contextlib.suppress(TimeoutError, BrowserLinkError, ConnectionError):
+            async with asyncio.timeout(BROWSER_LET_GO_SECONDS):
+                await asyncio.shield(link.closed)
+    link.close()
 
 
 async def close_client(

@@ -185,12 +185,18 @@ class SessionBrowser:
         return list(self._window_watches)
 
     async def refuse_downloads(self) -> None:
-        """Refuses downloads again: an attached client's connection that set the behavior resets it.
+        """Refuses downloads again, in every context: a client's connection that set one resets it.
 
-        Chromium puts back its default (downloads saved to the session's folder) for every
-        context the ending connection had set a behavior for, whatever it had set.
+        Chromium puts back its default (downloads saved) for each context the ending
+        connection set a behavior for: the default one, and those clients made and left
+        behind (the CDP filter has them denied as they are made, `cdp_targets.py`).
         """
         await self._downloads_cdp.send("Browser.setDownloadBehavior", DENY_DOWNLOADS)
+        made = await self._downloads_cdp.send("Target.getBrowserContexts")
+        for context in made.get("browserContextIds", []):
+            with contextlib.suppress(PlaywrightError):  # disposed meanwhile
+                deny = {"behavior": "deny", "browserContextId": context}
+                await self._downloads_cdp.send("Browser.setDownloadBehavior", deny)
 
     def _forget_page(self, page: Page) -> None:
         self._window_watches.pop(page, None)

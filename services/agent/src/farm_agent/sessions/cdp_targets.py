@@ -12,6 +12,11 @@ An attach to such a target (whatever gave the client its id) is answered with an
 error and the browser's session with it detached at once: Chromium announces the
 session (`Target.attachedToTarget`, with its target info) before it answers the
 attach, so no command of the client's can reach it first.
+
+A context the client makes (`Target.createBrowserContext`) has no download behavior
+set: Chromium's own default, not the farm, would decide what becomes of a download
+there. Before its answer reaches the client, the guard has the browser deny downloads
+in it; the client's next command, which needs the context's id, comes after that.
 """
 
 import json
@@ -48,6 +53,8 @@ ANSWERS_READ = frozenset(
     }
 )
 """Commands whose answers name targets or sessions, so the guard reads them."""
+CONTEXT_MADE = "Target.createBrowserContext"
+"""Its answer is read too: downloads are denied in the context made."""
 # Chromium writes a message's "method" or "id" first (the session id comes last).
 _MAY_NAME_TARGETS = re.compile(rb'\{"(?:method":"Target\.|id":(-?\d+)[,}])')
 
@@ -82,7 +89,7 @@ class TargetGuard:
         if key in self._pending:
             # Two answers of one id: the guard could not tell which one to read.
             return f"the id {command_id} is still waiting for the answer to a Target command"
-        if method in ANSWERS_READ:
+        if method in ANSWERS_READ or method == CONTEXT_MADE:
             self._pending[key] = method
             self._pending_ids[command_id] += 1
         return None
@@ -116,6 +123,9 @@ class TargetGuard:
             return None
         result = message.get("result")
         if not isinstance(result, dict):
+            return payload
+        if method == CONTEXT_MADE:
+            self._deny_downloads(result.get("browserContextId"))
             return payload
         if method == "Target.getTargets":
             infos = result.get("targetInfos")
@@ -169,21 +179,28 @@ class TargetGuard:
             self._hidden[target] = reason
         return False
 
+    def _deny_downloads(self, context: object) -> None:
+        """Denies downloads in a context the client made (again as it leaves: `browser.py`)."""
+        if isinstance(context, str):
+            params = {"behavior": "deny", "browserContextId": context}
+            self._send_own({"method": "Browser.setDownloadBehavior", "params": params}, None)
+
     def _refuse_session(self, sid: object, info: object, event: dict[str, Any]) -> None:
         """The browser attached the client to a target not its own: detach it at once."""
         if not isinstance(sid, str):
             return
         self._refused_sessions[sid] = self._hidden.get(str(_target_id(info)), "not the session's")
-        self._own_id -= 1
         parent = event.get("sessionId")
-        command: dict[str, Any] = {
-            "id": self._own_id,
-            "method": "Target.detachFromTarget",
-            "params": {"sessionId": sid},
-        }
-        if isinstance(parent, str):
-            command["sessionId"] = parent
-        self._pending[(self._own_id, parent if isinstance(parent, str) else None)] = "own"
+        command = {"method": "Target.detachFromTarget", "params": {"sessionId": sid}}
+        self._send_own(command, parent if isinstance(parent, str) else None)
+
+    def _send_own(self, command: dict[str, Any], session: str | None) -> None:
+        """Sends the browser a command of the agent's own; its answer never reaches the client."""
+        self._own_id -= 1
+        command = {"id": self._own_id, **command}
+        if session is not None:
+            command["sessionId"] = session
+        self._pending[(self._own_id, session)] = "own"
         self._pending_ids[self._own_id] += 1
         self._send(json.dumps(command))
 

@@ -38,6 +38,8 @@ LIVE_ASSETS = {
     "view.css": "text/css",
 }
 OPENED_BY = "farm_key_id"
+LEAVING_SECONDS = 5.0
+"""How long a new client's relay waits for the agent to be done with those that left."""
 """The request's item naming the API key that opened it and until when it works (as its
 signed identity says)."""
 # The live page loads only its own script, style and frames.
@@ -55,6 +57,23 @@ class SessionLookup(Protocol):
 
     async def close(self, session: OpenSession, reason: CloseReason) -> object:
         """Closes the session (its browser and recording; its close is published)."""
+
+
+async def _after_leavers(session: OpenSession) -> None:
+    """Waits (a while) for the agent to be done with the clients that have just left.
+
+    Their connections' ends reset the download behaviors they set, which the agent
+    then sets again: a client attached after one left comes after both.
+    """
+    leaving = [
+        client.settled.wait()
+        for client in session.clients
+        if isinstance(client, CdpClient) and client.leaving
+    ]
+    if leaving:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(LEAVING_SECONDS):
+                await asyncio.gather(*leaving)
 
 
 class SessionEndpoints:
@@ -152,6 +171,7 @@ class SessionEndpoints:
     ) -> web.StreamResponse:
         """Relays a CDP client to the session's browser until either ends."""
         session.touch()
+        await _after_leavers(session)
 
         async def close_session() -> None:
             await self._sessions.close(session, CloseReason.BROWSER_CLOSED)
@@ -167,10 +187,13 @@ class SessionEndpoints:
         except (OSError, ConnectionError) as error:
             log.info("session %s: a CDP client's relay ended: %s", session.session_id, error)
         finally:
+            try:
+                if not session.closing:
+                    session.touch()
+                    await self._refuse_downloads_again(session)
+            finally:
+                client.settled.set()
             session.clients.discard(client)
-            if not session.closing:
-                session.touch()
-                await self._refuse_downloads_again(session)
             with contextlib.suppress(ConnectionError):
                 await close_client(client, "the session's browser connection ended")
         return response
