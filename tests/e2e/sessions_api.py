@@ -1,8 +1,10 @@
 """SessionService over HTTP/JSON, and raw CDP sockets to a session's browser, for e2e tests."""
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -22,6 +24,15 @@ class Sessions:
         session = dict(response.json())
         assert session["state"] == "SESSION_STATE_ACTIVE"
         return session
+
+    @contextlib.contextmanager
+    def opened(self, **spec: Any) -> Iterator[dict[str, Any]]:
+        """A session created with `spec` for the block, closed after it."""
+        session = self.create(**spec)
+        try:
+            yield session
+        finally:
+            self.close(session["id"])
 
     def get(self, session_id: str) -> dict[str, Any]:
         response = self.http.get(f"/v1/sessions/{session_id}")

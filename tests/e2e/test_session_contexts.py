@@ -117,48 +117,47 @@ async def click_download(cdp: RawCdp, session: str, site: Site, hold: str) -> No
 async def test_downloads_are_refused_in_a_context_a_client_makes_without_a_behavior(
     farm: LocalFarm, sessions: Sessions, site: Site
 ) -> None:
-    session = sessions.create()
-    try:
-        async with raw_cdp(session["cdpUrl"], farm.admin_key) as cdp:
-            context = (await cdp.call("Target.createBrowserContext"))["browserContextId"]
-            page = await cdp.open_page(context, site.url("/mcp/opener"))
-            # No behavior set: Chromium's own default would begin the download (its
-            # folder made, the file received) and decide only then what becomes of it.
-            await click_download(cdp, page, site, hold="own-context")
-            await assert_nothing_saved(farm)
-    finally:
-        site.release("own-context")
-        sessions.close(session["id"])
+    with sessions.opened() as session:
+        try:
+            async with raw_cdp(session["cdpUrl"], farm.admin_key) as cdp:
+                context = (await cdp.call("Target.createBrowserContext"))["browserContextId"]
+                page = await cdp.open_page(context, site.url("/mcp/opener"))
+                # No behavior set: Chromium's own default would begin the download (its
+                # folder made, the file received) and decide only then what becomes of it.
+                await click_download(cdp, page, site, hold="own-context")
+                await assert_nothing_saved(farm)
+        finally:
+            site.release("own-context")
 
 
 async def test_downloads_stay_refused_in_a_context_its_client_left_behind(
     farm: LocalFarm, sessions: Sessions, site: Site
 ) -> None:
-    session = sessions.create()
-    try:
-        async with raw_cdp(session["cdpUrl"], farm.admin_key) as cdp:
-            context = (await cdp.call("Target.createBrowserContext"))["browserContextId"]
-            # Deny, as the filter allows: Chromium resets it as this connection ends.
-            await cdp.call("Browser.setDownloadBehavior", behavior="deny", browserContextId=context)
-            await cdp.open_page(context, site.url("/mcp/opener"))
-        async with raw_cdp(session["cdpUrl"], farm.admin_key) as cdp:
-            targets = (await cdp.call("Target.getTargets"))["targetInfos"]
-            (left,) = [t for t in targets if t.get("browserContextId") == context]
-            attached = await cdp.call(
-                "Target.attachToTarget", targetId=left["targetId"], flatten=True
-            )
-            await click_download(cdp, attached["sessionId"], site, hold="left-context")
-            await assert_nothing_saved(farm)
-    finally:
-        site.release("left-context")
-        sessions.close(session["id"])
+    with sessions.opened() as session:
+        try:
+            async with raw_cdp(session["cdpUrl"], farm.admin_key) as cdp:
+                context = (await cdp.call("Target.createBrowserContext"))["browserContextId"]
+                # Deny, as the filter allows: Chromium resets it as this connection ends.
+                await cdp.call(
+                    "Browser.setDownloadBehavior", behavior="deny", browserContextId=context
+                )
+                await cdp.open_page(context, site.url("/mcp/opener"))
+            async with raw_cdp(session["cdpUrl"], farm.admin_key) as cdp:
+                targets = (await cdp.call("Target.getTargets"))["targetInfos"]
+                (left,) = [t for t in targets if t.get("browserContextId") == context]
+                attached = await cdp.call(
+                    "Target.attachToTarget", targetId=left["targetId"], flatten=True
+                )
+                await click_download(cdp, attached["sessionId"], site, hold="left-context")
+                await assert_nothing_saved(farm)
+        finally:
+            site.release("left-context")
 
 
 async def test_a_playwright_context_of_the_clients_own_hears_its_download_refused(
     farm: LocalFarm, sessions: Sessions, site: Site, playwright: Playwright
 ) -> None:
-    session = sessions.create()
-    try:
+    with sessions.opened() as session:
         browser = await playwright.chromium.connect_over_cdp(
             session["cdpUrl"], headers={"authorization": f"Bearer {farm.admin_key}"}
         )
@@ -172,19 +171,14 @@ async def test_a_playwright_context_of_the_clients_own_hears_its_download_refuse
             await assert_nothing_saved(farm)
         finally:
             await browser.close()
-    finally:
-        sessions.close(session["id"])
 
 
 async def test_a_clients_own_context_goes_through_the_egress_guard(
     farm: LocalFarm, sessions: Sessions, site: Site
 ) -> None:
-    session = sessions.create()
-    try:
+    with sessions.opened() as session:
         async with raw_cdp(session["cdpUrl"], farm.admin_key) as cdp:
             context = (await cdp.call("Target.createBrowserContext"))["browserContextId"]
             page = await cdp.open_page(context, "http://10.0.0.1/")
             body = await cdp.call("Runtime.evaluate", page, expression="document.body.innerText")
             assert "private" in body["result"]["value"], body
-    finally:
-        sessions.close(session["id"])
