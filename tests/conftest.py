@@ -30,13 +30,8 @@ from farm_cli.launcher.processes import (
 from farm_core.runtime import loop_factory
 from farm_core.settings import FarmSettings
 from tests.pages import Site, serve_site
-from tests.postgres import (
-    FARM_DATABASES,
-    POSTGRES_URL,
-    create_database,
-    drop_database,
-    postgres_reachable,
-)
+from tests.postgres import FARM_DATABASES, POSTGRES_URL, postgres_reachable
+from tests.postgres_pool import DATABASE_POOL
 
 # Each pytest worker takes ports from its own range, below the kernel's ephemeral ports
 # (which every outgoing connection takes from too): two workers' farms never collide.
@@ -177,22 +172,25 @@ async def postgres_url() -> AsyncIterator[str]:
     """A fresh, empty PostgreSQL database (dropped afterwards), as a plain postgresql:// URL.
 
     Uses DATABASE_URL's server when set, else the machine's 127.0.0.1:5432; skips
-    when neither answers.
+    when neither answers. The process's pool made it ahead and drops it behind the test.
     """
     if not postgres_reachable():
         pytest.skip(f"no PostgreSQL at {POSTGRES_URL}")
-    url = await create_database()
+    url = await DATABASE_POOL.take()
     try:
         yield url
     finally:
-        await drop_database(url)
+        DATABASE_POOL.release(url)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def farm_databases() -> Iterator[None]:
-    """Drops the PostgreSQL databases this run's farms used (FARM_TEST_DATABASE=postgres)."""
+    """Drops the PostgreSQL databases this run's farms and tests used, and any made ahead."""
     yield
-    FARM_DATABASES.drop_all()
+    try:
+        FARM_DATABASES.drop_all()
+    finally:
+        DATABASE_POOL.close()
 
 
 @pytest.fixture
