@@ -269,6 +269,18 @@ async def test_a_page_opening_when_the_session_browser_dies_fails_at_once_as_cra
     assert "session's browser went away" in caught.value.message
 
 
+async def test_a_command_reaching_the_page_of_a_closed_session_browser_fails_as_crashed(
+    session_browser: SessionBrowser,
+) -> None:
+    """A command racing its session's close (its lifetime, a user's close) finds the browser
+    closed under it: BROWSER_CRASHED, not an IndexError the scheduler answered as INTERNAL."""
+    await session_browser.close()
+    with pytest.raises(TaskFailure) as caught:
+        await session_browser.page()
+    assert caught.value.code is ErrorCode.BROWSER_CRASHED, caught.value
+    assert caught.value.message == "the session's browser is closed"
+
+
 class Cdp:
     """A raw CDP client that keeps every event it reads."""
 

@@ -12,17 +12,16 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 from playwright.async_api import Browser, BrowserContext, CDPSession, Page, Playwright
 from playwright.async_api import Error as PlaywrightError
 
 from farm_agent.browser.chromium import CHROMIUM_FLAGS, MAX_BROWSER_TMPDIR_CHARS
 from farm_agent.browser.temp_dirs import TempDirs
 from farm_agent.errors import TaskFailure
+from farm_agent.sessions.browser_process import end_process
 from farm_core.cancel import Interrupted, unless_set
 from farm_core.task_errors import ErrorCode
 
@@ -119,8 +118,10 @@ class SessionBrowser:
 
     @property
     def context(self) -> BrowserContext:
-        """The default context: the one an attached client sees first."""
-        return self.browser.contexts[0]
+        """The default context, the one attached clients see; BROWSER_CRASHED once closed."""
+        if contexts := self.browser.contexts:
+            return contexts[0]
+        raise TaskFailure(ErrorCode.BROWSER_CRASHED, "the session's browser is closed")
 
     @property
     def alive(self) -> bool:
@@ -256,7 +257,7 @@ class SessionBrowser:
                 downloads_cdp = await _refuse_downloads(browser)
         except BaseException as error:
             # Cancelled too (an agent stopping while a spare starts): no Chromium is left.
-            await _end_process(process, options.close_timeout_seconds)
+            await end_process(process, options.close_timeout_seconds)
             said = await asyncio.to_thread(_last_lines, options.folder / "chromium.log")
             await asyncio.to_thread(_remove_folders, options, temp_dir)
             if not isinstance(error, TimeoutError | PlaywrightError | TaskFailure):
@@ -277,7 +278,7 @@ class SessionBrowser:
         with contextlib.suppress(PlaywrightError):
             async with asyncio.timeout(self.options.close_timeout_seconds):
                 await self.browser.close()
-        await _end_process(self.process, self.options.close_timeout_seconds)
+        await end_process(self.process, self.options.close_timeout_seconds)
         await asyncio.to_thread(_remove_folders, self.options, self._temp_dir)
 
 
@@ -355,46 +356,3 @@ async def _wait_for_port_file(
             if len(lines) >= 2:
                 return int(lines[0]), lines[1]
         await asyncio.sleep(PORT_FILE_POLL_SECONDS)
-
-
-async def _end_process(process: asyncio.subprocess.Process, timeout_seconds: float) -> None:
-    """SIGTERM to the browser's process group, SIGKILL after the timeout.
-
-    Returns once no process of the group runs: Chromium's helpers outlive the browser
-    process by a moment and would still write into its profile folder.
-    """
-    if process.returncode is None:
-        for signum in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signum)
-            try:
-                async with asyncio.timeout(timeout_seconds):
-                    await process.wait()
-                break
-            except TimeoutError:
-                log.warning(
-                    "a session browser (pid %d) did not end on signal %d", process.pid, signum
-                )
-    await _group_gone(process.pid, timeout_seconds)
-
-
-async def _group_gone(group: int, timeout_seconds: float) -> None:
-    """Waits until process group `group` has no running process; SIGKILLs it past the timeout."""
-    deadline = asyncio.get_running_loop().time() + timeout_seconds
-    while await asyncio.to_thread(_group_runs, group):
-        if asyncio.get_running_loop().time() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(group, signal.SIGKILL)
-            return
-        await asyncio.sleep(0.05)
-
-
-def _group_runs(group: int) -> bool:
-    """Whether a process of group `group` runs (zombies waiting to be reaped do not count)."""
-    for process in psutil.process_iter(["pid", "status"]):
-        try:
-            if process.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(process.pid) == group:
-                return True
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return False
