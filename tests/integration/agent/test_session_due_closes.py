@@ -16,6 +16,7 @@ from farm_agent.places import Places
 from farm_agent.sessions.manager import SessionManager
 from farm_agent.settings import AgentSettings
 from farm_agent.work.uploader import ArtifactOwner
+from farm_core.sessions import CloseReason
 from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import HAVE_CHROMIUM, open_session
 from tests.integration.agent.fakes import FakeSavedState, FakeUploader, keeper_of
@@ -68,4 +69,26 @@ async def test_a_held_close_does_not_hold_up_another_due_session(
         await assert_eventually(lambda: manager.find(slow.session_id) is None, within=30)
     finally:
         saved.release.set()
+        await manager.drain(0)
+
+
+async def test_a_session_closed_already_is_not_closed_again(
+    shared_pool: BrowserPool,
+    make_settings: Callable[..., AgentSettings],
+    js: JetStreamContext,
+    uploader: FakeUploader,
+) -> None:
+    places = Places(2)
+    settings = make_settings(session_spare_browsers=0)
+    manager = SessionManager(settings, shared_pool, places, keeper_of(uploader))
+    manager.attach(js, "127.0.0.1:1")
+    try:
+        session = await open_session(manager)
+        first = await manager.close(session, CloseReason.IDLE_TIMEOUT)
+        # As a command cut short by that close asks, once it has ended.
+        again = await manager.close(session, CloseReason.BROWSER_CRASHED)
+
+        assert again == first
+        assert (places.sessions, places.free) == (0, 2)
+    finally:
         await manager.drain(0)

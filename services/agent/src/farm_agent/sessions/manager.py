@@ -215,6 +215,11 @@ class SessionManager:
         `session.close` span in the session's trace.
         """
         task = self._closing.get(session.session_id)
+        ended = self._recently_closed.get(session.session_id)
+        if task is None and session.closing and ended is not None:
+            # Closed already (a command that failed as the close ended asks again): a
+            # second close would give its place back twice and report it twice.
+            return ended
         if task is None:
             session.closing = True
             closing = self._close(session, reason) if ordered else self._own_close(session, reason)
