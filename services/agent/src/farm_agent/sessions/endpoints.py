@@ -38,10 +38,10 @@ LIVE_ASSETS = {
     "view.css": "text/css",
 }
 OPENED_BY = "farm_key_id"
-LEAVING_SECONDS = 5.0
-"""How long a new client's relay waits for the agent to be done with those that left."""
 """The request's item naming the API key that opened it and until when it works (as its
 signed identity says)."""
+LEAVING_SECONDS = 5.0
+"""How long a new client's relay waits for the agent to be done with those that left."""
 # The live page loads only its own script, style and frames.
 LIVE_PAGE_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src blob:; "
