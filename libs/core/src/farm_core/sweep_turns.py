@@ -1,16 +1,16 @@
 """Farm-wide sweeps taken in turns: a lease in SQL lets one replica of a service sweep at a time.
 
-Every replica runs the sweep's loop, but a round runs only on the replica that takes
-the service's row in `sweep_leases`: one whose lease has ended, or that it holds
-already (the first round ever inserts it). While it sweeps, the holder renews the
-lease (`lease_seconds` at a time); once its round is done it holds the lease until
-its next round is due (`hold_seconds`), so the other replicas' rounds meanwhile are
-skipped. A holder that dies mid-sweep leaves a lease that ends within `lease_seconds`,
-one that dies between rounds one that ends when its next round was due; a replica
-that stops gives its lease up. Each UPDATE or INSERT is conditional, so two replicas
-never both take it (SQLite and PostgreSQL alike). The times are the replicas' own
-clocks: replicas whose clocks differ by more than a lease may both sweep, which is
-harmless, as every sweep must be safe to run twice.
+Every replica runs the sweep's loop, but a round runs only on the replica that takes the
+sweep's row in its service's leases table (the scheduler's `sweep_leases`): one whose
+lease has ended, or that it holds already (the first round ever inserts it). While it
+sweeps, the holder renews the lease (`lease_seconds` at a time); once its round is done
+it holds the lease until its next round is due (`hold_seconds`), so the other replicas'
+rounds meanwhile are skipped. A holder that dies mid-sweep leaves a lease that ends
+within `lease_seconds`, one that dies between rounds one that ends when its next round
+was due; a replica that stops gives its lease up. Each UPDATE or INSERT is conditional,
+so two replicas never both take it (SQLite and PostgreSQL alike). The times are the
+replicas' own clocks: replicas whose clocks differ by more than a lease may both sweep,
+which is harmless, as every sweep must be safe to run twice.
 """
 
 import logging
@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 Result = TypeVar("Result")
 
 SWEEP_LEASES = "sweep_leases"
-"""The table of the leases, in each service's own database (one row per sweep)."""
+"""The scheduler's table of the leases (one row per sweep). Another service names its
+own (auth: `auth_sweep_leases`): the services may share one database."""
 
 sweep_rounds = Counter(
     "farm_sweep_rounds_total",
@@ -44,10 +45,10 @@ sweep_rounds = Counter(
 )
 
 
-def sweep_leases_table(metadata: MetaData) -> Table:
-    """The `sweep_leases` table in `metadata`: a sweep's name, its holder, when its lease ends."""
+def sweep_leases_table(metadata: MetaData, name: str = SWEEP_LEASES) -> Table:
+    """The leases' table `name` in `metadata`: a sweep's name, its holder, when its lease ends."""
     return Table(
-        SWEEP_LEASES,
+        name,
         metadata,
         Column("name", String(64), primary_key=True),
         Column("holder", String(200), nullable=False),

@@ -85,5 +85,6 @@ class RevokedCredentialRow(Base):
     expire_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
-sweep_leases = sweep_leases_table(Base.metadata)
-"""Whose turn it is to run the audit records' retention purge (farm_core.sweep_turns)."""
+sweep_leases = sweep_leases_table(Base.metadata, "auth_sweep_leases")
+"""Whose turn it is to run the audit records' retention purge (farm_core.sweep_turns).
+Not the scheduler's `sweep_leases`: auth's and the scheduler's tables may share a database."""

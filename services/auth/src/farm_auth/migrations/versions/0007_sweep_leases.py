@@ -20,7 +20,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_table(
-        "sweep_leases",
+        "auth_sweep_leases",
         sa.Column("name", sa.String(64), primary_key=True),
         sa.Column("holder", sa.String(200), nullable=False),
         sa.Column("expire_time", UtcDateTime(), nullable=False),
@@ -28,4 +28,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("sweep_leases")
+    op.drop_table("auth_sweep_leases")
