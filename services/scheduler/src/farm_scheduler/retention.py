@@ -200,11 +200,13 @@ class TaskRetention:
         )
         tasks_deleted.inc(tasks.deleted)
         sessions = _Sweep(still_ours)
-        await self._batches(
-            sessions,
-            lambda c, skip: expired_sessions(c, cutoff, self._batch_size, skip),
-            lambda c, ids: delete_sessions(c, ids, cutoff),
-        )
+        if not tasks.overtaken:
+            # Overtaken, the pass is the other replica's now, sessions included.
+            await self._batches(
+                sessions,
+                lambda c, skip: expired_sessions(c, cutoff, self._batch_size, skip),
+                lambda c, ids: delete_sessions(c, ids, cutoff),
+            )
         sessions_deleted.inc(sessions.deleted)
         if tasks.deleted or sessions.deleted:
             log.info(
@@ -233,6 +235,7 @@ class TaskRetention:
     ) -> None:
         while self._loop is None or not self._loop.stopping:
             if sweep.still_ours is not None and not await sweep.still_ours():
+                sweep.overtaken = True
                 break
             async with self._engine.connect() as connection:
                 batch = await find(connection, sorted(sweep.refused))
@@ -293,3 +296,5 @@ class _Sweep:
     deleted: int = 0
     refused: set[str] = field(default_factory=set)
     unconfirmed: StorageUnconfirmed | None = None
+    overtaken: bool = False
+    """Another replica took the sweep over before a batch."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
-from sqlalchemy import insert, update
+from sqlalchemy import func, insert, select, update
 
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
@@ -111,6 +111,13 @@ async def session_row(
             )
         )
     return session_id
+
+
+async def sessions_gone(scheduler: Scheduler, *session_ids: str) -> bool:
+    """Whether none of the sessions is left in the scheduler's database."""
+    async with scheduler.service.store.engine.connect() as connection:
+        left = await connection.scalar(select(func.count()).where(sessions.c.id.in_(session_ids)))
+    return left == 0
 
 
 async def stored(storage: Storage, task_id: str, name: str = "screenshot") -> str:

@@ -11,7 +11,6 @@ from collections.abc import Callable
 import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from sqlalchemy import func, select
 
 from farm_core.artifact_expiry import (
     ARTIFACTS_EXPIRE_SUBJECT,
@@ -20,13 +19,13 @@ from farm_core.artifact_expiry import (
     encode_answer,
 )
 from farm_scheduler.retention import StorageRefused, StorageUnconfirmed, TaskRetention
-from farm_scheduler.sessions.store import sessions
 from tests.integration.scheduler.conftest import FAILED, SUCCEEDED, Scheduler, sample
 from tests.integration.scheduler.retention.conftest import (
     LONG_AGO,
     THIRTY_DAYS_AGO,
     ended,
     session_row,
+    sessions_gone,
     task_gone,
 )
 
@@ -58,12 +57,6 @@ def refusing(poisoned: str, *, names_it: bool) -> Answer:
         return encode_answer(0, "AccessDenied", failed if names_it else None)
 
     return answer
-
-
-async def sessions_gone(scheduler: Scheduler, *session_ids: str) -> bool:
-    async with scheduler.service.store.engine.connect() as connection:
-        left = await connection.scalar(select(func.count()).where(sessions.c.id.in_(session_ids)))
-    return left == 0
 
 
 async def test_an_owner_storage_keeps_refusing_holds_back_neither_tasks_nor_sessions(

@@ -30,6 +30,8 @@ from tests.integration.scheduler.retention.conftest import (
     artifact_gone,
     ended,
     retention_of,
+    session_row,
+    sessions_gone,
     stored,
     task_gone,
 )
@@ -133,11 +135,15 @@ async def test_a_replica_that_stops_gives_its_turn_to_the_next_round_of_another(
 
 
 async def test_a_sweep_whose_turn_another_replica_took_ends_after_its_batch(
-    scheduler: Scheduler, storage: Storage, nats_server: NatsServer
+    scheduler: Scheduler,
+    storage: Storage,
+    nats_server: NatsServer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Its lease ended (say, a batch outlasted it), and another replica took the turn.
     await retention_of(scheduler).stop()
     waiting = await old_tasks(scheduler, storage, 3)
+    session_id = await session_row(scheduler, THIRTY_DAYS_AGO, close_time=THIRTY_DAYS_AGO)
     engine = scheduler.service.store.engine
 
     class OvertakenRetention(TaskRetention):
@@ -161,4 +167,7 @@ async def test_a_sweep_whose_turn_another_replica_took_ends_after_its_batch(
     # Its one batch went; it renews its turn before each, and found it taken before the next.
     assert swept is not None and swept.tasks == 1
     assert [await task_gone(scheduler, task_id) for task_id in waiting].count(True) == 1
+    # The sessions' sweep is the other replica's too: not tried, nor the takeover told twice.
+    assert swept.sessions == 0 and not await sessions_gone(scheduler, session_id)
+    assert caplog.text.count("another replica took the sweep over") == 1, caplog.text
     assert await turn_holder(scheduler) == "another replica"
