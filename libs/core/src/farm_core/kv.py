@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig
+from nats.js.api import Header, KeyValueConfig
 from nats.js.errors import (
     APIError,
     BucketNotFoundError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
 )
-from nats.js.kv import KeyValue
+from nats.js.kv import KV_DEL, KV_OP, KeyValue
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,33 @@ async def delete_at(kv: KeyValue, key: str, revision: int) -> bool:
         return False
     try:
         await kv.delete(key, last=revision)
+    except APIError as error:
+        if error.err_code not in WRONG_LAST_SEQUENCE:
+            raise
+        return False
+    return True
+
+
+async def latest_revision(kv: KeyValue, key: str) -> int:
+    """The key's latest revision, a delete's included; 0 if it has none (never written, expired)."""
+    try:
+        entry = await kv.get(key)
+    except KeyNotFoundError as error:
+        # A deleted key's error carries its delete marker, whose revision a write must name.
+        return (error.entry.revision or 0) if error.entry is not None else 0
+    return entry.revision or 0
+
+
+async def delete_if_new(js: JetStreamContext, bucket: str, key: str) -> bool:
+    """Writes a delete marker for a key that has no revision yet; whether it did.
+
+    KeyValue.delete cannot ask for that (last=0 deletes whatever is there). The
+    marker gives the key a revision: a process that read it as absent, and writes
+    it only if it still is (create, update with last=0), fails and reads it again.
+    """
+    headers = {KV_OP: KV_DEL, Header.EXPECTED_LAST_SUBJECT_SEQUENCE.value: "0"}
+    try:
+        await js.publish(f"$KV.{bucket}.{key}", headers=headers)
     except APIError as error:
         if error.err_code not in WRONG_LAST_SEQUENCE:
             raise

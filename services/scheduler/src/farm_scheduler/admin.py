@@ -109,7 +109,8 @@ class AdminApi(admin_pb2_grpc.AdminServiceServicer):
         change = await self._store.requeue(tenant, task_id, now, event_sequence, ended_since)
         await self._changes.report(change)
         # Agents would ack the new queuing unrun while its end mark stands: the
-        # republisher publishes it once a withdrawal NATS refused went through.
+        # republisher publishes it once a withdrawal NATS refused went through. A task
+        # that ended again meanwhile (a cancel) is marked instead, and not published.
         if await self._publisher.end_marks.withdraw(task_id):
             await self._publisher.publish(change.after)
         return change.after.to_proto()

@@ -7,35 +7,85 @@ cancel notice stops an attempt still running where the notice reaches it. A task
 that ends by its own attempt's report is not marked (that attempt is done) unless
 the attempt's message was delivered again meanwhile (`AgentEvent.redelivered`, or
 its final event reached JetStream late: farm_scheduler.events): the redelivery,
-waiting while the attempt ran (farm_agent.work.holders), is acked unrun.
+waiting while the attempt ran, is acked unrun. A requeue withdraws the mark.
 
-A mark NATS did not take is kept in SQL (`pending_end_marks`, the latest order for
-a task replacing an earlier one) and written by the republisher's rounds
+Who orders decides whether a task gets an order (a mark or a withdrawal), after the
+commit that ended or requeued it; what the bucket then says is the task's row's, by
+one rule (`end_mark`). Orders for one task from two callers (two replicas) reach
+NATS in any order, so each is a compare-and-set: read the entry's revision, then the
+task's row, then write what the row says if the entry is still at that revision,
+else read both again. A write that lands names the revision before it, so its row
+read came after every write before it, each of which followed its own commit: the
+last write says what the last commit says, and a requeued task's stale mark is never
+written after its withdrawal.
+
+An order NATS did not take is kept in SQL (`pending_end_marks`, the latest order for
+a task replacing an earlier one) and made by the republisher's rounds
 (`retry_pending`), by whichever replica runs one, also after a restart: until then
 an agent would run the task's queued message. The task's end stands in the
 database either way.
 """
 
+import datetime as dt
 import logging
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import cast
 
 import nats.errors
 from nats.aio.client import Client
+from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
-from sqlalchemy import RowMapping, Table, select
+from sqlalchemy import RowMapping, Table, and_, bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from farm.queue.v1 import queue_pb2
+from farm.tasks.v1 import tasks_pb2
 from farm_core import task_ends
-from farm_core.queue import cancel_subject
+from farm_core.kv import CAS_TRIES, Contended, delete_at, delete_if_new, latest_revision
+from farm_core.queue import CANCEL_BUCKET, cancel_subject
+from farm_scheduler import lifecycle
 from farm_scheduler.models import PendingEndMarkRow
 from farm_scheduler.retry_outbox import Kept, RetryOutbox
+from farm_scheduler.task_rows import tasks
 
 log = logging.getLogger(__name__)
 
 pending_marks = cast(Table, PendingEndMarkRow.__table__)
+
+_STATE_AND_KEPT = (
+    select(tasks.c.status, tasks.c.error_code, pending_marks.c.try_time)
+    .select_from(tasks.outerjoin(pending_marks, pending_marks.c.task_id == tasks.c.id))
+    .where(tasks.c.id == bindparam("task_id"))
+)
+"""The task's state and the order kept for it, if any: one primary-key read."""
+_NOT_WRITTEN = (nats.errors.Error, TimeoutError, Contended)
+"""What a write NATS did not take fails with; the order is kept for a retry."""
+
+
+def end_mark(status: lifecycle.Status, error_code: str) -> str:
+    """What the bucket says of a task in `status` once it has an order; "" for no mark.
+
+    An ended task is marked with its reason (farm_core.task_ends), one queued or
+    running (again, after a requeue) is not. Whether a task gets an order at all is
+    its caller's to decide: one ended by its own attempt's report gets none.
+    """
+    if status == lifecycle.CANCELLED:
+        return task_ends.CANCELLED
+    if status == lifecycle.SUCCEEDED:
+        return task_ends.SUCCEEDED
+    if status == lifecycle.FAILED:
+        return task_ends.failed(error_code)
+    return ""
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What an order wrote: the mark ("" none), and when the order kept for the task was."""
+
+    mark: str
+    kept: dt.datetime | None
 
 
 class EndMarks:
@@ -43,53 +93,38 @@ class EndMarks:
 
     def __init__(self, nc: Client, ended_tasks: KeyValue, engine: AsyncEngine) -> None:
         self._nc = nc
+        self._js = nc.jetstream()
         self._ended_tasks = ended_tasks
         self._engine = engine
         # A newer order kept for the task meanwhile has another try_time: a retry leaves it.
         self._kept = RetryOutbox(engine, pending_marks, identity=("task_id", "try_time"))
 
     async def mark(self, task_id: str, reason: str) -> None:
-        """Marks the task ended for `reason` and tells a running attempt to stop."""
-        if not self._nc.is_connected:
-            # A request now would wait for the reconnect, holding up the caller.
-            log.warning("NATS is unreachable: task %s is marked ended (%s) later", task_id, reason)
-            await self._keep(task_id, reason)
-            return
-        try:
-            await self._put(task_id, reason)
-        except (nats.errors.Error, TimeoutError) as error:
-            log.warning("marking task %s ended (%s) failed: %s; retrying", task_id, reason, error)
-            await self._keep(task_id, reason)
-            return
-        await self._settle(task_id)
+        """Marks the task ended and tells a running attempt to stop.
+
+        `reason` is the end just committed; the mark written is the task's row's at the
+        write (`end_mark`): a requeue committed since withdraws it instead.
+        """
+        await self._order(task_id, reason)
 
     async def withdraw(self, task_id: str) -> bool:
-        """Removes the task's mark (it is queued again); False if kept for a retry.
+        """Removes the task's mark (it is queued again); False if kept for a retry, or ended.
 
         Until the withdrawal goes through, the task must not be published: agents
-        would ack it unrun (`withdrawing`).
+        would ack it unrun (`withdrawing`). One that ended again meanwhile is marked.
         """
-        try:
-            await self._ended_tasks.delete(task_id)
-        except (nats.errors.Error, TimeoutError) as error:
-            log.warning("withdrawing the end mark of task %s failed: %s; retrying", task_id, error)
-            await self._keep(task_id, None)
-            return False
-        await self._settle(task_id)
-        return True
+        return await self._order(task_id, None) == ""
 
     async def withdrawing(self, task_ids: Collection[str]) -> set[str]:
-        """Those of `task_ids` whose mark is still to be withdrawn."""
+        """Those of `task_ids` with an order kept: a stale mark of theirs may stand."""
         if not task_ids:
             return set()
-        query = select(pending_marks.c.task_id).where(
-            pending_marks.c.task_id.in_(task_ids), pending_marks.c.reason.is_(None)
-        )
+        query = select(pending_marks.c.task_id).where(pending_marks.c.task_id.in_(task_ids))
         async with self._engine.connect() as connection:
             return set((await connection.execute(query)).scalars())
 
     async def retry_pending(self) -> int:
-        """Tries up to a batch of kept orders again, least lately tried first; how many went.
+        """Makes up to a batch of kept orders again, least lately tried first; how many went.
 
         A round stops at the first that fails again (NATS is still away), which goes
         to the back (`retry_outbox`).
@@ -101,24 +136,67 @@ class EndMarks:
             log.info("marked %d ended task(s) held back while NATS was unreachable", done)
         return done
 
+    async def _order(self, task_id: str, reason: str | None) -> str | None:
+        """Writes what the task's row says; the mark written ("" none), None if kept."""
+        what = f"withdrawing the end mark of task {task_id}"
+        if reason is not None:
+            what = f"marking task {task_id} ended ({reason})"
+        if not self._nc.is_connected:
+            # A request now would wait for the reconnect, holding up the caller.
+            log.warning("NATS is unreachable: %s is left for a retry", what)
+            await self._keep(task_id, reason)
+            return None
+        try:
+            written = await self._write(task_id)
+        except (*_NOT_WRITTEN, SQLAlchemyError, OSError) as error:
+            log.warning("%s failed: %s; retrying", what, error)
+            await self._keep(task_id, reason)
+            return None
+        if written.kept is not None:
+            await self._settle(task_id, written.kept)
+        return written.mark
+
     async def _retry(self, row: RowMapping) -> bool:
         """Makes a kept order again; False if NATS did not take it."""
-        task_id, reason = row["task_id"], row["reason"]
         try:
-            if reason is None:
-                await self._ended_tasks.delete(task_id)
-            else:
-                await self._put(task_id, reason)
-        except (nats.errors.Error, TimeoutError) as error:
-            log.warning("marking task %s ended failed again: %s", task_id, error)
+            await self._write(row["task_id"])
+        except _NOT_WRITTEN as error:
+            log.warning("marking task %s ended failed again: %s", row["task_id"], error)
             return False
         return True
 
-    async def _put(self, task_id: str, reason: str) -> None:
-        await self._ended_tasks.put(task_id, task_ends.mark(reason))
+    async def _write(self, task_id: str) -> _Written:
+        """Makes the bucket say what the task's row says (`end_mark`); what it wrote.
+
+        Storage errors, and NATS's, are raised; Contended if other writers kept
+        changing the entry.
+        """
+        for _ in range(CAS_TRIES):
+            # The revision first: a write since makes this one fail, and read both again.
+            revision = await latest_revision(self._ended_tasks, task_id)
+            async with self._engine.connect() as connection:
+                row = (await connection.execute(_STATE_AND_KEPT, {"task_id": task_id})).first()
+            if row is None:
+                return _Written("", None)  # Deleted: nothing can order anything of it now.
+            mark = end_mark(tasks_pb2.TaskStatus.Value(row.status), row.error_code)
+            if await self._write_at(task_id, mark, revision):
+                return _Written(mark, row.try_time)
+        raise Contended(f"the end mark of task {task_id} kept changing")
+
+    async def _write_at(self, task_id: str, mark: str, revision: int) -> bool:
+        """Writes `mark` ("" removes it) if the entry is at `revision` still; whether it was."""
+        if not mark:
+            if revision:
+                return await delete_at(self._ended_tasks, task_id, revision)
+            return await delete_if_new(self._js, CANCEL_BUCKET, task_id)
+        try:
+            await self._ended_tasks.update(task_id, task_ends.mark(mark), last=revision)
+        except KeyWrongLastSequenceError:
+            return False
         await self._nc.publish(
             cancel_subject(task_id), queue_pb2.CancelNotice(task_id=task_id).SerializeToString()
         )
+        return True
 
     async def _keep(self, task_id: str, reason: str | None) -> None:
         """Keeps the order for retry_pending, replacing an earlier one for the task."""
@@ -131,11 +209,13 @@ class EndMarks:
         if kept is Kept.CLASHED:
             log.warning("another replica kept an order for task %s's end mark at once", task_id)
 
-    async def _settle(self, task_id: str) -> None:
-        """Drops an earlier order kept for the task: the one just written replaces it."""
-        # A read each time, not skipped on what this replica knows: another one may have
-        # kept an order for the task, which a round would write over this one.
+    async def _settle(self, task_id: str, kept: dt.datetime) -> None:
+        """Drops the order kept for the task as of the row read: the write made it.
+
+        One kept since is left (its commit may have come after the read) for a round.
+        """
+        this_one = and_(pending_marks.c.task_id == task_id, pending_marks.c.try_time == kept)
         try:
-            await self._kept.drop(pending_marks.c.task_id == task_id)
+            await self._kept.drop(this_one)
         except (SQLAlchemyError, OSError) as error:
             log.warning("dropping the kept end mark of task %s failed: %s", task_id, error)

@@ -37,7 +37,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_core import task_ends
 from farm_core.db import utcnow
 from farm_core.errors import Unavailable
 from farm_core.logs import log_context
@@ -46,6 +45,7 @@ from farm_core.request_text import without_nul
 from farm_core.timestamps import from_timestamp
 from farm_core.trace_context import consuming
 from farm_scheduler import lifecycle, metrics
+from farm_scheduler.end_marks import end_mark
 from farm_scheduler.grants import Grants
 from farm_scheduler.store import TaskChange, TaskStore
 from farm_scheduler.task_rows import read_task
@@ -238,7 +238,7 @@ class EventConsumer(DurableConsumer):
             _note_overtaken(change, event)
             after = change.after.state
             reason = _end_to_mark(change.before.state, after, event)
-            if reason or (late and (reason := _end_reason(after))):
+            if reason or (late and (reason := end_mark(after.status, after.error_code))):
                 await self._mark_end(event.task_id, reason)
             await self._on_change(change)
         elif late or event.status == lifecycle.RUNNING:
@@ -282,31 +282,21 @@ class EventConsumer(DurableConsumer):
             return
         if record is None:
             return
-        state = record.state
-        reason = task_ends.CANCELLED if state.status == lifecycle.CANCELLED else ""
-        if reason := reason or _end_reason(state):
+        if reason := end_mark(record.state.status, record.state.error_code):
             await self._mark_end(event.task_id, reason)
 
 
 _FINAL_EVENTS = frozenset({lifecycle.SUCCEEDED, lifecycle.FAILED})
 
 
-def _end_reason(state: lifecycle.TaskState) -> str:
-    """The mark of a task that has ended; "" if it has not or was cancelled (CancelTask marks)."""
-    if state.status == lifecycle.SUCCEEDED:
-        return task_ends.SUCCEEDED
-    return task_ends.failed(state.error_code) if state.status == lifecycle.FAILED else ""
-
-
 def _end_to_mark(
     before: lifecycle.TaskState, after: lifecycle.TaskState, event: queue_pb2.AgentEvent
 ) -> str:
     """Why to mark the task ended for agents and storage; "" if no work on it may be left."""
-    if lifecycle.ended_elsewhere(before, after, event):
-        return task_ends.failed(after.error_code)
-    if not event.redelivered or lifecycle.is_final(before.status):
-        return ""
-    return _end_reason(after)
+    redelivered = event.redelivered and not lifecycle.is_final(before.status)
+    if redelivered or lifecycle.ended_elsewhere(before, after, event):
+        return end_mark(after.status, after.error_code)
+    return ""
 
 
 def _note_overtaken(change: TaskChange, event: queue_pb2.AgentEvent) -> None:
