@@ -233,8 +233,9 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             url = urlparse(self.path)
             if url.path.startswith("/gate/"):
-                # Bounded: a gate nobody opens still answers after 30 s.
-                site.gate(url.path.removeprefix("/gate/")).wait(timeout=30)
+                # Bounded: a gate nobody opens still answers after 30 s, or `?wait=` seconds.
+                bound = float(parse_qs(url.query).get("wait", ["30"])[0])
+                site.gate(url.path.removeprefix("/gate/")).wait(timeout=bound)
                 body = "<html><head><title>Gate</title></head><body>opened</body></html>"
             elif url.path == "/slow":
                 time.sleep(int(parse_qs(url.query).get("ms", ["1000"])[0]) / 1000)

@@ -20,7 +20,7 @@ wait: JetStream redelivers the task as soon as it is back, and the redelivery wa
 while the first attempt runs (its page is released only then). The page must be asked
 for once, and the task must succeed once.
 
-The storage outage tests (FARM_AGENT_UPLOAD_OUTAGE_SECONDS=14): the storage service is
+The storage outage tests (FARM_AGENT_UPLOAD_OUTAGE_SECONDS=24): the storage service is
 stopped for real (its connections refused, so every upload try fails at once with
 UNAVAILABLE) while a screenshot task with maxAttempts 1 finishes its page: the agent
 holds the result and keeps retrying the upload. Started again within the window, the
@@ -361,7 +361,7 @@ async def test_a_short_storage_outage_does_not_spend_the_tasks_attempt(
     storage_down.start_process("storage")
 
     task = await final(http, task_id)
-    assert task["status"] == "TASK_STATUS_SUCCEEDED", task
+    assert task["status"] == "TASK_STATUS_SUCCEEDED", task.get("error")
     assert "statusMessage" not in task or task["statusMessage"] == "", task
     warned = rf"task {task_id} attempt 1 is waiting for storage: [^\n]*; retrying until"
     assert agent_log_count(storage_down, warned) == 1
