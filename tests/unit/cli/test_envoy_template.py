@@ -13,6 +13,7 @@ from farm_cli.launcher.envoy import MAX_REQUEST_BYTES, Endpoint, render_envoy_co
 from farm_cli.launcher.tls import load_or_create_internal_tls, load_or_create_local_tls
 from farm_cli.main import main
 from farm_core.public_api import PUBLIC_SERVICES
+from farm_scheduler.settings import SchedulerSettings
 from tests.unit.cli.envoy_render import (
     COMPOSE_CONFIG,
     COMPOSE_RENDER_ARGS,
@@ -190,6 +191,17 @@ def test_run_task_outlives_its_300_s_limit_and_watch_never_times_out() -> None:
     watch = by_path["/farm.tasks.v1.TaskService/WatchTask"]
     assert run["timeout"] == "330s" and run["idle_timeout"] == "330s"
     assert watch["timeout"] == "0s" and watch["idle_timeout"] == "0s"
+
+
+def test_close_session_outlasts_the_schedulers_wait_for_the_agents_close() -> None:
+    # A recording session's close waits for its video to be stored; cut at the edge
+    # first, the caller got UNAVAILABLE "upstream request timeout" for a close that went on.
+    by_path = {r["match"].get("path"): r["route"] for r in routes(rendered()) if "route" in r}
+    close = by_path["/farm.sessions.v1.SessionService/CloseSession"]
+    waits = SchedulerSettings.model_fields["session_close_timeout_seconds"].default
+    assert close["cluster"] == "scheduler"
+    assert float(close["timeout"].removesuffix("s")) > waits
+    assert float(close["idle_timeout"].removesuffix("s")) > waits
 
 
 def test_only_json_calls_send_their_body_to_the_key_check() -> None:

@@ -105,3 +105,23 @@ async def test_the_cookies_get_cookies_answers_are_taken_by_set_cookies(
     assert not enum_name.is_error, texts(enum_name)
     assert farm.commands[1].setup.cookies[0] == cookie
     assert farm.commands[2].setup.cookies[0].same_site == tasks_pb2.SAME_SITE_STRICT
+
+
+@pytest.mark.parametrize(
+    ("status", "why"),
+    [
+        (tasks_pb2.ScreencastStatus(), "no screencast was running"),
+        (
+            tasks_pb2.ScreencastStatus(format=tasks_pb2.VIDEO_FORMAT_GIF, seconds=0.3),
+            "the screencast recorded no frame",
+        ),
+    ],
+)
+async def test_a_stop_that_stored_no_video_says_why(
+    client_for: Any, farm: FakeFarm, status: tasks_pb2.ScreencastStatus, why: str
+) -> None:
+    farm.results.append(page_result(screencast=status))
+    async with client_for() as client:
+        result = await client.call_tool("stop_screencast", {})
+    assert not result.is_error
+    assert f"\nNo video was stored: {why}" in texts(result)

@@ -196,7 +196,7 @@ def _register_screencast(server: MCPServer, runner: ToolRunner) -> None:
     async def stop_screencast(ctx: ToolContext) -> list[ContentBlock]:
         """Stop recording and store the video; answers a link to it."""
         result = await runner.run(ctx, lambda: commands.screencast(stop=True))
-        return say(replies.screencast_text(result, runner.link(ctx)))
+        return say(replies.stopped_screencast_text(result, runner.link(ctx)))
 
     @server.tool(annotations=READ_ONLY, structured_output=False)
     async def screencast_status(ctx: ToolContext) -> list[ContentBlock]:

@@ -227,3 +227,18 @@ def screencast_text(result: tasks_pb2.TaskResult, link: ArtifactLink) -> str:
     if video is not None:
         lines.append(artifact_line("Video", video, link))
     return "\n".join(lines)
+
+
+def stopped_screencast_text(result: tasks_pb2.TaskResult, link: ArtifactLink) -> str:
+    """How the recording stands after a stop: the video, or why there is none."""
+    text = screencast_text(result, link)
+    if artifact_of(result, tasks_pb2.ARTIFACT_KIND_VIDEO) is not None:
+        return text
+    status = result.screencast
+    if status.format == tasks_pb2.VIDEO_FORMAT_UNSPECIFIED:
+        why = "no screencast was running (start_screencast starts one)"
+    elif status.frames == 0:
+        why = "the screencast recorded no frame"
+    else:
+        why = "no screencast was running, or its video could not be made (the agent logs why)"
+    return f"{text}\nNo video was stored: {why}."

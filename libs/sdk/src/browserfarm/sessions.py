@@ -14,6 +14,16 @@ if TYPE_CHECKING:
     from playwright.async_api import Browser, Playwright
 
 
+COMMAND_DEFAULT_SECONDS = 30.0
+"""A session command's time limit when its timeoutMs is 0 (docs/sessions.md)."""
+COMMAND_MARGIN_SECONDS = 30.0
+"""What a command's call may take beyond the command's own limit: its artifacts' upload
+and a screencast's encode (the edge lets a RunSessionCommand wait 330 s, 300 s and this)."""
+CLOSE_SECONDS = 130.0
+"""How long CloseSession may wait: the agent stores the session's recording first, for up
+to the scheduler's 120 s, within the edge's 130 s."""
+
+
 def session_spec(spec: Mapping[str, Any]) -> sessions_pb2.SessionSpec:
     """A SessionSpec from its JSON form or keywords (viewport, device, idle_timeout_seconds)."""
     return parsed(spec, sessions_pb2.SessionSpec())
@@ -90,8 +100,9 @@ class AsyncSession:
         if self._info is None or not self._info.active:
             return self._info
         request = sessions_pb2.CloseSessionRequest(id=self._info.id)
+        timeout = max(self._calls.options.timeout, CLOSE_SECONDS)
         self._info = SessionInfo.from_proto(
-            await self._calls.call(self._calls.sessions.CloseSession, request)
+            await self._calls.call(self._calls.sessions.CloseSession, request, timeout=timeout)
         )
         return self._info
 
@@ -100,8 +111,11 @@ class AsyncSession:
         if not isinstance(command, sessions_pb2.SessionCommand):
             command = parsed(command, sessions_pb2.SessionCommand())
         request = sessions_pb2.RunSessionCommandRequest(id=self.id, command=command)
+        # The call waits as long as the command may run, not only a plain call's time.
+        limit = command.timeout_ms / 1000 if command.timeout_ms > 0 else COMMAND_DEFAULT_SECONDS
+        timeout = max(self._calls.options.timeout, limit + COMMAND_MARGIN_SECONDS)
         reply = await self._calls.call(
-            self._calls.sessions.RunSessionCommand, request, idempotent=False
+            self._calls.sessions.RunSessionCommand, request, timeout=timeout, idempotent=False
         )
         return Result.from_proto(reply)
 
