@@ -7,6 +7,7 @@ Each fixture starts a real process (nats-server, SeaweedFS) on free ports on
 import contextlib
 import os
 import secrets
+import signal
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from farm_cli.launcher.processes import (
 )
 from farm_core.runtime import loop_factory
 from farm_core.settings import FarmSettings
+from tests.helpers import assert_eventually
 from tests.pages import Site, serve_site
 from tests.postgres import FARM_DATABASES, POSTGRES_URL, postgres_reachable
 from tests.postgres_pool import DATABASE_POOL
@@ -91,6 +93,15 @@ def port() -> int:
     return free_port()
 
 
+def stopped(pid: int) -> bool:
+    """Whether every thread of process `pid` is stopped (state T in /proc)."""
+    states = []
+    for thread in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            states.append((thread / "stat").read_text().rpartition(")")[2].split()[0])
+    return bool(states) and all(state == "T" for state in states)
+
+
 @dataclass(frozen=True)
 class NatsServer:
     """A running nats-server with JetStream."""
@@ -99,6 +110,25 @@ class NatsServer:
     process: ManagedProcess
     # Its monitoring endpoint (/connz, /varz, ...), http://host:port.
     monitor_url: str = ""
+
+    @contextlib.asynccontextmanager
+    async def stalled(self) -> AsyncIterator[None]:
+        """The server stopped (SIGSTOP) for the block, continued (SIGCONT) after it.
+
+        It keeps its connections and answers nothing, as a stalled server (a full disk)
+        does. kill() returns before the server has stopped: until the thread the signal
+        woke gets a CPU and stops the others, another thread, woken by a request, may
+        still answer it (a few in a hundred on a loaded machine). The block starts only
+        once every thread is stopped.
+        """
+        self.process.send_signal(signal.SIGSTOP)
+        try:
+            await assert_eventually(
+                lambda: stopped(self.process.pid), message="nats-server did not stop"
+            )
+            yield
+        finally:
+            self.process.send_signal(signal.SIGCONT)
 
 
 @contextlib.contextmanager

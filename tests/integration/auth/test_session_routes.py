@@ -7,7 +7,6 @@ unanswered: an attach to a session it read lately goes to that agent, any other
 is refused as unavailable, naming NATS.
 """
 
-import signal
 from pathlib import Path
 
 import nats
@@ -31,12 +30,6 @@ READ_LATELY = "ses_00000000000000a1"
 NEVER_READ = "ses_00000000000000b2"
 AGENTS = {READ_LATELY: "127.0.0.1:7151", NEVER_READ: "127.0.0.1:7152"}
 UNAVAILABLE = 14
-
-
-def stopped(pid: int) -> bool:
-    """Whether process `pid` is stopped (state T in /proc)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return stat.rpartition(")")[2].split()[0] == "T"
 
 
 async def attach(auth: Auth, session_id: str) -> tuple[int, str, str]:
@@ -71,15 +64,9 @@ async def test_a_stalled_nats_server_leaves_attaches_to_sessions_read_lately(
         await wait_for_routes(auth)
         assert await attach(auth, READ_LATELY) == (200, AGENTS[READ_LATELY], "")
 
-        fresh_nats_server.process.send_signal(signal.SIGSTOP)
-        try:
-            await assert_eventually(
-                lambda: stopped(fresh_nats_server.process.pid), message="nats-server still runs"
-            )
+        async with fresh_nats_server.stalled():
             lately = await attach(auth, READ_LATELY)
             never = await attach(auth, NEVER_READ)
-        finally:
-            fresh_nats_server.process.send_signal(signal.SIGCONT)
 
         # NATS answers again: the session never read is found once the pause is over.
         async def found() -> bool:

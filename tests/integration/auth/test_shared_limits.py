@@ -3,7 +3,6 @@
 import asyncio
 import contextlib
 import math
-import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -153,8 +152,7 @@ async def test_a_stalled_nats_server_does_not_hold_checks_past_the_edges_wait(
         created = await auth.create_key(auth.admin_key, tenant="acme")
         assert (await auth.check(f"Bearer {created.secret}")).code == OK
 
-        fresh_nats_server.process.send_signal(signal.SIGSTOP)
-        try:
+        async with fresh_nats_server.stalled():
             replies = await asyncio.gather(
                 *(
                     asyncio.wait_for(
@@ -165,8 +163,6 @@ async def test_a_stalled_nats_server_does_not_hold_checks_past_the_edges_wait(
                 ),
                 return_exceptions=True,
             )
-        finally:
-            fresh_nats_server.process.send_signal(signal.SIGCONT)
 
     answers = [reply if isinstance(reply, BaseException) else reply.code for reply in replies]
     assert answers == [OK] * 10

@@ -2,7 +2,6 @@
 
 import contextlib
 import datetime as dt
-import signal
 import time
 from collections.abc import AsyncIterator
 
@@ -184,11 +183,8 @@ async def test_fleet_status_with_nats_not_answering_names_nats_and_its_address(
     )
     await status(scheduler)
     # A stalled server (SIGSTOP, a full disk) keeps the connection and answers nothing.
-    fresh_nats_server.process.send_signal(signal.SIGSTOP)
-    try:
+    async with fresh_nats_server.stalled():
         failed = await rpc_error(status(scheduler))
-    finally:
-        fresh_nats_server.process.send_signal(signal.SIGCONT)
 
     assert failed.code() == grpc.StatusCode.UNAVAILABLE
     assert failed.details() == (

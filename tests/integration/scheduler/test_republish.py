@@ -2,8 +2,6 @@
 
 import asyncio
 import datetime as dt
-import os
-import signal
 from collections.abc import AsyncIterator
 
 import grpc
@@ -99,10 +97,9 @@ async def test_run_task_while_nats_is_stalled_fails_within_the_publish_timeout_n
     scheduler = await start_scheduler(NATS_URL=fresh_nats_server.url)
     publisher = scheduler.service.publisher
     assert publisher is not None
-    # The real nats-server, stopped by its PID with SIGSTOP: it keeps its connections
-    # and answers nothing, so the client still counts as connected.
-    os.kill(fresh_nats_server.process.pid, signal.SIGSTOP)
-    try:
+    # The real nats-server, stopped with SIGSTOP: it keeps its connections and answers
+    # nothing, so the client still counts as connected.
+    async with fresh_nats_server.stalled():
         assert publisher.connected()
         # CreateTask's publish times out (1 s here): its task is answered QUEUED, for
         # the republisher to publish once NATS answers.
@@ -119,8 +116,6 @@ async def test_run_task_while_nats_is_stalled_fails_within_the_publish_timeout_n
         ), error.details()
         # As CreateTask's would: stored, and published once NATS answers.
         assert task.status == tasks_pb2.TASK_STATUS_QUEUED
-    finally:
-        os.kill(fresh_nats_server.process.pid, signal.SIGCONT)
 
 
 async def test_republisher_publishes_each_unpublished_queued_task_once(

@@ -191,13 +191,24 @@ class SessionBrowser:
         Chromium puts back its default (downloads saved) for each context the ending
         connection set a behavior for: the default one, and those clients made and left
         behind (the CDP filter has them denied as they are made, `cdp_targets.py`).
+        Raises PlaywrightError when the browser is gone (`alive` is then false), or when
+        a context that still exists was not denied.
         """
         await self._downloads_cdp.send("Browser.setDownloadBehavior", DENY_DOWNLOADS)
-        made = await self._downloads_cdp.send("Target.getBrowserContexts")
-        for context in made.get("browserContextIds", []):
-            with contextlib.suppress(PlaywrightError):  # disposed meanwhile
+        for context in await self._contexts_made():
+            try:
                 deny = {"behavior": "deny", "browserContextId": context}
                 await self._downloads_cdp.send("Browser.setDownloadBehavior", deny)
+            except PlaywrightError:
+                # Disposed meanwhile (its client closed it, or it went with the client
+                # that made it): nothing is left there to refuse.
+                if context in await self._contexts_made():
+                    raise
+
+    async def _contexts_made(self) -> list[str]:
+        """The ids of the contexts made over CDP (the default one is not among them)."""
+        made = await self._downloads_cdp.send("Target.getBrowserContexts")
+        return list(made.get("browserContextIds", []))
 
     def _forget_page(self, page: Page) -> None:
         self._window_watches.pop(page, None)

@@ -14,7 +14,7 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from importlib import resources
-from typing import Protocol, cast
+from typing import Protocol
 
 from aiohttp import web
 from playwright.async_api import Error as PlaywrightError
@@ -37,7 +37,7 @@ LIVE_ASSETS = {
     "view.js": "text/javascript",
     "view.css": "text/css",
 }
-OPENED_BY = "farm_key_id"
+OPENED_BY = web.RequestKey[tuple[str, KeyValidity | None]]("farm_key_id")
 """The request's item naming the API key that opened it and until when it works (as its
 signed identity says)."""
 LEAVING_SECONDS = 5.0
@@ -146,7 +146,7 @@ class SessionEndpoints:
         self, request: web.Request, session: OpenSession, client: web.WebSocketResponse | CdpClient
     ) -> Iterator[None]:
         """Holds `client` among the session's sockets, ended when its key stops being valid."""
-        key_id, validity = cast(tuple[str, KeyValidity | None], request[OPENED_BY])
+        key_id, validity = request[OPENED_BY]
 
         async def end(reason: str) -> None:
             session.clients.discard(client)
@@ -203,8 +203,16 @@ class SessionEndpoints:
         try:
             await session.browser.refuse_downloads()
         except PlaywrightError as error:
-            # The browser is gone: the session closes as its next check finds.
-            log.info("session %s: downloads not refused again: %s", session.session_id, error)
+            if session.closing or not session.browser.alive:
+                # Its browser is gone or going (a close begun meanwhile, a crash, a killed
+                # process): no context is left to refuse; the session closes as it finds.
+                log.debug("session %s: no browser left to refuse downloads in", session.session_id)
+                return
+            log.error(
+                "session %s: downloads may be saved: not refused again after a client left: %s",
+                session.session_id,
+                error,
+            )
 
     async def _live_page(self, request: web.Request, session: OpenSession) -> web.StreamResponse:
         page = resources.files("farm_agent.sessions.live").joinpath("index.html").read_text()
