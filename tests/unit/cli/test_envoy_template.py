@@ -9,6 +9,8 @@ import yaml
 from google.api import annotations_pb2  # type: ignore[import-untyped]
 from google.protobuf import descriptor_pb2
 
+from browserfarm import sessions as browserfarm_sessions
+from farm_cli.commands import session as session_commands
 from farm_cli.launcher.envoy import MAX_REQUEST_BYTES, Endpoint, render_envoy_config
 from farm_cli.launcher.tls import load_or_create_internal_tls, load_or_create_local_tls
 from farm_cli.main import main
@@ -202,6 +204,23 @@ def test_close_session_outlasts_the_schedulers_wait_for_the_agents_close() -> No
     assert close["cluster"] == "scheduler"
     assert float(close["timeout"].removesuffix("s")) > waits
     assert float(close["idle_timeout"].removesuffix("s")) > waits
+
+
+@pytest.mark.parametrize(
+    ("method", "cli_seconds", "sdk_seconds"),
+    [
+        ("CreateSession", session_commands.CREATE_TIMEOUT, browserfarm_sessions.OPEN_SECONDS),
+        ("CloseSession", session_commands.CLOSE_TIMEOUT, browserfarm_sessions.CLOSE_SECONDS),
+    ],
+)
+def test_the_cli_and_the_sdk_wait_for_a_session_call_as_long_as_the_edge(
+    method: str, cli_seconds: float, sdk_seconds: float
+) -> None:
+    # A client that gives up first sees its own timeout, not the farm's answer saying why.
+    by_path = {r["match"].get("path"): r["route"] for r in routes(rendered()) if "route" in r}
+    edge = float(by_path[f"/farm.sessions.v1.SessionService/{method}"]["timeout"].removesuffix("s"))
+    assert cli_seconds >= edge
+    assert sdk_seconds >= edge
 
 
 def test_only_json_calls_send_their_body_to_the_key_check() -> None:

@@ -14,17 +14,18 @@ from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher.processes import free_port
 
 SLOW_SECONDS = 1.5
-"""How long the fake takes to answer a command or a close: longer than the client's timeout."""
+"""How long the fake takes to answer a call: longer than the client's timeout."""
 CLIENT_TIMEOUT = 0.5
 
 
 class SlowSessions(sessions_pb2_grpc.SessionServiceServicer):
-    """Opens at once; runs a command and closes (a recording being stored) slowly."""
+    """Opens (waiting for a place), runs a command and closes (a recording being stored) slowly."""
 
     def __init__(self) -> None:
         self.answered = threading.Event()
 
     def CreateSession(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.answered.wait(SLOW_SECONDS)
         return sessions_pb2.Session(id="ses_slow", state=sessions_pb2.SESSION_STATE_ACTIVE)
 
     def RunSessionCommand(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -38,7 +39,7 @@ class SlowSessions(sessions_pb2_grpc.SessionServiceServicer):
 
 @pytest.fixture
 def slow_farm() -> Iterator[str]:
-    """The URL of an in-process SessionService that answers commands and closes slowly."""
+    """The URL of an in-process SessionService that answers every call slowly."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     # A partial fake: the generated base answers UNIMPLEMENTED for the RPCs it leaves out.
     sessions_pb2_grpc.add_SessionServiceServicer_to_server(SlowSessions(), server)  # type: ignore[abstract]
@@ -49,7 +50,10 @@ def slow_farm() -> Iterator[str]:
     server.stop(grace=None)
 
 
-def test_a_command_and_a_close_outlast_the_clients_plain_call_timeout(slow_farm: str) -> None:
+def test_an_open_a_command_and_a_close_outlast_the_clients_plain_call_timeout(
+    slow_farm: str,
+) -> None:
+    # The open too: the farm may wait minutes for a place, and gives a clear answer past them.
     with (
         browserfarm.Client(slow_farm, "bf_test", timeout=CLIENT_TIMEOUT) as client,
         client.session() as session,

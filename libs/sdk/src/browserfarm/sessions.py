@@ -19,6 +19,10 @@ COMMAND_DEFAULT_SECONDS = 30.0
 COMMAND_MARGIN_SECONDS = 30.0
 """What a command's call may take beyond the command's own limit: its artifacts' upload
 and a screencast's encode (the edge lets a RunSessionCommand wait 330 s, 300 s and this)."""
+OPEN_SECONDS = 610.0
+"""How long CreateSession may wait: the scheduler looks for a place for up to 600 s and
+then answers DEADLINE_EXCEEDED naming why, within the edge's 610 s; a caller that gave up
+sooner would only learn of its own timeout (and the farm drop the opening)."""
 CLOSE_SECONDS = 130.0
 """How long CloseSession may wait: the agent stores the session's recording first, for up
 to the scheduler's 120 s, within the edge's 130 s."""
@@ -81,8 +85,9 @@ class AsyncSession:
         """Opens the session on an agent (CreateSession)."""
         request = sessions_pb2.CreateSessionRequest(spec=self._spec)
         # Not made again on UNAVAILABLE: a second try could open a second browser.
+        timeout = max(self._calls.options.timeout, OPEN_SECONDS)
         reply = await self._calls.call(
-            self._calls.sessions.CreateSession, request, idempotent=False
+            self._calls.sessions.CreateSession, request, timeout=timeout, idempotent=False
         )
         self._info = SessionInfo.from_proto(reply)
         return self._info

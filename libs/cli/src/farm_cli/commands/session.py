@@ -20,8 +20,12 @@ from farm_core.task_limits import MAX_TIMEOUT_MS, MIN_TIMEOUT_MS
 
 # A command runs up to its 300 s limit; Envoy's route allows 330 s.
 RUN_TIMEOUT = 330.0
-# Opening may try several agents, each starting a browser.
-CREATE_TIMEOUT = 120.0
+# Opening may wait for a place and try several agents: the scheduler gives up after 600 s
+# and says why, within the edge's 610 s.
+CREATE_TIMEOUT = 610.0
+# A close stores the session's recording first: the scheduler waits up to 120 s for it,
+# within the edge's 130 s.
+CLOSE_TIMEOUT = 130.0
 TABS_ACTIONS = {
     "list": sessions_pb2.TABS_ACTION_LIST,
     "select": sessions_pb2.TABS_ACTION_SELECT,
@@ -286,7 +290,7 @@ def list_sessions(args: argparse.Namespace) -> int:
 def close_session(args: argparse.Namespace) -> int:
     """CloseSession."""
     request = sessions_pb2.CloseSessionRequest(id=args.id)
-    return call_and_print(lambda farm: farm.sessions.CloseSession, request, timeout=CREATE_TIMEOUT)
+    return call_and_print(lambda farm: farm.sessions.CloseSession, request, timeout=CLOSE_TIMEOUT)
 
 
 def view_token(args: argparse.Namespace) -> int:
