@@ -181,6 +181,8 @@ UNKNOWN_FIELDS: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]], str]
         lambda spec: {"requests": [spec, {**spec, "ulr": "x"}]},
         "requests[1].ulr",
     ),
+    # A call whose path names all it takes: the transcoder dropped a body's other fields.
+    ("/v1/tasks/tsk_none:cancel", lambda spec: {"reason": "no longer needed"}, "reason"),
 ]
 
 

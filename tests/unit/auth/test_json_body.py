@@ -39,6 +39,9 @@ def bad_value(body: dict[str, Any], path: str = "/v1/tasks") -> str | None:
         ("/v1/tasks:batchCreate", {"requests": [SPEC, {**SPEC, "ulr": "x"}]}, "requests[1].ulr: "),
         ("/v1/sessions/ses_1:run", {"goto": {"url": "x"}}, "goto: "),
         ("/v1/apiKeys/key_1?x=1", {"rateLimitPerSecond": 5, "burst": 9}, "burst: "),
+        # A rule with no body: the transcoder reads the body as the request all the same.
+        ("/v1/sessions/ses_1:close", {"reason": "done"}, "reason: "),
+        ("/v1/tasks/tsk_1:cancel", {"id": "tsk_1", "why": "x"}, "why: "),
     ],
 )
 def test_the_first_unknown_field_is_named_by_its_json_path(
@@ -67,6 +70,11 @@ def test_a_near_miss_names_the_field_meant() -> None:
 )
 def test_known_fields_pass(body: dict[str, Any]) -> None:
     assert unknown("POST", "/v1/tasks", body) is None
+
+
+@pytest.mark.parametrize("body", [{}, {"id": "ses_1"}])
+def test_a_bodiless_rules_request_fields_pass(body: dict[str, Any]) -> None:
+    assert unknown("POST", "/v1/sessions/ses_1:close", body) is None
 
 
 @pytest.mark.parametrize(

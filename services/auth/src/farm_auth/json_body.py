@@ -108,13 +108,16 @@ def route_for(routes: Iterable[Routed], method: str, path: str) -> Routed | None
 
 
 def body_routes(services: Iterable[ServiceDescriptor]) -> tuple[BodyRoute, ...]:
-    """The HTTP bindings with a body of `services`' methods, from their google.api.http."""
+    """The HTTP bindings whose JSON body the transcoder reads: all but GETs, by `services`."""
     routes = []
     for binding in http_bindings(services):
-        if not binding.body:
+        if not binding.body and binding.method == "GET":
             continue
+        # A POST (DELETE, ...) whose rule names no body still has its JSON body read as
+        # the whole request by the transcoder (a body's `id` other than the path's is
+        # refused as conflicting), and any other field dropped without a word.
         message: Descriptor | None = binding.request
-        if binding.body != "*":
+        if binding.body not in ("*", ""):
             message = binding.request.fields_by_name[binding.body].message_type
         if message is None:  # a scalar body field: nothing named in it
             continue
