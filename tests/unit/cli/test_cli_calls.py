@@ -139,6 +139,34 @@ def test_task_submit_names_a_line_that_is_not_a_task_spec(
     assert calls.seen[earlier:] == []
 
 
+def test_task_submit_names_the_field_of_a_bad_line_in_one_line(
+    calls: Calls, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    specs = tmp_path / "specs.jsonl"
+    specs.write_text('{"url": "https://example.com/", "screenshot": {"fullpage": true}}\n')
+    earlier = len(calls.seen)
+
+    assert main(["task", "submit", str(specs)]) == 1
+
+    assert capsys.readouterr().err == (
+        f"error: {specs} line 1: not a TaskSpec: screenshot.fullpage: ScreenshotOptions has "
+        "no such field; did you mean 'fullPage'?\n"
+    )
+    assert calls.seen[earlier:] == []
+
+
+def test_task_submit_reads_a_line_as_the_sdk_reads_a_spec(
+    calls: Calls, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    specs = tmp_path / "specs.jsonl"
+    specs.write_text('{"url": "https://example.com/", "screenshot": {"format": "jpeg"}}\n')
+
+    assert main(["task", "submit", str(specs)]) == 0
+
+    request, _ = calls.last("CreateTasks")
+    assert request.requests[0].screenshot.format == tasks_pb2.IMAGE_FORMAT_JPEG
+
+
 def test_task_run_exits_0_when_the_task_succeeded(
     calls: Calls, capsys: pytest.CaptureFixture[str]
 ) -> None:

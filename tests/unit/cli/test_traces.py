@@ -150,6 +150,35 @@ def test_farm_task_trace_draws_the_task_s_trace_from_farm_home(
     assert [span["name"] for span in kept] == ["ingress", "task.attempt"]
 
 
+def test_farm_task_trace_of_a_task_draws_its_own_calls_of_a_shared_trace(
+    fake_farm: Calls, farm_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `farm task run --from` sends every RunTask of the run in one trace (the command's).
+    def call(top: str, task_id: str, start: int) -> list[SpanRecord]:
+        return [
+            record(TRACED_TASK_TRACE_ID, top, "cli", "ingress", start, start + 9),
+            record(TRACED_TASK_TRACE_ID, f"{top}-rpc", top, "RunTask", start + 1, start + 8),
+            record(
+                TRACED_TASK_TRACE_ID,
+                f"{top}-publish",
+                f"{top}-rpc",
+                "task.publish",
+                start + 2,
+                start + 3,
+                attributes={"farm.task_id": task_id},
+            ),
+            record(TRACED_TASK_TRACE_ID, f"{top}-run", f"{top}-publish", "task.attempt", 3, 7),
+        ]
+
+    spans = call("a", "other", 0) + call("b", "traced", 10) + call("c", "another", 20)
+    append_spans(farm_home, {TRACED_TASK_TRACE_ID: spans})
+    assert main(["task", "trace", "traced", "--traces-dir", str(farm_home), "--json"]) == 0
+    kept = [json.loads(line)["spanId"] for line in capsys.readouterr().out.splitlines()]
+    assert kept == ["b", "b-rpc", "b-publish", "b-run"]
+    assert main(["task", "trace", TRACED_TASK_TRACE_ID, "--traces-dir", str(farm_home)]) == 0
+    assert f"trace {TRACED_TASK_TRACE_ID}: 12 spans" in capsys.readouterr().out
+
+
 def test_farm_task_trace_draws_a_trace_id_it_kept_without_asking_for_a_task(
     fake_farm: Calls, farm_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,5 +1,6 @@
 """An in-process TaskService that refuses the first calls as told, for the SDK's unit tests."""
 
+import threading
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ class Refusals:
     metadata: list[dict[str, str]] = field(default_factory=list)
     batches: list[list[tasks_pb2.TaskSpec]] = field(default_factory=list)
     """The specs of each CreateTasks call, refused ones included."""
+    watch_ended: threading.Event = field(default_factory=threading.Event)
+    """Set once the client ended a WatchTask stream that had sent the final event."""
 
 
 class RefusingTasks(tasks_pb2_grpc.TaskServiceServicer):
@@ -68,6 +71,15 @@ class RefusingTasks(tasks_pb2_grpc.TaskServiceServicer):
     def RunTask(self, request: Any, context: grpc.ServicerContext) -> Any:
         return self._answer(request.spec, context, tasks_pb2.TASK_STATUS_SUCCEEDED)
 
+    def WatchTask(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        """The task ended, then the stream kept open (no status sent) until the client ends it."""
+        ended = tasks_pb2.Task(id=request.id, status=tasks_pb2.TASK_STATUS_SUCCEEDED)
+        yield tasks_pb2.TaskEvent(task_id=request.id, status=ended.status, task=ended)
+        gone = threading.Event()
+        context.add_callback(gone.set)
+        if gone.wait(timeout=30):
+            self.refusals.watch_ended.set()
+
 
 @pytest.fixture(scope="module")
 def refusing_farm() -> Iterator[tuple[str, Refusals]]:
@@ -91,4 +103,5 @@ def refusals(refusing_farm: tuple[str, Refusals]) -> Refusals:
     refused.specs.clear()
     refused.metadata.clear()
     refused.batches.clear()
+    refused.watch_ended.clear()
     return refused

@@ -1,4 +1,6 @@
-"""The SDK's retries: on UNAVAILABLE and rate limits, with one idempotency key per task."""
+"""The SDK's retries (UNAVAILABLE, rate limits; one idempotency key per task); a watch's end."""
+
+import asyncio
 
 import grpc
 import pytest
@@ -118,3 +120,14 @@ def test_a_client_closed_twice_is_closed_once(refusing_farm: tuple[str, Refusals
     farm = client(refusing_farm[0])
     farm.close()
     farm.close()
+
+
+async def test_wait_ends_the_watch_it_read_the_end_from(
+    refusing_farm: tuple[str, Refusals], refusals: Refusals
+) -> None:
+    # The fake sends the final event and keeps the stream open, as a farm whose status
+    # frame has not arrived yet: wait() answers from the event and must end the call.
+    async with browserfarm.AsyncClient(refusing_farm[0], "bf_key") as farm:
+        task = await farm.wait("tsk_1")
+        assert task.status is browserfarm.TaskStatus.SUCCEEDED
+        assert await asyncio.to_thread(refusals.watch_ended.wait, 20)

@@ -45,6 +45,14 @@ def checked(task: Task, check: bool) -> Task:
     return task
 
 
+async def _closed(stream: Any) -> None:
+    """Ends a streamed reply left before its end: a gRPC call is cancelled, an HTTP one closed."""
+    if hasattr(stream, "cancel"):
+        stream.cancel()
+    elif hasattr(stream, "aclose"):
+        await stream.aclose()
+
+
 def _not_ended(task_id: str | None, limit: float) -> str:
     """Timeout's message for run() and wait(): which task, and that it is still there."""
     if task_id is None:
@@ -143,10 +151,16 @@ class AsyncClient:
             request: tasks_pb2.WatchTaskRequest, metadata: Metadata, timeout: float
         ) -> tasks_pb2.Task:
             # The caller's asyncio.timeout bounds the watch, not a gRPC deadline.
-            async for event in calls.tasks.WatchTask(request, metadata=metadata):
-                if event.status in FINAL and event.HasField("task"):
-                    ended: tasks_pb2.Task = event.task
-                    return ended
+            stream = calls.tasks.WatchTask(request, metadata=metadata)
+            try:
+                async for event in stream:
+                    if event.status in FINAL and event.HasField("task"):
+                        ended: tasks_pb2.Task = event.task
+                        return ended
+            finally:
+                # Left open, a gRPC call whose status had not arrived yet stayed pending on
+                # the loop ("Task was destroyed but it is pending!" as it closed).
+                await _closed(stream)
             current: tasks_pb2.Task = await calls.tasks.GetTask(
                 tasks_pb2.GetTaskRequest(id=task_id), metadata=metadata, timeout=timeout
             )

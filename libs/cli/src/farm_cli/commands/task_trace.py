@@ -54,7 +54,7 @@ def traces_folder(environ: Mapping[str, str], cwd: Path) -> Path:
 
 def trace_task(args: argparse.Namespace) -> int:
     """Prints the task's trace; exit 1 when it has none or none of its spans were kept."""
-    from farm_cli.traces.spans import read_trace
+    from farm_cli.traces.spans import read_trace, spans_of_task
     from farm_cli.traces.waterfall import waterfall
 
     folder = args.traces_dir or traces_folder(os.environ, Path.cwd())
@@ -68,6 +68,8 @@ def trace_task(args: argparse.Namespace) -> int:
                 f"no spans of trace {trace_id} under {folder}: was the farm started with "
                 "--traces? (spans arrive within a few seconds of their end)"
             )
+        # One CLI command's calls share a trace: a task of a batch shows its own calls.
+        spans = spans_of_task(spans, args.id)
     if args.json:
         sys.stdout.writelines(span.to_json() + "\n" for span in spans)
         return 0

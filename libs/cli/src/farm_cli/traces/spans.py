@@ -160,3 +160,24 @@ def kept_traces(folder: Path) -> list[str]:
         for path in folder.iterdir()
         if path.name.endswith(FILE_SUFFIX)
     )
+
+
+def spans_of_task(spans: list[SpanRecord], task_id: str) -> list[SpanRecord]:
+    """The spans of the calls that concern `task_id`: each whole call that holds one of its spans.
+
+    A call is a top span (its parent not kept: Envoy's `ingress` under the caller's) with
+    everything under it. The CLI sends one trace for all the calls of a command, so the
+    trace of a task of `farm task run --from` holds every task of the run; this keeps
+    the task's own. A trace with no span naming the task is kept whole.
+    """
+    by_id = {span.spanId: span for span in spans}
+
+    def top(span: SpanRecord) -> str:
+        seen = {span.spanId}
+        while span.parentSpanId in by_id and span.parentSpanId not in seen:
+            span = by_id[span.parentSpanId]
+            seen.add(span.spanId)
+        return span.spanId
+
+    calls = {top(span) for span in spans if span.attributes.get("farm.task_id") == task_id}
+    return [span for span in spans if top(span) in calls] if calls else spans
