@@ -7,6 +7,7 @@ with the admin key.
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import re
 import secrets
@@ -20,8 +21,10 @@ from typing import Any
 import httpx
 import nats
 from nats.aio.msg import Msg
+from nats.js.errors import BucketNotFoundError, NoKeysError
 
 from farm.queue.v1 import queue_pb2
+from farm_auth.shared_limits import RATES_BUCKET
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.supervisor import RestartPolicy
 from farm_core.queue import TASK_STREAM
@@ -311,3 +314,47 @@ def task_story(farm: LocalFarm, task_id: str) -> str:
             except (ValueError, KeyError, TypeError):
                 lines.append(("", f"{name} {line}"))
     return "\n".join(text for _, text in sorted(lines)) or f"no log line names task {task_id}"
+
+
+async def both_agents_beat_since(http: httpx.AsyncClient, since: dt.datetime) -> None:
+    """Waits, 20 s at most, until ListAgents shows a heartbeat of each agent after `since`."""
+    beats: dict[str, str] = {}
+
+    async def both_beat() -> bool:
+        nonlocal beats
+        response = await http.get("/v1/agents")
+        assert response.status_code == 200, response.text
+        beats = {a["id"]: a.get("heartbeatTime", "") for a in response.json().get("agents", [])}
+        return all(
+            beats.get(name) and dt.datetime.fromisoformat(beats[name]) > since
+            for name in ("agent-1", "agent-2")
+        )
+
+    await assert_eventually(
+        both_beat,
+        within=20,
+        interval=1,
+        message=lambda: f"no heartbeat since the NATS restart at {since}: {beats}",
+    )
+
+
+async def rate_limits_counted_in_nats(farm: LocalFarm, http: httpx.AsyncClient) -> None:
+    """Waits, 20 s at most, until auth's rate counts are in NATS again (calling WhoAmI)."""
+    connection = await nats.connect(**farm.nats_access("auth").connect_options())
+    try:
+        js = connection.jetstream()
+
+        async def counted_in_nats() -> bool:
+            assert (await http.get("/v1/whoami")).status_code == 200
+            with contextlib.suppress(BucketNotFoundError, NoKeysError):
+                return bool(await (await js.key_value(RATES_BUCKET)).keys())
+            return False
+
+        await assert_eventually(
+            counted_in_nats,
+            within=20,
+            interval=1,
+            message="auth counts rates only locally since the NATS restart",
+        )
+    finally:
+        await connection.close()

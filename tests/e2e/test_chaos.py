@@ -28,11 +28,15 @@ task succeeds on its one attempt; kept down past it, the task fails UPLOAD_FAILE
 a message that names the outage and the setting. Meanwhile the task says why it stays
 RUNNING (`statusMessage`: `waiting for storage: …; retrying`) and its agent warns once.
 They store nothing the others do not (database_neutral).
+
+A scheduler stopped by someone else's SIGTERM (not `farm down`) drains and exits 0,
+which the launcher once took for a stop on purpose: it must come back. What comes
+back is the process, whatever database it uses (database_neutral).
 """
 
 import asyncio
-import contextlib
 import datetime as dt
+import os
 import secrets
 import signal
 import time
@@ -43,11 +47,10 @@ import grpc
 import httpx
 import nats
 import pytest
-from nats.js.errors import BucketNotFoundError, NoKeysError
 
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
-from farm_auth.shared_limits import RATES_BUCKET
 from farm_cli.launcher.farm import LocalFarm
+from farm_cli.launcher.health import grpc_serving
 from farm_cli.launcher.supervisor import Phase
 from farm_core.queue import TASK_EVENT_SUBJECTS
 from tests.e2e.chaos import (
@@ -58,10 +61,12 @@ from tests.e2e.chaos import (
     EventLog,
     admin_http,
     agent_log_count,
+    both_agents_beat_since,
     create,
     final,
     kill_and_hold,
     outage,
+    rate_limits_counted_in_nats,
     redeliveries_held,
     running_on_a_counted_page,
     statuses,
@@ -235,45 +240,10 @@ async def test_restarted_nats_loses_no_task_and_services_reconnect(
         assert chaos_farm.phase(name) is Phase.UP, name
 
     # The agents' heartbeats (ListAgents) come back too, within a few heartbeats.
-    beats: dict[str, str] = {}
-
-    async def both_beat_since_the_restart() -> bool:
-        nonlocal beats
-        response = await batch.http.get("/v1/agents")
-        assert response.status_code == 200, response.text
-        beats = {a["id"]: a.get("heartbeatTime", "") for a in response.json().get("agents", [])}
-        return all(
-            beats.get(name) and dt.datetime.fromisoformat(beats[name]) > restarted_at
-            for name in ("agent-1", "agent-2")
-        )
-
-    await assert_eventually(
-        both_beat_since_the_restart,
-        within=20,
-        interval=1,
-        message=lambda: f"no heartbeat since the NATS restart at {restarted_at}: {beats}",
-    )
-
+    await both_agents_beat_since(batch.http, restarted_at)
     # Auth's farm-wide rate limits live in memory-backed buckets, which the restart lost:
     # the calls above (each one counted) make them again, so the count is shared again.
-    connection = await nats.connect(**chaos_farm.nats_access("auth").connect_options())
-    try:
-        js = connection.jetstream()
-
-        async def rate_limits_counted_in_nats() -> bool:
-            assert (await batch.http.get("/v1/whoami")).status_code == 200
-            with contextlib.suppress(BucketNotFoundError, NoKeysError):
-                return bool(await (await js.key_value(RATES_BUCKET)).keys())
-            return False
-
-        await assert_eventually(
-            rate_limits_counted_in_nats,
-            within=20,
-            interval=1,
-            message="auth counts rates only locally since the NATS restart",
-        )
-    finally:
-        await connection.close()
+    await rate_limits_counted_in_nats(chaos_farm, batch.http)
 
 
 @pytest.mark.timeout(150)
@@ -329,6 +299,30 @@ async def test_a_task_redelivered_after_nats_was_killed_runs_once_beside_its_liv
     assert site.most_in_flight[page] == 1, task_story(chaos_farm, task_id)
     response = await http.get("/v1/artifacts", params={"taskId": task_id})
     assert len(response.json().get("artifacts", [])) == 1, response.text
+
+
+@pytest.mark.database_neutral
+@pytest.mark.timeout(150)
+async def test_a_scheduler_sent_sigterm_by_hand_is_restarted_and_serves_tasks(
+    chaos_farm: LocalFarm, http: httpx.AsyncClient, site: Site
+) -> None:
+    farm = chaos_farm
+    first_pid = farm.process("scheduler").pid
+    restarts_before = farm.supervisor.restarts("scheduler")
+    # Not `farm down` nor the launcher: someone else's SIGTERM, by PID. It drains, exits 0.
+    os.kill(first_pid, signal.SIGTERM)
+
+    def back_up() -> bool:
+        return farm.process("scheduler").pid != first_pid and farm.phase("scheduler") is Phase.UP
+
+    await until(back_up, within=90, message="the scheduler was not started again")
+    assert farm.supervisor.restarts("scheduler") == restarts_before + 1
+    assert (farm.run_dir / "scheduler.pid").read_text().strip() == str(
+        farm.process("scheduler").pid
+    )
+    assert grpc_serving(f"127.0.0.1:{farm.config.ports.scheduler}")
+    task_id = await create(http, site.url(f"/?sigterm={secrets.token_hex(4)}"))
+    assert (await final(http, task_id))["status"] == "TASK_STATUS_SUCCEEDED"
 
 
 @pytest.mark.database_neutral

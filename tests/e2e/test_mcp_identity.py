@@ -1,9 +1,12 @@
-"""The MCP service acts for its callers without auth's signing key: auth renews their tokens.
+"""The MCP service acts for its callers without auth's signing key: auth renews their tokens;
+and it closes a connection's browser left idle.
 
 A farm of its own whose identity tokens live 2 s, so a tool call, or a browser's
 close, outlasts the token the caller's request brought. The MCP process holds no
 FARM_IDENTITY_KEY; it has auth renew the caller's token (IdentityRenewalService),
-which auth refuses once the caller's key is revoked.
+which auth refuses once the caller's key is revoked. Its MCP service also closes a
+connection's browser after 10 s without a tool call (its least), looking every half
+second: the other tests' connections leave no more than 3 s between their calls.
 """
 
 import asyncio
@@ -17,19 +20,22 @@ from mcp.types import ImageContent
 
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import KeyFactory, http_client
-from tests.e2e.mcp_client import call, http_connection, texts
+from tests.e2e.mcp_client import active_sessions, call, http_connection, texts
 from tests.farms import whole_farm_config
+from tests.helpers import assert_eventually
 from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral, pytest.mark.slow]
 
 TOKEN_SECONDS = 2
+IDLE_SECONDS = 10
 SCOPES = ("sessions", "artifacts.read", "script")
 
 
 @pytest.fixture(scope="module")
 def short_token_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
-    """A farm of one agent whose identity tokens live TOKEN_SECONDS, one signed per request."""
+    """A farm of one agent whose identity tokens live TOKEN_SECONDS, one signed per request,
+    and whose MCP service ends a browser idle for IDLE_SECONDS."""
     config = whole_farm_config(tmp_path_factory.mktemp("mcpid"), agents=1)
     config = replace(
         config,
@@ -42,6 +48,8 @@ def short_token_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local
             # The revoked key's session is still open when the farm stops: its agent
             # closes it after a second, not after FARM_GRACE_SECONDS (20 s).
             "FARM_AGENT_SESSION_DRAIN_SECONDS": "1",
+            "FARM_MCP_IDLE_TIMEOUT_SECONDS": str(IDLE_SECONDS),
+            "FARM_MCP_SWEEP_SECONDS": "0.5",
         },
     )
     with LocalFarm(config) as farm:
@@ -133,3 +141,23 @@ async def test_a_browser_is_closed_after_the_token_expired_but_not_for_a_revoked
         assert "could not close the farm session" in log and "revoked" in log
     finally:
         await asyncio.to_thread(short_token_farm.start_process, "mcp")
+
+
+async def test_the_call_after_an_idle_close_says_the_browser_closed(
+    short_token_farm: LocalFarm, keys: KeyFactory, site: Site
+) -> None:
+    key = keys(*SCOPES, tenant=f"idle-{secrets.token_hex(4)}").secret
+    async with http_connection(short_token_farm, key) as client:
+        await call(client, "navigate", url=site.url("/form"))
+        [session] = active_sessions(short_token_farm, key)
+        await assert_eventually(
+            lambda: active_sessions(short_token_farm, key) == [],
+            within=IDLE_SECONDS * 3,
+            message="the idle browser was not closed",
+        )
+        after = await client.call_tool("get_content", {})
+        again = await call(client, "get_content")
+    assert after.is_error, texts(after)
+    assert f"the browser (farm session {session}) has closed" in texts(after)
+    assert "the next tool call opens a new one" in texts(after)
+    assert "at about:blank" in again

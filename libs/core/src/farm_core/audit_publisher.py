@@ -99,7 +99,7 @@ class AuditPublisher:
                     await asyncio.wait_for(self._queue.join(), grace_seconds)
             await cancel_and_wait(self._sender, "the audit sender")
             self._sender = None
-        await self._nats.close(grace_seconds)
+        await self._nats.close()
         while not self._queue.empty():
             self._drop(self._queue.get_nowait(), "the service stopped")
 

@@ -22,8 +22,6 @@ from farm_core.queue import connect
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0
-# How long a close waits for a connect in progress, so its socket can be closed.
-CONNECT_WAIT_SECONDS = 0.05
 
 Prepared = TypeVar("Prepared")
 Answer = TypeVar("Answer")
@@ -80,7 +78,7 @@ class NatsLink:
     """One NATS connection for a background task (audit publisher, audit writer).
 
     `open` retries until NATS answers, so a part starts without NATS; `close`
-    closes the connection, including one still being made when the task stopped;
+    closes the connection, or cancels one still being made when the task stopped;
     `reconnected` is called each time the connection is back after an outage;
     `call` fails fast while `pause` holds.
     """
@@ -149,8 +147,8 @@ class NatsLink:
         """Connects and runs `prepare` (streams, consumers) on JetStream, retrying both."""
         while True:
             try:
-                # Shielded: a connect cut off half-way would leave its socket open;
-                # close() waits for it instead.
+                # Shielded: close() ends a connect in progress, and closes the
+                # connection of one that was made meanwhile.
                 self._connecting = asyncio.ensure_future(
                     connect(self._access, self._name, self._reconnected)
                 )
@@ -163,12 +161,12 @@ class NatsLink:
                     self._nc = None
                 await asyncio.sleep(RETRY_SECONDS)
 
-    async def close(self, grace_seconds: float = CONNECT_WAIT_SECONDS) -> None:
-        """Closes the connection; a connect in progress gets a moment to finish first."""
+    async def close(self) -> None:
+        """Closes the connection, or cancels the connect in progress."""
         connecting, self._connecting = self._connecting, None
         if connecting is not None:
-            if not connecting.done():
-                await asyncio.wait({connecting}, timeout=min(grace_seconds, CONNECT_WAIT_SECONDS))
+            # Not waited for: a connect cancelled mid-way closes its own socket
+            # (farm_core.queue.connect), and against an absent NATS it never ends.
             await cancel_and_wait(connecting, f"the NATS connect of {self._name}")
             if not connecting.cancelled() and connecting.exception() is None:
                 self._nc = connecting.result()
