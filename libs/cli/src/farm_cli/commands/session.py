@@ -20,12 +20,6 @@ from farm_core.task_limits import MAX_TIMEOUT_MS, MIN_TIMEOUT_MS
 
 # A command runs up to its 300 s limit; Envoy's route allows 330 s.
 RUN_TIMEOUT = 330.0
-# Opening may wait for a place and try several agents: the scheduler gives up after 600 s
-# and says why, within the edge's 610 s.
-CREATE_TIMEOUT = 610.0
-# A close stores the session's recording first: the scheduler waits up to 120 s for it,
-# within the edge's 130 s.
-CLOSE_TIMEOUT = 130.0
 TABS_ACTIONS = {
     "list": sessions_pb2.TABS_ACTION_LIST,
     "select": sessions_pb2.TABS_ACTION_SELECT,
@@ -211,7 +205,10 @@ def create_session(args: argparse.Namespace) -> int:
     if args.viewport is not None:
         spec.viewport.CopyFrom(args.viewport)
     request = sessions_pb2.CreateSessionRequest(spec=spec)
-    return call_and_print(lambda farm: farm.sessions.CreateSession, request, timeout=CREATE_TIMEOUT)
+    # The SDK's bounds, imported when used: the SDK loads grpc, which `farm --help` must not.
+    from browserfarm.sessions import OPEN_SECONDS
+
+    return call_and_print(lambda farm: farm.sessions.CreateSession, request, timeout=OPEN_SECONDS)
 
 
 def command_from_args(args: argparse.Namespace) -> sessions_pb2.SessionCommand:
@@ -290,7 +287,9 @@ def list_sessions(args: argparse.Namespace) -> int:
 def close_session(args: argparse.Namespace) -> int:
     """CloseSession."""
     request = sessions_pb2.CloseSessionRequest(id=args.id)
-    return call_and_print(lambda farm: farm.sessions.CloseSession, request, timeout=CLOSE_TIMEOUT)
+    from browserfarm.sessions import CLOSE_SECONDS
+
+    return call_and_print(lambda farm: farm.sessions.CloseSession, request, timeout=CLOSE_SECONDS)
 
 
 def view_token(args: argparse.Namespace) -> int:
