@@ -131,12 +131,12 @@ def test_task_submit_keeps_each_call_under_envoys_body_limit(
     [
         (
             '{"url": "https://example.com/"}\n{"address": "x"}\n',
-            "line 2: not a TaskSpec: address: TaskSpec has no such field\n",
+            "line 2: address: TaskSpec has no such field\n",
         ),
         # One line naming the field, with the closest one, not protobuf's two-line text.
         (
             '{"url": "https://example.com/", "screenshot": {"fullpage": true}}\n',
-            "line 1: not a TaskSpec: screenshot.fullpage: ScreenshotOptions has no such "
+            "line 1: screenshot.fullpage: ScreenshotOptions has no such "
             "field; did you mean 'fullPage'?\n",
         ),
     ],

@@ -202,26 +202,33 @@ def read_spec_file(name: str) -> tasks_pb2.TaskSpec:
     Checked as the SDK checks a spec, so a wrong field is one line naming it and the
     closest field there is (`screenshot.fullpage: ... did you mean 'fullPage'?`).
     """
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).read_text()
+    except OSError as error:
+        raise CliError(f"--spec {name}: {error.strerror}") from error
+    return spec_from_json(text, f"--spec {name}")
+
+
+def spec_from_json(text: str, where: str) -> tasks_pb2.TaskSpec:
+    """The TaskSpec a JSON text holds, checked as the SDK checks one (--spec, submit lines).
+
+    CliError is one line naming `where` and the field that does not fit, with the closest
+    field there is (`screenshot.fullpage: ... did you mean 'fullPage'?`).
+    """
     # The SDK is imported only here: its package imports its clients, grpc and httpx.
     from browserfarm.errors import InvalidArgument
     from browserfarm.specs import task_spec
 
     try:
-        text = sys.stdin.read() if name == "-" else Path(name).read_text()
-    except OSError as error:
-        raise CliError(f"--spec {name}: {error.strerror}") from error
-    try:
         written = json.loads(text)
     except json.JSONDecodeError as error:
-        raise CliError(f"--spec {name}: not JSON: {error}") from error
+        raise CliError(f"{where}: not JSON: {error}") from error
     if not isinstance(written, dict):
-        raise CliError(
-            f"--spec {name}: must be a JSON object (a TaskSpec), got {text.strip()[:40]}"
-        )
+        raise CliError(f"{where}: must be a JSON object (a TaskSpec), got {text.strip()[:40]}")
     try:
         return task_spec(written)
     except InvalidArgument as error:
-        raise CliError(f"--spec {name}: {error.message}") from error
+        raise CliError(f"{where}: {' '.join(error.message.split())}") from error
 
 
 def _has_action(spec: tasks_pb2.TaskSpec) -> bool:

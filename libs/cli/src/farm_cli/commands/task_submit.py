@@ -15,7 +15,6 @@ idempotencyKey), and a random one would not make a rerun safe anyway.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from collections.abc import Iterable
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import FarmConnection, connect
+from farm_cli.commands.task_spec import spec_from_json
 from farm_cli.console import CliError, UsageError, print_message
 from farm_cli.exit_codes import ExitCode
 
@@ -63,7 +63,7 @@ def read_specs(lines: Iterable[str], source: str, key_prefix: str = "") -> list[
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        spec = _line_spec(line, f"{source} line {number}")
+        spec = spec_from_json(line, f"{source} line {number}")
         if key_prefix and not spec.idempotency_key:
             spec.idempotency_key = line_key(key_prefix, number)
             last_keyed = number
@@ -73,30 +73,6 @@ def read_specs(lines: Iterable[str], source: str, key_prefix: str = "") -> list[
     if last_keyed:
         _check_key_length(key_prefix, last_keyed, source)
     return specs
-
-
-def _line_spec(line: str, where: str) -> tasks_pb2.TaskSpec:
-    """The TaskSpec of one line, read as `--spec` and the SDK read one.
-
-    CliError is one line naming `where` and the field that does not fit, with the
-    closest field there is (`screenshot.fullpage: ... did you mean 'fullPage'?`),
-    not protobuf's own text, which names no JSON path and runs over two lines.
-    """
-    # The SDK is imported only here: its package imports its clients, grpc and httpx.
-    from browserfarm.errors import InvalidArgument
-    from browserfarm.specs import task_spec
-
-    try:
-        written = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise CliError(f"{where}: not JSON: {error}") from error
-    if not isinstance(written, dict):
-        raise CliError(f"{where}: not a TaskSpec: must be a JSON object, got {line.strip()[:40]}")
-    try:
-        return task_spec(written)
-    except InvalidArgument as error:
-        message = " ".join(error.message.split())
-        raise CliError(f"{where}: not a TaskSpec: {message}") from error
 
 
 def line_key(prefix: str, line: int) -> str:
