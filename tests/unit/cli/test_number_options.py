@@ -3,7 +3,9 @@ cannot fill its proto field."""
 
 import pytest
 
+from farm_cli.commands.ranges import MAX_PAGE_SIZE
 from farm_cli.main import main
+from farm_core.paging import MAX_PAGE_SIZE as FARM_MAX_PAGE_SIZE
 
 
 @pytest.mark.parametrize(
@@ -29,12 +31,14 @@ from farm_cli.main import main
             ["tenant", "limits", "acme", "--max-artifact-bytes", str(10**20)],
             f"argument --max-artifact-bytes: must be from 0 to {2**63 - 1}, got {10**20}",
         ),
+        # Above the farm's largest page: a usage error (exit 2), not the farm's refusal.
         *(
             (
-                [*command, "list", "--page-size", "3000000000"],
-                "argument --page-size: must be from 0 to 2147483647, got 3000000000",
+                [*command, "list", "--page-size", size],
+                f"argument --page-size: must be from 0 to 1000, got {size}",
             )
-            for command in (["task"], ["artifact"], ["deadletter"])
+            for command in (["task"], ["artifact"], ["deadletter"], ["session"])
+            for size in ("1001", "3000000000")
         ),
         (
             ["mcp", "--tool-timeout", "-1"],
@@ -114,3 +118,7 @@ def test_a_number_that_does_not_fit_is_a_usage_error_naming_the_option(
 
     assert exited.value.code == 2
     assert capsys.readouterr().err.endswith(f": error: {error}\n")
+
+
+def test_the_cli_s_largest_page_is_the_farm_s() -> None:
+    assert MAX_PAGE_SIZE == FARM_MAX_PAGE_SIZE

@@ -6,10 +6,10 @@ import re
 
 from farm.audit.v1 import audit_pb2
 from farm_cli.client import list_and_print
+from farm_cli.commands.ranges import MAX_PAGE_SIZE
 from farm_cli.console import UsageError
 
 DEFAULT_LIMIT = 50
-MAX_PAGE_SIZE = 1000
 _AGO = re.compile(r"^(\d+)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
+MAX_PAGE_SIZE = 1000
+"""The farm's largest page (farm_core.paging's; stated here so `farm --help` loads no grpc)."""
 MAX_CONCURRENCY = 64
 """The most calls or tasks at once a command's --concurrency may ask for."""
 WHOLE_NUMBER = re.compile(r"-?[0-9]+")
@@ -102,9 +104,9 @@ def add_page_arguments(parser: argparse.ArgumentParser, *, every_page: bool = Tr
     """A List command's --page-size and --page-token (and --all unless `every_page` is False)."""
     parser.add_argument(
         "--page-size",
-        type=whole_number(INT32_MAX),
+        type=whole_number(MAX_PAGE_SIZE),
         default=0,
-        help="at most this many a page (0: the farm's default)",
+        help=f"at most this many a page, up to {MAX_PAGE_SIZE} (0: the farm's default)",
     )
     parser.add_argument(
         "--page-token",

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import FarmConnection, call_and_print, connect
 from farm_cli.commands.bulk import as_they_end, progress_bar
-from farm_cli.commands.ranges import MAX_CONCURRENCY, whole_number_in
+from farm_cli.commands.ranges import MAX_CONCURRENCY, MAX_PAGE_SIZE, whole_number_in
 from farm_cli.commands.task_ids import task_ids_from
-from farm_cli.commands.task_list import MAX_PAGE_SIZE, every_task, list_request
+from farm_cli.commands.task_list import every_task, list_request
 from farm_cli.commands.task_spec import add_label_argument
 from farm_cli.commands.task_text import label_filter
 from farm_cli.commands.task_watch import FINAL

@@ -23,8 +23,6 @@ STATUSES = {
     "failed": tasks_pb2.TASK_STATUS_FAILED,
     "cancelled": tasks_pb2.TASK_STATUS_CANCELLED,
 }
-# ListTasks' largest page: a long listing takes the fewest calls.
-MAX_PAGE_SIZE = 1000
 
 
 def list_request(
