@@ -55,7 +55,7 @@ async def test_the_queued_quota_error_names_the_quota(scheduler: Scheduler) -> N
 
     assert refused.code() == EXHAUSTED
     assert (refused.details() or "").startswith(
-        f"quota maxQueuedTasks: tenant {scheduler.tenant!r} has 1 queued tasks, its quota is 1"
+        f"quota maxQueuedTasks: tenant {scheduler.tenant!r} has 1 queued task, its quota is 1"
     )
 
 

@@ -256,6 +256,21 @@ def test_the_open_sessions_quota_refuses_at_the_limit_and_zero_is_unlimited() ->
 
 
 @pytest.mark.parametrize(
+    ("open_sessions", "held"), [(1, "1 open session,"), (3, "3 open sessions,")]
+)
+def test_the_open_sessions_quota_error_counts_the_sessions_held(
+    open_sessions: int, held: str
+) -> None:
+    with pytest.raises(ResourceExhausted) as refused:
+        check_session_quota("acme", open_sessions, TenantQuotas(max_open_sessions=1))
+
+    assert refused.value.message == (
+        f"quota maxOpenSessions: tenant 'acme' has {held} its quota is 1; "
+        "close one or ask an operator to raise it"
+    )
+
+
+@pytest.mark.parametrize(
     ("code", "error"),
     [
         ("TIMEOUT", DeadlineExceeded),

@@ -11,13 +11,27 @@ from farm_core.quotas import TenantQuotas
 MAX_INT32 = 2**31 - 1
 
 
+def quota_reached(
+    quota: str, tenant: str, held: int, what: tuple[str, str], limit: int, advice: str
+) -> ResourceExhausted:
+    """The refusal of a tenant at its `quota`: what it holds (`what`: one, many) and the limit."""
+    noun = what[0] if held == 1 else what[1]
+    return ResourceExhausted(
+        f"quota {quota}: tenant {tenant!r} has {held} {noun}, its quota is {limit}; {advice}"
+    )
+
+
 def check_task_quotas(tenant: str, queued: int, quotas: TenantQuotas) -> None:
     """Raises ResourceExhausted naming maxQueuedTasks when `tenant` is at it (0 is unlimited)."""
     limit = quotas.max_queued_tasks
     if limit and queued >= limit:
-        raise ResourceExhausted(
-            f"quota maxQueuedTasks: tenant {tenant!r} has {queued} queued tasks, its quota is "
-            f"{limit}; wait for some to start or ask an operator to raise it"
+        raise quota_reached(
+            "maxQueuedTasks",
+            tenant,
+            queued,
+            ("queued task", "queued tasks"),
+            limit,
+            "wait for some to start or ask an operator to raise it",
         )
 
 

@@ -23,13 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_core.db import newest_first, utcnow
-from farm_core.errors import NotFound, ResourceExhausted
+from farm_core.errors import NotFound
 from farm_core.paging import Cursor
 from farm_core.quotas import TenantQuotas
 from farm_core.sessions import CloseReason
 from farm_core.tenant_locks import TenantQuotaLock
 from farm_core.trace_context import current_trace_id
 from farm_scheduler.models import SessionRow
+from farm_scheduler.quotas import quota_reached
 from farm_scheduler.sessions.records import (
     ACTIVE,
     CLOSED,
@@ -52,9 +53,13 @@ def check_session_quota(tenant: str, open_sessions: int, quotas: TenantQuotas) -
     """Raises ResourceExhausted naming maxOpenSessions when `tenant` is at it (0 is unlimited)."""
     limit = quotas.max_open_sessions
     if limit and open_sessions >= limit:
-        raise ResourceExhausted(
-            f"quota maxOpenSessions: tenant {tenant!r} has {open_sessions} open sessions, its "
-            f"quota is {limit}; close one or ask an operator to raise it"
+        raise quota_reached(
+            "maxOpenSessions",
+            tenant,
+            open_sessions,
+            ("open session", "open sessions"),
+            limit,
+            "close one or ask an operator to raise it",
         )
 
 
