@@ -79,6 +79,19 @@ BAD_STEPS: list[tuple[str, dict[str, Any], str]] = [
     ("negative wait", {"wait": {"ms": -5}}, "steps[0].wait.ms: must be between 1 and 300000"),
     ("back and forward", {"back": True, "forward": True}, "steps[0]: exactly one of"),
     ("back false", {"back": False}, "steps[0]: exactly one of"),
+    (
+        "empty click",
+        {"click": ""},
+        "steps[0]: exactly one of click, fill, waitFor, press, scroll, hover, select, check, "
+        "uncheck, goto, wait, evaluate, back, forward must be set, got none (an empty text, 0 "
+        "or false counts as not set)",
+    ),
+    (
+        "wait for zero ms",
+        {"wait": {"ms": 0}},
+        "steps[0].wait: exactly one of text, networkIdle, ms must be set, got none (an empty "
+        "text, 0 or false counts as not set)",
+    ),
 ]
 
 

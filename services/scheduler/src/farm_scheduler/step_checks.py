@@ -60,9 +60,8 @@ def _check_step(path: str, step: tasks_pb2.Step) -> None:
     given = {descriptor.name for descriptor, _ in step.ListFields()}
     chosen = [json_name for proto_name, json_name in _STEP_FIELDS.items() if proto_name in given]
     if len(chosen) != 1:
-        got = ", ".join(chosen) if chosen else "none"
         raise InvalidArgument(
-            path, f"exactly one of {', '.join(_STEP_FIELDS.values())} must be set, got {got}"
+            path, f"exactly one of {', '.join(_STEP_FIELDS.values())} must be set, {_got(chosen)}"
         )
     for proto_name, json_name in _SELECTOR_STEPS.items():
         # A selector may also be an accessibility snapshot reference, "aria-ref=e5".
@@ -79,6 +78,14 @@ def _check_step(path: str, step: tasks_pb2.Step) -> None:
     if step.HasField("wait"):
         _check_wait(f"{path}.wait", step.wait)
     check_length(f"{path}.evaluate", step.evaluate, MAX_SCRIPT_CHARS)
+
+
+def _got(chosen: list[str]) -> str:
+    """Which of one-of fields were set, for a refusal; an empty one reads as not sent."""
+    if chosen:
+        return f"got {', '.join(chosen)}"
+    # JSON's {"click": ""} arrives as a step with nothing set: say why it reads so.
+    return "got none (an empty text, 0 or false counts as not set)"
 
 
 def check_waits(steps: Iterable[tasks_pb2.Step], timeout_ms: int) -> None:
@@ -115,8 +122,9 @@ def _check_wait(path: str, wait: tasks_pb2.WaitStep) -> None:
     given = (("text", bool(wait.text)), ("networkIdle", wait.network_idle), ("ms", wait.ms != 0))
     chosen = [name for name, is_set in given if is_set]
     if len(chosen) != 1:
-        got = ", ".join(chosen) if chosen else "none"
-        raise InvalidArgument(path, f"exactly one of text, networkIdle, ms must be set, got {got}")
+        raise InvalidArgument(
+            path, f"exactly one of text, networkIdle, ms must be set, {_got(chosen)}"
+        )
     check_length(f"{path}.text", wait.text, MAX_WAIT_TEXT_CHARS)
     if wait.ms and not 1 <= wait.ms <= MAX_TIMEOUT_MS:
         raise InvalidArgument(
