@@ -78,8 +78,44 @@ def test_a_spec_that_does_not_fit_is_refused_before_any_call() -> None:
             lambda: action_spec("https://a.test", "screenshot", {"fullpage": True}),
             "fullpage: neither a screenshot option nor a TaskSpec field; did you mean 'full_page'?",
         ),
+        (
+            lambda: task_spec({"url": 5}),
+            "url: must be a string, got 5",
+        ),
+        (
+            lambda: task_spec({"url": "https://a.test", "steps": [{"click": "#a"}, {"hover": 5}]}),
+            "steps[1].hover: must be a string, got 5",
+        ),
+        (
+            lambda: task_spec({"url": "https://a.test", "screenshot": {"fullPage": "yes"}}),
+            "screenshot.fullPage: must be true or false, got 'yes'",
+        ),
+        (
+            lambda: task_spec({"url": "https://a.test", "screenshot": {"quality": True}}),
+            "screenshot.quality: must be a whole number, got True",
+        ),
+        (
+            lambda: task_spec({"url": "https://a.test", "labels": {"team": 7}}),
+            "labels.team: must be a string, got 7",
+        ),
+        (
+            lambda: task_spec({"url": "https://a.test", "timeoutMs": 2**40}),
+            f"timeoutMs: Value out of range: {2**40}",
+        ),
     ],
-    ids=["unknown", "nested", "in a list", "not an object", "shortcut keyword"],
+    ids=[
+        "unknown",
+        "nested",
+        "in a list",
+        "not an object",
+        "shortcut keyword",
+        "number for a string",
+        "number for a string in a list",
+        "word for a bool",
+        "bool for a number",
+        "number for a map's string",
+        "number out of range",
+    ],
 )
 def test_a_refused_spec_names_the_field_and_the_closest_one(
     write: Callable[[], object], message: str

@@ -27,8 +27,6 @@ MAX_BATCH_BYTES = 768 * 1024
 
 # A spec check's message starts with the path of the field it refuses: "viewport.width: ...".
 _FIELD_PATH = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
-# json_format's ParseError names the path one field a time instead.
-_PARSE_STEP = re.compile(r"^Failed to parse (\w+) field: ")
 _ITEM_PREFIX = re.compile(r"^requests\[\d+\]")
 
 
@@ -114,12 +112,6 @@ async def pages(fetch: Callable[[str], Awaitable[TaskPage]]) -> AsyncIterator[Ta
 def _local_error(index: int, error: InvalidArgument) -> ItemError:
     """A spec check's refusal of item `index`, named as the farm names its own."""
     message = str(error)
-    steps: list[str] = []
-    while step := _PARSE_STEP.match(message):
-        steps.append(step.group(1))
-        message = message[step.end() :]
-    if steps:
-        message = f"{'.'.join(steps)}: {message}"
     found = _FIELD_PATH.match(message)
     if found:
         return ItemError(

@@ -6,6 +6,7 @@ may be written in full (`IMAGE_FORMAT_JPEG`) or by their last word (`"jpeg"`).
 """
 
 import difflib
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -52,12 +53,41 @@ def _normalized(value: Any, field: FieldDescriptor, path: str) -> Any:
     return _normalized_item(value, field, path)
 
 
+_SCALAR_KINDS: Mapping[int, tuple[tuple[type, ...], str]] = {
+    FieldDescriptor.CPPTYPE_STRING: ((str, bytes), "a string"),
+    FieldDescriptor.CPPTYPE_BOOL: ((bool,), "true or false"),
+    # JSON writes 64-bit numbers as strings too; json_format checks their digits and range.
+    FieldDescriptor.CPPTYPE_INT32: ((int, float, str), "a whole number"),
+    FieldDescriptor.CPPTYPE_INT64: ((int, float, str), "a whole number"),
+    FieldDescriptor.CPPTYPE_UINT32: ((int, float, str), "a whole number"),
+    FieldDescriptor.CPPTYPE_UINT64: ((int, float, str), "a whole number"),
+    FieldDescriptor.CPPTYPE_FLOAT: ((int, float, str), "a number"),
+    FieldDescriptor.CPPTYPE_DOUBLE: ((int, float, str), "a number"),
+}
+
+
+def _checked_scalar(value: Any, field: FieldDescriptor, path: str) -> Any:
+    """`value` if it is of the scalar field's kind (or null), else InvalidArgument naming `path`.
+
+    json_format would name the field without its index or parents
+    ("Failed to parse click field: expected string or bytes-like object, got 'int'").
+    """
+    kinds, wanted = _SCALAR_KINDS[field.cpp_type]
+    # A bool is an int to Python, never a number to the farm.
+    fits = bool in kinds if isinstance(value, bool) else isinstance(value, kinds)
+    if value is None or fits:
+        return value
+    raise InvalidArgument(f"{path}: must be {wanted}, got {value!r:.60}")
+
+
 def _normalized_item(value: Any, field: FieldDescriptor, path: str) -> Any:
     if field.enum_type is not None:
         return _enum_name(field.enum_type, value, path)
     message = field.message_type
-    if message is None or message.GetOptions().map_entry:
-        return value
+    if message is None:
+        return _checked_scalar(value, field, path)
+    if message.GetOptions().map_entry:
+        return _checked_map(value, message, path)
     if isinstance(value, Mapping):
         return normalized(value, message, f"{path}.")
     if message.full_name == "google.protobuf.Timestamp" and isinstance(value, datetime):
@@ -67,6 +97,16 @@ def _normalized_item(value: Any, field: FieldDescriptor, path: str) -> Any:
         fields = ", ".join(each.json_name for each in message.fields)
         raise InvalidArgument(f"{path}: must be an object ({fields}), got {value!r}")
     return value
+
+
+def _checked_map(value: Any, entry: Descriptor, path: str) -> Any:
+    """A map field's JSON object with each scalar value checked (`labels.team: must be …`)."""
+    value_field = entry.fields_by_name["value"]
+    if not isinstance(value, Mapping) or value_field.message_type is not None:
+        return value
+    return {
+        key: _normalized_item(item, value_field, f"{path}.{key}") for key, item in value.items()
+    }
 
 
 def _timestamp(value: datetime, path: str) -> str:
@@ -121,7 +161,21 @@ def parsed(written: Mapping[str, Any], message: Built) -> Built:
         descriptor = cast(Descriptor, message.DESCRIPTOR)
         return json_format.ParseDict(normalized(written, descriptor), message)
     except json_format.ParseError as error:
-        raise InvalidArgument(str(error)) from error
+        raise InvalidArgument(_parse_problem(str(error))) from error
+
+
+_FAILED_FIELD = re.compile(r"Failed to parse (\w+) field: ")
+_AT_FIELD = re.compile(r" at [\w.\[\]]+$")
+
+
+def _parse_problem(text: str) -> str:
+    """json_format's refusal as `field.path: problem` (its own form nests one clause a field)."""
+    names = []
+    while written := _FAILED_FIELD.match(text):
+        names.append(written[1])
+        text = text[written.end() :]
+    problem = _AT_FIELD.sub("", text.rstrip(".")).rstrip(".")
+    return f"{'.'.join(names)}: {problem}" if names else problem
 
 
 def task_spec(spec: SpecLike) -> tasks_pb2.TaskSpec:
