@@ -8,6 +8,8 @@ import contextlib
 import os
 import secrets
 import signal
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
@@ -211,6 +213,25 @@ async def postgres_url() -> AsyncIterator[str]:
         yield url
     finally:
         DATABASE_POOL.release(url)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def orphan_guard() -> Iterator[None]:
+    """A guard that kills what this process started if it is killed (tests/orphan_guard.py).
+
+    First of the session's fixtures, so stopped after every other one's teardown.
+    """
+    guard = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("orphan_guard.py")), str(os.getpid())],
+        stdout=subprocess.DEVNULL,
+        # Out of the terminal's process group: a Ctrl-C is pytest's to handle.
+        start_new_session=True,
+    )
+    try:
+        yield
+    finally:
+        guard.terminate()
+        guard.wait()
 
 
 @pytest.fixture(scope="session", autouse=True)
