@@ -24,7 +24,7 @@ class Refusals:
     batches: list[list[tasks_pb2.TaskSpec]] = field(default_factory=list)
     """The specs of each CreateTasks call, refused ones included."""
     watch_ended: threading.Event = field(default_factory=threading.Event)
-    """Set once the client ended a WatchTask stream that had sent the final event."""
+    """Set once a WatchTask call (which sends the final event, then waits 30 s) has ended."""
 
 
 class RefusingTasks(tasks_pb2_grpc.TaskServiceServicer):
@@ -72,13 +72,18 @@ class RefusingTasks(tasks_pb2_grpc.TaskServiceServicer):
         return self._answer(request.spec, context, tasks_pb2.TASK_STATUS_SUCCEEDED)
 
     def WatchTask(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        """The task ended, then the stream kept open (no status sent) until the client ends it."""
+        """The task ended, then the stream kept open (no status sent) until the client ends it.
+
+        `watch_ended` is set when the call ends, which it does by itself only after 30 s.
+        """
+        # Before the event: a call the client ends at once may be over before the
+        # generator runs again (grpc then never resumes it, nor calls a callback added late).
+        context.add_callback(self.refusals.watch_ended.set)
         ended = tasks_pb2.Task(id=request.id, status=tasks_pb2.TASK_STATUS_SUCCEEDED)
         yield tasks_pb2.TaskEvent(task_id=request.id, status=ended.status, task=ended)
         gone = threading.Event()
         context.add_callback(gone.set)
-        if gone.wait(timeout=30):
-            self.refusals.watch_ended.set()
+        gone.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
