@@ -1,6 +1,7 @@
 """A session's own Chromium, reached by a CDP client through the bridge and its filter."""
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import aiohttp
 import psutil
 import pytest
 from aiohttp import web
+from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Playwright, async_playwright
 
 from farm.sessions.v1 import sessions_pb2
@@ -28,6 +30,7 @@ from farm_core.task_errors import ErrorCode
 from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import CHROMIUM, HAVE_CHROMIUM, agent_settings
 from tests.integration.agent.pool_browsers import renderer_pids, renderers_frozen_as_they_start
+from tests.pages import Site
 
 pytestmark = [
     pytest.mark.integration,
@@ -159,6 +162,26 @@ async def test_browser_close_from_the_client_asks_for_the_session_to_close(
     await assert_eventually(lambda: relay.close_requests == 1, within=5)
     # The filter answered for the browser: it still runs.
     assert relay.browser.alive
+
+
+async def test_a_download_in_chromiums_own_default_is_cancelled_and_saves_nothing(
+    session_browser: SessionBrowser, tmp_path: Path, site: Site
+) -> None:
+    # Chromium's own default (what it puts back when an attached client leaves, until
+    # the agent denies downloads again) would save to HOME/Downloads.
+    cdp = await session_browser.browser.new_browser_cdp_session()
+    states: list[str] = []
+    cdp.on("Browser.downloadProgress", lambda event: states.append(event["state"]))
+    await cdp.send("Browser.setDownloadBehavior", {"behavior": "default", "eventsEnabled": True})
+    page = await session_browser.browser.contexts[0].new_page()
+
+    with contextlib.suppress(PlaywrightError):  # "Download is starting"
+        await page.goto(f"{site.base_url}/download")
+
+    await assert_eventually(lambda: states and states[-1] != "inProgress", within=10)
+    assert states[-1] == "canceled"
+    saved = [path for path in (tmp_path / "session").rglob("file.bin*")]
+    assert saved == []
 
 
 async def test_closing_the_session_browser_kills_its_process_and_removes_its_folder(

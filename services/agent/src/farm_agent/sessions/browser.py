@@ -22,6 +22,7 @@ from farm_agent.browser.chromium import CHROMIUM_FLAGS, MAX_BROWSER_TMPDIR_CHARS
 from farm_agent.browser.temp_dirs import TempDirs
 from farm_agent.errors import TaskFailure
 from farm_agent.sessions.browser_process import end_process
+from farm_agent.sessions.no_downloads import refuse_default_downloads
 from farm_core.cancel import Interrupted, unless_set
 from farm_core.task_errors import ErrorCode
 
@@ -223,6 +224,7 @@ class SessionBrowser:
         profile = options.folder / "profile"
         home = options.folder / "home"
         await asyncio.to_thread(_fresh_folders, profile, home)
+        await asyncio.to_thread(refuse_default_downloads, profile)
         temp_dir = home
         if len(str(home)) > MAX_BROWSER_TMPDIR_CHARS:
             # Chromium's singleton socket path must fit a socket address.
