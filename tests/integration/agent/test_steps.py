@@ -207,6 +207,31 @@ async def test_a_wait_longer_than_the_time_left_fails_at_once_with_timeout(
     assert failure.message.startswith("steps[0].wait.ms: 60000 ms is more than the attempt has")
 
 
+async def test_a_promise_that_never_settles_fails_naming_its_field(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
+    # Playwright's evaluate has no time limit: without one of the agent's, the attempt
+    # ran out as "the task did not finish within its 3 s", naming no field.
+    never = "() => new Promise(() => {})"
+    for spec, field in (
+        (widgets(site, [{"evaluate": never}], timeout_ms=NEVER_MS), "steps[0].evaluate"),
+        (script_task(site, never), "script.source"),
+    ):
+        failure = await failure_of(runner, spec)
+        assert failure.code is ErrorCode.TIMEOUT
+        assert failure.message.startswith(
+            f"{field}: the function did not return, or its promise settle, within the"
+        )
+
+
+def script_task(site: Site, source: str) -> tasks_pb2.TaskSpec:
+    """A task on /widgets whose action is the script `source`."""
+    return json_format.ParseDict(
+        {"url": site.url("/widgets"), "timeoutMs": NEVER_MS, "script": {"source": source}},
+        tasks_pb2.TaskSpec(),
+    )
+
+
 async def test_evaluate_runs_a_function_in_the_page(runner: BrowserSpecRunner, site: Site) -> None:
     spec = widgets(
         site,

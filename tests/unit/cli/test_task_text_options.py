@@ -123,6 +123,18 @@ def test_more_labels_than_the_farm_takes_is_a_usage_error(
     assert "argument --label: must be at most 32 labels, got 33" in line
 
 
+def test_a_label_given_twice_with_two_values_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert spec_for("--label", "team=web", "--label", "team=web").labels == {"team": "web"}
+    for command in (["task", "run", URL], ["session", "create"]):
+        code, line = refusal([*command, "--label", "team=web", "--label", "team=api"], capsys)
+        assert code == 2
+        assert (
+            "argument --label: 'team' is given twice, as 'web' and 'api': a label has one value"
+        ) in line
+
+
 def test_a_label_filter_checks_its_key_only(capsys: pytest.CaptureFixture[str]) -> None:
     args = build_parser().parse_args(["task", "list", "--label", "k=" + "v" * 300])
     assert args.labels == [("k", "v" * 300)]

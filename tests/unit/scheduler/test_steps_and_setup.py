@@ -102,12 +102,21 @@ def test_a_bad_step_is_refused_naming_its_field(step: dict[str, Any], message: s
     assert refusal(spec(steps=[step])).message.startswith(message)
 
 
-def test_a_wait_as_long_as_the_time_limit_is_refused() -> None:
-    assert validate(spec(timeoutMs=5000, steps=[{"wait": {"ms": 4999}}])).steps[0].wait.ms == 4999
-    refused = refusal(spec(timeoutMs=5000, steps=[{"click": "#a"}, {"wait": {"ms": 5000}}]))
-    assert refused.message == "steps[1].wait.ms: must be less than timeoutMs (5000), got 5000"
-    command = sessions_pb2.SessionCommand(steps=[tasks_pb2.Step(wait=tasks_pb2.WaitStep(ms=30000))])
-    with pytest.raises(InvalidArgument, match=r"steps\[0\]\.wait\.ms: must be less than timeoutMs"):
+def test_a_wait_no_attempt_has_the_time_for_is_refused() -> None:
+    # An agent keeps a quarter of a 5 s attempt back (2 s of a longer one): a wait of
+    # 4999 ms would fail every attempt with TIMEOUT, so it is refused at once.
+    assert validate(spec(timeoutMs=5000, steps=[{"wait": {"ms": 3749}}])).steps[0].wait.ms == 3749
+    for too_long in (3750, 4999, 5000):
+        refused = refusal(spec(timeoutMs=5000, steps=[{"click": "#a"}, {"wait": {"ms": too_long}}]))
+        assert refused.message == (
+            "steps[1].wait.ms: must be less than 3750 (timeoutMs 5000 less the 1250 ms"
+            f" an agent keeps back), got {too_long}"
+        )
+    assert refusal(spec(timeoutMs=10000, steps=[{"wait": {"ms": 9900}}])).message.startswith(
+        "steps[0].wait.ms: must be less than 8000 (timeoutMs 10000 less the 2000 ms"
+    )
+    command = sessions_pb2.SessionCommand(steps=[tasks_pb2.Step(wait=tasks_pb2.WaitStep(ms=28000))])
+    with pytest.raises(InvalidArgument, match=r"steps\[0\]\.wait\.ms: must be less than 28000"):
         validate_command(command, default_timeout_ms=30000)
 
 

@@ -22,3 +22,13 @@ PAPER_FORMATS: Mapping[str, str] = {
     for name in ("Letter", "Legal", "Tabloid", "Ledger", "A0", "A1", "A2", "A3", "A4", "A5", "A6")
 }
 """Known paper formats by their lower-case name, mapped to their canonical spelling."""
+
+
+def attempt_margin_ms(timeout_ms: float) -> float:
+    """What an agent keeps back of an attempt's `timeout_ms` for itself: 2 s, or a quarter.
+
+    Playwright's waits, and a step's `wait.ms`, get the attempt's time less this, so a
+    missing element fails as the step's and not as the attempt's TIMEOUT; a wait step the
+    scheduler takes must fit in what is left.
+    """
+    return min(2000.0, timeout_ms / 4)

@@ -4,6 +4,7 @@ from collections.abc import Iterable, Mapping
 
 from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument
+from farm_core.task_limits import attempt_margin_ms
 from farm_scheduler.field_checks import (
     MAX_SCRIPT_CHARS,
     MAX_TIMEOUT_MS,
@@ -89,12 +90,18 @@ def _got(chosen: list[str]) -> str:
 
 
 def check_waits(steps: Iterable[tasks_pb2.Step], timeout_ms: int) -> None:
-    """Raises InvalidArgument for a wait step as long as the time limit (nothing would be left)."""
+    """Raises InvalidArgument for a wait step no attempt has the time for.
+
+    An agent keeps `attempt_margin_ms` of the attempt back, so a longer wait would fail
+    every attempt with TIMEOUT, each retried in vain.
+    """
+    longest = timeout_ms - attempt_margin_ms(timeout_ms)
     for index, step in enumerate(steps):
-        if step.wait.ms >= timeout_ms:
+        if step.wait.ms >= longest:
             raise InvalidArgument(
                 f"steps[{index}].wait.ms",
-                f"must be less than timeoutMs ({timeout_ms}), got {step.wait.ms}",
+                f"must be less than {longest:.0f} (timeoutMs {timeout_ms} less the"
+                f" {timeout_ms - longest:.0f} ms an agent keeps back), got {step.wait.ms}",
             )
 
 

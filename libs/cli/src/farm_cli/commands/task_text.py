@@ -107,6 +107,13 @@ def labels_of(pairs: list[tuple[str, str]]) -> dict[str, str]:
     from farm_core.task_text import check_label_count
 
     labels = dict(pairs)
+    for key, value in pairs:
+        # dict() would keep the last value and drop the others without a word.
+        if labels[key] != value:
+            raise UsageError(
+                f"argument --label: {key!r} is given twice, as {value!r} and {labels[key]!r}:"
+                " a label has one value"
+            )
     try:
         check_label_count("labels", len(labels))
     except InvalidArgument as error:

@@ -1,5 +1,6 @@
 """A task's action on a loaded page: screenshot, pdf, content, extract, script, audit, snapshot."""
 
+import asyncio
 import datetime as dt
 import json
 from collections.abc import Callable
@@ -64,7 +65,7 @@ async def run_action(
     if spec.HasField("extract"):
         return await extract(page, spec.extract, time_left_ms, max_text_bytes)
     if spec.HasField("script"):
-        return await script(page, spec.script, max_text_bytes)
+        return await script(page, spec.script, time_left_ms, max_text_bytes)
     if spec.HasField("snapshot"):
         return await snapshot(page, time_left_ms, max_text_bytes)
     if spec.HasField("audit"):
@@ -170,11 +171,31 @@ async def _extract_one(page: Page, rule: ExtractField, time_left_ms: TimeLeftMs)
     return await matches.first.get_attribute(rule.attribute, timeout=time_left_ms())
 
 
-async def script(page: Page, options: tasks_pb2.ScriptOptions, max_bytes: int) -> Capture:
+async def script(
+    page: Page, options: tasks_pb2.ScriptOptions, time_left_ms: TimeLeftMs, max_bytes: int
+) -> Capture:
     """The JSON value the page returns for the script's function expression."""
-    with script_failures("script.source", options.source):
-        value = await page.evaluate(options.source)
+    value = await evaluated(page, options.source, "script.source", time_left_ms)
     return Capture(result=tasks_pb2.TaskResult(json=json_value(value, "script", max_bytes)))
+
+
+async def evaluated(page: Page, source: str, field: str, time_left_ms: TimeLeftMs) -> Any:
+    """What `source` returns in the page, its promise awaited while the attempt has time.
+
+    Playwright's evaluate has no time limit of its own: a promise that never settles
+    would hold the attempt until its own TIMEOUT, which names no field.
+    """
+    allowed_ms = time_left_ms()
+    with script_failures(field, source):
+        try:
+            async with asyncio.timeout(allowed_ms / 1000):
+                return await page.evaluate(source)
+        except TimeoutError:
+            raise TaskFailure(
+                ErrorCode.TIMEOUT,
+                f"{field}: the function did not return, or its promise settle,"
+                f" within the {allowed_ms:.0f} ms the attempt had left",
+            ) from None
 
 
 async def snapshot(page: Page, time_left_ms: TimeLeftMs, max_text_bytes: int) -> Capture:

@@ -39,6 +39,7 @@ from farm_core.task_defaults import (
     DEFAULT_WAIT_UNTIL,
 )
 from farm_core.task_errors import ErrorCode
+from farm_core.task_limits import attempt_margin_ms
 from farm_core.tracing import tracer
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class Budget:
     def __init__(self, total_seconds: float) -> None:
         self._deadline = time.monotonic() + total_seconds
         # Generous: on a loaded machine the driver takes a while to report a wait that ended.
-        self._margin = min(2.0, total_seconds / 4)
+        self._margin = attempt_margin_ms(total_seconds * 1000) / 1000
         self.failure: TaskFailure | None = None
 
     def ms(self) -> float:

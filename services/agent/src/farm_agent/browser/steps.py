@@ -14,10 +14,10 @@ from collections.abc import Awaitable, Iterable
 from playwright.async_api import Locator, Page
 
 from farm.tasks.v1 import tasks_pb2
-from farm_agent.browser.actions import TimeLeftMs
+from farm_agent.browser.actions import TimeLeftMs, evaluated
 from farm_agent.browser.elements import on_element
 from farm_agent.browser.observers import ContextObserver
-from farm_agent.errors import Stage, TaskFailure, failures_as, script_failures
+from farm_agent.errors import Stage, TaskFailure, failures_as
 from farm_core.task_errors import ErrorCode
 
 _SCROLL_TO = "(toBottom) => window.scrollTo(0, toBottom ? document.body.scrollHeight : 0)"
@@ -101,8 +101,7 @@ async def _run_toolbox_step(
     elif step.HasField("wait"):
         await _wait(page, step.wait, f"{field}.wait", time_left_ms, observer)
     elif step.evaluate:
-        with script_failures(f"{field}.evaluate", step.evaluate):
-            await page.evaluate(step.evaluate)
+        await evaluated(page, step.evaluate, f"{field}.evaluate", time_left_ms)
     else:
         raise TaskFailure(ErrorCode.INTERNAL, f"{field}: the step sets no action")
 
