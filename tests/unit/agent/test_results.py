@@ -38,9 +38,14 @@ def test_extract_rules_parse_into_selector_attribute_and_list(
 def test_json_value_keeps_json_and_refuses_what_is_not() -> None:
     value = json_value({"a": [1, "two", None, True]}, "script", 1000)
     assert json_format.MessageToDict(value) == {"a": [1, "two", None, True]}
-    with pytest.raises(TaskFailure) as caught:
-        json_value(float("nan"), "script", 1000)
-    assert caught.value.code is ErrorCode.SCRIPT_FAILED
+    for number in (float("nan"), float("inf"), float("-inf")):
+        with pytest.raises(TaskFailure) as caught:
+            json_value({"ratio": [number]}, "script", 1000)
+        assert caught.value.code is ErrorCode.SCRIPT_FAILED
+        assert caught.value.message == (
+            "script: the result is not JSON: it holds NaN, Infinity or -Infinity, which JSON "
+            "has no form for (return null or a string in their place)"
+        )
 
 
 def test_json_value_over_the_limit_is_result_too_large() -> None:

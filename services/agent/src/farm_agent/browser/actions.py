@@ -209,13 +209,22 @@ async def snapshot(page: Page, time_left_ms: TimeLeftMs, max_text_bytes: int) ->
     return Capture(result=tasks_pb2.TaskResult(text=cut_utf8(tree.encode(), max_text_bytes)))
 
 
+_NOT_A_NUMBER = (
+    "it holds NaN, Infinity or -Infinity, which JSON has no form for "
+    "(return null or a string in their place)"
+)
+
+
 def json_value(value: Any, field_name: str, max_bytes: int) -> struct_pb2.Value:
     """`value` as a protobuf Value; fails if it is not JSON or is larger than `max_bytes`."""
     try:
         encoded = json.dumps(value, allow_nan=False, default=_json_default)
     except (TypeError, ValueError) as error:
         code = ErrorCode.SCRIPT_FAILED if field_name == "script" else ErrorCode.INTERNAL
-        raise TaskFailure(code, f"{field_name}: the result is not JSON: {error}") from error
+        # json's own words for these ("Out of range float values are not JSON
+        # compliant") name neither the value nor a way out.
+        problem = _NOT_A_NUMBER if isinstance(error, ValueError) else str(error)
+        raise TaskFailure(code, f"{field_name}: the result is not JSON: {problem}") from error
     if len(encoded.encode()) > max_bytes:
         raise TaskFailure(
             ErrorCode.RESULT_TOO_LARGE,
