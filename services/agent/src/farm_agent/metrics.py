@@ -6,11 +6,13 @@ agent's id, region and version, one series per agent process.
 """
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import psutil
 from prometheus_client import Counter, Gauge, Histogram
+
+from farm_core.task_errors import ErrorCode
 
 active_browsers = Gauge("agent_active_browsers", "Chromium browsers running in this agent.")
 tasks_total = Counter("agent_tasks_total", "Task attempts ended, by final status.", ["status"])
@@ -84,6 +86,20 @@ places = Gauge(
 agent_info = Gauge(
     "agent_info", "Always 1: the agent's id, region and version.", ["id", "region", "version"]
 )
+
+
+def start_at_zero(counter: Counter, label: str, values: Iterable[str]) -> None:
+    """Has `counter` serve a series of 0 for each of `values` from the start.
+
+    A labelled counter serves no series before its first increment, so Prometheus
+    would not know `agent_errors_total` (a name the public API promises) until a
+    task fails, and a rate over it would miss the first failure.
+    """
+    for value in values:
+        counter.labels(**{label: value})
+
+
+start_at_zero(errors_total, "code", ErrorCode)
 
 
 def process_tree(root: int) -> set[int]:

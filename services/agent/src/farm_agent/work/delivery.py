@@ -49,6 +49,9 @@ class DeliveryOutcome(enum.StrEnum):
     """Not answered: JetStream may have redelivered the message meanwhile (lapses.py)."""
 
 
+metrics.start_at_zero(metrics.tasks_total, "status", DeliveryOutcome)
+
+
 class Delivery:
     """A delivered task message and its one answer, ack or nak, unless it may have lapsed.
 
