@@ -115,6 +115,23 @@ async def test_a_screenshot_is_an_image_with_its_artifact_link(
     assert farm.commands[0].screenshot.full_page
 
 
+async def test_a_screenshot_with_a_key_of_scope_sessions_alone_is_its_link(
+    client_for: Any, farm: FakeFarm
+) -> None:
+    # API.md asks only `sessions` of an MCP key; reading the image needs artifacts.read.
+    async def refused(artifact_id: str, credentials: Any, time_limit: float) -> Any:
+        raise FarmCallFailed(grpc.StatusCode.PERMISSION_DENIED, "lacks 'artifacts.read'")
+
+    farm.artifact = refused  # type: ignore[method-assign]
+    farm.results.append(screenshot_of(12))
+    async with client_for() as client:
+        result = await client.call_tool("screenshot", {})
+    assert not result.is_error, texts(result)
+    assert not any(isinstance(block, ImageContent) for block in result.content)
+    assert "http://farm/v1/artifacts/art_1:content" in texts(result)
+    assert "lacks the scope 'artifacts.read'" in texts(result)
+
+
 def screenshot_of(size_bytes: int, content_type: str = "image/png") -> tasks_pb2.TaskResult:
     kind = tasks_pb2.ARTIFACT_KIND_SCREENSHOT
     ref = tasks_pb2.ArtifactRef(

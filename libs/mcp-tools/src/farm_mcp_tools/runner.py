@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anyio
+import grpc
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
@@ -108,13 +109,22 @@ class ToolRunner:
             raise DialogShowing(result)
         return result
 
-    async def artifact(self, ctx: ToolContext, ref: tasks_pb2.ArtifactRef) -> Artifact:
-        """The bytes of an artifact the tool's command made."""
+    async def artifact(self, ctx: ToolContext, ref: tasks_pb2.ArtifactRef) -> Artifact | None:
+        """The bytes of an artifact the tool's command made; None if the key may not read them.
+
+        The public API asks only the scope `sessions` of an MCP key, and reading an
+        artifact needs `artifacts.read` too: without it a tool still answers, with the link.
+        """
         browser = self.connections.browser(ctx)
         with self.bounded(f"reading the artifact {ref.id} it made"):
-            return await browser.farm.artifact(
-                ref.id, self.connections.credentials(ctx), self.limits.call_seconds
-            )
+            try:
+                return await browser.farm.artifact(
+                    ref.id, self.connections.credentials(ctx), self.limits.call_seconds
+                )
+            except FarmCallFailed as failure:
+                if failure.code == grpc.StatusCode.PERMISSION_DENIED:
+                    return None
+                raise
 
     async def close(self, ctx: ToolContext) -> sessions_pb2.Session | None:
         """Closes the connection's farm session; the closed session, None if none was open."""

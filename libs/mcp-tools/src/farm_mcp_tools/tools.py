@@ -30,6 +30,10 @@ SNAPSHOT_CUT_HINT = (
     "the page is too large to show whole: act on the elements shown, read values with "
     "extract or evaluate, the text with get_content, or use CSS selectors directly"
 )
+IMAGE_NEEDS_SCOPE = (
+    "The image is not shown here: this API key lacks the scope 'artifacts.read' that "
+    "reading it needs; open the link with a key that has it."
+)
 Tool = Callable[..., Awaitable[list[ContentBlock]]]
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=True)
 ACTS = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
@@ -232,6 +236,8 @@ def register_page_tools(server: MCPServer, runner: ToolRunner) -> None:
                 )
             )
         image = await runner.artifact(ctx, ref)
+        if image is None:
+            return say(replies.done(f"{line}\n{IMAGE_NEEDS_SCOPE}", result))
         encoded = base64.b64encode(image.data).decode()
         return [
             ImageContent(type="image", data=encoded, mime_type=ref.content_type),
