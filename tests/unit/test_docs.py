@@ -57,6 +57,30 @@ def test_operations_doc_names_every_port_variable() -> None:
     assert not missing, f"docs/operations.md does not mention {missing}"
 
 
+def ports_in_section(doc: str, heading: str) -> set[int]:
+    """The port numbers (and ranges such as 17301-17304, dash or en dash) a doc's section names."""
+    text = (ROOT / "docs" / doc).read_text().split(f"\n{heading}\n", 1)[1].split("\n#", 1)[0]
+    ports: set[int] = set()
+    for first, last in re.findall(r"\b(\d{4,5})(?:[\u2013-](\d{4,5}))?\b", text):
+        ports.update(range(int(first), int(last or first) + 1))
+    return ports
+
+
+@pytest.mark.parametrize(
+    ("doc", "heading"),
+    [("operations.md", "### Ports"), ("architecture.md", "## Ports of the local farm")],
+)
+def test_the_port_tables_give_every_default_port(doc: str, heading: str) -> None:
+    named = ports_in_section(doc, heading)
+    defaults = FarmPorts()
+    missing = {
+        field: getattr(defaults, field)
+        for field in FarmPorts.__dataclass_fields__
+        if getattr(defaults, field) not in named
+    }
+    assert not missing, f"docs/{doc} ({heading}) does not give the default ports {missing}"
+
+
 def test_readme_opens_with_the_two_commands() -> None:
     first_block = re.search(r"```sh\n(.*?)```", README, re.S)
     assert first_block is not None
