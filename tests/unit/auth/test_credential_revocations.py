@@ -2,8 +2,9 @@
 
 import pytest
 
-from farm_auth.credential_revocations import RevokedBy, revocation_target
+from farm_auth.credential_revocations import revocation_target
 from farm_core.errors import InvalidArgument
+from farm_core.revocations import RevokedBy
 
 
 @pytest.mark.parametrize("subject", ["agent:pi-3", "mcp:mcp", "console:console", "service:x"])
