@@ -182,3 +182,31 @@ def test_a_key_name_after_scope_is_told_where_it_goes(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "a name is needed, before --scope: farm key create NAME --scope SCOPE ..." in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (
+            ["key", "create", "ci", "--scope", "tasks.read", "--ttl-seconds", "315360001"],
+            "argument --ttl-seconds: must be from 0 to 315360000, got 315360001",
+        ),
+        (
+            ["key", "rotate", "key_1", "--grace-seconds", "2592001"],
+            "argument --grace-seconds: must be from 0 to 2592000, got 2592001",
+        ),
+        (
+            ["key", "rate", "key_1", "--per-second", "100001"],
+            "argument --per-second: must be from 0 to 100000, got 100001",
+        ),
+    ],
+)
+def test_a_key_setting_auth_would_refuse_is_a_usage_error_naming_auths_bound(
+    argv: list[str], error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The same bounds as auth's (farm_core.key_limits), checked before anything is sent.
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.endswith(f"{error}\n")
