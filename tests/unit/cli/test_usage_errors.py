@@ -210,3 +210,11 @@ def test_a_key_setting_auth_would_refuse_is_a_usage_error_naming_auths_bound(
 
     assert exited.value.code == 2
     assert capsys.readouterr().err.endswith(f"{error}\n")
+
+
+def test_key_creates_usage_puts_the_name_before_scope(capsys: pytest.CaptureFixture[str]) -> None:
+    # argparse's own usage ended in "[--json] [name]": copied, the name went to --scope.
+    with pytest.raises(SystemExit):
+        main(["key", "create", "ci"])
+
+    assert capsys.readouterr().err.startswith("usage: farm key create [-h] NAME --scope SCOPE")

@@ -15,7 +15,13 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     group = commands.add_parser("key", help="manage API keys (needs the admin scope)")
     verbs = group.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    create = verbs.add_parser("create", help="create an API key; its secret is shown once")
+    create = verbs.add_parser(
+        "create",
+        help="create an API key; its secret is shown once",
+        # argparse's own would put NAME last, after --scope, which takes it as a scope.
+        usage="%(prog)s [-h] NAME --scope SCOPE [SCOPE ...] [--tenant TENANT] "
+        "[--ttl-seconds TTL_SECONDS] [--json]",
+    )
     # Optional to argparse only so that a name after --scope, which takes every word
     # after it, is answered with where to put it, not just "required: name".
     create.add_argument("name", nargs="?", help="the key's name (before --scope)")
