@@ -5,6 +5,7 @@ import pytest
 
 from farm_cli.commands.ranges import MAX_PAGE_SIZE
 from farm_cli.main import main
+from farm_core.key_limits import MAX_TTL_SECONDS
 from farm_core.paging import MAX_PAGE_SIZE as FARM_MAX_PAGE_SIZE
 
 
@@ -13,11 +14,11 @@ from farm_core.paging import MAX_PAGE_SIZE as FARM_MAX_PAGE_SIZE
     [
         (
             ["key", "rate", "key7", "--burst", "3000000000"],
-            "argument --burst: must be from 0 to 2147483647, got 3000000000",
+            "argument --burst: must be from 0 to 100000, got 3000000000",
         ),
         (
             ["key", "rate", "key7", "--per-second", "-1"],
-            "argument --per-second: must be from 0 to 2147483647, got -1",
+            "argument --per-second: must be from 0 to 100000, got -1",
         ),
         (
             ["key", "rotate", "key7", "--grace-seconds", "1e3"],
@@ -25,7 +26,7 @@ from farm_core.paging import MAX_PAGE_SIZE as FARM_MAX_PAGE_SIZE
         ),
         (
             ["key", "create", "k", "--scope", "admin", "--ttl-seconds", str(2**63)],
-            f"argument --ttl-seconds: must be from 0 to {2**63 - 1}, got {2**63}",
+            f"argument --ttl-seconds: must be from 0 to {MAX_TTL_SECONDS}, got {2**63}",
         ),
         (
             ["tenant", "limits", "acme", "--max-artifact-bytes", str(10**20)],
