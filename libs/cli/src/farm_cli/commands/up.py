@@ -259,7 +259,7 @@ def chosen_ports(args: argparse.Namespace, environ: Mapping[str, str]) -> FarmPo
 def run_up(args: argparse.Namespace) -> int:
     """Starts the farm, watches it until a signal, then stops it."""
     # The launcher is imported only to run it: `farm up --help` needs none of it.
-    from farm_cli.launcher.config import FarmConfig, ProjectNotFound
+    from farm_cli.launcher.config import FarmConfig, OptionsConflict, ProjectNotFound
     from farm_cli.launcher.farm import LocalFarm
     from farm_cli.launcher.lock import FarmAlreadyRunning
 
@@ -278,6 +278,8 @@ def run_up(args: argparse.Namespace) -> int:
             observe=args.observe,
             traces=args.traces,
         )
+    except OptionsConflict as error:
+        raise UsageError(str(error)) from error
     except (ProjectNotFound, ValueError) as error:
         raise CliError(str(error)) from error
     farm = LocalFarm(config, report=_say)
