@@ -101,6 +101,17 @@ from farm_core.paging import MAX_PAGE_SIZE as FARM_MAX_PAGE_SIZE
             ["up", "--agents", "1..2", "--scale-idle", "0"],
             "argument --scale-idle: must be more than 0, got '0'",
         ),
+        (["up", "--agents", "11"], "argument --agents: at most 10 agents, got 11"),
+        (["up", "--agents", "1..11"], "argument --agents: at most 10 agents, got 11"),
+        (
+            ["up", "--agents", "3..1"],
+            "argument --agents: agents must be MIN..MAX with 0 <= MIN <= MAX and MAX >= 1, "
+            "got 3..1",
+        ),
+        (
+            ["up", "--agents", "x"],
+            "argument --agents: --agents takes a count (2) or a range MIN..MAX (1..3), got 'x'",
+        ),
         (
             ["credential", "agent", "agent-1", "--days", "nan"],
             "argument --days: must be more than 0, got 'nan'",

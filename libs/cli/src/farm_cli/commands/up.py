@@ -23,6 +23,7 @@ from farm_cli.commands.ranges import percent, positive_number
 from farm_cli.console import CliError, UsageError
 from farm_cli.launcher.autoscale import AutoscaleSettings, parse_agents
 from farm_cli.launcher.ports import (
+    MAX_AGENTS,
     SUGGESTED_PORT_OFFSET,
     FarmPorts,
     check_port_offset,
@@ -51,6 +52,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     up.add_argument(
         "--agents",
+        type=agents_option,
         default="1",
         help="browser agents to run (default 1), or MIN..MAX (e.g. 1..3) to start and drain "
         "them on queue wait and CPU",
@@ -225,6 +227,19 @@ def tls_lines(files: TlsFiles | None, internal: TlsFiles | None = None) -> list[
     if internal is not None:
         lines.append(f"  services: mutual TLS with {internal.cert}")
     return lines
+
+
+def agents_option(text: str) -> str:
+    """An argparse type: `--agents` as given, once it is a count or a MIN..MAX the farm runs."""
+    try:
+        least, most = parse_agents(text)
+        if ".." in text:
+            AutoscaleSettings(least, most)
+        if most > MAX_AGENTS:
+            raise ValueError(f"at most {MAX_AGENTS} agents, got {most}")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+    return text
 
 
 def autoscale_settings(args: argparse.Namespace) -> AutoscaleSettings | None:
