@@ -117,6 +117,10 @@ from farm_core.paging import MAX_PAGE_SIZE as FARM_MAX_PAGE_SIZE
             "argument --days: must be more than 0, got 'nan'",
         ),
         (
+            ["credential", "agent", "agent-1", "--days", "1e9"],
+            "argument --days: must be more than 0 and at most 3650 (10 years), got '1e9'",
+        ),
+        (
             ["credential", "agent", "agent-1", "--days", "-1"],
             "argument --days: must be more than 0, got '-1'",
         ),
