@@ -138,3 +138,16 @@ def test_a_number_that_does_not_fit_is_a_usage_error_naming_the_option(
 
 def test_the_cli_s_largest_page_is_the_farm_s() -> None:
     assert MAX_PAGE_SIZE == FARM_MAX_PAGE_SIZE
+
+
+def test_nats_config_makes_at_most_a_thousand_agent_users(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Each user was one pass over the whole text: 100,000 ran for more than ten minutes.
+    with pytest.raises(SystemExit) as exited:
+        main(["nats-config", "--agents", "1001"])
+
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        ": error: argument --agents: must be from 0 to 1000, got 1001\n"
+    )
