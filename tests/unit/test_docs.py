@@ -12,6 +12,7 @@ from farm_agent.settings import AgentSettings
 from farm_auth.settings import AuthSettings
 from farm_cli.launcher.ports import FarmPorts
 from farm_console.settings import ConsoleSettings
+from farm_core.scopes import RPC_RULES
 from farm_core.settings import FarmSettings
 from farm_mcp.settings import McpSettings
 from farm_scheduler.settings import SchedulerSettings
@@ -141,3 +142,10 @@ def test_the_paths_the_docs_name_exist(doc: Path) -> None:
     named = set(named_paths(doc)) - {path for name, path in ELSEWHERE if name == doc.name}
     missing = sorted(path for path in named if not exists(path))
     assert not missing, f"{doc.name} names files or tests the repository lacks: {missing}"
+
+
+def test_api_doc_names_every_rpc_the_audit_log_records() -> None:
+    section = (ROOT / "docs" / "api.md").read_text().split("## Audit log", 1)[1]
+    listed = section.split(" — and every refused call", 1)[0]
+    mutating = {name.rsplit("/", 1)[1] for name, rule in RPC_RULES.items() if rule.mutating}
+    assert mutating - set(re.findall(r"\b[A-Z][A-Za-z]+\b", listed)) == set()

@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from farm.auth.v1 import auth_pb2
-from farm_auth.keys import MAX_TTL_SECONDS
+from farm_core.key_limits import MAX_TTL_SECONDS
 from farm_core.scopes import PUBLIC_SCOPES
 from tests.integration.auth.conftest import RPC_TIMEOUT, Auth
 

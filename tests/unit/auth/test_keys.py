@@ -7,7 +7,6 @@ import pytest
 
 from farm_auth.keys import (
     BOOTSTRAP_KEY_NAME,
-    MAX_TTL_SECONDS,
     KeyRecord,
     SecretHasher,
     issue_key,
@@ -17,6 +16,7 @@ from farm_auth.keys import (
     validate_spec,
 )
 from farm_core.errors import InvalidArgument
+from farm_core.key_limits import MAX_TTL_SECONDS
 from farm_core.scopes import PUBLIC_SCOPES
 
 PEPPER = "p" * 40

@@ -12,6 +12,7 @@ from farm_cli.launcher.processes import free_port
 from farm_cli.main import main
 from farm_core.identity import CredentialRole, IdentitySigner, credential_id
 from farm_core.identity_keys import new_private_key, private_pem
+from farm_core.key_limits import MAX_RATE
 from tests.unit.cli.conftest import KEY
 from tests.unit.cli.fake_calls import Calls
 from tests.unit.cli.fake_services import PNG_BYTES, S3_DOWN, STORAGE_WAIT
@@ -339,8 +340,9 @@ def test_key_rate_sends_only_the_limits_given(calls: Calls) -> None:
 
 
 def test_the_largest_numbers_that_fit_their_fields_are_sent(calls: Calls) -> None:
-    assert main(["key", "rate", "key7", "--burst", str(2**31 - 1)]) == 0
-    assert calls.last("UpdateApiKey")[0].rate_limit_burst == 2**31 - 1
+    # A key's rate stops at auth's bound (farm_core.key_limits), below its int32 field's.
+    assert main(["key", "rate", "key7", "--burst", str(MAX_RATE)]) == 0
+    assert calls.last("UpdateApiKey")[0].rate_limit_burst == MAX_RATE
     assert main(["tenant", "limits", "acme", "--max-artifact-bytes", str(2**63 - 1)]) == 0
     assert calls.last("UpdateTenantLimits")[0].max_artifact_bytes == 2**63 - 1
 

@@ -165,3 +165,40 @@ def test_down_leaves_alone_a_process_that_took_a_pid_files_pid_later(
     finally:
         stranger.kill()
         stranger.wait(timeout=10)
+
+
+# weed's graceful stop: it takes SIGTERM and goes on (15 s, for nothing of use).
+SLOW_WEED = """
+import signal, time
+signal.signal(signal.SIGTERM, lambda *_: None)
+print("running", flush=True)
+time.sleep(60)
+"""
+
+
+def test_down_gives_a_left_seaweedfs_the_launchers_short_stop_and_forgets_the_edge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (tmp_path / "edge.json").write_text('{"url": "http://127.0.0.1:9"}')
+    weed = subprocess.Popen(
+        [sys.executable, "-c", SLOW_WEED], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert weed.stdout is not None and weed.stdout.readline() == "running\n"
+        (run_dir / "seaweedfs.pid").write_text(f"{weed.pid}\n")
+        monkeypatch.setenv("FARM_HOME", str(tmp_path))
+
+        assert main(["down", "--timeout", "20"]) == 0
+
+        # Killed once the launcher's seaweedfs_stop_timeout was over, not --timeout's 20 s.
+        assert weed.wait(timeout=10) == -9
+        assert "did not stop within" not in capsys.readouterr().out
+        assert not (tmp_path / "edge.json").exists()
+    finally:
+        if weed.poll() is None:
+            weed.kill()
+        weed.wait(timeout=10)
+        assert weed.stdout is not None
+        weed.stdout.close()

@@ -5,6 +5,7 @@ import pytest
 
 from farm_cli.commands.ranges import MAX_PAGE_SIZE
 from farm_cli.main import main
+from farm_core.key_limits import MAX_TTL_SECONDS
 from farm_core.paging import MAX_PAGE_SIZE as FARM_MAX_PAGE_SIZE
 
 
@@ -13,11 +14,11 @@ from farm_core.paging import MAX_PAGE_SIZE as FARM_MAX_PAGE_SIZE
     [
         (
             ["key", "rate", "key7", "--burst", "3000000000"],
-            "argument --burst: must be from 0 to 2147483647, got 3000000000",
+            "argument --burst: must be from 0 to 100000, got 3000000000",
         ),
         (
             ["key", "rate", "key7", "--per-second", "-1"],
-            "argument --per-second: must be from 0 to 2147483647, got -1",
+            "argument --per-second: must be from 0 to 100000, got -1",
         ),
         (
             ["key", "rotate", "key7", "--grace-seconds", "1e3"],
@@ -25,7 +26,7 @@ from farm_core.paging import MAX_PAGE_SIZE as FARM_MAX_PAGE_SIZE
         ),
         (
             ["key", "create", "k", "--scope", "admin", "--ttl-seconds", str(2**63)],
-            f"argument --ttl-seconds: must be from 0 to {2**63 - 1}, got {2**63}",
+            f"argument --ttl-seconds: must be from 0 to {MAX_TTL_SECONDS}, got {2**63}",
         ),
         (
             ["tenant", "limits", "acme", "--max-artifact-bytes", str(10**20)],
@@ -100,9 +101,24 @@ from farm_core.paging import MAX_PAGE_SIZE as FARM_MAX_PAGE_SIZE
             ["up", "--agents", "1..2", "--scale-idle", "0"],
             "argument --scale-idle: must be more than 0, got '0'",
         ),
+        (["up", "--agents", "11"], "argument --agents: at most 10 agents, got 11"),
+        (["up", "--agents", "1..11"], "argument --agents: at most 10 agents, got 11"),
+        (
+            ["up", "--agents", "3..1"],
+            "argument --agents: agents must be MIN..MAX with 0 <= MIN <= MAX and MAX >= 1, "
+            "got 3..1",
+        ),
+        (
+            ["up", "--agents", "x"],
+            "argument --agents: --agents takes a count (2) or a range MIN..MAX (1..3), got 'x'",
+        ),
         (
             ["credential", "agent", "agent-1", "--days", "nan"],
             "argument --days: must be more than 0, got 'nan'",
+        ),
+        (
+            ["credential", "agent", "agent-1", "--days", "1e9"],
+            "argument --days: must be more than 0 and at most 3650 (10 years), got '1e9'",
         ),
         (
             ["credential", "agent", "agent-1", "--days", "-1"],
@@ -122,3 +138,16 @@ def test_a_number_that_does_not_fit_is_a_usage_error_naming_the_option(
 
 def test_the_cli_s_largest_page_is_the_farm_s() -> None:
     assert MAX_PAGE_SIZE == FARM_MAX_PAGE_SIZE
+
+
+def test_nats_config_makes_at_most_a_thousand_agent_users(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Each user was one pass over the whole text: 100,000 ran for more than ten minutes.
+    with pytest.raises(SystemExit) as exited:
+        main(["nats-config", "--agents", "1001"])
+
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        ": error: argument --agents: must be from 0 to 1000, got 1001\n"
+    )

@@ -161,3 +161,41 @@ def test_a_pid_taken_by_a_process_started_after_its_file_is_not_the_farms(
     assert [str(part) for part in not_running(run_dir)] == [
         f"auth: not running (pid {sleeper} exited)"
     ]
+
+
+def test_status_after_a_killed_launcher_names_the_processes_still_running(
+    farm_home: Path,
+    sleeper: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # No launcher holds FARM_HOME and no edge.json says where its farm is, yet a process
+    # its launcher started still serves: "no farm to call" is not the whole story.
+    monkeypatch.delenv("FARM_URL", raising=False)
+    monkeypatch.delenv("FARM_API_KEY", raising=False)
+    monkeypatch.setenv("FARM_HOME", str(farm_home))
+    (farm_home / "admin-key").write_text(KEY)
+    (farm_home / "run").mkdir()
+    write_pid(farm_home, "nats", sleeper)
+    write_pid(farm_home, "storage", exited_pid())
+
+    assert main(["status"]) == 1
+
+    err = capsys.readouterr().err.splitlines()
+    assert (
+        f"Still running without their launcher (it was killed): nats (PID {sleeper}); " in err[-2]
+    )
+    assert err[-2].endswith("`farm down` stops them")
+    assert err[-1].startswith("error: no farm to call")
+
+
+def test_status_names_no_orphans_while_a_launcher_holds_farm_home(
+    local_farm: Path, sleeper: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, port, _ = start_single_server()
+    server.stop(grace=None)
+    write_edge_record(local_farm, f"http://127.0.0.1:{port}", None)
+    write_pid(local_farm, "nats", sleeper)
+
+    assert main(["status"]) == 1
+    assert "Still running without their launcher" not in capsys.readouterr().err

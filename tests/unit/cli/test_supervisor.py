@@ -171,6 +171,18 @@ def test_a_service_that_exits_zero_unasked_is_restarted_as_a_crash_is() -> None:
     assert farm.supervisor.restarts("scheduler") == 1
 
 
+def test_a_service_that_ends_by_an_unasked_sigterm_is_not_said_to_have_died() -> None:
+    # uvicorn (mcp, console) shuts down on SIGTERM, then ends by that signal again.
+    farm = Harness()
+    console = farm.watch("console", Role.SERVICE)
+    console.exit(-15)
+    farm.after(0.1)
+    assert farm.reports == [
+        "console stopped without the launcher asking (SIGTERM); restarting in 1 s"
+    ]
+    assert farm.supervisor.phase("console") is Phase.WAITING
+
+
 def test_a_service_that_fails_is_restarted_and_its_log_tail_shown() -> None:
     farm = Harness()
     storage = farm.watch("storage", Role.SERVICE)
@@ -230,7 +242,9 @@ def test_a_held_process_started_on_request_is_watched_again() -> None:
     assert farm.reports == ["seaweedfs back up (0.0 s after its start)"]
     seaweedfs.exit(-15)
     farm.after(0.1)
-    assert farm.reports[-1].startswith("seaweedfs died (SIGTERM); restarting in 1 s")
+    assert farm.reports[-1].startswith(
+        "seaweedfs stopped without the launcher asking (SIGTERM); restarting in 1 s"
+    )
 
 
 def test_starting_a_running_process_is_refused() -> None:

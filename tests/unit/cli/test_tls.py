@@ -23,7 +23,7 @@ from farm_cli.launcher.tls import (
     load_or_create_internal_tls,
     load_or_create_local_tls,
 )
-from farm_cli.main import build_parser
+from farm_cli.main import build_parser, main
 
 ROOT = find_project_root(Path(__file__).parent)
 
@@ -131,3 +131,17 @@ def test_banner_names_the_services_certificate_when_they_speak_mutual_tls(tmp_pa
     assert "mutual TLS" not in "\n".join(tls_lines(edge))
     text = "\n".join(tls_lines(edge, internal))
     assert f"services: mutual TLS with {internal.cert}" in text
+
+
+def test_up_with_a_certificate_without_its_key_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Options that do not go together exit 2 (docs/cli.md), before anything is made.
+    monkeypatch.setenv("FARM_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("FARM_ENVOY_TLS_CERT", raising=False)
+    monkeypatch.delenv("FARM_ENVOY_TLS_KEY", raising=False)
+
+    assert main(["up", "--port-offset", "3000", "--tls-cert", str(tmp_path / "c.pem")]) == 2
+
+    assert "(--tls-cert, --tls-key) go together" in capsys.readouterr().err
+    assert not (tmp_path / "home").exists()

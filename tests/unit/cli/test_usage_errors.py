@@ -157,7 +157,6 @@ def test_session_fill_without_a_selector_and_value_is_a_usage_error(
         (["tenant", "limits", "acme"], "tenant limits: give at least one of --max-queued-tasks"),
         (["audit", "--limit", "0"], "--limit: must be at least 1"),
         (["audit", "--since", "yesterday"], "--since: not a time or an age like"),
-        (["nats-config", "--agents", "-1"], "--agents must be 0 or more"),
     ],
 )
 def test_options_that_do_not_go_together_exit_2_before_any_call(
@@ -182,3 +181,39 @@ def test_a_key_name_after_scope_is_told_where_it_goes(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "a name is needed, before --scope: farm key create NAME --scope SCOPE ..." in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (
+            ["key", "create", "ci", "--scope", "tasks.read", "--ttl-seconds", "315360001"],
+            "argument --ttl-seconds: must be from 0 to 315360000, got 315360001",
+        ),
+        (
+            ["key", "rotate", "key_1", "--grace-seconds", "2592001"],
+            "argument --grace-seconds: must be from 0 to 2592000, got 2592001",
+        ),
+        (
+            ["key", "rate", "key_1", "--per-second", "100001"],
+            "argument --per-second: must be from 0 to 100000, got 100001",
+        ),
+    ],
+)
+def test_a_key_setting_auth_would_refuse_is_a_usage_error_naming_auths_bound(
+    argv: list[str], error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The same bounds as auth's (farm_core.key_limits), checked before anything is sent.
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.endswith(f"{error}\n")
+
+
+def test_key_creates_usage_puts_the_name_before_scope(capsys: pytest.CaptureFixture[str]) -> None:
+    # argparse's own usage ended in "[--json] [name]": copied, the name went to --scope.
+    with pytest.raises(SystemExit):
+        main(["key", "create", "ci"])
+
+    assert capsys.readouterr().err.startswith("usage: farm key create [-h] NAME --scope SCOPE")

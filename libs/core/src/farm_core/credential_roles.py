@@ -7,6 +7,9 @@ role costs no cryptography: `farm credential`'s parser lists them.
 from enum import StrEnum
 
 DEFAULT_CREDENTIAL_DAYS = 365.0
+# Ten years, as an API key's longest lifetime. A credential's id carries its expiry in
+# at most 12 digits (farm_core.revocations); one far past that could not be revoked by id.
+MAX_CREDENTIAL_DAYS = 3650.0
 
 
 class CredentialRole(StrEnum):

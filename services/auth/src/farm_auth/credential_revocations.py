@@ -82,7 +82,8 @@ def revocation_target(
         return RevokedBy.ID, credential_id, dt.datetime.fromtimestamp(expiry, dt.UTC)
     role, _, name = subject.partition(":")
     if role not in CredentialRole.__members__.values() or not name or len(subject) > 200:
-        raise InvalidArgument("subject", f"{subject!r} is not '<agent|mcp|service>:<name>'")
+        roles = "|".join(role.value for role in CredentialRole)
+        raise InvalidArgument("subject", f"{subject!r} is not '<{roles}>:<name>'")
     return RevokedBy.SUBJECT, subject, None
 
 

@@ -13,6 +13,7 @@ from farm_auth.limits import QuotaSetting, RateSetting
 from farm_core.errors import AlreadyExists, InvalidArgument, PermissionDenied, Unauthenticated
 from farm_core.idempotency import check_idempotency_key, used_otherwise
 from farm_core.identity import Identity
+from farm_core.key_limits import MAX_TTL_SECONDS
 from farm_core.key_validity import KeySecrets, KeyValidity
 from farm_core.quotas import TenantQuotas
 from farm_core.scopes import PUBLIC_SCOPES, Scope
@@ -20,7 +21,6 @@ from farm_core.scopes import PUBLIC_SCOPES, Scope
 SECRET_PREFIX = "bf_"
 BOOTSTRAP_KEY_NAME = "bootstrap-admin"
 MAX_NAME_CHARS = 100
-MAX_TTL_SECONDS = 10 * 365 * 24 * 60 * 60
 TENANT_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 MISSING_KEY = "missing API key: send authorization: Bearer <key>"

@@ -4,10 +4,8 @@ from dataclasses import dataclass
 
 from farm.auth.v1 import auth_pb2
 from farm_core.errors import InvalidArgument
+from farm_core.key_limits import MAX_GRACE_SECONDS, MAX_RATE
 from farm_core.quotas import TenantQuotas
-
-MAX_RATE = 100_000
-MAX_GRACE_SECONDS = 30 * 24 * 60 * 60
 
 
 @dataclass(frozen=True)

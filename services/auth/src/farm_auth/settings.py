@@ -4,7 +4,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from farm_auth.keys import TENANT_PATTERN
-from farm_auth.limits import MAX_GRACE_SECONDS, MAX_RATE, LimitDefaults
+from farm_auth.limits import LimitDefaults
 from farm_core.db import async_database_url
 from farm_core.identity import carry_over_secret, load_or_create_secret
 from farm_core.identity_keys import (
@@ -13,6 +13,7 @@ from farm_core.identity_keys import (
     public_pem,
     resolve_private_key,
 )
+from farm_core.key_limits import MAX_GRACE_SECONDS, MAX_RATE
 from farm_core.live_tokens import LIVE_SECRET_DESCRIPTION, resolve_live_secret
 from farm_core.retention import MAX_RETENTION_DAYS
 from farm_core.settings import FarmSettings

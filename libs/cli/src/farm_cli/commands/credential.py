@@ -9,7 +9,11 @@ from farm.auth.v1 import auth_pb2
 from farm_cli.client import call_and_print
 from farm_cli.commands.ranges import positive_number
 from farm_cli.exit_codes import ExitCode
-from farm_core.credential_roles import DEFAULT_CREDENTIAL_DAYS, CredentialRole
+from farm_core.credential_roles import (
+    DEFAULT_CREDENTIAL_DAYS,
+    MAX_CREDENTIAL_DAYS,
+    CredentialRole,
+)
 
 REVOKE = "revoke"
 
@@ -38,11 +42,21 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     issue.add_argument(
         "--days",
-        type=positive_number,
+        type=credential_days,
         default=DEFAULT_CREDENTIAL_DAYS,
         help=f"how long the credential is good for (default {DEFAULT_CREDENTIAL_DAYS:g})",
     )
     issue.set_defaults(run=run)
+
+
+def credential_days(text: str) -> float:
+    """An argparse type: `--days` above 0 and at most MAX_CREDENTIAL_DAYS, else a usage error."""
+    days = positive_number(text)
+    if days > MAX_CREDENTIAL_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"must be more than 0 and at most {MAX_CREDENTIAL_DAYS:g} (10 years), got {text!r}"
+        )
+    return days
 
 
 def run(args: argparse.Namespace) -> int:

@@ -61,6 +61,8 @@ def stop_farm(args: argparse.Namespace) -> int:
 def _stop_leftovers(home: Path, timeout: float) -> int:
     """Stops the processes a killed launcher left running, by their pid files."""
     from browserfarm.local_farm import RUN_DIR
+    from farm_cli.launcher.config import FarmConfig
+    from farm_cli.launcher.edge import remove_edge_record
     from farm_cli.launcher.leftovers import live_leftovers, stop_leftover
 
     leftovers = live_leftovers(home / RUN_DIR)
@@ -73,7 +75,13 @@ def _stop_leftovers(home: Path, timeout: float) -> int:
     )
     deadline = time.monotonic() + timeout
     for leftover in leftovers:
-        if not stop_leftover(leftover, deadline):
+        if leftover.name == "seaweedfs":
+            # As the launcher does: weed's graceful stop waits 15 s for nothing of use.
+            weed_deadline = time.monotonic() + FarmConfig.seaweedfs_stop_timeout
+            stop_leftover(leftover, min(deadline, weed_deadline))
+        elif not stop_leftover(leftover, deadline):
             print(f"{leftover.name} did not stop within {timeout:g} s; killed it", flush=True)
+    # The farm it names has stopped, as after a clean stop.
+    remove_edge_record(home)
     print("the farm has stopped", flush=True)
     return 0

@@ -5,8 +5,9 @@ import sys
 
 from farm.auth.v1 import auth_pb2
 from farm_cli.client import call_and_print, call_farm
-from farm_cli.commands.ranges import INT32_MAX, INT64_MAX, whole_number
+from farm_cli.commands.ranges import whole_number
 from farm_cli.console import UsageError, print_message
+from farm_core.key_limits import MAX_GRACE_SECONDS, MAX_RATE, MAX_TTL_SECONDS
 
 
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -14,7 +15,13 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     group = commands.add_parser("key", help="manage API keys (needs the admin scope)")
     verbs = group.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    create = verbs.add_parser("create", help="create an API key; its secret is shown once")
+    create = verbs.add_parser(
+        "create",
+        help="create an API key; its secret is shown once",
+        # argparse's own would put NAME last, after --scope, which takes it as a scope.
+        usage="%(prog)s [-h] NAME --scope SCOPE [SCOPE ...] [--tenant TENANT] "
+        "[--ttl-seconds TTL_SECONDS] [--json]",
+    )
     # Optional to argparse only so that a name after --scope, which takes every word
     # after it, is answered with where to put it, not just "required: name".
     create.add_argument("name", nargs="?", help="the key's name (before --scope)")
@@ -29,7 +36,10 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     create.add_argument("--tenant", default="", help="default: the caller's tenant")
     create.add_argument(
-        "--ttl-seconds", type=whole_number(INT64_MAX), default=0, help="default: never expires"
+        "--ttl-seconds",
+        type=whole_number(MAX_TTL_SECONDS),
+        default=0,
+        help="seconds until it expires (at most 10 years; default: never expires)",
     )
     create.set_defaults(run=create_key)
 
@@ -45,7 +55,7 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     rotate.add_argument("id")
     rotate.add_argument(
         "--grace-seconds",
-        type=whole_number(INT64_MAX),
+        type=whole_number(MAX_GRACE_SECONDS),
         default=None,
         help="how long the old secret keeps working (default: the farm's, 1 day)",
     )
@@ -56,11 +66,9 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     rate.add_argument("id")
     rate.add_argument(
-        "--per-second", type=whole_number(INT32_MAX), default=None, help="requests a second"
+        "--per-second", type=whole_number(MAX_RATE), default=None, help="requests a second"
     )
-    rate.add_argument(
-        "--burst", type=whole_number(INT32_MAX), default=None, help="requests at once"
-    )
+    rate.add_argument("--burst", type=whole_number(MAX_RATE), default=None, help="requests at once")
     rate.set_defaults(run=set_key_rate)
 
 

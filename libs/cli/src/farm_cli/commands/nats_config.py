@@ -4,7 +4,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from farm_cli.console import UsageError
+from farm_cli.commands.ranges import whole_number
+
+# Users agent-1..agent-N: more than a deployment runs would only make a config nats-server
+# reads slowly (a user costs about 1 KiB, with its permissions).
+MAX_AGENT_USERS = 1000
 
 
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -21,11 +25,12 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     render.add_argument(
         "--agents",
-        type=int,
+        type=whole_number(MAX_AGENT_USERS),
         default=0,
         metavar="N",
         help="a user per agent, agent-1..agent-N (run each with FARM_AGENT_ID equal to its "
-        "user); 0 (default): one user `agent` shared by every agent",
+        f"user; N at most {MAX_AGENT_USERS}); 0 (default): one user `agent` shared by every "
+        "agent",
     )
     render.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     render.set_defaults(run=print_nats_config)
@@ -36,8 +41,6 @@ def print_nats_config(args: argparse.Namespace) -> int:
     # Imported here: the role table comes with farm_core's NATS helpers, and nats-py.
     from farm_cli.launcher.nats_users import deployment_users, render_deployment_config
 
-    if args.agents < 0:
-        raise UsageError("--agents must be 0 or more")
     text = render_deployment_config(deployment_users(args.agents))
     if args.output is None:
         sys.stdout.write(text)

@@ -66,6 +66,8 @@ def show_status(args: argparse.Namespace) -> int:
         fleet = call_farm(lambda farm: farm.admin.GetFleetStatus, request)
     except (grpc.RpcError, CliError):
         _print_down(down, home, sys.stderr)
+        if home is not None:
+            _print_orphans(home / RUN_DIR, sys.stderr)
         raise
     if args.json:
         print_message(fleet)
@@ -95,6 +97,23 @@ def _print_down(down: Sequence[NotRunning], home: Path | None, stream: TextIO) -
     if down:
         title = f"Not running ({len(down)} of the local farm's processes; logs in {home}/logs):"
         print("\n".join([title, *(f"  {part}" for part in down)]), file=stream, flush=True)
+
+
+def _print_orphans(run_dir: Path, stream: TextIO) -> None:
+    """Names the processes a killed launcher left serving, so "no farm" is not all said."""
+    from browserfarm.local_farm import lock_holder
+    from farm_cli.launcher.pid_files import running
+
+    if lock_holder(run_dir) is not None:
+        return
+    orphans = running(run_dir)
+    if orphans:
+        print(
+            f"Still running without their launcher (it was killed): {', '.join(orphans)}; "
+            "`farm down` stops them",
+            file=stream,
+            flush=True,
+        )
 
 
 def render_status(fleet: admin_pb2.FleetStatus) -> str:

@@ -23,6 +23,7 @@ from farm_cli.commands.ranges import percent, positive_number
 from farm_cli.console import CliError, UsageError
 from farm_cli.launcher.autoscale import AutoscaleSettings, parse_agents
 from farm_cli.launcher.ports import (
+    MAX_AGENTS,
     SUGGESTED_PORT_OFFSET,
     FarmPorts,
     check_port_offset,
@@ -51,6 +52,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     up.add_argument(
         "--agents",
+        type=agents_option,
         default="1",
         help="browser agents to run (default 1), or MIN..MAX (e.g. 1..3) to start and drain "
         "them on queue wait and CPU",
@@ -227,6 +229,19 @@ def tls_lines(files: TlsFiles | None, internal: TlsFiles | None = None) -> list[
     return lines
 
 
+def agents_option(text: str) -> str:
+    """An argparse type: `--agents` as given, once it is a count or a MIN..MAX the farm runs."""
+    try:
+        least, most = parse_agents(text)
+        if ".." in text:
+            AutoscaleSettings(least, most)
+        if most > MAX_AGENTS:
+            raise ValueError(f"at most {MAX_AGENTS} agents, got {most}")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+    return text
+
+
 def autoscale_settings(args: argparse.Namespace) -> AutoscaleSettings | None:
     """The scaling settings of `--agents MIN..MAX` and `--scale-*`; None for a fixed count."""
     least, most = parse_agents(args.agents)
@@ -259,7 +274,7 @@ def chosen_ports(args: argparse.Namespace, environ: Mapping[str, str]) -> FarmPo
 def run_up(args: argparse.Namespace) -> int:
     """Starts the farm, watches it until a signal, then stops it."""
     # The launcher is imported only to run it: `farm up --help` needs none of it.
-    from farm_cli.launcher.config import FarmConfig, ProjectNotFound
+    from farm_cli.launcher.config import FarmConfig, OptionsConflict, ProjectNotFound
     from farm_cli.launcher.farm import LocalFarm
     from farm_cli.launcher.lock import FarmAlreadyRunning
 
@@ -278,6 +293,8 @@ def run_up(args: argparse.Namespace) -> int:
             observe=args.observe,
             traces=args.traces,
         )
+    except OptionsConflict as error:
+        raise UsageError(str(error)) from error
     except (ProjectNotFound, ValueError) as error:
         raise CliError(str(error)) from error
     farm = LocalFarm(config, report=_say)

@@ -27,6 +27,10 @@ PRIVATE_NETWORKS = (
 DEFAULT_S3_BUCKET = "farm-artifacts"
 
 
+class OptionsConflict(ValueError):
+    """Settings that only go together, one given without the other: `farm up` exits 2."""
+
+
 @dataclass(frozen=True)
 class FarmConfig:
     """How to run the local farm: where, on which ports, with what given from outside."""
@@ -98,7 +102,7 @@ class FarmConfig:
         if self.s3_endpoint and self.s3_credentials is None:
             raise ValueError("S3_ENDPOINT is set: S3_ACCESS_KEY and S3_SECRET_KEY must be too")
         if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError(
+            raise OptionsConflict(
                 "FARM_ENVOY_TLS_CERT and FARM_ENVOY_TLS_KEY (--tls-cert, --tls-key) go together"
             )
         if self.tls_cert is not None and not self.tls:

@@ -11,6 +11,7 @@ password left to nats-server's `$VARIABLE` substitution from its environment.
 """
 
 import json
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -70,6 +71,9 @@ def user_entries(users: list[NatsUser], password: Callable[[str], str]) -> list[
     ]
 
 
+_QUOTED_PASSWORD_VARIABLE = re.compile(r'"password": "(\$NATS_PASSWORD_[A-Z0-9_]+)"')
+
+
 def render_deployment_config(users: list[NatsUser]) -> str:
     """nats-server's `authorization` block for `users`, each password read from its variable.
 
@@ -77,9 +81,8 @@ def render_deployment_config(users: list[NatsUser]) -> str:
     to start when one is unset.
     """
     text = json.dumps(user_entries(users, lambda name: "$" + password_variable(name)), indent=2)
-    for user in users:
-        variable = password_variable(user.name)
-        text = text.replace(f'"password": "${variable}"', f'"password": ${variable}')
+    # One pass: a replace per user made N users cost N² (10,000 took minutes).
+    text = _QUOTED_PASSWORD_VARIABLE.sub(r'"password": \1', text)
     body = "\n".join("  " + line for line in text.splitlines())
     return f"{GENERATED_HEADER}authorization {{\n  users: {body.lstrip()}\n}}\n"
 

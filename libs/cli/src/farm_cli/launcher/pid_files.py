@@ -81,3 +81,14 @@ def not_running(run_dir: Path) -> list[NotRunning]:
                 if life is not Life.RUNNING:
                     down.append(NotRunning(entry.name, entry.pid, life))
     return down
+
+
+def running(run_dir: Path) -> list[str]:
+    """`name (PID n)` of each part whose pid file names a running process; changes nothing."""
+    alive = []
+    for entry in pid_files(run_dir):
+        if isinstance(entry, PidFile):
+            with contextlib.suppress(FileNotFoundError):
+                if entry.life() is Life.RUNNING:
+                    alive.append(f"{entry.name} (PID {entry.pid})")
+    return alive

@@ -259,9 +259,11 @@ class Supervisor:
         delay = self.policy.delay(watched.crashes_in_a_row)
         watched.phase = Phase.WAITING
         watched.restart_at = now + delay
-        # A service answers a SIGTERM from someone else by exiting 0: not asked by the
-        # launcher, so it is missed as a crash is.
-        how = "stopped without the launcher asking" if code == 0 else "died"
+        # A service answers a SIGTERM from someone else by exiting 0, or, as uvicorn's
+        # (mcp, console) do, by ending with that signal once it has shut down: not
+        # asked by the launcher, so it is missed as a crash is, but it did not crash.
+        unasked_stop = code in (0, -signal.SIGTERM)
+        how = "stopped without the launcher asking" if unasked_stop else "died"
         line = f"{process.name} {how} ({describe_exit(code)}); restarting in {delay:g} s"
         if watched.role is Role.INFRASTRUCTURE or code > 0:
             line += f"; last lines of {process.log_path}:\n{process.log_tail()}"
