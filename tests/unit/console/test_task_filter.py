@@ -1,50 +1,23 @@
 """The task list's state filter: its states in any case, an unknown one refused on the page."""
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from starlette.applications import Starlette
-from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 from farm.tasks.v1 import tasks_pb2
-from farm_console.farm import FarmError
 from farm_console.pages import tasks
-from farm_console.refusals import refused_keys
-from farm_console.settings import ConsoleSettings
-from farm_console.views import KEY_COOKIE, PREFIX, NotSignedIn, farm_refused, not_signed_in
-
-
-class ListingFarm:
-    """A farm whose task list is empty; it keeps each ListTasks request."""
-
-    def __init__(self) -> None:
-        self.tasks = self
-        self.ListTasks = "list"
-        self.asked: list[tasks_pb2.ListTasksRequest] = []
-
-    async def call(self, key: str, method: str, request: Any) -> dict[str, Any]:
-        self.asked.append(request)
-        return {"tasks": []}
+from tests.unit.console.listing_pages import ListingFarm, signed_in_client
 
 
 @pytest.fixture
 def farm() -> ListingFarm:
-    return ListingFarm()
+    return ListingFarm("tasks", "ListTasks", {"tasks": []})
 
 
 @pytest.fixture
 def client(farm: ListingFarm) -> Iterator[TestClient]:
-    app = Starlette(
-        routes=[Mount(PREFIX, routes=tasks.routes)],
-        exception_handlers={NotSignedIn: not_signed_in, FarmError: farm_refused},
-    )
-    app.state.farm = farm
-    app.state.settings = ConsoleSettings()
-    app.state.refused_keys = refused_keys(app.state.settings)
-    with TestClient(app, base_url="http://127.0.0.1") as test_client:
-        test_client.cookies.set(KEY_COOKIE, "bf_key")
+    with signed_in_client(farm, tasks.routes) as test_client:
         yield test_client
 
 
