@@ -59,7 +59,7 @@ def test_a_key_over_its_rate_gets_429_with_retry_after(
     assert refused.status_code == 429
     assert refused.headers["retry-after"] == "1"
     assert refused.json()["code"] == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
-    assert "rate limit of 1 requests a second (burst 2)" in refused.json()["message"]
+    assert "rate limit of 1 request a second (burst 2)" in refused.json()["message"]
 
 
 def test_a_grpc_caller_over_its_rate_gets_resource_exhausted(

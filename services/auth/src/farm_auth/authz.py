@@ -278,9 +278,10 @@ class Authorizer:
         wait_seconds = await self._limits.take(identity.key_id, rate.per_second, rate.burst)
         if wait_seconds > 0:
             checks_total.labels("rate_limited").inc()
+            requests = "request" if rate.per_second == 1 else "requests"
             message = (
                 f"API key {identity.key_id} is over its rate limit of {rate.per_second} "
-                f"requests a second (burst {rate.burst})"
+                f"{requests} a second (burst {rate.burst})"
             )
             return limited(message, wait_seconds, grpc_caller=grpc_caller)
         return identity
