@@ -94,8 +94,10 @@ node-deps: $(PUPPETEER_STAMP) ## npm packages the tests use (Puppeteer), if Node
 # Each test file stays on one worker, and with it the farm its tests share. The files go
 # out in tests/conftest.py's order (those marked slow first), so the run does not end
 # with one worker idle while the other starts a long module's farm.
+# A worker that dies (the watchdog in pyproject.toml ends a hung one) ends the run: a
+# replacement started after the last test is never told to stop, and the run would hang.
 PYTEST_WORKERS ?= 2
-PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
+PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --max-worker-restart 0
 
 test: lint node-deps observe-deps ## The whole suite: lint, unit, integration, end-to-end; end-to-end again on PostgreSQL.
 	$(BIN)/pytest $(PARALLEL) -m "not multihost" $(PYTEST_ARGS)
