@@ -1,6 +1,7 @@
 """The agent as a farm service: browser pool, task intake, sessions, presence; gRPC health only."""
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -173,15 +174,14 @@ class AgentService:
             log.warning("the heartbeat saying the agent drains got no answer within the grace")
 
     async def close(self) -> None:
-        """Leaves the agents bucket; closes sessions, NATS, the browsers, storage connections."""
-        if self.presence is not None:
-            await self.presence.close()
-        if self.sessions is not None:
-            await self.sessions.close()
-        if self.intake is not None:
-            await self.intake.close()
-        await self.pool.close()
-        if self._uploader is not None:
-            await self._uploader.close()
-        if self._saved is not None:
-            await self._saved.close()
+        """Leaves the agents bucket; closes sessions, NATS, the browsers, storage connections.
+
+        Each is closed even when one before it fails (that error is raised after): the
+        browsers and Playwright's driver are never left running behind a NATS error.
+        """
+        parts = (self.presence, self.sessions, self.intake, self.pool, self._uploader, self._saved)
+        async with contextlib.AsyncExitStack() as closing:
+            # An exit stack runs its callbacks last pushed first.
+            for part in reversed(parts):
+                if part is not None:
+                    closing.push_async_callback(part.close)
