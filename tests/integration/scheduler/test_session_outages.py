@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,12 +39,16 @@ agents = scripted_agents.agents
 LOCKED_RPC_TIMEOUT = 90.0
 
 
-@contextlib.contextmanager
-def write_locked(database: Path) -> Iterator[None]:
-    """Holds the SQLite file's write lock, as another writer that takes too long."""
-    connection = sqlite3.connect(database, isolation_level=None)
+@contextlib.asynccontextmanager
+async def write_locked(database: Path) -> AsyncIterator[None]:
+    """Holds the SQLite file's write lock, as another writer that takes too long.
+
+    Taken off the event loop: the in-process scheduler may be in a write transaction
+    that needs the loop to end, which a lock taken on it would wait out in vain.
+    """
+    connection = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
     try:
-        connection.execute("BEGIN IMMEDIATE")
+        await asyncio.to_thread(connection.execute, "BEGIN IMMEDIATE")
         yield
     finally:
         connection.close()
@@ -80,7 +84,7 @@ async def test_a_command_that_ran_is_answered_though_the_database_is_too_busy_to
     session = await sessions.create()
     request = sessions_pb2.RunSessionCommandRequest(id=session.id)
 
-    with write_locked(scheduler.settings.database_path("scheduler")):
+    async with write_locked(scheduler.settings.database_path("scheduler")):
         result = await sessions.stub.RunSessionCommand(
             request, metadata=sessions.metadata, timeout=LOCKED_RPC_TIMEOUT
         )
