@@ -178,3 +178,50 @@ async def test_a_trickle_of_records_is_stored_in_a_few_inserts(
         await writer.stop()
         await store.close()
     assert audit_log.writes <= 8
+
+
+async def test_an_outcome_is_taken_in_any_case_and_an_unknown_one_refused(
+    farm_home: Path, database_url: str, nats_server: NatsServer
+) -> None:
+    trace = secrets.token_hex(16)
+    access = NatsAccess(nats_server.url)
+    connection = await connect(access, "test-audit-outcome")
+    await ensure_audit_stream(connection.jetstream())
+    await connection.close()
+    publisher = AuditPublisher(access, "scheduler", capacity=10)
+    publisher.submit(
+        audit_record(
+            source="scheduler",
+            rpc="/farm.tasks.v1.TaskService/CancelTask",
+            outcome="PERMISSION_DENIED",
+            headers={"x-request-id": trace},
+            target="task_2",
+        )
+    )
+    await assert_eventually(lambda: publisher.pending == 0, within=10)
+    await publisher.close(grace_seconds=5)
+
+    settings = auth_settings(farm_home, database_url, new_admin_key(), NATS_URL=nats_server.url)
+    async with running_auth(settings) as auth:
+        await assert_eventually(lambda: records_of(auth, trace), within=15)
+        async with grpc.aio.insecure_channel(auth.address) as channel:
+            stub = audit_pb2_grpc.AuditServiceStub(channel)
+            metadata = await auth.as_key(auth.admin_key)
+
+            async def traced(outcome: str) -> list[str]:
+                reply = await stub.ListAuditRecords(
+                    audit_pb2.ListAuditRecordsRequest(page_size=1000, outcome=outcome),
+                    metadata=metadata,
+                    timeout=RPC_TIMEOUT,
+                )
+                return [r.outcome for r in reply.audit_records if r.trace_id == trace]
+
+            assert await traced("permission_denied") == ["PERMISSION_DENIED"]
+            assert await traced(" Permission_Denied ") == ["PERMISSION_DENIED"]
+            assert await traced("ok") == []
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await traced("denied")
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details() == (
+        "outcome: must be OK or a gRPC status code name, got 'denied'"
+    )

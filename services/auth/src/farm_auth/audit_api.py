@@ -38,14 +38,16 @@ class AuditApi(audit_pb2_grpc.AuditServiceServicer):
                 self._bootstrap_tenant,
                 field="tenant",
             )
-        if request.outcome and request.outcome not in OUTCOMES:
+        # A status name in any case ("permission_denied"), for every caller alike.
+        outcome = request.outcome.strip().upper()
+        if outcome and outcome not in OUTCOMES:
             raise InvalidArgument(
                 "outcome", f"must be OK or a gRPC status code name, got {request.outcome!r}"
             )
         where = AuditFilter(
             tenant=request.tenant or (None if caller.operator else caller.tenant),
             rpc=request.rpc,
-            outcome=request.outcome,
+            outcome=outcome,
             since=request.since.ToDatetime(dt.UTC) if request.HasField("since") else None,
         )
         page, next_token = await read_page(

@@ -66,7 +66,7 @@ def list_audit_records(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise UsageError("--limit: must be at least 1")
     request = audit_pb2.ListAuditRecordsRequest(
-        tenant=args.tenant, rpc=args.rpc, outcome=args.outcome.upper(), page_token=args.page_token
+        tenant=args.tenant, rpc=args.rpc, outcome=args.outcome, page_token=args.page_token
     )
     since = since_time(args.since, dt.datetime.now(dt.UTC))
     if since is not None:

@@ -15,8 +15,6 @@ async def audit_log(request: Request) -> Response:
     """One page of audit records; the next page by its token."""
     user = caller(request)
     chosen = {name: request.query_params.get(name, "").strip() for name in FILTERS}
-    # Outcomes are status names in capitals; taken in any case, as `farm audit` takes them.
-    chosen["outcome"] = chosen["outcome"].upper()
     listing = await user.farm.call(
         user.key,
         user.farm.audit.ListAuditRecords,
