@@ -10,6 +10,7 @@ from google.api import annotations_pb2  # type: ignore[import-untyped]
 from google.protobuf import descriptor_pb2
 
 from browserfarm import sessions as browserfarm_sessions
+from farm_cli.client import RUN_TIMEOUT
 from farm_cli.launcher.envoy import MAX_REQUEST_BYTES, Endpoint, render_envoy_config
 from farm_cli.launcher.tls import load_or_create_internal_tls, load_or_create_local_tls
 from farm_cli.main import main
@@ -192,6 +193,17 @@ def test_run_task_outlives_its_300_s_limit_and_watch_never_times_out() -> None:
     watch = by_path["/farm.tasks.v1.TaskService/WatchTask"]
     assert run["timeout"] == "330s" and run["idle_timeout"] == "330s"
     assert watch["timeout"] == "0s" and watch["idle_timeout"] == "0s"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/farm.tasks.v1.TaskService/RunTask", "/farm.sessions.v1.SessionService/RunSessionCommand"],
+)
+def test_the_cli_waits_for_a_run_as_long_as_the_edge(path: str) -> None:
+    # One RUN_TIMEOUT (farm_cli.client) for `farm task run`, its batches and `farm
+    # session run`: shorter, the CLI would give up on a run the farm still finishes.
+    by_path = {r["match"].get("path"): r["route"] for r in routes(rendered()) if "route" in r}
+    assert by_path[path]["timeout"] == f"{RUN_TIMEOUT:g}s"
 
 
 def test_close_session_outlasts_the_schedulers_wait_for_the_agents_close() -> None:

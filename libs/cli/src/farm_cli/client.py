@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 # How long one ordinary call may take.
 CALL_TIMEOUT = 30.0
+# RunTask and RunSessionCommand wait up to one attempt's (one command's) 300 s limit;
+# Envoy's routes for them allow 330 s (envoy/envoy.yaml.j2), and so does the CLI.
+RUN_TIMEOUT = 330.0
 
 Reply = TypeVar("Reply", bound="Message")
 

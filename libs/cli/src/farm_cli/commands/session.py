@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_cli.client import call_and_print, list_and_print
+from farm_cli.client import RUN_TIMEOUT, call_and_print, list_and_print
 from farm_cli.commands.ranges import (
     INT32_MAX,
     add_page_arguments,
@@ -18,8 +18,6 @@ from farm_cli.commands.task_text import labels_of, region, saved_name
 from farm_cli.console import UsageError
 from farm_core.task_limits import MAX_TIMEOUT_MS, MIN_TIMEOUT_MS
 
-# A command runs up to its 300 s limit; Envoy's route allows 330 s.
-RUN_TIMEOUT = 330.0
 TABS_ACTIONS = {
     "list": sessions_pb2.TABS_ACTION_LIST,
     "select": sessions_pb2.TABS_ACTION_SELECT,

@@ -3,13 +3,8 @@
 import argparse
 
 from farm.tasks.v1 import tasks_pb2
-from farm_cli.client import call_and_print, call_farm
-from farm_cli.commands.task_batch import (
-    RUN_TIMEOUT,
-    add_batch_arguments,
-    batch_urls,
-    run_batch,
-)
+from farm_cli.client import RUN_TIMEOUT, call_and_print, call_farm
+from farm_cli.commands.task_batch import add_batch_arguments, batch_urls, run_batch
 from farm_cli.commands.task_cancel import add_cancel_parser
 from farm_cli.commands.task_list import add_list_parser
 from farm_cli.commands.task_spec import add_task_spec_arguments, task_spec_from_args

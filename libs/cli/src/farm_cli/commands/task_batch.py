@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from farm.tasks.v1 import tasks_pb2
-from farm_cli.client import FarmConnection, connect
+from farm_cli.client import RUN_TIMEOUT, FarmConnection, connect
 from farm_cli.commands.bulk import as_they_end, progress_bar
 from farm_cli.commands.ranges import MAX_CONCURRENCY, whole_number_in
 from farm_cli.commands.task_watch import result_summary, status_name
@@ -25,9 +25,6 @@ from farm_cli.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from farm_cli.retries import RateGate
-
-# RunTask waits up to the task's 300 s limit; Envoy's route allows 330 s.
-RUN_TIMEOUT = 330.0
 
 
 @dataclass(frozen=True)
