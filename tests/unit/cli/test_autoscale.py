@@ -5,7 +5,7 @@ import argparse
 
 import pytest
 
-from farm_cli.commands.up import add_parser, autoscale_settings
+from farm_cli.commands.up import AgentsOption, add_parser, autoscale_settings
 from farm_cli.console import UsageError
 from farm_cli.launcher.autoscale import (
     AutoscaleSettings,
@@ -173,6 +173,14 @@ def test_farm_up_scales_with_a_range_and_its_options() -> None:
     assert autoscale_settings(up_args("--agents", "2")) is None
     with pytest.raises(UsageError, match=r"MIN\.\.MAX"):
         autoscale_settings(up_args("--agents", "2", "--scale-idle", "5"))
+
+
+def test_farm_up_reads_agents_once_into_a_count_or_a_range() -> None:
+    # Parsed by argparse's type, and then only read: no second parse of the text.
+    assert up_args().agents == AgentsOption(1, 1, scaled=False)
+    assert up_args("--agents", "3").agents == AgentsOption(3, 3, scaled=False)
+    assert up_args("--agents", " 2 .. 4 ").agents == AgentsOption(2, 4, scaled=True)
+    assert up_args("--agents", "2..2").agents == AgentsOption(2, 2, scaled=True)
 
 
 def test_a_scaled_farm_starts_the_least_and_reserves_ports_for_the_most() -> None:

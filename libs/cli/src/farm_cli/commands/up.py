@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -229,22 +229,32 @@ def tls_lines(files: TlsFiles | None, internal: TlsFiles | None = None) -> list[
     return lines
 
 
-def agents_option(text: str) -> str:
-    """An argparse type: `--agents` as given, once it is a count or a MIN..MAX the farm runs."""
+@dataclass(frozen=True)
+class AgentsOption:
+    """`--agents` parsed: a fixed count (least == most) or a MIN..MAX range to scale in."""
+
+    least: int
+    most: int
+    scaled: bool
+
+
+def agents_option(text: str) -> AgentsOption:
+    """An argparse type: `--agents` parsed, once it is a count or a MIN..MAX the farm runs."""
     try:
         least, most = parse_agents(text)
-        if ".." in text:
+        scaled = ".." in text
+        if scaled:
             AutoscaleSettings(least, most)
         if most > MAX_AGENTS:
             raise ValueError(f"at most {MAX_AGENTS} agents, got {most}")
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from error
-    return text
+    return AgentsOption(least, most, scaled)
 
 
 def autoscale_settings(args: argparse.Namespace) -> AutoscaleSettings | None:
     """The scaling settings of `--agents MIN..MAX` and `--scale-*`; None for a fixed count."""
-    least, most = parse_agents(args.agents)
+    agents: AgentsOption = args.agents
     chosen = {
         name: value
         for name, value in (
@@ -254,11 +264,11 @@ def autoscale_settings(args: argparse.Namespace) -> AutoscaleSettings | None:
         )
         if value is not None
     }
-    if ".." not in args.agents:
+    if not agents.scaled:
         if chosen:
             raise UsageError("--scale-wait, --scale-cpu and --scale-idle need --agents MIN..MAX")
         return None
-    return AutoscaleSettings(least, most, **chosen)
+    return AutoscaleSettings(agents.least, agents.most, **chosen)
 
 
 def chosen_ports(args: argparse.Namespace, environ: Mapping[str, str]) -> FarmPorts:
@@ -282,7 +292,7 @@ def run_up(args: argparse.Namespace) -> int:
         ports = chosen_ports(args, os.environ)
         autoscale = autoscale_settings(args)
         config = FarmConfig.from_environment(
-            agents=parse_agents(args.agents)[1],
+            agents=args.agents.most,
             autoscale=autoscale,
             allow_private=args.allow_private,
             ports=ports,
