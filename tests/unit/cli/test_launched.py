@@ -1,6 +1,7 @@
 """Processes launched side by side are awaited together (launched.py), on short real processes."""
 
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,9 +28,18 @@ class Farmlet:
     def _stopping(self) -> bool:
         return self.stopping
 
-    def launch(self, name: str, code: str = "import time; time.sleep(60)") -> ManagedProcess:
+    def launch(
+        self,
+        name: str,
+        code: str = "import time; time.sleep(60)",
+        role: Role = Role.SERVICE,
+        *,
+        join_group: bool = False,
+    ) -> ManagedProcess:
         spec = ProcessSpec(name, [sys.executable, "-c", code], stop_timeout=5)
-        return self.launched.launch(spec, lambda: name in self.ready, 60, Role.SERVICE)
+        return self.launched.launch(
+            spec, lambda: name in self.ready, 60, role, join_group=join_group
+        )
 
 
 @pytest.fixture
@@ -77,3 +87,22 @@ def test_names_not_starting_are_not_waited_for(farmlet: Farmlet) -> None:
     farmlet.launched.await_ready(starting, "traces")
     assert [process.name for process in starting] == ["unready"]
     assert farmlet.reports == []
+
+
+def test_the_stop_says_which_agents_it_stopped_and_which_had_drained(farmlet: Farmlet) -> None:
+    # A drained agent exits 0 of itself before the farm stops: the stop did not stop it.
+    farmlet.launch("nats")
+    running = farmlet.launch("agent-1", role=Role.AGENT)
+    drained = farmlet.launch("agent-2", "pass", Role.AGENT, join_group=True)
+    crashed = farmlet.launch("agent-3", "import sys; sys.exit(3)", Role.AGENT, join_group=True)
+    deadline = time.monotonic() + 30
+    while (drained.alive() or crashed.alive()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert running.alive()
+    farmlet.launched.stop_all()
+    [agents, nats] = [line.rsplit(" (", 1)[0] for line in farmlet.reports]
+    # In reverse start order, as they are stopped.
+    assert agents == (
+        "agent-3 had ended already (exit code 3); agent-2 had drained already; agent-1 stopped"
+    )
+    assert nats == "nats stopped"

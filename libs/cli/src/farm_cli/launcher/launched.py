@@ -6,6 +6,7 @@ Processes started side by side are awaited together: each is reported ready as s
 as it is, and the first that exits or overruns its timeout fails the start.
 """
 
+import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -153,13 +154,45 @@ class LaunchedProcesses:
         self._supervisor.confirm_ready(name)
 
     def stop_all(self) -> None:
-        """Stops every process, group by group in reverse start order (SIGKILL after timeouts)."""
+        """Stops every process, group by group in reverse start order (SIGKILL after timeouts).
+
+        Each group's line says what became of each: stopped now, or already ended before
+        the stop (an agent that drained, a process that had exited), or killed.
+        """
         while self._stop_groups:
-            group = self._stop_groups.pop()
+            group = list(reversed(self._stop_groups.pop()))
             began = time.monotonic()
-            for process in reversed(group):
+            # Looked at before the signals: what ended already is not what this stop did.
+            running = {process.name for process in group if process.alive()}
+            for process in group:
                 process.terminate()
-            for process in reversed(group):
-                process.stop()
-            names = ", ".join(p.spec.name for p in reversed(group))
-            self._report(f"{names} stopped ({time.monotonic() - began:.1f} s)")
+            outcomes = {}
+            for process in group:
+                code = process.stop()
+                outcomes[process.name] = stop_outcome(
+                    process.name in running, code, self._roles[process.name], process.spec
+                )
+            self._report(f"{outcome_summary(outcomes)} ({time.monotonic() - began:.1f} s)")
+
+
+def stop_outcome(was_running: bool, code: int | None, role: Role, spec: ProcessSpec) -> str:
+    """What became of one process at the farm's stop, from its exit `code` (None: none yet)."""
+    if not was_running:
+        if code is None:
+            return "was not running"
+        if code == 0 and role is Role.AGENT:
+            return "had drained already"
+        return f"had ended already (exit code {code})"
+    if code == -signal.SIGKILL:
+        return f"killed (not stopped within {spec.stop_timeout:g} s)"
+    if code in (0, -signal.SIGTERM):
+        return "stopped"
+    return f"stopped (exit code {code})"
+
+
+def outcome_summary(outcomes: Mapping[str, str]) -> str:
+    """'agent-2, agent-1 stopped; agent-3 had drained already': names grouped by outcome."""
+    names_by_outcome: dict[str, list[str]] = {}
+    for name, outcome in outcomes.items():
+        names_by_outcome.setdefault(outcome, []).append(name)
+    return "; ".join(f"{', '.join(names)} {outcome}" for outcome, names in names_by_outcome.items())
