@@ -147,14 +147,42 @@ def test_a_spec_at_its_limits_is_stored_as_sent_with_the_defaults_filled_in(
     assert json_format.ParseDict(stored, tasks_pb2.TaskSpec()) == as_sent
 
 
-def test_malformed_json_is_a_400(admin: Client) -> None:
-    response = admin.http.post(
-        "/v1/tasks",
-        content=b'{"url": "http://x.test", "screenshot": {',
-        headers={"content-type": "application/json"},
+@pytest.mark.parametrize(
+    ("method", "path", "body", "message"),
+    [
+        (
+            "POST",
+            "/v1/tasks",
+            b'{"url": "http://x.test", "screenshot": {',
+            "expecting property name enclosed in double quotes at line 1 column 41",
+        ),
+        (
+            "POST",
+            "/v1/tasks:batchCreate",
+            b'{"requests": [}',
+            "expecting value at line 1 column 15",
+        ),
+        (
+            "POST",
+            "/v1/tasks/tsk_1:cancel",
+            b"{",
+            "expecting property name enclosed in double quotes",
+        ),
+        ("POST", "/v1/sessions", b'{"viewport": ', "expecting value at line 1 column 14"),
+        ("GET", "/v1/whoami", b"[1,", "expecting value at line 1 column 4"),
+        ("POST", "/v1/tasks", b"{'url': 'http://x.test'}", "expecting property name enclosed"),
+    ],
+)
+def test_malformed_json_is_a_400_naming_the_body(
+    admin: Client, method: str, path: str, body: bytes, message: str
+) -> None:
+    response = admin.http.request(
+        method, path, content=body, headers={"content-type": "application/json"}
     )
 
-    assert response.status_code == 400
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == 3
+    assert response.json()["message"].startswith(f"body: not valid JSON: {message}"), response.text
 
 
 def test_an_unknown_enum_value_is_a_400_naming_the_field(admin: Client) -> None:

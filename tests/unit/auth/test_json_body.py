@@ -80,14 +80,8 @@ def test_a_bodiless_rules_request_fields_pass(body: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [
-        ("POST", "/v1/tasks", b'{"url": '),  # not JSON: the transcoder says so
         ("POST", "/v1/nothing", b'{"x": 1}'),  # no such RPC: the transcoder says so
         ("GET", "/v1/tasks", b'{"x": 1}'),  # no body binding
-        ("POST", "/v1/tasks", b"  "),
-        # Not JSON as the transcoder reads it (UTF-8, no NaN), though Python's json takes it.
-        ("POST", "/v1/tasks", '{"timeoutMs": "abc"}'.encode("utf-16")),
-        ("POST", "/v1/tasks", b'{"timeoutMs": NaN}'),
-        ("POST", "/v1/tasks", b'\xef\xbb\xbf{"timeoutMs": "abc"}'),
     ],
 )
 def test_what_is_not_an_rpcs_json_object_is_left_to_the_transcoder(
@@ -147,3 +141,54 @@ def test_a_value_the_transcoder_garbles_is_named_by_its_json_path(
     fields: dict[str, Any], message: str
 ) -> None:
     assert bad_value({**SPEC, **fields}) == message
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "message"),
+    [
+        ("POST", "/v1/tasks", b'{"spec": ', "expecting value at line 1 column 10"),
+        ("POST", "/v1/tasks:run", b'{"url": "x"} {}', "extra data at line 1 column 14"),
+        (
+            "POST",
+            "/v1/tasks:batchCreate",
+            b'{"requests": [}',
+            "expecting value at line 1 column 15",
+        ),
+        ("POST", "/v1/tasks/tsk_1:cancel", b"[", "expecting value at line 1 column 2"),
+        ("POST", "/v1/sessions", b"{'viewport': {}}", "expecting property name enclosed in"),
+        ("POST", "/v1/sessions/ses_1:run", b'{"steps": [],}', "expecting property name"),
+        ("PATCH", "/v1/apiKeys/key_1", b'{"burst": 5 "x"}', "expecting ',' delimiter at line 1"),
+        ("PATCH", "/v1/tenants/acme/limits", b"  \n", "empty (only white space); send"),
+        ("DELETE", "/v1/artifacts/art_1", b"{", "expecting property name enclosed"),
+        # The transcoder reads a GET's body too.
+        ("GET", "/v1/whoami?x=1", b"{", "expecting property name enclosed"),
+        ("POST", "/v1/tasks", b'{"timeoutMs": NaN}', "NaN is not a JSON value"),
+        ("POST", "/v1/tasks", b'{"url": "\xff"}', "not UTF-8 (byte 0xff at offset 9)"),
+        ("POST", "/v1/tasks", b"\xef\xbb\xbf{}", "starts with a byte order mark (BOM)"),
+        ("POST", "/v1/tasks", '{"timeoutMs": 5}'.encode("utf-16"), "not UTF-8 (byte 0xff at"),
+        ("POST", "/v1/tasks", b'{"labels": {"a": "\\ud800"}}', "a string holds a lone UTF-16"),
+    ],
+)
+def test_a_body_that_is_not_json_is_refused_as_the_body_on_every_route(
+    method: str, path: str, body: bytes, message: str
+) -> None:
+    refused = FIELDS.refusal(method, path, body)
+    assert refused is not None and refused.outcome == "bad_json", refused
+    assert refused.message.startswith(f"body: not valid JSON: {message}"), refused.message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # Raw control characters in a string, and a surrogate pair: the transcoder takes them.
+        b'{"url": "http://a.test/", "labels": {"a": "x\x01y"}}',
+        b'{"url": "http://a.test/", "labels": {"a": "\\ud83d\\ude00"}}',
+        b"",
+    ],
+)
+def test_json_the_transcoder_takes_is_not_refused_as_malformed(body: bytes) -> None:
+    assert FIELDS.refusal("POST", "/v1/tasks", body) is None
+
+
+def test_a_path_that_names_no_rpc_is_left_to_the_transcoder_whatever_its_body() -> None:
+    assert FIELDS.refusal("POST", "/v1/nothing", b"{") is None

@@ -45,6 +45,7 @@ OUTCOMES = (
     "not_found",
     "unknown_field",
     "bad_value",
+    "bad_json",
     "error",
 )
 # Refusals that presented some credential: they count against the source address.

@@ -42,7 +42,7 @@ _WELL_KNOWN_PREFIX = "google.protobuf."
 class BodyRefusal:
     """Why a body is refused: its first unknown field, or a value of the wrong kind."""
 
-    outcome: Literal["unknown_field", "bad_value"]
+    outcome: Literal["unknown_field", "bad_value", "bad_json"]
     message: str
 
 
@@ -129,28 +129,33 @@ class BodyFields:
     """Finds a body's first field its RPC's message lacks, or value the transcoder refuses."""
 
     def __init__(self, services: Iterable[ServiceDescriptor] = PUBLIC_SERVICE_DESCRIPTORS) -> None:
+        services = tuple(services)
+        self._bindings = http_bindings(services)
         self._routes = body_routes(services)
         self._fields: dict[str, dict[str, FieldDescriptor]] = {}
 
     def refusal(self, method: str, path: str, body: bytes) -> BodyRefusal | None:
-        """The refusal naming the body's first unknown field or bad value, or None.
+        """The refusal naming what is wrong with the body, or None.
 
-        JSON that is no object is refused too. A body that is not JSON, or a path that
-        names no RPC with a body, is left to the transcoder, which refuses those in its
-        own words.
+        A body that is not JSON is refused on any RPC's path (the transcoder reads the
+        body of every call, GETs included); JSON that is no object, an unknown field or
+        a bad value on an RPC's path whose body the transcoder takes. A path that names
+        no RPC is left to the transcoder, which refuses it in its own words.
         """
-        route = route_for(self._routes, method, path.partition("?")[0])
-        if route is None or not body.strip():
+        bare_path = path.partition("?")[0]
+        if not body or route_for(self._bindings, method, bare_path) is None:
             return None
         try:
-            # Strict JSON in UTF-8 only, as the transcoder reads it: json.loads would
-            # also take UTF-16 and NaN, which the transcoder refuses in its own words.
-            value = json.loads(body.decode("utf-8"), parse_constant=_not_json)
+            value = json_value(body)
+        except NotJson as error:
+            return BodyRefusal("bad_json", f"body: not valid JSON: {error}")
         except (ValueError, RecursionError):
-            # RecursionError: nested deeper than Python parses; the transcoder's own
-            # depth limit refuses it (a 5xx here would read as auth being down).
+            # Nested deeper than Python parses, or a number longer than it converts:
+            # the transcoder's own limits judge those (a 5xx here would read as auth
+            # being down).
             return None
-        if value is None and route.takes_null:
+        route = route_for(self._routes, method, bare_path)
+        if route is None or (value is None and route.takes_null):
             return None
         if not isinstance(value, dict):
             # The transcoder's own words for this start with an empty field path.
@@ -223,8 +228,48 @@ class BodyFields:
         return self._check(value, field.message_type, at)
 
 
+class NotJson(ValueError):
+    """A body that is not one JSON value in UTF-8; says where it stops being JSON."""
+
+
+# A \\u escape of a UTF-16 surrogate: only then can a string hold half of a pair.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def json_value(body: bytes) -> object:
+    """The one JSON value `body` holds, read as strictly as RFC 8259 asks; raises NotJson.
+
+    Strict where the transcoder is too (UTF-8 only, no NaN, no BOM, nothing after the
+    value, no lone surrogate) and where it is lenient only by accident (single quotes,
+    a trailing comma, an unknown escape: a body it reads so is one whose fields this
+    check could not see). Raw control characters in a string pass, as it takes them.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise NotJson(
+            f"not UTF-8 (byte 0x{body[error.start]:02x} at offset {error.start})"
+        ) from error
+    if not text.strip():
+        raise NotJson("empty (only white space); send a JSON object, or no body")
+    if text.startswith("\ufeff"):
+        raise NotJson("starts with a byte order mark (BOM); send UTF-8 without one")
+    try:
+        value = json.loads(text, parse_constant=_not_json, strict=False)
+    except json.JSONDecodeError as error:
+        reason = error.msg[0].lower() + error.msg[1:]
+        raise NotJson(f"{reason} at line {error.lineno} column {error.colno}") from error
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as error:
+            lone = error.object[error.start : error.end]
+            raise NotJson(f"a string holds a lone UTF-16 surrogate ({lone!a})") from error
+    return value
+
+
 def _not_json(constant: str) -> NoReturn:
-    raise ValueError(f"{constant} is not JSON")
+    raise NotJson(f"{constant} is not a JSON value")
 
 
 def _unknown(where: str, name: str, message: Descriptor) -> str:
