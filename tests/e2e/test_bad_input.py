@@ -320,6 +320,28 @@ def test_an_unknown_path_is_a_404(admin: Client) -> None:
     assert admin.http.get("/v1/nothing-here").status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/v1/tasks", "GET, POST"),
+        ("GET", "/v1/tasks:batchCreate", "POST"),
+        ("GET", "/v1/tasks/tsk_1:cancel", "POST"),
+        ("PUT", "/v1/apiKeys/key_1", "DELETE, PATCH"),
+    ],
+)
+def test_a_known_path_asked_with_another_method_is_a_405_naming_those_it_takes(
+    admin: Client, method: str, path: str, allow: str
+) -> None:
+    response = admin.http.request(method, path)
+
+    assert response.status_code == 405, response.text
+    assert response.headers["allow"] == allow
+    assert response.json() == {
+        "code": 12,
+        "message": f"method: {method} is not allowed on {path}; it takes {allow}",
+    }
+
+
 def test_a_body_naming_another_object_than_the_path_is_a_400_and_acts_on_neither(
     admin: Client,
 ) -> None:

@@ -12,6 +12,7 @@ import grpc
 from prometheus_client import Counter
 
 from farm_auth.console_clients import ConsoleClients
+from farm_auth.http_routes import HttpMethods, MethodRefusal
 from farm_auth.json_body import BodyFields
 from farm_auth.keys import MISSING_KEY, NOT_BEARER, KeyRefused
 from farm_auth.query_params import QueryParams
@@ -43,6 +44,7 @@ OUTCOMES = (
     "address_blocked",
     "forbidden",
     "not_found",
+    "method_not_allowed",
     "unknown_field",
     "bad_value",
     "bad_json",
@@ -192,6 +194,17 @@ def limited(message: str, retry_after_seconds: float, *, grpc_caller: bool = Fal
     )
 
 
+def method_not_allowed(wrong_method: MethodRefusal) -> Verdict:
+    """405 with Allow for an HTTP/JSON path asked with a method it does not take.
+
+    UNIMPLEMENTED in the body, the gRPC code grpc-gateway gives a 405 too.
+    """
+    verdict = refusal(
+        grpc.StatusCode.UNIMPLEMENTED, wrong_method.message, (("allow", wrong_method.allow),)
+    )
+    return replace(verdict, http_status=405)
+
+
 def refused(error: FarmError) -> Verdict:
     """The answer for a request for a session's browser refused with `error`.
 
@@ -223,6 +236,7 @@ class Authorizer:
         self._console = console
         self._body_fields = BodyFields()
         self._query_params = QueryParams()
+        self._methods = HttpMethods()
 
     async def check(self, request: EdgeRequest) -> Verdict:
         """The verdict on `request`."""
@@ -247,6 +261,10 @@ class Authorizer:
         verified = await self._verified(request, grpc_caller=grpc_caller)
         if isinstance(verified, Verdict):
             return verified
+        wrong_method = self._methods.refusal(request.method, request.path)
+        if wrong_method is not None:
+            checks_total.labels("method_not_allowed").inc()
+            return method_not_allowed(wrong_method)
         repeated = self._query_params.refusal(request.method, request.path)
         if repeated is not None:
             checks_total.labels("bad_value").inc()

@@ -15,11 +15,11 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal, NoReturn, TypeVar
+from typing import Literal, NoReturn
 
-from google.api import annotations_pb2  # type: ignore[import-untyped]
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescriptor
 
+from farm_auth.http_routes import http_bindings, route_for
 from farm_auth.json_values import elements, message_problem, scalar_problem
 from farm_core.public_api import PUBLIC_SERVICE_DESCRIPTORS
 
@@ -31,7 +31,6 @@ _JSON_KINDS = {
     float: "a number",
     type(None): "null",
 }
-_VERBS = ("get", "put", "post", "delete", "patch")
 log = logging.getLogger(__name__)
 # Well-known types have their own JSON forms (a Timestamp is a string, a Struct any
 # object): the transcoder checks those, nothing is dropped from them.
@@ -57,54 +56,6 @@ class BodyRoute:
     # A body that is one field of the request may be null (that field's default, which
     # the transcoder takes); the whole request may not.
     takes_null: bool
-
-
-def _path_pattern(template: str) -> re.Pattern[str]:
-    """A regex for an http rule's path template (`/v1/tasks/{id}:cancel`)."""
-    parts = re.split(r"(\{[^}]*\})", template)
-    regex = "".join(
-        ("[^/]+" if "=" not in part else ".+") if part.startswith("{") else re.escape(part)
-        for part in parts
-    )
-    # Envoy's transcoder takes a path with a trailing slash for the path without one.
-    return re.compile(regex + r"/?\Z")
-
-
-@dataclass(frozen=True)
-class HttpBinding:
-    """One google.api.http binding of an RPC: its verb, its path, its request, its body."""
-
-    method: str
-    path: re.Pattern[str]
-    request: Descriptor
-    # The request's field the body is, "*" for the whole request, "" for no body.
-    body: str
-
-
-def http_bindings(services: Iterable[ServiceDescriptor]) -> tuple[HttpBinding, ...]:
-    """Every HTTP binding of `services`' methods, from their google.api.http options."""
-    bindings = []
-    for service in services:
-        for method in service.methods:
-            rule = method.GetOptions().Extensions[annotations_pb2.http]
-            for binding in (rule, *rule.additional_bindings):
-                verb = binding.WhichOneof("pattern")
-                if verb in _VERBS:
-                    path = _path_pattern(getattr(binding, verb))
-                    bindings.append(
-                        HttpBinding(verb.upper(), path, method.input_type, binding.body)
-                    )
-    return tuple(bindings)
-
-
-Routed = TypeVar("Routed", BodyRoute, HttpBinding)
-
-
-def route_for(routes: Iterable[Routed], method: str, path: str) -> Routed | None:
-    """The first of `routes` whose verb is `method` and whose path template matches `path`."""
-    return next(
-        (route for route in routes if route.method == method and route.path.match(path)), None
-    )
 
 
 def body_routes(services: Iterable[ServiceDescriptor]) -> tuple[BodyRoute, ...]:

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescriptor
 
-from farm_auth.json_body import http_bindings, route_for
+from farm_auth.http_routes import http_bindings, route_for
 from farm_core.public_api import PUBLIC_SERVICE_DESCRIPTORS
 
 
