@@ -125,6 +125,7 @@ PAGES: dict[str, str] = {
           <option value="l">Large</option></select>
         <input type="checkbox" id="agree"><input type="checkbox" id="news" checked>
         <input type="checkbox" id="locked" disabled><span id="hidden" hidden>hidden</span>
+        <input id="name" value="initial" data-kind="text">
         <button id="later" onclick="setTimeout(() => {
             document.getElementById('late').textContent = 'Thank you for waiting'; }, 300)">
           Later</button><p id="late"></p>

@@ -176,6 +176,56 @@ async def test_a_session_command_waits_for_network_idle_after_a_click_in_the_one
     assert json_format.MessageToDict(result.json) == {"loaded": "loaded"}
 
 
+async def test_extract_reads_what_an_earlier_command_typed_checked_and_chose(
+    manager: SessionManager, site: Site
+) -> None:
+    # The attributes keep the page's initial state; @value, @checked and @selected
+    # are the controls' live state, as a user sees it.
+    session = await open_session(manager, tasks_pb2.Viewport(width=1280, height=800))
+    keeper = keeper_of(FakeUploader())
+    act = json_format.ParseDict(
+        {
+            "url": site.url("/widgets"),
+            "timeoutMs": 10_000,
+            "steps": [
+                {"fill": {"selector": "#name", "value": "typed"}},
+                {"check": "#agree"},
+                {"uncheck": "#news"},
+                {"select": {"selector": "#size", "value": "m"}},
+            ],
+        },
+        sessions_pb2.SessionCommand(),
+    )
+    await run_command(session, act, keeper, 100_000)
+    read = sessions_pb2.SessionCommand(timeout_ms=10_000)
+    read.extract.fields.update(
+        {
+            "name": "#name@value",
+            "nameAsTyped": "#name@VALUE",
+            "agree": "#agree@checked",
+            "news": "#news@checked",
+            "size": "#size@value",
+            "chosen": "#size option@selected[]",
+            "values": "input@value[]",
+            # Other attributes, and these on other elements, stay the attribute's text.
+            "kind": "#name@data-kind",
+            "notAControl": "#state@value",
+        }
+    )
+    result = await run_command(session, read, keeper, 100_000)
+    assert json_format.MessageToDict(result.json) == {
+        "name": "typed",
+        "nameAsTyped": "typed",
+        "agree": True,
+        "news": False,
+        "size": "m",
+        "chosen": [False, True, False],
+        "values": ["on", "on", "on", "typed"],
+        "kind": "text",
+        "notAControl": None,
+    }
+
+
 async def test_wait_for_network_idle_that_never_comes_names_the_open_request(
     runner: BrowserSpecRunner, site: Site
 ) -> None:

@@ -156,19 +156,33 @@ async def extract(
     return Capture(result=tasks_pb2.TaskResult(json=json_value(values, "extract", max_bytes)))
 
 
+# "@value", "@checked" and "@selected" of a form control read its live state (what a
+# fill, check or select step, or the user, made it), not the attribute, which keeps
+# the page's initial value: the value as a string, checked and selected as booleans.
+# Any other attribute, and these on other elements, is the attribute's text or null.
+_ATTRIBUTE_VALUE = """(e, name) => {
+  const kinds = new Map([
+    ["value", [HTMLInputElement, HTMLTextAreaElement, HTMLSelectElement, HTMLOptionElement,
+               HTMLButtonElement, HTMLOutputElement]],
+    ["checked", [HTMLInputElement]],
+    ["selected", [HTMLOptionElement]],
+  ]).get(name.toLowerCase()) || [];
+  return kinds.some((kind) => e instanceof kind) ? e[name.toLowerCase()] : e.getAttribute(name);
+}"""
+_ATTRIBUTE_VALUES = f"(elements, name) => elements.map((e) => ({_ATTRIBUTE_VALUE})(e, name))"
+
+
 async def _extract_one(page: Page, rule: ExtractField, time_left_ms: TimeLeftMs) -> Any:
     matches = page.locator(rule.selector)
     if rule.every_match:
         if rule.attribute is None:
             return await matches.all_inner_texts()
-        return await matches.evaluate_all(
-            "(elements, name) => elements.map((e) => e.getAttribute(name))", rule.attribute
-        )
+        return await matches.evaluate_all(_ATTRIBUTE_VALUES, rule.attribute)
     if await matches.count() == 0:
         return None
     if rule.attribute is None:
         return await matches.first.inner_text(timeout=time_left_ms())
-    return await matches.first.get_attribute(rule.attribute, timeout=time_left_ms())
+    return await matches.first.evaluate(_ATTRIBUTE_VALUE, rule.attribute, timeout=time_left_ms())
 
 
 async def script(
