@@ -197,3 +197,24 @@ async def test_a_private_callback_address_is_refused_unless_allowed(scheduler: S
     error = await rpc_error(scheduler.create(callback_url="http://127.1:9/hook"))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (error.details() or "").startswith("callbackUrl: host '127.1' ends in a number")
+
+
+async def test_a_callback_host_that_does_not_exist_fails_at_once_saying_so(
+    start_scheduler: StartScheduler,
+) -> None:
+    # `.invalid` never resolves (RFC 2606): the resolver answers NXDOMAIN locally. No
+    # later attempt within the hour of retries could reach it.
+    scheduler = await start_scheduler(**CALLBACKS)
+    created = await scheduler.create(callback_url="http://hooks.farm.invalid/hook")
+    await scheduler.cancel(created.id)
+
+    async def given_up() -> bool:
+        task = await scheduler.get(created.id)
+        return task.callback_status == tasks_pb2.CALLBACK_STATUS_FAILED
+
+    await assert_eventually(given_up, message="the callback to a missing host was not given up")
+    task = await scheduler.get(created.id)
+    [attempt] = task.callback_attempts
+    assert attempt.http_status == 0
+    assert attempt.error.startswith("hooks.farm.invalid does not resolve ("), attempt.error
+    assert attempt.error.endswith("; the name does not exist, so it is not retried")

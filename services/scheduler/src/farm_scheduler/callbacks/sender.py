@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from farm_core.egress.address_policy import AddressPolicy, Refusal
-from farm_core.egress.resolution import Resolver, system_resolver
+from farm_core.egress.resolution import Resolver, name_does_not_exist, system_resolver
 
 ALLOW_SETTING = "FARM_SCHEDULER_CALLBACK_ALLOW"
 """The setting that opens refused networks to callbacks, as refusals name it."""
@@ -26,12 +26,22 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 class Delivery:
     """How a delivery ended: the receiver's status (0: no answer) and the error, if any.
 
-    A `permanent` failure (a refused address) is not retried.
+    A `permanent` failure (a refused address, a name that does not exist) is not retried.
     """
 
     http_status: int = 0
     error: str = ""
     permanent: bool = False
+
+
+class NameDoesNotExist(Exception):
+    """The callback's host name has no address (NXDOMAIN): no later attempt would reach it."""
+
+    def __init__(self, host: str, error: BaseException) -> None:
+        super().__init__(
+            f"{host} does not resolve ({error or type(error).__name__}); "
+            "the name does not exist, so it is not retried"
+        )
 
 
 class RefusedAddress(Exception):
@@ -67,7 +77,13 @@ class _CheckedResolver(AbstractResolver):
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
-        addresses = await self._resolve(host, port)
+        try:
+            addresses = await self._resolve(host, port)
+        except (OSError, UnicodeError) as error:
+            if name_does_not_exist(error):
+                # Not an OSError, so aiohttp hands it on as it is, as RefusedAddress.
+                raise NameDoesNotExist(host, error) from error
+            raise
         refusal = self._policy.check(host, port, addresses)
         if refusal is not None:
             raise RefusedAddress(refusal)
@@ -116,7 +132,7 @@ class CallbackSender:
                 url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 status = response.status
-        except RefusedAddress as refused:
+        except (RefusedAddress, NameDoesNotExist) as refused:
             return Delivery(error=str(refused), permanent=True)
         except TimeoutError:
             return Delivery(error=f"no answer within {self._timeout.total:g} s")
