@@ -106,3 +106,31 @@ def test_the_stop_says_which_agents_it_stopped_and_which_had_drained(farmlet: Fa
         "agent-3 had ended already (exit code 3); agent-2 had drained already; agent-1 stopped"
     )
     assert nats == "nats stopped"
+
+
+def test_the_stop_says_a_process_that_outlived_its_stop_timeout_was_killed(
+    farmlet: Farmlet,
+) -> None:
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    process = farmlet.launched.launch(
+        ProcessSpec("weed", [sys.executable, "-c", stubborn], stop_timeout=0.5),
+        lambda: True,
+        60,
+        Role.INFRASTRUCTURE,
+    )
+    # Its SIGTERM handler must be in place before the stop, or SIGTERM ends it.
+    deadline = time.monotonic() + 30
+    while "SigIgn" not in ignored_signals(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    farmlet.launched.stop_all()
+    assert farmlet.reports[-1].startswith("weed killed after its 0.5 s stop timeout ("), (
+        farmlet.reports
+    )
+
+
+def ignored_signals(pid: int) -> str:
+    """'SigIgn' once process `pid` ignores SIGTERM (its /proc status's SigIgn mask), else ''."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:") and int(line.split()[1], 16) & (1 << 14):
+            return "SigIgn"
+    return ""

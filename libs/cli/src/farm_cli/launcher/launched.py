@@ -184,7 +184,7 @@ def stop_outcome(was_running: bool, code: int | None, role: Role, spec: ProcessS
             return "had drained already"
         return f"had ended already (exit code {code})"
     if code == -signal.SIGKILL:
-        return f"killed (not stopped within {spec.stop_timeout:g} s)"
+        return f"killed after its {spec.stop_timeout:g} s stop timeout"
     if code in (0, -signal.SIGTERM):
         return "stopped"
     return f"stopped (exit code {code})"
