@@ -1,4 +1,4 @@
-"""Unknown fields and values of the wrong kind in an HTTP/JSON body, named before the transcoder.
+"""Unknown fields, wrong values and non-JSON in an HTTP/JSON body, named before the transcoder.
 
 Envoy's grpc_json_transcoder ignores a JSON field the request message does not have
 (it has no option to refuse one), so a misspelt `cacheTtlSecond` would do nothing
@@ -6,7 +6,10 @@ without a word; and it names a value it cannot convert by the field's proto path
 (`spec.timeout_ms`), which the caller never wrote. Envoy sends the auth service the
 body of each /v1/ call with its ext_authz check (envoy/envoy.yaml.j2), and this
 module names the first unknown field or wrong value (json_values) of it, at any
-depth, by its JSON path, so the check refuses the call with a 400 instead.
+depth, by its JSON path, so the check refuses the call with a 400 instead. A body
+that is not JSON at all is refused as `body: not valid JSON: …` (json_value): the
+transcoder's own words for it (`Unexpected token.`) named neither the body nor,
+often, the place.
 """
 
 import difflib
