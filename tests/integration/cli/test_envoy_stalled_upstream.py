@@ -25,11 +25,12 @@ from farm_cli.launcher.envoy import (
 )
 from farm_cli.launcher.processes import ManagedProcess, free_ports, wait_until
 from tests.integration.cli.conftest import ROOT
-from tests.integration.cli.test_envoy_local_replies import GOOD, json_error
+from tests.unit.cli.fake_auth import GOOD_KEY
 from tests.unit.cli.fake_services import start_fake_farm
 
 pytestmark = pytest.mark.integration
 
+GOOD = {"authorization": f"Bearer {GOOD_KEY}"}
 DEADLINE_EXCEEDED = 4
 # The TaskService route's 60 s, shortened in the rendered config so the test is quick.
 ROUTE = "route: {cluster: scheduler, timeout: 60s}"
@@ -75,7 +76,9 @@ def stalled_edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def test_a_stalled_service_is_a_json_504_naming_it(stalled_edge: str) -> None:
     response = httpx.get(f"http://{stalled_edge}/v1/tasks/t5", headers=GOOD, timeout=15)
-    assert json_error(response, 504, DEADLINE_EXCEEDED) == STALLED
+    assert response.status_code == 504, response.text
+    assert response.headers["content-type"] == "application/json", response.text
+    assert response.json() == {"code": DEADLINE_EXCEEDED, "message": STALLED}
 
 
 def test_a_stalled_service_is_unavailable_to_grpc_callers_naming_it(
