@@ -1,4 +1,5 @@
-"""The scheduler's session orders over a real nats-server: a command whose agent died."""
+"""The scheduler's session orders over a real nats-server: a command whose agent died, or
+that went unanswered while NATS stalled."""
 
 import asyncio
 import logging
@@ -13,12 +14,16 @@ from nats.aio.msg import Msg
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
+from farm_core.nats_access import NatsAccess
+from farm_core.queue import MAX_OUTSTANDING_PINGS, PING_INTERVAL_SECONDS, connect
 from farm_core.sessions import Refusal, SessionOrder, order_subject
 from farm_scheduler.sessions import orders
 from farm_scheduler.sessions.orders import (
     AgentGone,
     AgentOrders,
+    AgentSilent,
 )
+from tests.conftest import NatsServer
 
 pytestmark = pytest.mark.integration
 
@@ -184,3 +189,41 @@ async def test_a_garbled_answer_to_a_hold_probe_is_no_verdict_and_the_command_ge
 
     assert reply.result.text == "done"
     assert probes
+
+
+async def test_a_command_unanswered_while_nats_stalled_says_the_connection_was_lost(
+    fresh_nats_server: NatsServer,
+) -> None:
+    # A real trial's SIGSTOPped nats-server made a command fail after its 40 s saying
+    # only that its agent did not answer, which sent the operator to a healthy agent.
+    agent = await nats.connect(fresh_nats_server.url)
+    scheduler = await connect(NatsAccess(fresh_nats_server.url), "farm-test-scheduler")
+    try:
+        await agent.subscribe(order_subject("agent-x", SessionOrder.RUN), cb=swallow)
+        await agent.subscribe(order_subject("agent-x", SessionOrder.HOLD), cb=swallow)
+        await agent.flush()
+        # Past the three unanswered pings that drop the scheduler's connection (9 s).
+        timeout = (MAX_OUTSTANDING_PINGS + 1) * PING_INTERVAL_SECONDS + 3
+        async with fresh_nats_server.stalled():
+            with pytest.raises(AgentSilent) as silent:
+                await orders_of(scheduler).run("agent-x", ORDER, timeout)
+        assert str(silent.value) == (
+            f"agent agent-x did not answer a session run within {timeout:g} s, and the "
+            "scheduler's NATS connection was lost meanwhile (NATS stopped, stalled or out of "
+            "reach): the order or its answer may not have got through, the agent may be well, "
+            "and the command may have run"
+        )
+    finally:
+        await scheduler.close()
+        await agent.close()
+
+
+async def test_a_command_unanswered_over_a_steady_connection_blames_the_agent_alone(
+    nc: Client, agent: Client
+) -> None:
+    await agent.subscribe(order_subject("agent-x", SessionOrder.RUN), cb=swallow)
+    await agent.subscribe(order_subject("agent-x", SessionOrder.HOLD), cb=swallow)
+    await agent.flush()
+    with pytest.raises(AgentSilent) as silent:
+        await orders_of(nc).run("agent-x", ORDER, 1.0)
+    assert str(silent.value) == "agent agent-x did not answer a session run within 1 s"

@@ -1,5 +1,6 @@
 """The supervisor's rules, on stand-in processes and a clock the test moves."""
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -299,3 +300,45 @@ def test_an_agent_watched_while_starting_is_reported_ready_once_it_answers() -> 
     farm.after(0.5)
     assert farm.reports == ["agent-3 ready (1.0 s)"]
     assert farm.supervisor.phase("agent-3") is Phase.UP
+
+
+class WedgedProbe:
+    """A `wedged` probe whose answer the test sets; counts how often it is asked."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.asked = 0
+
+    def __call__(self) -> str | None:
+        self.asked += 1
+        return self.reason
+
+
+def test_a_wedged_process_is_stopped_and_started_again_saying_why() -> None:
+    farm = Harness(RestartPolicy(wedged_interval=5))
+    probe = WedgedProbe()
+    nats = FakeProcess("nats")
+    nats.start()
+    farm.supervisor.watch(nats, lambda: farm.ready, Role.INFRASTRUCTURE, wedged=probe)
+    farm.after(4)
+    assert probe.asked == 0
+    farm.after(1.5)
+    assert (probe.asked, nats.signals, farm.reports) == (1, [], [])
+    probe.reason = "JetStream stream '$G > FARM_TASKS' write error: no space left on device"
+    farm.after(2)
+    assert probe.asked == 1  # not again within its interval
+    farm.after(3)
+    assert nats.signals == [signal.SIGTERM]
+    assert farm.reports[0] == (f"nats is wedged ({probe.reason}); stopping it to restart it")
+    farm.after(0.1)
+    assert farm.reports[1].startswith(
+        "nats stopped for its restart (SIGTERM); restarting in 1 s; last lines of"
+    )
+    probe.reason = None
+    farm.after(1)
+    assert nats.starts == 2
+    farm.after(10)  # starting: not asked until it is up again
+    assert probe.asked == 2
+    assert farm.reports[-1] == "nats back up (10.0 s after its start)"
+    farm.after(5)
+    assert probe.asked == 3 and nats.signals == [signal.SIGTERM] and nats.starts == 2

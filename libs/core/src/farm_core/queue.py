@@ -162,6 +162,16 @@ def audit_subject(source: str) -> str:
     return f"audit.{source}"
 
 
+# A link that loses packets without closing (a partition, a cut cable, a frozen VM)
+# is noticed only by PINGs that go unanswered: once MAX_OUTSTANDING_PINGS are, the
+# next tick drops the connection and reconnects, so within 3 times PING_INTERVAL_SECONDS
+# (9 s). nats-py's defaults (120 s, 2) took 4 to 6 minutes, during which every
+# in-progress ack an agent wrote counted as reached and the lapse rule
+# (farm_agent.work.delivery) could not see that its delivery had lapsed. 9 s is under
+# the agent's default in-progress interval (10 s), the margin that rule leaves.
+PING_INTERVAL_SECONDS = 3.0
+MAX_OUTSTANDING_PINGS = 2
+
 nats_connected = Gauge(
     "farm_nats_connected",
     "Whether the process's NATS connection of this name is up (1), or lost: reconnecting, "
@@ -209,6 +219,8 @@ async def connect(
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,  # type: ignore[arg-type]  # seconds; nats-py says int
             connect_timeout=5,
+            ping_interval=PING_INTERVAL_SECONDS,  # type: ignore[arg-type]  # seconds; says int
+            max_outstanding_pings=MAX_OUTSTANDING_PINGS,
             disconnected_cb=on_disconnected,
             reconnected_cb=on_reconnected,
             error_cb=on_error,

@@ -309,9 +309,10 @@ class LocalFarm:
         config = self.config
         if config.nats_url is None:
             nats_ports = config.ports.nats_ports()
-            ready = functools.partial(infra.nats_ready, nats_ports)
+            ready, wedged = infra.nats_probes(nats_ports, self.home / "nats")
             spec = infra.nats_spec(nats_ports, self.home / "nats", nats_config_path(self.home))
-            starting.append(self._launched.launch(spec, ready, NATS_TIMEOUT, Role.INFRASTRUCTURE))
+            starting.append(self._launched.launch(
+                spec, ready, NATS_TIMEOUT, Role.INFRASTRUCTURE, wedged=wedged))  # fmt: skip
         if config.s3_endpoint is not None and config.s3_credentials is not None:
             return S3Target(config.s3_endpoint, config.s3_credentials, config.s3_bucket)
         s3, seaweedfs = self._launch_seaweedfs()

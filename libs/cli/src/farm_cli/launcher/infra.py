@@ -6,10 +6,12 @@ the virtualenv beside this interpreter.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -92,6 +94,56 @@ def nats_ready(ports: NatsPorts, host: str = "127.0.0.1") -> bool:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+# Free space the store's disk must have before a nats-server whose store failed a write
+# is restarted: with less, the restarted server would fail again at once.
+NATS_RESTART_MIN_FREE_BYTES = 64 * 1024 * 1024
+
+
+def nats_store_failed(
+    ports: NatsPorts,
+    store_dir: Path,
+    host: str = "127.0.0.1",
+    min_free_bytes: int = NATS_RESTART_MIN_FREE_BYTES,
+) -> str | None:
+    """Why nats-server must be restarted: a JetStream stream of it failed a write.
+
+    nats-server (2.15) refuses every later write to a stream whose store failed one
+    (a full disk, a file size limit), until it is restarted, even once space is freed;
+    its /healthz names such a stream. None while it has none, or while `store_dir`'s
+    disk has less than `min_free_bytes` free (a restart would not help yet).
+    """
+    import urllib.error
+    import urllib.request
+
+    url = f"http://{host}:{ports.monitor}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return None  # 200: healthy
+    except urllib.error.HTTPError as refusal:
+        body = refusal.read()
+    except (urllib.error.URLError, OSError):
+        return None
+    try:
+        error = str(json.loads(body).get("error", ""))
+    except (ValueError, AttributeError):
+        return None
+    if " write error: " not in error:
+        return None
+    if shutil.disk_usage(store_dir).free < min_free_bytes:
+        return None
+    return f"{error}; nats-server refuses every write to that stream until it is restarted"
+
+
+def nats_probes(
+    ports: NatsPorts, store_dir: Path
+) -> tuple[Callable[[], bool], Callable[[], str | None]]:
+    """nats-server's readiness probe (nats_ready) and its wedged one (nats_store_failed)."""
+    return (
+        functools.partial(nats_ready, ports),
+        functools.partial(nats_store_failed, ports, store_dir),
+    )
 
 
 @dataclass(frozen=True)

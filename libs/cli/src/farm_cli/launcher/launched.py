@@ -56,6 +56,8 @@ class LaunchedProcesses:
         self._timeouts: dict[str, float] = {}
         # What must happen before each restart of a process (weed's stale sockets go).
         self._before_start: dict[str, BeforeStart | None] = {}
+        # Why a running process must be restarted though it runs (see Supervisor.watch).
+        self._wedged: dict[str, Callable[[], str | None] | None] = {}
 
     @property
     def any_started(self) -> bool:
@@ -76,12 +78,14 @@ class LaunchedProcesses:
         join_group: bool = False,
         group_of: Sequence[str] = (),
         before_start: BeforeStart | None = None,
+        wedged: Callable[[], str | None] | None = None,
     ) -> ManagedProcess:
         """Starts `spec` in a stop group: its own, the last (`join_group`), or one of `group_of`'s.
 
         `group_of` names processes whose group it joins if one of them was started.
         `ready` says when it serves, within `timeout` seconds of now; `role` how the
-        supervisor treats its exit; `before_start` runs before each restart.
+        supervisor treats its exit; `before_start` runs before each restart; `wedged`
+        says why it must be restarted while it runs.
         """
         process = ManagedProcess(spec, self._log_dir, self._run_dir)
         self._group_for(join_group, group_of).append(process)
@@ -89,6 +93,7 @@ class LaunchedProcesses:
         self._roles[spec.name] = role
         self._timeouts[spec.name] = timeout
         self._before_start[spec.name] = before_start
+        self._wedged[spec.name] = wedged
         self._launched_at[spec.name] = time.monotonic()
         process.start()
         return process
@@ -133,7 +138,13 @@ class LaunchedProcesses:
         ready = self._readiness[name]
         if ready():
             self._report(f"{name} ready ({time.monotonic() - self._launched_at[name]:.1f} s)")
-            self._supervisor.watch(process, ready, self._roles[name], self._before_start[name])
+            self._supervisor.watch(
+                process,
+                ready,
+                self._roles[name],
+                self._before_start[name],
+                wedged=self._wedged[name],
+            )
             return True
         if time.monotonic() - self._launched_at[name] > self._timeouts[name]:
             raise not_ready_in_time(name, self._timeouts[name], process)

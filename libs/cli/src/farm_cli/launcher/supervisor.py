@@ -7,7 +7,9 @@ signal, or a SIGTERM by hand that it answered by exiting 0) is started again aft
 1 s again. Left alone are a process held by `hold()` until `start_now()` (the
 launcher stops it) and an agent that exits 0: it drained on purpose (`farm agent
 drain`, SIGTERM, or storage refusing its credential), and starting it again would
-undo the drain.
+undo the drain. A process that runs but is wedged for good, as its `wedged` probe
+says (nats-server with a JetStream stream that failed a write), is stopped with
+SIGTERM and started again the same way.
 """
 
 import enum
@@ -32,6 +34,8 @@ class RestartPolicy:
     stable_after: float = 60.0
     # A restarted process not ready within this is killed, which counts as another crash.
     ready_timeout: float = 90.0
+    # How often a running process's `wedged` probe is asked.
+    wedged_interval: float = 5.0
 
     def __post_init__(self) -> None:
         if self.first_delay <= 0 or self.max_delay < self.first_delay:
@@ -39,8 +43,8 @@ class RestartPolicy:
                 f"restart delays must satisfy 0 < first_delay <= max_delay, got "
                 f"{self.first_delay} and {self.max_delay}"
             )
-        if self.stable_after <= 0 or self.ready_timeout <= 0:
-            raise ValueError("stable_after and ready_timeout must be positive")
+        if self.stable_after <= 0 or self.ready_timeout <= 0 or self.wedged_interval <= 0:
+            raise ValueError("stable_after, ready_timeout and wedged_interval must be positive")
 
     def delay(self, crashes_in_a_row: int) -> float:
         """The wait before restarting after the `crashes_in_a_row`th crash in a row (from 1)."""
@@ -133,6 +137,11 @@ class _Watched:
     restarts: int = 0
     # Started by watch(starting=True) and not ready yet for the first time.
     first_start: bool = False
+    # Why a running process is wedged for good (None: it is not); asked while UP.
+    wedged: Callable[[], str | None] | None = None
+    wedged_asked_at: float = 0.0
+    # Set once it was sent SIGTERM for being wedged: why, for the report of its end.
+    stopped_for: str | None = None
 
 
 class Supervisor:
@@ -159,15 +168,27 @@ class Supervisor:
         before_start: Callable[[], None] | None = None,
         *,
         starting: bool = False,
+        wedged: Callable[[], str | None] | None = None,
     ) -> None:
         """Supervises `process`, which is up, or just started and not ready (`starting`).
 
-        `before_start` runs before each restart.
+        `before_start` runs before each restart. `wedged`, asked every
+        `policy.wedged_interval` while the process is up, says why it must be
+        restarted though it runs (None: it need not be).
         """
         phase = Phase.STARTING if starting else Phase.UP
+        now = self._clock()
         with self._lock:
             self._watched[process.name] = _Watched(
-                process, ready, role, before_start, phase, self._clock(), first_start=starting
+                process,
+                ready,
+                role,
+                before_start,
+                phase,
+                now,
+                first_start=starting,
+                wedged=wedged,
+                wedged_asked_at=now,
             )
 
     def forget(self) -> None:
@@ -231,6 +252,8 @@ class Supervisor:
             return
         if not watched.process.alive():
             self._ended(watched, now)
+        elif watched.phase is Phase.UP:
+            self._check_wedged(watched, now)
         elif watched.phase is Phase.STARTING:
             if watched.ready():
                 self._now_up(watched)
@@ -240,6 +263,19 @@ class Supervisor:
                     f"its restart; killing it"
                 )
                 watched.process.signal(signal.SIGKILL)
+
+    def _check_wedged(self, watched: _Watched, now: float) -> None:
+        if watched.wedged is None or watched.stopped_for is not None:
+            return
+        if now - watched.wedged_asked_at < self.policy.wedged_interval:
+            return
+        watched.wedged_asked_at = now
+        reason = watched.wedged()
+        if reason is None:
+            return
+        watched.stopped_for = reason
+        self._report(f"{watched.process.name} is wedged ({reason}); stopping it to restart it")
+        watched.process.signal(signal.SIGTERM)
 
     def _ended(self, watched: _Watched, now: float) -> None:
         process = watched.process
@@ -264,6 +300,8 @@ class Supervisor:
         # asked by the launcher, so it is missed as a crash is, but it did not crash.
         unasked_stop = code in (0, -signal.SIGTERM)
         how = "stopped without the launcher asking" if unasked_stop else "died"
+        if watched.stopped_for is not None:
+            how, watched.stopped_for = "stopped for its restart", None
         line = f"{process.name} {how} ({describe_exit(code)}); restarting in {delay:g} s"
         if watched.role is Role.INFRASTRUCTURE or code > 0:
             line += f"; last lines of {process.log_path}:\n{process.log_tail()}"

@@ -211,15 +211,24 @@ class AgentOrders:
         self, agent_id: str, verb: SessionOrder, order: Message, timeout_seconds: float
     ) -> queue_pb2.SessionReply:
         subject = order_subject(agent_id, verb)
+        reconnects = self._nc.stats["reconnects"]
         try:
             answer = await self._request_heard(subject, verb, order, timeout_seconds)
         except nats.errors.NoRespondersError as error:
             raise AgentGone(f"agent {agent_id} does not answer (it is not running)") from error
         except TimeoutError as error:
-            raise AgentSilent(
+            silence = (
                 f"agent {agent_id} did not answer a session {verb.value} within "
                 f"{timeout_seconds:g} s"
-            ) from error
+            )
+            if not self._nc.is_connected or self._nc.stats["reconnects"] != reconnects:
+                # NATS, not the agent, is then the likelier culprit: say so.
+                silence += (
+                    ", and the scheduler's NATS connection was lost meanwhile (NATS stopped, "
+                    "stalled or out of reach): the order or its answer may not have got "
+                    "through, the agent may be well, and the command may have run"
+                )
+            raise AgentSilent(silence) from error
         except nats.errors.Error as error:
             raise OrderNotSent(
                 f"the session {verb.value} order for agent {agent_id} could not be sent: "
