@@ -29,14 +29,14 @@ class OneTaskFarm:
         return self.task
 
 
-def console(task: dict[str, Any]) -> Iterator[TestClient]:
+def console(task: dict[str, Any], settings: ConsoleSettings | None = None) -> Iterator[TestClient]:
     """The console's task pages, on a farm that answers `task`."""
     app = Starlette(
         routes=[Mount(PREFIX, routes=tasks.routes)],
         exception_handlers={NotSignedIn: not_signed_in, FarmError: farm_refused},
     )
     app.state.farm = OneTaskFarm(task)
-    app.state.settings = ConsoleSettings()
+    app.state.settings = settings or ConsoleSettings()
     app.state.refused_keys = refused_keys(app.state.settings)
     with TestClient(app, base_url="http://127.0.0.1") as client:
         client.cookies.set(KEY_COOKIE, "bf_key")
@@ -78,3 +78,21 @@ def test_a_task_without_a_note_shows_no_waiting_line() -> None:
 
         assert answer.status_code == 200
         assert "task-status-message" not in answer.text
+
+
+# Grafana's Explore link to a Tempo trace: JSON, braces and quotes, around {trace_id}.
+GRAFANA = 'http://grafana:3000/explore?left=["now-1h","now","Tempo",{"query":"{trace_id}"}]'
+
+
+def test_a_trace_url_with_braces_of_its_own_links_the_trace() -> None:
+    # str.format took the link's own braces for fields: KeyError, and every task page
+    # with a trace id answered 500.
+    task = {**running_task(""), "traceId": "4bf92f3577b34da6a3ce929d0e0e4736"}
+    for client in console(task, ConsoleSettings(trace_url=GRAFANA)):
+        answer = client.get("/console/tasks/t1")
+
+        assert answer.status_code == 200
+        assert (
+            '<a href="http://grafana:3000/explore?left=[&#34;now-1h&#34;,&#34;now&#34;,'
+            '&#34;Tempo&#34;,{&#34;query&#34;:&#34;4bf92f3577b34da6a3ce929d0e0e4736&#34;}]"'
+        ) in answer.text
