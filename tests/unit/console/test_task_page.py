@@ -96,3 +96,20 @@ def test_a_trace_url_with_braces_of_its_own_links_the_trace() -> None:
             '<a href="http://grafana:3000/explore?left=[&#34;now-1h&#34;,&#34;now&#34;,'
             '&#34;Tempo&#34;,{&#34;query&#34;:&#34;4bf92f3577b34da6a3ce929d0e0e4736&#34;}]"'
         ) in answer.text
+
+
+def test_a_json_result_shows_its_text_as_written_not_as_escapes() -> None:
+    # Jinja's tojson (for <script> blocks) wrote é as \u00e9 and & < as \u0026 \u003c,
+    # so a page's "Café & <b>" showed as "Caf\u00e9 \u0026 \u003cb\u003e".
+    task = {
+        **running_task(""),
+        "status": "TASK_STATUS_SUCCEEDED",
+        "result": {"json": {"title": "Café & <b>", "count": 3}},
+    }
+    for client in console(task):
+        answer = client.get("/console/tasks/t1")
+
+        assert answer.status_code == 200
+        assert "\\u" not in answer.text
+        assert "&#34;title&#34;: &#34;Café &amp; &lt;b&gt;&#34;" in answer.text
+        assert "&#34;count&#34;: 3" in answer.text

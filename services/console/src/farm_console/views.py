@@ -6,6 +6,7 @@ each call to the farm carries it. A key the farm no longer takes (revoked, expir
 signs the user out; a key without the scope a page needs gets that page's refusal.
 """
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,17 @@ NAV = [
     ("/audit", "Audit log", "admin"),
 ]
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def json_text(value: Any) -> str:
+    """`value` as indented JSON text, to show in a page (escaped there as any text).
+
+    Not Jinja's tojson, which is for scripts: it writes é, & and < as JSON's u-escapes.
+    """
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+TEMPLATES.env.filters["json_text"] = json_text
 
 
 class NotSignedIn(Exception):
