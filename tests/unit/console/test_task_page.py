@@ -113,3 +113,24 @@ def test_a_json_result_shows_its_text_as_written_not_as_escapes() -> None:
         assert "\\u" not in answer.text
         assert "&#34;title&#34;: &#34;Café &amp; &lt;b&gt;&#34;" in answer.text
         assert "&#34;count&#34;: 3" in answer.text
+
+
+def test_a_text_result_longer_than_the_page_shows_says_it_is_cut() -> None:
+    # The page shows the first 20,000 characters; it used to end there without a word.
+    text = "x" * 20_000 + "the end"
+    task = {**running_task(""), "status": "TASK_STATUS_SUCCEEDED", "result": {"text": text}}
+    for client in console(task):
+        answer = client.get("/console/tasks/t1")
+
+        assert answer.status_code == 200
+        assert "the end" not in answer.text
+        assert "Only the first 20,000 of its 20,007 characters are shown here" in answer.text
+
+
+def test_a_short_text_result_is_shown_whole_without_a_note() -> None:
+    task = {**running_task(""), "status": "TASK_STATUS_SUCCEEDED", "result": {"text": "all of it"}}
+    for client in console(task):
+        answer = client.get("/console/tasks/t1")
+
+        assert "all of it" in answer.text
+        assert "text-cut" not in answer.text
