@@ -134,3 +134,15 @@ def test_a_short_text_result_is_shown_whole_without_a_note() -> None:
 
         assert "all of it" in answer.text
         assert "text-cut" not in answer.text
+
+
+def test_a_task_without_a_trace_says_so_and_points_to_no_waterfall() -> None:
+    # A farm without tracing keeps no trace id: the page pointed to `farm task trace ID`
+    # for a waterfall there was none of.
+    for client in console(running_task("")):
+        answer = client.get("/console/tasks/t1")
+
+        assert answer.status_code == 200
+        trace = answer.text.split("<dt>Trace</dt>", 1)[1].split("</dd>", 1)[0]
+        assert trace.startswith('<dd id="task-trace">none ')
+        assert "farm task trace" not in trace
