@@ -39,6 +39,8 @@ FORM_FIELDS = {
     "screenshot.selector": "selector",
     "screenshot.fullPage": "fullPage",
 }
+# The filter form's field a refusal of the list's filter is shown at.
+FILTER_FIELDS = {"status": "status", "label": "label"}
 
 
 def chosen_status(request: Request) -> str:
@@ -78,16 +80,30 @@ async def task_list(
     form: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    """The task list with its filter and the submit form (filled in again after a refusal)."""
+    """The task list with its filter and the submit form (filled in again after a refusal).
+
+    A filter the farm refuses (an unknown state, a label not key=value) is shown at its
+    field of the filter form, kept as typed, with no rows: the page stays usable.
+    """
+    filter_error = None
+    try:
+        listing = await _tasks(request)
+    except FarmError as refused:
+        if refused.code != grpc.StatusCode.INVALID_ARGUMENT:
+            raise
+        listing, filter_error = {}, refusal(refused.message, FILTER_FIELDS)
+        status_code = form_status(refused)
+    name = request.query_params.get("status", "").strip().upper().removeprefix("TASK_STATUS_")
     return render(
         request,
         "tasks.html",
         status_code,
-        listing=await _tasks(request),
+        listing=listing,
         statuses=STATUSES,
         actions=ACTIONS,
         priorities=PRIORITIES,
-        chosen={**request.query_params, "status": chosen_status(request)},
+        chosen={**request.query_params, "status": name},
+        filter_error=filter_error,
         form_error=form_error,
         form=form or {},
     )
