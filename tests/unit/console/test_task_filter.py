@@ -9,6 +9,7 @@ from starlette.testclient import TestClient
 from farm.tasks.v1 import tasks_pb2
 from farm_console.farm import FarmError
 from farm_console.pages import tasks
+from farm_console.views import SCOPES_COOKIE
 from tests.unit.console.listing_pages import ListingFarm, signed_in_client
 
 
@@ -83,3 +84,18 @@ def test_a_label_filter_the_farm_refuses_is_shown_at_the_label_field() -> None:
 def test_no_state_lists_every_task(client: TestClient, farm: ListingFarm) -> None:
     assert client.get("/console/tasks", params={"status": ""}).status_code == 200
     assert [request.status for request in farm.asked] == [tasks_pb2.TASK_STATUS_UNSPECIFIED]
+
+
+@pytest.mark.parametrize(
+    ("scopes", "form_shown"), [("tasks.read", False), ("tasks.read tasks.write", True)]
+)
+def test_the_submit_form_shows_only_to_a_key_that_may_submit(
+    client: TestClient, scopes: str, form_shown: bool
+) -> None:
+    # A tasks.read key was offered the form, filled it in, and got 403 for it.
+    client.cookies.set(SCOPES_COOKIE, scopes)
+    answer = client.get("/console/tasks")
+
+    assert answer.status_code == 200
+    assert ('id="submit-task"' in answer.text) is form_shown
+    assert ("it has no <code>tasks.write</code> scope" in answer.text) is not form_shown

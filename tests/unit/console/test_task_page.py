@@ -12,7 +12,14 @@ from farm_console.farm import FarmError
 from farm_console.pages import tasks
 from farm_console.refusals import refused_keys
 from farm_console.settings import ConsoleSettings
-from farm_console.views import KEY_COOKIE, PREFIX, NotSignedIn, farm_refused, not_signed_in
+from farm_console.views import (
+    KEY_COOKIE,
+    PREFIX,
+    SCOPES_COOKIE,
+    NotSignedIn,
+    farm_refused,
+    not_signed_in,
+)
 
 WAITING = "waiting for storage: storage unavailable (S3 is unavailable); retrying"
 
@@ -146,3 +153,15 @@ def test_a_task_without_a_trace_says_so_and_points_to_no_waterfall() -> None:
         trace = answer.text.split("<dt>Trace</dt>", 1)[1].split("</dd>", 1)[0]
         assert trace.startswith('<dd id="task-trace">none ')
         assert "farm task trace" not in trace
+
+
+@pytest.mark.parametrize(
+    ("scopes", "cancel_shown"), [("tasks.read", False), ("tasks.read tasks.write", True)]
+)
+def test_cancel_shows_only_to_a_key_that_may_cancel(scopes: str, cancel_shown: bool) -> None:
+    for client in console(running_task("")):
+        client.cookies.set(SCOPES_COOKIE, scopes)
+        answer = client.get("/console/tasks/t1")
+
+        assert answer.status_code == 200
+        assert ("/console/tasks/t1/cancel" in answer.text) is cancel_shown

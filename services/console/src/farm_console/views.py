@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import jinja2
+from jinja2.runtime import Context
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -49,6 +51,15 @@ def json_text(value: Any) -> str:
 
 
 TEMPLATES.env.filters["json_text"] = json_text
+
+
+@jinja2.pass_context
+def may(context: Context, scope: str) -> bool:
+    """In a template: whether the signed-in key's scopes allow what needs `scope` (a form)."""
+    return may_open(context["request"], scope)
+
+
+TEMPLATES.env.globals["may"] = may
 
 
 class NotSignedIn(Exception):
