@@ -60,11 +60,6 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        if scope["method"] not in SAFE_METHODS and not same_origin(headers):
-            refusal = PlainTextResponse("cross-site request refused", status_code=403)
-            await refusal(scope, receive, send)
-            return
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -74,4 +69,9 @@ class SecurityHeaders:
                     answer.setdefault(name, value)
             await send(message)
 
+        headers = Headers(scope=scope)
+        if scope["method"] not in SAFE_METHODS and not same_origin(headers):
+            refusal = PlainTextResponse("cross-site request refused", status_code=403)
+            await refusal(scope, receive, send_with_headers)
+            return
         await self.app(scope, receive, send_with_headers)
