@@ -25,8 +25,14 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
-ARTIFACT_POLICY = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
-"""An artifact (a page's HTML, a PDF) is shown as it is, never run as the console."""
+ARTIFACT_POLICY = (
+    "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'"
+)
+"""An artifact (a page's HTML, a PDF, a recording) is shown as it is, never run as the console.
+
+media-src: a video artifact's own page loads the video from its address; under
+default-src 'none' alone Chromium blocked it, and a session's recording showed an
+empty player."""
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 SAME_SITE = {"same-origin", "none"}
