@@ -1,23 +1,27 @@
-"""An artifact opened from the console, in real Chromium, under the console's artifact policy.
+"""An artifact opened from the console, in real Chromium, with the console's artifact headers.
 
-The policy sandboxes the artifact (nothing in it runs as the console), but what it is
-still shows: a session's recording (video/webm) plays. Served here by route, with the
-headers the console's artifact page gives it.
+Nothing in an artifact may run as the console, but what it is still shows: a session's
+recording (video/webm) plays on its own page. Served here by a real HTTP server (the
+browser's own checks apply as to the console's answer) with `artifact_headers`.
 """
 
 import subprocess
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Route, sync_playwright
+from playwright.sync_api import Browser, sync_playwright
 
 from farm_agent.browser.chromium import CHROMIUM_FLAGS
-from farm_console.security import ARTIFACT_POLICY
+from farm_cli.launcher.processes import free_port
+from farm_console.security import artifact_headers
 
 pytestmark = pytest.mark.integration
 
-ARTIFACT_URL = "http://127.0.0.1:9/console/artifacts/art_video"
+PAGE = "<html><body><h1 id='shown'>page</h1><script>document.title = 'ran'</script></body></html>"
 
 
 @pytest.fixture(scope="module")
@@ -52,25 +56,55 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return video.read_bytes()
 
 
-def test_a_video_artifact_plays_under_the_artifact_policy(
-    browser: Browser, recording: bytes
-) -> None:
-    # default-src 'none' with no media-src blocked the video of its own page: a
-    # session's recording opened from the console showed an empty player.
+@pytest.fixture(scope="module")
+def artifacts(recording: bytes) -> Iterator[str]:
+    """The base URL of a server answering /video and /page as the console's artifact page."""
+    bodies = {"/video": ("video/webm", recording), "/page": ("text/html", PAGE.encode())}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_GET(self) -> None:
+            content_type, body = bodies[self.path]
+            self.send_response(200)
+            for name, value in artifact_headers(content_type).items():
+                self.send_header(name, value)
+            self.send_header("content-type", content_type)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_video_artifact_plays_on_its_own_page(browser: Browser, artifacts: str) -> None:
+    # Sandboxed, the video's own page had an opaque origin and Chromium refused it the
+    # video (CORS, origin 'null'): a session's recording showed an empty player.
     page = browser.new_page()
-    blocked: list[str] = []
-    page.on("console", lambda message: blocked.append(message.text))
-
-    def serve(route: Route) -> None:
-        headers = {"content-type": "video/webm", "content-security-policy": ARTIFACT_POLICY}
-        route.fulfill(status=200, headers=headers, body=recording)
-
-    page.route(ARTIFACT_URL, serve)
-    page.goto(ARTIFACT_URL)
+    said: list[str] = []
+    page.on("console", lambda message: said.append(message.text))
+    page.goto(f"{artifacts}/video")
     page.wait_for_function(
         "() => { const v = document.querySelector('video'); return v && v.readyState >= 1; }",
         timeout=10_000,
     )
     assert page.evaluate("document.querySelector('video').videoWidth") == 320
-    assert blocked == []
+    assert said == []
+    page.close()
+
+
+def test_a_page_artifact_shows_but_runs_nothing(browser: Browser, artifacts: str) -> None:
+    page = browser.new_page()
+    page.goto(f"{artifacts}/page")
+    assert page.inner_text("#shown") == "page"
+    assert page.title() != "ran"
+    assert page.evaluate("window.origin") == "null"
     page.close()

@@ -25,14 +25,26 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
-ARTIFACT_POLICY = (
-    "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'"
-)
-"""An artifact (a page's HTML, a PDF, a recording) is shown as it is, never run as the console.
+ARTIFACT_POLICY = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
+"""An artifact (a page's HTML, a PDF) is shown as it is, never run as the console."""
+VIDEO_POLICY = "default-src 'none'; media-src 'self'"
+"""A recording's own page: Chromium's player, which runs no script of the artifact's."""
+VIDEO_TYPES = frozenset({"video/webm", "video/mp4"})
+"""The videos the farm makes (session and task recordings)."""
 
-media-src: a video artifact's own page loads the video from its address; under
-default-src 'none' alone Chromium blocked it, and a session's recording showed an
-empty player."""
+
+def artifact_headers(content_type: str) -> dict[str, str]:
+    """The headers of an artifact's own page, by its content type.
+
+    A video's page is not sandboxed: sandboxed, it had an opaque origin ('null'), and
+    Chromium refused that page its own video (CORS), so a recording showed an empty
+    player. Its type is one only a player shows (nosniff: never read as HTML), and its
+    policy lets nothing but the video load.
+    """
+    policy = VIDEO_POLICY if content_type in VIDEO_TYPES else ARTIFACT_POLICY
+    # no-store: a tenant's artifacts must not stay in the browser's cache after sign-out.
+    return {"content-security-policy": policy, "cache-control": "no-store"}
+
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 SAME_SITE = {"same-origin", "none"}

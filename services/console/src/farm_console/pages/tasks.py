@@ -20,7 +20,7 @@ from farm_console.forms import (
     refusal,
     whole_number,
 )
-from farm_console.security import ARTIFACT_POLICY
+from farm_console.security import artifact_headers
 from farm_console.views import caller, go_to, page_size, render
 
 PAGE_SIZE = 50
@@ -217,12 +217,8 @@ async def artifact(request: Request) -> Response:
     """An artifact's bytes with their content type, sandboxed so that nothing in it runs."""
     user = caller(request)
     body = await user.farm.artifact_content(user.key, request.path_params["artifact_id"])
-    return Response(
-        body.data,
-        media_type=body.content_type or "application/octet-stream",
-        # no-store: a tenant's artifacts must not stay in the browser's cache after sign-out.
-        headers={"content-security-policy": ARTIFACT_POLICY, "cache-control": "no-store"},
-    )
+    content_type = body.content_type or "application/octet-stream"
+    return Response(body.data, media_type=content_type, headers=artifact_headers(content_type))
 
 
 routes = [
