@@ -42,6 +42,8 @@ SESSION_DIALOG_SECONDS = 8
 # default: 10) before it waits: test_console_signin_limit's guesser costs auth's
 # count of the console's own address only this many and one, whatever else runs.
 CONSOLE_SIGNIN_LIMIT = 3
+# What Chromium and htmx log, as errors, of an answer that is not 2xx.
+REFUSALS_LOGGED = ("Failed to load resource", "Response Status Error Code")
 
 
 @pytest.fixture(scope="package")
@@ -306,12 +308,13 @@ async def tab(browser: Browser) -> AsyncIterator[Page]:
     context: BrowserContext = await browser.new_context(viewport={"width": 1100, "height": 720})
     page = await context.new_page()
     errors: list[str] = []
-    # A refused sign-in answers 401, which Chromium logs too; the tests check statuses.
+    # A refused sign-in answers 401, which Chromium logs too, and htmx logs a refused
+    # refresh of a live part (which the page shows); the tests check statuses.
     page.on(
         "console",
         lambda message: (
             errors.append(message.text)
-            if message.type == "error" and not message.text.startswith("Failed to load resource")
+            if message.type == "error" and not message.text.startswith(REFUSALS_LOGGED)
             else None
         ),
     )

@@ -47,6 +47,28 @@ async def test_signed_in_operator_sees_the_fleet_live(
     await shoot(tab, "overview")
 
 
+async def test_a_refresh_the_farm_refuses_says_the_page_is_out_of_date_until_one_succeeds(
+    tab: Page, farm: LocalFarm, make_key: KeyFactory, admin: Client
+) -> None:
+    operator = make_key("admin")
+    await sign_in(tab, farm, operator.secret)
+    await expect(tab.locator("#agents tbody tr")).to_have_count(farm.config.agents)
+    notice = tab.locator("#refresh-failed")
+    await expect(notice).to_be_hidden()
+    # One call a second: the fleet's refreshes, two a second on this farm, are refused in turn.
+    limits = f"/v1/apiKeys/{operator.api_key.id}"
+    slowed = admin.http.patch(limits, json={"rateLimitPerSecond": 1, "rateLimitBurst": 1})
+    assert slowed.status_code == 200, slowed.text
+    await expect(notice).to_be_visible(timeout=WITHIN_MS)
+    await expect(notice).to_contain_text("Not refreshed since")
+    await expect(notice).to_contain_text("RESOURCE_EXHAUSTED")
+    # What it showed before stays, marked out of date rather than wiped.
+    await expect(tab.locator("#agents tbody tr")).to_have_count(farm.config.agents)
+    restored = admin.http.patch(limits, json={"rateLimitPerSecond": 0, "rateLimitBurst": 0})
+    assert restored.status_code == 200, restored.text
+    await expect(notice).to_be_hidden(timeout=WITHIN_MS)
+
+
 async def test_submitted_task_finishes_and_its_screenshot_shows(
     tab: Page, farm: LocalFarm, console_key: str, site: Site, admin: Client
 ) -> None:

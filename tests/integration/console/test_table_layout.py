@@ -41,7 +41,7 @@ def show(page: Page, template: str, **context: Any) -> None:
         prefix="/console",
         refresh=2,
         nav=[("/", "Overview"), ("/tasks", "Tasks"), ("/audit", "Audit log")],
-        request=SimpleNamespace(query_params={}),
+        request=SimpleNamespace(query_params={}, cookies={}),
         chosen={},
         form={},
         **context,

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from farm_cli.commands.up import chosen_ports
+from farm_cli.launcher.farm import LocalFarm
+from farm_cli.launcher.launched import FarmInterrupted
 from farm_cli.launcher.lock import FarmLock
 from farm_cli.launcher.ports import MAX_AGENTS, FarmPorts
 from farm_cli.main import build_parser, main
@@ -81,3 +83,51 @@ def test_a_farm_already_running_on_the_home_is_said_before_anything_about_ports(
     assert code == 1
     assert err.startswith(f"error: a farm is already running with FARM_HOME {farm_home} ")
     assert out == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "refused"),
+    [
+        (["--port-offset", "2000"], "Envoy's 10080"),
+        (["--envoy-port", "6000"], "Envoy's 6000"),
+        (["--port-offset", "-3090", "--observe"], "Prometheus's 6000"),
+    ],
+)
+def test_farm_up_warns_when_browsers_refuse_the_port_its_console_is_on(
+    argv: list[str],
+    refused: str,
+    farm_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Chromium and Firefox open no page on 10080 (net::ERR_UNSAFE_PORT): the farm answers
+    # curl there, but its console could not be opened, and nothing said why.
+    monkeypatch.setenv("FARM_HOME", str(farm_home))
+    for port_field in fields(FarmPorts):
+        monkeypatch.delenv(FarmPorts.variable(port_field.name), raising=False)
+    monkeypatch.setattr(LocalFarm, "start", interrupted)
+
+    assert main(["up", *argv]) == 1
+
+    err = capsys.readouterr().err
+    assert f"warning: browsers refuse to open {refused} (net::ERR_UNSAFE_PORT" in err
+    assert "--port-offset 1000" in err
+
+
+def test_farm_up_on_ports_browsers_open_warns_of_nothing(
+    farm_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FARM_HOME", str(farm_home))
+    for port_field in fields(FarmPorts):
+        monkeypatch.delenv(FarmPorts.variable(port_field.name), raising=False)
+    monkeypatch.setattr(LocalFarm, "start", interrupted)
+
+    assert main(["up", "--port-offset", "1000", "--observe"]) == 1
+
+    assert "warning" not in capsys.readouterr().err
+
+
+def interrupted(farm: LocalFarm) -> None:
+    """LocalFarm.start stopped at once, as by Ctrl-C: nothing of the farm is started."""
+    farm.stop()
+    raise FarmInterrupted

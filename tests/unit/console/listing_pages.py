@@ -15,16 +15,28 @@ from farm_console.views import KEY_COOKIE, PREFIX, NotSignedIn, farm_refused, no
 
 
 class ListingFarm:
-    """A farm with one List method (`service`.`method`) answering `reply`; it keeps each request."""
+    """A farm with one List method (`service`.`method`) answering `reply`; it keeps each request.
 
-    def __init__(self, service: str, method: str, reply: dict[str, Any]) -> None:
+    With `refusal`, each call is refused with it instead (after it is kept).
+    """
+
+    def __init__(
+        self,
+        service: str,
+        method: str,
+        reply: dict[str, Any],
+        refusal: FarmError | None = None,
+    ) -> None:
         setattr(self, service, self)
         setattr(self, method, method)
         self._reply = reply
+        self._refusal = refusal
         self.asked: list[Any] = []
 
     async def call(self, key: str, method: str, request: Any) -> dict[str, Any]:
         self.asked.append(request)
+        if self._refusal is not None:
+            raise self._refusal
         return self._reply
 
 

@@ -70,3 +70,19 @@ def test_get_signout_without_a_key_goes_to_sign_in(client: TestClient) -> None:
 
     assert answer.status_code == 303
     assert answer.headers["location"] == "/console/signin"
+
+
+def test_a_refused_cross_site_post_carries_the_headers_every_answer_does(
+    client: TestClient,
+) -> None:
+    # docs/console.md: every answer carries the policy, nosniff and no-store; the
+    # cross-site refusal, sent before the page, carried none of them.
+    answer = client.post(
+        "/console/signout", headers={"sec-fetch-site": "cross-site"}, follow_redirects=False
+    )
+
+    assert answer.status_code == 403
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["cache-control"] == "no-store"

@@ -78,7 +78,15 @@ class Farm:
         try:
             return await method(request, metadata=self._metadata(key), timeout=self.timeout)
         except grpc.aio.AioRpcError as error:
-            raise FarmError(error.code(), error.details() or error.code().name) from error
+            message = error.details() or error.code().name
+            if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED and message == "Deadline Exceeded":
+                # The console's own time limit ran out (gRPC's bare words): say which, and
+                # that the farm, not the request, is what to look at.
+                message = (
+                    f"the farm did not answer within {self.timeout:g} s (a service hung or "
+                    "overloaded?; FARM_CONSOLE_CALL_TIMEOUT_SECONDS); try again"
+                )
+            raise FarmError(error.code(), message) from error
 
     def _metadata(self, key: str) -> tuple[tuple[str, str], ...]:
         """The call's bearer key and, with the console's credential, the browser it is for."""

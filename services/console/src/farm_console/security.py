@@ -27,6 +27,24 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 ARTIFACT_POLICY = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
 """An artifact (a page's HTML, a PDF) is shown as it is, never run as the console."""
+VIDEO_POLICY = "default-src 'none'; media-src 'self'"
+"""A recording's own page: Chromium's player, which runs no script of the artifact's."""
+VIDEO_TYPES = frozenset({"video/webm", "video/mp4"})
+"""The videos the farm makes (session and task recordings)."""
+
+
+def artifact_headers(content_type: str) -> dict[str, str]:
+    """The headers of an artifact's own page, by its content type.
+
+    A video's page is not sandboxed: sandboxed, it had an opaque origin ('null'), and
+    Chromium refused that page its own video (CORS), so a recording showed an empty
+    player. Its type is one only a player shows (nosniff: never read as HTML), and its
+    policy lets nothing but the video load.
+    """
+    policy = VIDEO_POLICY if content_type in VIDEO_TYPES else ARTIFACT_POLICY
+    # no-store: a tenant's artifacts must not stay in the browser's cache after sign-out.
+    return {"content-security-policy": policy, "cache-control": "no-store"}
+
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 SAME_SITE = {"same-origin", "none"}
@@ -60,11 +78,6 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        if scope["method"] not in SAFE_METHODS and not same_origin(headers):
-            refusal = PlainTextResponse("cross-site request refused", status_code=403)
-            await refusal(scope, receive, send)
-            return
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -74,4 +87,9 @@ class SecurityHeaders:
                     answer.setdefault(name, value)
             await send(message)
 
+        headers = Headers(scope=scope)
+        if scope["method"] not in SAFE_METHODS and not same_origin(headers):
+            refusal = PlainTextResponse("cross-site request refused", status_code=403)
+            await refusal(scope, receive, send_with_headers)
+            return
         await self.app(scope, receive, send_with_headers)

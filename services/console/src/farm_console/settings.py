@@ -35,7 +35,8 @@ class ConsoleSettings(FarmSettings):
     trace_url: str = Field(
         default="",
         description="Link to a task's trace waterfall, with {trace_id} in it (Jaeger: "
-        "http://HOST:16686/trace/{trace_id}); empty: the trace id is shown without a link.",
+        "http://HOST:16686/trace/{trace_id}), the rest kept as it is, braces included; "
+        "empty: the trace id is shown without a link.",
     )
     call_timeout_seconds: float = Field(
         default=30.0, gt=0, description="Time limit of one call to the farm."

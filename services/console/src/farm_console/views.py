@@ -6,11 +6,14 @@ each call to the farm carries it. A key the farm no longer takes (revoked, expir
 signs the user out; a key without the scope a page needs gets that page's refusal.
 """
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
+import jinja2
+from jinja2.runtime import Context
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -37,6 +40,26 @@ NAV = [
     ("/audit", "Audit log", "admin"),
 ]
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def json_text(value: Any) -> str:
+    """`value` as indented JSON text, to show in a page (escaped there as any text).
+
+    Not Jinja's tojson, which is for scripts: it writes é, & and < as JSON's u-escapes.
+    """
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+TEMPLATES.env.filters["json_text"] = json_text
+
+
+@jinja2.pass_context
+def may(context: Context, scope: str) -> bool:
+    """In a template: whether the signed-in key's scopes allow what needs `scope` (a form)."""
+    return may_open(context["request"], scope)
+
+
+TEMPLATES.env.globals["may"] = may
 
 
 class NotSignedIn(Exception):

@@ -26,6 +26,7 @@ from farm_cli.launcher.ports import (
     MAX_AGENTS,
     SUGGESTED_PORT_OFFSET,
     FarmPorts,
+    browser_refused_warning,
     check_port_offset,
     port_offset_range,
 )
@@ -315,6 +316,9 @@ def run_up(args: argparse.Namespace) -> int:
         raise CliError(str(error)) from error
     if args.port_offset:
         _say(f"every port moved by {args.port_offset:+d}: the farm will be at {config.envoy_url}")
+    refused = browser_refused_warning(ports, observe=args.observe)
+    if refused:
+        print(refused, file=sys.stderr, flush=True)
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         farm.request_stop()

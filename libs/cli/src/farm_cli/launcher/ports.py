@@ -12,6 +12,14 @@ LOWEST_OFFSET_PORT = 1024
 HIGHEST_PORT = 65535
 # An offset whose farm shares no port with a farm on the defaults (the docs' example).
 SUGGESTED_PORT_OFFSET = 1000
+# Ports from 1024 up that Chromium opens no page on (net::ERR_UNSAFE_PORT, Chromium's
+# kRestrictedPorts in net/base/port_util.cc, each tried with Debian's chromium; Firefox
+# refuses them too). A farm whose Envoy listens on one answers curl, the SDK and gRPC,
+# but its console opens in no browser: --port-offset 2000 puts Envoy on 10080.
+BROWSER_REFUSED_PORTS = frozenset(
+    {1719, 1720, 1723, 2049, 3659, 4045, 5060, 5061, 6000, 6566}
+    | {6665, 6666, 6667, 6668, 6669, 6697, 10080}
+)
 
 
 def port_is_free(port: int) -> bool:
@@ -194,3 +202,24 @@ def check_port_offset(offset: int) -> None:
                 f"{offset} would move {what} to {port + offset}, the default port of "
                 f"{defaults[port + offset]} in a farm beside it; try {SUGGESTED_PORT_OFFSET}"
             )
+
+
+def browser_refused_warning(ports: FarmPorts, observe: bool = False) -> str:
+    """A warning naming the ports of `ports` a browser opens but refuses; "" for none.
+
+    Envoy's (the console, sessions' live views) and, with --observe, Prometheus's.
+    """
+    opened = [("Envoy", ports.envoy, "the web console and sessions' live views")]
+    if observe:
+        opened.append(("Prometheus", ports.prometheus, "Prometheus's pages"))
+    refused = [
+        (f"{what}'s {port}", pages) for what, port, pages in opened if port in BROWSER_REFUSED_PORTS
+    ]
+    if not refused:
+        return ""
+    return (
+        f"warning: browsers refuse to open {' and '.join(name for name, _ in refused)} "
+        f"(net::ERR_UNSAFE_PORT in Chromium): {' and '.join(pages for _, pages in refused)} "
+        "will open in no browser (curl, the SDK and gRPC clients are not affected); another "
+        f"port avoids it, e.g. --port-offset {SUGGESTED_PORT_OFFSET}"
+    )

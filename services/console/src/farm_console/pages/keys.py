@@ -1,5 +1,7 @@
 """Keys and tenant: the tenant's limits, its API keys, creating (secret shown once) and revoking."""
 
+from datetime import UTC, datetime
+
 import grpc
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,6 +31,15 @@ def _repeated(refused: FarmError) -> bool:
     )
 
 
+def expired_keys(keys: list[Json], now: datetime) -> set[str]:
+    """The ids of `keys` whose expireTime has passed: the farm refuses them now."""
+    return {
+        key["id"]
+        for key in keys
+        if key.get("expireTime") and datetime.fromisoformat(key["expireTime"]) <= now
+    }
+
+
 def limits_shown(tenant: Json) -> list[tuple[str, str]]:
     """Each of the tenant's limits in force, by name; 0 (left out of the JSON) is unlimited."""
     effective = tenant.get("effectiveLimits") or {}
@@ -50,7 +61,10 @@ async def _page(
     tenant = await user.farm.call(
         user.key, user.farm.auth.GetTenant, auth_pb2.GetTenantRequest(name=me["tenant"])
     )
-    keys = await user.farm.call(user.key, user.farm.auth.ListApiKeys, auth_pb2.ListApiKeysRequest())
+    listing = await user.farm.call(
+        user.key, user.farm.auth.ListApiKeys, auth_pb2.ListApiKeysRequest()
+    )
+    keys = listing.get("apiKeys", [])
     return render(
         request,
         "keys.html",
@@ -58,7 +72,8 @@ async def _page(
         me=me,
         tenant=tenant,
         limits=limits_shown(tenant),
-        keys=keys.get("apiKeys", []),
+        keys=keys,
+        expired=expired_keys(keys, datetime.now(UTC)),
         scopes=SCOPES,
         created=created,
         error=error,

@@ -20,7 +20,7 @@ from farm_console.forms import (
     refusal,
     whole_number,
 )
-from farm_console.security import ARTIFACT_POLICY
+from farm_console.security import artifact_headers
 from farm_console.views import caller, go_to, page_size, render
 
 PAGE_SIZE = 50
@@ -39,6 +39,8 @@ FORM_FIELDS = {
     "screenshot.selector": "selector",
     "screenshot.fullPage": "fullPage",
 }
+# The filter form's field a refusal of the list's filter is shown at.
+FILTER_FIELDS = {"status": "status", "label": "label"}
 
 
 def chosen_status(request: Request) -> str:
@@ -78,16 +80,30 @@ async def task_list(
     form: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
-    """The task list with its filter and the submit form (filled in again after a refusal)."""
+    """The task list with its filter and the submit form (filled in again after a refusal).
+
+    A filter the farm refuses (an unknown state, a label not key=value) is shown at its
+    field of the filter form, kept as typed, with no rows: the page stays usable.
+    """
+    filter_error = None
+    try:
+        listing = await _tasks(request)
+    except FarmError as refused:
+        if refused.code != grpc.StatusCode.INVALID_ARGUMENT:
+            raise
+        listing, filter_error = {}, refusal(refused.message, FILTER_FIELDS)
+        status_code = form_status(refused)
+    name = request.query_params.get("status", "").strip().upper().removeprefix("TASK_STATUS_")
     return render(
         request,
         "tasks.html",
         status_code,
-        listing=await _tasks(request),
+        listing=listing,
         statuses=STATUSES,
         actions=ACTIONS,
         priorities=PRIORITIES,
-        chosen={**request.query_params, "status": chosen_status(request)},
+        chosen={**request.query_params, "status": name},
+        filter_error=filter_error,
         form_error=form_error,
         form=form or {},
     )
@@ -170,7 +186,8 @@ def _task_context(request: Request, task: Json) -> dict[str, Any]:
     return {
         "task": task,
         "final": task.get("status") in FINAL_STATUSES,
-        "trace_link": trace_url.format(trace_id=trace_id) if trace_url and trace_id else "",
+        # Not str.format: a link's own braces (Grafana's JSON in its query) are no fields.
+        "trace_link": trace_url.replace("{trace_id}", trace_id) if trace_url and trace_id else "",
     }
 
 
@@ -200,12 +217,8 @@ async def artifact(request: Request) -> Response:
     """An artifact's bytes with their content type, sandboxed so that nothing in it runs."""
     user = caller(request)
     body = await user.farm.artifact_content(user.key, request.path_params["artifact_id"])
-    return Response(
-        body.data,
-        media_type=body.content_type or "application/octet-stream",
-        # no-store: a tenant's artifacts must not stay in the browser's cache after sign-out.
-        headers={"content-security-policy": ARTIFACT_POLICY, "cache-control": "no-store"},
-    )
+    content_type = body.content_type or "application/octet-stream"
+    return Response(body.data, media_type=content_type, headers=artifact_headers(content_type))
 
 
 routes = [
