@@ -47,8 +47,9 @@ class LoopThread:
         """The result of `work`, run on the loop; its exception is raised here.
 
         run_coroutine_threadsafe runs it in a copy of the caller's context, so the
-        caller's current trace is the one its calls pass on. After stop() it raises
-        RuntimeError, and `work` is closed unrun (no "never awaited" warning).
+        caller's current trace is the one its calls pass on. A caller interrupted while
+        it waits (Ctrl-C) cancels `work`. After stop() it raises RuntimeError, and `work`
+        is closed unrun (no "never awaited" warning).
         """
         if self._loop.is_closed():
             if isinstance(work, Coroutine):
@@ -59,7 +60,14 @@ class LoopThread:
             return await work
 
         coroutine: Coroutine[Any, Any, Value] = awaited()
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+        running = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return running.result()
+        except BaseException:
+            # The caller gave up waiting (Ctrl-C, KeyboardInterrupt): the work must end
+            # too, or it would run on, unwatched, on the loop (a watch kept open on the farm).
+            running.cancel()
+            raise
 
     @property
     def stopped(self) -> bool:
