@@ -1,9 +1,10 @@
-"""The blocking Client's own event loop: a caller that gives up ends its work."""
+"""The blocking Client's own loop: a caller that gives up ends its work, a close the rest."""
 
+import asyncio
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
 from types import FrameType
@@ -13,6 +14,7 @@ import grpc
 import pytest
 
 import browserfarm
+from browserfarm.sync import LoopThread
 from farm.tasks.v1 import tasks_pb2_grpc
 from farm_cli.launcher.processes import free_port
 from tests.helpers import eventually
@@ -80,3 +82,32 @@ def test_a_wait_interrupted_by_ctrl_c_ends_its_watch_on_the_farm(
             eventually(watches.ended.is_set, message="the watch is still open on the farm")
     finally:
         signal.signal(signal.SIGUSR1, before)
+
+
+def test_stopping_the_loop_ends_the_tasks_and_generators_left_on_it() -> None:
+    loop = LoopThread()
+    ended: list[str] = []
+
+    async def forever() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            ended.append("task")
+
+    async def lines() -> AsyncIterator[int]:
+        try:
+            yield 1
+            yield 2
+        finally:
+            await asyncio.sleep(0)
+            ended.append("generator")
+
+    async def leave_behind() -> tuple["asyncio.Task[None]", AsyncIterator[int]]:
+        # As a streamed reply read up to the event wanted leaves httpx's generators.
+        source = lines()
+        await anext(source)
+        return asyncio.ensure_future(forever()), source
+
+    left = loop.run(leave_behind())
+    loop.stop()
+    assert sorted(ended) == ["generator", "task"], left

@@ -6,6 +6,8 @@ caller's own (sync) Playwright.
 """
 
 import asyncio
+import concurrent.futures
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterable, Iterator, Mapping
 from types import TracebackType
@@ -31,6 +33,26 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Playwright
 
 Value = TypeVar("Value")
+
+
+WIND_DOWN_SECONDS = 10.0
+"""How long a closing client waits for the work left on its loop to end."""
+
+
+async def _wound_down() -> None:
+    """Ends what is left on the running loop, as asyncio.run does before it closes its loop.
+
+    Tasks still running are cancelled and awaited, and async generators not run to their
+    end are closed: httpx's, left by a streamed reply that was read only up to the event
+    wanted, are finalized by tasks of their own, which a loop stopped at once left pending
+    ("Task was destroyed but it is pending!" as it closed, their `finally` never run).
+    """
+    current = asyncio.current_task()
+    left = [task for task in asyncio.all_tasks() if task is not current]
+    for task in left:
+        task.cancel()
+    await asyncio.gather(*left, return_exceptions=True)
+    await asyncio.get_running_loop().shutdown_asyncgens()
 
 
 class LoopThread:
@@ -75,9 +97,12 @@ class LoopThread:
         return self._loop.is_closed()
 
     def stop(self) -> None:
-        """Stops the loop and its thread."""
+        """Ends what is left on the loop (see _wound_down), then stops the loop and its thread."""
         if self._loop.is_closed():
             return
+        ending = asyncio.run_coroutine_threadsafe(_wound_down(), self._loop)
+        with contextlib.suppress(concurrent.futures.TimeoutError):
+            ending.result(timeout=WIND_DOWN_SECONDS)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
