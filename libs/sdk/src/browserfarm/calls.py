@@ -17,9 +17,11 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from browserfarm.config import ClientOptions
 from browserfarm.errors import (
+    CLIENT_DEADLINE,
     FarmError,
     InvalidArgument,
     RateLimited,
+    Timeout,
     Unavailable,
     from_rpc_error,
 )
@@ -202,19 +204,25 @@ class Calls:
         self, rpc: Callable[..., Awaitable[Reply]], request: Request, *, timeout: float | None
     ) -> Reply:
         """One call of `rpc`, its failure raised as a FarmError."""
+        limit = seconds_or_default(timeout, self.options.timeout)
         try:
-            return await rpc(
-                request,
-                metadata=self.metadata(),
-                timeout=seconds_or_default(timeout, self.options.timeout),
-            )
+            return await rpc(request, metadata=self.metadata(), timeout=limit)
         except grpc.aio.AioRpcError as error:
-            raise self._named(from_rpc_error(error)) from None
-        except Unavailable as error:
-            raise self._named(error) from error.__cause__
+            raise self._named(from_rpc_error(error), limit) from None
+        except (Unavailable, Timeout) as error:
+            raise self._named(error, limit) from error.__cause__
 
-    def _named(self, error: FarmError) -> FarmError:
-        """`error`, an Unavailable one naming the farm's URL (a farm that is down, or a typo)."""
+    def _named(self, error: FarmError, limit: float) -> FarmError:
+        """`error`, naming the farm's URL if Unavailable, the time limit if the call ran out of it.
+
+        A farm that is down and a mistyped URL look alike; "Deadline Exceeded" says no more
+        than that a limit passed, not which, nor how long it was.
+        """
+        if isinstance(error, Timeout) and error.message == CLIENT_DEADLINE:
+            return Timeout(
+                f"the farm at {self.options.url} did not answer within {limit:g} s "
+                "(the call's time limit: the client's timeout, or the method's timeout=)"
+            )
         if not isinstance(error, Unavailable) or self.options.url in error.message:
             return error
         return Unavailable(f"the farm at {self.options.url}: {error.message}")
