@@ -3,6 +3,7 @@
 import asyncio
 import ssl
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import grpc
@@ -94,8 +95,10 @@ def test_a_failed_task_has_a_meaningful_code(
 def test_a_setting_out_of_its_range_is_refused_naming_it_when_the_client_is_made(
     setting: str, value: object, refusal: str
 ) -> None:
+    # As a program passes settings it read from a file, which its type checker cannot vouch for.
+    settings: dict[str, Any] = {setting: value}
     with pytest.raises(ValueError, match=refusal):
-        browserfarm.AsyncClient("http://127.0.0.1:1", "k", **{setting: value})
+        browserfarm.AsyncClient("http://127.0.0.1:1", "k", **settings)
 
 
 def test_the_least_settings_allowed_are_taken() -> None:

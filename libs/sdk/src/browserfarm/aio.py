@@ -7,7 +7,7 @@ calls it makes, retries and idempotency keys included, are the same over both.
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, Unpack
 
 from browserfarm.batches import (
     BatchItem,
@@ -20,7 +20,7 @@ from browserfarm.batches import (
     task_page,
 )
 from browserfarm.calls import Calls, Metadata, seconds_or_default
-from browserfarm.config import ClientOptions, client_options, with_files_there
+from browserfarm.config import ClientOptions, ClientSettings, client_options, with_files_there
 from browserfarm.errors import BatchIncomplete, FarmError, TaskFailed, Timeout
 from browserfarm.results import Artifact, Task, TaskStatus, WebhookSecret
 from browserfarm.sessions import AsyncSession, session_spec
@@ -73,7 +73,9 @@ class AsyncClient:
     or close() it; it holds one gRPC channel (or HTTP pool), which its calls share.
     """
 
-    def __init__(self, url: str | None = None, api_key: str | None = None, **settings: Any) -> None:
+    def __init__(
+        self, url: str | None = None, api_key: str | None = None, **settings: Unpack[ClientSettings]
+    ) -> None:
         self.options: ClientOptions = with_files_there(client_options(url, api_key, **settings))
         self._calls = Calls(self.options)
 

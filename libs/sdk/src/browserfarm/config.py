@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 from browserfarm.local_farm import (
     DEFAULT_URL,
@@ -64,6 +64,25 @@ class ClientOptions:
     def secure(self) -> bool:
         """Whether the farm is reached over TLS."""
         return edge_address(self.url)[1]
+
+
+class ClientSettings(TypedDict, total=False):
+    """The keywords a client takes besides url and api_key, typed for a type checker.
+
+    ClientOptions' fields but url and api_key, and `environ` and `cwd`, which stand in
+    for os.environ and the working directory where the farm and its key are looked up.
+    """
+
+    timeout: float
+    run_timeout: float
+    max_attempts: int
+    backoff_seconds: float
+    max_backoff_seconds: float
+    max_retry_after: float
+    ca_file: str
+    transport: str
+    environ: Mapping[str, str] | None
+    cwd: Path | None
 
 
 def client_options(

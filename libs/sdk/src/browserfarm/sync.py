@@ -11,11 +11,11 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
 
 from browserfarm.aio import AsyncClient
 from browserfarm.batches import BatchItem, TaskPage
-from browserfarm.config import ClientOptions
+from browserfarm.config import ClientOptions, ClientSettings
 from browserfarm.results import (
     Artifact,
     Result,
@@ -221,7 +221,9 @@ class Client:
     Use it as `with`, or close() it: it holds a gRPC channel and a thread.
     """
 
-    def __init__(self, url: str | None = None, api_key: str | None = None, **settings: Any) -> None:
+    def __init__(
+        self, url: str | None = None, api_key: str | None = None, **settings: Unpack[ClientSettings]
+    ) -> None:
         self._loop = LoopThread()
 
         async def made() -> AsyncClient:
