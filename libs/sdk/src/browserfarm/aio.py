@@ -5,7 +5,9 @@ calls it makes, retries and idempotency keys included, are the same over both.
 """
 
 import asyncio
+import os
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, Unpack
 
@@ -22,6 +24,7 @@ from browserfarm.batches import (
 from browserfarm.calls import Calls, Metadata, seconds_or_default
 from browserfarm.config import ClientOptions, ClientSettings, client_options, with_files_there
 from browserfarm.errors import BatchIncomplete, FarmError, TaskFailed, Timeout
+from browserfarm.files import write_whole
 from browserfarm.results import Artifact, Task, TaskStatus, WebhookSecret
 from browserfarm.sessions import AsyncSession, session_spec
 from browserfarm.specs import (
@@ -256,6 +259,17 @@ class AsyncClient:
     async def download(self, artifact: Artifact | str) -> bytes:
         """The bytes of an artifact: one of a task's `result.artifacts`, or its id."""
         return await self._calls.content(artifact if isinstance(artifact, str) else artifact.id)
+
+    async def download_to(self, artifact: Artifact | str, path: str | os.PathLike[str]) -> Path:
+        """Saves the bytes of an artifact as the file `path`, whole or not at all; returns it.
+
+        A download or a write that fails leaves no partial file, and a file already at
+        `path` as it was (browserfarm.files.write_whole).
+        """
+        data = await self.download(artifact)
+        target = Path(path)
+        await asyncio.to_thread(write_whole, target, data)
+        return target
 
     async def webhook_secret(self, *, rotate: bool = False) -> WebhookSecret:
         """The tenant's secret that signs callbacks; with `rotate`, a new one replaces it.

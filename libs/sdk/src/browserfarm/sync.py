@@ -8,8 +8,10 @@ caller's own (sync) Playwright.
 import asyncio
 import concurrent.futures
 import contextlib
+import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterable, Iterator, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
 
@@ -333,6 +335,10 @@ class Client:
     def download(self, artifact: Artifact | str) -> bytes:
         """The bytes of an artifact: one of a task's `result.artifacts`, or its id."""
         return self._loop.run(self._client.download(artifact))
+
+    def download_to(self, artifact: Artifact | str, path: str | os.PathLike[str]) -> Path:
+        """Saves the bytes of an artifact as the file `path`, whole or not at all; returns it."""
+        return self._loop.run(self._client.download_to(artifact, path))
 
     def webhook_secret(self, *, rotate: bool = False) -> WebhookSecret:
         """The tenant's secret that signs callbacks; with `rotate`, a new one replaces it."""
