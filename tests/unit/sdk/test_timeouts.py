@@ -1,15 +1,9 @@
 """The SDK's per-call `timeout=`: None is the client's, a limit not above 0 is refused, one
 that passes is named."""
 
-import contextlib
-import socket
-import threading
-from collections.abc import Iterator
-
 import pytest
 
 import browserfarm
-from farm_cli.launcher.processes import free_port
 from tests.unit.sdk.conftest import Refusals
 
 SPEC = {"url": "https://example.com", "content": {}}
@@ -38,29 +32,6 @@ def test_no_timeout_is_the_clients_own(
     with browserfarm.Client(refusing_farm[0], "bf_key") as farm:
         task = farm.run(SPEC, timeout=None)
     assert task.done and len(refusals.specs) == 1
-
-
-@pytest.fixture(scope="module")
-def silent_listener() -> Iterator[str]:
-    """The URL of a listener that takes connections and never answers a byte."""
-    listener = socket.create_server(("127.0.0.1", free_port()))
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                held.append(listener.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    thread.join(timeout=10)
-    for connection in held:
-        connection.close()
-    listener.close()
 
 
 @pytest.mark.parametrize("transport", ["grpc", "http"])

@@ -52,6 +52,18 @@ def trace_metadata() -> Metadata:
     return tuple((name, carrier[name]) for name in TRACE_HEADERS if name in carrier)
 
 
+CLOSED = "the client is closed: make a new one, or use it inside its `with`"
+"""RuntimeError's message for a call on a client after its close()."""
+CLOSED_UNDER_WAY = "the client was closed while this call was under way"
+"""RuntimeError's message for a call that the client's close() ended."""
+
+
+def _cancelled_by_its_caller() -> bool:
+    """Whether the running task is being cancelled (asyncio.wait_for, task.cancel())."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def seconds_or_default(timeout: float | None, default: float) -> float:
     """`timeout` (None: `default`); InvalidArgument naming it unless it is above 0.
 
@@ -136,7 +148,7 @@ class Calls:
     def transport(self) -> Transport:
         """The transport, opened on the running loop (see the class)."""
         if self._closed:
-            raise RuntimeError("the client is closed: make a new one, or use it inside its `with`")
+            raise RuntimeError(CLOSED)
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             if self._loop is not None and not self._loop.is_closed():
@@ -205,12 +217,21 @@ class Calls:
     ) -> Reply:
         """One call of `rpc`, its failure raised as a FarmError."""
         limit = seconds_or_default(timeout, self.options.timeout)
+        if self._closed:
+            raise RuntimeError(CLOSED)
         try:
             return await rpc(request, metadata=self.metadata(), timeout=limit)
-        except grpc.aio.AioRpcError as error:
-            raise self._named(from_rpc_error(error), limit) from None
-        except (Unavailable, Timeout) as error:
-            raise self._named(error, limit) from error.__cause__
+        except (grpc.aio.AioRpcError, FarmError, RuntimeError, asyncio.CancelledError) as error:
+            # close() ended the call: grpc.aio raises CancelledError into a task that no one
+            # cancelled (gather() and TaskGroup would take it for a cancellation), httpx a
+            # read error or a RuntimeError of its own. A caller's own cancellation goes on.
+            if self._closed and not _cancelled_by_its_caller():
+                raise RuntimeError(CLOSED_UNDER_WAY) from None
+            if isinstance(error, grpc.aio.AioRpcError):
+                raise self._named(from_rpc_error(error), limit) from None
+            if isinstance(error, Unavailable | Timeout):
+                raise self._named(error, limit) from error.__cause__
+            raise
 
     def _named(self, error: FarmError, limit: float) -> FarmError:
         """`error`, naming the farm's URL if Unavailable, the time limit if the call ran out of it.
@@ -241,7 +262,7 @@ class Calls:
         return bytes(body.data)
 
     async def close(self) -> None:
-        """Closes the transport; calls still under way are cancelled, and later ones refused.
+        """Closes the transport; calls still under way and later ones raise RuntimeError.
 
         A transport of a loop that is closed has nothing left to close on it.
         """

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
 
 from browserfarm.aio import AsyncClient
 from browserfarm.batches import BatchItem, TaskPage
+from browserfarm.calls import CLOSED
 from browserfarm.config import ClientOptions, ClientSettings
 from browserfarm.results import (
     Artifact,
@@ -78,7 +79,7 @@ class LoopThread:
         if self._loop.is_closed():
             if isinstance(work, Coroutine):
                 work.close()
-            raise RuntimeError("the client is closed: make a new one, or use it inside its `with`")
+            raise RuntimeError(CLOSED)
 
         async def awaited() -> Value:
             return await work
