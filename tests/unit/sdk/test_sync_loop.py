@@ -18,6 +18,7 @@ from browserfarm.sync import LoopThread
 from farm.tasks.v1 import tasks_pb2_grpc
 from farm_cli.launcher.processes import free_port
 from tests.helpers import eventually
+from tests.unit.sdk.conftest import Refusals
 
 
 @dataclass
@@ -111,3 +112,16 @@ def test_stopping_the_loop_ends_the_tasks_and_generators_left_on_it() -> None:
     left = loop.run(leave_behind())
     loop.stop()
     assert sorted(ended) == ["generator", "task"], left
+
+
+def test_an_iterator_left_open_past_the_clients_close_ends_quietly(
+    refusing_farm: tuple[str, Refusals], refusals: Refusals
+) -> None:
+    # As `for task in farm.map(...)` left early inside a `with`, then dropped after it:
+    # an error raised as it is closed would be "Exception ignored in ..." (under pytest, an error).
+    farm = browserfarm.Client(refusing_farm[0], "bf_key")
+    spec = {"url": "https://example.com", "content": {}}
+    ran = farm.map([spec, spec], concurrency=1)
+    assert next(ran).done
+    farm.close()
+    ran.close()

@@ -10,7 +10,7 @@ import concurrent.futures
 import contextlib
 import os
 import threading
-from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Generator, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
@@ -301,13 +301,17 @@ class Client:
         status: TaskStatus | str | None = None,
         labels: Mapping[str, str] | None = None,
         page_size: int = 0,
-    ) -> Iterator[Task]:
+    ) -> Generator[Task, None, None]:
         """The tenant's tasks across pages, each page asked for when it is reached."""
         tasks = self._client.list_tasks(status=status, labels=labels, page_size=page_size)
         return self._iterated(tasks)
 
-    def _iterated(self, source: AsyncIterator[Value]) -> Iterator[Value]:
-        """`source`'s items, each awaited on the client's loop; closed when left."""
+    def _iterated(self, source: AsyncIterator[Value]) -> Generator[Value, None, None]:
+        """`source`'s items, each awaited on the client's loop; closed when left.
+
+        Left after the client closed (dropped past its `with`), there is nothing to close:
+        the client's close ended `source` with its loop.
+        """
         try:
             while True:
                 try:
@@ -316,7 +320,7 @@ class Client:
                     return
         finally:
             close = getattr(source, "aclose", None)
-            if close is not None:
+            if close is not None and not self._loop.stopped:
                 self._loop.run(close())
 
     def create_tasks(
@@ -363,8 +367,11 @@ class Client:
 
     def map(
         self, specs: Iterable[SpecLike], *, concurrency: int = 4, timeout: float | None = None
-    ) -> Iterator[Task]:
-        """Runs the tasks, at most `concurrency` at a time, yielding each as it ends."""
+    ) -> Generator[Task, None, None]:
+        """Runs the tasks, at most `concurrency` at a time, yielding each as it ends.
+
+        close() it to stop early at once: the tasks still running are left to the farm.
+        """
         return self._iterated(self._client.map(specs, concurrency=concurrency, timeout=timeout))
 
     def session(self, **spec: Any) -> Session:
