@@ -1,6 +1,8 @@
 """The SDK's per-call `timeout=`: None is the client's, a limit not above 0 is refused, one
 that passes is named."""
 
+from pathlib import Path
+
 import pytest
 
 import browserfarm
@@ -46,3 +48,16 @@ def test_a_call_out_of_time_names_the_farm_and_its_limit(
     assert ran_out.value.message.startswith(
         f"the farm at {silent_listener} did not answer within 0.5 s (the call's time limit"
     ), ran_out.value.message
+
+
+@pytest.mark.parametrize("method", ["download", "download_to"])
+def test_a_download_takes_a_time_limit_of_its_own(
+    silent_listener: str, method: str, tmp_path: Path
+) -> None:
+    # A large artifact on a slow link wants longer than the client's ordinary call.
+    arguments = {"download": ("art_1",), "download_to": ("art_1", tmp_path / "a.png")}[method]
+    with (
+        browserfarm.Client(silent_listener, "bf_key", timeout=60) as farm,
+        pytest.raises(browserfarm.Timeout, match=r"did not answer within 0\.3 s"),
+    ):
+        getattr(farm, method)(*arguments, timeout=0.3)

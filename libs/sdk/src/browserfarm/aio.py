@@ -256,17 +256,27 @@ class AsyncClient:
         request = tasks_pb2.CancelTaskRequest(id=task if isinstance(task, str) else task.id)
         return Task.from_proto(await self._calls.call(self._calls.tasks.CancelTask, request))
 
-    async def download(self, artifact: Artifact | str) -> bytes:
-        """The bytes of an artifact: one of a task's `result.artifacts`, or its id."""
-        return await self._calls.content(artifact if isinstance(artifact, str) else artifact.id)
+    async def download(self, artifact: Artifact | str, *, timeout: float | None = None) -> bytes:
+        """The bytes of an artifact: one of a task's `result.artifacts`, or its id.
 
-    async def download_to(self, artifact: Artifact | str, path: str | os.PathLike[str]) -> Path:
+        `timeout` is the call's (None: ClientOptions.timeout), for a large one on a slow link.
+        """
+        artifact_id = artifact if isinstance(artifact, str) else artifact.id
+        return await self._calls.content(artifact_id, timeout)
+
+    async def download_to(
+        self,
+        artifact: Artifact | str,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float | None = None,
+    ) -> Path:
         """Saves the bytes of an artifact as the file `path`, whole or not at all; returns it.
 
         A download or a write that fails leaves no partial file, and a file already at
-        `path` as it was (browserfarm.files.write_whole).
+        `path` as it was (browserfarm.files.write_whole). `timeout` as download's.
         """
-        data = await self.download(artifact)
+        data = await self.download(artifact, timeout=timeout)
         target = Path(path)
         await asyncio.to_thread(write_whole, target, data)
         return target

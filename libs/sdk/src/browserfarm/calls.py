@@ -255,10 +255,10 @@ class Calls:
             raise FarmError(f"the result holds no {kind.lower()} artifact")
         return await self.content(found.id)
 
-    async def content(self, artifact_id: str) -> bytes:
-        """The bytes of the artifact `artifact_id`."""
+    async def content(self, artifact_id: str, timeout: float | None = None) -> bytes:
+        """The bytes of the artifact `artifact_id`, within `timeout` (None: the client's)."""
         request = artifacts_pb2.GetArtifactContentRequest(id=artifact_id)
-        body = await self.call(self.artifacts.GetArtifactContent, request)
+        body = await self.call(self.artifacts.GetArtifactContent, request, timeout=timeout)
         return bytes(body.data)
 
     async def close(self) -> None:

@@ -337,13 +337,19 @@ class Client:
         """Cancels a task that has not ended."""
         return self._loop.run(self._client.cancel(task))
 
-    def download(self, artifact: Artifact | str) -> bytes:
+    def download(self, artifact: Artifact | str, *, timeout: float | None = None) -> bytes:
         """The bytes of an artifact: one of a task's `result.artifacts`, or its id."""
-        return self._loop.run(self._client.download(artifact))
+        return self._loop.run(self._client.download(artifact, timeout=timeout))
 
-    def download_to(self, artifact: Artifact | str, path: str | os.PathLike[str]) -> Path:
+    def download_to(
+        self,
+        artifact: Artifact | str,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float | None = None,
+    ) -> Path:
         """Saves the bytes of an artifact as the file `path`, whole or not at all; returns it."""
-        return self._loop.run(self._client.download_to(artifact, path))
+        return self._loop.run(self._client.download_to(artifact, path, timeout=timeout))
 
     def webhook_secret(self, *, rotate: bool = False) -> WebhookSecret:
         """The tenant's secret that signs callbacks; with `rotate`, a new one replaces it."""
