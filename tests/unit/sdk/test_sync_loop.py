@@ -1,6 +1,7 @@
 """The blocking Client's own loop: a caller that gives up ends its work, a close the rest."""
 
 import asyncio
+import gc
 import os
 import signal
 import threading
@@ -125,3 +126,26 @@ def test_an_iterator_left_open_past_the_clients_close_ends_quietly(
     assert next(ran).done
     farm.close()
     ran.close()
+
+
+def test_an_iterator_is_finished_on_the_clients_loop_as_the_client_closes(
+    refusing_farm: tuple[str, Refusals],
+) -> None:
+    ended_on: list[str] = []
+
+    async def numbers() -> AsyncIterator[int]:
+        try:
+            yield 1
+            yield 2
+        finally:
+            ended_on.append(threading.current_thread().name)
+
+    farm = browserfarm.Client(refusing_farm[0], "bf_key")
+    # What list_tasks() and map() wrap their async generators in.
+    ran = farm._iterated(numbers())
+    assert next(ran) == 1
+    farm.close()
+    ran.close()
+    del ran
+    gc.collect()
+    assert ended_on == ["browserfarm-loop"]

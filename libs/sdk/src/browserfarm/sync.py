@@ -58,6 +58,16 @@ async def _wound_down() -> None:
     await asyncio.get_running_loop().shutdown_asyncgens()
 
 
+async def _next_of(source: AsyncIterator[Value]) -> Value:
+    """`source`'s next item, asked for on the running loop.
+
+    An async generator is bound to the loop of the thread its first anext() is called
+    in: called on the caller's thread, the client's loop would not know it, its close()
+    would not finish it, and the garbage collector would, later, on the caller's thread.
+    """
+    return await anext(source)
+
+
 class LoopThread:
     """An asyncio loop running in a daemon thread, which blocking callers hand work to."""
 
@@ -315,7 +325,7 @@ class Client:
         try:
             while True:
                 try:
-                    yield self._loop.run(anext(source))
+                    yield self._loop.run(_next_of(source))
                 except StopAsyncIteration:
                     return
         finally:
