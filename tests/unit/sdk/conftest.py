@@ -1,5 +1,8 @@
-"""An in-process TaskService that refuses the first calls as told, for the SDK's unit tests."""
+"""For the SDK's unit tests: an in-process TaskService that refuses the first calls as told,
+and a listener that never answers."""
 
+import contextlib
+import socket
 import threading
 from collections.abc import Iterator
 from concurrent import futures
@@ -110,3 +113,26 @@ def refusals(refusing_farm: tuple[str, Refusals]) -> Refusals:
     refused.batches.clear()
     refused.watch_ended.clear()
     return refused
+
+
+@pytest.fixture(scope="module")
+def silent_listener() -> Iterator[str]:
+    """The URL of a listener that takes connections and never answers a byte."""
+    listener = socket.create_server(("127.0.0.1", free_port()))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join(timeout=10)
+    for connection in held:
+        connection.close()
+    listener.close()

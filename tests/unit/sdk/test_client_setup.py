@@ -3,6 +3,7 @@
 import asyncio
 import ssl
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import grpc
@@ -77,3 +78,31 @@ def test_a_failed_task_has_a_meaningful_code(
     proto.error.code = "HTTP_ERROR"
     failed = browserfarm.TaskFailed(browserfarm.Task.from_proto(proto))
     assert (failed.code, failed.error_code, failed.task.id) == (code, "HTTP_ERROR", "tsk_1")
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "refusal"),
+    [
+        ("timeout", 0, r"^timeout: seconds above 0, not 0$"),
+        ("timeout", "30", r"^timeout: seconds above 0, not '30'$"),
+        ("run_timeout", -1, r"^run_timeout: seconds above 0, not -1$"),
+        ("max_attempts", 0, r"^max_attempts: a whole number of calls, at least 1, not 0$"),
+        ("max_attempts", 2.5, r"^max_attempts: .*, not 2.5$"),
+        ("backoff_seconds", float("nan"), r"^backoff_seconds: seconds, 0 or more, not nan$"),
+        ("max_retry_after", True, r"^max_retry_after: .*, not True$"),
+    ],
+)
+def test_a_setting_out_of_its_range_is_refused_naming_it_when_the_client_is_made(
+    setting: str, value: object, refusal: str
+) -> None:
+    # As a program passes settings it read from a file, which its type checker cannot vouch for.
+    settings: dict[str, Any] = {setting: value}
+    with pytest.raises(ValueError, match=refusal):
+        browserfarm.AsyncClient("http://127.0.0.1:1", "k", **settings)
+
+
+def test_the_least_settings_allowed_are_taken() -> None:
+    options = client_options(
+        "http://127.0.0.1:1", "k", {}, max_attempts=1, backoff_seconds=0, max_retry_after=0
+    )
+    assert (options.max_attempts, options.backoff_seconds) == (1, 0)

@@ -1,6 +1,7 @@
 """The SDK's retries (UNAVAILABLE, rate limits; one idempotency key per task); a watch's end."""
 
 import asyncio
+from typing import Unpack
 
 import grpc
 import pytest
@@ -15,8 +16,9 @@ from tests.unit.sdk.conftest import Refusals
 UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, "")
 
 
-def client(url: str, **settings: float) -> browserfarm.Client:
-    return browserfarm.Client(url, "bf_key", backoff_seconds=0.01, **settings)
+def client(url: str, **settings: Unpack[browserfarm.ClientSettings]) -> browserfarm.Client:
+    settings.setdefault("backoff_seconds", 0.01)
+    return browserfarm.Client(url, "bf_key", **settings)
 
 
 def test_a_submit_retried_after_unavailable_carries_one_idempotency_key(

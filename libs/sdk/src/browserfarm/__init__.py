@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from browserfarm.aio import AsyncClient
     from browserfarm.batches import BatchItem, ItemError, TaskPage
-    from browserfarm.config import ClientOptions
+    from browserfarm.config import ClientOptions, ClientSettings
     from browserfarm.errors import (
         BatchIncomplete,
         FailedPrecondition,
@@ -49,6 +49,7 @@ __all__ = [
     "BatchItem",
     "Client",
     "ClientOptions",
+    "ClientSettings",
     "FailedPrecondition",
     "FarmError",
     "InvalidArgument",
@@ -83,6 +84,7 @@ _DEFINED_IN = {
     "BatchItem": "browserfarm.batches",
     "Client": "browserfarm.sync",
     "ClientOptions": "browserfarm.config",
+    "ClientSettings": "browserfarm.config",
     "FailedPrecondition": "browserfarm.errors",
     "FarmError": "browserfarm.errors",
     "InvalidArgument": "browserfarm.errors",

@@ -5,9 +5,11 @@ calls it makes, retries and idempotency keys included, are the same over both.
 """
 
 import asyncio
+import os
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, Unpack
 
 from browserfarm.batches import (
     BatchItem,
@@ -20,8 +22,9 @@ from browserfarm.batches import (
     task_page,
 )
 from browserfarm.calls import Calls, Metadata, seconds_or_default
-from browserfarm.config import ClientOptions, client_options, with_files_there
+from browserfarm.config import ClientOptions, ClientSettings, client_options, with_files_there
 from browserfarm.errors import BatchIncomplete, FarmError, TaskFailed, Timeout
+from browserfarm.files import write_whole
 from browserfarm.results import Artifact, Task, TaskStatus, WebhookSecret
 from browserfarm.sessions import AsyncSession, session_spec
 from browserfarm.specs import (
@@ -73,7 +76,9 @@ class AsyncClient:
     or close() it; it holds one gRPC channel (or HTTP pool), which its calls share.
     """
 
-    def __init__(self, url: str | None = None, api_key: str | None = None, **settings: Any) -> None:
+    def __init__(
+        self, url: str | None = None, api_key: str | None = None, **settings: Unpack[ClientSettings]
+    ) -> None:
         self.options: ClientOptions = with_files_there(client_options(url, api_key, **settings))
         self._calls = Calls(self.options)
 
@@ -251,9 +256,30 @@ class AsyncClient:
         request = tasks_pb2.CancelTaskRequest(id=task if isinstance(task, str) else task.id)
         return Task.from_proto(await self._calls.call(self._calls.tasks.CancelTask, request))
 
-    async def download(self, artifact: Artifact | str) -> bytes:
-        """The bytes of an artifact: one of a task's `result.artifacts`, or its id."""
-        return await self._calls.content(artifact if isinstance(artifact, str) else artifact.id)
+    async def download(self, artifact: Artifact | str, *, timeout: float | None = None) -> bytes:
+        """The bytes of an artifact: one of a task's `result.artifacts`, or its id.
+
+        `timeout` is the call's (None: ClientOptions.timeout), for a large one on a slow link.
+        """
+        artifact_id = artifact if isinstance(artifact, str) else artifact.id
+        return await self._calls.content(artifact_id, timeout)
+
+    async def download_to(
+        self,
+        artifact: Artifact | str,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float | None = None,
+    ) -> Path:
+        """Saves the bytes of an artifact as the file `path`, whole or not at all; returns it.
+
+        A download or a write that fails leaves no partial file, and a file already at
+        `path` as it was (browserfarm.files.write_whole). `timeout` as download's.
+        """
+        data = await self.download(artifact, timeout=timeout)
+        target = Path(path)
+        await asyncio.to_thread(write_whole, target, data)
+        return target
 
     async def webhook_secret(self, *, rotate: bool = False) -> WebhookSecret:
         """The tenant's secret that signs callbacks; with `rotate`, a new one replaces it.

@@ -17,9 +17,11 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from browserfarm.config import ClientOptions
 from browserfarm.errors import (
+    CLIENT_DEADLINE,
     FarmError,
     InvalidArgument,
     RateLimited,
+    Timeout,
     Unavailable,
     from_rpc_error,
 )
@@ -48,6 +50,18 @@ def trace_metadata() -> Metadata:
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return tuple((name, carrier[name]) for name in TRACE_HEADERS if name in carrier)
+
+
+CLOSED = "the client is closed: make a new one, or use it inside its `with`"
+"""RuntimeError's message for a call on a client after its close()."""
+CLOSED_UNDER_WAY = "the client was closed while this call was under way"
+"""RuntimeError's message for a call that the client's close() ended."""
+
+
+def _cancelled_by_its_caller() -> bool:
+    """Whether the running task is being cancelled (asyncio.wait_for, task.cancel())."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def seconds_or_default(timeout: float | None, default: float) -> float:
@@ -134,7 +148,7 @@ class Calls:
     def transport(self) -> Transport:
         """The transport, opened on the running loop (see the class)."""
         if self._closed:
-            raise RuntimeError("the client is closed: make a new one, or use it inside its `with`")
+            raise RuntimeError(CLOSED)
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             if self._loop is not None and not self._loop.is_closed():
@@ -202,19 +216,34 @@ class Calls:
         self, rpc: Callable[..., Awaitable[Reply]], request: Request, *, timeout: float | None
     ) -> Reply:
         """One call of `rpc`, its failure raised as a FarmError."""
+        limit = seconds_or_default(timeout, self.options.timeout)
+        if self._closed:
+            raise RuntimeError(CLOSED)
         try:
-            return await rpc(
-                request,
-                metadata=self.metadata(),
-                timeout=seconds_or_default(timeout, self.options.timeout),
-            )
-        except grpc.aio.AioRpcError as error:
-            raise self._named(from_rpc_error(error)) from None
-        except Unavailable as error:
-            raise self._named(error) from error.__cause__
+            return await rpc(request, metadata=self.metadata(), timeout=limit)
+        except (grpc.aio.AioRpcError, FarmError, RuntimeError, asyncio.CancelledError) as error:
+            # close() ended the call: grpc.aio raises CancelledError into a task that no one
+            # cancelled (gather() and TaskGroup would take it for a cancellation), httpx a
+            # read error or a RuntimeError of its own. A caller's own cancellation goes on.
+            if self._closed and not _cancelled_by_its_caller():
+                raise RuntimeError(CLOSED_UNDER_WAY) from None
+            if isinstance(error, grpc.aio.AioRpcError):
+                raise self._named(from_rpc_error(error), limit) from None
+            if isinstance(error, Unavailable | Timeout):
+                raise self._named(error, limit) from error.__cause__
+            raise
 
-    def _named(self, error: FarmError) -> FarmError:
-        """`error`, an Unavailable one naming the farm's URL (a farm that is down, or a typo)."""
+    def _named(self, error: FarmError, limit: float) -> FarmError:
+        """`error`, naming the farm's URL if Unavailable, the time limit if the call ran out of it.
+
+        A farm that is down and a mistyped URL look alike; "Deadline Exceeded" says no more
+        than that a limit passed, not which, nor how long it was.
+        """
+        if isinstance(error, Timeout) and error.message == CLIENT_DEADLINE:
+            return Timeout(
+                f"the farm at {self.options.url} did not answer within {limit:g} s "
+                "(the call's time limit: the client's timeout, or the method's timeout=)"
+            )
         if not isinstance(error, Unavailable) or self.options.url in error.message:
             return error
         return Unavailable(f"the farm at {self.options.url}: {error.message}")
@@ -226,14 +255,14 @@ class Calls:
             raise FarmError(f"the result holds no {kind.lower()} artifact")
         return await self.content(found.id)
 
-    async def content(self, artifact_id: str) -> bytes:
-        """The bytes of the artifact `artifact_id`."""
+    async def content(self, artifact_id: str, timeout: float | None = None) -> bytes:
+        """The bytes of the artifact `artifact_id`, within `timeout` (None: the client's)."""
         request = artifacts_pb2.GetArtifactContentRequest(id=artifact_id)
-        body = await self.call(self.artifacts.GetArtifactContent, request)
+        body = await self.call(self.artifacts.GetArtifactContent, request, timeout=timeout)
         return bytes(body.data)
 
     async def close(self) -> None:
-        """Closes the transport; calls still under way are cancelled, and later ones refused.
+        """Closes the transport; calls still under way and later ones raise RuntimeError.
 
         A transport of a loop that is closed has nothing left to close on it.
         """

@@ -3,11 +3,12 @@
 The local farm is the one `make run` (`farm up`) runs; see browserfarm.local_farm.
 """
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 from browserfarm.local_farm import (
     DEFAULT_URL,
@@ -65,6 +66,25 @@ class ClientOptions:
         return edge_address(self.url)[1]
 
 
+class ClientSettings(TypedDict, total=False):
+    """The keywords a client takes besides url and api_key, typed for a type checker.
+
+    ClientOptions' fields but url and api_key, and `environ` and `cwd`, which stand in
+    for os.environ and the working directory where the farm and its key are looked up.
+    """
+
+    timeout: float
+    run_timeout: float
+    max_attempts: int
+    backoff_seconds: float
+    max_backoff_seconds: float
+    max_retry_after: float
+    ca_file: str
+    transport: str
+    environ: Mapping[str, str] | None
+    cwd: Path | None
+
+
 def client_options(
     url: str | None,
     api_key: str | None,
@@ -98,8 +118,40 @@ def client_options(
     )
     if options.transport not in TRANSPORTS:
         raise ValueError(f"transport: one of {', '.join(TRANSPORTS)}, not {options.transport!r}")
+    _check_numbers(options)
     options.target  # noqa: B018 - refuses a malformed url now, not at the first call
     return options
+
+
+# Each numeric setting: (its least value, whether that value is allowed, what it is).
+_NUMBERS: Mapping[str, tuple[float, bool, str]] = {
+    "timeout": (0, False, "seconds above 0"),
+    "run_timeout": (0, False, "seconds above 0"),
+    "max_attempts": (1, True, "a whole number of calls, at least 1"),
+    "backoff_seconds": (0, True, "seconds, 0 or more"),
+    "max_backoff_seconds": (0, True, "seconds, 0 or more"),
+    "max_retry_after": (0, True, "seconds, 0 or more"),
+}
+
+
+def _check_numbers(options: ClientOptions) -> None:
+    """ValueError naming the first numeric setting out of its range, or not a number.
+
+    Else `timeout=0` or `timeout="30"` was taken, and every call failed later with a
+    message about a per-call timeout never given, or a TypeError naming no setting.
+    """
+    for name, (least, least_allowed, wanted) in _NUMBERS.items():
+        value = getattr(options, name)
+        whole = name == "max_attempts"
+        number = isinstance(value, int) if whole else isinstance(value, int | float)
+        fits = (
+            number
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and (value >= least if least_allowed else value > least)
+        )
+        if not fits:
+            raise ValueError(f"{name}: {wanted}, not {value!r}")
 
 
 def with_files_there(options: ClientOptions) -> ClientOptions:

@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from browserfarm.results import Task
     from browserfarm.specs import SpecLike
 
+CLIENT_DEADLINE = "Deadline Exceeded"
+"""The message of a call that ran out of the client's own time limit: gRPC's own words, which
+the HTTP transport uses too, so that browserfarm.calls can name the limit instead."""
 RETRY_AFTER = "retry-after"
 """The header (gRPC metadata key) the farm's edge names a rate-limited caller's wait in."""
 

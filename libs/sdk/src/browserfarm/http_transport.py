@@ -23,7 +23,7 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
 from browserfarm.config import ClientOptions
-from browserfarm.errors import FarmError, Timeout, Unavailable, from_status
+from browserfarm.errors import CLIENT_DEADLINE, FarmError, Timeout, Unavailable, from_status
 from farm.sessions.v1 import sessions_pb2
 from farm.storage.v1 import artifacts_pb2
 from farm.tasks.v1 import tasks_pb2
@@ -188,7 +188,7 @@ def _reaching_the_farm() -> Iterator[None]:
     try:
         yield
     except httpx.TimeoutException as error:
-        raise Timeout(f"no answer in time: {error}") from error
+        raise Timeout(CLIENT_DEADLINE) from error
     except httpx.TransportError as error:
         raise Unavailable(f"{type(error).__name__}: {error}") from error
 

@@ -6,14 +6,19 @@ caller's own (sync) Playwright.
 """
 
 import asyncio
+import concurrent.futures
+import contextlib
+import os
 import threading
-from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Generator, Iterable, Mapping
+from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
 
 from browserfarm.aio import AsyncClient
 from browserfarm.batches import BatchItem, TaskPage
-from browserfarm.config import ClientOptions
+from browserfarm.calls import CLOSED
+from browserfarm.config import ClientOptions, ClientSettings
 from browserfarm.results import (
     Artifact,
     Result,
@@ -33,6 +38,36 @@ if TYPE_CHECKING:
 Value = TypeVar("Value")
 
 
+WIND_DOWN_SECONDS = 10.0
+"""How long a closing client waits for the work left on its loop to end."""
+
+
+async def _wound_down() -> None:
+    """Ends what is left on the running loop, as asyncio.run does before it closes its loop.
+
+    Tasks still running are cancelled and awaited, and async generators not run to their
+    end are closed: httpx's, left by a streamed reply that was read only up to the event
+    wanted, are finalized by tasks of their own, which a loop stopped at once left pending
+    ("Task was destroyed but it is pending!" as it closed, their `finally` never run).
+    """
+    current = asyncio.current_task()
+    left = [task for task in asyncio.all_tasks() if task is not current]
+    for task in left:
+        task.cancel()
+    await asyncio.gather(*left, return_exceptions=True)
+    await asyncio.get_running_loop().shutdown_asyncgens()
+
+
+async def _next_of(source: AsyncIterator[Value]) -> Value:
+    """`source`'s next item, asked for on the running loop.
+
+    An async generator is bound to the loop of the thread its first anext() is called
+    in: called on the caller's thread, the client's loop would not know it, its close()
+    would not finish it, and the garbage collector would, later, on the caller's thread.
+    """
+    return await anext(source)
+
+
 class LoopThread:
     """An asyncio loop running in a daemon thread, which blocking callers hand work to."""
 
@@ -47,19 +82,27 @@ class LoopThread:
         """The result of `work`, run on the loop; its exception is raised here.
 
         run_coroutine_threadsafe runs it in a copy of the caller's context, so the
-        caller's current trace is the one its calls pass on. After stop() it raises
-        RuntimeError, and `work` is closed unrun (no "never awaited" warning).
+        caller's current trace is the one its calls pass on. A caller interrupted while
+        it waits (Ctrl-C) cancels `work`. After stop() it raises RuntimeError, and `work`
+        is closed unrun (no "never awaited" warning).
         """
         if self._loop.is_closed():
             if isinstance(work, Coroutine):
                 work.close()
-            raise RuntimeError("the client is closed: make a new one, or use it inside its `with`")
+            raise RuntimeError(CLOSED)
 
         async def awaited() -> Value:
             return await work
 
         coroutine: Coroutine[Any, Any, Value] = awaited()
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+        running = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return running.result()
+        except BaseException:
+            # The caller gave up waiting (Ctrl-C, KeyboardInterrupt): the work must end
+            # too, or it would run on, unwatched, on the loop (a watch kept open on the farm).
+            running.cancel()
+            raise
 
     @property
     def stopped(self) -> bool:
@@ -67,9 +110,12 @@ class LoopThread:
         return self._loop.is_closed()
 
     def stop(self) -> None:
-        """Stops the loop and its thread."""
+        """Ends what is left on the loop (see _wound_down), then stops the loop and its thread."""
         if self._loop.is_closed():
             return
+        ending = asyncio.run_coroutine_threadsafe(_wound_down(), self._loop)
+        with contextlib.suppress(concurrent.futures.TimeoutError):
+            ending.result(timeout=WIND_DOWN_SECONDS)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
@@ -188,7 +234,9 @@ class Client:
     Use it as `with`, or close() it: it holds a gRPC channel and a thread.
     """
 
-    def __init__(self, url: str | None = None, api_key: str | None = None, **settings: Any) -> None:
+    def __init__(
+        self, url: str | None = None, api_key: str | None = None, **settings: Unpack[ClientSettings]
+    ) -> None:
         self._loop = LoopThread()
 
         async def made() -> AsyncClient:
@@ -263,22 +311,26 @@ class Client:
         status: TaskStatus | str | None = None,
         labels: Mapping[str, str] | None = None,
         page_size: int = 0,
-    ) -> Iterator[Task]:
+    ) -> Generator[Task, None, None]:
         """The tenant's tasks across pages, each page asked for when it is reached."""
         tasks = self._client.list_tasks(status=status, labels=labels, page_size=page_size)
         return self._iterated(tasks)
 
-    def _iterated(self, source: AsyncIterator[Value]) -> Iterator[Value]:
-        """`source`'s items, each awaited on the client's loop; closed when left."""
+    def _iterated(self, source: AsyncIterator[Value]) -> Generator[Value, None, None]:
+        """`source`'s items, each awaited on the client's loop; closed when left.
+
+        Left after the client closed (dropped past its `with`), there is nothing to close:
+        the client's close ended `source` with its loop.
+        """
         try:
             while True:
                 try:
-                    yield self._loop.run(anext(source))
+                    yield self._loop.run(_next_of(source))
                 except StopAsyncIteration:
                     return
         finally:
             close = getattr(source, "aclose", None)
-            if close is not None:
+            if close is not None and not self._loop.stopped:
                 self._loop.run(close())
 
     def create_tasks(
@@ -295,9 +347,19 @@ class Client:
         """Cancels a task that has not ended."""
         return self._loop.run(self._client.cancel(task))
 
-    def download(self, artifact: Artifact | str) -> bytes:
+    def download(self, artifact: Artifact | str, *, timeout: float | None = None) -> bytes:
         """The bytes of an artifact: one of a task's `result.artifacts`, or its id."""
-        return self._loop.run(self._client.download(artifact))
+        return self._loop.run(self._client.download(artifact, timeout=timeout))
+
+    def download_to(
+        self,
+        artifact: Artifact | str,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float | None = None,
+    ) -> Path:
+        """Saves the bytes of an artifact as the file `path`, whole or not at all; returns it."""
+        return self._loop.run(self._client.download_to(artifact, path, timeout=timeout))
 
     def webhook_secret(self, *, rotate: bool = False) -> WebhookSecret:
         """The tenant's secret that signs callbacks; with `rotate`, a new one replaces it."""
@@ -321,8 +383,11 @@ class Client:
 
     def map(
         self, specs: Iterable[SpecLike], *, concurrency: int = 4, timeout: float | None = None
-    ) -> Iterator[Task]:
-        """Runs the tasks, at most `concurrency` at a time, yielding each as it ends."""
+    ) -> Generator[Task, None, None]:
+        """Runs the tasks, at most `concurrency` at a time, yielding each as it ends.
+
+        close() it to stop early at once: the tasks still running are left to the farm.
+        """
         return self._iterated(self._client.map(specs, concurrency=concurrency, timeout=timeout))
 
     def session(self, **spec: Any) -> Session:
