@@ -1,0 +1,65 @@
+"""A service given a bad setting stops at once naming the variable, without a traceback."""
+
+from pathlib import Path
+
+import pytest
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from farm_core.settings_load import BAD_SETTINGS_EXIT_CODE, load_settings
+from tests.unit.core.settings_refusal import SERVICES, start_service
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_port_that_is_no_number_is_refused_naming_its_variable(
+    service: str, tmp_path: Path
+) -> None:
+    variable = f"FARM_{service.upper()}_PORT"
+
+    refusal = start_service(service, tmp_path, {variable: "eighty"})
+
+    assert refusal.returncode == BAD_SETTINGS_EXIT_CODE, refusal.stderr
+    assert f"{variable}='eighty'" in refusal.stderr
+    assert "Traceback" not in refusal.stderr
+
+
+class SecretSettings(BaseSettings):
+    """Two settings, one secret, both refusing values under 8 characters."""
+
+    model_config = SettingsConfigDict(env_prefix="FARM_TRIAL_")
+
+    name: str = Field(default="farm-name", min_length=8)
+    token: SecretStr = Field(default=SecretStr("secret-token"), min_length=8)
+
+
+def test_a_refused_secret_is_named_but_not_shown(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FARM_TRIAL_NAME", "short")
+    monkeypatch.setenv("FARM_TRIAL_TOKEN", "hush")
+
+    with pytest.raises(SystemExit) as stop:
+        load_settings(SecretSettings, "trial")
+
+    said = capsys.readouterr().err
+    assert stop.value.code == BAD_SETTINGS_EXIT_CODE
+    assert "trial cannot start: 2 bad setting(s)" in said
+    assert "FARM_TRIAL_NAME='short'" in said
+    assert "FARM_TRIAL_TOKEN:" in said
+    assert "hush" not in said
+
+
+def test_a_shared_name_is_named_with_its_service_name(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from farm_storage.settings import StorageSettings
+
+    monkeypatch.setenv("FARM_STORAGE_S3_THREADS", "many")
+    monkeypatch.setenv("FARM_NATS_REPLICAS", "9")
+
+    with pytest.raises(SystemExit):
+        load_settings(StorageSettings, "storage")
+
+    said = capsys.readouterr().err
+    assert "FARM_STORAGE_S3_THREADS='many'" in said
+    assert "FARM_NATS_REPLICAS='9': Input should be less than or equal to 5" in said
