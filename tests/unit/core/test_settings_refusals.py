@@ -6,7 +6,7 @@ import pytest
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from farm_core.settings_load import BAD_SETTINGS_EXIT_CODE, load_settings
+from farm_core.settings_load import BAD_SETTINGS_EXIT_CODE, load_settings, variable_name
 from tests.unit.core.settings_refusal import SERVICES, start_service
 
 
@@ -63,3 +63,54 @@ def test_a_shared_name_is_named_with_its_service_name(
     said = capsys.readouterr().err
     assert "FARM_STORAGE_S3_THREADS='many'" in said
     assert "FARM_NATS_REPLICAS='9': Input should be less than or equal to 5" in said
+
+
+def port_settings() -> list[tuple[type[BaseSettings], str]]:
+    """(settings class, field) of every port setting of every service."""
+    from farm_agent.settings import AgentSettings
+    from farm_auth.settings import AuthSettings
+    from farm_console.settings import ConsoleSettings
+    from farm_mcp.settings import McpSettings
+    from farm_scheduler.settings import SchedulerSettings
+    from farm_storage.settings import StorageSettings
+
+    classes: list[type[BaseSettings]] = [
+        AuthSettings,
+        StorageSettings,
+        SchedulerSettings,
+        AgentSettings,
+        McpSettings,
+        ConsoleSettings,
+    ]
+    return [
+        (settings, name)
+        for settings in classes
+        for name in settings.model_fields
+        if name == "port" or name.endswith("_port")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("settings", "name"), port_settings(), ids=lambda item: getattr(item, "__name__", item)
+)
+@pytest.mark.parametrize("value", ["65536", "70000", "-1"])
+def test_a_port_out_of_range_is_refused(
+    settings: type[BaseSettings],
+    name: str,
+    value: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    variable = variable_name(settings, name)
+    monkeypatch.setenv("FARM_HOME", str(tmp_path))
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(SystemExit):
+        load_settings(settings, "service")
+
+    assert f"{variable}='{value}'" in capsys.readouterr().err
+
+
+def test_every_service_has_its_ports_checked() -> None:
+    assert len(port_settings()) == 14

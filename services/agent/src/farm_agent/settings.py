@@ -12,7 +12,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from farm_agent.session_settings import SessionSettings
 from farm_core.egress.address_policy import FarmService
 from farm_core.egress.allowlist import AllowList, allow_list_setting
-from farm_core.settings import FarmSettings
+from farm_core.settings import FarmSettings, Port
 from farm_core.transport import channel_target
 
 PriorityWeights = tuple[int, int, int]
@@ -37,8 +37,8 @@ class AgentSettings(SessionSettings, FarmSettings):
         pattern=r"^[A-Za-z0-9_.-]+$",
         description="The agent's name in events and uploads; default <hostname>-<pid>.",
     )
-    port: int = Field(default=7110, description="gRPC port (health and reflection only).")
-    metrics_port: int = Field(default=7210, description="Prometheus /metrics port; 0 is off.")
+    port: Port = Field(default=7110, description="gRPC port (health and reflection only).")
+    metrics_port: Port = Field(default=7210, description="Prometheus /metrics port; 0 is off.")
     region: str = Field(
         default="",
         pattern=r"^[A-Za-z0-9_-]*$",

@@ -5,7 +5,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from farm_core.settings import FarmSettings
+from farm_core.settings import FarmSettings, Port
 
 
 class ConsoleSettings(FarmSettings):
@@ -13,8 +13,8 @@ class ConsoleSettings(FarmSettings):
 
     model_config = SettingsConfigDict(env_prefix="FARM_CONSOLE_", extra="ignore", frozen=True)
 
-    port: int = Field(default=7105, description="HTTP port of /console/ and /healthz.")
-    metrics_port: int = Field(default=7205, description="Prometheus /metrics port; 0 is off.")
+    port: Port = Field(default=7105, description="HTTP port of /console/ and /healthz.")
+    metrics_port: Port = Field(default=7205, description="Prometheus /metrics port; 0 is off.")
     farm_address: str = Field(
         default="127.0.0.1:8080",
         description="host:port of the farm's edge (Envoy): every call goes through it with "

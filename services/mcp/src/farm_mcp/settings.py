@@ -3,7 +3,7 @@
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from farm_core.settings import FarmSettings
+from farm_core.settings import FarmSettings, Port
 
 
 class McpSettings(FarmSettings):
@@ -11,8 +11,8 @@ class McpSettings(FarmSettings):
 
     model_config = SettingsConfigDict(env_prefix="FARM_MCP_", extra="ignore", frozen=True)
 
-    port: int = Field(default=7104, description="HTTP port of /mcp and /healthz.")
-    metrics_port: int = Field(default=7204, description="Prometheus /metrics port; 0 is off.")
+    port: Port = Field(default=7104, description="HTTP port of /mcp and /healthz.")
+    metrics_port: Port = Field(default=7204, description="Prometheus /metrics port; 0 is off.")
     scheduler_address: str = Field(
         default="127.0.0.1:7103", description="host:port of the scheduler (SessionService)."
     )

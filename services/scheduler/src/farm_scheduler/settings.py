@@ -11,7 +11,7 @@ from farm_core.egress.allowlist import AllowList, allow_list_setting
 from farm_core.grants import resolve_grant_key
 from farm_core.live_tokens import LIVE_SECRET_DESCRIPTION, resolve_live_secret
 from farm_core.retention import MAX_RETENTION_DAYS
-from farm_core.settings import FarmSettings
+from farm_core.settings import FarmSettings, Port
 from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
 from farm_scheduler.routing.rules import parse_rules
 
@@ -23,8 +23,8 @@ class SchedulerSettings(FarmSettings):
         env_prefix="FARM_SCHEDULER_", extra="ignore", frozen=True, arbitrary_types_allowed=True
     )
 
-    port: int = Field(default=7103, description="gRPC port.")
-    metrics_port: int = Field(default=7203, description="Prometheus /metrics port; 0 is off.")
+    port: Port = Field(default=7103, description="gRPC port.")
+    metrics_port: Port = Field(default=7203, description="Prometheus /metrics port; 0 is off.")
     database_url: str = Field(
         default="",
         validation_alias=AliasChoices("FARM_SCHEDULER_DATABASE_URL", "DATABASE_URL"),

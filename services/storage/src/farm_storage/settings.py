@@ -5,7 +5,7 @@ from pydantic_settings import SettingsConfigDict
 
 from farm_core.db import async_database_url
 from farm_core.grants import resolve_grant_public_key
-from farm_core.settings import FarmSettings
+from farm_core.settings import FarmSettings, Port
 
 
 class StorageSettings(FarmSettings):
@@ -13,8 +13,8 @@ class StorageSettings(FarmSettings):
 
     model_config = SettingsConfigDict(env_prefix="FARM_STORAGE_", extra="ignore", frozen=True)
 
-    port: int = Field(default=7102, description="gRPC port.")
-    metrics_port: int = Field(default=7202, description="Prometheus /metrics port; 0 is off.")
+    port: Port = Field(default=7102, description="gRPC port.")
+    metrics_port: Port = Field(default=7202, description="Prometheus /metrics port; 0 is off.")
     gauges_interval_seconds: float = Field(
         default=30.0,
         gt=0,
