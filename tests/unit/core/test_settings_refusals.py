@@ -6,6 +6,7 @@ import pytest
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from farm_cli.launcher.tls import load_or_create_internal_tls
 from farm_core.settings_load import BAD_SETTINGS_EXIT_CODE, load_settings, variable_name
 from tests.unit.core.settings_refusal import SERVICES, start_service
 
@@ -114,3 +115,54 @@ def test_a_port_out_of_range_is_refused(
 
 def test_every_service_has_its_ports_checked() -> None:
     assert len(port_settings()) == 14
+
+
+def internal_tls(folder: Path) -> dict[str, str]:
+    """The three internal TLS settings, for real files of a local CA under `folder`."""
+    files = load_or_create_internal_tls(folder)
+    return {
+        "FARM_INTERNAL_TLS_CERT": str(files.cert),
+        "FARM_INTERNAL_TLS_KEY": str(files.key),
+        "FARM_INTERNAL_TLS_CA": str(files.ca),
+    }
+
+
+@pytest.mark.parametrize("service", ["auth", "scheduler"])
+def test_a_missing_tls_file_is_named_at_start(service: str, tmp_path: Path) -> None:
+    settings = internal_tls(tmp_path / "tls") | {"FARM_INTERNAL_TLS_CA": "/nowhere/ca.pem"}
+
+    refusal = start_service(service, tmp_path, settings)
+
+    assert refusal.returncode == BAD_SETTINGS_EXIT_CODE, refusal.stderr
+    assert "FARM_INTERNAL_TLS_CA='/nowhere/ca.pem': cannot read it: No such file" in refusal.stderr
+    assert "Traceback" not in refusal.stderr
+
+
+def test_a_key_that_is_not_the_certificates_is_named_at_start(tmp_path: Path) -> None:
+    settings = internal_tls(tmp_path / "tls")
+    other_key = tmp_path / "other-key.pem"
+    other_key.write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    settings["FARM_INTERNAL_TLS_KEY"] = str(other_key)
+
+    refusal = start_service("storage", tmp_path, settings)
+
+    assert refusal.returncode == BAD_SETTINGS_EXIT_CODE, refusal.stderr
+    assert "FARM_INTERNAL_TLS_KEY=" in refusal.stderr
+    assert "not a PEM certificate chain and its private key" in refusal.stderr
+
+
+def test_a_nats_ca_that_is_no_certificate_is_named_at_start(tmp_path: Path) -> None:
+    not_a_ca = tmp_path / "ca.pem"
+    not_a_ca.write_text("hello\n")
+
+    refusal = start_service("agent", tmp_path, {"NATS_CA_FILE": str(not_a_ca)})
+
+    assert refusal.returncode == BAD_SETTINGS_EXIT_CODE, refusal.stderr
+    assert f"NATS_CA_FILE={str(not_a_ca)!r}: not a PEM CA certificate" in refusal.stderr
+
+
+def test_the_consoles_missing_edge_ca_is_named_at_start(tmp_path: Path) -> None:
+    refusal = start_service("console", tmp_path, {"FARM_CONSOLE_FARM_CA_FILE": "/nowhere.pem"})
+
+    assert refusal.returncode == BAD_SETTINGS_EXIT_CODE, refusal.stderr
+    assert "FARM_CONSOLE_FARM_CA_FILE='/nowhere.pem': cannot read it" in refusal.stderr

@@ -11,6 +11,7 @@ from farm_core.identity_keys import IDENTITY_KEY_FILE, load_or_create_private_ke
 from farm_core.logs import LogFormat
 from farm_core.nats_access import NATS_USER_PATTERN, NatsAccess
 from farm_core.runtime import EventLoop
+from farm_core.setting_files import ca_file_problem, cert_chain_problem
 from farm_core.transport import InternalTls
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:7422"
@@ -179,6 +180,28 @@ class FarmSettings(BaseSettings):
         if 0 < len(missing) < len(given):
             raise ValueError(f"internal TLS needs all three settings; missing {', '.join(missing)}")
         return self
+
+    def file_problems(self) -> list[str]:
+        """What is wrong with the files the settings name, each naming its setting.
+
+        Read at start (`farm_core.settings_load`), not when the settings are made, so
+        that a configuration's settings can be checked on a machine without its files.
+        """
+        problems = []
+        if self.nats_ca_file is not None:
+            problems.append(ca_file_problem("NATS_CA_FILE", self.nats_ca_file))
+        if self.internal_tls_cert is not None and self.internal_tls_key is not None:
+            assert self.internal_tls_ca is not None  # checked with the other two
+            problems.append(ca_file_problem("FARM_INTERNAL_TLS_CA", self.internal_tls_ca))
+            problems.append(
+                cert_chain_problem(
+                    "FARM_INTERNAL_TLS_CERT",
+                    self.internal_tls_cert,
+                    "FARM_INTERNAL_TLS_KEY",
+                    self.internal_tls_key,
+                )
+            )
+        return [problem for problem in problems if problem is not None]
 
     def nats(self) -> NatsAccess:
         """How this process reaches NATS: servers, user, TLS CA."""

@@ -11,6 +11,8 @@ from typing import TypeVar, get_args
 from pydantic import AliasChoices, SecretStr, ValidationError
 from pydantic_settings import BaseSettings
 
+from farm_core.settings import FarmSettings
+
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 BAD_SETTINGS_EXIT_CODE = 2
@@ -21,12 +23,21 @@ _SECRET_NAME = re.compile(r"password|secret|pepper|credential|_key$|^key_", re.I
 
 
 def load_settings(settings_class: type[SettingsT], service: str) -> SettingsT:
-    """The settings read from the environment; exits 2 naming each bad variable if refused."""
+    """The settings read from the environment and the files they name are usable; else exits 2.
+
+    Each refused variable is named on a line of its own on stderr.
+    """
     try:
-        return settings_class()
+        settings = settings_class()
     except ValidationError as error:
         print(settings_error_text(settings_class, error, service), file=sys.stderr)
         raise SystemExit(BAD_SETTINGS_EXIT_CODE) from None
+    problems = settings.file_problems() if isinstance(settings, FarmSettings) else []
+    if problems:
+        lines = [f"{service} cannot start: {len(problems)} bad setting(s)"]
+        print("\n  ".join(lines + problems), file=sys.stderr)
+        raise SystemExit(BAD_SETTINGS_EXIT_CODE)
+    return settings
 
 
 def settings_error_text(

@@ -5,6 +5,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from farm_core.setting_files import ca_file_problem
 from farm_core.settings import FarmSettings, Port
 
 
@@ -68,3 +69,11 @@ class ConsoleSettings(FarmSettings):
     failed_signin_max_addresses: int = Field(
         default=100_000, ge=1, description="Addresses whose refused sign-ins are remembered."
     )
+
+    def file_problems(self) -> list[str]:
+        """The shared settings' file problems, and the edge's CA's."""
+        problems = super().file_problems()
+        if self.farm_ca_file is not None:
+            problem = ca_file_problem("FARM_CONSOLE_FARM_CA_FILE", self.farm_ca_file)
+            problems.extend([problem] if problem else [])
+        return problems
