@@ -7,6 +7,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from farm_cli.launcher.tls import load_or_create_internal_tls
+from farm_core.settings import FarmSettings
 from farm_core.settings_load import BAD_SETTINGS_EXIT_CODE, load_settings, variable_name
 from tests.unit.core.settings_refusal import SERVICES, start_service
 
@@ -166,3 +167,24 @@ def test_the_consoles_missing_edge_ca_is_named_at_start(tmp_path: Path) -> None:
 
     assert refusal.returncode == BAD_SETTINGS_EXIT_CODE, refusal.stderr
     assert "FARM_CONSOLE_FARM_CA_FILE='/nowhere.pem': cannot read it" in refusal.stderr
+
+
+@pytest.mark.parametrize("service", ["scheduler", "auth"])
+def test_a_malformed_nats_url_is_refused_at_start(service: str, tmp_path: Path) -> None:
+    refusal = start_service(service, tmp_path, {"NATS_URL": "htp:/nats-host"})
+
+    assert refusal.returncode == BAD_SETTINGS_EXIT_CODE, refusal.stderr
+    assert "NATS_URL='htp:/nats-host': 'htp:/nats-host' is not a server URL" in refusal.stderr
+
+
+def test_a_refused_urls_password_is_not_shown(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NATS_URL", "nats://scheduler:hush@nats:4222/path")
+
+    with pytest.raises(SystemExit):
+        load_settings(FarmSettings, "scheduler")
+
+    said = capsys.readouterr().err
+    assert "NATS_URL='nats://…@nats:4222/path'" in said
+    assert "hush" not in said

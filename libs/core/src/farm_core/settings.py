@@ -4,12 +4,12 @@ import ssl
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from farm_core.identity_keys import IDENTITY_KEY_FILE, load_or_create_private_key, public_pem
 from farm_core.logs import LogFormat
-from farm_core.nats_access import NATS_USER_PATTERN, NatsAccess
+from farm_core.nats_access import NATS_USER_PATTERN, NatsAccess, checked_server_urls
 from farm_core.runtime import EventLoop
 from farm_core.setting_files import ca_file_problem, cert_chain_problem
 from farm_core.transport import InternalTls
@@ -168,6 +168,11 @@ class FarmSettings(BaseSettings):
         validation_alias=AliasChoices("FARM_INTERNAL_TLS_CA"),
         description="PEM CA that signs the farm's internal certificates; callers must show one.",
     )
+
+    @field_validator("nats_url")
+    @classmethod
+    def _check_nats_url(cls, value: str) -> str:
+        return checked_server_urls(value)
 
     @model_validator(mode="after")
     def _internal_tls_complete(self) -> "FarmSettings":

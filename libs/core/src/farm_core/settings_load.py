@@ -20,6 +20,8 @@ BAD_SETTINGS_EXIT_CODE = 2
 
 # A value of these is never echoed back: it may be a secret.
 _SECRET_NAME = re.compile(r"password|secret|pepper|credential|_key$|^key_", re.IGNORECASE)
+# A URL's user and password (nats://user:password@host, postgresql://user:password@host).
+_USERINFO = re.compile(r"://[^/@\s]*@")
 
 
 def load_settings(settings_class: type[SettingsT], service: str) -> SettingsT:
@@ -55,7 +57,8 @@ def settings_error_text(
         if is_secret(settings_class, str(name)):
             lines.append(f"  {variable}: {message}")
         else:
-            lines.append(f"  {variable}={detail['input']!r}: {message}")
+            value = _USERINFO.sub("://…@", repr(detail["input"]))
+            lines.append(f"  {variable}={value}: {_USERINFO.sub('://…@', message)}")
     return "\n".join(lines)
 
 
