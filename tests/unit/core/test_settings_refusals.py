@@ -188,3 +188,14 @@ def test_a_refused_urls_password_is_not_shown(
     said = capsys.readouterr().err
     assert "NATS_URL='nats://…@nats:4222/path'" in said
     assert "hush" not in said
+
+
+@pytest.mark.parametrize("service", ["auth", "storage", "scheduler"])
+def test_a_malformed_database_url_is_refused_at_start(service: str, tmp_path: Path) -> None:
+    refusal = start_service(service, tmp_path, {"DATABASE_URL": "postgresql//farm:hush@db/farm"})
+
+    assert refusal.returncode == BAD_SETTINGS_EXIT_CODE, refusal.stderr
+    assert f"FARM_{service.upper()}_DATABASE_URL / DATABASE_URL=" in refusal.stderr
+    assert "not a database URL" in refusal.stderr
+    assert "Traceback" not in refusal.stderr
+    assert "hush" not in refusal.stderr

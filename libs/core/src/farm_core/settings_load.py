@@ -9,6 +9,7 @@ import sys
 from typing import TypeVar, get_args
 
 from pydantic import AliasChoices, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
 from farm_core.settings import FarmSettings
@@ -21,7 +22,7 @@ BAD_SETTINGS_EXIT_CODE = 2
 # A value of these is never echoed back: it may be a secret.
 _SECRET_NAME = re.compile(r"password|secret|pepper|credential|_key$|^key_", re.IGNORECASE)
 # A URL's user and password (nats://user:password@host, postgresql://user:password@host).
-_USERINFO = re.compile(r"://[^/@\s]*@")
+_USERINFO = re.compile(r"//[^/@\s]*@")
 
 
 def load_settings(settings_class: type[SettingsT], service: str) -> SettingsT:
@@ -57,34 +58,40 @@ def settings_error_text(
         if is_secret(settings_class, str(name)):
             lines.append(f"  {variable}: {message}")
         else:
-            value = _USERINFO.sub("://…@", repr(detail["input"]))
-            lines.append(f"  {variable}={value}: {_USERINFO.sub('://…@', message)}")
+            value = _USERINFO.sub("//…@", repr(detail["input"]))
+            lines.append(f"  {variable}={value}: {message}")
     return "\n".join(lines)
 
 
 def variable_name(settings_class: type[BaseSettings], name: str) -> str:
-    """The environment variable a field (or an alias pydantic reports) is read from."""
-    field = settings_class.model_fields.get(name)
+    """The environment variable(s) a field (or an alias pydantic reports) is read from."""
+    field = _field(settings_class, name)
     if field is None:
-        return name  # pydantic reported the alias itself
+        return name
     if isinstance(field.validation_alias, AliasChoices):
         return " / ".join(str(choice) for choice in field.validation_alias.choices)
     return f"{settings_class.model_config.get('env_prefix', '')}{name}".upper()
 
 
+def _field(settings_class: type[BaseSettings], name: str) -> FieldInfo | None:
+    """The field named `name`, or whose aliases include it (pydantic reports the first)."""
+    field = settings_class.model_fields.get(name)
+    if field is not None:
+        return field
+    return next(
+        (
+            candidate
+            for candidate in settings_class.model_fields.values()
+            if isinstance(candidate.validation_alias, AliasChoices)
+            and name in candidate.validation_alias.choices
+        ),
+        None,
+    )
+
+
 def is_secret(settings_class: type[BaseSettings], name: str) -> bool:
     """Whether a field's value must stay out of logs."""
-    field = settings_class.model_fields.get(name)
-    if field is None:
-        field = next(
-            (
-                candidate
-                for candidate in settings_class.model_fields.values()
-                if isinstance(candidate.validation_alias, AliasChoices)
-                and name in candidate.validation_alias.choices
-            ),
-            None,
-        )
+    field = _field(settings_class, name)
     if field is not None:
         annotation = field.annotation
         if annotation is SecretStr or SecretStr in get_args(annotation) or not field.repr:

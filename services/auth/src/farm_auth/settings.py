@@ -5,7 +5,7 @@ from pydantic_settings import SettingsConfigDict
 
 from farm_auth.keys import TENANT_PATTERN
 from farm_auth.limits import LimitDefaults
-from farm_core.db import async_database_url
+from farm_core.db import DatabaseUrl, async_database_url
 from farm_core.identity import carry_over_secret, load_or_create_secret
 from farm_core.identity_keys import (
     PRIVATE_KEY_DESCRIPTION,
@@ -30,7 +30,7 @@ class AuthSettings(FarmSettings):
         description="HTTP port of the edge's check (Envoy's ext_authz http_service); 0: any free.",
     )
     metrics_port: Port = Field(default=7201, description="Prometheus /metrics port; 0 is off.")
-    database_url: str = Field(
+    database_url: DatabaseUrl = Field(
         default="",
         validation_alias=AliasChoices("FARM_AUTH_DATABASE_URL", "DATABASE_URL"),
         description="SQL database; empty: a SQLite file under FARM_HOME/data.",

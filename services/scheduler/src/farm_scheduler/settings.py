@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from farm_core.db import async_database_url
+from farm_core.db import DatabaseUrl, async_database_url
 from farm_core.egress.address_policy import FarmService
 from farm_core.egress.allowlist import AllowList, allow_list_setting
 from farm_core.grants import resolve_grant_key
@@ -25,7 +25,7 @@ class SchedulerSettings(FarmSettings):
 
     port: Port = Field(default=7103, description="gRPC port.")
     metrics_port: Port = Field(default=7203, description="Prometheus /metrics port; 0 is off.")
-    database_url: str = Field(
+    database_url: DatabaseUrl = Field(
         default="",
         validation_alias=AliasChoices("FARM_SCHEDULER_DATABASE_URL", "DATABASE_URL"),
         description="SQL database; empty: a SQLite file under FARM_HOME/data.",

@@ -3,7 +3,7 @@
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from farm_core.db import async_database_url
+from farm_core.db import DatabaseUrl, async_database_url
 from farm_core.grants import resolve_grant_public_key
 from farm_core.settings import FarmSettings, Port
 
@@ -20,7 +20,7 @@ class StorageSettings(FarmSettings):
         gt=0,
         description="How often the stored artifacts and bytes (by kind) are read for /metrics.",
     )
-    database_url: str = Field(
+    database_url: DatabaseUrl = Field(
         default="",
         validation_alias=AliasChoices("FARM_STORAGE_DATABASE_URL", "DATABASE_URL"),
         description="SQL database; empty: a SQLite file under FARM_HOME/data.",
