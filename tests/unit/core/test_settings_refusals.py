@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from farm_cli.launcher.tls import load_or_create_internal_tls
 from farm_core.settings import FarmSettings
 from farm_core.settings_load import BAD_SETTINGS_EXIT_CODE, load_settings, variable_name
-from tests.unit.core.settings_refusal import SERVICES, start_service
+from tests.service_start import SERVICES, start_service
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -170,13 +170,24 @@ nats_connected = Gauge(
 )
 
 
+def is_login_refusal(error: Exception) -> bool:
+    """Whether NATS refused the connection's user and password ('Authorization Violation')."""
+    return isinstance(error, nats.errors.AuthorizationError) or (
+        "authorization violation" in str(error).lower()
+    )
+
+
 async def connect(
-    access: NatsAccess, name: str, reconnected: Callable[[], None] | None = None
+    access: NatsAccess,
+    name: str,
+    reconnected: Callable[[], None] | None = None,
+    login_refused: Callable[[Exception], None] | None = None,
 ) -> Client:
     """Connects to NATS as `access` says, reconnecting for ever when the server goes away.
 
-    `reconnected` is called each time the connection is back after an outage; a
-    connection the server closed for good is reported to `farm_core.nats_loss`.
+    `reconnected` is called each time the connection is back after an outage, and
+    `login_refused` each time the server refuses the login; a connection the server
+    closed for good is reported to `farm_core.nats_loss`.
     """
     client: OwnedClient | None = None
     connected = nats_connected.labels(name)
@@ -195,6 +206,8 @@ async def connect(
 
     async def on_error(error: Exception) -> None:
         log.warning("NATS error: %s", error)
+        if login_refused is not None and is_login_refusal(error):
+            login_refused(error)
 
     async def on_closed() -> None:
         if client is not None and not client.closed_by_process:

@@ -1,0 +1,44 @@
+"""A service whose NATS login or S3 key pair is refused ends its start saying which settings.
+
+Each service runs as an operator starts it (`python -m farm_<service>`), against a
+real nats-server with users and a real SeaweedFS with a key pair.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from farm_core.runtime import START_FAILURE_EXIT_CODE
+from tests.integration.configured_nats import FARM_USER, ConfiguredNats
+from tests.service_start import start_service
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("service", ["scheduler", "agent"])
+def test_a_refused_nats_login_ends_the_start_naming_the_login_settings(
+    service: str, configured_nats: ConfiguredNats, tmp_path: Path
+) -> None:
+    refusal = start_service(
+        service,
+        tmp_path,
+        {
+            "NATS_URL": configured_nats.url,
+            "NATS_USER": FARM_USER[0],
+            "NATS_PASSWORD": "not-the-password",
+            # Far past the refusal: a start that waited it out would say "gave up".
+            "FARM_NATS_START_TIMEOUT_SECONDS": "40",
+            "FARM_SCHEDULER_PORT": "0",
+            "FARM_SCHEDULER_METRICS_PORT": "0",
+            "FARM_AGENT_PORT": "0",
+            "FARM_AGENT_METRICS_PORT": "0",
+            "FARM_AGENT_SESSION_PORT": "0",
+        },
+    )
+
+    assert refusal.returncode == START_FAILURE_EXIT_CODE, refusal.stderr
+    assert f"refused the login of NATS_USER='{FARM_USER[0]}'" in refusal.stderr
+    assert "check NATS_USER and NATS_PASSWORD" in refusal.stderr
+    assert "gave up" not in refusal.stderr
+    assert "Traceback" not in refusal.stderr
+    assert "not-the-password" not in refusal.stderr
