@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from farm_core.runtime import START_FAILURE_EXIT_CODE
+from tests.conftest import NatsServer, S3Server
 from tests.integration.configured_nats import FARM_USER, ConfiguredNats
 from tests.service_start import start_service
 
@@ -42,3 +43,28 @@ def test_a_refused_nats_login_ends_the_start_naming_the_login_settings(
     assert "gave up" not in refusal.stderr
     assert "Traceback" not in refusal.stderr
     assert "not-the-password" not in refusal.stderr
+
+
+def test_a_refused_s3_key_pair_ends_the_start_naming_the_key_settings(
+    seaweedfs: S3Server, nats_server: NatsServer, tmp_path: Path
+) -> None:
+    refusal = start_service(
+        "storage",
+        tmp_path,
+        {
+            "NATS_URL": nats_server.url,
+            "S3_ENDPOINT": seaweedfs.endpoint,
+            "S3_ACCESS_KEY": seaweedfs.credentials.access_key,
+            "S3_SECRET_KEY": "not-the-secret-key",
+            "S3_BUCKET": "a-bucket-not-made-yet",
+            "FARM_STORAGE_S3_READY_TIMEOUT_SECONDS": "2",
+            "FARM_STORAGE_PORT": "0",
+            "FARM_STORAGE_METRICS_PORT": "0",
+        },
+    )
+
+    assert refusal.returncode == START_FAILURE_EXIT_CODE, refusal.stderr
+    assert "did not make bucket 'a-bucket-not-made-yet'" in refusal.stderr
+    assert "check S3_ACCESS_KEY and S3_SECRET_KEY" in refusal.stderr
+    assert "Traceback" not in refusal.stderr
+    assert "not-the-secret-key" not in refusal.stderr
