@@ -7,7 +7,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from farm_cli.launcher.tls import load_or_create_internal_tls
-from farm_core.settings import FarmSettings
+from farm_core.settings import FarmSettings, checked_public_url
 from farm_core.settings_load import BAD_SETTINGS_EXIT_CODE, load_settings, variable_name
 from tests.service_start import SERVICES, start_service
 
@@ -199,3 +199,38 @@ def test_a_malformed_database_url_is_refused_at_start(service: str, tmp_path: Pa
     assert "not a database URL" in refusal.stderr
     assert "Traceback" not in refusal.stderr
     assert "hush" not in refusal.stderr
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8080", "https://farm.example.com", "https://edge.example/farm/"]
+)
+def test_edge_addresses_are_taken(url: str) -> None:
+    assert checked_public_url(url) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("farm.example.com", "not an http:// or https:// URL"),
+        ("127.0.0.1:8080", "not an http:// or https:// URL"),
+        ("ws://farm.example.com", "not an http:// or https:// URL"),
+        ("https://farm.example.com:99999", "bad port"),
+        ("https://farm.example.com/?x=1", "a query"),
+    ],
+)
+def test_other_edge_addresses_are_refused(url: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        checked_public_url(url)
+
+
+@pytest.mark.parametrize(
+    ("service", "variable"),
+    [("scheduler", "FARM_PUBLIC_URL"), ("mcp", "FARM_MCP_PUBLIC_URL")],
+)
+def test_an_edge_address_without_its_scheme_is_refused_at_start(
+    service: str, variable: str, tmp_path: Path
+) -> None:
+    refusal = start_service(service, tmp_path, {variable: "farm.example.com"})
+
+    assert refusal.returncode == BAD_SETTINGS_EXIT_CODE, refusal.stderr
+    assert f"{variable}='farm.example.com': not an http:// or https:// URL" in refusal.stderr

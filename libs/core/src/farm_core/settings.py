@@ -3,8 +3,9 @@
 import ssl
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AfterValidator, AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from farm_core.identity_keys import IDENTITY_KEY_FILE, load_or_create_private_key, public_pem
@@ -19,6 +20,29 @@ DEFAULT_NATS_URL = "nats://127.0.0.1:7422"
 Port = Annotated[int, Field(ge=0, le=65535)]
 """A TCP port setting: 0 to 65535 (what 0 means is the setting's to say). Checked at
 start: gRPC took 70000 as 70000 - 65536 = 4464 and said it served on 70000."""
+
+
+def checked_public_url(url: str) -> str:
+    """`url` unchanged if it is http(s)://host[:port][/path]; else ValueError.
+
+    The edge's address as clients reach it: links handed to them are built from it,
+    so one without its scheme (`farm.example.com`) made `ws:///farm.example.com/…`.
+    """
+    usage = "give the edge's address as clients reach it, http://host:port or https://host"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise ValueError(f"bad port ({error}); {usage}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http:// or https:// URL; {usage}")
+    if port == 0 or parts.query or parts.fragment:
+        raise ValueError(f"not an edge address (port 0, a query or a fragment); {usage}")
+    return url
+
+
+PublicUrl = Annotated[str, AfterValidator(checked_public_url)]
+"""A setting naming the edge as clients reach it (FARM_PUBLIC_URL, FARM_MCP_PUBLIC_URL)."""
 
 DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS = 5.0
 """How long a migration's statement waits for a table lock on PostgreSQL (0: for ever)."""

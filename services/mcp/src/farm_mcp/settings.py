@@ -3,7 +3,7 @@
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from farm_core.settings import FarmSettings, Port
+from farm_core.settings import FarmSettings, Port, PublicUrl
 
 
 class McpSettings(FarmSettings):
@@ -36,7 +36,7 @@ class McpSettings(FarmSettings):
         description="A caller's identity token with less than this left is renewed before "
         "a farm call carries it.",
     )
-    public_url: str = Field(
+    public_url: PublicUrl = Field(
         default="http://127.0.0.1:8080",
         description="The edge's address, for the artifact links tools answer with.",
     )

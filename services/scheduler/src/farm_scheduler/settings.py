@@ -11,7 +11,7 @@ from farm_core.egress.allowlist import AllowList, allow_list_setting
 from farm_core.grants import resolve_grant_key
 from farm_core.live_tokens import LIVE_SECRET_DESCRIPTION, resolve_live_secret
 from farm_core.retention import MAX_RETENTION_DAYS
-from farm_core.settings import FarmSettings, Port
+from farm_core.settings import FarmSettings, Port, PublicUrl
 from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
 from farm_scheduler.routing.rules import parse_rules
 
@@ -137,7 +137,7 @@ class SchedulerSettings(FarmSettings):
         "in case a change was not heard over NATS.",
     )
 
-    public_url: str = Field(
+    public_url: PublicUrl = Field(
         default="http://127.0.0.1:8080",
         validation_alias=AliasChoices("FARM_SCHEDULER_PUBLIC_URL", "FARM_PUBLIC_URL"),
         description="The edge's address as clients reach it; sessions' cdpUrl (ws:// or "
