@@ -7,7 +7,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from farm_cli.launcher.tls import load_or_create_internal_tls
-from farm_core.settings import FarmSettings, checked_public_url
+from farm_core.settings import FarmSettings, checked_host_port, checked_public_url
 from farm_core.settings_load import BAD_SETTINGS_EXIT_CODE, load_settings, variable_name
 from tests.service_start import SERVICES, start_service
 
@@ -230,7 +230,42 @@ def test_other_edge_addresses_are_refused(url: str, why: str) -> None:
 def test_an_edge_address_without_its_scheme_is_refused_at_start(
     service: str, variable: str, tmp_path: Path
 ) -> None:
-    refusal = start_service(service, tmp_path, {variable: "farm.example.com"})
+    ports = {f"FARM_{service.upper()}_PORT": "0", f"FARM_{service.upper()}_METRICS_PORT": "0"}
+    refusal = start_service(service, tmp_path, {variable: "farm.example.com", **ports})
 
     assert refusal.returncode == BAD_SETTINGS_EXIT_CODE, refusal.stderr
     assert f"{variable}='farm.example.com': not an http:// or https:// URL" in refusal.stderr
+
+
+@pytest.mark.parametrize("address", ["scheduler:7103", "10.0.0.5:7103", "[::1]:7103"])
+def test_service_addresses_are_taken(address: str) -> None:
+    assert checked_host_port(address) == address
+
+
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("http://scheduler:7103", "without a scheme or path"),
+        ("scheduler", "expected host:port"),
+        ("scheduler:71030", "not in 1-65535"),
+        ("scheduler:0", "not in 1-65535"),
+    ],
+)
+def test_other_service_addresses_are_refused(address: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        checked_host_port(address)
+
+
+@pytest.mark.parametrize(
+    ("service", "variable"),
+    [("mcp", "FARM_MCP_SCHEDULER_ADDRESS"), ("console", "FARM_CONSOLE_FARM_ADDRESS")],
+)
+def test_a_service_address_with_a_scheme_is_refused_at_start(
+    service: str, variable: str, tmp_path: Path
+) -> None:
+    # Were it taken, the service would serve: on ports of its own, not the farm's.
+    ports = {f"FARM_{service.upper()}_PORT": "0", f"FARM_{service.upper()}_METRICS_PORT": "0"}
+    refusal = start_service(service, tmp_path, {variable: "http://edge:8080", **ports})
+
+    assert refusal.returncode == BAD_SETTINGS_EXIT_CODE, refusal.stderr
+    assert f"{variable}='http://edge:8080': expected host:port" in refusal.stderr

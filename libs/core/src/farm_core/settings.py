@@ -44,6 +44,24 @@ def checked_public_url(url: str) -> str:
 PublicUrl = Annotated[str, AfterValidator(checked_public_url)]
 """A setting naming the edge as clients reach it (FARM_PUBLIC_URL, FARM_MCP_PUBLIC_URL)."""
 
+
+def checked_host_port(address: str) -> str:
+    """`address` unchanged if it is host:port (a name, an IPv4 or [IPv6] address); else ValueError.
+
+    Such settings name a gRPC or HTTP peer without a scheme: `http://scheduler:7103`
+    would be dialled as a host named `http`, and fail only at the first call.
+    """
+    host, separator, port = address.rpartition(":")
+    if not separator or not host or "/" in address or "@" in host:
+        raise ValueError("expected host:port, without a scheme or path (scheduler:7103)")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"port {port!r} is not in 1-65535")
+    return address
+
+
+HostPort = Annotated[str, AfterValidator(checked_host_port)]
+"""A setting naming another service's host:port (FARM_MCP_SCHEDULER_ADDRESS, ...)."""
+
 DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS = 5.0
 """How long a migration's statement waits for a table lock on PostgreSQL (0: for ever)."""
 

@@ -6,7 +6,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from farm_core.setting_files import ca_file_problem
-from farm_core.settings import FarmSettings, Port
+from farm_core.settings import FarmSettings, HostPort, Port
 
 
 class ConsoleSettings(FarmSettings):
@@ -16,7 +16,7 @@ class ConsoleSettings(FarmSettings):
 
     port: Port = Field(default=7105, description="HTTP port of /console/ and /healthz.")
     metrics_port: Port = Field(default=7205, description="Prometheus /metrics port; 0 is off.")
-    farm_address: str = Field(
+    farm_address: HostPort = Field(
         default="127.0.0.1:8080",
         description="host:port of the farm's edge (Envoy): every call goes through it with "
         "the signed-in user's own key, so the edge checks its scopes and limits.",

@@ -3,7 +3,7 @@
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from farm_core.settings import FarmSettings, Port, PublicUrl
+from farm_core.settings import FarmSettings, HostPort, Port, PublicUrl
 
 
 class McpSettings(FarmSettings):
@@ -13,13 +13,13 @@ class McpSettings(FarmSettings):
 
     port: Port = Field(default=7104, description="HTTP port of /mcp and /healthz.")
     metrics_port: Port = Field(default=7204, description="Prometheus /metrics port; 0 is off.")
-    scheduler_address: str = Field(
+    scheduler_address: HostPort = Field(
         default="127.0.0.1:7103", description="host:port of the scheduler (SessionService)."
     )
-    storage_address: str = Field(
+    storage_address: HostPort = Field(
         default="127.0.0.1:7102", description="host:port of storage (screenshots' bytes)."
     )
-    auth_address: str = Field(
+    auth_address: HostPort = Field(
         default="127.0.0.1:7101",
         description="host:port of auth, which renews the callers' identity tokens.",
     )
