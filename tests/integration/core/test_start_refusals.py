@@ -11,7 +11,7 @@ import pytest
 from farm_core.runtime import START_FAILURE_EXIT_CODE
 from tests.conftest import NatsServer, S3Server
 from tests.integration.configured_nats import FARM_USER, ConfiguredNats
-from tests.service_start import start_service
+from tests.service_start import start_service, start_service_in_background
 
 pytestmark = pytest.mark.integration
 
@@ -68,3 +68,27 @@ def test_a_refused_s3_key_pair_ends_the_start_naming_the_key_settings(
     assert "check S3_ACCESS_KEY and S3_SECRET_KEY" in refusal.stderr
     assert "Traceback" not in refusal.stderr
     assert "not-the-secret-key" not in refusal.stderr
+
+
+def test_auth_refused_its_nats_login_keeps_serving_and_names_the_login_settings(
+    configured_nats: ConfiguredNats, tmp_path: Path
+) -> None:
+    auth = start_service_in_background(
+        "auth",
+        tmp_path,
+        {
+            "NATS_URL": configured_nats.url,
+            "NATS_USER": FARM_USER[0],
+            "NATS_PASSWORD": "not-the-password",
+            "FARM_AUTH_PORT": "0",
+            "FARM_AUTH_CHECK_PORT": "0",
+            "FARM_AUTH_METRICS_PORT": "0",
+        },
+    )
+    try:
+        said = auth.read_stderr_until("check NATS_USER and NATS_PASSWORD")
+    finally:
+        auth.stop()
+
+    assert f"refused the login of NATS_USER='{FARM_USER[0]}'" in said
+    assert "not-the-password" not in said

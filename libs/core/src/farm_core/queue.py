@@ -205,8 +205,18 @@ async def connect(
             reconnected()
 
     async def on_error(error: Exception) -> None:
-        log.warning("NATS error: %s", error)
-        if login_refused is not None and is_login_refusal(error):
+        if not is_login_refusal(error):
+            log.warning("NATS error: %s", error)
+            return
+        # Auth and storage keep serving and trying: say what to fix on each try.
+        who = f"NATS_USER={access.user!r}" if access.user else "no NATS_USER (anonymous)"
+        log.warning(
+            "NATS at %s refused the login of %s: %s; check NATS_USER and NATS_PASSWORD",
+            access.shown(),
+            who,
+            error,
+        )
+        if login_refused is not None:
             login_refused(error)
 
     async def on_closed() -> None:
