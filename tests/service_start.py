@@ -24,7 +24,9 @@ def service_environment(home: Path, settings: dict[str, str]) -> dict[str, str]:
     environment = {
         name: value for name, value in os.environ.items() if not name.startswith(_SETTING_PREFIXES)
     }
-    return environment | {"FARM_HOME": str(home), "FARM_LOG_FORMAT": "text", **settings}
+    # Unless a test gives one, a NATS no server listens on: never a farm's on this machine.
+    quiet = {"FARM_HOME": str(home), "FARM_LOG_FORMAT": "text", "NATS_URL": "nats://127.0.0.1:9"}
+    return environment | quiet | settings
 
 
 def start_service(service: str, home: Path, settings: dict[str, str]) -> Refusal:

@@ -269,3 +269,20 @@ def test_a_service_address_with_a_scheme_is_refused_at_start(
 
     assert refusal.returncode == BAD_SETTINGS_EXIT_CODE, refusal.stderr
     assert f"{variable}='http://edge:8080': expected host:port" in refusal.stderr
+
+
+def test_an_agent_without_its_chromium_is_refused_at_start_naming_the_setting(
+    tmp_path: Path,
+) -> None:
+    settings = {
+        "FARM_AGENT_CHROMIUM_PATH": str(tmp_path / "no-chromium"),
+        "FARM_AGENT_PORT": "0",
+        "FARM_AGENT_METRICS_PORT": "0",
+        "FARM_AGENT_SESSION_PORT": "0",
+    }
+
+    refusal = start_service("agent", tmp_path, settings)
+
+    assert refusal.returncode == BAD_SETTINGS_EXIT_CODE, refusal.stderr
+    assert f"FARM_AGENT_CHROMIUM_PATH='{tmp_path / 'no-chromium'}': no executable" in refusal.stderr
+    assert "Traceback" not in refusal.stderr

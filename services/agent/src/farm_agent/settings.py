@@ -348,6 +348,19 @@ class AgentSettings(SessionSettings, FarmSettings):
             )
         return value
 
+    def file_problems(self) -> list[str]:
+        """The shared settings' file problems, and Chromium's, which every session launches.
+
+        The headless shell may be missing: tasks then run in Chromium.
+        """
+        problems = super().file_problems()
+        if not os.access(self.chromium_path, os.X_OK):
+            problems.append(
+                f"FARM_AGENT_CHROMIUM_PATH={str(self.chromium_path)!r}: no executable there; "
+                "install Debian's chromium (make chromium) or point it at a Chromium"
+            )
+        return problems
+
     def scratch_dir(self) -> Path:
         """The agent's own temporary directory, where Chromium's profiles live."""
         return self.home / "agents" / self.id / "tmp"
