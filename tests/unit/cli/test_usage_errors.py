@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -217,3 +218,23 @@ def test_key_creates_usage_puts_the_name_before_scope(capsys: pytest.CaptureFixt
         main(["key", "create", "ci"])
 
     assert capsys.readouterr().err.startswith("usage: farm key create [-h] NAME --scope SCOPE")
+
+
+@pytest.mark.parametrize(
+    ("option", "error"),
+    [
+        ("--upstream=scheduler=10.0.0.5:71030", "port 71030 of '10.0.0.5:71030' is not in 1-65535"),
+        ("--upstream=scheduler=http://10.0.0.5:7103", "expected HOST:PORT (no scheme, no path)"),
+        ("--listen=0.0.0.0:0", "port 0 of '0.0.0.0:0' is not in 1-65535"),
+        ("--otlp=http://jaeger:4317", "expected HOST:PORT (no scheme, no path)"),
+    ],
+)
+def test_envoy_config_refuses_an_address_envoy_could_not_use(
+    option: str, error: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["envoy-config", option, "-o", str(tmp_path / "envoy.yaml")])
+
+    assert exited.value.code == 2
+    assert error in capsys.readouterr().err
+    assert not (tmp_path / "envoy.yaml").exists()

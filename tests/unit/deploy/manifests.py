@@ -17,6 +17,8 @@ K8S = ROOT / "deploy" / "k8s"
 # What a container gets from a Secret or the pod, as the test stands in for it.
 FIELD_VALUES = {"status.podIP": "10.1.2.3", "metadata.name": "pod-0"}
 SECRET_PLACEHOLDER = "a-secret-value-of-forty-characters-------"
+# Secrets whose value has a form the settings check, as the kustomization's header makes them.
+SECRET_VALUES = {"database-url": "postgresql://farm:PASSWORD@postgres.example:5432/farm"}
 
 
 def kustomization() -> dict[str, Any]:
@@ -95,7 +97,7 @@ class Manifests:
         if "fieldRef" in source:
             return FIELD_VALUES[source["fieldRef"]["fieldPath"]]
         assert "secretKeyRef" in source, f"unexpected source of {variable['name']}"
-        return SECRET_PLACEHOLDER
+        return SECRET_VALUES.get(source["secretKeyRef"]["key"], SECRET_PLACEHOLDER)
 
     def secret_of(self, container: dict[str, Any], name: str) -> tuple[str, str] | None:
         """(Secret name, key) the container's variable `name` comes from; None: not a secret."""

@@ -1,10 +1,12 @@
 """The storage service's settings: shared names, prefixed names, defaults."""
 
+import re
 from pathlib import Path
 
 import pytest
 
-from farm_storage.settings import StorageSettings
+from farm_core.settings_load import load_settings
+from farm_storage.settings import StorageSettings, checked_s3_endpoint
 
 SHARED_NAMES = ("DATABASE_URL", "S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_BUCKET")
 
@@ -48,3 +50,32 @@ def test_prefixed_name_wins_over_the_shared_one(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("FARM_STORAGE_DATABASE_URL", "postgresql://own/storage")
 
     assert StorageSettings().database_url == "postgresql://own/storage"
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["http://127.0.0.1:7304", "https://s3.example", "http://minio:9000/"]
+)
+def test_s3_endpoints_are_taken(endpoint: str) -> None:
+    assert checked_s3_endpoint(endpoint) == endpoint
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "why"),
+    [
+        ("http://minio:9000/farm-artifacts", "a path \\(the bucket is S3_BUCKET\\)"),
+        ("http://minio:99999", "bad port"),
+        ("ftp://minio:9000", "not an http:// or https:// address"),
+        ("minio:9000", "not an http:// or https:// address"),
+    ],
+)
+def test_other_s3_endpoints_are_refused_naming_the_setting(
+    endpoint: str, why: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("S3_ENDPOINT", endpoint)
+
+    with pytest.raises(SystemExit):
+        load_settings(StorageSettings, "storage")
+
+    said = capsys.readouterr().err
+    assert f"FARM_STORAGE_S3_ENDPOINT / S3_ENDPOINT='{endpoint}'" in said
+    assert re.search(why, said)

@@ -9,12 +9,14 @@ import asyncio
 import datetime as dt
 import hashlib
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from alembic import command, context
 from alembic.config import Config
+from pydantic import AfterValidator
 from sqlalchemy import ColumnElement, DateTime, MetaData, Select, and_, event, or_, text
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection, Dialect, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
@@ -39,6 +41,34 @@ def async_database_url(url: str | None, default_sqlite_path: Path) -> str:
         if url.startswith(plain):
             return driver + url[len(plain) :]
     return url
+
+
+_ASYNC_DRIVERS = ("postgresql+asyncpg", "sqlite+aiosqlite")
+
+
+def checked_database_url(url: str) -> str:
+    """`url` unchanged if it names a database the farm can use (or is empty); else ValueError.
+
+    Checked at start: SQLAlchemy would refuse it only when the service first opens
+    its engine, with a traceback that names no setting.
+    """
+    if not url:
+        return url
+    usage = "use postgresql://user:password@host:5432/database (or sqlite:///path)"
+    try:
+        parsed = make_url(async_database_url(url, Path()))
+        port = parsed.port
+    except (ArgumentError, ValueError):
+        raise ValueError(f"not a database URL; {usage}") from None
+    if parsed.drivername not in _ASYNC_DRIVERS:
+        raise ValueError(f"the farm runs on PostgreSQL (asyncpg) or SQLite only; {usage}")
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"port {port} is out of range; {usage}")
+    return url
+
+
+DatabaseUrl = Annotated[str, AfterValidator(checked_database_url)]
+"""A DATABASE_URL setting: empty (SQLite under FARM_HOME) or a URL checked at start."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

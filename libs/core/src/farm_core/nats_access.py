@@ -5,6 +5,7 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_INBOX_PREFIX = "_INBOX"
 NATS_USER_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -15,6 +16,41 @@ def _without_userinfo(server: str) -> str:
     """`server` (nats://user:pass@host:port) without what precedes the host."""
     scheme, separator, rest = server.rpartition("://")
     return f"{scheme}{separator}{rest.rpartition('@')[2]}"
+
+
+_TCP_SCHEMES = frozenset({"nats", "tls"})
+_WEBSOCKET_SCHEMES = frozenset({"ws", "wss"})
+
+
+def checked_server_urls(url: str) -> str:
+    """`url` unchanged if every comma-separated entry is a NATS server URL; else ValueError.
+
+    nats-py takes almost anything (`htp:/bad` as host `htp`, port 4222) and then
+    retries it for good; a mistyped setting is refused here, at start, instead.
+    """
+    servers = [server.strip() for server in url.split(",") if server.strip()]
+    if not servers:
+        raise ValueError("no NATS server given (nats://host:4222, comma-separated)")
+    schemes = {_checked_server_url(server) for server in servers}
+    if not (schemes <= _TCP_SCHEMES or schemes <= _WEBSOCKET_SCHEMES):
+        raise ValueError("websocket (ws, wss) and nats/tls servers cannot be mixed")
+    return url
+
+
+def _checked_server_url(server: str) -> str:
+    """The scheme of one server URL (`nats` when it has none); ValueError if it is none."""
+    shown = _without_userinfo(server)
+    usage = "a NATS server is nats://host:port (or tls, ws, wss; host:port alone is nats)"
+    parts = urlsplit(server if "://" in server else f"nats://{server}")
+    if parts.scheme not in _TCP_SCHEMES | _WEBSOCKET_SCHEMES:
+        raise ValueError(f"{shown!r}: unknown scheme {parts.scheme!r}; {usage}")
+    try:
+        port = parts.port
+    except ValueError as error:
+        raise ValueError(f"{shown!r}: bad port ({error}); {usage}") from None
+    if not parts.hostname or port == 0 or parts.path not in ("", "/"):
+        raise ValueError(f"{shown!r} is not a server URL; {usage}")
+    return parts.scheme
 
 
 def inbox_prefix(user: str | None) -> str:

@@ -12,10 +12,11 @@ change it.
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import nats.errors
 from nats.aio.client import Client
@@ -24,6 +25,7 @@ from nats.js.errors import APIError, ServiceUnavailableError
 from farm_core.backoff import doubling_delay
 from farm_core.nats_access import NatsAccess
 from farm_core.queue import connect
+from farm_core.runtime import StartFailure
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +51,11 @@ PASSING_ERRORS: tuple[type[Exception], ...] = (
 """Failures a later try may not meet: NATS slow, paused, reconnecting or electing a leader."""
 
 
-class NatsStartTimeout(Exception):
+class NatsStartTimeout(StartFailure):
     """NATS did not answer a start's connect or set-up within the start deadline."""
 
 
-class NatsStartRefused(Exception):
+class NatsStartRefused(StartFailure):
     """NATS refused a set-up request: a configuration error, not worth another try."""
 
 
@@ -74,13 +76,35 @@ class NatsStart:
     async def connect(
         self, access: NatsAccess, name: str, reconnected: Callable[[], None] | None = None
     ) -> Client:
-        """Connects as `farm_core.queue.connect` does, or fails once the deadline is up."""
-        try:
-            return await asyncio.wait_for(connect(access, name, reconnected), self._remaining())
-        except TimeoutError:
-            raise NatsStartTimeout(
-                self._gave_up(f"waiting for a connection to NATS at {access.url}")
-            ) from None
+        """Connects as `farm_core.queue.connect` does, or fails once the deadline is up.
+
+        A login NATS refuses fails at once: no later try would be let in.
+        """
+        refusal: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
+
+        def login_refused(error: Exception) -> None:
+            if not refusal.done():
+                refusal.set_result(error)
+
+        connecting = asyncio.ensure_future(connect(access, name, reconnected, login_refused))
+        waiting: set[asyncio.Future[Any]] = {connecting, refusal}
+        done, _ = await asyncio.wait(
+            waiting, timeout=self._remaining(), return_when=asyncio.FIRST_COMPLETED
+        )
+        if connecting in done:
+            return connecting.result()
+        connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await connecting  # it closes the client it was connecting
+        if refusal in done:
+            who = f"NATS_USER={access.user!r}" if access.user else "no NATS_USER (anonymous)"
+            raise NatsStartRefused(
+                f"NATS at {access.shown()} refused the login of {who}: {refusal.result()}; "
+                "check NATS_USER and NATS_PASSWORD"
+            )
+        raise NatsStartTimeout(
+            self._gave_up(f"waiting for a connection to NATS at {access.shown()}")
+        )
 
     async def set_up(
         self, nc: Client, what: str, request: Callable[[], Awaitable[Prepared]]

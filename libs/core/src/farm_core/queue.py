@@ -180,13 +180,24 @@ nats_connected = Gauge(
 )
 
 
+def is_login_refusal(error: Exception) -> bool:
+    """Whether NATS refused the connection's user and password ('Authorization Violation')."""
+    return isinstance(error, nats.errors.AuthorizationError) or (
+        "authorization violation" in str(error).lower()
+    )
+
+
 async def connect(
-    access: NatsAccess, name: str, reconnected: Callable[[], None] | None = None
+    access: NatsAccess,
+    name: str,
+    reconnected: Callable[[], None] | None = None,
+    login_refused: Callable[[Exception], None] | None = None,
 ) -> Client:
     """Connects to NATS as `access` says, reconnecting for ever when the server goes away.
 
-    `reconnected` is called each time the connection is back after an outage; a
-    connection the server closed for good is reported to `farm_core.nats_loss`.
+    `reconnected` is called each time the connection is back after an outage, and
+    `login_refused` each time the server refuses the login; a connection the server
+    closed for good is reported to `farm_core.nats_loss`.
     """
     client: OwnedClient | None = None
     connected = nats_connected.labels(name)
@@ -204,7 +215,19 @@ async def connect(
             reconnected()
 
     async def on_error(error: Exception) -> None:
-        log.warning("NATS error: %s", error)
+        if not is_login_refusal(error):
+            log.warning("NATS error: %s", error)
+            return
+        # Auth and storage keep serving and trying: say what to fix on each try.
+        who = f"NATS_USER={access.user!r}" if access.user else "no NATS_USER (anonymous)"
+        log.warning(
+            "NATS at %s refused the login of %s: %s; check NATS_USER and NATS_PASSWORD",
+            access.shown(),
+            who,
+            error,
+        )
+        if login_refused is not None:
+            login_refused(error)
 
     async def on_closed() -> None:
         if client is not None and not client.closed_by_process:

@@ -2,6 +2,7 @@
 
 import asyncio
 import gc
+import logging
 from collections.abc import Callable, Coroutine
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -9,6 +10,17 @@ from typing import Any, TypeVar
 import uvloop
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+START_FAILURE_EXIT_CODE = 1
+
+
+class StartFailure(Exception):
+    """A start that cannot go on; its message says why and which setting to look at.
+
+    A process's entry point ends on it with that message alone, not a traceback.
+    """
 
 
 class EventLoop(StrEnum):
@@ -35,6 +47,7 @@ def run_process(main: Coroutine[Any, Any, T], kind: EventLoop | str) -> T:
     """Runs a process's `main` as `run` does; then the process may only exit.
 
     For a process's entry point, not for code that goes on in the same process.
+    A StartFailure ends the process with status 1 and its message logged, no traceback.
     The heap the imports made (modules, protobuf descriptors, gRPC, SQLAlchemy,
     pydantic: most of a service's objects, which live as long as the process) is
     frozen first, out of the cycle collector's way: its older generations walked it
@@ -44,6 +57,9 @@ def run_process(main: Coroutine[Any, Any, T], kind: EventLoop | str) -> T:
     gc.freeze()
     try:
         return run(main, kind)
+    except StartFailure as failure:
+        log.error("cannot start: %s", failure)
+        raise SystemExit(START_FAILURE_EXIT_CODE) from None
     finally:
         leave_heap_to_exit()
 

@@ -2,17 +2,65 @@
 
 import ssl
 from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AfterValidator, AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from farm_core.identity_keys import IDENTITY_KEY_FILE, load_or_create_private_key, public_pem
 from farm_core.logs import LogFormat
-from farm_core.nats_access import NATS_USER_PATTERN, NatsAccess
+from farm_core.nats_access import NATS_USER_PATTERN, NatsAccess, checked_server_urls
 from farm_core.runtime import EventLoop
+from farm_core.setting_files import ca_file_problem, cert_chain_problem
 from farm_core.transport import InternalTls
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:7422"
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+"""A TCP port setting: 0 to 65535 (what 0 means is the setting's to say). Checked at
+start: gRPC took 70000 as 70000 - 65536 = 4464 and said it served on 70000."""
+
+
+def checked_public_url(url: str) -> str:
+    """`url` unchanged if it is http(s)://host[:port][/path]; else ValueError.
+
+    The edge's address as clients reach it: links handed to them are built from it,
+    so one without its scheme (`farm.example.com`) made `ws:///farm.example.com/…`.
+    """
+    usage = "give the edge's address as clients reach it, http://host:port or https://host"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise ValueError(f"bad port ({error}); {usage}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http:// or https:// URL; {usage}")
+    if port == 0 or parts.query or parts.fragment:
+        raise ValueError(f"not an edge address (port 0, a query or a fragment); {usage}")
+    return url
+
+
+PublicUrl = Annotated[str, AfterValidator(checked_public_url)]
+"""A setting naming the edge as clients reach it (FARM_PUBLIC_URL, FARM_MCP_PUBLIC_URL)."""
+
+
+def checked_host_port(address: str) -> str:
+    """`address` unchanged if it is host:port (a name, an IPv4 or [IPv6] address); else ValueError.
+
+    Such settings name a gRPC or HTTP peer without a scheme: `http://scheduler:7103`
+    would be dialled as a host named `http`, and fail only at the first call.
+    """
+    host, separator, port = address.rpartition(":")
+    if not separator or not host or "/" in address or "@" in host:
+        raise ValueError("expected host:port, without a scheme or path (scheduler:7103)")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"port {port!r} is not in 1-65535")
+    return address
+
+
+HostPort = Annotated[str, AfterValidator(checked_host_port)]
+"""A setting naming another service's host:port (FARM_MCP_SCHEDULER_ADDRESS, ...)."""
 
 DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS = 5.0
 """How long a migration's statement waits for a table lock on PostgreSQL (0: for ever)."""
@@ -163,6 +211,11 @@ class FarmSettings(BaseSettings):
         description="PEM CA that signs the farm's internal certificates; callers must show one.",
     )
 
+    @field_validator("nats_url")
+    @classmethod
+    def _check_nats_url(cls, value: str) -> str:
+        return checked_server_urls(value)
+
     @model_validator(mode="after")
     def _internal_tls_complete(self) -> "FarmSettings":
         given = {
@@ -174,6 +227,28 @@ class FarmSettings(BaseSettings):
         if 0 < len(missing) < len(given):
             raise ValueError(f"internal TLS needs all three settings; missing {', '.join(missing)}")
         return self
+
+    def file_problems(self) -> list[str]:
+        """What is wrong with the files the settings name, each naming its setting.
+
+        Read at start (`farm_core.settings_load`), not when the settings are made, so
+        that a configuration's settings can be checked on a machine without its files.
+        """
+        problems = []
+        if self.nats_ca_file is not None:
+            problems.append(ca_file_problem("NATS_CA_FILE", self.nats_ca_file))
+        if self.internal_tls_cert is not None and self.internal_tls_key is not None:
+            assert self.internal_tls_ca is not None  # checked with the other two
+            problems.append(ca_file_problem("FARM_INTERNAL_TLS_CA", self.internal_tls_ca))
+            problems.append(
+                cert_chain_problem(
+                    "FARM_INTERNAL_TLS_CERT",
+                    self.internal_tls_cert,
+                    "FARM_INTERNAL_TLS_KEY",
+                    self.internal_tls_key,
+                )
+            )
+        return [problem for problem in problems if problem is not None]
 
     def nats(self) -> NatsAccess:
         """How this process reaches NATS: servers, user, TLS CA."""

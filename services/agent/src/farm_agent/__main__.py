@@ -6,6 +6,7 @@ from farm_agent.server import AgentService
 from farm_agent.settings import AgentSettings
 from farm_core.runtime import run_process
 from farm_core.server import serve
+from farm_core.settings_load import load_settings
 
 
 async def serve_agent(settings: AgentSettings) -> None:
@@ -17,7 +18,7 @@ async def serve_agent(settings: AgentSettings) -> None:
 
 def main() -> None:
     """Reads the settings from the environment and serves until SIGTERM or a drain notice."""
-    settings = AgentSettings()
+    settings = load_settings(AgentSettings, "agent")
     run_process(serve_agent(settings), settings.event_loop)
 
 

@@ -3,15 +3,16 @@
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from farm_core.settings import Port
+
 
 class SessionSettings(BaseSettings):
     """Where sessions are served, how their browsers are kept, and what screencasts may hold."""
 
     model_config = SettingsConfigDict(env_prefix="FARM_AGENT_", extra="ignore", frozen=True)
 
-    session_port: int = Field(
+    session_port: Port = Field(
         default=7150,
-        ge=0,
         description="Port of the sessions' CDP and live view endpoints, which Envoy reaches; "
         "0 picks a free one.",
     )

@@ -12,7 +12,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from farm_agent.session_settings import SessionSettings
 from farm_core.egress.address_policy import FarmService
 from farm_core.egress.allowlist import AllowList, allow_list_setting
-from farm_core.settings import FarmSettings
+from farm_core.settings import FarmSettings, Port
 from farm_core.transport import channel_target
 
 PriorityWeights = tuple[int, int, int]
@@ -37,8 +37,8 @@ class AgentSettings(SessionSettings, FarmSettings):
         pattern=r"^[A-Za-z0-9_.-]+$",
         description="The agent's name in events and uploads; default <hostname>-<pid>.",
     )
-    port: int = Field(default=7110, description="gRPC port (health and reflection only).")
-    metrics_port: int = Field(default=7210, description="Prometheus /metrics port; 0 is off.")
+    port: Port = Field(default=7110, description="gRPC port (health and reflection only).")
+    metrics_port: Port = Field(default=7210, description="Prometheus /metrics port; 0 is off.")
     region: str = Field(
         default="",
         pattern=r"^[A-Za-z0-9_-]*$",
@@ -347,6 +347,19 @@ class AgentSettings(SessionSettings, FarmSettings):
                 f"FARM_AGENT_MIN_BROWSERS ({minimum})"
             )
         return value
+
+    def file_problems(self) -> list[str]:
+        """The shared settings' file problems, and Chromium's, which every session launches.
+
+        The headless shell may be missing: tasks then run in Chromium.
+        """
+        problems = super().file_problems()
+        if not os.access(self.chromium_path, os.X_OK):
+            problems.append(
+                f"FARM_AGENT_CHROMIUM_PATH={str(self.chromium_path)!r}: no executable there; "
+                "install Debian's chromium (make chromium) or point it at a Chromium"
+            )
+        return problems
 
     def scratch_dir(self) -> Path:
         """The agent's own temporary directory, where Chromium's profiles live."""

@@ -5,7 +5,7 @@ from pydantic_settings import SettingsConfigDict
 
 from farm_auth.keys import TENANT_PATTERN
 from farm_auth.limits import LimitDefaults
-from farm_core.db import async_database_url
+from farm_core.db import DatabaseUrl, async_database_url
 from farm_core.identity import carry_over_secret, load_or_create_secret
 from farm_core.identity_keys import (
     PRIVATE_KEY_DESCRIPTION,
@@ -16,7 +16,7 @@ from farm_core.identity_keys import (
 from farm_core.key_limits import MAX_GRACE_SECONDS, MAX_RATE
 from farm_core.live_tokens import LIVE_SECRET_DESCRIPTION, resolve_live_secret
 from farm_core.retention import MAX_RETENTION_DAYS
-from farm_core.settings import FarmSettings
+from farm_core.settings import FarmSettings, Port
 
 
 class AuthSettings(FarmSettings):
@@ -24,15 +24,13 @@ class AuthSettings(FarmSettings):
 
     model_config = SettingsConfigDict(env_prefix="FARM_AUTH_", extra="ignore", frozen=True)
 
-    port: int = Field(default=7101, description="gRPC port.")
-    check_port: int = Field(
+    port: Port = Field(default=7101, description="gRPC port.")
+    check_port: Port = Field(
         default=7106,
-        ge=0,
-        lt=65536,
         description="HTTP port of the edge's check (Envoy's ext_authz http_service); 0: any free.",
     )
-    metrics_port: int = Field(default=7201, description="Prometheus /metrics port; 0 is off.")
-    database_url: str = Field(
+    metrics_port: Port = Field(default=7201, description="Prometheus /metrics port; 0 is off.")
+    database_url: DatabaseUrl = Field(
         default="",
         validation_alias=AliasChoices("FARM_AUTH_DATABASE_URL", "DATABASE_URL"),
         description="SQL database; empty: a SQLite file under FARM_HOME/data.",

@@ -5,7 +5,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from farm_core.settings import FarmSettings
+from farm_core.setting_files import ca_file_problem
+from farm_core.settings import FarmSettings, HostPort, Port
 
 
 class ConsoleSettings(FarmSettings):
@@ -13,9 +14,9 @@ class ConsoleSettings(FarmSettings):
 
     model_config = SettingsConfigDict(env_prefix="FARM_CONSOLE_", extra="ignore", frozen=True)
 
-    port: int = Field(default=7105, description="HTTP port of /console/ and /healthz.")
-    metrics_port: int = Field(default=7205, description="Prometheus /metrics port; 0 is off.")
-    farm_address: str = Field(
+    port: Port = Field(default=7105, description="HTTP port of /console/ and /healthz.")
+    metrics_port: Port = Field(default=7205, description="Prometheus /metrics port; 0 is off.")
+    farm_address: HostPort = Field(
         default="127.0.0.1:8080",
         description="host:port of the farm's edge (Envoy): every call goes through it with "
         "the signed-in user's own key, so the edge checks its scopes and limits.",
@@ -69,3 +70,11 @@ class ConsoleSettings(FarmSettings):
     failed_signin_max_addresses: int = Field(
         default=100_000, ge=1, description="Addresses whose refused sign-ins are remembered."
     )
+
+    def file_problems(self) -> list[str]:
+        """The shared settings' file problems, and the edge's CA's."""
+        problems = super().file_problems()
+        if self.farm_ca_file is not None:
+            problem = ca_file_problem("FARM_CONSOLE_FARM_CA_FILE", self.farm_ca_file)
+            problems.extend([problem] if problem else [])
+        return problems

@@ -3,7 +3,7 @@
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from farm_core.settings import FarmSettings
+from farm_core.settings import FarmSettings, HostPort, Port, PublicUrl
 
 
 class McpSettings(FarmSettings):
@@ -11,15 +11,15 @@ class McpSettings(FarmSettings):
 
     model_config = SettingsConfigDict(env_prefix="FARM_MCP_", extra="ignore", frozen=True)
 
-    port: int = Field(default=7104, description="HTTP port of /mcp and /healthz.")
-    metrics_port: int = Field(default=7204, description="Prometheus /metrics port; 0 is off.")
-    scheduler_address: str = Field(
+    port: Port = Field(default=7104, description="HTTP port of /mcp and /healthz.")
+    metrics_port: Port = Field(default=7204, description="Prometheus /metrics port; 0 is off.")
+    scheduler_address: HostPort = Field(
         default="127.0.0.1:7103", description="host:port of the scheduler (SessionService)."
     )
-    storage_address: str = Field(
+    storage_address: HostPort = Field(
         default="127.0.0.1:7102", description="host:port of storage (screenshots' bytes)."
     )
-    auth_address: str = Field(
+    auth_address: HostPort = Field(
         default="127.0.0.1:7101",
         description="host:port of auth, which renews the callers' identity tokens.",
     )
@@ -36,7 +36,7 @@ class McpSettings(FarmSettings):
         description="A caller's identity token with less than this left is renewed before "
         "a farm call carries it.",
     )
-    public_url: str = Field(
+    public_url: PublicUrl = Field(
         default="http://127.0.0.1:8080",
         description="The edge's address, for the artifact links tools answer with.",
     )

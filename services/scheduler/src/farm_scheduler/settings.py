@@ -5,13 +5,13 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from farm_core.db import async_database_url
+from farm_core.db import DatabaseUrl, async_database_url
 from farm_core.egress.address_policy import FarmService
 from farm_core.egress.allowlist import AllowList, allow_list_setting
 from farm_core.grants import resolve_grant_key
 from farm_core.live_tokens import LIVE_SECRET_DESCRIPTION, resolve_live_secret
 from farm_core.retention import MAX_RETENTION_DAYS
-from farm_core.settings import FarmSettings
+from farm_core.settings import FarmSettings, Port, PublicUrl
 from farm_core.task_defaults import DEFAULT_TIMEOUT_MS
 from farm_scheduler.routing.rules import parse_rules
 
@@ -23,9 +23,9 @@ class SchedulerSettings(FarmSettings):
         env_prefix="FARM_SCHEDULER_", extra="ignore", frozen=True, arbitrary_types_allowed=True
     )
 
-    port: int = Field(default=7103, description="gRPC port.")
-    metrics_port: int = Field(default=7203, description="Prometheus /metrics port; 0 is off.")
-    database_url: str = Field(
+    port: Port = Field(default=7103, description="gRPC port.")
+    metrics_port: Port = Field(default=7203, description="Prometheus /metrics port; 0 is off.")
+    database_url: DatabaseUrl = Field(
         default="",
         validation_alias=AliasChoices("FARM_SCHEDULER_DATABASE_URL", "DATABASE_URL"),
         description="SQL database; empty: a SQLite file under FARM_HOME/data.",
@@ -137,7 +137,7 @@ class SchedulerSettings(FarmSettings):
         "in case a change was not heard over NATS.",
     )
 
-    public_url: str = Field(
+    public_url: PublicUrl = Field(
         default="http://127.0.0.1:8080",
         validation_alias=AliasChoices("FARM_SCHEDULER_PUBLIC_URL", "FARM_PUBLIC_URL"),
         description="The edge's address as clients reach it; sessions' cdpUrl (ws:// or "

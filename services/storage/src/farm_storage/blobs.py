@@ -23,6 +23,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 
 from farm_core.backoff import DoublingWait
 from farm_core.errors import Unavailable
+from farm_core.runtime import StartFailure
 from farm_core.tracing import instrument
 from farm_storage.attempts import UNCHECKED, AttemptFence
 from farm_storage.s3_outage import S3OutageLog
@@ -38,10 +39,31 @@ MAX_RETRY_DELAY_SECONDS = 2.0
 _BUCKET_TAKEN = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
 _MISSING_OBJECT = frozenset({"NoSuchKey", "NoSuchObject"})
 _S3_BUSY = frozenset({"InternalError", "ServiceUnavailable", "SlowDown"})
+# S3's answers to a key pair it does not take (unknown key, wrong secret, no rights).
+_KEYS_REFUSED = frozenset(
+    {"SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied", "InvalidToken"}
+)
+_KEYS_HINT = (
+    "S3 refused storage's key pair: check S3_ACCESS_KEY and S3_SECRET_KEY "
+    "(FARM_STORAGE_S3_ACCESS_KEY, FARM_STORAGE_S3_SECRET_KEY)"
+)
 
 
 class BlobMissing(LookupError):
     """The object is not in the bucket."""
+
+
+class S3NotReady(Unavailable, StartFailure):
+    """S3 did not make (or show) the bucket within the start's time; the message says why."""
+
+
+def start_hint(error: BaseException) -> str:
+    """What an operator should check after S3 failed a start with `error`."""
+    if isinstance(error, S3Error) and error.code in _KEYS_REFUSED:
+        return _KEYS_HINT
+    if isinstance(error, S3Error):
+        return "check S3_BUCKET and S3_REGION"
+    return "check S3_ENDPOINT, and that S3 runs there"
 
 
 def object_key(tenant: str, task_id: str, name: str, fence: AttemptFence = UNCHECKED) -> str:
@@ -107,15 +129,21 @@ class BlobStore:
         try:
             await retrying(self._call, self._ensure_bucket)
         except (Unavailable, S3Error) as error:
-            raise Unavailable(
+            raise S3NotReady(
                 f"S3 at {self._settings.s3_endpoint} did not make bucket "
                 f"{self._bucket!r} within {self._settings.s3_ready_timeout_seconds:.0f}"
-                f" s: {error}"
+                f" s (FARM_STORAGE_S3_READY_TIMEOUT_SECONDS): {error}; {start_hint(error)}"
             ) from error
 
     def _waiting_for_s3(self, retry_state: RetryCallState) -> None:
         error = retry_state.outcome.exception() if retry_state.outcome is not None else None
-        log.info("waiting for S3 at %s: %s", self._settings.s3_endpoint, error)
+        # A starting S3 server may refuse keys it has not loaded yet: tried again, but said.
+        if isinstance(error, S3Error) and error.code in _KEYS_REFUSED:
+            log.warning(
+                "waiting for S3 at %s: %s; %s", self._settings.s3_endpoint, error, _KEYS_HINT
+            )
+        else:
+            log.info("waiting for S3 at %s: %s", self._settings.s3_endpoint, error)
 
     async def close(self) -> None:
         """Waits for running calls, then releases the threads and connections."""

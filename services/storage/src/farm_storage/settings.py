@@ -1,11 +1,32 @@
 """The storage service's settings, read from the environment (prefix FARM_STORAGE_)."""
 
-from pydantic import AliasChoices, Field, SecretStr
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from farm_core.db import async_database_url
+from farm_core.db import DatabaseUrl, async_database_url
 from farm_core.grants import resolve_grant_public_key
-from farm_core.settings import FarmSettings
+from farm_core.settings import FarmSettings, Port
+
+
+def checked_s3_endpoint(endpoint: str) -> str:
+    """`endpoint` unchanged if it is http(s)://host[:port] (S3's API has no path); else ValueError.
+
+    The minio client refuses a path or a bad port only when storage builds it, in a
+    traceback naming no setting, and takes any other scheme as http.
+    """
+    usage = "give S3's address alone, http://host:port or https://host"
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port
+    except ValueError as error:
+        raise ValueError(f"bad port ({error}); {usage}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        raise ValueError(f"not an http:// or https:// address; {usage}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"a path (the bucket is S3_BUCKET) or query is not allowed; {usage}")
+    return endpoint
 
 
 class StorageSettings(FarmSettings):
@@ -13,14 +34,14 @@ class StorageSettings(FarmSettings):
 
     model_config = SettingsConfigDict(env_prefix="FARM_STORAGE_", extra="ignore", frozen=True)
 
-    port: int = Field(default=7102, description="gRPC port.")
-    metrics_port: int = Field(default=7202, description="Prometheus /metrics port; 0 is off.")
+    port: Port = Field(default=7102, description="gRPC port.")
+    metrics_port: Port = Field(default=7202, description="Prometheus /metrics port; 0 is off.")
     gauges_interval_seconds: float = Field(
         default=30.0,
         gt=0,
         description="How often the stored artifacts and bytes (by kind) are read for /metrics.",
     )
-    database_url: str = Field(
+    database_url: DatabaseUrl = Field(
         default="",
         validation_alias=AliasChoices("FARM_STORAGE_DATABASE_URL", "DATABASE_URL"),
         description="SQL database; empty: a SQLite file under FARM_HOME/data.",
@@ -105,6 +126,11 @@ class StorageSettings(FarmSettings):
     def resolved_grant_public_key(self) -> str:
         """The public key upload grants are verified with (PEM)."""
         return resolve_grant_public_key(self.grant_public_key, self.home)
+
+    @field_validator("s3_endpoint")
+    @classmethod
+    def _check_s3_endpoint(cls, value: str) -> str:
+        return checked_s3_endpoint(value)
 
     def resolved_database_url(self) -> str:
         """The SQLAlchemy async URL of the database (SQLite under FARM_HOME by default)."""

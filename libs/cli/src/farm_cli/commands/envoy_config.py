@@ -21,8 +21,10 @@ from farm_cli.launcher.ports import FarmPorts
 def host_port(text: str) -> Endpoint:
     """An endpoint from HOST:PORT."""
     host, separator, port = text.rpartition(":")
-    if not separator or not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    if not separator or not host or not port.isdigit() or "/" in host or "@" in host:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT (no scheme, no path), got {text!r}")
+    if not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"port {port} of {text!r} is not in 1-65535")
     return Endpoint(host.strip("[]"), int(port))
 
 

@@ -170,6 +170,7 @@ def banner(farm: LocalFarm) -> str:
                 *([f"  prometheus: {farm.prometheus_url}"] if farm.prometheus_url else []),
                 *tls,
                 f"  NATS_URL={farm.nats_url}",
+                *nats_login_lines(farm.config.nats_url is None, farm.home),
                 f"  S3_ENDPOINT={farm.s3.endpoint} (key pair in {farm.home}/seaweedfs)",
                 f"  FARM_HOME={farm.home}",
                 "Ctrl-C stops it.",
@@ -198,6 +199,19 @@ def banner(farm: LocalFarm) -> str:
             "",
         ]
     )
+
+
+def nats_login_lines(embedded_nats: bool, home: Path) -> list[str]:
+    """The banner's lines on logging in to the embedded NATS, which refuses anonymous clients."""
+    from farm_cli.launcher.nats_users import passwords_path, stored_users
+
+    users = stored_users(home) if embedded_nats else []
+    if not users:
+        return []
+    return [
+        f"    users {', '.join(users)}: a service started by hand needs NATS_USER and its",
+        f"    NATS_PASSWORD from {passwords_path(home)}",
+    ]
 
 
 def cli_lines(home: Path) -> list[str]:

@@ -96,6 +96,17 @@ def load_or_create_passwords(path: Path, users: list[NatsUser]) -> dict[str, str
     return passwords
 
 
+def passwords_path(home: Path) -> Path:
+    """The file of the embedded nats-server's users and their passwords under FARM_HOME."""
+    return home / "nats" / "users.json"
+
+
+def stored_users(home: Path) -> list[str]:
+    """The users whose passwords `passwords_path(home)` keeps; none if there is no such file."""
+    path = passwords_path(home)
+    return list(json.loads(path.read_text())) if path.exists() else []
+
+
 def write_server_config(
     path: Path, users: list[NatsUser], passwords: Mapping[str, str], tls: TlsFiles | None
 ) -> None:
@@ -123,7 +134,7 @@ def with_nats_users(shared: SharedSettings, home: Path, agents: int) -> SharedSe
     with its CA.
     """
     users = farm_users([f"agent-{index}" for index in range(1, agents + 1)])
-    passwords = load_or_create_passwords(home / "nats" / "users.json", users)
+    passwords = load_or_create_passwords(passwords_path(home), users)
     write_server_config(nats_config_path(home), users, passwords, shared.internal_tls)
     ca = shared.internal_tls.ca if shared.internal_tls is not None else None
     return replace(shared, nats_passwords=passwords, nats_ca=ca)
