@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 from farm_console.farm import FarmError
 from farm_console.pages import keys, tasks
 from farm_console.pages.keys import CREATE_FORMS
+from farm_console.pages.tasks import SUBMIT_FORMS
 from farm_console.refusals import refused_keys
 from farm_console.settings import ConsoleSettings
 from farm_console.views import KEY_COOKIE, PREFIX, NotSignedIn, farm_refused, not_signed_in
@@ -125,7 +126,7 @@ def test_a_screenshot_option_with_another_action_is_refused_at_its_field_not_dro
 @pytest.mark.parametrize(
     ("page", "form"),
     [
-        ("/console/tasks", {"url": "https://a.test/"}),
+        ("/console/tasks", {"url": "https://a.test/", "formToken": ""}),
         (
             "/console/keys",
             {"name": "k", "scopes": "tasks.read", "formToken": ""},
@@ -136,9 +137,9 @@ def test_a_screenshot_option_with_another_action_is_refused_at_its_field_not_dro
 def test_a_form_the_farm_refuses_has_the_status_the_http_api_gives_its_code(
     code: grpc.StatusCode, status: int, page: str, form: dict[str, str]
 ) -> None:
-    if "formToken" in form:
-        # Made now, not at collection: a token lapses, and a long run reaches this late.
-        form = {**form, "formToken": CREATE_FORMS.make(KEY)}
+    # Made now, not at collection: a token lapses, and a long run reaches this late.
+    tokens = SUBMIT_FORMS if page == "/console/tasks" else CREATE_FORMS
+    form = {**form, "formToken": tokens.make(KEY)}
     for client in console(RefusingFarm(code)):
         answer = client.post(page, data=form)
 

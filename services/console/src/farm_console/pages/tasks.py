@@ -1,5 +1,6 @@
 """Tasks: the list (filtered by state and label), the submit form, a task's detail, artifacts."""
 
+import re
 from typing import Any
 
 import grpc
@@ -20,8 +21,10 @@ from farm_console.forms import (
     refusal,
     whole_number,
 )
+from farm_console.once import FormTokens
 from farm_console.security import artifact_headers
 from farm_console.views import caller, go_to, page_size, render
+from farm_core import idempotency
 
 PAGE_SIZE = 50
 STATUSES = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
@@ -41,6 +44,10 @@ FORM_FIELDS = {
 }
 # The filter form's field a refusal of the list's filter is shown at.
 FILTER_FIELDS = {"status": "status", "label": "label"}
+SUBMIT_FORMS = FormTokens("create-task")
+"""The submit form's one-time tokens: the same form sent twice makes one task."""
+# The task named by CreateTask's refusal of a used idempotency key (farm_core.idempotency).
+USED_BY_TASK = re.compile(r"was used by task (\S+) with a different spec")
 
 
 def chosen_status(request: Request) -> str:
@@ -106,6 +113,7 @@ async def task_list(
         filter_error=filter_error,
         form_error=form_error,
         form=form or {},
+        form_token=SUBMIT_FORMS.make(caller(request).key),
     )
 
 
@@ -155,16 +163,47 @@ def spec_from_form(form: FormData) -> dict[str, Any]:
     return spec
 
 
+def _form_used_before(refused: FarmError) -> Refusal | None:
+    """The refusal to show when CreateTask refused the form's nonce: it made a task already.
+
+    Only a form changed after it was submitted (back, edit, submit) gets here: the same
+    form again is answered with its first task.
+    """
+    if refused.code != grpc.StatusCode.INVALID_ARGUMENT:
+        return None
+    if not refused.message.startswith(f"{idempotency.FIELD}:"):
+        return None
+    used_by = USED_BY_TASK.search(refused.message)
+    task = f"task {used_by.group(1)}" if used_by else "a task"
+    return Refusal(
+        "",
+        f"This form already submitted {task}, and was changed since: "
+        "submit it again to create another task with what it holds now.",
+    )
+
+
 async def submit_task(request: Request) -> Response:
-    """CreateTask from the form; on to the new task's page, or the form with the refusal."""
+    """CreateTask from the form; on to the new task's page, or the form with the refusal.
+
+    The form's one-time token's nonce is the task's idempotency key, so the same form
+    sent again (a double click, a browser's resend), on any replica, makes no second
+    task: the farm answers with the first, and its page opens.
+    """
     user = caller(request)
     form = await request.form()
+    nonce = SUBMIT_FORMS.nonce(user.key, str(form.get("formToken", "")))
     try:
         spec = json_format.ParseDict(spec_from_form(form), tasks_pb2.TaskSpec())
+        if nonce is None:
+            raise FormError("formToken", "the form is out of date: submit it again")
+        spec.idempotency_key = nonce
         task = await user.farm.call(
             user.key, user.farm.tasks.CreateTask, tasks_pb2.CreateTaskRequest(spec=spec)
         )
     except (json_format.ParseError, FormError, FarmError) as refused:
+        used_before = _form_used_before(refused) if isinstance(refused, FarmError) else None
+        if used_before is not None:
+            return await task_list(request, used_before, entered(form), status_code=409)
         message = refused.message if isinstance(refused, FarmError) else str(refused)
         return await task_list(
             request, refusal(message, FORM_FIELDS), entered(form), status_code=form_status(refused)
