@@ -9,7 +9,9 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
+from farm.tasks.v1 import tasks_pb2
 from farm_console.farm import FarmError
+from farm_console.forms import FormError, refusal
 from farm_console.pages import keys, tasks
 from farm_console.pages.keys import CREATE_FORMS
 from farm_console.pages.tasks import SUBMIT_FORMS
@@ -145,3 +147,42 @@ def test_a_form_the_farm_refuses_has_the_status_the_http_api_gives_its_code(
 
         assert answer.status_code == status
         assert "refused by the farm" in answer.text
+
+
+@pytest.mark.parametrize("priority", ["URGENT", "PRIORITY_URGENT", "UNSPECIFIED", ""])
+def test_a_priority_the_drop_down_does_not_offer_is_refused_at_its_field(
+    invalid: tuple[TestClient, RefusingFarm], priority: str
+) -> None:
+    client, farm = invalid
+
+    form = {"url": "https://a.test/", "priority": priority, "formToken": SUBMIT_FORMS.make(KEY)}
+    answer = client.post("/console/tasks", data=form)
+
+    assert answer.status_code == 400
+    assert (
+        '<p class="error" role="alert" id="priority-error">'
+        f"priority: must be one of HIGH, NORMAL, LOW, got &#39;{priority}&#39;</p>"
+    ) in answer.text
+    assert farm.created == []
+
+
+@pytest.mark.parametrize("priority", ["high", "Priority_Low"])
+def test_a_priority_in_another_case_is_taken(
+    invalid: tuple[TestClient, RefusingFarm], priority: str
+) -> None:
+    client, farm = invalid
+
+    form = {"url": "https://a.test/", "priority": priority, "formToken": SUBMIT_FORMS.make(KEY)}
+    client.post("/console/tasks", data=form)
+
+    assert [request.spec.priority for request in farm.created] == [
+        tasks_pb2.Priority.Value(f"PRIORITY_{priority.upper().removeprefix('PRIORITY_')}")
+    ]
+
+
+def test_a_value_the_spec_cannot_hold_is_refused_at_the_field_it_is_in() -> None:
+    with pytest.raises(FormError) as refused:
+        tasks.parse_spec({"url": "https://a.test/", "screenshot": {"fullPage": "yes"}})
+
+    assert refused.value.field == "screenshot.fullPage"
+    assert refusal(str(refused.value), tasks.FORM_FIELDS).field == "fullPage"

@@ -47,6 +47,7 @@ FILTER_FIELDS = {"status": "status", "label": "label"}
 SUBMIT_FORMS = FormTokens("create-task")
 """The submit form's one-time tokens: the same form sent twice makes one task."""
 # The task named by CreateTask's refusal of a used idempotency key (farm_core.idempotency).
+PARSED_AT = re.compile(r" at TaskSpec\.([\w.]+?)\.*$")
 USED_BY_TASK = re.compile(r"was used by task (\S+) with a different spec")
 
 
@@ -122,6 +123,29 @@ async def task_rows(request: Request) -> Response:
     return render(request, "_task_rows.html", listing=await _tasks(request))
 
 
+def chosen_priority(form: FormData) -> str:
+    """The form's priority as one of PRIORITIES, written in any case; FormError for another.
+
+    The drop-down sends only these; a hand-made POST's other value is refused at the
+    field, not left to the proto parser's message (or, for UNSPECIFIED, to the default).
+    """
+    asked = str(form.get("priority", "NORMAL")).strip()
+    name = asked.upper().removeprefix("PRIORITY_")
+    if name not in PRIORITIES:
+        raise FormError("priority", f"must be one of {', '.join(PRIORITIES)}, got {asked!r}")
+    return name
+
+
+def parse_spec(spec: dict[str, Any]) -> tasks_pb2.TaskSpec:
+    """`spec` as a TaskSpec; a value of the wrong type is a FormError at the field it is in."""
+    try:
+        return json_format.ParseDict(spec, tasks_pb2.TaskSpec())
+    except json_format.ParseError as error:
+        # The parser ends its message with where: "... at TaskSpec.screenshot.fullPage."
+        where = PARSED_AT.search(str(error))
+        raise FormError(where.group(1) if where else "spec", str(error)) from error
+
+
 def spec_from_form(form: FormData) -> dict[str, Any]:
     """A TaskSpec (proto3 JSON) from the submit form; the farm validates it."""
     action = str(form.get("action", "screenshot"))
@@ -147,7 +171,7 @@ def spec_from_form(form: FormData) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "url": str(form.get("url", "")).strip(),
         action: options,
-        "priority": f"PRIORITY_{form.get('priority', 'NORMAL')}",
+        "priority": f"PRIORITY_{chosen_priority(form)}",
     }
     label = str(form.get("label", "")).strip()
     if label:
@@ -193,14 +217,14 @@ async def submit_task(request: Request) -> Response:
     form = await request.form()
     nonce = SUBMIT_FORMS.nonce(user.key, str(form.get("formToken", "")))
     try:
-        spec = json_format.ParseDict(spec_from_form(form), tasks_pb2.TaskSpec())
+        spec = parse_spec(spec_from_form(form))
         if nonce is None:
             raise FormError("formToken", "the form is out of date: submit it again")
         spec.idempotency_key = nonce
         task = await user.farm.call(
             user.key, user.farm.tasks.CreateTask, tasks_pb2.CreateTaskRequest(spec=spec)
         )
-    except (json_format.ParseError, FormError, FarmError) as refused:
+    except (FormError, FarmError) as refused:
         used_before = _form_used_before(refused) if isinstance(refused, FarmError) else None
         if used_before is not None:
             return await task_list(request, used_before, entered(form), status_code=409)
