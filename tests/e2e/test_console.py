@@ -247,6 +247,33 @@ async def test_key_made_on_the_keys_page_works_is_audited_and_is_revoked(
         assert http.get("/v1/whoami").status_code == 401
 
 
+async def test_the_same_task_form_sent_twice_makes_one_task(
+    tab: Page, farm: LocalFarm, console_key: str, site: Site, admin: Client
+) -> None:
+    await sign_in(tab, farm, console_key)
+    await tab.goto(console_url(farm, "/tasks"))
+    token = await tab.locator("#submit-task input[name=formToken]").input_value()
+    # As a double click or a browser's resend sends it: the same form, twice.
+    form: dict[str, str | float | bool] = {
+        "url": site.url("/page"),
+        "priority": "LOW",
+        "formToken": token,
+    }
+    places = []
+    for _ in range(2):
+        answer = await tab.request.post(
+            console_url(farm, "/tasks"),
+            form=form,
+            headers={"origin": farm.envoy_url},
+            max_redirects=0,
+        )
+        assert answer.status == 303
+        places.append(answer.headers["location"])
+    assert places[0] == places[1]
+    task_id = places[0].rsplit("/", 1)[-1]
+    assert admin.get(task_id)["spec"]["idempotencyKey"] == token.split(".")[0]
+
+
 @pytest.mark.database_neutral
 async def test_refused_task_form_keeps_what_was_entered_and_names_the_field(
     tab: Page, farm: LocalFarm, console_key: str, site: Site
@@ -264,10 +291,11 @@ async def test_refused_task_form_keeps_what_was_entered_and_names_the_field(
     await expect(form.get_by_label("URL")).to_have_value(site.url("/page"))
     await expect(form.get_by_label("full page")).to_be_checked()
     # A number the browser would stop is refused by the console too, never dropped.
+    token = await form.locator("input[name=formToken]").input_value()
     for value in ("-5", "1.5", "99999999999999"):
         answer = await tab.request.post(
             console_url(farm, "/tasks"),
-            form={"url": site.url("/page"), "timeoutMs": value},
+            form={"url": site.url("/page"), "timeoutMs": value, "formToken": token},
             headers={"origin": farm.envoy_url},
             max_redirects=0,
         )

@@ -41,3 +41,23 @@ def test_a_refusal_shows_with_the_apis_status_for_its_code(
         answer = client.get("/page")
     assert answer.status_code == status
     assert "refused by the farm" in answer.text
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "said"),
+    [
+        (grpc.StatusCode.UNAVAILABLE, 503, "The farm is unavailable:"),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, 504, "The farm did not answer in time:"),
+        (grpc.StatusCode.NOT_FOUND, 404, "The farm refused:"),
+    ],
+)
+def test_a_farm_that_did_not_answer_is_not_said_to_have_refused(
+    code: grpc.StatusCode, status: int, said: str
+) -> None:
+    with TestClient(refusing(code)) as client:
+        answer = client.get("/page")
+    assert answer.status_code == status
+    assert f'<p class="error" role="alert">{said} <code>{code.name}</code>' in answer.text
+    if status != 404:
+        assert "The farm refused" not in answer.text
+        assert "<title>No answer" in answer.text

@@ -144,3 +144,54 @@ async def test_a_bug_stays_internal_and_a_wrong_statement_is_no_outage(tmp_path:
         grpc.StatusCode.INTERNAL,
         f"internal error in {METHOD}",
     )
+
+
+def read_only_write(tmp_path: Path) -> Exception:
+    """SQLAlchemy's error for a write to a database SQLite opened read-only (as on a ro mount)."""
+    database = tmp_path / "ro.db"
+    sqlite3.connect(database).execute("CREATE TABLE counts (n INTEGER)").connection.close()
+    engine = create_engine(f"sqlite:///file:{database}?mode=ro&uri=true")
+    try:
+        with engine.begin() as connection:
+            return raised(lambda: connection.execute(text("INSERT INTO counts VALUES (1)")))
+    finally:
+        engine.dispose()
+
+
+def sqlite_said(words: str) -> exc.OperationalError:
+    """SQLAlchemy's error for SQLite's `words` (a failing disk cannot be made on demand)."""
+    return exc.OperationalError(
+        "INSERT INTO counts VALUES (1)", {}, sqlite3.OperationalError(words)
+    )
+
+
+async def test_a_read_only_database_is_unavailable_and_says_so_not_busy(tmp_path: Path) -> None:
+    error = read_only_write(tmp_path)
+    assert isinstance(error, exc.OperationalError)
+    assert await status_of(error) == (
+        grpc.StatusCode.UNAVAILABLE,
+        "the database is read-only (attempt to write a readonly database); try again",
+    )
+
+
+@pytest.mark.parametrize(
+    ("words", "said"),
+    [
+        ("disk I/O error", "the database's disk failed to read or write (disk I/O error)"),
+        ("database or disk is full", "the database is full (database or disk is full)"),
+        (
+            "attempt to write a readonly database",
+            "the database is read-only (attempt to write a readonly database)",
+        ),
+        (
+            "unable to open database file",
+            "the database file cannot be opened (unable to open database file)",
+        ),
+        ("database is locked", "the database is busy (database is locked)"),
+        ("database table is locked", "the database is busy (database table is locked)"),
+    ],
+)
+def test_only_a_lock_is_called_busy_each_other_sqlite_outage_says_what_it_is(
+    words: str, said: str
+) -> None:
+    assert outage(sqlite_said(words)) == said

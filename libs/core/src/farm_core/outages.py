@@ -1,4 +1,4 @@
-"""Failures that say a part a call needs (the database, NATS) is busy or out of reach.
+"""Failures that say a part a call needs (the database, NATS) is busy, failing or out of reach.
 
 Under load they are expected, not bugs: a call that meets one answers UNAVAILABLE
 with what was wrong, so that its caller knows to try again, rather than INTERNAL.
@@ -11,16 +11,20 @@ import nats.errors
 if TYPE_CHECKING:
     from sqlalchemy import exc
 
-# SQLite's words for a file another writer holds too long, or that cannot be read now.
-_SQLITE_BUSY = (
-    "database is locked",
-    "database table is locked",
-    "disk i/o error",
-    "unable to open database file",
+# SQLite's words for a file it cannot use now, and what each means, first match wins.
+# Each ends when something outside the call changes (the other writer finishes, an
+# operator frees space, remounts or repairs the disk), so it is an outage, not a bug.
+# Only a lock is "busy": a failing or read-only disk said "busy" sent operators to
+# look for a long writer that was not there.
+_SQLITE_OUTAGES = (
+    ("database is locked", "the database is busy"),
+    ("database table is locked", "the database is busy"),
+    # Its disk, or max_page_count, has no room for the write.
+    ("database or disk is full", "the database is full"),
+    ("disk i/o error", "the database's disk failed to read or write"),
+    ("attempt to write a readonly database", "the database is read-only"),
+    ("unable to open database file", "the database file cannot be opened"),
 )
-# SQLite's words for a write that found no room: its disk (or max_page_count) is full.
-# Space freed by an operator ends it, so it is an outage to wait out, not a bug.
-_SQLITE_FULL = "database or disk is full"
 # SQLSTATE classes of PostgreSQL: connection exception, insufficient resources (too
 # many clients), operator intervention (shutting down, cannot connect now).
 _POSTGRES_OUTAGE_CLASSES = frozenset({"08", "53", "57"})
@@ -56,10 +60,8 @@ def _database_outage(error: "exc.DBAPIError") -> str | None:
     )
     if isinstance(sqlstate, str) and sqlstate[:2] in _POSTGRES_OUTAGE_CLASSES:
         return f"the database is out of reach ({said})"
-    if isinstance(error, exc.OperationalError) and _SQLITE_FULL in said.lower():
-        return f"the database is full ({said})"
-    if isinstance(error, exc.OperationalError) and any(
-        words in said.lower() for words in _SQLITE_BUSY
-    ):
-        return f"the database is busy ({said})"
+    if isinstance(error, exc.OperationalError):
+        for words, meaning in _SQLITE_OUTAGES:
+            if words in said.lower():
+                return f"{meaning} ({said})"
     return None

@@ -37,6 +37,14 @@ BROWSER_ADDRESS: ContextVar[str] = ContextVar("browser_address", default="")
 """The IP address of the browser the request being served came from ("" if unknown)."""
 
 
+# Codes that are no refusal: the farm (or a service behind it) could not take the call now,
+# or did not answer it; its message says which service and why.
+NO_ANSWER = {
+    grpc.StatusCode.UNAVAILABLE: "The farm is unavailable",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "The farm did not answer in time",
+}
+
+
 class FarmError(Exception):
     """A call the farm refused or could not answer: its gRPC status and message."""
 
@@ -44,6 +52,16 @@ class FarmError(Exception):
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.message = message
+
+    @property
+    def answered(self) -> bool:
+        """Whether the farm refused the call, rather than being unavailable or not answering."""
+        return self.code not in NO_ANSWER
+
+    @property
+    def what_happened(self) -> str:
+        """What happened, for a page: the farm refused, is unavailable, or did not answer."""
+        return NO_ANSWER.get(self.code, "The farm refused")
 
 
 class Farm:

@@ -1,5 +1,6 @@
 """Tasks: the list (filtered by state and label), the submit form, a task's detail, artifacts."""
 
+import re
 from typing import Any
 
 import grpc
@@ -20,8 +21,10 @@ from farm_console.forms import (
     refusal,
     whole_number,
 )
+from farm_console.once import FormTokens
 from farm_console.security import artifact_headers
 from farm_console.views import caller, go_to, page_size, render
+from farm_core import idempotency
 
 PAGE_SIZE = 50
 STATUSES = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
@@ -41,6 +44,11 @@ FORM_FIELDS = {
 }
 # The filter form's field a refusal of the list's filter is shown at.
 FILTER_FIELDS = {"status": "status", "label": "label"}
+SUBMIT_FORMS = FormTokens("create-task")
+"""The submit form's one-time tokens: the same form sent twice makes one task."""
+# The task named by CreateTask's refusal of a used idempotency key (farm_core.idempotency).
+PARSED_AT = re.compile(r" at TaskSpec\.([\w.]+?)\.*$")
+USED_BY_TASK = re.compile(r"was used by task (\S+) with a different spec")
 
 
 def chosen_status(request: Request) -> str:
@@ -106,12 +114,36 @@ async def task_list(
         filter_error=filter_error,
         form_error=form_error,
         form=form or {},
+        form_token=SUBMIT_FORMS.make(caller(request).key),
     )
 
 
 async def task_rows(request: Request) -> Response:
     """The list's rows alone, for the live refresh."""
     return render(request, "_task_rows.html", listing=await _tasks(request))
+
+
+def chosen_priority(form: FormData) -> str:
+    """The form's priority as one of PRIORITIES, written in any case; FormError for another.
+
+    The drop-down sends only these; a hand-made POST's other value is refused at the
+    field, not left to the proto parser's message (or, for UNSPECIFIED, to the default).
+    """
+    asked = str(form.get("priority", "NORMAL")).strip()
+    name = asked.upper().removeprefix("PRIORITY_")
+    if name not in PRIORITIES:
+        raise FormError("priority", f"must be one of {', '.join(PRIORITIES)}, got {asked!r}")
+    return name
+
+
+def parse_spec(spec: dict[str, Any]) -> tasks_pb2.TaskSpec:
+    """`spec` as a TaskSpec; a value of the wrong type is a FormError at the field it is in."""
+    try:
+        return json_format.ParseDict(spec, tasks_pb2.TaskSpec())
+    except json_format.ParseError as error:
+        # The parser ends its message with where: "... at TaskSpec.screenshot.fullPage."
+        where = PARSED_AT.search(str(error))
+        raise FormError(where.group(1) if where else "spec", str(error)) from error
 
 
 def spec_from_form(form: FormData) -> dict[str, Any]:
@@ -139,7 +171,7 @@ def spec_from_form(form: FormData) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "url": str(form.get("url", "")).strip(),
         action: options,
-        "priority": f"PRIORITY_{form.get('priority', 'NORMAL')}",
+        "priority": f"PRIORITY_{chosen_priority(form)}",
     }
     label = str(form.get("label", "")).strip()
     if label:
@@ -155,16 +187,47 @@ def spec_from_form(form: FormData) -> dict[str, Any]:
     return spec
 
 
+def _form_used_before(refused: FarmError) -> Refusal | None:
+    """The refusal to show when CreateTask refused the form's nonce: it made a task already.
+
+    Only a form changed after it was submitted (back, edit, submit) gets here: the same
+    form again is answered with its first task.
+    """
+    if refused.code != grpc.StatusCode.INVALID_ARGUMENT:
+        return None
+    if not refused.message.startswith(f"{idempotency.FIELD}:"):
+        return None
+    used_by = USED_BY_TASK.search(refused.message)
+    task = f"task {used_by.group(1)}" if used_by else "a task"
+    return Refusal(
+        "",
+        f"This form already submitted {task}, and was changed since: "
+        "submit it again to create another task with what it holds now.",
+    )
+
+
 async def submit_task(request: Request) -> Response:
-    """CreateTask from the form; on to the new task's page, or the form with the refusal."""
+    """CreateTask from the form; on to the new task's page, or the form with the refusal.
+
+    The form's one-time token's nonce is the task's idempotency key, so the same form
+    sent again (a double click, a browser's resend), on any replica, makes no second
+    task: the farm answers with the first, and its page opens.
+    """
     user = caller(request)
     form = await request.form()
+    nonce = SUBMIT_FORMS.nonce(user.key, str(form.get("formToken", "")))
     try:
-        spec = json_format.ParseDict(spec_from_form(form), tasks_pb2.TaskSpec())
+        spec = parse_spec(spec_from_form(form))
+        if nonce is None:
+            raise FormError("formToken", "the form is out of date: submit it again")
+        spec.idempotency_key = nonce
         task = await user.farm.call(
             user.key, user.farm.tasks.CreateTask, tasks_pb2.CreateTaskRequest(spec=spec)
         )
-    except (json_format.ParseError, FormError, FarmError) as refused:
+    except (FormError, FarmError) as refused:
+        used_before = _form_used_before(refused) if isinstance(refused, FarmError) else None
+        if used_before is not None:
+            return await task_list(request, used_before, entered(form), status_code=409)
         message = refused.message if isinstance(refused, FarmError) else str(refused)
         return await task_list(
             request, refusal(message, FORM_FIELDS), entered(form), status_code=form_status(refused)
