@@ -78,3 +78,21 @@ def test_a_task_without_a_note_shows_no_waiting_line() -> None:
 
         assert answer.status_code == 200
         assert "task-status-message" not in answer.text
+
+
+def test_a_traced_task_names_its_trace_and_how_to_draw_it() -> None:
+    task = {**running_task(""), "traceId": "ab" * 16}
+    for client in console(task):
+        answer = client.get("/console/tasks/t1")
+
+        assert "ab" * 16 in answer.text
+        assert "`farm task trace t1` prints its waterfall" in answer.text
+
+
+def test_an_untraced_task_does_not_point_at_a_trace_it_lacks() -> None:
+    # `farm task trace` of a task without a trace id can only say it has none.
+    for client in console(running_task("")):
+        answer = client.get("/console/tasks/t1")
+
+        assert "farm task trace t1" not in answer.text
+        assert "<dt>Trace</dt><dd>none" in answer.text
