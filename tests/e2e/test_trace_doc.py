@@ -1,9 +1,9 @@
 """docs/tracing.md's span and attribute tables, held to the spans a traced farm makes.
 
 A farm of its own (one agent, the trace sink of `farm up --traces`) runs a task with a
-step and a callback, and a session with a command; every span of the farm's own
-scope it keeps must be in the span table with its service and kind, and carry the
-attributes the attribute table gives it.
+step and a callback, and a recorded session with a command; every span of the farm's
+own scope it keeps must be in the span table with its service, kind and parent, and
+carry the attributes the attribute table gives it.
 """
 
 import re
@@ -46,6 +46,25 @@ def table(heading: str) -> list[list[str]]:
             continue
         rows.append([cell.strip() for cell in line.strip("|").split("|")])
     return rows[2:]
+
+
+def documented_parents() -> dict[str, set[str]]:
+    """The farm's own spans of the span table: name → the parents it names.
+
+    A span name in backticks (before any "(link: …)"); "RPC" for a parent given as
+    an RPC (the creating RPC, the session RPC).
+    """
+    parents: dict[str, set[str]] = {}
+    for name_cell, _, _, parent, *_ in table("## Spans"):
+        names = re.findall(r"`([^`]+)`", name_cell)
+        if not FARM_SPAN.fullmatch(names[0]):
+            continue
+        named = set(re.findall(r"`([^`]+)`", parent.split("(")[0]))
+        stem = names[0].rsplit(".", 1)[0]
+        for name in names:
+            full = stem + name if name.startswith(".") else name
+            parents[full] = named or ({"RPC"} if "RPC" in parent else set())
+    return parents
 
 
 def documented_spans() -> dict[str, tuple[str, set[str]]]:
@@ -91,6 +110,8 @@ def test_the_tables_are_read_from_the_page() -> None:
     assert spans["session.close"] == ("farm-agent", {"CONSUMER", "INTERNAL"})
     assert ("farm.session_id", "session.*") in documented_attributes()
     assert ("farm.outcome", "task.attempt") in documented_attributes()
+    assert documented_parents()["session.command"] == {"session.open"}
+    assert documented_parents()["task.callback"] == {"RPC"}
 
 
 def test_every_span_of_the_farm_is_documented_with_its_service_kind_and_attributes(
@@ -107,13 +128,13 @@ def test_every_span_of_the_farm_is_documented_with_its_service_kind_and_attribut
             }
             assert client.run(fresh(spec))["status"] == "TASK_STATUS_SUCCEEDED"
             eventually(lambda: receiver.received, within=30, message="the callback")
-        session = http.post("/v1/sessions", json={}).json()
+        session = http.post("/v1/sessions", json={"record": True}).json()
         ran = http.post(f"/v1/sessions/{session['id']}:run", json={"url": site.url("/page")})
         assert ran.status_code == 200, ran.text
         assert http.post(f"/v1/sessions/{session['id']}:close").status_code == 200
 
     folder = traced_farm.config.traces_folder
-    wanted = {"task.callback", "page.step", "session.order.close", "session.close"}
+    wanted = {"task.callback", "page.step", "session.order.close", "session.close", "page.capture"}
 
     def farm_spans() -> list[SpanRecord] | None:
         spans = [span for trace in kept_traces(folder) for span in read_trace(folder, trace)]
@@ -123,6 +144,14 @@ def test_every_span_of_the_farm_is_documented_with_its_service_kind_and_attribut
     spans = eventually(farm_spans, within=20.0, message=f"spans {wanted}")
     documented = documented_spans()
     attributes = documented_attributes()
+    parents = documented_parents()
+    by_id = {span.spanId: span for span in spans}
+    rpcs = {
+        span.spanId
+        for trace in kept_traces(folder)
+        for span in read_trace(folder, trace)
+        if span.name.startswith("/farm.") and span.kind == "SERVER"
+    }
     faults = set()
     for span in spans:
         if span.name not in documented:
@@ -131,6 +160,12 @@ def test_every_span_of_the_farm_is_documented_with_its_service_kind_and_attribut
         service, kinds = documented[span.name]
         if (span.service, span.kind) not in {(service, kind) for kind in kinds}:
             faults.add(f"{span.name}: {span.service} {span.kind}, documented {service} {kinds}")
+        parent = by_id.get(span.parentSpanId)
+        allowed = parents.get(span.name, set())
+        if parent is not None and parent.name not in allowed:
+            faults.add(f"{span.name}: under {parent.name}, documented under {allowed}")
+        if parent is None and not ("RPC" in allowed and span.parentSpanId in rpcs):
+            faults.add(f"{span.name}: under no span of the farm, documented under {allowed}")
         for attribute, pattern in attributes:
             if carries(span, pattern) and attribute not in span.attributes:
                 faults.add(f"{span.name}: no {attribute}")
