@@ -171,6 +171,35 @@ def test_dashboards_and_alerts_name_only_metrics_the_farm_serves(farm: LocalFarm
     assert unknown == set()
 
 
+# Labels Prometheus adds to every scraped series (`agent` and `autoscaled` from the
+# scrape configuration of agents), and a histogram's bucket bound.
+SCRAPE_LABELS = {"job", "instance", "agent", "autoscaled", "le"}
+
+
+def selected_labels(expression: str) -> Iterator[tuple[str, str]]:
+    """(metric, label) of each label matcher of each selector in a PromQL expression."""
+    for selector in re.finditer(r"([a-zA-Z_:][\w:]*)\{([^}]*)\}", expression):
+        for label in re.findall(r"([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)", selector.group(2)):
+            yield selector.group(1), label
+
+
+def test_dashboards_and_alerts_select_only_labels_their_metrics_have() -> None:
+    # A matcher on a label its metric lacks selects nothing: the panel stays empty and
+    # the alert never fires. docs/metrics.md's labels are the served ones (the test above).
+    labels = {name: documented_labels for _, name, _, documented_labels in documented()}
+    assert ("agent_tasks_total", "status") in set(
+        selected_labels('rate(agent_tasks_total{status=~"a|b", agent=~"$agent"}[5m])')
+    )
+    unknown = set()
+    for where, expression in queries():
+        for metric, label in selected_labels(expression):
+            family = re.sub(r"_(bucket|count|sum)$", "", metric)
+            known = labels.get(metric, labels.get(family, set())) | SCRAPE_LABELS
+            if metric not in SYNTHETIC and label not in known:
+                unknown.add(f"{where}: {metric}{{{label}}}")
+    assert unknown == set()
+
+
 def test_farm_status_shows_the_agents_and_queues(
     farm: LocalFarm, admin: Client, site: Site
 ) -> None:

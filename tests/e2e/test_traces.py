@@ -279,7 +279,12 @@ def test_a_session_is_one_trace_with_a_span_per_command(
     def session_trace() -> Trace | None:
         for trace_id in kept_traces(traced_farm.config.traces_folder):
             spans = read_trace(traced_farm.config.traces_folder, trace_id)
-            mine = [s for s in spans if s.attributes.get("farm.session_id") == session["id"]]
+            mine = [
+                s
+                for s in spans
+                if s.attributes.get("farm.session_id") == session["id"]
+                and s.service == "farm-agent"
+            ]
             if len(mine) == 4:
                 return Trace(spans)
         return None
@@ -287,7 +292,11 @@ def test_a_session_is_one_trace_with_a_span_per_command(
     trace = eventually(session_trace, within=SPANS_WITHIN, message="the session's spans")
     create = trace.one("/farm.sessions.v1.SessionService/CreateSession", "farm-scheduler")
     opened = trace.one("session.open", "farm-agent")
-    assert trace.children(create, "session.order.open")[0].spanId == opened.parentSpanId
+    (order,) = trace.children(create, "session.order.open")
+    assert order.spanId == opened.parentSpanId
+    # Each order names its session, as the agent's spans do: a call's trace (an audit
+    # record's traceId) says which session it drove.
+    assert order.attributes["farm.session_id"] == session["id"]
     commands = trace.named("session.command")
     assert len(commands) == 2
     for command in [*commands, trace.one("session.close")]:
@@ -298,6 +307,7 @@ def test_a_session_is_one_trace_with_a_span_per_command(
         linked = kept_span(traced_farm, linked_trace, linked_span)
         assert linked.name.startswith("session.order.")
         assert linked.service == "farm-scheduler"
+        assert linked.attributes["farm.session_id"] == session["id"]
     for command in commands:
         assert {span.name for span in trace.children(command)} >= {"page.navigate"}
 

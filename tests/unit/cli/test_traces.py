@@ -179,6 +179,46 @@ def test_farm_task_trace_of_a_task_draws_its_own_calls_of_a_shared_trace(
     assert f"trace {TRACED_TASK_TRACE_ID}: 12 spans" in capsys.readouterr().out
 
 
+def test_farm_task_trace_of_a_batch_task_leaves_out_the_other_tasks_of_its_call(
+    fake_farm: Calls, farm_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One CreateTasks call publishes every task of the batch: one call, several tasks.
+    trace = TRACED_TASK_TRACE_ID
+    spans = [
+        record(trace, "in", "cli", "ingress", 0, 30),
+        record(trace, "rpc", "in", "CreateTasks", 1, 29),
+        record(trace, "sql", "rpc", "INSERT scheduler.db", 2, 3),
+    ]
+    for task_id in ("other", "traced"):
+        task = {"farm.task_id": task_id}
+        spans += [
+            record(trace, f"{task_id}-pub", "rpc", "task.publish", 4, 5, attributes=task),
+            record(
+                trace, f"{task_id}-run", f"{task_id}-pub", "task.attempt", 6, 20, attributes=task
+            ),
+            record(trace, f"{task_id}-nav", f"{task_id}-run", "page.navigate", 7, 9),
+            record(
+                trace, f"{task_id}-rep", f"{task_id}-run", "task.report", 19, 20, attributes=task
+            ),
+            record(
+                trace,
+                f"{task_id}-app",
+                f"{task_id}-rep",
+                "task.event.apply",
+                21,
+                22,
+                attributes=task,
+            ),
+            record(trace, f"{task_id}-upd", f"{task_id}-app", "UPDATE scheduler.db", 21, 22),
+        ]
+    append_spans(farm_home, {trace: spans})
+    assert main(["task", "trace", "traced", "--traces-dir", str(farm_home), "--json"]) == 0
+    kept = [json.loads(line)["spanId"] for line in capsys.readouterr().out.splitlines()]
+    assert kept == ["in", "rpc", "sql"] + [
+        f"traced-{step}" for step in ("pub", "run", "nav", "rep", "app", "upd")
+    ]
+
+
 def test_farm_task_trace_draws_a_trace_id_it_kept_without_asking_for_a_task(
     fake_farm: Calls, farm_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -165,3 +165,12 @@ def test_cancel_shows_only_to_a_key_that_may_cancel(scopes: str, cancel_shown: b
 
         assert answer.status_code == 200
         assert ("/console/tasks/t1/cancel" in answer.text) is cancel_shown
+
+
+def test_a_traced_task_names_its_trace_and_how_to_draw_it() -> None:
+    task = {**running_task(""), "traceId": "ab" * 16}
+    for client in console(task):
+        answer = client.get("/console/tasks/t1")
+
+        assert "ab" * 16 in answer.text
+        assert "`farm task trace t1` prints its waterfall" in answer.text

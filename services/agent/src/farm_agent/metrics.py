@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 from prometheus_client import Counter, Gauge, Histogram
 
+from farm_core.queue import ANY_REGION
 from farm_core.task_errors import ErrorCode
 
 active_browsers = Gauge("agent_active_browsers", "Chromium browsers running in this agent.")
@@ -170,7 +171,7 @@ def watch_work(
     open_sessions: Callable[[], int],
 ) -> None:
     """Has the work gauges read the agent's places and sessions at each scrape."""
-    agent_info.labels(id=agent_id, region=region, version=version).set(1)
+    agent_info.labels(id=agent_id, region=region or ANY_REGION, version=version).set(1)
     places.labels(state="busy").set_function(busy_places)
     places.labels(state="free").set_function(free_places)
     sessions_open.set_function(open_sessions)

@@ -163,12 +163,15 @@ def kept_traces(folder: Path) -> list[str]:
 
 
 def spans_of_task(spans: list[SpanRecord], task_id: str) -> list[SpanRecord]:
-    """The spans of the calls that concern `task_id`: each whole call that holds one of its spans.
+    """The spans of the calls that concern `task_id`, without the other tasks' spans in them.
 
     A call is a top span (its parent not kept: Envoy's `ingress` under the caller's) with
     everything under it. The CLI sends one trace for all the calls of a command, so the
     trace of a task of `farm task run --from` holds every task of the run; this keeps
-    the task's own. A trace with no span naming the task is kept whole.
+    the task's own calls. One call may concern several tasks (a CreateTasks batch): a
+    span under (or of) another task's span (its `task.publish`, attempts, reports) is
+    left out, the call's shared spans (its SQL) are kept. A trace with no span naming
+    the task is kept whole.
     """
     by_id = {span.spanId: span for span in spans}
 
@@ -179,5 +182,20 @@ def spans_of_task(spans: list[SpanRecord], task_id: str) -> list[SpanRecord]:
             seen.add(span.spanId)
         return span.spanId
 
+    def task_of(span: SpanRecord) -> str | None:
+        """The task of the span or of its nearest ancestor that names one."""
+        seen: set[str] = set()
+        while span.spanId not in seen:
+            seen.add(span.spanId)
+            named = span.attributes.get("farm.task_id")
+            if named is not None:
+                return str(named)
+            if span.parentSpanId not in by_id:
+                return None
+            span = by_id[span.parentSpanId]
+        return None
+
     calls = {top(span) for span in spans if span.attributes.get("farm.task_id") == task_id}
-    return [span for span in spans if top(span) in calls] if calls else spans
+    if not calls:
+        return spans
+    return [span for span in spans if top(span) in calls and task_of(span) in (None, task_id)]

@@ -4,7 +4,7 @@ import asyncio
 import logging
 
 import nats.errors
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import DecodeError
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
@@ -24,6 +24,20 @@ OPEN_ANSWER_MARGIN_SECONDS = 5.0
 """How much longer than the open order's answer_within_ms the scheduler waits for the
 answer: the agent's bound, measured from when the order arrives, always ends first, and
 an agent past it closes the browser it opened instead of answering that it is open."""
+
+
+SessionOrderMessage = (
+    queue_pb2.OpenSessionOrder
+    | queue_pb2.SessionCommandOrder
+    | queue_pb2.CloseSessionOrder
+    | queue_pb2.HoldSessionProbe
+)
+"""What the scheduler sends an agent about one session."""
+
+
+def order_attributes(order: SessionOrderMessage) -> dict[str, str]:
+    """The attributes of a `session.order.*` span: the session it is about."""
+    return {"farm.session_id": order.session_id}
 
 
 NO_RESPONDERS_RETRY_SECONDS = 0.25
@@ -115,7 +129,11 @@ class AgentOrders:
         """
         subject = order_subject(agent_id, SessionOrder.CLOSE)
         try:
-            with producing(f"session.order.{SessionOrder.CLOSE.value}", subject) as headers:
+            with producing(
+                f"session.order.{SessionOrder.CLOSE.value}",
+                subject,
+                attributes=order_attributes(order),
+            ) as headers:
                 await self._nc.publish(subject, order.SerializeToString(), headers=headers)
         except nats.errors.Error as error:
             log.warning(
@@ -175,7 +193,7 @@ class AgentOrders:
         return None
 
     async def _request_heard(
-        self, subject: str, verb: SessionOrder, order: Message, timeout_seconds: float
+        self, subject: str, verb: SessionOrder, order: SessionOrderMessage, timeout_seconds: float
     ) -> Msg:
         """The answer to `order`, sent once more if nobody listened the first time.
 
@@ -194,10 +212,12 @@ class AgentOrders:
         return await self._request(subject, verb, order, timeout_seconds)
 
     async def _request(
-        self, subject: str, verb: SessionOrder, order: Message, timeout_seconds: float
+        self, subject: str, verb: SessionOrder, order: SessionOrderMessage, timeout_seconds: float
     ) -> Msg:
         payload = order.SerializeToString()
-        with producing(f"session.order.{verb.value}", subject) as headers:
+        with producing(
+            f"session.order.{verb.value}", subject, attributes=order_attributes(order)
+        ) as headers:
             # The server counts headers in its max_payload and drops the connection of a
             # client that sends more; the client checks the payload alone.
             message_bytes = len(payload) + header_bytes(headers)
@@ -208,7 +228,7 @@ class AgentOrders:
             )
 
     async def _ask(
-        self, agent_id: str, verb: SessionOrder, order: Message, timeout_seconds: float
+        self, agent_id: str, verb: SessionOrder, order: SessionOrderMessage, timeout_seconds: float
     ) -> queue_pb2.SessionReply:
         subject = order_subject(agent_id, verb)
         reconnects = self._nc.stats["reconnects"]
