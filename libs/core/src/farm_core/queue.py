@@ -18,12 +18,11 @@ Agents: heartbeats in the key-value bucket `farm_agents`, drain orders on
 `control.drain.<agent_id>`. Audit: stream FARM_AUDIT on `audit.<source>`,
 AuditRecords the auth service writes to its database.
 
-Beside the contract, what every NATS client of the farm does the same way: connect,
-fetch a batch in a pull loop, and settle (ack, nak, term) a message. The buckets
+Beside the contract, what every NATS client of the farm does the same way: connect
+and settle (ack, nak, term) a message (a pull loop's fetches are `farm_core.pulls`'). The buckets
 named here are opened (or made) by `farm_core.shared_buckets`.
 """
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,7 +32,6 @@ from enum import StrEnum
 import nats
 import nats.errors
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import (
     DEFAULT_PREFIX,
@@ -256,28 +254,6 @@ async def connect(
         raise
     connected.set(1)
     return client
-
-
-async def fetch_batch(
-    subscription: JetStreamContext.PullSubscription,
-    batch: int,
-    wait_seconds: float,
-    what: str,
-    retry_seconds: float,
-) -> list[Msg]:
-    """Up to `batch` messages of `what`; none when none came within `wait_seconds`.
-
-    A failed fetch is logged and returns none after `retry_seconds`, so a pull loop
-    goes on when NATS is back.
-    """
-    try:
-        return await subscription.fetch(batch, timeout=wait_seconds)
-    except TimeoutError:
-        return []
-    except nats.errors.Error as error:
-        log.warning("fetching %s failed: %s; retrying", what, error)
-        await asyncio.sleep(retry_seconds)
-        return []
 
 
 async def settle(reply: Awaitable[None], what: str) -> None:

@@ -26,7 +26,8 @@ from farm_auth.models import sweep_leases
 from farm_core.cancel import cancel_and_wait
 from farm_core.nats_access import NatsAccess
 from farm_core.nats_link import NatsLink
-from farm_core.queue import AUDIT_STREAM, ensure_audit_stream, fetch_batch, settle
+from farm_core.pulls import Puller
+from farm_core.queue import AUDIT_STREAM, ensure_audit_stream, settle
 from farm_core.request_text import scrub_nul
 from farm_core.retention import RETENTION_CHECK_SECONDS, retention_loop
 from farm_core.sweep_turns import SweepTurns
@@ -100,10 +101,11 @@ class AuditWriter:
                 _subscribe, replicas=self._replicas, ack_wait_seconds=self._ack_wait_seconds
             )
         )
+        puller = Puller(
+            subscription, FETCH_BATCH, FETCH_WAIT_SECONDS, "audit records", RETRY_SECONDS
+        )
         while True:
-            messages = await fetch_batch(
-                subscription, FETCH_BATCH, FETCH_WAIT_SECONDS, "audit records", RETRY_SECONDS
-            )
+            messages = await puller.fetch()
             if messages:
                 await self._store(messages)
             if messages and len(messages) < FETCH_BATCH and self._gather_seconds > 0:

@@ -40,7 +40,8 @@ from farm.tasks.v1 import tasks_pb2
 from farm_core.db import utcnow
 from farm_core.errors import Unavailable
 from farm_core.logs import log_context
-from farm_core.queue import EVENT_STREAM, TASK_EVENT_SUBJECTS, event_agent, fetch_batch, settle
+from farm_core.pulls import Puller
+from farm_core.queue import EVENT_STREAM, TASK_EVENT_SUBJECTS, event_agent, settle
 from farm_core.request_text import without_nul
 from farm_core.timestamps import from_timestamp
 from farm_core.trace_context import consuming
@@ -145,12 +146,13 @@ class DurableConsumer:
                 log.warning("unsubscribing from %s failed: %s", self._subjects, error)
 
     async def _run(self, subscription: JetStreamContext.PullSubscription) -> None:
+        puller = Puller(
+            subscription, FETCH_BATCH, FETCH_WAIT_SECONDS, self._subjects, RETRY_SECONDS
+        )
         while not self._stopping:
             self._fetching = True
             try:
-                messages = await fetch_batch(
-                    subscription, FETCH_BATCH, FETCH_WAIT_SECONDS, self._subjects, RETRY_SECONDS
-                )
+                messages = await puller.fetch()
             finally:
                 self._fetching = False
             for message in messages:
