@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from browserfarm.calls import Calls
+from browserfarm.contexts import AsyncWithOnly
 from browserfarm.errors import FarmError
 from browserfarm.results import Result, SessionInfo, Tab
 from browserfarm.specs import extract_fields, parsed, session_command
@@ -36,7 +37,7 @@ def session_spec(spec: Mapping[str, Any]) -> sessions_pb2.SessionSpec:
     return parsed(spec, sessions_pb2.SessionSpec())
 
 
-class AsyncSession:
+class AsyncSession(AsyncWithOnly):
     """A farm session: `async with client.session() as session:` opens it, closes it after.
 
     Its commands act on the session's one page, which keeps its cookies, storage and
