@@ -3,6 +3,8 @@
 import asyncio
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from farm_cli.main import main
 from farm_cli.traces.sink import TraceSink, remove_old_traces
 from farm_cli.traces.spans import SpanRecord, append_spans, kept_traces, read_trace
 from farm_cli.traces.waterfall import waterfall
+from farm_core.settings_load import BAD_SETTINGS_EXIT_CODE
 from farm_core.trace_context import TRACEPARENT, new_traceparent, span_context_of
 from tests.unit.cli.fake_calls import Calls
 from tests.unit.cli.fake_services import TRACED_TASK_TRACE_ID
@@ -258,3 +261,15 @@ def test_each_command_starts_a_trace_or_continues_traceparent(
     monkeypatch.setenv("TRACEPARENT", "not a traceparent")
     assert main(["task", "get", "t1"]) == 0
     assert span_context_of(fake_farm.last("GetTask")[1][TRACEPARENT]).is_valid
+
+
+def test_the_sink_given_a_bad_setting_stops_naming_it_without_a_traceback(tmp_path: Path) -> None:
+    environ = {**os.environ, "FARM_EVENT_LOOP": "bogus"}
+    command = [sys.executable, "-m", "farm_cli.traces", "--folder", str(tmp_path), "--listen"]
+    refusal = subprocess.run(
+        [*command, "127.0.0.1:0"], env=environ, capture_output=True, text=True, timeout=60
+    )
+    assert refusal.returncode == BAD_SETTINGS_EXIT_CODE, refusal.stderr
+    assert "traces cannot start: 1 bad setting(s)" in refusal.stderr
+    assert "FARM_EVENT_LOOP='bogus'" in refusal.stderr
+    assert "Traceback" not in refusal.stderr

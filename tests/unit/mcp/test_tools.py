@@ -4,6 +4,7 @@ import base64
 from typing import Any
 
 import grpc
+import pytest
 from google.protobuf import struct_pb2
 from mcp.types import ImageContent
 
@@ -186,6 +187,25 @@ async def test_a_farm_refusal_is_a_tool_error_with_the_farms_words(
     assert texts(result) == (
         "Error executing tool click: the farm refused: "
         "FAILED_PRECONDITION: SELECTOR_NOT_FOUND: steps[0].click: #nope"
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        (grpc.StatusCode.UNAVAILABLE, "the farm is unavailable"),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, "the farm did not answer in time"),
+    ],
+)
+async def test_a_farm_that_did_not_answer_is_not_said_to_have_refused(
+    client_for: Any, farm: FakeFarm, code: grpc.StatusCode, words: str
+) -> None:
+    farm.results.append(FarmCallFailed(code, "scheduler: no healthy upstream"))
+    async with client_for() as client:
+        result = await client.call_tool("click", {"selector": "#buy"})
+    assert result.is_error
+    assert texts(result) == (
+        f"Error executing tool click: {words}: {code.name}: scheduler: no healthy upstream"
     )
 
 

@@ -138,7 +138,7 @@ RPC_RULES: Mapping[str, RpcRule] = {
     ),
     f"{_AUTH}RotateApiKey": RpcRule(Scope.ADMIN, mutating=True, target="id"),
     # Any key may read its own tenant; the handler decides about others
-    # (storage reads a tenant's quotas with the internal scope).
+    # (a credential of role service, scope internal, reads any tenant's).
     f"{_AUTH}GetTenant": RpcRule(ANY_IDENTITY, target="name"),
     f"{_AUTH}UpdateTenantLimits": RpcRule(
         Scope.ADMIN, mutating=True, target="name", operator_only="change a tenant's quotas"

@@ -38,6 +38,14 @@ CHANNEL_OPTIONS = (
 """Options of the channels a FarmApi's stubs use: artifacts as large as the farm stores."""
 
 
+# Codes that are no refusal: the farm (or a service behind it) could not take the call
+# now, or did not answer it. The console words them alike (farm_console.farm.NO_ANSWER).
+NO_ANSWER = {
+    grpc.StatusCode.UNAVAILABLE: "the farm is unavailable",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "the farm did not answer in time",
+}
+
+
 class FarmCallFailed(Exception):
     """A farm call that failed; the message is the farm's, after its status code."""
 
@@ -45,6 +53,11 @@ class FarmCallFailed(Exception):
         super().__init__(f"{code.name}: {details}")
         self.code = code
         self.details = details
+
+    @property
+    def what_happened(self) -> str:
+        """For a tool's answer: the farm refused, is unavailable, or did not answer."""
+        return NO_ANSWER.get(self.code, "the farm refused")
 
 
 @dataclass(frozen=True)

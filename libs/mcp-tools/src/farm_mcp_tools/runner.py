@@ -1,7 +1,8 @@
 """How every tool call runs: find the connection's browser, bound the call, map the errors.
 
 A tool's errors are MCP tool errors (`isError`) whose text says what went wrong,
-in the farm's words where the farm refused; never a crash of the server.
+in the farm's words where the farm refused (or was unavailable, or did not answer in
+time); never a crash of the server.
 """
 
 import math
@@ -153,7 +154,7 @@ class ToolRunner:
                 f"{self.limits.call_seconds:g} s ({time.monotonic() - started:.0f} s)"
             ) from error
         except FarmCallFailed as failure:
-            raise ToolError(f"{prefix}the farm refused: {failure}") from failure
+            raise ToolError(f"{prefix}{failure.what_happened}: {failure}") from failure
         except (SessionEnded, StillOpening, ArgumentError) as error:
             raise ToolError(f"{prefix}{error}") from error
 

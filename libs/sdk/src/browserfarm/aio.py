@@ -6,7 +6,7 @@ calls it makes, retries and idempotency keys included, are the same over both.
 
 import asyncio
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, Unpack
@@ -23,7 +23,8 @@ from browserfarm.batches import (
 )
 from browserfarm.calls import Calls, Metadata, seconds_or_default
 from browserfarm.config import ClientOptions, ClientSettings, client_options, with_files_there
-from browserfarm.errors import BatchIncomplete, FarmError, TaskFailed, Timeout
+from browserfarm.contexts import AsyncWithOnly
+from browserfarm.errors import BatchIncomplete, FarmError, InvalidArgument, TaskFailed, Timeout
 from browserfarm.files import write_whole
 from browserfarm.results import Artifact, Task, TaskStatus, WebhookSecret
 from browserfarm.sessions import AsyncSession, session_spec
@@ -66,7 +67,7 @@ def _not_ended(task_id: str | None, limit: float) -> str:
     )
 
 
-class AsyncClient:
+class AsyncClient(AsyncWithOnly):
     """The farm's work from asyncio: `await client.screenshot(url)`, tasks and sessions.
 
     `url` and `api_key` default to FARM_URL and FARM_API_KEY, else to the local farm
@@ -325,18 +326,25 @@ class AsyncClient:
         task = await self.run(spec)
         return task.result.json if task.result else None
 
-    async def map(
+    def map(
         self, specs: Iterable[SpecLike], *, concurrency: int = 4, timeout: float | None = None
     ) -> AsyncGenerator[Task, None]:
         """Runs the tasks, at most `concurrency` at a time, yielding each as it ends.
 
         A failed task is yielded like the others (see its status); a refused call
         (invalid spec, quota) is raised, and the tasks still running are left to the
-        farm. Stopping early stops waiting for them too.
+        farm. Stopping early stops waiting for them too. A `concurrency` below 1 or a
+        `timeout` not above 0 raises InvalidArgument here, not once iterated.
         """
         if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        source = iter(specs)
+            raise InvalidArgument(f"concurrency: at least 1, not {concurrency!r}")
+        seconds_or_default(timeout, self.options.timeout)
+        return self._mapped(iter(specs), concurrency, timeout)
+
+    async def _mapped(
+        self, source: Iterator[SpecLike], concurrency: int, timeout: float | None
+    ) -> AsyncGenerator[Task, None]:
+        """map()'s tasks, its arguments checked."""
         running: set[asyncio.Task[Task]] = set()
         try:
             while True:

@@ -56,6 +56,9 @@ CLOSED = "the client is closed: make a new one, or use it inside its `with`"
 """RuntimeError's message for a call on a client after its close()."""
 CLOSED_UNDER_WAY = "the client was closed while this call was under way"
 """RuntimeError's message for a call that the client's close() ended."""
+LEFTOVER_SECONDS = 30.0
+"""How long close() waits for the clean-up of calls their callers gave up on (a session
+the farm opened after its open was cancelled) before it cancels what is left."""
 
 
 def _cancelled_by_its_caller() -> bool:
@@ -136,6 +139,7 @@ class Calls:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._guard: AsyncGenerator[None, None] | None = None
+        self._leftovers: set[asyncio.Task[None]] = set()
         try:
             self._loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -261,11 +265,23 @@ class Calls:
         body = await self.call(self.artifacts.GetArtifactContent, request, timeout=timeout)
         return bytes(body.data)
 
+    def clean_up_after(self, cleanup: Awaitable[None]) -> None:
+        """Runs `cleanup` on, though its caller gave up; close() waits for it (LEFTOVER_SECONDS)."""
+        task = asyncio.ensure_future(cleanup)
+        self._leftovers.add(task)
+        task.add_done_callback(self._leftovers.discard)
+
     async def close(self) -> None:
         """Closes the transport; calls still under way and later ones raise RuntimeError.
 
+        Clean-ups still under way (clean_up_after) first get LEFTOVER_SECONDS to end.
         A transport of a loop that is closed has nothing left to close on it.
         """
+        if self._leftovers:
+            _, unfinished = await asyncio.wait(self._leftovers, timeout=LEFTOVER_SECONDS)
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
         self._closed = True
         if self._transport is None or self._loop is not asyncio.get_running_loop():
             return

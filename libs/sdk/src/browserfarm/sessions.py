@@ -1,10 +1,13 @@
 """AsyncSession: one browser page of the farm kept between commands, and Playwright on it."""
 
-from collections.abc import Mapping
+import asyncio
+import logging
+from collections.abc import Awaitable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from browserfarm.calls import Calls
+from browserfarm.contexts import AsyncWithOnly
 from browserfarm.errors import FarmError
 from browserfarm.results import Result, SessionInfo, Tab
 from browserfarm.specs import extract_fields, parsed, session_command
@@ -13,6 +16,7 @@ from farm.sessions.v1 import sessions_pb2
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Playwright
 
+LOG = logging.getLogger("browserfarm")
 
 COMMAND_DEFAULT_SECONDS = 30.0
 """A session command's time limit when its timeoutMs is 0 (docs/sessions.md)."""
@@ -33,7 +37,7 @@ def session_spec(spec: Mapping[str, Any]) -> sessions_pb2.SessionSpec:
     return parsed(spec, sessions_pb2.SessionSpec())
 
 
-class AsyncSession:
+class AsyncSession(AsyncWithOnly):
     """A farm session: `async with client.session() as session:` opens it, closes it after.
 
     Its commands act on the session's one page, which keeps its cookies, storage and
@@ -86,11 +90,37 @@ class AsyncSession:
         request = sessions_pb2.CreateSessionRequest(spec=self._spec)
         # Not made again on UNAVAILABLE: a second try could open a second browser.
         timeout = max(self._calls.options.timeout, OPEN_SECONDS)
-        reply = await self._calls.call(
-            self._calls.sessions.CreateSession, request, timeout=timeout, idempotent=False
+        opening = asyncio.ensure_future(
+            self._calls.call(
+                self._calls.sessions.CreateSession, request, timeout=timeout, idempotent=False
+            )
         )
+        try:
+            reply = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # The caller gave up (cancel, wait_for, Ctrl-C), but the farm may have opened
+            # the session already, its answer on the way: cancelling the call would drop
+            # that answer and leave the browser open until its idle timeout.
+            self._calls.clean_up_after(self._closed_when_opened(opening))
+            raise
         self._info = SessionInfo.from_proto(reply)
         return self._info
+
+    async def _closed_when_opened(self, opening: Awaitable[sessions_pb2.Session]) -> None:
+        """Closes the session an abandoned open() opened, once the farm answers it."""
+        try:
+            reply = await asyncio.shield(opening)
+        except FarmError:
+            return  # not opened: nothing to close
+        request = sessions_pb2.CloseSessionRequest(id=reply.id)
+        timeout = max(self._calls.options.timeout, CLOSE_SECONDS)
+        try:
+            await self._calls.call(self._calls.sessions.CloseSession, request, timeout=timeout)
+        except (FarmError, RuntimeError) as error:
+            # No caller is left to raise it to: the session's idle timeout ends it.
+            LOG.warning(
+                "session %s, opened after its open was cancelled: not closed: %s", reply.id, error
+            )
 
     async def refresh(self) -> SessionInfo:
         """The session as it stands now (GetSession)."""

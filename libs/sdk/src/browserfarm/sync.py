@@ -19,6 +19,7 @@ from browserfarm.aio import AsyncClient
 from browserfarm.batches import BatchItem, TaskPage
 from browserfarm.calls import CLOSED
 from browserfarm.config import ClientOptions, ClientSettings
+from browserfarm.contexts import WithOnly
 from browserfarm.results import (
     Artifact,
     Result,
@@ -121,7 +122,7 @@ class LoopThread:
         self._loop.close()
 
 
-class Session:
+class Session(WithOnly):
     """A farm session from blocking code: `with client.session() as session:`."""
 
     def __init__(self, loop: LoopThread, session: AsyncSession) -> None:
@@ -228,7 +229,7 @@ class Session:
         return playwright.chromium.connect_over_cdp(self.cdp_url, headers=self._session.headers)
 
 
-class Client:
+class Client(WithOnly):
     """The farm's work from blocking code; the same methods as AsyncClient, without await.
 
     Use it as `with`, or close() it: it holds a gRPC channel and a thread.

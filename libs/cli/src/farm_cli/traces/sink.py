@@ -24,6 +24,7 @@ from farm_cli.traces.spans import FILE_SUFFIX, append_spans, by_trace, records_o
 from farm_core.logs import configure_logging
 from farm_core.runtime import run_process
 from farm_core.settings import FarmSettings
+from farm_core.settings_load import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -154,5 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--folder", type=Path, required=True, help="where the trace files go")
     parser.add_argument("--keep-days", type=float, default=DEFAULT_KEEP_DAYS)
     args = parser.parse_args(argv)
+    # Read as the services read theirs: a bad value stops it naming the variable.
+    settings = load_settings(FarmSettings, "traces")
     configure_logging("traces")
-    run_process(serve_sink(args.folder, args.listen, args.keep_days), FarmSettings().event_loop)
+    run_process(serve_sink(args.folder, args.listen, args.keep_days), settings.event_loop)
