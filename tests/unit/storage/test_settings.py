@@ -64,8 +64,8 @@ def test_s3_endpoints_are_taken(endpoint: str) -> None:
     [
         ("http://minio:9000/farm-artifacts", "a path \\(the bucket is S3_BUCKET\\)"),
         ("http://minio:99999", "bad port"),
-        ("ftp://minio:9000", "not an http:// or https:// address"),
-        ("minio:9000", "not an http:// or https:// address"),
+        ("ftp://minio:9000", "not an http:// or https:// URL"),
+        ("minio:9000", "not an http:// or https:// URL"),
     ],
 )
 def test_other_s3_endpoints_are_refused_naming_the_setting(

@@ -3,7 +3,7 @@
 import ssl
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import AfterValidator, AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +22,18 @@ Port = Annotated[int, Field(ge=0, le=65535)]
 start: gRPC took 70000 as 70000 - 65536 = 4464 and said it served on 70000."""
 
 
+def http_url_parts(url: str, usage: str) -> SplitResult:
+    """`url` split if it is http(s)://host and its port parses; else ValueError (`usage` last)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # raises ValueError for a port out of range or not a number
+    except ValueError as error:
+        raise ValueError(f"bad port ({error}); {usage}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http:// or https:// URL; {usage}")
+    return parts
+
+
 def checked_public_url(url: str) -> str:
     """`url` unchanged if it is http(s)://host[:port][/path]; else ValueError.
 
@@ -29,14 +41,8 @@ def checked_public_url(url: str) -> str:
     so one without its scheme (`farm.example.com`) made `ws:///farm.example.com/…`.
     """
     usage = "give the edge's address as clients reach it, http://host:port or https://host"
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as error:
-        raise ValueError(f"bad port ({error}); {usage}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an http:// or https:// URL; {usage}")
-    if port == 0 or parts.query or parts.fragment:
+    parts = http_url_parts(url, usage)
+    if parts.port == 0 or parts.query or parts.fragment:
         raise ValueError(f"not an edge address (port 0, a query or a fragment); {usage}")
     return url
 

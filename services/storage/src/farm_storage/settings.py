@@ -1,13 +1,11 @@
 """The storage service's settings, read from the environment (prefix FARM_STORAGE_)."""
 
-from urllib.parse import urlsplit
-
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from farm_core.db import DatabaseUrl, async_database_url
 from farm_core.grants import resolve_grant_public_key
-from farm_core.settings import FarmSettings, Port
+from farm_core.settings import FarmSettings, Port, http_url_parts
 
 
 def checked_s3_endpoint(endpoint: str) -> str:
@@ -17,13 +15,9 @@ def checked_s3_endpoint(endpoint: str) -> str:
     traceback naming no setting, and takes any other scheme as http.
     """
     usage = "give S3's address alone, http://host:port or https://host"
-    try:
-        parts = urlsplit(endpoint)
-        port = parts.port
-    except ValueError as error:
-        raise ValueError(f"bad port ({error}); {usage}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
-        raise ValueError(f"not an http:// or https:// address; {usage}")
+    parts = http_url_parts(endpoint, usage)
+    if parts.port == 0:
+        raise ValueError(f"port 0; {usage}")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ValueError(f"a path (the bucket is S3_BUCKET) or query is not allowed; {usage}")
     return endpoint
