@@ -235,6 +235,8 @@ class FakeAdmin(admin_pb2_grpc.AdminServiceServicer):
         self.calls.record("ListDeadLetters", request, context)
         if request.page_token == "":
             ids, token = ["d1", "d2"], "page2"
+        elif request.page_token == "empty":
+            ids, token = [], ""
         else:
             ids, token = ["d3"], ""
         letters = [

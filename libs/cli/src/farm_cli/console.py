@@ -30,21 +30,39 @@ class NoApiKey(CliError):
     exit_code = ExitCode.AUTH
 
 
-def message_json(message: Message, *, indent: int | None = 2, every_field: bool = True) -> str:
+def message_json(
+    message: Message,
+    *,
+    indent: int | None = 2,
+    every_field: bool = True,
+    keep: str = "",
+) -> str:
     """`message` as proto3 JSON (lowerCamelCase names), as the HTTP API prints it.
 
-    Every field is shown, or with `every_field` False only those that are set.
+    Every field is shown, or with `every_field` False only those that are set and the
+    repeated field `keep` (empty too).
     """
     # Imported here: protobuf's JSON printer is no part of building the parser.
     from farm_core.message_json import message_dict
 
     fields = message_dict(message, every_field=every_field)
+    if keep:
+        fields.setdefault(message.DESCRIPTOR.fields_by_name[keep].json_name, [])
     return json.dumps(fields, indent=indent, ensure_ascii=False)
 
 
 def print_message(
-    message: Message, *, one_line: bool = False, out: TextIO | None = None, every_field: bool = True
+    message: Message,
+    *,
+    one_line: bool = False,
+    out: TextIO | None = None,
+    every_field: bool = True,
+    keep: str = "",
 ) -> None:
-    """Prints `message` as JSON: indented, or on one line (for streams, one event a line)."""
-    text = message_json(message, indent=None if one_line else 2, every_field=every_field)
+    """Prints `message` as JSON: indented, or on one line (for streams, one event a line).
+
+    `every_field` and `keep` as message_json's.
+    """
+    indent = None if one_line else 2
+    text = message_json(message, indent=indent, every_field=every_field, keep=keep)
     print(text, file=out or sys.stdout, flush=True)
