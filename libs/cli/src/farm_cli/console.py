@@ -17,6 +17,11 @@ class CliError(Exception):
 
     exit_code = ExitCode.ERROR
 
+    @property
+    def code_name(self) -> str:
+        """The error's code in `--json`'s `{"error": {"code", ...}}`."""
+        return self.exit_code.name
+
 
 class UsageError(CliError):
     """Options that do not go together: exit code 2, as argparse's own refusals."""

@@ -140,7 +140,9 @@ def _run(argv: Sequence[str] | None) -> int:
     try:
         return int(args.run(args))
     except CliError as error:
-        _print_error(as_json, error.exit_code.name, str(error), f"error: {error}")
+        # A code of its own is named, as an RPC error's is: `error: DEADLINE_EXCEEDED: ...`.
+        named = "" if error.code_name == error.exit_code.name else f"{error.code_name}: "
+        _print_error(as_json, error.code_name, str(error), f"error: {named}{error}")
         return error.exit_code
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
