@@ -139,6 +139,32 @@ def test_watch_on_a_terminal_follows_the_task_to_its_end(farm: LocalFarm, site: 
     assert task["id"] not in lines[-1] and not lines[-1].lstrip().startswith("{")
 
 
+def test_task_run_on_a_terminal_shows_it_waits_and_piped_prints_only_the_task(
+    farm: LocalFarm, site: Site
+) -> None:
+    gate = f"run-{secrets.token_hex(4)}"
+    page = site.url(f"/gate/{gate}")
+
+    # The page answers only once the spinner is on the screen.
+    code, screen = on_a_terminal(
+        farm,
+        "task",
+        "run",
+        page,
+        "--content",
+        "text",
+        when_shown=("Ctrl-C stops waiting", lambda: site.release(gate)),
+    )
+    piped = farm_command(farm, "task", "run", site.url("/page?piped"), "--content", "text")
+
+    assert code == 0, screen
+    assert "TASK_STATUS_SUCCEEDED" in screen
+    assert f"running {page}" in screen
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout)["status"] == "TASK_STATUS_SUCCEEDED"
+    assert piped.stderr == ""
+
+
 def test_errors_with_json_are_json_and_exit_codes_say_why(farm: LocalFarm) -> None:
     missing = farm_command(farm, "task", "get", "0" * 32, "--json")
     wrong_key = farm_command(farm, "whoami", "--json", key="bf_not-a-key")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, TextIO
 
 from farm_cli.exit_codes import ExitCode
@@ -71,3 +73,21 @@ def print_message(
     indent = None if one_line else 2
     text = message_json(message, indent=indent, every_field=every_field, keep=keep)
     print(text, file=out or sys.stdout, flush=True)
+
+
+@contextmanager
+def waiting(what: str, *, quiet: bool) -> Iterator[None]:
+    """A spinner on stderr, `what` and the seconds so far, while the block runs.
+
+    Shown only on a terminal, never when `quiet` (--json), and gone when the block ends.
+    """
+    if quiet or not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn(what), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        progress.add_task(what, total=None)
+        yield

@@ -11,7 +11,7 @@ from farm_cli.commands.task_spec import add_task_spec_arguments, task_spec_from_
 from farm_cli.commands.task_submit import add_submit_parser
 from farm_cli.commands.task_trace import add_trace_parser
 from farm_cli.commands.task_watch import ENDED, add_watch_parser, status_name
-from farm_cli.console import CliError, UsageError, print_message
+from farm_cli.console import CliError, UsageError, print_message, waiting
 from farm_cli.exit_codes import ExitCode
 
 
@@ -65,7 +65,10 @@ def run_task(args: argparse.Namespace) -> int:
         args.url = urls[0]
         return run_batch(args, task_spec_from_args(args), urls)
     request = tasks_pb2.RunTaskRequest(spec=task_spec_from_args(args))
-    task: tasks_pb2.Task = call_farm(lambda farm: farm.tasks.RunTask, request, timeout=RUN_TIMEOUT)
+    with waiting(f"running {request.spec.url} (Ctrl-C stops waiting)", quiet=args.json):
+        task: tasks_pb2.Task = call_farm(
+            lambda farm: farm.tasks.RunTask, request, timeout=RUN_TIMEOUT
+        )
     print_message(task)
     if task.status not in ENDED:
         raise TaskNotEnded(task)
