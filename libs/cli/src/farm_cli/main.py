@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from typing import NoReturn
 
 from farm_cli.commands import (
     agent,
@@ -55,9 +56,26 @@ COMMAND_GROUPS = (
 )
 
 
+class FarmParser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors are JSON when the command line has --json.
+
+    Its subcommands' parsers are FarmParsers too (argparse makes them of its class).
+    """
+
+    # Set by main for the command line it parses: argparse refuses it before --json is read.
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        """Exits 2 naming what is wrong: the usage and `prog: error: ...`, or one JSON object."""
+        if FarmParser.json_errors:
+            _print_error(True, ExitCode.USAGE.name, message, "")
+            sys.exit(ExitCode.USAGE)
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = FarmParser(
         prog="farm",
         description="browserfarm: headless Chromium as a service. The API commands reach "
         "FARM_URL (default 127.0.0.1:8080; https://host:port for TLS, trusting the CA in "
@@ -132,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
+    words = sys.argv[1:] if argv is None else list(argv)
+    # Only before `--`: after it, `--json` would be a value, not the option.
+    FarmParser.json_errors = "--json" in words[: words.index("--") if "--" in words else None]
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
