@@ -263,6 +263,19 @@ def test_artifact_get_writes_the_bytes_to_a_file(calls: Calls, tmp_path: Path) -
     assert list(tmp_path.iterdir()) == [target]
 
 
+def test_artifact_get_interrupted_while_writing_leaves_no_file_behind(
+    calls: Calls, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C after the bytes are written, before the file is put in its place.
+    def interrupted(self: Path, target: Path) -> Path:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "replace", interrupted)
+
+    assert main(["artifact", "get", "a1", "-o", str(tmp_path / "shot.png")]) == 130
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_artifact_get_writes_the_bytes_to_stdout(
     calls: Calls, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
