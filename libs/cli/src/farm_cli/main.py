@@ -78,11 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = FarmParser(
         prog="farm",
         description="browserfarm: headless Chromium as a service. The API commands reach "
-        "FARM_URL (default 127.0.0.1:8080; https://host:port for TLS, trusting the CA in "
-        "FARM_CA_FILE if set) with the key in FARM_API_KEY "
-        "(default: the local farm's admin key). Output is JSON; the commands that show "
-        "tables or progress (status, task trace, task run --from, task cancel of many tasks, "
-        "task watch on a terminal) print JSON with --json. Exit codes: 0 success, 1 error, "
+        "FARM_URL (https://host:port for TLS, trusting the CA in FARM_CA_FILE if set) with "
+        "the key in FARM_API_KEY; without them, the local farm under FARM_HOME (default "
+        ".farm; on whatever ports `farm up` gave it) with its admin key. Output is JSON; the "
+        "commands that show tables or progress (status, task trace, task run --from, task "
+        "cancel of many tasks, task watch on a terminal, task run's spinner) print JSON with "
+        "--json. Exit codes: 0 success, 1 error (or task run's wait ran out), "
         "2 usage, 3 a task did not succeed (or, cancelling many, was not cancelled), 4 no key "
         "or key refused, 5 (status) parts of the local farm are not running.",
     )
