@@ -6,7 +6,9 @@ import os
 import pty
 import secrets
 import select
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,12 +17,20 @@ import pytest
 
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.cli_calls import FARM, farm_command, farm_json
+from tests.helpers import eventually
 from tests.pages import Site
 
 # The CLI as a user meets it: the batches and watches of test_batch_create.py and RunTask.
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
 REFUSED_URL = "gopher://example.com/"
+
+# Runs argv[1:] with SIGINT's default action: a shell starts background jobs with
+# SIGINT ignored, which every process under it would keep, and Ctrl-C is under test.
+DEFAULT_SIGINT_THEN_EXEC = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
 
 
 def environment(farm: LocalFarm, key: str | None = None) -> dict[str, str]:
@@ -129,6 +139,32 @@ def test_watch_on_a_terminal_follows_the_task_to_its_end(farm: LocalFarm, site: 
     assert task["id"] not in lines[-1] and not lines[-1].lstrip().startswith("{")
 
 
+def test_task_run_on_a_terminal_shows_it_waits_and_piped_prints_only_the_task(
+    farm: LocalFarm, site: Site
+) -> None:
+    gate = f"run-{secrets.token_hex(4)}"
+    page = site.url(f"/gate/{gate}")
+
+    # The page answers only once the spinner is on the screen.
+    code, screen = on_a_terminal(
+        farm,
+        "task",
+        "run",
+        page,
+        "--content",
+        "text",
+        when_shown=("Ctrl-C stops waiting", lambda: site.release(gate)),
+    )
+    piped = farm_command(farm, "task", "run", site.url("/page?piped"), "--content", "text")
+
+    assert code == 0, screen
+    assert "TASK_STATUS_SUCCEEDED" in screen
+    assert f"running {page}" in screen
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout)["status"] == "TASK_STATUS_SUCCEEDED"
+    assert piped.stderr == ""
+
+
 def test_errors_with_json_are_json_and_exit_codes_say_why(farm: LocalFarm) -> None:
     missing = farm_command(farm, "task", "get", "0" * 32, "--json")
     wrong_key = farm_command(farm, "whoami", "--json", key="bf_not-a-key")
@@ -140,3 +176,49 @@ def test_errors_with_json_are_json_and_exit_codes_say_why(farm: LocalFarm) -> No
     assert json.loads(wrong_key.stderr)["error"]["code"] == "UNAUTHENTICATED"
     assert usage.returncode == 2
     assert "not both" in usage.stderr
+
+
+def test_ctrl_c_ends_a_batch_at_once_while_its_tasks_still_run(farm: LocalFarm, site: Site) -> None:
+    # Pages that answer only when released (or after 5 minutes): without Ctrl-C the batch
+    # would wait that long; with it the command ends now, exit 130, without a traceback.
+    run = f"interrupted-{secrets.token_hex(4)}"
+    pages = [site.url(f"/gate/{run}-{n}?wait=300") for n in range(2)]
+    command = [FARM, "task", "run", "--from", "-", "--json", "--label", f"run={run}"]
+    command += ["--content", "text", "--timeout-ms", "300000", "--max-attempts", "1"]
+    with subprocess.Popen(
+        [sys.executable, "-c", DEFAULT_SIGINT_THEN_EXEC, *command],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(farm),
+    ) as process:
+        try:
+            interrupted(farm, process, pages, run)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            for n in range(2):
+                site.release(f"{run}-{n}")
+
+
+def interrupted(
+    farm: LocalFarm, process: subprocess.Popen[str], pages: list[str], run: str
+) -> None:
+    """Feeds the batch its pages, sends SIGINT once both run, and checks how it ended."""
+    assert process.stdin is not None and process.stderr is not None
+    process.stdin.write("\n".join(pages))
+    process.stdin.close()
+    running = ("task", "list", "--status", "running", "--label", f"run={run}")
+    eventually(
+        lambda: len(farm_json(farm, *running).get("tasks", [])) == 2,
+        within=60,
+        message="the batch's two tasks did not start",
+    )
+    process.send_signal(signal.SIGINT)
+    try:
+        code = process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("farm task run --from went on waiting for its tasks after Ctrl-C")
+    assert code == 130
+    assert "Traceback" not in process.stderr.read()

@@ -115,3 +115,11 @@ def test_every_option_of_every_command_says_what_it_is_for() -> None:
         if action.option_strings and not action.help
     ]
     assert unexplained == []
+
+
+def test_farm_help_says_where_the_commands_find_the_farm_as_the_docs_do() -> None:
+    # Not "FARM_URL (default 127.0.0.1:8080)": without FARM_URL the CLI calls the farm
+    # under FARM_HOME wherever it listens (docs/cli.md's first paragraph).
+    description = " ".join((build_parser().description or "").split())
+    assert "FARM_HOME" in description and "FARM_HOME" in CLI_DOC
+    assert "default 127.0.0.1:8080" not in description

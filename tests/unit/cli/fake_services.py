@@ -93,6 +93,9 @@ class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
         if "limited" in request.spec.url and self._runs_of(request.spec.url) <= RATE_LIMITED_RUNS:
             context.set_trailing_metadata((("retry-after", "0"),))
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "over its rate limit")
+        if "unended" in request.spec.url:
+            # RunTask's wait ran out while the task still waited in the queue.
+            return tasks_pb2.Task(id="t1", status=tasks_pb2.TASK_STATUS_QUEUED, spec=request.spec)
         return tasks_pb2.Task(id="t1", status=tasks_pb2.TASK_STATUS_SUCCEEDED, spec=request.spec)
 
     def GetTask(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -235,6 +238,8 @@ class FakeAdmin(admin_pb2_grpc.AdminServiceServicer):
         self.calls.record("ListDeadLetters", request, context)
         if request.page_token == "":
             ids, token = ["d1", "d2"], "page2"
+        elif request.page_token == "empty":
+            ids, token = [], ""
         else:
             ids, token = ["d3"], ""
         letters = [

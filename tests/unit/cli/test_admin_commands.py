@@ -77,6 +77,14 @@ def test_deadletter_list_prints_only_set_fields_and_every_field_with_json(
     assert printed["nextPageToken"] == "page2"
 
 
+def test_deadletter_list_of_none_prints_an_empty_list_for_scripts(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `jq '.deadLetters[]'` reads an empty list as none; a missing one is an error.
+    assert main(["deadletter", "list", "--page-token", "empty"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"deadLetters": []}
+
+
 def test_deadletter_requeue_prints_the_queued_task(
     calls: Calls, capsys: pytest.CaptureFixture[str]
 ) -> None:

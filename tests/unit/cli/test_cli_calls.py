@@ -175,6 +175,22 @@ def test_task_run_exits_0_when_the_task_succeeded(
     assert json.loads(capsys.readouterr().out)["status"] == "TASK_STATUS_SUCCEEDED"
 
 
+def test_task_run_of_a_task_still_queued_when_runtask_stops_waiting_is_a_timeout(
+    calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Not exit 3 ("did not succeed"): the task may still succeed; the error says so.
+    assert main(["task", "run", "https://example.com/unended"]) == 1
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["status"] == "TASK_STATUS_QUEUED"
+    assert printed.err.startswith("error: DEADLINE_EXCEEDED: task t1 is still QUEUED")
+    assert "farm task watch t1" in printed.err
+
+    assert main(["task", "run", "https://example.com/unended", "--json"]) == 1
+    error = json.loads(capsys.readouterr().err)["error"]
+    assert error["code"] == "DEADLINE_EXCEEDED"
+    assert error["message"].startswith("task t1 is still QUEUED")
+
+
 def test_task_list_all_follows_every_page(calls: Calls, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["task", "list", "--all", "--status", "failed", "--label", "job=x"]) == 0
     printed = json.loads(capsys.readouterr().out)
@@ -245,6 +261,19 @@ def test_artifact_get_writes_the_bytes_to_a_file(calls: Calls, tmp_path: Path) -
     assert main(["artifact", "get", "a1", "-o", str(target)]) == 0
     assert target.read_bytes() == PNG_BYTES
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_artifact_get_interrupted_while_writing_leaves_no_file_behind(
+    calls: Calls, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C after the bytes are written, before the file is put in its place.
+    def interrupted(self: Path, target: Path) -> Path:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "replace", interrupted)
+
+    assert main(["artifact", "get", "a1", "-o", str(tmp_path / "shot.png")]) == 130
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_artifact_get_writes_the_bytes_to_stdout(

@@ -47,3 +47,20 @@ def test_a_bad_concurrency_is_a_usage_error_naming_the_range_with_one_url_too(
         f"error: argument --concurrency: must be from 1 to 64, got {concurrency!r}\n"
     )
     assert sum(name == "RunTask" for name, *_ in calls.seen) == runs_before
+
+
+def test_a_task_runtask_stopped_waiting_for_is_shown_as_not_ended_with_how_to_follow_it(
+    calls: Calls,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # the table's row on one line
+    urls = tmp_path / "urls.txt"
+    urls.write_text("https://example.com/unended\n")
+
+    assert main(["task", "run", "--from", str(urls), "--content", "text"]) == 3
+
+    table = capsys.readouterr().out
+    assert "QUEUED" in table
+    assert "RunTask stopped waiting before it ended: farm task watch t1" in table

@@ -2,6 +2,8 @@
 
 import json
 import secrets
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,41 @@ def test_a_rate_limited_batch_is_sent_again_after_its_retry_after_and_the_file_i
         f"specs 1001-1002 of 1002: rate-limited (Retry-After {BATCH_RETRY_AFTER} s); "
         f"sending them again in {BATCH_RETRY_AFTER:.1f} s\n"
     )
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_ctrl_c_while_a_batch_waits_prints_the_answers_of_the_batches_queued_before(
+    calls: Calls,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    as_json: bool,
+) -> None:
+    limited = f"https://limited-{secrets.token_hex(4)}.test/"
+    urls = ["https://example.com/"] * 1000 + [limited] * 2
+    specs = write_specs(tmp_path / "specs.jsonl", [{"url": url, "content": {}} for url in urls])
+    sleep = time.sleep
+
+    def interrupted(seconds: float) -> None:
+        # Ctrl-C while the command waits out the second batch's rate limit.
+        if threading.current_thread() is threading.main_thread():
+            raise KeyboardInterrupt
+        sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", interrupted)
+
+    assert main(["task", "submit", specs, *(["--json"] if as_json else [])]) == 130
+
+    out, err = capsys.readouterr()
+    # The first 1,000 are queued: their tasks are named, for `farm task cancel --from`.
+    assert [task["spec"]["url"] for task in json.loads(out)["tasks"]] == urls[:1000]
+    if as_json:
+        assert err == ""
+    else:
+        assert err.splitlines()[-1] == (
+            "specs 1-1000 of 1002 answered (above); "
+            "specs 1001-1002 were being sent when interrupted"
+        )
 
 
 def test_with_json_a_rate_limit_is_waited_out_without_a_line(

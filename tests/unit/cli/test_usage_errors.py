@@ -1,5 +1,6 @@
 """What the `farm` command says when its command line is wrong or its reader goes away."""
 
+import json
 import os
 import subprocess
 import sys
@@ -41,6 +42,34 @@ def test_an_unknown_option_shows_the_commands_own_usage_and_a_near_option(
     err = capsys.readouterr().err
     assert err.startswith(usage)
     assert err.endswith(f"{error}\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["task", "list", "--status", "bogus", "--json"],
+            "argument --status: invalid choice: 'bogus' (choose from 'queued', 'running', "
+            "'succeeded', 'failed', 'cancelled')",
+        ),
+        (
+            ["task", "run", "--json", "http://127.0.0.1/", "--fullpage"],
+            "unrecognized arguments: --fullpage (did you mean --full-page?)",
+        ),
+        (["status", "--window", "0", "--json"], "argument --window: must be from 1 to 1440, got 0"),
+    ],
+)
+def test_a_command_line_argparse_refuses_with_json_is_one_json_object(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Scripts read stderr as JSON with --json: argparse's refusals too, not its usage text.
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert json.loads(err) == {"error": {"code": "USAGE", "message": message}}
+    assert err.count("\n") == 1
 
 
 @pytest.mark.parametrize(

@@ -185,7 +185,8 @@ def list_and_print(
     With `every`, follows the page tokens and prints every page's `items` in one
     reply (at most `limit` of them, asking pages of at most `page_size`; see
     every_page); without, prints the one page `request` asks for. Without
-    `every_field`, fields that are not set are left out.
+    `every_field`, fields that are not set are left out, but for `items`: an empty
+    list is printed, for scripts that read it.
     """
     with connect() as farm:
 
@@ -196,5 +197,5 @@ def list_and_print(
             listed = every_page(call, request, items, limit=limit, page_size=page_size)
         else:
             listed = call(request)
-    print_message(listed, every_field=every_field)
+    print_message(listed, every_field=every_field, keep=items)
     return 0

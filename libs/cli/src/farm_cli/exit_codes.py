@@ -9,7 +9,8 @@ class ExitCode(IntEnum):
     # Everything asked for succeeded.
     OK = 0
     # The command failed: a call was refused or failed (not found, invalid argument,
-    # the farm unreachable), or its input could not be read.
+    # the farm unreachable), or its input could not be read; or RunTask stopped waiting
+    # before its task ended.
     ERROR = 1
     # The command line was wrong (argparse's own code).
     USAGE = 2

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from typing import NoReturn
 
 from farm_cli.commands import (
     agent,
@@ -55,16 +56,34 @@ COMMAND_GROUPS = (
 )
 
 
+class FarmParser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors are JSON when the command line has --json.
+
+    Its subcommands' parsers are FarmParsers too (argparse makes them of its class).
+    """
+
+    # Set by main for the command line it parses: argparse refuses it before --json is read.
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        """Exits 2 naming what is wrong: the usage and `prog: error: ...`, or one JSON object."""
+        if FarmParser.json_errors:
+            _print_error(True, ExitCode.USAGE.name, message, "")
+            sys.exit(ExitCode.USAGE)
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = FarmParser(
         prog="farm",
         description="browserfarm: headless Chromium as a service. The API commands reach "
-        "FARM_URL (default 127.0.0.1:8080; https://host:port for TLS, trusting the CA in "
-        "FARM_CA_FILE if set) with the key in FARM_API_KEY "
-        "(default: the local farm's admin key). Output is JSON; the commands that show "
-        "tables or progress (status, task trace, task run --from, task cancel of many tasks, "
-        "task watch on a terminal) print JSON with --json. Exit codes: 0 success, 1 error, "
+        "FARM_URL (https://host:port for TLS, trusting the CA in FARM_CA_FILE if set) with "
+        "the key in FARM_API_KEY; without them, the local farm under FARM_HOME (default "
+        ".farm; on whatever ports `farm up` gave it) with its admin key. Output is JSON; the "
+        "commands that show tables or progress (status, task trace, task run --from, task "
+        "cancel of many tasks, task watch on a terminal, task run's spinner) print JSON with "
+        "--json. Exit codes: 0 success, 1 error (or task run's wait ran out), "
         "2 usage, 3 a task did not succeed (or, cancelling many, was not cancelled), 4 no key "
         "or key refused, 5 (status) parts of the local farm are not running.",
     )
@@ -132,6 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
+    words = sys.argv[1:] if argv is None else list(argv)
+    # Only before `--`: after it, `--json` would be a value, not the option.
+    FarmParser.json_errors = "--json" in words[: words.index("--") if "--" in words else None]
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
@@ -140,7 +162,9 @@ def _run(argv: Sequence[str] | None) -> int:
     try:
         return int(args.run(args))
     except CliError as error:
-        _print_error(as_json, error.exit_code.name, str(error), f"error: {error}")
+        # A code of its own is named, as an RPC error's is: `error: DEADLINE_EXCEEDED: ...`.
+        named = "" if error.code_name == error.exit_code.name else f"{error.code_name}: "
+        _print_error(as_json, error.code_name, str(error), f"error: {named}{error}")
         return error.exit_code
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED

@@ -61,6 +61,10 @@ def write_file(path: Path, data: bytes) -> None:
     except OSError as error:
         draft.unlink(missing_ok=True)
         raise CliError(f"cannot write {path}: {error.strerror}") from error
+    except BaseException:
+        # Ctrl-C half-way: no draft is left beside the file.
+        draft.unlink(missing_ok=True)
+        raise
 
 
 def list_artifacts(args: argparse.Namespace) -> int:

@@ -20,15 +20,19 @@ def as_they_end(
     """`work(item)` for every item, `concurrency` at a time, each result as it ends.
 
     An exception of one item's work is raised here, and the items not yet started are
-    dropped (a refused key would refuse them all).
+    dropped (a refused key would refuse them all). An exception here (Ctrl-C while the
+    items run, the caller closing the iterator) is raised at once, without waiting for
+    the items under way: their calls end when the caller closes their channel.
     """
     executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=name)
     try:
         futures = [executor.submit(work, item) for item in items]
         for future in as_completed(futures):
             yield future.result()
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+    except BaseException:
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise
+    executor.shutdown(wait=True)
 
 
 def progress_bar(title: str, not_done: str, *, quiet: bool) -> Progress:

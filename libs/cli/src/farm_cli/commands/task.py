@@ -10,8 +10,8 @@ from farm_cli.commands.task_list import add_list_parser
 from farm_cli.commands.task_spec import add_task_spec_arguments, task_spec_from_args
 from farm_cli.commands.task_submit import add_submit_parser
 from farm_cli.commands.task_trace import add_trace_parser
-from farm_cli.commands.task_watch import add_watch_parser
-from farm_cli.console import UsageError, print_message
+from farm_cli.commands.task_watch import ENDED, add_watch_parser, status_name
+from farm_cli.console import CliError, UsageError, print_message, waiting
 from farm_cli.exit_codes import ExitCode
 
 
@@ -65,10 +65,33 @@ def run_task(args: argparse.Namespace) -> int:
         args.url = urls[0]
         return run_batch(args, task_spec_from_args(args), urls)
     request = tasks_pb2.RunTaskRequest(spec=task_spec_from_args(args))
-    task: tasks_pb2.Task = call_farm(lambda farm: farm.tasks.RunTask, request, timeout=RUN_TIMEOUT)
+    with waiting(f"running {request.spec.url} (Ctrl-C stops waiting)", quiet=args.json):
+        task: tasks_pb2.Task = call_farm(
+            lambda farm: farm.tasks.RunTask, request, timeout=RUN_TIMEOUT
+        )
     print_message(task)
+    if task.status not in ENDED:
+        raise TaskNotEnded(task)
     succeeded = task.status == tasks_pb2.TASK_STATUS_SUCCEEDED
     return ExitCode.OK if succeeded else ExitCode.TASKS_FAILED
+
+
+class TaskNotEnded(CliError):
+    """RunTask stopped waiting (at its attempts' time limits plus the queue's wait) first.
+
+    Exit 1, as a call that timed out: the task may still succeed, so it is no exit 3.
+    """
+
+    def __init__(self, task: tasks_pb2.Task) -> None:
+        super().__init__(
+            f"task {task.id} is still {status_name(task.status)}: RunTask stopped waiting "
+            f"before it ended; follow it with `farm task watch {task.id}`"
+        )
+
+    @property
+    def code_name(self) -> str:
+        """As the call's own timeout would name it."""
+        return "DEADLINE_EXCEEDED"
 
 
 def get_task(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import RUN_TIMEOUT, FarmConnection, connect
 from farm_cli.commands.bulk import as_they_end, progress_bar
 from farm_cli.commands.ranges import MAX_CONCURRENCY, whole_number_in
-from farm_cli.commands.task_watch import result_summary, status_name
+from farm_cli.commands.task_watch import ENDED, result_summary, status_name
 from farm_cli.console import CliError, UsageError, message_json
 from farm_cli.exit_codes import ExitCode
 
@@ -52,6 +52,8 @@ class Outcome:
             return f"{self.error_code}: {self.error_message}"
         if self.succeeded:
             return result_summary(self.task)
+        if self.task.status not in ENDED:
+            return f"RunTask stopped waiting before it ended: farm task watch {self.task.id}"
         return f"{self.task.error.code}: {self.task.error.message}"
 
     def seconds(self) -> float | None:

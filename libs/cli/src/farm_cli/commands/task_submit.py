@@ -137,6 +137,11 @@ def submit_tasks(args: argparse.Namespace) -> int:
             except grpc.RpcError:
                 _print_stopped(answer, span, len(specs), prefix, quiet=args.json)
                 raise
+            except KeyboardInterrupt:
+                # Ctrl-C too: the batches already queued are named before the exit.
+                stopped = "were being sent when interrupted"
+                _print_stopped(answer, span, len(specs), prefix, quiet=args.json, why=stopped)
+                raise
             answer.tasks.extend(batch.tasks)
             answer.errors.extend(renumbered(error, span.start) for error in batch.errors)
     print_message(answer)
@@ -144,7 +149,13 @@ def submit_tasks(args: argparse.Namespace) -> int:
 
 
 def _print_stopped(
-    answer: tasks_pb2.CreateTasksResponse, failed: range, total: int, prefix: str, *, quiet: bool
+    answer: tasks_pb2.CreateTasksResponse,
+    failed: range,
+    total: int,
+    prefix: str,
+    *,
+    quiet: bool,
+    why: str = "failed (below)",
 ) -> None:
     """The answers of the batches before `failed` on stdout; on stderr, which specs failed.
 
@@ -160,7 +171,7 @@ def _print_stopped(
         rest = f"; {_specs(range(failed.stop, total))} not sent" if failed.stop < total else ""
         print(
             f"{_specs(range(failed.start))} of {total} answered (above); "
-            f"{_specs(failed)} failed (below){rest}",
+            f"{_specs(failed)} {why}{rest}",
             file=sys.stderr,
             flush=True,
         )

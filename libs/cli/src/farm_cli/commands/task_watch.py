@@ -29,6 +29,12 @@ def add_watch_parser(verbs: "argparse._SubParsersAction[argparse.ArgumentParser]
     watch.set_defaults(run=watch_task)
 
 
+ENDED = frozenset(
+    {tasks_pb2.TASK_STATUS_SUCCEEDED, tasks_pb2.TASK_STATUS_FAILED, tasks_pb2.TASK_STATUS_CANCELLED}
+)
+"""The states a task ends in."""
+
+
 def status_name(status: int) -> str:
     """SUCCEEDED for TASK_STATUS_SUCCEEDED, and so on."""
     return tasks_pb2.TaskStatus.Name(status).removeprefix("TASK_STATUS_")  # type: ignore[arg-type]
