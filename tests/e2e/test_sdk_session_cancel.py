@@ -95,6 +95,9 @@ def test_a_blocking_open_interrupted_after_the_farm_opened_it_closes_the_session
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, while the caller waits for the open
 
     client = browserfarm.Client(f"http://127.0.0.1:{link.port}", farm.admin_key)
+    # Python's own Ctrl-C handler: a run started in the background by a shell (nohup
+    # make test &) inherits SIGINT ignored, and the open would wait out the test.
+    sigint_was = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         client.list_page()  # the connection is made before the answers are held
         link_loop.call_soon_threadsafe(link.hold_answers)
@@ -105,6 +108,7 @@ def test_a_blocking_open_interrupted_after_the_farm_opened_it_closes_the_session
         interrupter.join(timeout=10)
         link_loop.call_soon_threadsafe(link.release_answers)
     finally:
+        signal.signal(signal.SIGINT, sigint_was)
         client.close()  # waits for the close of the session the farm opened
         asyncio.run_coroutine_threadsafe(link.cut(), link_loop).result(timeout=10)
     found = asyncio.run_coroutine_threadsafe(_labelled(farm, label), link_loop).result(timeout=30)
