@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -267,3 +268,14 @@ def test_envoy_config_refuses_an_address_envoy_could_not_use(
     assert exited.value.code == 2
     assert error in capsys.readouterr().err
     assert not (tmp_path / "envoy.yaml").exists()
+
+
+def test_farm_version_prints_the_commands_and_the_sdks_version(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed == f"farm {version('farm-cli')} (SDK browserfarm {version('browserfarm')})"

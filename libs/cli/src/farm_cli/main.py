@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from importlib.metadata import version
 from typing import NoReturn
 
 from farm_cli.commands import (
@@ -86,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--json. Exit codes: 0 success, 1 error (or task run's wait ran out), "
         "2 usage, 3 a task did not succeed (or, cancelling many, was not cancelled), 4 no key "
         "or key refused, 5 (status) parts of the local farm are not running.",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"farm {version('farm-cli')} (SDK browserfarm {version('browserfarm')})",
+        help="print the farm command's version and the Python SDK's, then exit",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:
