@@ -7,9 +7,11 @@ scoped to this package, so a pytest worker stops it once its last end-to-end mod
 has run (tests/conftest.py hands those out first), not at the session's end.
 """
 
+import asyncio
 import secrets
 import shutil
 import struct
+import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -327,3 +329,15 @@ async def tab(browser: Browser) -> AsyncIterator[Page]:
 def console_key(make_key: KeyFactory) -> str:
     """An operator's key: the fleet, tasks, artifacts and dead letters."""
     return make_key("admin", "tasks.write", "tasks.read", "artifacts.read", "sessions").secret
+
+
+@pytest.fixture
+def thread_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """An event loop running in a thread of its own, beside a test's blocking client."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield loop
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=10)
+    loop.close()

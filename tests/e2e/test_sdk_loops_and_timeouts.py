@@ -4,8 +4,6 @@ Both against the whole farm, over gRPC and over HTTP/JSON.
 """
 
 import asyncio
-import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,18 +17,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 NOWHERE = "sdk-nowhere"
 
 over_both_transports = pytest.mark.parametrize("transport", ["grpc", "http"])
-
-
-@pytest.fixture
-def other_loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """An event loop running in a thread of its own for the test."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield loop
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=10)
-    loop.close()
 
 
 @over_both_transports
@@ -91,12 +77,12 @@ def test_a_grpc_async_client_serves_one_asyncio_run_after_another(
 
 
 @over_both_transports
-def test_an_async_client_in_use_on_a_running_loop_refuses_another_loop_saying_so(
-    farm: LocalFarm, site: Site, transport: str, other_loop: asyncio.AbstractEventLoop
+def test_an_async_client_in_use_on_a_running_loop_refuses_anthread_loop_saying_so(
+    farm: LocalFarm, site: Site, transport: str, thread_loop: asyncio.AbstractEventLoop
 ) -> None:
     client = browserfarm.AsyncClient(farm.envoy_url, farm.admin_key, transport=transport)
-    first = asyncio.run_coroutine_threadsafe(client.content(site.url("/page")), other_loop)
+    first = asyncio.run_coroutine_threadsafe(client.content(site.url("/page")), thread_loop)
     assert "Hello, farm" in first.result(timeout=60)
     with pytest.raises(RuntimeError, match="in use on another event loop, which is still running"):
         asyncio.run(client.content(site.url("/page")))
-    asyncio.run_coroutine_threadsafe(client.close(), other_loop).result(timeout=10)
+    asyncio.run_coroutine_threadsafe(client.close(), thread_loop).result(timeout=10)

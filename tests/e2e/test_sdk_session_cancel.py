@@ -10,7 +10,6 @@ import os
 import signal
 import threading
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,18 +21,6 @@ from tests.helpers import assert_eventually
 from tests.tcp_link import CuttableLink
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
-
-
-@pytest.fixture
-def link_loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """An event loop in a thread of its own, for a link beside a blocking client."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield loop
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=10)
-    loop.close()
 
 
 async def _labelled(farm: LocalFarm, label: str) -> list[dict[str, Any]]:
@@ -81,15 +68,15 @@ async def test_an_open_cancelled_after_the_farm_opened_it_closes_the_session(
 
 
 def test_a_blocking_open_interrupted_after_the_farm_opened_it_closes_the_session(
-    farm: LocalFarm, link_loop: asyncio.AbstractEventLoop
+    farm: LocalFarm, thread_loop: asyncio.AbstractEventLoop
 ) -> None:
     label = uuid.uuid4().hex
     link = CuttableLink(int(farm.envoy_url.rsplit(":", 1)[1]))
-    asyncio.run_coroutine_threadsafe(link.mend(), link_loop).result(timeout=10)
+    asyncio.run_coroutine_threadsafe(link.mend(), thread_loop).result(timeout=10)
 
     def interrupt_once_opened() -> None:
         opened = asyncio.run_coroutine_threadsafe(
-            assert_eventually(lambda: _labelled(farm, label), within=60), link_loop
+            assert_eventually(lambda: _labelled(farm, label), within=60), thread_loop
         )
         opened.result(timeout=90)
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, while the caller waits for the open
@@ -100,16 +87,16 @@ def test_a_blocking_open_interrupted_after_the_farm_opened_it_closes_the_session
     sigint_was = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         client.list_page()  # the connection is made before the answers are held
-        link_loop.call_soon_threadsafe(link.hold_answers)
+        thread_loop.call_soon_threadsafe(link.hold_answers)
         interrupter = threading.Thread(target=interrupt_once_opened)
         interrupter.start()
         with pytest.raises(KeyboardInterrupt):
             client.session(labels={"t": label}).open()
         interrupter.join(timeout=10)
-        link_loop.call_soon_threadsafe(link.release_answers)
+        thread_loop.call_soon_threadsafe(link.release_answers)
     finally:
         signal.signal(signal.SIGINT, sigint_was)
         client.close()  # waits for the close of the session the farm opened
-        asyncio.run_coroutine_threadsafe(link.cut(), link_loop).result(timeout=10)
-    found = asyncio.run_coroutine_threadsafe(_labelled(farm, label), link_loop).result(timeout=30)
+        asyncio.run_coroutine_threadsafe(link.cut(), thread_loop).result(timeout=10)
+    found = asyncio.run_coroutine_threadsafe(_labelled(farm, label), thread_loop).result(timeout=30)
     assert [each["state"] for each in found] == ["SESSION_STATE_CLOSED"]

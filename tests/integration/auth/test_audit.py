@@ -43,9 +43,8 @@ async def records_of(auth: Auth, trace: str) -> list[audit_pb2.AuditRecord]:
     return [r for r in reply.audit_records if r.trace_id == trace]
 
 
-async def test_a_record_published_while_auth_is_down_is_written_once_it_is_back(
-    farm_home: Path, database_url: str, nats_server: NatsServer
-) -> None:
+async def published_cancel_record(nats_server: NatsServer, outcome: str, target: str) -> str:
+    """Publishes a scheduler's CancelTask record with `outcome` while no auth runs; its trace."""
     trace = secrets.token_hex(16)
     # The scheduler (or auth) makes the stream; publishers only send to it.
     access = NatsAccess(nats_server.url)
@@ -57,13 +56,20 @@ async def test_a_record_published_while_auth_is_down_is_written_once_it_is_back(
         audit_record(
             source="scheduler",
             rpc="/farm.tasks.v1.TaskService/CancelTask",
-            outcome="OK",
+            outcome=outcome,
             headers={"x-request-id": trace},
-            target="task_1",
+            target=target,
         )
     )
     await assert_eventually(lambda: publisher.pending == 0, within=10)
     await publisher.close(grace_seconds=5)
+    return trace
+
+
+async def test_a_record_published_while_auth_is_down_is_written_once_it_is_back(
+    farm_home: Path, database_url: str, nats_server: NatsServer
+) -> None:
+    trace = await published_cancel_record(nats_server, "OK", "task_1")
 
     settings = auth_settings(farm_home, database_url, new_admin_key(), NATS_URL=nats_server.url)
     async with running_auth(settings) as auth:
@@ -183,23 +189,7 @@ async def test_a_trickle_of_records_is_stored_in_a_few_inserts(
 async def test_an_outcome_is_taken_in_any_case_and_an_unknown_one_refused(
     farm_home: Path, database_url: str, nats_server: NatsServer
 ) -> None:
-    trace = secrets.token_hex(16)
-    access = NatsAccess(nats_server.url)
-    connection = await connect(access, "test-audit-outcome")
-    await ensure_audit_stream(connection.jetstream())
-    await connection.close()
-    publisher = AuditPublisher(access, "scheduler", capacity=10)
-    publisher.submit(
-        audit_record(
-            source="scheduler",
-            rpc="/farm.tasks.v1.TaskService/CancelTask",
-            outcome="PERMISSION_DENIED",
-            headers={"x-request-id": trace},
-            target="task_2",
-        )
-    )
-    await assert_eventually(lambda: publisher.pending == 0, within=10)
-    await publisher.close(grace_seconds=5)
+    trace = await published_cancel_record(nats_server, "PERMISSION_DENIED", "task_2")
 
     settings = auth_settings(farm_home, database_url, new_admin_key(), NATS_URL=nats_server.url)
     async with running_auth(settings) as auth:

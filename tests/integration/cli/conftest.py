@@ -3,7 +3,7 @@ services, and stand-in packages that play the farm's services.
 """
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,8 +64,18 @@ class EdgeUnderTest:
 
 
 @contextmanager
-def running_edge(state: Path, tls: TlsFiles | None = None) -> Iterator[EdgeUnderTest]:
-    """Envoy rendered into `state` before fresh fakes; TLS-only with `tls`."""
+def running_edge(
+    state: Path,
+    tls: TlsFiles | None = None,
+    *,
+    scheduler_port: int | None = None,
+    edit: Callable[[str], str] | None = None,
+) -> Iterator[EdgeUnderTest]:
+    """Envoy rendered into `state` before fresh fakes; TLS-only with `tls`.
+
+    `scheduler_port` routes the scheduler elsewhere than to its fake; `edit` changes
+    the rendered configuration's text before Envoy starts.
+    """
     fakes = start_fake_farm()
     listen_port, admin_port = free_ports(2)
     settings = EnvoySettings(
@@ -76,12 +86,14 @@ def running_edge(state: Path, tls: TlsFiles | None = None) -> Iterator[EdgeUnder
             "auth": [Endpoint("127.0.0.1", fakes.auth_port)],
             "auth_check": [Endpoint("127.0.0.1", fakes.check_port)],
             "storage": [Endpoint("127.0.0.1", fakes.storage_port)],
-            "scheduler": [Endpoint("127.0.0.1", fakes.scheduler_port)],
+            "scheduler": [Endpoint("127.0.0.1", scheduler_port or fakes.scheduler_port)],
         },
         tls_cert_path=tls.cert if tls else None,
         tls_key_path=tls.key if tls else None,
     )
     config = write_envoy_config(ROOT / "envoy" / "envoy.yaml.j2", settings, state / "envoy.yaml")
+    if edit is not None:
+        config.write_text(edit(config.read_text()))
     process = ManagedProcess(envoy_spec(config), state, state)
     process.start()
     try:

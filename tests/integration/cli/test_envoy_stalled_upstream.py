@@ -9,24 +9,14 @@ stopped process, and nothing answers.
 
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import httpx
 import pytest
 
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
-from farm_cli.launcher.envoy import (
-    Endpoint,
-    EnvoySettings,
-    envoy_ready,
-    envoy_spec,
-    write_envoy_config,
-)
-from farm_cli.launcher.processes import ManagedProcess, free_ports, wait_until
-from tests.integration.cli.conftest import ROOT
+from tests.integration.cli.conftest import running_edge
 from tests.unit.cli.fake_auth import GOOD_KEY
-from tests.unit.cli.fake_services import start_fake_farm
 
 pytestmark = pytest.mark.integration
 
@@ -41,37 +31,23 @@ STALLED = (
 )
 
 
+def _short_route(config: str) -> str:
+    assert config.count(ROUTE) >= 1, "the TaskService route's time is not where the test looks"
+    return config.replace(ROUTE, SHORT_ROUTE)
+
+
 @pytest.fixture(scope="module")
 def stalled_edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Envoy (its address) whose scheduler takes connections and answers nothing."""
-    state: Path = tmp_path_factory.mktemp("stalled-edge")
-    fakes = start_fake_farm()
-    stalled = socket.create_server(("127.0.0.1", 0), backlog=64)
-    listen_port, admin_port = free_ports(2)
-    settings = EnvoySettings(
-        listen_port=listen_port,
-        admin_port=admin_port,
-        descriptor_path=ROOT / "envoy" / "farm.binpb",
-        upstreams={
-            "auth": [Endpoint("127.0.0.1", fakes.auth_port)],
-            "auth_check": [Endpoint("127.0.0.1", fakes.check_port)],
-            "storage": [Endpoint("127.0.0.1", fakes.storage_port)],
-            "scheduler": [Endpoint("127.0.0.1", stalled.getsockname()[1])],
-        },
-    )
-    config = write_envoy_config(ROOT / "envoy" / "envoy.yaml.j2", settings, state / "envoy.yaml")
-    text = config.read_text()
-    assert text.count(ROUTE) >= 1, "the TaskService route's time is not where the test looks"
-    config.write_text(text.replace(ROUTE, SHORT_ROUTE))
-    process = ManagedProcess(envoy_spec(config), state, state)
-    process.start()
-    try:
-        wait_until(lambda: envoy_ready(settings), timeout=30, what="envoy", process=process)
-        yield f"127.0.0.1:{listen_port}"
-    finally:
-        process.stop(timeout=5)
-        stalled.close()
-        fakes.stop()
+    with (
+        socket.create_server(("127.0.0.1", 0), backlog=64) as stalled,
+        running_edge(
+            tmp_path_factory.mktemp("stalled-edge"),
+            scheduler_port=stalled.getsockname()[1],
+            edit=_short_route,
+        ) as edge,
+    ):
+        yield edge.grpc_target
 
 
 def test_a_stalled_service_is_a_json_504_naming_it(stalled_edge: str) -> None:
