@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from playwright.async_api import Playwright
 
 import browserfarm
+from browserfarm.transport import TransportName
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import Client, KeyFactory, new_tenant, png_size, unique_label
 from tests.helpers import eventually
@@ -33,14 +34,16 @@ def transport() -> str:
 
 
 @pytest.fixture(scope="module")
-def farm_client(farm: LocalFarm, transport: str) -> Iterator[browserfarm.Client]:
+def farm_client(farm: LocalFarm, transport: TransportName) -> Iterator[browserfarm.Client]:
     """A blocking client with the admin key."""
     with browserfarm.Client(farm.envoy_url, farm.admin_key, transport=transport) as client:
         yield client
 
 
 @pytest.fixture
-async def async_client(farm: LocalFarm, transport: str) -> AsyncIterator[browserfarm.AsyncClient]:
+async def async_client(
+    farm: LocalFarm, transport: TransportName
+) -> AsyncIterator[browserfarm.AsyncClient]:
     """An asyncio client with the admin key."""
     async with browserfarm.AsyncClient(
         farm.envoy_url, farm.admin_key, transport=transport
@@ -175,7 +178,7 @@ def test_a_failed_task_raises_task_failed_with_its_code(
 
 @over_both_transports
 def test_each_refusal_is_its_own_exception(
-    farm: LocalFarm, farm_client: browserfarm.Client, make_key: KeyFactory, transport: str
+    farm: LocalFarm, farm_client: browserfarm.Client, make_key: KeyFactory, transport: TransportName
 ) -> None:
     with pytest.raises(browserfarm.InvalidArgument, match="url"):
         farm_client.submit({"url": "ftp://example.com", "content": {}})
@@ -196,7 +199,7 @@ def test_each_refusal_is_its_own_exception(
 
 @over_both_transports
 def test_a_rate_limit_is_raised_with_its_retry_after_or_waited_out(
-    farm: LocalFarm, admin: Client, make_key: KeyFactory, transport: str
+    farm: LocalFarm, admin: Client, make_key: KeyFactory, transport: TransportName
 ) -> None:
     key = make_key("tasks.read")
     limits = {"rateLimitPerSecond": 1, "rateLimitBurst": 1}
@@ -219,7 +222,7 @@ def test_a_rate_limit_is_raised_with_its_retry_after_or_waited_out(
 
 @over_both_transports
 def test_the_webhook_secret_is_read_and_rotated(
-    farm: LocalFarm, make_key: KeyFactory, transport: str
+    farm: LocalFarm, make_key: KeyFactory, transport: TransportName
 ) -> None:
     key = make_key("tasks.write", "tasks.read", tenant=new_tenant("sdk-webhook"))
     with browserfarm.Client(farm.envoy_url, key.secret, transport=transport) as client:

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 import browserfarm
+from browserfarm.transport import TransportName
 from farm_cli.launcher.farm import LocalFarm
 from tests.pages import Site
 
@@ -21,7 +22,7 @@ over_both_transports = pytest.mark.parametrize("transport", ["grpc", "http"])
 
 @over_both_transports
 def test_a_run_or_wait_that_times_out_names_its_task_which_is_still_there(
-    farm: LocalFarm, site: Site, transport: str
+    farm: LocalFarm, site: Site, transport: TransportName
 ) -> None:
     spec = {"url": site.url("/page"), "content": {}, "region": NOWHERE}
     with browserfarm.Client(farm.envoy_url, farm.admin_key, transport=transport) as client:
@@ -46,7 +47,7 @@ def test_a_run_or_wait_that_times_out_names_its_task_which_is_still_there(
 
 @over_both_transports
 def test_an_async_client_made_outside_any_loop_serves_the_loop_it_is_used_on(
-    farm: LocalFarm, site: Site, transport: str
+    farm: LocalFarm, site: Site, transport: TransportName
 ) -> None:
     # As a module-level client in a script.
     client = browserfarm.AsyncClient(farm.envoy_url, farm.admin_key, transport=transport)
@@ -78,7 +79,7 @@ def test_a_grpc_async_client_serves_one_asyncio_run_after_another(
 
 @over_both_transports
 def test_an_async_client_in_use_on_a_running_loop_refuses_anthread_loop_saying_so(
-    farm: LocalFarm, site: Site, transport: str, thread_loop: asyncio.AbstractEventLoop
+    farm: LocalFarm, site: Site, transport: TransportName, thread_loop: asyncio.AbstractEventLoop
 ) -> None:
     client = browserfarm.AsyncClient(farm.envoy_url, farm.admin_key, transport=transport)
     first = asyncio.run_coroutine_threadsafe(client.content(site.url("/page")), thread_loop)

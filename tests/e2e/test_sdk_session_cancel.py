@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 import browserfarm
+from browserfarm.transport import TransportName
 from farm_cli.launcher.farm import LocalFarm
 from tests.helpers import assert_eventually
 from tests.tcp_link import CuttableLink
@@ -35,7 +36,7 @@ async def _labelled(farm: LocalFarm, label: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("transport", ["grpc", "http"])
 async def test_an_open_cancelled_after_the_farm_opened_it_closes_the_session(
-    farm: LocalFarm, transport: str
+    farm: LocalFarm, transport: TransportName
 ) -> None:
     label = uuid.uuid4().hex
     link = CuttableLink(int(farm.envoy_url.rsplit(":", 1)[1]))

@@ -1,7 +1,9 @@
 """What a client checks and builds when it is made: its CA file, its TLS context, TaskFailed."""
 
 import asyncio
+import dataclasses
 import ssl
+import typing
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -10,8 +12,9 @@ import grpc
 import pytest
 
 import browserfarm
-from browserfarm.config import client_options
+from browserfarm.config import ClientOptions, ClientSettings, client_options
 from browserfarm.http_transport import HttpTransport
+from browserfarm.transport import TransportName
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.launcher.tls import load_or_create_local_tls
 
@@ -19,7 +22,7 @@ from farm_cli.launcher.tls import load_or_create_local_tls
 @pytest.mark.parametrize("url", ["https://farm.example:8443", "http://127.0.0.1:1"])
 @pytest.mark.parametrize("transport", ["grpc", "http"])
 def test_a_missing_ca_file_is_refused_naming_the_argument_and_path(
-    url: str, transport: str, tmp_path: Path
+    url: str, transport: TransportName, tmp_path: Path
 ) -> None:
     missing = str(tmp_path / "missing.pem")
     with pytest.raises(ValueError, match=r"^ca_file: no such file '.*missing\.pem'$"):
@@ -106,3 +109,15 @@ def test_the_least_settings_allowed_are_taken() -> None:
         "http://127.0.0.1:1", "k", {}, max_attempts=1, backoff_seconds=0, max_retry_after=0
     )
     assert (options.max_attempts, options.backoff_seconds) == (1, 0)
+
+
+def test_the_typed_settings_keywords_are_the_client_options_fields() -> None:
+    # ClientSettings types the keywords a client passes on to ClientOptions: a field
+    # added to one and not the other would be refused, or untyped, at a user's call.
+    options = {field.name for field in dataclasses.fields(ClientOptions)} - {"url", "api_key"}
+    settings = typing.get_type_hints(ClientSettings)
+    extra = {"environ", "cwd"}
+
+    assert set(settings) - extra == options
+    hints = typing.get_type_hints(ClientOptions)
+    assert {name: settings[name] for name in options} == {name: hints[name] for name in options}

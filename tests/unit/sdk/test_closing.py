@@ -5,11 +5,12 @@ import asyncio
 import pytest
 
 import browserfarm
+from browserfarm.transport import TransportName
 
 
 @pytest.mark.parametrize("transport", ["grpc", "http"])
 def test_calls_under_way_when_the_client_closes_raise_runtime_error(
-    silent_listener: str, transport: str
+    silent_listener: str, transport: TransportName
 ) -> None:
     async def closed_under_them() -> list[BaseException | browserfarm.Task]:
         farm = browserfarm.AsyncClient(silent_listener, "bf_key", transport=transport)

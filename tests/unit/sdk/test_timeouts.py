@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 import browserfarm
+from browserfarm.transport import TransportName
 from tests.unit.sdk.conftest import Refusals
 
 SPEC = {"url": "https://example.com", "content": {}}
@@ -38,7 +39,7 @@ def test_no_timeout_is_the_clients_own(
 
 @pytest.mark.parametrize("transport", ["grpc", "http"])
 def test_a_call_out_of_time_names_the_farm_and_its_limit(
-    silent_listener: str, transport: str
+    silent_listener: str, transport: TransportName
 ) -> None:
     with (
         browserfarm.Client(silent_listener, "bf_key", timeout=0.5, transport=transport) as farm,

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 import browserfarm
+from browserfarm.transport import TransportName
 
 
 @pytest.fixture
@@ -18,7 +19,7 @@ def closed_url() -> Iterator[str]:
 
 @pytest.mark.parametrize("transport", ["grpc", "http"])
 def test_a_farm_that_refuses_connections_is_unavailable_naming_its_url(
-    closed_url: str, transport: str
+    closed_url: str, transport: TransportName
 ) -> None:
     with (
         browserfarm.Client(closed_url, "bf_key", transport=transport, max_attempts=1) as farm,

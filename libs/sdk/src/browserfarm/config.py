@@ -80,7 +80,7 @@ class ClientSettings(TypedDict, total=False):
     max_backoff_seconds: float
     max_retry_after: float
     ca_file: str
-    transport: str
+    transport: TransportName
     environ: Mapping[str, str] | None
     cwd: Path | None
 
