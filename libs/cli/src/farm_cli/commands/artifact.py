@@ -53,18 +53,13 @@ def get_artifact(args: argparse.Namespace) -> int:
 
 
 def write_file(path: Path, data: bytes) -> None:
-    """Writes `data` to `path` whole or not at all."""
-    draft = path.with_name(f".{path.name}.part")
+    """Writes `data` to `path` whole or not at all (the SDK's write_whole), naming a failure."""
+    from browserfarm.files import write_whole  # the SDK only for the commands that call
+
     try:
-        draft.write_bytes(data)
-        draft.replace(path)
+        write_whole(path, data)
     except OSError as error:
-        draft.unlink(missing_ok=True)
         raise CliError(f"cannot write {path}: {error.strerror}") from error
-    except BaseException:
-        # Ctrl-C half-way: no draft is left beside the file.
-        draft.unlink(missing_ok=True)
-        raise
 
 
 def list_artifacts(args: argparse.Namespace) -> int:
