@@ -271,6 +271,7 @@ def test_prometheus_scrapes_every_process_with_the_rules_loaded(prometheus: str)
         "farm-mcp",
         "farm-scheduler",
         "farm-storage",
+        "seaweedfs",
     ]
     groups = httpx.get(f"{prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
     alerts = {rule["name"] for group in groups for rule in group["rules"]}

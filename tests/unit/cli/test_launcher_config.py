@@ -40,7 +40,7 @@ def test_default_ports_are_the_documented_ones() -> None:
     assert (ports.auth, ports.storage, ports.scheduler) == (7101, 7102, 7103)
     assert (ports.agent(1), ports.agent(3), ports.agent_metrics(2)) == (7110, 7112, 7211)
     assert (ports.nats, ports.nats_monitor) == (7422, 7822)
-    assert ports.seaweed_ports().s3 == 7304
+    assert (ports.seaweed_ports().s3, ports.seaweed_ports().metrics) == (7304, 7305)
 
 
 def test_default_ports_are_unique_and_avoid_the_machines_services() -> None:

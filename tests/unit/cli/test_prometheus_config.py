@@ -10,6 +10,7 @@ import yaml
 
 from farm_cli.launcher.autoscale import AutoscaleSettings
 from farm_cli.launcher.config import FarmConfig, find_project_root
+from farm_cli.launcher.infra import S3Credentials
 from farm_cli.launcher.ports import FarmPorts
 from farm_cli.launcher.prometheus import write_prometheus_config
 
@@ -44,6 +45,7 @@ def test_every_service_agent_the_mcp_service_console_and_envoy_are_scraped(tmp_p
     loaded = written(config(tmp_path), tmp_path)
     assert targets(loaded) == {
         "envoy": [("127.0.0.1:9901", {})],
+        "seaweedfs": [("127.0.0.1:7305", {})],
         "farm-auth": [("127.0.0.1:7201", {})],
         "farm-storage": [("127.0.0.1:7202", {})],
         "farm-scheduler": [("127.0.0.1:7203", {})],
@@ -61,14 +63,26 @@ def test_every_service_agent_the_mcp_service_console_and_envoy_are_scraped(tmp_p
     assert loaded["rule_files"] == [str(ROOT / "deploy/prometheus/rules/*.rules.yml")]
 
 
-def test_without_services_only_envoy_is_scraped(tmp_path: Path) -> None:
+def test_without_services_only_envoy_and_seaweedfs_are_scraped(tmp_path: Path) -> None:
     loaded = written(replace(config(tmp_path), start_services=False), tmp_path)
-    assert list(targets(loaded)) == ["envoy"]
+    assert list(targets(loaded)) == ["envoy", "seaweedfs"]
+
+
+def test_seaweedfs_is_not_scraped_when_the_farm_uses_an_s3_of_its_own(tmp_path: Path) -> None:
+    external = replace(
+        config(tmp_path),
+        s3_endpoint="http://127.0.0.1:9000",
+        s3_credentials=S3Credentials("access", "secret"),
+    )
+    assert "seaweedfs" not in targets(written(external, tmp_path))
 
 
 def test_moved_ports_are_followed(tmp_path: Path) -> None:
-    ports = replace(FarmPorts(), scheduler_metrics=17203, agent_metrics_base=17210)
+    ports = replace(
+        FarmPorts(), scheduler_metrics=17203, agent_metrics_base=17210, seaweed_metrics=17305
+    )
     loaded = written(replace(config(tmp_path, agents=1), ports=ports), tmp_path)
+    assert targets(loaded)["seaweedfs"] == [("127.0.0.1:17305", {})]
     assert targets(loaded)["farm-scheduler"] == [("127.0.0.1:17203", {})]
     assert targets(loaded)["farm-agent"] == [("127.0.0.1:17210", {"agent": "agent-1"})]
 

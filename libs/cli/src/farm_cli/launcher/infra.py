@@ -162,6 +162,8 @@ class SeaweedPorts:
     volume_grpc: int
     filer_grpc: int
     s3_grpc: int
+    # Where weed serves its Prometheus metrics (all four servers on one port); None: not served.
+    metrics: int | None = None
 
     def grpc_ports(self) -> dict[str, int]:
         """The gRPC port of each server, by SeaweedFS's name for it."""
@@ -243,6 +245,7 @@ def seaweedfs_spec(
             f"-s3.config={s3_config}",
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
+            *([f"-metricsPort={ports.metrics}"] if ports.metrics is not None else []),
         ],
         cwd=state_dir,
         stop_timeout=20.0,

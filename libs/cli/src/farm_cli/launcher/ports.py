@@ -88,6 +88,7 @@ class FarmPorts:
     seaweed_volume_grpc: int = 17302
     seaweed_filer_grpc: int = 17303
     seaweed_s3_grpc: int = 17304
+    seaweed_metrics: int = 7305
 
     @classmethod
     def free(cls) -> "FarmPorts":
@@ -162,6 +163,7 @@ class FarmPorts:
             volume_grpc=self.seaweed_volume_grpc,
             filer_grpc=self.seaweed_filer_grpc,
             s3_grpc=self.seaweed_s3_grpc,
+            metrics=self.seaweed_metrics,
         )
 
     def all_ports(self, agents: int) -> Iterator[tuple[str, int]]:

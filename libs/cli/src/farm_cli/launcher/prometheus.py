@@ -45,6 +45,9 @@ def scrape_jobs(config: FarmConfig) -> list[ScrapeJob]:
     """Every process of the farm that serves metrics, as Prometheus jobs."""
     ports = config.ports
     jobs = [ScrapeJob("envoy", [ScrapeTarget(f"{HOST}:{ports.envoy_admin}")], "/stats/prometheus")]
+    if config.s3_endpoint is None:
+        # The farm runs SeaweedFS itself (no S3_ENDPOINT given), with its metrics port open.
+        jobs.append(ScrapeJob("seaweedfs", [ScrapeTarget(f"{HOST}:{ports.seaweed_metrics}")]))
     if not config.start_services:
         return jobs
     for service, port in (
