@@ -218,3 +218,20 @@ async def test_a_callback_host_that_does_not_exist_fails_at_once_saying_so(
     assert attempt.http_status == 0
     assert attempt.error.startswith("hooks.farm.invalid does not resolve ("), attempt.error
     assert attempt.error.endswith("; the name does not exist, so it is not retried")
+
+
+async def test_a_backlog_larger_than_the_concurrency_is_delivered_without_waiting_for_the_poll(
+    start_scheduler: StartScheduler,
+) -> None:
+    # Neither scheduler looks again within the test after its first look, at its start:
+    # the second finds five due for its two places, and must go on as places free up.
+    quiet = {**CALLBACKS, "callback_poll_seconds": 3600.0}
+    with Receiver(200).running() as receiver:
+        first = await start_scheduler(**quiet)
+        created = [await first.create(callback_url=receiver.url) for _ in range(5)]
+        for task in created:
+            await first.cancel(task.id)
+        await start_scheduler(**quiet, callback_concurrency=2)
+        bodies = await received(receiver, 5)
+
+    assert sorted(body["id"] for body in bodies) == sorted(task.id for task in created)
