@@ -100,6 +100,11 @@ async def test_a_requeued_task_calls_back_again_when_it_ends_again(
 
     assert [body["status"] for body in bodies] == ["TASK_STATUS_FAILED", "TASK_STATUS_SUCCEEDED"]
     assert {body["id"] for body in bodies} == {task.id}
+    # Two ends, two events: a receiver that drops repeats by event id keeps both.
+    assert [each.headers["Farm-Event-Id"] for each in receiver.received] == [
+        f"{task.id}.1",
+        f"{task.id}.2",
+    ]
     assert ended.callback_status == tasks_pb2.CALLBACK_STATUS_DELIVERED
 
 
@@ -160,6 +165,8 @@ async def test_a_callback_retried_across_a_scheduler_restart_is_delivered_signed
         assert not received.signed_by(secret + "x")
         assert received.headers["Farm-Task-Id"] == created.id
         assert received.headers["Farm-Delivery-Attempt"] == str(number)
+        # One end sent three times: one event id, so a receiver handles it once.
+        assert received.headers["Farm-Event-Id"] == f"{created.id}.1"
     posted = json.loads(receiver.received[-1].body)
     assert posted["id"] == created.id
     assert posted["status"] == "TASK_STATUS_CANCELLED"

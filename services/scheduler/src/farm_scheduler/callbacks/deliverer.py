@@ -27,9 +27,11 @@ from farm_core.periodic import Periodic
 from farm_core.trace_context import calling_out
 from farm_core.webhook_signature import (
     ATTEMPT_HEADER,
+    EVENT_ID_HEADER,
     SIGNATURE_HEADER,
     TASK_ID_HEADER,
     TIMESTAMP_HEADER,
+    event_id,
     signature_header,
 )
 from farm_scheduler.callbacks.attempts import CallbackAttempt, RetryPolicy
@@ -189,6 +191,8 @@ class CallbackDeliverer:
             SIGNATURE_HEADER: signature_header(secret.signing(now), signed_at, body),
             TASK_ID_HEADER: record.id,
             ATTEMPT_HEADER: str(number),
+            # Each end (a requeued task ends again) is one event, however often it is sent.
+            EVENT_ID_HEADER: event_id(record.id, record.state.requeues),
         }
         attributes: dict[str, AttributeValue] = {
             "farm.task_id": record.id,
