@@ -242,3 +242,23 @@ async def test_a_backlog_larger_than_the_concurrency_is_delivered_without_waitin
         bodies = await received(receiver, 5)
 
     assert sorted(body["id"] for body in bodies) == sorted(task.id for task in created)
+
+
+async def test_a_redirect_is_not_followed_and_its_attempt_says_where_it_pointed(
+    start_scheduler: StartScheduler,
+) -> None:
+    # A 307 would be POSTed again to its Location if it were followed.
+    scheduler = await start_scheduler(**CALLBACKS)
+    with Receiver(307, 200, location="https://hooks.example.net/farm").running() as receiver:
+        created = await scheduler.create(callback_url=receiver.url)
+        await scheduler.cancel(created.id)
+        task = await callback_attempts(scheduler, created.id, 2)
+
+    assert len(receiver.received) == 2
+    first, second = task.callback_attempts
+    assert (first.http_status, second.http_status) == (307, 200)
+    assert first.error == (
+        "the receiver answered HTTP 307, a redirect to https://hooks.example.net/farm, "
+        "which callbacks do not follow: give the final URL as callbackUrl"
+    )
+    assert task.callback_status == tasks_pb2.CALLBACK_STATUS_DELIVERED
