@@ -241,7 +241,7 @@ async def test_a_backlog_larger_than_the_concurrency_is_delivered_without_waitin
         await start_scheduler(**quiet, callback_concurrency=2)
         bodies = await received(receiver, 5)
 
-    assert sorted(body["id"] for body in bodies) == sorted(task.id for task in created)
+    assert sorted(str(body["id"]) for body in bodies) == sorted(task.id for task in created)
 
 
 async def test_a_redirect_is_not_followed_and_its_attempt_says_where_it_pointed(
