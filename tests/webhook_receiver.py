@@ -1,6 +1,7 @@
 """A callback receiver for tests: an aiohttp server on 127.0.0.1 in a thread of its own.
 
-It answers each delivery with the next status of its plan (the last one repeats),
+It answers each delivery with the next status of its plan (the last one repeats;
+a 3xx with the `location` it is given),
 keeps every request, and checks each signature with the secret it is given, as a
 user's receiver would (farm_core.webhook_signature.verify).
 """
@@ -39,8 +40,10 @@ class Received:
 class Receiver:
     """Answers POST / with `statuses` in turn; `url` is where it listens."""
 
-    def __init__(self, *statuses: int) -> None:
+    def __init__(self, *statuses: int, location: str = "") -> None:
         self._statuses = list(statuses) or [200]
+        # Sent as the Location of a 3xx answer, when given.
+        self._location = location
         self.received: list[Received] = []
         self.url = ""
 
@@ -49,7 +52,10 @@ class Receiver:
         index = min(len(self.received), len(self._statuses) - 1)
         status = self._statuses[index]
         self.received.append(Received(dict(request.headers), body, status))
-        return web.Response(status=status, text="ok" if status < 300 else "not now")
+        headers = {"Location": self._location} if self._location and status < 400 else {}
+        return web.Response(
+            status=status, text="ok" if status < 300 else "not now", headers=headers
+        )
 
     @contextmanager
     def running(self) -> Iterator["Receiver"]:

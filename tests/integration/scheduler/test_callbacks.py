@@ -100,6 +100,11 @@ async def test_a_requeued_task_calls_back_again_when_it_ends_again(
 
     assert [body["status"] for body in bodies] == ["TASK_STATUS_FAILED", "TASK_STATUS_SUCCEEDED"]
     assert {body["id"] for body in bodies} == {task.id}
+    # Two ends, two events: a receiver that drops repeats by event id keeps both.
+    assert [each.headers["Farm-Event-Id"] for each in receiver.received] == [
+        f"{task.id}.1",
+        f"{task.id}.2",
+    ]
     assert ended.callback_status == tasks_pb2.CALLBACK_STATUS_DELIVERED
 
 
@@ -160,6 +165,8 @@ async def test_a_callback_retried_across_a_scheduler_restart_is_delivered_signed
         assert not received.signed_by(secret + "x")
         assert received.headers["Farm-Task-Id"] == created.id
         assert received.headers["Farm-Delivery-Attempt"] == str(number)
+        # One end sent three times: one event id, so a receiver handles it once.
+        assert received.headers["Farm-Event-Id"] == f"{created.id}.1"
     posted = json.loads(receiver.received[-1].body)
     assert posted["id"] == created.id
     assert posted["status"] == "TASK_STATUS_CANCELLED"
@@ -218,3 +225,40 @@ async def test_a_callback_host_that_does_not_exist_fails_at_once_saying_so(
     assert attempt.http_status == 0
     assert attempt.error.startswith("hooks.farm.invalid does not resolve ("), attempt.error
     assert attempt.error.endswith("; the name does not exist, so it is not retried")
+
+
+async def test_a_backlog_larger_than_the_concurrency_is_delivered_without_waiting_for_the_poll(
+    start_scheduler: StartScheduler,
+) -> None:
+    # Neither scheduler looks again within the test after its first look, at its start:
+    # the second finds five due for its two places, and must go on as places free up.
+    quiet = {**CALLBACKS, "callback_poll_seconds": 3600.0}
+    with Receiver(200).running() as receiver:
+        first = await start_scheduler(**quiet)
+        created = [await first.create(callback_url=receiver.url) for _ in range(5)]
+        for task in created:
+            await first.cancel(task.id)
+        await start_scheduler(**quiet, callback_concurrency=2)
+        bodies = await received(receiver, 5)
+
+    assert sorted(str(body["id"]) for body in bodies) == sorted(task.id for task in created)
+
+
+async def test_a_redirect_is_not_followed_and_its_attempt_says_where_it_pointed(
+    start_scheduler: StartScheduler,
+) -> None:
+    # A 307 would be POSTed again to its Location if it were followed.
+    scheduler = await start_scheduler(**CALLBACKS)
+    with Receiver(307, 200, location="https://hooks.example.net/farm").running() as receiver:
+        created = await scheduler.create(callback_url=receiver.url)
+        await scheduler.cancel(created.id)
+        task = await callback_attempts(scheduler, created.id, 2)
+
+    assert len(receiver.received) == 2
+    first, second = task.callback_attempts
+    assert (first.http_status, second.http_status) == (307, 200)
+    assert first.error == (
+        "the receiver answered HTTP 307, a redirect to https://hooks.example.net/farm, "
+        "which callbacks do not follow: give the final URL as callbackUrl"
+    )
+    assert task.callback_status == tasks_pb2.CALLBACK_STATUS_DELIVERED

@@ -126,6 +126,23 @@ async def test_a_failed_task_is_never_a_hit(scheduler: Scheduler, queue: Queue) 
     assert (task.status, task.cached) == (QUEUED, False)
 
 
+@pytest.mark.parametrize(("http_status", "hit"), [(503, False), (429, False), (404, True)])
+async def test_a_page_that_answered_a_passing_error_does_not_serve_the_cache(
+    scheduler: Scheduler, queue: Queue, http_status: int, hit: bool
+) -> None:
+    """With failOnHttpError off a 503 page is a success; the next task loads the page again."""
+    first = await scheduler.create()
+    await queue.take()
+    result = succeeded_result()
+    result.http_status = http_status
+    await queue.report(first.id, SUCCEEDED, result=result)
+    await until(scheduler, first.id, SUCCEEDED)
+
+    task = await scheduler.create()
+
+    assert (task.status, task.cached) == ((SUCCEEDED, True) if hit else (QUEUED, False))
+
+
 async def test_a_spec_that_differs_in_what_it_captures_misses(
     scheduler: Scheduler, queue: Queue
 ) -> None:

@@ -174,3 +174,40 @@ def test_a_traced_task_names_its_trace_and_how_to_draw_it() -> None:
 
         assert "ab" * 16 in answer.text
         assert "`farm task trace t1` prints its waterfall" in answer.text
+
+
+def test_a_task_with_a_callback_shows_where_it_stands_and_each_attempt() -> None:
+    # The page said nothing of callbacks: a receiver that kept failing showed nowhere.
+    task = {
+        **running_task(""),
+        "status": "TASK_STATUS_SUCCEEDED",
+        "spec": {**running_task("")["spec"], "callbackUrl": "https://hooks.example.net/farm"},
+        "callbackStatus": "CALLBACK_STATUS_PENDING",
+        "callbackAttempts": [
+            {
+                "attempt": 1,
+                "time": "2026-12-07T01:00:05Z",
+                "httpStatus": 503,
+                "error": "the receiver answered HTTP 503",
+            },
+            {"attempt": 2, "time": "2026-12-07T01:00:06Z", "error": "no answer within 10 s"},
+        ],
+    }
+    for client in console(task):
+        answer = client.get("/console/tasks/t1")
+
+        assert answer.status_code == 200
+        assert (
+            '<p id="task-callback">pending: <code>https://hooks.example.net/farm</code> '
+            '<span class="hint">(being retried)</span></p>'
+        ) in answer.text
+        assert "<td>503</td><td>the receiver answered HTTP 503</td>" in answer.text
+        assert "<td>none</td><td>no answer within 10 s</td>" in answer.text
+
+
+def test_a_task_without_a_callback_shows_no_callback_section() -> None:
+    for client in console(running_task("")):
+        answer = client.get("/console/tasks/t1")
+
+        assert answer.status_code == 200
+        assert "task-callback" not in answer.text

@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 
 from farm.audit.v1 import audit_pb2
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
+from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_cli.launcher.processes import free_port
 from farm_core.audit import AuditInterceptor, audit_record, trace_id
 from farm_core.audit_publisher import AuditPublisher
@@ -222,3 +223,53 @@ async def test_a_service_answers_changes_at_once_with_nats_down(tmp_path: Path) 
                 )
             assert time.perf_counter() - started < 5
         assert host.audit.pending == 5
+
+
+def refused(index: int, code: str) -> tasks_pb2.CreateTasksError:
+    return tasks_pb2.CreateTasksError(index=index, field=f"requests[{index}]", code=code)
+
+
+class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
+    """Answers each CreateTasks with one task and the refusals of items 1, 3 and 4."""
+
+    async def CreateTasks(self, request: Any, context: Any) -> tasks_pb2.CreateTasksResponse:
+        return tasks_pb2.CreateTasksResponse(
+            tasks=[tasks_pb2.Task(id="t_0"), tasks_pb2.Task(id="t_2")],
+            errors=[
+                refused(1, "PERMISSION_DENIED"),
+                refused(3, "RESOURCE_EXHAUSTED"),
+                refused(4, "RESOURCE_EXHAUSTED"),
+            ],
+        )
+
+
+async def test_the_record_of_a_batch_names_each_refused_item_and_its_code() -> None:
+    # It said OK and nothing more: items refused for a missing scope or a quota left no
+    # trace in the log, though a lone CreateTask so refused is recorded as a refusal.
+    sink = ListSink()
+    chain = CallChain(
+        AuditInterceptor("scheduler", TEST_SIGNER, sink),
+        ErrorMappingInterceptor(),
+        IdentityInterceptor(TEST_SIGNER, method_scopes("farm.tasks.v1.TaskService")),
+    )
+    server = grpc.aio.server(interceptors=[chain])
+    # A partial fake: the generated base answers UNIMPLEMENTED for the RPCs it leaves out.
+    tasks_pb2_grpc.add_TaskServiceServicer_to_server(FakeTasks(), server)  # type: ignore[abstract]
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await tasks_pb2_grpc.TaskServiceStub(channel).CreateTasks(
+                tasks_pb2.CreateTasksRequest(requests=[tasks_pb2.TaskSpec()] * 5),
+                metadata=caller("tasks.write"),
+            )
+    finally:
+        await server.stop(0)
+
+    [record] = sink.records
+    assert (record.rpc, record.outcome) == ("/farm.tasks.v1.TaskService/CreateTasks", "OK")
+    assert record.message == (
+        "2 of 5 items got a task; 3 refused (PERMISSION_DENIED 1, RESOURCE_EXHAUSTED 2): "
+        "requests[1] PERMISSION_DENIED, requests[3] RESOURCE_EXHAUSTED, "
+        "requests[4] RESOURCE_EXHAUSTED"
+    )

@@ -3,7 +3,8 @@
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -83,6 +84,29 @@ def audit_record(
         source=source,
         message=message[:_MAX_TEXT],
     )
+
+
+def batch_note(response: Any) -> str:
+    """The message of a CreateTasks that answered: items that got a task, and those refused.
+
+    The call is OK however many items were refused (quota, scope, a bad field), so
+    its record says which: a refusal of one item shows in the log as a call's does.
+    """
+    errors = list(response.errors)
+    items = len(response.tasks) + len(errors)
+    note = f"{len(response.tasks)} of {items} items got a task"
+    if not errors:
+        return note
+    codes = Counter(error.code for error in errors)
+    counted = ", ".join(f"{code} {count}" for code, count in sorted(codes.items()))
+    refused = ", ".join(f"requests[{error.index}] {error.code}" for error in errors)
+    return f"{note}; {len(errors)} refused ({counted}): {refused}"
+
+
+_OK_NOTES: Mapping[str, Callable[[Any], str]] = {
+    "/farm.tasks.v1.TaskService/CreateTasks": batch_note,
+}
+"""The message of a call that succeeded, by method: most say nothing more than OK."""
 
 
 class AuditInterceptor(CallInterceptor):
@@ -184,5 +208,7 @@ class _Audited(CallContext):
             code = call.context.code()
             if not isinstance(code, grpc.StatusCode):
                 code = grpc.StatusCode.OK
-            self._auditor.record(self._method, rule, call, call.response, code, "")
+            note = _OK_NOTES.get(self._method)
+            message = note(call.response) if note and call.response is not None else ""
+            self._auditor.record(self._method, rule, call, call.response, code, message)
         return False

@@ -19,6 +19,15 @@ TASK_ID_HEADER = "Farm-Task-Id"
 """The task the callback is about."""
 ATTEMPT_HEADER = "Farm-Delivery-Attempt"
 """The delivery attempt's number, from 1; the same body may come again with another."""
+EVENT_ID_HEADER = "Farm-Event-Id"
+"""Which end of the task the delivery reports: the same on every attempt of it."""
+
+
+def event_id(task_id: str, requeues: int) -> str:
+    """The Farm-Event-Id of the task's end after `requeues` requeues: `<task id>.<n>`, n from 1."""
+    return f"{task_id}.{requeues + 1}"
+
+
 SCHEME = "v1"
 DEFAULT_TOLERANCE_SECONDS = 300
 """The replay window: a signature older (or newer) than this is refused."""

@@ -93,6 +93,21 @@ def check_cache_ttl(spec: tasks_pb2.TaskSpec) -> None:
         )
 
 
+PASSING_HTTP_STATUSES: frozenset[int] = frozenset({408, 429})
+"""Besides 5xx, the main document's statuses that say "not now" rather than what the page is."""
+
+
+def result_serves_cache(result: bytes) -> bool:
+    """Whether a success's serialized TaskResult may answer later tasks.
+
+    Not when the page answered a passing error (5xx, 408, 429): with failOnHttpError
+    off the task succeeds with the error page, which a moment later may be the page
+    itself. HTTP caches do not keep such answers either (RFC 9111, 4.2.2).
+    """
+    status = tasks_pb2.TaskResult.FromString(result).http_status
+    return status < 500 and status not in PASSING_HTTP_STATUSES
+
+
 def looks_up_cache(spec: tasks_pb2.TaskSpec) -> bool:
     """Whether a task of the (validated) spec is to be answered from the cache if it can."""
     return spec.cache_ttl_seconds > 0 and not never_cached(spec)

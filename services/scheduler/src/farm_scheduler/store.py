@@ -36,6 +36,7 @@ from farm_scheduler.models import HAS_IDEMPOTENCY_KEY
 from farm_scheduler.publish_marks import PublishMarks
 from farm_scheduler.quotas import check_task_quotas, queued_limit
 from farm_scheduler.records import TaskRecord, new_record, row_values, state_values
+from farm_scheduler.result_cache import result_serves_cache
 from farm_scheduler.task_rows import (
     INSERT_TASKS,
     STATUS_FAILED,
@@ -340,6 +341,8 @@ class TaskStore(PublishMarks):
                         "published": after.published,
                         "dead_letter_pending": after.dead_letter_pending,
                         "revision": after.revision,
+                        # Only a change: an artifact's deletion clears it without a revision.
+                        **({"cache_key": ""} if after.cache_key != before.cache_key else {}),
                         **callback_reset(
                             after.state.requeues != before.state.requeues, before.spec.callback_url
                         ),
@@ -376,6 +379,11 @@ def _changed(before: TaskRecord, state: TaskState) -> TaskRecord:
     if state.status == failed and before.state.status != failed:
         # A new dead letter: to be copied to FARM_DEAD.
         dead_letter_pending = True
+    key = before.cache_key
+    succeeded = tasks_pb2.TASK_STATUS_SUCCEEDED
+    if key and state.status == succeeded and before.state.status != succeeded:
+        # An error page the task succeeded with (a 503) does not answer later tasks.
+        key = key if result_serves_cache(state.result) else ""
     return dataclasses.replace(
         before,
         state=state,
@@ -383,4 +391,5 @@ def _changed(before: TaskRecord, state: TaskState) -> TaskRecord:
         dead_letter_pending=dead_letter_pending,
         callback_pending=callback_pending,
         revision=before.revision + 1,
+        cache_key=key,
     )

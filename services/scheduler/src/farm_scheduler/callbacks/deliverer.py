@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from google.protobuf import json_format
 from opentelemetry.trace import Status, StatusCode
@@ -26,9 +27,11 @@ from farm_core.periodic import Periodic
 from farm_core.trace_context import calling_out
 from farm_core.webhook_signature import (
     ATTEMPT_HEADER,
+    EVENT_ID_HEADER,
     SIGNATURE_HEADER,
     TASK_ID_HEADER,
     TIMESTAMP_HEADER,
+    event_id,
     signature_header,
 )
 from farm_scheduler.callbacks.attempts import CallbackAttempt, RetryPolicy
@@ -63,6 +66,14 @@ def failures_in_a_row(attempts: tuple[CallbackAttempt, ...]) -> int:
             break
         count += 1
     return count
+
+
+@dataclass(frozen=True)
+class _Round:
+    """One look for due callbacks: how many were due (up to the free places), how many started."""
+
+    found: int
+    started: int
 
 
 class CallbackDeliverer:
@@ -107,13 +118,29 @@ class CallbackDeliverer:
         await self._sender.close()
 
     async def deliver_due(self) -> int:
-        """One round: claims due callbacks (as many as there are free places) and starts them.
+        """Claims due callbacks for the free places and starts them; returns how many it started.
 
-        Returns how many it started.
+        While each look finds as many due as there were places (a batch's tasks ending
+        together), it looks again as soon as a place frees up rather than after the
+        poll's pause, so a backlog is delivered at the receivers' pace, not
+        `concurrency` per poll.
         """
-        free = self._concurrency - len(self._in_flight)
-        if free <= 0:
-            return 0
+        started = 0
+        while not self._loop.stopping:
+            free = self._concurrency - len(self._in_flight)
+            if free > 0:
+                due = await self._start_due(free)
+                started += due.started
+                if due.found < free:
+                    break
+            if self._in_flight:
+                await asyncio.wait(
+                    set(self._in_flight.values()), return_when=asyncio.FIRST_COMPLETED
+                )
+        return started
+
+    async def _start_due(self, free: int) -> "_Round":
+        """Claims up to `free` due callbacks and starts a delivery for each it claimed."""
         now = self._clock()
         started = 0
         async with self._engine.begin() as connection:
@@ -128,7 +155,7 @@ class CallbackDeliverer:
             self._in_flight[task_id] = delivery
             delivery.add_done_callback(self._forget)
             started += 1
-        return started
+        return _Round(found=len(due), started=started)
 
     def _forget(self, delivery: "asyncio.Task[None]") -> None:
         """Drops an ended delivery from the ones in flight."""
@@ -164,6 +191,8 @@ class CallbackDeliverer:
             SIGNATURE_HEADER: signature_header(secret.signing(now), signed_at, body),
             TASK_ID_HEADER: record.id,
             ATTEMPT_HEADER: str(number),
+            # Each end (a requeued task ends again) is one event, however often it is sent.
+            EVENT_ID_HEADER: event_id(record.id, record.state.requeues),
         }
         attributes: dict[str, AttributeValue] = {
             "farm.task_id": record.id,

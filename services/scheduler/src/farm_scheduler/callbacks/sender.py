@@ -20,6 +20,8 @@ from farm_core.egress.resolution import Resolver, name_does_not_exist, system_re
 ALLOW_SETTING = "FARM_SCHEDULER_CALLBACK_ALLOW"
 """The setting that opens refused networks to callbacks, as refusals name it."""
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+MAX_LOCATION_CHARS = 200
+"""How much of a redirect's Location an attempt's error quotes."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ class CallbackSender:
                 url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 status = response.status
+                location = response.headers.get("Location", "")
         except (RefusedAddress, NameDoesNotExist) as refused:
             return Delivery(error=str(refused), permanent=True)
         except TimeoutError:
@@ -140,6 +143,14 @@ class CallbackSender:
             return Delivery(error=f"{type(error).__name__}: {error}")
         if 200 <= status < 300:
             return Delivery(http_status=status)
+        if 300 <= status < 400:
+            # Said outright: a 3xx alone reads like the receiver's fault, not the URL's.
+            where = f" to {location[:MAX_LOCATION_CHARS]}" if location else ""
+            return Delivery(
+                http_status=status,
+                error=f"the receiver answered HTTP {status}, a redirect{where}, which "
+                "callbacks do not follow: give the final URL as callbackUrl",
+            )
         return Delivery(http_status=status, error=f"the receiver answered HTTP {status}")
 
     async def close(self) -> None:
