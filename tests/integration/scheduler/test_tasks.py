@@ -196,7 +196,8 @@ async def test_watch_on_another_replica_hears_changes_applied_elsewhere(
     applier = await start_scheduler()
     watcher = await start_scheduler()
     # The watching replica applies no events itself: every change comes from the other.
-    await watcher.service.drain(0)
+    # (Not by draining it: a draining replica ends its watches, test_stopping_waits.py.)
+    await watcher.service._consumer.stop(0)
     task = await applier.create()
     events = watcher.watch(task.id)
     assert (await anext(events)).status == QUEUED

@@ -13,6 +13,8 @@ from typing import Annotated, Any, TypeVar
 
 from alembic import command, context
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from pydantic import AfterValidator
 from sqlalchemy import ColumnElement, DateTime, MetaData, Select, and_, event, or_, text
 from sqlalchemy.engine import Connection, Dialect, make_url
@@ -21,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.types import TypeDecorator
 
 from farm_core.paging import Cursor
+from farm_core.runtime import StartFailure
 from farm_core.settings import DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS
 from farm_core.sqlite_driver import OneTripDBAPI
 from farm_core.tracing import trace_engine
@@ -181,7 +184,37 @@ def _migration_lock_key(version_table: str) -> int:
 
 def _upgrade(connection: Connection, config: Config, revision: str) -> None:
     config.attributes["connection"] = connection
+    _refuse_newer_schema(connection, config)
     command.upgrade(config, revision)
+
+
+class NewerSchema(StartFailure):
+    """The database was migrated by a newer version of the service than this one."""
+
+
+def _refuse_newer_schema(connection: Connection, config: Config) -> None:
+    # After a rollback to an older release Alembic would fail with a traceback
+    # ("Can't locate revision identified by '0020'") that names neither the service
+    # nor the way out; migrations only go forward, so say both.
+    version_table = config.attributes["version_table"]
+    current = MigrationContext.configure(
+        connection, opts={"version_table": version_table}
+    ).get_current_heads()
+    # Reading the version table began a transaction: Alembic must find none, or it
+    # would run every migration inside it rather than one transaction each.
+    connection.rollback()
+    script = ScriptDirectory.from_config(config)
+    known = {each.revision for each in script.walk_revisions()}
+    unknown = sorted(set(current) - known)
+    if unknown:
+        service = version_table.removeprefix("alembic_version_")
+        raise NewerSchema(
+            f"the database's {service} tables are at migration {', '.join(unknown)}, which "
+            f"this version does not know (its newest is {script.get_current_head()}): a newer "
+            f"version of the farm migrated them, and migrations only go forward. Run that "
+            f"version again, or restore the backup made before the upgrade (docs/deploy.md, "
+            f"Upgrading)"
+        )
 
 
 def run_migrations(target_metadata: MetaData) -> None:

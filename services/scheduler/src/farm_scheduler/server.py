@@ -353,7 +353,9 @@ class SchedulerService:
         return [TASK_SERVICE, ADMIN_SERVICE, SESSION_SERVICE]
 
     async def drain(self, grace_seconds: float) -> None:
-        # RPCs in flight are the gRPC server's to drain; here stop the background work.
+        # RPCs in flight are the gRPC server's to drain, but RunTask's and WatchTask's
+        # waits end now, saying so (TaskWatch.stop); then stop the background work.
+        self._watch.stop()
         await self._consumer.stop(grace_seconds)
         if self._session_events is not None:
             await self._session_events.stop(grace_seconds)

@@ -20,6 +20,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from farm_core.errors import Unavailable
 from farm_scheduler.lifecycle import is_final
 from farm_scheduler.records import TaskRecord
 
@@ -66,10 +67,24 @@ class TaskWatch:
         self._waiters: defaultdict[str, set[_Watcher]] = defaultdict(set)
         self._nc: Client | None = None
         self._origin = uuid.uuid4().hex
+        self._stopping = False
 
     def attach(self, nc: Client) -> None:
         """Announces changes over NATS, and hears those of other replicas."""
         self._nc = nc
+
+    def stop(self) -> None:
+        """Ends every follow, now and to come, with Unavailable: this replica is stopping.
+
+        A follow would otherwise run until the gRPC server's grace is over and be cut
+        off with gRPC's bare "Cancelling all calls", the caller left without the task's
+        id; and a replica that stops applies no more events, so the tasks it follows
+        would not end here anyway.
+        """
+        self._stopping = True
+        for watchers in self._waiters.values():
+            for watcher in watchers:
+                watcher.changed.set()
 
     async def announce(self, task_id: str, committed: TaskRecord | None = None) -> None:
         """Wakes everyone following `task_id`, here and in other replicas: it has changed.
@@ -103,6 +118,7 @@ class TaskWatch:
             current = await read()
             yield current
             while not is_final(current.state.status):
+                self._refuse_if_stopping(task_id)
                 wait_seconds = self._poll_seconds
                 if deadline is not None:
                     wait_seconds = min(wait_seconds, deadline - loop.time())
@@ -110,6 +126,7 @@ class TaskWatch:
                         return
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(watcher.changed.wait(), wait_seconds)
+                self._refuse_if_stopping(task_id)
                 # Taken before reading: a change after this read wakes the next wait.
                 handed = watcher.take()
                 latest = await read() if handed is None else handed
@@ -118,6 +135,15 @@ class TaskWatch:
                 if _shown(latest) != _shown(current):
                     yield latest
                 current = latest
+
+    def _refuse_if_stopping(self, task_id: str) -> None:
+        if self._stopping:
+            raise Unavailable(
+                f"this scheduler replica is stopping; task {task_id} goes on without this "
+                "call: follow it with GetTask or WatchTask (another replica answers, or this "
+                "one once it is back), or make the call again with the same idempotencyKey, "
+                "which returns the same task"
+            )
 
     @contextlib.asynccontextmanager
     async def _watching(self, task_id: str) -> AsyncIterator[_Watcher]:
