@@ -129,7 +129,7 @@ def test_audit_lists_the_records_of_the_admin_commands(
     assert printed(none_yet)["auditRecords"] == []
 
 
-def test_audit_names_a_bad_limit_since_or_outcome(
+def test_audit_names_a_bad_limit_since_or_outcome_as_a_usage_error(
     farm: LocalFarm, operator: auth_pb2.CreateApiKeyResponse
 ) -> None:
     no_limit, bad_since, bad_outcome = in_turn(
@@ -140,10 +140,13 @@ def test_audit_names_a_bad_limit_since_or_outcome(
         key=operator.secret,
     )
 
-    # A bad --limit or --since is a usage error (exit 2), found before any call.
+    # A bad --limit, --since or --outcome is a usage error (exit 2), found before any call.
     assert (no_limit.returncode, no_limit.stderr) == (2, "error: --limit: must be at least 1\n")
     assert (bad_since.returncode, bad_since.stderr) == (
         2,
         "error: --since: not a time or an age like \"2h\": 'yesterday'\n",
     )
-    assert refused(bad_outcome).startswith("error: INVALID_ARGUMENT: outcome: ")
+    assert (bad_outcome.returncode, bad_outcome.stderr) == (
+        2,
+        "error: --outcome: must be OK or a gRPC status code name, got 'nope'\n",
+    )

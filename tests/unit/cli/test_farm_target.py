@@ -114,6 +114,23 @@ def test_the_admin_key_is_not_sent_to_the_default_address_when_its_farm_is_down(
     assert "does not exist" in err and "make run" in err
 
 
+@pytest.mark.parametrize("command", [["status"], ["whoami"]])
+def test_in_a_new_farm_home_a_command_says_no_farm_runs_there_not_that_a_key_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+    farm_home: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    monkeypatch.delenv("FARM_API_KEY", raising=False)
+    monkeypatch.delenv("FARM_URL", raising=False)
+    monkeypatch.setenv("FARM_HOME", str(farm_home))
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: no farm to call: FARM_URL is not set and {farm_home}/edge.json")
+    assert "Start it (`make run`, or `farm up`), or set FARM_URL" in err
+    assert "API key" not in err
+
+
 @pytest.mark.parametrize(
     ("url", "target"),
     [

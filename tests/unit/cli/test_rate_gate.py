@@ -1,6 +1,10 @@
 """The RateGate the CLI's bulk calls share: one rate limit holds back every thread."""
 
-from farm_cli.retries import RateGate
+import threading
+
+import pytest
+
+from farm_cli.retries import RateGate, Stopped
 from tests.clock import MovedClock
 
 
@@ -27,3 +31,25 @@ def test_a_shorter_hold_does_not_open_the_gate_sooner() -> None:
     gate.hold(1.0)
     gate.wait()
     assert sleeps == [3.0]
+
+
+def test_a_stopped_gate_ends_a_wait_under_way_and_refuses_later_ones() -> None:
+    # What Ctrl-C does to a command's threads: none waits out the Retry-After.
+    with RateGate() as gate:
+        gate.hold(3600.0)
+        ended: list[BaseException] = []
+
+        def wait() -> None:
+            try:
+                gate.wait()
+            except Stopped as stopped:
+                ended.append(stopped)
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+    waiter.join(timeout=30)
+
+    assert not waiter.is_alive()
+    assert [type(error) for error in ended] == [Stopped]
+    with pytest.raises(Stopped):
+        gate.sleep(3600.0)

@@ -3,13 +3,13 @@
 import json
 import secrets
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from farm_cli.main import main
+from farm_cli.retries import RateGate
 from tests.unit.cli.fake_calls import Calls
 from tests.unit.cli.fake_services import BATCH_RETRY_AFTER
 
@@ -57,15 +57,15 @@ def test_ctrl_c_while_a_batch_waits_prints_the_answers_of_the_batches_queued_bef
     limited = f"https://limited-{secrets.token_hex(4)}.test/"
     urls = ["https://example.com/"] * 1000 + [limited] * 2
     specs = write_specs(tmp_path / "specs.jsonl", [{"url": url, "content": {}} for url in urls])
-    sleep = time.sleep
+    sleep = RateGate.sleep
 
-    def interrupted(seconds: float) -> None:
+    def interrupted(gate: RateGate, seconds: float) -> None:
         # Ctrl-C while the command waits out the second batch's rate limit.
         if threading.current_thread() is threading.main_thread():
             raise KeyboardInterrupt
-        sleep(seconds)
+        sleep(gate, seconds)
 
-    monkeypatch.setattr(time, "sleep", interrupted)
+    monkeypatch.setattr(RateGate, "sleep", interrupted)
 
     assert main(["task", "submit", specs, *(["--json"] if as_json else [])]) == 130
 

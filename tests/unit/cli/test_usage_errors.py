@@ -188,6 +188,10 @@ def test_session_fill_without_a_selector_and_value_is_a_usage_error(
         (["tenant", "limits", "acme"], "tenant limits: give at least one of --max-queued-tasks"),
         (["audit", "--limit", "0"], "--limit: must be at least 1"),
         (["audit", "--since", "yesterday"], "--since: not a time or an age like"),
+        (
+            ["audit", "--outcome", "CANCELED"],
+            "--outcome: must be OK or a gRPC status code name, got 'CANCELED'",
+        ),
     ],
 )
 def test_options_that_do_not_go_together_exit_2_before_any_call(

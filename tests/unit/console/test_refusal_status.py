@@ -48,10 +48,12 @@ def test_a_refusal_shows_with_the_apis_status_for_its_code(
     [
         (grpc.StatusCode.UNAVAILABLE, 503, "The farm is unavailable:"),
         (grpc.StatusCode.DEADLINE_EXCEEDED, 504, "The farm did not answer in time:"),
+        (grpc.StatusCode.INTERNAL, 500, "The farm failed (server error):"),
+        (grpc.StatusCode.UNKNOWN, 500, "The farm failed (server error):"),
         (grpc.StatusCode.NOT_FOUND, 404, "The farm refused:"),
     ],
 )
-def test_a_farm_that_did_not_answer_is_not_said_to_have_refused(
+def test_a_farm_that_did_not_answer_or_failed_is_not_said_to_have_refused(
     code: grpc.StatusCode, status: int, said: str
 ) -> None:
     with TestClient(refusing(code)) as client:
@@ -60,4 +62,6 @@ def test_a_farm_that_did_not_answer_is_not_said_to_have_refused(
     assert f'<p class="error" role="alert">{said} <code>{code.name}</code>' in answer.text
     if status != 404:
         assert "The farm refused" not in answer.text
-        assert "<title>No answer" in answer.text
+        assert "<title>Refused" not in answer.text
+    title = {500: "Server error", 404: "Refused"}.get(status, "No answer")
+    assert f"<title>{title}" in answer.text

@@ -132,8 +132,10 @@ def connect(
 
     env = os.environ if environ is None else environ
     folder = Path.cwd() if cwd is None else cwd
-    key = api_key(env, folder)
+    # The farm first: in a FARM_HOME where no farm runs (a new one has no admin key
+    # yet either), "no farm to call ... start it" says what to do, "no API key" does not.
     target = farm_target(env, folder)
+    key = api_key(env, folder)
     channel = (
         grpc.secure_channel(target.address, target.credentials(), options=EDGE_CHANNEL_OPTIONS)
         if target.secure

@@ -6,6 +6,11 @@ threads, which share one RateGate: once the farm rate-limits one call, every thr
 waits out the Retry-After before its next call, instead of each spending refused
 calls (each one an audit record) to learn the same thing. A command may be told of
 each wait before it starts (`on_wait`), to say on stderr why it is not done yet.
+
+Every wait (a Retry-After, a backoff) is on the gate, so a command that stops (Ctrl-C,
+or an error that ends it) stops the gate and its threads end their waits at once:
+Python joins a command's worker threads before it exits, and one sleeping out a
+Retry-After of up to a minute held Ctrl-C's exit that long.
 """
 
 import threading
@@ -29,18 +34,36 @@ WaitNotice = Callable[[FarmError, float], None]
 RATE_LIMITED_ATTEMPTS = 200
 
 
+class Stopped(Exception):
+    """The command is stopping: its calls wait no more and are not made again."""
+
+
 class RateGate:
-    """Holds back every call of a command until the farm's rate limit lets them through."""
+    """Holds back every call of a command until the farm's rate limit lets them through.
+
+    Used as a context manager, it stops on leaving the block, however it is left.
+    """
 
     def __init__(
         self,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self._clock = clock
-        self._sleep = sleep
+        self._stopped = threading.Event()
+        self._sleep = sleep or self._sleep_unless_stopped
         self._lock = threading.Lock()
         self._opens_at = 0.0
+
+    def __enter__(self) -> "RateGate":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Ends every wait on the gate at once, and every later one, with Stopped."""
+        self._stopped.set()
 
     def hold(self, seconds: float) -> None:
         """Keeps the gate shut for `seconds` from now (never opens it sooner)."""
@@ -48,11 +71,22 @@ class RateGate:
             self._opens_at = max(self._opens_at, self._clock() + seconds)
 
     def wait(self) -> None:
-        """Returns once the gate is open."""
+        """Returns once the gate is open; Stopped if the gate stops first."""
         with self._lock:
             shut_for = self._opens_at - self._clock()
         if shut_for > 0:
-            self._sleep(shut_for)
+            self.sleep(shut_for)
+        elif self._stopped.is_set():
+            raise Stopped
+
+    def sleep(self, seconds: float) -> None:
+        """Waits `seconds` (a backoff before a call is made again); Stopped if the gate stops."""
+        self._sleep(seconds)
+        if self._stopped.is_set():
+            raise Stopped
+
+    def _sleep_unless_stopped(self, seconds: float) -> None:
+        self._stopped.wait(seconds)
 
 
 class _Attempts:
@@ -104,6 +138,7 @@ def call_retrying(
         wait=RetryWait(settings.backoff_seconds, settings.max_backoff_seconds),
         retry=retry_if_exception(retryable(settings, idempotent=idempotent)),
         before_sleep=before_wait,
+        sleep=gate.sleep,
         reraise=True,
     )
     try:

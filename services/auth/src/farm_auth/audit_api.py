@@ -3,13 +3,13 @@
 import datetime as dt
 from typing import Any
 
-import grpc
 from google.rpc import code_pb2  # type: ignore[import-untyped]
 
 from farm.audit.v1 import audit_pb2, audit_pb2_grpc
 from farm_auth.audit_log import AuditFilter, AuditLog, record_cursor
 from farm_auth.authz import Authorizer, EdgeRequest, Verdict
 from farm_core.audit import AuditSink, audit_record
+from farm_core.audit_outcomes import audit_outcome, unknown_outcome_message
 from farm_core.errors import InvalidArgument
 from farm_core.identity import Identity, current_identity, require_operator
 from farm_core.paging import read_page
@@ -17,7 +17,6 @@ from farm_core.paging import read_page
 EDGE_SOURCE = "edge"
 # The headers a refusal at the edge is recorded with (the trace id comes from them).
 TRACE_HEADERS = ("traceparent", "x-request-id")
-OUTCOMES = frozenset(code.name for code in grpc.StatusCode)
 
 
 class AuditApi(audit_pb2_grpc.AuditServiceServicer):
@@ -39,11 +38,9 @@ class AuditApi(audit_pb2_grpc.AuditServiceServicer):
                 field="tenant",
             )
         # A status name in any case ("permission_denied"), for every caller alike.
-        outcome = request.outcome.strip().upper()
-        if outcome and outcome not in OUTCOMES:
-            raise InvalidArgument(
-                "outcome", f"must be OK or a gRPC status code name, got {request.outcome!r}"
-            )
+        outcome = audit_outcome(request.outcome)
+        if outcome is None:
+            raise InvalidArgument("outcome", unknown_outcome_message(request.outcome))
         where = AuditFilter(
             tenant=request.tenant or (None if caller.operator else caller.tenant),
             rpc=request.rpc,

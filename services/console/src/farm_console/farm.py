@@ -37,16 +37,21 @@ BROWSER_ADDRESS: ContextVar[str] = ContextVar("browser_address", default="")
 """The IP address of the browser the request being served came from ("" if unknown)."""
 
 
-# Codes that are no refusal: the farm (or a service behind it) could not take the call now,
-# or did not answer it; its message says which service and why.
-NO_ANSWER = {
-    grpc.StatusCode.UNAVAILABLE: "The farm is unavailable",
-    grpc.StatusCode.DEADLINE_EXCEEDED: "The farm did not answer in time",
+# Codes that are no refusal, each with what a page says and its title: the farm (or a
+# service behind it) could not take the call now, did not answer it, or failed at it (a
+# fault of the farm's, not of the request); its message says which service and why.
+NOT_REFUSED = {
+    grpc.StatusCode.UNAVAILABLE: ("The farm is unavailable", "No answer"),
+    grpc.StatusCode.DEADLINE_EXCEEDED: ("The farm did not answer in time", "No answer"),
+    grpc.StatusCode.INTERNAL: ("The farm failed (server error)", "Server error"),
+    grpc.StatusCode.UNKNOWN: ("The farm failed (server error)", "Server error"),
+    grpc.StatusCode.DATA_LOSS: ("The farm failed (server error)", "Server error"),
 }
+REFUSED = ("The farm refused", "Refused")
 
 
 class FarmError(Exception):
-    """A call the farm refused or could not answer: its gRPC status and message."""
+    """A call the farm refused, could not answer or failed at: its gRPC status and message."""
 
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(f"{code.name}: {message}")
@@ -54,14 +59,14 @@ class FarmError(Exception):
         self.message = message
 
     @property
-    def answered(self) -> bool:
-        """Whether the farm refused the call, rather than being unavailable or not answering."""
-        return self.code not in NO_ANSWER
+    def what_happened(self) -> str:
+        """What happened, for a page: the farm refused, is unavailable, did not answer, failed."""
+        return NOT_REFUSED.get(self.code, REFUSED)[0]
 
     @property
-    def what_happened(self) -> str:
-        """What happened, for a page: the farm refused, is unavailable, or did not answer."""
-        return NO_ANSWER.get(self.code, "The farm refused")
+    def title(self) -> str:
+        """The title of a page that shows it: Refused, No answer or Server error."""
+        return NOT_REFUSED.get(self.code, REFUSED)[1]
 
 
 class Farm:

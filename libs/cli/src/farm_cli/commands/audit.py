@@ -8,6 +8,7 @@ from farm.audit.v1 import audit_pb2
 from farm_cli.client import list_and_print
 from farm_cli.commands.ranges import MAX_PAGE_SIZE
 from farm_cli.console import UsageError
+from farm_core.audit_outcomes import audit_outcome, unknown_outcome_message
 
 DEFAULT_LIMIT = 50
 _AGO = re.compile(r"^(\d+)([smhd])$")
@@ -29,7 +30,10 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "--rpc", default="", help='only this method, e.g. "CreateTask" or its full name'
     )
     group.add_argument(
-        "--outcome", default="", help='only this outcome, e.g. "OK" or "PERMISSION_DENIED"'
+        "--outcome",
+        default="",
+        help='only this outcome: "OK" or a gRPC status code name in any case, e.g. '
+        '"PERMISSION_DENIED" or "permission_denied"',
     )
     group.add_argument(
         "--since",
@@ -65,8 +69,11 @@ def list_audit_records(args: argparse.Namespace) -> int:
     """ListAuditRecords, following pages until --limit records are in hand."""
     if args.limit < 1:
         raise UsageError("--limit: must be at least 1")
+    outcome = audit_outcome(args.outcome)
+    if outcome is None:
+        raise UsageError(f"--outcome: {unknown_outcome_message(args.outcome)}")
     request = audit_pb2.ListAuditRecordsRequest(
-        tenant=args.tenant, rpc=args.rpc, outcome=args.outcome, page_token=args.page_token
+        tenant=args.tenant, rpc=args.rpc, outcome=outcome, page_token=args.page_token
     )
     since = since_time(args.since, dt.datetime.now(dt.UTC))
     if since is not None:

@@ -128,8 +128,8 @@ def run_batch(args: argparse.Namespace, template: tasks_pb2.TaskSpec, urls: list
     started = time.monotonic()
     outcomes: list[Outcome] = []
     progress = progress_bar("tasks", "not succeeded", quiet=args.json)
-    gate = RateGate()
-    with connect() as farm, progress:
+    # The gate stops on the way out, so Ctrl-C ends the threads' waits too.
+    with RateGate() as gate, connect() as farm, progress:
         bar = progress.add_task("tasks", total=len(urls), failed=0)
         # A refused key stops the batch (raised).
         for outcome in as_they_end(

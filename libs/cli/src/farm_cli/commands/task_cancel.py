@@ -138,8 +138,8 @@ def cancel_tasks(args: argparse.Namespace) -> int:
     if args.from_file:
         given += task_ids_from(args.from_file)
     started = time.monotonic()
-    gate = RateGate()
-    with connect() as farm:
+    # The gate stops on the way out, so Ctrl-C ends the threads' waits too.
+    with RateGate() as gate, connect() as farm:
         listed = _listed(farm, args.labels, gate) if args.labels else []
         listed += _unended_among(farm, set(given) - set(listed), gate)
         selected = selection(given, listed)

@@ -129,8 +129,7 @@ def submit_tasks(args: argparse.Namespace) -> int:
         else _read_file(args.file, prefix)
     )
     answer = tasks_pb2.CreateTasksResponse()
-    gate = RateGate()
-    with connect() as farm:
+    with RateGate() as gate, connect() as farm:
         for span in call_spans([spec.ByteSize() for spec in specs]):
             try:
                 batch = _create(farm, specs, span, gate, quiet=args.json)
