@@ -34,8 +34,10 @@ log = logging.getLogger(__name__)
 
 MAX_BROWSER_MESSAGE_BYTES = 256 * 1024 * 1024
 """A full-page screenshot of a long page can be large; CDP sends it as one message."""
-MAX_CLIENT_MESSAGE_BYTES = 16 * 1024 * 1024
-"""A client's commands are small; each is parsed by the filter, so they are bounded."""
+MAX_CLIENT_MESSAGE_BYTES = 100 * 1024 * 1024
+"""Chromium's own bound on what a DevTools client sends (its receive buffer), so a client
+works here as against a local browser: Playwright's set_input_files sends a file of up to
+its 50 MB as one base64 message, Fetch.fulfillRequest a whole response body."""
 CLOSE_REASON_BYTES = 120
 """A WebSocket close reason holds at most 123 bytes."""
 BROWSER_HANDSHAKE_SECONDS = 10.0

@@ -162,6 +162,12 @@ class BrowserLink(asyncio.Protocol):
             if not self.closed.done():
                 self._held.append(data)
         else:
+            self._write_client(data)
+
+    def _write_client(self, data: bytes | memoryview) -> None:
+        # A client gone without a close (killed, cut off) reads nothing more, and uvloop
+        # raises on a write to a closed connection where asyncio's transports ignore it.
+        if not self._client.is_closing():
             self._client.write(data)
 
     def close(self) -> None:
@@ -287,9 +293,9 @@ class BrowserLink(asyncio.Protocol):
         if mark is not None and mark < position:
             pieces.append(data[mark:position])
         if len(pieces) == 1:
-            self._client.write(pieces[0])
+            self._write_client(pieces[0])
         elif pieces:
-            self._client.write(b"".join(pieces))
+            self._write_client(b"".join(pieces))
 
     def _begin_frame(self, header: bytearray) -> bool:
         """Reads a frame's header; whether the frame passes to the client."""
