@@ -19,7 +19,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_mcp_tools.browser import FarmBrowser, SessionEnded, StillOpening
+from farm_mcp_tools.browser import FarmBrowser, SessionEnded, StillBusy, StillOpening
 from farm_mcp_tools.commands import ArgumentError, snapshot_refs
 from farm_mcp_tools.farm import Artifact, Credentials, FarmCallFailed
 from farm_mcp_tools.progress import progress_reported
@@ -160,7 +160,7 @@ class ToolRunner:
             ) from error
         except FarmCallFailed as failure:
             raise ToolError(f"{prefix}{failure.what_happened}: {failure}") from failure
-        except (SessionEnded, StillOpening, ArgumentError) as error:
+        except (SessionEnded, StillOpening, StillBusy, ArgumentError) as error:
             raise ToolError(f"{prefix}{error}") from error
 
 
