@@ -43,9 +43,9 @@ def stdio_connection(farm: LocalFarm, key: str) -> Client:
 
 
 @asynccontextmanager
-async def http_connection(farm: LocalFarm, key: str) -> AsyncIterator[Client]:
-    """A streamable HTTP connection to /mcp through Envoy with `key`, for the block."""
-    headers = {"authorization": f"Bearer {key}"}
+async def http_connection(farm: LocalFarm, key: str | None) -> AsyncIterator[Client]:
+    """A streamable HTTP connection to /mcp through Envoy with `key` (None: none), for the block."""
+    headers = {"authorization": f"Bearer {key}"} if key is not None else {}
     async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(120)) as http:
         transport = streamable_http_client(f"{farm.envoy_url}/mcp", http_client=http)
         async with Client(transport, read_timeout_seconds=120) as client:
@@ -58,3 +58,10 @@ def active_sessions(farm: LocalFarm, key: str) -> list[str]:
         response = http.get("/v1/sessions", params={"state": "SESSION_STATE_ACTIVE"})
     assert response.status_code == 200, response.text
     return [session["id"] for session in response.json().get("sessions", [])]
+
+
+def revoke(farm: LocalFarm, key_id: str) -> None:
+    """Revokes key `key_id` with the farm's admin key."""
+    with http_client(farm, farm.admin_key) as http:
+        response = http.delete(f"/v1/apiKeys/{key_id}")
+    assert response.status_code == 200, response.text

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 import pytest
-from mcp import Client
+from mcp import Client, MCPError
 from mcp.types import ImageContent
 
 from farm_cli.launcher.farm import LocalFarm
@@ -25,6 +25,7 @@ from tests.e2e.mcp_client import (
     active_sessions,
     call,
     http_connection,
+    revoke,
     stdio_connection,
     texts,
 )
@@ -353,8 +354,8 @@ def test_http_refuses_a_key_without_sessions_and_a_request_without_a_key(
     with http_client(farm, make_key("tasks.read", "artifacts.read").secret) as http:
         refused = http.post("/mcp", json=initialize, headers=accept)
     assert refused.status_code == 403
-    assert refused.json()["error"] == "insufficient_scope"
-    assert "sessions" in refused.json()["error_description"]
+    assert 'error="insufficient_scope"' in refused.headers["www-authenticate"]
+    assert "lacks the scope 'sessions'" in refused.json()["error"]["message"]
     with http_client(farm, None) as http:
         assert http.post("/mcp", json=initialize, headers=accept).status_code == 401
     with http_client(farm, farm.admin_key) as http:
@@ -363,3 +364,26 @@ def test_http_refuses_a_key_without_sessions_and_a_request_without_a_key(
         ended = http.delete("/mcp", headers={**accept, "mcp-session-id": session_id})
     assert admitted.status_code == 200, admitted.text
     assert ended.status_code == 200, ended.text
+
+
+async def test_an_mcp_client_is_told_why_its_key_is_refused(
+    farm: LocalFarm, make_key: KeyFactory
+) -> None:
+    """The SDK's client shows a refusal's JSON-RPC error, not "Server returned an error response".
+
+    A refusal of the client's initialize reaches the test inside its task group.
+    """
+    lacks_scope = pytest.RaisesExc(MCPError, match="PERMISSION_DENIED: .*the scope 'sessions'")
+    with pytest.RaisesGroup(lacks_scope, flatten_subgroups=True):
+        async with http_connection(farm, make_key("tasks.read").secret):
+            pass
+    no_key = pytest.RaisesExc(MCPError, match="UNAUTHENTICATED: missing API key")
+    with pytest.RaisesGroup(no_key, flatten_subgroups=True):
+        async with http_connection(farm, None):
+            pass
+    key = make_key(*SCOPES)
+    async with http_connection(farm, key.secret) as client:
+        assert {tool.name for tool in (await client.list_tools()).tools} >= TOOL_NAMES
+        revoke(farm, key.api_key.id)
+        with pytest.raises(MCPError, match="the farm refused: UNAUTHENTICATED: API key revoked"):
+            await client.list_tools()

@@ -20,7 +20,7 @@ from mcp.types import ImageContent
 
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import KeyFactory, http_client
-from tests.e2e.mcp_client import active_sessions, call, http_connection, texts
+from tests.e2e.mcp_client import active_sessions, call, http_connection, revoke, texts
 from tests.farms import whole_farm_config
 from tests.helpers import assert_eventually
 from tests.pages import Site
@@ -70,13 +70,6 @@ def session_states(farm: LocalFarm, key: str) -> dict[str, str]:
         response = http.get("/v1/sessions")
     assert response.status_code == 200, response.text
     return {s["id"]: s["state"] for s in response.json().get("sessions", [])}
-
-
-def revoke(farm: LocalFarm, key_id: str) -> None:
-    """Revokes key `key_id` with the farm's admin key."""
-    with http_client(farm, farm.admin_key) as http:
-        response = http.delete(f"/v1/apiKeys/{key_id}")
-    assert response.status_code == 200, response.text
 
 
 def test_the_mcp_service_holds_no_identity_signing_key(short_token_farm: LocalFarm) -> None:

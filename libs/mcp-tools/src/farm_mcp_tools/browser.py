@@ -89,6 +89,10 @@ class StillOpening(Exception):
     """The farm has not opened the connection's session within the tool call's time."""
 
 
+class StillBusy(Exception):
+    """The farm still runs the command of a tool call of this connection that was cancelled."""
+
+
 class FarmBrowser:
     """The farm session behind one MCP connection."""
 
@@ -99,6 +103,10 @@ class FarmBrowser:
         self._lock = anyio.Lock()
         self.session_id = ""
         self._opening: asyncio.Task[sessions_pb2.Session] | None = None
+        # The farm call of a tool call cancelled by its client or its time limit: the
+        # farm cannot stop a command it has begun, so the next command waits for its
+        # answer rather than queue behind it at the agent, its time limit running there.
+        self._leftover: asyncio.Task[tasks_pb2.TaskResult] | None = None
         self.last_used = time.monotonic()
         self.console: deque[tasks_pb2.ConsoleMessage] = deque(maxlen=settings.max_log_entries)
         self.network: deque[tasks_pb2.NetworkRequest] = deque(maxlen=settings.max_log_entries)
@@ -127,7 +135,8 @@ class FarmBrowser:
 
         Raises SessionEnded when the farm has closed the session meanwhile (the
         next call opens a new one), StillOpening when the session is not open by
-        the deadline (the next call uses it), FarmCallFailed for any other refusal.
+        the deadline (the next call uses it), StillBusy when the command of a
+        cancelled call still runs at the deadline, FarmCallFailed for any other refusal.
         """
         deadline = time.monotonic() + time_limit
         async with self._lock:
@@ -137,10 +146,17 @@ class FarmBrowser:
                 raise SessionEnded(why)
             if not self.session_id:
                 self.session_id = await self._opened(credentials, deadline)
+            await self._after_leftover(deadline)
+            farm_call = asyncio.ensure_future(
+                self._farm.run_command(self.session_id, command, credentials, _left(deadline))
+            )
             try:
-                result = await self._farm.run_command(
-                    self.session_id, command, credentials, _left(deadline)
-                )
+                result = await asyncio.shield(farm_call)
+            except asyncio.CancelledError:
+                if not farm_call.done():
+                    farm_call.add_done_callback(_retrieve)
+                    self._leftover = farm_call
+                raise
             except FarmCallFailed as failure:
                 if _is_closed(failure):
                     ended = self.session_id
@@ -177,6 +193,25 @@ class FarmBrowser:
             self._forget()
             return await self._farm.close_session(session_id, credentials, time_limit)
 
+    async def _after_leftover(self, deadline: float) -> None:
+        """Waits for the answer to a cancelled call's command, if any; StillBusy at the deadline."""
+        leftover = self._leftover
+        if leftover is None:
+            return
+        waiting = _left(deadline) - STILL_OPENING_MARGIN_SECONDS
+        done, _ = await asyncio.wait({leftover}, timeout=max(waiting, 0.001))
+        if not done:
+            raise StillBusy(
+                "the browser is still running the command of an earlier tool call that ended "
+                "without its answer (cancelled, or past the tool time limit): the farm cannot "
+                "stop a command it has begun, and it ends within its own time limit; this "
+                "call's command was not sent: call it again"
+            )
+        self._leftover = None
+        if not leftover.cancelled() and leftover.exception() is None:
+            self.console.extend(leftover.result().console)
+            self.network.extend(leftover.result().network)
+
     async def _opened(self, credentials: Credentials, deadline: float) -> str:
         """The id of the session opened now, or by the opening an earlier call left."""
         if self._opening is None:
@@ -206,15 +241,16 @@ class FarmBrowser:
 
     def _forget(self) -> None:
         self.session_id = ""
+        self._leftover = None
         self.snapshot_taken = False
         self.console.clear()
         self.network.clear()
 
 
-def _retrieve(opening: "asyncio.Task[sessions_pb2.Session]") -> None:
-    """Takes a failed opening's error, so that one no call awaited is not reported as lost."""
-    if not opening.cancelled():
-        opening.exception()
+def _retrieve(call: "asyncio.Future[Any]") -> None:
+    """Takes a failed farm call's error, so that one no call awaited is not reported as lost."""
+    if not call.cancelled():
+        call.exception()
 
 
 async def _close_once_open(

@@ -19,9 +19,10 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
-from farm_mcp_tools.browser import FarmBrowser, SessionEnded, StillOpening
+from farm_mcp_tools.browser import FarmBrowser, SessionEnded, StillBusy, StillOpening
 from farm_mcp_tools.commands import ArgumentError, snapshot_refs
 from farm_mcp_tools.farm import Artifact, Credentials, FarmCallFailed
+from farm_mcp_tools.progress import progress_reported
 from farm_mcp_tools.replies import ArtifactLink
 
 ToolContext = Context[Any, Any]
@@ -49,6 +50,8 @@ class ToolLimits:
     # How long a click, fill, hover, select or press waits for its element (timeoutMs): a
     # model that guessed a selector wrong hears so soon, not at the call's limit.
     action_ms: int = 10_000
+    # A call whose client asked for progress hears how long it has waited this often.
+    progress_seconds: float = 5.0
 
     @property
     def command_ms(self) -> int:
@@ -103,7 +106,9 @@ class ToolRunner:
                 limit = min(self.limits.action_ms, self.limits.command_ms)
                 command.timeout_ms = limit if element_action else self.limits.command_ms
             try:
-                result = await browser.run(command, credentials, self.limits.call_seconds)
+                limits = self.limits
+                async with progress_reported(ctx, limits.progress_seconds, limits.call_seconds):
+                    result = await browser.run(command, credentials, limits.call_seconds)
             except FarmCallFailed as failure:
                 raise _with_ref_hint(failure, command, browser.snapshot_taken) from failure
         if makes_value and result.HasField("dialog"):
@@ -155,7 +160,7 @@ class ToolRunner:
             ) from error
         except FarmCallFailed as failure:
             raise ToolError(f"{prefix}{failure.what_happened}: {failure}") from failure
-        except (SessionEnded, StillOpening, ArgumentError) as error:
+        except (SessionEnded, StillOpening, StillBusy, ArgumentError) as error:
             raise ToolError(f"{prefix}{error}") from error
 
 

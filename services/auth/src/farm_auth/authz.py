@@ -7,6 +7,7 @@ Transport-neutral: Envoy asks over HTTP (farm_auth.check_http, its ext_authz
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
 
 import grpc
 from prometheus_client import Counter
@@ -22,6 +23,7 @@ from farm_auth.verifier import KeyVerifier
 from farm_core.errors import HTTP_STATUS_OF_CODE, FarmError
 from farm_core.failed_attempts import retry_after_header
 from farm_core.identity import Identity, IdentitySigner
+from farm_core.mcp_refusals import MCP_PATH, mcp_refusal_body
 from farm_core.nats_link import NatsPause
 
 AUTHORIZATION_HEADER = "authorization"
@@ -73,6 +75,7 @@ def check_nats_pause() -> NatsPause:
 
 
 OK: int = grpc.StatusCode.OK.value[0]
+_STATUS_OF_CODE = {status.value[0]: status for status in grpc.StatusCode}
 _SESSION_OUTCOMES = {
     grpc.StatusCode.UNAUTHENTICATED: "unknown",
     grpc.StatusCode.PERMISSION_DENIED: "forbidden",
@@ -239,7 +242,15 @@ class Authorizer:
         self._methods = HttpMethods()
 
     async def check(self, request: EdgeRequest) -> Verdict:
-        """The verdict on `request`."""
+        """The verdict on `request`; a refusal of /mcp as the JSON-RPC error MCP clients show."""
+        verdict = await self._decide(request)
+        if verdict.allowed or urlsplit(request.path).path != MCP_PATH:
+            return verdict
+        body = mcp_refusal_body(_STATUS_OF_CODE[verdict.code], verdict.message)
+        return replace(verdict, body=body)
+
+    async def _decide(self, request: EdgeRequest) -> Verdict:
+        """The verdict on `request`, its refusals in the HTTP/JSON API's form."""
         if self._console is not None:
             # A console's call for a browser counts against that browser, not the console.
             counted = self._console.counted_address(request.headers, request.source_address)

@@ -17,7 +17,6 @@ from importlib.metadata import version
 
 import anyio
 import grpc
-from mcp.server.auth.middleware.bearer_auth import RequireAuthMiddleware
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
@@ -30,12 +29,13 @@ from starlette.routing import Route
 from farm.auth.v1 import renewal_pb2_grpc
 from farm.sessions.v1 import sessions_pb2_grpc
 from farm.storage.v1 import artifacts_pb2_grpc
+from farm_core import mcp_refusals
 from farm_core.http_server import serve_asgi
 from farm_core.identity import IdentityVerifier
 from farm_core.transport import aio_channel
 from farm_mcp.connections import HttpConnections
 from farm_mcp.endpoint import McpEndpoint
-from farm_mcp.identity import REQUIRED_SCOPES, FarmIdentityBackend
+from farm_mcp.identity import FarmIdentityBackend, RequireSessionsScope
 from farm_mcp.renewal import IdentityRenewer
 from farm_mcp.settings import McpSettings
 from farm_mcp_tools.browser import BrowserSettings, LateCloses
@@ -45,7 +45,7 @@ from farm_mcp_tools.server import build_server
 
 log = logging.getLogger(__name__)
 
-MCP_PATH = "/mcp"
+MCP_PATH = mcp_refusals.MCP_PATH
 SERVICE_NAME = "mcp"
 
 
@@ -133,7 +133,7 @@ def build_app(settings: McpSettings) -> Starlette:
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
-            Route(MCP_PATH, RequireAuthMiddleware(endpoint, REQUIRED_SCOPES)),
+            Route(MCP_PATH, RequireSessionsScope(endpoint)),
         ],
         middleware=[Middleware(AuthenticationMiddleware, backend=FarmIdentityBackend(verifier))],
         lifespan=lifespan,
