@@ -29,6 +29,7 @@ from contextlib import contextmanager
 
 import httpx
 import psutil
+from pages import distinct_bytes
 from screenshots import PAGE_HTML, TASK_TIMEOUT_MS, VIEWPORT, FarmShooter, measure
 
 from farm_agent.browser.memory import tree_proportional_bytes
@@ -52,31 +53,53 @@ def agent_pss_mib(farm: LocalFarm) -> float:
     return tree_proportional_bytes(farm.process("agent-1").pid) / MIB
 
 
-def idle_parts_mib(farm: LocalFarm) -> dict[str, float]:
-    """The agent's PSS by part: its own process, Playwright's driver, task and session browsers."""
+PARTS = ("agent process", "Playwright driver (node)", "task browsers", "session browsers")
+
+
+def parts_of(farm: LocalFarm) -> dict[str, list[int]]:
+    """The agent's processes by part: its own, Playwright's driver, task and session browsers."""
     root = farm.process("agent-1").pid
-    parts = {
-        "agent process": 0.0,
-        "Playwright driver (node)": 0.0,
-        "task browsers": 0.0,
-        "session browsers": 0.0,
-    }
+    parts: dict[str, list[int]] = {part: [] for part in PARTS}
     for pid in process_tree(root):
         try:
             process = psutil.Process(pid)
-            pss = process.memory_full_info().pss / MIB
             command = " ".join(process.cmdline())
+            name = process.name()
         except psutil.Error:
             continue
         if pid == root:
-            parts["agent process"] += pss
-        elif process.name().startswith("node"):
-            parts["Playwright driver (node)"] += pss
+            parts["agent process"].append(pid)
+        elif name.startswith("node"):
+            parts["Playwright driver (node)"].append(pid)
         elif "/sessions/" in command:
-            parts["session browsers"] += pss
+            parts["session browsers"].append(pid)
         else:
-            parts["task browsers"] += pss
+            parts["task browsers"].append(pid)
     return parts
+
+
+def pss_mib(pids: list[int]) -> float:
+    """The PSS of `pids` in MiB (those that have ended count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            total += psutil.Process(pid).memory_full_info().pss
+        except psutil.Error:
+            continue
+    return total / MIB
+
+
+def idle_parts_mib(farm: LocalFarm) -> dict[str, tuple[float, float]]:
+    """Each part of the agent (and the whole) as (PSS, distinct physical pages) in MiB.
+
+    The distinct pages do not depend on what else runs on the machine (bench/pages.py);
+    they are 0 when the bench does not run as root.
+    """
+    parts = parts_of(farm)
+    figures = {part: (pss_mib(pids), distinct_bytes(pids) / MIB) for part, pids in parts.items()}
+    everything = [pid for pids in parts.values() for pid in pids]
+    figures["whole agent"] = (pss_mib(everything), distinct_bytes(everything) / MIB)
+    return figures
 
 
 @contextmanager
@@ -144,8 +167,8 @@ def settle(farm: LocalFarm) -> float:
 
 def report(
     figures: dict[str, float],
-    parts: dict[str, float],
-    parts_after: dict[str, float],
+    parts: dict[str, tuple[float, float]],
+    parts_after: dict[str, tuple[float, float]],
     soak: int,
     concurrency: int,
     strays: int,
@@ -153,15 +176,20 @@ def report(
     """The figures as a Markdown table, with the goals they are held against.
 
     Each part of the idle agent is shown before the soak and (in brackets) after it,
-    so that a creep names the process it is in.
+    so that a creep names the process it is in; a second table counts the idle agent's
+    distinct physical pages, which do not move with the machine's other load.
     """
     idle, after = figures["idle"], figures["idle after soak"]
     creep = (after - idle) / idle * 100
     rows = [
         ("idle agent with its pool (PSS)", f"{idle:.0f} MiB", f"≤ {IDLE_GOAL_MIB} MiB"),
         *(
-            (f"… of which {part}", f"{mib:.0f} MiB ({parts_after[part]:.0f} after the soak)", "—")
-            for part, mib in parts.items()
+            (
+                f"… of which {part}",
+                f"{parts[part][0]:.0f} MiB ({parts_after[part][0]:.0f} after the soak)",
+                "—",
+            )
+            for part in PARTS
         ),
         ("per busy slot (context per task)", f"{figures['per slot']:.0f} MiB", "—"),
         ("per warm context (idle, kept)", f"{figures['per warm']:.0f} MiB", "—"),
@@ -174,6 +202,12 @@ def report(
     ]
     lines = ["| measure | value | goal |", "|---|---:|---:|"]
     lines += [f"| {name} | {value} | {goal} |" for name, value, goal in rows]
+    lines += ["", "| distinct physical pages, idle | before the soak | after it | change |"]
+    lines.append("|---|---:|---:|---:|")
+    for part in ("whole agent", *PARTS):
+        (_, before), (_, later) = parts[part], parts_after[part]
+        change = (later - before) / before * 100 if before else 0.0
+        lines.append(f"| {part} | {before:.0f} MiB | {later:.0f} MiB | {change:+.1f} % |")
     lines.append("")
     lines.append(
         f"Machine: {os.cpu_count()} CPUs; one agent, FARM_AGENT_CONCURRENCY={concurrency}, "
@@ -190,9 +224,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--soak", type=bounded(int, 1, 100_000), default=2000, help="soak tasks")
     parser.add_argument("--concurrency", type=bounded(int, 1, 16), default=4, help="agent slots")
+    parser.add_argument(
+        "--agent-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a variable more for the agent (to compare settings run against run)",
+    )
     args = parser.parse_args(argv)
     c = args.concurrency
     agent_env = {
+        **dict(setting.split("=", 1) for setting in args.agent_env),
         "FARM_AGENT_CONCURRENCY": str(c),
         "FARM_AGENT_WARM_CONTEXTS": str(c),
         "FARM_AGENT_BROWSER_IDLE_SECONDS": str(IDLE_SECONDS),

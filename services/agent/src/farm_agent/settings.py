@@ -274,6 +274,13 @@ class AgentSettings(SessionSettings, FarmSettings):
         description="JavaScript heap limit of each page's renderer in MiB, so a page that "
         "allocates without end crashes alone (BROWSER_CRASHED); 0 keeps Chromium's default.",
     )
+    restart_driver: bool = Field(
+        default=False,
+        description="Restart Playwright's driver (node) with the task browser replaced after "
+        "FARM_AGENT_TASKS_PER_BROWSER tasks when nothing else is open on it (no other task "
+        "browser, no session browser), so that its memory does not creep; the task that "
+        "waits for the next browser then waits for the driver's start too.",
+    )
     driver_idle_gc_seconds: float = Field(
         default=5.0,
         ge=0,

@@ -3,15 +3,23 @@
 The driver's TMPDIR is the agent's scratch directory (it makes Chromium's profile
 directories there). Its node runs with a small young generation, and loads
 `driver_gc.cjs`, which gives back the heap its last tasks left once it has been idle
-for `driver_idle_gc_seconds` (docs/performance.md "Agent memory").
+for `driver_idle_gc_seconds`. With `restart_driver` the pool restarts it (`Driver`)
+when it replaces its last task browser with nothing else open on it
+(docs/performance.md "Agent memory").
 """
 
+import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from playwright.async_api import Playwright, async_playwright
+
 from farm_agent.settings import AgentSettings
+
+log = logging.getLogger(__name__)
 
 IDLE_COLLECTOR = Path(__file__).with_name("driver_gc.cjs")
 # A small young generation keeps node about 16 MiB smaller when idle; --expose-gc lets
@@ -49,3 +57,73 @@ def environment(variables: Mapping[str, str]) -> Iterator[None]:
                 del os.environ[name]
             else:
                 os.environ[name] = value
+
+
+class Driver:
+    """Playwright's driver (node), which the pool's and the sessions' browsers run through.
+
+    Its node creeps over thousands of tasks (docs/performance.md "Agent memory"); with
+    `restart_driver` the pool restarts it (`restart`) when it replaces its last task
+    browser and nothing else is open on it: no other task browser and no session
+    browser (`hold`).
+    """
+
+    def __init__(self, settings: AgentSettings, scratch: Path) -> None:
+        self._settings = settings
+        self._scratch = scratch
+        self._playwright: Playwright | None = None
+        self._lock = asyncio.Lock()
+        self.holders = 0
+        """Session browsers (spares included) launched through this driver and not closed."""
+        self.restarts = 0
+
+    @property
+    def playwright(self) -> Playwright:
+        """The running driver's Playwright."""
+        if self._playwright is None:
+            raise RuntimeError("Playwright's driver is not started")
+        return self._playwright
+
+    async def hold(self) -> Playwright:
+        """The driver for a session browser: not restarted until `let_go`."""
+        async with self._lock:  # not while a restart is under way
+            self.holders += 1
+            return self.playwright
+
+    def let_go(self) -> None:
+        """A browser launched on `hold`'s driver has closed."""
+        self.holders -= 1
+
+    async def start(self) -> None:
+        """Starts node with the driver's environment (`driver_environment`)."""
+        self._playwright = await self._started()
+
+    async def restart(self) -> bool:
+        """A fresh driver in place of this one, unless a session browser holds it (False).
+
+        The new one starts before the old one stops: whoever reads `playwright` meanwhile
+        (a task looking up a device) finds one running.
+        """
+        async with self._lock:
+            if self.holders or self._playwright is None:
+                return False
+            try:
+                fresh = await self._started()
+            except Exception:
+                log.exception("a fresh Playwright driver did not start; the old one goes on")
+                return False
+            old, self._playwright = self._playwright, fresh
+            self.restarts += 1
+            await old.stop()
+            return True
+
+    async def stop(self) -> None:
+        """Stops node (its browsers are closed first, by their owners)."""
+        async with self._lock:  # after a restart under way, never during it
+            if self._playwright is not None:
+                playwright, self._playwright = self._playwright, None
+                await playwright.stop()
+
+    async def _started(self) -> Playwright:
+        with environment(driver_environment(self._settings, self._scratch)):
+            return await async_playwright().start()

@@ -10,21 +10,20 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import BrowserContext, Playwright, async_playwright
+from playwright.async_api import BrowserContext, Playwright
 from playwright.async_api import Error as PlaywrightError
 
 from farm_agent import metrics
 from farm_agent.browser.chromium import (
     MARKER_SWITCH,
-    MAX_BROWSER_TMPDIR_CHARS,
     launch_task_browser,
     task_browser_arguments,
     task_browser_executable,
 )
-from farm_agent.browser.driver import driver_environment, environment
+from farm_agent.browser.driver import Driver
 from farm_agent.browser.health import BrowserHealth
 from farm_agent.browser.pooled import PooledBrowser, close_quietly
-from farm_agent.browser.strays import end_stray_browsers
+from farm_agent.browser.scratch import prepare_scratch
 from farm_agent.browser.temp_dirs import TempDirs
 from farm_agent.browser.warm import WarmContexts
 from farm_agent.egress.proxy import EgressProxy
@@ -64,7 +63,7 @@ class BrowserPool:
         self._scratch = settings.scratch_dir().resolve()
         self._browser_tmp = self._scratch
         self.temp_dirs = TempDirs(settings.temp_dir_records().resolve())
-        self._playwright: Playwright | None = None
+        self._driver = Driver(settings, self._scratch)
         self._browsers: list[PooledBrowser] = []
         self._changed = asyncio.Condition()
         self._upkeep = Periodic(
@@ -87,16 +86,17 @@ class BrowserPool:
     @property
     def devices(self) -> Mapping[str, Mapping[str, Any]]:
         """Playwright's device descriptors by name, e.g. "iPhone 13"."""
-        if self._playwright is None:
-            raise RuntimeError("the browser pool is not started")
-        return self._playwright.devices
+        return self._driver.playwright.devices
 
     @property
     def playwright(self) -> Playwright:
-        """Playwright's driver, which sessions also connect their own browsers through."""
-        if self._playwright is None:
-            raise RuntimeError("the browser pool is not started")
-        return self._playwright
+        """The running driver's Playwright."""
+        return self._driver.playwright
+
+    @property
+    def driver(self) -> Driver:
+        """Playwright's driver; a session browser holds it (`Driver.hold`)."""
+        return self._driver
 
     @property
     def egress(self) -> EgressProxy:
@@ -138,24 +138,10 @@ class BrowserPool:
             listen_host=self._settings.egress_host,
         )
         await self._egress.start()
-        await asyncio.to_thread(
-            end_stray_browsers, self._scratch, self._settings.close_timeout_seconds
+        self._browser_tmp = await prepare_scratch(
+            self._scratch, self.temp_dirs, self._settings.close_timeout_seconds
         )
-        await asyncio.to_thread(self.temp_dirs.sweep)
-        await asyncio.to_thread(shutil.rmtree, self._scratch, True)
-        (self._scratch / "home").mkdir(parents=True)
-        if len(str(self._scratch)) > MAX_BROWSER_TMPDIR_CHARS:
-            self._browser_tmp = await asyncio.to_thread(self.temp_dirs.make, "farm-agent-")
-            log.warning(
-                "the scratch directory %s is too deep for Chromium's socket path (over %d "
-                "characters); Chromium's own temporary files go to %s; a shorter FARM_HOME "
-                "keeps them under it",
-                self._scratch,
-                MAX_BROWSER_TMPDIR_CHARS,
-                self._browser_tmp,
-            )
-        with environment(driver_environment(self._settings, self._scratch)):
-            self._playwright = await async_playwright().start()
+        await self._driver.start()
         async with self._changed:
             await self._top_up()
         self._upkeep.start()
@@ -194,9 +180,7 @@ class BrowserPool:
             self._changed.notify_all()
         for pooled in browsers:
             await self._end_browser(pooled)
-        if self._playwright is not None:
-            await self._playwright.stop()
-            self._playwright = None
+        await self._driver.stop()
         if self._egress is not None:
             await self._egress.close()
         await asyncio.to_thread(shutil.rmtree, self._scratch, True)
@@ -307,13 +291,25 @@ class BrowserPool:
             return True
 
     async def release(self, pooled: PooledBrowser) -> None:
-        """Ends one lease of `pooled`; a retiring browser with no lease left is closed."""
+        """Ends one lease of `pooled`; a retiring browser with no lease left is closed.
+
+        A browser replaced after `tasks_per_browser` tasks that leaves nothing open on
+        the driver takes the driver with it: a fresh one serves the next browser.
+        """
         async with self._changed:
             pooled.leases -= 1
             pooled.idle_since = time.monotonic()
             retire = pooled.leases == 0 and not pooled.usable and pooled in self._browsers
             if retire:
                 self._drop(pooled)
+                if self._driver_restarts_with(pooled):
+                    # Under the lock: no browser launches until the fresh one runs.
+                    await self._end_browser(pooled)
+                    # Shielded: a task cancelled in its release leaves no half-started node.
+                    if await asyncio.shield(self._driver.restart()):
+                        log.info("driver restarted after %d task(s)", pooled.tasks_started)
+                    self._changed.notify_all()
+                    return
             self._changed.notify_all()
         if retire:
             log.info(
@@ -324,8 +320,6 @@ class BrowserPool:
             await self._end_browser(pooled)
 
     async def _launch(self) -> PooledBrowser:
-        if self._playwright is None:
-            raise RuntimeError("the browser pool is not started")
         marker = uuid.uuid4().hex
         arguments = [
             *task_browser_arguments(self._settings.page_heap_mb),
@@ -333,7 +327,7 @@ class BrowserPool:
             f"{MARKER_SWITCH}={marker}",
         ]
         browser = await launch_task_browser(
-            self._playwright, self._executable, arguments, self._browser_tmp, self._scratch
+            self._driver.playwright, self._executable, arguments, self._browser_tmp, self._scratch
         )
         pooled = PooledBrowser(browser, marker)
         browser.on("disconnected", lambda _: self._on_disconnected(pooled))
@@ -341,6 +335,21 @@ class BrowserPool:
         metrics.active_browsers.set(len(self._browsers))
         log.debug("browser launched (%d running)", len(self._browsers))
         return pooled
+
+    def _driver_restarts_with(self, pooled: PooledBrowser) -> bool:
+        """Whether the driver goes with `pooled`, just dropped.
+
+        Only a browser that served its tasks in full, and only with neither another task
+        browser nor a session browser open on the driver.
+        """
+        return (
+            self._settings.restart_driver
+            and not self._closed
+            and not self._browsers
+            and self._driver.holders == 0
+            and pooled.tasks_started >= self._settings.tasks_per_browser
+            and pooled.browser.is_connected()
+        )
 
     def _on_disconnected(self, pooled: PooledBrowser) -> None:
         if pooled in self._browsers and not self._closed:

@@ -84,9 +84,12 @@ async def start_browser(
     """Starts a session browser in `folder`, its requests through an egress listener of its own."""
     stack = contextlib.AsyncExitStack()
     egress = await stack.enter_async_context(pool.egress.session(f"session browser {folder.name}"))
+    # The driver is not restarted under the browser (it connects through it).
+    playwright = await pool.driver.hold()
+    stack.callback(pool.driver.let_go)
     try:
         browser = await SessionBrowser.launch(
-            pool.playwright,
+            playwright,
             LaunchOptions(
                 chromium_path=settings.chromium_path,
                 folder=folder / "browser",
