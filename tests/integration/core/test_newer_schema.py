@@ -5,7 +5,6 @@ migration the older code does not know; Alembic alone failed with a traceback th
 named neither the service nor what to do.
 """
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from farm_auth import store as auth_store
-from farm_core.db import NewerSchema, async_database_url, create_engine, migrate
+from farm_core.db import NewerSchema, migrate
 from farm_scheduler import store as scheduler_store
 from farm_storage import store as storage_store
 from tests.service_start import start_service
@@ -27,16 +26,6 @@ SERVICES = {
 }
 # A revision no release has made yet: what a newer one leaves behind.
 FUTURE = "9999"
-
-
-@pytest.fixture
-async def engine(database_url: str, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    """An engine on one empty database: a SQLite file, or a fresh PostgreSQL database."""
-    shared = create_engine(async_database_url(database_url, tmp_path / "shared.db"))
-    try:
-        yield shared
-    finally:
-        await shared.dispose()
 
 
 async def as_if_newer(engine: AsyncEngine, version_table: str) -> None:

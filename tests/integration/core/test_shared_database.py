@@ -4,9 +4,6 @@ Each service migrates with a version table of its own; its tables must not take 
 name another service's migrations create.
 """
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import MetaData, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import farm_auth.audit_log  # noqa: F401 - registers the audit records' table on auth's metadata
 from farm_auth import models as auth_models
 from farm_auth import store as auth_store
-from farm_core.db import async_database_url, create_engine, migrate
+from farm_core.db import migrate
 from farm_scheduler import models as scheduler_models
 from farm_scheduler import store as scheduler_store
 from farm_storage import models as storage_models
@@ -27,16 +24,6 @@ SERVICES: list[tuple[str, str, MetaData]] = [
     (scheduler_store.MIGRATIONS, scheduler_store.VERSION_TABLE, scheduler_models.Base.metadata),
     (storage_store.MIGRATIONS, storage_store.VERSION_TABLE, storage_models.Base.metadata),
 ]
-
-
-@pytest.fixture
-async def engine(database_url: str, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    """An engine on one empty database: a SQLite file, or a fresh PostgreSQL database."""
-    shared = create_engine(async_database_url(database_url, tmp_path / "shared.db"))
-    try:
-        yield shared
-    finally:
-        await shared.dispose()
 
 
 def test_no_two_services_name_the_same_table() -> None:
