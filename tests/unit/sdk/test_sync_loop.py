@@ -149,3 +149,33 @@ def test_an_iterator_is_finished_on_the_clients_loop_as_the_client_closes(
     del ran
     gc.collect()
     assert ended_on == ["browserfarm-loop"]
+
+
+def _closed_by_three_threads_at_once(farm: browserfarm.Client) -> list[BaseException]:
+    """What each of three threads calling farm.close() together raised."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(3)
+
+    def close() -> None:
+        start.wait()
+        try:
+            farm.close()
+        except BaseException as error:
+            errors.append(error)
+
+    closers = [threading.Thread(target=close) for _ in range(3)]
+    for closer in closers:
+        closer.start()
+    for closer in closers:
+        closer.join(timeout=30)
+    assert not any(closer.is_alive() for closer in closers), "a close did not return"
+    return errors
+
+
+def test_threads_closing_one_client_at_once_each_return_without_an_error(
+    refusing_farm: tuple[str, Refusals],
+) -> None:
+    for _ in range(5):
+        assert (
+            _closed_by_three_threads_at_once(browserfarm.Client(refusing_farm[0], "bf_key")) == []
+        )

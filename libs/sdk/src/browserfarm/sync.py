@@ -239,6 +239,7 @@ class Client(WithOnly):
         self, url: str | None = None, api_key: str | None = None, **settings: Unpack[ClientSettings]
     ) -> None:
         self._loop = LoopThread()
+        self._closing = threading.Lock()
 
         async def made() -> AsyncClient:
             # grpc.aio binds a channel to the loop it is made on.
@@ -267,13 +268,14 @@ class Client(WithOnly):
         return self._client.options
 
     def close(self) -> None:
-        """Closes the channel and stops the client's thread; closing it again does nothing."""
-        if self._loop.stopped:
-            return
-        try:
-            self._loop.run(self._client.close())
-        finally:
-            self._loop.stop()
+        """Closes the channel and the client's thread once; later closes, from any thread, wait."""
+        with self._closing:
+            if self._loop.stopped:
+                return
+            try:
+                self._loop.run(self._client.close())
+            finally:
+                self._loop.stop()
 
     def submit(self, spec: SpecLike, *, timeout: float | None = None) -> Task:
         """Queues a task (with an idempotency key) and returns it QUEUED."""
