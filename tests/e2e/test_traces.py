@@ -238,6 +238,8 @@ def test_a_retried_task_shows_both_attempts_in_its_trace(
         "retried",
         "succeeded",
     )
+    assert (first.status, second.status) == ("ERROR", "UNSET")
+    assert "tried again" in first.statusMessage
     assert first.parentSpanId == second.parentSpanId == publish.spanId
     (failed_run,) = trace.children(first, "browser.run")
     assert failed_run.status == "ERROR"

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import nats.errors
 from nats.aio.msg import Msg
 from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 
 from farm_agent import metrics
 from farm_agent.work.lapses import Clock, ProgressWatch, boottime
@@ -47,6 +48,13 @@ class DeliveryOutcome(enum.StrEnum):
     """Acked unrun: the scheduler moved the task from this region's queue to any region's."""
     LAPSED = "lapsed"
     """Not answered: JetStream may have redelivered the message meanwhile (lapses.py)."""
+
+
+# The `task.attempt` span's error status, by the outcomes that are an attempt's failure.
+ATTEMPT_FAILED = {
+    DeliveryOutcome.FAILED: "the attempt failed, and the task with it",
+    DeliveryOutcome.RETRIED: "the attempt failed; the task is tried again",
+}
 
 
 metrics.start_at_zero(metrics.tasks_total, "status", DeliveryOutcome)
@@ -161,6 +169,10 @@ class Delivery:
             except nats.errors.Error as error:
                 # The ack wait will expire and the task come again; its effects are idempotent.
                 log.warning("could not %s task %s: %s", verb, self._task_id, error)
-        trace.get_current_span().set_attribute("farm.outcome", outcome.value)
+        span = trace.get_current_span()
+        span.set_attribute("farm.outcome", outcome.value)
+        if outcome in ATTEMPT_FAILED:
+            # A trace view marks the delivery itself, not only the step under it that failed.
+            span.set_status(Status(StatusCode.ERROR, ATTEMPT_FAILED[outcome]))
         metrics.tasks_total.labels(status=outcome.value).inc()
         metrics.task_duration_seconds.observe(self.elapsed_seconds())
