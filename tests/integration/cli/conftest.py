@@ -69,12 +69,14 @@ def running_edge(
     tls: TlsFiles | None = None,
     *,
     scheduler_port: int | None = None,
+    mcp_port: int | None = None,
     edit: Callable[[str], str] | None = None,
 ) -> Iterator[EdgeUnderTest]:
     """Envoy rendered into `state` before fresh fakes; TLS-only with `tls`.
 
-    `scheduler_port` routes the scheduler elsewhere than to its fake; `edit` changes
-    the rendered configuration's text before Envoy starts.
+    `scheduler_port` routes the scheduler elsewhere than to its fake; `mcp_port` adds
+    the MCP service's route, to that port; `edit` changes the rendered configuration's
+    text before Envoy starts.
     """
     fakes = start_fake_farm()
     listen_port, admin_port = free_ports(2)
@@ -87,6 +89,7 @@ def running_edge(
             "auth_check": [Endpoint("127.0.0.1", fakes.check_port)],
             "storage": [Endpoint("127.0.0.1", fakes.storage_port)],
             "scheduler": [Endpoint("127.0.0.1", scheduler_port or fakes.scheduler_port)],
+            **({"mcp": [Endpoint("127.0.0.1", mcp_port)]} if mcp_port else {}),
         },
         tls_cert_path=tls.cert if tls else None,
         tls_key_path=tls.key if tls else None,
