@@ -4,8 +4,8 @@ import asyncio
 from typing import Any, cast
 
 from farm_agent.sessions.bridge import CdpClient, close_client
-from farm_agent.sessions.browser_socket import OPCODE_TEXT
 from farm_agent.sessions.client_socket import ClientFrames
+from farm_agent.sessions.ws_frames import OPCODE_TEXT
 from tests.unit.agent.ws_wire import Wire, close_of, open_link, server_frame
 
 

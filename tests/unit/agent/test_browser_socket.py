@@ -4,15 +4,14 @@ import asyncio
 
 import pytest
 
-from farm_agent.sessions.browser_socket import (
+from farm_agent.sessions.browser_socket import BrowserLink, BrowserLinkError
+from farm_agent.sessions.ws_frames import (
     OPCODE_BINARY,
     OPCODE_CLOSE,
     OPCODE_CONTINUATION,
     OPCODE_PING,
     OPCODE_PONG,
     OPCODE_TEXT,
-    BrowserLink,
-    BrowserLinkError,
     frame,
 )
 from tests.unit.agent.ws_wire import Wire, open_link, server_frame, unmasked

@@ -5,9 +5,10 @@ from typing import Any
 
 import pytest
 
-from farm_agent.sessions.browser_socket import OPCODE_BINARY, OPCODE_TEXT, BrowserLinkError
+from farm_agent.sessions.browser_socket import BrowserLinkError
 from farm_agent.sessions.cdp_filter import Forward, Refuse, decide
 from farm_agent.sessions.cdp_targets import TargetGuard
+from farm_agent.sessions.ws_frames import OPCODE_BINARY, OPCODE_TEXT
 from tests.unit.agent.ws_wire import open_link, server_frame, unmasked
 
 PAGE = {"targetId": "P1", "type": "page", "url": "https://example.test/", "attached": True}

@@ -5,16 +5,16 @@ import struct
 
 import pytest
 
-from farm_agent.sessions.browser_socket import (
+from farm_agent.sessions.browser_socket import BrowserLink
+from farm_agent.sessions.client_socket import ClientFrames
+from farm_agent.sessions.ws_frames import (
     OPCODE_CLOSE,
     OPCODE_CONTINUATION,
     OPCODE_PING,
     OPCODE_PONG,
     OPCODE_TEXT,
-    BrowserLink,
     frame,
 )
-from farm_agent.sessions.client_socket import ClientFrames
 from tests.unit.agent.ws_wire import Wire, close_of, open_link, server_frame, unmasked
 
 COMMAND = b'{"id":1,"method":"Runtime.evaluate","params":{"expression":"1+1"}}'

@@ -4,7 +4,8 @@ client's wire and a browser's, and frames made and read as each side sends them.
 import asyncio
 import struct
 
-from farm_agent.sessions.browser_socket import OPCODE_CLOSE, BrowserLink, frame
+from farm_agent.sessions.browser_socket import BrowserLink
+from farm_agent.sessions.ws_frames import OPCODE_CLOSE, frame
 
 
 class Wire(asyncio.Transport):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from playwright.async_api import Playwright, async_playwright
 
+from farm_agent.browser.pooled import PooledBrowser
 from farm_agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,20 @@ class Driver:
     def let_go(self) -> None:
         """A browser launched on `hold`'s driver has closed."""
         self.holders -= 1
+
+    def due_after(self, retired: PooledBrowser, task_browsers_left: int) -> bool:
+        """Whether to restart with `retired`, a task browser just taken out of the pool.
+
+        Only after a browser that served its tasks in full, with `restart_driver` on, and
+        with neither another task browser nor a session browser open on the driver.
+        """
+        return (
+            self._settings.restart_driver
+            and task_browsers_left == 0
+            and self.holders == 0
+            and retired.tasks_started >= self._settings.tasks_per_browser
+            and retired.browser.is_connected()
+        )
 
     async def start(self) -> None:
         """Starts node with the driver's environment (`driver_environment`)."""

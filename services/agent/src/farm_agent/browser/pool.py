@@ -302,7 +302,7 @@ class BrowserPool:
             retire = pooled.leases == 0 and not pooled.usable and pooled in self._browsers
             if retire:
                 self._drop(pooled)
-                if self._driver_restarts_with(pooled):
+                if not self._closed and self._driver.due_after(pooled, len(self._browsers)):
                     # Under the lock: no browser launches until the fresh one runs.
                     await self._end_browser(pooled)
                     # Shielded: a task cancelled in its release leaves no half-started node.
@@ -335,21 +335,6 @@ class BrowserPool:
         metrics.active_browsers.set(len(self._browsers))
         log.debug("browser launched (%d running)", len(self._browsers))
         return pooled
-
-    def _driver_restarts_with(self, pooled: PooledBrowser) -> bool:
-        """Whether the driver goes with `pooled`, just dropped.
-
-        Only a browser that served its tasks in full, and only with neither another task
-        browser nor a session browser open on the driver.
-        """
-        return (
-            self._settings.restart_driver
-            and not self._closed
-            and not self._browsers
-            and self._driver.holders == 0
-            and pooled.tasks_started >= self._settings.tasks_per_browser
-            and pooled.browser.is_connected()
-        )
 
     def _on_disconnected(self, pooled: PooledBrowser) -> None:
         if pooled in self._browsers and not self._closed:

@@ -21,14 +21,10 @@ from typing import Any, cast
 
 from aiohttp import hdrs, web
 
-from farm_agent.sessions.browser_socket import (
-    OPCODE_CLOSE,
-    WEBSOCKET_GUID,
-    BrowserLink,
-    BrowserLinkError,
-)
+from farm_agent.sessions.browser_socket import WEBSOCKET_GUID, BrowserLink, BrowserLinkError
 from farm_agent.sessions.cdp_targets import TargetGuard
 from farm_agent.sessions.client_socket import CLOSE_NORMAL, ClientFrames, close_frame
+from farm_agent.sessions.ws_frames import OPCODE_CLOSE
 
 log = logging.getLogger(__name__)
 

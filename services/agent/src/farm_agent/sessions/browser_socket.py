@@ -14,20 +14,24 @@ import asyncio
 import base64
 import hashlib
 import os
-import struct
 from collections.abc import Callable
 from typing import Protocol, cast
 from urllib.parse import urlsplit
 
-# aiohttp's C routine (a pure-Python one where its extensions are off); it is not
-# exported elsewhere, and no other dependency of the agent ships one.
-from aiohttp._websocket.helpers import websocket_mask
+from farm_agent.sessions.ws_frames import (
+    FIN,
+    OPCODE_BINARY,
+    OPCODE_CLOSE,
+    OPCODE_CONTINUATION,
+    OPCODE_PING,
+    OPCODE_PONG,
+    OPCODE_TEXT,
+    frame,
+    header_length,
+)
 
 WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 HANDSHAKE_LIMIT_BYTES = 16 * 1024
-OPCODE_CONTINUATION, OPCODE_TEXT, OPCODE_BINARY = 0x0, 0x1, 0x2
-OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG = 0x8, 0x9, 0xA
-FIN = 0x80
 BUFFER_HIGH_BYTES = 4 * 1024 * 1024
 """Reading from the browser pauses while this much waits to go to a slow client."""
 BUFFER_POLL_SECONDS = 0.005
@@ -44,32 +48,6 @@ class Inspector(Protocol):
 
 class BrowserLinkError(ConnectionError):
     """The browser's socket broke the WebSocket protocol or closed during the handshake."""
-
-
-def frame(opcode: int, payload: bytes, mask: bool) -> bytes:
-    """One final frame; a client's (to the browser) is masked with a fresh key."""
-    length = len(payload)
-    mask_bit = 0x80 if mask else 0
-    if length < 126:
-        header = struct.pack("!BB", FIN | opcode, mask_bit | length)
-    elif length < 1 << 16:
-        header = struct.pack("!BBH", FIN | opcode, mask_bit | 126, length)
-    else:
-        header = struct.pack("!BBQ", FIN | opcode, mask_bit | 127, length)
-    if not mask:
-        return header + payload
-    key = os.urandom(4)
-    masked = bytearray(payload)
-    websocket_mask(key, masked)
-    return header + key + masked
-
-
-def _header_length(header: bytes | bytearray) -> int | None:
-    """How long a server frame's header is, once its first two bytes are there."""
-    if len(header) < 2:
-        return None
-    size = header[1] & 0x7F
-    return 2 + (2 if size == 126 else 8 if size == 127 else 0)
 
 
 class BrowserLink(asyncio.Protocol):
@@ -263,11 +241,11 @@ class BrowserLink(asyncio.Protocol):
                 continue
             carried = len(self._header)
             header_start = position
-            needed = _header_length(self._header) or 2
+            needed = header_length(self._header) or 2
             while len(self._header) < needed and position < size:
                 self._header.append(data[position])
                 position += 1
-                needed = _header_length(self._header) or 2
+                needed = header_length(self._header) or 2
             if len(self._header) < needed:
                 position = header_start  # the header's start waits for the next chunk
                 break

@@ -18,7 +18,10 @@ from collections.abc import Callable
 
 from aiohttp._websocket.helpers import websocket_mask
 
-from farm_agent.sessions.browser_socket import (
+from farm_agent.sessions.browser_socket import BrowserLink
+from farm_agent.sessions.cdp_filter import CloseSession, Forward, Refuse, decide
+from farm_agent.sessions.cdp_targets import TargetGuard
+from farm_agent.sessions.ws_frames import (
     FIN,
     OPCODE_BINARY,
     OPCODE_CLOSE,
@@ -26,11 +29,8 @@ from farm_agent.sessions.browser_socket import (
     OPCODE_PING,
     OPCODE_PONG,
     OPCODE_TEXT,
-    BrowserLink,
     frame,
 )
-from farm_agent.sessions.cdp_filter import CloseSession, Forward, Refuse, decide
-from farm_agent.sessions.cdp_targets import TargetGuard
 
 CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG = 1000, 1002, 1008, 1009
 CLOSE_REASON_BYTES = 120
