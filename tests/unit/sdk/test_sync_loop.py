@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 import browserfarm
-from browserfarm.sync import LoopThread
+from browserfarm.loop_thread import LoopThread
 from farm.tasks.v1 import tasks_pb2_grpc
 from farm_cli.launcher.processes import free_port
 from tests.helpers import eventually
