@@ -156,3 +156,33 @@ async def test_log_lines_of_a_traced_check_carry_the_trace_of_its_span(
     [span] = [s for s in recorded_spans.get_finished_spans() if s.name == "ext_authz check"]
     assert span.kind == SpanKind.SERVER
     assert span.parent is not None and span.parent.span_id == int(CALLER.split("-")[2], 16)
+
+
+class Failing:
+    """An authorizer whose check fails (a bug): the check logs the request."""
+
+    async def check(self, request: EdgeRequest) -> Verdict:
+        raise RuntimeError("broken")
+
+
+async def test_a_checks_span_and_log_leave_out_the_query_and_its_token(
+    recorded_spans: InMemorySpanExporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = CheckServer(cast("Authorizer", Failing()), "127.0.0.1", 0, None)
+    await server.start()
+    path = "/v1/sessions/ses_0123456789abcdef/cdp"
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(
+                f"http://127.0.0.1:{server.port}/check{path}?token=secret-token-1",
+                headers={"traceparent": CALLER},
+            ) as answer,
+        ):
+            assert answer.status == 500
+    finally:
+        await server.close()
+    [span] = [s for s in recorded_spans.get_finished_spans() if s.name == "ext_authz check"]
+    assert span.attributes is not None and span.attributes["url.path"] == path
+    assert f"GET {path} failed" in caplog.text
+    assert "secret-token-1" not in caplog.text
