@@ -24,7 +24,8 @@ from tests.unit.rpcs import ALL_METHODS
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # Routes Envoy serves that are no RPC: a session's CDP socket and live view.
-SOCKET_ROUTE = re.compile(r"/v1/sessions/[^/]+/(cdp|live(/frames)?)")
+# A session's browser, served by its agent (no RPC): sockets, live page, DevTools discovery.
+SOCKET_ROUTE = re.compile(r"/v1/sessions/[^/]+/(cdp|live(/frames)?|json/version/?)")
 # Variables the reader's shell sets by itself.
 ENVIRONMENT = {"PATH", "HOME"}
 

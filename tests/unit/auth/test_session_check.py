@@ -10,40 +10,14 @@ from farm_core.errors import NotFound, PermissionDenied, Unauthenticated
 from farm_core.identity import Identity
 from farm_core.key_validity import KeyValidity
 from farm_core.live_tokens import LIVE_COOKIE, LiveTokenKind, decode_live_token, encode_live_token
-
-SECRET = "s" * 48
-SESSION = "ses_0123456789abcdef"
-
-
-class Routes:
-    """SessionRoutes over a dict, spending token ids in a set."""
-
-    def __init__(self) -> None:
-        self.routes = {
-            SESSION: queue_pb2.SessionRoute(
-                session_id=SESSION, tenant="acme", agent_id="agent-1", endpoint="10.1.2.3:7150"
-            )
-        }
-        self.spent: set[str] = set()
-
-    async def route(self, session_id: str) -> queue_pb2.SessionRoute | None:
-        return self.routes.get(session_id)
-
-    async def spend(self, token_id: str) -> bool:
-        if token_id in self.spent:
-            return False
-        self.spent.add(token_id)
-        return True
-
-
-REVOKED: set[str] = set()
-"""Ids of the API keys the admission below takes for revoked."""
-KEY_EXPIRES = 2_000_000_000.0
-"""When the keys the admission below knows expire (a Unix time)."""
-
-
-async def key_in_force(key_id: str, tenant: str) -> KeyValidity | None:
-    return None if key_id in REVOKED else KeyValidity(key_expires=KEY_EXPIRES)
+from tests.unit.auth.session_fakes import (
+    KEY_EXPIRES,
+    REVOKED,
+    SECRET,
+    SESSION,
+    Routes,
+    key_in_force,
+)
 
 
 @pytest.fixture
@@ -74,6 +48,8 @@ def now() -> dt.datetime:
     ("path", "live", "attach"),
     [
         (f"/v1/sessions/{SESSION}/cdp", False, True),
+        (f"/v1/sessions/{SESSION}/json/version", False, False),
+        (f"/v1/sessions/{SESSION}/json/version/", False, False),
         (f"/v1/sessions/{SESSION}/live", True, True),
         (f"/v1/sessions/{SESSION}/live/view.js", True, False),
         (f"/v1/sessions/{SESSION}/live/frames", True, False),
@@ -86,17 +62,25 @@ def test_session_paths_are_recognised(path: str, live: bool, attach: bool) -> No
 
 
 @pytest.mark.parametrize(
-    "path", ["/v1/sessions", f"/v1/sessions/{SESSION}", f"/v1/sessions/{SESSION}:run", "/v1/tasks"]
+    "path",
+    [
+        "/v1/sessions",
+        f"/v1/sessions/{SESSION}",
+        f"/v1/sessions/{SESSION}:run",
+        f"/v1/sessions/{SESSION}/json/list",
+        f"/v1/sessions/{SESSION}/json",
+        "/v1/tasks",
+    ],
 )
 def test_other_paths_are_not_session_browsers(path: str) -> None:
     assert session_target(path, None) is None
 
 
-def test_a_token_in_the_query_and_a_ticket_cookie_are_read_only_for_the_live_view() -> None:
+def test_a_ticket_cookie_is_read_only_for_the_live_view_a_query_token_for_cdp_too() -> None:
     target = session_target(f"/v1/sessions/{SESSION}/live?token=abc", f"{LIVE_COOKIE}=t1; x=y")
     assert target is not None and (target.query_token, target.cookie_ticket) == ("abc", "t1")
     cdp = session_target(f"/v1/sessions/{SESSION}/cdp?token=abc", f"{LIVE_COOKIE}=t1")
-    assert cdp is not None and (cdp.query_token, cdp.cookie_ticket) == ("", "")
+    assert cdp is not None and (cdp.query_token, cdp.cookie_ticket) == ("abc", "")
 
 
 async def test_a_key_of_the_sessions_tenant_goes_to_its_agent(admission: SessionAdmission) -> None:

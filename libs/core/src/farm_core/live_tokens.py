@@ -1,10 +1,14 @@
-"""Tokens that open one session's live view in a browser, which cannot send an API key.
+"""Tokens that open one session's browser to a client that cannot send an API key.
 
 A view token (from CreateViewToken, short-lived, used once) is given as `?token=`
 on the live view's URL; the edge takes it and hands the browser a live ticket in
 an HttpOnly cookie scoped to that session's live view, which the page's script and
-frame socket then carry. Both are signed with the live token secret, which only the
-scheduler (which makes view tokens) and auth (which checks them and makes tickets) hold.
+frame socket then carry. A CDP token (from CreateCdpToken, short-lived, reusable
+until it expires, as a CDP client reconnects and fetches `json/version` before it
+attaches) is given as `?token=` on the session's CDP socket and DevTools discovery
+URLs only. All are signed with the live token secret, which only the scheduler
+(which makes view and CDP tokens) and auth (which checks them and makes tickets) hold.
+The `typ` claim keeps the kinds apart: none is taken where another is asked for.
 """
 
 import datetime as dt
@@ -12,16 +16,20 @@ import enum
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 import jwt
 from pydantic import SecretStr
 
 from farm_core.errors import Unauthenticated
 from farm_core.identity import load_or_create_secret
+from farm_core.scopes import Scope
 
 _AUDIENCE = "farm-live"
 _ALGORITHM = "HS256"
 LIVE_COOKIE = "farm_live"
+CDP_TOKEN_SCOPES = frozenset({Scope.SESSIONS.value, Scope.SCRIPT.value})
+"""The asking key's scopes a CDP token may carry: what the edge checks a CDP attach for."""
 LIVE_SECRET_FILE = "live-token-secret"
 LIVE_SECRET_DESCRIPTION = (
     "Secret live view tokens are signed with (only the scheduler and auth hold it); "
@@ -41,6 +49,7 @@ class LiveTokenKind(enum.StrEnum):
 
     VIEW = "view"
     TICKET = "ticket"
+    CDP = "cdp"
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,8 @@ class LiveToken:
     # The API key the view token was asked with ('' in a token made before keys were
     # named): the edge refuses the token and its ticket once that key is revoked.
     key_id: str = ""
+    # The scopes of the key that asked for a CDP token, as it asked (none in other kinds).
+    scopes: frozenset[str] = frozenset()
 
 
 def encode_live_token(
@@ -65,10 +76,17 @@ def encode_live_token(
     now: dt.datetime,
     ttl_seconds: float,
     key_id: str = "",
+    scopes: frozenset[str] = frozenset(),
+    not_after: dt.datetime | None = None,
 ) -> tuple[str, dt.datetime]:
-    """A signed token of `kind` for the session's live view, and when it expires."""
+    """A signed token of `kind` for the session's browser, and when it expires.
+
+    It lasts `ttl_seconds`, and no later than `not_after` when given.
+    """
     expires = now + dt.timedelta(seconds=ttl_seconds)
-    claims = {
+    if not_after is not None:
+        expires = min(expires, not_after)
+    claims: dict[str, object] = {
         "aud": _AUDIENCE,
         "typ": kind.value,
         "sid": session_id,
@@ -79,11 +97,14 @@ def encode_live_token(
     }
     if key_id:
         claims["kid"] = key_id
+    if scopes:
+        claims["scp"] = sorted(scopes)
     return jwt.encode(claims, secret, algorithm=_ALGORITHM), expires
 
 
 def decode_live_token(secret: str, token: str, kind: LiveTokenKind) -> LiveToken:
     """The live token's claims; Unauthenticated when it is not a valid token of `kind`."""
+    label = "CDP token" if kind is LiveTokenKind.CDP else "live view token"
     try:
         claims = jwt.decode(
             token,
@@ -93,9 +114,9 @@ def decode_live_token(secret: str, token: str, kind: LiveTokenKind) -> LiveToken
             options={"require": ["exp", "sid", "tenant", "jti", "typ"]},
         )
     except jwt.PyJWTError as error:
-        raise Unauthenticated(f"live view token refused: {error}") from error
+        raise Unauthenticated(f"{label} refused: {error}") from error
     if claims["typ"] != kind.value:
-        raise Unauthenticated(f"live view token refused: not a {kind.value} token")
+        raise Unauthenticated(f"{label} refused: not a {kind.value} token")
     return LiveToken(
         kind=kind,
         session_id=str(claims["sid"]),
@@ -103,4 +124,18 @@ def decode_live_token(secret: str, token: str, kind: LiveTokenKind) -> LiveToken
         token_id=str(claims["jti"]),
         expire_time=dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC),
         key_id=str(claims.get("kid", "")),
+        scopes=frozenset(str(scope) for scope in claims.get("scp", ())),
     )
+
+
+def query_tokens(query: str) -> list[str]:
+    """The values of `token=` in a URL's `query`, as spelt: the edge's log leaves those out.
+
+    A name spelt otherwise (`%74oken=`) is no token, so that none is taken that the
+    access log (envoy.yaml.j2, `[?&]token=`) would keep.
+    """
+    return [
+        unquote_plus(part.removeprefix("token="))
+        for part in query.split("&")
+        if part.startswith("token=")
+    ]

@@ -109,6 +109,8 @@ RPC_RULES: Mapping[str, RpcRule] = {
     f"{_SESSIONS}CloseSession": RpcRule(Scope.SESSIONS, mutating=True, target="id"),
     f"{_SESSIONS}RunSessionCommand": RpcRule(Scope.SESSIONS, mutating=True, target="id"),
     f"{_SESSIONS}CreateViewToken": RpcRule(Scope.SESSIONS, mutating=True, target="id"),
+    # A CDP token attaches as the key would: FARM_AUTH_CDP_NEEDS_SCRIPT checks its scopes.
+    f"{_SESSIONS}CreateCdpToken": RpcRule(Scope.SESSIONS, mutating=True, target="id"),
     # Artifacts (storage).
     f"{_ARTIFACTS}GetArtifact": RpcRule(Scope.ARTIFACTS_READ, target="id"),
     f"{_ARTIFACTS}GetArtifactContent": RpcRule(Scope.ARTIFACTS_READ, target="id"),

@@ -130,6 +130,14 @@ class AsyncSession(AsyncWithOnly):
         )
         return self._info
 
+    async def cdp_token(self) -> sessions_pb2.CdpToken:
+        """A short-lived token attaching CDP clients that send no header (CreateCdpToken).
+
+        Its `cdp_url` (ws) and `discovery_url` (http, for `connect_over_cdp`) carry it.
+        """
+        request = sessions_pb2.CreateCdpTokenRequest(id=self.id)
+        return await self._calls.call(self._calls.sessions.CreateCdpToken, request)
+
     async def close(self) -> SessionInfo | None:
         """Closes the session and frees its browser; closing it again does nothing."""
         if self._info is None or not self._info.active:

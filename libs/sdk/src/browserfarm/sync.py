@@ -88,6 +88,10 @@ class Session(WithOnly):
         """The session as it stands now."""
         return self._loop.run(self._session.refresh())
 
+    def cdp_token(self) -> sessions_pb2.CdpToken:
+        """A token attaching CDP clients that send no header, as AsyncSession.cdp_token."""
+        return self._loop.run(self._session.cdp_token())
+
     def close(self) -> SessionInfo | None:
         """Closes the session; closing it again does nothing."""
         return self._loop.run(self._session.close())

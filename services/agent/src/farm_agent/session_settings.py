@@ -1,9 +1,9 @@
 """The agent's settings for sessions and screencasts (prefix FARM_AGENT_), part of AgentSettings."""
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from farm_core.settings import Port
+from farm_core.settings import Port, PublicUrl
 
 
 class SessionSettings(BaseSettings):
@@ -25,6 +25,12 @@ class SessionSettings(BaseSettings):
         description="Address Envoy reaches the session endpoints at (given in the answer to "
         "each open order; the scheduler puts it in the session's route); empty: the listen "
         "address.",
+    )
+    public_url: PublicUrl = Field(
+        default="http://127.0.0.1:8080",
+        validation_alias=AliasChoices("FARM_AGENT_PUBLIC_URL", "FARM_PUBLIC_URL"),
+        description="The edge's address as clients reach it; a session's DevTools discovery "
+        "(json/version) names its CDP socket there (ws:// or wss://).",
     )
     session_spare_browsers: int = Field(
         default=1,

@@ -322,7 +322,8 @@ class Authorizer:
         """A request for a session's browser: admitted to its agent, or refused."""
         has_key = request.header(AUTHORIZATION_HEADER) is not None
         try:
-            if has_key or not target.live:
+            # A token (CDP or view) only when no key is given: a key is never weakened by one.
+            if has_key or not (target.live or target.query_token):
                 verified = await self._verified(request, grpc_caller=False)
                 if isinstance(verified, Verdict):
                     return verified

@@ -1,9 +1,11 @@
-"""The edge's check of a request for a session's browser: its CDP socket or its live view.
+"""The edge's check of a request for a session's browser: its CDP socket, discovery, live view.
 
 Such a request needs a key with the scope `sessions` of the session's tenant, or,
 for the live view only, a view token (`?token=`, spent on first use by its own
-session's live view page, and exchanged for a live ticket cookie) or that ticket. A
-session that no agent holds, or that belongs to another tenant, is 404. The answer
+session's live view page, and exchanged for a live ticket cookie) or that ticket,
+or, for the CDP socket and its DevTools discovery (`json/version`) only, a CDP
+token (`?token=`, reusable until it expires). A session that no agent holds, or
+that belongs to another tenant, is 404 to a key; a CDP token for it is 401. The answer
 tells Envoy which agent to send the request to (the check's x-farm-agent answer
 header, which Envoy keeps as dynamic metadata for the original-destination cluster).
 """
@@ -12,7 +14,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from farm.queue.v1 import queue_pb2
 from farm_auth.session_routes import SessionRoutes
@@ -22,15 +24,19 @@ from farm_core.identity import Identity
 from farm_core.key_revocations import live_identity_key
 from farm_core.key_validity import KeyValidity
 from farm_core.live_tokens import (
+    CDP_TOKEN_SCOPES,
     LIVE_COOKIE,
     LiveToken,
     LiveTokenKind,
     decode_live_token,
     encode_live_token,
+    query_tokens,
 )
 from farm_core.scopes import Scope
 
-SESSION_PATH = re.compile(r"^/v1/sessions/(?P<id>[^/]+)/(?P<part>cdp|live(/[^/]*)?)$")
+SESSION_PATH = re.compile(
+    r"^/v1/sessions/(?P<id>[^/]+)/(?P<part>cdp|json/version/?|live(/[^/]*)?)$"
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,7 @@ class SessionTarget:
     live: bool
     # The CDP socket or the live page itself, not one of the page's files or its frames.
     attach: bool = True
+    # `?token=`: a view token (live view) or a CDP token (CDP socket and discovery).
     query_token: str = ""
     cookie_ticket: str = ""
 
@@ -61,7 +68,7 @@ def session_target(path: str, cookie_header: str | None) -> SessionTarget | None
     if matched is None:
         return None
     live = matched["part"].startswith("live")
-    tokens = parse_qs(parts.query).get("token", []) if live else []
+    tokens = query_tokens(parts.query)
     return SessionTarget(
         session_id=matched["id"],
         live=live,
@@ -109,7 +116,9 @@ class SessionAdmission:
         return Admitted(identity, route)
 
     async def by_token(self, target: SessionTarget) -> Admitted:
-        """A browser opening the live view with a view token or the ticket it was given."""
+        """A client with a token: a CDP token, or a view token or its ticket for the live view."""
+        if not target.live:
+            return await self._by_cdp_token(target)
         if target.query_token:
             # A view token is spent only by its own session's live page, once everything
             # else let it through: a request refused for any reason leaves it unspent.
@@ -138,6 +147,40 @@ class SessionAdmission:
             validity=validity,
         )
         return Admitted(identity, route, cookie)
+
+    async def _by_cdp_token(self, target: SessionTarget) -> Admitted:
+        """A CDP client with a CDP token: as the key that asked for it would be admitted."""
+        if not target.query_token:
+            raise Unauthenticated("no API key or CDP token")
+        token, validity = await self._decode(
+            target.query_token, LiveTokenKind.CDP, target.session_id
+        )
+        if validity is None:
+            # Every CDP token names its key, whose revoke or expiry must end it.
+            raise Unauthenticated("this CDP token names no API key")
+        try:
+            route = await self._route(token.session_id, token.tenant)
+        except NotFound as gone:
+            raise Unauthenticated(
+                f"this CDP token's session {token.session_id} is not open (closed, or never was)"
+            ) from gone
+        scopes = token.scopes & CDP_TOKEN_SCOPES
+        if Scope.SESSIONS.value not in scopes:
+            raise PermissionDenied(f"this CDP token lacks the scope {Scope.SESSIONS.value!r}")
+        if self._cdp_needs_script and Scope.SCRIPT.value not in scopes:
+            raise PermissionDenied(
+                f"this CDP token's API key {token.key_id} lacks the scope "
+                f"{Scope.SCRIPT.value!r} that a session's CDP socket needs "
+                "(it runs any script in the pages)"
+            )
+        identity = Identity(
+            tenant=token.tenant,
+            # Names the key that asked for the token: its revoke ends the token's sockets.
+            key_id=live_identity_key(token.token_id, token.key_id),
+            scopes=scopes,
+            validity=validity,
+        )
+        return Admitted(identity, route)
 
     async def _ticket_cookie(self, view_token: LiveToken) -> str:
         """Spends `view_token`; the Set-Cookie of the live ticket it is exchanged for."""

@@ -208,6 +208,13 @@ class SchedulerSettings(FarmSettings):
     view_token_ttl_seconds: float = Field(
         default=300.0, gt=0, le=3600, description="How long a live view token may be used."
     )
+    cdp_token_ttl_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        le=86400,
+        description="How long a CDP attach token may be used (no longer than its session "
+        "lasts); a client may attach and reconnect with it until then.",
+    )
     live_token_secret: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("FARM_LIVE_TOKEN_SECRET"),

@@ -1,4 +1,4 @@
-"""`farm session create|run|tabs|get|list|close|view-token`: the SessionService."""
+"""`farm session create|run|tabs|get|list|close|view-token|cdp-token`: the SessionService."""
 
 import argparse
 from collections.abc import Callable
@@ -121,6 +121,13 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     token.add_argument("id")
     token.set_defaults(run=view_token)
+    cdp = verbs.add_parser(
+        "cdp-token",
+        help="a token, reusable until it expires, that attaches a CDP client sending no "
+        "header: its cdpUrl (ws) and discoveryUrl (http, for connect_over_cdp)",
+    )
+    cdp.add_argument("id")
+    cdp.set_defaults(run=cdp_token)
 
 
 def _add_step_arguments(parser: argparse.ArgumentParser) -> None:
@@ -294,3 +301,9 @@ def view_token(args: argparse.Namespace) -> int:
     """CreateViewToken: the token and the live view URL that carries it."""
     request = sessions_pb2.CreateViewTokenRequest(id=args.id)
     return call_and_print(lambda farm: farm.sessions.CreateViewToken, request)
+
+
+def cdp_token(args: argparse.Namespace) -> int:
+    """CreateCdpToken: the token, and the CDP and discovery URLs that carry it."""
+    request = sessions_pb2.CreateCdpTokenRequest(id=args.id)
+    return call_and_print(lambda farm: farm.sessions.CreateCdpToken, request)

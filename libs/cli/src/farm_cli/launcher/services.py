@@ -297,6 +297,8 @@ def agent_launches(config: FarmConfig, shared: SharedSettings) -> list[ServiceLa
             "FARM_AGENT_PORT": str(ports.agent(index)),
             "FARM_AGENT_METRICS_PORT": str(ports.agent_metrics(index)),
             "FARM_AGENT_SESSION_PORT": str(ports.agent_session(index)),
+            # A session's json/version names its CDP socket at the edge.
+            "FARM_AGENT_PUBLIC_URL": config.envoy_url,
             "FARM_AGENT_STORAGE_ADDRESS": f"{HOST}:{ports.storage}",
             # Every port of the farm, so that pages stay away from Envoy, the
             # services and NATS even where --allow-private opens loopback.

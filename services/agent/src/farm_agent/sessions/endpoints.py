@@ -1,6 +1,7 @@
 """The agent's HTTP port for sessions, reached only through Envoy: CDP sockets and live views.
 
-Envoy routes `/v1/sessions/{id}/cdp` and `/v1/sessions/{id}/live...` here after the
+Envoy routes `/v1/sessions/{id}/cdp`, `/v1/sessions/{id}/json/version` (DevTools
+discovery) and `/v1/sessions/{id}/live...` here after the
 auth service has checked the caller; the request carries the signed identity, which
 is verified again here, so a request that skipped the edge is refused. A session of
 another tenant, or one this agent does not hold, is 404. Each socket lasts no longer
@@ -16,11 +17,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from importlib import resources
 from typing import Protocol
 
+import aiohttp
 from aiohttp import web
 from playwright.async_api import Error as PlaywrightError
 
 from farm_agent.sessions.bridge import CdpClient, accept_client, bridge, close_client
 from farm_agent.sessions.client_socket import CLOSE_POLICY_VIOLATION
+from farm_agent.sessions.discovery import browser_version, discovery_answer, public_cdp_url
 from farm_agent.sessions.session import OpenSession
 from farm_core.app_listener import AppListener
 from farm_core.errors import Unauthenticated
@@ -28,6 +31,7 @@ from farm_core.identity import IDENTITY_HEADER, IdentityVerifier
 from farm_core.key_revocations import opening_key
 from farm_core.key_streams import KeyStreams
 from farm_core.key_validity import KeyValidity
+from farm_core.live_tokens import query_tokens
 from farm_core.scopes import Scope
 from farm_core.sessions import CloseReason
 
@@ -87,8 +91,10 @@ class SessionEndpoints:
         port: int,
         ssl_context: ssl.SSLContext | None = None,
         key_streams: KeyStreams | None = None,
+        public_url: str = "http://127.0.0.1:8080",
     ) -> None:
         self._sessions = sessions
+        self._public_url = public_url
         self._key_streams = key_streams or KeyStreams()
         self._ssl_context = ssl_context
         self._codec = codec
@@ -96,6 +102,8 @@ class SessionEndpoints:
         app = web.Application()
         app.router.add_get("/healthz", self._health)
         app.router.add_get("/v1/sessions/{id}/cdp", self._guarded(self._cdp))
+        for version_path in ("/v1/sessions/{id}/json/version", "/v1/sessions/{id}/json/version/"):
+            app.router.add_get(version_path, self._guarded(self._version))
         app.router.add_get("/v1/sessions/{id}/live", self._guarded(self._live_page))
         app.router.add_get("/v1/sessions/{id}/live/frames", self._guarded(self._live_frames))
         app.router.add_get("/v1/sessions/{id}/live/{asset}", self._guarded(self._live_asset))
@@ -213,6 +221,22 @@ class SessionEndpoints:
                 session.session_id,
                 error,
             )
+
+    async def _version(self, request: web.Request, session: OpenSession) -> web.StreamResponse:
+        """DevTools discovery: the browser's json/version, naming the session's CDP socket."""
+        try:
+            version = await browser_version(session.browser.debug_port)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            raise web.HTTPServiceUnavailable(
+                text=f"session {session.session_id}: its browser did not tell its version: "
+                f"{type(error).__name__}\n"
+            ) from error
+        tokens = query_tokens(request.query_string)
+        cdp_url = public_cdp_url(self._public_url, session.session_id, tokens[0] if tokens else "")
+        # The answer may carry the CDP token: no cache keeps it.
+        return web.json_response(
+            discovery_answer(version, cdp_url), headers={"Cache-Control": "no-store"}
+        )
 
     async def _live_page(self, request: web.Request, session: OpenSession) -> web.StreamResponse:
         page = resources.files("farm_agent.sessions.live").joinpath("index.html").read_text()

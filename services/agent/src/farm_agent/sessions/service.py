@@ -49,6 +49,7 @@ class AgentSessions:
             settings.session_port,
             settings.internal_ssl_server(),
             self._key_streams,
+            settings.public_url,
         )
         self._orders: SessionOrders | None = None
         self._key_revocations = KeyRevocationWatch(

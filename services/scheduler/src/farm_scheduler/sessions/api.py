@@ -19,7 +19,6 @@ from farm_core.errors import (
     Unavailable,
 )
 from farm_core.identity import current_identity
-from farm_core.live_tokens import LiveTokenKind, encode_live_token
 from farm_core.outages import outage
 from farm_core.paging import Cursor, read_page
 from farm_core.quotas import TenantQuotas
@@ -41,6 +40,7 @@ from farm_scheduler.sessions.placement import Candidate, Openings, refusal_note
 from farm_scheduler.sessions.records import SessionRecord
 from farm_scheduler.sessions.routes import SessionRoutes
 from farm_scheduler.sessions.store import ReservationGone, SessionStore
+from farm_scheduler.sessions.tokens import SessionTokens
 from farm_scheduler.sessions.validation import (
     SessionBounds,
     checked_session_id,
@@ -107,7 +107,12 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
         self._closer = closer
         self._routes = routes
         self._openings = Openings()
-        self._secret = live_token_secret
+        self._tokens = SessionTokens(
+            live_token_secret,
+            settings.public_url,
+            settings.view_token_ttl_seconds,
+            settings.cdp_token_ttl_seconds,
+        )
         self._bounds = SessionBounds(
             default_idle_timeout_seconds=settings.session_idle_timeout_seconds,
             max_idle_timeout_seconds=settings.session_max_idle_timeout_seconds,
@@ -222,19 +227,15 @@ class SessionApi(sessions_pb2_grpc.SessionServiceServicer):
         identity = current_identity()
         record = await self._store.get(identity.tenant, checked_session_id(request.id))
         self._require_active(record)
-        token, expires = encode_live_token(
-            self._secret,
-            LiveTokenKind.VIEW,
-            record.id,
-            record.tenant,
-            utcnow(),
-            self._settings.view_token_ttl_seconds,
-            key_id=identity.key_id,
-        )
-        live_url = session_links(self._settings.public_url, record.id).live_url
-        return sessions_pb2.ViewToken(
-            token=token, url=f"{live_url}?token={token}", expire_time=to_timestamp(expires)
-        )
+        return self._tokens.view(record, identity)
+
+    async def CreateCdpToken(
+        self, request: sessions_pb2.CreateCdpTokenRequest, context: Any
+    ) -> sessions_pb2.CdpToken:
+        identity = current_identity()
+        record = await self._store.get(identity.tenant, checked_session_id(request.id))
+        self._require_active(record)
+        return self._tokens.cdp(record, identity)
 
     async def _place(self, record: SessionRecord, quotas: TenantQuotas | None) -> SessionRecord:
         """Opens the session's browser on the best agent that takes it.

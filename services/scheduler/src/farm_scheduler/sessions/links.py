@@ -11,6 +11,7 @@ def session_links(public_url: str, session_id: str) -> SessionLinks:
     socket_scheme = "wss" if edge.scheme == "https" else "ws"
     path = f"{edge.path}/v1/sessions/{session_id}"
     return SessionLinks(
+        discovery_url=urlunsplit((edge.scheme, edge.netloc, path, "", "")),
         cdp_url=urlunsplit((socket_scheme, edge.netloc, f"{path}/cdp", "", "")),
         live_url=urlunsplit((edge.scheme, edge.netloc, f"{path}/live", "", "")),
     )

@@ -18,6 +18,8 @@ class SessionLinks:
 
     cdp_url: str
     live_url: str
+    # The DevTools HTTP endpoint (http, https) whose json/version names cdp_url.
+    discovery_url: str = ""
 
 
 @dataclass(frozen=True)
