@@ -55,6 +55,9 @@ async def test_status_and_migrate_take_an_empty_database_to_the_newest(
     code, versions, _ = farm_db(capsys, "status")
     assert code == 0
     assert {state for _, state in states(versions).values()} == {"empty"}
+    if database.startswith("sqlite"):
+        # Looking made no database files.
+        assert not list(Path(database.removeprefix("sqlite+aiosqlite:///")).parent.iterdir())
 
     code, migrated, _ = farm_db(capsys, "migrate")
     assert code == 0

@@ -59,9 +59,7 @@ def schema_version(
     current = MigrationContext.configure(
         connection, opts={"version_table": version_table}
     ).get_current_heads()
-    config = Config()
-    config.set_main_option("script_location", script_location)
-    script = ScriptDirectory.from_config(config)
+    script = _script(script_location)
     newest = script.get_current_head() or ""
     known = {each.revision for each in script.walk_revisions()}
     revision = ", ".join(current) if current else None
@@ -91,6 +89,12 @@ async def read_version(
     return SchemaVersion(service, database, revision, newest, state)
 
 
+def _script(script_location: str) -> ScriptDirectory:
+    config = Config()
+    config.set_main_option("script_location", script_location)
+    return ScriptDirectory.from_config(config)
+
+
 def _reason(error: Exception) -> str:
     cause = error.orig if isinstance(error, DBAPIError) else error
     return " ".join(str(cause).split()) or type(cause).__name__
@@ -102,8 +106,8 @@ class _DatabaseSettings(FarmSettings):
     database_url: str = ""
 
 
-def database_url(service: str) -> tuple[str, float]:
-    """The async URL of `service`'s database and its migration lock timeout, from the environment.
+def database_settings(service: str) -> _DatabaseSettings:
+    """`service`'s database settings, from the environment; exits 2 naming a bad one.
 
     The same variables as the service's (FARM_<SERVICE>_DATABASE_URL, else DATABASE_URL).
     """
@@ -120,16 +124,22 @@ def database_url(service: str) -> tuple[str, float]:
             ),
         ),
     )
-    settings = load_settings(settings_class, service)
-    url = async_database_url(settings.database_url, settings.database_path(service))
-    return url, settings.migration_lock_timeout_seconds
+    return load_settings(settings_class, service)
 
 
 async def run_action(
     action: str, service: str, script_location: str, version_table: str
 ) -> dict[str, object]:
     """show: the tables' version; migrate: upgrades them, then the version before and after."""
-    url, lock_timeout = database_url(service)
+    settings = database_settings(service)
+    sqlite_file = settings.database_path(service)
+    if action == "show" and not settings.database_url and not sqlite_file.exists():
+        # Not made by looking: `farm db status` in the wrong directory leaves no database.
+        newest = _script(script_location).get_current_head() or ""
+        database = f"sqlite+aiosqlite:///{sqlite_file}"
+        return asdict(SchemaVersion(service, database, None, newest, SchemaState.EMPTY))
+    url = async_database_url(settings.database_url, sqlite_file)
+    lock_timeout = settings.migration_lock_timeout_seconds
     engine = create_engine(url)
     try:
         before = await read_version(engine, service, script_location, version_table)
