@@ -342,3 +342,37 @@ def test_a_wedged_process_is_stopped_and_started_again_saying_why() -> None:
     assert farm.reports[-1] == "nats back up (10.0 s after its start)"
     farm.after(5)
     assert probe.asked == 3 and nats.signals == [signal.SIGTERM] and nats.starts == 2
+
+
+def test_an_agent_drained_for_a_restart_is_started_again_at_once() -> None:
+    harness = Harness()
+    agent = harness.watch("agent-1")
+    harness.supervisor.drain_and_restart("agent-1")
+    assert agent.signals == [signal.SIGTERM]
+    agent.exit(0)  # it drained
+
+    harness.after(0.1)
+
+    assert agent.starts == 2
+    assert harness.supervisor.restarts("agent-1") == 1
+    assert "agent-1 drained for its restart (exit code 0); starting it" in harness.reports
+    # A later drain of its own is a drain on purpose again: it stays down.
+    harness.after(0.1)
+    agent.exit(0)
+    harness.after(0.1)
+    assert harness.supervisor.phase("agent-1") is Phase.ENDED
+
+
+def test_an_agent_that_had_drained_is_started_on_a_restart_and_one_starting_refused() -> None:
+    harness = Harness()
+    agent = harness.watch("agent-1")
+    agent.exit(0)
+    harness.after(0.1)
+    assert harness.supervisor.phase("agent-1") is Phase.ENDED
+
+    harness.supervisor.drain_and_restart("agent-1")
+
+    assert agent.starts == 2
+    assert harness.supervisor.phase("agent-1") is Phase.STARTING
+    with pytest.raises(RuntimeError, match="agent-1 is not up \\(starting\\); try again later"):
+        harness.supervisor.drain_and_restart("agent-1")

@@ -14,6 +14,7 @@ from farm_cli.commands import (
     artifact,
     audit,
     credential,
+    db,
     deadletter,
     down,
     envoy_config,
@@ -52,6 +53,7 @@ COMMAND_GROUPS = (
     audit,
     webhook,
     credential,
+    db,
     envoy_config,
     nats_config,
 )

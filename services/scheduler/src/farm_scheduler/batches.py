@@ -210,7 +210,9 @@ async def _insert_new(
             lookup = lookups[id(record.spec)]
             skipped += lookup is False
             answered = (
-                await answered_from_cache(connection, record, store.cached_keys) if lookup else None
+                await answered_from_cache(connection, record, store.cached_keys, store.cache_reach)
+                if lookup
+                else None
             )
             if answered is not None:
                 # Never queued: not the queued quota's.

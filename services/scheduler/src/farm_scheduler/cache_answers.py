@@ -14,11 +14,16 @@ from farm_scheduler.task_rows import latest_cached_result
 
 
 async def answered_from_cache(
-    connection: AsyncConnection, queued: TaskRecord, cached_keys: CachedKeys
+    connection: AsyncConnection,
+    queued: TaskRecord,
+    cached_keys: CachedKeys,
+    reach: dt.timedelta | None = None,
 ) -> TaskRecord | None:
     """`queued` answered from the cache (SUCCEEDED at its creation, `cached`), or None.
 
-    A spec whose key `cached_keys` knows has no result is a miss without a query.
+    A spec whose key `cached_keys` knows has no result is a miss without a query. No
+    result older than `reach` answers, whatever the spec's cacheTtlSeconds (None: no
+    bound): the retention sweep deletes older ones (retention.cache_reach).
     """
     spec = queued.spec
     if not looks_up_cache(spec):
@@ -26,7 +31,8 @@ async def answered_from_cache(
     if not cached_keys.may_hit(queued.tenant, queued.cache_key):
         lookups_skipped.inc()
         return None
-    since = queued.create_time - dt.timedelta(seconds=spec.cache_ttl_seconds)
+    accepted = dt.timedelta(seconds=spec.cache_ttl_seconds)
+    since = queued.create_time - (accepted if reach is None else min(accepted, reach))
     found = await latest_cached_result(connection, queued.tenant, queued.cache_key, since)
     if found is None:
         return None

@@ -47,9 +47,22 @@ from farm_scheduler.retention_rows import (
 
 log = logging.getLogger(__name__)
 
-CACHE_REACH = dt.timedelta(seconds=MAX_CACHE_TTL_SECONDS, hours=1)
-"""How long after it ended a task's result may still answer a new task from the cache
-(the longest cacheTtlSeconds, and an hour for the replicas' clocks to differ)."""
+CLOCK_MARGIN = dt.timedelta(hours=1)
+"""How far the replicas' clocks may differ for the sweep and the cache to stay apart."""
+
+
+def cache_reach(retention_days: int) -> dt.timedelta | None:
+    """The oldest result the cache may answer with under `retention_days` (0: no bound).
+
+    A retention shorter than the longest cacheTtlSeconds bounds the cache to the retention
+    less the clocks' margin, so that the sweep never deletes a result a new task may be
+    answered from, and keeps none past the retention for the cache's sake.
+    """
+    if not retention_days:
+        return None
+    retained = dt.timedelta(days=retention_days)
+    return min(dt.timedelta(seconds=MAX_CACHE_TTL_SECONDS), retained - CLOCK_MARGIN)
+
 
 RETRY_SECONDS = 300.0
 """How soon a pass that kept something is tried again (doubled after each further failure,
@@ -132,7 +145,6 @@ class TaskRetention:
         self._nc = nc
         self._batch_size = batch_size
         self._storage_timeout = storage_timeout_seconds
-        self._retention = dt.timedelta(days=retention_days)
         self._turns = SweepTurns(
             engine,
             sweep_leases,
@@ -191,11 +203,10 @@ class TaskRetention:
         self, cutoff: dt.datetime, still_ours: Callable[[], Awaitable[bool]] | None
     ) -> Swept:
         """`purge`; with `still_ours`, each batch only once it answered True."""
-        cache_cutoff = cutoff + self._retention - CACHE_REACH
         tasks = _Sweep(still_ours)
         await self._batches(
             tasks,
-            lambda c, skip: expired_tasks(c, cutoff, cache_cutoff, self._batch_size, skip),
+            lambda c, skip: expired_tasks(c, cutoff, self._batch_size, skip),
             lambda c, ids: delete_tasks(c, ids, cutoff),
         )
         tasks_deleted.inc(tasks.deleted)

@@ -2,9 +2,10 @@
 
 A task may go once it ended, and was created, before the cutoff, unless a task
 that is kept shares its result (a cached task names it as `cache_source`, or a
-cached task of its tenant from before migration 0016 ended after it), its result may still answer
-the cache (it has a cache key and ended less than the longest cache time ago), or
-its dead letter is still to be published. A cached task owns no artifacts (they
+cached task of its tenant from before migration 0016 ended after it), or its dead
+letter is still to be published. A result the cache may still answer with is never
+past the cutoff: the cache reaches back no further than the retention less an hour
+(retention.cache_reach). A cached task owns no artifacts (they
 are its source's), so deleting it deletes none.
 """
 
@@ -60,18 +61,16 @@ def _ended_before(cutoff: dt.datetime) -> tuple[ColumnElement[bool], ...]:
 async def expired_tasks(
     connection: AsyncConnection,
     cutoff: dt.datetime,
-    cache_cutoff: dt.datetime,
     limit: int,
     skip: Sequence[str] = (),
 ) -> list[Expired]:
-    """Up to `limit` tasks that may go, but those in `skip` (`cache_cutoff`: the cache's reach)."""
+    """Up to `limit` tasks that may go, but those in `skip`."""
     referrer = tasks.alias("referrer")
     unsourced = tasks.alias("unsourced")
     query = (
         select(tasks.c.id, tasks.c.tenant, tasks.c.cached)
         .where(
             *_ended_before(cutoff),
-            (tasks.c.cache_key == _EMPTY) | (tasks.c.finish_time < cache_cutoff),
             tasks.c.dead_letter_pending == false(),
             ~exists().where(
                 referrer.c.cache_source != _EMPTY, referrer.c.cache_source == tasks.c.id

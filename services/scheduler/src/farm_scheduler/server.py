@@ -36,7 +36,7 @@ from farm_scheduler.fleet import Fleet
 from farm_scheduler.grants import Grants
 from farm_scheduler.heartbeats import Heartbeats
 from farm_scheduler.publisher import Republisher, TaskPublisher
-from farm_scheduler.retention import TaskRetention
+from farm_scheduler.retention import TaskRetention, cache_reach
 from farm_scheduler.routing.fallback import RegionFallback
 from farm_scheduler.routing.router import RegionRouter
 from farm_scheduler.routing.rules import parse_rules
@@ -76,6 +76,7 @@ class SchedulerService:
             route=self._router.route,
             migration_lock_timeout_seconds=settings.migration_lock_timeout_seconds,
         )
+        self._store.cache_reach = cache_reach(settings.task_retention_days)
         self._watch = TaskWatch(settings.watch_poll_seconds)
         # A WatchTask stream outlives the check of the key that opened it: it ends with the key.
         self._key_streams = KeyStreams()

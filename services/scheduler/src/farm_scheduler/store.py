@@ -94,6 +94,8 @@ class TaskStore(PublishMarks):
         self._quota_lock = TenantQuotaLock(self.engine, ADVISORY_NAMESPACE)
         # Until started over NATS (server.py), every create looks its spec up.
         self.cached_keys = CachedKeys()
+        # How old a result may answer the cache at most (retention.cache_reach); None: no bound.
+        self.cache_reach: dt.timedelta | None = None
 
     async def create(
         self,
@@ -153,7 +155,9 @@ class TaskStore(PublishMarks):
         async with self.write_transaction(tenant, quotas) as connection:
             if key:
                 await release_expired_keys(connection, tenant, [key], window_start)
-            answered = await answered_from_cache(connection, record, self.cached_keys)
+            answered = await answered_from_cache(
+                connection, record, self.cached_keys, self.cache_reach
+            )
             record = answered or record
             if quotas is not None and not record.cached:
                 check_task_quotas(tenant, await queued_count(connection, tenant), quotas)

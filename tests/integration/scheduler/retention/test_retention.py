@@ -177,19 +177,47 @@ async def test_a_cached_task_older_than_its_source_column_keeps_earlier_results(
     assert (await storage.get(shared)).id == shared
 
 
-async def test_a_result_that_may_still_answer_the_cache_is_kept(
+async def test_a_short_retention_deletes_results_the_cache_could_have_answered_with(
     start_scheduler: StartScheduler, storage: Storage
 ) -> None:
+    # FARM_SCHEDULER_TASK_RETENTION_DAYS=1 kept every result with a cache key (most
+    # successes: screenshots cache an hour by default) for 7 days, the cache's longest reach.
     scheduler = await start_scheduler(task_retention_days=1)
     three_days_ago = NOW - dt.timedelta(days=3)
     cacheable = await ended(scheduler, SUCCEEDED, three_days_ago, cache_key="b" * 64)
+    screenshot = await stored(storage, cacheable)
     uncacheable = await ended(scheduler, SUCCEEDED, three_days_ago, cache_key="")
 
     await retention_of(scheduler).purge(NOW - dt.timedelta(days=1))
 
-    # A new task may be answered from it for up to 7 days (the longest cacheTtlSeconds).
-    assert (await scheduler.get(cacheable)).status == SUCCEEDED
+    assert await task_gone(scheduler, cacheable)
+    assert await artifact_gone(storage, screenshot)
     assert await task_gone(scheduler, uncacheable)
+
+
+async def test_a_short_retention_bounds_how_old_a_result_the_cache_answers_with(
+    start_scheduler: StartScheduler, queue: Queue
+) -> None:
+    scheduler = await start_scheduler(task_retention_days=1)
+    source = await scheduler.create()
+    assert (await queue.take()).task_id == source.id
+    await queue.report(source.id, SUCCEEDED, result=succeeded_result())
+    await until(scheduler, source.id, SUCCEEDED)
+    # Ended a day less half an hour ago: within the retention, not within it less the
+    # hour the replicas' clocks may differ by, so a sweep may be deleting it now.
+    a_day_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=23, minutes=30)
+    async with scheduler.service.store.engine.begin() as connection:
+        await connection.execute(
+            update(tasks)
+            .where(tasks.c.id == source.id)
+            .values(create_time=a_day_ago, finish_time=a_day_ago)
+        )
+
+    # It accepts a result a week old, but the retention keeps none that long.
+    again = await scheduler.create(cacheTtlSeconds=604800)
+
+    assert not again.cached
+    assert (await queue.take()).task_id == again.id
 
 
 async def test_a_closed_sessions_row_and_recording_go_with_its_close_time(

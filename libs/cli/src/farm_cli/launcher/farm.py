@@ -1,17 +1,15 @@
 """The whole farm on one machine: NATS, SeaweedFS, the services, the agents, Envoy, Prometheus.
 
-With `traces`, the local trace sink starts first, so that every process finds it.
-
-`LocalFarm(config).start()` brings them up in order, each as soon as what it needs is
-ready, and returns once all are ready; `stop()` takes them down in reverse. While it
-runs, `supervise()` (`farm up`) or `start_supervisor()` (tests, benches) restarts a
-process that crashes (see supervisor.py) and, with `config.autoscale`, grows and
-shrinks the agents (scaler.py). `farm up` drives it from the command line; tests
-drive it in-process, and may also kill, stop and start single processes to prove the
-farm survives it. The processes' bookkeeping (stop groups, readiness probes,
-timeouts) is in launched.py; the trace sink and Prometheus are launched by
-observers.py. Once up, the farm's edge URL is in FARM_HOME/edge.json (edge.py) until
-stop(), for the CLI and the SDK.
+`LocalFarm(config).start()` brings them up in order (with `traces`, the trace sink
+first), each as soon as what it needs is ready, and returns once all are ready;
+`stop()` takes them down in reverse. While it runs, `supervise()` (`farm up`) or
+`start_supervisor()` (tests, benches) restarts a process that crashes (supervisor.py),
+restarts the agents `farm agent restart` names (agent_restarts.py) and, with
+`config.autoscale`, grows and shrinks the agents (scaler.py). Tests drive it
+in-process, and may kill, stop and start single processes to prove the farm survives
+it. The processes' bookkeeping is in launched.py; the trace sink and Prometheus are
+launched by observers.py. Once up, the farm's edge URL is in FARM_HOME/edge.json
+(edge.py) until stop(), for the CLI and the SDK.
 """
 
 import functools
@@ -25,6 +23,7 @@ from typing import TypeVar
 
 from browserfarm.local_farm import ADMIN_KEY_FILE, RUN_DIR
 from farm_cli.launcher import infra
+from farm_cli.launcher.agent_restarts import AgentRestarts
 from farm_cli.launcher.config import FarmConfig
 from farm_cli.launcher.credentials import load_or_create_s3_credentials, resolve_admin_key
 from farm_cli.launcher.edge import remove_edge_record, write_edge_record
@@ -87,6 +86,7 @@ class LocalFarm:
         self._launched = LaunchedProcesses(
             self.supervisor, self.log_dir, self.run_dir, report, lambda: self._stop_requested
         )
+        self.restarts = AgentRestarts(self.run_dir, self.supervisor, self._launched.by_name, report)
         self._started_seaweedfs = False
         self._admin_key: str | None = None
         self._shared: SharedSettings | None = None
@@ -240,6 +240,7 @@ class LocalFarm:
     def _look(self) -> None:
         """One look of the supervisor, then of the scaler."""
         self.supervisor.check()
+        self.restarts.look()
         if self.scaler is not None:
             self.scaler.look()
 
@@ -248,10 +249,7 @@ class LocalFarm:
         self._supervising_thread.start(interval)
 
     def kill(self, name: str, signum: int = signal.SIGKILL) -> None:
-        """Sends `signum` to the process `name` only (not its children), as a crash would.
-
-        Nothing is sent once it has ended: its PID may belong to another process by then.
-        """
+        """Sends `signum` to `name` only (not its children), as a crash would; none once ended."""
         self.process(name).send_signal(signum)
 
     def stop_process(self, name: str) -> None:

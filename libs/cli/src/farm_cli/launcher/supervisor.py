@@ -7,7 +7,8 @@ signal, or a SIGTERM by hand that it answered by exiting 0) is started again aft
 1 s again. Left alone are a process held by `hold()` until `start_now()` (the
 launcher stops it) and an agent that exits 0: it drained on purpose (`farm agent
 drain`, SIGTERM, or storage refusing its credential), and starting it again would
-undo the drain. A process that runs but is wedged for good, as its `wedged` probe
+undo the drain, unless it was drained by `drain_and_restart()` (`farm agent restart`).
+A process that runs but is wedged for good, as its `wedged` probe
 says (nats-server with a JetStream stream that failed a write), is stopped with
 SIGTERM and started again the same way.
 """
@@ -142,6 +143,8 @@ class _Watched:
     wedged_asked_at: float = 0.0
     # Set once it was sent SIGTERM for being wedged: why, for the report of its end.
     stopped_for: str | None = None
+    # An agent drained by drain_and_restart(): its exit 0 starts it again at once.
+    restart_after_drain: bool = False
 
 
 class Supervisor:
@@ -229,6 +232,22 @@ class Supervisor:
             self._start(watched)
             return watched.process
 
+    def drain_and_restart(self, name: str) -> None:
+        """Drains agent `name` (SIGTERM) and starts it once it exits; one that ended, at once.
+
+        RuntimeError, saying why, for an agent on its way up or held by the launcher.
+        """
+        with self._lock:
+            watched = self._entry(name)
+            if watched.phase is Phase.ENDED:
+                watched.process.reap()
+                self._restart(watched)
+            elif watched.phase is Phase.UP:
+                watched.restart_after_drain = True
+                watched.process.signal(signal.SIGTERM)
+            else:
+                raise RuntimeError(f"{name} is not up ({watched.phase.value}); try again later")
+
     def confirm_ready(self, name: str) -> None:
         """Records that `name`, started by start_now(), answered its readiness probe."""
         with self._lock:
@@ -283,6 +302,12 @@ class Supervisor:
         code = process.reap(keep_pid_file=True)
         if code is None:
             return
+        if code == 0 and watched.role is Role.AGENT and watched.restart_after_drain:
+            watched.restart_after_drain = False
+            self._report(f"{process.name} drained for its restart (exit code 0); starting it")
+            self._restart(watched)
+            return
+        watched.restart_after_drain = False
         if code == 0 and watched.role is Role.AGENT:
             # A drain on purpose: the agent is not a part the farm misses.
             watched.phase = Phase.ENDED
