@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from farm_auth.json_body import BodyFields
+from farm_auth.route_table import RouteTable
 from tests.transcoder_values import (
     GARBLED_BY_THE_TRANSCODER,
     LEFT_TO_THE_TRANSCODER,
@@ -15,16 +16,17 @@ from tests.transcoder_values import (
 )
 
 FIELDS = BodyFields()
+ROUTES = RouteTable()
 
 
 def unknown(method: str, path: str, body: dict[str, Any]) -> str | None:
-    refused = FIELDS.refusal(method, path, json.dumps(body).encode())
+    refused = FIELDS.refusal(method, ROUTES.lookup(path), json.dumps(body).encode())
     assert refused is None or refused.outcome == "unknown_field", refused
     return None if refused is None else refused.message
 
 
 def bad_value(body: dict[str, Any], path: str = "/v1/tasks") -> str | None:
-    refused = FIELDS.refusal("POST", path, json.dumps(body).encode())
+    refused = FIELDS.refusal("POST", ROUTES.lookup(path), json.dumps(body).encode())
     assert refused is None or refused.outcome == "bad_value", refused
     return None if refused is None else refused.message
 
@@ -87,7 +89,7 @@ def test_a_bodiless_rules_request_fields_pass(body: dict[str, Any]) -> None:
 def test_what_is_not_an_rpcs_json_object_is_left_to_the_transcoder(
     method: str, path: str, body: bytes
 ) -> None:
-    assert FIELDS.refusal(method, path, body) is None
+    assert FIELDS.refusal(method, ROUTES.lookup(path), body) is None
 
 
 def test_a_fault_in_the_check_leaves_the_body_to_the_transcoder(
@@ -97,7 +99,7 @@ def test_a_fault_in_the_check_leaves_the_body_to_the_transcoder(
         raise ValueError("a value the check cannot read")
 
     monkeypatch.setattr("farm_auth.json_body.scalar_problem", broken)
-    assert FIELDS.refusal("POST", "/v1/tasks", b'{"timeoutMs": 5}') is None
+    assert FIELDS.refusal("POST", ROUTES.lookup("/v1/tasks"), b'{"timeoutMs": 5}') is None
     assert "the body check of POST /v1/tasks failed" in caplog.text
 
 
@@ -105,11 +107,11 @@ def test_a_fault_in_the_check_leaves_the_body_to_the_transcoder(
     "path", ["/v1/tasks", "/v1/tasks:run", "/v1/sessions", "/v1/sessions/s:run"]
 )
 def test_a_null_body_field_is_its_default_as_the_transcoder_takes_it(path: str) -> None:
-    assert FIELDS.refusal("POST", path, b"null") is None
+    assert FIELDS.refusal("POST", ROUTES.lookup(path), b"null") is None
 
 
 def test_a_null_request_is_named_so() -> None:
-    refused = FIELDS.refusal("POST", "/v1/apiKeys", b"null")
+    refused = FIELDS.refusal("POST", ROUTES.lookup("/v1/apiKeys"), b"null")
     assert refused is not None
     assert refused.message == "body: must be a JSON object (CreateApiKeyRequest), got null"
 
@@ -118,7 +120,7 @@ def test_a_null_request_is_named_so() -> None:
     ("body", "kind"), [(b"[1, 2]", "an array"), (b'"x"', "a string"), (b"7", "a number")]
 )
 def test_a_body_that_is_no_json_object_is_named_so(body: bytes, kind: str) -> None:
-    refused = FIELDS.refusal("POST", "/v1/tasks", body)
+    refused = FIELDS.refusal("POST", ROUTES.lookup("/v1/tasks"), body)
     assert refused is not None
     assert refused.message == f"body: must be a JSON object (TaskSpec), got {kind}"
 
@@ -172,7 +174,7 @@ def test_a_value_the_transcoder_garbles_is_named_by_its_json_path(
 def test_a_body_that_is_not_json_is_refused_as_the_body_on_every_route(
     method: str, path: str, body: bytes, message: str
 ) -> None:
-    refused = FIELDS.refusal(method, path, body)
+    refused = FIELDS.refusal(method, ROUTES.lookup(path), body)
     assert refused is not None and refused.outcome == "bad_json", refused
     assert refused.message.startswith(f"body: not valid JSON: {message}"), refused.message
 
@@ -187,8 +189,8 @@ def test_a_body_that_is_not_json_is_refused_as_the_body_on_every_route(
     ],
 )
 def test_json_the_transcoder_takes_is_not_refused_as_malformed(body: bytes) -> None:
-    assert FIELDS.refusal("POST", "/v1/tasks", body) is None
+    assert FIELDS.refusal("POST", ROUTES.lookup("/v1/tasks"), body) is None
 
 
 def test_a_path_that_names_no_rpc_is_left_to_the_transcoder_whatever_its_body() -> None:
-    assert FIELDS.refusal("POST", "/v1/nothing", b"{") is None
+    assert FIELDS.refusal("POST", ROUTES.lookup("/v1/nothing"), b"{") is None

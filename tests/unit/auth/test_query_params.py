@@ -2,9 +2,10 @@
 
 import pytest
 
-from farm_auth.query_params import QueryParams
+from farm_auth.query_params import repeated_parameter
+from farm_auth.route_table import RouteTable
 
-PARAMS = QueryParams()
+ROUTES = RouteTable()
 
 
 @pytest.mark.parametrize(
@@ -17,7 +18,7 @@ PARAMS = QueryParams()
     ],
 )
 def test_a_field_of_one_value_given_twice_is_refused_naming_it(path: str, named: str) -> None:
-    message = PARAMS.refusal("GET", path)
+    message = repeated_parameter("GET", ROUTES.lookup(path))
     assert message is not None
     assert message.startswith(f"{named}: takes one value, got ")
 
@@ -36,10 +37,10 @@ def test_a_field_of_one_value_given_twice_is_refused_naming_it(path: str, named:
     ],
 )
 def test_other_queries_are_left_to_the_transcoder(path: str) -> None:
-    assert PARAMS.refusal("GET", path) is None
+    assert repeated_parameter("GET", ROUTES.lookup(path)) is None
 
 
 def test_the_count_is_told() -> None:
-    assert PARAMS.refusal("GET", "/v1/tasks?status=A&status=B&status=C") == (
+    assert repeated_parameter("GET", ROUTES.lookup("/v1/tasks?status=A&status=B&status=C")) == (
         "status: takes one value, got 3; give it once"
     )

@@ -13,10 +13,10 @@ import grpc
 from prometheus_client import Counter
 
 from farm_auth.console_clients import ConsoleClients
-from farm_auth.http_routes import HttpMethods, MethodRefusal
 from farm_auth.json_body import BodyFields
 from farm_auth.keys import MISSING_KEY, NOT_BEARER, KeyRefused
-from farm_auth.query_params import QueryParams
+from farm_auth.query_params import repeated_parameter
+from farm_auth.route_table import MethodRefusal, RouteTable, method_refusal
 from farm_auth.session_check import SessionAdmission, SessionTarget, session_target
 from farm_auth.shared_limits import SharedLimits
 from farm_auth.verifier import KeyVerifier
@@ -58,8 +58,15 @@ FAILED_ATTEMPTS = frozenset({"malformed", "unknown", "revoked", "expired", "rota
 checks_total = Counter(
     "farm_auth_checks_total", "Envoy's checks of API keys, by outcome.", ["outcome"]
 )
-for _outcome in OUTCOMES:
-    checks_total.labels(_outcome)
+# Each outcome's child, made once: labels() looks the child up under a lock on every call.
+_CHECKS = {outcome: checks_total.labels(outcome) for outcome in OUTCOMES}
+
+
+def _count(outcome: str) -> None:
+    """Counts one check of `outcome`."""
+    child = _CHECKS.get(outcome)
+    (checks_total.labels(outcome) if child is None else child).inc()
+
 
 # Envoy waits 2 s for the check (envoy.yaml.j2). Each of its NATS calls (a rate
 # count, a session's route, a view token) waits at most NATS_CALL_SECONDS; after one
@@ -238,8 +245,7 @@ class Authorizer:
         self._sessions = sessions
         self._console = console
         self._body_fields = BodyFields()
-        self._query_params = QueryParams()
-        self._methods = HttpMethods()
+        self._routes = RouteTable()
 
     async def check(self, request: EdgeRequest) -> Verdict:
         """The verdict on `request`; a refusal of /mcp as the JSON-RPC error MCP clients show."""
@@ -261,7 +267,7 @@ class Authorizer:
         address = request.source_address
         blocked_for = self._limits.blocked_for(address) if address else 0.0
         if blocked_for > 0:
-            checks_total.labels("address_blocked").inc()
+            _count("address_blocked")
             message = f"too many refused API keys from {address}; try again later"
             return limited(message, blocked_for, grpc_caller=grpc_caller)
         target = session_target(request.path, request.header("cookie"))
@@ -272,21 +278,23 @@ class Authorizer:
         verified = await self._verified(request, grpc_caller=grpc_caller)
         if isinstance(verified, Verdict):
             return verified
-        wrong_method = self._methods.refusal(request.method, request.path)
+        # The path's routes, found once for the three checks that read them.
+        routes = self._routes.lookup(request.path)
+        wrong_method = method_refusal(request.method, routes)
         if wrong_method is not None:
-            checks_total.labels("method_not_allowed").inc()
+            _count("method_not_allowed")
             return method_not_allowed(wrong_method)
-        repeated = self._query_params.refusal(request.method, request.path)
+        repeated = repeated_parameter(request.method, routes)
         if repeated is not None:
-            checks_total.labels("bad_value").inc()
+            _count("bad_value")
             return refusal(grpc.StatusCode.INVALID_ARGUMENT, repeated)
         # Only /v1/ calls carry their body here (envoy.yaml.j2); gRPC calls never do.
         if request.body:
-            refused = self._body_fields.refusal(request.method, request.path, request.body)
+            refused = self._body_fields.refusal(request.method, routes, request.body)
             if refused is not None:
-                checks_total.labels(refused.outcome).inc()
+                _count(refused.outcome)
                 return refusal(grpc.StatusCode.INVALID_ARGUMENT, refused.message)
-        checks_total.labels("allowed").inc()
+        _count("allowed")
         return Verdict(code=OK, identity_token=self._codec.encode(verified), identity=verified)
 
     async def _verified(self, request: EdgeRequest, *, grpc_caller: bool) -> Identity | Verdict:
@@ -296,18 +304,18 @@ class Authorizer:
             key = bearer_key(request.header(AUTHORIZATION_HEADER))
             verified = await self._verifier.verify(key)
         except KeyRefused as refused_key:
-            checks_total.labels(refused_key.outcome).inc()
+            _count(refused_key.outcome)
             if address and refused_key.outcome in FAILED_ATTEMPTS:
                 await self._limits.record_failure(address)
             return denied(refused_key.message, grpc_caller=grpc_caller)
         except Exception:
             # Logged where the check is served; Envoy answers 503 (never lets it through).
-            checks_total.labels("error").inc()
+            _count("error")
             raise
         identity, rate = verified.identity, verified.rate_limit
         wait_seconds = await self._limits.take(identity.key_id, rate.per_second, rate.burst)
         if wait_seconds > 0:
-            checks_total.labels("rate_limited").inc()
+            _count("rate_limited")
             requests = "request" if rate.per_second == 1 else "requests"
             message = (
                 f"API key {identity.key_id} is over its rate limit of {rate.per_second} "
@@ -331,9 +339,9 @@ class Authorizer:
             else:
                 admitted = await sessions.by_token(target)
         except FarmError as error:
-            checks_total.labels(_SESSION_OUTCOMES.get(error.code, "error")).inc()
+            _count(_SESSION_OUTCOMES.get(error.code, "error"))
             return refused(error)
-        checks_total.labels("allowed").inc()
+        _count("allowed")
         return Verdict(
             code=OK,
             identity_token=self._codec.encode(admitted.identity),

@@ -40,6 +40,8 @@ MAX_CHECKED_BODY_BYTES = 64 * 1024 * 1024
 # check the path and the headers it reads as they came: aiohttp's 8 KiB default
 # refused a longer one with a 400 of its own (naming /check, echoing the value).
 MAX_CHECKED_HEADER_BYTES = 64 * 1024
+# The raw key, and the console's credential, go no further than the edge.
+_REMOVED = ",".join((AUTHORIZATION_HEADER, CONSOLE_CREDENTIAL_HEADER, CONSOLE_CLIENT_HEADER))
 
 
 def edge_request(
@@ -62,9 +64,7 @@ def http_answer(verdict: Verdict) -> web.Response:
         return web.Response(
             status=verdict.http_status, headers=dict(verdict.headers), body=verdict.body.encode()
         )
-    # The raw key, and the console's credential, go no further than the edge.
-    removed = ",".join((AUTHORIZATION_HEADER, CONSOLE_CREDENTIAL_HEADER, CONSOLE_CLIENT_HEADER))
-    headers = {IDENTITY_HEADER: verdict.identity_token, HEADERS_TO_REMOVE: removed}
+    headers = {IDENTITY_HEADER: verdict.identity_token, HEADERS_TO_REMOVE: _REMOVED}
     if verdict.agent:
         headers[AGENT_HEADER] = verdict.agent
     if verdict.set_cookie:

@@ -1,4 +1,4 @@
-"""The HTTP/JSON API's routes as the transcoder matches them, and the methods each path takes.
+"""The HTTP/JSON API's bindings as the transcoder matches them: verb, path template, request, body.
 
 Every public RPC's google.api.http bindings (farm_core.public_api), each a verb and a
 path template. A path is matched as Envoy's transcoder matches it: when its last
@@ -6,16 +6,12 @@ segment ends in `:<verb>` and some template has that custom verb, only the templ
 with it match (`GET /v1/tasks/A:cancel` is not GetTask of "A:cancel"); otherwise the
 templates without one do.
 
-The transcoder answers a known path asked with a method it does not take as it answers
-a path it does not know at all: 404 `Could not resolve /v1/tasks to a method.` (it has
-no option for anything else). So auth's check refuses such a call first, with 405, an
-`Allow` header and a message naming the methods the path takes.
+farm_auth.route_table finds a request's bindings among these once per request.
 """
 
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
 
 from google.api import annotations_pb2  # type: ignore[import-untyped]
 from google.protobuf.descriptor import Descriptor, ServiceDescriptor
@@ -32,6 +28,8 @@ class HttpBinding:
     """One google.api.http binding of an RPC: its verb, its path, its request, its body."""
 
     method: str
+    # The path template as the proto writes it (`/v1/tasks/{id}:cancel`), and its pattern.
+    template: str
     path: re.Pattern[str]
     request: Descriptor
     # The request's field the body is, "*" for the whole request, "" for no body.
@@ -73,56 +71,6 @@ def http_bindings(
                     rules.append((verb.upper(), getattr(binding, verb), method.input_type, binding))
     custom_verbs = frozenset(filter(None, (_custom_verb(template) for _, template, _, _ in rules)))
     return tuple(
-        HttpBinding(verb, _path_pattern(template, custom_verbs), request, binding.body)
+        HttpBinding(verb, template, _path_pattern(template, custom_verbs), request, binding.body)
         for verb, template, request, binding in rules
     )
-
-
-class _Routed(Protocol):
-    @property
-    def method(self) -> str: ...
-
-    @property
-    def path(self) -> re.Pattern[str]: ...
-
-
-Routed = TypeVar("Routed", bound=_Routed)
-
-
-def route_for(routes: Iterable[Routed], method: str, path: str) -> Routed | None:
-    """The first of `routes` whose verb is `method` and whose path template matches `path`."""
-    return next(
-        (route for route in routes if route.method == method and route.path.match(path)), None
-    )
-
-
-@dataclass(frozen=True)
-class MethodRefusal:
-    """A known path asked with a method it does not take: the message and the Allow header."""
-
-    message: str
-    allow: str
-
-
-class HttpMethods:
-    """Finds a call whose path names an RPC but whose method none of that path's RPCs take."""
-
-    def __init__(self, bindings: Iterable[HttpBinding] | None = None) -> None:
-        self._bindings = tuple(http_bindings() if bindings is None else bindings)
-
-    def allowed(self, path: str) -> tuple[str, ...]:
-        """The methods `path` (its query ignored) takes, in a stable order; () if none."""
-        bare_path = path.partition("?")[0]
-        methods = {binding.method for binding in self._bindings if binding.path.match(bare_path)}
-        return tuple(sorted(methods))
-
-    def refusal(self, method: str, path: str) -> MethodRefusal | None:
-        """The refusal of `method` on `path`, or None: the path takes it, or names no RPC."""
-        if not path.startswith(JSON_API_PREFIX):
-            return None
-        allowed = self.allowed(path)
-        if not allowed or method in allowed:
-            return None
-        bare_path = path.partition("?")[0]
-        message = f"method: {method} is not allowed on {bare_path}; it takes {', '.join(allowed)}"
-        return MethodRefusal(message, ", ".join(allowed))

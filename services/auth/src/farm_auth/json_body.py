@@ -16,15 +16,13 @@ import difflib
 import json
 import logging
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, NoReturn
 
-from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from farm_auth.http_routes import http_bindings, route_for
 from farm_auth.json_values import elements, message_problem, scalar_problem
-from farm_core.public_api import PUBLIC_SERVICE_DESCRIPTORS
+from farm_auth.route_table import PathRoutes
 
 _JSON_KINDS = {
     list: "an array",
@@ -48,47 +46,13 @@ class BodyRefusal:
     message: str
 
 
-@dataclass(frozen=True)
-class BodyRoute:
-    """One HTTP binding whose request has a body: where the body's JSON goes."""
-
-    method: str
-    path: re.Pattern[str]
-    # The message the body's JSON is: the request's, or its field named by `body`.
-    message: Descriptor
-    # A body that is one field of the request may be null (that field's default, which
-    # the transcoder takes); the whole request may not.
-    takes_null: bool
-
-
-def body_routes(services: Iterable[ServiceDescriptor]) -> tuple[BodyRoute, ...]:
-    """The HTTP bindings whose JSON body the transcoder reads: all but GETs, by `services`."""
-    routes = []
-    for binding in http_bindings(services):
-        if not binding.body and binding.method == "GET":
-            continue
-        # A POST (DELETE, ...) whose rule names no body still has its JSON body read as
-        # the whole request by the transcoder (a body's `id` other than the path's is
-        # refused as conflicting), and any other field dropped without a word.
-        message: Descriptor | None = binding.request
-        if binding.body not in ("*", ""):
-            message = binding.request.fields_by_name[binding.body].message_type
-        if message is None:  # a scalar body field: nothing named in it
-            continue
-        routes.append(BodyRoute(binding.method, binding.path, message, binding.body != "*"))
-    return tuple(routes)
-
-
 class BodyFields:
     """Finds a body's first field its RPC's message lacks, or value the transcoder refuses."""
 
-    def __init__(self, services: Iterable[ServiceDescriptor] = PUBLIC_SERVICE_DESCRIPTORS) -> None:
-        services = tuple(services)
-        self._bindings = http_bindings(services)
-        self._routes = body_routes(services)
+    def __init__(self) -> None:
         self._fields: dict[str, dict[str, FieldDescriptor]] = {}
 
-    def refusal(self, method: str, path: str, body: bytes) -> BodyRefusal | None:
+    def refusal(self, method: str, routes: PathRoutes, body: bytes) -> BodyRefusal | None:
         """The refusal naming what is wrong with the body, or None.
 
         A body that is not JSON is refused on any RPC's path (the transcoder reads the
@@ -96,8 +60,7 @@ class BodyFields:
         a bad value on an RPC's path whose body the transcoder takes. A path that names
         no RPC is left to the transcoder, which refuses it in its own words.
         """
-        bare_path = path.partition("?")[0]
-        if not body or route_for(self._bindings, method, bare_path) is None:
+        if not body or method not in routes.bindings:
             return None
         try:
             value = json_value(body)
@@ -108,7 +71,7 @@ class BodyFields:
             # the transcoder's own limits judge those (a 5xx here would read as auth
             # being down).
             return None
-        route = route_for(self._routes, method, bare_path)
+        route = routes.bodies.get(method)
         if route is None or (value is None and route.takes_null):
             return None
         if not isinstance(value, dict):
@@ -121,7 +84,9 @@ class BodyFields:
         except Exception:
             # The transcoder judges every body anyway: a fault here must not refuse a
             # call it would take (a 5xx from the check reads as auth being down).
-            log.exception("the body check of %s %s failed; left to the transcoder", method, path)
+            log.exception(
+                "the body check of %s %s failed; left to the transcoder", method, routes.path
+            )
             return None
 
     def _known(self, message: Descriptor) -> dict[str, FieldDescriptor]:
@@ -209,7 +174,7 @@ def json_value(body: bytes) -> object:
     if text.startswith("\ufeff"):
         raise NotJson("starts with a byte order mark (BOM); send UTF-8 without one")
     try:
-        value = json.loads(text, parse_constant=_not_json, strict=False)
+        value = _DECODER.decode(text)
     except json.JSONDecodeError as error:
         reason = error.msg[0].lower() + error.msg[1:]
         raise NotJson(f"{reason} at line {error.lineno} column {error.colno}") from error
@@ -224,6 +189,11 @@ def json_value(body: bytes) -> object:
 
 def _not_json(constant: str) -> NoReturn:
     raise NotJson(f"{constant} is not a JSON value")
+
+
+# What json.loads(text, parse_constant=_not_json, strict=False) would build anew for
+# every body.
+_DECODER = json.JSONDecoder(parse_constant=_not_json, strict=False)
 
 
 def _unknown(where: str, name: str, message: Descriptor) -> str:

@@ -9,13 +9,11 @@ naming the parameter. A repeated field (`label`) takes every value, as it should
 """
 
 from collections import Counter
-from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
-from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from farm_auth.http_routes import http_bindings, route_for
-from farm_core.public_api import PUBLIC_SERVICE_DESCRIPTORS
+from farm_auth.route_table import PathRoutes
 
 
 def _field(message: Descriptor, name: str) -> FieldDescriptor | None:
@@ -32,27 +30,20 @@ def _field(message: Descriptor, name: str) -> FieldDescriptor | None:
     return field
 
 
-class QueryParams:
-    """Finds the first query parameter given more than once for a field that takes one value."""
+def repeated_parameter(method: str, routes: PathRoutes) -> str | None:
+    """The message naming the first such parameter of the query of `routes`, or None.
 
-    def __init__(self, services: Iterable[ServiceDescriptor] = PUBLIC_SERVICE_DESCRIPTORS) -> None:
-        self._bindings = http_bindings(services)
-
-    def refusal(self, method: str, path: str) -> str | None:
-        """The message naming the first such parameter of `path`'s query, or None.
-
-        A parameter the request has no field for is left to the transcoder, which
-        refuses it in its own words.
-        """
-        path, _, query = path.partition("?")
-        if not query:
-            return None
-        binding = route_for(self._bindings, method, path)
-        if binding is None:
-            return None
-        counts = Counter(name for name, _ in parse_qsl(query, keep_blank_values=True))
-        for name, count in counts.items():
-            field = _field(binding.request, name) if count > 1 else None
-            if field is not None and not field.is_repeated:
-                return f"{name}: takes one value, got {count}; give it once"
+    A parameter the request has no field for is left to the transcoder, which
+    refuses it in its own words.
+    """
+    if not routes.query:
         return None
+    binding = routes.bindings.get(method)
+    if binding is None:
+        return None
+    counts = Counter(name for name, _ in parse_qsl(routes.query, keep_blank_values=True))
+    for name, count in counts.items():
+        field = _field(binding.request, name) if count > 1 else None
+        if field is not None and not field.is_repeated:
+            return f"{name}: takes one value, got {count}; give it once"
+    return None

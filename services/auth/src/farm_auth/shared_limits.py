@@ -164,7 +164,10 @@ class SharedLimits:
         # Requests of one key in one replica queue here instead of racing each other's
         # compare-and-set; replicas race only each other.
         # Both maps hold one small entry per valid key that called: bounded by the keys.
-        lock = self._key_locks.setdefault(key, asyncio.Lock())
+        lock = self._key_locks.get(key)
+        if lock is None:
+            # Made once per key: setdefault would build (and drop) a Lock on every call.
+            lock = self._key_locks[key] = asyncio.Lock()
         try:
             async with lock:
                 # Another request of the key may have leased while this one queued.
