@@ -86,3 +86,22 @@ def test_no_page_on_another_agent_reaches_a_session_browsers_devtools_port(
         finally:
             for session_id in opened:
                 hostiles.close(session_id)
+
+
+@pytest.mark.parametrize("call", ["get", "cancel"])
+def test_a_query_naming_another_object_than_the_path_is_refused(
+    tenant_b: httpx.Client, site: Site, call: str
+) -> None:
+    """`/v1/tasks/A?id=B` acted on B (the transcoder lets the query win) while the path,
+    and Envoy's access log, named A."""
+    own = tenant_b.post("/v1/tasks", json={"url": site.url("/"), "content": {}}).json()["id"]
+    other = tenant_b.post("/v1/tasks", json={"url": site.url("/"), "content": {}}).json()["id"]
+
+    if call == "get":
+        answer = tenant_b.get(f"/v1/tasks/{own}", params={"id": other})
+    else:
+        answer = tenant_b.post(f"/v1/tasks/{own}:cancel", params={"id": other})
+
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["message"].startswith("id: is given by the path /v1/tasks/")
+    assert tenant_b.get(f"/v1/tasks/{other}").json()["status"] != "TASK_STATUS_CANCELLED"

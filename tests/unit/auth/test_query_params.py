@@ -43,3 +43,22 @@ def test_the_count_is_told() -> None:
     assert PARAMS.refusal("GET", "/v1/tasks?status=A&status=B&status=C") == (
         "status: takes one value, got 3; give it once"
     )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "named"),
+    [
+        ("GET", "/v1/tasks/A?id=B", "id"),
+        ("POST", "/v1/tasks/A:cancel?id=B", "id"),
+        ("GET", "/v1/artifacts/A:content?id=B", "id"),
+        ("DELETE", "/v1/apiKeys/A?id=B", "id"),
+        ("POST", "/v1/deadLetters/A:requeue?taskId=B", "taskId"),
+        ("POST", "/v1/deadLetters/A:requeue?task_id=B", "task_id"),
+        ("GET", "/v1/tenants/a?name=b", "name"),
+    ],
+)
+def test_a_field_the_path_sets_is_refused_in_the_query(method: str, path: str, named: str) -> None:
+    """The transcoder lets the query win: the call would act on B, its path saying A."""
+    message = PARAMS.refusal(method, path)
+    assert message is not None
+    assert message.startswith(f"{named}: is given by the path ")

@@ -6,6 +6,11 @@ for a field that is not repeated the last value wins without a word:
 RUNNING tasks only, where the caller may well have meant both. Envoy sends the auth
 service each call's path with its query, and this refuses such a call with a 400
 naming the parameter. A repeated field (`label`) takes every value, as it should.
+
+A parameter for a field the path sets (`GET /v1/tasks/A?id=B`) is refused too: the
+transcoder lets the query win, so the call acted on B while its path, and Envoy's
+access log, said A (the body's like is refused by the transcoder itself,
+`reject_binding_body_field_collisions`).
 """
 
 from collections import Counter
@@ -18,22 +23,23 @@ from farm_auth.http_routes import http_bindings, route_for
 from farm_core.public_api import PUBLIC_SERVICE_DESCRIPTORS
 
 
-def _field(message: Descriptor, name: str) -> FieldDescriptor | None:
-    """The field a parameter `name` ("pageSize", "page_size", "a.b") sets, or None."""
-    field: FieldDescriptor | None = None
+def _fields(message: Descriptor, name: str) -> list[FieldDescriptor]:
+    """The fields a parameter `name` ("pageSize", "page_size", "a.b") walks to; [] if none."""
+    fields: list[FieldDescriptor] = []
     within: Descriptor | None = message
     for part in name.split("."):
         if within is None:
-            return None
+            return []
         field = next((f for f in within.fields if part in (f.json_name, f.name)), None)
         if field is None:
-            return None
+            return []
+        fields.append(field)
         within = field.message_type
-    return field
+    return fields
 
 
 class QueryParams:
-    """Finds the first query parameter given more than once for a field that takes one value."""
+    """Finds the first query parameter for a field the path sets, or given more than once."""
 
     def __init__(self, services: Iterable[ServiceDescriptor] = PUBLIC_SERVICE_DESCRIPTORS) -> None:
         self._bindings = http_bindings(services)
@@ -52,7 +58,15 @@ class QueryParams:
             return None
         counts = Counter(name for name, _ in parse_qsl(query, keep_blank_values=True))
         for name, count in counts.items():
-            field = _field(binding.request, name) if count > 1 else None
-            if field is not None and not field.is_repeated:
+            fields = _fields(binding.request, name)
+            if not fields:
+                continue
+            proto_path = ".".join(field.name for field in fields)
+            if any(
+                proto_path == bound or proto_path.startswith(f"{bound}.")
+                for bound in binding.path_fields
+            ):
+                return f"{name}: is given by the path {path}; do not give it in the query too"
+            if count > 1 and not fields[-1].is_repeated:
                 return f"{name}: takes one value, got {count}; give it once"
         return None
