@@ -30,6 +30,7 @@ class GuardedPorts:
         self._owner = owner
         if shared_folder is not None:
             shared_folder.mkdir(parents=True, exist_ok=True)
+            self._forget_earlier_runs()
 
     def __contains__(self, port: object) -> bool:
         if port in self._own:
@@ -54,3 +55,15 @@ class GuardedPorts:
         if self._shared is not None:
             with contextlib.suppress(OSError):
                 (self._shared / str(port)).unlink(missing_ok=True)
+
+    def _forget_earlier_runs(self) -> None:
+        """Removes the files an earlier run of this agent left (it was killed).
+
+        Their browsers died with it; a port another program listens on now is not the farm's.
+        """
+        if not self._owner or self._shared is None:
+            return
+        for path in self._shared.iterdir():
+            with contextlib.suppress(OSError):
+                if path.read_text() == self._owner:
+                    path.unlink()
