@@ -202,7 +202,8 @@ class AgentSettings(SessionSettings, FarmSettings):
         default=5,
         ge=1,
         description="Consecutive retryable navigation failures (network error, timeout, HTTP "
-        "5xx) for one host and port, farm-wide, that open its circuit breaker.",
+        "5xx) of one tenant's tasks for one host and port, farm-wide, that open that tenant's "
+        "circuit breaker of it.",
     )
     breaker_cooldown_seconds: float = Field(
         default=30.0,
