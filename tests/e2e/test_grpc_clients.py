@@ -181,6 +181,23 @@ def test_grpcurl_describes_a_method_and_a_message_at_the_edge(farm: LocalFarm) -
     assert "screenshot" in message.stdout
 
 
+@pytest.mark.parametrize(
+    "symbol",
+    [
+        "farm.storage.v1.ArtifactIngestService",
+        "farm.auth.v1.IdentityRenewalService",
+        "farm.queue.v1.WorkItem",
+        "farm.queue.v1.SessionRoute",
+    ],
+)
+def test_reflection_at_the_edge_describes_nothing_internal(farm: LocalFarm, symbol: str) -> None:
+    """Before, the scheduler answered reflection from every proto it had imported."""
+    described = grpcurl(*with_key(farm), edge(farm), "describe", symbol)
+
+    assert described.returncode != 0, described.stdout
+    assert "Symbol not found" in described.stderr
+
+
 def test_grpcurl_calls_by_reflection_without_protos(farm: LocalFarm) -> None:
     called = grpcurl(*with_key(farm), edge(farm), "farm.auth.v1.AuthService/WhoAmI")
 

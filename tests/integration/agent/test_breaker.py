@@ -27,6 +27,8 @@ pytestmark = pytest.mark.integration
 
 HOST = "127.0.0.1"
 COOLDOWN_SECONDS = 1.5
+# The tenant `publish` gives a task when none is named.
+TENANT = "acme"
 
 
 def failing(site: Site) -> tasks_pb2.TaskSpec:
@@ -42,7 +44,7 @@ def transitions(state: str) -> float:
 
 async def breaker(js: JetStreamContext, site: Site) -> Circuit:
     """The breaker of the site's origin (127.0.0.1 and its port)."""
-    entry = await (await breakers_bucket(js)).get(origin_key(site.url("/")))
+    entry = await (await breakers_bucket(js)).get(origin_key(site.url("/"), TENANT))
     return Circuit.from_bytes(entry.value or b"")
 
 
@@ -139,3 +141,18 @@ async def test_an_open_breaker_holds_back_only_its_own_port_of_the_host(
     assert other.status == SUCCEEDED
     assert blocked.error.code == "CIRCUIT_OPEN"
     assert site.base_url.removeprefix("http://") in blocked.error.message
+
+
+async def test_one_tenants_failures_on_a_host_do_not_hold_back_another_tenants_tasks(
+    js: JetStreamContext, start_intake: StartIntake, events: Events, site: Site
+) -> None:
+    """Before, the breaker was the farm's per host: a tenant could open it for any host
+    (a path there that answers 503, five times) and so fail another tenant's tasks."""
+    await start_intake(breaker_failures=2, breaker_cooldown_seconds=60, breaker_mode="fail")
+    await fail_on_the_host(js, events, site, times=2)
+
+    other = await events.final(await publish(js, once(content_of(site)), tenant="other"))
+    blocked = await events.final(await publish(js, once(content_of(site))))
+
+    assert other.status == SUCCEEDED
+    assert blocked.error.code == "CIRCUIT_OPEN"

@@ -12,7 +12,7 @@ from farm_agent.limits.circuit import (
     Outcome,
     outcome_of,
 )
-from farm_core.breakers import BreakerEntry, BreakerState, read_breaker
+from farm_core.breakers import BreakerEntry, BreakerState, breaker_origin, read_breaker
 from farm_core.task_errors import ErrorCode
 
 POLICY = BreakerPolicy(failures_to_open=3, cooldown_seconds=30)
@@ -141,6 +141,8 @@ def test_the_scheduler_reads_the_breakers_the_agents_write() -> None:
     opened = Circuit(CircuitState.OPEN, failures=4, opened_at=1_700_000_000.5, trial_id="x")
     entry = read_breaker(origin_key("https://example.com/"), opened.to_bytes())
     assert entry == BreakerEntry("example.com:443", BreakerState.OPEN, 4, 1_700_000_000.5)
+    own = read_breaker(origin_key("https://example.com/", "acme"), opened.to_bytes())
+    assert own == BreakerEntry("example.com:443", BreakerState.OPEN, 4, 1_700_000_000.5, "acme")
     half_open = read_breaker("h", Circuit(CircuitState.HALF_OPEN).to_bytes())
     assert half_open.state is BreakerState.HALF_OPEN
     with pytest.raises(ValueError, match="not a breaker"):
@@ -166,3 +168,12 @@ def test_a_breaker_guards_one_host_and_port_the_schemes_own_when_none_is_given(
 ) -> None:
     assert origin_key(url) == key
     assert key == "" or is_valid_key(key)
+
+
+def test_each_tenant_has_its_own_breaker_of_a_host() -> None:
+    """A tenant's failures (a path that answers 500, a time limit too short) must not
+    hold back another tenant's tasks for the same host."""
+    mine, theirs = origin_key("https://example.com/", "a"), origin_key("https://example.com/", "b")
+    assert mine == "a/example.com=443" and theirs == "b/example.com=443"
+    assert is_valid_key(mine)
+    assert breaker_origin(mine) == "example.com:443"

@@ -1,8 +1,8 @@
-"""A query parameter given twice for a field that takes one value is named before the transcoder."""
+"""A query parameter the transcoder would take silently (twice, or set by the path) is refused."""
 
 import pytest
 
-from farm_auth.query_params import repeated_parameter
+from farm_auth.query_params import query_refusal
 from farm_auth.route_table import RouteTable
 
 ROUTES = RouteTable()
@@ -18,7 +18,7 @@ ROUTES = RouteTable()
     ],
 )
 def test_a_field_of_one_value_given_twice_is_refused_naming_it(path: str, named: str) -> None:
-    message = repeated_parameter("GET", ROUTES.lookup(path))
+    message = query_refusal("GET", ROUTES.lookup(path))
     assert message is not None
     assert message.startswith(f"{named}: takes one value, got ")
 
@@ -37,10 +37,29 @@ def test_a_field_of_one_value_given_twice_is_refused_naming_it(path: str, named:
     ],
 )
 def test_other_queries_are_left_to_the_transcoder(path: str) -> None:
-    assert repeated_parameter("GET", ROUTES.lookup(path)) is None
+    assert query_refusal("GET", ROUTES.lookup(path)) is None
 
 
 def test_the_count_is_told() -> None:
-    assert repeated_parameter("GET", ROUTES.lookup("/v1/tasks?status=A&status=B&status=C")) == (
+    assert query_refusal("GET", ROUTES.lookup("/v1/tasks?status=A&status=B&status=C")) == (
         "status: takes one value, got 3; give it once"
     )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "named"),
+    [
+        ("GET", "/v1/tasks/A?id=B", "id"),
+        ("POST", "/v1/tasks/A:cancel?id=B", "id"),
+        ("GET", "/v1/artifacts/A:content?id=B", "id"),
+        ("DELETE", "/v1/apiKeys/A?id=B", "id"),
+        ("POST", "/v1/deadLetters/A:requeue?taskId=B", "taskId"),
+        ("POST", "/v1/deadLetters/A:requeue?task_id=B", "task_id"),
+        ("GET", "/v1/tenants/a?name=b", "name"),
+    ],
+)
+def test_a_field_the_path_sets_is_refused_in_the_query(method: str, path: str, named: str) -> None:
+    """The transcoder lets the query win: the call would act on B, its path saying A."""
+    message = query_refusal(method, ROUTES.lookup(path))
+    assert message is not None
+    assert message.startswith(f"{named}: is given by the path ")

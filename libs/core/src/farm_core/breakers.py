@@ -1,7 +1,9 @@
 """The target origins' circuit breakers as the farm keeps them: the `farm_breakers` bucket.
 
-A breaker guards one host and port (a dead service on one port of a host does not
-hold back the others), keyed `<host>=<port>` since NATS keys have no colon. The
+A breaker guards one host and port for one tenant (a dead service on one port of a
+host does not hold back the others, and one tenant's failures there do not hold back
+another tenant's tasks), keyed `<tenant>/<host>=<port>` since NATS keys have no
+colon (`<host>=<port>` alone: a breaker of an agent older than tenants' own). The
 agents write each breaker (farm_agent.limits.circuit.Circuit.to_bytes: JSON with
 `state`, `failures`, `openedAt`); the scheduler reads them for the fleet status and
 the breaker gauges. This module is that contract's one reading.
@@ -14,17 +16,25 @@ from enum import StrEnum
 BREAKERS_BUCKET = "farm_breakers"
 # Between host and port in a breaker's key.
 _PORT_SEPARATOR = "="
+# Between the tenant and the origin in a breaker's key: in neither a host nor a tenant.
+_TENANT_SEPARATOR = "/"
 
 
-def breaker_key(host: str, port: int) -> str:
-    """The bucket key of the breaker of `host` (already key-safe) on `port`."""
-    return f"{host}{_PORT_SEPARATOR}{port}"
+def breaker_key(host: str, port: int | None, tenant: str = "") -> str:
+    """The bucket key of `tenant`'s breaker of `host` (already key-safe) on `port`."""
+    origin = f"{host}{_PORT_SEPARATOR}{port}" if port else host
+    return f"{tenant}{_TENANT_SEPARATOR}{origin}" if tenant else origin
 
 
 def breaker_origin(key: str) -> str:
     """The host and port a breaker's key names, as people write them: `example.com:443`."""
-    host, _, port = key.partition(_PORT_SEPARATOR)
+    host, _, port = key.rpartition(_TENANT_SEPARATOR)[2].partition(_PORT_SEPARATOR)
     return f"{host}:{port}" if port else host
+
+
+def breaker_tenant(key: str) -> str:
+    """The tenant whose breaker a key names ("" in a key without one)."""
+    return key.rpartition(_TENANT_SEPARATOR)[0]
 
 
 class BreakerState(StrEnum):
@@ -45,6 +55,8 @@ class BreakerEntry:
     failures: int
     # Wall-clock seconds; 0 for a breaker that never opened.
     opened_at: float
+    # The tenant whose tasks it holds back ("" for a breaker of an older agent: every one's).
+    tenant: str = ""
 
 
 def read_breaker(key: str, data: bytes) -> BreakerEntry:
@@ -53,6 +65,7 @@ def read_breaker(key: str, data: bytes) -> BreakerEntry:
         fields = json.loads(data)
         return BreakerEntry(
             host=breaker_origin(key),
+            tenant=breaker_tenant(key),
             state=BreakerState(str(fields["state"])),
             failures=int(fields["failures"]),
             opened_at=float(fields["openedAt"]),

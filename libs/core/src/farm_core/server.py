@@ -25,6 +25,7 @@ from farm_core.interceptors import (
 )
 from farm_core.logs import configure_logging
 from farm_core.nats_loss import on_connection_closed
+from farm_core.reflection_pool import reflection_pool
 from farm_core.revocation_watch import RevocationWatch
 from farm_core.revocations import RevokedCredentials
 from farm_core.scopes import accepts_credentials
@@ -168,9 +169,12 @@ class ServiceHost:
             self._revocations.start()
         names = list(self.service.register(self._server))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        reflected = dict.fromkeys([*names, *self.reflected_services])
+        reflected = [*dict.fromkeys([*names, *self.reflected_services]), health.SERVICE_NAME]
         reflection.enable_server_reflection(
-            [*reflected, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
+            [*reflected, reflection.SERVICE_NAME],
+            self._server,
+            # Only these services' files: not every proto the process imported.
+            pool=reflection_pool([*reflected, reflection.SERVICE_NAME]),
         )
         try:
             bound = add_port(self._server, self.address, self.settings.internal_tls())

@@ -181,8 +181,8 @@ def host_key(url: str) -> str:
     return _EMPTY_LABELS.sub(".", _KEY_UNSAFE.sub("_", host.strip(".").lower()))
 
 
-def origin_key(url: str) -> str:
-    """The breaker key of the URL's host and port (the scheme's own when none is given).
+def origin_key(url: str, tenant: str = "") -> str:
+    """The key of `tenant`'s breaker of the URL's host and port (the scheme's when none).
 
     "" when it has no host or its port is not one.
     """
@@ -194,7 +194,7 @@ def origin_key(url: str) -> str:
         return ""
     if not host:
         return ""
-    return breaker_key(host, port) if port else host
+    return breaker_key(host, port, tenant_key(tenant) if tenant else "")
 
 
 def tenant_key(tenant: str) -> str:

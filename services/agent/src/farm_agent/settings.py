@@ -90,6 +90,13 @@ class AgentSettings(SessionSettings, FarmSettings):
         "127.0.0.1 so that its ports never take one picked there for a farm service; "
         "127.0.0.1 is used where it cannot be bound.",
     )
+    guarded_ports_dir: Path | None = Field(
+        default=None,
+        description="A folder every agent on this host shares (`farm up` sets it): each "
+        "writes its sessions' DevTools ports there and refuses pages those of the others "
+        "too. Without it an agent refuses only its own, which is enough where each agent "
+        "has a loopback of its own (a container, a pod).",
+    )
     egress_connect_seconds: float = Field(
         default=10.0,
         gt=0,
@@ -195,7 +202,8 @@ class AgentSettings(SessionSettings, FarmSettings):
         default=5,
         ge=1,
         description="Consecutive retryable navigation failures (network error, timeout, HTTP "
-        "5xx) for one host and port, farm-wide, that open its circuit breaker.",
+        "5xx) of one tenant's tasks for one host and port, farm-wide, that open that tenant's "
+        "circuit breaker of it.",
     )
     breaker_cooldown_seconds: float = Field(
         default=30.0,

@@ -15,7 +15,7 @@ from prometheus_client import Counter
 from farm_auth.console_clients import ConsoleClients
 from farm_auth.json_body import BodyFields
 from farm_auth.keys import MISSING_KEY, NOT_BEARER, KeyRefused
-from farm_auth.query_params import repeated_parameter
+from farm_auth.query_params import query_refusal
 from farm_auth.route_table import MethodRefusal, RouteTable, method_refusal
 from farm_auth.session_check import SessionAdmission, SessionTarget, session_target
 from farm_auth.shared_limits import SharedLimits
@@ -284,10 +284,10 @@ class Authorizer:
         if wrong_method is not None:
             _count("method_not_allowed")
             return method_not_allowed(wrong_method)
-        repeated = repeated_parameter(request.method, routes)
-        if repeated is not None:
+        bad_query = query_refusal(request.method, routes)
+        if bad_query is not None:
             _count("bad_value")
-            return refusal(grpc.StatusCode.INVALID_ARGUMENT, repeated)
+            return refusal(grpc.StatusCode.INVALID_ARGUMENT, bad_query)
         # Only /v1/ calls carry their body here (envoy.yaml.j2); gRPC calls never do.
         if request.body:
             refused = self._body_fields.refusal(request.method, routes, request.body)

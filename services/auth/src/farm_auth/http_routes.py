@@ -34,6 +34,8 @@ class HttpBinding:
     request: Descriptor
     # The request's field the body is, "*" for the whole request, "" for no body.
     body: str
+    # The request's fields the path's variables set, by their proto paths ("id").
+    path_fields: frozenset[str] = frozenset()
 
 
 def _custom_verb(template: str) -> str:
@@ -71,6 +73,13 @@ def http_bindings(
                     rules.append((verb.upper(), getattr(binding, verb), method.input_type, binding))
     custom_verbs = frozenset(filter(None, (_custom_verb(template) for _, template, _, _ in rules)))
     return tuple(
-        HttpBinding(verb, template, _path_pattern(template, custom_verbs), request, binding.body)
+        HttpBinding(
+            verb,
+            template,
+            _path_pattern(template, custom_verbs),
+            request,
+            binding.body,
+            frozenset(re.findall(r"\{([^}=]+)", template)),
+        )
         for verb, template, request, binding in rules
     )

@@ -6,6 +6,11 @@ for a field that is not repeated the last value wins without a word:
 RUNNING tasks only, where the caller may well have meant both. Envoy sends the auth
 service each call's path with its query, and this refuses such a call with a 400
 naming the parameter. A repeated field (`label`) takes every value, as it should.
+
+A parameter for a field the path sets (`GET /v1/tasks/A?id=B`) is refused too: the
+transcoder lets the query win, so the call acted on B while its path, and Envoy's
+access log, said A (the body's like is refused by the transcoder itself,
+`reject_binding_body_field_collisions`).
 """
 
 from collections import Counter
@@ -16,25 +21,27 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from farm_auth.route_table import PathRoutes
 
 
-def _field(message: Descriptor, name: str) -> FieldDescriptor | None:
-    """The field a parameter `name` ("pageSize", "page_size", "a.b") sets, or None."""
-    field: FieldDescriptor | None = None
+def _fields(message: Descriptor, name: str) -> list[FieldDescriptor]:
+    """The fields a parameter `name` ("pageSize", "page_size", "a.b") walks to; [] if none."""
+    fields: list[FieldDescriptor] = []
     within: Descriptor | None = message
     for part in name.split("."):
         if within is None:
-            return None
+            return []
         field = next((f for f in within.fields if part in (f.json_name, f.name)), None)
         if field is None:
-            return None
+            return []
+        fields.append(field)
         within = field.message_type
-    return field
+    return fields
 
 
-def repeated_parameter(method: str, routes: PathRoutes) -> str | None:
-    """The message naming the first such parameter of the query of `routes`, or None.
+def query_refusal(method: str, routes: PathRoutes) -> str | None:
+    """The message naming the first refused parameter of the query of `routes`, or None.
 
-    A parameter the request has no field for is left to the transcoder, which
-    refuses it in its own words.
+    Refused: a parameter for a field the path sets, or one given more than once for a
+    field that takes one value. A parameter the request has no field for is left to the
+    transcoder, which refuses it in its own words.
     """
     if not routes.query:
         return None
@@ -43,7 +50,15 @@ def repeated_parameter(method: str, routes: PathRoutes) -> str | None:
         return None
     counts = Counter(name for name, _ in parse_qsl(routes.query, keep_blank_values=True))
     for name, count in counts.items():
-        field = _field(binding.request, name) if count > 1 else None
-        if field is not None and not field.is_repeated:
+        fields = _fields(binding.request, name)
+        if not fields:
+            continue
+        proto_path = ".".join(field.name for field in fields)
+        if any(
+            proto_path == bound or proto_path.startswith(f"{bound}.")
+            for bound in binding.path_fields
+        ):
+            return f"{name}: is given by the path {routes.path}; do not give it in the query too"
+        if count > 1 and not fields[-1].is_repeated:
             return f"{name}: takes one value, got {count}; give it once"
     return None

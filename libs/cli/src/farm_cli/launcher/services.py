@@ -303,6 +303,9 @@ def agent_launches(config: FarmConfig, shared: SharedSettings) -> list[ServiceLa
             # Every port of the farm, so that pages stay away from Envoy, the
             # services and NATS even where --allow-private opens loopback.
             "FARM_AGENT_FARM_ADDRESSES": farm_addresses(config),
+            # The agents share this host's loopback: each refuses pages the others'
+            # session browsers' DevTools ports too, which they note here.
+            "FARM_AGENT_GUARDED_PORTS_DIR": str(config.home / "agents" / "guarded-ports"),
         }
         if config.agent_allow is not None:
             env["FARM_AGENT_ALLOW"] = config.agent_allow

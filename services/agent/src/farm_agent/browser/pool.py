@@ -26,6 +26,7 @@ from farm_agent.browser.pooled import PooledBrowser, close_quietly
 from farm_agent.browser.scratch import prepare_scratch
 from farm_agent.browser.temp_dirs import TempDirs
 from farm_agent.browser.warm import WarmContexts
+from farm_agent.egress.guarded_ports import GuardedPorts
 from farm_agent.egress.proxy import EgressProxy
 from farm_agent.errors import Stage, TaskFailure, failure_from
 from farm_agent.settings import AgentSettings
@@ -136,6 +137,7 @@ class BrowserPool:
             policy,
             connect_timeout_seconds=self._settings.egress_connect_seconds,
             listen_host=self._settings.egress_host,
+            guarded_ports=GuardedPorts(self._settings.guarded_ports_dir, self._settings.id),
         )
         await self._egress.start()
         self._browser_tmp = await prepare_scratch(

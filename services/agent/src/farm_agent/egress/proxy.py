@@ -18,6 +18,7 @@ import h11
 from opentelemetry import trace
 
 from farm_agent import metrics
+from farm_agent.egress.guarded_ports import GuardedPorts
 from farm_agent.egress.proxy_wire import (
     CHUNK_BYTES,
     HttpConnection,
@@ -48,6 +49,7 @@ class EgressProxy:
         resolver: Resolver = system_resolver,
         connect_timeout_seconds: float = 10.0,
         listen_host: str = FALLBACK_LISTEN_HOST,
+        guarded_ports: GuardedPorts | None = None,
     ) -> None:
         self._policy = policy
         self._resolver = resolver
@@ -55,8 +57,9 @@ class EgressProxy:
         self._listen_host = listen_host
         # Every open listener by port, with the session it serves.
         self._servers: dict[int, tuple[asyncio.Server, EgressSession]] = {}
-        # Loopback ports of the agent's own that come and go (sessions' DevTools ports).
-        self._guarded_ports: set[int] = set()
+        # Loopback ports that come and go (sessions' DevTools ports), of every agent on
+        # this host when they share a folder.
+        self._guarded_ports = guarded_ports or GuardedPorts()
         self.default_session = EgressSession(label="browser")
 
     @property
@@ -66,16 +69,16 @@ class EgressProxy:
 
     @property
     def guarded_ports(self) -> frozenset[int]:
-        """The loopback ports guarded now besides the farm's own."""
-        return frozenset(self._guarded_ports)
+        """The loopback ports this agent guards now besides the farm's own."""
+        return self._guarded_ports.own
 
     def guard_port(self, port: int) -> None:
         """Refuses pages the agent's loopback `port` from now on (a session's DevTools port)."""
-        self._guarded_ports.add(port)
+        self._guarded_ports.guard(port)
 
     def release_port(self, port: int) -> None:
         """Stops guarding `port` (its listener has closed)."""
-        self._guarded_ports.discard(port)
+        self._guarded_ports.release(port)
 
     def launch_arguments(self, session: EgressSession | None = None) -> list[str]:
         """Chromium flags that send every request, loopback too, through `session`'s listener.
@@ -294,13 +297,14 @@ class EgressProxy:
         """Refuses a request to one of the agent's own listeners.
 
         The proxy's (a loop, or a way around it) and the sessions' DevTools ports (a way
-        into another session's browser).
+        into another session's browser), this agent's and those other agents on this
+        host guard in the shared folder.
         """
         if port in self._servers:
             own = ipaddress.ip_address(self._listen_host)
             if any(address == own or embedded_ipv4(address) == [own] for address in addresses):
                 return Refusal(host, host_port(self._listen_host, port), Reason.FARM_SERVICE)
-        if port in self._guarded_ports and any(_loopback(address) for address in addresses):
+        if any(_loopback(address) for address in addresses) and port in self._guarded_ports:
             return Refusal(host, host_port(host, port), Reason.FARM_SERVICE)
         return None
 

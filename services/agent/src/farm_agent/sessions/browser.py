@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +56,11 @@ AUTOMATION_FLAGS: tuple[str, ...] = (
     # CDP filter hides such targets anyway (cdp_targets.py).
     "--disable-features=" + ",".join(SESSION_DISABLED_FEATURES),
     "--remote-debugging-address=127.0.0.1",
-    "--remote-debugging-port=0",
 )
 PORT_FILE = "DevToolsActivePort"
+LISTENING_LINE = re.compile(
+    r"DevTools listening on ws://[^/\s]+:(?P<port>\d+)(?P<path>/devtools/browser/[\w-]+)"
+)
 DENY_DOWNLOADS = {"behavior": "deny", "eventsEnabled": True}
 """Downloads refused, their start and end still announced (Playwright hears `canceled`)."""
 PORT_FILE_POLL_SECONDS = 0.02
@@ -78,6 +81,8 @@ class LaunchOptions:
     window_height: int = 800
     user_agent: str = ""
     extra_arguments: tuple[str, ...] = ()
+    # The DevTools port, guarded from pages before the browser listens; 0: Chromium's pick.
+    debug_port: int = 0
     start_timeout_seconds: float = 20.0
     close_timeout_seconds: float = 5.0
 
@@ -235,6 +240,7 @@ class SessionBrowser:
             *options.proxy_arguments,
             f"--window-size={options.window_width},{options.window_height}",
             f"--user-data-dir={profile}",
+            f"--remote-debugging-port={options.debug_port}",
             *([f"--user-agent={options.user_agent}"] if options.user_agent else []),
             *options.extra_arguments,
             "about:blank",
@@ -265,7 +271,9 @@ class SessionBrowser:
             log_file.close()
         try:
             async with asyncio.timeout(options.start_timeout_seconds):
-                port, path = await _wait_for_port_file(profile / PORT_FILE, process)
+                port, path = await _wait_for_port_file(
+                    profile / PORT_FILE, process, options.folder / "chromium.log"
+                )
                 browser = await playwright.chromium.connect_over_cdp(f"ws://127.0.0.1:{port}{path}")
                 downloads_cdp = await _refuse_downloads(browser)
         except BaseException as error:
@@ -355,9 +363,13 @@ def _fresh_folders(*folders: Path) -> None:
 
 
 async def _wait_for_port_file(
-    port_file: Path, process: asyncio.subprocess.Process
+    port_file: Path, process: asyncio.subprocess.Process, log_file: Path
 ) -> tuple[int, str]:
-    """The DevTools port and browser path Chromium writes once it listens."""
+    """The DevTools port and browser path, once Chromium listens.
+
+    Chromium writes them to `port_file` only when it picked the port itself; for a
+    port it was given, its log's "DevTools listening on ws://…" line names them.
+    """
     while True:
         if process.returncode is not None:
             raise TaskFailure(
@@ -368,4 +380,8 @@ async def _wait_for_port_file(
             lines = (await asyncio.to_thread(port_file.read_text)).splitlines()
             if len(lines) >= 2:
                 return int(lines[0]), lines[1]
+        with contextlib.suppress(OSError, ValueError):
+            said = await asyncio.to_thread(log_file.read_text, errors="replace")
+            if listening := LISTENING_LINE.search(said):
+                return int(listening["port"]), listening["path"]
         await asyncio.sleep(PORT_FILE_POLL_SECONDS)

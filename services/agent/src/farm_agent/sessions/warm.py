@@ -19,6 +19,7 @@ from typing import Any
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.pool import BrowserPool
+from farm_agent.egress.guarded_ports import free_loopback_port
 from farm_agent.egress.session import EgressSession
 from farm_agent.errors import TaskFailure
 from farm_agent.sessions.browser import LaunchOptions, SessionBrowser
@@ -87,6 +88,12 @@ async def start_browser(
     # The driver is not restarted under the browser (it connects through it).
     playwright = await pool.driver.hold()
     stack.callback(pool.driver.let_go)
+    # Pages of any browser here, or of another agent on this host, must not reach this
+    # one's DevTools port, whatever FARM_AGENT_ALLOW opens (it is on loopback): guarded
+    # before the browser listens on it, until the browser has ended.
+    debug_port = free_loopback_port()
+    pool.egress.guard_port(debug_port)
+    stack.callback(pool.egress.release_port, debug_port)
     try:
         browser = await SessionBrowser.launch(
             playwright,
@@ -102,16 +109,13 @@ async def start_browser(
                     (f"--force-device-scale-factor={screen.scale}",) if screen.scale else ()
                 ),
                 close_timeout_seconds=settings.close_timeout_seconds,
+                debug_port=debug_port,
             ),
         )
     except BaseException:
         await stack.aclose()
         await asyncio.to_thread(shutil.rmtree, folder, True)
         raise
-    # Pages of any browser here must not reach this one's DevTools port, whatever
-    # FARM_AGENT_ALLOW opens (it is on loopback); guarded until the browser has ended.
-    pool.egress.guard_port(browser.debug_port)
-    stack.callback(pool.egress.release_port, browser.debug_port)
     stack.push_async_callback(browser.close)
     return WarmBrowser(browser, egress, stack, folder)
 

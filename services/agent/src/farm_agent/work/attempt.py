@@ -247,7 +247,8 @@ class TaskAttempt:
 
         None when the task was handed back to wait instead.
         """
-        host, origin = host_key(spec.url), origin_key(spec.url)
+        # A tenant's own breaker: another tenant's failures there do not hold its tasks.
+        host, origin = host_key(spec.url), origin_key(spec.url, self.item.tenant)
         timeout_ms = attempt_timeout_ms(spec, utcnow())
         self._cut_short_by_deadline = timeout_ms < (spec.timeout_ms or DEFAULT_TIMEOUT_MS)
         admission = await self._tools.limits.admit_to_origin(origin, timeout_ms)
