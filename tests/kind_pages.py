@@ -9,6 +9,9 @@ KIND_PAGES: dict[str, str] = {
         <body style="margin:0"><h1>Short body</h1>
         <div id="far" style="position:absolute;top:2900px;height:100px;width:10px"></div>
         </body></html>""",
+    # Taller than the 65535 pixels a JPEG may have a side.
+    "/very-tall": """<!doctype html><html><head><title>Very tall</title></head>
+        <body style="margin:0"><div style="height:70000px;background:#36c"></div></body></html>""",
 }
 
 SVG_DOCUMENT = (

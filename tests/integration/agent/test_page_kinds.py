@@ -145,3 +145,24 @@ async def test_script_result_that_holds_itself_says_so(
     )
     assert failure.code is ErrorCode.SCRIPT_FAILED
     assert failure.message.startswith("script: the result is not JSON: it refers to itself")
+
+
+async def test_jpeg_of_a_page_taller_than_a_jpeg_holds_fails_naming_why(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
+    # Chromium answers it with no bytes: the task succeeded with an empty image/jpeg.
+    failure = await failure_of(
+        runner,
+        spec(
+            site.url("/very-tall"),
+            viewport=tasks_pb2.Viewport(width=200, height=300),
+            screenshot=tasks_pb2.ScreenshotOptions(
+                full_page=True, format=tasks_pb2.IMAGE_FORMAT_JPEG
+            ),
+        ),
+    )
+    assert failure.code is ErrorCode.RESULT_TOO_LARGE
+    assert failure.message.startswith(
+        "screenshot: the capture is more than 65535 pixels tall or wide"
+    )
+    assert not failure.retryable

@@ -97,6 +97,8 @@ async def screenshot(
     else:
         with failures_as(Stage.CAPTURE, "screenshot"):
             image = await page.screenshot(full_page=options.full_page, **settings)
+    if not image:
+        raise _no_image(jpeg)
     metrics.screenshots_total.inc()
     content_type = "image/jpeg" if jpeg else "image/png"
     return Capture(
@@ -107,6 +109,22 @@ async def screenshot(
             await note_comparison(page, options, image) if options.HasField("compare") else None
         ),
     )
+
+
+JPEG_MOST_PIXELS = 65535
+"""The most pixels a JPEG holds a side; Chromium answers a larger capture with no bytes."""
+
+
+def _no_image(jpeg: bool) -> TaskFailure:
+    """The failure of a capture Chromium answered with no bytes (stored, it was an empty file)."""
+    if jpeg:
+        return TaskFailure(
+            ErrorCode.RESULT_TOO_LARGE,
+            f"screenshot: the capture is more than {JPEG_MOST_PIXELS} pixels tall or wide, the"
+            " most a JPEG holds, so Chromium made no image; ask for IMAGE_FORMAT_PNG, or less"
+            " of the page (no fullPage, a selector, a smaller deviceScaleFactor)",
+        )
+    return TaskFailure(ErrorCode.BROWSER_CRASHED, "screenshot: the browser made an empty image")
 
 
 async def pdf(page: Page, options: tasks_pb2.PdfOptions) -> Capture:
