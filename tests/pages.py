@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 from tests.audit_pages import AUDIT_HEADERS, AUDIT_PAGES, mixed_content_page
+from tests.kind_pages import KIND_PAGES, SVG_DOCUMENT
 from tests.mcp_pages import MCP_PAGES
 from tests.state_pages import (
     CACHED_SCRIPT,
@@ -157,6 +158,7 @@ PAGES: dict[str, str] = {
     "/find-state": FIND_STATE_PAGE,
     **AUDIT_PAGES,
     **MCP_PAGES,
+    **KIND_PAGES,
 }
 SCRIPTS: dict[str, str] = {
     "/observed.js": 'console.warn("a warning from a script");',
@@ -165,13 +167,15 @@ SCRIPTS: dict[str, str] = {
 
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
 """A 1x1 GIF."""
-# /asset/<kind>: what the resources page loads, each counted under "asset/<kind>".
+# /asset/<kind>: what the resources page loads, and a whole SVG document; each counted
+# under "asset/<kind>".
 ASSETS: dict[str, tuple[bytes, str]] = {
     "image": (GIF, "image/gif"),
     "tracker": (GIF, "image/gif"),
     "style": (b"body { background: rgb(1, 2, 3) }", "text/css"),
     "font": (b"not really a font", "font/woff2"),
     "media": (b"not really a video", "video/webm"),
+    "svg": (SVG_DOCUMENT, "image/svg+xml"),
 }
 
 

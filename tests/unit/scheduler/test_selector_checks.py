@@ -55,11 +55,29 @@ def test_a_sessions_command_refuses_a_blank_selector_too() -> None:
     assert caught.value.message == "steps[0].click: must not be blank"
 
 
-@pytest.mark.parametrize("rule", ["[]", " []", " @href", " @href[]"])
+@pytest.mark.parametrize("rule", ["[]", " []", " @href", " @href[]", "@href", "@href[]"])
 def test_an_extract_rule_without_a_selector_is_refused(rule: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         validate(task_spec(screenshot=None, extract={"fields": {"t": rule}}))
     assert caught.value.message == f"extract.fields.t: has no selector, got {rule!r}"
+
+
+# (what is blank, the spec's fields, the field named): a script of only spaces runs nothing.
+BLANK_SCRIPTS: list[tuple[str, dict[str, Any], str]] = [
+    ("script", {"screenshot": None, "script": {"source": BLANK}}, "script.source"),
+    ("evaluate", {"steps": [{"evaluate": " "}]}, "steps[0].evaluate"),
+]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [(fields, field) for _, fields, field in BLANK_SCRIPTS],
+    ids=[name for name, _, _ in BLANK_SCRIPTS],
+)
+def test_a_blank_script_is_refused_naming_its_field(fields: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        validate(task_spec(**fields))
+    assert caught.value.message == f"{field}: must not be blank"
 
 
 def test_selectors_with_spaces_around_them_are_kept_as_sent() -> None:

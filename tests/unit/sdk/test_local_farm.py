@@ -74,6 +74,12 @@ def test_the_running_farm_of_farm_home_is_called_with_its_admin_key_and_ca(
     assert options.ca_file == str(running_home / "tls" / "ca.pem")
 
 
+def test_cwd_may_be_given_as_text(running_home: Path) -> None:
+    # It raised TypeError (str / str) from deep inside when FARM_HOME was set.
+    options = client_options(None, None, {"FARM_HOME": str(running_home)}, "/")
+    assert (options.url, options.api_key) == (RECORDED_URL, ADMIN_KEY)
+
+
 def test_the_checkouts_farm_is_found_from_the_working_directory(tmp_path: Path) -> None:
     checkout = tmp_path / "checkout"
     (checkout / "envoy").mkdir(parents=True)

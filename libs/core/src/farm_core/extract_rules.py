@@ -3,8 +3,9 @@
 import re
 from dataclasses import dataclass
 
-# "a@href": the part after the last "@" is an attribute name when it looks like one.
-_ATTRIBUTE = re.compile(r"^(?P<selector>.+)@(?P<attribute>[A-Za-z_:][-A-Za-z0-9_:.]*)$")
+# "a@href": the part after the last "@" is an attribute name when it looks like one;
+# "@href" is that attribute with no selector (which the scheduler refuses).
+_ATTRIBUTE = re.compile(r"^(?P<selector>.*)@(?P<attribute>[A-Za-z_:][-A-Za-z0-9_:.]*)$")
 
 
 @dataclass(frozen=True)

@@ -82,14 +82,14 @@ class ClientSettings(TypedDict, total=False):
     ca_file: str
     transport: TransportName
     environ: Mapping[str, str] | None
-    cwd: Path | None
+    cwd: str | os.PathLike[str] | None
 
 
 def client_options(
     url: str | None,
     api_key: str | None,
     environ: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
+    cwd: str | os.PathLike[str] | None = None,
     **settings: Any,
 ) -> ClientOptions:
     """Options from the arguments, else the environment, else the local farm while it runs.
@@ -101,7 +101,8 @@ def client_options(
     `settings` sets the other fields of ClientOptions (timeout=60, max_attempts=1, ...).
     """
     env = os.environ if environ is None else environ
-    folder = Path.cwd() if cwd is None else cwd
+    # A path as text too (cwd="/srv/app"), as os.chdir takes it.
+    folder = Path.cwd() if cwd is None else Path(cwd)
     named_key = api_key or env.get("FARM_API_KEY", "").strip()
     named_ca = settings.pop("ca_file", None) or env.get("FARM_CA_FILE", "").strip() or None
     key = local_api_key(named_key, env, folder, ARGUMENT_NAMING)

@@ -65,11 +65,14 @@ class TaskFailure(Exception):
         )
 
 
-def http_error(status: int, url: str) -> TaskFailure:
-    """The failure of a main document that answered `status` (4xx final, 5xx retryable)."""
+def http_error(status: int, url: str, field: str = "url") -> TaskFailure:
+    """The failure of a main document that answered `status` (4xx final, 5xx retryable).
+
+    `field` is the navigation's: `url`, or a step's (`steps[2].goto`, `steps[3].back`).
+    """
     return TaskFailure(
         ErrorCode.HTTP_ERROR,
-        f"url: the page answered HTTP {status} ({url}) and failOnHttpError is set",
+        f"{field}: the page answered HTTP {status} ({url}) and failOnHttpError is set",
         http_status=status,
     )
 

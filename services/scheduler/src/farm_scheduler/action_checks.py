@@ -22,10 +22,9 @@ from farm_core.task_limits import MAX_JPEG_QUALITY as MAX_JPEG_QUALITY
 from farm_core.task_limits import MIN_JPEG_QUALITY as MIN_JPEG_QUALITY
 from farm_core.task_limits import PAPER_FORMATS
 from farm_scheduler.field_checks import (
-    MAX_SCRIPT_CHARS,
     check_enum,
     check_length,
-    check_required,
+    check_script,
     check_selector,
 )
 
@@ -67,7 +66,7 @@ def check_action(spec: tasks_pb2.TaskSpec) -> None:
     elif spec.HasField("extract"):
         _check_extract(spec.extract)
     elif spec.HasField("script"):
-        check_required("script.source", spec.script.source, MAX_SCRIPT_CHARS)
+        check_script("script.source", spec.script.source, required=True)
     elif spec.HasField("audit"):
         _check_audit(spec.audit)
 
@@ -136,7 +135,7 @@ def _check_extract(extract: tasks_pb2.ExtractOptions) -> None:
             raise InvalidArgument("extract.fields", "a field name is empty")
         check_length("extract.fields", name, MAX_EXTRACT_NAME_CHARS)
         check_selector(f"extract.fields.{name}", selector, required=True)
-        # "[]" or " @href" leave the agent no selector to look for.
+        # "[]", "@href" or " @href" leave the agent no selector to look for.
         if not ExtractField.parse(selector).selector.strip():
             raise InvalidArgument(f"extract.fields.{name}", f"has no selector, got {selector!r}")
 

@@ -28,6 +28,18 @@ def check_required(field: str, value: str, most: int) -> None:
     check_length(field, value, most)
 
 
+def check_script(field: str, source: str, *, required: bool = False) -> None:
+    """Raises InvalidArgument(field) for a script that is too long, blank, or (if required) empty.
+
+    Only spaces are no function: the page would run nothing and return null.
+    """
+    if required:
+        check_required(field, source, MAX_SCRIPT_CHARS)
+    check_length(field, source, MAX_SCRIPT_CHARS)
+    if source and not source.strip():
+        raise InvalidArgument(field, "must not be blank")
+
+
 class ProtoEnum(Hashable, Protocol):
     """A generated protobuf enum (its class), which lists its numbers."""
 

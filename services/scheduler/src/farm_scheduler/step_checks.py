@@ -6,9 +6,9 @@ from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument
 from farm_core.task_limits import attempt_margin_ms
 from farm_scheduler.field_checks import (
-    MAX_SCRIPT_CHARS,
     MAX_TIMEOUT_MS,
     check_length,
+    check_script,
     check_selector,
     check_url,
 )
@@ -78,7 +78,7 @@ def _check_step(path: str, step: tasks_pb2.Step) -> None:
         check_url(step.goto, f"{path}.goto")
     if step.HasField("wait"):
         _check_wait(f"{path}.wait", step.wait)
-    check_length(f"{path}.evaluate", step.evaluate, MAX_SCRIPT_CHARS)
+    check_script(f"{path}.evaluate", step.evaluate)
 
 
 def _got(chosen: list[str]) -> str:

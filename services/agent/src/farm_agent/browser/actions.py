@@ -61,7 +61,7 @@ async def run_action(
     if spec.HasField("pdf"):
         return await pdf(page, spec.pdf)
     if spec.HasField("content"):
-        return await content(page, spec.content, time_left_ms, max_text_bytes)
+        return await content(page, spec.content, max_text_bytes)
     if spec.HasField("extract"):
         return await extract(page, spec.extract, time_left_ms, max_text_bytes)
     if spec.HasField("script"):
@@ -97,6 +97,8 @@ async def screenshot(
     else:
         with failures_as(Stage.CAPTURE, "screenshot"):
             image = await page.screenshot(full_page=options.full_page, **settings)
+    if not image:
+        raise _no_image(jpeg)
     metrics.screenshots_total.inc()
     content_type = "image/jpeg" if jpeg else "image/png"
     return Capture(
@@ -107,6 +109,22 @@ async def screenshot(
             await note_comparison(page, options, image) if options.HasField("compare") else None
         ),
     )
+
+
+JPEG_MOST_PIXELS = 65535
+"""The most pixels a JPEG holds a side; Chromium answers a larger capture with no bytes."""
+
+
+def _no_image(jpeg: bool) -> TaskFailure:
+    """The failure of a capture Chromium answered with no bytes (stored, it was an empty file)."""
+    if jpeg:
+        return TaskFailure(
+            ErrorCode.RESULT_TOO_LARGE,
+            f"screenshot: the capture is more than {JPEG_MOST_PIXELS} pixels tall or wide, the"
+            " most a JPEG holds, so Chromium made no image; ask for IMAGE_FORMAT_PNG, or less"
+            " of the page (no fullPage, a selector, a smaller deviceScaleFactor)",
+        )
+    return TaskFailure(ErrorCode.BROWSER_CRASHED, "screenshot: the browser made an empty image")
 
 
 async def pdf(page: Page, options: tasks_pb2.PdfOptions) -> Capture:
@@ -124,13 +142,21 @@ async def pdf(page: Page, options: tasks_pb2.PdfOptions) -> Capture:
     )
 
 
-async def content(
-    page: Page, options: tasks_pb2.ContentOptions, time_left_ms: TimeLeftMs, max_text_bytes: int
-) -> Capture:
+# The body's rendered text; a document without a body (an SVG or XML file, whose root
+# is no HTML element) has its root's text. Waiting for a "body" element instead held a
+# body-less page until the attempt's TIMEOUT, and then every retry.
+_PAGE_TEXT = """() => {
+  const root = document.body ?? document.documentElement;
+  if (!root) return "";
+  return root instanceof HTMLElement ? root.innerText : (root.textContent ?? "");
+}"""
+
+
+async def content(page: Page, options: tasks_pb2.ContentOptions, max_text_bytes: int) -> Capture:
     """The page's HTML or body text: cut in the result, whole in the artifact."""
     with failures_as(Stage.CAPTURE, "content"):
         if options.format == tasks_pb2.CONTENT_FORMAT_TEXT:
-            text = await page.inner_text("body", timeout=time_left_ms())
+            text = await page.evaluate(_PAGE_TEXT)
             content_type = "text/plain; charset=utf-8"
         else:
             text = await page.content()
@@ -223,6 +249,10 @@ async def snapshot(page: Page, time_left_ms: TimeLeftMs, max_text_bytes: int) ->
     return Capture(result=tasks_pb2.TaskResult(text=cut_utf8(tree.encode(), max_text_bytes)))
 
 
+_CYCLE = (
+    "it refers to itself (an object holding itself, at any depth), which JSON cannot "
+    "write out (return a copy without the loop)"
+)
 _NOT_A_NUMBER = (
     "it holds NaN, Infinity or -Infinity, which JSON has no form for "
     "(return null or a string in their place)"
@@ -237,7 +267,9 @@ def json_value(value: Any, field_name: str, max_bytes: int) -> struct_pb2.Value:
         code = ErrorCode.SCRIPT_FAILED if field_name == "script" else ErrorCode.INTERNAL
         # json's own words for these ("Out of range float values are not JSON
         # compliant") name neither the value nor a way out.
-        problem = _NOT_A_NUMBER if isinstance(error, ValueError) else str(error)
+        problem = str(error)
+        if isinstance(error, ValueError):
+            problem = _CYCLE if "circular reference" in problem.lower() else _NOT_A_NUMBER
         raise TaskFailure(code, f"{field_name}: the result is not JSON: {problem}") from error
     if len(encoded.encode()) > max_bytes:
         raise TaskFailure(

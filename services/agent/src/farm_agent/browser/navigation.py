@@ -26,6 +26,8 @@ ERROR_PAGE_PREFIX = "chrome-error://"
 """Where Chromium's own error pages are."""
 NETWORK_ERROR = "net::ERR_"
 """How Playwright's goto names a navigation that failed in the network."""
+NO_CONTENT = {204: "No Content", 205: "Reset Content"}
+"""Answers a browser shows no page for: it aborts the navigation and stays where it was."""
 ERROR_PAGE_SECONDS = 2.0
 """How long a failed navigation waits for Chromium's error page (it comes within ~0.1 s)."""
 
@@ -108,6 +110,28 @@ class MainFrameNavigation:
             if self._page.url.startswith(ERROR_PAGE_PREFIX):
                 await self._page.evaluate("() => { document.open(); document.close(); }")
         return response
+
+    def no_content(self, failure: TaskFailure, field: str) -> TaskFailure | None:
+        """A final failure when the answer was 204 or 205, which Chromium shows no page for.
+
+        Chromium aborts such a navigation (`net::ERR_ABORTED`) and stays on the page
+        it had: every attempt would meet the same answer, so none is made again.
+        """
+        response = self.response
+        if (
+            response is None
+            or response.status not in NO_CONTENT
+            or "ERR_ABORTED" not in (failure.message)
+        ):
+            return None
+        return TaskFailure(
+            ErrorCode.NAVIGATION_FAILED,
+            f"{field}: the server answered HTTP {response.status} {NO_CONTENT[response.status]}"
+            f" ({response.url}), which has no page to show, so the browser stayed where it was;"
+            " not retried",
+            http_status=response.status,
+            retryable=False,
+        )
 
     def blocked(self, egress: EgressSession, first_url: str, field: str) -> TaskFailure | None:
         """BLOCKED_URL when the egress guard refused the navigation or one of its redirects."""

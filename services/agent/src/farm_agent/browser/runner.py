@@ -334,8 +334,10 @@ async def _guarded(
         response = await navigation.empty_error_answer(failure, wait_until, budget.ms(), field)
         if response is None:
             await navigation.error_page_shown(failure, budget.ms())
-            raise navigation.blocked(egress, url, field) or navigation.explained(
-                failure, egress
+            raise (
+                navigation.blocked(egress, url, field)
+                or navigation.no_content(failure, field)
+                or navigation.explained(failure, egress)
             ) from failure
     finally:
         navigation.stop()
@@ -344,6 +346,6 @@ async def _guarded(
         raise blocked
     status = response.status if response is not None else 0
     if spec.fail_on_http_error and status >= 400:
-        raise http_error(status, await shown_url(page))
+        raise http_error(status, await shown_url(page), field)
     metrics.pages_scraped_total.inc()
     return status

@@ -20,7 +20,12 @@ from farm_agent.browser.observers import ContextObserver
 from farm_agent.errors import Stage, TaskFailure, failures_as
 from farm_core.task_errors import ErrorCode
 
-_SCROLL_TO = "(toBottom) => window.scrollTo(0, toBottom ? document.body.scrollHeight : 0)"
+# The document's whole height: the body's alone leaves out what lies outside it (an
+# absolutely positioned element, a body of height 100%), and a body-less document has none.
+_SCROLL_TO = """(toBottom) => {
+  const page = document.scrollingElement ?? document.documentElement;
+  window.scrollTo(0, toBottom && page ? page.scrollHeight : 0);
+}"""
 
 
 async def run_step(
