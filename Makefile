@@ -91,7 +91,8 @@ $(PUPPETEER_STAMP): $(PUPPETEER)/package.json $(PUPPETEER)/package-lock.json
 node-deps: $(PUPPETEER_STAMP) ## npm packages the tests use (Puppeteer), if Node.js is here.
 
 # Two workers: most tests wait on browsers and processes, so two share the two cores well.
-# Each test file stays on one worker, and with it the farm its tests share. The files go
+# Each test file stays on one worker, and with it the farm its tests share; so does each
+# subpackage of tests/e2e, whose modules share a farm (tests/farm_scopes.py). The files go
 # out in tests/conftest.py's order (those marked slow first), so the run does not end
 # with one worker idle while the other starts a long module's farm.
 # A worker that dies (the watchdog in pyproject.toml ends a hung one) ends the run: a

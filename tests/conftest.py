@@ -21,6 +21,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.util._once import Once
+from xdist.remote import Producer
+from xdist.scheduler import Scheduling
 
 from farm_cli.launcher import infra
 from farm_cli.launcher.processes import (
@@ -32,6 +34,7 @@ from farm_cli.launcher.processes import (
 )
 from farm_core.runtime import loop_factory
 from farm_core.settings import FarmSettings
+from tests.farm_scopes import FarmScopeScheduling, path_scope
 from tests.helpers import assert_eventually
 from tests.pages import Site, serve_site
 from tests.postgres import FARM_DATABASES, POSTGRES_URL, postgres_reachable
@@ -60,7 +63,8 @@ E2E_PACKAGE = Path(__file__).parent / "e2e"
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Orders the modules: end-to-end ones first; within each part those marked slow first,
-    then by their number of tests, most first.
+    then by their number of tests, most first. The modules of one farm (a subpackage of
+    tests/e2e, tests/farm_scopes.py) count as one and stay together.
 
     pytest-xdist (`--dist loadfile --no-loadscope-reorder`, as make test runs it) hands
     the modules out in this order: a module with a farm of its own and a few long tests
@@ -69,18 +73,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     end-to-end farm (package-scoped, tests/e2e/conftest.py) stops instead of idling
     beside the rest. A module's tests keep their order.
     """
-    counts = Counter(item.path for item in items)
+    if not items:
+        return
+    root = items[0].config.rootpath
+    scopes = {item.path: path_scope(item.path, root) for item in items}
+    counts = Counter(scopes[item.path] for item in items)
     # By folder, not by the e2e mark: the shared farm is scoped to the tests/e2e package.
-    e2e = {item.path for item in items if E2E_PACKAGE in item.path.parents}
-    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    e2e = {scopes[item.path] for item in items if E2E_PACKAGE in item.path.parents}
+    slow = {scopes[item.path] for item in items if item.get_closest_marker("slow")}
     items.sort(
         key=lambda item: (
-            item.path not in e2e,
-            item.path not in slow,
-            -counts[item.path],
-            str(item.path),
+            scopes[item.path] not in e2e,
+            scopes[item.path] not in slow,
+            -counts[scopes[item.path]],
+            str(scopes[item.path]),
         )
     )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> Scheduling | None:
+    """`--dist loadfile` keeps the modules of one farm on one worker (tests/farm_scopes.py)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    return FarmScopeScheduling(config, log)
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Mapping[str, object]:

@@ -3,6 +3,8 @@
 import ast
 from pathlib import Path
 
+from tests.farm_scopes import nodeid_scope
+
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
 
@@ -50,3 +52,20 @@ def test_no_module_of_the_suite_imports_a_test_module() -> None:
     assert not importing, "helpers tests share belong in a non-test module:\n" + "\n".join(
         importing
     )
+
+
+def test_the_modules_of_a_farm_subpackage_are_one_unit_of_work_and_any_other_its_own() -> None:
+    assert nodeid_scope("tests/e2e/traced/test_traces.py::test_a") == "tests/e2e/traced"
+    assert nodeid_scope("tests/e2e/traced/test_trace_doc.py::test_b[x]") == "tests/e2e/traced"
+    assert nodeid_scope("tests/e2e/test_limits.py::test_c") == "tests/e2e/test_limits.py"
+    assert nodeid_scope("tests/integration/cli/test_x.py::T::test_d") == (
+        "tests/integration/cli/test_x.py"
+    )
+    assert nodeid_scope("tests/unit/test_docs.py::test_e") == "tests/unit/test_docs.py"
+
+
+def test_every_subpackage_of_the_e2e_tests_starts_its_farm_in_its_conftest() -> None:
+    for folder in (TESTS / "e2e").iterdir():
+        if folder.is_dir() and list(folder.glob("test_*.py")):
+            assert (folder / "__init__.py").is_file(), folder
+            assert 'scope="package"' in (folder / "conftest.py").read_text(), folder

@@ -1,37 +1,31 @@
 """docs/tracing.md's span and attribute tables, held to the spans a traced farm makes.
 
-A farm of its own (one agent, the trace sink of `farm up --traces`) runs a task with a
-step and a callback, and a recorded session with a command; every span of the farm's
-own scope it keeps must be in the span table with its service, kind and parent, and
-carry the attributes the attribute table gives it.
+The package's traced farm (conftest.py: one agent, the trace sink of `farm up --traces`)
+runs a task with a step and a callback, and a recorded session with a command; every
+span of the farm's own scope it keeps (these and any the package's other tests made)
+must be in the span table with its service, kind and parent, and carry the attributes
+the attribute table gives it.
 """
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.traces.spans import SpanRecord, kept_traces, read_trace
+from farm_core.trace_context import TRACEPARENT, new_traceparent, trace_id_of
 from tests.e2e.conftest import Client, fresh, http_client
-from tests.farms import traced_farm_config
+from tests.farms import ROOT
 from tests.helpers import eventually
 from tests.pages import Site
 from tests.webhook_receiver import Receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral, pytest.mark.slow]
 
-TRACING_DOC = Path(__file__).parents[2] / "docs" / "tracing.md"
+TRACING_DOC = ROOT / "docs" / "tracing.md"
 FARM_SPAN = re.compile(r"(task|browser|page|artifact|session)\.[a-z_.]+")
 # Attributes the table gives with a condition of their own (an answer, a NATS hop).
 CONDITIONAL = {"http.response.status_code", "messaging.system", "messaging.destination.name"}
-
-
-@pytest.fixture(scope="module")
-def traced_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
-    with LocalFarm(traced_farm_config(tmp_path_factory.mktemp("trace-doc"))) as running:
-        yield running
 
 
 def table(heading: str) -> list[list[str]]:
@@ -126,20 +120,45 @@ def test_every_span_of_the_farm_is_documented_with_its_service_kind_and_attribut
                 "screenshot": {},
                 "callbackUrl": receiver.url,
             }
-            assert client.run(fresh(spec))["status"] == "TASK_STATUS_SUCCEEDED"
+            task = client.run(fresh(spec))
+            assert task["status"] == "TASK_STATUS_SUCCEEDED"
             eventually(lambda: receiver.received, within=30, message="the callback")
         session = http.post("/v1/sessions", json={"record": True}).json()
-        ran = http.post(f"/v1/sessions/{session['id']}:run", json={"url": site.url("/page")})
+        # A command's and a close's orders are in their calls' traces, which this caller
+        # starts.
+        running, closing = new_traceparent(), new_traceparent()
+        ran = http.post(
+            f"/v1/sessions/{session['id']}:run",
+            json={"url": site.url("/page")},
+            headers={TRACEPARENT: running},
+        )
         assert ran.status_code == 200, ran.text
-        assert http.post(f"/v1/sessions/{session['id']}:close").status_code == 200
+        closed = http.post(f"/v1/sessions/{session['id']}:close", headers={TRACEPARENT: closing})
+        assert closed.status_code == 200, closed.text
 
     folder = traced_farm.config.traces_folder
-    wanted = {"task.callback", "page.step", "session.order.close", "session.close", "page.capture"}
+    # This test's own spans (not only the package's other tests'), and the RPC spans
+    # their orders and callback are under: each process sends its spans in batches, and
+    # an RPC's span ends (and is sent) after the order it sent.
+    sessions = "/farm.sessions.v1.SessionService"
+    wanted = {
+        task["traceId"]: {
+            "task.callback",
+            "page.step",
+            "page.capture",
+            "/farm.tasks.v1.TaskService/RunTask",
+        },
+        session["traceId"]: {"session.order.open", "session.close", f"{sessions}/CreateSession"},
+        trace_id_of(running): {"session.order.run", f"{sessions}/RunSessionCommand"},
+        trace_id_of(closing): {"session.order.close", f"{sessions}/CloseSession"},
+    }
 
     def farm_spans() -> list[SpanRecord] | None:
+        for trace, names in wanted.items():
+            if not names <= {span.name for span in read_trace(folder, trace)}:
+                return None
         spans = [span for trace in kept_traces(folder) for span in read_trace(folder, trace)]
-        mine = [span for span in spans if FARM_SPAN.fullmatch(span.name)]
-        return mine if wanted <= {span.name for span in mine} else None
+        return [span for span in spans if FARM_SPAN.fullmatch(span.name)]
 
     spans = eventually(farm_spans, within=20.0, message=f"spans {wanted}")
     documented = documented_spans()

@@ -1,10 +1,10 @@
 """One trace per task across the whole farm, kept by the trace sink of `farm up --traces`.
 
-A farm of its own (one agent), every process and Envoy exporting to the launcher's
-OTLP/gRPC sink on a free port; the tests read the sink's files.
+On the package's traced farm (conftest.py): one agent, every process and Envoy
+exporting to the launcher's OTLP/gRPC sink on a free port; the tests read the sink's
+files.
 """
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -15,8 +15,8 @@ from farm_cli.launcher.farm import LocalFarm
 from farm_cli.main import main
 from farm_cli.traces.spans import SpanRecord, kept_traces, read_trace
 from farm_core.trace_context import TRACEPARENT, new_traceparent, span_context_of, trace_id_of
-from tests.e2e.conftest import Client, fresh, http_client, unique_label
-from tests.farms import traced_farm_config
+from tests.e2e.conftest import Client, fresh, unique_label
+from tests.e2e.traced.conftest import SESSION_MIN_SECONDS
 from tests.helpers import eventually
 from tests.pages import Site
 from tests.webhook_receiver import Receiver
@@ -24,18 +24,6 @@ from tests.webhook_receiver import Receiver
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral, pytest.mark.slow]
 
 SPANS_WITHIN = 20.0
-
-
-@pytest.fixture(scope="module")
-def traced_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
-    with LocalFarm(traced_farm_config(tmp_path_factory.mktemp("traced"))) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def client(traced_farm: LocalFarm) -> Iterator[Client]:
-    with http_client(traced_farm, traced_farm.admin_key) as http:
-        yield Client(http, traced_farm.admin_key)
 
 
 class Trace:
@@ -330,7 +318,7 @@ def test_a_session_the_agent_closes_itself_ends_its_trace_with_its_close_and_rec
     traced_farm: LocalFarm, client: Client, site: Site
 ) -> None:
     http = client.http
-    spec = {"idleTimeoutSeconds": 10, "record": True}
+    spec = {"idleTimeoutSeconds": SESSION_MIN_SECONDS, "record": True}
     session = http.post("/v1/sessions", json=spec).json()
     ran = http.post(f"/v1/sessions/{session['id']}:run", json={"url": site.url("/page")})
     assert ran.status_code == 200, ran.text
