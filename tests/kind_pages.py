@@ -1,4 +1,4 @@
-"""Test pages of unusual shapes for the task kinds: no body, content outside the body."""
+"""Test pages of unusual shapes for the task kinds: no body, content past the body, a late hang."""
 
 KIND_PAGES: dict[str, str] = {
     # A frameset document: its body is the <frameset>, and no <body> element exists.
@@ -12,6 +12,11 @@ KIND_PAGES: dict[str, str] = {
     # Taller than the 65535 pixels a JPEG may have a side.
     "/very-tall": """<!doctype html><html><head><title>Very tall</title></head>
         <body style="margin:0"><div style="height:70000px;background:#36c"></div></body></html>""",
+    # Loads, then its main thread spins for ever: the navigation ends, the action never does.
+    "/hang-after-load": """<!doctype html><html><head><title>Hang later</title></head>
+        <body><p>Loaded</p><script>
+        addEventListener("load", () => setTimeout(() => { while (true) {} }, 0));
+        </script></body></html>""",
 }
 
 SVG_DOCUMENT = (

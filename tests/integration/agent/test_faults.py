@@ -121,6 +121,21 @@ async def test_a_hung_page_times_out_in_bounded_time_and_the_next_task_runs(
     await assert_next_task_runs(runner, site)
 
 
+async def test_a_page_that_hangs_after_its_load_times_out_naming_timeout_ms(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
+    # The navigation ends; the action then waits on the spinning page until the task's
+    # own limit, which the failure names (it said only "the task did not finish").
+    failure = await ends_without_hanging(
+        failure_of(runner, content_of(site, "/hang-after-load", timeout_ms=2000)),
+        guard=HANG_GUARD_SECONDS,
+        what="a task on a page that hangs after its load",
+    )
+    assert failure.code is ErrorCode.TIMEOUT
+    assert failure.message == "timeoutMs: the task did not finish within its 2 s"
+    await assert_next_task_runs(runner, site)
+
+
 async def test_dialogs_are_answered_so_the_page_goes_on(
     runner: BrowserSpecRunner, site: Site
 ) -> None:

@@ -120,7 +120,8 @@ class BrowserSpecRunner:
                 return await self._run_fresh(spec, options, budget, profile_state, label, used)
         except TimeoutError as error:
             failure = budget.failure or TaskFailure(
-                ErrorCode.TIMEOUT, f"the task did not finish within its {timeout_seconds:g} s"
+                ErrorCode.TIMEOUT,
+                f"timeoutMs: the task did not finish within its {timeout_seconds:g} s",
             )
             self._pool.health.after_failure(failure, used)
             raise failure from error
