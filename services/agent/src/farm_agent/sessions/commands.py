@@ -137,7 +137,8 @@ async def _run_locked(
                 own_requests.keep_own(capture.result)
     except TimeoutError as error:
         raise TaskFailure(
-            ErrorCode.TIMEOUT, f"the command did not finish within its {timeout_seconds:g} s"
+            ErrorCode.TIMEOUT,
+            f"timeoutMs: the command did not finish within its {timeout_seconds:g} s",
         ) from error
     finally:
         session.touch()
