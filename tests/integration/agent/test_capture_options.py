@@ -107,6 +107,21 @@ async def test_page_ranges_past_the_end_fail_for_good_naming_the_field(
     assert caught.value.retryable is False
 
 
+async def test_margins_wider_than_the_paper_fail_for_good_naming_the_field(
+    runner: BrowserSpecRunner, site: Site
+) -> None:
+    with pytest.raises(TaskFailure) as caught:
+        await printed(
+            runner,
+            site.url("/three-pages"),
+            paper_format="A6",  # 4.13in wide
+            margin=tasks_pb2.PdfMargin(left="2.1in", right="2.1in"),
+        )
+    assert caught.value.code is ErrorCode.OPTION_OUT_OF_RANGE
+    assert caught.value.message.startswith("pdf.margin: the margins leave no room on the paper")
+    assert caught.value.retryable is False
+
+
 async def test_prefer_css_page_size_takes_the_pages_size(
     runner: BrowserSpecRunner, site: Site
 ) -> None:

@@ -139,6 +139,8 @@ def _no_image(jpeg: bool) -> TaskFailure:
     return TaskFailure(ErrorCode.BROWSER_CRASHED, "screenshot: the browser made an empty image")
 
 
+# Chromium's refusal of margins as wide or tall as the paper.
+_NO_CONTENT_AREA_SIGN = "content area is empty"
 # Playwright's refusal of a clip that leaves nothing of the captured area.
 _CLIP_OUTSIDE_SIGN = "clipped area is either empty or outside"
 # Chromium's refusal of page ranges that leave no page of the document ("Page range
@@ -183,12 +185,18 @@ async def pdf(page: Page, options: tasks_pb2.PdfOptions) -> Capture:
                 scale=options.scale or 1.0,
             )
     except TaskFailure as failure:
-        # Chromium's error, which would be taken for its own failure and retried.
-        if options.page_ranges and _PAGE_RANGE_SIGN in failure.message.lower():
+        # Chromium's refusals of the spec, which would be taken for its own failure and retried.
+        lowered = failure.message.lower()
+        if options.page_ranges and _PAGE_RANGE_SIGN in lowered:
             raise TaskFailure(
                 ErrorCode.OPTION_OUT_OF_RANGE,
                 f"pdf.pageRanges: {options.page_ranges!r} names no page of the document"
                 f" ({failure.message})",
+            ) from None
+        if _NO_CONTENT_AREA_SIGN in lowered:
+            raise TaskFailure(
+                ErrorCode.OPTION_OUT_OF_RANGE,
+                f"pdf.margin: the margins leave no room on the paper ({failure.message})",
             ) from None
         raise
     return Capture(
