@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 from tests.audit_pages import AUDIT_HEADERS, AUDIT_PAGES, mixed_content_page
+from tests.capture_pages import CAPTURE_PAGES
 from tests.kind_pages import KIND_PAGES, SVG_DOCUMENT
 from tests.mcp_pages import MCP_PAGES
 from tests.state_pages import (
@@ -159,6 +160,7 @@ PAGES: dict[str, str] = {
     **AUDIT_PAGES,
     **MCP_PAGES,
     **KIND_PAGES,
+    **CAPTURE_PAGES,
 }
 SCRIPTS: dict[str, str] = {
     "/observed.js": 'console.warn("a warning from a script");',

@@ -38,6 +38,13 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("bad label key", {"labels": {"Bad Key": "x"}}, "labels"),
     ("empty step", {"steps": [{}]}, "steps[0]"),
     ("unknown paper", {"screenshot": None, "pdf": {"paperFormat": "A99"}}, "pdf.paperFormat"),
+    ("margin in em", {"screenshot": None, "pdf": {"margin": {"top": "1em"}}}, "pdf.margin.top"),
+    ("page ranges words", {"screenshot": None, "pdf": {"pageRanges": "all"}}, "pdf.pageRanges"),
+    (
+        "clip with selector",
+        {"screenshot": {"selector": "h1", "clip": {"width": 5, "height": 5}}},
+        "screenshot.clip",
+    ),
 ]
 
 

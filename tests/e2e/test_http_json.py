@@ -1,6 +1,7 @@
 """A user with curl: tasks and artifacts over HTTP/JSON through Envoy."""
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -49,6 +50,36 @@ def test_pdf_is_a_pdf(admin: Client, site: Site) -> None:
     content = admin.artifact_bytes(artifact["id"])
     assert content.headers["content-type"] == "application/pdf"
     assert content.content.startswith(b"%PDF")
+
+
+def test_pdf_and_screenshot_options_arrive_by_their_json_names(admin: Client, site: Site) -> None:
+    printed = admin.run(
+        {
+            "url": site.url("/three-pages"),
+            "pdf": {
+                "margin": {"top": "1in", "left": "2cm"},
+                "pageRanges": "2-3",
+                "preferCssPageSize": True,
+                "scale": 0.9,
+            },
+        }
+    )
+    assert printed["status"] == "TASK_STATUS_SUCCEEDED", printed
+    document = admin.artifact_bytes(printed["result"]["artifacts"][0]["id"]).content
+    assert len(re.findall(rb"/Type\s*/Page\b", document)) == 2
+
+    shot = admin.run(
+        {
+            "url": site.url("/colour-boxes"),
+            "screenshot": {
+                "omitBackground": True,
+                "clip": {"x": 50, "y": 10, "width": 120, "height": 50},
+            },
+        }
+    )
+    assert shot["status"] == "TASK_STATUS_SUCCEEDED", shot
+    image = admin.artifact_bytes(shot["result"]["artifacts"][0]["id"]).content
+    assert png_size(image) == (120, 50)
 
 
 def test_content_returns_the_pages_text(admin: Client, site: Site) -> None:

@@ -28,6 +28,28 @@ def test_shortcut_options_go_to_the_action_or_the_task() -> None:
     assert (spec.viewport.width, spec.viewport.height) == (800, 600)
 
 
+def test_pdf_and_screenshot_shortcuts_take_the_nested_options() -> None:
+    printed = action_spec(
+        "https://example.com",
+        "pdf",
+        {
+            "margin": {"top": "1cm"},
+            "page_ranges": "1-3",
+            "prefer_css_page_size": True,
+            "scale": 0.5,
+        },
+    )
+    assert (printed.pdf.margin.top, printed.pdf.page_ranges) == ("1cm", "1-3")
+    assert (printed.pdf.prefer_css_page_size, printed.pdf.scale) == (True, 0.5)
+    shot = action_spec(
+        "https://example.com",
+        "screenshot",
+        {"omit_background": True, "clip": {"x": 5, "y": 0, "width": 40, "height": 30}},
+    )
+    assert shot.screenshot.omit_background
+    assert (shot.screenshot.clip.x, shot.screenshot.clip.width) == (5, 40)
+
+
 def test_specs_take_camel_or_snake_names_and_short_or_full_enum_values() -> None:
     camel = task_spec({"url": "https://a.test", "waitUntil": "WAIT_UNTIL_NETWORKIDLE"})
     snake = task_spec({"url": "https://a.test", "wait_until": "networkidle"})

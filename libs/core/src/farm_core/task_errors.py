@@ -53,6 +53,9 @@ class ErrorCode(StrEnum):
     """maxAttempts attempts ended without a result (their agents died)."""
     QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
     """Storage refused an artifact: the tenant's byte quota (or the size limit) is reached."""
+    OPTION_OUT_OF_RANGE = "OPTION_OUT_OF_RANGE"
+    """An action's option the page cannot honour: pdf.pageRanges naming no page of the document,
+    pdf.margin leaving no room on the paper, a screenshot.clip wholly outside the capture."""
     BLOCKED_URL = "BLOCKED_URL"
     """The egress guard refused the URL or a redirect of it, or Chromium refused its port."""
     INTERNAL = "INTERNAL"

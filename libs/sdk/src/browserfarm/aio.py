@@ -304,14 +304,20 @@ class AsyncClient(AsyncWithOnly):
     async def screenshot(self, url: str, **options: Any) -> bytes:
         """The page at `url` as an image.
 
-        Keywords are screenshot options (full_page, format, selector) and TaskSpec
+        Keywords are screenshot options (full_page, format, selector, omit_background,
+        clip={"x": 0, "y": 0, "width": 400, "height": 300}) and TaskSpec
         fields (viewport, steps, wait_until, cache_ttl_seconds, ...).
         """
         task = await self.run(action_spec(url, "screenshot", options))
         return await self._calls.artifact(task.result, "SCREENSHOT")
 
     async def pdf(self, url: str, **options: Any) -> bytes:
-        """The page at `url` printed as a PDF (paper_format, landscape, print_background)."""
+        """The page at `url` printed as a PDF.
+
+        Keywords are PDF options (paper_format, landscape, print_background,
+        margin={"top": "1cm"}, page_ranges="1-3", prefer_css_page_size, scale) and
+        TaskSpec fields.
+        """
         task = await self.run(action_spec(url, "pdf", options))
         return await self._calls.artifact(task.result, "PDF")
 

@@ -21,6 +21,7 @@ from farm_core.task_limits import MAX_COMPARE_MASKS as MAX_COMPARE_MASKS
 from farm_core.task_limits import MAX_JPEG_QUALITY as MAX_JPEG_QUALITY
 from farm_core.task_limits import MIN_JPEG_QUALITY as MIN_JPEG_QUALITY
 from farm_core.task_limits import PAPER_FORMATS
+from farm_scheduler.capture_checks import check_pdf_options, check_screenshot_options
 from farm_scheduler.field_checks import (
     check_enum,
     check_length,
@@ -76,6 +77,7 @@ def _check_screenshot(screenshot: tasks_pb2.ScreenshotOptions) -> None:
     check_selector("screenshot.selector", screenshot.selector)
     if screenshot.format == tasks_pb2.IMAGE_FORMAT_UNSPECIFIED:
         screenshot.format = tasks_pb2.IMAGE_FORMAT_PNG
+    check_screenshot_options(screenshot)
     if screenshot.HasField("compare"):
         _check_compare(screenshot)
     if screenshot.format != tasks_pb2.IMAGE_FORMAT_JPEG:
@@ -112,6 +114,7 @@ def _check_compare(screenshot: tasks_pb2.ScreenshotOptions) -> None:
 
 
 def _check_pdf(pdf: tasks_pb2.PdfOptions) -> None:
+    check_pdf_options(pdf)
     if not pdf.paper_format:
         pdf.paper_format = DEFAULT_PAPER_FORMAT
         return

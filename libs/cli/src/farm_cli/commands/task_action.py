@@ -10,6 +10,14 @@ from farm.tasks.v1 import tasks_pb2
 from farm_cli.commands.ranges import whole_number_in
 from farm_cli.commands.task_text import mask, saved_name, selector
 from farm_cli.console import UsageError
+from farm_core.capture_options import (
+    MAX_PDF_SCALE,
+    MIN_PDF_SCALE,
+    clip_problem,
+    margin_problem,
+    page_ranges_problem,
+    scale_problem,
+)
 from farm_core.task_defaults import DEFAULT_JPEG_QUALITY, DEFAULT_PAPER_FORMAT
 from farm_core.task_limits import (
     MAX_COMPARE_MASKS,
@@ -27,11 +35,17 @@ SCREENSHOT_FLAGS = {
     "quality": "--quality",
     "selector": "--selector",
     "compare": "--compare",
+    "omit_background": "--omit-background",
+    "clip": "--clip",
 }
 PDF_FLAGS = {
     "paper_format": "--paper-format",
     "landscape": "--landscape",
     "print_background": "--print-background",
+    "margin": "--margin",
+    "page_ranges": "--page-ranges",
+    "prefer_css_page_size": "--prefer-css-page-size",
+    "scale": "--scale",
 }
 
 
@@ -43,6 +57,65 @@ def paper_format(text: str) -> str:
             f"must be one of {', '.join(PAPER_FORMATS.values())}, got {text!r}"
         )
     return canonical
+
+
+def margin(text: str) -> tuple[str, str, str, str]:
+    """An argparse type: 1 to 4 comma-separated lengths, as CSS's margin shorthand orders them.
+
+    One is every side; two are top and bottom, then left and right; three are top, left
+    and right, bottom; four are top, right, bottom, left.
+    """
+    sides = [side.strip() for side in text.split(",")]
+    if not 1 <= len(sides) <= 4:
+        raise argparse.ArgumentTypeError(f"must be 1 to 4 comma-separated lengths, got {text!r}")
+    for side in sides:
+        if problem := margin_problem(side):
+            raise argparse.ArgumentTypeError(problem)
+    top, right, bottom, left = {
+        1: lambda s: (s[0], s[0], s[0], s[0]),
+        2: lambda s: (s[0], s[1], s[0], s[1]),
+        3: lambda s: (s[0], s[1], s[2], s[1]),
+        4: lambda s: (s[0], s[1], s[2], s[3]),
+    }[len(sides)](sides)
+    return top, right, bottom, left
+
+
+def page_ranges(text: str) -> str:
+    """An argparse type: pages and ranges such as "1-3, 5"."""
+    if problem := page_ranges_problem(text):
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def scale(text: str) -> float:
+    """An argparse type: a PDF's scale within Chromium's bounds."""
+    try:
+        value = float(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from error
+    if value == 0 or scale_problem(value):
+        raise argparse.ArgumentTypeError(
+            f"must be between {MIN_PDF_SCALE} and {MAX_PDF_SCALE}, got {text!r}"
+        )
+    return value
+
+
+def clip(text: str) -> tuple[float, float, float, float]:
+    """An argparse type: X,Y,WIDTH,HEIGHT in CSS pixels."""
+    parts = text.split(",")
+    try:
+        values = [float(part) for part in parts]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"must be X,Y,WIDTH,HEIGHT in pixels, got {text!r}"
+        ) from error
+    if len(values) != 4:
+        raise argparse.ArgumentTypeError(f"must be X,Y,WIDTH,HEIGHT in pixels, got {text!r}")
+    for name, value in zip(("x", "y", "width", "height"), values, strict=True):
+        if problem := clip_problem(name, value):
+            raise argparse.ArgumentTypeError(f"{name} {problem}")
+    x, y, width, height = values
+    return x, y, width, height
 
 
 def add_action_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,6 +154,17 @@ def add_action_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CSS",
         help=f"mask in --compare (repeatable, at most {MAX_COMPARE_MASKS})",
     )
+    shot.add_argument(
+        "--omit-background",
+        action="store_true",
+        help="leave the page's default white background transparent (PNG)",
+    )
+    shot.add_argument(
+        "--clip",
+        type=clip,
+        metavar="X,Y,W,H",
+        help="capture only this rectangle, in CSS pixels (of the page with --full-page)",
+    )
     pdf = parser.add_argument_group("pdf options")
     pdf.add_argument(
         "--paper-format",
@@ -91,6 +175,25 @@ def add_action_arguments(parser: argparse.ArgumentParser) -> None:
     pdf.add_argument("--landscape", action="store_true", help="print in landscape orientation")
     pdf.add_argument(
         "--print-background", action="store_true", help="print background graphics and colours"
+    )
+    pdf.add_argument(
+        "--margin",
+        type=margin,
+        metavar="LENGTHS",
+        help='1 to 4 comma-separated lengths in CSS order, e.g. "1cm" or "1in,0.5in"',
+    )
+    pdf.add_argument(
+        "--page-ranges", type=page_ranges, metavar="PAGES", help='pages to print, e.g. "1-3, 5"'
+    )
+    pdf.add_argument(
+        "--prefer-css-page-size",
+        action="store_true",
+        help="take the paper size from the page's CSS @page size",
+    )
+    pdf.add_argument(
+        "--scale",
+        type=scale,
+        help=f"scale the rendering, {MIN_PDF_SCALE} to {MAX_PDF_SCALE} (default 1)",
     )
 
 
@@ -135,6 +238,15 @@ def _set_screenshot(screenshot: tasks_pb2.ScreenshotOptions, args: argparse.Name
         screenshot.quality = args.quality
     if args.selector:
         screenshot.selector = args.selector
+    if args.omit_background:
+        if args.image_format == "jpeg":
+            raise UsageError("--omit-background only goes with PNG, not --format jpeg")
+        screenshot.omit_background = True
+    if args.clip:
+        if args.selector:
+            raise UsageError("--clip does not go with --selector")
+        x, y, width, height = args.clip
+        screenshot.clip.CopyFrom(tasks_pb2.ScreenshotClip(x=x, y=y, width=width, height=height))
     if args.compare:
         if args.image_format == "jpeg":
             raise UsageError("--compare compares PNG screenshots only, not --format jpeg")
@@ -152,3 +264,11 @@ def _set_pdf(pdf: tasks_pb2.PdfOptions, args: argparse.Namespace) -> None:
         pdf.paper_format = args.paper_format
     pdf.landscape = args.landscape
     pdf.print_background = args.print_background
+    if args.margin:
+        top, right, bottom, left = args.margin
+        pdf.margin.CopyFrom(tasks_pb2.PdfMargin(top=top, right=right, bottom=bottom, left=left))
+    if args.page_ranges:
+        pdf.page_ranges = args.page_ranges
+    pdf.prefer_css_page_size = args.prefer_css_page_size
+    if args.scale:
+        pdf.scale = args.scale

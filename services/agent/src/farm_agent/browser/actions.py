@@ -1,14 +1,16 @@
 """A task's action on a loaded page: screenshot, pdf, content, extract, script, audit, snapshot."""
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
-from playwright.async_api import Locator, Page
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Locator, Page, PdfMargins
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent import metrics
@@ -85,6 +87,8 @@ async def screenshot(
     settings: dict[str, Any] = {"type": "jpeg" if jpeg else "png", "timeout": time_left_ms()}
     if jpeg:
         settings["quality"] = options.quality or DEFAULT_JPEG_QUALITY
+    if options.omit_background:
+        settings["omit_background"] = True
     if options.HasField("compare"):
         # In CSS pixels, so that a baseline's boxes are the page's, whatever the device scale.
         settings["scale"] = "css"
@@ -95,7 +99,15 @@ async def screenshot(
 
         image = await on_element(page, options.selector, "screenshot.selector", shot)
     else:
-        with failures_as(Stage.CAPTURE, "screenshot"):
+        if options.HasField("clip"):
+            clip = options.clip
+            settings["clip"] = {
+                "x": clip.x,
+                "y": clip.y,
+                "width": clip.width,
+                "height": clip.height,
+            }
+        with failures_as(Stage.CAPTURE, "screenshot"), _clip_outside(options):
             image = await page.screenshot(full_page=options.full_page, **settings)
     if not image:
         raise _no_image(jpeg)
@@ -127,14 +139,66 @@ def _no_image(jpeg: bool) -> TaskFailure:
     return TaskFailure(ErrorCode.BROWSER_CRASHED, "screenshot: the browser made an empty image")
 
 
+# Chromium's refusal of margins as wide or tall as the paper.
+_NO_CONTENT_AREA_SIGN = "content area is empty"
+# Playwright's refusal of a clip that leaves nothing of the captured area.
+_CLIP_OUTSIDE_SIGN = "clipped area is either empty or outside"
+# Chromium's refusal of page ranges that leave no page of the document ("Page range
+# exceeds page count"); pages past the end beside others are left out silently.
+_PAGE_RANGE_SIGN = "page range"
+
+
+@contextlib.contextmanager
+def _clip_outside(options: tasks_pb2.ScreenshotOptions) -> Iterator[None]:
+    """A clip outside the page is the spec's fault: final, naming screenshot.clip."""
+    try:
+        yield
+    except PlaywrightError as error:
+        if not options.HasField("clip") or _CLIP_OUTSIDE_SIGN not in error.message.lower():
+            raise
+        area = "page" if options.full_page else "viewport"
+        raise TaskFailure(
+            ErrorCode.OPTION_OUT_OF_RANGE,
+            f"screenshot.clip: the rectangle leaves nothing of the {area}"
+            f" ({error.message.splitlines()[0]})",
+        ) from None
+
+
 async def pdf(page: Page, options: tasks_pb2.PdfOptions) -> Capture:
     """The page printed to PDF."""
-    with failures_as(Stage.CAPTURE, "pdf"):
-        document = await page.pdf(
-            format=options.paper_format or DEFAULT_PAPER_FORMAT,
-            landscape=options.landscape,
-            print_background=options.print_background,
-        )
+    given = options.margin
+    margin = PdfMargins(
+        top=given.top.strip() or None,
+        right=given.right.strip() or None,
+        bottom=given.bottom.strip() or None,
+        left=given.left.strip() or None,
+    )
+    try:
+        with failures_as(Stage.CAPTURE, "pdf"):
+            document = await page.pdf(
+                format=options.paper_format or DEFAULT_PAPER_FORMAT,
+                landscape=options.landscape,
+                print_background=options.print_background,
+                margin=margin,
+                page_ranges=options.page_ranges,
+                prefer_css_page_size=options.prefer_css_page_size,
+                scale=options.scale or 1.0,
+            )
+    except TaskFailure as failure:
+        # Chromium's refusals of the spec, which would be taken for its own failure and retried.
+        lowered = failure.message.lower()
+        if options.page_ranges and _PAGE_RANGE_SIGN in lowered:
+            raise TaskFailure(
+                ErrorCode.OPTION_OUT_OF_RANGE,
+                f"pdf.pageRanges: {options.page_ranges!r} names no page of the document"
+                f" ({failure.message})",
+            ) from None
+        if _NO_CONTENT_AREA_SIGN in lowered:
+            raise TaskFailure(
+                ErrorCode.OPTION_OUT_OF_RANGE,
+                f"pdf.margin: the margins leave no room on the paper ({failure.message})",
+            ) from None
+        raise
     return Capture(
         artifacts=[
             CapturedArtifact("pdf", tasks_pb2.ARTIFACT_KIND_PDF, "application/pdf", document)
