@@ -80,3 +80,20 @@ def test_a_request_left_by_an_earlier_farm_is_dropped_not_acted_on(tmp_path: Pat
 
     assert supervisor.asked == []
     assert list((tmp_path / RESTARTS_DIR).iterdir()) == []
+
+
+def test_a_request_made_as_the_launcher_starts_is_taken_whatever_its_file_time(
+    tmp_path: Path,
+) -> None:
+    # A file's time is the kernel's coarse clock, a few ms behind time.time(): a request
+    # made at once looked older than the launcher and was dropped as an earlier farm's.
+    supervisor = FakeSupervisor()
+    restarts = launcher(tmp_path, supervisor)
+    request_restart(tmp_path, "agent-1")
+    a_moment_before = time.time() - 0.01
+    for path in (tmp_path / RESTARTS_DIR).iterdir():
+        os.utime(path, (a_moment_before, a_moment_before))
+
+    restarts.look()
+
+    assert supervisor.asked == ["agent-1"]

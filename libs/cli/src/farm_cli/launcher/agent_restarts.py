@@ -10,7 +10,6 @@ the same way, by FARM_HOME alone.
 
 import json
 import secrets
-import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,16 +82,14 @@ class AgentRestarts:
         self._agents = processes  # the launched processes' names; the agents' are agent-N
         self._report = report
         self._pending: list[_Pending] = []
-        # Files from before this launcher are an earlier farm's: its requests are not ours
-        # to act on (restarting agents at start), nor its unread answers ours to keep.
-        self._since = time.time()
-        self._cleared = False
+        # Files already there are an earlier farm's: its requests are not ours to act on
+        # (restarting agents at start), nor its unread answers ours to keep. (Compared by
+        # age instead, a request made at once could look older: file times are coarser.)
+        self._clear_earlier()
 
     def look(self) -> None:
         """Takes new requests, then answers those whose agent is up again."""
         if self._folder.is_dir():
-            if not self._cleared:
-                self._clear_earlier()
             for request in sorted(self._folder.glob(f"*{REQUEST_SUFFIX}")):
                 self._take(request)
         for pending in list(self._pending):
@@ -104,9 +101,8 @@ class AgentRestarts:
                 self._answer(pending.answer, Answer(pending.agent, True, "started again, ready"))
 
     def _clear_earlier(self) -> None:
-        self._cleared = True
-        for path in self._folder.iterdir():
-            if path.stat().st_mtime < self._since:
+        if self._folder.is_dir():
+            for path in self._folder.iterdir():
                 path.unlink(missing_ok=True)
 
     def _take(self, request: Path) -> None:
