@@ -141,7 +141,14 @@ async def test_an_agent_start_ends_the_browsers_its_earlier_run_left(tmp_path: P
     profile = scratch / "sessions" / "spare-0" / "browser" / "profile"
     profile.mkdir(parents=True)
     temp_dir = Path(tempfile.mkdtemp(prefix="farm-stray-"))
-    arguments = [*CHROMIUM_FLAGS, *AUTOMATION_FLAGS, f"--user-data-dir={profile}", "about:blank"]
+    # Its own pick of port, so that it writes the port file this test waits for.
+    arguments = [
+        *CHROMIUM_FLAGS,
+        *AUTOMATION_FLAGS,
+        "--remote-debugging-port=0",
+        f"--user-data-dir={profile}",
+        "about:blank",
+    ]
     left = await asyncio.create_subprocess_exec(
         CHROMIUM,
         *arguments,

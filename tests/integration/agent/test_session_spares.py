@@ -13,7 +13,7 @@ from playwright.async_api import Error as PlaywrightError
 from farm.sessions.v1 import sessions_pb2
 from farm_agent.browser.pool import BrowserPool
 from farm_agent.metrics import process_tree
-from farm_agent.sessions.browser import PORT_FILE
+from farm_agent.sessions.browser import LISTENING_LINE
 from farm_agent.sessions.manager import SessionManager
 from farm_agent.settings import AgentSettings
 from tests.helpers import assert_eventually
@@ -51,7 +51,18 @@ def spare_profiles(scratch: Path) -> list[Path]:
                 for folder in folders
                 if folder.startswith(f"{scratch}/") and "/spare-" in folder
             ]
-    return [folder for folder in found if (folder / PORT_FILE).exists()]
+    return [folder for folder in found if (folder.parent / "chromium.log").exists()]
+
+
+def devtools_endpoint(profile: Path) -> tuple[str, str]:
+    """The DevTools port and browser path of the browser of `profile`, as its log names them.
+
+    The agent gives a session browser its port, and Chromium then writes no port file.
+    """
+    said = (profile.parent / "chromium.log").read_text(errors="replace")
+    listening = LISTENING_LINE.search(said)
+    assert listening is not None, f"the browser's log names no DevTools endpoint: {said!r}"
+    return listening["port"], listening["path"]
 
 
 async def test_a_spare_whose_page_crashed_gives_way_to_a_fresh_browser(
@@ -65,7 +76,7 @@ async def test_a_spare_whose_page_crashed_gives_way_to_a_fresh_browser(
         lambda: manager.spares_ready == 1, within=30, message="no spare browser ready"
     )
     [profile] = spare_profiles(shared_pool.scratch_dir)
-    port, path = (profile / PORT_FILE).read_text().splitlines()[:2]
+    port, path = devtools_endpoint(profile)
     # The spare's page dies while it waits, as when the OOM killer takes its renderer.
     spare = await shared_pool.playwright.chromium.connect_over_cdp(f"ws://127.0.0.1:{port}{path}")
     try:

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from playwright.async_api import Error as PlaywrightError
 from farm_agent.browser.chromium import CHROMIUM_FLAGS, MAX_BROWSER_TMPDIR_CHARS
 from farm_agent.browser.temp_dirs import TempDirs
 from farm_agent.errors import TaskFailure
-from farm_agent.sessions.browser_process import end_process
+from farm_agent.sessions.browser_process import BrowserProcess, end_process, start_process
 from farm_agent.sessions.no_downloads import refuse_default_downloads
 from farm_core.cancel import Interrupted, unless_set
 from farm_core.task_errors import ErrorCode
@@ -93,7 +94,7 @@ class SessionBrowser:
     def __init__(
         self,
         options: LaunchOptions,
-        process: asyncio.subprocess.Process,
+        process: BrowserProcess,
         debug_port: int,
         browser_path: str,
         browser: Browser,
@@ -247,11 +248,10 @@ class SessionBrowser:
         ]
         log_file = await asyncio.to_thread(open, options.folder / "chromium.log", "wb")
         try:
-            process = await asyncio.create_subprocess_exec(
-                *_dying_with_the_agent(str(options.chromium_path)),
-                *arguments,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
+            process = await start_process(
+                [*_dying_with_the_agent(str(options.chromium_path)), *arguments],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
                 # What Chromium says goes to the session's folder, to explain a failed start.
                 stderr=log_file,
                 # Chromium keeps its NSS database and caches under HOME.
@@ -259,8 +259,8 @@ class SessionBrowser:
                 start_new_session=True,
             )
         except BaseException as error:
-            # Cancelled too: the loop ends the child of a cancelled call itself, but the
-            # folders are ours (uvloop's spawn leaves a wider window for this than asyncio's).
+            # Cancelled too: start_process ends the child of a cancelled call itself, but
+            # the folders are ours.
             await asyncio.to_thread(_remove_folders, options, temp_dir)
             if not isinstance(error, OSError):
                 raise
@@ -363,7 +363,7 @@ def _fresh_folders(*folders: Path) -> None:
 
 
 async def _wait_for_port_file(
-    port_file: Path, process: asyncio.subprocess.Process, log_file: Path
+    port_file: Path, process: BrowserProcess, log_file: Path
 ) -> tuple[int, str]:
     """The DevTools port and browser path, once Chromium listens.
 
