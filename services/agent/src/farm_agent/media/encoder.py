@@ -8,12 +8,15 @@ its own frames. Every frame is fitted into the video's size, never stretched.
 """
 
 import asyncio
+import subprocess
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeAlias
+from typing import IO, TypeAlias
 
 from farm.tasks.v1 import tasks_pb2
+from farm_agent.child_process import start_child
 from farm_core.task_defaults import DEFAULT_VIDEO_FORMAT
 
 VideoFormat: TypeAlias = "tasks_pb2.VideoFormat.ValueType"
@@ -171,19 +174,25 @@ def ffmpeg_command(playlist: Path, video: Path, shape: VideoShape) -> list[str]:
 
 async def encode(command: list[str], timeout_seconds: float) -> None:
     """Runs ffmpeg's `command`; EncodingFailed when it fails or takes longer than the timeout."""
-    process = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        async with asyncio.timeout(timeout_seconds):
-            _, errors = await process.communicate()
-    except TimeoutError:
-        raise EncodingFailed(f"ffmpeg did not finish within {timeout_seconds:g} s") from None
-    finally:
-        # Timed out, or the task or the agent stopped: no ffmpeg is left behind.
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    if process.returncode != 0:
-        said = errors.decode(errors="replace")[-ERROR_TAIL_CHARS:]
-        raise EncodingFailed(f"ffmpeg failed: {said}")
+    # What ffmpeg says goes to a file, not a pipe: read once it has ended.
+    with tempfile.TemporaryFile() as said_file:
+        process = await start_child(command, stdout=subprocess.DEVNULL, stderr=said_file)
+        try:
+            async with asyncio.timeout(timeout_seconds):
+                await process.wait()
+        except TimeoutError:
+            raise EncodingFailed(f"ffmpeg did not finish within {timeout_seconds:g} s") from None
+        finally:
+            # Timed out, or the task or the agent stopped: no ffmpeg is left behind.
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        if process.returncode != 0:
+            said = await asyncio.to_thread(_tail, said_file)
+            raise EncodingFailed(f"ffmpeg failed: {said}")
+
+
+def _tail(said_file: IO[bytes]) -> str:
+    """The last ERROR_TAIL_CHARS of what ffmpeg wrote to `said_file`."""
+    said_file.seek(0)
+    return said_file.read().decode(errors="replace")[-ERROR_TAIL_CHARS:]

@@ -22,8 +22,9 @@ from playwright.async_api import Error as PlaywrightError
 
 from farm_agent.browser.chromium import CHROMIUM_FLAGS, MAX_BROWSER_TMPDIR_CHARS
 from farm_agent.browser.temp_dirs import TempDirs
+from farm_agent.child_process import ChildProcess, start_child
 from farm_agent.errors import TaskFailure
-from farm_agent.sessions.browser_process import BrowserProcess, end_process, start_process
+from farm_agent.sessions.browser_process import end_process
 from farm_agent.sessions.no_downloads import refuse_default_downloads
 from farm_core.cancel import Interrupted, unless_set
 from farm_core.task_errors import ErrorCode
@@ -94,7 +95,7 @@ class SessionBrowser:
     def __init__(
         self,
         options: LaunchOptions,
-        process: BrowserProcess,
+        process: ChildProcess,
         debug_port: int,
         browser_path: str,
         browser: Browser,
@@ -248,7 +249,7 @@ class SessionBrowser:
         ]
         log_file = await asyncio.to_thread(open, options.folder / "chromium.log", "wb")
         try:
-            process = await start_process(
+            process = await start_child(
                 [*_dying_with_the_agent(str(options.chromium_path)), *arguments],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -259,7 +260,7 @@ class SessionBrowser:
                 start_new_session=True,
             )
         except BaseException as error:
-            # Cancelled too: start_process ends the child of a cancelled call itself, but
+            # Cancelled too: start_child ends the child of a cancelled call itself, but
             # the folders are ours.
             await asyncio.to_thread(_remove_folders, options, temp_dir)
             if not isinstance(error, OSError):
@@ -363,7 +364,7 @@ def _fresh_folders(*folders: Path) -> None:
 
 
 async def _wait_for_port_file(
-    port_file: Path, process: BrowserProcess, log_file: Path
+    port_file: Path, process: ChildProcess, log_file: Path
 ) -> tuple[int, str]:
     """The DevTools port and browser path, once Chromium listens.
 

@@ -1,100 +1,19 @@
-"""A session browser's process: started without Python in the fork, ended as a whole group.
-
-uvloop's spawn (asyncio.create_subprocess_exec on the agent's loop) runs Python's
-after-fork hooks in the forked child before it execs (uvloop issue 749), and Python
-code in a fork of the agent's threads crashes now and then (a segfault in
-threading's after-fork hook was seen): the browser then never starts. CPython's
-subprocess runs no Python between fork and exec (vfork on Linux), so the browser is
-started by it, in a thread, and awaited from the loop through its pidfd.
-"""
+"""Ending a session browser's process group: SIGTERM, then SIGKILL, until none of it runs."""
 
 import asyncio
 import contextlib
 import logging
 import os
 import signal
-import subprocess
-from collections.abc import Sequence
-from typing import Any
 
 import psutil
+
+from farm_agent.child_process import ChildProcess
 
 log = logging.getLogger(__name__)
 
 
-class BrowserProcess:
-    """A child started by CPython's subprocess: its pid, its exit status, a wait for it."""
-
-    def __init__(self, popen: "subprocess.Popen[bytes]") -> None:
-        self._popen = popen
-
-    @property
-    def pid(self) -> int:
-        """The child's process id (its group's, too: it leads a session of its own)."""
-        return self._popen.pid
-
-    @property
-    def returncode(self) -> int | None:
-        """The child's exit status once it has ended (it is reaped then), else None."""
-        return self._popen.poll()
-
-    def kill(self) -> None:
-        """SIGKILL to the child (not reaped here: wait() or returncode does that)."""
-        self._popen.kill()
-
-    async def wait(self) -> int:
-        """Waits for the child to end, without a thread: its pidfd turns readable then."""
-        if (code := self._popen.poll()) is not None:
-            return code
-        loop = asyncio.get_running_loop()
-        # Not reaped yet (only this object reaps it), so its pid is still the child's.
-        pidfd = os.pidfd_open(self._popen.pid)
-        try:
-            ended: asyncio.Future[None] = loop.create_future()
-
-            def readable() -> None:
-                if not ended.done():
-                    ended.set_result(None)
-
-            loop.add_reader(pidfd, readable)
-            try:
-                await ended
-            finally:
-                loop.remove_reader(pidfd)
-        finally:
-            os.close(pidfd)
-        return self._popen.wait()
-
-
-async def start_process(command: Sequence[str], **options: Any) -> BrowserProcess:
-    """Starts `command` with subprocess.Popen `options` in a thread; see the module's docstring.
-
-    A call cancelled while the thread starts the child still gets it ended (SIGKILL to
-    its group) and reaped, so no browser is left behind.
-    """
-    starting = asyncio.ensure_future(asyncio.to_thread(_popen, command, options))
-    try:
-        return BrowserProcess(await asyncio.shield(starting))
-    except asyncio.CancelledError:
-        starting.add_done_callback(_end_unwanted)
-        raise
-
-
-def _popen(command: Sequence[str], options: dict[str, Any]) -> "subprocess.Popen[bytes]":
-    return subprocess.Popen(command, **options)
-
-
-def _end_unwanted(starting: "asyncio.Future[subprocess.Popen[bytes]]") -> None:
-    """Kills and reaps the child a cancelled start_process went on to start."""
-    if starting.cancelled() or starting.exception() is not None:
-        return
-    popen = starting.result()
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(popen.pid, signal.SIGKILL)
-    asyncio.get_running_loop().run_in_executor(None, popen.wait)
-
-
-async def end_process(process: BrowserProcess, timeout_seconds: float) -> None:
+async def end_process(process: ChildProcess, timeout_seconds: float) -> None:
     """SIGTERM to the browser's process group, SIGKILL after the timeout.
 
     Returns once no process of the group runs: Chromium's helpers outlive the browser

@@ -1,15 +1,19 @@
-"""A session browser's process is started with no Python in its fork, and awaited by pidfd."""
+"""The agent's children are started with no Python in their fork, and awaited by pidfd."""
 
 import asyncio
 import os
 import subprocess
+import threading
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 import uvloop
 
-from farm_agent.sessions.browser_process import start_process
+from farm_agent import child_process
+from farm_agent.child_process import start_child
 
 _marks: list[Path] = []
 
@@ -31,7 +35,7 @@ def test_no_python_runs_in_the_fork_on_the_agents_loop(tmp_path: Path) -> None:
     _marks.append(marks)
 
     async def start_and_wait() -> int:
-        process = await start_process(["true"], start_new_session=True)
+        process = await start_child(["true"], start_new_session=True)
         return await process.wait()
 
     try:
@@ -42,7 +46,7 @@ def test_no_python_runs_in_the_fork_on_the_agents_loop(tmp_path: Path) -> None:
 
 
 async def test_wait_gives_the_exit_status_and_returncode_follows_it() -> None:
-    process = await start_process(["sh", "-c", "sleep 0.3; exit 3"])
+    process = await start_child(["sh", "-c", "sleep 0.3; exit 3"])
     assert process.returncode is None
     assert await process.wait() == 3
     assert process.returncode == 3
@@ -50,7 +54,7 @@ async def test_wait_gives_the_exit_status_and_returncode_follows_it() -> None:
 
 
 async def test_a_killed_child_is_awaited() -> None:
-    process = await start_process(["sleep", "30"], stdin=subprocess.DEVNULL)
+    process = await start_child(["sleep", "30"], stdin=subprocess.DEVNULL)
     process.kill()
     assert await asyncio.wait_for(process.wait(), timeout=30) == -9
 
@@ -63,12 +67,28 @@ def sleepers() -> list[psutil.Process]:
     ]
 
 
-async def test_a_start_cancelled_while_the_child_starts_leaves_no_child() -> None:
-    starting = asyncio.ensure_future(start_process(["sleep", "31"], start_new_session=True))
-    await asyncio.sleep(0)  # the thread is on its way to start it
-    starting.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await starting
+async def test_a_start_cancelled_while_the_child_starts_leaves_no_child(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The thread has started the child but not handed it over when the start is
+    # cancelled: the child is ended once the thread is done, not left running.
+    spawned, release = threading.Event(), threading.Event()
+
+    def held_popen(command: Sequence[str], options: dict[str, Any]) -> "subprocess.Popen[bytes]":
+        popen = subprocess.Popen(command, **options)
+        spawned.set()
+        release.wait(30)
+        return popen
+
+    monkeypatch.setattr(child_process, "_popen", held_popen)
+    starting = asyncio.ensure_future(start_child(["sleep", "31"], start_new_session=True))
+    try:
+        assert await asyncio.to_thread(spawned.wait, 30), "the child was not started"
+        starting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await starting
+    finally:
+        release.set()
     for _ in range(300):
         if not sleepers():
             break
