@@ -25,13 +25,8 @@ from xdist.remote import Producer
 from xdist.scheduler import Scheduling
 
 from farm_cli.launcher import infra
-from farm_cli.launcher.processes import (
-    PORT_RANGE_ENV,
-    ManagedProcess,
-    free_port,
-    free_ports,
-    wait_until,
-)
+from farm_cli.launcher.processes import ManagedProcess, free_ports, wait_until
+from farm_core.free_ports import PORT_RANGE_ENV, free_port
 from farm_core.runtime import loop_factory
 from farm_core.settings import FarmSettings
 from tests.farm_scopes import FarmScopeScheduling, path_scope

@@ -19,7 +19,7 @@ from sqlalchemy import event as sql_event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from farm.tasks.v1 import tasks_pb2
-from farm_cli.launcher.processes import free_port
+from farm_core.free_ports import free_port
 from farm_core.grants import GrantNames, GrantSigner, UploadGrant
 from farm_core.identity import CredentialRole, IdentitySigner
 from farm_core.identity_keys import load_private_key, new_private_key, private_pem, public_pem

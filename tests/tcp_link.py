@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from farm_cli.launcher.processes import free_port
+from farm_core.free_ports import free_port
 
 
 class CuttableLink:

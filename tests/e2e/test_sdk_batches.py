@@ -15,7 +15,7 @@ import pytest
 import browserfarm
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_cli.launcher.farm import LocalFarm
-from farm_cli.launcher.processes import free_port
+from farm_core.free_ports import free_port
 from tests.e2e.conftest import Client, KeyFactory, new_tenant, unique_label
 from tests.e2e.operator_http import set_rate
 from tests.pages import Site

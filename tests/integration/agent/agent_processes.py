@@ -6,7 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
-from farm_cli.launcher.processes import free_port
+from farm_core.free_ports import free_port
 from tests.helpers import TEST_PUBLIC_KEY
 
 

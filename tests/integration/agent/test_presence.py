@@ -12,7 +12,7 @@ from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.server import AgentService
 from farm_agent.work.priorities import PRECEDENCE
-from farm_cli.launcher.processes import free_port
+from farm_core.free_ports import free_port
 from farm_core.queue import TASK_STREAM, consumer_name, drain_subject
 from farm_core.server import ServiceHost
 from farm_core.shared_buckets import agents_bucket

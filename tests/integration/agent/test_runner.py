@@ -14,7 +14,7 @@ from farm_agent.browser.pool import BrowserPool
 from farm_agent.browser.runner import BrowserSpecRunner
 from farm_agent.errors import TaskFailure
 from farm_agent.settings import AgentSettings
-from farm_cli.launcher.processes import free_port
+from farm_core.free_ports import free_port
 from farm_core.task_errors import ErrorCode
 from tests.pages import Site
 

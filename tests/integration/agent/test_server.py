@@ -12,7 +12,7 @@ from nats.aio.msg import Msg
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.server import AgentService
-from farm_cli.launcher.processes import free_port
+from farm_core.free_ports import free_port
 from farm_core.identity import CredentialRole, IdentitySigner
 from farm_core.identity_keys import new_private_key, private_pem
 from farm_core.queue import (

@@ -17,7 +17,7 @@ from farm_agent.work.uploader import (
     RetryPolicy,
     StorageUploader,
 )
-from farm_cli.launcher.processes import free_port
+from farm_core.free_ports import free_port
 from farm_core.identity import CredentialRole, IdentitySigner
 from farm_core.identity_keys import new_private_key, private_pem
 from farm_core.task_errors import ErrorCode

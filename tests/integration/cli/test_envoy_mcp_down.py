@@ -11,7 +11,7 @@ import httpx
 import pytest
 from mcp.types import JSONRPCError
 
-from farm_cli.launcher.processes import free_port
+from farm_core.free_ports import free_port
 from tests.integration.cli.conftest import running_edge
 from tests.unit.cli.fake_auth import GOOD_KEY
 

@@ -22,8 +22,9 @@ from farm_cli.launcher.envoy import (
     envoy_spec,
     write_envoy_config,
 )
-from farm_cli.launcher.processes import ManagedProcess, free_port, free_ports, wait_until
+from farm_cli.launcher.processes import ManagedProcess, free_ports, wait_until
 from farm_cli.launcher.tls import load_or_create_internal_tls, load_or_issue
+from farm_core.free_ports import free_port
 from farm_core.transport import InternalTls
 from tests.helpers import assert_eventually
 from tests.integration.cli.conftest import ROOT

@@ -16,8 +16,8 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 from farm_agent.browser.chromium import CHROMIUM_FLAGS
-from farm_cli.launcher.processes import free_port
 from farm_console.security import artifact_headers
+from farm_core.free_ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from farm_cli.launcher.processes import free_port
+from farm_core.free_ports import free_port
 from tests.helpers import TEST_PUBLIC_KEY, assert_eventually
 from tests.integration.configured_nats import FARM_USER, ConfiguredNats
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from farm_agent.egress.guarded_ports import GuardedPorts, free_loopback_port
+from farm_agent.egress.guarded_ports import GuardedPorts
 
 
 def test_a_port_one_agent_guards_is_guarded_for_every_agent_sharing_the_folder(
@@ -36,7 +36,3 @@ def test_an_agent_starting_again_forgets_the_ports_its_killed_run_left(tmp_path:
 
     assert 41234 not in again
     assert 41235 in again
-
-
-def test_a_free_loopback_port_is_a_port_number() -> None:
-    assert 0 < free_loopback_port() < 65536

@@ -19,7 +19,8 @@ from farm.admin.v1 import admin_pb2, admin_pb2_grpc
 from farm.auth.v1 import auth_pb2_grpc
 from farm.storage.v1 import artifacts_pb2, artifacts_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
-from farm_cli.launcher.processes import free_port, free_ports
+from farm_cli.launcher.processes import free_ports
+from farm_core.free_ports import free_port
 from tests.unit.cli.fake_auth import FakeAuth, start_fake_check
 from tests.unit.cli.fake_calls import Calls
 from tests.unit.cli.fake_fleet import fleet_status

@@ -8,8 +8,8 @@ import pytest
 
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.commands.task_watch import event_line
-from farm_cli.launcher.processes import free_port
 from farm_cli.main import main
+from farm_core.free_ports import free_port
 from farm_core.identity import CredentialRole, IdentitySigner, credential_id
 from farm_core.identity_keys import new_private_key, private_pem
 from farm_core.key_limits import MAX_RATE

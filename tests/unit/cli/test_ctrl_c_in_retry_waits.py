@@ -16,7 +16,7 @@ import grpc
 import pytest
 
 from farm.tasks.v1 import tasks_pb2_grpc
-from farm_cli.launcher.processes import free_port
+from farm_core.free_ports import free_port
 
 # Under the CLI's longest Retry-After it waits out (ClientOptions.max_retry_after, 60 s).
 RETRY_AFTER_SECONDS = 50

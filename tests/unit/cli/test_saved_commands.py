@@ -11,8 +11,8 @@ import pytest
 from farm.storage.v1 import baselines_pb2, baselines_pb2_grpc, profiles_pb2, profiles_pb2_grpc
 from farm_cli.commands.task_spec import task_spec_from_args
 from farm_cli.console import CliError
-from farm_cli.launcher.processes import free_port
 from farm_cli.main import build_parser, main
+from farm_core.free_ports import free_port
 from tests.unit.cli.conftest import KEY
 from tests.unit.cli.fake_calls import Calls
 

@@ -13,10 +13,10 @@ from prometheus_client import REGISTRY
 from farm.audit.v1 import audit_pb2
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
-from farm_cli.launcher.processes import free_port
 from farm_core.audit import AuditInterceptor, audit_record, trace_id
 from farm_core.audit_publisher import AuditPublisher
 from farm_core.errors import NotFound, ResourceExhausted
+from farm_core.free_ports import free_port
 from farm_core.identity import IDENTITY_HEADER, Identity
 from farm_core.interceptors import CallChain, ErrorMappingInterceptor, IdentityInterceptor
 from farm_core.nats_access import NatsAccess

@@ -11,8 +11,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
-from farm_cli.launcher.processes import free_port
 from farm_core.errors import InvalidArgument
+from farm_core.free_ports import free_port
 from farm_core.identity import IDENTITY_HEADER, Identity, IdentitySigner, current_identity
 from farm_core.identity_keys import new_private_key, private_pem
 from farm_core.revocations import RevokedCredentials

@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
-from farm_cli.launcher.processes import free_port
+from farm_core.free_ports import free_port
 
 
 @dataclass

@@ -14,7 +14,7 @@ from google.api import httpbody_pb2  # type: ignore[import-untyped]
 
 import browserfarm
 from farm.storage.v1 import artifacts_pb2_grpc
-from farm_cli.launcher.processes import free_port
+from farm_core.free_ports import free_port
 
 STORED = {"art_1": b"\x89PNG the whole image"}
 

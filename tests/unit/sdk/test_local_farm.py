@@ -18,8 +18,8 @@ import browserfarm
 from browserfarm.config import client_options
 from browserfarm.local_farm import EdgeRecord, edge_path
 from farm.tasks.v1 import tasks_pb2_grpc
-from farm_cli.launcher.processes import free_port
 from farm_cli.launcher.tls import load_or_create_local_tls
+from farm_core.free_ports import free_port
 from tests.unit.sdk.conftest import Refusals, RefusingTasks
 
 ADMIN_KEY = "bf_admin-from-file"

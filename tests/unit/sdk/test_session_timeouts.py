@@ -11,7 +11,7 @@ import pytest
 import browserfarm
 from farm.sessions.v1 import sessions_pb2, sessions_pb2_grpc
 from farm.tasks.v1 import tasks_pb2
-from farm_cli.launcher.processes import free_port
+from farm_core.free_ports import free_port
 
 SLOW_SECONDS = 1.5
 """How long the fake takes to answer a call: longer than the client's timeout."""

@@ -17,7 +17,7 @@ import pytest
 import browserfarm
 from browserfarm.loop_thread import LoopThread
 from farm.tasks.v1 import tasks_pb2_grpc
-from farm_cli.launcher.processes import free_port
+from farm_core.free_ports import free_port
 from tests.helpers import eventually
 from tests.unit.sdk.conftest import Refusals
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from farm_cli.launcher.processes import free_port
 from farm_core.errors import Unavailable
+from farm_core.free_ports import free_port
 from farm_storage.attempts import AttemptFence
 from farm_storage.blobs import BlobStore, object_key
 from farm_storage.settings import StorageSettings

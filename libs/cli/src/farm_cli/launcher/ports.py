@@ -5,7 +5,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 
 from farm_cli.launcher.infra import NatsPorts, SeaweedPorts
-from farm_cli.launcher.processes import distinct_free_port, free_port
+from farm_cli.launcher.processes import distinct_free_port
+from farm_core.free_ports import free_port
 
 # The lowest port an offset may move a default to: below it a farm would need root.
 LOWEST_OFFSET_PORT = 1024

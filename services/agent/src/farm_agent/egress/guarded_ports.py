@@ -9,16 +9,7 @@ number there, written before the browser listens and removed once it has ended.
 """
 
 import contextlib
-import socket
 from pathlib import Path
-
-
-def free_loopback_port() -> int:
-    """A port of 127.0.0.1 that nothing listens on now (the OS's pick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class GuardedPorts:

@@ -19,11 +19,11 @@ from typing import Any
 
 from farm.tasks.v1 import tasks_pb2
 from farm_agent.browser.pool import BrowserPool
-from farm_agent.egress.guarded_ports import free_loopback_port
 from farm_agent.egress.session import EgressSession
 from farm_agent.errors import TaskFailure
 from farm_agent.sessions.browser import LaunchOptions, SessionBrowser
 from farm_agent.settings import AgentSettings
+from farm_core.free_ports import free_port
 from farm_core.task_defaults import DEFAULT_VIEWPORT
 from farm_core.task_errors import ErrorCode
 
@@ -91,7 +91,7 @@ async def start_browser(
     # Pages of any browser here, or of another agent on this host, must not reach this
     # one's DevTools port, whatever FARM_AGENT_ALLOW opens (it is on loopback): guarded
     # before the browser listens on it, until the browser has ended.
-    debug_port = free_loopback_port()
+    debug_port = free_port()
     pool.egress.guard_port(debug_port)
     stack.callback(pool.egress.release_port, debug_port)
     try:

@@ -2,7 +2,8 @@
 
 import pytest
 
-from farm_cli.launcher.processes import PORT_RANGE_ENV, free_port, free_ports
+from farm_cli.launcher.processes import free_ports
+from farm_core.free_ports import PORT_RANGE_ENV, free_port
 from tests.conftest import FIRST_TEST_PORT
 
 # Ten ports just below the workers' ranges, where no test's farm takes one.
