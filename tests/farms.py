@@ -9,9 +9,12 @@ from tests.postgres import FARM_DATABASES
 
 ROOT = find_project_root(Path(__file__).parent)
 
-# The spans a traced test farm's processes batch before sending them (the SDK's default
-# is 5 s): tests read them soon after the work.
+# How long a traced test farm's processes, Envoy too, hold spans before sending them
+# (the SDK's default and Envoy's are 5 s): tests read them soon after the work.
 TEST_SPAN_EXPORT_DELAY_MS = 100
+# How long a test farm's Envoy holds its access log lines before writing them (its
+# default is 10 s): tests read a request's line soon after the request.
+TEST_ENVOY_LOG_FLUSH_MS = 100
 
 
 # Short waits everywhere, so that a redelivery, a retry or a lost attempt takes seconds,
@@ -54,6 +57,7 @@ def whole_farm_config(home: Path, agents: int = 2) -> FarmConfig:
         # Test data is thrown away: SIGKILL weed half a second after SIGTERM (its
         # graceful stop never ends sooner than 15 s; the launcher's default gives 2 s).
         seaweedfs_stop_timeout=0.5,
+        envoy_log_flush_ms=TEST_ENVOY_LOG_FLUSH_MS,
         database_url=FARM_DATABASES.new(),
     )
 
@@ -65,6 +69,7 @@ def traced_farm_config(home: Path, agents: int = 1) -> FarmConfig:
     return replace(
         config,
         traces=True,
+        envoy_trace_flush_ms=TEST_SPAN_EXPORT_DELAY_MS,
         service_env={
             **config.service_env,
             "OTEL_BSP_SCHEDULE_DELAY": str(TEST_SPAN_EXPORT_DELAY_MS),

@@ -108,8 +108,8 @@ def test_one_task_is_one_trace_from_the_caller_to_its_artifact(
     run_task = "/farm.tasks.v1.TaskService/RunTask"
     upload = "/farm.storage.v1.ArtifactIngestService/UploadArtifact"
     check = "ext_authz check"
-    # Envoy sends its spans every 5 s, the services' within a tenth of a second; each
-    # process sends its own, so the wait names a span of every one asserted on below.
+    # Each process sends its own spans (within a tenth of a second on this farm), so the
+    # wait names a span of every one asserted on below.
     trace = kept(traced_farm, trace_id, "ingress", check, run_task, "task.attempt", "PUT", upload)
     assert {span.service for span in trace.spans} == {
         "farm-envoy",

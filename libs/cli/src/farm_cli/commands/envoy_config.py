@@ -110,6 +110,13 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "OpenTelemetry Collector); the services continue each request's trace",
     )
     render.add_argument(
+        "--trace-flush-ms",
+        type=int,
+        metavar="MS",
+        help="with --otlp: send the spans every MS milliseconds (default: Envoy's, 5000, "
+        "or sooner once 5 spans wait)",
+    )
+    render.add_argument(
         "--max-connections",
         type=int,
         default=MAX_DOWNSTREAM_CONNECTIONS,
@@ -150,10 +157,11 @@ def print_envoy_config(args: argparse.Namespace) -> int:
             upstream_key_path=args.upstream_tls_key,
             upstream_ca_path=args.upstream_tls_ca,
             otlp=args.otlp,
+            trace_flush_ms=args.trace_flush_ms,
             max_downstream_connections=args.max_connections,
             auth_check_port=args.auth_check_port,
         )
-    except ValueError as error:  # the TLS files given only in part, a limit under 1
+    except ValueError as error:  # TLS files given in part, a limit or a flush under 1
         raise CliError(str(error)) from error
     text = render_envoy_config(root / "envoy" / "envoy.yaml.j2", settings)
     if args.output is None:

@@ -86,6 +86,12 @@ class FarmConfig:
     # Without `traces`: the OTLP/gRPC collector (http://host:port) every process and
     # Envoy send their spans to, from OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT; None: none.
     otlp_endpoint: str | None = None
+    # How often Envoy sends its spans, in ms (FARM_ENVOY_TRACE_FLUSH_MS); None: Envoy's
+    # default, every 5 s or once 5 spans wait.
+    envoy_trace_flush_ms: int | None = None
+    # How often Envoy writes out its access log lines, in ms; None: Envoy's default,
+    # every 10 s or once 64 KiB wait.
+    envoy_log_flush_ms: int | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.agents <= MAX_AGENTS:
@@ -224,6 +230,7 @@ class FarmConfig:
                 or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
                 or None
             ),
+            envoy_trace_flush_ms=_milliseconds_from(env, "FARM_ENVOY_TRACE_FLUSH_MS"),
         )
 
 
@@ -231,3 +238,13 @@ def _path_from(environ: Mapping[str, str], name: str, base: Path) -> Path | None
     """The path in variable `name`, made absolute against `base`; None if unset."""
     text = environ.get(name, "").strip()
     return (base / text).resolve() if text else None
+
+
+def _milliseconds_from(environ: Mapping[str, str], name: str) -> int | None:
+    """The whole number of milliseconds (at least 1) in variable `name`; None if unset."""
+    text = environ.get(name, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{name} must be a whole number of milliseconds, at least 1, got {text!r}")
+    return int(text)

