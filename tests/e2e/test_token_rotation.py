@@ -14,9 +14,7 @@ import pytest
 from farm_cli.launcher.farm import LocalFarm
 from farm_core.live_tokens import LIVE_COOKIE
 from tests.e2e.conftest import Client, KeyFactory, http_client
-from tests.e2e.sessions_api import Sessions, assert_drives
-from tests.e2e.test_key_ends import ends_of
-from tests.e2e.test_session_cdp_token import ws_status
+from tests.e2e.sessions_api import Sessions, assert_drives, ends_of, ws_status
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
