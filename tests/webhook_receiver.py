@@ -15,7 +15,14 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from farm_core.webhook_signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from farm_core.webhook_signature import (
+    EVENT_ID_HEADER,
+    EVENT_SIGNATURE_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    verify,
+    verify_event,
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,17 @@ class Received:
         return verify(
             secret,
             self.headers.get(SIGNATURE_HEADER, ""),
+            self.headers.get(TIMESTAMP_HEADER, ""),
+            self.body,
+            time.time(),
+        )
+
+    def event_signed_by(self, secret: str) -> bool:
+        """Whether its Farm-Event-Signature signs its Farm-Event-Id, timestamp and body."""
+        return verify_event(
+            secret,
+            self.headers.get(EVENT_SIGNATURE_HEADER, ""),
+            self.headers.get(EVENT_ID_HEADER, ""),
             self.headers.get(TIMESTAMP_HEADER, ""),
             self.body,
             time.time(),

@@ -11,6 +11,8 @@ import aiohttp
 import httpx
 import pytest
 
+from tests.helpers import assert_eventually
+
 
 class Sessions:
     """SessionService over HTTP/JSON with one key."""
@@ -106,3 +108,29 @@ async def assert_drives(socket: aiohttp.ClientWebSocketResponse) -> None:
     while (reply := json.loads(await socket.receive_str(timeout=10))).get("id") != 7:
         pass
     assert "targetInfos" in reply["result"], reply
+
+
+async def ends_of(sockets: list[aiohttp.ClientWebSocketResponse], within: float) -> list[object]:
+    """The close frames (code, reason) the farm sends `sockets`, waited for at most `within`."""
+    ends = [asyncio.create_task(close_frame_of(socket)) for socket in sockets]
+    try:
+        await assert_eventually(
+            lambda: all(end.done() for end in ends),
+            within=within,
+            message="sockets whose key stopped being valid stayed open",
+        )
+        return [end.result() for end in ends]
+    finally:
+        for end in ends:
+            end.cancel()
+
+
+async def ws_status(url: str, headers: dict[str, str] | None = None) -> int:
+    """The HTTP status of a WebSocket handshake with no key (101 when let through)."""
+    async with aiohttp.ClientSession() as http:
+        try:
+            async with http.ws_connect(url, headers=headers or {}) as socket:
+                await assert_drives(socket)
+                return 101
+        except aiohttp.WSServerHandshakeError as error:
+            return error.status

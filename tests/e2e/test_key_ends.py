@@ -7,7 +7,6 @@ revoked or expires. Other keys' streams go on.
 On the shared farm.
 """
 
-import asyncio
 import secrets
 from collections.abc import Callable, Iterator
 
@@ -18,8 +17,8 @@ import pytest
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import Client, KeyFactory, http_client
-from tests.e2e.sessions_api import Sessions, assert_drives, close_frame_of
-from tests.helpers import assert_eventually, eventually
+from tests.e2e.sessions_api import Sessions, assert_drives, ends_of
+from tests.helpers import eventually
 from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
@@ -32,21 +31,6 @@ GRACE_SECONDS = 5
 
 def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
-
-
-async def ends_of(sockets: list[aiohttp.ClientWebSocketResponse], within: float) -> list[object]:
-    """The close frames (code, reason) the farm sends `sockets`, waited for at most `within`."""
-    ends = [asyncio.create_task(close_frame_of(socket)) for socket in sockets]
-    try:
-        await assert_eventually(
-            lambda: all(end.done() for end in ends),
-            within=within,
-            message="sockets whose key stopped being valid stayed open",
-        )
-        return [end.result() for end in ends]
-    finally:
-        for end in ends:
-            end.cancel()
 
 
 async def test_a_key_that_expires_ends_the_sockets_it_opened_and_no_other(

@@ -19,7 +19,7 @@ from farm_cli.launcher.farm import LocalFarm
 from farm_core.live_tokens import LIVE_SECRET_FILE, LiveTokenKind, encode_live_token
 from tests.e2e.cli_calls import farm_in_process, printed
 from tests.e2e.conftest import Client, KeyFactory, http_client
-from tests.e2e.sessions_api import Sessions, assert_drives
+from tests.e2e.sessions_api import Sessions, assert_drives, ws_status
 from tests.helpers import assert_eventually
 from tests.pages import Site
 
@@ -31,17 +31,6 @@ def cdp_token(http: httpx.Client, session_id: str) -> dict[str, Any]:
     response = http.post(f"/v1/sessions/{session_id}:cdpToken")
     assert response.status_code == 200, response.text
     return dict(response.json())
-
-
-async def ws_status(url: str, headers: dict[str, str] | None = None) -> int:
-    """The HTTP status of a WebSocket handshake with no key (101 when let through)."""
-    async with aiohttp.ClientSession() as http:
-        try:
-            async with http.ws_connect(url, headers=headers or {}) as socket:
-                await assert_drives(socket)
-                return 101
-        except aiohttp.WSServerHandshakeError as error:
-            return error.status
 
 
 def with_token(url: str, token: str) -> str:

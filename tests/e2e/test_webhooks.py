@@ -3,14 +3,20 @@ for addresses the farm may not reach."""
 
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from farm_cli.launcher.farm import LocalFarm
 from farm_core.trace_context import TRACEPARENT, new_traceparent, trace_id_of
-from farm_core.webhook_signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from tests.e2e.conftest import Client, fresh
+from farm_core.webhook_signature import (
+    EVENT_ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    verify,
+)
+from tests.e2e.conftest import Client, KeyFactory, fresh, http_client, new_tenant
 from tests.helpers import eventually
 from tests.pages import Site
 from tests.webhook_receiver import Receiver
@@ -101,3 +107,27 @@ def test_the_farm_itself_is_refused_even_where_loopback_is_allowed(
     [error] = response.json()["errors"]
     assert error["field"] == "requests[0].callbackUrl", error
     assert "farm's own services" in error["message"]
+
+
+def test_the_event_id_is_signed_so_a_changed_one_is_detected_and_farm_signature_stays(
+    farm: LocalFarm, make_key: KeyFactory, site: Site
+) -> None:
+    key = make_key("tasks.write", "tasks.read", tenant=new_tenant("hooks"))
+    with http_client(farm, key.secret) as http:
+        tenant = Client(http, key.secret)
+        old = http.get("/v1/webhookSecret").json()["secret"]
+        new = http.post("/v1/webhookSecret:rotate").json()["secret"]
+        with Receiver().running() as receiver:
+            spec = fresh({"url": site.url("/page"), "content": {}, "callbackUrl": receiver.url})
+            created = tenant.create(spec)
+            delivered(tenant, created["id"])
+    ((received),) = receiver.received
+    assert received.headers[EVENT_ID_HEADER] == f"{created['id']}.1"
+    # Signed by both secrets while the rotation's overlap lasts, as Farm-Signature is.
+    assert received.event_signed_by(new) and received.event_signed_by(old)
+    assert received.signed_by(new) and received.signed_by(old)
+    # A replayer who changes the event id (to slip past a receiver's repeat check) is caught.
+    forged = replace(received, headers={**received.headers, EVENT_ID_HEADER: f"{created['id']}.2"})
+    assert not forged.event_signed_by(new)
+    # Farm-Signature alone does not notice: a receiver that drops repeats checks this one.
+    assert forged.signed_by(new)

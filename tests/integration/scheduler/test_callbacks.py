@@ -167,6 +167,7 @@ async def test_a_callback_retried_across_a_scheduler_restart_is_delivered_signed
         assert received.headers["Farm-Delivery-Attempt"] == str(number)
         # One end sent three times: one event id, so a receiver handles it once.
         assert received.headers["Farm-Event-Id"] == f"{created.id}.1"
+        assert received.event_signed_by(secret)
     posted = json.loads(receiver.received[-1].body)
     assert posted["id"] == created.id
     assert posted["status"] == "TASK_STATUS_CANCELLED"

@@ -34,5 +34,15 @@ KEY_EXPIRES = 2_000_000_000.0
 """When the keys the admission below knows expire (a Unix time)."""
 
 
-async def key_in_force(key_id: str, tenant: str) -> KeyValidity | None:
-    return None if key_id in REVOKED else KeyValidity(key_expires=KEY_EXPIRES)
+CURRENT_SECRET = "c0ffee0000000001"
+"""The fingerprint of the keys' current secret; any other is a rotated-out one."""
+
+
+async def key_in_force(key_id: str, tenant: str, secret: str = "") -> KeyValidity | None:
+    if key_id in REVOKED:
+        return None
+    if not secret:
+        return KeyValidity(key_expires=KEY_EXPIRES)
+    # A secret other than the current one is past its grace.
+    gone = None if secret == CURRENT_SECRET else 0.0
+    return KeyValidity(secret, KEY_EXPIRES, gone)

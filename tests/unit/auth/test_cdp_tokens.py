@@ -7,13 +7,22 @@ import pytest
 from farm_auth.session_check import SessionAdmission, session_target
 from farm_core.errors import PermissionDenied, Unauthenticated
 from farm_core.key_revocations import opening_key
+from farm_core.key_validity import KeyValidity
 from farm_core.live_tokens import (
     LiveTokenKind,
     decode_live_token,
     encode_live_token,
     query_tokens,
 )
-from tests.unit.auth.session_fakes import REVOKED, SECRET, SESSION, Routes, key_in_force
+from tests.unit.auth.session_fakes import (
+    CURRENT_SECRET,
+    KEY_EXPIRES,
+    REVOKED,
+    SECRET,
+    SESSION,
+    Routes,
+    key_in_force,
+)
 
 OTHER_SESSION = "ses_fedcba9876543210"
 
@@ -38,6 +47,7 @@ def cdp_token(
     ttl: float = 600,
     kind: LiveTokenKind = LiveTokenKind.CDP,
     key_id: str = "key_1",
+    key_secret: str = "",
 ) -> str:
     return encode_live_token(
         SECRET,
@@ -48,6 +58,7 @@ def cdp_token(
         ttl,
         key_id=key_id,
         scopes=frozenset(scopes),
+        key_secret=key_secret,
     )[0]
 
 
@@ -102,6 +113,21 @@ async def test_a_cdp_token_of_a_revoked_or_expired_key_is_refused() -> None:
     REVOKED.add("key_1")
     with pytest.raises(Unauthenticated, match="revoked or expired"):
         await admitted_to(f"/v1/sessions/{SESSION}/cdp?token={cdp_token()}", checker)
+
+
+async def test_a_cdp_token_asked_with_a_rotated_out_secret_is_refused() -> None:
+    old = cdp_token(key_secret="0ld5ecre70ld5ecr")
+    with pytest.raises(Unauthenticated, match="key_1 was rotated: the secret it was asked with"):
+        await admitted_to(f"/v1/sessions/{SESSION}/cdp?token={old}")
+
+
+async def test_a_cdp_tokens_sockets_end_with_the_secret_it_was_asked_with() -> None:
+    token = cdp_token(key_secret=CURRENT_SECRET)
+    target = session_target(f"/v1/sessions/{SESSION}/cdp?token={token}", None)
+    assert target is not None
+    # The agent ends its sockets when a rotation's notice leaves this secret behind.
+    validity = (await admission().by_token(target)).identity.validity
+    assert validity == KeyValidity(CURRENT_SECRET, KEY_EXPIRES)
 
 
 async def test_a_cdp_token_naming_no_key_is_refused() -> None:

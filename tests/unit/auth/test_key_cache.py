@@ -114,6 +114,13 @@ def test_a_keys_identity_names_its_secret_by_a_fingerprint_and_says_until_when_i
     notice = rotated.secrets()
     assert (notice.current, notice.previous) == (new.secret, old.secret)
     assert notice.previous_until == grace_end.timestamp()
+    # A token names the secret it was asked with by that fingerprint: it works as long.
+    assert rotated.validity_of(new.secret) == new
+    assert rotated.validity_of(old.secret) == old
+    rotated_again = replace(
+        rotated, secret_hash=HASHER.hash("newer"), previous_secret_hash=HASHER.hash("new")
+    )
+    assert rotated_again.validity_of(old.secret).secret_expires == 0.0
 
 
 class Store:

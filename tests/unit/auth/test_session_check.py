@@ -11,6 +11,7 @@ from farm_core.identity import Identity
 from farm_core.key_validity import KeyValidity
 from farm_core.live_tokens import LIVE_COOKIE, LiveTokenKind, decode_live_token, encode_live_token
 from tests.unit.auth.session_fakes import (
+    CURRENT_SECRET,
     KEY_EXPIRES,
     REVOKED,
     SECRET,
@@ -197,6 +198,33 @@ async def test_a_view_token_and_its_ticket_end_with_the_key_that_asked_for_them(
         assert target is not None
         with pytest.raises(Unauthenticated, match="key_a is revoked or expired"):
             await admission.by_token(target)
+
+
+async def test_a_view_token_and_its_ticket_end_with_the_secret_their_key_asked_with(
+    admission: SessionAdmission,
+) -> None:
+    def view_token(secret: str) -> str:
+        return encode_live_token(
+            SECRET,
+            LiveTokenKind.VIEW,
+            SESSION,
+            "acme",
+            now(),
+            60,
+            key_id="key_a",
+            key_secret=secret,
+        )[0]
+
+    opened = session_target(f"/v1/sessions/{SESSION}/live?token={view_token(CURRENT_SECRET)}", None)
+    assert opened is not None
+    admitted = await admission.by_token(opened)
+    assert admitted.identity.validity == KeyValidity(CURRENT_SECRET, KEY_EXPIRES)
+    ticket = admitted.set_cookie.split(";", 1)[0].removeprefix(f"{LIVE_COOKIE}=")
+    assert decode_live_token(SECRET, ticket, LiveTokenKind.TICKET).key_secret == CURRENT_SECRET
+    rotated_out = session_target(f"/v1/sessions/{SESSION}/live?token={view_token('0ld')}", None)
+    assert rotated_out is not None
+    with pytest.raises(Unauthenticated, match="key_a was rotated"):
+        await admission.by_token(rotated_out)
 
 
 async def test_a_view_token_refused_anywhere_but_its_own_live_page_is_left_unspent() -> None:

@@ -28,6 +28,13 @@ def test_the_routes_whose_urls_carry_tokens_are_never_traced() -> None:
     }
 
 
+def test_envoy_traces_every_url_without_its_query() -> None:
+    tracing = connection_manager(rendered(otlp=Endpoint("127.0.0.1", 14317)))["tracing"]
+    (url,) = [tag["value"] for tag in tracing["custom_tags"] if tag["tag"] == "http.url"]
+    assert "%PATH(NQ:ORIG_OR_PATH)%" in url
+    assert ":PATH)%" not in url and "request.path)%" not in url
+
+
 def test_a_request_with_a_token_in_its_query_is_logged_without_its_query() -> None:
     loggers = connection_manager(rendered())["access_log"]
     tokened = [

@@ -3,7 +3,13 @@
 import hashlib
 import hmac
 
-from farm_core.webhook_signature import signature, signature_header, verify
+from farm_core.webhook_signature import (
+    event_signature_header,
+    signature,
+    signature_header,
+    verify,
+    verify_event,
+)
 
 SECRET = "whsec_test"
 BODY = b'{"id":"abc","status":"TASK_STATUS_SUCCEEDED"}'
@@ -45,3 +51,26 @@ def test_after_a_rotation_either_secret_verifies() -> None:
     assert verify("whsec_new", header, str(NOW), BODY, now=NOW)
     assert verify("whsec_old", header, str(NOW), BODY, now=NOW)
     assert not verify("whsec_other", header, str(NOW), BODY, now=NOW)
+
+
+def test_the_event_signature_is_hmac_sha256_of_event_id_timestamp_and_body() -> None:
+    signed = f"abc.1.{NOW}.".encode() + BODY
+    expected = hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
+    header = event_signature_header([SECRET, "whsec_old"], "abc.1", NOW, BODY)
+    assert header.split(",")[0] == f"v1={expected}"
+    assert verify_event(SECRET, header, "abc.1", str(NOW), BODY, now=NOW)
+    assert verify_event("whsec_old", header, "abc.1", str(NOW), BODY, now=NOW)
+
+
+def test_an_event_signature_detects_a_changed_event_id_body_timestamp_or_secret() -> None:
+    header = event_signature_header([SECRET], "abc.1", NOW, BODY)
+    assert not verify_event(SECRET, header, "abc.2", str(NOW), BODY, now=NOW)
+    assert not verify_event(SECRET, header, "abc.1", str(NOW), BODY + b" ", now=NOW)
+    assert not verify_event(SECRET, header, "abc.1", str(NOW + 1), BODY, now=NOW)
+    assert not verify_event("whsec_other", header, "abc.1", str(NOW), BODY, now=NOW)
+    assert not verify_event(SECRET, header, "abc.1", str(NOW), BODY, now=NOW + 301)
+    # Neither signature stands in for the other.
+    assert not verify(SECRET, header, str(NOW), BODY, now=NOW)
+    assert not verify_event(
+        SECRET, signature_header([SECRET], NOW, BODY), "", str(NOW), BODY, now=NOW
+    )

@@ -4,6 +4,7 @@ import datetime as dt
 
 from farm.sessions.v1 import sessions_pb2
 from farm_core.identity import Identity
+from farm_core.key_validity import KeyValidity
 from farm_core.live_tokens import LiveTokenKind, decode_live_token
 from farm_scheduler.sessions.records import SessionRecord
 from farm_scheduler.sessions.tokens import SessionTokens
@@ -56,3 +57,14 @@ def test_a_view_token_is_no_cdp_token() -> None:
     )
     assert decode_live_token(SECRET, made.token, LiveTokenKind.VIEW).key_id == "key_1"
     assert made.url.endswith(f"/v1/sessions/{SESSION}/live?token={made.token}")
+
+
+def test_view_and_cdp_tokens_name_the_secret_their_key_asked_with() -> None:
+    tokens = SessionTokens(SECRET, "https://farm.example.com", 300, 900)
+    asker = Identity("acme", "key_1", ASKER.scopes, validity=KeyValidity("f1ee7f1ee7f1ee70"))
+    made = record(dt.timedelta(hours=1))
+    assert decode_live_token(
+        SECRET, tokens.cdp(made, asker).token, LiveTokenKind.CDP
+    ).key_secret == ("f1ee7f1ee7f1ee70")
+    view = decode_live_token(SECRET, tokens.view(made, asker).token, LiveTokenKind.VIEW)
+    assert view.key_secret == "f1ee7f1ee7f1ee70"

@@ -66,6 +66,9 @@ class LiveToken:
     key_id: str = ""
     # The scopes of the key that asked for a CDP token, as it asked (none in other kinds).
     scopes: frozenset[str] = frozenset()
+    # The fingerprint of the asking key's secret it was asked with ('' when not said):
+    # the token works as long as that secret does, so a rotation's grace ends it.
+    key_secret: str = ""
 
 
 def encode_live_token(
@@ -78,6 +81,7 @@ def encode_live_token(
     key_id: str = "",
     scopes: frozenset[str] = frozenset(),
     not_after: dt.datetime | None = None,
+    key_secret: str = "",
 ) -> tuple[str, dt.datetime]:
     """A signed token of `kind` for the session's browser, and when it expires.
 
@@ -99,6 +103,8 @@ def encode_live_token(
         claims["kid"] = key_id
     if scopes:
         claims["scp"] = sorted(scopes)
+    if key_secret:
+        claims["ksec"] = key_secret
     return jwt.encode(claims, secret, algorithm=_ALGORITHM), expires
 
 
@@ -125,6 +131,7 @@ def decode_live_token(secret: str, token: str, kind: LiveTokenKind) -> LiveToken
         expire_time=dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC),
         key_id=str(claims.get("kid", "")),
         scopes=frozenset(str(scope) for scope in claims.get("scp", ())),
+        key_secret=str(claims.get("ksec", "")),
     )
 
 

@@ -122,6 +122,15 @@ class KeyRecord:
             secret_expires = grace_end.timestamp() if grace_end is not None else 0.0
         return KeyValidity(secret_fingerprint(secret_hash), expires, secret_expires)
 
+    def validity_of(self, fingerprint: str) -> KeyValidity:
+        """Until when the key and its secret named by `fingerprint` work (at once: gone)."""
+        for secret_hash in (self.secret_hash, self.previous_secret_hash):
+            if secret_hash and secret_fingerprint(secret_hash) == fingerprint:
+                return self.validity(secret_hash)
+        expires = self.expire_time.timestamp() if self.expire_time is not None else None
+        # Neither of its working secrets: rotated out by a second rotation.
+        return KeyValidity(fingerprint, expires, 0.0)
+
     def secrets(self) -> KeySecrets:
         """The secrets that work (named by fingerprint): the notice of a change of them."""
         grace_end = self.previous_secret_expire_time

@@ -131,12 +131,15 @@ class AuthService:
             settings.internal_ssl_server(),
         )
 
-    async def _key_in_force(self, key_id: str, tenant: str) -> KeyValidity | None:
-        """Until when API key `key_id` of `tenant` works; None once revoked or expired."""
+    async def _key_in_force(self, key_id: str, tenant: str, secret: str) -> KeyValidity | None:
+        """Until when API key `key_id` of `tenant` and its secret `secret` work; None: gone.
+
+        `secret` is a fingerprint ('' for none); None once the key is revoked or expired.
+        """
         record = await self._store.get(key_id, tenant)
         if record is None or refusal(record, utcnow()) is not None:
             return None
-        return record.validity()
+        return record.validity_of(secret) if secret else record.validity()
 
     @property
     def revoked_credentials(self) -> RevokedCredentials:

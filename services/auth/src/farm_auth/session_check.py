@@ -86,7 +86,7 @@ class SessionAdmission:
         routes: SessionRoutes,
         secret: str,
         ticket_ttl_seconds: float,
-        key_in_force: Callable[[str, str], Awaitable[KeyValidity | None]],
+        key_in_force: Callable[[str, str, str], Awaitable[KeyValidity | None]],
         *,
         cdp_needs_script: bool = False,
     ) -> None:
@@ -94,7 +94,8 @@ class SessionAdmission:
         self._cdp_needs_script = cdp_needs_script
         self._secret = secret
         self._ticket_ttl_seconds = ticket_ttl_seconds
-        # Until when API key (id, tenant) works; None once it is revoked or expired.
+        # Until when API key (id, tenant) and its secret (a fingerprint, or '') work;
+        # None once the key is revoked or expired.
         self._key_in_force = key_in_force
 
     async def by_key(self, target: SessionTarget, identity: Identity) -> Admitted:
@@ -143,7 +144,7 @@ class SessionAdmission:
             # Names the key that asked for the token: its revoke ends the view's sockets.
             key_id=live_identity_key(token.token_id, token.key_id),
             scopes=frozenset({Scope.SESSIONS.value}),
-            # The asking key's expiry ends the view's sockets too (its rotation does not).
+            # The asking key's expiry, or its secret's end in a rotation, ends them too.
             validity=validity,
         )
         return Admitted(identity, route, cookie)
@@ -194,6 +195,7 @@ class SessionAdmission:
             utcnow(),
             self._ticket_ttl_seconds,
             key_id=view_token.key_id,
+            key_secret=view_token.key_secret,
         )
         return (
             f"{LIVE_COOKIE}={ticket}; Path=/v1/sessions/{view_token.session_id}/live; "
@@ -209,11 +211,18 @@ class SessionAdmission:
             raise Unauthenticated(f"this {kind.value} token is for another session")
         if not token.key_id:
             return token, None
-        # A token and its ticket last no longer than the key that asked for the token.
-        validity = await self._key_in_force(token.key_id, token.tenant)
+        # A token and its ticket last no longer than the key that asked for the token,
+        # nor than the secret it was asked with (a rotation's grace ends the old one).
+        validity = await self._key_in_force(token.key_id, token.tenant, token.key_secret)
         if validity is None:
             raise Unauthenticated(
                 f"this {kind.value} token's API key {token.key_id} is revoked or expired"
+            )
+        ends = validity.secret_expires
+        if ends is not None and ends <= utcnow().timestamp():
+            raise Unauthenticated(
+                f"this {kind.value} token's API key {token.key_id} was rotated: the secret "
+                "it was asked with no longer works; ask for a new token with the new secret"
             )
         return token, validity
 

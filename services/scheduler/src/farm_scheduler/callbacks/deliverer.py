@@ -28,10 +28,12 @@ from farm_core.trace_context import calling_out
 from farm_core.webhook_signature import (
     ATTEMPT_HEADER,
     EVENT_ID_HEADER,
+    EVENT_SIGNATURE_HEADER,
     SIGNATURE_HEADER,
     TASK_ID_HEADER,
     TIMESTAMP_HEADER,
     event_id,
+    event_signature_header,
     signature_header,
 )
 from farm_scheduler.callbacks.attempts import CallbackAttempt, RetryPolicy
@@ -184,6 +186,8 @@ class CallbackDeliverer:
         body = callback_body(record)
         signed_at = int(time.time())
         secret = await self._secrets.get(record.tenant, now)
+        # Each end (a requeued task ends again) is one event, however often it is sent.
+        event = event_id(record.id, record.state.requeues)
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
@@ -191,8 +195,12 @@ class CallbackDeliverer:
             SIGNATURE_HEADER: signature_header(secret.signing(now), signed_at, body),
             TASK_ID_HEADER: record.id,
             ATTEMPT_HEADER: str(number),
-            # Each end (a requeued task ends again) is one event, however often it is sent.
-            EVENT_ID_HEADER: event_id(record.id, record.state.requeues),
+            EVENT_ID_HEADER: event,
+            # Signs the event id too, which receivers drop repeats by (Farm-Signature
+            # does not, and stays as it was for the receivers that check it).
+            EVENT_SIGNATURE_HEADER: event_signature_header(
+                secret.signing(now), event, signed_at, body
+            ),
         }
         attributes: dict[str, AttributeValue] = {
             "farm.task_id": record.id,

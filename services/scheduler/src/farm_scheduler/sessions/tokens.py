@@ -3,7 +3,9 @@
 A view token opens the live view once (docs/sessions.md, "Watch it live"); a CDP
 token attaches CDP clients and answers DevTools discovery until it expires (ibid.,
 "Attach without a header"). Both name the session, its tenant and the key that asked,
-and are signed with the live token secret that auth checks them with.
+and are signed with the live token secret that auth checks them with. They name the
+asking key's secret too (its fingerprint), so they stop working when it does: on the
+key's revoke or expiry, and when a rotation's grace ends the secret they were asked with.
 """
 
 from farm.sessions.v1 import sessions_pb2
@@ -40,6 +42,7 @@ class SessionTokens:
             utcnow(),
             self._view_ttl_seconds,
             key_id=asker.key_id,
+            key_secret=_asking_secret(asker),
         )
         live_url = session_links(self._public_url, record.id).live_url
         return sessions_pb2.ViewToken(
@@ -63,6 +66,7 @@ class SessionTokens:
             # The scopes a CDP attach is checked for; the key's others stay behind.
             scopes=asker.scopes & CDP_TOKEN_SCOPES,
             not_after=record.expire_time,
+            key_secret=_asking_secret(asker),
         )
         links = session_links(self._public_url, record.id)
         return sessions_pb2.CdpToken(
@@ -71,3 +75,8 @@ class SessionTokens:
             discovery_url=f"{links.discovery_url}?token={token}",
             expire_time=to_timestamp(expires),
         )
+
+
+def _asking_secret(asker: Identity) -> str:
+    """The fingerprint of the secret the asker showed ('' when its identity does not say)."""
+    return asker.validity.secret if asker.validity is not None else ""
