@@ -45,29 +45,42 @@ def test_a_refused_nats_login_ends_the_start_naming_the_login_settings(
     assert "not-the-password" not in refusal.stderr
 
 
-def test_a_refused_s3_key_pair_ends_the_start_naming_the_key_settings(
-    seaweedfs: S3Server, nats_server: NatsServer, tmp_path: Path
+@pytest.mark.parametrize(
+    ("wrong", "code"),
+    [("secret", "SignatureDoesNotMatch"), ("access-key", "InvalidAccessKeyId")],
+    ids=["wrong-secret", "unknown-access-key"],
+)
+def test_a_refused_s3_key_pair_ends_the_start_at_once_naming_the_key_settings(
+    wrong: str, code: str, seaweedfs: S3Server, nats_server: NatsServer, tmp_path: Path
 ) -> None:
+    access_key = "not-a-known-key" if wrong == "access-key" else seaweedfs.credentials.access_key
+    secret = "not-the-secret-key" if wrong == "secret" else seaweedfs.credentials.secret_key
     refusal = start_service(
         "storage",
         tmp_path,
         {
             "NATS_URL": nats_server.url,
             "S3_ENDPOINT": seaweedfs.endpoint,
-            "S3_ACCESS_KEY": seaweedfs.credentials.access_key,
-            "S3_SECRET_KEY": "not-the-secret-key",
+            "S3_ACCESS_KEY": access_key,
+            "S3_SECRET_KEY": secret,
             "S3_BUCKET": "a-bucket-not-made-yet",
-            "FARM_STORAGE_S3_READY_TIMEOUT_SECONDS": "2",
+            # Far past the refusal: a start that waited it out would say "within 40 s".
+            "FARM_STORAGE_S3_READY_TIMEOUT_SECONDS": "40",
             "FARM_STORAGE_PORT": "0",
             "FARM_STORAGE_METRICS_PORT": "0",
         },
     )
 
     assert refusal.returncode == START_FAILURE_EXIT_CODE, refusal.stderr
-    assert "did not make bucket 'a-bucket-not-made-yet'" in refusal.stderr
+    assert (
+        f"refused storage's key pair (S3_ACCESS_KEY='{access_key}') "
+        f"making bucket 'a-bucket-not-made-yet': {code}"
+    ) in refusal.stderr
     assert "check S3_ACCESS_KEY and S3_SECRET_KEY" in refusal.stderr
+    assert "within 40 s" not in refusal.stderr
+    assert "waiting for S3" not in refusal.stderr
     assert "Traceback" not in refusal.stderr
-    assert "not-the-secret-key" not in refusal.stderr
+    assert secret not in refusal.stderr
 
 
 def test_auth_refused_its_nats_login_keeps_serving_and_names_the_login_settings(

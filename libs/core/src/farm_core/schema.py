@@ -1,7 +1,7 @@
 """A service's tables' migration, read or brought up to date without serving: `farm db`.
 
 Each service that owns tables runs `schema_main` from its `schema` module
-(`python -m farm_scheduler.schema show|migrate`), which prints one JSON object on
+(`python -m farm_scheduler.schema show|migrate|where`), which prints one JSON object on
 stdout, or one line on stderr and exits 1. Only the database settings are read,
 so the command needs none of the keys or addresses the service needs to serve.
 """
@@ -11,12 +11,13 @@ import json
 import sys
 from dataclasses import asdict, dataclass
 from enum import StrEnum
+from pathlib import Path
 
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from pydantic import AliasChoices, Field, create_model
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,7 +26,7 @@ from farm_core.runtime import StartFailure
 from farm_core.settings import FarmSettings
 from farm_core.settings_load import load_settings
 
-ACTIONS = ("show", "migrate")
+ACTIONS = ("show", "migrate", "where")
 
 
 class SchemaState(StrEnum):
@@ -127,10 +128,30 @@ def database_settings(service: str) -> _DatabaseSettings:
     return load_settings(settings_class, service)
 
 
+def database_in_use(service: str) -> dict[str, object]:
+    """where: the database `service` would use, without its password or opening it.
+
+    A SQLite file's path is absolute, so that two processes started in different
+    directories compare equal when they use one file (`farm db` against a running farm).
+    """
+    settings = database_settings(service)
+    if not settings.database_url:
+        return {
+            "service": service,
+            "database": f"sqlite:///{settings.database_path(service).resolve()}",
+        }
+    url = make_url(async_database_url(settings.database_url, Path()))
+    if url.get_backend_name() == "sqlite" and url.database:
+        url = url.set(database=str(Path(url.database).resolve()))
+    return {"service": service, "database": url.render_as_string(hide_password=True)}
+
+
 async def run_action(
     action: str, service: str, script_location: str, version_table: str
 ) -> dict[str, object]:
     """show: the tables' version; migrate: upgrades them, then the version before and after."""
+    if action == "where":
+        return database_in_use(service)
     settings = database_settings(service)
     sqlite_file = settings.database_path(service)
     if action == "show" and not settings.database_url and not sqlite_file.exists():

@@ -5,7 +5,7 @@ after-fork hooks in the forked child before it execs (uvloop issue 749), and Pyt
 code in a fork of the agent's threads crashes now and then (a segfault in
 threading's after-fork hook was seen): the child then never runs its program.
 CPython's subprocess runs no Python between fork and exec (vfork on Linux), so the
-agent's children (session browsers, ffmpeg) are started by it, in a thread, and
+agent's children (session browsers, ffmpeg, Playwright's driver) are started by it, in a thread, and
 awaited from the loop through their pidfd.
 """
 
@@ -15,7 +15,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Sequence
-from typing import Any
+from typing import IO, Any
 
 
 class ChildProcess:
@@ -28,6 +28,16 @@ class ChildProcess:
     def pid(self) -> int:
         """The child's process id (its group's, too: it leads a session of its own)."""
         return self._popen.pid
+
+    @property
+    def stdin(self) -> IO[bytes] | None:
+        """The write end of the child's stdin, when it was started with stdin=PIPE."""
+        return self._popen.stdin
+
+    @property
+    def stdout(self) -> IO[bytes] | None:
+        """The read end of the child's stdout, when it was started with stdout=PIPE."""
+        return self._popen.stdout
 
     @property
     def returncode(self) -> int | None:

@@ -19,7 +19,7 @@ from minio.deleteobjects import DeleteObject
 from minio.error import InvalidResponseError, S3Error, ServerError
 from minio.helpers import MAX_PART_SIZE
 from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_before_delay
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_before_delay
 
 from farm_core.backoff import DoublingWait
 from farm_core.errors import Unavailable
@@ -44,8 +44,7 @@ _KEYS_REFUSED = frozenset(
     {"SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied", "InvalidToken"}
 )
 _KEYS_HINT = (
-    "S3 refused storage's key pair: check S3_ACCESS_KEY and S3_SECRET_KEY "
-    "(FARM_STORAGE_S3_ACCESS_KEY, FARM_STORAGE_S3_SECRET_KEY)"
+    "check S3_ACCESS_KEY and S3_SECRET_KEY (FARM_STORAGE_S3_ACCESS_KEY, FARM_STORAGE_S3_SECRET_KEY)"
 )
 
 
@@ -57,10 +56,15 @@ class S3NotReady(Unavailable, StartFailure):
     """S3 did not make (or show) the bucket within the start's time; the message says why."""
 
 
+def _worth_waiting_for(error: BaseException) -> bool:
+    """Whether a start tries again after `error`: S3 unreachable or not ready, not a refusal."""
+    if isinstance(error, S3Error):
+        return error.code not in _KEYS_REFUSED
+    return isinstance(error, Unavailable)
+
+
 def start_hint(error: BaseException) -> str:
-    """What an operator should check after S3 failed a start with `error`."""
-    if isinstance(error, S3Error) and error.code in _KEYS_REFUSED:
-        return _KEYS_HINT
+    """What to check after S3, which took the keys, failed a start with `error`."""
     if isinstance(error, S3Error):
         return "check S3_BUCKET and S3_REGION"
     return "check S3_ENDPOINT, and that S3 runs there"
@@ -116,34 +120,43 @@ class BlobStore:
         self._outage_log = S3OutageLog(self._bucket, settings.s3_failure_log_seconds)
 
     async def start(self) -> None:
-        """Makes the bucket if missing, retrying while S3 comes up; Unavailable if it never does."""
+        """Makes the bucket if missing, retrying while S3 comes up; S3NotReady if it never does.
+
+        A refused key pair is not retried: S3 answered, and more time will not change the
+        keys (an unreachable or starting S3 gets the whole ready timeout).
+        """
         instrument(URLLib3Instrumentor())
         retrying = AsyncRetrying(
             stop=stop_before_delay(self._settings.s3_ready_timeout_seconds),
             wait=DoublingWait(FIRST_RETRY_DELAY_SECONDS, MAX_RETRY_DELAY_SECONDS),
             # A starting S3 server may also answer with S3 errors until it is ready.
-            retry=retry_if_exception_type((Unavailable, S3Error)),
+            retry=retry_if_exception(_worth_waiting_for),
             before_sleep=self._waiting_for_s3,
             reraise=True,
         )
         try:
             await retrying(self._call, self._ensure_bucket)
-        except (Unavailable, S3Error) as error:
-            raise S3NotReady(
-                f"S3 at {self._settings.s3_endpoint} did not make bucket "
-                f"{self._bucket!r} within {self._settings.s3_ready_timeout_seconds:.0f}"
-                f" s (FARM_STORAGE_S3_READY_TIMEOUT_SECONDS): {error}; {start_hint(error)}"
-            ) from error
+        except S3Error as error:
+            if error.code in _KEYS_REFUSED:
+                raise S3NotReady(
+                    f"S3 at {self._settings.s3_endpoint} refused storage's key pair "
+                    f"(S3_ACCESS_KEY={self._settings.s3_access_key!r}) making bucket "
+                    f"{self._bucket!r}: {error.code}: {error.message}; {_KEYS_HINT}"
+                ) from error
+            raise self._not_ready(error) from error
+        except Unavailable as error:
+            raise self._not_ready(error) from error
+
+    def _not_ready(self, error: Exception) -> S3NotReady:
+        return S3NotReady(
+            f"S3 at {self._settings.s3_endpoint} did not make bucket "
+            f"{self._bucket!r} within {self._settings.s3_ready_timeout_seconds:.0f}"
+            f" s (FARM_STORAGE_S3_READY_TIMEOUT_SECONDS): {error}; {start_hint(error)}"
+        )
 
     def _waiting_for_s3(self, retry_state: RetryCallState) -> None:
         error = retry_state.outcome.exception() if retry_state.outcome is not None else None
-        # A starting S3 server may refuse keys it has not loaded yet: tried again, but said.
-        if isinstance(error, S3Error) and error.code in _KEYS_REFUSED:
-            log.warning(
-                "waiting for S3 at %s: %s; %s", self._settings.s3_endpoint, error, _KEYS_HINT
-            )
-        else:
-            log.info("waiting for S3 at %s: %s", self._settings.s3_endpoint, error)
+        log.info("waiting for S3 at %s: %s", self._settings.s3_endpoint, error)
 
     async def close(self) -> None:
         """Waits for running calls, then releases the threads and connections."""

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from farm_cli.commands.db_users import LocalFarmUsers, local_farm_users
 from farm_cli.commands.status import table
 from farm_cli.console import CliError
 
@@ -49,7 +50,13 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         description="Runs the migrations a start would run, one service after another "
         f"({', '.join(SERVICES)}), and stops at the first that fails. Back up first: "
         "migrations only go forward. On PostgreSQL it takes the lock the services take, so "
-        "replicas starting meanwhile wait for it.",
+        "replicas starting meanwhile wait for it. Refused while services of the farm "
+        "running on this FARM_HOME use the tables (`farm down` first), unless --force.",
+    )
+    migrate.add_argument(
+        "--force",
+        action="store_true",
+        help="migrate even though services of the farm running on this FARM_HOME use the tables",
     )
     for verb, run in ((status, show_status), (migrate, run_migrations)):
         verb.add_argument(
@@ -65,6 +72,14 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 def show_status(args: argparse.Namespace) -> int:
     """Each service's schema version, as a table or JSON; 1 if any is newer than this release."""
     services = args.service or SERVICES
+    local = local_farm_users(services)
+    if local is not None:
+        print(
+            f"warning: {in_use_text(local)}; the states shown are those its services "
+            "migrated their tables to when they started",
+            file=sys.stderr,
+            flush=True,
+        )
     # Reads only, each in a process of its own: asked side by side, listed in order.
     with ThreadPoolExecutor(max_workers=len(services)) as pool:
         versions = list(pool.map(functools.partial(_ask, action="show"), services))
@@ -80,6 +95,12 @@ def show_status(args: argparse.Namespace) -> int:
 
 def run_migrations(args: argparse.Namespace) -> int:
     """Migrates each service's tables in turn; prints what each went from and to."""
+    local = local_farm_users(args.service or SERVICES)
+    if local is not None and not args.force:
+        raise CliError(
+            f"{in_use_text(local)}: migrating tables under running services changes them "
+            "beneath the code they run; stop the farm first (`farm down`), or pass --force"
+        )
     outcomes: list[dict[str, Any]] = []
     for service in args.service or SERVICES:
         outcome = _ask(service, "migrate")
@@ -111,6 +132,12 @@ def migrated_text(outcome: dict[str, Any]) -> str:
     if before == after:
         return f"{service}: already at {after}, this release's newest"
     return f"{service}: migrated from {before or 'an empty database'} to {after}"
+
+
+def in_use_text(local: LocalFarmUsers) -> str:
+    """Which services of the local farm use the tables, and the farm's FARM_HOME."""
+    users = ", ".join(str(user) for user in local.users)
+    return f"the farm running on FARM_HOME {local.home} uses these tables: {users}"
 
 
 def newer_text(version: dict[str, Any]) -> str:

@@ -12,13 +12,15 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from farm.tasks.v1 import tasks_pb2
-from farm_cli.client import RUN_TIMEOUT, FarmConnection, connect
+from farm_cli.client import FarmConnection, connect
 from farm_cli.commands.bulk import as_they_end, progress_bar
 from farm_cli.commands.ranges import MAX_CONCURRENCY, whole_number_in
+from farm_cli.commands.run_wait import run_wait_seconds
 from farm_cli.commands.task_watch import ENDED, result_summary, status_name
 from farm_cli.console import CliError, UsageError, message_json
 from farm_cli.exit_codes import ExitCode
@@ -160,11 +162,13 @@ def _run_one(
     spec.CopyFrom(template)
     spec.url = url
     request = tasks_pb2.RunTaskRequest(spec=spec)
+    # The task's own time and a margin, as `farm task run` (run_wait.py).
+    wait_seconds = run_wait_seconds(spec, datetime.now(UTC))
     try:
         # A rate-limited RunTask made no task: it is waited out and sent again. Nothing
         # else is, as a RunTask without an idempotency key may have made one.
         task = call_retrying(
-            lambda: farm.call(farm.tasks.RunTask, request, timeout=RUN_TIMEOUT),
+            lambda: farm.call(farm.tasks.RunTask, request, timeout=wait_seconds),
             gate,
             idempotent=False,
         )

@@ -5,7 +5,8 @@ directories there). Its node runs with a small young generation, and loads
 `driver_gc.cjs`, which gives back the heap its last tasks left once it has been idle
 for `driver_idle_gc_seconds`. With `restart_driver` the pool restarts it (`Driver`)
 when it replaces its last task browser with nothing else open on it
-(docs/performance.md "Agent memory").
+(docs/performance.md "Agent memory"). Node is started by CPython's subprocess, not
+the loop's spawn (`driver_transport`).
 """
 
 import asyncio
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from playwright.async_api import Playwright, async_playwright
 
+from farm_agent.browser.driver_transport import forkless_driver
 from farm_agent.browser.pooled import PooledBrowser
 from farm_agent.settings import AgentSettings
 
@@ -140,5 +142,6 @@ class Driver:
                 await playwright.stop()
 
     async def _started(self) -> Playwright:
-        with environment(driver_environment(self._settings, self._scratch)):
+        # Not the loop's spawn, which on uvloop runs Python in the fork (driver_transport).
+        with environment(driver_environment(self._settings, self._scratch)), forkless_driver():
             return await async_playwright().start()
