@@ -48,3 +48,25 @@ def test_a_failed_tasks_url_secrets_reach_neither_its_trace_nor_the_logs(
     for path in sorted(traced_farm.log_dir.glob("*.log")):
         text = path.read_text(encoding="utf-8", errors="replace")
         assert password not in text and token not in text, path.name
+
+
+def test_a_refused_requests_event_names_its_host_and_port_not_its_path(
+    traced_farm: LocalFarm, client: Client
+) -> None:
+    # docs/tracing.md: an egress event's `farm.egress.target` is `host:port`, for a
+    # plain http request the guard refused as for a tunnel.
+    path = f"/latest/{secrets.token_hex(8)}"
+    task = client.run({"url": f"http://169.254.169.254{path}", "screenshot": {}, "maxAttempts": 1})
+    assert task["error"]["code"] == "BLOCKED_URL"
+
+    trace = kept(traced_farm, task["traceId"], "browser.run", "task.attempt")
+    events = trace.one("browser.run").events
+    refused = [event.attributes for event in events if event.name == "egress.refused"]
+    assert refused == [
+        {
+            "farm.egress.target": "169.254.169.254:80",
+            "farm.egress.address": "169.254.169.254",
+            "farm.egress.reason": "metadata",
+        }
+    ]
+    assert not [span.name for span in trace.spans if path in span.to_json()]
