@@ -12,7 +12,7 @@ import pytest
 
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import Client
-from tests.e2e.traced.test_traces import kept
+from tests.e2e.traced.kept_traces import kept
 from tests.helpers import eventually
 from tests.pages import Site
 
