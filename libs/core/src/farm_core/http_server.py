@@ -38,6 +38,9 @@ async def _serve(settings: FarmSettings, port: int, app: AppFactory) -> None:
         host=settings.host,
         port=port,
         log_level=settings.log_level.lower(),
+        # uvicorn's own lines go through the farm's handlers (JSON off a terminal),
+        # not through the plain handlers of uvicorn's default logging set-up.
+        log_config=None,
         access_log=False,
         # Off: uvicorn's own would take any x-forwarded-for from 127.0.0.1 as the
         # client's address. An app that needs that address says whom it trusts

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from enum import StrEnum
 from typing import TextIO
 
+from farm_core.redaction import redact_urls
+
 task_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("farm_task_id", default="")
 session_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("farm_session_id", default="")
 trace_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("farm_trace_id", default="")
@@ -71,12 +73,12 @@ class JsonFormatter(logging.Formatter):
             ),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact_urls(record.getMessage()),
         }
         for name in CONTEXT_FIELDS:
             entry[name] = str(getattr(record, name, ""))
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = redact_urls(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)
 
 
@@ -87,7 +89,7 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(service)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        line = redact_urls(super().format(record))
         ids = [
             f"{label}={value}"
             for label, value in (

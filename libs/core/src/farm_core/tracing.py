@@ -37,6 +37,7 @@ from opentelemetry.util.types import Attributes
 
 from farm_core.call_chain import Around, CallContext, CallInterceptor, ServerCall, SyncContext
 from farm_core.logs import trace_id_var
+from farm_core.span_redaction import RedactingSpanExporter
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,8 @@ def configure_tracing(service: str, environ: Mapping[str, str] | None = None) ->
         sampler=NoOrphanClients(configured),
         shutdown_on_exit=False,
     )
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    # A URL's secrets (a task's failure names its URL) do not leave the process.
+    provider.add_span_processor(BatchSpanProcessor(RedactingSpanExporter(OTLPSpanExporter())))
     trace.set_tracer_provider(provider)
     _tracing = _Tracing(provider, service)
     endpoint = next(env[variable] for variable in _ENDPOINT_VARIABLES if env.get(variable))

@@ -12,6 +12,8 @@ from pathlib import Path
 import psutil
 from prometheus_client import Counter, Gauge, Histogram
 
+from farm_core.breakers import BreakerState
+from farm_core.egress.address_policy import Reason
 from farm_core.queue import ANY_REGION
 from farm_core.task_errors import ErrorCode
 
@@ -94,13 +96,23 @@ def start_at_zero(counter: Counter, label: str, values: Iterable[str]) -> None:
 
     A labelled counter serves no series before its first increment, so Prometheus
     would not know `agent_errors_total` (a name the public API promises) until a
-    task fails, and a rate over it would miss the first failure.
+    task fails, and a rate over it (a dashboard's panel) would miss the first failure,
+    wait or page event after each start of an agent.
     """
     for value in values:
         counter.labels(**{label: value})
 
 
 start_at_zero(errors_total, "code", ErrorCode)
+start_at_zero(circuit_transitions_total, "state", BreakerState)
+start_at_zero(page_events_total, "kind", ("dialog", "popup", "download", "crash"))
+start_at_zero(browser_probes_total, "outcome", ("passed", "failed"))
+start_at_zero(blocked_requests_total, "reason", Reason)
+start_at_zero(
+    warm_context_uses_total,
+    "outcome",
+    ("reused", "opened", "fresh", "trimmed", "memory", "reset_failed", "failed_task"),
+)
 
 
 def process_tree(root: int) -> set[int]:

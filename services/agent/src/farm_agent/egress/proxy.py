@@ -26,6 +26,7 @@ from farm_agent.egress.proxy_wire import (
     host_port,
     relay,
     split_authority,
+    url_host_port,
 )
 from farm_agent.egress.session import FALLBACK_LISTEN_HOST, BlockedRequest, EgressSession
 from farm_core.egress.address_policy import AddressPolicy, Reason, Refusal, embedded_ipv4
@@ -327,10 +328,13 @@ class EgressProxy:
 
     def _refuse(self, session: EgressSession, target: str, refusal: Refusal) -> None:
         metrics.blocked_requests_total.labels(reason=refusal.reason.value).inc()
+        # A plain http request's target is its URL: the span names its host and port
+        # only, as it does for the other egress events (a path may hold a secret too).
+        name, port = url_host_port(target) if "://" in target else ("", 0)
         session.note(
             "egress.refused",
             {
-                "farm.egress.target": target,
+                "farm.egress.target": host_port(name, port) if name else target,
                 "farm.egress.address": refusal.address,
                 "farm.egress.reason": refusal.reason.value,
             },

@@ -384,15 +384,15 @@ class WorkIntake:
             self._changed.notify_all()
 
     async def _on_cancel(self, message: Msg) -> None:
-        try:
+        task_id = ""
+        with contextlib.suppress(DecodeError):
             task_id = queue_pb2.CancelNotice.FromString(message.data).task_id
-        except DecodeError:
-            task_id = ""
         task_id = task_id or cancelled_task_id(message.subject)
         self._ended.mark_seen(task_id)
         for attempt in self._running.values():
             if attempt.task_id == task_id:
-                log.info("cancel notice for running task %s: stopping it", task_id)
+                with log_context(task_id=task_id):
+                    log.info("cancel notice for running task %s: stopping it", task_id)
                 attempt.stop(StopReason.CANCELLED)
 
 

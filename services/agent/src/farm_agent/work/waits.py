@@ -36,7 +36,7 @@ from farm_agent.kv import (
     open_own,
     read,
 )
-from farm_agent.metrics import task_waits_total
+from farm_agent.metrics import start_at_zero, task_waits_total
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,9 @@ class WaitReason(enum.StrEnum):
     ROUTE_UNKNOWN = "route_unknown"
     # An earlier delivery of it may still run, here or on an agent that still beats.
     HELD_ELSEWHERE = "held_elsewhere"
+
+
+start_at_zero(task_waits_total, "reason", WaitReason)
 
 
 def wait_key(task_id: str, message: Msg) -> str:
