@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from farm.tasks.v1 import tasks_pb2
 from farm_console.pages.tasks import SUBMIT_FORMS
-from tests.unit.console.test_task_form import KEY, RefusingFarm, console
+from tests.unit.console.form_pages import KEY, RefusingFarm, console
 
 
 @pytest.fixture
