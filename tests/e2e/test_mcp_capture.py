@@ -42,6 +42,12 @@ def connect(request: pytest.FixtureRequest, farm: LocalFarm) -> Connect:
     return lambda key: http_connection(farm, key)
 
 
+@pytest.fixture
+def over_http(farm: LocalFarm) -> Connect:
+    """Opens one MCP connection with a key at /mcp through Envoy."""
+    return lambda key: http_connection(farm, key)
+
+
 def pdf_pages(farm: LocalFarm, key: str, answer: str) -> list[bytes]:
     """The page objects of the PDF the pdf tool's answer links to."""
     found = _ARTIFACT.search(answer)
@@ -131,9 +137,3 @@ async def test_a_bad_capture_option_is_a_tool_error_naming_it_as_a_tasks(
         result = await client.call_tool(tool, arguments)
     assert result.is_error
     assert said in texts(result), texts(result)
-
-
-@pytest.fixture
-def over_http(farm: LocalFarm) -> Connect:
-    """Opens one MCP connection with a key at /mcp through Envoy."""
-    return lambda key: http_connection(farm, key)
