@@ -59,3 +59,48 @@ def test_an_open_session_has_close_and_its_live_view() -> None:
         assert 'action="/console/sessions/ses_1/close"' in answer.text
         assert 'id="live-view"' in answer.text
         assert 'id="recording"' not in answer.text
+
+
+class TokenFarm(ListingFarm):
+    """GetSession answers `session`; CreateCdpToken answers a token of it."""
+
+    TOKEN = {
+        "token": "tok_1",
+        "cdpUrl": "ws://farm.test/v1/sessions/ses_1/cdp?token=tok_1",
+        "discoveryUrl": "http://farm.test/v1/sessions/ses_1?token=tok_1",
+        "expireTime": "2026-12-07T13:18:47Z",
+    }
+
+    def __init__(self, session: dict[str, Any]) -> None:
+        super().__init__("sessions", "GetSession", session)
+        self.CreateCdpToken = "CreateCdpToken"
+
+    async def call(self, key: str, method: str, request: Any) -> dict[str, Any]:
+        if method == "CreateCdpToken":
+            self.asked.append(request)
+            return self.TOKEN
+        return await super().call(key, method, request)
+
+
+def test_the_cdp_token_button_shows_the_tokens_urls_to_copy_and_its_expiry() -> None:
+    active = {**CLOSED, "state": "SESSION_STATE_ACTIVE", "closeReason": "", "recording": None}
+    farm = TokenFarm(active)
+    with signed_in_client(farm, sessions.routes) as client:
+        page = client.get("/console/sessions/ses_1")
+        minted = client.post("/console/sessions/ses_1/cdp-token")
+
+    assert 'action="/console/sessions/ses_1/cdp-token"' in page.text
+    assert 'id="cdp-token"' not in page.text
+    assert minted.status_code == 200
+    assert farm.asked[1].id == "ses_1"
+    assert f'<input id="cdp-url" readonly value="{TokenFarm.TOKEN["cdpUrl"]}">' in minted.text
+    assert (
+        f'<input id="discovery-url" readonly value="{TokenFarm.TOKEN["discoveryUrl"]}">'
+    ) in minted.text
+    assert "Attaches until <time>2026-12-07T13:18:47Z</time>" in minted.text
+
+
+def test_a_closed_session_offers_no_cdp_token() -> None:
+    for client in session_page(CLOSED):
+        answer = client.get("/console/sessions/ses_1")
+        assert "cdp-token" not in answer.text

@@ -32,6 +32,25 @@ def margin_problem(text: str) -> str | None:
     return None
 
 
+def margin_sides(text: str) -> tuple[str, str, str, str] | None:
+    """1 to 4 comma-separated lengths as (top, right, bottom, left); None for another count.
+
+    As CSS's margin shorthand orders them: one is every side; two are top and bottom,
+    then left and right; three are top, left and right, bottom; four are top, right,
+    bottom, left. The lengths themselves are checked by margin_problem.
+    """
+    sides = [side.strip() for side in text.split(",")]
+    if len(sides) == 1:
+        return sides[0], sides[0], sides[0], sides[0]
+    if len(sides) == 2:
+        return sides[0], sides[1], sides[0], sides[1]
+    if len(sides) == 3:
+        return sides[0], sides[1], sides[2], sides[1]
+    if len(sides) == 4:
+        return sides[0], sides[1], sides[2], sides[3]
+    return None
+
+
 def page_ranges_problem(text: str) -> str | None:
     """Comma-separated pages and ranges ("1-3, 5", "4-"), each page from 1, each range rising."""
     if len(text) > MAX_PAGE_RANGES_CHARS:

@@ -199,22 +199,46 @@ def wait_for(
 
 
 def screenshot(
-    target: str, full_page: bool, image_format: ImageFormatName, quality: int
+    target: str,
+    full_page: bool,
+    image_format: ImageFormatName,
+    quality: int,
+    *,
+    omit_background: bool = False,
+    clip: Mapping[str, float] | None = None,
 ) -> sessions_pb2.SessionCommand:
-    """A screenshot of the viewport, the whole page or one element."""
+    """A screenshot of the viewport, the whole page, one element or a rectangle (`clip`)."""
     options = tasks_pb2.ScreenshotOptions(
         full_page=full_page,
         format=IMAGE_FORMATS[image_format],
         selector=selector(target) if target else "",
         quality=quality if image_format == "jpeg" else 0,
+        omit_background=omit_background,
     )
+    if clip is not None:
+        options.clip.CopyFrom(tasks_pb2.ScreenshotClip(**clip))
     return sessions_pb2.SessionCommand(screenshot=options)
 
 
-def pdf(paper_format: str, landscape: bool, print_background: bool) -> sessions_pb2.SessionCommand:
-    """The page printed to PDF."""
+def pdf(
+    paper_format: str,
+    landscape: bool,
+    print_background: bool,
+    *,
+    margin: Mapping[str, str] | None = None,
+    page_ranges: str = "",
+    prefer_css_page_size: bool = False,
+    scale: float = 0.0,
+) -> sessions_pb2.SessionCommand:
+    """The page printed to PDF; the farm checks the margins, page ranges and scale."""
     options = tasks_pb2.PdfOptions(
-        paper_format=paper_format, landscape=landscape, print_background=print_background
+        paper_format=paper_format,
+        landscape=landscape,
+        print_background=print_background,
+        margin=tasks_pb2.PdfMargin(**margin) if margin else None,
+        page_ranges=page_ranges,
+        prefer_css_page_size=prefer_css_page_size,
+        scale=scale,
     )
     return sessions_pb2.SessionCommand(pdf=options)
 

@@ -9,6 +9,7 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult
 from pydantic import ValidationError
 
+from farm_mcp_tools.capture_tools import register_capture_tools
 from farm_mcp_tools.inspect_tools import register_inspect_tools
 from farm_mcp_tools.runner import Connections, ToolLimits, ToolRunner
 from farm_mcp_tools.tab_tools import register_tab_tools
@@ -104,6 +105,7 @@ def build_server(connections: Connections, limits: ToolLimits, version: str = ""
     )
     runner = ToolRunner(connections, limits)
     register_page_tools(server, runner)
+    register_capture_tools(server, runner)
     register_inspect_tools(server, runner)
     register_tab_tools(server, runner)
     return server

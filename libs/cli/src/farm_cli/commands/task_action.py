@@ -15,6 +15,7 @@ from farm_core.capture_options import (
     MIN_PDF_SCALE,
     clip_problem,
     margin_problem,
+    margin_sides,
     page_ranges_problem,
     scale_problem,
 )
@@ -60,24 +61,14 @@ def paper_format(text: str) -> str:
 
 
 def margin(text: str) -> tuple[str, str, str, str]:
-    """An argparse type: 1 to 4 comma-separated lengths, as CSS's margin shorthand orders them.
-
-    One is every side; two are top and bottom, then left and right; three are top, left
-    and right, bottom; four are top, right, bottom, left.
-    """
-    sides = [side.strip() for side in text.split(",")]
-    if not 1 <= len(sides) <= 4:
+    """An argparse type: 1 to 4 comma-separated lengths, as CSS's margin shorthand orders them."""
+    sides = margin_sides(text)
+    if sides is None:
         raise argparse.ArgumentTypeError(f"must be 1 to 4 comma-separated lengths, got {text!r}")
     for side in sides:
         if problem := margin_problem(side):
             raise argparse.ArgumentTypeError(problem)
-    top, right, bottom, left = {
-        1: lambda s: (s[0], s[0], s[0], s[0]),
-        2: lambda s: (s[0], s[1], s[0], s[1]),
-        3: lambda s: (s[0], s[1], s[2], s[1]),
-        4: lambda s: (s[0], s[1], s[2], s[3]),
-    }[len(sides)](sides)
-    return top, right, bottom, left
+    return sides
 
 
 def page_ranges(text: str) -> str:

@@ -1,4 +1,4 @@
-"""Sessions: the open ones, each with its live view (through a view token) and a close button."""
+"""Sessions: the open ones, each with its live view (a view token), CDP attach tokens and Close."""
 
 from urllib.parse import urlsplit
 
@@ -28,13 +28,32 @@ async def open_sessions(request: Request) -> Response:
 
 
 async def session_page(request: Request) -> Response:
-    """A session: its state, a link that opens its live view, and a close button."""
+    """A session: its state, its live view link, Close, and a button that makes a CDP token."""
     user = caller(request)
     session_id = request.path_params["session_id"]
     session = await user.farm.call(
         user.key, user.farm.sessions.GetSession, sessions_pb2.GetSessionRequest(id=session_id)
     )
     return render(request, "session.html", session=session)
+
+
+async def cdp_token(request: Request) -> Response:
+    """CreateCdpToken; the session's page showing the token's URLs to copy, and its expiry.
+
+    The answer is the page itself, not a redirect to one: the token would otherwise sit
+    in an address (the browser's history, the edge's log). Every answer is no-store.
+    """
+    user = caller(request)
+    session_id = request.path_params["session_id"]
+    token = await user.farm.call(
+        user.key,
+        user.farm.sessions.CreateCdpToken,
+        sessions_pb2.CreateCdpTokenRequest(id=session_id),
+    )
+    session = await user.farm.call(
+        user.key, user.farm.sessions.GetSession, sessions_pb2.GetSessionRequest(id=session_id)
+    )
+    return render(request, "session.html", session=session, cdp_token=token)
 
 
 async def live_view(request: Request) -> Response:
@@ -69,4 +88,5 @@ routes = [
     Route("/sessions/{session_id}", session_page, methods=["GET"]),
     Route("/sessions/{session_id}/live", live_view, methods=["GET"]),
     Route("/sessions/{session_id}/close", close_session, methods=["POST"]),
+    Route("/sessions/{session_id}/cdp-token", cdp_token, methods=["POST"]),
 ]

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from farm.tasks.v1 import tasks_pb2
+from farm_console import capture_form
 from farm_console.farm import FarmError, Json
 from farm_console.forms import (
     INT32_MAX,
@@ -41,6 +42,7 @@ FORM_FIELDS = {
     "timeoutMs": "timeoutMs",
     "screenshot.selector": "selector",
     "screenshot.fullPage": "fullPage",
+    **capture_form.FORM_FIELDS,
 }
 # The filter form's field a refusal of the list's filter is shown at.
 FILTER_FIELDS = {"status": "status", "label": "label"}
@@ -168,6 +170,7 @@ def spec_from_form(form: FormData) -> dict[str, Any]:
         options["fullPage"] = True
     if selector:
         options["selector"] = selector
+    options.update(capture_form.capture_options(form, action))
     spec: dict[str, Any] = {
         "url": str(form.get("url", "")).strip(),
         action: options,

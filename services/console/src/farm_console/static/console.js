@@ -5,7 +5,11 @@
    word, an operator would take a fleet from before an outage for the fleet now: so the
    page says, above its content, since when it has not been refreshed and why, until a
    refresh succeeds again. The reason is the text of the refusal the console answered
-   with (its role=alert element), read as text: nothing in it is taken as markup. */
+   with (its role=alert element), read as text: nothing in it is taken as markup.
+
+   A Copy button (data-copy naming an input, as a CDP token's URLs) copies that input's
+   value to the clipboard, and selects it, so that it can be copied by hand where the
+   browser allows no clipboard (a page not served over https or from localhost). */
 "use strict";
 (() => {
   let lastRefreshed = new Date();
@@ -31,6 +35,25 @@
       "what this page shows may be out of date. It keeps trying.";
     notice.hidden = false;
   }
+
+  document.addEventListener("click", (event) => {
+    const button = event.target instanceof Element && event.target.closest("button[data-copy]");
+    const field = button && document.getElementById(button.dataset.copy);
+    if (!field) {
+      return;
+    }
+    field.select();
+    const byHand = () => {
+      button.textContent = "Selected: copy it";
+    };
+    if (!navigator.clipboard) {
+      byHand();
+      return;
+    }
+    navigator.clipboard.writeText(field.value).then(() => {
+      button.textContent = "Copied";
+    }, byHand);
+  });
 
   document.addEventListener("htmx:responseError", refreshFailed);
   document.addEventListener("htmx:sendError", refreshFailed);
