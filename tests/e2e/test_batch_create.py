@@ -47,6 +47,29 @@ def test_a_batch_over_http_queues_the_valid_items_which_then_run(admin: Client, 
     assert all("Hello, farm" in task["result"]["text"] for task in finished)
 
 
+def test_an_item_without_an_action_is_named_as_the_item_not_as_a_spec_field(
+    admin: Client, site: Site
+) -> None:
+    """The item is the TaskSpec itself: `requests[1]`, not `requests[1].spec`."""
+    good = {"url": site.url("/page"), "content": {}, "region": NOWHERE}
+    both = {**good, "screenshot": {}}
+
+    response = admin.http.post(
+        "/v1/tasks:batchCreate", json={"requests": [good, {"url": site.url("/page")}, both]}
+    )
+
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert [(e["index"], e["field"]) for e in answer["errors"]] == [
+        (1, "requests[1]"),
+        (2, "requests[2]"),
+    ]
+    assert answer["errors"][0]["message"].startswith("requests[1]: exactly one action of ")
+    assert answer["errors"][1]["message"].endswith("got screenshot, content")
+    (task,) = answer["tasks"]
+    admin.http.post(f"/v1/tasks/{task['id']}:cancel")
+
+
 def test_a_batchs_screenshots_are_stored_under_their_grants_from_one_signature(
     admin: Client, site: Site
 ) -> None:
