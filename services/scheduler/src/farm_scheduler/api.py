@@ -18,6 +18,7 @@ from farm_core.paging import Cursor, read_page
 from farm_core.queue import TASK_STREAM
 from farm_core.scopes import Scope
 from farm_core.timestamps import from_timestamp, to_timestamp
+from farm_scheduler.batch_cancels import cancel_each, cancel_response, check_cancel_batch
 from farm_scheduler.batches import Accepted, check_batch_size, check_items, item_error
 from farm_scheduler.callbacks.secrets import WebhookSecrets
 from farm_scheduler.callbacks.sender import ALLOW_SETTING, refusal_of_literal
@@ -27,7 +28,7 @@ from farm_scheduler.lifecycle import is_final
 from farm_scheduler.publisher import TaskPublisher
 from farm_scheduler.records import TaskRecord, add_tasks
 from farm_scheduler.settings import SchedulerSettings
-from farm_scheduler.store import TaskStore
+from farm_scheduler.store import TaskChange, TaskStore
 from farm_scheduler.validation import check_label_key, runs_script, validate_spec
 from farm_scheduler.watch import TaskWatch
 
@@ -226,13 +227,33 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
         self, request: tasks_pb2.CancelTaskRequest, context: Any
     ) -> tasks_pb2.Task:
         tenant, task_id = current_identity().tenant, checked_task_id(request.id)
-        change = await self._store.cancel(tenant, task_id)
+        change = await self._cancel(tenant, task_id)
         if change is None:
             return (await self._store.get(tenant, task_id)).to_proto()
+        return change.after.to_proto()
+
+    async def CancelTasks(
+        self, request: tasks_pb2.CancelTasksRequest, context: Any
+    ) -> tasks_pb2.CancelTasksResponse:
+        check_cancel_batch(len(request.ids))
+        tenant = current_identity().tenant
+        outcomes = await cancel_each(
+            request.ids,
+            checked_task_id,
+            lambda task_id: self._cancel(tenant, task_id),
+            lambda task_id: self._store.get(tenant, task_id),
+        )
+        return cancel_response(outcomes)
+
+    async def _cancel(self, tenant: str, task_id: str) -> TaskChange | None:
+        """Cancels the tenant's task and tells the watchers and the agents; None if it had ended."""
+        change = await self._store.cancel(tenant, task_id)
+        if change is None:
+            return None
         await self._changes.report(change)
         await self._publisher.end_marks.mark(task_id, task_ends.CANCELLED)
         await self._publisher.queue_messages.ended(change.before)
-        return change.after.to_proto()
+        return change
 
     async def WatchTask(
         self, request: tasks_pb2.WatchTaskRequest, context: Any
