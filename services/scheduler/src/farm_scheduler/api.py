@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
-from farm_core import task_ends
+from farm_core import item_refusals, task_ends
 from farm_core.db import utcnow
 from farm_core.egress.address_policy import AddressPolicy
 from farm_core.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from farm_core.identity import current_identity
+from farm_core.item_refusals import REFUSED_ITEMS_HEADER, ItemProblem
 from farm_core.key_streams import KeyStreams, until_ended
 from farm_core.paging import Cursor, read_page
 from farm_core.queue import TASK_STREAM
@@ -89,6 +90,14 @@ def run_wait_seconds(
     return wait_seconds
 
 
+def edge_refusals(context: Any) -> dict[int, ItemProblem]:
+    """The batch items the edge's check refused alone (farm_core.item_refusals), by index."""
+    for key, value in context.invocation_metadata() or ():
+        if key == REFUSED_ITEMS_HEADER and isinstance(value, str):
+            return item_refusals.decode(value)
+    return {}
+
+
 class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
     """farm.tasks.v1.TaskService: the caller's tenant's tasks."""
 
@@ -125,6 +134,11 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
         check_batch_size(len(request.requests))
         identity = current_identity()
         checked, refused = check_items(request.requests, self._checked)
+        # Items whose unknown JSON fields the transcoder dropped, named by the edge.
+        for index, (field, problem) in edge_refusals(context).items():
+            if index < len(request.requests):
+                checked.pop(index, None)
+                refused[index] = InvalidArgument(field, problem)
         errors = {index: item_error(index, error) for index, error in refused.items()}
         outcomes = await commit(
             self._store, self._publisher, identity.tenant, list(checked.values()), identity.quotas
