@@ -9,7 +9,7 @@ import pytest
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import Client, KeyFactory, http_client, new_tenant, unique_label
-from tests.e2e.test_cli_cancel import audit_records
+from tests.e2e.operator_http import audit_records
 from tests.pages import Site
 
 pytestmark = pytest.mark.e2e
@@ -113,12 +113,12 @@ def test_over_grpc_a_batch_cancel_needs_tasks_write_and_is_audited_per_task(
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert [task.id for task in answer.tasks] == ids
     assert [(error.index, error.code) for error in answer.errors] == [(3, "NOT_FOUND")]
-    records = audit_records(admin, trace, "OK")
+    records = audit_records(admin, trace, "OK", tenant)
     assert {record["rpc"] for record in records} == {"/farm.tasks.v1.TaskService/CancelTasks"}
     assert sorted(record["target"] for record in records) == sorted(ids)
     assert {record["tenant"] for record in records} == {tenant}
     assert all(record["message"] == "cancelled (one of a batch of 4)" for record in records)
-    (missing,) = audit_records(admin, trace, "NOT_FOUND")
+    (missing,) = audit_records(admin, trace, "NOT_FOUND", tenant)
     assert missing["target"] == UNKNOWN_ID
 
 

@@ -13,7 +13,7 @@ from farm.auth.v1 import auth_pb2
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.cli_calls import farm_command, set_limits
 from tests.e2e.conftest import Client, KeyFactory, fresh, http_client, new_tenant, unique_label
-from tests.e2e.operator_http import set_rate
+from tests.e2e.operator_http import audit_records, set_rate
 from tests.helpers import eventually
 from tests.pages import Site
 
@@ -124,7 +124,7 @@ def test_a_batch_is_cancelled_by_label_in_one_call_then_found_ended_by_its_ids(
     )
     assert list(cancelled.values()).count("cancelled") > BATCH // 2
     # One CancelTasks call (not 60 CancelTasks), audited task by task as CancelTask is.
-    records = audit_records(admin, trace, "OK")
+    records = audit_records(admin, trace, "OK", tenant)
     assert {record["rpc"] for record in records} == {"/farm.tasks.v1.TaskService/CancelTasks"}
     assert {record["target"] for record in records} == submitted
     assert {record["message"] for record in records} <= {
@@ -147,17 +147,3 @@ def test_a_batch_is_cancelled_by_label_in_one_call_then_found_ended_by_its_ids(
         f"{UNKNOWN_ID}  not found",
         f"{others['id']}  not found",  # another tenant's
     ]
-
-
-def audit_records(admin: Client, trace: str, outcome: str) -> list[dict[str, Any]]:
-    """The audit records with `outcome` of the calls in trace `trace`, once there are some."""
-
-    def records() -> list[dict[str, Any]]:
-        params: dict[str, str | int] = {"pageSize": 1000, "outcome": outcome}
-        response = admin.http.get("/v1/auditRecords", params=params)
-        assert response.status_code == 200, response.text
-        return [r for r in response.json()["auditRecords"] if r["traceId"] == trace]
-
-    return eventually(
-        records, within=20, interval=0.2, message=f"no {outcome} record of trace {trace}"
-    )
