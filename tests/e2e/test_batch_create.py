@@ -47,6 +47,95 @@ def test_a_batch_over_http_queues_the_valid_items_which_then_run(admin: Client, 
     assert all("Hello, farm" in task["result"]["text"] for task in finished)
 
 
+def test_an_item_with_an_unknown_field_is_refused_alone_naming_it_and_the_others_are_queued(
+    admin: Client, site: Site
+) -> None:
+    """The transcoder drops an unknown field: the edge names the item, the scheduler refuses it."""
+    good = {"url": site.url("/page"), "content": {}, "region": NOWHERE}
+    misspelt = {**good, "content": {"formt": "CONTENT_FORMAT_TEXT"}}
+    batch = [good, {**good, "timeoutMS": 5000}, misspelt, good]
+
+    response = admin.http.post(
+        "/v1/tasks:batchCreate",
+        json={"requests": batch},
+        # A client's own list of refused items is dropped at the edge.
+        headers={"x-farm-refused-items": '[["url", "forged", [[0, 3]]]]'},
+    )
+
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["errors"] == [
+        {
+            "index": 1,
+            "field": "requests[1].timeoutMS",
+            "code": "INVALID_ARGUMENT",
+            "message": "requests[1].timeoutMS: unknown field, TaskSpec has no field "
+            "'timeoutMS'; did you mean 'timeoutMs'?",
+        },
+        {
+            "index": 2,
+            "field": "requests[2].content.formt",
+            "code": "INVALID_ARGUMENT",
+            "message": "requests[2].content.formt: unknown field, ContentOptions has no field "
+            "'formt'; did you mean 'format'?",
+        },
+    ]
+    assert [task["status"] for task in answer["tasks"]] == ["TASK_STATUS_QUEUED"] * 2
+    for task in answer["tasks"]:
+        admin.http.post(f"/v1/tasks/{task['id']}:cancel")
+
+
+def test_1000_items_with_one_unknown_field_are_each_refused_alone(
+    admin: Client, site: Site
+) -> None:
+    item = {"url": site.url("/page"), "content": {}, "region": NOWHERE, "priorty": "HIGH"}
+
+    response = admin.http.post("/v1/tasks:batchCreate", json={"requests": [item] * 1000})
+
+    assert response.status_code == 200, response.text
+    errors = response.json()["errors"]
+    assert [error["field"] for error in errors] == [f"requests[{i}].priorty" for i in range(1000)]
+    assert response.json()["tasks"] == []
+
+
+def test_items_with_too_many_unknown_fields_to_name_refuse_the_batch_naming_the_first(
+    admin: Client, site: Site
+) -> None:
+    item = {"url": site.url("/page"), "content": {}, "region": NOWHERE}
+    batch = [{**item, f"note{index}": "x"} for index in range(1000)]
+
+    response = admin.http.post("/v1/tasks:batchCreate", json={"requests": batch})
+
+    assert response.status_code == 400, response.text
+    assert response.json()["message"] == (
+        "requests[0].note0: unknown field, TaskSpec has no field 'note0' (and 999 more items "
+        "have unknown fields of their own, too many to answer item by item; nothing was queued)"
+    )
+
+
+def test_an_item_without_an_action_is_named_as_the_item_not_as_a_spec_field(
+    admin: Client, site: Site
+) -> None:
+    """The item is the TaskSpec itself: `requests[1]`, not `requests[1].spec`."""
+    good = {"url": site.url("/page"), "content": {}, "region": NOWHERE}
+    both = {**good, "screenshot": {}}
+
+    response = admin.http.post(
+        "/v1/tasks:batchCreate", json={"requests": [good, {"url": site.url("/page")}, both]}
+    )
+
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert [(e["index"], e["field"]) for e in answer["errors"]] == [
+        (1, "requests[1]"),
+        (2, "requests[2]"),
+    ]
+    assert answer["errors"][0]["message"].startswith("requests[1]: exactly one action of ")
+    assert answer["errors"][1]["message"].endswith("got screenshot, content")
+    (task,) = answer["tasks"]
+    admin.http.post(f"/v1/tasks/{task['id']}:cancel")
+
+
 def test_a_batchs_screenshots_are_stored_under_their_grants_from_one_signature(
     admin: Client, site: Site
 ) -> None:

@@ -7,7 +7,7 @@ UNAVAILABLE and makes the call again.
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import grpc
 import pytest
@@ -98,3 +98,36 @@ async def test_1200_specs_are_queued_once_each_in_order_though_a_call_is_made_ag
             assert sorted(listed) == sorted(made)
         finally:
             await asyncio.gather(*(direct.cancel(task_id) for task_id in made))
+
+
+@pytest.mark.parametrize("transport", ["grpc", "http"])
+async def test_cancel_tasks_cancels_more_than_one_calls_1000_with_an_item_per_id_in_order(
+    farm: LocalFarm,
+    admin: Client,
+    make_key: KeyFactory,
+    site: Site,
+    transport: Literal["grpc", "http"],
+) -> None:
+    writer = make_key("tasks.write", "tasks.read", tenant=new_tenant("sdk-cancel"))
+    others = admin.create({"url": site.url("/page"), "content": {}, "region": NOWHERE})
+    spec = {"url": site.url("/page"), "content": {}, "region": NOWHERE, "labels": unique_label()}
+    async with browserfarm.AsyncClient(
+        farm.envoy_url, writer.secret, transport=transport
+    ) as client:
+        made = [item.task for item in await client.create_tasks([spec] * 1001) if item.task]
+        await client.cancel(made[5])
+        # 1,001 of the tenant's, then another tenant's: two calls, the second of two ids.
+        items = await client.cancel_tasks([*made, others["id"]])
+
+    assert [item.index for item in items] == list(range(1002))
+    assert [item.task_id for item in items] == [*(task.id for task in made), others["id"]]
+    assert all(item.task is not None for item in items[:1001])
+    assert {item.task.status for item in items[:1001] if item.task} == {
+        browserfarm.TaskStatus.CANCELLED
+    }
+    assert [item.index for item in items if item.already_ended] == [5]
+    last = items[-1]
+    assert last.task is None and last.error is not None
+    assert (last.error.field, last.error.code) == ("ids[1]", "NOT_FOUND")
+    assert admin.get(others["id"])["status"] == "TASK_STATUS_QUEUED"
+    admin.http.post(f"/v1/tasks/{others['id']}:cancel")

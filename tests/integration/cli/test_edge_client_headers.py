@@ -32,7 +32,13 @@ from tests.unit.cli.fake_services import start_fake_farm
 
 pytestmark = pytest.mark.integration
 
-ENVOY_ONLY = ("x-farm-identity", "x-farm-agent", "x-farm-client-address", "x-farm-content-type")
+ENVOY_ONLY = (
+    "x-farm-identity",
+    "x-farm-agent",
+    "x-farm-client-address",
+    "x-farm-content-type",
+    "x-farm-refused-items",
+)
 
 
 @dataclass

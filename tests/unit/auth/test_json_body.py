@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from farm_auth.json_body import BodyFields
+from farm_auth.json_body import BodyFields, BodyRefusal, RefusedItems, too_many
 from farm_auth.route_table import RouteTable
 from tests.transcoder_values import (
     GARBLED_BY_THE_TRANSCODER,
@@ -21,12 +21,14 @@ ROUTES = RouteTable()
 
 def unknown(method: str, path: str, body: dict[str, Any]) -> str | None:
     refused = FIELDS.refusal(method, ROUTES.lookup(path), json.dumps(body).encode())
+    assert refused is None or isinstance(refused, BodyRefusal), refused
     assert refused is None or refused.outcome == "unknown_field", refused
     return None if refused is None else refused.message
 
 
 def bad_value(body: dict[str, Any], path: str = "/v1/tasks") -> str | None:
     refused = FIELDS.refusal("POST", ROUTES.lookup(path), json.dumps(body).encode())
+    assert refused is None or isinstance(refused, BodyRefusal), refused
     assert refused is None or refused.outcome == "bad_value", refused
     return None if refused is None else refused.message
 
@@ -38,7 +40,7 @@ def bad_value(body: dict[str, Any], path: str = "/v1/tasks") -> str | None:
         ("/v1/tasks", {**SPEC, "screenshot": {"fullPag": True}}, "screenshot.fullPag: "),
         ("/v1/tasks:run", {"spec": SPEC}, "spec: "),
         ("/v1/tasks", {**SPEC, "steps": [{"click": "a"}, {"klick": "b"}]}, "steps[1].klick: "),
-        ("/v1/tasks:batchCreate", {"requests": [SPEC, {**SPEC, "ulr": "x"}]}, "requests[1].ulr: "),
+        ("/v1/tasks:batchCreate", {"requests": [SPEC], "requestz": []}, "requestz: "),
         ("/v1/sessions/ses_1:run", {"goto": {"url": "x"}}, "goto: "),
         ("/v1/apiKeys/key_1?x=1", {"rateLimitPerSecond": 5, "burst": 9}, "burst: "),
         # A rule with no body: the transcoder reads the body as the request all the same.
@@ -112,7 +114,7 @@ def test_a_null_body_field_is_its_default_as_the_transcoder_takes_it(path: str) 
 
 def test_a_null_request_is_named_so() -> None:
     refused = FIELDS.refusal("POST", ROUTES.lookup("/v1/apiKeys"), b"null")
-    assert refused is not None
+    assert isinstance(refused, BodyRefusal)
     assert refused.message == "body: must be a JSON object (CreateApiKeyRequest), got null"
 
 
@@ -121,7 +123,7 @@ def test_a_null_request_is_named_so() -> None:
 )
 def test_a_body_that_is_no_json_object_is_named_so(body: bytes, kind: str) -> None:
     refused = FIELDS.refusal("POST", ROUTES.lookup("/v1/tasks"), body)
-    assert refused is not None
+    assert isinstance(refused, BodyRefusal)
     assert refused.message == f"body: must be a JSON object (TaskSpec), got {kind}"
 
 
@@ -175,7 +177,7 @@ def test_a_body_that_is_not_json_is_refused_as_the_body_on_every_route(
     method: str, path: str, body: bytes, message: str
 ) -> None:
     refused = FIELDS.refusal(method, ROUTES.lookup(path), body)
-    assert refused is not None and refused.outcome == "bad_json", refused
+    assert isinstance(refused, BodyRefusal) and refused.outcome == "bad_json", refused
     assert refused.message.startswith(f"body: not valid JSON: {message}"), refused.message
 
 
@@ -194,3 +196,44 @@ def test_json_the_transcoder_takes_is_not_refused_as_malformed(body: bytes) -> N
 
 def test_a_path_that_names_no_rpc_is_left_to_the_transcoder_whatever_its_body() -> None:
     assert FIELDS.refusal("POST", ROUTES.lookup("/v1/nothing"), b"{") is None
+
+
+def test_a_batchs_items_with_unknown_fields_are_named_by_index_and_the_body_passes() -> None:
+    items = [
+        SPEC,
+        {**SPEC, "ulr": "x"},
+        None,  # no item, as the transcoder takes it: the next is item 2
+        {**SPEC, "screenshot": {"fullPag": True}, "zzz": 1},
+    ]
+    body = json.dumps({"requests": items}).encode()
+
+    refused = FIELDS.refusal("POST", ROUTES.lookup("/v1/tasks:batchCreate"), body)
+
+    assert refused == RefusedItems(
+        {
+            1: ("ulr", "unknown field, TaskSpec has no field 'ulr'; did you mean 'url'?"),
+            2: (
+                "screenshot.fullPag",
+                "unknown field, ScreenshotOptions has no field 'fullPag'; did you mean 'fullPage'?",
+            ),
+        }
+    )
+
+
+def test_a_wrong_value_in_a_batch_item_still_refuses_the_batch_as_the_transcoder_would() -> None:
+    items = [{**SPEC, "ulr": "x"}, {**SPEC, "zzz": 1, "timeoutMs": "soon"}]
+    body = json.dumps({"requests": items}).encode()
+
+    refused = FIELDS.refusal("POST", ROUTES.lookup("/v1/tasks:batchCreate"), body)
+
+    assert isinstance(refused, BodyRefusal) and refused.outcome == "bad_value"
+    assert refused.message.startswith("requests[1].timeoutMs: ")
+
+
+def test_too_many_refused_items_name_the_first_and_count_the_others() -> None:
+    refused = RefusedItems({4: ("a", "unknown field"), 9: ("b", "unknown field")})
+
+    assert too_many(refused) == (
+        "requests[4].a: unknown field (and 1 more items have unknown fields of their own, "
+        "too many to answer item by item; nothing was queued)"
+    )

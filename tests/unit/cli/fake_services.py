@@ -155,6 +155,38 @@ class FakeTasks(tasks_pb2_grpc.TaskServiceServicer):
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "over its rate limit")
         return tasks_pb2.Task(id=request.id, status=tasks_pb2.TASK_STATUS_CANCELLED)
 
+    def CancelTasks(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """CancelTask's rules for each id, as one batch: "denied" or a first call with a
+        "limited..." id (RATE_LIMITED_CANCELS times) fails the call, "missing" is NOT_FOUND
+        and "broken..." UNAVAILABLE by index, "done" had ended before."""
+        self.calls.record("CancelTasks", request, context)
+        if "denied" in request.ids:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "the key lacks tasks.write")
+        limited = [task_id for task_id in request.ids if task_id.startswith("limited")]
+        if limited and self._cancel_batches_with(limited[0]) <= RATE_LIMITED_CANCELS:
+            context.set_trailing_metadata((("retry-after", "0"),))
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "over its rate limit")
+        answer = tasks_pb2.CancelTasksResponse()
+        for index, task_id in enumerate(request.ids):
+            field = f"ids[{index}]"
+            if task_id == "missing":
+                message = f"{field}: task 'missing' not found"
+                answer.errors.add(index=index, field=field, code="NOT_FOUND", message=message)
+            elif task_id.startswith("broken"):
+                message = f"{field}: task {task_id!r} kept changing; try again"
+                answer.errors.add(index=index, field=field, code="UNAVAILABLE", message=message)
+            elif task_id == "done":
+                answer.tasks.add(id=task_id, status=tasks_pb2.TASK_STATUS_SUCCEEDED)
+                answer.already_ended.append(task_id)
+            else:
+                answer.tasks.add(id=task_id, status=tasks_pb2.TASK_STATUS_CANCELLED)
+        return answer
+
+    def _cancel_batches_with(self, task_id: str) -> int:
+        return sum(
+            name == "CancelTasks" and task_id in request.ids for name, request, _ in self.calls.seen
+        )
+
     def GetWebhookSecret(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.calls.record("GetWebhookSecret", request, context)
         return tasks_pb2.WebhookSecret(secret="whsec_current")

@@ -44,13 +44,13 @@ sys.exit(main(sys.argv[1:]))
 
 
 class RateLimitedTasks(tasks_pb2_grpc.TaskServiceServicer):
-    """Rate-limits every RunTask, GetTask and CancelTask."""
+    """Rate-limits every RunTask, GetTask, CancelTask and CancelTasks."""
 
     def _rate_limited(self, request: Any, context: grpc.ServicerContext) -> Any:
         context.set_trailing_metadata((("retry-after", str(RETRY_AFTER_SECONDS)),))
         context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "over its rate limit")
 
-    RunTask = GetTask = CancelTask = _rate_limited
+    RunTask = GetTask = CancelTask = CancelTasks = _rate_limited
 
 
 @pytest.fixture(scope="module")

@@ -75,6 +75,8 @@ def test_headers_only_envoy_and_auth_set_are_dropped_from_client_requests() -> N
         "x-farm-agent",
         "x-farm-client-address",
         "x-farm-content-type",
+        # A client's own list of refused batch items reaches no scheduler.
+        "x-farm-refused-items",
     }
 
 

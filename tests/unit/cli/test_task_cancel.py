@@ -14,7 +14,19 @@ from tests.unit.cli.fake_services import RATE_LIMITED_CANCELS
 
 
 def cancelled_ids(calls: Calls) -> list[str]:
-    return [request.id for name, request, _ in calls.seen if name == "CancelTask"]
+    """The ids sent in CancelTasks calls (and CancelTask's), in order."""
+    ids: list[str] = []
+    for name, request, _ in calls.seen:
+        if name == "CancelTasks":
+            ids += request.ids
+        elif name == "CancelTask":
+            ids.append(request.id)
+    return ids
+
+
+def batch_calls(calls: Calls) -> list[list[str]]:
+    """The ids of each CancelTasks call, in order."""
+    return [list(request.ids) for name, request, _ in calls.seen if name == "CancelTasks"]
 
 
 def test_many_ids_get_a_line_each_in_order_and_a_summary(
@@ -25,7 +37,9 @@ def test_many_ids_get_a_line_each_in_order_and_a_summary(
     lines = capsys.readouterr().out.splitlines()
     assert lines[:3] == ["t1  cancelled", "done  already ended (SUCCEEDED)", "t2  cancelled"]
     assert lines[3].startswith("2 cancelled, 1 already ended, 0 not found, 0 failed, of 3 in ")
-    assert sorted(cancelled_ids(calls)) == ["t1", "t2"]  # an ended task is not cancelled
+    # One CancelTasks call, which names the task that had ended: nothing is read first.
+    assert [name for name, _, _ in calls.seen] == ["CancelTasks"]
+    assert batch_calls(calls) == [["t1", "done", "t2"]]
 
 
 def test_not_found_and_failed_tasks_exit_3_with_the_others_cancelled(
@@ -37,12 +51,15 @@ def test_not_found_and_failed_tasks_exit_3_with_the_others_cancelled(
         {
             "id": "broken-1",
             "outcome": "failed",
-            "error": {"code": "INTERNAL", "message": "the database went away"},
+            "error": {
+                "code": "UNAVAILABLE",
+                "message": "ids[2]: task 'broken-1' kept changing; try again",
+            },
         },
         {
             "id": "missing",
             "outcome": "not_found",
-            "error": {"code": "NOT_FOUND", "message": "task missing not found"},
+            "error": {"code": "NOT_FOUND", "message": "ids[0]: task 'missing' not found"},
         },
         {"id": "t1", "outcome": "cancelled", "status": "TASK_STATUS_CANCELLED"},
     ]
@@ -57,7 +74,7 @@ def test_a_rate_limited_cancel_is_waited_out_not_reported(
     assert cancelled_ids(calls).count(limited) == RATE_LIMITED_CANCELS + 1
 
 
-def test_by_label_every_queued_and_running_page_is_cancelled_without_a_get(
+def test_by_label_every_queued_and_running_page_is_cancelled_in_one_batch(
     calls: Calls, capsys: pytest.CaptureFixture[str]
 ) -> None:
     calls.seen.clear()
@@ -71,8 +88,8 @@ def test_by_label_every_queued_and_running_page_is_cancelled_without_a_get(
         (tasks_pb2.TASK_STATUS_RUNNING, "page2"),
     ]
     assert {tuple(r.label) for r in listings} == {("job=x", "team=web")}
-    assert sorted(cancelled_ids(calls)) == ["t1", "t2", "t3", "t9"]  # each once
-    assert [request.id for name, request, _ in calls.seen if name == "GetTask"] == ["t9"]
+    assert batch_calls(calls) == [["t9", "t1", "t2", "t3"]]  # each once, in one call
+    assert [request.id for name, request, _ in calls.seen if name == "GetTask"] == []
     assert capsys.readouterr().out.splitlines()[:4] == [
         "t9  cancelled",
         "t1  cancelled",
@@ -167,39 +184,17 @@ def test_one_id_alone_prints_the_task_as_before_even_if_it_had_ended(
     assert capsys.readouterr().err == "error: NOT_FOUND: task missing not found\n"
 
 
-def test_many_ids_found_queued_or_running_by_a_listing_are_cancelled_without_a_get(
+def test_2500_ids_are_cancelled_in_calls_of_1000_with_a_line_each_in_order(
     calls: Calls, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # 200 ids: two pages may be listed. The fake lists t1 and t2, then t3 on its second page.
-    others = [f"q{n}" for n in range(196)]
-    given = ["t1", "done", "t2", "t3", *others]
+    given = [f"q{n}" for n in range(2500)]
+    given[1500] = "done"
     calls.seen.clear()
     assert main(["task", "cancel", *given]) == 0
-    listings = [request for name, request, _ in calls.seen if name == "ListTasks"]
-    assert [(r.status, r.page_token, r.page_size, list(r.label)) for r in listings] == [
-        (tasks_pb2.TASK_STATUS_QUEUED, "", 1000, []),
-        (tasks_pb2.TASK_STATUS_QUEUED, "page2", 1000, []),
-    ]
-    gets = [request.id for name, request, _ in calls.seen if name == "GetTask"]
-    assert sorted(gets) == sorted(["done", *others])  # each once; not the listed ones
-    assert sorted(cancelled_ids(calls)) == sorted(["t1", "t2", "t3", *others])
+    assert sorted(len(ids) for ids in batch_calls(calls)) == [500, 1000, 1000]  # 4 at once
+    assert sorted(cancelled_ids(calls)) == sorted(given)
+    assert {name for name, _, _ in calls.seen} == {"CancelTasks"}  # no listing, no reads
     lines = capsys.readouterr().out.splitlines()
-    assert lines[:4] == [
-        "t1  cancelled",
-        "done  already ended (SUCCEEDED)",
-        "t2  cancelled",
-        "t3  cancelled",
-    ]
-    assert lines[4:-1] == [f"{task_id}  cancelled" for task_id in others]
-    assert lines[-1].startswith("199 cancelled, 1 already ended, 0 not found, 0 failed, of 200 in ")
-
-
-def test_fewer_ids_than_a_listed_page_is_worth_are_each_read_without_a_listing(
-    calls: Calls, capsys: pytest.CaptureFixture[str]
-) -> None:
-    given = [f"q{n}" for n in range(99)]
-    calls.seen.clear()
-    assert main(["task", "cancel", *given]) == 0
-    assert [name for name, _, _ in calls.seen if name == "ListTasks"] == []
-    gets = [request.id for name, request, _ in calls.seen if name == "GetTask"]
-    assert sorted(gets) == sorted(given)
+    assert lines[1500] == "done  already ended (SUCCEEDED)"
+    assert lines[:3] == ["q0  cancelled", "q1  cancelled", "q2  cancelled"]
+    assert lines[-1].startswith("2499 cancelled, 1 already ended, 0 not found, 0 failed, of 2500 ")

@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from farm.audit.v1 import audit_pb2
 from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
-from farm_core.audit import AuditInterceptor, audit_record, trace_id
+from farm_core.audit import AuditInterceptor, audit_record, cancel_items, trace_id
 from farm_core.audit_publisher import AuditPublisher
 from farm_core.errors import NotFound, ResourceExhausted
 from farm_core.free_ports import free_port
@@ -273,3 +273,18 @@ async def test_the_record_of_a_batch_names_each_refused_item_and_its_code() -> N
         "requests[1] PERMISSION_DENIED, requests[3] RESOURCE_EXHAUSTED, "
         "requests[4] RESOURCE_EXHAUSTED"
     )
+
+
+def test_a_batch_cancel_is_one_record_per_id_named_once_as_cancel_task_records_one() -> None:
+    request = tasks_pb2.CancelTasksRequest(ids=["t1", "t2", "nope", "t1"])
+    response = tasks_pb2.CancelTasksResponse(
+        tasks=[tasks_pb2.Task(id="t1"), tasks_pb2.Task(id="t2"), tasks_pb2.Task(id="t1")],
+        errors=[tasks_pb2.CancelTasksError(index=2, code="NOT_FOUND", message="ids[2]: gone")],
+        already_ended=["t2"],
+    )
+
+    assert cancel_items(request, response) == [
+        ("t1", "OK", "cancelled (one of a batch of 4)"),
+        ("t2", "OK", "had ended already (one of a batch of 4)"),
+        ("nope", "NOT_FOUND", "ids[2]: gone"),
+    ]

@@ -2,7 +2,7 @@
 
 from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import InvalidArgument
-from farm_scheduler.batches import check_items
+from farm_scheduler.batches import check_items, item_error
 from tests.helpers import task_spec
 from tests.unit.scheduler.conftest import validate
 
@@ -35,3 +35,27 @@ def test_a_repeated_invalid_spec_is_refused_at_every_index() -> None:
     assert list(refused) == [0, 2]
     for error in refused.values():
         assert isinstance(error, InvalidArgument) and error.field == "url"
+
+
+def test_an_item_with_no_action_or_two_is_named_as_the_item_the_user_sent() -> None:
+    """A batch's item is the TaskSpec itself: `requests[1]`, never `requests[1].spec`."""
+    specs = [task_spec(), task_spec(screenshot=None), task_spec(content={})]
+    _, refused = check_items(specs, validate)
+
+    errors = [item_error(index, error) for index, error in sorted(refused.items())]
+
+    assert [(error.index, error.field) for error in errors] == [
+        (1, "requests[1]"),
+        (2, "requests[2]"),
+    ]
+    assert errors[0].message.startswith("requests[1]: exactly one action of screenshot, pdf,")
+    assert errors[1].message.endswith("must be set, got screenshot, content")
+
+
+def test_an_items_bad_field_is_named_by_its_json_path_under_the_item() -> None:
+    _, refused = check_items([task_spec(), task_spec(timeoutMs=5)], validate)
+
+    error = item_error(1, refused[1])
+
+    assert error.field == "requests[1].timeoutMs"
+    assert error.message.startswith("requests[1].timeoutMs: must be 0 or between 1000 and")

@@ -109,6 +109,41 @@ _OK_NOTES: Mapping[str, Callable[[Any], str]] = {
 """The message of a call that succeeded, by method: most say nothing more than OK."""
 
 
+def cancel_items(request: Any, response: Any) -> list[tuple[str, str, str]]:
+    """A CancelTasks that answered, as CancelTask calls: (target, outcome, message) per id.
+
+    Each id the request names once, as its own CancelTask would have been recorded:
+    OK for a task cancelled now or ended before (the message says which), else the
+    code its error names, so the log is searched by task id as for single cancels.
+    """
+    errors = {error.index: error for error in response.errors}
+    ended = set(response.already_ended)
+    tasks = iter(response.tasks)
+    items: dict[str, tuple[str, str, str]] = {}
+    for index, task_id in enumerate(request.ids):
+        error = errors.get(index)
+        if error is not None:
+            item = (task_id[:_MAX_TEXT], error.code, error.message)
+        else:
+            task = next(tasks, None)
+            if task is None:
+                break
+            note = "had ended already" if task.id in ended else "cancelled"
+            item = (
+                task.id,
+                grpc.StatusCode.OK.name,
+                f"{note} (one of a batch of {len(request.ids)})",
+            )
+        items.setdefault(item[0], item)
+    return list(items.values())
+
+
+_PER_ITEM: Mapping[str, Callable[[Any, Any], list[tuple[str, str, str]]]] = {
+    "/farm.tasks.v1.TaskService/CancelTasks": cancel_items,
+}
+"""Calls that succeeded recorded as one record per object they acted on, by method."""
+
+
 class AuditInterceptor(CallInterceptor):
     """Records each call to a mutating RPC, and each refused call to any RPC.
 
@@ -167,6 +202,25 @@ class AuditInterceptor(CallInterceptor):
             )
         )
 
+    def record_items(
+        self, method: str, call: ServerCall, items: list[tuple[str, str, str]]
+    ) -> None:
+        """Hands one record per (target, outcome, message) of a batch `call` to the sink."""
+        headers = {key: value for key, value in call.metadata if isinstance(value, str)}
+        identity = self._identity(headers)
+        for target, outcome, message in items:
+            self._sink.submit(
+                audit_record(
+                    source=self._source,
+                    rpc=method,
+                    outcome=outcome,
+                    headers=headers,
+                    identity=identity,
+                    target=target,
+                    message=message,
+                )
+            )
+
     def _identity(self, headers: Mapping[str, str]) -> Identity | None:
         token = headers.get(IDENTITY_HEADER)
         if not token:
@@ -208,6 +262,11 @@ class _Audited(CallContext):
             code = call.context.code()
             if not isinstance(code, grpc.StatusCode):
                 code = grpc.StatusCode.OK
+            per_item = _PER_ITEM.get(self._method)
+            if per_item is not None and call.response is not None and call.request is not None:
+                items = per_item(call.request, call.response)
+                self._auditor.record_items(self._method, call, items)
+                return False
             note = _OK_NOTES.get(self._method)
             message = note(call.response) if note and call.response is not None else ""
             self._auditor.record(self._method, rule, call, call.response, code, message)

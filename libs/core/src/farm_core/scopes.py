@@ -88,6 +88,8 @@ RPC_RULES: Mapping[str, RpcRule] = {
     f"{_TASKS}CreateTasks": RpcRule(Scope.TASKS_WRITE, mutating=True),
     f"{_TASKS}RunTask": RpcRule(Scope.TASKS_WRITE, mutating=True, created="id"),
     f"{_TASKS}CancelTask": RpcRule(Scope.TASKS_WRITE, mutating=True, target="id"),
+    # Audited per id, as CancelTask is (audit.py).
+    f"{_TASKS}CancelTasks": RpcRule(Scope.TASKS_WRITE, mutating=True),
     f"{_TASKS}GetTask": RpcRule(Scope.TASKS_READ, target="id"),
     f"{_TASKS}ListTasks": RpcRule(Scope.TASKS_READ),
     f"{_TASKS}WatchTask": RpcRule(Scope.TASKS_READ, target="id"),

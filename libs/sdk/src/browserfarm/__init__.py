@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from browserfarm.aio import AsyncClient
     from browserfarm.batches import BatchItem, ItemError, TaskPage
+    from browserfarm.cancels import CancelItem
     from browserfarm.config import ClientOptions, ClientSettings
     from browserfarm.errors import (
         BatchIncomplete,
@@ -47,6 +48,7 @@ __all__ = [
     "AsyncSession",
     "BatchIncomplete",
     "BatchItem",
+    "CancelItem",
     "Client",
     "ClientOptions",
     "ClientSettings",
@@ -82,6 +84,7 @@ _DEFINED_IN = {
     "AsyncSession": "browserfarm.sessions",
     "BatchIncomplete": "browserfarm.errors",
     "BatchItem": "browserfarm.batches",
+    "CancelItem": "browserfarm.cancels",
     "Client": "browserfarm.sync",
     "ClientOptions": "browserfarm.config",
     "ClientSettings": "browserfarm.config",

@@ -22,6 +22,7 @@ from browserfarm.batches import (
     task_page,
 )
 from browserfarm.calls import Calls, Metadata, seconds_or_default
+from browserfarm.cancels import CancelItem, cancel_items, cancel_requests, task_ids
 from browserfarm.config import ClientOptions, ClientSettings, client_options, with_files_there
 from browserfarm.contexts import AsyncWithOnly
 from browserfarm.errors import BatchIncomplete, FarmError, InvalidArgument, TaskFailed, Timeout
@@ -256,6 +257,23 @@ class AsyncClient(AsyncWithOnly):
         """Cancels a task that has not ended; returns it as it stands."""
         request = tasks_pb2.CancelTaskRequest(id=task if isinstance(task, str) else task.id)
         return Task.from_proto(await self._calls.call(self._calls.tasks.CancelTask, request))
+
+    async def cancel_tasks(
+        self, tasks: Iterable[Task | str], *, timeout: float | None = None
+    ) -> list[CancelItem]:
+        """Cancels any number of tasks (Tasks or ids); one CancelItem per id, in their order.
+
+        The ids go in CancelTasks calls of at most 1,000, one after another; an id of
+        no task of the caller's tenant gets its error (NOT_FOUND), the others their
+        task as it stands. A failed call (after its retries) is raised; the calls
+        before it took effect, and cancelling the same tasks again is harmless.
+        `timeout` is each call's.
+        """
+        items: list[CancelItem] = []
+        for request in cancel_requests(task_ids(tasks)):
+            reply = await self._calls.call(self._calls.tasks.CancelTasks, request, timeout=timeout)
+            items.extend(cancel_items(request, reply, len(items)))
+        return items
 
     async def download(self, artifact: Artifact | str, *, timeout: float | None = None) -> bytes:
         """The bytes of an artifact: one of a task's `result.artifacts`, or its id.

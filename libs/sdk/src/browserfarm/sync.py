@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
 
 from browserfarm.aio import AsyncClient
 from browserfarm.batches import BatchItem, TaskPage
+from browserfarm.cancels import CancelItem
 from browserfarm.config import ClientOptions, ClientSettings
 from browserfarm.contexts import WithOnly
 from browserfarm.loop_thread import LoopThread
@@ -277,6 +278,15 @@ class Client(WithOnly):
     def cancel(self, task: Task | str) -> Task:
         """Cancels a task that has not ended."""
         return self._loop.run(self._client.cancel(task))
+
+    def cancel_tasks(
+        self, tasks: Iterable[Task | str], *, timeout: float | None = None
+    ) -> list[CancelItem]:
+        """Cancels any number of tasks, in calls of at most 1,000; one CancelItem per id.
+
+        As AsyncClient.cancel_tasks.
+        """
+        return self._loop.run(self._client.cancel_tasks(tasks, timeout=timeout))
 
     def download(self, artifact: Artifact | str, *, timeout: float | None = None) -> bytes:
         """The bytes of an artifact: one of a task's `result.artifacts`, or its id."""

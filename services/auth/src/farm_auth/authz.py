@@ -13,13 +13,14 @@ import grpc
 from prometheus_client import Counter
 
 from farm_auth.console_clients import ConsoleClients
-from farm_auth.json_body import BodyFields
+from farm_auth.json_body import BodyFields, RefusedItems, too_many
 from farm_auth.keys import MISSING_KEY, NOT_BEARER, KeyRefused
 from farm_auth.query_params import query_refusal
 from farm_auth.route_table import MethodRefusal, RouteTable, method_refusal
 from farm_auth.session_check import SessionAdmission, SessionTarget, session_target
 from farm_auth.shared_limits import SharedLimits
 from farm_auth.verifier import KeyVerifier
+from farm_core import item_refusals
 from farm_core.errors import HTTP_STATUS_OF_CODE, FarmError
 from farm_core.failed_attempts import retry_after_header
 from farm_core.identity import Identity, IdentitySigner
@@ -134,6 +135,8 @@ class Verdict:
     identity: Identity | None = field(default=None, compare=False)
     # The session's browser the request is for (its path read once), if any.
     session: SessionTarget | None = field(default=None, compare=False)
+    # Let through, a batch's items with unknown fields (farm_core.item_refusals), if any.
+    refused_items: str = ""
 
     @property
     def allowed(self) -> bool:
@@ -289,13 +292,25 @@ class Authorizer:
             _count("bad_value")
             return refusal(grpc.StatusCode.INVALID_ARGUMENT, bad_query)
         # Only /v1/ calls carry their body here (envoy.yaml.j2); gRPC calls never do.
+        refused_items = ""
         if request.body:
             refused = self._body_fields.refusal(request.method, routes, request.body)
-            if refused is not None:
+            if isinstance(refused, RefusedItems):
+                header = item_refusals.encode(refused.items)
+                if header is None:
+                    _count("unknown_field")
+                    return refusal(grpc.StatusCode.INVALID_ARGUMENT, too_many(refused))
+                refused_items = header
+            elif refused is not None:
                 _count(refused.outcome)
                 return refusal(grpc.StatusCode.INVALID_ARGUMENT, refused.message)
         _count("allowed")
-        return Verdict(code=OK, identity_token=self._codec.encode(verified), identity=verified)
+        return Verdict(
+            code=OK,
+            identity_token=self._codec.encode(verified),
+            identity=verified,
+            refused_items=refused_items,
+        )
 
     async def _verified(self, request: EdgeRequest, *, grpc_caller: bool) -> Identity | Verdict:
         """The identity of the request's API key, or the refusal to answer with."""

@@ -21,6 +21,7 @@ from farm_auth.authz import AUTHORIZATION_HEADER, Authorizer, EdgeRequest, Verdi
 from farm_core.app_listener import AppListener
 from farm_core.console_headers import CONSOLE_CLIENT_HEADER, CONSOLE_CREDENTIAL_HEADER
 from farm_core.identity import IDENTITY_HEADER
+from farm_core.item_refusals import REFUSED_ITEMS_HEADER
 from farm_core.trace_context import serving
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ def http_answer(verdict: Verdict) -> web.Response:
         headers[AGENT_HEADER] = verdict.agent
     if verdict.set_cookie:
         headers["set-cookie"] = verdict.set_cookie
+    if verdict.refused_items:
+        headers[REFUSED_ITEMS_HEADER] = verdict.refused_items
     return web.Response(status=200, headers=headers)
 
 

@@ -16,6 +16,7 @@ import difflib
 import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, NoReturn
 
@@ -23,6 +24,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from farm_auth.json_values import elements, message_problem, scalar_problem
 from farm_auth.route_table import PathRoutes
+from farm_core.item_refusals import ItemProblem
 
 _JSON_KINDS = {
     list: "an array",
@@ -46,13 +48,29 @@ class BodyRefusal:
     message: str
 
 
+@dataclass(frozen=True)
+class RefusedItems:
+    """A batch's body that passes, but for items with unknown fields, by index.
+
+    Each item's first unknown field: its path within the item and the problem.
+    """
+
+    items: Mapping[int, ItemProblem]
+
+
+# The batch RPCs whose items are refused one by one (the request message's field of them).
+_ITEMS_FIELD = {"farm.tasks.v1.CreateTasksRequest": "requests"}
+
+
 class BodyFields:
     """Finds a body's first field its RPC's message lacks, or value the transcoder refuses."""
 
     def __init__(self) -> None:
         self._fields: dict[str, dict[str, FieldDescriptor]] = {}
 
-    def refusal(self, method: str, routes: PathRoutes, body: bytes) -> BodyRefusal | None:
+    def refusal(
+        self, method: str, routes: PathRoutes, body: bytes
+    ) -> BodyRefusal | RefusedItems | None:
         """The refusal naming what is wrong with the body, or None.
 
         A body that is not JSON is refused on any RPC's path (the transcoder reads the
@@ -80,6 +98,9 @@ class BodyFields:
             message = f"body: must be a JSON object ({route.message.name}), got {kind}"
             return BodyRefusal("bad_value", message)
         try:
+            items_field = _ITEMS_FIELD.get(route.message.full_name)
+            if items_field is not None:
+                return self._check_batch(value, route.message, items_field)
             return self._check(value, route.message, "")
         except Exception:
             # The transcoder judges every body anyway: a fault here must not refuse a
@@ -98,7 +119,39 @@ class BodyFields:
             self._fields[message.full_name] = known
         return known
 
-    def _check(self, value: object, message: Descriptor, at: str) -> BodyRefusal | None:
+    def _check_batch(
+        self, value: dict[str, object], message: Descriptor, items_field: str
+    ) -> BodyRefusal | RefusedItems | None:
+        """A batch: its own fields as any body's, each item's unknown fields as its own refusal.
+
+        A wrong value anywhere still refuses the body: the transcoder would refuse it.
+        An item is numbered as the scheduler numbers it (nulls skipped, as the
+        transcoder skips them).
+        """
+        field = self._known(message)[items_field]
+        whole = {name: item for name, item in value.items() if name != items_field}
+        found = self._check(whole, message, "")
+        if found is not None:
+            return found
+        refused: dict[int, ItemProblem] = {}
+        for index, (at, item) in enumerate(elements(value.get(items_field), items_field)):
+            unknown: list[BodyRefusal] = []
+            found = self._check_value(item, field, at, unknown)
+            if found is not None:
+                return found
+            if unknown:
+                where, _, problem = unknown[0].message.partition(": ")
+                refused[index] = (where.removeprefix(f"{at}."), problem)
+        return RefusedItems(refused) if refused else None
+
+    def _check(
+        self,
+        value: object,
+        message: Descriptor,
+        at: str,
+        unknown: list[BodyRefusal] | None = None,
+    ) -> BodyRefusal | None:
+        """The first problem of `value`; with `unknown`, unknown fields go there, not returned."""
         if not isinstance(value, dict) or message.full_name.startswith(_WELL_KNOWN_PREFIX):
             return None
         known = self._known(message)
@@ -106,15 +159,25 @@ class BodyFields:
             field = known.get(name)
             where = f"{at}.{name}" if at else name
             if field is None:
-                return BodyRefusal("unknown_field", _unknown(where, name, message))
+                refusal = BodyRefusal("unknown_field", _unknown(where, name, message))
+                if unknown is None:
+                    return refusal
+                unknown.append(refusal)
+                continue
             if item is None:  # null: the field's default, whatever its kind
                 continue
-            found = self._check_field(item, field, where)
+            found = self._check_field(item, field, where, unknown)
             if found is not None:
                 return found
         return None
 
-    def _check_field(self, item: object, field: FieldDescriptor, where: str) -> BodyRefusal | None:
+    def _check_field(
+        self,
+        item: object,
+        field: FieldDescriptor,
+        where: str,
+        unknown: list[BodyRefusal] | None = None,
+    ) -> BodyRefusal | None:
         entry = field.message_type
         if entry is not None and entry.GetOptions().map_entry:
             problem = message_problem(item, entry)
@@ -131,12 +194,18 @@ class BodyFields:
         else:
             items, value_field = [(where, item)], field
         for at, value in items:
-            found = self._check_value(value, value_field, at)
+            found = self._check_value(value, value_field, at, unknown)
             if found is not None:
                 return found
         return None
 
-    def _check_value(self, value: object, field: FieldDescriptor, at: str) -> BodyRefusal | None:
+    def _check_value(
+        self,
+        value: object,
+        field: FieldDescriptor,
+        at: str,
+        unknown: list[BodyRefusal] | None = None,
+    ) -> BodyRefusal | None:
         """One value of `field` (a list's item, a map's value): its kind, then its fields."""
         if field.message_type is None:
             problem = scalar_problem(value, field)
@@ -144,7 +213,18 @@ class BodyFields:
         problem = message_problem(value, field.message_type)
         if problem is not None:
             return BodyRefusal("bad_value", f"{at}: {problem}")
-        return self._check(value, field.message_type, at)
+        return self._check(value, field.message_type, at, unknown)
+
+
+def too_many(refused: RefusedItems) -> str:
+    """The whole batch's refusal when its items' unknown fields are too many to name one by one."""
+    first = min(refused.items)
+    where, problem = refused.items[first]
+    others = len(refused.items) - 1
+    return (
+        f"requests[{first}].{where}: {problem} (and {others} more items have unknown fields "
+        "of their own, too many to answer item by item; nothing was queued)"
+    )
 
 
 class NotJson(ValueError):

@@ -8,16 +8,18 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from farm.tasks.v1 import tasks_pb2, tasks_pb2_grpc
-from farm_core import task_ends
+from farm_core import item_refusals, task_ends
 from farm_core.db import utcnow
 from farm_core.egress.address_policy import AddressPolicy
 from farm_core.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from farm_core.identity import current_identity
+from farm_core.item_refusals import REFUSED_ITEMS_HEADER, ItemProblem
 from farm_core.key_streams import KeyStreams, until_ended
 from farm_core.paging import Cursor, read_page
 from farm_core.queue import TASK_STREAM
 from farm_core.scopes import Scope
 from farm_core.timestamps import from_timestamp, to_timestamp
+from farm_scheduler.batch_cancels import cancel_each, cancel_response, check_cancel_batch
 from farm_scheduler.batches import Accepted, check_batch_size, check_items, item_error
 from farm_scheduler.callbacks.secrets import WebhookSecrets
 from farm_scheduler.callbacks.sender import ALLOW_SETTING, refusal_of_literal
@@ -27,7 +29,7 @@ from farm_scheduler.lifecycle import is_final
 from farm_scheduler.publisher import TaskPublisher
 from farm_scheduler.records import TaskRecord, add_tasks
 from farm_scheduler.settings import SchedulerSettings
-from farm_scheduler.store import TaskStore
+from farm_scheduler.store import TaskChange, TaskStore
 from farm_scheduler.validation import check_label_key, runs_script, validate_spec
 from farm_scheduler.watch import TaskWatch
 
@@ -88,6 +90,14 @@ def run_wait_seconds(
     return wait_seconds
 
 
+def edge_refusals(context: Any) -> dict[int, ItemProblem]:
+    """The batch items the edge's check refused alone (farm_core.item_refusals), by index."""
+    for key, value in context.invocation_metadata() or ():
+        if key == REFUSED_ITEMS_HEADER and isinstance(value, str):
+            return item_refusals.decode(value)
+    return {}
+
+
 class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
     """farm.tasks.v1.TaskService: the caller's tenant's tasks."""
 
@@ -124,6 +134,11 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
         check_batch_size(len(request.requests))
         identity = current_identity()
         checked, refused = check_items(request.requests, self._checked)
+        # Items whose unknown JSON fields the transcoder dropped, named by the edge.
+        for index, (field, problem) in edge_refusals(context).items():
+            if index < len(request.requests):
+                checked.pop(index, None)
+                refused[index] = InvalidArgument(field, problem)
         errors = {index: item_error(index, error) for index, error in refused.items()}
         outcomes = await commit(
             self._store, self._publisher, identity.tenant, list(checked.values()), identity.quotas
@@ -226,13 +241,33 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
         self, request: tasks_pb2.CancelTaskRequest, context: Any
     ) -> tasks_pb2.Task:
         tenant, task_id = current_identity().tenant, checked_task_id(request.id)
-        change = await self._store.cancel(tenant, task_id)
+        change = await self._cancel(tenant, task_id)
         if change is None:
             return (await self._store.get(tenant, task_id)).to_proto()
+        return change.after.to_proto()
+
+    async def CancelTasks(
+        self, request: tasks_pb2.CancelTasksRequest, context: Any
+    ) -> tasks_pb2.CancelTasksResponse:
+        check_cancel_batch(len(request.ids))
+        tenant = current_identity().tenant
+        outcomes = await cancel_each(
+            request.ids,
+            checked_task_id,
+            lambda task_id: self._cancel(tenant, task_id),
+            lambda task_id: self._store.get(tenant, task_id),
+        )
+        return cancel_response(outcomes)
+
+    async def _cancel(self, tenant: str, task_id: str) -> TaskChange | None:
+        """Cancels the tenant's task and tells the watchers and the agents; None if it had ended."""
+        change = await self._store.cancel(tenant, task_id)
+        if change is None:
+            return None
         await self._changes.report(change)
         await self._publisher.end_marks.mark(task_id, task_ends.CANCELLED)
         await self._publisher.queue_messages.ended(change.before)
-        return change.after.to_proto()
+        return change
 
     async def WatchTask(
         self, request: tasks_pb2.WatchTaskRequest, context: Any

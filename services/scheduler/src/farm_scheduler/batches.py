@@ -109,11 +109,23 @@ def _repeat(earlier: TaskRecord, spec: tasks_pb2.TaskSpec) -> Outcome:
         return refused
 
 
+WHOLE_SPEC = "spec"
+"""The field a check names when the whole TaskSpec is to blame (CreateTaskRequest.spec)."""
+
+
 def item_error(index: int, error: FarmError) -> tasks_pb2.CreateTasksError:
-    """The response's error for item `index`, refused with `error`."""
+    """The response's error for item `index`, refused with `error`, named as the JSON sent.
+
+    A batch's item is the TaskSpec itself (`requests[3]`), so a refusal of the whole
+    spec names the item, not `requests[3].spec`, a field no item has.
+    """
     item = f"requests[{index}]"
-    field = f"{item}.{error.field}" if isinstance(error, InvalidArgument) else item
-    message = f"{item}.{error.message}" if isinstance(error, InvalidArgument) else error.message
+    if isinstance(error, InvalidArgument) and error.field != WHOLE_SPEC:
+        field, message = f"{item}.{error.field}", f"{item}.{error.message}"
+    elif isinstance(error, InvalidArgument):
+        field, message = item, f"{item}: {error.problem}"
+    else:
+        field, message = item, error.message
     if not message.startswith(item):
         message = f"{item}: {message}"
     return tasks_pb2.CreateTasksError(

@@ -1,13 +1,11 @@
 """`farm task cancel`: one task by id, or many — by ids, from a file or stdin, by labels.
 
 One id alone prints the Task CancelTask answers, as JSON (as it always has). Any other
-selection cancels each task with CancelTask, several at a time, waiting out the
-key's rate limit; each task's outcome is a line (with --json a JSON line as it ends),
-then the counts. CancelTask answers a task that had already ended with that task as
-it is, so an already CANCELLED task looks like one cancelled now: a task picked by
-id is first read (GetTask), and one that has ended is reported, not cancelled,
-unless a listing of queued and running tasks names it (a page of 1,000 read for
-every 100 ids given saves most of those reads when the ids are of unended tasks).
+selection cancels the tasks with CancelTasks, up to 1,000 ids a call, several calls
+at a time, waiting out the key's rate limit; each task's outcome is a line (with
+--json a JSON line as its call ends), then the counts. CancelTasks names the tasks
+that had ended before the call, so an already CANCELLED task is reported as already
+ended, not as cancelled now.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ from farm_cli.commands.task_ids import task_ids_from
 from farm_cli.commands.task_list import every_task, list_request
 from farm_cli.commands.task_spec import add_label_argument
 from farm_cli.commands.task_text import label_filter
-from farm_cli.commands.task_watch import FINAL
 from farm_cli.console import UsageError
 from farm_cli.exit_codes import ExitCode
 
@@ -36,24 +33,15 @@ if TYPE_CHECKING:
 
     from farm_cli.retries import RateGate
 
-DEFAULT_CONCURRENCY = 16
-IDS_PER_LISTED_PAGE = 100
-"""A page of queued or running tasks is read for every this many ids given, to skip
-their GetTask: at worst one call more per 100 ids, at best 1,000 fewer."""
+DEFAULT_CONCURRENCY = 4
+MAX_CANCEL_IDS = 1000
+"""The most ids one CancelTasks call takes (the scheduler's batch_cancels.MAX_CANCEL_IDS)."""
 # Listed in this order, a task that starts running between the two listings is in
 # the first; the other order would miss it.
 UNENDED = (tasks_pb2.TASK_STATUS_QUEUED, tasks_pb2.TASK_STATUS_RUNNING)
 
 CANCELLED, ALREADY_ENDED, NOT_FOUND, FAILED = "cancelled", "already_ended", "not_found", "failed"
 OUTCOMES = (CANCELLED, ALREADY_ENDED, NOT_FOUND, FAILED)
-
-
-@dataclass(frozen=True)
-class Selected:
-    """A task to cancel; `unended` when a listing of queued and running tasks named it."""
-
-    id: str
-    unended: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,16 +105,17 @@ def add_cancel_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]
         type=whole_number_in(1, MAX_CONCURRENCY),
         default=DEFAULT_CONCURRENCY,
         metavar="N",
-        help=f"at most N calls at once (1 to {MAX_CONCURRENCY}; default {DEFAULT_CONCURRENCY})",
+        help=f"at most N CancelTasks calls (of up to {MAX_CANCEL_IDS} ids) at once "
+        f"(1 to {MAX_CONCURRENCY}; default {DEFAULT_CONCURRENCY})",
     )
     cancel.add_argument(
-        "--json", action="store_true", help="one JSON line per task as it ends, nothing else"
+        "--json", action="store_true", help="one JSON line per task as its call ends, nothing else"
     )
     cancel.set_defaults(run=cancel_tasks)
 
 
 def cancel_tasks(args: argparse.Namespace) -> int:
-    """CancelTask for the one id given, or for every task selected; exit 3 if any failed."""
+    """CancelTask of one id, or CancelTasks of every task selected; exit 3 if any failed."""
     if len(args.ids) == 1 and not args.from_file and not args.labels:
         request = tasks_pb2.CancelTaskRequest(id=args.ids[0])
         return call_and_print(lambda farm: farm.tasks.CancelTask, request)
@@ -141,25 +130,24 @@ def cancel_tasks(args: argparse.Namespace) -> int:
     # The gate stops on the way out, so Ctrl-C ends the threads' waits too.
     with RateGate() as gate, connect() as farm:
         listed = _listed(farm, args.labels, gate) if args.labels else []
-        listed += _unended_among(farm, set(given) - set(listed), gate)
         selected = selection(given, listed)
         outcomes = _cancel_with_progress(farm, selected, gate, args)
     if not args.json:
-        order = {task.id: index for index, task in enumerate(selected)}
+        order = {task_id: index for index, task_id in enumerate(selected)}
         for outcome in sorted(outcomes, key=lambda o: order[o.task_id]):
             print(outcome.line())
         print(summary(outcomes, time.monotonic() - started), flush=True)
     return ExitCode.OK if all(o.ok for o in outcomes) else ExitCode.TASKS_FAILED
 
 
-def selection(given: Sequence[str], listed: Sequence[str]) -> list[Selected]:
-    """The tasks to cancel, each once, in the order named: ids given, then ids listed."""
-    chosen: dict[str, Selected] = {}
-    for task_id in given:
-        chosen.setdefault(task_id, Selected(task_id))
-    for task_id in listed:
-        chosen[task_id] = Selected(task_id, unended=True)
-    return list(chosen.values())
+def selection(given: Sequence[str], listed: Sequence[str]) -> list[str]:
+    """The ids of the tasks to cancel, each once, in the order named: given, then listed."""
+    return list(dict.fromkeys([*given, *listed]))
+
+
+def batches(task_ids: Sequence[str], size: int = MAX_CANCEL_IDS) -> list[list[str]]:
+    """`task_ids` in CancelTasks calls of at most `size` ids, in order."""
+    return [list(task_ids[start : start + size]) for start in range(0, len(task_ids), size)]
 
 
 def _listed(farm: FarmConnection, labels: Sequence[tuple[str, str]], gate: RateGate) -> list[str]:
@@ -171,82 +159,69 @@ def _listed(farm: FarmConnection, labels: Sequence[tuple[str, str]], gate: RateG
     ]
 
 
-def _unended_among(farm: FarmConnection, given: set[str], gate: RateGate) -> list[str]:
-    """Those of the `given` ids a bounded listing of the queued and running tasks names.
-
-    At most one page per IDS_PER_LISTED_PAGE ids given (none for fewer), newest
-    first: the ids it does not reach are read one by one (GetTask), as before.
-    """
-    pages_left = len(given) // IDS_PER_LISTED_PAGE
-    found: set[str] = set()
-    for status in UNENDED:
-        token = ""
-        while pages_left > 0 and found != given:
-            page = _page(
-                farm, list_request(status, (), page_size=MAX_PAGE_SIZE, page_token=token), gate
-            )
-            found |= given.intersection(task.id for task in page.tasks)
-            pages_left -= 1
-            token = page.next_page_token
-            if not token:
-                break
-    return sorted(found)
-
-
-def _page(
-    farm: FarmConnection, request: tasks_pb2.ListTasksRequest, gate: RateGate
-) -> tasks_pb2.ListTasksResponse:
-    from farm_cli.retries import call_retrying
-
-    page: tasks_pb2.ListTasksResponse = call_retrying(
-        lambda: farm.call(farm.tasks.ListTasks, request), gate
-    )
-    return page
-
-
 def _cancel_with_progress(
-    farm: FarmConnection, selected: list[Selected], gate: RateGate, args: argparse.Namespace
+    farm: FarmConnection, selected: list[str], gate: RateGate, args: argparse.Namespace
 ) -> list[Outcome]:
     outcomes: list[Outcome] = []
     with progress_bar("cancelling", "failed", quiet=args.json) as progress:
         bar = progress.add_task("cancel", total=len(selected), failed=0)
         # A refused key stops them all (raised).
-        for outcome in as_they_end(
-            lambda task: cancel_one(farm, task, gate), selected, args.concurrency, "farm-cancel"
+        for answered in as_they_end(
+            lambda ids: cancel_batch(farm, ids, gate),
+            batches(selected),
+            args.concurrency,
+            "farm-cancel",
         ):
-            outcomes.append(outcome)
+            outcomes += answered
             if args.json:
-                print(outcome.to_json(), flush=True)
-            progress.update(bar, advance=1, failed=sum(not o.ok for o in outcomes))
+                for outcome in answered:
+                    print(outcome.to_json(), flush=True)
+            progress.update(bar, advance=len(answered), failed=sum(not o.ok for o in outcomes))
     return outcomes
 
 
-def cancel_one(farm: FarmConnection, task: Selected, gate: RateGate) -> Outcome:
-    """Cancels `task` unless it has ended; its outcome. Raises a refused key's error."""
+def cancel_batch(farm: FarmConnection, task_ids: list[str], gate: RateGate) -> list[Outcome]:
+    """Cancels up to 1,000 tasks with one CancelTasks call; each one's outcome, in order.
+
+    A call the farm refuses as a whole (UNAVAILABLE after its retries) fails each of
+    its ids; a refused key's error is raised.
+    """
     import grpc
 
     from farm_cli.retries import call_retrying
 
+    request = tasks_pb2.CancelTasksRequest(ids=task_ids)
     try:
-        if not task.unended:
-            found = call_retrying(
-                lambda: farm.call(farm.tasks.GetTask, tasks_pb2.GetTaskRequest(id=task.id)), gate
-            )
-            if found.status in FINAL:
-                return Outcome(task.id, ALREADY_ENDED, status=_name(found.status))
-        answer = call_retrying(
-            lambda: farm.call(farm.tasks.CancelTask, tasks_pb2.CancelTaskRequest(id=task.id)),
-            gate,
-        )
+        answer = call_retrying(lambda: farm.call(farm.tasks.CancelTasks, request), gate)
     except grpc.RpcError as error:
-        return _refused(task.id, error)
-    if answer.status == tasks_pb2.TASK_STATUS_CANCELLED:
-        return Outcome(task.id, CANCELLED, status=_name(answer.status))
-    if answer.status in FINAL:
-        # It ended on its own between the listing (or GetTask) and CancelTask.
-        return Outcome(task.id, ALREADY_ENDED, status=_name(answer.status))
-    message = f"CancelTask answered the task {_name(answer.status)}"
-    return Outcome(task.id, FAILED, error_code="UNKNOWN", error_message=message)
+        return [_refused(task_id, error) for task_id in task_ids]
+    return outcomes_of(task_ids, answer)
+
+
+def outcomes_of(task_ids: Sequence[str], answer: tasks_pb2.CancelTasksResponse) -> list[Outcome]:
+    """The outcome of each of `task_ids` from CancelTasks' answer to them."""
+    errors = {error.index: error for error in answer.errors}
+    ended = set(answer.already_ended)
+    tasks = iter(answer.tasks)
+    outcomes = []
+    for index, task_id in enumerate(task_ids):
+        error = errors.get(index)
+        if error is not None:
+            outcome = NOT_FOUND if error.code == "NOT_FOUND" else FAILED
+            outcomes.append(
+                Outcome(task_id, outcome, error_code=error.code, error_message=error.message)
+            )
+            continue
+        task = next(tasks)
+        status = _name(task.status)
+        if task.id in ended:
+            outcomes.append(Outcome(task_id, ALREADY_ENDED, status=status))
+        elif task.status == tasks_pb2.TASK_STATUS_CANCELLED:
+            outcomes.append(Outcome(task_id, CANCELLED, status=status))
+        else:
+            message = f"CancelTasks answered the task {status}"
+            outcomes.append(Outcome(task_id, FAILED, error_code="UNKNOWN", error_message=message))
+    return outcomes
 
 
 def _refused(task_id: str, error: grpc.RpcError) -> Outcome:
