@@ -1,7 +1,6 @@
 """The agent's children are started with no Python in their fork, and awaited by pidfd."""
 
 import asyncio
-import os
 import subprocess
 import threading
 from collections.abc import Sequence
@@ -14,34 +13,20 @@ import uvloop
 
 from farm_agent import child_process
 from farm_agent.child_process import start_child
-
-_marks: list[Path] = []
-
-
-def _mark_in_child() -> None:
-    # Runs in a forked child only if its fork runs Python's after-fork hooks.
-    for path in _marks:
-        with path.open("a") as marks:
-            marks.write("python ran in the fork\n")
-
-
-os.register_at_fork(after_in_child=_mark_in_child)
+from tests.fork_marks import fork_marks
 
 
 def test_no_python_runs_in_the_fork_on_the_agents_loop(tmp_path: Path) -> None:
     # On uvloop, asyncio.create_subprocess_exec ran the hooks in the child (uvloop
     # issue 749): in a fork of the agent's threads that crashed now and then.
     marks = tmp_path / "marks"
-    _marks.append(marks)
 
     async def start_and_wait() -> int:
         process = await start_child(["true"], start_new_session=True)
         return await process.wait()
 
-    try:
+    with fork_marks(marks):
         assert uvloop.run(start_and_wait()) == 0
-    finally:
-        _marks.remove(marks)
     assert not marks.exists(), marks.read_text()
 
 

@@ -1,6 +1,5 @@
 """Playwright's driver (node) starts with no Python in its fork, at start and at restarts."""
 
-import os
 from pathlib import Path
 
 import psutil
@@ -8,18 +7,7 @@ import uvloop
 
 from farm_agent.browser.driver import Driver
 from farm_agent.settings import AgentSettings
-
-_marks: list[Path] = []
-
-
-def _mark_in_child() -> None:
-    # Runs in a forked child only if its fork runs Python's after-fork hooks.
-    for path in _marks:
-        with path.open("a") as marks:
-            marks.write("python ran in the fork\n")
-
-
-os.register_at_fork(after_in_child=_mark_in_child)
+from tests.fork_marks import fork_marks
 
 
 def drivers() -> set[int]:
@@ -51,11 +39,8 @@ def test_no_python_runs_in_the_drivers_fork_at_start_and_restart_on_the_agents_l
             await driver.stop()
         return first, second, restarted
 
-    _marks.append(marks)
-    try:
+    with fork_marks(marks):
         browser, user_agent, restarted = uvloop.run(start_restart_stop())
-    finally:
-        _marks.remove(marks)
     assert not marks.exists(), marks.read_text()
     assert (browser, restarted) == ("chromium", True)
     assert "Android" in user_agent
