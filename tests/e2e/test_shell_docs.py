@@ -193,3 +193,16 @@ def test_a_callback_of_the_webhooks_example_passes_the_pages_own_checks(
     ).json()["secret"]
     assert checks["is_from_the_farm"](secret, headers, body)  # type: ignore[operator]
     assert checks["event_is_from_the_farm"](secret, headers, body)  # type: ignore[operator]
+
+
+def test_the_readmes_python_example_runs(
+    farm: LocalFarm, shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README's SDK lines (docs/sdk.md's are tests/e2e/test_sdk_docs.py's): a PNG comes back."""
+    for name in ("FARM_URL", "FARM_API_KEY", "FARM_CA_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FARM_HOME", str(farm.home))
+    (block,) = re.findall(r"^```python\n(.*?)^```$", (ROOT / "README.md").read_text(), re.M | re.S)
+    names: dict[str, object] = {}
+    exec(EXAMPLE_HOST.sub(lambda host: f"{shop.url}/{host.group(1)}", block), names)
+    assert isinstance(names["png"], bytes) and names["png"].startswith(b"\x89PNG")
