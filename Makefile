@@ -20,7 +20,7 @@ SYNC_STAMP := $(VENV)/.synced
 PUPPETEER := tests/e2e/puppeteer
 PUPPETEER_STAMP := $(PUPPETEER)/node_modules/.installed
 
-.PHONY: help setup run test test-fast lint format protos chromium observe-deps node-deps bench bench-tracing bench-chaos clean
+.PHONY: help setup run test test-fast lint format protos chromium observe-deps docs-deps node-deps bench bench-tracing bench-chaos clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -44,6 +44,10 @@ chromium: ## Install Debian's chromium and chromium-headless-shell (task browser
 observe-deps: ## Install Debian's prometheus (Prometheus, promtool) for `farm up --observe` and the rule tests.
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { $(SUDO) apt-get update && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends prometheus; }
+
+docs-deps: ## Install Debian's jq, which the docs' shell examples pipe through (tests/e2e/test_shell_docs.py runs them).
+	@command -v jq >/dev/null || { $(SUDO) apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends jq; }
 
 $(PROTO_STAMP): $(PROTO_SOURCES) buf.yaml buf.gen.yaml tools/protoc_gen_grpc_python.py $(SYNC_STAMP)
 	@# google.api is a namespace package (googleapis-common-protos ships no __init__.py).
@@ -100,7 +104,7 @@ node-deps: $(PUPPETEER_STAMP) ## npm packages the tests use (Puppeteer), if Node
 PYTEST_WORKERS ?= 2
 PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --max-worker-restart 0
 
-test: lint node-deps observe-deps ## The whole suite: lint, unit, integration, end-to-end; end-to-end again on PostgreSQL.
+test: lint node-deps observe-deps docs-deps ## The whole suite: lint, unit, integration, end-to-end; end-to-end again on PostgreSQL.
 	$(BIN)/pytest $(PARALLEL) -m "not multihost" $(PYTEST_ARGS)
 	@# The multi-host farm (a dozen processes and a NATS cluster) runs alone: beside
 	@# another worker's farm it starved both.
