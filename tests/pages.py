@@ -49,6 +49,17 @@ PAGES: dict[str, str] = {
         <div style="height:100px"></div>
         <div id="box" style="width:300px;height:200px;margin-left:50px;background:#c33"></div>
         </body></html>""",
+    # A form Chromium's autofill recognises (names, address, contact): a full Chromium
+    # asks its autofill server about such a form unless told not to.
+    "/address-form": """<!doctype html><html><head><title>Address</title></head><body>
+        <form action="/page" method="get">
+        <input id="name" name="name" autocomplete="name">
+        <input id="email" name="email" type="email" autocomplete="email">
+        <input id="street" name="street" autocomplete="street-address">
+        <input id="city" name="city" autocomplete="address-level2">
+        <input id="zip" name="zip" autocomplete="postal-code">
+        <input id="tel" name="tel" type="tel" autocomplete="tel">
+        <button id="send">Send</button></form></body></html>""",
     "/form": """<!doctype html><html><head><title>Form</title></head><body>
         <input id="q" value=""><button id="go"
           onclick="document.getElementById('out').textContent = 'You asked: ' +

@@ -3,6 +3,7 @@
 The tests marked `over_both_transports` run over HTTP/JSON too (transport="http").
 """
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -272,6 +273,38 @@ async def test_a_session_keeps_its_page_and_lets_playwright_attach(
         assert (await session.back()).final_url == site.url("/form")
         assert (await session.forward()).final_url == site.url("/page")
     assert not session.info.active
+
+
+@over_both_transports
+async def test_a_sessions_page_prints_as_a_pdf_with_the_tasks_pdf_options(
+    async_client: browserfarm.AsyncClient, site: Site
+) -> None:
+    async with async_client.session() as session:
+        await session.goto(site.url("/form"))
+        a4_across = await session.pdf(landscape=True)
+        letter = await session.pdf(site.url("/page"), paper_format="Letter")
+        # pdf(url) went there first, and the page stays for the next command.
+        assert await session.extract({"title": "h1"}) == {"title": "Hello, farm"}
+    assert a4_across.startswith(b"%PDF-")
+    assert letter.startswith(b"%PDF-")
+    # Points: A4 (the default) across, 297 x 210 mm; US Letter upright, 8.5 x 11 in.
+    assert page_size_points(a4_across) == (842, 595)
+    assert page_size_points(letter) == (612, 792)
+
+
+def test_a_blocking_session_prints_its_page_as_a_pdf(
+    farm_client: browserfarm.Client, site: Site
+) -> None:
+    with farm_client.session() as session:
+        pdf = session.pdf(site.url("/page"), paper_format="Letter", landscape=True)
+    assert page_size_points(pdf) == (792, 612)
+
+
+def page_size_points(pdf: bytes) -> tuple[int, int]:
+    """The width and height of the PDF's first page, in whole points."""
+    found = re.search(rb"/MediaBox \[0 0 ([0-9.]+) ([0-9.]+)\]", pdf)
+    assert found, "the PDF names no page size"
+    return int(float(found[1])), int(float(found[2]))
 
 
 @over_both_transports

@@ -18,9 +18,9 @@ from tests.pages import Site
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral, pytest.mark.slow]
 
 # The farm's own Python processes; Envoy, NATS, SeaweedFS and Prometheus log their own way.
-# Not the agent: gRPC's C core writes a plain line of its own to stderr now and then
-# when the agent starts a child while another thread is in gRPC (fork_posix.cc).
-FARM_PROCESSES = ("auth", "storage", "scheduler", "mcp", "console")
+# The agent's too: with gRPC's fork support on, its C core wrote a plain line of its own
+# to stderr at start (fork_posix.cc, "skipping fork() handlers"; farm_agent/__main__.py).
+FARM_PROCESSES = ("auth", "storage", "scheduler", "mcp", "console", "agent-1")
 
 
 @pytest.mark.parametrize("process", FARM_PROCESSES)

@@ -213,6 +213,16 @@ class AsyncSession(AsyncWithOnly):
         result = await self.run(session_command("screenshot", options, url=url))
         return await self._calls.artifact(result, "SCREENSHOT")
 
+    async def pdf(self, url: str | None = None, **options: Any) -> bytes:
+        """The page (after going to `url`, if given) printed as a PDF.
+
+        Keywords are the tasks' PDF options (paper_format, landscape, print_background,
+        margin={"top": "1cm"}, page_ranges="1-3", prefer_css_page_size, scale) and
+        SessionCommand fields.
+        """
+        result = await self.run(session_command("pdf", options, url=url))
+        return await self._calls.artifact(result, "PDF")
+
     async def content(self, url: str | None = None, **options: Any) -> str:
         """The page's HTML, or its text with format="text"."""
         return (await self.run(session_command("content", options, url=url))).text

@@ -145,6 +145,10 @@ class Session(WithOnly):
         """The page (after going to `url`, if given) as an image."""
         return self._loop.run(self._session.screenshot(url, **options))
 
+    def pdf(self, url: str | None = None, **options: Any) -> bytes:
+        """The page (after going to `url`, if given) printed as a PDF."""
+        return self._loop.run(self._session.pdf(url, **options))
+
     def content(self, url: str | None = None, **options: Any) -> str:
         """The page's HTML, or its text with format="text"."""
         return self._loop.run(self._session.content(url, **options))

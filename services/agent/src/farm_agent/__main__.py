@@ -1,6 +1,13 @@
 """Starts the agent: `python -m farm_agent`."""
 
 import asyncio
+import os
+
+# gRPC's C core reads this when it starts. Its fork support (pthread_atfork handlers)
+# is only for children that go on using gRPC without exec; every child of the agent
+# execs (child_process.py), and with it on, a fork while another thread is in gRPC
+# writes a plain "skipping fork() handlers" line to stderr, amid the JSON log lines.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 
 from farm_agent.server import AgentService
 from farm_agent.settings import AgentSettings

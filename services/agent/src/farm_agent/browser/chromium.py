@@ -22,14 +22,73 @@ CHROMIUM_FLAGS: tuple[str, ...] = (
     "--no-first-run",
 )
 
-# Task browsers only: one process instead of five (browser, GPU, network service, two
-# zygotes) at the same pixels (docs/performance.md "Agent memory"). Chromium keeps only
-# the last --enable-features, so Playwright's own features are repeated here.
+# Chromium honours only the last --disable-features and the last --enable-features, so
+# each browser gets one of each, built here, that repeats Playwright's own
+# (playwright-core's chromiumSwitches.ts; tests/unit/agent/test_chromium_switches.py
+# holds this list to the installed Playwright).
+PLAYWRIGHT_DISABLED_FEATURES = (
+    "AvoidUnnecessaryBeforeUnloadCheckSync",
+    "DestroyProfileOnBrowserClose",
+    "HttpsUpgrades",
+    "HttpsFirstBalancedModeAutoEnable",
+    "LensOverlay",
+    "MediaRouter",
+    "PaintHolding",
+    "ThirdPartyStoragePartitioning",
+    "AvoidCorsURLLoaderRestartOnRedirect",
+    "TcpPortRandomizationWin",
+    "OptimizationHints",
+    "NetworkTimeServiceQuerying",
+    "AimEnabled",
+    "PreconnectToSearch",
+    "msForceBrowserSignIn",
+    "msEdgeUpdateLaunchServicesPreferredVersion",
+)
 PLAYWRIGHT_ENABLED_FEATURES = ("CDPScreenshotNewSurface", "SkipListAccountsWithoutGaiaCookies")
+# Requests a full Chromium makes of its own that Playwright's list lets through: the
+# autofill server's field-type queries on each form (content-autofill.googleapis.com,
+# with the page's form signatures), page translation, optimization hints and models.
+QUIET_DISABLED_FEATURES = (
+    "AutofillServerCommunication",
+    "Translate",
+    "OptimizationHintsFetching",
+    "OptimizationGuideModelDownloading",
+    "DialMediaRouteProvider",
+)
+# Every browser's switches that stop Chromium's own background requests (field trials,
+# safe browsing's client-side model, default apps, metrics, domain reliability reports,
+# hyperlink auditing pings, keychain prompts); the features above come with them.
+QUIET_FLAGS: tuple[str, ...] = (
+    "--disable-field-trial-config",
+    "--disable-client-side-phishing-detection",
+    "--disable-component-extensions-with-background-pages",
+    "--disable-default-apps",
+    "--disable-domain-reliability",
+    "--metrics-recording-only",
+    "--no-pings",
+    "--no-service-autorun",
+    "--password-store=basic",
+    "--use-mock-keychain",
+    "--disable-search-engine-choice-screen",
+)
+
+
+def feature_flags(disabled: tuple[str, ...] = (), enabled: tuple[str, ...] = ()) -> list[str]:
+    """The one --disable-features and --enable-features of a browser, Playwright's included."""
+    return [
+        "--disable-features="
+        + ",".join((*PLAYWRIGHT_DISABLED_FEATURES, *QUIET_DISABLED_FEATURES, *disabled)),
+        "--enable-features=" + ",".join((*PLAYWRIGHT_ENABLED_FEATURES, *enabled)),
+    ]
+
+
+# Task browsers only: one process instead of five (browser, GPU, network service, two
+# zygotes) at the same pixels (docs/performance.md "Agent memory").
 TASK_BROWSER_FLAGS: tuple[str, ...] = (
     "--in-process-gpu",
     "--no-zygote",
-    "--enable-features=" + ",".join((*PLAYWRIGHT_ENABLED_FEATURES, "NetworkServiceInProcess2")),
+    *QUIET_FLAGS,
+    *feature_flags(enabled=("NetworkServiceInProcess2",)),
 )
 
 # Chromium binds a unix socket at $TMPDIR/org.chromium.Chromium.XXXXXX/SingletonSocket and

@@ -20,7 +20,12 @@ from pathlib import Path
 from playwright.async_api import Browser, BrowserContext, CDPSession, Page, Playwright
 from playwright.async_api import Error as PlaywrightError
 
-from farm_agent.browser.chromium import CHROMIUM_FLAGS, MAX_BROWSER_TMPDIR_CHARS
+from farm_agent.browser.chromium import (
+    CHROMIUM_FLAGS,
+    MAX_BROWSER_TMPDIR_CHARS,
+    QUIET_FLAGS,
+    feature_flags,
+)
 from farm_agent.browser.temp_dirs import TempDirs
 from farm_agent.child_process import ChildProcess, start_child
 from farm_agent.errors import TaskFailure
@@ -31,6 +36,9 @@ from farm_core.task_errors import ErrorCode
 
 log = logging.getLogger(__name__)
 
+# A full Chromium keeps its omnibox popups as WebUI pages (chrome://omnibox-popup…,
+# `browser_ui` targets with chrome.send): none is made for a client to reach. The CDP
+# filter hides such targets anyway (cdp_targets.py).
 SESSION_DISABLED_FEATURES = ("WebUIOmniboxPopup", "WebUIOmniboxAimPopup")
 # What Playwright's own launch adds for automation; the session's browser is
 # launched by the agent, so it asks for them itself.
@@ -47,17 +55,14 @@ AUTOMATION_FLAGS: tuple[str, ...] = (
     "--disable-ipc-flooding-protection",
     "--disable-hang-monitor",
     "--disable-breakpad",
-    "--disable-default-apps",
     "--disable-extensions",
     "--no-default-browser-check",
-    "--password-store=basic",
-    "--use-mock-keychain",
     "--force-color-profile=srgb",
-    # A full Chromium keeps its omnibox popups as WebUI pages (chrome://omnibox-popup…,
-    # `browser_ui` targets with chrome.send): none is made for a client to reach. The
-    # CDP filter hides such targets anyway (cdp_targets.py).
-    "--disable-features=" + ",".join(SESSION_DISABLED_FEATURES),
     "--remote-debugging-address=127.0.0.1",
+    # Nothing the browser asks for of its own (autofill queries, field trials…) goes out
+    # through the session's egress listener: only what its pages ask for.
+    *QUIET_FLAGS,
+    *feature_flags(disabled=SESSION_DISABLED_FEATURES),
 )
 PORT_FILE = "DevToolsActivePort"
 LISTENING_LINE = re.compile(
