@@ -29,6 +29,7 @@ from farm_core.tenant_locks import ADVISORY_NAMESPACE, TenantQuotaLock
 from farm_scheduler import lifecycle
 from farm_scheduler.cache_answers import answered_from_cache
 from farm_scheduler.cached_keys import CachedKeys, new_cached_result
+from farm_scheduler.cancel_rows import CancelledRows, cancel_rows
 from farm_scheduler.lifecycle import Status, TaskState
 from farm_scheduler.models import HAS_IDEMPOTENCY_KEY
 from farm_scheduler.publish_marks import PublishMarks
@@ -252,6 +253,24 @@ class TaskStore(PublishMarks):
         return await self._transition(
             task_id, tenant, lambda record: lifecycle.cancel(record.state, now)
         )
+
+    async def cancel_many(self, tenant: str, task_ids: Sequence[str]) -> CancelledRows:
+        """Cancels the tenant's tasks `task_ids` (distinct) as `cancel` does, a chunk a transaction.
+
+        An id in no part of the answer is not the tenant's task; one whose row kept
+        changing is raced out here (`lost`) and cancelled alone, so it is in the answer.
+        """
+        done = await cancel_rows(self.engine, self.cached_keys, tenant, task_ids, self._clock())
+        for task_id in done.lost:
+            try:
+                change = await self.cancel(tenant, task_id)
+                if change is not None:
+                    done.changes[task_id] = change
+                else:
+                    done.ended[task_id] = await self.get(tenant, task_id)
+            except (NotFound, Unavailable) as refused:
+                done.refused[task_id] = refused  # Deleted meanwhile, or still changing.
+        return done
 
     async def expire(self, task_id: str, now: dt.datetime) -> TaskChange | None:
         """Fails the task if it is still QUEUED at its deadline; None if it is not."""
