@@ -19,6 +19,7 @@ from nats.aio.msg import Msg
 from sqlalchemy import func, select, update
 
 from farm.queue.v1 import queue_pb2
+from farm.tasks.v1 import tasks_pb2
 from farm_core.queue import TASK_STREAM, cancel_subject
 from farm_core.shared_buckets import cancel_bucket
 from farm_scheduler.end_marks import pending_marks
@@ -27,7 +28,7 @@ from farm_scheduler.queue_messages import deletes
 from farm_scheduler.store import TaskStore
 from tests.conftest import NatsServer
 from tests.helpers import assert_eventually
-from tests.integration.scheduler.agent_side import Queue
+from tests.integration.scheduler.agent_side import RPC_TIMEOUT, Queue
 from tests.integration.scheduler.conftest import (
     BOTH_DATABASES,
     CANCELLED,
@@ -104,6 +105,41 @@ async def test_a_cancel_marked_while_nats_was_down_is_marked_after_a_restart(
         second = await restarted_across_an_outage(first, fresh_nats_server, had, start_scheduler)
 
         await until_marked(bucket, task.id, "CANCELLED")
+
+        async def settled() -> bool:
+            store = second.service.store
+            return await count(store, pending_marks) == 0 and await count(store, deletes) == 0
+
+        await assert_eventually(settled, within=30, message="kept marks or deletes remain")
+        assert (await js.stream_info(TASK_STREAM)).state.messages == 0
+    finally:
+        await client.close()
+
+
+async def test_a_batch_cancelled_while_nats_was_down_is_marked_after_a_restart(
+    fresh_nats_server: NatsServer, start_scheduler: StartScheduler
+) -> None:
+    first = await start_scheduler(NATS_URL=fresh_nats_server.url, nats_request_timeout_seconds=1)
+    client = await nats.connect(
+        fresh_nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2
+    )
+    try:
+        js = client.jetstream()
+        bucket = await cancel_bucket(js)
+        ids = [(await first.create(region=NOWHERE)).id for _ in range(3)]
+        assert (await js.stream_info(TASK_STREAM)).state.messages == 3
+
+        had = await stop_nats(fresh_nats_server)
+        answer = await first.tasks.CancelTasks(
+            tasks_pb2.CancelTasksRequest(ids=ids), metadata=first.auth(), timeout=RPC_TIMEOUT
+        )
+        # The rows' cancels stand; each mark and delete is kept, as a CancelTask's is.
+        assert [(task.id, task.status) for task in answer.tasks] == [(i, CANCELLED) for i in ids]
+        assert await count(first.service.store, pending_marks) == 3
+        second = await restarted_across_an_outage(first, fresh_nats_server, had, start_scheduler)
+
+        for task_id in ids:
+            await until_marked(bucket, task_id, "CANCELLED")
 
         async def settled() -> bool:
             store = second.service.store

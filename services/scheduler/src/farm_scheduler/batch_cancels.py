@@ -1,25 +1,24 @@
 """CancelTasks: up to 1,000 of a tenant's tasks cancelled in one call, with an outcome per id.
 
-Each id is cancelled as CancelTask cancels one (store.cancel: a compare-and-set on
-the task's row, scoped to the caller's tenant), so an id of another tenant's task
-is NOT_FOUND, as it is alone. An id named twice is cancelled once and answered at
-each of its places. The batch fails as a whole only when it is empty or too long.
+Each id comes to what CancelTask would make of it (a compare-and-set on the task's
+row, scoped to the caller's tenant), so an id of another tenant's task is NOT_FOUND,
+as it is alone; but the rows are written a chunk a transaction (cancel_rows) and the
+end marks and queue deletes go to NATS together (EndMarks.mark_many,
+QueueMessages.ended_many). An id named twice is cancelled once and answered at each
+of its places. The batch fails as a whole only when it is empty or too long.
 """
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from farm.tasks.v1 import tasks_pb2
-from farm_core.errors import FarmError, InvalidArgument, NotFound, Unavailable
+from farm_core.errors import FarmError, InvalidArgument, NotFound
+from farm_scheduler.cancel_rows import CancelledRows
 from farm_scheduler.lifecycle import is_final
 from farm_scheduler.records import TaskRecord
-from farm_scheduler.store import TaskChange
 
 MAX_CANCEL_IDS = 1000
 """The most task ids one CancelTasks call may carry."""
-DEFAULT_CANCEL_CONCURRENCY = 16
-"""How many of a batch's ids are cancelled at once."""
 
 
 @dataclass(frozen=True)
@@ -46,46 +45,39 @@ def check_cancel_batch(count: int) -> None:
         )
 
 
-async def cancel_each(
+async def cancel_all(
     task_ids: Sequence[str],
     check_id: Callable[[str], str],
-    cancel: Callable[[str], Awaitable[TaskChange | None]],
-    get: Callable[[str], Awaitable[TaskRecord]],
-    concurrency: int = DEFAULT_CANCEL_CONCURRENCY,
+    cancel_many: Callable[[Sequence[str]], Awaitable[CancelledRows]],
 ) -> list[CancelOutcome]:
     """The outcome of each of `task_ids`, in order; each distinct id cancelled once.
 
-    `check_id` refuses an id not in the form of ours, `cancel` is the tenant's
-    CancelTask without its answer (None: the task had ended), `get` the tenant's task;
-    at most `concurrency` ids are under way at once.
+    `check_id` refuses an id not in the form of ours; `cancel_many` is the tenant's
+    CancelTask of many distinct ids at once, without its answers (TaskStore.cancel_many
+    and what follows a cancel).
     """
-    distinct = list(dict.fromkeys(task_ids))
-    # A cancel waits mostly on NATS (the end mark, the queue message): several overlap.
-    slots = asyncio.Semaphore(concurrency)
+    checked: dict[str, str | FarmError] = {}
+    for task_id in dict.fromkeys(task_ids):
+        try:
+            checked[task_id] = check_id(task_id)
+        except (InvalidArgument, NotFound) as refused:
+            checked[task_id] = refused
+    done = await cancel_many(
+        list(dict.fromkeys(value for value in checked.values() if isinstance(value, str)))
+    )
+    return [_outcome(checked[task_id], done) for task_id in task_ids]
 
-    async def one(task_id: str) -> CancelOutcome:
-        async with slots:
-            return await _cancel_one(task_id, check_id, cancel, get)
 
-    done = dict(zip(distinct, await asyncio.gather(*map(one, distinct)), strict=True))
-    return [done[task_id] for task_id in task_ids]
-
-
-async def _cancel_one(
-    task_id: str,
-    check_id: Callable[[str], str],
-    cancel: Callable[[str], Awaitable[TaskChange | None]],
-    get: Callable[[str], Awaitable[TaskRecord]],
-) -> CancelOutcome:
-    try:
-        checked = check_id(task_id)
-        change = await cancel(checked)
-        if change is not None:
-            return Cancelled(change.after, ended_before=False)
-        record = await get(checked)
-    except (InvalidArgument, NotFound, Unavailable) as refused:
-        return refused
-    return Cancelled(record, ended_before=is_final(record.state.status))
+def _outcome(checked: str | FarmError, done: CancelledRows) -> CancelOutcome:
+    """What became of an id, `checked` (or refused), after the batch's cancel `done`."""
+    if not isinstance(checked, str):
+        return checked
+    if checked in done.changes:
+        return Cancelled(done.changes[checked].after, ended_before=False)
+    if checked in done.ended:
+        record = done.ended[checked]
+        return Cancelled(record, ended_before=is_final(record.state.status))
+    return done.refused.get(checked) or NotFound("task", checked)
 
 
 def cancel_response(outcomes: Sequence[CancelOutcome]) -> tasks_pb2.CancelTasksResponse:

@@ -28,15 +28,15 @@ database either way.
 
 import datetime as dt
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import nats.errors
 from nats.aio.client import Client
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
-from sqlalchemy import RowMapping, Table, and_, bindparam, select
+from sqlalchemy import Row, RowMapping, Table, and_, bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -47,6 +47,7 @@ from farm_core.kv import CAS_TRIES, Contended, delete_at, delete_if_new, latest_
 from farm_core.queue import CANCEL_BUCKET, cancel_subject
 from farm_scheduler import lifecycle
 from farm_scheduler.models import PendingEndMarkRow
+from farm_scheduler.pipelined import gather_bounded
 from farm_scheduler.retry_outbox import Kept, RetryOutbox
 from farm_scheduler.task_rows import tasks
 
@@ -60,6 +61,11 @@ _STATE_AND_KEPT = (
     .where(tasks.c.id == bindparam("task_id"))
 )
 """The task's state and the order kept for it, if any: one primary-key read."""
+_STATES_AND_KEPT = select(
+    tasks.c.id, tasks.c.status, tasks.c.error_code, pending_marks.c.try_time
+).select_from(tasks.outerjoin(pending_marks, pending_marks.c.task_id == tasks.c.id))
+"""As _STATE_AND_KEPT, of many tasks: add their ids."""
+_READ_CHUNK = 500
 _NOT_WRITTEN = (nats.errors.Error, TimeoutError, Contended)
 """What a write NATS did not take fails with; the order is kept for a retry."""
 
@@ -106,6 +112,65 @@ class EndMarks:
         write (`end_mark`): a requeue committed since withdraws it instead.
         """
         await self._order(task_id, reason)
+
+    async def mark_many(self, task_ids: Sequence[str], reason: str) -> None:
+        """Marks the tasks (distinct) ended, as `mark` marks each, their writes under way together.
+
+        Every entry's revision is read first, then every task's row in one query,
+        then each mark written at its revision: per task, in `_write`'s order. A task
+        whose entry changed meanwhile, or whose read failed, is ordered alone (`mark`),
+        one whose write failed is kept for a retry, as `mark` would.
+        """
+        if not self._nc.is_connected or not task_ids:
+            for task_id in task_ids:
+                await self._order(task_id, reason)  # Kept: see _order.
+            return
+        revisions = await gather_bounded(
+            [latest_revision(self._ended_tasks, task_id) for task_id in task_ids]
+        )
+        try:
+            rows = await self._rows(task_ids)
+        except (SQLAlchemyError, OSError) as error:
+            log.warning(
+                "reading %d ended tasks failed: %s; marking one at a time", len(task_ids), error
+            )
+            rows = {}
+        alone: list[str] = []
+        writes: list[tuple[str, str, int, dt.datetime | None]] = []
+        for task_id, revision in zip(task_ids, revisions, strict=True):
+            row = rows.get(task_id)
+            if isinstance(revision, BaseException) or row is None:
+                alone.append(task_id)  # _order keeps it, or finds it deleted.
+            else:
+                mark = end_mark(tasks_pb2.TaskStatus.Value(row.status), row.error_code)
+                writes.append((task_id, mark, revision, row.try_time))
+        written = await gather_bounded(
+            [self._write_at(task_id, mark, revision) for task_id, mark, revision, _ in writes]
+        )
+        for (task_id, _, _, kept), landed in zip(writes, written, strict=True):
+            if isinstance(landed, (*_NOT_WRITTEN, OSError)):
+                log.warning(
+                    "marking task %s ended (%s) failed: %s; retrying", task_id, reason, landed
+                )
+                await self._keep(task_id, reason)
+            elif isinstance(landed, BaseException):
+                raise landed
+            elif not landed:
+                alone.append(task_id)  # Another writer got there between the reads and the write.
+            elif kept is not None:
+                await self._settle(task_id, kept)
+        for task_id in alone:
+            await self._order(task_id, reason)
+
+    async def _rows(self, task_ids: Sequence[str]) -> dict[str, Row[Any, Any, Any, Any]]:
+        """The state of each of the tasks, and the order kept for it, by id; `_STATE_AND_KEPT`'s."""
+        found: dict[str, Row[Any, Any, Any, Any]] = {}
+        async with self._engine.connect() as connection:
+            for start in range(0, len(task_ids), _READ_CHUNK):
+                chunk = task_ids[start : start + _READ_CHUNK]
+                query = _STATES_AND_KEPT.where(tasks.c.id.in_(chunk))
+                found.update((str(row.id), row) for row in await connection.execute(query))
+        return found
 
     async def withdraw(self, task_id: str) -> bool:
         """Removes the task's mark (it is queued again); False if kept for a retry, or ended.

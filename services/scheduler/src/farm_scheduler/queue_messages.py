@@ -17,7 +17,9 @@ republisher's rounds (`retry_pending`), a batch a round, until the message is go
 """
 
 import enum
+import json
 import logging
+from collections.abc import Sequence
 from typing import cast
 
 import nats.errors
@@ -31,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from farm.tasks.v1 import tasks_pb2
 from farm_core.queue import TASK_STREAM
 from farm_scheduler.models import QueueMessageDeleteRow
+from farm_scheduler.pipelined import gather_bounded
 from farm_scheduler.records import TaskRecord
 from farm_scheduler.retry_outbox import RetryOutbox
 
@@ -41,6 +44,9 @@ DELETE_FAILED = 10057
 NOT_THERE = ("no message found", "stream store EOF")
 """The descriptions of a DELETE_FAILED whose message is not in the stream (others, such
 as "message delete not permitted", are refusals to retry)."""
+
+DELETE_SUBJECT = "$JS.API.STREAM.MSG.DELETE"
+"""JetStream's API subject of a message delete, the stream's name appended."""
 
 deletes = cast(Table, QueueMessageDeleteRow.__table__)
 
@@ -73,6 +79,14 @@ class QueueMessages:
         if before.state.status != tasks_pb2.TASK_STATUS_QUEUED:
             return False
         return await self._delete_or_keep(before, None)
+
+    async def ended_many(self, befores: Sequence[TaskRecord]) -> int:
+        """`ended` for each of many tasks, their deletes under way together; how many went."""
+        deleted = await gather_bounded([self.ended(before) for before in befores])
+        for outcome in deleted:
+            if isinstance(outcome, BaseException):
+                raise outcome  # `ended` keeps what failed: this is an error of ours.
+        return sum(outcome is True for outcome in deleted)
 
     async def moved(self, before: TaskRecord) -> bool:
         """Deletes the preferred region's WorkItem of a task the fallback moved.
@@ -119,7 +133,7 @@ class QueueMessages:
             stored_id = (stored.headers or {}).get("Nats-Msg-Id", "")
             if not _is_its(stored_id, task_id, message_id):
                 return Deleted.ABSENT
-            await self._js.delete_msg(TASK_STREAM, sequence)
+            await self._delete_at(sequence)
         except NotFoundError:
             return Deleted.ABSENT  # An agent took it and acked it, or the stream's max age did.
         except APIError as error:
@@ -131,6 +145,19 @@ class QueueMessages:
             log.warning("deleting the message of task %s failed; retrying: %s", task_id, error)
             return Deleted.FAILED
         return Deleted.DELETED
+
+    async def _delete_at(self, sequence: int) -> None:
+        """Removes FARM_TASKS' message at `sequence` without overwriting its bytes.
+
+        JetStream's default delete (nats-py's delete_msg) erases the message on disk,
+        a write of its size through the stream's one API queue: what made a batch
+        cancel's deletes take seconds. The message is gone for readers either way.
+        """
+        request = json.dumps({"seq": sequence, "no_erase": True}).encode()
+        answer = await self._nc.request(f"{DELETE_SUBJECT}.{TASK_STREAM}", request, timeout=5)
+        body = json.loads(answer.data)
+        if "error" in body:
+            raise APIError.from_error(body["error"])
 
     async def _keep(self, task_id: str, sequence: int, message_id: str | None) -> None:
         """Notes a failed delete for retry_pending; the task's end or move stands either way."""

@@ -1,13 +1,12 @@
 """The scheduler's tasks: creation with idempotency keys, tenant-scoped reads, pages, state changes.
 
-How a task is read and written as rows (with its attempts) is in task_rows.py.
+How a task is read and written as rows (with its attempts) is in task_rows.py, what a
+change of its state writes in task_changes.py (TaskChange is also importable from here).
 """
 
 import contextlib
-import dataclasses
 import datetime as dt
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -30,13 +29,14 @@ from farm_core.tenant_locks import ADVISORY_NAMESPACE, TenantQuotaLock
 from farm_scheduler import lifecycle
 from farm_scheduler.cache_answers import answered_from_cache
 from farm_scheduler.cached_keys import CachedKeys, new_cached_result
-from farm_scheduler.callbacks.rows import callback_reset
+from farm_scheduler.cancel_rows import CancelledRows, cancel_rows
 from farm_scheduler.lifecycle import Status, TaskState
 from farm_scheduler.models import HAS_IDEMPOTENCY_KEY
 from farm_scheduler.publish_marks import PublishMarks
 from farm_scheduler.quotas import check_task_quotas, queued_limit
-from farm_scheduler.records import TaskRecord, new_record, row_values, state_values
-from farm_scheduler.result_cache import result_serves_cache
+from farm_scheduler.records import TaskRecord, new_record, row_values
+from farm_scheduler.task_changes import TaskChange as TaskChange  # Its home before task_changes.
+from farm_scheduler.task_changes import changed, swap_values
 from farm_scheduler.task_rows import (
     INSERT_TASKS,
     STATUS_FAILED,
@@ -67,14 +67,6 @@ def repeat_of(earlier: TaskRecord, spec: tasks_pb2.TaskSpec) -> TaskRecord:
     if earlier.spec is spec or earlier.spec == spec:
         return earlier
     raise used_otherwise(spec.idempotency_key, f"task {earlier.id}", "spec")
-
-
-@dataclass(frozen=True)
-class TaskChange:
-    """A task before and after a change of its state."""
-
-    before: TaskRecord
-    after: TaskRecord
 
 
 class TaskStore(PublishMarks):
@@ -262,6 +254,24 @@ class TaskStore(PublishMarks):
             task_id, tenant, lambda record: lifecycle.cancel(record.state, now)
         )
 
+    async def cancel_many(self, tenant: str, task_ids: Sequence[str]) -> CancelledRows:
+        """Cancels the tenant's tasks `task_ids` (distinct) as `cancel` does, a chunk a transaction.
+
+        An id in no part of the answer is not the tenant's task; one whose row kept
+        changing is raced out here (`lost`) and cancelled alone, so it is in the answer.
+        """
+        done = await cancel_rows(self.engine, self.cached_keys, tenant, task_ids, self._clock())
+        for task_id in done.lost:
+            try:
+                change = await self.cancel(tenant, task_id)
+                if change is not None:
+                    done.changes[task_id] = change
+                else:
+                    done.ended[task_id] = await self.get(tenant, task_id)
+            except (NotFound, Unavailable) as refused:
+                done.refused[task_id] = refused  # Deleted meanwhile, or still changing.
+        return done
+
     async def expire(self, task_id: str, now: dt.datetime) -> TaskChange | None:
         """Fails the task if it is still QUEUED at its deadline; None if it is not."""
 
@@ -337,23 +347,8 @@ class TaskStore(PublishMarks):
                 state = change(before)
                 if state is None:
                     return None
-                after = _changed(before, state)
-                swapped = await connection.execute(
-                    SWAP_TASK,
-                    {
-                        **state_values(state),
-                        "published": after.published,
-                        "dead_letter_pending": after.dead_letter_pending,
-                        "revision": after.revision,
-                        # Only a change: an artifact's deletion clears it without a revision.
-                        **({"cache_key": ""} if after.cache_key != before.cache_key else {}),
-                        **callback_reset(
-                            after.state.requeues != before.state.requeues, before.spec.callback_url
-                        ),
-                        "where_id": task_id,
-                        "where_revision": before.revision,
-                    },
-                )
+                after = changed(before, state)
+                swapped = await connection.execute(SWAP_TASK, swap_values(before, after))
                 if swapped.rowcount == 1:
                     await save_history(connection, task_id, before.state.history, state.history)
                     if new_cached_result(before, after):
@@ -368,32 +363,3 @@ class TaskStore(PublishMarks):
         )
         found = await self._all(query)
         return found[0] if found else None
-
-
-def _changed(before: TaskRecord, state: TaskState) -> TaskRecord:
-    """`before` in `state`, with what the change means for publishing."""
-    published, dead_letter_pending = before.published, before.dead_letter_pending
-    callback_pending = before.callback_pending
-    if state.requeues != before.state.requeues:
-        # A new queuing: its WorkItem is to be published under a new id (and, as
-        # callback_reset writes, its callback is delivered again).
-        published, dead_letter_pending = False, False
-        callback_pending = bool(before.spec.callback_url)
-    failed = tasks_pb2.TASK_STATUS_FAILED
-    if state.status == failed and before.state.status != failed:
-        # A new dead letter: to be copied to FARM_DEAD.
-        dead_letter_pending = True
-    key = before.cache_key
-    succeeded = tasks_pb2.TASK_STATUS_SUCCEEDED
-    if key and state.status == succeeded and before.state.status != succeeded:
-        # An error page the task succeeded with (a 503) does not answer later tasks.
-        key = key if result_serves_cache(state.result) else ""
-    return dataclasses.replace(
-        before,
-        state=state,
-        published=published,
-        dead_letter_pending=dead_letter_pending,
-        callback_pending=callback_pending,
-        revision=before.revision + 1,
-        cache_key=key,
-    )
