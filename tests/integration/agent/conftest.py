@@ -153,8 +153,12 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
 
 
 @pytest.fixture
-async def agent_processes(nats_server: NatsServer) -> AsyncIterator[AgentProcesses]:
-    """Real agent processes on the test's nats-server, stopped when the test ends."""
+async def agent_processes(nats_server: NatsServer, nc: Client) -> AsyncIterator[AgentProcesses]:
+    """Real agent processes on the test's nats-server, stopped when the test ends.
+
+    The streams are made first, as the scheduler makes them: an agent only waits for them.
+    """
+    await ensure_streams(nc.jetstream())
     processes = AgentProcesses(nats_server.url)
     try:
         yield processes

@@ -32,7 +32,11 @@ EXIT_WITHIN_SECONDS = 30
 async def start_agent(
     server: ConfiguredNats, nc: Client, home: Path, **variables: str
 ) -> tuple[str, asyncio.subprocess.Process, AgentProcesses]:
-    """A real agent process on `server` (with environment `variables`), once it beats."""
+    """A real agent process on `server` (with environment `variables`), once it beats.
+
+    The streams are made first, as the scheduler makes them: an agent only waits for them.
+    """
+    await ensure_streams(nc.jetstream())
     agent_id = f"conn-{uuid.uuid4().hex[:6]}"
     agents = AgentProcesses(server.url)
     process = await agents.start(

@@ -1,5 +1,7 @@
 """A start's JetStream set-up: tried again while NATS does not answer, refused at once otherwise."""
 
+import asyncio
+import logging
 from typing import cast
 
 import nats.errors
@@ -9,6 +11,7 @@ from nats.js.errors import BadRequestError, ServiceUnavailableError
 
 from farm_core.nats_access import NatsAccess
 from farm_core.nats_start import NatsStart, NatsStartRefused, NatsStartTimeout
+from farm_core.queue import StreamNotMade
 
 
 class Connection:
@@ -82,3 +85,28 @@ async def test_the_connect_gives_up_at_the_deadline(port: int) -> None:
     url = f"nats://127.0.0.1:{port}"
     with pytest.raises(NatsStartTimeout, match=f"waiting for a connection to NATS at {url}"):
         await NatsStart("scheduler", 0.5).connect(NatsAccess(url), "nobody-listens")
+
+
+async def test_a_stream_not_made_yet_is_looked_up_often_and_said_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="farm_core.nats_start")
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    tries: list[int] = []
+
+    async def setup() -> str:
+        tries.append(1)
+        if len(tries) <= 5:
+            raise StreamNotMade("the stream FARM_TASKS is not there yet")
+        return "found"
+
+    assert await NatsStart("agent", 30).set_up(connection(), "find the streams", setup) == "found"
+    # The scheduler's start is awaited: looked up at least every half second, not every 4 s.
+    assert waits == [0.25, 0.5, 0.5, 0.5, 0.5]
+    said = [record.levelno for record in caplog.records if "did not find" in record.message]
+    assert said == [logging.INFO, *[logging.DEBUG] * 4]

@@ -8,7 +8,9 @@ FARM_NATS_START_TIMEOUT_SECONDS after the start began; then the start fails with
 NatsStartTimeout, naming what it waited for. A refusal (a permissions violation,
 JetStream not enabled for the account, a JetStream API error such as a stream
 whose config differs) fails at once with NatsStartRefused: trying again would not
-change it.
+change it. A stream another service makes that is not there yet (an agent started
+beside the scheduler) is waited for the same way, but looked up again at least
+every AWAIT_MAKER_MAX_SECONDS, so the start goes on soon after it is made.
 """
 
 import asyncio
@@ -24,13 +26,14 @@ from nats.js.errors import APIError, ServiceUnavailableError
 
 from farm_core.backoff import doubling_delay
 from farm_core.nats_access import NatsAccess
-from farm_core.queue import connect
+from farm_core.queue import StreamNotMade, connect
 from farm_core.runtime import StartFailure
 
 log = logging.getLogger(__name__)
 
 FIRST_RETRY_SECONDS = 0.25
 MAX_RETRY_SECONDS = 4.0
+AWAIT_MAKER_MAX_SECONDS = 0.5
 TIMEOUT_SETTING = "FARM_NATS_START_TIMEOUT_SECONDS"
 # JetStream's "not enabled for account": a 503 that no wait cures.
 _JETSTREAM_NOT_ENABLED = 10039
@@ -47,6 +50,7 @@ PASSING_ERRORS: tuple[type[Exception], ...] = (
     nats.errors.ConnectionReconnectingError,
     ServiceUnavailableError,
     OSError,
+    StreamNotMade,
 )
 """Failures a later try may not meet: NATS slow, paused, reconnecting or electing a leader."""
 
@@ -122,12 +126,19 @@ class NatsStart:
             except PASSING_ERRORS as error:
                 self._refuse_if_denied(nc, errors_before, what, error)
                 failures += 1
-                delay = doubling_delay(FIRST_RETRY_SECONDS, MAX_RETRY_SECONDS, failures)
+                awaited = isinstance(error, StreamNotMade)
+                longest = AWAIT_MAKER_MAX_SECONDS if awaited else MAX_RETRY_SECONDS
+                delay = doubling_delay(FIRST_RETRY_SECONDS, longest, failures)
                 if delay >= self._remaining():
                     raise NatsStartTimeout(
                         self._gave_up(f"waiting for JetStream to {what}: {describe(error)}")
                     ) from error
-                log.warning(
+                level = logging.WARNING
+                if awaited:
+                    # Another service's start is expected to take a while: said once.
+                    level = logging.INFO if failures == 1 else logging.DEBUG
+                log.log(
+                    level,
                     "JetStream did not %s (try %d: %s); trying again in %.2f s",
                     what,
                     failures,

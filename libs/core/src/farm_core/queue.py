@@ -23,7 +23,6 @@ and settle (ack, nak, term) a message (a pull loop's fetches are `farm_core.pull
 named here are opened (or made) by `farm_core.shared_buckets`.
 """
 
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -310,6 +309,10 @@ async def ensure_audit_stream(
     )
 
 
+class StreamNotMade(Exception):
+    """A stream the scheduler makes is not there yet: an agent's start waits for it."""
+
+
 async def ensure_streams(
     js: JetStreamContext, limits: QueueLimits | None = None, replicas: int = 1
 ) -> None:
@@ -324,22 +327,18 @@ async def ensure_streams(
         await _ensure_stream(js, config)
 
 
-async def find_work_streams(
-    js: JetStreamContext, limits: QueueLimits | None = None, replicas: int = 1
-) -> None:
-    """Makes sure the task and event streams exist, creating (never updating) a missing one.
+async def find_work_streams(js: JetStreamContext) -> None:
+    """Looks up the task and event streams; raises StreamNotMade while one is missing.
 
-    For an agent: under NATS users it may only look them up (the scheduler makes
-    them), yet an agent alone on an open NATS still finds its streams.
+    The scheduler makes them, with the farm's limits and replicas: an agent (which
+    may start before it, and may not make streams under NATS users) waits for them
+    and never makes one itself.
     """
-    for config in _work_streams(limits or QueueLimits(), replicas):
-        if config.name == DEAD_STREAM:
-            continue
+    for name in (TASK_STREAM, EVENT_STREAM):
         try:
-            await js.stream_info(str(config.name))
-        except NotFoundError:
-            with contextlib.suppress(BadRequestError):  # made meanwhile by another process
-                await js.add_stream(config)
+            await js.stream_info(name)
+        except NotFoundError as error:
+            raise StreamNotMade(f"the stream {name} is not there yet") from error
 
 
 def _work_streams(limits: QueueLimits, replicas: int) -> tuple[StreamConfig, ...]:

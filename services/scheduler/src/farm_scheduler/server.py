@@ -159,6 +159,18 @@ class SchedulerService:
             nc = self._nc = await start.connect(settings.nats(), name="farm-scheduler")
             js = nc.jetstream(timeout=settings.nats_request_timeout_seconds)
             replicas = settings.nats_replicas
+            # The buckets agents open come first: an agent that finds the streams finds them.
+            cancels = await start.set_up(
+                nc, "open the bucket of ended tasks", lambda: cancel_bucket(js, replicas=replicas)
+            )
+            agents = await start.set_up(
+                nc,
+                "open the bucket of agent heartbeats",
+                lambda: agents_bucket(js, replicas=replicas),
+            )
+            routes = await start.set_up(
+                nc, "open the bucket of route claims", lambda: routes_bucket(js, replicas=replicas)
+            )
             await start.set_up(
                 nc,
                 "create or update the streams FARM_TASKS, FARM_EVENTS, FARM_DEAD and FARM_AUDIT",
@@ -166,11 +178,7 @@ class SchedulerService:
             )
             self._publisher = TaskPublisher(
                 self._nc,
-                await start.set_up(
-                    nc,
-                    "open the bucket of ended tasks",
-                    lambda: cancel_bucket(js, replicas=replicas),
-                ),
+                cancels,
                 self._store,
                 settings.publish_timeout_seconds,
                 self._grants,
@@ -180,11 +188,6 @@ class SchedulerService:
             await cached_keys.start(self._nc, self._store.engine, reload_seconds)
             await self._cache_eviction.start(self._nc)
             self._changes = ChangeReporter(self._watch, self._publisher)
-            agents = await start.set_up(
-                nc,
-                "open the bucket of agent heartbeats",
-                lambda: agents_bucket(js, replicas=replicas),
-            )
             heartbeats = Heartbeats(js, agents)
             self._fleet = Fleet(
                 self._nc,
@@ -224,11 +227,7 @@ class SchedulerService:
                 self._publisher,
                 self._router,
                 heartbeats,
-                await start.set_up(
-                    nc,
-                    "open the bucket of route claims",
-                    lambda: routes_bucket(js, replicas=replicas),
-                ),
+                routes,
                 settings.region_fallback_seconds,
                 settings.region_fallback_interval_seconds,
                 settings.session_agent_lost_seconds,

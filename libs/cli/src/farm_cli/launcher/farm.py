@@ -339,17 +339,16 @@ class LocalFarm:
     def _start_services(
         self, shared: SharedSettings, s3: S3Target, starting: list[ManagedProcess]
     ) -> None:
-        """The services side by side, the agents once the scheduler is ready.
+        """The services and the agents side by side.
 
-        Returns once the services (not the agents) are ready.
+        Returns once the services (not the agents) are ready. An agent that comes up
+        before the scheduler has made the task streams waits for them (its start on NATS).
         """
         core = core_service_launches(self.config, shared, self.admin_key, s3)
         core.append(mcp_launch(self.config, shared))
         edge_ca = self._tls.ca if self._tls is not None else None
         core.append(console_launch(self.config, shared, edge_ca))
         starting += self._launch_services(core, Role.SERVICE, stop_together=False)
-        # An agent only looks up the task streams; the scheduler makes them as it starts.
-        self._launched.await_ready(starting, "scheduler")
         agents = agent_launches(self.config, shared)
         initial = agents[: self.config.initial_agents]
         starting += self._launch_services(initial, Role.AGENT, stop_together=True)

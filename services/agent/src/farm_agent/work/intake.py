@@ -146,8 +146,8 @@ class WorkIntake:
         replicas = settings.nats_replicas
         await start.set_up(
             nc,
-            "find the streams FARM_TASKS and FARM_EVENTS",
-            lambda: find_work_streams(js, replicas=replicas),
+            "find the streams FARM_TASKS and FARM_EVENTS (the scheduler makes them)",
+            lambda: find_work_streams(js),
         )
         self._waits = await start.set_up(
             nc,
