@@ -163,7 +163,9 @@ async def test_without_storage_answering_no_task_goes_and_the_metric_says_so(
         await retention_of(scheduler).purge(THIRTY_DAYS_AGO)
 
     assert (await scheduler.get(old)).status == FAILED
-    assert sample("farm_retention_batches_kept_total") == kept_before + 1
+    # At least: the scheduler's own loop, whose first round runs at start, meets the old
+    # task too when that round begins late (a loaded machine), and counts its own batch.
+    assert sample("farm_retention_batches_kept_total") >= kept_before + 1
 
 
 async def test_a_pass_whose_answer_came_too_late_is_finished_by_the_next(
