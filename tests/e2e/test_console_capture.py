@@ -13,7 +13,9 @@ from tests.e2e.console_ui import WITHIN_MS, console_url, sign_in
 from tests.e2e.sessions_api import Sessions
 from tests.pages import Site
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.database_neutral]
+# All database_neutral: what these tests submit are ordinary tasks and a session's token,
+# rows test_console.py's submit and session tests make on PostgreSQL too.
 
 
 async def submitted_artifact(tab: Page, farm: LocalFarm) -> bytes:
@@ -58,7 +60,6 @@ async def test_a_clipped_transparent_screenshot_is_submitted_from_the_form(
     assert image.getchannel("A").getpixel((100, 80)) == 0  # nothing, and no white behind
 
 
-@pytest.mark.database_neutral
 async def test_an_option_the_farm_refuses_is_shown_at_its_field_as_entered(
     tab: Page, farm: LocalFarm, console_key: str, site: Site
 ) -> None:
@@ -117,7 +118,6 @@ async def test_a_cdp_token_made_on_a_sessions_page_attaches_playwright(
             await browser.close()
 
 
-@pytest.mark.database_neutral
 async def test_a_cross_site_post_makes_no_cdp_token(
     tab: Page, farm: LocalFarm, console_key: str, sessions: Sessions
 ) -> None:
