@@ -9,13 +9,10 @@ import yaml
 from google.api import annotations_pb2  # type: ignore[import-untyped]
 from google.protobuf import descriptor_pb2
 
-from browserfarm import sessions as browserfarm_sessions
-from farm_cli.client import RUN_TIMEOUT
-from farm_cli.launcher.envoy import MAX_REQUEST_BYTES, Endpoint, render_envoy_config
+from farm_cli.launcher.envoy import Endpoint, render_envoy_config
 from farm_cli.launcher.tls import load_or_create_internal_tls, load_or_create_local_tls
 from farm_cli.main import main
 from farm_core.public_api import PUBLIC_SERVICES
-from farm_scheduler.settings import SchedulerSettings
 from tests.unit.cli.envoy_render import (
     COMPOSE_CONFIG,
     COMPOSE_RENDER_ARGS,
@@ -54,32 +51,6 @@ def test_filters_run_health_buffer_strip_authz_transcoder_router() -> None:
     ]
 
 
-def authz_filter(config: dict[str, Any]) -> dict[str, Any]:
-    (authz,) = [
-        f["typed_config"]
-        for f in connection_manager(config)["http_filters"]
-        if f["name"] == "envoy.filters.http.ext_authz"
-    ]
-    return dict(authz)
-
-
-def test_headers_only_envoy_and_auth_set_are_dropped_from_client_requests() -> None:
-    (strip,) = [
-        f["typed_config"]
-        for f in connection_manager(rendered())["http_filters"]
-        if f["name"] == "envoy.filters.http.header_mutation"
-    ]
-    removed = {m["remove"] for m in strip["mutations"]["request_mutations"]}
-    assert removed == {
-        "x-farm-identity",
-        "x-farm-agent",
-        "x-farm-client-address",
-        "x-farm-content-type",
-        # A client's own list of refused batch items reaches no scheduler.
-        "x-farm-refused-items",
-    }
-
-
 def test_health_check_needs_every_service_cluster() -> None:
     (health, *_) = connection_manager(rendered())["http_filters"]
     config = health["typed_config"]
@@ -90,51 +61,6 @@ def test_health_check_needs_every_service_cluster() -> None:
         "storage",
         "scheduler",
     }
-
-
-def test_authz_fails_closed_against_the_auth_check_cluster() -> None:
-    authz = authz_filter(rendered())
-    service = authz["http_service"]
-    assert service["server_uri"]["cluster"] == "auth_check"
-    assert service["path_prefix"] == "/check"
-    assert authz["failure_mode_allow"] is False
-    assert authz["transport_api_version"] == "V3"
-
-
-def test_authz_asks_auth_with_the_client_address_that_envoy_saw() -> None:
-    authz = authz_filter(rendered())
-    added = authz["http_service"]["authorization_request"]["headers_to_add"]
-    assert {
-        "key": "x-farm-client-address",
-        "value": "%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%",
-    } in added
-    # A client's own header of that name is never forwarded to auth.
-    forwarded = {p["exact"] for p in authz["allowed_headers"]["patterns"]}
-    assert "x-farm-client-address" not in forwarded
-    assert {"authorization", "cookie"} <= forwarded
-
-
-def test_authz_hands_auth_the_content_type_under_a_name_of_its_own() -> None:
-    # As content-type, a gRPC call's makes Envoy take its own reply to a check that
-    # timed out for an allowing gRPC answer (tests/integration/cli/test_edge_auth_outage.py).
-    authz = authz_filter(rendered())
-    added = authz["http_service"]["authorization_request"]["headers_to_add"]
-    assert {"key": "x-farm-content-type", "value": "%REQ(content-type)%"} in added
-    assert "content-type" not in {p["exact"] for p in authz["allowed_headers"]["patterns"]}
-
-
-def test_auth_check_cluster_is_each_auth_host_on_the_check_port() -> None:
-    config = rendered(
-        upstreams={n: [Endpoint(n, 7000)] for n in ("auth", "storage", "scheduler")},
-        auth_check_port=7106,
-    )
-    check = clusters(config)["auth_check"]
-    (endpoint,) = check["load_assignment"]["endpoints"][0]["lb_endpoints"]
-    assert endpoint["endpoint"]["address"]["socket_address"] == {
-        "address": "auth",
-        "port_value": 7106,
-    }
-    assert check["health_checks"][0]["http_health_check"] == {"path": "/healthz"}
 
 
 def test_transcoder_reads_the_given_descriptor_and_limits_bodies() -> None:
@@ -178,76 +104,6 @@ def test_reflection_answers_for_every_service_envoy_exposes() -> None:
     assert sorted(PUBLIC_SERVICES) == public_services()
 
 
-def test_reflection_streams_reach_the_scheduler_unbuffered_and_without_a_deadline() -> None:
-    for version in ("v1", "v1alpha"):
-        prefix = f"/grpc.reflection.{version}.ServerReflection/"
-        (route,) = [r for r in routes(rendered()) if r["match"].get("prefix") == prefix]
-        assert route["route"]["cluster"] == "scheduler"
-        assert route["route"]["timeout"] == "0s"
-        assert route["typed_per_filter_config"]["envoy.filters.http.buffer"]["disabled"] is True
-        # The key is checked as for any call.
-        assert "envoy.filters.http.ext_authz" not in route["typed_per_filter_config"]
-
-
-def test_run_task_outlives_its_300_s_limit_and_watch_never_times_out() -> None:
-    by_path = {r["match"].get("path"): r["route"] for r in routes(rendered()) if "route" in r}
-    run = by_path["/farm.tasks.v1.TaskService/RunTask"]
-    watch = by_path["/farm.tasks.v1.TaskService/WatchTask"]
-    assert run["timeout"] == "330s" and run["idle_timeout"] == "330s"
-    assert watch["timeout"] == "0s" and watch["idle_timeout"] == "0s"
-
-
-@pytest.mark.parametrize(
-    "path",
-    ["/farm.tasks.v1.TaskService/RunTask", "/farm.sessions.v1.SessionService/RunSessionCommand"],
-)
-def test_the_cli_waits_for_a_run_as_long_as_the_edge(path: str) -> None:
-    # One RUN_TIMEOUT (farm_cli.client) for `farm task run`, its batches and `farm
-    # session run`: shorter, the CLI would give up on a run the farm still finishes.
-    by_path = {r["match"].get("path"): r["route"] for r in routes(rendered()) if "route" in r}
-    assert by_path[path]["timeout"] == f"{RUN_TIMEOUT:g}s"
-
-
-def test_close_session_outlasts_the_schedulers_wait_for_the_agents_close() -> None:
-    # A recording session's close waits for its video to be stored; cut at the edge
-    # first, the caller got UNAVAILABLE "upstream request timeout" for a close that went on.
-    by_path = {r["match"].get("path"): r["route"] for r in routes(rendered()) if "route" in r}
-    close = by_path["/farm.sessions.v1.SessionService/CloseSession"]
-    waits = SchedulerSettings.model_fields["session_close_timeout_seconds"].default
-    assert close["cluster"] == "scheduler"
-    assert float(close["timeout"].removesuffix("s")) > waits
-    assert float(close["idle_timeout"].removesuffix("s")) > waits
-
-
-@pytest.mark.parametrize(
-    ("method", "sdk_seconds"),
-    [
-        ("CreateSession", browserfarm_sessions.OPEN_SECONDS),
-        ("CloseSession", browserfarm_sessions.CLOSE_SECONDS),
-    ],
-)
-def test_the_sdk_and_the_cli_wait_for_a_session_call_as_long_as_the_edge(
-    method: str, sdk_seconds: float
-) -> None:
-    # A client that gives up first sees its own timeout, not the farm's answer saying why.
-    by_path = {r["match"].get("path"): r["route"] for r in routes(rendered()) if "route" in r}
-    edge = float(by_path[f"/farm.sessions.v1.SessionService/{method}"]["timeout"].removesuffix("s"))
-    # The CLI's session commands wait the SDK's bounds (farm_cli.commands.session).
-    assert sdk_seconds >= edge
-
-
-def test_only_json_calls_send_their_body_to_the_key_check() -> None:
-    # Auth refuses a JSON field the RPC does not have, which the transcoder would drop.
-    config = rendered()
-    by_prefix = {r["match"].get("prefix"): r for r in routes(config)}
-    check = by_prefix["/v1/"]["typed_per_filter_config"]["envoy.filters.http.ext_authz"]
-    body = check["check_settings"]["with_request_body"]
-    assert body["max_request_bytes"] == MAX_REQUEST_BYTES
-    filters = connection_manager(config)["http_filters"]
-    authz = [f for f in filters if f["name"] == "envoy.filters.http.ext_authz"]
-    assert "with_request_body" not in authz[0]["typed_config"]
-
-
 def test_session_browsers_go_to_the_agent_that_auth_names_with_no_timeout() -> None:
     config = rendered()
     (session_route,) = [r for r in routes(config) if "safe_regex" in r["match"]]
@@ -281,27 +137,6 @@ def test_session_browsers_go_to_the_agent_that_auth_names_with_no_timeout() -> N
     assert connection_manager(config)["upgrade_configs"] == [
         {"upgrade_type": "websocket", "enabled": False}
     ]
-
-
-def test_only_the_health_checks_go_without_the_key_check() -> None:
-    config = rendered()
-    open_routes = [
-        r
-        for r in routes(config)
-        if r.get("typed_per_filter_config", {})
-        .get("envoy.filters.http.ext_authz", {})
-        .get("disabled")
-    ]
-    assert [r["match"] for r in open_routes] == [
-        {"path": "/healthz"},
-        {"prefix": "/grpc.health.v1.Health/", "grpc": {}},
-    ]
-    # gRPC health is the scheduler's, its Watch a stream that an idle minute ends.
-    assert open_routes[1]["route"] == {
-        "cluster": "scheduler",
-        "timeout": "0s",
-        "idle_timeout": "60s",
-    }
 
 
 def test_clusters_list_every_replica_with_health_checks_and_outlier_detection() -> None:

@@ -1,6 +1,6 @@
 """TLS of the local farm: the local CA, the flags and variables, the banner.
 
-How Envoy is configured with the certificates: test_envoy_template.py.
+How Envoy is configured with the certificates: test_envoy_tls.py.
 """
 
 import argparse

@@ -37,6 +37,8 @@ SWEEP_LEASES = "sweep_leases"
 """The scheduler's table of the leases (one row per sweep). Another service names its
 own (auth: `auth_sweep_leases`): the services may share one database."""
 
+ROUND_OUTCOMES = ("swept", "skipped")
+"""The `outcome` label's values: a service serves them from 0 for its sweep's name."""
 sweep_rounds = Counter(
     "farm_sweep_rounds_total",
     "Rounds of a farm-wide sweep (`sweep`: scheduler-retention, auth-audit-purge), by "

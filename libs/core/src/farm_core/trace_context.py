@@ -203,16 +203,36 @@ def calling_out(
         yield span, outgoing_headers()
 
 
-def mark(name: str, *, parent: str, attributes: Mapping[str, AttributeValue]) -> None:
+def mark(
+    name: str,
+    *,
+    parent: str,
+    attributes: Mapping[str, AttributeValue],
+    link_current: bool = False,
+) -> None:
     """An INTERNAL span of no length under the span `parent` names.
 
     For a step that took no work of its own but must show in the trace (a task
-    answered from the cache).
+    answered from the cache). With `link_current`, it links the current span when
+    that is another one (a call that acted on the task later, from another trace:
+    its cancel), so the task's trace leads to that call.
     """
-    if _spans_recorded():
-        tracer().start_span(
-            name, context=context_of(parent), kind=SpanKind.INTERNAL, attributes=attributes
-        ).end()
+    if not _spans_recorded():
+        return
+    current = trace.get_current_span().get_span_context()
+    named = span_context_of(parent)
+    linked = (
+        link_current
+        and current.is_valid
+        and (current.trace_id, current.span_id) != (named.trace_id, named.span_id)
+    )
+    tracer().start_span(
+        name,
+        context=context_of(parent),
+        kind=SpanKind.INTERNAL,
+        attributes=attributes,
+        links=[Link(current)] if linked else [],
+    ).end()
 
 
 def passes_nothing() -> bool:

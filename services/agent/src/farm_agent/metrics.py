@@ -6,7 +6,7 @@ agent's id, region and version, one series per agent process.
 """
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -14,6 +14,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from farm_core.breakers import BreakerState
 from farm_core.egress.address_policy import Reason
+from farm_core.metric_series import start_at_zero
 from farm_core.queue import ANY_REGION
 from farm_core.task_errors import ErrorCode
 
@@ -91,27 +92,15 @@ agent_info = Gauge(
 )
 
 
-def start_at_zero(counter: Counter, label: str, values: Iterable[str]) -> None:
-    """Has `counter` serve a series of 0 for each of `values` from the start.
-
-    A labelled counter serves no series before its first increment, so Prometheus
-    would not know `agent_errors_total` (a name the public API promises) until a
-    task fails, and a rate over it (a dashboard's panel) would miss the first failure,
-    wait or page event after each start of an agent.
-    """
-    for value in values:
-        counter.labels(**{label: value})
-
-
-start_at_zero(errors_total, "code", ErrorCode)
-start_at_zero(circuit_transitions_total, "state", BreakerState)
-start_at_zero(page_events_total, "kind", ("dialog", "popup", "download", "crash"))
-start_at_zero(browser_probes_total, "outcome", ("passed", "failed"))
-start_at_zero(blocked_requests_total, "reason", Reason)
+# Served from 0 (farm_core.metric_series): dashboards rate them from an agent's start.
+start_at_zero(errors_total, code=ErrorCode)
+start_at_zero(circuit_transitions_total, state=BreakerState)
+start_at_zero(page_events_total, kind=("dialog", "popup", "download", "crash"))
+start_at_zero(browser_probes_total, outcome=("passed", "failed"))
+start_at_zero(blocked_requests_total, reason=Reason)
 start_at_zero(
     warm_context_uses_total,
-    "outcome",
-    ("reused", "opened", "fresh", "trimmed", "memory", "reset_failed", "failed_task"),
+    outcome=("reused", "opened", "fresh", "trimmed", "memory", "reset_failed", "failed_task"),
 )
 
 

@@ -24,15 +24,20 @@ from farm.audit.v1 import audit_pb2
 from farm_auth.audit_log import AuditLog
 from farm_auth.models import sweep_leases
 from farm_core.cancel import cancel_and_wait
+from farm_core.metric_series import start_at_zero
 from farm_core.nats_access import NatsAccess
 from farm_core.nats_link import NatsLink
 from farm_core.pulls import Puller
 from farm_core.queue import AUDIT_STREAM, ensure_audit_stream, settle
 from farm_core.request_text import scrub_nul
 from farm_core.retention import RETENTION_CHECK_SECONDS, retention_loop
-from farm_core.sweep_turns import SweepTurns
+from farm_core.sweep_turns import ROUND_OUTCOMES, SweepTurns, sweep_rounds
 
 log = logging.getLogger(__name__)
+
+PURGE_SWEEP = "auth-audit-purge"
+"""The audit purge's name: its lease's row, its log lines, `farm_sweep_rounds_total`'s `sweep`."""
+start_at_zero(sweep_rounds, sweep=(PURGE_SWEEP,), outcome=ROUND_OUTCOMES)
 
 DURABLE_NAME = "auth-audit"
 FETCH_BATCH = 256
@@ -65,12 +70,12 @@ class AuditWriter:
         self._turns = SweepTurns(
             audit_log.engine,
             sweep_leases,
-            "auth-audit-purge",
+            PURGE_SWEEP,
             lease_seconds=PURGE_LEASE_SECONDS,
             hold_seconds=RETENTION_CHECK_SECONDS,
         )
         self._purging = retention_loop(
-            "auth-audit-purge",
+            PURGE_SWEEP,
             self._purge_in_turn,
             retention_days,
             survives=(SQLAlchemyError, OSError),

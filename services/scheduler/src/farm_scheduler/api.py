@@ -19,6 +19,7 @@ from farm_core.paging import Cursor, read_page
 from farm_core.queue import TASK_STREAM
 from farm_core.scopes import Scope
 from farm_core.timestamps import from_timestamp, to_timestamp
+from farm_core.trace_context import mark
 from farm_scheduler.batch_cancels import cancel_all, cancel_response, check_cancel_batch
 from farm_scheduler.batches import Accepted, check_batch_size, check_items, item_error
 from farm_scheduler.callbacks.secrets import WebhookSecrets
@@ -89,6 +90,20 @@ def run_wait_seconds(
         until_deadline = (from_timestamp(spec.deadline) - now).total_seconds()
         wait_seconds = min(wait_seconds, max(until_deadline + deadline_grace_seconds, 0.0))
     return wait_seconds
+
+
+def mark_cancelled(record: TaskRecord) -> None:
+    """A `task.cancel` span in the cancelled task's trace, linked to the cancelling call.
+
+    A task that was still queued leaves no other span of its end; the call's own
+    trace is the caller's, not the task's.
+    """
+    mark(
+        "task.cancel",
+        parent=record.trace_parent,
+        attributes={"farm.task_id": record.id},
+        link_current=True,
+    )
 
 
 def edge_refusals(context: Any) -> dict[int, ItemProblem]:
@@ -262,6 +277,7 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
         done = await self._store.cancel_many(tenant, task_ids)
         changes = list(done.changes.values())
         for change in changes:
+            mark_cancelled(change.after)
             await self._changes.report(change)
         await self._publisher.end_marks.mark_many(list(done.changes), task_ends.CANCELLED)
         await self._publisher.queue_messages.ended_many([change.before for change in changes])
@@ -272,6 +288,7 @@ class TaskApi(tasks_pb2_grpc.TaskServiceServicer):
         change = await self._store.cancel(tenant, task_id)
         if change is None:
             return None
+        mark_cancelled(change.after)
         await self._changes.report(change)
         await self._publisher.end_marks.mark(task_id, task_ends.CANCELLED)
         await self._publisher.queue_messages.ended(change.before)

@@ -10,10 +10,12 @@ are in status/gauges.py.
 from prometheus_client import Counter, Histogram
 
 from farm.tasks.v1 import tasks_pb2
+from farm_core.metric_series import start_at_zero
 from farm_core.queue import PRIORITY_TOKENS
 from farm_core.task_defaults import DEFAULT_PRIORITY
-from farm_scheduler.lifecycle import is_final
+from farm_scheduler.lifecycle import FINAL_STATUSES, is_final
 from farm_scheduler.records import TaskRecord
+from farm_scheduler.sessions.unclaimed import Unclaimed
 from farm_scheduler.store import TaskChange
 
 _SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
@@ -69,6 +71,24 @@ cache_misses = Counter(
     "farm_task_cache_misses_total",
     "Tasks the result cache was asked for and could not answer (they are queued).",
 )
+
+
+def status_label(status: tasks_pb2.TaskStatus.ValueType) -> str:
+    """A TaskStatus as a metric label: "succeeded", "failed", ..."""
+    return tasks_pb2.TaskStatus.Name(status).removeprefix("TASK_STATUS_").lower()
+
+
+# Served from 0 (farm_core.metric_series): a panel's or an alert's rate sees the first event.
+start_at_zero(tasks_created, priority=PRIORITY_TOKENS.values())
+start_at_zero(tasks_finished, status=sorted(map(status_label, FINAL_STATUSES)))
+start_at_zero(refused_agent_events, kind=("tasks", "sessions"), reason=("agent_differs", "unbound"))
+start_at_zero(
+    stale_attempt_events,
+    status=[*sorted(map(status_label, FINAL_STATUSES)), status_label(tasks_pb2.TASK_STATUS_QUEUED)],
+)
+start_at_zero(late_final_events, status=("succeeded", "failed"))
+start_at_zero(unclaimed_session_closes, why=Unclaimed)
+
 task_queue_seconds = Histogram(
     "farm_task_queue_seconds",
     "Time from a task's creation to the start of its first attempt, by priority.",
@@ -133,8 +153,3 @@ def _retried(
     if after_status != queued or before_status == failed:
         return False
     return before_status != queued or after_attempts > before_attempts
-
-
-def status_label(status: tasks_pb2.TaskStatus.ValueType) -> str:
-    """A TaskStatus as a metric label: "succeeded", "failed", ..."""
-    return tasks_pb2.TaskStatus.Name(status).removeprefix("TASK_STATUS_").lower()

@@ -32,9 +32,10 @@ from farm_core.artifact_expiry import (
     refused_owners,
 )
 from farm_core.db import utcnow
+from farm_core.metric_series import start_at_zero
 from farm_core.periodic import Periodic
 from farm_core.retention import RETENTION_CHECK_SECONDS, Clock, retention_cutoff, retention_loop
-from farm_core.sweep_turns import SweepTurns
+from farm_core.sweep_turns import ROUND_OUTCOMES, SweepTurns, sweep_rounds
 from farm_core.task_limits import MAX_CACHE_TTL_SECONDS
 from farm_scheduler.models import sweep_leases
 from farm_scheduler.retention_rows import (
@@ -46,6 +47,10 @@ from farm_scheduler.retention_rows import (
 )
 
 log = logging.getLogger(__name__)
+
+RETENTION_SWEEP = "scheduler-retention"
+"""The retention sweep's name: its lease's row, its logs, `farm_sweep_rounds_total`'s `sweep`."""
+start_at_zero(sweep_rounds, sweep=(RETENTION_SWEEP,), outcome=ROUND_OUTCOMES)
 
 CLOCK_MARGIN = dt.timedelta(hours=1)
 """How far the replicas' clocks may differ for the sweep and the cache to stay apart."""
@@ -148,13 +153,13 @@ class TaskRetention:
         self._turns = SweepTurns(
             engine,
             sweep_leases,
-            "scheduler-retention",
+            RETENTION_SWEEP,
             lease_seconds=max(LEASE_SECONDS, 3 * storage_timeout_seconds),
             hold_seconds=RETENTION_CHECK_SECONDS,
             clock=clock,
         )
         self._loop: Periodic | None = retention_loop(
-            "scheduler-retention",
+            RETENTION_SWEEP,
             self.take_turn,
             retention_days,
             survives=(SQLAlchemyError, OSError, StorageUnconfirmed),

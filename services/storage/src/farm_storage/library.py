@@ -4,7 +4,9 @@ import logging
 
 from prometheus_client import Counter
 
+from farm.tasks.v1 import tasks_pb2
 from farm_core.errors import FarmError, NotFound
+from farm_core.metric_series import start_at_zero
 from farm_core.paging import Cursor
 from farm_storage.blobs import BlobMissing, BlobStore, object_key
 from farm_storage.cache_eviction import CacheEviction
@@ -18,6 +20,14 @@ uploads_total = Counter("farm_storage_uploads_total", "Artifacts stored, by kind
 upload_bytes_total = Counter(
     "farm_storage_upload_bytes_total", "Bytes of artifacts stored, by kind.", ["kind"]
 )
+# Served from 0 for every kind an upload may have (ingest refuses ARTIFACT_KIND_UNSPECIFIED).
+STORED_KINDS = [
+    name
+    for name, value in tasks_pb2.ArtifactKind.items()
+    if value != tasks_pb2.ARTIFACT_KIND_UNSPECIFIED
+]
+start_at_zero(uploads_total, kind=STORED_KINDS)
+start_at_zero(upload_bytes_total, kind=STORED_KINDS)
 
 
 class ArtifactLibrary:

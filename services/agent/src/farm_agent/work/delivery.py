@@ -19,6 +19,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from farm_agent import metrics
 from farm_agent.work.lapses import Clock, ProgressWatch, boottime
+from farm_core.metric_series import start_at_zero
 from farm_core.periodic import Periodic
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ ATTEMPT_FAILED = {
 }
 
 
-metrics.start_at_zero(metrics.tasks_total, "status", DeliveryOutcome)
+start_at_zero(metrics.tasks_total, status=DeliveryOutcome)
 
 
 class Delivery:

@@ -36,7 +36,8 @@ from farm_agent.kv import (
     open_own,
     read,
 )
-from farm_agent.metrics import start_at_zero, task_waits_total
+from farm_agent.metrics import task_waits_total
+from farm_core.metric_series import start_at_zero
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class WaitReason(enum.StrEnum):
     HELD_ELSEWHERE = "held_elsewhere"
 
 
-start_at_zero(task_waits_total, "reason", WaitReason)
+start_at_zero(task_waits_total, reason=WaitReason)
 
 
 def wait_key(task_id: str, message: Msg) -> str:

@@ -4,6 +4,7 @@ import datetime as dt
 
 from prometheus_client import Counter, Histogram
 
+from farm_core.metric_series import start_at_zero
 from farm_scheduler.callbacks.attempts import CallbackAttempt
 
 _SECONDS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
@@ -16,6 +17,7 @@ callback_attempts_failed = Counter(
     "Callback attempts that failed (no answer, or not 2xx), by whether they are retried.",
     ["retried"],
 )
+start_at_zero(callback_attempts_failed, retried=("true", "false"))
 callbacks_given_up = Counter(
     "farm_callbacks_given_up_total",
     "Callbacks given up: the retry window closed, or the address is refused.",
