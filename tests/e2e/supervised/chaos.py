@@ -1,4 +1,4 @@
-"""What the chaos tests (test_chaos.py) share: their farm's settings, batches, waits.
+"""What the chaos tests (test_chaos.py, test_agent_restart.py) share: their farm, batches, waits.
 
 Their farm has short waits everywhere, so that a redelivery, a retry or a lost
 attempt takes seconds, not minutes; the tests reach it through Envoy's HTTP/JSON API
@@ -13,7 +13,7 @@ import re
 import secrets
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -57,9 +57,15 @@ QUICK_RESTARTS = RestartPolicy(first_delay=0.2)
 
 
 @contextlib.contextmanager
-def supervised_chaos_farm(home: Path) -> Iterator[LocalFarm]:
-    """A whole farm with CHAOS_ENV, supervised in the background, stopped by PID afterwards."""
-    config = replace(whole_farm_config(home), service_env=CHAOS_ENV, restart_policy=QUICK_RESTARTS)
+def supervised_chaos_farm(
+    home: Path, more_env: Mapping[str, str] | None = None
+) -> Iterator[LocalFarm]:
+    """A whole farm with CHAOS_ENV (and `more_env`), supervised in the background, stopped
+    by PID afterwards."""
+    service_env = {**CHAOS_ENV, **(more_env or {})}
+    config = replace(
+        whole_farm_config(home), service_env=service_env, restart_policy=QUICK_RESTARTS
+    )
     with LocalFarm(config) as farm:
         farm.start_supervisor(interval=0.1)
         yield farm

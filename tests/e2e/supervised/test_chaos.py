@@ -1,9 +1,9 @@
 """Chaos: accepted tasks are never lost while parts of the farm die for real (issue 3).
 
-The tests share one farm (two agents with a 5 s ack wait, heartbeats every second, on
-free ports, supervised as `farm up` does but restarting after 0.2 s; what a test kills
-the supervisor brings back before the next one needs it); its settings and helpers
-are in chaos.py.
+The tests share the package's farm (conftest.py: two agents with a 5 s ack wait,
+heartbeats every second, on free ports, supervised as `farm up` does but restarting
+after 0.2 s; what a test kills the supervisor brings back before the next one needs
+it); its settings and helpers are in chaos.py.
 
 The batch tests submit screenshot tasks against slow local pages through Envoy's
 HTTP/JSON API, break one part mid-batch with a real signal, and then check every task
@@ -40,7 +40,6 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
@@ -53,13 +52,12 @@ from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.health import grpc_serving
 from farm_cli.launcher.supervisor import Phase
 from farm_core.queue import TASK_EVENT_SUBJECTS
-from tests.e2e.chaos import (
+from tests.e2e.supervised.chaos import (
     ACK_WAIT_SECONDS,
     OLD_TRIES,
     OUTAGE_SECONDS,
     Batch,
     EventLog,
-    admin_http,
     agent_log_count,
     both_agents_beat_since,
     create,
@@ -70,7 +68,6 @@ from tests.e2e.chaos import (
     redeliveries_held,
     running_on_a_counted_page,
     statuses,
-    supervised_chaos_farm,
     task_of,
     task_story,
     until,
@@ -83,35 +80,10 @@ from tests.pages import Site
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def chaos_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
-    """The module's farm, supervised in the background, stopped by PID afterwards."""
-    with supervised_chaos_farm(tmp_path_factory.mktemp("chaos")) as farm:
-        yield farm
-
-
-@pytest.fixture
-async def http(chaos_farm: LocalFarm) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of the farm's Envoy with the admin key."""
-    async with admin_http(chaos_farm) as client:
-        yield client
-
-
 @pytest.fixture
 def batch(http: httpx.AsyncClient) -> Batch:
     """An empty batch of the test's own."""
     return Batch(http)
-
-
-@pytest.fixture(autouse=True)
-def storage_up(chaos_farm: LocalFarm) -> None:
-    """Storage runs as a test starts: a storage outage test may end with it stopped.
-
-    Started again before the next test that needs it, not after the outage test: the
-    last test's farm stops without waiting for it.
-    """
-    if not chaos_farm.process("storage").alive():
-        chaos_farm.start_process("storage")
 
 
 @pytest.fixture
