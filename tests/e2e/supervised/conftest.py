@@ -34,12 +34,13 @@ def chaos_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
         yield farm
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def storage_up(chaos_farm: LocalFarm) -> None:
     """Storage runs as a test starts: a storage outage test may end with it stopped.
 
-    Started again before the next test that needs it, not after the outage test: the
-    last test's farm stops without waiting for it.
+    Started again before the next test that runs tasks (their screenshots are stored),
+    not after the outage test: the session tests that may come next store nothing, and
+    the last test's farm stops without waiting for it.
     """
     if not chaos_farm.process("storage").alive():
         chaos_farm.start_process("storage")

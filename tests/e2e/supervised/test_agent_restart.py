@@ -46,6 +46,7 @@ def farm_command(capsys: pytest.CaptureFixture[str], *words: str) -> tuple[int, 
     return code, out, err
 
 
+@pytest.mark.usefixtures("storage_up")
 @pytest.mark.timeout(420)
 async def test_restarting_every_agent_under_load_loses_no_task(
     farm: LocalFarm,
@@ -76,6 +77,7 @@ async def test_restarting_every_agent_under_load_loses_no_task(
     await batch.check_none_lost_none_twice(tasks)
 
 
+@pytest.mark.usefixtures("storage_up")
 @pytest.mark.timeout(300)
 async def test_an_agent_drained_by_hand_is_started_again(
     farm: LocalFarm,

@@ -77,7 +77,7 @@ from tests.e2e.supervised.chaos import (
 from tests.helpers import assert_eventually
 from tests.pages import Site
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("storage_up")]
 
 
 @pytest.fixture

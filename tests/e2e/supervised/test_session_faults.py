@@ -2,7 +2,8 @@
 
 On the package's supervised farm of two agents (conftest.py), as these tests kill and
 drain agents; killed agents come back after 0.2 s. The drain test leaves its agent
-ended: this module runs last in the package.
+ended: this module runs last in the package. Its sessions store nothing, so the storage
+service a chaos test left stopped is not started again for them.
 """
 
 import contextlib
