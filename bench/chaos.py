@@ -49,7 +49,8 @@ from harness import bounded, local_farm, progress_reporter, serve_page
 MAX_TASKS = 1000
 FINAL = frozenset({"TASK_STATUS_SUCCEEDED", "TASK_STATUS_FAILED", "TASK_STATUS_CANCELLED"})
 SUBMIT_CONCURRENCY = 16
-# Short waits, as in tests/e2e/test_chaos.py: a killed agent's tasks come back in seconds.
+# Short waits, as in tests/e2e/supervised/test_chaos.py: a killed agent's tasks come back
+# in seconds.
 FARM_ENV = {
     "FARM_AGENT_ACK_WAIT_SECONDS": "5",
     "FARM_AGENT_IN_PROGRESS_SECONDS": "1",

@@ -1,14 +1,15 @@
 """Sessions when their agent goes away: killed (AGENT_LOST) or drained (AGENT_DRAINING).
 
-A farm of its own (two agents, the session's SeaweedFS), as these tests kill and drain
-agents; killed agents come back after 0.2 s.
+On the package's supervised farm of two agents (conftest.py), as these tests kill and
+drain agents; killed agents come back after 0.2 s. The drain test leaves its agent
+ended: this module runs last in the package. Its sessions store nothing, so the storage
+service a chaos test left stopped is not started again for them.
 """
 
 import contextlib
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import httpx
@@ -16,39 +17,15 @@ import psutil
 import pytest
 
 from farm_cli.launcher.farm import LocalFarm
-from farm_cli.launcher.supervisor import RestartPolicy
-from tests.conftest import S3Server
 from tests.e2e.sessions_api import Sessions
-from tests.farms import whole_farm_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-FAULT_ENV = {
-    # Lost agents are noticed within a few seconds, not the default 15.
-    "FARM_AGENT_HEARTBEAT_SECONDS": "0.5",
-    "FARM_SCHEDULER_SESSION_AGENT_LOST_SECONDS": "3",
-    "FARM_SCHEDULER_SESSION_SWEEP_INTERVAL_SECONDS": "0.5",
-    "FARM_AGENT_SESSION_DRAIN_SECONDS": "1",
-    "FARM_GRACE_SECONDS": "5",
-}
-
 
 @pytest.fixture(scope="module")
-def fault_farm(
-    tmp_path_factory: pytest.TempPathFactory, seaweedfs: S3Server
-) -> Iterator[LocalFarm]:
-    config = replace(
-        whole_farm_config(tmp_path_factory.mktemp("sfaults")),
-        service_env=FAULT_ENV,
-        restart_policy=RestartPolicy(first_delay=0.2),
-        s3_endpoint=seaweedfs.endpoint,
-        s3_credentials=seaweedfs.credentials,
-        s3_bucket=seaweedfs.bucket,
-    )
-    with LocalFarm(config) as farm:
-        # Killed agents come back, as under `farm up`.
-        farm.start_supervisor(interval=0.1)
-        yield farm
+def fault_farm(chaos_farm: LocalFarm) -> LocalFarm:
+    """The package's farm (conftest.py): its sessions' agents are noticed lost within 3 s."""
+    return chaos_farm
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 """Chaos: accepted tasks are never lost while parts of the farm die for real (issue 3).
 
-The tests share one farm (two agents with a 5 s ack wait, heartbeats every second, on
-free ports, supervised as `farm up` does but restarting after 0.2 s; what a test kills
-the supervisor brings back before the next one needs it); its settings and helpers
-are in chaos.py.
+The tests share the package's farm (conftest.py: two agents with a 5 s ack wait,
+heartbeats every second, on free ports, supervised as `farm up` does but restarting
+after 0.2 s; what a test kills the supervisor brings back before the next one needs
+it); its settings and helpers are in chaos.py.
 
 The batch tests submit screenshot tasks against slow local pages through Envoy's
 HTTP/JSON API, break one part mid-batch with a real signal, and then check every task
@@ -20,7 +20,9 @@ wait: JetStream redelivers the task as soon as it is back, and the redelivery wa
 while the first attempt runs (its page is released only then). The page must be asked
 for once, and the task must succeed once.
 
-The storage outage tests (FARM_AGENT_UPLOAD_OUTAGE_SECONDS=24): the storage service is
+The storage outage tests (FARM_AGENT_UPLOAD_OUTAGE_SECONDS: 24 s on agent-1, 16 s on
+agent-2, each agent in a region of that name, which the tests' tasks name to pick
+the window they need; other tasks run on either agent): the storage service is
 stopped for real (its connections refused, so every upload try fails at once with
 UNAVAILABLE) while a screenshot task with maxAttempts 1 finishes its page: the agent
 holds the result and keeps retrying the upload. Started again within the window, the
@@ -40,7 +42,6 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
@@ -53,13 +54,14 @@ from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.health import grpc_serving
 from farm_cli.launcher.supervisor import Phase
 from farm_core.queue import TASK_EVENT_SUBJECTS
-from tests.e2e.chaos import (
+from tests.e2e.supervised.chaos import (
     ACK_WAIT_SECONDS,
+    LONG_WINDOW_REGION,
     OLD_TRIES,
-    OUTAGE_SECONDS,
+    SHORT_OUTAGE_SECONDS,
+    SHORT_WINDOW_REGION,
     Batch,
     EventLog,
-    admin_http,
     agent_log_count,
     both_agents_beat_since,
     create,
@@ -70,7 +72,6 @@ from tests.e2e.chaos import (
     redeliveries_held,
     running_on_a_counted_page,
     statuses,
-    supervised_chaos_farm,
     task_of,
     task_story,
     until,
@@ -80,38 +81,13 @@ from tests.e2e.chaos import (
 from tests.helpers import assert_eventually
 from tests.pages import Site
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def chaos_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
-    """The module's farm, supervised in the background, stopped by PID afterwards."""
-    with supervised_chaos_farm(tmp_path_factory.mktemp("chaos")) as farm:
-        yield farm
-
-
-@pytest.fixture
-async def http(chaos_farm: LocalFarm) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of the farm's Envoy with the admin key."""
-    async with admin_http(chaos_farm) as client:
-        yield client
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("storage_up")]
 
 
 @pytest.fixture
 def batch(http: httpx.AsyncClient) -> Batch:
     """An empty batch of the test's own."""
     return Batch(http)
-
-
-@pytest.fixture(autouse=True)
-def storage_up(chaos_farm: LocalFarm) -> None:
-    """Storage runs as a test starts: a storage outage test may end with it stopped.
-
-    Started again before the next test that needs it, not after the outage test: the
-    last test's farm stops without waiting for it.
-    """
-    if not chaos_farm.process("storage").alive():
-        chaos_farm.start_process("storage")
 
 
 @pytest.fixture
@@ -330,7 +306,13 @@ async def test_a_scheduler_sent_sigterm_by_hand_is_restarted_and_serves_tasks(
 async def test_a_short_storage_outage_does_not_spend_the_tasks_attempt(
     storage_down: LocalFarm, http: httpx.AsyncClient, site: Site
 ) -> None:
-    task_id = await create(http, site.url(f"/?outage={secrets.token_hex(4)}"), maxAttempts=1)
+    # On agent-1: its 24 s window leaves storage time to come back on a loaded machine.
+    task_id = await create(
+        http,
+        site.url(f"/?outage={secrets.token_hex(4)}"),
+        maxAttempts=1,
+        region=LONG_WINDOW_REGION,
+    )
 
     # Storage stays down through the tries an upload used to get (each failed try that
     # is tried again is logged), then comes back.
@@ -372,7 +354,13 @@ async def test_a_short_storage_outage_does_not_spend_the_tasks_attempt(
 async def test_storage_down_past_the_window_fails_the_task_saying_so(
     storage_down: LocalFarm, http: httpx.AsyncClient, site: Site
 ) -> None:
-    task_id = await create(http, site.url(f"/?outage={secrets.token_hex(4)}"), maxAttempts=1)
+    # On agent-2, whose window is the shorter to wait out.
+    task_id = await create(
+        http,
+        site.url(f"/?outage={secrets.token_hex(4)}"),
+        maxAttempts=1,
+        region=SHORT_WINDOW_REGION,
+    )
 
     task = await final(http, task_id)
 
@@ -380,6 +368,6 @@ async def test_storage_down_past_the_window_fails_the_task_saying_so(
     assert task["error"]["code"] == "UPLOAD_FAILED"
     message = task["error"]["message"]
     assert "UNAVAILABLE" in message
-    assert f"{OUTAGE_SECONDS} s is the longest outage" in message
+    assert f"{SHORT_OUTAGE_SECONDS} s is the longest outage" in message
     assert "FARM_AGENT_UPLOAD_OUTAGE_SECONDS" in message, message
     assert upload_retries(storage_down, task_id) > OLD_TRIES

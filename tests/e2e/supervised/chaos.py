@@ -1,4 +1,4 @@
-"""What the chaos tests (test_chaos.py) share: their farm's settings, batches, waits.
+"""What the chaos tests (test_chaos.py, test_agent_restart.py) share: their farm, batches, waits.
 
 Their farm has short waits everywhere, so that a redelivery, a retry or a lost
 attempt takes seconds, not minutes; the tests reach it through Envoy's HTTP/JSON API
@@ -13,7 +13,7 @@ import re
 import secrets
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -41,8 +41,16 @@ ACK_WAIT_SECONDS = 5
 # answer for that try (it takes about 1 s idle; at a load of 25 the note and the start
 # took over 8 s, which a 14 s window did not leave).
 OUTAGE_SECONDS = 24
+# agent-2's window, for a test that waits it out: 16 s holds seven tries, the last at
+# 11.2 s (the next would start at 16.2 s, past it however late the tries run), six of
+# them by 6.2 s.
+SHORT_OUTAGE_SECONDS = 16
 # The tries an upload got before that window: an outage longer than them failed the attempt.
 OLD_TRIES = 5
+# Each agent serves a region named after its window, besides `any`: a task with that
+# `region` runs on it, one without runs on either.
+LONG_WINDOW_REGION = f"window-{OUTAGE_SECONDS}s"
+SHORT_WINDOW_REGION = f"window-{SHORT_OUTAGE_SECONDS}s"
 CHAOS_ENV = {
     **QUICK_RECOVERY_ENV,
     "FARM_AGENT_ACK_WAIT_SECONDS": str(ACK_WAIT_SECONDS),
@@ -51,15 +59,31 @@ CHAOS_ENV = {
     # Events the killed scheduler had fetched come again this soon, not after the default 30 s.
     "FARM_SCHEDULER_EVENT_ACK_WAIT_SECONDS": "3",
 }
+CHAOS_AGENT_ENV = (
+    {"FARM_AGENT_REGION": LONG_WINDOW_REGION},
+    {
+        "FARM_AGENT_REGION": SHORT_WINDOW_REGION,
+        "FARM_AGENT_UPLOAD_OUTAGE_SECONDS": str(SHORT_OUTAGE_SECONDS),
+    },
+)
 VIEWPORT = {"width": 640, "height": 400}
 # A killed process comes back after 0.2 s, not 1 s: its crash, not the wait, is under test.
 QUICK_RESTARTS = RestartPolicy(first_delay=0.2)
 
 
 @contextlib.contextmanager
-def supervised_chaos_farm(home: Path) -> Iterator[LocalFarm]:
-    """A whole farm with CHAOS_ENV, supervised in the background, stopped by PID afterwards."""
-    config = replace(whole_farm_config(home), service_env=CHAOS_ENV, restart_policy=QUICK_RESTARTS)
+def supervised_chaos_farm(
+    home: Path, more_env: Mapping[str, str] | None = None
+) -> Iterator[LocalFarm]:
+    """A whole farm with CHAOS_ENV (and `more_env`) and CHAOS_AGENT_ENV, supervised in the
+    background, stopped by PID afterwards."""
+    service_env = {**CHAOS_ENV, **(more_env or {})}
+    config = replace(
+        whole_farm_config(home),
+        service_env=service_env,
+        agent_env=CHAOS_AGENT_ENV,
+        restart_policy=QUICK_RESTARTS,
+    )
     with LocalFarm(config) as farm:
         farm.start_supervisor(interval=0.1)
         yield farm

@@ -9,7 +9,6 @@ it, from FARM_HOME alone, while a batch of slow screenshot tasks is in flight.
 import asyncio
 import json
 import secrets
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -18,7 +17,7 @@ import pytest
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.supervisor import Phase
 from farm_cli.main import main
-from tests.e2e.chaos import Batch, admin_http, statuses, supervised_chaos_farm
+from tests.e2e.supervised.chaos import Batch, statuses
 from tests.helpers import assert_eventually
 from tests.pages import Site
 
@@ -28,17 +27,9 @@ AGENTS = ("agent-1", "agent-2")
 
 
 @pytest.fixture(scope="module")
-def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
-    """Two agents, supervised in the background, stopped by PID afterwards."""
-    with supervised_chaos_farm(tmp_path_factory.mktemp("restart")) as running:
-        yield running
-
-
-@pytest.fixture
-async def http(farm: LocalFarm) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of the farm's Envoy with the admin key."""
-    async with admin_http(farm) as client:
-        yield client
+def farm(chaos_farm: LocalFarm) -> LocalFarm:
+    """The package's two agents, supervised in the background (conftest.py)."""
+    return chaos_farm
 
 
 @pytest.fixture
@@ -55,6 +46,7 @@ def farm_command(capsys: pytest.CaptureFixture[str], *words: str) -> tuple[int, 
     return code, out, err
 
 
+@pytest.mark.usefixtures("storage_up")
 @pytest.mark.timeout(420)
 async def test_restarting_every_agent_under_load_loses_no_task(
     farm: LocalFarm,
@@ -85,6 +77,7 @@ async def test_restarting_every_agent_under_load_loses_no_task(
     await batch.check_none_lost_none_twice(tasks)
 
 
+@pytest.mark.usefixtures("storage_up")
 @pytest.mark.timeout(300)
 async def test_an_agent_drained_by_hand_is_started_again(
     farm: LocalFarm,
