@@ -206,6 +206,8 @@ async def test_a_task_whose_only_delivery_lapsed_runs_again_and_is_then_settled(
         ack_wait_seconds=ACK_WAIT,
         in_progress_seconds=IN_PROGRESS,
         poll_seconds=POLL,
+        # A held redelivery looks again for the mark after a heartbeat interval.
+        heartbeat_seconds=0.5,
         # No scheduler marks the task ended: its redelivery waits this long for the mark.
         holder_lost_seconds=1,
     )
