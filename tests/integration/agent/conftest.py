@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from prometheus_client import REGISTRY
@@ -55,9 +54,9 @@ from tests.helpers import (
     TEST_PUBLIC_KEY,
     StandInService,
     agent_credential,
-    assert_eventually,
     serving,
 )
+from tests.integration.agent.agent_events import Events as Events  # the tests take it from here
 from tests.integration.agent.agent_processes import AgentProcesses
 from tests.integration.agent.fakes import (
     UPLOAD_METHOD,
@@ -74,7 +73,6 @@ RUNNING = tasks_pb2.TASK_STATUS_RUNNING
 SUCCEEDED = tasks_pb2.TASK_STATUS_SUCCEEDED
 FAILED = tasks_pb2.TASK_STATUS_FAILED
 CANCELLED = tasks_pb2.TASK_STATUS_CANCELLED
-FINAL = {SUCCEEDED, FAILED, CANCELLED}
 NORMAL = Priority.NORMAL
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -188,33 +186,6 @@ async def fake_storage(tmp_path: Path, nats_server: NatsServer) -> AsyncIterator
         yield FakeStorage(host.address, ingest)
 
 
-class Events:
-    """Every AgentEvent published while the test runs, in arrival order."""
-
-    def __init__(self) -> None:
-        self.received: list[queue_pb2.AgentEvent] = []
-
-    async def on_message(self, message: Msg) -> None:
-        self.received.append(queue_pb2.AgentEvent.FromString(message.data))
-
-    def of(self, task_id: str) -> list[queue_pb2.AgentEvent]:
-        return [event for event in self.received if event.task_id == task_id]
-
-    def statuses(self, task_id: str) -> list[int]:
-        return [event.status for event in self.of(task_id)]
-
-    def started(self) -> list[str]:
-        return [event.task_id for event in self.received if event.status == RUNNING]
-
-    async def final(self, task_id: str, within: float = 20) -> queue_pb2.AgentEvent:
-        await assert_eventually(
-            lambda: any(status in FINAL for status in self.statuses(task_id)),
-            within=within,
-            message=f"task {task_id} did not end",
-        )
-        return next(event for event in self.of(task_id) if event.status in FINAL)
-
-
 @pytest.fixture
 async def js(nc: Client) -> AsyncIterator[JetStreamContext]:
     """JetStream with the farm's streams, and no agent consumers or tasks left from other tests."""
@@ -255,6 +226,7 @@ def saved(uploader: FakeUploader) -> FakeSavedState:
 
 
 StartIntake = Callable[..., Awaitable[WorkIntake]]
+INTAKE_POLL_SECONDS = 0.25
 
 
 @pytest.fixture
@@ -266,12 +238,21 @@ async def start_intake(
     uploader: FakeUploader,
     saved: FakeSavedState,
 ) -> AsyncIterator[StartIntake]:
-    """Starts intakes on the shared pool (id "agent-under-test" unless given); closes them."""
+    """Starts intakes on the shared pool (id "agent-under-test" unless given); closes them.
+
+    A task handed back or retried comes again at the intake's next look at its queues:
+    they look every INTAKE_POLL_SECONDS unless told, not every 2 s.
+    """
     started: list[WorkIntake] = []
 
     async def start(storage: ArtifactUploader | None = None, **overrides: Any) -> WorkIntake:
         settings = make_settings(
-            **{"NATS_URL": nats_server.url, "id": "agent-under-test", **overrides}
+            **{
+                "NATS_URL": nats_server.url,
+                "id": "agent-under-test",
+                "poll_seconds": INTAKE_POLL_SECONDS,
+                **overrides,
+            }
         )
         runner = BrowserSpecRunner(shared_pool, settings)
         intake = WorkIntake(settings, runner, storage or uploader, saved=saved)

@@ -39,8 +39,8 @@ async def test_two_agents_never_run_more_than_k_tasks_at_once_on_one_host(
     counter = uuid.uuid4().hex
     # Each page waits (15 s at most) until two are in flight, so the two held slots are seen
     # together however slowly a loaded machine sets up the contexts around them, then holds
-    # 1.5 s more: a third let in beside them would be seen too.
-    page = f"/count/{counter}?ms=15000&meet=2&hold=1500"
+    # 0.8 s more: a third let in beside them would be seen too.
+    page = f"/count/{counter}?ms=15000&meet=2&hold=800"
     task_ids = [await publish(js, content_of(site, page)) for _ in range(6)]
 
     for task_id in task_ids:

@@ -49,6 +49,8 @@ from tests.integration.agent.fakes import FakeSavedState, FakeUploader
 ACK_WAIT = 2.0
 IN_PROGRESS = 0.5
 DURABLE = "work"
+# A redelivery is fetched at the intake's next look at its queues, not at a new-task signal.
+POLL = 0.2
 # A redelivery is due ACK_WAIT after the last ack; the margin is for a loaded machine.
 FETCH_TIMEOUT = ACK_WAIT + 8
 
@@ -203,6 +205,9 @@ async def test_a_task_whose_only_delivery_lapsed_runs_again_and_is_then_settled(
         concurrency=1,
         ack_wait_seconds=ACK_WAIT,
         in_progress_seconds=IN_PROGRESS,
+        poll_seconds=POLL,
+        # A held redelivery looks again for the mark after a heartbeat interval.
+        heartbeat_seconds=0.5,
         # No scheduler marks the task ended: its redelivery waits this long for the mark.
         holder_lost_seconds=1,
     )
@@ -246,6 +251,7 @@ async def test_a_lapsed_attempts_redelivery_waits_for_the_late_end_mark_and_is_a
         concurrency=1,
         ack_wait_seconds=ACK_WAIT,
         in_progress_seconds=IN_PROGRESS,
+        poll_seconds=POLL,
         heartbeat_seconds=0.5,
         holder_lost_seconds=600,
     )

@@ -27,6 +27,7 @@ from tests.pages import Site
 pytestmark = pytest.mark.integration
 
 EXIT_WITHIN_SECONDS = 30
+CLOSED_GRACE_SECONDS = 2
 
 
 async def start_agent(
@@ -62,7 +63,11 @@ async def test_agent_whose_connection_the_server_closed_exits_non_zero_for_a_res
     configured_nats: ConfiguredNats, tmp_path: Path
 ) -> None:
     nc = await nats.connect(configured_nats.url_of())
-    agent_id, process, agents = await start_agent(configured_nats, nc, tmp_path / "home")
+    # The drain before the exit takes its grace at most; a short one is enough.
+    variables = {"FARM_GRACE_SECONDS": str(CLOSED_GRACE_SECONDS)}
+    agent_id, process, agents = await start_agent(
+        configured_nats, nc, tmp_path / "home", **variables
+    )
     try:
         # The trial's violation: the agent's next heartbeat is over the reloaded
         # limit, and nats-server answers -ERR 'Maximum Payload Violation' and closes
@@ -80,7 +85,6 @@ async def test_agent_whose_connection_the_server_closed_exits_non_zero_for_a_res
 
 # Far beyond the grace: a stop that waited on a NATS request or a fetch would take this long.
 SLOW_NATS_SECONDS = 30
-CLOSED_GRACE_SECONDS = 2
 
 
 def log_times(log: str, *messages: str) -> list[datetime]:

@@ -203,7 +203,7 @@ async def test_a_warm_task_that_timed_out_opening_its_page_probes_its_browser(
     pool = await pools(**settings)
     runner = BrowserSpecRunner(pool, make_settings(**settings, isolation="warm"))
     task = page_task(site)
-    task.timeout_ms = 3_000
+    task.timeout_ms = 1_500
     [pid] = browser_pids(pool.scratch_dir)
     failed_probes = probes("failed")
 
@@ -261,13 +261,15 @@ async def test_a_task_that_timed_out_opening_its_context_gives_its_lease_back(
     pool = await pools(min_browsers=1, max_browsers=1, tasks_per_browser=2)
     runner = BrowserSpecRunner(pool, make_settings(isolation="context"))
     task = page_task(site, content=tasks_pb2.ContentOptions())
-    task.timeout_ms = 3_000
+    stopped = tasks_pb2.TaskSpec()
+    stopped.CopyFrom(task)
+    stopped.timeout_ms = 1_500
     [pid] = browser_pids(pool.scratch_dir)
 
     os.kill(pid, signal.SIGSTOP)
     try:
         with pytest.raises(TaskFailure) as caught:
-            await runner.run(task)
+            await runner.run(stopped)
     finally:
         os.kill(pid, signal.SIGCONT)
     assert caught.value.code is ErrorCode.TIMEOUT, caught.value

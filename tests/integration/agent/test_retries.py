@@ -149,7 +149,7 @@ async def test_the_deadline_cuts_an_attempt_short_and_stops_retries(
     # un-cut, the attempt would load it and succeed. The deadline comes long before.
     gate = f"deadline-{uuid.uuid4().hex[:8]}"
     spec = content_of(site, f"/gate/{gate}", timeout_ms=60_000)
-    spec.deadline.CopyFrom(deadline_in(6))
+    spec.deadline.CopyFrom(deadline_in(4))
     task_id = await publish(js, spec)
     try:
         final = await events.final(task_id, within=UNCUT_PAGE_SECONDS + 30)

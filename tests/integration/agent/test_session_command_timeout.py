@@ -23,11 +23,11 @@ async def test_a_command_on_a_page_that_hangs_after_its_load_names_timeout_ms(
     # The navigation ends; reading the content then waits on the spinning page until the
     # command's own limit (it said only "the command did not finish within its 3 s").
     session = await open_session(manager)
-    command = sessions_pb2.SessionCommand(url=site.url("/hang-after-load"), timeout_ms=3000)
+    command = sessions_pb2.SessionCommand(url=site.url("/hang-after-load"), timeout_ms=2000)
     command.content.SetInParent()
 
     with pytest.raises(TaskFailure) as caught:
         await run_command(session, command, keeper_of(FakeUploader()), 100_000)
 
     assert caught.value.code is ErrorCode.TIMEOUT
-    assert caught.value.message == "timeoutMs: the command did not finish within its 3 s"
+    assert caught.value.message == "timeoutMs: the command did not finish within its 2 s"

@@ -263,11 +263,13 @@ async def test_a_promise_that_never_settles_fails_naming_its_field(
     # Playwright's evaluate has no time limit: without one of the agent's, the attempt
     # ran out as "the task did not finish within its 3 s", naming no field.
     never = "() => new Promise(() => {})"
-    for spec, field in (
+    # Side by side, each in a context of its own: each waits out its time left.
+    cases = (
         (widgets(site, [{"evaluate": never}], timeout_ms=NEVER_MS), "steps[0].evaluate"),
         (script_task(site, never), "script.source"),
-    ):
-        failure = await failure_of(runner, spec)
+    )
+    failures = await asyncio.gather(*(failure_of(runner, spec) for spec, _ in cases))
+    for failure, (_, field) in zip(failures, cases, strict=True):
         assert failure.code is ErrorCode.TIMEOUT
         assert failure.message.startswith(
             f"{field}: the function did not return, or its promise settle, within the"
@@ -325,12 +327,12 @@ async def test_a_failing_step_names_its_index_field_and_selector(
     runner: BrowserSpecRunner, site: Site
 ) -> None:
     # The tasks run side by side, each waiting out its time left in a context of its own.
-    # 10 s, so that the runner's margin before the attempt's deadline is its full 2 s:
+    # 8 s, so that the runner's margin before the attempt's deadline is its full 2 s:
     # with nine contexts loading at once on a loaded machine, 5 s (a 1.25 s margin) let
     # the driver's report of an ended wait come after the deadline (TIMEOUT).
     async def failure_after(step: dict[str, object]) -> tuple[ErrorCode, str] | None:
         waits: list[dict[str, object]] = [{"wait": {"ms": 1}}] * 3
-        spec = widgets(site, [*waits, step], timeout_ms=10_000)
+        spec = widgets(site, [*waits, step], timeout_ms=8_000)
         try:
             await runner.run(spec)
         except TaskFailure as failure:

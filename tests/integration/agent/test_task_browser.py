@@ -1,5 +1,6 @@
 """Task browsers: Chromium's headless shell in one process, at the same pixels as Chromium."""
 
+import asyncio
 import io
 import os
 from collections.abc import AsyncIterator
@@ -69,16 +70,19 @@ async def test_a_task_browser_renders_the_same_pixels_as_chromium(
     playwright: Playwright, site: Site
 ) -> None:
     urls = [site.url("/page"), site.url("/widgets"), "data:text/html," + RICH_PAGE]
-    chromium = await playwright.chromium.launch(
-        executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_FLAGS)
-    )
-    shell = await playwright.chromium.launch(
-        executable_path=HEADLESS_SHELL,
-        headless=True,
-        args=[*CHROMIUM_FLAGS, *TASK_BROWSER_FLAGS],
+    # The two browsers start and take their shots side by side.
+    chromium, shell = await asyncio.gather(
+        playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_FLAGS)
+        ),
+        playwright.chromium.launch(
+            executable_path=HEADLESS_SHELL,
+            headless=True,
+            args=[*CHROMIUM_FLAGS, *TASK_BROWSER_FLAGS],
+        ),
     )
     try:
-        expected, got = await shots(chromium, urls), await shots(shell, urls)
+        expected, got = await asyncio.gather(shots(chromium, urls), shots(shell, urls))
     finally:
         await chromium.close()
         await shell.close()

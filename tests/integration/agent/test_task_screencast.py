@@ -88,7 +88,7 @@ async def test_the_frames_are_removed_whatever_the_end(
         steps=[tasks_pb2.Step(click="#missing")],
         screenshot=tasks_pb2.ScreenshotOptions(),
         screencast=tasks_pb2.ScreencastOptions(),
-        timeout_ms=3_000,
+        timeout_ms=2_000,
     )
     with pytest.raises(TaskFailure, match=r"steps\[0\]\.click"):
         await runner.run(failing)

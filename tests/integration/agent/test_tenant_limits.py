@@ -41,7 +41,7 @@ async def test_a_tenants_tasks_never_run_more_than_its_limit_at_once(
     task_ids = [
         await publish(
             js,
-            once(content_of(site, f"/count/{counter}?ms=1500")),
+            once(content_of(site, f"/count/{counter}?ms=800")),
             tenant="acme",
             tenant_max_running=1,
         )

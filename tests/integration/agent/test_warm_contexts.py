@@ -22,6 +22,9 @@ from tests.pages import Site
 pytestmark = pytest.mark.integration
 
 WARM = tasks_pb2.ISOLATION_WARM
+# A spinning page's reset waits out half of it; short of the default 5 s, still ample to
+# reset a context.
+CLOSE_TIMEOUT = 3.0
 NOTHING_FOUND = {
     "cookie": "",
     "cookieHeader": "",
@@ -61,7 +64,12 @@ async def module_warm_pool(
 ) -> AsyncIterator[tuple[BrowserPool, BrowserSpecRunner]]:
     """One pool of at most two warm contexts for the module (launching Chromium takes a while)."""
     # A short FARM_HOME keeps Chromium's socket path under the scratch directory.
-    settings = agent_settings(tmp_path_factory.mktemp("h"), warm_contexts=2, max_browsers=1)
+    settings = agent_settings(
+        tmp_path_factory.mktemp("h"),
+        warm_contexts=2,
+        max_browsers=1,
+        close_timeout_seconds=CLOSE_TIMEOUT,
+    )
     async with running_pool(settings) as pool:
         yield pool, BrowserSpecRunner(pool, settings)
 
@@ -170,7 +178,7 @@ async def test_a_slow_page_replacement_still_keeps_the_context(
 
     async def slow_replace(*args: Any) -> reset.KeptPage:
         # Longer than the close timeout's half that the page's leave did not use.
-        await asyncio.sleep(3.0)
+        await asyncio.sleep(CLOSE_TIMEOUT / 2 + 0.3)
         return await replace_page(*args)
 
     monkeypatch.setattr(reset, "_replace_page", slow_replace)
