@@ -27,6 +27,7 @@ from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm_agent.browser.chromium import CHROMIUM_FLAGS
 from farm_cli.launcher.config import find_project_root
 from farm_cli.launcher.farm import LocalFarm
+from tests.e2e.mcp_client import SCOPES, Connect, http_connection, stdio_connection
 from tests.e2e.sessions_api import Sessions
 from tests.farms import whole_farm_config
 from tests.helpers import eventually
@@ -341,3 +342,23 @@ def thread_loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop.call_soon_threadsafe(loop.stop)
     thread.join(timeout=10)
     loop.close()
+
+
+@pytest.fixture
+def tenant_key(make_key: KeyFactory) -> str:
+    """A key of a tenant of this test's own, with what the MCP tools need."""
+    return make_key(*SCOPES, tenant=new_tenant("mcp")).secret
+
+
+@pytest.fixture(params=["stdio", "http"])
+def connect(request: pytest.FixtureRequest, farm: LocalFarm) -> Connect:
+    """Opens one MCP connection with a key: `farm mcp` over stdio, or /mcp through Envoy."""
+    if request.param == "stdio":
+        return lambda key: stdio_connection(farm, key)
+    return lambda key: http_connection(farm, key)
+
+
+@pytest.fixture
+def over_http(farm: LocalFarm) -> Connect:
+    """Opens one MCP connection with a key at /mcp through Envoy."""
+    return lambda key: http_connection(farm, key)
