@@ -160,7 +160,7 @@ def test_a_session_closes_itself_when_idle_and_ends_its_sockets_with_a_reason(
     farm: LocalFarm, sessions: Sessions
 ) -> None:
     # Long enough to attach before it runs out, even on a busy machine.
-    session = sessions.create(idleTimeoutSeconds=4)
+    session = sessions.create(idleTimeoutSeconds=SESSION_MIN_SECONDS + 1)
     reason = asyncio.run(close_reason_of_idle_socket(session["cdpUrl"], farm.admin_key))
     assert reason == f"session {session['id']} closed: IDLE_TIMEOUT"
     # Asked once, right after the close frame: the agent reported the close before.
@@ -172,9 +172,11 @@ def test_a_command_running_longer_than_the_idle_timeout_is_not_idleness(
     sessions: Sessions,
 ) -> None:
     session = sessions.create(idleTimeoutSeconds=SESSION_MIN_SECONDS)
+    # Were the command idleness, the session would close within SESSION_CHECK_SECONDS
+    # of its idle timeout, well before the wait ends.
     waited = sessions.http.post(
         f"/v1/sessions/{session['id']}:run",
-        json={"steps": [{"wait": {"ms": (SESSION_MIN_SECONDS + 2) * 1000}}]},
+        json={"steps": [{"wait": {"ms": (SESSION_MIN_SECONDS + 1) * 1000}}]},
     )
     assert waited.status_code == 200, waited.text
     assert sessions.get(session["id"])["state"] == "SESSION_STATE_ACTIVE"
@@ -184,7 +186,7 @@ def test_a_command_running_longer_than_the_idle_timeout_is_not_idleness(
 def test_a_session_ends_at_its_maximum_lifetime_however_busy(
     sessions: Sessions, site: Site
 ) -> None:
-    session = sessions.create(maxLifetimeSeconds=4, idleTimeoutSeconds=60)
+    session = sessions.create(maxLifetimeSeconds=SESSION_MIN_SECONDS, idleTimeoutSeconds=60)
     # Room for a slow machine, yet short of the scheduler's backstop (the lifetime plus
     # 60 s): the agent itself must end the session while it is busy.
     deadline = time.monotonic() + 40
