@@ -79,10 +79,10 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
             # test_webhooks' twice refused callback is tried again after 0.2 s and 0.4 s
             # (each at the next look for due callbacks), not 1 s and 2 s.
             "FARM_SCHEDULER_CALLBACK_RETRY_FIRST_SECONDS": "0.2",
-            # A session being opened waits 3 s, not 5, for a place that tasks hold on
+            # A session being opened waits 2 s, not 5, for a place that tasks hold on
             # each agent: test_session_listing_and_placement's create on a fully busy
-            # farm is refused after 6 s, not 10.
-            "FARM_AGENT_SESSION_PLACE_WAIT_SECONDS": "3",
+            # farm is refused after 4 s, not 10.
+            "FARM_AGENT_SESSION_PLACE_WAIT_SECONDS": "2",
         },
     )
     with LocalFarm(config) as running:
