@@ -66,6 +66,8 @@ def test_a_commands_screenshot_is_stored_under_the_session(
     assert [a["id"] for a in listed["artifacts"]] == [artifact["id"]]
 
 
+# database_neutral: the agent's own behaviour; its session's rows are those of the tests above.
+@pytest.mark.database_neutral
 def test_a_command_that_cannot_start_within_its_time_fails_and_never_runs(
     sessions: Sessions, site: Site
 ) -> None:
@@ -109,6 +111,8 @@ def test_a_closed_session_refuses_commands_with_failed_precondition(sessions: Se
     assert sessions.close(session["id"])["closeReason"] == "CLOSED_BY_USER"
 
 
+# database_neutral: the agent's own behaviour; its session's rows are those of the tests above.
+@pytest.mark.database_neutral
 def test_a_failing_step_names_its_code_and_selector(sessions: Sessions, site: Site) -> None:
     session = sessions.create()
     try:
@@ -168,6 +172,8 @@ def test_a_session_closes_itself_when_idle_and_ends_its_sockets_with_a_reason(
     assert (closed["state"], closed.get("closeReason")) == ("SESSION_STATE_CLOSED", "IDLE_TIMEOUT")
 
 
+# database_neutral: the agent's own clock; its session's rows are those of the tests above.
+@pytest.mark.database_neutral
 def test_a_command_running_longer_than_the_idle_timeout_is_not_idleness(
     sessions: Sessions,
 ) -> None:
