@@ -27,6 +27,7 @@ from farm.auth.v1 import auth_pb2, auth_pb2_grpc
 from farm_agent.browser.chromium import CHROMIUM_FLAGS
 from farm_cli.launcher.config import find_project_root
 from farm_cli.launcher.farm import LocalFarm
+from tests.e2e.mcp_client import SCOPES, Connect, http_connection, stdio_connection
 from tests.e2e.sessions_api import Sessions
 from tests.farms import whole_farm_config
 from tests.helpers import eventually
@@ -38,8 +39,11 @@ FINAL_STATES = {"TASK_STATUS_SUCCEEDED", "TASK_STATUS_FAILED", "TASK_STATUS_CANC
 AGENT_SLOTS = 4
 # The shortest idle timeout and lifetime the farm fixture's sessions may ask for.
 SESSION_MIN_SECONDS = 2
-# How long a session's dialog waits for an answer on the farm fixture's agents.
-SESSION_DIALOG_SECONDS = 8
+# How often the farm fixture's agents read their sessions' idle and lifetime clocks.
+SESSION_CHECK_SECONDS = 0.25
+# How long a session's dialog waits for an answer on the farm fixture's agents: room
+# for the tests that answer one a command later, even on a busy machine.
+SESSION_DIALOG_SECONDS = 4
 # Refused sign-ins one browser address may make at the farm fixture's console (its
 # default: 10) before it waits: test_console_signin_limit's guesser costs auth's
 # count of the console's own address only this many and one, whatever else runs.
@@ -61,21 +65,24 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]:
         service_env={
             **config.service_env,
             "FARM_SCHEDULER_SESSION_MIN_SECONDS": str(SESSION_MIN_SECONDS),
+            # The agents read those clocks every quarter second, not every second: a
+            # session closes within SESSION_CHECK_SECONDS of its due time.
+            "FARM_AGENT_SESSION_CHECK_SECONDS": str(SESSION_CHECK_SECONDS),
             # The console's live parts (a task's status) show a change within half a
             # second, not two (its default), for test_console's waits.
             "FARM_CONSOLE_REFRESH_SECONDS": "0.5",
             "FARM_CONSOLE_FAILED_SIGNIN_LIMIT": str(CONSOLE_SIGNIN_LIMIT),
             # test_mcp's wrong selectors are answered after 2 s, not the default 10.
             "FARM_MCP_ACTION_TIMEOUT_SECONDS": "2",
-            # test_session_dialogs' forgotten dialog is dismissed after 8 s, not 60.
+            # test_session_dialogs' forgotten dialog is dismissed after 4 s, not 60.
             "FARM_AGENT_SESSION_DIALOG_SECONDS": str(SESSION_DIALOG_SECONDS),
             # test_webhooks' twice refused callback is tried again after 0.2 s and 0.4 s
             # (each at the next look for due callbacks), not 1 s and 2 s.
             "FARM_SCHEDULER_CALLBACK_RETRY_FIRST_SECONDS": "0.2",
-            # A session being opened waits 3 s, not 5, for a place that tasks hold on
+            # A session being opened waits 2 s, not 5, for a place that tasks hold on
             # each agent: test_session_listing_and_placement's create on a fully busy
-            # farm is refused after 6 s, not 10.
-            "FARM_AGENT_SESSION_PLACE_WAIT_SECONDS": "3",
+            # farm is refused after 4 s, not 10.
+            "FARM_AGENT_SESSION_PLACE_WAIT_SECONDS": "2",
         },
     )
     with LocalFarm(config) as running:
@@ -341,3 +348,23 @@ def thread_loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop.call_soon_threadsafe(loop.stop)
     thread.join(timeout=10)
     loop.close()
+
+
+@pytest.fixture
+def tenant_key(make_key: KeyFactory) -> str:
+    """A key of a tenant of this test's own, with what the MCP tools need."""
+    return make_key(*SCOPES, tenant=new_tenant("mcp")).secret
+
+
+@pytest.fixture(params=["stdio", "http"])
+def connect(request: pytest.FixtureRequest, farm: LocalFarm) -> Connect:
+    """Opens one MCP connection with a key: `farm mcp` over stdio, or /mcp through Envoy."""
+    if request.param == "stdio":
+        return lambda key: stdio_connection(farm, key)
+    return lambda key: http_connection(farm, key)
+
+
+@pytest.fixture
+def over_http(farm: LocalFarm) -> Connect:
+    """Opens one MCP connection with a key at /mcp through Envoy."""
+    return lambda key: http_connection(farm, key)

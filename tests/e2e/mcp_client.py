@@ -2,10 +2,11 @@
 
 import os
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import httpx
 import httpx2
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
@@ -13,10 +14,12 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import TextContent
 
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.conftest import http_client
 
 SCOPES = ("sessions", "artifacts.read", "script")
 """What a key needs for every tool."""
+
+Connect = Callable[[str], AbstractAsyncContextManager[Client]]
+"""Opens one MCP connection with a key (tests/e2e/conftest.py's connect and over_http)."""
 
 
 def texts(result: Any) -> str:
@@ -52,9 +55,17 @@ async def http_connection(farm: LocalFarm, key: str | None) -> AsyncIterator[Cli
             yield client
 
 
+def _envoy(farm: LocalFarm, key: str) -> httpx.Client:
+    """An HTTP client for the farm's Envoy with `key` as bearer (tests/e2e/conftest.py
+    imports this module, so its http_client cannot be imported here)."""
+    return httpx.Client(
+        base_url=farm.envoy_url, headers={"authorization": f"Bearer {key}"}, timeout=120
+    )
+
+
 def active_sessions(farm: LocalFarm, key: str) -> list[str]:
     """Ids of the active sessions `key`'s tenant sees (ListSessions)."""
-    with http_client(farm, key) as http:
+    with _envoy(farm, key) as http:
         response = http.get("/v1/sessions", params={"state": "SESSION_STATE_ACTIVE"})
     assert response.status_code == 200, response.text
     return [session["id"] for session in response.json().get("sessions", [])]
@@ -62,6 +73,6 @@ def active_sessions(farm: LocalFarm, key: str) -> list[str]:
 
 def revoke(farm: LocalFarm, key_id: str) -> None:
     """Revokes key `key_id` with the farm's admin key."""
-    with http_client(farm, farm.admin_key) as http:
+    with _envoy(farm, farm.admin_key) as http:
         response = http.delete(f"/v1/apiKeys/{key_id}")
     assert response.status_code == 200, response.text

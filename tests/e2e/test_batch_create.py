@@ -177,6 +177,9 @@ def test_farm_task_submit_queues_a_json_lines_file_over_grpc(
     assert admin.wait(answer["tasks"][0]["id"])["status"] == "TASK_STATUS_SUCCEEDED"
 
 
+# database_neutral: the client's waits (a key's rate is kept in NATS); its key, limits
+# and tasks are the rows the killed-then-resumed submit below makes on PostgreSQL too.
+@pytest.mark.database_neutral
 def test_farm_task_submit_waits_out_the_keys_rate_limit_and_queues_each_spec_once(
     farm: LocalFarm, admin: Client, make_key: KeyFactory, site: Site, tmp_path: Path
 ) -> None:

@@ -47,6 +47,9 @@ async def test_signed_in_operator_sees_the_fleet_live(
     await shoot(tab, "overview")
 
 
+# database_neutral: a page check; a key's rate is kept in NATS, its limits' row is
+# test_batch_create's too.
+@pytest.mark.database_neutral
 async def test_a_refresh_the_farm_refuses_says_the_page_is_out_of_date_until_one_succeeds(
     tab: Page, farm: LocalFarm, make_key: KeyFactory, admin: Client
 ) -> None:

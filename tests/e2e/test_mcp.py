@@ -10,18 +10,16 @@ both; the workflows, the same tool code either way, run over HTTP.
 import base64
 import json
 import re
-import secrets
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 
 import pytest
-from mcp import Client, MCPError
+from mcp import MCPError
 from mcp.types import ImageContent
 
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import KeyFactory, http_client, png_size
 from tests.e2e.mcp_client import (
     SCOPES,
+    Connect,
     active_sessions,
     call,
     http_connection,
@@ -33,28 +31,6 @@ from tests.mcp_tool_names import TOOL_NAMES
 from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
-
-Connect = Callable[[str], AbstractAsyncContextManager[Client]]
-
-
-@pytest.fixture
-def tenant_key(make_key: KeyFactory) -> str:
-    """A key of a tenant of this test's own, with what the tools need."""
-    return make_key(*SCOPES, tenant=f"mcp-{secrets.token_hex(4)}").secret
-
-
-@pytest.fixture(params=["stdio", "http"])
-def connect(request: pytest.FixtureRequest, farm: LocalFarm) -> Connect:
-    """Opens one MCP connection with a key: `farm mcp` over stdio, or /mcp through Envoy."""
-    if request.param == "stdio":
-        return lambda key: stdio_connection(farm, key)
-    return lambda key: http_connection(farm, key)
-
-
-@pytest.fixture
-def over_http(farm: LocalFarm) -> Connect:
-    """Opens one MCP connection with a key at /mcp through Envoy."""
-    return lambda key: http_connection(farm, key)
 
 
 async def test_every_tool_is_listed(connect: Connect, tenant_key: str) -> None:

@@ -8,44 +8,19 @@ and one only the page can refuse is OPTION_OUT_OF_RANGE.
 import base64
 import io
 import re
-import secrets
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 
 import pytest
-from mcp import Client
 from mcp.types import ImageContent
 from PIL import Image
 
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.conftest import KeyFactory, http_client
-from tests.e2e.mcp_client import SCOPES, call, http_connection, stdio_connection, texts
+from tests.e2e.conftest import http_client
+from tests.e2e.mcp_client import Connect, call, texts
 from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 
-Connect = Callable[[str], AbstractAsyncContextManager[Client]]
 _ARTIFACT = re.compile(r"/v1/artifacts/([^/\s]+):content")
-
-
-@pytest.fixture
-def tenant_key(make_key: KeyFactory) -> str:
-    """A key of a tenant of this test's own, with what the tools need."""
-    return make_key(*SCOPES, tenant=f"mcp-{secrets.token_hex(4)}").secret
-
-
-@pytest.fixture(params=["stdio", "http"])
-def connect(request: pytest.FixtureRequest, farm: LocalFarm) -> Connect:
-    """Opens one MCP connection with a key: `farm mcp` over stdio, or /mcp through Envoy."""
-    if request.param == "stdio":
-        return lambda key: stdio_connection(farm, key)
-    return lambda key: http_connection(farm, key)
-
-
-@pytest.fixture
-def over_http(farm: LocalFarm) -> Connect:
-    """Opens one MCP connection with a key at /mcp through Envoy."""
-    return lambda key: http_connection(farm, key)
 
 
 def pdf_pages(farm: LocalFarm, key: str, answer: str) -> list[bytes]:

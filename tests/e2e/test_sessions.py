@@ -66,6 +66,8 @@ def test_a_commands_screenshot_is_stored_under_the_session(
     assert [a["id"] for a in listed["artifacts"]] == [artifact["id"]]
 
 
+# database_neutral: the agent's own behaviour; its session's rows are those of the tests above.
+@pytest.mark.database_neutral
 def test_a_command_that_cannot_start_within_its_time_fails_and_never_runs(
     sessions: Sessions, site: Site
 ) -> None:
@@ -109,6 +111,8 @@ def test_a_closed_session_refuses_commands_with_failed_precondition(sessions: Se
     assert sessions.close(session["id"])["closeReason"] == "CLOSED_BY_USER"
 
 
+# database_neutral: the agent's own behaviour; its session's rows are those of the tests above.
+@pytest.mark.database_neutral
 def test_a_failing_step_names_its_code_and_selector(sessions: Sessions, site: Site) -> None:
     session = sessions.create()
     try:
@@ -160,7 +164,7 @@ def test_a_session_closes_itself_when_idle_and_ends_its_sockets_with_a_reason(
     farm: LocalFarm, sessions: Sessions
 ) -> None:
     # Long enough to attach before it runs out, even on a busy machine.
-    session = sessions.create(idleTimeoutSeconds=4)
+    session = sessions.create(idleTimeoutSeconds=SESSION_MIN_SECONDS + 1)
     reason = asyncio.run(close_reason_of_idle_socket(session["cdpUrl"], farm.admin_key))
     assert reason == f"session {session['id']} closed: IDLE_TIMEOUT"
     # Asked once, right after the close frame: the agent reported the close before.
@@ -168,13 +172,17 @@ def test_a_session_closes_itself_when_idle_and_ends_its_sockets_with_a_reason(
     assert (closed["state"], closed.get("closeReason")) == ("SESSION_STATE_CLOSED", "IDLE_TIMEOUT")
 
 
+# database_neutral: the agent's own clock; its session's rows are those of the tests above.
+@pytest.mark.database_neutral
 def test_a_command_running_longer_than_the_idle_timeout_is_not_idleness(
     sessions: Sessions,
 ) -> None:
     session = sessions.create(idleTimeoutSeconds=SESSION_MIN_SECONDS)
+    # Were the command idleness, the session would close within SESSION_CHECK_SECONDS
+    # of its idle timeout, well before the wait ends.
     waited = sessions.http.post(
         f"/v1/sessions/{session['id']}:run",
-        json={"steps": [{"wait": {"ms": (SESSION_MIN_SECONDS + 2) * 1000}}]},
+        json={"steps": [{"wait": {"ms": (SESSION_MIN_SECONDS + 1) * 1000}}]},
     )
     assert waited.status_code == 200, waited.text
     assert sessions.get(session["id"])["state"] == "SESSION_STATE_ACTIVE"
@@ -184,7 +192,7 @@ def test_a_command_running_longer_than_the_idle_timeout_is_not_idleness(
 def test_a_session_ends_at_its_maximum_lifetime_however_busy(
     sessions: Sessions, site: Site
 ) -> None:
-    session = sessions.create(maxLifetimeSeconds=4, idleTimeoutSeconds=60)
+    session = sessions.create(maxLifetimeSeconds=SESSION_MIN_SECONDS, idleTimeoutSeconds=60)
     # Room for a slow machine, yet short of the scheduler's backstop (the lifetime plus
     # 60 s): the agent itself must end the session while it is busy.
     deadline = time.monotonic() + 40

@@ -63,7 +63,7 @@ def test_a_failing_step_fails_the_task_naming_its_index_and_selector(
         {
             "url": site.url("/widgets"),
             "steps": [{"check": "#agree"}, {"hover": "#nowhere"}],
-            "timeoutMs": 6000,
+            "timeoutMs": 4000,
             "maxAttempts": 1,
             "content": {},
         }

@@ -19,6 +19,8 @@ from tests.farms import traced_farm_config
 # The shortest idle timeout the traced farm's sessions may ask for (farm default: 10 s),
 # so that a session the agent closes itself closes in seconds.
 SESSION_MIN_SECONDS = 3
+# How often the traced farm's agent reads its sessions' clocks (farm default: 1 s).
+SESSION_CHECK_SECONDS = 0.25
 
 
 @pytest.fixture(scope="package")
@@ -28,6 +30,7 @@ def traced_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFarm]
     service_env = {
         **config.service_env,
         "FARM_SCHEDULER_SESSION_MIN_SECONDS": str(SESSION_MIN_SECONDS),
+        "FARM_AGENT_SESSION_CHECK_SECONDS": str(SESSION_CHECK_SECONDS),
     }
     with LocalFarm(replace(config, service_env=service_env)) as running:
         yield running
