@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from farm_core.db import DatabaseUrl, async_database_url, create_engine, migrate
 from farm_core.runtime import StartFailure
 from farm_core.settings import FarmSettings
-from farm_core.settings_load import load_settings
+from farm_core.settings_load import load_settings, settings_error_text
 
 ACTIONS = ("show", "migrate", "where")
 
@@ -149,11 +149,16 @@ class _EnvironSource(EnvSettingsSource):
         }
 
 
-def database_settings_in(service: str, environ: Mapping[str, str]) -> _DatabaseSettings | None:
-    """`service`'s database settings as a process with `environ` reads them; None if refused.
+class BadDatabaseSettings(StartFailure):
+    """The environment's database settings were refused; the lines name each variable."""
 
-    Read here, not by starting that process: `farm db` asks this of every service of
-    a running farm, and a Python start per service took seconds.
+
+def database_settings_from(service: str, environ: Mapping[str, str]) -> _DatabaseSettings:
+    """`service`'s database settings as a process with `environ` reads them.
+
+    Read here, not by starting that process: `farm db` reads them for every service
+    of a running farm and its own, and a Python start per service took seconds.
+    BadDatabaseSettings holds the lines the service would print refusing them.
     """
     base = database_settings_class(service)
 
@@ -171,9 +176,21 @@ def database_settings_in(service: str, environ: Mapping[str, str]) -> _DatabaseS
 
     try:
         settings: _DatabaseSettings = InEnviron()
-    except ValidationError:
+    except ValidationError as error:
+        raise BadDatabaseSettings(settings_error_text(InEnviron, error, service)) from None
+    problems = settings.file_problems()
+    if problems:
+        lines = [f"{service} cannot start: {len(problems)} bad setting(s)", *problems]
+        raise BadDatabaseSettings("\n  ".join(lines))
+    return settings
+
+
+def database_settings_in(service: str, environ: Mapping[str, str]) -> _DatabaseSettings | None:
+    """database_settings_from()'s settings, or None if it refused them."""
+    try:
+        return database_settings_from(service, environ)
+    except BadDatabaseSettings:
         return None
-    return None if settings.file_problems() else settings
 
 
 def database_in_use(
@@ -197,12 +214,19 @@ def database_in_use(
 
 
 async def run_action(
-    action: str, service: str, script_location: str, version_table: str
+    action: str,
+    service: str,
+    script_location: str,
+    version_table: str,
+    settings: _DatabaseSettings | None = None,
 ) -> dict[str, object]:
-    """show: the tables' version; migrate: upgrades them, then the version before and after."""
+    """show: the tables' version; migrate: upgrades them, then the version before and after.
+
+    With `settings` given (`farm db`, in its own process), this process's are not read.
+    """
     if action == "where":
-        return database_in_use(service)
-    settings = database_settings(service)
+        return database_in_use(service, settings)
+    settings = database_settings(service) if settings is None else settings
     sqlite_file = settings.database_path(service)
     if action == "show" and not settings.database_url and not sqlite_file.exists():
         # Not made by looking: `farm db status` in the wrong directory leaves no database.
