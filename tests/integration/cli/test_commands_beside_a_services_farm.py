@@ -23,7 +23,8 @@ import pytest
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.infra import binary
 from farm_cli.main import main
-from tests.integration.cli.conftest import ROOT, infra_only, pid_files
+from tests.conftest import S3Server
+from tests.integration.cli.conftest import ROOT, infra_only, on_session_s3, pid_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,10 +36,18 @@ OUTSIDE = ("FARM_URL", "FARM_API_KEY", "NATS_URL", "S3_ENDPOINT", "DATABASE_URL"
 
 
 @pytest.fixture(scope="module")
-def services_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The FARM_HOME of a running farm's services (no agent: a task made is never run)."""
+def services_home(tmp_path_factory: pytest.TempPathFactory, seaweedfs: S3Server) -> Iterator[Path]:
+    """The FARM_HOME of a running farm's services (no agent: a task made is never run).
+
+    On the session's SeaweedFS: neither command reaches S3.
+    """
     home = tmp_path_factory.mktemp("farm-home")
-    config = replace(infra_only(home), start_services=True, agents=0, service_timeout=90)
+    config = replace(
+        on_session_s3(infra_only(home), seaweedfs),
+        start_services=True,
+        agents=0,
+        service_timeout=90,
+    )
     with pytest.MonkeyPatch.context() as environment:
         # Its services use the default SQLite files under `home`, as `farm db` does.
         for name in DATABASE_URLS:
