@@ -60,10 +60,19 @@ def on_session_s3(config: FarmConfig, seaweedfs: S3Server) -> FarmConfig:
     )
 
 
+# Test data is thrown away: SIGKILL weed half a second after SIGTERM (its graceful stop
+# never ends sooner than 15 s; the launcher's default gives 2 s), as tests/farms.py's.
+QUICK_WEED_STOP_SECONDS = 0.5
+
+
 @pytest.fixture
 def infra_config(farm_home: Path) -> FarmConfig:
-    """A farm of NATS, SeaweedFS and Envoy only, on free ports, in a fresh FARM_HOME."""
-    return infra_only(farm_home)
+    """A farm of NATS, SeaweedFS and Envoy only, on free ports, in a fresh FARM_HOME.
+
+    Its SeaweedFS is killed QUICK_WEED_STOP_SECONDS after SIGTERM: a test whose stored
+    objects must outlive a stop sets the launcher's own timeout back.
+    """
+    return replace(infra_only(farm_home), seaweedfs_stop_timeout=QUICK_WEED_STOP_SECONDS)
 
 
 @dataclass(frozen=True)
