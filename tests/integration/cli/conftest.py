@@ -5,7 +5,7 @@ services, and stand-in packages that play the farm's services.
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,7 @@ from farm_cli.launcher.envoy import (
 from farm_cli.launcher.ports import FarmPorts
 from farm_cli.launcher.processes import ManagedProcess, free_ports, wait_until
 from farm_cli.launcher.tls import TlsFiles, load_or_create_local_tls
+from tests.conftest import S3Server
 from tests.unit.cli.fake_services import FakeFarm, start_fake_farm
 
 ROOT = find_project_root(Path(__file__).parent)
@@ -45,10 +46,33 @@ def infra_only(home: Path) -> FarmConfig:
     return FarmConfig(root=ROOT, home=home, ports=FarmPorts.free(), start_services=False)
 
 
+def on_session_s3(config: FarmConfig, seaweedfs: S3Server) -> FarmConfig:
+    """`config` using the session's SeaweedFS instead of one of its own.
+
+    For farms whose tests look at no part of SeaweedFS: its start (~4 s) and stop
+    (killed after its stop timeout) are then not theirs.
+    """
+    return replace(
+        config,
+        s3_endpoint=seaweedfs.endpoint,
+        s3_credentials=seaweedfs.credentials,
+        s3_bucket=seaweedfs.bucket,
+    )
+
+
+# Test data is thrown away: SIGKILL weed half a second after SIGTERM (its graceful stop
+# never ends sooner than 15 s; the launcher's default gives 2 s), as tests/farms.py's.
+QUICK_WEED_STOP_SECONDS = 0.5
+
+
 @pytest.fixture
 def infra_config(farm_home: Path) -> FarmConfig:
-    """A farm of NATS, SeaweedFS and Envoy only, on free ports, in a fresh FARM_HOME."""
-    return infra_only(farm_home)
+    """A farm of NATS, SeaweedFS and Envoy only, on free ports, in a fresh FARM_HOME.
+
+    Its SeaweedFS is killed QUICK_WEED_STOP_SECONDS after SIGTERM: a test whose stored
+    objects must outlive a stop sets the launcher's own timeout back.
+    """
+    return replace(infra_only(farm_home), seaweedfs_stop_timeout=QUICK_WEED_STOP_SECONDS)
 
 
 @dataclass(frozen=True)

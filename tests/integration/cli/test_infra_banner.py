@@ -12,6 +12,8 @@ from farm_cli.commands.up import banner
 from farm_cli.launcher.config import FarmConfig
 from farm_cli.launcher.farm import LocalFarm
 from farm_core.nats_access import NatsAccess
+from tests.conftest import S3Server
+from tests.integration.cli.conftest import on_session_s3
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -22,8 +24,11 @@ async def logs_in(access: NatsAccess) -> None:
     await client.close()
 
 
-def test_the_login_the_banner_names_lets_a_service_in(infra_config: FarmConfig) -> None:
-    with LocalFarm(infra_config, report=lambda line: None) as farm:
+def test_the_login_the_banner_names_lets_a_service_in(
+    infra_config: FarmConfig, seaweedfs: S3Server
+) -> None:
+    # Its own NATS, whose users the banner names; the session's SeaweedFS.
+    with LocalFarm(on_session_s3(infra_config, seaweedfs), report=lambda line: None) as farm:
         said = banner(farm)
 
         named = re.search(r"users ([\w, -]+): .*NATS_USER.*\n.*NATS_PASSWORD from (\S+)", said)

@@ -10,7 +10,7 @@ import signal
 import socket
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import httpx
 import nats
@@ -93,6 +93,8 @@ def test_infrastructure_comes_up_and_stops_without_a_trace(infra_config: FarmCon
 
 
 def test_keys_and_stored_objects_survive_a_restart(infra_config: FarmConfig) -> None:
+    # SeaweedFS stopped as the launcher stops it by default.
+    infra_config = replace(infra_config, seaweedfs_stop_timeout=FarmConfig.seaweedfs_stop_timeout)
     with LocalFarm(infra_config) as farm:
         first_key, first_s3 = farm.admin_key, farm.s3
         client = infra.s3_client(farm.s3.endpoint, farm.s3.credentials)

@@ -12,18 +12,22 @@ from farm_cli.launcher.config import FarmConfig
 from farm_cli.launcher.farm import LocalFarm
 from farm_cli.launcher.tls import TlsFiles, load_or_create_local_tls
 from farm_cli.target import FarmTarget, farm_target
+from tests.conftest import S3Server
+from tests.integration.cli.conftest import on_session_s3
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-# These farms keep no stored object across a stop: SeaweedFS is SIGKILLed half a second
-# after SIGTERM, as whole_farm_config's farms (its graceful stop never ends sooner than 15 s).
-WEED_STOP_SECONDS = 0.5
+
+@pytest.fixture
+def plain_s3_config(infra_config: FarmConfig, seaweedfs: S3Server) -> FarmConfig:
+    """The farm on the session's SeaweedFS: TLS is the edge's (and the services'), not S3's."""
+    return on_session_s3(infra_config, seaweedfs)
 
 
 def test_tls_farm_serves_https_with_its_local_ca_kept_across_restarts(
-    infra_config: FarmConfig,
+    plain_s3_config: FarmConfig,
 ) -> None:
-    config = replace(infra_config, tls=True, seaweedfs_stop_timeout=WEED_STOP_SECONDS)
+    config = replace(plain_s3_config, tls=True)
     with LocalFarm(config) as farm:
         files = farm.tls_files
         assert files is not None and files.ca is not None
@@ -47,17 +51,11 @@ def test_tls_farm_serves_https_with_its_local_ca_kept_across_restarts(
 
 
 def test_tls_farm_serves_the_operators_own_certificate(
-    infra_config: FarmConfig, tmp_path: Path
+    plain_s3_config: FarmConfig, tmp_path: Path
 ) -> None:
     own = load_or_create_local_tls(tmp_path / "operator")
     assert own.ca is not None
-    config = replace(
-        infra_config,
-        tls=True,
-        tls_cert=own.cert,
-        tls_key=own.key,
-        seaweedfs_stop_timeout=WEED_STOP_SECONDS,
-    )
+    config = replace(plain_s3_config, tls=True, tls_cert=own.cert, tls_key=own.key)
     with LocalFarm(config) as farm:
         assert farm.tls_files == TlsFiles(cert=own.cert, key=own.key)
         healthz = f"{farm.envoy_url}/healthz"

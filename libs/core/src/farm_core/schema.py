@@ -9,6 +9,7 @@ so the command needs none of the keys or addresses the service needs to serve.
 import asyncio
 import json
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -16,7 +17,8 @@ from pathlib import Path
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from pydantic import AliasChoices, Field, create_model
+from pydantic import AliasChoices, Field, ValidationError, create_model
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from farm_core.db import DatabaseUrl, async_database_url, create_engine, migrate
 from farm_core.runtime import StartFailure
 from farm_core.settings import FarmSettings
-from farm_core.settings_load import load_settings
+from farm_core.settings_load import load_settings, settings_error_text
 
 ACTIONS = ("show", "migrate", "where")
 
@@ -107,12 +109,12 @@ class _DatabaseSettings(FarmSettings):
     database_url: str = ""
 
 
-def database_settings(service: str) -> _DatabaseSettings:
-    """`service`'s database settings, from the environment; exits 2 naming a bad one.
+def database_settings_class(service: str) -> type[_DatabaseSettings]:
+    """`service`'s database settings: the same variables as the service's own.
 
-    The same variables as the service's (FARM_<SERVICE>_DATABASE_URL, else DATABASE_URL).
+    FARM_<SERVICE>_DATABASE_URL, else DATABASE_URL; FARM_HOME for its SQLite file.
     """
-    settings_class = create_model(
+    return create_model(
         f"{service.title()}DatabaseSettings",
         __base__=_DatabaseSettings,
         database_url=(
@@ -125,34 +127,106 @@ def database_settings(service: str) -> _DatabaseSettings:
             ),
         ),
     )
-    return load_settings(settings_class, service)
 
 
-def database_in_use(service: str) -> dict[str, object]:
+def database_settings(service: str) -> _DatabaseSettings:
+    """`service`'s database settings, from the environment; exits 2 naming a bad one."""
+    return load_settings(database_settings_class(service), service)
+
+
+class _EnvironSource(EnvSettingsSource):
+    """The variables of a given environment (another process's) instead of os.environ."""
+
+    def __init__(self, settings_class: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_class)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {
+            name if self.case_sensitive else name.lower(): value
+            for name, value in self._environ.items()
+            if not (self.env_ignore_empty and value == "")
+        }
+
+
+class BadDatabaseSettings(StartFailure):
+    """The environment's database settings were refused; the lines name each variable."""
+
+
+def database_settings_from(service: str, environ: Mapping[str, str]) -> _DatabaseSettings:
+    """`service`'s database settings as a process with `environ` reads them.
+
+    Read here, not by starting that process: `farm db` reads them for every service
+    of a running farm and its own, and a Python start per service took seconds.
+    BadDatabaseSettings holds the lines the service would print refusing them.
+    """
+    base = database_settings_class(service)
+
+    class InEnviron(base):  # type: ignore[valid-type,misc]
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (_EnvironSource(settings_cls, environ),)
+
+    try:
+        settings: _DatabaseSettings = InEnviron()
+    except ValidationError as error:
+        raise BadDatabaseSettings(settings_error_text(InEnviron, error, service)) from None
+    problems = settings.file_problems()
+    if problems:
+        lines = [f"{service} cannot start: {len(problems)} bad setting(s)", *problems]
+        raise BadDatabaseSettings("\n  ".join(lines))
+    return settings
+
+
+def database_settings_in(service: str, environ: Mapping[str, str]) -> _DatabaseSettings | None:
+    """database_settings_from()'s settings, or None if it refused them."""
+    try:
+        return database_settings_from(service, environ)
+    except BadDatabaseSettings:
+        return None
+
+
+def database_in_use(
+    service: str, settings: _DatabaseSettings | None = None, cwd: Path | None = None
+) -> dict[str, object]:
     """where: the database `service` would use, without its password or opening it.
 
-    A SQLite file's path is absolute, so that two processes started in different
-    directories compare equal when they use one file (`farm db` against a running farm).
+    `settings` and `cwd` are another process's (default: this one's). A SQLite file's
+    path is absolute, so that two processes started in different directories compare
+    equal when they use one file (`farm db` against a running farm).
     """
-    settings = database_settings(service)
+    settings = database_settings(service) if settings is None else settings
+    folder = Path.cwd() if cwd is None else cwd
     if not settings.database_url:
-        return {
-            "service": service,
-            "database": f"sqlite:///{settings.database_path(service).resolve()}",
-        }
+        sqlite_file = (folder / settings.database_path(service)).resolve()
+        return {"service": service, "database": f"sqlite:///{sqlite_file}"}
     url = make_url(async_database_url(settings.database_url, Path()))
     if url.get_backend_name() == "sqlite" and url.database:
-        url = url.set(database=str(Path(url.database).resolve()))
+        url = url.set(database=str((folder / url.database).resolve()))
     return {"service": service, "database": url.render_as_string(hide_password=True)}
 
 
 async def run_action(
-    action: str, service: str, script_location: str, version_table: str
+    action: str,
+    service: str,
+    script_location: str,
+    version_table: str,
+    settings: _DatabaseSettings | None = None,
 ) -> dict[str, object]:
-    """show: the tables' version; migrate: upgrades them, then the version before and after."""
+    """show: the tables' version; migrate: upgrades them, then the version before and after.
+
+    With `settings` given (`farm db`, in its own process), this process's are not read.
+    """
     if action == "where":
-        return database_in_use(service)
-    settings = database_settings(service)
+        return database_in_use(service, settings)
+    settings = database_settings(service) if settings is None else settings
     sqlite_file = settings.database_path(service)
     if action == "show" and not settings.database_url and not sqlite_file.exists():
         # Not made by looking: `farm db status` in the wrong directory leaves no database.

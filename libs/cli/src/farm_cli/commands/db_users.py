@@ -2,16 +2,14 @@
 
 The local farm is the one `farm up` runs on this FARM_HOME: its pid files name its
 processes. A running storage, auth or scheduler (replicas too) uses the same tables
-when the database it was started with (its environment and working directory, asked
-of `python -m farm_<service>.schema where`) is the one the command would use. A farm
+when the database it was started with (its environment and working directory, read
+as the service reads its settings: farm_core.schema.database_in_use) is the one the
+command would use. A farm
 on another FARM_HOME, or services started otherwise (compose, Kubernetes), are not
 seen.
 """
 
-import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +18,9 @@ import psutil
 
 from farm_cli.launcher.pid_files import Life, PidFile, pid_files
 
-# A process's `where` call: (pid file stem, PID), or (service, 0) for the command's own.
+# A process's database: (pid file stem, PID), or (service, 0) for the command's own.
 _Key = tuple[str, int]
-# What `where` runs with: the service, its environment, its working directory.
+# What it is read with: the service, its environment, its working directory.
 _Asked = tuple[str, Mapping[str, str], str | None]
 
 
@@ -64,7 +62,7 @@ def local_farm_users(services: Iterable[str]) -> LocalFarmUsers | None:
     ]
     if not running:
         return None
-    # One `where` a service and a running process, all at once: each is a Python start.
+    # The command's own database for each service, and each running process's.
     asked: dict[tuple[str, int], _Asked] = {
         (service, 0): (service, dict(os.environ), None)
         for service in {_service(entry) for entry in running}
@@ -99,20 +97,13 @@ def _service(entry: PidFile) -> str:
 
 
 def _databases(asked: Mapping[_Key, _Asked]) -> dict[_Key, str | None]:
-    """Each asked database as `schema where` says in its environment; None if it fails."""
-    processes = {
-        key: subprocess.Popen(
-            [sys.executable, "-m", f"farm_{service}.schema", "where"],
-            env=dict(environment),
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        for key, (service, environment, cwd) in asked.items()
-    }
+    """Each asked database as its settings in that environment name it; None if refused."""
+    from farm_core.schema import database_in_use, database_settings_in
+
     found: dict[_Key, str | None] = {}
-    for key, process in processes.items():
-        output, _ = process.communicate(timeout=60)
-        found[key] = json.loads(output)["database"] if process.returncode == 0 else None
+    for key, (service, environment, cwd) in asked.items():
+        settings = database_settings_in(service, environment)
+        folder = Path(cwd) if cwd is not None else None
+        where = None if settings is None else database_in_use(service, settings, folder)
+        found[key] = None if where is None else str(where["database"])
     return found
