@@ -119,7 +119,7 @@ async def test_records_made_one_at_a_time_within_the_linger_are_sent_as_one_grou
     await ensure_stream(access)
     source = f"trickle{secrets.token_hex(4)}"
     subject = audit_subject(source)
-    publisher = AuditPublisher(access, source, capacity=100, linger_seconds=2.0)
+    publisher = AuditPublisher(access, source, capacity=100, linger_seconds=1.0)
     try:
         first = create_record(source)
         publisher.submit(first)

@@ -13,6 +13,7 @@ import nats
 import pytest
 
 from farm.queue.v1 import queue_pb2
+from farm_auth import authz
 from farm_core.sessions import sessions_bucket
 from tests.conftest import NatsServer
 from tests.helpers import assert_eventually
@@ -30,6 +31,10 @@ READ_LATELY = "ses_00000000000000a1"
 NEVER_READ = "ses_00000000000000b2"
 AGENTS = {READ_LATELY: "127.0.0.1:7151", NEVER_READ: "127.0.0.1:7152"}
 UNAVAILABLE = 14
+# How long the check asks NATS nothing after a call went unanswered (NATS_PAUSE_SECONDS,
+# 2 s): either way the never-read session is refused naming NATS; the shorter pause only
+# lets the check ask again sooner once NATS answers.
+TEST_PAUSE_SECONDS = 0.5
 
 
 async def attach(auth: Auth, session_id: str) -> tuple[int, str, str]:
@@ -43,8 +48,9 @@ async def attach(auth: Auth, session_id: str) -> tuple[int, str, str]:
 
 
 async def test_a_stalled_nats_server_leaves_attaches_to_sessions_read_lately(
-    farm_home: Path, fresh_nats_server: NatsServer
+    farm_home: Path, fresh_nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(authz, "NATS_PAUSE_SECONDS", TEST_PAUSE_SECONDS)
     settings = auth_settings(farm_home, "", new_admin_key(), NATS_URL=fresh_nats_server.url)
     nc = await nats.connect(fresh_nats_server.url)
     try:

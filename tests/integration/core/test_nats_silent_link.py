@@ -3,13 +3,15 @@
 Nothing closes the socket, so only the client's PINGs that go unanswered tell: with
 nats-py's defaults (a PING every 120 s, two outstanding) a connection stayed
 "connected" for 4 to 6 minutes, and an agent's in-progress acks counted as reached
-all that while. `farm_core.queue.connect` pings every PING_INTERVAL_SECONDS.
+all that while. `farm_core.queue.connect` pings every PING_INTERVAL_SECONDS; the test
+has it ping every TEST_PING_INTERVAL_SECONDS instead, to wait out the same three pings sooner.
 """
 
 from collections.abc import AsyncIterator
 
 import pytest
 
+from farm_core import queue
 from farm_core.nats_access import NatsAccess
 from farm_core.queue import MAX_OUTSTANDING_PINGS, PING_INTERVAL_SECONDS, connect
 from tests.conftest import NatsServer
@@ -20,6 +22,14 @@ pytestmark = pytest.mark.integration
 
 # When the link's silence is noticed at the latest, and a margin for a loaded machine.
 NOTICED_WITHIN = (MAX_OUTSTANDING_PINGS + 1) * PING_INTERVAL_SECONDS + 6
+TEST_PING_INTERVAL_SECONDS = 0.5
+TEST_NOTICED_WITHIN = (MAX_OUTSTANDING_PINGS + 1) * TEST_PING_INTERVAL_SECONDS + 6
+
+
+@pytest.fixture
+def quick_pings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`connect` pings every TEST_PING_INTERVAL_SECONDS: the same rule, seen sooner."""
+    monkeypatch.setattr(queue, "PING_INTERVAL_SECONDS", TEST_PING_INTERVAL_SECONDS)
 
 
 @pytest.fixture
@@ -33,7 +43,7 @@ async def link(fresh_nats_server: NatsServer) -> AsyncIterator[CuttableLink]:
 
 
 async def test_a_silent_link_is_dropped_within_three_pings_and_made_again_once_it_answers(
-    link: CuttableLink,
+    link: CuttableLink, quick_pings: None
 ) -> None:
     assert NOTICED_WITHIN <= 20
     client = await connect(NatsAccess(link.url), "farm-test-silent-link")
@@ -42,7 +52,7 @@ async def test_a_silent_link_is_dropped_within_three_pings_and_made_again_once_i
         link.hold_answers()  # the server's bytes (its PONGs) no longer arrive; nothing closes
         await assert_eventually(
             lambda: not client.is_connected,
-            within=NOTICED_WITHIN,
+            within=TEST_NOTICED_WITHIN,
             message="the client still takes the silent link for connected",
         )
         link.release_answers()

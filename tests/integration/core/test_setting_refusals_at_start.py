@@ -4,6 +4,7 @@ Each service is started as an operator starts it (`python -m farm_<service>`); i
 settings' own checks, without a process, are in tests/unit/core/test_settings_refusals.py.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,16 +16,91 @@ from tests.service_start import SERVICES, start_service
 pytestmark = pytest.mark.integration
 
 
+@dataclass(frozen=True)
+class BadSetting:
+    """A variable given a value the service refuses, and what its refusal must (not) say."""
+
+    variable: str
+    value: str
+    said: tuple[str, ...]
+    unsaid: tuple[str, ...] = ()
+
+
+def port_that_is_no_number(service: str) -> BadSetting:
+    """The service's port as a word: refused naming its variable and value."""
+    variable = f"FARM_{service.upper()}_PORT"
+    return BadSetting(variable, "eighty", (f"{variable}='eighty'",))
+
+
+MALFORMED_NATS_URL = BadSetting(
+    "NATS_URL",
+    "htp:/nats-host",
+    ("NATS_URL='htp:/nats-host': 'htp:/nats-host' is not a server URL",),
+)
+
+
+def malformed_database_url(service: str) -> BadSetting:
+    """A database URL without its `:`: refused naming both variables, its password hidden."""
+    return BadSetting(
+        "DATABASE_URL",
+        "postgresql//farm:hush@db/farm",
+        (f"FARM_{service.upper()}_DATABASE_URL / DATABASE_URL=", "not a database URL"),
+        ("hush",),
+    )
+
+
+def edge_address_without_its_scheme(variable: str) -> BadSetting:
+    """The edge's public address as a bare host name."""
+    said = f"{variable}='farm.example.com': not an http:// or https:// URL"
+    return BadSetting(variable, "farm.example.com", (said,))
+
+
+def service_address_with_a_scheme(variable: str) -> BadSetting:
+    """A service's host:port given as a URL."""
+    return BadSetting(
+        variable, "http://edge:8080", (f"{variable}='http://edge:8080': expected host:port",)
+    )
+
+
+# Pydantic checks every field before it gives up, so one start shows all of a service's
+# refusals of a value's form at once: one process for each service, not one for each.
+REFUSED_TOGETHER: dict[str, tuple[BadSetting, ...]] = {
+    "auth": (port_that_is_no_number("auth"), MALFORMED_NATS_URL, malformed_database_url("auth")),
+    "storage": (port_that_is_no_number("storage"), malformed_database_url("storage")),
+    "scheduler": (
+        port_that_is_no_number("scheduler"),
+        MALFORMED_NATS_URL,
+        malformed_database_url("scheduler"),
+        edge_address_without_its_scheme("FARM_PUBLIC_URL"),
+    ),
+    "agent": (port_that_is_no_number("agent"),),
+    "mcp": (
+        port_that_is_no_number("mcp"),
+        edge_address_without_its_scheme("FARM_MCP_PUBLIC_URL"),
+        service_address_with_a_scheme("FARM_MCP_SCHEDULER_ADDRESS"),
+    ),
+    "console": (
+        port_that_is_no_number("console"),
+        service_address_with_a_scheme("FARM_CONSOLE_FARM_ADDRESS"),
+    ),
+}
+
+
 @pytest.mark.parametrize("service", SERVICES)
-def test_a_port_that_is_no_number_is_refused_naming_its_variable(
+def test_malformed_settings_are_each_refused_naming_their_variable(
     service: str, tmp_path: Path
 ) -> None:
-    variable = f"FARM_{service.upper()}_PORT"
+    bad = REFUSED_TOGETHER[service]
 
-    refusal = start_service(service, tmp_path, {variable: "eighty"})
+    refusal = start_service(service, tmp_path, {each.variable: each.value for each in bad})
 
     assert refusal.returncode == BAD_SETTINGS_EXIT_CODE, refusal.stderr
-    assert f"{variable}='eighty'" in refusal.stderr
+    assert f"{service} cannot start: {len(bad)} bad setting(s)" in refusal.stderr
+    for each in bad:
+        for text in each.said:
+            assert text in refusal.stderr
+        for text in each.unsaid:
+            assert text not in refusal.stderr
     assert "Traceback" not in refusal.stderr
 
 
@@ -77,54 +153,6 @@ def test_the_consoles_missing_edge_ca_is_named_at_start(tmp_path: Path) -> None:
 
     assert refusal.returncode == BAD_SETTINGS_EXIT_CODE, refusal.stderr
     assert "FARM_CONSOLE_FARM_CA_FILE='/nowhere.pem': cannot read it" in refusal.stderr
-
-
-@pytest.mark.parametrize("service", ["scheduler", "auth"])
-def test_a_malformed_nats_url_is_refused_at_start(service: str, tmp_path: Path) -> None:
-    refusal = start_service(service, tmp_path, {"NATS_URL": "htp:/nats-host"})
-
-    assert refusal.returncode == BAD_SETTINGS_EXIT_CODE, refusal.stderr
-    assert "NATS_URL='htp:/nats-host': 'htp:/nats-host' is not a server URL" in refusal.stderr
-
-
-@pytest.mark.parametrize("service", ["auth", "storage", "scheduler"])
-def test_a_malformed_database_url_is_refused_at_start(service: str, tmp_path: Path) -> None:
-    refusal = start_service(service, tmp_path, {"DATABASE_URL": "postgresql//farm:hush@db/farm"})
-
-    assert refusal.returncode == BAD_SETTINGS_EXIT_CODE, refusal.stderr
-    assert f"FARM_{service.upper()}_DATABASE_URL / DATABASE_URL=" in refusal.stderr
-    assert "not a database URL" in refusal.stderr
-    assert "Traceback" not in refusal.stderr
-    assert "hush" not in refusal.stderr
-
-
-@pytest.mark.parametrize(
-    ("service", "variable"),
-    [("scheduler", "FARM_PUBLIC_URL"), ("mcp", "FARM_MCP_PUBLIC_URL")],
-)
-def test_an_edge_address_without_its_scheme_is_refused_at_start(
-    service: str, variable: str, tmp_path: Path
-) -> None:
-    ports = {f"FARM_{service.upper()}_PORT": "0", f"FARM_{service.upper()}_METRICS_PORT": "0"}
-    refusal = start_service(service, tmp_path, {variable: "farm.example.com", **ports})
-
-    assert refusal.returncode == BAD_SETTINGS_EXIT_CODE, refusal.stderr
-    assert f"{variable}='farm.example.com': not an http:// or https:// URL" in refusal.stderr
-
-
-@pytest.mark.parametrize(
-    ("service", "variable"),
-    [("mcp", "FARM_MCP_SCHEDULER_ADDRESS"), ("console", "FARM_CONSOLE_FARM_ADDRESS")],
-)
-def test_a_service_address_with_a_scheme_is_refused_at_start(
-    service: str, variable: str, tmp_path: Path
-) -> None:
-    # Were it taken, the service would serve: on ports of its own, not the farm's.
-    ports = {f"FARM_{service.upper()}_PORT": "0", f"FARM_{service.upper()}_METRICS_PORT": "0"}
-    refusal = start_service(service, tmp_path, {variable: "http://edge:8080", **ports})
-
-    assert refusal.returncode == BAD_SETTINGS_EXIT_CODE, refusal.stderr
-    assert f"{variable}='http://edge:8080': expected host:port" in refusal.stderr
 
 
 def test_an_agent_without_its_chromium_is_refused_at_start_naming_the_setting(

@@ -83,13 +83,15 @@ async def restarted_across_an_outage(
         return await asyncio.to_thread(connections, server) >= had
 
     await assert_eventually(back, within=30, message="the clients did not reconnect")
-    return await start_scheduler(NATS_URL=server.url, nats_request_timeout_seconds=1)
+    return await start_scheduler(NATS_URL=server.url, FARM_NATS_REQUEST_TIMEOUT_SECONDS=1)
 
 
 async def test_a_cancel_marked_while_nats_was_down_is_marked_after_a_restart(
     fresh_nats_server: NatsServer, start_scheduler: StartScheduler
 ) -> None:
-    first = await start_scheduler(NATS_URL=fresh_nats_server.url, nats_request_timeout_seconds=1)
+    first = await start_scheduler(
+        NATS_URL=fresh_nats_server.url, FARM_NATS_REQUEST_TIMEOUT_SECONDS=1
+    )
     client = await nats.connect(
         fresh_nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2
     )
@@ -119,7 +121,9 @@ async def test_a_cancel_marked_while_nats_was_down_is_marked_after_a_restart(
 async def test_a_batch_cancelled_while_nats_was_down_is_marked_after_a_restart(
     fresh_nats_server: NatsServer, start_scheduler: StartScheduler
 ) -> None:
-    first = await start_scheduler(NATS_URL=fresh_nats_server.url, nats_request_timeout_seconds=1)
+    first = await start_scheduler(
+        NATS_URL=fresh_nats_server.url, FARM_NATS_REQUEST_TIMEOUT_SECONDS=1
+    )
     client = await nats.connect(
         fresh_nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2
     )
@@ -156,7 +160,9 @@ async def test_a_task_cancelled_before_its_publish_was_marked_is_marked_after_a_
 ) -> None:
     # Its publish's ack not back yet: the task is not marked published, no delete is
     # tried, and the end mark is all that keeps an agent from running its message.
-    first = await start_scheduler(NATS_URL=fresh_nats_server.url, nats_request_timeout_seconds=1)
+    first = await start_scheduler(
+        NATS_URL=fresh_nats_server.url, FARM_NATS_REQUEST_TIMEOUT_SECONDS=1
+    )
     client = await nats.connect(
         fresh_nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2
     )

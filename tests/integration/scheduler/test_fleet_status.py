@@ -179,7 +179,7 @@ async def test_fleet_status_with_nats_not_answering_names_nats_and_its_address(
 ) -> None:
     # The server first: it is stopped only after the scheduler.
     scheduler = await start_scheduler(
-        NATS_URL=fresh_nats_server.url, nats_request_timeout_seconds=1
+        NATS_URL=fresh_nats_server.url, FARM_NATS_REQUEST_TIMEOUT_SECONDS=1
     )
     await status(scheduler)
     # A stalled server (SIGSTOP, a full disk) keeps the connection and answers nothing.

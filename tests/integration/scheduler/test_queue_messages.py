@@ -155,7 +155,7 @@ async def test_a_delete_that_failed_while_nats_was_down_is_retried_once_it_is_ba
     fresh_nats_server: NatsServer, start_scheduler: StartScheduler
 ) -> None:
     scheduler = await start_scheduler(
-        NATS_URL=fresh_nats_server.url, nats_request_timeout_seconds=1
+        NATS_URL=fresh_nats_server.url, FARM_NATS_REQUEST_TIMEOUT_SECONDS=1
     )
     store = scheduler.service.store
 

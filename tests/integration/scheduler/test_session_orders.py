@@ -14,8 +14,9 @@ from nats.aio.msg import Msg
 
 from farm.queue.v1 import queue_pb2
 from farm.tasks.v1 import tasks_pb2
+from farm_core import queue
 from farm_core.nats_access import NatsAccess
-from farm_core.queue import MAX_OUTSTANDING_PINGS, PING_INTERVAL_SECONDS, connect
+from farm_core.queue import MAX_OUTSTANDING_PINGS, connect
 from farm_core.sessions import Refusal, SessionOrder, order_subject
 from farm_scheduler.sessions import orders
 from farm_scheduler.sessions.orders import (
@@ -32,6 +33,9 @@ COMMAND_TIMEOUT_SECONDS = 30.0
 PROBE_SECONDS = 0.3
 # A few probes, with room for a loaded machine: far less than the command's own timeout.
 ANSWERED_WITHIN_SECONDS = 3 * PROBE_SECONDS + 3
+# The scheduler's connection pings this often here (PING_INTERVAL_SECONDS in a farm):
+# the same unanswered pings drop it, sooner.
+TEST_PING_INTERVAL_SECONDS = 0.5
 ORDER = queue_pb2.SessionCommandOrder(session_id="ses_0123456789abcdef", tenant="default")
 
 
@@ -192,18 +196,19 @@ async def test_a_garbled_answer_to_a_hold_probe_is_no_verdict_and_the_command_ge
 
 
 async def test_a_command_unanswered_while_nats_stalled_says_the_connection_was_lost(
-    fresh_nats_server: NatsServer,
+    fresh_nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A real trial's SIGSTOPped nats-server made a command fail after its 40 s saying
     # only that its agent did not answer, which sent the operator to a healthy agent.
+    monkeypatch.setattr(queue, "PING_INTERVAL_SECONDS", TEST_PING_INTERVAL_SECONDS)
     agent = await nats.connect(fresh_nats_server.url)
     scheduler = await connect(NatsAccess(fresh_nats_server.url), "farm-test-scheduler")
     try:
         await agent.subscribe(order_subject("agent-x", SessionOrder.RUN), cb=swallow)
         await agent.subscribe(order_subject("agent-x", SessionOrder.HOLD), cb=swallow)
         await agent.flush()
-        # Past the three unanswered pings that drop the scheduler's connection (9 s).
-        timeout = (MAX_OUTSTANDING_PINGS + 1) * PING_INTERVAL_SECONDS + 3
+        # Past the three unanswered pings that drop the scheduler's connection.
+        timeout = (MAX_OUTSTANDING_PINGS + 1) * TEST_PING_INTERVAL_SECONDS + 3
         async with fresh_nats_server.stalled():
             with pytest.raises(AgentSilent) as silent:
                 await orders_of(scheduler).run("agent-x", ORDER, timeout)

@@ -27,6 +27,7 @@ from farm.sessions.v1 import sessions_pb2
 from farm_core.db import utcnow
 from farm_core.quotas import TenantQuotas
 from farm_core.sessions import SessionOrder, read_route, sessions_bucket
+from farm_scheduler.sessions import orders
 from farm_scheduler.sessions.closer import RESERVATION_MARGIN_SECONDS
 from farm_scheduler.sessions.store import SessionStore, new_session_id
 from tests.helpers import assert_eventually
@@ -117,8 +118,11 @@ def session_ids_ordered(agent: ScriptedAgent, verb: SessionOrder) -> list[str]:
 
 
 async def test_an_agent_that_did_not_answer_in_time_is_told_to_close_the_session(
-    start_scheduler: StartScheduler, queue: Queue
+    start_scheduler: StartScheduler, queue: Queue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The scheduler waits past the open timeout by this, not 5 s: the agent's own bound
+    # is never met here, the scheduler's wait alone ends the try.
+    monkeypatch.setattr(orders, "OPEN_ANSWER_MARGIN_SECONDS", 0.5)
     # The scripted agents beat once: the session outlives the test rather than its agent.
     scheduler = await start_scheduler(
         session_agent_lost_seconds=60,
