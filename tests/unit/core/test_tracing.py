@@ -9,9 +9,9 @@ from opentelemetry.trace import SpanKind
 from farm_core.interceptors import ServerCall
 from farm_core.logs import trace_id_var
 from farm_core.trace_context import context_of
+from farm_core.trace_export import NoOrphanClients
 from farm_core.tracing import (
     CallerTraceInterceptor,
-    NoOrphanClients,
     call_trace_link,
     configure_tracing,
     logged_trace,

@@ -18,26 +18,22 @@ caller's trace even though the farm records none of its own.
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.context import Context
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 from opentelemetry.instrumentation.grpc.filters import any_of, negate, service_name
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider, sampling
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import Link, SpanKind, TraceState
-from opentelemetry.util.types import Attributes
 
 from farm_core.call_chain import Around, CallContext, CallInterceptor, ServerCall, SyncContext
 from farm_core.logs import trace_id_var
-from farm_core.span_redaction import RedactingSpanExporter
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 log = logging.getLogger(__name__)
 
@@ -59,40 +55,9 @@ class Instrumentor(Protocol):
         """Patches the library it instruments."""
 
 
-class NoOrphanClients(sampling.Sampler):
-    """Drops client spans that would start a trace; asks `configured` about the rest.
-
-    A background loop's SQL statements and S3 requests (the republisher, the gauges)
-    belong to no task: each would be a trace of one span, every few seconds.
-    """
-
-    def __init__(self, configured: sampling.Sampler) -> None:
-        self._configured = configured
-
-    def should_sample(
-        self,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        trace_state: TraceState | None = None,
-    ) -> sampling.SamplingResult:
-        parent = trace.get_current_span(parent_context).get_span_context()
-        if kind is SpanKind.CLIENT and not parent.is_valid:
-            return sampling.SamplingResult(sampling.Decision.DROP)
-        return self._configured.should_sample(
-            parent_context, trace_id, name, kind, attributes, links, trace_state
-        )
-
-    def get_description(self) -> str:
-        return f"NoOrphanClients{{{self._configured.get_description()}}}"
-
-
 @dataclass
 class _Tracing:
-    provider: TracerProvider
+    provider: "TracerProvider"
     service: str
 
 
@@ -120,22 +85,12 @@ def configure_tracing(service: str, environ: Mapping[str, str] | None = None) ->
         return True
     if not tracing_wanted(env):
         return False
-    # Imported only when on: the exporter brings its own gRPC stubs.
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-        OTLPSpanExporter,
-    )
+    # Imported only when on: the SDK, its exporter (with gRPC stubs of its own) and
+    # psutil, which the SDK's resource detection loads, cost every start CPU.
+    from farm_core.trace_export import exporting_provider
 
     name = env.get("OTEL_SERVICE_NAME", "").strip() or f"farm-{service}"
-    # The sampler OTEL_TRACES_SAMPLER names, as the SDK itself reads it.
-    configured = sampling._get_from_env_or_default()
-    # Shut down by serve() (shutdown_tracing), not at exit, where the loop is gone.
-    provider = TracerProvider(
-        resource=Resource.create({SERVICE_NAME: name}),
-        sampler=NoOrphanClients(configured),
-        shutdown_on_exit=False,
-    )
-    # A URL's secrets (a task's failure names its URL) do not leave the process.
-    provider.add_span_processor(BatchSpanProcessor(RedactingSpanExporter(OTLPSpanExporter())))
+    provider = exporting_provider(name)
     trace.set_tracer_provider(provider)
     _tracing = _Tracing(provider, service)
     endpoint = next(env[variable] for variable in _ENDPOINT_VARIABLES if env.get(variable))

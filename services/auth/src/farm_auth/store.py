@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from farm_auth.keys import KeyRecord
 from farm_auth.limits import QuotaSetting, RateSetting
+from farm_auth.migrations import NEWEST_REVISION
 from farm_auth.models import ApiKeyRow, TenantRow, dialect_insert
 from farm_core.db import Database
 from farm_core.settings import DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS
@@ -93,7 +94,13 @@ class KeyStore(Database):
         database_url: str,
         migration_lock_timeout_seconds: float = DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS,
     ) -> None:
-        super().__init__(database_url, MIGRATIONS, VERSION_TABLE, migration_lock_timeout_seconds)
+        super().__init__(
+            database_url,
+            MIGRATIONS,
+            VERSION_TABLE,
+            NEWEST_REVISION,
+            migration_lock_timeout_seconds,
+        )
 
     async def create(self, record: KeyRecord) -> KeyRecord | None:
         """Stores a new key, creating its tenant if it does not exist yet; None if stored.

@@ -31,6 +31,7 @@ from farm_scheduler.cache_answers import answered_from_cache
 from farm_scheduler.cached_keys import CachedKeys, new_cached_result
 from farm_scheduler.cancel_rows import CancelledRows, cancel_rows
 from farm_scheduler.lifecycle import Status, TaskState
+from farm_scheduler.migrations import NEWEST_REVISION
 from farm_scheduler.models import HAS_IDEMPOTENCY_KEY
 from farm_scheduler.publish_marks import PublishMarks
 from farm_scheduler.quotas import check_task_quotas, queued_limit
@@ -80,7 +81,13 @@ class TaskStore(PublishMarks):
         route: Callable[[tasks_pb2.TaskSpec], str] = lambda spec: "",
         migration_lock_timeout_seconds: float = DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS,
     ) -> None:
-        super().__init__(database_url, MIGRATIONS, VERSION_TABLE, migration_lock_timeout_seconds)
+        super().__init__(
+            database_url,
+            MIGRATIONS,
+            VERSION_TABLE,
+            NEWEST_REVISION,
+            migration_lock_timeout_seconds,
+        )
         self._idempotency_window, self._clock = idempotency_window, clock
         self.route = route  # A new task's routed_region (routing.router).
         self._quota_lock = TenantQuotaLock(self.engine, ADVISORY_NAMESPACE)

@@ -26,6 +26,7 @@ from farm_core.tenant_locks import (
     lock_tenant_in_transaction,
 )
 from farm_storage.attempts import AttemptFence, check_fence
+from farm_storage.migrations import NEWEST_REVISION
 from farm_storage.models import ArtifactRow
 from farm_storage.reservations import reservations, reserve, totals
 
@@ -193,7 +194,13 @@ class ArtifactStore(Database):
         database_url: str,
         migration_lock_timeout_seconds: float = DEFAULT_MIGRATION_LOCK_TIMEOUT_SECONDS,
     ) -> None:
-        super().__init__(database_url, MIGRATIONS, VERSION_TABLE, migration_lock_timeout_seconds)
+        super().__init__(
+            database_url,
+            MIGRATIONS,
+            VERSION_TABLE,
+            NEWEST_REVISION,
+            migration_lock_timeout_seconds,
+        )
         self._quota_lock = TenantQuotaLock(self.engine, BYTES_NAMESPACE)
 
     async def get(self, tenant: str, artifact_id: str) -> ArtifactRecord:

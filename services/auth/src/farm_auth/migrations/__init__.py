@@ -1,1 +1,8 @@
 """Alembic migrations of the auth service's tables (version table alembic_version_auth)."""
+
+NEWEST_REVISION = "0007"
+"""The head of versions/: a start finds the tables there without loading Alembic.
+
+Update it with each new migration (tests/unit/core/test_newest_revision.py holds
+it to the scripts); a stale value only costs every start Alembic's full check.
+"""
