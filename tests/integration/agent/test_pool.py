@@ -164,7 +164,7 @@ async def test_a_browser_whose_pages_no_longer_run_is_replaced_after_one_timeout
     pool = await pools(**settings)
     runner = BrowserSpecRunner(pool, make_settings(**settings, isolation=isolation))
     task = page_task(site, content=tasks_pb2.ContentOptions())
-    task.timeout_ms = 5_000
+    task.timeout_ms = 1_500
     await runner.run(task)
     [pid] = browser_pids(pool.scratch_dir)
     failed_probes = probes("failed")
@@ -190,9 +190,12 @@ async def test_a_browser_whose_pages_no_longer_run_is_replaced_after_one_timeout
     [new_pid] = browser_pids(pool.scratch_dir)
     assert new_pid != pid
     assert probes("failed") == failed_probes + 1
-    # The warning names the browser given up, and why.
+    # The warning names the browser given up, and why: a task on it timed out, or (warm) the
+    # reset after the first task overran, the stuck task waiting for that context meanwhile.
     assert f"(pid {pid}) after" in caplog.text
-    assert "a task on it timed out and a probe page did not evaluate 1 within 2 s" in caplog.text
+    assert "and a probe page did not evaluate 1 within 2 s" in caplog.text
+    if isolation == "context":
+        assert "a task on it timed out and a probe page" in caplog.text
 
 
 async def test_a_warm_task_that_timed_out_opening_its_page_probes_its_browser(
@@ -215,6 +218,51 @@ async def test_a_warm_task_that_timed_out_opening_its_page_probes_its_browser(
 
     assert probes("failed") == failed_probes + 1
     assert pid not in browser_pids(pool.scratch_dir)
+
+
+async def test_a_warm_reset_that_overruns_has_its_browser_probed(
+    pools: StartPool,
+    make_settings: Callable[..., AgentSettings],
+    site: Site,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A task waiting for a warm context whose reset hangs times out before it gets a browser.
+
+    That task probes none, so the reset's overrun has the browser probed: without it the
+    browser, whose pages no longer run, was kept, and every later task on it timed out.
+    """
+    settings = {"min_browsers": 1, "max_browsers": 1, "close_timeout_seconds": 1.0}
+    pool = await pools(**settings)
+    runner = BrowserSpecRunner(pool, make_settings(**settings, isolation="warm"))
+    task = page_task(site, content=tasks_pb2.ContentOptions())
+    stuck = tasks_pb2.TaskSpec()
+    stuck.CopyFrom(task)
+    # Less than the reset's bound (1.5 s), which starts before it.
+    stuck.timeout_ms = 1_000
+    [pid] = browser_pids(pool.scratch_dir)
+    failed_probes = probes("failed")
+
+    async with contextlib.AsyncExitStack() as freezing:
+        async with pool.warm.lease("", runner.context_options(task), "the task before") as warm:
+            assert warm is not None
+            # Its page's renderer too: the reset can neither leave that page nor replace it.
+            frozen = await freezing.enter_async_context(renderers_frozen_as_they_start(pid))
+            await assert_eventually(lambda: frozen, within=10)
+        with pytest.raises(TaskFailure) as caught:
+            await runner.run(stuck)
+        assert caught.value.code is ErrorCode.TIMEOUT, caught.value
+        await pool.warm.resets_done()
+        await pool.health.probes_done()
+        assert probes("failed") == failed_probes + 1
+        # The very next task runs on another browser.
+        capture = await runner.run(task)
+
+    assert "Hello, farm" in capture.artifacts[0].data.decode()
+    assert pid not in browser_pids(pool.scratch_dir)
+    assert (
+        f"(pid {pid}) after 1 task(s): a warm context's reset took over 1.5 s "
+        "and a probe page did not evaluate 1 within 2 s"
+    ) in caplog.text
 
 
 async def test_a_browser_that_answers_its_probe_is_kept_after_a_slow_page_times_out(

@@ -3,9 +3,10 @@
 A browser can stay connected and answer the browser-level calls (a context opens and
 closes) while none of its pages run: its renderers gone or never coming up. Every task
 on it then waits out its whole time and fails TIMEOUT, and nothing else notices. So
-after a task on a browser ends TIMEOUT, a throwaway context's page is asked for `1`
-within a short bound; a browser whose probe fails is given up (killed, its running
-tasks ended BROWSER_CRASHED) and the pool starts another.
+after a task on a browser ends TIMEOUT, or a warm context's reset on it overruns its
+bound, a throwaway context's page is asked for `1` within a short bound; a browser
+whose probe fails is given up (killed, its running tasks ended BROWSER_CRASHED) and
+the pool starts another.
 """
 
 import asyncio
@@ -24,6 +25,8 @@ from farm_core.task_errors import ErrorCode
 log = logging.getLogger(__name__)
 
 GiveUp = Callable[[PooledBrowser, str], Awaitable[None]]
+
+TASK_TIMED_OUT = "a task on it timed out"
 
 
 async def probe(browser: Browser, seconds: float) -> str | None:
@@ -63,13 +66,13 @@ class BrowserHealth:
         """
         if failure.code is ErrorCode.TIMEOUT:
             for pooled in used:
-                self.suspect(pooled)
+                self.suspect(pooled, TASK_TIMED_OUT)
 
-    def suspect(self, pooled: PooledBrowser) -> None:
-        """Probes `pooled` (a task on it timed out) unless it is gone or being probed."""
+    def suspect(self, pooled: PooledBrowser, because: str) -> None:
+        """Probes `pooled` (`because` says why) unless it is gone or being probed."""
         if pooled.gone.is_set() or pooled in self._probes:
             return
-        task = asyncio.create_task(self._check(pooled), name="browser-probe")
+        task = asyncio.create_task(self._check(pooled, because), name="browser-probe")
         self._probes[pooled] = task
         task.add_done_callback(lambda _: self._probes.pop(pooled, None))
 
@@ -87,12 +90,12 @@ class BrowserHealth:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _check(self, pooled: PooledBrowser) -> None:
+    async def _check(self, pooled: PooledBrowser, because: str) -> None:
         why = await probe(pooled.browser, self._seconds)
         if pooled.gone.is_set():
             return
         metrics.browser_probes_total.labels(outcome="failed" if why else "passed").inc()
         if why is None:
-            log.debug("browser %s answered its probe after a task timed out", pooled.name)
+            log.debug("browser %s answered its probe (%s)", pooled.name, because)
             return
-        await self._give_up(pooled, f"a task on it timed out and {why}")
+        await self._give_up(pooled, f"{because} and {why}")

@@ -48,12 +48,12 @@ class BrowserPool:
     (crash, killed process); browsers above the minimum close after being idle for
     `browser_idle_seconds`. A browser that cannot close a task's context within
     `close_timeout_seconds` (a hung renderer), or that fails its probe after a task on
-    it timed out (`health`), is killed and replaced. Chromium's profiles live in the
-    agent's scratch directory, which is removed on close (and on start, after ending
-    any browser an earlier run left there, with the temporary directories outside it
-    that an earlier run recorded in `temp_dirs`). Every browser sends its requests
-    through the pool's egress guard. `warm` keeps contexts per tenant across tasks
-    (WarmContexts), on the pool's browsers.
+    it timed out or a warm context's reset on it overran (`health`), is killed and
+    replaced. Chromium's profiles live in the agent's scratch directory, which is
+    removed on close (and on start, after ending any browser an earlier run left
+    there, with the temporary directories outside it that an earlier run recorded in
+    `temp_dirs`). Every browser sends its requests through the pool's egress guard.
+    `warm` keeps contexts per tenant across tasks (WarmContexts), on the pool's browsers.
     """
 
     def __init__(self, settings: AgentSettings) -> None:
@@ -75,9 +75,9 @@ class BrowserPool:
         )
         self._closed = False
         self._egress: EgressProxy | None = None
-        self.warm = WarmContexts(self, settings)
         # A probe's new page gets more than a close: on a loaded machine one takes a while.
         self.health = BrowserHealth(self.give_up, 2 * settings.close_timeout_seconds)
+        self.warm = WarmContexts(self, settings, self.health.suspect)
 
     @property
     def scratch_dir(self) -> Path:
@@ -174,8 +174,9 @@ class BrowserPool:
         """Closes every browser and Playwright, and removes the scratch directory."""
         self._closed = True
         await self._upkeep.cancel()
-        await self.health.close()
+        # Warm contexts first: a reset that overruns as they close starts a probe.
         await self.warm.close()
+        await self.health.close()
         async with self._changed:
             browsers, self._browsers = self._browsers, []
             metrics.active_browsers.set(0)

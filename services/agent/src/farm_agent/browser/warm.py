@@ -5,7 +5,9 @@ opened for, and never another tenant's. After each task it is reset (`reset_cont
 whatever the reset cannot do in time, or any task that failed in it, closes the
 context instead, so a context is reused only after a reset that went through. The
 agent keeps at most `warm_contexts` of them; to make room the least recently used
-idle one is closed, and one idle for `browser_idle_seconds` is closed too. A warm
+idle one is closed, and one idle for `browser_idle_seconds` is closed too. A reset
+that overruns its bound has the context's browser probed (`suspect`): a task waiting
+for that context times out before it gets a browser, so it probes none. A warm
 context's browser is leased only while a task runs in it, so the pool still recycles
 and closes browsers; a context whose browser went away is dropped when next taken.
 """
@@ -43,6 +45,9 @@ LEAVE_SHARE = 0.5
 
 OnBrowser = Callable[[PooledBrowser], None]
 """Told the browser a leased warm context runs on (the task's, for the probe after a timeout)."""
+
+Suspect = Callable[[PooledBrowser, str], None]
+"""Told a browser to probe, and why (`BrowserHealth.suspect`)."""
 
 
 class ContextSource(Protocol):
@@ -112,9 +117,10 @@ class WarmContext:
 class WarmContexts:
     """The agent's warm contexts, at most `warm_contexts`, handed out one task at a time."""
 
-    def __init__(self, source: ContextSource, settings: AgentSettings) -> None:
+    def __init__(self, source: ContextSource, settings: AgentSettings, suspect: Suspect) -> None:
         self._source = source
         self._settings = settings
+        self._suspect = suspect
         self._contexts: list[WarmContext] = []
         self._lock = asyncio.Lock()
         self._resets: set[asyncio.Task[None]] = set()
@@ -348,16 +354,20 @@ class WarmContexts:
     async def _reset(self, warm: WarmContext) -> bool:
         seconds = self._settings.close_timeout_seconds
         leave_seconds = seconds * LEAVE_SHARE
+        bound = seconds + leave_seconds
         try:
             # The rest of the reset (a page replaced, the state cleared) gets a whole
             # close timeout after the leave's share: on a loaded machine replacing a
             # spinning page alone took longer than the half that was left of one.
-            async with asyncio.timeout(seconds + leave_seconds):
+            async with asyncio.timeout(bound):
                 warm.kept = await reset_context(
                     warm.context, warm.kept, warm.origins, leave_seconds
                 )
         except (PlaywrightError, ResetFailed, TimeoutError) as error:
             log.warning("a warm context could not be reset; it is closed instead: %r", error)
+            if isinstance(error, TimeoutError):
+                # Overrun, not refused: its browser's pages may no longer run.
+                self._suspect(warm.pooled, f"a warm context's reset took over {bound:g} s")
             return False
         except Exception:
             # A bug; the context is closed all the same, never reused unreset.
