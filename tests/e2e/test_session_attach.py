@@ -17,14 +17,12 @@ from playwright.async_api import Playwright
 from farm_agent.browser.chromium import CHROMIUM_FLAGS
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import Client, KeyFactory, http_client
+from tests.e2e.raw_cdp import downloads_begun, raw_cdp
 from tests.e2e.sessions_api import Sessions, assert_drives, cdp_call, cdp_status, close_frame_of
 from tests.helpers import assert_eventually
 from tests.pages import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
-
-SAVED_LOOK_SECONDS = 3.0
-"""How long a refused download is looked for on the farm's disk (a saved one shows at once)."""
 
 
 async def test_playwright_attaches_through_envoy_and_drives_the_sessions_page(
@@ -282,11 +280,6 @@ async def test_revoking_a_key_ends_the_sockets_it_opened_and_leaves_the_session_
             sessions.close(session["id"])
 
 
-def saved_downloads(home: Path) -> list[Path]:
-    """The files Chromium saved in any session browser's downloads folder under `home`."""
-    return [file for folder in home.rglob("Downloads") for file in folder.iterdir()]
-
-
 async def test_downloads_stay_refused_after_an_attached_client_leaves(
     farm: LocalFarm, sessions: Sessions, site: Site, playwright: Playwright
 ) -> None:
@@ -299,13 +292,13 @@ async def test_downloads_stay_refused_after_an_attached_client_leaves(
             session["cdpUrl"], headers={"authorization": f"Bearer {farm.admin_key}"}
         )
         await browser.close()
-        result = sessions.run(session["id"], steps=[{"click": "#dl"}])
-        assert result["refusedDownloads"] == [
-            {"url": site.url("/download"), "suggestedFilename": "file.bin"}
-        ]
-        deadline = asyncio.get_running_loop().time() + SAVED_LOOK_SECONDS
-        while asyncio.get_running_loop().time() < deadline:
-            assert await asyncio.to_thread(saved_downloads, Path(farm.home)) == []
-            await asyncio.sleep(0.2)
+        async with raw_cdp(session["cdpUrl"], farm.admin_key) as listener:
+            await listener.hear_downloads()
+            result = sessions.run(session["id"], steps=[{"click": "#dl"}])
+            assert result["refusedDownloads"] == [
+                {"url": site.url("/download"), "suggestedFilename": "file.bin"}
+            ]
+            assert await listener.download_end() == "canceled"
+        assert downloads_begun(Path(farm.home)) == []
     finally:
         sessions.close(session["id"])

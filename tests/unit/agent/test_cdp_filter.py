@@ -7,6 +7,7 @@ import pytest
 
 from farm_agent.sessions.cdp_filter import (
     CDP_SERVER_ERROR,
+    Answer,
     CloseSession,
     Forward,
     Refuse,
@@ -167,12 +168,20 @@ def test_downloads_are_turned_to_deny_without_the_clients_path() -> None:
     assert params == {"behavior": "deny", "eventsEnabled": True}
 
 
-@pytest.mark.parametrize("method", ["Browser.setDownloadBehavior", "Page.setDownloadBehavior"])
-def test_the_default_download_behavior_is_turned_to_deny_too(method: str) -> None:
-    decision = decide(command(method, {"behavior": "default", "browserContextId": "C1"}))
+def test_the_default_download_behavior_is_turned_to_deny_too() -> None:
+    raw = command("Browser.setDownloadBehavior", {"behavior": "default", "browserContextId": "C1"})
+    decision = decide(raw)
     assert isinstance(decision, Forward)
     params = json.loads(decision.message)["params"]
     assert params == {"behavior": "deny", "browserContextId": "C1"}
+
+
+@pytest.mark.parametrize("behavior", ["allow", "deny"])
+def test_a_pages_download_behavior_is_answered_without_the_browser(behavior: str) -> None:
+    # Chromium would reset the context's behavior (to saving) as the page's session ends.
+    decision = decide(command("Page.setDownloadBehavior", {"behavior": behavior}, sessionId="S2"))
+    assert isinstance(decision, Answer)
+    assert json.loads(decision.reply) == {"id": 7, "result": {}, "sessionId": "S2"}
 
 
 def test_browser_close_closes_the_session_and_answers_the_client() -> None:

@@ -5,7 +5,8 @@ no other session's targets. What the filter keeps from it is the few commands
 that would reach past the browser: the agent's files (file chooser paths,
 extensions, DevTools resource loads), addresses the egress guard would refuse
 (remote target discovery, a context proxy of its own, port forwarding), the agent's
-disk (downloads) and CDP handed to page scripts; and the browser's own targets
+disk (downloads: a client's download behavior is turned to `deny`, or answered
+without the browser for a page's) and CDP handed to page scripts; and the browser's own targets
 (its WebUI pages), which `cdp_targets.py` keeps out of the client's sight and reach.
 Everything else is passed on.
 """
@@ -45,7 +46,9 @@ NAVIGABLE_SCHEMES = frozenset({"http", "https", "about", "data", "blob", "javasc
 """URL schemes a client may open; file:, chrome: and the like reach into the agent."""
 _ALLOWED_SCHEMES = ", ".join(f"{scheme}:" for scheme in sorted(NAVIGABLE_SCHEMES))
 
-DOWNLOAD_METHODS = frozenset({"Browser.setDownloadBehavior", "Page.setDownloadBehavior"})
+DOWNLOAD_METHODS = frozenset({"Browser.setDownloadBehavior"})
+PAGE_DOWNLOADS = "Page.setDownloadBehavior"
+"""Answered by the filter (downloads are denied already), never sent to the browser."""
 PROXY_PARAMETERS = ("proxyServer", "proxyBypassList")
 
 
@@ -71,13 +74,20 @@ class Refuse:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """Answer the client with a result of the filter's own; the browser never sees the command."""
+
+    reply: str
+
+
+@dataclass(frozen=True)
 class CloseSession:
     """The client asked the browser to close: close the session, after answering."""
 
     reply: str
 
 
-Decision = Forward | Refuse | CloseSession
+Decision = Forward | Refuse | Answer | CloseSession
 
 
 def decide(raw: str | bytes, guard: TargetGuard | None = None) -> Decision:
@@ -105,6 +115,12 @@ def decide(raw: str | bytes, guard: TargetGuard | None = None) -> Decision:
         return Refuse(_error_reply(command_id, session, f"{method} is not allowed here: {reason}"))
     if method == "Browser.close":
         return CloseSession(_result_reply(command_id, session))
+    if method == PAGE_DOWNLOADS:
+        # Chromium resets (to its default, which saves) the context's download behavior
+        # a page's session set as that session ends (a detach, the page closing), while
+        # the client stays attached and the agent does not deny them again. Downloads
+        # are denied already; the command has nothing left to do.
+        return Answer(_result_reply(command_id, session))
     if method in DOWNLOAD_METHODS and (
         params.get("behavior") != "deny" or "downloadPath" in params
     ):

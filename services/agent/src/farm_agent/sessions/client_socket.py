@@ -19,7 +19,7 @@ from collections.abc import Callable
 from aiohttp._websocket.helpers import websocket_mask
 
 from farm_agent.sessions.browser_socket import BrowserLink
-from farm_agent.sessions.cdp_filter import CloseSession, Forward, Refuse, decide
+from farm_agent.sessions.cdp_filter import Answer, CloseSession, Forward, Refuse, decide
 from farm_agent.sessions.cdp_targets import TargetGuard
 from farm_agent.sessions.ws_frames import (
     FIN,
@@ -205,7 +205,7 @@ class ClientFrames:
                 link.forward(frames)
             else:
                 link.send(decision.message)
-        elif isinstance(decision, Refuse):
+        elif isinstance(decision, Refuse | Answer):
             link.reply(decision.reply)
         elif isinstance(decision, CloseSession):
             link.reply(decision.reply)
