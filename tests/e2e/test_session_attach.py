@@ -17,10 +17,10 @@ from playwright.async_api import Playwright
 from farm_agent.browser.chromium import CHROMIUM_FLAGS
 from farm_cli.launcher.farm import LocalFarm
 from tests.e2e.conftest import Client, KeyFactory, http_client
-from tests.e2e.raw_cdp import downloads_begun, raw_cdp
 from tests.e2e.sessions_api import Sessions, assert_drives, cdp_call, cdp_status, close_frame_of
 from tests.helpers import assert_eventually
 from tests.pages import Site
+from tests.raw_cdp import downloads_begun, raw_cdp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 

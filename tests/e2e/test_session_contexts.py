@@ -11,10 +11,10 @@ import pytest
 from playwright.async_api import Playwright
 
 from farm_cli.launcher.farm import LocalFarm
-from tests.e2e.raw_cdp import RawCdp, downloads_begun, raw_cdp
 from tests.e2e.sessions_api import Sessions
 from tests.helpers import assert_eventually
 from tests.pages import Site
+from tests.raw_cdp import RawCdp, downloads_begun, raw_cdp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database_neutral]
 

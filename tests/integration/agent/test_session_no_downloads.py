@@ -12,7 +12,6 @@ A download's end is heard (Browser.downloadProgress), not looked for on disk a w
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -31,14 +30,12 @@ from farm_core.scopes import Scope
 from tests.helpers import TEST_SIGNER
 from tests.integration.agent.conftest import HAVE_CHROMIUM, open_session
 from tests.pages import Site
+from tests.raw_cdp import ANSWER_SECONDS, RawCdp
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs Debian's chromium"),
 ]
-
-ANSWER_SECONDS = 15.0
-"""How long a command's answer, an event or a download's end may take."""
 
 
 @pytest.fixture
@@ -106,40 +103,8 @@ def begun(*folders: Path) -> list[Path]:
     return made + [path for folder in folders for path in folder.rglob("file.bin*")]
 
 
-class Client:
+class Client(RawCdp):
     """A raw CDP client attached through the session's endpoint (no Playwright in between)."""
-
-    def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
-        self._socket = socket
-        self._last_id = 0
-        self._events: list[dict[str, Any]] = []
-
-    async def call(self, method: str, session: str | None = None, **params: Any) -> dict[str, Any]:
-        """Sends one command (on a target's `session`, if given) and returns its result."""
-        self._last_id += 1
-        command: dict[str, Any] = {"id": self._last_id, "method": method, "params": params}
-        if session is not None:
-            command["sessionId"] = session
-        await self._socket.send_str(json.dumps(command))
-        async with asyncio.timeout(ANSWER_SECONDS):
-            while True:
-                message = json.loads(await self._socket.receive_str())
-                if message.get("id") == self._last_id:
-                    assert "result" in message, message
-                    return dict(message["result"])
-                if "method" in message:
-                    self._events.append(message)
-
-    async def loaded(self, session: str) -> None:
-        """Waits for the page of `session` to fire its load event."""
-        async with asyncio.timeout(ANSWER_SECONDS):
-            while not any(
-                event["method"] == "Page.loadEventFired" and event.get("sessionId") == session
-                for event in self._events
-            ):
-                message = json.loads(await self._socket.receive_str())
-                if "method" in message:
-                    self._events.append(message)
 
     async def attach(self, target: str) -> str:
         """Attaches to `target` (flat); its CDP session."""
@@ -148,12 +113,7 @@ class Client:
 
     async def open_opener(self, context: str, site: Site) -> str:
         """Opens the page with a download link in a new page of `context`; its CDP session."""
-        target = await self.call("Target.createTarget", url="about:blank", browserContextId=context)
-        session = await self.attach(target["targetId"])
-        await self.call("Page.enable", session)
-        await self.call("Page.navigate", session, url=site.url("/mcp/opener"))
-        await self.loaded(session)
-        return session
+        return await self.open_page(context, site.url("/mcp/opener"))
 
     async def click_download(self, session: str) -> None:
         """Clicks the download link of the page of `session`."""

@@ -1,6 +1,7 @@
-"""A raw CDP client of a session's browser, through Envoy, and what it hears of downloads.
+"""A raw CDP client of a session's browser, and what it hears of downloads.
 
-A download's end is heard (`Browser.downloadProgress`), not looked for on disk a while.
+Used through Envoy (e2e) and through an agent's own endpoint (integration). A download's
+end is heard (`Browser.downloadProgress`), not looked for on disk a while.
 """
 
 import asyncio
