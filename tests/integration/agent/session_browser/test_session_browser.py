@@ -5,14 +5,14 @@ import contextlib
 import json
 import os
 import signal
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from pathlib import Path
 
 import aiohttp
 import psutil
 import pytest
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Playwright, async_playwright
+from playwright.async_api import Playwright
 
 from farm.sessions.v1 import sessions_pb2
 from farm.tasks.v1 import tasks_pb2
@@ -27,36 +27,15 @@ from farm_core.task_errors import ErrorCode
 from tests.helpers import assert_eventually
 from tests.integration.agent.conftest import CHROMIUM, HAVE_CHROMIUM, agent_settings
 from tests.integration.agent.pool_browsers import renderer_pids, renderers_frozen_as_they_start
-from tests.integration.agent.session_relay import Relay, launched_session_browser, relaying
+from tests.integration.agent.session_browser.session_relay import (
+    Relay,
+)
 from tests.pages import Site
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs Debian's chromium"),
 ]
-
-
-@pytest.fixture(scope="module")
-async def playwright() -> AsyncIterator[Playwright]:
-    """One Playwright driver for the module's session browsers (starting node takes a while)."""
-    async with async_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture
-async def session_browser(
-    playwright: Playwright, tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[SessionBrowser]:
-    async with launched_session_browser(
-        playwright, tmp_path, getattr(request, "param", ())
-    ) as browser:
-        yield browser
-
-
-@pytest.fixture
-async def relay(session_browser: SessionBrowser) -> AsyncIterator[Relay]:
-    async with relaying(session_browser) as relay:
-        yield relay
 
 
 # The second with the browser's own WebUI targets, which the filter hides (see WITH_WEBUI in

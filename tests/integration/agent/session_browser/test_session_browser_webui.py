@@ -2,45 +2,20 @@
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import Playwright, async_playwright
 
-from farm_agent.sessions.browser import SessionBrowser
 from tests.integration.agent.conftest import HAVE_CHROMIUM
-from tests.integration.agent.session_relay import Relay, launched_session_browser, relaying
+from tests.integration.agent.session_browser.session_relay import (
+    Relay,
+)
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs Debian's chromium"),
 ]
-
-
-@pytest.fixture(scope="module")
-async def playwright() -> AsyncIterator[Playwright]:
-    """One Playwright driver for the module's session browsers (starting node takes a while)."""
-    async with async_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture
-async def session_browser(
-    playwright: Playwright, tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[SessionBrowser]:
-    async with launched_session_browser(
-        playwright, tmp_path, getattr(request, "param", ())
-    ) as browser:
-        yield browser
-
-
-@pytest.fixture
-async def relay(session_browser: SessionBrowser) -> AsyncIterator[Relay]:
-    async with relaying(session_browser) as relay:
-        yield relay
 
 
 class Cdp:
