@@ -107,6 +107,7 @@ def test_a_script_error_is_script_failed_with_its_message() -> None:
         "Page.goto: Target crashed",
         "Target page, context or browser has been closed",
         "BrowserContext.new_page: Browser has been closed",
+        "page: no object with guid page@7e854316bdaeba1401212a3362cf67af",
     ],
 )
 def test_a_dead_browser_is_browser_crashed_whatever_the_stage(stage: Stage, message: str) -> None:

@@ -93,6 +93,9 @@ _CRASH_SIGNS = (
     "browser has disconnected",
     "target page, context or browser has been closed",
     "browser closed",
+    # Playwright's answer for an object its driver already let go of, as it does for
+    # everything of a browser that disconnected (a page opening as the browser went).
+    "no object with guid",
 )
 # Playwright's words for a selector that does not parse; an XPath one is Chromium's own.
 _INVALID_SELECTOR_SIGNS = (
