@@ -132,16 +132,7 @@ def start_producing(
             return None, {}  # nothing to pass on (a batch publishes a thousand messages)
         return None, _passed_on(parent)
     context = context_of(parent)
-    current = trace.get_current_span().get_span_context()
-    # Linked only to another span than its parent (a requeue's operator call, the
-    # call that started a group of creates): a link to the parent says nothing.
-    named = span_context_of(parent)
-    linked = (
-        context is not None
-        and current.is_valid
-        and (current.trace_id, current.span_id) != (named.trace_id, named.span_id)
-    )
-    links = [Link(current)] if linked else []
+    links = _current_span_link(parent) if context is not None else []
     span_attributes: dict[str, AttributeValue] = {
         MESSAGING_SYSTEM: "nats",
         MESSAGING_DESTINATION: subject,
@@ -219,20 +210,29 @@ def mark(
     """
     if not _spans_recorded():
         return
-    current = trace.get_current_span().get_span_context()
-    named = span_context_of(parent)
-    linked = (
-        link_current
-        and current.is_valid
-        and (current.trace_id, current.span_id) != (named.trace_id, named.span_id)
-    )
     tracer().start_span(
         name,
         context=context_of(parent),
         kind=SpanKind.INTERNAL,
         attributes=attributes,
-        links=[Link(current)] if linked else [],
+        links=_current_span_link(parent) if link_current else [],
     ).end()
+
+
+def _current_span_link(parent: str) -> list[Link]:
+    """A link to the current span, if it is another span than `parent`.
+
+    That is a call acting on the task from its own trace (a requeue's operator call,
+    a cancel, the call that started a group of creates); a link to the parent says nothing.
+    """
+    current = trace.get_current_span().get_span_context()
+    named = span_context_of(parent)
+    if current.is_valid and (current.trace_id, current.span_id) != (
+        named.trace_id,
+        named.span_id,
+    ):
+        return [Link(current)]
+    return []
 
 
 def passes_nothing() -> bool:
