@@ -73,12 +73,11 @@ def run_wait_seconds(
 class RunTaskNotAnswered(CliError):
     """RunTask got no answer within the task's own time and the margin (exit 1)."""
 
-    def __init__(self, wait_seconds: float, margin_seconds: float | None = None) -> None:
-        margin = answer_margin_seconds() if margin_seconds is None else margin_seconds
+    def __init__(self, wait_seconds: float, margin_seconds: float) -> None:
         super().__init__(
             f"the farm did not answer RunTask within {wait_seconds:.0f} s, the task's own "
             f"time (its attempts' limits and the queue's wait, or its deadline) and "
-            f"{margin:g} s more: the scheduler may be stalled or overloaded. "
+            f"{margin_seconds:g} s more: the scheduler may be stalled or overloaded. "
             "The task may have been made: look for it with `farm task list`, or run it "
             "again with the same --idempotency-key"
         )

@@ -5,7 +5,12 @@ from datetime import UTC, datetime
 
 from farm.tasks.v1 import tasks_pb2
 from farm_cli.client import call_and_print, call_farm
-from farm_cli.commands.run_wait import CLIENT_DEADLINE, RunTaskNotAnswered, run_wait_seconds
+from farm_cli.commands.run_wait import (
+    CLIENT_DEADLINE,
+    RunTaskNotAnswered,
+    answer_margin_seconds,
+    run_wait_seconds,
+)
 from farm_cli.commands.task_batch import add_batch_arguments, batch_urls, run_batch
 from farm_cli.commands.task_cancel import add_cancel_parser
 from farm_cli.commands.task_list import add_list_parser
@@ -67,9 +72,10 @@ def run_task(args: argparse.Namespace) -> int:
         args.url = urls[0]
         return run_batch(args, task_spec_from_args(args), urls)
     request = tasks_pb2.RunTaskRequest(spec=task_spec_from_args(args))
-    wait_seconds = run_wait_seconds(request.spec, datetime.now(UTC))
+    margin_seconds = answer_margin_seconds()
+    wait_seconds = run_wait_seconds(request.spec, datetime.now(UTC), margin_seconds)
     with waiting(f"running {request.spec.url} (Ctrl-C stops waiting)", quiet=args.json):
-        task = run_within(request, wait_seconds)
+        task = run_within(request, wait_seconds, margin_seconds)
     print_message(task)
     if task.status not in ENDED:
         raise TaskNotEnded(task)
@@ -77,8 +83,13 @@ def run_task(args: argparse.Namespace) -> int:
     return ExitCode.OK if succeeded else ExitCode.TASKS_FAILED
 
 
-def run_within(request: tasks_pb2.RunTaskRequest, wait_seconds: float) -> tasks_pb2.Task:
-    """RunTask with `wait_seconds` as its deadline; RunTaskNotAnswered once that passes."""
+def run_within(
+    request: tasks_pb2.RunTaskRequest, wait_seconds: float, margin_seconds: float
+) -> tasks_pb2.Task:
+    """RunTask with `wait_seconds` as its deadline; RunTaskNotAnswered once that passes.
+
+    `margin_seconds` is the part of the wait past the task's own time.
+    """
     import grpc
 
     from farm_cli.rpc_errors import rpc_status
@@ -89,7 +100,7 @@ def run_within(request: tasks_pb2.RunTaskRequest, wait_seconds: float) -> tasks_
         )
     except grpc.RpcError as error:
         if rpc_status(error) == (grpc.StatusCode.DEADLINE_EXCEEDED, CLIENT_DEADLINE):
-            raise RunTaskNotAnswered(wait_seconds) from None
+            raise RunTaskNotAnswered(wait_seconds, margin_seconds) from None
         raise
     return task
 
