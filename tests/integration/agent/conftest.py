@@ -32,6 +32,7 @@ from farm_agent.kv import (
     TENANT_SLOTS_BUCKET,
 )
 from farm_agent.places import Places
+from farm_agent.sessions.endpoints import SessionEndpoints
 from farm_agent.sessions.manager import SessionManager
 from farm_agent.sessions.session import OpenSession
 from farm_agent.settings import AgentSettings
@@ -52,6 +53,7 @@ from farm_core.settings import FarmSettings
 from tests.conftest import NatsServer
 from tests.helpers import (
     TEST_PUBLIC_KEY,
+    TEST_SIGNER,
     StandInService,
     agent_credential,
     serving,
@@ -336,6 +338,17 @@ async def manager(
         make_settings(session_spare_browsers=0), shared_pool, js, uploader
     ) as manager:
         yield manager
+
+
+@pytest.fixture
+async def endpoints(manager: SessionManager) -> AsyncIterator[SessionEndpoints]:
+    """The manager's sessions' CDP endpoints on a free port, vouched for by the test signer."""
+    endpoints = SessionEndpoints(manager, TEST_SIGNER, "127.0.0.1", 0)
+    await endpoints.start()
+    try:
+        yield endpoints
+    finally:
+        await endpoints.close()
 
 
 @contextlib.asynccontextmanager

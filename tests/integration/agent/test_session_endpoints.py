@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -31,17 +30,6 @@ pytestmark = [
 
 LEAVING_SECONDS = 10.0
 """How long the agent may take to be done with a client that left."""
-
-
-@pytest.fixture
-async def endpoints(manager: SessionManager) -> AsyncIterator[SessionEndpoints]:
-    """The manager's sessions' endpoints on a free port, vouched for by the test signer."""
-    endpoints = SessionEndpoints(manager, TEST_SIGNER, "127.0.0.1", 0)
-    await endpoints.start()
-    try:
-        yield endpoints
-    finally:
-        await endpoints.close()
 
 
 def vouched() -> dict[str, str]:

@@ -50,17 +50,6 @@ async def session(without_the_profiles_backstop: None, manager: SessionManager) 
     return await open_session(manager)
 
 
-@pytest.fixture
-async def endpoints(manager: SessionManager) -> AsyncIterator[SessionEndpoints]:
-    """The manager's sessions' CDP endpoints on a free port, vouched for by the test signer."""
-    endpoints = SessionEndpoints(manager, TEST_SIGNER, "127.0.0.1", 0)
-    await endpoints.start()
-    try:
-        yield endpoints
-    finally:
-        await endpoints.close()
-
-
 class DownloadEnds:
     """How each download in the browser ended, heard on a CDP session of the test's own."""
 
