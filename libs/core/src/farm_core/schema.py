@@ -19,6 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from pydantic import AliasChoices, Field, ValidationError, create_model
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource
+from pydantic_settings.sources.utils import parse_env_vars
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -142,11 +143,10 @@ class _EnvironSource(EnvSettingsSource):
         super().__init__(settings_class)
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
-        return {
-            name if self.case_sensitive else name.lower(): value
-            for name, value in self._environ.items()
-            if not (self.env_ignore_empty and value == "")
-        }
+        # As the library reads os.environ (case, empty values, "None"), from the mapping.
+        return parse_env_vars(
+            self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
 
 
 class BadDatabaseSettings(StartFailure):
