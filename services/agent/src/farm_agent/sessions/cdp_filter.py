@@ -46,7 +46,8 @@ NAVIGABLE_SCHEMES = frozenset({"http", "https", "about", "data", "blob", "javasc
 """URL schemes a client may open; file:, chrome: and the like reach into the agent."""
 _ALLOWED_SCHEMES = ", ".join(f"{scheme}:" for scheme in sorted(NAVIGABLE_SCHEMES))
 
-DOWNLOAD_METHODS = frozenset({"Browser.setDownloadBehavior"})
+BROWSER_DOWNLOADS = "Browser.setDownloadBehavior"
+"""Turned to `deny` (without a path) on its way to the browser."""
 PAGE_DOWNLOADS = "Page.setDownloadBehavior"
 """Answered by the filter (downloads are denied already), never sent to the browser."""
 PROXY_PARAMETERS = ("proxyServer", "proxyBypassList")
@@ -121,7 +122,7 @@ def decide(raw: str | bytes, guard: TargetGuard | None = None) -> Decision:
         # the client stays attached and the agent does not deny them again. Downloads
         # are denied already; the command has nothing left to do.
         return Answer(_result_reply(command_id, session))
-    if method in DOWNLOAD_METHODS and (
+    if method == BROWSER_DOWNLOADS and (
         params.get("behavior") != "deny" or "downloadPath" in params
     ):
         # Downloads are refused as in tasks; clients (Playwright) set this on attach,
