@@ -5,7 +5,7 @@ is set. Each service keeps its own tables and its own Alembic version table, so
 all of them can share one PostgreSQL database.
 
 Alembic is imported only to migrate: a start whose tables are already at the
-newest revision reads the version table itself (0.1–0.3 s of CPU less per start,
+newest revision reads the version table itself (0.1 to 0.3 s of CPU less per start,
 docs/performance.md "Starting the farm").
 """
 
